@@ -1,0 +1,33 @@
+# Front door to the CMake build: make, make check [SANITIZE=1], make demo.
+BUILD ?= build
+CMAKE_FLAGS ?=
+ifeq ($(SANITIZE),1)
+BUILD := build-san
+CMAKE_FLAGS += -DPVELAB_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+endif
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all deps check demo fuzz clean
+
+all: $(BUILD)/CMakeCache.txt
+	@cmake --build $(BUILD) -j $(JOBS)
+
+$(BUILD)/CMakeCache.txt:
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+
+deps:
+	@bash scripts/install-deps
+
+check: deps
+	@$(MAKE) --no-print-directory all BUILD=$(BUILD) CMAKE_FLAGS="$(CMAKE_FLAGS)"
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+demo: all
+	@bash scripts/demo $(BUILD)/pvelab
+
+fuzz:
+	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DPVELAB_FUZZ=ON >/dev/null
+	@cmake --build build-fuzz -j $(JOBS)
+
+clean:
+	rm -rf build build-san build-fuzz

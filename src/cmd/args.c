@@ -1,0 +1,303 @@
+/*
+ * Table-driven option parsing for subcommands, shared output helpers, and the
+ * global options every command accepts (-c, -o, -v, -q, --no-color).
+ */
+#include "core/common.h"
+#include "cmd/cmd.h"
+#include "core/str.h"
+
+const struct pl_opt pl_global_opts[] = {
+	{ "config", 'c', "FILE", "config file (default ./pvelab.yaml)" },
+	{ "output", 'o', "FORMAT", "output format: text or json" },
+	{ "verbose", 'v', NULL, "more detail (repeat for more)" },
+	{ "quiet", 'q', NULL, "only errors" },
+	{ "no-color", 0, NULL, "no ANSI colours (also NO_COLOR=1)" },
+	{ "help", 'h', NULL, "show help for the command" },
+	{ NULL, 0, NULL, NULL },
+};
+
+enum { G_CONFIG, G_OUTPUT, G_VERBOSE, G_QUIET, G_NOCOLOR, G_HELP };
+
+void
+pl_args_init(struct pl_args *a, const struct pl_cmd *cmd, struct pl_ctx *ctx, int argc,
+	     char **argv)
+{
+	memset(a, 0, sizeof(*a));
+	a->cmd = cmd;
+	a->ctx = ctx;
+	a->argc = argc;
+	a->argv = argv;
+	a->i = 1;
+	a->pos = pl_calloc((size_t)argc + 1, sizeof(char *));
+}
+
+void
+pl_args_release(struct pl_args *a)
+{
+	free(a->pos);
+	a->pos = NULL;
+}
+
+int
+pl_args_exit(int r)
+{
+	return r == PL_ARGS_HELP ? PL_EXIT_OK : PL_EXIT_USAGE;
+}
+
+int
+pl_usage_error(const struct pl_cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "pvelab: %s: ", cmd ? cmd->name : "usage");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	if (cmd)
+		fprintf(stderr, " (usage: pvelab %s %s; see pvelab help %s)\n", cmd->name,
+			cmd->usage ? cmd->usage : "", cmd->name);
+	else
+		fputc('\n', stderr);
+	return PL_EXIT_USAGE;
+}
+
+/* Apply a global option; returns 0, PL_ARGS_HELP or PL_ARGS_ERROR. */
+static int
+apply_global(struct pl_args *a, int g, const char *value)
+{
+	struct pl_ctx *ctx = a->ctx;
+
+	switch (g) {
+	case G_CONFIG:
+		ctx->config_path = value;
+		ctx->config_given = true;
+		break;
+	case G_OUTPUT:
+		if (!strcmp(value, "json"))
+			ctx->output = PL_OUT_JSON;
+		else if (!strcmp(value, "text"))
+			ctx->output = PL_OUT_TEXT;
+		else {
+			pl_usage_error(a->cmd, "unknown output format '%s' (use text or json)",
+				       value);
+			return PL_ARGS_ERROR;
+		}
+		break;
+	case G_VERBOSE:
+		ctx->verbosity++;
+		break;
+	case G_QUIET:
+		ctx->verbosity = -1;
+		break;
+	case G_NOCOLOR:
+		ctx->color = false;
+		break;
+	case G_HELP:
+		pl_cmd_print_help(a->cmd, stdout);
+		return PL_ARGS_HELP;
+	}
+	return 0;
+}
+
+/* Find a long option in a table; -1 if absent. */
+static int
+find_long(const struct pl_opt *opts, const char *name, size_t len)
+{
+	for (int i = 0; opts && opts[i].name; i++)
+		if (strlen(opts[i].name) == len && !strncmp(opts[i].name, name, len))
+			return i;
+	return -1;
+}
+
+static int
+find_short(const struct pl_opt *opts, int c)
+{
+	for (int i = 0; opts && opts[i].name; i++)
+		if (opts[i].short_name == c)
+			return i;
+	return -1;
+}
+
+static void
+suggest_option(const struct pl_args *a, const char *name)
+{
+	const char *cands[128];
+	size_t n = 0;
+	const char *s;
+
+	for (int i = 0; a->cmd->opts && a->cmd->opts[i].name && n < 100; i++)
+		cands[n++] = a->cmd->opts[i].name;
+	for (int i = 0; pl_global_opts[i].name && n < 128; i++)
+		cands[n++] = pl_global_opts[i].name;
+	s = n ? pl_str_suggest(name, cands, n) : NULL;
+	if (s)
+		pl_usage_error(a->cmd, "unknown option '--%s' (did you mean '--%s'?)", name, s);
+	else
+		pl_usage_error(a->cmd, "unknown option '--%s'", name);
+}
+
+/* Handle option number idx of table opts (global or not) with its value. */
+static int
+take(struct pl_args *a, const struct pl_opt *opt, const char *inline_value, const char *shown)
+{
+	a->value = NULL;
+	if (opt->arg == NULL) {
+		if (inline_value) {
+			pl_usage_error(a->cmd, "option '%s' takes no value", shown);
+			return PL_ARGS_ERROR;
+		}
+		return 0;
+	}
+	if (inline_value) {
+		a->value = inline_value;
+		return 0;
+	}
+	if (a->i >= a->argc) {
+		pl_usage_error(a->cmd, "option '%s' needs a value (%s)", shown, opt->arg);
+		return PL_ARGS_ERROR;
+	}
+	a->value = a->argv[a->i++];
+	return 0;
+}
+
+int
+pl_args_next(struct pl_args *a)
+{
+	const struct pl_opt *opts = a->cmd->opts;
+	char shown[64];
+	int idx, r;
+
+	for (;;) {
+		if (a->shorts && *a->shorts) {
+			int c = (unsigned char)*a->shorts++;
+			const char *rest = *a->shorts ? a->shorts : NULL;
+			bool global = false;
+			const struct pl_opt *opt;
+
+			snprintf(shown, sizeof(shown), "-%c", c);
+			if ((idx = find_short(opts, c)) < 0) {
+				if ((idx = find_short(pl_global_opts, c)) < 0) {
+					pl_usage_error(a->cmd, "unknown option '-%c'", c);
+					return PL_ARGS_ERROR;
+				}
+				global = true;
+			}
+			opt = global ? &pl_global_opts[idx] : &opts[idx];
+			if (opt->arg) { /* the rest of the cluster is the value */
+				a->shorts = NULL;
+				if ((r = take(a, opt, rest, shown)) != 0)
+					return r;
+			} else if ((r = take(a, opt, NULL, shown)) != 0) {
+				return r;
+			}
+			if (!global)
+				return idx;
+			if ((r = apply_global(a, idx, a->value)) != 0)
+				return r;
+			continue;
+		}
+		a->shorts = NULL;
+		if (a->i >= a->argc)
+			return PL_ARGS_END;
+
+		char *arg = a->argv[a->i++];
+
+		if (a->dashdash || arg[0] != '-' || arg[1] == '\0') {
+			a->pos[a->npos++] = arg;
+			continue;
+		}
+		if (!strcmp(arg, "--")) {
+			a->dashdash = true;
+			continue;
+		}
+		if (arg[1] != '-') {
+			a->shorts = arg + 1;
+			continue;
+		}
+
+		const char *name = arg + 2;
+		const char *eq = strchr(name, '=');
+		size_t len = eq ? (size_t)(eq - name) : strlen(name);
+
+		snprintf(shown, sizeof(shown), "--%.*s", (int)(len > 50 ? 50 : len), name);
+		if ((idx = find_long(opts, name, len)) >= 0) {
+			if ((r = take(a, &opts[idx], eq ? eq + 1 : NULL, shown)) != 0)
+				return r;
+			return idx;
+		}
+		if ((idx = find_long(pl_global_opts, name, len)) >= 0) {
+			if ((r = take(a, &pl_global_opts[idx], eq ? eq + 1 : NULL, shown)) != 0)
+				return r;
+			if ((r = apply_global(a, idx, a->value)) != 0)
+				return r;
+			continue;
+		}
+		char *nm = pl_strndup(name, len);
+
+		suggest_option(a, nm);
+		free(nm);
+		return PL_ARGS_ERROR;
+	}
+}
+
+int
+pl_args_int(struct pl_args *a, long long min, long long max, long long *out)
+{
+	if (pl_str_to_ll(a->value, min, max, out) != 0) {
+		pl_usage_error(a->cmd, "'%s' is not a number from %lld to %lld", a->value, min,
+			       max);
+		return PL_ARGS_ERROR;
+	}
+	return 0;
+}
+
+int
+pl_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("pvelab: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return PL_EXIT_ERROR;
+}
+
+void
+pl_warn(const struct pl_ctx *ctx, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ctx && ctx->verbosity < 0)
+		return;
+	fputs("pvelab: warning: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int
+pl_print_json(json_t *v)
+{
+	int r = json_dumpf(v, stdout, JSON_INDENT(2) | JSON_ENCODE_ANY);
+
+	fputc('\n', stdout);
+	json_decref(v);
+	return r == 0 ? PL_EXIT_OK : PL_EXIT_ERROR;
+}
+
+const char *
+pl_color(const struct pl_ctx *ctx, const char *code)
+{
+	static char esc[4][16];
+	static int slot;
+	char *s;
+
+	if (!ctx->color)
+		return "";
+	s = esc[slot++ % 4];
+	snprintf(s, sizeof(esc[0]), "\033[%sm", code);
+	return s;
+}

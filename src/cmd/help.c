@@ -1,0 +1,120 @@
+/*
+ * `pvelab help [COMMAND]`: the command list and per-command help, both read
+ * from the command table.
+ */
+#include "core/common.h"
+#include "cmd/cmd.h"
+
+static void
+print_opts(const struct pl_opt *opts, FILE *f)
+{
+	for (int i = 0; opts && opts[i].name; i++) {
+		char left[64];
+
+		if (opts[i].short_name)
+			snprintf(left, sizeof(left), "-%c, --%s%s%s", opts[i].short_name,
+				 opts[i].name, opts[i].arg ? " " : "",
+				 opts[i].arg ? opts[i].arg : "");
+		else
+			snprintf(left, sizeof(left), "    --%s%s%s", opts[i].name,
+				 opts[i].arg ? " " : "", opts[i].arg ? opts[i].arg : "");
+		fprintf(f, "  %-28s %s\n", left, opts[i].help);
+	}
+}
+
+void
+pl_cmd_print_help(const struct pl_cmd *cmd, FILE *f)
+{
+	fprintf(f, "usage: pvelab %s%s%s\n\n%s\n", cmd->name, cmd->usage ? " " : "",
+		cmd->usage ? cmd->usage : "", cmd->summary);
+	if (cmd->help)
+		fprintf(f, "\n%s\n", cmd->help);
+	if (cmd->opts && cmd->opts[0].name) {
+		fputs("\noptions:\n", f);
+		print_opts(cmd->opts, f);
+	}
+	fputs("\nglobal options:\n", f);
+	print_opts(pl_global_opts, f);
+}
+
+static void
+print_overview(FILE *f)
+{
+	fputs("usage: pvelab [global options] COMMAND [options] [args]\n\n"
+	      "Proxmox VE homelab as code: plan, apply, watch and serve a homelab described "
+	      "in one YAML file.\n\ncommands:\n",
+	      f);
+	for (size_t i = 0; pl_commands[i]; i++)
+		if (!(pl_commands[i]->flags & PL_CMD_HIDDEN))
+			fprintf(f, "  %-12s %s\n", pl_commands[i]->name, pl_commands[i]->summary);
+	fputs("\nglobal options:\n", f);
+	print_opts(pl_global_opts, f);
+	fputs("\nenvironment: PVELAB_URL, PVELAB_TOKEN, PVELAB_FINGERPRINT, PVELAB_STATE, "
+	      "NO_COLOR\n'pvelab help COMMAND' shows a command's options.\n",
+	      f);
+}
+
+static json_t *
+cmd_json(const struct pl_cmd *cmd)
+{
+	json_t *opts = json_array();
+
+	for (int i = 0; cmd->opts && cmd->opts[i].name; i++)
+		json_array_append_new(opts, json_pack("{s:s,s:s?,s:s}", "name", cmd->opts[i].name,
+						      "arg", cmd->opts[i].arg, "help",
+						      cmd->opts[i].help));
+	return json_pack("{s:s,s:s,s:s,s:o}", "name", cmd->name, "summary", cmd->summary,
+			 "usage", cmd->usage ? cmd->usage : "", "options", opts);
+}
+
+static int
+run(struct pl_ctx *ctx, int argc, char **argv)
+{
+	struct pl_args a;
+	const struct pl_cmd *cmd;
+	int r;
+
+	pl_args_init(&a, &pl_cmd_help, ctx, argc, argv);
+	if ((r = pl_args_next(&a)) != PL_ARGS_END) {
+		pl_args_release(&a);
+		return pl_args_exit(r);
+	}
+	if (a.npos == 0) {
+		if (ctx->output == PL_OUT_JSON) {
+			json_t *all = json_array();
+
+			for (size_t i = 0; pl_commands[i]; i++)
+				if (!(pl_commands[i]->flags & PL_CMD_HIDDEN))
+					json_array_append_new(all, cmd_json(pl_commands[i]));
+			r = pl_print_json(all);
+		} else {
+			print_overview(stdout);
+			r = PL_EXIT_OK;
+		}
+	} else if ((cmd = pl_cmd_find(a.pos[0])) != NULL) {
+		if (ctx->output == PL_OUT_JSON)
+			r = pl_print_json(cmd_json(cmd));
+		else {
+			pl_cmd_print_help(cmd, stdout);
+			r = PL_EXIT_OK;
+		}
+	} else {
+		const char *s = pl_cmd_suggest(a.pos[0]);
+
+		if (s)
+			pl_error("no command '%s' (did you mean '%s'?)", a.pos[0], s);
+		else
+			pl_error("no command '%s' (see pvelab help)", a.pos[0]);
+		r = PL_EXIT_USAGE;
+	}
+	pl_args_release(&a);
+	return r;
+}
+
+const struct pl_cmd pl_cmd_help = {
+	.name = "help",
+	.summary = "list the commands, or show one command's options",
+	.usage = "[COMMAND]",
+	.run = run,
+	.flags = PL_CMD_MCP_READ,
+};

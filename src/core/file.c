@@ -1,0 +1,155 @@
+/*
+ * Capped reads, atomic writes and secret-file checks (see file.h).
+ */
+#include "core/common.h"
+#include "core/file.h"
+#include "core/buf.h"
+#include "core/err.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int
+pl_file_read(const char *path, struct pl_buf *b, char **errmsg)
+{
+	char chunk[65536];
+	ssize_t n;
+	int fd, r = 0;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return pl_seterr(errmsg, errno == ENOENT ? PL_ENOENT : PL_EIO,
+				 "cannot open '%s': %s", path, strerror(errno));
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = pl_seterr(errmsg, PL_EIO, "cannot read '%s': %s", path, strerror(errno));
+			goto out;
+		}
+		if (pl_buf_add(b, chunk, (size_t)n) != 0) {
+			r = pl_seterr(errmsg, PL_ETOOBIG, "'%s' is larger than %zu bytes", path,
+				      b->max);
+			goto out;
+		}
+	}
+out:
+	close(fd);
+	return r;
+}
+
+int
+pl_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+		     char **errmsg)
+{
+	char *tmp = pl_asprintf("%s.tmp.%ld", path, (long)getpid());
+	const char *p = data;
+	int fd, r = 0;
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd < 0) {
+		r = pl_seterr(errmsg, PL_EIO, "cannot create '%s': %s", tmp, strerror(errno));
+		goto out;
+	}
+	fchmod(fd, mode);
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = pl_seterr(errmsg, PL_EIO, "cannot write '%s': %s", tmp,
+				      strerror(errno));
+			break;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	if (r == 0 && fsync(fd) != 0)
+		r = pl_seterr(errmsg, PL_EIO, "cannot sync '%s': %s", tmp, strerror(errno));
+	close(fd);
+	if (r == 0 && rename(tmp, path) != 0)
+		r = pl_seterr(errmsg, PL_EIO, "cannot rename '%s' to '%s': %s", tmp, path,
+			      strerror(errno));
+	if (r != 0)
+		unlink(tmp);
+out:
+	free(tmp);
+	return r;
+}
+
+int
+pl_file_read_secret(const char *path, char **secret, char **errmsg)
+{
+	struct pl_buf b;
+	struct stat st;
+	int r;
+
+	*secret = NULL;
+	if (stat(path, &st) != 0)
+		return pl_seterr(errmsg, errno == ENOENT ? PL_ENOENT : PL_EIO,
+				 "cannot read secret file '%s': %s", path, strerror(errno));
+	if (st.st_mode & 077)
+		return pl_seterr(errmsg, PL_EPERM,
+				 "secret file '%s' is accessible by group or others (mode %04o; "
+				 "run: chmod 600 '%s')",
+				 path, (unsigned)(st.st_mode & 07777), path);
+	pl_buf_init(&b, 1 << 16);
+	if ((r = pl_file_read(path, &b, errmsg)) != 0) {
+		explicit_bzero(b.data, b.len);
+		pl_buf_release(&b);
+		return r;
+	}
+	while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
+		b.data[--b.len] = '\0';
+	*secret = pl_buf_detach(&b, NULL);
+	return 0;
+}
+
+int
+pl_mkdir_p(const char *path, mode_t mode, char **errmsg)
+{
+	char *p = pl_strdup(path);
+	int r = 0;
+
+	for (char *s = p + 1;; s++) {
+		char c = *s;
+
+		if (c != '/' && c != '\0')
+			continue;
+		*s = '\0';
+		if (mkdir(p, mode) != 0 && errno != EEXIST) {
+			r = pl_seterr(errmsg, PL_EIO, "cannot create directory '%s': %s", p,
+				      strerror(errno));
+			break;
+		}
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	free(p);
+	return r;
+}
+
+char *
+pl_path_dirname(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		return pl_strdup(".");
+	if (slash == path)
+		return pl_strdup("/");
+	return pl_strndup(path, (size_t)(slash - path));
+}
+
+char *
+pl_path_join(const char *dir, const char *name)
+{
+	size_t n = strlen(dir);
+
+	if (n && dir[n - 1] == '/')
+		return pl_asprintf("%s%s", dir, name);
+	return pl_asprintf("%s/%s", dir, name);
+}

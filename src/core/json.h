@@ -1,0 +1,36 @@
+/*
+ * Helpers over jansson for the shapes Proxmox sends: numbers that arrive as
+ * strings on older versions, "" for absent values, canonical dumps for hashing.
+ */
+#ifndef PL_CORE_JSON_H
+#define PL_CORE_JSON_H
+
+#include <jansson.h>
+
+#include "core/common.h"
+
+struct pl_buf;
+
+/* Parse len bytes; on error sets *errmsg to "line L col C: reason". */
+json_t *pl_json_parse(const char *data, size_t len, char **errmsg);
+
+/* Borrowed string member, or NULL when absent, null or not a string. */
+const char *pl_json_str(const json_t *obj, const char *key);
+/* String member or dflt. */
+const char *pl_json_str_or(const json_t *obj, const char *key, const char *dflt);
+/* Integer member, accepting "123" strings and reals; dflt when absent or unparseable. */
+long long pl_json_int(const json_t *obj, const char *key, long long dflt);
+/* Real member, accepting integers and numeric strings. */
+double pl_json_num(const json_t *obj, const char *key, double dflt);
+/* Boolean member, accepting 0/1, "0"/"1", true/false. */
+bool pl_json_bool(const json_t *obj, const char *key, bool dflt);
+
+/* Compact JSON with sorted keys: the canonical form used for hashes and diffs. Caller frees. */
+char *pl_json_canonical(const json_t *v);
+/* Lower-case hex SHA-256 of the canonical form into out[65]. */
+void pl_json_sha256(const json_t *v, char out[65]);
+
+/* Append a JSON value as compact text to a buffer. */
+int pl_json_buf_add(struct pl_buf *b, const json_t *v, size_t flags);
+
+#endif
