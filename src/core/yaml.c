@@ -1,0 +1,314 @@
+/*
+ * YAML loading with positions (see yaml.h), on libfyaml's document API.
+ */
+#include "core/common.h"
+#include "core/yaml.h"
+#include "core/buf.h"
+#include "core/err.h"
+
+#include <errno.h>
+#include <libfyaml.h>
+#include <math.h>
+
+struct conv {
+	json_t *marks;
+	const char *name;
+	char *err;
+};
+
+static void
+set_mark(struct conv *c, const char *ptr, struct fy_token *tok)
+{
+	const struct fy_mark *m = tok ? fy_token_start_mark(tok) : NULL;
+
+	if (c->marks == NULL || m == NULL || json_object_get(c->marks, ptr))
+		return;
+	json_object_set_new(c->marks, ptr, json_pack("[i,i]", m->line + 1, m->column + 1));
+}
+
+static json_t *
+scalar_value(struct fy_node *n)
+{
+	size_t len;
+	const char *s = fy_node_get_scalar(n, &len);
+	char *text, *end;
+	json_t *v;
+
+	if (s == NULL)
+		return json_null();
+	if (fy_node_get_style(n) != FYNS_PLAIN)
+		return json_stringn(s, len);
+	text = pl_strndup(s, len);
+	if (len == 0 || !strcmp(text, "~") || !strcmp(text, "null") || !strcmp(text, "Null") ||
+	    !strcmp(text, "NULL"))
+		v = json_null();
+	else if (!strcmp(text, "true") || !strcmp(text, "True") || !strcmp(text, "TRUE"))
+		v = json_true();
+	else if (!strcmp(text, "false") || !strcmp(text, "False") || !strcmp(text, "FALSE"))
+		v = json_false();
+	else {
+		long long i;
+		double d;
+
+		bool hex = text[0] == '0' && (text[1] == 'x' || text[1] == 'X');
+
+		errno = 0;
+		i = strtoll(text, &end, hex ? 16 : 10);
+		if (!errno && *end == '\0' && end != text) {
+			v = json_integer(i);
+		} else {
+			errno = 0;
+			d = strtod(text, &end);
+			if (!errno && *end == '\0' && isfinite(d) &&
+			    strspn(text, "+-0123456789.eE") == len)
+				v = json_real(d);
+			else
+				v = json_stringn(s, len);
+		}
+	}
+	free(text);
+	return v;
+}
+
+/* The first mark inside a node, for collections that have none of their own. */
+static struct fy_token *
+first_token(struct fy_node *n)
+{
+	void *it = NULL;
+
+	switch (fy_node_get_type(n)) {
+	case FYNT_SCALAR:
+		return fy_node_get_scalar_token(n);
+	case FYNT_SEQUENCE: {
+		struct fy_node *item = fy_node_sequence_iterate(n, &it);
+
+		return item ? first_token(item) : NULL;
+	}
+	case FYNT_MAPPING: {
+		struct fy_node_pair *p = fy_node_mapping_iterate(n, &it);
+
+		return p ? first_token(fy_node_pair_key(p)) : NULL;
+	}
+	}
+	return NULL;
+}
+
+static json_t *
+convert(struct conv *c, struct fy_node *n, struct pl_buf *ptr)
+{
+	void *it = NULL;
+	size_t base = ptr->len;
+	json_t *out;
+
+	if (n == NULL)
+		return json_null();
+	switch (fy_node_get_type(n)) {
+	case FYNT_SCALAR:
+		return scalar_value(n);
+	case FYNT_SEQUENCE: {
+		struct fy_node *item;
+		size_t i = 0;
+
+		out = json_array();
+		while ((item = fy_node_sequence_iterate(n, &it)) != NULL) {
+			pl_buf_addf(ptr, "/%zu", i++);
+			set_mark(c, ptr->data, first_token(item));
+			json_array_append_new(out, convert(c, item, ptr));
+			pl_buf_truncate(ptr, base);
+		}
+		return out;
+	}
+	case FYNT_MAPPING: {
+		struct fy_node_pair *p;
+
+		out = json_object();
+		while ((p = fy_node_mapping_iterate(n, &it)) != NULL) {
+			struct fy_node *k = fy_node_pair_key(p);
+			size_t klen = 0;
+			const char *ks = k && fy_node_is_scalar(k) ? fy_node_get_scalar(k, &klen) : NULL;
+			char *key, *esc;
+
+			if (ks == NULL) {
+				if (c->err == NULL) {
+					const struct fy_mark *m = first_token(k) ? fy_token_start_mark(first_token(k)) : NULL;
+
+					c->err = pl_asprintf("%s:%d:%d: mapping keys must be plain scalars",
+							     c->name, m ? m->line + 1 : 0, m ? m->column + 1 : 0);
+				}
+				continue;
+			}
+			key = pl_strndup(ks, klen);
+			esc = pl_yaml_ptr_escape(key);
+			pl_buf_addf(ptr, "/%s", esc);
+			set_mark(c, ptr->data, fy_node_get_scalar_token(k));
+			json_object_set_new(out, key, convert(c, fy_node_pair_value(p), ptr));
+			pl_buf_truncate(ptr, base);
+			free(esc);
+			free(key);
+		}
+		return out;
+	}
+	}
+	return json_null();
+}
+
+static json_t *
+load(const char *name, struct fy_document *doc, struct fy_diag *diag, char *first,
+     json_t **marks, char **errmsg)
+{
+	struct conv c = { .name = name };
+	struct pl_buf ptr;
+	json_t *v = NULL;
+
+	if (doc == NULL || fy_diag_got_error(diag)) {
+		void *it = NULL;
+		struct fy_diag_error *e = fy_diag_errors_iterate(diag, &it);
+		size_t n = first ? strcspn(first, "\n") : 0;
+
+		if (e)
+			pl_seterr(errmsg, PL_EPARSE, "%s:%d:%d: %s", name, e->line + 1,
+				  e->column + 1, e->msg);
+		else if (n) {
+			/* "FILE:L:C: error: reason" -> "FILE:L:C: reason" */
+			char *tag = strstr(first, ": error: ");
+
+			if (tag && (size_t)(tag - first) < n)
+				pl_seterr(errmsg, PL_EPARSE, "%.*s: %.*s", (int)(tag - first), first,
+					  (int)(n - (size_t)(tag - first) - 9), tag + 9);
+			else
+				pl_seterr(errmsg, PL_EPARSE, "%.*s", (int)n, first);
+		}
+		else
+			pl_seterr(errmsg, PL_EPARSE, "%s: cannot parse YAML", name);
+		goto out;
+	}
+	if (fy_document_resolve(doc) != 0) {
+		pl_seterr(errmsg, PL_EPARSE, "%s: cannot resolve aliases or merge keys", name);
+		goto out;
+	}
+	if (marks)
+		c.marks = json_object();
+	pl_buf_init(&ptr, 1 << 16);
+	set_mark(&c, "", first_token(fy_document_root(doc)));
+	v = convert(&c, fy_document_root(doc), &ptr);
+	pl_buf_release(&ptr);
+	if (c.err) {
+		pl_seterr(errmsg, PL_EPARSE, "%s", c.err);
+		free(c.err);
+		json_decref(v);
+		json_decref(c.marks);
+		v = NULL;
+		goto out;
+	}
+	if (marks)
+		*marks = c.marks;
+out:
+	fy_document_destroy(doc);
+	fy_diag_destroy(diag);
+	free(first);
+	return v;
+}
+
+/* libfyaml reports through this instead of stderr; keep the first message. */
+static void
+diag_output(struct fy_diag *diag, void *user, const char *buf, size_t len)
+{
+	char **first = user;
+
+	if (*first == NULL)
+		*first = pl_strndup(buf, len);
+}
+
+static struct fy_diag *
+quiet_diag(struct fy_parse_cfg *cfg, char **first)
+{
+	struct fy_diag_cfg dcfg;
+	struct fy_diag *diag;
+
+	fy_diag_cfg_default(&dcfg);
+	dcfg.fp = NULL;
+	dcfg.output_fn = diag_output;
+	dcfg.user = first;
+	dcfg.colorize = false;
+	dcfg.level = FYET_ERROR;
+	dcfg.show_source = false;
+	dcfg.show_position = false;
+	dcfg.show_type = false;
+	dcfg.show_module = false;
+	diag = fy_diag_create(&dcfg);
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->flags = 0;
+	cfg->diag = diag;
+	return diag;
+}
+
+json_t *
+pl_yaml_load_file(const char *path, json_t **marks, char **errmsg)
+{
+	struct fy_parse_cfg cfg;
+	struct fy_document *doc;
+	struct fy_diag *diag;
+	char *first = NULL;
+	FILE *f;
+
+	if ((f = fopen(path, "r")) == NULL)
+		return pl_seterr(errmsg, PL_ENOENT, "cannot open '%s': %s", path, strerror(errno)),
+		       NULL;
+	fclose(f);
+	diag = quiet_diag(&cfg, &first);
+	doc = fy_document_build_from_file(&cfg, path);
+	return load(path, doc, diag, first, marks, errmsg);
+}
+
+json_t *
+pl_yaml_load_string(const char *name, const char *text, size_t len, json_t **marks,
+		    char **errmsg)
+{
+	struct fy_parse_cfg cfg;
+	char *first = NULL;
+	struct fy_diag *diag = quiet_diag(&cfg, &first);
+	struct fy_document *doc = fy_document_build_from_string(&cfg, text, len);
+
+	return load(name, doc, diag, first, marks, errmsg);
+}
+
+bool
+pl_yaml_mark(const json_t *marks, const char *pointer, int *line, int *col)
+{
+	char *p = pl_strdup(pointer);
+	bool found = false;
+
+	for (;;) {
+		json_t *m = json_object_get(marks, p);
+		char *slash;
+
+		if (json_is_array(m)) {
+			*line = (int)json_integer_value(json_array_get(m, 0));
+			*col = (int)json_integer_value(json_array_get(m, 1));
+			found = true;
+			break;
+		}
+		if ((slash = strrchr(p, '/')) == NULL)
+			break;
+		*slash = '\0';
+	}
+	free(p);
+	return found;
+}
+
+char *
+pl_yaml_ptr_escape(const char *key)
+{
+	struct pl_buf b;
+
+	pl_buf_init(&b, 0);
+	for (const char *s = key; *s; s++) {
+		if (*s == '~')
+			pl_buf_addstr(&b, "~0");
+		else if (*s == '/')
+			pl_buf_addstr(&b, "~1");
+		else
+			pl_buf_addch(&b, *s);
+	}
+	return pl_buf_detach(&b, NULL);
+}
