@@ -441,6 +441,25 @@ load_doc(const char *name, json_t *doc, json_t *marks, struct pl_config **out,
 	return d->nerrors > before ? PL_EINVAL : 0;
 }
 
+/* A YAML error "NAME:L:C: reason" (or "NAME: reason") as a located diagnostic. */
+static int
+yaml_error(const char *name, char *err, struct pl_diags *d)
+{
+	size_t n = strlen(name);
+	int line = 0, col = 0, used = 0;
+	const char *msg = err;
+
+	if (!strncmp(err, name, n) && err[n] == ':') {
+		if (sscanf(err + n, ":%d:%d: %n", &line, &col, &used) == 2 && used)
+			msg = err + n + used;
+		else
+			msg = err + n + 1 + (err[n + 1] == ' ');
+	}
+	pl_diags_add(d, PL_DIAG_ERROR, name, line, col, NULL, "%s", msg);
+	free(err);
+	return PL_EPARSE;
+}
+
 int
 pl_config_load(const char *path, struct pl_config **out, struct pl_diags *d)
 {
@@ -449,11 +468,8 @@ pl_config_load(const char *path, struct pl_config **out, struct pl_diags *d)
 	json_t *doc = pl_yaml_load_file(path, &marks, &err);
 
 	*out = NULL;
-	if (doc == NULL) {
-		pl_diags_add(d, PL_DIAG_ERROR, NULL, 0, 0, NULL, "%s", err);
-		free(err);
-		return PL_EPARSE;
-	}
+	if (doc == NULL)
+		return yaml_error(path, err, d);
 	return load_doc(path, doc, marks, out, d);
 }
 
@@ -466,11 +482,8 @@ pl_config_load_string(const char *name, const char *text, size_t len, struct pl_
 	json_t *doc = pl_yaml_load_string(name, text, len, &marks, &err);
 
 	*out = NULL;
-	if (doc == NULL) {
-		pl_diags_add(d, PL_DIAG_ERROR, NULL, 0, 0, NULL, "%s", err);
-		free(err);
-		return PL_EPARSE;
-	}
+	if (doc == NULL)
+		return yaml_error(name, err, d);
 	return load_doc(name, doc, marks, out, d);
 }
 
