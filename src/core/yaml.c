@@ -169,21 +169,32 @@ load(const char *name, struct fy_document *doc, struct fy_diag *diag, char *firs
 			pl_seterr(errmsg, PL_EPARSE, "%s:%d:%d: %s", name, e->line + 1,
 				  e->column + 1, e->msg);
 		else if (n) {
-			/* "FILE:L:C: error: reason" -> "FILE:L:C: reason" */
+			/* "SOURCE:L:C: error: reason" -> "NAME:L:C: reason"; for text in
+			 * memory libfyaml names the source "<memory-@...>". */
 			char *tag = strstr(first, ": error: ");
+			int line = 0, col = 0;
 
-			if (tag && (size_t)(tag - first) < n)
-				pl_seterr(errmsg, PL_EPARSE, "%.*s: %.*s", (int)(tag - first), first,
-					  (int)(n - (size_t)(tag - first) - 9), tag + 9);
-			else
-				pl_seterr(errmsg, PL_EPARSE, "%.*s", (int)n, first);
+			if (tag && (size_t)(tag - first) < n) {
+				char *p = tag;
+
+				while (p > first && p[-1] != '<' && (p[-1] == ':' || (p[-1] >= '0' && p[-1] <= '9')))
+					p--;
+				if (sscanf(p, ":%d:%d", &line, &col) == 2)
+					pl_seterr(errmsg, PL_EPARSE, "%s:%d:%d: %.*s", name, line, col,
+						  (int)(n - (size_t)(tag - first) - 9), tag + 9);
+				else
+					pl_seterr(errmsg, PL_EPARSE, "%s: %.*s", name,
+						  (int)(n - (size_t)(tag - first) - 9), tag + 9);
+			} else {
+				pl_seterr(errmsg, PL_EPARSE, "%s: %.*s", name, (int)n, first);
+			}
 		}
 		else
 			pl_seterr(errmsg, PL_EPARSE, "%s: cannot parse YAML", name);
 		goto out;
 	}
 	if (fy_document_resolve(doc) != 0) {
-		pl_seterr(errmsg, PL_EPARSE, "%s: cannot resolve aliases or merge keys", name);
+		pl_seterr(errmsg, PL_EPARSE, "%s: cannot resolve an alias or merge key (a merge key needs an alias: <<: *name)", name);
 		goto out;
 	}
 	if (marks)
