@@ -684,9 +684,8 @@ compare_disk(bool lxc, const char *key, const struct pl_pfmt *f, struct pl_props
 			out->cls = PL_CHANGE_LIVE; /* disks grow online */
 		out->note = pl_asprintf("%s%sresize %s -> %s", old ? old : "", old ? ", " : "",
 					hsize, wsize);
+		out->size = pl_strdup(wsize);
 		free(old);
-		if (out->value == NULL)
-			out->value = pl_strdup(wsize);
 	} else if (hbytes && wbytes < hbytes) {
 		free(out->note);
 		out->note = pl_asprintf("cannot shrink %s -> %s", hsize, wsize);
@@ -769,5 +768,6 @@ pl_model_cmp_release(struct pl_model_cmp *c)
 {
 	free(c->value);
 	free(c->note);
+	free(c->size);
 	memset(c, 0, sizeof(*c));
 }

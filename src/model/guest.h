@@ -46,7 +46,8 @@ struct pl_model_cmp {
 	enum pl_change_class cls; /* when not equal */
 	char *value;              /* what to send to reach desired (caller frees); NULL = delete */
 	char *note;               /* e.g. "resize 32G -> 64G", "cannot shrink"; or NULL */
-	bool resize;              /* a disk grows: use the resize call, not config */
+	bool resize;              /* a disk grows: use the resize call with size */
+	char *size;               /* the new disk size ("64G") when resize */
 	bool blocked;             /* impossible in place even with replace allowed (shrink) */
 };
 

@@ -132,7 +132,8 @@ test_update_keeps_mac_and_resize(void **state)
 	pl_model_cmp_release(&c);
 	pl_model_compare(false, "scsi0", "local-lvm:64", "local-lvm:vm-100-disk-0,size=32G", true, NULL, &c);
 	assert_true(c.resize);
-	assert_string_equal(c.value, "64G");
+	assert_string_equal(c.size, "64G");
+	assert_null(c.value); /* nothing but the size changes */
 	assert_non_null(strstr(c.note, "resize 32G -> 64G"));
 	pl_model_cmp_release(&c);
 	pl_model_compare(false, "scsi0", "local-lvm:16", "local-lvm:vm-100-disk-0,size=32G", true, NULL, &c);
