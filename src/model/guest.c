@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "core/propstr.h"
+#include "core/str.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -325,6 +326,14 @@ desired_vm(const json_t *g, json_t *cfg, json_t *create)
 		}
 		set_str(cfg, "searchdomain", pl_json_str(dns, "domain"));
 		set_str(create, "password_env", pl_json_str(ci, "password_env"));
+	}
+	/* cloud-init settings need a cloud-init drive; ide2 is where PVE puts it */
+	if ((json_is_object(ci) || json_object_get(cfg, "ipconfig0")) && !json_object_get(cfg, "ide2")) {
+		const json_t *d0 = json_array_get(json_object_get(g, "disks"), 0);
+
+		pl_buf_reset(&b);
+		pl_buf_addf(&b, "%s:cloudinit", pl_json_str_or(d0, "storage", "local-lvm"));
+		json_object_set_new(cfg, "ide2", json_string(b.data));
 	}
 	if (json_is_object(json_object_get(g, "clone")))
 		json_object_set(create, "clone", json_object_get(g, "clone"));
@@ -643,6 +652,18 @@ compare_disk(bool lxc, const char *key, const struct pl_pfmt *f, struct pl_props
 	const char *diff = NULL;
 	bool fresh = wvol && new_volume(wvol, storage, sizeof(storage), &wbytes);
 
+	if (wvol && hvol && pl_str_endswith(wvol, ":cloudinit")) {
+		/* "local-lvm:cloudinit" becomes "local-lvm:vm-101-cloudinit,media=cdrom" */
+		size_t n = strlen(wvol) - strlen("cloudinit");
+
+		out->equal = !strncmp(wvol, hvol, n) && strstr(hvol + n, "cloudinit") != NULL;
+		if (!out->equal) {
+			out->cls = PL_CHANGE_REBOOT;
+			out->value = pl_strdup(wvol);
+			out->note = pl_strdup("cloud-init drive moves");
+		}
+		return;
+	}
 	if (!fresh) { /* an existing volume or a bind mount: compare it whole, size aside */
 		pl_propstr_del(want, "size");
 		pl_propstr_del(have, "size");

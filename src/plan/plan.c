@@ -276,6 +276,8 @@ plan_update(struct planner *p, const struct pl_model_guest *m, const json_t *liv
 		json_object_set_new(c, "delete", del);
 		json_object_set_new(c, "resize", resize);
 		json_object_set_new(c, "running", json_boolean(running));
+		if (pl_json_str(cfg, "digest"))
+			json_object_set_new(c, "digest", json_string(pl_json_str(cfg, "digest")));
 		json_object_set_new(c, "reboot", json_boolean(pending && running));
 		if (m->node && node && strcmp(m->node, node) != 0)
 			json_object_set_new(c, "migrate_to", json_string(m->node));

@@ -46,6 +46,7 @@ test_vm_desired(void **state)
 	assert_string_equal(pl_json_str(m.config, "hostpci0"), "0000:01:00,pcie=1,x-vga=1");
 	assert_string_equal(pl_json_str(m.config, "startup"), "2,up=30");
 	assert_string_equal(pl_json_str(m.config, "vga"), "std");
+	assert_string_equal(pl_json_str(m.config, "ide2"), "local-lvm:cloudinit");
 	pl_model_guest_release(&m);
 	json_decref(g);
 }
@@ -101,6 +102,7 @@ test_no_phantom_diffs(void **state)
 	check(false, "description", "hello", "hello\n", true, true, 0);
 	check(false, "sshkeys", "ssh-ed25519 AAAA x@y", "ssh-ed25519%20AAAA%20x%40y%0A", true, true, 0);
 	check(false, "startup", "2,up=30", "order=2,up=30", true, true, 0);
+	check(false, "ide2", "local-lvm:cloudinit", "local-lvm:vm-101-cloudinit,media=cdrom", true, true, 0);
 }
 
 static void
