@@ -149,7 +149,7 @@ hexfield(const char *s, const char *e, size_t minlen, size_t maxlen, unsigned lo
 int
 pl_pve_upid_parse(const char *s, struct pl_pve_upid *u)
 {
-	const char *f[9];
+	const char *f[8];
 	const char *p;
 	unsigned long long v;
 	int n = 0;
@@ -157,14 +157,14 @@ pl_pve_upid_parse(const char *s, struct pl_pve_upid *u)
 	memset(u, 0, sizeof(*u));
 	if (s == NULL || strncmp(s, "UPID:", 5) != 0)
 		return PL_EPARSE;
-	/* Eight colon-terminated fields after "UPID:"; the user (last) may
-	 * itself hold no colon, the id may be empty. */
+	/* Seven colon-terminated fields after "UPID:" (node, pid, pstart,
+	 * starttime, type, id, user); the id may be empty; nothing after. */
 	p = s + 5;
 	f[n++] = p;
-	for (; *p && n < 9; p++)
+	for (; *p && n < 8; p++)
 		if (*p == ':')
 			f[n++] = p + 1;
-	if (n != 9 || *p != '\0')
+	if (n != 8 || *p != '\0')
 		return PL_EPARSE;
 	if (!field(f[0], f[1] - 1, u->node, sizeof(u->node)) || !u->node[0])
 		return PL_EPARSE;
