@@ -92,3 +92,14 @@ def test_locked_guest_names_the_lock(sim, tmp_path):
         assert "locked" in line and "'backup'" in line and "unlock" in line
     finally:
         api(sim, "PUT", path, delete="lock")
+
+
+def test_ca_file_verifies_without_a_pin(sim, tmp_path):
+    import ssl
+    host, port = sim["url"].split("://", 1)[1].rstrip("/").rsplit(":", 1)
+    pem = ssl.get_server_certificate((host, int(port)))
+    ca = tmp_path / "ca.pem"
+    ca.write_text(pem)
+    env = env_for(sim, tmp_path / "s.db", PVELAB_FINGERPRINT="", PVELAB_CA_FILE=str(ca))
+    r = run("sync", env=env)
+    assert r.rc == 0, r
