@@ -552,7 +552,7 @@ start(struct req *q)
 	curl_slist_free_all(q->hdrs);
 	q->hdrs = NULL;
 
-	if (q->idempotent && q->form)
+	if (!strcmp(q->method, "GET") && q->form)
 		url = pl_asprintf("%s/api2/json%s?%s", c->eps[q->ep], q->path, q->form);
 	else
 		url = pl_asprintf("%s/api2/json%s", c->eps[q->ep], q->path);

@@ -80,18 +80,19 @@ def test_untrusted_certificate_shows_how_to_pin(sim, tmp_path):
     assert "cluster.fingerprint" in line
 
 
-def test_locked_guest_names_the_lock(sim, tmp_path):
-    env = env_for(sim, tmp_path / "s.db")
-    g = [x for x in api(sim, "GET", "cluster/resources", type="vm") if x["type"] == "qemu"][0]
-    path = f"nodes/{g['node']}/qemu/{g['vmid']}/config"
-    api(sim, "PUT", path, lock="backup")
+def test_locked_guest_names_the_lock(tmp_path):
+    # A backup holds the guest's lock for as long as its task runs.
+    info = start_sim("--nodes", "1", "--guests", "2", "--task-ms", "4000")
     try:
-        r = run("start", g["vmid"], env=env)
+        env = env_for(info, tmp_path / "s.db")
+        g = api(info, "GET", "cluster/resources", type="vm")[0]
+        api(info, "POST", f"nodes/{g['node']}/vzdump", vmid=str(g["vmid"]), storage="local")
+        r = run("stop", g["vmid"], env=env)
         assert r.rc == 1
         line = one_line(r)
         assert "locked" in line and "'backup'" in line and "unlock" in line
     finally:
-        api(sim, "PUT", path, delete="lock")
+        stop_sim(info)
 
 
 def test_ca_file_verifies_without_a_pin(sim, tmp_path):
