@@ -15,6 +15,7 @@
 #include <sys/queue.h>
 #include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -838,6 +839,14 @@ pl_sim_server_start(struct pl_sim *s, char **errmsg)
 		return pl_seterr(errmsg, PL_ECONNECT, "cannot listen on '%s' (in use? bad address?)",
 				 listen);
 	fd = evhttp_bound_socket_get_fd(s->sock);
+	{
+		/* Accepted sockets inherit this: evhttp writes headers and body
+		 * separately, and Nagle plus the client's delayed ACK would hold
+		 * every body back ~40 ms on a keep-alive connection. */
+		int one = 1;
+
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET)
 			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
