@@ -321,6 +321,18 @@ form_encode(CURL *esc, const json_t *params)
 	return pl_buf_detach(&b, NULL);
 }
 
+/* A pooled handle must not keep pointers into a freed request. */
+static void
+unpoint(CURL *e)
+{
+	curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+}
+
 static void
 req_free(struct req *q)
 {
@@ -331,7 +343,7 @@ req_free(struct req *q)
 	if (q->easy) {
 		curl_multi_remove_handle(c->multi, q->easy);
 		if (c->npool < PL_ARRAY_LEN(c->pool)) {
-			curl_easy_reset(q->easy);
+			unpoint(q->easy);
 			c->pool[c->npool++] = q->easy;
 		} else {
 			curl_easy_cleanup(q->easy);
@@ -534,36 +546,16 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-static void
-start(struct req *q)
+/* A handle with the options that never change between requests. */
+static CURL *
+new_easy(struct pl_pve *c)
 {
-	struct pl_pve *c = q->c;
-	char *url;
-	CURL *e;
+	CURL *e = curl_easy_init();
 
-	e = c->npool ? c->pool[--c->npool] : curl_easy_init();
 	if (e == NULL)
 		pl_die("curl_easy_init failed");
-	q->easy = e;
-	q->ep = c->ep;
-	pl_buf_reset(&q->body);
-	q->too_big = false;
-	q->reason[0] = q->errbuf[0] = '\0';
-	curl_slist_free_all(q->hdrs);
-	q->hdrs = NULL;
-
-	if (!strcmp(q->method, "GET") && q->form)
-		url = pl_asprintf("%s/api2/json%s?%s", c->eps[q->ep], q->path, q->form);
-	else
-		url = pl_asprintf("%s/api2/json%s", c->eps[q->ep], q->path);
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	free(url);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, q);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, q);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, q->errbuf);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms < 10000 ? c->timeout_ms : 10000L);
@@ -581,6 +573,38 @@ start(struct req *q)
 		if (c->ca_file)
 			curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
 	}
+	return e;
+}
+
+static void
+start(struct req *q)
+{
+	struct pl_pve *c = q->c;
+	char *url;
+	CURL *e;
+
+	e = c->npool ? c->pool[--c->npool] : new_easy(c);
+	q->easy = e;
+	q->ep = c->ep;
+	pl_buf_reset(&q->body);
+	q->too_big = false;
+	q->reason[0] = q->errbuf[0] = '\0';
+	curl_slist_free_all(q->hdrs);
+	q->hdrs = NULL;
+
+	if (!strcmp(q->method, "GET") && q->form)
+		url = pl_asprintf("%s/api2/json%s?%s", c->eps[q->ep], q->path, q->form);
+	else
+		url = pl_asprintf("%s/api2/json%s", c->eps[q->ep], q->path);
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	free(url);
+	/* Pooled handles keep the options new_easy() set; these change per request. */
+	curl_easy_setopt(e, CURLOPT_PRIVATE, q);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, q);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, q->errbuf);
+	curl_easy_setopt(e, CURLOPT_COOKIE, NULL);
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
 	if (strcmp(q->method, "GET") == 0) {
 		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
 	} else {
@@ -834,7 +858,7 @@ requeued:
 	c->pin_mismatch = false;
 	/* The easy handle goes back to the pool; a retry takes a fresh one. */
 	if (c->npool < PL_ARRAY_LEN(c->pool)) {
-		curl_easy_reset(q->easy);
+		unpoint(q->easy);
 		c->pool[c->npool++] = q->easy;
 	} else {
 		curl_easy_cleanup(q->easy);
