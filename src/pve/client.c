@@ -51,6 +51,7 @@ struct sock {
 	struct event ev;
 	struct pl_pve *c;
 	curl_socket_t fd;
+	short kind; /* the events asked for, to skip needless epoll changes */
 };
 
 struct pl_pve {
@@ -61,6 +62,7 @@ struct pl_pve {
 	size_t n_eps;
 	size_t ep; /* current endpoint */
 	char *token_hdr; /* "Authorization: PVEAPIToken=..." (secret) */
+	struct curl_slist *token_hdrs; /* the headers of every token request */
 	char *username;
 	char *password; /* secret */
 	char *ticket;   /* secret */
@@ -228,8 +230,11 @@ curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
 		sk->fd = s;
 		curl_multi_assign(c->multi, s, sk);
 	} else {
+		if (sk->kind == kind)
+			return 0;
 		event_del(&sk->ev);
 	}
+	sk->kind = kind;
 	event_assign(&sk->ev, c->base, s, kind, sock_cb, c);
 	event_add(&sk->ev, NULL);
 	return 0;
@@ -619,11 +624,14 @@ start(struct req *q)
 			curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->form ? q->form : "");
 		}
 	}
+	if (c->token_hdrs) {
+		/* Token auth: the same headers on every request. */
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->token_hdrs);
+		goto add;
+	}
 	q->hdrs = curl_slist_append(q->hdrs, "Accept: application/json");
 	q->hdrs = curl_slist_append(q->hdrs, "Expect:");
-	if (c->token_hdr) {
-		q->hdrs = curl_slist_append(q->hdrs, c->token_hdr);
-	} else if (c->ticket && !q->is_login) {
+	if (c->ticket && !q->is_login) {
 		char *ck = pl_asprintf("PVEAuthCookie=%s", c->ticket);
 
 		curl_easy_setopt(e, CURLOPT_COOKIE, ck);
@@ -632,6 +640,7 @@ start(struct req *q)
 			q->hdrs = curl_slist_append(q->hdrs, c->csrf_hdr);
 	}
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->hdrs);
+add:
 	c->inflight++;
 	c->sent++;
 	pl_log(PL_LOG_TRACE, "pve: %s %s%s", q->method, c->eps[q->ep], q->path);
@@ -929,9 +938,12 @@ pl_pve_new(struct event_base *base, const struct pl_pve_opts *o, struct pl_pve *
 		}
 		c->n_eps++;
 	}
-	if (o->token)
+	if (o->token) {
 		c->token_hdr = pl_asprintf("Authorization: PVEAPIToken=%s", o->token);
-	else {
+		c->token_hdrs = curl_slist_append(NULL, "Accept: application/json");
+		c->token_hdrs = curl_slist_append(c->token_hdrs, "Expect:");
+		c->token_hdrs = curl_slist_append(c->token_hdrs, c->token_hdr);
+	} else {
 		c->username = pl_strdup(o->username);
 		c->password = pl_strdup(o->password);
 	}
@@ -981,6 +993,9 @@ pl_pve_free(struct pl_pve *c)
 	for (size_t i = 0; i < c->n_eps; i++)
 		free(c->eps[i]);
 	free(c->eps);
+	for (struct curl_slist *h = c->token_hdrs; h; h = h->next)
+		explicit_bzero(h->data, strlen(h->data));
+	curl_slist_free_all(c->token_hdrs);
 	pl_free_secret(c->token_hdr);
 	free(c->username);
 	pl_free_secret(c->password);
