@@ -1034,14 +1034,17 @@ pl_sim_seed_load(struct pl_sim *s, const json_t *seed, char **errmsg)
 			if (!id)
 				continue;
 			json_object_set_new(s->pools, id,
-					    json_pack("{s:s,s:O}", "comment",
+					    json_pack("{s:s,s:o}", "comment",
 						      pl_json_str_or(v, "comment", ""), "members",
 						      json_is_array(json_object_get(v, "members"))
-							      ? json_object_get(v, "members")
+							      ? json_deep_copy(json_object_get(v, "members"))
 							      : json_array()));
 		}
 	} else if (json_is_object(pools)) {
-		json_object_update(s->pools, (json_t *)pools);
+		json_t *copy = json_deep_copy(pools);
+
+		json_object_update(s->pools, copy);
+		json_decref(copy);
 	}
 	return 0;
 }
