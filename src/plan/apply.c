@@ -242,23 +242,6 @@ request(struct job *j, const char *method, char *path, json_t *params)
 	json_decref(params);
 }
 
-/* Percent-encode everything but unreserved characters (PVE stores sshkeys so). */
-static char *
-url_encode(const char *s)
-{
-	struct pl_buf b;
-
-	pl_buf_init(&b, 0);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~')
-			pl_buf_addch(&b, (char)*p);
-		else
-			pl_buf_addf(&b, "%%%02X", *p);
-	}
-	return pl_buf_detach(&b, NULL);
-}
-
 /* Config values as API parameters. */
 static void
 add_config_params(json_t *params, const json_t *cfg)
@@ -268,7 +251,7 @@ add_config_params(json_t *params, const json_t *cfg)
 
 	json_object_foreach((json_t *)cfg, k, v) {
 		if (!strcmp(k, "sshkeys") && json_is_string(v)) {
-			char *enc = url_encode(json_string_value(v));
+			char *enc = pl_str_url_encode(json_string_value(v)); /* PVE stores sshkeys encoded */
 
 			json_object_set_new(params, k, json_string(enc));
 			free(enc);
