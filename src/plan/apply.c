@@ -35,12 +35,13 @@ enum step {
 	S_STOP,
 	S_SHUTDOWN,
 	S_DESTROY,
+	S_ROLLBACK,
 };
 
 static const char *const step_names[] = {
 	"done", "bridge", "network apply", "template", "find template", "clone",
 	"configure clone", "create", "snapshot", "migrate", "config", "resize", "reboot",
-	"start", "stop", "shutdown", "destroy",
+	"start", "stop", "shutdown", "destroy", "rollback",
 };
 
 #define MAX_STEPS 16
@@ -456,6 +457,16 @@ job_step(struct job *j)
 		request(j, "DELETE", guest_path(j, ""),
 			json_pack("{s:b,s:b}", "purge", 1, "destroy-unreferenced-disks", 1));
 		return;
+	case S_ROLLBACK: {
+		char *suffix = pl_asprintf("/snapshot/%s/rollback", pl_json_str_or(ch, "snapshot", ""));
+
+		p = json_object();
+		if (j->running_now)
+			json_object_set_new(p, "start", json_true());
+		request(j, "POST", guest_path(j, suffix), p);
+		free(suffix);
+		return;
+	}
 	case S_END:
 		break;
 	}
@@ -644,6 +655,9 @@ job_init(struct applier *ap, struct job *j, const json_t *ch)
 	} else if (!strcmp(a, "delete")) {
 		add_step(j, S_STOP);
 		add_step(j, S_DESTROY);
+	} else if (!strcmp(a, "rollback")) {
+		json_object_set(j->result, "snapshot", json_object_get(ch, "snapshot"));
+		add_step(j, S_ROLLBACK);
 	}
 }
 
