@@ -634,7 +634,11 @@ job_init(struct applier *ap, struct job *j, const json_t *ch)
 		add_step(j, S_NETAPPLY);
 	} else if (!strcmp(a, "create")) {
 		program_create(j);
+	} else if (!strcmp(a, "reboot")) {
+		add_step(j, S_REBOOT);
 	} else if (!strcmp(a, "update")) {
+		if (json_is_true(json_object_get(ch, "reboot")) && !ap->o->reboot)
+			json_object_set_new(j->result, "pending_reboot", json_true());
 		if (ap->o->snapshot)
 			add_step(j, S_SNAPSHOT);
 		if (pl_json_str(ch, "migrate_to"))

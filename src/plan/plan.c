@@ -369,7 +369,7 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 {
 	struct planner p = { .cfg = cfg, .snap = snap, .o = o };
 	const json_t *g, *live;
-	json_t *unmanaged = json_array(), *summary;
+	json_t *unmanaged = json_array(), *pending = json_array(), *summary;
 	struct pl_model_guest *models;
 	size_t i, n = json_array_size(pl_config_guests(cfg));
 	char sha[65];
@@ -409,6 +409,25 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 			plan_create(&p, &models[i]);
 		}
 	}
+	/* changes an earlier apply left pending until a reboot */
+	json_array_foreach(json_object_get(snap, "guests"), i, live) {
+		char key[32];
+		const json_t *keys;
+
+		snprintf(key, sizeof(key), "%lld", pl_json_int(live, "vmid", 0));
+		keys = json_object_get(json_object_get(snap, "pending"), key);
+		if (!json_array_size(keys) || !vmid_used(p.matched, pl_json_int(live, "vmid", 0)) ||
+		    strcmp(pl_json_str_or(live, "status", ""), "running"))
+			continue;
+		if (o->reboot)
+			json_array_append_new(p.changes, json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:O}", "action", "reboot",
+								   "guest", pl_json_str_or(live, "name", ""), "type",
+								   live_type(live), "vmid", (json_int_t)pl_json_int(live, "vmid", 0),
+								   "node", pl_json_str(live, "node"), "class", "reboot", "keys", keys));
+		else
+			json_array_append_new(pending, json_pack("{s:s,s:I,s:O}", "guest", pl_json_str_or(live, "name", ""),
+								 "vmid", (json_int_t)pl_json_int(live, "vmid", 0), "keys", keys));
+	}
 	/* what is live but not declared */
 	json_array_foreach(json_object_get(snap, "guests"), i, live) {
 		long long vmid = pl_json_int(live, "vmid", 0);
@@ -426,20 +445,20 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 								   "name", pl_json_str_or(live, "name", ""), "type",
 								   live_type(live), "node", pl_json_str(live, "node")));
 	}
-	summary = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "create", 0, "update", 0, "replace", 0,
-			    "delete", 0, "start", 0, "stop", 0, "bridge", 0);
+	summary = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "create", 0, "update", 0, "replace", 0,
+			    "delete", 0, "start", 0, "stop", 0, "bridge", 0, "reboot", 0);
 	json_array_foreach(p.changes, i, g) {
 		const char *a = pl_json_str(g, "action");
 
 		json_object_set_new(summary, a, json_integer(pl_json_int(summary, a, 0) + 1));
 	}
 	pl_plan_snapshot_sha(snap, sha);
-	*plan = json_pack("{s:i,s:s,s:s,s:o,s:o,s:o,s:o,s:{s:b,s:b,s:s?}}", "version", 1, "config",
+	*plan = json_pack("{s:i,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:{s:b,s:b,s:s?}}", "version", 1, "config",
 			  pl_config_path(cfg), "snapshot", sha, "changes", p.changes, "unmanaged",
-			  unmanaged, "blocked", p.blocked, "summary", summary, "options",
+			  unmanaged, "pending", pending, "blocked", p.blocked, "summary", summary, "options",
 			  "allow_replace", o->allow_replace, "reboot", o->reboot, "profile",
 			  o->profile);
-	p.changes = p.blocked = unmanaged = NULL;
+	p.changes = p.blocked = unmanaged = pending = NULL;
 out:
 	for (i = 0; i < n; i++)
 		pl_model_guest_release(&models[i]);
@@ -447,6 +466,7 @@ out:
 	json_decref(p.changes);
 	json_decref(p.blocked);
 	json_decref(unmanaged);
+	json_decref(pending);
 	json_decref(p.used_vmids);
 	json_decref(p.matched);
 	return r;

@@ -24,6 +24,9 @@ struct pl_plan_opts {
  *  "blocked":[...],"summary":{...}}
  * Each change: {"action":"create|update|replace|delete|start|stop|bridge",
  *  "guest","type":"qemu|lxc","vmid","node","class", ...action fields}.
+ * snap may carry "pending": {"<vmid>": [keys]} (changes waiting for a
+ * reboot); with o->reboot they become "reboot" changes, else they are listed
+ * under "pending".
  * Update changes carry "diffs":[{"key","from","to","class","note"}], "set"
  * (key -> value to POST), "delete" (keys), "resize" (disk -> size) and
  * "reboot" (whether a reboot is needed to apply the pending part).
