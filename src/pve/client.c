@@ -552,7 +552,7 @@ start(struct req *q)
 	curl_slist_free_all(q->hdrs);
 	q->hdrs = NULL;
 
-	if (q->idempotent && q->form)
+	if (!strcmp(q->method, "GET") && q->form)
 		url = pl_asprintf("%s/api2/json%s?%s", c->eps[q->ep], q->path, q->form);
 	else
 		url = pl_asprintf("%s/api2/json%s", c->eps[q->ep], q->path);
@@ -675,10 +675,13 @@ maybe_retry(struct req *q, CURLcode cc, long status, const char *msg)
 		return false;
 	if (cc != CURLE_OK)
 		again = transient(cc) && !c->pin_mismatch;
-	else if (status == 502 || status == 503 || status == 504)
-		again = true;
+	else if (status == 502 || status == 503 || status == 504 || status == 595 || status == 596)
+		again = true; /* proxy errors, node-to-node timeouts */
 	else if (status >= 500 && msg && strstr(msg, "got timeout"))
 		again = true; /* lock or cfs timeouts: "can't lock file ... - got timeout" */
+	else if (status == 500 && !(msg && (strstr(msg, "does not exist") ||
+					     strstr(msg, "not implemented") || strstr(msg, "no such"))))
+		again = true; /* a GET that failed on the server side may well pass again */
 	if (!again)
 		return false;
 	q->attempt++;

@@ -187,29 +187,46 @@ pl_sim_guest_remove(struct pl_sim *s, uint32_t vmid, bool purge_disks)
 	s->dirty = true;
 }
 
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Hash an object's members in key order, as PVE hashes its sorted config file. */
+static void
+digest_obj(EVP_MD_CTX *ctx, const json_t *o, const char *prefix)
+{
+	size_t n = json_object_size(o), i = 0;
+	const char **keys = pl_calloc(n ? n : 1, sizeof(*keys));
+	const char *k;
+	json_t *v;
+
+	json_object_foreach((json_t *)o, k, v)
+		keys[i++] = k;
+	qsort(keys, n, sizeof(*keys), cmp_str);
+	for (i = 0; i < n; i++) {
+		v = json_object_get(o, keys[i]);
+		EVP_DigestUpdate(ctx, prefix, strlen(prefix));
+		EVP_DigestUpdate(ctx, keys[i], strlen(keys[i]));
+		EVP_DigestUpdate(ctx, ": ", 2);
+		if (json_is_string(v))
+			EVP_DigestUpdate(ctx, json_string_value(v), json_string_length(v));
+		EVP_DigestUpdate(ctx, "\n", 1);
+	}
+	free(keys);
+}
+
 void
 pl_sim_guest_touch(struct pl_sim *s, struct pl_sim_guest *g)
 {
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-	const char *k;
-	json_t *v;
 
 	EVP_DigestInit_ex(ctx, EVP_sha1(), NULL);
-	json_object_foreach(g->conf, k, v) {
-		EVP_DigestUpdate(ctx, k, strlen(k));
-		EVP_DigestUpdate(ctx, ": ", 2);
-		if (json_is_string(v))
-			EVP_DigestUpdate(ctx, json_string_value(v), json_string_length(v));
-		EVP_DigestUpdate(ctx, "\n", 1);
-	}
-	json_object_foreach(g->pending, k, v) {
-		EVP_DigestUpdate(ctx, "[PENDING]", 9);
-		EVP_DigestUpdate(ctx, k, strlen(k));
-		if (json_is_string(v))
-			EVP_DigestUpdate(ctx, json_string_value(v), json_string_length(v));
-	}
+	digest_obj(ctx, g->conf, "");
+	digest_obj(ctx, g->pending, "[PENDING]");
 	EVP_DigestUpdate(ctx, g->lock, strlen(g->lock));
 	EVP_DigestFinal_ex(ctx, md, &mdlen);
 	EVP_MD_CTX_free(ctx);
@@ -704,6 +721,20 @@ seed_nodes(struct pl_sim *s, const json_t *nodes, char **errmsg)
 				c = json_deep_copy(ifc);
 				if (!json_object_get(c, "type"))
 					json_object_set_new(c, "type", json_string("bridge"));
+				if (pl_json_str(c, "cidr") && !json_object_get(c, "address")) {
+					const char *cidr = pl_json_str(c, "cidr");
+					const char *sl = strchr(cidr, '/');
+
+					json_object_set_new(c, "address",
+							    json_stringn(cidr, sl ? (size_t)(sl - cidr)
+										  : strlen(cidr)));
+					if (sl)
+						json_object_set_new(c, "netmask", json_string(sl + 1));
+				}
+				if (!json_object_get(c, "families"))
+					json_object_set_new(c, "families", json_pack("[s]", "inet"));
+				if (!json_object_get(c, "priority"))
+					json_object_set_new(c, "priority", json_integer((json_int_t)j + 1));
 				json_object_set_new(c, "active", json_integer(1));
 				json_object_set_new(sn->ifaces, iface, c);
 			}

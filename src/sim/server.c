@@ -548,14 +548,6 @@ handle_ticket(struct pl_sim *s, struct evhttp_request *req, json_t *params)
 	b = evbuffer_new();
 	evbuffer_add(b, text, strlen(text));
 	add_std_headers(req, true);
-	{
-		char *cookie = pl_asprintf("PVEAuthCookie=%s; path=/; secure; SameSite=Lax;",
-					   ticket);
-
-		if (!s->opts.no_tls)
-			evhttp_add_header(evhttp_request_get_output_headers(req), "Set-Cookie", cookie);
-		free(cookie);
-	}
 	reply(s, req, 200, "OK", b, 0, false);
 	free(text);
 	json_decref(o);
