@@ -194,7 +194,21 @@ harmless(const struct job *j, const struct pl_pve_result *res)
 	const char *m = res->message ? res->message : (res->errmsg ? res->errmsg : "");
 	enum step s = j->prog[j->pc];
 
-	return (s == S_STOP || s == S_SHUTDOWN) && strstr(m, "not running");
+	return ((s == S_STOP || s == S_SHUTDOWN) && strstr(m, "not running")) ||
+	       (s == S_START && strstr(m, "already running"));
+}
+
+/* Steps that can simply be sent again after a server or transport error:
+ * reads, and power actions whose repetition is harmless (see harmless()). */
+static bool
+retryable(const struct job *j, const struct pl_pve_result *res)
+{
+	enum step s = j->prog[j->pc];
+	bool safe = s == S_START || s == S_STOP || s == S_SHUTDOWN || s == S_REBOOT ||
+		    s == S_NETAPPLY || s == S_CLONE_RESOLVE || s == S_CLONE_FIX ||
+		    (s == S_TEMPLATE && j->holding);
+
+	return safe && (res->status == 0 || res->status >= 500);
 }
 
 static void step_after(struct job *j, json_t *data);
@@ -209,13 +223,13 @@ on_resp(const struct pl_pve_result *res, void *arg)
 		return;
 	}
 	if (res->err) {
-		if (is_lock_error(res) && j->attempts < 8) {
+		if ((is_lock_error(res) && j->attempts < 8) || (retryable(j, res) && j->attempts < 3)) {
 			long ms = 200L << (j->attempts < 4 ? j->attempts : 4);
 
 			j->attempts++;
 			ms += rand() % (ms / 2 + 1); /* jitter */
-			pl_log_info("apply: %s: %s is locked, retrying in %ld ms", j->guest,
-				    step_names[j->prog[j->pc]], ms);
+			pl_log_info("apply: %s: %s failed (%s), retrying in %ld ms", j->guest,
+				    step_names[j->prog[j->pc]], res->errmsg ? res->errmsg : "?", ms);
 			retry_later(j, ms);
 			return;
 		}

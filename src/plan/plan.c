@@ -96,11 +96,14 @@ find_live(const struct planner *p, const struct pl_model_guest *m, bool *by_name
 	}
 	if (m->vmid)
 		return NULL;
-	json_array_foreach(json_object_get(p->snap, "guests"), i, g) {
-		if (!json_is_true(json_object_get(g, "template")) &&
-		    pl_json_int(g, "template", 0) != 1 &&
-		    !strcmp(pl_json_str_or(g, "name", ""), m->name) &&
-		    !strcmp(live_type(g), m->lxc ? "lxc" : "qemu")) {
+	/* by name: the same type first; a guest of the other type is a replacement */
+	for (int pass = 0; pass < 2; pass++) {
+		json_array_foreach(json_object_get(p->snap, "guests"), i, g) {
+			if (pl_json_int(g, "template", 0) == 1 ||
+			    strcmp(pl_json_str_or(g, "name", ""), m->name) != 0 ||
+			    (pass == 0) != !strcmp(live_type(g), m->lxc ? "lxc" : "qemu") ||
+			    vmid_used(p->matched, pl_json_int(g, "vmid", 0)))
+				continue;
 			*by_name = true;
 			return g;
 		}
@@ -339,28 +342,68 @@ plan_bridges(struct planner *p)
 	}
 }
 
-void
-pl_plan_snapshot_sha(const json_t *snap, char out[65])
+json_t *
+pl_plan_snapshot_sigs(const json_t *snap)
 {
-	json_t *d = json_array();
+	json_t *sigs = json_object();
 	const json_t *g, *b;
 	size_t i;
 
 	json_array_foreach(json_object_get(snap, "guests"), i, g) {
 		const json_t *cfg = json_object_get(g, "config");
-		char sha[65];
+		char sha[65], key[32];
+		json_t *sig;
 
 		if (pl_json_str(cfg, "digest") == NULL)
 			pl_json_sha256(cfg ? cfg : json_null(), sha);
-		json_array_append_new(d, json_pack("[I,s?,s?,s?,s]", (json_int_t)pl_json_int(g, "vmid", 0),
-						   pl_json_str(g, "node"), pl_json_str(g, "type"),
-						   pl_json_str(g, "status"),
-						   pl_json_str(cfg, "digest") ? pl_json_str(cfg, "digest") : sha));
+		sig = json_pack("[s?,s?,s?,s]", pl_json_str(g, "node"), pl_json_str(g, "type"),
+				pl_json_str(g, "status"),
+				pl_json_str(cfg, "digest") ? pl_json_str(cfg, "digest") : sha);
+		pl_json_sha256(sig, sha);
+		json_decref(sig);
+		snprintf(key, sizeof(key), "%lld", pl_json_int(g, "vmid", 0));
+		json_object_set_new(sigs, key, json_string(sha));
 	}
-	json_array_foreach(json_object_get(snap, "bridges"), i, b)
-		json_array_append_new(d, json_pack("[s?,s?]", pl_json_str(b, "node"), pl_json_str(b, "iface")));
-	pl_json_sha256(d, out);
-	json_decref(d);
+	json_array_foreach(json_object_get(snap, "bridges"), i, b) {
+		char *key = pl_asprintf("bridge %s/%s", pl_json_str_or(b, "node", ""),
+					pl_json_str_or(b, "iface", ""));
+
+		json_object_set_new(sigs, key, json_string("present"));
+		free(key);
+	}
+	return sigs;
+}
+
+void
+pl_plan_snapshot_sha(const json_t *snap, char out[65])
+{
+	json_t *sigs = pl_plan_snapshot_sigs(snap);
+
+	pl_json_sha256(sigs, out);
+	json_decref(sigs);
+}
+
+char *
+pl_plan_stale(const json_t *saved, const json_t *fresh)
+{
+	const json_t *a = json_object_get(saved, "signatures"), *b = json_object_get(fresh, "signatures");
+	const char *k;
+	json_t *v;
+
+	if (!strcmp(pl_json_str_or(saved, "snapshot", ""), pl_json_str_or(fresh, "snapshot", "")))
+		return NULL;
+	json_object_foreach((json_t *)a, k, v) {
+		const char *other = pl_json_str(b, k);
+
+		if (other == NULL)
+			return pl_asprintf("%s%s is gone", isdigit((unsigned char)*k) ? "guest " : "", k);
+		if (strcmp(other, json_string_value(v)))
+			return pl_asprintf("%s%s changed", isdigit((unsigned char)*k) ? "guest " : "", k);
+	}
+	json_object_foreach((json_t *)b, k, v)
+		if (!json_object_get(a, k))
+			return pl_asprintf("%s%s is new", isdigit((unsigned char)*k) ? "guest " : "", k);
+	return pl_strdup("the cluster changed");
 }
 
 int
@@ -453,8 +496,10 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 		json_object_set_new(summary, a, json_integer(pl_json_int(summary, a, 0) + 1));
 	}
 	pl_plan_snapshot_sha(snap, sha);
-	*plan = json_pack("{s:i,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:{s:b,s:b,s:s?}}", "version", 1, "config",
-			  pl_config_path(cfg), "snapshot", sha, "changes", p.changes, "unmanaged",
+	json_t *sigs = pl_plan_snapshot_sigs(snap);
+
+	*plan = json_pack("{s:i,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:{s:b,s:b,s:s?}}", "version", 1, "config",
+			  pl_config_path(cfg), "snapshot", sha, "signatures", sigs, "changes", p.changes, "unmanaged",
 			  unmanaged, "pending", pending, "blocked", p.blocked, "summary", summary, "options",
 			  "allow_replace", o->allow_replace, "reboot", o->reboot, "profile",
 			  o->profile);
