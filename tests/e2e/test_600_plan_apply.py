@@ -284,3 +284,21 @@ def test_sigkill_during_apply_then_apply_again(tmp_path):
         assert sorted(names) == sorted(f"k{i}" for i in range(10))  # no duplicates
     finally:
         lab.close()
+
+
+def test_validate_checks_references_against_the_cluster(lab):
+    lab.write("guests:\n  - name: a\n    node: pve3\n    disks: [{storage: local-lvmm, size: 8}]\n"
+              "    networks: [{bridge: vmbr9}]\n    clone: {template: nosuch}\n"
+              "  - name: b\n    node: pve1\n    cores: 500\n    networks: [{bridge: vmbr1}]\n"
+              "bridges:\n  - name: vmbr1\n")
+    assert lab.pvelab("validate", "--offline").rc == 0
+    r = lab.pvelab("validate", "--live")
+    assert r.rc == 1, r
+    assert "guests[0].node: no node 'pve3' in the cluster (did you mean 'pve1'?)" in r.err
+    assert ":4:14: error: guests[0].disks[0].storage: no storage 'local-lvmm'" in r.err
+    assert "no bridge 'vmbr9'" in r.err and "vmbr1" not in r.err.replace("vmbr1)", "")
+    assert "no template 'nosuch'" in r.err
+    assert "warning: guests[1]: 500 cores is more than node 'pve1' has" in r.err
+    # afterwards the state database answers without --live
+    r2 = lab.pvelab("validate")
+    assert r2.err == r.err
