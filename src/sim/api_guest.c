@@ -1340,7 +1340,16 @@ h_resize(struct pl_sim_req *r, bool lxc)
 		pl_sim_fail(r, 500, "shrinking disks is not supported");
 		return;
 	}
-	f = pl_pfmt_get(lxc ? (strcmp(disk, "rootfs") ? "lxc.mp" : "lxc.rootfs") : "qemu.scsi");
+	snprintf(volid, sizeof(volid), "%.*s", (int)strcspn(cur, ","), cur);
+	{
+		char fname[40];
+		size_t bl = strcspn(disk, "0123456789");
+
+		if (!strcmp(disk, "efidisk0") || !strcmp(disk, "tpmstate0"))
+			bl = strlen(disk);
+		snprintf(fname, sizeof(fname), "qemu.%.*s", (int)bl, disk);
+		f = pl_pfmt_get(lxc ? (strcmp(disk, "rootfs") ? "lxc.mp" : "lxc.rootfs") : fname);
+	}
 	pl_propstr_init(&p);
 	pl_buf_init(&b, 0);
 	pl_size_format(nw, sz, sizeof(sz));
@@ -1351,7 +1360,7 @@ h_resize(struct pl_sim_req *r, bool lxc)
 	}
 	pl_propstr_release(&p);
 	pl_buf_release(&b);
-	snprintf(volid, sizeof(volid), "%.*s", (int)strcspn(cur, ","), cur);
+	/* cur is gone now: the config value was replaced */
 	if ((vol = pl_sim_volume_find(r->sim, volid, g->node, NULL)) != NULL)
 		vol->size = nw;
 	pl_sim_guest_touch(r->sim, g);

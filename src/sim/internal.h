@@ -70,6 +70,9 @@ struct pl_sim_guest {
 	char digest[41];
 	char *res;           /* cached static part of the /cluster/resources entry */
 	size_t reslen;
+	bool sized;          /* cpus/maxmem/maxdisk below are current */
+	int cpus;
+	uint64_t maxmem, maxdisk;
 };
 
 struct pl_sim;
@@ -133,11 +136,29 @@ struct pl_sim {
 	struct evhttp_bound_socket *sock;
 	void *ssl_ctx;
 	char fingerprint[96];
-	char url[300]; /* scheme, [host] up to 255, port */
+	char url[320];
 	struct pl_sim_pending *held;
 	bool dirty;
 	struct event *save_ev;
+	uint64_t gen;    /* bumped by every change; keys the response caches */
+	struct {
+		int64_t t;
+		uint64_t gen;
+		struct pl_sim_blob *body;
+	} rescache[5];   /* /cluster/resources per type, valid within one second */
 };
+
+/* A reference-counted response body, sent without copying. */
+struct pl_sim_blob {
+	int refs;
+	size_t len;
+	char data[];
+};
+
+/* Take over a buffer's contents as a blob with one reference. */
+struct pl_sim_blob *pl_sim_blob_from_buf(struct pl_buf *b);
+struct pl_sim_blob *pl_sim_blob_ref(struct pl_sim_blob *bl);
+void pl_sim_blob_unref(struct pl_sim_blob *bl);
 
 /* One API call: what the handler gets and what it answers. */
 struct pl_sim_req {
@@ -153,6 +174,7 @@ struct pl_sim_req {
 	json_t *errors;
 	json_t *top;        /* extra top-level members (total, changes) */
 	struct pl_buf raw;  /* a pre-serialised body, used when raw.len > 0 */
+	struct pl_sim_blob *blob; /* or a shared one (a reference the request owns) */
 	int delay_ms;       /* hold the reply this long */
 };
 
@@ -197,6 +219,8 @@ struct pl_sim_usage {
 void pl_sim_guest_usage(struct pl_sim *s, const struct pl_sim_guest *g, int64_t now,
 			struct pl_sim_usage *u);
 void pl_sim_node_usage(struct pl_sim *s, int node, int64_t now, struct pl_sim_usage *u);
+/* All nodes at once (one pass over the guests); u has nnodes entries. */
+void pl_sim_nodes_usage(struct pl_sim *s, int64_t now, struct pl_sim_usage *u);
 /* Put a template, ISO or backup volume on every node that has its storage. */
 int pl_sim_add_template(struct pl_sim *s, const char *volid, uint64_t size, char **errmsg);
 /* Seeds and state. */

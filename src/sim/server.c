@@ -15,6 +15,7 @@
 #include <sys/queue.h>
 #include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -558,11 +559,25 @@ handle_ticket(struct pl_sim *s, struct evhttp_request *req, json_t *params)
 }
 
 static void
+blob_cleanup(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	pl_sim_blob_unref(arg);
+}
+
+static void
 send_result(struct pl_sim *s, struct evhttp_request *req, struct pl_sim_req *r, int delay)
 {
 	struct evbuffer *b = evbuffer_new();
 
 	add_std_headers(req, true);
+	if (r->status == 200 && r->blob) {
+		evbuffer_add_reference(b, r->blob->data, r->blob->len, blob_cleanup,
+				       pl_sim_blob_ref(r->blob));
+		reply(s, req, 200, "OK", b, delay, false);
+		return;
+	}
 	if (r->status == 200 && r->raw.len) {
 		evbuffer_add(b, r->raw.data, r->raw.len);
 		reply(s, req, 200, "OK", b, delay, false);
@@ -596,6 +611,7 @@ req_release(struct pl_sim_req *r)
 	json_decref(r->top);
 	free(r->reason);
 	pl_buf_release(&r->raw);
+	pl_sim_blob_unref(r->blob);
 }
 
 static void
@@ -751,6 +767,8 @@ on_request(struct evhttp_request *req, void *arg)
 	r.readonly = readonly;
 	r.status = 200;
 	pl_sim_api_call(&r);
+	if (meth != PL_SIM_GET)
+		s->gen++;
 	send_result(s, req, &r, delay);
 out:
 	req_release(&r);
@@ -838,6 +856,13 @@ pl_sim_server_start(struct pl_sim *s, char **errmsg)
 		return pl_seterr(errmsg, PL_ECONNECT, "cannot listen on '%s' (in use? bad address?)",
 				 listen);
 	fd = evhttp_bound_socket_get_fd(s->sock);
+	{
+		/* accepted sockets inherit it: no Nagle + delayed-ACK 40 ms stalls
+		 * between a TLS record with the headers and one with the body */
+		int one = 1;
+
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET)
 			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -866,4 +891,8 @@ pl_sim_server_stop(struct pl_sim *s)
 	if (s->ssl_ctx)
 		SSL_CTX_free(s->ssl_ctx);
 	s->ssl_ctx = NULL;
+	for (size_t i = 0; i < PL_ARRAY_LEN(s->rescache); i++) {
+		pl_sim_blob_unref(s->rescache[i].body);
+		s->rescache[i].body = NULL;
+	}
 }

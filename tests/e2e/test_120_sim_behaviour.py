@@ -48,7 +48,7 @@ class Client:
 
 @pytest.fixture(scope="module")
 def demo():
-    info = start_sim("--seed", DEMO, "--task-ms", "200")
+    info = start_sim("--seed", DEMO, "--task-ms", "500")
     yield Client(info)
     rc, err = stop_sim(info)
     assert rc == 0, err
