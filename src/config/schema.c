@@ -112,7 +112,7 @@ static const struct pl_config_key guest_keys[] = {
 	{ "/services/*/port", PL_CT_INT, NULL, "1..65535", "port", true },
 	{ "/services/*/protocol", PL_CT_ENUM, "tcp", "tcp|udp|http|https", "protocol", false },
 	{ "/services/*/path", PL_CT_STRING, NULL, NULL, "HTTP path to check", false },
-	{ "/services/*/host_port", PL_CT_INT, NULL, "1..65535", "port published on the host (unique)", false },
+	{ "/services/*/host_port", PL_CT_INT, NULL, "1..65535", "port the guest publishes on its own address, e.g. by Docker (unique per guest)", false },
 	{ "/config", PL_CT_DICT, NULL, NULL, "raw Proxmox settings passed through as-is (what pvelab has no key for)", false },
 	{ "/config/*", PL_CT_SCALAR, NULL, NULL, "a Proxmox config key and value", false },
 	END,
