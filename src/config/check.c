@@ -34,7 +34,8 @@ unique(const struct pl_config *c, struct pl_diags *d, json_t *seen, const char *
 }
 
 static const char *const vm_only[] = { "disks", "cloudinit", "clone", "hostpci", "sockets",
-				       "cpu", "balloon", "bios", "machine", "scsihw", "agent", NULL };
+				       "cpu", "balloon", "bios", "machine", "scsihw", "agent",
+				       "efidisk", "tpm", NULL };
 static const char *const ct_only[] = { "ostemplate", "rootfs", "mounts", "features",
 				       "unprivileged", "swap", NULL };
 
