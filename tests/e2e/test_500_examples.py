@@ -170,3 +170,80 @@ def test_homeserver_matches_seed():
     assert set(by_vmid) == {100, 101, 102}
     assert by_vmid[102]["hostpci"] and by_vmid[102]["hostpci"][0]["x_vga"] is True
     assert all(g["networks"][0]["bridge"] == "vmbr1" for g in guests)
+
+
+SIM_SEEDS = sorted(glob.glob(os.path.join(EXAMPLES, "sim", "*.yaml")))
+
+
+def sim_seed_for(name):
+    path = os.path.join(EXAMPLES, "sim", name)
+    if not os.path.exists(path):
+        path = os.path.join(EXAMPLES, "sim", "demo.yaml")
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+@pytest.mark.parametrize("name", sorted(SEEDS))
+def test_sim_seed_has_what_the_example_uses(name):
+    """Every node, storage, bridge, container template and clone template an
+    example names exists in its simulator seed (or is created by the example)."""
+    doc, guests = load(name)
+    seed = sim_seed_for(name)
+    nodes = {n["name"] if isinstance(n, dict) else n for n in seed["nodes"]}
+    storages = {s["id"]: s for s in seed["storages"]}
+    bridges = {b["name"] for b in doc.get("bridges") or []}
+    for n in seed["nodes"]:
+        bridges |= {i["iface"] for i in n.get("network") or [] if i.get("type") == "bridge"}
+    vztmpl = {t if isinstance(t, str) else t["volid"] for t in seed.get("templates") or []}
+    vztmpl |= {f"{t.get('storage', 'local')}:vztmpl/{t['template']}"
+               for t in doc.get("templates") or []}
+    vm_templates = {g["config"]["name"] for g in seed.get("guests") or []
+                    if str(g.get("config", {}).get("template", "0")) == "1"}
+    volumes = {v["volid"] for s in storages.values() for v in s.get("volumes") or []}
+
+    def storage(sid, content):
+        assert sid in storages, (name, sid)
+        assert content in storages[sid]["content"].split(","), (name, sid, content)
+
+    for g in guests:
+        where = (name, g["name"])
+        if "node" in g:
+            assert g["node"] in nodes, where
+        for net in g.get("networks") or []:
+            assert net.get("bridge", "vmbr0") in bridges, where
+        lxc = g.get("type") == "lxc"
+        if lxc:
+            assert g["ostemplate"] in vztmpl, where
+            storage(g["ostemplate"].split(":")[0], "vztmpl")
+            if "rootfs" in g:
+                storage(g["rootfs"]["storage"], "rootdir")
+            for m in g.get("mounts") or []:
+                if "storage" in m:
+                    storage(m["storage"], "rootdir")
+                elif m["volume"].startswith("/"):  # bind mount of a directory storage's path
+                    assert any(s.get("path") == m["volume"] for s in storages.values()), where
+        else:
+            if "clone" in g:
+                assert g["clone"]["template"] in vm_templates, where
+            for d in g.get("disks") or []:
+                storage(d.get("storage", "local-lvm"), "images")
+                src = (d.get("options") or {}).get("import-from")
+                if src:
+                    assert src in volumes, where
+            for k in ("efidisk", "tpm"):
+                if k in g:
+                    storage(g[k]["storage"], "images")
+    for b in doc.get("bridges") or []:
+        if "node" in b:
+            assert b["node"] in nodes
+
+
+@pytest.mark.parametrize("path", SIM_SEEDS, ids=os.path.basename)
+def test_sim_seed_shape(path):
+    with open(path) as f:
+        seed = yaml.safe_load(f)
+    assert seed["nodes"], path
+    ids = [s["id"] for s in seed["storages"]]
+    assert "local" in ids and "local-lvm" in ids, path
+    vmids = [g["vmid"] for g in seed.get("guests") or []]
+    assert len(vmids) == len(set(vmids))
