@@ -84,6 +84,27 @@ test_defaults_fill_unwritten_subkeys(void **state)
 }
 
 static void
+test_merged_keys_beat_defaults(void **state)
+{
+	struct pl_diags d;
+	struct pl_config *c = load("x-base: &base\n  type: lxc\n  cores: 3\n"
+				   "defaults:\n  type: vm\n  cores: 1\n  memory: 2G\n"
+				   "guests:\n  - name: a\n    vmid: 100\n    <<: *base\n",
+				   &d);
+	const json_t *a;
+
+	(void)state;
+	assert_int_equal(d.nerrors, 0);
+	a = json_array_get(pl_config_guests(c), 0);
+	/* keys brought in by a merge key count as written by the guest */
+	assert_string_equal(pl_json_str(a, "type"), "lxc");
+	assert_int_equal(pl_json_int(a, "cores", 0), 3);
+	assert_int_equal(pl_json_int(a, "memory", 0), 2048);
+	pl_config_free(c);
+	pl_diags_release(&d);
+}
+
+static void
 test_x_keys_hold_anchors(void **state)
 {
 	struct pl_diags d;
@@ -174,6 +195,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults_override_schema_defaults),
 		cmocka_unit_test(test_defaults_fill_unwritten_subkeys),
+		cmocka_unit_test(test_merged_keys_beat_defaults),
 		cmocka_unit_test(test_x_keys_hold_anchors),
 		cmocka_unit_test(test_hostnames),
 		cmocka_unit_test(test_host_ports_unique_per_guest),
