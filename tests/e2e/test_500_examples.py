@@ -175,20 +175,27 @@ def test_homeserver_matches_seed():
 SIM_SEEDS = sorted(glob.glob(os.path.join(EXAMPLES, "sim", "*.yaml")))
 
 
-def sim_seed_for(name):
-    path = os.path.join(EXAMPLES, "sim", name)
-    if not os.path.exists(path):
-        path = os.path.join(EXAMPLES, "sim", "demo.yaml")
-    with open(path) as f:
-        return yaml.safe_load(f)
+def sim_seed_pairs():
+    """(example, simulator seed): its own seed, else the demo cluster; and
+    homelab-gitops on the demo cluster too, which `make demo` applies."""
+    pairs = []
+    demo = os.path.join(EXAMPLES, "sim", "demo.yaml")
+    for name in sorted(SEEDS):
+        own = os.path.join(EXAMPLES, "sim", name)
+        pairs.append((name, own if os.path.exists(own) else demo))
+    if os.path.exists(demo):
+        pairs.append(("homelab-gitops.yaml", demo))
+    return sorted(set(pairs))
 
 
-@pytest.mark.parametrize("name", sorted(SEEDS))
-def test_sim_seed_has_what_the_example_uses(name):
+@pytest.mark.parametrize("name,seed_path", sim_seed_pairs(),
+                         ids=lambda v: os.path.basename(v))
+def test_sim_seed_has_what_the_example_uses(name, seed_path):
     """Every node, storage, bridge, container template and clone template an
     example names exists in its simulator seed (or is created by the example)."""
     doc, guests = load(name)
-    seed = sim_seed_for(name)
+    with open(seed_path) as f:
+        seed = yaml.safe_load(f)
     nodes = {n["name"] if isinstance(n, dict) else n for n in seed["nodes"]}
     storages = {s["id"]: s for s in seed["storages"]}
     bridges = {b["name"] for b in doc.get("bridges") or []}
