@@ -438,6 +438,18 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 		if (!in_profile(&p, &models[i]))
 			continue;
 		live = find_live(&p, &models[i], &by_name);
+		if (live && !by_name && !is_managed(live) &&
+		    strcmp(pl_json_str_or(live, "name", ""), models[i].name) != 0) {
+			char *why = pl_asprintf("vmid %lld is taken by '%s', which pvelab does not manage "
+						"(choose another vmid, or pvelab import it)",
+						models[i].vmid, pl_json_str_or(live, "name", ""));
+
+			json_array_append_new(p.blocked, json_pack("{s:s,s:I,s:s}", "guest", models[i].name,
+								   "vmid", (json_int_t)models[i].vmid, "reason", why));
+			free(why);
+			mark_vmid(p.matched, models[i].vmid);
+			continue;
+		}
 		if (live && by_name && !is_managed(live)) {
 			json_array_append_new(p.blocked, json_pack("{s:s,s:I,s:s}", "guest", models[i].name,
 								   "vmid", (json_int_t)pl_json_int(live, "vmid", 0),
