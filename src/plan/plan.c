@@ -26,20 +26,6 @@ struct planner {
 	json_t *by_name;     /* name -> [live guests] */
 };
 
-static bool
-is_managed(const json_t *live)
-{
-	char *tags = pl_model_tags_norm(pl_json_str_or(live, "tags", ""));
-	char *want = pl_asprintf(";%s;", PL_MODEL_MANAGED_TAG);
-	char *hay = pl_asprintf(";%s;", tags);
-	bool yes = strstr(hay, want) != NULL;
-
-	free(tags);
-	free(want);
-	free(hay);
-	return yes;
-}
-
 static const char *
 live_type(const json_t *live)
 {
@@ -451,7 +437,7 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 		if (!in_profile(&p, &models[i]))
 			continue;
 		live = (json_t *)find_live(&p, &models[i], &by_name);
-		if (live && !by_name && !is_managed(live) &&
+		if (live && !by_name && !pl_model_is_managed(live) &&
 		    strcmp(pl_json_str_or(live, "name", ""), models[i].name) != 0) {
 			char *why = pl_asprintf("vmid %lld is taken by '%s', which pvelab does not manage "
 						"(choose another vmid, or pvelab import it)",
@@ -463,7 +449,7 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 			mark_vmid(p.matched, models[i].vmid);
 			continue;
 		}
-		if (live && by_name && !is_managed(live)) {
+		if (live && by_name && !pl_model_is_managed(live)) {
 			json_array_append_new(p.blocked, json_pack("{s:s,s:I,s:s}", "guest", models[i].name,
 								   "vmid", (json_int_t)pl_json_int(live, "vmid", 0),
 								   "reason", "a guest with this name exists and pvelab does not manage it (pvelab import it, or set its vmid)"));
@@ -502,13 +488,13 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 
 		if (vmid_used(p.matched, vmid))
 			continue;
-		if (is_managed(live) && o->profile == NULL)
+		if (pl_model_is_managed(live) && o->profile == NULL)
 			json_array_append_new(p.changes,
 					      json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s}", "action", "delete", "guest",
 							pl_json_str_or(live, "name", ""), "type", live_type(live),
 							"vmid", (json_int_t)vmid, "node", pl_json_str(live, "node"),
 							"class", "delete"));
-		else if (!is_managed(live))
+		else if (!pl_model_is_managed(live))
 			json_array_append_new(unmanaged, json_pack("{s:I,s:s,s:s,s:s?}", "vmid", (json_int_t)vmid,
 								   "name", pl_json_str_or(live, "name", ""), "type",
 								   live_type(live), "node", pl_json_str(live, "node")));
