@@ -149,9 +149,12 @@ usage:
 		goto out;
 	}
 	if (saved) {
-		if (strcmp(pl_json_str_or(saved, "snapshot", ""), pl_json_str_or(plan, "snapshot", ""))) {
-			pl_error("the cluster changed since '%s' was made; refusing to apply a stale "
-				 "plan (run pvelab plan again)", a.pos[0]);
+		char *why = pl_plan_stale(saved, plan);
+
+		if (why) {
+			pl_error("the cluster changed since '%s' was made (%s); refusing to apply a "
+				 "stale plan (run pvelab plan again)", a.pos[0], why);
+			free(why);
 			goto out;
 		}
 		json_decref(plan);

@@ -36,6 +36,18 @@ pl_model_value_text(const json_t *v)
 	return NULL;
 }
 
+bool
+pl_model_is_managed(const json_t *live)
+{
+	char *tags = pl_model_tags_norm(pl_json_str_or(live, "tags", ""));
+	char *hay = pl_asprintf(";%s;", tags);
+	bool yes = strstr(hay, ";" PL_MODEL_MANAGED_TAG ";") != NULL;
+
+	free(tags);
+	free(hay);
+	return yes;
+}
+
 static int
 cmp_str(const void *a, const void *b)
 {
@@ -100,14 +112,14 @@ is_disk_key(bool lxc, const char *key)
 bool
 pl_model_key_ignored(const char *key)
 {
-	static const char *const keys[] = { "digest", "meta", "vmgenid", "lock", "smbios1",
+	static const char *const keys[] = { "digest", "meta", "vmgenid", "lock", "smbios1", "vmstate",
 					    "parent", "snaptime", "pending", "unused", "template",
 					    "lxc", "runningmachine", "runningcpu", "arch", NULL };
 	char base[32];
 
 	key_base(key, base, sizeof(base));
 	for (size_t i = 0; keys[i]; i++)
-		if (!strcmp(base, keys[i]))
+		if (!strcmp(key, keys[i]) || !strcmp(base, keys[i]))
 			return true;
 	return false;
 }
@@ -327,14 +339,6 @@ desired_vm(const json_t *g, json_t *cfg, json_t *create)
 		set_str(cfg, "searchdomain", pl_json_str(dns, "domain"));
 		set_str(create, "password_env", pl_json_str(ci, "password_env"));
 	}
-	/* cloud-init settings need a cloud-init drive; ide2 is where PVE puts it */
-	if ((json_is_object(ci) || json_object_get(cfg, "ipconfig0")) && !json_object_get(cfg, "ide2")) {
-		const json_t *d0 = json_array_get(json_object_get(g, "disks"), 0);
-
-		pl_buf_reset(&b);
-		pl_buf_addf(&b, "%s:cloudinit", pl_json_str_or(d0, "storage", "local-lvm"));
-		json_object_set_new(cfg, "ide2", json_string(b.data));
-	}
 	if (json_is_object(json_object_get(g, "clone")))
 		json_object_set(create, "clone", json_object_get(g, "clone"));
 	pl_buf_release(&b);
@@ -421,6 +425,28 @@ desired_ct(const json_t *g, json_t *cfg, json_t *create)
 	pl_buf_release(&b);
 }
 
+/* Cloud-init settings need a cloud-init drive: ide2, where PVE puts it,
+ * unless the config already has one somewhere. */
+static void
+add_cloudinit_drive(const json_t *g, json_t *cfg)
+{
+	const char *k;
+	json_t *v;
+	char *vol;
+
+	if (!json_is_object(json_object_get(g, "cloudinit")) && !json_object_get(cfg, "ipconfig0"))
+		return;
+	json_object_foreach(cfg, k, v)
+		if (is_disk_key(false, k) && json_is_string(v) && strstr(json_string_value(v), "cloudinit"))
+			return;
+	if (json_object_get(cfg, "ide2"))
+		return;
+	vol = pl_asprintf("%s:cloudinit",
+			  pl_json_str_or(json_array_get(json_object_get(g, "disks"), 0), "storage", "local-lvm"));
+	json_object_set_new(cfg, "ide2", json_string(vol));
+	free(vol);
+}
+
 int
 pl_model_guest_from_config(const json_t *guest, struct pl_model_guest *out, char **errmsg)
 {
@@ -454,6 +480,8 @@ pl_model_guest_from_config(const json_t *guest, struct pl_model_guest *out, char
 			json_object_set_new(out->config, raw_key, json_string(t));
 		free(t);
 	}
+	if (!out->lxc)
+		add_cloudinit_drive(guest, out->config);
 	return 0;
 }
 
@@ -550,25 +578,6 @@ classify(bool lxc, const char *key, const char *hotplug, bool adding)
 
 /* ---- comparison ----------------------------------------------------------- */
 
-static char *
-url_decode(const char *s)
-{
-	struct pl_buf b;
-
-	pl_buf_init(&b, 0);
-	for (; *s; s++) {
-		if (*s == '%' && isxdigit((unsigned char)s[1]) && isxdigit((unsigned char)s[2])) {
-			char hex[3] = { s[1], s[2], 0 };
-
-			pl_buf_addch(&b, (char)strtol(hex, NULL, 16));
-			s += 2;
-		} else {
-			pl_buf_addch(&b, *s);
-		}
-	}
-	return pl_buf_detach(&b, NULL);
-}
-
 static void
 rstrip(char *s)
 {
@@ -593,8 +602,8 @@ scalar_equal(const char *key, const char *a, const char *b)
 		x = pl_model_tags_norm(a);
 		y = pl_model_tags_norm(b);
 	} else if (!strcmp(key, "sshkeys")) {
-		x = url_decode(a);
-		y = url_decode(b);
+		x = pl_str_url_decode(a);
+		y = pl_str_url_decode(b);
 	} else {
 		double da = strtod(a, &end1), db = strtod(b, &end2);
 

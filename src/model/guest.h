@@ -65,7 +65,15 @@ bool pl_model_key_ignored(const char *key);
 bool pl_model_key_collection(bool lxc, const char *key);
 /* A live config value as text (numbers and booleans as PVE writes them). */
 char *pl_model_value_text(const json_t *v);
+/* Whether a live guest (with "tags") carries the managed tag. */
+bool pl_model_is_managed(const json_t *live);
 /* Split "a;b c,d" tags, lower-cased, sorted, unique, joined with ';'. */
 char *pl_model_tags_norm(const char *tags);
 
+
+
+/* The pvelab.yaml guest (JSON) that describes a live guest (a snapshot entry
+ * {vmid,name,node,type,status,config}) such that planning it against itself
+ * shows no changes: known settings as pvelab keys, the rest under `config:`. */
+json_t *pl_model_guest_to_yaml(const json_t *live);
 #endif

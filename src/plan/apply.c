@@ -35,12 +35,13 @@ enum step {
 	S_STOP,
 	S_SHUTDOWN,
 	S_DESTROY,
+	S_ROLLBACK,
 };
 
 static const char *const step_names[] = {
 	"done", "bridge", "network apply", "template", "find template", "clone",
 	"configure clone", "create", "snapshot", "migrate", "config", "resize", "reboot",
-	"start", "stop", "shutdown", "destroy",
+	"start", "stop", "shutdown", "destroy", "rollback",
 };
 
 #define MAX_STEPS 16
@@ -193,7 +194,21 @@ harmless(const struct job *j, const struct pl_pve_result *res)
 	const char *m = res->message ? res->message : (res->errmsg ? res->errmsg : "");
 	enum step s = j->prog[j->pc];
 
-	return (s == S_STOP || s == S_SHUTDOWN) && strstr(m, "not running");
+	return ((s == S_STOP || s == S_SHUTDOWN) && strstr(m, "not running")) ||
+	       (s == S_START && strstr(m, "already running"));
+}
+
+/* Steps that can simply be sent again after a server or transport error:
+ * reads, and power actions whose repetition is harmless (see harmless()). */
+static bool
+retryable(const struct job *j, const struct pl_pve_result *res)
+{
+	enum step s = j->prog[j->pc];
+	bool safe = s == S_START || s == S_STOP || s == S_SHUTDOWN || s == S_REBOOT ||
+		    s == S_NETAPPLY || s == S_CLONE_RESOLVE || s == S_CLONE_FIX ||
+		    (s == S_TEMPLATE && j->holding);
+
+	return safe && (res->status == 0 || res->status >= 500);
 }
 
 static void step_after(struct job *j, json_t *data);
@@ -208,13 +223,13 @@ on_resp(const struct pl_pve_result *res, void *arg)
 		return;
 	}
 	if (res->err) {
-		if (is_lock_error(res) && j->attempts < 8) {
+		if ((is_lock_error(res) && j->attempts < 8) || (retryable(j, res) && j->attempts < 3)) {
 			long ms = 200L << (j->attempts < 4 ? j->attempts : 4);
 
 			j->attempts++;
 			ms += rand() % (ms / 2 + 1); /* jitter */
-			pl_log_info("apply: %s: %s is locked, retrying in %ld ms", j->guest,
-				    step_names[j->prog[j->pc]], ms);
+			pl_log_info("apply: %s: %s failed (%s), retrying in %ld ms", j->guest,
+				    step_names[j->prog[j->pc]], res->errmsg ? res->errmsg : "?", ms);
 			retry_later(j, ms);
 			return;
 		}
@@ -242,23 +257,6 @@ request(struct job *j, const char *method, char *path, json_t *params)
 	json_decref(params);
 }
 
-/* Percent-encode everything but unreserved characters (PVE stores sshkeys so). */
-static char *
-url_encode(const char *s)
-{
-	struct pl_buf b;
-
-	pl_buf_init(&b, 0);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~')
-			pl_buf_addch(&b, (char)*p);
-		else
-			pl_buf_addf(&b, "%%%02X", *p);
-	}
-	return pl_buf_detach(&b, NULL);
-}
-
 /* Config values as API parameters. */
 static void
 add_config_params(json_t *params, const json_t *cfg)
@@ -268,7 +266,7 @@ add_config_params(json_t *params, const json_t *cfg)
 
 	json_object_foreach((json_t *)cfg, k, v) {
 		if (!strcmp(k, "sshkeys") && json_is_string(v)) {
-			char *enc = url_encode(json_string_value(v));
+			char *enc = pl_str_url_encode(json_string_value(v)); /* PVE stores sshkeys encoded */
 
 			json_object_set_new(params, k, json_string(enc));
 			free(enc);
@@ -473,6 +471,16 @@ job_step(struct job *j)
 		request(j, "DELETE", guest_path(j, ""),
 			json_pack("{s:b,s:b}", "purge", 1, "destroy-unreferenced-disks", 1));
 		return;
+	case S_ROLLBACK: {
+		char *suffix = pl_asprintf("/snapshot/%s/rollback", pl_json_str_or(ch, "snapshot", ""));
+
+		p = json_object();
+		if (j->running_now)
+			json_object_set_new(p, "start", json_true());
+		request(j, "POST", guest_path(j, suffix), p);
+		free(suffix);
+		return;
+	}
 	case S_END:
 		break;
 	}
@@ -640,7 +648,11 @@ job_init(struct applier *ap, struct job *j, const json_t *ch)
 		add_step(j, S_NETAPPLY);
 	} else if (!strcmp(a, "create")) {
 		program_create(j);
+	} else if (!strcmp(a, "reboot")) {
+		add_step(j, S_REBOOT);
 	} else if (!strcmp(a, "update")) {
+		if (json_is_true(json_object_get(ch, "reboot")) && !ap->o->reboot)
+			json_object_set_new(j->result, "pending_reboot", json_true());
 		if (ap->o->snapshot)
 			add_step(j, S_SNAPSHOT);
 		if (pl_json_str(ch, "migrate_to"))
@@ -661,6 +673,9 @@ job_init(struct applier *ap, struct job *j, const json_t *ch)
 	} else if (!strcmp(a, "delete")) {
 		add_step(j, S_STOP);
 		add_step(j, S_DESTROY);
+	} else if (!strcmp(a, "rollback")) {
+		json_object_set(j->result, "snapshot", json_object_get(ch, "snapshot"));
+		add_step(j, S_ROLLBACK);
 	}
 }
 

@@ -37,7 +37,9 @@ struct pl_apply_opts {
 };
 
 /*
- * Execute plan. *result (new reference) is
+ * Execute plan. Besides the planner's actions, "rollback" changes
+ * ({"action":"rollback","snapshot","running"}) restore a snapshot.
+ * *result (new reference) is
  * {"ok":N,"failed":N,"skipped":N,"changes":[{"guest","action","vmid","node",
  *  "type","status":"ok|failed|skipped","error","snapshot","was_running"}]}.
  * Returns 0 when every change succeeded, PL_ETASK otherwise.

@@ -24,6 +24,9 @@ struct pl_plan_opts {
  *  "blocked":[...],"summary":{...}}
  * Each change: {"action":"create|update|replace|delete|start|stop|bridge",
  *  "guest","type":"qemu|lxc","vmid","node","class", ...action fields}.
+ * snap may carry "pending": {"<vmid>": [keys]} (changes waiting for a
+ * reboot); with o->reboot they become "reboot" changes, else they are listed
+ * under "pending".
  * Update changes carry "diffs":[{"key","from","to","class","note"}], "set"
  * (key -> value to POST), "delete" (keys), "resize" (disk -> size) and
  * "reboot" (whether a reboot is needed to apply the pending part).
@@ -35,6 +38,12 @@ int pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct 
  * config digest of every guest; bridges): a saved plan is refused when it
  * no longer matches. */
 void pl_plan_snapshot_sha(const json_t *snap, char out[65]);
+
+/* Per-guest (and per-bridge) signatures of a snapshot, as stored in a plan. */
+json_t *pl_plan_snapshot_sigs(const json_t *snap);
+/* NULL when a saved plan still matches a fresh one; else what changed
+ * ("guest 105 changed"), caller frees. */
+char *pl_plan_stale(const json_t *saved, const json_t *fresh);
 
 /* Whether a plan has anything to do. */
 bool pl_plan_has_changes(const json_t *plan);

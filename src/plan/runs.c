@@ -79,7 +79,7 @@ row(sqlite3_stmt *st)
 
 	return json_pack("{s:I,s:s,s:f,s:o,s:s,s:o}", "id", (json_int_t)sqlite3_column_int64(st, 0),
 			 "kind", (const char *)sqlite3_column_text(st, 1), "started",
-			 sqlite3_column_double(st, 2),
+			 sqlite3_column_double(st, 2), "finished",
 			 sqlite3_column_type(st, 3) == SQLITE_NULL ? json_null()
 								   : json_real(sqlite3_column_double(st, 3)),
 			 "status", (const char *)sqlite3_column_text(st, 4), "result",
