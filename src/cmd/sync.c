@@ -13,6 +13,7 @@
 #include "pve/inventory.h"
 #include "state/state.h"
 
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,6 +44,16 @@ progress(size_t done, size_t total, void *arg)
 	fflush(stderr);
 }
 
+static double
+cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 int
 pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 		struct pl_state_counts *cnt, json_t **changes, json_t **snap_out, char **errmsg)
@@ -52,22 +63,28 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 	int r;
 
 	struct timespec t0, t1, t2;
+	double c0, c1, c2;
 
 	if ((r = pl_session_api(s, errmsg)) != 0)
 		return r;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	c0 = cpu_s();
 	r = pl_pve_inventory(s->pve, progress, &b, &snap, errmsg);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
+	c1 = cpu_s();
 	if (b.on && b.last >= 0 && b.last < 100)
 		fputs("\r\033[K", stderr);
 	if (r != 0)
 		return r;
 	r = pl_state_record_sync(s->state, snap, dry_run, cnt, changes, NULL, errmsg);
 	clock_gettime(CLOCK_MONOTONIC, &t2);
-	pl_log_info("sync: fetched in %.3f s (%lu requests), recorded in %.3f s",
+	c2 = cpu_s();
+	pl_log_info("sync: fetched in %.3f s (%lu requests, %.3f s CPU), recorded in %.3f s "
+		    "(%.3f s CPU)",
 		    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
-		    pl_pve_requests_sent(s->pve),
-		    (double)(t2.tv_sec - t1.tv_sec) + (double)(t2.tv_nsec - t1.tv_nsec) / 1e9);
+		    pl_pve_requests_sent(s->pve), c1 - c0,
+		    (double)(t2.tv_sec - t1.tv_sec) + (double)(t2.tv_nsec - t1.tv_nsec) / 1e9,
+		    c2 - c1);
 	if (snap_out && r == 0)
 		*snap_out = snap;
 	else
