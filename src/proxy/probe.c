@@ -37,7 +37,12 @@ probe_event(struct bufferevent *bev, short what, void *arg)
 			 SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
 		pr->done = true;
 	} else {
-		unsigned long e = bufferevent_get_openssl_error(bev);
+		unsigned long e, first = 0;
+
+		while ((e = bufferevent_get_openssl_error(bev)) != 0)
+			if (first == 0 && ERR_GET_LIB(e) != 0)
+				first = e;
+		e = first;
 		int dns = bufferevent_socket_get_dns_error(bev);
 
 		if (what & BEV_EVENT_TIMEOUT)

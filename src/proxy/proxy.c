@@ -642,10 +642,13 @@ ssl_error_text(struct bufferevent *bev, char *buf, size_t n)
 {
 	unsigned long e, last = 0;
 
+	/* libevent hands them back newest first, with SSL_get_error codes mixed in */
 	while ((e = bufferevent_get_openssl_error(bev)) != 0)
-		last = e;
+		if (last == 0 && ERR_GET_LIB(e) != 0)
+			last = e;
 	while ((e = ERR_get_error()) != 0)
-		last = e;
+		if (last == 0)
+			last = e;
 	if (last == 0)
 		return NULL;
 	ERR_error_string_n(last, buf, n);
