@@ -31,7 +31,7 @@ int pl_buf_add(struct pl_buf *b, const void *p, size_t n);
 int pl_buf_addstr(struct pl_buf *b, const char *s);
 int pl_buf_addch(struct pl_buf *b, char c);
 int pl_buf_addf(struct pl_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int pl_buf_vaddf(struct pl_buf *b, const char *fmt, va_list ap);
+int pl_buf_vaddf(struct pl_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Make room for n more bytes; returns 0 or PL_ETOOBIG. */
 int pl_buf_grow(struct pl_buf *b, size_t n);
 /* Drop the first n bytes. */

@@ -31,6 +31,8 @@ pl_strerror(int err)
 	return "unknown error";
 }
 
+static char *vfmt(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
 static char *
 vfmt(const char *fmt, va_list ap)
 {
