@@ -20,6 +20,7 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -156,6 +157,16 @@ target_mode(const struct pl_proxy_target *t, char *buf, size_t n)
 /* ---- connections ---- */
 
 static void conn_finish(struct conn *c, const char *why);
+
+/* Relayed TLS records must not wait for Nagle and delayed ACKs. */
+static void
+nodelay(evutil_socket_t fd)
+{
+	int one = 1;
+
+	if (fd >= 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
 static void relay(struct conn *c, struct bufferevent *src);
 
 static struct bufferevent *
@@ -663,6 +674,7 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		c->up_ready = true;
+		nodelay(bufferevent_getfd(bev));
 		bufferevent_set_timeouts(bev, NULL, NULL);
 		if (t->insecure)
 			pl_log_warn("proxy: target '%s': relaying WITHOUT verifying the upstream "
@@ -852,6 +864,7 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
 		addr_str((struct sockaddr *)&ss, c->local_ip, sizeof(c->local_ip), &c->local_port);
 	SSL_set_ex_data(ssl, conn_idx, c);
+	nodelay(fd);
 	c->down = bufferevent_openssl_socket_new(p->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
 						 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	c->next = p->conns;
