@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #define RELAY_HIGH (512 * 1024)   /* stop reading a side when the other owes this much */
+#define RELAY_CHUNK (128 * 1024) /* per read/write callback (libevent's default: 16 KiB) */
 #define ROUTE_PEEK_MAX (16 * 1024) /* request head we read to find the Host header */
 #define RESP_HEAD_MAX (64 * 1024)  /* response head we hold to rewrite Location */
 #define HANDSHAKE_TIMEOUT 30
@@ -603,6 +604,8 @@ start_upstream(struct conn *c)
 		return;
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(c->up, 1);
+	bufferevent_set_max_single_read(c->up, RELAY_CHUNK);
+	bufferevent_set_max_single_write(c->up, RELAY_CHUNK);
 	bufferevent_setcb(c->up, up_read_cb, write_cb, up_event_cb, c);
 	bufferevent_set_timeouts(c->up, &tv, &tv);
 	bufferevent_enable(c->up, EV_READ | EV_WRITE);
@@ -880,6 +883,8 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
 		return;
 	}
 	bufferevent_openssl_set_allow_dirty_shutdown(c->down, 1);
+	bufferevent_set_max_single_read(c->down, RELAY_CHUNK);
+	bufferevent_set_max_single_write(c->down, RELAY_CHUNK);
 	bufferevent_setcb(c->down, down_read_cb, write_cb, down_event_cb, c);
 	bufferevent_setwatermark(c->down, EV_READ, 0, RELAY_HIGH);
 	bufferevent_set_timeouts(c->down, &tv, &tv);
