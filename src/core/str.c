@@ -5,6 +5,7 @@
 #include "core/str.h"
 #include "core/err.h"
 
+#include <ctype.h>
 #include <errno.h>
 
 int
@@ -88,4 +89,40 @@ pl_str_endswith(const char *s, const char *suffix)
 	size_t ls = strlen(s), lx = strlen(suffix);
 
 	return ls >= lx && memcmp(s + ls - lx, suffix, lx) == 0;
+}
+
+char *
+pl_str_url_decode(const char *s)
+{
+	char *out = pl_malloc(strlen(s) + 1), *o = out;
+
+	for (; *s; s++) {
+		if (*s == '%' && isxdigit((unsigned char)s[1]) && isxdigit((unsigned char)s[2])) {
+			char hex[3] = { s[1], s[2], 0 };
+
+			*o++ = (char)strtol(hex, NULL, 16);
+			s += 2;
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+char *
+pl_str_url_encode(const char *s)
+{
+	char *out = pl_malloc(strlen(s) * 3 + 1), *o = out;
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if (isalnum(*p) || *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+			*o++ = (char)*p;
+		} else {
+			snprintf(o, 4, "%%%02X", *p);
+			o += 3;
+		}
+	}
+	*o = '\0';
+	return out;
 }

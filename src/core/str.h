@@ -14,6 +14,9 @@ int pl_str_distance(const char *a, const char *b);
 const char *pl_str_suggest(const char *word, const char *const *candidates, size_t n);
 /* Parse a whole string as a base-10 integer within [min,max]; 0 or PL_EINVAL. */
 int pl_str_to_ll(const char *s, long long min, long long max, long long *out);
+/* Percent-decode / percent-encode (all but unreserved characters); caller frees. */
+char *pl_str_url_decode(const char *s);
+char *pl_str_url_encode(const char *s);
 bool pl_str_startswith(const char *s, const char *prefix);
 bool pl_str_endswith(const char *s, const char *suffix);
 

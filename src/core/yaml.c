@@ -169,21 +169,32 @@ load(const char *name, struct fy_document *doc, struct fy_diag *diag, char *firs
 			pl_seterr(errmsg, PL_EPARSE, "%s:%d:%d: %s", name, e->line + 1,
 				  e->column + 1, e->msg);
 		else if (n) {
-			/* "FILE:L:C: error: reason" -> "FILE:L:C: reason" */
+			/* "SOURCE:L:C: error: reason" -> "NAME:L:C: reason"; for text in
+			 * memory libfyaml names the source "<memory-@...>". */
 			char *tag = strstr(first, ": error: ");
+			int line = 0, col = 0;
 
-			if (tag && (size_t)(tag - first) < n)
-				pl_seterr(errmsg, PL_EPARSE, "%.*s: %.*s", (int)(tag - first), first,
-					  (int)(n - (size_t)(tag - first) - 9), tag + 9);
-			else
-				pl_seterr(errmsg, PL_EPARSE, "%.*s", (int)n, first);
+			if (tag && (size_t)(tag - first) < n) {
+				char *p = tag;
+
+				while (p > first && p[-1] != '<' && (p[-1] == ':' || (p[-1] >= '0' && p[-1] <= '9')))
+					p--;
+				if (sscanf(p, ":%d:%d", &line, &col) == 2)
+					pl_seterr(errmsg, PL_EPARSE, "%s:%d:%d: %.*s", name, line, col,
+						  (int)(n - (size_t)(tag - first) - 9), tag + 9);
+				else
+					pl_seterr(errmsg, PL_EPARSE, "%s: %.*s", name,
+						  (int)(n - (size_t)(tag - first) - 9), tag + 9);
+			} else {
+				pl_seterr(errmsg, PL_EPARSE, "%s: %.*s", name, (int)n, first);
+			}
 		}
 		else
 			pl_seterr(errmsg, PL_EPARSE, "%s: cannot parse YAML", name);
 		goto out;
 	}
 	if (fy_document_resolve(doc) != 0) {
-		pl_seterr(errmsg, PL_EPARSE, "%s: cannot resolve aliases or merge keys", name);
+		pl_seterr(errmsg, PL_EPARSE, "%s: cannot resolve an alias or merge key (a merge key needs an alias: <<: *name)", name);
 		goto out;
 	}
 	if (marks)
@@ -311,4 +322,126 @@ pl_yaml_ptr_escape(const char *key)
 			pl_buf_addch(&b, *s);
 	}
 	return pl_buf_detach(&b, NULL);
+}
+
+/* Does a string need quotes to load back as the same string? */
+static bool
+needs_quotes(const char *s)
+{
+	static const char *const words[] = { "true", "false", "null", "yes", "no", "on", "off",
+					     "~", "True", "False", "Null", "NULL", "TRUE", "FALSE",
+					     "Yes", "No", "On", "Off", NULL };
+	char *end;
+
+	if (*s == '\0' || strchr("-?:,[]{}#&*!|>'\"%@` ", *s) || s[strlen(s) - 1] == ' ')
+		return true;
+	for (size_t i = 0; words[i]; i++)
+		if (!strcmp(s, words[i]))
+			return true;
+	strtod(s, &end);
+	if (*end == '\0')
+		return true; /* would load as a number */
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || (p[0] == ':' && (p[1] == ' ' || p[1] == '\0')) ||
+		    (p[0] == ' ' && p[1] == '#'))
+			return true;
+	return false;
+}
+
+static void
+emit_scalar(const json_t *v, struct pl_buf *out)
+{
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+
+		if (!needs_quotes(s)) {
+			pl_buf_addstr(out, s);
+			return;
+		}
+		pl_buf_addch(out, '"');
+		for (const char *p = s; *p; p++) {
+			if (*p == '"' || *p == '\\')
+				pl_buf_addf(out, "\\%c", *p);
+			else if (*p == '\n')
+				pl_buf_addstr(out, "\\n");
+			else if (*p == '\t')
+				pl_buf_addstr(out, "\\t");
+			else if ((unsigned char)*p < 0x20)
+				pl_buf_addf(out, "\\x%02x", (unsigned char)*p);
+			else
+				pl_buf_addch(out, *p);
+		}
+		pl_buf_addch(out, '"');
+	} else if (json_is_integer(v)) {
+		pl_buf_addf(out, "%lld", (long long)json_integer_value(v));
+	} else if (json_is_real(v)) {
+		pl_buf_addf(out, "%.17g", json_real_value(v));
+	} else if (json_is_true(v)) {
+		pl_buf_addstr(out, "true");
+	} else if (json_is_false(v)) {
+		pl_buf_addstr(out, "false");
+	} else {
+		pl_buf_addstr(out, "null");
+	}
+}
+
+static bool
+is_empty_collection(const json_t *v)
+{
+	return (json_is_object(v) && json_object_size(v) == 0) ||
+	       (json_is_array(v) && json_array_size(v) == 0);
+}
+
+int
+pl_yaml_emit(const json_t *v, int indent, struct pl_buf *out)
+{
+	const char *k;
+	json_t *x;
+	size_t i;
+
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, x) {
+			json_t *key = json_string(k);
+
+			pl_buf_addf(out, "%*s", indent, "");
+			emit_scalar(key, out);
+			json_decref(key);
+			pl_buf_addch(out, ':');
+			if (is_empty_collection(x)) {
+				pl_buf_addstr(out, json_is_object(x) ? " {}\n" : " []\n");
+			} else if (json_is_object(x) || json_is_array(x)) {
+				pl_buf_addch(out, '\n');
+				pl_yaml_emit(x, indent + 2, out);
+			} else {
+				pl_buf_addch(out, ' ');
+				emit_scalar(x, out);
+				pl_buf_addch(out, '\n');
+			}
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, x) {
+			pl_buf_addf(out, "%*s- ", indent, "");
+			if (json_is_object(x) && json_object_size(x)) {
+				struct pl_buf item;
+				size_t skip = (size_t)indent + 2;
+
+				pl_buf_init(&item, out->max);
+				pl_yaml_emit(x, indent + 2, &item);
+				/* the first member goes on the dash's line */
+				pl_buf_add(out, item.data + skip, item.len - skip);
+				pl_buf_release(&item);
+			} else if (json_is_array(x) && json_array_size(x)) {
+				pl_buf_addch(out, '\n');
+				pl_yaml_emit(x, indent + 2, out);
+			} else {
+				emit_scalar(x, out);
+				pl_buf_addch(out, '\n');
+			}
+		}
+	} else {
+		pl_buf_addf(out, "%*s", indent, "");
+		emit_scalar(v, out);
+		pl_buf_addch(out, '\n');
+	}
+	return out->len >= out->max ? PL_ETOOBIG : 0;
 }

@@ -21,6 +21,11 @@ json_t *pl_yaml_load_string(const char *name, const char *text, size_t len, json
 /* Look up a pointer's mark; false if unknown. Falls back to the nearest
  * parent that has one. */
 bool pl_yaml_mark(const json_t *marks, const char *pointer, int *line, int *col);
+struct pl_buf;
+/* Append v as block-style YAML (strings double-quoted when they need it),
+ * indented by indent spaces. Loading the text gives v back. */
+int pl_yaml_emit(const json_t *v, int indent, struct pl_buf *out);
+
 /* Escape a key for use in a JSON pointer ("~" -> "~0", "/" -> "~1"); caller frees. */
 char *pl_yaml_ptr_escape(const char *key);
 

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# bench/sync.sh: `pvelab sync` against a proxmoxer script that reads the same
+# data the way the Ansible inventory plugin does (cluster resources, then each
+# guest's config), both against one `pvelab sim --nodes 16 --guests 10000`.
+# Prints medians, the ratio, peak RSS and whether an unchanged resync wrote
+# history rows. Usage: bench/sync.sh [BIN]  (RUNS=5 PEER_RUNS=3 GUESTS=10000)
+set -euo pipefail
+BIN=${1:-${PVELAB_BIN:-build/pvelab}}
+RUNS=${RUNS:-5}
+PEER_RUNS=${PEER_RUNS:-3}
+NODES=${NODES:-16}
+GUESTS=${GUESTS:-10000}
+here=$(cd "$(dirname "$0")" && pwd)
+tmp=$(mktemp -d)
+sim_pid=
+cleanup() {
+	[ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+"$BIN" sim --listen 127.0.0.1:0 --nodes "$NODES" --guests "$GUESTS" >"$tmp/sim.out" 2>"$tmp/sim.err" &
+sim_pid=$!
+for _ in $(seq 1 600); do
+	[ -s "$tmp/sim.out" ] && break
+	sleep 0.1
+done
+line=$(head -n1 "$tmp/sim.out")
+field() { /usr/bin/python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$line" "$1"; }
+url=$(field url)
+fp=$(field fingerprint)
+token=$(field token)
+case $token in *!*=*) ;; *) token="root@pam!pvelab=$token" ;; esac
+export PVELAB_URL=$url PVELAB_FINGERPRINT=$fp PVELAB_TOKEN=$token
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+echo "sim: $NODES nodes, $GUESTS guests at $url"
+: >"$tmp/pv.times"
+: >"$tmp/pv.rss"
+for i in $(seq 1 "$RUNS"); do
+	rm -rf "$tmp/st"
+	PVELAB_STATE="$tmp/st/state.db" /usr/bin/time -v "$BIN" -o json sync >"$tmp/sync.json" 2>"$tmp/time.txt"
+	awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$tmp/time.txt" >>"$tmp/pv.times"
+	awk -F': ' '/Maximum resident set size/ {print $2}' "$tmp/time.txt" >>"$tmp/pv.rss"
+done
+# An unchanged second sync must not write history.
+h1=$(sqlite3 "$tmp/st/state.db" 'select count(*) from history')
+PVELAB_STATE="$tmp/st/state.db" /usr/bin/time -v "$BIN" -o json sync >"$tmp/sync2.json" 2>"$tmp/time2.txt"
+h2=$(sqlite3 "$tmp/st/state.db" 'select count(*) from history')
+resync=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$tmp/time2.txt")
+
+: >"$tmp/px.times"
+for i in $(seq 1 "$PEER_RUNS"); do
+	s=$(date +%s.%N)
+	/usr/bin/python3 "$here/sync_proxmoxer.py" "$url" "$token" >/dev/null
+	e=$(date +%s.%N)
+	echo "$e - $s" | bc -l >>"$tmp/px.times"
+done
+
+pv=$(median <"$tmp/pv.times")
+rss=$(sort -n "$tmp/pv.rss" | tail -n1)
+px=$(median <"$tmp/px.times")
+requests=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests"])' "$tmp/sync.json")
+printf 'pvelab sync (fresh state): median %.3f s over %d runs, %s requests, peak RSS %d MB\n' \
+	"$pv" "$RUNS" "$requests" $((rss / 1024))
+printf 'pvelab sync (unchanged):   %.3f s, history rows %s -> %s\n' "$resync" "$h1" "$h2"
+printf 'proxmoxer (sequential):    median %.3f s over %d runs\n' "$px" "$PEER_RUNS"
+printf 'ratio: pvelab is %.1fx faster\n' "$(echo "$px / $pv" | bc -l)"

@@ -1,0 +1,277 @@
+/*
+ * Act commands' engine: one live /cluster/resources to find each guest's node,
+ * then POSTs in parallel through the client's queue, each followed by a task
+ * wait; a line per guest as it finishes; the tasks are remembered in the state.
+ */
+#include "core/common.h"
+#include "cmd/act.h"
+#include "cmd/connect.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "pve/client.h"
+#include "state/state.h"
+
+#include <time.h>
+
+const struct pl_opt pl_act_opts[] = {
+	{ "timeout", 0, "SECS", "give up waiting for each task after SECS (default 600)" },
+	{ NULL, 0, NULL, NULL },
+};
+
+struct job {
+	struct pl_session *s;
+	struct pl_ctx *ctx;
+	const char *action;
+	long long vmid;
+	char name[128], node[64], type[8];
+	char *upid;
+	struct timespec t0;
+	long timeout_ms;
+	bool done, ok;
+	char *msg;
+	json_t *results;
+};
+
+static double
+since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+static void
+job_done(struct job *j, bool ok, const char *msg)
+{
+	j->done = true;
+	j->ok = ok;
+	j->msg = msg ? pl_strdup(msg) : NULL;
+	json_array_append_new(j->results,
+			      json_pack("{s:I,s:s,s:s,s:s,s:b,s:s?,s:s?,s:f}", "vmid",
+					(json_int_t)j->vmid, "name", j->name, "node", j->node,
+					"action", j->action, "ok", ok, "upid", j->upid, "error", msg,
+					"seconds", since(&j->t0)));
+	if (j->ctx->output == PL_OUT_JSON)
+		return;
+	if (ok)
+		printf("%s (%lld): %s %sok%s (%.1f s)\n", j->name, j->vmid, j->action,
+		       pl_color(j->ctx, PL_C_GREEN), pl_color(j->ctx, PL_C_RESET), since(&j->t0));
+	else
+		fprintf(stderr, "pvelab: %s '%s' (%lld) failed: %s\n", j->action, j->name, j->vmid,
+			msg);
+	fflush(stdout);
+}
+
+static void
+record_task(struct job *j, const char *status, const char *exitstatus)
+{
+	json_t *t;
+
+	if (j->s->state == NULL || j->upid == NULL)
+		return;
+	t = json_pack("{s:s,s:s,s:s,s:I,s:s,s:I,s:s,s:s?}", "upid", j->upid, "node", j->node,
+		      "type", j->action, "vmid", (json_int_t)j->vmid, "id", "", "starttime",
+		      (json_int_t)time(NULL), "status", status, "exitstatus", exitstatus);
+	json_object_set_new(t, "id", json_sprintf("%lld", j->vmid));
+	pl_state_task_put(j->s->state, j->upid, t, NULL);
+	json_decref(t);
+}
+
+static void
+task_cb(int err, const char *exitstatus, const char *errmsg, void *arg)
+{
+	struct job *j = arg;
+
+	record_task(j, err ? (exitstatus ? exitstatus : "error") : exitstatus, exitstatus);
+	job_done(j, err == 0, err ? errmsg : NULL);
+}
+
+static void
+post_cb(const struct pl_pve_result *res, void *arg)
+{
+	struct job *j = arg;
+	const char *upid = json_string_value(res->data);
+
+	if (res->err) {
+		job_done(j, false, res->errmsg);
+		return;
+	}
+	if (upid == NULL) {
+		/* Some calls finish at once and return null. */
+		job_done(j, true, NULL);
+		return;
+	}
+	j->upid = pl_strdup(upid);
+	record_task(j, "running", NULL);
+	pl_pve_task_wait(j->s->pve, upid, j->timeout_ms, task_cb, j);
+}
+
+/* Guests in resources for each name; NULL entries for failures (printed). */
+static int
+run_jobs(struct pl_ctx *ctx, const char *action, const char *suffix, const json_t *params,
+	 char **guests, int nguests, long timeout_ms)
+{
+	struct pl_session s;
+	json_t *res = NULL, *results = json_array();
+	struct job *jobs = NULL;
+	char *err = NULL;
+	int failed = 0, rc = PL_EXIT_ERROR;
+	json_t *q;
+
+	if (pl_session_open(&s, ctx, PL_NEED_API, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	/* Remember the tasks when a state store is there or can be made. */
+	{
+		struct pl_session tmp;
+		char *e2 = NULL;
+
+		if (pl_session_open(&tmp, ctx, PL_NEED_STATE, &e2) == 0) {
+			s.state = tmp.state;
+			tmp.state = NULL;
+		}
+		pl_session_close(&tmp);
+		free(e2);
+	}
+	q = json_pack("{s:s}", "type", "vm");
+	if (pl_pve_call(s.pve, "GET", "/cluster/resources", q, &res, &err) != 0) {
+		json_decref(q);
+		pl_error("%s", err);
+		goto out;
+	}
+	json_decref(q);
+	jobs = pl_calloc((size_t)nguests, sizeof(*jobs));
+	for (int i = 0; i < nguests; i++) {
+		struct job *j = &jobs[i];
+		const json_t *g = pl_guest_lookup(res, guests[i], &err);
+		const char *lock;
+		char *path;
+
+		j->s = &s;
+		j->ctx = ctx;
+		j->action = action;
+		j->results = results;
+		j->timeout_ms = timeout_ms;
+		clock_gettime(CLOCK_MONOTONIC, &j->t0);
+		if (g == NULL) {
+			pl_error("%s", err);
+			j->done = true;
+			failed++;
+			continue;
+		}
+		j->vmid = pl_json_int(g, "vmid", 0);
+		snprintf(j->name, sizeof(j->name), "%s", pl_json_str_or(g, "name", guests[i]));
+		snprintf(j->node, sizeof(j->node), "%s", pl_json_str_or(g, "node", ""));
+		snprintf(j->type, sizeof(j->type), "%s", pl_json_str_or(g, "type", "qemu"));
+		lock = pl_json_str(g, "lock");
+		if (lock && *lock && !(strcmp(action, "resume") == 0 && !strcmp(lock, "suspended"))) {
+			char *m = pl_asprintf("guest is locked by '%s' (wait for that operation to "
+					      "finish, or clear a stale lock with '%s unlock %lld' on "
+					      "node '%s')", lock, strcmp(j->type, "lxc") ? "qm" : "pct",
+					      j->vmid, j->node);
+
+			job_done(j, false, m);
+			free(m);
+			continue;
+		}
+		if (params && json_object_get(params, "vmstate") && !strcmp(j->type, "lxc")) {
+			job_done(j, false, "containers have no RAM state to save (drop --vmstate)");
+			continue;
+		}
+		path = pl_asprintf("/nodes/%s/%s/%lld/%s", j->node, j->type, j->vmid, suffix);
+		pl_pve_request(s.pve, "POST", path, params, post_cb, j);
+		free(path);
+	}
+	pl_pve_run(s.pve);
+	for (int i = 0; i < nguests; i++)
+		if (jobs[i].vmid && !jobs[i].ok)
+			failed++;
+	if (ctx->output == PL_OUT_JSON) {
+		pl_print_json(results);
+		results = NULL;
+	}
+	rc = failed ? PL_EXIT_ERROR : PL_EXIT_OK;
+out:
+	for (int i = 0; jobs && i < nguests; i++) {
+		free(jobs[i].upid);
+		free(jobs[i].msg);
+	}
+	free(jobs);
+	json_decref(results);
+	json_decref(res);
+	free(err);
+	pl_session_close(&s);
+	return rc;
+}
+
+int
+pl_act_power(struct pl_ctx *ctx, const struct pl_cmd *cmd, const char *action, int argc,
+	     char **argv)
+{
+	struct pl_args a;
+	long long timeout = 600;
+	char *suffix;
+	int r;
+
+	pl_args_init(&a, cmd, ctx, argc, argv);
+	while ((r = pl_args_next(&a)) >= 0)
+		if (pl_args_int(&a, 1, 86400, &timeout) != 0) {
+			pl_args_release(&a);
+			return PL_EXIT_USAGE;
+		}
+	if (r != PL_ARGS_END) {
+		pl_args_release(&a);
+		return pl_args_exit(r);
+	}
+	if (a.npos < 1) {
+		pl_args_release(&a);
+		return pl_usage_error(cmd, "needs at least one GUEST (vmid or name)");
+	}
+	suffix = pl_asprintf("status/%s", action);
+	r = run_jobs(ctx, action, suffix, NULL, a.pos, a.npos, (long)timeout * 1000);
+	free(suffix);
+	pl_args_release(&a);
+	return r;
+}
+
+int
+pl_act_snapshot(struct pl_ctx *ctx, const struct pl_cmd *cmd, int argc, char **argv)
+{
+	struct pl_args a;
+	const char *desc = NULL;
+	bool vmstate = false;
+	long long timeout = 600;
+	json_t *p;
+	int r;
+
+	pl_args_init(&a, cmd, ctx, argc, argv);
+	while ((r = pl_args_next(&a)) >= 0) {
+		if (r == 0)
+			vmstate = true;
+		else if (r == 1)
+			desc = a.value;
+		else if (pl_args_int(&a, 1, 86400, &timeout) != 0) {
+			pl_args_release(&a);
+			return PL_EXIT_USAGE;
+		}
+	}
+	if (r != PL_ARGS_END) {
+		pl_args_release(&a);
+		return pl_args_exit(r);
+	}
+	if (a.npos != 2) {
+		pl_args_release(&a);
+		return pl_usage_error(cmd, "needs a GUEST and a snapshot NAME");
+	}
+	p = json_pack("{s:s}", "snapname", a.pos[1]);
+	if (vmstate)
+		json_object_set_new(p, "vmstate", json_integer(1));
+	if (desc)
+		json_object_set_new(p, "description", json_string(desc));
+	r = run_jobs(ctx, "snapshot", "snapshot", p, a.pos, 1, (long)timeout * 1000);
+	json_decref(p);
+	pl_args_release(&a);
+	return r;
+}

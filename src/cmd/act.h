@@ -1,0 +1,21 @@
+/*
+ * The shared engine of the act commands (start, stop, shutdown, reboot,
+ * suspend, resume, snapshot): resolve guests live, send the requests in
+ * parallel, wait for each task and print one line per guest.
+ */
+#ifndef PL_CMD_ACT_H
+#define PL_CMD_ACT_H
+
+#include "cmd/cmd.h"
+
+/* Run a power action ("start", "stop", ...) on the GUEST... arguments. */
+int pl_act_power(struct pl_ctx *ctx, const struct pl_cmd *cmd, const char *action, int argc,
+		 char **argv);
+
+/* `snapshot GUEST NAME [--vmstate] [--description TEXT] [--timeout SECS]`. */
+int pl_act_snapshot(struct pl_ctx *ctx, const struct pl_cmd *cmd, int argc, char **argv);
+
+/* Options every power command takes. */
+extern const struct pl_opt pl_act_opts[];
+
+#endif

@@ -1,0 +1,233 @@
+/*
+ * `pvelab apply [PLAN.json]`: carry out a plan (a fresh one, or a saved one
+ * if the cluster has not changed since), in parallel, snapshotting each guest
+ * before changing it; the run is recorded for `pvelab rollback RUN`.
+ */
+#include "core/common.h"
+#include "cmd/cmd.h"
+#include "cmd/connect.h"
+#include "cmd/planning.h"
+#include "core/buf.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "plan/apply.h"
+#include "plan/plan.h"
+#include "plan/runs.h"
+
+#include <unistd.h>
+
+static const struct pl_opt opts[] = {
+	{ "jobs", 'j', "N", "changes in flight at once (default 4)" },
+	{ "reboot", 0, NULL, "reboot guests whose changes stay pending until a reboot" },
+	{ "allow-replace", 0, NULL, "carry out changes that recreate a guest" },
+	{ "yes", 'y', NULL, "do not ask for confirmation" },
+	{ "no-snapshot", 0, NULL, "do not snapshot guests before changing them" },
+	{ "profile", 'p', "NAME", "only the guests of this profile" },
+	{ NULL, 0, NULL, NULL },
+};
+
+enum { O_JOBS, O_REBOOT, O_REPLACE, O_YES, O_NOSNAP, O_PROFILE };
+
+struct progress {
+	const struct pl_ctx *ctx;
+	bool show;
+};
+
+static void
+on_progress(const struct pl_apply_event *ev, void *arg)
+{
+	struct progress *p = arg;
+
+	if (!p->show)
+		return;
+	if (ev->error)
+		fprintf(stderr, "  %sfailed%s %s (%s): %s\n", pl_color(p->ctx, PL_C_RED),
+			pl_color(p->ctx, PL_C_RESET), ev->guest, ev->action, ev->error);
+	else if (ev->done && !strcmp(ev->step, "done"))
+		fprintf(stderr, "  %sdone%s   %s (%s)  [%zu/%zu]\n", pl_color(p->ctx, PL_C_GREEN),
+			pl_color(p->ctx, PL_C_RESET), ev->guest, ev->action, ev->finished, ev->total);
+	else if (!ev->done && p->ctx->verbosity > 0)
+		fprintf(stderr, "  ...    %s: %s\n", ev->guest, ev->step);
+}
+
+static json_t *
+load_plan(const char *path, char **err)
+{
+	struct pl_buf b;
+	json_t *plan;
+
+	pl_buf_init(&b, 256 << 20);
+	if (pl_file_read(path, &b, err) != 0) {
+		pl_buf_release(&b);
+		return NULL;
+	}
+	plan = pl_json_parse(b.data, b.len, err);
+	pl_buf_release(&b);
+	if (plan && pl_json_int(plan, "version", 0) != 1) {
+		json_decref(plan);
+		plan = NULL;
+		pl_seterr(err, PL_EINVAL, "'%s' is not a pvelab plan (pvelab plan --out FILE makes one)", path);
+	}
+	return plan;
+}
+
+static void
+print_result(const struct pl_ctx *ctx, const json_t *res, long long run)
+{
+	const json_t *c;
+	size_t i;
+
+	if (pl_json_int(res, "failed", 0) == 0) {
+		printf("%sApply complete%s (run %lld): %lld change%s done.\n", pl_color(ctx, PL_C_GREEN),
+		       pl_color(ctx, PL_C_RESET), run, pl_json_int(res, "ok", 0),
+		       pl_json_int(res, "ok", 0) == 1 ? "" : "s");
+		return;
+	}
+	printf("%sApply failed%s (run %lld): %lld done, %lld failed, %lld not started.\n",
+	       pl_color(ctx, PL_C_RED), pl_color(ctx, PL_C_RESET), run, pl_json_int(res, "ok", 0),
+	       pl_json_int(res, "failed", 0), pl_json_int(res, "skipped", 0));
+	json_array_foreach(json_object_get(res, "changes"), i, c) {
+		const char *st = pl_json_str_or(c, "status", "?");
+
+		printf("  %-8s %s %s%s%s\n", st, pl_json_str_or(c, "action", "?"),
+		       pl_json_str_or(c, "guest", "?"), pl_json_str(c, "error") ? ": " : "",
+		       pl_json_str_or(c, "error", ""));
+	}
+	printf("Run pvelab plan to see what is left; pvelab rollback %lld restores the guests "
+	       "this run changed.\n", run);
+}
+
+static int
+run(struct pl_ctx *ctx, int argc, char **argv)
+{
+	struct pl_plan_opts po = { 0 };
+	struct pl_apply_opts ao = { .jobs = 4, .snapshot = true };
+	struct progress prog = { .ctx = ctx };
+	struct pl_session s;
+	struct pl_args a;
+	bool yes = false;
+	long long jobs, run_id = 0;
+	json_t *snap = NULL, *plan = NULL, *saved = NULL, *result = NULL;
+	char *err = NULL;
+	int r, rc = PL_EXIT_ERROR;
+
+	pl_args_init(&a, &pl_cmd_apply, ctx, argc, argv);
+	while ((r = pl_args_next(&a)) >= 0) {
+		switch (r) {
+		case O_JOBS:
+			if ((r = pl_args_int(&a, 1, 64, &jobs)) != 0)
+				goto usage;
+			ao.jobs = (int)jobs;
+			break;
+		case O_REBOOT: po.reboot = ao.reboot = true; break;
+		case O_REPLACE: po.allow_replace = ao.allow_replace = true; break;
+		case O_YES: yes = true; break;
+		case O_NOSNAP: ao.snapshot = false; break;
+		case O_PROFILE: po.profile = a.value; break;
+		}
+	}
+usage:
+	if (r != PL_ARGS_END || a.npos > 1) {
+		pl_args_release(&a);
+		return r != PL_ARGS_END ? pl_args_exit(r) : pl_usage_error(&pl_cmd_apply, "takes at most one plan file");
+	}
+	if (a.npos && (saved = load_plan(a.pos[0], &err)) == NULL) {
+		pl_error("%s", err);
+		free(err);
+		pl_args_release(&a);
+		return PL_EXIT_ERROR;
+	}
+	if (saved) { /* the saved plan's options are the ones it was made with */
+		const json_t *so = json_object_get(saved, "options");
+
+		po.allow_replace = ao.allow_replace = json_is_true(json_object_get(so, "allow_replace"));
+		po.reboot = ao.reboot = json_is_true(json_object_get(so, "reboot"));
+		po.profile = pl_json_str(so, "profile");
+	}
+	if (pl_planning_open(&s, ctx, &err) != 0 || pl_planning_build(&s, &po, &snap, &plan, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	if (saved) {
+		if (strcmp(pl_json_str_or(saved, "snapshot", ""), pl_json_str_or(plan, "snapshot", ""))) {
+			pl_error("the cluster changed since '%s' was made; refusing to apply a stale "
+				 "plan (run pvelab plan again)", a.pos[0]);
+			goto out;
+		}
+		json_decref(plan);
+		plan = json_incref(saved);
+	}
+	if (json_array_size(json_object_get(plan, "blocked"))) {
+		pl_planning_print(ctx, plan);
+		pl_error("the plan has blocked changes (above); nothing was done");
+		goto out;
+	}
+	if (!pl_plan_has_changes(plan)) {
+		if (ctx->output == PL_OUT_JSON)
+			pl_print_json(json_pack("{s:i,s:i,s:i,s:[]}", "ok", 0, "failed", 0, "skipped", 0, "changes"));
+		else
+			pl_planning_print(ctx, plan);
+		rc = PL_EXIT_OK;
+		goto out;
+	}
+	if (ctx->output != PL_OUT_JSON)
+		pl_planning_print(ctx, plan);
+	if (!yes) {
+		if (!isatty(STDIN_FILENO)) {
+			pl_error("refusing to apply without --yes when not on a terminal");
+			rc = PL_EXIT_USAGE;
+			goto out;
+		}
+		if (!pl_confirm("Apply these changes?")) {
+			pl_error("apply cancelled; nothing was done");
+			goto out;
+		}
+	}
+	if (pl_runs_begin(s.state, "apply", &run_id, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	ao.run_id = run_id;
+	ao.progress = on_progress;
+	ao.arg = &prog;
+	prog.show = ctx->output != PL_OUT_JSON && ctx->verbosity >= 0 && (isatty(STDERR_FILENO) || ctx->verbosity > 0);
+	r = pl_apply_run(s.base, s.pve, plan, &ao, &result);
+	json_object_set_new(result, "run", json_integer(run_id));
+	json_object_set(result, "plan_summary", json_object_get(plan, "summary"));
+	if (pl_runs_finish(s.state, run_id, r == 0 ? "ok" : "failed", result, &err) != 0)
+		pl_warn(ctx, "%s", err);
+	/* record what the cluster looks like now (history rows for this apply) */
+	json_decref(snap);
+	snap = NULL;
+	free(err);
+	err = NULL;
+	if (pl_cmd_sync_now(&s, false, false, NULL, NULL, NULL, &err) != 0)
+		pl_warn(ctx, "applied, but the refresh afterwards failed: %s", err);
+	if (ctx->output == PL_OUT_JSON)
+		pl_print_json(json_incref(result));
+	else
+		print_result(ctx, result, run_id);
+	rc = r == 0 ? PL_EXIT_OK : PL_EXIT_ERROR;
+out:
+	free(err);
+	json_decref(snap);
+	json_decref(plan);
+	json_decref(saved);
+	json_decref(result);
+	pl_session_close(&s);
+	pl_args_release(&a);
+	return rc;
+}
+
+const struct pl_cmd pl_cmd_apply = {
+	.name = "apply",
+	.summary = "make the cluster match pvelab.yaml (or carry out a saved plan)",
+	.usage = "[PLAN.json] [-j N] [--reboot] [--allow-replace] [--yes] [--no-snapshot]",
+	.help = "Bridges first, then guests in parallel, deletions last. Each existing guest is\n"
+		"snapshotted (pvelab-pre-RUN) before it changes; pvelab rollback RUN restores\n"
+		"them. On a failure nothing new starts, running work finishes, and the result\n"
+		"lists what was done and what was not. Without a terminal it needs --yes.",
+	.opts = opts,
+	.run = run,
+	.flags = PL_CMD_MCP_WRITE,
+};

@@ -1,0 +1,50 @@
+/*
+ * The glue between the front-end and the client/state layers: where the API
+ * is (PVELAB_* environment first, then the `cluster:` section of pvelab.yaml)
+ * and where the state database lives (PVELAB_STATE, `state:`, beside the config).
+ */
+#ifndef PL_CMD_CONNECT_H
+#define PL_CMD_CONNECT_H
+
+#include "core/common.h"
+#include "cmd/cmd.h"
+
+#include <jansson.h>
+
+struct event_base;
+struct pl_config;
+struct pl_pve;
+struct pl_state;
+
+#define PL_NEED_API 0x1      /* an API client */
+#define PL_NEED_STATE 0x2    /* the state store, created if missing */
+#define PL_NEED_STATE_RO 0x4 /* an existing state store */
+
+struct pl_session {
+	struct pl_ctx *ctx;
+	struct pl_config *cfg; /* NULL without a config file */
+	struct event_base *base;
+	struct pl_pve *pve;
+	struct pl_state *state;
+	char *state_path;
+};
+
+/* Open what need asks for. On failure the message is one line for the user. */
+int pl_session_open(struct pl_session *s, struct pl_ctx *ctx, unsigned need, char **errmsg);
+/* Open the API client later (e.g. for --live). */
+int pl_session_api(struct pl_session *s, char **errmsg);
+void pl_session_close(struct pl_session *s);
+
+/* Open the state for a read command; with live, sync into it first. */
+int pl_session_read(struct pl_session *s, struct pl_ctx *ctx, bool live, char **errmsg);
+
+struct pl_state_counts;
+/* Sync the cluster into s->state (sync.c; also behind --live). snap_out and
+ * changes are optional new references. */
+int pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
+		    struct pl_state_counts *cnt, json_t **changes, json_t **snap_out, char **errmsg);
+/* Find GUEST (vmid or name) among guests; on failure *errmsg names the
+ * closest names. Returns the borrowed object or NULL. */
+const json_t *pl_guest_lookup(const json_t *guests, const char *guest, char **errmsg);
+
+#endif

@@ -1,0 +1,173 @@
+/*
+ * `pvelab destroy [GUEST...]`: remove guests pvelab manages: the named ones,
+ * or every managed guest pvelab.yaml declares. Unmanaged guests are refused.
+ * Asks on a terminal unless --yes; without a terminal it needs --yes.
+ */
+#include "core/common.h"
+#include "cmd/cmd.h"
+#include "cmd/connect.h"
+#include "cmd/planning.h"
+#include "config/config.h"
+#include "core/json.h"
+#include "model/guest.h"
+#include "plan/apply.h"
+#include "plan/runs.h"
+
+#include <unistd.h>
+
+static const struct pl_opt opts[] = {
+	{ "yes", 'y', NULL, "do not ask for confirmation" },
+	{ "jobs", 'j', "N", "guests destroyed at once (default 4)" },
+	{ NULL, 0, NULL, NULL },
+};
+
+static bool
+managed(const json_t *live)
+{
+	char *tags = pl_model_tags_norm(pl_json_str_or(live, "tags", ""));
+	char *hay = pl_asprintf(";%s;", tags);
+	bool yes = strstr(hay, ";" PL_MODEL_MANAGED_TAG ";") != NULL;
+
+	free(tags);
+	free(hay);
+	return yes;
+}
+
+static json_t *
+delete_change(const json_t *live)
+{
+	return json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s}", "action", "delete", "guest",
+			 pl_json_str_or(live, "name", ""), "type", pl_json_str_or(live, "type", "qemu"),
+			 "vmid", (json_int_t)pl_json_int(live, "vmid", 0), "node", pl_json_str(live, "node"),
+			 "class", "delete");
+}
+
+/* Is a live guest one of the config's guests (by vmid, else by name)? */
+static bool
+declared(const struct pl_config *cfg, const json_t *live)
+{
+	const json_t *g;
+	size_t i;
+
+	json_array_foreach(pl_config_guests(cfg), i, g) {
+		if (json_object_get(g, "vmid") ? pl_json_int(g, "vmid", 0) == pl_json_int(live, "vmid", -1)
+					       : !strcmp(pl_json_str_or(g, "name", ""), pl_json_str_or(live, "name", "")))
+			return true;
+	}
+	return false;
+}
+
+static int
+run(struct pl_ctx *ctx, int argc, char **argv)
+{
+	struct pl_apply_opts ao = { .jobs = 4 };
+	struct pl_session s;
+	struct pl_args a;
+	bool yes = false;
+	long long jobs, run_id = 0;
+	json_t *snap = NULL, *plan = NULL, *changes, *result = NULL;
+	const json_t *live;
+	char *err = NULL;
+	size_t i;
+	int r, rc = PL_EXIT_ERROR;
+
+	pl_args_init(&a, &pl_cmd_destroy, ctx, argc, argv);
+	while ((r = pl_args_next(&a)) >= 0) {
+		if (r == 0)
+			yes = true;
+		else if ((r = pl_args_int(&a, 1, 64, &jobs)) != 0)
+			break;
+		else
+			ao.jobs = (int)jobs;
+	}
+	if (r != PL_ARGS_END) {
+		pl_args_release(&a);
+		return pl_args_exit(r);
+	}
+	if (pl_session_open(&s, ctx, PL_NEED_API | PL_NEED_STATE, &err) != 0 ||
+	    pl_cmd_sync_now(&s, false, false, NULL, NULL, &snap, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	plan = json_pack("{s:i,s:[]}", "version", 1, "changes");
+	changes = json_object_get(plan, "changes");
+	if (a.npos) {
+		for (int k = 0; k < a.npos; k++) {
+			if ((live = pl_guest_lookup(json_object_get(snap, "guests"), a.pos[k], &err)) == NULL) {
+				pl_error("%s", err);
+				goto out;
+			}
+			if (!managed(live)) {
+				pl_error("refusing to destroy %lld '%s': pvelab does not manage it (no '%s' tag)",
+					 pl_json_int(live, "vmid", 0), pl_json_str_or(live, "name", ""),
+					 PL_MODEL_MANAGED_TAG);
+				goto out;
+			}
+			json_array_append_new(changes, delete_change(live));
+		}
+	} else {
+		if (s.cfg == NULL) {
+			pl_error("no config file '%s': name the guests to destroy", ctx->config_path);
+			goto out;
+		}
+		json_array_foreach(json_object_get(snap, "guests"), i, live)
+			if (managed(live) && declared(s.cfg, live))
+				json_array_append_new(changes, delete_change(live));
+	}
+	if (json_array_size(changes) == 0) {
+		printf("Nothing to destroy.\n");
+		rc = PL_EXIT_OK;
+		goto out;
+	}
+	if (ctx->output != PL_OUT_JSON) {
+		json_array_foreach(changes, i, live)
+			printf("  %s-   destroy%s %s (%s %lld on %s)\n", pl_color(ctx, PL_C_RED),
+			       pl_color(ctx, PL_C_RESET), pl_json_str(live, "guest"), pl_json_str(live, "type"),
+			       pl_json_int(live, "vmid", 0), pl_json_str_or(live, "node", "?"));
+	}
+	if (!yes) {
+		if (!isatty(STDIN_FILENO)) {
+			pl_error("refusing to destroy without --yes when not on a terminal");
+			rc = PL_EXIT_USAGE;
+			goto out;
+		}
+		if (!pl_confirm("Destroy these guests and their disks?")) {
+			pl_error("destroy cancelled; nothing was done");
+			goto out;
+		}
+	}
+	if (pl_runs_begin(s.state, "destroy", &run_id, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	r = pl_apply_run(s.base, s.pve, plan, &ao, &result);
+	pl_runs_finish(s.state, run_id, r == 0 ? "ok" : "failed", result, NULL);
+	pl_cmd_sync_now(&s, false, false, NULL, NULL, NULL, NULL);
+	if (ctx->output == PL_OUT_JSON)
+		pl_print_json(json_incref(result));
+	else
+		printf("Destroyed %lld guest%s%s.\n", pl_json_int(result, "ok", 0),
+		       pl_json_int(result, "ok", 0) == 1 ? "" : "s",
+		       pl_json_int(result, "failed", 0) ? " (some failed: see above)" : "");
+	json_array_foreach(json_object_get(result, "changes"), i, live)
+		if (pl_json_str(live, "error"))
+			pl_error("%s: %s", pl_json_str(live, "guest"), pl_json_str(live, "error"));
+	rc = r == 0 ? PL_EXIT_OK : PL_EXIT_ERROR;
+out:
+	free(err);
+	json_decref(snap);
+	json_decref(plan);
+	json_decref(result);
+	pl_session_close(&s);
+	pl_args_release(&a);
+	return rc;
+}
+
+const struct pl_cmd pl_cmd_destroy = {
+	.name = "destroy",
+	.summary = "destroy guests pvelab manages (named, or all that pvelab.yaml declares)",
+	.usage = "[GUEST...] [--yes]",
+	.opts = opts,
+	.run = run,
+	.flags = PL_CMD_MCP_WRITE,
+};

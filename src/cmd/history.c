@@ -1,0 +1,213 @@
+/*
+ * `pvelab history GUEST`: every recorded state of a guest, each shown as the
+ * difference from the one before (config keys and durable status).
+ */
+#include "core/common.h"
+#include "cmd/cmd.h"
+#include "cmd/connect.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/str.h"
+#include "state/state.h"
+
+#include <time.h>
+
+static const struct pl_opt opts[] = {
+	{ "live", 'l', NULL, "sync from the cluster first" },
+	{ NULL, 0, NULL, NULL },
+};
+
+/* "config.memory" -> value, "status" -> value: one level of nesting. */
+static json_t *
+flatten(const json_t *state)
+{
+	json_t *f = json_object();
+	const char *k, *k2;
+	json_t *v, *v2;
+
+	json_object_foreach((json_t *)state, k, v) {
+		if (json_is_object(v)) {
+			json_object_foreach(v, k2, v2) {
+				char *key = pl_asprintf("%s.%s", k, k2);
+
+				json_object_set(f, key, v2);
+				free(key);
+			}
+		} else {
+			json_object_set(f, k, v);
+		}
+	}
+	return f;
+}
+
+static char *
+text(const json_t *v)
+{
+	if (json_is_string(v))
+		return pl_strdup(json_string_value(v));
+	return json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+}
+
+/* [{key, old, new}] between two states, sorted by key. */
+static json_t *
+diff(const json_t *a, const json_t *b)
+{
+	json_t *fa = flatten(a), *fb = flatten(b), *out = json_array(), *keys = json_object();
+	const char *k;
+	json_t *v;
+	const char **sorted;
+	size_t n = 0;
+
+	json_object_foreach(fa, k, v)
+		json_object_set_new(keys, k, json_true());
+	json_object_foreach(fb, k, v)
+		json_object_set_new(keys, k, json_true());
+	sorted = pl_calloc(json_object_size(keys) + 1, sizeof(*sorted));
+	json_object_foreach(keys, k, v)
+		sorted[n++] = k;
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && strcmp(sorted[j - 1], sorted[j]) > 0; j--) {
+			const char *t = sorted[j];
+
+			sorted[j] = sorted[j - 1];
+			sorted[j - 1] = t;
+		}
+	for (size_t i = 0; i < n; i++) {
+		json_t *x = json_object_get(fa, sorted[i]), *y = json_object_get(fb, sorted[i]);
+
+		if (!strcmp(sorted[i], "config.digest"))
+			continue; /* follows every config change; says nothing by itself */
+		if (x && y && json_equal(x, y))
+			continue;
+		json_array_append_new(out, json_pack("{s:s,s:O?,s:O?}", "key", sorted[i], "old", x,
+						     "new", y));
+	}
+	free(sorted);
+	json_decref(keys);
+	json_decref(fa);
+	json_decref(fb);
+	return out;
+}
+
+static int
+run(struct pl_ctx *ctx, int argc, char **argv)
+{
+	struct pl_session s;
+	struct pl_args a;
+	json_t *guests = NULL, *hist = NULL, *out = NULL, *h;
+	const json_t *g, *prev = NULL;
+	long long vmid = -1;
+	bool live = false;
+	char *err = NULL;
+	size_t i;
+	int r, rc = PL_EXIT_ERROR;
+
+	pl_args_init(&a, &pl_cmd_history, ctx, argc, argv);
+	while ((r = pl_args_next(&a)) >= 0)
+		live = true;
+	if (r != PL_ARGS_END) {
+		pl_args_release(&a);
+		return pl_args_exit(r);
+	}
+	if (a.npos != 1) {
+		pl_args_release(&a);
+		return pl_usage_error(&pl_cmd_history, "needs one GUEST (vmid or name)");
+	}
+	if (pl_session_read(&s, ctx, live, &err) != 0 ||
+	    pl_state_guests(s.state, &guests, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	if ((g = pl_guest_lookup(guests, a.pos[0], &err)) != NULL)
+		vmid = pl_json_int(g, "vmid", -1);
+	else if (pl_str_to_ll(a.pos[0], 1, 999999999, &vmid) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	if (pl_state_history(s.state, vmid, &hist, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	if (json_array_size(hist) == 0) {
+		pl_error("no history for guest '%s' (pvelab list shows the known guests)", a.pos[0]);
+		goto out;
+	}
+	out = json_array();
+	json_array_foreach(hist, i, h) {
+		const json_t *st = json_object_get(h, "state");
+		json_t *empty = json_object();
+		json_t *d = diff(prev ? prev : empty, st);
+		json_t *e = json_pack("{s:I,s:s?,s:s?,s:O?,s:f,s:o,s:O}", "id",
+				      (json_int_t)pl_json_int(h, "id", 0), "kind",
+				      pl_json_str(h, "kind"), "sha256", pl_json_str(h, "sha256"),
+				      "run", json_object_get(h, "run"), "ts", pl_json_num(h, "ts", 0),
+				      "changes", d, "state", st);
+
+		json_decref(empty);
+		json_array_append_new(out, e);
+		prev = st;
+	}
+	if (ctx->output == PL_OUT_JSON) {
+		pl_print_json(out);
+		out = NULL;
+	} else {
+		json_array_foreach(out, i, h) {
+			time_t t = (time_t)pl_json_num(h, "ts", 0);
+			const char *kind = pl_json_str_or(h, "kind", "?");
+			char when[64];
+			size_t j;
+			json_t *c;
+
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
+			printf("%s%s  %-10s%s sha256:%.12s  run %lld\n", pl_color(ctx, PL_C_BOLD), when,
+			       kind, pl_color(ctx, PL_C_RESET), pl_json_str_or(h, "sha256", ""),
+			       pl_json_int(h, "run", 0));
+			if (!strcmp(kind, "discovered") || !strcmp(kind, "created") ||
+			    !strcmp(kind, "deleted")) {
+				const json_t *st = json_object_get(h, "state");
+
+				printf("    %s %s on %s, %s\n", pl_json_str_or(st, "type", "?"),
+				       pl_json_str_or(st, "name", "-"), pl_json_str_or(st, "node", "?"),
+				       pl_json_str_or(st, "status", "?"));
+				if (i == 0 || strcmp(kind, "deleted") == 0)
+					continue;
+			}
+			json_array_foreach(json_object_get(h, "changes"), j, c) {
+				const json_t *o = json_object_get(c, "old"), *n = json_object_get(c, "new");
+				char *ot = o ? text(o) : NULL, *nt = n ? text(n) : NULL;
+
+				if (o && n)
+					printf("    %s~ %s: %s -> %s%s\n", pl_color(ctx, PL_C_YELLOW),
+					       pl_json_str(c, "key"), ot, nt, pl_color(ctx, PL_C_RESET));
+				else if (n)
+					printf("    %s+ %s: %s%s\n", pl_color(ctx, PL_C_GREEN),
+					       pl_json_str(c, "key"), nt, pl_color(ctx, PL_C_RESET));
+				else
+					printf("    %s- %s: %s%s\n", pl_color(ctx, PL_C_RED),
+					       pl_json_str(c, "key"), ot, pl_color(ctx, PL_C_RESET));
+				free(ot);
+				free(nt);
+			}
+		}
+	}
+	rc = PL_EXIT_OK;
+out:
+	json_decref(out);
+	json_decref(hist);
+	json_decref(guests);
+	free(err);
+	pl_session_close(&s);
+	pl_args_release(&a);
+	return rc;
+}
+
+const struct pl_cmd pl_cmd_history = {
+	.name = "history",
+	.summary = "show what changed on a guest, sync by sync",
+	.usage = "[--live] GUEST",
+	.help = "GUEST is a vmid or a name. Each recorded state is shown as the difference\n"
+		"from the one before; -o json adds the full states.",
+	.opts = opts,
+	.run = run,
+	.flags = PL_CMD_MCP_READ,
+};

@@ -1,0 +1,183 @@
+/*
+ * `pvelab list`: the guests as last synced, filtered by type, node, status or
+ * tag and sorted; `-o json` gives an array of guest objects.
+ */
+#include "core/common.h"
+#include "cmd/cmd.h"
+#include "cmd/connect.h"
+#include "core/json.h"
+#include "state/state.h"
+
+static const struct pl_opt opts[] = {
+	{ "type", 't', "vm|lxc", "only VMs (qemu) or containers" },
+	{ "node", 'n', "NODE", "only guests on this node" },
+	{ "status", 's', "STATUS", "only guests in this state (running, stopped, ...)" },
+	{ "tag", 'T', "TAG", "only guests carrying this tag" },
+	{ "sort", 'S', "KEY", "sort by vmid (default), name, node, status, mem, cpu" },
+	{ "live", 'l', NULL, "sync from the cluster first" },
+	{ NULL, 0, NULL, NULL },
+};
+
+static const char *sort_key = "vmid";
+
+static bool
+has_tag(const char *tags, const char *tag)
+{
+	size_t n = strlen(tag);
+	const char *p = tags;
+
+	while (p && *p) {
+		size_t l = strcspn(p, ";, ");
+
+		if (l == n && !strncmp(p, tag, n))
+			return true;
+		p += l;
+		p += strspn(p, ";, ");
+	}
+	return false;
+}
+
+static int
+cmp(const void *a, const void *b)
+{
+	const json_t *x = *(const json_t *const *)a, *y = *(const json_t *const *)b;
+	int r = 0;
+
+	if (!strcmp(sort_key, "name") || !strcmp(sort_key, "node") || !strcmp(sort_key, "status"))
+		r = strcmp(pl_json_str_or(x, sort_key, ""), pl_json_str_or(y, sort_key, ""));
+	else if (!strcmp(sort_key, "mem") || !strcmp(sort_key, "cpu")) {
+		double dx = pl_json_num(x, sort_key, 0), dy = pl_json_num(y, sort_key, 0);
+
+		r = dx < dy ? 1 : dx > dy ? -1 : 0; /* biggest first */
+	}
+	if (r == 0) {
+		long long vx = pl_json_int(x, "vmid", 0), vy = pl_json_int(y, "vmid", 0);
+
+		r = vx < vy ? -1 : vx > vy;
+	}
+	return r;
+}
+
+static json_t *
+row(const json_t *g)
+{
+	return json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s?,s:b,s:s?,s:f,s:I,s:I,s:I,s:I}",
+			 "vmid", (json_int_t)pl_json_int(g, "vmid", 0), "name", pl_json_str(g, "name"),
+			 "node", pl_json_str(g, "node"), "type", pl_json_str(g, "type"), "status",
+			 pl_json_str(g, "status"), "tags", pl_json_str(g, "tags"), "template",
+			 pl_json_int(g, "template", 0) != 0, "lock", pl_json_str(g, "lock"), "cpu",
+			 pl_json_num(g, "cpu", 0), "maxcpu", (json_int_t)pl_json_int(g, "maxcpu", 0),
+			 "mem", (json_int_t)pl_json_int(g, "mem", 0), "maxmem",
+			 (json_int_t)pl_json_int(g, "maxmem", 0), "maxdisk",
+			 (json_int_t)pl_json_int(g, "maxdisk", 0));
+}
+
+static int
+run(struct pl_ctx *ctx, int argc, char **argv)
+{
+	const char *type = NULL, *node = NULL, *status = NULL, *tag = NULL;
+	struct pl_session s;
+	struct pl_args a;
+	json_t *guests = NULL, **sel = NULL;
+	size_t n = 0, i;
+	bool live = false;
+	char *err = NULL;
+	json_t *g;
+	int r, rc = PL_EXIT_ERROR;
+
+	sort_key = "vmid";
+	pl_args_init(&a, &pl_cmd_list, ctx, argc, argv);
+	while ((r = pl_args_next(&a)) >= 0) {
+		switch (r) {
+		case 0:
+			if (strcmp(a.value, "vm") && strcmp(a.value, "qemu") && strcmp(a.value, "lxc") &&
+			    strcmp(a.value, "ct")) {
+				pl_args_release(&a);
+				return pl_usage_error(&pl_cmd_list, "--type is vm or lxc, not '%s'",
+						      a.value);
+			}
+			type = (!strcmp(a.value, "vm") || !strcmp(a.value, "qemu")) ? "qemu" : "lxc";
+			break;
+		case 1: node = a.value; break;
+		case 2: status = a.value; break;
+		case 3: tag = a.value; break;
+		case 4:
+			if (strcmp(a.value, "vmid") && strcmp(a.value, "name") && strcmp(a.value, "node") &&
+			    strcmp(a.value, "status") && strcmp(a.value, "mem") && strcmp(a.value, "cpu")) {
+				pl_args_release(&a);
+				return pl_usage_error(&pl_cmd_list, "cannot sort by '%s' (vmid, name, "
+						      "node, status, mem, cpu)", a.value);
+			}
+			sort_key = a.value;
+			break;
+		case 5: live = true; break;
+		}
+	}
+	if (r != PL_ARGS_END) {
+		pl_args_release(&a);
+		return pl_args_exit(r);
+	}
+	if (a.npos > 0) {
+		pl_args_release(&a);
+		return pl_usage_error(&pl_cmd_list, "takes no arguments");
+	}
+	if (pl_session_read(&s, ctx, live, &err) != 0 || pl_state_guests(s.state, &guests, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	sel = pl_calloc(json_array_size(guests) + 1, sizeof(*sel));
+	json_array_foreach(guests, i, g) {
+		if (type && strcmp(pl_json_str_or(g, "type", ""), type))
+			continue;
+		if (node && strcmp(pl_json_str_or(g, "node", ""), node))
+			continue;
+		if (status && strcmp(pl_json_str_or(g, "status", ""), status))
+			continue;
+		if (tag && !has_tag(pl_json_str(g, "tags"), tag))
+			continue;
+		sel[n++] = g;
+	}
+	qsort(sel, n, sizeof(*sel), cmp);
+	if (ctx->output == PL_OUT_JSON) {
+		json_t *arr = json_array();
+
+		for (i = 0; i < n; i++)
+			json_array_append_new(arr, row(sel[i]));
+		pl_print_json(arr);
+	} else {
+		printf("%s%-6s %-24s %-5s %-12s %-9s %5s %9s  %s%s\n", pl_color(ctx, PL_C_BOLD), "VMID",
+		       "NAME", "TYPE", "NODE", "STATUS", "CPUS", "MEM(MiB)", "TAGS",
+		       pl_color(ctx, PL_C_RESET));
+		for (i = 0; i < n; i++) {
+			const json_t *x = sel[i];
+			const char *st = pl_json_str_or(x, "status", "?");
+			const char *col = !strcmp(st, "running") ? PL_C_GREEN :
+					  !strcmp(st, "stopped") ? PL_C_DIM : PL_C_YELLOW;
+
+			printf("%-6lld %-24s %-5s %-12s %s%-9s%s %5lld %9lld  %s\n",
+			       pl_json_int(x, "vmid", 0), pl_json_str_or(x, "name", "-"),
+			       !strcmp(pl_json_str_or(x, "type", ""), "qemu") ? "vm" : "lxc",
+			       pl_json_str_or(x, "node", "-"), pl_color(ctx, col), st,
+			       pl_color(ctx, PL_C_RESET), pl_json_int(x, "maxcpu", 0),
+			       pl_json_int(x, "maxmem", 0) >> 20, pl_json_str_or(x, "tags", ""));
+		}
+	}
+	rc = PL_EXIT_OK;
+out:
+	free(sel);
+	json_decref(guests);
+	free(err);
+	pl_session_close(&s);
+	pl_args_release(&a);
+	return rc;
+}
+
+const struct pl_cmd pl_cmd_list = {
+	.name = "list",
+	.summary = "list guests from the local state",
+	.usage = "[--type vm|lxc] [--node NODE] [--status STATUS] [--tag TAG] [--sort KEY] [--live]",
+	.help = "Reads the state database written by `pvelab sync`; --live syncs first.",
+	.opts = opts,
+	.run = run,
+	.flags = PL_CMD_MCP_READ,
+};

@@ -1,0 +1,89 @@
+/*
+ * `pvelab plan`: refresh the cluster, compare it with pvelab.yaml and show
+ * every change with how it reaches the guest (live, at reboot, restart,
+ * replace). --out saves the plan for `pvelab apply plan.json`.
+ */
+#include "core/common.h"
+#include "cmd/cmd.h"
+#include "cmd/connect.h"
+#include "cmd/planning.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "plan/plan.h"
+
+static const struct pl_opt opts[] = {
+	{ "out", 0, "FILE", "save the plan as JSON for pvelab apply FILE" },
+	{ "detailed-exitcode", 0, NULL, "exit 2 when there are changes, 0 when none" },
+	{ "reboot", 0, NULL, "plan to reboot guests whose changes stay pending" },
+	{ "allow-replace", 0, NULL, "allow changes that recreate a guest" },
+	{ "profile", 'p', "NAME", "only the guests of this profile" },
+	{ NULL, 0, NULL, NULL },
+};
+
+enum { O_OUT, O_DETAILED, O_REBOOT, O_REPLACE, O_PROFILE };
+
+static int
+run(struct pl_ctx *ctx, int argc, char **argv)
+{
+	struct pl_plan_opts po = { 0 };
+	struct pl_session s;
+	struct pl_args a;
+	const char *out = NULL;
+	bool detailed = false;
+	json_t *snap = NULL, *plan = NULL;
+	char *err = NULL;
+	int r, rc = PL_EXIT_ERROR;
+
+	pl_args_init(&a, &pl_cmd_plan, ctx, argc, argv);
+	while ((r = pl_args_next(&a)) >= 0) {
+		switch (r) {
+		case O_OUT: out = a.value; break;
+		case O_DETAILED: detailed = true; break;
+		case O_REBOOT: po.reboot = true; break;
+		case O_REPLACE: po.allow_replace = true; break;
+		case O_PROFILE: po.profile = a.value; break;
+		}
+	}
+	if (r != PL_ARGS_END || a.npos) {
+		pl_args_release(&a);
+		return r != PL_ARGS_END ? pl_args_exit(r) : pl_usage_error(&pl_cmd_plan, "takes no arguments");
+	}
+	if (pl_planning_open(&s, ctx, &err) != 0 || pl_planning_build(&s, &po, &snap, &plan, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	if (out) {
+		char *text = json_dumps(plan, JSON_INDENT(2) | JSON_SORT_KEYS);
+
+		r = pl_file_write_atomic(out, text, strlen(text), 0644, &err);
+		free(text);
+		if (r != 0) {
+			pl_error("%s", err);
+			goto out;
+		}
+	}
+	if (ctx->output == PL_OUT_JSON)
+		pl_print_json(json_incref(plan));
+	else {
+		pl_planning_print(ctx, plan);
+		if (out)
+			printf("Saved the plan to '%s': pvelab apply %s\n", out, out);
+	}
+	rc = detailed && pl_plan_has_changes(plan) ? PL_EXIT_CHANGES : PL_EXIT_OK;
+out:
+	free(err);
+	json_decref(snap);
+	json_decref(plan);
+	pl_session_close(&s);
+	pl_args_release(&a);
+	return rc;
+}
+
+const struct pl_cmd pl_cmd_plan = {
+	.name = "plan",
+	.summary = "show what apply would change, and how each change reaches the guest",
+	.usage = "[--out FILE] [--detailed-exitcode] [--reboot] [--allow-replace] [--profile NAME]",
+	.opts = opts,
+	.run = run,
+	.flags = PL_CMD_MCP_READ,
+};

@@ -1,0 +1,228 @@
+/*
+ * Shared plumbing and the human rendering of plans (see planning.h).
+ */
+#include "core/common.h"
+#include "cmd/planning.h"
+#include "cmd/connect.h"
+#include "config/config.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "plan/plan.h"
+#include "plan/runs.h"
+#include "pve/client.h"
+
+#include <unistd.h>
+
+int
+pl_planning_open(struct pl_session *s, struct pl_ctx *ctx, char **errmsg)
+{
+	int r = pl_session_open(s, ctx, PL_NEED_API | PL_NEED_STATE, errmsg);
+
+	if (r == 0 && s->cfg == NULL)
+		r = pl_seterr(errmsg, PL_ENOENT,
+			      "no config file '%s' (write one, or pass -c FILE; pvelab import "
+			      "writes one from existing guests)",
+			      ctx->config_path);
+	return r;
+}
+
+/* Guests an earlier apply left with changes pending until a reboot: ask
+ * Proxmox which of them still have pending keys (a handful of calls, not one
+ * per guest) and put them in snap["pending"] for the planner. */
+static void
+add_pending(struct pl_session *s, json_t *snap)
+{
+	json_t *runs = NULL, *pending = json_object(), *seen = json_object();
+	const json_t *run, *c;
+	size_t i, j;
+
+	if (pl_runs_list(s->state, "apply", 50, &runs, NULL) != 0)
+		goto out;
+	json_array_foreach(runs, i, run) {
+		json_array_foreach(json_object_get(json_object_get(run, "result"), "changes"), j, c) {
+			char key[32];
+			const json_t *live = NULL, *g;
+			json_t *data = NULL, *keys;
+			size_t k;
+
+			if (!json_is_true(json_object_get(c, "pending_reboot")))
+				continue;
+			snprintf(key, sizeof(key), "%lld", pl_json_int(c, "vmid", 0));
+			if (json_object_get(seen, key))
+				continue;
+			json_object_set_new(seen, key, json_true());
+			json_array_foreach(json_object_get(snap, "guests"), k, g)
+				if (pl_json_int(g, "vmid", 0) == pl_json_int(c, "vmid", 0))
+					live = g;
+			if (live == NULL || strcmp(pl_json_str_or(live, "status", ""), "running"))
+				continue;
+			char *path = pl_asprintf("/nodes/%s/%s/%lld/pending", pl_json_str_or(live, "node", ""),
+						 pl_json_str_or(live, "type", "qemu"), pl_json_int(live, "vmid", 0));
+
+			if (pl_pve_call(s->pve, "GET", path, NULL, &data, NULL) == 0) {
+				keys = json_array();
+				json_array_foreach(data, k, g)
+					if (json_object_get(g, "pending") || json_object_get(g, "delete"))
+						json_array_append_new(keys, json_string(pl_json_str_or(g, "key", "?")));
+				if (json_array_size(keys))
+					json_object_set_new(pending, key, keys);
+				else
+					json_decref(keys);
+			}
+			json_decref(data);
+			free(path);
+		}
+	}
+	json_object_set(snap, "pending", pending);
+out:
+	json_decref(runs);
+	json_decref(pending);
+	json_decref(seen);
+}
+
+int
+pl_planning_build(struct pl_session *s, const struct pl_plan_opts *o, json_t **snap,
+		  json_t **plan, char **errmsg)
+{
+	bool bar = s->ctx->tty && isatty(STDERR_FILENO) && s->ctx->verbosity >= 0;
+	int r;
+
+	*snap = *plan = NULL;
+	if ((r = pl_cmd_sync_now(s, false, bar, NULL, NULL, snap, errmsg)) != 0)
+		return pl_preferr(errmsg, r, "cannot refresh the cluster");
+	if (o->profile && pl_config_get(s->cfg, "/profiles") &&
+	    !json_object_get(pl_config_get(s->cfg, "/profiles"), o->profile))
+		return pl_seterr(errmsg, PL_EINVAL, "no profile '%s' in %s", o->profile,
+				 pl_config_path(s->cfg));
+	add_pending(s, *snap);
+	return pl_plan_build(s->cfg, *snap, o, plan, errmsg);
+}
+
+static const char *
+sign_of(const char *action)
+{
+	if (!strcmp(action, "create") || !strcmp(action, "bridge"))
+		return "+";
+	if (!strcmp(action, "update"))
+		return "~";
+	if (!strcmp(action, "replace"))
+		return "-/+";
+	if (!strcmp(action, "delete"))
+		return "-";
+	if (!strcmp(action, "start"))
+		return ">";
+	if (!strcmp(action, "reboot"))
+		return "@";
+	return "#";
+}
+
+static const char *
+color_of(const char *action)
+{
+	if (!strcmp(action, "create") || !strcmp(action, "bridge") || !strcmp(action, "start"))
+		return PL_C_GREEN;
+	if (!strcmp(action, "delete") || !strcmp(action, "replace"))
+		return PL_C_RED;
+	return PL_C_YELLOW;
+}
+
+static void
+print_value(const char *v)
+{
+	if (v == NULL) {
+		fputs("(none)", stdout);
+		return;
+	}
+	/* keep multi-line values (descriptions, keys) on one line */
+	for (const char *p = v; *p; p++)
+		fputs(*p == '\n' ? "\\n" : (char[]){ *p, 0 }, stdout);
+}
+
+void
+pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
+{
+	const json_t *changes = json_object_get(plan, "changes"), *c, *d;
+	const json_t *sum = json_object_get(plan, "summary");
+	size_t i, j, reboots = 0;
+
+	json_array_foreach(json_object_get(plan, "pending"), i, c) {
+		printf("  %s!   pending%s %s (%lld): changes wait for a reboot:", pl_color(ctx, PL_C_YELLOW),
+		       pl_color(ctx, PL_C_RESET), pl_json_str_or(c, "guest", "?"), pl_json_int(c, "vmid", 0));
+		json_array_foreach(json_object_get(c, "keys"), j, d)
+			printf(" %s", json_string_value(d));
+		printf(" (pvelab apply --reboot reboots it)\n");
+	}
+	if (json_array_size(changes) == 0)
+		printf("%sNo changes.%s The cluster matches %s.\n", pl_color(ctx, PL_C_GREEN),
+		       pl_color(ctx, PL_C_RESET), pl_json_str_or(plan, "config", "the config"));
+	json_array_foreach(changes, i, c) {
+		const char *a = pl_json_str_or(c, "action", "?");
+		const char *cls = pl_json_str_or(c, "class", "");
+
+		printf("  %s%-3s %-7s%s %s%s%s (%s %lld on %s)", pl_color(ctx, color_of(a)), sign_of(a),
+		       a, pl_color(ctx, PL_C_RESET), pl_color(ctx, PL_C_BOLD),
+		       pl_json_str_or(c, "guest", "?"), pl_color(ctx, PL_C_RESET),
+		       !strcmp(a, "bridge") ? "bridge" : pl_json_str_or(c, "type", "?"),
+		       pl_json_int(c, "vmid", 0), pl_json_str_or(c, "node", "?"));
+		if (!strcmp(a, "update") || !strcmp(a, "replace"))
+			printf("  [%s]", cls);
+		if (json_is_true(json_object_get(c, "reboot"))) {
+			printf(" %s(pending until reboot)%s", pl_color(ctx, PL_C_YELLOW),
+			       pl_color(ctx, PL_C_RESET));
+			reboots++;
+		}
+		putchar('\n');
+		json_array_foreach(json_object_get(c, "diffs"), j, d) {
+			printf("      %s~%s %s: ", pl_color(ctx, PL_C_YELLOW), pl_color(ctx, PL_C_RESET),
+			       pl_json_str_or(d, "key", "?"));
+			print_value(pl_json_str(d, "from"));
+			fputs(" -> ", stdout);
+			print_value(pl_json_str(d, "to"));
+			printf("  %s(%s%s%s)%s\n", pl_color(ctx, PL_C_DIM), pl_json_str_or(d, "class", ""),
+			       pl_json_str(d, "note") ? ": " : "", pl_json_str_or(d, "note", ""),
+			       pl_color(ctx, PL_C_RESET));
+		}
+	}
+	json_array_foreach(json_object_get(plan, "blocked"), i, c)
+		printf("  %s!   blocked%s %s: %s\n", pl_color(ctx, PL_C_RED), pl_color(ctx, PL_C_RESET),
+		       pl_json_str_or(c, "guest", "?"), pl_json_str_or(c, "reason", "?"));
+	if (json_array_size(json_object_get(plan, "unmanaged")) && ctx->verbosity >= 0) {
+		printf("\n%zu guest%s not managed by pvelab (never touched; pvelab import adopts them):",
+		       json_array_size(json_object_get(plan, "unmanaged")),
+		       json_array_size(json_object_get(plan, "unmanaged")) == 1 ? " is" : "s are");
+		json_array_foreach(json_object_get(plan, "unmanaged"), i, c) {
+			if (i == 8 && ctx->verbosity < 1) {
+				fputs(" ...", stdout);
+				break;
+			}
+			printf(" %lld %s%s", pl_json_int(c, "vmid", 0), pl_json_str_or(c, "name", ""),
+			       i + 1 < json_array_size(json_object_get(plan, "unmanaged")) ? "," : "");
+		}
+		putchar('\n');
+	}
+	if (json_array_size(changes)) {
+		printf("\nPlan: %lld to create, %lld to update, %lld to replace, %lld to delete, "
+		       "%lld to start, %lld to stop, %lld bridge%s, %lld reboot%s.",
+		       pl_json_int(sum, "create", 0), pl_json_int(sum, "update", 0),
+		       pl_json_int(sum, "replace", 0), pl_json_int(sum, "delete", 0),
+		       pl_json_int(sum, "start", 0), pl_json_int(sum, "stop", 0),
+		       pl_json_int(sum, "bridge", 0), pl_json_int(sum, "bridge", 0) == 1 ? "" : "s",
+		       pl_json_int(sum, "reboot", 0), pl_json_int(sum, "reboot", 0) == 1 ? "" : "s");
+		if (reboots)
+			printf(" %zu guest%s need%s a reboot to finish (apply --reboot does it).", reboots,
+			       reboots == 1 ? "" : "s", reboots == 1 ? "s" : "");
+		putchar('\n');
+	}
+}
+
+bool
+pl_confirm(const char *question)
+{
+	char line[32];
+
+	fprintf(stderr, "%s [y/N] ", question);
+	fflush(stderr);
+	if (fgets(line, sizeof(line), stdin) == NULL)
+		return false;
+	return line[0] == 'y' || line[0] == 'Y';
+}

@@ -1,0 +1,22 @@
+/*
+ * `pvelab resume GUEST...`: resume paused guests; several guests go in parallel and each
+ * waits for its Proxmox task (engine in act.c).
+ */
+#include "core/common.h"
+#include "cmd/act.h"
+
+static int
+run(struct pl_ctx *ctx, int argc, char **argv)
+{
+	return pl_act_power(ctx, &pl_cmd_resume, "resume", argc, argv);
+}
+
+const struct pl_cmd pl_cmd_resume = {
+	.name = "resume",
+	.summary = "resume paused guests",
+	.usage = "[--timeout SECS] GUEST...",
+	.help = "GUEST is a vmid or a name. Prints one line per guest when its task ends.",
+	.opts = pl_act_opts,
+	.run = run,
+	.flags = PL_CMD_MCP_WRITE,
+};

@@ -1,0 +1,152 @@
+/*
+ * `pvelab rollback RUN`: restore every guest an apply run changed to the
+ * snapshot taken just before (pvelab-pre-RUN); without RUN, list the runs.
+ */
+#include "core/common.h"
+#include "cmd/cmd.h"
+#include "cmd/connect.h"
+#include "cmd/planning.h"
+#include "core/json.h"
+#include "core/str.h"
+#include "plan/apply.h"
+#include "plan/runs.h"
+
+#include <limits.h>
+#include <time.h>
+#include <unistd.h>
+
+static const struct pl_opt opts[] = {
+	{ "yes", 'y', NULL, "do not ask for confirmation" },
+	{ NULL, 0, NULL, NULL },
+};
+
+static int
+list_runs(struct pl_ctx *ctx, struct pl_session *s)
+{
+	json_t *runs = NULL, *r;
+	char *err = NULL;
+	size_t i;
+
+	if (pl_runs_list(s->state, "apply", 20, &runs, &err) != 0) {
+		pl_error("%s", err);
+		free(err);
+		return PL_EXIT_ERROR;
+	}
+	if (ctx->output == PL_OUT_JSON)
+		return pl_print_json(runs);
+	if (json_array_size(runs) == 0)
+		printf("No apply runs recorded yet.\n");
+	json_array_foreach(runs, i, r) {
+		time_t t = (time_t)pl_json_num(r, "started", 0);
+		char when[32];
+
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
+		printf("run %-5lld %s  %-8s %lld ok, %lld failed\n", pl_json_int(r, "id", 0), when,
+		       pl_json_str_or(r, "status", "?"), pl_json_int(json_object_get(r, "result"), "ok", 0),
+		       pl_json_int(json_object_get(r, "result"), "failed", 0));
+	}
+	json_decref(runs);
+	return PL_EXIT_OK;
+}
+
+static int
+run(struct pl_ctx *ctx, int argc, char **argv)
+{
+	struct pl_apply_opts ao = { .jobs = 4 };
+	struct pl_session s;
+	struct pl_args a;
+	long long id, rb_id = 0;
+	bool yes = false;
+	json_t *runrec = NULL, *plan = NULL, *result = NULL, *changes;
+	const json_t *c;
+	char *err = NULL;
+	size_t i;
+	int r, rc = PL_EXIT_ERROR;
+
+	pl_args_init(&a, &pl_cmd_rollback, ctx, argc, argv);
+	while ((r = pl_args_next(&a)) >= 0)
+		yes = true;
+	if (r != PL_ARGS_END || a.npos > 1) {
+		pl_args_release(&a);
+		return r != PL_ARGS_END ? pl_args_exit(r) : pl_usage_error(&pl_cmd_rollback, "takes one run id");
+	}
+	if (a.npos && pl_str_to_ll(a.pos[0], 1, LLONG_MAX, &id) != 0) {
+		pl_args_release(&a);
+		return pl_usage_error(&pl_cmd_rollback, "'%s' is not a run id (pvelab rollback lists them)", a.pos[0]);
+	}
+	if (pl_session_open(&s, ctx, a.npos ? PL_NEED_API | PL_NEED_STATE : PL_NEED_STATE, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	if (a.npos == 0) {
+		rc = list_runs(ctx, &s);
+		goto out;
+	}
+	if (pl_runs_get(s.state, id, &runrec, &err) != 0) {
+		pl_error("%s (pvelab rollback lists the runs)", err);
+		goto out;
+	}
+	if (strcmp(pl_json_str_or(runrec, "kind", ""), "apply") != 0) {
+		pl_error("run %lld is a %s, not an apply", id, pl_json_str_or(runrec, "kind", "?"));
+		goto out;
+	}
+	plan = json_pack("{s:i,s:[]}", "version", 1, "changes");
+	changes = json_object_get(plan, "changes");
+	json_array_foreach(json_object_get(json_object_get(runrec, "result"), "changes"), i, c) {
+		const char *action = pl_json_str_or(c, "action", "");
+
+		if (pl_json_str(c, "snapshot") && strcmp(pl_json_str_or(c, "status", ""), "skipped"))
+			json_array_append_new(changes, json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:b}", "action", "rollback",
+								 "guest", pl_json_str_or(c, "guest", ""), "type",
+								 pl_json_str_or(c, "type", "qemu"), "vmid",
+								 (json_int_t)pl_json_int(c, "vmid", 0), "node",
+								 pl_json_str(c, "node"), "snapshot", pl_json_str(c, "snapshot"),
+								 "running", json_is_true(json_object_get(c, "was_running"))));
+		else if (!strcmp(action, "create") && !strcmp(pl_json_str_or(c, "status", ""), "ok"))
+			printf("note: run %lld created %s (%lld); pvelab destroy %lld removes it\n", id,
+			       pl_json_str_or(c, "guest", "?"), pl_json_int(c, "vmid", 0), pl_json_int(c, "vmid", 0));
+	}
+	if (json_array_size(changes) == 0) {
+		printf("Run %lld changed no existing guest: nothing to roll back.\n", id);
+		rc = PL_EXIT_OK;
+		goto out;
+	}
+	json_array_foreach(changes, i, c)
+		printf("  <   rollback %s (%s %lld) to %s\n", pl_json_str(c, "guest"), pl_json_str(c, "type"),
+		       pl_json_int(c, "vmid", 0), pl_json_str(c, "snapshot"));
+	if (!yes && (!isatty(STDIN_FILENO) || !pl_confirm("Roll these guests back?"))) {
+		pl_error("rollback %s; nothing was done", isatty(STDIN_FILENO) ? "cancelled" : "needs --yes when not on a terminal");
+		rc = isatty(STDIN_FILENO) ? PL_EXIT_ERROR : PL_EXIT_USAGE;
+		goto out;
+	}
+	pl_runs_begin(s.state, "rollback", &rb_id, NULL);
+	r = pl_apply_run(s.base, s.pve, plan, &ao, &result);
+	pl_runs_finish(s.state, rb_id, r == 0 ? "ok" : "failed", result, NULL);
+	pl_cmd_sync_now(&s, false, false, NULL, NULL, NULL, NULL);
+	json_array_foreach(json_object_get(result, "changes"), i, c)
+		if (pl_json_str(c, "error"))
+			pl_error("%s: %s", pl_json_str(c, "guest"), pl_json_str(c, "error"));
+	if (ctx->output == PL_OUT_JSON)
+		pl_print_json(json_incref(result));
+	else
+		printf("Rolled back %lld guest%s to the state before run %lld.\n", pl_json_int(result, "ok", 0),
+		       pl_json_int(result, "ok", 0) == 1 ? "" : "s", id);
+	rc = r == 0 ? PL_EXIT_OK : PL_EXIT_ERROR;
+out:
+	free(err);
+	json_decref(runrec);
+	json_decref(plan);
+	json_decref(result);
+	pl_session_close(&s);
+	pl_args_release(&a);
+	return rc;
+}
+
+const struct pl_cmd pl_cmd_rollback = {
+	.name = "rollback",
+	.summary = "restore the guests an apply run changed (no RUN: list the runs)",
+	.usage = "[RUN] [--yes]",
+	.opts = opts,
+	.run = run,
+	.flags = PL_CMD_MCP_WRITE,
+};

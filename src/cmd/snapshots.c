@@ -1,0 +1,100 @@
+/*
+ * `pvelab snapshots GUEST`: the guest's snapshots, read live from its node.
+ */
+#include "core/common.h"
+#include "cmd/cmd.h"
+#include "cmd/connect.h"
+#include "core/json.h"
+#include "pve/client.h"
+
+#include <time.h>
+
+static const struct pl_opt opts[] = {
+	{ NULL, 0, NULL, NULL },
+};
+
+static int
+run(struct pl_ctx *ctx, int argc, char **argv)
+{
+	struct pl_session s;
+	struct pl_args a;
+	json_t *res = NULL, *snaps = NULL, *q, *list = NULL, *t;
+	const json_t *g;
+	char *err = NULL, *path;
+	size_t i;
+	int r, rc = PL_EXIT_ERROR;
+
+	pl_args_init(&a, &pl_cmd_snapshots, ctx, argc, argv);
+	while ((r = pl_args_next(&a)) >= 0)
+		;
+	if (r != PL_ARGS_END) {
+		pl_args_release(&a);
+		return pl_args_exit(r);
+	}
+	if (a.npos != 1) {
+		pl_args_release(&a);
+		return pl_usage_error(&pl_cmd_snapshots, "needs one GUEST (vmid or name)");
+	}
+	if (pl_session_open(&s, ctx, PL_NEED_API, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	q = json_pack("{s:s}", "type", "vm");
+	r = pl_pve_call(s.pve, "GET", "/cluster/resources", q, &res, &err);
+	json_decref(q);
+	if (r != 0 || (g = pl_guest_lookup(res, a.pos[0], &err)) == NULL) {
+		pl_error("%s", err);
+		goto out;
+	}
+	path = pl_asprintf("/nodes/%s/%s/%lld/snapshot", pl_json_str_or(g, "node", ""),
+			   pl_json_str_or(g, "type", "qemu"), pl_json_int(g, "vmid", 0));
+	r = pl_pve_call(s.pve, "GET", path, NULL, &snaps, &err);
+	free(path);
+	if (r != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	list = json_array();
+	json_array_foreach(snaps, i, t)
+		if (strcmp(pl_json_str_or(t, "name", ""), "current"))
+			json_array_append(list, t);
+	if (ctx->output == PL_OUT_JSON) {
+		pl_print_json(list);
+		list = NULL;
+	} else if (json_array_size(list) == 0) {
+		printf("%s (%lld) has no snapshots\n", pl_json_str_or(g, "name", "-"),
+		       pl_json_int(g, "vmid", 0));
+	} else {
+		printf("%s%-20s %-17s %-5s %-20s %s%s\n", pl_color(ctx, PL_C_BOLD), "NAME", "TAKEN",
+		       "RAM", "PARENT", "DESCRIPTION", pl_color(ctx, PL_C_RESET));
+		json_array_foreach(list, i, t) {
+			time_t when = (time_t)pl_json_int(t, "snaptime", 0);
+			char ws[64] = "-";
+			const char *d = pl_json_str_or(t, "description", "");
+
+			if (when)
+				strftime(ws, sizeof(ws), "%Y-%m-%d %H:%M", localtime(&when));
+			printf("%-20s %-17s %-5s %-20s %.*s\n", pl_json_str_or(t, "name", "?"), ws,
+			       pl_json_int(t, "vmstate", 0) ? "yes" : "no",
+			       pl_json_str_or(t, "parent", "-"), (int)strcspn(d, "\n"), d);
+		}
+	}
+	rc = PL_EXIT_OK;
+out:
+	json_decref(list);
+	json_decref(snaps);
+	json_decref(res);
+	free(err);
+	pl_session_close(&s);
+	pl_args_release(&a);
+	return rc;
+}
+
+const struct pl_cmd pl_cmd_snapshots = {
+	.name = "snapshots",
+	.summary = "list a guest's snapshots",
+	.usage = "GUEST",
+	.opts = opts,
+	.run = run,
+	.flags = PL_CMD_MCP_READ,
+};

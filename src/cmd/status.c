@@ -1,0 +1,143 @@
+/*
+ * `pvelab status`: the nodes with their cpu, memory and disk use, and guest
+ * counts by type and state, from the local state (or --live).
+ */
+#include "core/common.h"
+#include "cmd/cmd.h"
+#include "cmd/connect.h"
+#include "core/json.h"
+#include "state/state.h"
+
+#include <time.h>
+
+static const struct pl_opt opts[] = {
+	{ "live", 'l', NULL, "sync from the cluster first" },
+	{ NULL, 0, NULL, NULL },
+};
+
+static double
+pct(long long used, long long max)
+{
+	return max > 0 ? 100.0 * (double)used / (double)max : 0;
+}
+
+static int
+run(struct pl_ctx *ctx, int argc, char **argv)
+{
+	struct pl_session s;
+	struct pl_args a;
+	json_t *nodes = NULL, *guests = NULL, *lastrun = NULL, *counts, *nout, *n, *g;
+	bool live = false;
+	char *err = NULL;
+	size_t i;
+	int r, rc = PL_EXIT_ERROR;
+
+	pl_args_init(&a, &pl_cmd_status, ctx, argc, argv);
+	while ((r = pl_args_next(&a)) >= 0)
+		live = true;
+	if (r != PL_ARGS_END) {
+		pl_args_release(&a);
+		return pl_args_exit(r);
+	}
+	if (a.npos > 0) {
+		pl_args_release(&a);
+		return pl_usage_error(&pl_cmd_status, "takes no arguments");
+	}
+	pl_args_release(&a);
+	if (pl_session_read(&s, ctx, live, &err) != 0 ||
+	    pl_state_nodes(s.state, &nodes, &err) != 0 ||
+	    pl_state_guests(s.state, &guests, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	free(err);
+	err = NULL;
+	pl_state_last_run(s.state, "sync", &lastrun, NULL);
+	counts = json_pack("{s:i,s:{},s:{}}", "total", (int)json_array_size(guests), "qemu", "lxc");
+	json_array_foreach(guests, i, g) {
+		json_t *by = json_object_get(counts, pl_json_str_or(g, "type", "qemu"));
+		const char *st = pl_json_str_or(g, "status", "unknown");
+
+		if (by == NULL)
+			continue;
+		json_object_set_new(by, st, json_integer(pl_json_int(by, st, 0) + 1));
+	}
+	nout = json_array();
+	json_array_foreach(nodes, i, n) {
+		json_t *d = json_object_get(n, "detail");
+
+		json_array_append_new(nout, json_pack(
+			"{s:s?,s:s?,s:f,s:I,s:I,s:I,s:I,s:I,s:I,s:s?}", "node", pl_json_str(n, "node"),
+			"status", pl_json_str(n, "status"), "cpu", pl_json_num(n, "cpu", 0), "maxcpu",
+			(json_int_t)pl_json_int(n, "maxcpu", 0), "mem",
+			(json_int_t)pl_json_int(n, "mem", 0), "maxmem",
+			(json_int_t)pl_json_int(n, "maxmem", 0), "disk",
+			(json_int_t)pl_json_int(n, "disk", 0), "maxdisk",
+			(json_int_t)pl_json_int(n, "maxdisk", 0), "uptime",
+			(json_int_t)pl_json_int(n, "uptime", 0), "pveversion",
+			pl_json_str(d, "pveversion")));
+	}
+	if (ctx->output == PL_OUT_JSON) {
+		pl_print_json(json_pack("{s:o,s:O,s:O?}", "nodes", nout, "guests", counts,
+					"last_sync", lastrun));
+	} else {
+		printf("%s%-14s %-8s %6s %16s %16s %8s%s\n", pl_color(ctx, PL_C_BOLD), "NODE", "STATUS",
+		       "CPU", "MEM", "DISK", "UPTIME", pl_color(ctx, PL_C_RESET));
+		json_array_foreach(nout, i, n) {
+			char mem[32], disk[32];
+
+			snprintf(mem, sizeof(mem), "%lld/%lldG %3.0f%%", pl_json_int(n, "mem", 0) >> 30,
+				 pl_json_int(n, "maxmem", 0) >> 30,
+				 pct(pl_json_int(n, "mem", 0), pl_json_int(n, "maxmem", 0)));
+			snprintf(disk, sizeof(disk), "%lld/%lldG %3.0f%%",
+				 pl_json_int(n, "disk", 0) >> 30, pl_json_int(n, "maxdisk", 0) >> 30,
+				 pct(pl_json_int(n, "disk", 0), pl_json_int(n, "maxdisk", 0)));
+			printf("%-14s %-8s %5.1f%% %16s %16s %7lldh\n", pl_json_str_or(n, "node", "?"),
+			       pl_json_str_or(n, "status", "?"), pl_json_num(n, "cpu", 0) * 100, mem,
+			       disk, pl_json_int(n, "uptime", 0) / 3600);
+		}
+		printf("\nguests: %d", (int)json_array_size(guests));
+		for (int t = 0; t < 2; t++) {
+			const char *tn = t ? "lxc" : "qemu";
+			json_t *by = json_object_get(counts, tn);
+			const char *k;
+			json_t *v;
+			bool first = true;
+
+			printf("%s%s ", t ? "; " : " (", t ? "containers" : "VMs");
+			if (json_object_size(by) == 0)
+				fputs("none", stdout);
+			json_object_foreach(by, k, v) {
+				printf("%s%lld %s", first ? "" : ", ", (long long)json_integer_value(v), k);
+				first = false;
+			}
+		}
+		puts(")");
+		if (lastrun) {
+			time_t t = (time_t)pl_json_num(lastrun, "finished", 0);
+			char when[64];
+
+			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
+			printf("last sync: %s (run %lld)\n", when, pl_json_int(lastrun, "id", 0));
+		}
+		json_decref(nout);
+		json_decref(counts);
+	}
+	rc = PL_EXIT_OK;
+out:
+	json_decref(nodes);
+	json_decref(guests);
+	json_decref(lastrun);
+	free(err);
+	pl_session_close(&s);
+	return rc;
+}
+
+const struct pl_cmd pl_cmd_status = {
+	.name = "status",
+	.summary = "show nodes and guest counts from the local state",
+	.usage = "[--live]",
+	.opts = opts,
+	.run = run,
+	.flags = PL_CMD_MCP_READ,
+};

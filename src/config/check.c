@@ -1,0 +1,313 @@
+/*
+ * Cross-object checks of a loaded config (pl_config_check): uniqueness of
+ * names, vmids, addresses and host ports; category ranges; keys that only
+ * make sense for VMs or for containers; values checked with the Proxmox
+ * property-string codec so that they fail here, not at apply time.
+ */
+#include "core/common.h"
+#include "config/config.h"
+#include "core/buf.h"
+#include "core/json.h"
+#include "core/propstr.h"
+#include "core/str.h"
+
+#include <ctype.h>
+
+/* Remember value -> first pointer; report a duplicate at the second. */
+static void
+unique(const struct pl_config *c, struct pl_diags *d, json_t *seen, const char *what,
+       const char *value, const char *ptr)
+{
+	json_t *first = json_object_get(seen, value);
+
+	if (first) {
+		int line = 0, col = 0;
+
+		pl_config_where(c, json_string_value(first), &line, &col);
+		pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "duplicate %s '%s' (first used at line %d)",
+			       what, value, line);
+		return;
+	}
+	json_object_set_new(seen, value, json_string(ptr));
+}
+
+static const char *const vm_only[] = { "disks", "cloudinit", "clone", "hostpci", "sockets",
+				       "cpu", "balloon", "bios", "machine", "scsihw", "agent", NULL };
+static const char *const ct_only[] = { "ostemplate", "rootfs", "mounts", "features",
+				       "unprivileged", "swap", NULL };
+
+static void
+type_keys(const struct pl_config *c, struct pl_diags *d, const json_t *g, const char *gptr,
+	  bool lxc)
+{
+	const char *const *bad = lxc ? vm_only : ct_only;
+	char ptr[256];
+
+	for (size_t i = 0; bad[i]; i++) {
+		if (!json_object_get(g, bad[i]))
+			continue;
+		snprintf(ptr, sizeof(ptr), "%s/%s", gptr, bad[i]);
+		pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "only for %s (this guest is %s)",
+			       lxc ? "VMs" : "containers", lxc ? "an LXC container" : "a VM");
+	}
+	if (lxc && !json_object_get(g, "ostemplate") && !json_object_get(g, "vmid"))
+		pl_config_diag(c, d, PL_DIAG_ERROR, gptr,
+			       "a container needs 'ostemplate' (or a 'vmid' of an existing one)");
+}
+
+/* Check a composed property string with the schema's codec. */
+static void
+codec_check(const struct pl_config *c, struct pl_diags *d, const char *fmt_name, const char *text,
+	    const char *ptr)
+{
+	const struct pl_pfmt *f = pl_pfmt_get(fmt_name);
+	struct pl_propstr p;
+	char *err = NULL;
+
+	if (f == NULL)
+		return;
+	pl_propstr_init(&p);
+	if (pl_propstr_parse(f, text, &p, &err) != 0)
+		pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "%s", err);
+	free(err);
+	pl_propstr_release(&p);
+}
+
+static void
+add_opts(struct pl_buf *b, const json_t *opts)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach((json_t *)opts, k, v) {
+		if (json_is_string(v))
+			pl_buf_addf(b, ",%s=%s", k, json_string_value(v));
+		else if (json_is_boolean(v))
+			pl_buf_addf(b, ",%s=%d", k, json_is_true(v));
+		else if (json_is_integer(v))
+			pl_buf_addf(b, ",%s=%lld", k, (long long)json_integer_value(v));
+		else if (json_is_real(v))
+			pl_buf_addf(b, ",%s=%g", k, json_real_value(v));
+	}
+}
+
+static void
+check_networks(const struct pl_config *c, struct pl_diags *d, const json_t *g, const char *gptr,
+	       bool lxc, json_t *ips, json_t *macs)
+{
+	const json_t *n;
+	size_t i;
+	char ptr[256];
+
+	json_array_foreach(json_object_get(g, "networks"), i, n) {
+		const char *ip = pl_json_str(n, "ip"), *mac = pl_json_str(n, "mac");
+		struct pl_buf s;
+
+		snprintf(ptr, sizeof(ptr), "%s/networks/%zu", gptr, i);
+		pl_buf_init(&s, 4096);
+		if (lxc)
+			pl_buf_addf(&s, "name=%s", pl_json_str_or(n, "name", "eth0"));
+		else
+			pl_buf_addf(&s, "%s", pl_json_str_or(n, "model", "virtio"));
+		if (mac)
+			pl_buf_addf(&s, ",%s=%s", lxc ? "hwaddr" : "macaddr", mac);
+		if (json_object_get(n, "vlan"))
+			pl_buf_addf(&s, ",tag=%lld", pl_json_int(n, "vlan", 0));
+		if (json_object_get(n, "mtu"))
+			pl_buf_addf(&s, ",mtu=%lld", pl_json_int(n, "mtu", 0));
+		if (lxc) {
+			for (const char *const *k = (const char *const[]){ "ip", "gw", "ip6", "gw6", NULL }; *k; k++)
+				if (pl_json_str(n, *k))
+					pl_buf_addf(&s, ",%s=%s", *k, pl_json_str(n, *k));
+		}
+		codec_check(c, d, lxc ? "lxc.net" : "qemu.net", s.data, ptr);
+		if (!lxc && (ip || pl_json_str(n, "ip6"))) {
+			pl_buf_reset(&s);
+			for (const char *const *k = (const char *const[]){ "ip", "gw", "ip6", "gw6", NULL }; *k; k++)
+				if (pl_json_str(n, *k))
+					pl_buf_addf(&s, "%s%s=%s", s.len ? "," : "", *k, pl_json_str(n, *k));
+			codec_check(c, d, "qemu.ipconfig", s.data, ptr);
+		}
+		pl_buf_release(&s);
+		if (ip && strcmp(ip, "dhcp") && strcmp(ip, "manual")) {
+			char addr[64];
+			char p2[300];
+
+			snprintf(addr, sizeof(addr), "%.*s", (int)strcspn(ip, "/"), ip);
+			snprintf(p2, sizeof(p2), "%s/ip", ptr);
+			unique(c, d, ips, "IP address", addr, p2);
+		}
+		if (mac) {
+			char up[32], p2[300];
+
+			snprintf(up, sizeof(up), "%s", mac);
+			for (char *q = up; *q; q++)
+				*q = (char)toupper((unsigned char)*q);
+			snprintf(p2, sizeof(p2), "%s/mac", ptr);
+			unique(c, d, macs, "MAC address", up, p2);
+		}
+	}
+}
+
+static void
+check_disks(const struct pl_config *c, struct pl_diags *d, const json_t *g, const char *gptr)
+{
+	const json_t *disk;
+	size_t i;
+	char ptr[256];
+
+	json_array_foreach(json_object_get(g, "disks"), i, disk) {
+		struct pl_buf s;
+		char fmt[32];
+
+		snprintf(ptr, sizeof(ptr), "%s/disks/%zu", gptr, i);
+		snprintf(fmt, sizeof(fmt), "qemu.%s", pl_json_str_or(disk, "bus", "scsi"));
+		pl_buf_init(&s, 4096);
+		pl_buf_addf(&s, "%s:1", pl_json_str_or(disk, "storage", "local-lvm"));
+		add_opts(&s, json_object_get(disk, "options"));
+		codec_check(c, d, fmt, s.data, ptr);
+		pl_buf_release(&s);
+	}
+}
+
+/* The [lo, hi] range of a category key, or false. */
+static bool
+category_range(const json_t *cat, const char *key, long long *lo, long long *hi)
+{
+	const json_t *r = json_object_get(cat, key);
+
+	if (!json_is_array(r))
+		return false;
+	*lo = json_integer_value(json_array_get(r, 0));
+	*hi = json_integer_value(json_array_get(r, 1));
+	return true;
+}
+
+static void
+check_category(const struct pl_config *c, struct pl_diags *d, const json_t *g, const char *gptr)
+{
+	const json_t *cats = pl_config_get(c, "/conventions/categories");
+	const char *name = pl_json_str(g, "category");
+	const json_t *cat, *svc;
+	long long lo, hi;
+	char ptr[256];
+	size_t i;
+
+	if (name == NULL)
+		return;
+	snprintf(ptr, sizeof(ptr), "%s/category", gptr);
+	if ((cat = json_object_get(cats, name)) == NULL) {
+		const char *names[256];
+		const char *k, *s;
+		json_t *v;
+		size_t n = 0;
+
+		json_object_foreach((json_t *)cats, k, v)
+			if (n < 256)
+				names[n++] = k;
+		s = n ? pl_str_suggest(name, names, n) : NULL;
+		if (s)
+			pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
+				       "unknown category '%s' (did you mean '%s'?)", name, s);
+		else
+			pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
+				       "unknown category '%s' (declare it under conventions.categories)",
+				       name);
+		return;
+	}
+	if (json_object_get(g, "vmid") && category_range(cat, "vmids", &lo, &hi)) {
+		long long id = pl_json_int(g, "vmid", 0);
+
+		snprintf(ptr, sizeof(ptr), "%s/vmid", gptr);
+		if (id < lo || id > hi)
+			pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
+				       "vmid %lld is outside category '%s' (%lld-%lld)", id, name, lo,
+				       hi);
+	}
+	if (category_range(cat, "ports", &lo, &hi)) {
+		json_array_foreach(json_object_get(g, "services"), i, svc) {
+			long long port = pl_json_int(svc, "host_port", 0);
+
+			snprintf(ptr, sizeof(ptr), "%s/services/%zu/host_port", gptr, i);
+			if (port && (port < lo || port > hi))
+				pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
+					       "host port %lld is outside category '%s' (%lld-%lld)",
+					       port, name, lo, hi);
+		}
+	}
+}
+
+static void
+check_profiles(const struct pl_config *c, struct pl_diags *d, json_t *names)
+{
+	const json_t *cats = pl_config_get(c, "/conventions/categories");
+	const char *pname;
+	json_t *members;
+
+	json_object_foreach((json_t *)pl_config_get(c, "/profiles"), pname, members) {
+		const json_t *m;
+		size_t i;
+
+		json_array_foreach(members, i, m) {
+			const char *s = json_string_value(m);
+			char ptr[256];
+
+			if (s == NULL || json_object_get(cats, s) || json_object_get(names, s))
+				continue;
+			snprintf(ptr, sizeof(ptr), "/profiles/%s/%zu", pname, i);
+			pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
+				       "'%s' is neither a category nor a guest name", s);
+		}
+	}
+}
+
+void
+pl_config_check(const struct pl_config *c, struct pl_diags *d)
+{
+	json_t *names = json_object(), *vmids = json_object(), *ips = json_object();
+	json_t *macs = json_object(), *ports = json_object();
+	const json_t *g;
+	size_t i;
+
+	json_array_foreach(pl_config_guests(c), i, g) {
+		char gptr[64], ptr[300];
+		const char *name = pl_json_str(g, "name");
+		bool lxc = !strcmp(pl_json_str_or(g, "type", "vm"), "lxc");
+		const json_t *svc;
+		size_t j;
+
+		if (!json_is_object(g))
+			continue;
+		snprintf(gptr, sizeof(gptr), "/guests/%zu", i);
+		if (name) {
+			snprintf(ptr, sizeof(ptr), "%s/name", gptr);
+			unique(c, d, names, "guest name", name, ptr);
+		}
+		if (json_object_get(g, "vmid")) {
+			char id[32];
+
+			snprintf(id, sizeof(id), "%lld", pl_json_int(g, "vmid", 0));
+			snprintf(ptr, sizeof(ptr), "%s/vmid", gptr);
+			unique(c, d, vmids, "vmid", id, ptr);
+		}
+		type_keys(c, d, g, gptr, lxc);
+		check_networks(c, d, g, gptr, lxc, ips, macs);
+		check_disks(c, d, g, gptr);
+		check_category(c, d, g, gptr);
+		json_array_foreach(json_object_get(g, "services"), j, svc) {
+			char port[16];
+
+			if (!json_object_get(svc, "host_port"))
+				continue;
+			snprintf(port, sizeof(port), "%lld", pl_json_int(svc, "host_port", 0));
+			snprintf(ptr, sizeof(ptr), "%s/services/%zu/host_port", gptr, j);
+			unique(c, d, ports, "host port", port, ptr);
+		}
+	}
+	check_profiles(c, d, names);
+	json_decref(names);
+	json_decref(vmids);
+	json_decref(ips);
+	json_decref(macs);
+	json_decref(ports);
+}

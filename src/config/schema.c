@@ -1,0 +1,237 @@
+/*
+ * The one declared schema of pvelab.yaml: every key is one row (path, type,
+ * default, choices, help). The loader, `pvelab validate`, docs/config.md
+ * (`pvelab config-schema`) and unknown-key suggestions all read it.
+ * Guest keys are declared once and used for guests, defaults and profiles.
+ */
+#include "core/common.h"
+#include "config/config.h"
+#include "core/err.h"
+
+#define END { NULL, 0, NULL, NULL, NULL, false }
+
+/* Keys of one guest, relative to the guest (also the keys of `defaults:`). */
+static const struct pl_config_key guest_keys[] = {
+	{ "/name", PL_CT_STRING, NULL, NULL, "guest name (VM name or CT hostname); unique", true },
+	{ "/type", PL_CT_ENUM, "vm", "vm|lxc", "QEMU virtual machine or LXC container", false },
+	{ "/vmid", PL_CT_INT, NULL, "100..999999999", "VMID; allocated from the category's range when absent", false },
+	{ "/node", PL_CT_STRING, NULL, NULL, "node the guest lives on", false },
+	{ "/category", PL_CT_STRING, NULL, NULL, "a category of conventions.categories (VMID/port ranges)", false },
+	{ "/tags", PL_CT_LIST, NULL, NULL, "Proxmox tags", false },
+	{ "/tags/*", PL_CT_STRING, NULL, NULL, "a tag", false },
+	{ "/pool", PL_CT_STRING, NULL, NULL, "resource pool", false },
+	{ "/description", PL_CT_STRING, NULL, NULL, "notes shown in the Proxmox UI", false },
+	{ "/onboot", PL_CT_BOOL, NULL, NULL, "start when the node boots", false },
+	{ "/startup", PL_CT_MAP, NULL, NULL, "boot order and delays", false },
+	{ "/startup/order", PL_CT_INT, NULL, "0..65535", "start order (lower first)", false },
+	{ "/startup/up", PL_CT_INT, NULL, "0..65535", "seconds to wait after starting", false },
+	{ "/startup/down", PL_CT_INT, NULL, "0..65535", "seconds to wait for shutdown", false },
+	{ "/state", PL_CT_ENUM, "running", "running|stopped", "desired power state", false },
+	{ "/cores", PL_CT_INT, NULL, "1..8192", "CPU cores (per socket for VMs)", false },
+	{ "/sockets", PL_CT_INT, NULL, "1..16", "CPU sockets (VMs)", false },
+	{ "/cpu", PL_CT_STRING, NULL, NULL, "CPU type (VMs), e.g. host or x86-64-v2-AES", false },
+	{ "/cpulimit", PL_CT_NUM, NULL, NULL, "CPU limit in cores", false },
+	{ "/memory", PL_CT_MIB, NULL, NULL, "memory: 2048 (MiB), 2G, 512M", false },
+	{ "/balloon", PL_CT_MIB, NULL, NULL, "minimum balloon memory (VMs); 0 disables ballooning", false },
+	{ "/swap", PL_CT_MIB, NULL, NULL, "swap (containers)", false },
+	{ "/ostype", PL_CT_STRING, NULL, NULL, "guest OS type (l26, win11, debian, ...)", false },
+	{ "/bios", PL_CT_ENUM, NULL, "seabios|ovmf", "firmware (VMs)", false },
+	{ "/machine", PL_CT_STRING, NULL, NULL, "machine type (VMs), e.g. q35", false },
+	{ "/scsihw", PL_CT_STRING, NULL, NULL, "SCSI controller (VMs), e.g. virtio-scsi-single", false },
+	{ "/agent", PL_CT_BOOL, NULL, NULL, "QEMU guest agent enabled (VMs)", false },
+	{ "/disks", PL_CT_LIST, NULL, NULL, "VM disks, in bus order", false },
+	{ "/disks/*", PL_CT_MAP, NULL, NULL, "a disk", false },
+	{ "/disks/*/storage", PL_CT_STRING, NULL, NULL, "storage to allocate on", false },
+	{ "/disks/*/size", PL_CT_SIZE, NULL, NULL, "size: 32G, 512M (a bare number is GiB)", true },
+	{ "/disks/*/bus", PL_CT_ENUM, "scsi", "scsi|virtio|sata|ide", "bus", false },
+	{ "/disks/*/index", PL_CT_INT, NULL, "0..30", "bus index (default: next free)", false },
+	{ "/disks/*/options", PL_CT_DICT, NULL, NULL, "more drive options (iothread, discard, ssd, cache, ...)", false },
+	{ "/disks/*/options/*", PL_CT_SCALAR, NULL, NULL, "a drive option", false },
+	{ "/networks", PL_CT_LIST, NULL, NULL, "network interfaces, net0 first", false },
+	{ "/networks/*", PL_CT_MAP, NULL, NULL, "an interface", false },
+	{ "/networks/*/bridge", PL_CT_STRING, "vmbr0", NULL, "bridge", false },
+	{ "/networks/*/vlan", PL_CT_INT, NULL, "1..4094", "VLAN tag", false },
+	{ "/networks/*/firewall", PL_CT_BOOL, NULL, NULL, "Proxmox firewall on this interface", false },
+	{ "/networks/*/mac", PL_CT_STRING, NULL, NULL, "MAC address (generated when absent)", false },
+	{ "/networks/*/model", PL_CT_ENUM, NULL, "virtio|e1000|e1000e|rtl8139|vmxnet3", "NIC model (VMs, default virtio)", false },
+	{ "/networks/*/name", PL_CT_STRING, NULL, NULL, "interface name inside a container (default eth<N>)", false },
+	{ "/networks/*/ip", PL_CT_STRING, NULL, NULL, "IPv4: CIDR (10.0.0.5/24) or dhcp", false },
+	{ "/networks/*/gw", PL_CT_STRING, NULL, NULL, "IPv4 gateway", false },
+	{ "/networks/*/ip6", PL_CT_STRING, NULL, NULL, "IPv6: CIDR, auto or dhcp", false },
+	{ "/networks/*/gw6", PL_CT_STRING, NULL, NULL, "IPv6 gateway", false },
+	{ "/networks/*/mtu", PL_CT_INT, NULL, "1..65520", "MTU", false },
+	{ "/networks/*/rate", PL_CT_NUM, NULL, NULL, "rate limit in MB/s", false },
+	{ "/cloudinit", PL_CT_MAP, NULL, NULL, "cloud-init (VMs)", false },
+	{ "/cloudinit/user", PL_CT_STRING, NULL, NULL, "default user", false },
+	{ "/cloudinit/password_env", PL_CT_STRING, NULL, NULL, "environment variable holding the password (never in YAML)", false },
+	{ "/cloudinit/ssh_keys", PL_CT_LIST, NULL, NULL, "authorized SSH public keys", false },
+	{ "/cloudinit/ssh_keys/*", PL_CT_STRING, NULL, NULL, "a public key", false },
+	{ "/cloudinit/dns", PL_CT_MAP, NULL, NULL, "DNS settings", false },
+	{ "/cloudinit/dns/servers", PL_CT_LIST, NULL, NULL, "name servers", false },
+	{ "/cloudinit/dns/servers/*", PL_CT_STRING, NULL, NULL, "a name server", false },
+	{ "/cloudinit/dns/domain", PL_CT_STRING, NULL, NULL, "search domain", false },
+	{ "/cloudinit/upgrade", PL_CT_BOOL, NULL, NULL, "upgrade packages on first boot", false },
+	{ "/clone", PL_CT_MAP, NULL, NULL, "create by cloning a template (VMs)", false },
+	{ "/clone/template", PL_CT_STRING, NULL, NULL, "template name or VMID", true },
+	{ "/clone/full", PL_CT_BOOL, "true", NULL, "full clone (false: linked clone)", false },
+	{ "/clone/storage", PL_CT_STRING, NULL, NULL, "target storage of a full clone", false },
+	{ "/ostemplate", PL_CT_STRING, NULL, NULL, "container template volume, e.g. local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst", false },
+	{ "/unprivileged", PL_CT_BOOL, NULL, NULL, "unprivileged container", false },
+	{ "/rootfs", PL_CT_MAP, NULL, NULL, "container root filesystem", false },
+	{ "/rootfs/storage", PL_CT_STRING, NULL, NULL, "storage", false },
+	{ "/rootfs/size", PL_CT_SIZE, NULL, NULL, "size (a bare number is GiB)", false },
+	{ "/rootfs/options", PL_CT_DICT, NULL, NULL, "more rootfs options", false },
+	{ "/rootfs/options/*", PL_CT_SCALAR, NULL, NULL, "a rootfs option", false },
+	{ "/mounts", PL_CT_LIST, NULL, NULL, "container mount points, mp0 first", false },
+	{ "/mounts/*", PL_CT_MAP, NULL, NULL, "a mount point", false },
+	{ "/mounts/*/path", PL_CT_STRING, NULL, NULL, "path inside the container", true },
+	{ "/mounts/*/volume", PL_CT_STRING, NULL, NULL, "host directory (bind mount) or existing volume", false },
+	{ "/mounts/*/storage", PL_CT_STRING, NULL, NULL, "storage for a new volume", false },
+	{ "/mounts/*/size", PL_CT_SIZE, NULL, NULL, "size of a new volume", false },
+	{ "/mounts/*/backup", PL_CT_BOOL, NULL, NULL, "include in backups", false },
+	{ "/mounts/*/ro", PL_CT_BOOL, NULL, NULL, "read-only", false },
+	{ "/mounts/*/options", PL_CT_DICT, NULL, NULL, "more mount options", false },
+	{ "/mounts/*/options/*", PL_CT_SCALAR, NULL, NULL, "a mount option", false },
+	{ "/features", PL_CT_MAP, NULL, NULL, "container features", false },
+	{ "/features/nesting", PL_CT_BOOL, NULL, NULL, "allow nesting (Docker in LXC)", false },
+	{ "/features/keyctl", PL_CT_BOOL, NULL, NULL, "allow keyctl()", false },
+	{ "/features/fuse", PL_CT_BOOL, NULL, NULL, "allow FUSE mounts", false },
+	{ "/features/mknod", PL_CT_BOOL, NULL, NULL, "allow mknod()", false },
+	{ "/features/mount", PL_CT_STRING, NULL, NULL, "allowed filesystem types (nfs;cifs)", false },
+	{ "/hostpci", PL_CT_LIST, NULL, NULL, "PCI passthrough (VMs), hostpci0 first", false },
+	{ "/hostpci/*", PL_CT_MAP, NULL, NULL, "a passed-through device", false },
+	{ "/hostpci/*/host", PL_CT_STRING, NULL, NULL, "host PCI id (0000:01:00 or 01:00.0)", false },
+	{ "/hostpci/*/mapping", PL_CT_STRING, NULL, NULL, "cluster resource mapping instead of host", false },
+	{ "/hostpci/*/pcie", PL_CT_BOOL, NULL, NULL, "PCIe port (q35 only)", false },
+	{ "/hostpci/*/x_vga", PL_CT_BOOL, NULL, NULL, "primary GPU", false },
+	{ "/hostpci/*/rombar", PL_CT_BOOL, NULL, NULL, "expose the ROM BAR", false },
+	{ "/hostpci/*/romfile", PL_CT_STRING, NULL, NULL, "ROM file", false },
+	{ "/services", PL_CT_LIST, NULL, NULL, "services the guest offers (health checks use them)", false },
+	{ "/services/*", PL_CT_MAP, NULL, NULL, "a service", false },
+	{ "/services/*/name", PL_CT_STRING, NULL, NULL, "service name", true },
+	{ "/services/*/port", PL_CT_INT, NULL, "1..65535", "port", true },
+	{ "/services/*/protocol", PL_CT_ENUM, "tcp", "tcp|udp|http|https", "protocol", false },
+	{ "/services/*/path", PL_CT_STRING, NULL, NULL, "HTTP path to check", false },
+	{ "/services/*/host_port", PL_CT_INT, NULL, "1..65535", "port published on the host (unique)", false },
+	{ "/config", PL_CT_DICT, NULL, NULL, "raw Proxmox settings passed through as-is (what pvelab has no key for)", false },
+	{ "/config/*", PL_CT_SCALAR, NULL, NULL, "a Proxmox config key and value", false },
+	END,
+};
+
+static const struct pl_config_key top_keys[] = {
+	{ "/cluster", PL_CT_MAP, NULL, NULL, "how to reach the Proxmox VE API", false },
+	{ "/cluster/endpoints", PL_CT_LIST, NULL, NULL, "API URLs, tried in order (one per node for failover)", false },
+	{ "/cluster/endpoints/*", PL_CT_STRING, NULL, NULL, "https://HOST:8006", false },
+	{ "/cluster/token_id", PL_CT_STRING, NULL, NULL, "API token id USER@REALM!TOKENID", false },
+	{ "/cluster/token_secret_file", PL_CT_STRING, NULL, NULL, "file with the token secret (mode 0600)", false },
+	{ "/cluster/token_secret_env", PL_CT_STRING, NULL, NULL, "environment variable with the token secret", false },
+	{ "/cluster/fingerprint", PL_CT_STRING, NULL, NULL, "SHA-256 fingerprint of the node certificate (AA:BB:...)", false },
+	{ "/cluster/ca_file", PL_CT_STRING, NULL, NULL, "CA bundle that signed the node certificates", false },
+	{ "/cluster/timeout", PL_CT_INT, "30", "1..3600", "seconds per request", false },
+	{ "/cluster/concurrency", PL_CT_INT, "16", "1..256", "requests in flight", false },
+	{ "/state", PL_CT_STRING, NULL, NULL, "state database (default .pvelab/state.db beside this file)", false },
+	{ "/conventions", PL_CT_MAP, NULL, NULL, "homelab conventions", false },
+	{ "/conventions/categories", PL_CT_DICT, NULL, NULL, "guest categories by name", false },
+	{ "/conventions/categories/*", PL_CT_MAP, NULL, NULL, "a category", false },
+	{ "/conventions/categories/*/vmids", PL_CT_RANGE, NULL, NULL, "VMID range, e.g. 200-209", false },
+	{ "/conventions/categories/*/ports", PL_CT_RANGE, NULL, NULL, "host port range, e.g. 7001-7010", false },
+	{ "/conventions/categories/*/description", PL_CT_STRING, NULL, NULL, "what the category is for", false },
+	{ "/profiles", PL_CT_DICT, NULL, NULL, "named selections of guests (plan/apply --profile)", false },
+	{ "/profiles/*", PL_CT_LIST, NULL, NULL, "categories or guest names", false },
+	{ "/profiles/*/*", PL_CT_STRING, NULL, NULL, "a category or guest name", false },
+	{ "/bridges", PL_CT_LIST, NULL, NULL, "Linux bridges pvelab ensures exist", false },
+	{ "/bridges/*", PL_CT_MAP, NULL, NULL, "a bridge", false },
+	{ "/bridges/*/name", PL_CT_STRING, NULL, NULL, "bridge name, e.g. vmbr1", true },
+	{ "/bridges/*/node", PL_CT_STRING, NULL, NULL, "node (default: every node)", false },
+	{ "/bridges/*/cidr", PL_CT_STRING, NULL, NULL, "host address on the bridge", false },
+	{ "/bridges/*/gateway", PL_CT_STRING, NULL, NULL, "gateway", false },
+	{ "/bridges/*/ports", PL_CT_STRING, NULL, NULL, "bridge ports (physical NICs), empty for an internal bridge", false },
+	{ "/bridges/*/vlan_aware", PL_CT_BOOL, NULL, NULL, "VLAN aware", false },
+	{ "/bridges/*/comment", PL_CT_STRING, NULL, NULL, "comment", false },
+	{ "/bridges/*/autostart", PL_CT_BOOL, "true", NULL, "bring up at boot", false },
+	{ "/templates", PL_CT_LIST, NULL, NULL, "LXC templates to download when missing (aplinfo)", false },
+	{ "/templates/*", PL_CT_MAP, NULL, NULL, "a template", false },
+	{ "/templates/*/storage", PL_CT_STRING, "local", NULL, "storage for templates", false },
+	{ "/templates/*/template", PL_CT_STRING, NULL, NULL, "appliance name, e.g. debian-12-standard_12.7-1_amd64.tar.zst", true },
+	{ "/templates/*/node", PL_CT_STRING, NULL, NULL, "node (default: every node that needs it)", false },
+	{ "/proxy", PL_CT_MAP, NULL, NULL, "time-shift TLS proxy for old management controllers", false },
+	{ "/proxy/listen", PL_CT_STRING, "127.0.0.1:8090", NULL, "shared listener (SNI/Host routing)", false },
+	{ "/proxy/targets", PL_CT_LIST, NULL, NULL, "upstream controllers", false },
+	{ "/proxy/targets/*", PL_CT_MAP, NULL, NULL, "a target", false },
+	{ "/proxy/targets/*/name", PL_CT_STRING, NULL, NULL, "target name", true },
+	{ "/proxy/targets/*/upstream", PL_CT_STRING, NULL, NULL, "https://HOST[:PORT]", true },
+	{ "/proxy/targets/*/listen", PL_CT_STRING, NULL, NULL, "own listener ADDR:PORT (else routed on proxy.listen)", false },
+	{ "/proxy/targets/*/hostnames", PL_CT_LIST, NULL, NULL, "names routed to this target and put in its certificate", false },
+	{ "/proxy/targets/*/hostnames/*", PL_CT_STRING, NULL, NULL, "a host name or IP", false },
+	{ "/proxy/targets/*/ca_file", PL_CT_STRING, NULL, NULL, "the controller's CA or self-signed certificate", false },
+	{ "/proxy/targets/*/verify_at", PL_CT_STRING, NULL, NULL, "verify the chain as of this date (YYYY-MM-DD)", false },
+	{ "/proxy/targets/*/pin_sha256", PL_CT_STRING, NULL, NULL, "pinned certificate fingerprint", false },
+	{ "/proxy/targets/*/ignore_time", PL_CT_BOOL, "false", NULL, "check chain and name but not dates", false },
+	{ "/proxy/targets/*/insecure", PL_CT_BOOL, "false", NULL, "no verification at all (loud warning)", false },
+	{ "/proxy/targets/*/min_tls", PL_CT_ENUM, "1.2", "1.0|1.1|1.2|1.3", "oldest TLS version to speak upstream", false },
+	{ "/proxy/targets/*/ciphers", PL_CT_STRING, NULL, NULL, "OpenSSL cipher list for the upstream side", false },
+	{ "/proxy/targets/*/rewrite_location", PL_CT_BOOL, "true", NULL, "rewrite Location: headers that point upstream", false },
+	END,
+};
+
+static const struct {
+	const char *prefix;
+	const struct pl_config_key *keys;
+	bool keep_required;
+} parts[] = {
+	{ "", top_keys, true },
+	{ "/guests/*", guest_keys, true },
+	{ "/defaults", guest_keys, false },
+};
+
+const struct pl_config_key *
+pl_config_schema(void)
+{
+	static struct pl_config_key *rows;
+	static char **paths;
+	size_t n = 3, i = 0, p = 0;
+
+	if (rows)
+		return rows;
+	for (size_t k = 0; k < PL_ARRAY_LEN(parts); k++)
+		for (const struct pl_config_key *r = parts[k].keys; r->path; r++)
+			n++;
+	rows = pl_calloc(n + 1, sizeof(*rows));
+	paths = pl_calloc(n + 1, sizeof(*paths));
+	rows[i++] = (struct pl_config_key){ "/guests", PL_CT_LIST, NULL, NULL,
+					    "the guests this homelab should have", false };
+	rows[i++] = (struct pl_config_key){ "/guests/*", PL_CT_MAP, NULL, NULL, "a guest", false };
+	rows[i++] = (struct pl_config_key){ "/defaults", PL_CT_MAP, NULL, NULL,
+					    "settings every guest gets unless it sets them", false };
+	for (size_t k = 0; k < PL_ARRAY_LEN(parts); k++) {
+		for (const struct pl_config_key *r = parts[k].keys; r->path; r++) {
+			rows[i] = *r;
+			paths[p] = pl_asprintf("%s%s", parts[k].prefix, r->path);
+			rows[i].path = paths[p++];
+			if (!parts[k].keep_required)
+				rows[i].required = false;
+			i++;
+		}
+	}
+	return rows;
+}
+
+const char *
+pl_ctype_name(enum pl_ctype t)
+{
+	switch (t) {
+	case PL_CT_MAP: return "mapping";
+	case PL_CT_DICT: return "mapping";
+	case PL_CT_LIST: return "list";
+	case PL_CT_STRING: return "string";
+	case PL_CT_INT: return "integer";
+	case PL_CT_NUM: return "number";
+	case PL_CT_BOOL: return "boolean";
+	case PL_CT_ENUM: return "one of";
+	case PL_CT_SIZE: return "size";
+	case PL_CT_MIB: return "memory size";
+	case PL_CT_RANGE: return "range";
+	case PL_CT_SCALAR: return "scalar";
+	}
+	return "value";
+}

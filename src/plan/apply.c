@@ -1,0 +1,774 @@
+/*
+ * The apply executor (see apply.h). Each change becomes a small program of
+ * steps; a step is one API call, followed by a task wait when Proxmox answers
+ * with a UPID. Lock conflicts ("is locked", "got timeout") are retried with
+ * jittered backoff; LXC templates are downloaded once per node even when many
+ * containers need them; clones from one node run one at a time.
+ */
+#include "core/common.h"
+#include "plan/apply.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/str.h"
+#include "model/guest.h"
+#include "pve/client.h"
+
+#include <event2/event.h>
+
+enum step {
+	S_END,
+	S_BRIDGE,
+	S_NETAPPLY,
+	S_TEMPLATE,
+	S_CLONE_RESOLVE,
+	S_CLONE,
+	S_CLONE_FIX,
+	S_CREATE,
+	S_SNAPSHOT,
+	S_MIGRATE,
+	S_CONFIG,
+	S_RESIZE,
+	S_REBOOT,
+	S_START,
+	S_STOP,
+	S_SHUTDOWN,
+	S_DESTROY,
+	S_ROLLBACK,
+};
+
+static const char *const step_names[] = {
+	"done", "bridge", "network apply", "template", "find template", "clone",
+	"configure clone", "create", "snapshot", "migrate", "config", "resize", "reboot",
+	"start", "stop", "shutdown", "destroy", "rollback",
+};
+
+#define MAX_STEPS 16
+
+struct applier;
+
+struct job {
+	struct applier *ap;
+	const json_t *change; /* borrowed from the plan */
+	json_t *result;       /* this change's entry in the result */
+	enum step prog[MAX_STEPS];
+	int nsteps, pc;
+	int attempts;
+	long long vmid;
+	char *node, *type, *guest, *action;
+	json_t *set, *del, *resize; /* what S_CONFIG / S_RESIZE send */
+	char *src_node;             /* clone source */
+	long long src_vmid;
+	char *holding;              /* shared key this job holds (template or clone lock) */
+	struct event *timer;
+	bool running_now;
+};
+
+struct applier {
+	struct event_base *base;
+	struct pl_pve *c;
+	const struct pl_apply_opts *o;
+	struct job *jobs;
+	size_t njobs, next, active, finished;
+	int phase;
+	bool failed;
+	json_t *shared; /* "template|node|volid" -> "busy"|"present"; "clone|node" -> "busy" */
+};
+
+static void job_step(struct job *j);
+static void start_more(struct applier *ap);
+
+static void
+emit(struct job *j, bool done, const char *error)
+{
+	struct pl_apply_event ev = {
+		.guest = j->guest,
+		.action = j->action,
+		.step = step_names[j->prog[j->pc < j->nsteps ? j->pc : 0]],
+		.done = done,
+		.error = error,
+		.finished = j->ap->finished,
+		.total = j->ap->njobs,
+	};
+
+	if (j->ap->o->progress)
+		j->ap->o->progress(&ev, j->ap->o->arg);
+}
+
+static void
+release_hold(struct job *j)
+{
+	if (j->holding) {
+		json_object_del(j->ap->shared, j->holding);
+		free(j->holding);
+		j->holding = NULL;
+	}
+}
+
+static void
+job_finish(struct job *j, const char *error)
+{
+	struct applier *ap = j->ap;
+
+	release_hold(j);
+	json_object_set_new(j->result, "status", json_string(error ? "failed" : "ok"));
+	if (error) {
+		json_object_set_new(j->result, "error", json_string(error));
+		ap->failed = true;
+	}
+	json_object_set_new(j->result, "vmid", json_integer(j->vmid));
+	if (j->node)
+		json_object_set_new(j->result, "node", json_string(j->node));
+	ap->active--;
+	ap->finished++;
+	emit(j, true, error);
+	start_more(ap);
+}
+
+static void
+advance(struct job *j)
+{
+	emit(j, true, NULL);
+	j->pc++;
+	j->attempts = 0;
+	job_step(j);
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	job_step(arg);
+}
+
+/* Run the current step again after ms. */
+static void
+retry_later(struct job *j, long ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	if (j->timer == NULL)
+		j->timer = evtimer_new(j->ap->base, on_timer, j);
+	evtimer_add(j->timer, &tv);
+}
+
+/* The template this job fetched is on the node now: others may go on. */
+static void
+mark_present(struct job *j)
+{
+	json_object_set_new(j->ap->shared, j->holding, json_string("present"));
+	free(j->holding);
+	j->holding = NULL;
+}
+
+static void
+on_task(int err, const char *exitstatus, const char *errmsg, void *arg)
+{
+	struct job *j = arg;
+
+	if (err) {
+		char *msg = pl_asprintf("%s failed: %s", step_names[j->prog[j->pc]],
+					errmsg ? errmsg : (exitstatus ? exitstatus : pl_strerror(err)));
+
+		job_finish(j, msg);
+		free(msg);
+		return;
+	}
+	if (j->prog[j->pc] == S_TEMPLATE && j->holding)
+		mark_present(j);
+	advance(j);
+}
+
+static bool
+is_lock_error(const struct pl_pve_result *res)
+{
+	const char *m = res->message ? res->message : (res->errmsg ? res->errmsg : "");
+
+	return res->lock || strstr(m, "got timeout") || strstr(m, "is locked");
+}
+
+/* Steps whose failure message means the work is already done. */
+static bool
+harmless(const struct job *j, const struct pl_pve_result *res)
+{
+	const char *m = res->message ? res->message : (res->errmsg ? res->errmsg : "");
+	enum step s = j->prog[j->pc];
+
+	return (s == S_STOP || s == S_SHUTDOWN) && strstr(m, "not running");
+}
+
+static void step_after(struct job *j, json_t *data);
+
+static void
+on_resp(const struct pl_pve_result *res, void *arg)
+{
+	struct job *j = arg;
+
+	if (res->err && harmless(j, res)) {
+		advance(j);
+		return;
+	}
+	if (res->err) {
+		if (is_lock_error(res) && j->attempts < 8) {
+			long ms = 200L << (j->attempts < 4 ? j->attempts : 4);
+
+			j->attempts++;
+			ms += rand() % (ms / 2 + 1); /* jitter */
+			pl_log_info("apply: %s: %s is locked, retrying in %ld ms", j->guest,
+				    step_names[j->prog[j->pc]], ms);
+			retry_later(j, ms);
+			return;
+		}
+		char *msg = pl_asprintf("%s failed: %s", step_names[j->prog[j->pc]],
+					res->errmsg ? res->errmsg : pl_strerror(res->err));
+
+		job_finish(j, msg);
+		free(msg);
+		return;
+	}
+	step_after(j, res->data);
+}
+
+static char *
+guest_path(const struct job *j, const char *suffix)
+{
+	return pl_asprintf("/nodes/%s/%s/%lld%s", j->node, j->type, j->vmid, suffix);
+}
+
+static void
+request(struct job *j, const char *method, char *path, json_t *params)
+{
+	pl_pve_request(j->ap->c, method, path, params, on_resp, j);
+	free(path);
+	json_decref(params);
+}
+
+/* Config values as API parameters. */
+static void
+add_config_params(json_t *params, const json_t *cfg)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach((json_t *)cfg, k, v) {
+		if (!strcmp(k, "sshkeys") && json_is_string(v)) {
+			char *enc = pl_str_url_encode(json_string_value(v)); /* PVE stores sshkeys encoded */
+
+			json_object_set_new(params, k, json_string(enc));
+			free(enc);
+		} else {
+			json_object_set(params, k, v);
+		}
+	}
+}
+
+static void
+create_params(const struct job *j, json_t *params)
+{
+	const json_t *create = json_object_get(j->change, "create");
+	const char *penv = pl_json_str(create, "password_env");
+
+	add_config_params(params, json_object_get(j->change, "config"));
+	if (pl_json_str(create, "pool"))
+		json_object_set_new(params, "pool", json_string(pl_json_str(create, "pool")));
+	if (penv && getenv(penv))
+		json_object_set_new(params, "cipassword", json_string(getenv(penv)));
+}
+
+/* Hold a shared key (template download, clone source); false if another job has it. */
+static bool
+hold(struct job *j, const char *key)
+{
+	const char *state = pl_json_str(j->ap->shared, key);
+
+	if (state && !strcmp(state, "busy"))
+		return false;
+	json_object_set_new(j->ap->shared, key, json_string("busy"));
+	j->holding = pl_strdup(key);
+	return true;
+}
+
+static void
+job_step(struct job *j)
+{
+	const json_t *ch = j->change;
+	json_t *p;
+	char *key;
+
+	if (j->pc >= j->nsteps || j->prog[j->pc] == S_END) {
+		job_finish(j, NULL);
+		return;
+	}
+	emit(j, false, NULL);
+	switch (j->prog[j->pc]) {
+	case S_BRIDGE: {
+		const json_t *b = json_object_get(ch, "bridge");
+
+		p = json_pack("{s:s,s:s,s:b}", "iface", pl_json_str_or(b, "name", ""), "type",
+			      "bridge", "autostart", json_is_true(json_object_get(b, "autostart")));
+		if (pl_json_str(b, "cidr"))
+			json_object_set_new(p, "cidr", json_string(pl_json_str(b, "cidr")));
+		if (pl_json_str(b, "gateway"))
+			json_object_set_new(p, "gateway", json_string(pl_json_str(b, "gateway")));
+		if (pl_json_str(b, "ports"))
+			json_object_set_new(p, "bridge_ports", json_string(pl_json_str(b, "ports")));
+		if (pl_json_str(b, "comment"))
+			json_object_set_new(p, "comments", json_string(pl_json_str(b, "comment")));
+		if (json_is_true(json_object_get(b, "vlan_aware")))
+			json_object_set_new(p, "bridge_vlan_aware", json_true());
+		request(j, "POST", pl_asprintf("/nodes/%s/network", j->node), p);
+		return;
+	}
+	case S_NETAPPLY:
+		request(j, "PUT", pl_asprintf("/nodes/%s/network", j->node), NULL);
+		return;
+	case S_TEMPLATE: {
+		const char *volid = pl_json_str(json_object_get(ch, "create"), "ostemplate");
+		const char *state;
+
+		if (volid == NULL) {
+			advance(j);
+			return;
+		}
+		key = pl_asprintf("template|%s|%s", j->node, volid);
+		state = pl_json_str(j->ap->shared, key);
+		if (state && !strcmp(state, "present")) {
+			free(key);
+			advance(j);
+			return;
+		}
+		if (!hold(j, key)) { /* another container is fetching it */
+			free(key);
+			retry_later(j, 100);
+			return;
+		}
+		free(key);
+		char *storage = pl_strndup(volid, strcspn(volid, ":"));
+
+		request(j, "GET", pl_asprintf("/nodes/%s/storage/%s/content", j->node, storage),
+			json_pack("{s:s}", "content", "vztmpl"));
+		free(storage);
+		return;
+	}
+	case S_CLONE_RESOLVE:
+		request(j, "GET", pl_strdup("/cluster/resources"), json_pack("{s:s}", "type", "vm"));
+		return;
+	case S_CLONE: {
+		const json_t *clone = json_object_get(json_object_get(ch, "create"), "clone");
+
+		key = pl_asprintf("clone|%s", j->src_node);
+		if (!hold(j, key)) {
+			free(key);
+			retry_later(j, 100);
+			return;
+		}
+		free(key);
+		p = json_pack("{s:I,s:s,s:s,s:b}", "newid", (json_int_t)j->vmid, "name", j->guest,
+			      "target", j->node, "full",
+			      !json_is_false(json_object_get(clone, "full")));
+		if (pl_json_str(clone, "storage") && !json_is_false(json_object_get(clone, "full")))
+			json_object_set_new(p, "storage", json_string(pl_json_str(clone, "storage")));
+		if (pl_json_str(json_object_get(ch, "create"), "pool"))
+			json_object_set_new(p, "pool", json_string(pl_json_str(json_object_get(ch, "create"), "pool")));
+		request(j, "POST", pl_asprintf("/nodes/%s/qemu/%lld/clone", j->src_node, j->src_vmid), p);
+		return;
+	}
+	case S_CLONE_FIX:
+		release_hold(j);
+		request(j, "GET", guest_path(j, "/config"), NULL);
+		return;
+	case S_CREATE:
+		p = json_pack("{s:I}", "vmid", (json_int_t)j->vmid);
+		create_params(j, p);
+		if (!strcmp(j->type, "lxc"))
+			json_object_set_new(p, "ostemplate",
+					    json_string(pl_json_str_or(json_object_get(ch, "create"),
+								       "ostemplate", "")));
+		request(j, "POST", pl_asprintf("/nodes/%s/%s", j->node, j->type), p);
+		return;
+	case S_SNAPSHOT: {
+		char name[64];
+
+		snprintf(name, sizeof(name), "pvelab-pre-%lld", j->ap->o->run_id);
+		json_object_set_new(j->result, "snapshot", json_string(name));
+		request(j, "POST", guest_path(j, "/snapshot"),
+			json_pack("{s:s,s:s}", "snapname", name, "description",
+				  "taken by pvelab apply before changing this guest"));
+		return;
+	}
+	case S_MIGRATE:
+		p = json_pack("{s:s}", "target", pl_json_str(ch, "migrate_to"));
+		if (j->running_now)
+			json_object_set_new(p, !strcmp(j->type, "lxc") ? "restart" : "online", json_true());
+		request(j, "POST", guest_path(j, "/migrate"), p);
+		return;
+	case S_CONFIG: {
+		struct pl_buf del;
+		size_t i;
+		json_t *k;
+
+		if (json_object_size(j->set) == 0 && json_array_size(j->del) == 0) {
+			advance(j);
+			return;
+		}
+		p = json_object();
+		add_config_params(p, j->set);
+		pl_buf_init(&del, 0);
+		json_array_foreach(j->del, i, k)
+			pl_buf_addf(&del, "%s%s", del.len ? "," : "", json_string_value(k));
+		if (del.len)
+			json_object_set_new(p, "delete", json_string(del.data));
+		pl_buf_release(&del);
+		if (pl_json_str(ch, "digest") && !strcmp(pl_json_str_or(ch, "action", ""), "update"))
+			json_object_set_new(p, "digest", json_string(pl_json_str(ch, "digest")));
+		request(j, "PUT", guest_path(j, "/config"), p);
+		return;
+	}
+	case S_RESIZE: {
+		const char *disk;
+		json_t *size;
+		void *it = json_object_iter(j->resize);
+
+		if (it == NULL) {
+			advance(j);
+			return;
+		}
+		disk = json_object_iter_key(it);
+		size = json_object_iter_value(it);
+		p = json_pack("{s:s,s:O}", "disk", disk, "size", size);
+		json_object_del(j->resize, disk); /* one per pass; the step repeats */
+		request(j, "PUT", guest_path(j, "/resize"), p);
+		return;
+	}
+	case S_REBOOT:
+		request(j, "POST", guest_path(j, "/status/reboot"), NULL);
+		return;
+	case S_START:
+		request(j, "POST", guest_path(j, "/status/start"), NULL);
+		return;
+	case S_STOP:
+		request(j, "POST", guest_path(j, "/status/stop"), NULL);
+		return;
+	case S_SHUTDOWN:
+		request(j, "POST", guest_path(j, "/status/shutdown"),
+			json_pack("{s:b,s:i}", "forceStop", 1, "timeout", 120));
+		return;
+	case S_DESTROY:
+		request(j, "DELETE", guest_path(j, ""),
+			json_pack("{s:b,s:b}", "purge", 1, "destroy-unreferenced-disks", 1));
+		return;
+	case S_ROLLBACK: {
+		char *suffix = pl_asprintf("/snapshot/%s/rollback", pl_json_str_or(ch, "snapshot", ""));
+
+		p = json_object();
+		if (j->running_now)
+			json_object_set_new(p, "start", json_true());
+		request(j, "POST", guest_path(j, suffix), p);
+		free(suffix);
+		return;
+	}
+	case S_END:
+		break;
+	}
+	job_finish(j, NULL);
+}
+
+/* A clone's config, diffed like an update of a stopped guest. */
+static void
+clone_fix(struct job *j, const json_t *live)
+{
+	const json_t *want = json_object_get(j->change, "config");
+	const char *k;
+	json_t *v;
+
+	json_object_foreach((json_t *)want, k, v) {
+		char *w = pl_model_value_text(v), *h = pl_model_value_text(json_object_get(live, k));
+		struct pl_model_cmp r;
+
+		pl_model_compare(false, k, w, h, false, NULL, &r);
+		if (!r.equal && r.resize && r.size)
+			json_object_set_new(j->resize, k, json_string(r.size));
+		if (!r.equal && r.value && !r.blocked)
+			json_object_set_new(j->set, k, json_string(r.value));
+		pl_model_cmp_release(&r);
+		free(w);
+		free(h);
+	}
+}
+
+static void
+step_after(struct job *j, json_t *data)
+{
+	enum step s = j->prog[j->pc];
+
+	if (s == S_TEMPLATE && j->holding && json_is_array(data)) {
+		const char *volid = pl_json_str(json_object_get(j->change, "create"), "ostemplate");
+		const char *slash = strrchr(volid, '/');
+		const json_t *item;
+		size_t i;
+
+		json_array_foreach(data, i, item) {
+			if (!strcmp(pl_json_str_or(item, "volid", ""), volid)) {
+				mark_present(j);
+				advance(j);
+				return;
+			}
+		}
+		/* missing: download it through aplinfo; the answer is a task */
+		char *storage = pl_strndup(volid, strcspn(volid, ":"));
+
+		pl_log_info("apply: downloading template '%s' on node '%s'", volid, j->node);
+		request(j, "POST", pl_asprintf("/nodes/%s/aplinfo", j->node),
+			json_pack("{s:s,s:s}", "storage", storage, "template", slash ? slash + 1 : volid));
+		free(storage);
+		return;
+	}
+	if (s == S_CLONE_RESOLVE) {
+		const json_t *clone = json_object_get(json_object_get(j->change, "create"), "clone");
+		const char *tmpl = pl_json_str_or(clone, "template", "");
+		long long want_id = 0;
+		const json_t *g;
+		size_t i;
+
+		pl_str_to_ll(tmpl, 1, 999999999, &want_id);
+		json_array_foreach(data, i, g) {
+			if (pl_json_int(g, "template", 0) != 1)
+				continue;
+			if ((want_id && pl_json_int(g, "vmid", 0) == want_id) ||
+			    !strcmp(pl_json_str_or(g, "name", ""), tmpl)) {
+				j->src_vmid = pl_json_int(g, "vmid", 0);
+				free(j->src_node);
+				j->src_node = pl_strdup(pl_json_str_or(g, "node", ""));
+				break;
+			}
+		}
+		if (j->src_node == NULL) {
+			char *msg = pl_asprintf("no template '%s' in the cluster (convert a VM with "
+						"'qm template' or fix clone.template)", tmpl);
+
+			job_finish(j, msg);
+			free(msg);
+			return;
+		}
+		advance(j);
+		return;
+	}
+	if (s == S_CLONE_FIX) {
+		clone_fix(j, data);
+		advance(j);
+		return;
+	}
+	if (s == S_MIGRATE) {
+		free(j->node);
+		j->node = pl_strdup(pl_json_str(j->change, "migrate_to"));
+	}
+	if (s == S_RESIZE && json_object_size(j->resize) > 0) {
+		/* more disks to grow: wait for this one, then repeat the step */
+		if (json_is_string(data) && pl_str_startswith(json_string_value(data), "UPID:")) {
+			j->pc--; /* on_task advances back onto S_RESIZE */
+			pl_pve_task_wait(j->ap->c, json_string_value(data), j->ap->o->task_timeout_ms,
+					 on_task, j);
+			return;
+		}
+		job_step(j);
+		return;
+	}
+	if (json_is_string(data) && pl_str_startswith(json_string_value(data), "UPID:")) {
+		pl_pve_task_wait(j->ap->c, json_string_value(data), j->ap->o->task_timeout_ms, on_task,
+				 j);
+		return;
+	}
+	advance(j);
+}
+
+static void
+add_step(struct job *j, enum step s)
+{
+	if (j->nsteps < MAX_STEPS)
+		j->prog[j->nsteps++] = s;
+}
+
+static void
+program_create(struct job *j)
+{
+	const json_t *create = json_object_get(j->change, "create");
+
+	if (!strcmp(j->type, "lxc")) {
+		add_step(j, S_TEMPLATE);
+		add_step(j, S_CREATE);
+	} else if (json_is_object(json_object_get(create, "clone"))) {
+		add_step(j, S_CLONE_RESOLVE);
+		add_step(j, S_CLONE);
+		add_step(j, S_CLONE_FIX);
+		add_step(j, S_CONFIG);
+		add_step(j, S_RESIZE);
+	} else {
+		add_step(j, S_CREATE);
+	}
+	if (json_is_true(json_object_get(j->change, "start")))
+		add_step(j, S_START);
+}
+
+static void
+job_init(struct applier *ap, struct job *j, const json_t *ch)
+{
+	const char *a = pl_json_str_or(ch, "action", "");
+
+	memset(j, 0, sizeof(*j));
+	j->ap = ap;
+	j->change = ch;
+	j->guest = pl_strdup(pl_json_str_or(ch, "guest", "?"));
+	j->action = pl_strdup(a);
+	j->vmid = pl_json_int(ch, "vmid", 0);
+	j->node = pl_json_str(ch, "node") ? pl_strdup(pl_json_str(ch, "node")) : NULL;
+	j->type = pl_strdup(pl_json_str_or(ch, "type", "qemu"));
+	j->running_now = json_is_true(json_object_get(ch, "running"));
+	j->set = json_object_get(ch, "set") ? json_deep_copy(json_object_get(ch, "set")) : json_object();
+	j->del = json_object_get(ch, "delete") ? json_deep_copy(json_object_get(ch, "delete")) : json_array();
+	j->resize = json_object_get(ch, "resize") ? json_deep_copy(json_object_get(ch, "resize")) : json_object();
+	j->result = json_pack("{s:s,s:s,s:s,s:s}", "guest", j->guest, "action", a, "type", j->type,
+			      "status", "skipped");
+	json_object_set_new(j->result, "was_running", json_boolean(j->running_now));
+	if (!strcmp(a, "bridge")) {
+		add_step(j, S_BRIDGE);
+		add_step(j, S_NETAPPLY);
+	} else if (!strcmp(a, "create")) {
+		program_create(j);
+	} else if (!strcmp(a, "reboot")) {
+		add_step(j, S_REBOOT);
+	} else if (!strcmp(a, "update")) {
+		if (json_is_true(json_object_get(ch, "reboot")) && !ap->o->reboot)
+			json_object_set_new(j->result, "pending_reboot", json_true());
+		if (ap->o->snapshot)
+			add_step(j, S_SNAPSHOT);
+		if (pl_json_str(ch, "migrate_to"))
+			add_step(j, S_MIGRATE);
+		add_step(j, S_CONFIG);
+		add_step(j, S_RESIZE);
+		if (ap->o->reboot && json_is_true(json_object_get(ch, "reboot")))
+			add_step(j, S_REBOOT);
+	} else if (!strcmp(a, "replace")) {
+		if (j->running_now)
+			add_step(j, S_STOP);
+		add_step(j, S_DESTROY);
+		program_create(j);
+	} else if (!strcmp(a, "start")) {
+		add_step(j, S_START);
+	} else if (!strcmp(a, "stop")) {
+		add_step(j, S_SHUTDOWN);
+	} else if (!strcmp(a, "delete")) {
+		add_step(j, S_STOP);
+		add_step(j, S_DESTROY);
+	} else if (!strcmp(a, "rollback")) {
+		json_object_set(j->result, "snapshot", json_object_get(ch, "snapshot"));
+		add_step(j, S_ROLLBACK);
+	}
+}
+
+static void
+job_release(struct job *j)
+{
+	if (j->timer)
+		event_free(j->timer);
+	json_decref(j->result);
+	json_decref(j->set);
+	json_decref(j->del);
+	json_decref(j->resize);
+	free(j->guest);
+	free(j->action);
+	free(j->node);
+	free(j->type);
+	free(j->src_node);
+	free(j->holding);
+}
+
+static int
+phase_of(const json_t *ch)
+{
+	const char *a = pl_json_str_or(ch, "action", "");
+
+	if (!strcmp(a, "bridge"))
+		return 0;
+	if (!strcmp(a, "delete"))
+		return 2;
+	return 1;
+}
+
+/* Start jobs of the current phase while there is room; move to the next
+ * phase when this one has drained. */
+static void
+start_more(struct applier *ap)
+{
+	for (;;) {
+		int limit = ap->phase == 0 ? 1 : (ap->o->jobs > 0 ? ap->o->jobs : 4);
+
+		while (!ap->failed && ap->active < (size_t)limit && ap->next < ap->njobs &&
+		       phase_of(ap->jobs[ap->next].change) == ap->phase) {
+			struct job *j = &ap->jobs[ap->next++];
+
+			ap->active++;
+			job_step(j);
+		}
+		if (ap->failed || ap->active > 0 || ap->next >= ap->njobs)
+			return;
+		ap->phase++;
+	}
+}
+
+static int
+cmp_phase(const void *a, const void *b)
+{
+	const struct job *x = a, *y = b;
+
+	return phase_of(x->change) - phase_of(y->change);
+}
+
+int
+pl_apply_run(struct event_base *base, struct pl_pve *c, const json_t *plan,
+	     const struct pl_apply_opts *o, json_t **result)
+{
+	struct applier ap = { .base = base, .c = c, .o = o };
+	const json_t *changes = json_object_get(plan, "changes"), *ch;
+	json_t *list = json_array();
+	size_t i, ok = 0, failed = 0, skipped = 0;
+	struct pl_apply_opts local = *o;
+
+	if (local.task_timeout_ms == 0)
+		local.task_timeout_ms = 600000;
+	ap.o = &local;
+	ap.shared = json_object();
+	ap.jobs = pl_calloc(json_array_size(changes) + 1, sizeof(*ap.jobs));
+	json_array_foreach(changes, i, ch) {
+		if (!strcmp(pl_json_str_or(ch, "action", ""), "replace") && !o->allow_replace)
+			continue;
+		job_init(&ap, &ap.jobs[ap.njobs++], ch);
+	}
+	/* stable within a phase: keep the plan's order */
+	for (size_t a = 1; a < ap.njobs; a++)
+		for (size_t b = a; b > 0 && cmp_phase(&ap.jobs[b - 1], &ap.jobs[b]) > 0; b--) {
+			struct job t = ap.jobs[b - 1];
+
+			ap.jobs[b - 1] = ap.jobs[b];
+			ap.jobs[b] = t;
+		}
+	for (i = 0; i < ap.njobs; i++) /* fix back-pointers after moving */
+		ap.jobs[i].ap = &ap;
+	start_more(&ap);
+	while (ap.active > 0)
+		if (event_base_loop(base, EVLOOP_ONCE) < 0)
+			break;
+	for (i = 0; i < ap.njobs; i++) {
+		const char *st = pl_json_str(ap.jobs[i].result, "status");
+
+		ok += !strcmp(st, "ok");
+		failed += !strcmp(st, "failed");
+		skipped += !strcmp(st, "skipped");
+		json_array_append(list, ap.jobs[i].result);
+		job_release(&ap.jobs[i]);
+	}
+	free(ap.jobs);
+	json_decref(ap.shared);
+	*result = json_pack("{s:i,s:i,s:i,s:o}", "ok", (int)ok, "failed", (int)failed, "skipped",
+			    (int)skipped, "changes", list);
+	return failed ? PL_ETASK : 0;
+}

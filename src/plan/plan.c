@@ -1,0 +1,479 @@
+/*
+ * Planning (see plan.h): match declared guests to live ones (by vmid, else by
+ * name), diff them key by key with the model's Proxmox semantics, allocate
+ * vmids from category ranges, pick nodes, and list what pvelab manages but
+ * the config no longer has. Unmanaged guests are listed and never touched.
+ */
+#include "core/common.h"
+#include "plan/plan.h"
+#include "config/config.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/str.h"
+#include "model/guest.h"
+
+#include <ctype.h>
+#include <openssl/evp.h>
+
+struct planner {
+	const struct pl_config *cfg;
+	const json_t *snap;
+	const struct pl_plan_opts *o;
+	json_t *changes, *blocked;
+	json_t *used_vmids;  /* "vmid" -> true: live, declared or allocated */
+	json_t *matched;     /* "vmid" -> true: live guests claimed by the config */
+};
+
+static bool
+is_managed(const json_t *live)
+{
+	char *tags = pl_model_tags_norm(pl_json_str_or(live, "tags", ""));
+	char *want = pl_asprintf(";%s;", PL_MODEL_MANAGED_TAG);
+	char *hay = pl_asprintf(";%s;", tags);
+	bool yes = strstr(hay, want) != NULL;
+
+	free(tags);
+	free(want);
+	free(hay);
+	return yes;
+}
+
+static const char *
+live_type(const json_t *live)
+{
+	return pl_json_str_or(live, "type", "qemu");
+}
+
+static void
+mark_vmid(json_t *set, long long vmid)
+{
+	char k[32];
+
+	snprintf(k, sizeof(k), "%lld", vmid);
+	json_object_set_new(set, k, json_true());
+}
+
+static bool
+vmid_used(const json_t *set, long long vmid)
+{
+	char k[32];
+
+	snprintf(k, sizeof(k), "%lld", vmid);
+	return json_object_get(set, k) != NULL;
+}
+
+/* Is a guest in the selected profile (members are categories or names)? */
+static bool
+in_profile(const struct planner *p, const struct pl_model_guest *m)
+{
+	const json_t *members, *v;
+	size_t i;
+	char ptr[256];
+
+	if (p->o->profile == NULL)
+		return true;
+	snprintf(ptr, sizeof(ptr), "/profiles/%s", p->o->profile);
+	members = pl_config_get(p->cfg, ptr);
+	json_array_foreach(members, i, v) {
+		const char *s = json_string_value(v);
+
+		if (s && (!strcmp(s, m->name) || (m->category && !strcmp(s, m->category))))
+			return true;
+	}
+	return false;
+}
+
+static const json_t *
+find_live(const struct planner *p, const struct pl_model_guest *m, bool *by_name)
+{
+	const json_t *g;
+	size_t i;
+
+	*by_name = false;
+	json_array_foreach(json_object_get(p->snap, "guests"), i, g) {
+		if (m->vmid && pl_json_int(g, "vmid", 0) == m->vmid)
+			return g;
+	}
+	if (m->vmid)
+		return NULL;
+	json_array_foreach(json_object_get(p->snap, "guests"), i, g) {
+		if (!json_is_true(json_object_get(g, "template")) &&
+		    pl_json_int(g, "template", 0) != 1 &&
+		    !strcmp(pl_json_str_or(g, "name", ""), m->name) &&
+		    !strcmp(live_type(g), m->lxc ? "lxc" : "qemu")) {
+			*by_name = true;
+			return g;
+		}
+	}
+	return NULL;
+}
+
+static long long
+allocate_vmid(struct planner *p, const struct pl_model_guest *m, char **errmsg)
+{
+	const json_t *cat = NULL;
+	long long lo = 100, hi = 999999999;
+
+	if (m->category) {
+		char ptr[256];
+
+		snprintf(ptr, sizeof(ptr), "/conventions/categories/%s/vmids", m->category);
+		cat = pl_config_get(p->cfg, ptr);
+		if (json_is_array(cat)) {
+			lo = json_integer_value(json_array_get(cat, 0));
+			hi = json_integer_value(json_array_get(cat, 1));
+		}
+	}
+	for (long long id = lo; id <= hi; id++) {
+		if (!vmid_used(p->used_vmids, id)) {
+			mark_vmid(p->used_vmids, id);
+			return id;
+		}
+	}
+	pl_seterr(errmsg, PL_ECONFLICT, "no free vmid for '%s' in %lld-%lld%s%s%s", m->name, lo,
+		  hi, m->category ? " (category '" : "", m->category ? m->category : "",
+		  m->category ? "')" : "");
+	return 0;
+}
+
+/* The online node with the most free memory. */
+static const char *
+pick_node(const struct planner *p)
+{
+	const json_t *n, *best = NULL;
+	long long best_free = -1;
+	size_t i;
+
+	json_array_foreach(json_object_get(p->snap, "nodes"), i, n) {
+		long long free_mem = pl_json_int(n, "maxmem", 0) - pl_json_int(n, "mem", 0);
+
+		if (strcmp(pl_json_str_or(n, "status", "online"), "online") != 0)
+			continue;
+		if (free_mem > best_free) {
+			best_free = free_mem;
+			best = n;
+		}
+	}
+	return best ? pl_json_str(best, "node") : NULL;
+}
+
+static json_t *
+change_new(const char *action, const struct pl_model_guest *m, long long vmid, const char *node)
+{
+	return json_pack("{s:s,s:s,s:s,s:I,s:s?}", "action", action, "guest", m->name, "type",
+			 m->lxc ? "lxc" : "qemu", "vmid", (json_int_t)vmid, "node", node);
+}
+
+static void
+plan_create(struct planner *p, const struct pl_model_guest *m)
+{
+	char *err = NULL;
+	long long vmid = m->vmid ? m->vmid : allocate_vmid(p, m, &err);
+	const char *node = m->node ? m->node : pick_node(p);
+	json_t *c;
+
+	if (vmid == 0) {
+		json_array_append_new(p->blocked, json_pack("{s:s,s:s}", "guest", m->name, "reason", err));
+		free(err);
+		return;
+	}
+	if (node == NULL) {
+		json_array_append_new(p->blocked, json_pack("{s:s,s:s}", "guest", m->name, "reason",
+							    "no online node to create it on"));
+		return;
+	}
+	c = change_new("create", m, vmid, node);
+	json_object_set_new(c, "class", json_string("create"));
+	json_object_set(c, "config", m->config);
+	json_object_set(c, "create", m->create);
+	json_object_set_new(c, "start", json_boolean(m->running));
+	json_array_append_new(p->changes, c);
+}
+
+/* Diff one declared guest against its live self. */
+static void
+plan_update(struct planner *p, const struct pl_model_guest *m, const json_t *live)
+{
+	const json_t *cfg = json_object_get(live, "config");
+	const char *hotplug = pl_json_str(cfg, "hotplug");
+	bool running = !strcmp(pl_json_str_or(live, "status", ""), "running");
+	long long vmid = pl_json_int(live, "vmid", 0);
+	const char *node = pl_json_str(live, "node");
+	json_t *diffs = json_array(), *set = json_object(), *del = json_array();
+	json_t *resize = json_object(), *c;
+	enum pl_change_class worst = PL_CHANGE_NONE;
+	bool pending = false, replace = false;
+	const char *k;
+	json_t *v;
+
+	if (strcmp(live_type(live), m->lxc ? "lxc" : "qemu") != 0) {
+		replace = true;
+		worst = PL_CHANGE_REPLACE;
+		json_array_append_new(diffs, json_pack("{s:s,s:s,s:s,s:s}", "key", "type", "from",
+						       live_type(live), "to", m->lxc ? "lxc" : "qemu",
+						       "class", "replace"));
+	}
+	json_object_foreach(m->config, k, v) {
+		char *want = pl_model_value_text(v);
+		char *have = pl_model_value_text(json_object_get(cfg, k));
+		struct pl_model_cmp r;
+
+		pl_model_compare(m->lxc, k, want, have, running, hotplug, &r);
+		if (!r.equal) {
+			json_array_append_new(diffs, json_pack("{s:s,s:s?,s:s?,s:s,s:s?,s:b}", "key", k,
+							       "from", have, "to", want, "class",
+							       pl_change_class_name(r.cls), "note",
+							       r.note, "blocked", r.blocked));
+			if (r.blocked)
+				json_array_append_new(p->blocked, json_pack("{s:s,s:s,s:s}", "guest", m->name,
+									    "key", k, "reason", r.note));
+			if (r.cls > worst)
+				worst = r.cls;
+			if (r.cls == PL_CHANGE_REPLACE)
+				replace = true;
+			if (r.cls == PL_CHANGE_REBOOT || r.cls == PL_CHANGE_RESTART)
+				pending = true;
+			if (r.resize && !r.blocked)
+				json_object_set_new(resize, k, json_string(r.size));
+			if (r.value && !r.blocked)
+				json_object_set_new(set, k, json_string(r.value));
+		}
+		pl_model_cmp_release(&r);
+		free(want);
+		free(have);
+	}
+	/* collection members (net2, mp1...) the config no longer has */
+	json_object_foreach((json_t *)cfg, k, v) {
+		if (json_object_get(m->config, k) || !pl_model_key_collection(m->lxc, k))
+			continue;
+		struct pl_model_cmp r;
+		char *have = pl_model_value_text(v);
+
+		pl_model_compare(m->lxc, k, NULL, have, running, hotplug, &r);
+		json_array_append_new(diffs, json_pack("{s:s,s:s?,s:n,s:s,s:s}", "key", k, "from",
+						       have, "to", "class",
+						       pl_change_class_name(r.cls), "note", "removed"));
+		json_array_append_new(del, json_string(k));
+		if (r.cls > worst)
+			worst = r.cls;
+		if (r.cls == PL_CHANGE_REBOOT || r.cls == PL_CHANGE_RESTART)
+			pending = true;
+		pl_model_cmp_release(&r);
+		free(have);
+	}
+	if (m->node && node && strcmp(m->node, node) != 0) {
+		json_array_append_new(diffs, json_pack("{s:s,s:s,s:s,s:s,s:s}", "key", "node", "from",
+						       node, "to", m->node, "class", "restart",
+						       "note", "migrate"));
+		if (worst < PL_CHANGE_RESTART)
+			worst = PL_CHANGE_RESTART;
+	}
+	if (json_array_size(diffs)) {
+		c = change_new(replace ? "replace" : "update", m, vmid, node);
+		json_object_set_new(c, "class", json_string(pl_change_class_name(worst)));
+		json_object_set_new(c, "diffs", diffs);
+		json_object_set_new(c, "set", set);
+		json_object_set_new(c, "delete", del);
+		json_object_set_new(c, "resize", resize);
+		json_object_set_new(c, "running", json_boolean(running));
+		if (pl_json_str(cfg, "digest"))
+			json_object_set_new(c, "digest", json_string(pl_json_str(cfg, "digest")));
+		json_object_set_new(c, "reboot", json_boolean(pending && running));
+		if (m->node && node && strcmp(m->node, node) != 0)
+			json_object_set_new(c, "migrate_to", json_string(m->node));
+		if (replace) {
+			json_object_set(c, "config", m->config);
+			json_object_set(c, "create", m->create);
+			json_object_set_new(c, "start", json_boolean(m->running));
+			if (!p->o->allow_replace)
+				json_array_append_new(p->blocked, json_pack("{s:s,s:s}", "guest", m->name,
+									    "reason", "needs replacing (use --allow-replace)"));
+		}
+		json_array_append_new(p->changes, c);
+	} else {
+		json_decref(diffs);
+		json_decref(set);
+		json_decref(del);
+		json_decref(resize);
+	}
+	if (!replace) {
+		if (m->running && !running)
+			json_array_append_new(p->changes, json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s}", "action", "start",
+								    "guest", m->name, "type", live_type(live),
+								    "vmid", (json_int_t)vmid, "node", node, "class", "live"));
+		else if (!m->running && running)
+			json_array_append_new(p->changes, json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s}", "action", "stop",
+								    "guest", m->name, "type", live_type(live),
+								    "vmid", (json_int_t)vmid, "node", node, "class", "live"));
+	}
+}
+
+static void
+plan_bridges(struct planner *p)
+{
+	const json_t *b, *n;
+	size_t i, j;
+
+	json_array_foreach(pl_config_get(p->cfg, "/bridges"), i, b) {
+		const char *name = pl_json_str(b, "name");
+
+		json_array_foreach(json_object_get(p->snap, "nodes"), j, n) {
+			const char *node = pl_json_str(n, "node");
+			const json_t *lb;
+			size_t k;
+			bool found = false;
+
+			if (node == NULL || (pl_json_str(b, "node") && strcmp(pl_json_str(b, "node"), node)))
+				continue;
+			json_array_foreach(json_object_get(p->snap, "bridges"), k, lb)
+				if (!strcmp(pl_json_str_or(lb, "node", ""), node) &&
+				    !strcmp(pl_json_str_or(lb, "iface", ""), name))
+					found = true;
+			if (found)
+				continue;
+			json_array_append_new(p->changes,
+					      json_pack("{s:s,s:s,s:s,s:s,s:O}", "action", "bridge",
+							"guest", name, "node", node, "class", "create",
+							"bridge", b));
+		}
+	}
+}
+
+void
+pl_plan_snapshot_sha(const json_t *snap, char out[65])
+{
+	json_t *d = json_array();
+	const json_t *g, *b;
+	size_t i;
+
+	json_array_foreach(json_object_get(snap, "guests"), i, g) {
+		const json_t *cfg = json_object_get(g, "config");
+		char sha[65];
+
+		if (pl_json_str(cfg, "digest") == NULL)
+			pl_json_sha256(cfg ? cfg : json_null(), sha);
+		json_array_append_new(d, json_pack("[I,s?,s?,s?,s]", (json_int_t)pl_json_int(g, "vmid", 0),
+						   pl_json_str(g, "node"), pl_json_str(g, "type"),
+						   pl_json_str(g, "status"),
+						   pl_json_str(cfg, "digest") ? pl_json_str(cfg, "digest") : sha));
+	}
+	json_array_foreach(json_object_get(snap, "bridges"), i, b)
+		json_array_append_new(d, json_pack("[s?,s?]", pl_json_str(b, "node"), pl_json_str(b, "iface")));
+	pl_json_sha256(d, out);
+	json_decref(d);
+}
+
+int
+pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_plan_opts *o,
+	      json_t **plan, char **errmsg)
+{
+	struct planner p = { .cfg = cfg, .snap = snap, .o = o };
+	const json_t *g, *live;
+	json_t *unmanaged = json_array(), *pending = json_array(), *summary;
+	struct pl_model_guest *models;
+	size_t i, n = json_array_size(pl_config_guests(cfg));
+	char sha[65];
+	int r = 0;
+
+	p.changes = json_array();
+	p.blocked = json_array();
+	p.used_vmids = json_object();
+	p.matched = json_object();
+	models = pl_calloc(n ? n : 1, sizeof(*models));
+	json_array_foreach(json_object_get(snap, "guests"), i, live)
+		mark_vmid(p.used_vmids, pl_json_int(live, "vmid", 0));
+	json_array_foreach(pl_config_guests(cfg), i, g) {
+		if ((r = pl_model_guest_from_config(g, &models[i], errmsg)) != 0)
+			goto out;
+		if (models[i].vmid)
+			mark_vmid(p.used_vmids, models[i].vmid);
+	}
+	plan_bridges(&p);
+	for (i = 0; i < n; i++) {
+		bool by_name;
+
+		if (!in_profile(&p, &models[i]))
+			continue;
+		live = find_live(&p, &models[i], &by_name);
+		if (live && by_name && !is_managed(live)) {
+			json_array_append_new(p.blocked, json_pack("{s:s,s:I,s:s}", "guest", models[i].name,
+								   "vmid", (json_int_t)pl_json_int(live, "vmid", 0),
+								   "reason", "a guest with this name exists and pvelab does not manage it (pvelab import it, or set its vmid)"));
+			mark_vmid(p.matched, pl_json_int(live, "vmid", 0));
+			continue;
+		}
+		if (live) {
+			mark_vmid(p.matched, pl_json_int(live, "vmid", 0));
+			plan_update(&p, &models[i], live);
+		} else {
+			plan_create(&p, &models[i]);
+		}
+	}
+	/* changes an earlier apply left pending until a reboot */
+	json_array_foreach(json_object_get(snap, "guests"), i, live) {
+		char key[32];
+		const json_t *keys;
+
+		snprintf(key, sizeof(key), "%lld", pl_json_int(live, "vmid", 0));
+		keys = json_object_get(json_object_get(snap, "pending"), key);
+		if (!json_array_size(keys) || !vmid_used(p.matched, pl_json_int(live, "vmid", 0)) ||
+		    strcmp(pl_json_str_or(live, "status", ""), "running"))
+			continue;
+		if (o->reboot)
+			json_array_append_new(p.changes, json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:O}", "action", "reboot",
+								   "guest", pl_json_str_or(live, "name", ""), "type",
+								   live_type(live), "vmid", (json_int_t)pl_json_int(live, "vmid", 0),
+								   "node", pl_json_str(live, "node"), "class", "reboot", "keys", keys));
+		else
+			json_array_append_new(pending, json_pack("{s:s,s:I,s:O}", "guest", pl_json_str_or(live, "name", ""),
+								 "vmid", (json_int_t)pl_json_int(live, "vmid", 0), "keys", keys));
+	}
+	/* what is live but not declared */
+	json_array_foreach(json_object_get(snap, "guests"), i, live) {
+		long long vmid = pl_json_int(live, "vmid", 0);
+
+		if (vmid_used(p.matched, vmid))
+			continue;
+		if (is_managed(live) && o->profile == NULL)
+			json_array_append_new(p.changes,
+					      json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s}", "action", "delete", "guest",
+							pl_json_str_or(live, "name", ""), "type", live_type(live),
+							"vmid", (json_int_t)vmid, "node", pl_json_str(live, "node"),
+							"class", "delete"));
+		else if (!is_managed(live))
+			json_array_append_new(unmanaged, json_pack("{s:I,s:s,s:s,s:s?}", "vmid", (json_int_t)vmid,
+								   "name", pl_json_str_or(live, "name", ""), "type",
+								   live_type(live), "node", pl_json_str(live, "node")));
+	}
+	summary = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "create", 0, "update", 0, "replace", 0,
+			    "delete", 0, "start", 0, "stop", 0, "bridge", 0, "reboot", 0);
+	json_array_foreach(p.changes, i, g) {
+		const char *a = pl_json_str(g, "action");
+
+		json_object_set_new(summary, a, json_integer(pl_json_int(summary, a, 0) + 1));
+	}
+	pl_plan_snapshot_sha(snap, sha);
+	*plan = json_pack("{s:i,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:{s:b,s:b,s:s?}}", "version", 1, "config",
+			  pl_config_path(cfg), "snapshot", sha, "changes", p.changes, "unmanaged",
+			  unmanaged, "pending", pending, "blocked", p.blocked, "summary", summary, "options",
+			  "allow_replace", o->allow_replace, "reboot", o->reboot, "profile",
+			  o->profile);
+	p.changes = p.blocked = unmanaged = pending = NULL;
+out:
+	for (i = 0; i < n; i++)
+		pl_model_guest_release(&models[i]);
+	free(models);
+	json_decref(p.changes);
+	json_decref(p.blocked);
+	json_decref(unmanaged);
+	json_decref(pending);
+	json_decref(p.used_vmids);
+	json_decref(p.matched);
+	return r;
+}
+
+bool
+pl_plan_has_changes(const json_t *plan)
+{
+	return json_array_size(json_object_get(plan, "changes")) > 0;
+}

@@ -1,0 +1,45 @@
+/*
+ * The planner: desired guests (pvelab.yaml) against a cluster snapshot (the
+ * sync's {"nodes","guests","storages","bridges"}) gives a plan of classified
+ * changes. Pure: no I/O, so the same inputs always give the same plan.
+ */
+#ifndef PL_PLAN_PLAN_H
+#define PL_PLAN_PLAN_H
+
+#include "core/common.h"
+
+#include <jansson.h>
+
+struct pl_config;
+
+struct pl_plan_opts {
+	bool allow_replace; /* replacements are planned, not refused */
+	bool reboot;        /* apply may reboot guests for pending changes */
+	const char *profile; /* only the guests of this profile; NULL: all */
+};
+
+/*
+ * Build a plan (new reference):
+ * {"version":1,"snapshot":"<sha256>","changes":[...],"unmanaged":[...],
+ *  "blocked":[...],"summary":{...}}
+ * Each change: {"action":"create|update|replace|delete|start|stop|bridge",
+ *  "guest","type":"qemu|lxc","vmid","node","class", ...action fields}.
+ * snap may carry "pending": {"<vmid>": [keys]} (changes waiting for a
+ * reboot); with o->reboot they become "reboot" changes, else they are listed
+ * under "pending".
+ * Update changes carry "diffs":[{"key","from","to","class","note"}], "set"
+ * (key -> value to POST), "delete" (keys), "resize" (disk -> size) and
+ * "reboot" (whether a reboot is needed to apply the pending part).
+ */
+int pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_plan_opts *o,
+		  json_t **plan, char **errmsg);
+
+/* SHA-256 of the durable part of a snapshot (vmid, node, type, status and
+ * config digest of every guest; bridges): a saved plan is refused when it
+ * no longer matches. */
+void pl_plan_snapshot_sha(const json_t *snap, char out[65]);
+
+/* Whether a plan has anything to do. */
+bool pl_plan_has_changes(const json_t *plan);
+
+#endif

@@ -1,0 +1,76 @@
+/*
+ * The Proxmox VE API client: libcurl's multi interface driven by the caller's
+ * libevent loop, with a bounded request queue, keep-alive reuse, token or
+ * ticket auth, pinned or CA-verified TLS, retries, failover and task waiting.
+ */
+#ifndef PL_PVE_CLIENT_H
+#define PL_PVE_CLIENT_H
+
+#include "core/common.h"
+
+#include <jansson.h>
+
+struct event_base;
+struct pl_pve;
+
+struct pl_pve_opts {
+	const char *const *endpoints; /* "https://host:8006", failover order */
+	size_t n_endpoints;
+	const char *token;      /* "USER@REALM!TOKENID=SECRET" (API token auth) */
+	const char *username;   /* ticket auth: user@realm ... */
+	const char *password;   /* ... and password */
+	const char *fingerprint; /* SHA-256 pin "AA:BB:..."; replaces CA verification */
+	const char *ca_file;    /* PEM bundle to verify against */
+	long timeout_ms;        /* per request; 0: 30 s */
+	int concurrency;        /* requests in flight; 0: 16 */
+	int retries;            /* extra attempts for idempotent requests; <0: 4 */
+	long retry_base_ms;     /* first backoff; 0: 100 ms */
+	size_t max_body;        /* response cap; 0: 64 MiB */
+};
+
+/* What a request's callback receives; everything is borrowed for the call. */
+struct pl_pve_result {
+	int err;                /* 0 or PL_E* */
+	long status;            /* HTTP status, 0 when no response */
+	json_t *data;           /* the "data" member on success (may be JSON null) */
+	const json_t *errors;   /* PVE's per-parameter "errors" object, or NULL */
+	const char *message;    /* PVE's own error text, or NULL */
+	const char *errmsg;     /* one line for the user, with a hint; NULL on success */
+	const char *lock;       /* the lock named by a "locked" error, or NULL */
+	const char *url;        /* the endpoint that answered or failed */
+};
+
+typedef void (*pl_pve_cb)(const struct pl_pve_result *res, void *arg);
+
+/* Make a client on base (owned by the caller). Validates the options. */
+int pl_pve_new(struct event_base *base, const struct pl_pve_opts *o, struct pl_pve **out,
+	       char **errmsg);
+/* Cancel what is pending (callbacks are not called) and free. Accepts NULL. */
+void pl_pve_free(struct pl_pve *c);
+
+/* Queue METHOD path (e.g. "/cluster/resources"); params is an object of form or
+ * query fields (borrowed; strings, numbers, booleans). cb runs exactly once. */
+void pl_pve_request(struct pl_pve *c, const char *method, const char *path,
+		    const json_t *params, pl_pve_cb cb, void *arg);
+/* Requests queued, in flight, waiting to retry, plus tasks being waited on. */
+size_t pl_pve_pending(const struct pl_pve *c);
+/* Run the event loop until nothing is pending. */
+void pl_pve_run(struct pl_pve *c);
+/* Blocking convenience for front-ends: one request; *data is a new reference. */
+int pl_pve_call(struct pl_pve *c, const char *method, const char *path, const json_t *params,
+		json_t **data, char **errmsg);
+
+typedef void (*pl_pve_task_cb)(int err, const char *exitstatus, const char *errmsg, void *arg);
+/* Poll a task (UPID) with backoff until it stops; on failure errmsg ends with
+ * the last lines of the task log. timeout_ms 0: no limit. */
+void pl_pve_task_wait(struct pl_pve *c, const char *upid, long timeout_ms, pl_pve_task_cb cb,
+		      void *arg);
+
+/* Number of HTTP requests sent (attempts included), for tests and benchmarks. */
+unsigned long pl_pve_requests_sent(const struct pl_pve *c);
+
+/* Normalise "host", "host:port" or "https://host[:port][/]" into
+ * "https://host:port" (caller frees); NULL with *errmsg when it is not a URL. */
+char *pl_pve_endpoint_norm(const char *in, char **errmsg);
+
+#endif

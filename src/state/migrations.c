@@ -1,0 +1,79 @@
+/*
+ * The numbered schema migrations of the state store. Migration N brings
+ * PRAGMA user_version from N-1 to N; never edit one that has shipped, add one.
+ */
+#include "core/common.h"
+#include "state/migrations.h"
+
+static const char *const migrations[] = {
+	/* 1: the cluster as last seen, runs and history. */
+	"CREATE TABLE runs ("
+	"  id INTEGER PRIMARY KEY,"
+	"  kind TEXT NOT NULL,"
+	"  started REAL NOT NULL,"
+	"  finished REAL,"
+	"  status TEXT NOT NULL DEFAULT 'running',"
+	"  summary TEXT);"
+	"CREATE TABLE nodes ("
+	"  node TEXT PRIMARY KEY,"
+	"  status TEXT,"
+	"  json TEXT NOT NULL,"
+	"  run_id INTEGER REFERENCES runs(id));"
+	"CREATE TABLE guests ("
+	"  vmid INTEGER PRIMARY KEY,"
+	"  type TEXT NOT NULL CHECK (type IN ('qemu','lxc')),"
+	"  node TEXT NOT NULL,"
+	"  name TEXT,"
+	"  status TEXT,"
+	"  tags TEXT,"
+	"  template INTEGER NOT NULL DEFAULT 0,"
+	"  sha256 TEXT NOT NULL,"
+	"  json TEXT NOT NULL,"
+	"  run_id INTEGER REFERENCES runs(id));"
+	"CREATE INDEX guests_name ON guests(name);"
+	"CREATE TABLE storages ("
+	"  node TEXT NOT NULL,"
+	"  storage TEXT NOT NULL,"
+	"  json TEXT NOT NULL,"
+	"  PRIMARY KEY (node, storage));"
+	"CREATE TABLE bridges ("
+	"  node TEXT NOT NULL,"
+	"  iface TEXT NOT NULL,"
+	"  json TEXT NOT NULL,"
+	"  PRIMARY KEY (node, iface));"
+	"CREATE TABLE tasks ("
+	"  upid TEXT PRIMARY KEY,"
+	"  node TEXT,"
+	"  type TEXT,"
+	"  vmid INTEGER,"
+	"  user TEXT,"
+	"  starttime INTEGER,"
+	"  endtime INTEGER,"
+	"  status TEXT,"
+	"  json TEXT NOT NULL);"
+	"CREATE INDEX tasks_vmid ON tasks(vmid, starttime);"
+	"CREATE TABLE history ("
+	"  id INTEGER PRIMARY KEY,"
+	"  guest TEXT NOT NULL,"
+	"  vmid INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL CHECK (kind IN ('discovered','created','updated','deleted')),"
+	"  sha256 TEXT NOT NULL,"
+	"  run_id INTEGER REFERENCES runs(id),"
+	"  ts REAL NOT NULL,"
+	"  json TEXT NOT NULL);"
+	"CREATE INDEX history_vmid ON history(vmid, id);",
+};
+
+int
+pl_state_migration_count(void)
+{
+	return (int)PL_ARRAY_LEN(migrations);
+}
+
+const char *
+pl_state_migration(int n)
+{
+	if (n < 1 || n > (int)PL_ARRAY_LEN(migrations))
+		return NULL;
+	return migrations[n - 1];
+}

@@ -1,0 +1,724 @@
+/*
+ * SQLite store: opening with WAL and migrations, recording a sync as one
+ * transaction with change detection by hash, and the reads the commands need.
+ */
+#include "core/common.h"
+#include "state/state.h"
+#include "core/err.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "state/migrations.h"
+
+#include <errno.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <time.h>
+
+struct pl_state {
+	sqlite3 *db;
+	char *path;
+};
+
+/* Keys of a guest that are not volatile counters: what history tracks. */
+static const char *const durable_keys[] = {
+	"vmid", "type", "node", "name", "status", "template", "tags", "lock", "hastate", "pool",
+	"config",
+};
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+dberr(struct pl_state *s, char **errmsg, const char *what)
+{
+	return pl_seterr(errmsg, PL_EDB, "state database '%s': %s: %s", s->path, what,
+			 sqlite3_errmsg(s->db));
+}
+
+static int
+exec(struct pl_state *s, const char *sql, char **errmsg)
+{
+	char *e = NULL;
+
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &e) != SQLITE_OK) {
+		pl_seterr(errmsg, PL_EDB, "state database '%s': %s", s->path, e ? e : "error");
+		sqlite3_free(e);
+		return PL_EDB;
+	}
+	return 0;
+}
+
+int
+pl_state_latest_version(void)
+{
+	return pl_state_migration_count();
+}
+
+int
+pl_state_version(struct pl_state *s)
+{
+	sqlite3_stmt *st;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+struct sqlite3 *
+pl_state_db(struct pl_state *s)
+{
+	return s->db;
+}
+
+static int
+migrate(struct pl_state *s, char **errmsg)
+{
+	int v = pl_state_version(s), latest = pl_state_migration_count();
+	int r;
+
+	if (v > latest)
+		return pl_seterr(errmsg, PL_EDB, "state database '%s' has schema version %d, newer "
+				 "than this pvelab knows (%d); upgrade pvelab", s->path, v, latest);
+	for (int n = v + 1; n <= latest; n++) {
+		char *sql;
+
+		if ((r = exec(s, "BEGIN IMMEDIATE", errmsg)) != 0)
+			return r;
+		sql = pl_asprintf("%s; PRAGMA user_version = %d;", pl_state_migration(n), n);
+		r = exec(s, sql, errmsg);
+		free(sql);
+		if (r != 0) {
+			exec(s, "ROLLBACK", NULL);
+			return pl_preferr(errmsg, r, "migration %d", n);
+		}
+		if ((r = exec(s, "COMMIT", errmsg)) != 0)
+			return r;
+	}
+	return 0;
+}
+
+static int
+open_common(const char *path, int flags, struct pl_state **out, char **errmsg)
+{
+	struct pl_state *s = pl_calloc(1, sizeof(*s));
+	int r;
+
+	s->path = pl_strdup(path);
+	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+		r = pl_seterr(errmsg, PL_EDB, "cannot open state database '%s': %s", path,
+			      s->db ? sqlite3_errmsg(s->db) : "out of memory");
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, 10000);
+	sqlite3_extended_result_codes(s->db, 1);
+	*out = s;
+	return 0;
+fail:
+	pl_state_close(s);
+	return r;
+}
+
+int
+pl_state_open(const char *path, struct pl_state **out, char **errmsg)
+{
+	char *dir = pl_path_dirname(path);
+	struct pl_state *s = NULL;
+	int r;
+
+	*out = NULL;
+	r = pl_mkdir_p(dir, 0700, errmsg);
+	free(dir);
+	if (r != 0)
+		return r;
+	if ((r = open_common(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s, errmsg)) != 0)
+		return r;
+	chmod(path, 0600);
+	if ((r = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+		      "PRAGMA foreign_keys=ON;", errmsg)) != 0 ||
+	    (r = migrate(s, errmsg)) != 0) {
+		pl_state_close(s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+int
+pl_state_open_ro(const char *path, struct pl_state **out, char **errmsg)
+{
+	struct stat sb;
+	struct pl_state *s = NULL;
+	int r;
+
+	*out = NULL;
+	if (stat(path, &sb) != 0)
+		return pl_seterr(errmsg, PL_ENOENT, "no state at '%s' yet (run 'pvelab sync' "
+				 "first, or use --live)", path);
+	/* Read-write open so that WAL recovery can run after a crash; nothing is written. */
+	if ((r = open_common(path, SQLITE_OPEN_READWRITE, &s, errmsg)) != 0)
+		return r;
+	if (pl_state_version(s) < pl_state_migration_count()) {
+		if ((r = migrate(s, errmsg)) != 0) {
+			pl_state_close(s);
+			return r;
+		}
+	}
+	*out = s;
+	return 0;
+}
+
+void
+pl_state_close(struct pl_state *s)
+{
+	if (s == NULL)
+		return;
+	sqlite3_close_v2(s->db);
+	free(s->path);
+	free(s);
+}
+
+json_t *
+pl_state_guest_durable(const json_t *guest)
+{
+	json_t *d = json_object();
+
+	for (size_t i = 0; i < PL_ARRAY_LEN(durable_keys); i++) {
+		json_t *v = json_object_get(guest, durable_keys[i]);
+
+		if (v && !json_is_null(v))
+			json_object_set(d, durable_keys[i], v);
+	}
+	/* vmid and template arrive as strings on old nodes: normalise. */
+	if (json_object_get(d, "vmid"))
+		json_object_set_new(d, "vmid", json_integer(pl_json_int(guest, "vmid", 0)));
+	if (json_object_get(d, "template"))
+		json_object_set_new(d, "template", json_integer(pl_json_int(guest, "template", 0)));
+	return d;
+}
+
+void
+pl_state_guest_hash(const json_t *guest, char out[65])
+{
+	json_t *d = pl_state_guest_durable(guest);
+
+	pl_json_sha256(d, out);
+	json_decref(d);
+}
+
+static char *
+dump(const json_t *v)
+{
+	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+static int
+prep(struct pl_state *s, const char *sql, sqlite3_stmt **st, char **errmsg)
+{
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
+		return dberr(s, errmsg, "prepare");
+	return 0;
+}
+
+static int
+step_done(struct pl_state *s, sqlite3_stmt *st, char **errmsg)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return dberr(s, errmsg, "write");
+	return 0;
+}
+
+static void
+bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static int
+add_history(struct pl_state *s, sqlite3_stmt *st, long long vmid, const char *kind,
+	    const json_t *durable, const char *sha, long long run, double ts, char **errmsg)
+{
+	char *text = pl_json_canonical(durable);
+	char key[32];
+	int r;
+
+	snprintf(key, sizeof(key), "%lld", vmid);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, vmid);
+	sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, sha, -1, SQLITE_TRANSIENT);
+	if (run > 0)
+		sqlite3_bind_int64(st, 5, run);
+	else
+		sqlite3_bind_null(st, 5);
+	sqlite3_bind_double(st, 6, ts);
+	sqlite3_bind_text(st, 7, text, -1, SQLITE_TRANSIENT);
+	r = step_done(s, st, errmsg);
+	free(text);
+	return r;
+}
+
+static void
+note_change(json_t *changes, long long vmid, const char *name, const char *kind)
+{
+	if (changes)
+		json_array_append_new(changes, json_pack("{s:I,s:s?,s:s}", "vmid", (json_int_t)vmid,
+							 "name", name, "kind", kind));
+}
+
+#define ST_HIST "INSERT INTO history(guest,vmid,kind,sha256,run_id,ts,json) VALUES (?,?,?,?,?,?,?)"
+
+static int
+record_guests(struct pl_state *s, const json_t *guests, long long run, double ts,
+	      struct pl_state_counts *cnt, json_t *changes, char **errmsg)
+{
+	sqlite3_stmt *sel = NULL, *up = NULL, *hist = NULL, *del = NULL;
+	json_t *known = json_object(); /* vmid -> [sha256, json] */
+	const char *k;
+	json_t *g, *v;
+	size_t i;
+	int r;
+
+	if ((r = prep(s, "SELECT vmid, sha256, json FROM guests", &sel, errmsg)) != 0 ||
+	    (r = prep(s, "INSERT INTO guests(vmid,type,node,name,status,tags,template,sha256,"
+		      "json,run_id) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(vmid) DO UPDATE SET "
+		      "type=excluded.type, node=excluded.node, name=excluded.name, "
+		      "status=excluded.status, tags=excluded.tags, template=excluded.template, "
+		      "sha256=excluded.sha256, json=excluded.json, run_id=excluded.run_id",
+		      &up, errmsg)) != 0 ||
+	    (r = prep(s, ST_HIST, &hist, errmsg)) != 0 ||
+	    (r = prep(s, "DELETE FROM guests WHERE vmid = ?", &del, errmsg)) != 0)
+		goto out;
+	while ((r = sqlite3_step(sel)) == SQLITE_ROW) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "%lld", (long long)sqlite3_column_int64(sel, 0));
+		json_object_set_new(known, key,
+				    json_pack("[s,s]", (const char *)sqlite3_column_text(sel, 1),
+					      (const char *)sqlite3_column_text(sel, 2)));
+	}
+	if (r != SQLITE_DONE) {
+		r = dberr(s, errmsg, "read guests");
+		goto out;
+	}
+	r = 0;
+	json_array_foreach(guests, i, g) {
+		long long vmid = pl_json_int(g, "vmid", -1);
+		const char *type = pl_json_str(g, "type");
+		char sha[65], key[32];
+		json_t *old, *durable;
+		char *text;
+
+		if (vmid < 0 || type == NULL || (strcmp(type, "qemu") && strcmp(type, "lxc")))
+			continue;
+		snprintf(key, sizeof(key), "%lld", vmid);
+		durable = pl_state_guest_durable(g);
+		pl_json_sha256(durable, sha);
+		old = json_object_get(known, key);
+		if (old == NULL) {
+			cnt->added++;
+			note_change(changes, vmid, pl_json_str(g, "name"), "discovered");
+			r = add_history(s, hist, vmid, "discovered", durable, sha, run, ts, errmsg);
+		} else if (strcmp(json_string_value(json_array_get(old, 0)), sha) != 0) {
+			cnt->changed++;
+			note_change(changes, vmid, pl_json_str(g, "name"), "updated");
+			r = add_history(s, hist, vmid, "updated", durable, sha, run, ts, errmsg);
+		} else {
+			cnt->unchanged++;
+		}
+		json_decref(durable);
+		if (r != 0)
+			goto out;
+		if (old)
+			json_object_del(known, key);
+		text = dump(g);
+		sqlite3_bind_int64(up, 1, vmid);
+		sqlite3_bind_text(up, 2, type, -1, SQLITE_TRANSIENT);
+		bind_text_or_null(up, 3, pl_json_str_or(g, "node", ""));
+		bind_text_or_null(up, 4, pl_json_str(g, "name"));
+		bind_text_or_null(up, 5, pl_json_str(g, "status"));
+		bind_text_or_null(up, 6, pl_json_str(g, "tags"));
+		sqlite3_bind_int(up, 7, (int)pl_json_int(g, "template", 0));
+		sqlite3_bind_text(up, 8, sha, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(up, 9, text, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(up, 10, run);
+		free(text);
+		if ((r = step_done(s, up, errmsg)) != 0)
+			goto out;
+	}
+	/* What is left was not seen: gone. */
+	json_object_foreach(known, k, v) {
+		long long vmid = strtoll(k, NULL, 10);
+		const char *js = json_string_value(json_array_get(v, 1));
+		json_t *last = js ? json_loads(js, 0, NULL) : NULL;
+		json_t *durable = pl_state_guest_durable(last);
+		char sha[65];
+
+		pl_json_sha256(durable, sha);
+		cnt->removed++;
+		note_change(changes, vmid, pl_json_str(last, "name"), "deleted");
+		r = add_history(s, hist, vmid, "deleted", durable, sha, run, ts, errmsg);
+		json_decref(durable);
+		json_decref(last);
+		if (r != 0)
+			goto out;
+		sqlite3_bind_int64(del, 1, vmid);
+		if ((r = step_done(s, del, errmsg)) != 0)
+			goto out;
+	}
+	r = 0;
+out:
+	sqlite3_finalize(sel);
+	sqlite3_finalize(up);
+	sqlite3_finalize(hist);
+	sqlite3_finalize(del);
+	json_decref(known);
+	return r;
+}
+
+/* Replace a whole table from an array of objects: key columns come from keys. */
+static int
+replace_table(struct pl_state *s, const char *table, const char *k1, const char *k2,
+	      const json_t *arr, long long run, char **errmsg)
+{
+	sqlite3_stmt *st = NULL;
+	char *sql;
+	json_t *o;
+	size_t i;
+	int r;
+
+	sql = pl_asprintf("DELETE FROM %s", table);
+	r = exec(s, sql, errmsg);
+	free(sql);
+	if (r != 0)
+		return r;
+	if (!strcmp(table, "nodes"))
+		sql = pl_asprintf("INSERT OR REPLACE INTO nodes(node,status,json,run_id) "
+				  "VALUES (?,?,?,%lld)", run);
+	else
+		sql = pl_asprintf("INSERT OR REPLACE INTO %s(%s,%s,json) VALUES (?,?,?)", table, k1,
+				  k2);
+	r = prep(s, sql, &st, errmsg);
+	free(sql);
+	if (r != 0)
+		return r;
+	json_array_foreach(arr, i, o) {
+		const char *a = pl_json_str(o, k1), *b = k2 ? pl_json_str(o, k2) : NULL;
+		char *text;
+
+		if (a == NULL || (k2 && b == NULL && strcmp(table, "nodes")))
+			continue;
+		text = dump(o);
+		sqlite3_bind_text(st, 1, a, -1, SQLITE_TRANSIENT);
+		bind_text_or_null(st, 2, b);
+		sqlite3_bind_text(st, 3, text, -1, SQLITE_TRANSIENT);
+		free(text);
+		if ((r = step_done(s, st, errmsg)) != 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+task_put(struct pl_state *s, sqlite3_stmt *st, const char *upid, const json_t *t, char **errmsg)
+{
+	char *text = dump(t);
+	const char *id = pl_json_str(t, "id");
+	long long vmid = pl_json_int(t, "vmid", id ? strtoll(id, NULL, 10) : 0);
+	int r;
+
+	sqlite3_bind_text(st, 1, upid, -1, SQLITE_TRANSIENT);
+	bind_text_or_null(st, 2, pl_json_str(t, "node"));
+	bind_text_or_null(st, 3, pl_json_str(t, "type"));
+	if (vmid > 0)
+		sqlite3_bind_int64(st, 4, vmid);
+	else
+		sqlite3_bind_null(st, 4);
+	bind_text_or_null(st, 5, pl_json_str(t, "user"));
+	sqlite3_bind_int64(st, 6, pl_json_int(t, "starttime", 0));
+	sqlite3_bind_int64(st, 7, pl_json_int(t, "endtime", 0));
+	bind_text_or_null(st, 8, pl_json_str(t, "status"));
+	sqlite3_bind_text(st, 9, text, -1, SQLITE_TRANSIENT);
+	free(text);
+	r = step_done(s, st, errmsg);
+	return r;
+}
+
+#define ST_TASK                                                                         \
+	"INSERT INTO tasks(upid,node,type,vmid,user,starttime,endtime,status,json) "       \
+	"VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(upid) DO UPDATE SET "                      \
+	"endtime=excluded.endtime, status=excluded.status, json=excluded.json"
+
+int
+pl_state_record_sync(struct pl_state *s, const json_t *snap, bool dry_run,
+		     struct pl_state_counts *counts, json_t **changes, long long *run_id,
+		     char **errmsg)
+{
+	struct pl_state_counts cnt = { 0 };
+	sqlite3_stmt *st = NULL;
+	json_t *ch = changes ? json_array() : NULL;
+	json_t *t;
+	double ts = now_s();
+	long long run;
+	size_t i;
+	int r;
+
+	if ((r = exec(s, "BEGIN IMMEDIATE", errmsg)) != 0)
+		goto out;
+	if ((r = prep(s, "INSERT INTO runs(kind,started) VALUES ('sync', ?)", &st, errmsg)) != 0)
+		goto rollback;
+	sqlite3_bind_double(st, 1, ts);
+	r = step_done(s, st, errmsg);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (r != 0)
+		goto rollback;
+	run = sqlite3_last_insert_rowid(s->db);
+	if ((r = record_guests(s, json_object_get(snap, "guests"), run, ts, &cnt, ch, errmsg)) != 0 ||
+	    (r = replace_table(s, "nodes", "node", "status", json_object_get(snap, "nodes"), run,
+			       errmsg)) != 0 ||
+	    (r = replace_table(s, "storages", "node", "storage",
+			       json_object_get(snap, "storages"), run, errmsg)) != 0 ||
+	    (r = replace_table(s, "bridges", "node", "iface", json_object_get(snap, "bridges"),
+			       run, errmsg)) != 0)
+		goto rollback;
+	if ((r = prep(s, ST_TASK, &st, errmsg)) != 0)
+		goto rollback;
+	json_array_foreach(json_object_get(snap, "tasks"), i, t) {
+		const char *upid = pl_json_str(t, "upid");
+
+		if (upid && (r = task_put(s, st, upid, t, errmsg)) != 0)
+			goto rollback;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	{
+		char *sum = pl_asprintf("{\"added\":%d,\"changed\":%d,\"removed\":%d,"
+					"\"unchanged\":%d}", cnt.added, cnt.changed, cnt.removed,
+					cnt.unchanged);
+
+		if ((r = prep(s, "UPDATE runs SET finished = ?, status = 'ok', summary = ? "
+			      "WHERE id = ?", &st, errmsg)) == 0) {
+			sqlite3_bind_double(st, 1, now_s());
+			sqlite3_bind_text(st, 2, sum, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_int64(st, 3, run);
+			r = step_done(s, st, errmsg);
+		}
+		free(sum);
+		if (r != 0)
+			goto rollback;
+	}
+	if (dry_run) {
+		r = exec(s, "ROLLBACK", errmsg);
+		run = 0;
+	} else {
+		r = exec(s, "COMMIT", errmsg);
+	}
+	if (r != 0)
+		goto rollback;
+	if (counts)
+		*counts = cnt;
+	if (run_id)
+		*run_id = run;
+	if (changes) {
+		*changes = ch;
+		ch = NULL;
+	}
+	goto out;
+rollback:
+	sqlite3_finalize(st);
+	st = NULL;
+	exec(s, "ROLLBACK", NULL);
+out:
+	sqlite3_finalize(st);
+	json_decref(ch);
+	return r;
+}
+
+/* Run sql with one optional int64 bind; each row's column 0 parsed as JSON is
+ * passed to add (or appended when add is NULL). */
+static int
+query_json(struct pl_state *s, const char *sql, const long long *bind, int nbind, json_t **out,
+	   char **errmsg)
+{
+	sqlite3_stmt *st;
+	json_t *arr = json_array();
+	int rc;
+
+	*out = NULL;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		json_decref(arr);
+		return dberr(s, errmsg, "query");
+	}
+	for (int i = 0; i < nbind; i++)
+		sqlite3_bind_int64(st, i + 1, bind[i]);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(st, 0);
+		json_t *v = t ? json_loads(t, JSON_DECODE_ANY, NULL) : NULL;
+
+		if (v)
+			json_array_append_new(arr, v);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(arr);
+		return dberr(s, errmsg, "query");
+	}
+	*out = arr;
+	return 0;
+}
+
+int
+pl_state_guests(struct pl_state *s, json_t **out, char **errmsg)
+{
+	return query_json(s, "SELECT json FROM guests ORDER BY vmid", NULL, 0, out, errmsg);
+}
+
+int
+pl_state_guest(struct pl_state *s, long long vmid, json_t **out, char **errmsg)
+{
+	json_t *arr;
+	int r;
+
+	*out = NULL;
+	if ((r = query_json(s, "SELECT json FROM guests WHERE vmid = ?", &vmid, 1, &arr,
+			    errmsg)) != 0)
+		return r;
+	if (json_array_size(arr) == 0) {
+		json_decref(arr);
+		return pl_seterr(errmsg, PL_ENOENT, "no guest %lld", vmid);
+	}
+	*out = json_incref(json_array_get(arr, 0));
+	json_decref(arr);
+	return 0;
+}
+
+int
+pl_state_nodes(struct pl_state *s, json_t **out, char **errmsg)
+{
+	return query_json(s, "SELECT json FROM nodes ORDER BY node", NULL, 0, out, errmsg);
+}
+
+int
+pl_state_storages(struct pl_state *s, json_t **out, char **errmsg)
+{
+	return query_json(s, "SELECT json FROM storages ORDER BY node, storage", NULL, 0, out,
+			  errmsg);
+}
+
+int
+pl_state_bridges(struct pl_state *s, json_t **out, char **errmsg)
+{
+	return query_json(s, "SELECT json FROM bridges ORDER BY node, iface", NULL, 0, out, errmsg);
+}
+
+int
+pl_state_history(struct pl_state *s, long long vmid, json_t **out, char **errmsg)
+{
+	return query_json(s,
+			  "SELECT json_object('id', id, 'kind', kind, 'sha256', sha256, 'run', "
+			  "run_id, 'ts', ts, 'state', json(json)) FROM history WHERE vmid = ? "
+			  "ORDER BY id",
+			  &vmid, 1, out, errmsg);
+}
+
+long long
+pl_state_history_count(struct pl_state *s)
+{
+	sqlite3_stmt *st;
+	long long n = -1;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM history", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+int
+pl_state_tasks(struct pl_state *s, long long vmid, int limit, json_t **out, char **errmsg)
+{
+	long long b[2] = { vmid, limit > 0 ? limit : 1000000 };
+
+	if (vmid < 0)
+		return query_json(s, "SELECT json FROM tasks ORDER BY starttime DESC LIMIT ?", &b[1],
+				  1, out, errmsg);
+	return query_json(s, "SELECT json FROM tasks WHERE vmid = ? ORDER BY starttime DESC "
+			  "LIMIT ?", b, 2, out, errmsg);
+}
+
+int
+pl_state_task_put(struct pl_state *s, const char *upid, const json_t *info, char **errmsg)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	if ((r = prep(s, ST_TASK, &st, errmsg)) != 0)
+		return r;
+	r = task_put(s, st, upid, info, errmsg);
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+pl_state_last_run(struct pl_state *s, const char *kind, json_t **out, char **errmsg)
+{
+	sqlite3_stmt *st;
+	json_t *arr;
+	int r;
+
+	*out = NULL;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT json_object('id', id, 'kind', kind, 'started', started, "
+			       "'finished', finished, 'status', status, 'summary', json(summary)) "
+			       "FROM runs WHERE kind = ? AND status = 'ok' ORDER BY id DESC LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return dberr(s, errmsg, "query");
+	sqlite3_bind_text(st, 1, kind, -1, SQLITE_TRANSIENT);
+	arr = NULL;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		arr = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+	sqlite3_finalize(st);
+	if (arr == NULL)
+		return pl_seterr(errmsg, PL_ENOENT, "no %s run recorded", kind);
+	*out = arr;
+	r = 0;
+	return r;
+}
+
+int
+pl_state_history_add(struct pl_state *s, const json_t *guest, const char *kind, long long run_id,
+		     char **errmsg)
+{
+	sqlite3_stmt *st;
+	json_t *d = pl_state_guest_durable(guest);
+	char sha[65];
+	int r;
+
+	pl_json_sha256(d, sha);
+	if ((r = prep(s, ST_HIST, &st, errmsg)) == 0) {
+		r = add_history(s, st, pl_json_int(guest, "vmid", 0), kind, d, sha, run_id, now_s(),
+				errmsg);
+		sqlite3_finalize(st);
+	}
+	json_decref(d);
+	return r;
+}

@@ -1,0 +1,72 @@
+/*
+ * The local state store: one SQLite file in WAL mode holding the cluster as
+ * last seen (nodes, guests, storages, bridges, tasks), the runs that saw it,
+ * and a history row per guest change with a SHA-256 of its canonical JSON.
+ */
+#ifndef PL_STATE_STATE_H
+#define PL_STATE_STATE_H
+
+#include "core/common.h"
+
+#include <jansson.h>
+
+struct pl_state;
+struct sqlite3;
+
+/* Open (creating the file, its directory and the schema) and migrate. */
+int pl_state_open(const char *path, struct pl_state **out, char **errmsg);
+/* Open an existing store read-only; PL_ENOENT when there is none. */
+int pl_state_open_ro(const char *path, struct pl_state **out, char **errmsg);
+void pl_state_close(struct pl_state *s);
+/* The schema version (PRAGMA user_version) after migrations. */
+int pl_state_version(struct pl_state *s);
+/* The number of migrations this build knows. */
+int pl_state_latest_version(void);
+/* The raw handle, for layers above that add their own tables (plan runs). */
+struct sqlite3 *pl_state_db(struct pl_state *s);
+
+/* The part of a guest that counts as a change: config and durable status
+ * (name, node, status, lock, tags, template...), never cpu/mem/uptime/net
+ * counters. New reference. */
+json_t *pl_state_guest_durable(const json_t *guest);
+/* SHA-256 of the canonical durable JSON into out[65]. */
+void pl_state_guest_hash(const json_t *guest, char out[65]);
+
+struct pl_state_counts {
+	int added, changed, removed, unchanged;
+};
+
+/* Record a whole-cluster snapshot in one transaction:
+ * {"nodes":[...],"guests":[{vmid,type,node,name,status,...,"config":{}}],
+ *  "storages":[...],"bridges":[...],"tasks":[...]}.
+ * Writes a run row and one history row per new/changed/gone guest. With
+ * dry_run nothing is kept. changes (optional) gets [{vmid,name,kind}]. */
+int pl_state_record_sync(struct pl_state *s, const json_t *snap, bool dry_run,
+			 struct pl_state_counts *counts, json_t **changes, long long *run_id,
+			 char **errmsg);
+
+/* Every guest as last seen (objects with config), sorted by vmid. */
+int pl_state_guests(struct pl_state *s, json_t **out, char **errmsg);
+/* One guest by vmid; PL_ENOENT when unknown. */
+int pl_state_guest(struct pl_state *s, long long vmid, json_t **out, char **errmsg);
+/* Node objects as last seen, sorted by name. */
+int pl_state_nodes(struct pl_state *s, json_t **out, char **errmsg);
+/* Storages ([{node,storage,...}]) and bridges ([{node,iface,...}]). */
+int pl_state_storages(struct pl_state *s, json_t **out, char **errmsg);
+int pl_state_bridges(struct pl_state *s, json_t **out, char **errmsg);
+/* History of a guest, oldest first: [{id,kind,sha256,run,ts,state}]. */
+int pl_state_history(struct pl_state *s, long long vmid, json_t **out, char **errmsg);
+/* Total history rows (for tests and benchmarks). */
+long long pl_state_history_count(struct pl_state *s);
+/* Tasks seen, newest first; vmid < 0 for all. */
+int pl_state_tasks(struct pl_state *s, long long vmid, int limit, json_t **out, char **errmsg);
+/* Remember a task (UPID plus what is known of it: status, exitstatus...). */
+int pl_state_task_put(struct pl_state *s, const char *upid, const json_t *info, char **errmsg);
+/* The latest run of a kind ("sync") as {id,kind,started,finished,summary}, or
+ * PL_ENOENT. */
+int pl_state_last_run(struct pl_state *s, const char *kind, json_t **out, char **errmsg);
+/* Add a history row for a guest outside a sync (e.g. "created" by apply). */
+int pl_state_history_add(struct pl_state *s, const json_t *guest, const char *kind,
+			 long long run_id, char **errmsg);
+
+#endif

@@ -1,0 +1,215 @@
+"""`pvelab sync` and the read commands (status, list, describe, history)
+against the simulator: counts, no history on an unchanged resync, filters,
+-o json, dry runs, config changes shown as diffs, connection from pvelab.yaml."""
+import json
+import os
+import sqlite3
+
+import pytest
+
+from conftest import run
+from simfix import start_sim, stop_sim
+
+
+def full_token(info, key="token"):
+    t = info[key]
+    return t if "!" in t and "=" in t else f"root@pam!pvelab={t}"
+
+
+def env_for(info, state, **extra):
+    e = {"PVELAB_URL": info["url"], "PVELAB_TOKEN": full_token(info),
+         "PVELAB_FINGERPRINT": info["fingerprint"], "PVELAB_STATE": str(state)}
+    e.update(extra)
+    return e
+
+
+def api(info, method, path, **params):
+    """Talk to the simulator directly, as a second client would (proxmoxer)."""
+    import urllib3
+    from proxmoxer import ProxmoxAPI
+    urllib3.disable_warnings()
+    host = info["url"].split("://", 1)[1].rstrip("/")
+    h, port = host.rsplit(":", 1)
+    user, _, rest = full_token(info).partition("!")
+    name, _, secret = rest.partition("=")
+    px = ProxmoxAPI(h, port=int(port), user=user, token_name=name, token_value=secret,
+                    verify_ssl=False)
+    node = px
+    for part in path.strip("/").split("/"):
+        node = node(part)
+    return getattr(node, method.lower())(**params)
+
+
+def history_rows(state):
+    db = sqlite3.connect(str(state))
+    try:
+        return db.execute("select count(*) from history").fetchone()[0]
+    finally:
+        db.close()
+
+
+@pytest.fixture(scope="module")
+def sim():
+    info = start_sim("--nodes", "3", "--guests", "40")
+    yield info
+    stop_sim(info)
+
+
+@pytest.fixture(scope="module")
+def synced(sim, tmp_path_factory):
+    state = tmp_path_factory.mktemp("st") / "state.db"
+    env = env_for(sim, state)
+    r = run("sync", env=env)
+    assert r.rc == 0, r
+    return sim, state, env, r
+
+
+def test_first_sync_discovers_everything(synced):
+    sim, state, env, r = synced
+    assert "+40 new ~0 changed -0 gone" in r.out
+    assert r.err == ""  # no progress bar when not on a TTY
+    assert history_rows(state) == 40
+
+
+def test_second_sync_writes_no_history(synced):
+    sim, state, env, _ = synced
+    before = history_rows(state)
+    r = run("-o", "json", "sync", env=env)
+    assert r.rc == 0, r
+    j = r.json()
+    assert (j["added"], j["changed"], j["removed"], j["unchanged"]) == (0, 0, 0, 40)
+    assert history_rows(state) == before
+
+
+def test_list_json_and_filters(synced):
+    sim, state, env, _ = synced
+    allg = run("-o", "json", "list", env=env).json()
+    assert len(allg) == 40
+    for g in allg:
+        for k in ("vmid", "name", "node", "type", "status"):
+            assert k in g
+    truth = {g["vmid"]: g for g in api(sim, "GET", "cluster/resources", type="vm")}
+    assert {g["vmid"] for g in allg} == set(truth)
+    for g in allg:
+        assert g["node"] == truth[g["vmid"]]["node"]
+        assert g["type"] == truth[g["vmid"]]["type"]
+        assert g["status"] == truth[g["vmid"]]["status"]
+    vms = run("-o", "json", "list", "--type", "vm", env=env).json()
+    assert vms and all(g["type"] == "qemu" for g in vms)
+    cts = run("-o", "json", "list", "--type", "lxc", env=env).json()
+    assert len(vms) + len(cts) == 40
+    node = allg[0]["node"]
+    on = run("-o", "json", "list", "--node", node, env=env).json()
+    assert on and all(g["node"] == node for g in on)
+    st = allg[0]["status"]
+    assert all(g["status"] == st for g in run("-o", "json", "list", "--status", st, env=env).json())
+    byname = run("-o", "json", "list", "--sort", "name", env=env).json()
+    names = [g["name"] or "" for g in byname]
+    assert names == sorted(names)
+    tagged = [g for g in allg if g.get("tags")]
+    if tagged:
+        tag = tagged[0]["tags"].split(";")[0]
+        got = run("-o", "json", "list", "--tag", tag, env=env).json()
+        assert got and all(tag in g["tags"].split(";") for g in got)
+    text = run("list", env=env)
+    assert text.rc == 0 and text.out.startswith("VMID") and len(text.out.splitlines()) == 41
+    assert run("list", "--type", "floppy", env=env).rc == 64
+    assert run("list", "--sort", "colour", env=env).rc == 64
+
+
+def test_status(synced):
+    sim, state, env, _ = synced
+    r = run("status", env=env)
+    assert r.rc == 0, r
+    assert "guests: 40" in r.out and "last sync:" in r.out
+    j = run("-o", "json", "status", env=env).json()
+    assert len(j["nodes"]) == 3
+    total = sum(sum(v.values()) for v in (j["guests"]["qemu"], j["guests"]["lxc"]))
+    assert total == 40
+    for n in j["nodes"]:
+        assert n["maxmem"] > 0 and n["status"] == "online"
+
+
+def test_describe_by_vmid_and_name(synced):
+    sim, state, env, _ = synced
+    g = run("-o", "json", "list", "--type", "vm", env=env).json()[0]
+    r = run("describe", g["vmid"], env=env)
+    assert r.rc == 0, r
+    assert "config:" in r.out and "snapshots:" in r.out and "recent tasks:" in r.out
+    j = run("-o", "json", "describe", g["name"], env=env).json()
+    assert j["vmid"] == g["vmid"]
+    cfg = api(sim, "GET", f"nodes/{g['node']}/qemu/{g['vmid']}/config")
+    for k, v in cfg.items():
+        assert str(j["config"][k]) == str(v)
+    assert isinstance(j["snapshots"], list)
+
+
+def test_guest_not_found_names_the_closest(synced):
+    sim, state, env, _ = synced
+    g = run("-o", "json", "list", env=env).json()[0]
+    typo = g["name"][:-1] + ("x" if g["name"][-1] != "x" else "y")
+    r = run("describe", typo, env=env)
+    assert r.rc == 1
+    assert f"guest '{typo}' not found" in r.err and f"'{g['name']}'" in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    r = run("history", "zzzzzzzzzzzzzzzzzzzz", env=env)
+    assert r.rc == 1 and "not found" in r.err
+
+
+def test_change_shows_in_sync_and_history(synced):
+    sim, state, env, _ = synced
+    g = run("-o", "json", "list", "--type", "vm", env=env).json()[1]
+    path = f"nodes/{g['node']}/qemu/{g['vmid']}/config"
+    old = int(api(sim, "GET", path).get("memory", 512))
+    new = old + 512
+    api(sim, "PUT", path, memory=new)
+    before = history_rows(state)
+    dry = run("sync", "--dry-run", env=env)
+    assert dry.rc == 0, dry
+    assert "~1 changed" in dry.out and "nothing written" in dry.out
+    assert f"~ {g['vmid']} " in dry.out
+    assert history_rows(state) == before
+    r = run("sync", env=env)
+    assert "+0 new ~1 changed -0 gone" in r.out, r
+    assert history_rows(state) == before + 1
+    h = run("history", g["name"], env=env)
+    assert h.rc == 0, h
+    assert "discovered" in h.out and "updated" in h.out
+    assert f"~ config.memory: {old} -> {new}" in h.out
+    hj = run("-o", "json", "history", str(g["vmid"]), env=env).json()
+    assert [e["kind"] for e in hj] == ["discovered", "updated"]
+    ch = hj[1]["changes"]
+    assert [c["key"] for c in ch] == ["config.memory"]
+    assert str(ch[0]["old"]) == str(old) and str(ch[0]["new"]) == str(new)
+    assert len(hj[1]["sha256"]) == 64 and hj[0]["sha256"] != hj[1]["sha256"]
+
+
+def test_read_commands_without_state(sim, tmp_path):
+    env = env_for(sim, tmp_path / "none" / "state.db")
+    r = run("list", env=env)
+    assert r.rc == 1 and "pvelab sync" in r.err
+    r = run("-o", "json", "list", "--live", env=env)
+    assert r.rc == 0, r
+    assert len(r.json()) >= 40
+
+
+def test_connection_from_config_file(sim, tmp_path):
+    secret = full_token(sim).split("=", 1)[1]
+    token_id = full_token(sim).split("=", 1)[0]
+    sf = tmp_path / "token"
+    sf.write_text(secret + "\n")
+    os.chmod(sf, 0o600)
+    (tmp_path / "pvelab.yaml").write_text(
+        "cluster:\n"
+        f"  endpoints: [{sim['url']}]\n"
+        f"  token_id: '{token_id}'\n"
+        "  token_secret_file: token\n"
+        f"  fingerprint: '{sim['fingerprint']}'\n")
+    env = {k: "" for k in ("PVELAB_URL", "PVELAB_TOKEN", "PVELAB_FINGERPRINT", "PVELAB_STATE")}
+    r = run("sync", env=env, cwd=tmp_path)
+    assert r.rc == 0, r
+    assert (tmp_path / ".pvelab" / "state.db").exists()
+    # A secret file others can read is refused.
+    os.chmod(sf, 0o644)
+    r = run("sync", env=env, cwd=tmp_path)
+    assert r.rc == 1 and "token_secret_file" in r.err

@@ -1,0 +1,126 @@
+"""Act commands against the simulator: power actions on several guests in
+parallel (one line each, tasks waited for), snapshots, locked guests, ticket
+auth with CSRF, and failover to a second endpoint."""
+import json
+
+import pytest
+
+from conftest import run
+from simfix import start_sim, stop_sim
+from test_200_sync import api, env_for, full_token
+
+
+@pytest.fixture(scope="module")
+def sim():
+    info = start_sim("--nodes", "2", "--guests", "12")
+    yield info
+    stop_sim(info)
+
+
+@pytest.fixture
+def env(sim, tmp_path):
+    return env_for(sim, tmp_path / "state.db")
+
+
+def guests(sim, type_=None):
+    gs = sorted(api(sim, "GET", "cluster/resources", type="vm"), key=lambda g: g["vmid"])
+    gs = [g for g in gs if not g.get("template")]
+    return [g for g in gs if type_ is None or g["type"] == type_]
+
+
+def status_of(sim, g):
+    return api(sim, "GET", f"nodes/{g['node']}/{g['type']}/{g['vmid']}/status/current")["status"]
+
+
+def test_start_stop_several_in_parallel(sim, env):
+    gs = guests(sim)[:3]
+    for g in gs:
+        if status_of(sim, g) != "stopped":
+            assert run("stop", g["vmid"], env=env).rc == 0
+    r = run("start", *[g["name"] for g in gs], env=env)
+    assert r.rc == 0, r
+    lines = r.out.strip().splitlines()
+    assert len(lines) == 3
+    for g in gs:
+        assert any(line.startswith(f"{g['name']} ({g['vmid']}): start ok") for line in lines)
+        assert status_of(sim, g) == "running"
+    r = run("-o", "json", "shutdown", *[str(g["vmid"]) for g in gs], env=env)
+    assert r.rc == 0, r
+    res = r.json()
+    assert sorted(x["vmid"] for x in res) == sorted(g["vmid"] for g in gs)
+    assert all(x["ok"] and x["upid"].startswith("UPID:") for x in res)
+    for g in gs:
+        assert status_of(sim, g) == "stopped"
+
+
+def test_reboot_suspend_resume_stop(sim, env):
+    g = guests(sim, "qemu")[0]
+    assert run("start", g["vmid"], env=env).rc in (0, 1)
+    assert status_of(sim, g) == "running"
+    r = run("reboot", g["vmid"], env=env)
+    assert r.rc == 0 and "reboot ok" in r.out, r
+    r = run("suspend", g["name"], env=env)
+    assert r.rc == 0, r
+    assert status_of(sim, g) in ("paused", "running")
+    r = run("resume", g["name"], env=env)
+    assert r.rc == 0, r
+    r = run("stop", g["name"], env=env)
+    assert r.rc == 0, r
+    assert status_of(sim, g) == "stopped"
+
+
+def test_tasks_are_remembered_for_describe(sim, env):
+    g = guests(sim, "qemu")[1]
+    assert run("start", g["vmid"], env=env).rc == 0
+    assert run("sync", env=env).rc == 0
+    d = run("-o", "json", "describe", g["vmid"], env=env).json()
+    assert any(t.get("type") in ("start", "qmstart") for t in d["tasks"]), d["tasks"]
+    assert run("stop", g["vmid"], env=env).rc == 0
+
+
+def test_snapshot_and_snapshots(sim, env):
+    g = guests(sim, "qemu")[2]
+    r = run("snapshot", g["name"], "before-upgrade", env=env)
+    assert r.rc == 0, r
+    assert "snapshot ok" in r.out
+    r = run("snapshots", g["name"], env=env)
+    assert r.rc == 0 and "before-upgrade" in r.out, r
+    names = [s["name"] for s in run("-o", "json", "snapshots", g["vmid"], env=env).json()]
+    assert names == ["before-upgrade"]
+    assert run("start", g["vmid"], env=env).rc == 0
+    r = run("snapshot", "--vmstate", g["vmid"], "with-ram", env=env)
+    assert r.rc == 0, r
+    snaps = {s["name"]: s for s in run("-o", "json", "snapshots", g["vmid"], env=env).json()}
+    assert snaps["with-ram"].get("vmstate") in (1, "1", True)
+    ct = guests(sim, "lxc")[0]
+    r = run("snapshot", "--vmstate", ct["vmid"], "nope", env=env)
+    assert r.rc == 1 and "RAM" in r.err
+    assert run("stop", g["vmid"], env=env).rc == 0
+
+
+def test_act_on_unknown_guest(sim, env):
+    g = guests(sim)[0]
+    r = run("start", g["name"] + "q", env=env)
+    assert r.rc == 1
+    assert f"guest '{g['name']}q' not found (closest: '{g['name']}'" in r.err
+    assert run("start", env=env).rc == 64
+
+
+def test_ticket_auth_with_csrf(sim, tmp_path):
+    g = guests(sim, "lxc")[1]
+    env = {"PVELAB_URL": sim["url"], "PVELAB_FINGERPRINT": sim["fingerprint"],
+           "PVELAB_STATE": str(tmp_path / "s.db"), "PVELAB_TOKEN": "",
+           "PVELAB_USER": sim.get("username", "root@pam"), "PVELAB_PASSWORD": sim["password"]}
+    r = run("start", g["vmid"], env=env)  # a POST: needs the CSRF header
+    assert r.rc == 0, r
+    assert run("stop", g["vmid"], env=env).rc == 0
+    bad = dict(env, PVELAB_PASSWORD="wrong")
+    r = run("sync", env=bad)
+    assert r.rc == 1 and "login as" in r.err
+
+
+def test_failover_to_the_next_endpoint(sim, tmp_path):
+    env = env_for(sim, tmp_path / "state.db", PVELAB_URL="https://127.0.0.1:1," + sim["url"])
+    r = run("sync", env=env)
+    assert r.rc == 0, r
+    assert "+12 new" in r.out

@@ -1,0 +1,229 @@
+/* Unit tests for state/: migrations, change detection by hash (volatile
+ * counters ignored), history rows, deletions, dry runs, task rows. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "core/common.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "state/state.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+static char dir[] = "/tmp/pl-state-XXXXXX";
+static char *path;
+
+static int
+setup(void **state)
+{
+	if (mkdtemp(dir) == NULL)
+		return -1;
+	path = pl_asprintf("%s/sub/state.db", dir);
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	char *cmd = pl_asprintf("rm -rf '%s'", dir);
+	int r = system(cmd);
+
+	free(cmd);
+	free(path);
+	return r == 0 ? 0 : -1;
+}
+
+static json_t *
+snap(int n, int memory_of_100, double cpu)
+{
+	json_t *s = json_pack("{s:[{s:s,s:s}],s:[],s:[{s:s,s:s}],s:[{s:s,s:s}],s:[]}", "nodes",
+			      "node", "pve1", "status", "online", "guests", "storages", "node",
+			      "pve1", "storage", "local", "bridges", "node", "pve1", "iface", "vmbr0",
+			      "tasks");
+	json_t *g = json_object_get(s, "guests");
+
+	for (int i = 0; i < n; i++) {
+		int vmid = 100 + i;
+
+		json_array_append_new(g, json_pack(
+			"{s:i,s:s,s:s,s:s,s:s,s:f,s:i,s:i,s:{s:s,s:i,s:s}}", "vmid", vmid, "type",
+			i % 2 ? "lxc" : "qemu", "node", "pve1", "name", "g", "status", "running",
+			"cpu", cpu, "uptime", (int)(cpu * 1000), "netin", (int)(cpu * 77), "config",
+			"name", "g", "memory", vmid == 100 ? memory_of_100 : 512, "net0",
+			"virtio=AA:BB:CC:DD:EE:FF,bridge=vmbr0"));
+	}
+	return s;
+}
+
+static void
+test_open_migrate_reopen(void **state)
+{
+	struct pl_state *s;
+	char *err = NULL;
+
+	assert_int_equal(pl_state_open_ro(path, &s, &err), PL_ENOENT);
+	assert_non_null(strstr(err, "pvelab sync"));
+	free(err);
+	err = NULL;
+	assert_int_equal(pl_state_open(path, &s, &err), 0);
+	assert_int_equal(pl_state_version(s), pl_state_latest_version());
+	assert_true(pl_state_latest_version() >= 1);
+	{
+		sqlite3_stmt *st;
+
+		assert_int_equal(sqlite3_prepare_v2(pl_state_db(s), "PRAGMA journal_mode", -1, &st,
+						    NULL), SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
+		sqlite3_finalize(st);
+	}
+	pl_state_close(s);
+	assert_int_equal(pl_state_open_ro(path, &s, &err), 0);
+	assert_int_equal(pl_state_version(s), pl_state_latest_version());
+	pl_state_close(s);
+	/* A database from a newer pvelab is refused, not downgraded. */
+	{
+		sqlite3 *db;
+
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 999", NULL, NULL, NULL), 0);
+		sqlite3_close(db);
+		assert_int_equal(pl_state_open(path, &s, &err), PL_EDB);
+		assert_non_null(strstr(err, "newer"));
+		free(err);
+		err = NULL;
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), 0);
+		sqlite3_close(db);
+	}
+}
+
+static void
+test_hash_ignores_volatile(void **state)
+{
+	json_t *a = json_pack("{s:i,s:s,s:s,s:f,s:i,s:{s:i}}", "vmid", 100, "type", "qemu",
+			      "status", "running", "cpu", 0.5, "uptime", 10, "config", "memory", 512);
+	json_t *b = json_pack("{s:s,s:s,s:s,s:f,s:i,s:i,s:{s:i}}", "vmid", "100", "status",
+			      "running", "type", "qemu", "cpu", 0.9, "uptime", 99, "netin", 5,
+			      "config", "memory", 512);
+	json_t *c = json_pack("{s:i,s:s,s:s,s:{s:i}}", "vmid", 100, "type", "qemu", "status",
+			      "stopped", "config", "memory", 512);
+	char ha[65], hb[65], hc[65];
+
+	pl_state_guest_hash(a, ha);
+	pl_state_guest_hash(b, hb);
+	pl_state_guest_hash(c, hc);
+	assert_string_equal(ha, hb); /* counters and "100" vs 100 do not matter */
+	assert_string_not_equal(ha, hc); /* the power state does */
+	assert_int_equal(strlen(ha), 64);
+	json_decref(a);
+	json_decref(b);
+	json_decref(c);
+}
+
+static void
+test_sync_history(void **state)
+{
+	struct pl_state *s;
+	struct pl_state_counts cnt;
+	json_t *sn, *changes, *hist, *guests, *nodes, *g;
+	long long run;
+	char *err = NULL;
+
+	assert_int_equal(pl_state_open(path, &s, &err), 0);
+	sn = snap(5, 512, 0.1);
+	assert_int_equal(pl_state_record_sync(s, sn, false, &cnt, &changes, &run, &err), 0);
+	json_decref(sn);
+	assert_int_equal(cnt.added, 5);
+	assert_int_equal(json_array_size(changes), 5);
+	assert_string_equal(pl_json_str(json_array_get(changes, 0), "kind"), "discovered");
+	json_decref(changes);
+	assert_int_equal(pl_state_history_count(s), 5);
+
+	/* Same config, different counters: nothing changes, no history. */
+	sn = snap(5, 512, 0.7);
+	assert_int_equal(pl_state_record_sync(s, sn, false, &cnt, NULL, NULL, &err), 0);
+	json_decref(sn);
+	assert_int_equal(cnt.added + cnt.changed + cnt.removed, 0);
+	assert_int_equal(cnt.unchanged, 5);
+	assert_int_equal(pl_state_history_count(s), 5);
+	/* ... but the stored row has the new counters. */
+	assert_int_equal(pl_state_guest(s, 100, &g, &err), 0);
+	assert_true(pl_json_num(g, "cpu", 0) > 0.6);
+	json_decref(g);
+
+	/* A dry run sees the change and keeps nothing. */
+	sn = snap(4, 1024, 0.7);
+	assert_int_equal(pl_state_record_sync(s, sn, true, &cnt, NULL, NULL, &err), 0);
+	assert_int_equal(cnt.changed, 1);
+	assert_int_equal(cnt.removed, 1);
+	assert_int_equal(pl_state_history_count(s), 5);
+	/* For real now. */
+	assert_int_equal(pl_state_record_sync(s, sn, false, &cnt, NULL, NULL, &err), 0);
+	json_decref(sn);
+	assert_int_equal(cnt.changed, 1);
+	assert_int_equal(cnt.removed, 1);
+	assert_int_equal(pl_state_history_count(s), 7);
+	assert_int_equal(pl_state_history(s, 100, &hist, &err), 0);
+	assert_int_equal(json_array_size(hist), 2);
+	assert_string_equal(pl_json_str(json_array_get(hist, 1), "kind"), "updated");
+	assert_int_equal(pl_json_int(json_object_get(json_object_get(json_array_get(hist, 1),
+								      "state"), "config"),
+				     "memory", 0), 1024);
+	json_decref(hist);
+	assert_int_equal(pl_state_history(s, 104, &hist, &err), 0);
+	assert_string_equal(pl_json_str(json_array_get(hist, 1), "kind"), "deleted");
+	json_decref(hist);
+	assert_int_equal(pl_state_guest(s, 104, &g, &err), PL_ENOENT);
+	free(err);
+	err = NULL;
+	assert_int_equal(pl_state_guests(s, &guests, &err), 0);
+	assert_int_equal(json_array_size(guests), 4);
+	json_decref(guests);
+	assert_int_equal(pl_state_nodes(s, &nodes, &err), 0);
+	assert_int_equal(json_array_size(nodes), 1);
+	json_decref(nodes);
+	assert_int_equal(pl_state_last_run(s, "sync", &g, &err), 0);
+	assert_int_equal(pl_json_int(json_object_get(g, "summary"), "changed", -1), 1);
+	json_decref(g);
+	pl_state_close(s);
+}
+
+static void
+test_tasks(void **state)
+{
+	struct pl_state *s;
+	json_t *t = json_pack("{s:s,s:s,s:s,s:i,s:s}", "node", "pve1", "type", "qmstart", "id",
+			      "100", "starttime", 5, "status", "running"), *out;
+	char *err = NULL;
+
+	assert_int_equal(pl_state_open(path, &s, &err), 0);
+	assert_int_equal(pl_state_task_put(s, "UPID:pve1:00000001:00000002:00000005:qmstart:100:root@pam:", t, &err), 0);
+	json_object_set_new(t, "status", json_string("OK"));
+	assert_int_equal(pl_state_task_put(s, "UPID:pve1:00000001:00000002:00000005:qmstart:100:root@pam:", t, &err), 0);
+	assert_int_equal(pl_state_tasks(s, 100, 10, &out, &err), 0);
+	assert_int_equal(json_array_size(out), 1);
+	assert_string_equal(pl_json_str(json_array_get(out, 0), "status"), "OK");
+	json_decref(out);
+	assert_int_equal(pl_state_tasks(s, 101, 10, &out, &err), 0);
+	assert_int_equal(json_array_size(out), 0);
+	json_decref(out);
+	json_decref(t);
+	pl_state_close(s);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_open_migrate_reopen),
+		cmocka_unit_test(test_hash_ignores_volatile),
+		cmocka_unit_test(test_sync_history),
+		cmocka_unit_test(test_tasks),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
