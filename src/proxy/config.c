@@ -11,7 +11,8 @@
 #include "core/json.h"
 #include "core/str.h"
 #include "core/x509.h"
-#include "core/yaml.h"
+#include "core/diag.h"
+#include "config/config.h"
 
 #include <ctype.h>
 #include <openssl/ssl.h>
@@ -298,27 +299,40 @@ out:
 	return r;
 }
 
-/* The only place that reads pvelab.yaml directly; becomes
- * pl_config_get(cfg, "/proxy") once src/config/ is on main. */
+/* The `proxy:` section through src/config/ (validated, defaults filled in). */
 int
 pl_proxy_config_load(const char *config_path, const char *state_dir,
 		     struct pl_proxy_config **out, char **errmsg)
 {
-	json_t *doc = pl_yaml_load_file(config_path, NULL, errmsg);
+	struct pl_config *cfg = NULL;
+	struct pl_diags d;
 	char *base = NULL;
 	int r;
 
 	*out = NULL;
-	if (doc == NULL)
-		return PL_EPARSE;
+	pl_diags_init(&d);
+	if (pl_config_load(config_path, &cfg, &d) != 0 || cfg == NULL) {
+		char *first = NULL;
+
+		pl_diags_sort(&d);
+		for (size_t i = 0; i < d.n && first == NULL; i++)
+			if (d.items[i].level == PL_DIAG_ERROR)
+				first = pl_diag_line(&d.items[i]);
+		r = pl_seterr(errmsg, PL_EPARSE, "%s%s", first ? first : "invalid config",
+			      d.nerrors > 1 ? " (and more: run pvelab validate)" : "");
+		free(first);
+		goto out;
+	}
 	base = pl_path_dirname(config_path);
-	r = pl_proxy_config_from_json(json_object_get(doc, "proxy"), base, state_dir, out, errmsg);
+	r = pl_proxy_config_from_json(pl_config_get(cfg, "/proxy"), base, state_dir, out, errmsg);
 	if (r == 0)
 		(*out)->config_path = pl_strdup(config_path);
 	else
 		pl_preferr(errmsg, r, "%s", config_path);
+out:
 	free(base);
-	json_decref(doc);
+	pl_config_free(cfg);
+	pl_diags_release(&d);
 	return r;
 }
 

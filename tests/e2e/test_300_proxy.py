@@ -437,3 +437,16 @@ def test_usage_errors(env):
     assert r.rc == 1 and "invalid date 'June'" in r.err
     r = run("proxy", "-c", "/nonexistent/pvelab.yaml")
     assert r.rc == 1 and "no --upstream" in r.err
+
+
+def test_config_errors_are_located(env, tmp_path):
+    cfg = tmp_path / "pvelab.yaml"
+    cfg.write_text("proxy:\n  targets:\n    - name: a\n      upstream: https://h\n"
+                   "      verify_att: 2019-01-01\n")
+    r = run("-c", str(cfg), "proxy", env={"PVELAB_STATE": env["env"]["PVELAB_STATE"]})
+    assert r.rc == 1
+    assert f"{cfg}:5:7" in r.err and "verify_att" in r.err, r
+    cfg.write_text("proxy:\n  targets:\n    - name: a\n      upstream: https://h\n"
+                   "      verify_at: 2019-01-01\n      insecure: true\n")
+    r = run("-c", str(cfg), "proxy", env={"PVELAB_STATE": env["env"]["PVELAB_STATE"]})
+    assert r.rc == 1 and "choose one of" in r.err, r
