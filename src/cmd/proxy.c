@@ -315,8 +315,8 @@ const struct pl_cmd pl_cmd_proxy = {
 		"speaks only old TLS with an expired certificate, verified honestly: as of a\n"
 		"date (--verify-at), by pinned fingerprint (--pin, or `pvelab proxy trust`),\n"
 		"or ignoring only the dates (--ignore-time). Without --upstream the targets\n"
-		"come from the proxy: section of the config; SIGHUP reloads it, SIGTERM lets\n"
-		"open connections finish. The CA and pins.json live in the state directory\n"
+		"come from the proxy: section of the config; SIGHUP reloads it, SIGUSR1 logs\n"
+		"the counters, SIGTERM lets open connections finish. The CA and pins.json live in the state directory\n"
 		"(dirname of $PVELAB_STATE, else .pvelab/ beside the config).",
 	.opts = opts,
 	.run = run,

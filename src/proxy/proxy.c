@@ -89,7 +89,7 @@ struct pl_proxy {
 	struct runtime *rt;
 	struct listener *listeners;
 	struct conn *conns;
-	struct event *ev_int, *ev_term, *ev_hup, *ev_grace;
+	struct event *ev_int, *ev_term, *ev_hup, *ev_usr1, *ev_grace;
 	bool stopping;
 	struct pl_proxy_stats st;
 };
@@ -1023,8 +1023,11 @@ announce(struct pl_proxy *p)
 			char mode[160];
 
 			pl_log(t->insecure ? PL_LOG_WARN : PL_LOG_INFO,
-			       "proxy: listening on %s for '%s' -> https://%s:%d (%s)", l->addr,
-			       t->name, t->host, t->port, target_mode(t, mode, sizeof(mode)));
+			       "proxy: listening on %s for '%s' -> https://%s:%d (%s)%s", l->addr,
+			       t->name, t->host, t->port, target_mode(t, mode, sizeof(mode)),
+			       t->insecure ? " -- anyone between pvelab and the controller can "
+					     "read and change this traffic"
+					   : "");
 		}
 }
 
@@ -1069,6 +1072,22 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	}
 	p->st.reloads++;
 	pl_log_info("proxy: reloaded %s", p->rt->cfg->config_path);
+}
+
+static void
+on_usr1(evutil_socket_t sig, short what, void *arg)
+{
+	const struct pl_proxy_stats *st = &((struct pl_proxy *)arg)->st;
+
+	pl_log_info("proxy: stats accepted=%llu active=%llu completed=%llu tls_failed=%llu "
+		    "unrouted=%llu connect_failed=%llu verify_failed=%llu pin_mismatch=%llu "
+		    "error_pages=%llu bytes_up=%llu bytes_down=%llu reloads=%llu",
+		    (unsigned long long)st->accepted, (unsigned long long)st->active,
+		    (unsigned long long)st->completed, (unsigned long long)st->tls_failed,
+		    (unsigned long long)st->unrouted, (unsigned long long)st->connect_failed,
+		    (unsigned long long)st->verify_failed, (unsigned long long)st->pin_mismatch,
+		    (unsigned long long)st->error_pages, (unsigned long long)st->bytes_up,
+		    (unsigned long long)st->bytes_down, (unsigned long long)st->reloads);
 }
 
 static void
@@ -1159,6 +1178,8 @@ pl_proxy_serve(struct pl_proxy_config *cfg, char **errmsg)
 	p->ev_int = evsignal_new(p->base, SIGINT, on_stop, p);
 	p->ev_term = evsignal_new(p->base, SIGTERM, on_stop, p);
 	p->ev_hup = evsignal_new(p->base, SIGHUP, on_hup, p);
+	p->ev_usr1 = evsignal_new(p->base, SIGUSR1, on_usr1, p);
+	evsignal_add(p->ev_usr1, NULL);
 	evsignal_add(p->ev_int, NULL);
 	evsignal_add(p->ev_term, NULL);
 	evsignal_add(p->ev_hup, NULL);
@@ -1184,6 +1205,8 @@ out:
 		event_free(p->ev_term);
 	if (p->ev_hup)
 		event_free(p->ev_hup);
+	if (p->ev_usr1)
+		event_free(p->ev_usr1);
 	if (p->ev_grace)
 		event_free(p->ev_grace);
 	rt_unref(p->rt);

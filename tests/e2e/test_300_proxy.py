@@ -391,11 +391,15 @@ def test_config_routing_and_sighup_reload(env, tmp_path):
         assert out.startswith("HTTP/1.1 502") and "as of 2022-01-01" in out, out[:300]
         rc, out, err = curl(env, port, name="ilo.test")
         assert out.startswith("HTTP/1.0 200"), out[:200]
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.5)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0
     assert "reloaded" in err
+    stats = re.search(r"proxy: stats (.*)", err).group(1)
+    assert "unrouted=1 " in stats and "reloads=1" in stats and "verify_failed=1 " in stats, stats
 
 
 def test_graceful_shutdown_lets_open_connections_finish(env):
