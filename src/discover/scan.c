@@ -331,6 +331,10 @@ conn_new(struct scan *s, size_t h, size_t p)
 	c->p = p;
 	c->fd = -1;
 	c->proto = proto_for(&s->o->ports[p]);
+	if (c->proto == PR_PVE)
+		c->path = "/api2/json/version";
+	else if (c->proto == PR_HTTP || c->proto == PR_HTTPS)
+		c->path = "/redfish/v1/";
 	pl_buf_init(&c->in, MAX_IN);
 	return c;
 }
@@ -719,8 +723,13 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (c->in.len == 0) {
-		ev_note(c, "open, no answer within %d ms%s", ms,
-			c->proto == PR_PVE ? " (Proxmox delays unauthenticated answers by 3 s)" : "");
+		if (c->path)
+			ev_note(c, "GET %s: no answer within %d ms%s", c->path, ms,
+				c->proto == PR_PVE && strcmp(c->path, "/")
+					? " (Proxmox delays unauthenticated answers by 3 s)"
+					: "");
+		else
+			ev_note(c, "open, no answer within %d ms", ms);
 		if ((c->proto == PR_HTTP || c->proto == PR_HTTPS) && strcmp(c->path, "/"))
 			queue_followup(c, "/");
 		conn_finish(c);
