@@ -84,18 +84,24 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		switch (r) {
 		case O_PORTS: ports = a.value; break;
 		case O_TIMEOUT:
-			if ((rc = pl_args_int(&a, 10, 600000, &v)) != 0)
+			if (pl_args_int(&a, 10, 600000, &v) != 0) {
+				rc = PL_EXIT_USAGE;
 				goto out;
+			}
 			o.timeout_ms = (int)v;
 			break;
 		case O_CONC:
-			if ((rc = pl_args_int(&a, 1, 100000, &v)) != 0)
+			if (pl_args_int(&a, 1, 100000, &v) != 0) {
+				rc = PL_EXIT_USAGE;
 				goto out;
+			}
 			o.concurrency = (int)v;
 			break;
 		case O_RATE:
-			if ((rc = pl_args_int(&a, 1, 10000000, &v)) != 0)
+			if (pl_args_int(&a, 1, 10000000, &v) != 0) {
+				rc = PL_EXIT_USAGE;
 				goto out;
+			}
 			o.rate = (int)v;
 			break;
 		case O_EXPORT: export = a.value; break;

@@ -54,6 +54,12 @@ class _Thread:
     def stop(self):
         self.stopped = True
         try:
+            # shutdown() wakes a thread blocked in accept() and stops listening
+            # at once; close() alone leaves the socket alive until accept returns
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
             self.sock.close()
         except OSError:
             pass
