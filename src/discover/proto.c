@@ -517,7 +517,8 @@ pl_disc_http_parse(const char *data, size_t len, bool eof, size_t max_body,
 			return PL_EPARSE;
 		status = status * 10 + (data[i] - '0');
 	}
-	p = memchr(data, '\n', (size_t)(head_end - data) + 1);
+	/* the status line may be the whole head: its newline is then the head's end */
+	p = memchr(data, '\n', (size_t)(head_end - data) + hl);
 	resp->status = status;
 	resp->reason = trimdup(data + 12, (size_t)(p - data) - 12);
 	p++;

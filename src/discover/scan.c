@@ -701,7 +701,6 @@ event_cb(struct bufferevent *bev, short what, void *arg)
 			ev_note(c, "TLS handshake failed: %s",
 				evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		}
-		ev_set_str(c, "service", "tls?");
 		conn_finish(c);
 		return;
 	}

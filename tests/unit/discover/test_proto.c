@@ -134,6 +134,12 @@ test_http(void **state)
 	assert_int_equal(pl_disc_http_parse("SSH-2.0-x\r\n", 11, false, 100, &r), PL_EPARSE);
 	assert_int_equal(pl_disc_http_parse("HTTP/1.1 2x0 OK\r\n\r\n", 19, false, 100, &r),
 			 PL_EPARSE);
+	/* found by fuzz_disc_http: a head that is only a status line */
+	assert_int_equal(pl_disc_http_parse("HTTP/1.1 401 No ticketontent-Length: 0\r\n\r\n", 42,
+					    true, 100, &r),
+			 PL_DISC_DONE);
+	assert_int_equal(r.status, 401);
+	pl_disc_http_release(&r);
 	/* no framing: the body ends when the peer closes */
 	assert_int_equal(pl_disc_http_parse("HTTP/1.0 200 OK\n\nabc", 20, false, 100, &r),
 			 PL_DISC_MORE);
