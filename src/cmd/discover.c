@@ -226,5 +226,6 @@ const struct pl_cmd pl_cmd_discover = {
 		"shows what is new and what vanished.",
 	.opts = opts,
 	.run = run,
-	.flags = PL_CMD_MCP_READ,
+	/* not an MCP tool: it sends packets to a network and --save writes state */
+	.flags = 0,
 };

@@ -510,7 +510,8 @@ pl_disc_http_parse(const char *data, size_t len, bool eof, size_t max_body,
 		return PL_DISC_MORE;
 	}
 	/* status line: HTTP/1.x SP ddd [SP reason] */
-	if ((size_t)(head_end - data) < 12 || data[5] != '1' || data[6] != '.' || data[8] != ' ')
+	if ((size_t)(head_end - data) < 12 || data[5] != '1' || data[6] != '.' ||
+	    !isdigit((unsigned char)data[7]) || data[8] != ' ')
 		return PL_EPARSE;
 	for (int i = 9; i < 12; i++) {
 		if (!isdigit((unsigned char)data[i]))
@@ -519,6 +520,8 @@ pl_disc_http_parse(const char *data, size_t len, bool eof, size_t max_body,
 	}
 	/* the status line may be the whole head: its newline is then the head's end */
 	p = memchr(data, '\n', (size_t)(head_end - data) + hl);
+	if (p == NULL || p < data + 12)
+		return PL_EPARSE;
 	resp->status = status;
 	resp->reason = trimdup(data + 12, (size_t)(p - data) - 12);
 	p++;

@@ -140,6 +140,9 @@ test_http(void **state)
 			 PL_DISC_DONE);
 	assert_int_equal(r.status, 401);
 	pl_disc_http_release(&r);
+	/* found by fuzz_disc_http: a newline inside the version */
+	assert_int_equal(pl_disc_http_parse("HTTP/1.\n 200 OK\r\n\r\n", 21, true, 100, &r),
+			 PL_EPARSE);
 	/* no framing: the body ends when the peer closes */
 	assert_int_equal(pl_disc_http_parse("HTTP/1.0 200 OK\n\nabc", 20, false, 100, &r),
 			 PL_DISC_MORE);
