@@ -39,18 +39,26 @@ sleep 0.5
 
 now() { date +%s.%N; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-p_times=() n_times=()
+# pvelab twice: with its polite defaults (2000 new connections/s, 512 in
+# flight: 2048 probes cannot take less than ~1 s), and unthrottled, which is
+# what nmap -T4 is (it has no rate limit)
+UNTHROTTLED=(--rate 1000000 --concurrency 2048)
+p_times=() u_times=() n_times=()
 for _ in $(seq "$RUNS"); do
 	t0=$(now); "$BIN" -q discover "$NET" --ports "$PORTS" -o json > /tmp/bench-discover.json; t1=$(now)
 	p_times+=("$(awk "BEGIN{print $t1 - $t0}")")
+	t0=$(now); "$BIN" -q discover "$NET" --ports "$PORTS" "${UNTHROTTLED[@]}" -o json > /tmp/bench-discover-u.json; t1=$(now)
+	u_times+=("$(awk "BEGIN{print $t1 - $t0}")")
 	t0=$(now); nmap -n -sT -p "$PORTS" --open -T4 "$NET" -oG /tmp/bench-discover.nmap > /dev/null; t1=$(now)
 	n_times+=("$(awk "BEGIN{print $t1 - $t0}")")
 done
 p=$(printf '%s\n' "${p_times[@]}" | median)
+u=$(printf '%s\n' "${u_times[@]}" | median)
 n=$(printf '%s\n' "${n_times[@]}" | median)
-hosts_p=$(/usr/bin/python3 -c 'import json; print(len(json.load(open("/tmp/bench-discover.json"))))')
+count() { /usr/bin/python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$1"; }
 hosts_n=$(grep -c 'Ports:' /tmp/bench-discover.nmap || true)
 printf 'sweep %s, %d TCP ports, median of %d runs\n' "$NET" "$(echo "$PORTS" | tr , '\n' | wc -l)" "$RUNS"
-printf '  pvelab discover: %.3f s (%s hosts, each identified by protocol)\n' "$p" "$hosts_p"
-printf '  nmap -sT -T4   : %.3f s (%s hosts with open ports)\n' "$n" "$hosts_n"
-printf '  ratio nmap/pvelab: %.1fx\n' "$(awk "BEGIN{print $n / $p}")"
+printf '  pvelab discover (defaults)     : %.3f s (%s hosts, each identified by protocol)\n' "$p" "$(count /tmp/bench-discover.json)"
+printf '  pvelab discover (%s): %.3f s (%s hosts)\n' "${UNTHROTTLED[*]}" "$u" "$(count /tmp/bench-discover-u.json)"
+printf '  nmap -n -sT --open -T4         : %.3f s (%s hosts with open ports)\n' "$n" "$hosts_n"
+printf '  ratio nmap/pvelab: defaults %.2fx, unthrottled %.2fx\n' "$(awk "BEGIN{print $n / $p}")" "$(awk "BEGIN{print $n / $u}")"
