@@ -347,6 +347,10 @@ def start_xvnc(addr, tmp, port=5900):
             continue
         p = subprocess.Popen([xvnc, f":{disp}", "-interface", addr, "-rfbport", str(port),
                               "-SecurityTypes", "None", "-nolisten", "tcp",
+                              # every probe hangs up after reading the security
+                              # types, which TigerVNC counts as a failure and
+                              # blacklists the client after 5 of them
+                              "-BlacklistThreshold", "100000",
                               "-desktop", "pvelab-test"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
         if _wait_port(addr, port, 5):
