@@ -3,6 +3,7 @@ first and last seen; a rescan of the same range reports what is new and what
 vanished. Plus the command's polite defaults and usage errors."""
 import json
 import os
+import socket
 import sqlite3
 import sys
 
@@ -115,3 +116,53 @@ def test_rate_and_concurrency_bounds():
     recs = r.json()
     assert len(recs) == 16
     assert all(e["state"] == "closed" for h in recs for e in h["evidence"])
+
+
+def _hosts_name(addr):
+    try:
+        with open("/etc/hosts") as f:
+            for line in f:
+                parts = line.split("#")[0].split()
+                if len(parts) >= 2 and parts[0] == addr:
+                    return parts[1]
+    except OSError:
+        pass
+    return None
+
+
+def test_name_from_etc_hosts():
+    """Names come from /etc/hosts first (as getnameinfo would); loopback
+    addresses are never sent to a network resolver; --no-dns skips names."""
+    name = _hosts_name("127.0.0.1")
+    if name is None:
+        import pytest
+        pytest.skip("no /etc/hosts entry for 127.0.0.1")
+    s = discover_lab.banner_server("127.0.0.1", 0, SSH)
+    port = s.sock.getsockname()[1]
+    try:
+        r = run("discover", "127.0.0.1", "--ports", str(port), "-o", "json")
+        n = run("discover", "127.0.0.1", "--ports", str(port), "--no-dns", "-o", "json")
+    finally:
+        s.stop()
+    assert r.rc == 0, r
+    assert r.json()[0]["name"] == name
+    assert n.json()[0]["name"] is None
+
+
+def test_ipv6_loopback():
+    s = socket.socket(socket.AF_INET6)
+    try:
+        s.bind(("::1", 0))
+    except OSError:
+        import pytest
+        pytest.skip("no IPv6 loopback here")
+    s.listen(4)
+    port = s.getsockname()[1]
+    try:
+        r = run("discover", "::1", "--ports", f"{port},1", "-o", "json")
+    finally:
+        s.close()
+    assert r.rc == 0, r
+    (rec,) = r.json()
+    assert rec["address"] == "::1"
+    assert [e["state"] for e in rec["evidence"]] == ["open", "closed"]
