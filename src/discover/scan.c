@@ -426,6 +426,9 @@ name_web_service(struct conn *c)
 		 (api_server && strcasestr(api_server, "proxmox-backup")) ||
 		 (title && strstr(title, "Proxmox Backup Server")))
 		svc = "pbs";
+	else if (api && pl_json_int(api, "status", 0) == 401 &&
+		 json_is_true(json_object_get(api, "proxmox_envelope")))
+		svc = port == 8007 ? "pbs" : "proxmox";
 	else if (subject && port == 8006 && strstr(subject, "Proxmox Virtual Environment"))
 		svc = "proxmox"; /* the default pve-ssl.pem; the API may still be answering */
 	else if (subject && port == 8007 && strstr(subject, "Proxmox Backup Server"))
@@ -494,6 +497,14 @@ http_response(struct conn *c, struct pl_disc_http *r)
 			json_object_set_new(api, "server", json_string(r->server));
 		if (r->content_type)
 			json_object_set_new(api, "content_type", json_string(r->content_type));
+		{
+			/* both Proxmox API servers wrap every answer, errors too, in {"data": ...} */
+			json_t *body = r->body_len ? pl_json_parse(r->body, r->body_len, NULL) : NULL;
+
+			if (json_is_object(body) && json_object_get(body, "data"))
+				json_object_set_new(api, "proxmox_envelope", json_true());
+			json_decref(body);
+		}
 		ev_set(c, "api", api);
 		name_web_service(c);
 		return;

@@ -315,6 +315,39 @@ def pve_server(addr, cert, port=8006, delay=3.0):
     return _serve(addr, port, H, _ctx(cert))
 
 
+def pbs_server(addr, cert, port=8007, delay=3.0):
+    """Answers like Proxmox Backup Server's proxy without credentials: the API
+    delays its 401 by 3 s (proxmox-rest-server's delay_unauth_time) with a
+    {"data": null, ...} body; the index page at / is served at once, titled
+    "<node> - Proxmox Backup Server" (www/index.hbs). No Server header."""
+    class H(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def send_response(self, code, message=None):
+            self.send_response_only(code, message)
+            self.send_header("Date", self.date_time_string())
+
+        def do_GET(self):
+            if self.path.startswith("/api2/"):
+                time.sleep(delay)
+                self.send_response(401, "Unauthorized")
+                body = b'{"data":null,"message":"authentication failed"}'
+                self.send_header("Content-Type", "application/json;charset=UTF-8")
+            else:
+                self.send_response(200)
+                body = (b"<!DOCTYPE html><html><head><title>pbs - Proxmox Backup Server"
+                        b"</title></head><body></body></html>")
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+    return _serve(addr, port, H, _ctx(cert))
+
+
 def start_sshd(addr, tmp):
     """Debian's OpenSSH server on addr:22 with a throwaway host key; None when
     it cannot run here (not root, or not installed)."""
@@ -363,7 +396,8 @@ def start_xvnc(addr, tmp, port=5900):
 class Lab:
     """127.0.0.2 sshd, .3 VNC, .4 RDP, .5 Proxmox VE, .6 iDRAC9 (fw 6.00),
     .7 legacy iDRAC (Redfish 1.0.2, TLS 1.0, expired certificate), .8
-    Supermicro X13, .9 iDRAC9 (fw 3.34), .13 IPMI on 623/udp."""
+    Supermicro X13, .9 iDRAC9 (fw 3.34), .12 Proxmox Backup Server, .13 IPMI
+    on 623/udp."""
 
     def __init__(self, shared):
         self.tmp = tempfile.mkdtemp(prefix="pvelab-discover-")
@@ -407,9 +441,11 @@ class Lab:
                 smc))
             self.stops.append(redfish_server(
                 "127.0.0.9", os.path.join(rf, "idrac9_fw3.34.34.34_14G_R640_sushy-oem-idrac"), dell))
+            pbs = make_cert(self.tmp, "pbs", "/O=Proxmox Backup Server/OU=pbs/CN=pbs")
+            self.stops.append(pbs_server("127.0.0.12", pbs))
             self.stops.append(ipmi_responder("127.0.0.13"))
             for a, port in (("127.0.0.4", 3389), ("127.0.0.5", 8006), ("127.0.0.6", 443),
-                            ("127.0.0.7", 443), ("127.0.0.8", 443), ("127.0.0.9", 443)):
+                            ("127.0.0.7", 443), ("127.0.0.8", 443), ("127.0.0.9", 443), ("127.0.0.12", 8007)):
                 assert _wait_port(a, port), f"{a}:{port} did not start"
         except BaseException:
             self.stop()

@@ -34,7 +34,7 @@ def lab():
 @pytest.fixture(scope="module")
 def scan(lab):
     """One scan of the whole lab (the /29 plus the hosts beyond it)."""
-    r = run("discover", "127.0.0.0/29", "127.0.0.8", "127.0.0.9", "127.0.0.13",
+    r = run("discover", "127.0.0.0/29", "127.0.0.8", "127.0.0.9", "127.0.0.12", "127.0.0.13",
             "--ports", PORTS, "-o", "json", timeout=60)
     assert r.rc == 0, r
     recs = {h["address"]: h for h in r.json()}
@@ -118,6 +118,25 @@ def test_proxmox_api_401_with_longer_timeout(lab):
     assert e["api"] == {"path": "/api2/json/version", "status": 401, "reason": "No ticket",
                         "server": "pve-api-daemon/3.0"}
     assert r.json()[0]["kind"] == "proxmox"
+
+
+def test_pbs(scan):
+    rec = scan["127.0.0.12"]
+    assert (rec["kind"], rec["vendor"], rec["model"]) == ("pbs", "Proxmox",
+                                                          "Proxmox Backup Server")
+    e = port(rec, 8007)
+    assert e["service"] == "pbs" and e["title"] == "pbs - Proxmox Backup Server"
+    assert "server" not in e
+    assert rec["urls"] == ["https://127.0.0.12:8007/"]
+
+
+def test_pbs_api_401_shape(lab):
+    """With a timeout beyond PBS's 3 s delay, the API's 401 in Proxmox's
+    {"data": ...} envelope is seen too."""
+    r = run("discover", "127.0.0.12", "--ports", "8007", "--timeout", "4500", "-o", "json")
+    assert r.rc == 0, r
+    api = r.json()[0]["evidence"][0]["api"]
+    assert api["status"] == 401 and api["proxmox_envelope"] is True
 
 
 def test_idrac9_fw6(scan):
