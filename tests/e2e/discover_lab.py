@@ -212,6 +212,9 @@ class _HTTPS(http.server.ThreadingHTTPServer):
         super().__init__(addr, handler)
         self.ctx = ctx
 
+    def handle_error(self, request, client_address):
+        pass  # a prober that hangs up before the (delayed) answer is expected
+
     def get_request(self):
         sock, peer = self.socket.accept()
         # the handshake runs in the handler's thread, never in accept()
@@ -348,6 +351,16 @@ def pbs_server(addr, cert, port=8007, delay=3.0):
     return _serve(addr, port, H, _ctx(cert))
 
 
+def _die_with_parent():
+    """preexec_fn: the service gets SIGTERM when the test process dies, so an
+    interrupted test run leaves no sshd or Xtigervnc behind."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 15)  # PR_SET_PDEATHSIG, SIGTERM
+    except OSError:
+        pass
+
+
 def start_sshd(addr, tmp):
     """Debian's OpenSSH server on addr:22 with a throwaway host key; None when
     it cannot run here (not root, or not installed)."""
@@ -362,7 +375,7 @@ def start_sshd(addr, tmp):
                 f"PidFile {tmp}/sshd.pid\nUsePAM no\nPasswordAuthentication no\n")
     os.makedirs("/run/sshd", exist_ok=True)
     p = subprocess.Popen([sshd, "-D", "-e", "-f", cfg], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+                         stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
     if not _wait_port(addr, 22, 5):
         p.kill()
         p.wait()
@@ -385,7 +398,8 @@ def start_xvnc(addr, tmp, port=5900):
                               # blacklists the client after 5 of them
                               "-BlacklistThreshold", "100000",
                               "-desktop", "pvelab-test"],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp,
+                             preexec_fn=_die_with_parent)
         if _wait_port(addr, port, 5):
             return p
         p.kill()
