@@ -970,7 +970,8 @@ pump(struct scan *s)
 		bool from_queue = s->fq_head != NULL;
 
 		if (s->tokens < 1.0) {
-			struct timeval tv = { 0, (suseconds_t)((1.0 - s->tokens) / s->o->rate * 1e6) + 1 };
+			long long us = (long long)((1.0 - s->tokens) / s->o->rate * 1e6) + 1;
+			struct timeval tv = { (time_t)(us / 1000000), (suseconds_t)(us % 1000000) };
 
 			event_add(s->pump_ev, &tv);
 			return;
