@@ -1,0 +1,1061 @@
+/*
+ * API handlers, part one: the handler table bound to the schema, request
+ * helpers, and the cluster-wide calls (/version, the cluster lists, /nodes, node
+ * status, tasks, pools, access). Guests are in api_guest.c, storage and
+ * network in api_storage.c.
+ */
+#include "core/common.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <time.h>
+
+#include "core/err.h"
+#include "core/json.h"
+#include "core/propstr.h"
+#include "core/str.h"
+#include "sim/api.h"
+#include "sim/internal.h"
+
+/* --- helpers --- */
+
+void
+pl_sim_ok(struct pl_sim_req *r, json_t *data)
+{
+	json_decref(r->data);
+	r->data = data;
+	r->status = 200;
+}
+
+void
+pl_sim_fail(struct pl_sim_req *r, int status, const char *fmt, ...)
+{
+	va_list ap;
+	char buf[1024];
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	free(r->reason);
+	r->reason = pl_strdup(buf);
+	r->status = status;
+}
+
+void
+pl_sim_param_fail(struct pl_sim_req *r, const char *param, const char *fmt, ...)
+{
+	va_list ap;
+	char buf[1024];
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (!r->errors)
+		r->errors = json_object();
+	json_object_set_new(r->errors, param, json_string(buf));
+	pl_sim_fail(r, 400, "Parameter verification failed.");
+}
+
+const char *
+pl_sim_p(const struct pl_sim_req *r, const char *name)
+{
+	return pl_json_str(r->params, name);
+}
+
+bool
+pl_sim_pbool(const struct pl_sim_req *r, const char *name, bool dflt)
+{
+	const char *v = pl_sim_p(r, name);
+	const char *n = v ? pl_bool_norm(v) : NULL;
+
+	return n ? n[0] == '1' : dflt;
+}
+
+long long
+pl_sim_pint(const struct pl_sim_req *r, const char *name, long long dflt)
+{
+	const char *v = pl_sim_p(r, name);
+	long long ll;
+
+	if (!v || pl_str_to_ll(v, LLONG_MIN, LLONG_MAX, &ll) != 0)
+		return dflt;
+	return ll;
+}
+
+int
+pl_sim_req_node(struct pl_sim_req *r)
+{
+	const char *name = pl_sim_p(r, "node");
+	int i = name ? pl_sim_node_index(r->sim, name) : -1;
+
+	if (i < 0) {
+		pl_sim_fail(r, 500,
+			    "hostname lookup '%s' failed - failed to get address info for: %s: Name "
+			    "or service not known",
+			    name ? name : "", name ? name : "");
+		return -1;
+	}
+	if (!r->sim->nodes[i].online) {
+		pl_sim_fail(r, 595, "Connection refused");
+		return -1;
+	}
+	return i;
+}
+
+void
+pl_sim_ok_task(struct pl_sim_req *r, struct pl_sim_task *t)
+{
+	pl_sim_ok(r, json_string(t->upid));
+}
+
+/* --- /version, /cluster --- */
+
+static void
+h_version(struct pl_sim_req *r)
+{
+	bool v8 = !strcmp(r->sim->schema->version, "8.4");
+
+	pl_sim_ok(r, json_pack("{s:s,s:s,s:s,s:s}", "version", v8 ? "8.4.1" : "9.1.1", "release",
+			       v8 ? "8.4" : "9.1", "repoid", v8 ? "2a5fa54a" : "42b8ab7c",
+			       "console", "xtermjs"));
+}
+
+static void
+h_cluster_status(struct pl_sim_req *r)
+{
+	struct pl_sim *s = r->sim;
+	json_t *a = json_array();
+	int online = 0;
+
+	for (size_t i = 0; i < s->nnodes; i++)
+		online += s->nodes[i].online;
+	json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:i,s:i,s:i}", "type", "cluster", "id",
+					   "cluster", "name", s->clustername, "nodes",
+					   (int)s->nnodes, "quorate", online * 2 > (int)s->nnodes,
+					   "version", (int)s->nnodes + 1));
+	for (size_t i = 0; i < s->nnodes; i++) {
+		char id[160];
+
+		snprintf(id, sizeof(id), "node/%s", s->nodes[i].name);
+		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:i,s:i,s:i,s:s}", "type",
+						   "node", "id", id, "name", s->nodes[i].name, "ip",
+						   s->nodes[i].ip, "online", s->nodes[i].online,
+						   "local", i == 0, "nodeid", (int)i + 1, "level",
+						   ""));
+	}
+	pl_sim_ok(r, a);
+}
+
+static void
+h_nextid(struct pl_sim_req *r)
+{
+	const char *want = pl_sim_p(r, "vmid");
+	char buf[32];
+
+	if (want) {
+		long long v = pl_sim_pint(r, "vmid", 0);
+
+		if (pl_sim_guest_find(r->sim, (uint32_t)v)) {
+			pl_sim_param_fail(r, "vmid", "VM %lld already exists", v);
+			return;
+		}
+		snprintf(buf, sizeof(buf), "%lld", v);
+	} else {
+		snprintf(buf, sizeof(buf), "%u", pl_sim_nextid(r->sim));
+	}
+	pl_sim_ok(r, json_string(buf)); /* a string, as PVE sends it */
+}
+
+/* Static part of a guest's /cluster/resources entry, cached until it changes. */
+static void
+res_static(struct pl_sim *s, struct pl_sim_guest *g)
+{
+	struct pl_buf b;
+	struct pl_sim_usage u;
+	const char *name = pl_json_str(g->conf, g->lxc ? "hostname" : "name");
+	const char *tags = pl_json_str(g->conf, "tags");
+	char *ename = NULL, *etags = NULL;
+	json_t *j;
+
+	pl_sim_guest_usage(s, g, 0, &u);
+	pl_buf_init(&b, 0);
+	j = json_string(name ? name : "");
+	ename = json_dumps(j, JSON_ENCODE_ANY);
+	json_decref(j);
+	pl_buf_addf(&b,
+		    "{\"id\":\"%s/%u\",\"type\":\"%s\",\"vmid\":%u,\"node\":\"%s\",\"name\":%s,"
+		    "\"maxcpu\":%d,\"maxmem\":%llu,\"maxdisk\":%llu,\"template\":%d",
+		    g->lxc ? "lxc" : "qemu", g->vmid, g->lxc ? "lxc" : "qemu", g->vmid,
+		    s->nodes[g->node].name, ename, u.cpus, (unsigned long long)u.maxmem,
+		    (unsigned long long)u.maxdisk, pl_json_bool(g->conf, "template", false));
+	if (tags) {
+		j = json_string(tags);
+		etags = json_dumps(j, JSON_ENCODE_ANY);
+		json_decref(j);
+		pl_buf_addf(&b, ",\"tags\":%s", etags);
+	}
+	if (g->lock[0])
+		pl_buf_addf(&b, ",\"lock\":\"%s\"", g->lock);
+	{
+		const char *k;
+		json_t *pv;
+
+		json_object_foreach(s->pools, k, pv) {
+			size_t i;
+			json_t *mem;
+
+			json_array_foreach(json_object_get(pv, "members"), i, mem) {
+				if (json_integer_value(mem) == g->vmid ||
+				    (json_is_string(mem) &&
+				     strtoul(json_string_value(mem), NULL, 10) == g->vmid)) {
+					pl_buf_addf(&b, ",\"pool\":\"%s\"", k);
+					break;
+				}
+			}
+		}
+	}
+	free(ename);
+	free(etags);
+	free(g->res);
+	g->reslen = b.len;
+	g->res = pl_buf_detach(&b, NULL);
+}
+
+/* Append an unsigned decimal; snprintf dominated the 10,000-guest listing. */
+static void
+put_u64(struct pl_buf *b, const char *key, uint64_t v)
+{
+	char tmp[48];
+	size_t n = sizeof(tmp), kl = strlen(key);
+
+	do {
+		tmp[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	pl_buf_add(b, key, kl);
+	pl_buf_add(b, tmp + n, sizeof(tmp) - n);
+}
+
+static void
+res_guest(struct pl_sim *s, struct pl_sim_guest *g, int64_t now, struct pl_buf *b)
+{
+	struct pl_sim_usage u;
+	uint64_t milli;
+
+	if (!g->res)
+		res_static(s, g);
+	pl_sim_guest_usage(s, g, now, &u);
+	pl_buf_add(b, g->res, g->reslen);
+	pl_buf_addstr(b, g->status == PL_SIM_STOPPED ? ",\"status\":\"stopped\""
+						      : ",\"status\":\"running\"");
+	/* cpu with four decimals, as an integer pair */
+	milli = (uint64_t)(u.cpu * 10000.0 + 0.5);
+	put_u64(b, ",\"cpu\":", milli / 10000);
+	{
+		char frac[6] = { '.', 0, 0, 0, 0, 0 };
+		uint64_t f = milli % 10000;
+
+		for (int i = 4; i >= 1; i--) {
+			frac[i] = (char)('0' + f % 10);
+			f /= 10;
+		}
+		pl_buf_add(b, frac, 5);
+	}
+	put_u64(b, ",\"mem\":", u.mem);
+	put_u64(b, ",\"disk\":", u.disk);
+	put_u64(b, ",\"netin\":", u.netin);
+	put_u64(b, ",\"netout\":", u.netout);
+	put_u64(b, ",\"diskread\":", u.diskread);
+	put_u64(b, ",\"diskwrite\":", u.diskwrite);
+	put_u64(b, ",\"uptime\":", (uint64_t)u.uptime);
+	pl_buf_addch(b, '}');
+}
+
+static json_t *
+node_entry_u(struct pl_sim *s, int i, const struct pl_sim_usage *u)
+{
+	char id[160];
+
+	snprintf(id, sizeof(id), "node/%s", s->nodes[i].name);
+	return json_pack("{s:s,s:s,s:s,s:s,s:f,s:i,s:I,s:I,s:I,s:I,s:I,s:s,s:s}", "id", id, "type",
+			 "node", "node", s->nodes[i].name, "status",
+			 s->nodes[i].online ? "online" : "offline", "cpu", u->cpu, "maxcpu", u->cpus,
+			 "mem", (json_int_t)u->mem, "maxmem", (json_int_t)u->maxmem, "disk",
+			 (json_int_t)u->disk, "maxdisk", (json_int_t)u->maxdisk, "uptime",
+			 (json_int_t)u->uptime, "level", "", "ssl_fingerprint", s->fingerprint);
+}
+
+json_t *
+pl_sim_node_entry(struct pl_sim *s, int i, int64_t now)
+{
+	struct pl_sim_usage u;
+
+	pl_sim_node_usage(s, i, now, &u);
+	return node_entry_u(s, i, &u);
+}
+
+static json_t *
+storage_entry(struct pl_sim *s, struct pl_sim_storage *st, int node, bool res)
+{
+	uint64_t used = pl_sim_storage_used(st, node);
+	json_t *o;
+
+	if (used > st->total)
+		used = st->total;
+	o = json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:I}", "storage", st->id, "type", st->type,
+		      "content", st->content, "shared", st->shared, "total",
+		      (json_int_t)st->total, "used", (json_int_t)used, "avail",
+		      (json_int_t)(st->total - used));
+	if (res) {
+		char id[300];
+
+		snprintf(id, sizeof(id), "storage/%s/%s", s->nodes[node].name, st->id);
+		json_object_set_new(o, "id", json_string(id));
+		json_object_set_new(o, "node", json_string(s->nodes[node].name));
+		json_object_set_new(o, "status", json_string("available"));
+		json_object_set_new(o, "plugintype", json_string(st->type));
+		json_object_set_new(o, "maxdisk", json_integer((json_int_t)st->total));
+		json_object_set_new(o, "disk", json_integer((json_int_t)used));
+		json_object_del(o, "total");
+		json_object_del(o, "used");
+		json_object_del(o, "avail");
+		json_object_set_new(o, "type", json_string("storage"));
+	} else {
+		json_object_set_new(o, "active", json_integer(1));
+		json_object_set_new(o, "enabled", json_integer(1));
+		json_object_set_new(o, "used_fraction",
+				    json_real(st->total ? (double)used / (double)st->total : 0));
+	}
+	return o;
+}
+
+json_t *
+pl_sim_storage_entry(struct pl_sim *s, struct pl_sim_storage *st, int node)
+{
+	return storage_entry(s, st, node, false);
+}
+
+static void
+resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *b)
+{
+	bool first = true;
+
+	pl_buf_addstr(b, "{\"data\":[");
+	if (!type || !strcmp(type, "vm")) {
+		for (size_t i = 0; i < s->nguests; i++) {
+			if (!first)
+				pl_buf_addch(b, ',');
+			first = false;
+			res_guest(s, s->guests[i], now, b);
+		}
+	}
+	if (!type || !strcmp(type, "node")) {
+		struct pl_sim_usage *u = pl_calloc(s->nnodes, sizeof(*u));
+
+		pl_sim_nodes_usage(s, now, u);
+		for (size_t i = 0; i < s->nnodes; i++) {
+			json_t *o = node_entry_u(s, (int)i, &u[i]);
+
+			json_object_del(o, "ssl_fingerprint");
+			json_object_set_new(o, "cgroup-mode", json_integer(2));
+			if (!first)
+				pl_buf_addch(b, ',');
+			first = false;
+			pl_json_buf_add(b, o, JSON_COMPACT);
+			json_decref(o);
+		}
+		free(u);
+	}
+	if (!type || !strcmp(type, "storage")) {
+		for (size_t i = 0; i < s->nnodes; i++) {
+			for (size_t k = 0; k < s->nstores; k++) {
+				json_t *o;
+
+				if (!pl_sim_storage_on_node(&s->stores[k], s->nodes[i].name))
+					continue;
+				o = storage_entry(s, &s->stores[k], (int)i, true);
+				if (!first)
+					pl_buf_addch(b, ',');
+				first = false;
+				pl_json_buf_add(b, o, JSON_COMPACT);
+				json_decref(o);
+			}
+		}
+	}
+	if (!type || !strcmp(type, "pool")) {
+		const char *k;
+		json_t *v;
+
+		json_object_foreach(s->pools, k, v) {
+			json_t *o = json_pack("{s:s,s:s,s:s}", "id", "", "type", "pool", "pool", k);
+			char id[200];
+
+			snprintf(id, sizeof(id), "/pool/%s", k);
+			json_object_set_new(o, "id", json_string(id));
+			if (!first)
+				pl_buf_addch(b, ',');
+			first = false;
+			pl_json_buf_add(b, o, JSON_COMPACT);
+			json_decref(o);
+		}
+	}
+	pl_buf_addstr(b, "]}");
+}
+
+/* The answer only changes when the model does or the second turns (the
+ * figures are per second; PVE's own status daemon updates every 10 s), so
+ * it is built once per (type, second, model generation). */
+static void
+h_resources(struct pl_sim_req *r)
+{
+	static const char *const types[] = { NULL, "vm", "node", "storage", "pool" };
+	struct pl_sim *s = r->sim;
+	const char *type = pl_sim_p(r, "type");
+	int64_t now = time(NULL);
+	size_t slot = 0;
+
+	for (size_t i = 1; i < PL_ARRAY_LEN(types); i++)
+		if (type && !strcmp(type, types[i]))
+			slot = i;
+	if (type && slot == 0) {
+		resources_build(s, type, now, &r->raw); /* sdn and friends: empty */
+		return;
+	}
+	if (!s->rescache[slot].body || s->rescache[slot].t != now ||
+	    s->rescache[slot].gen != s->gen) {
+		struct pl_buf b;
+
+		pl_buf_init(&b, 0);
+		resources_build(s, types[slot], now, &b);
+		pl_sim_blob_unref(s->rescache[slot].body);
+		s->rescache[slot].body = pl_sim_blob_from_buf(&b);
+		pl_buf_release(&b);
+		s->rescache[slot].t = now;
+		s->rescache[slot].gen = s->gen;
+	}
+	r->blob = pl_sim_blob_ref(s->rescache[slot].body);
+}
+
+struct pl_sim_blob *
+pl_sim_blob_from_buf(struct pl_buf *b)
+{
+	struct pl_sim_blob *bl = pl_malloc(sizeof(*bl) + b->len + 1);
+
+	bl->refs = 1;
+	bl->len = b->len;
+	memcpy(bl->data, b->data, b->len + 1);
+	pl_buf_reset(b);
+	return bl;
+}
+
+struct pl_sim_blob *
+pl_sim_blob_ref(struct pl_sim_blob *bl)
+{
+	bl->refs++;
+	return bl;
+}
+
+void
+pl_sim_blob_unref(struct pl_sim_blob *bl)
+{
+	if (bl && --bl->refs == 0)
+		free(bl);
+}
+
+static void
+h_cluster_tasks(struct pl_sim_req *r)
+{
+	struct pl_sim *s = r->sim;
+	json_t *a = json_array();
+	size_t n = 0;
+
+	for (size_t i = s->ntasks; i-- > 0 && n < 2000; n++) {
+		json_t *o = pl_sim_task_json(s->tasks[i]);
+
+		if (!s->tasks[i]->running)
+			json_object_set_new(o, "status", json_string(s->tasks[i]->exitstatus));
+		else
+			json_object_del(o, "status");
+		json_array_append_new(a, o);
+	}
+	pl_sim_ok(r, a);
+}
+
+/* --- nodes --- */
+
+static void
+h_nodes(struct pl_sim_req *r)
+{
+	json_t *a = json_array();
+	struct pl_sim_usage *u = pl_calloc(r->sim->nnodes, sizeof(*u));
+
+	pl_sim_nodes_usage(r->sim, time(NULL), u);
+	for (size_t i = 0; i < r->sim->nnodes; i++) {
+		json_t *o = node_entry_u(r->sim, (int)i, &u[i]);
+
+		json_object_del(o, "id");
+		json_object_del(o, "type");
+		json_array_append_new(a, o);
+	}
+	free(u);
+	pl_sim_ok(r, a);
+}
+
+static void
+h_node_status(struct pl_sim_req *r)
+{
+	struct pl_sim *s = r->sim;
+	struct pl_sim_usage u;
+	int n = pl_sim_req_node(r);
+	bool v8 = !strcmp(s->schema->version, "8.4");
+	const char *kver = v8 ? "6.8.12-9-pve" : "6.17.2-1-pve";
+	char load[3][16];
+
+	if (n < 0)
+		return;
+	pl_sim_node_usage(s, n, time(NULL), &u);
+	for (int i = 0; i < 3; i++)
+		snprintf(load[i], sizeof(load[i]), "%.2f", u.cpu * u.cpus * (1.0 - 0.1 * i));
+	pl_sim_ok(r, json_pack("{s:f,s:f,s:I,s:[s,s,s],s:s,s:s,s:{s:i,s:i,s:i,s:s,s:s,s:s,s:s,s:s},"
+			       "s:{s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I},"
+			       "s:{s:I},s:{s:s,s:i},s:{s:s,s:s,s:s,s:s},s:f,s:f}",
+			       "cpu", u.cpu, "wait", 0.001, "uptime", (json_int_t)u.uptime,
+			       "loadavg", load[0], load[1], load[2], "kversion",
+			       v8 ? "Linux 6.8.12-9-pve #1 SMP PREEMPT_DYNAMIC PMX 6.8.12-9"
+				  : "Linux 6.17.2-1-pve #1 SMP PREEMPT_DYNAMIC PMX 6.17.2-1",
+			       "pveversion",
+			       v8 ? "pve-manager/8.4.1/2a5fa54a8503f96d" : "pve-manager/9.1.1/42b8ab7c",
+			       "cpuinfo", "cpus", u.cpus, "sockets", 1, "cores", u.cpus, "model",
+			       "pvelab simulated CPU", "mhz", "3000.000", "hvm", "1", "flags",
+			       "fpu vme de pse tsc msr pae mce cx8 apic sep", "user_hz", "100",
+			       "memory", "total", (json_int_t)u.maxmem, "used", (json_int_t)u.mem,
+			       "free", (json_int_t)(u.maxmem - u.mem), "available",
+			       (json_int_t)(u.maxmem - u.mem), "swap", "total", (json_int_t)(8LL << 30),
+			       "used", (json_int_t)0, "free", (json_int_t)(8LL << 30), "rootfs",
+			       "total", (json_int_t)u.maxdisk, "used", (json_int_t)u.disk, "avail",
+			       (json_int_t)(u.maxdisk - u.disk), "free", (json_int_t)(u.maxdisk - u.disk),
+			       "ksm", "shared", (json_int_t)0, "boot-info", "mode", "efi", "secureboot",
+			       0, "current-kernel", "sysname", "Linux", "release", kver, "version",
+			       "#1 SMP PREEMPT_DYNAMIC", "machine", "x86_64", "idle", 0.0, "wait",
+			       0.001));
+}
+
+static void
+h_node_index(struct pl_sim_req *r)
+{
+	static const char *const kids[] = { "qemu", "lxc", "storage", "network", "tasks", "status",
+					    "aplinfo", "vzdump", "rrddata", "version" };
+	json_t *a = json_array();
+
+	if (pl_sim_req_node(r) < 0) {
+		json_decref(a);
+		return;
+	}
+	for (size_t i = 0; i < PL_ARRAY_LEN(kids); i++)
+		json_array_append_new(a, json_pack("{s:s}", "name", kids[i]));
+	pl_sim_ok(r, a);
+}
+
+static void
+h_node_version(struct pl_sim_req *r)
+{
+	if (pl_sim_req_node(r) < 0)
+		return;
+	h_version(r);
+}
+
+json_t *
+pl_sim_rrd(struct pl_sim *s, const struct pl_sim_guest *g, int node, const char *timeframe)
+{
+	static const struct {
+		const char *name;
+		int step;
+	} tf[] = { { "hour", 60 }, { "day", 1800 }, { "week", 10800 }, { "month", 43200 },
+		   { "year", 604800 } };
+	int step = 60;
+	int64_t now = time(NULL);
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < PL_ARRAY_LEN(tf); i++)
+		if (timeframe && !strcmp(timeframe, tf[i].name))
+			step = tf[i].step;
+	for (int i = 69; i >= 0; i--) {
+		int64_t t = (now / step - i) * step;
+		struct pl_sim_usage u;
+		json_t *o;
+
+		if (g)
+			pl_sim_guest_usage(s, g, t, &u);
+		else
+			pl_sim_node_usage(s, node, t, &u);
+		o = json_pack("{s:I,s:f,s:i,s:I,s:I,s:I,s:I}", "time", (json_int_t)t, "cpu", u.cpu,
+			      "maxcpu", u.cpus, "mem", (json_int_t)u.mem, "maxmem",
+			      (json_int_t)u.maxmem, "disk", (json_int_t)u.disk, "maxdisk",
+			      (json_int_t)u.maxdisk);
+		if (u.uptime > 0) {
+			double up = (double)(u.uptime ? u.uptime : 1);
+
+			json_object_set_new(o, "netin", json_real((double)u.netin / up));
+			json_object_set_new(o, "netout", json_real((double)u.netout / up));
+			json_object_set_new(o, "diskread", json_real((double)u.diskread / up));
+			json_object_set_new(o, "diskwrite", json_real((double)u.diskwrite / up));
+		}
+		if (!g)
+			json_object_set_new(o, "loadavg", json_real(u.cpu * u.cpus));
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+static void
+h_node_rrddata(struct pl_sim_req *r)
+{
+	int n = pl_sim_req_node(r);
+
+	if (n < 0)
+		return;
+	pl_sim_ok(r, pl_sim_rrd(r->sim, NULL, n, pl_sim_p(r, "timeframe")));
+}
+
+/* --- tasks --- */
+
+static void
+h_tasks(struct pl_sim_req *r)
+{
+	struct pl_sim *s = r->sim;
+	int n = pl_sim_req_node(r);
+	long long start = pl_sim_pint(r, "start", 0), limit = pl_sim_pint(r, "limit", 50);
+	long long vmid = pl_sim_pint(r, "vmid", 0);
+	const char *typefilter = pl_sim_p(r, "typefilter");
+	const char *userfilter = pl_sim_p(r, "userfilter");
+	const char *source = pl_sim_p(r, "source");
+	bool errors = pl_sim_pbool(r, "errors", false);
+	json_t *a;
+	long long total = 0;
+
+	if (n < 0)
+		return;
+	a = json_array();
+	for (size_t i = s->ntasks; i-- > 0;) {
+		struct pl_sim_task *t = s->tasks[i];
+		json_t *o;
+
+		if (t->node != n)
+			continue;
+		if (vmid && t->vmid != (uint32_t)vmid && strtoll(t->id, NULL, 10) != vmid)
+			continue;
+		if (typefilter && strcmp(t->type, typefilter))
+			continue;
+		if (userfilter && !strstr(t->user, userfilter))
+			continue;
+		if (source && !strcmp(source, "active") && !t->running)
+			continue;
+		if (errors && (t->running || !strcmp(t->exitstatus, "OK")))
+			continue;
+		total++;
+		if (total <= start || (long long)json_array_size(a) >= limit)
+			continue;
+		o = pl_sim_task_json(t);
+		if (!t->running)
+			json_object_set_new(o, "status", json_string(t->exitstatus));
+		else
+			json_object_del(o, "status");
+		json_object_del(o, "exitstatus");
+		json_array_append_new(a, o);
+	}
+	pl_sim_ok(r, a);
+	r->top = json_pack("{s:I}", "total", (json_int_t)total);
+}
+
+static struct pl_sim_task *
+req_task(struct pl_sim_req *r)
+{
+	const char *upid = pl_sim_p(r, "upid");
+	struct pl_sim_task *t;
+	int n = pl_sim_req_node(r);
+
+	if (n < 0)
+		return NULL;
+	if (!upid || !pl_str_startswith(upid, "UPID:")) {
+		pl_sim_param_fail(r, "upid", "unable to parse worker upid '%s'", upid ? upid : "");
+		return NULL;
+	}
+	if ((t = pl_sim_task_find(r->sim, upid)) == NULL) {
+		pl_sim_fail(r, 500, "no such task");
+		return NULL;
+	}
+	return t;
+}
+
+static void
+h_task_status(struct pl_sim_req *r)
+{
+	struct pl_sim_task *t = req_task(r);
+
+	if (t)
+		pl_sim_ok(r, pl_sim_task_json(t));
+}
+
+static void
+h_task_log(struct pl_sim_req *r)
+{
+	struct pl_sim_task *t = req_task(r);
+	long long start = pl_sim_pint(r, "start", 0), limit = pl_sim_pint(r, "limit", 50);
+	json_t *a;
+	size_t i;
+	json_t *v;
+
+	if (!t)
+		return;
+	a = json_array();
+	json_array_foreach(t->log, i, v) {
+		if ((long long)i < start || (long long)json_array_size(a) >= limit)
+			continue;
+		json_array_append_new(a, json_pack("{s:I,s:O}", "n", (json_int_t)i + 1, "t", v));
+	}
+	pl_sim_ok(r, a);
+	r->top = json_pack("{s:I}", "total", (json_int_t)json_array_size(t->log));
+}
+
+static void
+h_task_index(struct pl_sim_req *r)
+{
+	if (req_task(r))
+		pl_sim_ok(r, json_pack("[{s:s},{s:s}]", "name", "log", "name", "status"));
+}
+
+static void
+h_task_stop(struct pl_sim_req *r)
+{
+	struct pl_sim_task *t = req_task(r);
+
+	if (!t)
+		return;
+	if (t->running)
+		pl_sim_task_fail(t, "interrupted by signal");
+	pl_sim_ok(r, json_null());
+}
+
+/* --- access --- */
+
+static void
+h_domains(struct pl_sim_req *r)
+{
+	pl_sim_ok(r, json_pack("[{s:s,s:s,s:s},{s:s,s:s,s:s}]", "realm", "pam", "type", "pam",
+			       "comment", "Linux PAM standard authentication", "realm", "pve",
+			       "type", "pve", "comment", "Proxmox VE authentication server"));
+}
+
+static void
+h_ticket_get(struct pl_sim_req *r)
+{
+	pl_sim_ok(r, json_null());
+}
+
+static void
+h_user_token(struct pl_sim_req *r)
+{
+	const char *user = pl_sim_p(r, "userid"), *tok = pl_sim_p(r, "tokenid");
+
+	if ((user && !strcmp(user, "root@pam") && tok && (!strcmp(tok, "pvelab") || !strcmp(tok, "root1"))) ||
+	    (user && !strcmp(user, "audit@pve") && tok && !strcmp(tok, "ro"))) {
+		pl_sim_ok(r, json_pack("{s:i,s:i}", "privsep", !strcmp(user, "audit@pve"), "expire",
+				       0));
+		return;
+	}
+	pl_sim_fail(r, 500, "no such token '%s' for user '%s'", tok ? tok : "", user ? user : "");
+}
+
+static void
+h_permissions(struct pl_sim_req *r)
+{
+	if (r->readonly)
+		pl_sim_ok(r, json_pack("{s:{s:i,s:i,s:i}}", "/", "Sys.Audit", 1, "VM.Audit", 1,
+				       "Datastore.Audit", 1));
+	else
+		pl_sim_ok(r, json_pack("{s:{s:i,s:i,s:i,s:i,s:i}}", "/", "Sys.Audit", 1, "Sys.Modify",
+				       1, "VM.Allocate", 1, "VM.Audit", 1, "Datastore.Allocate", 1));
+}
+
+/* --- pools --- */
+
+static json_t *
+pool_members(struct pl_sim *s, const char *id)
+{
+	json_t *pool = json_object_get(s->pools, id), *a = json_array(), *mem;
+	size_t i;
+
+	json_array_foreach(json_object_get(pool, "members"), i, mem) {
+		long long vmid = json_is_integer(mem) ? json_integer_value(mem)
+						      : strtoll(json_string_value(mem) ? json_string_value(mem) : "0", NULL, 10);
+		struct pl_sim_guest *g = pl_sim_guest_find(s, (uint32_t)vmid);
+		char sid[64];
+
+		if (!g)
+			continue;
+		snprintf(sid, sizeof(sid), "%s/%u", g->lxc ? "lxc" : "qemu", g->vmid);
+		json_array_append_new(a, json_pack("{s:s,s:s,s:I,s:s,s:s}", "id", sid, "type",
+						   g->lxc ? "lxc" : "qemu", "vmid",
+						   (json_int_t)g->vmid, "node",
+						   s->nodes[g->node].name, "status",
+						   g->status == PL_SIM_STOPPED ? "stopped" : "running"));
+	}
+	json_array_foreach(json_object_get(pool, "storage"), i, mem) {
+		if (json_is_string(mem))
+			json_array_append_new(a, json_pack("{s:s,s:s}", "type", "storage", "storage",
+							   json_string_value(mem)));
+	}
+	return a;
+}
+
+static void
+h_pools(struct pl_sim_req *r)
+{
+	const char *only = pl_sim_p(r, "poolid");
+	json_t *a = json_array();
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(r->sim->pools, k, v) {
+		json_t *o;
+
+		if (only && strcmp(only, k))
+			continue;
+		o = json_pack("{s:s,s:s}", "poolid", k, "comment", pl_json_str_or(v, "comment", ""));
+		if (only)
+			json_object_set_new(o, "members", pool_members(r->sim, k));
+		json_array_append_new(a, o);
+	}
+	pl_sim_ok(r, a);
+}
+
+static void
+h_pool_get(struct pl_sim_req *r)
+{
+	const char *id = pl_sim_p(r, "poolid");
+	json_t *p = json_object_get(r->sim->pools, id);
+
+	if (!p) {
+		pl_sim_fail(r, 500, "pool '%s' does not exist", id);
+		return;
+	}
+	pl_sim_ok(r, json_pack("{s:s,s:o}", "comment", pl_json_str_or(p, "comment", ""), "members",
+			       pool_members(r->sim, id)));
+}
+
+static void
+h_pool_create(struct pl_sim_req *r)
+{
+	const char *id = pl_sim_p(r, "poolid");
+
+	if (json_object_get(r->sim->pools, id)) {
+		pl_sim_fail(r, 500, "create pool failed: pool '%s' already exists", id);
+		return;
+	}
+	json_object_set_new(r->sim->pools, id,
+			    json_pack("{s:s,s:[],s:[]}", "comment",
+				      pl_sim_p(r, "comment") ? pl_sim_p(r, "comment") : "",
+				      "members", "storage"));
+	r->sim->dirty = true;
+	pl_sim_ok(r, json_null());
+}
+
+/* Remove vmid from every pool (on destroy with purge, or before a move). */
+void
+pl_sim_pool_forget(struct pl_sim *s, uint32_t vmid)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(s->pools, k, v) {
+		json_t *mem = json_object_get(v, "members");
+
+		for (size_t i = json_array_size(mem); i-- > 0;) {
+			json_t *m = json_array_get(mem, i);
+			long long id = json_is_integer(m) ? json_integer_value(m)
+							  : strtoll(json_string_value(m) ? json_string_value(m) : "0", NULL, 10);
+
+			if (id == vmid)
+				json_array_remove(mem, i);
+		}
+	}
+	s->dirty = true;
+}
+
+int
+pl_sim_pool_add(struct pl_sim *s, const char *pool, uint32_t vmid, char **err)
+{
+	json_t *p = json_object_get(s->pools, pool);
+	struct pl_sim_guest *g;
+
+	if (!p)
+		return pl_seterr(err, PL_ENOENT, "pool '%s' does not exist", pool);
+	pl_sim_pool_forget(s, vmid);
+	if (!json_is_array(json_object_get(p, "members")))
+		json_object_set_new(p, "members", json_array());
+	json_array_append_new(json_object_get(p, "members"), json_integer(vmid));
+	if ((g = pl_sim_guest_find(s, vmid)) != NULL) {
+		free(g->res);
+		g->res = NULL;
+	}
+	return 0;
+}
+
+static void
+h_pool_update(struct pl_sim_req *r)
+{
+	struct pl_sim *s = r->sim;
+	const char *id = pl_sim_p(r, "poolid");
+	json_t *p = json_object_get(s->pools, id);
+	const char *vms = pl_sim_p(r, "vms"), *storage = pl_sim_p(r, "storage");
+	bool del = pl_sim_pbool(r, "delete", false);
+	char *dup, *save = NULL, *tok;
+
+	if (!p) {
+		pl_sim_fail(r, 500, "pool '%s' does not exist", id);
+		return;
+	}
+	if (pl_sim_p(r, "comment"))
+		json_object_set_new(p, "comment", json_string(pl_sim_p(r, "comment")));
+	if (vms) {
+		dup = pl_strdup(vms);
+		for (tok = strtok_r(dup, ",; ", &save); tok; tok = strtok_r(NULL, ",; ", &save)) {
+			uint32_t vmid = (uint32_t)strtoul(tok, NULL, 10);
+			struct pl_sim_guest *g = pl_sim_guest_find(s, vmid);
+
+			if (!g) {
+				pl_sim_fail(r, 500, "VM %s does not exist", tok);
+				free(dup);
+				return;
+			}
+			if (del) {
+				pl_sim_pool_forget(s, vmid);
+			} else {
+				pl_sim_pool_add(s, id, vmid, NULL);
+			}
+			free(g->res);
+			g->res = NULL;
+		}
+		free(dup);
+	}
+	if (storage) {
+		json_t *st = json_object_get(p, "storage");
+
+		if (!json_is_array(st)) {
+			st = json_array();
+			json_object_set_new(p, "storage", st);
+		}
+		dup = pl_strdup(storage);
+		for (tok = strtok_r(dup, ",; ", &save); tok; tok = strtok_r(NULL, ",; ", &save)) {
+			for (size_t i = json_array_size(st); i-- > 0;)
+				if (!strcmp(json_string_value(json_array_get(st, i)), tok))
+					json_array_remove(st, i);
+			if (!del)
+				json_array_append_new(st, json_string(tok));
+		}
+		free(dup);
+	}
+	s->dirty = true;
+	pl_sim_ok(r, json_null());
+}
+
+static void
+h_pool_delete(struct pl_sim_req *r)
+{
+	const char *id = pl_sim_p(r, "poolid");
+	json_t *p = json_object_get(r->sim->pools, id);
+
+	if (!p) {
+		pl_sim_fail(r, 500, "pool '%s' does not exist", id);
+		return;
+	}
+	if (json_array_size(json_object_get(p, "members")) ||
+	    json_array_size(json_object_get(p, "storage"))) {
+		pl_sim_fail(r, 500, "delete pool failed: pool '%s' is not empty", id);
+		return;
+	}
+	json_object_del(r->sim->pools, id);
+	r->sim->dirty = true;
+	pl_sim_ok(r, json_null());
+}
+
+/* --- the table --- */
+
+static const struct {
+	enum pl_sim_meth meth;
+	const char *path;
+	pl_sim_handler fn;
+} table[] = {
+	{ PL_SIM_GET, "/version", h_version },
+	{ PL_SIM_GET, "/cluster/status", h_cluster_status },
+	{ PL_SIM_GET, "/cluster/resources", h_resources },
+	{ PL_SIM_GET, "/cluster/nextid", h_nextid },
+	{ PL_SIM_GET, "/cluster/tasks", h_cluster_tasks },
+	{ PL_SIM_GET, "/nodes", h_nodes },
+	{ PL_SIM_GET, "/nodes/{node}", h_node_index },
+	{ PL_SIM_GET, "/nodes/{node}/status", h_node_status },
+	{ PL_SIM_GET, "/nodes/{node}/version", h_node_version },
+	{ PL_SIM_GET, "/nodes/{node}/rrddata", h_node_rrddata },
+	{ PL_SIM_GET, "/nodes/{node}/tasks", h_tasks },
+	{ PL_SIM_GET, "/nodes/{node}/tasks/{upid}", h_task_index },
+	{ PL_SIM_DELETE, "/nodes/{node}/tasks/{upid}", h_task_stop },
+	{ PL_SIM_GET, "/nodes/{node}/tasks/{upid}/status", h_task_status },
+	{ PL_SIM_GET, "/nodes/{node}/tasks/{upid}/log", h_task_log },
+	{ PL_SIM_GET, "/access/domains", h_domains },
+	{ PL_SIM_GET, "/access/ticket", h_ticket_get },
+	{ PL_SIM_GET, "/access/permissions", h_permissions },
+	{ PL_SIM_GET, "/access/users/{userid}/token/{tokenid}", h_user_token },
+	{ PL_SIM_GET, "/pools", h_pools },
+	{ PL_SIM_POST, "/pools", h_pool_create },
+	{ PL_SIM_PUT, "/pools", h_pool_update },
+	{ PL_SIM_DELETE, "/pools", h_pool_delete },
+	{ PL_SIM_GET, "/pools/{poolid}", h_pool_get },
+	{ PL_SIM_PUT, "/pools/{poolid}", h_pool_update },
+	{ PL_SIM_DELETE, "/pools/{poolid}", h_pool_delete },
+};
+
+static void
+bind_one(struct pl_sim *s, enum pl_sim_meth meth, const char *path, pl_sim_handler fn)
+{
+	struct pl_sim_path *p = pl_sim_schema_find(s->schema, path);
+
+	if (p && p->methods[meth]) /* else: not in this PVE version */
+		p->methods[meth]->handler = fn;
+}
+
+void
+pl_sim_api_bind(struct pl_sim *s)
+{
+	const struct pl_sim_route_def *defs[] = { pl_sim_guest_routes, pl_sim_storage_routes };
+
+	for (size_t i = 0; i < PL_ARRAY_LEN(table); i++)
+		bind_one(s, table[i].meth, table[i].path, table[i].fn);
+	for (size_t d = 0; d < PL_ARRAY_LEN(defs); d++)
+		for (const struct pl_sim_route_def *e = defs[d]; e->path; e++)
+			bind_one(s, e->meth, e->path, e->fn);
+}
+
+void
+pl_sim_api_call(struct pl_sim_req *r)
+{
+	const struct pl_sim_method *m = r->m;
+
+	if (m->handler) {
+		m->handler(r);
+		return;
+	}
+	if (m->meth != PL_SIM_GET) {
+		pl_sim_fail(r, 501, "Method '%s %s' not implemented", pl_sim_meth_name(m->meth),
+			    r->path);
+		return;
+	}
+	/* a path the schema has but the simulator does not model: an empty answer
+	 * of the declared type */
+	if (!strcmp(m->returns, "array"))
+		pl_sim_ok(r, json_array());
+	else if (!strcmp(m->returns, "object"))
+		pl_sim_ok(r, json_object());
+	else
+		pl_sim_ok(r, json_null());
+}

@@ -1,0 +1,1261 @@
+/*
+ * The simulated cluster: nodes, storages with their volumes, guests with
+ * configs, pending changes and snapshots; disk allocation and MAC generation
+ * the way PVE does them; the usage figures running guests show.
+ */
+#include "core/common.h"
+
+#include <limits.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <time.h>
+
+#include "core/err.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "core/propstr.h"
+#include "core/str.h"
+#include "sim/internal.h"
+
+uint64_t
+pl_sim_rand(struct pl_sim *s)
+{
+	/* splitmix64: small, fast and reproducible from --rng-seed */
+	uint64_t z = (s->rng += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+double
+pl_sim_rand01(struct pl_sim *s)
+{
+	return (double)(pl_sim_rand(s) >> 11) / (double)(1ULL << 53);
+}
+
+static uint64_t
+mix(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+struct pl_sim_node *
+pl_sim_node_find(struct pl_sim *s, const char *name)
+{
+	int i = pl_sim_node_index(s, name);
+
+	return i < 0 ? NULL : &s->nodes[i];
+}
+
+int
+pl_sim_node_index(struct pl_sim *s, const char *name)
+{
+	for (size_t i = 0; i < s->nnodes; i++)
+		if (!strcmp(s->nodes[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+struct pl_sim_storage *
+pl_sim_storage_find(struct pl_sim *s, const char *id)
+{
+	for (size_t i = 0; i < s->nstores; i++)
+		if (!strcmp(s->stores[i].id, id))
+			return &s->stores[i];
+	return NULL;
+}
+
+bool
+pl_sim_storage_on_node(const struct pl_sim_storage *st, const char *node)
+{
+	size_t i;
+	json_t *v;
+
+	if (!st->nodes)
+		return true;
+	json_array_foreach(st->nodes, i, v) {
+		if (json_is_string(v) && !strcmp(json_string_value(v), node))
+			return true;
+	}
+	return false;
+}
+
+/* --- guests --- */
+
+static size_t
+guest_pos(struct pl_sim *s, uint32_t vmid, bool *found)
+{
+	size_t lo = 0, hi = s->nguests;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (s->guests[mid]->vmid < vmid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = lo < s->nguests && s->guests[lo]->vmid == vmid;
+	return lo;
+}
+
+struct pl_sim_guest *
+pl_sim_guest_find(struct pl_sim *s, uint32_t vmid)
+{
+	bool found;
+	size_t i = guest_pos(s, vmid, &found);
+
+	return found ? s->guests[i] : NULL;
+}
+
+struct pl_sim_guest *
+pl_sim_guest_add(struct pl_sim *s, uint32_t vmid, bool lxc, int node)
+{
+	struct pl_sim_guest *g;
+	bool found;
+	size_t i = guest_pos(s, vmid, &found);
+
+	if (found)
+		return NULL;
+	if (s->nguests == s->capguests) {
+		s->capguests = s->capguests ? s->capguests * 2 : 64;
+		s->guests = pl_realloc(s->guests, s->capguests * sizeof(*s->guests));
+	}
+	memmove(&s->guests[i + 1], &s->guests[i], (s->nguests - i) * sizeof(*s->guests));
+	g = pl_calloc(1, sizeof(*g));
+	g->vmid = vmid;
+	g->lxc = lxc;
+	g->node = node;
+	g->conf = json_object();
+	g->pending = json_object();
+	g->pending_del = json_array();
+	g->snaps = json_array();
+	s->guests[i] = g;
+	s->nguests++;
+	s->dirty = true;
+	return g;
+}
+
+static void
+guest_free(struct pl_sim_guest *g)
+{
+	if (!g)
+		return;
+	json_decref(g->conf);
+	json_decref(g->pending);
+	json_decref(g->pending_del);
+	json_decref(g->snaps);
+	free(g->parent);
+	free(g->res);
+	free(g);
+}
+
+void
+pl_sim_guest_remove(struct pl_sim *s, uint32_t vmid, bool purge_disks)
+{
+	bool found;
+	size_t i = guest_pos(s, vmid, &found);
+	struct pl_sim_guest *g;
+
+	if (!found)
+		return;
+	g = s->guests[i];
+	/* owned volumes (disks; backups only with purge) go away */
+	for (size_t k = 0; k < s->nstores; k++) {
+		struct pl_sim_storage *st = &s->stores[k];
+
+		for (size_t v = 0; v < st->nvols;) {
+			struct pl_sim_volume *vol = &st->vols[v];
+			bool disk = !strcmp(vol->content, "images") || !strcmp(vol->content, "rootdir");
+
+			if (vol->vmid == vmid && (disk || purge_disks)) {
+				pl_sim_volume_del(s, vol->volid, vol->node);
+				continue;
+			}
+			v++;
+		}
+	}
+	memmove(&s->guests[i], &s->guests[i + 1], (s->nguests - i - 1) * sizeof(*s->guests));
+	s->nguests--;
+	guest_free(g);
+	s->dirty = true;
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Hash an object's members in key order, as PVE hashes its sorted config file. */
+static void
+digest_obj(EVP_MD_CTX *ctx, const json_t *o, const char *prefix)
+{
+	size_t n = json_object_size(o), i = 0;
+	const char **keys = pl_calloc(n ? n : 1, sizeof(*keys));
+	const char *k;
+	json_t *v;
+
+	json_object_foreach((json_t *)o, k, v)
+		keys[i++] = k;
+	qsort(keys, n, sizeof(*keys), cmp_str);
+	for (i = 0; i < n; i++) {
+		v = json_object_get(o, keys[i]);
+		EVP_DigestUpdate(ctx, prefix, strlen(prefix));
+		EVP_DigestUpdate(ctx, keys[i], strlen(keys[i]));
+		EVP_DigestUpdate(ctx, ": ", 2);
+		if (json_is_string(v))
+			EVP_DigestUpdate(ctx, json_string_value(v), json_string_length(v));
+		EVP_DigestUpdate(ctx, "\n", 1);
+	}
+	free(keys);
+}
+
+void
+pl_sim_guest_touch(struct pl_sim *s, struct pl_sim_guest *g)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	EVP_DigestInit_ex(ctx, EVP_sha1(), NULL);
+	digest_obj(ctx, g->conf, "");
+	digest_obj(ctx, g->pending, "[PENDING]");
+	EVP_DigestUpdate(ctx, g->lock, strlen(g->lock));
+	EVP_DigestFinal_ex(ctx, md, &mdlen);
+	EVP_MD_CTX_free(ctx);
+	for (unsigned i = 0; i < mdlen && i < 20; i++)
+		snprintf(g->digest + 2 * i, 3, "%02x", md[i]);
+	free(g->res);
+	g->res = NULL;
+	g->sized = false;
+	s->dirty = true;
+	s->gen++;
+}
+
+uint32_t
+pl_sim_nextid(struct pl_sim *s)
+{
+	uint32_t id = 100;
+
+	for (size_t i = 0; i < s->nguests; i++) {
+		if (s->guests[i]->vmid > id)
+			break;
+		if (s->guests[i]->vmid == id)
+			id++;
+	}
+	return id;
+}
+
+/* --- volumes --- */
+
+struct pl_sim_volume *
+pl_sim_volume_add(struct pl_sim_storage *st, const char *volid, const char *content,
+		  const char *format, uint64_t size, uint32_t vmid, int node)
+{
+	struct pl_sim_volume *v;
+
+	if (st->nvols == st->capvols) {
+		st->capvols = st->capvols ? st->capvols * 2 : 16;
+		st->vols = pl_realloc(st->vols, st->capvols * sizeof(*st->vols));
+	}
+	v = &st->vols[st->nvols++];
+	v->volid = pl_strdup(volid);
+	v->content = pl_strdup(content);
+	v->format = pl_strdup(format ? format : "raw");
+	v->size = size;
+	v->vmid = vmid;
+	v->ctime = time(NULL);
+	v->node = st->shared ? -1 : node;
+	return v;
+}
+
+struct pl_sim_volume *
+pl_sim_volume_find(struct pl_sim *s, const char *volid, int node, struct pl_sim_storage **st_out)
+{
+	const char *colon = strchr(volid, ':');
+	struct pl_sim_storage *st;
+	char sid[128];
+
+	if (!colon || (size_t)(colon - volid) >= sizeof(sid))
+		return NULL;
+	memcpy(sid, volid, (size_t)(colon - volid));
+	sid[colon - volid] = 0;
+	if ((st = pl_sim_storage_find(s, sid)) == NULL)
+		return NULL;
+	if (st_out)
+		*st_out = st;
+	for (size_t i = 0; i < st->nvols; i++) {
+		struct pl_sim_volume *v = &st->vols[i];
+
+		if ((v->node == -1 || node < 0 || v->node == node) && !strcmp(v->volid, volid))
+			return v;
+	}
+	return NULL;
+}
+
+void
+pl_sim_volume_del(struct pl_sim *s, const char *volid, int node)
+{
+	struct pl_sim_storage *st = NULL;
+	struct pl_sim_volume *v = pl_sim_volume_find(s, volid, node, &st);
+	size_t i;
+
+	if (!v)
+		return;
+	i = (size_t)(v - st->vols);
+	free(v->volid);
+	free(v->content);
+	free(v->format);
+	memmove(&st->vols[i], &st->vols[i + 1], (st->nvols - i - 1) * sizeof(*st->vols));
+	st->nvols--;
+	s->dirty = true;
+}
+
+uint64_t
+pl_sim_storage_used(const struct pl_sim_storage *st, int node)
+{
+	uint64_t used = 0;
+
+	for (size_t i = 0; i < st->nvols; i++)
+		if (st->vols[i].node == -1 || st->vols[i].node == node)
+			used += st->vols[i].size;
+	return used;
+}
+
+static bool
+is_disk_key(bool lxc, const char *key)
+{
+	static const char *const q[] = { "scsi", "sata", "ide", "virtio", "efidisk", "tpmstate",
+					 "unused" };
+
+	if (lxc)
+		return !strcmp(key, "rootfs") || (key[0] == 'm' && key[1] == 'p' &&
+						  strspn(key + 2, "0123456789") == strlen(key + 2) &&
+						  key[2]) ||
+		       (pl_str_startswith(key, "unused"));
+	for (size_t i = 0; i < PL_ARRAY_LEN(q); i++) {
+		size_t n = strlen(q[i]);
+
+		if (!strncmp(key, q[i], n) && key[n] && strspn(key + n, "0123456789") == strlen(key + n))
+			return true;
+	}
+	return false;
+}
+
+static const struct pl_pfmt *
+disk_fmt(bool lxc, const char *key)
+{
+	char name[32];
+	size_t n = strcspn(key, "0123456789");
+
+	if (lxc) {
+		if (!strcmp(key, "rootfs"))
+			return pl_pfmt_get("lxc.rootfs");
+		if (pl_str_startswith(key, "unused"))
+			return pl_pfmt_get("lxc.unused");
+		return pl_pfmt_get("lxc.mp");
+	}
+	snprintf(name, sizeof(name), "qemu.%.*s", (int)n, key);
+	if (!strcmp(name, "qemu.efidisk") || !strcmp(name, "qemu.tpmstate"))
+		snprintf(name, sizeof(name), "qemu.%s", key);
+	return pl_pfmt_get(name);
+}
+
+/* The next free disk number of a guest on a storage. */
+static int
+next_disk_num(struct pl_sim_storage *st, struct pl_sim_guest *g, int node)
+{
+	int n = 0;
+	char pat[64];
+
+	for (;;) {
+		bool used = false;
+
+		for (int k = 0; k < 2 && !used; k++) {
+			snprintf(pat, sizeof(pat), "%s:%s-%u-disk-%d", st->id,
+				 k ? "subvol" : "vm", g->vmid, n);
+			for (size_t i = 0; i < st->nvols && !used; i++)
+				if ((st->vols[i].node == -1 || st->vols[i].node == node) &&
+				    !strcmp(st->vols[i].volid, pat))
+					used = true;
+		}
+		if (!used)
+			return n;
+		n++;
+	}
+}
+
+char *
+pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *key, const char *value,
+		  char **err)
+{
+	const struct pl_pfmt *f;
+	struct pl_propstr p;
+	struct pl_sim_storage *st;
+	const char *file, *colon;
+	char sid[128], *out = NULL;
+	struct pl_buf b;
+
+	if (!is_disk_key(g->lxc, key) || (f = disk_fmt(g->lxc, key)) == NULL)
+		return pl_strdup(value);
+	pl_propstr_init(&p);
+	pl_buf_init(&b, 0);
+	if (pl_propstr_parse(f, value, &p, NULL) != 0) {
+		out = pl_strdup(value);
+		goto out;
+	}
+	file = pl_propstr_get(&p, g->lxc ? "volume" : "file");
+	if (!file || !(colon = strchr(file, ':')) || (size_t)(colon - file) >= sizeof(sid) ||
+	    pl_str_startswith(pl_propstr_get(&p, "media") ? pl_propstr_get(&p, "media") : "",
+			      "cdrom")) {
+		out = pl_strdup(value);
+		goto out;
+	}
+	memcpy(sid, file, (size_t)(colon - file));
+	sid[colon - file] = 0;
+	if ((st = pl_sim_storage_find(s, sid)) == NULL) {
+		pl_seterr(err, PL_ENOENT, "storage '%s' does not exist", sid);
+		goto out;
+	}
+	{
+		unsigned long long gb;
+		double d;
+		char *end;
+
+		d = strtod(colon + 1, &end);
+		if (end != colon + 1 && *end == 0 && d > 0) {
+			/* "local-lvm:32": allocate a new volume of 32 GiB */
+			bool subvol = g->lxc && (!strcmp(st->type, "dir") || !strcmp(st->type, "zfspool") ||
+						 !strcmp(st->type, "nfs") || !strcmp(st->type, "cifs"));
+			bool file_based = !strcmp(st->type, "dir") || !strcmp(st->type, "nfs") ||
+					  !strcmp(st->type, "cifs");
+			char volid[256], sz[32];
+			int n;
+
+			if (!strstr(st->content, g->lxc ? "rootdir" : "images")) {
+				pl_seterr(err, PL_EINVAL,
+					  "storage '%s' does not support content-type '%s'", sid,
+					  g->lxc ? "rootdir" : "images");
+				goto out;
+			}
+			gb = (unsigned long long)(d * 1024.0 * 1024.0 * 1024.0);
+			n = next_disk_num(st, g, g->node);
+			if (file_based && !g->lxc)
+				snprintf(volid, sizeof(volid), "%s:%u/vm-%u-disk-%d.qcow2", sid, g->vmid,
+					 g->vmid, n);
+			else
+				snprintf(volid, sizeof(volid), "%s:%s-%u-disk-%d", sid,
+					 subvol ? "subvol" : "vm", g->vmid, n);
+			pl_sim_volume_add(st, volid, g->lxc ? "rootdir" : "images",
+					  subvol ? "subvol" : (file_based ? "qcow2" : "raw"), gb,
+					  g->vmid, g->node);
+			pl_propstr_set(&p, g->lxc ? "volume" : "file", volid);
+			pl_size_format(gb, sz, sizeof(sz));
+			pl_propstr_set(&p, "size", sz);
+			pl_propstr_format(f, &p, &b);
+			out = pl_buf_detach(&b, NULL);
+			goto out;
+		}
+	}
+	/* a reference to an existing volume: make sure the storage knows it */
+	if (!pl_sim_volume_find(s, file, g->node, NULL)) {
+		unsigned long long bytes = 0;
+		const char *size = pl_propstr_get(&p, "size");
+
+		if (size)
+			pl_size_parse(size, &bytes);
+		if (!bytes)
+			bytes = 8ULL << 30;
+		pl_sim_volume_add(st, file, g->lxc ? "rootdir" : "images", "raw", bytes, g->vmid,
+				  g->node);
+	}
+	out = pl_strdup(value);
+out:
+	pl_propstr_release(&p);
+	pl_buf_release(&b);
+	return out;
+}
+
+char *
+pl_sim_net_fill(struct pl_sim *s, struct pl_sim_guest *g, const char *key, const char *value)
+{
+	const struct pl_pfmt *f = pl_pfmt_get(g->lxc ? "lxc.net" : "qemu.net");
+	const char *mkey = g->lxc ? "hwaddr" : "macaddr";
+	struct pl_propstr p;
+	struct pl_buf b;
+	char *out;
+
+	if (!f || strncmp(key, "net", 3) || !key[3] || strspn(key + 3, "0123456789") != strlen(key + 3))
+		return pl_strdup(value);
+	pl_propstr_init(&p);
+	pl_buf_init(&b, 0);
+	if (pl_propstr_parse(f, value, &p, NULL) != 0 || pl_propstr_get(&p, mkey)) {
+		pl_propstr_release(&p);
+		pl_buf_release(&b);
+		return pl_strdup(value);
+	}
+	{
+		uint64_t r = pl_sim_rand(s);
+		char mac[18];
+
+		/* PVE's default OUI prefix BC:24:11 */
+		snprintf(mac, sizeof(mac), "BC:24:11:%02X:%02X:%02X", (unsigned)(r & 0xff),
+			 (unsigned)((r >> 8) & 0xff), (unsigned)((r >> 16) & 0xff));
+		pl_propstr_set(&p, mkey, mac);
+	}
+	pl_propstr_format(f, &p, &b);
+	out = pl_buf_detach(&b, NULL);
+	pl_propstr_release(&p);
+	return out;
+}
+
+json_t *
+pl_sim_conf_json(struct pl_sim *s, const struct pl_sim_guest *g, const json_t *conf)
+{
+	const struct pl_sim_method *m = g->lxc ? s->lxc_conf_m : s->qemu_conf_m;
+	json_t *o = json_object();
+	const char *k;
+	json_t *v;
+
+	json_object_foreach((json_t *)conf, k, v) {
+		const struct pl_sim_param *p = m ? pl_sim_param_find(m, k) : NULL;
+		const char *t = p ? p->type : "string";
+		const char *sv = json_string_value(v);
+		long long ll;
+
+		if (!sv) {
+			json_object_set(o, k, v);
+			continue;
+		}
+		if ((!strcmp(t, "integer") || !strcmp(t, "boolean")) &&
+		    pl_str_to_ll(pl_bool_norm(sv) && !strcmp(t, "boolean") ? pl_bool_norm(sv) : sv,
+				 LLONG_MIN, LLONG_MAX, &ll) == 0)
+			json_object_set_new(o, k, json_integer(ll));
+		else if (!strcmp(t, "number") && *sv && strspn(sv, "0123456789.-") == strlen(sv))
+			json_object_set_new(o, k, json_real(strtod(sv, NULL)));
+		else
+			json_object_set_new(o, k, json_string(sv));
+	}
+	return o;
+}
+
+/* --- usage figures --- */
+
+static uint64_t
+conf_u64(const json_t *conf, const char *key, uint64_t dflt)
+{
+	const char *v = pl_json_str(conf, key);
+	long long ll;
+
+	if (!v || pl_str_to_ll(v, 0, LLONG_MAX, &ll) != 0)
+		return dflt;
+	return (uint64_t)ll;
+}
+
+static uint64_t
+guest_maxdisk(const struct pl_sim_guest *g)
+{
+	const char *v = pl_json_str(g->conf, g->lxc ? "rootfs" : "scsi0");
+	const char *sz;
+	unsigned long long b = 0;
+
+	if (!v && !g->lxc)
+		v = pl_json_str(g->conf, "virtio0");
+	if (!v)
+		return 0;
+	if ((sz = strstr(v, "size=")) != NULL) {
+		char tmp[32];
+		size_t n = strcspn(sz + 5, ",");
+
+		if (n < sizeof(tmp)) {
+			memcpy(tmp, sz + 5, n);
+			tmp[n] = 0;
+			pl_size_parse(tmp, &b);
+		}
+	}
+	return b;
+}
+
+static void
+guest_sizes(struct pl_sim_guest *g)
+{
+	int sockets = (int)conf_u64(g->conf, "sockets", 1);
+
+	g->cpus = (int)conf_u64(g->conf, "cores", 1) * (g->lxc ? 1 : sockets);
+	g->maxmem = conf_u64(g->conf, "memory", 512) << 20;
+	g->maxdisk = guest_maxdisk(g);
+	g->sized = true;
+}
+
+void
+pl_sim_guest_usage(struct pl_sim *s, const struct pl_sim_guest *g, int64_t now,
+		   struct pl_sim_usage *u)
+{
+	uint64_t h = mix(g->vmid * 2654435761ULL + 17);
+	double base = 0.02 + (double)(h % 1000) / 1000.0 * 0.25;
+	double phase = (double)((h >> 10) % 628) / 100.0;
+
+	if (!g->sized) /* a cache of values derived from the config */
+		guest_sizes((struct pl_sim_guest *)g);
+	memset(u, 0, sizeof(*u));
+	u->cpus = g->cpus;
+	u->maxmem = g->maxmem;
+	u->maxdisk = g->maxdisk;
+	if (g->status == PL_SIM_STOPPED)
+		return;
+	u->uptime = now - g->started;
+	if (u->uptime < 0)
+		u->uptime = 0;
+	u->cpu = g->status == PL_SIM_PAUSED
+			 ? 0
+			 : base * (0.75 + 0.25 * sin((double)now / 37.0 + phase)) / (u->cpus ? 1 : 1);
+	u->mem = (uint64_t)((double)u->maxmem *
+			    (0.25 + 0.3 * (double)((h >> 20) % 100) / 100.0 +
+			     0.05 * sin((double)now / 53.0 + phase)));
+	u->disk = g->lxc ? u->maxdisk / 4 + (h % 1024) * 1024 * 1024 % (u->maxdisk / 2 + 1) : 0;
+	u->netin = (uint64_t)u->uptime * (2000 + (h >> 30) % 50000);
+	u->netout = (uint64_t)u->uptime * (1000 + (h >> 34) % 20000);
+	u->diskread = (uint64_t)u->uptime * (4000 + (h >> 38) % 100000);
+	u->diskwrite = (uint64_t)u->uptime * (3000 + (h >> 42) % 80000);
+	(void)s;
+}
+
+void
+pl_sim_node_usage(struct pl_sim *s, int node, int64_t now, struct pl_sim_usage *u)
+{
+	const struct pl_sim_node *n = &s->nodes[node];
+	double cpu = 0;
+	uint64_t mem = 1ULL << 31; /* the host itself */
+
+	memset(u, 0, sizeof(*u));
+	u->cpus = n->cpus;
+	u->maxmem = n->maxmem;
+	u->maxdisk = n->maxdisk;
+	u->disk = n->maxdisk / 5;
+	if (!n->online)
+		return;
+	for (size_t i = 0; i < s->nguests; i++) {
+		const struct pl_sim_guest *g = s->guests[i];
+		struct pl_sim_usage gu;
+
+		if (g->node != node || g->status == PL_SIM_STOPPED)
+			continue;
+		pl_sim_guest_usage(s, g, now, &gu);
+		cpu += gu.cpu * gu.cpus;
+		mem += gu.mem;
+		u->netin += gu.netin;
+		u->netout += gu.netout;
+	}
+	u->cpu = n->cpus ? fmin(1.0, 0.01 + cpu / n->cpus) : 0;
+	u->mem = mem > n->maxmem ? n->maxmem : mem;
+	u->uptime = now - n->boot;
+}
+
+void
+pl_sim_nodes_usage(struct pl_sim *s, int64_t now, struct pl_sim_usage *u)
+{
+	double *cpu = pl_calloc(s->nnodes ? s->nnodes : 1, sizeof(*cpu));
+
+	for (size_t i = 0; i < s->nnodes; i++) {
+		memset(&u[i], 0, sizeof(u[i]));
+		u[i].mem = 1ULL << 31;
+	}
+	for (size_t i = 0; i < s->nguests; i++) {
+		const struct pl_sim_guest *g = s->guests[i];
+		struct pl_sim_usage gu;
+
+		if (g->status == PL_SIM_STOPPED || !s->nodes[g->node].online)
+			continue;
+		pl_sim_guest_usage(s, g, now, &gu);
+		cpu[g->node] += gu.cpu * gu.cpus;
+		u[g->node].mem += gu.mem;
+		u[g->node].netin += gu.netin;
+		u[g->node].netout += gu.netout;
+	}
+	for (size_t i = 0; i < s->nnodes; i++) {
+		const struct pl_sim_node *n = &s->nodes[i];
+
+		u[i].cpus = n->cpus;
+		u[i].maxmem = n->maxmem;
+		u[i].maxdisk = n->maxdisk;
+		u[i].disk = n->maxdisk / 5;
+		if (!n->online) {
+			u[i].mem = 0;
+			continue;
+		}
+		u[i].cpu = n->cpus ? fmin(1.0, 0.01 + cpu[i] / n->cpus) : 0;
+		if (u[i].mem > n->maxmem)
+			u[i].mem = n->maxmem;
+		u[i].uptime = now - n->boot;
+	}
+	free(cpu);
+}
+
+/* --- seeds --- */
+
+static uint64_t
+seed_size(const json_t *v, uint64_t dflt)
+{
+	unsigned long long b;
+
+	if (json_is_integer(v))
+		return (uint64_t)json_integer_value(v);
+	if (json_is_string(v) && pl_size_parse(json_string_value(v), &b) == 0)
+		return b;
+	return dflt;
+}
+
+static void
+node_default_network(struct pl_sim_node *n)
+{
+	json_t *cidr = json_string(n->ip ? n->ip : "192.168.1.10");
+	char *c = pl_asprintf("%s/24", json_string_value(cidr));
+
+	json_object_set_new(n->ifaces, "eno1",
+			    json_pack("{s:s,s:s,s:i,s:s,s:i,s:[s]}", "iface", "eno1", "type", "eth",
+				      "active", 1, "method", "manual", "exists", 1, "families",
+				      "inet"));
+	json_object_set_new(n->ifaces, "vmbr0",
+			    json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:[s]}", "iface",
+				      "vmbr0", "type", "bridge", "active", 1, "method", "static",
+				      "bridge_ports", "eno1", "bridge_stp", "off", "bridge_fd", "0",
+				      "cidr", c, "address", json_string_value(cidr), "autostart", 1,
+				      "priority", 3, "families", "inet"));
+	free(c);
+	json_decref(cidr);
+}
+
+static int
+seed_nodes(struct pl_sim *s, const json_t *nodes, char **errmsg)
+{
+	size_t i;
+	json_t *n;
+
+	if (!json_is_array(nodes) || json_array_size(nodes) == 0)
+		return pl_seterr(errmsg, PL_EINVAL, "seed: 'nodes' must be a non-empty list");
+	s->nnodes = json_array_size(nodes);
+	s->nodes = pl_calloc(s->nnodes, sizeof(*s->nodes));
+	json_array_foreach(nodes, i, n) {
+		struct pl_sim_node *sn = &s->nodes[i];
+		const char *name = json_is_string(n) ? json_string_value(n) : pl_json_str(n, "name");
+		json_t *net = json_object_get(n, "network");
+
+		if (!name)
+			return pl_seterr(errmsg, PL_EINVAL, "seed: nodes[%zu] has no 'name'", i);
+		sn->name = pl_strdup(name);
+		sn->ip = pl_json_str(n, "ip") ? pl_strdup(pl_json_str(n, "ip"))
+					      : pl_asprintf("192.168.1.%zu", 10 + i);
+		sn->cpus = (int)pl_json_int(n, "cpus", 16);
+		sn->maxmem = seed_size(json_object_get(n, "memory"), 64ULL << 30);
+		sn->maxdisk = seed_size(json_object_get(n, "disk"), 100ULL << 30);
+		sn->online = pl_json_bool(n, "online", true);
+		sn->boot = s->t0 - 86400 * 3 - (int64_t)(i * 3600);
+		sn->ifaces = json_object();
+		sn->pending = json_object();
+		if (json_is_array(net)) {
+			size_t j;
+			json_t *ifc;
+
+			json_array_foreach(net, j, ifc) {
+				const char *iface = pl_json_str(ifc, "iface");
+				json_t *c;
+
+				if (!iface)
+					return pl_seterr(errmsg, PL_EINVAL,
+							 "seed: nodes[%zu].network[%zu] has no 'iface'", i, j);
+				c = json_deep_copy(ifc);
+				if (!json_object_get(c, "type"))
+					json_object_set_new(c, "type", json_string("bridge"));
+				if (pl_json_str(c, "cidr") && !json_object_get(c, "address")) {
+					const char *cidr = pl_json_str(c, "cidr");
+					const char *sl = strchr(cidr, '/');
+
+					json_object_set_new(c, "address",
+							    json_stringn(cidr, sl ? (size_t)(sl - cidr)
+										  : strlen(cidr)));
+					if (sl)
+						json_object_set_new(c, "netmask", json_string(sl + 1));
+				}
+				if (!json_object_get(c, "families"))
+					json_object_set_new(c, "families", json_pack("[s]", "inet"));
+				if (!json_object_get(c, "priority"))
+					json_object_set_new(c, "priority", json_integer((json_int_t)j + 1));
+				json_object_set_new(c, "active", json_integer(1));
+				json_object_set_new(sn->ifaces, iface, c);
+			}
+		} else if (json_is_object(net)) {
+			json_object_update(sn->ifaces, net);
+		} else {
+			node_default_network(sn);
+		}
+		if (json_is_object(json_object_get(n, "network_pending")))
+			json_object_update(sn->pending, json_object_get(n, "network_pending"));
+	}
+	return 0;
+}
+
+static void
+storage_defaults(struct pl_sim *s)
+{
+	s->nstores = 2;
+	s->stores = pl_calloc(2, sizeof(*s->stores));
+	s->stores[0].id = pl_strdup("local");
+	s->stores[0].type = pl_strdup("dir");
+	s->stores[0].content = pl_strdup("backup,iso,vztmpl");
+	s->stores[0].path = pl_strdup("/var/lib/vz");
+	s->stores[0].total = 100ULL << 30;
+	s->stores[1].id = pl_strdup("local-lvm");
+	s->stores[1].type = pl_strdup("lvmthin");
+	s->stores[1].content = pl_strdup("images,rootdir");
+	s->stores[1].total = 2048ULL << 30;
+}
+
+static int
+seed_storages(struct pl_sim *s, const json_t *stores, char **errmsg)
+{
+	size_t i;
+	json_t *v;
+
+	if (!stores) {
+		storage_defaults(s);
+		return 0;
+	}
+	if (!json_is_array(stores))
+		return pl_seterr(errmsg, PL_EINVAL, "seed: 'storages' must be a list");
+	s->nstores = json_array_size(stores);
+	s->stores = pl_calloc(s->nstores ? s->nstores : 1, sizeof(*s->stores));
+	json_array_foreach(stores, i, v) {
+		struct pl_sim_storage *st = &s->stores[i];
+		const char *id = pl_json_str(v, "id");
+		json_t *vols = json_object_get(v, "volumes");
+
+		if (!id)
+			return pl_seterr(errmsg, PL_EINVAL, "seed: storages[%zu] has no 'id'", i);
+		st->id = pl_strdup(id);
+		st->type = pl_strdup(pl_json_str_or(v, "type", "dir"));
+		st->content = pl_strdup(pl_json_str_or(v, "content", "images,rootdir"));
+		st->path = pl_json_str(v, "path") ? pl_strdup(pl_json_str(v, "path")) : NULL;
+		st->shared = pl_json_bool(v, "shared", false);
+		st->total = seed_size(json_object_get(v, "size"), 500ULL << 30);
+		if (json_is_array(json_object_get(v, "nodes")))
+			st->nodes = json_deep_copy(json_object_get(v, "nodes"));
+		if (json_is_array(vols)) {
+			size_t j;
+			json_t *vo;
+
+			json_array_foreach(vols, j, vo) {
+				const char *volid = pl_json_str(vo, "volid");
+				const char *node = pl_json_str(vo, "node");
+				struct pl_sim_volume *nv;
+
+				if (!volid)
+					continue;
+				nv = pl_sim_volume_add(st, volid, pl_json_str_or(vo, "content", "images"),
+						       pl_json_str(vo, "format"),
+						       seed_size(json_object_get(vo, "size"), 0),
+						       (uint32_t)pl_json_int(vo, "vmid", 0),
+						       node ? pl_sim_node_index(s, node) : 0);
+				nv->ctime = pl_json_int(vo, "ctime", nv->ctime);
+			}
+		}
+	}
+	return 0;
+}
+
+static const char *
+template_content(const char *volid, const char **format)
+{
+	if (strstr(volid, ":vztmpl/")) {
+		*format = strstr(volid, ".tar.zst") ? "tzst" : "tgz";
+		return "vztmpl";
+	}
+	if (strstr(volid, ":iso/")) {
+		*format = "iso";
+		return "iso";
+	}
+	if (strstr(volid, ":backup/")) {
+		*format = strstr(volid, ".vma") ? "vma.zst" : "tar.zst";
+		return "backup";
+	}
+	*format = "raw";
+	return "images";
+}
+
+int
+pl_sim_add_template(struct pl_sim *s, const char *volid, uint64_t size, char **errmsg)
+{
+	const char *fmt, *content = template_content(volid, &fmt);
+	struct pl_sim_storage *st = NULL;
+	const char *colon = strchr(volid, ':');
+	char sid[128];
+
+	if (!colon || (size_t)(colon - volid) >= sizeof(sid))
+		return pl_seterr(errmsg, PL_EINVAL, "seed: invalid template volume '%s'", volid);
+	memcpy(sid, volid, (size_t)(colon - volid));
+	sid[colon - volid] = 0;
+	if ((st = pl_sim_storage_find(s, sid)) == NULL)
+		return pl_seterr(errmsg, PL_ENOENT,
+				 "seed: template '%s' is on storage '%s', which is not defined",
+				 volid, sid);
+	if (st->shared) {
+		if (!pl_sim_volume_find(s, volid, -1, NULL))
+			pl_sim_volume_add(st, volid, content, fmt, size, 0, -1);
+		return 0;
+	}
+	for (size_t i = 0; i < s->nnodes; i++) {
+		if (!pl_sim_storage_on_node(st, s->nodes[i].name) ||
+		    pl_sim_volume_find(s, volid, (int)i, NULL))
+			continue;
+		pl_sim_volume_add(st, volid, content, fmt, size, 0, (int)i);
+	}
+	return 0;
+}
+
+static int
+seed_guest(struct pl_sim *s, const json_t *gv, size_t idx, char **errmsg)
+{
+	long long vmid = pl_json_int(gv, "vmid", 0);
+	const char *type = pl_json_str_or(gv, "type", "qemu");
+	const char *node = pl_json_str(gv, "node");
+	const char *status = pl_json_str_or(gv, "status", "stopped");
+	json_t *conf = json_object_get(gv, "config");
+	int ni = node ? pl_sim_node_index(s, node) : (int)(idx % s->nnodes);
+	struct pl_sim_guest *g;
+	const char *k;
+	json_t *v;
+
+	if (vmid < 100 || vmid > 999999999)
+		return pl_seterr(errmsg, PL_EINVAL, "seed: guests[%zu] needs a 'vmid' of 100 or more",
+				 idx);
+	if (ni < 0)
+		return pl_seterr(errmsg, PL_ENOENT, "seed: guest %lld is on unknown node '%s'", vmid,
+				 node);
+	if (strcmp(type, "qemu") && strcmp(type, "lxc"))
+		return pl_seterr(errmsg, PL_EINVAL,
+				 "seed: guest %lld has type '%s' (want qemu or lxc)", vmid, type);
+	if ((g = pl_sim_guest_add(s, (uint32_t)vmid, !strcmp(type, "lxc"), ni)) == NULL)
+		return pl_seterr(errmsg, PL_ECONFLICT, "seed: VMID %lld is used twice", vmid);
+	json_object_foreach(conf, k, v) {
+		char *txt = pl_sim_value_text(v), *a, *err = NULL;
+
+		if (!txt)
+			continue;
+		if ((a = pl_sim_disk_alloc(s, g, k, txt, &err)) == NULL) {
+			pl_seterr(errmsg, PL_EINVAL, "seed: guest %lld: %s: %s", vmid, k, err);
+			free(err);
+			free(txt);
+			return PL_EINVAL;
+		}
+		free(txt);
+		txt = pl_sim_net_fill(s, g, k, a);
+		free(a);
+		json_object_set_new(g->conf, k, json_string(txt));
+		free(txt);
+	}
+	if (!json_object_get(g->conf, "name") && !g->lxc)
+		json_object_set_new(g->conf, "name", json_sprintf("vm%lld", vmid));
+	if (!json_object_get(g->conf, "hostname") && g->lxc)
+		json_object_set_new(g->conf, "hostname", json_sprintf("ct%lld", vmid));
+	if (json_is_object(json_object_get(gv, "pending")))
+		json_object_update(g->pending, json_object_get(gv, "pending"));
+	if (json_is_array(json_object_get(gv, "pending_delete")))
+		json_array_extend(g->pending_del, json_object_get(gv, "pending_delete"));
+	if (json_is_array(json_object_get(gv, "snapshots"))) {
+		size_t j;
+		json_t *sn;
+
+		json_array_foreach(json_object_get(gv, "snapshots"), j, sn) {
+			json_t *c = json_deep_copy(sn);
+
+			if (!json_object_get(c, "conf"))
+				json_object_set_new(c, "conf", json_deep_copy(g->conf));
+			if (!json_object_get(c, "snaptime"))
+				json_object_set_new(c, "snaptime", json_integer(s->t0 - 3600));
+			json_array_append_new(g->snaps, c);
+		}
+	}
+	if (pl_json_str(gv, "parent"))
+		g->parent = pl_strdup(pl_json_str(gv, "parent"));
+	else if (json_array_size(g->snaps))
+		g->parent = pl_strdup(pl_json_str_or(json_array_get(g->snaps,
+								    json_array_size(g->snaps) - 1),
+						     "name", ""));
+	if (!strcmp(status, "running") || !strcmp(status, "paused")) {
+		g->status = !strcmp(status, "paused") ? PL_SIM_PAUSED : PL_SIM_RUNNING;
+		g->started = s->t0 - pl_json_int(gv, "uptime", 3600 + (vmid % 7200));
+	}
+	pl_sim_guest_touch(s, g);
+	return 0;
+}
+
+int
+pl_sim_seed_load(struct pl_sim *s, const json_t *seed, char **errmsg)
+{
+	const json_t *tpl = json_object_get(seed, "templates");
+	const json_t *guests = json_object_get(seed, "guests");
+	const json_t *pools = json_object_get(seed, "pools");
+	size_t i;
+	json_t *v;
+	int r;
+
+	if (!json_is_object(seed))
+		return pl_seterr(errmsg, PL_EINVAL, "seed: the top level must be a mapping");
+	free(s->clustername);
+	s->clustername = pl_strdup(pl_json_str_or(seed, "cluster", "pvelab"));
+	if ((r = seed_nodes(s, json_object_get(seed, "nodes"), errmsg)) != 0)
+		return r;
+	if ((r = seed_storages(s, json_object_get(seed, "storages"), errmsg)) != 0)
+		return r;
+	json_array_foreach(tpl, i, v) {
+		const char *volid = json_is_string(v) ? json_string_value(v) : pl_json_str(v, "volid");
+
+		if (!volid)
+			continue;
+		if ((r = pl_sim_add_template(s, volid,
+					     seed_size(json_object_get(v, "size"), 130ULL << 20),
+					     errmsg)) != 0)
+			return r;
+	}
+	json_array_foreach(guests, i, v) {
+		if ((r = seed_guest(s, v, i, errmsg)) != 0)
+			return r;
+	}
+	if (json_is_array(pools)) {
+		json_array_foreach(pools, i, v) {
+			const char *id = pl_json_str(v, "poolid");
+
+			if (!id)
+				continue;
+			json_object_set_new(s->pools, id,
+					    json_pack("{s:s,s:o}", "comment",
+						      pl_json_str_or(v, "comment", ""), "members",
+						      json_is_array(json_object_get(v, "members"))
+							      ? json_deep_copy(json_object_get(v, "members"))
+							      : json_array()));
+		}
+	} else if (json_is_object(pools)) {
+		json_t *copy = json_deep_copy(pools);
+
+		json_object_update(s->pools, copy);
+		json_decref(copy);
+	}
+	return 0;
+}
+
+int
+pl_sim_generate(struct pl_sim *s, int nodes, int guests, char **errmsg)
+{
+	json_t *seed = json_object(), *ns = json_array(), *tpl;
+	int r;
+
+	for (int i = 0; i < nodes; i++) {
+		char *name = nodes == 1 ? pl_strdup("pve") : pl_asprintf("pve%d", i + 1);
+
+		json_array_append_new(ns, json_pack("{s:s,s:i,s:s}", "name", name, "cpus", 32,
+						    "memory", "256G"));
+		free(name);
+	}
+	json_object_set_new(seed, "nodes", ns);
+	tpl = json_pack("[s,s,s]", "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst",
+			"local:vztmpl/ubuntu-24.04-standard_24.04-2_amd64.tar.zst",
+			"local:iso/debian-12.8.0-amd64-netinst.iso");
+	json_object_set_new(seed, "templates", tpl);
+	r = pl_sim_seed_load(s, seed, errmsg);
+	json_decref(seed);
+	if (r)
+		return r;
+	/* Guests are built directly (no seed round trip) so 10,000 start fast. */
+	for (int i = 0; i < guests; i++) {
+		uint32_t vmid = 100 + (uint32_t)i;
+		bool lxc = i % 5 == 4;
+		int node = i % nodes;
+		struct pl_sim_guest *g = pl_sim_guest_add(s, vmid, lxc, node);
+		struct pl_sim_storage *st = pl_sim_storage_find(s, "local-lvm");
+		uint64_t r64 = pl_sim_rand(s);
+		char volid[64], buf[160];
+
+		snprintf(volid, sizeof(volid), "local-lvm:vm-%u-disk-0", vmid);
+		pl_sim_volume_add(st, volid, lxc ? "rootdir" : "images", "raw",
+				  (lxc ? 8ULL : 32ULL) << 30, vmid, node);
+		if (lxc) {
+			json_object_set_new(g->conf, "hostname", json_sprintf("ct%u", vmid));
+			json_object_set_new(g->conf, "memory", json_string("512"));
+			json_object_set_new(g->conf, "swap", json_string("512"));
+			json_object_set_new(g->conf, "cores", json_string("1"));
+			json_object_set_new(g->conf, "ostype", json_string("debian"));
+			json_object_set_new(g->conf, "arch", json_string("amd64"));
+			snprintf(buf, sizeof(buf), "%s,size=8G", volid);
+			json_object_set_new(g->conf, "rootfs", json_string(buf));
+			snprintf(buf, sizeof(buf),
+				 "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:%02X:%02X:%02X,ip=dhcp,type=veth",
+				 (unsigned)(r64 & 0xff), (unsigned)((r64 >> 8) & 0xff),
+				 (unsigned)((r64 >> 16) & 0xff));
+			json_object_set_new(g->conf, "net0", json_string(buf));
+		} else {
+			json_object_set_new(g->conf, "name", json_sprintf("vm%u", vmid));
+			json_object_set_new(g->conf, "memory", json_string("2048"));
+			json_object_set_new(g->conf, "cores", json_string("2"));
+			json_object_set_new(g->conf, "sockets", json_string("1"));
+			json_object_set_new(g->conf, "ostype", json_string("l26"));
+			json_object_set_new(g->conf, "scsihw", json_string("virtio-scsi-single"));
+			snprintf(buf, sizeof(buf), "%s,iothread=1,size=32G", volid);
+			json_object_set_new(g->conf, "scsi0", json_string(buf));
+			snprintf(buf, sizeof(buf), "virtio=BC:24:11:%02X:%02X:%02X,bridge=vmbr0",
+				 (unsigned)(r64 & 0xff), (unsigned)((r64 >> 8) & 0xff),
+				 (unsigned)((r64 >> 16) & 0xff));
+			json_object_set_new(g->conf, "net0", json_string(buf));
+			json_object_set_new(g->conf, "boot", json_string("order=scsi0;net0"));
+		}
+		if (i % 10 < 7) {
+			g->status = PL_SIM_RUNNING;
+			g->started = s->t0 - 600 - (int64_t)(r64 >> 40) % 86400;
+		}
+		pl_sim_guest_touch(s, g);
+	}
+	/* big generated clusters get storage that fits them */
+	for (size_t k = 0; k < s->nstores; k++)
+		for (int n = 0; n < nodes; n++) {
+			uint64_t used = pl_sim_storage_used(&s->stores[k], n);
+
+			if (used * 2 > s->stores[k].total)
+				s->stores[k].total = used * 2;
+		}
+	return 0;
+}
+
+/* --- state --- */
+
+json_t *
+pl_sim_state_dump(struct pl_sim *s)
+{
+	json_t *root = json_object(), *nodes = json_array(), *stores = json_array(),
+	       *guests = json_array();
+
+	json_object_set_new(root, "cluster", json_string(s->clustername));
+	for (size_t i = 0; i < s->nnodes; i++) {
+		struct pl_sim_node *n = &s->nodes[i];
+
+		json_array_append_new(nodes, json_pack("{s:s,s:s,s:i,s:I,s:I,s:b,s:O,s:O}", "name",
+						       n->name, "ip", n->ip, "cpus", n->cpus,
+						       "memory", (json_int_t)n->maxmem, "disk",
+						       (json_int_t)n->maxdisk, "online", n->online,
+						       "network", n->ifaces, "network_pending",
+						       n->pending));
+	}
+	for (size_t i = 0; i < s->nstores; i++) {
+		struct pl_sim_storage *st = &s->stores[i];
+		json_t *o = json_pack("{s:s,s:s,s:s,s:b,s:I}", "id", st->id, "type", st->type,
+				      "content", st->content, "shared", st->shared, "size",
+				      (json_int_t)st->total);
+		json_t *vols = json_array();
+
+		if (st->path)
+			json_object_set_new(o, "path", json_string(st->path));
+		if (st->nodes)
+			json_object_set(o, "nodes", st->nodes);
+		for (size_t v = 0; v < st->nvols; v++) {
+			struct pl_sim_volume *vol = &st->vols[v];
+			json_t *vo;
+
+			if (!strcmp(vol->content, "images") || !strcmp(vol->content, "rootdir"))
+				continue; /* re-registered from the guest configs */
+			vo = json_pack("{s:s,s:s,s:s,s:I,s:I}", "volid", vol->volid, "content",
+				       vol->content, "format", vol->format, "size",
+				       (json_int_t)vol->size, "ctime", (json_int_t)vol->ctime);
+			if (vol->vmid)
+				json_object_set_new(vo, "vmid", json_integer(vol->vmid));
+			if (vol->node >= 0)
+				json_object_set_new(vo, "node", json_string(s->nodes[vol->node].name));
+			json_array_append_new(vols, vo);
+		}
+		json_object_set_new(o, "volumes", vols);
+		json_array_append_new(stores, o);
+	}
+	for (size_t i = 0; i < s->nguests; i++) {
+		struct pl_sim_guest *g = s->guests[i];
+		json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:O,s:O,s:O,s:O}", "vmid",
+				      (json_int_t)g->vmid, "type", g->lxc ? "lxc" : "qemu", "node",
+				      s->nodes[g->node].name, "status",
+				      g->status == PL_SIM_RUNNING  ? "running"
+				      : g->status == PL_SIM_PAUSED ? "paused"
+								   : "stopped",
+				      "config", g->conf, "pending", g->pending, "pending_delete",
+				      g->pending_del, "snapshots", g->snaps);
+
+		if (g->parent)
+			json_object_set_new(o, "parent", json_string(g->parent));
+		if (g->status != PL_SIM_STOPPED)
+			json_object_set_new(o, "uptime", json_integer(time(NULL) - g->started));
+		json_array_append_new(guests, o);
+	}
+	json_object_set_new(root, "nodes", nodes);
+	json_object_set_new(root, "storages", stores);
+	json_object_set_new(root, "guests", guests);
+	json_object_set(root, "pools", s->pools);
+	return root;
+}
+
+int
+pl_sim_state_save(struct pl_sim *s, char **errmsg)
+{
+	json_t *st;
+	char *text;
+	int r;
+
+	if (!s->opts.state_file)
+		return 0;
+	st = pl_sim_state_dump(s);
+	text = json_dumps(st, JSON_INDENT(1) | JSON_SORT_KEYS);
+	json_decref(st);
+	if (!text)
+		return pl_seterr(errmsg, PL_ENOMEM, "cannot serialise the simulator state");
+	r = pl_file_write_atomic(s->opts.state_file, text, strlen(text), 0600, errmsg);
+	free(text);
+	if (r == 0)
+		s->dirty = false;
+	return r;
+}
+
+void
+pl_sim_model_free(struct pl_sim *s)
+{
+	for (size_t i = 0; i < s->nguests; i++)
+		guest_free(s->guests[i]);
+	free(s->guests);
+	s->guests = NULL;
+	s->nguests = s->capguests = 0;
+	for (size_t i = 0; i < s->nnodes; i++) {
+		free(s->nodes[i].name);
+		free(s->nodes[i].ip);
+		json_decref(s->nodes[i].ifaces);
+		json_decref(s->nodes[i].pending);
+	}
+	free(s->nodes);
+	s->nodes = NULL;
+	s->nnodes = 0;
+	for (size_t i = 0; i < s->nstores; i++) {
+		struct pl_sim_storage *st = &s->stores[i];
+
+		for (size_t v = 0; v < st->nvols; v++) {
+			free(st->vols[v].volid);
+			free(st->vols[v].content);
+			free(st->vols[v].format);
+		}
+		free(st->vols);
+		free(st->id);
+		free(st->type);
+		free(st->content);
+		free(st->path);
+		json_decref(st->nodes);
+	}
+	free(s->stores);
+	s->stores = NULL;
+	s->nstores = 0;
+}

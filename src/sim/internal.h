@@ -1,0 +1,261 @@
+/*
+ * The simulator's internals shared by its files: the cluster model (nodes,
+ * storages, guests, tasks), the per-request context handlers fill in, and
+ * the functions the model, the API handlers and the HTTP server call.
+ */
+#ifndef PL_SIM_INTERNAL_H
+#define PL_SIM_INTERNAL_H
+
+#include "core/common.h"
+
+#include <jansson.h>
+
+#include "core/buf.h"
+#include "sim/schema.h"
+#include "sim/sim.h"
+
+struct event;
+struct event_base;
+struct evhttp;
+struct evhttp_bound_socket;
+
+struct pl_sim_volume {
+	char *volid;   /* "local-lvm:vm-100-disk-0" */
+	char *content; /* images, rootdir, iso, vztmpl, backup */
+	char *format;  /* raw, subvol, iso, tzst, vma.zst */
+	uint64_t size;
+	uint32_t vmid; /* 0 when not owned by a guest */
+	int64_t ctime;
+	int node;      /* node index for local storages, -1 on shared ones */
+};
+
+struct pl_sim_storage {
+	char *id;
+	char *type;    /* dir, lvmthin, zfspool, nfs, ... */
+	char *content; /* "images,rootdir" */
+	char *path;    /* for dir-like storages, or NULL */
+	bool shared;
+	uint64_t total; /* per node for local storages */
+	json_t *nodes;  /* array of node names it is restricted to, or NULL */
+	struct pl_sim_volume *vols;
+	size_t nvols, capvols;
+};
+
+struct pl_sim_node {
+	char *name;
+	char *ip;
+	int cpus;
+	uint64_t maxmem;
+	uint64_t maxdisk;
+	bool online;
+	int64_t boot;
+	json_t *ifaces;  /* iface -> object (active config) */
+	json_t *pending; /* iface -> object, or null for a pending deletion */
+};
+
+enum pl_sim_gstatus { PL_SIM_STOPPED, PL_SIM_RUNNING, PL_SIM_PAUSED };
+
+struct pl_sim_guest {
+	uint32_t vmid;
+	bool lxc;
+	int node;
+	enum pl_sim_gstatus status;
+	json_t *conf;        /* key -> string, as PVE's config file holds it */
+	json_t *pending;     /* key -> string: changes waiting for a restart */
+	json_t *pending_del; /* array of keys to delete at restart */
+	json_t *snaps;       /* array of {name, description, snaptime, vmstate, parent, conf} */
+	char *parent;        /* current snapshot the state descends from, or NULL */
+	char lock[24];       /* "" when unlocked */
+	int64_t started;     /* epoch of the last start */
+	char digest[41];
+	char *res;           /* cached static part of the /cluster/resources entry */
+	size_t reslen;
+	bool sized;          /* cpus/maxmem/maxdisk below are current */
+	int cpus;
+	uint64_t maxmem, maxdisk;
+};
+
+struct pl_sim;
+struct pl_sim_task;
+
+typedef void (*pl_sim_task_fn)(struct pl_sim *sim, struct pl_sim_task *t);
+
+struct pl_sim_task {
+	struct pl_sim *sim;
+	char *upid;
+	int node;
+	char *type;
+	char *id;
+	char *user;
+	int64_t start, end;
+	bool running;
+	char *exitstatus;
+	json_t *log;        /* array of strings */
+	uint32_t vmid;      /* guest it holds locked, 0 if none */
+	bool unlock;        /* clear the guest's lock when done */
+	json_t *args;       /* handler data for done() */
+	pl_sim_task_fn done;
+	struct event *ev;
+};
+
+struct pl_sim_faults {
+	double error, timeout, reset, lockwait;
+	int latency_ms;
+};
+
+struct pl_sim_pending; /* a reply held back (auth delay, latency, timeout) */
+
+struct pl_sim {
+	struct event_base *base;
+	struct pl_sim_opts opts;
+	struct pl_sim_schema *schema;
+	const struct pl_sim_method *qemu_conf_m; /* typed output of config values */
+	const struct pl_sim_method *lxc_conf_m;
+	char *password;
+	char *token_secret;
+	char *ro_secret;
+	unsigned char key[32]; /* ticket / CSRF HMAC key */
+	uint64_t rng;
+	struct pl_sim_faults faults;
+	char *clustername;
+
+	struct pl_sim_node *nodes;
+	size_t nnodes;
+	struct pl_sim_storage *stores;
+	size_t nstores;
+	struct pl_sim_guest **guests; /* sorted by vmid */
+	size_t nguests, capguests;
+	json_t *pools;   /* poolid -> {comment, vms: [vmid...], storage: [...]} */
+	json_t *aplinfo; /* array of appliance descriptions */
+	struct pl_sim_task **tasks;
+	size_t ntasks;
+	uint32_t next_pid;
+	int64_t t0;      /* simulator start (epoch) */
+
+	struct evhttp *http;
+	struct evhttp_bound_socket *sock;
+	void *ssl_ctx;
+	char fingerprint[96];
+	char url[320];
+	struct pl_sim_pending *held;
+	bool dirty;
+	struct event *save_ev;
+	uint64_t gen;    /* bumped by every change; keys the response caches */
+	struct {
+		int64_t t;
+		uint64_t gen;
+		struct pl_sim_blob *body;
+	} rescache[5];   /* /cluster/resources per type, valid within one second */
+};
+
+/* A reference-counted response body, sent without copying. */
+struct pl_sim_blob {
+	int refs;
+	size_t len;
+	char data[];
+};
+
+/* Take over a buffer's contents as a blob with one reference. */
+struct pl_sim_blob *pl_sim_blob_from_buf(struct pl_buf *b);
+struct pl_sim_blob *pl_sim_blob_ref(struct pl_sim_blob *bl);
+void pl_sim_blob_unref(struct pl_sim_blob *bl);
+
+/* One API call: what the handler gets and what it answers. */
+struct pl_sim_req {
+	struct pl_sim *sim;
+	const struct pl_sim_method *m;
+	const char *path;   /* below /api2/json */
+	json_t *params;     /* name -> string (path variables included) */
+	const char *user;   /* "root@pam" or "root@pam!pvelab" */
+	bool readonly;
+	int status;
+	char *reason;       /* NULL: "OK" / derived from the message */
+	json_t *data;
+	json_t *errors;
+	json_t *top;        /* extra top-level members (total, changes) */
+	struct pl_buf raw;  /* a pre-serialised body, used when raw.len > 0 */
+	struct pl_sim_blob *blob; /* or a shared one (a reference the request owns) */
+	int delay_ms;       /* hold the reply this long */
+};
+
+/* --- model (cluster.c) --- */
+struct pl_sim_node *pl_sim_node_find(struct pl_sim *s, const char *name);
+int pl_sim_node_index(struct pl_sim *s, const char *name);
+struct pl_sim_storage *pl_sim_storage_find(struct pl_sim *s, const char *id);
+bool pl_sim_storage_on_node(const struct pl_sim_storage *st, const char *node);
+struct pl_sim_guest *pl_sim_guest_find(struct pl_sim *s, uint32_t vmid);
+struct pl_sim_guest *pl_sim_guest_add(struct pl_sim *s, uint32_t vmid, bool lxc, int node);
+void pl_sim_guest_remove(struct pl_sim *s, uint32_t vmid, bool purge_disks);
+/* Recompute the digest and drop cached serialisations after a change. */
+void pl_sim_guest_touch(struct pl_sim *s, struct pl_sim_guest *g);
+uint32_t pl_sim_nextid(struct pl_sim *s);
+/* Volume bookkeeping. */
+struct pl_sim_volume *pl_sim_volume_add(struct pl_sim_storage *st, const char *volid,
+					const char *content, const char *format, uint64_t size,
+					uint32_t vmid, int node);
+struct pl_sim_volume *pl_sim_volume_find(struct pl_sim *s, const char *volid, int node,
+					 struct pl_sim_storage **st_out);
+void pl_sim_volume_del(struct pl_sim *s, const char *volid, int node);
+uint64_t pl_sim_storage_used(const struct pl_sim_storage *st, int node);
+/* Allocate the disks a config value asks for ("local-lvm:32" -> a volume).
+ * Returns the rewritten value (caller frees), or NULL with *err. */
+char *pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *key,
+			const char *value, char **err);
+/* Give net devices without a MAC one ("virtio,bridge=vmbr0"). Caller frees. */
+char *pl_sim_net_fill(struct pl_sim *s, struct pl_sim_guest *g, const char *key,
+		      const char *value);
+/* Random numbers from the simulator's generator (deterministic with --rng-seed). */
+uint64_t pl_sim_rand(struct pl_sim *s);
+double pl_sim_rand01(struct pl_sim *s);
+/* The config as PVE's GET .../config returns it (numbers typed). */
+json_t *pl_sim_conf_json(struct pl_sim *s, const struct pl_sim_guest *g, const json_t *conf);
+/* Usage figures of a guest at time now. */
+struct pl_sim_usage {
+	double cpu;
+	uint64_t mem, maxmem, disk, maxdisk, netin, netout, diskread, diskwrite;
+	int64_t uptime;
+	int cpus;
+};
+void pl_sim_guest_usage(struct pl_sim *s, const struct pl_sim_guest *g, int64_t now,
+			struct pl_sim_usage *u);
+void pl_sim_node_usage(struct pl_sim *s, int node, int64_t now, struct pl_sim_usage *u);
+/* All nodes at once (one pass over the guests); u has nnodes entries. */
+void pl_sim_nodes_usage(struct pl_sim *s, int64_t now, struct pl_sim_usage *u);
+/* Put a template, ISO or backup volume on every node that has its storage. */
+int pl_sim_add_template(struct pl_sim *s, const char *volid, uint64_t size, char **errmsg);
+/* Seeds and state. */
+int pl_sim_seed_load(struct pl_sim *s, const json_t *seed, char **errmsg);
+int pl_sim_generate(struct pl_sim *s, int nodes, int guests, char **errmsg);
+json_t *pl_sim_state_dump(struct pl_sim *s);
+int pl_sim_state_save(struct pl_sim *s, char **errmsg);
+void pl_sim_model_free(struct pl_sim *s);
+
+/* --- tasks (task.c) --- */
+struct pl_sim_task *pl_sim_task_start(struct pl_sim *s, int node, const char *type,
+				      const char *id, const char *user, uint32_t vmid,
+				      pl_sim_task_fn done, json_t *args);
+struct pl_sim_task *pl_sim_task_find(struct pl_sim *s, const char *upid);
+void pl_sim_task_log(struct pl_sim_task *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* End a task with an error instead of OK. */
+void pl_sim_task_fail(struct pl_sim_task *t, const char *msg);
+void pl_sim_tasks_free(struct pl_sim *s);
+json_t *pl_sim_task_json(const struct pl_sim_task *t);
+
+/* --- API handlers (api*.c) --- */
+/* Bind the handler table to the schema's methods. */
+void pl_sim_api_bind(struct pl_sim *s);
+/* Run the handler of r->m; fills r's response. */
+void pl_sim_api_call(struct pl_sim_req *r);
+/* Response helpers. */
+void pl_sim_ok(struct pl_sim_req *r, json_t *data);
+void pl_sim_fail(struct pl_sim_req *r, int status, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void pl_sim_param_fail(struct pl_sim_req *r, const char *param, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* --- HTTP (server.c) --- */
+int pl_sim_server_start(struct pl_sim *s, char **errmsg);
+void pl_sim_server_stop(struct pl_sim *s);
+
+#endif

@@ -1,0 +1,818 @@
+/*
+ * Loads the embedded PVE API schema, builds a segment trie over its paths for
+ * routing, and checks request parameters the way PVE::JSONSchema does, with
+ * its error texts ("property is missing and it is not optional", ...).
+ */
+#include "core/common.h"
+#include "sim/schema.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <regex.h>
+
+#include "core/buf.h"
+#include "core/embed.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/propstr.h"
+#include "core/str.h"
+
+struct pl_sim_rnode {
+	char *seg;     /* literal segment, or NULL for a variable */
+	char *var;     /* variable name for {var} */
+	struct pl_sim_rnode **kids;
+	size_t nkids;
+	long path;     /* index into paths, -1 if no path ends here */
+};
+
+static const char *const meth_names[PL_SIM_NMETH] = { "GET", "POST", "PUT", "DELETE" };
+
+int
+pl_sim_meth_parse(const char *m)
+{
+	for (int i = 0; i < PL_SIM_NMETH; i++)
+		if (!strcmp(m, meth_names[i]))
+			return i;
+	return -1;
+}
+
+const char *
+pl_sim_meth_name(enum pl_sim_meth m)
+{
+	return (unsigned)m < PL_SIM_NMETH ? meth_names[m] : "?";
+}
+
+static struct pl_sim_rnode *
+rnode_new(void)
+{
+	struct pl_sim_rnode *n = pl_calloc(1, sizeof(*n));
+
+	n->path = -1;
+	return n;
+}
+
+static void
+rnode_free(struct pl_sim_rnode *n)
+{
+	if (!n)
+		return;
+	for (size_t i = 0; i < n->nkids; i++)
+		rnode_free(n->kids[i]);
+	free(n->kids);
+	free(n->seg);
+	free(n->var);
+	free(n);
+}
+
+static struct pl_sim_rnode *
+rnode_child(struct pl_sim_rnode *n, const char *seg, size_t len)
+{
+	bool var = len >= 2 && seg[0] == '{' && seg[len - 1] == '}';
+	struct pl_sim_rnode *k;
+
+	for (size_t i = 0; i < n->nkids; i++) {
+		k = n->kids[i];
+		if (var && k->var && strlen(k->var) == len - 2 && !strncmp(k->var, seg + 1, len - 2))
+			return k;
+		if (!var && k->seg && strlen(k->seg) == len && !strncmp(k->seg, seg, len))
+			return k;
+	}
+	k = rnode_new();
+	if (var)
+		k->var = pl_strndup(seg + 1, len - 2);
+	else
+		k->seg = pl_strndup(seg, len);
+	n->kids = pl_realloc(n->kids, (n->nkids + 1) * sizeof(*n->kids));
+	n->kids[n->nkids++] = k;
+	return k;
+}
+
+static void
+route_add(struct pl_sim_rnode *root, const char *path, long idx)
+{
+	struct pl_sim_rnode *n = root;
+	const char *p = path;
+
+	while (*p) {
+		const char *e;
+
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		e = strchr(p, '/');
+		if (!e)
+			e = p + strlen(p);
+		n = rnode_child(n, p, (size_t)(e - p));
+		p = e;
+	}
+	n->path = idx;
+}
+
+static char *
+uri_unescape(const char *s, size_t len)
+{
+	char *out = pl_malloc(len + 1);
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '%' && i + 2 < len && isxdigit((unsigned char)s[i + 1]) &&
+		    isxdigit((unsigned char)s[i + 2])) {
+			char h[3] = { s[i + 1], s[i + 2], 0 };
+
+			out[o++] = (char)strtol(h, NULL, 16);
+			i += 2;
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	out[o] = 0;
+	return out;
+}
+
+/* Depth-first match; literal children are preferred over variables. A
+ * variable that ends a path may swallow the rest (volume ids contain '/'). */
+static long
+route_match(const struct pl_sim_rnode *n, const char *p, json_t *vars)
+{
+	const char *e;
+	size_t len;
+
+	while (*p == '/')
+		p++;
+	if (!*p)
+		return n->path;
+	e = strchr(p, '/');
+	if (!e)
+		e = p + strlen(p);
+	len = (size_t)(e - p);
+	for (size_t i = 0; i < n->nkids; i++) {
+		const struct pl_sim_rnode *k = n->kids[i];
+		long r;
+
+		if (!k->seg || strlen(k->seg) != len || strncmp(k->seg, p, len))
+			continue;
+		if ((r = route_match(k, e, vars)) >= 0)
+			return r;
+	}
+	for (size_t i = 0; i < n->nkids; i++) {
+		const struct pl_sim_rnode *k = n->kids[i];
+		long r;
+
+		if (!k->var)
+			continue;
+		{
+			char *v = uri_unescape(p, len);
+
+			json_object_set_new(vars, k->var, json_string(v));
+			free(v);
+		}
+		if ((r = route_match(k, e, vars)) >= 0)
+			return r;
+		if (k->path >= 0 && k->nkids == 0) {
+			char *v = uri_unescape(p, strlen(p));
+
+			json_object_set_new(vars, k->var, json_string(v));
+			free(v);
+			return k->path;
+		}
+		json_object_del(vars, k->var);
+	}
+	return -1;
+}
+
+const struct pl_sim_path *
+pl_sim_route(const struct pl_sim_schema *s, const char *path, json_t **vars)
+{
+	json_t *v = json_object();
+	long idx = route_match(s->root, path, v);
+
+	if (idx < 0) {
+		json_decref(v);
+		*vars = NULL;
+		return NULL;
+	}
+	*vars = v;
+	return &s->paths[idx];
+}
+
+struct pl_sim_path *
+pl_sim_schema_find(const struct pl_sim_schema *s, const char *tmpl)
+{
+	for (size_t i = 0; i < s->npaths; i++)
+		if (!strcmp(s->paths[i].path, tmpl))
+			return &s->paths[i];
+	return NULL;
+}
+
+static void
+param_init(struct pl_sim_param *p, const char *name, const json_t *def)
+{
+	size_t n = strlen(name);
+	const json_t *fmt = json_object_get(def, "format");
+
+	memset(p, 0, sizeof(*p));
+	if (n > 3 && !strcmp(name + n - 3, "[n]")) {
+		p->name = pl_strndup(name, n - 3);
+		p->indexed = true;
+	} else {
+		p->name = pl_strdup(name);
+	}
+	p->def = def;
+	p->type = pl_json_str_or(def, "type", "string");
+	p->optional = pl_json_bool(def, "optional", false);
+	if (json_is_object(fmt))
+		p->pfmt = pl_pfmt_from_json(p->name, fmt, NULL);
+	else if (json_is_string(fmt))
+		p->named = pl_pfmt_get(json_string_value(fmt));
+}
+
+static void
+param_release(struct pl_sim_param *p)
+{
+	free(p->name);
+	pl_pfmt_free(p->pfmt);
+	if (p->regex) {
+		regfree(p->regex);
+		free(p->regex);
+	}
+}
+
+static struct pl_sim_method *
+method_new(enum pl_sim_meth meth, const char *path, const json_t *def)
+{
+	struct pl_sim_method *m = pl_calloc(1, sizeof(*m));
+	const json_t *params = json_object_get(def, "params");
+	const char *k;
+	json_t *v;
+	size_t i = 0;
+
+	m->meth = meth;
+	m->path = path;
+	m->def = def;
+	m->allowtoken = pl_json_bool(def, "allowtoken", true);
+	m->returns = pl_json_str_or(def, "returns", "null");
+	m->nparams = json_object_size(params);
+	m->params = pl_calloc(m->nparams ? m->nparams : 1, sizeof(*m->params));
+	json_object_foreach((json_t *)params, k, v)
+		param_init(&m->params[i++], k, v);
+	return m;
+}
+
+static void
+method_free(struct pl_sim_method *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->nparams; i++)
+		param_release(&m->params[i]);
+	free(m->params);
+	free(m);
+}
+
+struct pl_sim_schema *
+pl_sim_schema_load(const char *version, char **errmsg)
+{
+	struct pl_sim_schema *s;
+	const char *data;
+	char name[64];
+	json_t *paths;
+	size_t len;
+
+	snprintf(name, sizeof(name), "pve-schema-%s.json", version);
+	if ((data = pl_embed_get(name, &len)) == NULL) {
+		pl_seterr(errmsg, PL_EINVAL, "unknown PVE version '%s' (known: 9.1, 8.4)", version);
+		return NULL;
+	}
+	s = pl_calloc(1, sizeof(*s));
+	if ((s->doc = pl_json_parse(data, len, errmsg)) == NULL) {
+		free(s);
+		return NULL;
+	}
+	s->version = pl_strdup(version);
+	s->root = rnode_new();
+	paths = json_object_get(s->doc, "paths");
+	s->npaths = json_array_size(paths);
+	s->paths = pl_calloc(s->npaths ? s->npaths : 1, sizeof(*s->paths));
+	for (size_t i = 0; i < s->npaths; i++) {
+		json_t *pe = json_array_get(paths, i);
+		json_t *ms = json_object_get(pe, "methods");
+		struct pl_sim_path *p = &s->paths[i];
+		const char *mk;
+		json_t *mv;
+
+		p->path = pl_strdup(pl_json_str_or(pe, "path", "/"));
+		json_object_foreach(ms, mk, mv) {
+			int mi = pl_sim_meth_parse(mk);
+
+			if (mi >= 0)
+				p->methods[mi] = method_new((enum pl_sim_meth)mi, p->path, mv);
+		}
+		route_add(s->root, p->path, (long)i);
+	}
+	return s;
+}
+
+void
+pl_sim_schema_free(struct pl_sim_schema *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->npaths; i++) {
+		for (int m = 0; m < PL_SIM_NMETH; m++)
+			method_free(s->paths[i].methods[m]);
+		free(s->paths[i].path);
+	}
+	free(s->paths);
+	rnode_free(s->root);
+	json_decref(s->doc);
+	free(s->version);
+	free(s);
+}
+
+const struct pl_sim_param *
+pl_sim_param_find(const struct pl_sim_method *m, const char *name)
+{
+	for (size_t i = 0; i < m->nparams; i++) {
+		const struct pl_sim_param *p = &m->params[i];
+		size_t n = strlen(p->name);
+
+		if (!p->indexed) {
+			if (!strcmp(p->name, name))
+				return p;
+			continue;
+		}
+		if (strncmp(p->name, name, n) != 0 || !name[n])
+			continue;
+		if (strspn(name + n, "0123456789") == strlen(name + n))
+			return p;
+	}
+	return NULL;
+}
+
+char *
+pl_sim_value_text(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		return pl_strdup(json_string_value(v));
+	case JSON_INTEGER:
+		return pl_asprintf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+	case JSON_REAL:
+		return pl_asprintf("%.17g", json_real_value(v));
+	case JSON_TRUE:
+		return pl_strdup("1");
+	case JSON_FALSE:
+		return pl_strdup("0");
+	case JSON_NULL:
+		return pl_strdup("");
+	default:
+		return NULL;
+	}
+}
+
+/* Perl regex (as PVE writes them) to POSIX ERE; NULL when a construct has no
+ * equivalent (then the pattern is not checked). */
+static char *
+regex_translate(const char *re, bool *icase)
+{
+	struct pl_buf b, br;
+	bool inbr = false, neg = false, dash = false;
+	size_t i = 0;
+
+	pl_buf_init(&b, 4096);
+	pl_buf_init(&br, 1024);
+	pl_buf_addstr(&b, "^(");
+	while (re[i]) {
+		char c = re[i];
+
+		if (!inbr && !strncmp(re + i, "(?^i:", 5)) {
+			*icase = true;
+			pl_buf_addch(&b, '(');
+			i += 5;
+			continue;
+		}
+		if (!inbr && (!strncmp(re + i, "(?^:", 4))) {
+			pl_buf_addch(&b, '(');
+			i += 4;
+			continue;
+		}
+		if (!inbr && !strncmp(re + i, "(?:", 3)) {
+			pl_buf_addch(&b, '(');
+			i += 3;
+			continue;
+		}
+		if (!inbr && c == '(' && re[i + 1] == '?')
+			goto bad;
+		if (!inbr && c == '[') {
+			inbr = true;
+			neg = false;
+			dash = false;
+			pl_buf_reset(&br);
+			i++;
+			if (re[i] == '^') {
+				neg = true;
+				i++;
+			}
+			if (re[i] == ']') {
+				pl_buf_addch(&br, ']');
+				i++;
+			}
+			continue;
+		}
+		if (inbr && c == ']') {
+			pl_buf_addch(&b, '[');
+			if (neg)
+				pl_buf_addch(&b, '^');
+			pl_buf_addstr(&b, br.data);
+			if (dash)
+				pl_buf_addch(&b, '-');
+			pl_buf_addch(&b, ']');
+			inbr = false;
+			i++;
+			continue;
+		}
+		if (c == '\\') {
+			char e = re[i + 1];
+
+			if (!e)
+				goto bad;
+			i += 2;
+			if (inbr) {
+				switch (e) {
+				case 'd': pl_buf_addstr(&br, "0-9"); break;
+				case 'w': pl_buf_addstr(&br, "A-Za-z0-9_"); break;
+				case 's': pl_buf_addstr(&br, "[:space:]"); break;
+				case '-': dash = true; break;
+				case 'x': case '0': case 'S': case 'W': case 'D': goto bad;
+				default: pl_buf_addch(&br, e); break;
+				}
+			} else {
+				switch (e) {
+				case 'd': pl_buf_addstr(&b, "[0-9]"); break;
+				case 'w': pl_buf_addstr(&b, "[A-Za-z0-9_]"); break;
+				case 's': pl_buf_addstr(&b, "[[:space:]]"); break;
+				case 'S': pl_buf_addstr(&b, "[^[:space:]]"); break;
+				case '-': case '_': case '/': case ':': case '=': pl_buf_addch(&b, e); break;
+				case 'x': case '0': case 'D': case 'W': case 'b': case 'B': goto bad;
+				default:
+					pl_buf_addch(&b, '\\');
+					pl_buf_addch(&b, e);
+					break;
+				}
+			}
+			continue;
+		}
+		if (inbr) {
+			if (c == '-' && (br.len == 0 || re[i + 1] == ']'))
+				dash = true;
+			else
+				pl_buf_addch(&br, c);
+		} else {
+			pl_buf_addch(&b, c);
+		}
+		i++;
+	}
+	if (inbr)
+		goto bad;
+	pl_buf_addstr(&b, ")$");
+	pl_buf_release(&br);
+	return pl_buf_detach(&b, NULL);
+bad:
+	pl_buf_release(&b);
+	pl_buf_release(&br);
+	return NULL;
+}
+
+static bool
+pattern_ok(struct pl_sim_param *p, const char *pattern, const char *value)
+{
+	if (!p->regex && !p->regex_bad) {
+		bool icase = false;
+		char *ere = regex_translate(pattern, &icase);
+		regex_t *re = pl_malloc(sizeof(*re));
+
+		if (!ere || regcomp(re, ere, REG_EXTENDED | REG_NOSUB | (icase ? REG_ICASE : 0))) {
+			if (ere)
+				regfree(re);
+			free(re);
+			p->regex_bad = true;
+		} else {
+			p->regex = re;
+		}
+		free(ere);
+	}
+	if (p->regex_bad)
+		return true;
+	return regexec(p->regex, value, 0, NULL, 0) == 0;
+}
+
+static bool
+match_re(const char *re_text, const char *value)
+{
+	regex_t re;
+	bool ok;
+
+	if (regcomp(&re, re_text, REG_EXTENDED | REG_NOSUB))
+		return true;
+	ok = regexec(&re, value, 0, NULL, 0) == 0;
+	regfree(&re);
+	return ok;
+}
+
+static bool
+is_mac(const char *s)
+{
+	unsigned v[6];
+	char tail;
+
+	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+		   &tail) != 6 || strlen(s) != 17)
+		return false;
+	return (v[0] & 1) == 0;
+}
+
+static bool
+is_ip(const char *s, int family)
+{
+	unsigned char buf[16];
+
+	if (family)
+		return inet_pton(family, s, buf) == 1;
+	return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+static bool
+is_cidr(const char *s, int family)
+{
+	const char *slash = strrchr(s, '/');
+	char ip[64];
+	long long bits;
+	int fam;
+
+	if (!slash || (size_t)(slash - s) >= sizeof(ip))
+		return false;
+	memcpy(ip, s, (size_t)(slash - s));
+	ip[slash - s] = 0;
+	if (is_ip(ip, AF_INET))
+		fam = AF_INET;
+	else if (is_ip(ip, AF_INET6))
+		fam = AF_INET6;
+	else
+		return false;
+	if (family && fam != family)
+		return false;
+	return pl_str_to_ll(slash + 1, 0, fam == AF_INET ? 32 : 128, &bits) == 0;
+}
+
+/* Named string formats PVE registers with register_standard_format; the
+ * texts are PVE's (PVE::JSONSchema). NULL when valid or not checked. */
+static char *
+check_named_format(const char *fmt, const char *v)
+{
+	if (!strcmp(fmt, "pve-vmid")) {
+		if (!match_re("^[1-9][0-9]{2,8}$", v))
+			return pl_strdup("value does not look like a valid VM ID\n");
+	} else if (!strcmp(fmt, "pve-node")) {
+		if (!match_re("^([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)$", v))
+			return pl_strdup("value does not look like a valid node name\n");
+	} else if (!strcmp(fmt, "pve-storage-id")) {
+		if (!match_re("^[a-z][a-z0-9._-]*[a-z0-9]$", v))
+			return pl_asprintf("storage ID '%s' contains illegal characters\n", v);
+	} else if (!strcmp(fmt, "pve-configid")) {
+		if (!match_re("^[a-z][a-z0-9_-]+$", v))
+			return pl_asprintf("invalid configuration ID '%s'\n", v);
+	} else if (!strcmp(fmt, "pve-poolid")) {
+		if (!match_re("^[A-Za-z0-9_-]+$", v))
+			return pl_asprintf("invalid pool ID '%s'\n", v);
+	} else if (!strcmp(fmt, "pve-iface")) {
+		if (!match_re("^[a-zA-Z][a-zA-Z0-9_]{1,20}([:.][0-9]+)?$", v))
+			return pl_asprintf("invalid network interface name '%s'\n", v);
+	} else if (!strcmp(fmt, "mac-addr")) {
+		if (!is_mac(v))
+			return pl_strdup("value does not look like a valid unicast MAC address\n");
+	} else if (!strcmp(fmt, "ipv4")) {
+		if (!is_ip(v, AF_INET))
+			return pl_strdup("value does not look like a valid IPv4 address\n");
+	} else if (!strcmp(fmt, "ipv6")) {
+		if (!is_ip(v, AF_INET6))
+			return pl_strdup("value does not look like a valid IPv6 address\n");
+	} else if (!strcmp(fmt, "ip")) {
+		if (!is_ip(v, 0))
+			return pl_strdup("value does not look like a valid IP address\n");
+	} else if (!strcmp(fmt, "CIDRv4")) {
+		if (!is_cidr(v, AF_INET))
+			return pl_strdup("value does not look like a valid IPv4 network configuration\n");
+	} else if (!strcmp(fmt, "CIDRv6")) {
+		if (!is_cidr(v, AF_INET6))
+			return pl_strdup("value does not look like a valid IPv6 network configuration\n");
+	} else if (!strcmp(fmt, "CIDR")) {
+		if (!is_cidr(v, 0))
+			return pl_strdup("value does not look like a valid CIDR network\n");
+	} else if (!strcmp(fmt, "disk-size")) {
+		unsigned long long b;
+
+		if (pl_size_parse(v, &b) != 0)
+			return pl_asprintf("unable to parse size '%s'\n", v);
+	} else if (!strcmp(fmt, "pve-volume-id")) {
+		if (!strchr(v, ':'))
+			return pl_asprintf("unable to parse volume ID '%s'\n", v);
+	}
+	return NULL;
+}
+
+static bool
+is_int(const char *v)
+{
+	return match_re("^[+-]?[0-9]+$", v);
+}
+
+static bool
+is_number(const char *v)
+{
+	return match_re("^[+-]?[0-9]*\\.?[0-9]+([eE][+-]?[0-9]+)?$", v) ||
+	       match_re("^[+-]?[0-9]+\\.$", v);
+}
+
+static char *
+fmt_limit(const json_t *j)
+{
+	if (json_is_integer(j))
+		return pl_asprintf("%" JSON_INTEGER_FORMAT, json_integer_value(j));
+	if (json_is_real(j))
+		return pl_asprintf("%g", json_real_value(j));
+	if (json_is_string(j))
+		return pl_strdup(json_string_value(j));
+	return NULL;
+}
+
+char *
+pl_sim_check_value(const struct pl_sim_param *cp, const char *v)
+{
+	/* the regex and format caches are filled lazily */
+	struct pl_sim_param *p = (struct pl_sim_param *)cp;
+	const json_t *def = p->def;
+	const json_t *fmt = json_object_get(def, "format");
+	const json_t *en = json_object_get(def, "enum");
+	const char *pattern = pl_json_str(def, "pattern");
+	bool numeric = false;
+	double num = 0;
+
+	if (!strcmp(p->type, "boolean")) {
+		static const char *const ok[] = { "1", "0", "true", "false", "yes", "no", "on",
+						  "off" };
+
+		for (size_t i = 0; i < PL_ARRAY_LEN(ok); i++)
+			if (!strcasecmp(v, ok[i]))
+				return NULL;
+		return pl_asprintf("type check ('boolean') failed - got '%s'", v);
+	}
+	if (!strcmp(p->type, "integer")) {
+		if (!is_int(v))
+			return pl_asprintf("type check ('integer') failed - got '%s'", v);
+		numeric = true;
+		num = strtod(v, NULL);
+	} else if (!strcmp(p->type, "number")) {
+		if (!is_number(v))
+			return pl_asprintf("type check ('number') failed - got '%s'", v);
+		numeric = true;
+		num = strtod(v, NULL);
+	}
+	if (json_is_string(fmt)) {
+		const char *fn = json_string_value(fmt);
+		char *e;
+
+		if ((e = check_named_format(fn, v)) != NULL) {
+			char *m = pl_asprintf("invalid format - %s", e);
+
+			free(e);
+			return m;
+		}
+		if (p->named) {
+			struct pl_propstr ps;
+			char *err = NULL;
+
+			pl_propstr_init(&ps);
+			if (pl_propstr_parse(p->named, v, &ps, &err) != 0) {
+				char *m = pl_asprintf("invalid format - %s\n", err ? err : "format error");
+
+				free(err);
+				pl_propstr_release(&ps);
+				return m;
+			}
+			pl_propstr_release(&ps);
+		}
+	} else if (p->pfmt) {
+		struct pl_propstr ps;
+		char *err = NULL;
+
+		pl_propstr_init(&ps);
+		if (pl_propstr_parse(p->pfmt, v, &ps, &err) != 0) {
+			char *m = pl_asprintf("invalid format - %s\n", err ? err : "format error");
+
+			free(err);
+			pl_propstr_release(&ps);
+			return m;
+		}
+		pl_propstr_release(&ps);
+	}
+	if (json_is_array(en)) {
+		size_t i;
+		json_t *e;
+		struct pl_buf list;
+		char *m;
+
+		json_array_foreach(en, i, e) {
+			if (json_is_string(e) && !strcmp(json_string_value(e), v))
+				return NULL;
+		}
+		pl_buf_init(&list, 0);
+		json_array_foreach(en, i, e) {
+			if (i)
+				pl_buf_addstr(&list, ", ");
+			if (json_is_string(e))
+				pl_buf_addstr(&list, json_string_value(e));
+		}
+		m = pl_asprintf("value '%s' does not have a value in the enumeration '%s'", v,
+				list.data);
+		pl_buf_release(&list);
+		return m;
+	}
+	if (numeric) {
+		const json_t *mn = json_object_get(def, "minimum");
+		const json_t *mx = json_object_get(def, "maximum");
+		double lim;
+
+		if (mn && (json_is_number(mn) || json_is_string(mn))) {
+			lim = json_is_number(mn) ? json_number_value(mn)
+						 : strtod(json_string_value(mn), NULL);
+			if (num < lim) {
+				char *l = fmt_limit(mn), *m;
+
+				m = pl_asprintf("value must have a minimum value of %s", l);
+				free(l);
+				return m;
+			}
+		}
+		if (mx && (json_is_number(mx) || json_is_string(mx))) {
+			lim = json_is_number(mx) ? json_number_value(mx)
+						 : strtod(json_string_value(mx), NULL);
+			if (num > lim) {
+				char *l = fmt_limit(mx), *m;
+
+				m = pl_asprintf("value must have a maximum value of %s", l);
+				free(l);
+				return m;
+			}
+		}
+	} else {
+		long long maxlen = pl_json_int(def, "maxLength", -1);
+		long long minlen = pl_json_int(def, "minLength", -1);
+
+		if (maxlen >= 0 && (long long)strlen(v) > maxlen)
+			return pl_asprintf("value may only be %lld characters long", maxlen);
+		if (minlen >= 0 && (long long)strlen(v) < minlen)
+			return pl_asprintf("value must be at least %lld characters long", minlen);
+	}
+	if (pattern && !pattern_ok(p, pattern, v))
+		return pl_strdup("value does not match the regex pattern");
+	return NULL;
+}
+
+int
+pl_sim_validate(const struct pl_sim_method *m, const json_t *params, json_t *errors)
+{
+	const char *k;
+	json_t *v;
+	int n = 0;
+
+	json_object_foreach((json_t *)params, k, v) {
+		const struct pl_sim_param *p = pl_sim_param_find(m, k);
+		char *err;
+
+		if (!p) {
+			json_object_set_new(errors, k,
+					    json_string("property is not defined in schema and the "
+							"schema does not allow additional properties"));
+			n++;
+			continue;
+		}
+		if (!json_is_string(v))
+			continue; /* repeated keys for array parameters */
+		if ((err = pl_sim_check_value(p, json_string_value(v))) != NULL) {
+			json_object_set_new(errors, k, json_string(err));
+			free(err);
+			n++;
+		}
+	}
+	for (size_t i = 0; i < m->nparams; i++) {
+		const struct pl_sim_param *p = &m->params[i];
+
+		if (p->optional || p->indexed || json_object_get(params, p->name))
+			continue;
+		json_object_set_new(errors, p->name,
+				    json_string("property is missing and it is not optional"));
+		n++;
+	}
+	return n;
+}

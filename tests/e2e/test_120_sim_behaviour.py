@@ -1,0 +1,226 @@
+"""pvelab sim behaviour beyond the basic life cycle: seeds, state files,
+clones and templates, pending network changes, appliance downloads, backups,
+locks and the lockwait fault, CSRF, digests, resize, migrate, PVE 8.4."""
+import os
+import time
+import warnings
+
+import pytest
+
+from conftest import SRC
+from simfix import start_sim, stop_sim
+
+requests = pytest.importorskip("requests")
+warnings.filterwarnings("ignore")
+DEMO = os.path.join(SRC, "examples", "sim", "demo.yaml")
+
+
+class Client:
+    def __init__(self, info, token="token"):
+        self.info = info
+        self.h = {"Authorization": "PVEAPIToken=" + info[token]}
+        self.s = requests.Session()  # keep-alive: checks inside a task's run stay quick
+
+    def req(self, method, path, **kw):
+        return self.s.request(method, self.info["url"] + "/api2/json" + path,
+                                headers=self.h, verify=False, **kw)
+
+    def get(self, path, **params):
+        r = self.req("GET", path, params=params)
+        assert r.status_code == 200, (path, r.status_code, r.reason, r.text)
+        return r.json()["data"]
+
+    def write(self, method, path, **data):
+        r = self.req(method, path, data=data)
+        assert r.status_code == 200, (path, r.status_code, r.reason, r.text)
+        return r.json()["data"]
+
+    def wait(self, upid, node=None):
+        node = node or upid.split(":")[1]
+        for _ in range(1000):
+            st = self.get(f"/nodes/{node}/tasks/{upid}/status")
+            if st["status"] == "stopped":
+                assert st["exitstatus"] == "OK", st
+                return st
+            time.sleep(0.01)
+        raise AssertionError("task did not end")
+
+
+@pytest.fixture(scope="module")
+def demo():
+    info = start_sim("--seed", DEMO, "--task-ms", "500")
+    yield Client(info)
+    rc, err = stop_sim(info)
+    assert rc == 0, err
+
+
+def test_demo_seed(demo):
+    assert [n["node"] for n in demo.get("/nodes")] == ["pve1", "pve2", "pve3"]
+    res = demo.get("/cluster/resources", type="vm")
+    assert {r["vmid"] for r in res} >= {100, 101, 102, 9000, 200, 201}
+    by = {r["vmid"]: r for r in res}
+    assert by[100]["status"] == "running" and by[100]["cpu"] > 0 and by[100]["uptime"] > 0
+    assert by[100]["pool"] == "infra" and by[9000]["template"] == 1
+    assert by[102]["status"] == "stopped" and by[102]["cpu"] == 0
+    # storage usage is the sum of the guests' disks
+    vols = demo.get("/nodes/pve3/storage/local-lvm/content")
+    st = demo.get("/nodes/pve3/storage/local-lvm/status")
+    assert st["used"] == sum(v["size"] for v in vols) == (1 + 80) << 30
+    members = demo.get("/pools", poolid="infra")[0]["members"]
+    assert {m["vmid"] for m in members} == {100, 101, 200}
+    snaps = demo.get("/nodes/pve2/qemu/101/snapshot")
+    assert [s["name"] for s in snaps] == ["before-upgrade", "current"]
+    rrd = demo.get("/nodes/pve1/qemu/100/rrddata", timeframe="hour")
+    assert len(rrd) == 70 and rrd[-1]["maxmem"] == 2048 << 20
+
+
+def test_clone_template(demo):
+    c = demo
+    upid = c.write("POST", "/nodes/pve1/qemu/9000/clone", newid=300, name="web1")
+    # the new guest is locked while the clone runs and shows it
+    assert c.get("/nodes/pve1/qemu/300/config")["lock"] == "create"
+    c.wait(upid)
+    conf = c.get("/nodes/pve1/qemu/300/config")
+    src = c.get("/nodes/pve1/qemu/9000/config")
+    assert conf["name"] == "web1" and "lock" not in conf and "template" not in conf
+    assert conf["scsi0"].startswith("local-lvm:base-9000-disk-0/vm-300-disk-")
+    assert conf["net0"] != src["net0"] and conf["net0"].startswith("virtio=BC:24:11:")
+    c.wait(c.write("POST", "/nodes/pve1/qemu/9000/clone", newid=301, full=1, target="pve2",
+                   storage="local-lvm"))
+    conf = c.get("/nodes/pve2/qemu/301/config")
+    assert conf["scsi0"] == "local-lvm:vm-301-disk-0,size=4G"
+    r = c.req("POST", "/nodes/pve1/qemu/100/clone", data={"newid": 101})
+    assert r.status_code == 500 and r.reason == "unable to create VM 101 - VM 101 already exists on node 'pve2'"
+    # template conversion renames the disks
+    c.wait(c.write("POST", "/nodes/pve2/qemu/301/template"))
+    conf = c.get("/nodes/pve2/qemu/301/config")
+    assert conf["template"] == 1 and conf["scsi0"].startswith("local-lvm:base-301-disk-0")
+    r = c.req("POST", "/nodes/pve2/qemu/301/status/start")
+    assert r.status_code == 500 and r.reason == "you can't start a vm if it's a template"
+
+
+def test_config_digest_delete_resize(demo):
+    c = demo
+    conf = c.get("/nodes/pve3/qemu/102/config")
+    r = c.req("PUT", "/nodes/pve3/qemu/102/config", data={"memory": 4096, "digest": "0" * 40})
+    assert r.status_code == 500 and "detected modified configuration" in r.reason
+    c.write("PUT", "/nodes/pve3/qemu/102/config", memory=4096, delete="ide2",
+            digest=conf["digest"])
+    new = c.get("/nodes/pve3/qemu/102/config")
+    assert new["memory"] == "4096" and "ide2" not in new and new["digest"] != conf["digest"]
+    c.write("PUT", "/nodes/pve3/qemu/102/resize", disk="sata0", size="+20G")
+    assert c.get("/nodes/pve3/qemu/102/config")["sata0"].endswith("size=100G")
+    r = c.req("PUT", "/nodes/pve3/qemu/102/resize", data={"disk": "sata0", "size": "10G"})
+    assert r.status_code == 500 and r.reason == "shrinking disks is not supported"
+    # removing a disk leaves it as unused0; deleting unused0 frees the volume
+    c.write("PUT", "/nodes/pve3/qemu/102/config", delete="sata0")
+    conf = c.get("/nodes/pve3/qemu/102/config")
+    assert conf["unused0"] == "local-lvm:vm-102-disk-1"
+    c.write("PUT", "/nodes/pve3/qemu/102/config", delete="unused0")
+    vols = [v["volid"] for v in c.get("/nodes/pve3/storage/local-lvm/content")]
+    assert "local-lvm:vm-102-disk-1" not in vols
+
+
+def test_migrate(demo):
+    c = demo
+    r = c.req("POST", "/nodes/pve1/qemu/100/migrate", data={"target": "pve3"})
+    assert r.status_code == 500 and r.reason == "can't migrate running VM without --online"
+    c.wait(c.write("POST", "/nodes/pve2/lxc/201/migrate", target="pve3"))
+    assert c.get("/nodes/pve3/lxc/201/status/current")["status"] == "stopped"
+    r = c.req("GET", "/nodes/pve2/lxc/201/config")
+    assert r.status_code == 500
+
+
+def test_network_pending(demo):
+    c = demo
+    r = c.req("POST", "/nodes/pve1/network", data={"iface": "vmbr0", "type": "bridge"})
+    assert r.status_code == 400 and r.json()["errors"] == {"iface": "interface already exists"}
+    c.write("POST", "/nodes/pve1/network", iface="vmbr9", type="bridge", autostart=1,
+            cidr="10.9.0.1/24", bridge_ports="none")
+    r = c.req("GET", "/nodes/pve1/network")
+    body = r.json()
+    assert "vmbr9" in [i["iface"] for i in body["data"]]
+    assert "+iface vmbr9 inet static" in body["changes"]
+    assert not [i for i in body["data"] if i["iface"] == "vmbr9"][0].get("active")
+    c.wait(c.write("PUT", "/nodes/pve1/network"))
+    body = c.req("GET", "/nodes/pve1/network", params={"type": "bridge"}).json()
+    assert "changes" not in body
+    assert [i for i in body["data"] if i["iface"] == "vmbr9"][0]["active"] == 1
+    c.write("DELETE", "/nodes/pve1/network/vmbr9")
+    assert "changes" in c.req("GET", "/nodes/pve1/network").json()
+    c.write("DELETE", "/nodes/pve1/network")
+    assert "changes" not in c.req("GET", "/nodes/pve1/network").json()
+
+
+def test_aplinfo_and_backup(demo):
+    c = demo
+    apl = c.get("/nodes/pve2/aplinfo")
+    tpl = [a["template"] for a in apl if a["os"] == "alpine-3.22"][0]
+    c.wait(c.write("POST", "/nodes/pve2/aplinfo", storage="local", template=tpl))
+    vols = [v["volid"] for v in c.get("/nodes/pve2/storage/local/content", content="vztmpl")]
+    assert f"local:vztmpl/{tpl}" in vols
+    c.wait(c.write("POST", "/nodes/pve2/lxc", vmid=210, ostemplate=f"local:vztmpl/{tpl}",
+                   rootfs="local-lvm:2"))
+    assert c.get("/nodes/pve2/lxc/210/config")["ostype"] == "alpine"
+    upid = c.write("POST", "/nodes/pve2/vzdump", vmid="210", storage="nas")
+    assert c.get("/nodes/pve2/lxc/210/config")["lock"] == "backup"
+    r = c.req("PUT", "/nodes/pve2/lxc/210/config", data={"memory": 1024})
+    assert r.status_code == 500 and r.reason == "CT 210 is locked (backup)"
+    c.wait(upid)
+    backups = c.get("/nodes/pve2/storage/nas/content", content="backup", vmid=210)
+    assert len(backups) == 1 and backups[0]["volid"].startswith("nas:backup/vzdump-lxc-210-")
+
+
+def test_state_file_round_trip(tmp_path):
+    state = tmp_path / "state.json"
+    info = start_sim("--seed", DEMO, "--state-file", state)
+    c = Client(info)
+    c.wait(c.write("POST", "/nodes/pve1/qemu", vmid=555, name="persist", memory=1024,
+                   scsi0="local-lvm:10", net0="virtio,bridge=vmbr0"))
+    conf = c.get("/nodes/pve1/qemu/555/config")
+    assert stop_sim(info)[0] == 0
+    assert state.exists() and oct(state.stat().st_mode & 0o777) == "0o600"
+    info = start_sim("--state-file", state)
+    c = Client(info)
+    try:
+        again = c.get("/nodes/pve1/qemu/555/config")
+        assert again == conf
+        vols = [v["volid"] for v in c.get("/nodes/pve1/storage/local-lvm/content", vmid=555)]
+        assert vols == ["local-lvm:vm-555-disk-0"]
+        assert c.get("/nodes/pve2/qemu/101/snapshot")[0]["name"] == "before-upgrade"
+    finally:
+        assert stop_sim(info)[0] == 0
+
+
+def test_lockwait_fault_and_csrf():
+    info = start_sim("--faults", "lockwait=1", "--lock-wait-ms", "10", "--guests", "2")
+    try:
+        c = Client(info)
+        r = c.req("PUT", "/nodes/pve/qemu/100/config", data={"memory": 1024})
+        assert r.status_code == 500
+        assert r.reason == "can't lock file '/var/lock/qemu-server/lock-100.conf' - got timeout"
+        # tickets need the CSRF token on writes
+        t = requests.post(info["url"] + "/api2/json/access/ticket", verify=False,
+                          json={"username": "root@pam", "password": info["password"]}).json()
+        ck = {"PVEAuthCookie": t["data"]["ticket"]}
+        r = requests.post(info["url"] + "/api2/json/nodes/pve/qemu/100/status/start",
+                          cookies=ck, verify=False)
+        assert r.status_code == 401 and r.reason == "Permission denied - invalid csrf token"
+        r = requests.get(info["url"] + "/api2/json/nodes", cookies=ck, verify=False)
+        assert r.status_code == 200
+        r = requests.get(info["url"] + "/api2/json/nodes", verify=False)
+        assert r.status_code == 401 and r.reason == "No ticket" and r.text == ""
+    finally:
+        stop_sim(info)
+
+
+def test_pve_84_schema():
+    info = start_sim("--pve-version", "8.4")
+    try:
+        c = Client(info)
+        assert c.get("/version")["release"] == "8.4"
+        # HA rules came with 9.0: not in the 8.4 schema
+        r = c.req("GET", "/cluster/ha/rules")
+        assert r.status_code == 501 and r.reason == "Method 'GET /cluster/ha/rules' not implemented"
+    finally:
+        stop_sim(info)
