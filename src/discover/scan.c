@@ -395,8 +395,12 @@ record_tls(struct conn *c)
 			json_object_set_new(t, "expired",
 					    json_boolean(X509_cmp_current_time(na) < 0));
 		}
+		/* issuer = subject and signed by its own key (X509_check_issued
+		 * would also demand keyCertSign, which many leaf certs lack) */
 		json_object_set_new(t, "self_signed",
-				    json_boolean(X509_check_issued(cert, cert) == X509_V_OK));
+				    json_boolean(!X509_NAME_cmp(X509_get_subject_name(cert),
+								X509_get_issuer_name(cert)) &&
+						 X509_verify(cert, X509_get0_pubkey(cert)) == 1));
 		X509_free(cert);
 	}
 	ev_set(c, "tls", t);

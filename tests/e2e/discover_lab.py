@@ -1,8 +1,8 @@
 """A loopback lab for `pvelab discover` tests: real services from Debian's
 packages where they exist (sshd, Xtigervnc) and small protocol responders
-written for the tests (X.224/RDP, a pveproxy-like HTTPS 401, Redfish over TLS
+written for the tests (X.224/RDP, Redfish over TLS
 serving the real captures from ../shared/redfish/, IPMI RMCP pong, a silent
-port). Every service binds its own 127.0.0.x address; nothing leaves loopback."""
+port), and `pvelab sim` for Proxmox VE. Every service binds its own 127.0.0.x address; nothing leaves loopback."""
 import http.server
 import json
 import os
@@ -288,34 +288,19 @@ def redfish_server(addr, capture_dir, cert, legacy=False, root=None, port=443):
     return _serve(addr, port, H, _ctx(cert, legacy))
 
 
-def pve_server(addr, cert, port=8006, delay=3.0):
-    """Answers like pveproxy without a ticket: the API says 401 "No ticket"
-    after the 3 s delay PVE puts on every unauthorized call; the login page at
-    / answers at once. Both with Server: pve-api-daemon/3.0."""
-    class H(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def version_string(self):
-            return "pve-api-daemon/3.0"
-
-        def log_message(self, *a):
-            pass
-
-        def do_GET(self):
-            if self.path.startswith("/api2/"):
-                time.sleep(delay)
-                self.send_response(401, "No ticket")
-                body = b""
-            else:
-                self.send_response(200)
-                body = (b"<!DOCTYPE html><html><head><title>pve - Proxmox Virtual Environment"
-                        b"</title></head><body></body></html>")
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            self.wfile.write(body)
-    return _serve(addr, port, H, _ctx(cert))
+def start_sim(addr, port=8006):
+    """`pvelab sim` on addr:port: the project's Proxmox VE simulator, which
+    answers like pveproxy (Server: pve-api-daemon/3.0, 401 "No ticket" after
+    PVE's 3 s delay for unauthenticated calls)."""
+    from conftest import BIN
+    p = subprocess.Popen([BIN, "sim", "--listen", f"{addr}:{port}"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True, preexec_fn=_die_with_parent)
+    line = p.stdout.readline()
+    if not line.startswith("{"):
+        p.kill()
+        p.wait()
+        raise RuntimeError(f"pvelab sim did not start on {addr}:{port}")
+    return p
 
 
 def pbs_server(addr, cert, port=8007, delay=3.0):
@@ -432,8 +417,7 @@ class Lab:
                 self.stops.append(rfb_responder("127.0.0.3"))
                 self.notes["vnc"] = "python"
             self.stops.append(rdp_responder("127.0.0.4"))
-            pve = make_cert(self.tmp, "pve", "/OU=PVE Cluster Node/O=Proxmox Virtual Environment/CN=pve")
-            self.stops.append(pve_server("127.0.0.5", pve))
+            self.procs.append(start_sim("127.0.0.5"))
             dell = make_cert(self.tmp, "idrac", "/C=US/O=Dell Inc./CN=idrac-F54P1G3")
             self.stops.append(redfish_server(
                 "127.0.0.6", os.path.join(rf, "idrac9_fw6.00.30.00_R750_libredfish-mockup"), dell))
