@@ -10,6 +10,7 @@
 #include "discover/discover.h"
 
 #include <time.h>
+#include <unistd.h>
 
 static const struct pl_opt opts[] = {
 	{ "ports", 'p', "PORTS", "ports to probe (default " PL_DISC_DEFAULT_PORTS "; 623/udp adds IPMI)" },
@@ -41,6 +42,19 @@ state_path(const struct pl_ctx *ctx)
 	free(dir);
 	free(pdir);
 	return p;
+}
+
+/* "\r1234/2048 probes, 5 hosts up" on a terminal, erased when the scan ends */
+static void
+show_progress(void *arg, size_t done, size_t total, size_t up)
+{
+	PL_UNUSED(arg);
+	if (done >= total)
+		fputs("\r\033[K", stderr);
+	else
+		fprintf(stderr, "\r\033[K%zu/%zu probes, %zu host%s up", done, total, up,
+			up == 1 ? "" : "s");
+	fflush(stderr);
 }
 
 static void
@@ -148,6 +162,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			pl_error("%s", err);
 			goto out;
 		}
+	if (ctx->verbosity >= 0 && isatty(STDERR_FILENO))
+		o.progress = show_progress;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (pl_disc_run(&o, &t, &records, &err) != 0) {
 		pl_error("discovery failed: %s", err);

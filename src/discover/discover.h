@@ -49,6 +49,10 @@ struct pl_disc_opts {
 	int rate;        /* new connections per second */
 	bool dns;        /* reverse lookups */
 	bool all;        /* also report hosts without an open port */
+	/* called about four times a second while scanning, if set: probes done
+	 * of total, hosts with an open port so far */
+	void (*progress)(void *arg, size_t done, size_t total, size_t up);
+	void *progress_arg;
 };
 
 #define PL_DISC_DEFAULT_PORTS "22,80,443,3389,5900,5901,8006,8007"

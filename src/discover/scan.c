@@ -87,6 +87,8 @@ struct scan {
 	struct timespec last_refill;
 	struct event *pump_ev;  /* runs pump() soon (rate limit wait or after a finish) */
 	struct event *dns_guard; /* gives up on reverse DNS after the scan */
+	struct event *progress_ev;
+	size_t finished, up;
 	bool done;
 	struct hostname *etc_hosts;
 	size_t netc_hosts;
@@ -316,6 +318,8 @@ conn_finish(struct conn *c)
 {
 	struct scan *s = c->s;
 
+	if (!c->followup)
+		s->finished++;
 	conn_free(c);
 	s->inflight--;
 	event_active(s->pump_ev, 0, 0);
@@ -760,6 +764,8 @@ on_connected(struct conn *c)
 	struct host *h = &s->hosts[c->h];
 
 	h->st[c->p] = P_OPEN;
+	if (!h->open)
+		s->up++;
 	h->open = true;
 	evidence(c);
 	start_dns(s, h);
@@ -846,6 +852,8 @@ udp_cb(evutil_socket_t fd, short what, void *arg)
 		struct host *h = &c->s->hosts[c->h];
 
 		h->st[c->p] = P_OPEN;
+		if (!h->open)
+			c->s->up++;
 		h->open = true;
 		ev_set_str(c, "service", "ipmi");
 		ev_merge(c, o);
@@ -1016,6 +1024,16 @@ pump(struct scan *s)
 }
 
 static void
+progress_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct scan *s = arg;
+
+	PL_UNUSED(fd);
+	PL_UNUSED(what);
+	s->o->progress(s->o->progress_arg, s->finished, s->njobs, s->up);
+}
+
+static void
 pump_cb(evutil_socket_t fd, short what, void *arg)
 {
 	PL_UNUSED(fd);
@@ -1141,6 +1159,12 @@ pl_disc_run(const struct pl_disc_opts *o, const struct pl_disc_targets *t, json_
 			s.dns = NULL;
 		}
 	}
+	if (o->progress) {
+		struct timeval quarter = { 0, 250000 };
+
+		s.progress_ev = event_new(s.base, -1, EV_PERSIST, progress_cb, &s);
+		event_add(s.progress_ev, &quarter);
+	}
 	pump(&s);
 	if (!s.done && event_base_dispatch(s.base) < 0) {
 		pl_seterr(errmsg, PL_EIO, "event loop failed");
@@ -1185,6 +1209,10 @@ out:
 	for (size_t i = 0; i < s.netc_hosts; i++)
 		free(s.etc_hosts[i].name);
 	free(s.etc_hosts);
+	if (s.progress_ev) {
+		o->progress(o->progress_arg, s.finished, s.njobs, s.up);
+		event_free(s.progress_ev);
+	}
 	event_free(s.pump_ev);
 	event_free(s.dns_guard);
 	event_base_free(s.base);
