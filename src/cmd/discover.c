@@ -1,7 +1,6 @@
 /*
- * `pvelab discover CIDR|HOST...`: find the servers on a network by speaking
- * their protocols (never with credentials), print them, export them for RDM or
- * Ansible, and remember them in the state database. The work is in src/discover/.
+ * `pvelab discover CIDR|HOST...`: find servers by their protocols (never with credentials),
+ * print, export for RDM or Ansible, remember in the state database. The work is in src/discover/.
  */
 #include "core/common.h"
 #include "cmd/cmd.h"

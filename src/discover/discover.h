@@ -1,7 +1,6 @@
 /*
- * Network discovery: scan addresses on the ports that matter, identify each
- * service by speaking its protocol (never with credentials), and turn what was
- * seen into one record per host; export the records for RDM and Ansible.
+ * Network discovery: probe addresses, identify each service by its protocol (never with
+ * credentials), one record per host; exports for RDM and Ansible; saved scans.
  */
 #ifndef PL_DISCOVER_DISCOVER_H
 #define PL_DISCOVER_DISCOVER_H
@@ -59,7 +58,9 @@ struct pl_disc_opts {
 #define PL_DISC_MAX_HOSTS_UNFORCED 65536 /* a /16 */
 #define PL_DISC_MAX_HOSTS (1u << 22)       /* even with --force */
 
+/* Start an empty target list. */
 void pl_disc_targets_init(struct pl_disc_targets *t);
+/* Free the lists; t may be initialised again. */
 void pl_disc_targets_release(struct pl_disc_targets *t);
 /* Add "10.0.0.0/24", "10.0.0.5", "::1" or a host name (resolved now, before
  * the scan starts). More than a /16 in total is refused unless force. */

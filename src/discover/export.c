@@ -1,7 +1,6 @@
 /*
- * Exports of discovered hosts to the tools operators already use: Devolutions
- * Remote Desktop Manager (.rdm XML and its JSON form, per
- * ../shared/redfish/rdm/RDM.md) and an Ansible YAML inventory grouped by kind.
+ * Exports of discovered hosts: Devolutions Remote Desktop Manager (.rdm XML and its JSON form,
+ * per ../shared/redfish/rdm/RDM.md) and an Ansible YAML inventory grouped by kind.
  */
 #include "core/common.h"
 #include "discover/discover.h"

@@ -1,8 +1,6 @@
 /*
- * Discovery's wire parsers: SSH identification lines, RFB greetings, X.224
- * connection confirms, HTTP/1.x responses, HTML titles and Redfish service
- * roots. Everything here reads untrusted bytes: bounds first, no allocation
- * proportional to what a peer claims.
+ * Discovery's wire parsers (SSH, RFB, X.224, RMCP, HTTP/1.x, HTML titles,
+ * Redfish roots). All input is untrusted: bounds first, no allocation sized by a peer's claim.
  */
 #include "core/common.h"
 #include "discover/proto.h"

@@ -1,7 +1,6 @@
 /*
- * Parsers for what discovery reads from the network: SSH banners, RFB (VNC)
- * greetings, X.224 connection confirms (RDP), HTTP response heads and HTML
- * titles, Redfish service roots. Pure functions over bytes, fuzzed.
+ * Parsers for what discovery reads from the network (SSH, RFB, X.224, RMCP, HTTP, HTML titles,
+ * Redfish service roots): pure functions over bytes, each with a libFuzzer harness.
  */
 #ifndef PL_DISCOVER_PROTO_H
 #define PL_DISCOVER_PROTO_H
@@ -62,6 +61,7 @@ struct pl_disc_http {
  * is limited to max_body bytes (truncated is then set). */
 int pl_disc_http_parse(const char *data, size_t len, bool eof, size_t max_body,
 		       struct pl_disc_http *resp);
+/* Free the strings of a parsed response and zero it. */
 void pl_disc_http_release(struct pl_disc_http *resp);
 
 /* The text of the first <title> in an HTML document, entities for &amp; &lt;

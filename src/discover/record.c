@@ -1,7 +1,6 @@
 /*
- * From evidence to a host record: which kind of machine answered (BMC,
- * Proxmox, Linux, Windows, VNC), its vendor and model where the protocols
- * said so, its management URLs; and the aligned text table of records.
+ * From evidence to a host record: which kind of machine answered, vendor and model where the
+ * protocols said so, management URLs; and the aligned text table of records.
  */
 #include "core/common.h"
 #include "discover/discover.h"

@@ -1,9 +1,6 @@
 /*
- * The discovery scanner: one libevent loop, non-blocking connect()s bounded by
- * a concurrency limit and a token-bucket rate, a deadline on every connect and
- * every protocol exchange, then one protocol conversation per open port
- * (SSH banner, HTTP(S)/Redfish, Proxmox, X.224, RFB, RMCP) and asynchronous
- * reverse DNS. Nothing here ever sends a credential.
+ * The discovery scanner: non-blocking connects on one libevent loop (bounded, rate-limited,
+ * deadlines everywhere), one protocol conversation per open port, async reverse DNS. No credentials.
  */
 #include "core/common.h"
 #include "discover/discover.h"

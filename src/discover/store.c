@@ -1,7 +1,6 @@
 /*
- * Discovered hosts in the SQLite state database: one row per address with
- * first and last seen, kept in discovered_hosts (created here, so the state
- * layer's migrations need not know about discovery). One transaction per scan.
+ * Discovered hosts in the SQLite state database: table discovered_hosts (created here, so the
+ * state layer's migrations need not know about discovery), first/last seen, one transaction per scan.
  */
 #include "core/common.h"
 #include "discover/discover.h"

@@ -1,7 +1,6 @@
 /*
- * What to scan: CIDR ranges, single addresses and host names become a sorted,
- * duplicate-free address list (refusing more than a /16 unless forced); port
- * lists like "22,80,8000-8010,623/udp".
+ * What to scan: CIDR ranges, addresses and host names become a sorted, duplicate-free address
+ * list (more than a /16 only when forced); port lists like "22,80,8000-8010,623/udp".
  */
 #include "core/common.h"
 #include "discover/discover.h"
