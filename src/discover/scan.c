@@ -1,6 +1,7 @@
 /*
- * The discovery scanner: non-blocking connects on one libevent loop (bounded, rate-limited,
- * deadlines everywhere), one protocol conversation per open port, async reverse DNS. No credentials.
+ * The discovery scanner: non-blocking connects on one libevent loop (bounded,
+ * rate-limited, deadlines everywhere), one protocol conversation per open port,
+ * asynchronous reverse DNS. No credentials, ever.
  */
 #include "core/common.h"
 #include "discover/discover.h"

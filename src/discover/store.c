@@ -1,6 +1,7 @@
 /*
- * Discovered hosts in the SQLite state database: table discovered_hosts (created here, so the
- * state layer's migrations need not know about discovery), first/last seen, one transaction per scan.
+ * Discovered hosts in the SQLite state database: table discovered_hosts (created
+ * here, so the state layer's migrations need not know about discovery), first and
+ * last seen, one transaction per scan.
  */
 #include "core/common.h"
 #include "discover/discover.h"
