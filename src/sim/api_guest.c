@@ -1127,6 +1127,21 @@ h_clone(struct pl_sim_req *r, bool lxc)
 		if (!sv || !strcmp(k, "template") || pl_str_startswith(k, "unused") ||
 		    !strcmp(k, "vmgenid") || !strcmp(k, "smbios1") || !strcmp(k, "meta"))
 			continue;
+		if (!lxc && strstr(sv, "-cloudinit") && strchr(sv, ':')) {
+			/* a fresh cloud-init drive for the clone */
+			char ci[160];
+
+			snprintf(ci, sizeof(ci), "%.*s:cloudinit", (int)strcspn(sv, ":"), sv);
+			if (conf_value(r, g, g->conf, k, ci) != 0) {
+				char *msg = pl_strdup(r->reason);
+
+				pl_sim_guest_remove(s, (uint32_t)newid, false);
+				pl_sim_fail(r, 500, "clone failed: %s", msg);
+				free(msg);
+				return;
+			}
+			continue;
+		}
 		if (is_volume_key(src, k, sv)) {
 			char vol[256], *nv;
 			const char *rest = sv + strcspn(sv, ",");
@@ -1340,7 +1355,16 @@ h_resize(struct pl_sim_req *r, bool lxc)
 		pl_sim_fail(r, 500, "shrinking disks is not supported");
 		return;
 	}
-	f = pl_pfmt_get(lxc ? (strcmp(disk, "rootfs") ? "lxc.mp" : "lxc.rootfs") : "qemu.scsi");
+	snprintf(volid, sizeof(volid), "%.*s", (int)strcspn(cur, ","), cur);
+	{
+		char fname[40];
+		size_t bl = strcspn(disk, "0123456789");
+
+		if (!strcmp(disk, "efidisk0") || !strcmp(disk, "tpmstate0"))
+			bl = strlen(disk);
+		snprintf(fname, sizeof(fname), "qemu.%.*s", (int)bl, disk);
+		f = pl_pfmt_get(lxc ? (strcmp(disk, "rootfs") ? "lxc.mp" : "lxc.rootfs") : fname);
+	}
 	pl_propstr_init(&p);
 	pl_buf_init(&b, 0);
 	pl_size_format(nw, sz, sizeof(sz));
@@ -1351,7 +1375,7 @@ h_resize(struct pl_sim_req *r, bool lxc)
 	}
 	pl_propstr_release(&p);
 	pl_buf_release(&b);
-	snprintf(volid, sizeof(volid), "%.*s", (int)strcspn(cur, ","), cur);
+	/* cur is gone now: the config value was replaced */
 	if ((vol = pl_sim_volume_find(r->sim, volid, g->node, NULL)) != NULL)
 		vol->size = nw;
 	pl_sim_guest_touch(r->sim, g);
