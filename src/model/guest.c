@@ -36,6 +36,18 @@ pl_model_value_text(const json_t *v)
 	return NULL;
 }
 
+bool
+pl_model_is_managed(const json_t *live)
+{
+	char *tags = pl_model_tags_norm(pl_json_str_or(live, "tags", ""));
+	char *hay = pl_asprintf(";%s;", tags);
+	bool yes = strstr(hay, ";" PL_MODEL_MANAGED_TAG ";") != NULL;
+
+	free(tags);
+	free(hay);
+	return yes;
+}
+
 static int
 cmp_str(const void *a, const void *b)
 {

@@ -22,21 +22,9 @@ struct planner {
 	json_t *changes, *blocked;
 	json_t *used_vmids;  /* "vmid" -> true: live, declared or allocated */
 	json_t *matched;     /* "vmid" -> true: live guests claimed by the config */
+	json_t *by_vmid;     /* "vmid" -> live guest (borrowed from snap) */
+	json_t *by_name;     /* name -> [live guests] */
 };
-
-static bool
-is_managed(const json_t *live)
-{
-	char *tags = pl_model_tags_norm(pl_json_str_or(live, "tags", ""));
-	char *want = pl_asprintf(";%s;", PL_MODEL_MANAGED_TAG);
-	char *hay = pl_asprintf(";%s;", tags);
-	bool yes = strstr(hay, want) != NULL;
-
-	free(tags);
-	free(want);
-	free(hay);
-	return yes;
-}
 
 static const char *
 live_type(const json_t *live)
@@ -86,21 +74,19 @@ in_profile(const struct planner *p, const struct pl_model_guest *m)
 static const json_t *
 find_live(const struct planner *p, const struct pl_model_guest *m, bool *by_name)
 {
-	const json_t *g;
+	const json_t *g, *same = json_object_get(p->by_name, m->name);
+	char key[32];
 	size_t i;
 
 	*by_name = false;
-	json_array_foreach(json_object_get(p->snap, "guests"), i, g) {
-		if (m->vmid && pl_json_int(g, "vmid", 0) == m->vmid)
-			return g;
+	if (m->vmid) {
+		snprintf(key, sizeof(key), "%lld", m->vmid);
+		return json_object_get(p->by_vmid, key);
 	}
-	if (m->vmid)
-		return NULL;
 	/* by name: the same type first; a guest of the other type is a replacement */
 	for (int pass = 0; pass < 2; pass++) {
-		json_array_foreach(json_object_get(p->snap, "guests"), i, g) {
+		json_array_foreach(same, i, g) {
 			if (pl_json_int(g, "template", 0) == 1 ||
-			    strcmp(pl_json_str_or(g, "name", ""), m->name) != 0 ||
 			    (pass == 0) != !strcmp(live_type(g), m->lxc ? "lxc" : "qemu") ||
 			    vmid_used(p->matched, pl_json_int(g, "vmid", 0)))
 				continue;
@@ -411,7 +397,8 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 	      json_t **plan, char **errmsg)
 {
 	struct planner p = { .cfg = cfg, .snap = snap, .o = o };
-	const json_t *g, *live;
+	const json_t *g;
+	json_t *live;
 	json_t *unmanaged = json_array(), *pending = json_array(), *summary;
 	struct pl_model_guest *models;
 	size_t i, n = json_array_size(pl_config_guests(cfg));
@@ -423,8 +410,20 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 	p.used_vmids = json_object();
 	p.matched = json_object();
 	models = pl_calloc(n ? n : 1, sizeof(*models));
-	json_array_foreach(json_object_get(snap, "guests"), i, live)
-		mark_vmid(p.used_vmids, pl_json_int(live, "vmid", 0));
+	p.by_vmid = json_object();
+	p.by_name = json_object();
+	json_array_foreach(json_object_get(snap, "guests"), i, live) {
+		const char *name = pl_json_str_or(live, "name", "");
+		json_t *list = json_object_get(p.by_name, name);
+		char key[32];
+
+		snprintf(key, sizeof(key), "%lld", pl_json_int(live, "vmid", 0));
+		json_object_set_new(p.used_vmids, key, json_true());
+		json_object_set(p.by_vmid, key, live);
+		if (list == NULL)
+			json_object_set_new(p.by_name, name, list = json_array());
+		json_array_append(list, live);
+	}
 	json_array_foreach(pl_config_guests(cfg), i, g) {
 		if ((r = pl_model_guest_from_config(g, &models[i], errmsg)) != 0)
 			goto out;
@@ -437,8 +436,20 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 
 		if (!in_profile(&p, &models[i]))
 			continue;
-		live = find_live(&p, &models[i], &by_name);
-		if (live && by_name && !is_managed(live)) {
+		live = (json_t *)find_live(&p, &models[i], &by_name);
+		if (live && !by_name && !pl_model_is_managed(live) &&
+		    strcmp(pl_json_str_or(live, "name", ""), models[i].name) != 0) {
+			char *why = pl_asprintf("vmid %lld is taken by '%s', which pvelab does not manage "
+						"(choose another vmid, or pvelab import it)",
+						models[i].vmid, pl_json_str_or(live, "name", ""));
+
+			json_array_append_new(p.blocked, json_pack("{s:s,s:I,s:s}", "guest", models[i].name,
+								   "vmid", (json_int_t)models[i].vmid, "reason", why));
+			free(why);
+			mark_vmid(p.matched, models[i].vmid);
+			continue;
+		}
+		if (live && by_name && !pl_model_is_managed(live)) {
 			json_array_append_new(p.blocked, json_pack("{s:s,s:I,s:s}", "guest", models[i].name,
 								   "vmid", (json_int_t)pl_json_int(live, "vmid", 0),
 								   "reason", "a guest with this name exists and pvelab does not manage it (pvelab import it, or set its vmid)"));
@@ -477,13 +488,13 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 
 		if (vmid_used(p.matched, vmid))
 			continue;
-		if (is_managed(live) && o->profile == NULL)
+		if (pl_model_is_managed(live) && o->profile == NULL)
 			json_array_append_new(p.changes,
 					      json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s}", "action", "delete", "guest",
 							pl_json_str_or(live, "name", ""), "type", live_type(live),
 							"vmid", (json_int_t)vmid, "node", pl_json_str(live, "node"),
 							"class", "delete"));
-		else if (!is_managed(live))
+		else if (!pl_model_is_managed(live))
 			json_array_append_new(unmanaged, json_pack("{s:I,s:s,s:s,s:s?}", "vmid", (json_int_t)vmid,
 								   "name", pl_json_str_or(live, "name", ""), "type",
 								   live_type(live), "node", pl_json_str(live, "node")));
@@ -514,6 +525,8 @@ out:
 	json_decref(pending);
 	json_decref(p.used_vmids);
 	json_decref(p.matched);
+	json_decref(p.by_vmid);
+	json_decref(p.by_name);
 	return r;
 }
 

@@ -136,7 +136,7 @@ struct pl_sim {
 	struct evhttp_bound_socket *sock;
 	void *ssl_ctx;
 	char fingerprint[96];
-	char url[320]; /* scheme, [host] up to 255, port */
+	char url[320];
 	struct pl_sim_pending *held;
 	bool dirty;
 	struct event *save_ev;
