@@ -1,5 +1,6 @@
 """The seed homelabs applied to their simulated clusters: every example in
-examples/ applies to examples/sim/<example>.yaml, and the next plan shows no
+examples/ validates against examples/sim/<example>.yaml (--live), applies
+to it, and the next plan shows no
 changes (`plan --detailed-exitcode` exits 0) -- no phantom diffs from the
 settings real homelabs use (efidisk/TPM, PCI passthrough, imported disks,
 bind mounts, dual-network containers, clones of cloud-init templates)."""
@@ -34,6 +35,8 @@ def test_example_applies_and_converges(name, tmp_path):
                "PVELAB_FINGERPRINT": info["fingerprint"],
                "PVELAB_STATE": str(tmp_path / "state.db")}
         cfg = os.path.join(EXAMPLES, name)
+        r = run("-c", cfg, "validate", "--live", env=env, cwd=str(tmp_path))
+        assert r.rc == 0 and "0 warnings" in r.out, r
         r = run("-c", cfg, "apply", "--yes", "-j", "8", env=env, cwd=str(tmp_path))
         assert r.rc == 0, r
         assert "Apply complete" in r.out, r
