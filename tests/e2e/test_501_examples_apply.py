@@ -1,8 +1,7 @@
 """The seed homelabs applied to their simulated clusters: every example in
-examples/ validates against examples/sim/<example>.yaml (--live), applies
-to it, and the next plan shows no
-changes (`plan --detailed-exitcode` exits 0) -- no phantom diffs from the
-settings real homelabs use (efidisk/TPM, PCI passthrough, imported disks,
+examples/ validates against examples/sim/<example>.yaml (--live), applies to
+it, and the next plan shows no changes (`plan --detailed-exitcode` exits 0)
+-- no phantom diffs from the settings real homelabs use (efidisk/TPM, PCI passthrough, imported disks,
 bind mounts, dual-network containers, clones of cloud-init templates)."""
 import os
 
