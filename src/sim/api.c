@@ -444,6 +444,7 @@ pl_sim_blob_from_buf(struct pl_buf *b)
 
 	bl->refs = 1;
 	bl->len = b->len;
+	bl->gz = NULL;
 	memcpy(bl->data, b->data, b->len + 1);
 	pl_buf_reset(b);
 	return bl;
@@ -459,8 +460,10 @@ pl_sim_blob_ref(struct pl_sim_blob *bl)
 void
 pl_sim_blob_unref(struct pl_sim_blob *bl)
 {
-	if (bl && --bl->refs == 0)
+	if (bl && --bl->refs == 0) {
+		pl_sim_blob_unref(bl->gz);
 		free(bl);
+	}
 }
 
 static void

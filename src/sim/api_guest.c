@@ -1127,6 +1127,21 @@ h_clone(struct pl_sim_req *r, bool lxc)
 		if (!sv || !strcmp(k, "template") || pl_str_startswith(k, "unused") ||
 		    !strcmp(k, "vmgenid") || !strcmp(k, "smbios1") || !strcmp(k, "meta"))
 			continue;
+		if (!lxc && strstr(sv, "-cloudinit") && strchr(sv, ':')) {
+			/* a fresh cloud-init drive for the clone */
+			char ci[160];
+
+			snprintf(ci, sizeof(ci), "%.*s:cloudinit", (int)strcspn(sv, ":"), sv);
+			if (conf_value(r, g, g->conf, k, ci) != 0) {
+				char *msg = pl_strdup(r->reason);
+
+				pl_sim_guest_remove(s, (uint32_t)newid, false);
+				pl_sim_fail(r, 500, "clone failed: %s", msg);
+				free(msg);
+				return;
+			}
+			continue;
+		}
 		if (is_volume_key(src, k, sv)) {
 			char vol[256], *nv;
 			const char *rest = sv + strcspn(sv, ",");

@@ -412,6 +412,25 @@ pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *key, con
 		goto out;
 	}
 	file = pl_propstr_get(&p, g->lxc ? "volume" : "file");
+	if (!g->lxc && file && pl_str_endswith(file, ":cloudinit") &&
+	    (size_t)(strlen(file) - strlen(":cloudinit")) < sizeof(sid)) {
+		/* "local-lvm:cloudinit" -> local-lvm:vm-100-cloudinit,media=cdrom */
+		char volid[256];
+
+		snprintf(sid, sizeof(sid), "%.*s", (int)(strlen(file) - strlen(":cloudinit")), file);
+		if ((st = pl_sim_storage_find(s, sid)) == NULL) {
+			pl_seterr(err, PL_ENOENT, "storage '%s' does not exist", sid);
+			goto out;
+		}
+		snprintf(volid, sizeof(volid), "%s:vm-%u-cloudinit", sid, g->vmid);
+		if (!pl_sim_volume_find(s, volid, g->node, NULL))
+			pl_sim_volume_add(st, volid, "images", "raw", 4ULL << 20, g->vmid, g->node);
+		pl_propstr_set(&p, "file", volid);
+		pl_propstr_set(&p, "media", "cdrom");
+		pl_propstr_format(f, &p, &b);
+		out = pl_buf_detach(&b, NULL);
+		goto out;
+	}
 	if (!file || !(colon = strchr(file, ':')) || (size_t)(colon - file) >= sizeof(sid) ||
 	    pl_str_startswith(pl_propstr_get(&p, "media") ? pl_propstr_get(&p, "media") : "",
 			      "cdrom")) {
@@ -446,6 +465,14 @@ pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *key, con
 				goto out;
 			}
 			gb = (unsigned long long)(d * 1024.0 * 1024.0 * 1024.0);
+			/* EFI vars and TPM state have fixed sizes whatever was asked */
+			if (!strcmp(key, "efidisk0"))
+				gb = pl_propstr_get(&p, "efitype") &&
+						     !strcmp(pl_propstr_get(&p, "efitype"), "2m")
+					     ? 128ULL << 10
+					     : 4ULL << 20;
+			else if (!strcmp(key, "tpmstate0"))
+				gb = 4ULL << 20;
 			n = next_disk_num(st, g, g->node);
 			if (file_based && !g->lxc)
 				snprintf(volid, sizeof(volid), "%s:%u/vm-%u-disk-%d.qcow2", sid, g->vmid,

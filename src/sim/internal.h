@@ -152,6 +152,7 @@ struct pl_sim {
 struct pl_sim_blob {
 	int refs;
 	size_t len;
+	struct pl_sim_blob *gz; /* its gzip form, made on first demand */
 	char data[];
 };
 

@@ -22,6 +22,7 @@
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <zlib.h>
 
 #include "core/err.h"
 #include "core/json.h"
@@ -558,6 +559,44 @@ handle_ticket(struct pl_sim *s, struct evhttp_request *req, json_t *params)
 	free(tuser);
 }
 
+/* gzip as PVE's server does for bodies over 1 KiB when the client accepts it. */
+static struct pl_sim_blob *
+gzip_data(const char *data, size_t len)
+{
+	z_stream z;
+	struct pl_sim_blob *bl;
+	size_t cap;
+
+	memset(&z, 0, sizeof(z));
+	if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return NULL;
+	cap = deflateBound(&z, (uLong)len);
+	bl = pl_malloc(sizeof(*bl) + cap);
+	z.next_in = (Bytef *)(uintptr_t)data;
+	z.avail_in = (uInt)len;
+	z.next_out = (Bytef *)bl->data;
+	z.avail_out = (uInt)cap;
+	if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
+		deflateEnd(&z);
+		free(bl);
+		return NULL;
+	}
+	bl->refs = 1;
+	bl->len = z.total_out;
+	bl->gz = NULL;
+	deflateEnd(&z);
+	return bl;
+}
+
+static bool
+accepts_gzip(struct evhttp_request *req)
+{
+	const char *ae = evhttp_find_header(evhttp_request_get_input_headers(req),
+					    "Accept-Encoding");
+
+	return ae && strstr(ae, "gzip");
+}
+
 static void
 blob_cleanup(const void *data, size_t len, void *arg)
 {
@@ -573,8 +612,18 @@ send_result(struct pl_sim *s, struct evhttp_request *req, struct pl_sim_req *r, 
 
 	add_std_headers(req, true);
 	if (r->status == 200 && r->blob) {
-		evbuffer_add_reference(b, r->blob->data, r->blob->len, blob_cleanup,
-				       pl_sim_blob_ref(r->blob));
+		struct pl_sim_blob *bl = r->blob;
+
+		if (bl->len > 1024 && accepts_gzip(req)) {
+			if (!bl->gz)
+				bl->gz = gzip_data(bl->data, bl->len);
+			if (bl->gz) {
+				bl = bl->gz;
+				evhttp_add_header(evhttp_request_get_output_headers(req),
+						  "Content-Encoding", "gzip");
+			}
+		}
+		evbuffer_add_reference(b, bl->data, bl->len, blob_cleanup, pl_sim_blob_ref(bl));
 		reply(s, req, 200, "OK", b, delay, false);
 		return;
 	}
@@ -591,7 +640,19 @@ send_result(struct pl_sim *s, struct evhttp_request *req, struct pl_sim_req *r, 
 		if (r->top)
 			json_object_update(o, r->top);
 		text = json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY);
-		evbuffer_add(b, text, strlen(text));
+		if (strlen(text) > 1024 && accepts_gzip(req)) {
+			struct pl_sim_blob *gz = gzip_data(text, strlen(text));
+
+			if (gz) {
+				evhttp_add_header(evhttp_request_get_output_headers(req),
+						  "Content-Encoding", "gzip");
+				evbuffer_add_reference(b, gz->data, gz->len, blob_cleanup, gz);
+				free(text);
+				text = NULL;
+			}
+		}
+		if (text)
+			evbuffer_add(b, text, strlen(text));
 		free(text);
 		json_decref(o);
 		reply(s, req, 200, "OK", b, delay, false);

@@ -65,7 +65,8 @@ def test_demo_seed(demo):
     # storage usage is the sum of the guests' disks
     vols = demo.get("/nodes/pve3/storage/local-lvm/content")
     st = demo.get("/nodes/pve3/storage/local-lvm/status")
-    assert st["used"] == sum(v["size"] for v in vols) == (1 + 80) << 30
+    # efidisk0 "local-lvm:1" gets the fixed 4 MiB of an EFI vars disk
+    assert st["used"] == sum(v["size"] for v in vols) == (80 << 30) + (4 << 20)
     members = demo.get("/pools", poolid="infra")[0]["members"]
     assert {m["vmid"] for m in members} == {300, 301, 310}
     snaps = demo.get("/nodes/pve2/qemu/301/snapshot")
@@ -85,6 +86,8 @@ def test_clone_template(demo):
     assert conf["name"] == "web1" and "lock" not in conf and "template" not in conf
     assert conf["scsi0"].startswith("local-lvm:base-9000-disk-0/vm-400-disk-")
     assert conf["net0"] != src["net0"] and conf["net0"].startswith("virtio=BC:24:11:")
+    assert src["ide2"] == "local-lvm:vm-9000-cloudinit,media=cdrom"
+    assert conf["ide2"] == "local-lvm:vm-400-cloudinit,media=cdrom"
     c.wait(c.write("POST", "/nodes/pve1/qemu/9000/clone", newid=401, full=1, target="pve2",
                    storage="local-lvm"))
     conf = c.get("/nodes/pve2/qemu/401/config")
@@ -224,3 +227,36 @@ def test_pve_84_schema():
         assert r.status_code == 501 and r.reason == "Method 'GET /cluster/ha/rules' not implemented"
     finally:
         stop_sim(info)
+
+
+def test_no_tls_and_connection_faults():
+    info = start_sim("--no-tls", "--faults", "reset=1")
+    try:
+        assert info["url"].startswith("http://127.0.0.1:") and info["fingerprint"] == ""
+        # the login is never faulted
+        r = requests.post(info["url"] + "/api2/json/access/ticket",
+                          data={"username": "root@pam", "password": info["password"]})
+        assert r.status_code == 200 and r.json()["data"]["ticket"].startswith("PVE:root@pam:")
+        with pytest.raises(requests.exceptions.ConnectionError):
+            Client(info).req("GET", "/version")
+    finally:
+        assert stop_sim(info)[0] == 0
+    info = start_sim("--faults", "timeout=1")
+    try:
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            requests.get(info["url"] + "/api2/json/version", verify=False, timeout=0.5,
+                         headers={"Authorization": "PVEAPIToken=" + info["token"]})
+    finally:
+        assert stop_sim(info)[0] == 0
+
+
+def test_bad_options():
+    from conftest import run
+    r = run("sim", "--faults", "error=2")
+    assert r.rc == 64 and "probability between 0 and 1" in r.err
+    r = run("sim", "--faults", "explode=0.1")
+    assert r.rc == 64 and "unknown fault 'explode'" in r.err
+    r = run("sim", "--pve-version", "7.0", "--listen", "127.0.0.1:0")
+    assert r.rc == 1 and "unknown PVE version '7.0'" in r.err
+    r = run("sim", "--seed", "/nonexistent.yaml", "--listen", "127.0.0.1:0")
+    assert r.rc == 1 and "/nonexistent.yaml" in r.err
