@@ -71,6 +71,13 @@ def test_demo_seed(demo):
     assert {m["vmid"] for m in members} == {300, 301, 310}
     snaps = demo.get("/nodes/pve2/qemu/301/snapshot")
     assert [s["name"] for s in snaps] == ["before-upgrade", "current"]
+    # addresses for IP discovery: guest agent (qemu) and interfaces (lxc)
+    nics = demo.get("/nodes/pve1/qemu/300/agent/network-get-interfaces")["result"]
+    assert nics[1]["hardware-address"].startswith("bc:24:11:")
+    ifs = demo.get("/nodes/pve1/lxc/310/interfaces")
+    assert ifs[1] == {"name": "eth0", "hwaddr": ifs[1]["hwaddr"], "inet": "192.168.10.53/24"}
+    r = demo.req("GET", "/nodes/pve2/qemu/301/agent/network-get-interfaces")
+    assert r.status_code == 500 and r.reason == "No QEMU guest agent configured"
     rrd = demo.get("/nodes/pve1/qemu/300/rrddata", timeframe="hour")
     assert len(rrd) == 70 and rrd[-1]["maxmem"] == 2048 << 20
 
