@@ -1,6 +1,8 @@
 /*
  * The numbered schema migrations of the state store. Migration N brings
  * PRAGMA user_version from N-1 to N; never edit one that has shipped, add one.
+ * Other layers own tables of their own in the same file (discover: discovered_hosts,
+ * created by src/discover/store.c); do not reuse those names.
  */
 #include "core/common.h"
 #include "state/migrations.h"
