@@ -156,12 +156,12 @@ run_jobs(struct pl_ctx *ctx, const char *action, const char *suffix, const json_
 		pl_error("%s", err);
 		goto out;
 	}
-	/* Remember the tasks when a state store is there or can be made. */
+	/* Remember the tasks when there is a state store (never create one here). */
 	{
 		struct pl_session tmp;
 		char *e2 = NULL;
 
-		if (pl_session_open(&tmp, ctx, PL_NEED_STATE, &e2) == 0) {
+		if (pl_session_open(&tmp, ctx, PL_NEED_STATE_RO, &e2) == 0) {
 			s.state = tmp.state;
 			tmp.state = NULL;
 		}
