@@ -25,7 +25,18 @@ static const struct pl_opt opts[] = {
 struct bar {
 	bool on;
 	int last;
+	json_t *hashes; /* vmid -> hash, computed while the other answers arrive */
 };
+
+static void
+on_guest(json_t *guest, void *arg)
+{
+	struct bar *b = arg;
+	char key[32], sha[65];
+	snprintf(key, sizeof(key), "%lld", pl_json_int(guest, "vmid", 0));
+	pl_state_guest_hash(guest, sha);
+	json_object_set_new(b->hashes, key, json_string(sha));
+}
 
 static void
 progress(size_t done, size_t total, void *arg)
@@ -59,24 +70,28 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 		struct pl_state_counts *cnt, json_t **changes, json_t **snap_out, char **errmsg)
 {
 	struct bar b = { .on = show_progress, .last = -1 };
-	json_t *snap = NULL;
-	int r;
-
 	struct timespec t0, t1, t2;
 	double c0, c1, c2;
+	json_t *snap = NULL;
+	int r;
 
 	if ((r = pl_session_api(s, errmsg)) != 0)
 		return r;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	c0 = cpu_s();
-	r = pl_pve_inventory(s->pve, progress, &b, &snap, errmsg);
+	b.hashes = json_object();
+	r = pl_pve_inventory(s->pve, progress, on_guest, &b, &snap, errmsg);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	c1 = cpu_s();
 	if (b.on && b.last >= 0 && b.last < 100)
 		fputs("\r\033[K", stderr);
-	if (r != 0)
+	if (r != 0) {
+		json_decref(b.hashes);
 		return r;
-	r = pl_state_record_sync(s->state, snap, dry_run, cnt, changes, NULL, errmsg);
+	}
+	r = pl_state_record_sync_hashed(s->state, snap, b.hashes, dry_run, cnt, changes, NULL,
+					errmsg);
+	json_decref(b.hashes);
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	c2 = cpu_s();
 	pl_log_info("sync: fetched in %.3f s (%lu requests, %.3f s CPU), recorded in %.3f s "

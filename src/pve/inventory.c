@@ -17,6 +17,7 @@ struct inv {
 	int err;
 	char *errmsg;
 	pl_pve_progress_cb progress;
+	pl_pve_guest_cb on_guest;
 	void *parg;
 };
 
@@ -47,8 +48,12 @@ item_cb(const struct pl_pve_result *res, void *arg)
 	if (res->err == 0) {
 		switch (it->kind) {
 		case 0:
-			json_object_set(it->target, "config",
-					json_is_object(res->data) ? res->data : json_object());
+			if (json_is_object(res->data))
+				json_object_set(it->target, "config", res->data);
+			else
+				json_object_set_new(it->target, "config", json_object());
+			if (v->on_guest)
+				v->on_guest(it->target, v->parg);
 			break;
 		case 1:
 			json_object_set(it->target, "detail", res->data);
@@ -93,10 +98,10 @@ queue(struct inv *v, json_t *target, int kind, const char *path, const json_t *p
 }
 
 int
-pl_pve_inventory(struct pl_pve *c, pl_pve_progress_cb progress, void *arg, json_t **snap,
-		 char **errmsg)
+pl_pve_inventory(struct pl_pve *c, pl_pve_progress_cb progress, pl_pve_guest_cb on_guest,
+		 void *arg, json_t **snap, char **errmsg)
 {
-	struct inv v = { .c = c, .progress = progress, .parg = arg };
+	struct inv v = { .c = c, .progress = progress, .on_guest = on_guest, .parg = arg };
 	json_t *res = NULL, *nodes, *guests, *storages, *o, *kept;
 	size_t i;
 	int r;

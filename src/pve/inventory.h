@@ -15,10 +15,15 @@ struct pl_pve;
 /* Called as answers arrive: done of total requests. */
 typedef void (*pl_pve_progress_cb)(size_t done, size_t total, void *arg);
 
+/* Called once per guest as soon as its config is in (guest is borrowed), so
+ * that callers can work while the other answers are on their way. */
+typedef void (*pl_pve_guest_cb)(json_t *guest, void *arg);
+
 /* Fetch the snapshot {"nodes","guests","storages","bridges","tasks"} (new
- * reference). Runs the client's loop until everything has answered. */
-int pl_pve_inventory(struct pl_pve *c, pl_pve_progress_cb progress, void *arg, json_t **snap,
-		     char **errmsg);
+ * reference). Runs the client's loop until everything has answered.
+ * progress and on_guest may be NULL; both get arg. */
+int pl_pve_inventory(struct pl_pve *c, pl_pve_progress_cb progress, pl_pve_guest_cb on_guest,
+		     void *arg, json_t **snap, char **errmsg);
 
 /* Resolve GUEST (a vmid or a name) against /cluster/resources entries:
  * the entry (borrowed) or NULL. Several guests with the same name: NULL with

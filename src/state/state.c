@@ -285,8 +285,8 @@ note_change(json_t *changes, long long vmid, const char *name, const char *kind)
 #define ST_HIST "INSERT INTO history(guest,vmid,kind,sha256,run_id,ts,json) VALUES (?,?,?,?,?,?,?)"
 
 static int
-record_guests(struct pl_state *s, const json_t *guests, long long run, double ts,
-	      struct pl_state_counts *cnt, json_t *changes, char **errmsg)
+record_guests(struct pl_state *s, const json_t *guests, const json_t *hashes, long long run,
+	      double ts, struct pl_state_counts *cnt, json_t *changes, char **errmsg)
 {
 	sqlite3_stmt *sel = NULL, *up = NULL, *hist = NULL, *del = NULL, *live = NULL, *one = NULL;
 	json_t *known = json_object(); /* vmid -> sha256 */
@@ -324,15 +324,24 @@ record_guests(struct pl_state *s, const json_t *guests, long long run, double ts
 		long long vmid = pl_json_int(g, "vmid", -1);
 		const char *type = pl_json_str(g, "type");
 		char sha[65], key[32];
+		const char *hs;
 		json_t *old, *durable;
 		char *text;
 
 		if (vmid < 0 || type == NULL || (strcmp(type, "qemu") && strcmp(type, "lxc")))
 			continue;
 		snprintf(key, sizeof(key), "%lld", vmid);
-		durable = pl_state_guest_durable(g);
-		pl_json_sha256(durable, sha);
+		if ((hs = json_string_value(json_object_get(hashes, key))) != NULL &&
+		    strlen(hs) == 64) {
+			memcpy(sha, hs, 65);
+			durable = NULL; /* only needed for a history row */
+		} else {
+			durable = pl_state_guest_durable(g);
+			pl_json_sha256(durable, sha);
+		}
 		old = json_object_get(known, key);
+		if (durable == NULL && (old == NULL || strcmp(json_string_value(old), sha) != 0))
+			durable = pl_state_guest_durable(g);
 		if (old == NULL) {
 			cnt->added++;
 			note_change(changes, vmid, pl_json_str(g, "name"), "discovered");
@@ -498,6 +507,15 @@ pl_state_record_sync(struct pl_state *s, const json_t *snap, bool dry_run,
 		     struct pl_state_counts *counts, json_t **changes, long long *run_id,
 		     char **errmsg)
 {
+	return pl_state_record_sync_hashed(s, snap, NULL, dry_run, counts, changes, run_id,
+					   errmsg);
+}
+
+int
+pl_state_record_sync_hashed(struct pl_state *s, const json_t *snap, const json_t *hashes,
+			    bool dry_run, struct pl_state_counts *counts, json_t **changes,
+			    long long *run_id, char **errmsg)
+{
 	struct pl_state_counts cnt = { 0 };
 	sqlite3_stmt *st = NULL;
 	json_t *ch = changes ? json_array() : NULL;
@@ -518,7 +536,8 @@ pl_state_record_sync(struct pl_state *s, const json_t *snap, bool dry_run,
 	if (r != 0)
 		goto rollback;
 	run = sqlite3_last_insert_rowid(s->db);
-	if ((r = record_guests(s, json_object_get(snap, "guests"), run, ts, &cnt, ch, errmsg)) != 0 ||
+	if ((r = record_guests(s, json_object_get(snap, "guests"), hashes, run, ts, &cnt, ch,
+			       errmsg)) != 0 ||
 	    (r = replace_table(s, "nodes", "node", "status", json_object_get(snap, "nodes"), run,
 			       errmsg)) != 0 ||
 	    (r = replace_table(s, "storages", "node", "storage",

@@ -45,6 +45,12 @@ int pl_state_record_sync(struct pl_state *s, const json_t *snap, bool dry_run,
 			 struct pl_state_counts *counts, json_t **changes, long long *run_id,
 			 char **errmsg);
 
+/* The same, with guest hashes already computed ({"<vmid>": pl_state_guest_hash},
+ * e.g. while the answers arrived); guests missing from hashes are hashed here. */
+int pl_state_record_sync_hashed(struct pl_state *s, const json_t *snap, const json_t *hashes,
+				bool dry_run, struct pl_state_counts *counts, json_t **changes,
+				long long *run_id, char **errmsg);
+
 /* Every guest as last seen (objects with config), sorted by vmid. */
 int pl_state_guests(struct pl_state *s, json_t **out, char **errmsg);
 /* One guest by vmid; PL_ENOENT when unknown. */

@@ -197,6 +197,36 @@ test_sync_history(void **state)
 	pl_state_close(s);
 }
 
+/* Hashes computed while the answers arrived are used as given. */
+static void
+test_precomputed_hashes(void **state)
+{
+	struct pl_state *s;
+	struct pl_state_counts cnt;
+	json_t *sn = snap(4, 1024, 0.3), *hashes = json_object(), *g;
+	char *err = NULL, sha[65];
+	size_t i;
+
+	assert_int_equal(pl_state_open(path, &s, &err), 0);
+	json_array_foreach(json_object_get(sn, "guests"), i, g) {
+		char key[32];
+
+		pl_state_guest_hash(g, sha);
+		snprintf(key, sizeof(key), "%lld", pl_json_int(g, "vmid", 0));
+		json_object_set_new(hashes, key, json_string(sha));
+	}
+	assert_int_equal(pl_state_record_sync_hashed(s, sn, hashes, false, &cnt, NULL, NULL, &err), 0);
+	assert_int_equal(cnt.unchanged, 4);
+	/* A different given hash is a change, recorded with the durable JSON. */
+	json_object_set_new(hashes, "101", json_string("0000000000000000000000000000000000000000000000000000000000000000"));
+	assert_int_equal(pl_state_record_sync_hashed(s, sn, hashes, true, &cnt, NULL, NULL, &err), 0);
+	assert_int_equal(cnt.changed, 1);
+	assert_int_equal(cnt.unchanged, 3);
+	json_decref(hashes);
+	json_decref(sn);
+	pl_state_close(s);
+}
+
 static void
 test_tasks(void **state)
 {
@@ -227,6 +257,7 @@ main(void)
 		cmocka_unit_test(test_open_migrate_reopen),
 		cmocka_unit_test(test_hash_ignores_volatile),
 		cmocka_unit_test(test_sync_history),
+		cmocka_unit_test(test_precomputed_hashes),
 		cmocka_unit_test(test_tasks),
 	};
 
