@@ -1278,16 +1278,18 @@ make_template(struct pl_sim_req *r, struct pl_sim_guest *g)
 		const char *sv = json_string_value(v);
 		const char *dash;
 		struct pl_sim_volume *vol;
+		struct pl_sim_storage *vst = NULL;
 		char volid[256], *nv;
 
 		if (!sv || !is_volume_key(g, k, sv) || !(dash = strstr(sv, ":vm-")))
 			continue;
 		snprintf(volid, sizeof(volid), "%.*s", (int)strcspn(sv, ","), sv);
-		vol = pl_sim_volume_find(s, volid, g->node, NULL);
+		vol = pl_sim_volume_find(s, volid, g->node, &vst);
 		nv = pl_asprintf("%.*s:base-%s", (int)(dash - sv), sv, dash + 4);
 		if (vol) {
 			free(vol->volid);
 			vol->volid = pl_strndup(nv, strcspn(nv, ","));
+			pl_sim_storage_reindex(vst);
 		}
 		json_object_set_new(g->conf, k, json_string(nv));
 		free(nv);
@@ -1401,10 +1403,12 @@ migrate_done(struct pl_sim *s, struct pl_sim_task *t)
 
 	if (!g)
 		return;
-	for (size_t k = 0; k < s->nstores; k++)
+	for (size_t k = 0; k < s->nstores; k++) {
 		for (size_t v = 0; v < s->stores[k].nvols; v++)
 			if (s->stores[k].vols[v].vmid == g->vmid && s->stores[k].vols[v].node == g->node)
 				s->stores[k].vols[v].node = tn;
+		pl_sim_storage_reindex(&s->stores[k]);
+	}
 	pl_sim_task_log(t, "migration finished successfully (duration 00:00:01)");
 	g->node = tn;
 	if (pl_json_bool(t->args, "restart", false)) {

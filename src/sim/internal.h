@@ -39,6 +39,7 @@ struct pl_sim_storage {
 	json_t *nodes;  /* array of node names it is restricted to, or NULL */
 	struct pl_sim_volume *vols;
 	size_t nvols, capvols;
+	json_t *index; /* "volid\x1fnode" -> position in vols */
 };
 
 struct pl_sim_node {
@@ -204,6 +205,8 @@ struct pl_sim_volume *pl_sim_volume_add(struct pl_sim_storage *st, const char *v
 /* A volume by "storage:name" seen from node (-1: any node), or NULL. */
 struct pl_sim_volume *pl_sim_volume_find(struct pl_sim *s, const char *volid, int node,
 					 struct pl_sim_storage **st_out);
+/* Rebuild a storage's volume index after renaming or moving volumes. */
+void pl_sim_storage_reindex(struct pl_sim_storage *st);
 /* Delete a volume if it exists. */
 void pl_sim_volume_del(struct pl_sim *s, const char *volid, int node);
 /* Bytes used on a storage as seen from a node. */
