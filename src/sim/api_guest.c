@@ -52,24 +52,43 @@ req_guest(struct pl_sim_req *r, bool lxc)
 }
 
 /* PVE's check_lock, and the lock-file timeout the lockwait fault simulates. */
+static void
+lock_timeout_msg(struct pl_sim_req *r, struct pl_sim_guest *g)
+{
+	if (g->lxc)
+		pl_sim_fail(r, 500, "can't lock file '/run/lock/lxc/pve-config-%u.lock' - got timeout",
+			    g->vmid);
+	else
+		pl_sim_fail(r, 500, "can't lock file '/var/lock/qemu-server/lock-%u.conf' - got timeout",
+			    g->vmid);
+}
+
+/* A running task holds the guest's lock file (as PVE's power operations do
+ * for their whole run): the call waits for it, then runs again. */
+static bool
+flock_busy(struct pl_sim_req *r, struct pl_sim_guest *g)
+{
+	if (!g->holder || !g->holder->running)
+		return false;
+	lock_timeout_msg(r, g);
+	r->status = PL_SIM_WAIT;
+	r->wait_vmid = g->vmid;
+	return true;
+}
+
 static bool
 check_lock(struct pl_sim_req *r, struct pl_sim_guest *g)
 {
 	struct pl_sim *s = r->sim;
 
+	if (flock_busy(r, g))
+		return false;
 	if (g->lock[0] && !pl_sim_pbool(r, "skiplock", false)) {
 		pl_sim_fail(r, 500, "%s %u is locked (%s)", GT(g), g->vmid, g->lock);
 		return false;
 	}
 	if (s->faults.lockwait > 0 && pl_sim_rand01(s) < s->faults.lockwait) {
-		if (g->lxc)
-			pl_sim_fail(r, 500,
-				    "can't lock file '/run/lock/lxc/pve-config-%u.lock' - got timeout",
-				    g->vmid);
-		else
-			pl_sim_fail(r, 500,
-				    "can't lock file '/var/lock/qemu-server/lock-%u.conf' - got timeout",
-				    g->vmid);
+		lock_timeout_msg(r, g);
 		r->delay_ms = s->opts.lock_wait_ms;
 		return false;
 	}
@@ -751,6 +770,8 @@ h_power(struct pl_sim_req *r, bool lxc, enum power p)
 			return;
 		}
 	} else if (p == P_STOP) {
+		if (flock_busy(r, g))
+			return;
 		if (g->lock[0] && !pl_sim_pbool(r, "skiplock", false) && strcmp(g->lock, "backup")) {
 			pl_sim_fail(r, 500, "%s %u is locked (%s)", GT(g), g->vmid, g->lock);
 			return;
@@ -774,6 +795,7 @@ h_power(struct pl_sim_req *r, bool lxc, enum power p)
 	t = pl_sim_task_start(r->sim, g->node, lxc ? vz[p] : qm[p], pl_sim_p(r, "vmid"), r->user, 0,
 			      power_done, json_pack("{s:i}", "op", (int)p));
 	t->vmid = g->vmid;
+	g->holder = t;
 	pl_sim_ok_task(r, t);
 }
 

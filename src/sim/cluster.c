@@ -166,6 +166,10 @@ pl_sim_guest_remove(struct pl_sim *s, uint32_t vmid, bool purge_disks)
 	if (!found)
 		return;
 	g = s->guests[i];
+	if (g->holder) {
+		g->holder = NULL;
+		pl_sim_lock_released(s, vmid); /* waiters now find it gone */
+	}
 	/* owned volumes (disks; backups only with purge) go away */
 	for (size_t k = 0; k < s->nstores; k++) {
 		struct pl_sim_storage *st = &s->stores[k];
