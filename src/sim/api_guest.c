@@ -1510,8 +1510,9 @@ static void h_lxc_migrate_check(struct pl_sim_req *r) { h_migrate_check(r, true)
 static void
 destroy_done(struct pl_sim *s, struct pl_sim_task *t)
 {
-	if (pl_json_bool(t->args, "purge", false))
-		pl_sim_pool_forget(s, t->vmid);
+	/* PVE drops the guest's ACLs and pool membership on every destroy;
+	 * purge also removes its backups (and job entries) */
+	pl_sim_pool_forget(s, t->vmid);
 	pl_sim_guest_remove(s, t->vmid, pl_json_bool(t->args, "purge", false));
 	pl_sim_task_log(t, "destroyed");
 	t->vmid = 0;
