@@ -97,9 +97,27 @@ queue(struct inv *v, json_t *target, int kind, const char *path, const json_t *p
 	pl_pve_request(v->c, "GET", path, params, item_cb, it);
 }
 
+static int inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg,
+		     pl_pve_progress_cb progress, pl_pve_guest_cb on_guest, void *arg,
+		     json_t **snap, char **errmsg);
+
 int
 pl_pve_inventory(struct pl_pve *c, pl_pve_progress_cb progress, pl_pve_guest_cb on_guest,
 		 void *arg, json_t **snap, char **errmsg)
+{
+	return inventory(c, NULL, NULL, progress, on_guest, arg, snap, errmsg);
+}
+
+int
+pl_pve_inventory_some(struct pl_pve *c, pl_pve_guest_filter filter, void *farg,
+		      pl_pve_progress_cb progress, void *arg, json_t **snap, char **errmsg)
+{
+	return inventory(c, filter, farg, progress, NULL, arg, snap, errmsg);
+}
+
+static int
+inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progress_cb progress,
+	  pl_pve_guest_cb on_guest, void *arg, json_t **snap, char **errmsg)
 {
 	struct inv v = { .c = c, .progress = progress, .on_guest = on_guest, .parg = arg };
 	json_t *res = NULL, *nodes, *guests, *storages, *o, *kept;
@@ -137,7 +155,8 @@ pl_pve_inventory(struct pl_pve *c, pl_pve_progress_cb progress, pl_pve_guest_cb 
 
 		/* vmid arrives as a string on old nodes: store it as a number. */
 		json_object_set_new(o, "vmid", json_integer(pl_json_int(o, "vmid", 0)));
-		queue(&v, o, 0, path, NULL);
+		if (filter == NULL || filter(o, farg))
+			queue(&v, o, 0, path, NULL);
 		free(path);
 	}
 	json_array_foreach(nodes, i, o) {
