@@ -104,3 +104,23 @@ def test_ca_file_verifies_without_a_pin(sim, tmp_path):
     env = env_for(sim, tmp_path / "s.db", PVELAB_FINGERPRINT="", PVELAB_CA_FILE=str(ca))
     r = run("sync", env=env)
     assert r.rc == 0, r
+
+
+def test_secrets_never_in_verbose_output(sim, tmp_path):
+    env = env_for(sim, tmp_path / "s.db")
+    secret = full_token(sim).split("=", 1)[1]
+    r = run("-v", "-v", "sync", env=env)
+    assert r.rc == 0, r
+    assert secret not in r.out and secret not in r.err
+    r = run("-v", "-v", "sync", env=dict(env, PVELAB_TOKEN=full_token(sim)[:-3] + "xyz"))
+    assert r.rc == 1 and secret[:-3] not in r.err
+
+
+def test_pve_84_schema(tmp_path):
+    info = start_sim("--nodes", "2", "--guests", "6", "--pve-version", "8.4")
+    try:
+        r = run("-o", "json", "sync", env=env_for(info, tmp_path / "s.db"))
+        assert r.rc == 0, r
+        assert r.json()["added"] == 6
+    finally:
+        stop_sim(info)
