@@ -1031,8 +1031,9 @@ pl_pve_requests_sent(const struct pl_pve *c)
 void
 pl_pve_run(struct pl_pve *c)
 {
+	/* 1 means nothing left to wait for: a stall, not a reason to spin. */
 	while (c->pending > 0)
-		if (event_base_loop(c->base, EVLOOP_ONCE) < 0)
+		if (event_base_loop(c->base, EVLOOP_ONCE) != 0)
 			break;
 }
 
@@ -1064,10 +1065,11 @@ pl_pve_call(struct pl_pve *c, const char *method, const char *path, const json_t
 
 	pl_pve_request(c, method, path, params, call_cb, &k);
 	while (!k.done)
-		if (event_base_loop(c->base, EVLOOP_ONCE) < 0)
+		if (event_base_loop(c->base, EVLOOP_ONCE) != 0)
 			break;
-	if (!k.done)
-		pl_die("event loop ended with a request pending");
+	if (!k.done) /* a programmer error: the callback would outlive k */
+		pl_die("'%s %s' stalled: the event loop has nothing left to wait for", method,
+		       path);
 	if (k.err) {
 		pl_seterr(errmsg, k.err, "%s", k.msg);
 		free(k.msg);
