@@ -135,3 +135,32 @@ def test_acting_twice_is_ok(sim, env):
     r = run("-o", "json", "shutdown", g["vmid"], env=env)
     assert r.rc == 0, r
     assert r.json()[0]["ok"]
+
+
+def test_failed_task_shows_its_log(tmp_path):
+    import subprocess
+    import time
+    from conftest import BIN
+    info = start_sim("--nodes", "1", "--guests", "2", "--task-ms", "2000")
+    try:
+        env = env_for(info, tmp_path / "s.db")
+        g = guests(info, "qemu")[0]
+        e = dict(__import__("os").environ, **env)
+        p = subprocess.Popen([BIN, "snapshot", str(g["vmid"]), "doomed"], env=e,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        upid = None
+        for _ in range(100):
+            running = [t for t in api(info, "GET", f"nodes/{g['node']}/tasks", source="active")
+                       if "snapshot" in t.get("type", "")]
+            if running:
+                upid = running[0]["upid"]
+                break
+            time.sleep(0.05)
+        assert upid, "the snapshot task never showed up"
+        api(info, "DELETE", f"nodes/{g['node']}/tasks/{upid}")
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 1, (out, err)
+        line = err.strip().splitlines()[-1]
+        assert "failed" in line and "interrupted by signal" in line and upid in line, line
+    finally:
+        stop_sim(info)
