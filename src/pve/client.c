@@ -32,6 +32,7 @@ struct req {
 	char *form; /* urlencoded params */
 	bool idempotent;
 	bool is_login;
+	bool relogged; /* already retried after a fresh login */
 	pl_pve_cb cb;
 	void *arg;
 	int attempt;   /* retries done */
@@ -835,6 +836,15 @@ finish(struct req *q, CURLcode cc)
 	curl_multi_remove_handle(c->multi, q->easy);
 	if (cc == CURLE_OK) {
 		res.err = pl_pve_resp_parse(status, q->reason, q->body.data, q->body.len, &r);
+		if (status == 401 && c->username && !q->is_login && !q->relogged && c->ticket) {
+			/* The ticket expired or the node restarted: log in again, once. */
+			pl_free_secret(c->ticket);
+			c->ticket = NULL;
+			q->relogged = true;
+			enqueue(c, q, true);
+			pl_pve_resp_release(&r);
+			goto requeued;
+		}
 		if (res.err != 0 && maybe_retry(q, CURLE_OK, status, r.message)) {
 			pl_pve_resp_release(&r);
 			goto requeued;
