@@ -163,6 +163,8 @@ static const struct pl_config_key top_keys[] = {
 	{ "/templates/*/node", PL_CT_STRING, NULL, NULL, "node (default: every node that needs it)", false },
 	{ "/proxy", PL_CT_MAP, NULL, NULL, "time-shift TLS proxy for old management controllers", false },
 	{ "/proxy/listen", PL_CT_STRING, "127.0.0.1:8090", NULL, "shared listener (SNI/Host routing)", false },
+	{ "/proxy/name", PL_CT_STRING, NULL, NULL, "certificate name for clients that send no SNI (default: the local address)", false },
+	{ "/proxy/grace", PL_CT_INT, "10", "0..3600", "seconds open connections get to finish on shutdown", false },
 	{ "/proxy/targets", PL_CT_LIST, NULL, NULL, "upstream controllers", false },
 	{ "/proxy/targets/*", PL_CT_MAP, NULL, NULL, "a target", false },
 	{ "/proxy/targets/*/name", PL_CT_STRING, NULL, NULL, "target name", true },

@@ -13,6 +13,7 @@
 #include "model/guest.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <openssl/evp.h>
 
 struct planner {
@@ -24,6 +25,7 @@ struct planner {
 	json_t *matched;     /* "vmid" -> true: live guests claimed by the config */
 	json_t *by_vmid;     /* "vmid" -> live guest (borrowed from snap) */
 	json_t *by_name;     /* name -> [live guests] */
+	json_t *planned;     /* node -> bytes of memory this plan puts there */
 };
 
 static const char *
@@ -125,16 +127,18 @@ allocate_vmid(struct planner *p, const struct pl_model_guest *m, char **errmsg)
 	return 0;
 }
 
-/* The online node with the most free memory. */
+/* The online node with the most memory free, counting what this plan
+ * already puts on each node, so that new guests spread out. */
 static const char *
 pick_node(const struct planner *p)
 {
 	const json_t *n, *best = NULL;
-	long long best_free = -1;
+	long long best_free = LLONG_MIN;
 	size_t i;
 
 	json_array_foreach(json_object_get(p->snap, "nodes"), i, n) {
-		long long free_mem = pl_json_int(n, "maxmem", 0) - pl_json_int(n, "mem", 0);
+		long long free_mem = pl_json_int(n, "maxmem", 0) - pl_json_int(n, "mem", 0) -
+				     pl_json_int(p->planned, pl_json_str_or(n, "node", ""), 0);
 
 		if (strcmp(pl_json_str_or(n, "status", "online"), "online") != 0)
 			continue;
@@ -159,6 +163,7 @@ plan_create(struct planner *p, const struct pl_model_guest *m)
 	char *err = NULL;
 	long long vmid = m->vmid ? m->vmid : allocate_vmid(p, m, &err);
 	const char *node = m->node ? m->node : pick_node(p);
+	long long mem = pl_json_int(m->config, "memory", 512) << 20;
 	json_t *c;
 
 	if (vmid == 0) {
@@ -171,6 +176,7 @@ plan_create(struct planner *p, const struct pl_model_guest *m)
 							    "no online node to create it on"));
 		return;
 	}
+	json_object_set_new(p->planned, node, json_integer(pl_json_int(p->planned, node, 0) + mem));
 	c = change_new("create", m, vmid, node);
 	json_object_set_new(c, "class", json_string("create"));
 	json_object_set(c, "config", m->config);
@@ -411,6 +417,7 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 	p.matched = json_object();
 	models = pl_calloc(n ? n : 1, sizeof(*models));
 	p.by_vmid = json_object();
+	p.planned = json_object();
 	p.by_name = json_object();
 	json_array_foreach(json_object_get(snap, "guests"), i, live) {
 		const char *name = pl_json_str_or(live, "name", "");
@@ -527,6 +534,7 @@ out:
 	json_decref(p.matched);
 	json_decref(p.by_vmid);
 	json_decref(p.by_name);
+	json_decref(p.planned);
 	return r;
 }
 
