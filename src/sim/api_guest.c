@@ -52,24 +52,43 @@ req_guest(struct pl_sim_req *r, bool lxc)
 }
 
 /* PVE's check_lock, and the lock-file timeout the lockwait fault simulates. */
+static void
+lock_timeout_msg(struct pl_sim_req *r, struct pl_sim_guest *g)
+{
+	if (g->lxc)
+		pl_sim_fail(r, 500, "can't lock file '/run/lock/lxc/pve-config-%u.lock' - got timeout",
+			    g->vmid);
+	else
+		pl_sim_fail(r, 500, "can't lock file '/var/lock/qemu-server/lock-%u.conf' - got timeout",
+			    g->vmid);
+}
+
+/* A running task holds the guest's lock file (as PVE's power operations do
+ * for their whole run): the call waits for it, then runs again. */
+static bool
+flock_busy(struct pl_sim_req *r, struct pl_sim_guest *g)
+{
+	if (!g->holder || !g->holder->running)
+		return false;
+	lock_timeout_msg(r, g);
+	r->status = PL_SIM_WAIT;
+	r->wait_vmid = g->vmid;
+	return true;
+}
+
 static bool
 check_lock(struct pl_sim_req *r, struct pl_sim_guest *g)
 {
 	struct pl_sim *s = r->sim;
 
+	if (flock_busy(r, g))
+		return false;
 	if (g->lock[0] && !pl_sim_pbool(r, "skiplock", false)) {
 		pl_sim_fail(r, 500, "%s %u is locked (%s)", GT(g), g->vmid, g->lock);
 		return false;
 	}
 	if (s->faults.lockwait > 0 && pl_sim_rand01(s) < s->faults.lockwait) {
-		if (g->lxc)
-			pl_sim_fail(r, 500,
-				    "can't lock file '/run/lock/lxc/pve-config-%u.lock' - got timeout",
-				    g->vmid);
-		else
-			pl_sim_fail(r, 500,
-				    "can't lock file '/var/lock/qemu-server/lock-%u.conf' - got timeout",
-				    g->vmid);
+		lock_timeout_msg(r, g);
 		r->delay_ms = s->opts.lock_wait_ms;
 		return false;
 	}
@@ -751,6 +770,8 @@ h_power(struct pl_sim_req *r, bool lxc, enum power p)
 			return;
 		}
 	} else if (p == P_STOP) {
+		if (flock_busy(r, g))
+			return;
 		if (g->lock[0] && !pl_sim_pbool(r, "skiplock", false) && strcmp(g->lock, "backup")) {
 			pl_sim_fail(r, 500, "%s %u is locked (%s)", GT(g), g->vmid, g->lock);
 			return;
@@ -774,6 +795,7 @@ h_power(struct pl_sim_req *r, bool lxc, enum power p)
 	t = pl_sim_task_start(r->sim, g->node, lxc ? vz[p] : qm[p], pl_sim_p(r, "vmid"), r->user, 0,
 			      power_done, json_pack("{s:i}", "op", (int)p));
 	t->vmid = g->vmid;
+	g->holder = t;
 	pl_sim_ok_task(r, t);
 }
 
@@ -1278,16 +1300,18 @@ make_template(struct pl_sim_req *r, struct pl_sim_guest *g)
 		const char *sv = json_string_value(v);
 		const char *dash;
 		struct pl_sim_volume *vol;
+		struct pl_sim_storage *vst = NULL;
 		char volid[256], *nv;
 
 		if (!sv || !is_volume_key(g, k, sv) || !(dash = strstr(sv, ":vm-")))
 			continue;
 		snprintf(volid, sizeof(volid), "%.*s", (int)strcspn(sv, ","), sv);
-		vol = pl_sim_volume_find(s, volid, g->node, NULL);
+		vol = pl_sim_volume_find(s, volid, g->node, &vst);
 		nv = pl_asprintf("%.*s:base-%s", (int)(dash - sv), sv, dash + 4);
 		if (vol) {
 			free(vol->volid);
 			vol->volid = pl_strndup(nv, strcspn(nv, ","));
+			pl_sim_storage_reindex(vst);
 		}
 		json_object_set_new(g->conf, k, json_string(nv));
 		free(nv);
@@ -1401,10 +1425,12 @@ migrate_done(struct pl_sim *s, struct pl_sim_task *t)
 
 	if (!g)
 		return;
-	for (size_t k = 0; k < s->nstores; k++)
+	for (size_t k = 0; k < s->nstores; k++) {
 		for (size_t v = 0; v < s->stores[k].nvols; v++)
 			if (s->stores[k].vols[v].vmid == g->vmid && s->stores[k].vols[v].node == g->node)
 				s->stores[k].vols[v].node = tn;
+		pl_sim_storage_reindex(&s->stores[k]);
+	}
 	pl_sim_task_log(t, "migration finished successfully (duration 00:00:01)");
 	g->node = tn;
 	if (pl_json_bool(t->args, "restart", false)) {
@@ -1484,8 +1510,9 @@ static void h_lxc_migrate_check(struct pl_sim_req *r) { h_migrate_check(r, true)
 static void
 destroy_done(struct pl_sim *s, struct pl_sim_task *t)
 {
-	if (pl_json_bool(t->args, "purge", false))
-		pl_sim_pool_forget(s, t->vmid);
+	/* PVE drops the guest's ACLs and pool membership on every destroy;
+	 * purge also removes its backups (and job entries) */
+	pl_sim_pool_forget(s, t->vmid);
 	pl_sim_guest_remove(s, t->vmid, pl_json_bool(t->args, "purge", false));
 	pl_sim_task_log(t, "destroyed");
 	t->vmid = 0;

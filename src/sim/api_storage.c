@@ -305,6 +305,23 @@ vzdump_done(struct pl_sim *s, struct pl_sim_task *t)
 	}
 }
 
+/* Whether a "100,101 102;103" list holds item. */
+static bool
+list_has(const char *list, const char *item)
+{
+	size_t n = strlen(item);
+
+	for (const char *p = list; p && *p;) {
+		size_t l = strcspn(p, ",; ");
+
+		if (l == n && !strncmp(p, item, n))
+			return true;
+		p += l;
+		p += strspn(p, ",; ");
+	}
+	return false;
+}
+
 static void
 h_vzdump(struct pl_sim_req *r)
 {
@@ -333,7 +350,7 @@ h_vzdump(struct pl_sim_req *r)
 		if (g->node != n)
 			continue;
 		snprintf(buf, sizeof(buf), "%u", g->vmid);
-		if (!all && !(vmids && strstr(vmids, buf)))
+		if (!all && !list_has(vmids, buf))
 			continue;
 		if (g->lock[0]) {
 			pl_sim_fail(r, 500, "%s %u is locked (%s)", g->lxc ? "CT" : "VM", g->vmid,

@@ -166,6 +166,10 @@ pl_sim_guest_remove(struct pl_sim *s, uint32_t vmid, bool purge_disks)
 	if (!found)
 		return;
 	g = s->guests[i];
+	if (g->holder) {
+		g->holder = NULL;
+		pl_sim_lock_released(s, vmid); /* waiters now find it gone */
+	}
 	/* owned volumes (disks; backups only with purge) go away */
 	for (size_t k = 0; k < s->nstores; k++) {
 		struct pl_sim_storage *st = &s->stores[k];
@@ -255,11 +259,32 @@ pl_sim_nextid(struct pl_sim *s)
 
 /* --- volumes --- */
 
+static void
+index_key(char *out, size_t len, const char *volid, int node)
+{
+	snprintf(out, len, "%s\x1f%d", volid, node);
+}
+
+void
+pl_sim_storage_reindex(struct pl_sim_storage *st)
+{
+	char key[512];
+
+	if (!st->index)
+		st->index = json_object();
+	json_object_clear(st->index);
+	for (size_t i = 0; i < st->nvols; i++) {
+		index_key(key, sizeof(key), st->vols[i].volid, st->vols[i].node);
+		json_object_set_new(st->index, key, json_integer((json_int_t)i));
+	}
+}
+
 struct pl_sim_volume *
 pl_sim_volume_add(struct pl_sim_storage *st, const char *volid, const char *content,
 		  const char *format, uint64_t size, uint32_t vmid, int node)
 {
 	struct pl_sim_volume *v;
+	char key[512];
 
 	if (st->nvols == st->capvols) {
 		st->capvols = st->capvols ? st->capvols * 2 : 16;
@@ -273,7 +298,30 @@ pl_sim_volume_add(struct pl_sim_storage *st, const char *volid, const char *cont
 	v->vmid = vmid;
 	v->ctime = time(NULL);
 	v->node = st->shared ? -1 : node;
+	if (!st->index)
+		st->index = json_object();
+	index_key(key, sizeof(key), volid, v->node);
+	json_object_set_new(st->index, key, json_integer((json_int_t)(st->nvols - 1)));
 	return v;
+}
+
+static struct pl_sim_volume *
+storage_vol(struct pl_sim_storage *st, const char *volid, int node)
+{
+	char key[512];
+	json_t *i;
+
+	if (node < 0 && !st->shared) {
+		for (size_t k = 0; k < st->nvols; k++)
+			if (!strcmp(st->vols[k].volid, volid))
+				return &st->vols[k];
+		return NULL;
+	}
+	index_key(key, sizeof(key), volid, st->shared ? -1 : node);
+	i = json_object_get(st->index, key);
+	if (!i || (size_t)json_integer_value(i) >= st->nvols)
+		return NULL;
+	return &st->vols[json_integer_value(i)];
 }
 
 struct pl_sim_volume *
@@ -291,13 +339,7 @@ pl_sim_volume_find(struct pl_sim *s, const char *volid, int node, struct pl_sim_
 		return NULL;
 	if (st_out)
 		*st_out = st;
-	for (size_t i = 0; i < st->nvols; i++) {
-		struct pl_sim_volume *v = &st->vols[i];
-
-		if ((v->node == -1 || node < 0 || v->node == node) && !strcmp(v->volid, volid))
-			return v;
-	}
-	return NULL;
+	return storage_vol(st, volid, node);
 }
 
 void
@@ -305,15 +347,23 @@ pl_sim_volume_del(struct pl_sim *s, const char *volid, int node)
 {
 	struct pl_sim_storage *st = NULL;
 	struct pl_sim_volume *v = pl_sim_volume_find(s, volid, node, &st);
+	char key[512];
 	size_t i;
 
 	if (!v)
 		return;
 	i = (size_t)(v - st->vols);
+	index_key(key, sizeof(key), v->volid, v->node);
+	json_object_del(st->index, key);
 	free(v->volid);
 	free(v->content);
 	free(v->format);
-	memmove(&st->vols[i], &st->vols[i + 1], (st->nvols - i - 1) * sizeof(*st->vols));
+	/* the last volume takes the hole: O(1) and the index stays right */
+	if (i != st->nvols - 1) {
+		st->vols[i] = st->vols[st->nvols - 1];
+		index_key(key, sizeof(key), st->vols[i].volid, st->vols[i].node);
+		json_object_set_new(st->index, key, json_integer((json_int_t)i));
+	}
 	st->nvols--;
 	s->dirty = true;
 }
@@ -372,23 +422,25 @@ disk_fmt(bool lxc, const char *key)
 static int
 next_disk_num(struct pl_sim_storage *st, struct pl_sim_guest *g, int node)
 {
-	int n = 0;
-	char pat[64];
+	char name[160];
 
-	for (;;) {
+	for (int n = 0;; n++) {
 		bool used = false;
 
-		for (int k = 0; k < 2 && !used; k++) {
-			snprintf(pat, sizeof(pat), "%s:%s-%u-disk-%d", st->id,
-				 k ? "subvol" : "vm", g->vmid, n);
-			for (size_t i = 0; i < st->nvols && !used; i++)
-				if ((st->vols[i].node == -1 || st->vols[i].node == node) &&
-				    !strcmp(st->vols[i].volid, pat))
-					used = true;
+		for (int k = 0; k < 3 && !used; k++) {
+			if (k == 2)
+				snprintf(name, sizeof(name), "%s:%u/vm-%u-disk-%d.qcow2", st->id, g->vmid,
+					 g->vmid, n);
+			else
+				snprintf(name, sizeof(name), "%s:%s-%u-disk-%d", st->id,
+					 k ? "subvol" : "vm", g->vmid, n);
+			used = storage_vol(st, name, node) != NULL;
 		}
+		/* base- volumes of templates count too */
+		snprintf(name, sizeof(name), "%s:base-%u-disk-%d", st->id, g->vmid, n);
+		used = used || storage_vol(st, name, node) != NULL;
 		if (!used)
 			return n;
-		n++;
 	}
 }
 
@@ -520,6 +572,11 @@ pl_sim_net_fill(struct pl_sim *s, struct pl_sim_guest *g, const char *key, const
 	char *out;
 
 	if (!f || strncmp(key, "net", 3) || !key[3] || strspn(key + 3, "0123456789") != strlen(key + 3))
+		return pl_strdup(value);
+	/* already has one ("virtio=BC:..", "hwaddr=BC:.."): no need to parse */
+	if (g->lxc ? strstr(value, "hwaddr=") != NULL
+		   : (strcspn(value, "=") < strcspn(value, ",") && strchr(value, ':') &&
+		      strchr(value, ':') < value + strcspn(value, ",")))
 		return pl_strdup(value);
 	pl_propstr_init(&p);
 	pl_buf_init(&b, 0);
@@ -1239,7 +1296,7 @@ pl_sim_state_save(struct pl_sim *s, char **errmsg)
 	if (!s->opts.state_file)
 		return 0;
 	st = pl_sim_state_dump(s);
-	text = json_dumps(st, JSON_INDENT(1) | JSON_SORT_KEYS);
+	text = json_dumps(st, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(st);
 	if (!text)
 		return pl_seterr(errmsg, PL_ENOMEM, "cannot serialise the simulator state");
@@ -1276,6 +1333,7 @@ pl_sim_model_free(struct pl_sim *s)
 			free(st->vols[v].format);
 		}
 		free(st->vols);
+		json_decref(st->index);
 		free(st->id);
 		free(st->type);
 		free(st->content);

@@ -39,6 +39,7 @@ struct pl_sim_storage {
 	json_t *nodes;  /* array of node names it is restricted to, or NULL */
 	struct pl_sim_volume *vols;
 	size_t nvols, capvols;
+	json_t *index; /* "volid\x1fnode" -> position in vols */
 };
 
 struct pl_sim_node {
@@ -70,6 +71,7 @@ struct pl_sim_guest {
 	char digest[41];
 	char *res;           /* cached static part of the /cluster/resources entry */
 	size_t reslen;
+	struct pl_sim_task *holder; /* task holding the config file lock (flock) */
 	bool sized;          /* cpus/maxmem/maxdisk below are current */
 	int cpus;
 	uint64_t maxmem, maxdisk;
@@ -104,6 +106,7 @@ struct pl_sim_faults {
 };
 
 struct pl_sim_pending; /* a reply held back (auth delay, latency, timeout) */
+struct pl_sim_waiter;  /* a call waiting for a guest's lock file */
 
 struct pl_sim {
 	struct event_base *base;
@@ -138,6 +141,7 @@ struct pl_sim {
 	char fingerprint[96];
 	char url[320];
 	struct pl_sim_pending *held;
+	struct pl_sim_waiter *waiters; /* calls waiting for a guest's lock file */
 	bool dirty;
 	struct event *save_ev;
 	uint64_t gen;    /* bumped by every change; keys the response caches */
@@ -177,7 +181,12 @@ struct pl_sim_req {
 	struct pl_buf raw;  /* a pre-serialised body, used when raw.len > 0 */
 	struct pl_sim_blob *blob; /* or a shared one (a reference the request owns) */
 	int delay_ms;       /* hold the reply this long */
+	uint32_t wait_vmid; /* status PL_SIM_WAIT: retry when this guest's lock is free */
 };
+
+/* Handler status: the guest's lock file is held by a running task; the call
+ * is retried when it ends and fails with r->reason after --lock-wait-ms. */
+#define PL_SIM_WAIT 0
 
 /* --- model (cluster.c) --- */
 /* Node by name (NULL) or its index (-1 when unknown). */
@@ -204,6 +213,8 @@ struct pl_sim_volume *pl_sim_volume_add(struct pl_sim_storage *st, const char *v
 /* A volume by "storage:name" seen from node (-1: any node), or NULL. */
 struct pl_sim_volume *pl_sim_volume_find(struct pl_sim *s, const char *volid, int node,
 					 struct pl_sim_storage **st_out);
+/* Rebuild a storage's volume index after renaming or moving volumes. */
+void pl_sim_storage_reindex(struct pl_sim_storage *st);
 /* Delete a volume if it exists. */
 void pl_sim_volume_del(struct pl_sim *s, const char *volid, int node);
 /* Bytes used on a storage as seen from a node. */
@@ -282,6 +293,8 @@ void pl_sim_param_fail(struct pl_sim_req *r, const char *param, const char *fmt,
 	__attribute__((format(printf, 3, 4)));
 
 /* --- HTTP (server.c) --- */
+/* A task holding vmid's lock file ended: retry the calls waiting for it. */
+void pl_sim_lock_released(struct pl_sim *s, uint32_t vmid);
 /* Listen on --listen (TLS unless --no-tls) and parse --faults. */
 int pl_sim_server_start(struct pl_sim *s, char **errmsg);
 /* Answer held replies, close the listener and connections. */

@@ -675,6 +675,135 @@ req_release(struct pl_sim_req *r)
 	pl_sim_blob_unref(r->blob);
 }
 
+struct pl_sim_waiter {
+	struct pl_sim_waiter *next;
+	struct pl_sim *sim;
+	struct evhttp_request *req;
+	const struct pl_sim_method *m;
+	char *path;
+	json_t *params;
+	char *user;
+	bool readonly;
+	int delay;
+	uint32_t vmid;
+	char *reason; /* the lock timeout message */
+	struct event *ev;
+};
+
+static void
+waiter_free(struct pl_sim_waiter *w)
+{
+	if (w->ev)
+		event_free(w->ev);
+	free(w->path);
+	json_decref(w->params);
+	free(w->user);
+	free(w->reason);
+	free(w);
+}
+
+static void
+waiter_unlink(struct pl_sim *s, struct pl_sim_waiter *w)
+{
+	for (struct pl_sim_waiter **pp = &s->waiters; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			return;
+		}
+}
+
+static void
+waiter_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_sim_waiter *w = arg;
+
+	(void)fd;
+	(void)what;
+	waiter_unlink(w->sim, w);
+	reply_json(w->sim, w->req, 500, w->reason, NULL, w->delay);
+	waiter_free(w);
+}
+
+/* Run a call's handler; a call that must wait for a lock file is parked
+ * (w is reused when it is a retry) until the lock is free or time runs out. */
+static void
+run_call(struct pl_sim *s, struct evhttp_request *req, const struct pl_sim_method *m,
+	 const char *path, json_t *params, const char *user, bool readonly, int delay,
+	 struct pl_sim_waiter *w)
+{
+	struct pl_sim_req r;
+
+	memset(&r, 0, sizeof(r));
+	pl_buf_init(&r.raw, 0);
+	r.sim = s;
+	r.m = m;
+	r.path = path;
+	r.params = params;
+	r.user = user ? user : "root@pam";
+	r.readonly = readonly;
+	r.status = 200;
+	pl_sim_api_call(&r);
+	if (r.status == PL_SIM_WAIT) {
+		if (!w) {
+			struct timeval tv;
+
+			w = pl_calloc(1, sizeof(*w));
+			w->sim = s;
+			w->req = req;
+			w->m = m;
+			w->path = pl_strdup(path);
+			w->params = json_incref(params);
+			w->user = pl_strdup(r.user);
+			w->readonly = readonly;
+			w->delay = delay;
+			w->ev = evtimer_new(s->base, waiter_timeout, w);
+			tv.tv_sec = s->opts.lock_wait_ms / 1000;
+			tv.tv_usec = (s->opts.lock_wait_ms % 1000) * 1000;
+			evtimer_add(w->ev, &tv);
+		}
+		free(w->reason);
+		w->reason = pl_strdup(r.reason ? r.reason : "got timeout");
+		w->vmid = r.wait_vmid;
+		w->next = s->waiters;
+		s->waiters = w;
+		req_release(&r);
+		return;
+	}
+	if (m->meth != PL_SIM_GET)
+		s->gen++;
+	send_result(s, req, &r, delay);
+	req_release(&r);
+	if (w)
+		waiter_free(w);
+}
+
+void
+pl_sim_lock_released(struct pl_sim *s, uint32_t vmid)
+{
+	struct pl_sim_waiter *ready = NULL, **tail = &ready, **pp = &s->waiters;
+
+	/* take this guest's waiters out (the list is newest first: reverse) */
+	while (*pp) {
+		struct pl_sim_waiter *w = *pp;
+
+		if (w->vmid == vmid) {
+			*pp = w->next;
+			w->next = ready;
+			ready = w;
+		} else {
+			pp = &w->next;
+		}
+	}
+	(void)tail;
+	while (ready) {
+		struct pl_sim_waiter *w = ready;
+
+		ready = w->next;
+		w->next = NULL;
+		run_call(s, w->req, w->m, w->path, w->params, w->user, w->readonly, w->delay, w);
+	}
+}
+
 static void
 on_request(struct evhttp_request *req, void *arg)
 {
@@ -820,17 +949,7 @@ on_request(struct evhttp_request *req, void *arg)
 		goto out;
 	}
 
-	r.sim = s;
-	r.m = m;
-	r.path = path;
-	r.params = params;
-	r.user = user ? user : "root@pam";
-	r.readonly = readonly;
-	r.status = 200;
-	pl_sim_api_call(&r);
-	if (meth != PL_SIM_GET)
-		s->gen++;
-	send_result(s, req, &r, delay);
+	run_call(s, req, m, path, params, user, readonly, delay, NULL);
 out:
 	req_release(&r);
 	json_decref(params);
@@ -939,6 +1058,13 @@ void
 pl_sim_server_stop(struct pl_sim *s)
 {
 	/* answer whatever is held back, then close everything */
+	while (s->waiters) {
+		struct pl_sim_waiter *w = s->waiters;
+
+		s->waiters = w->next;
+		reply_json(s, w->req, 500, w->reason, NULL, 0);
+		waiter_free(w);
+	}
 	while (s->held) {
 		struct pl_sim_pending *p = s->held;
 

@@ -192,9 +192,10 @@ pl_sim_new(struct event_base *base, const struct pl_sim_opts *o, struct pl_sim *
 
 		s->save_ev = event_new(base, -1, EV_PERSIST, save_timer, s);
 		event_add(s->save_ev, &tv);
-		pl_sim_state_save(s, NULL);
 	}
-	s->dirty = false;
+	/* a cluster loaded from the state file is saved again only once it changes;
+	 * a seeded or generated one is written by the first timer tick */
+	s->dirty = !(o->state_file && stat(o->state_file, &stt) == 0);
 	*out = s;
 	return 0;
 fail:

@@ -72,6 +72,17 @@ task_finish(struct pl_sim_task *t)
 	}
 	s->dirty = true;
 	s->gen++;
+	for (size_t i = 0; i < s->nguests; i++) {
+		struct pl_sim_guest *hg = s->guests[i];
+
+		if (hg->holder == t) {
+			uint32_t vmid = hg->vmid;
+
+			hg->holder = NULL;
+			pl_sim_lock_released(s, vmid);
+			break;
+		}
+	}
 }
 
 static void

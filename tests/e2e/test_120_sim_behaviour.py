@@ -267,3 +267,30 @@ def test_bad_options():
     assert r.rc == 1 and "unknown PVE version '7.0'" in r.err
     r = run("sim", "--seed", "/nonexistent.yaml", "--listen", "127.0.0.1:0")
     assert r.rc == 1 and "/nonexistent.yaml" in r.err
+
+
+def test_lock_file_waits():
+    # a power task holds the guest's lock file: other calls wait for it
+    info = start_sim("--guests", "2", "--task-ms", "300")
+    try:
+        c = Client(info)
+        c.wait(c.write("POST", "/nodes/pve/qemu/100/status/stop"))
+        first = c.write("POST", "/nodes/pve/qemu/100/status/start")
+        r = c.req("POST", "/nodes/pve/qemu/100/status/start")  # waits, then sees it running
+        assert r.status_code == 500 and r.reason == "VM 100 already running"
+        assert c.get(f"/nodes/pve/tasks/{first}/status")["status"] == "stopped"
+        upid = c.write("POST", "/nodes/pve/qemu/100/status/stop")
+        c.write("PUT", "/nodes/pve/qemu/100/config", name="after-stop")  # waits for the stop
+        assert c.get("/nodes/pve/qemu/100/status/current")["status"] == "stopped"
+        c.wait(upid)
+    finally:
+        assert stop_sim(info)[0] == 0
+    info = start_sim("--guests", "2", "--task-ms", "3000", "--lock-wait-ms", "100")
+    try:
+        c = Client(info)
+        c.write("POST", "/nodes/pve/qemu/101/status/shutdown")  # generated guests run
+        r = c.req("PUT", "/nodes/pve/qemu/101/config", data={"name": "x"})
+        assert r.status_code == 500
+        assert r.reason == "can't lock file '/var/lock/qemu-server/lock-101.conf' - got timeout"
+    finally:
+        assert stop_sim(info)[0] == 0
