@@ -37,9 +37,11 @@ def test_example_applies_and_converges(example, tmp_path):
 
 
 def test_homelab_gitops_applies_on_the_demo_cluster(tmp_path):
-    """make demo applies homelab-gitops to the 3-node demo cluster."""
+    """make demo applies homelab-gitops to its host (examples/sim/homelab-gitops.yaml;
+    the 3-node demo.yaml holds VMIDs 100-102 the seed gives other guests)."""
     example = os.path.join(SRC, "examples", "homelab-gitops.yaml")
-    info = start_sim("--seed", os.path.join(SRC, "examples", "sim", "demo.yaml"), "--task-ms", "20")
+    info = start_sim("--seed", os.path.join(SRC, "examples", "sim", "homelab-gitops.yaml"),
+                     "--task-ms", "20")
     env = {"PVELAB_URL": info["url"], "PVELAB_TOKEN": info["token"],
            "PVELAB_FINGERPRINT": info["fingerprint"], "PVELAB_STATE": str(tmp_path / "s.db")}
     try:
