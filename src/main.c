@@ -59,6 +59,9 @@ main(int argc, char **argv)
 		if (r != PL_ARGS_END)
 			return PL_EXIT_USAGE;
 	}
+	/* PVELAB_LOG=json: log lines as JSON objects, for log shippers */
+	if (getenv("PVELAB_LOG") && !strcmp(getenv("PVELAB_LOG"), "json"))
+		pl_log_set_json(true);
 	if (ctx.verbosity > 0)
 		pl_log_set_level(ctx.verbosity > 1 ? PL_LOG_DEBUG : PL_LOG_INFO);
 	else if (ctx.verbosity < 0)

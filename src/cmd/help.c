@@ -50,7 +50,8 @@ print_overview(FILE *f)
 	fputs("\nglobal options:\n", f);
 	print_opts(pl_global_opts, f);
 	fputs("\nenvironment: PVELAB_URL, PVELAB_TOKEN, PVELAB_FINGERPRINT, PVELAB_STATE, "
-	      "NO_COLOR\n'pvelab help COMMAND' shows a command's options.\n",
+	      "NO_COLOR,\nPVELAB_LOG=json (log lines as JSON)\n'pvelab help COMMAND' shows a "
+	      "command's options.\n",
 	      f);
 }
 

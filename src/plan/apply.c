@@ -63,6 +63,7 @@ struct job {
 	char *holding;              /* shared key this job holds (template or clone lock) */
 	struct event *timer;
 	bool running_now;
+	bool over;                  /* finished, successfully or not */
 };
 
 struct applier {
@@ -85,7 +86,7 @@ emit(struct job *j, bool done, const char *error)
 	struct pl_apply_event ev = {
 		.guest = j->guest,
 		.action = j->action,
-		.step = step_names[j->prog[j->pc < j->nsteps ? j->pc : 0]],
+		.step = j->over ? "done" : step_names[j->prog[j->pc < j->nsteps ? j->pc : 0]],
 		.done = done,
 		.error = error,
 		.finished = j->ap->finished,
@@ -122,6 +123,7 @@ job_finish(struct job *j, const char *error)
 		json_object_set_new(j->result, "node", json_string(j->node));
 	ap->active--;
 	ap->finished++;
+	j->over = true;
 	emit(j, true, error);
 	start_more(ap);
 }

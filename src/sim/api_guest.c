@@ -1673,6 +1673,68 @@ h_agent_net(struct pl_sim_req *r)
 }
 
 static void
+h_agent_ping(struct pl_sim_req *r)
+{
+	struct pl_sim_guest *g = req_guest(r, false);
+
+	if (!g)
+		return;
+	if (g->status == PL_SIM_STOPPED) {
+		pl_sim_fail(r, 500, "VM %u is not running", g->vmid);
+		return;
+	}
+	if (!pl_json_str(g->conf, "agent") || pl_json_str(g->conf, "agent")[0] == '0' ||
+	    !strncmp(pl_json_str(g->conf, "agent"), "enabled=0", 9)) {
+		pl_sim_fail(r, 500, "No QEMU guest agent configured");
+		return;
+	}
+	pl_sim_ok(r, json_pack("{s:{}}", "result"));
+}
+
+/* Cloud-init: the drive is regenerated from the config at once (PUT), so
+ * nothing is ever pending; dump shows the user-data PVE would write. */
+static void
+h_cloudinit_put(struct pl_sim_req *r)
+{
+	struct pl_sim_guest *g = req_guest(r, false);
+
+	if (g && check_lock(r, g))
+		pl_sim_ok(r, json_null());
+}
+
+static void
+h_cloudinit_get(struct pl_sim_req *r)
+{
+	if (req_guest(r, false))
+		pl_sim_ok(r, json_array());
+}
+
+static void
+h_cloudinit_dump(struct pl_sim_req *r)
+{
+	struct pl_sim_guest *g = req_guest(r, false);
+	const char *type = pl_sim_p(r, "type");
+	const char *user = NULL, *name;
+	char *text;
+
+	if (!g)
+		return;
+	name = pl_json_str_or(g->conf, "name", "");
+	user = pl_json_str(g->conf, "ciuser");
+	if (type && !strcmp(type, "user"))
+		text = pl_asprintf("#cloud-config\nhostname: %s\nmanage_etc_hosts: true\n"
+				   "fqdn: %s\n%s%s%schpasswd:\n  expire: False\n"
+				   "users:\n  - default\npackage_upgrade: true\n",
+				   name, name, user ? "user: " : "", user ? user : "", user ? "\n" : "");
+	else if (type && !strcmp(type, "meta"))
+		text = pl_asprintf("instance-id: %.40s\n", g->digest);
+	else
+		text = pl_strdup("version: 1\nconfig:\n");
+	pl_sim_ok(r, json_string(text));
+	free(text);
+}
+
+static void
 h_lxc_interfaces(struct pl_sim_req *r)
 {
 	struct pl_sim_guest *g = req_guest(r, true);
@@ -1721,6 +1783,10 @@ const struct pl_sim_route_def pl_sim_guest_routes[] = {
 	{ PL_SIM_POST, Q "/{vmid}/migrate", h_qemu_migrate },
 	{ PL_SIM_GET, Q "/{vmid}/rrddata", h_qemu_rrddata },
 	{ PL_SIM_GET, Q "/{vmid}/agent/network-get-interfaces", h_agent_net },
+	{ PL_SIM_POST, Q "/{vmid}/agent/ping", h_agent_ping },
+	{ PL_SIM_GET, Q "/{vmid}/cloudinit", h_cloudinit_get },
+	{ PL_SIM_PUT, Q "/{vmid}/cloudinit", h_cloudinit_put },
+	{ PL_SIM_GET, Q "/{vmid}/cloudinit/dump", h_cloudinit_dump },
 	{ PL_SIM_GET, L, h_lxc_list },
 	{ PL_SIM_POST, L, h_lxc_create },
 	{ PL_SIM_GET, L "/{vmid}", h_lxc_index },

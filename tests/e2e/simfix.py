@@ -7,7 +7,8 @@
     stop_sim(info)
 
 The simulator runs with --listen 127.0.0.1:0 --task-ms 50 --auth-delay-ms 0
-unless the extra arguments say otherwise."""
+unless the extra arguments say otherwise. DEMO_SEED is the 3-node demo cluster
+(start_sim("--seed", DEMO_SEED)); docs/sim.md describes everything else."""
 import json
 import os
 import signal
@@ -16,8 +17,9 @@ import urllib.parse
 
 import pytest
 
-from conftest import BIN
+from conftest import BIN, SRC
 
+DEMO_SEED = os.path.join(SRC, "examples", "sim", "demo.yaml")
 DEFAULTS = {"--listen": "127.0.0.1:0", "--task-ms": "50", "--auth-delay-ms": "0"}
 
 

@@ -76,6 +76,10 @@ def test_demo_seed(demo):
     assert nics[1]["hardware-address"].startswith("bc:24:11:")
     ifs = demo.get("/nodes/pve1/lxc/310/interfaces")
     assert ifs[1] == {"name": "eth0", "hwaddr": ifs[1]["hwaddr"], "inet": "192.168.10.53/24"}
+    assert demo.write("POST", "/nodes/pve1/qemu/300/agent/ping") == {"result": {}}
+    demo.write("PUT", "/nodes/pve1/qemu/9000/cloudinit")
+    assert demo.get("/nodes/pve1/qemu/9000/cloudinit/dump", type="user").startswith(
+        "#cloud-config\nhostname: debian12-cloud\n")
     r = demo.req("GET", "/nodes/pve2/qemu/301/agent/network-get-interfaces")
     assert r.status_code == 500 and r.reason == "No QEMU guest agent configured"
     rrd = demo.get("/nodes/pve1/qemu/300/rrddata", timeframe="hour")

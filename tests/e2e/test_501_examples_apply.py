@@ -58,3 +58,24 @@ def test_example_applies_and_converges(name, tmp_path):
     finally:
         rc, err = stop_sim(info)
         assert rc == 0, err
+
+
+def test_timeshift_profiles_select_their_category(tmp_path):
+    """The seed's five profiles: `full` is the hybrid VM 220, the others the VM
+    of their own category."""
+    info = start_sim("--seed", os.path.join(EXAMPLES, "sim", "timeshift.yaml"))
+    try:
+        env = {"PVELAB_URL": info["url"], "PVELAB_TOKEN": info["token"],
+               "PVELAB_FINGERPRINT": info["fingerprint"],
+               "PVELAB_STATE": str(tmp_path / "state.db")}
+        cfg = os.path.join(EXAMPLES, "timeshift.yaml")
+        want = {"full": 220, "mcp": 200, "idrac": 210, "timeshift": 230, "monitoring": 240}
+        for profile, vmid in want.items():
+            r = run("-c", cfg, "-o", "json", "plan", "--profile", profile, env=env,
+                    cwd=str(tmp_path))
+            assert r.rc == 0, r
+            changes = r.json()["changes"]
+            assert [(c["action"], c["vmid"]) for c in changes] == [("create", vmid)], profile
+    finally:
+        rc, err = stop_sim(info)
+        assert rc == 0, err
