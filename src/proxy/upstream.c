@@ -139,6 +139,8 @@ pl_proxy_upstream_ctx(const struct pl_proxy_target *t, char **errmsg)
 	if (ctx == NULL)
 		goto fail;
 	SSL_CTX_set_min_proto_version(ctx, t->min_tls);
+	/* controllers often just close the socket: that is an EOF, not an error */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	if (t->min_tls < TLS1_2_VERSION) {
 		/* old controllers: SHA-1 signatures, small keys, no RFC 5746 */
 		SSL_CTX_set_security_level(ctx, 0);
