@@ -184,7 +184,7 @@ def test_verify_at_inside_window(env):
         rc, out, err = curl(env, p.port, name=None)
         assert rc == 0 and out.startswith("HTTP/1.0 200"), err
         rc, log = p.stop()
-    assert rc == 0
+    assert rc == 0, log
     assert 'verify="ok (verified as of 2019-06-01)"' in log
     assert 'cert="/CN=idrac.test" not_after="2020-01-01 00:00:0' in log, log
 
@@ -294,7 +294,7 @@ def test_bidirectional_stream(env):
                     assert got == msg
                 f.close()
         rc, log = p.stop()
-    assert rc == 0
+    assert rc == 0, log
 
 
 def test_half_close(env):
@@ -355,7 +355,7 @@ def test_200_concurrent_large_transfers(env):
         results = asyncio.run(all_of(p.port))
         rc, log = p.stop()
     assert all(results), f"{results.count(False)} of {n} transfers corrupted"
-    assert rc == 0
+    assert rc == 0, log
     assert log.count('verify="ok (verified as of 2019-01-01)"') == n
 
 
@@ -462,7 +462,7 @@ def test_graceful_shutdown_lets_open_connections_finish(env):
     f.close()
     t.close()
     rc, log = p.stop(sig=signal.SIGCONT, timeout=15)
-    assert rc == 0
+    assert rc == 0, log
     assert re.search(r"stopping; \d+ connection\(s\) get 20 s to finish", log), log
 
 
