@@ -489,3 +489,36 @@ def test_config_errors_are_located(env, tmp_path):
                    "      verify_at: 2019-01-01\n      insecure: true\n")
     r = run("-c", str(cfg), "proxy", env={"PVELAB_STATE": env["env"]["PVELAB_STATE"]})
     assert r.rc == 1 and "choose one of" in r.err, r
+
+
+def test_own_listener_and_failed_reload_keeps_serving(env, tmp_path):
+    cfg = tmp_path / "pvelab.yaml"
+    shared, own = free_port(), free_port()
+    cfg.write_text(f"""proxy:
+  listen: 127.0.0.1:{shared}
+  targets:
+    - name: idrac
+      upstream: https://127.0.0.1:{env['s_modern']}
+      listen: 127.0.0.1:{own}
+      ca_file: {env['ca']}
+      verify_at: 2019-01-01
+""")
+    proc = subprocess.Popen([BIN, "-c", str(cfg), "proxy"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env["env"])
+    try:
+        wait_port(own, proc)
+        # its own listener takes any name; nothing listens on the unused shared one
+        rc, out, err = curl(env, own, name="whatever.test")
+        assert out.startswith("HTTP/1.0 200"), (err, out[:200])
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", shared), timeout=1).close()
+        cfg.write_text("proxy:\n  targets: [\n")  # broken YAML
+        proc.send_signal(signal.SIGHUP)
+        time.sleep(0.5)
+        rc, out, err = curl(env, own)
+        assert out.startswith("HTTP/1.0 200"), (err, out[:200])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "reload failed, keeping the running config" in err
