@@ -522,3 +522,23 @@ def test_own_listener_and_failed_reload_keeps_serving(env, tmp_path):
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "reload failed, keeping the running config" in err
+
+
+def test_grace_period_ends_and_no_sni_name(env):
+    p = Proxy(env, "--upstream", up(env, "echo"), "--ca-file", env["ca"], "--verify-at",
+              "2019-01-01", "--grace", "1", "--name", "proxy.lab")
+    ctx = tls_client(env)
+    ctx.check_hostname = False
+    s = socket.create_connection(("127.0.0.1", p.port))
+    t = ctx.wrap_socket(s)  # no SNI: the leaf carries --name and the local address
+    t.settimeout(10)
+    cert = t.getpeercert()
+    assert ("DNS", "proxy.lab") in cert["subjectAltName"], cert
+    assert ("IP Address", "127.0.0.1") in cert["subjectAltName"], cert
+    f = t.makefile("rb")
+    assert f.readline() == b"hello\n"
+    rc, log = p.stop(timeout=15)  # the connection stays open: the grace period ends it
+    f.close()
+    t.close()
+    assert rc == 0, log
+    assert "grace period over, closing 1 connection(s)" in log
