@@ -1157,6 +1157,9 @@ down_ctx_new(char **errmsg)
 	 * a fatal error that sends an alert and kills our write side */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
 	                             SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* idle connections keep no 16 KiB record buffers (the memory target). Not
+	 * read_ahead: it would save a read syscall per record, but data left inside
+	 * OpenSSL never wakes libevent 2.1's bufferevent, and relays stall. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
 	return ctx;
