@@ -695,6 +695,8 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
 			pl_log_warn("proxy: target '%s': relaying WITHOUT verifying the upstream "
 			            "certificate (insecure: true)",
 			            t->name);
+		if (!c->down_eof)
+			bufferevent_enable(c->down, EV_READ);
 		relay(c, c->down);
 		if (c->down_eof)
 			on_eof(c, c->down);
@@ -780,6 +782,11 @@ down_read_cb(struct bufferevent *bev, void *arg)
 		start_upstream(c);
 		return;
 	}
+	/* Backpressure by disabling reads, never by a read watermark: libevent 2.1
+	 * suspends a watermarked OpenSSL bufferevent with part of a record left
+	 * inside OpenSSL, and nothing wakes it for that remainder. */
+	if (!c->up_ready && evbuffer_get_length(in) >= RELAY_HIGH)
+		bufferevent_disable(bev, EV_READ);
 	relay(c, bev);
 }
 
@@ -898,7 +905,6 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
 	bufferevent_set_max_single_read(c->down, RELAY_CHUNK);
 	bufferevent_set_max_single_write(c->down, RELAY_CHUNK);
 	bufferevent_setcb(c->down, down_read_cb, write_cb, down_event_cb, c);
-	bufferevent_setwatermark(c->down, EV_READ, 0, RELAY_HIGH);
 	bufferevent_set_timeouts(c->down, &tv, &tv);
 	bufferevent_enable(c->down, EV_READ | EV_WRITE);
 }
