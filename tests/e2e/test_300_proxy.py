@@ -588,3 +588,24 @@ def test_grace_period_ends_and_no_sni_name(env):
     t.close()
     assert rc == 0, log
     assert "grace period over, closing 1 connection(s)" in log
+
+
+def test_trust_by_target_name_uses_its_tls_settings(env, tmp_path):
+    cfg = tmp_path / "pvelab.yaml"
+    cfg.write_text(f"""proxy:
+  targets:
+    - name: ilo
+      upstream: https://127.0.0.1:{env['s_tls1']}
+      min_tls: "1.0"
+""")
+    st = {"PVELAB_STATE": str(tmp_path / "st" / "state.db")}
+    r = run("-c", cfg, "proxy", "trust", "ilo", "-o", "json", env=st)
+    assert r.rc == 0, r
+    j = r.json()
+    assert j["target"] == "ilo" and j["protocol"] == "TLSv1" and j["expired"] is True
+    assert j["subject"] == "/CN=idrac.test" and len(j["sha256"]) == 95
+    assert "unable to get local issuer certificate" in j["verify_now"]
+    pins = json.load(open(tmp_path / "st" / "pins.json"))
+    assert pins[f"127.0.0.1:{env['s_tls1']}"]["sha256"] == j["sha256"]
+    r = run("-c", cfg, "proxy", "trust", "nosuch", env=st)
+    assert r.rc == 64 and "no proxy target named 'nosuch'" in r.err, r
