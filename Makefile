@@ -5,6 +5,7 @@ ifeq ($(SANITIZE),1)
 BUILD := build-san
 CMAKE_FLAGS += -DPVELAB_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 endif
+MAKEFLAGS += --no-print-directory
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: all deps check demo fuzz clean

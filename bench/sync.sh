@@ -37,12 +37,14 @@ median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else prin
 
 echo "sim: $NODES nodes, $GUESTS guests at $url"
 : >"$tmp/pv.times"
+: >"$tmp/pv.cpu"
 : >"$tmp/pv.rss"
 for i in $(seq 1 "$RUNS"); do
 	rm -rf "$tmp/st"
 	PVELAB_STATE="$tmp/st/state.db" /usr/bin/time -v "$BIN" -o json sync >"$tmp/sync.json" 2>"$tmp/time.txt"
 	awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$tmp/time.txt" >>"$tmp/pv.times"
 	awk -F': ' '/Maximum resident set size/ {print $2}' "$tmp/time.txt" >>"$tmp/pv.rss"
+	awk -F': ' '/User time|System time/ {s+=$2} END {print s}' "$tmp/time.txt" >>"$tmp/pv.cpu"
 done
 # An unchanged second sync must not write history.
 h1=$(sqlite3 "$tmp/st/state.db" 'select count(*) from history')
@@ -60,10 +62,12 @@ done
 
 pv=$(median <"$tmp/pv.times")
 rss=$(sort -n "$tmp/pv.rss" | tail -n1)
+cpu=$(median <"$tmp/pv.cpu")
 px=$(median <"$tmp/px.times")
 requests=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests"])' "$tmp/sync.json")
-printf 'pvelab sync (fresh state): median %.3f s over %d runs, %s requests, peak RSS %d MB\n' \
-	"$pv" "$RUNS" "$requests" $((rss / 1024))
+printf 'pvelab sync (fresh state): median %.3f s over %d runs (CPU %.2f s), %s requests, peak RSS %d MB\n' \
+	"$pv" "$RUNS" "$cpu" "$requests" $((rss / 1024))
 printf 'pvelab sync (unchanged):   %.3f s, history rows %s -> %s\n' "$resync" "$h1" "$h2"
 printf 'proxmoxer (sequential):    median %.3f s over %d runs\n' "$px" "$PEER_RUNS"
 printf 'ratio: pvelab is %.1fx faster\n' "$(echo "$px / $pv" | bc -l)"
+printf 'load average during the run: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"

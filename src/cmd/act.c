@@ -87,12 +87,44 @@ task_cb(int err, const char *exitstatus, const char *errmsg, void *arg)
 	job_done(j, err == 0, err ? errmsg : NULL);
 }
 
+/* PVE refused because the guest is already where the action leads. */
+static bool
+already(const char *action, const char *message)
+{
+	if (!strcmp(action, "start"))
+		return strstr(message, "already running") != NULL;
+	if (!strcmp(action, "stop") || !strcmp(action, "shutdown"))
+		return strstr(message, "not running") != NULL;
+	return false;
+}
+
 static void
 post_cb(const struct pl_pve_result *res, void *arg)
 {
 	struct job *j = arg;
 	const char *upid = json_string_value(res->data);
 
+	if (res->err == PL_EHTTP && res->message && already(j->action, res->message)) {
+		/* Nothing to do is success, as Ansible's "ok". (cluster/resources
+		 * can lag behind, so this is decided by the node's answer.) */
+		if (j->ctx->output != PL_OUT_JSON)
+			printf("%s (%lld): already %s\n", j->name, j->vmid,
+			       strcmp(j->action, "start") ? "stopped" : "running");
+		j->done = j->ok = true;
+		json_array_append_new(j->results, json_pack("{s:I,s:s,s:s,s:s,s:b,s:b}", "vmid",
+							    (json_int_t)j->vmid, "name", j->name,
+							    "node", j->node, "action", j->action,
+							    "ok", 1, "unchanged", 1));
+		return;
+	}
+	if (res->err == PL_EHTTP && res->message) {
+		/* PVE's own words say it best ("VM 100 already running"). */
+		char *m = pl_asprintf("%s (HTTP %ld)", res->message, res->status);
+
+		job_done(j, false, m);
+		free(m);
+		return;
+	}
 	if (res->err) {
 		job_done(j, false, res->errmsg);
 		return;
@@ -106,6 +138,7 @@ post_cb(const struct pl_pve_result *res, void *arg)
 	record_task(j, "running", NULL);
 	pl_pve_task_wait(j->s->pve, upid, j->timeout_ms, task_cb, j);
 }
+
 
 /* Guests in resources for each name; NULL entries for failures (printed). */
 static int

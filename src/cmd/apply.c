@@ -31,23 +31,56 @@ enum { O_JOBS, O_REBOOT, O_REPLACE, O_YES, O_NOSNAP, O_PROFILE };
 struct progress {
 	const struct pl_ctx *ctx;
 	bool show;
+	bool live;       /* redraw a status line (stderr is a terminal) */
+	json_t *running; /* guest -> current step */
 };
+
+/* The status line: how far, and what each change in flight is doing. */
+static void
+draw_status(struct progress *p, const struct pl_apply_event *ev)
+{
+	struct pl_buf line;
+	const char *k;
+	json_t *v;
+
+	pl_buf_init(&line, 4096);
+	pl_buf_addf(&line, "  [%zu/%zu]", ev->finished, ev->total);
+	json_object_foreach(p->running, k, v) {
+		if (line.len > 110) {
+			pl_buf_addstr(&line, " ...");
+			break;
+		}
+		pl_buf_addf(&line, " %s:%s", k, json_string_value(v));
+	}
+	fprintf(stderr, "\r\033[K%s", line.data);
+	fflush(stderr);
+	pl_buf_release(&line);
+}
 
 static void
 on_progress(const struct pl_apply_event *ev, void *arg)
 {
 	struct progress *p = arg;
+	bool finished = ev->error || (ev->done && !strcmp(ev->step, "done"));
 
 	if (!p->show)
 		return;
+	if (p->live)
+		fputs("\r\033[K", stderr);
+	if (finished)
+		json_object_del(p->running, ev->guest);
+	else if (!ev->done)
+		json_object_set_new(p->running, ev->guest, json_string(ev->step));
 	if (ev->error)
 		fprintf(stderr, "  %sfailed%s %s (%s): %s\n", pl_color(p->ctx, PL_C_RED),
 			pl_color(p->ctx, PL_C_RESET), ev->guest, ev->action, ev->error);
-	else if (ev->done && !strcmp(ev->step, "done"))
+	else if (finished)
 		fprintf(stderr, "  %sdone%s   %s (%s)  [%zu/%zu]\n", pl_color(p->ctx, PL_C_GREEN),
 			pl_color(p->ctx, PL_C_RESET), ev->guest, ev->action, ev->finished, ev->total);
-	else if (!ev->done && p->ctx->verbosity > 0)
+	else if (!ev->done && !p->live)
 		fprintf(stderr, "  ...    %s: %s\n", ev->guest, ev->step);
+	if (p->live && json_object_size(p->running))
+		draw_status(p, ev);
 }
 
 static json_t *
@@ -149,9 +182,12 @@ usage:
 		goto out;
 	}
 	if (saved) {
-		if (strcmp(pl_json_str_or(saved, "snapshot", ""), pl_json_str_or(plan, "snapshot", ""))) {
-			pl_error("the cluster changed since '%s' was made; refusing to apply a stale "
-				 "plan (run pvelab plan again)", a.pos[0]);
+		char *why = pl_plan_stale(saved, plan);
+
+		if (why) {
+			pl_error("the cluster changed since '%s' was made (%s); refusing to apply a "
+				 "stale plan (run pvelab plan again)", a.pos[0], why);
+			free(why);
 			goto out;
 		}
 		json_decref(plan);
@@ -190,8 +226,13 @@ usage:
 	ao.run_id = run_id;
 	ao.progress = on_progress;
 	ao.arg = &prog;
-	prog.show = ctx->output != PL_OUT_JSON && ctx->verbosity >= 0 && (isatty(STDERR_FILENO) || ctx->verbosity > 0);
+	prog.live = isatty(STDERR_FILENO) && ctx->verbosity >= 0;
+	prog.show = ctx->output != PL_OUT_JSON && ctx->verbosity >= 0 && (prog.live || ctx->verbosity > 0);
+	prog.running = json_object();
 	r = pl_apply_run(s.base, s.pve, plan, &ao, &result);
+	if (prog.live)
+		fputs("\r\033[K", stderr);
+	json_decref(prog.running);
 	json_object_set_new(result, "run", json_integer(run_id));
 	json_object_set(result, "plan_summary", json_object_get(plan, "summary"));
 	if (pl_runs_finish(s.state, run_id, r == 0 ? "ok" : "failed", result, &err) != 0)

@@ -33,7 +33,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	     "`src/config/schema.c`; do not edit by hand. `*` stands for any list item or\n"
 	     "mapping key. Every key of `guests` may also be set under `defaults`, which\n"
 	     "every guest inherits unless it sets the key itself. YAML anchors, aliases and\n"
-	     "merge keys (`<<: *base`) work.\n\n"
+	     "merge keys (`<<: *base`) work; top-level keys starting with `x-` are ignored,\n"
+	     "so they can hold the anchors (as in compose files).\n\n"
 	     "| key | type | default | description |\n|---|---|---|---|");
 	for (const struct pl_config_key *k = pl_config_schema(); k->path; k++) {
 		if (!strncmp(k->path, "/defaults/", 10))

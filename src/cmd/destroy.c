@@ -21,18 +21,6 @@ static const struct pl_opt opts[] = {
 	{ NULL, 0, NULL, NULL },
 };
 
-static bool
-managed(const json_t *live)
-{
-	char *tags = pl_model_tags_norm(pl_json_str_or(live, "tags", ""));
-	char *hay = pl_asprintf(";%s;", tags);
-	bool yes = strstr(hay, ";" PL_MODEL_MANAGED_TAG ";") != NULL;
-
-	free(tags);
-	free(hay);
-	return yes;
-}
-
 static json_t *
 delete_change(const json_t *live)
 {
@@ -97,7 +85,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 				pl_error("%s", err);
 				goto out;
 			}
-			if (!managed(live)) {
+			if (!pl_model_is_managed(live)) {
 				pl_error("refusing to destroy %lld '%s': pvelab does not manage it (no '%s' tag)",
 					 pl_json_int(live, "vmid", 0), pl_json_str_or(live, "name", ""),
 					 PL_MODEL_MANAGED_TAG);
@@ -111,7 +99,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			goto out;
 		}
 		json_array_foreach(json_object_get(snap, "guests"), i, live)
-			if (managed(live) && declared(s.cfg, live))
+			if (pl_model_is_managed(live) && declared(s.cfg, live))
 				json_array_append_new(changes, delete_change(live));
 	}
 	if (json_array_size(changes) == 0) {

@@ -46,7 +46,7 @@ print_overview(FILE *f)
 	      f);
 	for (size_t i = 0; pl_commands[i]; i++)
 		if (!(pl_commands[i]->flags & PL_CMD_HIDDEN))
-			fprintf(f, "  %-12s %s\n", pl_commands[i]->name, pl_commands[i]->summary);
+			fprintf(f, "  %-14s %s\n", pl_commands[i]->name, pl_commands[i]->summary);
 	fputs("\nglobal options:\n", f);
 	print_opts(pl_global_opts, f);
 	fputs("\nenvironment: PVELAB_URL, PVELAB_TOKEN, PVELAB_FINGERPRINT, PVELAB_STATE, "

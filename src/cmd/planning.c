@@ -9,9 +9,10 @@
 #include "core/json.h"
 #include "plan/plan.h"
 #include "plan/runs.h"
+#include "model/guest.h"
+#include "pve/inventory.h"
 #include "pve/client.h"
 
-#include <unistd.h>
 
 int
 pl_planning_open(struct pl_session *s, struct pl_ctx *ctx, char **errmsg)
@@ -80,15 +81,46 @@ out:
 	json_decref(seen);
 }
 
+/* The guests whose config a plan needs: those the config names (by vmid or
+ * name) and those pvelab manages. The rest of a big cluster is listed, not read. */
+struct wanted {
+	json_t *vmids, *names;
+};
+
+static bool
+wanted_guest(const json_t *res, void *arg)
+{
+	const struct wanted *w = arg;
+	char key[32];
+
+	snprintf(key, sizeof(key), "%lld", pl_json_int(res, "vmid", 0));
+	return json_object_get(w->vmids, key) || json_object_get(w->names, pl_json_str_or(res, "name", "")) ||
+	       pl_model_is_managed(res);
+}
+
 int
 pl_planning_build(struct pl_session *s, const struct pl_plan_opts *o, json_t **snap,
 		  json_t **plan, char **errmsg)
 {
-	bool bar = s->ctx->tty && isatty(STDERR_FILENO) && s->ctx->verbosity >= 0;
+	struct wanted w = { json_object(), json_object() };
+	const json_t *g;
+	size_t i;
 	int r;
 
 	*snap = *plan = NULL;
-	if ((r = pl_cmd_sync_now(s, false, bar, NULL, NULL, snap, errmsg)) != 0)
+	json_array_foreach(pl_config_guests(s->cfg), i, g) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "%lld", pl_json_int(g, "vmid", 0));
+		json_object_set_new(w.vmids, key, json_true());
+		json_object_set_new(w.names, pl_json_str_or(g, "name", ""), json_true());
+	}
+	r = pl_session_api(s, errmsg);
+	if (r == 0)
+		r = pl_pve_inventory_some(s->pve, wanted_guest, &w, NULL, NULL, snap, errmsg);
+	json_decref(w.vmids);
+	json_decref(w.names);
+	if (r != 0)
 		return pl_preferr(errmsg, r, "cannot refresh the cluster");
 	if (o->profile && pl_config_get(s->cfg, "/profiles") &&
 	    !json_object_get(pl_config_get(s->cfg, "/profiles"), o->profile))

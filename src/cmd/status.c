@@ -78,7 +78,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			pl_json_str(d, "pveversion")));
 	}
 	if (ctx->output == PL_OUT_JSON) {
-		pl_print_json(json_pack("{s:o,s:O,s:O?}", "nodes", nout, "guests", counts,
+		pl_print_json(json_pack("{s:o,s:o,s:O?}", "nodes", nout, "guests", counts,
 					"last_sync", lastrun));
 	} else {
 		printf("%s%-14s %-8s %6s %16s %16s %8s%s\n", pl_color(ctx, PL_C_BOLD), "NODE", "STATUS",

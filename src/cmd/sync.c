@@ -8,6 +8,7 @@
 #include "cmd/connect.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "pve/client.h"
 #include "pve/inventory.h"
 #include "state/state.h"
@@ -50,14 +51,23 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 	json_t *snap = NULL;
 	int r;
 
+	struct timespec t0, t1, t2;
+
 	if ((r = pl_session_api(s, errmsg)) != 0)
 		return r;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r = pl_pve_inventory(s->pve, progress, &b, &snap, errmsg);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (b.on && b.last >= 0 && b.last < 100)
 		fputs("\r\033[K", stderr);
 	if (r != 0)
 		return r;
 	r = pl_state_record_sync(s->state, snap, dry_run, cnt, changes, NULL, errmsg);
+	clock_gettime(CLOCK_MONOTONIC, &t2);
+	pl_log_info("sync: fetched in %.3f s (%lu requests), recorded in %.3f s",
+		    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+		    pl_pve_requests_sent(s->pve),
+		    (double)(t2.tv_sec - t1.tv_sec) + (double)(t2.tv_nsec - t1.tv_nsec) / 1e9);
 	if (snap_out && r == 0)
 		*snap_out = snap;
 	else
@@ -114,8 +124,12 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 
 			json_array_foreach(changes, i, c) {
 				const char *k = pl_json_str(c, "kind");
-				char sign = !strcmp(k, "deleted") ? '-' : !strcmp(k, "updated") ? '~' : '+';
 
+				if (i == 50 && json_array_size(changes) > 60) {
+					printf("  ... and %zu more\n", json_array_size(changes) - 50);
+					break;
+				}
+				char sign = !strcmp(k, "deleted") ? '-' : !strcmp(k, "updated") ? '~' : '+';
 				printf("  %c %lld %s\n", sign, pl_json_int(c, "vmid", 0),
 				       pl_json_str_or(c, "name", ""));
 			}

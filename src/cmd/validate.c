@@ -5,7 +5,69 @@
  */
 #include "core/common.h"
 #include "cmd/cmd.h"
+#include "cmd/connect.h"
 #include "config/config.h"
+#include "core/file.h"
+#include "plan/check.h"
+#include "state/state.h"
+
+#include <sys/stat.h>
+
+static const struct pl_opt opts[] = {
+	{ "live", 0, NULL, "sync the cluster first and check references against it" },
+	{ "offline", 0, NULL, "do not check references against the state database" },
+	{ NULL, 0, NULL, NULL },
+};
+
+enum { O_LIVE, O_OFFLINE };
+
+/* The cluster as the state store last saw it, or NULL when there is none. */
+static json_t *
+cluster_of(struct pl_ctx *ctx, bool live, struct pl_diags *d)
+{
+	struct pl_session s;
+	json_t *c = NULL, *nodes = NULL, *storages = NULL, *bridges = NULL, *guests = NULL;
+	char *err = NULL;
+
+	if (!live) {
+		const char *sp = getenv("PVELAB_STATE");
+		struct stat st;
+		char *dir, *path;
+
+		/* read the store only when it exists: validate works offline */
+		if (sp && *sp) {
+			if (stat(sp, &st) != 0)
+				return NULL;
+		} else {
+			dir = pl_path_dirname(ctx->config_path);
+			path = pl_asprintf("%s/.pvelab/state.db", dir);
+			free(dir);
+			bool exists = stat(path, &st) == 0;
+
+			free(path);
+			if (!exists)
+				return NULL;
+		}
+	}
+	if (pl_session_read(&s, ctx, live, &err) != 0) {
+		pl_diags_add(d, live ? PL_DIAG_ERROR : PL_DIAG_WARNING, NULL, 0, 0, NULL,
+			     "cannot check against the cluster: %s", err);
+		free(err);
+		pl_session_close(&s);
+		return NULL;
+	}
+	if (pl_state_nodes(s.state, &nodes, NULL) == 0 && pl_state_storages(s.state, &storages, NULL) == 0 &&
+	    pl_state_bridges(s.state, &bridges, NULL) == 0 && pl_state_guests(s.state, &guests, NULL) == 0 &&
+	    json_array_size(nodes) > 0)
+		c = json_pack("{s:O,s:O,s:O,s:O}", "nodes", nodes, "storages", storages, "bridges", bridges,
+			      "guests", guests);
+	json_decref(nodes);
+	json_decref(storages);
+	json_decref(bridges);
+	json_decref(guests);
+	pl_session_close(&s);
+	return c;
+}
 
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
@@ -15,8 +77,16 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_args a;
 	int r;
 
+	bool live = false, offline = false, checked = false;
+	json_t *cluster = NULL;
+
 	pl_args_init(&a, &pl_cmd_validate, ctx, argc, argv);
-	r = pl_args_next(&a);
+	while ((r = pl_args_next(&a)) >= 0) {
+		if (r == O_LIVE)
+			live = true;
+		else
+			offline = true;
+	}
 	if (r != PL_ARGS_END) {
 		pl_args_release(&a);
 		return pl_args_exit(r);
@@ -31,6 +101,13 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_config_load(path, &cfg, &d);
 	if (cfg)
 		pl_config_check(cfg, &d);
+	if (cfg && d.nerrors == 0 && !offline) {
+		ctx->config_path = path;
+		if ((cluster = cluster_of(ctx, live, &d)) != NULL)
+			pl_plan_check_cluster(cfg, cluster, &d);
+		checked = cluster != NULL;
+		json_decref(cluster);
+	}
 	pl_diags_sort(&d);
 	if (ctx->output == PL_OUT_JSON) {
 		pl_print_json(json_pack("{s:s,s:b,s:i,s:i,s:o}", "file", path, "valid",
@@ -44,9 +121,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			free(line);
 		}
 		if (d.nerrors == 0 && ctx->verbosity >= 0)
-			printf("%s: valid (%zu guests%s%zu warnings)\n", path,
-			       cfg ? json_array_size(pl_config_guests(cfg)) : 0, ", ",
-			       d.nwarnings);
+			printf("%s: valid (%zu guests, %zu warnings%s)\n", path,
+			       cfg ? json_array_size(pl_config_guests(cfg)) : 0, d.nwarnings,
+			       checked ? "; checked against the cluster" : "");
 		else if (d.nerrors)
 			fprintf(stderr, "%s: %zu error%s, %zu warning%s\n", path, d.nerrors,
 				d.nerrors == 1 ? "" : "s", d.nwarnings, d.nwarnings == 1 ? "" : "s");
@@ -61,10 +138,13 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 const struct pl_cmd pl_cmd_validate = {
 	.name = "validate",
 	.summary = "check pvelab.yaml and report every problem with file:line:col",
-	.usage = "[FILE]",
+	.usage = "[FILE] [--live | --offline]",
 	.help = "Checks types, ranges and unknown keys against the declared schema (see\n"
 		"docs/config.md), then duplicate names, vmids, IPs, MACs and host ports, vmids\n"
-		"outside their category's range, and settings Proxmox would refuse.",
+		"outside their category's range, and settings Proxmox would refuse. When a state\n"
+		"database exists (pvelab sync), or with --live, also nodes, storages, bridges and\n"
+		"templates that do not exist, and guests larger than their node (warnings).",
+	.opts = opts,
 	.run = run,
 	.flags = PL_CMD_MCP_READ,
 };

@@ -1,12 +1,14 @@
 /*
  * Cross-object checks of a loaded config (pl_config_check): uniqueness of
- * names, vmids, addresses and host ports; category ranges; keys that only
- * make sense for VMs or for containers; values checked with the Proxmox
- * property-string codec so that they fail here, not at apply time.
+ * names, vmids, addresses (and host ports within a guest); hostnames;
+ * category ranges; keys that only make sense for VMs or for containers;
+ * values checked with the Proxmox property-string codec so that they fail
+ * here, not at apply time.
  */
 #include "core/common.h"
 #include "config/config.h"
 #include "core/buf.h"
+#include "core/err.h"
 #include "core/json.h"
 #include "core/propstr.h"
 #include "core/str.h"
@@ -32,7 +34,8 @@ unique(const struct pl_config *c, struct pl_diags *d, json_t *seen, const char *
 }
 
 static const char *const vm_only[] = { "disks", "cloudinit", "clone", "hostpci", "sockets",
-				       "cpu", "balloon", "bios", "machine", "scsihw", "agent", NULL };
+				       "cpu", "balloon", "bios", "machine", "scsihw", "agent",
+				       "efidisk", "tpm", NULL };
 static const char *const ct_only[] = { "ostemplate", "rootfs", "mounts", "features",
 				       "unprivileged", "swap", NULL };
 
@@ -53,6 +56,25 @@ type_keys(const struct pl_config *c, struct pl_diags *d, const json_t *g, const 
 	if (lxc && !json_object_get(g, "ostemplate") && !json_object_get(g, "vmid"))
 		pl_config_diag(c, d, PL_DIAG_ERROR, gptr,
 			       "a container needs 'ostemplate' (or a 'vmid' of an existing one)");
+}
+
+/* Proxmox's 'dns-name' format, which both a VM's name and a container's
+ * hostname must match: dot-separated labels of letters, digits and inner
+ * hyphens (so no underscores, as in "immich_backup"). */
+static bool
+dns_name(const char *s)
+{
+	for (;;) {
+		size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-");
+
+		if (n == 0 || s[0] == '-' || s[n - 1] == '-')
+			return false;
+		if (s[n] == '\0')
+			return true;
+		if (s[n] != '.')
+			return false;
+		s += n + 1;
+	}
 }
 
 /* Check a composed property string with the schema's codec. */
@@ -265,7 +287,7 @@ void
 pl_config_check(const struct pl_config *c, struct pl_diags *d)
 {
 	json_t *names = json_object(), *vmids = json_object(), *ips = json_object();
-	json_t *macs = json_object(), *ports = json_object();
+	json_t *macs = json_object(), *ports;
 	const json_t *g;
 	size_t i;
 
@@ -282,6 +304,23 @@ pl_config_check(const struct pl_config *c, struct pl_diags *d)
 		if (name) {
 			snprintf(ptr, sizeof(ptr), "%s/name", gptr);
 			unique(c, d, names, "guest name", name, ptr);
+			if (!dns_name(name)) {
+				char *fix = pl_strdup(name);
+
+				for (char *q = fix; *q; q++)
+					if (*q == '_')
+						*q = '-';
+				if (dns_name(fix))
+					pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
+						       "'%s' is not a valid %s (did you mean '%s'?)",
+						       name, lxc ? "container hostname" : "VM name", fix);
+				else
+					pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
+						       "'%s' is not a valid %s (letters, digits, '-' "
+						       "and '.')", name,
+						       lxc ? "container hostname" : "VM name");
+				free(fix);
+			}
 		}
 		if (json_object_get(g, "vmid")) {
 			char id[32];
@@ -294,6 +333,10 @@ pl_config_check(const struct pl_config *c, struct pl_diags *d)
 		check_networks(c, d, g, gptr, lxc, ips, macs);
 		check_disks(c, d, g, gptr);
 		check_category(c, d, g, gptr);
+		/* Ports are published on the guest's own addresses (Docker on a
+		 * VM, a service in a container), so two guests may both publish
+		 * 7001; one guest may not publish it twice. */
+		ports = json_object();
 		json_array_foreach(json_object_get(g, "services"), j, svc) {
 			char port[16];
 
@@ -303,11 +346,11 @@ pl_config_check(const struct pl_config *c, struct pl_diags *d)
 			snprintf(ptr, sizeof(ptr), "%s/services/%zu/host_port", gptr, j);
 			unique(c, d, ports, "host port", port, ptr);
 		}
+		json_decref(ports);
 	}
 	check_profiles(c, d, names);
 	json_decref(names);
 	json_decref(vmids);
 	json_decref(ips);
 	json_decref(macs);
-	json_decref(ports);
 }

@@ -279,9 +279,13 @@ walk_map(struct walk *w, const struct pl_config_key *row, struct pl_buf *ptr, st
 	json_t *child;
 
 	json_object_foreach(v, k, child) {
-		char *esc = pl_yaml_ptr_escape(k);
+		char *esc;
 		const struct pl_config_key *crow;
 
+		/* top-level x-* keys are ignored: a place for YAML anchors, as in compose files */
+		if (pat_len == 0 && !strncmp(k, "x-", 2))
+			continue;
+		esc = pl_yaml_ptr_escape(k);
 		pl_buf_addf(ptr, "/%s", esc);
 		if (row->type == PL_CT_DICT)
 			pl_buf_addstr(pat, "/*");
@@ -382,33 +386,62 @@ walk_node(struct walk *w, const struct pl_config_key *row, struct pl_buf *ptr, s
 	}
 }
 
-/* guests with defaults: guest keys win; lists are not merged. */
-static json_t *
-apply_defaults(const json_t *root)
+/* Was pointer written in the file (rather than filled in from the schema)? */
+static bool
+written(const struct pl_config *c, const char *pointer)
 {
-	const json_t *defaults = json_object_get(root, "defaults");
+	return c->marks && json_is_array(json_object_get(c->marks, pointer));
+}
+
+/* Merge defaults dv into guest object mine at pointer gptr: a key the guest
+ * wrote wins; a key it did not write (absent, or filled in from the schema's
+ * default, such as type: vm) takes the value from `defaults:`. Mappings the
+ * guest wrote are merged key by key (e.g. features); lists are not merged. */
+static void
+merge_defaults(const struct pl_config *c, struct pl_buf *gptr, json_t *mine, const json_t *dv)
+{
+	size_t len = gptr->len;
+	const char *k;
+	json_t *d;
+
+	json_object_foreach((json_t *)dv, k, d) {
+		json_t *m = json_object_get(mine, k);
+		char *esc = pl_yaml_ptr_escape(k);
+
+		pl_buf_addf(gptr, "/%s", esc);
+		free(esc);
+		if (m == NULL || !written(c, gptr->data))
+			json_object_set_new(mine, k, json_deep_copy(d));
+		else if (json_is_object(m) && json_is_object(d))
+			merge_defaults(c, gptr, m, d);
+		pl_buf_truncate(gptr, len);
+	}
+}
+
+/* guests with `defaults:` applied */
+static json_t *
+apply_defaults(const struct pl_config *c)
+{
+	const json_t *defaults = json_object_get(c->root, "defaults");
 	json_t *out = json_array(), *g;
+	struct pl_buf gptr;
 	size_t i;
 
-	json_array_foreach(json_object_get(root, "guests"), i, g) {
+	pl_buf_init(&gptr, 1 << 16);
+	json_array_foreach(json_object_get(c->root, "guests"), i, g) {
 		json_t *m = json_deep_copy(g);
-		const char *k;
-		json_t *dv;
 
 		if (!json_is_object(m)) {
 			json_array_append_new(out, m ? m : json_null());
 			continue;
 		}
-		json_object_foreach((json_t *)defaults, k, dv) {
-			json_t *mine = json_object_get(m, k);
-
-			if (mine == NULL)
-				json_object_set_new(m, k, json_deep_copy(dv));
-			else if (json_is_object(mine) && json_is_object(dv)) /* e.g. features */
-				json_object_update_missing(mine, dv);
-		}
+		pl_buf_reset(&gptr);
+		pl_buf_addf(&gptr, "/guests/%zu", i);
+		if (json_is_object(defaults))
+			merge_defaults(c, &gptr, m, defaults);
 		json_array_append_new(out, m);
 	}
+	pl_buf_release(&gptr);
 	return out;
 }
 
@@ -436,7 +469,7 @@ load_doc(const char *name, json_t *doc, json_t *marks, struct pl_config **out,
 	pl_buf_release(&ptr);
 	pl_buf_release(&pat);
 	json_decref(doc);
-	c->guests = apply_defaults(c->root);
+	c->guests = apply_defaults(c);
 	*out = c;
 	return d->nerrors > before ? PL_EINVAL : 0;
 }

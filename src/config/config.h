@@ -66,8 +66,8 @@ void pl_config_diag(const struct pl_config *c, struct pl_diags *d, enum pl_diag_
 		    const char *pointer, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 /* Cross-object checks that need no cluster: duplicate names, vmids, IPs,
- * MACs and host ports, vmids outside their category's range, unknown
- * categories and profile members. */
+ * MACs (and host ports within one guest), names Proxmox would reject, vmids
+ * outside their category's range, unknown categories and profile members. */
 void pl_config_check(const struct pl_config *c, struct pl_diags *d);
 
 #endif

@@ -5,6 +5,7 @@
 #include "core/yaml.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/file.h"
 
 #include <errno.h>
 #include <libfyaml.h>
@@ -253,22 +254,37 @@ quiet_diag(struct fy_parse_cfg *cfg, char **first)
 	return diag;
 }
 
+/* Only blanks and comments: libfyaml builds no document for it. */
+static bool
+blank_stream(const char *text, size_t len)
+{
+	bool comment = false;
+
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] == '\n')
+			comment = false;
+		else if (text[i] == '#')
+			comment = true;
+		else if (!comment && !strchr(" \t\r", text[i]))
+			return false;
+	}
+	return true;
+}
+
 json_t *
 pl_yaml_load_file(const char *path, json_t **marks, char **errmsg)
 {
-	struct fy_parse_cfg cfg;
-	struct fy_document *doc;
-	struct fy_diag *diag;
-	char *first = NULL;
-	FILE *f;
+	struct pl_buf b;
+	json_t *v;
 
-	if ((f = fopen(path, "r")) == NULL)
-		return pl_seterr(errmsg, PL_ENOENT, "cannot open '%s': %s", path, strerror(errno)),
-		       NULL;
-	fclose(f);
-	diag = quiet_diag(&cfg, &first);
-	doc = fy_document_build_from_file(&cfg, path);
-	return load(path, doc, diag, first, marks, errmsg);
+	pl_buf_init(&b, 64 << 20);
+	if (pl_file_read(path, &b, errmsg) != 0) {
+		pl_buf_release(&b);
+		return NULL;
+	}
+	v = pl_yaml_load_string(path, b.data, b.len, marks, errmsg);
+	pl_buf_release(&b);
+	return v;
 }
 
 json_t *
@@ -277,9 +293,16 @@ pl_yaml_load_string(const char *name, const char *text, size_t len, json_t **mar
 {
 	struct fy_parse_cfg cfg;
 	char *first = NULL;
-	struct fy_diag *diag = quiet_diag(&cfg, &first);
-	struct fy_document *doc = fy_document_build_from_string(&cfg, text, len);
+	struct fy_diag *diag;
+	struct fy_document *doc;
 
+	if (blank_stream(text, len)) {
+		if (marks)
+			*marks = json_object();
+		return json_null();
+	}
+	diag = quiet_diag(&cfg, &first);
+	doc = fy_document_build_from_string(&cfg, text, len);
 	return load(name, doc, diag, first, marks, errmsg);
 }
 

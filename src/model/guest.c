@@ -36,6 +36,18 @@ pl_model_value_text(const json_t *v)
 	return NULL;
 }
 
+bool
+pl_model_is_managed(const json_t *live)
+{
+	char *tags = pl_model_tags_norm(pl_json_str_or(live, "tags", ""));
+	char *hay = pl_asprintf(";%s;", tags);
+	bool yes = strstr(hay, ";" PL_MODEL_MANAGED_TAG ";") != NULL;
+
+	free(tags);
+	free(hay);
+	return yes;
+}
+
 static int
 cmp_str(const void *a, const void *b)
 {
@@ -79,7 +91,12 @@ static const struct pl_pfmt *
 key_format(bool lxc, const char *key)
 {
 	char base[32], name[48];
+	const struct pl_pfmt *f;
 
+	/* single keys keep their digit in the format name (qemu.efidisk0) */
+	snprintf(name, sizeof(name), "%s.%s", lxc ? "lxc" : "qemu", key);
+	if ((f = pl_pfmt_get(name)) != NULL)
+		return f;
 	key_base(key, base, sizeof(base));
 	snprintf(name, sizeof(name), "%s.%s", lxc ? "lxc" : "qemu", base);
 	return pl_pfmt_get(name);
@@ -289,6 +306,27 @@ desired_vm(const json_t *g, json_t *cfg, json_t *create)
 		add_options(&b, json_object_get(disk, "options"));
 		snprintf(key, sizeof(key), "%s%lld", bus, idx);
 		set_propstr(cfg, false, key, b.data);
+	}
+	/* EFI vars and TPM state: PVE sizes these volumes itself (the 1 is a
+	 * placeholder), so compare_disk never compares their sizes. */
+	if (json_is_object(json_object_get(g, "efidisk"))) {
+		const json_t *e = json_object_get(g, "efidisk");
+
+		pl_buf_reset(&b);
+		pl_buf_addf(&b, "%s:1,efitype=%s", pl_json_str_or(e, "storage", "local-lvm"),
+			    pl_json_str_or(e, "efitype", "4m"));
+		if (json_is_boolean(json_object_get(e, "pre_enrolled_keys")))
+			pl_buf_addf(&b, ",pre-enrolled-keys=%d",
+				    json_is_true(json_object_get(e, "pre_enrolled_keys")));
+		set_propstr(cfg, false, "efidisk0", b.data);
+	}
+	if (json_is_object(json_object_get(g, "tpm"))) {
+		const json_t *t = json_object_get(g, "tpm");
+
+		pl_buf_reset(&b);
+		pl_buf_addf(&b, "%s:1,version=%s", pl_json_str_or(t, "storage", "local-lvm"),
+			    pl_json_str_or(t, "version", "v2.0"));
+		set_propstr(cfg, false, "tpmstate0", b.data);
 	}
 	json_array_foreach(json_object_get(g, "hostpci"), i, dev) {
 		pl_buf_reset(&b);
@@ -649,6 +687,10 @@ compare_disk(bool lxc, const char *key, const struct pl_pfmt *f, struct pl_props
 	const char *diff = NULL;
 	bool fresh = wvol && new_volume(wvol, storage, sizeof(storage), &wbytes);
 
+	/* import-from only says where a new disk's data came from; PVE drops it */
+	pl_propstr_del(want, "import-from");
+	pl_propstr_del(have, "import-from");
+
 	if (wvol && hvol && pl_str_endswith(wvol, ":cloudinit")) {
 		/* "local-lvm:cloudinit" becomes "local-lvm:vm-101-cloudinit,media=cdrom" */
 		size_t n = strlen(wvol) - strlen("cloudinit");
@@ -681,6 +723,8 @@ compare_disk(bool lxc, const char *key, const struct pl_pfmt *f, struct pl_props
 	}
 	if (pl_propstr_get(have, "size"))
 		pl_size_parse(pl_propstr_get(have, "size"), &hbytes);
+	if (!lxc && (pl_str_startswith(key, "efidisk") || pl_str_startswith(key, "tpmstate")))
+		hbytes = 0; /* sized by PVE (efitype, TPM version): never resized */
 	pl_size_format(wbytes, wsize, sizeof(wsize));
 	pl_size_format(hbytes, hsize, sizeof(hsize));
 	/* options other than the volume and size */

@@ -65,6 +65,8 @@ bool pl_model_key_ignored(const char *key);
 bool pl_model_key_collection(bool lxc, const char *key);
 /* A live config value as text (numbers and booleans as PVE writes them). */
 char *pl_model_value_text(const json_t *v);
+/* Whether a live guest (with "tags") carries the managed tag. */
+bool pl_model_is_managed(const json_t *live);
 /* Split "a;b c,d" tags, lower-cased, sorted, unique, joined with ';'. */
 char *pl_model_tags_norm(const char *tags);
 

@@ -63,6 +63,7 @@ struct job {
 	char *holding;              /* shared key this job holds (template or clone lock) */
 	struct event *timer;
 	bool running_now;
+	bool over;                  /* finished, successfully or not */
 };
 
 struct applier {
@@ -85,7 +86,7 @@ emit(struct job *j, bool done, const char *error)
 	struct pl_apply_event ev = {
 		.guest = j->guest,
 		.action = j->action,
-		.step = step_names[j->prog[j->pc < j->nsteps ? j->pc : 0]],
+		.step = j->over ? "done" : step_names[j->prog[j->pc < j->nsteps ? j->pc : 0]],
 		.done = done,
 		.error = error,
 		.finished = j->ap->finished,
@@ -122,6 +123,7 @@ job_finish(struct job *j, const char *error)
 		json_object_set_new(j->result, "node", json_string(j->node));
 	ap->active--;
 	ap->finished++;
+	j->over = true;
 	emit(j, true, error);
 	start_more(ap);
 }
@@ -194,7 +196,21 @@ harmless(const struct job *j, const struct pl_pve_result *res)
 	const char *m = res->message ? res->message : (res->errmsg ? res->errmsg : "");
 	enum step s = j->prog[j->pc];
 
-	return (s == S_STOP || s == S_SHUTDOWN) && strstr(m, "not running");
+	return ((s == S_STOP || s == S_SHUTDOWN) && strstr(m, "not running")) ||
+	       (s == S_START && strstr(m, "already running"));
+}
+
+/* Steps that can simply be sent again after a server or transport error:
+ * reads, and power actions whose repetition is harmless (see harmless()). */
+static bool
+retryable(const struct job *j, const struct pl_pve_result *res)
+{
+	enum step s = j->prog[j->pc];
+	bool safe = s == S_START || s == S_STOP || s == S_SHUTDOWN || s == S_REBOOT ||
+		    s == S_NETAPPLY || s == S_CLONE_RESOLVE || s == S_CLONE_FIX ||
+		    (s == S_TEMPLATE && j->holding);
+
+	return safe && (res->status == 0 || res->status >= 500);
 }
 
 static void step_after(struct job *j, json_t *data);
@@ -209,13 +225,13 @@ on_resp(const struct pl_pve_result *res, void *arg)
 		return;
 	}
 	if (res->err) {
-		if (is_lock_error(res) && j->attempts < 8) {
+		if ((is_lock_error(res) && j->attempts < 8) || (retryable(j, res) && j->attempts < 3)) {
 			long ms = 200L << (j->attempts < 4 ? j->attempts : 4);
 
 			j->attempts++;
 			ms += rand() % (ms / 2 + 1); /* jitter */
-			pl_log_info("apply: %s: %s is locked, retrying in %ld ms", j->guest,
-				    step_names[j->prog[j->pc]], ms);
+			pl_log_info("apply: %s: %s failed (%s), retrying in %ld ms", j->guest,
+				    step_names[j->prog[j->pc]], res->errmsg ? res->errmsg : "?", ms);
 			retry_later(j, ms);
 			return;
 		}

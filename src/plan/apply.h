@@ -19,7 +19,7 @@ struct pl_pve;
 struct pl_apply_event {
 	const char *guest;
 	const char *action; /* the change's action */
-	const char *step;   /* "create", "snapshot", "start", ... */
+	const char *step;   /* "create", "snapshot", "start", ...; "done" when the change ends */
 	bool done;          /* the step finished (else it started) */
 	const char *error;  /* the change failed with this (done is true) */
 	size_t finished, total; /* changes finished of all */

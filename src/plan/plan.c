@@ -13,6 +13,7 @@
 #include "model/guest.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <openssl/evp.h>
 
 struct planner {
@@ -22,21 +23,10 @@ struct planner {
 	json_t *changes, *blocked;
 	json_t *used_vmids;  /* "vmid" -> true: live, declared or allocated */
 	json_t *matched;     /* "vmid" -> true: live guests claimed by the config */
+	json_t *by_vmid;     /* "vmid" -> live guest (borrowed from snap) */
+	json_t *by_name;     /* name -> [live guests] */
+	json_t *planned;     /* node -> bytes of memory this plan puts there */
 };
-
-static bool
-is_managed(const json_t *live)
-{
-	char *tags = pl_model_tags_norm(pl_json_str_or(live, "tags", ""));
-	char *want = pl_asprintf(";%s;", PL_MODEL_MANAGED_TAG);
-	char *hay = pl_asprintf(";%s;", tags);
-	bool yes = strstr(hay, want) != NULL;
-
-	free(tags);
-	free(want);
-	free(hay);
-	return yes;
-}
 
 static const char *
 live_type(const json_t *live)
@@ -86,21 +76,22 @@ in_profile(const struct planner *p, const struct pl_model_guest *m)
 static const json_t *
 find_live(const struct planner *p, const struct pl_model_guest *m, bool *by_name)
 {
-	const json_t *g;
+	const json_t *g, *same = json_object_get(p->by_name, m->name);
+	char key[32];
 	size_t i;
 
 	*by_name = false;
-	json_array_foreach(json_object_get(p->snap, "guests"), i, g) {
-		if (m->vmid && pl_json_int(g, "vmid", 0) == m->vmid)
-			return g;
+	if (m->vmid) {
+		snprintf(key, sizeof(key), "%lld", m->vmid);
+		return json_object_get(p->by_vmid, key);
 	}
-	if (m->vmid)
-		return NULL;
-	json_array_foreach(json_object_get(p->snap, "guests"), i, g) {
-		if (!json_is_true(json_object_get(g, "template")) &&
-		    pl_json_int(g, "template", 0) != 1 &&
-		    !strcmp(pl_json_str_or(g, "name", ""), m->name) &&
-		    !strcmp(live_type(g), m->lxc ? "lxc" : "qemu")) {
+	/* by name: the same type first; a guest of the other type is a replacement */
+	for (int pass = 0; pass < 2; pass++) {
+		json_array_foreach(same, i, g) {
+			if (pl_json_int(g, "template", 0) == 1 ||
+			    (pass == 0) != !strcmp(live_type(g), m->lxc ? "lxc" : "qemu") ||
+			    vmid_used(p->matched, pl_json_int(g, "vmid", 0)))
+				continue;
 			*by_name = true;
 			return g;
 		}
@@ -136,16 +127,18 @@ allocate_vmid(struct planner *p, const struct pl_model_guest *m, char **errmsg)
 	return 0;
 }
 
-/* The online node with the most free memory. */
+/* The online node with the most memory free, counting what this plan
+ * already puts on each node, so that new guests spread out. */
 static const char *
 pick_node(const struct planner *p)
 {
 	const json_t *n, *best = NULL;
-	long long best_free = -1;
+	long long best_free = LLONG_MIN;
 	size_t i;
 
 	json_array_foreach(json_object_get(p->snap, "nodes"), i, n) {
-		long long free_mem = pl_json_int(n, "maxmem", 0) - pl_json_int(n, "mem", 0);
+		long long free_mem = pl_json_int(n, "maxmem", 0) - pl_json_int(n, "mem", 0) -
+				     pl_json_int(p->planned, pl_json_str_or(n, "node", ""), 0);
 
 		if (strcmp(pl_json_str_or(n, "status", "online"), "online") != 0)
 			continue;
@@ -170,6 +163,7 @@ plan_create(struct planner *p, const struct pl_model_guest *m)
 	char *err = NULL;
 	long long vmid = m->vmid ? m->vmid : allocate_vmid(p, m, &err);
 	const char *node = m->node ? m->node : pick_node(p);
+	long long mem = pl_json_int(m->config, "memory", 512) << 20;
 	json_t *c;
 
 	if (vmid == 0) {
@@ -182,6 +176,7 @@ plan_create(struct planner *p, const struct pl_model_guest *m)
 							    "no online node to create it on"));
 		return;
 	}
+	json_object_set_new(p->planned, node, json_integer(pl_json_int(p->planned, node, 0) + mem));
 	c = change_new("create", m, vmid, node);
 	json_object_set_new(c, "class", json_string("create"));
 	json_object_set(c, "config", m->config);
@@ -339,28 +334,68 @@ plan_bridges(struct planner *p)
 	}
 }
 
-void
-pl_plan_snapshot_sha(const json_t *snap, char out[65])
+json_t *
+pl_plan_snapshot_sigs(const json_t *snap)
 {
-	json_t *d = json_array();
+	json_t *sigs = json_object();
 	const json_t *g, *b;
 	size_t i;
 
 	json_array_foreach(json_object_get(snap, "guests"), i, g) {
 		const json_t *cfg = json_object_get(g, "config");
-		char sha[65];
+		char sha[65], key[32];
+		json_t *sig;
 
 		if (pl_json_str(cfg, "digest") == NULL)
 			pl_json_sha256(cfg ? cfg : json_null(), sha);
-		json_array_append_new(d, json_pack("[I,s?,s?,s?,s]", (json_int_t)pl_json_int(g, "vmid", 0),
-						   pl_json_str(g, "node"), pl_json_str(g, "type"),
-						   pl_json_str(g, "status"),
-						   pl_json_str(cfg, "digest") ? pl_json_str(cfg, "digest") : sha));
+		sig = json_pack("[s?,s?,s?,s]", pl_json_str(g, "node"), pl_json_str(g, "type"),
+				pl_json_str(g, "status"),
+				pl_json_str(cfg, "digest") ? pl_json_str(cfg, "digest") : sha);
+		pl_json_sha256(sig, sha);
+		json_decref(sig);
+		snprintf(key, sizeof(key), "%lld", pl_json_int(g, "vmid", 0));
+		json_object_set_new(sigs, key, json_string(sha));
 	}
-	json_array_foreach(json_object_get(snap, "bridges"), i, b)
-		json_array_append_new(d, json_pack("[s?,s?]", pl_json_str(b, "node"), pl_json_str(b, "iface")));
-	pl_json_sha256(d, out);
-	json_decref(d);
+	json_array_foreach(json_object_get(snap, "bridges"), i, b) {
+		char *key = pl_asprintf("bridge %s/%s", pl_json_str_or(b, "node", ""),
+					pl_json_str_or(b, "iface", ""));
+
+		json_object_set_new(sigs, key, json_string("present"));
+		free(key);
+	}
+	return sigs;
+}
+
+void
+pl_plan_snapshot_sha(const json_t *snap, char out[65])
+{
+	json_t *sigs = pl_plan_snapshot_sigs(snap);
+
+	pl_json_sha256(sigs, out);
+	json_decref(sigs);
+}
+
+char *
+pl_plan_stale(const json_t *saved, const json_t *fresh)
+{
+	const json_t *a = json_object_get(saved, "signatures"), *b = json_object_get(fresh, "signatures");
+	const char *k;
+	json_t *v;
+
+	if (!strcmp(pl_json_str_or(saved, "snapshot", ""), pl_json_str_or(fresh, "snapshot", "")))
+		return NULL;
+	json_object_foreach((json_t *)a, k, v) {
+		const char *other = pl_json_str(b, k);
+
+		if (other == NULL)
+			return pl_asprintf("%s%s is gone", isdigit((unsigned char)*k) ? "guest " : "", k);
+		if (strcmp(other, json_string_value(v)))
+			return pl_asprintf("%s%s changed", isdigit((unsigned char)*k) ? "guest " : "", k);
+	}
+	json_object_foreach((json_t *)b, k, v)
+		if (!json_object_get(a, k))
+			return pl_asprintf("%s%s is new", isdigit((unsigned char)*k) ? "guest " : "", k);
+	return pl_strdup("the cluster changed");
 }
 
 int
@@ -368,7 +403,8 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 	      json_t **plan, char **errmsg)
 {
 	struct planner p = { .cfg = cfg, .snap = snap, .o = o };
-	const json_t *g, *live;
+	const json_t *g;
+	json_t *live;
 	json_t *unmanaged = json_array(), *pending = json_array(), *summary;
 	struct pl_model_guest *models;
 	size_t i, n = json_array_size(pl_config_guests(cfg));
@@ -380,8 +416,21 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 	p.used_vmids = json_object();
 	p.matched = json_object();
 	models = pl_calloc(n ? n : 1, sizeof(*models));
-	json_array_foreach(json_object_get(snap, "guests"), i, live)
-		mark_vmid(p.used_vmids, pl_json_int(live, "vmid", 0));
+	p.by_vmid = json_object();
+	p.planned = json_object();
+	p.by_name = json_object();
+	json_array_foreach(json_object_get(snap, "guests"), i, live) {
+		const char *name = pl_json_str_or(live, "name", "");
+		json_t *list = json_object_get(p.by_name, name);
+		char key[32];
+
+		snprintf(key, sizeof(key), "%lld", pl_json_int(live, "vmid", 0));
+		json_object_set_new(p.used_vmids, key, json_true());
+		json_object_set(p.by_vmid, key, live);
+		if (list == NULL)
+			json_object_set_new(p.by_name, name, list = json_array());
+		json_array_append(list, live);
+	}
 	json_array_foreach(pl_config_guests(cfg), i, g) {
 		if ((r = pl_model_guest_from_config(g, &models[i], errmsg)) != 0)
 			goto out;
@@ -394,8 +443,20 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 
 		if (!in_profile(&p, &models[i]))
 			continue;
-		live = find_live(&p, &models[i], &by_name);
-		if (live && by_name && !is_managed(live)) {
+		live = (json_t *)find_live(&p, &models[i], &by_name);
+		if (live && !by_name && !pl_model_is_managed(live) &&
+		    strcmp(pl_json_str_or(live, "name", ""), models[i].name) != 0) {
+			char *why = pl_asprintf("vmid %lld is taken by '%s', which pvelab does not manage "
+						"(choose another vmid, or pvelab import it)",
+						models[i].vmid, pl_json_str_or(live, "name", ""));
+
+			json_array_append_new(p.blocked, json_pack("{s:s,s:I,s:s}", "guest", models[i].name,
+								   "vmid", (json_int_t)models[i].vmid, "reason", why));
+			free(why);
+			mark_vmid(p.matched, models[i].vmid);
+			continue;
+		}
+		if (live && by_name && !pl_model_is_managed(live)) {
 			json_array_append_new(p.blocked, json_pack("{s:s,s:I,s:s}", "guest", models[i].name,
 								   "vmid", (json_int_t)pl_json_int(live, "vmid", 0),
 								   "reason", "a guest with this name exists and pvelab does not manage it (pvelab import it, or set its vmid)"));
@@ -434,13 +495,13 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 
 		if (vmid_used(p.matched, vmid))
 			continue;
-		if (is_managed(live) && o->profile == NULL)
+		if (pl_model_is_managed(live) && o->profile == NULL)
 			json_array_append_new(p.changes,
 					      json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s}", "action", "delete", "guest",
 							pl_json_str_or(live, "name", ""), "type", live_type(live),
 							"vmid", (json_int_t)vmid, "node", pl_json_str(live, "node"),
 							"class", "delete"));
-		else if (!is_managed(live))
+		else if (!pl_model_is_managed(live))
 			json_array_append_new(unmanaged, json_pack("{s:I,s:s,s:s,s:s?}", "vmid", (json_int_t)vmid,
 								   "name", pl_json_str_or(live, "name", ""), "type",
 								   live_type(live), "node", pl_json_str(live, "node")));
@@ -453,8 +514,10 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 		json_object_set_new(summary, a, json_integer(pl_json_int(summary, a, 0) + 1));
 	}
 	pl_plan_snapshot_sha(snap, sha);
-	*plan = json_pack("{s:i,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:{s:b,s:b,s:s?}}", "version", 1, "config",
-			  pl_config_path(cfg), "snapshot", sha, "changes", p.changes, "unmanaged",
+	json_t *sigs = pl_plan_snapshot_sigs(snap);
+
+	*plan = json_pack("{s:i,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:{s:b,s:b,s:s?}}", "version", 1, "config",
+			  pl_config_path(cfg), "snapshot", sha, "signatures", sigs, "changes", p.changes, "unmanaged",
 			  unmanaged, "pending", pending, "blocked", p.blocked, "summary", summary, "options",
 			  "allow_replace", o->allow_replace, "reboot", o->reboot, "profile",
 			  o->profile);
@@ -469,6 +532,9 @@ out:
 	json_decref(pending);
 	json_decref(p.used_vmids);
 	json_decref(p.matched);
+	json_decref(p.by_vmid);
+	json_decref(p.by_name);
+	json_decref(p.planned);
 	return r;
 }
 

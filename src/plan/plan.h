@@ -39,6 +39,12 @@ int pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct 
  * no longer matches. */
 void pl_plan_snapshot_sha(const json_t *snap, char out[65]);
 
+/* Per-guest (and per-bridge) signatures of a snapshot, as stored in a plan. */
+json_t *pl_plan_snapshot_sigs(const json_t *snap);
+/* NULL when a saved plan still matches a fresh one; else what changed
+ * ("guest 105 changed"), caller frees. */
+char *pl_plan_stale(const json_t *saved, const json_t *fresh);
+
 /* Whether a plan has anything to do. */
 bool pl_plan_has_changes(const json_t *plan);
 

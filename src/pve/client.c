@@ -51,6 +51,7 @@ struct sock {
 	struct event ev;
 	struct pl_pve *c;
 	curl_socket_t fd;
+	short kind; /* the events asked for, to skip needless epoll changes */
 };
 
 struct pl_pve {
@@ -61,6 +62,7 @@ struct pl_pve {
 	size_t n_eps;
 	size_t ep; /* current endpoint */
 	char *token_hdr; /* "Authorization: PVEAPIToken=..." (secret) */
+	struct curl_slist *token_hdrs; /* the headers of every token request */
 	char *username;
 	char *password; /* secret */
 	char *ticket;   /* secret */
@@ -228,8 +230,11 @@ curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
 		sk->fd = s;
 		curl_multi_assign(c->multi, s, sk);
 	} else {
+		if (sk->kind == kind)
+			return 0;
 		event_del(&sk->ev);
 	}
+	sk->kind = kind;
 	event_assign(&sk->ev, c->base, s, kind, sock_cb, c);
 	event_add(&sk->ev, NULL);
 	return 0;
@@ -321,6 +326,18 @@ form_encode(CURL *esc, const json_t *params)
 	return pl_buf_detach(&b, NULL);
 }
 
+/* A pooled handle must not keep pointers into a freed request. */
+static void
+unpoint(CURL *e)
+{
+	curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+}
+
 static void
 req_free(struct req *q)
 {
@@ -331,7 +348,7 @@ req_free(struct req *q)
 	if (q->easy) {
 		curl_multi_remove_handle(c->multi, q->easy);
 		if (c->npool < PL_ARRAY_LEN(c->pool)) {
-			curl_easy_reset(q->easy);
+			unpoint(q->easy);
 			c->pool[c->npool++] = q->easy;
 		} else {
 			curl_easy_cleanup(q->easy);
@@ -534,36 +551,16 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-static void
-start(struct req *q)
+/* A handle with the options that never change between requests. */
+static CURL *
+new_easy(struct pl_pve *c)
 {
-	struct pl_pve *c = q->c;
-	char *url;
-	CURL *e;
+	CURL *e = curl_easy_init();
 
-	e = c->npool ? c->pool[--c->npool] : curl_easy_init();
 	if (e == NULL)
 		pl_die("curl_easy_init failed");
-	q->easy = e;
-	q->ep = c->ep;
-	pl_buf_reset(&q->body);
-	q->too_big = false;
-	q->reason[0] = q->errbuf[0] = '\0';
-	curl_slist_free_all(q->hdrs);
-	q->hdrs = NULL;
-
-	if (!strcmp(q->method, "GET") && q->form)
-		url = pl_asprintf("%s/api2/json%s?%s", c->eps[q->ep], q->path, q->form);
-	else
-		url = pl_asprintf("%s/api2/json%s", c->eps[q->ep], q->path);
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	free(url);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, q);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, write_cb);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, q);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, q->errbuf);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms < 10000 ? c->timeout_ms : 10000L);
@@ -581,6 +578,38 @@ start(struct req *q)
 		if (c->ca_file)
 			curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file);
 	}
+	return e;
+}
+
+static void
+start(struct req *q)
+{
+	struct pl_pve *c = q->c;
+	char *url;
+	CURL *e;
+
+	e = c->npool ? c->pool[--c->npool] : new_easy(c);
+	q->easy = e;
+	q->ep = c->ep;
+	pl_buf_reset(&q->body);
+	q->too_big = false;
+	q->reason[0] = q->errbuf[0] = '\0';
+	curl_slist_free_all(q->hdrs);
+	q->hdrs = NULL;
+
+	if (!strcmp(q->method, "GET") && q->form)
+		url = pl_asprintf("%s/api2/json%s?%s", c->eps[q->ep], q->path, q->form);
+	else
+		url = pl_asprintf("%s/api2/json%s", c->eps[q->ep], q->path);
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	free(url);
+	/* Pooled handles keep the options new_easy() set; these change per request. */
+	curl_easy_setopt(e, CURLOPT_PRIVATE, q);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, q);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, q);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, q->errbuf);
+	curl_easy_setopt(e, CURLOPT_COOKIE, NULL);
+	curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
 	if (strcmp(q->method, "GET") == 0) {
 		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
 	} else {
@@ -595,11 +624,14 @@ start(struct req *q)
 			curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->form ? q->form : "");
 		}
 	}
+	if (c->token_hdrs) {
+		/* Token auth: the same headers on every request. */
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->token_hdrs);
+		goto add;
+	}
 	q->hdrs = curl_slist_append(q->hdrs, "Accept: application/json");
 	q->hdrs = curl_slist_append(q->hdrs, "Expect:");
-	if (c->token_hdr) {
-		q->hdrs = curl_slist_append(q->hdrs, c->token_hdr);
-	} else if (c->ticket && !q->is_login) {
+	if (c->ticket && !q->is_login) {
 		char *ck = pl_asprintf("PVEAuthCookie=%s", c->ticket);
 
 		curl_easy_setopt(e, CURLOPT_COOKIE, ck);
@@ -608,6 +640,7 @@ start(struct req *q)
 			q->hdrs = curl_slist_append(q->hdrs, c->csrf_hdr);
 	}
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, q->hdrs);
+add:
 	c->inflight++;
 	c->sent++;
 	pl_log(PL_LOG_TRACE, "pve: %s %s%s", q->method, c->eps[q->ep], q->path);
@@ -834,7 +867,7 @@ requeued:
 	c->pin_mismatch = false;
 	/* The easy handle goes back to the pool; a retry takes a fresh one. */
 	if (c->npool < PL_ARRAY_LEN(c->pool)) {
-		curl_easy_reset(q->easy);
+		unpoint(q->easy);
 		c->pool[c->npool++] = q->easy;
 	} else {
 		curl_easy_cleanup(q->easy);
@@ -905,9 +938,12 @@ pl_pve_new(struct event_base *base, const struct pl_pve_opts *o, struct pl_pve *
 		}
 		c->n_eps++;
 	}
-	if (o->token)
+	if (o->token) {
 		c->token_hdr = pl_asprintf("Authorization: PVEAPIToken=%s", o->token);
-	else {
+		c->token_hdrs = curl_slist_append(NULL, "Accept: application/json");
+		c->token_hdrs = curl_slist_append(c->token_hdrs, "Expect:");
+		c->token_hdrs = curl_slist_append(c->token_hdrs, c->token_hdr);
+	} else {
 		c->username = pl_strdup(o->username);
 		c->password = pl_strdup(o->password);
 	}
@@ -957,6 +993,9 @@ pl_pve_free(struct pl_pve *c)
 	for (size_t i = 0; i < c->n_eps; i++)
 		free(c->eps[i]);
 	free(c->eps);
+	for (struct curl_slist *h = c->token_hdrs; h; h = h->next)
+		explicit_bzero(h->data, strlen(h->data));
+	curl_slist_free_all(c->token_hdrs);
 	pl_free_secret(c->token_hdr);
 	free(c->username);
 	pl_free_secret(c->password);

@@ -96,6 +96,13 @@ int
 pl_pve_inventory(struct pl_pve *c, pl_pve_progress_cb progress, void *arg, json_t **snap,
 		 char **errmsg)
 {
+	return pl_pve_inventory_some(c, NULL, NULL, progress, arg, snap, errmsg);
+}
+
+int
+pl_pve_inventory_some(struct pl_pve *c, pl_pve_guest_filter filter, void *farg,
+		      pl_pve_progress_cb progress, void *arg, json_t **snap, char **errmsg)
+{
 	struct inv v = { .c = c, .progress = progress, .parg = arg };
 	json_t *res = NULL, *nodes, *guests, *storages, *o, *kept;
 	size_t i;
@@ -132,7 +139,8 @@ pl_pve_inventory(struct pl_pve *c, pl_pve_progress_cb progress, void *arg, json_
 
 		/* vmid arrives as a string on old nodes: store it as a number. */
 		json_object_set_new(o, "vmid", json_integer(pl_json_int(o, "vmid", 0)));
-		queue(&v, o, 0, path, NULL);
+		if (filter == NULL || filter(o, farg))
+			queue(&v, o, 0, path, NULL);
 		free(path);
 	}
 	json_array_foreach(nodes, i, o) {

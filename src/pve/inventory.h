@@ -20,6 +20,14 @@ typedef void (*pl_pve_progress_cb)(size_t done, size_t total, void *arg);
 int pl_pve_inventory(struct pl_pve *c, pl_pve_progress_cb progress, void *arg, json_t **snap,
 		     char **errmsg);
 
+/* Decides whether a guest's config is fetched (arg is the caller's). */
+typedef bool (*pl_pve_guest_filter)(const json_t *resource, void *arg);
+/* The same, fetching the config only of the guests filter accepts (the others
+ * are in the snapshot without "config"): a plan of 1,000 declared guests does
+ * not need the other 9,000 configs of the cluster. */
+int pl_pve_inventory_some(struct pl_pve *c, pl_pve_guest_filter filter, void *farg,
+			  pl_pve_progress_cb progress, void *arg, json_t **snap, char **errmsg);
+
 /* Resolve GUEST (a vmid or a name) against /cluster/resources entries:
  * the entry (borrowed) or NULL. Several guests with the same name: NULL with
  * *ambiguous set. */

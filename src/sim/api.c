@@ -222,39 +222,77 @@ res_static(struct pl_sim *s, struct pl_sim_guest *g)
 	g->res = pl_buf_detach(&b, NULL);
 }
 
+/* Append an unsigned decimal; snprintf dominated the 10,000-guest listing. */
+static void
+put_u64(struct pl_buf *b, const char *key, uint64_t v)
+{
+	char tmp[48];
+	size_t n = sizeof(tmp), kl = strlen(key);
+
+	do {
+		tmp[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	pl_buf_add(b, key, kl);
+	pl_buf_add(b, tmp + n, sizeof(tmp) - n);
+}
+
 static void
 res_guest(struct pl_sim *s, struct pl_sim_guest *g, int64_t now, struct pl_buf *b)
 {
 	struct pl_sim_usage u;
+	uint64_t milli;
 
 	if (!g->res)
 		res_static(s, g);
 	pl_sim_guest_usage(s, g, now, &u);
 	pl_buf_add(b, g->res, g->reslen);
-	pl_buf_addf(b,
-		    ",\"status\":\"%s\",\"cpu\":%.4f,\"mem\":%llu,\"disk\":%llu,\"netin\":%llu,"
-		    "\"netout\":%llu,\"diskread\":%llu,\"diskwrite\":%llu,\"uptime\":%lld}",
-		    g->status == PL_SIM_STOPPED ? "stopped" : "running", u.cpu,
-		    (unsigned long long)u.mem, (unsigned long long)u.disk,
-		    (unsigned long long)u.netin, (unsigned long long)u.netout,
-		    (unsigned long long)u.diskread, (unsigned long long)u.diskwrite,
-		    (long long)u.uptime);
+	pl_buf_addstr(b, g->status == PL_SIM_STOPPED ? ",\"status\":\"stopped\""
+						      : ",\"status\":\"running\"");
+	/* cpu with four decimals, as an integer pair */
+	milli = (uint64_t)(u.cpu * 10000.0 + 0.5);
+	put_u64(b, ",\"cpu\":", milli / 10000);
+	{
+		char frac[6] = { '.', 0, 0, 0, 0, 0 };
+		uint64_t f = milli % 10000;
+
+		for (int i = 4; i >= 1; i--) {
+			frac[i] = (char)('0' + f % 10);
+			f /= 10;
+		}
+		pl_buf_add(b, frac, 5);
+	}
+	put_u64(b, ",\"mem\":", u.mem);
+	put_u64(b, ",\"disk\":", u.disk);
+	put_u64(b, ",\"netin\":", u.netin);
+	put_u64(b, ",\"netout\":", u.netout);
+	put_u64(b, ",\"diskread\":", u.diskread);
+	put_u64(b, ",\"diskwrite\":", u.diskwrite);
+	put_u64(b, ",\"uptime\":", (uint64_t)u.uptime);
+	pl_buf_addch(b, '}');
+}
+
+static json_t *
+node_entry_u(struct pl_sim *s, int i, const struct pl_sim_usage *u)
+{
+	char id[160];
+
+	snprintf(id, sizeof(id), "node/%s", s->nodes[i].name);
+	return json_pack("{s:s,s:s,s:s,s:s,s:f,s:i,s:I,s:I,s:I,s:I,s:I,s:s,s:s}", "id", id, "type",
+			 "node", "node", s->nodes[i].name, "status",
+			 s->nodes[i].online ? "online" : "offline", "cpu", u->cpu, "maxcpu", u->cpus,
+			 "mem", (json_int_t)u->mem, "maxmem", (json_int_t)u->maxmem, "disk",
+			 (json_int_t)u->disk, "maxdisk", (json_int_t)u->maxdisk, "uptime",
+			 (json_int_t)u->uptime, "level", "", "ssl_fingerprint", s->fingerprint);
 }
 
 json_t *
 pl_sim_node_entry(struct pl_sim *s, int i, int64_t now)
 {
 	struct pl_sim_usage u;
-	char id[160];
 
 	pl_sim_node_usage(s, i, now, &u);
-	snprintf(id, sizeof(id), "node/%s", s->nodes[i].name);
-	return json_pack("{s:s,s:s,s:s,s:s,s:f,s:i,s:I,s:I,s:I,s:I,s:I,s:s,s:s}", "id", id, "type",
-			 "node", "node", s->nodes[i].name, "status",
-			 s->nodes[i].online ? "online" : "offline", "cpu", u.cpu, "maxcpu", u.cpus,
-			 "mem", (json_int_t)u.mem, "maxmem", (json_int_t)u.maxmem, "disk",
-			 (json_int_t)u.disk, "maxdisk", (json_int_t)u.maxdisk, "uptime",
-			 (json_int_t)u.uptime, "level", "", "ssl_fingerprint", s->fingerprint);
+	return node_entry_u(s, i, &u);
 }
 
 static json_t *
@@ -299,12 +337,8 @@ pl_sim_storage_entry(struct pl_sim *s, struct pl_sim_storage *st, int node)
 }
 
 static void
-h_resources(struct pl_sim_req *r)
+resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *b)
 {
-	struct pl_sim *s = r->sim;
-	const char *type = pl_sim_p(r, "type");
-	int64_t now = time(NULL);
-	struct pl_buf *b = &r->raw;
 	bool first = true;
 
 	pl_buf_addstr(b, "{\"data\":[");
@@ -317,8 +351,11 @@ h_resources(struct pl_sim_req *r)
 		}
 	}
 	if (!type || !strcmp(type, "node")) {
+		struct pl_sim_usage *u = pl_calloc(s->nnodes, sizeof(*u));
+
+		pl_sim_nodes_usage(s, now, u);
 		for (size_t i = 0; i < s->nnodes; i++) {
-			json_t *o = pl_sim_node_entry(s, (int)i, now);
+			json_t *o = node_entry_u(s, (int)i, &u[i]);
 
 			json_object_del(o, "ssl_fingerprint");
 			json_object_set_new(o, "cgroup-mode", json_integer(2));
@@ -328,6 +365,7 @@ h_resources(struct pl_sim_req *r)
 			pl_json_buf_add(b, o, JSON_COMPACT);
 			json_decref(o);
 		}
+		free(u);
 	}
 	if (!type || !strcmp(type, "storage")) {
 		for (size_t i = 0; i < s->nnodes; i++) {
@@ -365,6 +403,69 @@ h_resources(struct pl_sim_req *r)
 	pl_buf_addstr(b, "]}");
 }
 
+/* The answer only changes when the model does or the second turns (the
+ * figures are per second; PVE's own status daemon updates every 10 s), so
+ * it is built once per (type, second, model generation). */
+static void
+h_resources(struct pl_sim_req *r)
+{
+	static const char *const types[] = { NULL, "vm", "node", "storage", "pool" };
+	struct pl_sim *s = r->sim;
+	const char *type = pl_sim_p(r, "type");
+	int64_t now = time(NULL);
+	size_t slot = 0;
+
+	for (size_t i = 1; i < PL_ARRAY_LEN(types); i++)
+		if (type && !strcmp(type, types[i]))
+			slot = i;
+	if (type && slot == 0) {
+		resources_build(s, type, now, &r->raw); /* sdn and friends: empty */
+		return;
+	}
+	if (!s->rescache[slot].body || s->rescache[slot].t != now ||
+	    s->rescache[slot].gen != s->gen) {
+		struct pl_buf b;
+
+		pl_buf_init(&b, 0);
+		resources_build(s, types[slot], now, &b);
+		pl_sim_blob_unref(s->rescache[slot].body);
+		s->rescache[slot].body = pl_sim_blob_from_buf(&b);
+		pl_buf_release(&b);
+		s->rescache[slot].t = now;
+		s->rescache[slot].gen = s->gen;
+	}
+	r->blob = pl_sim_blob_ref(s->rescache[slot].body);
+}
+
+struct pl_sim_blob *
+pl_sim_blob_from_buf(struct pl_buf *b)
+{
+	struct pl_sim_blob *bl = pl_malloc(sizeof(*bl) + b->len + 1);
+
+	bl->refs = 1;
+	bl->len = b->len;
+	bl->gz = NULL;
+	memcpy(bl->data, b->data, b->len + 1);
+	pl_buf_reset(b);
+	return bl;
+}
+
+struct pl_sim_blob *
+pl_sim_blob_ref(struct pl_sim_blob *bl)
+{
+	bl->refs++;
+	return bl;
+}
+
+void
+pl_sim_blob_unref(struct pl_sim_blob *bl)
+{
+	if (bl && --bl->refs == 0) {
+		pl_sim_blob_unref(bl->gz);
+		free(bl);
+	}
+}
+
 static void
 h_cluster_tasks(struct pl_sim_req *r)
 {
@@ -390,15 +491,17 @@ static void
 h_nodes(struct pl_sim_req *r)
 {
 	json_t *a = json_array();
-	int64_t now = time(NULL);
+	struct pl_sim_usage *u = pl_calloc(r->sim->nnodes, sizeof(*u));
 
+	pl_sim_nodes_usage(r->sim, time(NULL), u);
 	for (size_t i = 0; i < r->sim->nnodes; i++) {
-		json_t *o = pl_sim_node_entry(r->sim, (int)i, now);
+		json_t *o = node_entry_u(r->sim, (int)i, &u[i]);
 
 		json_object_del(o, "id");
 		json_object_del(o, "type");
 		json_array_append_new(a, o);
 	}
+	free(u);
 	pl_sim_ok(r, a);
 }
 

@@ -1127,6 +1127,21 @@ h_clone(struct pl_sim_req *r, bool lxc)
 		if (!sv || !strcmp(k, "template") || pl_str_startswith(k, "unused") ||
 		    !strcmp(k, "vmgenid") || !strcmp(k, "smbios1") || !strcmp(k, "meta"))
 			continue;
+		if (!lxc && strstr(sv, "-cloudinit") && strchr(sv, ':')) {
+			/* a fresh cloud-init drive for the clone */
+			char ci[160];
+
+			snprintf(ci, sizeof(ci), "%.*s:cloudinit", (int)strcspn(sv, ":"), sv);
+			if (conf_value(r, g, g->conf, k, ci) != 0) {
+				char *msg = pl_strdup(r->reason);
+
+				pl_sim_guest_remove(s, (uint32_t)newid, false);
+				pl_sim_fail(r, 500, "clone failed: %s", msg);
+				free(msg);
+				return;
+			}
+			continue;
+		}
 		if (is_volume_key(src, k, sv)) {
 			char vol[256], *nv;
 			const char *rest = sv + strcspn(sv, ",");
@@ -1340,7 +1355,16 @@ h_resize(struct pl_sim_req *r, bool lxc)
 		pl_sim_fail(r, 500, "shrinking disks is not supported");
 		return;
 	}
-	f = pl_pfmt_get(lxc ? (strcmp(disk, "rootfs") ? "lxc.mp" : "lxc.rootfs") : "qemu.scsi");
+	snprintf(volid, sizeof(volid), "%.*s", (int)strcspn(cur, ","), cur);
+	{
+		char fname[40];
+		size_t bl = strcspn(disk, "0123456789");
+
+		if (!strcmp(disk, "efidisk0") || !strcmp(disk, "tpmstate0"))
+			bl = strlen(disk);
+		snprintf(fname, sizeof(fname), "qemu.%.*s", (int)bl, disk);
+		f = pl_pfmt_get(lxc ? (strcmp(disk, "rootfs") ? "lxc.mp" : "lxc.rootfs") : fname);
+	}
 	pl_propstr_init(&p);
 	pl_buf_init(&b, 0);
 	pl_size_format(nw, sz, sizeof(sz));
@@ -1351,7 +1375,7 @@ h_resize(struct pl_sim_req *r, bool lxc)
 	}
 	pl_propstr_release(&p);
 	pl_buf_release(&b);
-	snprintf(volid, sizeof(volid), "%.*s", (int)strcspn(cur, ","), cur);
+	/* cur is gone now: the config value was replaced */
 	if ((vol = pl_sim_volume_find(r->sim, volid, g->node, NULL)) != NULL)
 		vol->size = nw;
 	pl_sim_guest_touch(r->sim, g);
@@ -1519,6 +1543,122 @@ h_rrddata(struct pl_sim_req *r, bool lxc)
 static void h_qemu_rrddata(struct pl_sim_req *r) { h_rrddata(r, false); }
 static void h_lxc_rrddata(struct pl_sim_req *r) { h_rrddata(r, true); }
 
+/* --- guest agent / container interfaces: addresses for IP discovery --- */
+
+/* The address a guest's NIC shows: the static one from ipconfigN / netN ip=,
+ * or a stable DHCP-like one derived from the VMID. */
+static void
+nic_addr(const struct pl_sim_guest *g, int idx, char *out, size_t len, int *prefix)
+{
+	char key[16];
+	const char *v, *ip;
+
+	snprintf(key, sizeof(key), g->lxc ? "net%d" : "ipconfig%d", idx);
+	v = pl_json_str(g->conf, key);
+	*prefix = 24;
+	if (v && (ip = strstr(v, "ip=")) != NULL && strncmp(ip + 3, "dhcp", 4) != 0 &&
+	    strncmp(ip + 3, "manual", 6) != 0) {
+		size_t n = strcspn(ip + 3, "/,");
+
+		snprintf(out, len, "%.*s", (int)n, ip + 3);
+		if (ip[3 + n] == '/')
+			*prefix = (int)strtol(ip + 4 + n, NULL, 10);
+		return;
+	}
+	snprintf(out, len, "10.%u.%u.%u", (unsigned)(idx + 10) & 0xff, (g->vmid >> 8) & 0xff,
+		 (g->vmid & 0xff) ? (g->vmid & 0xff) : 1);
+}
+
+static const char *
+nic_mac(const struct pl_sim_guest *g, const char *val, char *out, size_t len)
+{
+	const char *m = g->lxc ? strstr(val, "hwaddr=") : strchr(val, '=');
+
+	if (!m)
+		return NULL;
+	m += g->lxc ? 7 : 1;
+	snprintf(out, len, "%.17s", m);
+	for (char *c = out; *c; c++)
+		*c = (char)(*c >= 'A' && *c <= 'F' ? *c - 'A' + 'a' : *c);
+	return out;
+}
+
+static json_t *
+nic_list(const struct pl_sim_guest *g, bool lxc_shape)
+{
+	json_t *a = json_array();
+
+	if (lxc_shape)
+		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s}", "name", "lo", "hwaddr",
+						   "00:00:00:00:00:00", "inet", "127.0.0.1/8",
+						   "inet6", "::1/128"));
+	else
+		json_array_append_new(a, json_pack("{s:s,s:s,s:[{s:s,s:s,s:i}]}", "name", "lo",
+						   "hardware-address", "00:00:00:00:00:00",
+						   "ip-addresses", "ip-address-type", "ipv4",
+						   "ip-address", "127.0.0.1", "prefix", 8));
+	for (int i = 0; i < 32; i++) {
+		char key[16], ip[64], mac[32], name[16], cidr[80];
+		const char *v;
+		int prefix;
+
+		snprintf(key, sizeof(key), "net%d", i);
+		if (!(v = pl_json_str(g->conf, key)) || !nic_mac(g, v, mac, sizeof(mac)))
+			continue;
+		nic_addr(g, i, ip, sizeof(ip), &prefix);
+		snprintf(name, sizeof(name), "eth%d", i);
+		if (g->lxc && strstr(v, "name=")) {
+			const char *nm = strstr(v, "name=") + 5;
+
+			snprintf(name, sizeof(name), "%.*s", (int)strcspn(nm, ","), nm);
+		}
+		if (lxc_shape) {
+			snprintf(cidr, sizeof(cidr), "%s/%d", ip, prefix);
+			json_array_append_new(a, json_pack("{s:s,s:s,s:s}", "name", name, "hwaddr", mac,
+							   "inet", cidr));
+		} else {
+			json_array_append_new(a, json_pack("{s:s,s:s,s:[{s:s,s:s,s:i}]}", "name", name,
+							   "hardware-address", mac, "ip-addresses",
+							   "ip-address-type", "ipv4", "ip-address", ip,
+							   "prefix", prefix));
+		}
+	}
+	return a;
+}
+
+static void
+h_agent_net(struct pl_sim_req *r)
+{
+	struct pl_sim_guest *g = req_guest(r, false);
+
+	if (!g)
+		return;
+	if (g->status == PL_SIM_STOPPED) {
+		pl_sim_fail(r, 500, "VM %u is not running", g->vmid);
+		return;
+	}
+	if (!pl_json_str(g->conf, "agent") || pl_json_str(g->conf, "agent")[0] == '0' ||
+	    !strncmp(pl_json_str(g->conf, "agent"), "enabled=0", 9)) {
+		pl_sim_fail(r, 500, "No QEMU guest agent configured");
+		return;
+	}
+	pl_sim_ok(r, json_pack("{s:o}", "result", nic_list(g, false)));
+}
+
+static void
+h_lxc_interfaces(struct pl_sim_req *r)
+{
+	struct pl_sim_guest *g = req_guest(r, true);
+
+	if (!g)
+		return;
+	if (g->status == PL_SIM_STOPPED) {
+		pl_sim_fail(r, 500, "CT %u is not running", g->vmid);
+		return;
+	}
+	pl_sim_ok(r, nic_list(g, true));
+}
+
 #define Q "/nodes/{node}/qemu"
 #define L "/nodes/{node}/lxc"
 
@@ -1553,6 +1693,7 @@ const struct pl_sim_route_def pl_sim_guest_routes[] = {
 	{ PL_SIM_GET, Q "/{vmid}/migrate", h_qemu_migrate_check },
 	{ PL_SIM_POST, Q "/{vmid}/migrate", h_qemu_migrate },
 	{ PL_SIM_GET, Q "/{vmid}/rrddata", h_qemu_rrddata },
+	{ PL_SIM_GET, Q "/{vmid}/agent/network-get-interfaces", h_agent_net },
 	{ PL_SIM_GET, L, h_lxc_list },
 	{ PL_SIM_POST, L, h_lxc_create },
 	{ PL_SIM_GET, L "/{vmid}", h_lxc_index },
@@ -1581,5 +1722,6 @@ const struct pl_sim_route_def pl_sim_guest_routes[] = {
 	{ PL_SIM_GET, L "/{vmid}/migrate", h_lxc_migrate_check },
 	{ PL_SIM_POST, L "/{vmid}/migrate", h_lxc_migrate },
 	{ PL_SIM_GET, L "/{vmid}/rrddata", h_lxc_rrddata },
+	{ PL_SIM_GET, L "/{vmid}/interfaces", h_lxc_interfaces },
 	{ 0, NULL, NULL },
 };

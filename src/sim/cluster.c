@@ -234,7 +234,9 @@ pl_sim_guest_touch(struct pl_sim *s, struct pl_sim_guest *g)
 		snprintf(g->digest + 2 * i, 3, "%02x", md[i]);
 	free(g->res);
 	g->res = NULL;
+	g->sized = false;
 	s->dirty = true;
+	s->gen++;
 }
 
 uint32_t
@@ -410,6 +412,25 @@ pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *key, con
 		goto out;
 	}
 	file = pl_propstr_get(&p, g->lxc ? "volume" : "file");
+	if (!g->lxc && file && pl_str_endswith(file, ":cloudinit") &&
+	    (size_t)(strlen(file) - strlen(":cloudinit")) < sizeof(sid)) {
+		/* "local-lvm:cloudinit" -> local-lvm:vm-100-cloudinit,media=cdrom */
+		char volid[256];
+
+		snprintf(sid, sizeof(sid), "%.*s", (int)(strlen(file) - strlen(":cloudinit")), file);
+		if ((st = pl_sim_storage_find(s, sid)) == NULL) {
+			pl_seterr(err, PL_ENOENT, "storage '%s' does not exist", sid);
+			goto out;
+		}
+		snprintf(volid, sizeof(volid), "%s:vm-%u-cloudinit", sid, g->vmid);
+		if (!pl_sim_volume_find(s, volid, g->node, NULL))
+			pl_sim_volume_add(st, volid, "images", "raw", 4ULL << 20, g->vmid, g->node);
+		pl_propstr_set(&p, "file", volid);
+		pl_propstr_set(&p, "media", "cdrom");
+		pl_propstr_format(f, &p, &b);
+		out = pl_buf_detach(&b, NULL);
+		goto out;
+	}
 	if (!file || !(colon = strchr(file, ':')) || (size_t)(colon - file) >= sizeof(sid) ||
 	    pl_str_startswith(pl_propstr_get(&p, "media") ? pl_propstr_get(&p, "media") : "",
 			      "cdrom")) {
@@ -444,6 +465,14 @@ pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *key, con
 				goto out;
 			}
 			gb = (unsigned long long)(d * 1024.0 * 1024.0 * 1024.0);
+			/* EFI vars and TPM state have fixed sizes whatever was asked */
+			if (!strcmp(key, "efidisk0"))
+				gb = pl_propstr_get(&p, "efitype") &&
+						     !strcmp(pl_propstr_get(&p, "efitype"), "2m")
+					     ? 128ULL << 10
+					     : 4ULL << 20;
+			else if (!strcmp(key, "tpmstate0"))
+				gb = 4ULL << 20;
 			n = next_disk_num(st, g, g->node);
 			if (file_based && !g->lxc)
 				snprintf(volid, sizeof(volid), "%s:%u/vm-%u-disk-%d.qcow2", sid, g->vmid,
@@ -581,6 +610,17 @@ guest_maxdisk(const struct pl_sim_guest *g)
 	return b;
 }
 
+static void
+guest_sizes(struct pl_sim_guest *g)
+{
+	int sockets = (int)conf_u64(g->conf, "sockets", 1);
+
+	g->cpus = (int)conf_u64(g->conf, "cores", 1) * (g->lxc ? 1 : sockets);
+	g->maxmem = conf_u64(g->conf, "memory", 512) << 20;
+	g->maxdisk = guest_maxdisk(g);
+	g->sized = true;
+}
+
 void
 pl_sim_guest_usage(struct pl_sim *s, const struct pl_sim_guest *g, int64_t now,
 		   struct pl_sim_usage *u)
@@ -588,14 +628,13 @@ pl_sim_guest_usage(struct pl_sim *s, const struct pl_sim_guest *g, int64_t now,
 	uint64_t h = mix(g->vmid * 2654435761ULL + 17);
 	double base = 0.02 + (double)(h % 1000) / 1000.0 * 0.25;
 	double phase = (double)((h >> 10) % 628) / 100.0;
-	int sockets = (int)conf_u64(g->conf, "sockets", 1);
 
+	if (!g->sized) /* a cache of values derived from the config */
+		guest_sizes((struct pl_sim_guest *)g);
 	memset(u, 0, sizeof(*u));
-	u->cpus = (int)conf_u64(g->conf, "cores", g->lxc ? 1 : 1) * (g->lxc ? 1 : sockets);
-	if (g->lxc && !pl_json_str(g->conf, "cores"))
-		u->cpus = 1;
-	u->maxmem = conf_u64(g->conf, "memory", 512) << 20;
-	u->maxdisk = guest_maxdisk(g);
+	u->cpus = g->cpus;
+	u->maxmem = g->maxmem;
+	u->maxdisk = g->maxdisk;
 	if (g->status == PL_SIM_STOPPED)
 		return;
 	u->uptime = now - g->started;
@@ -644,6 +683,46 @@ pl_sim_node_usage(struct pl_sim *s, int node, int64_t now, struct pl_sim_usage *
 	u->cpu = n->cpus ? fmin(1.0, 0.01 + cpu / n->cpus) : 0;
 	u->mem = mem > n->maxmem ? n->maxmem : mem;
 	u->uptime = now - n->boot;
+}
+
+void
+pl_sim_nodes_usage(struct pl_sim *s, int64_t now, struct pl_sim_usage *u)
+{
+	double *cpu = pl_calloc(s->nnodes ? s->nnodes : 1, sizeof(*cpu));
+
+	for (size_t i = 0; i < s->nnodes; i++) {
+		memset(&u[i], 0, sizeof(u[i]));
+		u[i].mem = 1ULL << 31;
+	}
+	for (size_t i = 0; i < s->nguests; i++) {
+		const struct pl_sim_guest *g = s->guests[i];
+		struct pl_sim_usage gu;
+
+		if (g->status == PL_SIM_STOPPED || !s->nodes[g->node].online)
+			continue;
+		pl_sim_guest_usage(s, g, now, &gu);
+		cpu[g->node] += gu.cpu * gu.cpus;
+		u[g->node].mem += gu.mem;
+		u[g->node].netin += gu.netin;
+		u[g->node].netout += gu.netout;
+	}
+	for (size_t i = 0; i < s->nnodes; i++) {
+		const struct pl_sim_node *n = &s->nodes[i];
+
+		u[i].cpus = n->cpus;
+		u[i].maxmem = n->maxmem;
+		u[i].maxdisk = n->maxdisk;
+		u[i].disk = n->maxdisk / 5;
+		if (!n->online) {
+			u[i].mem = 0;
+			continue;
+		}
+		u[i].cpu = n->cpus ? fmin(1.0, 0.01 + cpu[i] / n->cpus) : 0;
+		if (u[i].mem > n->maxmem)
+			u[i].mem = n->maxmem;
+		u[i].uptime = now - n->boot;
+	}
+	free(cpu);
 }
 
 /* --- seeds --- */
@@ -982,14 +1061,17 @@ pl_sim_seed_load(struct pl_sim *s, const json_t *seed, char **errmsg)
 			if (!id)
 				continue;
 			json_object_set_new(s->pools, id,
-					    json_pack("{s:s,s:O}", "comment",
+					    json_pack("{s:s,s:o}", "comment",
 						      pl_json_str_or(v, "comment", ""), "members",
 						      json_is_array(json_object_get(v, "members"))
-							      ? json_object_get(v, "members")
+							      ? json_deep_copy(json_object_get(v, "members"))
 							      : json_array()));
 		}
 	} else if (json_is_object(pools)) {
-		json_object_update(s->pools, (json_t *)pools);
+		json_t *copy = json_deep_copy(pools);
+
+		json_object_update(s->pools, copy);
+		json_decref(copy);
 	}
 	return 0;
 }
@@ -1064,6 +1146,14 @@ pl_sim_generate(struct pl_sim *s, int nodes, int guests, char **errmsg)
 		}
 		pl_sim_guest_touch(s, g);
 	}
+	/* big generated clusters get storage that fits them */
+	for (size_t k = 0; k < s->nstores; k++)
+		for (int n = 0; n < nodes; n++) {
+			uint64_t used = pl_sim_storage_used(&s->stores[k], n);
+
+			if (used * 2 > s->stores[k].total)
+				s->stores[k].total = used * 2;
+		}
 	return 0;
 }
 

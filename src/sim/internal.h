@@ -70,6 +70,9 @@ struct pl_sim_guest {
 	char digest[41];
 	char *res;           /* cached static part of the /cluster/resources entry */
 	size_t reslen;
+	bool sized;          /* cpus/maxmem/maxdisk below are current */
+	int cpus;
+	uint64_t maxmem, maxdisk;
 };
 
 struct pl_sim;
@@ -133,11 +136,30 @@ struct pl_sim {
 	struct evhttp_bound_socket *sock;
 	void *ssl_ctx;
 	char fingerprint[96];
-	char url[128];
+	char url[320];
 	struct pl_sim_pending *held;
 	bool dirty;
 	struct event *save_ev;
+	uint64_t gen;    /* bumped by every change; keys the response caches */
+	struct {
+		int64_t t;
+		uint64_t gen;
+		struct pl_sim_blob *body;
+	} rescache[5];   /* /cluster/resources per type, valid within one second */
 };
+
+/* A reference-counted response body, sent without copying. */
+struct pl_sim_blob {
+	int refs;
+	size_t len;
+	struct pl_sim_blob *gz; /* its gzip form, made on first demand */
+	char data[];
+};
+
+/* Take over a buffer's contents as a blob with one reference. */
+struct pl_sim_blob *pl_sim_blob_from_buf(struct pl_buf *b);
+struct pl_sim_blob *pl_sim_blob_ref(struct pl_sim_blob *bl);
+void pl_sim_blob_unref(struct pl_sim_blob *bl);
 
 /* One API call: what the handler gets and what it answers. */
 struct pl_sim_req {
@@ -153,27 +175,38 @@ struct pl_sim_req {
 	json_t *errors;
 	json_t *top;        /* extra top-level members (total, changes) */
 	struct pl_buf raw;  /* a pre-serialised body, used when raw.len > 0 */
+	struct pl_sim_blob *blob; /* or a shared one (a reference the request owns) */
 	int delay_ms;       /* hold the reply this long */
 };
 
 /* --- model (cluster.c) --- */
+/* Node by name (NULL) or its index (-1 when unknown). */
 struct pl_sim_node *pl_sim_node_find(struct pl_sim *s, const char *name);
 int pl_sim_node_index(struct pl_sim *s, const char *name);
+/* Storage by id, or NULL. */
 struct pl_sim_storage *pl_sim_storage_find(struct pl_sim *s, const char *id);
+/* Whether the storage is available on the named node. */
 bool pl_sim_storage_on_node(const struct pl_sim_storage *st, const char *node);
+/* Guest by VMID (cluster-wide), or NULL. */
 struct pl_sim_guest *pl_sim_guest_find(struct pl_sim *s, uint32_t vmid);
+/* A new empty guest; NULL if the VMID is taken. */
 struct pl_sim_guest *pl_sim_guest_add(struct pl_sim *s, uint32_t vmid, bool lxc, int node);
+/* Remove a guest with its disks (and, with purge, its other volumes). */
 void pl_sim_guest_remove(struct pl_sim *s, uint32_t vmid, bool purge_disks);
 /* Recompute the digest and drop cached serialisations after a change. */
 void pl_sim_guest_touch(struct pl_sim *s, struct pl_sim_guest *g);
+/* The lowest free VMID from 100. */
 uint32_t pl_sim_nextid(struct pl_sim *s);
-/* Volume bookkeeping. */
+/* Add a volume to a storage (node ignored on shared ones); returns it. */
 struct pl_sim_volume *pl_sim_volume_add(struct pl_sim_storage *st, const char *volid,
 					const char *content, const char *format, uint64_t size,
 					uint32_t vmid, int node);
+/* A volume by "storage:name" seen from node (-1: any node), or NULL. */
 struct pl_sim_volume *pl_sim_volume_find(struct pl_sim *s, const char *volid, int node,
 					 struct pl_sim_storage **st_out);
+/* Delete a volume if it exists. */
 void pl_sim_volume_del(struct pl_sim *s, const char *volid, int node);
+/* Bytes used on a storage as seen from a node. */
 uint64_t pl_sim_storage_used(const struct pl_sim_storage *st, int node);
 /* Allocate the disks a config value asks for ("local-lvm:32" -> a volume).
  * Returns the rewritten value (caller frees), or NULL with *err. */
@@ -182,7 +215,8 @@ char *pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *ke
 /* Give net devices without a MAC one ("virtio,bridge=vmbr0"). Caller frees. */
 char *pl_sim_net_fill(struct pl_sim *s, struct pl_sim_guest *g, const char *key,
 		      const char *value);
-/* Random numbers from the simulator's generator (deterministic with --rng-seed). */
+/* Random numbers from the simulator's generator (deterministic with --rng-seed):
+ * 64 bits, or a double in [0,1). */
 uint64_t pl_sim_rand(struct pl_sim *s);
 double pl_sim_rand01(struct pl_sim *s);
 /* The config as PVE's GET .../config returns it (numbers typed). */
@@ -194,28 +228,43 @@ struct pl_sim_usage {
 	int64_t uptime;
 	int cpus;
 };
+/* A guest's figures at time now (zero activity when stopped). */
 void pl_sim_guest_usage(struct pl_sim *s, const struct pl_sim_guest *g, int64_t now,
 			struct pl_sim_usage *u);
+/* A node's figures: its running guests summed. */
 void pl_sim_node_usage(struct pl_sim *s, int node, int64_t now, struct pl_sim_usage *u);
+/* All nodes at once (one pass over the guests); u has nnodes entries. */
+void pl_sim_nodes_usage(struct pl_sim *s, int64_t now, struct pl_sim_usage *u);
 /* Put a template, ISO or backup volume on every node that has its storage. */
 int pl_sim_add_template(struct pl_sim *s, const char *volid, uint64_t size, char **errmsg);
 /* Seeds and state. */
+/* Build the cluster from a seed document (docs/sim.md). */
 int pl_sim_seed_load(struct pl_sim *s, const json_t *seed, char **errmsg);
+/* Build a generated cluster of nodes and guests. */
 int pl_sim_generate(struct pl_sim *s, int nodes, int guests, char **errmsg);
+/* The whole cluster in the seed format (new reference). */
 json_t *pl_sim_state_dump(struct pl_sim *s);
+/* Write the state file atomically (no-op without --state-file). */
 int pl_sim_state_save(struct pl_sim *s, char **errmsg);
+/* Free nodes, storages and guests. */
 void pl_sim_model_free(struct pl_sim *s);
 
 /* --- tasks (task.c) --- */
+/* Start a task of --task-ms on node; done() runs when it ends (args is
+ * taken); a vmid makes the end clear that guest's lock. */
 struct pl_sim_task *pl_sim_task_start(struct pl_sim *s, int node, const char *type,
 				      const char *id, const char *user, uint32_t vmid,
 				      pl_sim_task_fn done, json_t *args);
+/* Task by UPID, or NULL. */
 struct pl_sim_task *pl_sim_task_find(struct pl_sim *s, const char *upid);
+/* Append a line to the task log. */
 void pl_sim_task_log(struct pl_sim_task *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* End a task with an error instead of OK. */
 void pl_sim_task_fail(struct pl_sim_task *t, const char *msg);
+/* Free all tasks (their timers too). */
 void pl_sim_tasks_free(struct pl_sim *s);
+/* The task as GET .../tasks/{upid}/status shows it. */
 json_t *pl_sim_task_json(const struct pl_sim_task *t);
 
 /* --- API handlers (api*.c) --- */
@@ -223,15 +272,19 @@ json_t *pl_sim_task_json(const struct pl_sim_task *t);
 void pl_sim_api_bind(struct pl_sim *s);
 /* Run the handler of r->m; fills r's response. */
 void pl_sim_api_call(struct pl_sim_req *r);
-/* Response helpers. */
+/* Answer 200 with data (taken). */
 void pl_sim_ok(struct pl_sim_req *r, json_t *data);
+/* Answer an error; the message's first line becomes the reason phrase. */
 void pl_sim_fail(struct pl_sim_req *r, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Answer 400 Parameter verification failed. with one more per-parameter error. */
 void pl_sim_param_fail(struct pl_sim_req *r, const char *param, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* --- HTTP (server.c) --- */
+/* Listen on --listen (TLS unless --no-tls) and parse --faults. */
 int pl_sim_server_start(struct pl_sim *s, char **errmsg);
+/* Answer held replies, close the listener and connections. */
 void pl_sim_server_stop(struct pl_sim *s);
 
 #endif

@@ -510,13 +510,30 @@ pattern_ok(struct pl_sim_param *p, const char *pattern, const char *value)
 static bool
 match_re(const char *re_text, const char *value)
 {
-	regex_t re;
+	/* The patterns are a handful of literals checked on every request:
+	 * compile each once (regcomp was a quarter of the simulator's time). */
+	static struct {
+		const char *text;
+		regex_t re;
+		bool bad;
+	} cache[16];
+	static size_t n;
+	regex_t tmp;
 	bool ok;
 
-	if (regcomp(&re, re_text, REG_EXTENDED | REG_NOSUB))
+	for (size_t i = 0; i < n; i++)
+		if (cache[i].text == re_text || !strcmp(cache[i].text, re_text))
+			return cache[i].bad || regexec(&cache[i].re, value, 0, NULL, 0) == 0;
+	if (n < PL_ARRAY_LEN(cache)) {
+		cache[n].text = re_text;
+		cache[n].bad = regcomp(&cache[n].re, re_text, REG_EXTENDED | REG_NOSUB) != 0;
+		n++;
+		return cache[n - 1].bad || regexec(&cache[n - 1].re, value, 0, NULL, 0) == 0;
+	}
+	if (regcomp(&tmp, re_text, REG_EXTENDED | REG_NOSUB))
 		return true;
-	ok = regexec(&re, value, 0, NULL, 0) == 0;
-	regfree(&re);
+	ok = regexec(&tmp, value, 0, NULL, 0) == 0;
+	regfree(&tmp);
 	return ok;
 }
 

@@ -15,12 +15,14 @@
 #include <sys/queue.h>
 #include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <zlib.h>
 
 #include "core/err.h"
 #include "core/json.h"
@@ -557,12 +559,74 @@ handle_ticket(struct pl_sim *s, struct evhttp_request *req, json_t *params)
 	free(tuser);
 }
 
+/* gzip as PVE's server does for bodies over 1 KiB when the client accepts it. */
+static struct pl_sim_blob *
+gzip_data(const char *data, size_t len)
+{
+	z_stream z;
+	struct pl_sim_blob *bl;
+	size_t cap;
+
+	memset(&z, 0, sizeof(z));
+	if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		return NULL;
+	cap = deflateBound(&z, (uLong)len);
+	bl = pl_malloc(sizeof(*bl) + cap);
+	z.next_in = (Bytef *)(uintptr_t)data;
+	z.avail_in = (uInt)len;
+	z.next_out = (Bytef *)bl->data;
+	z.avail_out = (uInt)cap;
+	if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
+		deflateEnd(&z);
+		free(bl);
+		return NULL;
+	}
+	bl->refs = 1;
+	bl->len = z.total_out;
+	bl->gz = NULL;
+	deflateEnd(&z);
+	return bl;
+}
+
+static bool
+accepts_gzip(struct evhttp_request *req)
+{
+	const char *ae = evhttp_find_header(evhttp_request_get_input_headers(req),
+					    "Accept-Encoding");
+
+	return ae && strstr(ae, "gzip");
+}
+
+static void
+blob_cleanup(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	pl_sim_blob_unref(arg);
+}
+
 static void
 send_result(struct pl_sim *s, struct evhttp_request *req, struct pl_sim_req *r, int delay)
 {
 	struct evbuffer *b = evbuffer_new();
 
 	add_std_headers(req, true);
+	if (r->status == 200 && r->blob) {
+		struct pl_sim_blob *bl = r->blob;
+
+		if (bl->len > 1024 && accepts_gzip(req)) {
+			if (!bl->gz)
+				bl->gz = gzip_data(bl->data, bl->len);
+			if (bl->gz) {
+				bl = bl->gz;
+				evhttp_add_header(evhttp_request_get_output_headers(req),
+						  "Content-Encoding", "gzip");
+			}
+		}
+		evbuffer_add_reference(b, bl->data, bl->len, blob_cleanup, pl_sim_blob_ref(bl));
+		reply(s, req, 200, "OK", b, delay, false);
+		return;
+	}
 	if (r->status == 200 && r->raw.len) {
 		evbuffer_add(b, r->raw.data, r->raw.len);
 		reply(s, req, 200, "OK", b, delay, false);
@@ -576,7 +640,19 @@ send_result(struct pl_sim *s, struct evhttp_request *req, struct pl_sim_req *r, 
 		if (r->top)
 			json_object_update(o, r->top);
 		text = json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY);
-		evbuffer_add(b, text, strlen(text));
+		if (strlen(text) > 1024 && accepts_gzip(req)) {
+			struct pl_sim_blob *gz = gzip_data(text, strlen(text));
+
+			if (gz) {
+				evhttp_add_header(evhttp_request_get_output_headers(req),
+						  "Content-Encoding", "gzip");
+				evbuffer_add_reference(b, gz->data, gz->len, blob_cleanup, gz);
+				free(text);
+				text = NULL;
+			}
+		}
+		if (text)
+			evbuffer_add(b, text, strlen(text));
 		free(text);
 		json_decref(o);
 		reply(s, req, 200, "OK", b, delay, false);
@@ -596,6 +672,7 @@ req_release(struct pl_sim_req *r)
 	json_decref(r->top);
 	free(r->reason);
 	pl_buf_release(&r->raw);
+	pl_sim_blob_unref(r->blob);
 }
 
 static void
@@ -751,6 +828,8 @@ on_request(struct evhttp_request *req, void *arg)
 	r.readonly = readonly;
 	r.status = 200;
 	pl_sim_api_call(&r);
+	if (meth != PL_SIM_GET)
+		s->gen++;
 	send_result(s, req, &r, delay);
 out:
 	req_release(&r);
@@ -838,6 +917,13 @@ pl_sim_server_start(struct pl_sim *s, char **errmsg)
 		return pl_seterr(errmsg, PL_ECONNECT, "cannot listen on '%s' (in use? bad address?)",
 				 listen);
 	fd = evhttp_bound_socket_get_fd(s->sock);
+	{
+		/* accepted sockets inherit it: no Nagle + delayed-ACK 40 ms stalls
+		 * between a TLS record with the headers and one with the body */
+		int one = 1;
+
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
 		if (ss.ss_family == AF_INET)
 			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
@@ -866,4 +952,8 @@ pl_sim_server_stop(struct pl_sim *s)
 	if (s->ssl_ctx)
 		SSL_CTX_free(s->ssl_ctx);
 	s->ssl_ctx = NULL;
+	for (size_t i = 0; i < PL_ARRAY_LEN(s->rescache); i++) {
+		pl_sim_blob_unref(s->rescache[i].body);
+		s->rescache[i].body = NULL;
+	}
 }

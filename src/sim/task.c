@@ -71,6 +71,7 @@ task_finish(struct pl_sim_task *t)
 		pl_sim_task_log(t, "TASK OK");
 	}
 	s->dirty = true;
+	s->gen++;
 }
 
 static void

@@ -288,20 +288,23 @@ static int
 record_guests(struct pl_state *s, const json_t *guests, long long run, double ts,
 	      struct pl_state_counts *cnt, json_t *changes, char **errmsg)
 {
-	sqlite3_stmt *sel = NULL, *up = NULL, *hist = NULL, *del = NULL;
-	json_t *known = json_object(); /* vmid -> [sha256, json] */
+	sqlite3_stmt *sel = NULL, *up = NULL, *hist = NULL, *del = NULL, *live = NULL, *one = NULL;
+	json_t *known = json_object(); /* vmid -> sha256 */
 	const char *k;
 	json_t *g, *v;
 	size_t i;
 	int r;
 
-	if ((r = prep(s, "SELECT vmid, sha256, json FROM guests", &sel, errmsg)) != 0 ||
+	if ((r = prep(s, "SELECT vmid, sha256 FROM guests", &sel, errmsg)) != 0 ||
 	    (r = prep(s, "INSERT INTO guests(vmid,type,node,name,status,tags,template,sha256,"
 		      "json,run_id) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(vmid) DO UPDATE SET "
 		      "type=excluded.type, node=excluded.node, name=excluded.name, "
 		      "status=excluded.status, tags=excluded.tags, template=excluded.template, "
-		      "sha256=excluded.sha256, json=excluded.json, run_id=excluded.run_id",
-		      &up, errmsg)) != 0 ||
+		      "sha256=excluded.sha256, json=excluded.json, run_id=excluded.run_id, "
+		      "live=NULL", &up, errmsg)) != 0 ||
+	    (r = prep(s, "UPDATE guests SET live = ?, run_id = ? WHERE vmid = ?", &live,
+		      errmsg)) != 0 ||
+	    (r = prep(s, "SELECT json FROM guests WHERE vmid = ?", &one, errmsg)) != 0 ||
 	    (r = prep(s, ST_HIST, &hist, errmsg)) != 0 ||
 	    (r = prep(s, "DELETE FROM guests WHERE vmid = ?", &del, errmsg)) != 0)
 		goto out;
@@ -310,8 +313,7 @@ record_guests(struct pl_state *s, const json_t *guests, long long run, double ts
 
 		snprintf(key, sizeof(key), "%lld", (long long)sqlite3_column_int64(sel, 0));
 		json_object_set_new(known, key,
-				    json_pack("[s,s]", (const char *)sqlite3_column_text(sel, 1),
-					      (const char *)sqlite3_column_text(sel, 2)));
+				    json_string((const char *)sqlite3_column_text(sel, 1)));
 	}
 	if (r != SQLITE_DONE) {
 		r = dberr(s, errmsg, "read guests");
@@ -335,7 +337,7 @@ record_guests(struct pl_state *s, const json_t *guests, long long run, double ts
 			cnt->added++;
 			note_change(changes, vmid, pl_json_str(g, "name"), "discovered");
 			r = add_history(s, hist, vmid, "discovered", durable, sha, run, ts, errmsg);
-		} else if (strcmp(json_string_value(json_array_get(old, 0)), sha) != 0) {
+		} else if (strcmp(json_string_value(old), sha) != 0) {
 			cnt->changed++;
 			note_change(changes, vmid, pl_json_str(g, "name"), "updated");
 			r = add_history(s, hist, vmid, "updated", durable, sha, run, ts, errmsg);
@@ -345,6 +347,24 @@ record_guests(struct pl_state *s, const json_t *guests, long long run, double ts
 		json_decref(durable);
 		if (r != 0)
 			goto out;
+		if (old && !strcmp(json_string_value(old), sha)) {
+			/* Unchanged: only the counters move. Dump the guest without
+			 * its config (put back afterwards; the caller still owns it). */
+			json_t *cfg = json_incref(json_object_get(g, "config"));
+
+			json_object_del((json_t *)g, "config");
+			text = dump(g);
+			if (cfg)
+				json_object_set_new((json_t *)g, "config", cfg);
+			json_object_del(known, key);
+			sqlite3_bind_text(live, 1, text, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_int64(live, 2, run);
+			sqlite3_bind_int64(live, 3, vmid);
+			free(text);
+			if ((r = step_done(s, live, errmsg)) != 0)
+				goto out;
+			continue;
+		}
 		if (old)
 			json_object_del(known, key);
 		text = dump(g);
@@ -365,8 +385,13 @@ record_guests(struct pl_state *s, const json_t *guests, long long run, double ts
 	/* What is left was not seen: gone. */
 	json_object_foreach(known, k, v) {
 		long long vmid = strtoll(k, NULL, 10);
-		const char *js = json_string_value(json_array_get(v, 1));
-		json_t *last = js ? json_loads(js, 0, NULL) : NULL;
+		const char *js;
+		json_t *last = NULL;
+
+		sqlite3_bind_int64(one, 1, vmid);
+		if (sqlite3_step(one) == SQLITE_ROW && (js = (const char *)sqlite3_column_text(one, 0)))
+			last = json_loads(js, 0, NULL);
+		sqlite3_reset(one);
 		json_t *durable = pl_state_guest_durable(last);
 		char sha[65];
 
@@ -388,6 +413,8 @@ out:
 	sqlite3_finalize(up);
 	sqlite3_finalize(hist);
 	sqlite3_finalize(del);
+	sqlite3_finalize(live);
+	sqlite3_finalize(one);
 	json_decref(known);
 	return r;
 }
@@ -585,10 +612,14 @@ query_json(struct pl_state *s, const char *sql, const long long *bind, int nbind
 	return 0;
 }
 
+/* The stored guest with its latest counters laid over it. */
+#define GUEST_JSON "CASE WHEN live IS NULL THEN json ELSE json_patch(json, live) END"
+
 int
 pl_state_guests(struct pl_state *s, json_t **out, char **errmsg)
 {
-	return query_json(s, "SELECT json FROM guests ORDER BY vmid", NULL, 0, out, errmsg);
+	return query_json(s, "SELECT " GUEST_JSON " FROM guests ORDER BY vmid", NULL, 0, out,
+			  errmsg);
 }
 
 int
@@ -598,7 +629,7 @@ pl_state_guest(struct pl_state *s, long long vmid, json_t **out, char **errmsg)
 	int r;
 
 	*out = NULL;
-	if ((r = query_json(s, "SELECT json FROM guests WHERE vmid = ?", &vmid, 1, &arr,
+	if ((r = query_json(s, "SELECT " GUEST_JSON " FROM guests WHERE vmid = ?", &vmid, 1, &arr,
 			    errmsg)) != 0)
 		return r;
 	if (json_array_size(arr) == 0) {

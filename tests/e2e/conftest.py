@@ -11,7 +11,7 @@ import pytest
 
 SRC = os.environ.get("PVELAB_SRC", os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
-BIN = os.environ.get("PVELAB_BIN", os.path.join(SRC, "build", "pvelab"))
+BIN = os.path.abspath(os.environ.get("PVELAB_BIN", os.path.join(SRC, "build", "pvelab")))
 SHARED = os.path.join(SRC, "..", "shared")
 
 

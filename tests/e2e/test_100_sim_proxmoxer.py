@@ -55,7 +55,16 @@ def test_nodes_and_version(sim):
     assert st["memory"]["total"] > 0 and "cpuinfo" in st
 
 
-def test_vm_life_cycle_password(sim):
+@pytest.fixture
+def slow_sim():
+    """Tasks long enough that the lock they hold is seen even on a busy machine."""
+    info = start_sim("--task-ms", "600")
+    yield info
+    assert stop_sim(info)[0] == 0
+
+
+def test_vm_life_cycle_password(slow_sim):
+    sim = slow_sim
     api = api_password(sim)
     node = api.nodes("pve")
     vmid = int(api.cluster.nextid.get())

@@ -48,7 +48,7 @@ class Client:
 
 @pytest.fixture(scope="module")
 def demo():
-    info = start_sim("--seed", DEMO, "--task-ms", "200")
+    info = start_sim("--seed", DEMO, "--task-ms", "500")
     yield Client(info)
     rc, err = stop_sim(info)
     assert rc == 0, err
@@ -57,77 +57,87 @@ def demo():
 def test_demo_seed(demo):
     assert [n["node"] for n in demo.get("/nodes")] == ["pve1", "pve2", "pve3"]
     res = demo.get("/cluster/resources", type="vm")
-    assert {r["vmid"] for r in res} >= {100, 101, 102, 9000, 200, 201}
+    assert {r["vmid"] for r in res} >= {300, 301, 302, 9000, 310, 311}
     by = {r["vmid"]: r for r in res}
-    assert by[100]["status"] == "running" and by[100]["cpu"] > 0 and by[100]["uptime"] > 0
-    assert by[100]["pool"] == "infra" and by[9000]["template"] == 1
-    assert by[102]["status"] == "stopped" and by[102]["cpu"] == 0
+    assert by[300]["status"] == "running" and by[300]["cpu"] > 0 and by[300]["uptime"] > 0
+    assert by[300]["pool"] == "infra" and by[9000]["template"] == 1
+    assert by[302]["status"] == "stopped" and by[302]["cpu"] == 0
     # storage usage is the sum of the guests' disks
     vols = demo.get("/nodes/pve3/storage/local-lvm/content")
     st = demo.get("/nodes/pve3/storage/local-lvm/status")
-    assert st["used"] == sum(v["size"] for v in vols) == (1 + 80) << 30
+    # efidisk0 "local-lvm:1" gets the fixed 4 MiB of an EFI vars disk
+    assert st["used"] == sum(v["size"] for v in vols) == (80 << 30) + (4 << 20)
     members = demo.get("/pools", poolid="infra")[0]["members"]
-    assert {m["vmid"] for m in members} == {100, 101, 200}
-    snaps = demo.get("/nodes/pve2/qemu/101/snapshot")
+    assert {m["vmid"] for m in members} == {300, 301, 310}
+    snaps = demo.get("/nodes/pve2/qemu/301/snapshot")
     assert [s["name"] for s in snaps] == ["before-upgrade", "current"]
-    rrd = demo.get("/nodes/pve1/qemu/100/rrddata", timeframe="hour")
+    # addresses for IP discovery: guest agent (qemu) and interfaces (lxc)
+    nics = demo.get("/nodes/pve1/qemu/300/agent/network-get-interfaces")["result"]
+    assert nics[1]["hardware-address"].startswith("bc:24:11:")
+    ifs = demo.get("/nodes/pve1/lxc/310/interfaces")
+    assert ifs[1] == {"name": "eth0", "hwaddr": ifs[1]["hwaddr"], "inet": "192.168.10.53/24"}
+    r = demo.req("GET", "/nodes/pve2/qemu/301/agent/network-get-interfaces")
+    assert r.status_code == 500 and r.reason == "No QEMU guest agent configured"
+    rrd = demo.get("/nodes/pve1/qemu/300/rrddata", timeframe="hour")
     assert len(rrd) == 70 and rrd[-1]["maxmem"] == 2048 << 20
 
 
 def test_clone_template(demo):
     c = demo
-    upid = c.write("POST", "/nodes/pve1/qemu/9000/clone", newid=300, name="web1")
+    upid = c.write("POST", "/nodes/pve1/qemu/9000/clone", newid=400, name="web1")
     # the new guest is locked while the clone runs and shows it
-    assert c.get("/nodes/pve1/qemu/300/config")["lock"] == "create"
+    assert c.get("/nodes/pve1/qemu/400/config")["lock"] == "create"
     c.wait(upid)
-    conf = c.get("/nodes/pve1/qemu/300/config")
+    conf = c.get("/nodes/pve1/qemu/400/config")
     src = c.get("/nodes/pve1/qemu/9000/config")
     assert conf["name"] == "web1" and "lock" not in conf and "template" not in conf
-    assert conf["scsi0"].startswith("local-lvm:base-9000-disk-0/vm-300-disk-")
+    assert conf["scsi0"].startswith("local-lvm:base-9000-disk-0/vm-400-disk-")
     assert conf["net0"] != src["net0"] and conf["net0"].startswith("virtio=BC:24:11:")
-    c.wait(c.write("POST", "/nodes/pve1/qemu/9000/clone", newid=301, full=1, target="pve2",
+    assert src["ide2"] == "local-lvm:vm-9000-cloudinit,media=cdrom"
+    assert conf["ide2"] == "local-lvm:vm-400-cloudinit,media=cdrom"
+    c.wait(c.write("POST", "/nodes/pve1/qemu/9000/clone", newid=401, full=1, target="pve2",
                    storage="local-lvm"))
-    conf = c.get("/nodes/pve2/qemu/301/config")
-    assert conf["scsi0"] == "local-lvm:vm-301-disk-0,size=4G"
-    r = c.req("POST", "/nodes/pve1/qemu/100/clone", data={"newid": 101})
-    assert r.status_code == 500 and r.reason == "unable to create VM 101 - VM 101 already exists on node 'pve2'"
+    conf = c.get("/nodes/pve2/qemu/401/config")
+    assert conf["scsi0"] == "local-lvm:vm-401-disk-0,size=4G"
+    r = c.req("POST", "/nodes/pve1/qemu/300/clone", data={"newid": 301})
+    assert r.status_code == 500 and r.reason == "unable to create VM 301 - VM 301 already exists on node 'pve2'"
     # template conversion renames the disks
-    c.wait(c.write("POST", "/nodes/pve2/qemu/301/template"))
-    conf = c.get("/nodes/pve2/qemu/301/config")
-    assert conf["template"] == 1 and conf["scsi0"].startswith("local-lvm:base-301-disk-0")
-    r = c.req("POST", "/nodes/pve2/qemu/301/status/start")
+    c.wait(c.write("POST", "/nodes/pve2/qemu/401/template"))
+    conf = c.get("/nodes/pve2/qemu/401/config")
+    assert conf["template"] == 1 and conf["scsi0"].startswith("local-lvm:base-401-disk-0")
+    r = c.req("POST", "/nodes/pve2/qemu/401/status/start")
     assert r.status_code == 500 and r.reason == "you can't start a vm if it's a template"
 
 
 def test_config_digest_delete_resize(demo):
     c = demo
-    conf = c.get("/nodes/pve3/qemu/102/config")
-    r = c.req("PUT", "/nodes/pve3/qemu/102/config", data={"memory": 4096, "digest": "0" * 40})
+    conf = c.get("/nodes/pve3/qemu/302/config")
+    r = c.req("PUT", "/nodes/pve3/qemu/302/config", data={"memory": 4096, "digest": "0" * 40})
     assert r.status_code == 500 and "detected modified configuration" in r.reason
-    c.write("PUT", "/nodes/pve3/qemu/102/config", memory=4096, delete="ide2",
+    c.write("PUT", "/nodes/pve3/qemu/302/config", memory=4096, delete="ide2",
             digest=conf["digest"])
-    new = c.get("/nodes/pve3/qemu/102/config")
+    new = c.get("/nodes/pve3/qemu/302/config")
     assert new["memory"] == "4096" and "ide2" not in new and new["digest"] != conf["digest"]
-    c.write("PUT", "/nodes/pve3/qemu/102/resize", disk="sata0", size="+20G")
-    assert c.get("/nodes/pve3/qemu/102/config")["sata0"].endswith("size=100G")
-    r = c.req("PUT", "/nodes/pve3/qemu/102/resize", data={"disk": "sata0", "size": "10G"})
+    c.write("PUT", "/nodes/pve3/qemu/302/resize", disk="sata0", size="+20G")
+    assert c.get("/nodes/pve3/qemu/302/config")["sata0"].endswith("size=100G")
+    r = c.req("PUT", "/nodes/pve3/qemu/302/resize", data={"disk": "sata0", "size": "10G"})
     assert r.status_code == 500 and r.reason == "shrinking disks is not supported"
     # removing a disk leaves it as unused0; deleting unused0 frees the volume
-    c.write("PUT", "/nodes/pve3/qemu/102/config", delete="sata0")
-    conf = c.get("/nodes/pve3/qemu/102/config")
-    assert conf["unused0"] == "local-lvm:vm-102-disk-1"
-    c.write("PUT", "/nodes/pve3/qemu/102/config", delete="unused0")
+    c.write("PUT", "/nodes/pve3/qemu/302/config", delete="sata0")
+    conf = c.get("/nodes/pve3/qemu/302/config")
+    assert conf["unused0"] == "local-lvm:vm-302-disk-1"
+    c.write("PUT", "/nodes/pve3/qemu/302/config", delete="unused0")
     vols = [v["volid"] for v in c.get("/nodes/pve3/storage/local-lvm/content")]
-    assert "local-lvm:vm-102-disk-1" not in vols
+    assert "local-lvm:vm-302-disk-1" not in vols
 
 
 def test_migrate(demo):
     c = demo
-    r = c.req("POST", "/nodes/pve1/qemu/100/migrate", data={"target": "pve3"})
+    r = c.req("POST", "/nodes/pve1/qemu/300/migrate", data={"target": "pve3"})
     assert r.status_code == 500 and r.reason == "can't migrate running VM without --online"
-    c.wait(c.write("POST", "/nodes/pve2/lxc/201/migrate", target="pve3"))
-    assert c.get("/nodes/pve3/lxc/201/status/current")["status"] == "stopped"
-    r = c.req("GET", "/nodes/pve2/lxc/201/config")
+    c.wait(c.write("POST", "/nodes/pve2/lxc/311/migrate", target="pve3"))
+    assert c.get("/nodes/pve3/lxc/311/status/current")["status"] == "stopped"
+    r = c.req("GET", "/nodes/pve2/lxc/311/config")
     assert r.status_code == 500
 
 
@@ -187,7 +197,7 @@ def test_state_file_round_trip(tmp_path):
         assert again == conf
         vols = [v["volid"] for v in c.get("/nodes/pve1/storage/local-lvm/content", vmid=555)]
         assert vols == ["local-lvm:vm-555-disk-0"]
-        assert c.get("/nodes/pve2/qemu/101/snapshot")[0]["name"] == "before-upgrade"
+        assert c.get("/nodes/pve2/qemu/301/snapshot")[0]["name"] == "before-upgrade"
     finally:
         assert stop_sim(info)[0] == 0
 
@@ -224,3 +234,36 @@ def test_pve_84_schema():
         assert r.status_code == 501 and r.reason == "Method 'GET /cluster/ha/rules' not implemented"
     finally:
         stop_sim(info)
+
+
+def test_no_tls_and_connection_faults():
+    info = start_sim("--no-tls", "--faults", "reset=1")
+    try:
+        assert info["url"].startswith("http://127.0.0.1:") and info["fingerprint"] == ""
+        # the login is never faulted
+        r = requests.post(info["url"] + "/api2/json/access/ticket",
+                          data={"username": "root@pam", "password": info["password"]})
+        assert r.status_code == 200 and r.json()["data"]["ticket"].startswith("PVE:root@pam:")
+        with pytest.raises(requests.exceptions.ConnectionError):
+            Client(info).req("GET", "/version")
+    finally:
+        assert stop_sim(info)[0] == 0
+    info = start_sim("--faults", "timeout=1")
+    try:
+        with pytest.raises(requests.exceptions.ReadTimeout):
+            requests.get(info["url"] + "/api2/json/version", verify=False, timeout=0.5,
+                         headers={"Authorization": "PVEAPIToken=" + info["token"]})
+    finally:
+        assert stop_sim(info)[0] == 0
+
+
+def test_bad_options():
+    from conftest import run
+    r = run("sim", "--faults", "error=2")
+    assert r.rc == 64 and "probability between 0 and 1" in r.err
+    r = run("sim", "--faults", "explode=0.1")
+    assert r.rc == 64 and "unknown fault 'explode'" in r.err
+    r = run("sim", "--pve-version", "7.0", "--listen", "127.0.0.1:0")
+    assert r.rc == 1 and "unknown PVE version '7.0'" in r.err
+    r = run("sim", "--seed", "/nonexistent.yaml", "--listen", "127.0.0.1:0")
+    assert r.rc == 1 and "/nonexistent.yaml" in r.err

@@ -124,3 +124,14 @@ def test_failover_to_the_next_endpoint(sim, tmp_path):
     r = run("sync", env=env)
     assert r.rc == 0, r
     assert "+12 new" in r.out
+
+
+def test_acting_twice_is_ok(sim, env):
+    g = guests(sim, "qemu")[3]
+    assert run("start", g["vmid"], env=env).rc == 0
+    r = run("start", g["vmid"], env=env)
+    assert r.rc == 0 and "already running" in r.out, r
+    assert run("stop", g["vmid"], env=env).rc == 0
+    r = run("-o", "json", "shutdown", g["vmid"], env=env)
+    assert r.rc == 0, r
+    assert r.json()[0]["ok"]

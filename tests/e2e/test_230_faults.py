@@ -55,7 +55,7 @@ def test_sync_under_faults_is_complete_and_correct(tmp_path):
 
 
 def test_sigkill_mid_sync_keeps_previous_state(tmp_path):
-    info = start_sim("--nodes", "2", "--guests", "400", "--faults", "latency=30ms")
+    info = start_sim("--nodes", "2", "--guests", "200", "--faults", "latency=25ms")
     try:
         state = tmp_path / "state.db"
         env = env_for(info, state, PVELAB_CONCURRENCY="4")
@@ -68,7 +68,7 @@ def test_sigkill_mid_sync_keeps_previous_state(tmp_path):
         e = dict(os.environ)
         e.update(env)
         p = subprocess.Popen([BIN, "sync"], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(0.6)
+        time.sleep(0.5)
         assert p.poll() is None, "sync finished before it could be killed"
         p.send_signal(signal.SIGKILL)
         p.wait()

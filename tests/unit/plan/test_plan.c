@@ -106,6 +106,21 @@ test_update_classes(void **state)
 }
 
 static void
+test_unmanaged_vmid_is_never_taken_over(void **state)
+{
+	struct pl_plan_opts o = { .allow_replace = true };
+	json_t *plan;
+	const char *cfg = "guests:\n  - name: mine\n    vmid: 200\n    type: lxc\n    ostemplate: local:vztmpl/d.tar.zst\n";
+	plan = build(cfg, SNAP, &o);
+	assert_int_equal(json_array_size(json_object_get(plan, "blocked")), 1);
+	assert_non_null(strstr(pl_json_str(json_array_get(json_object_get(plan, "blocked"), 0), "reason"),
+			       "vmid 200 is taken by 'someone'"));
+	assert_null(change_of(plan, "mine", "update"));
+	assert_null(change_of(plan, "mine", "replace"));
+	json_decref(plan);
+}
+
+static void
 test_snapshot_sha_stable(void **state)
 {
 	json_t *a = json_loads(SNAP, 0, NULL), *b = json_loads(SNAP, 0, NULL);
@@ -135,6 +150,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_create_update_delete),
 		cmocka_unit_test(test_update_classes),
+		cmocka_unit_test(test_unmanaged_vmid_is_never_taken_over),
 		cmocka_unit_test(test_snapshot_sha_stable),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);

@@ -96,7 +96,12 @@ test_open_migrate_reopen(void **state)
 		free(err);
 		err = NULL;
 		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-		assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL), 0);
+		{
+			char *sql = pl_asprintf("PRAGMA user_version = %d", pl_state_latest_version());
+
+			assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), 0);
+			free(sql);
+		}
 		sqlite3_close(db);
 	}
 }

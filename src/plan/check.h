@@ -1,0 +1,20 @@
+/*
+ * Checks of a config against a cluster as last seen (the state store, or a
+ * fresh sync): nodes, storages, bridges and clone templates that do not
+ * exist, and guests larger than their node.
+ */
+#ifndef PL_PLAN_CHECK_H
+#define PL_PLAN_CHECK_H
+
+#include "core/common.h"
+#include "core/diag.h"
+
+#include <jansson.h>
+
+struct pl_config;
+
+/* cluster is {"nodes":[..],"storages":[..],"bridges":[..],"guests":[..]} as
+ * the state store gives them. Problems are added to d, located in the config. */
+void pl_plan_check_cluster(const struct pl_config *cfg, const json_t *cluster, struct pl_diags *d);
+
+#endif
