@@ -14,24 +14,37 @@
 #include <unistd.h>
 
 static const struct pl_opt opts[] = {
-	{ "listen", 'l', "ADDR:PORT", "listen here (default " PL_PROXY_DEFAULT_LISTEN ")" },
-	{ "upstream", 'u', "URL", "the controller, https://HOST[:PORT] (one target from flags)" },
-	{ "ca-file", 0, "FILE", "trust anchors for the upstream (default: the system store)" },
-	{ "verify-at", 0, "DATE", "verify the upstream chain as of DATE (YYYY-MM-DD)" },
-	{ "pin", 0, "SHA256", "accept exactly this upstream certificate fingerprint" },
-	{ "ignore-time", 0, NULL, "verify chain and name but not the validity dates" },
-	{ "insecure", 'k', NULL, "do not verify the upstream at all (loudly logged)" },
-	{ "min-tls", 0, "VER", "lowest upstream TLS version: 1.0, 1.1, 1.2 (default), 1.3" },
-	{ "ciphers", 0, "LIST", "upstream OpenSSL cipher list" },
-	{ "name", 'n', "HOSTNAME", "certificate name for clients that send no SNI" },
-	{ "no-rewrite-location", 0, NULL, "relay Location headers unchanged" },
-	{ "grace", 0, "SECONDS", "how long open connections may finish on shutdown (10)" },
-	{ "timeout", 0, "SECONDS", "trust: how long to wait for the upstream (10)" },
-	{ NULL, 0, NULL, NULL },
+    {"listen", 'l', "ADDR:PORT", "listen here (default " PL_PROXY_DEFAULT_LISTEN ")"},
+    {"upstream", 'u', "URL", "the controller, https://HOST[:PORT] (one target from flags)"},
+    {"ca-file", 0, "FILE", "trust anchors for the upstream (default: the system store)"},
+    {"verify-at", 0, "DATE", "verify the upstream chain as of DATE (YYYY-MM-DD)"},
+    {"pin", 0, "SHA256", "accept exactly this upstream certificate fingerprint"},
+    {"ignore-time", 0, NULL, "verify chain and name but not the validity dates"},
+    {"insecure", 'k', NULL, "do not verify the upstream at all (loudly logged)"},
+    {"min-tls", 0, "VER", "lowest upstream TLS version: 1.0, 1.1, 1.2 (default), 1.3"},
+    {"ciphers", 0, "LIST", "upstream OpenSSL cipher list"},
+    {"name", 'n', "HOSTNAME", "certificate name for clients that send no SNI"},
+    {"no-rewrite-location", 0, NULL, "relay Location headers unchanged"},
+    {"grace", 0, "SECONDS", "how long open connections may finish on shutdown (10)"},
+    {"timeout", 0, "SECONDS", "trust: how long to wait for the upstream (10)"},
+    {NULL, 0, NULL, NULL},
 };
 
-enum { O_LISTEN, O_UPSTREAM, O_CAFILE, O_VERIFYAT, O_PIN, O_IGNORETIME, O_INSECURE, O_MINTLS,
-       O_CIPHERS, O_NAME, O_NOREWRITE, O_GRACE, O_TIMEOUT };
+enum {
+	O_LISTEN,
+	O_UPSTREAM,
+	O_CAFILE,
+	O_VERIFYAT,
+	O_PIN,
+	O_IGNORETIME,
+	O_INSECURE,
+	O_MINTLS,
+	O_CIPHERS,
+	O_NAME,
+	O_NOREWRITE,
+	O_GRACE,
+	O_TIMEOUT
+};
 
 struct flags {
 	const char *v[PL_ARRAY_LEN(opts)];
@@ -51,8 +64,8 @@ print_ca(struct pl_ctx *ctx, const char *state_dir)
 		goto out;
 	}
 	if (ctx->output == PL_OUT_JSON) {
-		rc = pl_print_json(json_pack("{s:s,s:s,s:b}", "path", path, "pem", pem, "created",
-					     created));
+		rc = pl_print_json(
+		    json_pack("{s:s,s:s,s:b}", "path", path, "pem", pem, "created", created));
 		goto out;
 	}
 	if (created)
@@ -102,8 +115,8 @@ target_from_flags(struct flags *f, const char *url, struct pl_proxy_target **out
 		t->has_verify_at = true;
 	}
 	if (f->set[O_PIN] && pl_x509_fingerprint_norm(f->v[O_PIN], t->pin) != 0) {
-		r = pl_seterr(err, PL_EINVAL, "'%s' is not a SHA-256 fingerprint (AA:BB:... or hex)",
-			      f->v[O_PIN]);
+		r = pl_seterr(err, PL_EINVAL,
+		              "'%s' is not a SHA-256 fingerprint (AA:BB:... or hex)", f->v[O_PIN]);
 		goto out;
 	}
 	t->ignore_time = f->set[O_IGNORETIME];
@@ -125,7 +138,7 @@ out:
 /* The config to serve or trust from: flags when --upstream is given, else the YAML. */
 static int
 load_config(struct pl_ctx *ctx, struct flags *f, const char *state_dir,
-	    struct pl_proxy_config **out, char **err)
+            struct pl_proxy_config **out, char **err)
 {
 	struct pl_proxy_config *c = NULL;
 	struct pl_proxy_target *t;
@@ -140,9 +153,9 @@ load_config(struct pl_ctx *ctx, struct flags *f, const char *state_dir,
 	} else {
 		if (access(ctx->config_path, F_OK) != 0)
 			return pl_seterr(err, PL_ENOENT,
-					 "no --upstream and no config file '%s' (give --upstream "
-					 "https://HOST or -c FILE with a proxy: section)",
-					 ctx->config_path);
+			                 "no --upstream and no config file '%s' (give --upstream "
+			                 "https://HOST or -c FILE with a proxy: section)",
+			                 ctx->config_path);
 		if ((r = pl_proxy_config_load(ctx->config_path, state_dir, &c, err)) != 0)
 			return r;
 	}
@@ -182,9 +195,10 @@ do_trust(struct pl_ctx *ctx, struct flags *f, const char *state_dir, const char 
 	if (t == NULL) {
 		if (strstr(what, "://") == NULL && strchr(what, '.') == NULL &&
 		    strchr(what, ':') == NULL && c != NULL) {
-			pl_error("no proxy target named '%s' in '%s' (give a name from proxy.targets "
-				 "or an https:// URL)",
-				 what, ctx->config_path);
+			pl_error(
+			    "no proxy target named '%s' in '%s' (give a name from proxy.targets "
+			    "or an https:// URL)",
+			    what, ctx->config_path);
 			rc = PL_EXIT_USAGE;
 			goto out;
 		}
@@ -207,11 +221,10 @@ do_trust(struct pl_ctx *ctx, struct flags *f, const char *state_dir, const char 
 	}
 	if (ctx->output == PL_OUT_JSON) {
 		rc = pl_print_json(json_pack(
-			"{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:b}", "target", t->name,
-			"upstream", key, "subject", pr.subject, "issuer", pr.issuer, "not_before",
-			pr.not_before, "not_after", pr.not_after, "sha256", pr.fingerprint, "san",
-			pr.san, "protocol", pr.protocol, "verify_now", pr.verify_now, "expired",
-			pr.expired));
+		    "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:b}", "target", t->name, "upstream",
+		    key, "subject", pr.subject, "issuer", pr.issuer, "not_before", pr.not_before,
+		    "not_after", pr.not_after, "sha256", pr.fingerprint, "san", pr.san, "protocol",
+		    pr.protocol, "verify_now", pr.verify_now, "expired", pr.expired));
 		goto out;
 	}
 	printf("target:      %s (https://%s)\n", t->name, key);
@@ -266,24 +279,24 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	}
 	if (f.set[O_VERIFYAT] + f.set[O_PIN] + f.set[O_IGNORETIME] + f.set[O_INSECURE] > 1) {
 		rc = pl_usage_error(&pl_cmd_proxy,
-				    "choose one of --verify-at, --pin, --ignore-time, --insecure");
+		                    "choose one of --verify-at, --pin, --ignore-time, --insecure");
 		goto out;
 	}
 	state_dir = pl_proxy_state_dir(ctx->config_path);
 	if (a.npos >= 1 && !strcmp(a.pos[0], "ca")) {
 		rc = a.npos == 1 ? print_ca(ctx, state_dir)
-				 : pl_usage_error(&pl_cmd_proxy, "'proxy ca' takes no arguments");
+		                 : pl_usage_error(&pl_cmd_proxy, "'proxy ca' takes no arguments");
 		goto out;
 	}
 	if (a.npos >= 1 && !strcmp(a.pos[0], "trust")) {
-		rc = a.npos == 2 ? do_trust(ctx, &f, state_dir, a.pos[1])
-				 : pl_usage_error(&pl_cmd_proxy,
-						  "'proxy trust' needs one TARGET or URL");
+		rc = a.npos == 2
+		         ? do_trust(ctx, &f, state_dir, a.pos[1])
+		         : pl_usage_error(&pl_cmd_proxy, "'proxy trust' needs one TARGET or URL");
 		goto out;
 	}
 	if (a.npos != 0) {
 		rc = pl_usage_error(&pl_cmd_proxy, "unknown subcommand '%s' (ca or trust)",
-				    a.pos[0]);
+		                    a.pos[0]);
 		goto out;
 	}
 	if (load_config(ctx, &f, state_dir, &c, &err) != 0) {
@@ -305,19 +318,20 @@ out:
 }
 
 const struct pl_cmd pl_cmd_proxy = {
-	.name = "proxy",
-	.summary = "time-shift TLS proxy for old iDRAC/iLO controllers",
-	.usage = "[--listen ADDR:PORT] [--upstream https://HOST[:PORT] [--ca-file F] "
-		 "[--verify-at DATE | --pin SHA256 | --ignore-time | --insecure] "
-		 "[--min-tls 1.0] [--ciphers LIST] [--name HOST]] | ca | trust TARGET|URL",
-	.help = "Gives a browser a modern TLS connection, trusted through pvelab's local CA\n"
-		"(`pvelab proxy ca` prints it and how to install it), to a controller that\n"
-		"speaks only old TLS with an expired certificate, verified honestly: as of a\n"
-		"date (--verify-at), by pinned fingerprint (--pin, or `pvelab proxy trust`),\n"
-		"or ignoring only the dates (--ignore-time). Without --upstream the targets\n"
-		"come from the proxy: section of the config; SIGHUP reloads it, SIGUSR1 logs\n"
-		"the counters, SIGTERM lets open connections finish. The CA and pins.json live in the state directory\n"
-		"(dirname of $PVELAB_STATE, else .pvelab/ beside the config).",
-	.opts = opts,
-	.run = run,
+    .name = "proxy",
+    .summary = "time-shift TLS proxy for old iDRAC/iLO controllers",
+    .usage = "[--listen ADDR:PORT] [--upstream https://HOST[:PORT] [--ca-file F] "
+             "[--verify-at DATE | --pin SHA256 | --ignore-time | --insecure] "
+             "[--min-tls 1.0] [--ciphers LIST] [--name HOST]] | ca | trust TARGET|URL",
+    .help = "Gives a browser a modern TLS connection, trusted through pvelab's local CA\n"
+            "(`pvelab proxy ca` prints it and how to install it), to a controller that\n"
+            "speaks only old TLS with an expired certificate, verified honestly: as of a\n"
+            "date (--verify-at), by pinned fingerprint (--pin, or `pvelab proxy trust`),\n"
+            "or ignoring only the dates (--ignore-time). Without --upstream the targets\n"
+            "come from the proxy: section of the config; SIGHUP reloads it, SIGUSR1 logs\n"
+            "the counters, SIGTERM lets open connections finish. The CA and pins.json live in the "
+            "state directory\n"
+            "(dirname of $PVELAB_STATE, else .pvelab/ beside the config).",
+    .opts = opts,
+    .run = run,
 };

@@ -45,7 +45,7 @@ ca_key_path(const char *state_dir)
 
 static int
 ca_load(const char *state_dir, bool create, EVP_PKEY **key, X509 **cert, bool *created,
-	char **errmsg)
+        char **errmsg)
 {
 	char *cp = pl_proxy_ca_path(state_dir), *kp = ca_key_path(state_dir);
 	char *lp = pl_path_join(state_dir, "proxy-ca.lock");
@@ -64,8 +64,8 @@ ca_load(const char *state_dir, bool create, EVP_PKEY **key, X509 **cert, bool *c
 
 		if (stat(kp, &st) == 0 && (st.st_mode & 077) != 0) {
 			r = pl_seterr(errmsg, PL_EPERM,
-				      "the proxy CA key '%s' is readable by others (chmod 600 it)",
-				      kp);
+			              "the proxy CA key '%s' is readable by others (chmod 600 it)",
+			              kp);
 			goto out;
 		}
 		if ((*cert = pl_x509_read_cert(cp, errmsg)) == NULL ||
@@ -86,7 +86,7 @@ ca_load(const char *state_dir, bool create, EVP_PKEY **key, X509 **cert, bool *c
 		goto out;
 	}
 	if ((*cert = pl_x509_issue(*key, "pvelab proxy local CA", NULL, CA_DAYS, true, NULL, NULL,
-				   errmsg)) == NULL) {
+	                           errmsg)) == NULL) {
 		r = PL_ETLS;
 		goto out;
 	}
@@ -112,8 +112,7 @@ out:
 }
 
 int
-pl_proxy_ca_ensure(const char *state_dir, bool create, char **pem, bool *created,
-		   char **errmsg)
+pl_proxy_ca_ensure(const char *state_dir, bool create, char **pem, bool *created, char **errmsg)
 {
 	EVP_PKEY *key;
 	X509 *cert;
@@ -167,7 +166,7 @@ static X509 *
 leaf_get(struct pl_proxy_ca *ca, const char *name, const char *extra, char **errmsg)
 {
 	char *key = pl_asprintf("%s|%s", name, extra ? extra : "");
-	const char *sans[3] = { name, extra, NULL };
+	const char *sans[3] = {name, extra, NULL};
 	X509 *cert;
 
 	for (size_t i = 0; i < ca->n; i++)
@@ -176,7 +175,7 @@ leaf_get(struct pl_proxy_ca *ca, const char *name, const char *extra, char **err
 			return ca->leaves[i].cert;
 		}
 	if ((cert = pl_x509_issue(ca->leaf_key, name, sans, LEAF_DAYS, false, ca->ca_key,
-				  ca->ca_cert, errmsg)) == NULL) {
+	                          ca->ca_cert, errmsg)) == NULL) {
 		free(key);
 		return NULL;
 	}
@@ -195,7 +194,7 @@ leaf_get(struct pl_proxy_ca *ca, const char *name, const char *extra, char **err
 
 int
 pl_proxy_ca_use_leaf(struct pl_proxy_ca *ca, SSL *ssl, const char *name, const char *extra,
-		     char **errmsg)
+                     char **errmsg)
 {
 	X509 *cert = leaf_get(ca, name, extra, errmsg);
 
@@ -203,6 +202,6 @@ pl_proxy_ca_use_leaf(struct pl_proxy_ca *ca, SSL *ssl, const char *name, const c
 		return PL_ETLS;
 	if (SSL_use_certificate(ssl, cert) != 1 || SSL_use_PrivateKey(ssl, ca->leaf_key) != 1)
 		return pl_seterr(errmsg, PL_ETLS, "cannot install the leaf certificate for '%s'",
-				 name);
+		                 name);
 	return 0;
 }

@@ -28,8 +28,8 @@ pl_proxy_parse_url(const char *url, char **host, int *port, char **errmsg)
 		p += 8;
 	else if (strstr(p, "://"))
 		return pl_seterr(errmsg, PL_EINVAL,
-				 "upstream '%s' is not https:// (the proxy speaks TLS upstream)",
-				 url);
+		                 "upstream '%s' is not https:// (the proxy speaks TLS upstream)",
+		                 url);
 	if (*p == '[') {
 		h = p + 1;
 		if ((e = strchr(h, ']')) == NULL)
@@ -61,8 +61,8 @@ pl_proxy_parse_url(const char *url, char **host, int *port, char **errmsg)
 	*port = (int)v;
 	return 0;
 bad:
-	return pl_seterr(errmsg, PL_EINVAL, "invalid upstream URL '%s' (expected https://HOST[:PORT])",
-			 url);
+	return pl_seterr(errmsg, PL_EINVAL,
+	                 "invalid upstream URL '%s' (expected https://HOST[:PORT])", url);
 }
 
 int
@@ -79,8 +79,8 @@ pl_proxy_parse_date(const char *s, time_t *out, char **errmsg)
 		end++;
 	if (end == NULL || *end != '\0' || tm.tm_year < 70)
 		return pl_seterr(errmsg, PL_EINVAL,
-				 "invalid date '%s' (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)",
-				 s);
+		                 "invalid date '%s' (expected YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)",
+		                 s);
 	*out = timegm(&tm);
 	return 0;
 }
@@ -91,8 +91,10 @@ pl_proxy_parse_tls_version(const char *s, int *out, char **errmsg)
 	static const struct {
 		const char *name;
 		int v;
-	} v[] = { { "1.0", TLS1_VERSION }, { "1.1", TLS1_1_VERSION },
-		  { "1.2", TLS1_2_VERSION }, { "1.3", TLS1_3_VERSION } };
+	} v[] = {{"1.0", TLS1_VERSION},
+	         {"1.1", TLS1_1_VERSION},
+	         {"1.2", TLS1_2_VERSION},
+	         {"1.3", TLS1_3_VERSION}};
 
 	for (size_t i = 0; i < PL_ARRAY_LEN(v); i++)
 		if (!strcmp(s, v[i].name)) {
@@ -186,8 +188,8 @@ resolve_path(const char *basedir, const char *p)
 }
 
 static int
-target_from_json(const json_t *o, size_t idx, const char *basedir,
-		 struct pl_proxy_target **out, char **errmsg)
+target_from_json(const json_t *o, size_t idx, const char *basedir, struct pl_proxy_target **out,
+                 char **errmsg)
 {
 	struct pl_proxy_target *t = pl_proxy_target_new();
 	const char *s;
@@ -216,13 +218,12 @@ target_from_json(const json_t *o, size_t idx, const char *basedir,
 		const json_t *v;
 
 		if (!json_is_array(hn)) {
-			r = pl_seterr(errmsg, PL_EINVAL, "proxy.targets[%zu].hostnames must be a list",
-				      idx);
+			r = pl_seterr(errmsg, PL_EINVAL,
+			              "proxy.targets[%zu].hostnames must be a list", idx);
 			goto out;
 		}
-		json_array_foreach(hn, i, v)
-			if (json_is_string(v))
-				target_add_hostname(t, json_string_value(v));
+		json_array_foreach(hn, i, v) if (json_is_string(v))
+		    target_add_hostname(t, json_string_value(v));
 	}
 	if ((s = pl_json_str(o, "ca_file")) != NULL)
 		t->ca_file = resolve_path(basedir, s);
@@ -234,8 +235,8 @@ target_from_json(const json_t *o, size_t idx, const char *basedir,
 	if ((s = pl_json_str(o, "pin_sha256")) != NULL &&
 	    pl_x509_fingerprint_norm(s, t->pin) != 0) {
 		r = pl_seterr(errmsg, PL_EINVAL,
-			      "proxy.targets[%zu].pin_sha256 '%s' is not a SHA-256 fingerprint", idx,
-			      s);
+		              "proxy.targets[%zu].pin_sha256 '%s' is not a SHA-256 fingerprint",
+		              idx, s);
 		goto out;
 	}
 	t->ignore_time = pl_json_bool(o, "ignore_time", false);
@@ -263,7 +264,7 @@ out:
 
 int
 pl_proxy_config_from_json(const json_t *proxy, const char *basedir, const char *state_dir,
-			  struct pl_proxy_config **out, char **errmsg)
+                          struct pl_proxy_config **out, char **errmsg)
 {
 	struct pl_proxy_config *c = pl_proxy_config_new(state_dir);
 	const json_t *targets, *v;
@@ -284,7 +285,8 @@ pl_proxy_config_from_json(const json_t *proxy, const char *basedir, const char *
 		c->name = pl_strdup(s);
 	c->grace = (int)pl_json_int(proxy, "grace", 10);
 	targets = json_object_get(proxy, "targets");
-	json_array_foreach(targets, i, v) {
+	json_array_foreach(targets, i, v)
+	{
 		struct pl_proxy_target *t;
 
 		if ((r = target_from_json(v, i, basedir, &t, errmsg)) != 0)
@@ -301,8 +303,8 @@ out:
 
 /* The `proxy:` section through src/config/ (validated, defaults filled in). */
 int
-pl_proxy_config_load(const char *config_path, const char *state_dir,
-		     struct pl_proxy_config **out, char **errmsg)
+pl_proxy_config_load(const char *config_path, const char *state_dir, struct pl_proxy_config **out,
+                     char **errmsg)
 {
 	struct pl_config *cfg = NULL;
 	struct pl_diags d;
@@ -319,7 +321,7 @@ pl_proxy_config_load(const char *config_path, const char *state_dir,
 			if (d.items[i].level == PL_DIAG_ERROR)
 				first = pl_diag_line(&d.items[i]);
 		r = pl_seterr(errmsg, PL_EPARSE, "%s%s", first ? first : "invalid config",
-			      d.nerrors > 1 ? " (and more: run pvelab validate)" : "");
+		              d.nerrors > 1 ? " (and more: run pvelab validate)" : "");
 		free(first);
 		goto out;
 	}
@@ -341,7 +343,7 @@ pl_proxy_config_finish(struct pl_proxy_config *c, char **errmsg)
 {
 	if (c->ntargets == 0)
 		return pl_seterr(errmsg, PL_EINVAL,
-				 "no proxy targets (give --upstream or a proxy.targets list)");
+		                 "no proxy targets (give --upstream or a proxy.targets list)");
 	for (size_t i = 0; i < c->ntargets; i++) {
 		struct pl_proxy_target *t = c->targets[i];
 		int modes = t->has_verify_at + (t->pin[0] != '\0') + t->ignore_time + t->insecure;
@@ -349,18 +351,18 @@ pl_proxy_config_finish(struct pl_proxy_config *c, char **errmsg)
 
 		if (modes > 1)
 			return pl_seterr(errmsg, PL_EINVAL,
-					 "target '%s': choose one of verify_at, pin_sha256, "
-					 "ignore_time and insecure",
-					 t->name);
+			                 "target '%s': choose one of verify_at, pin_sha256, "
+			                 "ignore_time and insecure",
+			                 t->name);
 		for (size_t j = 0; j < i; j++) {
 			if (!strcmp(c->targets[j]->name, t->name))
 				return pl_seterr(errmsg, PL_EINVAL, "two targets are named '%s'",
-						 t->name);
+				                 t->name);
 			if (t->listen && c->targets[j]->listen &&
 			    !strcmp(t->listen, c->targets[j]->listen))
 				return pl_seterr(errmsg, PL_EINVAL,
-						 "targets '%s' and '%s' both listen on '%s'",
-						 c->targets[j]->name, t->name, t->listen);
+				                 "targets '%s' and '%s' both listen on '%s'",
+				                 c->targets[j]->name, t->name, t->listen);
 		}
 		if (modes == 0) {
 			snprintf(key, sizeof(key), "%s:%d", t->host, t->port);
@@ -425,7 +427,7 @@ pl_proxy_pin_lookup(const char *state_dir, const char *key, char out[96])
 
 int
 pl_proxy_pin_record(const char *state_dir, const char *key, const char *fingerprint,
-		    const char *subject, const char *not_after, char **errmsg)
+                    const char *subject, const char *not_after, char **errmsg)
 {
 	json_t *doc;
 	char *path = NULL, *text = NULL;
@@ -440,8 +442,8 @@ pl_proxy_pin_record(const char *state_dir, const char *key, const char *fingerpr
 	gmtime_r(&t, &tm);
 	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	json_object_set_new(doc, key,
-			    json_pack("{s:s,s:s,s:s,s:s}", "sha256", fingerprint, "subject",
-				      subject, "not_after", not_after, "recorded", now));
+	                    json_pack("{s:s,s:s,s:s,s:s}", "sha256", fingerprint, "subject",
+	                              subject, "not_after", not_after, "recorded", now));
 	text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
 	path = pl_proxy_pins_path(state_dir);
 	r = pl_file_write_atomic(path, text, strlen(text), 0644, errmsg);

@@ -180,7 +180,7 @@ parse_len(const char *v, size_t n)
 
 int
 pl_proxy_http_rewrite(const char *head, size_t len, const char *const *from, const char *to,
-		      struct pl_buf *out, struct pl_proxy_resp *info)
+                      struct pl_buf *out, struct pl_proxy_resp *info)
 {
 	size_t pos = 0, ls, ll, vo, vl, done = 0;
 	int r;

@@ -18,7 +18,7 @@ void pl_proxy_ca_free(struct pl_proxy_ca *ca);
 /* Install a leaf certificate for name (a DNS name or IP) on ssl, issuing and
  * caching it on first use; extra is an optional second SAN. */
 int pl_proxy_ca_use_leaf(struct pl_proxy_ca *ca, SSL *ssl, const char *name, const char *extra,
-			 char **errmsg);
+                         char **errmsg);
 
 /* What the upstream presented and what we concluded. */
 struct pl_proxy_verify {

@@ -34,7 +34,7 @@ probe_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		snprintf(pr->out->protocol, sizeof(pr->out->protocol), "%s", SSL_get_version(ssl));
 		snprintf(pr->out->cipher, sizeof(pr->out->cipher), "%s",
-			 SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
+		         SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)));
 		pr->done = true;
 	} else {
 		unsigned long e, first = 0;
@@ -53,7 +53,7 @@ probe_event(struct bufferevent *bev, short what, void *arg)
 			ERR_error_string_n(e, pr->why, sizeof(pr->why));
 		else
 			snprintf(pr->why, sizeof(pr->why), "%s",
-				 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+			         evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		pr->err = PL_ECONNECT;
 	}
 	event_base_loopexit(pr->base, NULL);
@@ -84,8 +84,8 @@ verify_now(const struct pl_proxy_target *t, SSL *ssl, struct pl_proxy_probe *out
 		snprintf(out->verify_now, sizeof(out->verify_now), "ok");
 	else
 		snprintf(out->verify_now, sizeof(out->verify_now), "%s (depth %d)",
-			 X509_verify_cert_error_string(X509_STORE_CTX_get_error(x)),
-			 X509_STORE_CTX_get_error_depth(x));
+		         X509_verify_cert_error_string(X509_STORE_CTX_get_error(x)),
+		         X509_STORE_CTX_get_error_depth(x));
 	out->expired = X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0;
 	{
 		GENERAL_NAMES *gens = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
@@ -97,12 +97,12 @@ verify_now(const struct pl_proxy_target *t, SSL *ssl, struct pl_proxy_probe *out
 
 			if (g->type == GEN_DNS)
 				snprintf(out->san + n, sizeof(out->san) - n, "%sDNS:%s",
-					 n ? ", " : "",
-					 (const char *)ASN1_STRING_get0_data(g->d.dNSName));
+				         n ? ", " : "",
+				         (const char *)ASN1_STRING_get0_data(g->d.dNSName));
 			else if (g->type == GEN_IPADD && g->d.iPAddress->length == 4 &&
-				 inet_ntop(AF_INET, g->d.iPAddress->data, ip, sizeof(ip)))
+			         inet_ntop(AF_INET, g->d.iPAddress->data, ip, sizeof(ip)))
 				snprintf(out->san + n, sizeof(out->san) - n, "%sIP:%s",
-					 n ? ", " : "", ip);
+				         n ? ", " : "", ip);
 		}
 		GENERAL_NAMES_free(gens);
 	}
@@ -114,14 +114,14 @@ out:
 
 int
 pl_proxy_probe(const struct pl_proxy_target *t, int timeout_s, struct pl_proxy_probe *out,
-	       char **errmsg)
+               char **errmsg)
 {
 	struct probe pr;
 	struct evdns_base *dns = NULL;
 	struct bufferevent *bev = NULL;
 	struct sockaddr_storage ss;
 	int sl = sizeof(ss);
-	struct timeval tv = { timeout_s, 0 };
+	struct timeval tv = {timeout_s, 0};
 	SSL_CTX *ctx;
 	SSL *ssl;
 	char hp[300];
@@ -140,7 +140,7 @@ pl_proxy_probe(const struct pl_proxy_target *t, int timeout_s, struct pl_proxy_p
 		goto out;
 	}
 	bev = bufferevent_openssl_socket_new(pr.base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-					     BEV_OPT_CLOSE_ON_FREE);
+	                                     BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {
 		SSL_free(ssl);
 		r = pl_seterr(errmsg, PL_ETLS, "cannot set up a TLS connection");
@@ -163,7 +163,7 @@ pl_proxy_probe(const struct pl_proxy_target *t, int timeout_s, struct pl_proxy_p
 	event_base_dispatch(pr.base);
 	if (!pr.done || !pr.u.v.have_cert) {
 		r = pl_seterr(errmsg, PL_ECONNECT, "%s",
-			      pr.why[0] ? pr.why : "no certificate received");
+		              pr.why[0] ? pr.why : "no certificate received");
 		goto out;
 	}
 	snprintf(out->subject, sizeof(out->subject), "%s", pr.u.v.subject);

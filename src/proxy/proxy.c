@@ -28,8 +28,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RELAY_HIGH (512 * 1024)   /* stop reading a side when the other owes this much */
-#define RELAY_CHUNK (128 * 1024) /* per read/write callback (libevent's default: 16 KiB) */
+#define RELAY_HIGH (512 * 1024)    /* stop reading a side when the other owes this much */
+#define RELAY_CHUNK (128 * 1024)   /* per read/write callback (libevent's default: 16 KiB) */
 #define ROUTE_PEEK_MAX (16 * 1024) /* request head we read to find the Host header */
 #define RESP_HEAD_MAX (64 * 1024)  /* response head we hold to rewrite Location */
 #define HANDSHAKE_TIMEOUT 30
@@ -59,7 +59,7 @@ struct conn {
 	struct runtime *rt;
 	size_t *cand; /* candidate targets (indices) from the listener */
 	size_t ncand;
-	long target;  /* chosen index, or -1 */
+	long target; /* chosen index, or -1 */
 	struct bufferevent *down, *up;
 	struct pl_proxy_upctx upx;
 	char client[64];
@@ -70,8 +70,8 @@ struct conn {
 	bool down_ready, up_ready;
 	bool down_eof, up_eof;
 	bool down_wclosed, up_wclosed;
-	bool failed;       /* upstream refused: waiting to serve the error page */
-	bool closing;      /* finish once the downstream output is flushed */
+	bool failed;  /* upstream refused: waiting to serve the error page */
+	bool closing; /* finish once the downstream output is flushed */
 	int fail_status;
 	char fail_reason[512];
 	uint64_t bytes_up, bytes_down;
@@ -142,7 +142,8 @@ target_mode(const struct pl_proxy_target *t, char *buf, size_t n)
 	if (t->insecure)
 		return "INSECURE: no verification";
 	if (t->pin[0]) {
-		snprintf(buf, n, "pinned %.23s...%s", t->pin, t->pin_from_file ? " (pins.json)" : "");
+		snprintf(buf, n, "pinned %.23s...%s", t->pin,
+		         t->pin_from_file ? " (pins.json)" : "");
 		return buf;
 	}
 	if (t->has_verify_at) {
@@ -235,11 +236,21 @@ html_escape(struct pl_buf *b, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '<': pl_buf_addstr(b, "&lt;"); break;
-		case '>': pl_buf_addstr(b, "&gt;"); break;
-		case '&': pl_buf_addstr(b, "&amp;"); break;
-		case '"': pl_buf_addstr(b, "&quot;"); break;
-		default: pl_buf_addch(b, *s); break;
+		case '<':
+			pl_buf_addstr(b, "&lt;");
+			break;
+		case '>':
+			pl_buf_addstr(b, "&gt;");
+			break;
+		case '&':
+			pl_buf_addstr(b, "&amp;");
+			break;
+		case '"':
+			pl_buf_addstr(b, "&quot;");
+			break;
+		default:
+			pl_buf_addch(b, *s);
+			break;
 		}
 	}
 }
@@ -264,9 +275,9 @@ send_error_page(struct conn *c)
 
 	pl_buf_init(&body, 0);
 	pl_buf_addf(&body,
-		    "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>pvelab proxy: "
-		    "%s</title></head>\n<body><h1>pvelab proxy refused the upstream</h1>\n<p>",
-		    title);
+	            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>pvelab proxy: "
+	            "%s</title></head>\n<body><h1>pvelab proxy refused the upstream</h1>\n<p>",
+	            title);
 	html_escape(&body, c->fail_reason);
 	pl_buf_addstr(&body, "</p>\n<table>\n");
 	if (t) {
@@ -288,20 +299,22 @@ send_error_page(struct conn *c)
 	}
 	pl_buf_addstr(&body, "</table>\n<p>");
 	if (v->pin_mismatch)
-		pl_buf_addf(&body, "The controller now presents a different certificate. If you "
-				   "replaced it yourself, record the new one with "
-				   "<code>pvelab proxy trust %s</code>.",
-			    t->name);
+		pl_buf_addf(&body,
+		            "The controller now presents a different certificate. If you "
+		            "replaced it yourself, record the new one with "
+		            "<code>pvelab proxy trust %s</code>.",
+		            t->name);
 	else if (v->have_cert)
-		pl_buf_addstr(&body, "If the certificate merely expired, set <code>verify_at</code> "
-				     "to a date inside its validity window, or pin it with "
-				     "<code>pvelab proxy trust</code>.");
+		pl_buf_addstr(&body,
+		              "If the certificate merely expired, set <code>verify_at</code> "
+		              "to a date inside its validity window, or pin it with "
+		              "<code>pvelab proxy trust</code>.");
 	pl_buf_addstr(&body, "</p>\n</body></html>\n");
 	evbuffer_add_printf(out,
-			    "HTTP/1.1 %d %s\r\nContent-Type: text/html; charset=utf-8\r\n"
-			    "Content-Length: %zu\r\nCache-Control: no-store\r\n"
-			    "Connection: close\r\n\r\n",
-			    c->fail_status, title, body.len);
+	                    "HTTP/1.1 %d %s\r\nContent-Type: text/html; charset=utf-8\r\n"
+	                    "Content-Length: %zu\r\nCache-Control: no-store\r\n"
+	                    "Connection: close\r\n\r\n",
+	                    c->fail_status, title, body.len);
 	evbuffer_add(out, body.data, body.len);
 	pl_buf_release(&body);
 	c->p->st.error_pages++;
@@ -328,14 +341,14 @@ failed_input(struct conn *c)
 	}
 }
 
-static void
-conn_fail(struct conn *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void conn_fail(struct conn *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static void
 conn_fail(struct conn *c, int status, const char *fmt, ...)
 {
 	va_list ap;
-	struct timeval tv = { ERRPAGE_WAIT, 0 };
+	struct timeval tv = {ERRPAGE_WAIT, 0};
 
 	va_start(ap, fmt);
 	vsnprintf(c->fail_reason, sizeof(c->fail_reason), fmt, ap);
@@ -364,16 +377,16 @@ conn_finish(struct conn *c, const char *why)
 	gettimeofday(&now, NULL);
 	timersub(&now, &c->start, &d);
 	if (c->down_ready)
-		pl_log(c->failed ? PL_LOG_WARN : PL_LOG_INFO,
-		       "proxy: client=%s target=%s sni=%s cert=\"%s\" not_after=\"%s\" verify=\"%s\" "
-		       "up=%llu down=%llu duration=%ld.%03lds%s%s",
-		       c->client, t ? t->name : "-", c->sni[0] ? c->sni : "-",
-		       c->upx.v.have_cert ? c->upx.v.subject : "-",
-		       c->upx.v.have_cert ? c->upx.v.not_after : "-",
-		       c->upx.v.result[0] ? c->upx.v.result : "-",
-		       (unsigned long long)c->bytes_up, (unsigned long long)c->bytes_down,
-		       (long)d.tv_sec, (long)(d.tv_usec / 1000), why ? " end=" : "",
-		       why ? why : "");
+		pl_log(
+		    c->failed ? PL_LOG_WARN : PL_LOG_INFO,
+		    "proxy: client=%s target=%s sni=%s cert=\"%s\" not_after=\"%s\" verify=\"%s\" "
+		    "up=%llu down=%llu duration=%ld.%03lds%s%s",
+		    c->client, t ? t->name : "-", c->sni[0] ? c->sni : "-",
+		    c->upx.v.have_cert ? c->upx.v.subject : "-",
+		    c->upx.v.have_cert ? c->upx.v.not_after : "-",
+		    c->upx.v.result[0] ? c->upx.v.result : "-", (unsigned long long)c->bytes_up,
+		    (unsigned long long)c->bytes_down, (long)d.tv_sec, (long)(d.tv_usec / 1000),
+		    why ? " end=" : "", why ? why : "");
 	if (c->down_ready && !c->failed)
 		p->st.completed++;
 	p->st.bytes_up += c->bytes_up;
@@ -414,8 +427,7 @@ half_close(struct conn *c, struct bufferevent *bev)
 static void
 check_done(struct conn *c)
 {
-	if (c->down_eof && c->up_eof &&
-	    evbuffer_get_length(bufferevent_get_output(c->down)) == 0 &&
+	if (c->down_eof && c->up_eof && evbuffer_get_length(bufferevent_get_output(c->down)) == 0 &&
 	    evbuffer_get_length(bufferevent_get_output(c->up)) == 0)
 		conn_finish(c, NULL);
 }
@@ -447,8 +459,8 @@ write_cb(struct bufferevent *bev, void *arg)
 
 /* Origins in upstream Location headers that we map back to the proxy. */
 static void
-rewrite_origins(struct conn *c, const struct pl_proxy_target *t, char from[4][300],
-		char *to, size_t tosz)
+rewrite_origins(struct conn *c, const struct pl_proxy_target *t, char from[4][300], char *to,
+                size_t tosz)
 {
 	bool v6 = strchr(t->host, ':') != NULL;
 	const char *lb = v6 ? "[" : "", *rb = v6 ? "]" : "";
@@ -468,7 +480,7 @@ rewrite_origins(struct conn *c, const struct pl_proxy_target *t, char from[4][30
 		snprintf(to, tosz, "https://%s%s%s", lv6 ? "[" : "", name, lv6 ? "]" : "");
 	else
 		snprintf(to, tosz, "https://%s%s%s:%d", lv6 ? "[" : "", name, lv6 ? "]" : "",
-			 c->local_port);
+		         c->local_port);
 }
 
 /* Upstream -> downstream with Location rewriting: hold each response head,
@@ -537,7 +549,7 @@ relay_rewrite(struct conn *c, struct evbuffer *in, struct evbuffer *out)
 		if (info.status == 101 || info.chunked)
 			c->rs = RS_RAW;
 		else if ((info.status >= 100 && info.status < 200) || info.status == 204 ||
-			 info.status == 304)
+		         info.status == 304)
 			c->rs = RS_HEAD;
 		else if (info.content_length > 0) {
 			c->rs = RS_BODY;
@@ -583,7 +595,7 @@ static void
 start_upstream(struct conn *c)
 {
 	const struct pl_proxy_target *t = conn_target(c);
-	struct timeval tv = { HANDSHAKE_TIMEOUT, 0 };
+	struct timeval tv = {HANDSHAKE_TIMEOUT, 0};
 	struct sockaddr_storage ss;
 	int sslen = sizeof(ss);
 	char hp[300];
@@ -597,7 +609,7 @@ start_upstream(struct conn *c)
 		return;
 	}
 	c->up = bufferevent_openssl_socket_new(c->p->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-					       BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	                                       BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	if (c->up == NULL) {
 		SSL_free(ssl);
 		conn_fail(c, 502, "cannot create a connection to '%s'", t->name);
@@ -614,10 +626,10 @@ start_upstream(struct conn *c)
 		r = bufferevent_socket_connect(c->up, (struct sockaddr *)&ss, sslen);
 	else
 		r = bufferevent_socket_connect_hostname(c->up, c->p->dns, AF_UNSPEC, t->host,
-							t->port);
+		                                        t->port);
 	if (r != 0)
 		conn_fail(c, 502, "cannot connect to %s: %s", hp,
-			  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+		          evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
 static void
@@ -681,8 +693,10 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
 		bufferevent_set_timeouts(bev, NULL, NULL);
 		if (t->insecure)
 			pl_log_warn("proxy: target '%s': relaying WITHOUT verifying the upstream "
-				    "certificate (insecure: true)",
-				    t->name);
+			            "certificate (insecure: true)",
+			            t->name);
+		if (!c->down_eof)
+			bufferevent_enable(c->down, EV_READ);
 		relay(c, c->down);
 		if (c->down_eof)
 			on_eof(c, c->down);
@@ -697,36 +711,37 @@ up_event_cb(struct bufferevent *bev, short what, void *arg)
 			c->p->st.verify_failed++;
 			if (c->upx.v.pin_mismatch) {
 				c->p->st.pin_mismatch++;
-				conn_fail(c, 502,
-					  "The certificate of '%s' changed: expected fingerprint %s, "
-					  "got %s.",
-					  t->name, t->pin, c->upx.v.fingerprint);
+				conn_fail(
+				    c, 502,
+				    "The certificate of '%s' changed: expected fingerprint %s, "
+				    "got %s.",
+				    t->name, t->pin, c->upx.v.fingerprint);
 			} else {
 				conn_fail(c, 502,
-					  "The certificate of '%s' failed verification: %s. It is "
-					  "valid from %s until %s.",
-					  t->name, c->upx.v.result, c->upx.v.not_before,
-					  c->upx.v.not_after);
+				          "The certificate of '%s' failed verification: %s. It is "
+				          "valid from %s until %s.",
+				          t->name, c->upx.v.result, c->upx.v.not_before,
+				          c->upx.v.not_after);
 			}
 			return;
 		}
 		c->p->st.connect_failed++;
 		if (what & BEV_EVENT_TIMEOUT)
 			conn_fail(c, 504, "Timed out connecting to '%s' (%s:%d).", t->name, t->host,
-				  t->port);
+			          t->port);
 		else if (dnserr)
 			conn_fail(c, 502, "Cannot resolve '%s': %s.", t->host,
-				  evutil_gai_strerror(dnserr));
+			          evutil_gai_strerror(dnserr));
 		else if (se && (strstr(se, "protocol") || strstr(se, "cipher") ||
-				strstr(se, "handshake failure")))
+		                strstr(se, "handshake failure")))
 			conn_fail(c, 502,
-				  "TLS handshake with '%s' (%s:%d) failed: %s. Old controllers "
-				  "need min_tls: \"1.0\" (--min-tls 1.0) and legacy ciphers.",
-				  t->name, t->host, t->port, se);
+			          "TLS handshake with '%s' (%s:%d) failed: %s. Old controllers "
+			          "need min_tls: \"1.0\" (--min-tls 1.0) and legacy ciphers.",
+			          t->name, t->host, t->port, se);
 		else
 			conn_fail(c, 502, "Cannot reach '%s' (%s:%d): %s.", t->name, t->host,
-				  t->port,
-				  se ? se : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+			          t->port,
+			          se ? se : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
@@ -761,12 +776,17 @@ down_read_cb(struct bufferevent *bev, void *arg)
 		    (c->target = route(c, c->host)) < 0) {
 			c->p->st.unrouted++;
 			conn_fail(c, 404, "No target is configured for host '%s'.",
-				  c->host[0] ? c->host : "(none)");
+			          c->host[0] ? c->host : "(none)");
 			return;
 		}
 		start_upstream(c);
 		return;
 	}
+	/* Backpressure by disabling reads, never by a read watermark: libevent 2.1
+	 * suspends a watermarked OpenSSL bufferevent with part of a record left
+	 * inside OpenSSL, and nothing wakes it for that remainder. */
+	if (!c->up_ready && evbuffer_get_length(in) >= RELAY_HIGH)
+		bufferevent_disable(bev, EV_READ);
 	relay(c, bev);
 }
 
@@ -783,7 +803,7 @@ down_event_cb(struct bufferevent *bev, short what, void *arg)
 			start_upstream(c);
 		else
 			pl_log_debug("proxy: %s: SNI '%s' matches no target; waiting for Host",
-				     c->client, c->sni);
+			             c->client, c->sni);
 		return;
 	}
 	if (!c->down_ready) {
@@ -839,15 +859,14 @@ client_hello_cb(SSL *ssl, int *al, void *arg)
 }
 
 static void
-accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
-	  void *arg)
+accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
 	struct listener *l = arg;
 	struct pl_proxy *p = l->p;
 	struct conn *c;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	struct timeval tv = { HANDSHAKE_TIMEOUT, 0 };
+	struct timeval tv = {HANDSHAKE_TIMEOUT, 0};
 	SSL *ssl;
 
 	if (p->stopping || (ssl = SSL_new(p->down_ctx)) == NULL) {
@@ -869,7 +888,7 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
 	SSL_set_ex_data(ssl, conn_idx, c);
 	nodelay(fd);
 	c->down = bufferevent_openssl_socket_new(p->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-						 BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+	                                         BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	c->next = p->conns;
 	if (p->conns)
 		p->conns->prev = c;
@@ -886,7 +905,6 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
 	bufferevent_set_max_single_read(c->down, RELAY_CHUNK);
 	bufferevent_set_max_single_write(c->down, RELAY_CHUNK);
 	bufferevent_setcb(c->down, down_read_cb, write_cb, down_event_cb, c);
-	bufferevent_setwatermark(c->down, EV_READ, 0, RELAY_HIGH);
 	bufferevent_set_timeouts(c->down, &tv, &tv);
 	bufferevent_enable(c->down, EV_READ | EV_WRITE);
 }
@@ -923,13 +941,13 @@ listener_open(struct pl_proxy *p, const char *addr, struct listener **out, char 
 	*out = NULL;
 	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sl) != 0)
 		return pl_seterr(errmsg, PL_EINVAL, "invalid listen address '%s' (ADDR:PORT)",
-				 addr);
+		                 addr);
 	l = pl_calloc(1, sizeof(*l));
 	l->p = p;
 	l->addr = pl_strdup(addr);
 	l->lev = evconnlistener_new_bind(p->base, accept_cb, l,
-					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
-					 (struct sockaddr *)&ss, sl);
+	                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
+	                                 (struct sockaddr *)&ss, sl);
 	if (l->lev == NULL) {
 		int e = errno;
 
@@ -998,8 +1016,8 @@ sync_listeners(struct pl_proxy *p, struct runtime *rt, char **errmsg)
 		l->targets = pl_calloc(nt, sizeof(size_t));
 		l->ntargets = 0;
 		for (size_t i = 0; i < nt; i++) {
-			const char *a = cfg->targets[i]->listen ? cfg->targets[i]->listen
-								: cfg->listen;
+			const char *a =
+			    cfg->targets[i]->listen ? cfg->targets[i]->listen : cfg->listen;
 
 			if (!strcmp(a, addrs[j]))
 				l->targets[l->ntargets++] = i;
@@ -1026,8 +1044,8 @@ announce(struct pl_proxy *p)
 			       "proxy: listening on %s for '%s' -> https://%s:%d (%s)%s", l->addr,
 			       t->name, t->host, t->port, target_mode(t, mode, sizeof(mode)),
 			       t->insecure ? " -- anyone between pvelab and the controller can "
-					     "read and change this traffic"
-					   : "");
+			                     "read and change this traffic"
+			                   : "");
 		}
 }
 
@@ -1080,14 +1098,14 @@ on_usr1(evutil_socket_t sig, short what, void *arg)
 	const struct pl_proxy_stats *st = &((struct pl_proxy *)arg)->st;
 
 	pl_log_info("proxy: stats accepted=%llu active=%llu completed=%llu tls_failed=%llu "
-		    "unrouted=%llu connect_failed=%llu verify_failed=%llu pin_mismatch=%llu "
-		    "error_pages=%llu bytes_up=%llu bytes_down=%llu reloads=%llu",
-		    (unsigned long long)st->accepted, (unsigned long long)st->active,
-		    (unsigned long long)st->completed, (unsigned long long)st->tls_failed,
-		    (unsigned long long)st->unrouted, (unsigned long long)st->connect_failed,
-		    (unsigned long long)st->verify_failed, (unsigned long long)st->pin_mismatch,
-		    (unsigned long long)st->error_pages, (unsigned long long)st->bytes_up,
-		    (unsigned long long)st->bytes_down, (unsigned long long)st->reloads);
+	            "unrouted=%llu connect_failed=%llu verify_failed=%llu pin_mismatch=%llu "
+	            "error_pages=%llu bytes_up=%llu bytes_down=%llu reloads=%llu",
+	            (unsigned long long)st->accepted, (unsigned long long)st->active,
+	            (unsigned long long)st->completed, (unsigned long long)st->tls_failed,
+	            (unsigned long long)st->unrouted, (unsigned long long)st->connect_failed,
+	            (unsigned long long)st->verify_failed, (unsigned long long)st->pin_mismatch,
+	            (unsigned long long)st->error_pages, (unsigned long long)st->bytes_up,
+	            (unsigned long long)st->bytes_down, (unsigned long long)st->reloads);
 }
 
 static void
@@ -1108,7 +1126,7 @@ static void
 on_stop(evutil_socket_t sig, short what, void *arg)
 {
 	struct pl_proxy *p = arg;
-	struct timeval tv = { p->rt->cfg->grace, 0 };
+	struct timeval tv = {p->rt->cfg->grace, 0};
 
 	if (p->stopping) { /* second signal: stop now */
 		on_grace(-1, 0, p);
@@ -1126,7 +1144,7 @@ on_stop(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	pl_log_info("proxy: stopping; %llu connection(s) get %d s to finish",
-		    (unsigned long long)p->st.active, p->rt->cfg->grace);
+	            (unsigned long long)p->st.active, p->rt->cfg->grace);
 	p->ev_grace = evtimer_new(p->base, on_grace, p);
 	evtimer_add(p->ev_grace, &tv);
 }
@@ -1141,7 +1159,13 @@ down_ctx_new(char **errmsg)
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+	/* a client's TCP half-close without close_notify is an EOF to pass on, not
+	 * a fatal error that sends an alert and kills our write side */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+	                             SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* idle connections keep no 16 KiB record buffers (the memory target). Not
+	 * read_ahead: it would save a read syscall per record, but data left inside
+	 * OpenSSL never wakes libevent 2.1's bufferevent, and relays stall. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
 	return ctx;
@@ -1161,7 +1185,7 @@ pl_proxy_serve(struct pl_proxy_config *cfg, char **errmsg)
 		goto out;
 	}
 	p->dns = evdns_base_new(p->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-						 EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	                                     EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (p->dns == NULL)
 		p->dns = evdns_base_new(p->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if ((r = pl_proxy_ca_open(cfg->state_dir, &p->ca, errmsg)) != 0) {
@@ -1187,10 +1211,10 @@ pl_proxy_serve(struct pl_proxy_config *cfg, char **errmsg)
 	while (p->conns)
 		conn_finish(p->conns, "shutdown");
 	pl_log_info("proxy: stopped; %llu connection(s), %llu relayed, %llu refused upstream, "
-		    "%llu bytes up, %llu bytes down",
-		    (unsigned long long)p->st.accepted, (unsigned long long)p->st.completed,
-		    (unsigned long long)(p->st.verify_failed + p->st.connect_failed),
-		    (unsigned long long)p->st.bytes_up, (unsigned long long)p->st.bytes_down);
+	            "%llu bytes up, %llu bytes down",
+	            (unsigned long long)p->st.accepted, (unsigned long long)p->st.completed,
+	            (unsigned long long)(p->st.verify_failed + p->st.connect_failed),
+	            (unsigned long long)p->st.bytes_up, (unsigned long long)p->st.bytes_down);
 	r = 0;
 out:
 	while (p->listeners) {

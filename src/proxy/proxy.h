@@ -17,20 +17,20 @@ struct pl_buf;
 
 /* One upstream controller and how to trust it. */
 struct pl_proxy_target {
-	char *name;        /* the config name, or HOST:PORT of the upstream */
-	char *host;        /* upstream host name or IP address */
-	int port;          /* upstream port (443 by default) */
-	char *listen;      /* own listener "ADDR:PORT", or NULL for the shared one */
-	char **hostnames;  /* NULL-terminated names routed here (SNI/Host) */
-	char *ca_file;     /* trust anchors; NULL: the system store */
+	char *name;       /* the config name, or HOST:PORT of the upstream */
+	char *host;       /* upstream host name or IP address */
+	int port;         /* upstream port (443 by default) */
+	char *listen;     /* own listener "ADDR:PORT", or NULL for the shared one */
+	char **hostnames; /* NULL-terminated names routed here (SNI/Host) */
+	char *ca_file;    /* trust anchors; NULL: the system store */
 	bool has_verify_at;
-	time_t verify_at;  /* verify the chain as of this time */
-	char pin[96];      /* "AA:BB:.." or "" */
+	time_t verify_at;   /* verify the chain as of this time */
+	char pin[96];       /* "AA:BB:.." or "" */
 	bool pin_from_file; /* pin came from the pins file (pvelab proxy trust) */
-	bool ignore_time;  /* full checks except the validity dates */
-	bool insecure;     /* no verification at all (loudly logged) */
-	int min_tls;       /* TLS1_VERSION .. TLS1_3_VERSION */
-	char *ciphers;     /* OpenSSL cipher list, or NULL for the default */
+	bool ignore_time;   /* full checks except the validity dates */
+	bool insecure;      /* no verification at all (loudly logged) */
+	int min_tls;        /* TLS1_VERSION .. TLS1_3_VERSION */
+	char *ciphers;      /* OpenSSL cipher list, or NULL for the default */
 	bool rewrite_location;
 };
 
@@ -47,17 +47,17 @@ struct pl_proxy_config {
 
 /* Counters, readable at any time (the metrics endpoint exposes them later). */
 struct pl_proxy_stats {
-	uint64_t accepted;          /* downstream connections accepted */
-	uint64_t active;            /* currently open */
-	uint64_t completed;         /* relayed and closed normally */
-	uint64_t tls_failed;        /* downstream handshake failed */
-	uint64_t unrouted;          /* no target for the SNI/Host */
-	uint64_t connect_failed;    /* upstream unreachable or its handshake failed */
-	uint64_t verify_failed;     /* upstream certificate refused */
-	uint64_t pin_mismatch;      /* of which: pinned fingerprint changed */
-	uint64_t error_pages;       /* HTML error pages served */
-	uint64_t bytes_up;          /* client -> controller */
-	uint64_t bytes_down;        /* controller -> client */
+	uint64_t accepted;       /* downstream connections accepted */
+	uint64_t active;         /* currently open */
+	uint64_t completed;      /* relayed and closed normally */
+	uint64_t tls_failed;     /* downstream handshake failed */
+	uint64_t unrouted;       /* no target for the SNI/Host */
+	uint64_t connect_failed; /* upstream unreachable or its handshake failed */
+	uint64_t verify_failed;  /* upstream certificate refused */
+	uint64_t pin_mismatch;   /* of which: pinned fingerprint changed */
+	uint64_t error_pages;    /* HTML error pages served */
+	uint64_t bytes_up;       /* client -> controller */
+	uint64_t bytes_down;     /* controller -> client */
 	uint64_t reloads;
 };
 
@@ -78,10 +78,10 @@ void pl_proxy_config_free(struct pl_proxy_config *c);
 /* Build a config from the `proxy:` section (a JSON object); relative paths are
  * taken relative to basedir. */
 int pl_proxy_config_from_json(const json_t *proxy, const char *basedir, const char *state_dir,
-			      struct pl_proxy_config **out, char **errmsg);
+                              struct pl_proxy_config **out, char **errmsg);
 /* Load the `proxy:` section of a pvelab.yaml (the one place that reads YAML). */
 int pl_proxy_config_load(const char *config_path, const char *state_dir,
-			 struct pl_proxy_config **out, char **errmsg);
+                         struct pl_proxy_config **out, char **errmsg);
 /* Check the config (a target, unique listeners, one verification mode each)
  * and apply pins recorded by `pvelab proxy trust`. */
 int pl_proxy_config_finish(struct pl_proxy_config *c, char **errmsg);
@@ -96,12 +96,12 @@ char *pl_proxy_ca_path(const char *state_dir);
  * Returns the CA certificate as PEM in *pem (caller frees) and whether it was
  * just created. */
 int pl_proxy_ca_ensure(const char *state_dir, bool create, char **pem, bool *created,
-		       char **errmsg);
+                       char **errmsg);
 
 /* The pins file and recording a pin for an upstream "HOST:PORT" key. */
 char *pl_proxy_pins_path(const char *state_dir);
 int pl_proxy_pin_record(const char *state_dir, const char *key, const char *fingerprint,
-			const char *subject, const char *not_after, char **errmsg);
+                        const char *subject, const char *not_after, char **errmsg);
 /* The recorded pin for key into out[96]; PL_ENOENT when there is none. */
 int pl_proxy_pin_lookup(const char *state_dir, const char *key, char out[96]);
 
@@ -122,7 +122,7 @@ struct pl_proxy_probe {
 /* Connect to the target's upstream (its TLS settings, no verification) and
  * describe the certificate it presents. Runs its own short event loop. */
 int pl_proxy_probe(const struct pl_proxy_target *t, int timeout_s, struct pl_proxy_probe *out,
-		   char **errmsg);
+                   char **errmsg);
 
 struct pl_proxy;
 
@@ -150,13 +150,13 @@ struct pl_proxy_resp {
 	int status;
 	long long content_length; /* -1 when absent */
 	bool chunked;
-	int rewritten;            /* Location headers rewritten */
+	int rewritten; /* Location headers rewritten */
 };
 
 /* Copy a response head to out, rewriting Location values that start with one
  * of the origins in from (e.g. "https://10.0.0.5") to the origin to. Every
  * other byte is copied unchanged. PL_EPARSE when it is not an HTTP response. */
 int pl_proxy_http_rewrite(const char *head, size_t len, const char *const *from, const char *to,
-			  struct pl_buf *out, struct pl_proxy_resp *info);
+                          struct pl_buf *out, struct pl_proxy_resp *info);
 
 #endif

@@ -95,7 +95,7 @@ verify_cb(X509_STORE_CTX *x, void *arg)
 		u->v.ok = strcmp(u->v.fingerprint, t->pin) == 0;
 		u->v.pin_mismatch = !u->v.ok;
 		snprintf(u->v.result, sizeof(u->v.result), "%s",
-			 u->v.ok ? "ok (pinned fingerprint)" : "pinned fingerprint changed");
+		         u->v.ok ? "ok (pinned fingerprint)" : "pinned fingerprint changed");
 		return u->v.ok;
 	}
 	if (is_ip(t->host))
@@ -122,8 +122,8 @@ verify_cb(X509_STORE_CTX *x, void *arg)
 		snprintf(u->v.result, sizeof(u->v.result), "ok");
 	else
 		snprintf(u->v.result, sizeof(u->v.result), "%s%s%s (depth %d)",
-			 X509_verify_cert_error_string(err), t->has_verify_at ? " as of " : "",
-			 t->has_verify_at ? when : "", X509_STORE_CTX_get_error_depth(x));
+		         X509_verify_cert_error_string(err), t->has_verify_at ? " as of " : "",
+		         t->has_verify_at ? when : "", X509_STORE_CTX_get_error_depth(x));
 	return u->v.ok;
 }
 
@@ -139,6 +139,8 @@ pl_proxy_upstream_ctx(const struct pl_proxy_target *t, char **errmsg)
 	if (ctx == NULL)
 		goto fail;
 	SSL_CTX_set_min_proto_version(ctx, t->min_tls);
+	/* controllers often just close the socket: that is an EOF, not an error */
+	SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
 	if (t->min_tls < TLS1_2_VERSION) {
 		/* old controllers: SHA-1 signatures, small keys, no RFC 5746 */
 		SSL_CTX_set_security_level(ctx, 0);
@@ -148,7 +150,7 @@ pl_proxy_upstream_ctx(const struct pl_proxy_target *t, char **errmsg)
 	}
 	if (ciphers && SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
 		pl_seterr(errmsg, PL_EINVAL, "target '%s': no usable cipher in '%s'", t->name,
-			  ciphers);
+		          ciphers);
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -156,8 +158,8 @@ pl_proxy_upstream_ctx(const struct pl_proxy_target *t, char **errmsg)
 	if (t->ca_file) {
 		if (X509_STORE_load_file(store, t->ca_file) != 1) {
 			pl_seterr(errmsg, PL_ETLS,
-				  "target '%s': cannot load CA certificates from '%s'", t->name,
-				  t->ca_file);
+			          "target '%s': cannot load CA certificates from '%s'", t->name,
+			          t->ca_file);
 			SSL_CTX_free(ctx);
 			return NULL;
 		}

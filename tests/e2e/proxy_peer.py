@@ -7,6 +7,8 @@ echo: says "hello\\n" first, then echoes every byte (a websocket-like stream).
 bulk: reads a 16-byte header (up, down lengths), then `up` bytes; replies with
       `down` random bytes, their SHA-256, and the SHA-256 of what it received.
 http: HTTP/1.1 keep-alive; "/" redirects to https://<its own address>/login.
+sum:  reads until the client half-closes, then sends the SHA-256 of it all
+      (a blocking server: it must keep writing after the peer's close_notify).
 Prints "ready" once listening."""
 import asyncio
 import hashlib
@@ -80,6 +82,32 @@ def http_handler(port):
     return handle
 
 
+def sum_server(port, cert, key):
+    import socket
+    import threading
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    ls = socket.create_server(("127.0.0.1", port))
+    print("ready", flush=True)
+
+    def serve(conn):
+        try:
+            with ctx.wrap_socket(conn, server_side=True) as t:
+                h = hashlib.sha256()
+                while True:
+                    data = t.recv(65536)
+                    if not data:
+                        break
+                    h.update(data)
+                t.sendall(h.digest())
+        except (OSError, ssl.SSLError):
+            pass
+
+    while True:
+        conn, _ = ls.accept()
+        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+
 async def main():
     mode, port, cert, key = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -92,4 +120,7 @@ async def main():
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1] == "sum":
+        sum_server(int(sys.argv[2]), sys.argv[3], sys.argv[4])
+    else:
+        asyncio.run(main())

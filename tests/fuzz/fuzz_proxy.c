@@ -11,8 +11,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const char *const from[] = { "https://10.0.0.5:443", "https://10.0.0.5",
-					    "http://10.0.0.5", NULL };
+	static const char *const from[] = {"https://10.0.0.5:443", "https://10.0.0.5",
+	                                   "http://10.0.0.5", NULL};
 	char out[256];
 	const char *p = (const char *)data;
 	struct pl_proxy_resp info;
@@ -29,7 +29,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	pl_proxy_http_host(copy, end ? end : size, out, sizeof(out));
 	pl_buf_init(&b, 1 << 20);
 	if (pl_proxy_http_rewrite(copy, end ? end : size, from, "https://idrac.lab:8090", &b,
-				  &info) == 0 &&
+	                          &info) == 0 &&
 	    info.rewritten == 0 && b.len != (end ? end : size))
 		__builtin_trap(); /* nothing rewritten must mean byte-exact */
 	pl_buf_release(&b);

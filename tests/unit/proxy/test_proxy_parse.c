@@ -16,13 +16,13 @@
 static void
 test_sni(void **state)
 {
-	static const uint8_t ok[] = { 0, 13, 0, 0, 10, 'I', 'd', 'r', 'a', 'c', '.', 'T', 'e',
-				      's', 't' };
-	static const uint8_t bad_len[] = { 0, 14, 0, 0, 10, 'i', 'd', 'r', 'a', 'c', '.', 't',
-					   'e', 's', 't' };
-	static const uint8_t overrun[] = { 0, 5, 0, 0, 200, 'a', 'b' };
-	static const uint8_t badchar[] = { 0, 6, 0, 0, 3, 'a', '<', 'b' };
-	static const uint8_t other_type[] = { 0, 4, 1, 0, 1, 'x' };
+	static const uint8_t ok[] = {0,   13,  0,   0,   10,  'I', 'd', 'r',
+	                             'a', 'c', '.', 'T', 'e', 's', 't'};
+	static const uint8_t bad_len[] = {0,   14,  0,   0,   10,  'i', 'd', 'r',
+	                                  'a', 'c', '.', 't', 'e', 's', 't'};
+	static const uint8_t overrun[] = {0, 5, 0, 0, 200, 'a', 'b'};
+	static const uint8_t badchar[] = {0, 6, 0, 0, 3, 'a', '<', 'b'};
+	static const uint8_t other_type[] = {0, 4, 1, 0, 1, 'x'};
 	char out[256];
 
 	assert_int_equal(pl_proxy_sni_parse(ok, sizeof(ok), out, sizeof(out)), 0);
@@ -31,7 +31,7 @@ test_sni(void **state)
 	assert_int_equal(pl_proxy_sni_parse(overrun, sizeof(overrun), out, sizeof(out)), PL_EPARSE);
 	assert_int_equal(pl_proxy_sni_parse(badchar, sizeof(badchar), out, sizeof(out)), PL_EPARSE);
 	assert_int_equal(pl_proxy_sni_parse(other_type, sizeof(other_type), out, sizeof(out)),
-			 PL_ENOENT);
+	                 PL_ENOENT);
 	assert_int_equal(pl_proxy_sni_parse(ok, 1, out, sizeof(out)), PL_EPARSE);
 	assert_int_equal(pl_proxy_sni_parse(ok, sizeof(ok), out, 5), PL_EPARSE); /* too small */
 }
@@ -62,18 +62,20 @@ test_host(void **state)
 static void
 test_rewrite(void **state)
 {
-	const char *from[] = { "https://10.0.0.5:443", "https://10.0.0.5", NULL };
+	const char *from[] = {"https://10.0.0.5:443", "https://10.0.0.5", NULL};
 	const char *head = "HTTP/1.1 302 Found\r\nlocation: https://10.0.0.5/start.html?x=1\r\n"
-			   "Location: https://10.0.0.50/no\r\nContent-Length: 12\r\n\r\n";
-	const char *want = "HTTP/1.1 302 Found\r\nlocation: https://idrac.lab:8090/start.html?x=1\r\n"
-			   "Location: https://10.0.0.50/no\r\nContent-Length: 12\r\n\r\n";
+	                   "Location: https://10.0.0.50/no\r\nContent-Length: 12\r\n\r\n";
+	const char *want =
+	    "HTTP/1.1 302 Found\r\nlocation: https://idrac.lab:8090/start.html?x=1\r\n"
+	    "Location: https://10.0.0.50/no\r\nContent-Length: 12\r\n\r\n";
 	const char *chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
 	struct pl_proxy_resp info;
 	struct pl_buf b;
 
 	pl_buf_init(&b, 0);
-	assert_int_equal(pl_proxy_http_rewrite(head, strlen(head), from, "https://idrac.lab:8090",
-					       &b, &info), 0);
+	assert_int_equal(
+	    pl_proxy_http_rewrite(head, strlen(head), from, "https://idrac.lab:8090", &b, &info),
+	    0);
 	assert_string_equal(b.data, want);
 	assert_int_equal(info.status, 302);
 	assert_int_equal(info.content_length, 12);
@@ -84,7 +86,7 @@ test_rewrite(void **state)
 	assert_string_equal(b.data, chunked);
 	pl_buf_reset(&b);
 	assert_int_equal(pl_proxy_http_rewrite("SSH-2.0-x\r\n\r\n", 13, from, "x", &b, &info),
-			 PL_EPARSE);
+	                 PL_EPARSE);
 	pl_buf_release(&b);
 }
 
@@ -131,16 +133,16 @@ test_pins_and_config(void **state)
 	assert_non_null(mkdtemp(dir));
 	assert_int_equal(pl_proxy_pin_lookup(dir, "h:443", fp), PL_ENOENT);
 	assert_int_equal(pl_proxy_pin_record(dir, "h:443",
-					     "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:"
-					     "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99",
-					     "/CN=h", "2020", NULL),
-			 0);
+	                                     "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:"
+	                                     "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99",
+	                                     "/CN=h", "2020", NULL),
+	                 0);
 	assert_int_equal(pl_proxy_pin_lookup(dir, "h:443", fp), 0);
 	assert_string_equal(fp, "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:"
-				"AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99");
-	j = json_pack("{s:s,s:[{s:s,s:s,s:s,s:[s]},{s:s,s:s}]}", "listen", "127.0.0.1:1",
-		      "targets", "name", "a", "upstream", "https://h", "ca_file", "ca.pem",
-		      "hostnames", "A.lab", "upstream", "https://h2:444", "verify_at", "2019-01-01");
+	                        "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99");
+	j = json_pack("{s:s,s:[{s:s,s:s,s:s,s:[s]},{s:s,s:s}]}", "listen", "127.0.0.1:1", "targets",
+	              "name", "a", "upstream", "https://h", "ca_file", "ca.pem", "hostnames",
+	              "A.lab", "upstream", "https://h2:444", "verify_at", "2019-01-01");
 	assert_int_equal(pl_proxy_config_from_json(j, "/etc/pvelab", dir, &c, &err), 0);
 	assert_int_equal(c->ntargets, 2);
 	assert_string_equal(c->targets[0]->ca_file, "/etc/pvelab/ca.pem");
@@ -153,7 +155,7 @@ test_pins_and_config(void **state)
 	pl_proxy_config_free(c);
 	json_decref(j);
 	j = json_pack("{s:[{s:s,s:s,s:b}]}", "targets", "upstream", "https://h", "verify_at",
-		      "2019-01-01", "insecure", 1);
+	              "2019-01-01", "insecure", 1);
 	assert_int_equal(pl_proxy_config_from_json(j, NULL, dir, &c, &err), 0);
 	assert_int_equal(pl_proxy_config_finish(c, &err), PL_EINVAL);
 	assert_non_null(strstr(err, "choose one"));
@@ -170,11 +172,11 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sni),
-		cmocka_unit_test(test_host),
-		cmocka_unit_test(test_rewrite),
-		cmocka_unit_test(test_url_date_version),
-		cmocka_unit_test(test_pins_and_config),
+	    cmocka_unit_test(test_sni),
+	    cmocka_unit_test(test_host),
+	    cmocka_unit_test(test_rewrite),
+	    cmocka_unit_test(test_url_date_version),
+	    cmocka_unit_test(test_pins_and_config),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
