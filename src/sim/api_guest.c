@@ -1653,42 +1653,42 @@ nic_list(const struct pl_sim_guest *g, bool lxc_shape)
 	return a;
 }
 
+/* The guest of an agent call, or NULL after answering as PVE does when the
+ * VM is stopped or has no agent configured. */
+static struct pl_sim_guest *
+agent_guest(struct pl_sim_req *r)
+{
+	struct pl_sim_guest *g = req_guest(r, false);
+	const char *agent;
+
+	if (!g)
+		return NULL;
+	if (g->status == PL_SIM_STOPPED) {
+		pl_sim_fail(r, 500, "VM %u is not running", g->vmid);
+		return NULL;
+	}
+	agent = pl_json_str(g->conf, "agent");
+	if (!agent || agent[0] == '0' || !strncmp(agent, "enabled=0", 9)) {
+		pl_sim_fail(r, 500, "No QEMU guest agent configured");
+		return NULL;
+	}
+	return g;
+}
+
 static void
 h_agent_net(struct pl_sim_req *r)
 {
-	struct pl_sim_guest *g = req_guest(r, false);
+	struct pl_sim_guest *g = agent_guest(r);
 
-	if (!g)
-		return;
-	if (g->status == PL_SIM_STOPPED) {
-		pl_sim_fail(r, 500, "VM %u is not running", g->vmid);
-		return;
-	}
-	if (!pl_json_str(g->conf, "agent") || pl_json_str(g->conf, "agent")[0] == '0' ||
-	    !strncmp(pl_json_str(g->conf, "agent"), "enabled=0", 9)) {
-		pl_sim_fail(r, 500, "No QEMU guest agent configured");
-		return;
-	}
-	pl_sim_ok(r, json_pack("{s:o}", "result", nic_list(g, false)));
+	if (g)
+		pl_sim_ok(r, json_pack("{s:o}", "result", nic_list(g, false)));
 }
 
 static void
 h_agent_ping(struct pl_sim_req *r)
 {
-	struct pl_sim_guest *g = req_guest(r, false);
-
-	if (!g)
-		return;
-	if (g->status == PL_SIM_STOPPED) {
-		pl_sim_fail(r, 500, "VM %u is not running", g->vmid);
-		return;
-	}
-	if (!pl_json_str(g->conf, "agent") || pl_json_str(g->conf, "agent")[0] == '0' ||
-	    !strncmp(pl_json_str(g->conf, "agent"), "enabled=0", 9)) {
-		pl_sim_fail(r, 500, "No QEMU guest agent configured");
-		return;
-	}
-	pl_sim_ok(r, json_pack("{s:{}}", "result"));
+	if (agent_guest(r))
+		pl_sim_ok(r, json_pack("{s:{}}", "result"));
 }
 
 /* Cloud-init: the drive is regenerated from the config at once (PUT), so
