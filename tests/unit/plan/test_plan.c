@@ -108,10 +108,13 @@ test_update_classes(void **state)
 static void
 test_unmanaged_vmid_is_never_taken_over(void **state)
 {
+	/* vmid 200 is the unmanaged "someone": declaring it must not touch it,
+	 * even with replacements allowed */
 	struct pl_plan_opts o = { .allow_replace = true };
-	json_t *plan;
-	const char *cfg = "guests:\n  - name: mine\n    vmid: 200\n    type: lxc\n    ostemplate: local:vztmpl/d.tar.zst\n";
-	plan = build(cfg, SNAP, &o);
+	const char *cfg = "guests:\n  - name: mine\n    vmid: 200\n    type: lxc\n"
+			  "    ostemplate: local:vztmpl/d.tar.zst\n";
+	json_t *plan = build(cfg, SNAP, &o);
+
 	assert_int_equal(json_array_size(json_object_get(plan, "blocked")), 1);
 	assert_non_null(strstr(pl_json_str(json_array_get(json_object_get(plan, "blocked"), 0), "reason"),
 			       "vmid 200 is taken by 'someone'"));
