@@ -353,7 +353,8 @@ job_step(struct job *j)
 			advance(j);
 			return;
 		}
-		if (!hold(j, key)) { /* another container is fetching it */
+		/* a retry of this step still holds the key */
+		if (j->holding == NULL && !hold(j, key)) { /* another container fetches it */
 			free(key);
 			retry_later(j, 100);
 			return;
@@ -373,7 +374,7 @@ job_step(struct job *j)
 		const json_t *clone = json_object_get(json_object_get(ch, "create"), "clone");
 
 		key = pl_asprintf("clone|%s", j->src_node);
-		if (!hold(j, key)) {
+		if (j->holding == NULL && !hold(j, key)) {
 			free(key);
 			retry_later(j, 100);
 			return;
