@@ -18,6 +18,7 @@ from simfix import start_sim, stop_sim
 urllib3.disable_warnings()
 
 TEMPLATE = "local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst"
+ALPINE = "local:vztmpl/alpine-3.22-default_20250617_amd64.tar.xz"  # in aplinfo, not on disk
 
 BASE = f"""
 guests:
@@ -250,6 +251,10 @@ def test_apply_converges_under_faults(tmp_path):
         many = "guests:\n" + "".join(
             f"  - name: g{i}\n    memory: 512\n    networks: [{{bridge: vmbr0}}]\n"
             f"    disks: [{{storage: local-lvm, size: 4G}}]\n" for i in range(8))
+        # containers whose template must first be downloaded (once per node)
+        many += "".join(
+            f"  - name: c{i}\n    type: lxc\n    node: pve1\n    memory: 256\n"
+            f"    ostemplate: {ALPINE}\n" for i in range(3))
         lab.write(many)
         for _ in range(6):
             r = lab.pvelab("apply", "--yes", "-j", "4")
@@ -258,6 +263,7 @@ def test_apply_converges_under_faults(tmp_path):
         converged(lab)
         names = [g["name"] for g in lab.guests()]
         assert sorted(n for n in names if n.startswith("g")) == [f"g{i}" for i in range(8)]
+        assert sorted(n for n in names if n.startswith("c")) == ["c0", "c1", "c2"]
     finally:
         lab.close()
 
