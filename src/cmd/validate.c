@@ -7,11 +7,10 @@
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
 #include "config/config.h"
-#include "core/file.h"
+#include "core/err.h"
 #include "plan/check.h"
 #include "state/state.h"
 
-#include <sys/stat.h>
 
 static const struct pl_opt opts[] = {
 	{ "live", 0, NULL, "sync the cluster first and check references against it" },
@@ -21,37 +20,20 @@ static const struct pl_opt opts[] = {
 
 enum { O_LIVE, O_OFFLINE };
 
-/* The cluster as the state store last saw it, or NULL when there is none. */
+/* The cluster as the state store last saw it (after a sync with --live), or
+ * NULL when there is none yet: validate also works before the first sync. */
 static json_t *
 cluster_of(struct pl_ctx *ctx, bool live, struct pl_diags *d)
 {
 	struct pl_session s;
 	json_t *c = NULL, *nodes = NULL, *storages = NULL, *bridges = NULL, *guests = NULL;
 	char *err = NULL;
+	int r = pl_session_read(&s, ctx, live, &err);
 
-	if (!live) {
-		const char *sp = getenv("PVELAB_STATE");
-		struct stat st;
-		char *dir, *path;
-
-		/* read the store only when it exists: validate works offline */
-		if (sp && *sp) {
-			if (stat(sp, &st) != 0)
-				return NULL;
-		} else {
-			dir = pl_path_dirname(ctx->config_path);
-			path = pl_asprintf("%s/.pvelab/state.db", dir);
-			free(dir);
-			bool exists = stat(path, &st) == 0;
-
-			free(path);
-			if (!exists)
-				return NULL;
-		}
-	}
-	if (pl_session_read(&s, ctx, live, &err) != 0) {
-		pl_diags_add(d, live ? PL_DIAG_ERROR : PL_DIAG_WARNING, NULL, 0, 0, NULL,
-			     "cannot check against the cluster: %s", err);
+	if (r != 0) {
+		if (live || r != PL_ENOENT)
+			pl_diags_add(d, live ? PL_DIAG_ERROR : PL_DIAG_WARNING, NULL, 0, 0, NULL,
+				     "cannot check against the cluster: %s", err);
 		free(err);
 		pl_session_close(&s);
 		return NULL;
