@@ -11,20 +11,24 @@
 #include "plan/runs.h"
 #include "model/guest.h"
 #include "pve/inventory.h"
+
+#include <sys/stat.h>
 #include "pve/client.h"
 
 
 int
 pl_planning_open(struct pl_session *s, struct pl_ctx *ctx, char **errmsg)
 {
-	int r = pl_session_open(s, ctx, PL_NEED_API | PL_NEED_STATE, errmsg);
+	struct stat st;
 
-	if (r == 0 && s->cfg == NULL)
-		r = pl_seterr(errmsg, PL_ENOENT,
-			      "no config file '%s' (write one, or pass -c FILE; pvelab import "
-			      "writes one from existing guests)",
-			      ctx->config_path);
-	return r;
+	/* the config is what is missing most often: say so before anything else */
+	memset(s, 0, sizeof(*s));
+	if (stat(ctx->config_path, &st) != 0)
+		return pl_seterr(errmsg, PL_ENOENT,
+				 "no config file '%s' (write one, or pass -c FILE; pvelab import "
+				 "writes guests from existing ones)",
+				 ctx->config_path);
+	return pl_session_open(s, ctx, PL_NEED_API | PL_NEED_STATE, errmsg);
 }
 
 /* Guests an earlier apply left with changes pending until a reboot: ask

@@ -74,7 +74,14 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_args_release(&a);
 		return pl_usage_error(&pl_cmd_rollback, "'%s' is not a run id (pvelab rollback lists them)", a.pos[0]);
 	}
-	if (pl_session_open(&s, ctx, a.npos ? PL_NEED_API | PL_NEED_STATE : PL_NEED_STATE, &err) != 0) {
+	r = pl_session_open(&s, ctx, a.npos ? PL_NEED_API | PL_NEED_STATE : PL_NEED_STATE_RO, &err);
+	if (r != 0) {
+		if (a.npos == 0 && r == PL_ENOENT && s.state == NULL && ctx->output != PL_OUT_JSON) {
+			/* nothing was ever applied from here */
+			printf("No apply runs recorded yet.\n");
+			rc = PL_EXIT_OK;
+			goto out;
+		}
 		pl_error("%s", err);
 		goto out;
 	}

@@ -311,3 +311,12 @@ def test_validate_checks_references_against_the_cluster(lab):
     # afterwards the state database answers without --live
     r2 = lab.pvelab("validate")
     assert r2.err == r.err
+
+
+def test_first_steps_without_a_config_or_state(tmp_path):
+    """What a new user sees: no config, no state; nothing gets created on disk."""
+    r = run("plan", cwd=str(tmp_path), env={"PVELAB_STATE": ""})
+    assert r.rc == 1 and "no config file 'pvelab.yaml'" in r.err
+    r = run("rollback", cwd=str(tmp_path))
+    assert r.rc == 0 and "No apply runs recorded yet." in r.out
+    assert not (tmp_path / ".pvelab").exists()
