@@ -5,6 +5,7 @@
 #include "cmd/planning.h"
 #include "cmd/connect.h"
 #include "config/config.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "plan/plan.h"
@@ -174,6 +175,34 @@ print_value(const char *v)
 		fputs(*p == '\n' ? "\\n" : (char[]){ *p, 0 }, stdout);
 }
 
+/* What a new guest gets, on one dim line (all of it with -v). */
+static void
+print_settings(const struct pl_ctx *ctx, const json_t *cfg)
+{
+	struct pl_buf line;
+	const char *k;
+	json_t *v;
+
+	pl_buf_init(&line, 1 << 16);
+	json_object_foreach((json_t *)cfg, k, v) {
+		char *t = pl_model_value_text(v);
+
+		if (t && strcmp(k, "name") && strcmp(k, "hostname")) {
+			pl_buf_addf(&line, "%s%s=", line.len ? " " : "", k);
+			for (const char *c = t; *c; c++) /* one line, whatever the value */
+				pl_buf_addstr(&line, *c == '\n' ? "\\n" : (char[]){ *c, 0 });
+		}
+		free(t);
+	}
+	if (line.len > 110 && ctx->verbosity < 1) {
+		pl_buf_truncate(&line, 107);
+		pl_buf_addstr(&line, "...");
+	}
+	if (line.len)
+		printf("      %s%s%s\n", pl_color(ctx, PL_C_DIM), line.data, pl_color(ctx, PL_C_RESET));
+	pl_buf_release(&line);
+}
+
 void
 pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 {
@@ -188,7 +217,10 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 			printf(" %s", json_string_value(d));
 		printf(" (pvelab apply --reboot reboots it)\n");
 	}
-	if (json_array_size(changes) == 0)
+	if (json_array_size(changes) == 0 && json_array_size(json_object_get(plan, "blocked")))
+		printf("%sNothing can be applied:%s every difference is blocked.\n",
+		       pl_color(ctx, PL_C_RED), pl_color(ctx, PL_C_RESET));
+	else if (json_array_size(changes) == 0)
 		printf("%sNo changes.%s The cluster matches %s.\n", pl_color(ctx, PL_C_GREEN),
 		       pl_color(ctx, PL_C_RESET), pl_json_str_or(plan, "config", "the config"));
 	json_array_foreach(changes, i, c) {
@@ -208,6 +240,8 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 			reboots++;
 		}
 		putchar('\n');
+		if (json_object_get(c, "config"))
+			print_settings(ctx, json_object_get(c, "config"));
 		json_array_foreach(json_object_get(c, "diffs"), j, d) {
 			printf("      %s~%s %s: ", pl_color(ctx, PL_C_YELLOW), pl_color(ctx, PL_C_RESET),
 			       pl_json_str_or(d, "key", "?"));

@@ -150,6 +150,18 @@ pick_node(const struct planner *p)
 	return best ? pl_json_str(best, "node") : NULL;
 }
 
+static bool
+node_known(const struct planner *p, const char *node)
+{
+	const json_t *n;
+	size_t i;
+
+	json_array_foreach(json_object_get(p->snap, "nodes"), i, n)
+		if (!strcmp(pl_json_str_or(n, "node", ""), node))
+			return true;
+	return false;
+}
+
 static json_t *
 change_new(const char *action, const struct pl_model_guest *m, long long vmid, const char *node)
 {
@@ -174,6 +186,13 @@ plan_create(struct planner *p, const struct pl_model_guest *m)
 	if (node == NULL) {
 		json_array_append_new(p->blocked, json_pack("{s:s,s:s}", "guest", m->name, "reason",
 							    "no online node to create it on"));
+		return;
+	}
+	if (!node_known(p, node)) {
+		char *why = pl_asprintf("no node '%s' in the cluster", node);
+
+		json_array_append_new(p->blocked, json_pack("{s:s,s:s}", "guest", m->name, "reason", why));
+		free(why);
 		return;
 	}
 	json_object_set_new(p->planned, node, json_integer(pl_json_int(p->planned, node, 0) + mem));
@@ -541,5 +560,7 @@ out:
 bool
 pl_plan_has_changes(const json_t *plan)
 {
-	return json_array_size(json_object_get(plan, "changes")) > 0;
+	/* blocked differences are differences too: the cluster does not match */
+	return json_array_size(json_object_get(plan, "changes")) > 0 ||
+	       json_array_size(json_object_get(plan, "blocked")) > 0;
 }

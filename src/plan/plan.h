@@ -45,7 +45,7 @@ json_t *pl_plan_snapshot_sigs(const json_t *snap);
  * ("guest 105 changed"), caller frees. */
 char *pl_plan_stale(const json_t *saved, const json_t *fresh);
 
-/* Whether a plan has anything to do. */
+/* Whether the cluster differs from the config (changes, or blocked ones). */
 bool pl_plan_has_changes(const json_t *plan);
 
 #endif

@@ -124,6 +124,19 @@ test_unmanaged_vmid_is_never_taken_over(void **state)
 }
 
 static void
+test_unknown_node_is_blocked(void **state)
+{
+	struct pl_plan_opts o = { 0 };
+	json_t *plan = build("guests:\n  - name: x\n    node: nope\n", SNAP, &o);
+
+	assert_null(change_of(plan, "x", "create"));
+	assert_string_equal(pl_json_str(json_array_get(json_object_get(plan, "blocked"), 0), "reason"),
+			    "no node 'nope' in the cluster");
+	assert_true(pl_plan_has_changes(plan)); /* --detailed-exitcode says 2 */
+	json_decref(plan);
+}
+
+static void
 test_snapshot_sha_stable(void **state)
 {
 	json_t *a = json_loads(SNAP, 0, NULL), *b = json_loads(SNAP, 0, NULL);
@@ -154,6 +167,7 @@ main(void)
 		cmocka_unit_test(test_create_update_delete),
 		cmocka_unit_test(test_update_classes),
 		cmocka_unit_test(test_unmanaged_vmid_is_never_taken_over),
+		cmocka_unit_test(test_unknown_node_is_blocked),
 		cmocka_unit_test(test_snapshot_sha_stable),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
