@@ -532,8 +532,10 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 
 		json_object_set_new(summary, a, json_integer(pl_json_int(summary, a, 0) + 1));
 	}
-	pl_plan_snapshot_sha(snap, sha);
+	/* the signatures once: the snapshot hash is the hash of them */
 	json_t *sigs = pl_plan_snapshot_sigs(snap);
+
+	pl_json_sha256(sigs, sha);
 
 	*plan = json_pack("{s:i,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:{s:b,s:b,s:s?}}", "version", 1, "config",
 			  pl_config_path(cfg), "snapshot", sha, "signatures", sigs, "changes", p.changes, "unmanaged",
