@@ -25,17 +25,17 @@ static const struct pl_opt opts[] = {
 struct bar {
 	bool on;
 	int last;
-	json_t *hashes; /* vmid -> hash, computed while the other answers arrive */
+	json_t *sigs; /* vmid -> pl_state_guest_sig, computed while the other answers arrive */
 };
 
 static void
 on_guest(json_t *guest, void *arg)
 {
 	struct bar *b = arg;
-	char key[32], sha[65];
+	char key[32];
+
 	snprintf(key, sizeof(key), "%lld", pl_json_int(guest, "vmid", 0));
-	pl_state_guest_hash(guest, sha);
-	json_object_set_new(b->hashes, key, json_string(sha));
+	json_object_set_new(b->sigs, key, pl_state_guest_sig(guest));
 }
 
 static void
@@ -79,19 +79,19 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 		return r;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	c0 = cpu_s();
-	b.hashes = json_object();
+	b.sigs = json_object();
 	r = pl_pve_inventory(s->pve, progress, on_guest, &b, &snap, errmsg);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	c1 = cpu_s();
 	if (b.on && b.last >= 0 && b.last < 100)
 		fputs("\r\033[K", stderr);
 	if (r != 0) {
-		json_decref(b.hashes);
+		json_decref(b.sigs);
 		return r;
 	}
-	r = pl_state_record_sync_hashed(s->state, snap, b.hashes, dry_run, cnt, changes, NULL,
+	r = pl_state_record_sync_hashed(s->state, snap, b.sigs, dry_run, cnt, changes, NULL,
 					errmsg);
-	json_decref(b.hashes);
+	json_decref(b.sigs);
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	c2 = cpu_s();
 	pl_log_info("sync: fetched in %.3f s (%lu requests, %.3f s CPU), recorded in %.3f s "

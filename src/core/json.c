@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 
 json_t *
 pl_json_parse(const char *data, size_t len, char **errmsg)
@@ -101,27 +102,275 @@ pl_json_bool(const json_t *obj, const char *key, bool dflt)
 	return dflt;
 }
 
+/*
+ * A compact writer for jansson values, byte for byte what json_dumps() writes
+ * with JSON_COMPACT (and JSON_SORT_KEYS when sorted) but several times faster:
+ * sync dumps and hashes every guest of a cluster, and jansson's dump formats
+ * each integer with snprintf and each string through a callback per run.
+ * tests/unit/core/test_json.c compares the two on awkward values.
+ */
+struct kv {
+	const char *key;
+	size_t len;
+	const json_t *value;
+};
+
+static int
+kv_cmp(const void *a, const void *b)
+{
+	const struct kv *x = a, *y = b;
+	int r = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
+
+	return r ? r : (x->len > y->len) - (x->len < y->len);
+}
+
+static char *
+room(struct pl_buf *b, size_t n)
+{
+	if (pl_buf_grow(b, n) != 0)
+		return NULL;
+	return b->data + b->len;
+}
+
+static int
+put(struct pl_buf *b, const char *p, size_t n)
+{
+	char *d = room(b, n);
+
+	if (d == NULL)
+		return PL_ETOOBIG;
+	memcpy(d, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+static int
+write_string(struct pl_buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i = 0, run;
+	char *d;
+
+	/* Worst case: every byte a six-byte \u escape, plus the quotes. */
+	if ((d = room(b, n * 6 + 2)) == NULL)
+		return PL_ETOOBIG;
+	*d++ = '"';
+	while (i < n) {
+		for (run = i; run < n; run++) {
+			unsigned char c = (unsigned char)s[run];
+
+			if (c < 0x20 || c == '"' || c == '\\')
+				break;
+		}
+		memcpy(d, s + i, run - i);
+		d += run - i;
+		if ((i = run) == n)
+			break;
+		unsigned char c = (unsigned char)s[i++];
+
+		*d++ = '\\';
+		switch (c) {
+		case '"': *d++ = '"'; break;
+		case '\\': *d++ = '\\'; break;
+		case '\b': *d++ = 'b'; break;
+		case '\f': *d++ = 'f'; break;
+		case '\n': *d++ = 'n'; break;
+		case '\r': *d++ = 'r'; break;
+		case '\t': *d++ = 't'; break;
+		default:
+			memcpy(d, "u00", 3);
+			d[3] = hex[c >> 4];
+			d[4] = hex[c & 15];
+			d += 5;
+		}
+	}
+	*d++ = '"';
+	b->len = (size_t)(d - b->data);
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+static int
+write_integer(struct pl_buf *b, json_int_t v)
+{
+	char tmp[24], *p = tmp + sizeof(tmp);
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	return put(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
+/* jansson's real format: %.17g, ".0" when it would read back as an integer,
+ * no '+' and no leading zeros in the exponent. */
+static int
+write_real(struct pl_buf *b, double v)
+{
+	char tmp[40];
+	int n = snprintf(tmp, sizeof(tmp) - 3, "%.17g", v);
+	char *e;
+
+	if (n < 0 || (size_t)n >= sizeof(tmp) - 3)
+		return PL_ETOOBIG;
+	for (char *p = tmp; *p; p++)
+		if (*p == ',')
+			*p = '.'; /* a locale's decimal comma */
+	if (!strchr(tmp, '.') && !strchr(tmp, 'e')) {
+		memcpy(tmp + n, ".0", 3);
+		n += 2;
+	}
+	if ((e = strchr(tmp, 'e')) != NULL) {
+		char *start = e + 1, *end = e + 2;
+
+		if (*start == '-')
+			start++;
+		while (*end == '0')
+			end++;
+		if (end != start) {
+			memmove(start, end, (size_t)(tmp + n - end) + 1);
+			n -= (int)(end - start);
+		}
+	}
+	return put(b, tmp, (size_t)n);
+}
+
+static int
+write_value(struct pl_buf *b, const json_t *v, bool sorted)
+{
+	size_t i, n;
+	int r = 0;
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		const char *k;
+		json_t *m;
+
+		if ((r = put(b, "{", 1)) != 0)
+			return r;
+		n = json_object_size(v);
+		if (sorted && n > 1) {
+			struct kv *kv = pl_calloc(n, sizeof(*kv));
+
+			i = 0;
+			json_object_foreach((json_t *)v, k, m)
+				kv[i++] = (struct kv){ k, json_object_iter_key_len(json_object_key_to_iter(k)), m };
+			qsort(kv, n, sizeof(*kv), kv_cmp);
+			for (i = 0; i < n && r == 0; i++)
+				if ((i == 0 || (r = put(b, ",", 1)) == 0) &&
+				    (r = write_string(b, kv[i].key, kv[i].len)) == 0 &&
+				    (r = put(b, ":", 1)) == 0)
+					r = write_value(b, kv[i].value, sorted);
+			free(kv);
+		} else {
+			i = 0;
+			json_object_foreach((json_t *)v, k, m) {
+				if ((i++ > 0 && (r = put(b, ",", 1)) != 0) ||
+				    (r = write_string(b, k, json_object_iter_key_len(
+								    json_object_key_to_iter(k)))) != 0 ||
+				    (r = put(b, ":", 1)) != 0 || (r = write_value(b, m, sorted)) != 0)
+					return r;
+			}
+		}
+		return r ? r : put(b, "}", 1);
+	}
+	case JSON_ARRAY:
+		if ((r = put(b, "[", 1)) != 0)
+			return r;
+		n = json_array_size(v);
+		for (i = 0; i < n; i++)
+			if ((i > 0 && (r = put(b, ",", 1)) != 0) ||
+			    (r = write_value(b, json_array_get(v, i), sorted)) != 0)
+				return r;
+		return put(b, "]", 1);
+	case JSON_STRING:
+		return write_string(b, json_string_value(v), json_string_length(v));
+	case JSON_INTEGER:
+		return write_integer(b, json_integer_value(v));
+	case JSON_REAL:
+		return write_real(b, json_real_value(v));
+	case JSON_TRUE:
+		return put(b, "true", 4);
+	case JSON_FALSE:
+		return put(b, "false", 5);
+	case JSON_NULL:
+		return put(b, "null", 4);
+	}
+	return PL_EPARSE;
+}
+
+int
+pl_json_write(struct pl_buf *b, const json_t *v, bool sorted)
+{
+	size_t len = b->len;
+	int r = write_value(b, v, sorted);
+
+	if (r != 0)
+		pl_buf_truncate(b, len);
+	return r;
+}
+
+static char *
+dump_alloc(const json_t *v, bool sorted)
+{
+	struct pl_buf b;
+
+	pl_buf_init(&b, 0);
+	if (pl_json_write(&b, v, sorted) != 0)
+		pl_die("JSON value larger than %zu bytes", b.max);
+	return pl_buf_detach(&b, NULL);
+}
+
 char *
 pl_json_canonical(const json_t *v)
 {
-	char *s = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	return dump_alloc(v, true);
+}
 
-	if (s == NULL)
-		pl_die("out of memory");
-	return s;
+char *
+pl_json_compact(const json_t *v)
+{
+	return dump_alloc(v, false);
+}
+
+static const EVP_MD *sha256_md;
+
+static void
+sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+	if (sha256_md == NULL)
+		pl_die("OpenSSL has no SHA-256");
+}
+
+void
+pl_sha256_hex(const void *data, size_t len, char out[65])
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	pthread_once(&once, sha256_fetch);
+	if (!EVP_Digest(data, len, md, &mdlen, sha256_md, NULL) || mdlen != 32)
+		pl_die("SHA-256 failed");
+	for (unsigned int i = 0; i < 32; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[64] = '\0';
 }
 
 void
 pl_json_sha256(const json_t *v, char out[65])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
 	char *s = pl_json_canonical(v);
 
-	EVP_Digest(s, strlen(s), md, &mdlen, EVP_sha256(), NULL);
-	for (unsigned int i = 0; i < mdlen && i < 32; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
-	out[64] = '\0';
+	pl_sha256_hex(s, strlen(s), out);
 	free(s);
 }
 

@@ -27,8 +27,15 @@ bool pl_json_bool(const json_t *obj, const char *key, bool dflt);
 
 /* Compact JSON with sorted keys: the canonical form used for hashes and diffs. Caller frees. */
 char *pl_json_canonical(const json_t *v);
+/* Compact JSON in jansson's key order (as json_dumps with JSON_COMPACT). Caller frees. */
+char *pl_json_compact(const json_t *v);
+/* Append v as compact JSON, keys sorted when sorted (the canonical form);
+ * PL_ETOOBIG and nothing appended if the buffer's cap would be exceeded. */
+int pl_json_write(struct pl_buf *b, const json_t *v, bool sorted);
 /* Lower-case hex SHA-256 of the canonical form into out[65]. */
 void pl_json_sha256(const json_t *v, char out[65]);
+/* Lower-case hex SHA-256 of len bytes into out[65]. */
+void pl_sha256_hex(const void *data, size_t len, char out[65]);
 
 /* Append a JSON value as compact text to a buffer. */
 int pl_json_buf_add(struct pl_buf *b, const json_t *v, size_t flags);

@@ -206,19 +206,21 @@ pl_state_guest_durable(const json_t *guest)
 	return d;
 }
 
-void
-pl_state_guest_hash(const json_t *guest, char out[65])
+json_t *
+pl_state_guest_sig(const json_t *guest)
 {
 	json_t *d = pl_state_guest_durable(guest);
+	char *text = pl_json_canonical(d);
+	size_t len = strlen(text);
+	char sha[65];
 
-	pl_json_sha256(d, out);
 	json_decref(d);
-}
-
-static char *
-dump(const json_t *v)
-{
-	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	pl_sha256_hex(text, len, sha);
+	json_t *sig = json_array();
+	json_array_append_new(sig, json_stringn_nocheck(sha, 64));
+	json_array_append_new(sig, json_stringn_nocheck(text, len));
+	free(text);
+	return sig;
 }
 
 static int
@@ -252,26 +254,23 @@ bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
 
 static int
 add_history(struct pl_state *s, sqlite3_stmt *st, long long vmid, const char *kind,
-	    const json_t *durable, const char *sha, long long run, double ts, char **errmsg)
+	    const json_t *sig, long long run, double ts, char **errmsg)
 {
-	char *text = pl_json_canonical(durable);
 	char key[32];
-	int r;
 
 	snprintf(key, sizeof(key), "%lld", vmid);
 	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(st, 2, vmid);
 	sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, sha, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 4, json_string_value(json_array_get(sig, 0)), 64, SQLITE_STATIC);
 	if (run > 0)
 		sqlite3_bind_int64(st, 5, run);
 	else
 		sqlite3_bind_null(st, 5);
 	sqlite3_bind_double(st, 6, ts);
-	sqlite3_bind_text(st, 7, text, -1, SQLITE_TRANSIENT);
-	r = step_done(s, st, errmsg);
-	free(text);
-	return r;
+	sqlite3_bind_text(st, 7, json_string_value(json_array_get(sig, 1)),
+			  (int)json_string_length(json_array_get(sig, 1)), SQLITE_STATIC);
+	return step_done(s, st, errmsg);
 }
 
 static void
@@ -285,7 +284,7 @@ note_change(json_t *changes, long long vmid, const char *name, const char *kind)
 #define ST_HIST "INSERT INTO history(guest,vmid,kind,sha256,run_id,ts,json) VALUES (?,?,?,?,?,?,?)"
 
 static int
-record_guests(struct pl_state *s, const json_t *guests, const json_t *hashes, long long run,
+record_guests(struct pl_state *s, const json_t *guests, const json_t *sigs, long long run,
 	      double ts, struct pl_state_counts *cnt, json_t *changes, char **errmsg)
 {
 	sqlite3_stmt *sel = NULL, *up = NULL, *hist = NULL, *del = NULL, *live = NULL, *one = NULL;
@@ -323,49 +322,48 @@ record_guests(struct pl_state *s, const json_t *guests, const json_t *hashes, lo
 	json_array_foreach(guests, i, g) {
 		long long vmid = pl_json_int(g, "vmid", -1);
 		const char *type = pl_json_str(g, "type");
-		char sha[65], key[32];
-		const char *hs;
-		json_t *old, *durable;
+		char key[32];
+		const char *sha;
+		json_t *old, *sig;
 		char *text;
+		bool same;
 
 		if (vmid < 0 || type == NULL || (strcmp(type, "qemu") && strcmp(type, "lxc")))
 			continue;
 		snprintf(key, sizeof(key), "%lld", vmid);
-		if ((hs = json_string_value(json_object_get(hashes, key))) != NULL &&
-		    strlen(hs) == 64) {
-			memcpy(sha, hs, 65);
-			durable = NULL; /* only needed for a history row */
-		} else {
-			durable = pl_state_guest_durable(g);
-			pl_json_sha256(durable, sha);
-		}
+		sig = json_incref(json_object_get(sigs, key));
+		if (json_array_size(sig) != 2)
+			sig = pl_state_guest_sig(g);
+		sha = json_string_value(json_array_get(sig, 0));
 		old = json_object_get(known, key);
-		if (durable == NULL && (old == NULL || strcmp(json_string_value(old), sha) != 0))
-			durable = pl_state_guest_durable(g);
 		if (old == NULL) {
 			cnt->added++;
 			note_change(changes, vmid, pl_json_str(g, "name"), "discovered");
-			r = add_history(s, hist, vmid, "discovered", durable, sha, run, ts, errmsg);
+			r = add_history(s, hist, vmid, "discovered", sig, run, ts, errmsg);
 		} else if (strcmp(json_string_value(old), sha) != 0) {
 			cnt->changed++;
 			note_change(changes, vmid, pl_json_str(g, "name"), "updated");
-			r = add_history(s, hist, vmid, "updated", durable, sha, run, ts, errmsg);
+			r = add_history(s, hist, vmid, "updated", sig, run, ts, errmsg);
 		} else {
 			cnt->unchanged++;
 		}
-		json_decref(durable);
-		if (r != 0)
+		same = old && !strcmp(json_string_value(old), sha);
+		if (old)
+			json_object_del(known, key);
+		if (r != 0) {
+			json_decref(sig);
 			goto out;
-		if (old && !strcmp(json_string_value(old), sha)) {
+		}
+		if (same) {
 			/* Unchanged: only the counters move. Dump the guest without
 			 * its config (put back afterwards; the caller still owns it). */
 			json_t *cfg = json_incref(json_object_get(g, "config"));
 
 			json_object_del((json_t *)g, "config");
-			text = dump(g);
+			text = pl_json_compact(g);
 			if (cfg)
 				json_object_set_new((json_t *)g, "config", cfg);
-			json_object_del(known, key);
+			json_decref(sig);
 			sqlite3_bind_text(live, 1, text, -1, SQLITE_TRANSIENT);
 			sqlite3_bind_int64(live, 2, run);
 			sqlite3_bind_int64(live, 3, vmid);
@@ -374,9 +372,7 @@ record_guests(struct pl_state *s, const json_t *guests, const json_t *hashes, lo
 				goto out;
 			continue;
 		}
-		if (old)
-			json_object_del(known, key);
-		text = dump(g);
+		text = pl_json_compact(g);
 		sqlite3_bind_int64(up, 1, vmid);
 		sqlite3_bind_text(up, 2, type, -1, SQLITE_TRANSIENT);
 		bind_text_or_null(up, 3, pl_json_str_or(g, "node", ""));
@@ -384,10 +380,11 @@ record_guests(struct pl_state *s, const json_t *guests, const json_t *hashes, lo
 		bind_text_or_null(up, 5, pl_json_str(g, "status"));
 		bind_text_or_null(up, 6, pl_json_str(g, "tags"));
 		sqlite3_bind_int(up, 7, (int)pl_json_int(g, "template", 0));
-		sqlite3_bind_text(up, 8, sha, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(up, 8, sha, 64, SQLITE_TRANSIENT);
 		sqlite3_bind_text(up, 9, text, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(up, 10, run);
 		free(text);
+		json_decref(sig);
 		if ((r = step_done(s, up, errmsg)) != 0)
 			goto out;
 	}
@@ -401,14 +398,12 @@ record_guests(struct pl_state *s, const json_t *guests, const json_t *hashes, lo
 		if (sqlite3_step(one) == SQLITE_ROW && (js = (const char *)sqlite3_column_text(one, 0)))
 			last = json_loads(js, 0, NULL);
 		sqlite3_reset(one);
-		json_t *durable = pl_state_guest_durable(last);
-		char sha[65];
+		json_t *sig = pl_state_guest_sig(last);
 
-		pl_json_sha256(durable, sha);
 		cnt->removed++;
 		note_change(changes, vmid, pl_json_str(last, "name"), "deleted");
-		r = add_history(s, hist, vmid, "deleted", durable, sha, run, ts, errmsg);
-		json_decref(durable);
+		r = add_history(s, hist, vmid, "deleted", sig, run, ts, errmsg);
+		json_decref(sig);
 		json_decref(last);
 		if (r != 0)
 			goto out;
@@ -460,7 +455,7 @@ replace_table(struct pl_state *s, const char *table, const char *k1, const char 
 
 		if (a == NULL || (k2 && b == NULL && strcmp(table, "nodes")))
 			continue;
-		text = dump(o);
+		text = pl_json_compact(o);
 		sqlite3_bind_text(st, 1, a, -1, SQLITE_TRANSIENT);
 		bind_text_or_null(st, 2, b);
 		sqlite3_bind_text(st, 3, text, -1, SQLITE_TRANSIENT);
@@ -475,7 +470,7 @@ replace_table(struct pl_state *s, const char *table, const char *k1, const char 
 static int
 task_put(struct pl_state *s, sqlite3_stmt *st, const char *upid, const json_t *t, char **errmsg)
 {
-	char *text = dump(t);
+	char *text = pl_json_compact(t);
 	const char *id = pl_json_str(t, "id");
 	long long vmid = pl_json_int(t, "vmid", id ? strtoll(id, NULL, 10) : 0);
 	int r;
@@ -512,7 +507,7 @@ pl_state_record_sync(struct pl_state *s, const json_t *snap, bool dry_run,
 }
 
 int
-pl_state_record_sync_hashed(struct pl_state *s, const json_t *snap, const json_t *hashes,
+pl_state_record_sync_hashed(struct pl_state *s, const json_t *snap, const json_t *sigs,
 			    bool dry_run, struct pl_state_counts *counts, json_t **changes,
 			    long long *run_id, char **errmsg)
 {
@@ -536,7 +531,7 @@ pl_state_record_sync_hashed(struct pl_state *s, const json_t *snap, const json_t
 	if (r != 0)
 		goto rollback;
 	run = sqlite3_last_insert_rowid(s->db);
-	if ((r = record_guests(s, json_object_get(snap, "guests"), hashes, run, ts, &cnt, ch,
+	if ((r = record_guests(s, json_object_get(snap, "guests"), sigs, run, ts, &cnt, ch,
 			       errmsg)) != 0 ||
 	    (r = replace_table(s, "nodes", "node", "status", json_object_get(snap, "nodes"), run,
 			       errmsg)) != 0 ||
@@ -759,16 +754,14 @@ pl_state_history_add(struct pl_state *s, const json_t *guest, const char *kind, 
 		     char **errmsg)
 {
 	sqlite3_stmt *st;
-	json_t *d = pl_state_guest_durable(guest);
-	char sha[65];
+	json_t *sig = pl_state_guest_sig(guest);
 	int r;
 
-	pl_json_sha256(d, sha);
 	if ((r = prep(s, ST_HIST, &st, errmsg)) == 0) {
-		r = add_history(s, st, pl_json_int(guest, "vmid", 0), kind, d, sha, run_id, now_s(),
+		r = add_history(s, st, pl_json_int(guest, "vmid", 0), kind, sig, run_id, now_s(),
 				errmsg);
 		sqlite3_finalize(st);
 	}
-	json_decref(d);
+	json_decref(sig);
 	return r;
 }

@@ -29,8 +29,9 @@ struct sqlite3 *pl_state_db(struct pl_state *s);
  * (name, node, status, lock, tags, template...), never cpu/mem/uptime/net
  * counters. New reference. */
 json_t *pl_state_guest_durable(const json_t *guest);
-/* SHA-256 of the canonical durable JSON into out[65]. */
-void pl_state_guest_hash(const json_t *guest, char out[65]);
+/* A guest's change signature: ["<SHA-256 of the canonical durable JSON>", "<that JSON>"].
+ * New reference. */
+json_t *pl_state_guest_sig(const json_t *guest);
 
 struct pl_state_counts {
 	int added, changed, removed, unchanged;
@@ -45,9 +46,9 @@ int pl_state_record_sync(struct pl_state *s, const json_t *snap, bool dry_run,
 			 struct pl_state_counts *counts, json_t **changes, long long *run_id,
 			 char **errmsg);
 
-/* The same, with guest hashes already computed ({"<vmid>": pl_state_guest_hash},
- * e.g. while the answers arrived); guests missing from hashes are hashed here. */
-int pl_state_record_sync_hashed(struct pl_state *s, const json_t *snap, const json_t *hashes,
+/* The same, with guest signatures already computed ({"<vmid>": pl_state_guest_sig},
+ * e.g. while the answers arrived); guests missing from sigs are hashed here. */
+int pl_state_record_sync_hashed(struct pl_state *s, const json_t *snap, const json_t *sigs,
 				bool dry_run, struct pl_state_counts *counts, json_t **changes,
 				long long *run_id, char **errmsg);
 

@@ -116,14 +116,24 @@ test_hash_ignores_volatile(void **state)
 			      "config", "memory", 512);
 	json_t *c = json_pack("{s:i,s:s,s:s,s:{s:i}}", "vmid", 100, "type", "qemu", "status",
 			      "stopped", "config", "memory", 512);
-	char ha[65], hb[65], hc[65];
+	json_t *sa = pl_state_guest_sig(a), *sb = pl_state_guest_sig(b), *sc = pl_state_guest_sig(c);
+	const char *ha = json_string_value(json_array_get(sa, 0));
+	const char *hb = json_string_value(json_array_get(sb, 0));
+	const char *hc = json_string_value(json_array_get(sc, 0));
+	char want[65];
+	const char *text = json_string_value(json_array_get(sa, 1));
 
-	pl_state_guest_hash(a, ha);
-	pl_state_guest_hash(b, hb);
-	pl_state_guest_hash(c, hc);
 	assert_string_equal(ha, hb); /* counters and "100" vs 100 do not matter */
 	assert_string_not_equal(ha, hc); /* the power state does */
 	assert_int_equal(strlen(ha), 64);
+	/* The hash is of the canonical durable text that comes with it. */
+	assert_string_equal(text, "{\"config\":{\"memory\":512},\"status\":\"running\",\"type\":"
+				  "\"qemu\",\"vmid\":100}");
+	pl_sha256_hex(text, strlen(text), want);
+	assert_string_equal(ha, want);
+	json_decref(sa);
+	json_decref(sb);
+	json_decref(sc);
 	json_decref(a);
 	json_decref(b);
 	json_decref(c);
@@ -204,21 +214,22 @@ test_precomputed_hashes(void **state)
 	struct pl_state *s;
 	struct pl_state_counts cnt;
 	json_t *sn = snap(4, 1024, 0.3), *hashes = json_object(), *g;
-	char *err = NULL, sha[65];
+	char *err = NULL;
 	size_t i;
 
 	assert_int_equal(pl_state_open(path, &s, &err), 0);
 	json_array_foreach(json_object_get(sn, "guests"), i, g) {
 		char key[32];
 
-		pl_state_guest_hash(g, sha);
 		snprintf(key, sizeof(key), "%lld", pl_json_int(g, "vmid", 0));
-		json_object_set_new(hashes, key, json_string(sha));
+		json_object_set_new(hashes, key, pl_state_guest_sig(g));
 	}
 	assert_int_equal(pl_state_record_sync_hashed(s, sn, hashes, false, &cnt, NULL, NULL, &err), 0);
 	assert_int_equal(cnt.unchanged, 4);
 	/* A different given hash is a change, recorded with the durable JSON. */
-	json_object_set_new(hashes, "101", json_string("0000000000000000000000000000000000000000000000000000000000000000"));
+	json_object_set_new(hashes, "101",
+			    json_pack("[s,s]", "0000000000000000000000000000000000000000000000000000000000000000",
+				      "{}"));
 	assert_int_equal(pl_state_record_sync_hashed(s, sn, hashes, true, &cnt, NULL, NULL, &err), 0);
 	assert_int_equal(cnt.changed, 1);
 	assert_int_equal(cnt.unchanged, 3);
