@@ -13,6 +13,7 @@
 #include "pve/inventory.h"
 #include "state/state.h"
 
+#include <pthread.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,16 +27,20 @@ struct bar {
 	bool on;
 	int last;
 	json_t *sigs; /* vmid -> pl_state_guest_sig, computed while the other answers arrive */
+	pthread_mutex_t lock; /* sigs, written from the fetching threads */
 };
 
 static void
 on_guest(json_t *guest, void *arg)
 {
 	struct bar *b = arg;
+	json_t *sig = pl_state_guest_sig(guest);
 	char key[32];
 
 	snprintf(key, sizeof(key), "%lld", pl_json_int(guest, "vmid", 0));
-	json_object_set_new(b->sigs, key, pl_state_guest_sig(guest));
+	pthread_mutex_lock(&b->lock);
+	json_object_set_new(b->sigs, key, sig);
+	pthread_mutex_unlock(&b->lock);
 }
 
 static void
@@ -69,7 +74,7 @@ int
 pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 		struct pl_state_counts *cnt, json_t **changes, json_t **snap_out, char **errmsg)
 {
-	struct bar b = { .on = show_progress, .last = -1 };
+	struct bar b = { .on = show_progress, .last = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct timespec t0, t1, t2;
 	double c0, c1, c2;
 	json_t *snap = NULL;

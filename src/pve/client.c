@@ -90,6 +90,7 @@ struct pl_pve {
 	bool pin_mismatch;
 	CURL *pool[64];
 	size_t npool;
+	struct pl_pve *parent; /* of a clone: gets its request count when freed */
 };
 
 struct tw {
@@ -982,6 +983,40 @@ fail:
 	return r;
 }
 
+int
+pl_pve_clone(const struct pl_pve *c, struct event_base *base, int shares, struct pl_pve **out,
+	     char **errmsg)
+{
+	static const char token_prefix[] = "Authorization: PVEAPIToken=";
+	struct pl_pve_opts o = {
+		.endpoints = (const char *const *)c->eps,
+		.n_endpoints = c->n_eps,
+		.token = c->token_hdr ? c->token_hdr + strlen(token_prefix) : NULL,
+		.username = c->username,
+		.password = c->password,
+		.fingerprint = c->pinned ? c->fingerprint : NULL,
+		.ca_file = c->ca_file,
+		.timeout_ms = c->timeout_ms,
+		.concurrency = shares > 1 ? (c->concurrency + shares - 1) / shares : c->concurrency,
+		.retries = c->retries,
+		.retry_base_ms = c->retry_base_ms,
+		.max_body = c->max_body,
+	};
+	int r;
+
+	if ((r = pl_pve_new(base, &o, out, errmsg)) != 0)
+		return r;
+	/* Start where the parent is: its endpoint, its ticket while it is fresh. */
+	(*out)->parent = (struct pl_pve *)c;
+	(*out)->ep = c->ep;
+	if (c->ticket) {
+		(*out)->ticket = pl_strdup(c->ticket);
+		(*out)->csrf_hdr = pl_strdup(c->csrf_hdr);
+		(*out)->ticket_at = c->ticket_at;
+	}
+	return 0;
+}
+
 void
 pl_pve_free(struct pl_pve *c)
 {
@@ -989,6 +1024,8 @@ pl_pve_free(struct pl_pve *c)
 
 	if (c == NULL)
 		return;
+	if (c->parent)
+		c->parent->sent += c->sent;
 	while (c->tasks)
 		tw_free(c->tasks);
 	while ((q = c->all) != NULL)

@@ -45,6 +45,12 @@ typedef void (*pl_pve_cb)(const struct pl_pve_result *res, void *arg);
 /* Make a client on base (owned by the caller). Validates the options. */
 int pl_pve_new(struct event_base *base, const struct pl_pve_opts *o, struct pl_pve **out,
 	       char **errmsg);
+/* A client for another thread's loop: the same endpoints, credentials, TLS
+ * trust and limits, starting on c's current endpoint with c's ticket, with
+ * 1/shares of c's concurrency (rounded up). c is only read until the clone
+ * is freed (before c), which adds the clone's requests to c's count. */
+int pl_pve_clone(const struct pl_pve *c, struct event_base *base, int shares,
+		 struct pl_pve **out, char **errmsg);
 /* Cancel what is pending (callbacks are not called) and free. Accepts NULL. */
 void pl_pve_free(struct pl_pve *c);
 

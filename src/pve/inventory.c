@@ -1,7 +1,10 @@
 /*
  * The sync fan-out: one /cluster/resources call names every node, guest and
- * storage; then per-guest configs and per-node details go out together through
- * the client's bounded queue, answers filled into the snapshot as they land.
+ * storage; then the guests' configs are fetched by worker threads, each with
+ * its own event loop and client (a share of the concurrency), while the main
+ * thread fetches node details and reports progress. Parsing and hashing
+ * thousands of answers is CPU work: spread over cores it no longer bounds
+ * how fast a large cluster can be read.
  */
 #include "core/common.h"
 #include "pve/inventory.h"
@@ -10,15 +13,34 @@
 #include "core/str.h"
 #include "pve/client.h"
 
+#include <event2/event.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_SHARDS 4
+#define GUESTS_PER_SHARD 64 /* fewer guests than this per thread: fewer threads */
+
 struct inv {
-	struct pl_pve *c;
 	json_t *snap;
-	size_t done, total;
+	atomic_size_t done;
+	size_t total;
+	pthread_mutex_t lock; /* err, errmsg, shards_left */
+	pthread_cond_t finished;
+	int shards_left;
 	int err;
 	char *errmsg;
-	pl_pve_progress_cb progress;
 	pl_pve_guest_cb on_guest;
 	void *parg;
+};
+
+/* One worker: a slice of the guests, fetched on its own loop and client. */
+struct shard {
+	struct inv *inv;
+	pthread_t thread;
+	struct event_base *base;
+	struct pl_pve *c;
 };
 
 struct item {
@@ -30,12 +52,16 @@ struct item {
 static void
 fail(struct inv *v, const struct pl_pve_result *res)
 {
+	pthread_mutex_lock(&v->lock);
 	if (v->err == 0) {
 		v->err = res->err;
 		v->errmsg = pl_strdup(res->errmsg ? res->errmsg : pl_strerror(res->err));
 	}
+	pthread_mutex_unlock(&v->lock);
 }
 
+/* Runs on the loop that sent the request: a worker's for configs (which only
+ * touch their own guest object), the main thread's for the rest. */
 static void
 item_cb(const struct pl_pve_result *res, void *arg)
 {
@@ -44,7 +70,6 @@ item_cb(const struct pl_pve_result *res, void *arg)
 	size_t i;
 	json_t *o;
 
-	v->done++;
 	if (res->err == 0) {
 		switch (it->kind) {
 		case 0:
@@ -80,21 +105,71 @@ item_cb(const struct pl_pve_result *res, void *arg)
 	} else {
 		fail(v, res);
 	}
-	if (v->progress)
-		v->progress(v->done, v->total, v->parg);
+	atomic_fetch_add(&v->done, 1);
 	free(it);
 }
 
 static void
-queue(struct inv *v, json_t *target, int kind, const char *path, const json_t *params)
+queue(struct inv *v, struct pl_pve *c, json_t *target, int kind, const char *path,
+      const json_t *params)
 {
 	struct item *it = pl_calloc(1, sizeof(*it));
 
 	it->inv = v;
 	it->target = target;
 	it->kind = kind;
-	v->total++;
-	pl_pve_request(v->c, "GET", path, params, item_cb, it);
+	pl_pve_request(c, "GET", path, params, item_cb, it);
+}
+
+static void *
+shard_run(void *arg)
+{
+	struct shard *sh = arg;
+	struct inv *v = sh->inv;
+
+	pl_pve_run(sh->c);
+	pthread_mutex_lock(&v->lock);
+	v->shards_left--;
+	pthread_cond_signal(&v->finished);
+	pthread_mutex_unlock(&v->lock);
+	return NULL;
+}
+
+static int
+shard_count(size_t guests)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	size_t n = cpus < 1 ? 1 : cpus > MAX_SHARDS ? MAX_SHARDS : (size_t)cpus;
+
+	if (n > (guests + GUESTS_PER_SHARD - 1) / GUESTS_PER_SHARD)
+		n = (guests + GUESTS_PER_SHARD - 1) / GUESTS_PER_SHARD;
+	return n < 1 ? 1 : (int)n;
+}
+
+/* Wait for the workers, reporting progress every tenth of a second. */
+static void
+wait_shards(struct inv *v, pl_pve_progress_cb progress, void *arg)
+{
+	pthread_mutex_lock(&v->lock);
+	while (v->shards_left > 0) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000 * 1000 * 1000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000 * 1000 * 1000;
+		}
+		pthread_cond_timedwait(&v->finished, &v->lock, &ts);
+		if (progress && v->shards_left > 0) {
+			pthread_mutex_unlock(&v->lock);
+			progress(atomic_load(&v->done), v->total, arg);
+			pthread_mutex_lock(&v->lock);
+		}
+	}
+	pthread_mutex_unlock(&v->lock);
+	if (progress)
+		progress(atomic_load(&v->done), v->total, arg);
 }
 
 static int inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg,
@@ -119,10 +194,11 @@ static int
 inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progress_cb progress,
 	  pl_pve_guest_cb on_guest, void *arg, json_t **snap, char **errmsg)
 {
-	struct inv v = { .c = c, .progress = progress, .on_guest = on_guest, .parg = arg };
+	struct inv v = { .on_guest = on_guest, .parg = arg };
+	struct shard shards[MAX_SHARDS] = { 0 };
 	json_t *res = NULL, *nodes, *guests, *storages, *o, *kept;
-	size_t i;
-	int r;
+	size_t i, wanted = 0;
+	int n = 0, started = 0, r;
 
 	*snap = NULL;
 	if ((r = pl_pve_call(c, "GET", "/cluster/resources", NULL, &res, errmsg)) != 0)
@@ -150,36 +226,72 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 	}
 	json_decref(res);
 	json_array_foreach(guests, i, o) {
-		char *path = pl_asprintf("/nodes/%s/%s/%lld/config", pl_json_str_or(o, "node", ""),
-					 pl_json_str(o, "type"), pl_json_int(o, "vmid", 0));
-
 		/* vmid arrives as a string on old nodes: store it as a number. */
 		json_object_set_new(o, "vmid", json_integer(pl_json_int(o, "vmid", 0)));
 		if (filter == NULL || filter(o, farg))
-			queue(&v, o, 0, path, NULL);
+			wanted++;
+	}
+	pthread_mutex_init(&v.lock, NULL);
+	pthread_cond_init(&v.finished, NULL);
+	if (wanted > 0)
+		n = shard_count(wanted);
+	for (int k = 0; k < n; k++) {
+		shards[k].inv = &v;
+		if ((shards[k].base = event_base_new()) == NULL)
+			pl_die("cannot create an event loop");
+		if ((r = pl_pve_clone(c, shards[k].base, n, &shards[k].c, errmsg)) != 0)
+			goto out;
+	}
+	/* Guests dealt round-robin; everything is queued before a thread starts. */
+	wanted = 0;
+	json_array_foreach(guests, i, o) {
+		if (filter && !filter(o, farg))
+			continue;
+		char *path = pl_asprintf("/nodes/%s/%s/%lld/config", pl_json_str_or(o, "node", ""),
+					 pl_json_str(o, "type"), pl_json_int(o, "vmid", 0));
+
+		queue(&v, shards[wanted++ % (size_t)n].c, o, 0, path, NULL);
 		free(path);
 	}
 	json_array_foreach(nodes, i, o) {
-		const char *n = pl_json_str(o, "node");
+		const char *nd = pl_json_str(o, "node");
 		json_t *p;
 		char *path;
 
-		if (n == NULL || strcmp(pl_json_str_or(o, "status", "online"), "online") != 0)
+		if (nd == NULL || strcmp(pl_json_str_or(o, "status", "online"), "online") != 0)
 			continue;
-		path = pl_asprintf("/nodes/%s/status", n);
-		queue(&v, o, 1, path, NULL);
+		path = pl_asprintf("/nodes/%s/status", nd);
+		queue(&v, c, o, 1, path, NULL);
 		free(path);
-		path = pl_asprintf("/nodes/%s/network", n);
+		path = pl_asprintf("/nodes/%s/network", nd);
 		p = json_pack("{s:s}", "type", "any_bridge");
-		queue(&v, o, 2, path, p);
+		queue(&v, c, o, 2, path, p);
 		json_decref(p);
 		free(path);
 	}
-	queue(&v, NULL, 3, "/cluster/tasks", NULL);
+	queue(&v, c, NULL, 3, "/cluster/tasks", NULL);
+	v.total = wanted + pl_pve_pending(c);
+	v.shards_left = n;
+	for (; started < n; started++)
+		if (pthread_create(&shards[started].thread, NULL, shard_run, &shards[started]) != 0)
+			pl_die("cannot start a thread");
 	pl_pve_run(c);
-	if (v.err) {
+	wait_shards(&v, progress, arg);
+	r = 0;
+out:
+	for (int k = 0; k < started; k++)
+		pthread_join(shards[k].thread, NULL);
+	for (int k = 0; k < n; k++) {
+		pl_pve_free(shards[k].c);
+		if (shards[k].base)
+			event_base_free(shards[k].base);
+	}
+	pthread_cond_destroy(&v.finished);
+	pthread_mutex_destroy(&v.lock);
+	if (r == 0 && v.err)
 		r = pl_seterr(errmsg, v.err, "%s", v.errmsg);
-		free(v.errmsg);
+	free(v.errmsg);
+	if (r != 0) {
 		json_decref(v.snap);
 		return r;
 	}

@@ -12,11 +12,13 @@
 
 struct pl_pve;
 
-/* Called as answers arrive: done of total requests. */
+/* Called on the caller's thread as answers arrive: done of total requests. */
 typedef void (*pl_pve_progress_cb)(size_t done, size_t total, void *arg);
 
 /* Called once per guest as soon as its config is in (guest is borrowed), so
- * that callers can work while the other answers are on their way. */
+ * that callers can work while the other answers are on their way. It runs on
+ * the worker thread that fetched the guest: it may touch that guest and must
+ * lock anything it shares. */
 typedef void (*pl_pve_guest_cb)(json_t *guest, void *arg);
 
 /* Fetch the snapshot {"nodes","guests","storages","bridges","tasks"} (new
