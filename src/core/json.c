@@ -374,6 +374,18 @@ pl_json_sha256(const json_t *v, char out[65])
 	free(s);
 }
 
+void
+pl_json_keep_until_exit(json_t *v)
+{
+	static json_t *kept;
+
+	if (v == NULL)
+		return;
+	if (kept == NULL)
+		kept = json_array();
+	json_array_append_new(kept, v);
+}
+
 static int
 buf_dump_cb(const char *p, size_t n, void *data)
 {
