@@ -26,21 +26,37 @@ static const struct pl_opt opts[] = {
 struct bar {
 	bool on;
 	int last;
-	json_t *sigs; /* vmid -> pl_state_guest_sig, computed while the other answers arrive */
-	pthread_mutex_t lock; /* sigs, written from the fetching threads */
+	struct pl_state_sync *rec;
+	pthread_mutex_t lock;
+	json_t *ready; /* guest, signature, guest, signature...: fetched, not yet recorded */
 };
 
+/* On a fetching thread: hash the guest there, leave the writing to the main one. */
 static void
 on_guest(json_t *guest, void *arg)
 {
 	struct bar *b = arg;
 	json_t *sig = pl_state_guest_sig(guest);
-	char key[32];
 
-	snprintf(key, sizeof(key), "%lld", pl_json_int(guest, "vmid", 0));
 	pthread_mutex_lock(&b->lock);
-	json_object_set_new(b->sigs, key, sig);
+	json_array_append(b->ready, guest);
+	json_array_append_new(b->ready, sig);
 	pthread_mutex_unlock(&b->lock);
+}
+
+/* On the main thread, while the others fetch: record what has arrived. */
+static void
+record_ready(struct bar *b)
+{
+	json_t *batch;
+
+	pthread_mutex_lock(&b->lock);
+	batch = b->ready;
+	b->ready = json_array();
+	pthread_mutex_unlock(&b->lock);
+	for (size_t i = 0; i + 1 < json_array_size(batch); i += 2)
+		pl_state_sync_guest(b->rec, json_array_get(batch, i), json_array_get(batch, i + 1));
+	json_decref(batch);
 }
 
 static void
@@ -50,6 +66,7 @@ progress(size_t done, size_t total, void *arg)
 	int pct = total ? (int)(done * 100 / total) : 100;
 	int w = 30, fill = pct * w / 100;
 
+	record_ready(b);
 	if (!b->on || pct == b->last)
 		return;
 	b->last = pct;
@@ -84,23 +101,25 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 		return r;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	c0 = cpu_s();
-	b.sigs = json_object();
+	if ((r = pl_state_sync_begin(s->state, dry_run, &b.rec, errmsg)) != 0)
+		return r;
+	b.ready = json_array();
 	r = pl_pve_inventory(s->pve, progress, on_guest, &b, &snap, errmsg);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	c1 = cpu_s();
 	if (b.on && b.last >= 0 && b.last < 100)
 		fputs("\r\033[K", stderr);
-	if (r != 0) {
-		json_decref(b.sigs);
-		return r;
+	if (r == 0) {
+		record_ready(&b);
+		r = pl_state_sync_end(b.rec, snap, cnt, changes, NULL, errmsg);
+	} else {
+		pl_state_sync_abort(b.rec);
 	}
-	r = pl_state_record_sync_hashed(s->state, snap, b.sigs, dry_run, cnt, changes, NULL,
-					errmsg);
-	json_decref(b.sigs);
+	json_decref(b.ready);
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	c2 = cpu_s();
-	pl_log_info("sync: fetched in %.3f s (%lu requests, %.3f s CPU), recorded in %.3f s "
-		    "(%.3f s CPU)",
+	pl_log_info("sync: fetched (and recorded on the way) in %.3f s (%lu requests, %.3f s "
+		    "CPU), finished in %.3f s (%.3f s CPU)",
 		    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
 		    pl_pve_requests_sent(s->pve), c1 - c0,
 		    (double)(t2.tv_sec - t1.tv_sec) + (double)(t2.tv_nsec - t1.tv_nsec) / 1e9,

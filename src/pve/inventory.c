@@ -146,7 +146,7 @@ shard_count(size_t guests)
 	return n < 1 ? 1 : (int)n;
 }
 
-/* Wait for the workers, reporting progress every tenth of a second. */
+/* Wait for the workers, reporting progress every 50 ms. */
 static void
 wait_shards(struct inv *v, pl_pve_progress_cb progress, void *arg)
 {
@@ -155,7 +155,7 @@ wait_shards(struct inv *v, pl_pve_progress_cb progress, void *arg)
 		struct timespec ts;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000 * 1000;
+		ts.tv_nsec += 50 * 1000 * 1000;
 		if (ts.tv_nsec >= 1000 * 1000 * 1000) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000 * 1000 * 1000;

@@ -12,7 +12,9 @@
 
 struct pl_pve;
 
-/* Called on the caller's thread as answers arrive: done of total requests. */
+/* Called on the caller's thread every 50 ms while the answers arrive (done of
+ * total requests), and once at the end: also the place for the caller's own
+ * work on answers in hand. */
 typedef void (*pl_pve_progress_cb)(size_t done, size_t total, void *arg);
 
 /* Called once per guest as soon as its config is in (guest is borrowed), so

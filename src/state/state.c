@@ -283,126 +283,193 @@ note_change(json_t *changes, long long vmid, const char *name, const char *kind)
 
 #define ST_HIST "INSERT INTO history(guest,vmid,kind,sha256,run_id,ts,json) VALUES (?,?,?,?,?,?,?)"
 
-static int
-record_guests(struct pl_state *s, const json_t *guests, const json_t *sigs, long long run,
-	      double ts, struct pl_state_counts *cnt, json_t *changes, char **errmsg)
+struct pl_state_sync {
+	struct pl_state *s;
+	sqlite3_stmt *up, *hist, *live;
+	json_t *known;   /* vmid -> sha256 of the guests this sync has not seen yet */
+	json_t *changes; /* [{vmid,name,kind}] */
+	struct pl_state_counts cnt;
+	long long run;
+	double ts;
+	bool dry_run;
+	int err; /* the first failed guest write; the sync will roll back */
+	char *errmsg;
+};
+
+int
+pl_state_sync_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out, char **errmsg)
 {
-	sqlite3_stmt *sel = NULL, *up = NULL, *hist = NULL, *del = NULL, *live = NULL, *one = NULL;
-	json_t *known = json_object(); /* vmid -> sha256 */
-	const char *k;
-	json_t *g, *v;
-	size_t i;
+	struct pl_state_sync *y = pl_calloc(1, sizeof(*y));
+	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = prep(s, "SELECT vmid, sha256 FROM guests", &sel, errmsg)) != 0 ||
-	    (r = prep(s, "INSERT INTO guests(vmid,type,node,name,status,tags,template,sha256,"
+	*out = NULL;
+	y->s = s;
+	y->dry_run = dry_run;
+	y->ts = now_s();
+	y->known = json_object();
+	y->changes = json_array();
+	if ((r = exec(s, "BEGIN IMMEDIATE", errmsg)) != 0) {
+		pl_state_sync_abort(y);
+		return r;
+	}
+	if ((r = prep(s, "INSERT INTO runs(kind,started) VALUES ('sync', ?)", &st, errmsg)) != 0)
+		goto fail;
+	sqlite3_bind_double(st, 1, y->ts);
+	r = step_done(s, st, errmsg);
+	sqlite3_finalize(st);
+	if (r != 0)
+		goto fail;
+	y->run = sqlite3_last_insert_rowid(s->db);
+	if ((r = prep(s, "INSERT INTO guests(vmid,type,node,name,status,tags,template,sha256,"
 		      "json,run_id) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(vmid) DO UPDATE SET "
 		      "type=excluded.type, node=excluded.node, name=excluded.name, "
 		      "status=excluded.status, tags=excluded.tags, template=excluded.template, "
 		      "sha256=excluded.sha256, json=excluded.json, run_id=excluded.run_id, "
-		      "live=NULL", &up, errmsg)) != 0 ||
-	    (r = prep(s, "UPDATE guests SET live = ?, run_id = ? WHERE vmid = ?", &live,
+		      "live=NULL", &y->up, errmsg)) != 0 ||
+	    (r = prep(s, "UPDATE guests SET live = ?, run_id = ? WHERE vmid = ?", &y->live,
 		      errmsg)) != 0 ||
-	    (r = prep(s, "SELECT json FROM guests WHERE vmid = ?", &one, errmsg)) != 0 ||
-	    (r = prep(s, ST_HIST, &hist, errmsg)) != 0 ||
-	    (r = prep(s, "DELETE FROM guests WHERE vmid = ?", &del, errmsg)) != 0)
-		goto out;
-	while ((r = sqlite3_step(sel)) == SQLITE_ROW) {
+	    (r = prep(s, ST_HIST, &y->hist, errmsg)) != 0 ||
+	    (r = prep(s, "SELECT vmid, sha256 FROM guests", &st, errmsg)) != 0)
+		goto fail;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		char key[32];
 
-		snprintf(key, sizeof(key), "%lld", (long long)sqlite3_column_int64(sel, 0));
-		json_object_set_new(known, key,
-				    json_string((const char *)sqlite3_column_text(sel, 1)));
+		snprintf(key, sizeof(key), "%lld", (long long)sqlite3_column_int64(st, 0));
+		json_object_set_new(y->known, key,
+				    json_string((const char *)sqlite3_column_text(st, 1)));
 	}
+	sqlite3_finalize(st);
 	if (r != SQLITE_DONE) {
 		r = dberr(s, errmsg, "read guests");
+		goto fail;
+	}
+	*out = y;
+	return 0;
+fail:
+	pl_state_sync_abort(y);
+	return r;
+}
+
+void
+pl_state_sync_abort(struct pl_state_sync *y)
+{
+	if (y == NULL)
+		return;
+	sqlite3_finalize(y->up);
+	sqlite3_finalize(y->hist);
+	sqlite3_finalize(y->live);
+	if (sqlite3_get_autocommit(y->s->db) == 0)
+		exec(y->s, "ROLLBACK", NULL);
+	json_decref(y->known);
+	json_decref(y->changes);
+	free(y->errmsg);
+	free(y);
+}
+
+/* Unchanged: only the counters move. The guest is dumped without its config
+ * (put back afterwards; the caller still owns it). */
+static int
+guest_live(struct pl_state_sync *y, json_t *g, long long vmid, char **errmsg)
+{
+	json_t *cfg = json_incref(json_object_get(g, "config"));
+	char *text;
+
+	json_object_del(g, "config");
+	text = pl_json_compact(g);
+	if (cfg)
+		json_object_set_new(g, "config", cfg);
+	sqlite3_bind_text(y->live, 1, text, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(y->live, 2, y->run);
+	sqlite3_bind_int64(y->live, 3, vmid);
+	free(text);
+	return step_done(y->s, y->live, errmsg);
+}
+
+static int
+guest_put(struct pl_state_sync *y, const json_t *g, long long vmid, const char *type,
+	  const char *sha, char **errmsg)
+{
+	sqlite3_stmt *up = y->up;
+	char *text = pl_json_compact(g);
+
+	sqlite3_bind_int64(up, 1, vmid);
+	sqlite3_bind_text(up, 2, type, -1, SQLITE_TRANSIENT);
+	bind_text_or_null(up, 3, pl_json_str_or(g, "node", ""));
+	bind_text_or_null(up, 4, pl_json_str(g, "name"));
+	bind_text_or_null(up, 5, pl_json_str(g, "status"));
+	bind_text_or_null(up, 6, pl_json_str(g, "tags"));
+	sqlite3_bind_int(up, 7, (int)pl_json_int(g, "template", 0));
+	sqlite3_bind_text(up, 8, sha, 64, SQLITE_TRANSIENT);
+	sqlite3_bind_text(up, 9, text, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(up, 10, y->run);
+	free(text);
+	return step_done(y->s, up, errmsg);
+}
+
+void
+pl_state_sync_guest(struct pl_state_sync *y, json_t *g, const json_t *sig)
+{
+	long long vmid = pl_json_int(g, "vmid", -1);
+	const char *type = pl_json_str(g, "type"), *sha, *kind = NULL;
+	json_t *own = NULL, *old;
+	char key[32];
+	int r;
+
+	if (y->err || vmid < 0 || type == NULL || (strcmp(type, "qemu") && strcmp(type, "lxc")))
+		return;
+	if (json_array_size(sig) != 2)
+		sig = own = pl_state_guest_sig(g);
+	sha = json_string_value(json_array_get(sig, 0));
+	snprintf(key, sizeof(key), "%lld", vmid);
+	old = json_object_get(y->known, key);
+	if (old == NULL) {
+		kind = "discovered";
+		y->cnt.added++;
+	} else if (strcmp(json_string_value(old), sha) != 0) {
+		kind = "updated";
+		y->cnt.changed++;
+	} else {
+		y->cnt.unchanged++;
+	}
+	json_object_del(y->known, key);
+	if (kind) {
+		note_change(y->changes, vmid, pl_json_str(g, "name"), kind);
+		if ((r = add_history(y->s, y->hist, vmid, kind, sig, y->run, y->ts, &y->errmsg)) == 0)
+			r = guest_put(y, g, vmid, type, sha, &y->errmsg);
+	} else {
+		r = guest_live(y, g, vmid, &y->errmsg);
+	}
+	y->err = r;
+	json_decref(own);
+}
+
+/* What this sync has not seen is gone: a history row each, and the row goes. */
+static int
+record_gone(struct pl_state_sync *y, char **errmsg)
+{
+	struct pl_state *s = y->s;
+	sqlite3_stmt *one = NULL, *del = NULL;
+	const char *k;
+	json_t *v;
+	int r;
+
+	if ((r = prep(s, "SELECT json FROM guests WHERE vmid = ?", &one, errmsg)) != 0 ||
+	    (r = prep(s, "DELETE FROM guests WHERE vmid = ?", &del, errmsg)) != 0)
 		goto out;
-	}
-	r = 0;
-	json_array_foreach(guests, i, g) {
-		long long vmid = pl_json_int(g, "vmid", -1);
-		const char *type = pl_json_str(g, "type");
-		char key[32];
-		const char *sha;
-		json_t *old, *sig;
-		char *text;
-		bool same;
-
-		if (vmid < 0 || type == NULL || (strcmp(type, "qemu") && strcmp(type, "lxc")))
-			continue;
-		snprintf(key, sizeof(key), "%lld", vmid);
-		sig = json_incref(json_object_get(sigs, key));
-		if (json_array_size(sig) != 2)
-			sig = pl_state_guest_sig(g);
-		sha = json_string_value(json_array_get(sig, 0));
-		old = json_object_get(known, key);
-		if (old == NULL) {
-			cnt->added++;
-			note_change(changes, vmid, pl_json_str(g, "name"), "discovered");
-			r = add_history(s, hist, vmid, "discovered", sig, run, ts, errmsg);
-		} else if (strcmp(json_string_value(old), sha) != 0) {
-			cnt->changed++;
-			note_change(changes, vmid, pl_json_str(g, "name"), "updated");
-			r = add_history(s, hist, vmid, "updated", sig, run, ts, errmsg);
-		} else {
-			cnt->unchanged++;
-		}
-		same = old && !strcmp(json_string_value(old), sha);
-		if (old)
-			json_object_del(known, key);
-		if (r != 0) {
-			json_decref(sig);
-			goto out;
-		}
-		if (same) {
-			/* Unchanged: only the counters move. Dump the guest without
-			 * its config (put back afterwards; the caller still owns it). */
-			json_t *cfg = json_incref(json_object_get(g, "config"));
-
-			json_object_del((json_t *)g, "config");
-			text = pl_json_compact(g);
-			if (cfg)
-				json_object_set_new((json_t *)g, "config", cfg);
-			json_decref(sig);
-			sqlite3_bind_text(live, 1, text, -1, SQLITE_TRANSIENT);
-			sqlite3_bind_int64(live, 2, run);
-			sqlite3_bind_int64(live, 3, vmid);
-			free(text);
-			if ((r = step_done(s, live, errmsg)) != 0)
-				goto out;
-			continue;
-		}
-		text = pl_json_compact(g);
-		sqlite3_bind_int64(up, 1, vmid);
-		sqlite3_bind_text(up, 2, type, -1, SQLITE_TRANSIENT);
-		bind_text_or_null(up, 3, pl_json_str_or(g, "node", ""));
-		bind_text_or_null(up, 4, pl_json_str(g, "name"));
-		bind_text_or_null(up, 5, pl_json_str(g, "status"));
-		bind_text_or_null(up, 6, pl_json_str(g, "tags"));
-		sqlite3_bind_int(up, 7, (int)pl_json_int(g, "template", 0));
-		sqlite3_bind_text(up, 8, sha, 64, SQLITE_TRANSIENT);
-		sqlite3_bind_text(up, 9, text, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(up, 10, run);
-		free(text);
-		json_decref(sig);
-		if ((r = step_done(s, up, errmsg)) != 0)
-			goto out;
-	}
-	/* What is left was not seen: gone. */
-	json_object_foreach(known, k, v) {
+	json_object_foreach(y->known, k, v) {
 		long long vmid = strtoll(k, NULL, 10);
 		const char *js;
-		json_t *last = NULL;
+		json_t *last = NULL, *sig;
 
 		sqlite3_bind_int64(one, 1, vmid);
 		if (sqlite3_step(one) == SQLITE_ROW && (js = (const char *)sqlite3_column_text(one, 0)))
 			last = json_loads(js, 0, NULL);
 		sqlite3_reset(one);
-		json_t *sig = pl_state_guest_sig(last);
-
-		cnt->removed++;
-		note_change(changes, vmid, pl_json_str(last, "name"), "deleted");
-		r = add_history(s, hist, vmid, "deleted", sig, run, ts, errmsg);
+		sig = pl_state_guest_sig(last);
+		y->cnt.removed++;
+		note_change(y->changes, vmid, pl_json_str(last, "name"), "deleted");
+		r = add_history(s, y->hist, vmid, "deleted", sig, y->run, y->ts, errmsg);
 		json_decref(sig);
 		json_decref(last);
 		if (r != 0)
@@ -411,15 +478,9 @@ record_guests(struct pl_state *s, const json_t *guests, const json_t *sigs, long
 		if ((r = step_done(s, del, errmsg)) != 0)
 			goto out;
 	}
-	r = 0;
 out:
-	sqlite3_finalize(sel);
-	sqlite3_finalize(up);
-	sqlite3_finalize(hist);
-	sqlite3_finalize(del);
-	sqlite3_finalize(live);
 	sqlite3_finalize(one);
-	json_decref(known);
+	sqlite3_finalize(del);
 	return r;
 }
 
@@ -498,99 +559,82 @@ task_put(struct pl_state *s, sqlite3_stmt *st, const char *upid, const json_t *t
 	"endtime=excluded.endtime, status=excluded.status, json=excluded.json"
 
 int
-pl_state_record_sync(struct pl_state *s, const json_t *snap, bool dry_run,
-		     struct pl_state_counts *counts, json_t **changes, long long *run_id,
-		     char **errmsg)
+pl_state_sync_end(struct pl_state_sync *y, const json_t *snap, struct pl_state_counts *counts,
+		  json_t **changes, long long *run_id, char **errmsg)
 {
-	return pl_state_record_sync_hashed(s, snap, NULL, dry_run, counts, changes, run_id,
-					   errmsg);
-}
-
-int
-pl_state_record_sync_hashed(struct pl_state *s, const json_t *snap, const json_t *sigs,
-			    bool dry_run, struct pl_state_counts *counts, json_t **changes,
-			    long long *run_id, char **errmsg)
-{
-	struct pl_state_counts cnt = { 0 };
+	struct pl_state *s = y->s;
 	sqlite3_stmt *st = NULL;
-	json_t *ch = changes ? json_array() : NULL;
+	char *sum;
 	json_t *t;
-	double ts = now_s();
-	long long run;
 	size_t i;
 	int r;
 
-	if ((r = exec(s, "BEGIN IMMEDIATE", errmsg)) != 0)
-		goto out;
-	if ((r = prep(s, "INSERT INTO runs(kind,started) VALUES ('sync', ?)", &st, errmsg)) != 0)
-		goto rollback;
-	sqlite3_bind_double(st, 1, ts);
-	r = step_done(s, st, errmsg);
-	sqlite3_finalize(st);
-	st = NULL;
-	if (r != 0)
-		goto rollback;
-	run = sqlite3_last_insert_rowid(s->db);
-	if ((r = record_guests(s, json_object_get(snap, "guests"), sigs, run, ts, &cnt, ch,
-			       errmsg)) != 0 ||
-	    (r = replace_table(s, "nodes", "node", "status", json_object_get(snap, "nodes"), run,
-			       errmsg)) != 0 ||
+	if (y->err) {
+		r = pl_seterr(errmsg, y->err, "%s", y->errmsg);
+		goto fail;
+	}
+	if ((r = record_gone(y, errmsg)) != 0 ||
+	    (r = replace_table(s, "nodes", "node", "status", json_object_get(snap, "nodes"),
+			       y->run, errmsg)) != 0 ||
 	    (r = replace_table(s, "storages", "node", "storage",
-			       json_object_get(snap, "storages"), run, errmsg)) != 0 ||
+			       json_object_get(snap, "storages"), y->run, errmsg)) != 0 ||
 	    (r = replace_table(s, "bridges", "node", "iface", json_object_get(snap, "bridges"),
-			       run, errmsg)) != 0)
-		goto rollback;
-	if ((r = prep(s, ST_TASK, &st, errmsg)) != 0)
-		goto rollback;
+			       y->run, errmsg)) != 0 ||
+	    (r = prep(s, ST_TASK, &st, errmsg)) != 0)
+		goto fail;
 	json_array_foreach(json_object_get(snap, "tasks"), i, t) {
 		const char *upid = pl_json_str(t, "upid");
 
 		if (upid && (r = task_put(s, st, upid, t, errmsg)) != 0)
-			goto rollback;
+			goto fail;
 	}
 	sqlite3_finalize(st);
 	st = NULL;
-	{
-		char *sum = pl_asprintf("{\"added\":%d,\"changed\":%d,\"removed\":%d,"
-					"\"unchanged\":%d}", cnt.added, cnt.changed, cnt.removed,
-					cnt.unchanged);
-
-		if ((r = prep(s, "UPDATE runs SET finished = ?, status = 'ok', summary = ? "
-			      "WHERE id = ?", &st, errmsg)) == 0) {
-			sqlite3_bind_double(st, 1, now_s());
-			sqlite3_bind_text(st, 2, sum, -1, SQLITE_TRANSIENT);
-			sqlite3_bind_int64(st, 3, run);
-			r = step_done(s, st, errmsg);
-		}
-		free(sum);
-		if (r != 0)
-			goto rollback;
+	sum = pl_asprintf("{\"added\":%d,\"changed\":%d,\"removed\":%d,\"unchanged\":%d}",
+			  y->cnt.added, y->cnt.changed, y->cnt.removed, y->cnt.unchanged);
+	if ((r = prep(s, "UPDATE runs SET finished = ?, status = 'ok', summary = ? WHERE id = ?",
+		      &st, errmsg)) == 0) {
+		sqlite3_bind_double(st, 1, now_s());
+		sqlite3_bind_text(st, 2, sum, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 3, y->run);
+		r = step_done(s, st, errmsg);
 	}
-	if (dry_run) {
-		r = exec(s, "ROLLBACK", errmsg);
-		run = 0;
-	} else {
-		r = exec(s, "COMMIT", errmsg);
-	}
-	if (r != 0)
-		goto rollback;
+	free(sum);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (r != 0 || (r = exec(s, y->dry_run ? "ROLLBACK" : "COMMIT", errmsg)) != 0)
+		goto fail;
 	if (counts)
-		*counts = cnt;
+		*counts = y->cnt;
 	if (run_id)
-		*run_id = run;
+		*run_id = y->dry_run ? 0 : y->run;
 	if (changes) {
-		*changes = ch;
-		ch = NULL;
+		*changes = y->changes;
+		y->changes = NULL;
 	}
-	goto out;
-rollback:
+	pl_state_sync_abort(y); /* nothing left to roll back: only frees */
+	return 0;
+fail:
 	sqlite3_finalize(st);
-	st = NULL;
-	exec(s, "ROLLBACK", NULL);
-out:
-	sqlite3_finalize(st);
-	json_decref(ch);
+	pl_state_sync_abort(y);
 	return r;
+}
+
+int
+pl_state_record_sync(struct pl_state *s, const json_t *snap, bool dry_run,
+		     struct pl_state_counts *counts, json_t **changes, long long *run_id,
+		     char **errmsg)
+{
+	struct pl_state_sync *y;
+	json_t *g;
+	size_t i;
+	int r;
+
+	if ((r = pl_state_sync_begin(s, dry_run, &y, errmsg)) != 0)
+		return r;
+	json_array_foreach(json_object_get(snap, "guests"), i, g)
+		pl_state_sync_guest(y, g, NULL);
+	return pl_state_sync_end(y, snap, counts, changes, run_id, errmsg);
 }
 
 /* Run sql with one optional int64 bind; each row's column 0 parsed as JSON is

@@ -46,11 +46,22 @@ int pl_state_record_sync(struct pl_state *s, const json_t *snap, bool dry_run,
 			 struct pl_state_counts *counts, json_t **changes, long long *run_id,
 			 char **errmsg);
 
-/* The same, with guest signatures already computed ({"<vmid>": pl_state_guest_sig},
- * e.g. while the answers arrived); guests missing from sigs are hashed here. */
-int pl_state_record_sync_hashed(struct pl_state *s, const json_t *snap, const json_t *sigs,
-				bool dry_run, struct pl_state_counts *counts, json_t **changes,
-				long long *run_id, char **errmsg);
+/* The same, guest by guest as the answers arrive: begin opens the write
+ * transaction (held until end or abort) and reads what the store knows. */
+struct pl_state_sync;
+int pl_state_sync_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out,
+			char **errmsg);
+/* Record one guest with its pl_state_guest_sig (NULL: computed here). A
+ * failed write is kept, later guests are skipped, and pl_state_sync_end
+ * reports it. */
+void pl_state_sync_guest(struct pl_state_sync *y, json_t *guest, const json_t *sig);
+/* Guests not recorded since begin are gone; snap's nodes, storages, bridges
+ * and tasks are written; then commit (roll back with dry_run). Frees y. */
+int pl_state_sync_end(struct pl_state_sync *y, const json_t *snap,
+		      struct pl_state_counts *counts, json_t **changes, long long *run_id,
+		      char **errmsg);
+/* Roll back and free. Accepts NULL. */
+void pl_state_sync_abort(struct pl_state_sync *y);
 
 /* Every guest as last seen (objects with config), sorted by vmid. */
 int pl_state_guests(struct pl_state *s, json_t **out, char **errmsg);

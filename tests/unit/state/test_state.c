@@ -207,33 +207,49 @@ test_sync_history(void **state)
 	pl_state_close(s);
 }
 
-/* Hashes computed while the answers arrived are used as given. */
+/* Guests recorded one by one as they arrive, with signatures computed by the
+ * caller: used as given, and what was not recorded is gone. */
 static void
-test_precomputed_hashes(void **state)
+test_streamed_sync(void **state)
 {
 	struct pl_state *s;
+	struct pl_state_sync *y;
 	struct pl_state_counts cnt;
-	json_t *sn = snap(4, 1024, 0.3), *hashes = json_object(), *g;
+	json_t *sn = snap(4, 1024, 0.3), *g, *changes = NULL;
 	char *err = NULL;
 	size_t i;
 
 	assert_int_equal(pl_state_open(path, &s, &err), 0);
+	assert_int_equal(pl_state_record_sync(s, sn, false, &cnt, NULL, NULL, &err), 0);
+	assert_int_equal(pl_state_sync_begin(s, true, &y, &err), 0);
 	json_array_foreach(json_object_get(sn, "guests"), i, g) {
-		char key[32];
+		json_t *sig = pl_state_guest_sig(g);
 
-		snprintf(key, sizeof(key), "%lld", pl_json_int(g, "vmid", 0));
-		json_object_set_new(hashes, key, pl_state_guest_sig(g));
+		if (i == 0) {
+			json_decref(sig);
+			continue; /* not seen: gone */
+		}
+		if (i == 1) {
+			json_decref(sig);
+			sig = json_pack("[s,s]", "0000000000000000000000000000000000000000000000000000000000000000", "{}");
+		}
+		pl_state_sync_guest(y, g, sig);
+		json_decref(sig);
 	}
-	assert_int_equal(pl_state_record_sync_hashed(s, sn, hashes, false, &cnt, NULL, NULL, &err), 0);
+	assert_int_equal(pl_state_sync_end(y, sn, &cnt, &changes, NULL, &err), 0);
+	assert_int_equal(cnt.removed, 1);
+	assert_int_equal(cnt.changed, 1); /* a different given hash is a change */
+	assert_int_equal(cnt.unchanged, 2);
+	assert_int_equal(json_array_size(changes), 2);
+	json_decref(changes);
+	/* That was a dry run: the store still has all four, unchanged. */
+	assert_int_equal(pl_state_record_sync(s, sn, false, &cnt, NULL, NULL, &err), 0);
 	assert_int_equal(cnt.unchanged, 4);
-	/* A different given hash is a change, recorded with the durable JSON. */
-	json_object_set_new(hashes, "101",
-			    json_pack("[s,s]", "0000000000000000000000000000000000000000000000000000000000000000",
-				      "{}"));
-	assert_int_equal(pl_state_record_sync_hashed(s, sn, hashes, true, &cnt, NULL, NULL, &err), 0);
-	assert_int_equal(cnt.changed, 1);
-	assert_int_equal(cnt.unchanged, 3);
-	json_decref(hashes);
+	/* An abandoned sync leaves nothing behind and frees the write lock. */
+	assert_int_equal(pl_state_sync_begin(s, false, &y, &err), 0);
+	pl_state_sync_abort(y);
+	assert_int_equal(pl_state_record_sync(s, sn, false, &cnt, NULL, NULL, &err), 0);
+	assert_int_equal(cnt.unchanged, 4);
 	json_decref(sn);
 	pl_state_close(s);
 }
@@ -268,7 +284,7 @@ main(void)
 		cmocka_unit_test(test_open_migrate_reopen),
 		cmocka_unit_test(test_hash_ignores_volatile),
 		cmocka_unit_test(test_sync_history),
-		cmocka_unit_test(test_precomputed_hashes),
+		cmocka_unit_test(test_streamed_sync),
 		cmocka_unit_test(test_tasks),
 	};
 
