@@ -315,9 +315,9 @@ auth_value(const char *hdr, const char *name)
 {
 	size_t n = strlen(name);
 
-	for (const char *p = hdr; p && *p; p++) {
+	for (const char *p = hdr; (p = strstr(p, name)) != NULL; p++) {
 		if ((p == hdr || isspace((unsigned char)p[-1]) || p[-1] == ';') &&
-		    !strncmp(p, name, n) && (p[n] == '=' || p[n] == ' ')) {
+		    (p[n] == '=' || p[n] == ' ')) {
 			const char *v = p + n + 1;
 			size_t len = strcspn(v, ";");
 			char *raw = pl_strndup(v, len), *out = evhttp_uridecode(raw, 0, NULL);
@@ -331,6 +331,15 @@ auth_value(const char *hdr, const char *name)
 		}
 	}
 	return NULL;
+}
+
+/* Whether an API token value is "ID=SECRET". */
+static bool
+token_is(const char *value, const char *id, const char *secret)
+{
+	size_t n = strlen(id);
+
+	return !strncmp(value, id, n) && value[n] == '=' && !strcmp(value + n + 1, secret);
 }
 
 /* --- parameters --- */
@@ -887,19 +896,13 @@ on_request(struct evhttp_request *req, void *arg)
 				goto out;
 			}
 		} else if (authz && (ticket = auth_value(authz, "PVEAPIToken")) != NULL) {
-			char *eq = strrchr(ticket, '=');
-			char *want_rw = pl_asprintf("root@pam!pvelab=%s", s->token_secret);
-			char *want_ro = pl_asprintf("audit@pve!ro=%s", s->ro_secret);
-
-			if (eq && !strcmp(ticket, want_rw)) {
-				user = pl_strndup(ticket, (size_t)(eq - ticket));
-			} else if (eq && !strcmp(ticket, want_ro)) {
-				user = pl_strndup(ticket, (size_t)(eq - ticket));
+			if (token_is(ticket, "root@pam!pvelab", s->token_secret)) {
+				user = pl_strdup("root@pam!pvelab");
+			} else if (token_is(ticket, "audit@pve!ro", s->ro_secret)) {
+				user = pl_strdup("audit@pve!ro");
 				readonly = true;
 			}
 			token = true;
-			pl_free_secret(want_rw);
-			pl_free_secret(want_ro);
 			pl_free_secret(ticket);
 			if (!user) {
 				reply_401(s, req, "Authentication failed!");
