@@ -655,7 +655,6 @@ send_result(struct pl_sim *s, struct evhttp_request *req, struct pl_sim_req *r, 
 	struct pl_sim_blob *bl;
 
 	if (r->status != 200) {
-		evhttp_clear_headers(evhttp_request_get_output_headers(req));
 		reply_json(s, req, r->status, r->reason ? r->reason : "internal error", r->errors,
 			   delay + r->delay_ms);
 		return;
