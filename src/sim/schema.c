@@ -208,6 +208,15 @@ pl_sim_schema_find(const struct pl_sim_schema *s, const char *tmpl)
 	return NULL;
 }
 
+/* A minimum or maximum of a definition: a number or a numeric string. */
+static const json_t *
+limit_of(const json_t *def, const char *key)
+{
+	const json_t *v = json_object_get(def, key);
+
+	return json_is_number(v) || json_is_string(v) ? v : NULL;
+}
+
 static void
 param_init(struct pl_sim_param *p, const char *name, const json_t *def)
 {
@@ -221,13 +230,20 @@ param_init(struct pl_sim_param *p, const char *name, const json_t *def)
 	} else {
 		p->name = pl_strdup(name);
 	}
-	p->def = def;
 	p->type = pl_json_str_or(def, "type", "string");
 	p->optional = pl_json_bool(def, "optional", false);
 	if (json_is_object(fmt))
 		p->pfmt = pl_pfmt_from_json(p->name, fmt, NULL);
 	else if (json_is_string(fmt))
 		p->named = pl_pfmt_get(json_string_value(fmt));
+	p->format = json_string_value(fmt);
+	if (json_is_array(json_object_get(def, "enum")))
+		p->enumv = json_object_get(def, "enum");
+	p->pattern = pl_json_str(def, "pattern");
+	p->minimum = limit_of(def, "minimum");
+	p->maximum = limit_of(def, "maximum");
+	p->minlen = pl_json_int(def, "minLength", -1);
+	p->maxlen = pl_json_int(def, "maxLength", -1);
 }
 
 static void
@@ -488,11 +504,11 @@ bad:
 }
 
 static bool
-pattern_ok(struct pl_sim_param *p, const char *pattern, const char *value)
+pattern_ok(struct pl_sim_param *p, const char *value)
 {
 	if (!p->regex && !p->regex_bad) {
 		bool icase = false;
-		char *ere = regex_translate(pattern, &icase);
+		char *ere = regex_translate(p->pattern, &icase);
 		regex_t *re = pl_malloc(sizeof(*re));
 
 		if (!ere || regcomp(re, ere, REG_EXTENDED | REG_NOSUB | (icase ? REG_ICASE : 0))) {
@@ -697,10 +713,6 @@ pl_sim_check_value(const struct pl_sim_param *cp, const char *v)
 {
 	/* the regex and format caches are filled lazily */
 	struct pl_sim_param *p = (struct pl_sim_param *)cp;
-	const json_t *def = p->def;
-	const json_t *fmt = json_object_get(def, "format");
-	const json_t *en = json_object_get(def, "enum");
-	const char *pattern = pl_json_str(def, "pattern");
 	bool numeric = false;
 	double num = 0;
 
@@ -724,11 +736,10 @@ pl_sim_check_value(const struct pl_sim_param *cp, const char *v)
 		numeric = true;
 		num = strtod(v, NULL);
 	}
-	if (json_is_string(fmt)) {
-		const char *fn = json_string_value(fmt);
+	if (p->format) {
 		char *e;
 
-		if ((e = check_named_format(fn, v)) != NULL) {
+		if ((e = check_named_format(p->format, v)) != NULL) {
 			char *m = pl_asprintf("invalid format - %s", e);
 
 			free(e);
@@ -762,18 +773,18 @@ pl_sim_check_value(const struct pl_sim_param *cp, const char *v)
 		}
 		pl_propstr_release(&ps);
 	}
-	if (json_is_array(en)) {
+	if (p->enumv) {
 		size_t i;
 		json_t *e;
 		struct pl_buf list;
 		char *m;
 
-		json_array_foreach(en, i, e) {
+		json_array_foreach(p->enumv, i, e) {
 			if (json_is_string(e) && !strcmp(json_string_value(e), v))
 				return NULL;
 		}
 		pl_buf_init(&list, 0);
-		json_array_foreach(en, i, e) {
+		json_array_foreach(p->enumv, i, e) {
 			if (i)
 				pl_buf_addstr(&list, ", ");
 			if (json_is_string(e))
@@ -785,11 +796,10 @@ pl_sim_check_value(const struct pl_sim_param *cp, const char *v)
 		return m;
 	}
 	if (numeric) {
-		const json_t *mn = json_object_get(def, "minimum");
-		const json_t *mx = json_object_get(def, "maximum");
+		const json_t *mn = p->minimum, *mx = p->maximum;
 		double lim;
 
-		if (mn && (json_is_number(mn) || json_is_string(mn))) {
+		if (mn) {
 			lim = json_is_number(mn) ? json_number_value(mn)
 						 : strtod(json_string_value(mn), NULL);
 			if (num < lim) {
@@ -800,7 +810,7 @@ pl_sim_check_value(const struct pl_sim_param *cp, const char *v)
 				return m;
 			}
 		}
-		if (mx && (json_is_number(mx) || json_is_string(mx))) {
+		if (mx) {
 			lim = json_is_number(mx) ? json_number_value(mx)
 						 : strtod(json_string_value(mx), NULL);
 			if (num > lim) {
@@ -812,15 +822,12 @@ pl_sim_check_value(const struct pl_sim_param *cp, const char *v)
 			}
 		}
 	} else {
-		long long maxlen = pl_json_int(def, "maxLength", -1);
-		long long minlen = pl_json_int(def, "minLength", -1);
-
-		if (maxlen >= 0 && (long long)strlen(v) > maxlen)
-			return pl_asprintf("value may only be %lld characters long", maxlen);
-		if (minlen >= 0 && (long long)strlen(v) < minlen)
-			return pl_asprintf("value must be at least %lld characters long", minlen);
+		if (p->maxlen >= 0 && (long long)strlen(v) > p->maxlen)
+			return pl_asprintf("value may only be %lld characters long", p->maxlen);
+		if (p->minlen >= 0 && (long long)strlen(v) < p->minlen)
+			return pl_asprintf("value must be at least %lld characters long", p->minlen);
 	}
-	if (pattern && !pattern_ok(p, pattern, v))
+	if (p->pattern && !pattern_ok(p, v))
 		return pl_strdup("value does not match the regex pattern");
 	return NULL;
 }
