@@ -17,6 +17,9 @@
 #include "core/propstr.h"
 #include "core/str.h"
 
+#define DIGITS "0123456789"
+#define ALNUM "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" DIGITS
+
 struct pl_sim_rnode {
 	char *seg;     /* literal segment, or NULL for a variable */
 	size_t seglen;
@@ -273,8 +276,11 @@ method_new(enum pl_sim_meth meth, const char *path, const json_t *def)
 	m->returns = pl_json_str_or(def, "returns", "null");
 	m->nparams = json_object_size(params);
 	m->params = pl_calloc(m->nparams ? m->nparams : 1, sizeof(*m->params));
-	json_object_foreach((json_t *)params, k, v)
+	m->index = json_object();
+	json_object_foreach((json_t *)params, k, v) {
+		json_object_set_new(m->index, k, json_integer((json_int_t)i));
 		param_init(&m->params[i++], k, v);
+	}
 	return m;
 }
 
@@ -286,6 +292,7 @@ method_free(struct pl_sim_method *m)
 	for (size_t i = 0; i < m->nparams; i++)
 		param_release(&m->params[i]);
 	free(m->params);
+	json_decref(m->index);
 	free(m);
 }
 
@@ -352,21 +359,25 @@ pl_sim_schema_free(struct pl_sim_schema *s)
 const struct pl_sim_param *
 pl_sim_param_find(const struct pl_sim_method *m, const char *name)
 {
-	for (size_t i = 0; i < m->nparams; i++) {
-		const struct pl_sim_param *p = &m->params[i];
-		size_t n = strlen(p->name);
+	const json_t *at = json_object_get(m->index, name);
+	long long best = at ? json_integer_value(at) : -1;
+	size_t n = strlen(name);
+	char key[128];
 
-		if (!p->indexed) {
-			if (!strcmp(p->name, name))
-				return p;
+	if (best >= 0 && m->params[best].indexed)
+		best = -1; /* "net[n]" itself is no parameter name */
+	/* "net0" is the schema's "net[n]"; of all the names that fit, the
+	 * schema's first counts */
+	for (size_t base = n; base > 1 && strchr(DIGITS, name[base - 1]); base--) {
+		if (base + 2 >= sizeof(key))
 			continue;
-		}
-		if (strncmp(p->name, name, n) != 0 || !name[n])
-			continue;
-		if (strspn(name + n, "0123456789") == strlen(name + n))
-			return p;
+		memcpy(key, name, base - 1);
+		memcpy(key + base - 1, "[n]", 4);
+		at = json_object_get(m->index, key);
+		if (at && (best < 0 || json_integer_value(at) < best))
+			best = json_integer_value(at);
 	}
-	return NULL;
+	return best < 0 ? NULL : &m->params[best];
 }
 
 char *
@@ -603,9 +614,6 @@ is_cidr(const char *s, int family)
 
 /* The formats every request's path variables have, checked by hand: a regex
  * match costs more than the rest of a simple GET. */
-#define DIGITS "0123456789"
-#define ALNUM "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" DIGITS
-
 /* ^[1-9][0-9]{2,8}$ */
 static bool
 is_vmid(const char *v)

@@ -42,6 +42,7 @@ struct pl_sim_method {
 	const json_t *def;      /* borrowed */
 	struct pl_sim_param *params;
 	size_t nparams;
+	json_t *index;          /* the schema's parameter names ("net[n]") -> position */
 	bool allowtoken;
 	const char *returns;    /* "array", "object", "string", "null", ... */
 	pl_sim_handler handler; /* the simulator's implementation, or NULL */

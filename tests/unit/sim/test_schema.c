@@ -262,6 +262,10 @@ test_check_value(void **state)
 	assert_true(p->indexed);
 	assert_null(pl_sim_check_value(p, "ip=10.0.0.5/24,gw=10.0.0.1"));
 	assert_null(pl_sim_param_find(m, "ipconfig"));
+	assert_null(pl_sim_param_find(m, "ipconfig[n]"));
+	assert_null(pl_sim_param_find(m, "ipconfigx0"));
+	assert_ptr_equal(pl_sim_param_find(m, "ipconfig12"), p);
+	assert_string_equal(pl_sim_param_find(m, "cores")->name, "cores");
 	p = pl_sim_param_find(m, "tags");
 	assert_null(pl_sim_check_value(p, "web;prod"));
 	p = pl_sim_param_find(m, "onboot");
