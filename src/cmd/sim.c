@@ -45,6 +45,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_sim_opts o;
 	struct pl_args a;
 	struct event_base *base = NULL;
+	struct event_config *cfg;
 	struct event *sigint = NULL, *sigterm = NULL;
 	struct pl_sim *sim = NULL;
 	char *err = NULL, *line;
@@ -110,7 +111,12 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_args_release(&a);
 		return PL_EXIT_USAGE;
 	}
-	base = event_base_new();
+	/* the changelist merges what a request does to its socket's interest (read
+	 * off, write on; write off, read on) into one epoll_ctl each way */
+	cfg = event_config_new();
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
 	if (pl_sim_new(base, &o, &sim, &err) != 0) {
 		pl_error("cannot start the simulator: %s", err ? err : "unknown error");
 		goto out;

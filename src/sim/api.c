@@ -451,6 +451,24 @@ pl_sim_blob_from_buf(struct pl_buf *b)
 }
 
 struct pl_sim_blob *
+pl_sim_blob_from_data(json_t *data, const json_t *top)
+{
+	json_t *o = json_object();
+	struct pl_sim_blob *bl;
+	struct pl_buf b;
+
+	json_object_set(o, "data", data ? data : json_null());
+	if (top)
+		json_object_update(o, (json_t *)top);
+	pl_buf_init(&b, 0);
+	pl_json_buf_add(&b, o, JSON_COMPACT);
+	bl = pl_sim_blob_from_buf(&b);
+	pl_buf_release(&b);
+	json_decref(o);
+	return bl;
+}
+
+struct pl_sim_blob *
 pl_sim_blob_ref(struct pl_sim_blob *bl)
 {
 	bl->refs++;

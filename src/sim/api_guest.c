@@ -381,7 +381,6 @@ h_config_get(struct pl_sim_req *r, bool lxc)
 {
 	struct pl_sim_guest *g = req_guest(r, lxc);
 	const char *snap = pl_sim_p(r, "snapshot");
-	json_t *conf;
 	size_t i;
 	json_t *v;
 
@@ -397,14 +396,26 @@ h_config_get(struct pl_sim_req *r, bool lxc)
 		pl_sim_ok(r, pl_sim_conf_json(r->sim, g, json_object_get(sn, "conf")));
 		return;
 	}
-	conf = json_copy(g->conf);
-	if (!pl_sim_pbool(r, "current", false)) {
+	if (pl_sim_pbool(r, "current", false)) {
+		pl_sim_ok(r, conf_out(r->sim, g, g->conf));
+		return;
+	}
+	/* the usual question (a sync asks it of every guest): answered from the
+	 * serialised form until anything in the model changes */
+	if (!g->confbody || g->confgen != r->sim->gen) {
+		json_t *conf = json_copy(g->conf), *o;
+
 		json_object_update(conf, g->pending);
 		json_array_foreach(g->pending_del, i, v)
 			json_object_del(conf, json_string_value(v));
+		o = conf_out(r->sim, g, conf);
+		pl_sim_blob_unref(g->confbody);
+		g->confbody = pl_sim_blob_from_data(o, NULL);
+		g->confgen = r->sim->gen;
+		json_decref(o);
+		json_decref(conf);
 	}
-	pl_sim_ok(r, conf_out(r->sim, g, conf));
-	json_decref(conf);
+	r->blob = pl_sim_blob_ref(g->confbody);
 }
 
 static void h_qemu_config_get(struct pl_sim_req *r) { h_config_get(r, false); }

@@ -153,6 +153,7 @@ guest_free(struct pl_sim_guest *g)
 	json_decref(g->snaps);
 	free(g->parent);
 	free(g->res);
+	pl_sim_blob_unref(g->confbody);
 	free(g);
 }
 

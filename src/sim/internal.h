@@ -71,6 +71,8 @@ struct pl_sim_guest {
 	char digest[41];
 	char *res;           /* cached static part of the /cluster/resources entry */
 	size_t reslen;
+	struct pl_sim_blob *confbody; /* cached GET .../config answer, or NULL */
+	uint64_t confgen;    /* the model generation confbody was built in */
 	struct pl_sim_task *holder; /* task holding the config file lock (flock) */
 	bool sized;          /* cpus/maxmem/maxdisk below are current */
 	int cpus;
@@ -142,6 +144,8 @@ struct pl_sim {
 	char url[320];
 	struct pl_sim_pending *held;
 	struct pl_sim_waiter *waiters; /* calls waiting for a guest's lock file */
+	int64_t date_t;  /* the second date was formatted for */
+	char date[40];   /* "Sun, 22 Nov 2026 04:54:08 GMT": Date and Expires */
 	bool dirty;
 	struct event *save_ev;
 	uint64_t gen;    /* bumped by every change; keys the response caches */
@@ -162,6 +166,9 @@ struct pl_sim_blob {
 
 /* Take over a buffer's contents as a blob with one reference. */
 struct pl_sim_blob *pl_sim_blob_from_buf(struct pl_buf *b);
+/* The 200 answer {"data": data, ...top} serialised as a blob with one reference
+ * (top may be NULL). */
+struct pl_sim_blob *pl_sim_blob_from_data(json_t *data, const json_t *top);
 struct pl_sim_blob *pl_sim_blob_ref(struct pl_sim_blob *bl);
 void pl_sim_blob_unref(struct pl_sim_blob *bl);
 

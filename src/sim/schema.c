@@ -17,8 +17,12 @@
 #include "core/propstr.h"
 #include "core/str.h"
 
+#define DIGITS "0123456789"
+#define ALNUM "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ" DIGITS
+
 struct pl_sim_rnode {
 	char *seg;     /* literal segment, or NULL for a variable */
+	size_t seglen;
 	char *var;     /* variable name for {var} */
 	struct pl_sim_rnode **kids;
 	size_t nkids;
@@ -74,14 +78,16 @@ rnode_child(struct pl_sim_rnode *n, const char *seg, size_t len)
 		k = n->kids[i];
 		if (var && k->var && strlen(k->var) == len - 2 && !strncmp(k->var, seg + 1, len - 2))
 			return k;
-		if (!var && k->seg && strlen(k->seg) == len && !strncmp(k->seg, seg, len))
+		if (!var && k->seg && k->seglen == len && !memcmp(k->seg, seg, len))
 			return k;
 	}
 	k = rnode_new();
 	if (var)
 		k->var = pl_strndup(seg + 1, len - 2);
-	else
+	else {
 		k->seg = pl_strndup(seg, len);
+		k->seglen = len;
+	}
 	n->kids = pl_realloc(n->kids, (n->nkids + 1) * sizeof(*n->kids));
 	n->kids[n->nkids++] = k;
 	return k;
@@ -150,7 +156,7 @@ route_match(const struct pl_sim_rnode *n, const char *p, json_t *vars)
 		const struct pl_sim_rnode *k = n->kids[i];
 		long r;
 
-		if (!k->seg || strlen(k->seg) != len || strncmp(k->seg, p, len))
+		if (!k->seg || k->seglen != len || memcmp(k->seg, p, len))
 			continue;
 		if ((r = route_match(k, e, vars)) >= 0)
 			return r;
@@ -205,6 +211,15 @@ pl_sim_schema_find(const struct pl_sim_schema *s, const char *tmpl)
 	return NULL;
 }
 
+/* A minimum or maximum of a definition: a number or a numeric string. */
+static const json_t *
+limit_of(const json_t *def, const char *key)
+{
+	const json_t *v = json_object_get(def, key);
+
+	return json_is_number(v) || json_is_string(v) ? v : NULL;
+}
+
 static void
 param_init(struct pl_sim_param *p, const char *name, const json_t *def)
 {
@@ -218,13 +233,20 @@ param_init(struct pl_sim_param *p, const char *name, const json_t *def)
 	} else {
 		p->name = pl_strdup(name);
 	}
-	p->def = def;
 	p->type = pl_json_str_or(def, "type", "string");
 	p->optional = pl_json_bool(def, "optional", false);
 	if (json_is_object(fmt))
 		p->pfmt = pl_pfmt_from_json(p->name, fmt, NULL);
 	else if (json_is_string(fmt))
 		p->named = pl_pfmt_get(json_string_value(fmt));
+	p->format = json_string_value(fmt);
+	if (json_is_array(json_object_get(def, "enum")))
+		p->enumv = json_object_get(def, "enum");
+	p->pattern = pl_json_str(def, "pattern");
+	p->minimum = limit_of(def, "minimum");
+	p->maximum = limit_of(def, "maximum");
+	p->minlen = pl_json_int(def, "minLength", -1);
+	p->maxlen = pl_json_int(def, "maxLength", -1);
 }
 
 static void
@@ -254,8 +276,11 @@ method_new(enum pl_sim_meth meth, const char *path, const json_t *def)
 	m->returns = pl_json_str_or(def, "returns", "null");
 	m->nparams = json_object_size(params);
 	m->params = pl_calloc(m->nparams ? m->nparams : 1, sizeof(*m->params));
-	json_object_foreach((json_t *)params, k, v)
+	m->index = json_object();
+	json_object_foreach((json_t *)params, k, v) {
+		json_object_set_new(m->index, k, json_integer((json_int_t)i));
 		param_init(&m->params[i++], k, v);
+	}
 	return m;
 }
 
@@ -267,6 +292,7 @@ method_free(struct pl_sim_method *m)
 	for (size_t i = 0; i < m->nparams; i++)
 		param_release(&m->params[i]);
 	free(m->params);
+	json_decref(m->index);
 	free(m);
 }
 
@@ -333,21 +359,25 @@ pl_sim_schema_free(struct pl_sim_schema *s)
 const struct pl_sim_param *
 pl_sim_param_find(const struct pl_sim_method *m, const char *name)
 {
-	for (size_t i = 0; i < m->nparams; i++) {
-		const struct pl_sim_param *p = &m->params[i];
-		size_t n = strlen(p->name);
+	const json_t *at = json_object_get(m->index, name);
+	long long best = at ? json_integer_value(at) : -1;
+	size_t n = strlen(name);
+	char key[128];
 
-		if (!p->indexed) {
-			if (!strcmp(p->name, name))
-				return p;
+	if (best >= 0 && m->params[best].indexed)
+		best = -1; /* "net[n]" itself is no parameter name */
+	/* "net0" is the schema's "net[n]"; of all the names that fit, the
+	 * schema's first counts */
+	for (size_t base = n; base > 1 && strchr(DIGITS, name[base - 1]); base--) {
+		if (base + 2 >= sizeof(key))
 			continue;
-		}
-		if (strncmp(p->name, name, n) != 0 || !name[n])
-			continue;
-		if (strspn(name + n, "0123456789") == strlen(name + n))
-			return p;
+		memcpy(key, name, base - 1);
+		memcpy(key + base - 1, "[n]", 4);
+		at = json_object_get(m->index, key);
+		if (at && (best < 0 || json_integer_value(at) < best))
+			best = json_integer_value(at);
 	}
-	return NULL;
+	return best < 0 ? NULL : &m->params[best];
 }
 
 char *
@@ -485,11 +515,11 @@ bad:
 }
 
 static bool
-pattern_ok(struct pl_sim_param *p, const char *pattern, const char *value)
+pattern_ok(struct pl_sim_param *p, const char *value)
 {
 	if (!p->regex && !p->regex_bad) {
 		bool icase = false;
-		char *ere = regex_translate(pattern, &icase);
+		char *ere = regex_translate(p->pattern, &icase);
 		regex_t *re = pl_malloc(sizeof(*re));
 
 		if (!ere || regcomp(re, ere, REG_EXTENDED | REG_NOSUB | (icase ? REG_ICASE : 0))) {
@@ -582,16 +612,36 @@ is_cidr(const char *s, int family)
 	return pl_str_to_ll(slash + 1, 0, fam == AF_INET ? 32 : 128, &bits) == 0;
 }
 
+/* The formats every request's path variables have, checked by hand: a regex
+ * match costs more than the rest of a simple GET. */
+/* ^[1-9][0-9]{2,8}$ */
+static bool
+is_vmid(const char *v)
+{
+	size_t n = strlen(v);
+
+	return n >= 3 && n <= 9 && v[0] != '0' && strspn(v, DIGITS) == n;
+}
+
+/* ^([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)$ */
+static bool
+is_node_name(const char *v)
+{
+	size_t n = strlen(v);
+
+	return n > 0 && v[0] != '-' && v[n - 1] != '-' && strspn(v, ALNUM "-") == n;
+}
+
 /* Named string formats PVE registers with register_standard_format; the
  * texts are PVE's (PVE::JSONSchema). NULL when valid or not checked. */
 static char *
 check_named_format(const char *fmt, const char *v)
 {
 	if (!strcmp(fmt, "pve-vmid")) {
-		if (!match_re("^[1-9][0-9]{2,8}$", v))
+		if (!is_vmid(v))
 			return pl_strdup("value does not look like a valid VM ID\n");
 	} else if (!strcmp(fmt, "pve-node")) {
-		if (!match_re("^([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)$", v))
+		if (!is_node_name(v))
 			return pl_strdup("value does not look like a valid node name\n");
 	} else if (!strcmp(fmt, "pve-storage-id")) {
 		if (!match_re("^[a-z][a-z0-9._-]*[a-z0-9]$", v))
@@ -638,10 +688,13 @@ check_named_format(const char *fmt, const char *v)
 	return NULL;
 }
 
+/* ^[+-]?[0-9]+$ */
 static bool
 is_int(const char *v)
 {
-	return match_re("^[+-]?[0-9]+$", v);
+	if (*v == '+' || *v == '-')
+		v++;
+	return *v && strspn(v, DIGITS) == strlen(v);
 }
 
 static bool
@@ -668,10 +721,6 @@ pl_sim_check_value(const struct pl_sim_param *cp, const char *v)
 {
 	/* the regex and format caches are filled lazily */
 	struct pl_sim_param *p = (struct pl_sim_param *)cp;
-	const json_t *def = p->def;
-	const json_t *fmt = json_object_get(def, "format");
-	const json_t *en = json_object_get(def, "enum");
-	const char *pattern = pl_json_str(def, "pattern");
 	bool numeric = false;
 	double num = 0;
 
@@ -695,11 +744,10 @@ pl_sim_check_value(const struct pl_sim_param *cp, const char *v)
 		numeric = true;
 		num = strtod(v, NULL);
 	}
-	if (json_is_string(fmt)) {
-		const char *fn = json_string_value(fmt);
+	if (p->format) {
 		char *e;
 
-		if ((e = check_named_format(fn, v)) != NULL) {
+		if ((e = check_named_format(p->format, v)) != NULL) {
 			char *m = pl_asprintf("invalid format - %s", e);
 
 			free(e);
@@ -733,18 +781,18 @@ pl_sim_check_value(const struct pl_sim_param *cp, const char *v)
 		}
 		pl_propstr_release(&ps);
 	}
-	if (json_is_array(en)) {
+	if (p->enumv) {
 		size_t i;
 		json_t *e;
 		struct pl_buf list;
 		char *m;
 
-		json_array_foreach(en, i, e) {
+		json_array_foreach(p->enumv, i, e) {
 			if (json_is_string(e) && !strcmp(json_string_value(e), v))
 				return NULL;
 		}
 		pl_buf_init(&list, 0);
-		json_array_foreach(en, i, e) {
+		json_array_foreach(p->enumv, i, e) {
 			if (i)
 				pl_buf_addstr(&list, ", ");
 			if (json_is_string(e))
@@ -756,11 +804,10 @@ pl_sim_check_value(const struct pl_sim_param *cp, const char *v)
 		return m;
 	}
 	if (numeric) {
-		const json_t *mn = json_object_get(def, "minimum");
-		const json_t *mx = json_object_get(def, "maximum");
+		const json_t *mn = p->minimum, *mx = p->maximum;
 		double lim;
 
-		if (mn && (json_is_number(mn) || json_is_string(mn))) {
+		if (mn) {
 			lim = json_is_number(mn) ? json_number_value(mn)
 						 : strtod(json_string_value(mn), NULL);
 			if (num < lim) {
@@ -771,7 +818,7 @@ pl_sim_check_value(const struct pl_sim_param *cp, const char *v)
 				return m;
 			}
 		}
-		if (mx && (json_is_number(mx) || json_is_string(mx))) {
+		if (mx) {
 			lim = json_is_number(mx) ? json_number_value(mx)
 						 : strtod(json_string_value(mx), NULL);
 			if (num > lim) {
@@ -783,15 +830,12 @@ pl_sim_check_value(const struct pl_sim_param *cp, const char *v)
 			}
 		}
 	} else {
-		long long maxlen = pl_json_int(def, "maxLength", -1);
-		long long minlen = pl_json_int(def, "minLength", -1);
-
-		if (maxlen >= 0 && (long long)strlen(v) > maxlen)
-			return pl_asprintf("value may only be %lld characters long", maxlen);
-		if (minlen >= 0 && (long long)strlen(v) < minlen)
-			return pl_asprintf("value must be at least %lld characters long", minlen);
+		if (p->maxlen >= 0 && (long long)strlen(v) > p->maxlen)
+			return pl_asprintf("value may only be %lld characters long", p->maxlen);
+		if (p->minlen >= 0 && (long long)strlen(v) < p->minlen)
+			return pl_asprintf("value must be at least %lld characters long", p->minlen);
 	}
-	if (pattern && !pattern_ok(p, pattern, v))
+	if (p->pattern && !pattern_ok(p, v))
 		return pl_strdup("value does not match the regex pattern");
 	return NULL;
 }

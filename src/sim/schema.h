@@ -22,13 +22,18 @@ enum pl_sim_meth { PL_SIM_GET, PL_SIM_POST, PL_SIM_PUT, PL_SIM_DELETE, PL_SIM_NM
 struct pl_sim_param {
 	char *name;          /* "net" for the schema's "net[n]" */
 	bool indexed;        /* matches name followed by digits */
-	const json_t *def;   /* borrowed from the schema document */
 	const char *type;    /* "string", "integer", "number", "boolean", ... */
 	bool optional;
 	struct pl_pfmt *pfmt; /* compiled inline property-string format, or NULL */
 	const struct pl_pfmt *named; /* built-in named property-string format */
 	void *regex;         /* compiled pattern (regex_t), or NULL */
 	bool regex_bad;      /* the pattern could not be translated */
+	/* its definition's checks, looked up once (NULL / -1 when absent; borrowed) */
+	const char *format;  /* named format, "pve-vmid" */
+	const json_t *enumv; /* array of allowed strings */
+	const char *pattern;
+	const json_t *minimum, *maximum; /* numbers or numeric strings */
+	long long minlen, maxlen;
 };
 
 struct pl_sim_method {
@@ -37,6 +42,7 @@ struct pl_sim_method {
 	const json_t *def;      /* borrowed */
 	struct pl_sim_param *params;
 	size_t nparams;
+	json_t *index;          /* the schema's parameter names ("net[n]") -> position */
 	bool allowtoken;
 	const char *returns;    /* "array", "object", "string", "null", ... */
 	pl_sim_handler handler; /* the simulator's implementation, or NULL */

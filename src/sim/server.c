@@ -33,6 +33,7 @@
 
 #define PL_SIM_TICKET_LIFETIME (2 * 3600)
 #define PL_SIM_TIMEOUT_HOLD_MS 120000
+#define PL_SIM_TLS_RECORD 16384 /* the most plaintext one TLS record carries */
 
 struct pl_sim_pending {
 	struct pl_sim_pending *next;
@@ -47,22 +48,55 @@ struct pl_sim_pending {
 
 /* --- replies --- */
 
+/* The HTTP date of this second ("Sun, 22 Nov 2026 04:54:08 GMT"), formatted
+ * once per second. */
+static const char *
+http_date(struct pl_sim *s)
+{
+	time_t now = time(NULL);
+
+	if (now != s->date_t) {
+		struct tm tm;
+
+		gmtime_r(&now, &tm);
+		strftime(s->date, sizeof(s->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		s->date_t = now;
+	}
+	return s->date;
+}
+
 static void
-add_std_headers(struct evhttp_request *req, bool json)
+add_std_headers(struct pl_sim *s, struct evhttp_request *req, bool json)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	char date[64];
-	time_t now = time(NULL);
-	struct tm tm;
 
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
 	evhttp_add_header(h, "Server", "pve-api-daemon/3.0");
 	evhttp_add_header(h, "Cache-Control", "max-age=0");
 	evhttp_add_header(h, "Pragma", "no-cache");
-	evhttp_add_header(h, "Expires", date);
+	evhttp_add_header(h, "Expires", http_date(s));
 	if (json)
 		evhttp_add_header(h, "Content-Type", "application/json;charset=UTF-8");
+}
+
+/* Send the reply now: the Date header as evhttp would add it (without
+ * formatting it again), and a reply that fits one TLS record joined into one
+ * buffer chain, since bufferevent_openssl passes each chain to SSL_write on
+ * its own: headers and body would be two records in two write(2)s. */
+static void
+send_now(struct pl_sim *s, struct evhttp_request *req, int status, const char *reason,
+	 struct evbuffer *body)
+{
+	struct evhttp_connection *c = evhttp_request_get_connection(req);
+	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
+	struct evbuffer *out;
+
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Date", http_date(s));
+	evhttp_send_reply(req, status, reason, body);
+	if (!bev)
+		return;
+	out = bufferevent_get_output(bev);
+	if (evbuffer_get_length(out) <= PL_SIM_TLS_RECORD)
+		evbuffer_pullup(out, -1);
 }
 
 static void
@@ -87,7 +121,7 @@ pending_send(struct pl_sim_pending *p)
 	if (p->reset)
 		reset_conn(p->req);
 	else
-		evhttp_send_reply(p->req, p->status, p->reason, p->body);
+		send_now(p->sim, p->req, p->status, p->reason, p->body);
 }
 
 static void
@@ -138,7 +172,7 @@ reply(struct pl_sim *s, struct evhttp_request *req, int status, const char *reas
 		clean[n++] = (*c == '\r') ? ' ' : *c;
 	clean[n] = 0;
 	if (delay_ms <= 0 && !reset) {
-		evhttp_send_reply(req, status, clean, body);
+		send_now(s, req, status, clean, body);
 		if (body)
 			evbuffer_free(body);
 		return;
@@ -179,7 +213,7 @@ reply_json(struct pl_sim *s, struct evhttp_request *req, int status, const char 
 	evbuffer_add(b, text, strlen(text));
 	free(text);
 	json_decref(o);
-	add_std_headers(req, true);
+	add_std_headers(s, req, true);
 	reply(s, req, status, msg ? msg : "OK", b, delay_ms, false);
 }
 
@@ -187,7 +221,7 @@ reply_json(struct pl_sim *s, struct evhttp_request *req, int status, const char 
 static void
 reply_401(struct pl_sim *s, struct evhttp_request *req, const char *msg)
 {
-	add_std_headers(req, false);
+	add_std_headers(s, req, false);
 	reply(s, req, 401, msg, NULL, s->opts.auth_delay_ms, false);
 }
 
@@ -281,9 +315,9 @@ auth_value(const char *hdr, const char *name)
 {
 	size_t n = strlen(name);
 
-	for (const char *p = hdr; p && *p; p++) {
+	for (const char *p = hdr; (p = strstr(p, name)) != NULL; p++) {
 		if ((p == hdr || isspace((unsigned char)p[-1]) || p[-1] == ';') &&
-		    !strncmp(p, name, n) && (p[n] == '=' || p[n] == ' ')) {
+		    (p[n] == '=' || p[n] == ' ')) {
 			const char *v = p + n + 1;
 			size_t len = strcspn(v, ";");
 			char *raw = pl_strndup(v, len), *out = evhttp_uridecode(raw, 0, NULL);
@@ -297,6 +331,15 @@ auth_value(const char *hdr, const char *name)
 		}
 	}
 	return NULL;
+}
+
+/* Whether an API token value is "ID=SECRET". */
+static bool
+token_is(const char *value, const char *id, const char *secret)
+{
+	size_t n = strlen(id);
+
+	return !strncmp(value, id, n) && value[n] == '=' && !strcmp(value + n + 1, secret);
 }
 
 /* --- parameters --- */
@@ -533,7 +576,7 @@ handle_ticket(struct pl_sim *s, struct evhttp_request *req, json_t *params)
 	    !(pw && ((tuser && !strcmp(tuser, full)) || !strcmp(pw, s->password)))) {
 		free(full);
 		free(tuser);
-		add_std_headers(req, true);
+		add_std_headers(s, req, true);
 		b = evbuffer_new();
 		evbuffer_add_printf(b, "{\"data\":null,\"message\":\"authentication failure\\n\"}");
 		reply(s, req, 401, "authentication failure", b, s->opts.auth_delay_ms, false);
@@ -549,7 +592,7 @@ handle_ticket(struct pl_sim *s, struct evhttp_request *req, json_t *params)
 	text = json_dumps(o, JSON_COMPACT);
 	b = evbuffer_new();
 	evbuffer_add(b, text, strlen(text));
-	add_std_headers(req, true);
+	add_std_headers(s, req, true);
 	reply(s, req, 200, "OK", b, 0, false);
 	free(text);
 	json_decref(o);
@@ -608,60 +651,35 @@ blob_cleanup(const void *data, size_t len, void *arg)
 static void
 send_result(struct pl_sim *s, struct evhttp_request *req, struct pl_sim_req *r, int delay)
 {
-	struct evbuffer *b = evbuffer_new();
+	struct evbuffer *b;
+	struct pl_sim_blob *bl;
 
-	add_std_headers(req, true);
-	if (r->status == 200 && r->blob) {
-		struct pl_sim_blob *bl = r->blob;
-
-		if (bl->len > 1024 && accepts_gzip(req)) {
-			if (!bl->gz)
-				bl->gz = gzip_data(bl->data, bl->len);
-			if (bl->gz) {
-				bl = bl->gz;
-				evhttp_add_header(evhttp_request_get_output_headers(req),
-						  "Content-Encoding", "gzip");
-			}
-		}
-		evbuffer_add_reference(b, bl->data, bl->len, blob_cleanup, pl_sim_blob_ref(bl));
-		reply(s, req, 200, "OK", b, delay, false);
+	if (r->status != 200) {
+		reply_json(s, req, r->status, r->reason ? r->reason : "internal error", r->errors,
+			   delay + r->delay_ms);
 		return;
 	}
-	if (r->status == 200 && r->raw.len) {
+	b = evbuffer_new();
+	add_std_headers(s, req, true);
+	if (r->raw.len) {
 		evbuffer_add(b, r->raw.data, r->raw.len);
 		reply(s, req, 200, "OK", b, delay, false);
 		return;
 	}
-	if (r->status == 200) {
-		json_t *o = json_object();
-		char *text;
-
-		json_object_set(o, "data", r->data ? r->data : json_null());
-		if (r->top)
-			json_object_update(o, r->top);
-		text = json_dumps(o, JSON_COMPACT | JSON_ENCODE_ANY);
-		if (strlen(text) > 1024 && accepts_gzip(req)) {
-			struct pl_sim_blob *gz = gzip_data(text, strlen(text));
-
-			if (gz) {
-				evhttp_add_header(evhttp_request_get_output_headers(req),
-						  "Content-Encoding", "gzip");
-				evbuffer_add_reference(b, gz->data, gz->len, blob_cleanup, gz);
-				free(text);
-				text = NULL;
-			}
+	if (!r->blob)
+		r->blob = pl_sim_blob_from_data(r->data, r->top);
+	bl = r->blob;
+	if (bl->len > 1024 && accepts_gzip(req)) {
+		if (!bl->gz)
+			bl->gz = gzip_data(bl->data, bl->len);
+		if (bl->gz) {
+			bl = bl->gz;
+			evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Encoding",
+					  "gzip");
 		}
-		if (text)
-			evbuffer_add(b, text, strlen(text));
-		free(text);
-		json_decref(o);
-		reply(s, req, 200, "OK", b, delay, false);
-		return;
 	}
-	evbuffer_free(b);
-	evhttp_clear_headers(evhttp_request_get_output_headers(req));
-	reply_json(s, req, r->status, r->reason ? r->reason : "internal error", r->errors,
-		   delay + r->delay_ms);
+	evbuffer_add_reference(b, bl->data, bl->len, blob_cleanup, pl_sim_blob_ref(bl));
+	reply(s, req, 200, "OK", b, delay, false);
 }
 
 static void
@@ -877,19 +895,13 @@ on_request(struct evhttp_request *req, void *arg)
 				goto out;
 			}
 		} else if (authz && (ticket = auth_value(authz, "PVEAPIToken")) != NULL) {
-			char *eq = strrchr(ticket, '=');
-			char *want_rw = pl_asprintf("root@pam!pvelab=%s", s->token_secret);
-			char *want_ro = pl_asprintf("audit@pve!ro=%s", s->ro_secret);
-
-			if (eq && !strcmp(ticket, want_rw)) {
-				user = pl_strndup(ticket, (size_t)(eq - ticket));
-			} else if (eq && !strcmp(ticket, want_ro)) {
-				user = pl_strndup(ticket, (size_t)(eq - ticket));
+			if (token_is(ticket, "root@pam!pvelab", s->token_secret)) {
+				user = pl_strdup("root@pam!pvelab");
+			} else if (token_is(ticket, "audit@pve!ro", s->ro_secret)) {
+				user = pl_strdup("audit@pve!ro");
 				readonly = true;
 			}
 			token = true;
-			pl_free_secret(want_rw);
-			pl_free_secret(want_ro);
 			pl_free_secret(ticket);
 			if (!user) {
 				reply_401(s, req, "Authentication failed!");
@@ -940,7 +952,7 @@ on_request(struct evhttp_request *req, void *arg)
 		goto out;
 	}
 	if (s->faults.timeout > 0 && pl_sim_rand01(s) < s->faults.timeout) {
-		add_std_headers(req, true);
+		add_std_headers(s, req, true);
 		reply(s, req, 596, "Connection timed out", NULL, PL_SIM_TIMEOUT_HOLD_MS, true);
 		goto out;
 	}

@@ -135,6 +135,27 @@ def test_config_digest_delete_resize(demo):
     assert "local-lvm:vm-302-disk-1" not in vols
 
 
+def test_config_answer_follows_changes(demo):
+    # GET .../config is answered from a cached serialisation: every kind of
+    # change (a write, a pending value, a task's lock and its end) shows at once
+    c = demo
+    c.wait(c.write("POST", "/nodes/pve1/qemu", vmid=450, name="cached", cores=1))
+    first = c.get("/nodes/pve1/qemu/450/config")
+    assert c.get("/nodes/pve1/qemu/450/config") == first and first["cores"] == 1
+    c.write("PUT", "/nodes/pve1/qemu/450/config", name="renamed")
+    conf = c.get("/nodes/pve1/qemu/450/config")
+    assert conf["name"] == "renamed" and conf["digest"] != first["digest"]
+    c.wait(c.write("POST", "/nodes/pve1/qemu/450/status/start"))
+    c.write("PUT", "/nodes/pve1/qemu/450/config", cores=4)  # not hot-pluggable: pending
+    assert c.get("/nodes/pve1/qemu/450/config")["cores"] == 4
+    assert c.get("/nodes/pve1/qemu/450/config", current=1)["cores"] == 1
+    upid = c.write("POST", "/nodes/pve1/qemu/450/snapshot", snapname="s1")
+    assert c.get("/nodes/pve1/qemu/450/config")["lock"] == "snapshot"
+    c.wait(upid)
+    conf = c.get("/nodes/pve1/qemu/450/config")
+    assert "lock" not in conf and conf["parent"] == "s1"
+
+
 def test_migrate(demo):
     c = demo
     r = c.req("POST", "/nodes/pve1/qemu/300/migrate", data={"target": "pve3"})

@@ -195,6 +195,59 @@ test_validate(void **state)
 	json_decref(e);
 }
 
+/* The formats of path variables, checked without a regex: PVE's patterns at
+ * their edges. */
+static void
+test_path_formats(void **state)
+{
+	static const char *const good_vmids[] = { "100", "999999999", "4711" };
+	static const char *const bad_vmids[] = { "99", "099", "1000000000", "10a", "", "+100" };
+	static const char *const good_nodes[] = { "a", "pve", "pve-1", "PVE2", "9" };
+	static const char *const bad_nodes[] = { "-pve", "pve-", "pve_1", "pv%20e" };
+	static const char *const good_ints[] = { "2", "+2", "0002" };
+	static const char *const bad_ints[] = { "+", "-", "2 ", "2.0", "" };
+	json_t *e;
+	char q[64], path[64];
+
+	for (size_t i = 0; i < PL_ARRAY_LEN(good_vmids); i++) {
+		snprintf(q, sizeof(q), "vmid=%s", good_vmids[i]);
+		e = check("GET", "/cluster/nextid", q, NULL);
+		assert_int_equal(json_object_size(e), 0);
+		json_decref(e);
+	}
+	for (size_t i = 0; i < PL_ARRAY_LEN(bad_vmids); i++) {
+		snprintf(q, sizeof(q), "vmid=%s", bad_vmids[i]);
+		e = check("GET", "/cluster/nextid", q, NULL);
+		assert_non_null(json_object_get(e, "vmid"));
+		json_decref(e);
+	}
+	for (size_t i = 0; i < PL_ARRAY_LEN(good_nodes); i++) {
+		snprintf(path, sizeof(path), "/nodes/%s/qemu", good_nodes[i]);
+		e = check("GET", path, NULL);
+		assert_int_equal(json_object_size(e), 0);
+		json_decref(e);
+	}
+	for (size_t i = 0; i < PL_ARRAY_LEN(bad_nodes); i++) {
+		snprintf(path, sizeof(path), "/nodes/%s/qemu", bad_nodes[i]);
+		e = check("GET", path, NULL);
+		assert_err(e, "node", "invalid format - value does not look like a valid node name\n");
+		json_decref(e);
+	}
+	for (size_t i = 0; i < PL_ARRAY_LEN(good_ints); i++) {
+		snprintf(q, sizeof(q), "sockets=%s", good_ints[i]);
+		e = check("POST", "/nodes/pve/qemu", "vmid=100", q, NULL);
+		assert_null(json_object_get(e, "sockets"));
+		json_decref(e);
+	}
+	for (size_t i = 0; i < PL_ARRAY_LEN(bad_ints); i++) {
+		snprintf(q, sizeof(q), "sockets=%s", bad_ints[i]);
+		e = check("POST", "/nodes/pve/qemu", "vmid=100", q, NULL);
+		snprintf(path, sizeof(path), "type check ('integer') failed - got '%s'", bad_ints[i]);
+		assert_err(e, "sockets", path);
+		json_decref(e);
+	}
+}
+
 static void
 test_check_value(void **state)
 {
@@ -209,6 +262,10 @@ test_check_value(void **state)
 	assert_true(p->indexed);
 	assert_null(pl_sim_check_value(p, "ip=10.0.0.5/24,gw=10.0.0.1"));
 	assert_null(pl_sim_param_find(m, "ipconfig"));
+	assert_null(pl_sim_param_find(m, "ipconfig[n]"));
+	assert_null(pl_sim_param_find(m, "ipconfigx0"));
+	assert_ptr_equal(pl_sim_param_find(m, "ipconfig12"), p);
+	assert_string_equal(pl_sim_param_find(m, "cores")->name, "cores");
 	p = pl_sim_param_find(m, "tags");
 	assert_null(pl_sim_check_value(p, "web;prod"));
 	p = pl_sim_param_find(m, "onboot");
@@ -272,6 +329,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_route),
 		cmocka_unit_test(test_validate),
+		cmocka_unit_test(test_path_formats),
 		cmocka_unit_test(test_check_value),
 		cmocka_unit_test(test_value_text),
 		cmocka_unit_test(test_pve84),
