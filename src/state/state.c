@@ -322,11 +322,11 @@ pl_state_sync_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out
 		goto fail;
 	y->run = sqlite3_last_insert_rowid(s->db);
 	if ((r = prep(s, "INSERT INTO guests(vmid,type,node,name,status,tags,template,sha256,"
-		      "json,run_id) VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(vmid) DO UPDATE SET "
-		      "type=excluded.type, node=excluded.node, name=excluded.name, "
+		      "json,live,run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(vmid) DO UPDATE "
+		      "SET type=excluded.type, node=excluded.node, name=excluded.name, "
 		      "status=excluded.status, tags=excluded.tags, template=excluded.template, "
-		      "sha256=excluded.sha256, json=excluded.json, run_id=excluded.run_id, "
-		      "live=NULL", &y->up, errmsg)) != 0 ||
+		      "sha256=excluded.sha256, json=excluded.json, live=excluded.live, "
+		      "run_id=excluded.run_id", &y->up, errmsg)) != 0 ||
 	    (r = prep(s, "UPDATE guests SET live = ?, run_id = ? WHERE vmid = ?", &y->live,
 		      errmsg)) != 0 ||
 	    (r = prep(s, ST_HIST, &y->hist, errmsg)) != 0 ||
@@ -367,18 +367,29 @@ pl_state_sync_abort(struct pl_state_sync *y)
 	free(y);
 }
 
-/* Unchanged: only the counters move. The guest is dumped without its config
- * (put back afterwards; the caller still owns it). */
-static int
-guest_live(struct pl_state_sync *y, json_t *g, long long vmid, char **errmsg)
+/* A guest's row keeps its durable JSON (json, what history hashes) apart from
+ * what moves on every sync (live: the resource entry without the config, whose
+ * counters overlay the durable part when read). */
+static char *
+live_text(json_t *g)
 {
 	json_t *cfg = json_incref(json_object_get(g, "config"));
 	char *text;
 
+	/* Dumped without its config, put back afterwards: the caller owns g. */
 	json_object_del(g, "config");
 	text = pl_json_compact(g);
 	if (cfg)
 		json_object_set_new(g, "config", cfg);
+	return text;
+}
+
+/* Unchanged: only the counters move. */
+static int
+guest_live(struct pl_state_sync *y, json_t *g, long long vmid, char **errmsg)
+{
+	char *text = live_text(g);
+
 	sqlite3_bind_text(y->live, 1, text, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(y->live, 2, y->run);
 	sqlite3_bind_int64(y->live, 3, vmid);
@@ -387,11 +398,12 @@ guest_live(struct pl_state_sync *y, json_t *g, long long vmid, char **errmsg)
 }
 
 static int
-guest_put(struct pl_state_sync *y, const json_t *g, long long vmid, const char *type,
-	  const char *sha, char **errmsg)
+guest_put(struct pl_state_sync *y, json_t *g, long long vmid, const char *type,
+	  const json_t *sig, char **errmsg)
 {
 	sqlite3_stmt *up = y->up;
-	char *text = pl_json_compact(g);
+	const json_t *durable = json_array_get(sig, 1);
+	char *text = live_text(g);
 
 	sqlite3_bind_int64(up, 1, vmid);
 	sqlite3_bind_text(up, 2, type, -1, SQLITE_TRANSIENT);
@@ -400,9 +412,11 @@ guest_put(struct pl_state_sync *y, const json_t *g, long long vmid, const char *
 	bind_text_or_null(up, 5, pl_json_str(g, "status"));
 	bind_text_or_null(up, 6, pl_json_str(g, "tags"));
 	sqlite3_bind_int(up, 7, (int)pl_json_int(g, "template", 0));
-	sqlite3_bind_text(up, 8, sha, 64, SQLITE_TRANSIENT);
-	sqlite3_bind_text(up, 9, text, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(up, 10, y->run);
+	sqlite3_bind_text(up, 8, json_string_value(json_array_get(sig, 0)), 64, SQLITE_STATIC);
+	sqlite3_bind_text(up, 9, json_string_value(durable), (int)json_string_length(durable),
+			  SQLITE_STATIC);
+	sqlite3_bind_text(up, 10, text, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(up, 11, y->run);
 	free(text);
 	return step_done(y->s, up, errmsg);
 }
@@ -436,7 +450,7 @@ pl_state_sync_guest(struct pl_state_sync *y, json_t *g, const json_t *sig)
 	if (kind) {
 		note_change(y->changes, vmid, pl_json_str(g, "name"), kind);
 		if ((r = add_history(y->s, y->hist, vmid, kind, sig, y->run, y->ts, &y->errmsg)) == 0)
-			r = guest_put(y, g, vmid, type, sha, &y->errmsg);
+			r = guest_put(y, g, vmid, type, sig, &y->errmsg);
 	} else {
 		r = guest_live(y, g, vmid, &y->errmsg);
 	}
