@@ -385,17 +385,3 @@ pl_json_keep_until_exit(json_t *v)
 		kept = json_array();
 	json_array_append_new(kept, v);
 }
-
-static int
-buf_dump_cb(const char *p, size_t n, void *data)
-{
-	return pl_buf_add(data, p, n) ? -1 : 0;
-}
-
-int
-pl_json_buf_add(struct pl_buf *b, const json_t *v, size_t flags)
-{
-	if (json_dump_callback(v, buf_dump_cb, b, flags | JSON_ENCODE_ANY) != 0)
-		return PL_ETOOBIG;
-	return 0;
-}

@@ -41,7 +41,4 @@ void pl_sha256_hex(const void *data, size_t len, char out[65]);
  * large value in hand. Still reachable, so leak checkers stay quiet. */
 void pl_json_keep_until_exit(json_t *v);
 
-/* Append a JSON value as compact text to a buffer. */
-int pl_json_buf_add(struct pl_buf *b, const json_t *v, size_t flags);
-
 #endif

@@ -362,7 +362,7 @@ resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *
 			if (!first)
 				pl_buf_addch(b, ',');
 			first = false;
-			pl_json_buf_add(b, o, JSON_COMPACT);
+			pl_json_write(b, o, false);
 			json_decref(o);
 		}
 		free(u);
@@ -378,7 +378,7 @@ resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *
 				if (!first)
 					pl_buf_addch(b, ',');
 				first = false;
-				pl_json_buf_add(b, o, JSON_COMPACT);
+				pl_json_write(b, o, false);
 				json_decref(o);
 			}
 		}
@@ -396,7 +396,7 @@ resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *
 			if (!first)
 				pl_buf_addch(b, ',');
 			first = false;
-			pl_json_buf_add(b, o, JSON_COMPACT);
+			pl_json_write(b, o, false);
 			json_decref(o);
 		}
 	}
@@ -461,7 +461,7 @@ pl_sim_blob_from_data(json_t *data, const json_t *top)
 	if (top)
 		json_object_update(o, (json_t *)top);
 	pl_buf_init(&b, 0);
-	pl_json_buf_add(&b, o, JSON_COMPACT);
+	pl_json_write(&b, o, false);
 	bl = pl_sim_blob_from_buf(&b);
 	pl_buf_release(&b);
 	json_decref(o);
