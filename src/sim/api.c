@@ -403,9 +403,11 @@ resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *
 	pl_buf_addstr(b, "]}");
 }
 
-/* The answer only changes when the model does or the second turns (the
- * figures are per second; PVE's own status daemon updates every 10 s), so
- * it is built once per (type, second, model generation). */
+/* As on PVE, where pvestatd refreshes them every 10 s, the figures (cpu,
+ * memory, uptime, traffic) move in 10-second steps; states and configs follow
+ * the model at once. So the answer is built once per (type, 10 s, model
+ * generation), and so is its gzip. */
+#define STATUS_PERIOD_S 10
 static void
 h_resources(struct pl_sim_req *r)
 {
@@ -414,6 +416,8 @@ h_resources(struct pl_sim_req *r)
 	const char *type = pl_sim_p(r, "type");
 	int64_t now = time(NULL);
 	size_t slot = 0;
+
+	now -= now % STATUS_PERIOD_S;
 
 	for (size_t i = 1; i < PL_ARRAY_LEN(types); i++)
 		if (type && !strcmp(type, types[i]))
