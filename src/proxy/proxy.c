@@ -27,7 +27,6 @@
 #include <unistd.h>
 
 #define RELAY_CHUNK (16 * 1024)    /* one TLS record: read from one side, written to the other */
-#define RELAY_READ_AHEAD (64 * 1024) /* what one read() may take in: several records */
 #define RELAY_BUDGET 64            /* chunks per turn before other connections get theirs */
 #define ROUTE_PEEK_MAX (16 * 1024) /* request head we read to find the Host header */
 #define RESP_HEAD_MAX (64 * 1024)  /* response head we hold to rewrite Location */
@@ -120,7 +119,6 @@ relay_modes(SSL_CTX *ctx)
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
 	                          SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_read_ahead(ctx, 1);
-	SSL_CTX_set_default_read_buffer_len(ctx, RELAY_READ_AHEAD);
 }
 
 static void
