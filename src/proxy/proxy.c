@@ -489,20 +489,31 @@ rewrite_origins(struct conn *c, const struct pl_proxy_target *t, char from[4][30
 }
 
 
+/* Bytes for the client, in order: straight to its socket while out is NULL
+ * or empty, else appended to out, so that a rewritten head and the body after
+ * it leave together in one TLS record. */
+static int
+emit(struct conn *c, struct pl_buf *out, const char *p, size_t n)
+{
+	if (out == NULL || out->len == 0)
+		return pl_proxy_side_send(&c->down, p, n);
+	return pl_buf_add(out, p, n);
+}
+
 /* Pass the response head collected so far on untouched. */
 static int
-resp_pass(struct conn *c)
+resp_pass(struct conn *c, struct pl_buf *out)
 {
-	int r = pl_proxy_side_send(&c->down, c->resp.data, c->resp.len);
+	int r = emit(c, out, c->resp.data, c->resp.len);
 
 	pl_buf_release(&c->resp);
 	return r;
 }
 
-/* Send the response head in c->resp with its Location headers rewritten, and
- * learn how the body that follows is framed. */
+/* Append the response head in c->resp to out with its Location headers
+ * rewritten, and learn how the body that follows is framed. */
 static int
-rewrite_head(struct conn *c)
+rewrite_head(struct conn *c, struct pl_buf *out)
 {
 	char from[4][300], to[300];
 	const char *fromv[5];
@@ -520,9 +531,9 @@ rewrite_head(struct conn *c)
 	if (pl_proxy_http_rewrite(c->resp.data, c->resp.len, fromv, to, &b, &info) != 0) {
 		pl_buf_release(&b);
 		c->rs = RS_RAW;
-		return resp_pass(c);
+		return resp_pass(c, out);
 	}
-	r = pl_proxy_side_send(&c->down, b.data, b.len);
+	r = pl_buf_add(out, b.data, b.len);
 	pl_buf_release(&b);
 	pl_buf_release(&c->resp);
 	if (info.status == 101 || info.chunked) {
@@ -546,16 +557,20 @@ rewrite_head(struct conn *c)
 static int
 rewrite(struct conn *c, const char *p, size_t n)
 {
+	struct pl_buf out; /* this chunk's bytes from the first rewritten head on */
 	int r = 0;
 
+	pl_buf_init(&out, 0);
 	while (r == 0 && n > 0) {
 		size_t k, had, end;
 
-		if (c->rs == RS_RAW)
-			return pl_proxy_side_send(&c->down, p, n);
+		if (c->rs == RS_RAW) {
+			r = emit(c, &out, p, n);
+			break;
+		}
 		if (c->rs == RS_BODY) {
 			k = (long long)n < c->body_left ? n : (size_t)c->body_left;
-			r = pl_proxy_side_send(&c->down, p, k);
+			r = emit(c, &out, p, k);
 			if ((c->body_left -= (long long)k) == 0)
 				c->rs = RS_HEAD;
 			p += k;
@@ -569,18 +584,21 @@ rewrite(struct conn *c, const char *p, size_t n)
 		if (memcmp(c->resp.data, "HTTP/", c->resp.len < 5 ? c->resp.len : 5) != 0 ||
 		    (end == 0 && c->resp.len == RESP_HEAD_MAX)) {
 			c->rs = RS_RAW;
-			r = resp_pass(c);
+			r = resp_pass(c, &out);
 			p += k;
 			n -= k;
 			continue;
 		}
 		if (end == 0)
-			return 0; /* all of p is in c->resp: wait for the rest of the head */
+			break; /* all of p is in c->resp: wait for the rest of the head */
 		pl_buf_truncate(&c->resp, end);
 		p += end - had;
 		n -= end - had;
-		r = rewrite_head(c);
+		r = rewrite_head(c, &out);
 	}
+	if (r == 0 && out.len > 0)
+		r = pl_proxy_side_send(&c->down, out.data, out.len);
+	pl_buf_release(&out);
 	return r;
 }
 
@@ -634,7 +652,7 @@ relay_step(struct conn *c, struct pl_proxy_side *src, struct pl_proxy_side *dst,
 	if (n > 0)
 		r = relay_bytes(c, src, c->p->scratch, n);
 	else
-		r = src == &c->up ? resp_pass(c) : 0; /* a partial response head goes as it is */
+		r = src == &c->up ? resp_pass(c, NULL) : 0; /* a partial head goes as it is */
 	return r != 0 ? side_error(c, dst) : 0;
 }
 
