@@ -765,6 +765,7 @@ up_handshake(struct conn *c, short what)
 			return;
 		}
 	}
+	ERR_clear_error(); /* SSL_get_error needs an empty queue; verification may leave some */
 	c->up_ready = true;
 	event_remove_timer(c->up.ev);
 	if (t->insecure)
@@ -921,6 +922,7 @@ down_handshake(struct conn *c)
 		conn_finish(c, NULL);
 		return;
 	}
+	ERR_clear_error();
 	c->down_ready = true;
 	if ((c->target = route(c, c->sni)) >= 0) {
 		start_upstream(c);

@@ -86,8 +86,11 @@ int
 pl_proxy_side_read(struct pl_proxy_side *s, char *buf, size_t size, size_t *n)
 {
 	*n = 0;
-	if (SSL_read_ex(s->ssl, buf, size, n) == 1)
+	if (SSL_read_ex(s->ssl, buf, size, n) == 1) {
+		if (s->write_wants_read) /* what the write waited for may be in */
+			pl_proxy_side_wake(s, EV_READ);
 		return 0;
+	}
 	if (SSL_get_error(s->ssl, 0) == SSL_ERROR_ZERO_RETURN) {
 		/* close_notify, or a plain TCP FIN (SSL_OP_IGNORE_UNEXPECTED_EOF) */
 		s->eof = true;
@@ -110,6 +113,8 @@ pl_proxy_side_send(struct pl_proxy_side *s, const char *p, size_t n)
 		}
 		p += w;
 		n -= w;
+		if (s->read_wants_write)
+			pl_proxy_side_wake(s, EV_WRITE);
 	}
 	/* SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER lets the retry come from here */
 	return n > 0 ? pl_buf_add(&s->out, p, n) : 0;
@@ -125,6 +130,8 @@ pl_proxy_side_flush(struct pl_proxy_side *s, bool *moved)
 			return blocked(s, false);
 		pl_buf_consume(&s->out, w);
 		*moved = true;
+		if (s->read_wants_write)
+			pl_proxy_side_wake(s, EV_WRITE);
 	}
 	if (s->out.len == 0)
 		pl_buf_release(&s->out); /* idle connections hold no buffers */
