@@ -56,14 +56,14 @@ void pl_proxy_describe(X509 *cert, struct pl_proxy_verify *v);
  * (EV_READ|EV_WRITE|EV_ET|EV_PERSIST, added once), and readiness remembered
  * until a call would block, so nothing re-arms epoll per read or write. */
 struct pl_proxy_side {
-	int fd;          /* -1 until connected */
-	SSL *ssl;        /* SSL_MODE_ENABLE_PARTIAL_WRITE | ACCEPT_MOVING_WRITE_BUFFER */
+	int fd;   /* -1 until connected */
+	SSL *ssl; /* SSL_MODE_ENABLE_PARTIAL_WRITE | ACCEPT_MOVING_WRITE_BUFFER */
 	struct event *ev;
-	bool can_read;   /* no read has hit EAGAIN since the last read edge */
-	bool can_write;  /* likewise for writes */
+	bool can_read;  /* no read has hit EAGAIN since the last read edge */
+	bool can_write; /* likewise for writes */
 	bool read_wants_write, write_wants_read; /* renegotiation turned a call around */
-	bool eof;        /* the peer finished sending (close_notify or FIN) */
-	bool wclosed;    /* we sent close_notify and a TCP half-close */
+	bool eof;          /* the peer finished sending (close_notify or FIN) */
+	bool wclosed;      /* we sent close_notify and a TCP half-close */
 	struct pl_buf out; /* accepted for this side, not yet taken by SSL_write;
 	                    * allocated only while non-empty */
 };

@@ -71,8 +71,8 @@ struct conn {
 	char sni[256];
 	char host[256];
 	bool down_ready, up_ready; /* handshakes done */
-	bool failed;  /* upstream refused: waiting to serve the error page */
-	bool closing; /* finish once the error page is written */
+	bool failed;               /* upstream refused: waiting to serve the error page */
+	bool closing;              /* finish once the error page is written */
 	int fail_status;
 	char fail_reason[512];
 	const char *error; /* why the relay failed: which side */
@@ -101,7 +101,6 @@ struct pl_proxy {
 
 static int conn_idx = -1;
 
-
 const struct pl_proxy_stats *
 pl_proxy_get_stats(const struct pl_proxy *p)
 {
@@ -112,7 +111,7 @@ pl_proxy_get_stats(const struct pl_proxy *p)
 
 /* What the relay needs of every TLS session: partial writes whose rest is
  * retried from another buffer, no record buffers while idle (the memory
- * target), and read-ahead so that one read() takes in several records. */
+ * target), and read-ahead: one read() per record instead of header and body. */
 static void
 relay_modes(SSL_CTX *ctx)
 {
@@ -172,9 +171,6 @@ target_mode(const struct pl_proxy_target *t, char *buf, size_t n)
 	}
 	return t->ignore_time ? "verified, dates ignored" : "verified";
 }
-
-/* ---- connections ---- */
-
 
 /* ---- connections ---- */
 
@@ -363,7 +359,7 @@ failed_input(struct conn *c)
 {
 	const char *p;
 	bool moved = false;
-	size_t m;
+	size_t m, n;
 
 	if (!c->closing) {
 		if (head_read(c, 16) != 0) {
@@ -384,6 +380,11 @@ failed_input(struct conn *c)
 			return; /* not enough to tell yet */
 		}
 	}
+	/* the rest of the request goes unread: drop it, or closing would send a
+	 * reset that can cut the page short */
+	while (c->down.can_read && !c->down.eof)
+		if (pl_proxy_side_read(&c->down, c->p->scratch, sizeof(c->p->scratch), &n) != 0)
+			break;
 	if (pl_proxy_side_flush(&c->down, &moved) != 0 || !pl_proxy_side_owes(&c->down)) {
 		pl_proxy_side_shutdown(&c->down);
 		conn_finish(c, c->fail_reason);
@@ -461,7 +462,6 @@ conn_finish(struct conn *c, const char *why)
 
 /* ---- the relay ---- */
 
-
 /* Origins in upstream Location headers that we map back to the proxy. */
 static void
 rewrite_origins(struct conn *c, const struct pl_proxy_target *t, char from[4][300], char *to,
@@ -487,7 +487,6 @@ rewrite_origins(struct conn *c, const struct pl_proxy_target *t, char from[4][30
 		snprintf(to, tosz, "https://%s%s%s:%d", lv6 ? "[" : "", name, lv6 ? "]" : "",
 		         c->local_port);
 }
-
 
 /* Bytes for the client, in order: straight to its socket while out is NULL
  * or empty, else appended to out, so that a rewritten head and the body after
@@ -705,14 +704,16 @@ up_refused(struct conn *c, bool timeout, const char *why)
 		c->p->st.verify_failed++;
 		if (c->upx.v.pin_mismatch) {
 			c->p->st.pin_mismatch++;
-			conn_fail(c, 502,
-			          "The certificate of '%s' changed: expected fingerprint %s, got %s.",
-			          t->name, t->pin, c->upx.v.fingerprint);
+			conn_fail(
+			    c, 502,
+			    "The certificate of '%s' changed: expected fingerprint %s, got %s.",
+			    t->name, t->pin, c->upx.v.fingerprint);
 		} else {
-			conn_fail(c, 502,
-			          "The certificate of '%s' failed verification: %s. It is valid from "
-			          "%s until %s.",
-			          t->name, c->upx.v.result, c->upx.v.not_before, c->upx.v.not_after);
+			conn_fail(
+			    c, 502,
+			    "The certificate of '%s' failed verification: %s. It is valid from "
+			    "%s until %s.",
+			    t->name, c->upx.v.result, c->upx.v.not_before, c->upx.v.not_after);
 		}
 		return;
 	}
