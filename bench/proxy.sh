@@ -58,7 +58,9 @@ frontend be
 	http-request return status 200 content-type application/octet-stream file $D/body64k
 CFG
 # the peer: haproxy as a TLS-terminating, re-encrypting TCP relay, one thread
-# like pvelab's single event loop
+# like pvelab's single event loop. no-ssl-reuse: pvelab verifies the upstream
+# certificate on every connection (and logs what it saw), so haproxy must not
+# skip that by resuming its last upstream TLS session.
 cat >"$D/front.cfg" <<CFG
 global
 	maxconn 8000
@@ -72,7 +74,7 @@ frontend fe
 	bind 127.0.0.1:$PH ssl crt $D/front-bundle.pem
 	default_backend up
 backend up
-	server s1 127.0.0.1:$PB ssl verify required ca-file $D/ca.pem
+	server s1 127.0.0.1:$PB ssl verify required ca-file $D/ca.pem no-ssl-reuse
 CFG
 haproxy -f "$D/backend.cfg" & pids+=($!)
 haproxy -f "$D/front.cfg" & pids+=($!)

@@ -1,7 +1,8 @@
 /*
- * The proxy's event loop: listeners, per-connection TLS on both sides with
- * libevent's OpenSSL bufferevents, routing by SNI/Host, a byte-exact relay with
- * backpressure and half-close, error pages, SIGHUP reload, graceful shutdown.
+ * The proxy's event loop: listeners, per-connection TLS on both sides driven
+ * straight through OpenSSL (side.c), routing by SNI/Host, a byte-exact relay
+ * with backpressure and half-close, error pages, SIGHUP reload, graceful
+ * shutdown.
  */
 #include "core/common.h"
 #include "proxy/internal.h"
@@ -12,9 +13,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -28,12 +26,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RELAY_HIGH (512 * 1024)    /* stop reading a side when the other owes this much */
-#define RELAY_CHUNK (128 * 1024)   /* per read/write callback (libevent's default: 16 KiB) */
+#define RELAY_CHUNK (16 * 1024)    /* one TLS record: read from one side, written to the other */
+#define RELAY_BUDGET 64            /* chunks per turn before other connections get theirs */
 #define ROUTE_PEEK_MAX (16 * 1024) /* request head we read to find the Host header */
 #define RESP_HEAD_MAX (64 * 1024)  /* response head we hold to rewrite Location */
 #define HANDSHAKE_TIMEOUT 30
 #define ERRPAGE_WAIT 10
+#define SIDE_EVENTS (EV_READ | EV_WRITE | EV_PERSIST | EV_ET)
 
 /* The active configuration plus what it needs at run time; connections keep
  * a reference so a reload never pulls a target from under them. */
@@ -54,30 +53,35 @@ struct listener {
 
 enum relay_state { RS_HEAD, RS_BODY, RS_RAW };
 
+/* One client connection: the downstream side from accept on, the upstream
+ * side once routed. Everything it allocates is freed in conn_finish. */
 struct conn {
 	struct pl_proxy *p;
 	struct runtime *rt;
 	size_t *cand; /* candidate targets (indices) from the listener */
 	size_t ncand;
 	long target; /* chosen index, or -1 */
-	struct bufferevent *down, *up;
+	struct pl_proxy_side down, up;
+	struct evdns_getaddrinfo_request *dns;
+	bool up_connecting; /* connect() issued, not yet writable */
 	struct pl_proxy_upctx upx;
 	char client[64];
 	char local_ip[64];
 	int local_port;
 	char sni[256];
 	char host[256];
-	bool down_ready, up_ready;
-	bool down_eof, up_eof;
-	bool down_wclosed, up_wclosed;
-	bool failed;  /* upstream refused: waiting to serve the error page */
-	bool closing; /* finish once the downstream output is flushed */
+	bool down_ready, up_ready; /* handshakes done */
+	bool failed;               /* upstream refused: waiting to serve the error page */
+	bool closing;              /* finish once the error page is written */
 	int fail_status;
 	char fail_reason[512];
+	const char *error; /* why the relay failed: which side */
 	uint64_t bytes_up, bytes_down;
 	struct timeval start;
+	struct pl_buf head; /* what the client sent before there was a relay */
 	enum relay_state rs;
 	long long body_left;
+	struct pl_buf resp; /* an upstream response head, collected to rewrite */
 	struct conn *prev, *next;
 };
 
@@ -92,6 +96,7 @@ struct pl_proxy {
 	struct event *ev_int, *ev_term, *ev_hup, *ev_usr1, *ev_grace;
 	bool stopping;
 	struct pl_proxy_stats st;
+	char scratch[RELAY_CHUNK]; /* the relay's one read buffer, shared by all */
 };
 
 static int conn_idx = -1;
@@ -103,6 +108,17 @@ pl_proxy_get_stats(const struct pl_proxy *p)
 }
 
 /* ---- runtime ---- */
+
+/* What the relay needs of every TLS session: partial writes whose rest is
+ * retried from another buffer, no record buffers while idle (the memory
+ * target), and read-ahead: one read() per record instead of header and body. */
+static void
+relay_modes(SSL_CTX *ctx)
+{
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+	                          SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_read_ahead(ctx, 1);
+}
 
 static void
 rt_unref(struct runtime *rt)
@@ -130,7 +146,7 @@ rt_new(struct pl_proxy_config *cfg, struct runtime **out, char **errmsg)
 			*out = NULL;
 			return PL_ETLS;
 		}
-		SSL_CTX_set_mode(rt->up_ctx[i], SSL_MODE_RELEASE_BUFFERS);
+		relay_modes(rt->up_ctx[i]);
 	}
 	*out = rt;
 	return 0;
@@ -162,19 +178,11 @@ static void conn_finish(struct conn *c, const char *why);
 
 /* Relayed TLS records must not wait for Nagle and delayed ACKs. */
 static void
-nodelay(evutil_socket_t fd)
+nodelay(int fd)
 {
 	int one = 1;
 
-	if (fd >= 0)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-static void relay(struct conn *c, struct bufferevent *src);
-
-static struct bufferevent *
-other(struct conn *c, struct bufferevent *bev)
-{
-	return bev == c->down ? c->up : c->down;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 static const struct pl_proxy_target *
@@ -264,14 +272,17 @@ row(struct pl_buf *b, const char *k, const char *v)
 }
 
 /* The small page a browser sees when the upstream was refused. */
-static void
+
+/* The small page a browser sees when the upstream was refused; the connection
+ * closes once it is written. */
+static int
 send_error_page(struct conn *c)
 {
 	const struct pl_proxy_target *t = conn_target(c);
 	const struct pl_proxy_verify *v = &c->upx.v;
-	struct pl_buf body;
-	struct evbuffer *out = bufferevent_get_output(c->down);
+	struct pl_buf body, page;
 	const char *title = c->fail_status == 404 ? "Not Found" : "Bad Gateway";
+	int r;
 
 	pl_buf_init(&body, 0);
 	pl_buf_addf(&body,
@@ -310,33 +321,72 @@ send_error_page(struct conn *c)
 		              "to a date inside its validity window, or pin it with "
 		              "<code>pvelab proxy trust</code>.");
 	pl_buf_addstr(&body, "</p>\n</body></html>\n");
-	evbuffer_add_printf(out,
-	                    "HTTP/1.1 %d %s\r\nContent-Type: text/html; charset=utf-8\r\n"
-	                    "Content-Length: %zu\r\nCache-Control: no-store\r\n"
-	                    "Connection: close\r\n\r\n",
-	                    c->fail_status, title, body.len);
-	evbuffer_add(out, body.data, body.len);
+	pl_buf_init(&page, 0);
+	pl_buf_addf(&page,
+	            "HTTP/1.1 %d %s\r\nContent-Type: text/html; charset=utf-8\r\n"
+	            "Content-Length: %zu\r\nCache-Control: no-store\r\n"
+	            "Connection: close\r\n\r\n",
+	            c->fail_status, title, body.len);
+	pl_buf_add(&page, body.data, body.len);
+	r = pl_proxy_side_send(&c->down, page.data, page.len);
 	pl_buf_release(&body);
+	pl_buf_release(&page);
 	c->p->st.error_pages++;
 	c->closing = true;
-	bufferevent_disable(c->down, EV_READ);
+	return r;
 }
 
-/* The downstream sent data while we are refusing: answer HTTP, else close. */
+/* Read what the client sends before there is a relay into c->head, until it
+ * holds want bytes, the socket would block or the client is done. */
+static int
+head_read(struct conn *c, size_t want)
+{
+	size_t n;
+	int r = 0;
+
+	while (r == 0 && c->head.len < want && c->down.can_read && !c->down.eof) {
+		r = pl_proxy_side_read(&c->down, c->p->scratch, sizeof(c->p->scratch), &n);
+		if (r == 0 && n > 0)
+			r = pl_buf_add(&c->head, c->p->scratch, n);
+	}
+	return r;
+}
+
+/* While refusing: answer a client that speaks HTTP with the error page, close
+ * on anyone else, and finish once the page is written. */
 static void
 failed_input(struct conn *c)
 {
-	struct evbuffer *in = bufferevent_get_input(c->down);
-	size_t n = evbuffer_get_length(in), m = n < 16 ? n : 16;
 	const char *p;
+	bool moved = false;
+	size_t m, n;
 
-	if (c->closing || n == 0)
-		return;
-	p = (const char *)evbuffer_pullup(in, (ssize_t)m);
-	if (pl_proxy_http_is_request(p, m)) {
-		evbuffer_drain(in, n);
-		send_error_page(c);
-	} else if (m == 16 || !(p[0] >= 'A' && p[0] <= 'Z')) {
+	if (!c->closing) {
+		if (head_read(c, 16) != 0) {
+			conn_finish(c, c->fail_reason);
+			return;
+		}
+		m = c->head.len < 16 ? c->head.len : 16;
+		p = c->head.data;
+		if (m > 0 && pl_proxy_http_is_request(p, m)) {
+			if (send_error_page(c) != 0) {
+				conn_finish(c, c->fail_reason);
+				return;
+			}
+		} else if (c->down.eof || m == 16 || (m > 0 && !(p[0] >= 'A' && p[0] <= 'Z'))) {
+			conn_finish(c, c->fail_reason);
+			return;
+		} else {
+			return; /* not enough to tell yet */
+		}
+	}
+	/* the rest of the request goes unread: drop it, or closing would send a
+	 * reset that can cut the page short */
+	while (c->down.can_read && !c->down.eof)
+		if (pl_proxy_side_read(&c->down, c->p->scratch, sizeof(c->p->scratch), &n) != 0)
+			break;
+	if (pl_proxy_side_flush(&c->down, &moved) != 0 || !pl_proxy_side_owes(&c->down)) {
+		pl_proxy_side_shutdown(&c->down);
 		conn_finish(c, c->fail_reason);
 	}
 }
@@ -344,6 +394,8 @@ failed_input(struct conn *c)
 static void conn_fail(struct conn *c, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Refuse the upstream: drop it, say why, and give the client ERRPAGE_WAIT
+ * seconds to ask for the error page. */
 static void
 conn_fail(struct conn *c, int status, const char *fmt, ...)
 {
@@ -355,15 +407,12 @@ conn_fail(struct conn *c, int status, const char *fmt, ...)
 	va_end(ap);
 	c->failed = true;
 	c->fail_status = status;
-	if (c->up) {
-		bufferevent_free(c->up);
-		c->up = NULL;
-	}
-	if (c->down_eof) {
+	pl_proxy_side_release(&c->up);
+	if (c->down.eof) {
 		conn_finish(c, c->fail_reason);
 		return;
 	}
-	bufferevent_set_timeouts(c->down, &tv, &tv);
+	event_add(c->down.ev, &tv);
 	failed_input(c);
 }
 
@@ -392,10 +441,12 @@ conn_finish(struct conn *c, const char *why)
 	p->st.bytes_up += c->bytes_up;
 	p->st.bytes_down += c->bytes_down;
 	p->st.active--;
-	if (c->up)
-		bufferevent_free(c->up);
-	if (c->down)
-		bufferevent_free(c->down);
+	if (c->dns)
+		evdns_getaddrinfo_cancel(c->dns);
+	pl_proxy_side_release(&c->up);
+	pl_proxy_side_release(&c->down);
+	pl_buf_release(&c->head);
+	pl_buf_release(&c->resp);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -409,53 +460,7 @@ conn_finish(struct conn *c, const char *why)
 		event_base_loopexit(p->base, NULL);
 }
 
-/* TLS close_notify plus a TCP half-close: the peer reads EOF, can still send. */
-static void
-half_close(struct conn *c, struct bufferevent *bev)
-{
-	SSL *ssl = bufferevent_openssl_get_ssl(bev);
-
-	if (bev == c->down)
-		c->down_wclosed = true;
-	else
-		c->up_wclosed = true;
-	if (ssl)
-		SSL_shutdown(ssl);
-	shutdown(bufferevent_getfd(bev), SHUT_WR);
-}
-
-static void
-check_done(struct conn *c)
-{
-	if (c->down_eof && c->up_eof && evbuffer_get_length(bufferevent_get_output(c->down)) == 0 &&
-	    evbuffer_get_length(bufferevent_get_output(c->up)) == 0)
-		conn_finish(c, NULL);
-}
-
-static void
-write_cb(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-	struct bufferevent *src = other(c, bev);
-	bool src_eof = bev == c->down ? c->up_eof : c->down_eof;
-	bool *wclosed = bev == c->down ? &c->down_wclosed : &c->up_wclosed;
-
-	if (c->closing) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			conn_finish(c, c->failed ? c->fail_reason : NULL);
-		return;
-	}
-	/* the output drained below the low-water mark: resume the source */
-	if (src && !src_eof && !(bufferevent_get_enabled(src) & EV_READ)) {
-		bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
-		bufferevent_enable(src, EV_READ);
-		relay(c, src);
-	}
-	if (src_eof && !*wclosed && evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-		half_close(c, bev);
-		check_done(c);
-	}
-}
+/* ---- the relay ---- */
 
 /* Origins in upstream Location headers that we map back to the proxy. */
 static void
@@ -483,347 +488,473 @@ rewrite_origins(struct conn *c, const struct pl_proxy_target *t, char from[4][30
 		         c->local_port);
 }
 
+/* Bytes for the client, in order: straight to its socket while out is NULL
+ * or empty, else appended to out, so that a rewritten head and the body after
+ * it leave together in one TLS record. */
+static int
+emit(struct conn *c, struct pl_buf *out, const char *p, size_t n)
+{
+	if (out == NULL || out->len == 0)
+		return pl_proxy_side_send(&c->down, p, n);
+	return pl_buf_add(out, p, n);
+}
+
+/* Pass the response head collected so far on untouched. */
+static int
+resp_pass(struct conn *c, struct pl_buf *out)
+{
+	int r = emit(c, out, c->resp.data, c->resp.len);
+
+	pl_buf_release(&c->resp);
+	return r;
+}
+
+/* Append the response head in c->resp to out with its Location headers
+ * rewritten, and learn how the body that follows is framed. */
+static int
+rewrite_head(struct conn *c, struct pl_buf *out)
+{
+	char from[4][300], to[300];
+	const char *fromv[5];
+	struct pl_proxy_resp info;
+	struct pl_buf b;
+	size_t nf = 0;
+	int r;
+
+	rewrite_origins(c, conn_target(c), from, to, sizeof(to));
+	for (size_t i = 0; i < 4; i++)
+		if (from[i][0])
+			fromv[nf++] = from[i];
+	fromv[nf] = NULL;
+	pl_buf_init(&b, RESP_HEAD_MAX * 2);
+	if (pl_proxy_http_rewrite(c->resp.data, c->resp.len, fromv, to, &b, &info) != 0) {
+		pl_buf_release(&b);
+		c->rs = RS_RAW;
+		return resp_pass(c, out);
+	}
+	r = pl_buf_add(out, b.data, b.len);
+	pl_buf_release(&b);
+	pl_buf_release(&c->resp);
+	if (info.status == 101 || info.chunked) {
+		c->rs = RS_RAW;
+	} else if ((info.status >= 100 && info.status < 200) || info.status == 204 ||
+	           info.status == 304 || info.content_length == 0) {
+		c->rs = RS_HEAD;
+	} else if (info.content_length > 0) {
+		c->rs = RS_BODY;
+		c->body_left = info.content_length;
+	} else {
+		c->rs = RS_RAW;
+	}
+	return r;
+}
+
 /* Upstream -> downstream with Location rewriting: hold each response head,
  * rewrite it, then pass the body through by Content-Length. Anything we cannot
  * frame (chunked, upgrades, read-until-close, not HTTP) switches to a plain
  * byte relay for the rest of the connection. */
+static int
+rewrite(struct conn *c, const char *p, size_t n)
+{
+	struct pl_buf out; /* this chunk's bytes from the first rewritten head on */
+	int r = 0;
+
+	pl_buf_init(&out, 0);
+	while (r == 0 && n > 0) {
+		size_t k, had, end;
+
+		if (c->rs == RS_RAW) {
+			r = emit(c, &out, p, n);
+			break;
+		}
+		if (c->rs == RS_BODY) {
+			k = (long long)n < c->body_left ? n : (size_t)c->body_left;
+			r = emit(c, &out, p, k);
+			if ((c->body_left -= (long long)k) == 0)
+				c->rs = RS_HEAD;
+			p += k;
+			n -= k;
+			continue;
+		}
+		had = c->resp.len;
+		k = n < RESP_HEAD_MAX - had ? n : RESP_HEAD_MAX - had;
+		pl_buf_add(&c->resp, p, k); /* within its cap: k fits */
+		end = pl_proxy_http_head_end(c->resp.data, c->resp.len);
+		if (memcmp(c->resp.data, "HTTP/", c->resp.len < 5 ? c->resp.len : 5) != 0 ||
+		    (end == 0 && c->resp.len == RESP_HEAD_MAX)) {
+			c->rs = RS_RAW;
+			r = resp_pass(c, &out);
+			p += k;
+			n -= k;
+			continue;
+		}
+		if (end == 0)
+			break; /* all of p is in c->resp: wait for the rest of the head */
+		pl_buf_truncate(&c->resp, end);
+		p += end - had;
+		n -= end - had;
+		r = rewrite_head(c, &out);
+	}
+	if (r == 0 && out.len > 0)
+		r = pl_proxy_side_send(&c->down, out.data, out.len);
+	pl_buf_release(&out);
+	return r;
+}
+
+/* Pass n bytes read from src on to the other side. */
+static int
+relay_bytes(struct conn *c, const struct pl_proxy_side *src, const char *p, size_t n)
+{
+	if (src == &c->down) {
+		c->bytes_up += n;
+		return pl_proxy_side_send(&c->up, p, n);
+	}
+	c->bytes_down += n;
+	if (c->rs == RS_RAW || !conn_target(c)->rewrite_location)
+		return pl_proxy_side_send(&c->down, p, n);
+	return rewrite(c, p, n);
+}
+
+/* Record which side failed, for the log line. */
+static int
+side_error(struct conn *c, const struct pl_proxy_side *s)
+{
+	c->error = s == &c->down ? "client error" : "upstream error";
+	return PL_EIO;
+}
+
+/* One step of src -> dst: write what dst still owes, then pass on one record
+ * from src (src waits while dst owes anything: that is the backpressure), or
+ * src's end of stream once dst owes nothing. */
+static int
+relay_step(struct conn *c, struct pl_proxy_side *src, struct pl_proxy_side *dst, bool *moved)
+{
+	size_t n;
+	int r;
+
+	if (pl_proxy_side_flush(dst, moved) != 0)
+		return side_error(c, dst);
+	if (pl_proxy_side_owes(dst))
+		return 0;
+	if (src->eof) {
+		if (!dst->wclosed)
+			pl_proxy_side_shutdown(dst);
+		return 0;
+	}
+	if (!src->can_read)
+		return 0;
+	if (pl_proxy_side_read(src, c->p->scratch, sizeof(c->p->scratch), &n) != 0)
+		return side_error(c, src);
+	if (n == 0 && !src->eof)
+		return 0;
+	*moved = true; /* also for the EOF: the next step passes it on */
+	if (n > 0)
+		r = relay_bytes(c, src, c->p->scratch, n);
+	else
+		r = src == &c->up ? resp_pass(c, NULL) : 0; /* a partial head goes as it is */
+	return r != 0 ? side_error(c, dst) : 0;
+}
+
+/* Relay both ways until neither side can move, RELAY_BUDGET records a turn so
+ * that other connections get theirs; finish once both directions have ended
+ * and everything was delivered. */
 static void
-relay_rewrite(struct conn *c, struct evbuffer *in, struct evbuffer *out)
+relay_run(struct conn *c)
+{
+	bool moved = true;
+
+	for (int i = 0; moved && i < RELAY_BUDGET; i++) {
+		moved = false;
+		if (relay_step(c, &c->down, &c->up, &moved) != 0 ||
+		    relay_step(c, &c->up, &c->down, &moved) != 0) {
+			conn_finish(c, c->error);
+			return;
+		}
+	}
+	if (moved)
+		event_active(c->down.ev, 0, 0); /* more to do: after the others */
+	else if (c->down.eof && c->up.eof && !pl_proxy_side_owes(&c->down) &&
+	         !pl_proxy_side_owes(&c->up))
+		conn_finish(c, NULL);
+}
+
+/* ---- the upstream side ---- */
+
+/* The last error OpenSSL queued, as text in buf, or NULL; empties the queue. */
+static const char *
+ssl_error_text(char *buf, size_t n)
+{
+	unsigned long e = ERR_peek_last_error();
+
+	ERR_clear_error();
+	if (e == 0)
+		return NULL;
+	ERR_error_string_n(e, buf, n);
+	return buf;
+}
+
+/* The upstream handshake failed, timed out or was refused by our verification:
+ * count it and tell the client why. */
+static void
+up_refused(struct conn *c, bool timeout, const char *why)
 {
 	const struct pl_proxy_target *t = conn_target(c);
 
-	while (evbuffer_get_length(in) > 0) {
-		size_t len = evbuffer_get_length(in);
-		struct evbuffer_ptr e;
-		struct pl_proxy_resp info;
-		struct pl_buf b;
-		char from[4][300], to[300];
-		const char *fromv[5];
-		const char *head;
-		size_t hl, nf = 0;
+	if (c->upx.v.have_cert && !c->upx.v.ok) {
+		c->p->st.verify_failed++;
+		if (c->upx.v.pin_mismatch) {
+			c->p->st.pin_mismatch++;
+			conn_fail(
+			    c, 502,
+			    "The certificate of '%s' changed: expected fingerprint %s, got %s.",
+			    t->name, t->pin, c->upx.v.fingerprint);
+		} else {
+			conn_fail(
+			    c, 502,
+			    "The certificate of '%s' failed verification: %s. It is valid from "
+			    "%s until %s.",
+			    t->name, c->upx.v.result, c->upx.v.not_before, c->upx.v.not_after);
+		}
+		return;
+	}
+	c->p->st.connect_failed++;
+	if (timeout)
+		conn_fail(c, 504, "Timed out connecting to '%s' (%s:%d).", t->name, t->host,
+		          t->port);
+	else if (strstr(why, "protocol") || strstr(why, "cipher") ||
+	         strstr(why, "handshake failure"))
+		conn_fail(c, 502,
+		          "TLS handshake with '%s' (%s:%d) failed: %s. Old controllers need "
+		          "min_tls: \"1.0\" (--min-tls 1.0) and legacy ciphers.",
+		          t->name, t->host, t->port, why);
+	else
+		conn_fail(c, 502, "Cannot reach '%s' (%s:%d): %s.", t->name, t->host, t->port, why);
+}
 
-		if (c->rs == RS_RAW) {
-			c->bytes_down += len;
-			evbuffer_add_buffer(out, in);
+/* Drive the upstream connect and handshake; start the relay when done. */
+static void
+up_handshake(struct conn *c, short what)
+{
+	const struct pl_proxy_target *t = conn_target(c);
+	char buf[256];
+	const char *why;
+	int r, err = 0;
+	socklen_t len = sizeof(err);
+
+	if (c->up_connecting) {
+		if (getsockopt(c->up.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+			err = errno;
+		if (err != 0) {
+			up_refused(c, false, strerror(err));
 			return;
 		}
-		if (c->rs == RS_BODY) {
-			size_t n = (long long)len < c->body_left ? len : (size_t)c->body_left;
-
-			evbuffer_remove_buffer(in, out, n);
-			c->bytes_down += n;
-			if ((c->body_left -= (long long)n) == 0)
-				c->rs = RS_HEAD;
-			continue;
-		}
-		head = (const char *)evbuffer_pullup(in, len < 5 ? (ssize_t)len : 5);
-		if (memcmp(head, "HTTP/", len < 5 ? len : 5) != 0) {
-			c->rs = RS_RAW;
-			continue;
-		}
-		e = evbuffer_search(in, "\r\n\r\n", 4, NULL);
-		if (e.pos < 0) {
-			if (len >= RESP_HEAD_MAX || c->up_eof)
-				c->rs = RS_RAW;
-			else
-				return; /* wait for the rest of the head */
-			continue;
-		}
-		hl = (size_t)e.pos + 4;
-		head = (const char *)evbuffer_pullup(in, (ssize_t)hl);
-		rewrite_origins(c, t, from, to, sizeof(to));
-		for (size_t i = 0; i < 4; i++)
-			if (from[i][0])
-				fromv[nf++] = from[i];
-		fromv[nf] = NULL;
-		pl_buf_init(&b, RESP_HEAD_MAX * 2);
-		if (pl_proxy_http_rewrite(head, hl, fromv, to, &b, &info) != 0) {
-			pl_buf_release(&b);
-			c->rs = RS_RAW;
-			continue;
-		}
-		evbuffer_add(out, b.data, b.len);
-		pl_buf_release(&b);
-		evbuffer_drain(in, hl);
-		c->bytes_down += hl;
-		if (info.status == 101 || info.chunked)
-			c->rs = RS_RAW;
-		else if ((info.status >= 100 && info.status < 200) || info.status == 204 ||
-		         info.status == 304)
-			c->rs = RS_HEAD;
-		else if (info.content_length > 0) {
-			c->rs = RS_BODY;
-			c->body_left = info.content_length;
-		} else if (info.content_length == 0)
-			c->rs = RS_HEAD;
-		else
-			c->rs = RS_RAW;
+		if (!(what & EV_WRITE))
+			return; /* still connecting */
+		c->up_connecting = false;
 	}
+	errno = 0;
+	if ((r = SSL_do_handshake(c->up.ssl)) != 1) {
+		switch (SSL_get_error(c->up.ssl, r)) {
+		case SSL_ERROR_WANT_READ:
+		case SSL_ERROR_WANT_WRITE:
+			return;
+		default:
+			err = errno;
+			if ((why = ssl_error_text(buf, sizeof(buf))) == NULL)
+				why = err ? strerror(err) : "it closed the connection";
+			up_refused(c, false, why);
+			return;
+		}
+	}
+	ERR_clear_error(); /* SSL_get_error needs an empty queue; verification may leave some */
+	c->up_ready = true;
+	event_remove_timer(c->up.ev);
+	if (t->insecure)
+		pl_log_warn("proxy: target '%s': relaying WITHOUT verifying the upstream "
+		            "certificate (insecure: true)",
+		            t->name);
+	relay_run(c); /* the Host-routed request, and what the client sent meanwhile */
 }
 
-/* Move what src has read to the other side, pausing src when the other side
- * is backed up (the write callback resumes it). */
 static void
-relay(struct conn *c, struct bufferevent *src)
+up_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct bufferevent *dst = other(c, src);
-	struct evbuffer *in = bufferevent_get_input(src), *out;
-	size_t n = evbuffer_get_length(in);
+	struct conn *c = arg;
 
-	if (dst == NULL || n == 0 || (src == c->down && !c->up_ready))
-		return;
-	out = bufferevent_get_output(dst);
-	if (src == c->up && conn_target(c)->rewrite_location && c->rs != RS_RAW) {
-		relay_rewrite(c, in, out);
-	} else {
-		if (src == c->down)
-			c->bytes_up += n;
-		else
-			c->bytes_down += n;
-		evbuffer_add_buffer(out, in);
-	}
-	if (evbuffer_get_length(out) >= RELAY_HIGH) {
-		bufferevent_disable(src, EV_READ);
-		bufferevent_setwatermark(dst, EV_WRITE, RELAY_HIGH / 2, 0);
-	}
+	pl_proxy_side_wake(&c->up, what);
+	if (c->up_ready)
+		relay_run(c);
+	else if (what & EV_TIMEOUT)
+		up_refused(c, true, NULL);
+	else
+		up_handshake(c, what);
 }
 
-static void up_read_cb(struct bufferevent *bev, void *arg);
-static void up_event_cb(struct bufferevent *bev, short what, void *arg);
+/* Open the upstream socket towards sa; up_cb takes it from there. */
+static void
+up_connect(struct conn *c, const struct sockaddr *sa, socklen_t salen)
+{
+	const struct pl_proxy_target *t = conn_target(c);
+	struct timeval tv = {HANDSHAKE_TIMEOUT, 0};
+	int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
+	if (fd < 0 || SSL_set_fd(c->up.ssl, fd) != 1 ||
+	    (connect(fd, sa, salen) != 0 && errno != EINPROGRESS)) {
+		int e = errno;
+
+		if (fd >= 0)
+			close(fd);
+		c->p->st.connect_failed++;
+		conn_fail(c, 502, "Cannot reach '%s' (%s:%d): %s.", t->name, t->host, t->port,
+		          strerror(e));
+		return;
+	}
+	c->up.fd = fd;
+	nodelay(fd);
+	c->up_connecting = true;
+	c->up.ev = event_new(c->p->base, fd, SIDE_EVENTS, up_cb, c);
+	event_add(c->up.ev, &tv);
+}
+
+static void
+up_resolved(int err, struct evutil_addrinfo *ai, void *arg)
+{
+	struct conn *c = arg;
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	if (err == EVUTIL_EAI_CANCEL)
+		return; /* c is being finished */
+	c->dns = NULL;
+	if (err != 0) {
+		c->p->st.connect_failed++;
+		conn_fail(c, 502, "Cannot resolve '%s': %s.", conn_target(c)->host,
+		          evutil_gai_strerror(err));
+		return;
+	}
+	len = ai->ai_addrlen;
+	memcpy(&ss, ai->ai_addr, len);
+	evutil_freeaddrinfo(ai);
+	up_connect(c, (struct sockaddr *)&ss, len);
+}
+
+/* The client is routed: connect to its target. Callers return right after,
+ * since the name lookup may answer, and even finish c, before this returns. */
 static void
 start_upstream(struct conn *c)
 {
 	const struct pl_proxy_target *t = conn_target(c);
-	struct timeval tv = {HANDSHAKE_TIMEOUT, 0};
+	struct evutil_addrinfo hints;
+	struct evdns_getaddrinfo_request *req;
 	struct sockaddr_storage ss;
 	int sslen = sizeof(ss);
-	char hp[300];
-	SSL *ssl;
-	int r;
+	char hp[300], port[16];
 
 	c->upx.target = t;
-	bufferevent_set_timeouts(c->down, NULL, NULL);
-	if ((ssl = pl_proxy_upstream_ssl(c->rt->up_ctx[c->target], &c->upx)) == NULL) {
+	event_remove_timer(c->down.ev);
+	if ((c->up.ssl = pl_proxy_upstream_ssl(c->rt->up_ctx[c->target], &c->upx)) == NULL) {
 		conn_fail(c, 502, "cannot create a TLS session for '%s'", t->name);
 		return;
 	}
-	c->up = bufferevent_openssl_socket_new(c->p->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-	                                       BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-	if (c->up == NULL) {
-		SSL_free(ssl);
-		conn_fail(c, 502, "cannot create a connection to '%s'", t->name);
-		return;
-	}
-	bufferevent_openssl_set_allow_dirty_shutdown(c->up, 1);
-	bufferevent_set_max_single_read(c->up, RELAY_CHUNK);
-	bufferevent_set_max_single_write(c->up, RELAY_CHUNK);
-	bufferevent_setcb(c->up, up_read_cb, write_cb, up_event_cb, c);
-	bufferevent_set_timeouts(c->up, &tv, &tv);
-	bufferevent_enable(c->up, EV_READ | EV_WRITE);
+	SSL_set_connect_state(c->up.ssl);
+	/* a request routed by its Host header goes first */
+	c->bytes_up += c->head.len;
+	pl_buf_add(&c->up.out, c->head.data, c->head.len);
+	pl_buf_release(&c->head);
 	snprintf(hp, sizeof(hp), strchr(t->host, ':') ? "[%s]:%d" : "%s:%d", t->host, t->port);
-	if (evutil_parse_sockaddr_port(hp, (struct sockaddr *)&ss, &sslen) == 0)
-		r = bufferevent_socket_connect(c->up, (struct sockaddr *)&ss, sslen);
-	else
-		r = bufferevent_socket_connect_hostname(c->up, c->p->dns, AF_UNSPEC, t->host,
-		                                        t->port);
-	if (r != 0)
-		conn_fail(c, 502, "cannot connect to %s: %s", hp,
-		          evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-}
-
-static void
-up_read_cb(struct bufferevent *bev, void *arg)
-{
-	relay(arg, bev);
-}
-
-static void
-on_eof(struct conn *c, struct bufferevent *bev)
-{
-	struct bufferevent *dst = other(c, bev);
-
-	if (bev == c->down)
-		c->down_eof = true;
-	else
-		c->up_eof = true;
-	bufferevent_disable(bev, EV_READ);
-	if (bev == c->down && c->up && !c->up_ready)
-		return; /* the upstream's CONNECTED event flushes and half-closes */
-	if (dst == NULL || (bev == c->down && !c->up_ready)) {
-		conn_finish(c, bev == c->down ? "client closed" : "upstream closed");
+	if (evutil_parse_sockaddr_port(hp, (struct sockaddr *)&ss, &sslen) == 0) {
+		up_connect(c, (struct sockaddr *)&ss, (socklen_t)sslen);
 		return;
 	}
-	if (bev == c->up)
-		c->rs = RS_RAW; /* flush whatever is left as is */
-	relay(c, bev);
-	if (evbuffer_get_length(bufferevent_get_output(dst)) == 0 &&
-	    !(bev == c->down ? c->up_wclosed : c->down_wclosed))
-		half_close(c, dst);
-	check_done(c);
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	hints.ai_flags = EVUTIL_AI_ADDRCONFIG;
+	snprintf(port, sizeof(port), "%d", t->port);
+	req = evdns_getaddrinfo(c->p->dns, t->host, port, &hints, up_resolved, c);
+	if (req != NULL)
+		c->dns = req; /* else up_resolved has run already */
 }
 
-static const char *
-ssl_error_text(struct bufferevent *bev, char *buf, size_t n)
-{
-	unsigned long e, last = 0;
+/* ---- the downstream side ---- */
 
-	/* libevent hands them back newest first, with SSL_get_error codes mixed in */
-	while ((e = bufferevent_get_openssl_error(bev)) != 0)
-		if (last == 0 && ERR_GET_LIB(e) != 0)
-			last = e;
-	while ((e = ERR_get_error()) != 0)
-		if (last == 0)
-			last = e;
-	if (last == 0)
-		return NULL;
-	ERR_error_string_n(last, buf, n);
-	return buf;
+/* No SNI named a target: route by the Host header of the first request. */
+static void
+route_by_host(struct conn *c)
+{
+	size_t m, end;
+
+	if (head_read(c, ROUTE_PEEK_MAX) != 0) {
+		conn_finish(c, "client error");
+		return;
+	}
+	m = c->head.len < ROUTE_PEEK_MAX ? c->head.len : ROUTE_PEEK_MAX;
+	if ((end = pl_proxy_http_head_end(c->head.data, m)) == 0) {
+		if (m == ROUTE_PEEK_MAX || (m >= 16 && !pl_proxy_http_is_request(c->head.data, m)))
+			conn_finish(c, "no SNI and no Host header to route by");
+		else if (c->down.eof)
+			conn_finish(c, "client closed");
+		return;
+	}
+	if (pl_proxy_http_host(c->head.data, end, c->host, sizeof(c->host)) != 0 ||
+	    (c->target = route(c, c->host)) < 0) {
+		c->p->st.unrouted++;
+		conn_fail(c, 404, "No target is configured for host '%s'.",
+		          c->host[0] ? c->host : "(none)");
+		return;
+	}
+	start_upstream(c);
 }
 
 static void
-up_event_cb(struct bufferevent *bev, short what, void *arg)
+down_handshake(struct conn *c)
 {
-	struct conn *c = arg;
-	const struct pl_proxy_target *t = conn_target(c);
+	int r = SSL_do_handshake(c->down.ssl);
 
-	if (what & BEV_EVENT_CONNECTED) {
-		c->up_ready = true;
-		nodelay(bufferevent_getfd(bev));
-		bufferevent_set_timeouts(bev, NULL, NULL);
-		if (t->insecure)
-			pl_log_warn("proxy: target '%s': relaying WITHOUT verifying the upstream "
-			            "certificate (insecure: true)",
-			            t->name);
-		if (!c->down_eof)
-			bufferevent_enable(c->down, EV_READ);
-		relay(c, c->down);
-		if (c->down_eof)
-			on_eof(c, c->down);
-		return;
-	}
-	if (!c->up_ready) {
-		char buf[256];
-		const char *se = ssl_error_text(bev, buf, sizeof(buf));
-		int dnserr = bufferevent_socket_get_dns_error(bev);
+	if (r != 1) {
+		int e = SSL_get_error(c->down.ssl, r);
 
-		if (c->upx.v.have_cert && !c->upx.v.ok) {
-			c->p->st.verify_failed++;
-			if (c->upx.v.pin_mismatch) {
-				c->p->st.pin_mismatch++;
-				conn_fail(
-				    c, 502,
-				    "The certificate of '%s' changed: expected fingerprint %s, "
-				    "got %s.",
-				    t->name, t->pin, c->upx.v.fingerprint);
-			} else {
-				conn_fail(c, 502,
-				          "The certificate of '%s' failed verification: %s. It is "
-				          "valid from %s until %s.",
-				          t->name, c->upx.v.result, c->upx.v.not_before,
-				          c->upx.v.not_after);
-			}
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
 			return;
-		}
-		c->p->st.connect_failed++;
-		if (what & BEV_EVENT_TIMEOUT)
-			conn_fail(c, 504, "Timed out connecting to '%s' (%s:%d).", t->name, t->host,
-			          t->port);
-		else if (dnserr)
-			conn_fail(c, 502, "Cannot resolve '%s': %s.", t->host,
-			          evutil_gai_strerror(dnserr));
-		else if (se && (strstr(se, "protocol") || strstr(se, "cipher") ||
-		                strstr(se, "handshake failure")))
-			conn_fail(c, 502,
-			          "TLS handshake with '%s' (%s:%d) failed: %s. Old controllers "
-			          "need min_tls: \"1.0\" (--min-tls 1.0) and legacy ciphers.",
-			          t->name, t->host, t->port, se);
-		else
-			conn_fail(c, 502, "Cannot reach '%s' (%s:%d): %s.", t->name, t->host,
-			          t->port,
-			          se ? se : evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
-		return;
-	}
-	if (what & BEV_EVENT_EOF) {
-		on_eof(c, bev);
-		return;
-	}
-	conn_finish(c, "upstream error");
-}
-
-static void
-down_read_cb(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-
-	if (c->failed) {
-		failed_input(c);
-		return;
-	}
-	if (c->target < 0) {
-		size_t n = evbuffer_get_length(in);
-		size_t m = n < ROUTE_PEEK_MAX ? n : ROUTE_PEEK_MAX;
-		const char *p = (const char *)evbuffer_pullup(in, (ssize_t)m);
-		size_t end = pl_proxy_http_head_end(p, m);
-
-		if (end == 0) {
-			if (m == ROUTE_PEEK_MAX || (m >= 16 && !pl_proxy_http_is_request(p, m)))
-				conn_finish(c, "no SNI and no Host header to route by");
-			return;
-		}
-		if (pl_proxy_http_host(p, end, c->host, sizeof(c->host)) != 0 ||
-		    (c->target = route(c, c->host)) < 0) {
-			c->p->st.unrouted++;
-			conn_fail(c, 404, "No target is configured for host '%s'.",
-			          c->host[0] ? c->host : "(none)");
-			return;
-		}
-		start_upstream(c);
-		return;
-	}
-	/* Backpressure by disabling reads, never by a read watermark: libevent 2.1
-	 * suspends a watermarked OpenSSL bufferevent with part of a record left
-	 * inside OpenSSL, and nothing wakes it for that remainder. */
-	if (!c->up_ready && evbuffer_get_length(in) >= RELAY_HIGH)
-		bufferevent_disable(bev, EV_READ);
-	relay(c, bev);
-}
-
-static void
-down_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct conn *c = arg;
-
-	if (what & BEV_EVENT_CONNECTED) {
-		c->down_ready = true;
-		if (c->target < 0)
-			c->target = route(c, c->sni);
-		if (c->target >= 0)
-			start_upstream(c);
-		else
-			pl_log_debug("proxy: %s: SNI '%s' matches no target; waiting for Host",
-			             c->client, c->sni);
-		return;
-	}
-	if (!c->down_ready) {
+		ERR_clear_error();
 		c->p->st.tls_failed++;
 		pl_log_debug("proxy: %s: client TLS handshake failed", c->client);
 		conn_finish(c, NULL);
 		return;
 	}
-	if (c->failed && (what & BEV_EVENT_TIMEOUT)) {
-		conn_finish(c, c->fail_reason);
+	ERR_clear_error();
+	c->down_ready = true;
+	if ((c->target = route(c, c->sni)) >= 0) {
+		start_upstream(c);
 		return;
 	}
-	if (what & BEV_EVENT_EOF) {
-		if (c->failed || c->closing)
-			conn_finish(c, c->fail_reason[0] ? c->fail_reason : "client closed");
-		else
-			on_eof(c, bev);
-		return;
+	pl_log_debug("proxy: %s: SNI '%s' matches no target; waiting for Host", c->client, c->sni);
+	route_by_host(c);
+}
+
+static void
+down_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	pl_proxy_side_wake(&c->down, what);
+	if (c->up_ready) {
+		relay_run(c);
+	} else if (what & EV_TIMEOUT) {
+		if (!c->down_ready) {
+			c->p->st.tls_failed++;
+			pl_log_debug("proxy: %s: client TLS handshake timed out", c->client);
+		}
+		conn_finish(c, !c->down_ready ? NULL : c->failed ? c->fail_reason : "no request");
+	} else if (!c->down_ready) {
+		down_handshake(c);
+	} else if (c->failed) {
+		failed_input(c);
+	} else if (c->target < 0) {
+		route_by_host(c);
 	}
-	conn_finish(c, c->failed ? c->fail_reason : "client error");
+	/* else the upstream is on its way; its handshake starts the relay */
 }
 
 /* Choose the downstream certificate: the SNI name, else the configured name
@@ -881,32 +1012,31 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
 	c->ncand = l->ntargets;
 	c->cand = pl_calloc(l->ntargets ? l->ntargets : 1, sizeof(size_t));
 	memcpy(c->cand, l->targets, l->ntargets * sizeof(size_t));
+	pl_proxy_side_init(&c->down);
+	pl_proxy_side_init(&c->up);
+	pl_buf_init(&c->head, ROUTE_PEEK_MAX + RELAY_CHUNK);
+	pl_buf_init(&c->resp, RESP_HEAD_MAX);
+	c->down.fd = fd;
+	c->down.ssl = ssl;
 	gettimeofday(&c->start, NULL);
 	addr_str(sa, c->client, sizeof(c->client), NULL);
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
 		addr_str((struct sockaddr *)&ss, c->local_ip, sizeof(c->local_ip), &c->local_port);
-	SSL_set_ex_data(ssl, conn_idx, c);
-	nodelay(fd);
-	c->down = bufferevent_openssl_socket_new(p->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-	                                         BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
 	c->next = p->conns;
 	if (p->conns)
 		p->conns->prev = c;
 	p->conns = c;
 	p->st.accepted++;
 	p->st.active++;
-	if (c->down == NULL) {
-		SSL_free(ssl);
-		evutil_closesocket(fd);
+	SSL_set_ex_data(ssl, conn_idx, c);
+	SSL_set_accept_state(ssl);
+	nodelay(fd);
+	if (SSL_set_fd(ssl, fd) != 1 ||
+	    (c->down.ev = event_new(p->base, fd, SIDE_EVENTS, down_cb, c)) == NULL) {
 		conn_finish(c, NULL);
 		return;
 	}
-	bufferevent_openssl_set_allow_dirty_shutdown(c->down, 1);
-	bufferevent_set_max_single_read(c->down, RELAY_CHUNK);
-	bufferevent_set_max_single_write(c->down, RELAY_CHUNK);
-	bufferevent_setcb(c->down, down_read_cb, write_cb, down_event_cb, c);
-	bufferevent_set_timeouts(c->down, &tv, &tv);
-	bufferevent_enable(c->down, EV_READ | EV_WRITE);
+	event_add(c->down.ev, &tv);
 }
 
 static void
@@ -1163,10 +1293,7 @@ down_ctx_new(char **errmsg)
 	 * a fatal error that sends an alert and kills our write side */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
 	                             SSL_OP_IGNORE_UNEXPECTED_EOF);
-	/* idle connections keep no 16 KiB record buffers (the memory target). Not
-	 * read_ahead: it would save a read syscall per record, but data left inside
-	 * OpenSSL never wakes libevent 2.1's bufferevent, and relays stall. */
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	relay_modes(ctx);
 	SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
 	return ctx;
 }
@@ -1175,13 +1302,19 @@ int
 pl_proxy_serve(struct pl_proxy_config *cfg, char **errmsg)
 {
 	struct pl_proxy *p = pl_calloc(1, sizeof(*p));
+	struct event_config *ecfg;
 	int r;
 
 	if (conn_idx < 0)
 		conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-	if ((p->base = event_base_new()) == NULL) {
+	/* the relay relies on edge-triggered events (epoll) */
+	if ((ecfg = event_config_new()) != NULL &&
+	    event_config_require_features(ecfg, EV_FEATURE_ET) == 0)
+		p->base = event_base_new_with_config(ecfg);
+	event_config_free(ecfg);
+	if (p->base == NULL) {
 		pl_proxy_config_free(cfg);
-		r = pl_seterr(errmsg, PL_EIO, "cannot create the event loop");
+		r = pl_seterr(errmsg, PL_EIO, "cannot create an edge-triggered event loop");
 		goto out;
 	}
 	p->dns = evdns_base_new(p->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
