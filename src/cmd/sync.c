@@ -120,10 +120,8 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 	c2 = cpu_s();
 	pl_log_info("sync: fetched (and recorded on the way) in %.3f s (%lu requests, %.3f s "
 		    "CPU), finished in %.3f s (%.3f s CPU)",
-		    (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
-		    pl_pve_requests_sent(s->pve), c1 - c0,
-		    (double)(t2.tv_sec - t1.tv_sec) + (double)(t2.tv_nsec - t1.tv_nsec) / 1e9,
-		    c2 - c1);
+		    pl_elapsed_s(&t0, &t1), pl_pve_requests_sent(s->pve), c1 - c0,
+		    pl_elapsed_s(&t1, &t2), c2 - c1);
 	if (snap_out && r == 0)
 		*snap_out = snap;
 	else
@@ -163,7 +161,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	double secs = pl_elapsed_s(&t0, &t1);
 	size_t ng = json_array_size(json_object_get(snap, "guests"));
 	size_t nn = json_array_size(json_object_get(snap, "nodes"));
 

@@ -74,3 +74,9 @@ pl_log(enum pl_log_level lvl, const char *fmt, ...)
 	fflush(out);
 	pl_buf_release(&msg);
 }
+
+double
+pl_elapsed_s(const struct timespec *from, const struct timespec *to)
+{
+	return (double)(to->tv_sec - from->tv_sec) + (double)(to->tv_nsec - from->tv_nsec) / 1e9;
+}

@@ -23,4 +23,8 @@ void pl_log(enum pl_log_level lvl, const char *fmt, ...) __attribute__((format(p
 #define pl_log_info(...) pl_log(PL_LOG_INFO, __VA_ARGS__)
 #define pl_log_debug(...) pl_log(PL_LOG_DEBUG, __VA_ARGS__)
 
+struct timespec;
+/* Seconds from one clock_gettime() reading to a later one, for log lines. */
+double pl_elapsed_s(const struct timespec *from, const struct timespec *to);
+
 #endif

@@ -10,6 +10,7 @@
 #include "pve/inventory.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/str.h"
 #include "pve/client.h"
 
@@ -196,13 +197,16 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 {
 	struct inv v = { .on_guest = on_guest, .parg = arg };
 	struct shard shards[MAX_SHARDS] = { 0 };
+	struct timespec t0, t1;
 	json_t *res = NULL, *nodes, *guests, *storages, *o, *kept;
 	size_t i, wanted = 0;
 	int n = 0, started = 0, r;
 
 	*snap = NULL;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if ((r = pl_pve_call(c, "GET", "/cluster/resources", NULL, &res, errmsg)) != 0)
 		return r;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (!json_is_array(res)) {
 		json_decref(res);
 		return pl_seterr(errmsg, PL_EPARSE, "/cluster/resources did not return a list");
@@ -272,6 +276,9 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 	queue(&v, c, NULL, 3, "/cluster/tasks", NULL);
 	v.total = wanted + pl_pve_pending(c);
 	v.shards_left = n;
+	pl_log_debug("inventory: /cluster/resources (%zu entries) in %.3f s; %zu configs on %d "
+		     "threads", json_array_size(guests) + json_array_size(nodes) +
+		     json_array_size(storages), pl_elapsed_s(&t0, &t1), wanted, n);
 	for (; started < n; started++)
 		if (pthread_create(&shards[started].thread, NULL, shard_run, &shards[started]) != 0)
 			pl_die("cannot start a thread");

@@ -248,6 +248,12 @@ test_streamed_sync(void **state)
 	/* An abandoned sync leaves nothing behind and frees the write lock. */
 	assert_int_equal(pl_state_sync_begin(s, false, &y, &err), 0);
 	pl_state_sync_abort(y);
+	/* Foreign keys, off while a sync writes, are on again. */
+	sqlite3_stmt *st;
+	assert_int_equal(sqlite3_prepare_v2(pl_state_db(s), "PRAGMA foreign_keys", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(st, 0), 1);
+	sqlite3_finalize(st);
 	assert_int_equal(pl_state_record_sync(s, sn, false, &cnt, NULL, NULL, &err), 0);
 	assert_int_equal(cnt.unchanged, 4);
 	json_decref(sn);
