@@ -14,6 +14,11 @@ struct pl_buf;
 /* Parse len bytes; on error sets *errmsg to "line L col C: reason". */
 json_t *pl_json_parse(const char *data, size_t len, char **errmsg);
 
+/* Parse like json_loadb (JSON_DECODE_ANY), with the elements of a
+ * {"data":[...]} list split among threads threads (0: one per CPU, at most
+ * four): for the large lists of the Proxmox API. NULL when it is not JSON. */
+json_t *pl_json_load_list(const char *data, size_t len, int threads);
+
 /* Borrowed string member, or NULL when absent, null or not a string. */
 const char *pl_json_str(const json_t *obj, const char *key);
 /* String member or dflt. */

@@ -11,6 +11,8 @@
 #include <ctype.h>
 #include <errno.h>
 
+#define PARALLEL_PARSE_MIN ((size_t)1 << 20)
+
 static char *
 trim_dup(const char *s, size_t n)
 {
@@ -32,7 +34,9 @@ pl_pve_resp_parse(long status, const char *reason, const char *body, size_t len,
 	memset(r, 0, sizeof(*r));
 	r->status = status;
 	if (len > 0) {
-		r->body = json_loadb(body, len, JSON_DECODE_ANY, NULL);
+		/* /cluster/resources of a large cluster: megabytes, parsed on all cores. */
+		r->body = len < PARALLEL_PARSE_MIN ? json_loadb(body, len, JSON_DECODE_ANY, NULL)
+						   : pl_json_load_list(body, len, 0);
 		if (r->body && !json_is_object(r->body)) {
 			json_decref(r->body);
 			r->body = NULL;

@@ -97,6 +97,51 @@ test_containers(void **state)
 }
 
 static void
+same_parse(const char *text, int threads)
+{
+	json_t *whole = json_loadb(text, strlen(text), JSON_DECODE_ANY, NULL);
+	json_t *split = pl_json_load_list(text, strlen(text), threads);
+
+	if (whole == NULL)
+		assert_null(split);
+	else
+		assert_true(json_equal(whole, split));
+	json_decref(whole);
+	json_decref(split);
+}
+
+/* A list parsed in pieces on several threads equals jansson's whole parse;
+ * what is not a {"data":[...]} document, or not JSON, behaves as jansson. */
+static void
+test_load_list(void **state)
+{
+	struct pl_buf b;
+	static const char *const odd[] = {
+		"{\"data\":[1,,2,3,4,5,6,7,8,9]}",  "{\"data\":[1,2,3,4,5,6,7,8,9,]}",
+		"{\"data\":[,1,2,3,4,5,6,7,8,9]}",  "{\"data\":[1,2,3,4,5,6,7,8,9]",
+		"{\"data\":[1,2,3,4,5,6,7,8,9]}x", "{\"data\":[1,2,3,4,5,6,7,8,9],\"n\":1}",
+		"{\"data\":{\"a\":[1,2]}}",      "[1,2,3,4,5,6,7,8,9]",
+		"{\"data\":[1 2,3,4,5,6,7,8,9]}",   "{\"data\":[\"a,b\",\"c]\",\"d\\\"\",4,5,6,7,8,9]}",
+		"{\"data\":[]}",                    " {\"data\" : [ 1 , 2 , 3 , 4 , 5 , 6 ] } ",
+		"",                                 "{\"data\":[\"\\u0000\",1,2,3,4,5,6,7]}",
+	};
+
+	pl_buf_init(&b, 0);
+	pl_buf_addstr(&b, "{\"data\":[");
+	for (int i = 0; i < 3000; i++)
+		pl_buf_addf(&b, "%s{\"id\":\"qemu/%d\",\"name\":\"a,b]}{\\\"%d\",\"n\":[%d,{\"x\":[]}],"
+			    "\"cpu\":0.%d}",
+			    i ? "," : "", i, i, i, i);
+	pl_buf_addstr(&b, "]}");
+	for (int t = 1; t <= 5; t++)
+		same_parse(b.data, t);
+	pl_buf_release(&b);
+	for (size_t i = 0; i < PL_ARRAY_LEN(odd); i++)
+		for (int t = 2; t <= 4; t++)
+			same_parse(odd[i], t);
+}
+
+static void
 test_sha256(void **state)
 {
 	char out[65];
@@ -119,6 +164,7 @@ main(void)
 		cmocka_unit_test(test_scalars),
 		cmocka_unit_test(test_strings),
 		cmocka_unit_test(test_containers),
+		cmocka_unit_test(test_load_list),
 		cmocka_unit_test(test_sha256),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
