@@ -67,6 +67,23 @@ static const char *const migrations[] = {
 	/* 2: a guest's volatile counters apart, so an unchanged guest costs a
 	 * small update instead of a rewrite of its whole config. */
 	"ALTER TABLE guests ADD COLUMN live TEXT;",
+	/* 3: history's kind check spelled with ORs: SQLite evaluates an IN list of
+	 * four by building a temporary index, on every insert. */
+	"CREATE TABLE history_new ("
+	"  id INTEGER PRIMARY KEY,"
+	"  guest TEXT NOT NULL,"
+	"  vmid INTEGER NOT NULL,"
+	"  kind TEXT NOT NULL CHECK (kind = 'discovered' OR kind = 'created' OR"
+	"                            kind = 'updated' OR kind = 'deleted'),"
+	"  sha256 TEXT NOT NULL,"
+	"  run_id INTEGER REFERENCES runs(id),"
+	"  ts REAL NOT NULL,"
+	"  json TEXT NOT NULL);"
+	"INSERT INTO history_new SELECT id, guest, vmid, kind, sha256, run_id, ts, json "
+	"FROM history;"
+	"DROP TABLE history;"
+	"ALTER TABLE history_new RENAME TO history;"
+	"CREATE INDEX history_vmid ON history(vmid, id);",
 };
 
 int

@@ -8,6 +8,7 @@
 #include "core/common.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "state/migrations.h"
 #include "state/state.h"
 
 #include <sqlite3.h>
@@ -104,6 +105,62 @@ test_open_migrate_reopen(void **state)
 		}
 		sqlite3_close(db);
 	}
+}
+
+/* A version-2 store keeps its history through migration 3, whose kind check
+ * still refuses unknown kinds without a temporary index per insert. */
+static void
+remove_db(void)
+{
+	static const char *const ext[] = { "", "-wal", "-shm" };
+
+	for (size_t i = 0; i < PL_ARRAY_LEN(ext); i++) {
+		char *p = pl_asprintf("%s%s", path, ext[i]);
+
+		unlink(p);
+		free(p);
+	}
+}
+
+static void
+test_migrate_history_check(void **state)
+{
+	struct pl_state *s;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	char *err = NULL;
+	bool ephemeral = false;
+
+	remove_db();
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	for (int n = 1; n <= 2; n++)
+		assert_int_equal(sqlite3_exec(db, pl_state_migration(n), NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 2; INSERT INTO history"
+					  "(guest,vmid,kind,sha256,ts,json) VALUES "
+					  "('100',100,'created','ab',1.5,'{}')", NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(pl_state_open(path, &s, &err), 0);
+	assert_true(pl_state_version(s) >= 3);
+	db = pl_state_db(s);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT kind, vmid FROM history", -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	assert_string_equal((const char *)sqlite3_column_text(st, 0), "created");
+	sqlite3_finalize(st);
+	assert_int_not_equal(sqlite3_exec(db, "INSERT INTO history(guest,vmid,kind,sha256,ts,json) "
+					  "VALUES ('1',1,'renamed','x',1,'{}')", NULL, NULL, NULL),
+			     SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "EXPLAIN INSERT INTO history(guest,vmid,kind,"
+					    "sha256,ts,json) VALUES ('1',1,'deleted','x',1,'{}')",
+					    -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		ephemeral = ephemeral ||
+			    !strcmp((const char *)sqlite3_column_text(st, 1), "OpenEphemeral");
+	sqlite3_finalize(st);
+	assert_false(ephemeral);
+	pl_state_close(s);
+	remove_db();
 }
 
 static void
@@ -288,6 +345,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_migrate_reopen),
+		cmocka_unit_test(test_migrate_history_check),
 		cmocka_unit_test(test_hash_ignores_volatile),
 		cmocka_unit_test(test_sync_history),
 		cmocka_unit_test(test_streamed_sync),
