@@ -112,17 +112,17 @@ cut_list(const char *data, size_t len, struct piece *pcs, int n)
 			if (depth-- == 0)
 				break;
 		} else if (c == ',' && depth == 0 && np < n - 1 &&
-			   (size_t)(p - data) >= len / (size_t)n * (size_t)(np + 1)) {
+		           (size_t)(p - data) >= len / (size_t)n * (size_t)(np + 1)) {
 			/* An empty piece would hide a stray comma: "[,1]" is not JSON. */
 			if (skip_ws(from, p) == p)
 				return 0;
-			pcs[np++] = (struct piece){ .p = from, .n = (size_t)(p - from) };
+			pcs[np++] = (struct piece){.p = from, .n = (size_t)(p - from)};
 			from = p + 1;
 		}
 	}
 	if (p >= end || *p != ']' || skip_ws(from, p) == p)
 		return 0;
-	pcs[np++] = (struct piece){ .p = from, .n = (size_t)(p - from) };
+	pcs[np++] = (struct piece){.p = from, .n = (size_t)(p - from)};
 	p = skip_ws(p + 1, end);
 	if (p == end || *p != '}' || skip_ws(p + 1, end) != end)
 		return 0;
@@ -147,7 +147,8 @@ pl_json_load_list(const char *data, size_t len, int threads)
 	if (threads < 2 || (n = cut_list(data, len, pcs, threads)) < 2)
 		return json_loadb(data, len, JSON_DECODE_ANY, NULL);
 	for (; started < n - 1; started++)
-		if (pthread_create(&pcs[started + 1].thread, NULL, piece_run, &pcs[started + 1]) != 0)
+		if (pthread_create(&pcs[started + 1].thread, NULL, piece_run, &pcs[started + 1]) !=
+		    0)
 			break;
 	pcs[0].v = load_piece(pcs[0].p, pcs[0].n);
 	for (int i = started + 1; i < n; i++)
@@ -300,6 +301,7 @@ static int
 write_string(struct pl_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
+	static const char short_from[] = "\"\\\b\f\n\r\t", short_to[] = "\"\\bfnrt";
 	size_t i = 0, run;
 	char *d;
 
@@ -319,17 +321,12 @@ write_string(struct pl_buf *b, const char *s, size_t n)
 		if ((i = run) == n)
 			break;
 		unsigned char c = (unsigned char)s[i++];
+		const char *hit = memchr(short_from, c, sizeof(short_from) - 1);
 
 		*d++ = '\\';
-		switch (c) {
-		case '"': *d++ = '"'; break;
-		case '\\': *d++ = '\\'; break;
-		case '\b': *d++ = 'b'; break;
-		case '\f': *d++ = 'f'; break;
-		case '\n': *d++ = 'n'; break;
-		case '\r': *d++ = 'r'; break;
-		case '\t': *d++ = 't'; break;
-		default:
+		if (hit) {
+			*d++ = short_to[hit - short_from];
+		} else {
 			memcpy(d, "u00", 3);
 			d[3] = hex[c >> 4];
 			d[4] = hex[c & 15];
@@ -408,8 +405,8 @@ write_value(struct pl_buf *b, const json_t *v, bool sorted)
 			struct kv *kv = pl_calloc(n, sizeof(*kv));
 
 			i = 0;
-			json_object_foreach((json_t *)v, k, m)
-				kv[i++] = (struct kv){ k, json_object_iter_key_len(json_object_key_to_iter(k)), m };
+			json_object_foreach((json_t *)v, k, m) kv[i++] =
+			    (struct kv){k, json_object_iter_key_len(json_object_key_to_iter(k)), m};
 			qsort(kv, n, sizeof(*kv), kv_cmp);
 			for (i = 0; i < n && r == 0; i++)
 				if ((i == 0 || (r = put(b, ",", 1)) == 0) &&
@@ -419,11 +416,14 @@ write_value(struct pl_buf *b, const json_t *v, bool sorted)
 			free(kv);
 		} else {
 			i = 0;
-			json_object_foreach((json_t *)v, k, m) {
+			json_object_foreach((json_t *)v, k, m)
+			{
 				if ((i++ > 0 && (r = put(b, ",", 1)) != 0) ||
-				    (r = write_string(b, k, json_object_iter_key_len(
-								    json_object_key_to_iter(k)))) != 0 ||
-				    (r = put(b, ":", 1)) != 0 || (r = write_value(b, m, sorted)) != 0)
+				    (r = write_string(b, k,
+				                      json_object_iter_key_len(
+				                          json_object_key_to_iter(k)))) != 0 ||
+				    (r = put(b, ":", 1)) != 0 ||
+				    (r = write_value(b, m, sorted)) != 0)
 					return r;
 			}
 		}

@@ -1,4 +1,5 @@
-/* Unit tests for core/json: the fast writer must match json_dumps byte for byte. */
+/* Unit tests for core/json: the fast writer matches json_dumps byte for byte,
+ * the threaded list parse matches json_loadb. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,9 +29,10 @@ same_as_jansson(const json_t *v)
 static void
 test_scalars(void **state)
 {
-	static const double reals[] = { 0.0,   -0.0,   1.0,     0.1418, 1e5,    1e-5,  123456789e20,
-					-2.5e-300, 1e300, 3.14159, 1e16, 1e17, 0.1 + 0.2 };
-	static const json_int_t ints[] = { 0, 1, -1, 42, 9007199254740993LL, INT64_MIN, INT64_MAX };
+	static const double reals[] = {0.0,  -0.0,         1.0,       0.1418, 1e5,
+	                               1e-5, 123456789e20, -2.5e-300, 1e300,  3.14159,
+	                               1e16, 1e17,         0.1 + 0.2};
+	static const json_int_t ints[] = {0, 1, -1, 42, 9007199254740993LL, INT64_MIN, INT64_MAX};
 
 	for (size_t i = 0; i < PL_ARRAY_LEN(reals); i++) {
 		json_t *r = json_real(reals[i]);
@@ -53,12 +55,12 @@ static void
 test_strings(void **state)
 {
 	static const char *const strs[] = {
-		"",
-		"plain",
-		"quote\" backslash\\ slash/",
-		"\b\f\n\r\t\x01\x1f\x7f end",
-		"caf\xc3\xa9 \xe2\x80\xa8 \xf0\x9f\x98\x80",
-		"virtio=BC:24:11:07:6A:5E,bridge=vmbr0",
+	    "",
+	    "plain",
+	    "quote\" backslash\\ slash/",
+	    "\b\f\n\r\t\x01\x1f\x7f end",
+	    "caf\xc3\xa9 \xe2\x80\xa8 \xf0\x9f\x98\x80",
+	    "virtio=BC:24:11:07:6A:5E,bridge=vmbr0",
 	};
 
 	for (size_t i = 0; i < PL_ARRAY_LEN(strs); i++) {
@@ -77,10 +79,10 @@ static void
 test_containers(void **state)
 {
 	json_t *v = json_loads("{\"vmid\":100,\"name\":\"vm100\",\"cpu\":0.1418,\"config\":"
-			       "{\"scsi0\":\"local-lvm:vm-100-disk-0,size=32G\",\"cores\":2,"
-			       "\"boot\":\"order=scsi0;net0\",\"b\":[],\"a\":{},\"ab\":null,"
-			       "\"aa\":[1,\"x\",{\"z\":1,\"y\":[true,false]}]},\"z\":\"\",\"\":1}",
-			       0, NULL);
+	                       "{\"scsi0\":\"local-lvm:vm-100-disk-0,size=32G\",\"cores\":2,"
+	                       "\"boot\":\"order=scsi0;net0\",\"b\":[],\"a\":{},\"ab\":null,"
+	                       "\"aa\":[1,\"x\",{\"z\":1,\"y\":[true,false]}]},\"z\":\"\",\"\":1}",
+	                       0, NULL);
 	struct pl_buf b;
 
 	assert_non_null(v);
@@ -117,21 +119,29 @@ test_load_list(void **state)
 {
 	struct pl_buf b;
 	static const char *const odd[] = {
-		"{\"data\":[1,,2,3,4,5,6,7,8,9]}",  "{\"data\":[1,2,3,4,5,6,7,8,9,]}",
-		"{\"data\":[,1,2,3,4,5,6,7,8,9]}",  "{\"data\":[1,2,3,4,5,6,7,8,9]",
-		"{\"data\":[1,2,3,4,5,6,7,8,9]}x", "{\"data\":[1,2,3,4,5,6,7,8,9],\"n\":1}",
-		"{\"data\":{\"a\":[1,2]}}",      "[1,2,3,4,5,6,7,8,9]",
-		"{\"data\":[1 2,3,4,5,6,7,8,9]}",   "{\"data\":[\"a,b\",\"c]\",\"d\\\"\",4,5,6,7,8,9]}",
-		"{\"data\":[]}",                    " {\"data\" : [ 1 , 2 , 3 , 4 , 5 , 6 ] } ",
-		"",                                 "{\"data\":[\"\\u0000\",1,2,3,4,5,6,7]}",
+	    "{\"data\":[1,,2,3,4,5,6,7,8,9]}",
+	    "{\"data\":[1,2,3,4,5,6,7,8,9,]}",
+	    "{\"data\":[,1,2,3,4,5,6,7,8,9]}",
+	    "{\"data\":[1,2,3,4,5,6,7,8,9]",
+	    "{\"data\":[1,2,3,4,5,6,7,8,9]}x",
+	    "{\"data\":[1,2,3,4,5,6,7,8,9],\"n\":1}",
+	    "{\"data\":{\"a\":[1,2]}}",
+	    "[1,2,3,4,5,6,7,8,9]",
+	    "{\"data\":[1 2,3,4,5,6,7,8,9]}",
+	    "{\"data\":[\"a,b\",\"c]\",\"d\\\"\",4,5,6,7,8,9]}",
+	    "{\"data\":[]}",
+	    " {\"data\" : [ 1 , 2 , 3 , 4 , 5 , 6 ] } ",
+	    "",
+	    "{\"data\":[\"\\u0000\",1,2,3,4,5,6,7]}",
 	};
 
 	pl_buf_init(&b, 0);
 	pl_buf_addstr(&b, "{\"data\":[");
 	for (int i = 0; i < 3000; i++)
-		pl_buf_addf(&b, "%s{\"id\":\"qemu/%d\",\"name\":\"a,b]}{\\\"%d\",\"n\":[%d,{\"x\":[]}],"
-			    "\"cpu\":0.%d}",
-			    i ? "," : "", i, i, i, i);
+		pl_buf_addf(&b,
+		            "%s{\"id\":\"qemu/%d\",\"name\":\"a,b]}{\\\"%d\",\"n\":[%d,{\"x\":[]}],"
+		            "\"cpu\":0.%d}",
+		            i ? "," : "", i, i, i, i);
 	pl_buf_addstr(&b, "]}");
 	for (int t = 1; t <= 5; t++)
 		same_parse(b.data, t);
@@ -148,7 +158,8 @@ test_sha256(void **state)
 	json_t *v = json_pack("{s:i,s:s}", "b", 1, "a", "x");
 
 	pl_sha256_hex("abc", 3, out);
-	assert_string_equal(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_string_equal(out,
+	                    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	/* The hash is of the canonical text {"a":"x","b":1}. */
 	pl_json_sha256(v, out);
 	char want[65];
@@ -161,11 +172,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_scalars),
-		cmocka_unit_test(test_strings),
-		cmocka_unit_test(test_containers),
-		cmocka_unit_test(test_load_list),
-		cmocka_unit_test(test_sha256),
+	    cmocka_unit_test(test_scalars),    cmocka_unit_test(test_strings),
+	    cmocka_unit_test(test_containers), cmocka_unit_test(test_load_list),
+	    cmocka_unit_test(test_sha256),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
