@@ -8,7 +8,7 @@ endif
 MAKEFLAGS += --no-print-directory
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps check demo fuzz clean
+.PHONY: all deps check tsan demo fuzz clean
 
 all: $(BUILD)/CMakeCache.txt
 	@cmake --build $(BUILD) -j $(JOBS)
@@ -23,6 +23,16 @@ check: deps
 	@$(MAKE) --no-print-directory all BUILD=$(BUILD) CMAKE_FLAGS="$(CMAKE_FLAGS)"
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# The threaded code (sync's workers, the threaded list parse) under
+# ThreadSanitizer: the sync and fault suites against a TSan build. ASLR off:
+# TSan needs its fixed memory layout on kernels with many mmap random bits.
+tsan: deps
+	@cmake -S . -B build-tsan -DPVELAB_TSAN=ON >/dev/null
+	@cmake --build build-tsan -j $(JOBS) --target pvelab
+	@setarch -R env PVELAB_BIN=$(CURDIR)/build-tsan/pvelab TSAN_OPTIONS=exitcode=66 \
+		/usr/bin/python3 -m pytest -q -x -p no:cacheprovider tests/e2e/test_200_sync.py \
+		tests/e2e/test_230_faults.py
+
 demo: all
 	@bash scripts/demo $(BUILD)/pvelab
 
@@ -31,4 +41,4 @@ fuzz:
 	@cmake --build build-fuzz -j $(JOBS)
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-tsan
