@@ -9,7 +9,6 @@
 #include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
-#include <unistd.h>
 
 json_t *
 pl_json_parse(const char *data, size_t len, char **errmsg)
@@ -137,11 +136,6 @@ pl_json_load_list(const char *data, size_t len, int threads)
 	int n, started = 0;
 	bool ok = true;
 
-	if (threads <= 0) {
-		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-
-		threads = cpus < 1 ? 1 : cpus > 4 ? 4 : (int)cpus;
-	}
 	if (threads > PAR_MAX)
 		threads = PAR_MAX;
 	if (threads < 2 || (n = cut_list(data, len, pcs, threads)) < 2)

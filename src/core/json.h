@@ -15,8 +15,8 @@ struct pl_buf;
 json_t *pl_json_parse(const char *data, size_t len, char **errmsg);
 
 /* Parse like json_loadb (JSON_DECODE_ANY), with the elements of a
- * {"data":[...]} list split among threads threads (0: one per CPU, at most
- * four): for the large lists of the Proxmox API. NULL when it is not JSON. */
+ * {"data":[...]} list split among threads threads: for the large lists of
+ * the Proxmox API. NULL when it is not JSON. */
 json_t *pl_json_load_list(const char *data, size_t len, int threads);
 
 /* Borrowed string member, or NULL when absent, null or not a string. */

@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <time.h>
+#include <unistd.h>
 
 #define TICKET_RENEW_S (110 * 60) /* tickets live 2 h; renew 10 min early */
 
@@ -1015,6 +1016,14 @@ pl_pve_clone(const struct pl_pve *c, struct event_base *base, int shares, struct
 		(*out)->ticket_at = c->ticket_at;
 	}
 	return 0;
+}
+
+int
+pl_pve_threads(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return cpus < 1 ? 1 : cpus > 4 ? 4 : (int)cpus;
 }
 
 void

@@ -51,6 +51,9 @@ int pl_pve_new(struct event_base *base, const struct pl_pve_opts *o, struct pl_p
  * is freed (before c), which adds the clone's requests to c's count. */
 int pl_pve_clone(const struct pl_pve *c, struct event_base *base, int shares,
 		 struct pl_pve **out, char **errmsg);
+/* Threads the client's bulk work may use (the inventory's workers, parsing
+ * large lists): one per CPU, at most four. */
+int pl_pve_threads(void);
 /* Cancel what is pending (callbacks are not called) and free. Accepts NULL. */
 void pl_pve_free(struct pl_pve *c);
 

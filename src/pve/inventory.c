@@ -18,9 +18,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
-#include <unistd.h>
 
-#define MAX_SHARDS 4
+#define MAX_SHARDS 4 /* pl_pve_threads() at most */
 #define GUESTS_PER_SHARD 64 /* fewer guests than this per thread: fewer threads */
 
 struct inv {
@@ -139,9 +138,10 @@ shard_run(void *arg)
 static int
 shard_count(size_t guests)
 {
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	size_t n = cpus < 1 ? 1 : cpus > MAX_SHARDS ? MAX_SHARDS : (size_t)cpus;
+	size_t n = (size_t)pl_pve_threads();
 
+	if (n > MAX_SHARDS)
+		n = MAX_SHARDS;
 	if (n > (guests + GUESTS_PER_SHARD - 1) / GUESTS_PER_SHARD)
 		n = (guests + GUESTS_PER_SHARD - 1) / GUESTS_PER_SHARD;
 	return n < 1 ? 1 : (int)n;
@@ -198,7 +198,7 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 	struct inv v = { .on_guest = on_guest, .parg = arg };
 	struct shard shards[MAX_SHARDS] = { 0 };
 	struct timespec t0, t1;
-	json_t *res = NULL, *nodes, *guests, *storages, *o, *kept;
+	json_t *res = NULL, *nodes, *guests, *storages, *todo, *o, *kept;
 	size_t i, wanted = 0;
 	int n = 0, started = 0, r;
 
@@ -229,12 +229,14 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 			json_array_append(storages, o);
 	}
 	json_decref(res);
+	todo = json_array();
 	json_array_foreach(guests, i, o) {
 		/* vmid arrives as a string on old nodes: store it as a number. */
 		json_object_set_new(o, "vmid", json_integer(pl_json_int(o, "vmid", 0)));
 		if (filter == NULL || filter(o, farg))
-			wanted++;
+			json_array_append(todo, o);
 	}
+	wanted = json_array_size(todo);
 	pthread_mutex_init(&v.lock, NULL);
 	pthread_cond_init(&v.finished, NULL);
 	if (wanted > 0)
@@ -247,14 +249,11 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 			goto out;
 	}
 	/* Guests dealt round-robin; everything is queued before a thread starts. */
-	wanted = 0;
-	json_array_foreach(guests, i, o) {
-		if (filter && !filter(o, farg))
-			continue;
+	json_array_foreach(todo, i, o) {
 		char *path = pl_asprintf("/nodes/%s/%s/%lld/config", pl_json_str_or(o, "node", ""),
 					 pl_json_str(o, "type"), pl_json_int(o, "vmid", 0));
 
-		queue(&v, shards[wanted++ % (size_t)n].c, o, 0, path, NULL);
+		queue(&v, shards[i % (size_t)n].c, o, 0, path, NULL);
 		free(path);
 	}
 	json_array_foreach(nodes, i, o) {
@@ -293,6 +292,7 @@ out:
 		if (shards[k].base)
 			event_base_free(shards[k].base);
 	}
+	json_decref(todo);
 	pthread_cond_destroy(&v.finished);
 	pthread_mutex_destroy(&v.lock);
 	if (r == 0 && v.err)

@@ -4,6 +4,7 @@
  */
 #include "core/common.h"
 #include "pve/resp.h"
+#include "pve/client.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
@@ -36,7 +37,7 @@ pl_pve_resp_parse(long status, const char *reason, const char *body, size_t len,
 	if (len > 0) {
 		/* /cluster/resources of a large cluster: megabytes, parsed on all cores. */
 		r->body = len < PARALLEL_PARSE_MIN ? json_loadb(body, len, JSON_DECODE_ANY, NULL)
-						   : pl_json_load_list(body, len, 0);
+						   : pl_json_load_list(body, len, pl_pve_threads());
 		if (r->body && !json_is_object(r->body)) {
 			json_decref(r->body);
 			r->body = NULL;
