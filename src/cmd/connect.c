@@ -321,3 +321,24 @@ pl_session_read(struct pl_session *s, struct pl_ctx *ctx, bool live, char **errm
 		return pl_preferr(errmsg, r, "--live sync failed");
 	return 0;
 }
+
+int
+pl_session_snapshots(struct pl_session *s, const json_t *g, json_t **list, char **errmsg)
+{
+	char *path = pl_asprintf("/nodes/%s/%s/%lld/snapshot", pl_json_str_or(g, "node", ""),
+				 pl_json_str_or(g, "type", "qemu"), pl_json_int(g, "vmid", 0));
+	json_t *snaps = NULL, *t;
+	size_t i;
+	int r = pl_pve_call(s->pve, "GET", path, NULL, &snaps, errmsg);
+
+	free(path);
+	*list = NULL;
+	if (r != 0)
+		return r;
+	*list = json_array();
+	json_array_foreach(snaps, i, t)
+		if (strcmp(pl_json_str_or(t, "name", ""), "current"))
+			json_array_append(*list, t);
+	json_decref(snaps);
+	return 0;
+}

@@ -81,23 +81,14 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	}
 	pl_state_tasks(s.state, pl_json_int(g, "vmid", 0), 10, &tasks, NULL);
 	/* Snapshots are not part of a sync: ask the node when we can. */
-	if (pl_session_api(&s, &serr) == 0) {
-		char *path = pl_asprintf("/nodes/%s/%s/%lld/snapshot", pl_json_str_or(g, "node", ""),
-					 pl_json_str_or(g, "type", "qemu"), pl_json_int(g, "vmid", 0));
-
-		pl_pve_call(s.pve, "GET", path, NULL, &snaps, &serr);
-		free(path);
-	}
+	if (pl_session_api(&s, &serr) == 0)
+		pl_session_snapshots(&s, g, &snaps, &serr);
 	out = json_deep_copy(g);
 	json_object_set_new(out, "tasks", tasks ? tasks : json_array());
 	tasks = NULL;
 	if (snaps) {
-		json_t *list = json_array();
-
-		json_array_foreach(snaps, i, t)
-			if (strcmp(pl_json_str_or(t, "name", ""), "current"))
-				json_array_append(list, t);
-		json_object_set_new(out, "snapshots", list);
+		json_object_set_new(out, "snapshots", snaps);
+		snaps = NULL;
 	}
 	if (ctx->output == PL_OUT_JSON) {
 		pl_print_json(out);

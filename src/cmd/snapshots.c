@@ -18,9 +18,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_session s;
 	struct pl_args a;
-	json_t *res = NULL, *snaps = NULL, *q, *list = NULL, *t;
+	json_t *res = NULL, *q, *list = NULL, *t;
 	const json_t *g;
-	char *err = NULL, *path;
+	char *err = NULL;
 	size_t i;
 	int r, rc = PL_EXIT_ERROR;
 
@@ -46,18 +46,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("%s", err);
 		goto out;
 	}
-	path = pl_asprintf("/nodes/%s/%s/%lld/snapshot", pl_json_str_or(g, "node", ""),
-			   pl_json_str_or(g, "type", "qemu"), pl_json_int(g, "vmid", 0));
-	r = pl_pve_call(s.pve, "GET", path, NULL, &snaps, &err);
-	free(path);
-	if (r != 0) {
+	if (pl_session_snapshots(&s, g, &list, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}
-	list = json_array();
-	json_array_foreach(snaps, i, t)
-		if (strcmp(pl_json_str_or(t, "name", ""), "current"))
-			json_array_append(list, t);
 	if (ctx->output == PL_OUT_JSON) {
 		pl_print_json(list);
 		list = NULL;
@@ -82,7 +74,6 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	rc = PL_EXIT_OK;
 out:
 	json_decref(list);
-	json_decref(snaps);
 	json_decref(res);
 	free(err);
 	pl_session_close(&s);
