@@ -7,8 +7,233 @@
 #include "core/err.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <yajl/yajl_parse.h>
+
+/*
+ * json_loadb, faster. jansson's lexer reads a character at a time through a
+ * stream callback and copies each one into a buffer: about 140 instructions a
+ * byte, a quarter of a sync's CPU. yajl (Debian's libyajl) scans the same text
+ * several times faster; its events build the jansson values directly, through
+ * jansson's own constructors, so strings and keys pass jansson's UTF-8 check.
+ * Where the two could differ (a \u escape, \v or \f between tokens, a NUL
+ * byte, a number strtod reads otherwise, a bare scalar) the text goes to
+ * jansson whole, so the result or the failure is always json_loadb's;
+ * tests/fuzz/fuzz_json_load.c compares them.
+ */
+#define JANSSON_MAX_DEPTH 2048 /* JSON_PARSER_MAX_DEPTH */
+
+struct build {
+	yajl_handle h;
+	json_t *root;
+	size_t end;     /* just past the top-level value */
+	json_t **stack; /* open arrays and objects */
+	size_t depth, cap;
+	char *key; /* the pending member name (yajl may reuse its buffer) */
+	size_t key_len, key_cap;
+	size_t flags;
+	bool defer; /* hand the text to jansson */
+};
+
+static int
+b_add(struct build *b, json_t *v)
+{
+	json_t *top;
+
+	if (v == NULL)
+		return 0;
+	if (b->depth + 1 > JANSSON_MAX_DEPTH) {
+		json_decref(v);
+		return 0;
+	}
+	if (b->depth == 0) {
+		if (!json_is_object(v) && !json_is_array(v)) {
+			/* yajl may see a bare number only when flushed: jansson's. */
+			json_decref(v);
+			b->defer = true;
+			return 0;
+		}
+		b->root = v;
+		return 1;
+	}
+	top = b->stack[b->depth - 1];
+	if (json_is_array(top))
+		return json_array_append_new(top, v) == 0;
+	return json_object_setn_new(top, b->key, b->key_len, v) == 0;
+}
+
+static int
+b_open(struct build *b, json_t *v)
+{
+	if (!b_add(b, json_incref(v))) {
+		json_decref(v);
+		return 0;
+	}
+	if (b->depth == b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 16;
+		b->stack = pl_realloc(b->stack, b->cap * sizeof(*b->stack));
+	}
+	b->stack[b->depth++] = v;
+	json_decref(v); /* the parent (or root) holds it */
+	return 1;
+}
+
+static int
+b_close(void *ctx)
+{
+	struct build *b = ctx;
+
+	if (--b->depth == 0)
+		b->end = yajl_get_bytes_consumed(b->h);
+	return 1;
+}
+
+static int
+b_null(void *ctx)
+{
+	return b_add(ctx, json_null());
+}
+
+static int
+b_bool(void *ctx, int v)
+{
+	return b_add(ctx, json_boolean(v));
+}
+
+/* An integer yajl has checked (-?(0|[1-9][0-9]*)); false out of range, where
+ * jansson's strtoll fails with ERANGE. */
+static bool
+int_value(const char *s, size_t n, json_int_t *out)
+{
+	bool neg = s[0] == '-';
+	unsigned long long u = 0, lim = neg ? (unsigned long long)LLONG_MAX + 1 : LLONG_MAX;
+
+	for (size_t i = neg; i < n; i++) {
+		unsigned d = (unsigned)(s[i] - '0');
+
+		if (u > (lim - d) / 10)
+			return false;
+		u = u * 10 + d;
+	}
+	*out = neg ? (u ? -(json_int_t)(u - 1) - 1 : 0) : (json_int_t)u;
+	return true;
+}
+
+/* Numbers as jansson reads them: an integer unless '.', 'e' or 'E'; out of
+ * range is an error, a real's underflow is not. */
+static int
+b_number(void *ctx, const char *s, size_t n)
+{
+	struct build *b = ctx;
+	char tmp[64], *end;
+	json_int_t i;
+	double d;
+
+	size_t k = 0;
+
+	while (k < n && s[k] != '.' && s[k] != 'e' && s[k] != 'E')
+		k++;
+	if (k == n)
+		return int_value(s, n, &i) && b_add(b, json_integer(i));
+	if (n >= sizeof(tmp)) {
+		b->defer = true;
+		return 0;
+	}
+	memcpy(tmp, s, n);
+	tmp[n] = '\0';
+	errno = 0;
+	d = strtod(tmp, &end);
+	if (end != tmp + n) {
+		b->defer = true; /* a locale's decimal comma */
+		return 0;
+	}
+	if ((d == HUGE_VAL || d == -HUGE_VAL) && errno == ERANGE)
+		return 0;
+	return b_add(b, json_real(d));
+}
+
+static int
+b_string(void *ctx, const unsigned char *s, size_t n)
+{
+	return b_add(ctx, json_stringn((const char *)s, n));
+}
+
+static int
+b_key(void *ctx, const unsigned char *s, size_t n)
+{
+	struct build *b = ctx;
+
+	if (n + 1 > b->key_cap) {
+		b->key_cap = n + 64;
+		b->key = pl_realloc(b->key, b->key_cap);
+	}
+	memcpy(b->key, s, n);
+	b->key[n] = '\0';
+	b->key_len = n;
+	return 1;
+}
+
+static int
+b_start_map(void *ctx)
+{
+	return b_open(ctx, json_object());
+}
+
+static int
+b_start_array(void *ctx)
+{
+	return b_open(ctx, json_array());
+}
+
+static const yajl_callbacks build_cbs = {
+    .yajl_null = b_null,
+    .yajl_boolean = b_bool,
+    .yajl_number = b_number,
+    .yajl_string = b_string,
+    .yajl_start_map = b_start_map,
+    .yajl_map_key = b_key,
+    .yajl_end_map = b_close,
+    .yajl_start_array = b_start_array,
+    .yajl_end_array = b_close,
+};
+
+/* What yajl reads otherwise than jansson: \u escapes (NUL, lone surrogates),
+ * \v and \f (whitespace to yajl), NUL bytes (jansson's reader skips them). */
+static bool
+for_jansson(const char *data, size_t len)
+{
+	return memchr(data, '\v', len) || memchr(data, '\f', len) || memchr(data, '\0', len) ||
+	       memmem(data, len, "\\u", 2);
+}
+
+json_t *
+pl_json_loadb(const char *data, size_t len, size_t flags)
+{
+	struct build b = {.flags = flags};
+	bool ok;
+
+	if ((flags & ~(size_t)(JSON_DECODE_ANY | JSON_ALLOW_NUL)) || for_jansson(data, len))
+		return json_loadb(data, len, flags, NULL);
+	if ((b.h = yajl_alloc(&build_cbs, NULL, &b)) == NULL)
+		pl_die("out of memory");
+	yajl_config(b.h, yajl_dont_validate_strings, 1); /* jansson's constructors check */
+	ok = yajl_parse(b.h, (const unsigned char *)data, len) == yajl_status_ok &&
+	     yajl_complete_parse(b.h) == yajl_status_ok && b.root;
+	yajl_free(b.h);
+	free(b.stack);
+	free(b.key);
+	/* yajl lets an unterminated token after the value pass: only whitespace may. */
+	for (size_t i = b.end; ok && i < len; i++)
+		ok = data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r';
+	if (!ok) {
+		json_decref(b.root);
+		return b.defer ? json_loadb(data, len, flags, NULL) : NULL;
+	}
+	return b.root;
+}
 
 json_t *
 pl_json_parse(const char *data, size_t len, char **errmsg)
@@ -56,7 +281,7 @@ load_piece(const char *p, size_t n)
 	text[0] = '[';
 	memcpy(text + 1, p, n);
 	text[n + 1] = ']';
-	v = json_loadb(text, n + 2, 0, NULL);
+	v = pl_json_loadb(text, n + 2, 0);
 	free(text);
 	return v;
 }
@@ -139,7 +364,7 @@ pl_json_load_list(const char *data, size_t len, int threads)
 	if (threads > PAR_MAX)
 		threads = PAR_MAX;
 	if (threads < 2 || (n = cut_list(data, len, pcs, threads)) < 2)
-		return json_loadb(data, len, JSON_DECODE_ANY, NULL);
+		return pl_json_loadb(data, len, JSON_DECODE_ANY);
 	for (; started < n - 1; started++)
 		if (pthread_create(&pcs[started + 1].thread, NULL, piece_run, &pcs[started + 1]) !=
 		    0)
@@ -381,6 +606,40 @@ write_real(struct pl_buf *b, double v)
 	return put(b, tmp, (size_t)n);
 }
 
+static int write_value(struct pl_buf *b, const json_t *v, bool sorted);
+
+static bool
+skipped(const char *k, const char *const *skip, size_t nskip)
+{
+	for (size_t i = 0; i < nskip; i++)
+		if (strcmp(k, skip[i]) == 0)
+			return true;
+	return false;
+}
+
+/* An object's members in jansson's order, but those named in skip; values
+ * sorted or not as the caller writes. */
+static int
+write_members(struct pl_buf *b, const json_t *v, bool sorted, const char *const *skip, size_t nskip)
+{
+	const char *k;
+	json_t *m;
+	size_t i = 0;
+	int r;
+
+	json_object_foreach((json_t *)v, k, m)
+	{
+		if (skipped(k, skip, nskip))
+			continue;
+		if ((i++ > 0 && (r = put(b, ",", 1)) != 0) ||
+		    (r = write_string(b, k,
+		                      json_object_iter_key_len(json_object_key_to_iter(k)))) != 0 ||
+		    (r = put(b, ":", 1)) != 0 || (r = write_value(b, m, sorted)) != 0)
+			return r;
+	}
+	return 0;
+}
+
 static int
 write_value(struct pl_buf *b, const json_t *v, bool sorted)
 {
@@ -408,18 +667,8 @@ write_value(struct pl_buf *b, const json_t *v, bool sorted)
 				    (r = put(b, ":", 1)) == 0)
 					r = write_value(b, kv[i].value, sorted);
 			free(kv);
-		} else {
-			i = 0;
-			json_object_foreach((json_t *)v, k, m)
-			{
-				if ((i++ > 0 && (r = put(b, ",", 1)) != 0) ||
-				    (r = write_string(b, k,
-				                      json_object_iter_key_len(
-				                          json_object_key_to_iter(k)))) != 0 ||
-				    (r = put(b, ":", 1)) != 0 ||
-				    (r = write_value(b, m, sorted)) != 0)
-					return r;
-			}
+		} else if ((r = write_members(b, v, sorted, NULL, 0)) != 0) {
+			return r;
 		}
 		return r ? r : put(b, "}", 1);
 	}
@@ -480,6 +729,18 @@ char *
 pl_json_compact(const json_t *v)
 {
 	return dump_alloc(v, false);
+}
+
+char *
+pl_json_compact_without(const json_t *obj, const char *const *skip, size_t nskip)
+{
+	struct pl_buf b;
+
+	pl_buf_init(&b, 0);
+	if (put(&b, "{", 1) != 0 || write_members(&b, obj, false, skip, nskip) != 0 ||
+	    put(&b, "}", 1) != 0)
+		pl_die("JSON value larger than %zu bytes", b.max);
+	return pl_buf_detach(&b, NULL);
 }
 
 static const EVP_MD *sha256_md;

@@ -13,6 +13,9 @@ struct pl_buf;
 
 /* Parse len bytes; on error sets *errmsg to "line L col C: reason". */
 json_t *pl_json_parse(const char *data, size_t len, char **errmsg);
+/* json_loadb(data, len, flags, NULL), several times faster (yajl reads the
+ * text); flags: 0, JSON_DECODE_ANY, JSON_ALLOW_NUL. */
+json_t *pl_json_loadb(const char *data, size_t len, size_t flags);
 
 /* Parse like json_loadb (JSON_DECODE_ANY), with the elements of a
  * {"data":[...]} list split among threads threads: for the large lists of
@@ -34,6 +37,8 @@ bool pl_json_bool(const json_t *obj, const char *key, bool dflt);
 char *pl_json_canonical(const json_t *v);
 /* Compact JSON in jansson's key order (as json_dumps with JSON_COMPACT). Caller frees. */
 char *pl_json_compact(const json_t *v);
+/* pl_json_compact of an object without the members named in skip. Caller frees. */
+char *pl_json_compact_without(const json_t *obj, const char *const *skip, size_t nskip);
 /* Append v as compact JSON, keys sorted when sorted (the canonical form);
  * PL_ETOOBIG and nothing appended if the buffer's cap would be exceeded. */
 int pl_json_write(struct pl_buf *b, const json_t *v, bool sorted);

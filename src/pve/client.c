@@ -65,6 +65,7 @@ struct pl_pve {
 	size_t ep; /* current endpoint */
 	char *token_hdr; /* "Authorization: PVEAPIToken=..." (secret) */
 	struct curl_slist *token_hdrs; /* the headers of every token request */
+	struct curl_slist *token_write_hdrs; /* token_hdrs, and no Expect: on writes */
 	char *username;
 	char *password; /* secret */
 	char *ticket;   /* secret */
@@ -79,6 +80,7 @@ struct pl_pve {
 	int retries;
 	long retry_base_ms;
 	size_t max_body;
+	bool plain; /* no Accept-Encoding (pl_pve_opts.plain) */
 	struct req *qhead, *qtail; /* waiting to be sent */
 	struct req *all;           /* every live request, for pl_pve_free */
 	struct tw *tasks;          /* task waits in progress */
@@ -554,6 +556,22 @@ header_cb(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
+/* Whether a proxy variable curl would honour is set. */
+static bool
+proxy_in_env(void)
+{
+	static const char *const names[] = { "http_proxy", "https_proxy", "HTTPS_PROXY",
+					     "all_proxy", "ALL_PROXY" };
+
+	for (size_t i = 0; i < PL_ARRAY_LEN(names); i++) {
+		const char *v = getenv(names[i]);
+
+		if (v && *v)
+			return true;
+	}
+	return false;
+}
+
 /* A handle with the options that never change between requests. */
 static CURL *
 new_easy(struct pl_pve *c)
@@ -567,11 +585,17 @@ new_easy(struct pl_pve *c)
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms < 10000 ? c->timeout_ms : 10000L);
-	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	if (!c->plain) /* curl formats the header on every request */
+		curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "pvelab/" PL_VERSION);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, sslctx_cb);
 	curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, c);
+	if (!proxy_in_env()) {
+		/* Else curl reads five proxy variables from the environment per request. */
+		curl_easy_setopt(e, CURLOPT_PROXY, "");
+		curl_easy_setopt(e, CURLOPT_NOPROXY, "");
+	}
 	if (c->pinned) {
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -628,11 +652,14 @@ start(struct req *q)
 		}
 	}
 	if (c->token_hdrs) {
-		/* Token auth: the same headers on every request. */
-		curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->token_hdrs);
+		/* Token auth: the same headers on every request. curl writes each
+		 * custom header through its printf, so a GET carries only this one. */
+		curl_easy_setopt(e, CURLOPT_HTTPHEADER, strcmp(q->method, "GET") == 0
+								? c->token_hdrs
+								: c->token_write_hdrs);
 		goto add;
 	}
-	q->hdrs = curl_slist_append(q->hdrs, "Accept: application/json");
+	/* No "Expect: 100-continue" before a form body: PVE does not answer it. */
 	q->hdrs = curl_slist_append(q->hdrs, "Expect:");
 	if (c->ticket && !q->is_login) {
 		char *ck = pl_asprintf("PVEAuthCookie=%s", c->ticket);
@@ -952,9 +979,9 @@ pl_pve_new(struct event_base *base, const struct pl_pve_opts *o, struct pl_pve *
 	}
 	if (o->token) {
 		c->token_hdr = pl_asprintf("Authorization: PVEAPIToken=%s", o->token);
-		c->token_hdrs = curl_slist_append(NULL, "Accept: application/json");
-		c->token_hdrs = curl_slist_append(c->token_hdrs, "Expect:");
-		c->token_hdrs = curl_slist_append(c->token_hdrs, c->token_hdr);
+		c->token_hdrs = curl_slist_append(NULL, c->token_hdr);
+		c->token_write_hdrs = curl_slist_append(NULL, "Expect:");
+		c->token_write_hdrs = curl_slist_append(c->token_write_hdrs, c->token_hdr);
 	} else {
 		c->username = pl_strdup(o->username);
 		c->password = pl_strdup(o->password);
@@ -965,6 +992,7 @@ pl_pve_new(struct event_base *base, const struct pl_pve_opts *o, struct pl_pve *
 	c->retries = o->retries >= 0 ? o->retries : 4;
 	c->retry_base_ms = o->retry_base_ms > 0 ? o->retry_base_ms : 100;
 	c->max_body = o->max_body ? o->max_body : PL_BUF_DEFAULT_MAX;
+	c->plain = o->plain;
 	if ((c->multi = curl_multi_init()) == NULL) {
 		r = pl_seterr(errmsg, PL_EIO, "cannot create a curl multi handle");
 		goto fail;
@@ -1002,6 +1030,7 @@ pl_pve_clone(const struct pl_pve *c, struct event_base *base, int shares, struct
 		.retries = c->retries,
 		.retry_base_ms = c->retry_base_ms,
 		.max_body = c->max_body,
+		.plain = true,
 	};
 	int r;
 
@@ -1051,7 +1080,10 @@ pl_pve_free(struct pl_pve *c)
 	free(c->eps);
 	for (struct curl_slist *h = c->token_hdrs; h; h = h->next)
 		explicit_bzero(h->data, strlen(h->data));
+	for (struct curl_slist *h = c->token_write_hdrs; h; h = h->next)
+		explicit_bzero(h->data, strlen(h->data));
 	curl_slist_free_all(c->token_hdrs);
+	curl_slist_free_all(c->token_write_hdrs);
 	pl_free_secret(c->token_hdr);
 	free(c->username);
 	pl_free_secret(c->password);

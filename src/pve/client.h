@@ -26,6 +26,7 @@ struct pl_pve_opts {
 	int retries;            /* extra attempts for idempotent requests; <0: 4 */
 	long retry_base_ms;     /* first backoff; 0: 100 ms */
 	size_t max_body;        /* response cap; 0: 64 MiB */
+	bool plain;             /* ask for uncompressed answers: many small ones */
 };
 
 /* What a request's callback receives; everything is borrowed for the call. */
@@ -47,8 +48,9 @@ int pl_pve_new(struct event_base *base, const struct pl_pve_opts *o, struct pl_p
 	       char **errmsg);
 /* A client for another thread's loop: the same endpoints, credentials, TLS
  * trust and limits, starting on c's current endpoint with c's ticket, with
- * 1/shares of c's concurrency (rounded up). c is only read until the clone
- * is freed (before c), which adds the clone's requests to c's count. */
+ * 1/shares of c's concurrency (rounded up), made for many small reads (plain).
+ * c is only read until the clone is freed (before c), which adds the clone's
+ * requests to c's count. */
 int pl_pve_clone(const struct pl_pve *c, struct event_base *base, int shares,
 		 struct pl_pve **out, char **errmsg);
 /* Threads the client's bulk work may use (the inventory's workers, parsing

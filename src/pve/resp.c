@@ -36,7 +36,7 @@ pl_pve_resp_parse(long status, const char *reason, const char *body, size_t len,
 	r->status = status;
 	if (len > 0) {
 		/* /cluster/resources of a large cluster: megabytes, parsed on all cores. */
-		r->body = len < PARALLEL_PARSE_MIN ? json_loadb(body, len, JSON_DECODE_ANY, NULL)
+		r->body = len < PARALLEL_PARSE_MIN ? pl_json_loadb(body, len, JSON_DECODE_ANY)
 						   : pl_json_load_list(body, len, pl_pve_threads());
 		if (r->body && !json_is_object(r->body)) {
 			json_decref(r->body);

@@ -372,20 +372,12 @@ pl_state_sync_abort(struct pl_state_sync *y)
 }
 
 /* A guest's row keeps its durable JSON (json, what history hashes) apart from
- * what moves on every sync (live: the resource entry without the config, whose
- * counters overlay the durable part when read). */
+ * what moves on every sync (live: the rest of the resource entry, the counters,
+ * which overlay the durable part when read). */
 static char *
-live_text(json_t *g)
+live_text(const json_t *g)
 {
-	json_t *cfg = json_incref(json_object_get(g, "config"));
-	char *text;
-
-	/* Dumped without its config, put back afterwards: the caller owns g. */
-	json_object_del(g, "config");
-	text = pl_json_compact(g);
-	if (cfg)
-		json_object_set_new(g, "config", cfg);
-	return text;
+	return pl_json_compact_without(g, durable_keys, PL_ARRAY_LEN(durable_keys));
 }
 
 /* Unchanged: only the counters move. */
