@@ -34,7 +34,7 @@ struct build {
 	size_t depth, cap;
 	char *key; /* the pending member name (yajl may reuse its buffer) */
 	size_t key_len, key_cap;
-	size_t flags;
+	bool ascii; /* no byte >= 0x80: nothing for jansson's UTF-8 check to refuse */
 	bool defer; /* hand the text to jansson */
 };
 
@@ -62,6 +62,8 @@ b_add(struct build *b, json_t *v)
 	top = b->stack[b->depth - 1];
 	if (json_is_array(top))
 		return json_array_append_new(top, v) == 0;
+	if (b->ascii)
+		return json_object_setn_new_nocheck(top, b->key, b->key_len, v) == 0;
 	return json_object_setn_new(top, b->key, b->key_len, v) == 0;
 }
 
@@ -158,7 +160,11 @@ b_number(void *ctx, const char *s, size_t n)
 static int
 b_string(void *ctx, const unsigned char *s, size_t n)
 {
-	return b_add(ctx, json_stringn((const char *)s, n));
+	struct build *b = ctx;
+
+	if (b->ascii)
+		return b_add(b, json_stringn_nocheck((const char *)s, n));
+	return b_add(b, json_stringn((const char *)s, n));
 }
 
 static int
@@ -205,14 +211,35 @@ static const yajl_callbacks build_cbs = {
 static bool
 for_jansson(const char *data, size_t len)
 {
-	return memchr(data, '\v', len) || memchr(data, '\f', len) || memchr(data, '\0', len) ||
-	       memmem(data, len, "\\u", 2);
+	const char *p = data, *end = data + len;
+
+	if (memchr(data, '\v', len) || memchr(data, '\f', len) || memchr(data, '\0', len))
+		return true;
+	while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL && ++p < end)
+		if (*p++ == 'u')
+			return true;
+	return false;
+}
+
+static bool
+all_ascii(const char *data, size_t len)
+{
+	uint64_t acc = 0, w;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&w, data + i, 8);
+		acc |= w;
+	}
+	for (; i < len; i++)
+		acc |= (unsigned char)data[i];
+	return (acc & 0x8080808080808080ULL) == 0;
 }
 
 json_t *
 pl_json_loadb(const char *data, size_t len, size_t flags)
 {
-	struct build b = {.flags = flags};
+	struct build b = {.ascii = all_ascii(data, len)};
 	bool ok;
 
 	if ((flags & ~(size_t)(JSON_DECODE_ANY | JSON_ALLOW_NUL)) || for_jansson(data, len))
@@ -612,7 +639,7 @@ static bool
 skipped(const char *k, const char *const *skip, size_t nskip)
 {
 	for (size_t i = 0; i < nskip; i++)
-		if (strcmp(k, skip[i]) == 0)
+		if (k[0] == skip[i][0] && strcmp(k, skip[i]) == 0)
 			return true;
 	return false;
 }

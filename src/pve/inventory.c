@@ -41,6 +41,8 @@ struct shard {
 	pthread_t thread;
 	struct event_base *base;
 	struct pl_pve *c;
+	const json_t *todo; /* its guests: todo[k], todo[k + n], ... */
+	size_t k, n;
 };
 
 struct item {
@@ -127,6 +129,15 @@ shard_run(void *arg)
 	struct shard *sh = arg;
 	struct inv *v = sh->inv;
 
+	/* Queued here, not by the main thread: the first answers come sooner. */
+	for (size_t i = sh->k; i < json_array_size(sh->todo); i += sh->n) {
+		json_t *o = json_array_get(sh->todo, i);
+		char *path = pl_asprintf("/nodes/%s/%s/%lld/config", pl_json_str_or(o, "node", ""),
+					 pl_json_str(o, "type"), pl_json_int(o, "vmid", 0));
+
+		queue(v, sh->c, o, 0, path, NULL);
+		free(path);
+	}
 	pl_pve_run(sh->c);
 	pthread_mutex_lock(&v->lock);
 	v->shards_left--;
@@ -197,7 +208,7 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 {
 	struct inv v = { .on_guest = on_guest, .parg = arg };
 	struct shard shards[MAX_SHARDS] = { 0 };
-	struct timespec t0, t1;
+	struct timespec t0, t1, t2;
 	json_t *res = NULL, *nodes, *guests, *storages, *todo, *o, *kept;
 	size_t i, wanted = 0;
 	int n = 0, started = 0, r;
@@ -232,7 +243,8 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 	todo = json_array();
 	json_array_foreach(guests, i, o) {
 		/* vmid arrives as a string on old nodes: store it as a number. */
-		json_object_set_new(o, "vmid", json_integer(pl_json_int(o, "vmid", 0)));
+		if (!json_is_integer(json_object_get(o, "vmid")))
+			json_object_set_new(o, "vmid", json_integer(pl_json_int(o, "vmid", 0)));
 		if (filter == NULL || filter(o, farg))
 			json_array_append(todo, o);
 	}
@@ -243,18 +255,13 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 		n = shard_count(wanted);
 	for (int k = 0; k < n; k++) {
 		shards[k].inv = &v;
+		shards[k].todo = todo;
+		shards[k].k = (size_t)k;
+		shards[k].n = (size_t)n;
 		if ((shards[k].base = event_base_new()) == NULL)
 			pl_die("cannot create an event loop");
 		if ((r = pl_pve_clone(c, shards[k].base, n, &shards[k].c, errmsg)) != 0)
 			goto out;
-	}
-	/* Guests dealt round-robin; everything is queued before a thread starts. */
-	json_array_foreach(todo, i, o) {
-		char *path = pl_asprintf("/nodes/%s/%s/%lld/config", pl_json_str_or(o, "node", ""),
-					 pl_json_str(o, "type"), pl_json_int(o, "vmid", 0));
-
-		queue(&v, shards[i % (size_t)n].c, o, 0, path, NULL);
-		free(path);
 	}
 	json_array_foreach(nodes, i, o) {
 		const char *nd = pl_json_str(o, "node");
@@ -275,9 +282,11 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 	queue(&v, c, NULL, 3, "/cluster/tasks", NULL);
 	v.total = wanted + pl_pve_pending(c);
 	v.shards_left = n;
-	pl_log_debug("inventory: /cluster/resources (%zu entries) in %.3f s; %zu configs on %d "
-		     "threads", json_array_size(guests) + json_array_size(nodes) +
-		     json_array_size(storages), pl_elapsed_s(&t0, &t1), wanted, n);
+	clock_gettime(CLOCK_MONOTONIC, &t2);
+	pl_log_debug("inventory: /cluster/resources (%zu entries) in %.3f s, sorted in %.3f s; "
+		     "%zu configs on %d threads", json_array_size(guests) + json_array_size(nodes) +
+		     json_array_size(storages), pl_elapsed_s(&t0, &t1), pl_elapsed_s(&t1, &t2),
+		     wanted, n);
 	for (; started < n; started++)
 		if (pthread_create(&shards[started].thread, NULL, shard_run, &shards[started]) != 0)
 			pl_die("cannot start a thread");

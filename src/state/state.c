@@ -199,10 +199,13 @@ pl_state_guest_durable(const json_t *guest)
 			json_object_set(d, durable_keys[i], v);
 	}
 	/* vmid and template arrive as strings on old nodes: normalise. */
-	if (json_object_get(d, "vmid"))
-		json_object_set_new(d, "vmid", json_integer(pl_json_int(guest, "vmid", 0)));
-	if (json_object_get(d, "template"))
-		json_object_set_new(d, "template", json_integer(pl_json_int(guest, "template", 0)));
+	for (size_t i = 0; i < 2; i++) {
+		const char *k = i ? "template" : "vmid";
+		json_t *v = json_object_get(d, k);
+
+		if (v && !json_is_integer(v))
+			json_object_set_new(d, k, json_integer(pl_json_int(guest, k, 0)));
+	}
 	return d;
 }
 
