@@ -4,6 +4,7 @@
  */
 #include "core/common.h"
 #include "state/state.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/file.h"
 #include "core/json.h"
@@ -19,10 +20,11 @@ struct pl_state {
 	char *path;
 };
 
-/* Keys of a guest that are not volatile counters: what history tracks. */
+/* Keys of a guest that are not volatile counters: what history tracks. In
+ * sorted order, as the canonical text of a guest writes them. */
 static const char *const durable_keys[] = {
-	"vmid", "type", "node", "name", "status", "template", "tags", "lock", "hastate", "pool",
-	"config",
+	"config", "hastate", "lock", "name", "node", "pool", "status", "tags", "template", "type",
+	"vmid",
 };
 
 static double
@@ -187,42 +189,50 @@ pl_state_close(struct pl_state *s)
 	free(s);
 }
 
-json_t *
-pl_state_guest_durable(const json_t *guest)
+/* The canonical text of a guest's durable part, written straight from the
+ * guest: what pl_json_canonical gives for an object of its non-null durable
+ * keys, with vmid and template as integers (old nodes send strings). */
+static void
+durable_text(const json_t *guest, struct pl_buf *b)
 {
-	json_t *d = json_object();
+	bool first = true;
 
+	pl_buf_addch(b, '{');
 	for (size_t i = 0; i < PL_ARRAY_LEN(durable_keys); i++) {
-		json_t *v = json_object_get(guest, durable_keys[i]);
+		const char *k = durable_keys[i];
+		json_t *v = json_object_get(guest, k), *n = NULL;
 
-		if (v && !json_is_null(v))
-			json_object_set(d, durable_keys[i], v);
+		if (v == NULL || json_is_null(v))
+			continue;
+		if (!json_is_integer(v) && (!strcmp(k, "vmid") || !strcmp(k, "template")))
+			v = n = json_integer(pl_json_int(guest, k, 0));
+		if (!first)
+			pl_buf_addch(b, ',');
+		pl_buf_addch(b, '"');
+		pl_buf_addstr(b, k);
+		pl_buf_add(b, "\":", 2);
+		if (pl_json_write(b, v, true) != 0)
+			pl_die("guest JSON larger than %zu bytes", b->max);
+		json_decref(n);
+		first = false;
 	}
-	/* vmid and template arrive as strings on old nodes: normalise. */
-	for (size_t i = 0; i < 2; i++) {
-		const char *k = i ? "template" : "vmid";
-		json_t *v = json_object_get(d, k);
-
-		if (v && !json_is_integer(v))
-			json_object_set_new(d, k, json_integer(pl_json_int(guest, k, 0)));
-	}
-	return d;
+	pl_buf_addch(b, '}');
 }
 
 json_t *
 pl_state_guest_sig(const json_t *guest)
 {
-	json_t *d = pl_state_guest_durable(guest);
-	char *text = pl_json_canonical(d);
-	size_t len = strlen(text);
+	struct pl_buf text;
 	char sha[65];
+	json_t *sig;
 
-	json_decref(d);
-	pl_sha256_hex(text, len, sha);
-	json_t *sig = json_array();
+	pl_buf_init(&text, 0);
+	durable_text(guest, &text);
+	pl_sha256_hex(text.data, text.len, sha);
+	sig = json_array();
 	json_array_append_new(sig, json_stringn_nocheck(sha, 64));
-	json_array_append_new(sig, json_stringn_nocheck(text, len));
-	free(text);
+	json_array_append_new(sig, json_stringn_nocheck(text.data, text.len));
+	pl_buf_release(&text);
 	return sig;
 }
 

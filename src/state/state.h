@@ -25,12 +25,10 @@ int pl_state_latest_version(void);
 /* The raw handle, for layers above that add their own tables (plan runs). */
 struct sqlite3 *pl_state_db(struct pl_state *s);
 
-/* The part of a guest that counts as a change: config and durable status
+/* A guest's change signature: ["<SHA-256 of the canonical durable JSON>", "<that JSON>"].
+ * The durable part is what counts as a change: config and durable status
  * (name, node, status, lock, tags, template...), never cpu/mem/uptime/net
  * counters. New reference. */
-json_t *pl_state_guest_durable(const json_t *guest);
-/* A guest's change signature: ["<SHA-256 of the canonical durable JSON>", "<that JSON>"].
- * New reference. */
 json_t *pl_state_guest_sig(const json_t *guest);
 
 struct pl_state_counts {

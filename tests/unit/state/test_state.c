@@ -196,6 +196,32 @@ test_hash_ignores_volatile(void **state)
 	json_decref(c);
 }
 
+/* The signature text is the canonical JSON of the durable keys that are not
+ * null, vmid and template as integers: every key, nested config sorted too. */
+static void
+test_sig_text(void **state)
+{
+	json_t *g = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:n,s:s,s:s,s:s,s:s,s:f,s:i,"
+			      "s:{s:s,s:i,s:[i,{s:i,s:i}]}}",
+			      "vmid", "101", "type", "lxc", "node", "pve2", "name", "ct\"1",
+			      "status", "stopped", "template", "1", "lock", "tags", "a;b",
+			      "hastate", "started", "pool", "lab", "id", "lxc/101", "cpu", 0.25,
+			      "maxmem", 1024, "config", "z", "x", "a", 1, "m", 1, "q", 2, "b", 3);
+	json_t *d = json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:s,s:s,s:s,s:O}", "vmid",
+			      (json_int_t)101, "type", "lxc", "node", "pve2", "name", "ct\"1",
+			      "status", "stopped", "template", (json_int_t)1, "tags", "a;b",
+			      "hastate", "started", "pool", "lab", "config",
+			      json_object_get(g, "config"));
+	json_t *sig = pl_state_guest_sig(g);
+	char *want = pl_json_canonical(d);
+
+	assert_string_equal(json_string_value(json_array_get(sig, 1)), want);
+	free(want);
+	json_decref(sig);
+	json_decref(d);
+	json_decref(g);
+}
+
 static void
 test_sync_history(void **state)
 {
@@ -346,7 +372,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_migrate_reopen),
 		cmocka_unit_test(test_migrate_history_check),
-		cmocka_unit_test(test_hash_ignores_volatile),
+		cmocka_unit_test(test_hash_ignores_volatile), cmocka_unit_test(test_sig_text),
 		cmocka_unit_test(test_sync_history),
 		cmocka_unit_test(test_streamed_sync),
 		cmocka_unit_test(test_tasks),
