@@ -1110,6 +1110,12 @@ pl_pve_pending(const struct pl_pve *c)
 	return c->pending;
 }
 
+int
+pl_pve_concurrency(const struct pl_pve *c)
+{
+	return c->concurrency;
+}
+
 unsigned long
 pl_pve_requests_sent(const struct pl_pve *c)
 {

@@ -65,6 +65,8 @@ void pl_pve_request(struct pl_pve *c, const char *method, const char *path,
 		    const json_t *params, pl_pve_cb cb, void *arg);
 /* Requests queued, in flight, waiting to retry, plus tasks being waited on. */
 size_t pl_pve_pending(const struct pl_pve *c);
+/* How many requests it keeps in flight (its connections). */
+int pl_pve_concurrency(const struct pl_pve *c);
 /* Run the event loop until nothing is pending. */
 void pl_pve_run(struct pl_pve *c);
 /* Blocking convenience for front-ends: one request; *data is a new reference. */

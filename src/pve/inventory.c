@@ -1,8 +1,9 @@
 /*
  * The sync fan-out: one /cluster/resources call names every node, guest and
  * storage; then the guests' configs are fetched by worker threads, each with
- * its own event loop and client (a share of the concurrency), while the main
- * thread fetches node details and reports progress. Parsing and hashing
+ * its own event loop and client (a share of the concurrency) taking the next
+ * guest from a shared counter as each answer arrives, while the main thread
+ * fetches node details and reports progress. Parsing and hashing
  * thousands of answers is CPU work: spread over cores it no longer bounds
  * how fast a large cluster can be read.
  */
@@ -24,6 +25,8 @@
 
 struct inv {
 	json_t *snap;
+	const json_t *todo; /* the guests whose configs are wanted */
+	atomic_size_t next; /* the next of them a worker takes */
 	atomic_size_t done;
 	size_t total;
 	pthread_mutex_t lock; /* err, errmsg, shards_left */
@@ -35,21 +38,24 @@ struct inv {
 	void *parg;
 };
 
-/* One worker: a slice of the guests, fetched on its own loop and client. */
+/* One worker: guests taken from the shared list as its requests finish, so
+ * that all workers finish together; fetched on its own loop and client. */
 struct shard {
 	struct inv *inv;
 	pthread_t thread;
 	struct event_base *base;
 	struct pl_pve *c;
-	const json_t *todo; /* its guests: todo[k], todo[k + n], ... */
-	size_t k, n;
+	int k;
 };
 
 struct item {
 	struct inv *inv;
-	json_t *target; /* guest or node object (borrowed from snap) */
-	int kind;       /* 0 config, 1 node status, 2 bridges, 3 tasks */
+	struct shard *shard; /* the worker of a config request */
+	json_t *target;      /* guest or node object (borrowed from snap) */
+	int kind;            /* 0 config, 1 node status, 2 bridges, 3 tasks */
 };
+
+static void take_guest(struct shard *sh);
 
 static void
 fail(struct inv *v, const struct pl_pve_result *res)
@@ -108,19 +114,40 @@ item_cb(const struct pl_pve_result *res, void *arg)
 		fail(v, res);
 	}
 	atomic_fetch_add(&v->done, 1);
+	if (it->shard)
+		take_guest(it->shard);
 	free(it);
 }
 
 static void
-queue(struct inv *v, struct pl_pve *c, json_t *target, int kind, const char *path,
-      const json_t *params)
+queue(struct inv *v, struct shard *sh, struct pl_pve *c, json_t *target, int kind,
+      const char *path, const json_t *params)
 {
 	struct item *it = pl_calloc(1, sizeof(*it));
 
 	it->inv = v;
+	it->shard = sh;
 	it->target = target;
 	it->kind = kind;
 	pl_pve_request(c, "GET", path, params, item_cb, it);
+}
+
+/* Queue the config request of the next guest nobody has taken. */
+static void
+take_guest(struct shard *sh)
+{
+	struct inv *v = sh->inv;
+	size_t i = atomic_fetch_add(&v->next, 1);
+	json_t *o;
+	char *path;
+
+	if (i >= json_array_size(v->todo))
+		return;
+	o = json_array_get(v->todo, i);
+	path = pl_asprintf("/nodes/%s/%s/%lld/config", pl_json_str_or(o, "node", ""),
+			   pl_json_str(o, "type"), pl_json_int(o, "vmid", 0));
+	queue(v, sh, sh->c, o, 0, path, NULL);
+	free(path);
 }
 
 static void *
@@ -129,16 +156,12 @@ shard_run(void *arg)
 	struct shard *sh = arg;
 	struct inv *v = sh->inv;
 
-	/* Queued here, not by the main thread: the first answers come sooner. */
-	for (size_t i = sh->k; i < json_array_size(sh->todo); i += sh->n) {
-		json_t *o = json_array_get(sh->todo, i);
-		char *path = pl_asprintf("/nodes/%s/%s/%lld/config", pl_json_str_or(o, "node", ""),
-					 pl_json_str(o, "type"), pl_json_int(o, "vmid", 0));
-
-		queue(v, sh->c, o, 0, path, NULL);
-		free(path);
-	}
+	/* Twice its connections: each answer takes the next guest, and a
+	 * connection that frees up always finds a request waiting. */
+	for (int i = 0; i < 2 * pl_pve_concurrency(sh->c); i++)
+		take_guest(sh);
 	pl_pve_run(sh->c);
+	pl_log_debug("inventory: worker %d done", sh->k);
 	pthread_mutex_lock(&v->lock);
 	v->shards_left--;
 	pthread_cond_signal(&v->finished);
@@ -249,15 +272,14 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 			json_array_append(todo, o);
 	}
 	wanted = json_array_size(todo);
+	v.todo = todo;
 	pthread_mutex_init(&v.lock, NULL);
 	pthread_cond_init(&v.finished, NULL);
 	if (wanted > 0)
 		n = shard_count(wanted);
 	for (int k = 0; k < n; k++) {
 		shards[k].inv = &v;
-		shards[k].todo = todo;
-		shards[k].k = (size_t)k;
-		shards[k].n = (size_t)n;
+		shards[k].k = k;
 		if ((shards[k].base = event_base_new()) == NULL)
 			pl_die("cannot create an event loop");
 		if ((r = pl_pve_clone(c, shards[k].base, n, &shards[k].c, errmsg)) != 0)
@@ -271,15 +293,15 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 		if (nd == NULL || strcmp(pl_json_str_or(o, "status", "online"), "online") != 0)
 			continue;
 		path = pl_asprintf("/nodes/%s/status", nd);
-		queue(&v, c, o, 1, path, NULL);
+		queue(&v, NULL, c, o, 1, path, NULL);
 		free(path);
 		path = pl_asprintf("/nodes/%s/network", nd);
 		p = json_pack("{s:s}", "type", "any_bridge");
-		queue(&v, c, o, 2, path, p);
+		queue(&v, NULL, c, o, 2, path, p);
 		json_decref(p);
 		free(path);
 	}
-	queue(&v, c, NULL, 3, "/cluster/tasks", NULL);
+	queue(&v, NULL, c, NULL, 3, "/cluster/tasks", NULL);
 	v.total = wanted + pl_pve_pending(c);
 	v.shards_left = n;
 	clock_gettime(CLOCK_MONOTONIC, &t2);
