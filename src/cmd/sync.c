@@ -26,10 +26,28 @@ static const struct pl_opt opts[] = {
 struct bar {
 	bool on;
 	int last;
-	struct pl_state_sync *rec;
+	struct pl_state *state;
+	bool dry_run;
+	struct pl_state_ckpt *ckpt; /* the last run's WAL, copied meanwhile */
+	struct pl_state_sync *rec;  /* the write transaction, from the first guest on */
+	int err;                    /* its begin failed */
+	char *errmsg;
 	pthread_mutex_t lock;
 	json_t *ready; /* guest, signature, guest, signature...: fetched, not yet recorded */
 };
+
+/* The write transaction begins with the first guest to record, once the
+ * checkpoint that ran during the resource list is done. */
+static bool
+recording(struct bar *b)
+{
+	if (b->rec == NULL && b->err == 0) {
+		pl_state_checkpoint_wait(b->ckpt);
+		b->ckpt = NULL;
+		b->err = pl_state_sync_begin(b->state, b->dry_run, &b->rec, &b->errmsg);
+	}
+	return b->rec != NULL;
+}
 
 /* On a fetching thread: hash the guest there, leave the writing to the main one. */
 static void
@@ -54,7 +72,7 @@ record_ready(struct bar *b)
 	batch = b->ready;
 	b->ready = json_array();
 	pthread_mutex_unlock(&b->lock);
-	for (size_t i = 0; i + 1 < json_array_size(batch); i += 2)
+	for (size_t i = 0; i + 1 < json_array_size(batch) && recording(b); i += 2)
 		pl_state_sync_guest(b->rec, json_array_get(batch, i), json_array_get(batch, i + 1));
 	json_decref(batch);
 }
@@ -91,7 +109,8 @@ int
 pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 		struct pl_state_counts *cnt, json_t **changes, json_t **snap_out, char **errmsg)
 {
-	struct bar b = { .on = show_progress, .last = -1, .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct bar b = { .on = show_progress, .last = -1, .dry_run = dry_run,
+			 .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct timespec t0, t1, t2;
 	double c0, c1, c2;
 	json_t *snap = NULL;
@@ -101,8 +120,8 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 		return r;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	c0 = cpu_s();
-	if ((r = pl_state_sync_begin(s->state, dry_run, &b.rec, errmsg)) != 0)
-		return r;
+	b.state = s->state;
+	b.ckpt = pl_state_checkpoint_start(s->state);
 	b.ready = json_array();
 	r = pl_pve_inventory(s->pve, progress, on_guest, &b, &snap, errmsg);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -111,10 +130,15 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 		fputs("\r\033[K", stderr);
 	if (r == 0) {
 		record_ready(&b);
-		r = pl_state_sync_end(b.rec, snap, cnt, changes, NULL, errmsg);
+		if (recording(&b))
+			r = pl_state_sync_end(b.rec, snap, cnt, changes, NULL, errmsg);
+		else
+			r = pl_seterr(errmsg, b.err, "%s", b.errmsg ? b.errmsg : pl_strerror(b.err));
 	} else {
 		pl_state_sync_abort(b.rec);
 	}
+	pl_state_checkpoint_wait(b.ckpt);
+	free(b.errmsg);
 	json_decref(b.ready);
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	c2 = cpu_s();

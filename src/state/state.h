@@ -25,6 +25,13 @@ int pl_state_latest_version(void);
 /* The raw handle, for layers above that add their own tables (plan runs). */
 struct sqlite3 *pl_state_db(struct pl_state *s);
 
+/* Copy what the WAL holds into the database on a thread of its own (NULL
+ * when there is nothing to copy); wait for it before a write transaction, so
+ * that the WAL starts over. Commits and closes leave that to it. */
+struct pl_state_ckpt;
+struct pl_state_ckpt *pl_state_checkpoint_start(struct pl_state *s);
+void pl_state_checkpoint_wait(struct pl_state_ckpt *k);
+
 /* A guest's change signature: ["<SHA-256 of the canonical durable JSON>", "<that JSON>"].
  * The durable part is what counts as a change: config and durable status
  * (name, node, status, lock, tags, template...), never cpu/mem/uptime/net

@@ -12,6 +12,7 @@
 #include "state/state.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char dir[] = "/tmp/pl-state-XXXXXX";
@@ -290,6 +291,69 @@ test_sync_history(void **state)
 	pl_state_close(s);
 }
 
+static off_t
+wal_size(void)
+{
+	char *p = pl_asprintf("%s-wal", path);
+	struct stat sb;
+	off_t n = stat(p, &sb) == 0 ? sb.st_size : -1;
+
+	free(p);
+	return n;
+}
+
+/* One sync of sn into the store, with or without the checkpoint before it. */
+static void
+sync_once(json_t *sn, int round, bool checkpoint)
+{
+	struct pl_state *s;
+	char *err = NULL;
+
+	assert_int_equal(pl_state_open(path, &s, &err), 0);
+	if (checkpoint) {
+		struct pl_state_ckpt *k = pl_state_checkpoint_start(s);
+
+		assert_non_null(k);
+		pl_state_checkpoint_wait(k);
+	}
+	json_object_set_new(json_array_get(json_object_get(sn, "guests"), 0), "cpu",
+			    json_real(0.2 + round));
+	assert_int_equal(pl_state_record_sync(s, sn, false, NULL, NULL, NULL, &err), 0);
+	pl_state_close(s);
+}
+
+/* Commits and closes leave the WAL; a checkpoint run before the next write
+ * copies it, so that the next sync starts the WAL over instead of growing it. */
+static void
+test_checkpoint(void **state)
+{
+	struct pl_state *s;
+	json_t *sn = snap(300, 512, 0.1), *g;
+	char *err = NULL;
+	off_t first;
+	int round = 0;
+
+	remove_db();
+	sync_once(sn, round++, false);
+	first = wal_size();
+	assert_true(first > 300 * 300);
+	for (int i = 0; i < 6; i++, round++) {
+		sync_once(sn, round, true);
+		assert_true(wal_size() == first);
+	}
+	/* Without the checkpoint, syncs append to the WAL. */
+	for (int i = 0; i < 6; i++, round++)
+		sync_once(sn, round, false);
+	assert_true(wal_size() > first);
+	assert_int_equal(pl_state_open(path, &s, &err), 0);
+	assert_int_equal(pl_state_guest(s, 100, &g, &err), 0);
+	assert_true(pl_json_num(g, "cpu", 0) > round - 1);
+	json_decref(g);
+	pl_state_close(s);
+	json_decref(sn);
+	remove_db();
+}
+
 /* Guests recorded one by one as they arrive, with signatures computed by the
  * caller: used as given, and what was not recorded is gone. */
 static void
@@ -373,6 +437,7 @@ main(void)
 		cmocka_unit_test(test_open_migrate_reopen),
 		cmocka_unit_test(test_migrate_history_check),
 		cmocka_unit_test(test_hash_ignores_volatile), cmocka_unit_test(test_sig_text),
+		cmocka_unit_test(test_checkpoint),
 		cmocka_unit_test(test_sync_history),
 		cmocka_unit_test(test_streamed_sync),
 		cmocka_unit_test(test_tasks),
