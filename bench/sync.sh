@@ -39,26 +39,35 @@ echo "sim: $NODES nodes, $GUESTS guests at $url"
 : >"$tmp/pv.times"
 : >"$tmp/pv.cpu"
 : >"$tmp/pv.rss"
-for i in $(seq 1 "$RUNS"); do
+: >"$tmp/px.times"
+pv_sync() {
 	rm -rf "$tmp/st"
 	PVELAB_STATE="$tmp/st/state.db" /usr/bin/time -v "$BIN" -o json sync >"$tmp/sync.json" 2>"$tmp/time.txt"
 	awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$tmp/time.txt" >>"$tmp/pv.times"
 	awk -F': ' '/Maximum resident set size/ {print $2}' "$tmp/time.txt" >>"$tmp/pv.rss"
 	awk -F': ' '/User time|System time/ {s+=$2} END {print s}' "$tmp/time.txt" >>"$tmp/pv.cpu"
-done
-# An unchanged second sync must not write history.
-h1=$(sqlite3 "$tmp/st/state.db" 'select count(*) from history')
-PVELAB_STATE="$tmp/st/state.db" /usr/bin/time -v "$BIN" -o json sync >"$tmp/sync2.json" 2>"$tmp/time2.txt"
-h2=$(sqlite3 "$tmp/st/state.db" 'select count(*) from history')
-resync=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$tmp/time2.txt")
-
-: >"$tmp/px.times"
-for i in $(seq 1 "$PEER_RUNS"); do
+}
+px_sync() {
 	s=$(date +%s.%N)
 	/usr/bin/python3 "$here/sync_proxmoxer.py" "$url" "$token" >/dev/null
 	e=$(date +%s.%N)
 	echo "$e - $s" | bc -l >>"$tmp/px.times"
+}
+# Interleaved, so that a shared machine's drift in speed hits both alike:
+# RUNS pvelab syncs in PEER_RUNS groups, each group followed by one peer run.
+for g in $(seq 1 "$PEER_RUNS"); do
+	for i in $(seq 1 $(((RUNS + PEER_RUNS - g) / PEER_RUNS))); do
+		pv_sync
+	done
+	px_sync
 done
+# An unchanged second sync (of the last fresh state) must not write history.
+h1=$(sqlite3 "$tmp/st/state.db" 'select count(*) from history')
+PVELAB_STATE="$tmp/st/state.db" /usr/bin/time -v "$BIN" -o json sync >"$tmp/sync2.json" 2>"$tmp/time2.txt"
+h2=$(sqlite3 "$tmp/st/state.db" 'select count(*) from history')
+resync=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$tmp/time2.txt")
+echo "pvelab runs (s): $(tr '\n' ' ' <"$tmp/pv.times")"
+echo "proxmoxer runs (s): $(xargs printf '%.2f ' <"$tmp/px.times")"
 
 pv=$(median <"$tmp/pv.times")
 rss=$(sort -n "$tmp/pv.rss" | tail -n1)

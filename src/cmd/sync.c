@@ -49,17 +49,23 @@ recording(struct bar *b)
 	return b->rec != NULL;
 }
 
-/* On a fetching thread: hash the guest there, leave the writing to the main one. */
-static void
+#define BATCH 64 /* guests: the main thread records them as soon as they are in */
+
+/* On a fetching thread: hash the guest there, leave the writing to the main
+ * one, and wake it when a batch is ready, so that it does not fall behind. */
+static bool
 on_guest(json_t *guest, void *arg)
 {
 	struct bar *b = arg;
 	json_t *sig = pl_state_guest_sig(guest);
+	bool full;
 
 	pthread_mutex_lock(&b->lock);
 	json_array_append(b->ready, guest);
 	json_array_append_new(b->ready, sig);
+	full = json_array_size(b->ready) == 2 * BATCH;
 	pthread_mutex_unlock(&b->lock);
+	return full;
 }
 
 /* On the main thread, while the others fetch: record what has arrived. */

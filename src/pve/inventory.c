@@ -30,7 +30,8 @@ struct inv {
 	atomic_size_t done;
 	size_t total;
 	pthread_mutex_t lock; /* err, errmsg, shards_left */
-	pthread_cond_t finished;
+	pthread_cond_t finished; /* a worker finished, or wake was set */
+	bool wake;               /* a pl_pve_guest_cb asked for progress */
 	int shards_left;
 	int err;
 	char *errmsg;
@@ -85,8 +86,12 @@ item_cb(const struct pl_pve_result *res, void *arg)
 				json_object_set(it->target, "config", res->data);
 			else
 				json_object_set_new(it->target, "config", json_object());
-			if (v->on_guest)
-				v->on_guest(it->target, v->parg);
+			if (v->on_guest && v->on_guest(it->target, v->parg)) {
+				pthread_mutex_lock(&v->lock);
+				v->wake = true;
+				pthread_cond_signal(&v->finished);
+				pthread_mutex_unlock(&v->lock);
+			}
 			break;
 		case 1:
 			json_object_set(it->target, "detail", res->data);
@@ -181,7 +186,7 @@ shard_count(size_t guests)
 	return n < 1 ? 1 : (int)n;
 }
 
-/* Wait for the workers, reporting progress every 50 ms. */
+/* Wait for the workers, reporting progress every 50 ms and when asked. */
 static void
 wait_shards(struct inv *v, pl_pve_progress_cb progress, void *arg)
 {
@@ -195,7 +200,9 @@ wait_shards(struct inv *v, pl_pve_progress_cb progress, void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000 * 1000 * 1000;
 		}
-		pthread_cond_timedwait(&v->finished, &v->lock, &ts);
+		if (!v->wake)
+			pthread_cond_timedwait(&v->finished, &v->lock, &ts);
+		v->wake = false;
 		if (progress && v->shards_left > 0) {
 			pthread_mutex_unlock(&v->lock);
 			progress(atomic_load(&v->done), v->total, arg);

@@ -13,15 +13,16 @@
 struct pl_pve;
 
 /* Called on the caller's thread every 50 ms while the answers arrive (done of
- * total requests), and once at the end: also the place for the caller's own
- * work on answers in hand. */
+ * total requests), when a pl_pve_guest_cb asks, and once at the end: also the
+ * place for the caller's own work on answers in hand. */
 typedef void (*pl_pve_progress_cb)(size_t done, size_t total, void *arg);
 
 /* Called once per guest as soon as its config is in (guest is borrowed), so
  * that callers can work while the other answers are on their way. It runs on
  * the worker thread that fetched the guest: it may touch that guest and must
- * lock anything it shares. */
-typedef void (*pl_pve_guest_cb)(json_t *guest, void *arg);
+ * lock anything it shares. It returns true to have progress called now (a
+ * batch of work for the caller's thread is ready). */
+typedef bool (*pl_pve_guest_cb)(json_t *guest, void *arg);
 
 /* Fetch the snapshot {"nodes","guests","storages","bridges","tasks"} (new
  * reference). Runs the client's loop until everything has answered.
