@@ -85,6 +85,7 @@ struct pl_pve {
 	struct req *all;           /* every live request, for pl_pve_free */
 	struct tw *tasks;          /* task waits in progress */
 	int inflight;
+	bool added; /* a transfer was added since curl last ran */
 	size_t pending; /* requests not yet completed + tasks waited on */
 	unsigned long sent;
 	/* What the TLS verify callback saw on the latest handshake. */
@@ -676,6 +677,7 @@ add:
 	pl_log(PL_LOG_TRACE, "pve: %s %s%s", q->method, c->eps[q->ep], q->path);
 	if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
 		pl_die("curl_multi_add_handle failed");
+	c->added = true;
 }
 
 static void
@@ -919,15 +921,25 @@ static void
 check_done(struct pl_pve *c)
 {
 	CURLMsg *m;
-	int left;
+	int left, running;
 
-	while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
-		struct req *q = NULL;
+	for (;;) {
+		while ((m = curl_multi_info_read(c->multi, &left)) != NULL) {
+			struct req *q = NULL;
 
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&q);
-		finish(q, m->data.result);
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&q);
+			finish(q, m->data.result);
+		}
+		/* The requests those answers let start: curl would send them from
+		 * its timer, a loop turn later, after dropping the idle connection's
+		 * event; sent now, the connection keeps it (a changelist base folds
+		 * the removal and the re-add). */
+		if (!c->added)
+			return;
+		c->added = false;
+		curl_multi_socket_action(c->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	}
 }
 

@@ -287,7 +287,14 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 	for (int k = 0; k < n; k++) {
 		shards[k].inv = &v;
 		shards[k].k = k;
-		if ((shards[k].base = event_base_new()) == NULL)
+		struct event_config *cfg = event_config_new();
+
+		/* epoll changes batched per loop turn: a connection's event removed
+		 * and added back in one turn costs no system call. */
+		event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+		shards[k].base = event_base_new_with_config(cfg);
+		event_config_free(cfg);
+		if (shards[k].base == NULL)
 			pl_die("cannot create an event loop");
 		if ((r = pl_pve_clone(c, shards[k].base, n, &shards[k].c, errmsg)) != 0)
 			goto out;
