@@ -3,13 +3,14 @@
 # data the way the Ansible inventory plugin does (cluster resources, then each
 # guest's config), both against one `pvelab sim --nodes 16 --guests 10000`.
 # Prints medians, the ratio, peak RSS and whether an unchanged resync wrote
-# history rows. Usage: bench/sync.sh [BIN]  (RUNS=5 PEER_RUNS=3 GUESTS=10000)
+# history rows. Usage: bench/sync.sh [BIN]  (RUNS=5 PEER_RUNS=3 GUESTS=10000 REST=10)
 set -euo pipefail
 BIN=${1:-${PVELAB_BIN:-build/pvelab}}
 RUNS=${RUNS:-5}
 PEER_RUNS=${PEER_RUNS:-3}
 NODES=${NODES:-16}
 GUESTS=${GUESTS:-10000}
+REST=${REST:-10}
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 sim_pid=
@@ -35,6 +36,9 @@ export PVELAB_URL=$url PVELAB_FINGERPRINT=$fp PVELAB_TOKEN=$token
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
+# CPU time the hypervisor gave to other guests (steal), in /proc/stat ticks.
+cpu_ticks() { awk '/^cpu / {print $2+$3+$4+$5+$6+$7+$8+$9, $9}' /proc/stat; }
+read -r total0 steal0 < <(cpu_ticks)
 echo "sim: $NODES nodes, $GUESTS guests at $url"
 : >"$tmp/pv.times"
 : >"$tmp/pv.cpu"
@@ -53,12 +57,21 @@ px_sync() {
 	e=$(date +%s.%N)
 	echo "$e - $s" | bc -l >>"$tmp/px.times"
 }
+# One untimed sync first: the simulator builds its config answers on first use.
+pv_sync
+: >"$tmp/pv.times"
+: >"$tmp/pv.cpu"
+: >"$tmp/pv.rss"
 # Interleaved, so that a shared machine's drift in speed hits both alike:
 # RUNS pvelab syncs in PEER_RUNS groups, each group followed by one peer run.
+# Each group and each peer run starts after REST seconds idle: a VM that has
+# just run flat out for the peer's 15 s is throttled for a while after.
 for g in $(seq 1 "$PEER_RUNS"); do
+	sleep "$REST"
 	for i in $(seq 1 $(((RUNS + PEER_RUNS - g) / PEER_RUNS))); do
 		pv_sync
 	done
+	sleep "$REST"
 	px_sync
 done
 # An unchanged second sync (of the last fresh state) must not write history.
@@ -79,4 +92,6 @@ printf 'pvelab sync (fresh state): median %.3f s over %d runs (CPU %.2f s), %s r
 printf 'pvelab sync (unchanged):   %.3f s, history rows %s -> %s\n' "$resync" "$h1" "$h2"
 printf 'proxmoxer (sequential):    median %.3f s over %d runs\n' "$px" "$PEER_RUNS"
 printf 'ratio: pvelab is %.1fx faster\n' "$(echo "$px / $pv" | bc -l)"
-printf 'load average during the run: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+read -r total1 steal1 < <(cpu_ticks)
+printf 'load average during the run: %s; CPU stolen by the hypervisor: %.0f%%\n' \
+	"$(cut -d' ' -f1-3 /proc/loadavg)" "$(echo "100 * ($steal1 - $steal0) / ($total1 - $total0)" | bc -l)"
