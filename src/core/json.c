@@ -133,7 +133,6 @@ b_number(void *ctx, const char *s, size_t n)
 	char tmp[64], *end;
 	json_int_t i;
 	double d;
-
 	size_t k = 0;
 
 	while (k < n && s[k] != '.' && s[k] != 'e' && s[k] != 'E')
