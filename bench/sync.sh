@@ -3,14 +3,14 @@
 # data the way the Ansible inventory plugin does (cluster resources, then each
 # guest's config), both against one `pvelab sim --nodes 16 --guests 10000`.
 # Prints medians, the ratio, peak RSS and whether an unchanged resync wrote
-# history rows. Usage: bench/sync.sh [BIN]  (RUNS=5 PEER_RUNS=3 GUESTS=10000 REST=10)
+# history rows. Usage: bench/sync.sh [BIN]  (RUNS=5 PEER_RUNS=3 GUESTS=10000 REST=30)
 set -euo pipefail
 BIN=${1:-${PVELAB_BIN:-build/pvelab}}
 RUNS=${RUNS:-5}
 PEER_RUNS=${PEER_RUNS:-3}
 NODES=${NODES:-16}
 GUESTS=${GUESTS:-10000}
-REST=${REST:-10}
+REST=${REST:-30}
 here=$(cd "$(dirname "$0")" && pwd)
 tmp=$(mktemp -d)
 sim_pid=
@@ -64,8 +64,8 @@ pv_sync
 : >"$tmp/pv.rss"
 # Interleaved, so that a shared machine's drift in speed hits both alike:
 # RUNS pvelab syncs in PEER_RUNS groups, each group followed by one peer run.
-# Each group and each peer run starts after REST seconds idle: a VM that has
-# just run flat out for the peer's 15 s is throttled for a while after.
+# Each group and each peer run starts after REST seconds idle: right after
+# the peer's 15 s flat out, syncs on this VM ran a quarter slower for 10-20 s.
 for g in $(seq 1 "$PEER_RUNS"); do
 	sleep "$REST"
 	for i in $(seq 1 $(((RUNS + PEER_RUNS - g) / PEER_RUNS))); do
