@@ -247,6 +247,31 @@ test_loadb(void **state)
 	}
 }
 
+/* An object without some members: the others in jansson's order, as
+ * pl_json_compact writes them. */
+static void
+test_compact_without(void **state)
+{
+	static const char *const skip[] = { "name", "config", "absent" };
+	json_t *v = json_pack("{s:i,s:s,s:f,s:{s:i},s:[i,i],s:n}", "vmid", 100, "name", "web",
+			      "cpu", 0.25, "config", "memory", 512, "net", 1, 2, "lock");
+	json_t *rest = json_pack("{s:i,s:f,s:[i,i],s:n}", "vmid", 100, "cpu", 0.25, "net", 1,
+				 2, "lock");
+	char *got = pl_json_compact_without(v, skip, PL_ARRAY_LEN(skip));
+	char *want = pl_json_compact(rest);
+
+	assert_string_equal(got, want);
+	free(got);
+	free(want);
+	got = pl_json_compact_without(v, NULL, 0);
+	want = pl_json_compact(v);
+	assert_string_equal(got, want);
+	free(got);
+	free(want);
+	json_decref(rest);
+	json_decref(v);
+}
+
 static void
 test_sha256(void **state)
 {
@@ -270,7 +295,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_scalars),    cmocka_unit_test(test_strings),
 	    cmocka_unit_test(test_containers), cmocka_unit_test(test_load_list),
-	    cmocka_unit_test(test_loadb),
+	    cmocka_unit_test(test_loadb),      cmocka_unit_test(test_compact_without),
 	    cmocka_unit_test(test_sha256),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
