@@ -189,12 +189,12 @@ pl_state_open_ro(const char *path, struct pl_state **out, char **errmsg)
 /*
  * Checkpoints. Copying a sync's pages from the WAL into the database costs
  * two fsyncs and 35-50 ms for 10,000 guests, all after the last answer
- * arrived. So a commit leaves its pages in
- * the WAL and closing never checkpoints; the next sync copies them on a thread
- * of its own while it waits for /cluster/resources, and begins writing only
- * when that is done, so that SQLite starts the WAL over. A store only other
- * commands write to checkpoints at a commit that finds over WAL_MAX_PAGES
- * pages in the WAL, which bounds it at about 40 MB.
+ * arrived. So a commit leaves its pages in the WAL and closing never
+ * checkpoints; the next sync copies them on a thread of its own while it
+ * waits for /cluster/resources, and begins writing only when that is done, so
+ * that SQLite starts the WAL over. A store only other commands write to
+ * checkpoints at a commit that finds over WAL_MAX_PAGES pages in the WAL,
+ * which bounds it at about 40 MB.
  */
 struct pl_state_ckpt {
 	pthread_t thread;
