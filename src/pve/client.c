@@ -1116,12 +1116,6 @@ pl_pve_request(struct pl_pve *c, const char *method, const char *path, const jso
 	pump(c);
 }
 
-size_t
-pl_pve_pending(const struct pl_pve *c)
-{
-	return c->pending;
-}
-
 int
 pl_pve_concurrency(const struct pl_pve *c)
 {

@@ -63,8 +63,6 @@ void pl_pve_free(struct pl_pve *c);
  * query fields (borrowed; strings, numbers, booleans). cb runs exactly once. */
 void pl_pve_request(struct pl_pve *c, const char *method, const char *path,
 		    const json_t *params, pl_pve_cb cb, void *arg);
-/* Requests queued, in flight, waiting to retry, plus tasks being waited on. */
-size_t pl_pve_pending(const struct pl_pve *c);
 /* How many requests it keeps in flight (its connections). */
 int pl_pve_concurrency(const struct pl_pve *c);
 /* Run the event loop until nothing is pending. */

@@ -1,11 +1,11 @@
 /*
  * The sync fan-out: one /cluster/resources call names every node, guest and
- * storage; then the guests' configs are fetched by worker threads, each with
- * its own event loop and client (a share of the concurrency) taking the next
- * guest from a shared counter as each answer arrives, while the main thread
- * fetches node details and reports progress. Parsing and hashing
- * thousands of answers is CPU work: spread over cores it no longer bounds
- * how fast a large cluster can be read.
+ * storage; then worker threads, each with its own event loop and client (a
+ * share of the concurrency), take the next request from a shared counter as
+ * each answer arrives: first each node's status and bridges and the task
+ * list, then every guest's config. The main thread reports progress.
+ * Parsing and hashing thousands of answers is CPU work: spread over cores it
+ * no longer bounds how fast a large cluster can be read.
  */
 #include "core/common.h"
 #include "pve/inventory.h"
@@ -21,15 +21,17 @@
 #include <time.h>
 
 #define MAX_SHARDS 4 /* pl_pve_threads() at most */
-#define GUESTS_PER_SHARD 64 /* fewer guests than this per thread: fewer threads */
+#define PER_SHARD 64 /* fewer requests than this per thread: fewer threads */
 
 struct inv {
 	json_t *snap;
-	const json_t *todo; /* the guests whose configs are wanted */
-	atomic_size_t next; /* the next of them a worker takes */
+	const json_t *nodes; /* the online nodes: two requests each, taken first */
+	const char **names;  /* their names, read before any answer touches them */
+	const json_t *todo;  /* the guests whose configs are wanted */
+	atomic_size_t next;  /* the next request a worker takes */
 	atomic_size_t done;
 	size_t total;
-	pthread_mutex_t lock; /* err, errmsg, shards_left */
+	pthread_mutex_t lock; /* err, errmsg, shards_left, snap's bridges and tasks */
 	pthread_cond_t finished; /* a worker finished, or wake was set */
 	bool wake;               /* a pl_pve_guest_cb asked for progress */
 	int shards_left;
@@ -51,12 +53,13 @@ struct shard {
 
 struct item {
 	struct inv *inv;
-	struct shard *shard; /* the worker of a config request */
+	struct shard *shard; /* the worker that sent it */
 	json_t *target;      /* guest or node object (borrowed from snap) */
+	const char *node;    /* the node's name, for bridges */
 	int kind;            /* 0 config, 1 node status, 2 bridges, 3 tasks */
 };
 
-static void take_guest(struct shard *sh);
+static void take_next(struct shard *sh);
 
 static void
 fail(struct inv *v, const struct pl_pve_result *res)
@@ -69,8 +72,9 @@ fail(struct inv *v, const struct pl_pve_result *res)
 	pthread_mutex_unlock(&v->lock);
 }
 
-/* Runs on the loop that sent the request: a worker's for configs (which only
- * touch their own guest object), the main thread's for the rest. */
+/* Runs on the worker that sent the request. A config or a node status touches
+ * only its own guest or node object; bridges and tasks go into the shared
+ * snapshot under the lock. */
 static void
 item_cb(const struct pl_pve_result *res, void *arg)
 {
@@ -97,16 +101,20 @@ item_cb(const struct pl_pve_result *res, void *arg)
 			json_object_set(it->target, "detail", res->data);
 			break;
 		case 2:
+			pthread_mutex_lock(&v->lock);
 			json_array_foreach(res->data, i, o) {
 				json_t *b = json_deep_copy(o);
 
-				json_object_set(b, "node", json_object_get(it->target, "node"));
+				json_object_set_new(b, "node", json_string(it->node));
 				json_array_append_new(json_object_get(v->snap, "bridges"), b);
 			}
+			pthread_mutex_unlock(&v->lock);
 			break;
 		case 3:
+			pthread_mutex_lock(&v->lock);
 			if (json_is_array(res->data))
 				json_object_set(v->snap, "tasks", res->data);
+			pthread_mutex_unlock(&v->lock);
 			break;
 		}
 	} else if (it->kind == 0 && res->status == 500 && res->message &&
@@ -119,39 +127,62 @@ item_cb(const struct pl_pve_result *res, void *arg)
 		fail(v, res);
 	}
 	atomic_fetch_add(&v->done, 1);
-	if (it->shard)
-		take_guest(it->shard);
+	take_next(it->shard);
 	free(it);
 }
 
 static void
-queue(struct inv *v, struct shard *sh, struct pl_pve *c, json_t *target, int kind,
-      const char *path, const json_t *params)
+queue(struct shard *sh, json_t *target, const char *node, int kind, const char *path,
+      const json_t *params)
 {
 	struct item *it = pl_calloc(1, sizeof(*it));
 
-	it->inv = v;
+	it->inv = sh->inv;
 	it->shard = sh;
 	it->target = target;
+	it->node = node;
 	it->kind = kind;
-	pl_pve_request(c, "GET", path, params, item_cb, it);
+	pl_pve_request(sh->c, "GET", path, params, item_cb, it);
 }
 
-/* Queue the config request of the next guest nobody has taken. */
+/* Requests in the order workers take them: each node's status and bridges,
+ * the task list, then the guests' configs. */
+static size_t
+requests_total(const struct inv *v)
+{
+	return 2 * json_array_size(v->nodes) + 1 + json_array_size(v->todo);
+}
+
+/* Queue the next request nobody has taken. */
 static void
-take_guest(struct shard *sh)
+take_next(struct shard *sh)
 {
 	struct inv *v = sh->inv;
-	size_t i = atomic_fetch_add(&v->next, 1);
+	size_t i = atomic_fetch_add(&v->next, 1), nn = 2 * json_array_size(v->nodes);
+	const char *name = i < nn ? v->names[i / 2] : NULL;
 	json_t *o;
 	char *path;
 
-	if (i >= json_array_size(v->todo))
+	if (i < nn && i % 2 == 0) {
+		path = pl_asprintf("/nodes/%s/status", name);
+		queue(sh, json_array_get(v->nodes, i / 2), name, 1, path, NULL);
+	} else if (i < nn) {
+		json_t *p = json_pack("{s:s}", "type", "any_bridge");
+
+		path = pl_asprintf("/nodes/%s/network", name);
+		queue(sh, NULL, name, 2, path, p);
+		json_decref(p);
+	} else if (i == nn) {
+		queue(sh, NULL, NULL, 3, "/cluster/tasks", NULL);
 		return;
-	o = json_array_get(v->todo, i);
-	path = pl_asprintf("/nodes/%s/%s/%lld/config", pl_json_str_or(o, "node", ""),
-			   pl_json_str(o, "type"), pl_json_int(o, "vmid", 0));
-	queue(v, sh, sh->c, o, 0, path, NULL);
+	} else if (i - nn - 1 < json_array_size(v->todo)) {
+		o = json_array_get(v->todo, i - nn - 1);
+		path = pl_asprintf("/nodes/%s/%s/%lld/config", pl_json_str_or(o, "node", ""),
+				   pl_json_str(o, "type"), pl_json_int(o, "vmid", 0));
+		queue(sh, o, NULL, 0, path, NULL);
+	} else {
+		return;
+	}
 	free(path);
 }
 
@@ -164,7 +195,7 @@ shard_run(void *arg)
 	/* Twice its connections: each answer takes the next guest, and a
 	 * connection that frees up always finds a request waiting. */
 	for (int i = 0; i < 2 * pl_pve_concurrency(sh->c); i++)
-		take_guest(sh);
+		take_next(sh);
 	pl_pve_run(sh->c);
 	pl_log_debug("inventory: worker %d done", sh->k);
 	pthread_mutex_lock(&v->lock);
@@ -175,14 +206,14 @@ shard_run(void *arg)
 }
 
 static int
-shard_count(size_t guests)
+shard_count(size_t requests)
 {
 	size_t n = (size_t)pl_pve_threads();
 
 	if (n > MAX_SHARDS)
 		n = MAX_SHARDS;
-	if (n > (guests + GUESTS_PER_SHARD - 1) / GUESTS_PER_SHARD)
-		n = (guests + GUESTS_PER_SHARD - 1) / GUESTS_PER_SHARD;
+	if (n > (requests + PER_SHARD - 1) / PER_SHARD)
+		n = (requests + PER_SHARD - 1) / PER_SHARD;
 	return n < 1 ? 1 : (int)n;
 }
 
@@ -239,7 +270,7 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 	struct inv v = { .on_guest = on_guest, .parg = arg };
 	struct shard shards[MAX_SHARDS] = { 0 };
 	struct timespec t0, t1, t2;
-	json_t *res = NULL, *nodes, *guests, *storages, *todo, *o, *kept;
+	json_t *res = NULL, *nodes, *guests, *storages, *todo, *online, *o, *kept;
 	size_t i, wanted = 0;
 	int n = 0, started = 0, r;
 
@@ -280,10 +311,19 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 	}
 	wanted = json_array_size(todo);
 	v.todo = todo;
+	online = json_array();
+	json_array_foreach(nodes, i, o)
+		if (pl_json_str(o, "node") &&
+		    !strcmp(pl_json_str_or(o, "status", "online"), "online"))
+			json_array_append(online, o);
+	v.nodes = online;
+	v.names = pl_calloc(json_array_size(online) + 1, sizeof(*v.names));
+	json_array_foreach(online, i, o)
+		v.names[i] = pl_json_str(o, "node");
+	v.total = requests_total(&v);
 	pthread_mutex_init(&v.lock, NULL);
 	pthread_cond_init(&v.finished, NULL);
-	if (wanted > 0)
-		n = shard_count(wanted);
+	n = shard_count(v.total);
 	for (int k = 0; k < n; k++) {
 		shards[k].inv = &v;
 		shards[k].k = k;
@@ -299,24 +339,6 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 		if ((r = pl_pve_clone(c, shards[k].base, n, &shards[k].c, errmsg)) != 0)
 			goto out;
 	}
-	json_array_foreach(nodes, i, o) {
-		const char *nd = pl_json_str(o, "node");
-		json_t *p;
-		char *path;
-
-		if (nd == NULL || strcmp(pl_json_str_or(o, "status", "online"), "online") != 0)
-			continue;
-		path = pl_asprintf("/nodes/%s/status", nd);
-		queue(&v, NULL, c, o, 1, path, NULL);
-		free(path);
-		path = pl_asprintf("/nodes/%s/network", nd);
-		p = json_pack("{s:s}", "type", "any_bridge");
-		queue(&v, NULL, c, o, 2, path, p);
-		json_decref(p);
-		free(path);
-	}
-	queue(&v, NULL, c, NULL, 3, "/cluster/tasks", NULL);
-	v.total = wanted + pl_pve_pending(c);
 	v.shards_left = n;
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	pl_log_debug("inventory: /cluster/resources (%zu entries) in %.3f s, sorted in %.3f s; "
@@ -326,7 +348,6 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 	for (; started < n; started++)
 		if (pthread_create(&shards[started].thread, NULL, shard_run, &shards[started]) != 0)
 			pl_die("cannot start a thread");
-	pl_pve_run(c);
 	wait_shards(&v, progress, arg);
 	r = 0;
 out:
@@ -338,6 +359,8 @@ out:
 			event_base_free(shards[k].base);
 	}
 	json_decref(todo);
+	json_decref(online);
+	free(v.names);
 	pthread_cond_destroy(&v.finished);
 	pthread_mutex_destroy(&v.lock);
 	if (r == 0 && v.err)
