@@ -34,6 +34,7 @@
 #define PL_SIM_TICKET_LIFETIME (2 * 3600)
 #define PL_SIM_TIMEOUT_HOLD_MS 120000
 #define PL_SIM_TLS_RECORD 16384 /* the most plaintext one TLS record carries */
+#define PL_SIM_WRITE_NOW 15000  /* below bufferevent_openssl's write frame */
 
 struct pl_sim_pending {
 	struct pl_sim_pending *next;
@@ -81,22 +82,45 @@ add_std_headers(struct pl_sim *s, struct evhttp_request *req, bool json)
 /* Send the reply now: the Date header as evhttp would add it (without
  * formatting it again), and a reply that fits one TLS record joined into one
  * buffer chain, since bufferevent_openssl passes each chain to SSL_write on
- * its own: headers and body would be two records in two write(2)s. */
+ * its own: headers and body would be two records in two write(2)s.
+ *
+ * bufferevent_openssl on a socket writes only when the socket reports it is
+ * writable, a loop turn later: two epoll_ctl and a wakeup per request. A
+ * reply this small is written here instead, and the bufferevent told its
+ * output drained, which is how evhttp learns the reply is out. Anything not
+ * written stays for the bufferevent, which retries it whole: the length is
+ * below its write frame. Telling it may finish the request and free the
+ * connection, so the bufferevent is held. */
 static void
 send_now(struct pl_sim *s, struct evhttp_request *req, int status, const char *reason,
 	 struct evbuffer *body)
 {
 	struct evhttp_connection *c = evhttp_request_get_connection(req);
 	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
 	struct evbuffer *out;
+	unsigned char *data;
+	size_t len;
+	int n;
 
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Date", http_date(s));
 	evhttp_send_reply(req, status, reason, body);
 	if (!bev)
 		return;
 	out = bufferevent_get_output(bev);
-	if (evbuffer_get_length(out) <= PL_SIM_TLS_RECORD)
-		evbuffer_pullup(out, -1);
+	len = evbuffer_get_length(out);
+	if (len > PL_SIM_TLS_RECORD)
+		return;
+	data = evbuffer_pullup(out, -1);
+	if (ssl == NULL || len == 0 || len > PL_SIM_WRITE_NOW)
+		return;
+	ERR_clear_error();
+	if ((n = SSL_write(ssl, data, (int)len)) <= 0)
+		return;
+	evbuffer_drain(out, (size_t)n);
+	bufferevent_incref(bev);
+	bufferevent_trigger(bev, EV_WRITE, 0);
+	bufferevent_decref(bev);
 }
 
 static void
