@@ -119,6 +119,7 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 			 .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct timespec t0, t1, t2;
 	double c0, c1, c2;
+	unsigned long hs, resumed;
 	json_t *snap = NULL;
 	int r;
 
@@ -148,9 +149,10 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 	json_decref(b.ready);
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	c2 = cpu_s();
-	pl_log_info("sync: fetched (and recorded on the way) in %.3f s (%lu requests, %.3f s "
-		    "CPU), finished in %.3f s (%.3f s CPU)",
-		    pl_elapsed_s(&t0, &t1), pl_pve_requests_sent(s->pve), c1 - c0,
+	pl_pve_tls_counts(s->pve, &hs, &resumed);
+	pl_log_info("sync: fetched (and recorded on the way) in %.3f s (%lu requests on %lu TLS "
+		    "connections, %lu of them resumed; %.3f s CPU), finished in %.3f s (%.3f s CPU)",
+		    pl_elapsed_s(&t0, &t1), pl_pve_requests_sent(s->pve), hs, resumed, c1 - c0,
 		    pl_elapsed_s(&t1, &t2), c2 - c1);
 	if (snap_out && r == 0)
 		*snap_out = snap;

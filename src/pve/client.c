@@ -89,6 +89,7 @@ struct pl_pve {
 	bool added; /* a transfer was added since curl last ran */
 	size_t pending; /* requests not yet completed + tasks waited on */
 	unsigned long sent;
+	unsigned long handshakes, resumed; /* TLS connections made; of them resumed */
 	/* What the TLS verify callback saw on the latest handshake. */
 	char seen_fp[96];
 	char seen_err[128];
@@ -123,7 +124,8 @@ struct tw {
 	char *exitstatus;
 };
 
-static int ssl_idx = -1;
+static int ssl_idx = -1;  /* SSL_CTX -> its client */
+static int conn_idx = -1; /* SSL -> counted already */
 static void tw_free(struct tw *t);
 
 static void pump(struct pl_pve *c);
@@ -330,6 +332,23 @@ share_free(struct tls_share *t)
 	free(t);
 }
 
+/* Count each connection's handshake once: in TLS 1.3 a ticket that arrives
+ * later reports a handshake done again. */
+static void
+info_cb(const SSL *ssl, int where, int ret)
+{
+	SSL *s = (SSL *)ssl;
+	struct pl_pve *c = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ssl_idx);
+
+	(void)ret;
+	if (!(where & SSL_CB_HANDSHAKE_DONE) || c == NULL || SSL_get_ex_data(s, conn_idx))
+		return;
+	SSL_set_ex_data(s, conn_idx, c);
+	c->handshakes++;
+	if (SSL_session_reused(s))
+		c->resumed++;
+}
+
 static CURLcode
 sslctx_cb(CURL *e, void *sslctx, void *parm)
 {
@@ -338,6 +357,7 @@ sslctx_cb(CURL *e, void *sslctx, void *parm)
 
 	SSL_CTX_set_ex_data(ctx, ssl_idx, c);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_cb);
+	SSL_CTX_set_info_callback(ctx, info_cb);
 	return CURLE_OK;
 }
 
@@ -1029,6 +1049,8 @@ pl_pve_new(struct event_base *base, const struct pl_pve_opts *o, struct pl_pve *
 	}
 	if (ssl_idx < 0)
 		ssl_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	if (conn_idx < 0)
+		conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	c = pl_calloc(1, sizeof(*c));
 	c->base = base;
 	if (o->fingerprint && *o->fingerprint) {
@@ -1136,8 +1158,11 @@ pl_pve_free(struct pl_pve *c)
 
 	if (c == NULL)
 		return;
-	if (c->parent)
+	if (c->parent) {
 		c->parent->sent += c->sent;
+		c->parent->handshakes += c->handshakes;
+		c->parent->resumed += c->resumed;
+	}
 	while (c->tasks)
 		tw_free(c->tasks);
 	while ((q = c->all) != NULL)
@@ -1190,6 +1215,13 @@ unsigned long
 pl_pve_requests_sent(const struct pl_pve *c)
 {
 	return c->sent;
+}
+
+void
+pl_pve_tls_counts(const struct pl_pve *c, unsigned long *handshakes, unsigned long *resumed)
+{
+	*handshakes = c->handshakes;
+	*resumed = c->resumed;
 }
 
 void

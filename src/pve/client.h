@@ -79,6 +79,10 @@ void pl_pve_task_wait(struct pl_pve *c, const char *upid, long timeout_ms, pl_pv
 
 /* Number of HTTP requests sent (attempts included), for tests and benchmarks. */
 unsigned long pl_pve_requests_sent(const struct pl_pve *c);
+/* TLS connections it (and its freed clones) made, and how many of them
+ * resumed an earlier session instead of a full handshake. */
+void pl_pve_tls_counts(const struct pl_pve *c, unsigned long *handshakes,
+		       unsigned long *resumed);
 
 /* Normalise "host", "host:port" or "https://host[:port][/]" into
  * "https://host:port" (caller frees); NULL with *errmsg when it is not a URL. */
