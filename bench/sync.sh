@@ -2,8 +2,8 @@
 # bench/sync.sh: `pvelab sync` against a proxmoxer script that reads the same
 # data the way the Ansible inventory plugin does (cluster resources, then each
 # guest's config), both against one `pvelab sim --nodes 16 --guests 10000`.
-# Prints medians, the ratio, peak RSS and whether an unchanged resync wrote
-# history rows. Usage: bench/sync.sh [BIN]  (RUNS=5 PEER_RUNS=3 GUESTS=10000 REST=30)
+# Prints medians, the ratio, CPU times, peak RSS and whether an unchanged
+# resync wrote history rows. Usage: bench/sync.sh [BIN]  (RUNS=5 PEER_RUNS=3 GUESTS=10000 REST=30)
 set -euo pipefail
 BIN=${1:-${PVELAB_BIN:-build/pvelab}}
 RUNS=${RUNS:-5}
@@ -44,6 +44,7 @@ echo "sim: $NODES nodes, $GUESTS guests at $url"
 : >"$tmp/pv.cpu"
 : >"$tmp/pv.rss"
 : >"$tmp/px.times"
+: >"$tmp/px.cpu"
 pv_sync() {
 	rm -rf "$tmp/st"
 	PVELAB_STATE="$tmp/st/state.db" /usr/bin/time -v "$BIN" -o json sync >"$tmp/sync.json" 2>"$tmp/time.txt"
@@ -53,9 +54,10 @@ pv_sync() {
 }
 px_sync() {
 	s=$(date +%s.%N)
-	/usr/bin/python3 "$here/sync_proxmoxer.py" "$url" "$token" >/dev/null
+	/usr/bin/time -f '%U %S' -o "$tmp/pxtime.txt" /usr/bin/python3 "$here/sync_proxmoxer.py" "$url" "$token" >/dev/null
 	e=$(date +%s.%N)
 	echo "$e - $s" | bc -l >>"$tmp/px.times"
+	awk '{print $1 + $2}' "$tmp/pxtime.txt" >>"$tmp/px.cpu"
 }
 # One untimed sync first: the simulator builds its config answers on first use.
 pv_sync
@@ -80,7 +82,7 @@ PVELAB_STATE="$tmp/st/state.db" /usr/bin/time -v "$BIN" -o json sync >"$tmp/sync
 h2=$(sqlite3 "$tmp/st/state.db" 'select count(*) from history')
 resync=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$tmp/time2.txt")
 echo "pvelab runs (s): $(tr '\n' ' ' <"$tmp/pv.times")"
-echo "proxmoxer runs (s): $(xargs printf '%.2f ' <"$tmp/px.times")"
+echo "proxmoxer runs (s): $(xargs printf '%.2f ' <"$tmp/px.times")(CPU: $(xargs printf '%.1f ' <"$tmp/px.cpu"))"
 
 pv=$(median <"$tmp/pv.times")
 rss=$(sort -n "$tmp/pv.rss" | tail -n1)
@@ -90,7 +92,8 @@ requests=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1
 printf 'pvelab sync (fresh state): median %.3f s over %d runs (CPU %.2f s), %s requests, peak RSS %d MB\n' \
 	"$pv" "$RUNS" "$cpu" "$requests" $((rss / 1024))
 printf 'pvelab sync (unchanged):   %.3f s, history rows %s -> %s\n' "$resync" "$h1" "$h2"
-printf 'proxmoxer (sequential):    median %.3f s over %d runs\n' "$px" "$PEER_RUNS"
+printf 'proxmoxer (sequential):    median %.3f s over %d runs (CPU %.1f s: the rest is waiting)\n' \
+	"$px" "$PEER_RUNS" "$(median <"$tmp/px.cpu")"
 printf 'ratio: pvelab is %.1fx faster\n' "$(echo "$px / $pv" | bc -l)"
 read -r total1 steal1 < <(cpu_ticks)
 printf 'load average during the run: %s; CPU stolen by the hypervisor: %.0f%%\n' \
