@@ -734,6 +734,69 @@ pl_json_write(struct pl_buf *b, const json_t *v, bool sorted)
 	return r;
 }
 
+/* A line break and two spaces per level of depth. */
+static int
+put_newline(struct pl_buf *b, int depth)
+{
+	char *d = room(b, 1 + 2 * (size_t)depth);
+
+	if (d == NULL)
+		return PL_ETOOBIG;
+	d[0] = '\n';
+	memset(d + 1, ' ', 2 * (size_t)depth);
+	b->len += 1 + 2 * (size_t)depth;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+/* jansson's JSON_INDENT(2) layout: one member or element per line, ": "
+ * after keys, empty containers as {} and []. */
+static int
+write_pretty(struct pl_buf *b, const json_t *v, int depth)
+{
+	size_t i = 0;
+	const char *k;
+	json_t *m;
+	int r = 0;
+
+	if (json_is_object(v) && json_object_size(v) > 0) {
+		if ((r = put(b, "{", 1)) != 0)
+			return r;
+		json_object_foreach((json_t *)v, k, m)
+		{
+			if ((i++ > 0 && (r = put(b, ",", 1)) != 0) ||
+			    (r = put_newline(b, depth + 1)) != 0 ||
+			    (r = write_string(b, k, json_object_iter_key_len(
+							    json_object_key_to_iter(k)))) != 0 ||
+			    (r = put(b, ": ", 2)) != 0 || (r = write_pretty(b, m, depth + 1)) != 0)
+				return r;
+		}
+		return (r = put_newline(b, depth)) != 0 ? r : put(b, "}", 1);
+	}
+	if (json_is_array(v) && json_array_size(v) > 0) {
+		if ((r = put(b, "[", 1)) != 0)
+			return r;
+		for (i = 0; i < json_array_size(v); i++)
+			if ((i > 0 && (r = put(b, ",", 1)) != 0) ||
+			    (r = put_newline(b, depth + 1)) != 0 ||
+			    (r = write_pretty(b, json_array_get(v, i), depth + 1)) != 0)
+				return r;
+		return (r = put_newline(b, depth)) != 0 ? r : put(b, "]", 1);
+	}
+	return write_value(b, v, false);
+}
+
+int
+pl_json_write_pretty(struct pl_buf *b, const json_t *v)
+{
+	size_t len = b->len;
+	int r = write_pretty(b, v, 0);
+
+	if (r != 0)
+		pl_buf_truncate(b, len);
+	return r;
+}
+
 static char *
 dump_alloc(const json_t *v, bool sorted)
 {

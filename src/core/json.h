@@ -42,6 +42,9 @@ char *pl_json_compact_without(const json_t *obj, const char *const *skip, size_t
 /* Append v as compact JSON, keys sorted when sorted (the canonical form);
  * PL_ETOOBIG and nothing appended if the buffer's cap would be exceeded. */
 int pl_json_write(struct pl_buf *b, const json_t *v, bool sorted);
+/* Append v as json_dumps with JSON_INDENT(2) | JSON_ENCODE_ANY would write it;
+ * PL_ETOOBIG and nothing appended if the buffer's cap would be exceeded. */
+int pl_json_write_pretty(struct pl_buf *b, const json_t *v);
 /* Lower-case hex SHA-256 of the canonical form into out[65]. */
 void pl_json_sha256(const json_t *v, char out[65]);
 /* Lower-case hex SHA-256 of len bytes into out[65]. */

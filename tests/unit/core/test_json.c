@@ -275,6 +275,39 @@ test_compact_without(void **state)
 	json_decref(v);
 }
 
+/* The pretty form is byte for byte what jansson writes with JSON_INDENT(2). */
+static void
+test_pretty(void **state)
+{
+	static const char *const texts[] = {
+	    "{}",
+	    "[]",
+	    "42",
+	    "\"x\"",
+	    "null",
+	    "[true,false,null,-7,0.5,1e300,-0.0,\"\"]",
+	    "{\"a\":{},\"b\":[],\"c\":[{}],\"d\":[[1,[2,{\"e\":[]}]]]}",
+	    "{\"z\":1,\"a\":2,\"m\":{\"y\":\"tab\\tq\\\"/\\u0001\",\"x\":\"\\u00e9\\ud83d\\ude00\"}}",
+	    ("{\"changes\":[{\"vmid\":100,\"name\":\"vm100\",\"kind\":\"discovered\"}],"
+	     "\"seconds\":0.544680257,\"dry_run\":false}"),
+	};
+
+	(void)state;
+	for (size_t i = 0; i < PL_ARRAY_LEN(texts); i++) {
+		json_t *v = json_loads(texts[i], JSON_DECODE_ANY, NULL);
+		char *want = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
+		struct pl_buf b;
+
+		assert_non_null(v);
+		pl_buf_init(&b, 0);
+		assert_int_equal(pl_json_write_pretty(&b, v), 0);
+		assert_string_equal(b.data, want);
+		pl_buf_release(&b);
+		free(want);
+		json_decref(v);
+	}
+}
+
 static void
 test_sha256(void **state)
 {
@@ -299,7 +332,7 @@ main(void)
 	    cmocka_unit_test(test_scalars),    cmocka_unit_test(test_strings),
 	    cmocka_unit_test(test_containers), cmocka_unit_test(test_load_list),
 	    cmocka_unit_test(test_loadb),      cmocka_unit_test(test_compact_without),
-	    cmocka_unit_test(test_sha256),
+	    cmocka_unit_test(test_sha256),     cmocka_unit_test(test_pretty),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
