@@ -19,7 +19,6 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -97,16 +96,6 @@ struct pl_pve {
 	CURL *pool[64];
 	size_t npool;
 	struct pl_pve *parent; /* of a clone: gets its request count when freed */
-	struct tls_share *share; /* owned by the client clones were made from */
-};
-
-/* TLS sessions shared by a client and its clones (on other threads): a
- * clone's connections resume the session its parent's first one made, so
- * they skip the certificate exchange and its signature on both sides. The
- * pin holds: only the server that made the session can resume it. */
-struct tls_share {
-	CURLSH *sh;
-	pthread_mutex_t locks[CURL_LOCK_DATA_LAST];
 };
 
 struct tw {
@@ -284,52 +273,6 @@ verify_cb(int preverify_ok, X509_STORE_CTX *x)
 		return 0;
 	}
 	return 1;
-}
-
-static void
-share_lock(CURL *e, curl_lock_data data, curl_lock_access access, void *arg)
-{
-	struct tls_share *t = arg;
-
-	(void)e;
-	(void)access;
-	pthread_mutex_lock(&t->locks[data]);
-}
-
-static void
-share_unlock(CURL *e, curl_lock_data data, void *arg)
-{
-	struct tls_share *t = arg;
-
-	(void)e;
-	pthread_mutex_unlock(&t->locks[data]);
-}
-
-static struct tls_share *
-share_new(void)
-{
-	struct tls_share *t = pl_calloc(1, sizeof(*t));
-
-	if ((t->sh = curl_share_init()) == NULL)
-		pl_die("curl_share_init failed");
-	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_init(&t->locks[i], NULL);
-	curl_share_setopt(t->sh, CURLSHOPT_LOCKFUNC, share_lock);
-	curl_share_setopt(t->sh, CURLSHOPT_UNLOCKFUNC, share_unlock);
-	curl_share_setopt(t->sh, CURLSHOPT_USERDATA, t);
-	curl_share_setopt(t->sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-	return t;
-}
-
-static void
-share_free(struct tls_share *t)
-{
-	if (t == NULL)
-		return;
-	curl_share_cleanup(t->sh);
-	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
-		pthread_mutex_destroy(&t->locks[i]);
-	free(t);
 }
 
 /* Count each connection's handshake once: in TLS 1.3 a ticket that arrives
@@ -669,7 +612,6 @@ new_easy(struct pl_pve *c)
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, sslctx_cb);
 	curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, c);
-	curl_easy_setopt(e, CURLOPT_SHARE, c->share->sh);
 	if (!proxy_in_env()) {
 		/* Else curl reads five proxy variables from the environment per request. */
 		curl_easy_setopt(e, CURLOPT_PROXY, "");
@@ -1085,7 +1027,6 @@ pl_pve_new(struct event_base *base, const struct pl_pve_opts *o, struct pl_pve *
 	c->retry_base_ms = o->retry_base_ms > 0 ? o->retry_base_ms : 100;
 	c->max_body = o->max_body ? o->max_body : PL_BUF_DEFAULT_MAX;
 	c->plain = o->plain;
-	c->share = share_new();
 	if ((c->multi = curl_multi_init()) == NULL) {
 		r = pl_seterr(errmsg, PL_EIO, "cannot create a curl multi handle");
 		goto fail;
@@ -1129,11 +1070,8 @@ pl_pve_clone(const struct pl_pve *c, struct event_base *base, int shares, struct
 
 	if ((r = pl_pve_new(base, &o, out, errmsg)) != 0)
 		return r;
-	/* Start where the parent is: its endpoint, its ticket while it is fresh,
-	 * its TLS session. */
+	/* Start where the parent is: its endpoint, its ticket while it is fresh. */
 	(*out)->parent = (struct pl_pve *)c;
-	share_free((*out)->share);
-	(*out)->share = c->share;
 	(*out)->ep = c->ep;
 	if (c->ticket) {
 		(*out)->ticket = pl_strdup(c->ticket);
@@ -1189,8 +1127,6 @@ pl_pve_free(struct pl_pve *c)
 	pl_free_secret(c->ticket);
 	pl_free_secret(c->csrf_hdr);
 	free(c->ca_file);
-	if (c->parent == NULL)
-		share_free(c->share);
 	free(c);
 }
 
