@@ -161,7 +161,7 @@ take_next(struct shard *sh)
 	size_t i = atomic_fetch_add(&v->next, 1), nn = 2 * json_array_size(v->nodes);
 	const char *name = i < nn ? v->names[i / 2] : NULL;
 	json_t *o;
-	char *path;
+	char *path = NULL;
 
 	if (i < nn && i % 2 == 0) {
 		path = pl_asprintf("/nodes/%s/status", name);
@@ -174,14 +174,11 @@ take_next(struct shard *sh)
 		json_decref(p);
 	} else if (i == nn) {
 		queue(sh, NULL, NULL, 3, "/cluster/tasks", NULL);
-		return;
 	} else if (i - nn - 1 < json_array_size(v->todo)) {
 		o = json_array_get(v->todo, i - nn - 1);
 		path = pl_asprintf("/nodes/%s/%s/%lld/config", pl_json_str_or(o, "node", ""),
 				   pl_json_str(o, "type"), pl_json_int(o, "vmid", 0));
 		queue(sh, o, NULL, 0, path, NULL);
-	} else {
-		return;
 	}
 	free(path);
 }
