@@ -309,6 +309,24 @@ pl_guest_lookup(const json_t *guests, const char *guest, char **errmsg)
 }
 
 int
+pl_session_guest(struct pl_session *s, const char *guest, json_t **g, char **errmsg)
+{
+	json_t *names;
+	const json_t *found;
+	int r;
+
+	*g = NULL;
+	if ((r = pl_state_guest_names(s->state, &names, errmsg)) != 0)
+		return r;
+	if ((found = pl_guest_lookup(names, guest, errmsg)) == NULL)
+		r = PL_ENOENT;
+	else
+		r = pl_state_guest(s->state, pl_json_int(found, "vmid", 0), g, errmsg);
+	json_decref(names);
+	return r;
+}
+
+int
 pl_session_read(struct pl_session *s, struct pl_ctx *ctx, bool live, char **errmsg)
 {
 	int r;

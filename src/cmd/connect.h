@@ -46,6 +46,9 @@ int pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 /* Find GUEST (vmid or name) among guests; on failure *errmsg names the
  * closest names. Returns the borrowed object or NULL. */
 const json_t *pl_guest_lookup(const json_t *guests, const char *guest, char **errmsg);
+/* Find GUEST (vmid or name) in the state: *g is a new reference to it as last
+ * synced, or *errmsg says why not (naming the closest names). */
+int pl_session_guest(struct pl_session *s, const char *guest, json_t **g, char **errmsg);
 /* The snapshots of guest g (an object with node, type, vmid) from its node,
  * without PVE's "current" pseudo-entry: *list is a new reference. */
 int pl_session_snapshots(struct pl_session *s, const json_t *g, json_t **list, char **errmsg);

@@ -52,8 +52,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_session s;
 	struct pl_args a;
-	json_t *guests = NULL, *tasks = NULL, *snaps = NULL, *out = NULL, *t;
-	const json_t *g;
+	json_t *g = NULL, *tasks = NULL, *snaps = NULL, *out = NULL, *t;
 	char *err = NULL, *serr = NULL;
 	bool live = false;
 	size_t i;
@@ -71,11 +70,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		return pl_usage_error(&pl_cmd_describe, "needs one GUEST (vmid or name)");
 	}
 	if (pl_session_read(&s, ctx, live, &err) != 0 ||
-	    pl_state_guests(s.state, &guests, &err) != 0) {
-		pl_error("%s", err);
-		goto out;
-	}
-	if ((g = pl_guest_lookup(guests, a.pos[0], &err)) == NULL) {
+	    pl_session_guest(&s, a.pos[0], &g, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}
@@ -83,7 +78,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	/* Snapshots are not part of a sync: ask the node when we can. */
 	if (pl_session_api(&s, &serr) == 0)
 		pl_session_snapshots(&s, g, &snaps, &serr);
-	out = json_deep_copy(g);
+	out = g; /* ours: the state gave a new reference */
+	g = NULL;
 	json_object_set_new(out, "tasks", tasks ? tasks : json_array());
 	tasks = NULL;
 	if (snaps) {
@@ -144,7 +140,7 @@ out:
 	json_decref(out);
 	json_decref(tasks);
 	json_decref(snaps);
-	json_decref(guests);
+	json_decref(g);
 	free(err);
 	free(serr);
 	pl_session_close(&s);

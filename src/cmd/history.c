@@ -114,7 +114,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		return pl_usage_error(&pl_cmd_history, "needs one GUEST (vmid or name)");
 	}
 	if (pl_session_read(&s, ctx, live, &err) != 0 ||
-	    pl_state_guests(s.state, &guests, &err) != 0) {
+	    pl_state_guest_names(s.state, &guests, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}

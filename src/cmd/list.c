@@ -121,22 +121,16 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_args_release(&a);
 		return pl_usage_error(&pl_cmd_list, "takes no arguments");
 	}
-	if (pl_session_read(&s, ctx, live, &err) != 0 || pl_state_guests(s.state, &guests, &err) != 0) {
+	if (pl_session_read(&s, ctx, live, &err) != 0 ||
+	    pl_state_guests_where(s.state, &(struct pl_state_filter){ type, node, status }, &guests,
+				  &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}
 	sel = pl_calloc(json_array_size(guests) + 1, sizeof(*sel));
-	json_array_foreach(guests, i, g) {
-		if (type && strcmp(pl_json_str_or(g, "type", ""), type))
-			continue;
-		if (node && strcmp(pl_json_str_or(g, "node", ""), node))
-			continue;
-		if (status && strcmp(pl_json_str_or(g, "status", ""), status))
-			continue;
-		if (tag && !has_tag(pl_json_str(g, "tags"), tag))
-			continue;
-		sel[n++] = g;
-	}
+	json_array_foreach(guests, i, g)
+		if (tag == NULL || has_tag(pl_json_str(g, "tags"), tag))
+			sel[n++] = g;
 	qsort(sel, n, sizeof(*sel), cmp);
 	if (ctx->output == PL_OUT_JSON) {
 		json_t *arr = json_array();

@@ -46,21 +46,21 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_args_release(&a);
 	if (pl_session_read(&s, ctx, live, &err) != 0 ||
 	    pl_state_nodes(s.state, &nodes, &err) != 0 ||
-	    pl_state_guests(s.state, &guests, &err) != 0) {
+	    pl_state_guest_counts(s.state, &guests, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}
 	free(err);
 	err = NULL;
 	pl_state_last_run(s.state, "sync", &lastrun, NULL);
-	counts = json_pack("{s:i,s:{},s:{}}", "total", (int)json_array_size(guests), "qemu", "lxc");
+	counts = json_pack("{s:I,s:{},s:{}}", "total", (json_int_t)0, "qemu", "lxc");
 	json_array_foreach(guests, i, g) {
 		json_t *by = json_object_get(counts, pl_json_str_or(g, "type", "qemu"));
-		const char *st = pl_json_str_or(g, "status", "unknown");
+		long long k = pl_json_int(g, "n", 0);
 
-		if (by == NULL)
-			continue;
-		json_object_set_new(by, st, json_integer(pl_json_int(by, st, 0) + 1));
+		json_object_set_new(counts, "total", json_integer(pl_json_int(counts, "total", 0) + k));
+		if (by)
+			json_object_set_new(by, pl_json_str_or(g, "status", "unknown"), json_integer(k));
 	}
 	nout = json_array();
 	json_array_foreach(nodes, i, n) {
@@ -96,7 +96,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			       pl_json_str_or(n, "status", "?"), pl_json_num(n, "cpu", 0) * 100, mem,
 			       disk, pl_json_int(n, "uptime", 0) / 3600);
 		}
-		printf("\nguests: %d", (int)json_array_size(guests));
+		printf("\nguests: %lld", pl_json_int(counts, "total", 0));
 		for (int t = 0; t < 2; t++) {
 			const char *tn = t ? "lxc" : "qemu";
 			json_t *by = json_object_get(counts, tn);

@@ -753,7 +753,9 @@ query_json(struct pl_state *s, const char *sql, const long long *bind, int nbind
 		sqlite3_bind_int64(st, i + 1, bind[i]);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *t = (const char *)sqlite3_column_text(st, 0);
-		json_t *v = t ? json_loads(t, JSON_DECODE_ANY, NULL) : NULL;
+		json_t *v = t ? pl_json_loadb(t, (size_t)sqlite3_column_bytes(st, 0),
+					      JSON_DECODE_ANY)
+			      : NULL;
 
 		if (v)
 			json_array_append_new(arr, v);
@@ -767,25 +769,102 @@ query_json(struct pl_state *s, const char *sql, const long long *bind, int nbind
 	return 0;
 }
 
-/* The stored guest with its latest counters laid over it. */
-#define GUEST_JSON "CASE WHEN live IS NULL THEN json ELSE json_patch(json, live) END"
+/* RFC 7396 merge patch, as SQLite's json_patch: a null removes the key, an
+ * object merges into the object under the same key. */
+static void
+merge_patch(json_t *target, const json_t *patch)
+{
+	const char *k;
+	json_t *v, *t;
+
+	json_object_foreach((json_t *)patch, k, v) {
+		if (json_is_null(v)) {
+			json_object_del(target, k);
+		} else if (json_is_object(v)) {
+			if (!json_is_object(t = json_object_get(target, k))) {
+				t = json_object();
+				json_object_set_new(target, k, t);
+			}
+			merge_patch(t, v);
+		} else {
+			json_object_set(target, k, v);
+		}
+	}
+}
+
+/* Step st (SELECT json, live ...) to its end: each stored guest with its
+ * latest counters laid over it. Finalizes st. */
+static int
+read_guests(struct pl_state *s, sqlite3_stmt *st, json_t **out, char **errmsg)
+{
+	json_t *arr = json_array();
+	int rc;
+
+	*out = NULL;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(st, 0);
+		const char *l = (const char *)sqlite3_column_text(st, 1);
+		json_t *g = t ? pl_json_loadb(t, (size_t)sqlite3_column_bytes(st, 0), 0) : NULL;
+		json_t *live = l ? pl_json_loadb(l, (size_t)sqlite3_column_bytes(st, 1), 0) : NULL;
+
+		if (json_is_object(g)) {
+			if (json_is_object(live))
+				merge_patch(g, live);
+			json_array_append(arr, g);
+		}
+		json_decref(g);
+		json_decref(live);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(arr);
+		return dberr(s, errmsg, "query");
+	}
+	*out = arr;
+	return 0;
+}
 
 int
 pl_state_guests(struct pl_state *s, json_t **out, char **errmsg)
 {
-	return query_json(s, "SELECT " GUEST_JSON " FROM guests ORDER BY vmid", NULL, 0, out,
-			  errmsg);
+	return pl_state_guests_where(s, NULL, out, errmsg);
+}
+
+int
+pl_state_guests_where(struct pl_state *s, const struct pl_state_filter *f, json_t **out,
+		      char **errmsg)
+{
+	const char *val[3] = { f ? f->type : NULL, f ? f->node : NULL, f ? f->status : NULL };
+	char *sql = pl_asprintf("SELECT json, live FROM guests WHERE 1%s%s%s ORDER BY vmid",
+				val[0] ? " AND type = ?" : "", val[1] ? " AND node = ?" : "",
+				val[2] ? " AND status = ?" : "");
+	sqlite3_stmt *st;
+	int rc, n = 0;
+
+	*out = NULL;
+	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	free(sql);
+	if (rc != SQLITE_OK)
+		return dberr(s, errmsg, "query");
+	for (int i = 0; i < 3; i++)
+		if (val[i])
+			sqlite3_bind_text(st, ++n, val[i], -1, SQLITE_STATIC);
+	return read_guests(s, st, out, errmsg);
 }
 
 int
 pl_state_guest(struct pl_state *s, long long vmid, json_t **out, char **errmsg)
 {
+	sqlite3_stmt *st;
 	json_t *arr;
 	int r;
 
 	*out = NULL;
-	if ((r = query_json(s, "SELECT " GUEST_JSON " FROM guests WHERE vmid = ?", &vmid, 1, &arr,
-			    errmsg)) != 0)
+	if (sqlite3_prepare_v2(s->db, "SELECT json, live FROM guests WHERE vmid = ?", -1, &st,
+			       NULL) != SQLITE_OK)
+		return dberr(s, errmsg, "query");
+	sqlite3_bind_int64(st, 1, vmid);
+	if ((r = read_guests(s, st, &arr, errmsg)) != 0)
 		return r;
 	if (json_array_size(arr) == 0) {
 		json_decref(arr);
@@ -794,6 +873,39 @@ pl_state_guest(struct pl_state *s, long long vmid, json_t **out, char **errmsg)
 	*out = json_incref(json_array_get(arr, 0));
 	json_decref(arr);
 	return 0;
+}
+
+int
+pl_state_guest_names(struct pl_state *s, json_t **out, char **errmsg)
+{
+	sqlite3_stmt *st;
+	json_t *arr = json_array();
+	int rc;
+
+	*out = NULL;
+	if (sqlite3_prepare_v2(s->db, "SELECT vmid, name FROM guests ORDER BY vmid", -1, &st,
+			       NULL) != SQLITE_OK) {
+		json_decref(arr);
+		return dberr(s, errmsg, "query");
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(arr, json_pack("{s:I,s:s?}", "vmid",
+						     (json_int_t)sqlite3_column_int64(st, 0), "name",
+						     (const char *)sqlite3_column_text(st, 1)));
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(arr);
+		return dberr(s, errmsg, "query");
+	}
+	*out = arr;
+	return 0;
+}
+
+int
+pl_state_guest_counts(struct pl_state *s, json_t **out, char **errmsg)
+{
+	return query_json(s, "SELECT json_object('type', type, 'status', status, 'n', count(*)) "
+			  "FROM guests GROUP BY type, status", NULL, 0, out, errmsg);
 }
 
 int

@@ -70,6 +70,17 @@ void pl_state_sync_abort(struct pl_state_sync *y);
 
 /* Every guest as last seen (objects with config), sorted by vmid. */
 int pl_state_guests(struct pl_state *s, json_t **out, char **errmsg);
+/* The same, only those of this type ("qemu", "lxc"), node and status; a
+ * NULL field, or a NULL filter, matches every guest. */
+struct pl_state_filter {
+	const char *type, *node, *status;
+};
+int pl_state_guests_where(struct pl_state *s, const struct pl_state_filter *f, json_t **out,
+			  char **errmsg);
+/* [{vmid,name}] of every guest, sorted by vmid: enough to resolve a GUEST. */
+int pl_state_guest_names(struct pl_state *s, json_t **out, char **errmsg);
+/* [{type,status,n}]: how many guests of each type are in each state. */
+int pl_state_guest_counts(struct pl_state *s, json_t **out, char **errmsg);
 /* One guest by vmid; PL_ENOENT when unknown. */
 int pl_state_guest(struct pl_state *s, long long vmid, json_t **out, char **errmsg);
 /* Node objects as last seen, sorted by name. */

@@ -94,15 +94,21 @@ def test_list_json_and_filters(synced):
         assert g["node"] == truth[g["vmid"]]["node"]
         assert g["type"] == truth[g["vmid"]]["type"]
         assert g["status"] == truth[g["vmid"]]["status"]
+        # The counters come from the sync's overlay of the resource entry.
+        assert g["maxmem"] == truth[g["vmid"]]["maxmem"] and g["maxcpu"] == truth[g["vmid"]]["maxcpu"]
     vms = run("-o", "json", "list", "--type", "vm", env=env).json()
     assert vms and all(g["type"] == "qemu" for g in vms)
     cts = run("-o", "json", "list", "--type", "lxc", env=env).json()
     assert len(vms) + len(cts) == 40
     node = allg[0]["node"]
     on = run("-o", "json", "list", "--node", node, env=env).json()
-    assert on and all(g["node"] == node for g in on)
+    assert [g["vmid"] for g in on] == [g["vmid"] for g in allg if g["node"] == node]
     st = allg[0]["status"]
-    assert all(g["status"] == st for g in run("-o", "json", "list", "--status", st, env=env).json())
+    got = run("-o", "json", "list", "--status", st, "--node", node, "--type", allg[0]["type"],
+              env=env).json()
+    assert [g["vmid"] for g in got] == [g["vmid"] for g in allg if g["status"] == st and
+                                        g["node"] == node and g["type"] == allg[0]["type"]]
+    assert run("-o", "json", "list", "--node", "no-such-node", env=env).json() == []
     byname = run("-o", "json", "list", "--sort", "name", env=env).json()
     names = [g["name"] or "" for g in byname]
     assert names == sorted(names)
@@ -125,7 +131,11 @@ def test_status(synced):
     j = run("-o", "json", "status", env=env).json()
     assert len(j["nodes"]) == 3
     total = sum(sum(v.values()) for v in (j["guests"]["qemu"], j["guests"]["lxc"]))
-    assert total == 40
+    assert total == 40 and j["guests"]["total"] == 40
+    allg = run("-o", "json", "list", env=env).json()
+    for t in ("qemu", "lxc"):
+        for st, n in j["guests"][t].items():
+            assert n == sum(1 for g in allg if g["type"] == t and g["status"] == st)
     for n in j["nodes"]:
         assert n["maxmem"] > 0 and n["status"] == "online"
 

@@ -291,6 +291,88 @@ test_sync_history(void **state)
 	pl_state_close(s);
 }
 
+/* Reading a guest lays its counters over its stored JSON exactly as SQLite's
+ * json_patch (RFC 7396) does, and the filters select what they name. */
+static void
+test_read_overlay_and_filters(void **state)
+{
+	struct pl_state *s;
+	sqlite3_stmt *st;
+	json_t *sn, *guests, *names, *counts, *g;
+	char *err = NULL;
+	size_t i;
+
+	assert_int_equal(pl_state_open(path, &s, &err), 0);
+	sn = snap(6, 512, 0.3);
+	json_object_set_new(json_array_get(json_object_get(sn, "guests"), 2), "status", json_string("stopped"));
+	assert_int_equal(pl_state_record_sync(s, sn, false, NULL, NULL, NULL, &err), 0);
+	json_decref(sn);
+	/* A live part with a null and a nested object, as no sync writes one. */
+	assert_int_equal(sqlite3_exec(pl_state_db(s),
+				      "UPDATE guests SET live = '{\"cpu\":0.5,\"name\":null,"
+				      "\"config\":{\"memory\":64,\"net0\":null},\"ha\":{\"a\":{\"b\":null,\"c\":1}}}' "
+				      "WHERE vmid = 101", NULL, NULL, NULL),
+			 SQLITE_OK);
+	assert_int_equal(pl_state_guests(s, &guests, &err), 0);
+	assert_int_equal(json_array_size(guests), 6);
+	assert_int_equal(sqlite3_prepare_v2(pl_state_db(s),
+					    "SELECT json_patch(json, coalesce(live, '{}')) FROM guests "
+					    "ORDER BY vmid", -1, &st, NULL),
+			 SQLITE_OK);
+	for (i = 0; sqlite3_step(st) == SQLITE_ROW; i++) {
+		json_t *want = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+
+		assert_non_null(want);
+		assert_true(json_equal(want, json_array_get(guests, i)));
+		json_decref(want);
+	}
+	sqlite3_finalize(st);
+	assert_int_equal(i, 6);
+	g = json_array_get(guests, 1);
+	assert_null(json_object_get(g, "name"));
+	assert_int_equal(pl_json_int(json_object_get(g, "config"), "memory", 0), 64);
+	assert_null(json_object_get(json_object_get(g, "config"), "net0"));
+	json_decref(guests);
+
+	assert_int_equal(pl_state_guests_where(s, &(struct pl_state_filter){ "qemu", NULL, NULL },
+					       &guests, &err), 0);
+	assert_int_equal(json_array_size(guests), 3);
+	json_array_foreach(guests, i, g)
+		assert_string_equal(pl_json_str(g, "type"), "qemu");
+	json_decref(guests);
+	assert_int_equal(pl_state_guests_where(s, &(struct pl_state_filter){ "qemu", "pve1",
+									     "stopped" },
+					       &guests, &err), 0);
+	assert_int_equal(json_array_size(guests), 1);
+	assert_int_equal(pl_json_int(json_array_get(guests, 0), "vmid", 0), 102);
+	json_decref(guests);
+	assert_int_equal(pl_state_guests_where(s, &(struct pl_state_filter){ NULL, "pve9", NULL },
+					       &guests, &err), 0);
+	assert_int_equal(json_array_size(guests), 0);
+	json_decref(guests);
+
+	assert_int_equal(pl_state_guest_names(s, &names, &err), 0);
+	assert_int_equal(json_array_size(names), 6);
+	assert_int_equal(pl_json_int(json_array_get(names, 0), "vmid", 0), 100);
+	assert_string_equal(pl_json_str(json_array_get(names, 0), "name"), "g");
+	json_decref(names);
+	assert_int_equal(pl_state_guest_counts(s, &counts, &err), 0);
+	{
+		long long running = 0, stopped = 0;
+
+		json_array_foreach(counts, i, g) {
+			if (!strcmp(pl_json_str(g, "status"), "running"))
+				running += pl_json_int(g, "n", 0);
+			else if (!strcmp(pl_json_str(g, "status"), "stopped"))
+				stopped += pl_json_int(g, "n", 0);
+		}
+		assert_int_equal(running, 5);
+		assert_int_equal(stopped, 1);
+	}
+	json_decref(counts);
+	pl_state_close(s);
+}
+
 static off_t
 wal_size(void)
 {
@@ -439,6 +521,7 @@ main(void)
 		cmocka_unit_test(test_hash_ignores_volatile), cmocka_unit_test(test_sig_text),
 		cmocka_unit_test(test_checkpoint),
 		cmocka_unit_test(test_sync_history),
+		cmocka_unit_test(test_read_overlay_and_filters),
 		cmocka_unit_test(test_streamed_sync),
 		cmocka_unit_test(test_tasks),
 	};
