@@ -82,6 +82,12 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			pl_error("%s", err);
 			goto out;
 		}
+		if (json_is_true(json_object_get(live, "_unreachable"))) {
+			pl_error("cannot import %lld '%s': its node '%s' is offline or not answering, "
+				 "so its config cannot be read", pl_json_int(live, "vmid", 0),
+				 pl_json_str_or(live, "name", ""), pl_json_str_or(live, "node", "?"));
+			goto out;
+		}
 		json_array_append_new(guests, pl_model_guest_to_yaml(live));
 		if (do_adopt && adopt(&s, live, &err) != 0) {
 			pl_error("cannot tag guest %lld as managed: %s", pl_json_int(live, "vmid", 0), err);

@@ -6,6 +6,7 @@
 #include "core/common.h"
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -101,6 +102,33 @@ progress(size_t done, size_t total, void *arg)
 	fflush(stderr);
 }
 
+/* Say which nodes kept guests from being read: "pve3 (2 guests)". */
+static void
+warn_unreachable(struct pl_ctx *ctx, const json_t *snap, size_t n)
+{
+	json_t *per = json_object(), *g, *c;
+	struct pl_buf b;
+	const char *node;
+	size_t i;
+
+	json_array_foreach(json_object_get(snap, "guests"), i, g)
+		if (json_is_true(json_object_get(g, "_unreachable"))) {
+			node = pl_json_str_or(g, "node", "?");
+			json_object_set_new(per, node, json_integer(pl_json_int(per, node, 0) + 1));
+		}
+	pl_buf_init(&b, 0);
+	json_object_foreach(per, node, c) {
+		if (b.len)
+			pl_buf_add(&b, ", ", 2);
+		pl_buf_addf(&b, "%s (%lld)", node, (long long)json_integer_value(c));
+	}
+	pl_warn(ctx, "%zu guest%s not read, kept as last synced: node%s %s %s offline or not "
+		"answering", n, n == 1 ? "" : "s", json_object_size(per) == 1 ? "" : "s",
+		b.len ? b.data : "?", json_object_size(per) == 1 ? "is" : "are");
+	pl_buf_release(&b);
+	json_decref(per);
+}
+
 static double
 cpu_s(void)
 {
@@ -120,6 +148,7 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 	struct timespec t0, t1, t2;
 	double c0, c1, c2;
 	unsigned long hs, resumed;
+	size_t unreachable = 0;
 	json_t *snap = NULL;
 	int r;
 
@@ -130,7 +159,7 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 	b.state = s->state;
 	b.ckpt = pl_state_checkpoint_start(s->state);
 	b.ready = json_array();
-	r = pl_pve_inventory(s->pve, progress, on_guest, &b, &snap, errmsg);
+	r = pl_pve_inventory(s->pve, progress, on_guest, &b, &unreachable, &snap, errmsg);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	c1 = cpu_s();
 	if (b.on && b.last >= 0 && b.last < 100)
@@ -145,6 +174,8 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 		pl_state_sync_abort(b.rec);
 	}
 	pl_state_checkpoint_wait(b.ckpt);
+	if (r == 0 && unreachable > 0)
+		warn_unreachable(s->ctx, snap, unreachable);
 	free(b.errmsg);
 	json_decref(b.ready);
 	clock_gettime(CLOCK_MONOTONIC, &t2);
@@ -198,9 +229,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	size_t nn = json_array_size(json_object_get(snap, "nodes"));
 
 	if (ctx->output == PL_OUT_JSON) {
-		pl_print_json(json_pack("{s:i,s:i,s:i,s:i,s:I,s:I,s:b,s:f,s:I,s:O}", "added",
+		pl_print_json(json_pack("{s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:b,s:f,s:I,s:O}", "added",
 					cnt.added, "changed", cnt.changed, "removed", cnt.removed,
-					"unchanged", cnt.unchanged, "guests", (json_int_t)ng, "nodes",
+					"unchanged", cnt.unchanged, "unreachable", cnt.unreachable,
+					"guests", (json_int_t)ng, "nodes",
 					(json_int_t)nn, "dry_run", dry, "seconds", secs, "requests",
 					(json_int_t)pl_pve_requests_sent(s.pve), "changes", changes));
 	} else {

@@ -4,6 +4,8 @@
  * share of the concurrency), take the next request from a shared counter as
  * each answer arrives: first each node's status and bridges and the task
  * list, then every guest's config. The main thread reports progress.
+ * A sync reads what it can: a guest on a node that is offline, or whose node
+ * does not answer (595), is handed on marked "_unreachable", without config.
  * Parsing and hashing thousands of answers is CPU work: spread over cores it
  * no longer bounds how fast a large cluster can be read.
  */
@@ -39,6 +41,8 @@ struct inv {
 	char *errmsg;
 	pl_pve_guest_cb on_guest;
 	void *parg;
+	bool partial;  /* unreachable guests are marked, not an error (a sync) */
+	atomic_size_t unreachable;
 };
 
 /* One worker: guests taken from the shared list as its requests finish, so
@@ -60,6 +64,27 @@ struct item {
 };
 
 static void take_next(struct shard *sh);
+
+/* Give the caller a guest that is done with, and wake its thread if asked. */
+static void
+hand_on(struct inv *v, json_t *guest)
+{
+	if (v->on_guest && v->on_guest(guest, v->parg)) {
+		pthread_mutex_lock(&v->lock);
+		v->wake = true;
+		pthread_cond_signal(&v->finished);
+		pthread_mutex_unlock(&v->lock);
+	}
+}
+
+/* A guest whose config cannot be read now: marked, and handed on as if read. */
+static void
+unreachable(struct inv *v, json_t *guest)
+{
+	json_object_set_new(guest, "_unreachable", json_true());
+	atomic_fetch_add(&v->unreachable, 1);
+	hand_on(v, guest);
+}
 
 static void
 fail(struct inv *v, const struct pl_pve_result *res)
@@ -90,12 +115,7 @@ item_cb(const struct pl_pve_result *res, void *arg)
 				json_object_set(it->target, "config", res->data);
 			else
 				json_object_set_new(it->target, "config", json_object());
-			if (v->on_guest && v->on_guest(it->target, v->parg)) {
-				pthread_mutex_lock(&v->lock);
-				v->wake = true;
-				pthread_cond_signal(&v->finished);
-				pthread_mutex_unlock(&v->lock);
-			}
+			hand_on(v, it->target);
 			break;
 		case 1:
 			json_object_set(it->target, "detail", res->data);
@@ -121,6 +141,9 @@ item_cb(const struct pl_pve_result *res, void *arg)
 		   strstr(res->message, "does not exist")) {
 		/* Deleted between the resource list and now: it is gone. */
 		json_object_set_new(it->target, "_gone", json_true());
+	} else if (it->kind == 0 && res->status == 595 && v->partial) {
+		/* Its node did not answer the proxied call. */
+		unreachable(v, it->target);
 	} else if (it->kind == 3 || (it->kind != 0 && res->status == 595)) {
 		/* Optional parts: the task list, details of an unreachable node. */
 	} else {
@@ -244,30 +267,31 @@ wait_shards(struct inv *v, pl_pve_progress_cb progress, void *arg)
 
 static int inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg,
 		     pl_pve_progress_cb progress, pl_pve_guest_cb on_guest, void *arg,
-		     json_t **snap, char **errmsg);
+		     size_t *unreachable, json_t **snap, char **errmsg);
 
 int
 pl_pve_inventory(struct pl_pve *c, pl_pve_progress_cb progress, pl_pve_guest_cb on_guest,
-		 void *arg, json_t **snap, char **errmsg)
+		 void *arg, size_t *unreachable, json_t **snap, char **errmsg)
 {
-	return inventory(c, NULL, NULL, progress, on_guest, arg, snap, errmsg);
+	return inventory(c, NULL, NULL, progress, on_guest, arg, unreachable, snap, errmsg);
 }
 
 int
 pl_pve_inventory_some(struct pl_pve *c, pl_pve_guest_filter filter, void *farg,
 		      pl_pve_progress_cb progress, void *arg, json_t **snap, char **errmsg)
 {
-	return inventory(c, filter, farg, progress, NULL, arg, snap, errmsg);
+	return inventory(c, filter, farg, progress, NULL, arg, NULL, snap, errmsg);
 }
 
 static int
 inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progress_cb progress,
-	  pl_pve_guest_cb on_guest, void *arg, json_t **snap, char **errmsg)
+	  pl_pve_guest_cb on_guest, void *arg, size_t *unreachable_out, json_t **snap,
+	  char **errmsg)
 {
-	struct inv v = { .on_guest = on_guest, .parg = arg };
+	struct inv v = { .on_guest = on_guest, .parg = arg, .partial = unreachable_out != NULL };
 	struct shard shards[MAX_SHARDS] = { 0 };
 	struct timespec t0, t1, t2;
-	json_t *res = NULL, *nodes, *guests, *storages, *todo, *online, *o, *kept;
+	json_t *res = NULL, *nodes, *guests, *storages, *todo, *online, *offline, *o, *kept;
 	size_t i, wanted = 0;
 	int n = 0, started = 0, r;
 
@@ -298,28 +322,40 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 			json_array_append(storages, o);
 	}
 	json_decref(res);
+	pthread_mutex_init(&v.lock, NULL);
+	pthread_cond_init(&v.finished, NULL);
+	online = json_array();
+	offline = json_object();
+	json_array_foreach(nodes, i, o) {
+		if (pl_json_str(o, "node") == NULL)
+			continue;
+		if (!strcmp(pl_json_str_or(o, "status", "online"), "online"))
+			json_array_append(online, o);
+		else
+			json_object_set_new(offline, pl_json_str(o, "node"), json_true());
+	}
+	v.nodes = online;
 	todo = json_array();
 	json_array_foreach(guests, i, o) {
 		/* vmid arrives as a string on old nodes: store it as a number. */
 		if (!json_is_integer(json_object_get(o, "vmid")))
 			json_object_set_new(o, "vmid", json_integer(pl_json_int(o, "vmid", 0)));
-		if (filter == NULL || filter(o, farg))
+		if (filter && !filter(o, farg))
+			continue;
+		/* A sync does not ask an offline node: PVE's proxy to it can take
+		 * its whole timeout to fail. */
+		if (v.partial && json_object_get(offline, pl_json_str_or(o, "node", "")))
+			unreachable(&v, o);
+		else
 			json_array_append(todo, o);
 	}
+	json_decref(offline);
 	wanted = json_array_size(todo);
 	v.todo = todo;
-	online = json_array();
-	json_array_foreach(nodes, i, o)
-		if (pl_json_str(o, "node") &&
-		    !strcmp(pl_json_str_or(o, "status", "online"), "online"))
-			json_array_append(online, o);
-	v.nodes = online;
 	v.names = pl_calloc(json_array_size(online) + 1, sizeof(*v.names));
 	json_array_foreach(online, i, o)
 		v.names[i] = pl_json_str(o, "node");
 	v.total = requests_total(&v);
-	pthread_mutex_init(&v.lock, NULL);
-	pthread_cond_init(&v.finished, NULL);
 	n = shard_count(v.total);
 	for (int k = 0; k < n; k++) {
 		shards[k].inv = &v;
@@ -362,6 +398,8 @@ out:
 	pthread_mutex_destroy(&v.lock);
 	if (r == 0 && v.err)
 		r = pl_seterr(errmsg, v.err, "%s", v.errmsg);
+	if (unreachable_out)
+		*unreachable_out = atomic_load(&v.unreachable);
 	free(v.errmsg);
 	if (r != 0) {
 		json_decref(v.snap);

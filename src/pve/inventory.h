@@ -26,9 +26,12 @@ typedef bool (*pl_pve_guest_cb)(json_t *guest, void *arg);
 
 /* Fetch the snapshot {"nodes","guests","storages","bridges","tasks"} (new
  * reference). Runs the client's loop until everything has answered.
- * progress and on_guest may be NULL; both get arg. */
+ * progress and on_guest may be NULL; both get arg. A guest whose config
+ * cannot be read because its node is offline or does not answer (595) is
+ * in the snapshot, and passed to on_guest, without "config" and with
+ * "_unreachable": true; *unreachable counts them. */
 int pl_pve_inventory(struct pl_pve *c, pl_pve_progress_cb progress, pl_pve_guest_cb on_guest,
-		     void *arg, json_t **snap, char **errmsg);
+		     void *arg, size_t *unreachable, json_t **snap, char **errmsg);
 
 /* Decides whether a guest's config is fetched (arg is the caller's). */
 typedef bool (*pl_pve_guest_filter)(const json_t *resource, void *arg);

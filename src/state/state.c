@@ -30,6 +30,12 @@ static const char *const durable_keys[] = {
 	"config", "hastate", "lock", "name", "node", "pool", "status", "tags", "template", "type",
 	"vmid",
 };
+/* What the live part leaves out: the durable keys, and the inventory's mark of
+ * a guest it could not read. */
+static const char *const not_live[] = {
+	"config", "hastate", "lock", "name", "node", "pool", "status", "tags", "template", "type",
+	"vmid", "_unreachable",
+};
 
 static double
 now_s(void)
@@ -464,7 +470,7 @@ pl_state_sync_abort(struct pl_state_sync *y)
 static char *
 live_text(const json_t *g)
 {
-	return pl_json_compact_without(g, durable_keys, PL_ARRAY_LEN(durable_keys));
+	return pl_json_compact_without(g, not_live, PL_ARRAY_LEN(not_live));
 }
 
 /* Unchanged: only the counters move. */
@@ -515,11 +521,19 @@ pl_state_sync_guest(struct pl_state_sync *y, json_t *g, const json_t *sig)
 
 	if (y->err || vmid < 0 || type == NULL || (strcmp(type, "qemu") && strcmp(type, "lxc")))
 		return;
+	snprintf(key, sizeof(key), "%lld", vmid);
+	old = json_object_get(y->known, key);
+	if (json_is_true(json_object_get(g, "_unreachable"))) {
+		y->cnt.unreachable++;
+		if (old) {
+			/* Its config could not be read: the guest stays as recorded. */
+			json_object_del(y->known, key);
+			return;
+		}
+	}
 	if (json_array_size(sig) != 2)
 		sig = own = pl_state_guest_sig(g);
 	sha = json_string_value(json_array_get(sig, 0));
-	snprintf(key, sizeof(key), "%lld", vmid);
-	old = json_object_get(y->known, key);
 	if (old == NULL) {
 		kind = "discovered";
 		y->cnt.added++;

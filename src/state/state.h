@@ -40,6 +40,7 @@ json_t *pl_state_guest_sig(const json_t *guest);
 
 struct pl_state_counts {
 	int added, changed, removed, unchanged;
+	int unreachable; /* guests marked "_unreachable": kept as last recorded */
 };
 
 /* Record a whole-cluster snapshot in one transaction:

@@ -236,3 +236,76 @@ def test_sync_keeps_to_its_concurrency(sim, tmp_path):
     m = re.search(r"on (\d+) TLS connections, (\d+) of them resumed", r.err)
     assert m, r.err
     assert 2 <= int(m.group(1)) <= 1 + 4, r.err
+
+
+OFFLINE_SEED = """\
+cluster: homelab
+nodes:
+  - name: pve1
+  - name: pve2
+  - {name: pve3, online: %s}
+guests:
+  - {vmid: 100, type: qemu, node: pve1, status: running, config: {name: web, memory: 1024}}
+  - {vmid: 101, type: qemu, node: pve2, status: running, config: {name: db, memory: 2048}}
+  - {vmid: 102, type: qemu, node: pve3, status: running, config: {name: backup, memory: 1024}}
+  - {vmid: 200, type: lxc, node: pve3, status: stopped, config: {hostname: dns, memory: 256}}
+"""
+
+
+def test_sync_with_a_node_offline(tmp_path):
+    """A homelab with one node powered off still syncs: the guests of that node
+    are kept as last synced (or recorded from the resource list, without
+    config, when new), with a warning naming the node, and nobody asks it."""
+    state = tmp_path / "state.db"
+    seeds = {}
+    for online in ("true", "false"):
+        seeds[online] = tmp_path / f"seed-{online}.yaml"
+        seeds[online].write_text(OFFLINE_SEED % online)
+
+    # First sync with pve3 down: its guests are new, known only by their entry.
+    info = start_sim("--seed", seeds["false"], "--rng-seed", "7")
+    try:
+        env = env_for(info, state)
+        r = run("-o", "json", "-v", "sync", env=env)
+        assert r.rc == 0, r
+        j = r.json()
+        assert (j["added"], j["unreachable"], j["guests"]) == (4, 2, 4)
+        assert "2 guests not read, kept as last synced: node pve3 (2) is offline" in r.err
+        assert "/nodes/pve3/" not in r.err  # not even tried
+        assert {g["vmid"] for g in run("-o", "json", "list", "--node", "pve3", env=env).json()} \
+            == {102, 200}
+        assert "config" not in run("-o", "json", "describe", "102", env=env).json()
+        assert "offline or not answering" in run("import", "backup", env=env).err
+        before = history_rows(state)
+        j = run("-o", "json", "sync", env=env).json()
+        assert (j["added"], j["changed"], j["removed"], j["unreachable"]) == (0, 0, 0, 2)
+        assert history_rows(state) == before
+    finally:
+        stop_sim(info)
+
+    # The node is back: its guests get their configs, as an update.
+    info = start_sim("--seed", seeds["true"], "--rng-seed", "7")
+    try:
+        env = env_for(info, state)
+        r = run("-o", "json", "sync", env=env)
+        assert r.rc == 0, r
+        assert "warning" not in r.err
+        j = r.json()
+        assert j["unreachable"] == 0 and j["removed"] == 0
+        assert {c["vmid"] for c in j["changes"] if c["kind"] == "updated"} >= {102, 200}
+        g = run("-o", "json", "describe", "102", env=env).json()
+        assert str(g["config"]["memory"]) == "1024"
+    finally:
+        stop_sim(info)
+
+    # Down again: what was read stays, config included, with no history.
+    info = start_sim("--seed", seeds["false"], "--rng-seed", "7")
+    try:
+        env = env_for(info, state)
+        before = history_rows(state)
+        j = run("-o", "json", "sync", env=env).json()
+        assert (j["unreachable"], j["removed"]) == (2, 0)
+        assert str(run("-o", "json", "describe", "102", env=env).json()["config"]["memory"]) == "1024"
+        assert j["changes"] == [] and history_rows(state) == before
+    finally:
+        stop_sim(info)
