@@ -119,7 +119,8 @@ post_cb(const struct pl_pve_result *res, void *arg)
 	}
 	if (res->err == PL_EHTTP && res->message) {
 		/* PVE's own words say it best ("VM 100 already running"). */
-		char *m = pl_asprintf("%s (HTTP %ld)", res->message, res->status);
+		char *m = pl_asprintf("%s (HTTP %ld%s)", res->message, res->status,
+				      res->status == 595 ? ": its node did not answer; is it up?" : "");
 
 		job_done(j, false, m);
 		free(m);

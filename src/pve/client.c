@@ -864,6 +864,10 @@ finish_http_error(struct req *q, struct pl_pve_resp *r, struct pl_pve_result *re
 				   "that operation to finish, or clear a stale lock with "
 				   "'qm unlock'/'pct unlock' on the node)", q->method, q->path, text,
 				   lock);
+	} else if (r->status == 595) {
+		/* PVE's proxy could not reach the node the path names. */
+		*msg = pl_asprintf("'%s %s' failed: %s (HTTP 595 from '%s': the node it is for "
+				   "did not answer; is it up?)", q->method, q->path, text, url);
 	} else {
 		*msg = pl_asprintf("'%s %s' failed: %s (HTTP %ld from '%s')", q->method, q->path,
 				   text, r->status, url);

@@ -276,6 +276,11 @@ def test_sync_with_a_node_offline(tmp_path):
             == {102, 200}
         assert "config" not in run("-o", "json", "describe", "102", env=env).json()
         assert "offline or not answering" in run("import", "backup", env=env).err
+        # Acting on such a guest fails with a hint at the node.
+        r = run("stop", "backup", env=env)
+        assert r.rc == 1 and "HTTP 595: its node did not answer; is it up?" in r.err, r
+        r = run("snapshots", "backup", env=env)
+        assert r.rc == 1 and "the node it is for did not answer; is it up?" in r.err, r
         before = history_rows(state)
         j = run("-o", "json", "sync", env=env).json()
         assert (j["added"], j["changed"], j["removed"], j["unreachable"]) == (0, 0, 0, 2)
