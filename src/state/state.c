@@ -119,6 +119,17 @@ migrate(struct pl_state *s, char **errmsg)
 	return 0;
 }
 
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/* Before SQLite's first use: no allocation statistics (a global mutex taken
+ * on every malloc inside SQLite). Too late, if something else used SQLite
+ * first, is harmless. */
+static void
+sqlite_setup(void)
+{
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int
 open_common(const char *path, int flags, struct pl_state **out, char **errmsg)
 {
@@ -126,7 +137,9 @@ open_common(const char *path, int flags, struct pl_state **out, char **errmsg)
 	int r;
 
 	s->path = pl_strdup(path);
-	if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+	pthread_once(&once, sqlite_setup);
+	/* A connection is only ever used by one thread at a time. */
+	if (sqlite3_open_v2(path, &s->db, flags | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		r = pl_seterr(errmsg, PL_EDB, "cannot open state database '%s': %s", path,
 			      s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		goto fail;
