@@ -82,10 +82,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			pl_error("%s", err);
 			goto out;
 		}
-		if (json_is_true(json_object_get(live, "_unreachable"))) {
-			pl_error("cannot import %lld '%s': its node '%s' is offline or not answering, "
-				 "so its config cannot be read", pl_json_int(live, "vmid", 0),
-				 pl_json_str_or(live, "name", ""), pl_json_str_or(live, "node", "?"));
+		if (pl_json_str(live, "_unread")) {
+			pl_error("cannot import %lld '%s': its config could not be read from node "
+				 "'%s' (%s)", pl_json_int(live, "vmid", 0),
+				 pl_json_str_or(live, "name", ""), pl_json_str_or(live, "node", "?"),
+				 pl_json_str(live, "_unread"));
 			goto out;
 		}
 		json_array_append_new(guests, pl_model_guest_to_yaml(live));

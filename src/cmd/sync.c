@@ -102,30 +102,47 @@ progress(size_t done, size_t total, void *arg)
 	fflush(stderr);
 }
 
-/* Say which nodes kept guests from being read: "pve3 (2 guests)". */
+/* Say which guests were not read, and why: nodes down ("pve3 (2)"), or
+ * configs no longer where the resource list put them. */
 static void
-warn_unreachable(struct pl_ctx *ctx, const json_t *snap, size_t n)
+warn_unread(struct pl_ctx *ctx, const json_t *snap)
 {
 	json_t *per = json_object(), *g, *c;
-	struct pl_buf b;
+	struct pl_buf down, gone;
+	size_t i, ndown = 0, ngone = 0;
 	const char *node;
-	size_t i;
 
-	json_array_foreach(json_object_get(snap, "guests"), i, g)
-		if (json_is_true(json_object_get(g, "_unreachable"))) {
-			node = pl_json_str_or(g, "node", "?");
+	pl_buf_init(&down, 0);
+	pl_buf_init(&gone, 0);
+	json_array_foreach(json_object_get(snap, "guests"), i, g) {
+		const char *why = pl_json_str(g, "_unread");
+
+		if (why == NULL)
+			continue;
+		node = pl_json_str_or(g, "node", "?");
+		if (strcmp(why, PL_PVE_UNREAD_GONE)) {
+			ndown++;
 			json_object_set_new(per, node, json_integer(pl_json_int(per, node, 0) + 1));
+		} else if (ngone++ < 5) {
+			pl_buf_addf(&gone, "%s%lld on %s", ngone > 1 ? ", " : "",
+				    pl_json_int(g, "vmid", 0), node);
 		}
-	pl_buf_init(&b, 0);
-	json_object_foreach(per, node, c) {
-		if (b.len)
-			pl_buf_add(&b, ", ", 2);
-		pl_buf_addf(&b, "%s (%lld)", node, (long long)json_integer_value(c));
 	}
-	pl_warn(ctx, "%zu guest%s not read, kept as last synced: node%s %s %s offline or not "
-		"answering", n, n == 1 ? "" : "s", json_object_size(per) == 1 ? "" : "s",
-		b.len ? b.data : "?", json_object_size(per) == 1 ? "is" : "are");
-	pl_buf_release(&b);
+	json_object_foreach(per, node, c)
+		pl_buf_addf(&down, "%s%s (%lld)", down.len ? ", " : "", node,
+			    (long long)json_integer_value(c));
+	if (ndown)
+		pl_warn(ctx, "%zu guest%s not read, kept as last synced: node%s %s %s offline or "
+			"not answering", ndown, ndown == 1 ? "" : "s",
+			json_object_size(per) == 1 ? "" : "s", down.data,
+			json_object_size(per) == 1 ? "is" : "are");
+	if (ngone)
+		pl_warn(ctx, "%zu guest%s not found where the resource list put %s (%s%s): migrated "
+			"or deleted since? kept as last synced; the next sync settles %s", ngone,
+			ngone == 1 ? "" : "s", ngone == 1 ? "it" : "them", gone.data,
+			ngone > 5 ? ", ..." : "", ngone == 1 ? "it" : "them");
+	pl_buf_release(&down);
+	pl_buf_release(&gone);
 	json_decref(per);
 }
 
@@ -148,7 +165,7 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 	struct timespec t0, t1, t2;
 	double c0, c1, c2;
 	unsigned long hs, resumed;
-	size_t unreachable = 0;
+	size_t unread = 0;
 	json_t *snap = NULL;
 	int r;
 
@@ -159,7 +176,7 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 	b.state = s->state;
 	b.ckpt = pl_state_checkpoint_start(s->state);
 	b.ready = json_array();
-	r = pl_pve_inventory(s->pve, progress, on_guest, &b, &unreachable, &snap, errmsg);
+	r = pl_pve_inventory(s->pve, progress, on_guest, &b, &unread, &snap, errmsg);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	c1 = cpu_s();
 	if (b.on && b.last >= 0 && b.last < 100)
@@ -174,8 +191,8 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 		pl_state_sync_abort(b.rec);
 	}
 	pl_state_checkpoint_wait(b.ckpt);
-	if (r == 0 && unreachable > 0)
-		warn_unreachable(s->ctx, snap, unreachable);
+	if (r == 0 && unread > 0)
+		warn_unread(s->ctx, snap);
 	free(b.errmsg);
 	json_decref(b.ready);
 	clock_gettime(CLOCK_MONOTONIC, &t2);
@@ -231,7 +248,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	if (ctx->output == PL_OUT_JSON) {
 		pl_print_json(json_pack("{s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:b,s:f,s:I,s:O}", "added",
 					cnt.added, "changed", cnt.changed, "removed", cnt.removed,
-					"unchanged", cnt.unchanged, "unreachable", cnt.unreachable,
+					"unchanged", cnt.unchanged, "unread", cnt.unread,
 					"guests", (json_int_t)ng, "nodes",
 					(json_int_t)nn, "dry_run", dry, "seconds", secs, "requests",
 					(json_int_t)pl_pve_requests_sent(s.pve), "changes", changes));

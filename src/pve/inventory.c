@@ -4,8 +4,9 @@
  * share of the concurrency), take the next request from a shared counter as
  * each answer arrives: first each node's status and bridges and the task
  * list, then every guest's config. The main thread reports progress.
- * A sync reads what it can: a guest on a node that is offline, or whose node
- * does not answer (595), is handed on marked "_unreachable", without config.
+ * A sync reads what it can: a guest whose config cannot be read now (its
+ * node offline or not answering, or the config gone from the node the list
+ * named) is handed on without config, marked "_unread" with the reason.
  * Parsing and hashing thousands of answers is CPU work: spread over cores it
  * no longer bounds how fast a large cluster can be read.
  */
@@ -41,8 +42,8 @@ struct inv {
 	char *errmsg;
 	pl_pve_guest_cb on_guest;
 	void *parg;
-	bool partial;  /* unreachable guests are marked, not an error (a sync) */
-	atomic_size_t unreachable;
+	bool partial; /* guests not read are marked, not an error (a sync) */
+	atomic_size_t unread;
 };
 
 /* One worker: guests taken from the shared list as its requests finish, so
@@ -79,10 +80,10 @@ hand_on(struct inv *v, json_t *guest)
 
 /* A guest whose config cannot be read now: marked, and handed on as if read. */
 static void
-unreachable(struct inv *v, json_t *guest)
+unread(struct inv *v, json_t *guest, const char *why)
 {
-	json_object_set_new(guest, "_unreachable", json_true());
-	atomic_fetch_add(&v->unreachable, 1);
+	json_object_set_new(guest, "_unread", json_string(why));
+	atomic_fetch_add(&v->unread, 1);
 	hand_on(v, guest);
 }
 
@@ -138,12 +139,13 @@ item_cb(const struct pl_pve_result *res, void *arg)
 			break;
 		}
 	} else if (it->kind == 0 && res->status == 500 && res->message &&
-		   strstr(res->message, "does not exist")) {
-		/* Deleted between the resource list and now: it is gone. */
-		json_object_set_new(it->target, "_gone", json_true());
+		   strstr(res->message, "does not exist") && v->partial) {
+		/* Deleted since the resource list, or migrated off the node it
+		 * named: the next list will tell. */
+		unread(v, it->target, PL_PVE_UNREAD_GONE);
 	} else if (it->kind == 0 && res->status == 595 && v->partial) {
 		/* Its node did not answer the proxied call. */
-		unreachable(v, it->target);
+		unread(v, it->target, PL_PVE_UNREAD_NO_ANSWER);
 	} else if (it->kind == 3 || (it->kind != 0 && res->status == 595)) {
 		/* Optional parts: the task list, details of an unreachable node. */
 	} else {
@@ -267,13 +269,13 @@ wait_shards(struct inv *v, pl_pve_progress_cb progress, void *arg)
 
 static int inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg,
 		     pl_pve_progress_cb progress, pl_pve_guest_cb on_guest, void *arg,
-		     size_t *unreachable, json_t **snap, char **errmsg);
+		     size_t *unread, json_t **snap, char **errmsg);
 
 int
 pl_pve_inventory(struct pl_pve *c, pl_pve_progress_cb progress, pl_pve_guest_cb on_guest,
-		 void *arg, size_t *unreachable, json_t **snap, char **errmsg)
+		 void *arg, size_t *unread, json_t **snap, char **errmsg)
 {
-	return inventory(c, NULL, NULL, progress, on_guest, arg, unreachable, snap, errmsg);
+	return inventory(c, NULL, NULL, progress, on_guest, arg, unread, snap, errmsg);
 }
 
 int
@@ -285,13 +287,13 @@ pl_pve_inventory_some(struct pl_pve *c, pl_pve_guest_filter filter, void *farg,
 
 static int
 inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progress_cb progress,
-	  pl_pve_guest_cb on_guest, void *arg, size_t *unreachable_out, json_t **snap,
+	  pl_pve_guest_cb on_guest, void *arg, size_t *unread_out, json_t **snap,
 	  char **errmsg)
 {
-	struct inv v = { .on_guest = on_guest, .parg = arg, .partial = unreachable_out != NULL };
+	struct inv v = { .on_guest = on_guest, .parg = arg, .partial = unread_out != NULL };
 	struct shard shards[MAX_SHARDS] = { 0 };
 	struct timespec t0, t1, t2;
-	json_t *res = NULL, *nodes, *guests, *storages, *todo, *online, *offline, *o, *kept;
+	json_t *res = NULL, *nodes, *guests, *storages, *todo, *online, *offline, *o;
 	size_t i, wanted = 0;
 	int n = 0, started = 0, r;
 
@@ -345,7 +347,7 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 		/* A sync does not ask an offline node: PVE's proxy to it can take
 		 * its whole timeout to fail. */
 		if (v.partial && json_object_get(offline, pl_json_str_or(o, "node", "")))
-			unreachable(&v, o);
+			unread(&v, o, PL_PVE_UNREAD_OFFLINE);
 		else
 			json_array_append(todo, o);
 	}
@@ -398,19 +400,13 @@ out:
 	pthread_mutex_destroy(&v.lock);
 	if (r == 0 && v.err)
 		r = pl_seterr(errmsg, v.err, "%s", v.errmsg);
-	if (unreachable_out)
-		*unreachable_out = atomic_load(&v.unreachable);
+	if (unread_out)
+		*unread_out = atomic_load(&v.unread);
 	free(v.errmsg);
 	if (r != 0) {
 		json_decref(v.snap);
 		return r;
 	}
-	/* Drop guests that vanished mid-way. */
-	kept = json_array();
-	json_array_foreach(guests, i, o)
-		if (!json_is_true(json_object_get(o, "_gone")))
-			json_array_append(kept, o);
-	json_object_set_new(v.snap, "guests", kept);
 	*snap = v.snap;
 	return 0;
 }

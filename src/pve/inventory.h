@@ -24,20 +24,28 @@ typedef void (*pl_pve_progress_cb)(size_t done, size_t total, void *arg);
  * batch of work for the caller's thread is ready). */
 typedef bool (*pl_pve_guest_cb)(json_t *guest, void *arg);
 
+/* Why a guest's config was not read: its node is listed offline (and was not
+ * asked), its node did not answer (595), or the config was not on the node
+ * the resource list named (deleted, or migrated, since). */
+#define PL_PVE_UNREAD_OFFLINE "offline"
+#define PL_PVE_UNREAD_NO_ANSWER "no answer"
+#define PL_PVE_UNREAD_GONE "not found"
+
 /* Fetch the snapshot {"nodes","guests","storages","bridges","tasks"} (new
  * reference). Runs the client's loop until everything has answered.
  * progress and on_guest may be NULL; both get arg. A guest whose config
- * cannot be read because its node is offline or does not answer (595) is
- * in the snapshot, and passed to on_guest, without "config" and with
- * "_unreachable": true; *unreachable counts them. */
+ * cannot be read now is in the snapshot, and passed to on_guest, without
+ * "config" and with "_unread" set to one of the reasons above; *unread
+ * counts them. */
 int pl_pve_inventory(struct pl_pve *c, pl_pve_progress_cb progress, pl_pve_guest_cb on_guest,
-		     void *arg, size_t *unreachable, json_t **snap, char **errmsg);
+		     void *arg, size_t *unread, json_t **snap, char **errmsg);
 
 /* Decides whether a guest's config is fetched (arg is the caller's). */
 typedef bool (*pl_pve_guest_filter)(const json_t *resource, void *arg);
 /* The same, fetching the config only of the guests filter accepts (the others
  * are in the snapshot without "config"): a plan of 1,000 declared guests does
- * not need the other 9,000 configs of the cluster. */
+ * not need the other 9,000 configs of the cluster. A config that cannot be
+ * read is an error here. */
 int pl_pve_inventory_some(struct pl_pve *c, pl_pve_guest_filter filter, void *farg,
 			  pl_pve_progress_cb progress, void *arg, json_t **snap, char **errmsg);
 

@@ -269,13 +269,13 @@ def test_sync_with_a_node_offline(tmp_path):
         r = run("-o", "json", "-v", "sync", env=env)
         assert r.rc == 0, r
         j = r.json()
-        assert (j["added"], j["unreachable"], j["guests"]) == (4, 2, 4)
+        assert (j["added"], j["unread"], j["guests"]) == (4, 2, 4)
         assert "2 guests not read, kept as last synced: node pve3 (2) is offline" in r.err
         assert "/nodes/pve3/" not in r.err  # not even tried
         assert {g["vmid"] for g in run("-o", "json", "list", "--node", "pve3", env=env).json()} \
             == {102, 200}
         assert "config" not in run("-o", "json", "describe", "102", env=env).json()
-        assert "offline or not answering" in run("import", "backup", env=env).err
+        assert "could not be read from node 'pve3' (offline)" in run("import", "backup", env=env).err
         # Acting on such a guest fails with a hint at the node.
         r = run("stop", "backup", env=env)
         assert r.rc == 1 and "HTTP 595: its node did not answer; is it up?" in r.err, r
@@ -283,7 +283,7 @@ def test_sync_with_a_node_offline(tmp_path):
         assert r.rc == 1 and "the node it is for did not answer; is it up?" in r.err, r
         before = history_rows(state)
         j = run("-o", "json", "sync", env=env).json()
-        assert (j["added"], j["changed"], j["removed"], j["unreachable"]) == (0, 0, 0, 2)
+        assert (j["added"], j["changed"], j["removed"], j["unread"]) == (0, 0, 0, 2)
         assert history_rows(state) == before
     finally:
         stop_sim(info)
@@ -296,7 +296,7 @@ def test_sync_with_a_node_offline(tmp_path):
         assert r.rc == 0, r
         assert "warning" not in r.err
         j = r.json()
-        assert j["unreachable"] == 0 and j["removed"] == 0
+        assert j["unread"] == 0 and j["removed"] == 0
         assert {c["vmid"] for c in j["changes"] if c["kind"] == "updated"} >= {102, 200}
         g = run("-o", "json", "describe", "102", env=env).json()
         assert str(g["config"]["memory"]) == "1024"
@@ -309,7 +309,7 @@ def test_sync_with_a_node_offline(tmp_path):
         env = env_for(info, state)
         before = history_rows(state)
         j = run("-o", "json", "sync", env=env).json()
-        assert (j["unreachable"], j["removed"]) == (2, 0)
+        assert (j["unread"], j["removed"]) == (2, 0)
         assert str(run("-o", "json", "describe", "102", env=env).json()["config"]["memory"]) == "1024"
         assert j["changes"] == [] and history_rows(state) == before
     finally:

@@ -8,6 +8,7 @@
 #include "core/common.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "pve/inventory.h"
 #include "state/migrations.h"
 #include "state/state.h"
 
@@ -373,6 +374,69 @@ test_read_overlay_and_filters(void **state)
 	pl_state_close(s);
 }
 
+/* Guests whose config was not read (pve/inventory.h): a known one stays as
+ * recorded, with no history; a new one is recorded from its entry, unless its
+ * config was already gone. */
+static void
+test_unread_guests(void **state)
+{
+	struct pl_state *s;
+	struct pl_state_counts cnt;
+	json_t *sn, *g, *guests, *got;
+	char *err = NULL;
+	long long rows;
+
+	for (int i = 0; i < 3; i++) {
+		char *f = pl_asprintf("%s%s", path, (const char *[]){ "", "-wal", "-shm" }[i]);
+
+		unlink(f);
+		free(f);
+	}
+	assert_int_equal(pl_state_open(path, &s, &err), 0);
+	sn = snap(3, 512, 0.1);
+	assert_int_equal(pl_state_record_sync(s, sn, false, &cnt, NULL, NULL, &err), 0);
+	json_decref(sn);
+	rows = pl_state_history_count(s);
+
+	sn = snap(3, 512, 0.1);
+	guests = json_object_get(sn, "guests");
+	json_object_del(json_array_get(guests, 0), "config");
+	json_object_set_new(json_array_get(guests, 0), "_unread", json_string(PL_PVE_UNREAD_GONE));
+	json_object_del(json_array_get(guests, 1), "config");
+	json_object_set_new(json_array_get(guests, 1), "status", json_string("unknown"));
+	json_object_set_new(json_array_get(guests, 1), "_unread",
+			    json_string(PL_PVE_UNREAD_OFFLINE));
+	g = json_deep_copy(json_array_get(guests, 0));
+	json_object_set_new(g, "vmid", json_integer(105));
+	json_array_append_new(guests, g);
+	g = json_deep_copy(json_array_get(guests, 1));
+	json_object_set_new(g, "vmid", json_integer(106));
+	json_array_append_new(guests, g);
+	assert_int_equal(pl_state_record_sync(s, sn, false, &cnt, NULL, NULL, &err), 0);
+	json_decref(sn);
+	assert_int_equal(cnt.unread, 4);
+	assert_int_equal(cnt.added, 1);   /* 106 */
+	assert_int_equal(cnt.changed, 0);
+	assert_int_equal(cnt.removed, 0);
+	assert_int_equal(cnt.unchanged, 1); /* 102 */
+	assert_int_equal(pl_state_history_count(s), rows + 1);
+	for (long long v = 100; v <= 101; v++) {
+		assert_int_equal(pl_state_guest(s, v, &got, &err), 0);
+		assert_int_equal(pl_json_int(json_object_get(got, "config"), "memory", 0), 512);
+		assert_string_equal(pl_json_str(got, "status"), "running");
+		assert_null(json_object_get(got, "_unread"));
+		json_decref(got);
+	}
+	assert_int_equal(pl_state_guest(s, 105, &got, &err), PL_ENOENT);
+	free(err);
+	err = NULL;
+	assert_int_equal(pl_state_guest(s, 106, &got, &err), 0);
+	assert_null(json_object_get(got, "config"));
+	assert_null(json_object_get(got, "_unread"));
+	json_decref(got);
+	pl_state_close(s);
+}
+
 static off_t
 wal_size(void)
 {
@@ -522,6 +586,7 @@ main(void)
 		cmocka_unit_test(test_checkpoint),
 		cmocka_unit_test(test_sync_history),
 		cmocka_unit_test(test_read_overlay_and_filters),
+		cmocka_unit_test(test_unread_guests),
 		cmocka_unit_test(test_streamed_sync),
 		cmocka_unit_test(test_tasks),
 	};
