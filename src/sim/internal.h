@@ -104,6 +104,7 @@ struct pl_sim_task {
 
 struct pl_sim_faults {
 	double error, timeout, reset, lockwait;
+	double noanswer; /* a node's call fails 595, as when PVE's proxy cannot reach it */
 	int latency_ms;
 };
 

@@ -503,10 +503,12 @@ faults_parse(const char *spec, struct pl_sim_faults *f, char **errmsg)
 			f->reset = v;
 		else if (!strcmp(item, "lockwait"))
 			f->lockwait = v;
+		else if (!strcmp(item, "noanswer"))
+			f->noanswer = v;
 		else {
 			r = pl_seterr(errmsg, PL_EINVAL,
 				      "unknown fault '%s' (known: error, timeout, reset, latency, "
-				      "lockwait)",
+				      "lockwait, noanswer)",
 				      item);
 			break;
 		}
@@ -982,6 +984,11 @@ on_request(struct evhttp_request *req, void *arg)
 	}
 	if (s->faults.error > 0 && pl_sim_rand01(s) < s->faults.error) {
 		reply_json(s, req, 500, "simulated failure (pvelab sim --faults)", NULL, delay);
+		goto out;
+	}
+	if (s->faults.noanswer > 0 && !strncmp(path, "/nodes/", 7) &&
+	    pl_sim_rand01(s) < s->faults.noanswer) {
+		reply_json(s, req, 595, "No route to host", NULL, delay);
 		goto out;
 	}
 

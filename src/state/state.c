@@ -9,7 +9,6 @@
 #include "core/file.h"
 #include "core/json.h"
 #include "core/log.h"
-#include "pve/inventory.h"
 #include "state/migrations.h"
 
 #include <errno.h>
@@ -528,7 +527,7 @@ void
 pl_state_sync_guest(struct pl_state_sync *y, json_t *g, const json_t *sig)
 {
 	long long vmid = pl_json_int(g, "vmid", -1);
-	const char *type = pl_json_str(g, "type"), *sha, *kind = NULL, *unread;
+	const char *type = pl_json_str(g, "type"), *sha, *kind = NULL;
 	json_t *own = NULL, *old;
 	char key[32];
 	int r;
@@ -537,16 +536,14 @@ pl_state_sync_guest(struct pl_state_sync *y, json_t *g, const json_t *sig)
 		return;
 	snprintf(key, sizeof(key), "%lld", vmid);
 	old = json_object_get(y->known, key);
-	if ((unread = pl_json_str(g, "_unread")) != NULL) {
-		/* Its config could not be read: the guest stays as recorded; a new
-		 * one is recorded from its resource entry, unless already gone. */
+	if (json_object_get(g, "_unread")) {
+		/* Its config could not be read: the guest stays as recorded (a new
+		 * one is recorded from its resource entry). */
 		y->cnt.unread++;
 		if (old) {
 			json_object_del(y->known, key);
 			return;
 		}
-		if (!strcmp(unread, PL_PVE_UNREAD_GONE))
-			return;
 	}
 	if (json_array_size(sig) != 2)
 		sig = own = pl_state_guest_sig(g);

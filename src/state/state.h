@@ -40,7 +40,7 @@ json_t *pl_state_guest_sig(const json_t *guest);
 
 struct pl_state_counts {
 	int added, changed, removed, unchanged;
-	int unread; /* guests marked "_unread" (pve/inventory.h): kept as recorded */
+	int unread; /* guests marked "_unread" (config not read): kept as recorded */
 };
 
 /* Record a whole-cluster snapshot in one transaction:

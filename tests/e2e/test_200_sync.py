@@ -314,3 +314,34 @@ def test_sync_with_a_node_offline(tmp_path):
         assert j["changes"] == [] and history_rows(state) == before
     finally:
         stop_sim(info)
+
+
+def test_sync_when_nodes_do_not_answer(tmp_path):
+    """Calls under /nodes/ failing with 595 (--faults noanswer), still failing
+    after their retries, cost only the guests they were for: the sync
+    completes, those guests stay as they were, and the warning and -o json
+    count them. (Under make tsan this is the workers' path for such guests.)"""
+    state = tmp_path / "state.db"
+    info = start_sim("--nodes", "3", "--guests", "60", "--rng-seed", "11")
+    try:
+        env = env_for(info, state)
+        assert run("sync", env=env).rc == 0
+        before = history_rows(state)
+        truth = run("-o", "json", "list", env=env).json()
+    finally:
+        stop_sim(info)
+    info = start_sim("--nodes", "3", "--guests", "60", "--rng-seed", "11",
+                     "--faults", "noanswer=0.9")
+    try:
+        env = env_for(info, state)
+        r = run("-o", "json", "sync", env=env)
+        assert r.rc == 0, r
+        j = r.json()
+        assert 0 < j["unread"] < 60 and j["unread"] + j["unchanged"] == 60, j
+        assert (j["added"], j["changed"], j["removed"]) == (0, 0, 0)
+        assert "not read, kept as last synced" in r.err and "offline or not answering" in r.err
+        assert history_rows(state) == before
+        assert {g["vmid"] for g in run("-o", "json", "list", env=env).json()} == \
+            {g["vmid"] for g in truth}
+    finally:
+        stop_sim(info)
