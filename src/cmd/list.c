@@ -58,20 +58,6 @@ cmp(const void *a, const void *b)
 	return r;
 }
 
-static json_t *
-row(const json_t *g)
-{
-	return json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s?,s:b,s:s?,s:f,s:I,s:I,s:I,s:I}",
-			 "vmid", (json_int_t)pl_json_int(g, "vmid", 0), "name", pl_json_str(g, "name"),
-			 "node", pl_json_str(g, "node"), "type", pl_json_str(g, "type"), "status",
-			 pl_json_str(g, "status"), "tags", pl_json_str(g, "tags"), "template",
-			 pl_json_int(g, "template", 0) != 0, "lock", pl_json_str(g, "lock"), "cpu",
-			 pl_json_num(g, "cpu", 0), "maxcpu", (json_int_t)pl_json_int(g, "maxcpu", 0),
-			 "mem", (json_int_t)pl_json_int(g, "mem", 0), "maxmem",
-			 (json_int_t)pl_json_int(g, "maxmem", 0), "maxdisk",
-			 (json_int_t)pl_json_int(g, "maxdisk", 0));
-}
-
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
@@ -122,8 +108,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		return pl_usage_error(&pl_cmd_list, "takes no arguments");
 	}
 	if (pl_session_read(&s, ctx, live, &err) != 0 ||
-	    pl_state_guests_where(s.state, &(struct pl_state_filter){ type, node, status }, &guests,
-				  &err) != 0) {
+	    pl_state_guest_summaries(s.state, &(struct pl_state_filter){ type, node, status },
+				     &guests, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}
@@ -136,7 +122,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		json_t *arr = json_array();
 
 		for (i = 0; i < n; i++)
-			json_array_append_new(arr, row(sel[i]));
+			json_array_append(arr, sel[i]);
 		pl_print_json(arr);
 	} else {
 		printf("%s%-6s %-24s %-5s %-12s %-9s %5s %9s  %s%s\n", pl_color(ctx, PL_C_BOLD), "VMID",

@@ -858,26 +858,77 @@ pl_state_guests(struct pl_state *s, json_t **out, char **errmsg)
 	return pl_state_guests_where(s, NULL, out, errmsg);
 }
 
-int
-pl_state_guests_where(struct pl_state *s, const struct pl_state_filter *f, json_t **out,
-		      char **errmsg)
+/* "SELECT cols FROM guests", only the guests f selects, by vmid. */
+static int
+prep_filtered(struct pl_state *s, const char *cols, const struct pl_state_filter *f,
+	      sqlite3_stmt **st, char **errmsg)
 {
 	const char *val[3] = { f ? f->type : NULL, f ? f->node : NULL, f ? f->status : NULL };
-	char *sql = pl_asprintf("SELECT json, live FROM guests WHERE 1%s%s%s ORDER BY vmid",
+	char *sql = pl_asprintf("SELECT %s FROM guests WHERE 1%s%s%s ORDER BY vmid", cols,
 				val[0] ? " AND type = ?" : "", val[1] ? " AND node = ?" : "",
 				val[2] ? " AND status = ?" : "");
-	sqlite3_stmt *st;
 	int rc, n = 0;
 
-	*out = NULL;
-	rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
 	free(sql);
 	if (rc != SQLITE_OK)
 		return dberr(s, errmsg, "query");
 	for (int i = 0; i < 3; i++)
 		if (val[i])
-			sqlite3_bind_text(st, ++n, val[i], -1, SQLITE_STATIC);
+			sqlite3_bind_text(*st, ++n, val[i], -1, SQLITE_STATIC);
+	return 0;
+}
+
+int
+pl_state_guests_where(struct pl_state *s, const struct pl_state_filter *f, json_t **out,
+		      char **errmsg)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	*out = NULL;
+	if ((r = prep_filtered(s, "json, live", f, &st, errmsg)) != 0)
+		return r;
 	return read_guests(s, st, out, errmsg);
+}
+
+int
+pl_state_guest_summaries(struct pl_state *s, const struct pl_state_filter *f, json_t **out,
+			 char **errmsg)
+{
+	sqlite3_stmt *st;
+	json_t *arr;
+	int r, rc;
+
+	*out = NULL;
+	if ((r = prep_filtered(s,
+			       "vmid, name, node, type, status, tags, template, "
+			       "json_extract(json, '$.lock'), json_extract(live, '$.cpu'), "
+			       "json_extract(live, '$.maxcpu'), json_extract(live, '$.mem'), "
+			       "json_extract(live, '$.maxmem'), json_extract(live, '$.maxdisk')",
+			       f, &st, errmsg)) != 0)
+		return r;
+	arr = json_array();
+#define TEXT(i) ((const char *)sqlite3_column_text(st, i))
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(
+			arr, json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s?,s:b,s:s?,s:f,s:I,s:I,s:I,s:I}",
+				       "vmid", (json_int_t)sqlite3_column_int64(st, 0), "name",
+				       TEXT(1), "node", TEXT(2), "type", TEXT(3), "status", TEXT(4),
+				       "tags", TEXT(5), "template", sqlite3_column_int(st, 6) != 0,
+				       "lock", TEXT(7), "cpu", sqlite3_column_double(st, 8), "maxcpu",
+				       (json_int_t)sqlite3_column_int64(st, 9), "mem",
+				       (json_int_t)sqlite3_column_int64(st, 10), "maxmem",
+				       (json_int_t)sqlite3_column_int64(st, 11), "maxdisk",
+				       (json_int_t)sqlite3_column_int64(st, 12)));
+#undef TEXT
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(arr);
+		return dberr(s, errmsg, "query");
+	}
+	*out = arr;
+	return 0;
 }
 
 int

@@ -78,6 +78,11 @@ struct pl_state_filter {
 };
 int pl_state_guests_where(struct pl_state *s, const struct pl_state_filter *f, json_t **out,
 			  char **errmsg);
+/* What pvelab list shows of the guests f selects, sorted by vmid, without
+ * parsing their configs: [{vmid,name,node,type,status,tags,template (bool),
+ * lock,cpu,maxcpu,mem,maxmem,maxdisk}]. */
+int pl_state_guest_summaries(struct pl_state *s, const struct pl_state_filter *f,
+			     json_t **out, char **errmsg);
 /* [{vmid,name}] of every guest, sorted by vmid: enough to resolve a GUEST. */
 int pl_state_guest_names(struct pl_state *s, json_t **out, char **errmsg);
 /* [{type,status,n}]: how many guests of each type are in each state. */

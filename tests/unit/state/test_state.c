@@ -352,6 +352,39 @@ test_read_overlay_and_filters(void **state)
 	assert_int_equal(json_array_size(guests), 0);
 	json_decref(guests);
 
+	/* The list's summaries agree with the full guests, field by field. */
+	{
+		json_t *sums, *full;
+		static const char *const keys[] = { "vmid", "name", "node", "type", "status",
+						    "tags", "lock", "cpu", "maxcpu", "mem",
+						    "maxmem", "maxdisk" };
+
+		assert_int_equal(pl_state_guest_summaries(s, &(struct pl_state_filter){ "lxc", NULL,
+											NULL },
+							  &sums, &err), 0);
+		assert_int_equal(pl_state_guests_where(s, &(struct pl_state_filter){ "lxc", NULL,
+										     NULL },
+						       &full, &err), 0);
+		assert_int_equal(json_array_size(sums), 3);
+		assert_int_equal(json_array_size(full), 3);
+		json_array_foreach(sums, i, g) {
+			json_t *f = json_array_get(full, i);
+
+			for (size_t k = 0; k < PL_ARRAY_LEN(keys); k++) {
+				json_t *a = json_object_get(g, keys[k]), *b = json_object_get(f, keys[k]);
+
+				if (b == NULL)
+					assert_true(json_is_null(a) || json_integer_value(a) == 0 ||
+						    json_real_value(a) == 0);
+				else
+					assert_true(json_equal(a, b));
+			}
+			assert_true(json_is_boolean(json_object_get(g, "template")));
+		}
+		json_decref(sums);
+		json_decref(full);
+	}
+
 	assert_int_equal(pl_state_guest_names(s, &names, &err), 0);
 	assert_int_equal(json_array_size(names), 6);
 	assert_int_equal(pl_json_int(json_array_get(names, 0), "vmid", 0), 100);
