@@ -762,32 +762,19 @@ pl_state_record_sync(struct pl_state *s, const json_t *snap, bool dry_run,
 	return pl_state_sync_end(y, snap, counts, changes, run_id, errmsg);
 }
 
-/* Run sql with one optional int64 bind; each row's column 0 parsed as JSON is
- * passed to add (or appended when add is NULL). */
+/* Step st to its end, appending row(st) for each row (a NULL row is left
+ * out); finalizes st. */
 static int
-query_json(struct pl_state *s, const char *sql, const long long *bind, int nbind, json_t **out,
-	   char **errmsg)
+collect(struct pl_state *s, sqlite3_stmt *st, json_t *(*row)(sqlite3_stmt *), json_t **out,
+	char **errmsg)
 {
-	sqlite3_stmt *st;
-	json_t *arr = json_array();
+	json_t *arr = json_array(), *v;
 	int rc;
 
 	*out = NULL;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
-		json_decref(arr);
-		return dberr(s, errmsg, "query");
-	}
-	for (int i = 0; i < nbind; i++)
-		sqlite3_bind_int64(st, i + 1, bind[i]);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *t = (const char *)sqlite3_column_text(st, 0);
-		json_t *v = t ? pl_json_loadb(t, (size_t)sqlite3_column_bytes(st, 0),
-					      JSON_DECODE_ANY)
-			      : NULL;
-
-		if (v)
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((v = row(st)) != NULL)
 			json_array_append_new(arr, v);
-	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		json_decref(arr);
@@ -795,6 +782,36 @@ query_json(struct pl_state *s, const char *sql, const long long *bind, int nbind
 	}
 	*out = arr;
 	return 0;
+}
+
+/* Column i parsed as JSON, or NULL. */
+static json_t *
+column_json(sqlite3_stmt *st, int i, size_t flags)
+{
+	const char *t = (const char *)sqlite3_column_text(st, i);
+
+	return t ? pl_json_loadb(t, (size_t)sqlite3_column_bytes(st, i), flags) : NULL;
+}
+
+static json_t *
+row_json(sqlite3_stmt *st)
+{
+	return column_json(st, 0, JSON_DECODE_ANY);
+}
+
+/* Run sql with nbind int64 binds: each row's column 0 parsed as JSON. */
+static int
+query_json(struct pl_state *s, const char *sql, const long long *bind, int nbind, json_t **out,
+	   char **errmsg)
+{
+	sqlite3_stmt *st;
+
+	*out = NULL;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return dberr(s, errmsg, "query");
+	for (int i = 0; i < nbind; i++)
+		sqlite3_bind_int64(st, i + 1, bind[i]);
+	return collect(s, st, row_json, out, errmsg);
 }
 
 /* RFC 7396 merge patch, as SQLite's json_patch: a null removes the key, an
@@ -820,36 +837,21 @@ merge_patch(json_t *target, const json_t *patch)
 	}
 }
 
-/* Step st (SELECT json, live ...) to its end: each stored guest with its
- * latest counters laid over it. Finalizes st. */
-static int
-read_guests(struct pl_state *s, sqlite3_stmt *st, json_t **out, char **errmsg)
+/* A row of (json, live): the stored guest with its latest counters laid
+ * over it. */
+static json_t *
+row_guest(sqlite3_stmt *st)
 {
-	json_t *arr = json_array();
-	int rc;
+	json_t *g = column_json(st, 0, 0), *live = column_json(st, 1, 0);
 
-	*out = NULL;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *t = (const char *)sqlite3_column_text(st, 0);
-		const char *l = (const char *)sqlite3_column_text(st, 1);
-		json_t *g = t ? pl_json_loadb(t, (size_t)sqlite3_column_bytes(st, 0), 0) : NULL;
-		json_t *live = l ? pl_json_loadb(l, (size_t)sqlite3_column_bytes(st, 1), 0) : NULL;
-
-		if (json_is_object(g)) {
-			if (json_is_object(live))
-				merge_patch(g, live);
-			json_array_append(arr, g);
-		}
+	if (!json_is_object(g)) {
 		json_decref(g);
-		json_decref(live);
+		g = NULL;
+	} else if (json_is_object(live)) {
+		merge_patch(g, live);
 	}
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		json_decref(arr);
-		return dberr(s, errmsg, "query");
-	}
-	*out = arr;
-	return 0;
+	json_decref(live);
+	return g;
 }
 
 int
@@ -889,16 +891,40 @@ pl_state_guests_where(struct pl_state *s, const struct pl_state_filter *f, json_
 	*out = NULL;
 	if ((r = prep_filtered(s, "json, live", f, &st, errmsg)) != 0)
 		return r;
-	return read_guests(s, st, out, errmsg);
+	return collect(s, st, row_guest, out, errmsg);
 }
+
+#define TEXT(st, i) ((const char *)sqlite3_column_text(st, i))
+
+static json_t *
+row_summary(sqlite3_stmt *st)
+{
+	return json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s?,s:b,s:s?,s:f,s:I,s:I,s:I,s:I}", "vmid",
+			 (json_int_t)sqlite3_column_int64(st, 0), "name", TEXT(st, 1), "node",
+			 TEXT(st, 2), "type", TEXT(st, 3), "status", TEXT(st, 4), "tags",
+			 TEXT(st, 5), "template", sqlite3_column_int(st, 6) != 0, "lock",
+			 TEXT(st, 7), "cpu", sqlite3_column_double(st, 8), "maxcpu",
+			 (json_int_t)sqlite3_column_int64(st, 9), "mem",
+			 (json_int_t)sqlite3_column_int64(st, 10), "maxmem",
+			 (json_int_t)sqlite3_column_int64(st, 11), "maxdisk",
+			 (json_int_t)sqlite3_column_int64(st, 12));
+}
+
+static json_t *
+row_name(sqlite3_stmt *st)
+{
+	return json_pack("{s:I,s:s?}", "vmid", (json_int_t)sqlite3_column_int64(st, 0), "name",
+			 TEXT(st, 1));
+}
+
+#undef TEXT
 
 int
 pl_state_guest_summaries(struct pl_state *s, const struct pl_state_filter *f, json_t **out,
 			 char **errmsg)
 {
 	sqlite3_stmt *st;
-	json_t *arr;
-	int r, rc;
+	int r;
 
 	*out = NULL;
 	if ((r = prep_filtered(s,
@@ -908,27 +934,7 @@ pl_state_guest_summaries(struct pl_state *s, const struct pl_state_filter *f, js
 			       "json_extract(live, '$.maxmem'), json_extract(live, '$.maxdisk')",
 			       f, &st, errmsg)) != 0)
 		return r;
-	arr = json_array();
-#define TEXT(i) ((const char *)sqlite3_column_text(st, i))
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		json_array_append_new(
-			arr, json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s?,s:b,s:s?,s:f,s:I,s:I,s:I,s:I}",
-				       "vmid", (json_int_t)sqlite3_column_int64(st, 0), "name",
-				       TEXT(1), "node", TEXT(2), "type", TEXT(3), "status", TEXT(4),
-				       "tags", TEXT(5), "template", sqlite3_column_int(st, 6) != 0,
-				       "lock", TEXT(7), "cpu", sqlite3_column_double(st, 8), "maxcpu",
-				       (json_int_t)sqlite3_column_int64(st, 9), "mem",
-				       (json_int_t)sqlite3_column_int64(st, 10), "maxmem",
-				       (json_int_t)sqlite3_column_int64(st, 11), "maxdisk",
-				       (json_int_t)sqlite3_column_int64(st, 12)));
-#undef TEXT
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		json_decref(arr);
-		return dberr(s, errmsg, "query");
-	}
-	*out = arr;
-	return 0;
+	return collect(s, st, row_summary, out, errmsg);
 }
 
 int
@@ -943,7 +949,7 @@ pl_state_guest(struct pl_state *s, long long vmid, json_t **out, char **errmsg)
 			       NULL) != SQLITE_OK)
 		return dberr(s, errmsg, "query");
 	sqlite3_bind_int64(st, 1, vmid);
-	if ((r = read_guests(s, st, &arr, errmsg)) != 0)
+	if ((r = collect(s, st, row_guest, &arr, errmsg)) != 0)
 		return r;
 	if (json_array_size(arr) == 0) {
 		json_decref(arr);
@@ -958,26 +964,12 @@ int
 pl_state_guest_names(struct pl_state *s, json_t **out, char **errmsg)
 {
 	sqlite3_stmt *st;
-	json_t *arr = json_array();
-	int rc;
 
 	*out = NULL;
 	if (sqlite3_prepare_v2(s->db, "SELECT vmid, name FROM guests ORDER BY vmid", -1, &st,
-			       NULL) != SQLITE_OK) {
-		json_decref(arr);
+			       NULL) != SQLITE_OK)
 		return dberr(s, errmsg, "query");
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		json_array_append_new(arr, json_pack("{s:I,s:s?}", "vmid",
-						     (json_int_t)sqlite3_column_int64(st, 0), "name",
-						     (const char *)sqlite3_column_text(st, 1)));
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
-		json_decref(arr);
-		return dberr(s, errmsg, "query");
-	}
-	*out = arr;
-	return 0;
+	return collect(s, st, row_name, out, errmsg);
 }
 
 int
