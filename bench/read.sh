@@ -8,30 +8,13 @@ BIN=${1:-${PVELAB_BIN:-build/pvelab}}
 OTHER=${2:-}
 RUNS=${RUNS:-9}
 GUESTS=${GUESTS:-10000}
-tmp=$(mktemp -d)
-sim_pid=
-cleanup() {
-	[ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-"$BIN" sim --listen 127.0.0.1:0 --nodes 16 --guests "$GUESTS" >"$tmp/sim.out" 2>"$tmp/sim.err" &
-sim_pid=$!
-for _ in $(seq 1 600); do
-	[ -s "$tmp/sim.out" ] && break
-	sleep 0.1
-done
-line=$(head -n1 "$tmp/sim.out")
-field() { /usr/bin/python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$line" "$1"; }
-export PVELAB_URL=$(field url) PVELAB_FINGERPRINT=$(field fingerprint) PVELAB_TOKEN=$(field token)
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
+start_sim "$BIN" --nodes 16 --guests "$GUESTS"
 export PVELAB_STATE=$tmp/state.db
 "$BIN" sync >/dev/null
-kill "$sim_pid" && wait "$sim_pid" 2>/dev/null || true
-sim_pid=
+stop_sim
 unset PVELAB_URL PVELAB_FINGERPRINT PVELAB_TOKEN
 
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 # Median wall seconds of RUNS runs of one command line.
 timed() {
 	local b=$1

@@ -12,29 +12,11 @@ NODES=${NODES:-16}
 GUESTS=${GUESTS:-10000}
 REST=${REST:-30}
 here=$(cd "$(dirname "$0")" && pwd)
-tmp=$(mktemp -d)
-sim_pid=
-cleanup() {
-	[ -n "$sim_pid" ] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
+. "$here/lib.sh"
+start_sim "$BIN" --nodes "$NODES" --guests "$GUESTS"
+url=$PVELAB_URL
+token=$PVELAB_TOKEN
 
-"$BIN" sim --listen 127.0.0.1:0 --nodes "$NODES" --guests "$GUESTS" >"$tmp/sim.out" 2>"$tmp/sim.err" &
-sim_pid=$!
-for _ in $(seq 1 600); do
-	[ -s "$tmp/sim.out" ] && break
-	sleep 0.1
-done
-line=$(head -n1 "$tmp/sim.out")
-field() { /usr/bin/python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$line" "$1"; }
-url=$(field url)
-fp=$(field fingerprint)
-token=$(field token)
-case $token in *!*=*) ;; *) token="root@pam!pvelab=$token" ;; esac
-export PVELAB_URL=$url PVELAB_FINGERPRINT=$fp PVELAB_TOKEN=$token
-
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
 # CPU time the hypervisor gave to other guests (steal), in /proc/stat ticks.
 cpu_ticks() { awk '/^cpu / {print $2+$3+$4+$5+$6+$7+$8+$9, $9}' /proc/stat; }
