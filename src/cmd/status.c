@@ -29,6 +29,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	json_t *nodes = NULL, *guests = NULL, *lastrun = NULL, *counts, *nout, *n, *g;
 	bool live = false;
 	char *err = NULL;
+	long long total = 0;
 	size_t i;
 	int r, rc = PL_EXIT_ERROR;
 
@@ -58,10 +59,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		json_t *by = json_object_get(counts, pl_json_str_or(g, "type", "qemu"));
 		long long k = pl_json_int(g, "n", 0);
 
-		json_object_set_new(counts, "total", json_integer(pl_json_int(counts, "total", 0) + k));
+		total += k;
 		if (by)
 			json_object_set_new(by, pl_json_str_or(g, "status", "unknown"), json_integer(k));
 	}
+	json_object_set_new(counts, "total", json_integer(total));
 	nout = json_array();
 	json_array_foreach(nodes, i, n) {
 		json_t *d = json_object_get(n, "detail");
@@ -96,7 +98,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			       pl_json_str_or(n, "status", "?"), pl_json_num(n, "cpu", 0) * 100, mem,
 			       disk, pl_json_int(n, "uptime", 0) / 3600);
 		}
-		printf("\nguests: %lld", pl_json_int(counts, "total", 0));
+		printf("\nguests: %lld", total);
 		for (int t = 0; t < 2; t++) {
 			const char *tn = t ? "lxc" : "qemu";
 			json_t *by = json_object_get(counts, tn);
