@@ -103,12 +103,18 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	putchar('\n');
 	if (pl_json_str(out, "tags"))
 		printf("tags: %s\n", pl_json_str(out, "tags"));
-	printf("cpu %.1f%% of %lld, mem %lld/%lld MiB, disk %lld GiB, uptime %lld s\n",
-	       pl_json_num(out, "cpu", 0) * 100, pl_json_int(out, "maxcpu", 0),
-	       pl_json_int(out, "mem", 0) >> 20, pl_json_int(out, "maxmem", 0) >> 20,
-	       pl_json_int(out, "maxdisk", 0) >> 30, pl_json_int(out, "uptime", 0));
+	if (json_is_number(json_object_get(out, "maxmem")))
+		printf("cpu %.1f%% of %lld, mem %lld/%lld MiB, disk %lld GiB, uptime %lld s\n",
+		       pl_json_num(out, "cpu", 0) * 100, pl_json_int(out, "maxcpu", 0),
+		       pl_json_int(out, "mem", 0) >> 20, pl_json_int(out, "maxmem", 0) >> 20,
+		       pl_json_int(out, "maxdisk", 0) >> 30, pl_json_int(out, "uptime", 0));
+	else /* PVE lists a guest of an offline node without figures */
+		puts("cpu, mem, disk: not reported by the cluster");
 	printf("\nconfig:\n");
-	print_config(json_object_get(out, "config"));
+	if (json_object_get(out, "config"))
+		print_config(json_object_get(out, "config"));
+	else
+		puts("  (not read yet: its node was offline or did not answer)");
 	printf("\nsnapshots:\n");
 	if (json_object_get(out, "snapshots") == NULL)
 		printf("  (not available: %s)\n", serr ? serr : "no API connection");

@@ -134,12 +134,17 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			const char *col = !strcmp(st, "running") ? PL_C_GREEN :
 					  !strcmp(st, "stopped") ? PL_C_DIM : PL_C_YELLOW;
 
-			printf("%-6lld %-24s %-5s %-12s %s%-9s%s %5lld %9lld  %s\n",
+			char cpus[24] = "-", mem[24] = "-"; /* none from an offline node */
+
+			if (json_is_number(json_object_get(x, "maxcpu")))
+				snprintf(cpus, sizeof(cpus), "%lld", pl_json_int(x, "maxcpu", 0));
+			if (json_is_number(json_object_get(x, "maxmem")))
+				snprintf(mem, sizeof(mem), "%lld", pl_json_int(x, "maxmem", 0) >> 20);
+			printf("%-6lld %-24s %-5s %-12s %s%-9s%s %5s %9s  %s\n",
 			       pl_json_int(x, "vmid", 0), pl_json_str_or(x, "name", "-"),
 			       !strcmp(pl_json_str_or(x, "type", ""), "qemu") ? "vm" : "lxc",
 			       pl_json_str_or(x, "node", "-"), pl_color(ctx, col), st,
-			       pl_color(ctx, PL_C_RESET), pl_json_int(x, "maxcpu", 0),
-			       pl_json_int(x, "maxmem", 0) >> 20, pl_json_str_or(x, "tags", ""));
+			       pl_color(ctx, PL_C_RESET), cpus, mem, pl_json_str_or(x, "tags", ""));
 		}
 	}
 	rc = PL_EXIT_OK;

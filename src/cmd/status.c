@@ -86,17 +86,23 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		printf("%s%-14s %-8s %6s %16s %16s %8s%s\n", pl_color(ctx, PL_C_BOLD), "NODE", "STATUS",
 		       "CPU", "MEM", "DISK", "UPTIME", pl_color(ctx, PL_C_RESET));
 		json_array_foreach(nout, i, n) {
-			char mem[32], disk[32];
+			char cpu[16] = "-", mem[32] = "-", disk[32] = "-", up[24] = "-";
 
-			snprintf(mem, sizeof(mem), "%lld/%lldG %3.0f%%", pl_json_int(n, "mem", 0) >> 30,
-				 pl_json_int(n, "maxmem", 0) >> 30,
-				 pct(pl_json_int(n, "mem", 0), pl_json_int(n, "maxmem", 0)));
-			snprintf(disk, sizeof(disk), "%lld/%lldG %3.0f%%",
-				 pl_json_int(n, "disk", 0) >> 30, pl_json_int(n, "maxdisk", 0) >> 30,
-				 pct(pl_json_int(n, "disk", 0), pl_json_int(n, "maxdisk", 0)));
-			printf("%-14s %-8s %5.1f%% %16s %16s %7lldh\n", pl_json_str_or(n, "node", "?"),
-			       pl_json_str_or(n, "status", "?"), pl_json_num(n, "cpu", 0) * 100, mem,
-			       disk, pl_json_int(n, "uptime", 0) / 3600);
+			/* An offline node has no figures (PVE lists only its name). */
+			if (!strcmp(pl_json_str_or(n, "status", ""), "online")) {
+				snprintf(cpu, sizeof(cpu), "%5.1f%%", pl_json_num(n, "cpu", 0) * 100);
+				snprintf(mem, sizeof(mem), "%lld/%lldG %3.0f%%",
+					 pl_json_int(n, "mem", 0) >> 30,
+					 pl_json_int(n, "maxmem", 0) >> 30,
+					 pct(pl_json_int(n, "mem", 0), pl_json_int(n, "maxmem", 0)));
+				snprintf(disk, sizeof(disk), "%lld/%lldG %3.0f%%",
+					 pl_json_int(n, "disk", 0) >> 30,
+					 pl_json_int(n, "maxdisk", 0) >> 30,
+					 pct(pl_json_int(n, "disk", 0), pl_json_int(n, "maxdisk", 0)));
+				snprintf(up, sizeof(up), "%lldh", pl_json_int(n, "uptime", 0) / 3600);
+			}
+			printf("%-14s %-8s %6s %16s %16s %8s\n", pl_json_str_or(n, "node", "?"),
+			       pl_json_str_or(n, "status", "?"), cpu, mem, disk, up);
 		}
 		printf("\nguests: %lld", total);
 		for (int t = 0; t < 2; t++) {

@@ -167,7 +167,10 @@ h_nextid(struct pl_sim_req *r)
 	pl_sim_ok(r, json_string(buf)); /* a string, as PVE sends it */
 }
 
-/* Static part of a guest's /cluster/resources entry, cached until it changes. */
+/* Static part of a guest's /cluster/resources entry, cached until it changes.
+ * On an offline node it is all there is: PVE takes name, sizes and state from
+ * the node's RRD data, which pmxcfs drops 5 minutes after the node's last
+ * update; lock, tags and pool come from the cluster-wide config. */
 static void
 res_static(struct pl_sim *s, struct pl_sim_guest *g)
 {
@@ -180,15 +183,17 @@ res_static(struct pl_sim *s, struct pl_sim_guest *g)
 
 	pl_sim_guest_usage(s, g, 0, &u);
 	pl_buf_init(&b, 0);
-	j = json_string(name ? name : "");
-	ename = json_dumps(j, JSON_ENCODE_ANY);
-	json_decref(j);
-	pl_buf_addf(&b,
-		    "{\"id\":\"%s/%u\",\"type\":\"%s\",\"vmid\":%u,\"node\":\"%s\",\"name\":%s,"
-		    "\"maxcpu\":%d,\"maxmem\":%llu,\"maxdisk\":%llu,\"template\":%d",
+	pl_buf_addf(&b, "{\"id\":\"%s/%u\",\"type\":\"%s\",\"vmid\":%u,\"node\":\"%s\"",
 		    g->lxc ? "lxc" : "qemu", g->vmid, g->lxc ? "lxc" : "qemu", g->vmid,
-		    s->nodes[g->node].name, ename, u.cpus, (unsigned long long)u.maxmem,
-		    (unsigned long long)u.maxdisk, pl_json_bool(g->conf, "template", false));
+		    s->nodes[g->node].name);
+	if (s->nodes[g->node].online) {
+		j = json_string(name ? name : "");
+		ename = json_dumps(j, JSON_ENCODE_ANY);
+		json_decref(j);
+		pl_buf_addf(&b, ",\"name\":%s,\"maxcpu\":%d,\"maxmem\":%llu,\"maxdisk\":%llu,"
+			    "\"template\":%d", ename, u.cpus, (unsigned long long)u.maxmem,
+			    (unsigned long long)u.maxdisk, pl_json_bool(g->conf, "template", false));
+	}
 	if (tags) {
 		j = json_string(tags);
 		etags = json_dumps(j, JSON_ENCODE_ANY);
@@ -245,8 +250,12 @@ res_guest(struct pl_sim *s, struct pl_sim_guest *g, int64_t now, struct pl_buf *
 
 	if (!g->res)
 		res_static(s, g);
-	pl_sim_guest_usage(s, g, now, &u);
 	pl_buf_add(b, g->res, g->reslen);
+	if (!s->nodes[g->node].online) {
+		pl_buf_addstr(b, ",\"status\":\"unknown\"}");
+		return;
+	}
+	pl_sim_guest_usage(s, g, now, &u);
 	pl_buf_addstr(b, g->status == PL_SIM_STOPPED ? ",\"status\":\"stopped\""
 						      : ",\"status\":\"running\"");
 	/* cpu with four decimals, as an integer pair */
@@ -272,18 +281,24 @@ res_guest(struct pl_sim *s, struct pl_sim_guest *g, int64_t now, struct pl_buf *
 	pl_buf_addch(b, '}');
 }
 
+/* A node's entry in /nodes and /cluster/resources. An offline node has no
+ * figures: PVE reads them from its RRD data, gone 5 minutes after it went. */
 static json_t *
 node_entry_u(struct pl_sim *s, int i, const struct pl_sim_usage *u)
 {
 	char id[160];
 
 	snprintf(id, sizeof(id), "node/%s", s->nodes[i].name);
+	if (!s->nodes[i].online)
+		return json_pack("{s:s,s:s,s:s,s:s,s:s}", "id", id, "type", "node", "node",
+				 s->nodes[i].name, "status", "offline", "ssl_fingerprint",
+				 s->fingerprint);
 	return json_pack("{s:s,s:s,s:s,s:s,s:f,s:i,s:I,s:I,s:I,s:I,s:I,s:s,s:s}", "id", id, "type",
-			 "node", "node", s->nodes[i].name, "status",
-			 s->nodes[i].online ? "online" : "offline", "cpu", u->cpu, "maxcpu", u->cpus,
-			 "mem", (json_int_t)u->mem, "maxmem", (json_int_t)u->maxmem, "disk",
-			 (json_int_t)u->disk, "maxdisk", (json_int_t)u->maxdisk, "uptime",
-			 (json_int_t)u->uptime, "level", "", "ssl_fingerprint", s->fingerprint);
+			 "node", "node", s->nodes[i].name, "status", "online", "cpu", u->cpu,
+			 "maxcpu", u->cpus, "mem", (json_int_t)u->mem, "maxmem",
+			 (json_int_t)u->maxmem, "disk", (json_int_t)u->disk, "maxdisk",
+			 (json_int_t)u->maxdisk, "uptime", (json_int_t)u->uptime, "level", "",
+			 "ssl_fingerprint", s->fingerprint);
 }
 
 json_t *
@@ -313,10 +328,14 @@ storage_entry(struct pl_sim *s, struct pl_sim_storage *st, int node, bool res)
 		snprintf(id, sizeof(id), "storage/%s/%s", s->nodes[node].name, st->id);
 		json_object_set_new(o, "id", json_string(id));
 		json_object_set_new(o, "node", json_string(s->nodes[node].name));
-		json_object_set_new(o, "status", json_string("available"));
 		json_object_set_new(o, "plugintype", json_string(st->type));
-		json_object_set_new(o, "maxdisk", json_integer((json_int_t)st->total));
-		json_object_set_new(o, "disk", json_integer((json_int_t)used));
+		if (s->nodes[node].online) {
+			json_object_set_new(o, "status", json_string("available"));
+			json_object_set_new(o, "maxdisk", json_integer((json_int_t)st->total));
+			json_object_set_new(o, "disk", json_integer((json_int_t)used));
+		} else {
+			json_object_set_new(o, "status", json_string("unknown"));
+		}
 		json_object_del(o, "total");
 		json_object_del(o, "used");
 		json_object_del(o, "avail");

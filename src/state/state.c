@@ -36,6 +36,12 @@ static const char *const not_live[] = {
 	"config", "hastate", "lock", "name", "node", "pool", "status", "tags", "template", "type",
 	"vmid", "_unread",
 };
+/* The same for a guest kept as last read: its live part carries the state
+ * the cluster gives now ("unknown" on an offline node), laid over the kept one. */
+static const char *const not_live_unread[] = {
+	"config", "hastate", "lock", "name", "node", "pool", "tags", "template", "type",
+	"vmid", "_unread",
+};
 
 static double
 now_s(void)
@@ -436,8 +442,8 @@ pl_state_sync_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out
 		      "status=excluded.status, tags=excluded.tags, template=excluded.template, "
 		      "sha256=excluded.sha256, json=excluded.json, live=excluded.live, "
 		      "run_id=excluded.run_id", &y->up, errmsg)) != 0 ||
-	    (r = prep(s, "UPDATE guests SET live = ?, run_id = ? WHERE vmid = ?", &y->live,
-		      errmsg)) != 0 ||
+	    (r = prep(s, "UPDATE guests SET status = ?, live = ?, run_id = ? WHERE vmid = ?",
+		      &y->live, errmsg)) != 0 ||
 	    (r = prep(s, ST_HIST, &y->hist, errmsg)) != 0 ||
 	    (r = prep(s, "SELECT vmid, sha256 FROM guests", &st, errmsg)) != 0)
 		goto fail;
@@ -486,15 +492,20 @@ live_text(const json_t *g)
 	return pl_json_compact_without(g, not_live, PL_ARRAY_LEN(not_live));
 }
 
-/* Unchanged: only the counters move. */
+/* Unchanged: only the counters move (and the state column, which a guest
+ * kept unread while its node was down had set to the cluster's word). Kept
+ * unread: the counters and the state the cluster gives now. */
 static int
-guest_live(struct pl_state_sync *y, json_t *g, long long vmid, char **errmsg)
+guest_live(struct pl_state_sync *y, json_t *g, long long vmid, bool unread, char **errmsg)
 {
-	char *text = live_text(g);
+	char *text = unread ? pl_json_compact_without(g, not_live_unread,
+						      PL_ARRAY_LEN(not_live_unread))
+			    : live_text(g);
 
-	sqlite3_bind_text(y->live, 1, text, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(y->live, 2, y->run);
-	sqlite3_bind_int64(y->live, 3, vmid);
+	bind_text_or_null(y->live, 1, pl_json_str(g, "status"));
+	sqlite3_bind_text(y->live, 2, text, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(y->live, 3, y->run);
+	sqlite3_bind_int64(y->live, 4, vmid);
 	free(text);
 	return step_done(y->s, y->live, errmsg);
 }
@@ -537,11 +548,13 @@ pl_state_sync_guest(struct pl_state_sync *y, json_t *g, const json_t *sig)
 	snprintf(key, sizeof(key), "%lld", vmid);
 	old = json_object_get(y->known, key);
 	if (json_object_get(g, "_unread")) {
-		/* Its config could not be read: the guest stays as recorded (a new
-		 * one is recorded from its resource entry). */
+		/* Its config could not be read: the guest stays as recorded, with
+		 * the state the cluster gives now (a new one is recorded from its
+		 * resource entry). */
 		y->cnt.unread++;
 		if (old) {
 			json_object_del(y->known, key);
+			y->err = guest_live(y, g, vmid, true, &y->errmsg);
 			return;
 		}
 	}
@@ -563,7 +576,7 @@ pl_state_sync_guest(struct pl_state_sync *y, json_t *g, const json_t *sig)
 		if ((r = add_history(y->s, y->hist, vmid, kind, sig, y->run, y->ts, &y->errmsg)) == 0)
 			r = guest_put(y, g, vmid, type, sig, &y->errmsg);
 	} else {
-		r = guest_live(y, g, vmid, &y->errmsg);
+		r = guest_live(y, g, vmid, false, &y->errmsg);
 	}
 	y->err = r;
 	json_decref(own);
@@ -896,18 +909,26 @@ pl_state_guests_where(struct pl_state *s, const struct pl_state_filter *f, json_
 
 #define TEXT(st, i) ((const char *)sqlite3_column_text(st, i))
 
+/* A counter, absent when the cluster gave none (a guest of an offline node). */
+static json_t *
+counter(sqlite3_stmt *st, int i, bool real)
+{
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return NULL;
+	return real ? json_real(sqlite3_column_double(st, i))
+		    : json_integer((json_int_t)sqlite3_column_int64(st, i));
+}
+
 static json_t *
 row_summary(sqlite3_stmt *st)
 {
-	return json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s?,s:b,s:s?,s:f,s:I,s:I,s:I,s:I}", "vmid",
-			 (json_int_t)sqlite3_column_int64(st, 0), "name", TEXT(st, 1), "node",
-			 TEXT(st, 2), "type", TEXT(st, 3), "status", TEXT(st, 4), "tags",
+	return json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s?,s:b,s:s?,s:o?,s:o?,s:o?,s:o?,s:o?}",
+			 "vmid", (json_int_t)sqlite3_column_int64(st, 0), "name", TEXT(st, 1),
+			 "node", TEXT(st, 2), "type", TEXT(st, 3), "status", TEXT(st, 4), "tags",
 			 TEXT(st, 5), "template", sqlite3_column_int(st, 6) != 0, "lock",
-			 TEXT(st, 7), "cpu", sqlite3_column_double(st, 8), "maxcpu",
-			 (json_int_t)sqlite3_column_int64(st, 9), "mem",
-			 (json_int_t)sqlite3_column_int64(st, 10), "maxmem",
-			 (json_int_t)sqlite3_column_int64(st, 11), "maxdisk",
-			 (json_int_t)sqlite3_column_int64(st, 12));
+			 TEXT(st, 7), "cpu", counter(st, 8, true), "maxcpu", counter(st, 9, false),
+			 "mem", counter(st, 10, false), "maxmem", counter(st, 11, false), "maxdisk",
+			 counter(st, 12, false));
 }
 
 static json_t *

@@ -227,6 +227,37 @@ def test_state_file_round_trip(tmp_path):
         assert stop_sim(info)[0] == 0
 
 
+def test_offline_node(tmp_path):
+    """A powered-off node as PVE lists it once pmxcfs dropped its RRD data:
+    name and state only; its guests "unknown" without name or figures (tags,
+    lock and pool come from the cluster-wide config); calls to it 595."""
+    seed = tmp_path / "seed.yaml"
+    seed.write_text("nodes: [{name: pve1}, {name: pve2, online: false}]\n"
+                    "pools: [{poolid: infra, members: [101]}]\n"
+                    "guests:\n"
+                    "  - {vmid: 100, node: pve1, status: running, config: {name: up}}\n"
+                    "  - {vmid: 101, node: pve2, status: running,"
+                    " config: {name: down, tags: db}}\n")
+    info = start_sim("--seed", seed)
+    try:
+        c = Client(info)
+        res = {e["id"]: e for e in c.get("/cluster/resources")}
+        assert res["node/pve2"] == {"id": "node/pve2", "type": "node", "node": "pve2",
+                                    "status": "offline", "cgroup-mode": 2}
+        assert res["qemu/101"] == {"id": "qemu/101", "type": "qemu", "vmid": 101,
+                                   "node": "pve2", "tags": "db", "pool": "infra",
+                                   "status": "unknown"}
+        assert res["qemu/100"]["status"] == "running" and res["qemu/100"]["name"] == "up"
+        assert {k: v for k, v in res["storage/pve2/local"].items()
+                if k in ("status", "disk", "maxdisk")} == {"status": "unknown"}
+        nodes = {n["node"]: n for n in c.get("/nodes")}
+        assert set(nodes["pve2"]) == {"node", "status", "ssl_fingerprint"}
+        r = c.req("GET", "/nodes/pve2/qemu/101/config")
+        assert r.status_code == 595
+    finally:
+        stop_sim(info)
+
+
 def test_lockwait_fault_and_csrf():
     info = start_sim("--faults", "lockwait=1", "--lock-wait-ms", "10", "--guests", "2")
     try:

@@ -255,7 +255,9 @@ guests:
 def test_sync_with_a_node_offline(tmp_path):
     """A homelab with one node powered off still syncs: the guests of that node
     are kept as last synced (or recorded from the resource list, without
-    config, when new), with a warning naming the node, and nobody asks it."""
+    config, when new), with a warning naming the node, and nobody asks it.
+    Their state reads "unknown", as PVE lists them, and comes back with the
+    node without a history row."""
     state = tmp_path / "state.db"
     seeds = {}
     for online in ("true", "false"):
@@ -272,14 +274,15 @@ def test_sync_with_a_node_offline(tmp_path):
         assert (j["added"], j["unread"], j["guests"]) == (4, 2, 4)
         assert "2 guests not read, kept as last synced: node pve3 (2) is offline" in r.err
         assert "/nodes/pve3/" not in r.err  # not even tried
-        assert {g["vmid"] for g in run("-o", "json", "list", "--node", "pve3", env=env).json()} \
-            == {102, 200}
+        # PVE lists them without name or figures: those come from the
+        # node's RRD data, dropped 5 minutes after the node went.
+        assert node_guests(env, "pve3") == {102: (None, "unknown"), 200: (None, "unknown")}
         assert "config" not in run("-o", "json", "describe", "102", env=env).json()
-        assert "could not be read from node 'pve3' (offline)" in run("import", "backup", env=env).err
+        assert "could not be read from node 'pve3' (offline)" in run("import", "102", env=env).err
         # Acting on such a guest fails with a hint at the node.
-        r = run("stop", "backup", env=env)
+        r = run("stop", "102", env=env)
         assert r.rc == 1 and "HTTP 595: its node did not answer; is it up?" in r.err, r
-        r = run("snapshots", "backup", env=env)
+        r = run("snapshots", "102", env=env)
         assert r.rc == 1 and "the node it is for did not answer; is it up?" in r.err, r
         before = history_rows(state)
         j = run("-o", "json", "sync", env=env).json()
@@ -300,20 +303,44 @@ def test_sync_with_a_node_offline(tmp_path):
         assert {c["vmid"] for c in j["changes"] if c["kind"] == "updated"} >= {102, 200}
         g = run("-o", "json", "describe", "102", env=env).json()
         assert str(g["config"]["memory"]) == "1024"
+        assert node_guests(env, "pve3") == {102: ("backup", "running"), 200: ("dns", "stopped")}
     finally:
         stop_sim(info)
 
-    # Down again: what was read stays, config included, with no history.
+    # Down again: what was read stays, config included, with no history; the
+    # state is the cluster's word for now.
     info = start_sim("--seed", seeds["false"], "--rng-seed", "7")
     try:
         env = env_for(info, state)
         before = history_rows(state)
         j = run("-o", "json", "sync", env=env).json()
         assert (j["unread"], j["removed"]) == (2, 0)
-        assert str(run("-o", "json", "describe", "102", env=env).json()["config"]["memory"]) == "1024"
+        g = run("-o", "json", "describe", "backup", env=env).json()
+        assert (str(g["config"]["memory"]), g["status"]) == ("1024", "unknown")
+        assert node_guests(env, "pve3") == {102: ("backup", "unknown"), 200: ("dns", "unknown")}
+        counts = run("-o", "json", "status", env=env).json()["guests"]
+        assert (counts["qemu"]["unknown"], counts["lxc"]["unknown"]) == (1, 1), counts
         assert j["changes"] == [] and history_rows(state) == before
     finally:
         stop_sim(info)
+
+    # Back, unchanged: the states return, still with no history.
+    info = start_sim("--seed", seeds["true"], "--rng-seed", "7")
+    try:
+        env = env_for(info, state)
+        j = run("-o", "json", "sync", env=env).json()
+        assert (j["unread"], j["changed"], j["changes"]) == (0, 0, [])
+        assert node_guests(env, "pve3") == {102: ("backup", "running"), 200: ("dns", "stopped")}
+        assert run("-o", "json", "describe", "backup", env=env).json()["status"] == "running"
+        assert history_rows(state) == before
+    finally:
+        stop_sim(info)
+
+
+def node_guests(env, node):
+    """vmid -> (name, status) of the guests `list` shows on NODE."""
+    return {g["vmid"]: (g.get("name"), g["status"])
+            for g in run("-o", "json", "list", "--node", node, env=env).json()}
 
 
 def test_sync_when_nodes_do_not_answer(tmp_path):

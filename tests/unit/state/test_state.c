@@ -409,6 +409,20 @@ test_read_overlay_and_filters(void **state)
 
 /* Guests whose config was not read (pve/inventory.h): a known one stays as
  * recorded, with no history; a new one is recorded from its entry. */
+/* How many guests pl_state_guest_counts counts in STATUS. */
+static long long
+count_of(const json_t *counts, const char *status)
+{
+	long long n = 0;
+	size_t i;
+	json_t *c;
+
+	json_array_foreach(counts, i, c)
+		if (!strcmp(pl_json_str_or(c, "status", ""), status))
+			n += pl_json_int(c, "n", 0);
+	return n;
+}
+
 static void
 test_unread_guests(void **state)
 {
@@ -452,10 +466,11 @@ test_unread_guests(void **state)
 	assert_int_equal(cnt.removed, 0);
 	assert_int_equal(cnt.unchanged, 1); /* 102 */
 	assert_int_equal(pl_state_history_count(s), rows + 2);
+	/* Kept as last read, with the state the cluster gives now. */
 	for (long long v = 100; v <= 101; v++) {
 		assert_int_equal(pl_state_guest(s, v, &got, &err), 0);
 		assert_int_equal(pl_json_int(json_object_get(got, "config"), "memory", 0), 512);
-		assert_string_equal(pl_json_str(got, "status"), "running");
+		assert_string_equal(pl_json_str(got, "status"), v == 100 ? "running" : "unknown");
 		assert_null(json_object_get(got, "_unread"));
 		json_decref(got);
 	}
@@ -465,6 +480,25 @@ test_unread_guests(void **state)
 		assert_null(json_object_get(got, "_unread"));
 		json_decref(got);
 	}
+	assert_int_equal(pl_state_guest_counts(s, &got, &err), 0);
+	assert_int_equal(count_of(got, "unknown"), 2); /* 101, 106 */
+	json_decref(got);
+
+	/* Read again: the kept state is back, with no history row (but for
+	 * 105 and 106, gone). */
+	rows = pl_state_history_count(s);
+	sn = snap(3, 512, 0.1);
+	assert_int_equal(pl_state_record_sync(s, sn, false, &cnt, NULL, NULL, &err), 0);
+	json_decref(sn);
+	assert_int_equal(cnt.changed, 0);
+	assert_int_equal(cnt.removed, 2);
+	assert_int_equal(pl_state_history_count(s), rows + 2);
+	assert_int_equal(pl_state_guest(s, 101, &got, &err), 0);
+	assert_string_equal(pl_json_str(got, "status"), "running");
+	json_decref(got);
+	assert_int_equal(pl_state_guest_counts(s, &got, &err), 0);
+	assert_int_equal(count_of(got, "unknown"), 0);
+	json_decref(got);
 	pl_state_close(s);
 }
 
