@@ -18,10 +18,23 @@ const struct pl_opt pl_act_opts[] = {
 	{ NULL, 0, NULL, NULL },
 };
 
+const struct pl_opt pl_act_stop_opts[] = {
+	{ "timeout", 0, "SECS", "give up waiting for each task after SECS (default 600)" },
+	{ "overrule-shutdown", 0, NULL, "abort a shutdown still waiting on the guest (PVE 8.1+)" },
+	{ NULL, 0, NULL, NULL },
+};
+
+const struct pl_opt pl_act_shutdown_opts[] = {
+	{ "timeout", 0, "SECS", "give each guest SECS to power down (PVE's default: 60)" },
+	{ "force-stop", 0, NULL, "stop a guest still running when the timeout passes" },
+	{ NULL, 0, NULL, NULL },
+};
+
 struct job {
 	struct pl_session *s;
 	struct pl_ctx *ctx;
 	const char *action;
+	const json_t *params;
 	long long vmid;
 	char name[128], node[64], type[8];
 	char *upid;
@@ -78,13 +91,33 @@ record_task(struct job *j, const char *status, const char *exitstatus)
 	json_decref(t);
 }
 
+/* What to do about the failures power actions meet most: a guest that
+ * ignores the ACPI power button, and a stop held up by that shutdown. */
+static const char *
+hint(const struct job *j, const char *message)
+{
+	if (message == NULL)
+		return "";
+	if (strstr(message, "powerdown failed - got timeout"))
+		return " (the guest did not power down in time: does its OS act on ACPI? 'pvelab "
+		       "stop' stops it now; 'pvelab shutdown --force-stop' stops it when the "
+		       "timeout passes)";
+	if (!strcmp(j->action, "stop") && strstr(message, "can't lock file") &&
+	    !json_object_get(j->params, "overrule-shutdown"))
+		return " (a task holds the guest; if it is a shutdown still waiting, 'pvelab stop "
+		       "--overrule-shutdown' aborts it first, on PVE 8.1 or later)";
+	return "";
+}
+
 static void
 task_cb(int err, const char *exitstatus, const char *errmsg, void *arg)
 {
 	struct job *j = arg;
+	char *m = err ? pl_asprintf("%s%s", errmsg, hint(j, errmsg)) : NULL;
 
 	record_task(j, err ? (exitstatus ? exitstatus : "error") : exitstatus, exitstatus);
-	job_done(j, err == 0, err ? errmsg : NULL);
+	job_done(j, err == 0, m);
+	free(m);
 }
 
 /* PVE refused because the guest is already where the action leads. */
@@ -119,8 +152,9 @@ post_cb(const struct pl_pve_result *res, void *arg)
 	}
 	if (res->err == PL_EHTTP && res->message) {
 		/* PVE's own words say it best ("VM 100 already running"). */
-		char *m = pl_asprintf("%s (HTTP %ld%s)", res->message, res->status,
-				      res->status == 595 ? ": its node did not answer; is it up?" : "");
+		char *m = pl_asprintf("%s (HTTP %ld%s)%s", res->message, res->status,
+				      res->status == 595 ? ": its node did not answer; is it up?" : "",
+				      hint(j, res->message));
 
 		job_done(j, false, m);
 		free(m);
@@ -186,6 +220,7 @@ run_jobs(struct pl_ctx *ctx, const char *action, const char *suffix, const json_
 		j->s = &s;
 		j->ctx = ctx;
 		j->action = action;
+		j->params = params;
 		j->results = results;
 		j->timeout_ms = timeout_ms;
 		clock_gettime(CLOCK_MONOTONIC, &j->t0);
@@ -245,27 +280,45 @@ pl_act_power(struct pl_ctx *ctx, const struct pl_cmd *cmd, const char *action, i
 	     char **argv)
 {
 	struct pl_args a;
-	long long timeout = 600;
+	long long timeout = 600, wait;
+	bool shutdown = !strcmp(action, "shutdown"), timed = false;
+	json_t *params = json_object();
 	char *suffix;
 	int r;
 
 	pl_args_init(&a, cmd, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0)
-		if (pl_args_int(&a, 1, 86400, &timeout) != 0) {
-			pl_args_release(&a);
-			return PL_EXIT_USAGE;
+	while ((r = pl_args_next(&a)) >= 0) {
+		const char *o = cmd->opts[r].name;
+
+		if (!strcmp(o, "timeout")) {
+			if (pl_args_int(&a, 1, 86400, &timeout) != 0) {
+				r = PL_ARGS_ERROR;
+				break;
+			}
+			timed = true;
+		} else { /* a flag PVE takes as is: overrule-shutdown, force-stop */
+			json_object_set_new(params, !strcmp(o, "force-stop") ? "forceStop" : o,
+					    json_integer(1));
 		}
-	if (r != PL_ARGS_END) {
-		pl_args_release(&a);
-		return pl_args_exit(r);
 	}
-	if (a.npos < 1) {
+	if (r != PL_ARGS_END || a.npos < 1) {
 		pl_args_release(&a);
-		return pl_usage_error(cmd, "needs at least one GUEST (vmid or name)");
+		json_decref(params);
+		return r != PL_ARGS_END ? pl_args_exit(r)
+					: pl_usage_error(cmd, "needs at least one GUEST (vmid or name)");
+	}
+	/* A shutdown's timeout is the guest's to power down in (PVE's own, 60 s
+	 * when not given); the task may then take a while to force a stop. */
+	wait = timeout;
+	if (shutdown && timed) {
+		json_object_set_new(params, "timeout", json_integer(timeout));
+		wait = timeout + 60;
 	}
 	suffix = pl_asprintf("status/%s", action);
-	r = run_jobs(ctx, action, suffix, NULL, a.pos, a.npos, (long)timeout * 1000);
+	r = run_jobs(ctx, action, suffix, json_object_size(params) ? params : NULL, a.pos, a.npos,
+		     (long)wait * 1000);
 	free(suffix);
+	json_decref(params);
 	pl_args_release(&a);
 	return r;
 }

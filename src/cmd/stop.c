@@ -14,9 +14,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 const struct pl_cmd pl_cmd_stop = {
 	.name = "stop",
 	.summary = "stop guests at once (like pulling the plug)",
-	.usage = "[--timeout SECS] GUEST...",
-	.help = "GUEST is a vmid or a name. Prints one line per guest when its task ends.",
-	.opts = pl_act_opts,
+	.usage = "[--timeout SECS] [--overrule-shutdown] GUEST...",
+	.help = "GUEST is a vmid or a name. Prints one line per guest when its task ends. A guest still\n"
+		"shutting down holds its lock until its shutdown times out: --overrule-shutdown aborts\n"
+		"that shutdown first (PVE 8.1 or later).",
+	.opts = pl_act_stop_opts,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,
 };

@@ -776,8 +776,7 @@ h_task_stop(struct pl_sim_req *r)
 
 	if (!t)
 		return;
-	if (t->running)
-		pl_sim_task_fail(t, "interrupted by signal");
+	pl_sim_task_abort(t, "interrupted by signal");
 	pl_sim_ok(r, json_null());
 }
 

@@ -735,8 +735,19 @@ power_done(struct pl_sim *s, struct pl_sim_task *t)
 		g->status = PL_SIM_RUNNING;
 		g->started = time(NULL);
 		break;
-	case P_STOP:
 	case P_SHUTDOWN:
+		if (json_is_true(json_object_get(t->args, "ignored"))) {
+			/* A guest without ACPI never powers down: PVE gives up after
+			 * the timeout, or kills it with forceStop. */
+			if (!json_is_true(json_object_get(t->args, "force"))) {
+				pl_sim_task_fail(t, "VM quit/powerdown failed - got timeout");
+				return;
+			}
+			pl_sim_task_log(t, "VM still running - terminating now with SIGTERM");
+		}
+		g->status = PL_SIM_STOPPED;
+		break;
+	case P_STOP:
 		g->status = PL_SIM_STOPPED;
 		break;
 	case P_REBOOT:
@@ -766,9 +777,17 @@ h_power(struct pl_sim_req *r, bool lxc, enum power p)
 					  "vzsuspend", "vzresume", "vzreset" };
 	struct pl_sim_guest *g = req_guest(r, lxc);
 	struct pl_sim_task *t;
+	char overruled[256] = "";
+	bool ignored = false;
 
 	if (!g)
 		return;
+	if (p == P_STOP && pl_sim_pbool(r, "overrule-shutdown", false) && g->holder &&
+	    g->holder->running && strstr(g->holder->type, "shutdown")) {
+		/* PVE 8.1+: a stop may abort the shutdown that holds the lock. */
+		snprintf(overruled, sizeof(overruled), "%s", g->holder->upid);
+		pl_sim_task_abort(g->holder, "received interrupt");
+	}
 	if (p == P_START) {
 		if (pl_json_bool(g->conf, "template", false)) {
 			pl_sim_fail(r, 500, "you can't start a vm if it's a template");
@@ -803,10 +822,19 @@ h_power(struct pl_sim_req *r, bool lxc, enum power p)
 			return;
 		}
 	}
+	/* A VM with ACPI off ignores the power button that shutdown presses. */
+	ignored = p == P_SHUTDOWN && !lxc && !pl_json_bool(g->conf, "acpi", true);
 	t = pl_sim_task_start(r->sim, g->node, lxc ? vz[p] : qm[p], pl_sim_p(r, "vmid"), r->user, 0,
-			      power_done, json_pack("{s:i}", "op", (int)p));
+			      power_done,
+			      json_pack("{s:i,s:b,s:b}", "op", (int)p, "ignored", ignored, "force",
+					pl_sim_pbool(r, "forceStop", false)));
 	t->vmid = g->vmid;
 	g->holder = t;
+	if (ignored) /* PVE waits `timeout` seconds, 60 by default */
+		pl_sim_task_run_for(t, (long)pl_sim_pint(r, "timeout", 60) * 1000);
+	if (overruled[0])
+		pl_sim_task_log(t, "overruled %s tasks: %s", lxc ? "vzshutdown" : "qmshutdown",
+				overruled);
 	pl_sim_ok_task(r, t);
 }
 

@@ -281,6 +281,12 @@ void pl_sim_task_log(struct pl_sim_task *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* End a task with an error instead of OK. */
 void pl_sim_task_fail(struct pl_sim_task *t, const char *msg);
+/* Make a running task end MS from now instead. */
+void pl_sim_task_run_for(struct pl_sim_task *t, long ms);
+/* Kill a running task as PVE does (SIGTERM): it ends at once with WHY (its
+ * worker's word: "received interrupt", or "interrupted by signal" from
+ * workers that trap it), its effect not applied, its guest's lock released. */
+void pl_sim_task_abort(struct pl_sim_task *t, const char *why);
 /* Free all tasks (their timers too). */
 void pl_sim_tasks_free(struct pl_sim *s);
 /* The task as GET .../tasks/{upid}/status shows it. */

@@ -85,6 +85,25 @@ task_finish(struct pl_sim_task *t)
 	}
 }
 
+void
+pl_sim_task_run_for(struct pl_sim_task *t, long ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+
+	evtimer_add(t->ev, &tv);
+}
+
+void
+pl_sim_task_abort(struct pl_sim_task *t, const char *why)
+{
+	if (!t->running)
+		return;
+	evtimer_del(t->ev);
+	t->done = NULL;
+	pl_sim_task_fail(t, why);
+	task_finish(t);
+}
+
 static void
 task_timer(evutil_socket_t fd, short what, void *arg)
 {
@@ -124,7 +143,6 @@ pl_sim_task_start(struct pl_sim *s, int node, const char *type, const char *id, 
 		  uint32_t vmid, pl_sim_task_fn done, json_t *args)
 {
 	struct pl_sim_task *t = pl_calloc(1, sizeof(*t));
-	struct timeval tv;
 	int64_t now = time(NULL);
 	uint32_t pstart = (uint32_t)((now - s->nodes[node].boot) * 100);
 
@@ -146,9 +164,7 @@ pl_sim_task_start(struct pl_sim *s, int node, const char *type, const char *id, 
 	s->tasks = pl_realloc(s->tasks, (s->ntasks + 1) * sizeof(*s->tasks));
 	s->tasks[s->ntasks++] = t;
 	t->ev = evtimer_new(s->base, task_timer, t);
-	tv.tv_sec = s->opts.task_ms / 1000;
-	tv.tv_usec = (s->opts.task_ms % 1000) * 1000;
-	evtimer_add(t->ev, &tv);
+	pl_sim_task_run_for(t, s->opts.task_ms);
 	return t;
 }
 

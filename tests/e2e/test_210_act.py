@@ -164,3 +164,59 @@ def test_failed_task_shows_its_log(tmp_path):
         assert "failed" in line and "interrupted by signal" in line and upid in line, line
     finally:
         stop_sim(info)
+
+
+ACPI_SEED = """\
+nodes: [pve1]
+guests:
+  - {vmid: 100, type: qemu, status: running, config: {name: noacpi, acpi: 0, memory: 512}}
+  - {vmid: 101, type: qemu, status: running, config: {name: fine, memory: 512}}
+"""
+
+
+def test_shutdown_of_a_guest_that_ignores_acpi(tmp_path):
+    """The homelab classic: a VM that ignores the ACPI power button (here ACPI
+    is off). shutdown --timeout fails as PVE does, with what to do; with
+    --force-stop PVE stops it; a stop while that shutdown still waits is
+    refused for the lock, and --overrule-shutdown aborts the shutdown first."""
+    import subprocess
+    import time
+    from conftest import BIN
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(ACPI_SEED)
+    info = start_sim("--seed", seed, "--task-ms", "100", "--lock-wait-ms", "500")
+    try:
+        env = env_for(info, tmp_path / "s.db")
+        r = run("shutdown", "--timeout", "1", "noacpi", "fine", env=env)
+        assert r.rc == 1 and "fine (101): shutdown ok" in r.out, r
+        assert "VM quit/powerdown failed - got timeout" in r.err, r
+        assert "'pvelab shutdown --force-stop'" in r.err, r
+        assert status_of(info, {"node": "pve1", "type": "qemu", "vmid": 100}) == "running"
+
+        r = run("-o", "json", "shutdown", "--timeout", "1", "--force-stop", "noacpi", env=env)
+        assert r.rc == 0 and r.json()[0]["ok"], r
+        assert status_of(info, {"node": "pve1", "type": "qemu", "vmid": 100}) == "stopped"
+        log = api(info, "GET", f"nodes/pve1/tasks/{r.json()[0]['upid']}/log")
+        assert "VM still running - terminating now with SIGTERM" in [x["t"] for x in log]
+
+        assert run("start", "noacpi", env=env).rc == 0
+        e = dict(__import__("os").environ, **env)
+        waiting = subprocess.Popen([BIN, "shutdown", "--timeout", "30", "noacpi"], env=e,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(100):
+            if any(t["type"] == "qmshutdown" for t in
+                   api(info, "GET", "nodes/pve1/tasks", source="active")):
+                break
+            time.sleep(0.05)
+        r = run("stop", "noacpi", env=env)
+        assert r.rc == 1 and "can't lock file" in r.err, r
+        assert "'pvelab stop --overrule-shutdown'" in r.err, r
+        r = run("-o", "json", "stop", "--overrule-shutdown", "noacpi", env=env)
+        assert r.rc == 0 and r.json()[0]["ok"], r
+        log = [x["t"] for x in api(info, "GET", f"nodes/pve1/tasks/{r.json()[0]['upid']}/log")]
+        assert log[0].startswith("overruled qmshutdown tasks: UPID:pve1:"), log
+        out, err = waiting.communicate(timeout=30)
+        assert waiting.returncode == 1 and "received interrupt" in err, (out, err)
+        assert status_of(info, {"node": "pve1", "type": "qemu", "vmid": 100}) == "stopped"
+    finally:
+        stop_sim(info)
