@@ -24,6 +24,11 @@ const struct pl_opt pl_act_stop_opts[] = {
 	{ NULL, 0, NULL, NULL },
 };
 
+const struct pl_opt pl_act_reboot_opts[] = {
+	{ "timeout", 0, "SECS", "give each guest SECS to power down (PVE's default: 60)" },
+	{ NULL, 0, NULL, NULL },
+};
+
 const struct pl_opt pl_act_shutdown_opts[] = {
 	{ "timeout", 0, "SECS", "give each guest SECS to power down (PVE's default: 60)" },
 	{ "force-stop", 0, NULL, "stop a guest still running when the timeout passes" },
@@ -99,9 +104,12 @@ hint(const struct job *j, const char *message)
 	if (message == NULL)
 		return "";
 	if (strstr(message, "powerdown failed - got timeout"))
-		return " (the guest did not power down in time: does its OS act on ACPI? 'pvelab "
-		       "stop' stops it now; 'pvelab shutdown --force-stop' stops it when the "
-		       "timeout passes)";
+		return strcmp(j->action, "reboot")
+			       ? " (the guest did not power down in time: does its OS act on ACPI? "
+				 "'pvelab stop' stops it now; 'pvelab shutdown --force-stop' stops "
+				 "it when the timeout passes)"
+			       : " (the guest did not power down in time: does its OS act on ACPI? "
+				 "'pvelab stop' then 'pvelab start' restarts it)";
 	if (!strcmp(j->action, "stop") && strstr(message, "can't lock file") &&
 	    !json_object_get(j->params, "overrule-shutdown"))
 		return " (a task holds the guest; if it is a shutdown still waiting, 'pvelab stop "
@@ -281,7 +289,7 @@ pl_act_power(struct pl_ctx *ctx, const struct pl_cmd *cmd, const char *action, i
 {
 	struct pl_args a;
 	long long timeout = 600, wait;
-	bool shutdown = !strcmp(action, "shutdown"), timed = false;
+	bool to_guest = !strcmp(action, "shutdown") || !strcmp(action, "reboot"), timed = false;
 	json_t *params = json_object();
 	char *suffix;
 	int r;
@@ -307,10 +315,11 @@ pl_act_power(struct pl_ctx *ctx, const struct pl_cmd *cmd, const char *action, i
 		return r != PL_ARGS_END ? pl_args_exit(r)
 					: pl_usage_error(cmd, "needs at least one GUEST (vmid or name)");
 	}
-	/* A shutdown's timeout is the guest's to power down in (PVE's own, 60 s
-	 * when not given); the task may then take a while to force a stop. */
+	/* A shutdown's (or reboot's) timeout is the guest's to power down in
+	 * (PVE's own, 60 s when not given); the task may then take a while to
+	 * force a stop, or to start the guest again. */
 	wait = timeout;
-	if (shutdown && timed) {
+	if (to_guest && timed) {
 		json_object_set_new(params, "timeout", json_integer(timeout));
 		wait = timeout + 60;
 	}

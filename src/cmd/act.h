@@ -15,11 +15,12 @@ int pl_act_power(struct pl_ctx *ctx, const struct pl_cmd *cmd, const char *actio
 /* `snapshot GUEST NAME [--vmstate] [--description TEXT] [--timeout SECS]`. */
 int pl_act_snapshot(struct pl_ctx *ctx, const struct pl_cmd *cmd, int argc, char **argv);
 
-/* Options of the power commands: all take --timeout (the task wait); stop
- * also --overrule-shutdown; shutdown gives --timeout to the guest and takes
- * --force-stop. */
+/* Options of the power commands: all take --timeout, the task wait, but for
+ * shutdown and reboot, which give it to the guest to power down in; stop also
+ * takes --overrule-shutdown, shutdown --force-stop. */
 extern const struct pl_opt pl_act_opts[];
 extern const struct pl_opt pl_act_stop_opts[];
+extern const struct pl_opt pl_act_reboot_opts[];
 extern const struct pl_opt pl_act_shutdown_opts[];
 
 #endif

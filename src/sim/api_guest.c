@@ -751,6 +751,11 @@ power_done(struct pl_sim *s, struct pl_sim_task *t)
 		g->status = PL_SIM_STOPPED;
 		break;
 	case P_REBOOT:
+		if (json_is_true(json_object_get(t->args, "ignored"))) {
+			pl_sim_task_fail(t, "VM quit/powerdown failed - got timeout");
+			return;
+		}
+		/* fall through */
 	case P_RESET:
 		apply_pending(s, g);
 		g->status = PL_SIM_RUNNING;
@@ -822,8 +827,9 @@ h_power(struct pl_sim_req *r, bool lxc, enum power p)
 			return;
 		}
 	}
-	/* A VM with ACPI off ignores the power button that shutdown presses. */
-	ignored = p == P_SHUTDOWN && !lxc && !pl_json_bool(g->conf, "acpi", true);
+	/* A VM with ACPI off ignores the power button that shutdown (and reboot,
+	 * a shutdown and a start) presses. */
+	ignored = (p == P_SHUTDOWN || p == P_REBOOT) && !lxc && !pl_json_bool(g->conf, "acpi", true);
 	t = pl_sim_task_start(r->sim, g->node, lxc ? vz[p] : qm[p], pl_sim_p(r, "vmid"), r->user, 0,
 			      power_done,
 			      json_pack("{s:i,s:b,s:b}", "op", (int)p, "ignored", ignored, "force",

@@ -193,6 +193,10 @@ def test_shutdown_of_a_guest_that_ignores_acpi(tmp_path):
         assert "'pvelab shutdown --force-stop'" in r.err, r
         assert status_of(info, {"node": "pve1", "type": "qemu", "vmid": 100}) == "running"
 
+        r = run("reboot", "--timeout", "1", "noacpi", env=env)
+        assert r.rc == 1 and "VM quit/powerdown failed - got timeout" in r.err, r
+        assert "'pvelab stop' then 'pvelab start'" in r.err, r
+
         r = run("-o", "json", "shutdown", "--timeout", "1", "--force-stop", "noacpi", env=env)
         assert r.rc == 0 and r.json()[0]["ok"], r
         assert status_of(info, {"node": "pve1", "type": "qemu", "vmid": 100}) == "stopped"
