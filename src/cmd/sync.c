@@ -288,11 +288,11 @@ const struct pl_cmd pl_cmd_sync = {
 	.name = "sync",
 	.summary = "read the whole cluster into the local state and record what changed",
 	.usage = "[--dry-run]",
-	.help = "Reads /cluster/resources once, then every guest's config, node status and\n"
-		"bridges in parallel, and records them in the state database (PVELAB_STATE,\n"
-		"state:, or .pvelab/state.db beside the config) as one transaction. Prints\n"
-		"'+N new ~N changed -N gone'. Volatile counters (cpu, memory, uptime, traffic)\n"
-		"never count as changes.",
+	.help = "Reads the cluster's resource list (nodes, then guests as the list arrives),\n"
+		"every guest's config, node status and bridges in parallel, and records them\n"
+		"in the state database (PVELAB_STATE, state:, or .pvelab/state.db beside the\n"
+		"config) as one transaction. Prints '+N new ~N changed -N gone'. Volatile\n"
+		"counters (cpu, memory, uptime, traffic) never count as changes.",
 	.opts = opts,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,

@@ -36,7 +36,15 @@ struct build {
 	size_t key_len, key_cap;
 	bool ascii; /* no byte >= 0x80: nothing for jansson's UTF-8 check to refuse */
 	bool defer; /* hand the text to jansson */
+	/* Reading a list as it arrives (pl_json_items): the "data" array of the
+	 * top-level object, whose object items go to on_item as each closes. */
+	json_t *list;
+	pl_json_item_cb on_item;
+	void *item_arg;
+	size_t fed; /* bytes given to yajl before the current chunk */
 };
+
+static bool all_ascii(const char *data, size_t len);
 
 static int
 b_add(struct build *b, json_t *v)
@@ -62,7 +70,7 @@ b_add(struct build *b, json_t *v)
 	top = b->stack[b->depth - 1];
 	if (json_is_array(top))
 		return json_array_append_new(top, v) == 0;
-	if (b->ascii)
+	if (b->ascii || (b->on_item && all_ascii(b->key, b->key_len)))
 		return json_object_setn_new_nocheck(top, b->key, b->key_len, v) == 0;
 	return json_object_setn_new(top, b->key, b->key_len, v) == 0;
 }
@@ -78,6 +86,9 @@ b_open(struct build *b, json_t *v)
 		b->cap = b->cap ? b->cap * 2 : 16;
 		b->stack = pl_realloc(b->stack, b->cap * sizeof(*b->stack));
 	}
+	if (b->on_item && b->depth == 1 && json_is_array(v) && json_is_object(b->stack[0]) &&
+	    b->key_len == 4 && !memcmp(b->key, "data", 4))
+		b->list = v;
 	b->stack[b->depth++] = v;
 	json_decref(v); /* the parent (or root) holds it */
 	return 1;
@@ -89,7 +100,9 @@ b_close(void *ctx)
 	struct build *b = ctx;
 
 	if (--b->depth == 0)
-		b->end = yajl_get_bytes_consumed(b->h);
+		b->end = b->fed + yajl_get_bytes_consumed(b->h);
+	else if (b->depth == 2 && b->list && b->stack[1] == b->list && json_is_object(b->stack[2]))
+		b->on_item(b->stack[2], b->item_arg);
 	return 1;
 }
 
@@ -161,7 +174,9 @@ b_string(void *ctx, const unsigned char *s, size_t n)
 {
 	struct build *b = ctx;
 
-	if (b->ascii)
+	if (b->on_item && memchr(s, '\0', n))
+		return 0; /* a \u0000, which jansson refuses */
+	if (b->ascii || (b->on_item && all_ascii((const char *)s, n)))
 		return b_add(b, json_stringn_nocheck((const char *)s, n));
 	return b_add(b, json_stringn((const char *)s, n));
 }
@@ -171,6 +186,11 @@ b_key(void *ctx, const unsigned char *s, size_t n)
 {
 	struct build *b = ctx;
 
+	if (b->on_item && memchr(s, '\0', n))
+		return 0;
+	/* A second "data" after the list would replace what was handed on. */
+	if (b->list && b->depth == 1 && n == 4 && !memcmp(s, "data", 4))
+		return 0;
 	if (n + 1 > b->key_cap) {
 		b->key_cap = n + 64;
 		b->key = pl_realloc(b->key, b->key_cap);
@@ -259,6 +279,77 @@ pl_json_loadb(const char *data, size_t len, size_t flags)
 		return b.defer ? json_loadb(data, len, flags, NULL) : NULL;
 	}
 	return b.root;
+}
+
+/*
+ * A {"data":[...]} answer read as it arrives: yajl's events build the same
+ * values as pl_json_loadb's, and each object in the list is handed on as soon
+ * as it is complete. There is no falling back to jansson here (what has been
+ * handed on stays handed on): strings are still checked by jansson's
+ * constructors; the few texts that pl_json_loadb gives to jansson whole fail
+ * (a number of 64 characters or more, a bare scalar, \u0000, \v, \f, a NUL
+ * byte), and so does a second "data" member after the list. One difference
+ * is left: a lone UTF-16 surrogate escape, which yajl reads as '?' or passes
+ * on (jansson's check then refuses what is not UTF-8) where jansson refuses
+ * it. PVE does not send those; tests/fuzz/fuzz_json_items.c checks the rest.
+ */
+struct pl_json_items {
+	struct build b;
+	bool failed;
+};
+
+struct pl_json_items *
+pl_json_items_new(pl_json_item_cb on_item, void *arg)
+{
+	struct pl_json_items *r = pl_calloc(1, sizeof(*r));
+
+	r->b.on_item = on_item;
+	r->b.item_arg = arg;
+	if ((r->b.h = yajl_alloc(&build_cbs, NULL, &r->b)) == NULL)
+		pl_die("out of memory");
+	yajl_config(r->b.h, yajl_dont_validate_strings, 1); /* jansson's constructors check */
+	return r;
+}
+
+int
+pl_json_items_feed(struct pl_json_items *r, const char *data, size_t len)
+{
+	bool closed = r->b.root && r->b.depth == 0;
+
+	/* \v and \f are whitespace to yajl, NUL bytes skipped by jansson: JSON
+	 * has neither, and pl_json_loadb leaves their judging to jansson. */
+	if (r->failed || memchr(data, '\v', len) || memchr(data, '\f', len) ||
+	    memchr(data, '\0', len) ||
+	    yajl_parse(r->b.h, (const unsigned char *)data, len) != yajl_status_ok) {
+		r->failed = true;
+		return -1;
+	}
+	/* Only whitespace after the value (see pl_json_loadb). */
+	if (r->b.root && r->b.depth == 0)
+		for (size_t i = closed ? 0 : r->b.end - r->b.fed; i < len; i++)
+			if (data[i] != ' ' && data[i] != '\t' && data[i] != '\n' && data[i] != '\r') {
+				r->failed = true;
+				return -1;
+			}
+	r->b.fed += len;
+	return 0;
+}
+
+json_t *
+pl_json_items_end(struct pl_json_items *r)
+{
+	json_t *root = NULL;
+
+	if (!r->failed && yajl_complete_parse(r->b.h) == yajl_status_ok && r->b.root &&
+	    r->b.depth == 0)
+		root = r->b.root;
+	else
+		json_decref(r->b.root);
+	yajl_free(r->b.h);
+	free(r->b.stack);
+	free(r->b.key);
+	free(r);
+	return root;
 }
 
 json_t *

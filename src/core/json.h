@@ -22,6 +22,16 @@ json_t *pl_json_loadb(const char *data, size_t len, size_t flags);
  * the Proxmox API. NULL when it is not JSON. */
 json_t *pl_json_load_list(const char *data, size_t len, int threads);
 
+/* Reading a {"data":[...]} answer as it arrives: on_item gets each object of
+ * the list (borrowed: the document holds it) as soon as it is complete. feed
+ * returns -1 once the text cannot be JSON; end (which frees r) gives the
+ * whole document, or NULL when it was not one. */
+struct pl_json_items;
+typedef void (*pl_json_item_cb)(json_t *item, void *arg);
+struct pl_json_items *pl_json_items_new(pl_json_item_cb on_item, void *arg);
+int pl_json_items_feed(struct pl_json_items *r, const char *data, size_t len);
+json_t *pl_json_items_end(struct pl_json_items *r);
+
 /* Borrowed string member, or NULL when absent, null or not a string. */
 const char *pl_json_str(const json_t *obj, const char *key);
 /* String member or dflt. */

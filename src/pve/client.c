@@ -47,6 +47,8 @@ struct req {
 	bool too_big;
 	struct event retry_ev;
 	bool retry_armed;
+	pl_pve_body_cb on_body; /* a 200 answer's body goes here as it arrives */
+	bool streamed;          /* ...and some of it has: no retry, no parse */
 };
 
 struct sock {
@@ -542,6 +544,15 @@ write_cb(char *p, size_t size, size_t n, void *arg)
 {
 	struct req *q = arg;
 
+	if (q->on_body) {
+		long status = 0;
+
+		curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
+		if (status == 200) {
+			q->streamed = true;
+			return q->on_body(p, size * n, q->arg) == 0 ? size * n : 0;
+		}
+	}
 	if (pl_buf_add(&q->body, p, size * n) != 0) {
 		q->too_big = true;
 		return 0;
@@ -889,6 +900,18 @@ finish(struct req *q, CURLcode cc)
 	if (cc == CURLE_OK)
 		curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
 	curl_multi_remove_handle(c->multi, q->easy);
+	if (q->streamed) {
+		/* Its consumer has what came: a break is an error, never a retry. */
+		res.status = status;
+		res.url = c->eps[q->ep];
+		if (cc != CURLE_OK)
+			finish_curl_error(q, cc, &res, &msg);
+		res.errmsg = msg;
+		complete(q, &res);
+		free(msg);
+		pump(c);
+		return;
+	}
 	if (cc == CURLE_OK) {
 		res.err = pl_pve_resp_parse(status, q->reason, q->body.data, q->body.len, &r);
 		if (status == 401 && c->username && !q->is_login && !q->relogged && c->ticket) {
@@ -1138,11 +1161,31 @@ void
 pl_pve_request(struct pl_pve *c, const char *method, const char *path, const json_t *params,
 	       pl_pve_cb cb, void *arg)
 {
+	pl_pve_request_stream(c, method, path, params, NULL, cb, arg);
+}
+
+void
+pl_pve_request_stream(struct pl_pve *c, const char *method, const char *path,
+		      const json_t *params, pl_pve_body_cb on_body, pl_pve_cb cb, void *arg)
+{
 	struct req *q = req_new(c, method, path, params, cb, arg);
 
+	q->on_body = on_body;
 	c->pending++;
 	enqueue(c, q, false);
 	pump(c);
+}
+
+size_t
+pl_pve_pending(const struct pl_pve *c)
+{
+	return c->pending;
+}
+
+struct event_base *
+pl_pve_base(const struct pl_pve *c)
+{
+	return c->base;
 }
 
 int

@@ -63,6 +63,19 @@ void pl_pve_free(struct pl_pve *c);
  * query fields (borrowed; strings, numbers, booleans). cb runs exactly once. */
 void pl_pve_request(struct pl_pve *c, const char *method, const char *path,
 		    const json_t *params, pl_pve_cb cb, void *arg);
+/* Takes the body of a 200 answer as it arrives (decompressed); nonzero
+ * breaks the transfer off. */
+typedef int (*pl_pve_body_cb)(const char *p, size_t n, void *arg);
+/* pl_pve_request, with a 200 answer's body handed to on_body as it arrives
+ * instead of parsed: cb then gets no data, and an answer broken off once some
+ * of it was handed on is an error, never retried. Other answers are as for
+ * pl_pve_request (retried when they may be, with PVE's message). */
+void pl_pve_request_stream(struct pl_pve *c, const char *method, const char *path,
+			   const json_t *params, pl_pve_body_cb on_body, pl_pve_cb cb, void *arg);
+/* Requests not yet completed (and tasks waited on). */
+size_t pl_pve_pending(const struct pl_pve *c);
+/* The event loop it runs on. */
+struct event_base *pl_pve_base(const struct pl_pve *c);
 /* How many requests it keeps in flight (its connections). */
 int pl_pve_concurrency(const struct pl_pve *c);
 /* Run the event loop until nothing is pending. */

@@ -151,6 +151,101 @@ test_load_list(void **state)
 			same_parse(odd[i], t);
 }
 
+struct items_seen {
+	json_t *items; /* what on_item was given, in order */
+};
+
+static void
+on_item(json_t *item, void *arg)
+{
+	struct items_seen *seen = arg;
+
+	json_array_append(seen->items, item);
+}
+
+/* TEXT read CHUNK bytes at a time: the document pl_json_loadb reads (or NULL
+ * where it fails, or where the reader refuses more than it), and each object
+ * of its list handed on once, in order. */
+static void
+same_items(const char *text, size_t chunk, bool refused)
+{
+	struct items_seen seen = { json_array() };
+	struct pl_json_items *r = pl_json_items_new(on_item, &seen);
+	size_t len = strlen(text);
+	json_t *want = pl_json_loadb(text, len, 0), *got, *list, *objs, *v;
+	int fed = 0;
+	size_t i;
+
+	for (size_t off = 0; off < len && fed == 0; off += chunk)
+		fed = pl_json_items_feed(r, text + off, len - off < chunk ? len - off : chunk);
+	got = pl_json_items_end(r);
+	if (want == NULL || refused) {
+		assert_null(got);
+	} else {
+		assert_non_null(got);
+		assert_true(json_equal(want, got));
+		/* the objects of the list, in order, and nothing else */
+		list = json_object_get(want, "data");
+		objs = json_array();
+		json_array_foreach(json_is_array(list) ? list : NULL, i, v)
+			if (json_is_object(v))
+				json_array_append(objs, v);
+		assert_true(json_equal(objs, seen.items));
+		json_decref(objs);
+	}
+	json_decref(want);
+	json_decref(got);
+	json_decref(seen.items);
+}
+
+/* A list read as it arrives, in chunks of any size, gives the document
+ * pl_json_loadb gives, and hands on each object of the list once. */
+static void
+test_items(void **state)
+{
+	struct pl_buf b;
+	static const char *const odd[] = {
+	    "{\"data\":[{\"a\":1},{\"b\":[{\"c\":2}]},3,\"x\",{}]}",
+	    "{\"n\":{\"data\":[{\"a\":1}]},\"data\":[{\"b\":2}]}",
+	    "{\"data\":{\"a\":{\"b\":1}}}",
+	    "{\"data\":[{\"a\":1}]}x",
+	    "{\"data\":[{\"a\":1}]}  \n",
+	    "{\"data\":[{\"a\":1},]}",
+	    "{\"data\":[{\"a\":1}",
+	    "{\"data\":[{\"name\":\"caf\xc3\xa9\",\"k\\u00e9y\":\"\\u00e9\"}]}",
+	    "{\"data\":[{\"bad\":\"\xff\"}]}",
+	    "{\"data\":[]}",
+	    "[{\"a\":1}]",
+	    "",
+	    "{\"data\":1,\"data\":[{\"b\":2}]}",
+	    "{\"data\":[{\"a\":1}],\"x\":{\"data\":2}}",
+	    "{\"data\":[{\"a\":\"\v\"}]}",
+	};
+	/* what the reader refuses though jansson reads it */
+	static const char *const refused[] = {
+	    "{\"data\":[{\"a\":1}],\"data\":[{\"b\":2}]}",
+	    "{\"data\":[{\"a\":1}]\f}",
+	    "{\"data\":[{\"a\":\"\\u0000\"}]}",
+	};
+
+	(void)state;
+	pl_buf_init(&b, 0);
+	pl_buf_addstr(&b, "{\"data\":[");
+	for (int i = 0; i < 500; i++)
+		pl_buf_addf(&b, "%s{\"id\":\"qemu/%d\",\"name\":\"vm%d\",\"cpu\":0.%d,\"tags\":[%d]}",
+			    i ? "," : "", i, i, i, i);
+	pl_buf_addstr(&b, "]}");
+	for (size_t chunk = 1; chunk <= 4096; chunk *= 4)
+		same_items(b.data, chunk, false);
+	pl_buf_release(&b);
+	for (size_t i = 0; i < PL_ARRAY_LEN(odd); i++)
+		for (size_t chunk = 1; chunk <= 64; chunk *= 2)
+			same_items(odd[i], chunk, false);
+	for (size_t i = 0; i < PL_ARRAY_LEN(refused); i++)
+		for (size_t chunk = 1; chunk <= 64; chunk *= 2)
+			same_items(refused[i], chunk, true);
+}
+
 /* pl_json_loadb gives json_loadb's value, in the same key order, or fails
  * where it fails, under each flag it takes. */
 static void
@@ -331,6 +426,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_scalars),    cmocka_unit_test(test_strings),
 	    cmocka_unit_test(test_containers), cmocka_unit_test(test_load_list),
+	    cmocka_unit_test(test_items),
 	    cmocka_unit_test(test_loadb),      cmocka_unit_test(test_compact_without),
 	    cmocka_unit_test(test_sha256),     cmocka_unit_test(test_pretty),
 	};
