@@ -105,6 +105,7 @@ struct pl_sim_task {
 struct pl_sim_faults {
 	double error, timeout, reset, lockwait;
 	double noanswer; /* a node's call fails 595, as when PVE's proxy cannot reach it */
+	double truncate; /* an answer over 4 KiB breaks off half-way */
 	int latency_ms;
 };
 

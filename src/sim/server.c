@@ -505,10 +505,12 @@ faults_parse(const char *spec, struct pl_sim_faults *f, char **errmsg)
 			f->lockwait = v;
 		else if (!strcmp(item, "noanswer"))
 			f->noanswer = v;
+		else if (!strcmp(item, "truncate"))
+			f->truncate = v;
 		else {
 			r = pl_seterr(errmsg, PL_EINVAL,
 				      "unknown fault '%s' (known: error, timeout, reset, latency, "
-				      "lockwait, noanswer)",
+				      "lockwait, noanswer, truncate)",
 				      item);
 			break;
 		}
@@ -703,6 +705,21 @@ send_result(struct pl_sim *s, struct evhttp_request *req, struct pl_sim_req *r, 
 			evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Encoding",
 					  "gzip");
 		}
+	}
+	if (r->blob->len > 4096 && s->faults.truncate > 0 &&
+	    pl_sim_rand01(s) < s->faults.truncate) {
+		/* The answer breaks off: its whole length announced, half of it
+		 * sent, the connection closed (a proxy restarting, a cable). */
+		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+		char cl[32];
+
+		snprintf(cl, sizeof(cl), "%zu", bl->len);
+		evhttp_remove_header(h, "Connection");
+		evhttp_add_header(h, "Connection", "close");
+		evhttp_add_header(h, "Content-Length", cl);
+		evbuffer_add_reference(b, bl->data, bl->len / 2, blob_cleanup, pl_sim_blob_ref(bl));
+		reply(s, req, 200, "OK", b, delay, false);
+		return;
 	}
 	evbuffer_add_reference(b, bl->data, bl->len, blob_cleanup, pl_sim_blob_ref(bl));
 	reply(s, req, 200, "OK", b, delay, false);

@@ -83,3 +83,30 @@ def test_sigkill_mid_sync_keeps_previous_state(tmp_path):
         assert r.rc == 0 and "~1 changed" in r.out, r
     finally:
         stop_sim(info)
+
+
+def test_a_resource_list_that_breaks_off_changes_nothing(tmp_path):
+    """The guest list is read as it arrives and configs are asked for
+    meanwhile: when it breaks off half-way (--faults truncate: the length
+    announced, half sent, the connection closed), the sync fails with what
+    happened and the state stays as the last sync left it."""
+    state = tmp_path / "state.db"
+    info = start_sim("--nodes", "3", "--guests", "300", "--rng-seed", "5")
+    try:
+        env = env_for(info, state)
+        assert run("sync", env=env).rc == 0
+        before = stored(state)
+    finally:
+        stop_sim(info)
+    info = start_sim("--nodes", "3", "--guests", "300", "--rng-seed", "5",
+                     "--faults", "truncate=1")
+    try:
+        env = env_for(info, state)
+        runs = run("-o", "json", "history", "100", env=env).json()
+        r = run("sync", env=env)
+        assert r.rc == 1 and "'GET /cluster/resources'" in r.err, r
+        assert "transfer closed" in r.err, r
+        assert stored(state) == before
+        assert run("-o", "json", "history", "100", env=env).json() == runs
+    finally:
+        stop_sim(info)
