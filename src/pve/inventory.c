@@ -46,7 +46,7 @@ struct inv {
 	atomic_size_t done;
 	pl_pve_guest_filter filter;
 	void *farg;
-	pthread_mutex_t lock; /* err, errmsg, shards_left, snap's bridges and tasks */
+	pthread_mutex_t lock; /* err, errmsg, shards_left, snap's bridges, tasks, storages */
 	pthread_cond_t finished; /* a worker finished, or wake was set */
 	bool wake;               /* a pl_pve_guest_cb asked for progress */
 	int shards_left;
@@ -75,7 +75,7 @@ struct item {
 	struct shard *shard; /* the worker that sent it */
 	json_t *target;      /* guest or node object (borrowed from snap) */
 	const char *node;    /* the node's name, for bridges */
-	int kind;            /* 0 config, 1 node status, 2 bridges, 3 tasks */
+	int kind;            /* 0 config, 1 node status, 2 bridges, 3 tasks, 4 storages */
 };
 
 static bool take_next(struct shard *sh);
