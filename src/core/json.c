@@ -255,6 +255,14 @@ all_ascii(const char *data, size_t len)
 	return (acc & 0x8080808080808080ULL) == 0;
 }
 
+static const char *
+skip_ws(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p;
+}
+
 json_t *
 pl_json_loadb(const char *data, size_t len, size_t flags)
 {
@@ -272,8 +280,7 @@ pl_json_loadb(const char *data, size_t len, size_t flags)
 	free(b.stack);
 	free(b.key);
 	/* yajl lets an unterminated token after the value pass: only whitespace may. */
-	for (size_t i = b.end; ok && i < len; i++)
-		ok = data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r';
+	ok = ok && skip_ws(data + b.end, data + len) == data + len;
 	if (!ok) {
 		json_decref(b.root);
 		return b.defer ? json_loadb(data, len, flags, NULL) : NULL;
@@ -325,12 +332,14 @@ pl_json_items_feed(struct pl_json_items *r, const char *data, size_t len)
 		return -1;
 	}
 	/* Only whitespace after the value (see pl_json_loadb). */
-	if (r->b.root && r->b.depth == 0)
-		for (size_t i = closed ? 0 : r->b.end - r->b.fed; i < len; i++)
-			if (data[i] != ' ' && data[i] != '\t' && data[i] != '\n' && data[i] != '\r') {
-				r->failed = true;
-				return -1;
-			}
+	if (r->b.root && r->b.depth == 0) {
+		const char *after = data + (closed ? 0 : r->b.end - r->b.fed);
+
+		if (skip_ws(after, data + len) != data + len) {
+			r->failed = true;
+			return -1;
+		}
+	}
 	r->b.fed += len;
 	return 0;
 }
@@ -380,14 +389,6 @@ struct piece {
 	json_t *v;
 	pthread_t thread;
 };
-
-static const char *
-skip_ws(const char *p, const char *end)
-{
-	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	return p;
-}
 
 static json_t *
 load_piece(const char *p, size_t n)

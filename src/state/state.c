@@ -31,16 +31,12 @@ static const char *const durable_keys[] = {
 	"vmid",
 };
 /* What the live part leaves out: the durable keys, and the inventory's mark of
- * a guest it could not read. */
+ * a guest it could not read. All but the last for a guest kept as last read:
+ * its live part carries the state the cluster gives now ("unknown" on an
+ * offline node), laid over the kept one. */
 static const char *const not_live[] = {
-	"config", "hastate", "lock", "name", "node", "pool", "status", "tags", "template", "type",
-	"vmid", "_unread",
-};
-/* The same for a guest kept as last read: its live part carries the state
- * the cluster gives now ("unknown" on an offline node), laid over the kept one. */
-static const char *const not_live_unread[] = {
 	"config", "hastate", "lock", "name", "node", "pool", "tags", "template", "type",
-	"vmid", "_unread",
+	"vmid", "_unread", "status",
 };
 
 static double
@@ -498,8 +494,7 @@ live_text(const json_t *g)
 static int
 guest_live(struct pl_state_sync *y, json_t *g, long long vmid, bool unread, char **errmsg)
 {
-	char *text = unread ? pl_json_compact_without(g, not_live_unread,
-						      PL_ARRAY_LEN(not_live_unread))
+	char *text = unread ? pl_json_compact_without(g, not_live, PL_ARRAY_LEN(not_live) - 1)
 			    : live_text(g);
 
 	bind_text_or_null(y->live, 1, pl_json_str(g, "status"));
