@@ -9,6 +9,7 @@
 #include "cmd/planning.h"
 #include "core/buf.h"
 #include "core/file.h"
+#include "config/config.h"
 #include "core/json.h"
 #include "plan/apply.h"
 #include "plan/plan.h"
@@ -20,13 +21,14 @@ static const struct pl_opt opts[] = {
 	{ "jobs", 'j', "N", "changes in flight at once (default 4)" },
 	{ "reboot", 0, NULL, "reboot guests whose changes stay pending until a reboot" },
 	{ "allow-replace", 0, NULL, "carry out changes that recreate a guest" },
+	{ "allow-delete", 0, NULL, "carry out deletes (up to safety.max_deletes)" },
 	{ "yes", 'y', NULL, "do not ask for confirmation" },
 	{ "no-snapshot", 0, NULL, "do not snapshot guests before changing them" },
 	{ "profile", 'p', "NAME", "only the guests of this profile" },
 	{ NULL, 0, NULL, NULL },
 };
 
-enum { O_JOBS, O_REBOOT, O_REPLACE, O_YES, O_NOSNAP, O_PROFILE };
+enum { O_JOBS, O_REBOOT, O_REPLACE, O_DELETE, O_YES, O_NOSNAP, O_PROFILE };
 
 struct progress {
 	const struct pl_ctx *ctx;
@@ -130,6 +132,38 @@ print_result(const struct pl_ctx *ctx, const json_t *res, long long run)
 	       "this run changed.\n", run);
 }
 
+/* Refuse, before anything is done, a plan that deletes more guests than
+ * allowed: none without --allow-delete, else at most safety.max_deletes
+ * (the executor checks again: a plan file is never trusted). */
+static bool
+deletes_allowed(const struct pl_session *s, const json_t *plan, struct pl_apply_opts *ao)
+{
+	const json_t *max = pl_config_get(s->cfg, "/safety/max_deletes"), *c;
+	struct pl_buf names;
+	long long n = 0;
+	size_t i;
+
+	ao->max_deletes = json_is_integer(max) ? json_integer_value(max) : -1;
+	pl_buf_init(&names, 0);
+	json_array_foreach(json_object_get(plan, "changes"), i, c) {
+		if (strcmp(pl_json_str_or(c, "action", ""), "delete"))
+			continue;
+		pl_buf_addf(&names, "%s%s", names.len ? ", " : "", pl_json_str_or(c, "guest", "?"));
+		n++;
+	}
+	if (n && !ao->allow_delete)
+		pl_error("refusing to delete %lld guest%s (%s) without --allow-delete; nothing was done",
+			 n, n == 1 ? "" : "s", names.data);
+	else if (n && ao->max_deletes >= 0 && n > ao->max_deletes)
+		pl_error("refusing to delete %lld guest%s (%s): safety.max_deletes in %s allows %lld; "
+			 "nothing was done", n, n == 1 ? "" : "s", names.data, pl_config_path(s->cfg),
+			 ao->max_deletes);
+	else
+		n = 0;
+	pl_buf_release(&names);
+	return n == 0;
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
@@ -154,6 +188,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			break;
 		case O_REBOOT: po.reboot = ao.reboot = true; break;
 		case O_REPLACE: po.allow_replace = ao.allow_replace = true; break;
+		case O_DELETE: po.allow_delete = ao.allow_delete = true; break;
 		case O_YES: yes = true; break;
 		case O_NOSNAP: ao.snapshot = false; break;
 		case O_PROFILE: po.profile = a.value; break;
@@ -175,6 +210,8 @@ usage:
 
 		po.allow_replace = ao.allow_replace = json_is_true(json_object_get(so, "allow_replace"));
 		po.reboot = ao.reboot = json_is_true(json_object_get(so, "reboot"));
+		if (json_is_true(json_object_get(so, "allow_delete")))
+			po.allow_delete = ao.allow_delete = true;
 		po.profile = pl_json_str(so, "profile");
 	}
 	if (pl_planning_open(&s, ctx, &err) != 0 || pl_planning_build(&s, &po, &snap, &plan, &err) != 0) {
@@ -208,6 +245,8 @@ usage:
 	}
 	if (ctx->output != PL_OUT_JSON)
 		pl_planning_print(ctx, plan);
+	if (!deletes_allowed(&s, plan, &ao))
+		goto out;
 	if (!yes) {
 		if (!isatty(STDIN_FILENO)) {
 			pl_error("refusing to apply without --yes when not on a terminal");
@@ -222,6 +261,11 @@ usage:
 	if (pl_runs_begin(s.state, "apply", &run_id, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
+	}
+	if (pl_runs_set_project(s.state, run_id, pl_config_project(s.cfg), &err) != 0) {
+		pl_warn(ctx, "%s", err);
+		free(err);
+		err = NULL;
 	}
 	ao.run_id = run_id;
 	ao.progress = on_progress;
@@ -263,11 +307,14 @@ out:
 const struct pl_cmd pl_cmd_apply = {
 	.name = "apply",
 	.summary = "make the cluster match pvelab.yaml (or carry out a saved plan)",
-	.usage = "[PLAN.json] [-j N] [--reboot] [--allow-replace] [--yes] [--no-snapshot]",
+	.usage = "[PLAN.json] [-j N] [--reboot] [--allow-replace] [--allow-delete] [--yes] [--no-snapshot]",
 	.help = "Bridges first, then guests in parallel, deletions last. Each existing guest is\n"
 		"snapshotted (pvelab-pre-RUN) before it changes; pvelab rollback RUN restores\n"
 		"them. On a failure nothing new starts, running work finishes, and the result\n"
-		"lists what was done and what was not. Without a terminal it needs --yes.",
+		"lists what was done and what was not. Without a terminal it needs --yes.\n"
+		"Only guests of this config's project are ever deleted, and only with\n"
+		"--allow-delete (at most safety.max_deletes of them when set): without it a\n"
+		"plan that deletes is refused before anything is done.",
 	.opts = opts,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,

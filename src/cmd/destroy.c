@@ -1,6 +1,7 @@
 /*
- * `pvelab destroy [GUEST...]`: remove guests pvelab manages: the named ones,
- * or every managed guest pvelab.yaml declares. Unmanaged guests are refused.
+ * `pvelab destroy [GUEST...]`: remove guests of this config's project: the
+ * named ones, or every one of them pvelab.yaml declares. Unmanaged guests,
+ * other projects' and legacy (pre-project) ones are refused.
  * Asks on a terminal unless --yes; without a terminal it needs --yes.
  */
 #include "core/common.h"
@@ -45,17 +46,49 @@ declared(const struct pl_config *cfg, const json_t *live)
 	return false;
 }
 
+/* Whether GUEST (live) belongs to project; else say whose it is, and the way out. */
+static bool
+owned(const json_t *live, const char *project, const char *guest)
+{
+	char *owner = NULL;
+	bool ok = false;
+
+	switch (pl_model_owner(live, &owner)) {
+	case PL_OWNER_NONE:
+		pl_error("refusing to destroy %lld '%s': pvelab does not manage it (no '%s' tag)",
+			 pl_json_int(live, "vmid", 0), pl_json_str_or(live, "name", ""), PL_MODEL_MANAGED_TAG);
+		break;
+	case PL_OWNER_LEGACY:
+		pl_error("refusing to destroy %lld '%s': it was made by pvelab before projects (pvelab "
+			 "adopt %s claims it for project '%s')", pl_json_int(live, "vmid", 0),
+			 pl_json_str_or(live, "name", ""), guest, project ? project : "?");
+		break;
+	case PL_OWNER_PROJECT:
+		if (project && !strcmp(owner, project)) {
+			ok = true;
+			break;
+		}
+		pl_error("refusing to destroy %lld '%s': it is managed by project '%s', not '%s' (use "
+			 "that project's config, or pvelab adopt %s --from %s first)",
+			 pl_json_int(live, "vmid", 0), pl_json_str_or(live, "name", ""), owner,
+			 project ? project : "?", guest, owner);
+		break;
+	}
+	free(owner);
+	return ok;
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
-	struct pl_apply_opts ao = { .jobs = 4 };
+	struct pl_apply_opts ao = { .jobs = 4, .allow_delete = true, .max_deletes = -1 };
 	struct pl_session s;
 	struct pl_args a;
 	bool yes = false;
 	long long jobs, run_id = 0;
 	json_t *snap = NULL, *plan = NULL, *changes, *result = NULL;
 	const json_t *live;
-	char *err = NULL;
+	char *err = NULL, *project = NULL;
 	size_t i;
 	int r, rc = PL_EXIT_ERROR;
 
@@ -77,6 +110,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("%s", err);
 		goto out;
 	}
+	/* the project: the config's, or the one a config at -c's path would have */
+	project = s.cfg ? pl_strdup(pl_config_project(s.cfg)) : pl_config_default_project(ctx->config_path);
 	plan = json_pack("{s:i,s:[]}", "version", 1, "changes");
 	changes = json_object_get(plan, "changes");
 	if (a.npos) {
@@ -85,12 +120,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 				pl_error("%s", err);
 				goto out;
 			}
-			if (!pl_model_is_managed(live)) {
-				pl_error("refusing to destroy %lld '%s': pvelab does not manage it (no '%s' tag)",
-					 pl_json_int(live, "vmid", 0), pl_json_str_or(live, "name", ""),
-					 PL_MODEL_MANAGED_TAG);
+			if (!owned(live, project, a.pos[k]))
 				goto out;
-			}
 			json_array_append_new(changes, delete_change(live));
 		}
 	} else {
@@ -99,7 +130,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			goto out;
 		}
 		json_array_foreach(json_object_get(snap, "guests"), i, live)
-			if (pl_model_is_managed(live) && declared(s.cfg, live))
+			if (pl_model_owned_by(live, project) && declared(s.cfg, live))
 				json_array_append_new(changes, delete_change(live));
 	}
 	if (json_array_size(changes) == 0) {
@@ -128,6 +159,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("%s", err);
 		goto out;
 	}
+	pl_runs_set_project(s.state, run_id, project, NULL);
 	r = pl_apply_run(s.base, s.pve, plan, &ao, &result);
 	pl_runs_finish(s.state, run_id, r == 0 ? "ok" : "failed", result, NULL);
 	pl_cmd_sync_now(&s, false, false, NULL, NULL, NULL, NULL);
@@ -143,6 +175,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	rc = r == 0 ? PL_EXIT_OK : PL_EXIT_ERROR;
 out:
 	free(err);
+	free(project);
 	json_decref(snap);
 	json_decref(plan);
 	json_decref(result);
@@ -153,8 +186,11 @@ out:
 
 const struct pl_cmd pl_cmd_destroy = {
 	.name = "destroy",
-	.summary = "destroy guests pvelab manages (named, or all that pvelab.yaml declares)",
+	.summary = "destroy guests of this project (named, or all that pvelab.yaml declares)",
 	.usage = "[GUEST...] [--yes]",
+	.help = "Only guests tagged with this config's project (pvelab-<project>) are destroyed;\n"
+		"unmanaged guests, other projects' and those made before projects are refused\n"
+		"(pvelab adopt moves a guest to this project). Not limited by safety.max_deletes.",
 	.opts = opts,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,

@@ -16,11 +16,12 @@ static const struct pl_opt opts[] = {
 	{ "detailed-exitcode", 0, NULL, "exit 2 when there are changes, 0 when none" },
 	{ "reboot", 0, NULL, "plan to reboot guests whose changes stay pending" },
 	{ "allow-replace", 0, NULL, "allow changes that recreate a guest" },
+	{ "allow-delete", 0, NULL, "record in --out's plan that apply may delete guests" },
 	{ "profile", 'p', "NAME", "only the guests of this profile" },
 	{ NULL, 0, NULL, NULL },
 };
 
-enum { O_OUT, O_DETAILED, O_REBOOT, O_REPLACE, O_PROFILE };
+enum { O_OUT, O_DETAILED, O_REBOOT, O_REPLACE, O_DELETE, O_PROFILE };
 
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
@@ -41,6 +42,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		case O_DETAILED: detailed = true; break;
 		case O_REBOOT: po.reboot = true; break;
 		case O_REPLACE: po.allow_replace = true; break;
+		case O_DELETE: po.allow_delete = true; break;
 		case O_PROFILE: po.profile = a.value; break;
 		}
 	}
@@ -82,7 +84,10 @@ out:
 const struct pl_cmd pl_cmd_plan = {
 	.name = "plan",
 	.summary = "show what apply would change, and how each change reaches the guest",
-	.usage = "[--out FILE] [--detailed-exitcode] [--reboot] [--allow-replace] [--profile NAME]",
+	.usage = "[--out FILE] [--detailed-exitcode] [--reboot] [--allow-replace] [--allow-delete] [--profile NAME]",
+	.help = "Only guests of this config's project (project:, tag pvelab-<project>) are\n"
+		"updated or deleted; guests of other projects and those pvelab made before\n"
+		"projects are listed as managed elsewhere and never touched (pvelab adopt).",
 	.opts = opts,
 	.run = run,
 	.flags = PL_CMD_MCP_READ,

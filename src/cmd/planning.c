@@ -203,6 +203,53 @@ print_settings(const struct pl_ctx *ctx, const json_t *cfg)
 	pl_buf_release(&line);
 }
 
+/* Guests other projects manage, or pvelab before projects: never touched. */
+static void
+print_elsewhere(const struct pl_ctx *ctx, const json_t *plan)
+{
+	const json_t *list = json_object_get(plan, "elsewhere"), *c;
+	size_t i, n = json_array_size(list);
+
+	if (n == 0 || ctx->verbosity < 0)
+		return;
+	printf("\n%zu guest%s managed elsewhere (never touched by project '%s'):", n,
+	       n == 1 ? " is" : "s are", pl_json_str_or(plan, "project", "?"));
+	json_array_foreach(list, i, c) {
+		if (i == 8 && ctx->verbosity < 1) {
+			fputs(" ...", stdout);
+			break;
+		}
+		if (pl_json_str(c, "project"))
+			printf(" %lld %s (project '%s')%s", pl_json_int(c, "vmid", 0), pl_json_str_or(c, "name", ""),
+			       pl_json_str(c, "project"), i + 1 < n ? "," : "");
+		else
+			printf(" %lld %s (pvelab before projects: pvelab adopt claims it)%s",
+			       pl_json_int(c, "vmid", 0), pl_json_str_or(c, "name", ""), i + 1 < n ? "," : "");
+	}
+	putchar('\n');
+}
+
+/* The line no one should miss: which guests a delete destroys. */
+static void
+print_destroyed(const struct pl_ctx *ctx, const json_t *plan, long long ndel)
+{
+	const json_t *c;
+	size_t i;
+	bool first = true;
+
+	printf("%s%lld guest%s will be DESTROYED:%s", pl_color(ctx, PL_C_RED), ndel,
+	       ndel == 1 ? "" : "s", pl_color(ctx, PL_C_RESET));
+	json_array_foreach(json_object_get(plan, "changes"), i, c) {
+		if (strcmp(pl_json_str_or(c, "action", ""), "delete"))
+			continue;
+		printf("%s %s", first ? "" : ",", pl_json_str_or(c, "guest", "?"));
+		first = false;
+	}
+	if (!json_is_true(json_object_get(json_object_get(plan, "options"), "allow_delete")))
+		printf(" (apply deletes only with --allow-delete)");
+	putchar('\n');
+}
+
 void
 pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 {
@@ -270,11 +317,15 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		}
 		putchar('\n');
 	}
+	print_elsewhere(ctx, plan);
 	if (json_array_size(changes)) {
-		printf("\nPlan: %lld to create, %lld to update, %lld to replace, %lld to delete, "
+		long long ndel = pl_json_int(sum, "delete", 0);
+
+		printf("\nPlan: %lld to create, %lld to update, %lld to replace, %s%lld to delete%s, "
 		       "%lld to start, %lld to stop, %lld bridge%s, %lld reboot%s.",
 		       pl_json_int(sum, "create", 0), pl_json_int(sum, "update", 0),
-		       pl_json_int(sum, "replace", 0), pl_json_int(sum, "delete", 0),
+		       pl_json_int(sum, "replace", 0), ndel ? pl_color(ctx, PL_C_RED) : "", ndel,
+		       ndel ? pl_color(ctx, PL_C_RESET) : "",
 		       pl_json_int(sum, "start", 0), pl_json_int(sum, "stop", 0),
 		       pl_json_int(sum, "bridge", 0), pl_json_int(sum, "bridge", 0) == 1 ? "" : "s",
 		       pl_json_int(sum, "reboot", 0), pl_json_int(sum, "reboot", 0) == 1 ? "" : "s");
@@ -282,6 +333,8 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 			printf(" %zu guest%s need%s a reboot to finish (apply --reboot does it).", reboots,
 			       reboots == 1 ? "" : "s", reboots == 1 ? "s" : "");
 		putchar('\n');
+		if (ndel)
+			print_destroyed(ctx, plan, ndel);
 	}
 }
 

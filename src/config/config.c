@@ -9,17 +9,21 @@
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/file.h"
 #include "core/propstr.h"
 #include "core/str.h"
 #include "core/yaml.h"
 
+#include <ctype.h>
 #include <math.h>
+#include <stdlib.h>
 
 struct pl_config {
 	char *path;
 	json_t *root;   /* validated, normalised, defaults filled in */
 	json_t *marks;  /* pointer -> [line, col] */
 	json_t *guests; /* guests with defaults applied */
+	char *project;  /* `project:` or the default from the file's name */
 };
 
 struct walk {
@@ -445,6 +449,88 @@ apply_defaults(const struct pl_config *c)
 	return out;
 }
 
+bool
+pl_config_project_valid(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n == 0 || n > 32 || !strchr("abcdefghijklmnopqrstuvwxyz0123456789", s[0]))
+		return false;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+/* A name made into a project: lower case, other characters as '-', starting
+ * with a letter or digit, at most 32 characters, no trailing '-' or '_'. */
+static char *
+sanitise_project(const char *name)
+{
+	struct pl_buf b;
+
+	pl_buf_init(&b, 0);
+	for (const char *p = name; *p && b.len < 32; p++) {
+		char c = (char)tolower((unsigned char)*p);
+
+		if (!isalnum((unsigned char)c) && c != '_' && c != '-')
+			c = '-';
+		if (b.len == 0 && !isalnum((unsigned char)c))
+			continue;
+		if (c == '-' && b.len && b.data[b.len - 1] == '-')
+			continue;
+		pl_buf_addf(&b, "%c", c);
+	}
+	while (b.len && (b.data[b.len - 1] == '-' || b.data[b.len - 1] == '_'))
+		pl_buf_truncate(&b, b.len - 1);
+	if (b.len == 0) {
+		pl_buf_release(&b);
+		return NULL;
+	}
+	return pl_buf_detach(&b, NULL);
+}
+
+char *
+pl_config_default_project(const char *path)
+{
+	const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path;
+	const char *dot = strchr(base, '.');
+	char *stem = pl_strndup(base, dot ? (size_t)(dot - base) : strlen(base)), *r;
+
+	if (!strcmp(stem, "pvelab")) { /* pvelab.yaml: the directory names the project */
+		char *dir = pl_path_dirname(path), *real = realpath(dir, NULL);
+		const char *d = real ? real : dir, *ds = strrchr(d, '/');
+
+		free(stem);
+		stem = pl_strdup(ds ? ds + 1 : d);
+		free(real);
+		free(dir);
+	}
+	r = sanitise_project(stem);
+	free(stem);
+	return r;
+}
+
+/* `project:`, checked, or the default; an error when neither is usable. */
+static void
+set_project(struct pl_config *c, struct pl_diags *d)
+{
+	const char *p = json_string_value(json_object_get(c->root, "project"));
+
+	if (p) {
+		if (!pl_config_project_valid(p))
+			pl_config_diag(c, d, PL_DIAG_ERROR, "/project",
+				       "'%s' is not a project name (lower-case letters, digits, '-' and "
+				       "'_', starting with a letter or digit, at most 32; it becomes the "
+				       "tag pvelab-<project>)", p);
+		c->project = pl_strdup(p);
+		return;
+	}
+	c->project = pl_config_default_project(c->path);
+	if (c->project == NULL) {
+		pl_diags_add(d, PL_DIAG_ERROR, c->path, 0, 0, NULL,
+			     "cannot name this config's project from '%s' (set project: NAME)", c->path);
+		c->project = pl_strdup("default");
+	}
+}
+
 static int
 load_doc(const char *name, json_t *doc, json_t *marks, struct pl_config **out,
 	 struct pl_diags *d)
@@ -470,6 +556,7 @@ load_doc(const char *name, json_t *doc, json_t *marks, struct pl_config **out,
 	pl_buf_release(&pat);
 	json_decref(doc);
 	c->guests = apply_defaults(c);
+	set_project(c, d);
 	*out = c;
 	return d->nerrors > before ? PL_EINVAL : 0;
 }
@@ -528,6 +615,7 @@ pl_config_free(struct pl_config *c)
 	json_decref(c->root);
 	json_decref(c->marks);
 	json_decref(c->guests);
+	free(c->project);
 	free(c->path);
 	free(c);
 }
@@ -558,6 +646,12 @@ const char *
 pl_config_path(const struct pl_config *c)
 {
 	return c->path;
+}
+
+const char *
+pl_config_project(const struct pl_config *c)
+{
+	return c->project;
 }
 
 bool

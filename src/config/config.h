@@ -59,6 +59,15 @@ const json_t *pl_config_get(const struct pl_config *c, const char *pointer);
 const json_t *pl_config_guests(const struct pl_config *c);
 /* The file the config came from. */
 const char *pl_config_path(const struct pl_config *c);
+/* The config's project (`project:`, else pl_config_default_project of its
+ * path): its guests carry the tags pvelab and pvelab-<project>. */
+const char *pl_config_project(const struct pl_config *c);
+/* The project a config at path is when it sets no `project:`: the file's
+ * name without extension, or for pvelab.yaml (pvelab.*) its directory's
+ * name, made into a valid project name; NULL when nothing usable remains. */
+char *pl_config_default_project(const char *path);
+/* Whether s is a project name: [a-z0-9][a-z0-9_-]{0,31}. */
+bool pl_config_project_valid(const char *s);
 /* Where a pointer is written in the file. */
 bool pl_config_where(const struct pl_config *c, const char *pointer, int *line, int *col);
 /* Add a diagnostic located at pointer. */

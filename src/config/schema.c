@@ -126,6 +126,9 @@ static const struct pl_config_key guest_keys[] = {
 };
 
 static const struct pl_config_key top_keys[] = {
+	{ "/project", PL_CT_STRING, NULL, NULL, "this config's name ([a-z0-9][a-z0-9_-]*, at most 32): its guests carry the tags pvelab and pvelab-<project>, and its plans only ever delete guests of this project (default: the file's name without extension, or for pvelab.yaml its directory's name)", false },
+	{ "/safety", PL_CT_MAP, NULL, NULL, "limits on what one apply may destroy", false },
+	{ "/safety/max_deletes", PL_CT_INT, NULL, "0..1000000", "most guests one apply deletes even with --allow-delete (default: no limit; without --allow-delete it deletes none)", false },
 	{ "/cluster", PL_CT_MAP, NULL, NULL, "how to reach the Proxmox VE API", false },
 	{ "/cluster/endpoints", PL_CT_LIST, NULL, NULL, "API URLs, tried in order (one per node for failover)", false },
 	{ "/cluster/endpoints/*", PL_CT_STRING, NULL, NULL, "https://HOST:8006", false },

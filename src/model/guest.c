@@ -39,13 +39,79 @@ pl_model_value_text(const json_t *v)
 bool
 pl_model_is_managed(const json_t *live)
 {
-	char *tags = pl_model_tags_norm(pl_json_str_or(live, "tags", ""));
-	char *hay = pl_asprintf(";%s;", tags);
-	bool yes = strstr(hay, ";" PL_MODEL_MANAGED_TAG ";") != NULL;
+	return pl_model_owner(live, NULL) != PL_OWNER_NONE;
+}
 
+char *
+pl_model_project_tag(const char *project)
+{
+	return pl_asprintf("%s-%s", PL_MODEL_MANAGED_TAG, project);
+}
+
+/* The live guest's tags: the resource list's, else its config's. */
+static const char *
+live_tags(const json_t *live)
+{
+	const char *t = pl_json_str(live, "tags");
+
+	return t ? t : pl_json_str_or(json_object_get(live, "config"), "tags", "");
+}
+
+enum pl_model_owner
+pl_model_owner(const json_t *live, char **project)
+{
+	char *tags = pl_model_tags_norm(live_tags(live)), *save = NULL;
+	enum pl_model_owner o = PL_OWNER_NONE;
+	size_t n = strlen(PL_MODEL_MANAGED_TAG);
+
+	if (project)
+		*project = NULL;
+	for (char *t = strtok_r(tags, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+		if (!strcmp(t, PL_MODEL_MANAGED_TAG) && o == PL_OWNER_NONE)
+			o = PL_OWNER_LEGACY;
+		else if (!strncmp(t, PL_MODEL_MANAGED_TAG "-", n + 1) && t[n + 1] && o != PL_OWNER_PROJECT) {
+			o = PL_OWNER_PROJECT;
+			if (project)
+				*project = pl_strdup(t + n + 1);
+		}
+	}
 	free(tags);
-	free(hay);
+	return o;
+}
+
+bool
+pl_model_owned_by(const json_t *live, const char *project)
+{
+	char *p = NULL;
+	bool yes = pl_model_owner(live, &p) == PL_OWNER_PROJECT && !strcmp(p, project);
+
+	free(p);
 	return yes;
+}
+
+bool
+pl_model_tag_is_owner(const char *tag)
+{
+	size_t n = strlen(PL_MODEL_MANAGED_TAG);
+
+	return !strncmp(tag, PL_MODEL_MANAGED_TAG, n) && (tag[n] == '\0' || tag[n] == '-');
+}
+
+char *
+pl_model_tags_owned(const char *tags, const char *project)
+{
+	char *norm = pl_model_tags_norm(tags), *save = NULL, *r;
+	struct pl_buf b;
+
+	pl_buf_init(&b, 0);
+	pl_buf_addf(&b, "%s;%s-%s", PL_MODEL_MANAGED_TAG, PL_MODEL_MANAGED_TAG, project);
+	for (char *t = strtok_r(norm, ";", &save); t; t = strtok_r(NULL, ";", &save))
+		if (!pl_model_tag_is_owner(t))
+			pl_buf_addf(&b, ";%s", t);
+	r = pl_model_tags_norm(b.data);
+	pl_buf_release(&b);
+	free(norm);
+	return r;
 }
 
 static int

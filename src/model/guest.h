@@ -65,8 +65,26 @@ bool pl_model_key_ignored(const char *key);
 bool pl_model_key_collection(bool lxc, const char *key);
 /* A live config value as text (numbers and booleans as PVE writes them). */
 char *pl_model_value_text(const json_t *v);
-/* Whether a live guest (with "tags") carries the managed tag. */
+/* Whether a live guest (with "tags") is managed by pvelab: it carries the tag
+ * pvelab or a project's pvelab-<project>. */
 bool pl_model_is_managed(const json_t *live);
+
+/* Who manages a live guest, by its tags ("tags", else config's "tags"). */
+enum pl_model_owner {
+	PL_OWNER_NONE,    /* no pvelab tag: unmanaged */
+	PL_OWNER_LEGACY,  /* only "pvelab": made by pvelab before projects */
+	PL_OWNER_PROJECT, /* "pvelab-<project>": *project says which (caller frees) */
+};
+enum pl_model_owner pl_model_owner(const json_t *live, char **project);
+/* Whether a live guest is managed by this project. */
+bool pl_model_owned_by(const json_t *live, const char *project);
+/* The tag of a project's guests, "pvelab-<project>" (caller frees). */
+char *pl_model_project_tag(const char *project);
+/* Whether a tag is one of pvelab's ("pvelab", "pvelab-<project>"). */
+bool pl_model_tag_is_owner(const char *tag);
+/* tags (any separators) with "pvelab" and "pvelab-<project>" in and any other
+ * project's tag out, normalised (caller frees). */
+char *pl_model_tags_owned(const char *tags, const char *project);
 /* Split "a;b c,d" tags, lower-cased, sorted, unique, joined with ';'. */
 char *pl_model_tags_norm(const char *tags);
 

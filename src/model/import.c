@@ -412,7 +412,7 @@ pl_model_guest_to_yaml(const json_t *live)
 
 		tags = json_array();
 		for (char *t = strtok_r(norm, ";", &save); t; t = strtok_r(NULL, ";", &save))
-			if (strcmp(t, PL_MODEL_MANAGED_TAG))
+			if (!pl_model_tag_is_owner(t))
 				json_array_append_new(tags, json_string(t));
 		if (json_array_size(tags))
 			json_object_set_new(g, "tags", tags);

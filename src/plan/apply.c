@@ -740,6 +740,39 @@ cmp_phase(const void *a, const void *b)
 	return phase_of(x->change) - phase_of(y->change);
 }
 
+/* The executor's own delete limit (a plan file is never trusted): when the
+ * plan deletes more guests than o allows, *result says so and nothing runs. */
+static bool
+too_many_deletes(const json_t *plan, const struct pl_apply_opts *o, json_t **result)
+{
+	const json_t *changes = json_object_get(plan, "changes"), *ch;
+	long long n = 0, limit = !o->allow_delete ? 0 : o->max_deletes;
+	json_t *list;
+	char *why;
+	size_t i;
+
+	json_array_foreach(changes, i, ch)
+		n += !strcmp(pl_json_str_or(ch, "action", ""), "delete");
+	if (n == 0 || limit < 0 || n <= limit)
+		return false;
+	why = !o->allow_delete ? pl_asprintf("refused: deleting guests needs --allow-delete")
+			       : pl_asprintf("refused: %lld deletes, more than the limit of %lld", n, limit);
+	list = json_array();
+	json_array_foreach(changes, i, ch) {
+		json_t *res = json_pack("{s:s,s:s,s:s,s:s}", "guest", pl_json_str_or(ch, "guest", "?"), "action",
+					pl_json_str_or(ch, "action", "?"), "type", pl_json_str_or(ch, "type", "qemu"),
+					"status", "skipped");
+
+		if (!strcmp(pl_json_str_or(ch, "action", ""), "delete"))
+			json_object_set_new(res, "error", json_string(why));
+		json_array_append_new(list, res);
+	}
+	free(why);
+	*result = json_pack("{s:i,s:i,s:i,s:o}", "ok", 0, "failed", 0, "skipped", (int)json_array_size(list),
+			    "changes", list);
+	return true;
+}
+
 int
 pl_apply_run(struct event_base *base, struct pl_pve *c, const json_t *plan,
 	     const struct pl_apply_opts *o, json_t **result)
@@ -752,6 +785,10 @@ pl_apply_run(struct event_base *base, struct pl_pve *c, const json_t *plan,
 
 	if (local.task_timeout_ms == 0)
 		local.task_timeout_ms = 600000;
+	if (too_many_deletes(plan, o, result)) {
+		json_decref(list);
+		return PL_EINVAL;
+	}
 	ap.o = &local;
 	ap.shared = json_object();
 	ap.jobs = pl_calloc(json_array_size(changes) + 1, sizeof(*ap.jobs));

@@ -29,6 +29,8 @@ struct pl_apply_opts {
 	int jobs;              /* changes in flight (default 4) */
 	bool reboot;           /* reboot guests whose changes are pending */
 	bool allow_replace;    /* carry out replacements */
+	bool allow_delete;     /* carry out deletes (else a plan with any is refused) */
+	long long max_deletes; /* with allow_delete: refuse a plan with more; -1: no limit */
 	bool snapshot;         /* snapshot guests before modifying them (default on) */
 	long long run_id;      /* names the snapshots pvelab-pre-<run_id> */
 	long task_timeout_ms;  /* per task (0: 10 min) */
@@ -42,6 +44,9 @@ struct pl_apply_opts {
  * *result (new reference) is
  * {"ok":N,"failed":N,"skipped":N,"changes":[{"guest","action","vmid","node",
  *  "type","status":"ok|failed|skipped","error","snapshot","was_running"}]}.
+ * A plan with more deletes than allowed (none without allow_delete, else
+ * max_deletes) is refused whole: nothing runs, every change is "skipped" and
+ * the deletes carry the reason in "error"; returns PL_EINVAL.
  * Returns 0 when every change succeeded, PL_ETASK otherwise.
  */
 int pl_apply_run(struct event_base *base, struct pl_pve *c, const json_t *plan,

@@ -1,8 +1,9 @@
 /*
  * Planning (see plan.h): match declared guests to live ones (by vmid, else by
  * name), diff them key by key with the model's Proxmox semantics, allocate
- * vmids from category ranges, pick nodes, and list what pvelab manages but
- * the config no longer has. Unmanaged guests are listed and never touched.
+ * vmids from category ranges, pick nodes, and list what this config's project
+ * manages but the config no longer has. Guests of other projects, legacy
+ * pvelab guests and unmanaged ones are listed and never touched.
  */
 #include "core/common.h"
 #include "plan/plan.h"
@@ -18,6 +19,7 @@
 
 struct planner {
 	const struct pl_config *cfg;
+	const char *project; /* the config's: it deletes only guests tagged with it */
 	const json_t *snap;
 	const struct pl_plan_opts *o;
 	json_t *changes, *blocked;
@@ -76,7 +78,8 @@ in_profile(const struct planner *p, const struct pl_model_guest *m)
 static const json_t *
 find_live(const struct planner *p, const struct pl_model_guest *m, bool *by_name)
 {
-	const json_t *g, *same = json_object_get(p->by_name, m->name);
+	const json_t *g, *best = NULL, *same = json_object_get(p->by_name, m->name);
+	int best_rank = 4;
 	char key[32];
 	size_t i;
 
@@ -85,18 +88,47 @@ find_live(const struct planner *p, const struct pl_model_guest *m, bool *by_name
 		snprintf(key, sizeof(key), "%lld", m->vmid);
 		return json_object_get(p->by_vmid, key);
 	}
-	/* by name: the same type first; a guest of the other type is a replacement */
-	for (int pass = 0; pass < 2; pass++) {
-		json_array_foreach(same, i, g) {
-			if (pl_json_int(g, "template", 0) == 1 ||
-			    (pass == 0) != !strcmp(live_type(g), m->lxc ? "lxc" : "qemu") ||
-			    vmid_used(p->matched, pl_json_int(g, "vmid", 0)))
-				continue;
-			*by_name = true;
-			return g;
+	/* by name: this project's guest first, then the same type; a guest of
+	 * the other type is a replacement */
+	json_array_foreach(same, i, g) {
+		int rank = (pl_model_owned_by(g, p->project) ? 0 : 2) +
+			   (strcmp(live_type(g), m->lxc ? "lxc" : "qemu") ? 1 : 0);
+
+		if (pl_json_int(g, "template", 0) == 1 || vmid_used(p->matched, pl_json_int(g, "vmid", 0)))
+			continue;
+		if (rank < best_rank) {
+			best_rank = rank;
+			best = g;
 		}
 	}
-	return NULL;
+	*by_name = best != NULL;
+	return best;
+}
+
+/* Why a declared guest cannot take a live one another owner manages (caller
+ * frees), or NULL when it is this project's or unmanaged. */
+static char *
+owned_elsewhere(const struct planner *p, const struct pl_model_guest *m, const json_t *live)
+{
+	char *owner = NULL, *why = NULL;
+
+	switch (pl_model_owner(live, &owner)) {
+	case PL_OWNER_NONE:
+		break;
+	case PL_OWNER_LEGACY:
+		why = pl_asprintf("%lld '%s' was made by pvelab before projects (pvelab adopt %s claims "
+				  "it for project '%s')", pl_json_int(live, "vmid", 0),
+				  pl_json_str_or(live, "name", ""), m->name, p->project);
+		break;
+	case PL_OWNER_PROJECT:
+		if (strcmp(owner, p->project))
+			why = pl_asprintf("%lld '%s' is managed by project '%s' (pvelab adopt %s --from "
+					  "%s moves it here)", pl_json_int(live, "vmid", 0),
+					  pl_json_str_or(live, "name", ""), owner, m->name, owner);
+		break;
+	}
+	free(owner);
+	return why;
 }
 
 static long long
@@ -421,10 +453,10 @@ int
 pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_plan_opts *o,
 	      json_t **plan, char **errmsg)
 {
-	struct planner p = { .cfg = cfg, .snap = snap, .o = o };
+	struct planner p = { .cfg = cfg, .snap = snap, .o = o, .project = pl_config_project(cfg) };
 	const json_t *g;
 	json_t *live;
-	json_t *unmanaged = json_array(), *pending = json_array(), *summary;
+	json_t *unmanaged = json_array(), *pending = json_array(), *elsewhere = json_array(), *summary;
 	struct pl_model_guest *models;
 	size_t i, n = json_array_size(pl_config_guests(cfg));
 	char sha[65];
@@ -453,6 +485,11 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 	json_array_foreach(pl_config_guests(cfg), i, g) {
 		if ((r = pl_model_guest_from_config(g, &models[i], errmsg)) != 0)
 			goto out;
+		/* the guest carries its project's tag besides pvelab's */
+		char *tags = pl_model_tags_owned(pl_json_str(models[i].config, "tags"), p.project);
+
+		json_object_set_new(models[i].config, "tags", json_string(tags));
+		free(tags);
 		if (models[i].vmid)
 			mark_vmid(p.used_vmids, models[i].vmid);
 	}
@@ -463,6 +500,16 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 		if (!in_profile(&p, &models[i]))
 			continue;
 		live = (json_t *)find_live(&p, &models[i], &by_name);
+		char *owner_why = live ? owned_elsewhere(&p, &models[i], live) : NULL;
+
+		if (owner_why) { /* never taken from its owner: adopt is explicit */
+			json_array_append_new(p.blocked, json_pack("{s:s,s:I,s:s}", "guest", models[i].name,
+								   "vmid", (json_int_t)pl_json_int(live, "vmid", 0),
+								   "reason", owner_why));
+			free(owner_why);
+			mark_vmid(p.matched, pl_json_int(live, "vmid", 0));
+			continue;
+		}
 		if (live && !by_name && !pl_model_is_managed(live) &&
 		    strcmp(pl_json_str_or(live, "name", ""), models[i].name) != 0) {
 			char *why = pl_asprintf("vmid %lld is taken by '%s', which pvelab does not manage "
@@ -512,15 +559,27 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 	json_array_foreach(json_object_get(snap, "guests"), i, live) {
 		long long vmid = pl_json_int(live, "vmid", 0);
 
+		char *owner = NULL;
+		enum pl_model_owner who;
+
 		if (vmid_used(p.matched, vmid))
 			continue;
-		if (pl_model_is_managed(live) && o->profile == NULL)
-			json_array_append_new(p.changes,
-					      json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s}", "action", "delete", "guest",
-							pl_json_str_or(live, "name", ""), "type", live_type(live),
-							"vmid", (json_int_t)vmid, "node", pl_json_str(live, "node"),
-							"class", "delete"));
-		else if (!pl_model_is_managed(live))
+		who = pl_model_owner(live, &owner);
+		if (who == PL_OWNER_PROJECT && !strcmp(owner, p.project)) {
+			if (o->profile == NULL)
+				json_array_append_new(p.changes,
+						      json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s}", "action", "delete", "guest",
+								pl_json_str_or(live, "name", ""), "type", live_type(live),
+								"vmid", (json_int_t)vmid, "node", pl_json_str(live, "node"),
+								"class", "delete"));
+		} else if (who != PL_OWNER_NONE) {
+			json_array_append_new(elsewhere, json_pack("{s:I,s:s,s:s,s:s?,s:s?}", "vmid", (json_int_t)vmid,
+								   "name", pl_json_str_or(live, "name", ""), "type",
+								   live_type(live), "node", pl_json_str(live, "node"),
+								   "project", owner));
+		}
+		free(owner);
+		if (who == PL_OWNER_NONE)
 			json_array_append_new(unmanaged, json_pack("{s:I,s:s,s:s,s:s?}", "vmid", (json_int_t)vmid,
 								   "name", pl_json_str_or(live, "name", ""), "type",
 								   live_type(live), "node", pl_json_str(live, "node")));
@@ -537,12 +596,12 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 
 	pl_json_sha256(sigs, sha);
 
-	*plan = json_pack("{s:i,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:{s:b,s:b,s:s?}}", "version", 1, "config",
-			  pl_config_path(cfg), "snapshot", sha, "signatures", sigs, "changes", p.changes, "unmanaged",
-			  unmanaged, "pending", pending, "blocked", p.blocked, "summary", summary, "options",
-			  "allow_replace", o->allow_replace, "reboot", o->reboot, "profile",
-			  o->profile);
-	p.changes = p.blocked = unmanaged = pending = NULL;
+	*plan = json_pack("{s:i,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:{s:b,s:b,s:b,s:s?}}", "version", 1,
+			  "config", pl_config_path(cfg), "project", p.project, "snapshot", sha, "signatures", sigs,
+			  "changes", p.changes, "unmanaged", unmanaged, "elsewhere", elsewhere, "pending", pending,
+			  "blocked", p.blocked, "summary", summary, "options", "allow_replace", o->allow_replace,
+			  "allow_delete", o->allow_delete, "reboot", o->reboot, "profile", o->profile);
+	p.changes = p.blocked = unmanaged = pending = elsewhere = NULL;
 out:
 	for (i = 0; i < n; i++)
 		pl_model_guest_release(&models[i]);
@@ -550,6 +609,7 @@ out:
 	json_decref(p.changes);
 	json_decref(p.blocked);
 	json_decref(unmanaged);
+	json_decref(elsewhere);
 	json_decref(pending);
 	json_decref(p.used_vmids);
 	json_decref(p.matched);

@@ -15,13 +15,18 @@ struct pl_config;
 struct pl_plan_opts {
 	bool allow_replace; /* replacements are planned, not refused */
 	bool reboot;        /* apply may reboot guests for pending changes */
+	bool allow_delete;  /* recorded in "options": apply may delete guests */
 	const char *profile; /* only the guests of this profile; NULL: all */
 };
 
 /*
  * Build a plan (new reference):
- * {"version":1,"snapshot":"<sha256>","changes":[...],"unmanaged":[...],
- *  "blocked":[...],"summary":{...}}
+ * {"version":1,"project","snapshot":"<sha256>","changes":[...],"unmanaged":[...],
+ *  "elsewhere":[...],"blocked":[...],"summary":{...},"options":{...}}
+ * Only guests tagged pvelab-<the config's project> are deleted; guests of other
+ * projects and legacy ones (tagged only pvelab) are listed under "elsewhere"
+ * ({vmid,name,type,node,project}, project null for legacy) and, when declared,
+ * blocked with the way out (pvelab adopt).
  * Each change: {"action":"create|update|replace|delete|start|stop|bridge",
  *  "guest","type":"qemu|lxc","vmid","node","class", ...action fields}.
  * snap may carry "pending": {"<vmid>": [keys]} (changes waiting for a

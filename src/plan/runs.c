@@ -47,6 +47,23 @@ pl_runs_begin(struct pl_state *s, const char *kind, long long *id, char **errmsg
 }
 
 int
+pl_runs_set_project(struct pl_state *s, long long id, const char *project, char **errmsg)
+{
+	sqlite3 *db = pl_state_db(s);
+	sqlite3_stmt *st;
+	int r = 0;
+
+	if (sqlite3_prepare_v2(db, "UPDATE runs SET project=? WHERE id=?", -1, &st, NULL) != SQLITE_OK)
+		return db_error(db, errmsg);
+	sqlite3_bind_text(st, 1, project, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, id);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		r = db_error(db, errmsg);
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
 pl_runs_finish(struct pl_state *s, long long id, const char *status, const json_t *result,
 	       char **errmsg)
 {
@@ -77,13 +94,13 @@ row(sqlite3_stmt *st)
 	const char *summary = (const char *)sqlite3_column_text(st, 5);
 	json_t *res = summary ? json_loads(summary, JSON_DECODE_ANY, NULL) : NULL;
 
-	return json_pack("{s:I,s:s,s:f,s:o,s:s,s:o}", "id", (json_int_t)sqlite3_column_int64(st, 0),
+	return json_pack("{s:I,s:s,s:f,s:o,s:s,s:o,s:s?}", "id", (json_int_t)sqlite3_column_int64(st, 0),
 			 "kind", (const char *)sqlite3_column_text(st, 1), "started",
 			 sqlite3_column_double(st, 2), "finished",
 			 sqlite3_column_type(st, 3) == SQLITE_NULL ? json_null()
 								   : json_real(sqlite3_column_double(st, 3)),
 			 "status", (const char *)sqlite3_column_text(st, 4), "result",
-			 res ? res : json_null());
+			 res ? res : json_null(), "project", (const char *)sqlite3_column_text(st, 6));
 }
 
 int
@@ -94,7 +111,7 @@ pl_runs_get(struct pl_state *s, long long id, json_t **run, char **errmsg)
 	int r;
 
 	*run = NULL;
-	if (sqlite3_prepare_v2(db, "SELECT id,kind,started,finished,status,summary FROM runs WHERE id=?",
+	if (sqlite3_prepare_v2(db, "SELECT id,kind,started,finished,status,summary,project FROM runs WHERE id=?",
 			       -1, &st, NULL) != SQLITE_OK)
 		return db_error(db, errmsg);
 	sqlite3_bind_int64(st, 1, id);
@@ -120,7 +137,7 @@ pl_runs_list(struct pl_state *s, const char *kind, int limit, json_t **runs, cha
 
 	*runs = json_array();
 	if (sqlite3_prepare_v2(db,
-			       "SELECT id,kind,started,finished,status,summary FROM runs "
+			       "SELECT id,kind,started,finished,status,summary,project FROM runs "
 			       "WHERE ?1 IS NULL OR kind=?1 ORDER BY id DESC LIMIT ?2",
 			       -1, &st, NULL) != SQLITE_OK)
 		return db_error(db, errmsg);

@@ -84,6 +84,8 @@ static const char *const migrations[] = {
 	"DROP TABLE history;"
 	"ALTER TABLE history_new RENAME TO history;"
 	"CREATE INDEX history_vmid ON history(vmid, id);",
+	/* 4: the project (config) a run belongs to: guests are owned per project. */
+	"ALTER TABLE runs ADD COLUMN project TEXT;",
 };
 
 int
