@@ -1,46 +1,236 @@
 /*
  * `pvelab import GUEST...`: adopt existing guests. Writes the pvelab.yaml
  * guests that describe them exactly (the next plan shows no changes) and tags
- * them as managed by pvelab.
+ * them as managed by the project of the file they are written to. --out never
+ * overwrites a file: --merge adds the guests to its `guests:` list, as text,
+ * keeping the rest of the file and its comments.
  */
 #include "core/common.h"
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
+#include "cmd/owner.h"
+#include "config/config.h"
 #include "core/buf.h"
+#include "core/err.h"
 #include "core/file.h"
 #include "core/json.h"
 #include "core/yaml.h"
 #include "model/guest.h"
-#include "pve/client.h"
 
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 static const struct pl_opt opts[] = {
-	{ "out", 0, "FILE", "write the YAML to FILE instead of standard output" },
+	{ "out", 0, "FILE", "write the YAML to FILE (a new file, or with --merge an existing one)" },
+	{ "merge", 0, NULL, "add the guests to FILE's guests: list, keeping the rest of it" },
 	{ "no-adopt", 0, NULL, "do not tag the guests as managed by pvelab" },
 	{ NULL, 0, NULL, NULL },
 };
 
-enum { O_OUT, O_NOADOPT };
+enum { O_OUT, O_MERGE, O_NOADOPT };
 
-/* Add the pvelab tag to a live guest. */
-static int
-adopt(struct pl_session *s, const json_t *live, char **err)
+/* Leading spaces of a line. */
+static size_t
+indent_of(const char *line, size_t len)
 {
-	const char *tags = pl_json_str_or(json_object_get(live, "config"), "tags", "");
-	char *joined = pl_asprintf("%s%s%s", tags, *tags ? ";" : "", PL_MODEL_MANAGED_TAG);
-	char *norm = pl_model_tags_norm(joined);
-	char *path = pl_asprintf("/nodes/%s/%s/%lld/config", pl_json_str_or(live, "node", ""),
-				 pl_json_str_or(live, "type", "qemu"), pl_json_int(live, "vmid", 0));
-	json_t *params = json_pack("{s:s}", "tags", norm), *data = NULL;
-	int r = pl_pve_call(s->pve, "PUT", path, params, &data, err);
+	size_t n = 0;
 
-	json_decref(params);
-	json_decref(data);
-	free(path);
-	free(norm);
-	free(joined);
+	while (n < len && line[n] == ' ')
+		n++;
+	return n;
+}
+
+/* Is "guests:" (top level) followed by nothing, a comment, or "[]"? *empty_flow
+ * says it is "guests: []". */
+static bool
+guests_key(const char *line, size_t len, bool *block, bool *empty_flow)
+{
+	size_t i = 7;
+
+	*block = *empty_flow = false;
+	if (len < 7 || strncmp(line, "guests:", 7))
+		return false;
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	if (i == len || line[i] == '#') {
+		*block = true;
+		return true;
+	}
+	if (line[i] == '[') {
+		for (i++; i < len && (line[i] == ' ' || line[i] == '\t'); i++)
+			;
+		if (i < len && line[i] == ']') {
+			for (i++; i < len && (line[i] == ' ' || line[i] == '\t'); i++)
+				;
+			*empty_flow = i == len || line[i] == '#';
+		}
+	}
+	return true;
+}
+
+/* The text of file with guests added to its top-level guests: list (block
+ * style, or "guests: []", or none yet), everything else kept as written. */
+static int
+merge_text(const char *file, const char *text, size_t len, const json_t *guests, const char *stamp,
+	   struct pl_buf *out, char **errmsg)
+{
+	size_t pos = 0, key_line_end = 0, insert_at = 0, item_indent = 2;
+	bool found = false, block = false, empty_flow = false, have_item = false;
+	struct pl_buf items;
+
+	/* find the key, then the end of its block: the last line that belongs to it */
+	while (pos < len) {
+		const char *line = text + pos, *nl = memchr(line, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - line) : len - pos, next = nl ? pos + n + 1 : len;
+		size_t ind = indent_of(line, n);
+
+		if (!found) {
+			if (guests_key(line, n, &block, &empty_flow)) {
+				found = true;
+				key_line_end = insert_at = next;
+				if (!block && !empty_flow)
+					return pl_seterr(errmsg, PL_EINVAL,
+							 "cannot merge into '%s': its guests: list is written "
+							 "inline (write it as a block list, one '- name:' per line)", file);
+				if (empty_flow)
+					break;
+			}
+		} else if (ind < n && line[ind] != '#') {
+			if (ind == 0 && line[0] != '-')
+				break; /* the next top-level key */
+			if (!have_item && line[ind] == '-') {
+				item_indent = ind;
+				have_item = true;
+			}
+			insert_at = next;
+		}
+		pos = next;
+	}
+	pl_buf_init(&items, 0);
+	pl_buf_addf(&items, "%*s# %s\n", (int)item_indent, "", stamp);
+	pl_yaml_emit(guests, (int)item_indent, &items);
+	if (!found) { /* no guests: yet: a new list at the end */
+		pl_buf_add(out, text, len);
+		if (len && text[len - 1] != '\n')
+			pl_buf_addch(out, '\n');
+		pl_buf_addstr(out, "guests:\n");
+		pl_buf_add(out, items.data, items.len);
+	} else if (empty_flow) { /* "guests: []" becomes the list */
+		size_t start = key_line_end;
+
+		while (start > 0 && text[start - 1] == '\n')
+			start--;
+		while (start > 0 && text[start - 1] != '\n')
+			start--;
+		pl_buf_add(out, text, start);
+		pl_buf_addstr(out, "guests:\n");
+		pl_buf_add(out, items.data, items.len);
+		pl_buf_add(out, text + key_line_end, len - key_line_end);
+	} else {
+		pl_buf_add(out, text, insert_at);
+		if (insert_at && text[insert_at - 1] != '\n')
+			pl_buf_addch(out, '\n');
+		pl_buf_add(out, items.data, items.len);
+		pl_buf_add(out, text + insert_at, len - insert_at);
+	}
+	pl_buf_release(&items);
+	return 0;
+}
+
+/* Refuse guests FILE already declares, by name or vmid. */
+static int
+not_declared(const struct pl_config *cfg, const json_t *guests, char **errmsg)
+{
+	const json_t *g, *mine;
+	size_t i, j;
+
+	json_array_foreach(guests, i, g)
+		json_array_foreach(pl_config_guests(cfg), j, mine) {
+			bool same_name = !strcmp(pl_json_str_or(g, "name", ""), pl_json_str_or(mine, "name", "?"));
+
+			char ptr[64], what[160];
+			int line = 0, col = 0;
+
+			if (!same_name && pl_json_int(g, "vmid", 0) != pl_json_int(mine, "vmid", -1))
+				continue;
+			snprintf(ptr, sizeof(ptr), "/guests/%zu", j);
+			pl_config_where(cfg, ptr, &line, &col);
+			if (same_name)
+				snprintf(what, sizeof(what), "a guest named '%s'", pl_json_str_or(g, "name", ""));
+			else
+				snprintf(what, sizeof(what), "vmid %lld", pl_json_int(g, "vmid", 0));
+			return pl_seterr(errmsg, PL_ECONFLICT, "'%s' already declares %s (line %d); "
+					 "nothing was imported", pl_config_path(cfg), what, line);
+		}
+	return 0;
+}
+
+/* The file text --out writes: a new file, or the existing one merged. The
+ * project the guests are tagged with is FILE's. */
+static int
+out_text(const char *out, bool merge, const json_t *guests, char **project, struct pl_buf *yaml,
+	 char **errmsg)
+{
+	struct pl_config *cfg = NULL, *check = NULL;
+	struct pl_diags d;
+	struct pl_buf old;
+	struct stat st;
+	char stamp[96];
+	time_t now = time(NULL);
+	int r = 0;
+
+	strftime(stamp, sizeof(stamp), "imported by pvelab import on %Y-%m-%d %H:%M UTC", gmtime(&now));
+	pl_diags_init(&d);
+	pl_buf_init(&old, 64 << 20);
+	if (stat(out, &st) != 0) { /* a new file: its project is named by its path */
+		json_t *doc;
+
+		if ((*project = pl_config_default_project(out)) == NULL) {
+			r = pl_seterr(errmsg, PL_EINVAL, "cannot name a project from '%s' (choose another "
+				      "file name)", out);
+			goto out;
+		}
+		pl_buf_addf(yaml, "# Written by pvelab import. `pvelab plan` against this shows no changes;\n"
+				  "# settings pvelab has no key for are kept verbatim under config:.\n"
+				  "project: %s\n", *project);
+		doc = json_pack("{s:O}", "guests", guests);
+		pl_yaml_emit(doc, 0, yaml);
+		json_decref(doc);
+		goto out;
+	}
+	if (!merge) {
+		r = pl_seterr(errmsg, PL_ECONFLICT, "refusing to overwrite '%s' (pvelab import --merge adds "
+			      "the guests to it; --out a new file writes them apart)", out);
+		goto out;
+	}
+	if (pl_config_load(out, &cfg, &d) != 0 || cfg == NULL) {
+		r = pl_seterr(errmsg, PL_EINVAL, "cannot merge into '%s': it is not a valid config "
+			      "(pvelab validate %s says why); nothing was imported", out, out);
+		goto out;
+	}
+	*project = pl_strdup(pl_config_project(cfg));
+	if ((r = not_declared(cfg, guests, errmsg)) != 0 || (r = pl_file_read(out, &old, errmsg)) != 0 ||
+	    (r = merge_text(out, old.data, old.len, guests, stamp, yaml, errmsg)) != 0)
+		goto out;
+	/* the result must load as the same project with every guest */
+	pl_diags_release(&d);
+	pl_diags_init(&d);
+	if (pl_config_load_string(out, yaml->data, yaml->len, &check, &d) != 0 || check == NULL ||
+	    strcmp(pl_config_project(check), *project) ||
+	    json_array_size(pl_config_guests(check)) != json_array_size(pl_config_guests(cfg)) +
+							    json_array_size(guests)) {
+		r = pl_seterr(errmsg, PL_EINVAL, "cannot merge into '%s': the merged file would not "
+			      "load as written (%s); nothing was imported (write the guests with --out "
+			      "NEW.yaml and paste them)", out,
+			      d.n ? d.items[0].msg : "its guests: list could not be found");
+		goto out;
+	}
+out:
+	pl_config_free(cfg);
+	pl_config_free(check);
+	pl_diags_release(&d);
+	pl_buf_release(&old);
 	return r;
 }
 
@@ -50,35 +240,49 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_session s;
 	struct pl_args a;
 	const char *out = NULL;
-	bool do_adopt = true;
-	json_t *snap = NULL, *doc = NULL, *guests;
+	bool do_adopt = true, merge = false;
+	json_t *snap = NULL, *doc = NULL, *guests, *lives = json_array();
+	const json_t *live;
 	struct pl_buf yaml;
-	char *err = NULL;
+	char *err = NULL, *project = NULL;
+	size_t i;
 	int r, rc = PL_EXIT_ERROR;
 
 	pl_args_init(&a, &pl_cmd_import, ctx, argc, argv);
 	while ((r = pl_args_next(&a)) >= 0) {
 		if (r == O_OUT)
 			out = a.value;
+		else if (r == O_MERGE)
+			merge = true;
 		else
 			do_adopt = false;
 	}
-	if (r != PL_ARGS_END || a.npos == 0) {
+	if (r != PL_ARGS_END || a.npos == 0 || (merge && out == NULL)) {
+		json_decref(lives);
 		pl_args_release(&a);
-		return r != PL_ARGS_END ? pl_args_exit(r) : pl_usage_error(&pl_cmd_import, "which guests?");
+		return r != PL_ARGS_END ? pl_args_exit(r)
+		       : pl_usage_error(&pl_cmd_import, a.npos ? "--merge needs --out FILE" : "which guests?");
 	}
-	pl_buf_init(&yaml, 0);
-	if (pl_session_open(&s, ctx, PL_NEED_API | PL_NEED_STATE, &err) != 0 ||
+	pl_buf_init(&yaml, 64 << 20);
+	if (pl_session_open(&s, ctx, PL_NEED_API | PL_NEED_STATE, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	/* refuse an existing --out before reading anything */
+	if (out && !merge && access(out, F_OK) == 0) {
+		pl_error("refusing to overwrite '%s' (pvelab import --merge adds the guests to it; "
+			 "--out a new file writes them apart)", out);
+		goto out;
+	}
+	if ((!out && (project = pl_owner_project(&s, &err)) == NULL) ||
 	    pl_cmd_sync_now(&s, false, false, NULL, NULL, &snap, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}
 	doc = json_pack("{s:[]}", "guests");
 	guests = json_object_get(doc, "guests");
-	for (int i = 0; i < a.npos; i++) {
-		const json_t *live = pl_guest_lookup(json_object_get(snap, "guests"), a.pos[i], &err);
-
-		if (live == NULL) {
+	for (int k = 0; k < a.npos; k++) {
+		if ((live = pl_guest_lookup(json_object_get(snap, "guests"), a.pos[k], &err)) == NULL) {
 			pl_error("%s", err);
 			goto out;
 		}
@@ -90,40 +294,72 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			goto out;
 		}
 		json_array_append_new(guests, pl_model_guest_to_yaml(live));
-		if (do_adopt && adopt(&s, live, &err) != 0) {
+		json_array_append(lives, (json_t *)live);
+	}
+	if (out && out_text(out, merge, guests, &project, &yaml, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	/* nothing is tagged before every guest is known to be free to take */
+	json_array_foreach(lives, i, live) {
+		char *owner = NULL;
+
+		if (do_adopt && pl_model_owner(live, &owner) == PL_OWNER_PROJECT && strcmp(owner, project)) {
+			pl_error("refusing to import %lld '%s': it is managed by project '%s', and '%s' is "
+				 "project '%s' (pvelab adopt %lld --from %s moves it first)",
+				 pl_json_int(live, "vmid", 0), pl_json_str_or(live, "name", ""), owner,
+				 out ? out : ctx->config_path, project, pl_json_int(live, "vmid", 0), owner);
+			free(owner);
+			goto out;
+		}
+		free(owner);
+	}
+	json_array_foreach(lives, i, live) {
+		if (do_adopt && pl_owner_tag(&s, live, project, &err) != 0) {
 			pl_error("cannot tag guest %lld as managed: %s", pl_json_int(live, "vmid", 0), err);
 			goto out;
 		}
 	}
+	if (do_adopt) {
+		free(err);
+		err = NULL;
+		if (pl_cmd_sync_now(&s, false, false, NULL, NULL, NULL, &err) != 0)
+			pl_warn(ctx, "imported, but the refresh afterwards failed: %s", err);
+	}
 	if (ctx->output == PL_OUT_JSON && out == NULL) {
+		json_object_set_new(doc, "project", json_string(project));
 		pl_print_json(json_incref(doc));
 		rc = PL_EXIT_OK;
 		goto out;
 	}
-	time_t now = time(NULL);
-	char when[32];
-
-	strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", gmtime(&now));
-	pl_buf_addf(&yaml, "# Written by pvelab import on %s. `pvelab plan` against this shows no\n"
-			   "# changes; settings pvelab has no key for are kept verbatim under config:.\n",
-		    when);
-	pl_yaml_emit(doc, 0, &yaml);
 	if (out) {
 		if (pl_file_write_atomic(out, yaml.data, yaml.len, 0644, &err) != 0) {
 			pl_error("%s", err);
 			goto out;
 		}
 		if (ctx->verbosity >= 0)
-			fprintf(stderr, "pvelab: wrote %d guest%s to '%s'%s\n", a.npos, a.npos == 1 ? "" : "s",
-				out, do_adopt ? " and tagged them as managed" : "");
+			fprintf(stderr, "pvelab: %s %d guest%s %s '%s'%s%s%s\n", merge ? "added" : "wrote",
+				a.npos, a.npos == 1 ? "" : "s", merge ? "to" : "to", out,
+				do_adopt ? " and tagged them for project '" : "", do_adopt ? project : "",
+				do_adopt ? "'" : "");
 	} else {
+		time_t now = time(NULL);
+		char when[32];
+
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", gmtime(&now));
+		pl_buf_addf(&yaml, "# Written by pvelab import on %s for project '%s'. `pvelab plan`\n"
+				   "# against this shows no changes; settings pvelab has no key for are kept\n"
+				   "# verbatim under config:.\n", when, project);
+		pl_yaml_emit(doc, 0, &yaml);
 		fputs(yaml.data, stdout);
 	}
 	rc = PL_EXIT_OK;
 out:
 	free(err);
+	free(project);
 	pl_buf_release(&yaml);
 	json_decref(doc);
+	json_decref(lives);
 	json_decref(snap);
 	pl_session_close(&s);
 	pl_args_release(&a);
@@ -133,9 +369,15 @@ out:
 const struct pl_cmd pl_cmd_import = {
 	.name = "import",
 	.summary = "adopt existing guests: write their YAML so the next plan shows no changes",
-	.usage = "GUEST... [--out FILE] [--no-adopt]",
-	.help = "GUEST is a vmid or a name. The guests are tagged 'pvelab' (managed) unless\n"
-		"--no-adopt is given; paste the YAML into pvelab.yaml's guests list.",
+	.usage = "GUEST... [--out FILE [--merge]] [--no-adopt]",
+	.help = "GUEST is a vmid or a name. The guests are tagged pvelab and pvelab-<project>\n"
+		"(managed by that project) unless --no-adopt is given. The project is the one of\n"
+		"the file the YAML goes to: --out NEW.yaml writes a new file that says\n"
+		"project: NEW (its name, or its directory's for pvelab.yaml); --out FILE --merge\n"
+		"adds the guests to FILE's guests: list (comments and the rest kept) and uses\n"
+		"FILE's project. --out never overwrites an existing file. Without --out the YAML\n"
+		"goes to standard output for -c's config's project. Guests of another project\n"
+		"are refused (pvelab adopt --from moves them first).",
 	.opts = opts,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,

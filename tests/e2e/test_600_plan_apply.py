@@ -171,7 +171,11 @@ def test_deletes_only_managed_guests(lab):
     plan = lab.plan_json()
     assert [(c["action"], c["guest"]) for c in plan["changes"]] == [("delete", "ct1")]
     assert len(plan["unmanaged"]) == 3
-    assert lab.pvelab("apply", "--yes").rc == 0
+    # deletes need --allow-delete: refused before anything is done
+    r = lab.pvelab("apply", "--yes")
+    assert r.rc == 1 and "refusing to delete 1 guest (ct1) without --allow-delete" in r.err, r
+    assert {g["vmid"] for g in lab.guests()} == before
+    assert lab.pvelab("apply", "--yes", "--allow-delete").rc == 0
     after = {g["vmid"] for g in lab.guests()}
     assert len(before - after) == 1
     converged(lab)
