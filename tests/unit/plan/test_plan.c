@@ -24,11 +24,13 @@ static const char *SNAP =
 	"{\"node\":\"pve2\",\"status\":\"online\",\"maxmem\":100,\"mem\":50}],"
 	"\"bridges\":[],"
 	"\"guests\":["
-	"{\"vmid\":101,\"name\":\"web\",\"node\":\"pve\",\"type\":\"qemu\",\"status\":\"running\",\"tags\":\"pvelab\","
-	" \"config\":{\"name\":\"web\",\"memory\":2048,\"cores\":2,\"tags\":\"pvelab\",\"digest\":\"x\","
+	"{\"vmid\":101,\"name\":\"web\",\"node\":\"pve\",\"type\":\"qemu\",\"status\":\"running\",\"tags\":\"pvelab;pvelab-t\","
+	" \"config\":{\"name\":\"web\",\"memory\":2048,\"cores\":2,\"tags\":\"pvelab;pvelab-t\",\"digest\":\"x\","
 	"  \"net0\":\"virtio=BC:24:11:00:00:01,bridge=vmbr0\",\"scsi0\":\"local-lvm:vm-101-disk-0,size=32G\"}},"
 	"{\"vmid\":200,\"name\":\"someone\",\"node\":\"pve\",\"type\":\"lxc\",\"status\":\"running\",\"tags\":\"\"},"
-	"{\"vmid\":150,\"name\":\"gone\",\"node\":\"pve\",\"type\":\"qemu\",\"status\":\"stopped\",\"tags\":\"pvelab;x\"}"
+	"{\"vmid\":150,\"name\":\"gone\",\"node\":\"pve\",\"type\":\"qemu\",\"status\":\"stopped\",\"tags\":\"pvelab;pvelab-t;x\"},"
+	"{\"vmid\":160,\"name\":\"old\",\"node\":\"pve\",\"type\":\"qemu\",\"status\":\"stopped\",\"tags\":\"pvelab\"},"
+	"{\"vmid\":170,\"name\":\"theirs\",\"node\":\"pve2\",\"type\":\"qemu\",\"status\":\"stopped\",\"tags\":\"pvelab;pvelab-lab2\"}"
 	"]}";
 
 static json_t *
@@ -124,6 +126,43 @@ test_unmanaged_vmid_is_never_taken_over(void **state)
 }
 
 static void
+test_other_projects_are_never_touched(void **state)
+{
+	/* "t.yaml" is project t: lab2's guest and the legacy one (tagged only
+	 * pvelab) are listed as managed elsewhere, never deleted, and blocked
+	 * with the way out when declared */
+	struct pl_plan_opts o = { .allow_replace = true, .allow_delete = true };
+	json_t *plan = build("guests: []\n", SNAP, &o);
+	const json_t *e, *b;
+
+	assert_string_equal(pl_json_str(plan, "project"), "t");
+	assert_non_null(change_of(plan, "web", "delete"));
+	assert_null(change_of(plan, "old", "delete"));
+	assert_null(change_of(plan, "theirs", "delete"));
+	assert_int_equal(pl_json_int(json_object_get(plan, "summary"), "delete", 0), 2);
+	e = json_object_get(plan, "elsewhere");
+	assert_int_equal(json_array_size(e), 2);
+	assert_int_equal(pl_json_int(json_array_get(e, 0), "vmid", 0), 160);
+	assert_true(json_is_null(json_object_get(json_array_get(e, 0), "project")));
+	assert_string_equal(pl_json_str(json_array_get(e, 1), "project"), "lab2");
+	assert_true(json_is_true(json_object_get(json_object_get(plan, "options"), "allow_delete")));
+	json_decref(plan);
+
+	plan = build("guests:\n  - name: theirs\n  - name: old\n    memory: 1G\n", SNAP, &o);
+	b = json_object_get(plan, "blocked");
+	assert_int_equal(json_array_size(b), 2);
+	assert_non_null(strstr(pl_json_str(json_array_get(b, 0), "reason"),
+			       "managed by project 'lab2' (pvelab adopt theirs --from lab2 moves it here)"));
+	assert_non_null(strstr(pl_json_str(json_array_get(b, 1), "reason"),
+			       "made by pvelab before projects (pvelab adopt old claims it for project 't')"));
+	assert_null(change_of(plan, "theirs", "update"));
+	assert_null(change_of(plan, "old", "update"));
+	assert_null(change_of(plan, "theirs", "create"));
+	assert_int_equal(json_array_size(json_object_get(plan, "elsewhere")), 0);
+	json_decref(plan);
+}
+
+static void
 test_unknown_node_is_blocked(void **state)
 {
 	struct pl_plan_opts o = { 0 };
@@ -168,6 +207,7 @@ main(void)
 		cmocka_unit_test(test_update_classes),
 		cmocka_unit_test(test_unmanaged_vmid_is_never_taken_over),
 		cmocka_unit_test(test_unknown_node_is_blocked),
+		cmocka_unit_test(test_other_projects_are_never_touched),
 		cmocka_unit_test(test_snapshot_sha_stable),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);

@@ -19,7 +19,7 @@ static const char *const LIVE[] = {
 	/* a VM with cloud-init, two NICs, odd disk options, a CD-ROM, EFI, PCI */
 	"{\"vmid\":123,\"name\":\"odd-vm\",\"node\":\"pve\",\"type\":\"qemu\",\"status\":\"running\","
 	"\"config\":{\"name\":\"odd-vm\",\"memory\":\"4096\",\"cores\":4,\"sockets\":1,\"cpu\":\"x86-64-v2-AES\","
-	"\"tags\":\"pvelab;Web;db\",\"onboot\":1,\"boot\":\"order=scsi0;ide2;net0\",\"ostype\":\"l26\","
+	"\"tags\":\"pvelab;pvelab-import;Web;db\",\"onboot\":1,\"boot\":\"order=scsi0;ide2;net0\",\"ostype\":\"l26\","
 	"\"scsihw\":\"virtio-scsi-single\",\"agent\":\"enabled=1,fstrim_cloned_disks=1\",\"numa\":0,"
 	"\"net0\":\"virtio=BC:24:11:AA:BB:01,bridge=vmbr0,firewall=1,tag=20\","
 	"\"net1\":\"e1000=BC:24:11:AA:BB:02,bridge=vmbr1,queues=4\","
@@ -34,7 +34,7 @@ static const char *const LIVE[] = {
 	/* a container with a bind mount, a volume mount point, features, two NICs */
 	"{\"vmid\":105,\"name\":\"media\",\"node\":\"pve\",\"type\":\"lxc\",\"status\":\"stopped\","
 	"\"config\":{\"hostname\":\"media\",\"memory\":1024,\"swap\":512,\"cores\":2,\"unprivileged\":1,"
-	"\"tags\":\"pvelab\",\"features\":\"keyctl=1,nesting=1\",\"ostype\":\"debian\",\"arch\":\"amd64\","
+	"\"tags\":\"pvelab-import;pvelab\",\"features\":\"keyctl=1,nesting=1\",\"ostype\":\"debian\",\"arch\":\"amd64\","
 	"\"rootfs\":\"local-lvm:vm-105-disk-0,size=8G\",\"mp0\":\"/vault/data,mp=/data\","
 	"\"mp1\":\"local-lvm:vm-105-disk-1,mp=/srv,backup=1,size=16G\","
 	"\"net0\":\"name=eth0,bridge=vmbr0,hwaddr=BC:24:11:00:00:05,ip=192.168.0.5/24,gw=192.168.0.1,type=veth\","
