@@ -132,6 +132,31 @@ print_result(const struct pl_ctx *ctx, const json_t *res, long long run)
 	       "this run changed.\n", run);
 }
 
+/* A delete or replace in a saved plan that a fresh plan of the same config
+ * does not have (an edited file, or another project's plan): what, or NULL. */
+static char *
+smuggled(const json_t *saved, const json_t *fresh)
+{
+	const json_t *c, *f;
+	size_t i, j;
+
+	json_array_foreach(json_object_get(saved, "changes"), i, c) {
+		const char *act = pl_json_str_or(c, "action", "");
+		bool found = false;
+
+		if (strcmp(act, "delete") && strcmp(act, "replace"))
+			continue;
+		json_array_foreach(json_object_get(fresh, "changes"), j, f)
+			if (!strcmp(pl_json_str_or(f, "action", ""), act) &&
+			    pl_json_int(f, "vmid", 0) == pl_json_int(c, "vmid", -1))
+				found = true;
+		if (!found)
+			return pl_asprintf("%ss %lld '%s'", act, pl_json_int(c, "vmid", 0),
+					   pl_json_str_or(c, "guest", "?"));
+	}
+	return NULL;
+}
+
 /* Refuse, before anything is done, a plan that deletes more guests than
  * allowed: none without --allow-delete, else at most safety.max_deletes
  * (the executor checks again: a plan file is never trusted). */
@@ -224,6 +249,12 @@ usage:
 		if (why) {
 			pl_error("the cluster changed since '%s' was made (%s); refusing to apply a "
 				 "stale plan (run pvelab plan again)", a.pos[0], why);
+			free(why);
+			goto out;
+		}
+		if ((why = smuggled(saved, plan)) != NULL) {
+			pl_error("'%s' %s, which a plan of %s does not (a plan file is never trusted; run "
+				 "pvelab plan again)", a.pos[0], why, pl_config_path(s.cfg));
 			free(why);
 			goto out;
 		}

@@ -92,9 +92,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	}
 	pl_diags_sort(&d);
 	if (ctx->output == PL_OUT_JSON) {
-		pl_print_json(json_pack("{s:s,s:b,s:i,s:i,s:o}", "file", path, "valid",
-					d.nerrors == 0, "errors", (int)d.nerrors, "warnings",
-					(int)d.nwarnings, "diagnostics", pl_diags_json(&d)));
+		pl_print_json(json_pack("{s:s,s:s?,s:b,s:i,s:i,s:o}", "file", path, "project",
+					cfg ? pl_config_project(cfg) : NULL, "valid", d.nerrors == 0,
+					"errors", (int)d.nerrors, "warnings", (int)d.nwarnings,
+					"diagnostics", pl_diags_json(&d)));
 	} else {
 		for (size_t i = 0; i < d.n; i++) {
 			char *line = pl_diag_line(&d.items[i]);
@@ -103,8 +104,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			free(line);
 		}
 		if (d.nerrors == 0 && ctx->verbosity >= 0)
-			printf("%s: valid (%zu guests, %zu warnings%s)\n", path,
-			       cfg ? json_array_size(pl_config_guests(cfg)) : 0, d.nwarnings,
+			printf("%s: valid (%zu guests, project '%s', %zu warnings%s)\n", path,
+			       cfg ? json_array_size(pl_config_guests(cfg)) : 0,
+			       cfg ? pl_config_project(cfg) : "?", d.nwarnings,
 			       checked ? "; checked against the cluster" : "");
 		else if (d.nerrors)
 			fprintf(stderr, "%s: %zu error%s, %zu warning%s\n", path, d.nerrors,
