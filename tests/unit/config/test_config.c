@@ -119,6 +119,42 @@ teardown(void **state)
 	return 0;
 }
 
+static void
+test_project(void **state)
+{
+	struct pl_diags d;
+	struct pl_config *c = load("project: lab-2_x\nguests: []\n", &d);
+	char *p;
+
+	assert_int_equal(d.nerrors, 0);
+	assert_string_equal(pl_config_project(c), "lab-2_x");
+	pl_config_free(c);
+	pl_diags_release(&d);
+	c = load("guests: []\n", &d); /* t.yaml */
+	assert_string_equal(pl_config_project(c), "t");
+	pl_config_free(c);
+	pl_diags_release(&d);
+	c = load("project: -bad\n", &d);
+	assert_true(has_diag(&d, 1, "t.yaml:1:1: error: project: '-bad' is not a project name"));
+	pl_config_free(c);
+	pl_diags_release(&d);
+	c = load("project: abcdefghijabcdefghijabcdefghijabc\n", &d); /* 33 */
+	assert_int_equal(d.nerrors, 1);
+	pl_config_free(c);
+	pl_diags_release(&d);
+	/* defaults: the file's name, or pvelab.yaml's directory, made valid */
+	p = pl_config_default_project("/x/y/Home Lab.yml");
+	assert_string_equal(p, "home-lab");
+	free(p);
+	p = pl_config_default_project("/srv/My_Lab!/pvelab.yaml");
+	assert_string_equal(p, "my_lab");
+	free(p);
+	assert_null(pl_config_default_project("/x/___.yaml"));
+	assert_true(pl_config_project_valid("a"));
+	assert_false(pl_config_project_valid("A"));
+	assert_false(pl_config_project_valid(""));
+}
+
 int
 main(void)
 {
@@ -127,6 +163,7 @@ main(void)
 		cmocka_unit_test(test_errors_located),
 		cmocka_unit_test(test_merge_keys_and_ranges),
 		cmocka_unit_test(test_yaml_syntax_error),
+		cmocka_unit_test(test_project),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }

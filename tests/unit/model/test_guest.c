@@ -150,6 +150,37 @@ teardown(void **state)
 	return 0;
 }
 
+static void
+test_owner_tags(void **state)
+{
+	json_t *g = json_pack("{s:s}", "tags", "Web;pvelab");
+	char *p = NULL, *t;
+
+	assert_int_equal(pl_model_owner(g, &p), PL_OWNER_LEGACY);
+	assert_null(p);
+	json_object_set_new(g, "tags", json_string("pvelab-lab2;pvelab;x"));
+	assert_int_equal(pl_model_owner(g, &p), PL_OWNER_PROJECT);
+	assert_string_equal(p, "lab2");
+	free(p);
+	assert_true(pl_model_owned_by(g, "lab2"));
+	assert_false(pl_model_owned_by(g, "lab"));
+	json_object_set_new(g, "tags", json_string("web"));
+	assert_int_equal(pl_model_owner(g, NULL), PL_OWNER_NONE);
+	assert_false(pl_model_is_managed(g));
+	/* the config's tags when the resource list gave none */
+	json_object_del(g, "tags");
+	json_object_set_new(g, "config", json_pack("{s:s}", "tags", "pvelab-a"));
+	assert_true(pl_model_owned_by(g, "a"));
+	json_decref(g);
+	/* owning: pvelab and the project in, other projects out, the rest kept */
+	t = pl_model_tags_owned("Web;pvelab-lab2 pvelab,db", "lab1");
+	assert_string_equal(t, "db;pvelab;pvelab-lab1;web");
+	free(t);
+	t = pl_model_tags_owned(NULL, "x");
+	assert_string_equal(t, "pvelab;pvelab-x");
+	free(t);
+}
+
 int
 main(void)
 {
@@ -159,6 +190,7 @@ main(void)
 		cmocka_unit_test(test_no_phantom_diffs),
 		cmocka_unit_test(test_classes),
 		cmocka_unit_test(test_update_keeps_mac_and_resize),
+		cmocka_unit_test(test_owner_tags),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }
