@@ -58,25 +58,25 @@ pl_owner_project(const struct pl_session *s, char **errmsg)
 	return p;
 }
 
-/* What adopting live means, or NULL with the refusal printed. */
-static const char *
+/* Whose live is now ("unmanaged", "pvelab before projects", "project 'x'"; caller
+ * frees), "" when it is already this project's, or NULL with the refusal printed. */
+static char *
 verdict(const json_t *live, const char *project, const char *from, const char *guest)
 {
-	char *owner = NULL;
-	const char *what = NULL;
+	char *owner = NULL, *what = NULL;
 
 	switch (pl_model_owner(live, &owner)) {
 	case PL_OWNER_NONE:
-		what = "unmanaged";
+		what = pl_strdup("unmanaged");
 		break;
 	case PL_OWNER_LEGACY:
-		what = "made before projects";
+		what = pl_strdup("pvelab before projects");
 		break;
 	case PL_OWNER_PROJECT:
 		if (!strcmp(owner, project))
-			what = "already this project's";
+			what = pl_strdup("");
 		else if (from && !strcmp(owner, from))
-			what = "from project";
+			what = pl_asprintf("project '%s'", owner);
 		else if (from)
 			pl_error("%lld '%s' is managed by project '%s', not '%s' (pvelab adopt %s --from %s)",
 				 pl_json_int(live, "vmid", 0), pl_json_str_or(live, "name", ""), owner, from,
@@ -127,7 +127,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	}
 	/* every guest checked before any is changed */
 	for (int k = 0; k < a.npos; k++) {
-		const char *what;
+		char *what;
 
 		if ((live = pl_guest_lookup(json_object_get(snap, "guests"), a.pos[k], &err)) == NULL) {
 			pl_error("%s", err);
@@ -135,20 +135,20 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		}
 		if ((what = verdict(live, project, from, a.pos[k])) == NULL)
 			goto out;
-		if (!strcmp(what, "already this project's")) {
+		if (*what == '\0') {
 			if (ctx->output != PL_OUT_JSON && ctx->verbosity >= 0)
-				printf("  %lld %s is already project '%s''s\n", pl_json_int(live, "vmid", 0),
+				printf("  %lld %s already belongs to project '%s'\n", pl_json_int(live, "vmid", 0),
 				       pl_json_str_or(live, "name", ""), project);
+			free(what);
 			continue;
 		}
 		json_array_append(todo, (json_t *)live);
 		if (ctx->output != PL_OUT_JSON)
-			printf("  %s~   adopt%s   %s (%s %lld on %s): %s%s%s -> project '%s'\n",
+			printf("  %s~   adopt%s   %s (%s %lld on %s): %s -> project '%s'\n",
 			       pl_color(ctx, PL_C_YELLOW), pl_color(ctx, PL_C_RESET),
 			       pl_json_str_or(live, "name", ""), pl_json_str_or(live, "type", "qemu"),
-			       pl_json_int(live, "vmid", 0), pl_json_str_or(live, "node", "?"), what,
-			       !strcmp(what, "from project") ? " " : "",
-			       !strcmp(what, "from project") ? from : "", project);
+			       pl_json_int(live, "vmid", 0), pl_json_str_or(live, "node", "?"), what, project);
+		free(what);
 	}
 	if (json_array_size(todo) && !yes) {
 		if (!isatty(STDIN_FILENO)) {

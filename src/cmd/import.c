@@ -96,7 +96,7 @@ merge_text(const char *file, const char *text, size_t len, const json_t *guests,
 				if (empty_flow)
 					break;
 			}
-		} else if (ind < n && line[ind] != '#') {
+		} else if (ind < n && (line[ind] != '#' || ind > 0)) { /* indented comments belong */
 			if (ind == 0 && line[0] != '-')
 				break; /* the next top-level key */
 			if (!have_item && line[ind] == '-') {
@@ -338,9 +338,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			goto out;
 		}
 		if (ctx->verbosity >= 0)
-			fprintf(stderr, "pvelab: %s %d guest%s %s '%s'%s%s%s\n", merge ? "added" : "wrote",
-				a.npos, a.npos == 1 ? "" : "s", merge ? "to" : "to", out,
-				do_adopt ? " and tagged them for project '" : "", do_adopt ? project : "",
+			fprintf(stderr, "pvelab: %s %d guest%s to '%s'%s%s%s\n", merge ? "added" : "wrote",
+				a.npos, a.npos == 1 ? "" : "s", out,
+				do_adopt ? ", tagged for project '" : "", do_adopt ? project : "",
 				do_adopt ? "'" : "");
 	} else {
 		time_t now = time(NULL);

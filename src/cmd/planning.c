@@ -212,7 +212,8 @@ print_elsewhere(const struct pl_ctx *ctx, const json_t *plan)
 
 	if (n == 0 || ctx->verbosity < 0)
 		return;
-	printf("\n%zu guest%s managed elsewhere (never touched by project '%s'):", n,
+	printf("%s%zu guest%s managed elsewhere (never touched by project '%s'):",
+	       json_array_size(json_object_get(plan, "unmanaged")) ? "" : "\n", n,
 	       n == 1 ? " is" : "s are", pl_json_str_or(plan, "project", "?"));
 	json_array_foreach(list, i, c) {
 		if (i == 8 && ctx->verbosity < 1) {
