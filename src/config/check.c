@@ -14,6 +14,7 @@
 #include "core/str.h"
 
 #include <ctype.h>
+#include <strings.h>
 
 /* Remember value -> first pointer; report a duplicate at the second. */
 static void
@@ -320,6 +321,17 @@ pl_config_check(const struct pl_config *c, struct pl_diags *d)
 						       "and '.')", name,
 						       lxc ? "container hostname" : "VM name");
 				free(fix);
+			}
+		}
+		json_array_foreach(json_object_get(g, "tags"), j, svc) {
+			const char *t = json_string_value(svc);
+
+			/* pvelab's own tags say who owns the guest: project: sets them */
+			if (t && (!strcasecmp(t, "pvelab") || !strncasecmp(t, "pvelab-", 7))) {
+				snprintf(ptr, sizeof(ptr), "%s/tags/%zu", gptr, j);
+				pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
+					       "'%s' is pvelab's own tag (it is set from project: '%s'; "
+					       "leave it out)", t, pl_config_project(c));
 			}
 		}
 		if (json_object_get(g, "vmid")) {
