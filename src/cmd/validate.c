@@ -127,7 +127,9 @@ const struct pl_cmd pl_cmd_validate = {
 		"docs/config.md), then duplicate names, vmids, IPs, MACs and host ports, vmids\n"
 		"outside their category's range, and settings Proxmox would refuse. When a state\n"
 		"database exists (pvelab sync), or with --live, also nodes, storages, bridges and\n"
-		"templates that do not exist, and guests larger than their node (warnings).",
+		"templates that do not exist, and guests larger than their node (warnings).\n"
+		"It names the config's project (project:, by default the file's name, or the\n"
+		"directory's for pvelab.yaml): the tag pvelab-<project> marks its guests.",
 	.opts = opts,
 	.run = run,
 	.flags = PL_CMD_MCP_READ,
