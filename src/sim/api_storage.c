@@ -434,7 +434,7 @@ iface_text(struct pl_buf *b, const char *name, json_t *o)
 
 		for (size_t i = 0; i < PL_ARRAY_LEN(skip); i++)
 			sk |= !strcmp(skip[i], k);
-		if (sk || !(t = pl_sim_value_text(v)))
+		if (sk || !(t = pl_api_value_text(v)))
 			continue;
 		pl_buf_addf(b, "\t%s %s\n", !strcmp(k, "cidr") ? "address" : k, t);
 		free(t);
