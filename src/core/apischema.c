@@ -673,3 +673,36 @@ pl_api_cleanup(void)
 	json_decref(cfgschema.doc);
 	memset(&cfgschema, 0, sizeof(cfgschema));
 }
+
+char *
+pl_api_config_suggest(bool lxc, const char *key)
+{
+	const char **names;
+	const char *s;
+	char *out = NULL;
+	size_t n;
+
+	if (!cfgschema.loaded)
+		config_schema_load();
+	if ((n = cfgschema.n[lxc]) == 0)
+		return NULL;
+	names = pl_calloc(n, sizeof(*names));
+	char **owned = pl_calloc(n, sizeof(*owned));
+
+	for (size_t i = 0; i < n; i++) {
+		const struct pl_api_param *p = &cfgschema.params[lxc][i];
+
+		if (p->indexed) /* "net[n]" is written "net0" */
+			names[i] = owned[i] = pl_asprintf("%s0", p->name);
+		else
+			names[i] = p->name;
+	}
+	s = pl_str_suggest(key, names, n);
+	if (s)
+		out = pl_strdup(s);
+	for (size_t i = 0; i < n; i++)
+		free(owned[i]);
+	free(owned);
+	free(names);
+	return out;
+}

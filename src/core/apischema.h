@@ -55,6 +55,8 @@ char *pl_api_value_text(const json_t *v);
  * delete, revert, skiplock, force). lxc selects containers. The schema is
  * loaded on first use and kept until pl_api_cleanup(). */
 const struct pl_api_param *pl_api_config_param(bool lxc, const char *key);
+/* The config key closest to key (a typo's fix), or NULL; caller frees. */
+char *pl_api_config_suggest(bool lxc, const char *key);
 /* What a parameter expects, for messages: "an integer from 0 to 4",
  * "one of: host, kvm64", "a property string (pve-qm-net)"; caller frees. */
 char *pl_api_param_expects(const struct pl_api_param *p);
