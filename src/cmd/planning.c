@@ -20,7 +20,9 @@
 int
 pl_planning_open(struct pl_session *s, struct pl_ctx *ctx, char **errmsg)
 {
+	struct pl_diags d;
 	struct stat st;
+	int r;
 
 	/* the config is what is missing most often: say so before anything else */
 	memset(s, 0, sizeof(*s));
@@ -29,7 +31,22 @@ pl_planning_open(struct pl_session *s, struct pl_ctx *ctx, char **errmsg)
 				 "no config file '%s' (write one, or pass -c FILE; pvelab import "
 				 "writes guests from existing ones)",
 				 ctx->config_path);
-	return pl_session_open(s, ctx, PL_NEED_API | PL_NEED_STATE, errmsg);
+	if ((r = pl_session_open(s, ctx, PL_NEED_API | PL_NEED_STATE, errmsg)) != 0 || s->cfg == NULL)
+		return r;
+	/* what validate calls an error (an unset password_env, a raw config key
+	 * the schema rejects...) would fail or be dropped half-way through apply */
+	pl_diags_init(&d);
+	pl_config_check(s->cfg, &d);
+	for (size_t i = 0; i < d.n && r == 0; i++) {
+		if (d.items[i].level == PL_DIAG_ERROR) {
+			char *line = pl_diag_line(&d.items[i]);
+
+			r = pl_seterr(errmsg, PL_EINVAL, "%s (pvelab validate shows all problems)", line);
+			free(line);
+		}
+	}
+	pl_diags_release(&d);
+	return r;
 }
 
 /* Guests an earlier apply left with changes pending until a reboot: ask
