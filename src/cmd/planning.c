@@ -155,7 +155,7 @@ pl_planning_build(struct pl_session *s, const struct pl_plan_opts *o, json_t **s
 static const char *
 sign_of(const char *action)
 {
-	if (!strcmp(action, "create") || !strcmp(action, "bridge"))
+	if (!strcmp(action, "create") || !strcmp(action, "bridge") || !strcmp(action, "template"))
 		return "+";
 	if (!strcmp(action, "update"))
 		return "~";
@@ -173,7 +173,8 @@ sign_of(const char *action)
 static const char *
 color_of(const char *action)
 {
-	if (!strcmp(action, "create") || !strcmp(action, "bridge") || !strcmp(action, "start"))
+	if (!strcmp(action, "create") || !strcmp(action, "bridge") || !strcmp(action, "start") ||
+	    !strcmp(action, "template"))
 		return PL_C_GREEN;
 	if (!strcmp(action, "delete") || !strcmp(action, "replace"))
 		return PL_C_RED;
@@ -243,12 +244,18 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 	json_array_foreach(changes, i, c) {
 		const char *a = pl_json_str_or(c, "action", "?");
 		const char *cls = pl_json_str_or(c, "class", "");
+		/* a bridge or template change has no guest type nor vmid */
+		bool bupd = !strcmp(a, "bridge") && json_is_true(json_object_get(c, "update"));
+		bool other = !strcmp(a, "bridge") || !strcmp(a, "template");
 
-		printf("  %s%-3s %-7s%s %s%s%s (%s %lld on %s)", pl_color(ctx, color_of(a)), sign_of(a),
-		       a, pl_color(ctx, PL_C_RESET), pl_color(ctx, PL_C_BOLD),
-		       pl_json_str_or(c, "guest", "?"), pl_color(ctx, PL_C_RESET),
-		       !strcmp(a, "bridge") ? "bridge" : pl_json_str_or(c, "type", "?"),
-		       pl_json_int(c, "vmid", 0), pl_json_str_or(c, "node", "?"));
+		printf("  %s%-3s %-7s%s %s%s%s (", pl_color(ctx, bupd ? PL_C_YELLOW : color_of(a)),
+		       bupd ? "~" : sign_of(a), a, pl_color(ctx, PL_C_RESET), pl_color(ctx, PL_C_BOLD),
+		       pl_json_str_or(c, "guest", "?"), pl_color(ctx, PL_C_RESET));
+		if (other)
+			printf("%s on %s)", !strcmp(a, "bridge") ? "bridge" : "download", pl_json_str_or(c, "node", "?"));
+		else
+			printf("%s %lld on %s)", pl_json_str_or(c, "type", "?"), pl_json_int(c, "vmid", 0),
+			       pl_json_str_or(c, "node", "?"));
 		if (!strcmp(a, "update") || !strcmp(a, "replace"))
 			printf("  [%s]", cls);
 		if (json_is_true(json_object_get(c, "reboot"))) {

@@ -59,7 +59,9 @@ const json_t *pl_config_get(const struct pl_config *c, const char *pointer);
 const json_t *pl_config_guests(const struct pl_config *c);
 /* The file the config came from. */
 const char *pl_config_path(const struct pl_config *c);
-/* Where a pointer is written in the file. */
+/* Is the key at pointer written in the file (not a default)? */
+bool pl_config_written(const struct pl_config *c, const char *pointer);
+/* Where a pointer is written in the file (or its closest written parent). */
 bool pl_config_where(const struct pl_config *c, const char *pointer, int *line, int *col);
 /* Add a diagnostic located at pointer. */
 void pl_config_diag(const struct pl_config *c, struct pl_diags *d, enum pl_diag_level level,

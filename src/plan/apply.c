@@ -319,20 +319,36 @@ job_step(struct job *j)
 	switch (j->prog[j->pc]) {
 	case S_BRIDGE: {
 		const json_t *b = json_object_get(ch, "bridge");
+		bool update = json_is_true(json_object_get(ch, "update"));
+		static const char *const keys[][2] = { { "cidr", "cidr" }, { "gateway", "gateway" },
+						       { "ports", "bridge_ports" }, { "comment", "comments" } };
+		struct pl_buf del;
 
-		p = json_pack("{s:s,s:s,s:b}", "iface", pl_json_str_or(b, "name", ""), "type",
-			      "bridge", "autostart", json_is_true(json_object_get(b, "autostart")));
-		if (pl_json_str(b, "cidr"))
-			json_object_set_new(p, "cidr", json_string(pl_json_str(b, "cidr")));
-		if (pl_json_str(b, "gateway"))
-			json_object_set_new(p, "gateway", json_string(pl_json_str(b, "gateway")));
-		if (pl_json_str(b, "ports"))
-			json_object_set_new(p, "bridge_ports", json_string(pl_json_str(b, "ports")));
-		if (pl_json_str(b, "comment"))
-			json_object_set_new(p, "comments", json_string(pl_json_str(b, "comment")));
-		if (json_is_true(json_object_get(b, "vlan_aware")))
-			json_object_set_new(p, "bridge_vlan_aware", json_true());
-		request(j, "POST", pl_asprintf("/nodes/%s/network", j->node), p);
+		/* an update sends the whole bridge (the plan filled in the live
+		 * values of what the YAML leaves out): PUT resets the method */
+		p = json_pack("{s:s}", "type", "bridge");
+		if (!update)
+			json_object_set_new(p, "iface", json_string(pl_json_str_or(b, "name", "")));
+		if (!update || json_object_get(b, "autostart"))
+			json_object_set_new(p, "autostart", json_boolean(json_is_true(json_object_get(b, "autostart"))));
+		pl_buf_init(&del, 0);
+		for (size_t i = 0; i < PL_ARRAY_LEN(keys); i++) {
+			const char *v = pl_json_str(b, keys[i][0]);
+
+			if (v && *v)
+				json_object_set_new(p, keys[i][1], json_string(v));
+			else if (update && v)
+				pl_buf_addf(&del, "%s%s", del.len ? "," : "", keys[i][1]);
+		}
+		if (json_is_true(json_object_get(b, "vlan_aware")) || (update && json_object_get(b, "vlan_aware")))
+			json_object_set_new(p, "bridge_vlan_aware", json_boolean(json_is_true(json_object_get(b, "vlan_aware"))));
+		if (del.len)
+			json_object_set_new(p, "delete", json_string(del.data));
+		pl_buf_release(&del);
+		if (update)
+			request(j, "PUT", pl_asprintf("/nodes/%s/network/%s", j->node, pl_json_str_or(b, "name", "")), p);
+		else
+			request(j, "POST", pl_asprintf("/nodes/%s/network", j->node), p);
 		return;
 	}
 	case S_NETAPPLY:

@@ -322,6 +322,75 @@ plan_update(struct planner *p, const struct pl_model_guest *m, const json_t *liv
 	}
 }
 
+/* A bridge value as text for comparing: trailing newlines (PVE keeps the
+ * comment's) and absent/empty/0 values alike. */
+static char *
+bridge_text(const json_t *v)
+{
+	char *t = pl_model_value_text(v);
+	size_t n;
+
+	if (t == NULL)
+		return pl_strdup("");
+	n = strlen(t);
+	while (n && (t[n - 1] == '\n' || t[n - 1] == ' '))
+		t[--n] = '\0';
+	return t;
+}
+
+/* The bridge keys pvelab manages: YAML key -> the network API's key. */
+static const char *const bridge_keys[][2] = {
+	{ "cidr", "cidr" }, { "gateway", "gateway" }, { "ports", "bridge_ports" },
+	{ "vlan_aware", "bridge_vlan_aware" }, { "comment", "comments" }, { "autostart", "autostart" },
+};
+
+/* Diff a declared bridge against the live one. Keys the YAML does not set
+ * keep their live values: the update sends the whole bridge (PUT replaces the
+ * address and method), so want gets them. */
+static json_t *
+bridge_diffs(const json_t *b, const json_t *lb, json_t *want)
+{
+	json_t *diffs = json_array();
+
+	for (size_t i = 0; i < PL_ARRAY_LEN(bridge_keys); i++) {
+		const char *yk = bridge_keys[i][0], *lk = bridge_keys[i][1];
+		const json_t *wv = json_object_get(b, yk), *lv = json_object_get(lb, lk);
+		bool boolean = !strcmp(yk, "vlan_aware") || !strcmp(yk, "autostart");
+		char *w, *h;
+
+		if (wv == NULL) {
+			if (boolean && lv) {
+				json_object_set_new(want, yk, json_boolean(pl_json_int(lb, lk, 0) != 0 || json_is_true(lv)));
+			} else if (json_is_string(lv)) {
+				char *t = bridge_text(lv);
+
+				if (*t)
+					json_object_set_new(want, yk, json_string(t));
+				free(t);
+			}
+			continue;
+		}
+		json_object_set(want, yk, (json_t *)wv);
+		if (boolean) {
+			bool wb = json_is_true(wv), hb = pl_json_int(lb, lk, 0) != 0 || json_is_true(lv);
+
+			if (wb != hb)
+				json_array_append_new(diffs, json_pack("{s:s,s:s,s:s,s:s}", "key", yk, "from",
+								       hb ? "1" : "0", "to", wb ? "1" : "0",
+								       "class", "live"));
+			continue;
+		}
+		w = bridge_text(wv);
+		h = bridge_text(lv);
+		if (strcmp(w, h) != 0)
+			json_array_append_new(diffs, json_pack("{s:s,s:s?,s:s?,s:s}", "key", yk, "from",
+							       *h ? h : NULL, "to", *w ? w : NULL, "class", "live"));
+		free(w);
+		free(h);
+	}
+	return diffs;
+}
+
 static void
 plan_bridges(struct planner *p)
 {
@@ -330,26 +399,45 @@ plan_bridges(struct planner *p)
 
 	json_array_foreach(pl_config_get(p->cfg, "/bridges"), i, b) {
 		const char *name = pl_json_str(b, "name");
+		json_t *mine = json_deep_copy(b);
+		char ptr[64];
 
+		/* autostart has a default: only a written one is compared */
+		snprintf(ptr, sizeof(ptr), "/bridges/%zu/autostart", i);
+		if (!pl_config_written(p->cfg, ptr))
+			json_object_del(mine, "autostart");
 		json_array_foreach(json_object_get(p->snap, "nodes"), j, n) {
 			const char *node = pl_json_str(n, "node");
-			const json_t *lb;
+			const json_t *lb, *found = NULL;
+			json_t *want, *diffs;
 			size_t k;
-			bool found = false;
 
 			if (node == NULL || (pl_json_str(b, "node") && strcmp(pl_json_str(b, "node"), node)))
 				continue;
 			json_array_foreach(json_object_get(p->snap, "bridges"), k, lb)
 				if (!strcmp(pl_json_str_or(lb, "node", ""), node) &&
 				    !strcmp(pl_json_str_or(lb, "iface", ""), name))
-					found = true;
-			if (found)
+					found = lb;
+			if (found == NULL) {
+				json_array_append_new(p->changes,
+						      json_pack("{s:s,s:s,s:s,s:s,s:O}", "action", "bridge",
+								"guest", name, "node", node, "class", "create",
+								"bridge", b));
 				continue;
-			json_array_append_new(p->changes,
-					      json_pack("{s:s,s:s,s:s,s:s,s:O}", "action", "bridge",
-							"guest", name, "node", node, "class", "create",
-							"bridge", b));
+			}
+			want = json_pack("{s:s}", "name", name);
+			diffs = bridge_diffs(mine, found, want);
+			if (json_array_size(diffs))
+				json_array_append_new(p->changes,
+						      json_pack("{s:s,s:s,s:s,s:s,s:b,s:o,s:o}", "action", "bridge",
+								"guest", name, "node", node, "class", "update",
+								"update", 1, "bridge", want, "diffs", diffs));
+			else {
+				json_decref(want);
+				json_decref(diffs);
+			}
 		}
+		json_decref(mine);
 	}
 }
 
@@ -378,8 +466,16 @@ pl_plan_snapshot_sigs(const json_t *snap)
 	json_array_foreach(json_object_get(snap, "bridges"), i, b) {
 		char *key = pl_asprintf("bridge %s/%s", pl_json_str_or(b, "node", ""),
 					pl_json_str_or(b, "iface", ""));
+		json_t *managed = json_object();
+		char sha[65];
 
-		json_object_set_new(sigs, key, json_string("present"));
+		/* what a bridge update compares: a saved plan is stale when it changed */
+		for (size_t k = 0; k < PL_ARRAY_LEN(bridge_keys); k++)
+			if (json_object_get(b, bridge_keys[k][1]))
+				json_object_set(managed, bridge_keys[k][1], json_object_get(b, bridge_keys[k][1]));
+		pl_json_sha256(managed, sha);
+		json_decref(managed);
+		json_object_set_new(sigs, key, json_string(sha));
 		free(key);
 	}
 	return sigs;
