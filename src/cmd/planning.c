@@ -10,6 +10,7 @@
 #include "core/json.h"
 #include "plan/plan.h"
 #include "plan/runs.h"
+#include "plan/templates.h"
 #include "model/guest.h"
 #include "pve/inventory.h"
 
@@ -149,6 +150,8 @@ pl_planning_build(struct pl_session *s, const struct pl_plan_opts *o, json_t **s
 		return pl_seterr(errmsg, PL_EINVAL, "no profile '%s' in %s", o->profile,
 				 pl_config_path(s->cfg));
 	add_pending(s, *snap);
+	/* which templates are on the nodes: the plan lists the downloads */
+	pl_templates_fetch(s->pve, s->cfg, *snap, true);
 	return pl_plan_build(s->cfg, *snap, o, plan, errmsg);
 }
 
@@ -302,6 +305,9 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		       pl_json_int(sum, "start", 0), pl_json_int(sum, "stop", 0),
 		       pl_json_int(sum, "bridge", 0), pl_json_int(sum, "bridge", 0) == 1 ? "" : "s",
 		       pl_json_int(sum, "reboot", 0), pl_json_int(sum, "reboot", 0) == 1 ? "" : "s");
+		if (pl_json_int(sum, "template", 0))
+			printf(" %lld template download%s.", pl_json_int(sum, "template", 0),
+			       pl_json_int(sum, "template", 0) == 1 ? "" : "s");
 		if (reboots)
 			printf(" %zu guest%s need%s a reboot to finish (apply --reboot does it).", reboots,
 			       reboots == 1 ? "" : "s", reboots == 1 ? "s" : "");

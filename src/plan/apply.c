@@ -2,8 +2,9 @@
  * The apply executor (see apply.h). Each change becomes a small program of
  * steps; a step is one API call, followed by a task wait when Proxmox answers
  * with a UPID. Lock conflicts ("is locked", "got timeout") are retried with
- * jittered backoff; LXC templates are downloaded once per node even when many
- * containers need them; clones from one node run one at a time.
+ * jittered backoff; LXC templates are downloaded by their own changes (phase
+ * 0, with the bridges), and a container's create checks again, once per node
+ * even when many containers need it; clones from one node run one at a time.
  */
 #include "core/common.h"
 #include "plan/apply.h"
@@ -291,6 +292,15 @@ create_params(const struct job *j, json_t *params)
 		json_object_set_new(params, "cipassword", json_string(getenv(penv)));
 }
 
+/* The template a step downloads: a template change's own, or a container's. */
+static const char *
+template_volid(const struct job *j)
+{
+	if (pl_json_str(j->change, "volid"))
+		return pl_json_str(j->change, "volid");
+	return pl_json_str(json_object_get(j->change, "create"), "ostemplate");
+}
+
 /* Hold a shared key (template download, clone source); false if another job has it. */
 static bool
 hold(struct job *j, const char *key)
@@ -355,7 +365,7 @@ job_step(struct job *j)
 		request(j, "PUT", pl_asprintf("/nodes/%s/network", j->node), NULL);
 		return;
 	case S_TEMPLATE: {
-		const char *volid = pl_json_str(json_object_get(ch, "create"), "ostemplate");
+		const char *volid = template_volid(j);
 		const char *state;
 
 		if (volid == NULL) {
@@ -535,7 +545,7 @@ step_after(struct job *j, json_t *data)
 	enum step s = j->prog[j->pc];
 
 	if (s == S_TEMPLATE && j->holding && json_is_array(data)) {
-		const char *volid = pl_json_str(json_object_get(j->change, "create"), "ostemplate");
+		const char *volid = template_volid(j);
 		const char *slash = strrchr(volid, '/');
 		const json_t *item;
 		size_t i;
@@ -665,6 +675,8 @@ job_init(struct applier *ap, struct job *j, const json_t *ch)
 	if (!strcmp(a, "bridge")) {
 		add_step(j, S_BRIDGE);
 		add_step(j, S_NETAPPLY);
+	} else if (!strcmp(a, "template")) {
+		add_step(j, S_TEMPLATE);
 	} else if (!strcmp(a, "create")) {
 		program_create(j);
 	} else if (!strcmp(a, "reboot")) {
@@ -720,7 +732,7 @@ phase_of(const json_t *ch)
 {
 	const char *a = pl_json_str_or(ch, "action", "");
 
-	if (!strcmp(a, "bridge"))
+	if (!strcmp(a, "bridge") || !strcmp(a, "template"))
 		return 0;
 	if (!strcmp(a, "delete"))
 		return 2;

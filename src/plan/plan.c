@@ -11,6 +11,7 @@
 #include "core/json.h"
 #include "core/str.h"
 #include "model/guest.h"
+#include "plan/templates.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -26,6 +27,8 @@ struct planner {
 	json_t *by_vmid;     /* "vmid" -> live guest (borrowed from snap) */
 	json_t *by_name;     /* name -> [live guests] */
 	json_t *planned;     /* node -> bytes of memory this plan puts there */
+	json_t *templates;   /* "template|node|volid" -> its change (borrowed from tmpl_changes) */
+	json_t *tmpl_changes; /* template downloads, listed after the bridges */
 };
 
 static const char *
@@ -169,6 +172,93 @@ change_new(const char *action, const struct pl_model_guest *m, long long vmid, c
 			 m->lxc ? "lxc" : "qemu", "vmid", (json_int_t)vmid, "node", node);
 }
 
+/* Is storage shared (one copy for every node)? */
+static bool
+storage_shared(const json_t *snap, const char *storage)
+{
+	const json_t *s;
+	size_t i;
+
+	json_array_foreach(json_object_get(snap, "storages"), i, s)
+		if (!strcmp(pl_json_str_or(s, "storage", ""), storage))
+			return pl_json_int(s, "shared", 0) != 0;
+	return false;
+}
+
+/* A template node needs: nothing when it is there (or the snapshot cannot
+ * tell), else a download change (one per node and volid, one per volid on a
+ * shared storage), or blocked when the appliance index does not have it.
+ * Returns the change's key for a create to depend on, or NULL. */
+static const char *
+plan_template(struct planner *p, const char *volid, const char *node, const char *who)
+{
+	char storage[128], *key;
+	const char *slash = strrchr(volid, '/');
+	bool known = false;
+	json_t *c;
+
+	if (node == NULL || !strchr(volid, ':') || pl_templates_present(p->snap, node, volid, &known) || !known)
+		return NULL;
+	snprintf(storage, sizeof(storage), "%.*s", (int)strcspn(volid, ":"), volid);
+	key = pl_asprintf("template|%s|%s", storage_shared(p->snap, storage) ? storage : node, volid);
+	if ((c = json_object_get(p->templates, key)) == NULL) {
+		if (json_object_get(p->snap, "aplinfo") && !pl_templates_downloadable(p->snap, node, volid)) {
+			char *why = pl_asprintf("template '%s' is not on node '%s' and its appliance index "
+						"does not have it (pveam available lists what does)", volid, node);
+
+			json_array_append_new(p->blocked, json_pack("{s:s,s:s}", "guest", who, "reason", why));
+			free(why);
+			free(key);
+			return NULL;
+		}
+		c = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "action", "template", "guest", volid, "node",
+			      node, "volid", volid, "storage", storage, "template", slash ? slash + 1 : volid,
+			      "class", "create");
+		json_object_set_new(c, "key", json_string(key));
+		json_array_append_new(p->tmpl_changes, c);
+		json_object_set(p->templates, key, c);
+	}
+	free(key);
+	return pl_json_str(c, "key");
+}
+
+/* A container create (or replace) waits for its template's download. */
+static void
+template_for(struct planner *p, json_t *change, const struct pl_model_guest *m, const char *node)
+{
+	const char *volid = pl_json_str(m->create, "ostemplate");
+	const char *key = m->lxc && volid ? plan_template(p, volid, node, m->name) : NULL;
+
+	if (key)
+		json_object_set_new(change, "depends_on", json_pack("[s]", key));
+}
+
+/* `templates:` entries: on their node, else on every online node with the
+ * storage, whether a guest uses them or not. */
+static void
+plan_declared_templates(struct planner *p)
+{
+	const json_t *t, *n;
+	size_t i, j;
+
+	json_array_foreach(pl_config_get(p->cfg, "/templates"), i, t) {
+		const char *storage = pl_json_str_or(t, "storage", "local");
+		char *volid;
+
+		if (pl_json_str(t, "template") == NULL)
+			continue;
+		volid = pl_asprintf("%s:vztmpl/%s", storage, pl_json_str(t, "template"));
+		json_array_foreach(json_object_get(p->snap, "nodes"), j, n) {
+			const char *node = pl_json_str(n, "node");
+
+			if (node && (pl_json_str(t, "node") ? !strcmp(pl_json_str(t, "node"), node)
+							    : !strcmp(pl_json_str_or(n, "status", "online"), "online")))
+				plan_template(p, volid, node, volid);
+		}
+		free(volid);
+	}
+}
+
 static void
 plan_create(struct planner *p, const struct pl_model_guest *m)
 {
@@ -201,6 +291,7 @@ plan_create(struct planner *p, const struct pl_model_guest *m)
 	json_object_set(c, "config", m->config);
 	json_object_set(c, "create", m->create);
 	json_object_set_new(c, "start", json_boolean(m->running));
+	template_for(p, c, m, node);
 	json_array_append_new(p->changes, c);
 }
 
@@ -299,6 +390,7 @@ plan_update(struct planner *p, const struct pl_model_guest *m, const json_t *liv
 			json_object_set(c, "config", m->config);
 			json_object_set(c, "create", m->create);
 			json_object_set_new(c, "start", json_boolean(m->running));
+			template_for(p, c, m, node);
 			if (!p->o->allow_replace)
 				json_array_append_new(p->blocked, json_pack("{s:s,s:s}", "guest", m->name,
 									    "reason", "needs replacing (use --allow-replace)"));
@@ -522,7 +614,7 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 	json_t *live;
 	json_t *unmanaged = json_array(), *pending = json_array(), *summary;
 	struct pl_model_guest *models;
-	size_t i, n = json_array_size(pl_config_guests(cfg));
+	size_t i, nbridges, n = json_array_size(pl_config_guests(cfg));
 	char sha[65];
 	int r = 0;
 
@@ -534,6 +626,8 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 	p.by_vmid = json_object();
 	p.planned = json_object();
 	p.by_name = json_object();
+	p.templates = json_object();
+	p.tmpl_changes = json_array();
 	json_array_foreach(json_object_get(snap, "guests"), i, live) {
 		const char *name = pl_json_str_or(live, "name", "");
 		json_t *list = json_object_get(p.by_name, name);
@@ -553,6 +647,7 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 			mark_vmid(p.used_vmids, models[i].vmid);
 	}
 	plan_bridges(&p);
+	nbridges = json_array_size(p.changes);
 	for (i = 0; i < n; i++) {
 		bool by_name;
 
@@ -585,6 +680,10 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 			plan_create(&p, &models[i]);
 		}
 	}
+	plan_declared_templates(&p);
+	/* template downloads right after the bridges: apply runs them first */
+	for (i = json_array_size(p.tmpl_changes); i > 0; i--)
+		json_array_insert(p.changes, nbridges, json_array_get(p.tmpl_changes, i - 1));
 	/* changes an earlier apply left pending until a reboot */
 	json_array_foreach(json_object_get(snap, "guests"), i, live) {
 		char key[32];
@@ -652,6 +751,8 @@ out:
 	json_decref(p.by_vmid);
 	json_decref(p.by_name);
 	json_decref(p.planned);
+	json_decref(p.templates);
+	json_decref(p.tmpl_changes);
 	return r;
 }
 
