@@ -521,6 +521,7 @@ static void
 clone_fix(struct job *j, const json_t *live)
 {
 	const json_t *want = json_object_get(j->change, "config");
+	const char *penv = pl_json_str(json_object_get(j->change, "create"), "password_env");
 	const char *k;
 	json_t *v;
 
@@ -537,6 +538,10 @@ clone_fix(struct job *j, const json_t *live)
 		free(w);
 		free(h);
 	}
+	/* the cloud-init password, as a create gets it (create_params): read
+	 * from the environment here, sent once, never in the plan or the result */
+	if (penv && getenv(penv))
+		json_object_set_new(j->set, "cipassword", json_string(getenv(penv)));
 }
 
 static void
