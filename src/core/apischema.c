@@ -650,7 +650,10 @@ pl_api_param_expects(const struct pl_api_param *p)
 		free(lo);
 		free(hi);
 	} else if (p->pfmt || p->named) {
-		pl_buf_addf(&b, "a property string (%s)", p->format ? p->format : p->name);
+		if (p->named)
+			pl_buf_addf(&b, "a '%s' property string", p->format);
+		else
+			pl_buf_addf(&b, "a '%s%s' property string", p->name, p->indexed ? "N" : "");
 	} else if (p->format) {
 		pl_buf_addf(&b, "a string of format '%s'", p->format);
 	} else {
