@@ -310,15 +310,26 @@ pl_plan_check_cluster(const struct pl_config *c, const json_t *cluster, struct p
 			long long id = 0;
 			bool found = false;
 
+			const json_t *plain = NULL;
+
 			pl_str_to_ll(t ? t : "", 1, 999999999, &id);
-			json_array_foreach(json_object_get(cluster, "guests"), j, x)
-				if (pl_json_int(x, "template", 0) == 1 &&
-				    ((id && pl_json_int(x, "vmid", 0) == id) || !strcmp(pl_json_str_or(x, "name", ""), t ? t : "")))
+			json_array_foreach(json_object_get(cluster, "guests"), j, x) {
+				if ((!id || pl_json_int(x, "vmid", 0) != id) && strcmp(pl_json_str_or(x, "name", ""), t ? t : ""))
+					continue;
+				if (pl_json_int(x, "template", 0) == 1 && !strcmp(pl_json_str_or(x, "type", "qemu"), "qemu"))
 					found = true;
-			if (!found) {
-				snprintf(ptr, sizeof(ptr), "/guests/%zu/clone/template", i);
-				pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "no template '%s' in the cluster", t ? t : "");
+				else
+					plain = x;
 			}
+			snprintf(ptr, sizeof(ptr), "/guests/%zu/clone/template", i);
+			if (!found && plain)
+				pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "'%s' (%lld) is a %s, not a VM template "
+					       "(qm template %lld converts a VM)", pl_json_str_or(plain, "name", ""),
+					       pl_json_int(plain, "vmid", 0),
+					       strcmp(pl_json_str_or(plain, "type", "qemu"), "lxc") ? "VM" : "container",
+					       pl_json_int(plain, "vmid", 0));
+			else if (!found)
+				pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "no template '%s' in the cluster", t ? t : "");
 		}
 		if (n) {
 			long long cores = pl_json_int(g, "cores", 1) * pl_json_int(g, "sockets", 1);

@@ -112,7 +112,8 @@ def test_validate_live_containers_by_vmid_and_clone_sources(demo):
                "  - {name: dns, type: lxc, vmid: 310}\n"
                "  - {name: c1, node: pve1, clone: {template: debian12-cloud}}\n"
                "  - {name: c2, node: pve1, clone: {template: '9000'}}\n"
-               "  - {name: c3, node: pve1, clone: {template: '300'}}\n")
+               "  - {name: c3, node: pve1, clone: {template: '300'}}\n"
+               "  - {name: c4, node: pve1, clone: {template: nosuch}}\n")
     r = demo.pvelab("validate", "--live")
     assert r.rc == 1, r
     f = str(demo.cfg)
@@ -121,7 +122,9 @@ def test_validate_live_containers_by_vmid_and_clone_sources(demo):
         "needs 'ostemplate' (set it, or fix the vmid)",
         f"{f}:3:31: error: guests[1].vmid: vmid 300 is a VM ('proxy'): declaring it a container "
         "replaces it, and the new container needs 'ostemplate'",
-        f"{f}:7:36: error: guests[5].clone.template: no template '300' in the cluster",
+        f"{f}:7:36: error: guests[5].clone.template: 'proxy' (300) is a VM, not a VM template "
+        "(qm template 300 converts a VM)",
+        f"{f}:8:36: error: guests[6].clone.template: no template 'nosuch' in the cluster",
     ], r
 
 
