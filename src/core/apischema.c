@@ -556,7 +556,9 @@ pl_api_param_lookup(const struct pl_api_param *params, const json_t *index, cons
 /* The config keys of PUT .../{qemu,lxc}/{vmid}/config, compiled once. */
 static struct {
 	json_t *doc;
-	struct pl_api_param *params[2];
+	struct pl_api_param *params[2]; /* only name and indexed until asked for */
+	const json_t **defs[2];
+	bool *ready[2];
 	size_t n[2];
 	json_t *index[2];
 	bool loaded;
@@ -575,6 +577,59 @@ control_param(const char *name)
 	return false;
 }
 
+/* Where the JSON object or array at p ends (the offset just past it),
+ * skipping strings with their escapes; 0 when it does not end. */
+static size_t
+json_extent(const char *p, size_t len)
+{
+	int depth = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = p[i];
+
+		if (c == '"') {
+			for (i++; i < len && p[i] != '"'; i++)
+				if (p[i] == '\\')
+					i++;
+		} else if (c == '{' || c == '[') {
+			depth++;
+		} else if ((c == '}' || c == ']') && --depth == 0) {
+			return i + 1;
+		}
+	}
+	return 0;
+}
+
+/* The entries of the schema's "paths" list whose path is one of tmpl, each
+ * parsed alone: parsing the whole half-megabyte schema would cost a validate
+ * more than all its other checks. */
+static json_t *
+schema_paths(const char *data, size_t len, const char *const *tmpl, size_t ntmpl)
+{
+	const char *at = memmem(data, len, "\"paths\":[", 9);
+	json_t *out = json_array();
+	size_t off, n;
+
+	if (at == NULL)
+		return out;
+	for (off = (size_t)(at - data) + 9; off < len; off += n) {
+		while (off < len && strchr(", \t\r\n", data[off]))
+			off++;
+		if (off >= len || data[off] != '{' || (n = json_extent(data + off, len - off)) == 0)
+			break;
+		for (size_t t = 0; t < ntmpl; t++) {
+			char *needle = pl_asprintf("\"path\":\"%s\"", tmpl[t]);
+			json_t *e;
+
+			if (memmem(data + off, n, needle, strlen(needle)) &&
+			    (e = pl_json_parse(data + off, n, NULL)) != NULL)
+				json_array_append_new(out, e);
+			free(needle);
+		}
+	}
+	return out;
+}
+
 static void
 config_schema_load(void)
 {
@@ -585,10 +640,10 @@ config_schema_load(void)
 	const json_t *pe;
 
 	cfgschema.loaded = true;
-	if ((data = pl_embed_get("pve-schema-9.1.json", &len)) == NULL ||
-	    (cfgschema.doc = pl_json_parse(data, len, NULL)) == NULL)
+	if ((data = pl_embed_get("pve-schema-9.1.json", &len)) == NULL)
 		return;
-	json_array_foreach(json_object_get(cfgschema.doc, "paths"), i, pe) {
+	cfgschema.doc = schema_paths(data, len, tmpl, 2);
+	json_array_foreach(cfgschema.doc, i, pe) {
 		for (int t = 0; t < 2; t++) {
 			const json_t *params;
 			const char *k;
@@ -601,12 +656,21 @@ config_schema_load(void)
 						 "params");
 			cfgschema.params[t] = pl_calloc(json_object_size(params) + 1,
 							sizeof(*cfgschema.params[t]));
+			cfgschema.defs[t] = pl_calloc(json_object_size(params) + 1, sizeof(*cfgschema.defs[t]));
+			cfgschema.ready[t] = pl_calloc(json_object_size(params) + 1, sizeof(*cfgschema.ready[t]));
 			cfgschema.index[t] = json_object();
+			/* compiling every format costs more than a validate: a
+			 * parameter is compiled when a config key asks for it */
 			json_object_foreach((json_t *)params, k, v) {
+				size_t kl = strlen(k);
+				struct pl_api_param *p = &cfgschema.params[t][n];
+
 				if (control_param(k))
 					continue;
 				json_object_set_new(cfgschema.index[t], k, json_integer((json_int_t)n));
-				pl_api_param_init(&cfgschema.params[t][n++], k, v);
+				p->indexed = kl > 3 && !strcmp(k + kl - 3, "[n]");
+				p->name = p->indexed ? pl_strndup(k, kl - 3) : pl_strdup(k);
+				cfgschema.defs[t][n++] = v;
 			}
 			cfgschema.n[t] = n;
 		}
@@ -616,11 +680,25 @@ config_schema_load(void)
 const struct pl_api_param *
 pl_api_config_param(bool lxc, const char *key)
 {
+	const struct pl_api_param *p;
+	size_t i;
+
 	if (!cfgschema.loaded)
 		config_schema_load();
-	if (cfgschema.params[lxc] == NULL)
+	if (cfgschema.params[lxc] == NULL ||
+	    (p = pl_api_param_lookup(cfgschema.params[lxc], cfgschema.index[lxc], key)) == NULL)
 		return NULL;
-	return pl_api_param_lookup(cfgschema.params[lxc], cfgschema.index[lxc], key);
+	i = (size_t)(p - cfgschema.params[lxc]);
+	if (!cfgschema.ready[lxc][i]) {
+		struct pl_api_param *w = &cfgschema.params[lxc][i];
+		char *schema_name = pl_asprintf("%s%s", w->name, w->indexed ? "[n]" : "");
+
+		pl_api_param_release(w);
+		pl_api_param_init(w, schema_name, cfgschema.defs[lxc][i]);
+		cfgschema.ready[lxc][i] = true;
+		free(schema_name);
+	}
+	return p;
 }
 
 char *
@@ -671,6 +749,8 @@ pl_api_cleanup(void)
 		for (size_t i = 0; i < cfgschema.n[t]; i++)
 			pl_api_param_release(&cfgschema.params[t][i]);
 		free(cfgschema.params[t]);
+		free(cfgschema.defs[t]);
+		free(cfgschema.ready[t]);
 		json_decref(cfgschema.index[t]);
 	}
 	json_decref(cfgschema.doc);
