@@ -285,6 +285,15 @@ plan_create(struct planner *p, const struct pl_model_guest *m)
 		free(why);
 		return;
 	}
+	if (m->lxc && pl_json_str(m->create, "ostemplate") == NULL) {
+		char *why = m->vmid ? pl_asprintf("no container %lld to manage, and a new container needs "
+						  "'ostemplate'", m->vmid)
+				    : pl_strdup("a new container needs 'ostemplate'");
+
+		json_array_append_new(p->blocked, json_pack("{s:s,s:s}", "guest", m->name, "reason", why));
+		free(why);
+		return;
+	}
 	json_object_set_new(p->planned, node, json_integer(pl_json_int(p->planned, node, 0) + mem));
 	c = change_new("create", m, vmid, node);
 	json_object_set_new(c, "class", json_string("create"));

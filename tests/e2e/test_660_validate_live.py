@@ -311,3 +311,13 @@ def test_template_nowhere_to_be_found_blocks_the_plan(lab):
                                 "(pveam available lists what does)"}], plan
     r = lab.pvelab("apply", "--yes")
     assert r.rc == 1 and "blocked" in r.err, r
+
+
+def test_container_by_vmid_that_does_not_exist_is_blocked_not_created(lab):
+    lab.write("guests:\n  - {name: ghost, type: lxc, vmid: 777}\n")
+    plan = lab.plan_json()
+    assert plan["changes"] == [] and plan["blocked"] == [
+        {"guest": "ghost", "reason": "no container 777 to manage, and a new container needs 'ostemplate'"}], plan
+    r = lab.pvelab("apply", "--yes")
+    assert r.rc == 1 and "blocked" in r.err, r
+    assert 777 not in {g["vmid"] for g in lab.guests()}
