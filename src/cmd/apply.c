@@ -339,7 +339,9 @@ const struct pl_cmd pl_cmd_apply = {
 	.name = "apply",
 	.summary = "make the cluster match pvelab.yaml (or carry out a saved plan)",
 	.usage = "[PLAN.json] [-j N] [--reboot] [--allow-replace] [--allow-delete] [--yes] [--no-snapshot]",
-	.help = "Bridges first, then guests in parallel, deletions last. Each existing guest is\n"
+	.help = "Bridges and template downloads first, then guests in parallel, deletions last.\n"
+		"A config validate rejects (an unset password_env, a raw config: value the\n"
+		"Proxmox schema refuses...) is refused before anything is done. Each existing guest is\n"
 		"snapshotted (pvelab-pre-RUN) before it changes; pvelab rollback RUN restores\n"
 		"them. On a failure nothing new starts, running work finishes, and the result\n"
 		"lists what was done and what was not. Without a terminal it needs --yes.\n"

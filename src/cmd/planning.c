@@ -10,6 +10,7 @@
 #include "core/json.h"
 #include "plan/plan.h"
 #include "plan/runs.h"
+#include "plan/templates.h"
 #include "model/guest.h"
 #include "pve/inventory.h"
 
@@ -20,7 +21,9 @@
 int
 pl_planning_open(struct pl_session *s, struct pl_ctx *ctx, char **errmsg)
 {
+	struct pl_diags d;
 	struct stat st;
+	int r;
 
 	/* the config is what is missing most often: say so before anything else */
 	memset(s, 0, sizeof(*s));
@@ -29,7 +32,22 @@ pl_planning_open(struct pl_session *s, struct pl_ctx *ctx, char **errmsg)
 				 "no config file '%s' (write one, or pass -c FILE; pvelab import "
 				 "writes guests from existing ones)",
 				 ctx->config_path);
-	return pl_session_open(s, ctx, PL_NEED_API | PL_NEED_STATE, errmsg);
+	if ((r = pl_session_open(s, ctx, PL_NEED_API | PL_NEED_STATE, errmsg)) != 0 || s->cfg == NULL)
+		return r;
+	/* what validate calls an error (an unset password_env, a raw config key
+	 * the schema rejects...) would fail or be dropped half-way through apply */
+	pl_diags_init(&d);
+	pl_config_check(s->cfg, &d);
+	for (size_t i = 0; i < d.n && r == 0; i++) {
+		if (d.items[i].level == PL_DIAG_ERROR) {
+			char *line = pl_diag_line(&d.items[i]);
+
+			r = pl_seterr(errmsg, PL_EINVAL, "%s (pvelab validate shows all problems)", line);
+			free(line);
+		}
+	}
+	pl_diags_release(&d);
+	return r;
 }
 
 /* Guests an earlier apply left with changes pending until a reboot: ask
@@ -132,13 +150,15 @@ pl_planning_build(struct pl_session *s, const struct pl_plan_opts *o, json_t **s
 		return pl_seterr(errmsg, PL_EINVAL, "no profile '%s' in %s", o->profile,
 				 pl_config_path(s->cfg));
 	add_pending(s, *snap);
+	/* which templates are on the nodes: the plan lists the downloads */
+	pl_templates_fetch(s->pve, s->cfg, *snap, true);
 	return pl_plan_build(s->cfg, *snap, o, plan, errmsg);
 }
 
 static const char *
 sign_of(const char *action)
 {
-	if (!strcmp(action, "create") || !strcmp(action, "bridge"))
+	if (!strcmp(action, "create") || !strcmp(action, "bridge") || !strcmp(action, "template"))
 		return "+";
 	if (!strcmp(action, "update"))
 		return "~";
@@ -156,7 +176,8 @@ sign_of(const char *action)
 static const char *
 color_of(const char *action)
 {
-	if (!strcmp(action, "create") || !strcmp(action, "bridge") || !strcmp(action, "start"))
+	if (!strcmp(action, "create") || !strcmp(action, "bridge") || !strcmp(action, "start") ||
+	    !strcmp(action, "template"))
 		return PL_C_GREEN;
 	if (!strcmp(action, "delete") || !strcmp(action, "replace"))
 		return PL_C_RED;
@@ -274,12 +295,18 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 	json_array_foreach(changes, i, c) {
 		const char *a = pl_json_str_or(c, "action", "?");
 		const char *cls = pl_json_str_or(c, "class", "");
+		/* a bridge or template change has no guest type nor vmid */
+		bool bupd = !strcmp(a, "bridge") && json_is_true(json_object_get(c, "update"));
+		bool other = !strcmp(a, "bridge") || !strcmp(a, "template");
 
-		printf("  %s%-3s %-7s%s %s%s%s (%s %lld on %s)", pl_color(ctx, color_of(a)), sign_of(a),
-		       a, pl_color(ctx, PL_C_RESET), pl_color(ctx, PL_C_BOLD),
-		       pl_json_str_or(c, "guest", "?"), pl_color(ctx, PL_C_RESET),
-		       !strcmp(a, "bridge") ? "bridge" : pl_json_str_or(c, "type", "?"),
-		       pl_json_int(c, "vmid", 0), pl_json_str_or(c, "node", "?"));
+		printf("  %s%-3s %-7s%s %s%s%s (", pl_color(ctx, bupd ? PL_C_YELLOW : color_of(a)),
+		       bupd ? "~" : sign_of(a), a, pl_color(ctx, PL_C_RESET), pl_color(ctx, PL_C_BOLD),
+		       pl_json_str_or(c, "guest", "?"), pl_color(ctx, PL_C_RESET));
+		if (other)
+			printf("%s on %s)", !strcmp(a, "bridge") ? "bridge" : "download", pl_json_str_or(c, "node", "?"));
+		else
+			printf("%s %lld on %s)", pl_json_str_or(c, "type", "?"), pl_json_int(c, "vmid", 0),
+			       pl_json_str_or(c, "node", "?"));
 		if (!strcmp(a, "update") || !strcmp(a, "replace"))
 			printf("  [%s]", cls);
 		if (json_is_true(json_object_get(c, "reboot"))) {
@@ -330,6 +357,9 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		       pl_json_int(sum, "start", 0), pl_json_int(sum, "stop", 0),
 		       pl_json_int(sum, "bridge", 0), pl_json_int(sum, "bridge", 0) == 1 ? "" : "s",
 		       pl_json_int(sum, "reboot", 0), pl_json_int(sum, "reboot", 0) == 1 ? "" : "s");
+		if (pl_json_int(sum, "template", 0))
+			printf(" %lld template download%s.", pl_json_int(sum, "template", 0),
+			       pl_json_int(sum, "template", 0) == 1 ? "" : "s");
 		if (reboots)
 			printf(" %zu guest%s need%s a reboot to finish (apply --reboot does it).", reboots,
 			       reboots == 1 ? "" : "s", reboots == 1 ? "s" : "");

@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "core/err.h"
 #include "plan/check.h"
+#include "plan/templates.h"
 #include "state/state.h"
 
 
@@ -23,7 +24,7 @@ enum { O_LIVE, O_OFFLINE };
 /* The cluster as the state store last saw it (after a sync with --live), or
  * NULL when there is none yet: validate also works before the first sync. */
 static json_t *
-cluster_of(struct pl_ctx *ctx, bool live, struct pl_diags *d)
+cluster_of(struct pl_ctx *ctx, const struct pl_config *cfg, bool live, struct pl_diags *d)
 {
 	struct pl_session s;
 	json_t *c = NULL, *nodes = NULL, *storages = NULL, *bridges = NULL, *guests = NULL;
@@ -43,6 +44,10 @@ cluster_of(struct pl_ctx *ctx, bool live, struct pl_diags *d)
 	    json_array_size(nodes) > 0)
 		c = json_pack("{s:O,s:O,s:O,s:O}", "nodes", nodes, "storages", storages, "bridges", bridges,
 			      "guests", guests);
+	/* which templates are on which node, and what aplinfo offers: only
+	 * the cluster can say (a handful of calls) */
+	if (c && live)
+		pl_templates_fetch(s.pve, cfg, c, true);
 	json_decref(nodes);
 	json_decref(storages);
 	json_decref(bridges);
@@ -85,7 +90,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_config_check(cfg, &d);
 	if (cfg && d.nerrors == 0 && !offline) {
 		ctx->config_path = path;
-		if ((cluster = cluster_of(ctx, live, &d)) != NULL)
+		if ((cluster = cluster_of(ctx, cfg, live, &d)) != NULL)
 			pl_plan_check_cluster(cfg, cluster, &d);
 		checked = cluster != NULL;
 		json_decref(cluster);
@@ -125,9 +130,14 @@ const struct pl_cmd pl_cmd_validate = {
 	.usage = "[FILE] [--live | --offline]",
 	.help = "Checks types, ranges and unknown keys against the declared schema (see\n"
 		"docs/config.md), then duplicate names, vmids, IPs, MACs and host ports, vmids\n"
-		"outside their category's range, and settings Proxmox would refuse. When a state\n"
-		"database exists (pvelab sync), or with --live, also nodes, storages, bridges and\n"
-		"templates that do not exist, and guests larger than their node (warnings).\n"
+		"outside their category's range, raw config: keys and values against the official\n"
+		"Proxmox VE API schema, and secrets' environment variables (password_env) that\n"
+		"are not set. When a state database exists (pvelab sync), or with --live, also\n"
+		"nodes, storages, bridges and clone templates that do not exist, storages without\n"
+		"the content type a volume needs (images, rootdir, vztmpl, iso) or not on the\n"
+		"guest's node, containers declared by vmid that do not exist, and guests larger\n"
+		"than their node (warnings). Only --live asks the cluster which LXC templates are\n"
+		"on its storages or downloadable (aplinfo).\n"
 		"It names the config's project (project:, by default the file's name, or the\n"
 		"directory's for pvelab.yaml): the tag pvelab-<project> marks its guests.",
 	.opts = opts,

@@ -2,11 +2,13 @@
  * Cross-object checks of a loaded config (pl_config_check): uniqueness of
  * names, vmids, addresses (and host ports within a guest); hostnames;
  * category ranges; keys that only make sense for VMs or for containers;
- * values checked with the Proxmox property-string codec so that they fail
- * here, not at apply time.
+ * values checked with the Proxmox property-string codec, and raw `config:`
+ * keys and values with the official API schema, so that they fail here, not
+ * at apply time; secrets' environment variables that are not set.
  */
 #include "core/common.h"
 #include "config/config.h"
+#include "core/apischema.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
@@ -193,6 +195,120 @@ check_disks(const struct pl_config *c, struct pl_diags *d, const json_t *g, cons
 	}
 }
 
+/* A guest key that may come from `defaults:`: the guest's own pointer when
+ * the file has it there, else the one under defaults. */
+static void
+guest_ptr(const struct pl_config *c, char *out, size_t outlen, const char *gptr, const char *rel)
+{
+	char alt[300];
+
+	snprintf(out, outlen, "%s%s", gptr, rel);
+	snprintf(alt, sizeof(alt), "/defaults%s", rel);
+	if (pl_config_get(c, out) == NULL && pl_config_get(c, alt) != NULL)
+		snprintf(out, outlen, "%s", alt);
+}
+
+/* Raw `config:` settings go to Proxmox as they are: check each key and value
+ * against the embedded official schema (PUT .../config), as Proxmox would. */
+static void
+check_raw_config(const struct pl_config *c, struct pl_diags *d, const json_t *g, const char *gptr,
+		 bool lxc)
+{
+	const char *k;
+	json_t *v;
+	char rel[256], ptr[300];
+
+	json_object_foreach((json_t *)json_object_get(g, "config"), k, v) {
+		const struct pl_api_param *p = pl_api_config_param(lxc, k);
+		char *text, *err;
+
+		snprintf(rel, sizeof(rel), "/config/%s", k);
+		guest_ptr(c, ptr, sizeof(ptr), gptr, rel);
+		if (p == NULL) {
+			char *fix = pl_api_config_suggest(lxc, k);
+			char *whose = pl_str_startswith(ptr, "/defaults/")
+					      ? pl_asprintf(", from defaults: for guest '%s'", pl_json_str_or(g, "name", "?"))
+					      : pl_strdup("");
+
+			if (fix)
+				pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
+					       "unknown %s setting '%s' (did you mean '%s'?%s)",
+					       lxc ? "container" : "VM", k, fix, whose);
+			else
+				pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
+					       "unknown %s setting '%s' (not in the Proxmox VE API schema%s)",
+					       lxc ? "container" : "VM", k, whose);
+			free(whose);
+			free(fix);
+			continue;
+		}
+		if ((text = pl_api_value_text(v)) == NULL)
+			continue;
+		if ((err = pl_api_check_value(p, text)) != NULL) {
+			char *want = pl_api_param_expects(p);
+			size_t n = strlen(err);
+
+			while (n && (err[n - 1] == '\n' || err[n - 1] == ' '))
+				err[--n] = '\0';
+			pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "invalid value '%s' for '%s': %s (expects %s)",
+				       text, k, err, want);
+			free(want);
+			free(err);
+		}
+		free(text);
+	}
+}
+
+/* Secrets are named by environment variable (`*_env` keys): one that is not
+ * set would be dropped at apply time without a word, so it is an error here.
+ * Guest keys are checked for every guest (defaults applied); the cluster's
+ * token secret is the connection's business (PVELAB_TOKEN may stand in). */
+static void
+check_secrets(const struct pl_config *c, struct pl_diags *d)
+{
+	for (const struct pl_config_key *row = pl_config_schema(); row->path; row++) {
+		const char *rel;
+
+		if (!pl_str_endswith(row->path, "_env") || row->type != PL_CT_STRING)
+			continue;
+		if (pl_str_startswith(row->path, "/guests/*/")) { /* guest secrets */
+			const json_t *g;
+			size_t i;
+
+			rel = row->path + strlen("/guests/*");
+			if (strchr(rel, '*'))
+				continue;
+			json_array_foreach(pl_config_guests(c), i, g) {
+				const json_t *at = g;
+				char gptr[64], ptr[300];
+				const char *seg = rel + 1, *var;
+				char what[128];
+
+				/* walk the guest down to the key */
+				while (at && strchr(seg, '/')) {
+					char part[128];
+
+					snprintf(part, sizeof(part), "%.*s", (int)strcspn(seg, "/"), seg);
+					at = json_object_get(at, part);
+					seg += strcspn(seg, "/") + 1;
+				}
+				if ((var = pl_json_str(at, seg)) == NULL || getenv(var))
+					continue;
+				snprintf(gptr, sizeof(gptr), "/guests/%zu", i);
+				guest_ptr(c, ptr, sizeof(ptr), gptr, rel);
+				snprintf(what, sizeof(what), "%s", rel + 1);
+				for (char *q = what; *q; q++)
+					if (*q == '/')
+						*q = '.';
+				pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
+					       "environment variable '%s' is not set (guest '%s' needs it "
+					       "for %s; export it before plan and apply)",
+					       var, pl_json_str_or(g, "name", "?"), what);
+			}
+		}
+	}
+}
+
 /* The [lo, hi] range of a category key, or false. */
 static bool
 category_range(const json_t *cat, const char *key, long long *lo, long long *hi)
@@ -344,6 +460,7 @@ pl_config_check(const struct pl_config *c, struct pl_diags *d)
 		type_keys(c, d, g, gptr, lxc);
 		check_networks(c, d, g, gptr, lxc, ips, macs);
 		check_disks(c, d, g, gptr);
+		check_raw_config(c, d, g, gptr, lxc);
 		check_category(c, d, g, gptr);
 		/* Ports are published on the guest's own addresses (Docker on a
 		 * VM, a service in a container), so two guests may both publish
@@ -361,6 +478,7 @@ pl_config_check(const struct pl_config *c, struct pl_diags *d)
 		json_decref(ports);
 	}
 	check_profiles(c, d, names);
+	check_secrets(c, d);
 	json_decref(names);
 	json_decref(vmids);
 	json_decref(ips);

@@ -655,6 +655,12 @@ pl_config_project(const struct pl_config *c)
 }
 
 bool
+pl_config_written(const struct pl_config *c, const char *pointer)
+{
+	return written(c, pointer);
+}
+
+bool
 pl_config_where(const struct pl_config *c, const char *pointer, int *line, int *col)
 {
 	*line = *col = 0;

@@ -68,7 +68,9 @@ const char *pl_config_project(const struct pl_config *c);
 char *pl_config_default_project(const char *path);
 /* Whether s is a project name: [a-z0-9][a-z0-9_-]{0,31}. */
 bool pl_config_project_valid(const char *s);
-/* Where a pointer is written in the file. */
+/* Is the key at pointer written in the file (not a default)? */
+bool pl_config_written(const struct pl_config *c, const char *pointer);
+/* Where a pointer is written in the file (or its closest written parent). */
 bool pl_config_where(const struct pl_config *c, const char *pointer, int *line, int *col);
 /* Add a diagnostic located at pointer. */
 void pl_config_diag(const struct pl_config *c, struct pl_diags *d, enum pl_diag_level level,

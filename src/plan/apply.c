@@ -2,8 +2,9 @@
  * The apply executor (see apply.h). Each change becomes a small program of
  * steps; a step is one API call, followed by a task wait when Proxmox answers
  * with a UPID. Lock conflicts ("is locked", "got timeout") are retried with
- * jittered backoff; LXC templates are downloaded once per node even when many
- * containers need them; clones from one node run one at a time.
+ * jittered backoff; LXC templates are downloaded by their own changes (phase
+ * 0, with the bridges), and a container's create checks again, once per node
+ * even when many containers need it; clones from one node run one at a time.
  */
 #include "core/common.h"
 #include "plan/apply.h"
@@ -291,6 +292,15 @@ create_params(const struct job *j, json_t *params)
 		json_object_set_new(params, "cipassword", json_string(getenv(penv)));
 }
 
+/* The template a step downloads: a template change's own, or a container's. */
+static const char *
+template_volid(const struct job *j)
+{
+	if (pl_json_str(j->change, "volid"))
+		return pl_json_str(j->change, "volid");
+	return pl_json_str(json_object_get(j->change, "create"), "ostemplate");
+}
+
 /* Hold a shared key (template download, clone source); false if another job has it. */
 static bool
 hold(struct job *j, const char *key)
@@ -319,27 +329,43 @@ job_step(struct job *j)
 	switch (j->prog[j->pc]) {
 	case S_BRIDGE: {
 		const json_t *b = json_object_get(ch, "bridge");
+		bool update = json_is_true(json_object_get(ch, "update"));
+		static const char *const keys[][2] = { { "cidr", "cidr" }, { "gateway", "gateway" },
+						       { "ports", "bridge_ports" }, { "comment", "comments" } };
+		struct pl_buf del;
 
-		p = json_pack("{s:s,s:s,s:b}", "iface", pl_json_str_or(b, "name", ""), "type",
-			      "bridge", "autostart", json_is_true(json_object_get(b, "autostart")));
-		if (pl_json_str(b, "cidr"))
-			json_object_set_new(p, "cidr", json_string(pl_json_str(b, "cidr")));
-		if (pl_json_str(b, "gateway"))
-			json_object_set_new(p, "gateway", json_string(pl_json_str(b, "gateway")));
-		if (pl_json_str(b, "ports"))
-			json_object_set_new(p, "bridge_ports", json_string(pl_json_str(b, "ports")));
-		if (pl_json_str(b, "comment"))
-			json_object_set_new(p, "comments", json_string(pl_json_str(b, "comment")));
-		if (json_is_true(json_object_get(b, "vlan_aware")))
-			json_object_set_new(p, "bridge_vlan_aware", json_true());
-		request(j, "POST", pl_asprintf("/nodes/%s/network", j->node), p);
+		/* an update sends the whole bridge (the plan filled in the live
+		 * values of what the YAML leaves out): PUT resets the method */
+		p = json_pack("{s:s}", "type", "bridge");
+		if (!update)
+			json_object_set_new(p, "iface", json_string(pl_json_str_or(b, "name", "")));
+		if (!update || json_object_get(b, "autostart"))
+			json_object_set_new(p, "autostart", json_boolean(json_is_true(json_object_get(b, "autostart"))));
+		pl_buf_init(&del, 0);
+		for (size_t i = 0; i < PL_ARRAY_LEN(keys); i++) {
+			const char *v = pl_json_str(b, keys[i][0]);
+
+			if (v && *v)
+				json_object_set_new(p, keys[i][1], json_string(v));
+			else if (update && v)
+				pl_buf_addf(&del, "%s%s", del.len ? "," : "", keys[i][1]);
+		}
+		if (json_is_true(json_object_get(b, "vlan_aware")) || (update && json_object_get(b, "vlan_aware")))
+			json_object_set_new(p, "bridge_vlan_aware", json_boolean(json_is_true(json_object_get(b, "vlan_aware"))));
+		if (del.len)
+			json_object_set_new(p, "delete", json_string(del.data));
+		pl_buf_release(&del);
+		if (update)
+			request(j, "PUT", pl_asprintf("/nodes/%s/network/%s", j->node, pl_json_str_or(b, "name", "")), p);
+		else
+			request(j, "POST", pl_asprintf("/nodes/%s/network", j->node), p);
 		return;
 	}
 	case S_NETAPPLY:
 		request(j, "PUT", pl_asprintf("/nodes/%s/network", j->node), NULL);
 		return;
 	case S_TEMPLATE: {
-		const char *volid = pl_json_str(json_object_get(ch, "create"), "ostemplate");
+		const char *volid = template_volid(j);
 		const char *state;
 
 		if (volid == NULL) {
@@ -495,6 +521,7 @@ static void
 clone_fix(struct job *j, const json_t *live)
 {
 	const json_t *want = json_object_get(j->change, "config");
+	const char *penv = pl_json_str(json_object_get(j->change, "create"), "password_env");
 	const char *k;
 	json_t *v;
 
@@ -511,6 +538,10 @@ clone_fix(struct job *j, const json_t *live)
 		free(w);
 		free(h);
 	}
+	/* the cloud-init password, as a create gets it (create_params): read
+	 * from the environment here, sent once, never in the plan or the result */
+	if (penv && getenv(penv))
+		json_object_set_new(j->set, "cipassword", json_string(getenv(penv)));
 }
 
 static void
@@ -519,7 +550,7 @@ step_after(struct job *j, json_t *data)
 	enum step s = j->prog[j->pc];
 
 	if (s == S_TEMPLATE && j->holding && json_is_array(data)) {
-		const char *volid = pl_json_str(json_object_get(j->change, "create"), "ostemplate");
+		const char *volid = template_volid(j);
 		const char *slash = strrchr(volid, '/');
 		const json_t *item;
 		size_t i;
@@ -649,6 +680,8 @@ job_init(struct applier *ap, struct job *j, const json_t *ch)
 	if (!strcmp(a, "bridge")) {
 		add_step(j, S_BRIDGE);
 		add_step(j, S_NETAPPLY);
+	} else if (!strcmp(a, "template")) {
+		add_step(j, S_TEMPLATE);
 	} else if (!strcmp(a, "create")) {
 		program_create(j);
 	} else if (!strcmp(a, "reboot")) {
@@ -704,7 +737,7 @@ phase_of(const json_t *ch)
 {
 	const char *a = pl_json_str_or(ch, "action", "");
 
-	if (!strcmp(a, "bridge"))
+	if (!strcmp(a, "bridge") || !strcmp(a, "template"))
 		return 0;
 	if (!strcmp(a, "delete"))
 		return 2;

@@ -12,6 +12,7 @@
 #include "core/json.h"
 #include "core/str.h"
 #include "model/guest.h"
+#include "plan/templates.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -28,6 +29,8 @@ struct planner {
 	json_t *by_vmid;     /* "vmid" -> live guest (borrowed from snap) */
 	json_t *by_name;     /* name -> [live guests] */
 	json_t *planned;     /* node -> bytes of memory this plan puts there */
+	json_t *templates;   /* "template|node|volid" -> its change (borrowed from tmpl_changes) */
+	json_t *tmpl_changes; /* template downloads, listed after the bridges */
 };
 
 static const char *
@@ -201,6 +204,93 @@ change_new(const char *action, const struct pl_model_guest *m, long long vmid, c
 			 m->lxc ? "lxc" : "qemu", "vmid", (json_int_t)vmid, "node", node);
 }
 
+/* Is storage shared (one copy for every node)? */
+static bool
+storage_shared(const json_t *snap, const char *storage)
+{
+	const json_t *s;
+	size_t i;
+
+	json_array_foreach(json_object_get(snap, "storages"), i, s)
+		if (!strcmp(pl_json_str_or(s, "storage", ""), storage))
+			return pl_json_int(s, "shared", 0) != 0;
+	return false;
+}
+
+/* A template node needs: nothing when it is there (or the snapshot cannot
+ * tell), else a download change (one per node and volid, one per volid on a
+ * shared storage), or blocked when the appliance index does not have it.
+ * Returns the change's key for a create to depend on, or NULL. */
+static const char *
+plan_template(struct planner *p, const char *volid, const char *node, const char *who)
+{
+	char storage[128], *key;
+	const char *slash = strrchr(volid, '/');
+	bool known = false;
+	json_t *c;
+
+	if (node == NULL || !strchr(volid, ':') || pl_templates_present(p->snap, node, volid, &known) || !known)
+		return NULL;
+	snprintf(storage, sizeof(storage), "%.*s", (int)strcspn(volid, ":"), volid);
+	key = pl_asprintf("template|%s|%s", storage_shared(p->snap, storage) ? storage : node, volid);
+	if ((c = json_object_get(p->templates, key)) == NULL) {
+		if (json_object_get(p->snap, "aplinfo") && !pl_templates_downloadable(p->snap, node, volid)) {
+			char *why = pl_asprintf("template '%s' is not on node '%s' and its appliance index "
+						"does not have it (pveam available lists what does)", volid, node);
+
+			json_array_append_new(p->blocked, json_pack("{s:s,s:s}", "guest", who, "reason", why));
+			free(why);
+			free(key);
+			return NULL;
+		}
+		c = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "action", "template", "guest", volid, "node",
+			      node, "volid", volid, "storage", storage, "template", slash ? slash + 1 : volid,
+			      "class", "create");
+		json_object_set_new(c, "key", json_string(key));
+		json_array_append_new(p->tmpl_changes, c);
+		json_object_set(p->templates, key, c);
+	}
+	free(key);
+	return pl_json_str(c, "key");
+}
+
+/* A container create (or replace) waits for its template's download. */
+static void
+template_for(struct planner *p, json_t *change, const struct pl_model_guest *m, const char *node)
+{
+	const char *volid = pl_json_str(m->create, "ostemplate");
+	const char *key = m->lxc && volid ? plan_template(p, volid, node, m->name) : NULL;
+
+	if (key)
+		json_object_set_new(change, "depends_on", json_pack("[s]", key));
+}
+
+/* `templates:` entries: on their node, else on every online node with the
+ * storage, whether a guest uses them or not. */
+static void
+plan_declared_templates(struct planner *p)
+{
+	const json_t *t, *n;
+	size_t i, j;
+
+	json_array_foreach(pl_config_get(p->cfg, "/templates"), i, t) {
+		const char *storage = pl_json_str_or(t, "storage", "local");
+		char *volid;
+
+		if (pl_json_str(t, "template") == NULL)
+			continue;
+		volid = pl_asprintf("%s:vztmpl/%s", storage, pl_json_str(t, "template"));
+		json_array_foreach(json_object_get(p->snap, "nodes"), j, n) {
+			const char *node = pl_json_str(n, "node");
+
+			if (node && (pl_json_str(t, "node") ? !strcmp(pl_json_str(t, "node"), node)
+							    : !strcmp(pl_json_str_or(n, "status", "online"), "online")))
+				plan_template(p, volid, node, volid);
+		}
+		free(volid);
+	}
+}
+
 static void
 plan_create(struct planner *p, const struct pl_model_guest *m)
 {
@@ -227,12 +317,22 @@ plan_create(struct planner *p, const struct pl_model_guest *m)
 		free(why);
 		return;
 	}
+	if (m->lxc && pl_json_str(m->create, "ostemplate") == NULL) {
+		char *why = m->vmid ? pl_asprintf("no container %lld to manage, and a new container needs "
+						  "'ostemplate'", m->vmid)
+				    : pl_strdup("a new container needs 'ostemplate'");
+
+		json_array_append_new(p->blocked, json_pack("{s:s,s:s}", "guest", m->name, "reason", why));
+		free(why);
+		return;
+	}
 	json_object_set_new(p->planned, node, json_integer(pl_json_int(p->planned, node, 0) + mem));
 	c = change_new("create", m, vmid, node);
 	json_object_set_new(c, "class", json_string("create"));
 	json_object_set(c, "config", m->config);
 	json_object_set(c, "create", m->create);
 	json_object_set_new(c, "start", json_boolean(m->running));
+	template_for(p, c, m, node);
 	json_array_append_new(p->changes, c);
 }
 
@@ -331,6 +431,7 @@ plan_update(struct planner *p, const struct pl_model_guest *m, const json_t *liv
 			json_object_set(c, "config", m->config);
 			json_object_set(c, "create", m->create);
 			json_object_set_new(c, "start", json_boolean(m->running));
+			template_for(p, c, m, node);
 			if (!p->o->allow_replace)
 				json_array_append_new(p->blocked, json_pack("{s:s,s:s}", "guest", m->name,
 									    "reason", "needs replacing (use --allow-replace)"));
@@ -354,6 +455,75 @@ plan_update(struct planner *p, const struct pl_model_guest *m, const json_t *liv
 	}
 }
 
+/* A bridge value as text for comparing: trailing newlines (PVE keeps the
+ * comment's) and absent/empty/0 values alike. */
+static char *
+bridge_text(const json_t *v)
+{
+	char *t = pl_model_value_text(v);
+	size_t n;
+
+	if (t == NULL)
+		return pl_strdup("");
+	n = strlen(t);
+	while (n && (t[n - 1] == '\n' || t[n - 1] == ' '))
+		t[--n] = '\0';
+	return t;
+}
+
+/* The bridge keys pvelab manages: YAML key -> the network API's key. */
+static const char *const bridge_keys[][2] = {
+	{ "cidr", "cidr" }, { "gateway", "gateway" }, { "ports", "bridge_ports" },
+	{ "vlan_aware", "bridge_vlan_aware" }, { "comment", "comments" }, { "autostart", "autostart" },
+};
+
+/* Diff a declared bridge against the live one. Keys the YAML does not set
+ * keep their live values: the update sends the whole bridge (PUT replaces the
+ * address and method), so want gets them. */
+static json_t *
+bridge_diffs(const json_t *b, const json_t *lb, json_t *want)
+{
+	json_t *diffs = json_array();
+
+	for (size_t i = 0; i < PL_ARRAY_LEN(bridge_keys); i++) {
+		const char *yk = bridge_keys[i][0], *lk = bridge_keys[i][1];
+		const json_t *wv = json_object_get(b, yk), *lv = json_object_get(lb, lk);
+		bool boolean = !strcmp(yk, "vlan_aware") || !strcmp(yk, "autostart");
+		char *w, *h;
+
+		if (wv == NULL) {
+			if (boolean && lv) {
+				json_object_set_new(want, yk, json_boolean(pl_json_int(lb, lk, 0) != 0 || json_is_true(lv)));
+			} else if (json_is_string(lv)) {
+				char *t = bridge_text(lv);
+
+				if (*t)
+					json_object_set_new(want, yk, json_string(t));
+				free(t);
+			}
+			continue;
+		}
+		json_object_set(want, yk, (json_t *)wv);
+		if (boolean) {
+			bool wb = json_is_true(wv), hb = pl_json_int(lb, lk, 0) != 0 || json_is_true(lv);
+
+			if (wb != hb)
+				json_array_append_new(diffs, json_pack("{s:s,s:s,s:s,s:s}", "key", yk, "from",
+								       hb ? "1" : "0", "to", wb ? "1" : "0",
+								       "class", "live"));
+			continue;
+		}
+		w = bridge_text(wv);
+		h = bridge_text(lv);
+		if (strcmp(w, h) != 0)
+			json_array_append_new(diffs, json_pack("{s:s,s:s?,s:s?,s:s}", "key", yk, "from",
+							       *h ? h : NULL, "to", *w ? w : NULL, "class", "live"));
+		free(w);
+		free(h);
+	}
+	return diffs;
+}
+
 static void
 plan_bridges(struct planner *p)
 {
@@ -362,26 +532,45 @@ plan_bridges(struct planner *p)
 
 	json_array_foreach(pl_config_get(p->cfg, "/bridges"), i, b) {
 		const char *name = pl_json_str(b, "name");
+		json_t *mine = json_deep_copy(b);
+		char ptr[64];
 
+		/* autostart has a default: only a written one is compared */
+		snprintf(ptr, sizeof(ptr), "/bridges/%zu/autostart", i);
+		if (!pl_config_written(p->cfg, ptr))
+			json_object_del(mine, "autostart");
 		json_array_foreach(json_object_get(p->snap, "nodes"), j, n) {
 			const char *node = pl_json_str(n, "node");
-			const json_t *lb;
+			const json_t *lb, *found = NULL;
+			json_t *want, *diffs;
 			size_t k;
-			bool found = false;
 
 			if (node == NULL || (pl_json_str(b, "node") && strcmp(pl_json_str(b, "node"), node)))
 				continue;
 			json_array_foreach(json_object_get(p->snap, "bridges"), k, lb)
 				if (!strcmp(pl_json_str_or(lb, "node", ""), node) &&
 				    !strcmp(pl_json_str_or(lb, "iface", ""), name))
-					found = true;
-			if (found)
+					found = lb;
+			if (found == NULL) {
+				json_array_append_new(p->changes,
+						      json_pack("{s:s,s:s,s:s,s:s,s:O}", "action", "bridge",
+								"guest", name, "node", node, "class", "create",
+								"bridge", b));
 				continue;
-			json_array_append_new(p->changes,
-					      json_pack("{s:s,s:s,s:s,s:s,s:O}", "action", "bridge",
-							"guest", name, "node", node, "class", "create",
-							"bridge", b));
+			}
+			want = json_pack("{s:s}", "name", name);
+			diffs = bridge_diffs(mine, found, want);
+			if (json_array_size(diffs))
+				json_array_append_new(p->changes,
+						      json_pack("{s:s,s:s,s:s,s:s,s:b,s:o,s:o}", "action", "bridge",
+								"guest", name, "node", node, "class", "update",
+								"update", 1, "bridge", want, "diffs", diffs));
+			else {
+				json_decref(want);
+				json_decref(diffs);
+			}
 		}
+		json_decref(mine);
 	}
 }
 
@@ -410,8 +599,16 @@ pl_plan_snapshot_sigs(const json_t *snap)
 	json_array_foreach(json_object_get(snap, "bridges"), i, b) {
 		char *key = pl_asprintf("bridge %s/%s", pl_json_str_or(b, "node", ""),
 					pl_json_str_or(b, "iface", ""));
+		json_t *managed = json_object();
+		char sha[65];
 
-		json_object_set_new(sigs, key, json_string("present"));
+		/* what a bridge update compares: a saved plan is stale when it changed */
+		for (size_t k = 0; k < PL_ARRAY_LEN(bridge_keys); k++)
+			if (json_object_get(b, bridge_keys[k][1]))
+				json_object_set(managed, bridge_keys[k][1], json_object_get(b, bridge_keys[k][1]));
+		pl_json_sha256(managed, sha);
+		json_decref(managed);
+		json_object_set_new(sigs, key, json_string(sha));
 		free(key);
 	}
 	return sigs;
@@ -458,7 +655,7 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 	json_t *live;
 	json_t *unmanaged = json_array(), *pending = json_array(), *elsewhere = json_array(), *summary;
 	struct pl_model_guest *models;
-	size_t i, n = json_array_size(pl_config_guests(cfg));
+	size_t i, nbridges, n = json_array_size(pl_config_guests(cfg));
 	char sha[65];
 	int r = 0;
 
@@ -470,6 +667,8 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 	p.by_vmid = json_object();
 	p.planned = json_object();
 	p.by_name = json_object();
+	p.templates = json_object();
+	p.tmpl_changes = json_array();
 	json_array_foreach(json_object_get(snap, "guests"), i, live) {
 		const char *name = pl_json_str_or(live, "name", "");
 		json_t *list = json_object_get(p.by_name, name);
@@ -494,6 +693,7 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 			mark_vmid(p.used_vmids, models[i].vmid);
 	}
 	plan_bridges(&p);
+	nbridges = json_array_size(p.changes);
 	for (i = 0; i < n; i++) {
 		bool by_name;
 
@@ -536,6 +736,10 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 			plan_create(&p, &models[i]);
 		}
 	}
+	plan_declared_templates(&p);
+	/* template downloads right after the bridges: apply runs them first */
+	for (i = json_array_size(p.tmpl_changes); i > 0; i--)
+		json_array_insert(p.changes, nbridges, json_array_get(p.tmpl_changes, i - 1));
 	/* changes an earlier apply left pending until a reboot */
 	json_array_foreach(json_object_get(snap, "guests"), i, live) {
 		char key[32];
@@ -616,6 +820,8 @@ out:
 	json_decref(p.by_vmid);
 	json_decref(p.by_name);
 	json_decref(p.planned);
+	json_decref(p.templates);
+	json_decref(p.tmpl_changes);
 	return r;
 }
 

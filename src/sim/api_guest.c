@@ -234,6 +234,29 @@ create_done(struct pl_sim *s, struct pl_sim_task *t)
 	}
 }
 
+/* PVE never shows a VM's cloud-init password: GET config and pending
+ * answer '**********' (qemu-server's API2/Qemu.pm). */
+static void
+mask_cipassword(const struct pl_sim_guest *g, json_t *o)
+{
+	if (!g->lxc && json_object_get(o, "cipassword"))
+		json_object_set_new(o, "cipassword", json_string("**********"));
+}
+
+/* PVE stores the cloud-init password crypt()ed unless it already looks
+ * like a crypt hash; the simulator's stand-in is "$5$sim$<sha256>". */
+static void
+hash_cipassword(const struct pl_sim_guest *g, json_t *conf)
+{
+	const char *pw = pl_json_str(conf, "cipassword");
+	char hex[65];
+
+	if (g->lxc || pw == NULL || (pw[0] == '$' && strchr(pw + 1, '$')))
+		return;
+	pl_sha256_hex(pw, strlen(pw), hex);
+	json_object_set_new(conf, "cipassword", json_sprintf("$5$sim$%s", hex));
+}
+
 static void
 h_create(struct pl_sim_req *r, bool lxc)
 {
@@ -288,6 +311,7 @@ h_create(struct pl_sim_req *r, bool lxc)
 			return;
 		}
 	}
+	hash_cipassword(g, g->conf);
 	if (lxc) {
 		const char *tpl = pl_sim_p(r, "ostemplate");
 		static const char *const os[] = { "debian", "ubuntu", "alpine", "centos", "fedora",
@@ -352,6 +376,8 @@ conf_out(struct pl_sim *s, struct pl_sim_guest *g, const json_t *conf)
 {
 	json_t *o = pl_sim_conf_json(s, g, conf);
 
+	mask_cipassword(g, o);
+
 	json_object_set_new(o, "digest", json_string(g->digest));
 	if (g->lock[0])
 		json_object_set_new(o, "lock", json_string(g->lock));
@@ -393,7 +419,10 @@ h_config_get(struct pl_sim_req *r, bool lxc)
 			pl_sim_fail(r, 500, "snapshot '%s' does not exist", snap);
 			return;
 		}
-		pl_sim_ok(r, pl_sim_conf_json(r->sim, g, json_object_get(sn, "conf")));
+		json_t *o = pl_sim_conf_json(r->sim, g, json_object_get(sn, "conf"));
+
+		mask_cipassword(g, o);
+		pl_sim_ok(r, o);
 		return;
 	}
 	if (pl_sim_pbool(r, "current", false)) {
@@ -426,6 +455,7 @@ static bool
 hot_key(const struct pl_sim_guest *g, const char *key)
 {
 	static const char *const always[] = { "name", "description", "tags", "onboot", "startup",
+					      "cipassword", /* PVE writes it to the config at once */
 					      "protection", "hookscript", "lock", "shares",
 					      "vmstatestorage", "balloon", "hostname", "nameserver",
 					      "searchdomain", "cpulimit", "cpuunits" };
@@ -613,6 +643,7 @@ update_config(struct pl_sim_req *r, struct pl_sim_guest *g)
 		}
 	}
 	json_decref(newvals);
+	hash_cipassword(g, g->conf);
 	pl_sim_guest_touch(s, g);
 	return true;
 fail:
@@ -668,6 +699,9 @@ h_pending(struct pl_sim_req *r, bool lxc)
 	a = json_array();
 	cur = pl_sim_conf_json(r->sim, g, g->conf);
 	pend = pl_sim_conf_json(r->sim, g, g->pending);
+	mask_cipassword(g, cur);
+	if (!g->lxc && json_object_get(pend, "cipassword"))
+		json_object_set_new(pend, "cipassword", json_string("********** "));
 	json_object_set_new(cur, "digest", json_string(g->digest));
 	json_object_foreach(cur, k, v) {
 		json_t *o = json_pack("{s:s,s:O}", "key", k, "value", v);

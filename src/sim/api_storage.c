@@ -434,7 +434,7 @@ iface_text(struct pl_buf *b, const char *name, json_t *o)
 
 		for (size_t i = 0; i < PL_ARRAY_LEN(skip); i++)
 			sk |= !strcmp(skip[i], k);
-		if (sk || !(t = pl_sim_value_text(v)))
+		if (sk || !(t = pl_api_value_text(v)))
 			continue;
 		pl_buf_addf(b, "\t%s %s\n", !strcmp(k, "cidr") ? "address" : k, t);
 		free(t);
@@ -557,7 +557,9 @@ iface_from_params(struct pl_sim_req *r, const json_t *base)
 		else
 			json_object_set(o, k, v);
 	}
-	if (json_object_get(o, "cidr") && !json_object_get(o, "address")) {
+	/* a cidr in the request sets address and netmask, also over the old
+	 * ones (PVE's map_cidr_to_address_netmask) */
+	if (json_object_get(o, "cidr") && (!json_object_get(o, "address") || pl_sim_p(r, "cidr"))) {
 		const char *c = pl_json_str(o, "cidr");
 		const char *sl = strchr(c, '/');
 
@@ -571,12 +573,27 @@ iface_from_params(struct pl_sim_req *r, const json_t *base)
 
 		snprintf(key, sizeof(key), "%.*s", (int)l, p);
 		json_object_del(o, key);
+		if (!strcmp(key, "cidr")) { /* PVE drops what it was made of */
+			json_object_del(o, "address");
+			json_object_del(o, "netmask");
+		}
 		p += l;
 		p += strspn(p, ",; ");
 	}
 	json_object_set_new(o, "iface", json_string(pl_sim_p(r, "iface")));
-	if (!json_object_get(o, "method"))
+	if (base) {
+		/* PVE's update sets the method from this request's address: an
+		 * update without one makes the interface manual, and the address
+		 * and gateway are not written to the file any more */
+		bool addr = pl_sim_p(r, "cidr") || pl_sim_p(r, "address");
+
+		json_object_set_new(o, "method", json_string(addr ? "static" : "manual"));
+		if (!addr)
+			for (const char *const *q = (const char *const[]){ "address", "netmask", "cidr", "gateway", NULL }; *q; q++)
+				json_object_del(o, *q);
+	} else if (!json_object_get(o, "method")) {
 		json_object_set_new(o, "method", json_string(json_object_get(o, "address") ? "static" : "manual"));
+	}
 	json_object_set_new(o, "families", json_pack("[s]", "inet"));
 	json_object_set_new(o, "priority", json_integer(10));
 	return o;

@@ -610,7 +610,7 @@ pl_sim_conf_json(struct pl_sim *s, const struct pl_sim_guest *g, const json_t *c
 	json_t *v;
 
 	json_object_foreach((json_t *)conf, k, v) {
-		const struct pl_sim_param *p = m ? pl_sim_param_find(m, k) : NULL;
+		const struct pl_api_param *p = m ? pl_sim_param_find(m, k) : NULL;
 		const char *t = p ? p->type : "string";
 		const char *sv = json_string_value(v);
 		long long ll;
@@ -1028,7 +1028,7 @@ seed_guest(struct pl_sim *s, const json_t *gv, size_t idx, char **errmsg)
 	if ((g = pl_sim_guest_add(s, (uint32_t)vmid, !strcmp(type, "lxc"), ni)) == NULL)
 		return pl_seterr(errmsg, PL_ECONFLICT, "seed: VMID %lld is used twice", vmid);
 	json_object_foreach(conf, k, v) {
-		char *txt = pl_sim_value_text(v), *a, *err = NULL;
+		char *txt = pl_api_value_text(v), *a, *err = NULL;
 
 		if (!txt)
 			continue;

@@ -8,9 +8,10 @@
 
 #include "core/common.h"
 
+#include "core/apischema.h"
+
 #include <jansson.h>
 
-struct pl_pfmt;
 struct pl_sim_rnode;
 struct pl_sim_req;
 
@@ -19,28 +20,12 @@ typedef void (*pl_sim_handler)(struct pl_sim_req *r);
 
 enum pl_sim_meth { PL_SIM_GET, PL_SIM_POST, PL_SIM_PUT, PL_SIM_DELETE, PL_SIM_NMETH };
 
-struct pl_sim_param {
-	char *name;          /* "net" for the schema's "net[n]" */
-	bool indexed;        /* matches name followed by digits */
-	const char *type;    /* "string", "integer", "number", "boolean", ... */
-	bool optional;
-	struct pl_pfmt *pfmt; /* compiled inline property-string format, or NULL */
-	const struct pl_pfmt *named; /* built-in named property-string format */
-	void *regex;         /* compiled pattern (regex_t), or NULL */
-	bool regex_bad;      /* the pattern could not be translated */
-	/* its definition's checks, looked up once (NULL / -1 when absent; borrowed) */
-	const char *format;  /* named format, "pve-vmid" */
-	const json_t *enumv; /* array of allowed strings */
-	const char *pattern;
-	const json_t *minimum, *maximum; /* numbers or numeric strings */
-	long long minlen, maxlen;
-};
 
 struct pl_sim_method {
 	enum pl_sim_meth meth;
 	const char *path;       /* the schema path, "/nodes/{node}/qemu" */
 	const json_t *def;      /* borrowed */
-	struct pl_sim_param *params;
+	struct pl_api_param *params;
 	size_t nparams;
 	json_t *index;          /* the schema's parameter names ("net[n]") -> position */
 	bool allowtoken;
@@ -77,18 +62,11 @@ const struct pl_sim_path *pl_sim_route(const struct pl_sim_schema *s, const char
 struct pl_sim_path *pl_sim_schema_find(const struct pl_sim_schema *s, const char *tmpl);
 
 /* The parameter definition that applies to name ("net0" -> "net[n]"), or NULL. */
-const struct pl_sim_param *pl_sim_param_find(const struct pl_sim_method *m, const char *name);
+const struct pl_api_param *pl_sim_param_find(const struct pl_sim_method *m, const char *name);
 
 /* Validate params (an object of string values; path variables included)
  * against the method: every error is added to errors as name -> PVE's message.
  * Returns the number of errors. */
 int pl_sim_validate(const struct pl_sim_method *m, const json_t *params, json_t *errors);
-/* Validate one value against one parameter definition; NULL when valid, else
- * PVE's message (caller frees). */
-char *pl_sim_check_value(const struct pl_sim_param *p, const char *value);
-
-/* Turn a JSON body / query value into the string PVE's parser would see
- * (true -> "1", numbers as text); NULL for objects and arrays. Caller frees. */
-char *pl_sim_value_text(const json_t *v);
 
 #endif

@@ -426,7 +426,7 @@ parse_body(struct evhttp_request *req, json_t *params)
 			r = -1;
 		} else {
 			json_object_foreach(j, k, v) {
-				char *t = pl_sim_value_text(v);
+				char *t = pl_api_value_text(v);
 
 				if (t) {
 					param_add(params, k, t);
@@ -436,7 +436,7 @@ parse_body(struct evhttp_request *req, json_t *params)
 					json_t *x;
 
 					json_array_foreach(v, i, x) {
-						char *tx = pl_sim_value_text(x);
+						char *tx = pl_api_value_text(x);
 
 						if (tx)
 							param_add(params, k, tx);

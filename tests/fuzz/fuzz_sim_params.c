@@ -52,7 +52,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		json_t *body = pl_json_parse(nl + 1, strlen(nl + 1), NULL);
 
 		json_object_foreach(body, k, v) {
-			char *t = pl_sim_value_text(v);
+			char *t = pl_api_value_text(v);
 
 			if (t)
 				json_object_set_new(params, k, json_string(t));

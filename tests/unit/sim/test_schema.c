@@ -253,31 +253,31 @@ test_check_value(void **state)
 {
 	json_t *vars = NULL;
 	const struct pl_sim_method *m = method("POST", "/nodes/pve/qemu/100/config", &vars);
-	const struct pl_sim_param *p = pl_sim_param_find(m, "ipconfig0");
+	const struct pl_api_param *p = pl_sim_param_find(m, "ipconfig0");
 	char *e;
 
 	json_decref(vars);
 	assert_non_null(p);
 	assert_string_equal(p->name, "ipconfig");
 	assert_true(p->indexed);
-	assert_null(pl_sim_check_value(p, "ip=10.0.0.5/24,gw=10.0.0.1"));
+	assert_null(pl_api_check_value(p, "ip=10.0.0.5/24,gw=10.0.0.1"));
 	assert_null(pl_sim_param_find(m, "ipconfig"));
 	assert_null(pl_sim_param_find(m, "ipconfig[n]"));
 	assert_null(pl_sim_param_find(m, "ipconfigx0"));
 	assert_ptr_equal(pl_sim_param_find(m, "ipconfig12"), p);
 	assert_string_equal(pl_sim_param_find(m, "cores")->name, "cores");
 	p = pl_sim_param_find(m, "tags");
-	assert_null(pl_sim_check_value(p, "web;prod"));
+	assert_null(pl_api_check_value(p, "web;prod"));
 	p = pl_sim_param_find(m, "onboot");
-	assert_null(pl_sim_check_value(p, "yes"));
-	assert_null(pl_sim_check_value(p, "0"));
-	e = pl_sim_check_value(p, "2");
+	assert_null(pl_api_check_value(p, "yes"));
+	assert_null(pl_api_check_value(p, "0"));
+	e = pl_api_check_value(p, "2");
 	assert_string_equal(e, "type check ('boolean') failed - got '2'");
 	free(e);
 	{
 		json_t *arr = json_array();
 
-		assert_null(pl_sim_value_text(arr));
+		assert_null(pl_api_value_text(arr));
 		json_decref(arr);
 	}
 }
@@ -288,16 +288,16 @@ test_value_text(void **state)
 	json_t *v = json_pack("{s:i,s:b,s:s,s:f,s:n}", "i", 42, "b", 1, "s", "x", "f", 1.5, "n");
 	char *t;
 
-	t = pl_sim_value_text(json_object_get(v, "i"));
+	t = pl_api_value_text(json_object_get(v, "i"));
 	assert_string_equal(t, "42");
 	free(t);
-	t = pl_sim_value_text(json_object_get(v, "b"));
+	t = pl_api_value_text(json_object_get(v, "b"));
 	assert_string_equal(t, "1");
 	free(t);
-	t = pl_sim_value_text(json_object_get(v, "f"));
+	t = pl_api_value_text(json_object_get(v, "f"));
 	assert_string_equal(t, "1.5");
 	free(t);
-	t = pl_sim_value_text(json_object_get(v, "n"));
+	t = pl_api_value_text(json_object_get(v, "n"));
 	assert_string_equal(t, "");
 	free(t);
 	json_decref(v);
