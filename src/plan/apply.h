@@ -30,6 +30,9 @@ struct pl_apply_opts {
 	bool reboot;           /* reboot guests whose changes are pending */
 	bool allow_replace;    /* carry out replacements */
 	bool snapshot;         /* snapshot guests before modifying them (default on) */
+	bool no_backup;        /* destroy without a vzdump backup first (--no-backup) */
+	const char *backup_storage; /* where backups go (NULL: 'local' or the first storage
+				     * with content 'backup' on the guest's node) */
 	long long run_id;      /* names the snapshots pvelab-pre-<run_id> */
 	long task_timeout_ms;  /* per task (0: 10 min) */
 	void (*progress)(const struct pl_apply_event *ev, void *arg);
@@ -38,13 +41,28 @@ struct pl_apply_opts {
 
 /*
  * Execute plan. Besides the planner's actions, "rollback" changes
- * ({"action":"rollback","snapshot","running"}) restore a snapshot.
+ * ({"action":"rollback","snapshot","running"}) restore a snapshot, and
+ * "restore" changes ({"action":"restore","archive","running"}, with
+ * "old_vmid","from_type","old_node" when a replacement must go first)
+ * restore a guest from a vzdump archive.
+ * Before a delete or a replace destroys a guest it is backed up (vzdump)
+ * unless o->no_backup; a failed backup stops the change before its destroy.
+ * A change's "old_vmid", "from_type", "old_node" name the guest it removes
+ * (default: its own vmid, type, node).
  * *result (new reference) is
  * {"ok":N,"failed":N,"skipped":N,"changes":[{"guest","action","vmid","node",
- *  "type","status":"ok|failed|skipped","error","snapshot","was_running"}]}.
+ *  "type","status":"ok|failed|skipped","error","snapshot","was_running",
+ *  "backup":"<volid>","backup_storage","no_backup","from_type","old_vmid",
+ *  "old_node","destroyed","created","archive"}]}.
  * Returns 0 when every change succeeded, PL_ETASK otherwise.
  */
 int pl_apply_run(struct event_base *base, struct pl_pve *c, const json_t *plan,
 		 const struct pl_apply_opts *o, json_t **result);
+
+/* Why a change's create would fail (a new string), or NULL: no ostemplate for
+ * a container, a config the schema rejects, and with storages (a list of
+ * {"storage","content"[,"node"]}) a storage missing on node or without the
+ * content type the guest needs there. */
+char *pl_apply_create_problem(const json_t *change, const json_t *storages, const char *node);
 
 #endif

@@ -299,6 +299,7 @@ pl_sim_volume_add(struct pl_sim_storage *st, const char *volid, const char *cont
 	v->vmid = vmid;
 	v->ctime = time(NULL);
 	v->node = st->shared ? -1 : node;
+	v->conf = NULL;
 	if (!st->index)
 		st->index = json_object();
 	index_key(key, sizeof(key), volid, v->node);
@@ -359,6 +360,7 @@ pl_sim_volume_del(struct pl_sim *s, const char *volid, int node)
 	free(v->volid);
 	free(v->content);
 	free(v->format);
+	json_decref(v->conf);
 	/* the last volume takes the hole: O(1) and the index stays right */
 	if (i != st->nvols - 1) {
 		st->vols[i] = st->vols[st->nvols - 1];
@@ -948,6 +950,8 @@ seed_storages(struct pl_sim *s, const json_t *stores, char **errmsg)
 						       (uint32_t)pl_json_int(vo, "vmid", 0),
 						       node ? pl_sim_node_index(s, node) : 0);
 				nv->ctime = pl_json_int(vo, "ctime", nv->ctime);
+				if (json_is_object(json_object_get(vo, "archive")))
+					nv->conf = json_deep_copy(json_object_get(vo, "archive"));
 			}
 		}
 	}
@@ -1258,6 +1262,8 @@ pl_sim_state_dump(struct pl_sim *s)
 				json_object_set_new(vo, "vmid", json_integer(vol->vmid));
 			if (vol->node >= 0)
 				json_object_set_new(vo, "node", json_string(s->nodes[vol->node].name));
+			if (vol->conf)
+				json_object_set(vo, "archive", vol->conf);
 			json_array_append_new(vols, vo);
 		}
 		json_object_set_new(o, "volumes", vols);
@@ -1332,6 +1338,7 @@ pl_sim_model_free(struct pl_sim *s)
 			free(st->vols[v].volid);
 			free(st->vols[v].content);
 			free(st->vols[v].format);
+			json_decref(st->vols[v].conf);
 		}
 		free(st->vols);
 		json_decref(st->index);

@@ -27,6 +27,7 @@ struct pl_sim_volume {
 	uint32_t vmid; /* 0 when not owned by a guest */
 	int64_t ctime;
 	int node;      /* node index for local storages, -1 on shared ones */
+	json_t *conf;  /* a backup's archive: {"type","config"} as vzdump captured them */
 };
 
 struct pl_sim_storage {
