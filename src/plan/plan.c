@@ -597,10 +597,11 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 			continue;
 		if (pl_model_is_managed(live) && o->profile == NULL)
 			json_array_append_new(p.changes,
-					      json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s}", "action", "delete", "guest",
+					      json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:b}", "action", "delete", "guest",
 							pl_json_str_or(live, "name", ""), "type", live_type(live),
 							"vmid", (json_int_t)vmid, "node", pl_json_str(live, "node"),
-							"class", "delete"));
+							"class", "delete", "running",
+							!strcmp(pl_json_str_or(live, "status", ""), "running")));
 		else if (!pl_model_is_managed(live))
 			json_array_append_new(unmanaged, json_pack("{s:I,s:s,s:s,s:s?}", "vmid", (json_int_t)vmid,
 								   "name", pl_json_str_or(live, "name", ""), "type",

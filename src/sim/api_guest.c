@@ -317,7 +317,6 @@ h_create(struct pl_sim_req *r, bool lxc)
 		}
 		free(txt);
 	}
-	g = pl_sim_guest_add(s, (uint32_t)vmid, lxc, n);
 	json_object_foreach(r->params, k, v) {
 		if (!is_conf_param(k) || !json_is_string(v))
 			continue;

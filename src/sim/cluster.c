@@ -171,7 +171,8 @@ pl_sim_guest_remove(struct pl_sim *s, uint32_t vmid, bool purge_disks)
 		g->holder = NULL;
 		pl_sim_lock_released(s, vmid); /* waiters now find it gone */
 	}
-	/* owned volumes (disks; backups only with purge) go away */
+	/* owned volumes (disks; other owned volumes only with purge) go away;
+	 * backup archives stay, as on PVE (purge only drops the guest from jobs) */
 	for (size_t k = 0; k < s->nstores; k++) {
 		struct pl_sim_storage *st = &s->stores[k];
 
@@ -179,7 +180,7 @@ pl_sim_guest_remove(struct pl_sim *s, uint32_t vmid, bool purge_disks)
 			struct pl_sim_volume *vol = &st->vols[v];
 			bool disk = !strcmp(vol->content, "images") || !strcmp(vol->content, "rootdir");
 
-			if (vol->vmid == vmid && (disk || purge_disks)) {
+			if (vol->vmid == vmid && (disk || (purge_disks && strcmp(vol->content, "backup")))) {
 				pl_sim_volume_del(s, vol->volid, vol->node);
 				continue;
 			}
