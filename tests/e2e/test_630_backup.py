@@ -179,6 +179,7 @@ guests:
     lab.write(ct)
     r = lab.pvelab("-v", "apply", "--yes", "--allow-replace", *DELETE_FLAGS)
     assert r.rc == 0, r
+    run_id = int(r.out.split("(run ")[1].split(")")[0])
     steps = [l.split("web: ", 1)[1].strip() for l in r.err.splitlines() if "  ...    web: " in l]
     assert steps.index("create") < steps.index("backup") < steps.index("destroy") < steps.index("start"), steps
     now = guest(lab, "web")
@@ -187,6 +188,12 @@ guests:
     assert len(backups(lab, web["node"], web["vmid"])) == 1
     r = lab.pvelab("plan", "--detailed-exitcode")
     assert r.rc == 0, r
+    # rollback: the container (its own vmid) goes, the VM comes back under its vmid
+    r = lab.pvelab("rollback", str(run_id), "--yes")
+    assert r.rc == 0, r
+    back = guest(lab, "web")
+    assert back["type"] == "qemu" and back["vmid"] == web["vmid"] and back["status"] == "running"
+    assert not [g for g in lab.guests() if g["vmid"] == now["vmid"]]
 
 
 CT_BOX = f"""
