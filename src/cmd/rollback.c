@@ -132,8 +132,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("%s (pvelab rollback lists the runs)", err);
 		goto out;
 	}
-	if (strcmp(pl_json_str_or(runrec, "kind", ""), "apply") != 0) {
-		pl_error("run %lld is a %s, not an apply", id, pl_json_str_or(runrec, "kind", "?"));
+	if (strcmp(pl_json_str_or(runrec, "kind", ""), "apply") != 0 &&
+	    strcmp(pl_json_str_or(runrec, "kind", ""), "destroy") != 0) {
+		pl_error("run %lld is a %s, not an apply or a destroy", id, pl_json_str_or(runrec, "kind", "?"));
 		goto out;
 	}
 	plan = json_pack("{s:i,s:[]}", "version", 1, "changes");

@@ -3,7 +3,9 @@
  * steps; a step is one API call, followed by a task wait when Proxmox answers
  * with a UPID. Lock conflicts ("is locked", "got timeout") are retried with
  * jittered backoff; LXC templates are downloaded once per node even when many
- * containers need them; clones from one node run one at a time.
+ * containers need them; clones from one node run one at a time. A guest is
+ * backed up (vzdump) before any program destroys it, and a replace either
+ * creates first or proves its create before the destroy.
  */
 #include "core/common.h"
 #include "plan/apply.h"

@@ -2,8 +2,9 @@
  * The apply executor: runs a plan's changes on the event loop through the
  * API client, in parallel (-j), each change a chain of Proxmox calls that
  * waits for its tasks. Bridges first, then guests, deletions last; an
- * existing guest is snapshotted before it is modified, so a run can be
- * rolled back. After a failure nothing new starts; running work finishes.
+ * existing guest is snapshotted before it is modified, and backed up before
+ * it is destroyed, so a run can be rolled back. After a failure nothing new
+ * starts; running work finishes.
  */
 #ifndef PL_PLAN_APPLY_H
 #define PL_PLAN_APPLY_H

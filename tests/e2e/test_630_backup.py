@@ -237,6 +237,15 @@ def test_replace_whose_create_would_fail_leaves_the_guest(lab):
     assert "blocked box: cannot be replaced: no ostemplate" in r.out, r
     assert lab.pvelab("apply", "--yes", "--allow-replace").rc != 0
     intact(lab, before)
+    # a template neither on the node nor in aplinfo: the replace fails before the destroy
+    lab.write(CT_BOX.replace("unprivileged: true", "unprivileged: false")
+              .replace(TEMPLATE, "local:vztmpl/nosuch-1.0_amd64.tar.zst"))
+    r, res = apply_json(lab, "--allow-replace")
+    assert r.rc != 0, r
+    ch = next(c for c in res["changes"] if c["action"] == "replace")
+    assert ch["status"] == "failed" and ch["error"].startswith("template failed:"), ch
+    assert "destroyed" not in ch and "backup" not in ch, ch
+    intact(lab, before)
     # the executor checks for itself: a saved plan edited to name a missing storage
     lab.write(CT_BOX.replace("unprivileged: true", "unprivileged: false"))
     r = lab.pvelab("plan", "--allow-replace", "--out", "p.json")
@@ -337,3 +346,23 @@ guests:
         assert guest(lab, "gone")["status"] == "running"
     finally:
         lab.close()
+
+
+def test_destroy_is_backed_up_and_rolled_back(lab):
+    lab.write(WEB)
+    assert lab.pvelab("apply", "--yes").rc == 0
+    web = guest(lab, "web")
+    before = config(lab, web)
+    r = lab.pvelab("-o", "json", "destroy", "web", "--yes")
+    assert r.rc == 0, r
+    res = r.json()
+    ch = res["changes"][0]
+    assert ch["status"] == "ok" and ch["backup"].startswith(f"local:backup/vzdump-qemu-{web['vmid']}-"), ch
+    assert not [g for g in lab.guests() if g.get("name") == "web"]
+    r = lab.pvelab("rollback", str(res["run"]), "--yes")
+    assert r.rc == 0 and "restore web" in r.out, r
+    back = guest(lab, "web")
+    assert back["vmid"] == web["vmid"] and back["status"] == "running"
+    after = config(lab, back)
+    for k in KEYS_VM:
+        assert str(after.get(k)) == str(before.get(k)), k
