@@ -318,7 +318,8 @@ vzdump_done(struct pl_sim *s, struct pl_sim_task *t)
 		pl_sim_guest_usage(s, g, now, &u);
 		vol = pl_sim_volume_add(st, volid, "backup", g->lxc ? "tar.zst" : "vma.zst",
 					u.maxdisk / 10 + (1 << 20), g->vmid, g->node);
-		vol->conf = json_pack("{s:s,s:O}", "type", g->lxc ? "lxc" : "qemu", "config", g->conf);
+		vol->conf = json_pack("{s:s,s:o}", "type", g->lxc ? "lxc" : "qemu", "config",
+				      json_deep_copy(g->conf)); /* as it is now, not as it becomes */
 		s->dirty = true;
 		pl_sim_task_log(t, "INFO: Finished Backup of VM %u (00:00:01)", g->vmid);
 	}
