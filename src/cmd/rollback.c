@@ -203,11 +203,12 @@ out:
 const struct pl_cmd pl_cmd_rollback = {
 	.name = "rollback",
 	.summary = "restore the guests an apply run changed, deleted or replaced (no RUN: list the runs)",
-	.help = "Guests an apply run changed go back to their pvelab-pre-RUN snapshot. Guests\n"
-		"an apply or destroy run deleted or replaced come back from the vzdump backup apply took before the\n"
-		"destroy (POST /nodes/N/qemu archive=, /nodes/N/lxc ostemplate= restore=1)\n"
-		"under their old vmid and type; a replacement the run created is backed up\n"
-		"and destroyed first. What will be done is shown before asking.",
+	.help = "Guests an apply run changed go back to their pvelab-pre-RUN snapshot.\n"
+		"Guests an apply or destroy run deleted or replaced come back from the vzdump\n"
+		"backup taken before the destroy (POST /nodes/N/qemu archive=, /nodes/N/lxc\n"
+		"ostemplate= restore=1) under their old vmid and type; a replacement the run\n"
+		"created is backed up and destroyed first. What will be done is shown before\n"
+		"asking.",
 	.usage = "[RUN] [--yes]",
 	.opts = opts,
 	.run = run,
