@@ -316,6 +316,12 @@ vzdump_done(struct pl_sim *s, struct pl_sim_task *t)
 			continue;
 		}
 		pl_sim_guest_usage(s, g, now, &u);
+		if (pl_sim_storage_used(st, g->node) + u.maxdisk / 10 + (1 << 20) > st->total) {
+			pl_sim_task_log(t, "ERROR: Backup of VM %u failed - vma_queue_write: write error - "
+					"No space left on device", g->vmid);
+			pl_sim_task_fail(t, "job errors");
+			continue;
+		}
 		vol = pl_sim_volume_add(st, volid, "backup", g->lxc ? "tar.zst" : "vma.zst",
 					u.maxdisk / 10 + (1 << 20), g->vmid, g->node);
 		vol->conf = json_pack("{s:s,s:o}", "type", g->lxc ? "lxc" : "qemu", "config",
@@ -323,7 +329,7 @@ vzdump_done(struct pl_sim *s, struct pl_sim_task *t)
 		s->dirty = true;
 		pl_sim_task_log(t, "INFO: Finished Backup of VM %u (00:00:01)", g->vmid);
 	}
-	pl_sim_task_log(t, "INFO: Backup job finished successfully");
+	pl_sim_task_log(t, "INFO: Backup job finished %s", t->exitstatus ? "with errors" : "successfully");
 }
 
 /* Whether a "100,101 102;103" list holds item. */

@@ -49,7 +49,7 @@ class SeedLab(Lab):
     """A one-node lab from a seed: 'local' holds backups only when asked, and
     'vault' is a second storage for container root filesystems."""
 
-    def __init__(self, tmp_path, backups=True, guests=""):
+    def __init__(self, tmp_path, backups=True, guests="", storages=""):
         seed = tmp_path / "seed.yaml"
         seed.write_text(f"""
 nodes: [{{name: pve}}]
@@ -57,7 +57,7 @@ storages:
   - {{id: local, type: dir, path: /var/lib/vz, content: "iso,vztmpl{',backup' if backups else ''}", size: 100G}}
   - {{id: local-lvm, type: lvmthin, content: "images,rootdir", size: 1T}}
   - {{id: vault, type: zfspool, content: "images,rootdir", size: 4T}}
-templates:
+{storages}templates:
   - {TEMPLATE}
 guests:
 {guests or "  []"}
@@ -366,3 +366,30 @@ def test_destroy_is_backed_up_and_rolled_back(lab):
     after = config(lab, back)
     for k in KEYS_VM:
         assert str(after.get(k)) == str(before.get(k)), k
+
+
+def test_failed_backup_stops_before_the_destroy(tmp_path):
+    # a backup storage too small for the archive: vzdump fails, nothing is destroyed
+    lab = SeedLab(tmp_path, backups=False,
+                  storages='  - {id: tiny, type: dir, path: /mnt/tiny, content: backup, size: 1M}\n')
+    try:
+        lab.write("""
+backup: {storage: tiny}
+guests:
+  - name: gone
+    vmid: 400
+    memory: 512
+    disks: [{storage: local-lvm, size: 2G}]
+""")
+        assert lab.pvelab("apply", "--yes").rc == 0
+        lab.write("backup: {storage: tiny}\nguests: []\n")
+        r, res = apply_json(lab, *DELETE_FLAGS)
+        assert r.rc != 0, r
+        ch = res["changes"][0]
+        assert ch["status"] == "failed" and ch["error"].startswith("backup failed: "), ch
+        assert "No space left on device" in ch["error"], ch
+        assert "destroyed" not in ch and "backup" not in ch, ch
+        g = guest(lab, "gone")
+        assert g["vmid"] == 400 and g["status"] == "running"
+    finally:
+        lab.close()
