@@ -333,6 +333,17 @@ hold(struct job *j, const char *key)
 	return true;
 }
 
+/* The backup itself (S_BACKUP once the archives already there are known).
+ * remove=0: no pruning, which could take an earlier run's backup. */
+static void
+backup_post(struct job *j)
+{
+	request(j, "POST", pl_asprintf("/nodes/%s/vzdump", j->old_node),
+		json_pack("{s:I,s:s,s:s,s:s,s:b}", "vmid", (json_int_t)j->old_vmid, "storage",
+			  j->bk_storage, "mode", j->running_now ? "snapshot" : "stop", "compress",
+			  "zstd", "remove", 0));
+}
+
 /* The storage named id in a storage list (entries of /nodes/N/storage, or of
  * the snapshot's storages with their "node"), as seen from node. */
 static const json_t *
@@ -626,11 +637,7 @@ job_step(struct job *j)
 				json_pack("{s:s,s:I}", "content", "backup", "vmid", (json_int_t)j->old_vmid));
 			return;
 		}
-		/* remove=0: no pruning, which could take an earlier run's backup */
-		request(j, "POST", pl_asprintf("/nodes/%s/vzdump", j->old_node),
-			json_pack("{s:I,s:s,s:s,s:s,s:b}", "vmid", (json_int_t)j->old_vmid, "storage",
-				  j->bk_storage, "mode", j->running_now ? "snapshot" : "stop", "compress",
-				  "zstd", "remove", 0));
+		backup_post(j);
 		return;
 	case S_BACKUP_FIND:
 		request(j, "GET", pl_asprintf("/nodes/%s/storage/%s/content", j->old_node, j->bk_storage),
@@ -788,7 +795,7 @@ step_after(struct job *j, json_t *data)
 		json_array_foreach(data, i, e)
 			if (pl_json_str(e, "volid"))
 				json_object_set_new(j->bk_before, pl_json_str(e, "volid"), json_true());
-		job_step(j); /* now the backup itself */
+		backup_post(j); /* now the backup itself */
 		return;
 	}
 	if (s == S_BACKUP_FIND) {
