@@ -568,8 +568,11 @@ pl_model_guest_from_config(const json_t *guest, struct pl_model_guest *out, char
 			json_object_set_new(out->config, raw_key, json_string(t));
 		free(t);
 	}
-	if (!out->lxc)
+	if (!out->lxc && !json_object_get(out->config, "ide2")) {
 		add_cloudinit_drive(guest, out->config);
+		if (json_object_get(out->config, "ide2")) /* its storage is pvelab's choice */
+			json_object_set_new(out->defaults, "ide2", json_string("storage"));
+	}
 	return 0;
 }
 

@@ -272,6 +272,13 @@ def test_container_by_vmid_without_rootfs_plans_no_replace(tmp_path):
     status: running
     config: {hostname: vault-ct, memory: 512, ostype: debian, tags: pvelab,
              rootfs: "vault:subvol-320-disk-0,size=4G", net0: "name=eth0,bridge=vmbr0,ip=dhcp"}
+  - vmid: 321
+    type: qemu
+    node: pve
+    status: running
+    config: {name: vault-vm, memory: 1024, tags: pvelab, net0: "virtio,bridge=vmbr0",
+             scsi0: "vault:vm-321-disk-0,size=4G", ide2: "vault:vm-321-cloudinit,media=cdrom",
+             ipconfig0: "ip=dhcp"}
 """)
     try:
         lab.write("""
@@ -281,10 +288,15 @@ guests:
     type: lxc
     memory: 512
     networks: [{bridge: vmbr0, ip: dhcp}]
+  - name: vault-vm
+    vmid: 321
+    memory: 1G
+    networks: [{bridge: vmbr0, ip: dhcp}]
 """)
         r = lab.pvelab("plan", "--detailed-exitcode")
         assert r.rc == 0 and "No changes." in r.out, r
         # a size alone compares the size, on the live storage
+        # (the cloud-init drive pvelab adds for a create stays where it is, too)
         lab.write(lab.cfg.read_text().replace("    memory: 512\n", "    memory: 512\n    rootfs: {size: 6G}\n"))
         p = lab.plan_json()
         assert [c["action"] for c in p["changes"]] == ["update"], p

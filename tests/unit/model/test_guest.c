@@ -47,6 +47,8 @@ test_vm_desired(void **state)
 	assert_string_equal(pl_json_str(m.config, "startup"), "2,up=30");
 	assert_string_equal(pl_json_str(m.config, "vga"), "std");
 	assert_string_equal(pl_json_str(m.config, "ide2"), "local-lvm:cloudinit");
+	assert_string_equal(pl_json_str(m.defaults, "ide2"), "storage"); /* never compared */
+	assert_null(json_object_get(m.defaults, "scsi0"));
 	pl_model_guest_release(&m);
 	json_decref(g);
 }
@@ -97,6 +99,7 @@ test_defaults_marked(void **state)
 	assert_int_equal(pl_model_guest_from_config(vm, &m, NULL), 0);
 	assert_string_equal(pl_json_str(m.defaults, "scsi0"), "storage");
 	assert_null(json_object_get(m.defaults, "scsi1"));
+	assert_null(json_object_get(m.defaults, "ide2")); /* no cloud-init, no drive */
 	pl_model_guest_release(&m);
 	json_decref(ct);
 	json_decref(sized);
