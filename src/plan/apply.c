@@ -334,14 +334,15 @@ hold(struct job *j, const char *key)
 }
 
 /* The backup itself (S_BACKUP once the archives already there are known).
- * remove=0: no pruning, which could take an earlier run's backup. */
+ * Mode snapshot, PVE's default: a stopped guest is simply read, and vzdump
+ * falls back to suspend where a volume cannot be snapshotted. remove=0: no
+ * pruning, which could take an earlier run's backup. */
 static void
 backup_post(struct job *j)
 {
 	request(j, "POST", pl_asprintf("/nodes/%s/vzdump", j->old_node),
 		json_pack("{s:I,s:s,s:s,s:s,s:b}", "vmid", (json_int_t)j->old_vmid, "storage",
-			  j->bk_storage, "mode", j->running_now ? "snapshot" : "stop", "compress",
-			  "zstd", "remove", 0));
+			  j->bk_storage, "mode", "snapshot", "compress", "zstd", "remove", 0));
 }
 
 /* The storage named id in a storage list (entries of /nodes/N/storage, or of
