@@ -11,6 +11,7 @@
 #include "core/buf.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "config/config.h"
 #include "plan/apply.h"
 #include "plan/plan.h"
 #include "plan/runs.h"
@@ -24,11 +25,12 @@ static const struct pl_opt opts[] = {
 	{ "allow-delete", 0, NULL, "carry out deletes (up to safety.max_deletes)" },
 	{ "yes", 'y', NULL, "do not ask for confirmation" },
 	{ "no-snapshot", 0, NULL, "do not snapshot guests before changing them" },
+	{ "no-backup", 0, NULL, "destroy deleted and replaced guests without a vzdump backup" },
 	{ "profile", 'p', "NAME", "only the guests of this profile" },
 	{ NULL, 0, NULL, NULL },
 };
 
-enum { O_JOBS, O_REBOOT, O_REPLACE, O_DELETE, O_YES, O_NOSNAP, O_PROFILE };
+enum { O_JOBS, O_REBOOT, O_REPLACE, O_DELETE, O_YES, O_NOSNAP, O_NOBACKUP, O_PROFILE };
 
 struct progress {
 	const struct pl_ctx *ctx;
@@ -189,6 +191,32 @@ deletes_allowed(const struct pl_session *s, const json_t *plan, struct pl_apply_
 	return n == 0;
 }
 
+/* What happens to the guests this apply destroys. */
+static void
+print_backups(const struct pl_ctx *ctx, const json_t *plan, const struct pl_apply_opts *ao)
+{
+	const json_t *c;
+	size_t i, n = 0;
+
+	json_array_foreach(json_object_get(plan, "changes"), i, c) {
+		const char *a = pl_json_str_or(c, "action", "");
+
+		n += !strcmp(a, "delete") || (!strcmp(a, "replace") && ao->allow_replace);
+	}
+	if (n == 0)
+		return;
+	if (ao->no_backup)
+		printf("%s--no-backup: %zu guest%s will be destroyed without a backup; rollback cannot "
+		       "bring %s back.%s\n", pl_color(ctx, PL_C_RED), n, n == 1 ? "" : "s",
+		       n == 1 ? "it" : "them", pl_color(ctx, PL_C_RESET));
+	else
+		printf("Before destroying %s, apply backs %s up (vzdump to %s%s%s); pvelab rollback "
+		       "RUN restores %s.\n", n == 1 ? "a guest" : "guests", n == 1 ? "it" : "them",
+		       ao->backup_storage ? "'" : "", ao->backup_storage ? ao->backup_storage
+		       : "'local' or another storage with content 'backup' on its node",
+		       ao->backup_storage ? "'" : "", n == 1 ? "it" : "them");
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
@@ -216,6 +244,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		case O_DELETE: po.allow_delete = ao.allow_delete = true; break;
 		case O_YES: yes = true; break;
 		case O_NOSNAP: ao.snapshot = false; break;
+		case O_NOBACKUP: ao.no_backup = true; break;
 		case O_PROFILE: po.profile = a.value; break;
 		}
 	}
@@ -274,8 +303,11 @@ usage:
 		rc = PL_EXIT_OK;
 		goto out;
 	}
-	if (ctx->output != PL_OUT_JSON)
+	ao.backup_storage = json_string_value(pl_config_get(s.cfg, "/backup/storage"));
+	if (ctx->output != PL_OUT_JSON) {
 		pl_planning_print(ctx, plan);
+		print_backups(ctx, plan, &ao);
+	}
 	if (!deletes_allowed(&s, plan, &ao))
 		goto out;
 	if (!yes) {
@@ -309,6 +341,7 @@ usage:
 		fputs("\r\033[K", stderr);
 	json_decref(prog.running);
 	json_object_set_new(result, "run", json_integer(run_id));
+	json_object_set_new(result, "no_backup", json_boolean(ao.no_backup));
 	json_object_set(result, "plan_summary", json_object_get(plan, "summary"));
 	if (pl_runs_finish(s.state, run_id, r == 0 ? "ok" : "failed", result, &err) != 0)
 		pl_warn(ctx, "%s", err);
@@ -338,13 +371,18 @@ out:
 const struct pl_cmd pl_cmd_apply = {
 	.name = "apply",
 	.summary = "make the cluster match pvelab.yaml (or carry out a saved plan)",
-	.usage = "[PLAN.json] [-j N] [--reboot] [--allow-replace] [--allow-delete] [--yes] [--no-snapshot]",
+	.usage = "[PLAN.json] [-j N] [--reboot] [--allow-replace] [--allow-delete] [--yes] [--no-snapshot] [--no-backup]",
 	.help = "Bridges and template downloads first, then guests in parallel, deletions last.\n"
 		"A config validate rejects (an unset password_env, a raw config: value the\n"
-		"Proxmox schema refuses...) is refused before anything is done. Each existing guest is\n"
-		"snapshotted (pvelab-pre-RUN) before it changes; pvelab rollback RUN restores\n"
-		"them. On a failure nothing new starts, running work finishes, and the result\n"
-		"lists what was done and what was not. Without a terminal it needs --yes.\n"
+		"Proxmox schema refuses...) is refused before anything is done. Each existing\n"
+		"guest is snapshotted (pvelab-pre-RUN) before it changes; a guest deleted or\n"
+		"replaced is backed up with vzdump first (backup.storage, else 'local' or another\n"
+		"storage with content 'backup' on its node; none: the destroy is refused) unless\n"
+		"--no-backup. A replace creates the new guest first when it gets a vmid of its\n"
+		"own, else proves the create possible (config, storages, template) before the\n"
+		"destroy. pvelab rollback RUN restores snapshots and backups. On a failure\n"
+		"nothing new starts, running work finishes, and the result lists what was done\n"
+		"and what was not. Without a terminal it needs --yes.\n"
 		"Only guests of this config's project are ever deleted, and only with\n"
 		"--allow-delete (at most safety.max_deletes of them when set): without it a\n"
 		"plan that deletes is refused before anything is done.",

@@ -2,7 +2,8 @@
  * `pvelab destroy [GUEST...]`: remove guests of this config's project: the
  * named ones, or every one of them pvelab.yaml declares. Unmanaged guests,
  * other projects' and legacy (pre-project) ones are refused.
- * Asks on a terminal unless --yes; without a terminal it needs --yes.
+ * Asks on a terminal unless --yes; without a terminal it needs --yes. Each
+ * guest is backed up first (unless --no-backup), so rollback can restore it.
  */
 #include "core/common.h"
 #include "cmd/cmd.h"
@@ -19,16 +20,17 @@
 static const struct pl_opt opts[] = {
 	{ "yes", 'y', NULL, "do not ask for confirmation" },
 	{ "jobs", 'j', "N", "guests destroyed at once (default 4)" },
+	{ "no-backup", 0, NULL, "destroy without a vzdump backup first" },
 	{ NULL, 0, NULL, NULL },
 };
 
 static json_t *
 delete_change(const json_t *live)
 {
-	return json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s}", "action", "delete", "guest",
+	return json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:b}", "action", "delete", "guest",
 			 pl_json_str_or(live, "name", ""), "type", pl_json_str_or(live, "type", "qemu"),
 			 "vmid", (json_int_t)pl_json_int(live, "vmid", 0), "node", pl_json_str(live, "node"),
-			 "class", "delete");
+			 "class", "delete", "running", !strcmp(pl_json_str_or(live, "status", ""), "running"));
 }
 
 /* Is a live guest one of the config's guests (by vmid, else by name)? */
@@ -96,6 +98,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	while ((r = pl_args_next(&a)) >= 0) {
 		if (r == 0)
 			yes = true;
+		else if (r == 2)
+			ao.no_backup = true;
 		else if ((r = pl_args_int(&a, 1, 64, &jobs)) != 0)
 			break;
 		else
@@ -155,20 +159,25 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			goto out;
 		}
 	}
+	if (s.cfg)
+		ao.backup_storage = json_string_value(pl_config_get(s.cfg, "/backup/storage"));
 	if (pl_runs_begin(s.state, "destroy", &run_id, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}
 	pl_runs_set_project(s.state, run_id, project, NULL);
 	r = pl_apply_run(s.base, s.pve, plan, &ao, &result);
+	json_object_set_new(result, "run", json_integer(run_id));
+	json_object_set_new(result, "no_backup", json_boolean(ao.no_backup));
 	pl_runs_finish(s.state, run_id, r == 0 ? "ok" : "failed", result, NULL);
 	pl_cmd_sync_now(&s, false, false, NULL, NULL, NULL, NULL);
 	if (ctx->output == PL_OUT_JSON)
 		pl_print_json(json_incref(result));
 	else
-		printf("Destroyed %lld guest%s%s.\n", pl_json_int(result, "ok", 0),
+		printf("Destroyed %lld guest%s%s (run %lld%s).\n", pl_json_int(result, "ok", 0),
 		       pl_json_int(result, "ok", 0) == 1 ? "" : "s",
-		       pl_json_int(result, "failed", 0) ? " (some failed: see above)" : "");
+		       pl_json_int(result, "failed", 0) ? ", some failed: see above" : "", run_id,
+		       ao.no_backup ? "" : "; pvelab rollback RUN restores them from their backups");
 	json_array_foreach(json_object_get(result, "changes"), i, live)
 		if (pl_json_str(live, "error"))
 			pl_error("%s: %s", pl_json_str(live, "guest"), pl_json_str(live, "error"));
@@ -187,10 +196,13 @@ out:
 const struct pl_cmd pl_cmd_destroy = {
 	.name = "destroy",
 	.summary = "destroy guests of this project (named, or all that pvelab.yaml declares)",
-	.usage = "[GUEST...] [--yes]",
+	.usage = "[GUEST...] [--yes] [--no-backup]",
 	.help = "Only guests tagged with this config's project (pvelab-<project>) are destroyed;\n"
 		"unmanaged guests, other projects' and those made before projects are refused\n"
-		"(pvelab adopt moves a guest to this project). Not limited by safety.max_deletes.",
+		"(pvelab adopt moves a guest to this project). Not limited by safety.max_deletes.\n"
+		"Each guest is backed up with vzdump before it is destroyed (backup.storage,\n"
+		"else 'local' or another storage with content 'backup' on its node; none: the\n"
+		"guest is not destroyed) unless --no-backup; pvelab rollback RUN restores them.",
 	.opts = opts,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,

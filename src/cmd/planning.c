@@ -307,6 +307,10 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		else
 			printf("%s %lld on %s)", pl_json_str_or(c, "type", "?"), pl_json_int(c, "vmid", 0),
 			       pl_json_str_or(c, "node", "?"));
+		if (!strcmp(a, "replace") && pl_json_str(c, "from_type") &&
+		    (strcmp(pl_json_str(c, "from_type"), pl_json_str_or(c, "type", "")) ||
+		     pl_json_int(c, "old_vmid", 0) != pl_json_int(c, "vmid", 0)))
+			printf(" replacing %s %lld", pl_json_str(c, "from_type"), pl_json_int(c, "old_vmid", 0));
 		if (!strcmp(a, "update") || !strcmp(a, "replace"))
 			printf("  [%s]", cls);
 		if (json_is_true(json_object_get(c, "reboot"))) {

@@ -1,6 +1,8 @@
 /*
  * `pvelab rollback RUN`: restore every guest an apply run changed to the
- * snapshot taken just before (pvelab-pre-RUN); without RUN, list the runs.
+ * snapshot taken just before (pvelab-pre-RUN), and every guest it deleted or
+ * replaced from the vzdump backup taken before the destroy (a replacement is
+ * backed up and destroyed first); without RUN, list the runs.
  */
 #include "core/common.h"
 #include "cmd/cmd.h"
@@ -49,6 +51,43 @@ list_runs(struct pl_ctx *ctx, struct pl_session *s)
 	return PL_EXIT_OK;
 }
 
+/* A deleted or replaced guest comes back from the backup the run took of it
+ * before the destroy; a replacement the run created is destroyed first. */
+static void
+restore_change(json_t *changes, long long id, const json_t *c)
+{
+	bool replace = !strcmp(pl_json_str_or(c, "action", ""), "replace");
+	const char *backup = pl_json_str(c, "backup");
+	json_t *r;
+
+	if (!json_is_true(json_object_get(c, "destroyed"))) {
+		if (replace && json_is_true(json_object_get(c, "created")))
+			printf("note: run %lld created %s (%lld) but kept the guest it replaces; "
+			       "pvelab destroy %lld removes the new one\n", id, pl_json_str_or(c, "guest", "?"),
+			       pl_json_int(c, "vmid", 0), pl_json_int(c, "vmid", 0));
+		return;
+	}
+	if (backup == NULL) {
+		printf("note: run %lld destroyed %s (%lld) without a backup%s: it cannot be restored\n", id,
+		       pl_json_str_or(c, "guest", "?"), pl_json_int(c, replace ? "old_vmid" : "vmid", 0),
+		       json_is_true(json_object_get(c, "no_backup")) ? " (--no-backup)" : "");
+		return;
+	}
+	r = json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:s?,s:b}", "action", "restore", "guest",
+		      pl_json_str_or(c, "guest", ""), "type",
+		      pl_json_str_or(c, replace ? "from_type" : "type", "qemu"), "vmid",
+		      (json_int_t)pl_json_int(c, replace ? "old_vmid" : "vmid", 0), "node",
+		      pl_json_str(c, replace ? "old_node" : "node"), "archive", backup, "backup_storage",
+		      pl_json_str(c, "backup_storage"), "running",
+		      json_is_true(json_object_get(c, "was_running")));
+	if (replace && json_is_true(json_object_get(c, "created"))) {
+		json_object_set_new(r, "old_vmid", json_integer(pl_json_int(c, "vmid", 0)));
+		json_object_set_new(r, "from_type", json_string(pl_json_str_or(c, "type", "qemu")));
+		json_object_set_new(r, "old_node", json_string(pl_json_str_or(c, "node", "")));
+	}
+	json_array_append_new(changes, r);
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
@@ -93,8 +132,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("%s (pvelab rollback lists the runs)", err);
 		goto out;
 	}
-	if (strcmp(pl_json_str_or(runrec, "kind", ""), "apply") != 0) {
-		pl_error("run %lld is a %s, not an apply", id, pl_json_str_or(runrec, "kind", "?"));
+	if (strcmp(pl_json_str_or(runrec, "kind", ""), "apply") != 0 &&
+	    strcmp(pl_json_str_or(runrec, "kind", ""), "destroy") != 0) {
+		pl_error("run %lld is a %s, not an apply or a destroy", id, pl_json_str_or(runrec, "kind", "?"));
 		goto out;
 	}
 	plan = json_pack("{s:i,s:[]}", "version", 1, "changes");
@@ -109,6 +149,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 								 (json_int_t)pl_json_int(c, "vmid", 0), "node",
 								 pl_json_str(c, "node"), "snapshot", pl_json_str(c, "snapshot"),
 								 "running", json_is_true(json_object_get(c, "was_running"))));
+		else if (!strcmp(action, "delete") || !strcmp(action, "replace"))
+			restore_change(changes, id, c);
 		else if (!strcmp(action, "create") && !strcmp(pl_json_str_or(c, "status", ""), "ok"))
 			printf("note: run %lld created %s (%lld); pvelab destroy %lld removes it\n", id,
 			       pl_json_str_or(c, "guest", "?"), pl_json_int(c, "vmid", 0), pl_json_int(c, "vmid", 0));
@@ -118,9 +160,18 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		rc = PL_EXIT_OK;
 		goto out;
 	}
-	json_array_foreach(changes, i, c)
-		printf("  <   rollback %s (%s %lld) to %s\n", pl_json_str(c, "guest"), pl_json_str(c, "type"),
-		       pl_json_int(c, "vmid", 0), pl_json_str(c, "snapshot"));
+	json_array_foreach(changes, i, c) {
+		if (pl_json_str(c, "snapshot")) {
+			printf("  <   rollback %s (%s %lld) to %s\n", pl_json_str(c, "guest"), pl_json_str(c, "type"),
+			       pl_json_int(c, "vmid", 0), pl_json_str(c, "snapshot"));
+			continue;
+		}
+		if (json_object_get(c, "old_vmid"))
+			printf("  -   destroy %s (%s %lld), the guest that replaced it (backed up first)\n",
+			       pl_json_str(c, "guest"), pl_json_str(c, "from_type"), pl_json_int(c, "old_vmid", 0));
+		printf("  +   restore %s (%s %lld) on %s from %s\n", pl_json_str(c, "guest"), pl_json_str(c, "type"),
+		       pl_json_int(c, "vmid", 0), pl_json_str_or(c, "node", "?"), pl_json_str(c, "archive"));
+	}
 	if (!yes && (!isatty(STDIN_FILENO) || !pl_confirm("Roll these guests back?"))) {
 		pl_error("rollback %s; nothing was done", isatty(STDIN_FILENO) ? "cancelled" : "needs --yes when not on a terminal");
 		rc = isatty(STDIN_FILENO) ? PL_EXIT_ERROR : PL_EXIT_USAGE;
@@ -151,7 +202,13 @@ out:
 
 const struct pl_cmd pl_cmd_rollback = {
 	.name = "rollback",
-	.summary = "restore the guests an apply run changed (no RUN: list the runs)",
+	.summary = "restore the guests an apply run changed, deleted or replaced (no RUN: list the runs)",
+	.help = "Guests an apply run changed go back to their pvelab-pre-RUN snapshot.\n"
+		"Guests an apply or destroy run deleted or replaced come back from the vzdump\n"
+		"backup taken before the destroy (POST /nodes/N/qemu archive=, /nodes/N/lxc\n"
+		"ostemplate= restore=1) under their old vmid and type; a replacement the run\n"
+		"created is backed up and destroyed first. What will be done is shown before\n"
+		"asking.",
 	.usage = "[RUN] [--yes]",
 	.opts = opts,
 	.run = run,

@@ -159,6 +159,8 @@ static const struct pl_config_key top_keys[] = {
 	{ "/bridges/*/vlan_aware", PL_CT_BOOL, NULL, NULL, "VLAN aware", false },
 	{ "/bridges/*/comment", PL_CT_STRING, NULL, NULL, "comment", false },
 	{ "/bridges/*/autostart", PL_CT_BOOL, "true", NULL, "bring up at boot (an existing bridge's only changes when written here)", false },
+	{ "/backup", PL_CT_MAP, NULL, NULL, "backups apply takes before it deletes or replaces a guest", false },
+	{ "/backup/storage", PL_CT_STRING, NULL, NULL, "storage with content 'backup' on the guest's node (default: 'local' if it holds backups, else the first that does)", false },
 	{ "/templates", PL_CT_LIST, NULL, NULL, "LXC templates to download when missing (aplinfo), whether a guest uses them or not", false },
 	{ "/templates/*", PL_CT_MAP, NULL, NULL, "a template", false },
 	{ "/templates/*/storage", PL_CT_STRING, "local", NULL, "storage for templates", false },

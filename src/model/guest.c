@@ -195,6 +195,48 @@ pl_model_key_ignored(const char *key)
 	return false;
 }
 
+int
+pl_model_create_check(bool lxc, const json_t *config, json_t **needs, char **errmsg)
+{
+	const char *k;
+	json_t *v;
+	int r = 0;
+
+	*needs = json_object();
+	json_object_foreach((json_t *)config, k, v) {
+		const struct pl_pfmt *f = json_is_string(v) ? key_format(lxc, k) : NULL;
+		struct pl_propstr p;
+		const char *vol, *colon;
+		char *err = NULL;
+
+		if (f == NULL)
+			continue;
+		pl_propstr_init(&p);
+		if (pl_propstr_parse(f, json_string_value(v), &p, &err) != 0) {
+			pl_seterr(errmsg, PL_EINVAL, "%s: %s", k, err ? err : "invalid");
+			free(err);
+			pl_propstr_release(&p);
+			r = PL_EINVAL;
+			break;
+		}
+		vol = pl_propstr_get(&p, lxc ? "volume" : "file");
+		if (is_disk_key(lxc, k) && vol && (colon = strchr(vol, ':')) != NULL && colon > vol &&
+		    !pl_str_startswith(pl_propstr_get(&p, "media") ? pl_propstr_get(&p, "media") : "",
+				       "cdrom")) {
+			char *sid = pl_strndup(vol, (size_t)(colon - vol));
+
+			json_object_set_new(*needs, sid, json_string(lxc ? "rootdir" : "images"));
+			free(sid);
+		}
+		pl_propstr_release(&p);
+	}
+	if (r != 0) {
+		json_decref(*needs);
+		*needs = NULL;
+	}
+	return r;
+}
+
 bool
 pl_model_key_collection(bool lxc, const char *key)
 {
@@ -310,8 +352,18 @@ desired_common(const json_t *g, json_t *cfg, bool lxc)
 	pl_buf_release(&b);
 }
 
+/* Record which parts of a disk pvelab filled in (storage, size) for a create. */
 static void
-desired_vm(const json_t *g, json_t *cfg, json_t *create)
+mark_default(json_t *dflt, const char *key, const json_t *disk)
+{
+	bool st = !json_object_get(disk, "storage"), sz = !json_object_get(disk, "size");
+
+	if (st || sz)
+		json_object_set_new(dflt, key, json_string(st && sz ? "storage,size" : st ? "storage" : "size"));
+}
+
+static void
+desired_vm(const json_t *g, json_t *cfg, json_t *create, json_t *dflt)
 {
 	const json_t *n, *disk, *dev, *ci = json_object_get(g, "cloudinit");
 	int next_index[4] = { 0, 0, 0, 0 };
@@ -372,6 +424,7 @@ desired_vm(const json_t *g, json_t *cfg, json_t *create)
 		add_options(&b, json_object_get(disk, "options"));
 		snprintf(key, sizeof(key), "%s%lld", bus, idx);
 		set_propstr(cfg, false, key, b.data);
+		mark_default(dflt, key, disk);
 	}
 	/* EFI vars and TPM state: PVE sizes these volumes itself (the 1 is a
 	 * placeholder), so compare_disk never compares their sizes. */
@@ -437,7 +490,7 @@ desired_vm(const json_t *g, json_t *cfg, json_t *create)
 }
 
 static void
-desired_ct(const json_t *g, json_t *cfg, json_t *create)
+desired_ct(const json_t *g, json_t *cfg, json_t *create, json_t *dflt)
 {
 	const json_t *n, *mp, *rootfs = json_object_get(g, "rootfs");
 	const json_t *feat = json_object_get(g, "features");
@@ -491,6 +544,11 @@ desired_ct(const json_t *g, json_t *cfg, json_t *create)
 						 : "local-lvm", gib);
 	add_options(&b, json_object_get(rootfs, "options"));
 	set_propstr(cfg, true, "rootfs", b.data);
+	/* defaults make a create possible; they are never compared with a live guest */
+	if (!json_is_object(rootfs))
+		json_object_set_new(dflt, "rootfs", json_string("all"));
+	else
+		mark_default(dflt, "rootfs", rootfs);
 	json_array_foreach(json_object_get(g, "mounts"), i, mp) {
 		pl_buf_reset(&b);
 		if (pl_json_str(mp, "volume")) {
@@ -507,6 +565,8 @@ desired_ct(const json_t *g, json_t *cfg, json_t *create)
 		add_options(&b, json_object_get(mp, "options"));
 		snprintf(key, sizeof(key), "mp%zu", i);
 		set_propstr(cfg, true, key, b.data);
+		if (!pl_json_str(mp, "volume"))
+			mark_default(dflt, key, mp);
 	}
 	if (json_is_object(json_object_get(g, "cloudinit"))) {
 		const json_t *dns = json_object_get(json_object_get(g, "cloudinit"), "dns");
@@ -556,24 +616,29 @@ pl_model_guest_from_config(const json_t *guest, struct pl_model_guest *out, char
 	out->running = strcmp(pl_json_str_or(guest, "state", "running"), "stopped") != 0;
 	out->config = json_object();
 	out->create = json_object();
+	out->defaults = json_object();
 	desired_common(guest, out->config, out->lxc);
 	if (out->lxc)
-		desired_ct(guest, out->config, out->create);
+		desired_ct(guest, out->config, out->create, out->defaults);
 	else
-		desired_vm(guest, out->config, out->create);
+		desired_vm(guest, out->config, out->create, out->defaults);
 	set_str(out->create, "pool", pl_json_str(guest, "pool"));
 	/* raw settings last: they are the escape hatch and win */
 	json_object_foreach((json_t *)json_object_get(guest, "config"), raw_key, raw_val) {
 		char *t = pl_model_value_text(raw_val);
 
+		json_object_del(out->defaults, raw_key);
 		if (t && key_format(out->lxc, raw_key))
 			set_propstr(out->config, out->lxc, raw_key, t);
 		else if (t)
 			json_object_set_new(out->config, raw_key, json_string(t));
 		free(t);
 	}
-	if (!out->lxc)
+	if (!out->lxc && !json_object_get(out->config, "ide2")) {
 		add_cloudinit_drive(guest, out->config);
+		if (json_object_get(out->config, "ide2")) /* its storage is pvelab's choice */
+			json_object_set_new(out->defaults, "ide2", json_string("storage"));
+	}
 	return 0;
 }
 
@@ -585,6 +650,7 @@ pl_model_guest_release(struct pl_model_guest *g)
 	free(g->category);
 	json_decref(g->config);
 	json_decref(g->create);
+	json_decref(g->defaults);
 	memset(g, 0, sizeof(*g));
 }
 

@@ -23,6 +23,9 @@ struct pl_model_guest {
 	bool running;     /* desired power state */
 	json_t *config;   /* Proxmox config keys -> values (strings or integers) */
 	json_t *create;   /* creation-only parameters: ostemplate, pool, clone {template, full, storage} */
+	json_t *defaults; /* config keys pvelab filled in for a create, never compared with a
+			   * live guest: key -> "all" (the YAML has none: rootfs) or "storage"
+			   * (the YAML gives no storage: compared on the live one) */
 };
 
 /* Build the desired model of one validated config guest (defaults applied). */
@@ -58,6 +61,10 @@ void pl_model_compare(bool lxc, const char *key, const char *desired, const char
 		      bool running, const char *hotplug, struct pl_model_cmp *out);
 void pl_model_cmp_release(struct pl_model_cmp *c);
 
+/* Check a config about to be created with the schema's codecs (every property
+ * string parses); *needs (new object) maps each storage its disks name to the
+ * content type they need there ("images", "rootdir"). */
+int pl_model_create_check(bool lxc, const json_t *config, json_t **needs, char **errmsg);
 /* Keys Proxmox maintains itself; never compared (digest, meta, vmgenid...). */
 bool pl_model_key_ignored(const char *key);
 /* Indexed keys pvelab manages as a whole collection (net0.., mp0.., ipconfig0..,

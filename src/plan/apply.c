@@ -5,6 +5,8 @@
  * jittered backoff; LXC templates are downloaded by their own changes (phase
  * 0, with the bridges), and a container's create checks again, once per node
  * even when many containers need it; clones from one node run one at a time.
+ * A guest is backed up (vzdump) before any program destroys it, and a replace
+ * either creates first or proves its create before the destroy.
  */
 #include "core/common.h"
 #include "plan/apply.h"
@@ -37,15 +39,21 @@ enum step {
 	S_SHUTDOWN,
 	S_DESTROY,
 	S_ROLLBACK,
+	S_CHECK,
+	S_BACKUP_STORAGE,
+	S_BACKUP,
+	S_BACKUP_FIND,
+	S_RESTORE,
 };
 
 static const char *const step_names[] = {
 	"done", "bridge", "network apply", "template", "find template", "clone",
 	"configure clone", "create", "snapshot", "migrate", "config", "resize", "reboot",
-	"start", "stop", "shutdown", "destroy", "rollback",
+	"start", "stop", "shutdown", "destroy", "rollback", "check", "backup storage", "backup",
+	"find backup", "restore",
 };
 
-#define MAX_STEPS 16
+#define MAX_STEPS 24
 
 struct applier;
 
@@ -62,6 +70,12 @@ struct job {
 	char *src_node;             /* clone source */
 	long long src_vmid;
 	char *holding;              /* shared key this job holds (template or clone lock) */
+	/* the guest this change removes (delete, replace; the replacement in a
+	 * restore): backed up, stopped and destroyed with its own type and vmid */
+	long long old_vmid;
+	char *old_type, *old_node;
+	char *bk_storage;           /* where its backup goes */
+	json_t *bk_before;          /* backups of old_vmid there before ours: volid -> true */
 	struct event *timer;
 	bool running_now;
 	bool over;                  /* finished, successfully or not */
@@ -132,6 +146,13 @@ job_finish(struct job *j, const char *error)
 static void
 advance(struct job *j)
 {
+	enum step s = j->prog[j->pc];
+
+	/* what rollback needs to know: the old guest is gone, the new one is there */
+	if (s == S_DESTROY)
+		json_object_set_new(j->result, "destroyed", json_true());
+	else if (s == S_CREATE || s == S_CLONE || s == S_RESTORE)
+		json_object_set_new(j->result, "created", json_true());
 	emit(j, true, NULL);
 	j->pc++;
 	j->attempts = 0;
@@ -208,7 +229,8 @@ retryable(const struct job *j, const struct pl_pve_result *res)
 {
 	enum step s = j->prog[j->pc];
 	bool safe = s == S_START || s == S_STOP || s == S_SHUTDOWN || s == S_REBOOT ||
-		    s == S_NETAPPLY || s == S_CLONE_RESOLVE || s == S_CLONE_FIX ||
+		    s == S_NETAPPLY || s == S_CLONE_RESOLVE || s == S_CLONE_FIX || s == S_CHECK ||
+		    s == S_BACKUP_STORAGE || s == S_BACKUP_FIND || (s == S_BACKUP && !j->bk_before) ||
 		    (s == S_TEMPLATE && j->holding);
 
 	return safe && (res->status == 0 || res->status >= 500);
@@ -250,6 +272,13 @@ static char *
 guest_path(const struct job *j, const char *suffix)
 {
 	return pl_asprintf("/nodes/%s/%s/%lld%s", j->node, j->type, j->vmid, suffix);
+}
+
+/* The guest the change removes (see struct job). */
+static char *
+old_path(const struct job *j, const char *suffix)
+{
+	return pl_asprintf("/nodes/%s/%s/%lld%s", j->old_node, j->old_type, j->old_vmid, suffix);
 }
 
 static void
@@ -312,6 +341,116 @@ hold(struct job *j, const char *key)
 	json_object_set_new(j->ap->shared, key, json_string("busy"));
 	j->holding = pl_strdup(key);
 	return true;
+}
+
+/* The backup itself (S_BACKUP once the archives already there are known).
+ * Mode snapshot, PVE's default: a stopped guest is simply read, and vzdump
+ * falls back to suspend where a volume cannot be snapshotted. remove=0: no
+ * pruning, which could take an earlier run's backup. */
+static void
+backup_post(struct job *j)
+{
+	request(j, "POST", pl_asprintf("/nodes/%s/vzdump", j->old_node),
+		json_pack("{s:I,s:s,s:s,s:s,s:b}", "vmid", (json_int_t)j->old_vmid, "storage",
+			  j->bk_storage, "mode", "snapshot", "compress", "zstd", "remove", 0));
+}
+
+/* The storage named id in a storage list (entries of /nodes/N/storage, or of
+ * the snapshot's storages with their "node"), as seen from node. */
+static const json_t *
+storage_on(const json_t *storages, const char *id, const char *node)
+{
+	const json_t *st;
+	size_t i;
+
+	json_array_foreach(storages, i, st)
+		if (!strcmp(pl_json_str_or(st, "storage", ""), id) &&
+		    (pl_json_str(st, "node") == NULL || !strcmp(pl_json_str(st, "node"), node)))
+			return st;
+	return NULL;
+}
+
+/* Whether a storage's "images,rootdir" content list holds content. */
+static bool
+holds(const json_t *st, const char *content)
+{
+	const char *c = pl_json_str_or(st, "content", "");
+	size_t n = strlen(content);
+
+	for (const char *p = c; *p;) {
+		size_t l = strcspn(p, ",");
+
+		if (l == n && !strncmp(p, content, n))
+			return true;
+		p += l;
+		p += strspn(p, ",");
+	}
+	return false;
+}
+
+char *
+pl_apply_create_problem(const json_t *change, const json_t *storages, const char *node)
+{
+	const json_t *create = json_object_get(change, "create");
+	const char *tmpl = pl_json_str(create, "ostemplate");
+	const char *clone_st = pl_json_str(json_object_get(create, "clone"), "storage");
+	bool lxc = !strcmp(pl_json_str_or(change, "type", "qemu"), "lxc");
+	json_t *needs = NULL, *v;
+	char *err = NULL, *why = NULL;
+	const char *k;
+
+	if (lxc && tmpl == NULL)
+		return pl_strdup("no ostemplate to create the container from (set ostemplate)");
+	if (pl_model_create_check(lxc, json_object_get(change, "config"), &needs, &err) != 0) {
+		why = pl_asprintf("the new config is invalid: %s", err);
+		free(err);
+		return why;
+	}
+	if (tmpl && strchr(tmpl, ':')) {
+		char *sid = pl_strndup(tmpl, strcspn(tmpl, ":"));
+
+		json_object_set_new(needs, sid, json_string("vztmpl"));
+		free(sid);
+	}
+	if (clone_st)
+		json_object_set_new(needs, clone_st, json_string("images"));
+	if (storages == NULL)
+		goto out;
+	json_object_foreach(needs, k, v) {
+		const json_t *st = storage_on(storages, k, node);
+
+		if (st == NULL || pl_json_int(st, "active", 1) == 0 || pl_json_int(st, "enabled", 1) == 0)
+			why = pl_asprintf("storage '%s' does not exist on node '%s'", k, node);
+		else if (!holds(st, json_string_value(v)))
+			why = pl_asprintf("storage '%s' on node '%s' does not hold content type '%s' "
+					  "(it holds '%s')", k, node, json_string_value(v),
+					  pl_json_str_or(st, "content", ""));
+		if (why)
+			break;
+	}
+out:
+	json_decref(needs);
+	return why;
+}
+
+/* A replace that cannot create first proves its create would work before
+ * anything is destroyed: the schema accepts the config, and the storages it
+ * names exist on the node with the content types it needs (the answer is
+ * checked in step_after). */
+static void
+check_create(struct job *j)
+{
+	char *why = pl_apply_create_problem(j->change, NULL, j->node);
+
+	if (why) {
+		char *msg = pl_asprintf("cannot recreate it, so nothing was destroyed: %s", why);
+
+		job_finish(j, msg);
+		free(msg);
+		free(why);
+		return;
+	}
+	request(j, "GET", pl_asprintf("/nodes/%s/storage", j->node), NULL);
 }
 
 static void
@@ -490,14 +629,14 @@ job_step(struct job *j)
 		request(j, "POST", guest_path(j, "/status/start"), NULL);
 		return;
 	case S_STOP:
-		request(j, "POST", guest_path(j, "/status/stop"), NULL);
+		request(j, "POST", old_path(j, "/status/stop"), NULL);
 		return;
 	case S_SHUTDOWN:
 		request(j, "POST", guest_path(j, "/status/shutdown"),
 			json_pack("{s:b,s:i}", "forceStop", 1, "timeout", 120));
 		return;
 	case S_DESTROY:
-		request(j, "DELETE", guest_path(j, ""),
+		request(j, "DELETE", old_path(j, ""),
 			json_pack("{s:b,s:b}", "purge", 1, "destroy-unreferenced-disks", 1));
 		return;
 	case S_ROLLBACK: {
@@ -508,6 +647,38 @@ job_step(struct job *j)
 			json_object_set_new(p, "start", json_true());
 		request(j, "POST", guest_path(j, suffix), p);
 		free(suffix);
+		return;
+	}
+	case S_CHECK:
+		check_create(j);
+		return;
+	case S_BACKUP_STORAGE:
+		p = json_pack("{s:s}", "content", "backup");
+		if (j->bk_storage)
+			json_object_set_new(p, "storage", json_string(j->bk_storage));
+		request(j, "GET", pl_asprintf("/nodes/%s/storage", j->old_node), p);
+		return;
+	case S_BACKUP:
+		if (j->bk_before == NULL) { /* first what is there already, to tell ours apart */
+			request(j, "GET", pl_asprintf("/nodes/%s/storage/%s/content", j->old_node, j->bk_storage),
+				json_pack("{s:s,s:I}", "content", "backup", "vmid", (json_int_t)j->old_vmid));
+			return;
+		}
+		backup_post(j);
+		return;
+	case S_BACKUP_FIND:
+		request(j, "GET", pl_asprintf("/nodes/%s/storage/%s/content", j->old_node, j->bk_storage),
+			json_pack("{s:s,s:I}", "content", "backup", "vmid", (json_int_t)j->old_vmid));
+		return;
+	case S_RESTORE: {
+		const char *archive = pl_json_str_or(ch, "archive", "");
+
+		if (!strcmp(j->type, "lxc"))
+			p = json_pack("{s:I,s:s,s:b}", "vmid", (json_int_t)j->vmid, "ostemplate", archive,
+				      "restore", 1);
+		else
+			p = json_pack("{s:I,s:s}", "vmid", (json_int_t)j->vmid, "archive", archive);
+		request(j, "POST", pl_asprintf("/nodes/%s/%s", j->node, j->type), p);
 		return;
 	}
 	case S_END:
@@ -601,6 +772,96 @@ step_after(struct job *j, json_t *data)
 		advance(j);
 		return;
 	}
+	if (s == S_CHECK) {
+		char *why = pl_apply_create_problem(j->change, data, j->node);
+
+		if (why) {
+			char *msg = pl_asprintf("cannot recreate it, so nothing was destroyed: %s", why);
+
+			job_finish(j, msg);
+			free(msg);
+			free(why);
+			return;
+		}
+		advance(j);
+		return;
+	}
+	if (s == S_BACKUP_STORAGE) {
+		const json_t *st = NULL, *e;
+		size_t i;
+
+		json_array_foreach(data, i, e) {
+			if (!holds(e, "backup") || pl_json_int(e, "active", 1) == 0 ||
+			    pl_json_int(e, "enabled", 1) == 0)
+				continue;
+			if (j->bk_storage ? !strcmp(pl_json_str_or(e, "storage", ""), j->bk_storage)
+					  : st == NULL || !strcmp(pl_json_str_or(e, "storage", ""), "local"))
+				st = e; /* unset: 'local', as vzdump itself, else the first */
+		}
+		if (st == NULL) {
+			char *msg = j->bk_storage
+				? pl_asprintf("backup storage '%s' does not exist on node '%s' or does not "
+					      "hold backups; nothing was destroyed (fix backup.storage, or "
+					      "apply --no-backup)", j->bk_storage, j->old_node)
+				: pl_asprintf("no storage on node '%s' holds backups, so %s %lld would be "
+					      "destroyed without a way back; nothing was destroyed (set "
+					      "backup.storage to a storage with the 'backup' content type, "
+					      "or apply --no-backup)", j->old_node,
+					      !strcmp(j->old_type, "lxc") ? "CT" : "VM", j->old_vmid);
+
+			job_finish(j, msg);
+			free(msg);
+			return;
+		}
+		free(j->bk_storage);
+		j->bk_storage = pl_strdup(pl_json_str(st, "storage"));
+		json_object_set_new(j->result, "backup_storage", json_string(j->bk_storage));
+		advance(j);
+		return;
+	}
+	if (s == S_BACKUP && j->bk_before == NULL && json_is_array(data)) {
+		const json_t *e;
+		size_t i;
+
+		j->bk_before = json_object();
+		json_array_foreach(data, i, e)
+			if (pl_json_str(e, "volid"))
+				json_object_set_new(j->bk_before, pl_json_str(e, "volid"), json_true());
+		backup_post(j); /* now the backup itself */
+		return;
+	}
+	if (s == S_BACKUP_FIND) {
+		const char *volid = NULL;
+		long long newest = -1;
+		const json_t *e;
+		size_t i;
+
+		/* ours is the one that was not there before (the newest if several) */
+		json_array_foreach(data, i, e) {
+			const char *v = pl_json_str(e, "volid");
+
+			if (v == NULL || json_object_get(j->bk_before, v) ||
+			    pl_json_int(e, "vmid", j->old_vmid) != j->old_vmid)
+				continue;
+			if (pl_json_int(e, "ctime", 0) > newest ||
+			    (pl_json_int(e, "ctime", 0) == newest && strcmp(v, volid) > 0)) {
+				newest = pl_json_int(e, "ctime", 0);
+				volid = v;
+			}
+		}
+		if (volid == NULL) {
+			char *msg = pl_asprintf("the backup finished but no new archive of %lld is on "
+						"storage '%s'; nothing was destroyed", j->old_vmid,
+						j->bk_storage);
+
+			job_finish(j, msg);
+			free(msg);
+			return;
+		}
+		json_object_set_new(j->result, "backup", json_string(volid));
+		advance(j);
+		return;
+	}
 	if (s == S_CLONE_FIX) {
 		clone_fix(j, data);
 		advance(j);
@@ -636,16 +897,20 @@ add_step(struct job *j, enum step s)
 		j->prog[j->nsteps++] = s;
 }
 
+/* Create the guest. prepared: the template or clone source was already
+ * looked at (a replace does that before destroying); start: power it on. */
 static void
-program_create(struct job *j)
+program_create(struct job *j, bool prepared, bool start)
 {
 	const json_t *create = json_object_get(j->change, "create");
 
 	if (!strcmp(j->type, "lxc")) {
-		add_step(j, S_TEMPLATE);
+		if (!prepared)
+			add_step(j, S_TEMPLATE);
 		add_step(j, S_CREATE);
 	} else if (json_is_object(json_object_get(create, "clone"))) {
-		add_step(j, S_CLONE_RESOLVE);
+		if (!prepared)
+			add_step(j, S_CLONE_RESOLVE);
 		add_step(j, S_CLONE);
 		add_step(j, S_CLONE_FIX);
 		add_step(j, S_CONFIG);
@@ -653,8 +918,50 @@ program_create(struct job *j)
 	} else {
 		add_step(j, S_CREATE);
 	}
-	if (json_is_true(json_object_get(j->change, "start")))
+	if (start && json_is_true(json_object_get(j->change, "start")))
 		add_step(j, S_START);
+}
+
+/* Back up the old guest (unless --no-backup), then stop and destroy it. */
+static void
+program_remove(struct job *j, bool stop)
+{
+	if (j->ap->o->no_backup) {
+		json_object_set_new(j->result, "no_backup", json_true());
+	} else {
+		add_step(j, S_BACKUP_STORAGE);
+		add_step(j, S_BACKUP);
+		add_step(j, S_BACKUP_FIND);
+	}
+	if (stop)
+		add_step(j, S_STOP);
+	add_step(j, S_DESTROY);
+}
+
+/* A replace. With a vmid of its own (the YAML fixes none) the new guest is
+ * created first and started only once the old one is gone (same name,
+ * same addresses); else the create is proven possible before the destroy:
+ * the config and storages checked, the template fetched or the clone
+ * source found. */
+static void
+program_replace(struct job *j)
+{
+	const json_t *create = json_object_get(j->change, "create");
+
+	if (j->old_vmid != j->vmid) {
+		program_create(j, false, false);
+		program_remove(j, j->running_now);
+		if (json_is_true(json_object_get(j->change, "start")))
+			add_step(j, S_START);
+		return;
+	}
+	add_step(j, S_CHECK);
+	if (!strcmp(j->type, "lxc"))
+		add_step(j, S_TEMPLATE);
+	else if (json_is_object(json_object_get(create, "clone")))
+		add_step(j, S_CLONE_RESOLVE);
+	program_remove(j, j->running_now);
+	program_create(j, true, true);
 }
 
 static void
@@ -671,6 +978,12 @@ job_init(struct applier *ap, struct job *j, const json_t *ch)
 	j->node = pl_json_str(ch, "node") ? pl_strdup(pl_json_str(ch, "node")) : NULL;
 	j->type = pl_strdup(pl_json_str_or(ch, "type", "qemu"));
 	j->running_now = json_is_true(json_object_get(ch, "running"));
+	j->old_vmid = pl_json_int(ch, "old_vmid", j->vmid);
+	j->old_type = pl_strdup(pl_json_str_or(ch, "from_type", j->type));
+	j->old_node = j->node || pl_json_str(ch, "old_node")
+		? pl_strdup(pl_json_str_or(ch, "old_node", j->node)) : NULL;
+	j->bk_storage = pl_json_str(ch, "backup_storage") || ap->o->backup_storage
+		? pl_strdup(pl_json_str_or(ch, "backup_storage", ap->o->backup_storage)) : NULL;
 	j->set = json_object_get(ch, "set") ? json_deep_copy(json_object_get(ch, "set")) : json_object();
 	j->del = json_object_get(ch, "delete") ? json_deep_copy(json_object_get(ch, "delete")) : json_array();
 	j->resize = json_object_get(ch, "resize") ? json_deep_copy(json_object_get(ch, "resize")) : json_object();
@@ -683,7 +996,7 @@ job_init(struct applier *ap, struct job *j, const json_t *ch)
 	} else if (!strcmp(a, "template")) {
 		add_step(j, S_TEMPLATE);
 	} else if (!strcmp(a, "create")) {
-		program_create(j);
+		program_create(j, false, true);
 	} else if (!strcmp(a, "reboot")) {
 		add_step(j, S_REBOOT);
 	} else if (!strcmp(a, "update")) {
@@ -698,17 +1011,25 @@ job_init(struct applier *ap, struct job *j, const json_t *ch)
 		if (ap->o->reboot && json_is_true(json_object_get(ch, "reboot")))
 			add_step(j, S_REBOOT);
 	} else if (!strcmp(a, "replace")) {
-		if (j->running_now)
-			add_step(j, S_STOP);
-		add_step(j, S_DESTROY);
-		program_create(j);
+		json_object_set_new(j->result, "from_type", json_string(j->old_type));
+		json_object_set_new(j->result, "old_vmid", json_integer(j->old_vmid));
+		json_object_set_new(j->result, "old_node", json_string(j->old_node ? j->old_node : ""));
+		program_replace(j);
 	} else if (!strcmp(a, "start")) {
 		add_step(j, S_START);
 	} else if (!strcmp(a, "stop")) {
 		add_step(j, S_SHUTDOWN);
 	} else if (!strcmp(a, "delete")) {
-		add_step(j, S_STOP);
-		add_step(j, S_DESTROY);
+		program_remove(j, true);
+	} else if (!strcmp(a, "restore")) {
+		/* rollback of a delete or replace: the replacement (if any) goes first,
+		 * backed up like any guest pvelab destroys */
+		json_object_set(j->result, "archive", json_object_get(ch, "archive"));
+		if (json_object_get(ch, "old_vmid"))
+			program_remove(j, true);
+		add_step(j, S_RESTORE);
+		if (j->running_now)
+			add_step(j, S_START);
 	} else if (!strcmp(a, "rollback")) {
 		json_object_set(j->result, "snapshot", json_object_get(ch, "snapshot"));
 		add_step(j, S_ROLLBACK);
@@ -730,6 +1051,10 @@ job_release(struct job *j)
 	free(j->type);
 	free(j->src_node);
 	free(j->holding);
+	free(j->old_type);
+	free(j->old_node);
+	free(j->bk_storage);
+	json_decref(j->bk_before);
 }
 
 static int

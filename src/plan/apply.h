@@ -2,8 +2,9 @@
  * The apply executor: runs a plan's changes on the event loop through the
  * API client, in parallel (-j), each change a chain of Proxmox calls that
  * waits for its tasks. Bridges first, then guests, deletions last; an
- * existing guest is snapshotted before it is modified, so a run can be
- * rolled back. After a failure nothing new starts; running work finishes.
+ * existing guest is snapshotted before it is modified, and backed up before
+ * it is destroyed, so a run can be rolled back. After a failure nothing new
+ * starts; running work finishes.
  */
 #ifndef PL_PLAN_APPLY_H
 #define PL_PLAN_APPLY_H
@@ -32,6 +33,9 @@ struct pl_apply_opts {
 	bool allow_delete;     /* carry out deletes (else a plan with any is refused) */
 	long long max_deletes; /* with allow_delete: refuse a plan with more; -1: no limit */
 	bool snapshot;         /* snapshot guests before modifying them (default on) */
+	bool no_backup;        /* destroy without a vzdump backup first (--no-backup) */
+	const char *backup_storage; /* where backups go (NULL: 'local' or the first storage
+				     * with content 'backup' on the guest's node) */
 	long long run_id;      /* names the snapshots pvelab-pre-<run_id> */
 	long task_timeout_ms;  /* per task (0: 10 min) */
 	void (*progress)(const struct pl_apply_event *ev, void *arg);
@@ -40,10 +44,19 @@ struct pl_apply_opts {
 
 /*
  * Execute plan. Besides the planner's actions, "rollback" changes
- * ({"action":"rollback","snapshot","running"}) restore a snapshot.
+ * ({"action":"rollback","snapshot","running"}) restore a snapshot, and
+ * "restore" changes ({"action":"restore","archive","running"}, with
+ * "old_vmid","from_type","old_node" when a replacement must go first)
+ * restore a guest from a vzdump archive.
+ * Before a delete or a replace destroys a guest it is backed up (vzdump)
+ * unless o->no_backup; a failed backup stops the change before its destroy.
+ * A change's "old_vmid", "from_type", "old_node" name the guest it removes
+ * (default: its own vmid, type, node).
  * *result (new reference) is
  * {"ok":N,"failed":N,"skipped":N,"changes":[{"guest","action","vmid","node",
- *  "type","status":"ok|failed|skipped","error","snapshot","was_running"}]}.
+ *  "type","status":"ok|failed|skipped","error","snapshot","was_running",
+ *  "backup":"<volid>","backup_storage","no_backup","from_type","old_vmid",
+ *  "old_node","destroyed","created","archive"}]}.
  * A plan with more deletes than allowed (none without allow_delete, else
  * max_deletes) is refused whole: nothing runs, every change is "skipped" and
  * the deletes carry the reason in "error"; returns PL_EINVAL.
@@ -51,5 +64,11 @@ struct pl_apply_opts {
  */
 int pl_apply_run(struct event_base *base, struct pl_pve *c, const json_t *plan,
 		 const struct pl_apply_opts *o, json_t **result);
+
+/* Why a change's create would fail (a new string), or NULL: no ostemplate for
+ * a container, a config the schema rejects, and with storages (a list of
+ * {"storage","content"[,"node"]}) a storage missing on node or without the
+ * content type the guest needs there. */
+char *pl_apply_create_problem(const json_t *change, const json_t *storages, const char *node);
 
 #endif

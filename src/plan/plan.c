@@ -10,9 +10,11 @@
 #include "config/config.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "core/propstr.h"
 #include "core/str.h"
 #include "model/guest.h"
 #include "plan/templates.h"
+#include "plan/apply.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -336,6 +338,71 @@ plan_create(struct planner *p, const struct pl_model_guest *m)
 	json_array_append_new(p->changes, c);
 }
 
+/* A desired disk value ("local-lvm:8,opts") whose storage and/or size
+ * pvelab filled in for a create, with the live disk's ("vault:subvol-1-disk-0,
+ * size=4G"): what the YAML does not set is not compared. */
+static char *
+undefault(const char *want, const char *have, const char *parts)
+{
+	size_t wl = strcspn(want, ","), hl = strcspn(have, ",");
+	const char *wc = memchr(want, ':', wl), *hc = memchr(have, ':', hl);
+	const char *hs = strstr(have, ",size=");
+	char *storage, *size, *out;
+	unsigned long long bytes = 0;
+
+	if (wc == NULL || hc == NULL || memchr(have, '=', hl))
+		return pl_strdup(want);
+	storage = strstr(parts, "storage") ? pl_strndup(have, (size_t)(hc - have))
+					   : pl_strndup(want, (size_t)(wc - want));
+	if (strstr(parts, "size") && hs) {
+		char *sz = pl_strndup(hs + 6, strcspn(hs + 6, ","));
+
+		pl_size_parse(sz, &bytes);
+		free(sz);
+	}
+	if (bytes)
+		size = pl_asprintf("%g", (double)bytes / (1024.0 * 1024.0 * 1024.0));
+	else
+		size = pl_strndup(wc + 1, wl - (size_t)(wc - want) - 1);
+	out = pl_asprintf("%s:%s%s", storage, size, want + wl);
+	free(storage);
+	free(size);
+	return out;
+}
+
+/* A replace removes the live guest (its own type, vmid, node: "from_type",
+ * "old_vmid", "old_node"). Without a vmid in the YAML the new guest gets one
+ * of its own and is created before the old one is destroyed; either way a
+ * create known to fail now is blocked, so nothing is destroyed for it. */
+static void
+plan_replace(struct planner *p, const struct pl_model_guest *m, const json_t *live, json_t *c)
+{
+	const json_t *storages = json_object_get(p->snap, "storages");
+	const char *node = m->node ? m->node : pl_json_str(live, "node");
+	char *err = NULL, *why;
+
+	json_object_set_new(c, "from_type", json_string(live_type(live)));
+	json_object_set_new(c, "old_vmid", json_integer(pl_json_int(live, "vmid", 0)));
+	json_object_set_new(c, "old_node", json_string(pl_json_str_or(live, "node", "")));
+	if (node)
+		json_object_set_new(c, "node", json_string(node));
+	if (m->vmid == 0) {
+		long long vmid = allocate_vmid(p, m, &err);
+
+		if (vmid)
+			json_object_set_new(c, "vmid", json_integer(vmid));
+		free(err); /* no free vmid: replaced in place, proven first like a fixed one */
+	}
+	why = pl_apply_create_problem(c, json_array_size(storages) ? storages : NULL, node ? node : "");
+	if (why) {
+		char *reason = pl_asprintf("cannot be replaced: %s", why);
+
+		json_array_append_new(p->blocked, json_pack("{s:s,s:s}", "guest", m->name, "reason", reason));
+		free(reason);
+		free(why);
+	}
+}
+
 /* Diff one declared guest against its live self. */
 static void
 plan_update(struct planner *p, const struct pl_model_guest *m, const json_t *live)
@@ -360,9 +427,22 @@ plan_update(struct planner *p, const struct pl_model_guest *m, const json_t *liv
 						       "class", "replace"));
 	}
 	json_object_foreach(m->config, k, v) {
+		const char *dflt = pl_json_str(m->defaults, k);
 		char *want = pl_model_value_text(v);
 		char *have = pl_model_value_text(json_object_get(cfg, k));
 		struct pl_model_cmp r;
+
+		if (dflt && !strcmp(dflt, "all")) {
+			free(want); /* what the YAML leaves out is not managed */
+			free(have);
+			continue;
+		}
+		if (dflt && have) { /* a disk to add takes the defaults */
+			char *w = undefault(want, have, dflt);
+
+			free(want);
+			want = w;
+		}
 
 		pl_model_compare(m->lxc, k, want, have, running, hotplug, &r);
 		if (!r.equal) {
@@ -431,7 +511,8 @@ plan_update(struct planner *p, const struct pl_model_guest *m, const json_t *liv
 			json_object_set(c, "config", m->config);
 			json_object_set(c, "create", m->create);
 			json_object_set_new(c, "start", json_boolean(m->running));
-			template_for(p, c, m, node);
+			plan_replace(p, m, live, c);
+			template_for(p, c, m, pl_json_str(c, "node"));
 			if (!p->o->allow_replace)
 				json_array_append_new(p->blocked, json_pack("{s:s,s:s}", "guest", m->name,
 									    "reason", "needs replacing (use --allow-replace)"));
@@ -772,10 +853,11 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 		if (who == PL_OWNER_PROJECT && !strcmp(owner, p.project)) {
 			if (o->profile == NULL)
 				json_array_append_new(p.changes,
-						      json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s}", "action", "delete", "guest",
+						      json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:b}", "action", "delete", "guest",
 								pl_json_str_or(live, "name", ""), "type", live_type(live),
 								"vmid", (json_int_t)vmid, "node", pl_json_str(live, "node"),
-								"class", "delete"));
+								"class", "delete", "running",
+								!strcmp(pl_json_str_or(live, "status", ""), "running")));
 		} else if (who != PL_OWNER_NONE) {
 			json_array_append_new(elsewhere, json_pack("{s:I,s:s,s:s,s:s?,s:s?}", "vmid", (json_int_t)vmid,
 								   "name", pl_json_str_or(live, "name", ""), "type",

@@ -268,20 +268,51 @@ h_create(struct pl_sim_req *r, bool lxc)
 	const char *k;
 	json_t *v;
 	struct pl_sim_task *t;
+	const json_t *captured = NULL;
+	const char *archive;
+	bool restore;
 	char uuid[37];
 
 	if (n < 0)
 		return;
+	restore = lxc ? pl_sim_pbool(r, "restore", false) : pl_sim_p(r, "archive") != NULL;
+	archive = lxc ? pl_sim_p(r, "ostemplate") : pl_sim_p(r, "archive");
 	if ((other = pl_sim_guest_find(s, (uint32_t)vmid)) != NULL) {
-		pl_sim_fail(r, 500, "unable to create %s %lld - %s %lld already exists on node '%s'",
-			    lxc ? "CT" : "VM", vmid, GT(other), vmid, s->nodes[other->node].name);
-		return;
+		/* force overwrites a stopped guest of the same type when restoring */
+		if (restore && pl_sim_pbool(r, "force", false) && other->lxc == lxc &&
+		    other->status == PL_SIM_STOPPED && !other->lock[0] && archive &&
+		    pl_sim_volume_find(s, archive, n, NULL)) {
+			pl_sim_pool_forget(s, other->vmid);
+			pl_sim_guest_remove(s, other->vmid, false);
+		} else if (restore) {
+			pl_sim_fail(r, 500, "unable to restore %s %lld - %s %lld already exists on node '%s'",
+				    lxc ? "CT" : "VM", vmid, GT(other), vmid, s->nodes[other->node].name);
+			return;
+		} else {
+			pl_sim_fail(r, 500, "unable to create %s %lld - %s %lld already exists on node '%s'",
+				    lxc ? "CT" : "VM", vmid, GT(other), vmid, s->nodes[other->node].name);
+			return;
+		}
 	}
 	if (pool && !json_object_get(s->pools, pool)) {
 		pl_sim_fail(r, 500, "pool '%s' does not exist", pool);
 		return;
 	}
-	if (lxc) {
+	if (restore) {
+		struct pl_sim_volume *vol = archive ? pl_sim_volume_find(s, archive, n, NULL) : NULL;
+
+		if (!vol || strcmp(vol->content, "backup") != 0) {
+			pl_sim_fail(r, 500, "unable to restore %s %lld - volume '%s' does not exist",
+				    lxc ? "CT" : "VM", vmid, archive ? archive : "");
+			return;
+		}
+		if (vol->conf && strcmp(pl_json_str_or(vol->conf, "type", ""), lxc ? "lxc" : "qemu")) {
+			pl_sim_fail(r, 500, "unable to restore %s %lld - archive '%s' is a %s backup",
+				    lxc ? "CT" : "VM", vmid, archive, pl_json_str_or(vol->conf, "type", "?"));
+			return;
+		}
+		captured = vol->conf ? json_object_get(vol->conf, "config") : NULL;
+	} else if (lxc) {
 		const char *tpl = pl_sim_p(r, "ostemplate");
 		struct pl_sim_volume *vol = tpl ? pl_sim_volume_find(s, tpl, n, NULL) : NULL;
 
@@ -290,14 +321,25 @@ h_create(struct pl_sim_req *r, bool lxc)
 				    tpl ? tpl : "");
 			return;
 		}
-	} else if (pl_sim_p(r, "archive")) {
-		if (!pl_sim_volume_find(s, pl_sim_p(r, "archive"), n, NULL)) {
-			pl_sim_fail(r, 500, "unable to restore VM %lld - volume '%s' does not exist",
-				    vmid, pl_sim_p(r, "archive"));
-			return;
-		}
 	}
 	g = pl_sim_guest_add(s, (uint32_t)vmid, lxc, n);
+	/* a restore brings back the config the archive holds (its disks
+	 * allocated anew on their storages); parameters given override it */
+	json_object_foreach((json_t *)captured, k, v) {
+		char *txt = pl_api_value_text(v);
+
+		if (txt && conf_value(r, g, g->conf, k, txt) != 0) {
+			char *msg = pl_asprintf("unable to restore %s %lld - %s", lxc ? "CT" : "VM", vmid,
+						r->reason);
+
+			free(txt);
+			pl_sim_guest_remove(s, (uint32_t)vmid, false);
+			pl_sim_fail(r, 500, "%s", msg);
+			free(msg);
+			return;
+		}
+		free(txt);
+	}
 	json_object_foreach(r->params, k, v) {
 		if (!is_conf_param(k) || !json_is_string(v))
 			continue;
@@ -359,10 +401,10 @@ h_create(struct pl_sim_req *r, bool lxc)
 	if (pool)
 		pl_sim_pool_add(s, pool, (uint32_t)vmid, NULL);
 	set_lock(s, g, "create");
-	t = pl_sim_task_start(s, n, lxc ? "vzcreate" : "qmcreate", pl_sim_p(r, "vmid"), r->user,
-			      g->vmid, create_done,
+	t = pl_sim_task_start(s, n, restore ? (lxc ? "vzrestore" : "qmrestore") : (lxc ? "vzcreate" : "qmcreate"),
+			      pl_sim_p(r, "vmid"), r->user, g->vmid, create_done,
 			      json_pack("{s:b,s:s}", "start", pl_sim_pbool(r, "start", false), "log",
-					lxc ? "extracting archive" : "create VM"));
+					restore ? "restore archive" : lxc ? "extracting archive" : "create VM"));
 	pl_sim_ok_task(r, t);
 }
 

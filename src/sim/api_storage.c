@@ -273,6 +273,9 @@ h_aplinfo_download(struct pl_sim_req *r)
 
 /* --- vzdump --- */
 
+/* What real vzdump logs, in the order it logs it; the archive is written
+ * under the storage's dump directory and keeps the guest's config (the sim
+ * keeps it with the volume, as PVE keeps it inside the archive, for restore). */
 static void
 vzdump_done(struct pl_sim *s, struct pl_sim_task *t)
 {
@@ -281,12 +284,15 @@ vzdump_done(struct pl_sim *s, struct pl_sim_task *t)
 	size_t i;
 	json_t *v;
 
+	pl_sim_task_log(t, "INFO: starting new backup job: vzdump --storage %s --mode %s --compress zstd",
+			st ? st->id : "?", pl_json_str_or(t->args, "mode", "snapshot"));
 	json_array_foreach(ids, i, v) {
 		struct pl_sim_guest *g = pl_sim_guest_find(s, (uint32_t)json_integer_value(v));
+		struct pl_sim_volume *vol;
 		struct pl_sim_usage u;
 		struct tm tm;
 		time_t now = time(NULL);
-		char stamp[32], volid[300];
+		char stamp[32], name[200], volid[300];
 
 		if (!g || !st)
 			continue;
@@ -296,13 +302,34 @@ vzdump_done(struct pl_sim *s, struct pl_sim_task *t)
 		}
 		gmtime_r(&now, &tm);
 		strftime(stamp, sizeof(stamp), "%Y_%m_%d-%H_%M_%S", &tm);
-		snprintf(volid, sizeof(volid), "%s:backup/vzdump-%s-%u-%s.%s", st->id,
-			 g->lxc ? "lxc" : "qemu", g->vmid, stamp, g->lxc ? "tar.zst" : "vma.zst");
+		snprintf(name, sizeof(name), "vzdump-%s-%u-%s.%s", g->lxc ? "lxc" : "qemu", g->vmid,
+			 stamp, g->lxc ? "tar.zst" : "vma.zst");
+		snprintf(volid, sizeof(volid), "%s:backup/%s", st->id, name);
+		pl_sim_task_log(t, "INFO: Starting Backup of VM %u (%s)", g->vmid, g->lxc ? "lxc" : "qemu");
+		pl_sim_task_log(t, "INFO: status = %s", g->status == PL_SIM_STOPPED ? "stopped" : "running");
+		pl_sim_task_log(t, "INFO: creating vzdump archive '%s/dump/%s'",
+				st->path ? st->path : "/mnt/pve/backup", name);
+		if (pl_sim_volume_find(s, volid, g->node, NULL)) { /* two in one second: PVE fails too */
+			pl_sim_task_log(t, "ERROR: Backup of VM %u failed - archive '%s' already exists",
+					g->vmid, name);
+			pl_sim_task_fail(t, "job errors");
+			continue;
+		}
 		pl_sim_guest_usage(s, g, now, &u);
-		pl_sim_volume_add(st, volid, "backup", g->lxc ? "tar.zst" : "vma.zst",
-				  u.maxdisk / 10 + (1 << 20), g->vmid, g->node);
-		pl_sim_task_log(t, "INFO: Finished Backup of VM %u", g->vmid);
+		if (pl_sim_storage_used(st, g->node) + u.maxdisk / 10 + (1 << 20) > st->total) {
+			pl_sim_task_log(t, "ERROR: Backup of VM %u failed - vma_queue_write: write error - "
+					"No space left on device", g->vmid);
+			pl_sim_task_fail(t, "job errors");
+			continue;
+		}
+		vol = pl_sim_volume_add(st, volid, "backup", g->lxc ? "tar.zst" : "vma.zst",
+					u.maxdisk / 10 + (1 << 20), g->vmid, g->node);
+		vol->conf = json_pack("{s:s,s:o}", "type", g->lxc ? "lxc" : "qemu", "config",
+				      json_deep_copy(g->conf)); /* as it is now, not as it becomes */
+		s->dirty = true;
+		pl_sim_task_log(t, "INFO: Finished Backup of VM %u (00:00:01)", g->vmid);
 	}
+	pl_sim_task_log(t, "INFO: Backup job finished %s", t->exitstatus ? "with errors" : "successfully");
 }
 
 /* Whether a "100,101 102;103" list holds item. */
@@ -378,7 +405,8 @@ h_vzdump(struct pl_sim_req *r)
 		}
 	}
 	t = pl_sim_task_start(s, n, "vzdump", json_array_size(ids) == 1 ? vmids : "", r->user, 0,
-			      vzdump_done, json_pack("{s:o,s:s}", "vmids", ids, "storage", st->id));
+			      vzdump_done, json_pack("{s:o,s:s,s:s}", "vmids", ids, "storage", st->id, "mode",
+						     pl_sim_p(r, "mode") ? pl_sim_p(r, "mode") : "snapshot"));
 	pl_sim_ok_task(r, t);
 }
 

@@ -171,7 +171,8 @@ pl_sim_guest_remove(struct pl_sim *s, uint32_t vmid, bool purge_disks)
 		g->holder = NULL;
 		pl_sim_lock_released(s, vmid); /* waiters now find it gone */
 	}
-	/* owned volumes (disks; backups only with purge) go away */
+	/* owned volumes (disks; other owned volumes only with purge) go away;
+	 * backup archives stay, as on PVE (purge only drops the guest from jobs) */
 	for (size_t k = 0; k < s->nstores; k++) {
 		struct pl_sim_storage *st = &s->stores[k];
 
@@ -179,7 +180,7 @@ pl_sim_guest_remove(struct pl_sim *s, uint32_t vmid, bool purge_disks)
 			struct pl_sim_volume *vol = &st->vols[v];
 			bool disk = !strcmp(vol->content, "images") || !strcmp(vol->content, "rootdir");
 
-			if (vol->vmid == vmid && (disk || purge_disks)) {
+			if (vol->vmid == vmid && (disk || (purge_disks && strcmp(vol->content, "backup")))) {
 				pl_sim_volume_del(s, vol->volid, vol->node);
 				continue;
 			}
@@ -299,6 +300,7 @@ pl_sim_volume_add(struct pl_sim_storage *st, const char *volid, const char *cont
 	v->vmid = vmid;
 	v->ctime = time(NULL);
 	v->node = st->shared ? -1 : node;
+	v->conf = NULL;
 	if (!st->index)
 		st->index = json_object();
 	index_key(key, sizeof(key), volid, v->node);
@@ -359,6 +361,7 @@ pl_sim_volume_del(struct pl_sim *s, const char *volid, int node)
 	free(v->volid);
 	free(v->content);
 	free(v->format);
+	json_decref(v->conf);
 	/* the last volume takes the hole: O(1) and the index stays right */
 	if (i != st->nvols - 1) {
 		st->vols[i] = st->vols[st->nvols - 1];
@@ -948,6 +951,8 @@ seed_storages(struct pl_sim *s, const json_t *stores, char **errmsg)
 						       (uint32_t)pl_json_int(vo, "vmid", 0),
 						       node ? pl_sim_node_index(s, node) : 0);
 				nv->ctime = pl_json_int(vo, "ctime", nv->ctime);
+				if (json_is_object(json_object_get(vo, "archive")))
+					nv->conf = json_deep_copy(json_object_get(vo, "archive"));
 			}
 		}
 	}
@@ -1258,6 +1263,8 @@ pl_sim_state_dump(struct pl_sim *s)
 				json_object_set_new(vo, "vmid", json_integer(vol->vmid));
 			if (vol->node >= 0)
 				json_object_set_new(vo, "node", json_string(s->nodes[vol->node].name));
+			if (vol->conf)
+				json_object_set(vo, "archive", vol->conf);
 			json_array_append_new(vols, vo);
 		}
 		json_object_set_new(o, "volumes", vols);
@@ -1332,6 +1339,7 @@ pl_sim_model_free(struct pl_sim *s)
 			free(st->vols[v].volid);
 			free(st->vols[v].content);
 			free(st->vols[v].format);
+			json_decref(st->vols[v].conf);
 		}
 		free(st->vols);
 		json_decref(st->index);

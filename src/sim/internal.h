@@ -27,6 +27,7 @@ struct pl_sim_volume {
 	uint32_t vmid; /* 0 when not owned by a guest */
 	int64_t ctime;
 	int node;      /* node index for local storages, -1 on shared ones */
+	json_t *conf;  /* a backup's archive: {"type","config"} as vzdump captured them */
 };
 
 struct pl_sim_storage {
@@ -209,7 +210,7 @@ bool pl_sim_storage_on_node(const struct pl_sim_storage *st, const char *node);
 struct pl_sim_guest *pl_sim_guest_find(struct pl_sim *s, uint32_t vmid);
 /* A new empty guest; NULL if the VMID is taken. */
 struct pl_sim_guest *pl_sim_guest_add(struct pl_sim *s, uint32_t vmid, bool lxc, int node);
-/* Remove a guest with its disks (and, with purge, its other volumes). */
+/* Remove a guest with its disks (and, with purge, its other volumes but its backups). */
 void pl_sim_guest_remove(struct pl_sim *s, uint32_t vmid, bool purge_disks);
 /* Recompute the digest and drop cached serialisations after a change. */
 void pl_sim_guest_touch(struct pl_sim *s, struct pl_sim_guest *g);

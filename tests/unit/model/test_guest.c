@@ -47,6 +47,8 @@ test_vm_desired(void **state)
 	assert_string_equal(pl_json_str(m.config, "startup"), "2,up=30");
 	assert_string_equal(pl_json_str(m.config, "vga"), "std");
 	assert_string_equal(pl_json_str(m.config, "ide2"), "local-lvm:cloudinit");
+	assert_string_equal(pl_json_str(m.defaults, "ide2"), "storage"); /* never compared */
+	assert_null(json_object_get(m.defaults, "scsi0"));
 	pl_model_guest_release(&m);
 	json_decref(g);
 }
@@ -72,6 +74,66 @@ test_ct_desired(void **state)
 	assert_string_equal(pl_json_str(m.create, "ostemplate"), "local:vztmpl/d.tar.zst");
 	pl_model_guest_release(&m);
 	json_decref(g);
+}
+
+/* Defaults pvelab fills in for a create are marked, so that the planner never
+ * compares them with a live guest (issue 15: rootfs read as local-lvm:8). */
+static void
+test_defaults_marked(void **state)
+{
+	json_t *ct = J("{\"name\":\"c\",\"type\":\"lxc\",\"vmid\":320}");
+	json_t *sized = J("{\"name\":\"c\",\"type\":\"lxc\",\"rootfs\":{\"size\":\"6G\"},"
+			  "\"mounts\":[{\"path\":\"/a\",\"storage\":\"vault\"}],\"config\":{\"mp1\":\"/x,mp=/x\"}}");
+	json_t *vm = J("{\"name\":\"v\",\"disks\":[{\"size\":\"8G\"},{\"storage\":\"vault\",\"size\":\"2G\"}]}");
+	struct pl_model_guest m;
+
+	assert_int_equal(pl_model_guest_from_config(ct, &m, NULL), 0);
+	assert_string_equal(pl_json_str(m.config, "rootfs"), "local-lvm:8"); /* a create still works */
+	assert_string_equal(pl_json_str(m.defaults, "rootfs"), "all");
+	pl_model_guest_release(&m);
+	assert_int_equal(pl_model_guest_from_config(sized, &m, NULL), 0);
+	assert_string_equal(pl_json_str(m.defaults, "rootfs"), "storage");
+	assert_string_equal(pl_json_str(m.defaults, "mp0"), "size");
+	assert_null(json_object_get(m.defaults, "mp1"));
+	pl_model_guest_release(&m);
+	assert_int_equal(pl_model_guest_from_config(vm, &m, NULL), 0);
+	assert_string_equal(pl_json_str(m.defaults, "scsi0"), "storage");
+	assert_null(json_object_get(m.defaults, "scsi1"));
+	assert_null(json_object_get(m.defaults, "ide2")); /* no cloud-init, no drive */
+	pl_model_guest_release(&m);
+	json_decref(ct);
+	json_decref(sized);
+	json_decref(vm);
+}
+
+/* A config about to be created: every property string parses with the
+ * schema's codec; the storages its disks use and the content they need. */
+static void
+test_create_check(void **state)
+{
+	json_t *ok = J("{\"rootfs\":\"vault:8\",\"mp0\":\"local-lvm:2,mp=/a\",\"mp1\":\"/srv,mp=/b\","
+		       "\"net0\":\"name=eth0,bridge=vmbr0,ip=dhcp\"}");
+	json_t *bad = J("{\"net0\":\"name=eth0,bridge=vmbr0,bogus=1\"}");
+	json_t *vm = J("{\"scsi0\":\"local-lvm:8\",\"ide2\":\"local:iso/d.iso,media=cdrom\"}");
+	json_t *needs = NULL;
+	char *err = NULL;
+
+	assert_int_equal(pl_model_create_check(true, ok, &needs, &err), 0);
+	assert_string_equal(pl_json_str(needs, "vault"), "rootdir");
+	assert_string_equal(pl_json_str(needs, "local-lvm"), "rootdir");
+	assert_int_equal(json_object_size(needs), 2);
+	json_decref(needs);
+	assert_int_equal(pl_model_create_check(false, vm, &needs, &err), 0);
+	assert_string_equal(pl_json_str(needs, "local-lvm"), "images");
+	assert_int_equal(json_object_size(needs), 1); /* a CD-ROM needs no images */
+	json_decref(needs);
+	assert_int_not_equal(pl_model_create_check(true, bad, &needs, &err), 0);
+	assert_null(needs);
+	assert_non_null(strstr(err, "net0"));
+	free(err);
+	json_decref(ok);
+	json_decref(bad);
+	json_decref(vm);
 }
 
 static void
@@ -187,6 +249,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_vm_desired),
 		cmocka_unit_test(test_ct_desired),
+		cmocka_unit_test(test_defaults_marked),
+		cmocka_unit_test(test_create_check),
 		cmocka_unit_test(test_no_phantom_diffs),
 		cmocka_unit_test(test_classes),
 		cmocka_unit_test(test_update_keeps_mac_and_resize),
