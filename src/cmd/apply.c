@@ -134,7 +134,8 @@ static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_plan_opts po = { 0 };
-	struct pl_apply_opts ao = { .jobs = 4, .snapshot = true };
+	struct pl_apply_opts ao;
+	int njobs = 4;
 	struct progress prog = { .ctx = ctx };
 	struct pl_session s;
 	struct pl_args a;
@@ -150,12 +151,12 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		case O_JOBS:
 			if ((r = pl_args_int(&a, 1, 64, &jobs)) != 0)
 				goto usage;
-			ao.jobs = (int)jobs;
+			njobs = (int)jobs;
 			break;
-		case O_REBOOT: po.reboot = ao.reboot = true; break;
-		case O_REPLACE: po.allow_replace = ao.allow_replace = true; break;
+		case O_REBOOT: po.reboot = true; break;
+		case O_REPLACE: po.allow_replace = true; break;
 		case O_YES: yes = true; break;
-		case O_NOSNAP: ao.snapshot = false; break;
+		case O_NOSNAP: po.no_snapshot = true; break;
 		case O_PROFILE: po.profile = a.value; break;
 		}
 	}
@@ -173,10 +174,14 @@ usage:
 	if (saved) { /* the saved plan's options are the ones it was made with */
 		const json_t *so = json_object_get(saved, "options");
 
-		po.allow_replace = ao.allow_replace = json_is_true(json_object_get(so, "allow_replace"));
-		po.reboot = ao.reboot = json_is_true(json_object_get(so, "reboot"));
+		po.allow_replace = json_is_true(json_object_get(so, "allow_replace"));
+		po.reboot = json_is_true(json_object_get(so, "reboot"));
+		po.no_snapshot = json_is_false(json_object_get(so, "snapshot"));
 		po.profile = pl_json_str(so, "profile");
 	}
+	/* the options the plan listed its steps with are the executor's */
+	pl_plan_apply_opts(&po, &ao);
+	ao.jobs = njobs;
 	if (pl_planning_open(&s, ctx, &err) != 0 || pl_planning_build(&s, &po, &snap, &plan, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
@@ -266,8 +271,11 @@ const struct pl_cmd pl_cmd_apply = {
 	.usage = "[PLAN.json] [-j N] [--reboot] [--allow-replace] [--yes] [--no-snapshot]",
 	.help = "Bridges first, then guests in parallel, deletions last. Each existing guest is\n"
 		"snapshotted (pvelab-pre-RUN) before it changes; pvelab rollback RUN restores\n"
-		"them. On a failure nothing new starts, running work finishes, and the result\n"
-		"lists what was done and what was not. Without a terminal it needs --yes.",
+		"them. Each change runs exactly the steps the plan lists for it (plan shows\n"
+		"them; the run records them as steps_done). A saved plan is carried out with\n"
+		"the options it was made with. On a failure nothing new starts, running work\n"
+		"finishes, and the result lists what was done and what was not. Without a\n"
+		"terminal it needs --yes.",
 	.opts = opts,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,

@@ -16,11 +16,12 @@ static const struct pl_opt opts[] = {
 	{ "detailed-exitcode", 0, NULL, "exit 2 when there are changes, 0 when none" },
 	{ "reboot", 0, NULL, "plan to reboot guests whose changes stay pending" },
 	{ "allow-replace", 0, NULL, "allow changes that recreate a guest" },
+	{ "no-snapshot", 0, NULL, "plan for apply --no-snapshot (no snapshot steps)" },
 	{ "profile", 'p', "NAME", "only the guests of this profile" },
 	{ NULL, 0, NULL, NULL },
 };
 
-enum { O_OUT, O_DETAILED, O_REBOOT, O_REPLACE, O_PROFILE };
+enum { O_OUT, O_DETAILED, O_REBOOT, O_REPLACE, O_NOSNAP, O_PROFILE };
 
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
@@ -41,6 +42,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		case O_DETAILED: detailed = true; break;
 		case O_REBOOT: po.reboot = true; break;
 		case O_REPLACE: po.allow_replace = true; break;
+		case O_NOSNAP: po.no_snapshot = true; break;
 		case O_PROFILE: po.profile = a.value; break;
 		}
 	}
@@ -82,7 +84,12 @@ out:
 const struct pl_cmd pl_cmd_plan = {
 	.name = "plan",
 	.summary = "show what apply would change, and how each change reaches the guest",
-	.usage = "[--out FILE] [--detailed-exitcode] [--reboot] [--allow-replace] [--profile NAME]",
+	.usage = "[--out FILE] [--detailed-exitcode] [--reboot] [--allow-replace] [--no-snapshot] [--profile NAME]",
+	.help = "Each change lists the steps apply will run for it (snapshot, config, resize,\n"
+		"reboot, ...) under the same options: pass plan the --reboot, --allow-replace\n"
+		"and --no-snapshot you will pass apply (a saved plan keeps them). Clone\n"
+		"sources are resolved now; an unknown clone.template, a move to a node without\n"
+		"the guest's storage, and a disk shrink are blocked with the reason.",
 	.opts = opts,
 	.run = run,
 	.flags = PL_CMD_MCP_READ,

@@ -14,6 +14,7 @@
 #include "pve/inventory.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 #include "pve/client.h"
 
 
@@ -194,7 +195,8 @@ print_settings(const struct pl_ctx *ctx, const json_t *cfg)
 		}
 		free(t);
 	}
-	if (line.len > 110 && ctx->verbosity < 1) {
+	/* cut only for a person at a terminal: a file or a pipe gets it all */
+	if (line.len > 110 && ctx->verbosity < 1 && isatty(STDOUT_FILENO)) {
 		pl_buf_truncate(&line, 107);
 		pl_buf_addstr(&line, "...");
 	}
@@ -203,12 +205,28 @@ print_settings(const struct pl_ctx *ctx, const json_t *cfg)
 	pl_buf_release(&line);
 }
 
+/* The steps apply runs for a change, on one dim line. */
+static void
+print_steps(const struct pl_ctx *ctx, const json_t *steps)
+{
+	const json_t *s;
+	size_t i;
+
+	if (json_array_size(steps) == 0)
+		return;
+	printf("      %ssteps:", pl_color(ctx, PL_C_DIM));
+	json_array_foreach(steps, i, s)
+		printf("%s %s", i ? "," : "", json_string_value(s));
+	printf("%s\n", pl_color(ctx, PL_C_RESET));
+}
+
 void
 pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 {
 	const json_t *changes = json_object_get(plan, "changes"), *c, *d;
 	const json_t *sum = json_object_get(plan, "summary");
 	size_t i, j, reboots = 0;
+	bool reboot_step;
 
 	json_array_foreach(json_object_get(plan, "pending"), i, c) {
 		printf("  %s!   pending%s %s (%lld): changes wait for a reboot:", pl_color(ctx, PL_C_YELLOW),
@@ -234,12 +252,24 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		       pl_json_int(c, "vmid", 0), pl_json_str_or(c, "node", "?"));
 		if (!strcmp(a, "update") || !strcmp(a, "replace"))
 			printf("  [%s]", cls);
-		if (json_is_true(json_object_get(c, "reboot"))) {
+		reboot_step = false;
+		json_array_foreach(json_object_get(c, "steps"), j, d)
+			reboot_step |= !strcmp(json_string_value(d), "reboot");
+		if (reboot_step && strcmp(a, "reboot"))
+			printf(" %s(then reboot)%s", pl_color(ctx, PL_C_YELLOW), pl_color(ctx, PL_C_RESET));
+		else if (!reboot_step && json_is_true(json_object_get(c, "reboot"))) {
 			printf(" %s(pending until reboot)%s", pl_color(ctx, PL_C_YELLOW),
 			       pl_color(ctx, PL_C_RESET));
 			reboots++;
 		}
+		if (json_object_get(c, "clone_from")) {
+			const json_t *f = json_object_get(c, "clone_from");
+
+			printf("  clone of %s (%lld on %s)", pl_json_str_or(f, "name", "?"),
+			       pl_json_int(f, "vmid", 0), pl_json_str_or(f, "node", "?"));
+		}
 		putchar('\n');
+		print_steps(ctx, json_object_get(c, "steps"));
 		if (json_object_get(c, "config"))
 			print_settings(ctx, json_object_get(c, "config"));
 		json_array_foreach(json_object_get(c, "diffs"), j, d) {
@@ -278,6 +308,8 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		       pl_json_int(sum, "start", 0), pl_json_int(sum, "stop", 0),
 		       pl_json_int(sum, "bridge", 0), pl_json_int(sum, "bridge", 0) == 1 ? "" : "s",
 		       pl_json_int(sum, "reboot", 0), pl_json_int(sum, "reboot", 0) == 1 ? "" : "s");
+		if (pl_json_int(sum, "blocked", 0))
+			printf(" %lld blocked.", pl_json_int(sum, "blocked", 0));
 		if (reboots)
 			printf(" %zu guest%s need%s a reboot to finish (apply --reboot does it).", reboots,
 			       reboots == 1 ? "" : "s", reboots == 1 ? "s" : "");

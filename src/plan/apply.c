@@ -53,7 +53,9 @@ struct job {
 	const json_t *change; /* borrowed from the plan */
 	json_t *result;       /* this change's entry in the result */
 	enum step prog[MAX_STEPS];
+	bool part[MAX_STEPS]; /* a part of the step before it, not listed on its own */
 	int nsteps, pc;
+	int recorded;         /* the last pc put in "steps_done" */
 	int attempts;
 	long long vmid;
 	char *node, *type, *guest, *action;
@@ -132,6 +134,13 @@ static void
 advance(struct job *j)
 {
 	emit(j, true, NULL);
+	/* the listed steps carried out, as the plan showed them (a step that
+	 * repeats, such as one resize per disk, once) */
+	if (j->pc < j->nsteps && !j->part[j->pc] && j->pc != j->recorded) {
+		json_array_append_new(json_object_get(j->result, "steps_done"),
+				      json_string(step_names[j->prog[j->pc]]));
+		j->recorded = j->pc;
+	}
 	j->pc++;
 	j->attempts = 0;
 	job_step(j);
@@ -547,12 +556,16 @@ step_after(struct job *j, json_t *data)
 		const json_t *g;
 		size_t i;
 
+		const json_t *from = json_object_get(j->change, "clone_from");
+
 		pl_str_to_ll(tmpl, 1, 999999999, &want_id);
+		if (from) /* the source the plan showed, and no other */
+			want_id = pl_json_int(from, "vmid", 0);
 		json_array_foreach(data, i, g) {
 			if (pl_json_int(g, "template", 0) != 1)
 				continue;
 			if ((want_id && pl_json_int(g, "vmid", 0) == want_id) ||
-			    !strcmp(pl_json_str_or(g, "name", ""), tmpl)) {
+			    (!from && !strcmp(pl_json_str_or(g, "name", ""), tmpl))) {
 				j->src_vmid = pl_json_int(g, "vmid", 0);
 				free(j->src_node);
 				j->src_node = pl_strdup(pl_json_str_or(g, "node", ""));
@@ -560,8 +573,11 @@ step_after(struct job *j, json_t *data)
 			}
 		}
 		if (j->src_node == NULL) {
-			char *msg = pl_asprintf("no template '%s' in the cluster (convert a VM with "
-						"'qm template' or fix clone.template)", tmpl);
+			char *msg = from ? pl_asprintf("template %lld ('%s'), the clone source the plan "
+						       "showed, is gone (run pvelab plan again)",
+						       want_id, pl_json_str_or(from, "name", tmpl))
+					 : pl_asprintf("no template '%s' in the cluster (convert a VM with "
+						       "'qm template' or fix clone.template)", tmpl);
 
 			job_finish(j, msg);
 			free(msg);
@@ -605,20 +621,32 @@ add_step(struct job *j, enum step s)
 		j->prog[j->nsteps++] = s;
 }
 
+/* A step that is part of the one before it (the plan does not list it). */
+static void
+add_part(struct job *j, enum step s)
+{
+	if (j->nsteps < MAX_STEPS) {
+		j->part[j->nsteps] = true;
+		j->prog[j->nsteps++] = s;
+	}
+}
+
 static void
 program_create(struct job *j)
 {
 	const json_t *create = json_object_get(j->change, "create");
 
 	if (!strcmp(j->type, "lxc")) {
-		add_step(j, S_TEMPLATE);
+		if (pl_json_str(create, "ostemplate"))
+			add_step(j, S_TEMPLATE);
 		add_step(j, S_CREATE);
 	} else if (json_is_object(json_object_get(create, "clone"))) {
 		add_step(j, S_CLONE_RESOLVE);
 		add_step(j, S_CLONE);
 		add_step(j, S_CLONE_FIX);
-		add_step(j, S_CONFIG);
-		add_step(j, S_RESIZE);
+		/* what configuring the clone sends: known only once it exists */
+		add_part(j, S_CONFIG);
+		add_part(j, S_RESIZE);
 	} else {
 		add_step(j, S_CREATE);
 	}
@@ -626,26 +654,15 @@ program_create(struct job *j)
 		add_step(j, S_START);
 }
 
+/* The steps of one change: the only place that decides them. The planner
+ * lists them (pl_apply_steps) and the executor runs them, so the two agree. */
 static void
-job_init(struct applier *ap, struct job *j, const json_t *ch)
+program(struct job *j)
 {
+	const json_t *ch = j->change;
+	const struct pl_apply_opts *o = j->ap->o;
 	const char *a = pl_json_str_or(ch, "action", "");
 
-	memset(j, 0, sizeof(*j));
-	j->ap = ap;
-	j->change = ch;
-	j->guest = pl_strdup(pl_json_str_or(ch, "guest", "?"));
-	j->action = pl_strdup(a);
-	j->vmid = pl_json_int(ch, "vmid", 0);
-	j->node = pl_json_str(ch, "node") ? pl_strdup(pl_json_str(ch, "node")) : NULL;
-	j->type = pl_strdup(pl_json_str_or(ch, "type", "qemu"));
-	j->running_now = json_is_true(json_object_get(ch, "running"));
-	j->set = json_object_get(ch, "set") ? json_deep_copy(json_object_get(ch, "set")) : json_object();
-	j->del = json_object_get(ch, "delete") ? json_deep_copy(json_object_get(ch, "delete")) : json_array();
-	j->resize = json_object_get(ch, "resize") ? json_deep_copy(json_object_get(ch, "resize")) : json_object();
-	j->result = json_pack("{s:s,s:s,s:s,s:s}", "guest", j->guest, "action", a, "type", j->type,
-			      "status", "skipped");
-	json_object_set_new(j->result, "was_running", json_boolean(j->running_now));
 	if (!strcmp(a, "bridge")) {
 		add_step(j, S_BRIDGE);
 		add_step(j, S_NETAPPLY);
@@ -654,17 +671,19 @@ job_init(struct applier *ap, struct job *j, const json_t *ch)
 	} else if (!strcmp(a, "reboot")) {
 		add_step(j, S_REBOOT);
 	} else if (!strcmp(a, "update")) {
-		if (json_is_true(json_object_get(ch, "reboot")) && !ap->o->reboot)
-			json_object_set_new(j->result, "pending_reboot", json_true());
-		if (ap->o->snapshot)
+		if (o->snapshot)
 			add_step(j, S_SNAPSHOT);
 		if (pl_json_str(ch, "migrate_to"))
 			add_step(j, S_MIGRATE);
-		add_step(j, S_CONFIG);
-		add_step(j, S_RESIZE);
-		if (ap->o->reboot && json_is_true(json_object_get(ch, "reboot")))
+		if (json_object_size(j->set) || json_array_size(j->del))
+			add_step(j, S_CONFIG);
+		if (json_object_size(j->resize))
+			add_step(j, S_RESIZE);
+		if (o->reboot && json_is_true(json_object_get(ch, "reboot")))
 			add_step(j, S_REBOOT);
 	} else if (!strcmp(a, "replace")) {
+		if (!o->allow_replace)
+			return; /* refused: the plan is blocked */
 		if (j->running_now)
 			add_step(j, S_STOP);
 		add_step(j, S_DESTROY);
@@ -677,9 +696,61 @@ job_init(struct applier *ap, struct job *j, const json_t *ch)
 		add_step(j, S_STOP);
 		add_step(j, S_DESTROY);
 	} else if (!strcmp(a, "rollback")) {
-		json_object_set(j->result, "snapshot", json_object_get(ch, "snapshot"));
 		add_step(j, S_ROLLBACK);
 	}
+}
+
+/* The parts of a job program() reads. */
+static void
+job_setup(struct job *j, struct applier *ap, const json_t *ch)
+{
+	memset(j, 0, sizeof(*j));
+	j->ap = ap;
+	j->change = ch;
+	j->type = pl_strdup(pl_json_str_or(ch, "type", "qemu"));
+	j->running_now = json_is_true(json_object_get(ch, "running"));
+	j->set = json_object_get(ch, "set") ? json_deep_copy(json_object_get(ch, "set")) : json_object();
+	j->del = json_object_get(ch, "delete") ? json_deep_copy(json_object_get(ch, "delete")) : json_array();
+	j->resize = json_object_get(ch, "resize") ? json_deep_copy(json_object_get(ch, "resize")) : json_object();
+	j->recorded = -1;
+	program(j);
+}
+
+json_t *
+pl_apply_steps(const json_t *change, const struct pl_apply_opts *o)
+{
+	struct applier ap = { .o = o };
+	struct job j;
+	json_t *names = json_array();
+
+	job_setup(&j, &ap, change);
+	for (int i = 0; i < j.nsteps; i++)
+		if (!j.part[i])
+			json_array_append_new(names, json_string(step_names[j.prog[i]]));
+	free(j.type);
+	json_decref(j.set);
+	json_decref(j.del);
+	json_decref(j.resize);
+	return names;
+}
+
+static void
+job_init(struct applier *ap, struct job *j, const json_t *ch)
+{
+	const char *a = pl_json_str_or(ch, "action", "");
+
+	job_setup(j, ap, ch);
+	j->guest = pl_strdup(pl_json_str_or(ch, "guest", "?"));
+	j->action = pl_strdup(a);
+	j->vmid = pl_json_int(ch, "vmid", 0);
+	j->node = pl_json_str(ch, "node") ? pl_strdup(pl_json_str(ch, "node")) : NULL;
+	j->result = json_pack("{s:s,s:s,s:s,s:s,s:[]}", "guest", j->guest, "action", a, "type",
+			      j->type, "status", "skipped", "steps_done");
+	json_object_set_new(j->result, "was_running", json_boolean(j->running_now));
+	if (!strcmp(a, "update") && json_is_true(json_object_get(ch, "reboot")) && !ap->o->reboot)
+		json_object_set_new(j->result, "pending_reboot", json_true());
+	if (!strcmp(a, "rollback"))
+		json_object_set(j->result, "snapshot", json_object_get(ch, "snapshot"));
 }
 
 static void

@@ -41,10 +41,19 @@ struct pl_apply_opts {
  * ({"action":"rollback","snapshot","running"}) restore a snapshot.
  * *result (new reference) is
  * {"ok":N,"failed":N,"skipped":N,"changes":[{"guest","action","vmid","node",
- *  "type","status":"ok|failed|skipped","error","snapshot","was_running"}]}.
+ *  "type","status":"ok|failed|skipped","error","snapshot","was_running",
+ *  "steps_done":[step names carried out, as pl_apply_steps lists them]}]}.
  * Returns 0 when every change succeeded, PL_ETASK otherwise.
  */
 int pl_apply_run(struct event_base *base, struct pl_pve *c, const json_t *plan,
 		 const struct pl_apply_opts *o, json_t **result);
+
+/*
+ * The steps apply runs for one change of a plan under these options (only
+ * reboot, allow_replace and snapshot matter), by name: ["snapshot","config",
+ * "resize","reboot"]. The executor builds its program with the same code, so
+ * a plan lists exactly what apply does. New reference.
+ */
+json_t *pl_apply_steps(const json_t *change, const struct pl_apply_opts *o);
 
 #endif
