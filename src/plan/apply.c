@@ -424,8 +424,12 @@ job_step(struct job *j)
 	}
 	case S_MIGRATE:
 		p = json_pack("{s:s}", "target", pl_json_str(ch, "migrate_to"));
-		if (j->running_now)
-			json_object_set_new(p, !strcmp(j->type, "lxc") ? "restart" : "online", json_true());
+		if (j->running_now && !strcmp(j->type, "lxc"))
+			json_object_set_new(p, "restart", json_true());
+		else if (j->running_now) { /* PVE refuses to move local disks live without it */
+			json_object_set_new(p, "online", json_true());
+			json_object_set_new(p, "with-local-disks", json_true());
+		}
 		request(j, "POST", guest_path(j, "/migrate"), p);
 		return;
 	case S_CONFIG: {

@@ -1493,6 +1493,35 @@ migrate_storage_error(struct pl_sim *s, const struct pl_sim_guest *g, int tn)
 	return NULL;
 }
 
+/* A live migration without with-local-disks: QemuMigrate's volume scan
+ * refuses disks on local storages (cloud-init drives are generated anew).
+ * Logs each one; true when there is one. */
+static bool
+migrate_local_disks(struct pl_sim *s, const struct pl_sim_guest *g, struct pl_sim_task *t)
+{
+	bool found = false;
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(g->conf, k, v) {
+		const char *val = json_string_value(v);
+		char volid[256];
+		struct pl_sim_storage *st;
+
+		if (!val || !is_volume_key(g, k, val) || strstr(val, "cloudinit") || val[0] == '/')
+			continue;
+		snprintf(volid, sizeof(volid), "%.*s", (int)strcspn(val, ","), val);
+		*strchrnul(volid, ':') = 0;
+		if ((st = pl_sim_storage_find(s, volid)) == NULL || st->shared)
+			continue;
+		snprintf(volid, sizeof(volid), "%.*s", (int)strcspn(val, ","), val);
+		pl_sim_task_log(t, "WARN: can't migrate local disk '%s': can't live migrate attached "
+			       "local disks without with-local-disks option", volid);
+		found = true;
+	}
+	return found;
+}
+
 static void
 migrate_done(struct pl_sim *s, struct pl_sim_task *t)
 {
@@ -1507,6 +1536,14 @@ migrate_done(struct pl_sim *s, struct pl_sim_task *t)
 		pl_sim_task_log(t, "ERROR: migration aborted (duration 00:00:00): %s", err);
 		pl_sim_task_fail(t, "migration aborted");
 		free(err);
+		return;
+	}
+	if (pl_json_bool(t->args, "live_local", false) && migrate_local_disks(s, g, t)) {
+		pl_sim_task_log(t, "ERROR: Problem found while scanning volumes - can't migrate VM - "
+			       "check log");
+		pl_sim_task_log(t, "ERROR: migration aborted (duration 00:00:00): Problem found "
+			       "while scanning volumes - can't migrate VM - check log");
+		pl_sim_task_fail(t, "migration aborted");
 		return;
 	}
 	for (size_t k = 0; k < s->nstores; k++) {
@@ -1567,7 +1604,9 @@ h_migrate(struct pl_sim_req *r, bool lxc)
 	set_lock(r->sim, g, "migrate");
 	t = pl_sim_task_start(r->sim, g->node, lxc ? "vzmigrate" : "qmigrate", pl_sim_p(r, "vmid"),
 			      r->user, g->vmid, migrate_done,
-			      json_pack("{s:i,s:b}", "target", tn, "restart", restart && lxc));
+			      json_pack("{s:i,s:b,s:b}", "target", tn, "restart", restart && lxc,
+					"live_local", !lxc && g->status != PL_SIM_STOPPED &&
+					!pl_sim_pbool(r, "with-local-disks", false)));
 	pl_sim_ok_task(r, t);
 }
 

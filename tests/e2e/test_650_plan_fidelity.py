@@ -286,3 +286,21 @@ def test_long_create_line_is_not_cut_when_piped(lab):
     line = next(l for l in r.out.splitlines() if "description=" in l)
     assert long in line and line.endswith("scsi0=local-lvm:8") and "..." not in line, line
     assert len(line) > 200
+
+
+def test_live_migration_with_local_disks_needs_the_option(lab):
+    """PVE refuses to move local disks of a running VM without with-local-disks
+    (QemuMigrate's volume scan); apply passes it, so its migrations go through."""
+    lab.write("guests:" + WEB)
+    lab.apply_checked()
+    web = lab.guest("web")
+    upid = lab.api("POST", f"/nodes/pve1/qemu/{web['vmid']}/migrate", target="pve2", online=1)
+    st, log = lab.task("pve1", upid)
+    assert st["exitstatus"] == "migration aborted", st
+    assert any("can't live migrate attached local disks without with-local-disks option" in l
+               for l in log), log
+    assert lab.guest("web")["node"] == "pve1"
+    lab.write("guests:" + WEB.replace("node: pve1", "node: pve2"))
+    lab.apply_checked()
+    assert lab.guest("web")["node"] == "pve2" and lab.guest("web")["status"] == "running"
+    converged(lab)
