@@ -88,7 +88,9 @@ out:
 }
 
 /* The guests whose config a plan needs: those the config names (by vmid or
- * name) and those pvelab manages. The rest of a big cluster is listed, not read. */
+ * name) and those pvelab manages. The rest of a big cluster is listed, not
+ * read: the list alone names every template (vmid, node, name, "template":
+ * 1), which is all the planner needs to resolve clone sources. */
 struct wanted {
 	json_t *vmids, *names;
 };
@@ -269,7 +271,6 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 			       pl_json_int(f, "vmid", 0), pl_json_str_or(f, "node", "?"));
 		}
 		putchar('\n');
-		print_steps(ctx, json_object_get(c, "steps"));
 		if (json_object_get(c, "config"))
 			print_settings(ctx, json_object_get(c, "config"));
 		json_array_foreach(json_object_get(c, "diffs"), j, d) {
@@ -282,6 +283,7 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 			       pl_json_str(d, "note") ? ": " : "", pl_json_str_or(d, "note", ""),
 			       pl_color(ctx, PL_C_RESET));
 		}
+		print_steps(ctx, json_object_get(c, "steps"));
 	}
 	json_array_foreach(json_object_get(plan, "blocked"), i, c)
 		printf("  %s!   blocked%s %s: %s\n", pl_color(ctx, PL_C_RED), pl_color(ctx, PL_C_RESET),
