@@ -56,6 +56,7 @@ struct job {
 	bool part[MAX_STEPS]; /* a part of the step before it, not listed on its own */
 	int nsteps, pc;
 	int recorded;         /* the last pc put in "steps_done" */
+	bool again;           /* the task waited for is one pass of a repeating step */
 	int attempts;
 	long long vmid;
 	char *node, *type, *guest, *action;
@@ -187,6 +188,12 @@ on_task(int err, const char *exitstatus, const char *errmsg, void *arg)
 	}
 	if (j->prog[j->pc] == S_TEMPLATE && j->holding)
 		mark_present(j);
+	if (j->again) { /* the step has more to do (another disk to grow) */
+		j->again = false;
+		j->attempts = 0;
+		job_step(j);
+		return;
+	}
 	advance(j);
 }
 
@@ -602,7 +609,7 @@ step_after(struct job *j, json_t *data)
 	if (s == S_RESIZE && json_object_size(j->resize) > 0) {
 		/* more disks to grow: wait for this one, then repeat the step */
 		if (json_is_string(data) && pl_str_startswith(json_string_value(data), "UPID:")) {
-			j->pc--; /* on_task advances back onto S_RESIZE */
+			j->again = true; /* on_task runs S_RESIZE again */
 			pl_pve_task_wait(j->ap->c, json_string_value(data), j->ap->o->task_timeout_ms,
 					 on_task, j);
 			return;

@@ -153,10 +153,19 @@ def test_plan_reboot_lists_the_reboot_and_apply_does_exactly_that(lab):
     lab.apply_checked("--reboot")
     converged(lab)
     assert "pending" not in lab.pvelab("plan").out
-    # --no-snapshot is an option of the plan too: no snapshot step
+    # --no-snapshot is an option of the plan too: no snapshot step (and two
+    # disks grow in one resize step)
     lab.write("guests:" + WEB.replace("memory: 2G", "memory: 3G").replace("the web", "a web"))
+    lab.apply_checked()
+    lab.write("guests:" + WEB.replace("memory: 2G", "memory: 3G").replace("the web", "a web")
+              .replace("size: 8G}]", "size: 8G}, {storage: local-lvm, size: 4G}]"))
+    lab.apply_checked()
+    lab.write("guests:" + WEB.replace("memory: 2G", "memory: 3G").replace("the web", "a web")
+              .replace("size: 8G}]", "size: 10G}, {storage: local-lvm, size: 6G}]"))
     plan, result = lab.apply_checked("--no-snapshot")
-    assert by_guest(plan)[("web", "update")]["steps"] == ["config"]
+    assert by_guest(plan)[("web", "update")]["steps"] == ["resize"]
+    conf = lab.api("GET", f"/nodes/pve1/qemu/{lab.guest('web')['vmid']}/config")
+    assert "size=10G" in conf["scsi0"] and "size=6G" in conf["scsi1"], conf
     assert plan["options"]["snapshot"] is False
     snaps = lab.api("GET", f"/nodes/pve1/qemu/{lab.guest('web')['vmid']}/snapshot")
     assert f"pvelab-pre-{result['run']}" not in {s["name"] for s in snaps}
