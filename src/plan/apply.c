@@ -564,19 +564,18 @@ step_after(struct job *j, json_t *data)
 		const json_t *clone = json_object_get(json_object_get(j->change, "create"), "clone");
 		const char *tmpl = pl_json_str_or(clone, "template", "");
 		long long want_id = 0;
-		const json_t *g;
+		const json_t *g, *from = json_object_get(j->change, "clone_from");
 		size_t i;
 
-		const json_t *from = json_object_get(j->change, "clone_from");
-
 		pl_str_to_ll(tmpl, 1, 999999999, &want_id);
-		if (from) /* the source the plan showed, and no other */
-			want_id = pl_json_int(from, "vmid", 0);
 		json_array_foreach(data, i, g) {
-			if (pl_json_int(g, "template", 0) != 1)
+			bool named = (want_id && pl_json_int(g, "vmid", 0) == want_id) ||
+				     !strcmp(pl_json_str_or(g, "name", ""), tmpl);
+
+			if (pl_json_int(g, "template", 0) != 1 || !named)
 				continue;
-			if ((want_id && pl_json_int(g, "vmid", 0) == want_id) ||
-			    (!from && !strcmp(pl_json_str_or(g, "name", ""), tmpl))) {
+			/* the source the plan showed, and no other */
+			if (from == NULL || pl_json_int(g, "vmid", 0) == pl_json_int(from, "vmid", 0)) {
 				j->src_vmid = pl_json_int(g, "vmid", 0);
 				free(j->src_node);
 				j->src_node = pl_strdup(pl_json_str_or(g, "node", ""));
@@ -586,7 +585,8 @@ step_after(struct job *j, json_t *data)
 		if (j->src_node == NULL) {
 			char *msg = from ? pl_asprintf("template %lld ('%s'), the clone source the plan "
 						       "showed, is gone (run pvelab plan again)",
-						       want_id, pl_json_str_or(from, "name", tmpl))
+						       pl_json_int(from, "vmid", 0),
+						       pl_json_str_or(from, "name", tmpl))
 					 : pl_asprintf("no template '%s' in the cluster (convert a VM with "
 						       "'qm template' or fix clone.template)", tmpl);
 

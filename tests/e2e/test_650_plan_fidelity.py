@@ -3,6 +3,7 @@ every change (and apply carries out those steps, change by change), reboots
 under --reboot, clone sources resolved at plan time, migrations checked
 against the target node's storages (the simulator refuses them too), disk
 shrinks blocked (never a replace), and create lines uncut when piped."""
+import json
 import time
 import urllib.parse
 
@@ -235,6 +236,17 @@ def test_unknown_clone_template_is_blocked_at_plan_time(lab):
         lab.write("guests:" + CLONE.replace("debian12-cloud", ref))
         r = lab.pvelab("plan")
         assert "clone of debian12-cloud (9000 on pve1)" in r.out, r
+    # apply clones from the source the plan showed, or from none
+    assert lab.pvelab("plan", "--out", "p.json").rc == 0
+    saved = json.loads((lab.dir / "p.json").read_text())
+    saved["changes"][0]["clone_from"]["vmid"] = 9999
+    (lab.dir / "p.json").write_text(json.dumps(saved))
+    r = lab.pvelab("apply", "p.json", "--yes", *APPLY_FLAGS)
+    assert r.rc == 1 and "template 9999 ('debian12-cloud'), the clone source the plan showed, " \
+        "is gone" in r.out, r
+    assert "cl" not in {g.get("name") for g in lab.guests()}
+    r = lab.pvelab("-o", "json", "apply", "--yes", *APPLY_FLAGS)
+    assert r.rc == 0 and r.json()["changes"][0]["steps_done"][:2] == ["find template", "clone"]
 
 
 def test_migration_to_a_node_without_the_storage_is_blocked(lab):
