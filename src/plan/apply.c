@@ -1,7 +1,7 @@
 /*
  * The apply executor (see apply.h). Each change becomes a small program of
- * steps; a step is one API call, followed by a task wait when Proxmox answers
- * with a UPID. Lock conflicts ("is locked", "got timeout") are retried with
+ * steps (program(), which also gives the plan its list of steps); a step is
+ * one API call, followed by a task wait when Proxmox answers with a UPID. Lock conflicts ("is locked", "got timeout") are retried with
  * jittered backoff; LXC templates are downloaded once per node even when many
  * containers need them; clones from one node run one at a time.
  */
