@@ -647,6 +647,20 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 		if (!json_array_size(keys) || !vmid_used(p.matched, pl_json_int(live, "vmid", 0)) ||
 		    strcmp(pl_json_str_or(live, "status", ""), "running"))
 			continue;
+		/* a guest this plan also changes is rebooted (or replaced) once, by
+		 * that change: one line, one reboot */
+		json_t *same = NULL, *c;
+		size_t k;
+
+		json_array_foreach(p.changes, k, c)
+			if (pl_json_int(c, "vmid", 0) == pl_json_int(live, "vmid", 0) &&
+			    (!strcmp(pl_json_str_or(c, "action", ""), "update") ||
+			     !strcmp(pl_json_str_or(c, "action", ""), "replace")))
+				same = c;
+		if (same && !strcmp(pl_json_str(same, "action"), "update"))
+			json_object_set_new(same, "reboot", json_true());
+		if (same && o->reboot)
+			continue;
 		if (o->reboot)
 			json_array_append_new(p.changes, json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:O}", "action", "reboot",
 								   "guest", pl_json_str_or(live, "name", ""), "type",

@@ -154,10 +154,30 @@ def test_plan_reboot_lists_the_reboot_and_apply_does_exactly_that(lab):
     lab.apply_checked("--reboot")
     converged(lab)
     assert "pending" not in lab.pvelab("plan").out
+    # a change left pending by an apply without --reboot, then another change
+    # of the same guest: one update that reboots once, not an update and a reboot
+    lab.write("guests:" + WEB.replace("memory: 2G", "memory: 4G"))
+    lab.apply_checked()
+    assert "pending web" in lab.pvelab("plan").out
+    lab.write("guests:" + WEB.replace("memory: 2G", "memory: 4G").replace("the web", "our web"))
+    plan = lab.plan_json("--reboot")
+    assert [(c["action"], c["guest"], c["steps"]) for c in plan["changes"]] == \
+        [("update", "web", ["snapshot", "config", "reboot"])]
+    assert plan["summary"]["reboot"] == 1
+    lab.apply_checked("--reboot")
+    converged(lab)
+    assert "pending" not in lab.pvelab("plan").out
+    # pending alone: a reboot change
+    lab.write("guests:" + WEB.replace("memory: 2G", "memory: 3G").replace("the web", "our web"))
+    lab.apply_checked()
+    plan, _ = lab.apply_checked("--reboot")
+    assert [(c["action"], c["steps"]) for c in plan["changes"]] == [("reboot", ["reboot"])]
+    assert plan["summary"]["reboot"] == 1
+    converged(lab)
     # --no-snapshot is an option of the plan too: no snapshot step (and two
     # disks grow in one resize step)
     lab.write("guests:" + WEB.replace("memory: 2G", "memory: 3G").replace("the web", "a web"))
-    lab.apply_checked()
+    lab.apply_checked("--reboot")
     lab.write("guests:" + WEB.replace("memory: 2G", "memory: 3G").replace("the web", "a web")
               .replace("size: 8G}]", "size: 8G}, {storage: local-lvm, size: 4G}]"))
     lab.apply_checked()

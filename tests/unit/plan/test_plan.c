@@ -304,6 +304,36 @@ test_shrink_is_blocked_and_replace_shows_why(void **state)
 	json_decref(plan);
 }
 
+static void
+test_pending_reboot_once_per_guest(void **state)
+{
+	/* web has memory pending from an earlier apply; this plan also changes
+	 * its description: one update that reboots, not an update and a reboot */
+	json_t *snap = json_loads(SNAP, 0, NULL);
+	char *text;
+	struct pl_plan_opts o = { .reboot = true };
+	json_t *plan;
+	const char *cfg = "guests:\n  - name: web\n    vmid: 101\n    node: pve\n    memory: 2G\n"
+			  "    cores: 2\n    description: hi\n    networks: [{bridge: vmbr0}]\n"
+			  "    disks: [{storage: local-lvm, size: 32G}]\n";
+
+	json_object_set_new(snap, "pending", json_pack("{s:[s]}", "101", "memory"));
+	text = json_dumps(snap, 0);
+	plan = build(cfg, text, &o);
+	assert_int_equal(json_array_size(json_object_get(plan, "changes")), 2); /* + delete of gone */
+	assert_null(change_of(plan, "web", "reboot"));
+	assert_steps(change_of(plan, "web", "update"), "snapshot,config,reboot");
+	assert_int_equal(pl_json_int(json_object_get(plan, "summary"), "reboot", -1), 1);
+	json_decref(plan);
+	/* without the other change: a reboot change */
+	plan = build(CFG, text, &o);
+	assert_steps(change_of(plan, "web", "reboot"), "reboot");
+	assert_int_equal(pl_json_int(json_object_get(plan, "summary"), "reboot", -1), 1);
+	json_decref(plan);
+	free(text);
+	json_decref(snap);
+}
+
 static int
 teardown(void **state)
 {
@@ -324,6 +354,7 @@ main(void)
 		cmocka_unit_test(test_clone_source_resolved_or_blocked),
 		cmocka_unit_test(test_migration_needs_the_storage_on_the_target),
 		cmocka_unit_test(test_shrink_is_blocked_and_replace_shows_why),
+		cmocka_unit_test(test_pending_reboot_once_per_guest),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }
