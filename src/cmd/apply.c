@@ -221,7 +221,8 @@ static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_plan_opts po = { 0 };
-	struct pl_apply_opts ao = { .jobs = 4, .snapshot = true };
+	struct pl_apply_opts ao;
+	int njobs = 4;
 	struct progress prog = { .ctx = ctx };
 	struct pl_session s;
 	struct pl_args a;
@@ -237,14 +238,14 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		case O_JOBS:
 			if ((r = pl_args_int(&a, 1, 64, &jobs)) != 0)
 				goto usage;
-			ao.jobs = (int)jobs;
+			njobs = (int)jobs;
 			break;
-		case O_REBOOT: po.reboot = ao.reboot = true; break;
-		case O_REPLACE: po.allow_replace = ao.allow_replace = true; break;
-		case O_DELETE: po.allow_delete = ao.allow_delete = true; break;
+		case O_REBOOT: po.reboot = true; break;
+		case O_REPLACE: po.allow_replace = true; break;
+		case O_DELETE: po.allow_delete = true; break;
 		case O_YES: yes = true; break;
-		case O_NOSNAP: ao.snapshot = false; break;
-		case O_NOBACKUP: ao.no_backup = true; break;
+		case O_NOSNAP: po.no_snapshot = true; break;
+		case O_NOBACKUP: po.no_backup = true; break;
 		case O_PROFILE: po.profile = a.value; break;
 		}
 	}
@@ -262,12 +263,18 @@ usage:
 	if (saved) { /* the saved plan's options are the ones it was made with */
 		const json_t *so = json_object_get(saved, "options");
 
-		po.allow_replace = ao.allow_replace = json_is_true(json_object_get(so, "allow_replace"));
-		po.reboot = ao.reboot = json_is_true(json_object_get(so, "reboot"));
+		po.allow_replace = json_is_true(json_object_get(so, "allow_replace"));
+		po.reboot = json_is_true(json_object_get(so, "reboot"));
+		po.no_snapshot = json_is_false(json_object_get(so, "snapshot"));
 		if (json_is_true(json_object_get(so, "allow_delete")))
-			po.allow_delete = ao.allow_delete = true;
+			po.allow_delete = true;
+		/* no_backup only ever from this command line: a plan file is never
+		 * trusted to skip a backup */
 		po.profile = pl_json_str(so, "profile");
 	}
+	/* the options the plan listed its steps with are the executor's */
+	pl_plan_apply_opts(&po, &ao);
+	ao.jobs = njobs;
 	if (pl_planning_open(&s, ctx, &err) != 0 || pl_planning_build(&s, &po, &snap, &plan, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
@@ -382,7 +389,9 @@ const struct pl_cmd pl_cmd_apply = {
 		"own, else proves the create possible (config, storages, template) before the\n"
 		"destroy. pvelab rollback RUN restores snapshots and backups. On a failure\n"
 		"nothing new starts, running work finishes, and the result lists what was done\n"
-		"and what was not. Without a terminal it needs --yes.\n"
+		"and what was not. Each change runs exactly the steps the plan lists for it\n"
+		"(the run records them as steps_done); a saved plan is carried out with the\n"
+		"options it was made with. Without a terminal it needs --yes.\n"
 		"Only guests of this config's project are ever deleted, and only with\n"
 		"--allow-delete (at most safety.max_deletes of them when set): without it a\n"
 		"plan that deletes is refused before anything is done.",

@@ -17,11 +17,13 @@ static const struct pl_opt opts[] = {
 	{ "reboot", 0, NULL, "plan to reboot guests whose changes stay pending" },
 	{ "allow-replace", 0, NULL, "allow changes that recreate a guest" },
 	{ "allow-delete", 0, NULL, "record in --out's plan that apply may delete guests" },
+	{ "no-snapshot", 0, NULL, "plan for apply --no-snapshot (no snapshot steps)" },
+	{ "no-backup", 0, NULL, "plan for apply --no-backup (no backup before a destroy)" },
 	{ "profile", 'p', "NAME", "only the guests of this profile" },
 	{ NULL, 0, NULL, NULL },
 };
 
-enum { O_OUT, O_DETAILED, O_REBOOT, O_REPLACE, O_DELETE, O_PROFILE };
+enum { O_OUT, O_DETAILED, O_REBOOT, O_REPLACE, O_DELETE, O_NOSNAP, O_NOBACKUP, O_PROFILE };
 
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
@@ -43,6 +45,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		case O_REBOOT: po.reboot = true; break;
 		case O_REPLACE: po.allow_replace = true; break;
 		case O_DELETE: po.allow_delete = true; break;
+		case O_NOSNAP: po.no_snapshot = true; break;
+		case O_NOBACKUP: po.no_backup = true; break;
 		case O_PROFILE: po.profile = a.value; break;
 		}
 	}
@@ -84,10 +88,17 @@ out:
 const struct pl_cmd pl_cmd_plan = {
 	.name = "plan",
 	.summary = "show what apply would change, and how each change reaches the guest",
-	.usage = "[--out FILE] [--detailed-exitcode] [--reboot] [--allow-replace] [--allow-delete] [--profile NAME]",
-	.help = "Only guests of this config's project (project:, tag pvelab-<project>) are\n"
-		"updated or deleted; guests of other projects and those pvelab made before\n"
-		"projects are listed as managed elsewhere and never touched (pvelab adopt).",
+	.usage = "[--out FILE] [--detailed-exitcode] [--reboot] [--allow-replace] [--allow-delete] [--no-snapshot] [--no-backup] [--profile NAME]",
+	.help = "Each change lists the steps apply will run for it (snapshot, config, resize,\n"
+		"reboot, backup, ...) under the same options: pass plan the --reboot,\n"
+		"--allow-replace, --no-snapshot and --no-backup you will pass apply (a saved\n"
+		"plan keeps them, but a backup is skipped only when apply itself says\n"
+		"--no-backup). Clone sources are resolved now; an unknown clone.template, a\n"
+		"move to a node without the guest's storage, and a disk shrink are blocked\n"
+		"with the reason. Only guests of this config's project (project:, tag\n"
+		"pvelab-<project>) are updated or deleted; guests of other projects and those\n"
+		"pvelab made before projects are listed as managed elsewhere and never touched\n"
+		"(pvelab adopt).",
 	.opts = opts,
 	.run = run,
 	.flags = PL_CMD_MCP_READ,

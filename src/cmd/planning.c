@@ -15,6 +15,7 @@
 #include "pve/inventory.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 #include "pve/client.h"
 
 
@@ -105,7 +106,9 @@ out:
 }
 
 /* The guests whose config a plan needs: those the config names (by vmid or
- * name) and those pvelab manages. The rest of a big cluster is listed, not read. */
+ * name) and those pvelab manages. The rest of a big cluster is listed, not
+ * read: the list alone names every template (vmid, node, name, "template":
+ * 1), which is all the planner needs to resolve clone sources. */
 struct wanted {
 	json_t *vmids, *names;
 };
@@ -215,7 +218,8 @@ print_settings(const struct pl_ctx *ctx, const json_t *cfg)
 		}
 		free(t);
 	}
-	if (line.len > 110 && ctx->verbosity < 1) {
+	/* cut only for a person at a terminal: a file or a pipe gets it all */
+	if (line.len > 110 && ctx->verbosity < 1 && isatty(STDOUT_FILENO)) {
 		pl_buf_truncate(&line, 107);
 		pl_buf_addstr(&line, "...");
 	}
@@ -272,12 +276,28 @@ print_destroyed(const struct pl_ctx *ctx, const json_t *plan, long long ndel)
 	putchar('\n');
 }
 
+/* The steps apply runs for a change, on one dim line. */
+static void
+print_steps(const struct pl_ctx *ctx, const json_t *steps)
+{
+	const json_t *s;
+	size_t i;
+
+	if (json_array_size(steps) == 0)
+		return;
+	printf("      %ssteps:", pl_color(ctx, PL_C_DIM));
+	json_array_foreach(steps, i, s)
+		printf("%s %s", i ? "," : "", json_string_value(s));
+	printf("%s\n", pl_color(ctx, PL_C_RESET));
+}
+
 void
 pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 {
 	const json_t *changes = json_object_get(plan, "changes"), *c, *d;
 	const json_t *sum = json_object_get(plan, "summary");
 	size_t i, j, reboots = 0;
+	bool reboot_step;
 
 	json_array_foreach(json_object_get(plan, "pending"), i, c) {
 		printf("  %s!   pending%s %s (%lld): changes wait for a reboot:", pl_color(ctx, PL_C_YELLOW),
@@ -313,10 +333,21 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 			printf(" replacing %s %lld", pl_json_str(c, "from_type"), pl_json_int(c, "old_vmid", 0));
 		if (!strcmp(a, "update") || !strcmp(a, "replace"))
 			printf("  [%s]", cls);
-		if (json_is_true(json_object_get(c, "reboot"))) {
+		reboot_step = false;
+		json_array_foreach(json_object_get(c, "steps"), j, d)
+			reboot_step |= !strcmp(json_string_value(d), "reboot");
+		if (reboot_step && strcmp(a, "reboot"))
+			printf(" %s(then reboot)%s", pl_color(ctx, PL_C_YELLOW), pl_color(ctx, PL_C_RESET));
+		else if (!reboot_step && json_is_true(json_object_get(c, "reboot"))) {
 			printf(" %s(pending until reboot)%s", pl_color(ctx, PL_C_YELLOW),
 			       pl_color(ctx, PL_C_RESET));
 			reboots++;
+		}
+		if (json_object_get(c, "clone_from")) {
+			const json_t *f = json_object_get(c, "clone_from");
+
+			printf("  clone of %s (%lld on %s)", pl_json_str_or(f, "name", "?"),
+			       pl_json_int(f, "vmid", 0), pl_json_str_or(f, "node", "?"));
 		}
 		putchar('\n');
 		if (json_object_get(c, "config"))
@@ -331,6 +362,7 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 			       pl_json_str(d, "note") ? ": " : "", pl_json_str_or(d, "note", ""),
 			       pl_color(ctx, PL_C_RESET));
 		}
+		print_steps(ctx, json_object_get(c, "steps"));
 	}
 	json_array_foreach(json_object_get(plan, "blocked"), i, c)
 		printf("  %s!   blocked%s %s: %s\n", pl_color(ctx, PL_C_RED), pl_color(ctx, PL_C_RESET),
@@ -364,6 +396,8 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		if (pl_json_int(sum, "template", 0))
 			printf(" %lld template download%s.", pl_json_int(sum, "template", 0),
 			       pl_json_int(sum, "template", 0) == 1 ? "" : "s");
+		if (pl_json_int(sum, "blocked", 0))
+			printf(" %lld blocked.", pl_json_int(sum, "blocked", 0));
 		if (reboots)
 			printf(" %zu guest%s need%s a reboot to finish (apply --reboot does it).", reboots,
 			       reboots == 1 ? "" : "s", reboots == 1 ? "s" : "");

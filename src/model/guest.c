@@ -882,7 +882,8 @@ compare_disk(bool lxc, const char *key, const struct pl_pfmt *f, struct pl_props
 		free(old);
 	} else if (hbytes && wbytes < hbytes) {
 		free(out->note);
-		out->note = pl_asprintf("cannot shrink %s -> %s", hsize, wsize);
+		out->note = pl_asprintf("cannot shrink %s from %s to %s: Proxmox only grows disks",
+					key, hsize, wsize);
 		out->blocked = true;
 		out->cls = PL_CHANGE_REPLACE;
 	}

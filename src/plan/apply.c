@@ -1,12 +1,13 @@
 /*
  * The apply executor (see apply.h). Each change becomes a small program of
- * steps; a step is one API call, followed by a task wait when Proxmox answers
- * with a UPID. Lock conflicts ("is locked", "got timeout") are retried with
- * jittered backoff; LXC templates are downloaded by their own changes (phase
- * 0, with the bridges), and a container's create checks again, once per node
- * even when many containers need it; clones from one node run one at a time.
- * A guest is backed up (vzdump) before any program destroys it, and a replace
- * either creates first or proves its create before the destroy.
+ * steps (program(), which also gives the plan its list of steps); a step is
+ * one API call, followed by a task wait when Proxmox answers with a UPID. Lock
+ * conflicts ("is locked", "got timeout") are retried with jittered backoff;
+ * LXC templates are downloaded by their own changes (phase 0, with the
+ * bridges), and a container's create checks again, once per node even when
+ * many containers need it; clones from one node run one at a time. A guest is
+ * backed up (vzdump) before any program destroys it, and a replace either
+ * creates first or proves its create before the destroy.
  */
 #include "core/common.h"
 #include "plan/apply.h"
@@ -62,7 +63,10 @@ struct job {
 	const json_t *change; /* borrowed from the plan */
 	json_t *result;       /* this change's entry in the result */
 	enum step prog[MAX_STEPS];
+	bool part[MAX_STEPS]; /* a part of a step beside it, not listed on its own */
 	int nsteps, pc;
+	int recorded;         /* the last pc put in "steps_done" */
+	bool again;           /* the task waited for is one pass of a repeating step */
 	int attempts;
 	long long vmid;
 	char *node, *type, *guest, *action;
@@ -154,6 +158,13 @@ advance(struct job *j)
 	else if (s == S_CREATE || s == S_CLONE || s == S_RESTORE)
 		json_object_set_new(j->result, "created", json_true());
 	emit(j, true, NULL);
+	/* the listed steps carried out, as the plan showed them (a step that
+	 * repeats, such as one resize per disk, once) */
+	if (j->pc < j->nsteps && !j->part[j->pc] && j->pc != j->recorded) {
+		json_array_append_new(json_object_get(j->result, "steps_done"),
+				      json_string(step_names[j->prog[j->pc]]));
+		j->recorded = j->pc;
+	}
 	j->pc++;
 	j->attempts = 0;
 	job_step(j);
@@ -200,6 +211,12 @@ on_task(int err, const char *exitstatus, const char *errmsg, void *arg)
 	}
 	if (j->prog[j->pc] == S_TEMPLATE && j->holding)
 		mark_present(j);
+	if (j->again) { /* the step has more to do (another disk to grow) */
+		j->again = false;
+		j->attempts = 0;
+		job_step(j);
+		return;
+	}
 	advance(j);
 }
 
@@ -580,8 +597,12 @@ job_step(struct job *j)
 	}
 	case S_MIGRATE:
 		p = json_pack("{s:s}", "target", pl_json_str(ch, "migrate_to"));
-		if (j->running_now)
-			json_object_set_new(p, !strcmp(j->type, "lxc") ? "restart" : "online", json_true());
+		if (j->running_now && !strcmp(j->type, "lxc"))
+			json_object_set_new(p, "restart", json_true());
+		else if (j->running_now) { /* PVE refuses to move local disks live without it */
+			json_object_set_new(p, "online", json_true());
+			json_object_set_new(p, "with-local-disks", json_true());
+		}
 		request(j, "POST", guest_path(j, "/migrate"), p);
 		return;
 	case S_CONFIG: {
@@ -746,15 +767,18 @@ step_after(struct job *j, json_t *data)
 		const json_t *clone = json_object_get(json_object_get(j->change, "create"), "clone");
 		const char *tmpl = pl_json_str_or(clone, "template", "");
 		long long want_id = 0;
-		const json_t *g;
+		const json_t *g, *from = json_object_get(j->change, "clone_from");
 		size_t i;
 
 		pl_str_to_ll(tmpl, 1, 999999999, &want_id);
 		json_array_foreach(data, i, g) {
-			if (pl_json_int(g, "template", 0) != 1)
+			bool named = (want_id && pl_json_int(g, "vmid", 0) == want_id) ||
+				     !strcmp(pl_json_str_or(g, "name", ""), tmpl);
+
+			if (pl_json_int(g, "template", 0) != 1 || !named)
 				continue;
-			if ((want_id && pl_json_int(g, "vmid", 0) == want_id) ||
-			    !strcmp(pl_json_str_or(g, "name", ""), tmpl)) {
+			/* the source the plan showed, and no other */
+			if (from == NULL || pl_json_int(g, "vmid", 0) == pl_json_int(from, "vmid", 0)) {
 				j->src_vmid = pl_json_int(g, "vmid", 0);
 				free(j->src_node);
 				j->src_node = pl_strdup(pl_json_str_or(g, "node", ""));
@@ -762,8 +786,12 @@ step_after(struct job *j, json_t *data)
 			}
 		}
 		if (j->src_node == NULL) {
-			char *msg = pl_asprintf("no template '%s' in the cluster (convert a VM with "
-						"'qm template' or fix clone.template)", tmpl);
+			char *msg = from ? pl_asprintf("template %lld ('%s'), the clone source the plan "
+						       "showed, is gone (run pvelab plan again)",
+						       pl_json_int(from, "vmid", 0),
+						       pl_json_str_or(from, "name", tmpl))
+					 : pl_asprintf("no template '%s' in the cluster (convert a VM with "
+						       "'qm template' or fix clone.template)", tmpl);
 
 			job_finish(j, msg);
 			free(msg);
@@ -874,7 +902,7 @@ step_after(struct job *j, json_t *data)
 	if (s == S_RESIZE && json_object_size(j->resize) > 0) {
 		/* more disks to grow: wait for this one, then repeat the step */
 		if (json_is_string(data) && pl_str_startswith(json_string_value(data), "UPID:")) {
-			j->pc--; /* on_task advances back onto S_RESIZE */
+			j->again = true; /* on_task runs S_RESIZE again */
 			pl_pve_task_wait(j->ap->c, json_string_value(data), j->ap->o->task_timeout_ms,
 					 on_task, j);
 			return;
@@ -897,6 +925,16 @@ add_step(struct job *j, enum step s)
 		j->prog[j->nsteps++] = s;
 }
 
+/* A step that is part of a listed one beside it (the plan does not list it). */
+static void
+add_part(struct job *j, enum step s)
+{
+	if (j->nsteps < MAX_STEPS) {
+		j->part[j->nsteps] = true;
+		j->prog[j->nsteps++] = s;
+	}
+}
+
 /* Create the guest. prepared: the template or clone source was already
  * looked at (a replace does that before destroying); start: power it on. */
 static void
@@ -905,7 +943,7 @@ program_create(struct job *j, bool prepared, bool start)
 	const json_t *create = json_object_get(j->change, "create");
 
 	if (!strcmp(j->type, "lxc")) {
-		if (!prepared)
+		if (!prepared && pl_json_str(create, "ostemplate"))
 			add_step(j, S_TEMPLATE);
 		add_step(j, S_CREATE);
 	} else if (json_is_object(json_object_get(create, "clone"))) {
@@ -913,8 +951,9 @@ program_create(struct job *j, bool prepared, bool start)
 			add_step(j, S_CLONE_RESOLVE);
 		add_step(j, S_CLONE);
 		add_step(j, S_CLONE_FIX);
-		add_step(j, S_CONFIG);
-		add_step(j, S_RESIZE);
+		/* what configuring the clone sends: known only once it exists */
+		add_part(j, S_CONFIG);
+		add_part(j, S_RESIZE);
 	} else {
 		add_step(j, S_CREATE);
 	}
@@ -926,12 +965,10 @@ program_create(struct job *j, bool prepared, bool start)
 static void
 program_remove(struct job *j, bool stop)
 {
-	if (j->ap->o->no_backup) {
-		json_object_set_new(j->result, "no_backup", json_true());
-	} else {
-		add_step(j, S_BACKUP_STORAGE);
+	if (!j->ap->o->no_backup) { /* the plan lists one step: "backup" */
+		add_part(j, S_BACKUP_STORAGE);
 		add_step(j, S_BACKUP);
-		add_step(j, S_BACKUP_FIND);
+		add_part(j, S_BACKUP_FIND);
 	}
 	if (stop)
 		add_step(j, S_STOP);
@@ -964,32 +1001,15 @@ program_replace(struct job *j)
 	program_create(j, true, true);
 }
 
+/* The steps of one change: the only place that decides them. The planner
+ * lists them (pl_apply_steps) and the executor runs them, so the two agree. */
 static void
-job_init(struct applier *ap, struct job *j, const json_t *ch)
+program(struct job *j)
 {
+	const json_t *ch = j->change;
+	const struct pl_apply_opts *o = j->ap->o;
 	const char *a = pl_json_str_or(ch, "action", "");
 
-	memset(j, 0, sizeof(*j));
-	j->ap = ap;
-	j->change = ch;
-	j->guest = pl_strdup(pl_json_str_or(ch, "guest", "?"));
-	j->action = pl_strdup(a);
-	j->vmid = pl_json_int(ch, "vmid", 0);
-	j->node = pl_json_str(ch, "node") ? pl_strdup(pl_json_str(ch, "node")) : NULL;
-	j->type = pl_strdup(pl_json_str_or(ch, "type", "qemu"));
-	j->running_now = json_is_true(json_object_get(ch, "running"));
-	j->old_vmid = pl_json_int(ch, "old_vmid", j->vmid);
-	j->old_type = pl_strdup(pl_json_str_or(ch, "from_type", j->type));
-	j->old_node = j->node || pl_json_str(ch, "old_node")
-		? pl_strdup(pl_json_str_or(ch, "old_node", j->node)) : NULL;
-	j->bk_storage = pl_json_str(ch, "backup_storage") || ap->o->backup_storage
-		? pl_strdup(pl_json_str_or(ch, "backup_storage", ap->o->backup_storage)) : NULL;
-	j->set = json_object_get(ch, "set") ? json_deep_copy(json_object_get(ch, "set")) : json_object();
-	j->del = json_object_get(ch, "delete") ? json_deep_copy(json_object_get(ch, "delete")) : json_array();
-	j->resize = json_object_get(ch, "resize") ? json_deep_copy(json_object_get(ch, "resize")) : json_object();
-	j->result = json_pack("{s:s,s:s,s:s,s:s}", "guest", j->guest, "action", a, "type", j->type,
-			      "status", "skipped");
-	json_object_set_new(j->result, "was_running", json_boolean(j->running_now));
 	if (!strcmp(a, "bridge")) {
 		add_step(j, S_BRIDGE);
 		add_step(j, S_NETAPPLY);
@@ -1000,20 +1020,19 @@ job_init(struct applier *ap, struct job *j, const json_t *ch)
 	} else if (!strcmp(a, "reboot")) {
 		add_step(j, S_REBOOT);
 	} else if (!strcmp(a, "update")) {
-		if (json_is_true(json_object_get(ch, "reboot")) && !ap->o->reboot)
-			json_object_set_new(j->result, "pending_reboot", json_true());
-		if (ap->o->snapshot)
+		if (o->snapshot)
 			add_step(j, S_SNAPSHOT);
 		if (pl_json_str(ch, "migrate_to"))
 			add_step(j, S_MIGRATE);
-		add_step(j, S_CONFIG);
-		add_step(j, S_RESIZE);
-		if (ap->o->reboot && json_is_true(json_object_get(ch, "reboot")))
+		if (json_object_size(j->set) || json_array_size(j->del))
+			add_step(j, S_CONFIG);
+		if (json_object_size(j->resize))
+			add_step(j, S_RESIZE);
+		if (o->reboot && json_is_true(json_object_get(ch, "reboot")))
 			add_step(j, S_REBOOT);
 	} else if (!strcmp(a, "replace")) {
-		json_object_set_new(j->result, "from_type", json_string(j->old_type));
-		json_object_set_new(j->result, "old_vmid", json_integer(j->old_vmid));
-		json_object_set_new(j->result, "old_node", json_string(j->old_node ? j->old_node : ""));
+		if (!o->allow_replace)
+			return; /* refused: the plan is blocked */
 		program_replace(j);
 	} else if (!strcmp(a, "start")) {
 		add_step(j, S_START);
@@ -1024,16 +1043,84 @@ job_init(struct applier *ap, struct job *j, const json_t *ch)
 	} else if (!strcmp(a, "restore")) {
 		/* rollback of a delete or replace: the replacement (if any) goes first,
 		 * backed up like any guest pvelab destroys */
-		json_object_set(j->result, "archive", json_object_get(ch, "archive"));
 		if (json_object_get(ch, "old_vmid"))
 			program_remove(j, true);
 		add_step(j, S_RESTORE);
 		if (j->running_now)
 			add_step(j, S_START);
 	} else if (!strcmp(a, "rollback")) {
-		json_object_set(j->result, "snapshot", json_object_get(ch, "snapshot"));
 		add_step(j, S_ROLLBACK);
 	}
+}
+
+/* The parts of a job program() reads. */
+static void
+job_setup(struct job *j, struct applier *ap, const json_t *ch)
+{
+	memset(j, 0, sizeof(*j));
+	j->ap = ap;
+	j->change = ch;
+	j->type = pl_strdup(pl_json_str_or(ch, "type", "qemu"));
+	j->vmid = pl_json_int(ch, "vmid", 0);
+	j->old_vmid = pl_json_int(ch, "old_vmid", j->vmid);
+	j->running_now = json_is_true(json_object_get(ch, "running"));
+	j->set = json_object_get(ch, "set") ? json_deep_copy(json_object_get(ch, "set")) : json_object();
+	j->del = json_object_get(ch, "delete") ? json_deep_copy(json_object_get(ch, "delete")) : json_array();
+	j->resize = json_object_get(ch, "resize") ? json_deep_copy(json_object_get(ch, "resize")) : json_object();
+	j->recorded = -1;
+	program(j);
+}
+
+json_t *
+pl_apply_steps(const json_t *change, const struct pl_apply_opts *o)
+{
+	struct applier ap = { .o = o };
+	struct job j;
+	json_t *names = json_array();
+
+	job_setup(&j, &ap, change);
+	for (int i = 0; i < j.nsteps; i++)
+		if (!j.part[i])
+			json_array_append_new(names, json_string(step_names[j.prog[i]]));
+	free(j.type);
+	json_decref(j.set);
+	json_decref(j.del);
+	json_decref(j.resize);
+	return names;
+}
+
+static void
+job_init(struct applier *ap, struct job *j, const json_t *ch)
+{
+	const char *a = pl_json_str_or(ch, "action", "");
+	bool destroys = !strcmp(a, "delete") || (!strcmp(a, "replace") && ap->o->allow_replace) ||
+			(!strcmp(a, "restore") && json_object_get(ch, "old_vmid"));
+
+	job_setup(j, ap, ch);
+	j->guest = pl_strdup(pl_json_str_or(ch, "guest", "?"));
+	j->action = pl_strdup(a);
+	j->node = pl_json_str(ch, "node") ? pl_strdup(pl_json_str(ch, "node")) : NULL;
+	j->old_type = pl_strdup(pl_json_str_or(ch, "from_type", j->type));
+	j->old_node = j->node || pl_json_str(ch, "old_node")
+		? pl_strdup(pl_json_str_or(ch, "old_node", j->node)) : NULL;
+	j->bk_storage = pl_json_str(ch, "backup_storage") || ap->o->backup_storage
+		? pl_strdup(pl_json_str_or(ch, "backup_storage", ap->o->backup_storage)) : NULL;
+	j->result = json_pack("{s:s,s:s,s:s,s:s,s:[]}", "guest", j->guest, "action", a, "type",
+			      j->type, "status", "skipped", "steps_done");
+	json_object_set_new(j->result, "was_running", json_boolean(j->running_now));
+	if (destroys && ap->o->no_backup)
+		json_object_set_new(j->result, "no_backup", json_true());
+	if (!strcmp(a, "update") && json_is_true(json_object_get(ch, "reboot")) && !ap->o->reboot)
+		json_object_set_new(j->result, "pending_reboot", json_true());
+	if (!strcmp(a, "replace")) {
+		json_object_set_new(j->result, "from_type", json_string(j->old_type));
+		json_object_set_new(j->result, "old_vmid", json_integer(j->old_vmid));
+		json_object_set_new(j->result, "old_node", json_string(j->old_node ? j->old_node : ""));
+	}
+	if (!strcmp(a, "restore"))
+		json_object_set(j->result, "archive", json_object_get(ch, "archive"));
+	if (!strcmp(a, "rollback"))
+		json_object_set(j->result, "snapshot", json_object_get(ch, "snapshot"));
 }
 
 static void

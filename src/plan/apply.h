@@ -56,7 +56,8 @@ struct pl_apply_opts {
  * {"ok":N,"failed":N,"skipped":N,"changes":[{"guest","action","vmid","node",
  *  "type","status":"ok|failed|skipped","error","snapshot","was_running",
  *  "backup":"<volid>","backup_storage","no_backup","from_type","old_vmid",
- *  "old_node","destroyed","created","archive"}]}.
+ *  "old_node","destroyed","created","archive",
+ *  "steps_done":[step names carried out, as pl_apply_steps lists them]}]}.
  * A plan with more deletes than allowed (none without allow_delete, else
  * max_deletes) is refused whole: nothing runs, every change is "skipped" and
  * the deletes carry the reason in "error"; returns PL_EINVAL.
@@ -70,5 +71,12 @@ int pl_apply_run(struct event_base *base, struct pl_pve *c, const json_t *plan,
  * {"storage","content"[,"node"]}) a storage missing on node or without the
  * content type the guest needs there. */
 char *pl_apply_create_problem(const json_t *change, const json_t *storages, const char *node);
+/*
+ * The steps apply runs for one change of a plan under these options (only
+ * reboot, allow_replace, snapshot and no_backup matter), by name: ["snapshot","config",
+ * "resize","reboot"]. The executor builds its program with the same code, so
+ * a plan lists exactly what apply does. New reference.
+ */
+json_t *pl_apply_steps(const json_t *change, const struct pl_apply_opts *o);
 
 #endif

@@ -199,6 +199,103 @@ node_known(const struct planner *p, const char *node)
 	return false;
 }
 
+static void
+block(struct planner *p, const char *guest, const char *key, const char *reason)
+{
+	json_array_append_new(p->blocked, json_pack("{s:s,s:s?,s:s}", "guest", guest, "key", key,
+						    "reason", reason));
+}
+
+/* Resolve clone.template to a template of the cluster, as apply will: the
+ * change carries the source; false (and blocked) when there is none. */
+static bool
+resolve_clone(struct planner *p, const struct pl_model_guest *m, json_t *c)
+{
+	const json_t *clone = json_object_get(m->create, "clone"), *g;
+	const char *tmpl;
+	long long want_id = 0;
+	size_t i;
+
+	if (m->lxc || !json_is_object(clone))
+		return true;
+	tmpl = pl_json_str_or(clone, "template", "");
+	pl_str_to_ll(tmpl, 1, 999999999, &want_id);
+	json_array_foreach(json_object_get(p->snap, "guests"), i, g) {
+		if (pl_json_int(g, "template", 0) != 1)
+			continue;
+		if ((want_id && pl_json_int(g, "vmid", 0) == want_id) ||
+		    !strcmp(pl_json_str_or(g, "name", ""), tmpl)) {
+			json_object_set_new(c, "clone_from",
+					    json_pack("{s:I,s:s,s:s}", "vmid",
+						      (json_int_t)pl_json_int(g, "vmid", 0), "node",
+						      pl_json_str_or(g, "node", ""), "name",
+						      pl_json_str_or(g, "name", "")));
+			return true;
+		}
+	}
+	char *why = pl_asprintf("no template '%s' in the cluster (convert a VM with 'qm template', "
+				"or fix clone.template)", tmpl);
+
+	block(p, m->name, "clone.template", why);
+	free(why);
+	return false;
+}
+
+/* Config keys that hold volumes (what a migration has to take along). */
+static bool
+volume_key(bool lxc, const char *k)
+{
+	size_t n = strcspn(k, "0123456789");
+
+	if (k[n] == 0 && strcmp(k, "rootfs"))
+		return false;
+	if (!strncmp(k, "unused", n) && n == 6)
+		return true;
+	if (lxc)
+		return !strcmp(k, "rootfs") || (n == 2 && !strncmp(k, "mp", 2));
+	return (n == 4 && (!strncmp(k, "scsi", 4) || !strncmp(k, "sata", 4))) ||
+	       (n == 3 && !strncmp(k, "ide", 3)) || (n == 6 && !strncmp(k, "virtio", 6)) ||
+	       !strcmp(k, "efidisk0") || !strcmp(k, "tpmstate0");
+}
+
+/* Why the guest cannot move to node (a storage it uses is not there), or
+ * NULL. PVE's migration refuses the same (storage_check_enabled on the
+ * target). Unknown when the snapshot lists no storages. */
+static char *
+migrate_blocker(const struct planner *p, const json_t *live, const char *node)
+{
+	const json_t *storages = json_object_get(p->snap, "storages"), *st;
+	bool lxc = !strcmp(live_type(live), "lxc");
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (json_array_size(storages) == 0)
+		return NULL;
+	json_object_foreach(json_object_get(live, "config"), k, v) {
+		const char *val = json_string_value(v);
+		size_t vl, sl;
+		bool there = false;
+
+		if (val == NULL || !volume_key(lxc, k))
+			continue;
+		vl = strcspn(val, ",");
+		sl = strcspn(val, ":");
+		/* bind mounts, passthrough devices, "none", an empty drive */
+		if (sl >= vl || val[0] == '/' || !strncmp(val, "volume=", 7))
+			continue;
+		json_array_foreach(storages, i, st)
+			if (!strcmp(pl_json_str_or(st, "node", ""), node) &&
+			    strlen(pl_json_str_or(st, "storage", "")) == sl &&
+			    !strncmp(pl_json_str_or(st, "storage", ""), val, sl))
+				there = true;
+		if (!there)
+			return pl_asprintf("disk %s is on '%.*s', which node '%s' does not have", k,
+					   (int)sl, val, node);
+	}
+	return NULL;
+}
+
 static json_t *
 change_new(const char *action, const struct pl_model_guest *m, long long vmid, const char *node)
 {
@@ -328,8 +425,12 @@ plan_create(struct planner *p, const struct pl_model_guest *m)
 		free(why);
 		return;
 	}
-	json_object_set_new(p->planned, node, json_integer(pl_json_int(p->planned, node, 0) + mem));
 	c = change_new("create", m, vmid, node);
+	if (!resolve_clone(p, m, c)) {
+		json_decref(c);
+		return;
+	}
+	json_object_set_new(p->planned, node, json_integer(pl_json_int(p->planned, node, 0) + mem));
 	json_object_set_new(c, "class", json_string("create"));
 	json_object_set(c, "config", m->config);
 	json_object_set(c, "create", m->create);
@@ -415,18 +516,21 @@ plan_update(struct planner *p, const struct pl_model_guest *m, const json_t *liv
 	json_t *diffs = json_array(), *set = json_object(), *del = json_array();
 	json_t *resize = json_object(), *c;
 	enum pl_change_class worst = PL_CHANGE_NONE;
-	bool pending = false, replace = false;
+	bool pending = false, replace = false, retype, moves;
+	char *nomove = NULL;
 	const char *k;
 	json_t *v;
 
-	if (strcmp(live_type(live), m->lxc ? "lxc" : "qemu") != 0) {
+	/* another type: nothing compares key by key, the guest is made anew */
+	retype = strcmp(live_type(live), m->lxc ? "lxc" : "qemu") != 0;
+	if (retype) {
 		replace = true;
 		worst = PL_CHANGE_REPLACE;
 		json_array_append_new(diffs, json_pack("{s:s,s:s,s:s,s:s}", "key", "type", "from",
 						       live_type(live), "to", m->lxc ? "lxc" : "qemu",
 						       "class", "replace"));
 	}
-	json_object_foreach(m->config, k, v) {
+	json_object_foreach(retype ? NULL : m->config, k, v) {
 		const char *dflt = pl_json_str(m->defaults, k);
 		char *want = pl_model_value_text(v);
 		char *have = pl_model_value_text(json_object_get(cfg, k));
@@ -445,23 +549,24 @@ plan_update(struct planner *p, const struct pl_model_guest *m, const json_t *liv
 		}
 
 		pl_model_compare(m->lxc, k, want, have, running, hotplug, &r);
-		if (!r.equal) {
+		if (!r.equal && r.blocked) {
+			/* impossible in place and by replacing too (a shrink): blocked,
+			 * neither an update nor a replace */
+			block(p, m->name, k, r.note);
+		} else if (!r.equal) {
 			json_array_append_new(diffs, json_pack("{s:s,s:s?,s:s?,s:s,s:s?,s:b}", "key", k,
 							       "from", have, "to", want, "class",
 							       pl_change_class_name(r.cls), "note",
-							       r.note, "blocked", r.blocked));
-			if (r.blocked)
-				json_array_append_new(p->blocked, json_pack("{s:s,s:s,s:s}", "guest", m->name,
-									    "key", k, "reason", r.note));
+							       r.note, "blocked", false));
 			if (r.cls > worst)
 				worst = r.cls;
 			if (r.cls == PL_CHANGE_REPLACE)
 				replace = true;
 			if (r.cls == PL_CHANGE_REBOOT || r.cls == PL_CHANGE_RESTART)
 				pending = true;
-			if (r.resize && !r.blocked)
+			if (r.resize)
 				json_object_set_new(resize, k, json_string(r.size));
-			if (r.value && !r.blocked)
+			if (r.value)
 				json_object_set_new(set, k, json_string(r.value));
 		}
 		pl_model_cmp_release(&r);
@@ -469,7 +574,7 @@ plan_update(struct planner *p, const struct pl_model_guest *m, const json_t *liv
 		free(have);
 	}
 	/* collection members (net2, mp1...) the config no longer has */
-	json_object_foreach((json_t *)cfg, k, v) {
+	json_object_foreach(retype ? NULL : (json_t *)cfg, k, v) {
 		if (json_object_get(m->config, k) || !pl_model_key_collection(m->lxc, k))
 			continue;
 		struct pl_model_cmp r;
@@ -487,12 +592,37 @@ plan_update(struct planner *p, const struct pl_model_guest *m, const json_t *liv
 		pl_model_cmp_release(&r);
 		free(have);
 	}
-	if (m->node && node && strcmp(m->node, node) != 0) {
+	moves = m->node && node && strcmp(m->node, node) != 0 && !replace;
+	if (moves && !node_known(p, m->node)) {
+		nomove = pl_asprintf("no node '%s' in the cluster", m->node);
+	} else if (moves) {
+		nomove = migrate_blocker(p, live, m->node);
+	}
+	if (nomove) {
+		block(p, m->name, "node", nomove);
+		free(nomove);
+		moves = false;
+	} else if (moves) {
 		json_array_append_new(diffs, json_pack("{s:s,s:s,s:s,s:s,s:s}", "key", "node", "from",
 						       node, "to", m->node, "class", "restart",
 						       "note", "migrate"));
 		if (worst < PL_CHANGE_RESTART)
 			worst = PL_CHANGE_RESTART;
+	}
+	if (replace) {
+		/* the guest is made anew: say why, not how each key would have
+		 * reached the old one; the change's config says what it becomes */
+		size_t i = 0;
+
+		while (i < json_array_size(diffs))
+			if (strcmp(pl_json_str_or(json_array_get(diffs, i), "class", ""), "replace"))
+				json_array_remove(diffs, i);
+			else
+				i++;
+		json_object_clear(set);
+		json_array_clear(del);
+		json_object_clear(resize);
+		pending = false;
 	}
 	if (json_array_size(diffs)) {
 		c = change_new(replace ? "replace" : "update", m, vmid, node);
@@ -505,7 +635,7 @@ plan_update(struct planner *p, const struct pl_model_guest *m, const json_t *liv
 		if (pl_json_str(cfg, "digest"))
 			json_object_set_new(c, "digest", json_string(pl_json_str(cfg, "digest")));
 		json_object_set_new(c, "reboot", json_boolean(pending && running));
-		if (m->node && node && strcmp(m->node, node) != 0)
+		if (moves)
 			json_object_set_new(c, "migrate_to", json_string(m->node));
 		if (replace) {
 			json_object_set(c, "config", m->config);
@@ -516,8 +646,13 @@ plan_update(struct planner *p, const struct pl_model_guest *m, const json_t *liv
 			if (!p->o->allow_replace)
 				json_array_append_new(p->blocked, json_pack("{s:s,s:s}", "guest", m->name,
 									    "reason", "needs replacing (use --allow-replace)"));
+			if (!resolve_clone(p, m, c)) {
+				json_decref(c);
+				c = NULL;
+			}
 		}
-		json_array_append_new(p->changes, c);
+		if (c)
+			json_array_append_new(p->changes, c);
 	} else {
 		json_decref(diffs);
 		json_decref(set);
@@ -727,6 +862,18 @@ pl_plan_stale(const json_t *saved, const json_t *fresh)
 	return pl_strdup("the cluster changed");
 }
 
+void
+pl_plan_apply_opts(const struct pl_plan_opts *o, struct pl_apply_opts *ao)
+{
+	memset(ao, 0, sizeof(*ao));
+	ao->reboot = o->reboot;
+	ao->allow_replace = o->allow_replace;
+	ao->snapshot = !o->no_snapshot;
+	ao->no_backup = o->no_backup;
+	ao->allow_delete = o->allow_delete;
+	ao->max_deletes = -1;
+}
+
 int
 pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_plan_opts *o,
 	      json_t **plan, char **errmsg)
@@ -736,9 +883,12 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 	json_t *live;
 	json_t *unmanaged = json_array(), *pending = json_array(), *elsewhere = json_array(), *summary;
 	struct pl_model_guest *models;
-	size_t i, nbridges, n = json_array_size(pl_config_guests(cfg));
+	size_t i, nbridges, n = json_array_size(pl_config_guests(cfg)), reboots = 0;
+	struct pl_apply_opts ao;
 	char sha[65];
 	int r = 0;
+
+	pl_plan_apply_opts(o, &ao);
 
 	p.changes = json_array();
 	p.blocked = json_array();
@@ -831,6 +981,20 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 		if (!json_array_size(keys) || !vmid_used(p.matched, pl_json_int(live, "vmid", 0)) ||
 		    strcmp(pl_json_str_or(live, "status", ""), "running"))
 			continue;
+		/* a guest this plan also changes is rebooted (or replaced) once, by
+		 * that change: one line, one reboot */
+		json_t *same = NULL, *c;
+		size_t k;
+
+		json_array_foreach(p.changes, k, c)
+			if (pl_json_int(c, "vmid", 0) == pl_json_int(live, "vmid", 0) &&
+			    (!strcmp(pl_json_str_or(c, "action", ""), "update") ||
+			     !strcmp(pl_json_str_or(c, "action", ""), "replace")))
+				same = c;
+		if (same && !strcmp(pl_json_str(same, "action"), "update"))
+			json_object_set_new(same, "reboot", json_true());
+		if (same && o->reboot)
+			continue;
 		if (o->reboot)
 			json_array_append_new(p.changes, json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:O}", "action", "reboot",
 								   "guest", pl_json_str_or(live, "name", ""), "type",
@@ -871,22 +1035,34 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 								   live_type(live), "node", pl_json_str(live, "node")));
 	}
 	summary = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "create", 0, "update", 0, "replace", 0,
-			    "delete", 0, "start", 0, "stop", 0, "bridge", 0, "reboot", 0);
+			    "delete", 0, "start", 0, "stop", 0, "bridge", 0, "blocked", 0);
 	json_array_foreach(p.changes, i, g) {
 		const char *a = pl_json_str(g, "action");
+		json_t *steps = pl_apply_steps(g, &ao);
+		const json_t *st;
+		size_t k;
 
-		json_object_set_new(summary, a, json_integer(pl_json_int(summary, a, 0) + 1));
+		/* "reboot" counts the reboots apply does, whatever the action */
+		if (strcmp(a, "reboot"))
+			json_object_set_new(summary, a, json_integer(pl_json_int(summary, a, 0) + 1));
+		json_array_foreach(steps, k, st)
+			if (!strcmp(json_string_value(st), "reboot"))
+				reboots++;
+		json_object_set_new((json_t *)g, "steps", steps);
 	}
+	json_object_set_new(summary, "reboot", json_integer(reboots));
+	json_object_set_new(summary, "blocked", json_integer((json_int_t)json_array_size(p.blocked)));
 	/* the signatures once: the snapshot hash is the hash of them */
 	json_t *sigs = pl_plan_snapshot_sigs(snap);
 
 	pl_json_sha256(sigs, sha);
 
-	*plan = json_pack("{s:i,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:{s:b,s:b,s:b,s:s?}}", "version", 1,
+	*plan = json_pack("{s:i,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:{s:b,s:b,s:b,s:b,s:b,s:s?}}", "version", 1,
 			  "config", pl_config_path(cfg), "project", p.project, "snapshot", sha, "signatures", sigs,
 			  "changes", p.changes, "unmanaged", unmanaged, "elsewhere", elsewhere, "pending", pending,
 			  "blocked", p.blocked, "summary", summary, "options", "allow_replace", o->allow_replace,
-			  "allow_delete", o->allow_delete, "reboot", o->reboot, "profile", o->profile);
+			  "allow_delete", o->allow_delete, "reboot", o->reboot, "snapshot", !o->no_snapshot,
+			  "no_backup", o->no_backup, "profile", o->profile);
 	p.changes = p.blocked = unmanaged = pending = elsewhere = NULL;
 out:
 	for (i = 0; i < n; i++)

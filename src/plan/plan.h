@@ -16,6 +16,8 @@ struct pl_plan_opts {
 	bool allow_replace; /* replacements are planned, not refused */
 	bool reboot;        /* apply may reboot guests for pending changes */
 	bool allow_delete;  /* recorded in "options": apply may delete guests */
+	bool no_snapshot;   /* apply will not snapshot guests before changing them */
+	bool no_backup;     /* apply destroys without a vzdump backup first */
 	const char *profile; /* only the guests of this profile; NULL: all */
 };
 
@@ -35,9 +37,18 @@ struct pl_plan_opts {
  * Update changes carry "diffs":[{"key","from","to","class","note"}], "set"
  * (key -> value to POST), "delete" (keys), "resize" (disk -> size) and
  * "reboot" (whether a reboot is needed to apply the pending part).
+ * Every change carries "steps": what apply will run for it under these
+ * options (pl_apply_steps); a clone's create carries "clone_from":
+ * {"vmid","node","name"}, the template resolved now. The summary counts
+ * each action, "reboot" (changes whose steps reboot) and "blocked".
  */
 int pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_plan_opts *o,
 		  json_t **plan, char **errmsg);
+
+/* The executor's options that decide a change's steps, from the plan's: one
+ * mapping, so that a plan's "steps" and apply's program agree. */
+struct pl_apply_opts;
+void pl_plan_apply_opts(const struct pl_plan_opts *o, struct pl_apply_opts *ao);
 
 /* SHA-256 of the durable part of a snapshot (vmid, node, type, status and
  * config digest of every guest; bridges): a saved plan is refused when it

@@ -1538,14 +1538,90 @@ h_resize(struct pl_sim_req *r, bool lxc)
 static void h_qemu_resize(struct pl_sim_req *r) { h_resize(r, false); }
 static void h_lxc_resize(struct pl_sim_req *r) { h_resize(r, true); }
 
+/* PVE's migration (QemuMigrate / LXC Migrate prepare) checks every volume's
+ * storage on the target with storage_check_enabled: NULL when all are
+ * there, else its message (caller frees). */
+static char *
+migrate_storage_error(struct pl_sim *s, const struct pl_sim_guest *g, int tn)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(g->conf, k, v) {
+		const char *val = json_string_value(v);
+		size_t kl = strcspn(k, "0123456789"), vl, sl;
+		char sid[128];
+		struct pl_sim_storage *st;
+
+		if (!val || !(is_volume_key(g, k, val) || (kl == 6 && !strncmp(k, "unused", 6)) ||
+			      (!g->lxc && strstr(val, "media=cdrom"))))
+			continue;
+		vl = strcspn(val, ",");
+		sl = strcspn(val, ":");
+		if (sl >= vl || val[0] == '/' || sl >= sizeof(sid))
+			continue; /* none, cdrom, a device or a bind mount */
+		snprintf(sid, sizeof(sid), "%.*s", (int)sl, val);
+		if ((st = pl_sim_storage_find(s, sid)) != NULL &&
+		    !pl_sim_storage_on_node(st, s->nodes[tn].name))
+			return pl_asprintf("storage '%s' is not available on node '%s'", sid,
+					   s->nodes[tn].name);
+	}
+	return NULL;
+}
+
+/* A live migration without with-local-disks: QemuMigrate's volume scan
+ * refuses disks on local storages (cloud-init drives are generated anew).
+ * Logs each one; true when there is one. */
+static bool
+migrate_local_disks(struct pl_sim *s, const struct pl_sim_guest *g, struct pl_sim_task *t)
+{
+	bool found = false;
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(g->conf, k, v) {
+		const char *val = json_string_value(v);
+		char volid[256];
+		struct pl_sim_storage *st;
+
+		if (!val || !is_volume_key(g, k, val) || strstr(val, "cloudinit") || val[0] == '/')
+			continue;
+		snprintf(volid, sizeof(volid), "%.*s", (int)strcspn(val, ","), val);
+		*strchrnul(volid, ':') = 0;
+		if ((st = pl_sim_storage_find(s, volid)) == NULL || st->shared)
+			continue;
+		snprintf(volid, sizeof(volid), "%.*s", (int)strcspn(val, ","), val);
+		pl_sim_task_log(t, "WARN: can't migrate local disk '%s': can't live migrate attached "
+			       "local disks without with-local-disks option", volid);
+		found = true;
+	}
+	return found;
+}
+
 static void
 migrate_done(struct pl_sim *s, struct pl_sim_task *t)
 {
 	struct pl_sim_guest *g = pl_sim_guest_find(s, t->vmid);
 	int tn = (int)pl_json_int(t->args, "target", 0);
+	char *err;
 
 	if (!g)
 		return;
+	if ((err = migrate_storage_error(s, g, tn)) != NULL) {
+		/* AbstractMigrate: prepare died, nothing moved */
+		pl_sim_task_log(t, "ERROR: migration aborted (duration 00:00:00): %s", err);
+		pl_sim_task_fail(t, "migration aborted");
+		free(err);
+		return;
+	}
+	if (pl_json_bool(t->args, "live_local", false) && migrate_local_disks(s, g, t)) {
+		pl_sim_task_log(t, "ERROR: Problem found while scanning volumes - can't migrate VM - "
+			       "check log");
+		pl_sim_task_log(t, "ERROR: migration aborted (duration 00:00:00): Problem found "
+			       "while scanning volumes - can't migrate VM - check log");
+		pl_sim_task_fail(t, "migration aborted");
+		return;
+	}
 	for (size_t k = 0; k < s->nstores; k++) {
 		for (size_t v = 0; v < s->stores[k].nvols; v++)
 			if (s->stores[k].vols[v].vmid == g->vmid && s->stores[k].vols[v].node == g->node)
@@ -1570,6 +1646,7 @@ h_migrate(struct pl_sim_req *r, bool lxc)
 	int tn;
 	bool restart = false;
 	struct pl_sim_task *t;
+	char *storage_err;
 
 	if (!g)
 		return;
@@ -1593,14 +1670,19 @@ h_migrate(struct pl_sim_req *r, bool lxc)
 			pl_sim_fail(r, 500, "lxc live migration is currently not implemented");
 			return;
 		}
-		restart = true;
-		if (lxc)
+		/* prepare fails (the storage check) before a container is shut down */
+		storage_err = migrate_storage_error(r->sim, g, tn);
+		restart = storage_err == NULL;
+		if (lxc && restart)
 			g->status = PL_SIM_STOPPED;
+		free(storage_err);
 	}
 	set_lock(r->sim, g, "migrate");
 	t = pl_sim_task_start(r->sim, g->node, lxc ? "vzmigrate" : "qmigrate", pl_sim_p(r, "vmid"),
 			      r->user, g->vmid, migrate_done,
-			      json_pack("{s:i,s:b}", "target", tn, "restart", restart && lxc));
+			      json_pack("{s:i,s:b,s:b}", "target", tn, "restart", restart && lxc,
+					"live_local", !lxc && g->status != PL_SIM_STOPPED &&
+					!pl_sim_pbool(r, "with-local-disks", false)));
 	pl_sim_ok_task(r, t);
 }
 

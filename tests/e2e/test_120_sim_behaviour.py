@@ -160,8 +160,16 @@ def test_migrate(demo):
     c = demo
     r = c.req("POST", "/nodes/pve1/qemu/300/migrate", data={"target": "pve3"})
     assert r.status_code == 500 and r.reason == "can't migrate running VM without --online"
-    c.wait(c.write("POST", "/nodes/pve2/lxc/311/migrate", target="pve3"))
-    assert c.get("/nodes/pve3/lxc/311/status/current")["status"] == "stopped"
+    # CT 311's mp0 is on 'nas', which pve3 does not have: PVE's prepare refuses
+    upid = c.write("POST", "/nodes/pve2/lxc/311/migrate", target="pve3")
+    with pytest.raises(AssertionError, match="migration aborted"):
+        c.wait(upid)
+    log = [l["t"] for l in c.get(f"/nodes/pve2/tasks/{upid}/log")]
+    assert "ERROR: migration aborted (duration 00:00:00): storage 'nas' is not available on " \
+           "node 'pve3'" in log
+    assert c.get("/nodes/pve2/lxc/311/config")["hostname"] == "builder"
+    c.wait(c.write("POST", "/nodes/pve2/lxc/311/migrate", target="pve1"))
+    assert c.get("/nodes/pve1/lxc/311/status/current")["status"] == "stopped"
     r = c.req("GET", "/nodes/pve2/lxc/311/config")
     assert r.status_code == 500
 

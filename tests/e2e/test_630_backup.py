@@ -9,6 +9,7 @@ import json
 
 import pytest
 
+from plancheck import assert_steps_match
 from simfix import start_sim
 from test_600_plan_apply import TEMPLATE, Lab
 
@@ -86,8 +87,14 @@ def backups(lab, node, vmid, storage="local"):
 
 
 def apply_json(lab, *args):
+    """apply -o json; when it succeeds, it ran exactly the steps plan listed."""
+    flags = [a for a in args if a.startswith("--")]
+    plan = lab.plan_json(*flags) if len(flags) == len(args) else None
     r = lab.pvelab("-o", "json", "apply", "--yes", *args)
-    return r, (json.loads(r.out) if r.out.strip().startswith("{") else None)
+    res = json.loads(r.out) if r.out.strip().startswith("{") else None
+    if r.rc == 0 and plan and res:
+        assert_steps_match(plan, res)
+    return r, res
 
 
 def test_delete_is_backed_up_and_rollback_restores_it(lab):
