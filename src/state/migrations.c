@@ -84,6 +84,19 @@ static const char *const migrations[] = {
 	"DROP TABLE history;"
 	"ALTER TABLE history_new RENAME TO history;"
 	"CREATE INDEX history_vmid ON history(vmid, id);",
+	/* 4: who runs a run (pid, host, process start time: a pid reused after a
+	 * crash is not the same process), and the one-apply-per-cluster lock
+	 * (plan/runs.c), which dies with its holder. */
+	"ALTER TABLE runs ADD COLUMN pid INTEGER;"
+	"ALTER TABLE runs ADD COLUMN host TEXT;"
+	"ALTER TABLE runs ADD COLUMN pstart INTEGER;"
+	"CREATE TABLE apply_lock ("
+	"  name TEXT PRIMARY KEY,"
+	"  pid INTEGER NOT NULL,"
+	"  host TEXT NOT NULL,"
+	"  pstart INTEGER NOT NULL,"
+	"  started REAL NOT NULL,"
+	"  run_id INTEGER);",
 };
 
 int
