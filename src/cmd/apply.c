@@ -172,8 +172,8 @@ print_result(const struct pl_ctx *ctx, const json_t *res, long long run)
 		printf("\n");
 	}
 	if (stopped)
-		printf("%s apply finishes the changes (%s plan shows what is left); %s rollback %lld "
-		       "restores the guests this run changed.\n", me, me, me, run);
+		printf("To finish: %s apply (%s plan shows what is left).\nTo undo: %s rollback %lld.\n",
+		       me, me, me, run);
 	else
 		printf("Run %s plan to see what is left; %s rollback %lld restores the guests "
 		       "this run changed.\n", me, me, run);

@@ -51,7 +51,7 @@ def db_rows(path, sql, *args):
 
 
 def newest_run(path):
-    rows = db_rows(path, "SELECT max(id) FROM runs")
+    rows = db_rows(path, "SELECT max(id) FROM runs WHERE kind='apply'")
     return rows[0][0] or 0 if rows else 0
 
 
@@ -108,7 +108,7 @@ def variant(doc, n, names):
 
 
 def test_sigint_at_random_points_leaves_a_run_rollback_restores(tmp_path):
-    lab = Homelab(tmp_path, 250)
+    lab = Homelab(tmp_path, 400)
     try:
         lab.write(lab.doc)
         r = lab.pvelab("apply", "--yes", "-j", "8")
@@ -134,15 +134,17 @@ def test_sigint_at_random_points_leaves_a_run_rollback_restores(tmp_path):
             run_id = newest_run(lab.state)
             assert run_id > last, (out, err)
             status = db_rows(lab.state, "SELECT status FROM runs WHERE id=?", run_id)[0][0]
-            assert p.returncode == 130, (p.returncode, out, err)
+            # 130 once the signal came; 0 only when the apply had ended before it
+            assert p.returncode == 130 or (p.returncode == 0 and status == "ok"), (
+                p.returncode, out, err)
             if status == "ok":  # it finished before the signal
                 assert "Apply complete" in out, out
             else:
                 assert status == "interrupted", (status, out, err)
                 assert f"Apply interrupted (run {run_id})" in out, out
-                assert f"pvelab -c {lab.cfg} rollback {run_id}" in out, out
+                assert f"To undo: pvelab -c {lab.cfg} rollback {run_id}." in out, out
                 assert "interrupted: starting nothing new" in err, err
-            outcomes.append(status)
+            outcomes.append((delay, status, p.returncode))
             # nothing left locked for describe, and no lock left in the store
             assert db_rows(lab.state, "SELECT count(*) FROM apply_lock")[0][0] == 0
             for v in vmids:
@@ -158,7 +160,8 @@ def test_sigint_at_random_points_leaves_a_run_rollback_restores(tmp_path):
             r = lab.pvelab("plan", "--detailed-exitcode")
             assert r.rc == 0 and "No changes." in r.out, r
             current = target
-        assert "interrupted" in outcomes, outcomes
+        print("delay, run status, exit code:", outcomes)
+        assert sum(o[1] == "interrupted" for o in outcomes) >= len(delays) // 2, outcomes
         assert current is not lab.doc
     finally:
         lab.close()
@@ -197,7 +200,7 @@ def test_sigkill_found_interrupted_and_rolled_back(tmp_path):
                              cwd=str(lab.dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def recorded():
-            rows = db_rows(state, "SELECT summary FROM runs WHERE id>?", last)
+            rows = db_rows(state, "SELECT summary FROM runs WHERE id>? AND kind='apply'", last)
             res = json.loads(rows[0][0]) if rows and rows[0][0] else None
             if not res:
                 return None
