@@ -149,6 +149,8 @@ def test_sigint_at_random_points_leaves_a_run_rollback_restores(tmp_path):
             assert db_rows(lab.state, "SELECT count(*) FROM apply_lock")[0][0] == 0
             for v in vmids:
                 assert "lock" not in lab.api(f"/nodes/pve/lxc/{v}/config"), v
+            r = lab.pvelab("describe", str(vmids[0]))  # from the store, refreshed at the end
+            assert r.rc == 0 and "locked" not in r.out, r
             # rollback restores every guest the run changed to its pre-apply config
             r = lab.pvelab("rollback", str(run_id), "--yes")
             assert r.rc == 0, r
@@ -253,8 +255,9 @@ def test_two_concurrent_applies_one_proceeds(tmp_path):
         p = subprocess.Popen([BIN, "-c", str(lab.cfg), "apply", "--yes", "-j", "2"], env=env,
                              cwd=str(lab.dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
-        wait_for(lambda: db_rows(state, "SELECT run_id FROM apply_lock WHERE run_id IS NOT NULL"),
-                 "the first apply's lock")
+        # the first apply is creating guests: a second one must not plan against them
+        wait_for(lambda: any(g["name"].startswith("c") for g in lab.guests()),
+                 "the first apply's first guest")
         r = lab.pvelab("apply", "--yes")
         assert r.rc == 1, r
         err = r.err.strip().splitlines()
@@ -282,6 +285,53 @@ def test_two_concurrent_applies_one_proceeds(tmp_path):
         r = lab.pvelab("-v", "apply", "--yes")
         assert r.rc == 0, r
         assert f"took over a stale apply lock (pid {k.pid}" in r.err, r
+    finally:
+        lab.close()
+
+
+def test_second_signal_abandons_the_wait_not_the_tasks(tmp_path):
+    lab = Lab(tmp_path, "--task-ms", "2000")
+    state = str(tmp_path / "state.db")
+    try:
+        lab.write(KEEP)
+        assert lab.pvelab("apply", "--yes").rc == 0
+        lab.write(KEEP.replace("the web server", "web 2").replace("the database", "db 2"))
+        env = dict(os.environ, **lab.env)
+        p = subprocess.Popen([BIN, "-c", str(lab.cfg), "-v", "apply", "--yes", "-j", "2"], env=env,
+                             cwd=str(lab.dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        seen = set()
+        while len(seen) < 2:  # both snapshot tasks in flight
+            line = p.stderr.readline()
+            assert line, "apply ended early"
+            for g in ("web", "db"):
+                if f"{g}: snapshot" in line:
+                    seen.add(g)
+        p.send_signal(signal.SIGTERM)
+        err = ""
+        while "starting nothing new" not in err:
+            line = p.stderr.readline()
+            assert line, err
+            err += line
+        p.send_signal(signal.SIGTERM)
+        out, rest = p.communicate(timeout=60)
+        assert p.returncode == 143, (out, err + rest)
+        assert "no longer waiting for the tasks in flight" in rest, rest
+        run_id = newest_run(state)
+        row = db_rows(state, "SELECT status, summary FROM runs WHERE id=?", run_id)[0]
+        assert row[0] == "interrupted", row
+        changes = json.loads(row[1])["changes"]
+        assert [c["status"] for c in changes] == ["abandoned", "abandoned"], changes
+        for c in changes:
+            assert c["step"] == "snapshot" and c["upid"].startswith("UPID:"), c
+            assert "snapshot" not in c  # not known to be taken: nothing claimed
+            assert f"abandoned   update {c['guest']}: snapshot still running in Proxmox as {c['upid']}" in out, out
+        # Proxmox went on with the tasks; afterwards the next apply finishes the job
+        for c in changes:
+            lab.wait(c["node"], c["upid"])
+        r = lab.pvelab("apply", "--yes")
+        assert r.rc == 0, r
+        assert lab.pvelab("plan", "--detailed-exitcode").rc == 0
     finally:
         lab.close()
 
