@@ -173,6 +173,10 @@ const struct pl_cmd pl_cmd_rollback = {
 	.name = "rollback",
 	.summary = "restore the guests an apply run changed (no RUN: list the runs)",
 	.usage = "[RUN] [--yes]",
+	.help = "Rolls back each guest the run snapshotted (pvelab-pre-RUN), also for a run\n"
+		"that was interrupted or killed: what it recorded as it went is what is rolled\n"
+		"back. Guests the run created are named (pvelab destroy removes them). Like\n"
+		"apply, it refuses while another apply runs on the cluster.",
 	.opts = opts,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,

@@ -20,6 +20,7 @@
 #include "pve/client.h"
 
 #include <event2/event.h>
+#include <pthread.h>
 
 enum step {
 	S_END,
@@ -84,12 +85,38 @@ struct applier {
 	bool failed;
 	bool abandoned; /* the caller stopped waiting; orphans answers are due */
 	size_t orphans;
+	struct applier *next_abandoned;
 	json_t *shared; /* "template|node|volid" -> "busy"|"present"; "clone|node" -> "busy" */
 };
 
 static void job_step(struct job *j);
 static void start_more(struct applier *ap);
 static void applier_free(struct applier *ap);
+
+/* Abandoned runs waiting for their last answers: kept reachable, so that a
+ * client freed before they come (its callbacks then never run) does not
+ * leave them as leaks to the sanitizers. */
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct applier *abandoned_runs;
+
+static void
+abandoned_link(struct applier *ap, bool add)
+{
+	struct applier **pp;
+
+	pthread_mutex_lock(&abandoned_lock);
+	if (add) {
+		ap->next_abandoned = abandoned_runs;
+		abandoned_runs = ap;
+	} else {
+		for (pp = &abandoned_runs; *pp; pp = &(*pp)->next_abandoned)
+			if (*pp == ap) {
+				*pp = ap->next_abandoned;
+				break;
+			}
+	}
+	pthread_mutex_unlock(&abandoned_lock);
+}
 
 static int
 stop_level(const struct applier *ap)
@@ -106,8 +133,10 @@ orphaned(struct job *j)
 	j->inflight = false;
 	if (!ap->abandoned)
 		return false;
-	if (--ap->orphans == 0)
+	if (--ap->orphans == 0) {
+		abandoned_link(ap, false);
 		applier_free(ap);
+	}
 	return true;
 }
 
@@ -957,9 +986,10 @@ pl_apply_run(struct event_base *base, struct pl_pve *c, const json_t *plan,
 	ap->o_copy->progress = NULL;
 	ap->o_copy->record = NULL;
 	ap->o_copy->stop = NULL;
-	if (ap->orphans)
+	if (ap->orphans) {
 		ap->abandoned = true;
-	else
+		abandoned_link(ap, true);
+	} else
 		applier_free(ap);
 	return r;
 }
