@@ -213,6 +213,19 @@ add_shell_word(struct pl_buf *b, const char *s)
 }
 
 char *
+pl_cmd_shell_word(const char *s)
+{
+	struct pl_buf b;
+	char *r;
+
+	pl_buf_init(&b, 0);
+	add_shell_word(&b, s);
+	r = pl_strdup(b.data);
+	pl_buf_release(&b);
+	return r;
+}
+
+char *
 pl_cmd_invocation(const struct pl_ctx *ctx)
 {
 	struct pl_buf b;

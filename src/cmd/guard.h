@@ -39,5 +39,7 @@ int pl_guard_exit(const struct pl_guard *g, int code);
 /* How the user ran pvelab, for hints: "pvelab" or "pvelab -c FILE" when -c
  * was given (quoted for the shell when needed). Caller frees. */
 char *pl_cmd_invocation(const struct pl_ctx *ctx);
+/* s quoted for a POSIX shell when it needs it. Caller frees. */
+char *pl_cmd_shell_word(const char *s);
 
 #endif

@@ -78,10 +78,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	else {
 		pl_planning_print(ctx, plan);
 		if (out) {
-			char *me = pl_cmd_invocation(ctx);
+			char *me = pl_cmd_invocation(ctx), *word = pl_cmd_shell_word(out);
 
-			printf("Saved the plan to '%s': %s apply %s\n", out, me, out);
+			printf("Saved the plan to '%s': %s apply %s\n", out, me, word);
 			free(me);
+			free(word);
 		}
 	}
 	rc = detailed && pl_plan_has_changes(plan) ? PL_EXIT_CHANGES : PL_EXIT_OK;

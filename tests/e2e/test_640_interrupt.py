@@ -307,6 +307,9 @@ def test_second_signal_abandons_the_wait_not_the_tasks(tmp_path):
             for g in ("web", "db"):
                 if f"{g}: snapshot" in line:
                     seen.add(g)
+        # ... and running in Proxmox, so their answers (the UPIDs) are on the way back
+        wait_for(lambda: sum(t.get("type") == "qmsnapshot" and "status" not in t
+                             for t in lab.api("GET", "/cluster/tasks")) == 2, "two snapshot tasks")
         p.send_signal(signal.SIGTERM)
         err = ""
         while "starting nothing new" not in err:
