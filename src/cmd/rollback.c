@@ -42,9 +42,16 @@ list_runs(struct pl_ctx *ctx, struct pl_session *s)
 		char when[32];
 
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
-		printf("run %-5lld %s  %-8s %lld ok, %lld failed\n", pl_json_int(r, "id", 0), when,
-		       pl_json_str_or(r, "status", "?"), pl_json_int(json_object_get(r, "result"), "ok", 0),
-		       pl_json_int(json_object_get(r, "result"), "failed", 0));
+		const json_t *res = json_object_get(r, "result");
+
+		printf("run %-5lld %s  %-11s %lld ok, %lld failed", pl_json_int(r, "id", 0), when,
+		       pl_json_str_or(r, "status", "?"), pl_json_int(res, "ok", 0),
+		       pl_json_int(res, "failed", 0));
+		if (!strcmp(pl_json_str_or(r, "status", ""), "interrupted"))
+			printf(", %lld interrupted, %lld abandoned, %lld not started",
+			       pl_json_int(res, "interrupted", 0), pl_json_int(res, "abandoned", 0),
+			       pl_json_int(res, "skipped", 0));
+		printf("\n");
 	}
 	json_decref(runs);
 	return PL_EXIT_OK;

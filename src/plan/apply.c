@@ -469,6 +469,8 @@ job_step(struct job *j)
 		job_end(j, j->pc == 0 ? "not started" : "interrupted", NULL);
 		return;
 	}
+	if (j->pc == 0) /* what the record says of a change in flight */
+		json_object_set_new(j->result, "status", json_string("running"));
 	/* past these the guest is half made until the program ends */
 	if (j->prog[j->pc] == S_CREATE || j->prog[j->pc] == S_CLONE ||
 	    (j->prog[j->pc] == S_DESTROY && j->pc + 1 < j->nsteps))

@@ -63,7 +63,8 @@ struct pl_apply_opts {
  *  "snapshot","created","done","step","upid","was_running","pending_reboot"}]}:
  * status "ok", "failed", "not started" (counted as "skipped"), "interrupted"
  * (ended early between tasks) or "abandoned" (its task "upid" was still
- * running in step "step"); "snapshot" is named only once it was taken,
+ * running in step "step"); the results handed to opts.record say "running"
+ * of a change in flight; "snapshot" is named only once it was taken,
  * "created" is true once the guest exists, "done" lists the steps finished.
  * Returns 0 when every change succeeded, PL_ECANCEL when stopped (and none
  * failed), PL_ETASK otherwise.

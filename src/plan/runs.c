@@ -90,6 +90,34 @@ is_self(long long pid, const char *host, long long pstart)
 	       pstart == proc_start((long)getpid());
 }
 
+/* A dead run's result: the changes it was carrying out ("running") were
+ * interrupted where they stood. NULL when there is none. */
+static char *
+reaped_summary(const char *text)
+{
+	json_t *res = text ? json_loads(text, JSON_DECODE_ANY, NULL) : NULL;
+	json_t *c;
+	long long cut = 0;
+	size_t i;
+	char *out;
+
+	if (!json_is_object(res)) {
+		json_decref(res);
+		return NULL;
+	}
+	json_array_foreach(json_object_get(res, "changes"), i, c) {
+		if (!strcmp(pl_json_str_or(c, "status", ""), "running")) {
+			json_object_set_new(c, "status", json_string("interrupted"));
+			cut++;
+		}
+	}
+	json_object_set_new(res, "interrupted", json_integer(pl_json_int(res, "interrupted", 0) + cut));
+	json_object_set_new(res, "stopped", json_true());
+	out = pl_json_canonical(res);
+	json_decref(res);
+	return out;
+}
+
 int
 pl_runs_reap(struct pl_state *s, int *n, char **errmsg)
 {
@@ -99,8 +127,8 @@ pl_runs_reap(struct pl_state *s, int *n, char **errmsg)
 
 	if (n)
 		*n = 0;
-	if (sqlite3_prepare_v2(db, "SELECT id,pid,host,pstart FROM runs WHERE status='running'", -1,
-			       &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db, "SELECT id,pid,host,pstart,summary FROM runs WHERE status='running'",
+			       -1, &st, NULL) != SQLITE_OK)
 		return db_error(db, errmsg);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		const char *host = (const char *)sqlite3_column_text(st, 2);
@@ -109,13 +137,21 @@ pl_runs_reap(struct pl_state *s, int *n, char **errmsg)
 		if (sqlite3_column_type(st, 1) == SQLITE_NULL ||
 		    holder_alive(sqlite3_column_int64(st, 1), host, sqlite3_column_int64(st, 3)))
 			continue;
-		if (up == NULL && sqlite3_prepare_v2(db, "UPDATE runs SET status='interrupted' "
-						     "WHERE id=? AND status='running'", -1, &up,
+		if (up == NULL && sqlite3_prepare_v2(db, "UPDATE runs SET status='interrupted', "
+						     "summary=coalesce(?2, summary) "
+						     "WHERE id=?1 AND status='running'", -1, &up,
 						     NULL) != SQLITE_OK) {
 			r = db_error(db, errmsg);
 			break;
 		}
+		char *sum = reaped_summary((const char *)sqlite3_column_text(st, 4));
+
 		sqlite3_bind_int64(up, 1, sqlite3_column_int64(st, 0));
+		if (sum)
+			sqlite3_bind_text(up, 2, sum, -1, SQLITE_TRANSIENT);
+		else
+			sqlite3_bind_null(up, 2);
+		free(sum);
 		if (sqlite3_step(up) != SQLITE_DONE) {
 			r = db_error(db, errmsg);
 			break;

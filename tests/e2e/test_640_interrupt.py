@@ -224,6 +224,8 @@ def test_sigkill_found_interrupted_and_rolled_back(tmp_path):
         runs = lab.pvelab("-o", "json", "rollback").json()
         rec = [x for x in runs if x["id"] == run_id][0]
         assert rec["status"] == "interrupted" and rec["pid"] == p.pid
+        # the changes it was carrying out were interrupted where they stood
+        assert "running" not in {c["status"] for c in rec["result"]["changes"]}, rec
         live = {g["name"]: g for g in lab.guests()}
         created = [c for c in rec["result"]["changes"] if c.get("created")]
         assert created
