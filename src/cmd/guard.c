@@ -2,7 +2,9 @@
  * The guard around runs that change guests (see guard.h): the lock is named
  * by the cluster's normalised endpoints (PVELAB_URL or cluster.endpoints,
  * sorted, so the order of failover does not matter), and lives in the state
- * store next to the runs.
+ * store next to the runs. The host-wide lock file is flock(2)ed: the kernel
+ * releases it when its holder dies, however it dies; it holds the holder's
+ * pid, start and state database for the refusal. Other hosts are not seen.
  */
 #include "core/common.h"
 #include "cmd/guard.h"
@@ -16,8 +18,12 @@
 #include "plan/runs.h"
 #include "pve/client.h"
 
+#include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -78,6 +84,112 @@ lock_name(const struct pl_session *s)
 	return r;
 }
 
+/* $XDG_RUNTIME_DIR/pvelab, else /tmp/pvelab-UID: made 0700, and used only
+ * when it is a directory of this user's (not a link another user planted). */
+static char *
+lock_dir(void)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	char *dir = xdg && *xdg ? pl_asprintf("%s/pvelab", xdg)
+				: pl_asprintf("/tmp/pvelab-%lu", (unsigned long)getuid());
+	struct stat sb;
+
+	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+		goto bad;
+	if (lstat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode) || sb.st_uid != getuid() ||
+	    (sb.st_mode & 077))
+		goto bad;
+	return dir;
+bad:
+	pl_log_info("no lock file for this host in '%s': only the state database's lock serialises applies", dir);
+	free(dir);
+	return NULL;
+}
+
+/* The refusal from what the holder wrote into the lock file. */
+static int
+host_busy(int fd, char **errmsg)
+{
+	char text[1024], since[16] = "?";
+	ssize_t n = pread(fd, text, sizeof(text) - 1, 0);
+	json_t *h = NULL;
+	int r;
+
+	if (n > 0) {
+		text[n] = '\0';
+		h = json_loads(text, 0, NULL);
+	}
+	if (h && pl_json_num(h, "started", 0) > 0) {
+		time_t t = (time_t)pl_json_num(h, "started", 0);
+		struct tm tm;
+
+		localtime_r(&t, &tm);
+		strftime(since, sizeof(since), "%H:%M:%S", &tm);
+	}
+	r = pl_seterr(errmsg, PL_ECONFLICT,
+		      "another apply is running (pid %lld on host %s, since %s, state database '%s'); "
+		      "wait for it or stop it", pl_json_int(h, "pid", 0),
+		      pl_json_str_or(h, "host", "?"), since, pl_json_str_or(h, "state", "?"));
+	json_decref(h);
+	return r;
+}
+
+/* Serialise the applies to one cluster on this host, whatever state database
+ * they use. Where no lock file can be had, the store's lock is all there is. */
+static int
+host_lock(struct pl_guard *g, char **errmsg)
+{
+	char sha[65], host[256] = "?", *dir = lock_dir(), *path, *text;
+	struct stat a, b;
+	json_t *me;
+	int fd = -1;
+
+	if (dir == NULL)
+		return 0;
+	pl_sha256_hex(g->key, strlen(g->key), sha);
+	path = pl_asprintf("%s/apply-%.16s.lock", dir, sha);
+	free(dir);
+	/* the holder unlinks the file when done: a lock taken on a file that is
+	 * no longer the one at path is worth nothing, so try again */
+	for (int tries = 0; tries < 5; tries++) {
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (fd < 0) {
+			pl_log_info("cannot open the lock file '%s': %s", path, strerror(errno));
+			free(path);
+			return 0;
+		}
+		if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+			int r = errno == EWOULDBLOCK ? host_busy(fd, errmsg) : 0;
+
+			close(fd);
+			free(path);
+			return r;
+		}
+		if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino &&
+		    a.st_dev == b.st_dev)
+			break;
+		close(fd);
+		fd = -1;
+	}
+	if (fd < 0) {
+		free(path);
+		return 0;
+	}
+	gethostname(host, sizeof(host) - 1);
+	me = json_pack("{s:I,s:s,s:f,s:s,s:s}", "pid", (json_int_t)getpid(), "host", host, "started",
+		       (double)time(NULL), "state", g->s->state_path ? g->s->state_path : "?",
+		       "cluster", g->key);
+	text = json_dumps(me, JSON_COMPACT);
+	if (ftruncate(fd, 0) != 0 || pwrite(fd, text, strlen(text), 0) < 0)
+		pl_log_info("cannot write the lock file: %s", strerror(errno));
+	free(text);
+	json_decref(me);
+	g->fd = fd;
+	g->fd_held = true;
+	g->fd_path = path;
+	return 0;
+}
+
 int
 pl_guard_take(struct pl_guard *g, struct pl_session *s, char **errmsg)
 {
@@ -90,6 +202,10 @@ pl_guard_take(struct pl_guard *g, struct pl_session *s, char **errmsg)
 	if ((r = pl_runs_lock(s->state, g->key, &stale, errmsg)) != 0)
 		return r;
 	g->locked = true;
+	if ((r = host_lock(g, errmsg)) != 0) {
+		json_decref(stale);
+		return r; /* pl_guard_release gives the store's lock back */
+	}
 	if (stale) {
 		time_t t = (time_t)pl_json_num(stale, "started", 0);
 		char since[16];
@@ -183,6 +299,13 @@ pl_guard_release(struct pl_guard *g)
 		free(err);
 	}
 	g->locked = false;
+	if (g->fd_held) {
+		unlink(g->fd_path); /* before the flock goes: see host_lock */
+		close(g->fd);
+	}
+	g->fd_held = false;
+	free(g->fd_path);
+	g->fd_path = NULL;
 	free(g->key);
 	g->key = NULL;
 }

@@ -1,8 +1,9 @@
 /*
  * What every command that changes guests through the executor (apply,
  * rollback, destroy) wraps its run in: the one-apply-per-cluster lock in the
- * state store, and SIGINT/SIGTERM handled on the session's event loop (the
- * first stops scheduling, the second stops waiting).
+ * state store (plus a lock file on this host, so that configs with separate
+ * state databases are serialised too), and SIGINT/SIGTERM handled on the
+ * session's event loop (the first stops scheduling, the second stops waiting).
  */
 #ifndef PL_CMD_GUARD_H
 #define PL_CMD_GUARD_H
@@ -17,6 +18,9 @@ struct pl_guard {
 	struct pl_session *s;
 	char *key;            /* the lock's name: the cluster's endpoints */
 	bool locked;
+	int fd;               /* the host's lock file, held with flock while fd_held */
+	bool fd_held;
+	char *fd_path;
 	int stop;             /* for pl_apply_opts.stop */
 	int signo;            /* the first signal received, 0 for none */
 	bool over;            /* the run has ended: only its record is left to write */

@@ -270,6 +270,12 @@ def test_two_concurrent_applies_one_proceeds(tmp_path):
         for cmd in (["rollback", "1", "--yes"], ["destroy", "c0", "--yes"]):
             r = lab.pvelab(*cmd)
             assert r.rc == 1 and "another apply is running" in r.err, (cmd, r)
+        # another state database on the same cluster and host is refused as well
+        other = dict(lab.env, PVELAB_STATE=str(tmp_path / "other.db"))
+        r = run("-c", str(lab.cfg), "apply", "--yes", env=other, cwd=str(lab.dir))
+        assert r.rc == 1, r
+        assert (f"pvelab: another apply is running (pid {p.pid} on host {os.uname().nodename}, "
+                f"since ") in r.err and f"state database '{state}'); wait for it or stop it" in r.err, r
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, (out, err)
         names = sorted(g["name"] for g in lab.guests() if g["name"].startswith("c"))
