@@ -1,11 +1,13 @@
 /*
  * `pvelab apply [PLAN.json]`: carry out a plan (a fresh one, or a saved one
  * if the cluster has not changed since), in parallel, snapshotting each guest
- * before changing it; the run is recorded for `pvelab rollback RUN`.
+ * before changing it; the run is recorded as it goes for `pvelab rollback
+ * RUN`. One apply per cluster at a time (cmd/guard.c); Ctrl-C stops it safely.
  */
 #include "core/common.h"
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
+#include "cmd/guard.h"
 #include "cmd/planning.h"
 #include "config/config.h"
 #include "core/buf.h"
@@ -34,6 +36,9 @@ enum { O_JOBS, O_REBOOT, O_REPLACE, O_DELETE, O_YES, O_NOSNAP, O_NOBACKUP, O_PRO
 
 struct progress {
 	const struct pl_ctx *ctx;
+	struct pl_state *state;
+	long long run_id;
+	const json_t *plan;
 	bool show;
 	bool live;       /* redraw a status line (stderr is a terminal) */
 	json_t *running; /* guest -> current step */
@@ -71,13 +76,16 @@ on_progress(const struct pl_apply_event *ev, void *arg)
 		return;
 	if (p->live)
 		fputs("\r\033[K", stderr);
-	if (finished)
+	if (finished || ev->stopped)
 		json_object_del(p->running, ev->guest);
 	else if (!ev->done)
 		json_object_set_new(p->running, ev->guest, json_string(ev->step));
 	if (ev->error)
 		fprintf(stderr, "  %sfailed%s %s (%s): %s\n", pl_color(p->ctx, PL_C_RED),
 			pl_color(p->ctx, PL_C_RESET), ev->guest, ev->action, ev->error);
+	else if (ev->stopped)
+		fprintf(stderr, "  %sstopped%s %s (%s)  [%zu/%zu]\n", pl_color(p->ctx, PL_C_YELLOW),
+			pl_color(p->ctx, PL_C_RESET), ev->guest, ev->action, ev->finished, ev->total);
 	else if (finished)
 		fprintf(stderr, "  %sdone%s   %s (%s)  [%zu/%zu]\n", pl_color(p->ctx, PL_C_GREEN),
 			pl_color(p->ctx, PL_C_RESET), ev->guest, ev->action, ev->finished, ev->total);
@@ -85,6 +93,25 @@ on_progress(const struct pl_apply_event *ev, void *arg)
 		fprintf(stderr, "  ...    %s: %s\n", ev->guest, ev->step);
 	if (p->live && json_object_size(p->running))
 		draw_status(p, ev);
+}
+
+/* The run's result so far into its row, as each change ends or takes a step
+ * a rollback needs to know about (a snapshot, a created guest). */
+static void
+on_record(const json_t *change, const json_t *result, void *arg)
+{
+	struct progress *p = arg;
+	json_t *copy = json_copy((json_t *)result);
+	char *err = NULL;
+
+	(void)change;
+	json_object_set_new(copy, "run", json_integer(p->run_id));
+	json_object_set(copy, "plan_summary", json_object_get(p->plan, "summary"));
+	if (pl_runs_update(p->state, p->run_id, copy, &err) != 0) {
+		pl_warn(p->ctx, "%s", err);
+		free(err);
+	}
+	json_decref(copy);
 }
 
 static json_t *
@@ -112,26 +139,49 @@ static void
 print_result(const struct pl_ctx *ctx, const json_t *res, long long run)
 {
 	const json_t *c;
+	char *me = pl_cmd_invocation(ctx);
+	bool stopped = json_is_true(json_object_get(res, "stopped"));
 	size_t i;
 
-	if (pl_json_int(res, "failed", 0) == 0) {
+	if (pl_json_int(res, "failed", 0) == 0 && !stopped) {
 		printf("%sApply complete%s (run %lld): %lld change%s done.\n", pl_color(ctx, PL_C_GREEN),
 		       pl_color(ctx, PL_C_RESET), run, pl_json_int(res, "ok", 0),
 		       pl_json_int(res, "ok", 0) == 1 ? "" : "s");
+		free(me);
 		return;
 	}
-	printf("%sApply failed%s (run %lld): %lld done, %lld failed, %lld not started.\n",
-	       pl_color(ctx, PL_C_RED), pl_color(ctx, PL_C_RESET), run, pl_json_int(res, "ok", 0),
-	       pl_json_int(res, "failed", 0), pl_json_int(res, "skipped", 0));
+	if (stopped)
+		printf("%sApply interrupted%s (run %lld): %lld done, %lld failed, %lld interrupted, "
+		       "%lld abandoned, %lld not started.\n", pl_color(ctx, PL_C_YELLOW),
+		       pl_color(ctx, PL_C_RESET), run, pl_json_int(res, "ok", 0),
+		       pl_json_int(res, "failed", 0), pl_json_int(res, "interrupted", 0),
+		       pl_json_int(res, "abandoned", 0), pl_json_int(res, "skipped", 0));
+	else
+		printf("%sApply failed%s (run %lld): %lld done, %lld failed, %lld not started.\n",
+		       pl_color(ctx, PL_C_RED), pl_color(ctx, PL_C_RESET), run, pl_json_int(res, "ok", 0),
+		       pl_json_int(res, "failed", 0), pl_json_int(res, "skipped", 0));
 	json_array_foreach(json_object_get(res, "changes"), i, c) {
 		const char *st = pl_json_str_or(c, "status", "?");
 
-		printf("  %-8s %s %s%s%s\n", st, pl_json_str_or(c, "action", "?"),
-		       pl_json_str_or(c, "guest", "?"), pl_json_str(c, "error") ? ": " : "",
-		       pl_json_str_or(c, "error", ""));
+		printf("  %-11s %s %s", st, pl_json_str_or(c, "action", "?"), pl_json_str_or(c, "guest", "?"));
+		if (pl_json_str(c, "error"))
+			printf(": %s", pl_json_str(c, "error"));
+		else if (!strcmp(st, "abandoned"))
+			printf(": %s still running in Proxmox%s%s", pl_json_str_or(c, "step", "?"),
+			       pl_json_str(c, "upid") ? " as " : "", pl_json_str_or(c, "upid", ""));
+		else if (!strcmp(st, "interrupted") && json_array_size(json_object_get(c, "steps_done")))
+			printf(" (stopped after %s)",
+			       json_string_value(json_array_get(json_object_get(c, "steps_done"),
+								json_array_size(json_object_get(c, "steps_done")) - 1)));
+		printf("\n");
 	}
-	printf("Run pvelab plan to see what is left; pvelab rollback %lld restores the guests "
-	       "this run changed.\n", run);
+	if (stopped)
+		printf("To finish: %s apply (%s plan shows what is left).\nTo undo: %s rollback %lld.\n",
+		       me, me, me, run);
+	else
+		printf("Run %s plan to see what is left; %s rollback %lld restores the guests "
+		       "this run changed.\n", me, me, run);
+	free(me);
 }
 
 /* A delete or replace in a saved plan that a fresh plan of the same config
@@ -224,6 +274,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_apply_opts ao;
 	int njobs = 4;
 	struct progress prog = { .ctx = ctx };
+	struct pl_guard guard = { 0 };
 	struct pl_session s;
 	struct pl_args a;
 	bool yes = false;
@@ -275,7 +326,30 @@ usage:
 	/* the options the plan listed its steps with are the executor's */
 	pl_plan_apply_opts(&po, &ao);
 	ao.jobs = njobs;
-	if (pl_planning_open(&s, ctx, &err) != 0 || pl_planning_build(&s, &po, &snap, &plan, &err) != 0) {
+	if (pl_planning_open(&s, ctx, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	/* before planning: a second apply must not plan against half-made guests */
+	if (pl_guard_take(&guard, &s, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	if (saved && json_is_integer(json_object_get(saved, "after_run"))) {
+		long long newest = 0;
+		const char *kind = NULL;
+
+		if (pl_runs_newest(s.state, &newest, &kind, &err) != 0) {
+			pl_error("%s", err);
+			goto out;
+		}
+		if (newest > pl_json_int(saved, "after_run", 0)) {
+			pl_error("another %s (run %lld) ran since '%s' was made; run pvelab plan again",
+				 kind, newest, a.pos[0]);
+			goto out;
+		}
+	}
+	if (pl_planning_build(&s, &po, &snap, &plan, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}
@@ -317,6 +391,7 @@ usage:
 	}
 	if (!deletes_allowed(&s, plan, &ao))
 		goto out;
+	fflush(stdout); /* the plan before any progress on stderr (CI logs mix them) */
 	if (!yes) {
 		if (!isatty(STDIN_FILENO)) {
 			pl_error("refusing to apply without --yes when not on a terminal");
@@ -328,6 +403,7 @@ usage:
 			goto out;
 		}
 	}
+	pl_guard_arm(&guard); /* from here a signal stops the run instead of the process */
 	if (pl_runs_begin(s.state, "apply", &run_id, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
@@ -339,32 +415,45 @@ usage:
 	}
 	ao.run_id = run_id;
 	ao.progress = on_progress;
+	ao.record = on_record;
+	ao.stop = &guard.stop;
 	ao.arg = &prog;
+	prog.state = s.state;
+	prog.run_id = run_id;
+	prog.plan = plan;
 	prog.live = isatty(STDERR_FILENO) && ctx->verbosity >= 0;
 	prog.show = ctx->output != PL_OUT_JSON && ctx->verbosity >= 0 && (prog.live || ctx->verbosity > 0);
 	prog.running = json_object();
 	r = pl_apply_run(s.base, s.pve, plan, &ao, &result);
+	/* the run has ended: a signal now only waits for it to be recorded */
+	pl_guard_over(&guard);
 	if (prog.live)
 		fputs("\r\033[K", stderr);
 	json_decref(prog.running);
 	json_object_set_new(result, "run", json_integer(run_id));
 	json_object_set_new(result, "no_backup", json_boolean(ao.no_backup));
 	json_object_set(result, "plan_summary", json_object_get(plan, "summary"));
-	if (pl_runs_finish(s.state, run_id, r == 0 ? "ok" : "failed", result, &err) != 0)
+	if (pl_runs_finish(s.state, run_id,
+			   json_is_true(json_object_get(result, "stopped")) ? "interrupted"
+			   : r == 0 ? "ok" : "failed", result, &err) != 0)
 		pl_warn(ctx, "%s", err);
-	/* record what the cluster looks like now (history rows for this apply) */
+	/* record what the cluster looks like now (history rows for this apply);
+	 * after a second signal the user wants out, and tasks are still running */
 	json_decref(snap);
 	snap = NULL;
 	free(err);
 	err = NULL;
-	if (pl_cmd_sync_now(&s, false, false, NULL, NULL, NULL, &err) != 0)
+	if (guard.stop < PL_APPLY_ABANDON &&
+	    pl_cmd_sync_now(&s, false, false, NULL, NULL, NULL, &err) != 0)
 		pl_warn(ctx, "applied, but the refresh afterwards failed: %s", err);
 	if (ctx->output == PL_OUT_JSON)
 		pl_print_json(json_incref(result));
 	else
 		print_result(ctx, result, run_id);
-	rc = r == 0 ? PL_EXIT_OK : PL_EXIT_ERROR;
+	fflush(stdout);
+	rc = pl_guard_exit(&guard, r == 0 ? PL_EXIT_OK : PL_EXIT_ERROR);
 out:
+	pl_guard_release(&guard);
 	free(err);
 	json_decref(snap);
 	json_decref(plan);
@@ -394,7 +483,15 @@ const struct pl_cmd pl_cmd_apply = {
 		"options it was made with. Without a terminal it needs --yes.\n"
 		"Only guests of this config's project are ever deleted, and only with\n"
 		"--allow-delete (at most safety.max_deletes of them when set): without it a\n"
-		"plan that deletes is refused before anything is done.",
+		"plan that deletes is refused before anything is done.\n"
+		"\n"
+		"One apply (or rollback, destroy) runs at a time per cluster: another one\n"
+		"refuses at once, naming the pid, host and start of the one running. Ctrl-C\n"
+		"(or SIGTERM) starts nothing new and lets each change in flight finish its\n"
+		"current task, records the run as interrupted and exits 130 (143); a second\n"
+		"Ctrl-C stops waiting (Proxmox goes on with the tasks). Run apply again to\n"
+		"finish, or pvelab rollback RUN. A saved plan is refused once another apply\n"
+		"ran after it was made.",
 	.opts = opts,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,

@@ -8,6 +8,7 @@
 #include "core/common.h"
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
+#include "cmd/guard.h"
 #include "cmd/planning.h"
 #include "config/config.h"
 #include "core/json.h"
@@ -84,6 +85,7 @@ static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_apply_opts ao = { .jobs = 4, .allow_delete = true, .max_deletes = -1 };
+	struct pl_guard guard = { 0 };
 	struct pl_session s;
 	struct pl_args a;
 	bool yes = false;
@@ -110,6 +112,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		return pl_args_exit(r);
 	}
 	if (pl_session_open(&s, ctx, PL_NEED_API | PL_NEED_STATE, &err) != 0 ||
+	    pl_guard_take(&guard, &s, &err) != 0 ||
 	    pl_cmd_sync_now(&s, false, false, NULL, NULL, &snap, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
@@ -166,11 +169,17 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	pl_runs_set_project(s.state, run_id, project, NULL);
+	fflush(stdout);
+	ao.stop = &guard.stop;
+	pl_guard_arm(&guard);
 	r = pl_apply_run(s.base, s.pve, plan, &ao, &result);
+	pl_guard_over(&guard);
 	json_object_set_new(result, "run", json_integer(run_id));
 	json_object_set_new(result, "no_backup", json_boolean(ao.no_backup));
-	pl_runs_finish(s.state, run_id, r == 0 ? "ok" : "failed", result, NULL);
-	pl_cmd_sync_now(&s, false, false, NULL, NULL, NULL, NULL);
+	pl_runs_finish(s.state, run_id, json_is_true(json_object_get(result, "stopped")) ? "interrupted"
+				       : r == 0 ? "ok" : "failed", result, NULL);
+	if (guard.stop < PL_APPLY_ABANDON)
+		pl_cmd_sync_now(&s, false, false, NULL, NULL, NULL, NULL);
 	if (ctx->output == PL_OUT_JSON)
 		pl_print_json(json_incref(result));
 	else
@@ -181,8 +190,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	json_array_foreach(json_object_get(result, "changes"), i, live)
 		if (pl_json_str(live, "error"))
 			pl_error("%s: %s", pl_json_str(live, "guest"), pl_json_str(live, "error"));
-	rc = r == 0 ? PL_EXIT_OK : PL_EXIT_ERROR;
+	rc = pl_guard_exit(&guard, r == 0 ? PL_EXIT_OK : PL_EXIT_ERROR);
 out:
+	pl_guard_release(&guard);
 	free(err);
 	free(project);
 	json_decref(snap);

@@ -6,10 +6,12 @@
 #include "core/common.h"
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
+#include "cmd/guard.h"
 #include "cmd/planning.h"
 #include "core/file.h"
 #include "core/json.h"
 #include "plan/plan.h"
+#include "plan/runs.h"
 
 static const struct pl_opt opts[] = {
 	{ "out", 0, "FILE", "save the plan as JSON for pvelab apply FILE" },
@@ -59,7 +61,16 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	if (out) {
-		char *text = json_dumps(plan, JSON_INDENT(2) | JSON_SORT_KEYS);
+		long long newest = 0;
+		char *text;
+
+		/* apply refuses the plan once another run changed guests after it */
+		if (pl_runs_newest(s.state, &newest, NULL, &err) != 0) {
+			pl_error("%s", err);
+			goto out;
+		}
+		json_object_set_new(plan, "after_run", json_integer(newest));
+		text = json_dumps(plan, JSON_INDENT(2) | JSON_SORT_KEYS);
 
 		r = pl_file_write_atomic(out, text, strlen(text), 0644, &err);
 		free(text);
@@ -72,8 +83,13 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_print_json(json_incref(plan));
 	else {
 		pl_planning_print(ctx, plan);
-		if (out)
-			printf("Saved the plan to '%s': pvelab apply %s\n", out, out);
+		if (out) {
+			char *me = pl_cmd_invocation(ctx), *word = pl_cmd_shell_word(out);
+
+			printf("Saved the plan to '%s': %s apply %s\n", out, me, word);
+			free(me);
+			free(word);
+		}
 	}
 	rc = detailed && pl_plan_has_changes(plan) ? PL_EXIT_CHANGES : PL_EXIT_OK;
 out:

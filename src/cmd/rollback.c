@@ -7,6 +7,7 @@
 #include "core/common.h"
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
+#include "cmd/guard.h"
 #include "cmd/planning.h"
 #include "core/json.h"
 #include "core/str.h"
@@ -43,9 +44,16 @@ list_runs(struct pl_ctx *ctx, struct pl_session *s)
 		char when[32];
 
 		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
-		printf("run %-5lld %s  %-8s %lld ok, %lld failed\n", pl_json_int(r, "id", 0), when,
-		       pl_json_str_or(r, "status", "?"), pl_json_int(json_object_get(r, "result"), "ok", 0),
-		       pl_json_int(json_object_get(r, "result"), "failed", 0));
+		const json_t *res = json_object_get(r, "result");
+
+		printf("run %-5lld %s  %-11s %lld ok, %lld failed", pl_json_int(r, "id", 0), when,
+		       pl_json_str_or(r, "status", "?"), pl_json_int(res, "ok", 0),
+		       pl_json_int(res, "failed", 0));
+		if (!strcmp(pl_json_str_or(r, "status", ""), "interrupted"))
+			printf(", %lld interrupted, %lld abandoned, %lld not started",
+			       pl_json_int(res, "interrupted", 0), pl_json_int(res, "abandoned", 0),
+			       pl_json_int(res, "skipped", 0));
+		printf("\n");
 	}
 	json_decref(runs);
 	return PL_EXIT_OK;
@@ -92,6 +100,7 @@ static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_apply_opts ao = { .jobs = 4 };
+	struct pl_guard guard = { 0 };
 	struct pl_session s;
 	struct pl_args a;
 	long long id, rb_id = 0;
@@ -128,6 +137,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		rc = list_runs(ctx, &s);
 		goto out;
 	}
+	if (pl_guard_take(&guard, &s, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
 	if (pl_runs_get(s.state, id, &runrec, &err) != 0) {
 		pl_error("%s (pvelab rollback lists the runs)", err);
 		goto out;
@@ -142,7 +155,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	json_array_foreach(json_object_get(json_object_get(runrec, "result"), "changes"), i, c) {
 		const char *action = pl_json_str_or(c, "action", "");
 
-		if (pl_json_str(c, "snapshot") && strcmp(pl_json_str_or(c, "status", ""), "skipped"))
+		const char *st = pl_json_str_or(c, "status", "");
+
+		/* a snapshot is named once taken (runs before issue 15 named it
+		 * when asked for: their "skipped" changes took none) */
+		if (pl_json_str(c, "snapshot") && strcmp(st, "skipped") && strcmp(st, "not started"))
 			json_array_append_new(changes, json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:b}", "action", "rollback",
 								 "guest", pl_json_str_or(c, "guest", ""), "type",
 								 pl_json_str_or(c, "type", "qemu"), "vmid",
@@ -151,7 +168,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 								 "running", json_is_true(json_object_get(c, "was_running"))));
 		else if (!strcmp(action, "delete") || !strcmp(action, "replace"))
 			restore_change(changes, id, c);
-		else if (!strcmp(action, "create") && !strcmp(pl_json_str_or(c, "status", ""), "ok"))
+		else if (json_is_true(json_object_get(c, "created")) ||
+			 (!strcmp(action, "create") && !strcmp(st, "ok")))
 			printf("note: run %lld created %s (%lld); pvelab destroy %lld removes it\n", id,
 			       pl_json_str_or(c, "guest", "?"), pl_json_int(c, "vmid", 0), pl_json_int(c, "vmid", 0));
 	}
@@ -160,6 +178,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		rc = PL_EXIT_OK;
 		goto out;
 	}
+	if (!strcmp(pl_json_str_or(runrec, "status", ""), "interrupted"))
+		printf("Run %lld was interrupted; rolling back what it recorded.\n", id);
 	json_array_foreach(changes, i, c) {
 		if (pl_json_str(c, "snapshot")) {
 			printf("  <   rollback %s (%s %lld) to %s\n", pl_json_str(c, "guest"), pl_json_str(c, "type"),
@@ -177,10 +197,16 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		rc = isatty(STDIN_FILENO) ? PL_EXIT_ERROR : PL_EXIT_USAGE;
 		goto out;
 	}
+	fflush(stdout);
 	pl_runs_begin(s.state, "rollback", &rb_id, NULL);
+	ao.stop = &guard.stop;
+	pl_guard_arm(&guard);
 	r = pl_apply_run(s.base, s.pve, plan, &ao, &result);
-	pl_runs_finish(s.state, rb_id, r == 0 ? "ok" : "failed", result, NULL);
-	pl_cmd_sync_now(&s, false, false, NULL, NULL, NULL, NULL);
+	pl_guard_over(&guard);
+	pl_runs_finish(s.state, rb_id, json_is_true(json_object_get(result, "stopped")) ? "interrupted"
+				       : r == 0 ? "ok" : "failed", result, NULL);
+	if (guard.stop < PL_APPLY_ABANDON)
+		pl_cmd_sync_now(&s, false, false, NULL, NULL, NULL, NULL);
 	json_array_foreach(json_object_get(result, "changes"), i, c)
 		if (pl_json_str(c, "error"))
 			pl_error("%s: %s", pl_json_str(c, "guest"), pl_json_str(c, "error"));
@@ -189,8 +215,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	else
 		printf("Rolled back %lld guest%s to the state before run %lld.\n", pl_json_int(result, "ok", 0),
 		       pl_json_int(result, "ok", 0) == 1 ? "" : "s", id);
-	rc = r == 0 ? PL_EXIT_OK : PL_EXIT_ERROR;
+	rc = pl_guard_exit(&guard, r == 0 ? PL_EXIT_OK : PL_EXIT_ERROR);
 out:
+	pl_guard_release(&guard);
 	free(err);
 	json_decref(runrec);
 	json_decref(plan);
@@ -203,13 +230,15 @@ out:
 const struct pl_cmd pl_cmd_rollback = {
 	.name = "rollback",
 	.summary = "restore the guests an apply run changed, deleted or replaced (no RUN: list the runs)",
-	.help = "Guests an apply run changed go back to their pvelab-pre-RUN snapshot.\n"
-		"Guests an apply or destroy run deleted or replaced come back from the vzdump\n"
-		"backup taken before the destroy (POST /nodes/N/qemu archive=, /nodes/N/lxc\n"
-		"ostemplate= restore=1) under their old vmid and type; a replacement the run\n"
-		"created is backed up and destroyed first. What will be done is shown before\n"
-		"asking.",
 	.usage = "[RUN] [--yes]",
+	.help = "Guests an apply run changed go back to their pvelab-pre-RUN snapshot, also\n"
+		"for a run that was interrupted or killed: what it recorded as it went is what\n"
+		"is rolled back. Guests an apply or destroy run deleted or replaced come back\n"
+		"from the vzdump backup taken before the destroy (POST /nodes/N/qemu archive=,\n"
+		"/nodes/N/lxc ostemplate= restore=1) under their old vmid and type; a\n"
+		"replacement the run created is backed up and destroyed first. Guests the run\n"
+		"created are named (pvelab destroy removes them). What will be done is shown\n"
+		"before asking. Like apply, it refuses while another apply runs on the cluster.",
 	.opts = opts,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,

@@ -7,7 +7,10 @@
  * bridges), and a container's create checks again, once per node even when
  * many containers need it; clones from one node run one at a time. A guest is
  * backed up (vzdump) before any program destroys it, and a replace either
- * creates first or proves its create before the destroy.
+ * creates first or proves its create before the destroy. Stopped (opts.stop),
+ * a change ends at its next step boundary; abandoned, the requests still in
+ * flight keep the executor's memory alive until their answers come (or the
+ * client is freed), so no callback ever runs on freed memory.
  */
 #include "core/common.h"
 #include "plan/apply.h"
@@ -20,6 +23,7 @@
 #include "pve/client.h"
 
 #include <event2/event.h>
+#include <pthread.h>
 
 enum step {
 	S_END,
@@ -81,23 +85,113 @@ struct job {
 	char *bk_storage;           /* where its backup goes */
 	json_t *bk_before;          /* backups of old_vmid there before ours: volid -> true */
 	struct event *timer;
+	char *upid;                 /* the task waited for, while waiting */
 	bool running_now;
 	bool over;                  /* finished, successfully or not */
+	bool inflight;              /* a request or task wait has this job's callback */
+	bool must_finish;           /* created or destroyed a guest: ends only when done */
 };
 
 struct applier {
 	struct event_base *base;
 	struct pl_pve *c;
 	const struct pl_apply_opts *o;
+	struct pl_apply_opts *o_copy; /* o points here */
 	struct job *jobs;
 	size_t njobs, next, active, finished;
 	int phase;
 	bool failed;
+	bool abandoned; /* the caller stopped waiting; orphans answers are due */
+	size_t orphans;
+	struct applier *next_abandoned;
 	json_t *shared; /* "template|node|volid" -> "busy"|"present"; "clone|node" -> "busy" */
 };
 
 static void job_step(struct job *j);
 static void start_more(struct applier *ap);
+static void applier_free(struct applier *ap);
+
+/* Abandoned runs waiting for their last answers: kept reachable, so that a
+ * client freed before they come (its callbacks then never run) does not
+ * leave them as leaks to the sanitizers. */
+static pthread_mutex_t abandoned_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct applier *abandoned_runs;
+
+static void
+abandoned_link(struct applier *ap, bool add)
+{
+	struct applier **pp;
+
+	pthread_mutex_lock(&abandoned_lock);
+	if (add) {
+		ap->next_abandoned = abandoned_runs;
+		abandoned_runs = ap;
+	} else {
+		for (pp = &abandoned_runs; *pp; pp = &(*pp)->next_abandoned)
+			if (*pp == ap) {
+				*pp = ap->next_abandoned;
+				break;
+			}
+	}
+	pthread_mutex_unlock(&abandoned_lock);
+}
+
+static int
+stop_level(const struct applier *ap)
+{
+	return ap->o->stop ? *ap->o->stop : 0;
+}
+
+/* An answer for a job of an abandoned run: nothing more to do with it. */
+static bool
+orphaned(struct job *j)
+{
+	struct applier *ap = j->ap;
+
+	j->inflight = false;
+	if (!ap->abandoned)
+		return false;
+	if (--ap->orphans == 0) {
+		abandoned_link(ap, false);
+		applier_free(ap);
+	}
+	return true;
+}
+
+static json_t *
+build_result(const struct applier *ap)
+{
+	json_t *list = json_array();
+	size_t i, ok = 0, failed = 0, skipped = 0, interrupted = 0, abandoned = 0;
+
+	for (i = 0; i < ap->njobs; i++) {
+		const char *st = pl_json_str_or(ap->jobs[i].result, "status", "");
+
+		ok += !strcmp(st, "ok");
+		failed += !strcmp(st, "failed");
+		skipped += !strcmp(st, "not started");
+		interrupted += !strcmp(st, "interrupted");
+		abandoned += !strcmp(st, "abandoned");
+		json_array_append(list, ap->jobs[i].result);
+	}
+	return json_pack("{s:i,s:i,s:i,s:i,s:i,s:b,s:o}", "ok", (int)ok, "failed", (int)failed,
+			 "skipped", (int)skipped, "interrupted", (int)interrupted, "abandoned",
+			 (int)abandoned, "stopped",
+			 stop_level(ap) > 0 && skipped + interrupted + abandoned > 0, "changes", list);
+}
+
+/* Hand the caller this change's entry and the result so far, to record. */
+static void
+record(struct job *j)
+{
+	json_t *all;
+
+	if (j->ap->o->record == NULL)
+		return;
+	all = build_result(j->ap);
+	j->ap->o->record(j->result, all, j->ap->o->arg);
+	json_decref(all);
+}
 
 static void
 emit(struct job *j, bool done, const char *error)
@@ -108,6 +202,8 @@ emit(struct job *j, bool done, const char *error)
 		.step = j->over ? "done" : step_names[j->prog[j->pc < j->nsteps ? j->pc : 0]],
 		.done = done,
 		.error = error,
+		.stopped = j->over && error == NULL &&
+			   strcmp(pl_json_str_or(j->result, "status", ""), "ok") != 0,
 		.finished = j->ap->finished,
 		.total = j->ap->njobs,
 	};
@@ -126,13 +222,14 @@ release_hold(struct job *j)
 	}
 }
 
+/* End a job with status ("ok", "failed", "interrupted", "not started"). */
 static void
-job_finish(struct job *j, const char *error)
+job_end(struct job *j, const char *status, const char *error)
 {
 	struct applier *ap = j->ap;
 
 	release_hold(j);
-	json_object_set_new(j->result, "status", json_string(error ? "failed" : "ok"));
+	json_object_set_new(j->result, "status", json_string(status));
 	if (error) {
 		json_object_set_new(j->result, "error", json_string(error));
 		ap->failed = true;
@@ -144,27 +241,66 @@ job_finish(struct job *j, const char *error)
 	ap->finished++;
 	j->over = true;
 	emit(j, true, error);
+	record(j);
 	start_more(ap);
+}
+
+static void
+job_finish(struct job *j, const char *error)
+{
+	job_end(j, error ? "failed" : "ok", error);
+}
+
+/* What a finished step leaves behind that a rollback or the next run must
+ * know, recorded at once; and the listed steps carried out, as the plan
+ * showed them (a step that repeats, such as one resize per disk, once). */
+static void
+step_done(struct job *j)
+{
+	enum step s = j->prog[j->pc];
+	bool matters = true;
+	char name[64];
+
+	if (!j->part[j->pc] && j->pc != j->recorded) {
+		json_array_append_new(json_object_get(j->result, "steps_done"), json_string(step_names[s]));
+		j->recorded = j->pc;
+	}
+	switch (s) {
+	case S_SNAPSHOT:
+		snprintf(name, sizeof(name), "pvelab-pre-%lld", j->ap->o->run_id);
+		json_object_set_new(j->result, "snapshot", json_string(name));
+		break;
+	case S_CREATE:
+	case S_CLONE:
+	case S_RESTORE: /* the new guest is there */
+		json_object_set_new(j->result, "created", json_true());
+		json_object_set_new(j->result, "vmid", json_integer(j->vmid));
+		json_object_set_new(j->result, "node", json_string(j->node));
+		break;
+	case S_DESTROY: /* the old guest is gone */
+		json_object_set_new(j->result, "destroyed", json_true());
+		break;
+	case S_MIGRATE:
+		json_object_set_new(j->result, "node", json_string(j->node));
+		break;
+	case S_CONFIG:
+		if (json_is_true(json_object_get(j->change, "reboot")) && !j->ap->o->reboot)
+			json_object_set_new(j->result, "pending_reboot", json_true());
+		break;
+	case S_BACKUP_FIND: /* the archive a rollback restores from */
+		break;
+	default:
+		matters = false;
+	}
+	if (matters)
+		record(j);
 }
 
 static void
 advance(struct job *j)
 {
-	enum step s = j->prog[j->pc];
-
-	/* what rollback needs to know: the old guest is gone, the new one is there */
-	if (s == S_DESTROY)
-		json_object_set_new(j->result, "destroyed", json_true());
-	else if (s == S_CREATE || s == S_CLONE || s == S_RESTORE)
-		json_object_set_new(j->result, "created", json_true());
 	emit(j, true, NULL);
-	/* the listed steps carried out, as the plan showed them (a step that
-	 * repeats, such as one resize per disk, once) */
-	if (j->pc < j->nsteps && !j->part[j->pc] && j->pc != j->recorded) {
-		json_array_append_new(json_object_get(j->result, "steps_done"),
-				      json_string(step_names[j->prog[j->pc]]));
-		j->recorded = j->pc;
-	}
+	step_done(j);
 	j->pc++;
 	j->attempts = 0;
 	job_step(j);
@@ -201,6 +337,10 @@ on_task(int err, const char *exitstatus, const char *errmsg, void *arg)
 {
 	struct job *j = arg;
 
+	if (orphaned(j))
+		return;
+	free(j->upid);
+	j->upid = NULL;
 	if (err) {
 		char *msg = pl_asprintf("%s failed: %s", step_names[j->prog[j->pc]],
 					errmsg ? errmsg : (exitstatus ? exitstatus : pl_strerror(err)));
@@ -260,6 +400,8 @@ on_resp(const struct pl_pve_result *res, void *arg)
 {
 	struct job *j = arg;
 
+	if (orphaned(j))
+		return;
 	if (res->err && harmless(j, res)) {
 		advance(j);
 		return;
@@ -301,6 +443,7 @@ old_path(const struct job *j, const char *suffix)
 static void
 request(struct job *j, const char *method, char *path, json_t *params)
 {
+	j->inflight = true;
 	pl_pve_request(j->ap->c, method, path, params, on_resp, j);
 	free(path);
 	json_decref(params);
@@ -481,6 +624,16 @@ job_step(struct job *j)
 		job_finish(j, NULL);
 		return;
 	}
+	if (stop_level(j->ap) && !j->must_finish) {
+		job_end(j, j->pc == 0 ? "not started" : "interrupted", NULL);
+		return;
+	}
+	if (j->pc == 0) /* what the record says of a change in flight */
+		json_object_set_new(j->result, "status", json_string("running"));
+	/* past these the guest is half made until the program ends */
+	if (j->prog[j->pc] == S_CREATE || j->prog[j->pc] == S_CLONE || j->prog[j->pc] == S_RESTORE ||
+	    (j->prog[j->pc] == S_DESTROY && j->pc + 1 < j->nsteps))
+		j->must_finish = true;
 	emit(j, false, NULL);
 	switch (j->prog[j->pc]) {
 	case S_BRIDGE: {
@@ -589,7 +742,7 @@ job_step(struct job *j)
 		char name[64];
 
 		snprintf(name, sizeof(name), "pvelab-pre-%lld", j->ap->o->run_id);
-		json_object_set_new(j->result, "snapshot", json_string(name));
+		/* named in the result once taken (step_done) */
 		request(j, "POST", guest_path(j, "/snapshot"),
 			json_pack("{s:s,s:s}", "snapname", name, "description",
 				  "taken by pvelab apply before changing this guest"));
@@ -734,6 +887,15 @@ clone_fix(struct job *j, const json_t *live)
 	 * from the environment here, sent once, never in the plan or the result */
 	if (penv && getenv(penv))
 		json_object_set_new(j->set, "cipassword", json_string(getenv(penv)));
+}
+
+static void
+wait_task(struct job *j, const char *upid)
+{
+	free(j->upid);
+	j->upid = pl_strdup(upid);
+	j->inflight = true;
+	pl_pve_task_wait(j->ap->c, upid, j->ap->o->task_timeout_ms, on_task, j);
 }
 
 static void
@@ -903,16 +1065,14 @@ step_after(struct job *j, json_t *data)
 		/* more disks to grow: wait for this one, then repeat the step */
 		if (json_is_string(data) && pl_str_startswith(json_string_value(data), "UPID:")) {
 			j->again = true; /* on_task runs S_RESIZE again */
-			pl_pve_task_wait(j->ap->c, json_string_value(data), j->ap->o->task_timeout_ms,
-					 on_task, j);
+			wait_task(j, json_string_value(data));
 			return;
 		}
 		job_step(j);
 		return;
 	}
 	if (json_is_string(data) && pl_str_startswith(json_string_value(data), "UPID:")) {
-		pl_pve_task_wait(j->ap->c, json_string_value(data), j->ap->o->task_timeout_ms, on_task,
-				 j);
+		wait_task(j, json_string_value(data));
 		return;
 	}
 	advance(j);
@@ -1105,13 +1265,13 @@ job_init(struct applier *ap, struct job *j, const json_t *ch)
 		? pl_strdup(pl_json_str_or(ch, "old_node", j->node)) : NULL;
 	j->bk_storage = pl_json_str(ch, "backup_storage") || ap->o->backup_storage
 		? pl_strdup(pl_json_str_or(ch, "backup_storage", ap->o->backup_storage)) : NULL;
-	j->result = json_pack("{s:s,s:s,s:s,s:s,s:[]}", "guest", j->guest, "action", a, "type",
-			      j->type, "status", "skipped", "steps_done");
+	j->result = json_pack("{s:s,s:s,s:s,s:s,s:I,s:[]}", "guest", j->guest, "action", a, "type",
+			      j->type, "status", "not started", "vmid", (json_int_t)j->vmid, "steps_done");
+	if (j->node)
+		json_object_set_new(j->result, "node", json_string(j->node));
 	json_object_set_new(j->result, "was_running", json_boolean(j->running_now));
 	if (destroys && ap->o->no_backup)
 		json_object_set_new(j->result, "no_backup", json_true());
-	if (!strcmp(a, "update") && json_is_true(json_object_get(ch, "reboot")) && !ap->o->reboot)
-		json_object_set_new(j->result, "pending_reboot", json_true());
 	if (!strcmp(a, "replace")) {
 		json_object_set_new(j->result, "from_type", json_string(j->old_type));
 		json_object_set_new(j->result, "old_vmid", json_integer(j->old_vmid));
@@ -1142,6 +1302,18 @@ job_release(struct job *j)
 	free(j->old_node);
 	free(j->bk_storage);
 	json_decref(j->bk_before);
+	free(j->upid);
+}
+
+static void
+applier_free(struct applier *ap)
+{
+	for (size_t i = 0; i < ap->njobs; i++)
+		job_release(&ap->jobs[i]);
+	free(ap->jobs);
+	json_decref(ap->shared);
+	free(ap->o_copy);
+	free(ap);
 }
 
 static int
@@ -1164,14 +1336,14 @@ start_more(struct applier *ap)
 	for (;;) {
 		int limit = ap->phase == 0 ? 1 : (ap->o->jobs > 0 ? ap->o->jobs : 4);
 
-		while (!ap->failed && ap->active < (size_t)limit && ap->next < ap->njobs &&
+		while (!ap->failed && !stop_level(ap) && ap->active < (size_t)limit && ap->next < ap->njobs &&
 		       phase_of(ap->jobs[ap->next].change) == ap->phase) {
 			struct job *j = &ap->jobs[ap->next++];
 
 			ap->active++;
 			job_step(j);
 		}
-		if (ap->failed || ap->active > 0 || ap->next >= ap->njobs)
+		if (ap->failed || stop_level(ap) || ap->active > 0 || ap->next >= ap->njobs)
 			return;
 		ap->phase++;
 	}
@@ -1206,7 +1378,7 @@ too_many_deletes(const json_t *plan, const struct pl_apply_opts *o, json_t **res
 	json_array_foreach(changes, i, ch) {
 		json_t *res = json_pack("{s:s,s:s,s:s,s:s}", "guest", pl_json_str_or(ch, "guest", "?"), "action",
 					pl_json_str_or(ch, "action", "?"), "type", pl_json_str_or(ch, "type", "qemu"),
-					"status", "skipped");
+					"status", "not started");
 
 		if (!strcmp(pl_json_str_or(ch, "action", ""), "delete"))
 			json_object_set_new(res, "error", json_string(why));
@@ -1218,56 +1390,83 @@ too_many_deletes(const json_t *plan, const struct pl_apply_opts *o, json_t **res
 	return true;
 }
 
+/* Stop waiting: the changes in flight are "abandoned" (their tasks go on in
+ * Proxmox); answers still due find the applier marked and free it. */
+static void
+abandon(struct applier *ap)
+{
+	for (size_t i = 0; i < ap->njobs; i++) {
+		struct job *j = &ap->jobs[i];
+
+		if (j->timer)
+			event_del(j->timer);
+		if (j->over || i >= ap->next)
+			continue;
+		json_object_set_new(j->result, "status", json_string("abandoned"));
+		json_object_set_new(j->result, "step", json_string(step_names[j->prog[j->pc]]));
+		if (j->upid)
+			json_object_set_new(j->result, "upid", json_string(j->upid));
+		if (j->inflight)
+			ap->orphans++;
+		j->over = true;
+		emit(j, true, NULL);
+	}
+}
+
 int
 pl_apply_run(struct event_base *base, struct pl_pve *c, const json_t *plan,
 	     const struct pl_apply_opts *o, json_t **result)
 {
-	struct applier ap = { .base = base, .c = c, .o = o };
+	struct applier *ap = pl_calloc(1, sizeof(*ap));
 	const json_t *changes = json_object_get(plan, "changes"), *ch;
-	json_t *list = json_array();
-	size_t i, ok = 0, failed = 0, skipped = 0;
-	struct pl_apply_opts local = *o;
+	size_t i;
+	int r;
 
-	if (local.task_timeout_ms == 0)
-		local.task_timeout_ms = 600000;
+	ap->base = base;
+	ap->c = c;
+	ap->o_copy = pl_malloc(sizeof(*o)); /* outlives the call when abandoned */
+	*ap->o_copy = *o;
+	if (ap->o_copy->task_timeout_ms == 0)
+		ap->o_copy->task_timeout_ms = 600000;
+	ap->o = ap->o_copy;
+	ap->shared = json_object();
 	if (too_many_deletes(plan, o, result)) {
-		json_decref(list);
+		applier_free(ap);
 		return PL_EINVAL;
 	}
-	ap.o = &local;
-	ap.shared = json_object();
-	ap.jobs = pl_calloc(json_array_size(changes) + 1, sizeof(*ap.jobs));
+	ap->jobs = pl_calloc(json_array_size(changes) + 1, sizeof(*ap->jobs));
 	json_array_foreach(changes, i, ch) {
 		if (!strcmp(pl_json_str_or(ch, "action", ""), "replace") && !o->allow_replace)
 			continue;
-		job_init(&ap, &ap.jobs[ap.njobs++], ch);
+		job_init(ap, &ap->jobs[ap->njobs++], ch);
 	}
 	/* stable within a phase: keep the plan's order */
-	for (size_t a = 1; a < ap.njobs; a++)
-		for (size_t b = a; b > 0 && cmp_phase(&ap.jobs[b - 1], &ap.jobs[b]) > 0; b--) {
-			struct job t = ap.jobs[b - 1];
+	for (size_t a = 1; a < ap->njobs; a++)
+		for (size_t b = a; b > 0 && cmp_phase(&ap->jobs[b - 1], &ap->jobs[b]) > 0; b--) {
+			struct job t = ap->jobs[b - 1];
 
-			ap.jobs[b - 1] = ap.jobs[b];
-			ap.jobs[b] = t;
+			ap->jobs[b - 1] = ap->jobs[b];
+			ap->jobs[b] = t;
 		}
-	for (i = 0; i < ap.njobs; i++) /* fix back-pointers after moving */
-		ap.jobs[i].ap = &ap;
-	start_more(&ap);
-	while (ap.active > 0)
+	for (i = 0; i < ap->njobs; i++) /* fix back-pointers after moving */
+		ap->jobs[i].ap = ap;
+	start_more(ap);
+	while (ap->active > 0 && stop_level(ap) < PL_APPLY_ABANDON)
 		if (event_base_loop(base, EVLOOP_ONCE) < 0)
 			break;
-	for (i = 0; i < ap.njobs; i++) {
-		const char *st = pl_json_str(ap.jobs[i].result, "status");
-
-		ok += !strcmp(st, "ok");
-		failed += !strcmp(st, "failed");
-		skipped += !strcmp(st, "skipped");
-		json_array_append(list, ap.jobs[i].result);
-		job_release(&ap.jobs[i]);
-	}
-	free(ap.jobs);
-	json_decref(ap.shared);
-	*result = json_pack("{s:i,s:i,s:i,s:o}", "ok", (int)ok, "failed", (int)failed, "skipped",
-			    (int)skipped, "changes", list);
-	return failed ? PL_ETASK : 0;
+	if (ap->active > 0)
+		abandon(ap);
+	*result = build_result(ap);
+	r = pl_json_int(*result, "failed", 0) ? PL_ETASK
+	    : json_is_true(json_object_get(*result, "stopped")) ? PL_ECANCEL : 0;
+	/* the caller's options are gone once it returns */
+	ap->o_copy->progress = NULL;
+	ap->o_copy->record = NULL;
+	ap->o_copy->stop = NULL;
+	if (ap->orphans) {
+		ap->abandoned = true;
+		abandoned_link(ap, true);
+	} else
+		applier_free(ap);
+	return r;
 }

@@ -11,16 +11,43 @@
 
 struct pl_state;
 
-/* Insert a run of kind ("apply", "destroy", "rollback") with status running. */
+/* Insert a run of kind ("apply", "destroy", "rollback") with status running,
+ * owned by this process (pid, host, process start time); a cluster lock this
+ * process holds (pl_runs_lock) then names the run. */
 int pl_runs_begin(struct pl_state *s, const char *kind, long long *id, char **errmsg);
 /* Record the project (config) a run acts for. */
 int pl_runs_set_project(struct pl_state *s, long long id, const char *project, char **errmsg);
-/* Record its end: status "ok" or "failed" and the result JSON. */
+/* Record a running run's result so far, in a transaction of its own. */
+int pl_runs_update(struct pl_state *s, long long id, const json_t *result, char **errmsg);
+/* Record its end: status "ok", "failed" or "interrupted" and the result JSON. */
 int pl_runs_finish(struct pl_state *s, long long id, const char *status, const json_t *result,
 		   char **errmsg);
-/* {"id","kind","started","finished","status","result","project"} of a run, or PL_ENOENT. */
+/* {"id","kind","started","finished","status","result","project","pid","host"}
+ * of a run, or PL_ENOENT. A running run whose process is gone is found
+ * "interrupted". */
 int pl_runs_get(struct pl_state *s, long long id, json_t **run, char **errmsg);
-/* The newest runs of a kind (NULL: any), newest first. */
+/* The newest runs of a kind (NULL: any), newest first (as pl_runs_get). */
 int pl_runs_list(struct pl_state *s, const char *kind, int limit, json_t **runs, char **errmsg);
+/* Record every running run whose process is gone from this host (or is
+ * another process with its pid) as "interrupted"; *n (optional) counts them. */
+int pl_runs_reap(struct pl_state *s, int *n, char **errmsg);
+/* The newest run that changed guests (apply, destroy, rollback): *id, 0 when
+ * none; *kind (optional) is borrowed from a static table. */
+int pl_runs_newest(struct pl_state *s, long long *id, const char **kind, char **errmsg);
+
+/*
+ * One apply at a time per cluster: a lock named by the cluster, held by this
+ * process until pl_runs_unlock or its death (a lock whose process is gone
+ * from this host, or whose pid now belongs to another process, is stale and
+ * taken over). Locks live in one state database: two databases on one
+ * cluster are not serialised by them.
+ */
+/* Take lock name. PL_ECONFLICT when a live process holds it (the message
+ * names its run, pid, host and start); *stale (optional, new reference) is
+ * the lock taken over from a dead holder ({"pid","host","started","run_id"}),
+ * NULL when there was none. */
+int pl_runs_lock(struct pl_state *s, const char *name, json_t **stale, char **errmsg);
+/* Release lock name if this process holds it. */
+int pl_runs_unlock(struct pl_state *s, const char *name, char **errmsg);
 
 #endif

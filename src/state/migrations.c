@@ -86,6 +86,19 @@ static const char *const migrations[] = {
 	"CREATE INDEX history_vmid ON history(vmid, id);",
 	/* 4: the project (config) a run belongs to: guests are owned per project. */
 	"ALTER TABLE runs ADD COLUMN project TEXT;",
+	/* 5: who runs a run (pid, host, process start time: a pid reused after a
+	 * crash is not the same process), and the one-apply-per-cluster lock
+	 * (plan/runs.c), which dies with its holder. */
+	"ALTER TABLE runs ADD COLUMN pid INTEGER;"
+	"ALTER TABLE runs ADD COLUMN host TEXT;"
+	"ALTER TABLE runs ADD COLUMN pstart INTEGER;"
+	"CREATE TABLE apply_lock ("
+	"  name TEXT PRIMARY KEY,"
+	"  pid INTEGER NOT NULL,"
+	"  host TEXT NOT NULL,"
+	"  pstart INTEGER NOT NULL,"
+	"  started REAL NOT NULL,"
+	"  run_id INTEGER);",
 };
 
 int
