@@ -8,21 +8,36 @@
 
 Every change of a plan lists the steps apply will run ("steps"); apply's
 result records the steps it carried out ("steps_done")."""
+import json
 import re
+import sqlite3
 
 SIGNS = {"+": None, "~": "update", "-/+": "replace", "-": "delete", ">": "start",
          "#": "stop", "@": "reboot"}
 
 
+def last_apply_result(state_db):
+    """The result the newest apply run recorded in a state database."""
+    with sqlite3.connect(state_db) as db:
+        row = db.execute("SELECT summary FROM runs WHERE kind='apply' "
+                         "ORDER BY id DESC LIMIT 1").fetchone()
+    return json.loads(row[0])
+
+
 def assert_steps_match(plan, result):
-    """Each change apply ran did exactly the steps the plan listed for it."""
-    planned = {(c["guest"], c["action"]): c["steps"] for c in plan["changes"]}
-    done = {(c["guest"], c["action"]): c for c in result["changes"]}
-    assert len(planned) == len(plan["changes"]), "two changes of one guest and action"
+    """Each change apply ran did exactly the steps the plan listed for it.
+    Changes of one guest and action (a bridge on each node) pair up in order."""
+    planned, done = {}, {}
+    for c in plan["changes"]:
+        planned.setdefault((c["guest"], c["action"]), []).append(c["steps"])
+    for c in result["changes"]:
+        done.setdefault((c["guest"], c["action"]), []).append(c)
     assert set(done) == set(planned), (sorted(done), sorted(planned))
     for key, steps in planned.items():
-        assert done[key]["status"] == "ok", done[key]
-        assert done[key]["steps_done"] == steps, (key, done[key]["steps_done"], steps)
+        assert len(done[key]) == len(steps), (key, len(done[key]), len(steps))
+        for d, want in zip(done[key], steps):
+            assert d["status"] == "ok", d
+            assert d["steps_done"] == want, (key, d["steps_done"], want)
 
 
 def assert_summary_matches_lines(text):

@@ -11,6 +11,7 @@ import urllib3
 import yaml
 
 from conftest import SRC, run
+from plancheck import assert_steps_match, assert_summary_matches_lines, last_apply_result
 from simfix import start_sim, stop_sim
 
 urllib3.disable_warnings()
@@ -36,9 +37,13 @@ def test_example_applies_and_converges(name, tmp_path):
         cfg = os.path.join(EXAMPLES, name)
         r = run("-c", cfg, "validate", "--live", env=env, cwd=str(tmp_path))
         assert r.rc == 0 and "0 warnings" in r.out, r
+        plan = run("-c", cfg, "-o", "json", "plan", env=env, cwd=str(tmp_path)).json()
         r = run("-c", cfg, "apply", "--yes", "-j", "8", env=env, cwd=str(tmp_path))
         assert r.rc == 0, r
         assert "Apply complete" in r.out, r
+        # apply did exactly what its plan listed, and the plan's summary counts its lines
+        assert_steps_match(plan, last_apply_result(env["PVELAB_STATE"]))
+        assert_summary_matches_lines(r.out)
         r = run("-c", cfg, "plan", "--detailed-exitcode", env=env, cwd=str(tmp_path))
         assert r.rc == 0, r
         assert "No changes." in r.out, r

@@ -13,6 +13,7 @@ import requests
 import urllib3
 
 from conftest import BIN, run
+from plancheck import assert_steps_match, last_apply_result
 from simfix import start_sim, stop_sim
 
 urllib3.disable_warnings()
@@ -50,7 +51,35 @@ class Lab:
         self.cfg.write_text(text)
 
     def pvelab(self, *args, **kw):
-        return run("-c", str(self.cfg), *args, env=self.env, cwd=str(self.dir), **kw)
+        """Run pvelab; every successful apply is checked to have run exactly the
+        steps its plan listed (plancheck), whichever test makes it."""
+        plan = self._plan_for(args) if "apply" in args else None
+        r = run("-c", str(self.cfg), *args, env=self.env, cwd=str(self.dir), **kw)
+        if plan is not None and r.rc == 0 and plan["changes"]:
+            assert_steps_match(plan, last_apply_result(self.env["PVELAB_STATE"]))
+        return r
+
+    def _plan_for(self, args):
+        """The plan an apply with these arguments carries out: its saved plan
+        file, or a fresh plan made with the same options."""
+        rest = list(args[args.index("apply") + 1:])
+        flags = []
+        while rest:
+            a = rest.pop(0)
+            if a in ("-j", "--jobs"):
+                rest.pop(0)
+            elif a in ("-p", "--profile"):
+                flags += [a, rest.pop(0)]
+            elif a in ("--reboot", "--allow-replace", "--allow-delete", "--no-snapshot",
+                       "--no-backup"):
+                flags.append(a)
+            elif not a.startswith("-"):
+                path = a if os.path.isabs(a) else os.path.join(str(self.dir), a)
+                with open(path) as f:
+                    return json.load(f)
+        r = run("-c", str(self.cfg), "-o", "json", "plan", *flags, env=self.env,
+                cwd=str(self.dir))
+        return r.json() if r.rc in (0, 2) and r.out.startswith("{") else None
 
     def api(self, method, path, **params):
         for _ in range(10):  # the test's own reads ride out --faults

@@ -5,6 +5,7 @@ its own seed is test_501."""
 import os
 
 from conftest import SRC, run
+from plancheck import assert_steps_match, last_apply_result
 from simfix import start_sim, stop_sim
 
 
@@ -15,8 +16,10 @@ def test_homelab_gitops_applies_on_the_demo_cluster(tmp_path):
            "PVELAB_FINGERPRINT": info["fingerprint"], "PVELAB_STATE": str(tmp_path / "s.db")}
     try:
         assert run("-c", example, "validate", "--live", env=env).rc == 0
+        plan = run("-c", example, "-o", "json", "plan", env=env).json()
         r = run("-c", example, "apply", "--yes", "-j", "8", env=env)
         assert r.rc == 0, r
+        assert_steps_match(plan, last_apply_result(env["PVELAB_STATE"]))
         assert run("-c", example, "plan", "--detailed-exitcode", env=env).rc == 0
         r = run("status", env=env)
         assert r.rc == 0 and "pve3" in r.out, r
