@@ -29,6 +29,9 @@ struct pl_session {
 	char *state_path;
 };
 
+/* Where the state database lives (pl_state_path with the config's `state:`
+ * key; the config is read when there is one): *path is the caller's. */
+int pl_cmd_state_path(struct pl_ctx *ctx, char **path, char **errmsg);
 /* Open what need asks for. On failure the message is one line for the user. */
 int pl_session_open(struct pl_session *s, struct pl_ctx *ctx, unsigned need, char **errmsg);
 /* Open the API client later (e.g. for --live). */

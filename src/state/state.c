@@ -9,18 +9,13 @@
 #include "core/file.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "state/internal.h"
 #include "state/migrations.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <sys/stat.h>
 #include <time.h>
-
-struct pl_state {
-	sqlite3 *db;
-	char *path;
-};
 
 #define WAL_MAX_PAGES "10000" /* wal_autocheckpoint: about 40 MB */
 
@@ -39,8 +34,8 @@ static const char *const not_live[] = {
 	"vmid", "_unread", "status",
 };
 
-static double
-now_s(void)
+double
+pl_state_now(void)
 {
 	struct timespec ts;
 
@@ -48,15 +43,15 @@ now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int
-dberr(struct pl_state *s, char **errmsg, const char *what)
+int
+pl_state_dberr(struct pl_state *s, char **errmsg, const char *what)
 {
 	return pl_seterr(errmsg, PL_EDB, "state database '%s': %s: %s", s->path, what,
 			 sqlite3_errmsg(s->db));
 }
 
-static int
-exec(struct pl_state *s, const char *sql, char **errmsg)
+int
+pl_state_exec(struct pl_state *s, const char *sql, char **errmsg)
 {
 	char *e = NULL;
 
@@ -66,6 +61,26 @@ exec(struct pl_state *s, const char *sql, char **errmsg)
 		return PL_EDB;
 	}
 	return 0;
+}
+
+char *
+pl_state_path(const char *given, const char *config_state, const char *config_path)
+{
+	const char *env = getenv("PVELAB_STATE");
+	char *dir, *r;
+
+	if (given && *given)
+		return pl_strdup(given);
+	if (env && *env)
+		return pl_strdup(env);
+	dir = pl_path_dirname(config_path ? config_path : "pvelab.yaml");
+	if (config_state && *config_state)
+		r = config_state[0] == '/' ? pl_strdup(config_state)
+					   : pl_path_join(dir, config_state);
+	else
+		r = pl_asprintf("%s/.pvelab/state.db", dir);
+	free(dir);
+	return r;
 }
 
 int
@@ -88,12 +103,6 @@ pl_state_version(struct pl_state *s)
 	return v;
 }
 
-struct sqlite3 *
-pl_state_db(struct pl_state *s)
-{
-	return s->db;
-}
-
 static int
 migrate(struct pl_state *s, char **errmsg)
 {
@@ -106,16 +115,16 @@ migrate(struct pl_state *s, char **errmsg)
 	for (int n = v + 1; n <= latest; n++) {
 		char *sql;
 
-		if ((r = exec(s, "BEGIN IMMEDIATE", errmsg)) != 0)
+		if ((r = pl_state_exec(s, "BEGIN IMMEDIATE", errmsg)) != 0)
 			return r;
 		sql = pl_asprintf("%s; PRAGMA user_version = %d;", pl_state_migration(n), n);
-		r = exec(s, sql, errmsg);
+		r = pl_state_exec(s, sql, errmsg);
 		free(sql);
 		if (r != 0) {
-			exec(s, "ROLLBACK", NULL);
+			pl_state_exec(s, "ROLLBACK", NULL);
 			return pl_preferr(errmsg, r, "migration %d", n);
 		}
-		if ((r = exec(s, "COMMIT", errmsg)) != 0)
+		if ((r = pl_state_exec(s, "COMMIT", errmsg)) != 0)
 			return r;
 	}
 	return 0;
@@ -172,7 +181,7 @@ pl_state_open(const char *path, struct pl_state **out, char **errmsg)
 	if ((r = open_common(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s, errmsg)) != 0)
 		return r;
 	chmod(path, 0600);
-	if ((r = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+	if ((r = pl_state_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
 		      "PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=" WAL_MAX_PAGES ";",
 		      errmsg)) != 0 ||
 	    (r = migrate(s, errmsg)) != 0) {
@@ -183,28 +192,98 @@ pl_state_open(const char *path, struct pl_state **out, char **errmsg)
 	return 0;
 }
 
+/* The schema version, or a negative SQLite result code when it cannot be read. */
+static int
+read_version(struct pl_state *s)
+{
+	sqlite3_stmt *st;
+	int rc, v;
+
+	if ((rc = sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL)) != SQLITE_OK)
+		return -rc;
+	rc = sqlite3_step(st);
+	v = rc == SQLITE_ROW ? sqlite3_column_int(st, 0) : -rc;
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* path as an SQLite URI with immutable=1: the file is read as it is, without
+ * the WAL's shared memory (which a read-only directory cannot hold). */
+static char *
+immutable_uri(const char *path)
+{
+	struct pl_buf b;
+	char *r;
+
+	pl_buf_init(&b, 0);
+	pl_buf_addstr(&b, "file:");
+	for (const char *p = path; *p; p++) {
+		if (*p == '%' || *p == '?' || *p == '#')
+			pl_buf_addf(&b, "%%%02x", (unsigned char)*p);
+		else
+			pl_buf_addch(&b, *p);
+	}
+	pl_buf_addstr(&b, "?immutable=1");
+	r = pl_buf_detach(&b, NULL);
+	return r;
+}
+
 int
 pl_state_open_ro(const char *path, struct pl_state **out, char **errmsg)
 {
 	struct stat sb;
 	struct pl_state *s = NULL;
-	int r;
+	int r, v;
 
 	*out = NULL;
 	if (stat(path, &sb) != 0)
 		return pl_seterr(errmsg, PL_ENOENT, "no state at '%s' yet (run 'pvelab sync' "
 				 "first, or use --live)", path);
-	/* Read-write open so that WAL recovery can run after a crash; nothing is written. */
-	if ((r = open_common(path, SQLITE_OPEN_READWRITE, &s, errmsg)) != 0)
+	/* Read-only: a read never writes, never migrates, and works on a
+	 * read-only mount. A store whose WAL index cannot be made there is read
+	 * as the file holds it. */
+	if ((r = open_common(path, SQLITE_OPEN_READONLY, &s, errmsg)) != 0)
 		return r;
-	if (pl_state_version(s) < pl_state_migration_count()) {
-		if ((r = migrate(s, errmsg)) != 0) {
-			pl_state_close(s);
+	s->ro = true;
+	if ((v = read_version(s)) < 0) {
+		char *uri = immutable_uri(s->path);
+
+		pl_state_close(s);
+		s = NULL;
+		r = open_common(uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, &s, errmsg);
+		free(uri);
+		if (r != 0)
 			return r;
+		free(s->path);
+		s->path = pl_strdup(path);
+		s->ro = true;
+		if ((v = read_version(s)) < 0) {
+			r = pl_state_dberr(s, errmsg, "read");
+			goto fail;
 		}
+	}
+	if (v == 0) {
+		r = pl_seterr(errmsg, PL_ENOENT, "no state in '%s' yet (run 'pvelab sync' first, "
+			      "or use --live)", path);
+		goto fail;
+	}
+	if (v > pl_state_migration_count()) {
+		r = pl_seterr(errmsg, PL_EDB, "state database '%s' has schema version %d, newer "
+			      "than this pvelab knows (%d); upgrade pvelab", path, v,
+			      pl_state_migration_count());
+		goto fail;
+	}
+	if (v < pl_state_migration_count()) {
+		r = pl_seterr(errmsg, PL_EDB, "state database '%s' has schema version %d, older "
+			      "than this pvelab's (%d) (run 'pvelab sync' to upgrade it; reading "
+			      "never does)", path, v, pl_state_migration_count());
+		goto fail;
 	}
 	*out = s;
 	return 0;
+fail:
+	pl_state_close(s);
+	return r;
 }
 
 /*
@@ -248,7 +327,7 @@ pl_state_checkpoint_start(struct pl_state *s)
 	struct pl_state_ckpt *k;
 	char *wal = pl_asprintf("%s-wal", s->path);
 	struct stat sb;
-	bool some = stat(wal, &sb) == 0 && sb.st_size > 0;
+	bool some = !s->ro && stat(wal, &sb) == 0 && sb.st_size > 0;
 
 	free(wal);
 	if (!some)
@@ -331,28 +410,28 @@ pl_state_guest_sig(const json_t *guest)
 	return sig;
 }
 
-static int
-prep(struct pl_state *s, const char *sql, sqlite3_stmt **st, char **errmsg)
+int
+pl_state_prep(struct pl_state *s, const char *sql, sqlite3_stmt **st, char **errmsg)
 {
 	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
-		return dberr(s, errmsg, "prepare");
+		return pl_state_dberr(s, errmsg, "prepare");
 	return 0;
 }
 
-static int
-step_done(struct pl_state *s, sqlite3_stmt *st, char **errmsg)
+int
+pl_state_step_done(struct pl_state *s, sqlite3_stmt *st, char **errmsg)
 {
 	int rc = sqlite3_step(st);
 
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return dberr(s, errmsg, "write");
+		return pl_state_dberr(s, errmsg, "write");
 	return 0;
 }
 
-static void
-bind_text_or_null(sqlite3_stmt *st, int i, const char *v)
+void
+pl_state_bind_text(sqlite3_stmt *st, int i, const char *v)
 {
 	if (v)
 		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
@@ -378,7 +457,7 @@ add_history(struct pl_state *s, sqlite3_stmt *st, long long vmid, const char *ki
 	sqlite3_bind_double(st, 6, ts);
 	sqlite3_bind_text(st, 7, json_string_value(json_array_get(sig, 1)),
 			  (int)json_string_length(json_array_get(sig, 1)), SQLITE_STATIC);
-	return step_done(s, st, errmsg);
+	return pl_state_step_done(s, st, errmsg);
 }
 
 static void
@@ -414,34 +493,34 @@ pl_state_sync_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out
 	*out = NULL;
 	y->s = s;
 	y->dry_run = dry_run;
-	y->ts = now_s();
+	y->ts = pl_state_now();
 	y->known = json_object();
 	y->changes = json_array();
 	/* With foreign keys on, SQLite opens a statement journal for every insert
 	 * they could abort: a tenth of a large sync. The rows written here refer
 	 * only to the run row written first, so the checks are off until the end. */
-	if ((r = exec(s, "PRAGMA foreign_keys=OFF; BEGIN IMMEDIATE", errmsg)) != 0) {
+	if ((r = pl_state_exec(s, "PRAGMA foreign_keys=OFF; BEGIN IMMEDIATE", errmsg)) != 0) {
 		pl_state_sync_abort(y);
 		return r;
 	}
-	if ((r = prep(s, "INSERT INTO runs(kind,started) VALUES ('sync', ?)", &st, errmsg)) != 0)
+	if ((r = pl_state_prep(s, "INSERT INTO runs(kind,started) VALUES ('sync', ?)", &st, errmsg)) != 0)
 		goto fail;
 	sqlite3_bind_double(st, 1, y->ts);
-	r = step_done(s, st, errmsg);
+	r = pl_state_step_done(s, st, errmsg);
 	sqlite3_finalize(st);
 	if (r != 0)
 		goto fail;
 	y->run = sqlite3_last_insert_rowid(s->db);
-	if ((r = prep(s, "INSERT INTO guests(vmid,type,node,name,status,tags,template,sha256,"
+	if ((r = pl_state_prep(s, "INSERT INTO guests(vmid,type,node,name,status,tags,template,sha256,"
 		      "json,live,run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(vmid) DO UPDATE "
 		      "SET type=excluded.type, node=excluded.node, name=excluded.name, "
 		      "status=excluded.status, tags=excluded.tags, template=excluded.template, "
 		      "sha256=excluded.sha256, json=excluded.json, live=excluded.live, "
 		      "run_id=excluded.run_id", &y->up, errmsg)) != 0 ||
-	    (r = prep(s, "UPDATE guests SET status = ?, live = ?, run_id = ? WHERE vmid = ?",
+	    (r = pl_state_prep(s, "UPDATE guests SET status = ?, live = ?, run_id = ? WHERE vmid = ?",
 		      &y->live, errmsg)) != 0 ||
-	    (r = prep(s, ST_HIST, &y->hist, errmsg)) != 0 ||
-	    (r = prep(s, "SELECT vmid, sha256 FROM guests", &st, errmsg)) != 0)
+	    (r = pl_state_prep(s, ST_HIST, &y->hist, errmsg)) != 0 ||
+	    (r = pl_state_prep(s, "SELECT vmid, sha256 FROM guests", &st, errmsg)) != 0)
 		goto fail;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		char key[32];
@@ -452,7 +531,7 @@ pl_state_sync_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out
 	}
 	sqlite3_finalize(st);
 	if (r != SQLITE_DONE) {
-		r = dberr(s, errmsg, "read guests");
+		r = pl_state_dberr(s, errmsg, "read guests");
 		goto fail;
 	}
 	*out = y;
@@ -471,8 +550,8 @@ pl_state_sync_abort(struct pl_state_sync *y)
 	sqlite3_finalize(y->hist);
 	sqlite3_finalize(y->live);
 	if (sqlite3_get_autocommit(y->s->db) == 0)
-		exec(y->s, "ROLLBACK", NULL);
-	exec(y->s, "PRAGMA foreign_keys=ON", NULL);
+		pl_state_exec(y->s, "ROLLBACK", NULL);
+	pl_state_exec(y->s, "PRAGMA foreign_keys=ON", NULL);
 	json_decref(y->known);
 	json_decref(y->changes);
 	free(y->errmsg);
@@ -497,12 +576,12 @@ guest_live(struct pl_state_sync *y, json_t *g, long long vmid, bool unread, char
 	char *text = unread ? pl_json_compact_without(g, not_live, PL_ARRAY_LEN(not_live) - 1)
 			    : live_text(g);
 
-	bind_text_or_null(y->live, 1, pl_json_str(g, "status"));
+	pl_state_bind_text(y->live, 1, pl_json_str(g, "status"));
 	sqlite3_bind_text(y->live, 2, text, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(y->live, 3, y->run);
 	sqlite3_bind_int64(y->live, 4, vmid);
 	free(text);
-	return step_done(y->s, y->live, errmsg);
+	return pl_state_step_done(y->s, y->live, errmsg);
 }
 
 static int
@@ -515,10 +594,10 @@ guest_put(struct pl_state_sync *y, json_t *g, long long vmid, const char *type,
 
 	sqlite3_bind_int64(up, 1, vmid);
 	sqlite3_bind_text(up, 2, type, -1, SQLITE_TRANSIENT);
-	bind_text_or_null(up, 3, pl_json_str_or(g, "node", ""));
-	bind_text_or_null(up, 4, pl_json_str(g, "name"));
-	bind_text_or_null(up, 5, pl_json_str(g, "status"));
-	bind_text_or_null(up, 6, pl_json_str(g, "tags"));
+	pl_state_bind_text(up, 3, pl_json_str_or(g, "node", ""));
+	pl_state_bind_text(up, 4, pl_json_str(g, "name"));
+	pl_state_bind_text(up, 5, pl_json_str(g, "status"));
+	pl_state_bind_text(up, 6, pl_json_str(g, "tags"));
 	sqlite3_bind_int(up, 7, (int)pl_json_int(g, "template", 0));
 	sqlite3_bind_text(up, 8, json_string_value(json_array_get(sig, 0)), 64, SQLITE_STATIC);
 	sqlite3_bind_text(up, 9, json_string_value(durable), (int)json_string_length(durable),
@@ -526,7 +605,7 @@ guest_put(struct pl_state_sync *y, json_t *g, long long vmid, const char *type,
 	sqlite3_bind_text(up, 10, text, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(up, 11, y->run);
 	free(text);
-	return step_done(y->s, up, errmsg);
+	return pl_state_step_done(y->s, up, errmsg);
 }
 
 void
@@ -587,8 +666,8 @@ record_gone(struct pl_state_sync *y, char **errmsg)
 	json_t *v;
 	int r;
 
-	if ((r = prep(s, "SELECT json FROM guests WHERE vmid = ?", &one, errmsg)) != 0 ||
-	    (r = prep(s, "DELETE FROM guests WHERE vmid = ?", &del, errmsg)) != 0)
+	if ((r = pl_state_prep(s, "SELECT json FROM guests WHERE vmid = ?", &one, errmsg)) != 0 ||
+	    (r = pl_state_prep(s, "DELETE FROM guests WHERE vmid = ?", &del, errmsg)) != 0)
 		goto out;
 	json_object_foreach(y->known, k, v) {
 		long long vmid = strtoll(k, NULL, 10);
@@ -608,7 +687,7 @@ record_gone(struct pl_state_sync *y, char **errmsg)
 		if (r != 0)
 			goto out;
 		sqlite3_bind_int64(del, 1, vmid);
-		if ((r = step_done(s, del, errmsg)) != 0)
+		if ((r = pl_state_step_done(s, del, errmsg)) != 0)
 			goto out;
 	}
 out:
@@ -629,7 +708,7 @@ replace_table(struct pl_state *s, const char *table, const char *k1, const char 
 	int r;
 
 	sql = pl_asprintf("DELETE FROM %s", table);
-	r = exec(s, sql, errmsg);
+	r = pl_state_exec(s, sql, errmsg);
 	free(sql);
 	if (r != 0)
 		return r;
@@ -639,7 +718,7 @@ replace_table(struct pl_state *s, const char *table, const char *k1, const char 
 	else
 		sql = pl_asprintf("INSERT OR REPLACE INTO %s(%s,%s,json) VALUES (?,?,?)", table, k1,
 				  k2);
-	r = prep(s, sql, &st, errmsg);
+	r = pl_state_prep(s, sql, &st, errmsg);
 	free(sql);
 	if (r != 0)
 		return r;
@@ -651,10 +730,10 @@ replace_table(struct pl_state *s, const char *table, const char *k1, const char 
 			continue;
 		text = pl_json_compact(o);
 		sqlite3_bind_text(st, 1, a, -1, SQLITE_TRANSIENT);
-		bind_text_or_null(st, 2, b);
+		pl_state_bind_text(st, 2, b);
 		sqlite3_bind_text(st, 3, text, -1, SQLITE_TRANSIENT);
 		free(text);
-		if ((r = step_done(s, st, errmsg)) != 0)
+		if ((r = pl_state_step_done(s, st, errmsg)) != 0)
 			break;
 	}
 	sqlite3_finalize(st);
@@ -670,19 +749,19 @@ task_put(struct pl_state *s, sqlite3_stmt *st, const char *upid, const json_t *t
 	int r;
 
 	sqlite3_bind_text(st, 1, upid, -1, SQLITE_TRANSIENT);
-	bind_text_or_null(st, 2, pl_json_str(t, "node"));
-	bind_text_or_null(st, 3, pl_json_str(t, "type"));
+	pl_state_bind_text(st, 2, pl_json_str(t, "node"));
+	pl_state_bind_text(st, 3, pl_json_str(t, "type"));
 	if (vmid > 0)
 		sqlite3_bind_int64(st, 4, vmid);
 	else
 		sqlite3_bind_null(st, 4);
-	bind_text_or_null(st, 5, pl_json_str(t, "user"));
+	pl_state_bind_text(st, 5, pl_json_str(t, "user"));
 	sqlite3_bind_int64(st, 6, pl_json_int(t, "starttime", 0));
 	sqlite3_bind_int64(st, 7, pl_json_int(t, "endtime", 0));
-	bind_text_or_null(st, 8, pl_json_str(t, "status"));
+	pl_state_bind_text(st, 8, pl_json_str(t, "status"));
 	sqlite3_bind_text(st, 9, text, -1, SQLITE_TRANSIENT);
 	free(text);
-	r = step_done(s, st, errmsg);
+	r = pl_state_step_done(s, st, errmsg);
 	return r;
 }
 
@@ -713,7 +792,7 @@ pl_state_sync_end(struct pl_state_sync *y, const json_t *snap, struct pl_state_c
 			       json_object_get(snap, "storages"), y->run, errmsg)) != 0 ||
 	    (r = replace_table(s, "bridges", "node", "iface", json_object_get(snap, "bridges"),
 			       y->run, errmsg)) != 0 ||
-	    (r = prep(s, ST_TASK, &st, errmsg)) != 0)
+	    (r = pl_state_prep(s, ST_TASK, &st, errmsg)) != 0)
 		goto fail;
 	json_array_foreach(json_object_get(snap, "tasks"), i, t) {
 		const char *upid = pl_json_str(t, "upid");
@@ -725,17 +804,17 @@ pl_state_sync_end(struct pl_state_sync *y, const json_t *snap, struct pl_state_c
 	st = NULL;
 	sum = pl_asprintf("{\"added\":%d,\"changed\":%d,\"removed\":%d,\"unchanged\":%d}",
 			  y->cnt.added, y->cnt.changed, y->cnt.removed, y->cnt.unchanged);
-	if ((r = prep(s, "UPDATE runs SET finished = ?, status = 'ok', summary = ? WHERE id = ?",
+	if ((r = pl_state_prep(s, "UPDATE runs SET finished = ?, status = 'ok', summary = ? WHERE id = ?",
 		      &st, errmsg)) == 0) {
-		sqlite3_bind_double(st, 1, now_s());
+		sqlite3_bind_double(st, 1, pl_state_now());
 		sqlite3_bind_text(st, 2, sum, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 3, y->run);
-		r = step_done(s, st, errmsg);
+		r = pl_state_step_done(s, st, errmsg);
 	}
 	free(sum);
 	sqlite3_finalize(st);
 	st = NULL;
-	if (r != 0 || (r = exec(s, y->dry_run ? "ROLLBACK" : "COMMIT", errmsg)) != 0)
+	if (r != 0 || (r = pl_state_exec(s, y->dry_run ? "ROLLBACK" : "COMMIT", errmsg)) != 0)
 		goto fail;
 	if (counts)
 		*counts = y->cnt;
@@ -786,7 +865,7 @@ collect(struct pl_state *s, sqlite3_stmt *st, json_t *(*row)(sqlite3_stmt *), js
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE) {
 		json_decref(arr);
-		return dberr(s, errmsg, "query");
+		return pl_state_dberr(s, errmsg, "query");
 	}
 	*out = arr;
 	return 0;
@@ -816,7 +895,7 @@ query_json(struct pl_state *s, const char *sql, const long long *bind, int nbind
 
 	*out = NULL;
 	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return dberr(s, errmsg, "query");
+		return pl_state_dberr(s, errmsg, "query");
 	for (int i = 0; i < nbind; i++)
 		sqlite3_bind_int64(st, i + 1, bind[i]);
 	return collect(s, st, row_json, out, errmsg);
@@ -882,7 +961,7 @@ prep_filtered(struct pl_state *s, const char *cols, const struct pl_state_filter
 	rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
 	free(sql);
 	if (rc != SQLITE_OK)
-		return dberr(s, errmsg, "query");
+		return pl_state_dberr(s, errmsg, "query");
 	for (int i = 0; i < 3; i++)
 		if (val[i])
 			sqlite3_bind_text(*st, ++n, val[i], -1, SQLITE_STATIC);
@@ -963,7 +1042,7 @@ pl_state_guest(struct pl_state *s, long long vmid, json_t **out, char **errmsg)
 	*out = NULL;
 	if (sqlite3_prepare_v2(s->db, "SELECT json, live FROM guests WHERE vmid = ?", -1, &st,
 			       NULL) != SQLITE_OK)
-		return dberr(s, errmsg, "query");
+		return pl_state_dberr(s, errmsg, "query");
 	sqlite3_bind_int64(st, 1, vmid);
 	if ((r = collect(s, st, row_guest, &arr, errmsg)) != 0)
 		return r;
@@ -984,7 +1063,7 @@ pl_state_guest_names(struct pl_state *s, json_t **out, char **errmsg)
 	*out = NULL;
 	if (sqlite3_prepare_v2(s->db, "SELECT vmid, name FROM guests ORDER BY vmid", -1, &st,
 			       NULL) != SQLITE_OK)
-		return dberr(s, errmsg, "query");
+		return pl_state_dberr(s, errmsg, "query");
 	return collect(s, st, row_name, out, errmsg);
 }
 
@@ -1056,7 +1135,7 @@ pl_state_task_put(struct pl_state *s, const char *upid, const json_t *info, char
 	sqlite3_stmt *st;
 	int r;
 
-	if ((r = prep(s, ST_TASK, &st, errmsg)) != 0)
+	if ((r = pl_state_prep(s, ST_TASK, &st, errmsg)) != 0)
 		return r;
 	r = task_put(s, st, upid, info, errmsg);
 	sqlite3_finalize(st);
@@ -1076,7 +1155,7 @@ pl_state_last_run(struct pl_state *s, const char *kind, json_t **out, char **err
 			       "'finished', finished, 'status', status, 'summary', json(summary)) "
 			       "FROM runs WHERE kind = ? AND status = 'ok' ORDER BY id DESC LIMIT 1",
 			       -1, &st, NULL) != SQLITE_OK)
-		return dberr(s, errmsg, "query");
+		return pl_state_dberr(s, errmsg, "query");
 	sqlite3_bind_text(st, 1, kind, -1, SQLITE_TRANSIENT);
 	arr = NULL;
 	if (sqlite3_step(st) == SQLITE_ROW)
@@ -1097,8 +1176,8 @@ pl_state_history_add(struct pl_state *s, const json_t *guest, const char *kind, 
 	json_t *sig = pl_state_guest_sig(guest);
 	int r;
 
-	if ((r = prep(s, ST_HIST, &st, errmsg)) == 0) {
-		r = add_history(s, st, pl_json_int(guest, "vmid", 0), kind, sig, run_id, now_s(),
+	if ((r = pl_state_prep(s, ST_HIST, &st, errmsg)) == 0) {
+		r = add_history(s, st, pl_json_int(guest, "vmid", 0), kind, sig, run_id, pl_state_now(),
 				errmsg);
 		sqlite3_finalize(st);
 	}

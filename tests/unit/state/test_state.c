@@ -11,6 +11,7 @@
 #include "pve/inventory.h"
 #include "state/migrations.h"
 #include "state/state.h"
+#include "state/internal.h"
 
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -77,7 +78,7 @@ test_open_migrate_reopen(void **state)
 	{
 		sqlite3_stmt *st;
 
-		assert_int_equal(sqlite3_prepare_v2(pl_state_db(s), "PRAGMA journal_mode", -1, &st,
+		assert_int_equal(sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &st,
 						    NULL), SQLITE_OK);
 		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 		assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
@@ -144,7 +145,7 @@ test_migrate_history_check(void **state)
 	sqlite3_close(db);
 	assert_int_equal(pl_state_open(path, &s, &err), 0);
 	assert_true(pl_state_version(s) >= 3);
-	db = pl_state_db(s);
+	db = s->db;
 	assert_int_equal(sqlite3_prepare_v2(db, "SELECT kind, vmid FROM history", -1, &st, NULL),
 			 SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -309,14 +310,14 @@ test_read_overlay_and_filters(void **state)
 	assert_int_equal(pl_state_record_sync(s, sn, false, NULL, NULL, NULL, &err), 0);
 	json_decref(sn);
 	/* A live part with a null and a nested object, as no sync writes one. */
-	assert_int_equal(sqlite3_exec(pl_state_db(s),
+	assert_int_equal(sqlite3_exec(s->db,
 				      "UPDATE guests SET live = '{\"cpu\":0.5,\"name\":null,"
 				      "\"config\":{\"memory\":64,\"net0\":null},\"ha\":{\"a\":{\"b\":null,\"c\":1}}}' "
 				      "WHERE vmid = 101", NULL, NULL, NULL),
 			 SQLITE_OK);
 	assert_int_equal(pl_state_guests(s, &guests, &err), 0);
 	assert_int_equal(json_array_size(guests), 6);
-	assert_int_equal(sqlite3_prepare_v2(pl_state_db(s),
+	assert_int_equal(sqlite3_prepare_v2(s->db,
 					    "SELECT json_patch(json, coalesce(live, '{}')) FROM guests "
 					    "ORDER BY vmid", -1, &st, NULL),
 			 SQLITE_OK);
@@ -608,7 +609,7 @@ test_streamed_sync(void **state)
 	pl_state_sync_abort(y);
 	/* Foreign keys, off while a sync writes, are on again. */
 	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(pl_state_db(s), "PRAGMA foreign_keys", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(s->db, "PRAGMA foreign_keys", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(st, 0), 1);
 	sqlite3_finalize(st);
