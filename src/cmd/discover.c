@@ -8,6 +8,7 @@
 #include "core/buf.h"
 #include "core/file.h"
 #include "discover/discover.h"
+#include "state/state.h"
 
 #include <time.h>
 #include <unistd.h>
@@ -189,17 +190,21 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			t.n == 1 ? "" : "es", o.nports, o.nports == 1 ? "" : "s",
 			(double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
 	if (save) {
-		struct pl_session s;
+		struct pl_state *st = NULL;
 		json_t *news = NULL, *vanished = NULL;
+		char *path = NULL;
 
-		if (pl_session_open(&s, ctx, PL_NEED_STATE, &err) != 0 ||
-		    pl_disc_store_save(s.state, records, &t, &news, &vanished, &err) != 0) {
+		if (pl_cmd_state_path(ctx, &path, &err) != 0 ||
+		    pl_state_open(path, &st, &err) != 0 ||
+		    pl_disc_store_save(st, records, &t, &news, &vanished, &err) != 0) {
 			pl_error("%s (set PVELAB_STATE or state: in the config to choose where it "
 				 "lives)", err);
-			pl_session_close(&s);
+			pl_state_close(st);
+			free(path);
 			goto out;
 		}
-		pl_session_close(&s);
+		pl_state_close(st);
+		free(path);
 		print_changes(ctx, news, vanished);
 		json_decref(news);
 		json_decref(vanished);

@@ -9,6 +9,7 @@
 #include "core/file.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/snapshot.h"
 #include "state/internal.h"
 #include "state/migrations.h"
 
@@ -22,7 +23,7 @@
 /* Keys of a guest that are not volatile counters: what history tracks. In
  * sorted order, as the canonical text of a guest writes them. */
 static const char *const durable_keys[] = {
-	"config", "hastate", "lock", "name", "node", "pool", "status", "tags", "template", "type",
+	PL_SNAP_CONFIG, "hastate", "lock", "name", "node", "pool", "status", "tags", "template", "type",
 	"vmid",
 };
 /* What the live part leaves out: the durable keys, and the inventory's mark of
@@ -30,8 +31,8 @@ static const char *const durable_keys[] = {
  * its live part carries the state the cluster gives now ("unknown" on an
  * offline node), laid over the kept one. */
 static const char *const not_live[] = {
-	"config", "hastate", "lock", "name", "node", "pool", "tags", "template", "type",
-	"vmid", "_unread", "status",
+	PL_SNAP_CONFIG, "hastate", "lock", "name", "node", "pool", "tags", "template", "type",
+	"vmid", PL_SNAP_UNREAD, "status",
 };
 
 double
@@ -621,7 +622,7 @@ pl_state_sync_guest(struct pl_state_sync *y, json_t *g, const json_t *sig)
 		return;
 	snprintf(key, sizeof(key), "%lld", vmid);
 	old = json_object_get(y->known, key);
-	if (json_object_get(g, "_unread")) {
+	if (json_object_get(g, PL_SNAP_UNREAD)) {
 		/* Its config could not be read: the guest stays as recorded, with
 		 * the state the cluster gives now (a new one is recorded from its
 		 * resource entry). */
@@ -786,15 +787,15 @@ pl_state_sync_end(struct pl_state_sync *y, const json_t *snap, struct pl_state_c
 		goto fail;
 	}
 	if ((r = record_gone(y, errmsg)) != 0 ||
-	    (r = replace_table(s, "nodes", "node", "status", json_object_get(snap, "nodes"),
+	    (r = replace_table(s, "nodes", "node", "status", json_object_get(snap, PL_SNAP_NODES),
 			       y->run, errmsg)) != 0 ||
 	    (r = replace_table(s, "storages", "node", "storage",
-			       json_object_get(snap, "storages"), y->run, errmsg)) != 0 ||
-	    (r = replace_table(s, "bridges", "node", "iface", json_object_get(snap, "bridges"),
+			       json_object_get(snap, PL_SNAP_STORAGES), y->run, errmsg)) != 0 ||
+	    (r = replace_table(s, "bridges", "node", "iface", json_object_get(snap, PL_SNAP_BRIDGES),
 			       y->run, errmsg)) != 0 ||
 	    (r = pl_state_prep(s, ST_TASK, &st, errmsg)) != 0)
 		goto fail;
-	json_array_foreach(json_object_get(snap, "tasks"), i, t) {
+	json_array_foreach(json_object_get(snap, PL_SNAP_TASKS), i, t) {
 		const char *upid = pl_json_str(t, "upid");
 
 		if (upid && (r = task_put(s, st, upid, t, errmsg)) != 0)
@@ -844,7 +845,7 @@ pl_state_record_sync(struct pl_state *s, const json_t *snap, bool dry_run,
 
 	if ((r = pl_state_sync_begin(s, dry_run, &y, errmsg)) != 0)
 		return r;
-	json_array_foreach(json_object_get(snap, "guests"), i, g)
+	json_array_foreach(json_object_get(snap, PL_SNAP_GUESTS), i, g)
 		pl_state_sync_guest(y, g, NULL);
 	return pl_state_sync_end(y, snap, counts, changes, run_id, errmsg);
 }

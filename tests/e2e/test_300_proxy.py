@@ -636,6 +636,25 @@ def test_grace_period_ends_and_no_sni_name(env):
     assert "grace period over, closing 1 connection(s)" in log
 
 
+def test_pins_and_ca_live_where_the_config_puts_the_state(env, tmp_path):
+    """state: in the config moves the proxy's CA and pins with the database."""
+    cfg = tmp_path / "pvelab.yaml"
+    cfg.write_text(f"""state: keep/lab.db
+proxy:
+  targets:
+    - name: idrac
+      upstream: https://127.0.0.1:{env['s_modern']}
+""")
+    r = run("-c", cfg, "proxy", "trust", "idrac", "-o", "json", env={"PVELAB_STATE": ""})
+    assert r.rc == 0, r
+    pins = json.load(open(tmp_path / "keep" / "pins.json"))
+    assert pins[f"127.0.0.1:{env['s_modern']}"]["sha256"] == r.json()["sha256"]
+    r = run("-c", cfg, "proxy", "ca", env={"PVELAB_STATE": ""})
+    assert r.rc == 0, r
+    assert (tmp_path / "keep" / "proxy-ca.pem").exists()
+    assert not (tmp_path / ".pvelab").exists()
+
+
 def test_trust_by_target_name_uses_its_tls_settings(env, tmp_path):
     cfg = tmp_path / "pvelab.yaml"
     cfg.write_text(f"""proxy:
