@@ -208,27 +208,6 @@ read_version(struct pl_state *s)
 	return v;
 }
 
-/* path as an SQLite URI with immutable=1: the file is read as it is, without
- * the WAL's shared memory (which a read-only directory cannot hold). */
-static char *
-immutable_uri(const char *path)
-{
-	struct pl_buf b;
-	char *r;
-
-	pl_buf_init(&b, 0);
-	pl_buf_addstr(&b, "file:");
-	for (const char *p = path; *p; p++) {
-		if (*p == '%' || *p == '?' || *p == '#')
-			pl_buf_addf(&b, "%%%02x", (unsigned char)*p);
-		else
-			pl_buf_addch(&b, *p);
-	}
-	pl_buf_addstr(&b, "?immutable=1");
-	r = pl_buf_detach(&b, NULL);
-	return r;
-}
-
 int
 pl_state_open_ro(const char *path, struct pl_state **out, char **errmsg)
 {
@@ -240,28 +219,14 @@ pl_state_open_ro(const char *path, struct pl_state **out, char **errmsg)
 	if (stat(path, &sb) != 0)
 		return pl_seterr(errmsg, PL_ENOENT, "no state at '%s' yet (run 'pvelab sync' "
 				 "first, or use --live)", path);
-	/* Read-only: a read never writes, never migrates, and works on a
-	 * read-only mount. A store whose WAL index cannot be made there is read
-	 * as the file holds it. */
+	/* Read-only: a read never writes and never migrates. On a read-only
+	 * mount SQLite keeps the WAL index in memory when the WAL is empty. */
 	if ((r = open_common(path, SQLITE_OPEN_READONLY, &s, errmsg)) != 0)
 		return r;
 	s->ro = true;
 	if ((v = read_version(s)) < 0) {
-		char *uri = immutable_uri(s->path);
-
-		pl_state_close(s);
-		s = NULL;
-		r = open_common(uri, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, &s, errmsg);
-		free(uri);
-		if (r != 0)
-			return r;
-		free(s->path);
-		s->path = pl_strdup(path);
-		s->ro = true;
-		if ((v = read_version(s)) < 0) {
-			r = pl_state_dberr(s, errmsg, "read");
-			goto fail;
-		}
+		r = pl_state_dberr(s, errmsg, "read");
+		goto fail;
 	}
 	if (v == 0) {
 		r = pl_seterr(errmsg, PL_ENOENT, "no state in '%s' yet (run 'pvelab sync' first, "

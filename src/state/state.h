@@ -24,9 +24,8 @@ char *pl_state_path(const char *given, const char *config_state, const char *con
 
 /* Open (creating the file, its directory and the schema) and migrate. */
 int pl_state_open(const char *path, struct pl_state **out, char **errmsg);
-/* Open an existing store read-only (SQLite's mode=ro; immutable=1 where the
- * WAL index cannot be made, as on a read-only mount): never writes, never
- * migrates. PL_ENOENT when there is no file or no schema in it; PL_EDB
+/* Open an existing store read-only (SQLite's mode=ro, which also reads a
+ * store on a read-only mount): never writes, never migrates. PL_ENOENT when there is no file or no schema in it; PL_EDB
  * when its schema is older or newer than this build's. */
 int pl_state_open_ro(const char *path, struct pl_state **out, char **errmsg);
 void pl_state_close(struct pl_state *s);
