@@ -213,10 +213,12 @@ pl_session_open(struct pl_session *s, struct pl_ctx *ctx, unsigned need, char **
 	s->ctx = ctx;
 	if ((r = load_config(s, errmsg)) != 0)
 		return r;
-	if (need & (PL_NEED_STATE | PL_NEED_STATE_RO)) {
+	if (need & (PL_NEED_STATE | PL_NEED_STATE_RO | PL_NEED_STATE_IF)) {
 		s->state_path = state_path(s);
 		if (need & PL_NEED_STATE)
 			r = pl_state_open(s->state_path, &s->state, errmsg);
+		else if (need & PL_NEED_STATE_IF)
+			r = pl_state_open_existing(s->state_path, &s->state, errmsg);
 		else
 			r = pl_state_open_ro(s->state_path, &s->state, errmsg);
 		if (r != 0)

@@ -18,7 +18,8 @@ struct pl_state;
 
 #define PL_NEED_API 0x1      /* an API client */
 #define PL_NEED_STATE 0x2    /* the state store, created if missing */
-#define PL_NEED_STATE_RO 0x4 /* an existing state store */
+#define PL_NEED_STATE_RO 0x4 /* an existing state store, read-only */
+#define PL_NEED_STATE_IF 0x8 /* an existing state store, to write to (none made) */
 
 struct pl_session {
 	struct pl_ctx *ctx;

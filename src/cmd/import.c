@@ -281,7 +281,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	doc = json_pack("{s:[]}", "guests");
-	guests = json_object_get(doc, PL_SNAP_GUESTS);
+	guests = json_object_get(doc, "guests");
 	for (int k = 0; k < a.npos; k++) {
 		if ((live = pl_guest_lookup(json_object_get(snap, PL_SNAP_GUESTS), a.pos[k], &err)) == NULL) {
 			pl_error("%s", err);

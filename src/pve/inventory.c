@@ -8,7 +8,7 @@
  * still arriving. The main thread reads the list, then reports progress.
  * A sync reads what it can: a guest whose config cannot be read now (its
  * node offline or not answering, or the config gone from the node the list
- * named) is handed on without config, marked PL_SNAP_UNREAD with the reason.
+ * named) is handed on without config, marked "_unread" with the reason.
  * Parsing and hashing thousands of answers is CPU work: spread over cores it
  * no longer bounds how fast a large cluster can be read.
  */
@@ -460,8 +460,8 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 		json_decref(res);
 		return pl_seterr(errmsg, PL_EPARSE, "/cluster/resources did not return a list");
 	}
-	v.snap = json_pack("{s:[],s:[],s:[],s:[],s:[]}", PL_SNAP_NODES, PL_SNAP_GUESTS, PL_SNAP_STORAGES,
-			   PL_SNAP_BRIDGES, PL_SNAP_TASKS);
+	v.snap = json_pack("{s:[],s:[],s:[],s:[],s:[]}", PL_SNAP_NODES, PL_SNAP_GUESTS,
+			   PL_SNAP_STORAGES, PL_SNAP_BRIDGES, PL_SNAP_TASKS);
 	nodes = json_object_get(v.snap, PL_SNAP_NODES);
 	online = json_array();
 	v.offline = json_object();

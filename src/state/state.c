@@ -193,6 +193,17 @@ pl_state_open(const char *path, struct pl_state **out, char **errmsg)
 	return 0;
 }
 
+int
+pl_state_open_existing(const char *path, struct pl_state **out, char **errmsg)
+{
+	struct stat sb;
+
+	*out = NULL;
+	if (stat(path, &sb) != 0)
+		return pl_seterr(errmsg, PL_ENOENT, "no state at '%s' yet", path);
+	return pl_state_open(path, out, errmsg);
+}
+
 /* The schema version, or a negative SQLite result code when it cannot be read. */
 static int
 read_version(struct pl_state *s)

@@ -24,6 +24,9 @@ char *pl_state_path(const char *given, const char *config_state, const char *con
 
 /* Open (creating the file, its directory and the schema) and migrate. */
 int pl_state_open(const char *path, struct pl_state **out, char **errmsg);
+/* The same for an existing store only: PL_ENOENT when there is none (a
+ * command that records what it did where a store exists, never making one). */
+int pl_state_open_existing(const char *path, struct pl_state **out, char **errmsg);
 /* Open an existing store read-only (SQLite's mode=ro, which also reads a
  * store on a read-only mount): never writes, never migrates. PL_ENOENT when there is no file or no schema in it; PL_EDB
  * when its schema is older or newer than this build's. */

@@ -88,6 +88,26 @@ def test_tasks_are_remembered_for_describe(sim, env):
     assert run("stop", g["vmid"], env=env).rc == 0
 
 
+def test_act_records_its_task_in_an_existing_store(sim, env, tmp_path):
+    """An act command records its task where a store exists (describe shows it
+    without a sync), and never makes a store where there is none."""
+    g = guests(sim, "qemu")[1]
+    assert run("sync", env=env).rc == 0
+    r = run("-o", "json", "start", g["vmid"], env=env)
+    assert r.rc == 0, r
+    upid = r.json()[0].get("upid")
+    d = run("-o", "json", "describe", g["vmid"], env=env).json()
+    if upid:  # not when it was running already
+        assert upid in [t.get("upid") for t in d["tasks"]], d["tasks"]
+    assert run("stop", g["vmid"], env=env).rc == 0
+    d = run("-o", "json", "describe", g["vmid"], env=env).json()
+    assert any(t.get("type") == "qmstop" for t in d["tasks"]), d["tasks"]
+    none = dict(env, PVELAB_STATE=str(tmp_path / "none" / "state.db"))
+    assert run("start", g["vmid"], env=none).rc == 0
+    assert not (tmp_path / "none").exists()
+    assert run("stop", g["vmid"], env=env).rc == 0
+
+
 def test_snapshot_and_snapshots(sim, env):
     g = guests(sim, "qemu")[2]
     r = run("snapshot", g["name"], "before-upgrade", env=env)
