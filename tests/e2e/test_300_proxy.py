@@ -560,7 +560,7 @@ def test_graceful_shutdown_lets_open_connections_finish(env):
 
 def test_usage_errors(env):
     r = run("proxy", "--upstream", "http://x", env={"PVELAB_STATE": env["env"]["PVELAB_STATE"]})
-    assert r.rc != 0 and "not https://" in r.err
+    assert r.rc == 1 and "not https://" in r.err
     r = run("proxy", "--upstream", "https://x", "--pin", "AA", "--insecure")
     assert r.rc == 64
     r = run("proxy", "--upstream", "https://x", "--verify-at", "June",
