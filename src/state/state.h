@@ -117,9 +117,6 @@ int pl_state_task_put(struct pl_state *s, const char *upid, const json_t *info, 
 /* The latest run of a kind ("sync") as {id,kind,started,finished,summary}, or
  * PL_ENOENT. */
 int pl_state_last_run(struct pl_state *s, const char *kind, json_t **out, char **errmsg);
-/* Add a history row for a guest outside a sync (e.g. "created" by apply). */
-int pl_state_history_add(struct pl_state *s, const json_t *guest, const char *kind,
-			 long long run_id, char **errmsg);
 
 /*
  * Runs and the apply lock. A run (sync, apply, destroy, rollback, adopt) is
