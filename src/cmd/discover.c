@@ -194,8 +194,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		json_t *news = NULL, *vanished = NULL;
 		char *path = NULL;
 
-		if (pl_cmd_state_path(ctx, &path, &err) != 0 ||
-		    pl_state_open(path, &st, &err) != 0 ||
+		if (pl_cmd_state_path(ctx, &path, &err) != 0) {
+			pl_error("%s", err);
+			goto out;
+		}
+		if (pl_state_open(path, &st, &err) != 0 ||
 		    pl_disc_store_save(st, records, &t, &news, &vanished, &err) != 0) {
 			pl_error("%s (set PVELAB_STATE or state: in the config to choose where it "
 				 "lives)", err);
