@@ -204,7 +204,7 @@ run_jobs(struct pl_ctx *ctx, const char *action, const char *suffix, const json_
 		struct pl_session tmp;
 		char *e2 = NULL;
 
-		if (pl_session_open(&tmp, ctx, PL_NEED_STATE_RO, &e2) == 0) {
+		if (pl_session_open(&tmp, ctx, PL_NEED_STATE_IF, &e2) == 0) {
 			s.state = tmp.state;
 			tmp.state = NULL;
 		}

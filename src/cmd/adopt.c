@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "core/snapshot.h"
 #include "model/guest.h"
 #include "plan/runs.h"
 #include "pve/client.h"
@@ -129,7 +130,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	for (int k = 0; k < a.npos; k++) {
 		char *what;
 
-		if ((live = pl_guest_lookup(json_object_get(snap, "guests"), a.pos[k], &err)) == NULL) {
+		if ((live = pl_guest_lookup(json_object_get(snap, PL_SNAP_GUESTS), a.pos[k], &err)) == NULL) {
 			pl_error("%s", err);
 			goto out;
 		}

@@ -75,17 +75,24 @@ cfg_path(const struct pl_session *s, const char *p)
 static char *
 state_path(struct pl_session *s)
 {
-	const char *e = env("PVELAB_STATE");
-	const char *p;
-	char *dir, *r;
+	const char *p = s->cfg ? json_string_value(pl_config_get(s->cfg, "/state")) : NULL;
 
-	if (e)
-		return pl_strdup(e);
-	if (s->cfg && (p = json_string_value(pl_config_get(s->cfg, "/state"))) != NULL)
-		return cfg_path(s, p);
-	dir = pl_path_dirname(s->ctx->config_path);
-	r = pl_asprintf("%s/.pvelab/state.db", dir);
-	free(dir);
+	return pl_state_path(NULL, p, s->cfg ? pl_config_path(s->cfg) : s->ctx->config_path);
+}
+
+int
+pl_cmd_state_path(struct pl_ctx *ctx, char **path, char **errmsg)
+{
+	struct pl_ctx c = *ctx;
+	struct pl_session s;
+	int r;
+
+	/* No config file there: the default beside its path. */
+	c.config_given = false;
+	*path = NULL;
+	if ((r = pl_session_open(&s, &c, 0, errmsg)) == 0)
+		*path = state_path(&s);
+	pl_session_close(&s);
 	return r;
 }
 
@@ -206,10 +213,12 @@ pl_session_open(struct pl_session *s, struct pl_ctx *ctx, unsigned need, char **
 	s->ctx = ctx;
 	if ((r = load_config(s, errmsg)) != 0)
 		return r;
-	if (need & (PL_NEED_STATE | PL_NEED_STATE_RO)) {
+	if (need & (PL_NEED_STATE | PL_NEED_STATE_RO | PL_NEED_STATE_IF)) {
 		s->state_path = state_path(s);
 		if (need & PL_NEED_STATE)
 			r = pl_state_open(s->state_path, &s->state, errmsg);
+		else if (need & PL_NEED_STATE_IF)
+			r = pl_state_open_existing(s->state_path, &s->state, errmsg);
 		else
 			r = pl_state_open_ro(s->state_path, &s->state, errmsg);
 		if (r != 0)

@@ -18,7 +18,8 @@ struct pl_state;
 
 #define PL_NEED_API 0x1      /* an API client */
 #define PL_NEED_STATE 0x2    /* the state store, created if missing */
-#define PL_NEED_STATE_RO 0x4 /* an existing state store */
+#define PL_NEED_STATE_RO 0x4 /* an existing state store, read-only */
+#define PL_NEED_STATE_IF 0x8 /* an existing state store, to write to (none made) */
 
 struct pl_session {
 	struct pl_ctx *ctx;
@@ -29,6 +30,9 @@ struct pl_session {
 	char *state_path;
 };
 
+/* Where the state database lives (pl_state_path with the config's `state:`
+ * key; the config is read when there is one): *path is the caller's. */
+int pl_cmd_state_path(struct pl_ctx *ctx, char **path, char **errmsg);
 /* Open what need asks for. On failure the message is one line for the user. */
 int pl_session_open(struct pl_session *s, struct pl_ctx *ctx, unsigned need, char **errmsg);
 /* Open the API client later (e.g. for --live). */

@@ -12,6 +12,7 @@
 #include "cmd/planning.h"
 #include "config/config.h"
 #include "core/json.h"
+#include "core/snapshot.h"
 #include "model/guest.h"
 #include "plan/apply.h"
 #include "plan/runs.h"
@@ -123,7 +124,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	changes = json_object_get(plan, "changes");
 	if (a.npos) {
 		for (int k = 0; k < a.npos; k++) {
-			if ((live = pl_guest_lookup(json_object_get(snap, "guests"), a.pos[k], &err)) == NULL) {
+			if ((live = pl_guest_lookup(json_object_get(snap, PL_SNAP_GUESTS), a.pos[k], &err)) == NULL) {
 				pl_error("%s", err);
 				goto out;
 			}
@@ -136,7 +137,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			pl_error("no config file '%s': name the guests to destroy", ctx->config_path);
 			goto out;
 		}
-		json_array_foreach(json_object_get(snap, "guests"), i, live)
+		json_array_foreach(json_object_get(snap, PL_SNAP_GUESTS), i, live)
 			if (pl_model_owned_by(live, project) && declared(s.cfg, live))
 				json_array_append_new(changes, delete_change(live));
 	}

@@ -4,9 +4,11 @@
  */
 #include "core/common.h"
 #include "cmd/cmd.h"
+#include "cmd/connect.h"
 #include "core/buf.h"
 #include "core/file.h"
 #include "discover/discover.h"
+#include "state/state.h"
 
 #include <time.h>
 #include <unistd.h>
@@ -26,22 +28,6 @@ static const struct pl_opt opts[] = {
 };
 
 enum { O_PORTS, O_TIMEOUT, O_CONC, O_RATE, O_EXPORT, O_OUT, O_SAVE, O_FORCE, O_ALL, O_NODNS };
-
-static char *
-state_path(const struct pl_ctx *ctx)
-{
-	const char *env = getenv("PVELAB_STATE");
-	char *dir, *pdir, *p;
-
-	if (env && *env)
-		return pl_strdup(env);
-	dir = pl_path_dirname(ctx->config_path);
-	pdir = pl_path_join(dir, ".pvelab");
-	p = pl_path_join(pdir, "state.db");
-	free(dir);
-	free(pdir);
-	return p;
-}
 
 /* "\r1234/2048 probes, 5 hosts up" on a terminal, erased when the scan ends */
 static void
@@ -204,18 +190,27 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			t.n == 1 ? "" : "es", o.nports, o.nports == 1 ? "" : "s",
 			(double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9);
 	if (save) {
-		char *path = state_path(ctx);
+		struct pl_state *st = NULL;
 		json_t *news = NULL, *vanished = NULL;
+		char *path = NULL;
 
-		if (pl_disc_store_save(path, records, &t, &news, &vanished, &err) != 0) {
-			pl_error("%s (set PVELAB_STATE or -c to choose where it lives)", err);
+		if (pl_cmd_state_path(ctx, &path, &err) != 0) {
+			pl_error("%s", err);
+			goto out;
+		}
+		if (pl_state_open(path, &st, &err) != 0 ||
+		    pl_disc_store_save(st, records, &t, &news, &vanished, &err) != 0) {
+			pl_error("%s (set PVELAB_STATE or state: in the config to choose where it "
+				 "lives)", err);
+			pl_state_close(st);
 			free(path);
 			goto out;
 		}
+		pl_state_close(st);
+		free(path);
 		print_changes(ctx, news, vanished);
 		json_decref(news);
 		json_decref(vanished);
-		free(path);
 	}
 	rc = PL_EXIT_OK;
 out:

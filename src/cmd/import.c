@@ -15,6 +15,7 @@
 #include "core/file.h"
 #include "core/json.h"
 #include "core/yaml.h"
+#include "core/snapshot.h"
 #include "model/guest.h"
 
 #include <sys/stat.h>
@@ -282,15 +283,15 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	doc = json_pack("{s:[]}", "guests");
 	guests = json_object_get(doc, "guests");
 	for (int k = 0; k < a.npos; k++) {
-		if ((live = pl_guest_lookup(json_object_get(snap, "guests"), a.pos[k], &err)) == NULL) {
+		if ((live = pl_guest_lookup(json_object_get(snap, PL_SNAP_GUESTS), a.pos[k], &err)) == NULL) {
 			pl_error("%s", err);
 			goto out;
 		}
-		if (pl_json_str(live, "_unread")) {
+		if (pl_json_str(live, PL_SNAP_UNREAD)) {
 			pl_error("cannot import %lld '%s': its config could not be read from node "
 				 "'%s' (%s)", pl_json_int(live, "vmid", 0),
 				 pl_json_str_or(live, "name", ""), pl_json_str_or(live, "node", "?"),
-				 pl_json_str(live, "_unread"));
+				 pl_json_str(live, PL_SNAP_UNREAD));
 			goto out;
 		}
 		json_array_append_new(guests, pl_model_guest_to_yaml(live));

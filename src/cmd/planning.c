@@ -8,6 +8,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "core/snapshot.h"
 #include "plan/plan.h"
 #include "plan/runs.h"
 #include "plan/templates.h"
@@ -76,7 +77,7 @@ add_pending(struct pl_session *s, json_t *snap)
 			if (json_object_get(seen, key))
 				continue;
 			json_object_set_new(seen, key, json_true());
-			json_array_foreach(json_object_get(snap, "guests"), k, g)
+			json_array_foreach(json_object_get(snap, PL_SNAP_GUESTS), k, g)
 				if (pl_json_int(g, "vmid", 0) == pl_json_int(c, "vmid", 0))
 					live = g;
 			if (live == NULL || strcmp(pl_json_str_or(live, "status", ""), "running"))

@@ -5,6 +5,7 @@
  */
 #include "core/common.h"
 #include "cmd/cmd.h"
+#include "cmd/connect.h"
 #include "core/err.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -254,7 +255,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct flags f;
 	struct pl_args a;
 	struct pl_proxy_config *c = NULL;
-	char *err = NULL, *state_dir = NULL;
+	char *err = NULL, *state_path = NULL, *state_dir = NULL;
 	int r, rc = PL_EXIT_ERROR;
 
 	memset(&f, 0, sizeof(f));
@@ -282,7 +283,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		                    "choose one of --verify-at, --pin, --ignore-time, --insecure");
 		goto out;
 	}
-	state_dir = pl_proxy_state_dir(ctx->config_path);
+	if (pl_cmd_state_path(ctx, &state_path, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	state_dir = pl_path_dirname(state_path);
 	if (a.npos >= 1 && !strcmp(a.pos[0], "ca")) {
 		rc = a.npos == 1 ? print_ca(ctx, state_dir)
 		                 : pl_usage_error(&pl_cmd_proxy, "'proxy ca' takes no arguments");
@@ -312,6 +317,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	rc = PL_EXIT_OK;
 out:
 	free(err);
+	free(state_path);
 	free(state_dir);
 	pl_args_release(&a);
 	return rc;
@@ -331,7 +337,8 @@ const struct pl_cmd pl_cmd_proxy = {
             "come from the proxy: section of the config; SIGHUP reloads it, SIGUSR1 logs\n"
             "the counters, SIGTERM lets open connections finish. The CA and pins.json live in the "
             "state directory\n"
-            "(dirname of $PVELAB_STATE, else .pvelab/ beside the config).",
+            "(the state database's directory: $PVELAB_STATE, state: in the config, else\n"
+            ".pvelab/ beside the config).",
     .opts = opts,
     .run = run,
 };

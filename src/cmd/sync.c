@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/snapshot.h"
 #include "pve/client.h"
 #include "pve/inventory.h"
 #include "state/state.h"
@@ -114,8 +115,8 @@ warn_unread(struct pl_ctx *ctx, const json_t *snap)
 
 	pl_buf_init(&down, 0);
 	pl_buf_init(&gone, 0);
-	json_array_foreach(json_object_get(snap, "guests"), i, g) {
-		const char *why = pl_json_str(g, "_unread");
+	json_array_foreach(json_object_get(snap, PL_SNAP_GUESTS), i, g) {
+		const char *why = pl_json_str(g, PL_SNAP_UNREAD);
 
 		if (why == NULL)
 			continue;
@@ -242,8 +243,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double secs = pl_elapsed_s(&t0, &t1);
-	size_t ng = json_array_size(json_object_get(snap, "guests"));
-	size_t nn = json_array_size(json_object_get(snap, "nodes"));
+	size_t ng = json_array_size(json_object_get(snap, PL_SNAP_GUESTS));
+	size_t nn = json_array_size(json_object_get(snap, PL_SNAP_NODES));
 
 	if (ctx->output == PL_OUT_JSON) {
 		pl_print_json(json_pack("{s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:b,s:f,s:I,s:O}", "added",

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 struct pl_buf;
+struct pl_state;
 
 /* One port to probe. */
 struct pl_disc_port {
@@ -89,10 +90,10 @@ void pl_disc_format_text(const json_t *records, struct pl_buf *out);
 int pl_disc_export(const json_t *records, const char *format, struct pl_buf *out,
 		   char **errmsg);
 
-/* Save a scan in the state database at path (created if needed); *news and
- * *vanished get arrays of {address, kind} compared with earlier scans of the
- * same ranges. */
-int pl_disc_store_save(const char *path, const json_t *records, const struct pl_disc_targets *t,
-		       json_t **news, json_t **vanished, char **errmsg);
+/* Remember a scan of t in the state store; *news and *vanished get arrays
+ * of {address, kind} compared with earlier scans of the same ranges. */
+int pl_disc_store_save(struct pl_state *s, const json_t *records,
+		       const struct pl_disc_targets *t, json_t **news, json_t **vanished,
+		       char **errmsg);
 
 #endif

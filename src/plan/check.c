@@ -8,6 +8,7 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "core/str.h"
+#include "core/snapshot.h"
 #include "plan/templates.h"
 
 static const json_t *
@@ -16,7 +17,7 @@ node_of(const json_t *cluster, const char *node)
 	const json_t *n;
 	size_t i;
 
-	json_array_foreach(json_object_get(cluster, "nodes"), i, n)
+	json_array_foreach(json_object_get(cluster, PL_SNAP_NODES), i, n)
 		if (!strcmp(pl_json_str_or(n, "node", ""), node))
 			return n;
 	return NULL;
@@ -80,7 +81,7 @@ storage_nodes(const json_t *cluster, const char *storage, char *out, size_t outl
 	size_t i, len = 0;
 
 	out[0] = '\0';
-	json_array_foreach(json_object_get(cluster, "storages"), i, x)
+	json_array_foreach(json_object_get(cluster, PL_SNAP_STORAGES), i, x)
 		if (!strcmp(pl_json_str_or(x, "storage", ""), storage) && len + 1 < outlen)
 			len += (size_t)snprintf(out + len, outlen - len, "%s%s", len ? ", " : "",
 						pl_json_str_or(x, "node", "?"));
@@ -101,7 +102,7 @@ check_storage(const struct pl_config *c, const json_t *cluster, struct pl_diags 
 
 	if (storage == NULL)
 		return;
-	json_array_foreach(json_object_get(cluster, "storages"), i, x)
+	json_array_foreach(json_object_get(cluster, PL_SNAP_STORAGES), i, x)
 		if (!strcmp(pl_json_str_or(x, "storage", ""), storage) &&
 		    (node == NULL || !strcmp(pl_json_str_or(x, "node", ""), node)) &&
 		    (st == NULL || !strcmp(pl_json_str_or(x, "status", "available"), "available")))
@@ -113,7 +114,7 @@ check_storage(const struct pl_config *c, const json_t *cluster, struct pl_diags 
 				       "no storage '%s' on node '%s' (it is on %s only)", storage, node, where);
 			return;
 		}
-		suggest_names(json_object_get(cluster, "storages"), "storage", storage, hint, sizeof(hint));
+		suggest_names(json_object_get(cluster, PL_SNAP_STORAGES), "storage", storage, hint, sizeof(hint));
 		pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "no storage '%s'%s%s%s%s", storage,
 			       node ? " on node '" : " in the cluster", node ? node : "", node ? "'" : "", hint);
 		return;
@@ -252,7 +253,7 @@ check_vmid_type(const struct pl_config *c, const json_t *cluster, struct pl_diag
 
 	if (vmid == 0)
 		return;
-	json_array_foreach(json_object_get(cluster, "guests"), j, x)
+	json_array_foreach(json_object_get(cluster, PL_SNAP_GUESTS), j, x)
 		if (pl_json_int(x, "vmid", 0) == vmid)
 			live = x;
 	snprintf(ptr, sizeof(ptr), "/guests/%zu/vmid", i);
@@ -288,7 +289,7 @@ pl_plan_check_cluster(const struct pl_config *c, const json_t *cluster, struct p
 		if (!json_is_object(g))
 			continue;
 		if (node && n == NULL) {
-			suggest_names(json_object_get(cluster, "nodes"), "node", node, hint, sizeof(hint));
+			suggest_names(json_object_get(cluster, PL_SNAP_NODES), "node", node, hint, sizeof(hint));
 			snprintf(ptr, sizeof(ptr), "/guests/%zu/node", i);
 			pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "no node '%s' in the cluster%s", node, hint);
 		}
@@ -297,7 +298,7 @@ pl_plan_check_cluster(const struct pl_config *c, const json_t *cluster, struct p
 		json_array_foreach(json_object_get(g, "networks"), j, x) {
 			const char *br = pl_json_str_or(x, "bridge", "vmbr0");
 
-			if (has(json_object_get(cluster, "bridges"), "iface", br, n ? node : NULL) ||
+			if (has(json_object_get(cluster, PL_SNAP_BRIDGES), "iface", br, n ? node : NULL) ||
 			    declared_bridge(c, br, node))
 				continue;
 			snprintf(ptr, sizeof(ptr), "/guests/%zu/networks/%zu/bridge", i, j);
@@ -313,7 +314,7 @@ pl_plan_check_cluster(const struct pl_config *c, const json_t *cluster, struct p
 			const json_t *plain = NULL;
 
 			pl_str_to_ll(t ? t : "", 1, 999999999, &id);
-			json_array_foreach(json_object_get(cluster, "guests"), j, x) {
+			json_array_foreach(json_object_get(cluster, PL_SNAP_GUESTS), j, x) {
 				if ((!id || pl_json_int(x, "vmid", 0) != id) && strcmp(pl_json_str_or(x, "name", ""), t ? t : ""))
 					continue;
 				if (pl_json_int(x, "template", 0) == 1 && !strcmp(pl_json_str_or(x, "type", "qemu"), "qemu"))

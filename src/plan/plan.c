@@ -12,6 +12,7 @@
 #include "core/json.h"
 #include "core/propstr.h"
 #include "core/str.h"
+#include "core/snapshot.h"
 #include "model/guest.h"
 #include "plan/templates.h"
 #include "plan/apply.h"
@@ -173,7 +174,7 @@ pick_node(const struct planner *p)
 	long long best_free = LLONG_MIN;
 	size_t i;
 
-	json_array_foreach(json_object_get(p->snap, "nodes"), i, n) {
+	json_array_foreach(json_object_get(p->snap, PL_SNAP_NODES), i, n) {
 		long long free_mem = pl_json_int(n, "maxmem", 0) - pl_json_int(n, "mem", 0) -
 				     pl_json_int(p->planned, pl_json_str_or(n, "node", ""), 0);
 
@@ -193,7 +194,7 @@ node_known(const struct planner *p, const char *node)
 	const json_t *n;
 	size_t i;
 
-	json_array_foreach(json_object_get(p->snap, "nodes"), i, n)
+	json_array_foreach(json_object_get(p->snap, PL_SNAP_NODES), i, n)
 		if (!strcmp(pl_json_str_or(n, "node", ""), node))
 			return true;
 	return false;
@@ -220,7 +221,7 @@ resolve_clone(struct planner *p, const struct pl_model_guest *m, json_t *c)
 		return true;
 	tmpl = pl_json_str_or(clone, "template", "");
 	pl_str_to_ll(tmpl, 1, 999999999, &want_id);
-	json_array_foreach(json_object_get(p->snap, "guests"), i, g) {
+	json_array_foreach(json_object_get(p->snap, PL_SNAP_GUESTS), i, g) {
 		if (pl_json_int(g, "template", 0) != 1)
 			continue;
 		if ((want_id && pl_json_int(g, "vmid", 0) == want_id) ||
@@ -264,7 +265,7 @@ volume_key(bool lxc, const char *k)
 static char *
 migrate_blocker(const struct planner *p, const json_t *live, const char *node)
 {
-	const json_t *storages = json_object_get(p->snap, "storages"), *st;
+	const json_t *storages = json_object_get(p->snap, PL_SNAP_STORAGES), *st;
 	bool lxc = !strcmp(live_type(live), "lxc");
 	const char *k;
 	json_t *v;
@@ -272,7 +273,7 @@ migrate_blocker(const struct planner *p, const json_t *live, const char *node)
 
 	if (json_array_size(storages) == 0)
 		return NULL;
-	json_object_foreach(json_object_get(live, "config"), k, v) {
+	json_object_foreach(json_object_get(live, PL_SNAP_CONFIG), k, v) {
 		const char *val = json_string_value(v);
 		size_t vl, sl;
 		bool there = false;
@@ -310,7 +311,7 @@ storage_shared(const json_t *snap, const char *storage)
 	const json_t *s;
 	size_t i;
 
-	json_array_foreach(json_object_get(snap, "storages"), i, s)
+	json_array_foreach(json_object_get(snap, PL_SNAP_STORAGES), i, s)
 		if (!strcmp(pl_json_str_or(s, "storage", ""), storage))
 			return pl_json_int(s, "shared", 0) != 0;
 	return false;
@@ -379,7 +380,7 @@ plan_declared_templates(struct planner *p)
 		if (pl_json_str(t, "template") == NULL)
 			continue;
 		volid = pl_asprintf("%s:vztmpl/%s", storage, pl_json_str(t, "template"));
-		json_array_foreach(json_object_get(p->snap, "nodes"), j, n) {
+		json_array_foreach(json_object_get(p->snap, PL_SNAP_NODES), j, n) {
 			const char *node = pl_json_str(n, "node");
 
 			if (node && (pl_json_str(t, "node") ? !strcmp(pl_json_str(t, "node"), node)
@@ -478,7 +479,7 @@ undefault(const char *want, const char *have, const char *parts)
 static void
 plan_replace(struct planner *p, const struct pl_model_guest *m, const json_t *live, json_t *c)
 {
-	const json_t *storages = json_object_get(p->snap, "storages");
+	const json_t *storages = json_object_get(p->snap, PL_SNAP_STORAGES);
 	const char *node = m->node ? m->node : pl_json_str(live, "node");
 	char *err = NULL, *why;
 
@@ -508,7 +509,7 @@ plan_replace(struct planner *p, const struct pl_model_guest *m, const json_t *li
 static void
 plan_update(struct planner *p, const struct pl_model_guest *m, const json_t *live)
 {
-	const json_t *cfg = json_object_get(live, "config");
+	const json_t *cfg = json_object_get(live, PL_SNAP_CONFIG);
 	const char *hotplug = pl_json_str(cfg, "hotplug");
 	bool running = !strcmp(pl_json_str_or(live, "status", ""), "running");
 	long long vmid = pl_json_int(live, "vmid", 0);
@@ -755,7 +756,7 @@ plan_bridges(struct planner *p)
 		snprintf(ptr, sizeof(ptr), "/bridges/%zu/autostart", i);
 		if (!pl_config_written(p->cfg, ptr))
 			json_object_del(mine, "autostart");
-		json_array_foreach(json_object_get(p->snap, "nodes"), j, n) {
+		json_array_foreach(json_object_get(p->snap, PL_SNAP_NODES), j, n) {
 			const char *node = pl_json_str(n, "node");
 			const json_t *lb, *found = NULL;
 			json_t *want, *diffs;
@@ -763,7 +764,7 @@ plan_bridges(struct planner *p)
 
 			if (node == NULL || (pl_json_str(b, "node") && strcmp(pl_json_str(b, "node"), node)))
 				continue;
-			json_array_foreach(json_object_get(p->snap, "bridges"), k, lb)
+			json_array_foreach(json_object_get(p->snap, PL_SNAP_BRIDGES), k, lb)
 				if (!strcmp(pl_json_str_or(lb, "node", ""), node) &&
 				    !strcmp(pl_json_str_or(lb, "iface", ""), name))
 					found = lb;
@@ -797,8 +798,8 @@ pl_plan_snapshot_sigs(const json_t *snap)
 	const json_t *g, *b;
 	size_t i;
 
-	json_array_foreach(json_object_get(snap, "guests"), i, g) {
-		const json_t *cfg = json_object_get(g, "config");
+	json_array_foreach(json_object_get(snap, PL_SNAP_GUESTS), i, g) {
+		const json_t *cfg = json_object_get(g, PL_SNAP_CONFIG);
 		char sha[65], key[32];
 		json_t *sig;
 
@@ -812,7 +813,7 @@ pl_plan_snapshot_sigs(const json_t *snap)
 		snprintf(key, sizeof(key), "%lld", pl_json_int(g, "vmid", 0));
 		json_object_set_new(sigs, key, json_string(sha));
 	}
-	json_array_foreach(json_object_get(snap, "bridges"), i, b) {
+	json_array_foreach(json_object_get(snap, PL_SNAP_BRIDGES), i, b) {
 		char *key = pl_asprintf("bridge %s/%s", pl_json_str_or(b, "node", ""),
 					pl_json_str_or(b, "iface", ""));
 		json_t *managed = json_object();
@@ -900,7 +901,7 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 	p.by_name = json_object();
 	p.templates = json_object();
 	p.tmpl_changes = json_array();
-	json_array_foreach(json_object_get(snap, "guests"), i, live) {
+	json_array_foreach(json_object_get(snap, PL_SNAP_GUESTS), i, live) {
 		const char *name = pl_json_str_or(live, "name", "");
 		json_t *list = json_object_get(p.by_name, name);
 		char key[32];
@@ -972,7 +973,7 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 	for (i = json_array_size(p.tmpl_changes); i > 0; i--)
 		json_array_insert(p.changes, nbridges, json_array_get(p.tmpl_changes, i - 1));
 	/* changes an earlier apply left pending until a reboot */
-	json_array_foreach(json_object_get(snap, "guests"), i, live) {
+	json_array_foreach(json_object_get(snap, PL_SNAP_GUESTS), i, live) {
 		char key[32];
 		const json_t *keys;
 
@@ -1005,7 +1006,7 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 								 "vmid", (json_int_t)pl_json_int(live, "vmid", 0), "keys", keys));
 	}
 	/* what is live but not declared */
-	json_array_foreach(json_object_get(snap, "guests"), i, live) {
+	json_array_foreach(json_object_get(snap, PL_SNAP_GUESTS), i, live) {
 		long long vmid = pl_json_int(live, "vmid", 0);
 
 		char *owner = NULL;

@@ -1,6 +1,8 @@
 /*
- * Apply and rollback runs in the state store's runs table: begun before any
- * change, finished with the per-change result, read back by rollback.
+ * Apply and rollback runs: begun before any change, finished with the
+ * per-change result, read back by rollback. The state store keeps them
+ * (pl_state_run_*, pl_state_lock_*); these calls add who this process is and
+ * whether the process named by a run or the lock still lives.
  */
 #ifndef PL_PLAN_RUNS_H
 #define PL_PLAN_RUNS_H

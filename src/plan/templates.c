@@ -8,6 +8,7 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "core/str.h"
+#include "core/snapshot.h"
 #include "pve/client.h"
 
 /* "local:vztmpl/debian.tar.zst" -> "local" */
@@ -70,7 +71,7 @@ storage_on(const json_t *snap, const char *storage, const char *node)
 	const json_t *s;
 	size_t i;
 
-	json_array_foreach(json_object_get(snap, "storages"), i, s)
+	json_array_foreach(json_object_get(snap, PL_SNAP_STORAGES), i, s)
 		if (!strcmp(pl_json_str_or(s, "storage", ""), storage) &&
 		    !strcmp(pl_json_str_or(s, "node", ""), node))
 			return true;
@@ -85,7 +86,7 @@ pl_templates_fetch(struct pl_pve *c, const struct pl_config *cfg, json_t *snap, 
 	const json_t *n, *w;
 	size_t i, j;
 
-	json_array_foreach(json_object_get(snap, "nodes"), i, n) {
+	json_array_foreach(json_object_get(snap, PL_SNAP_NODES), i, n) {
 		const char *node = pl_json_str(n, "node");
 		json_t *per = json_object();
 		bool missing = false;

@@ -374,20 +374,6 @@ pl_proxy_config_finish(struct pl_proxy_config *c, char **errmsg)
 }
 
 char *
-pl_proxy_state_dir(const char *config_path)
-{
-	const char *st = getenv("PVELAB_STATE");
-	char *dir, *r;
-
-	if (st && *st)
-		return pl_path_dirname(st);
-	dir = pl_path_dirname(config_path ? config_path : "pvelab.yaml");
-	r = pl_path_join(dir, ".pvelab");
-	free(dir);
-	return r;
-}
-
-char *
 pl_proxy_pins_path(const char *state_dir)
 {
 	return pl_path_join(state_dir, "pins.json");

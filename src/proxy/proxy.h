@@ -86,10 +86,6 @@ int pl_proxy_config_load(const char *config_path, const char *state_dir,
  * and apply pins recorded by `pvelab proxy trust`. */
 int pl_proxy_config_finish(struct pl_proxy_config *c, char **errmsg);
 
-/* The state directory: dirname($PVELAB_STATE), else .pvelab beside config_path.
- * Caller frees. */
-char *pl_proxy_state_dir(const char *config_path);
-
 /* Path of the local CA certificate in state_dir (caller frees). */
 char *pl_proxy_ca_path(const char *state_dir);
 /* Load the local CA, creating it (key mode 0600) when create and it is absent.

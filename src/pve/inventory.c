@@ -18,6 +18,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/str.h"
+#include "core/snapshot.h"
 #include "pve/client.h"
 
 #include <event2/event.h>
@@ -96,7 +97,7 @@ hand_on(struct inv *v, json_t *guest)
 static void
 unread(struct inv *v, json_t *guest, const char *why)
 {
-	json_object_set_new(guest, "_unread", json_string(why));
+	json_object_set_new(guest, PL_SNAP_UNREAD, json_string(why));
 	atomic_fetch_add(&v->unread, 1);
 	hand_on(v, guest);
 }
@@ -127,13 +128,13 @@ item_cb(const struct pl_pve_result *res, void *arg)
 		switch (it->kind) {
 		case 0:
 			if (json_is_object(res->data))
-				json_object_set(it->target, "config", res->data);
+				json_object_set(it->target, PL_SNAP_CONFIG, res->data);
 			else
-				json_object_set_new(it->target, "config", json_object());
+				json_object_set_new(it->target, PL_SNAP_CONFIG, json_object());
 			hand_on(v, it->target);
 			break;
 		case 1:
-			json_object_set(it->target, "detail", res->data);
+			json_object_set(it->target, PL_SNAP_DETAIL, res->data);
 			break;
 		case 2:
 			pthread_mutex_lock(&v->lock);
@@ -141,21 +142,21 @@ item_cb(const struct pl_pve_result *res, void *arg)
 				json_t *b = json_deep_copy(o);
 
 				json_object_set_new(b, "node", json_string(it->node));
-				json_array_append_new(json_object_get(v->snap, "bridges"), b);
+				json_array_append_new(json_object_get(v->snap, PL_SNAP_BRIDGES), b);
 			}
 			pthread_mutex_unlock(&v->lock);
 			break;
 		case 3:
 			pthread_mutex_lock(&v->lock);
 			if (json_is_array(res->data))
-				json_object_set(v->snap, "tasks", res->data);
+				json_object_set(v->snap, PL_SNAP_TASKS, res->data);
 			pthread_mutex_unlock(&v->lock);
 			break;
 		case 4:
 			pthread_mutex_lock(&v->lock);
 			json_array_foreach(res->data, i, o)
 				if (!strcmp(pl_json_str_or(o, "type", ""), "storage"))
-					json_array_append(json_object_get(v->snap, "storages"), o);
+					json_array_append(json_object_get(v->snap, PL_SNAP_STORAGES), o);
 			pthread_mutex_unlock(&v->lock);
 			break;
 		}
@@ -459,9 +460,9 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 		json_decref(res);
 		return pl_seterr(errmsg, PL_EPARSE, "/cluster/resources did not return a list");
 	}
-	v.snap = json_pack("{s:[],s:[],s:[],s:[],s:[]}", "nodes", "guests", "storages", "bridges",
-			   "tasks");
-	nodes = json_object_get(v.snap, "nodes");
+	v.snap = json_pack("{s:[],s:[],s:[],s:[],s:[]}", PL_SNAP_NODES, PL_SNAP_GUESTS,
+			   PL_SNAP_STORAGES, PL_SNAP_BRIDGES, PL_SNAP_TASKS);
+	nodes = json_object_get(v.snap, PL_SNAP_NODES);
 	online = json_array();
 	v.offline = json_object();
 	json_array_foreach(res, i, o) {
@@ -497,7 +498,7 @@ inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progr
 			goto out;
 	}
 	l.nshards = n;
-	l.guests = json_object_get(v.snap, "guests");
+	l.guests = json_object_get(v.snap, PL_SNAP_GUESTS);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	/* The first worker starts on the nodes while the guest list arrives. */
 	start_shard(&l);

@@ -1,8 +1,8 @@
 /*
  * The numbered schema migrations of the state store. Migration N brings
  * PRAGMA user_version from N-1 to N; never edit one that has shipped, add one.
- * Other layers own tables of their own in the same file (discover: discovered_hosts,
- * created by src/discover/store.c); do not reuse those names.
+ * Every table of the store is created here, and only src/state/ reads or
+ * writes them.
  */
 #include "core/common.h"
 #include "state/migrations.h"
@@ -99,6 +99,16 @@ static const char *const migrations[] = {
 	"  pstart INTEGER NOT NULL,"
 	"  started REAL NOT NULL,"
 	"  run_id INTEGER);",
+	/* 6: hosts found by discovery (discover --save). Before this migration
+	 * discover created the table itself, with this schema: a store that has
+	 * it keeps its rows. */
+	"CREATE TABLE IF NOT EXISTS discovered_hosts ("
+	"  address TEXT PRIMARY KEY,"
+	"  kind TEXT NOT NULL,"
+	"  first_seen INTEGER NOT NULL," /* unix seconds */
+	"  last_seen INTEGER NOT NULL,"
+	"  present INTEGER NOT NULL DEFAULT 1," /* 0 once a scan of its range missed it */
+	"  record TEXT NOT NULL);",             /* the host record as JSON */
 };
 
 int

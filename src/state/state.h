@@ -1,7 +1,10 @@
 /*
  * The local state store: one SQLite file in WAL mode holding the cluster as
- * last seen (nodes, guests, storages, bridges, tasks), the runs that saw it,
- * and a history row per guest change with a SHA-256 of its canonical JSON.
+ * last seen (nodes, guests, storages, bridges, tasks), the runs that saw or
+ * changed it, a history row per guest change with a SHA-256 of its canonical
+ * JSON, the apply lock and the hosts discovery found. This layer is the only
+ * code that opens the file or writes SQL; every table comes from a numbered
+ * migration (migrations.c).
  */
 #ifndef PL_STATE_STATE_H
 #define PL_STATE_STATE_H
@@ -11,19 +14,28 @@
 #include <jansson.h>
 
 struct pl_state;
-struct sqlite3;
+
+/* Where the store lives, for every command: the path given on the command
+ * line (given; NULL when none), else $PVELAB_STATE, else the config's
+ * `state:` key (config_state, relative to the config file's directory), else
+ * .pvelab/state.db beside the config file (config_path, default
+ * ./pvelab.yaml). Caller frees. */
+char *pl_state_path(const char *given, const char *config_state, const char *config_path);
 
 /* Open (creating the file, its directory and the schema) and migrate. */
 int pl_state_open(const char *path, struct pl_state **out, char **errmsg);
-/* Open an existing store read-only; PL_ENOENT when there is none. */
+/* The same for an existing store only: PL_ENOENT when there is none (a
+ * command that records what it did where a store exists, never making one). */
+int pl_state_open_existing(const char *path, struct pl_state **out, char **errmsg);
+/* Open an existing store read-only (SQLite's mode=ro, which also reads a
+ * store on a read-only mount): never writes, never migrates. PL_ENOENT when there is no file or no schema in it; PL_EDB
+ * when its schema is older or newer than this build's. */
 int pl_state_open_ro(const char *path, struct pl_state **out, char **errmsg);
 void pl_state_close(struct pl_state *s);
 /* The schema version (PRAGMA user_version) after migrations. */
 int pl_state_version(struct pl_state *s);
 /* The number of migrations this build knows. */
 int pl_state_latest_version(void);
-/* The raw handle, for layers above that add their own tables (plan runs). */
-struct sqlite3 *pl_state_db(struct pl_state *s);
 
 /* Copy what the WAL holds into the database on a thread of its own (NULL
  * when there is nothing to copy); wait for it before a write transaction, so
@@ -105,8 +117,78 @@ int pl_state_task_put(struct pl_state *s, const char *upid, const json_t *info, 
 /* The latest run of a kind ("sync") as {id,kind,started,finished,summary}, or
  * PL_ENOENT. */
 int pl_state_last_run(struct pl_state *s, const char *kind, json_t **out, char **errmsg);
-/* Add a history row for a guest outside a sync (e.g. "created" by apply). */
-int pl_state_history_add(struct pl_state *s, const json_t *guest, const char *kind,
-			 long long run_id, char **errmsg);
+
+/*
+ * Runs and the apply lock. A run (sync, apply, destroy, rollback, adopt) is
+ * a row begun before any change and finished with its result; a running
+ * run and the lock name their process. Whether a process still lives is the
+ * caller's answer (alive): the store keeps processes, it does not look for them.
+ */
+/* A process: pid, host name and start time (clock ticks after boot), so that
+ * a pid reused after a crash is another process. */
+struct pl_state_proc {
+	long long pid;
+	const char *host;
+	long long start;
+};
+/* Is p still there? */
+typedef bool (*pl_state_alive_fn)(const struct pl_state_proc *p, void *arg);
+
+/* Insert a running run of kind owned by self; the apply lock self holds, if
+ * any, then names it. */
+int pl_state_run_begin(struct pl_state *s, const char *kind, const struct pl_state_proc *self,
+		       long long *id, char **errmsg);
+/* Record the project (config) a run acts for. */
+int pl_state_run_set_project(struct pl_state *s, long long id, const char *project,
+			     char **errmsg);
+/* Record a running run's result so far. */
+int pl_state_run_update(struct pl_state *s, long long id, const json_t *result, char **errmsg);
+/* Record its end: status "ok", "failed" or "interrupted" and the result. */
+int pl_state_run_finish(struct pl_state *s, long long id, const char *status,
+			const json_t *result, char **errmsg);
+/* A run as {"id","kind","started","finished","status","result","project",
+ * "pid","host"}, or PL_ENOENT. A running run whose process alive (may be
+ * NULL) finds gone is shown "interrupted", as pl_state_runs_reap records it;
+ * nothing is written. */
+int pl_state_run_get(struct pl_state *s, long long id, pl_state_alive_fn alive, void *arg,
+		     json_t **run, char **errmsg);
+/* The newest limit runs of kind (NULL: any), newest first, as pl_state_run_get. */
+int pl_state_runs(struct pl_state *s, const char *kind, int limit, pl_state_alive_fn alive,
+		  void *arg, json_t **runs, char **errmsg);
+/* Record every running run whose process alive finds gone as "interrupted"
+ * (its running changes too); *n (optional) counts them. */
+int pl_state_runs_reap(struct pl_state *s, pl_state_alive_fn alive, void *arg, int *n,
+		       char **errmsg);
+/* The newest run that changed guests (apply, destroy, rollback): *id, 0 when
+ * none; *kind (optional) is borrowed from a static table. */
+int pl_state_run_newest_change(struct pl_state *s, long long *id, const char **kind,
+			       char **errmsg);
+/* Take the apply lock name for self in one transaction. PL_ECONFLICT when
+ * another process holds it and alive finds it there (the message names its
+ * run, pid, host and start); *stale (optional, new reference) is the lock
+ * taken over from a dead holder ({"pid","host","started","run_id"}), NULL
+ * when there was none. */
+int pl_state_lock_take(struct pl_state *s, const char *name, const struct pl_state_proc *self,
+		       pl_state_alive_fn alive, void *arg, json_t **stale, char **errmsg);
+/* Release lock name if self holds it. */
+int pl_state_lock_release(struct pl_state *s, const char *name, const struct pl_state_proc *self,
+			  char **errmsg);
+
+/*
+ * Hosts found by discovery (pvelab discover --save): address, kind, first and
+ * last seen, present or vanished, and the host record.
+ */
+/* Decides whether a scan covered address (arg is the caller's). */
+typedef bool (*pl_state_covers_fn)(const char *address, void *arg);
+/* Record one scan in one transaction: every host of hosts
+ * ([{"address","kind",...}], the whole object kept as its record) is present
+ * now; a host present before, not in hosts, whose address covers accepts, is
+ * marked vanished. *news gets [{address,kind}] of the hosts not present
+ * before, *vanished those marked now (new references). */
+int pl_state_discovered_save(struct pl_state *s, const json_t *hosts, pl_state_covers_fn covers,
+			     void *arg, json_t **news, json_t **vanished, char **errmsg);
+/* Every discovered host: [{address,kind,first_seen,last_seen,present,record}]
+ * sorted by address. */
+int pl_state_discovered(struct pl_state *s, json_t **out, char **errmsg);
 
 #endif

@@ -6,6 +6,7 @@ port), and `pvelab sim` for Proxmox VE. Every service binds its own 127.0.0.x ad
 import http.server
 import json
 import os
+import select
 import shutil
 import socket
 import ssl
@@ -108,6 +109,16 @@ def _recv_exact(c, n):
     return b
 
 
+def _until_closed(c, timeout=5.0):
+    """Keep a connection open until the client closes it (or timeout)."""
+    c.settimeout(timeout)
+    try:
+        while c.recv(4096):
+            pass
+    except OSError:
+        pass
+
+
 def rdp_responder(addr, port=3389):
     """Answers an X.224 Connection Request like a Windows host: a Connection
     Confirm with an RDP Negotiation Response selecting CredSSP (hybrid) when
@@ -124,7 +135,7 @@ def rdp_responder(addr, port=3389):
         sel = 2 if req & 2 else 1 if req & 1 else 0
         cc = bytes([0x0e, 0xd0, 0, 0, 0x12, 0x34, 0]) + struct.pack("<BBHI", 2, 0x1f, 8, sel)
         c.sendall(struct.pack(">BBH", 3, 0, 4 + len(cc)) + cc)
-        time.sleep(0.2)
+        _until_closed(c)
     srv = _listen(addr, port)
     return _Thread(srv, _accept_loop(srv, handle))
 
@@ -146,7 +157,7 @@ def banner_server(addr, port, banner):
     """Sends a banner line on connect (an SSH-like server for --save tests)."""
     def handle(c):
         c.sendall(banner)
-        time.sleep(0.3)
+        _until_closed(c)
     srv = _listen(addr, port)
     return _Thread(srv, _accept_loop(srv, handle))
 
@@ -179,7 +190,9 @@ class SilentPort:
             except BlockingIOError:
                 pass
             self.fillers.append(f)
-        time.sleep(0.3)
+        # full once the queue holds a connection (the others stay unanswered)
+        _, done, _ = select.select([], self.fillers, [], 10)
+        assert done, f"the accept queue of {addr}:{port} never filled"
 
     def stop(self):
         for f in self.fillers:

@@ -87,8 +87,9 @@ def guest_100(info, want):
         if call(info, "GET", f"/nodes/pve/{kind}/100/status/current").status_code == 200:
             if kind == want:
                 return
-            call(info, "POST", f"/nodes/pve/{kind}/100/status/stop")
-            time.sleep(0.1)
+            stop = call(info, "POST", f"/nodes/pve/{kind}/100/status/stop").json()["data"]
+            if stop:
+                wait_task(info, stop)
             wait_task(info, call(info, "DELETE", f"/nodes/pve/{kind}/100").json()["data"])
     if want == "qemu":
         wait_task(info, call(info, "POST", "/nodes/pve/qemu", data={"vmid": 100}).json()["data"])

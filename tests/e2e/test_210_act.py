@@ -53,17 +53,27 @@ def test_start_stop_several_in_parallel(sim, env):
         assert status_of(sim, g) == "stopped"
 
 
+def qmpstatus_of(sim, g):
+    st = api(sim, "GET", f"nodes/{g['node']}/{g['type']}/{g['vmid']}/status/current")
+    return st["status"], st["qmpstatus"]
+
+
 def test_reboot_suspend_resume_stop(sim, env):
     g = guests(sim, "qemu")[0]
-    assert run("start", g["vmid"], env=env).rc in (0, 1)
-    assert status_of(sim, g) == "running"
+    r = run("start", g["vmid"], env=env)  # "already running" is ok too
+    assert r.rc == 0, r
+    assert qmpstatus_of(sim, g) == ("running", "running")
     r = run("reboot", g["vmid"], env=env)
     assert r.rc == 0 and "reboot ok" in r.out, r
+    # PVE keeps a suspended VM's status "running"; its QEMU says "paused"
     r = run("suspend", g["name"], env=env)
-    assert r.rc == 0, r
-    assert status_of(sim, g) in ("paused", "running")
+    assert r.rc == 0 and "suspend ok" in r.out, r
+    assert qmpstatus_of(sim, g) == ("running", "paused")
     r = run("resume", g["name"], env=env)
-    assert r.rc == 0, r
+    assert r.rc == 0 and "resume ok" in r.out, r
+    assert qmpstatus_of(sim, g) == ("running", "running")
+    r = run("resume", g["name"], env=env)
+    assert r.rc == 1 and "not paused" in r.err, r
     r = run("stop", g["name"], env=env)
     assert r.rc == 0, r
     assert status_of(sim, g) == "stopped"
@@ -74,7 +84,27 @@ def test_tasks_are_remembered_for_describe(sim, env):
     assert run("start", g["vmid"], env=env).rc == 0
     assert run("sync", env=env).rc == 0
     d = run("-o", "json", "describe", g["vmid"], env=env).json()
-    assert any(t.get("type") in ("start", "qmstart") for t in d["tasks"]), d["tasks"]
+    assert any(t.get("type") == "qmstart" for t in d["tasks"]), d["tasks"]
+    assert run("stop", g["vmid"], env=env).rc == 0
+
+
+def test_act_records_its_task_in_an_existing_store(sim, env, tmp_path):
+    """An act command records its task where a store exists (describe shows it
+    without a sync), and never makes a store where there is none."""
+    g = guests(sim, "qemu")[1]
+    assert run("sync", env=env).rc == 0
+    r = run("-o", "json", "start", g["vmid"], env=env)
+    assert r.rc == 0, r
+    upid = r.json()[0].get("upid")
+    d = run("-o", "json", "describe", g["vmid"], env=env).json()
+    if upid:  # not when it was running already
+        assert upid in [t.get("upid") for t in d["tasks"]], d["tasks"]
+    assert run("stop", g["vmid"], env=env).rc == 0
+    d = run("-o", "json", "describe", g["vmid"], env=env).json()
+    assert any(t.get("type") == "qmstop" for t in d["tasks"]), d["tasks"]
+    none = dict(env, PVELAB_STATE=str(tmp_path / "none" / "state.db"))
+    assert run("start", g["vmid"], env=none).rc == 0
+    assert not (tmp_path / "none").exists()
     assert run("stop", g["vmid"], env=env).rc == 0
 
 
@@ -212,6 +242,8 @@ def test_shutdown_of_a_guest_that_ignores_acpi(tmp_path):
                    api(info, "GET", "nodes/pve1/tasks", source="active")):
                 break
             time.sleep(0.05)
+        else:
+            raise AssertionError("the shutdown task never showed up")
         r = run("stop", "noacpi", env=env)
         assert r.rc == 1 and "can't lock file" in r.err, r
         assert "'pvelab stop --overrule-shutdown'" in r.err, r

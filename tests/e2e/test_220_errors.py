@@ -124,3 +124,42 @@ def test_pve_84_schema(tmp_path):
         assert r.json()["added"] == 6
     finally:
         stop_sim(info)
+
+
+def test_read_commands_never_write_the_store(tmp_path):
+    """status/list on an empty file say there is no state and leave the file
+    empty; on a store of an older schema they say how to upgrade it and leave
+    it as it was; a store whose WAL index cannot be made beside it (as on a
+    read-only mount) is still read."""
+    import sqlite3
+    db = tmp_path / "s.db"
+    db.write_bytes(b"")
+    env = {"PVELAB_STATE": str(db)}
+    for cmd in ("status", "list"):
+        r = run(cmd, env=env)
+        assert r.rc == 1 and f"no state in '{db}' yet" in one_line(r), r
+    assert db.stat().st_size == 0
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE runs (id INTEGER PRIMARY KEY)")
+    con.execute("PRAGMA user_version = 1")
+    con.commit()
+    con.close()
+    r = run("list", env=env)
+    assert r.rc == 1 and "schema version 1, older" in one_line(r) and "pvelab sync" in r.err, r
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 1
+    con.close()
+    db.unlink()
+    # a store that sync wrote, with a directory where its -shm file would go
+    info = start_sim("--nodes", "1", "--guests", "3")
+    try:
+        assert run("sync", env=env_for(info, db)).rc == 0
+    finally:
+        stop_sim(info)
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+    (tmp_path / "s.db-shm").unlink(missing_ok=True)
+    (tmp_path / "s.db-shm").mkdir()
+    r = run("-o", "json", "list", env=env)
+    assert r.rc == 0 and len(r.json()) == 3, r

@@ -21,6 +21,21 @@ def stored(state):
         db.close()
 
 
+def writing(state):
+    """Does another connection hold the write transaction of the store?"""
+    db = sqlite3.connect(str(state), timeout=0, isolation_level=None)
+    try:
+        db.execute("begin immediate")
+        db.execute("rollback")
+        return False
+    except sqlite3.OperationalError as e:
+        if "locked" not in str(e):
+            raise
+        return True
+    finally:
+        db.close()
+
+
 def test_sync_under_faults_is_complete_and_correct(tmp_path):
     info = start_sim("--nodes", "4", "--guests", "300", "--faults", "error=0.05,latency=20ms")
     try:
@@ -68,8 +83,12 @@ def test_sigkill_mid_sync_keeps_previous_state(tmp_path):
         e = dict(os.environ)
         e.update(env)
         p = subprocess.Popen([BIN, "sync"], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(0.5)
-        assert p.poll() is None, "sync finished before it could be killed"
+        # Kill it mid-write: once it holds the store's write transaction.
+        deadline = time.time() + 30
+        while not writing(state):
+            assert p.poll() is None, "sync finished before it could be killed"
+            assert time.time() < deadline, "sync never began writing"
+            time.sleep(0.005)
         p.send_signal(signal.SIGKILL)
         p.wait()
         assert stored(state) == before

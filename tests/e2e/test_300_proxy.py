@@ -13,6 +13,7 @@ import ssl
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -336,6 +337,23 @@ def rss_kib(pid):
         return [int(l.split()[1]) for l in st if l.startswith("VmRSS")][0]
 
 
+def queued_to(port):
+    """Bytes on their way from the server at port over loopback TCP and not
+    yet read by its clients: its sockets' send queues plus the clients'
+    receive queues (/proc/net/tcp)."""
+    total = 0
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            tx, rx = (int(x, 16) for x in fields[4].split(":"))
+            if int(fields[1].split(":")[1], 16) == port:
+                total += tx
+            elif int(fields[2].split(":")[1], 16) == port:
+                total += rx
+    return total
+
+
 def test_backpressure_slow_reader(env):
     """A client that stops reading makes the proxy stop reading upstream (no
     unbounded buffering), and everything arrives once it reads again."""
@@ -350,7 +368,12 @@ def test_backpressure_slow_reader(env):
                 t.settimeout(30)
                 rss0 = rss_kib(p.p.pid)
                 t.sendall(struct.pack("!QQ", up_bytes, down_bytes) + data)
-                time.sleep(1.5)  # the proxy's buffers fill up meanwhile
+                # Measure once the proxy has stopped reading upstream: 256 KiB
+                # wait in the kernel between the upstream and the proxy.
+                deadline = time.time() + 30
+                while queued_to(env["bulk"]) < 256 << 10:
+                    assert time.time() < deadline, "the proxy kept reading upstream"
+                    time.sleep(0.02)
                 grew = rss_kib(p.p.pid) - rss0
                 sanitized = "asan" in open(f"/proc/{p.p.pid}/maps").read()
                 h = hashlib.sha256()
@@ -424,6 +447,32 @@ def test_location_rewrite(env):
         assert f"Location: https://127.0.0.1:{env['http']}/login" in out
 
 
+class Stderr:
+    """A process's stderr read on a thread, so that a test can wait for a line
+    while the process runs; text() is all of it once the process is gone."""
+
+    def __init__(self, proc):
+        self.proc, self.lines, self.cv = proc, [], threading.Condition()
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            with self.cv:
+                self.lines.append(line)
+                self.cv.notify_all()
+
+    def wait_for(self, text, timeout=15):
+        with self.cv:
+            ok = self.cv.wait_for(lambda: any(text in l for l in self.lines), timeout)
+        assert ok, f"no {text!r} on stderr: {''.join(self.lines)}"
+
+    def text(self, timeout=20):
+        self.proc.wait(timeout=timeout)
+        self.thread.join(timeout)
+        return "".join(self.lines)
+
+
 def write_config(path, env, port, verify_a):
     with open(path, "w") as f:
         f.write(f"""proxy:
@@ -447,8 +496,9 @@ def test_config_routing_and_sighup_reload(env, tmp_path):
     cfg = str(tmp_path / "pvelab.yaml")
     port = free_port()
     write_config(cfg, env, port, "2019-01-01")
-    proc = subprocess.Popen([BIN, "-c", cfg, "proxy"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([BIN, "-c", cfg, "proxy"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env=env["env"])
+    log = Stderr(proc)
     try:
         wait_port(port, proc)
         rc, out, err = curl(env, port, name="idrac.test")
@@ -473,10 +523,10 @@ def test_config_routing_and_sighup_reload(env, tmp_path):
         rc, out, err = curl(env, port, name="ilo.test")
         assert out.startswith("HTTP/1.0 200"), out[:200]
         proc.send_signal(signal.SIGUSR1)
-        time.sleep(0.5)
+        log.wait_for("proxy: stats")
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
+        err = log.text()
     assert proc.returncode == 0
     assert "reloaded" in err
     stats = re.search(r"proxy: stats (.*)", err).group(1)
@@ -514,7 +564,7 @@ def test_graceful_shutdown_lets_open_connections_finish(env):
 
 def test_usage_errors(env):
     r = run("proxy", "--upstream", "http://x", env={"PVELAB_STATE": env["env"]["PVELAB_STATE"]})
-    assert r.rc != 0 and "not https://" in r.err
+    assert r.rc == 1 and "not https://" in r.err
     r = run("proxy", "--upstream", "https://x", "--pin", "AA", "--insecure")
     assert r.rc == 64
     r = run("proxy", "--upstream", "https://x", "--verify-at", "June",
@@ -549,8 +599,9 @@ def test_own_listener_and_failed_reload_keeps_serving(env, tmp_path):
       ca_file: {env['ca']}
       verify_at: 2019-01-01
 """)
-    proc = subprocess.Popen([BIN, "-c", str(cfg), "proxy"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([BIN, "-c", str(cfg), "proxy"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env=env["env"])
+    log = Stderr(proc)
     try:
         wait_port(own, proc)
         # its own listener takes any name; nothing listens on the unused shared one
@@ -560,14 +611,13 @@ def test_own_listener_and_failed_reload_keeps_serving(env, tmp_path):
             socket.create_connection(("127.0.0.1", shared), timeout=1).close()
         cfg.write_text("proxy:\n  targets: [\n")  # broken YAML
         proc.send_signal(signal.SIGHUP)
-        time.sleep(0.5)
+        log.wait_for("reload failed, keeping the running config")
         rc, out, err = curl(env, own)
         assert out.startswith("HTTP/1.0 200"), (err, out[:200])
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
+        err = log.text()
     assert proc.returncode == 0, err
-    assert "reload failed, keeping the running config" in err
 
 
 def test_grace_period_ends_and_no_sni_name(env):
@@ -588,6 +638,25 @@ def test_grace_period_ends_and_no_sni_name(env):
     t.close()
     assert rc == 0, log
     assert "grace period over, closing 1 connection(s)" in log
+
+
+def test_pins_and_ca_live_where_the_config_puts_the_state(env, tmp_path):
+    """state: in the config moves the proxy's CA and pins with the database."""
+    cfg = tmp_path / "pvelab.yaml"
+    cfg.write_text(f"""state: keep/lab.db
+proxy:
+  targets:
+    - name: idrac
+      upstream: https://127.0.0.1:{env['s_modern']}
+""")
+    r = run("-c", cfg, "proxy", "trust", "idrac", "-o", "json", env={"PVELAB_STATE": ""})
+    assert r.rc == 0, r
+    pins = json.load(open(tmp_path / "keep" / "pins.json"))
+    assert pins[f"127.0.0.1:{env['s_modern']}"]["sha256"] == r.json()["sha256"]
+    r = run("-c", cfg, "proxy", "ca", env={"PVELAB_STATE": ""})
+    assert r.rc == 0, r
+    assert (tmp_path / "keep" / "proxy-ca.pem").exists()
+    assert not (tmp_path / ".pvelab").exists()
 
 
 def test_trust_by_target_name_uses_its_tls_settings(env, tmp_path):

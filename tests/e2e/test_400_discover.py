@@ -331,7 +331,7 @@ def test_rdm_xml_escaping(tmp_path):
     assert "Acme & Sons <BMC> \"x\" 'y'" in conn.find("Description").text
 
 
-def test_rdm_json(tmp_path):
+def test_rdm_json(lab, tmp_path):
     text, recs = export("rdm-json", tmp_path)
     doc = json.loads(text)
     conns = doc["Connections"]

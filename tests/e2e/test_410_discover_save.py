@@ -67,6 +67,36 @@ def test_state_beside_config(tmp_path):
     assert (tmp_path / "lab" / ".pvelab" / "state.db").exists()
 
 
+def test_state_where_the_config_says(tmp_path):
+    """state: in the config decides where --save remembers the hosts, as it does
+    for sync; the store is the same database, its table made by a migration."""
+    cfg = tmp_path / "lab" / "pvelab.yaml"
+    cfg.parent.mkdir()
+    cfg.write_text("state: db/lab.db\n")
+    s = discover_lab.banner_server("127.0.0.24", 2222, SSH)
+    try:
+        r = run("-c", cfg, "discover", "127.0.0.24", "--ports", "2222", "--save",
+                env={"PVELAB_STATE": ""})
+    finally:
+        s.stop()
+    assert r.rc == 0, r
+    assert "new: 127.0.0.24 (linux-ssh)" in r.out
+    assert not (tmp_path / "lab" / ".pvelab").exists()
+    con = sqlite3.connect(tmp_path / "lab" / "db" / "lab.db")
+    try:
+        assert [r[0] for r in con.execute("SELECT address FROM discovered_hosts")] == [
+            "127.0.0.24"]
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        version = con.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        con.close()
+    assert {"runs", "guests", "discovered_hosts"} <= tables
+    # the same database the other commands use: a read command finds it
+    r = run("-c", cfg, "rollback", env={"PVELAB_STATE": ""})
+    assert r.rc == 0 and "No apply runs recorded yet." in r.out, r
+    assert version >= 6
+
+
 def test_refuses_more_than_a_slash_16():
     r = run("discover", "10.0.0.0/15", "--ports", "22")
     assert r.rc == 1

@@ -311,16 +311,22 @@ def test_sigkill_during_apply_then_apply_again(tmp_path):
         env = dict(os.environ, **lab.env)
         p = subprocess.Popen([BIN, "-c", str(lab.cfg), "apply", "--yes", "-j", "2"], env=env,
                              cwd=str(lab.dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(1.0)
+        # Kill it once its first guest exists: the others take 300 ms a pair.
+        deadline = time.time() + 30
+        while not any(g["name"].startswith("k") for g in lab.guests()):
+            assert p.poll() is None, "apply ended before it created a guest"
+            assert time.time() < deadline, "apply created no guest"
+            time.sleep(0.02)
         p.send_signal(signal.SIGKILL)
         p.wait()
         partial = [g["name"] for g in lab.guests() if g["name"].startswith("k")]
         assert 0 < len(partial) < 10
-        for _ in range(3):
-            r = lab.pvelab("apply", "--yes")
-            if r.rc == 0:
-                break
-            time.sleep(0.5)  # a guest the killed run left locked
+        # The tasks the killed run started finish and unlock their guests.
+        while any(g.get("lock") for g in lab.guests() if g["name"].startswith("k")):
+            assert time.time() < deadline, "guests stayed locked"
+            time.sleep(0.02)
+        r = lab.pvelab("apply", "--yes")
+        assert r.rc == 0, r
         converged(lab)
         names = [g["name"] for g in lab.guests() if g["name"].startswith("k")]
         assert sorted(names) == sorted(f"k{i}" for i in range(10))  # no duplicates

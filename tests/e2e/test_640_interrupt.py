@@ -220,7 +220,8 @@ def test_sigkill_found_interrupted_and_rolled_back(tmp_path):
         assert r.rc == 0, r
         line = [l for l in r.out.splitlines() if l.startswith(f"run {run_id} ")]
         assert line and "interrupted" in line[0], r.out
-        assert db_rows(state, "SELECT status FROM runs WHERE id=?", run_id)[0][0] == "interrupted"
+        # a read shows it interrupted and writes nothing (the next write records it)
+        assert db_rows(state, "SELECT status FROM runs WHERE id=?", run_id)[0][0] == "running"
         runs = lab.pvelab("-o", "json", "rollback").json()
         rec = [x for x in runs if x["id"] == run_id][0]
         assert rec["status"] == "interrupted" and rec["pid"] == p.pid
@@ -236,6 +237,7 @@ def test_sigkill_found_interrupted_and_rolled_back(tmp_path):
             lab.pvelab("rollback", str(run_id), "--yes")), "rollback (a task of the killed run "
             "may still hold a lock)")
         assert "was interrupted" in r.out, r
+        assert db_rows(state, "SELECT status FROM runs WHERE id=?", run_id)[0][0] == "interrupted"
         for name in ("web", "db"):
             g = {x["name"]: x for x in lab.guests()}[name]
             after = lab.api("GET", f"/nodes/{g['node']}/qemu/{g['vmid']}/config")

@@ -11,6 +11,7 @@
 #include "pve/inventory.h"
 #include "state/migrations.h"
 #include "state/state.h"
+#include "state/internal.h"
 
 #include <sqlite3.h>
 #include <sys/stat.h>
@@ -77,7 +78,7 @@ test_open_migrate_reopen(void **state)
 	{
 		sqlite3_stmt *st;
 
-		assert_int_equal(sqlite3_prepare_v2(pl_state_db(s), "PRAGMA journal_mode", -1, &st,
+		assert_int_equal(sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &st,
 						    NULL), SQLITE_OK);
 		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 		assert_string_equal((const char *)sqlite3_column_text(st, 0), "wal");
@@ -144,7 +145,7 @@ test_migrate_history_check(void **state)
 	sqlite3_close(db);
 	assert_int_equal(pl_state_open(path, &s, &err), 0);
 	assert_true(pl_state_version(s) >= 3);
-	db = pl_state_db(s);
+	db = s->db;
 	assert_int_equal(sqlite3_prepare_v2(db, "SELECT kind, vmid FROM history", -1, &st, NULL),
 			 SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
@@ -162,6 +163,258 @@ test_migrate_history_check(void **state)
 	sqlite3_finalize(st);
 	assert_false(ephemeral);
 	pl_state_close(s);
+	remove_db();
+}
+
+/* Where the store lives: the given path, then $PVELAB_STATE, then the
+ * config's state: (relative to the config's directory), then beside it. */
+static void
+test_state_path(void **state)
+{
+	char *p;
+
+	unsetenv("PVELAB_STATE");
+	p = pl_state_path(NULL, NULL, "/lab/pvelab.yaml");
+	assert_string_equal(p, "/lab/.pvelab/state.db");
+	free(p);
+	p = pl_state_path(NULL, "db/s.db", "/lab/pvelab.yaml");
+	assert_string_equal(p, "/lab/db/s.db");
+	free(p);
+	p = pl_state_path(NULL, "/var/s.db", "/lab/pvelab.yaml");
+	assert_string_equal(p, "/var/s.db");
+	free(p);
+	p = pl_state_path(NULL, NULL, NULL);
+	assert_string_equal(p, "./.pvelab/state.db");
+	free(p);
+	setenv("PVELAB_STATE", "/env/s.db", 1);
+	p = pl_state_path(NULL, "db/s.db", "/lab/pvelab.yaml");
+	assert_string_equal(p, "/env/s.db");
+	free(p);
+	p = pl_state_path("/flag/s.db", "db/s.db", "/lab/pvelab.yaml");
+	assert_string_equal(p, "/flag/s.db");
+	free(p);
+	setenv("PVELAB_STATE", "", 1);
+	p = pl_state_path(NULL, "db/s.db", "/lab/pvelab.yaml");
+	assert_string_equal(p, "/lab/db/s.db");
+	free(p);
+	unsetenv("PVELAB_STATE");
+}
+
+static int
+user_version(const char *file)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int v = -1;
+
+	assert_int_equal(sqlite3_open_v2(file, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+/* A read never writes: an empty file stays empty, an old schema stays old
+ * (with what to do), and a store in a read-only directory can be read. */
+static void
+test_open_ro_never_writes(void **state)
+{
+	struct pl_state *s = NULL;
+	struct stat sb;
+	char *err = NULL, *rodir, *ro;
+	sqlite3 *db;
+	FILE *f;
+
+	remove_db();
+	assert_non_null(f = fopen(path, "w"));
+	fclose(f);
+	assert_int_equal(pl_state_open_ro(path, &s, &err), PL_ENOENT);
+	assert_non_null(strstr(err, "no state in"));
+	free(err);
+	err = NULL;
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, 0);
+	remove_db();
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL), SQLITE_OK);
+	for (int n = 1; n <= 4; n++)
+		assert_int_equal(sqlite3_exec(db, pl_state_migration(n), NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 4", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(pl_state_open_ro(path, &s, &err), PL_EDB);
+	assert_non_null(strstr(err, "older"));
+	assert_non_null(strstr(err, "pvelab sync"));
+	free(err);
+	err = NULL;
+	assert_int_equal(user_version(path), 4);
+	assert_int_equal(pl_state_open(path, &s, &err), 0);
+	pl_state_close(s);
+	assert_int_equal(user_version(path), pl_state_latest_version());
+
+	/* a copy whose WAL index cannot be made beside it, as on a read-only
+	 * mount (a directory where the -shm file would go: root cannot write
+	 * there either) */
+	rodir = pl_asprintf("%s/ro", dir);
+	ro = pl_asprintf("%s/state.db", rodir);
+	assert_int_equal(mkdir(rodir, 0700), 0);
+	{
+		char *cmd = pl_asprintf("cp '%s' '%s' && mkdir '%s-shm'", path, ro, ro);
+		json_t *nodes = NULL;
+
+		/* the writer's last changes sit in the WAL: copy them into the file */
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL,
+					      NULL), SQLITE_OK);
+		sqlite3_close(db);
+		assert_int_equal(system(cmd), 0);
+		free(cmd);
+		assert_int_equal(pl_state_open_ro(ro, &s, &err), 0);
+		assert_int_equal(pl_state_nodes(s, &nodes, &err), 0);
+		assert_int_equal(json_array_size(nodes), 0);
+		json_decref(nodes);
+		pl_state_close(s);
+	}
+	free(ro);
+	free(rodir);
+	remove_db();
+}
+
+static bool
+alive_none(const struct pl_state_proc *p, void *arg)
+{
+	(*(int *)arg)++;
+	return false;
+}
+
+static bool
+alive_all(const struct pl_state_proc *p, void *arg)
+{
+	return true;
+}
+
+/* Runs and the apply lock through pl_state_*: a run of a dead process reads
+ * as interrupted without a write, and the reap records it. */
+static void
+test_runs_and_lock(void **state)
+{
+	struct pl_state_proc me = { 42, "here", 7 }, other = { 43, "here", 9 };
+	struct pl_state *s;
+	json_t *run = NULL, *runs = NULL, *stale = NULL, *res;
+	long long id = 0, newest = -1;
+	const char *kind = NULL;
+	char *err = NULL;
+	int asked = 0, n = -1;
+
+	remove_db();
+	assert_int_equal(pl_state_open(path, &s, &err), 0);
+	assert_int_equal(pl_state_lock_take(s, "c1", &me, alive_all, NULL, &stale, &err), 0);
+	assert_null(stale);
+	assert_int_equal(pl_state_lock_take(s, "c1", &other, alive_all, NULL, &stale, &err),
+			 PL_ECONFLICT);
+	assert_non_null(strstr(err, "another apply is running (pid 42 on host here"));
+	free(err);
+	err = NULL;
+	assert_int_equal(pl_state_run_begin(s, "apply", &me, &id, &err), 0);
+	assert_true(id > 0);
+	assert_int_equal(pl_state_run_set_project(s, id, "lab", &err), 0);
+	res = json_pack("{s:[{s:s},{s:s}]}", "changes", "status", "ok", "status", "running");
+	assert_int_equal(pl_state_run_update(s, id, res, &err), 0);
+	json_decref(res);
+	/* the lock names the run; a dead holder's lock is taken over */
+	assert_int_equal(pl_state_lock_take(s, "c1", &other, alive_none, &asked, &stale, &err), 0);
+	assert_int_equal(json_integer_value(json_object_get(stale, "run_id")), id);
+	assert_int_equal(json_integer_value(json_object_get(stale, "pid")), 42);
+	json_decref(stale);
+	assert_int_equal(pl_state_lock_release(s, "c1", &me, &err), 0); /* not its lock: kept */
+	assert_int_equal(pl_state_lock_take(s, "c1", &me, alive_all, NULL, NULL, &err),
+			 PL_ECONFLICT);
+	free(err);
+	err = NULL;
+	assert_int_equal(pl_state_lock_release(s, "c1", &other, &err), 0);
+	assert_int_equal(pl_state_lock_take(s, "c1", &me, alive_all, NULL, NULL, &err), 0);
+
+	assert_int_equal(pl_state_run_get(s, id, alive_all, NULL, &run, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(run, "status")), "running");
+	assert_string_equal(json_string_value(json_object_get(run, "project")), "lab");
+	json_decref(run);
+	asked = 0;
+	assert_int_equal(pl_state_run_get(s, id, alive_none, &asked, &run, &err), 0);
+	assert_int_equal(asked, 1);
+	assert_string_equal(json_string_value(json_object_get(run, "status")), "interrupted");
+	res = json_object_get(run, "result");
+	assert_int_equal(json_integer_value(json_object_get(res, "interrupted")), 1);
+	assert_string_equal(pl_json_str(json_array_get(json_object_get(res, "changes"), 1),
+					"status"), "interrupted");
+	json_decref(run);
+	/* reading wrote nothing */
+	assert_int_equal(pl_state_runs(s, "apply", 10, NULL, NULL, &runs, &err), 0);
+	assert_int_equal(json_array_size(runs), 1);
+	assert_string_equal(pl_json_str(json_array_get(runs, 0), "status"), "running");
+	json_decref(runs);
+	assert_int_equal(pl_state_runs_reap(s, alive_none, &asked, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(pl_state_run_get(s, id, NULL, NULL, &run, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(run, "status")), "interrupted");
+	json_decref(run);
+	assert_int_equal(pl_state_run_newest_change(s, &newest, &kind, &err), 0);
+	assert_int_equal(newest, id);
+	assert_string_equal(kind, "apply");
+	assert_int_equal(pl_state_run_finish(s, id, "failed", NULL, &err), 0);
+	assert_int_equal(pl_state_run_get(s, id, NULL, NULL, &run, &err), 0);
+	assert_string_equal(json_string_value(json_object_get(run, "status")), "failed");
+	assert_true(json_is_real(json_object_get(run, "finished")));
+	json_decref(run);
+	assert_int_equal(pl_state_run_get(s, id + 1, NULL, NULL, &run, &err), PL_ENOENT);
+	free(err);
+	pl_state_close(s);
+	remove_db();
+}
+
+static bool
+covers_20s(const char *address, void *arg)
+{
+	return !strncmp(address, "10.0.0.2", 8);
+}
+
+/* Discovered hosts: new, seen again, vanished only inside what was scanned. */
+static void
+test_discovered(void **state)
+{
+	struct pl_state *s;
+	json_t *news, *gone, *all;
+	json_t *scan1 = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "address", "10.0.0.20",
+				  "kind", "linux-ssh", "address", "10.0.0.21", "kind", "idrac",
+				  "address", "10.0.0.30", "kind", "pve");
+	json_t *scan2 = json_pack("[{s:s,s:s}]", "address", "10.0.0.20", "kind", "linux-ssh");
+	char *err = NULL;
+
+	remove_db();
+	assert_int_equal(pl_state_open(path, &s, &err), 0);
+	assert_int_equal(pl_state_discovered_save(s, scan1, covers_20s, NULL, &news, &gone, &err), 0);
+	assert_int_equal(json_array_size(news), 3);
+	assert_int_equal(json_array_size(gone), 0);
+	json_decref(news);
+	json_decref(gone);
+	assert_int_equal(pl_state_discovered_save(s, scan2, covers_20s, NULL, &news, &gone, &err), 0);
+	assert_int_equal(json_array_size(news), 0);
+	assert_int_equal(json_array_size(gone), 1);
+	assert_string_equal(pl_json_str(json_array_get(gone, 0), "address"), "10.0.0.21");
+	json_decref(news);
+	json_decref(gone);
+	assert_int_equal(pl_state_discovered(s, &all, &err), 0);
+	assert_int_equal(json_array_size(all), 3);
+	assert_true(json_is_true(json_object_get(json_array_get(all, 0), "present")));
+	assert_true(json_is_false(json_object_get(json_array_get(all, 1), "present")));
+	assert_true(json_is_true(json_object_get(json_array_get(all, 2), "present")));
+	assert_string_equal(pl_json_str(json_object_get(json_array_get(all, 2), "record"), "kind"),
+			    "pve");
+	json_decref(all);
+	pl_state_close(s);
+	json_decref(scan1);
+	json_decref(scan2);
 	remove_db();
 }
 
@@ -309,14 +562,14 @@ test_read_overlay_and_filters(void **state)
 	assert_int_equal(pl_state_record_sync(s, sn, false, NULL, NULL, NULL, &err), 0);
 	json_decref(sn);
 	/* A live part with a null and a nested object, as no sync writes one. */
-	assert_int_equal(sqlite3_exec(pl_state_db(s),
+	assert_int_equal(sqlite3_exec(s->db,
 				      "UPDATE guests SET live = '{\"cpu\":0.5,\"name\":null,"
 				      "\"config\":{\"memory\":64,\"net0\":null},\"ha\":{\"a\":{\"b\":null,\"c\":1}}}' "
 				      "WHERE vmid = 101", NULL, NULL, NULL),
 			 SQLITE_OK);
 	assert_int_equal(pl_state_guests(s, &guests, &err), 0);
 	assert_int_equal(json_array_size(guests), 6);
-	assert_int_equal(sqlite3_prepare_v2(pl_state_db(s),
+	assert_int_equal(sqlite3_prepare_v2(s->db,
 					    "SELECT json_patch(json, coalesce(live, '{}')) FROM guests "
 					    "ORDER BY vmid", -1, &st, NULL),
 			 SQLITE_OK);
@@ -608,7 +861,7 @@ test_streamed_sync(void **state)
 	pl_state_sync_abort(y);
 	/* Foreign keys, off while a sync writes, are on again. */
 	sqlite3_stmt *st;
-	assert_int_equal(sqlite3_prepare_v2(pl_state_db(s), "PRAGMA foreign_keys", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(s->db, "PRAGMA foreign_keys", -1, &st, NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(st, 0), 1);
 	sqlite3_finalize(st);
@@ -647,6 +900,10 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_open_migrate_reopen),
 		cmocka_unit_test(test_migrate_history_check),
+		cmocka_unit_test(test_state_path),
+		cmocka_unit_test(test_open_ro_never_writes),
+		cmocka_unit_test(test_runs_and_lock),
+		cmocka_unit_test(test_discovered),
 		cmocka_unit_test(test_hash_ignores_volatile), cmocka_unit_test(test_sig_text),
 		cmocka_unit_test(test_checkpoint),
 		cmocka_unit_test(test_sync_history),

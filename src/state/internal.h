@@ -1,0 +1,32 @@
+/*
+ * What the files of the state layer share and nothing above it sees: the
+ * store's handle and the small helpers every query uses.
+ */
+#ifndef PL_STATE_INTERNAL_H
+#define PL_STATE_INTERNAL_H
+
+#include "core/common.h"
+#include "state/state.h"
+
+#include <sqlite3.h>
+
+struct pl_state {
+	sqlite3 *db;
+	char *path;
+	bool ro; /* opened read-only: nothing is ever written */
+};
+
+/* Seconds since the epoch, with fractions. */
+double pl_state_now(void);
+/* "state database 'PATH': WHAT: <sqlite's message>", as PL_EDB. */
+int pl_state_dberr(struct pl_state *s, char **errmsg, const char *what);
+/* Run SQL text (several statements) outside any statement cache. */
+int pl_state_exec(struct pl_state *s, const char *sql, char **errmsg);
+/* Prepare one statement (kept prepared: SQLITE_PREPARE_PERSISTENT). */
+int pl_state_prep(struct pl_state *s, const char *sql, sqlite3_stmt **st, char **errmsg);
+/* Step a write to its end, then reset and clear the statement. */
+int pl_state_step_done(struct pl_state *s, sqlite3_stmt *st, char **errmsg);
+/* Bind v, or NULL when v is NULL. */
+void pl_state_bind_text(sqlite3_stmt *st, int i, const char *v);
+
+#endif

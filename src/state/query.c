@@ -1,0 +1,315 @@
+/*
+ * Reading the store: the guests as last seen (their counters laid over their
+ * durable part), nodes, storages, bridges, history, tasks and the last run.
+ */
+#include "core/common.h"
+#include "state/state.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "state/internal.h"
+
+/* Step st to its end, appending row(st) for each row (a NULL row is left
+ * out); finalizes st. */
+static int
+collect(struct pl_state *s, sqlite3_stmt *st, json_t *(*row)(sqlite3_stmt *), json_t **out,
+	char **errmsg)
+{
+	json_t *arr = json_array(), *v;
+	int rc;
+
+	*out = NULL;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		if ((v = row(st)) != NULL)
+			json_array_append_new(arr, v);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		json_decref(arr);
+		return pl_state_dberr(s, errmsg, "query");
+	}
+	*out = arr;
+	return 0;
+}
+
+/* Column i parsed as JSON, or NULL. */
+static json_t *
+column_json(sqlite3_stmt *st, int i, size_t flags)
+{
+	const char *t = (const char *)sqlite3_column_text(st, i);
+
+	return t ? pl_json_loadb(t, (size_t)sqlite3_column_bytes(st, i), flags) : NULL;
+}
+
+static json_t *
+row_json(sqlite3_stmt *st)
+{
+	return column_json(st, 0, JSON_DECODE_ANY);
+}
+
+/* Run sql with nbind int64 binds: each row's column 0 parsed as JSON. */
+static int
+query_json(struct pl_state *s, const char *sql, const long long *bind, int nbind, json_t **out,
+	   char **errmsg)
+{
+	sqlite3_stmt *st;
+
+	*out = NULL;
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return pl_state_dberr(s, errmsg, "query");
+	for (int i = 0; i < nbind; i++)
+		sqlite3_bind_int64(st, i + 1, bind[i]);
+	return collect(s, st, row_json, out, errmsg);
+}
+
+/* RFC 7396 merge patch, as SQLite's json_patch: a null removes the key, an
+ * object merges into the object under the same key. */
+static void
+merge_patch(json_t *target, const json_t *patch)
+{
+	const char *k;
+	json_t *v, *t;
+
+	json_object_foreach((json_t *)patch, k, v) {
+		if (json_is_null(v)) {
+			json_object_del(target, k);
+		} else if (json_is_object(v)) {
+			if (!json_is_object(t = json_object_get(target, k))) {
+				t = json_object();
+				json_object_set_new(target, k, t);
+			}
+			merge_patch(t, v);
+		} else {
+			json_object_set(target, k, v);
+		}
+	}
+}
+
+/* A row of (json, live): the stored guest with its latest counters laid
+ * over it. */
+static json_t *
+row_guest(sqlite3_stmt *st)
+{
+	json_t *g = column_json(st, 0, 0), *live = column_json(st, 1, 0);
+
+	if (!json_is_object(g)) {
+		json_decref(g);
+		g = NULL;
+	} else if (json_is_object(live)) {
+		merge_patch(g, live);
+	}
+	json_decref(live);
+	return g;
+}
+
+int
+pl_state_guests(struct pl_state *s, json_t **out, char **errmsg)
+{
+	return pl_state_guests_where(s, NULL, out, errmsg);
+}
+
+/* "SELECT cols FROM guests", only the guests f selects, by vmid. */
+static int
+prep_filtered(struct pl_state *s, const char *cols, const struct pl_state_filter *f,
+	      sqlite3_stmt **st, char **errmsg)
+{
+	const char *val[3] = { f ? f->type : NULL, f ? f->node : NULL, f ? f->status : NULL };
+	char *sql = pl_asprintf("SELECT %s FROM guests WHERE 1%s%s%s ORDER BY vmid", cols,
+				val[0] ? " AND type = ?" : "", val[1] ? " AND node = ?" : "",
+				val[2] ? " AND status = ?" : "");
+	int rc, n = 0;
+
+	rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+	free(sql);
+	if (rc != SQLITE_OK)
+		return pl_state_dberr(s, errmsg, "query");
+	for (int i = 0; i < 3; i++)
+		if (val[i])
+			sqlite3_bind_text(*st, ++n, val[i], -1, SQLITE_STATIC);
+	return 0;
+}
+
+int
+pl_state_guests_where(struct pl_state *s, const struct pl_state_filter *f, json_t **out,
+		      char **errmsg)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	*out = NULL;
+	if ((r = prep_filtered(s, "json, live", f, &st, errmsg)) != 0)
+		return r;
+	return collect(s, st, row_guest, out, errmsg);
+}
+
+#define TEXT(st, i) ((const char *)sqlite3_column_text(st, i))
+
+/* A counter, absent when the cluster gave none (a guest of an offline node). */
+static json_t *
+counter(sqlite3_stmt *st, int i, bool real)
+{
+	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+		return NULL;
+	return real ? json_real(sqlite3_column_double(st, i))
+		    : json_integer((json_int_t)sqlite3_column_int64(st, i));
+}
+
+static json_t *
+row_summary(sqlite3_stmt *st)
+{
+	return json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s?,s:b,s:s?,s:o?,s:o?,s:o?,s:o?,s:o?}",
+			 "vmid", (json_int_t)sqlite3_column_int64(st, 0), "name", TEXT(st, 1),
+			 "node", TEXT(st, 2), "type", TEXT(st, 3), "status", TEXT(st, 4), "tags",
+			 TEXT(st, 5), "template", sqlite3_column_int(st, 6) != 0, "lock",
+			 TEXT(st, 7), "cpu", counter(st, 8, true), "maxcpu", counter(st, 9, false),
+			 "mem", counter(st, 10, false), "maxmem", counter(st, 11, false), "maxdisk",
+			 counter(st, 12, false));
+}
+
+static json_t *
+row_name(sqlite3_stmt *st)
+{
+	return json_pack("{s:I,s:s?}", "vmid", (json_int_t)sqlite3_column_int64(st, 0), "name",
+			 TEXT(st, 1));
+}
+
+#undef TEXT
+
+int
+pl_state_guest_summaries(struct pl_state *s, const struct pl_state_filter *f, json_t **out,
+			 char **errmsg)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	*out = NULL;
+	if ((r = prep_filtered(s,
+			       "vmid, name, node, type, status, tags, template, "
+			       "json_extract(json, '$.lock'), json_extract(live, '$.cpu'), "
+			       "json_extract(live, '$.maxcpu'), json_extract(live, '$.mem'), "
+			       "json_extract(live, '$.maxmem'), json_extract(live, '$.maxdisk')",
+			       f, &st, errmsg)) != 0)
+		return r;
+	return collect(s, st, row_summary, out, errmsg);
+}
+
+int
+pl_state_guest(struct pl_state *s, long long vmid, json_t **out, char **errmsg)
+{
+	sqlite3_stmt *st;
+	json_t *arr;
+	int r;
+
+	*out = NULL;
+	if (sqlite3_prepare_v2(s->db, "SELECT json, live FROM guests WHERE vmid = ?", -1, &st,
+			       NULL) != SQLITE_OK)
+		return pl_state_dberr(s, errmsg, "query");
+	sqlite3_bind_int64(st, 1, vmid);
+	if ((r = collect(s, st, row_guest, &arr, errmsg)) != 0)
+		return r;
+	if (json_array_size(arr) == 0) {
+		json_decref(arr);
+		return pl_seterr(errmsg, PL_ENOENT, "no guest %lld", vmid);
+	}
+	*out = json_incref(json_array_get(arr, 0));
+	json_decref(arr);
+	return 0;
+}
+
+int
+pl_state_guest_names(struct pl_state *s, json_t **out, char **errmsg)
+{
+	sqlite3_stmt *st;
+
+	*out = NULL;
+	if (sqlite3_prepare_v2(s->db, "SELECT vmid, name FROM guests ORDER BY vmid", -1, &st,
+			       NULL) != SQLITE_OK)
+		return pl_state_dberr(s, errmsg, "query");
+	return collect(s, st, row_name, out, errmsg);
+}
+
+int
+pl_state_guest_counts(struct pl_state *s, json_t **out, char **errmsg)
+{
+	return query_json(s, "SELECT json_object('type', type, 'status', status, 'n', count(*)) "
+			  "FROM guests GROUP BY type, status", NULL, 0, out, errmsg);
+}
+
+int
+pl_state_nodes(struct pl_state *s, json_t **out, char **errmsg)
+{
+	return query_json(s, "SELECT json FROM nodes ORDER BY node", NULL, 0, out, errmsg);
+}
+
+int
+pl_state_storages(struct pl_state *s, json_t **out, char **errmsg)
+{
+	return query_json(s, "SELECT json FROM storages ORDER BY node, storage", NULL, 0, out,
+			  errmsg);
+}
+
+int
+pl_state_bridges(struct pl_state *s, json_t **out, char **errmsg)
+{
+	return query_json(s, "SELECT json FROM bridges ORDER BY node, iface", NULL, 0, out, errmsg);
+}
+
+int
+pl_state_history(struct pl_state *s, long long vmid, json_t **out, char **errmsg)
+{
+	return query_json(s,
+			  "SELECT json_object('id', id, 'kind', kind, 'sha256', sha256, 'run', "
+			  "run_id, 'ts', ts, 'state', json(json)) FROM history WHERE vmid = ? "
+			  "ORDER BY id",
+			  &vmid, 1, out, errmsg);
+}
+
+long long
+pl_state_history_count(struct pl_state *s)
+{
+	sqlite3_stmt *st;
+	long long n = -1;
+
+	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM history", -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+int
+pl_state_tasks(struct pl_state *s, long long vmid, int limit, json_t **out, char **errmsg)
+{
+	long long b[2] = { vmid, limit > 0 ? limit : 1000000 };
+
+	if (vmid < 0)
+		return query_json(s, "SELECT json FROM tasks ORDER BY starttime DESC LIMIT ?", &b[1],
+				  1, out, errmsg);
+	return query_json(s, "SELECT json FROM tasks WHERE vmid = ? ORDER BY starttime DESC "
+			  "LIMIT ?", b, 2, out, errmsg);
+}
+
+int
+pl_state_last_run(struct pl_state *s, const char *kind, json_t **out, char **errmsg)
+{
+	sqlite3_stmt *st;
+	json_t *arr;
+	int r;
+
+	*out = NULL;
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT json_object('id', id, 'kind', kind, 'started', started, "
+			       "'finished', finished, 'status', status, 'summary', json(summary)) "
+			       "FROM runs WHERE kind = ? AND status = 'ok' ORDER BY id DESC LIMIT 1",
+			       -1, &st, NULL) != SQLITE_OK)
+		return pl_state_dberr(s, errmsg, "query");
+	sqlite3_bind_text(st, 1, kind, -1, SQLITE_TRANSIENT);
+	arr = NULL;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		arr = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+	sqlite3_finalize(st);
+	if (arr == NULL)
+		return pl_seterr(errmsg, PL_ENOENT, "no %s run recorded", kind);
+	*out = arr;
+	r = 0;
+	return r;
+}

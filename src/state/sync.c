@@ -1,0 +1,499 @@
+/*
+ * Recording a sync: one write transaction per sync, a guest's change found by
+ * the SHA-256 of its canonical durable JSON, a history row per new, changed
+ * or gone guest, the nodes, storages, bridges and tasks replaced; and the
+ * tasks act commands remember.
+ */
+#include "core/common.h"
+#include "state/state.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/snapshot.h"
+#include "state/internal.h"
+
+/* Keys of a guest that are not volatile counters: what history tracks. In
+ * sorted order, as the canonical text of a guest writes them. */
+static const char *const durable_keys[] = {
+	PL_SNAP_CONFIG, "hastate", "lock", "name", "node", "pool", "status", "tags", "template", "type",
+	"vmid",
+};
+/* What the live part leaves out: the durable keys, and the inventory's mark of
+ * a guest it could not read. All but the last for a guest kept as last read:
+ * its live part carries the state the cluster gives now ("unknown" on an
+ * offline node), laid over the kept one. */
+static const char *const not_live[] = {
+	PL_SNAP_CONFIG, "hastate", "lock", "name", "node", "pool", "tags", "template", "type",
+	"vmid", PL_SNAP_UNREAD, "status",
+};
+
+/* The canonical text of a guest's durable part, written straight from the
+ * guest: what pl_json_canonical gives for an object of its non-null durable
+ * keys, with vmid and template as integers (old nodes send strings). */
+static void
+durable_text(const json_t *guest, struct pl_buf *b)
+{
+	bool first = true;
+
+	pl_buf_addch(b, '{');
+	for (size_t i = 0; i < PL_ARRAY_LEN(durable_keys); i++) {
+		const char *k = durable_keys[i];
+		json_t *v = json_object_get(guest, k), *n = NULL;
+
+		if (v == NULL || json_is_null(v))
+			continue;
+		if (!json_is_integer(v) && (!strcmp(k, "vmid") || !strcmp(k, "template")))
+			v = n = json_integer(pl_json_int(guest, k, 0));
+		if (!first)
+			pl_buf_addch(b, ',');
+		pl_buf_addch(b, '"');
+		pl_buf_addstr(b, k);
+		pl_buf_add(b, "\":", 2);
+		if (pl_json_write(b, v, true) != 0)
+			pl_die("guest JSON larger than %zu bytes", b->max);
+		json_decref(n);
+		first = false;
+	}
+	pl_buf_addch(b, '}');
+}
+
+json_t *
+pl_state_guest_sig(const json_t *guest)
+{
+	struct pl_buf text;
+	char sha[65];
+	json_t *sig;
+
+	pl_buf_init(&text, 0);
+	durable_text(guest, &text);
+	pl_sha256_hex(text.data, text.len, sha);
+	sig = json_array();
+	json_array_append_new(sig, json_stringn_nocheck(sha, 64));
+	json_array_append_new(sig, json_stringn_nocheck(text.data, text.len));
+	pl_buf_release(&text);
+	return sig;
+}
+
+
+static int
+add_history(struct pl_state *s, sqlite3_stmt *st, long long vmid, const char *kind,
+	    const json_t *sig, long long run, double ts, char **errmsg)
+{
+	char key[32];
+
+	snprintf(key, sizeof(key), "%lld", vmid);
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, vmid);
+	sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, json_string_value(json_array_get(sig, 0)), 64, SQLITE_STATIC);
+	if (run > 0)
+		sqlite3_bind_int64(st, 5, run);
+	else
+		sqlite3_bind_null(st, 5);
+	sqlite3_bind_double(st, 6, ts);
+	sqlite3_bind_text(st, 7, json_string_value(json_array_get(sig, 1)),
+			  (int)json_string_length(json_array_get(sig, 1)), SQLITE_STATIC);
+	return pl_state_step_done(s, st, errmsg);
+}
+
+static void
+note_change(json_t *changes, long long vmid, const char *name, const char *kind)
+{
+	if (changes)
+		json_array_append_new(changes, json_pack("{s:I,s:s?,s:s}", "vmid", (json_int_t)vmid,
+							 "name", name, "kind", kind));
+}
+
+#define ST_HIST "INSERT INTO history(guest,vmid,kind,sha256,run_id,ts,json) VALUES (?,?,?,?,?,?,?)"
+
+struct pl_state_sync {
+	struct pl_state *s;
+	sqlite3_stmt *up, *hist, *live;
+	json_t *known;   /* vmid -> sha256 of the guests this sync has not seen yet */
+	json_t *changes; /* [{vmid,name,kind}] */
+	struct pl_state_counts cnt;
+	long long run;
+	double ts;
+	bool dry_run;
+	int err; /* the first failed guest write; the sync will roll back */
+	char *errmsg;
+};
+
+int
+pl_state_sync_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out, char **errmsg)
+{
+	struct pl_state_sync *y = pl_calloc(1, sizeof(*y));
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	*out = NULL;
+	y->s = s;
+	y->dry_run = dry_run;
+	y->ts = pl_state_now();
+	y->known = json_object();
+	y->changes = json_array();
+	/* With foreign keys on, SQLite opens a statement journal for every insert
+	 * they could abort: a tenth of a large sync. The rows written here refer
+	 * only to the run row written first, so the checks are off until the end. */
+	if ((r = pl_state_exec(s, "PRAGMA foreign_keys=OFF; BEGIN IMMEDIATE", errmsg)) != 0) {
+		pl_state_sync_abort(y);
+		return r;
+	}
+	if ((r = pl_state_prep(s, "INSERT INTO runs(kind,started) VALUES ('sync', ?)", &st, errmsg)) != 0)
+		goto fail;
+	sqlite3_bind_double(st, 1, y->ts);
+	r = pl_state_step_done(s, st, errmsg);
+	sqlite3_finalize(st);
+	if (r != 0)
+		goto fail;
+	y->run = sqlite3_last_insert_rowid(s->db);
+	if ((r = pl_state_prep(s, "INSERT INTO guests(vmid,type,node,name,status,tags,template,sha256,"
+		      "json,live,run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(vmid) DO UPDATE "
+		      "SET type=excluded.type, node=excluded.node, name=excluded.name, "
+		      "status=excluded.status, tags=excluded.tags, template=excluded.template, "
+		      "sha256=excluded.sha256, json=excluded.json, live=excluded.live, "
+		      "run_id=excluded.run_id", &y->up, errmsg)) != 0 ||
+	    (r = pl_state_prep(s, "UPDATE guests SET status = ?, live = ?, run_id = ? WHERE vmid = ?",
+		      &y->live, errmsg)) != 0 ||
+	    (r = pl_state_prep(s, ST_HIST, &y->hist, errmsg)) != 0 ||
+	    (r = pl_state_prep(s, "SELECT vmid, sha256 FROM guests", &st, errmsg)) != 0)
+		goto fail;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "%lld", (long long)sqlite3_column_int64(st, 0));
+		json_object_set_new(y->known, key,
+				    json_string((const char *)sqlite3_column_text(st, 1)));
+	}
+	sqlite3_finalize(st);
+	if (r != SQLITE_DONE) {
+		r = pl_state_dberr(s, errmsg, "read guests");
+		goto fail;
+	}
+	*out = y;
+	return 0;
+fail:
+	pl_state_sync_abort(y);
+	return r;
+}
+
+void
+pl_state_sync_abort(struct pl_state_sync *y)
+{
+	if (y == NULL)
+		return;
+	sqlite3_finalize(y->up);
+	sqlite3_finalize(y->hist);
+	sqlite3_finalize(y->live);
+	if (sqlite3_get_autocommit(y->s->db) == 0)
+		pl_state_exec(y->s, "ROLLBACK", NULL);
+	pl_state_exec(y->s, "PRAGMA foreign_keys=ON", NULL);
+	json_decref(y->known);
+	json_decref(y->changes);
+	free(y->errmsg);
+	free(y);
+}
+
+/* A guest's row keeps its durable JSON (json, what history hashes) apart from
+ * what moves on every sync (live: the rest of the resource entry, the counters,
+ * which overlay the durable part when read). */
+static char *
+live_text(const json_t *g)
+{
+	return pl_json_compact_without(g, not_live, PL_ARRAY_LEN(not_live));
+}
+
+/* Unchanged: only the counters move (and the state column, which a guest
+ * kept unread while its node was down had set to the cluster's word). Kept
+ * unread: the counters and the state the cluster gives now. */
+static int
+guest_live(struct pl_state_sync *y, json_t *g, long long vmid, bool unread, char **errmsg)
+{
+	char *text = unread ? pl_json_compact_without(g, not_live, PL_ARRAY_LEN(not_live) - 1)
+			    : live_text(g);
+
+	pl_state_bind_text(y->live, 1, pl_json_str(g, "status"));
+	sqlite3_bind_text(y->live, 2, text, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(y->live, 3, y->run);
+	sqlite3_bind_int64(y->live, 4, vmid);
+	free(text);
+	return pl_state_step_done(y->s, y->live, errmsg);
+}
+
+static int
+guest_put(struct pl_state_sync *y, json_t *g, long long vmid, const char *type,
+	  const json_t *sig, char **errmsg)
+{
+	sqlite3_stmt *up = y->up;
+	const json_t *durable = json_array_get(sig, 1);
+	char *text = live_text(g);
+
+	sqlite3_bind_int64(up, 1, vmid);
+	sqlite3_bind_text(up, 2, type, -1, SQLITE_TRANSIENT);
+	pl_state_bind_text(up, 3, pl_json_str_or(g, "node", ""));
+	pl_state_bind_text(up, 4, pl_json_str(g, "name"));
+	pl_state_bind_text(up, 5, pl_json_str(g, "status"));
+	pl_state_bind_text(up, 6, pl_json_str(g, "tags"));
+	sqlite3_bind_int(up, 7, (int)pl_json_int(g, "template", 0));
+	sqlite3_bind_text(up, 8, json_string_value(json_array_get(sig, 0)), 64, SQLITE_STATIC);
+	sqlite3_bind_text(up, 9, json_string_value(durable), (int)json_string_length(durable),
+			  SQLITE_STATIC);
+	sqlite3_bind_text(up, 10, text, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(up, 11, y->run);
+	free(text);
+	return pl_state_step_done(y->s, up, errmsg);
+}
+
+void
+pl_state_sync_guest(struct pl_state_sync *y, json_t *g, const json_t *sig)
+{
+	long long vmid = pl_json_int(g, "vmid", -1);
+	const char *type = pl_json_str(g, "type"), *sha, *kind = NULL;
+	json_t *own = NULL, *old;
+	char key[32];
+	int r;
+
+	if (y->err || vmid < 0 || type == NULL || (strcmp(type, "qemu") && strcmp(type, "lxc")))
+		return;
+	snprintf(key, sizeof(key), "%lld", vmid);
+	old = json_object_get(y->known, key);
+	if (json_object_get(g, PL_SNAP_UNREAD)) {
+		/* Its config could not be read: the guest stays as recorded, with
+		 * the state the cluster gives now (a new one is recorded from its
+		 * resource entry). */
+		y->cnt.unread++;
+		if (old) {
+			json_object_del(y->known, key);
+			y->err = guest_live(y, g, vmid, true, &y->errmsg);
+			return;
+		}
+	}
+	if (json_array_size(sig) != 2)
+		sig = own = pl_state_guest_sig(g);
+	sha = json_string_value(json_array_get(sig, 0));
+	if (old == NULL) {
+		kind = "discovered";
+		y->cnt.added++;
+	} else if (strcmp(json_string_value(old), sha) != 0) {
+		kind = "updated";
+		y->cnt.changed++;
+	} else {
+		y->cnt.unchanged++;
+	}
+	json_object_del(y->known, key);
+	if (kind) {
+		note_change(y->changes, vmid, pl_json_str(g, "name"), kind);
+		if ((r = add_history(y->s, y->hist, vmid, kind, sig, y->run, y->ts, &y->errmsg)) == 0)
+			r = guest_put(y, g, vmid, type, sig, &y->errmsg);
+	} else {
+		r = guest_live(y, g, vmid, false, &y->errmsg);
+	}
+	y->err = r;
+	json_decref(own);
+}
+
+/* What this sync has not seen is gone: a history row each, and the row goes. */
+static int
+record_gone(struct pl_state_sync *y, char **errmsg)
+{
+	struct pl_state *s = y->s;
+	sqlite3_stmt *one = NULL, *del = NULL;
+	const char *k;
+	json_t *v;
+	int r;
+
+	if ((r = pl_state_prep(s, "SELECT json FROM guests WHERE vmid = ?", &one, errmsg)) != 0 ||
+	    (r = pl_state_prep(s, "DELETE FROM guests WHERE vmid = ?", &del, errmsg)) != 0)
+		goto out;
+	json_object_foreach(y->known, k, v) {
+		long long vmid = strtoll(k, NULL, 10);
+		const char *js;
+		json_t *last = NULL, *sig;
+
+		sqlite3_bind_int64(one, 1, vmid);
+		if (sqlite3_step(one) == SQLITE_ROW && (js = (const char *)sqlite3_column_text(one, 0)))
+			last = json_loads(js, 0, NULL);
+		sqlite3_reset(one);
+		sig = pl_state_guest_sig(last);
+		y->cnt.removed++;
+		note_change(y->changes, vmid, pl_json_str(last, "name"), "deleted");
+		r = add_history(s, y->hist, vmid, "deleted", sig, y->run, y->ts, errmsg);
+		json_decref(sig);
+		json_decref(last);
+		if (r != 0)
+			goto out;
+		sqlite3_bind_int64(del, 1, vmid);
+		if ((r = pl_state_step_done(s, del, errmsg)) != 0)
+			goto out;
+	}
+out:
+	sqlite3_finalize(one);
+	sqlite3_finalize(del);
+	return r;
+}
+
+/* Replace a whole table from an array of objects: key columns come from keys. */
+static int
+replace_table(struct pl_state *s, const char *table, const char *k1, const char *k2,
+	      const json_t *arr, long long run, char **errmsg)
+{
+	sqlite3_stmt *st = NULL;
+	char *sql;
+	json_t *o;
+	size_t i;
+	int r;
+
+	sql = pl_asprintf("DELETE FROM %s", table);
+	r = pl_state_exec(s, sql, errmsg);
+	free(sql);
+	if (r != 0)
+		return r;
+	if (!strcmp(table, "nodes"))
+		sql = pl_asprintf("INSERT OR REPLACE INTO nodes(node,status,json,run_id) "
+				  "VALUES (?,?,?,%lld)", run);
+	else
+		sql = pl_asprintf("INSERT OR REPLACE INTO %s(%s,%s,json) VALUES (?,?,?)", table, k1,
+				  k2);
+	r = pl_state_prep(s, sql, &st, errmsg);
+	free(sql);
+	if (r != 0)
+		return r;
+	json_array_foreach(arr, i, o) {
+		const char *a = pl_json_str(o, k1), *b = k2 ? pl_json_str(o, k2) : NULL;
+		char *text;
+
+		if (a == NULL || (k2 && b == NULL && strcmp(table, "nodes")))
+			continue;
+		text = pl_json_compact(o);
+		sqlite3_bind_text(st, 1, a, -1, SQLITE_TRANSIENT);
+		pl_state_bind_text(st, 2, b);
+		sqlite3_bind_text(st, 3, text, -1, SQLITE_TRANSIENT);
+		free(text);
+		if ((r = pl_state_step_done(s, st, errmsg)) != 0)
+			break;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int
+task_put(struct pl_state *s, sqlite3_stmt *st, const char *upid, const json_t *t, char **errmsg)
+{
+	char *text = pl_json_compact(t);
+	const char *id = pl_json_str(t, "id");
+	long long vmid = pl_json_int(t, "vmid", id ? strtoll(id, NULL, 10) : 0);
+	int r;
+
+	sqlite3_bind_text(st, 1, upid, -1, SQLITE_TRANSIENT);
+	pl_state_bind_text(st, 2, pl_json_str(t, "node"));
+	pl_state_bind_text(st, 3, pl_json_str(t, "type"));
+	if (vmid > 0)
+		sqlite3_bind_int64(st, 4, vmid);
+	else
+		sqlite3_bind_null(st, 4);
+	pl_state_bind_text(st, 5, pl_json_str(t, "user"));
+	sqlite3_bind_int64(st, 6, pl_json_int(t, "starttime", 0));
+	sqlite3_bind_int64(st, 7, pl_json_int(t, "endtime", 0));
+	pl_state_bind_text(st, 8, pl_json_str(t, "status"));
+	sqlite3_bind_text(st, 9, text, -1, SQLITE_TRANSIENT);
+	free(text);
+	r = pl_state_step_done(s, st, errmsg);
+	return r;
+}
+
+#define ST_TASK                                                                         \
+	"INSERT INTO tasks(upid,node,type,vmid,user,starttime,endtime,status,json) "       \
+	"VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(upid) DO UPDATE SET "                      \
+	"endtime=excluded.endtime, status=excluded.status, json=excluded.json"
+
+int
+pl_state_sync_end(struct pl_state_sync *y, const json_t *snap, struct pl_state_counts *counts,
+		  json_t **changes, long long *run_id, char **errmsg)
+{
+	struct pl_state *s = y->s;
+	sqlite3_stmt *st = NULL;
+	char *sum;
+	json_t *t;
+	size_t i;
+	int r;
+
+	if (y->err) {
+		r = pl_seterr(errmsg, y->err, "%s", y->errmsg);
+		goto fail;
+	}
+	if ((r = record_gone(y, errmsg)) != 0 ||
+	    (r = replace_table(s, "nodes", "node", "status", json_object_get(snap, PL_SNAP_NODES),
+			       y->run, errmsg)) != 0 ||
+	    (r = replace_table(s, "storages", "node", "storage",
+			       json_object_get(snap, PL_SNAP_STORAGES), y->run, errmsg)) != 0 ||
+	    (r = replace_table(s, "bridges", "node", "iface", json_object_get(snap, PL_SNAP_BRIDGES),
+			       y->run, errmsg)) != 0 ||
+	    (r = pl_state_prep(s, ST_TASK, &st, errmsg)) != 0)
+		goto fail;
+	json_array_foreach(json_object_get(snap, PL_SNAP_TASKS), i, t) {
+		const char *upid = pl_json_str(t, "upid");
+
+		if (upid && (r = task_put(s, st, upid, t, errmsg)) != 0)
+			goto fail;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	sum = pl_asprintf("{\"added\":%d,\"changed\":%d,\"removed\":%d,\"unchanged\":%d}",
+			  y->cnt.added, y->cnt.changed, y->cnt.removed, y->cnt.unchanged);
+	if ((r = pl_state_prep(s, "UPDATE runs SET finished = ?, status = 'ok', summary = ? WHERE id = ?",
+		      &st, errmsg)) == 0) {
+		sqlite3_bind_double(st, 1, pl_state_now());
+		sqlite3_bind_text(st, 2, sum, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 3, y->run);
+		r = pl_state_step_done(s, st, errmsg);
+	}
+	free(sum);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (r != 0 || (r = pl_state_exec(s, y->dry_run ? "ROLLBACK" : "COMMIT", errmsg)) != 0)
+		goto fail;
+	if (counts)
+		*counts = y->cnt;
+	if (run_id)
+		*run_id = y->dry_run ? 0 : y->run;
+	if (changes) {
+		*changes = y->changes;
+		y->changes = NULL;
+	}
+	pl_state_sync_abort(y); /* nothing left to roll back: only frees */
+	return 0;
+fail:
+	sqlite3_finalize(st);
+	pl_state_sync_abort(y);
+	return r;
+}
+
+int
+pl_state_record_sync(struct pl_state *s, const json_t *snap, bool dry_run,
+		     struct pl_state_counts *counts, json_t **changes, long long *run_id,
+		     char **errmsg)
+{
+	struct pl_state_sync *y;
+	json_t *g;
+	size_t i;
+	int r;
+
+	if ((r = pl_state_sync_begin(s, dry_run, &y, errmsg)) != 0)
+		return r;
+	json_array_foreach(json_object_get(snap, PL_SNAP_GUESTS), i, g)
+		pl_state_sync_guest(y, g, NULL);
+	return pl_state_sync_end(y, snap, counts, changes, run_id, errmsg);
+}
+
+int
+pl_state_task_put(struct pl_state *s, const char *upid, const json_t *info, char **errmsg)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	if ((r = pl_state_prep(s, ST_TASK, &st, errmsg)) != 0)
+		return r;
+	r = task_put(s, st, upid, info, errmsg);
+	sqlite3_finalize(st);
+	return r;
+}
