@@ -290,31 +290,22 @@ pl_act_power(struct pl_ctx *ctx, const struct pl_cmd *cmd, const char *action, i
 	struct pl_args a;
 	long long timeout = 600, wait;
 	bool to_guest = !strcmp(action, "shutdown") || !strcmp(action, "reboot"), timed = false;
-	json_t *params = json_object();
+	json_t *params;
 	char *suffix;
 	int r;
 
-	pl_args_init(&a, cmd, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0) {
-		const char *o = cmd->opts[r].name;
-
-		if (!strcmp(o, "timeout")) {
-			if (pl_args_int(&a, 1, 86400, &timeout) != 0) {
-				r = PL_ARGS_ERROR;
-				break;
-			}
-			timed = true;
-		} else { /* a flag PVE takes as is: overrule-shutdown, force-stop */
-			json_object_set_new(params, !strcmp(o, "force-stop") ? "forceStop" : o,
+	/* option 0 of every power command's table is --timeout */
+	if ((r = pl_args_parse(&a, cmd, ctx, argc, argv)) != 0 ||
+	    (r = pl_args_num(&a, 0, 1, 86400, &timeout)) != 0)
+		return pl_args_exit(r);
+	timed = pl_args_has(&a, 0);
+	params = json_object();
+	for (int i = 1; cmd->opts[i].name; i++) /* flags PVE takes as they are */
+		if (pl_args_has(&a, i))
+			json_object_set_new(params, !strcmp(cmd->opts[i].name, "force-stop")
+							    ? "forceStop"
+							    : cmd->opts[i].name,
 					    json_integer(1));
-		}
-	}
-	if (r != PL_ARGS_END || a.npos < 1) {
-		pl_args_release(&a);
-		json_decref(params);
-		return r != PL_ARGS_END ? pl_args_exit(r)
-					: pl_usage_error(cmd, "needs at least one GUEST (vmid or name)");
-	}
 	/* A shutdown's (or reboot's) timeout is the guest's to power down in
 	 * (PVE's own, 60 s when not given); the task may then take a while to
 	 * force a stop, or to start the guest again. */
@@ -328,7 +319,6 @@ pl_act_power(struct pl_ctx *ctx, const struct pl_cmd *cmd, const char *action, i
 		     (long)wait * 1000);
 	free(suffix);
 	json_decref(params);
-	pl_args_release(&a);
 	return r;
 }
 
@@ -342,25 +332,11 @@ pl_act_snapshot(struct pl_ctx *ctx, const struct pl_cmd *cmd, int argc, char **a
 	json_t *p;
 	int r;
 
-	pl_args_init(&a, cmd, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0) {
-		if (r == 0)
-			vmstate = true;
-		else if (r == 1)
-			desc = a.value;
-		else if (pl_args_int(&a, 1, 86400, &timeout) != 0) {
-			pl_args_release(&a);
-			return PL_EXIT_USAGE;
-		}
-	}
-	if (r != PL_ARGS_END) {
-		pl_args_release(&a);
+	if ((r = pl_args_parse(&a, cmd, ctx, argc, argv)) != 0 ||
+	    (r = pl_args_num(&a, 2, 1, 86400, &timeout)) != 0)
 		return pl_args_exit(r);
-	}
-	if (a.npos != 2) {
-		pl_args_release(&a);
-		return pl_usage_error(cmd, "needs a GUEST and a snapshot NAME");
-	}
+	vmstate = pl_args_has(&a, 0);
+	desc = pl_args_str(&a, 1, NULL);
 	p = json_pack("{s:s}", "snapname", a.pos[1]);
 	if (vmstate)
 		json_object_set_new(p, "vmstate", json_integer(1));
@@ -368,6 +344,5 @@ pl_act_snapshot(struct pl_ctx *ctx, const struct pl_cmd *cmd, int argc, char **a
 		json_object_set_new(p, "description", json_string(desc));
 	r = run_jobs(ctx, "snapshot", "snapshot", p, a.pos, 1, (long)timeout * 1000);
 	json_decref(p);
-	pl_args_release(&a);
 	return r;
 }

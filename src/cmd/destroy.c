@@ -89,28 +89,19 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_session s;
 	struct pl_args a;
 	bool yes = false;
-	long long jobs, run_id = 0;
+	long long jobs = 4, run_id = 0;
 	json_t *snap = NULL, *plan = NULL, *changes, *result = NULL;
 	const json_t *live;
 	char *err = NULL, *project = NULL;
 	size_t i;
 	int r, rc = PL_EXIT_ERROR;
 
-	pl_args_init(&a, &pl_cmd_destroy, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0) {
-		if (r == 0)
-			yes = true;
-		else if (r == 2)
-			ao.no_backup = true;
-		else if ((r = pl_args_int(&a, 1, 64, &jobs)) != 0)
-			break;
-		else
-			ao.jobs = (int)jobs;
-	}
-	if (r != PL_ARGS_END) {
-		pl_args_release(&a);
+	if ((r = pl_args_parse(&a, &pl_cmd_destroy, ctx, argc, argv)) != 0 ||
+	    (r = pl_args_num(&a, 1, 1, 64, &jobs)) != 0)
 		return pl_args_exit(r);
-	}
+	yes = pl_args_has(&a, 0);
+	ao.jobs = (int)jobs;
+	ao.no_backup = pl_args_has(&a, 2);
 	if (pl_session_open(&s, ctx, PL_NEED_API | PL_NEED_STATE, &err) != 0 ||
 	    pl_guard_take(&guard, &s, &err) != 0 ||
 	    pl_cmd_sync_now(&s, false, false, NULL, NULL, &snap, &err) != 0) {
@@ -199,7 +190,6 @@ out:
 	json_decref(plan);
 	json_decref(result);
 	pl_session_close(&s);
-	pl_args_release(&a);
 	return rc;
 }
 
@@ -214,6 +204,7 @@ const struct pl_cmd pl_cmd_destroy = {
 		"else 'local' or another storage with content 'backup' on its node; none: the\n"
 		"guest is not destroyed) unless --no-backup; pvelab rollback RUN restores them.",
 	.opts = opts,
+	.max_args = PL_ARGS_MANY,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,
 };

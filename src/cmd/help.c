@@ -37,8 +37,8 @@ pl_cmd_print_help(const struct pl_cmd *cmd, FILE *f)
 	print_opts(pl_global_opts, f);
 }
 
-static void
-print_overview(FILE *f)
+void
+pl_cmd_print_overview(FILE *f)
 {
 	fputs("usage: pvelab [global options] COMMAND [options] [args]\n\n"
 	      "Proxmox VE homelab as code: plan, apply, watch and serve a homelab described "
@@ -47,12 +47,13 @@ print_overview(FILE *f)
 	for (size_t i = 0; pl_commands[i]; i++)
 		if (!(pl_commands[i]->flags & PL_CMD_HIDDEN))
 			fprintf(f, "  %-14s %s\n", pl_commands[i]->name, pl_commands[i]->summary);
-	fputs("\nglobal options:\n", f);
+	fputs("\nglobal options (before or after the command):\n", f);
 	print_opts(pl_global_opts, f);
-	fputs("\nenvironment: PVELAB_URL, PVELAB_TOKEN, PVELAB_FINGERPRINT, PVELAB_STATE, "
-	      "NO_COLOR,\nPVELAB_LOG=json (log lines as JSON)\n'pvelab help COMMAND' shows a "
-	      "command's options.\n",
-	      f);
+	fputs("  -V, --version                print the version (before the command)\n", f);
+	fputs("\nenvironment (each overrides the config key it names):\n", f);
+	for (size_t i = 0; pl_env_vars[i].name; i++)
+		fprintf(f, "  %-20s %s\n", pl_env_vars[i].name, pl_env_vars[i].help);
+	fputs("\n'pvelab help COMMAND' shows a command's options.\n", f);
 }
 
 static json_t *
@@ -75,11 +76,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	const struct pl_cmd *cmd;
 	int r;
 
-	pl_args_init(&a, &pl_cmd_help, ctx, argc, argv);
-	if ((r = pl_args_next(&a)) != PL_ARGS_END) {
-		pl_args_release(&a);
+	if ((r = pl_args_parse(&a, &pl_cmd_help, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
-	}
 	if (a.npos == 0) {
 		if (ctx->output == PL_OUT_JSON) {
 			json_t *all = json_array();
@@ -89,7 +87,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 					json_array_append_new(all, cmd_json(pl_commands[i]));
 			r = pl_print_json(all);
 		} else {
-			print_overview(stdout);
+			pl_cmd_print_overview(stdout);
 			r = PL_EXIT_OK;
 		}
 	} else if ((cmd = pl_cmd_find(a.pos[0])) != NULL) {
@@ -108,7 +106,6 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			pl_error("no command '%s' (see pvelab help)", a.pos[0]);
 		r = PL_EXIT_USAGE;
 	}
-	pl_args_release(&a);
 	return r;
 }
 
@@ -116,6 +113,7 @@ const struct pl_cmd pl_cmd_help = {
 	.name = "help",
 	.summary = "list the commands, or show one command's options",
 	.usage = "[COMMAND]",
+	.max_args = 1,
 	.run = run,
 	.flags = PL_CMD_MCP_READ,
 };

@@ -260,22 +260,15 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	memset(&f, 0, sizeof(f));
 	f.grace = 10;
 	f.timeout = 10;
-	pl_args_init(&a, &pl_cmd_proxy, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0) {
-		if (r == O_GRACE && pl_args_int(&a, 0, 3600, &f.grace) != 0) {
-			r = PL_ARGS_ERROR;
-			break;
-		}
-		if (r == O_TIMEOUT && pl_args_int(&a, 1, 600, &f.timeout) != 0) {
-			r = PL_ARGS_ERROR;
-			break;
-		}
-		f.set[r] = true;
-		f.v[r] = a.value;
-	}
-	if (r != PL_ARGS_END) {
+	if ((r = pl_args_parse(&a, &pl_cmd_proxy, ctx, argc, argv)) != 0 ||
+	    (r = pl_args_num(&a, O_GRACE, 0, 3600, &f.grace)) != 0 ||
+	    (r = pl_args_num(&a, O_TIMEOUT, 1, 600, &f.timeout)) != 0) {
 		rc = pl_args_exit(r);
 		goto out;
+	}
+	for (int i = 0; opts[i].name; i++) {
+		f.set[i] = pl_args_has(&a, i);
+		f.v[i] = pl_args_str(&a, i, NULL);
 	}
 	if (f.set[O_VERIFYAT] + f.set[O_PIN] + f.set[O_IGNORETIME] + f.set[O_INSECURE] > 1) {
 		rc = pl_usage_error(&pl_cmd_proxy,
@@ -313,7 +306,6 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 out:
 	free(err);
 	free(state_dir);
-	pl_args_release(&a);
 	return rc;
 }
 
@@ -333,5 +325,6 @@ const struct pl_cmd pl_cmd_proxy = {
             "state directory\n"
             "(dirname of $PVELAB_STATE, else .pvelab/ beside the config).",
     .opts = opts,
+    .max_args = 2,
     .run = run,
 };

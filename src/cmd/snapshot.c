@@ -23,6 +23,8 @@ const struct pl_cmd pl_cmd_snapshot = {
 	.summary = "take a snapshot of a guest",
 	.usage = "[--vmstate] [--description TEXT] GUEST NAME",
 	.opts = opts,
+	.min_args = 2,
+	.max_args = 2,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,
 };

@@ -221,18 +221,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	bool dry = false;
 	int r, rc = PL_EXIT_ERROR;
 
-	pl_args_init(&a, &pl_cmd_sync, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0)
-		dry = true;
-	if (r != PL_ARGS_END) {
-		pl_args_release(&a);
+	if ((r = pl_args_parse(&a, &pl_cmd_sync, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
-	}
-	if (a.npos > 0) {
-		pl_args_release(&a);
-		return pl_usage_error(&pl_cmd_sync, "takes no arguments");
-	}
-	pl_args_release(&a);
+	dry = pl_args_has(&a, 0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (pl_session_open(&s, ctx, PL_NEED_STATE | PL_NEED_API, &err) != 0 ||
 	    pl_cmd_sync_now(&s, dry, ctx->tty && isatty(STDERR_FILENO) && ctx->verbosity >= 0,

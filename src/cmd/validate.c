@@ -67,21 +67,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	bool live = false, offline = false, checked = false;
 	json_t *cluster = NULL;
 
-	pl_args_init(&a, &pl_cmd_validate, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0) {
-		if (r == O_LIVE)
-			live = true;
-		else
-			offline = true;
-	}
-	if (r != PL_ARGS_END) {
-		pl_args_release(&a);
+	if ((r = pl_args_parse(&a, &pl_cmd_validate, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
-	}
-	if (a.npos > 1) {
-		pl_args_release(&a);
-		return pl_usage_error(&pl_cmd_validate, "takes at most one file");
-	}
+	live = pl_args_has(&a, O_LIVE);
+	offline = pl_args_has(&a, O_OFFLINE);
 	const char *path = a.npos ? a.pos[0] : ctx->config_path;
 
 	pl_diags_init(&d);
@@ -120,7 +109,6 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	r = d.nerrors ? PL_EXIT_ERROR : PL_EXIT_OK;
 	pl_diags_release(&d);
 	pl_config_free(cfg);
-	pl_args_release(&a);
 	return r;
 }
 
@@ -141,6 +129,7 @@ const struct pl_cmd pl_cmd_validate = {
 		"It names the config's project (project:, by default the file's name, or the\n"
 		"directory's for pvelab.yaml): the tag pvelab-<project> marks its guests.",
 	.opts = opts,
+	.max_args = 1,
 	.run = run,
 	.flags = PL_CMD_MCP_READ,
 };
