@@ -57,16 +57,30 @@ pl_cmd_print_overview(FILE *f)
 }
 
 static json_t *
-cmd_json(const struct pl_cmd *cmd)
+opts_json(const struct pl_opt *o)
 {
 	json_t *opts = json_array();
 
-	for (int i = 0; cmd->opts && cmd->opts[i].name; i++)
-		json_array_append_new(opts, json_pack("{s:s,s:s?,s:s}", "name", cmd->opts[i].name,
-						      "arg", cmd->opts[i].arg, "help",
-						      cmd->opts[i].help));
-	return json_pack("{s:s,s:s,s:s,s:o}", "name", cmd->name, "summary", cmd->summary,
-			 "usage", cmd->usage ? cmd->usage : "", "options", opts);
+	for (int i = 0; o && o[i].name; i++) {
+		json_t *j = json_pack("{s:s,s:s?,s:s}", "name", o[i].name, "arg", o[i].arg, "help",
+				      o[i].help);
+
+		if (o[i].short_name)
+			json_object_set_new(j, "short", json_sprintf("%c", o[i].short_name));
+		json_array_append_new(opts, j);
+	}
+	return opts;
+}
+
+/* One command as the table has it: what `help -o json` lists, and what
+ * tests/e2e/test_015_cli_promises.py drives every command with. */
+static json_t *
+cmd_json(const struct pl_cmd *cmd)
+{
+	return json_pack("{s:s,s:s,s:s,s:o,s:i,s:i}", "name", cmd->name, "summary",
+			 cmd->summary, "usage", cmd->usage ? cmd->usage : "", "options",
+			 opts_json(cmd->opts), "min_args", cmd->min_args, "max_args",
+			 cmd->max_args);
 }
 
 static int

@@ -102,7 +102,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			       cfg ? json_array_size(pl_config_guests(cfg)) : 0,
 			       cfg ? pl_config_project(cfg) : "?", d.nwarnings,
 			       checked ? "; checked against the cluster" : "");
-		else if (d.nerrors)
+		else if (d.nerrors && !(cfg == NULL && d.n == 1)) /* not after "cannot open" */
 			fprintf(stderr, "%s: %zu error%s, %zu warning%s\n", path, d.nerrors,
 				d.nerrors == 1 ? "" : "s", d.nwarnings, d.nwarnings == 1 ? "" : "s");
 	}
