@@ -6,6 +6,7 @@
 #include "core/common.h"
 #include "cmd/act.h"
 #include "cmd/connect.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "pve/client.h"
@@ -72,10 +73,10 @@ job_done(struct job *j, bool ok, const char *msg)
 					"seconds", since(&j->t0)));
 	if (j->ctx->output == PL_OUT_JSON)
 		return;
-	if (ok)
+	if (ok && pl_chatty(j->ctx))
 		printf("%s (%lld): %s %sok%s (%.1f s)\n", j->name, j->vmid, j->action,
 		       pl_color(j->ctx, PL_C_GREEN), pl_color(j->ctx, PL_C_RESET), since(&j->t0));
-	else
+	else if (!ok)
 		fprintf(stderr, "pvelab: %s '%s' (%lld) failed: %s\n", j->action, j->name, j->vmid,
 			msg);
 	fflush(stdout);
@@ -117,6 +118,23 @@ hint(const struct job *j, const char *message)
 	return "";
 }
 
+/* What list and describe show once the action is done (suspend: PVE's
+ * resources keep "running" for a paused VM, so the store is left alone). */
+static void
+record_status(struct job *j)
+{
+	static const char *const after[][2] = {
+		{ "start", "running" }, { "stop", "stopped" },	 { "shutdown", "stopped" },
+		{ "reboot", "running" }, { "resume", "running" },
+	};
+
+	if (j->s->state == NULL)
+		return;
+	for (size_t i = 0; i < PL_ARRAY_LEN(after); i++)
+		if (!strcmp(j->action, after[i][0]))
+			pl_state_guest_set_status(j->s->state, j->vmid, after[i][1], NULL);
+}
+
 static void
 task_cb(int err, const char *exitstatus, const char *errmsg, void *arg)
 {
@@ -124,6 +142,8 @@ task_cb(int err, const char *exitstatus, const char *errmsg, void *arg)
 	char *m = err ? pl_asprintf("%s%s", errmsg, hint(j, errmsg)) : NULL;
 
 	record_task(j, err ? (exitstatus ? exitstatus : "error") : exitstatus, exitstatus);
+	if (err == 0)
+		record_status(j);
 	job_done(j, err == 0, m);
 	free(m);
 }
@@ -148,7 +168,8 @@ post_cb(const struct pl_pve_result *res, void *arg)
 	if (res->err == PL_EHTTP && res->message && already(j->action, res->message)) {
 		/* Nothing to do is success, as Ansible's "ok". (cluster/resources
 		 * can lag behind, so this is decided by the node's answer.) */
-		if (j->ctx->output != PL_OUT_JSON)
+		record_status(j);
+		if (pl_chatty(j->ctx))
 			printf("%s (%lld): already %s\n", j->name, j->vmid,
 			       strcmp(j->action, "start") ? "stopped" : "running");
 		j->done = j->ok = true;
@@ -158,12 +179,28 @@ post_cb(const struct pl_pve_result *res, void *arg)
 							    "ok", 1, "unchanged", 1));
 		return;
 	}
-	if (res->err == PL_EHTTP && res->message) {
-		/* PVE's own words say it best ("VM 100 already running"). */
-		char *m = pl_asprintf("%s (HTTP %ld%s)%s", res->message, res->status,
+	if (res->err == PL_EHTTP && res->message && res->status != 403) {
+		/* (a refusal's errmsg says which privilege to grant, to whom) */
+		/* PVE's own words say it best ("VM 100 already running"), with
+		 * the parameters it names ("snapname: invalid configuration ID") */
+		struct pl_buf why;
+		const char *k;
+		json_t *v;
+
+		pl_buf_init(&why, 4096);
+		json_object_foreach((json_t *)res->errors, k, v)
+			pl_buf_addf(&why, "%s%s: %s", why.len ? "; " : " (", k,
+				    json_is_string(v) ? json_string_value(v) : "invalid");
+		if (why.len)
+			pl_buf_addch(&why, ')');
+		for (size_t i = 0; i < why.len; i++)
+			if (why.data[i] == '\n' || why.data[i] == '\r')
+				why.data[i] = ' ';
+		char *m = pl_asprintf("%s%s (HTTP %ld%s)%s", res->message, why.data, res->status,
 				      res->status == 595 ? ": its node did not answer; is it up?" : "",
 				      hint(j, res->message));
 
+		pl_buf_release(&why);
 		job_done(j, false, m);
 		free(m);
 		return;
@@ -174,6 +211,7 @@ post_cb(const struct pl_pve_result *res, void *arg)
 	}
 	if (upid == NULL) {
 		/* Some calls finish at once and return null. */
+		record_status(j);
 		job_done(j, true, NULL);
 		return;
 	}

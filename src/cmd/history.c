@@ -5,6 +5,7 @@
 #include "core/common.h"
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/str.h"
@@ -110,11 +111,34 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("%s", err);
 		goto out;
 	}
-	if ((g = pl_guest_lookup(guests, a.pos[0], &err)) != NULL)
+	if ((g = pl_guest_lookup(guests, a.pos[0], &err)) != NULL) {
 		vmid = pl_json_int(g, "vmid", -1);
-	else if (pl_str_to_ll(a.pos[0], 1, 999999999, &vmid) != 0) {
-		pl_error("%s", err);
-		goto out;
+	} else if (pl_str_to_ll(a.pos[0], 1, 999999999, &vmid) != 0) {
+		/* a guest deleted since: its name is in its history */
+		json_t *ids = NULL;
+
+		if (pl_state_history_vmids(s.state, a.pos[0], &ids, NULL) != 0 ||
+		    json_array_size(ids) != 1) {
+			if (json_array_size(ids) > 1) {
+				struct pl_buf list;
+				size_t k;
+				json_t *id;
+
+				pl_buf_init(&list, 0);
+				json_array_foreach(ids, k, id)
+					pl_buf_addf(&list, "%s%lld", k ? ", " : "",
+						    (long long)json_integer_value(id));
+				pl_error("%zu guests were named '%s' (vmids %s): name one by vmid",
+					 json_array_size(ids), a.pos[0], list.data);
+				pl_buf_release(&list);
+			} else {
+				pl_error("%s", err);
+			}
+			json_decref(ids);
+			goto out;
+		}
+		vmid = json_integer_value(json_array_get(ids, 0));
+		json_decref(ids);
 	}
 	if (pl_state_history(s.state, vmid, &hist, &err) != 0) {
 		pl_error("%s", err);

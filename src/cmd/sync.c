@@ -243,7 +243,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 					"guests", (json_int_t)ng, "nodes",
 					(json_int_t)nn, "dry_run", dry, "seconds", secs, "requests",
 					(json_int_t)pl_pve_requests_sent(s.pve), "changes", changes));
-	} else {
+	} else if (ctx->verbosity >= 0) { /* -q: only errors */
 		if (dry || ctx->verbosity > 0) {
 			size_t i;
 			json_t *c;

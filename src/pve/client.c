@@ -858,12 +858,16 @@ finish_http_error(struct req *q, struct pl_pve_resp *r, struct pl_pve_result *re
 			*msg = pl_asprintf("authentication failed at '%s': %s (the ticket was "
 					   "refused; log in again)", url, text);
 	} else if (r->status == 403) {
+		/* the token in use, without its secret, for the pveum line */
+		const char *tok = c->token_hdr ? strchr(c->token_hdr, '=') : NULL;
+		int toklen = tok ? (int)strcspn(tok + 1, "=") : 0;
+
 		if (pl_pve_perm_parse(r->message, path, sizeof(path), priv, sizeof(priv)))
 			*msg = pl_asprintf("permission denied for '%s %s': missing privilege '%s' "
 					   "on '%s' (grant a role with %s on %s to the token, e.g. "
-					   "pveum acl modify %s --tokens USER@REALM!TOKENID --roles "
+					   "pveum acl modify %s --tokens %.*s --roles "
 					   "PVEVMAdmin)", q->method, q->path, priv, path, priv, path,
-					   path);
+					   path, tok ? toklen : 18, tok ? tok + 1 : "USER@REALM!TOKENID");
 		else
 			*msg = pl_asprintf("permission denied for '%s %s': %s (give the token's "
 					   "user a role on that path; privilege-separated tokens need "
