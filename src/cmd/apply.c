@@ -141,6 +141,7 @@ print_result(const struct pl_ctx *ctx, const json_t *res, long long run)
 	const json_t *c;
 	char *me = pl_cmd_invocation(ctx);
 	bool stopped = json_is_true(json_object_get(res, "stopped"));
+	bool touched = pl_json_int(res, "ok", 0) > 0; /* anything to roll back? */
 	size_t i;
 
 	if (pl_json_int(res, "failed", 0) == 0 && !stopped) {
@@ -175,7 +176,11 @@ print_result(const struct pl_ctx *ctx, const json_t *res, long long run)
 								json_array_size(json_object_get(c, "steps_done")) - 1)));
 		printf("\n");
 	}
-	if (stopped)
+	json_array_foreach(json_object_get(res, "changes"), i, c)
+		touched |= json_array_size(json_object_get(c, "steps_done")) > 0;
+	if (!touched)
+		printf("Nothing was changed: run %s plan to see the changes again.\n", me);
+	else if (stopped)
 		printf("To finish: %s apply (%s plan shows what is left).\nTo undo: %s rollback %lld.\n",
 		       me, me, me, run);
 	else

@@ -84,11 +84,11 @@ print_ca(struct pl_ctx *ctx, const char *state_dir)
 	       "#     sudo security add-trusted-cert -d -r trustRoot \\\n"
 	       "#       -k /Library/Keychains/System.keychain %s\n"
 	       "#   Windows (admin prompt):\n"
-	       "#     certutil -addstore -f Root pvelab-proxy-ca.pem\n"
+	       "#     certutil -addstore -f Root %s\n"
 	       "#   curl: curl --cacert %s https://...\n"
 	       "# The CA key stays in %s (mode 0600); anyone holding it can impersonate\n"
 	       "# any site to browsers that trust this CA, so keep the directory private.\n",
-	       path, path, path, path, path, path, state_dir);
+	       path, path, path, path, path, path, path, state_dir);
 	rc = PL_EXIT_OK;
 out:
 	free(pem);

@@ -260,9 +260,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 				       pl_json_str_or(c, "name", ""));
 			}
 		}
-		printf("%s+%d new ~%d changed -%d gone%s (%zu guests on %zu nodes in %.2f s)%s\n",
-		       dry ? "would record: " : "", cnt.added, cnt.changed, cnt.removed, "", ng, nn,
-		       secs, dry ? "; nothing written (--dry-run)" : "");
+		printf("%s+%d new ~%d changed -%d gone%s (%zu guest%s on %zu node%s in %.2f s)%s\n",
+		       dry ? "would record: " : "", cnt.added, cnt.changed, cnt.removed, "", ng,
+		       ng == 1 ? "" : "s", nn, nn == 1 ? "" : "s", secs,
+		       dry ? "; nothing written (--dry-run)" : "");
 	}
 	rc = PL_EXIT_OK;
 out:

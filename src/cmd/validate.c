@@ -98,9 +98,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			free(line);
 		}
 		if (d.nerrors == 0 && ctx->verbosity >= 0)
-			printf("%s: valid (%zu guests, project '%s', %zu warnings%s)\n", path,
+			printf("%s: valid (%zu guest%s, project '%s', %zu warning%s%s)\n", path,
 			       cfg ? json_array_size(pl_config_guests(cfg)) : 0,
+			       cfg && json_array_size(pl_config_guests(cfg)) == 1 ? "" : "s",
 			       cfg ? pl_config_project(cfg) : "?", d.nwarnings,
+			       d.nwarnings == 1 ? "" : "s",
 			       checked ? "; checked against the cluster" : "");
 		else if (d.nerrors && !(cfg == NULL && d.n == 1)) /* not after "cannot open" */
 			fprintf(stderr, "%s: %zu error%s, %zu warning%s\n", path, d.nerrors,
