@@ -13,7 +13,7 @@ static const struct pl_opt opts[] = {
 	{ "node", 'n', "NODE", "only guests on this node" },
 	{ "status", 's', "STATUS", "only guests in this state (running, stopped, ...)" },
 	{ "tag", 'T', "TAG", "only guests carrying this tag" },
-	{ "sort", 'S', "KEY", "sort by vmid (default), name, node, status, mem, cpu" },
+	{ "sort", 'S', "KEY", "sort by vmid (default), name, node, status, mem or cpu (the MEM and CPUS columns, biggest first)" },
 	{ "live", 'l', NULL, "sync from the cluster first" },
 	{ NULL, 0, NULL, NULL },
 };
@@ -46,7 +46,9 @@ cmp(const void *a, const void *b)
 	if (!strcmp(sort_key, "name") || !strcmp(sort_key, "node") || !strcmp(sort_key, "status"))
 		r = strcmp(pl_json_str_or(x, sort_key, ""), pl_json_str_or(y, sort_key, ""));
 	else if (!strcmp(sort_key, "mem") || !strcmp(sort_key, "cpu")) {
-		double dx = pl_json_num(x, sort_key, 0), dy = pl_json_num(y, sort_key, 0);
+		/* by the columns the table shows: MEM(MiB) and CPUS, the sizes */
+		const char *k = !strcmp(sort_key, "mem") ? "maxmem" : "maxcpu";
+		double dx = pl_json_num(x, k, 0), dy = pl_json_num(y, k, 0);
 
 		r = dx < dy ? 1 : dx > dy ? -1 : 0; /* biggest first */
 	}

@@ -2,6 +2,7 @@
 after the command, -q, views that follow the commands that change a guest,
 environment values checked as the YAML keys they stand for, paths with ~,
 and errors that carry their cause."""
+import os
 import time
 
 import pytest
@@ -183,3 +184,38 @@ def test_permission_hint_names_the_token_in_use(sim, env):
     assert "pveum acl modify" in r.err, r
     assert "--tokens audit@pve!ro " in r.err and "USER@REALM!TOKENID" not in r.err, r
     assert sim["readonly_token"].split("=")[1] not in r.err
+
+
+def test_list_sorts_by_the_columns_it_shows(sim, env):
+    assert run("sync", env=env).rc == 0
+    for key, field in (("mem", "maxmem"), ("cpu", "maxcpu")):
+        rows = run("-o", "json", "list", "--sort", key, env=env).json()
+        shown = [(-(g.get(field) or 0), g["vmid"]) for g in rows]
+        assert shown == sorted(shown), (key, shown)
+
+
+def test_unknown_profile_lists_the_profiles(sim, env, tmp_path):
+    cfg = tmp_path / "pvelab.yaml"
+    cfg.write_text("project: p\nprofiles:\n  lab: [web]\n  prod: [db]\n"
+                   "guests:\n  - name: web\n    vmid: 990\n  - name: db\n    vmid: 991\n")
+    r = run("-c", cfg, "plan", "--profile", "nosuch", env=env)
+    assert r.rc == 1, r
+    assert "no profile 'nosuch'" in r.err and "lab, prod" in r.err, r
+
+
+def test_proxy_listens_on_port_zero(tmp_path):
+    import subprocess
+    from conftest import BIN
+    p = subprocess.Popen([BIN, "proxy", "-v", "--listen", "127.0.0.1:0", "--upstream",
+                          "https://127.0.0.1:9", "--insecure"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                         env={**os.environ, "PVELAB_STATE": str(tmp_path / "s.db")})
+    try:
+        line = p.stderr.readline()  # blocks until the first log line (or exit)
+        assert "proxy: listening on 127.0.0.1:" in line, line
+        port = int(line.split("listening on 127.0.0.1:")[1].split()[0])
+        assert port > 0
+    finally:
+        p.terminate()
+        p.wait(timeout=20)
+        p.stderr.close()
