@@ -196,7 +196,7 @@ out:
 const struct pl_cmd pl_cmd_destroy = {
 	.name = "destroy",
 	.summary = "destroy guests of this project (named, or all that pvelab.yaml declares)",
-	.usage = "[GUEST...] [--yes] [--no-backup]",
+	.usage = "[GUEST...] [-j N] [--yes] [--no-backup]",
 	.help = "Only guests tagged with this config's project (pvelab-<project>) are destroyed;\n"
 		"unmanaged guests, other projects' and those made before projects are refused\n"
 		"(pvelab adopt moves a guest to this project). Not limited by safety.max_deletes.\n"

@@ -215,7 +215,7 @@ out:
 const struct pl_cmd pl_cmd_discover = {
 	.name = "discover",
 	.summary = "find servers, BMCs and Proxmox nodes on a network by their protocols",
-	.usage = "[--ports PORTS] [--timeout MS] [--concurrency N] [--rate N] [--export FORMAT [--out FILE]] [--save] [--force] CIDR|HOST...",
+	.usage = "[--ports PORTS] [--timeout MS] [--concurrency N] [--rate N] [--export FORMAT [--out FILE]] [--save] [--force] [--all] [--no-dns] CIDR|HOST...",
 	.help = "Probes each address on SSH (22), HTTP/HTTPS and Redfish (80, 443), Proxmox VE and\n"
 		"Backup Server (8006, 8007), RDP (3389) and VNC (5900-5901), optionally IPMI\n"
 		"(623/udp), and identifies what answers by speaking its protocol. It never\n"

@@ -314,7 +314,8 @@ const struct pl_cmd pl_cmd_proxy = {
     .summary = "time-shift TLS proxy for old iDRAC/iLO controllers",
     .usage = "[--listen ADDR:PORT] [--upstream https://HOST[:PORT] [--ca-file F] "
              "[--verify-at DATE | --pin SHA256 | --ignore-time | --insecure] "
-             "[--min-tls 1.0] [--ciphers LIST] [--name HOST]] | ca | trust TARGET|URL",
+             "[--min-tls 1.0] [--ciphers LIST] [--name HOST] [--no-rewrite-location]] "
+             "[--grace SECONDS] | ca | trust [--timeout SECONDS] TARGET|URL",
     .help = "Gives a browser a modern TLS connection, trusted through pvelab's local CA\n"
             "(`pvelab proxy ca` prints it and how to install it), to a controller that\n"
             "speaks only old TLS with an expired certificate, verified honestly: as of a\n"

@@ -119,8 +119,9 @@ const struct pl_cmd pl_cmd_validate = {
 	.summary = "check pvelab.yaml and report every problem with file:line:col",
 	.usage = "[FILE] [--live | --offline]",
 	.help = "Checks types, ranges and unknown keys against the declared schema (see\n"
-		"docs/config.md), then duplicate names, vmids, IPs, MACs and host ports, vmids\n"
-		"outside their category's range, raw config: keys and values against the official\n"
+		"docs/config.md), then duplicate names, vmids, IPs and MACs, a host port a guest\n"
+		"publishes twice, vmids outside their category's range, raw config: keys and\n"
+		"values against the official\n"
 		"Proxmox VE API schema, and secrets' environment variables (password_env) that\n"
 		"are not set. When a state database exists (pvelab sync), or with --live, also\n"
 		"nodes, storages, bridges and clone templates that do not exist, storages without\n"
