@@ -219,3 +219,28 @@ def test_proxy_listens_on_port_zero(tmp_path):
         p.terminate()
         p.wait(timeout=20)
         p.stderr.close()
+
+
+def test_plan_says_what_changes_in_the_users_words(tmp_path):
+    from test_600_plan_apply import Lab
+    lab = Lab(tmp_path)
+    try:
+        lab.write("project: words\nguests:\n  - name: w1\n    vmid: 700\n    memory: 1G\n"
+                  "    cpu: host\n    networks: [{bridge: vmbr0}]\n")
+        r = lab.pvelab("apply", "--yes")
+        assert r.rc == 0, r
+        lab.write("project: words\nguests:\n  - name: w1\n    vmid: 700\n    memory: 2G\n"
+                  "    cpu: x86-64-v2-AES\n    networks: [{bridge: vmbr0, firewall: true}]\n")
+        r = lab.pvelab("-o", "json", "plan")
+        assert r.rc == 0, r
+        diffs = {d["key"]: d for c in r.json()["changes"] for d in c.get("diffs", [])}
+        for key in ("memory", "cpu"):
+            assert "current" not in (diffs[key].get("note") or ""), diffs[key]
+            assert "cputype" not in (diffs[key].get("note") or ""), diffs[key]
+        net = diffs["net0"]
+        mac = net["from"].split(",")[0].split("=")[1]
+        assert mac in net["to"], net  # apply keeps the MAC: the plan shows it kept
+        text = lab.pvelab("plan").out
+        assert "'current'" not in text and "'cputype'" not in text, text
+    finally:
+        stop_sim(lab.info)
