@@ -58,16 +58,40 @@ pl_args_release(struct pl_args *a)
 	a->pos_in_argv = false;
 }
 
+/* The positionals a usage line names outside brackets, after the options
+ * ("[--timeout SECS] GUEST..." -> "GUEST..."), into out. */
+static void
+required_names(const char *usage, char *out, size_t outlen)
+{
+	int depth = 0;
+	bool after_opt = false;
+
+	out[0] = '\0';
+	for (const char *p = usage ? usage : ""; *p;) {
+		size_t n = strcspn(p, " ");
+		bool word = depth == 0 && p[0] != '[' && p[0] != '-' && p[0] != '|' && !after_opt;
+
+		after_opt = depth == 0 && p[0] == '-' && p[n - 1] != ']';
+		for (size_t i = 0; i < n; i++)
+			depth += p[i] == '[' ? 1 : p[i] == ']' ? -1 : 0;
+		if (word && strlen(out) + n + 2 < outlen)
+			snprintf(out + strlen(out), outlen - strlen(out), "%s%.*s", *out ? " " : "",
+				 (int)n, p);
+		p += n;
+		p += strspn(p, " ");
+	}
+}
+
 /* Too few or too many positionals; the usage line names them. */
 static void
 count_error(const struct pl_args *a)
 {
 	const struct pl_cmd *cmd = a->cmd;
+	char names[128];
 
+	required_names(cmd->usage, names, sizeof(names));
 	if (a->npos < cmd->min_args)
-		pl_usage_error(cmd, "missing %s", cmd->min_args == 1 && cmd->max_args == 1
-						      ? "its argument"
-						      : "arguments");
+		pl_usage_error(cmd, "missing %s", *names ? names : "arguments");
 	else if (cmd->max_args == 0)
 		pl_usage_error(cmd, "unexpected argument '%.60s' (it takes none)",
 			       a->pos[cmd->max_args]);

@@ -67,6 +67,7 @@ def test_no_arguments(bare, name):
     cmd = next(c for c in TABLE if c["name"] == name)
     if cmd["min_args"] > 0:
         one_line_usage_error(r)
+        assert "missing " in r.err and "missing arguments" not in r.err, r  # names them
     elif r.rc != 0:
         one_line_error(r)
     else:
