@@ -57,6 +57,12 @@ main(int argc, char **argv)
 		     !strcmp(o, "--output")) && i + 1 < argc)
 			i++;
 	}
+	/* `pvelab -h sync` is `pvelab sync -h` */
+	for (int k = 1; k < i && i < argc && (cmd = pl_cmd_find(argv[i])) != NULL; k++)
+		if (!strcmp(argv[k], "-h") || !strcmp(argv[k], "--help")) {
+			pl_cmd_print_help(cmd, stdout);
+			return PL_EXIT_OK;
+		}
 	if ((r = pl_args_parse(&a, &top, &ctx, i, argv)) != 0)
 		return pl_args_exit(r);
 	if (pl_args_has(&a, T_VERSION)) {

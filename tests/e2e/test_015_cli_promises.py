@@ -148,6 +148,7 @@ def test_top_level_help_version_and_bare():
         assert r.rc == 0 and r.out == v, r
     r = run()
     assert r.rc == 64 and r.out == "" and "\n  sync " in r.err, r
+    assert run("-h", "sync").out == run("help", "sync").out
     r = run("--bogus")
     one_line_usage_error(r)
     assert "unknown option '--bogus'" in r.err and "help:" not in r.err
