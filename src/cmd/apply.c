@@ -145,9 +145,10 @@ print_result(const struct pl_ctx *ctx, const json_t *res, long long run)
 	size_t i;
 
 	if (pl_json_int(res, "failed", 0) == 0 && !stopped) {
-		printf("%sApply complete%s (run %lld): %lld change%s done.\n", pl_color(ctx, PL_C_GREEN),
-		       pl_color(ctx, PL_C_RESET), run, pl_json_int(res, "ok", 0),
-		       pl_json_int(res, "ok", 0) == 1 ? "" : "s");
+		if (ctx->verbosity >= 0) /* -q: only errors */
+			printf("%sApply complete%s (run %lld): %lld change%s done.\n",
+			       pl_color(ctx, PL_C_GREEN), pl_color(ctx, PL_C_RESET), run,
+			       pl_json_int(res, "ok", 0), pl_json_int(res, "ok", 0) == 1 ? "" : "s");
 		free(me);
 		return;
 	}

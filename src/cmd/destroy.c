@@ -173,7 +173,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_cmd_sync_now(&s, false, false, NULL, NULL, NULL, NULL);
 	if (ctx->output == PL_OUT_JSON)
 		pl_print_json(json_incref(result));
-	else
+	else if (ctx->verbosity >= 0 || pl_json_int(result, "failed", 0))
 		printf("Destroyed %lld guest%s%s (run %lld%s).\n", pl_json_int(result, "ok", 0),
 		       pl_json_int(result, "ok", 0) == 1 ? "" : "s",
 		       pl_json_int(result, "failed", 0) ? ", some failed: see above" : "", run_id,

@@ -206,7 +206,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			pl_error("%s: %s", pl_json_str(c, "guest"), pl_json_str(c, "error"));
 	if (ctx->output == PL_OUT_JSON)
 		pl_print_json(json_incref(result));
-	else
+	else if (ctx->verbosity >= 0)
 		printf("Rolled back %lld guest%s to the state before run %lld.\n", pl_json_int(result, "ok", 0),
 		       pl_json_int(result, "ok", 0) == 1 ? "" : "s", id);
 	rc = pl_guard_exit(&guard, r == 0 ? PL_EXIT_OK : PL_EXIT_ERROR);

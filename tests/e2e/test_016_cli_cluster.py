@@ -227,8 +227,9 @@ def test_plan_says_what_changes_in_the_users_words(tmp_path):
     try:
         lab.write("project: words\nguests:\n  - name: w1\n    vmid: 700\n    memory: 1G\n"
                   "    cpu: host\n    networks: [{bridge: vmbr0}]\n")
-        r = lab.pvelab("apply", "--yes")
+        r = lab.pvelab("apply", "--yes", "-q")
         assert r.rc == 0, r
+        assert "Apply complete" not in r.out and r.err == "", r  # -q: only errors
         lab.write("project: words\nguests:\n  - name: w1\n    vmid: 700\n    memory: 2G\n"
                   "    cpu: x86-64-v2-AES\n    networks: [{bridge: vmbr0, firewall: true}]\n")
         r = lab.pvelab("-o", "json", "plan")
