@@ -182,7 +182,7 @@ def test_permission_hint_names_the_token_in_use(sim, env):
     r = run("start", g["vmid"], env={**env, "PVELAB_TOKEN": sim["readonly_token"]})
     assert r.rc == 1, r
     assert "pveum acl modify" in r.err, r
-    assert "--tokens audit@pve!ro " in r.err and "USER@REALM!TOKENID" not in r.err, r
+    assert "--tokens 'audit@pve!ro' " in r.err and "USER@REALM!TOKENID" not in r.err, r
     assert sim["readonly_token"].split("=")[1] not in r.err
 
 
