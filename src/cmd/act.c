@@ -6,6 +6,7 @@
 #include "core/common.h"
 #include "cmd/act.h"
 #include "cmd/connect.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "pve/client.h"
@@ -72,10 +73,10 @@ job_done(struct job *j, bool ok, const char *msg)
 					"seconds", since(&j->t0)));
 	if (j->ctx->output == PL_OUT_JSON)
 		return;
-	if (ok)
+	if (ok && pl_chatty(j->ctx))
 		printf("%s (%lld): %s %sok%s (%.1f s)\n", j->name, j->vmid, j->action,
 		       pl_color(j->ctx, PL_C_GREEN), pl_color(j->ctx, PL_C_RESET), since(&j->t0));
-	else
+	else if (!ok)
 		fprintf(stderr, "pvelab: %s '%s' (%lld) failed: %s\n", j->action, j->name, j->vmid,
 			msg);
 	fflush(stdout);
@@ -117,6 +118,23 @@ hint(const struct job *j, const char *message)
 	return "";
 }
 
+/* What list and describe show once the action is done (suspend: PVE's
+ * resources keep "running" for a paused VM, so the store is left alone). */
+static void
+record_status(struct job *j)
+{
+	static const char *const after[][2] = {
+		{ "start", "running" }, { "stop", "stopped" },	 { "shutdown", "stopped" },
+		{ "reboot", "running" }, { "resume", "running" },
+	};
+
+	if (j->s->state == NULL)
+		return;
+	for (size_t i = 0; i < PL_ARRAY_LEN(after); i++)
+		if (!strcmp(j->action, after[i][0]))
+			pl_state_guest_set_status(j->s->state, j->vmid, after[i][1], NULL);
+}
+
 static void
 task_cb(int err, const char *exitstatus, const char *errmsg, void *arg)
 {
@@ -124,6 +142,8 @@ task_cb(int err, const char *exitstatus, const char *errmsg, void *arg)
 	char *m = err ? pl_asprintf("%s%s", errmsg, hint(j, errmsg)) : NULL;
 
 	record_task(j, err ? (exitstatus ? exitstatus : "error") : exitstatus, exitstatus);
+	if (err == 0)
+		record_status(j);
 	job_done(j, err == 0, m);
 	free(m);
 }
@@ -148,7 +168,8 @@ post_cb(const struct pl_pve_result *res, void *arg)
 	if (res->err == PL_EHTTP && res->message && already(j->action, res->message)) {
 		/* Nothing to do is success, as Ansible's "ok". (cluster/resources
 		 * can lag behind, so this is decided by the node's answer.) */
-		if (j->ctx->output != PL_OUT_JSON)
+		record_status(j);
+		if (pl_chatty(j->ctx))
 			printf("%s (%lld): already %s\n", j->name, j->vmid,
 			       strcmp(j->action, "start") ? "stopped" : "running");
 		j->done = j->ok = true;
@@ -158,12 +179,28 @@ post_cb(const struct pl_pve_result *res, void *arg)
 							    "ok", 1, "unchanged", 1));
 		return;
 	}
-	if (res->err == PL_EHTTP && res->message) {
-		/* PVE's own words say it best ("VM 100 already running"). */
-		char *m = pl_asprintf("%s (HTTP %ld%s)%s", res->message, res->status,
+	if (res->err == PL_EHTTP && res->message && res->status != 403) {
+		/* (a refusal's errmsg says which privilege to grant, to whom) */
+		/* PVE's own words say it best ("VM 100 already running"), with
+		 * the parameters it names ("snapname: invalid configuration ID") */
+		struct pl_buf why;
+		const char *k;
+		json_t *v;
+
+		pl_buf_init(&why, 4096);
+		json_object_foreach((json_t *)res->errors, k, v)
+			pl_buf_addf(&why, "%s%s: %s", why.len ? "; " : " (", k,
+				    json_is_string(v) ? json_string_value(v) : "invalid");
+		if (why.len)
+			pl_buf_addch(&why, ')');
+		for (size_t i = 0; i < why.len; i++)
+			if (why.data[i] == '\n' || why.data[i] == '\r')
+				why.data[i] = ' ';
+		char *m = pl_asprintf("%s%s (HTTP %ld%s)%s", res->message, why.data, res->status,
 				      res->status == 595 ? ": its node did not answer; is it up?" : "",
 				      hint(j, res->message));
 
+		pl_buf_release(&why);
 		job_done(j, false, m);
 		free(m);
 		return;
@@ -174,6 +211,7 @@ post_cb(const struct pl_pve_result *res, void *arg)
 	}
 	if (upid == NULL) {
 		/* Some calls finish at once and return null. */
+		record_status(j);
 		job_done(j, true, NULL);
 		return;
 	}
@@ -290,31 +328,22 @@ pl_act_power(struct pl_ctx *ctx, const struct pl_cmd *cmd, const char *action, i
 	struct pl_args a;
 	long long timeout = 600, wait;
 	bool to_guest = !strcmp(action, "shutdown") || !strcmp(action, "reboot"), timed = false;
-	json_t *params = json_object();
+	json_t *params;
 	char *suffix;
 	int r;
 
-	pl_args_init(&a, cmd, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0) {
-		const char *o = cmd->opts[r].name;
-
-		if (!strcmp(o, "timeout")) {
-			if (pl_args_int(&a, 1, 86400, &timeout) != 0) {
-				r = PL_ARGS_ERROR;
-				break;
-			}
-			timed = true;
-		} else { /* a flag PVE takes as is: overrule-shutdown, force-stop */
-			json_object_set_new(params, !strcmp(o, "force-stop") ? "forceStop" : o,
+	/* option 0 of every power command's table is --timeout */
+	if ((r = pl_args_parse(&a, cmd, ctx, argc, argv)) != 0 ||
+	    (r = pl_args_num(&a, 0, 1, 86400, &timeout)) != 0)
+		return pl_args_exit(r);
+	timed = pl_args_has(&a, 0);
+	params = json_object();
+	for (int i = 1; cmd->opts[i].name; i++) /* flags PVE takes as they are */
+		if (pl_args_has(&a, i))
+			json_object_set_new(params, !strcmp(cmd->opts[i].name, "force-stop")
+							    ? "forceStop"
+							    : cmd->opts[i].name,
 					    json_integer(1));
-		}
-	}
-	if (r != PL_ARGS_END || a.npos < 1) {
-		pl_args_release(&a);
-		json_decref(params);
-		return r != PL_ARGS_END ? pl_args_exit(r)
-					: pl_usage_error(cmd, "needs at least one GUEST (vmid or name)");
-	}
 	/* A shutdown's (or reboot's) timeout is the guest's to power down in
 	 * (PVE's own, 60 s when not given); the task may then take a while to
 	 * force a stop, or to start the guest again. */
@@ -328,7 +357,6 @@ pl_act_power(struct pl_ctx *ctx, const struct pl_cmd *cmd, const char *action, i
 		     (long)wait * 1000);
 	free(suffix);
 	json_decref(params);
-	pl_args_release(&a);
 	return r;
 }
 
@@ -342,25 +370,11 @@ pl_act_snapshot(struct pl_ctx *ctx, const struct pl_cmd *cmd, int argc, char **a
 	json_t *p;
 	int r;
 
-	pl_args_init(&a, cmd, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0) {
-		if (r == 0)
-			vmstate = true;
-		else if (r == 1)
-			desc = a.value;
-		else if (pl_args_int(&a, 1, 86400, &timeout) != 0) {
-			pl_args_release(&a);
-			return PL_EXIT_USAGE;
-		}
-	}
-	if (r != PL_ARGS_END) {
-		pl_args_release(&a);
+	if ((r = pl_args_parse(&a, cmd, ctx, argc, argv)) != 0 ||
+	    (r = pl_args_num(&a, 2, 1, 86400, &timeout)) != 0)
 		return pl_args_exit(r);
-	}
-	if (a.npos != 2) {
-		pl_args_release(&a);
-		return pl_usage_error(cmd, "needs a GUEST and a snapshot NAME");
-	}
+	vmstate = pl_args_has(&a, 0);
+	desc = pl_args_str(&a, 1, NULL);
 	p = json_pack("{s:s}", "snapname", a.pos[1]);
 	if (vmstate)
 		json_object_set_new(p, "vmstate", json_integer(1));
@@ -368,6 +382,5 @@ pl_act_snapshot(struct pl_ctx *ctx, const struct pl_cmd *cmd, int argc, char **a
 		json_object_set_new(p, "description", json_string(desc));
 	r = run_jobs(ctx, "snapshot", "snapshot", p, a.pos, 1, (long)timeout * 1000);
 	json_decref(p);
-	pl_args_release(&a);
 	return r;
 }

@@ -101,25 +101,18 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	const char *from = NULL;
 	bool yes = false;
 	long long run_id = 0;
-	json_t *snap = NULL, *todo = json_array(), *done = json_array();
+	json_t *snap = NULL, *todo, *done;
 	const json_t *live;
 	char *err = NULL, *project = NULL;
 	size_t i;
 	int r, rc = PL_EXIT_ERROR;
 
-	pl_args_init(&a, &pl_cmd_adopt, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0) {
-		if (r == O_FROM)
-			from = a.value;
-		else
-			yes = true;
-	}
-	if (r != PL_ARGS_END || a.npos == 0) {
-		json_decref(todo);
-		json_decref(done);
-		pl_args_release(&a);
-		return r != PL_ARGS_END ? pl_args_exit(r) : pl_usage_error(&pl_cmd_adopt, "which guests?");
-	}
+	if ((r = pl_args_parse(&a, &pl_cmd_adopt, ctx, argc, argv)) != 0)
+		return pl_args_exit(r);
+	from = pl_args_str(&a, O_FROM, NULL);
+	yes = pl_args_has(&a, O_YES);
+	todo = json_array();
+	done = json_array();
 	if (pl_session_open(&s, ctx, PL_NEED_API | PL_NEED_STATE, &err) != 0 ||
 	    (project = pl_owner_project(&s, &err)) == NULL ||
 	    pl_cmd_sync_now(&s, false, false, NULL, NULL, &snap, &err) != 0) {
@@ -204,7 +197,6 @@ out:
 	json_decref(todo);
 	json_decref(done);
 	pl_session_close(&s);
-	pl_args_release(&a);
 	return rc;
 }
 
@@ -221,6 +213,8 @@ const struct pl_cmd pl_cmd_adopt = {
 		"(pvelab import GUEST --out FILE --merge writes its YAML).\n"
 		"Without a terminal it needs --yes.",
 	.opts = opts,
+	.min_args = 1,
+	.max_args = PL_ARGS_MANY,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,
 };

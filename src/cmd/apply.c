@@ -141,12 +141,14 @@ print_result(const struct pl_ctx *ctx, const json_t *res, long long run)
 	const json_t *c;
 	char *me = pl_cmd_invocation(ctx);
 	bool stopped = json_is_true(json_object_get(res, "stopped"));
+	bool touched = pl_json_int(res, "ok", 0) > 0; /* anything to roll back? */
 	size_t i;
 
 	if (pl_json_int(res, "failed", 0) == 0 && !stopped) {
-		printf("%sApply complete%s (run %lld): %lld change%s done.\n", pl_color(ctx, PL_C_GREEN),
-		       pl_color(ctx, PL_C_RESET), run, pl_json_int(res, "ok", 0),
-		       pl_json_int(res, "ok", 0) == 1 ? "" : "s");
+		if (ctx->verbosity >= 0) /* -q: only errors */
+			printf("%sApply complete%s (run %lld): %lld change%s done.\n",
+			       pl_color(ctx, PL_C_GREEN), pl_color(ctx, PL_C_RESET), run,
+			       pl_json_int(res, "ok", 0), pl_json_int(res, "ok", 0) == 1 ? "" : "s");
 		free(me);
 		return;
 	}
@@ -175,7 +177,11 @@ print_result(const struct pl_ctx *ctx, const json_t *res, long long run)
 								json_array_size(json_object_get(c, "steps_done")) - 1)));
 		printf("\n");
 	}
-	if (stopped)
+	json_array_foreach(json_object_get(res, "changes"), i, c)
+		touched |= json_array_size(json_object_get(c, "steps_done")) > 0;
+	if (!touched)
+		printf("Nothing was changed: run %s plan to see the changes again.\n", me);
+	else if (stopped)
 		printf("To finish: %s apply (%s plan shows what is left).\nTo undo: %s rollback %lld.\n",
 		       me, me, me, run);
 	else
@@ -278,37 +284,25 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_session s;
 	struct pl_args a;
 	bool yes = false;
-	long long jobs, run_id = 0;
+	long long jobs = 4, run_id = 0;
 	json_t *snap = NULL, *plan = NULL, *saved = NULL, *result = NULL;
 	char *err = NULL;
 	int r, rc = PL_EXIT_ERROR;
 
-	pl_args_init(&a, &pl_cmd_apply, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0) {
-		switch (r) {
-		case O_JOBS:
-			if ((r = pl_args_int(&a, 1, 64, &jobs)) != 0)
-				goto usage;
-			njobs = (int)jobs;
-			break;
-		case O_REBOOT: po.reboot = true; break;
-		case O_REPLACE: po.allow_replace = true; break;
-		case O_DELETE: po.allow_delete = true; break;
-		case O_YES: yes = true; break;
-		case O_NOSNAP: po.no_snapshot = true; break;
-		case O_NOBACKUP: po.no_backup = true; break;
-		case O_PROFILE: po.profile = a.value; break;
-		}
-	}
-usage:
-	if (r != PL_ARGS_END || a.npos > 1) {
-		pl_args_release(&a);
-		return r != PL_ARGS_END ? pl_args_exit(r) : pl_usage_error(&pl_cmd_apply, "takes at most one plan file");
-	}
+	if ((r = pl_args_parse(&a, &pl_cmd_apply, ctx, argc, argv)) != 0 ||
+	    (r = pl_args_num(&a, O_JOBS, 1, 64, &jobs)) != 0)
+		return pl_args_exit(r);
+	njobs = (int)jobs;
+	po.reboot = pl_args_has(&a, O_REBOOT);
+	po.allow_replace = pl_args_has(&a, O_REPLACE);
+	po.allow_delete = pl_args_has(&a, O_DELETE);
+	yes = pl_args_has(&a, O_YES);
+	po.no_snapshot = pl_args_has(&a, O_NOSNAP);
+	po.no_backup = pl_args_has(&a, O_NOBACKUP);
+	po.profile = pl_args_str(&a, O_PROFILE, NULL);
 	if (a.npos && (saved = load_plan(a.pos[0], &err)) == NULL) {
 		pl_error("%s", err);
 		free(err);
-		pl_args_release(&a);
 		return PL_EXIT_ERROR;
 	}
 	if (saved) { /* the saved plan's options are the ones it was made with */
@@ -460,14 +454,13 @@ out:
 	json_decref(saved);
 	json_decref(result);
 	pl_session_close(&s);
-	pl_args_release(&a);
 	return rc;
 }
 
 const struct pl_cmd pl_cmd_apply = {
 	.name = "apply",
 	.summary = "make the cluster match pvelab.yaml (or carry out a saved plan)",
-	.usage = "[PLAN.json] [-j N] [--reboot] [--allow-replace] [--allow-delete] [--yes] [--no-snapshot] [--no-backup]",
+	.usage = "[PLAN.json] [-j N] [--reboot] [--allow-replace] [--allow-delete] [--yes] [--no-snapshot] [--no-backup] [--profile NAME]",
 	.help = "Bridges and template downloads first, then guests in parallel, deletions last.\n"
 		"A config validate rejects (an unset password_env, a raw config: value the\n"
 		"Proxmox schema refuses...) is refused before anything is done. Each existing\n"
@@ -493,6 +486,7 @@ const struct pl_cmd pl_cmd_apply = {
 		"finish, or pvelab rollback RUN. A saved plan is refused once another apply\n"
 		"ran after it was made.",
 	.opts = opts,
+	.max_args = 1,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,
 };

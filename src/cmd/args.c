@@ -6,6 +6,7 @@
 #include "cmd/cmd.h"
 #include "core/buf.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/str.h"
 
 const struct pl_opt pl_global_opts[] = {
@@ -14,8 +15,23 @@ const struct pl_opt pl_global_opts[] = {
 	{ "verbose", 'v', NULL, "more detail (repeat for more)" },
 	{ "quiet", 'q', NULL, "only errors" },
 	{ "no-color", 0, NULL, "no ANSI colours (also NO_COLOR=1)" },
-	{ "help", 'h', NULL, "show help for the command" },
+	{ "help", 'h', NULL, "show help for the command (before it: the command list)" },
 	{ NULL, 0, NULL, NULL },
+};
+
+const struct pl_env_var pl_env_vars[] = {
+	{ "PVELAB_URL", "API endpoint(s), comma-separated (cluster.endpoints)" },
+	{ "PVELAB_TOKEN", "USER@REALM!TOKENID=SECRET (cluster.token_id and its secret)" },
+	{ "PVELAB_USER", "user@realm to log in with a password instead of a token" },
+	{ "PVELAB_PASSWORD", "that user's password" },
+	{ "PVELAB_FINGERPRINT", "SHA-256 of the node's certificate (cluster.fingerprint)" },
+	{ "PVELAB_CA_FILE", "CA bundle to verify the node with (cluster.ca_file)" },
+	{ "PVELAB_TIMEOUT", "seconds per API request, 1-3600 (cluster.timeout)" },
+	{ "PVELAB_CONCURRENCY", "API requests in flight, 1-256 (cluster.concurrency)" },
+	{ "PVELAB_STATE", "the state database file (state)" },
+	{ "PVELAB_LOG", "json: log lines as JSON objects" },
+	{ "NO_COLOR", "any value: no ANSI colours" },
+	{ NULL, NULL },
 };
 
 enum { G_CONFIG, G_OUTPUT, G_VERBOSE, G_QUIET, G_NOCOLOR, G_HELP };
@@ -36,8 +52,104 @@ pl_args_init(struct pl_args *a, const struct pl_cmd *cmd, struct pl_ctx *ctx, in
 void
 pl_args_release(struct pl_args *a)
 {
-	free(a->pos);
+	if (!a->pos_in_argv)
+		free(a->pos);
 	a->pos = NULL;
+	a->pos_in_argv = false;
+}
+
+/* The positionals a usage line names outside brackets, after the options
+ * ("[--timeout SECS] GUEST..." -> "GUEST..."), into out. */
+static void
+required_names(const char *usage, char *out, size_t outlen)
+{
+	int depth = 0;
+	bool after_opt = false;
+
+	out[0] = '\0';
+	for (const char *p = usage ? usage : ""; *p;) {
+		size_t n = strcspn(p, " ");
+		bool word = depth == 0 && p[0] != '[' && p[0] != '-' && p[0] != '|' && !after_opt;
+
+		after_opt = depth == 0 && p[0] == '-' && p[n - 1] != ']';
+		for (size_t i = 0; i < n; i++)
+			depth += p[i] == '[' ? 1 : p[i] == ']' ? -1 : 0;
+		if (word && strlen(out) + n + 2 < outlen)
+			snprintf(out + strlen(out), outlen - strlen(out), "%s%.*s", *out ? " " : "",
+				 (int)n, p);
+		p += n;
+		p += strspn(p, " ");
+	}
+}
+
+/* Too few or too many positionals; the usage line names them. */
+static void
+count_error(const struct pl_args *a)
+{
+	const struct pl_cmd *cmd = a->cmd;
+	char names[128];
+
+	required_names(cmd->usage, names, sizeof(names));
+	if (a->npos < cmd->min_args)
+		pl_usage_error(cmd, "missing %s", *names ? names : "arguments");
+	else if (cmd->max_args == 0)
+		pl_usage_error(cmd, "unexpected argument '%.60s' (it takes none)",
+			       a->pos[cmd->max_args]);
+	else
+		pl_usage_error(cmd, "unexpected argument '%.60s' (it takes at most %d)",
+			       a->pos[cmd->max_args], cmd->max_args);
+}
+
+int
+pl_args_parse(struct pl_args *a, const struct pl_cmd *cmd, struct pl_ctx *ctx, int argc,
+	      char **argv)
+{
+	int r;
+
+	pl_args_init(a, cmd, ctx, argc, argv);
+	while ((r = pl_args_next(a)) >= 0) {
+		if (r >= PL_ARGS_MAXOPTS)
+			pl_die("command '%s' has more than %d options", cmd->name,
+			       PL_ARGS_MAXOPTS);
+		if (a->seen[r] < 255)
+			a->seen[r]++;
+		a->val[r] = a->value;
+	}
+	/* the positionals move to argv[1..]: they outlive the parser, so no
+	 * command can read them after a release */
+	for (int i = 0; i < a->npos; i++)
+		argv[1 + i] = a->pos[i];
+	free(a->pos);
+	a->pos = argv + 1;
+	a->pos_in_argv = true;
+	if (r != PL_ARGS_END)
+		return r;
+	if (a->npos < cmd->min_args || (cmd->max_args != PL_ARGS_MANY && a->npos > cmd->max_args)) {
+		count_error(a);
+		return PL_ARGS_ERROR;
+	}
+	return 0;
+}
+
+bool
+pl_args_has(const struct pl_args *a, int idx)
+{
+	return idx >= 0 && idx < PL_ARGS_MAXOPTS && a->seen[idx] > 0;
+}
+
+const char *
+pl_args_str(const struct pl_args *a, int idx, const char *dflt)
+{
+	return pl_args_has(a, idx) && a->val[idx] ? a->val[idx] : dflt;
+}
+
+int
+pl_args_num(struct pl_args *a, int idx, long long min, long long max, long long *out)
+{
+	if (!pl_args_has(a, idx))
+		return 0;
+	a->value = a->val[idx];
+	return pl_args_int(a, min, max, out);
 }
 
 int
@@ -51,6 +163,15 @@ pl_usage_error(const struct pl_cmd *cmd, const char *fmt, ...)
 {
 	va_list ap;
 
+	if (cmd && cmd->run == NULL) { /* the options before the command (main.c) */
+		fputs("pvelab: ", stderr);
+		va_start(ap, fmt);
+		vfprintf(stderr, fmt, ap);
+		va_end(ap);
+		fputs(" (usage: pvelab [global options] COMMAND [options] [args]; see pvelab help)\n",
+		      stderr);
+		return PL_EXIT_USAGE;
+	}
 	fprintf(stderr, "pvelab: %s: ", cmd ? cmd->name : "usage");
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -87,15 +208,20 @@ apply_global(struct pl_args *a, int g, const char *value)
 		break;
 	case G_VERBOSE:
 		ctx->verbosity++;
+		pl_ctx_apply_log(ctx);
 		break;
 	case G_QUIET:
 		ctx->verbosity = -1;
+		pl_ctx_apply_log(ctx);
 		break;
 	case G_NOCOLOR:
 		ctx->color = false;
 		break;
 	case G_HELP:
-		pl_cmd_print_help(a->cmd, stdout);
+		if (a->cmd->run == NULL) /* pvelab --help: the command list */
+			pl_cmd_print_overview(stdout);
+		else
+			pl_cmd_print_help(a->cmd, stdout);
 		return PL_ARGS_HELP;
 	}
 	return 0;
@@ -251,6 +377,21 @@ pl_args_int(struct pl_args *a, long long min, long long max, long long *out)
 		return PL_ARGS_ERROR;
 	}
 	return 0;
+}
+
+void
+pl_ctx_apply_log(const struct pl_ctx *ctx)
+{
+	if (ctx->verbosity > 0)
+		pl_log_set_level(ctx->verbosity > 1 ? PL_LOG_DEBUG : PL_LOG_INFO);
+	else
+		pl_log_set_level(ctx->verbosity < 0 ? PL_LOG_ERROR : PL_LOG_WARN);
+}
+
+bool
+pl_chatty(const struct pl_ctx *ctx)
+{
+	return ctx->output != PL_OUT_JSON && ctx->verbosity >= 0;
 }
 
 int

@@ -12,10 +12,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_args a;
 	int r;
 
-	pl_args_init(&a, &pl_cmd_config_schema, ctx, argc, argv);
-	r = pl_args_next(&a);
-	pl_args_release(&a);
-	if (r != PL_ARGS_END)
+	if ((r = pl_args_parse(&a, &pl_cmd_config_schema, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
 	if (ctx->output == PL_OUT_JSON) {
 		json_t *rows = json_array();

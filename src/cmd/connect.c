@@ -7,6 +7,7 @@
 #include "cmd/connect.h"
 #include "config/config.h"
 #include "core/diag.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/file.h"
 #include "core/str.h"
@@ -58,26 +59,92 @@ load_config(struct pl_session *s, char **errmsg)
 	return r;
 }
 
-/* A path from the config, relative to the config file's directory. */
+/* "~/x", "$HOME/x", "$XDG_CONFIG_HOME/x" (or ${...}) as the shell would
+ * expand them; NULL when p starts with none of them. */
+static char *
+expand_home(const char *p)
+{
+	static const char *const vars[] = { "HOME", "XDG_CONFIG_HOME" };
+	const char *home = env("HOME");
+
+	if (p[0] == '~' && (p[1] == '/' || p[1] == '\0'))
+		return home ? pl_asprintf("%s%s", home, p + 1) : NULL;
+	for (size_t i = 0; i < PL_ARRAY_LEN(vars); i++) {
+		size_t n = strlen(vars[i]);
+		const char *rest = NULL, *v;
+
+		if (p[0] == '$' && !strncmp(p + 1, vars[i], n) && (p[n + 1] == '/' || !p[n + 1]))
+			rest = p + n + 1;
+		else if (!strncmp(p, "${", 2) && !strncmp(p + 2, vars[i], n) && p[n + 2] == '}')
+			rest = p + n + 3;
+		if (rest == NULL)
+			continue;
+		if ((v = env(vars[i])) != NULL)
+			return pl_asprintf("%s%s", v, rest);
+		if (i == 1 && home) /* the XDG default */
+			return pl_asprintf("%s/.config%s", home, rest);
+		return NULL;
+	}
+	return NULL;
+}
+
+/* A path from the config: ~ and $XDG_CONFIG_HOME expanded, else relative to
+ * the config file's directory (shown without a leading "./"). */
 static char *
 cfg_path(const struct pl_session *s, const char *p)
 {
 	char *dir, *r;
 
-	if (p[0] == '/')
-		return pl_strdup(p);
+	if ((r = expand_home(p)) != NULL || p[0] == '/')
+		return r ? r : pl_strdup(p);
+	while (p[0] == '.' && p[1] == '/')
+		p += 2;
 	dir = pl_path_dirname(pl_config_path(s->cfg));
-	r = pl_path_join(dir, p);
+	r = strcmp(dir, ".") ? pl_path_join(dir, p) : pl_strdup(p);
 	free(dir);
 	return r;
+}
+
+/* A path from the environment: ~ expanded (when it was quoted). */
+static char *
+env_path(const char *name)
+{
+	char *r = expand_home(env(name));
+
+	return r ? r : pl_strdup(env(name));
+}
+
+/* An integer environment variable with the range of the config key it
+ * stands for; 0 (and *out untouched) when it is not set. */
+static int
+env_int(const char *name, const char *key, long long min, long long max, long long *out,
+	char **errmsg)
+{
+	const char *v = env(name);
+
+	if (v == NULL)
+		return 0;
+	if (pl_str_to_ll(v, min, max, out) != 0)
+		return pl_seterr(errmsg, PL_EINVAL, "%s='%.40s' is not a number from %lld to %lld "
+				 "(it stands for %s)", name, v, min, max, key);
+	return 0;
 }
 
 static char *
 state_path(struct pl_session *s)
 {
 	const char *p = s->cfg ? json_string_value(pl_config_get(s->cfg, "/state")) : NULL;
+	char *given = NULL, *r;
 
-	return pl_state_path(NULL, p, s->cfg ? pl_config_path(s->cfg) : s->ctx->config_path);
+	/* ~ and $HOME expanded as in every path key; the order (environment,
+	 * YAML, beside the config) is pl_state_path's */
+	if (env("PVELAB_STATE"))
+		given = env_path("PVELAB_STATE");
+	else if (p && s->cfg)
+		given = cfg_path(s, p);
+	r = pl_state_path(given, NULL, s->cfg ? pl_config_path(s->cfg) : s->ctx->config_path);
+	free(given);
+	return r;
 }
 
 int
@@ -96,6 +163,29 @@ pl_cmd_state_path(struct pl_ctx *ctx, char **path, char **errmsg)
 	return r;
 }
 
+/* A state location the user chose (PVELAB_STATE or state:) may name a new
+ * directory, not a tree of them: a typo must not create /nonexistent/dir. */
+static int
+check_state_dir(const struct pl_session *s, char **errmsg)
+{
+	const char *from = env("PVELAB_STATE") ? "PVELAB_STATE" : "state";
+	char *dir, *up;
+	struct stat sb;
+	int r = 0;
+
+	if (!env("PVELAB_STATE") &&
+	    !(s->cfg && json_string_value(pl_config_get(s->cfg, "/state"))))
+		return 0;
+	dir = pl_path_dirname(s->state_path);
+	up = pl_path_dirname(dir);
+	if (stat(dir, &sb) != 0 && stat(up, &sb) != 0)
+		r = pl_seterr(errmsg, PL_ENOENT, "%s '%s': directory '%s' does not exist (create it, "
+			      "or choose another place)", from, s->state_path, up);
+	free(up);
+	free(dir);
+	return r;
+}
+
 int
 pl_session_api(struct pl_session *s, char **errmsg)
 {
@@ -103,6 +193,7 @@ pl_session_api(struct pl_session *s, char **errmsg)
 	struct pl_pve_opts o = { .retries = -1 };
 	const char *url = env("PVELAB_URL");
 	char **eps = NULL, *token = NULL, *secret = NULL, *ca = NULL;
+	long long timeout = 30, conc = 16;
 	size_t n = 0;
 	int r;
 
@@ -113,9 +204,16 @@ pl_session_api(struct pl_session *s, char **errmsg)
 		char *copy = pl_strdup(url), *p = copy, *comma;
 
 		do {
+			char *end;
+
 			comma = strchr(p, ',');
 			if (comma)
 				*comma = '\0';
+			while (*p == ' ' || *p == '\t') /* "a, b" */
+				p++;
+			end = p + strlen(p);
+			while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+				*--end = '\0';
 			if (*p) {
 				eps = pl_realloc(eps, (n + 1) * sizeof(*eps));
 				eps[n++] = pl_strdup(p);
@@ -167,7 +265,9 @@ pl_session_api(struct pl_session *s, char **errmsg)
 		token = pl_asprintf("%s=%s", pl_json_str(cl, "token_id"), secret);
 	} else {
 		r = pl_seterr(errmsg, PL_EINVAL, "no API token configured (set PVELAB_TOKEN="
-			      "USER@REALM!TOKENID=SECRET or cluster.token_id)");
+			      "USER@REALM!TOKENID=SECRET or cluster.token_id, or log in with "
+			      "PVELAB_USER and PVELAB_PASSWORD; docs/cluster.md shows how to make "
+			      "a token)");
 		goto out;
 	}
 	o.token = token;
@@ -177,18 +277,22 @@ pl_session_api(struct pl_session *s, char **errmsg)
 	if (!o.fingerprint && cl)
 		o.fingerprint = pl_json_str(cl, "fingerprint");
 	if (env("PVELAB_CA_FILE"))
-		ca = pl_strdup(env("PVELAB_CA_FILE"));
+		ca = env_path("PVELAB_CA_FILE");
 	else if (cl && pl_json_str(cl, "ca_file"))
 		ca = cfg_path(s, pl_json_str(cl, "ca_file"));
 	o.ca_file = ca;
 	if (cl) {
-		o.timeout_ms = pl_json_int(cl, "timeout", 30) * 1000;
-		o.concurrency = (int)pl_json_int(cl, "concurrency", 16);
+		timeout = pl_json_int(cl, "timeout", 30);
+		conc = pl_json_int(cl, "concurrency", 16);
 	}
-	if (env("PVELAB_TIMEOUT"))
-		o.timeout_ms = strtol(env("PVELAB_TIMEOUT"), NULL, 10) * 1000;
-	if (env("PVELAB_CONCURRENCY"))
-		o.concurrency = (int)strtol(env("PVELAB_CONCURRENCY"), NULL, 10);
+	/* the ranges of cluster.timeout and cluster.concurrency (config/schema.c) */
+	if ((r = env_int("PVELAB_TIMEOUT", "cluster.timeout", 1, 3600, &timeout, errmsg)) != 0 ||
+	    (r = env_int("PVELAB_CONCURRENCY", "cluster.concurrency", 1, 256, &conc, errmsg)) != 0)
+		goto out;
+	if (cl || env("PVELAB_TIMEOUT") || env("PVELAB_CONCURRENCY")) {
+		o.timeout_ms = timeout * 1000;
+		o.concurrency = (int)conc;
+	}
 	if (s->base == NULL && (s->base = event_base_new()) == NULL) {
 		r = pl_seterr(errmsg, PL_ENOMEM, "cannot create an event loop");
 		goto out;
@@ -215,6 +319,8 @@ pl_session_open(struct pl_session *s, struct pl_ctx *ctx, unsigned need, char **
 		return r;
 	if (need & (PL_NEED_STATE | PL_NEED_STATE_RO | PL_NEED_STATE_IF)) {
 		s->state_path = state_path(s);
+		if ((r = check_state_dir(s, errmsg)) != 0)
+			return r;
 		if (need & PL_NEED_STATE)
 			r = pl_state_open(s->state_path, &s->state, errmsg);
 		else if (need & PL_NEED_STATE_IF)
@@ -270,8 +376,16 @@ pl_guest_lookup(const json_t *guests, const char *guest, char **errmsg)
 	if (nfound == 1)
 		return found;
 	if (nfound > 1) {
-		pl_seterr(errmsg, PL_ECONFLICT, "%d guests are named '%s' (use the vmid)", nfound,
-			  guest);
+		struct pl_buf ids;
+
+		pl_buf_init(&ids, 0);
+		json_array_foreach(guests, i, g)
+			if (!strcmp(pl_json_str_or(g, "name", ""), guest))
+				pl_buf_addf(&ids, "%s%lld", ids.len ? ", " : "",
+					    pl_json_int(g, "vmid", 0));
+		pl_seterr(errmsg, PL_ECONFLICT, "%d guests are named '%s': vmids %s (use the vmid)",
+			  nfound, guest, ids.data);
+		pl_buf_release(&ids);
 		return NULL;
 	}
 	/* The three closest names, for "did you mean". */

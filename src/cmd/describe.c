@@ -58,17 +58,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	size_t i;
 	int r, rc = PL_EXIT_ERROR;
 
-	pl_args_init(&a, &pl_cmd_describe, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0)
-		live = true;
-	if (r != PL_ARGS_END) {
-		pl_args_release(&a);
+	if ((r = pl_args_parse(&a, &pl_cmd_describe, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
-	}
-	if (a.npos != 1) {
-		pl_args_release(&a);
-		return pl_usage_error(&pl_cmd_describe, "needs one GUEST (vmid or name)");
-	}
+	live = pl_args_has(&a, 0);
 	if (pl_session_read(&s, ctx, live, &err) != 0 ||
 	    pl_session_guest(&s, a.pos[0], &g, &err) != 0) {
 		pl_error("%s", err);
@@ -150,7 +142,6 @@ out:
 	free(err);
 	free(serr);
 	pl_session_close(&s);
-	pl_args_release(&a);
 	return rc;
 }
 
@@ -160,6 +151,8 @@ const struct pl_cmd pl_cmd_describe = {
 	.usage = "[--live] GUEST",
 	.help = "GUEST is a vmid or a name.",
 	.opts = opts,
+	.min_args = 1,
+	.max_args = 1,
 	.run = run,
 	.flags = PL_CMD_MCP_READ,
 };

@@ -90,28 +90,19 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_session s;
 	struct pl_args a;
 	bool yes = false;
-	long long jobs, run_id = 0;
+	long long jobs = 4, run_id = 0;
 	json_t *snap = NULL, *plan = NULL, *changes, *result = NULL;
 	const json_t *live;
 	char *err = NULL, *project = NULL;
 	size_t i;
 	int r, rc = PL_EXIT_ERROR;
 
-	pl_args_init(&a, &pl_cmd_destroy, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0) {
-		if (r == 0)
-			yes = true;
-		else if (r == 2)
-			ao.no_backup = true;
-		else if ((r = pl_args_int(&a, 1, 64, &jobs)) != 0)
-			break;
-		else
-			ao.jobs = (int)jobs;
-	}
-	if (r != PL_ARGS_END) {
-		pl_args_release(&a);
+	if ((r = pl_args_parse(&a, &pl_cmd_destroy, ctx, argc, argv)) != 0 ||
+	    (r = pl_args_num(&a, 1, 1, 64, &jobs)) != 0)
 		return pl_args_exit(r);
-	}
+	yes = pl_args_has(&a, 0);
+	ao.jobs = (int)jobs;
+	ao.no_backup = pl_args_has(&a, 2);
 	if (pl_session_open(&s, ctx, PL_NEED_API | PL_NEED_STATE, &err) != 0 ||
 	    pl_guard_take(&guard, &s, &err) != 0 ||
 	    pl_cmd_sync_now(&s, false, false, NULL, NULL, &snap, &err) != 0) {
@@ -183,7 +174,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_cmd_sync_now(&s, false, false, NULL, NULL, NULL, NULL);
 	if (ctx->output == PL_OUT_JSON)
 		pl_print_json(json_incref(result));
-	else
+	else if (ctx->verbosity >= 0 || pl_json_int(result, "failed", 0))
 		printf("Destroyed %lld guest%s%s (run %lld%s).\n", pl_json_int(result, "ok", 0),
 		       pl_json_int(result, "ok", 0) == 1 ? "" : "s",
 		       pl_json_int(result, "failed", 0) ? ", some failed: see above" : "", run_id,
@@ -200,14 +191,13 @@ out:
 	json_decref(plan);
 	json_decref(result);
 	pl_session_close(&s);
-	pl_args_release(&a);
 	return rc;
 }
 
 const struct pl_cmd pl_cmd_destroy = {
 	.name = "destroy",
 	.summary = "destroy guests of this project (named, or all that pvelab.yaml declares)",
-	.usage = "[GUEST...] [--yes] [--no-backup]",
+	.usage = "[GUEST...] [-j N] [--yes] [--no-backup]",
 	.help = "Only guests tagged with this config's project (pvelab-<project>) are destroyed;\n"
 		"unmanaged guests, other projects' and those made before projects are refused\n"
 		"(pvelab adopt moves a guest to this project). Not limited by safety.max_deletes.\n"
@@ -215,6 +205,7 @@ const struct pl_cmd pl_cmd_destroy = {
 		"else 'local' or another storage with content 'backup' on its node; none: the\n"
 		"guest is not destroyed) unless --no-backup; pvelab rollback RUN restores them.",
 	.opts = opts,
+	.max_args = PL_ARGS_MANY,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,
 };

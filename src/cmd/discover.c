@@ -78,46 +78,32 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct timespec t0, t1;
 
 	pl_disc_targets_init(&t);
-	pl_args_init(&a, &pl_cmd_discover, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0) {
-		switch (r) {
-		case O_PORTS: ports = a.value; break;
-		case O_TIMEOUT:
-			if (pl_args_int(&a, 10, 600000, &v) != 0) {
-				rc = PL_EXIT_USAGE;
-				goto out;
-			}
-			o.timeout_ms = (int)v;
-			break;
-		case O_CONC:
-			if (pl_args_int(&a, 1, 100000, &v) != 0) {
-				rc = PL_EXIT_USAGE;
-				goto out;
-			}
-			o.concurrency = (int)v;
-			break;
-		case O_RATE:
-			if (pl_args_int(&a, 1, 10000000, &v) != 0) {
-				rc = PL_EXIT_USAGE;
-				goto out;
-			}
-			o.rate = (int)v;
-			break;
-		case O_EXPORT: export = a.value; break;
-		case O_OUT: out = a.value; break;
-		case O_SAVE: save = true; break;
-		case O_FORCE: force = true; break;
-		case O_ALL: o.all = true; break;
-		case O_NODNS: o.dns = false; break;
-		}
-	}
-	rc = PL_EXIT_ERROR;
-	if (r != PL_ARGS_END) {
+	if ((r = pl_args_parse(&a, &pl_cmd_discover, ctx, argc, argv)) != 0) {
 		rc = pl_args_exit(r);
 		goto out;
 	}
-	if (a.npos == 0) {
-		rc = pl_usage_error(&pl_cmd_discover, "needs at least one address, range or host name");
+	ports = pl_args_str(&a, O_PORTS, ports);
+	v = o.timeout_ms;
+	if ((r = pl_args_num(&a, O_TIMEOUT, 10, 600000, &v)) != 0)
+		goto usage;
+	o.timeout_ms = (int)v;
+	v = o.concurrency;
+	if ((r = pl_args_num(&a, O_CONC, 1, 100000, &v)) != 0)
+		goto usage;
+	o.concurrency = (int)v;
+	v = o.rate;
+	if ((r = pl_args_num(&a, O_RATE, 1, 10000000, &v)) != 0)
+		goto usage;
+	o.rate = (int)v;
+	export = pl_args_str(&a, O_EXPORT, NULL);
+	out = pl_args_str(&a, O_OUT, NULL);
+	save = pl_args_has(&a, O_SAVE);
+	force = pl_args_has(&a, O_FORCE);
+	o.all = pl_args_has(&a, O_ALL);
+	o.dns = !pl_args_has(&a, O_NODNS);
+	if (0) {
+usage:
+		rc = pl_args_exit(r);
 		goto out;
 	}
 	if (export && strcmp(export, "rdm") && strcmp(export, "rdm-json") &&
@@ -218,14 +204,13 @@ out:
 	free(err);
 	free(o.ports);
 	pl_disc_targets_release(&t);
-	pl_args_release(&a);
 	return rc;
 }
 
 const struct pl_cmd pl_cmd_discover = {
 	.name = "discover",
 	.summary = "find servers, BMCs and Proxmox nodes on a network by their protocols",
-	.usage = "[--ports PORTS] [--timeout MS] [--concurrency N] [--rate N] [--export FORMAT [--out FILE]] [--save] [--force] CIDR|HOST...",
+	.usage = "[--ports PORTS] [--timeout MS] [--concurrency N] [--rate N] [--export FORMAT [--out FILE]] [--save] [--force] [--all] [--no-dns] CIDR|HOST...",
 	.help = "Probes each address on SSH (22), HTTP/HTTPS and Redfish (80, 443), Proxmox VE and\n"
 		"Backup Server (8006, 8007), RDP (3389) and VNC (5900-5901), optionally IPMI\n"
 		"(623/udp), and identifies what answers by speaking its protocol. It never\n"
@@ -235,6 +220,8 @@ const struct pl_cmd pl_cmd_discover = {
 		"inventory), and --save keeps them in the state database so that a rescan\n"
 		"shows what is new and what vanished.",
 	.opts = opts,
+	.min_args = 1,
+	.max_args = PL_ARGS_MANY,
 	.run = run,
 	/* not an MCP tool: it sends packets to a network and --save writes state */
 	.flags = 0,

@@ -5,6 +5,7 @@
 #include "core/common.h"
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/str.h"
@@ -102,27 +103,42 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	size_t i;
 	int r, rc = PL_EXIT_ERROR;
 
-	pl_args_init(&a, &pl_cmd_history, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0)
-		live = true;
-	if (r != PL_ARGS_END) {
-		pl_args_release(&a);
+	if ((r = pl_args_parse(&a, &pl_cmd_history, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
-	}
-	if (a.npos != 1) {
-		pl_args_release(&a);
-		return pl_usage_error(&pl_cmd_history, "needs one GUEST (vmid or name)");
-	}
+	live = pl_args_has(&a, 0);
 	if (pl_session_read(&s, ctx, live, &err) != 0 ||
 	    pl_state_guest_names(s.state, &guests, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}
-	if ((g = pl_guest_lookup(guests, a.pos[0], &err)) != NULL)
+	if ((g = pl_guest_lookup(guests, a.pos[0], &err)) != NULL) {
 		vmid = pl_json_int(g, "vmid", -1);
-	else if (pl_str_to_ll(a.pos[0], 1, 999999999, &vmid) != 0) {
-		pl_error("%s", err);
-		goto out;
+	} else if (pl_str_to_ll(a.pos[0], 1, 999999999, &vmid) != 0) {
+		/* a guest deleted since: its name is in its history */
+		json_t *ids = NULL;
+
+		if (pl_state_history_vmids(s.state, a.pos[0], &ids, NULL) != 0 ||
+		    json_array_size(ids) != 1) {
+			if (json_array_size(ids) > 1) {
+				struct pl_buf list;
+				size_t k;
+				json_t *id;
+
+				pl_buf_init(&list, 0);
+				json_array_foreach(ids, k, id)
+					pl_buf_addf(&list, "%s%lld", k ? ", " : "",
+						    (long long)json_integer_value(id));
+				pl_error("%zu guests were named '%s' (vmids %s): name one by vmid",
+					 json_array_size(ids), a.pos[0], list.data);
+				pl_buf_release(&list);
+			} else {
+				pl_error("%s", err);
+			}
+			json_decref(ids);
+			goto out;
+		}
+		vmid = json_integer_value(json_array_get(ids, 0));
+		json_decref(ids);
 	}
 	if (pl_state_history(s.state, vmid, &hist, &err) != 0) {
 		pl_error("%s", err);
@@ -197,7 +213,6 @@ out:
 	json_decref(guests);
 	free(err);
 	pl_session_close(&s);
-	pl_args_release(&a);
 	return rc;
 }
 
@@ -208,6 +223,8 @@ const struct pl_cmd pl_cmd_history = {
 	.help = "GUEST is a vmid or a name. Each recorded state is shown as the difference\n"
 		"from the one before; -o json adds the full states.",
 	.opts = opts,
+	.min_args = 1,
+	.max_args = 1,
 	.run = run,
 	.flags = PL_CMD_MCP_READ,
 };

@@ -242,28 +242,21 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_args a;
 	const char *out = NULL;
 	bool do_adopt = true, merge = false;
-	json_t *snap = NULL, *doc = NULL, *guests, *lives = json_array();
+	json_t *snap = NULL, *doc = NULL, *guests, *lives;
 	const json_t *live;
 	struct pl_buf yaml;
 	char *err = NULL, *project = NULL;
 	size_t i;
 	int r, rc = PL_EXIT_ERROR;
 
-	pl_args_init(&a, &pl_cmd_import, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0) {
-		if (r == O_OUT)
-			out = a.value;
-		else if (r == O_MERGE)
-			merge = true;
-		else
-			do_adopt = false;
-	}
-	if (r != PL_ARGS_END || a.npos == 0 || (merge && out == NULL)) {
-		json_decref(lives);
-		pl_args_release(&a);
-		return r != PL_ARGS_END ? pl_args_exit(r)
-		       : pl_usage_error(&pl_cmd_import, a.npos ? "--merge needs --out FILE" : "which guests?");
-	}
+	if ((r = pl_args_parse(&a, &pl_cmd_import, ctx, argc, argv)) != 0)
+		return pl_args_exit(r);
+	out = pl_args_str(&a, O_OUT, NULL);
+	merge = pl_args_has(&a, O_MERGE);
+	do_adopt = !pl_args_has(&a, O_NOADOPT);
+	if (merge && out == NULL)
+		return pl_usage_error(&pl_cmd_import, "--merge needs --out FILE");
+	lives = json_array();
 	pl_buf_init(&yaml, 64 << 20);
 	if (pl_session_open(&s, ctx, PL_NEED_API | PL_NEED_STATE, &err) != 0) {
 		pl_error("%s", err);
@@ -363,7 +356,6 @@ out:
 	json_decref(lives);
 	json_decref(snap);
 	pl_session_close(&s);
-	pl_args_release(&a);
 	return rc;
 }
 
@@ -380,6 +372,8 @@ const struct pl_cmd pl_cmd_import = {
 		"goes to standard output for -c's config's project. Guests of another project\n"
 		"are refused (pvelab adopt --from moves them first).",
 	.opts = opts,
+	.min_args = 1,
+	.max_args = PL_ARGS_MANY,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,
 };

@@ -13,7 +13,7 @@ static const struct pl_opt opts[] = {
 	{ "node", 'n', "NODE", "only guests on this node" },
 	{ "status", 's', "STATUS", "only guests in this state (running, stopped, ...)" },
 	{ "tag", 'T', "TAG", "only guests carrying this tag" },
-	{ "sort", 'S', "KEY", "sort by vmid (default), name, node, status, mem, cpu" },
+	{ "sort", 'S', "KEY", "sort by vmid (default), name, node, status, mem or cpu (the MEM and CPUS columns, biggest first)" },
 	{ "live", 'l', NULL, "sync from the cluster first" },
 	{ NULL, 0, NULL, NULL },
 };
@@ -46,7 +46,9 @@ cmp(const void *a, const void *b)
 	if (!strcmp(sort_key, "name") || !strcmp(sort_key, "node") || !strcmp(sort_key, "status"))
 		r = strcmp(pl_json_str_or(x, sort_key, ""), pl_json_str_or(y, sort_key, ""));
 	else if (!strcmp(sort_key, "mem") || !strcmp(sort_key, "cpu")) {
-		double dx = pl_json_num(x, sort_key, 0), dy = pl_json_num(y, sort_key, 0);
+		/* by the columns the table shows: MEM(MiB) and CPUS, the sizes */
+		const char *k = !strcmp(sort_key, "mem") ? "maxmem" : "maxcpu";
+		double dx = pl_json_num(x, k, 0), dy = pl_json_num(y, k, 0);
 
 		r = dx < dy ? 1 : dx > dy ? -1 : 0; /* biggest first */
 	}
@@ -71,42 +73,23 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	json_t *g;
 	int r, rc = PL_EXIT_ERROR;
 
-	sort_key = "vmid";
-	pl_args_init(&a, &pl_cmd_list, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0) {
-		switch (r) {
-		case 0:
-			if (strcmp(a.value, "vm") && strcmp(a.value, "qemu") && strcmp(a.value, "lxc") &&
-			    strcmp(a.value, "ct")) {
-				pl_args_release(&a);
-				return pl_usage_error(&pl_cmd_list, "--type is vm or lxc, not '%s'",
-						      a.value);
-			}
-			type = (!strcmp(a.value, "vm") || !strcmp(a.value, "qemu")) ? "qemu" : "lxc";
-			break;
-		case 1: node = a.value; break;
-		case 2: status = a.value; break;
-		case 3: tag = a.value; break;
-		case 4:
-			if (strcmp(a.value, "vmid") && strcmp(a.value, "name") && strcmp(a.value, "node") &&
-			    strcmp(a.value, "status") && strcmp(a.value, "mem") && strcmp(a.value, "cpu")) {
-				pl_args_release(&a);
-				return pl_usage_error(&pl_cmd_list, "cannot sort by '%s' (vmid, name, "
-						      "node, status, mem, cpu)", a.value);
-			}
-			sort_key = a.value;
-			break;
-		case 5: live = true; break;
-		}
-	}
-	if (r != PL_ARGS_END) {
-		pl_args_release(&a);
+	if ((r = pl_args_parse(&a, &pl_cmd_list, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
+	if ((type = pl_args_str(&a, 0, NULL)) != NULL) {
+		if (strcmp(type, "vm") && strcmp(type, "qemu") && strcmp(type, "lxc") &&
+		    strcmp(type, "ct"))
+			return pl_usage_error(&pl_cmd_list, "--type is vm or lxc, not '%s'", type);
+		type = (!strcmp(type, "vm") || !strcmp(type, "qemu")) ? "qemu" : "lxc";
 	}
-	if (a.npos > 0) {
-		pl_args_release(&a);
-		return pl_usage_error(&pl_cmd_list, "takes no arguments");
-	}
+	node = pl_args_str(&a, 1, NULL);
+	status = pl_args_str(&a, 2, NULL);
+	tag = pl_args_str(&a, 3, NULL);
+	sort_key = pl_args_str(&a, 4, "vmid");
+	if (strcmp(sort_key, "vmid") && strcmp(sort_key, "name") && strcmp(sort_key, "node") &&
+	    strcmp(sort_key, "status") && strcmp(sort_key, "mem") && strcmp(sort_key, "cpu"))
+		return pl_usage_error(&pl_cmd_list, "cannot sort by '%s' (vmid, name, "
+				      "node, status, mem, cpu)", sort_key);
+	live = pl_args_has(&a, 5);
 	if (pl_session_read(&s, ctx, live, &err) != 0 ||
 	    pl_state_guest_summaries(s.state, &(struct pl_state_filter){ type, node, status },
 				     &guests, &err) != 0) {
@@ -153,7 +136,6 @@ out:
 	json_decref(guests);
 	free(err);
 	pl_session_close(&s);
-	pl_args_release(&a);
 	return rc;
 }
 

@@ -39,23 +39,16 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	char *err = NULL;
 	int r, rc = PL_EXIT_ERROR;
 
-	pl_args_init(&a, &pl_cmd_plan, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0) {
-		switch (r) {
-		case O_OUT: out = a.value; break;
-		case O_DETAILED: detailed = true; break;
-		case O_REBOOT: po.reboot = true; break;
-		case O_REPLACE: po.allow_replace = true; break;
-		case O_DELETE: po.allow_delete = true; break;
-		case O_NOSNAP: po.no_snapshot = true; break;
-		case O_NOBACKUP: po.no_backup = true; break;
-		case O_PROFILE: po.profile = a.value; break;
-		}
-	}
-	if (r != PL_ARGS_END || a.npos) {
-		pl_args_release(&a);
-		return r != PL_ARGS_END ? pl_args_exit(r) : pl_usage_error(&pl_cmd_plan, "takes no arguments");
-	}
+	if ((r = pl_args_parse(&a, &pl_cmd_plan, ctx, argc, argv)) != 0)
+		return pl_args_exit(r);
+	out = pl_args_str(&a, O_OUT, NULL);
+	detailed = pl_args_has(&a, O_DETAILED);
+	po.reboot = pl_args_has(&a, O_REBOOT);
+	po.allow_replace = pl_args_has(&a, O_REPLACE);
+	po.allow_delete = pl_args_has(&a, O_DELETE);
+	po.no_snapshot = pl_args_has(&a, O_NOSNAP);
+	po.no_backup = pl_args_has(&a, O_NOBACKUP);
+	po.profile = pl_args_str(&a, O_PROFILE, NULL);
 	if (pl_planning_open(&s, ctx, &err) != 0 || pl_planning_build(&s, &po, &snap, &plan, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
@@ -97,7 +90,6 @@ out:
 	json_decref(snap);
 	json_decref(plan);
 	pl_session_close(&s);
-	pl_args_release(&a);
 	return rc;
 }
 

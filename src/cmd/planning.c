@@ -149,10 +149,21 @@ pl_planning_build(struct pl_session *s, const struct pl_plan_opts *o, json_t **s
 	json_decref(w.names);
 	if (r != 0)
 		return pl_preferr(errmsg, r, "cannot refresh the cluster");
-	if (o->profile && pl_config_get(s->cfg, "/profiles") &&
-	    !json_object_get(pl_config_get(s->cfg, "/profiles"), o->profile))
-		return pl_seterr(errmsg, PL_EINVAL, "no profile '%s' in %s", o->profile,
-				 pl_config_path(s->cfg));
+	if (o->profile && !json_object_get(pl_config_get(s->cfg, "/profiles"), o->profile)) {
+		const json_t *all = pl_config_get(s->cfg, "/profiles");
+		struct pl_buf names;
+		const char *k;
+		json_t *v;
+
+		pl_buf_init(&names, 4096);
+		json_object_foreach((json_t *)all, k, v)
+			pl_buf_addf(&names, "%s%s", names.len ? ", " : "", k);
+		r = pl_seterr(errmsg, PL_EINVAL, "no profile '%s' in %s (%s%s)", o->profile,
+			      pl_config_path(s->cfg), names.len ? "its profiles: " : "it has no profiles:",
+			      names.len ? names.data : " add a profiles: section");
+		pl_buf_release(&names);
+		return r;
+	}
 	add_pending(s, *snap);
 	/* which templates are on the nodes: the plan lists the downloads */
 	pl_templates_fetch(s->pve, s->cfg, *snap, true);

@@ -41,25 +41,15 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	bool list = false;
 	int r, rc = PL_EXIT_ERROR;
 
-	pl_args_init(&a, &pl_cmd_propstr, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0)
-		list = true;
-	if (r != PL_ARGS_END) {
-		pl_args_release(&a);
+	if ((r = pl_args_parse(&a, &pl_cmd_propstr, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
-	}
-	if (list) {
-		pl_args_release(&a);
+	if ((list = pl_args_has(&a, 0)))
 		return list_formats(ctx);
-	}
-	if (a.npos < 2 || a.npos > 3) {
-		pl_args_release(&a);
+	if (a.npos < 2)
 		return pl_usage_error(&pl_cmd_propstr, "needs a format and one or two values");
-	}
 	if ((f = pl_pfmt_get(a.pos[0])) == NULL) {
 		pl_error("unknown property-string format '%s' (pvelab propstr --list shows them)",
 			 a.pos[0]);
-		pl_args_release(&a);
 		return PL_EXIT_USAGE;
 	}
 	pl_propstr_init(&p);
@@ -103,7 +93,6 @@ out:
 	pl_buf_release(&out);
 	pl_propstr_release(&p);
 	pl_propstr_release(&q);
-	pl_args_release(&a);
 	return rc;
 }
 
@@ -115,6 +104,7 @@ const struct pl_cmd pl_cmd_propstr = {
 		"lxc.rootfs, lxc.mp or a schema format name (pve-startup-order). With two values\n"
 		"it exits 0 when they mean the same and 2 when they differ.",
 	.opts = opts,
+	.max_args = 3,
 	.run = run,
 	.flags = PL_CMD_MCP_READ,
 };

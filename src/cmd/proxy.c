@@ -85,11 +85,11 @@ print_ca(struct pl_ctx *ctx, const char *state_dir)
 	       "#     sudo security add-trusted-cert -d -r trustRoot \\\n"
 	       "#       -k /Library/Keychains/System.keychain %s\n"
 	       "#   Windows (admin prompt):\n"
-	       "#     certutil -addstore -f Root pvelab-proxy-ca.pem\n"
+	       "#     certutil -addstore -f Root %s\n"
 	       "#   curl: curl --cacert %s https://...\n"
 	       "# The CA key stays in %s (mode 0600); anyone holding it can impersonate\n"
 	       "# any site to browsers that trust this CA, so keep the directory private.\n",
-	       path, path, path, path, path, path, state_dir);
+	       path, path, path, path, path, path, path, state_dir);
 	rc = PL_EXIT_OK;
 out:
 	free(pem);
@@ -261,22 +261,15 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	memset(&f, 0, sizeof(f));
 	f.grace = 10;
 	f.timeout = 10;
-	pl_args_init(&a, &pl_cmd_proxy, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0) {
-		if (r == O_GRACE && pl_args_int(&a, 0, 3600, &f.grace) != 0) {
-			r = PL_ARGS_ERROR;
-			break;
-		}
-		if (r == O_TIMEOUT && pl_args_int(&a, 1, 600, &f.timeout) != 0) {
-			r = PL_ARGS_ERROR;
-			break;
-		}
-		f.set[r] = true;
-		f.v[r] = a.value;
-	}
-	if (r != PL_ARGS_END) {
+	if ((r = pl_args_parse(&a, &pl_cmd_proxy, ctx, argc, argv)) != 0 ||
+	    (r = pl_args_num(&a, O_GRACE, 0, 3600, &f.grace)) != 0 ||
+	    (r = pl_args_num(&a, O_TIMEOUT, 1, 600, &f.timeout)) != 0) {
 		rc = pl_args_exit(r);
 		goto out;
+	}
+	for (int i = 0; opts[i].name; i++) {
+		f.set[i] = pl_args_has(&a, i);
+		f.v[i] = pl_args_str(&a, i, NULL);
 	}
 	if (f.set[O_VERIFYAT] + f.set[O_PIN] + f.set[O_IGNORETIME] + f.set[O_INSECURE] > 1) {
 		rc = pl_usage_error(&pl_cmd_proxy,
@@ -319,7 +312,6 @@ out:
 	free(err);
 	free(state_path);
 	free(state_dir);
-	pl_args_release(&a);
 	return rc;
 }
 
@@ -328,7 +320,8 @@ const struct pl_cmd pl_cmd_proxy = {
     .summary = "time-shift TLS proxy for old iDRAC/iLO controllers",
     .usage = "[--listen ADDR:PORT] [--upstream https://HOST[:PORT] [--ca-file F] "
              "[--verify-at DATE | --pin SHA256 | --ignore-time | --insecure] "
-             "[--min-tls 1.0] [--ciphers LIST] [--name HOST]] | ca | trust TARGET|URL",
+             "[--min-tls 1.0] [--ciphers LIST] [--name HOST] [--no-rewrite-location]] "
+             "[--grace SECONDS] | ca | trust [--timeout SECONDS] TARGET|URL",
     .help = "Gives a browser a modern TLS connection, trusted through pvelab's local CA\n"
             "(`pvelab proxy ca` prints it and how to install it), to a controller that\n"
             "speaks only old TLS with an expired certificate, verified honestly: as of a\n"
@@ -340,5 +333,6 @@ const struct pl_cmd pl_cmd_proxy = {
             "(the state database's directory: $PVELAB_STATE, state: in the config, else\n"
             ".pvelab/ beside the config).",
     .opts = opts,
+    .max_args = 2,
     .run = run,
 };

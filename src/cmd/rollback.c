@@ -111,17 +111,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	size_t i;
 	int r, rc = PL_EXIT_ERROR;
 
-	pl_args_init(&a, &pl_cmd_rollback, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0)
-		yes = true;
-	if (r != PL_ARGS_END || a.npos > 1) {
-		pl_args_release(&a);
-		return r != PL_ARGS_END ? pl_args_exit(r) : pl_usage_error(&pl_cmd_rollback, "takes one run id");
-	}
-	if (a.npos && pl_str_to_ll(a.pos[0], 1, LLONG_MAX, &id) != 0) {
-		pl_args_release(&a);
+	if ((r = pl_args_parse(&a, &pl_cmd_rollback, ctx, argc, argv)) != 0)
+		return pl_args_exit(r);
+	yes = pl_args_has(&a, 0);
+	if (a.npos && pl_str_to_ll(a.pos[0], 1, LLONG_MAX, &id) != 0)
 		return pl_usage_error(&pl_cmd_rollback, "'%s' is not a run id (pvelab rollback lists them)", a.pos[0]);
-	}
 	r = pl_session_open(&s, ctx, a.npos ? PL_NEED_API | PL_NEED_STATE : PL_NEED_STATE_RO, &err);
 	if (r != 0) {
 		if (a.npos == 0 && r == PL_ENOENT && s.state == NULL && ctx->output != PL_OUT_JSON) {
@@ -212,7 +206,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			pl_error("%s: %s", pl_json_str(c, "guest"), pl_json_str(c, "error"));
 	if (ctx->output == PL_OUT_JSON)
 		pl_print_json(json_incref(result));
-	else
+	else if (ctx->verbosity >= 0)
 		printf("Rolled back %lld guest%s to the state before run %lld.\n", pl_json_int(result, "ok", 0),
 		       pl_json_int(result, "ok", 0) == 1 ? "" : "s", id);
 	rc = pl_guard_exit(&guard, r == 0 ? PL_EXIT_OK : PL_EXIT_ERROR);
@@ -223,7 +217,6 @@ out:
 	json_decref(plan);
 	json_decref(result);
 	pl_session_close(&s);
-	pl_args_release(&a);
 	return rc;
 }
 
@@ -240,6 +233,7 @@ const struct pl_cmd pl_cmd_rollback = {
 		"created are named (pvelab destroy removes them). What will be done is shown\n"
 		"before asking. Like apply, it refuses while another apply runs on the cluster.",
 	.opts = opts,
+	.max_args = 1,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,
 };

@@ -19,6 +19,8 @@ const struct pl_cmd pl_cmd_shutdown = {
 		"does not act on ACPI (no ACPI, or an OS that ignores the power button) is still running\n"
 		"when the timeout passes: the shutdown fails, or with --force-stop PVE stops it.",
 	.opts = pl_act_shutdown_opts,
+	.min_args = 1,
+	.max_args = PL_ARGS_MANY,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,
 };

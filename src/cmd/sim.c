@@ -23,7 +23,7 @@ static const struct pl_opt opts[] = {
 	{ "task-ms", 0, "MS", "how long worker tasks run (default 300)" },
 	{ "auth-delay-ms", 0, "MS", "delay of 401 answers (default 3000, as PVE)" },
 	{ "lock-wait-ms", 0, "MS", "how long a lockwait fault waits before failing (default 10000)" },
-	{ "faults", 0, "SPEC", "inject faults: error=P,timeout=P,reset=P,latency=MS,lockwait=P,noanswer=P" },
+	{ "faults", 0, "SPEC", "inject faults: error=P,timeout=P,reset=P,latency=MS,lockwait=P,noanswer=P,truncate=P" },
 	{ "rng-seed", 0, "N", "seed for faults, MACs and UUIDs (deterministic runs)" },
 	{ "pve-version", 0, "VER", "API schema to follow: 9.1 (default) or 8.4" },
 	{ "password", 0, "P", "root@pam password (default: random)" },
@@ -54,10 +54,14 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	int r, rc = PL_EXIT_ERROR;
 
 	pl_sim_opts_init(&o);
-	pl_args_init(&a, &pl_cmd_sim, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0) {
-		const char *name = opts[r].name;
+	if ((r = pl_args_parse(&a, &pl_cmd_sim, ctx, argc, argv)) != 0)
+		return pl_args_exit(r);
+	for (int i = 0; opts[i].name; i++) {
+		const char *name = opts[i].name;
 
+		if (!pl_args_has(&a, i))
+			continue;
+		a.value = a.val[i];
 		if (!strcmp(name, "listen"))
 			o.listen = a.value;
 		else if (!strcmp(name, "no-tls"))
@@ -77,10 +81,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		else {
 			long long max = !strcmp(name, "rng-seed") ? LLONG_MAX : 100000000;
 
-			if (pl_args_int(&a, 0, max, &v) != 0) {
-				pl_args_release(&a);
+			if (pl_args_int(&a, 0, max, &v) != 0)
 				return PL_EXIT_USAGE;
-			}
 			if (!strcmp(name, "nodes"))
 				o.nodes = (int)v;
 			else if (!strcmp(name, "guests"))
@@ -97,18 +99,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			}
 		}
 	}
-	if (r != PL_ARGS_END) {
-		pl_args_release(&a);
-		return pl_args_exit(r);
-	}
-	if (a.npos > 0) {
-		pl_args_release(&a);
-		return pl_usage_error(&pl_cmd_sim, "unexpected argument '%s'", a.pos[0]);
-	}
 	if (o.faults && pl_sim_faults_check(o.faults, &err) != 0) {
 		pl_error("bad --faults '%s': %s", o.faults, err);
 		free(err);
-		pl_args_release(&a);
 		return PL_EXIT_USAGE;
 	}
 	/* the changelist merges what a request does to its socket's interest (read
@@ -146,7 +139,6 @@ out:
 	if (base)
 		event_base_free(base);
 	pl_pfmt_cleanup();
-	pl_args_release(&a);
 	return rc;
 }
 

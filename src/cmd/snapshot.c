@@ -21,8 +21,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 const struct pl_cmd pl_cmd_snapshot = {
 	.name = "snapshot",
 	.summary = "take a snapshot of a guest",
-	.usage = "[--vmstate] [--description TEXT] GUEST NAME",
+	.usage = "[--vmstate] [--description TEXT] [--timeout SECS] GUEST NAME",
 	.opts = opts,
+	.min_args = 2,
+	.max_args = 2,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,
 };

@@ -24,17 +24,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	size_t i;
 	int r, rc = PL_EXIT_ERROR;
 
-	pl_args_init(&a, &pl_cmd_snapshots, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0)
-		;
-	if (r != PL_ARGS_END) {
-		pl_args_release(&a);
+	if ((r = pl_args_parse(&a, &pl_cmd_snapshots, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
-	}
-	if (a.npos != 1) {
-		pl_args_release(&a);
-		return pl_usage_error(&pl_cmd_snapshots, "needs one GUEST (vmid or name)");
-	}
 	if (pl_session_open(&s, ctx, PL_NEED_API, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
@@ -77,7 +68,6 @@ out:
 	json_decref(res);
 	free(err);
 	pl_session_close(&s);
-	pl_args_release(&a);
 	return rc;
 }
 
@@ -86,6 +76,8 @@ const struct pl_cmd pl_cmd_snapshots = {
 	.summary = "list a guest's snapshots",
 	.usage = "GUEST",
 	.opts = opts,
+	.min_args = 1,
+	.max_args = 1,
 	.run = run,
 	.flags = PL_CMD_MCP_READ,
 };

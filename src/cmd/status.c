@@ -33,18 +33,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	size_t i;
 	int r, rc = PL_EXIT_ERROR;
 
-	pl_args_init(&a, &pl_cmd_status, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0)
-		live = true;
-	if (r != PL_ARGS_END) {
-		pl_args_release(&a);
+	if ((r = pl_args_parse(&a, &pl_cmd_status, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
-	}
-	if (a.npos > 0) {
-		pl_args_release(&a);
-		return pl_usage_error(&pl_cmd_status, "takes no arguments");
-	}
-	pl_args_release(&a);
+	live = pl_args_has(&a, 0);
 	if (pl_session_read(&s, ctx, live, &err) != 0 ||
 	    pl_state_nodes(s.state, &nodes, &err) != 0 ||
 	    pl_state_guest_counts(s.state, &guests, &err) != 0) {

@@ -19,6 +19,8 @@ const struct pl_cmd pl_cmd_stop = {
 		"shutting down holds its lock until its shutdown times out: --overrule-shutdown aborts\n"
 		"that shutdown first (PVE 8.1 or later).",
 	.opts = pl_act_stop_opts,
+	.min_args = 1,
+	.max_args = PL_ARGS_MANY,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,
 };

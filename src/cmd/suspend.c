@@ -17,6 +17,8 @@ const struct pl_cmd pl_cmd_suspend = {
 	.usage = "[--timeout SECS] GUEST...",
 	.help = "GUEST is a vmid or a name. Prints one line per guest when its task ends.",
 	.opts = pl_act_opts,
+	.min_args = 1,
+	.max_args = PL_ARGS_MANY,
 	.run = run,
 	.flags = PL_CMD_MCP_WRITE,
 };

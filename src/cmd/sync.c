@@ -222,18 +222,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	bool dry = false;
 	int r, rc = PL_EXIT_ERROR;
 
-	pl_args_init(&a, &pl_cmd_sync, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0)
-		dry = true;
-	if (r != PL_ARGS_END) {
-		pl_args_release(&a);
+	if ((r = pl_args_parse(&a, &pl_cmd_sync, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
-	}
-	if (a.npos > 0) {
-		pl_args_release(&a);
-		return pl_usage_error(&pl_cmd_sync, "takes no arguments");
-	}
-	pl_args_release(&a);
+	dry = pl_args_has(&a, 0);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (pl_session_open(&s, ctx, PL_NEED_STATE | PL_NEED_API, &err) != 0 ||
 	    pl_cmd_sync_now(&s, dry, ctx->tty && isatty(STDERR_FILENO) && ctx->verbosity >= 0,
@@ -253,7 +244,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 					"guests", (json_int_t)ng, "nodes",
 					(json_int_t)nn, "dry_run", dry, "seconds", secs, "requests",
 					(json_int_t)pl_pve_requests_sent(s.pve), "changes", changes));
-	} else {
+	} else if (ctx->verbosity >= 0) { /* -q: only errors */
 		if (dry || ctx->verbosity > 0) {
 			size_t i;
 			json_t *c;
@@ -270,9 +261,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 				       pl_json_str_or(c, "name", ""));
 			}
 		}
-		printf("%s+%d new ~%d changed -%d gone%s (%zu guests on %zu nodes in %.2f s)%s\n",
-		       dry ? "would record: " : "", cnt.added, cnt.changed, cnt.removed, "", ng, nn,
-		       secs, dry ? "; nothing written (--dry-run)" : "");
+		printf("%s+%d new ~%d changed -%d gone%s (%zu guest%s on %zu node%s in %.2f s)%s\n",
+		       dry ? "would record: " : "", cnt.added, cnt.changed, cnt.removed, "", ng,
+		       ng == 1 ? "" : "s", nn, nn == 1 ? "" : "s", secs,
+		       dry ? "; nothing written (--dry-run)" : "");
 	}
 	rc = PL_EXIT_OK;
 out:

@@ -67,21 +67,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	bool live = false, offline = false, checked = false;
 	json_t *cluster = NULL;
 
-	pl_args_init(&a, &pl_cmd_validate, ctx, argc, argv);
-	while ((r = pl_args_next(&a)) >= 0) {
-		if (r == O_LIVE)
-			live = true;
-		else
-			offline = true;
-	}
-	if (r != PL_ARGS_END) {
-		pl_args_release(&a);
+	if ((r = pl_args_parse(&a, &pl_cmd_validate, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
-	}
-	if (a.npos > 1) {
-		pl_args_release(&a);
-		return pl_usage_error(&pl_cmd_validate, "takes at most one file");
-	}
+	live = pl_args_has(&a, O_LIVE);
+	offline = pl_args_has(&a, O_OFFLINE);
 	const char *path = a.npos ? a.pos[0] : ctx->config_path;
 
 	pl_diags_init(&d);
@@ -109,18 +98,19 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			free(line);
 		}
 		if (d.nerrors == 0 && ctx->verbosity >= 0)
-			printf("%s: valid (%zu guests, project '%s', %zu warnings%s)\n", path,
+			printf("%s: valid (%zu guest%s, project '%s', %zu warning%s%s)\n", path,
 			       cfg ? json_array_size(pl_config_guests(cfg)) : 0,
+			       cfg && json_array_size(pl_config_guests(cfg)) == 1 ? "" : "s",
 			       cfg ? pl_config_project(cfg) : "?", d.nwarnings,
+			       d.nwarnings == 1 ? "" : "s",
 			       checked ? "; checked against the cluster" : "");
-		else if (d.nerrors)
+		else if (d.nerrors && !(cfg == NULL && d.n == 1)) /* not after "cannot open" */
 			fprintf(stderr, "%s: %zu error%s, %zu warning%s\n", path, d.nerrors,
 				d.nerrors == 1 ? "" : "s", d.nwarnings, d.nwarnings == 1 ? "" : "s");
 	}
 	r = d.nerrors ? PL_EXIT_ERROR : PL_EXIT_OK;
 	pl_diags_release(&d);
 	pl_config_free(cfg);
-	pl_args_release(&a);
 	return r;
 }
 
@@ -129,8 +119,9 @@ const struct pl_cmd pl_cmd_validate = {
 	.summary = "check pvelab.yaml and report every problem with file:line:col",
 	.usage = "[FILE] [--live | --offline]",
 	.help = "Checks types, ranges and unknown keys against the declared schema (see\n"
-		"docs/config.md), then duplicate names, vmids, IPs, MACs and host ports, vmids\n"
-		"outside their category's range, raw config: keys and values against the official\n"
+		"docs/config.md), then duplicate names, vmids, IPs and MACs, a host port a guest\n"
+		"publishes twice, vmids outside their category's range, raw config: keys and\n"
+		"values against the official\n"
 		"Proxmox VE API schema, and secrets' environment variables (password_env) that\n"
 		"are not set. When a state database exists (pvelab sync), or with --live, also\n"
 		"nodes, storages, bridges and clone templates that do not exist, storages without\n"
@@ -141,6 +132,7 @@ const struct pl_cmd pl_cmd_validate = {
 		"It names the config's project (project:, by default the file's name, or the\n"
 		"directory's for pvelab.yaml): the tag pvelab-<project> marks its guests.",
 	.opts = opts,
+	.max_args = 1,
 	.run = run,
 	.flags = PL_CMD_MCP_READ,
 };

@@ -13,13 +13,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	json_t *info;
 	int r;
 
-	pl_args_init(&a, &pl_cmd_version, ctx, argc, argv);
-	r = pl_args_next(&a);
-	pl_args_release(&a);
-	if (r != PL_ARGS_END)
+	if ((r = pl_args_parse(&a, &pl_cmd_version, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
-	if (a.npos)
-		return pl_usage_error(&pl_cmd_version, "takes no arguments");
 
 	info = pl_version_info();
 	if (ctx->output == PL_OUT_JSON)

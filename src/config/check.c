@@ -50,11 +50,21 @@ type_keys(const struct pl_config *c, struct pl_diags *d, const json_t *g, const 
 	char ptr[256];
 
 	for (size_t i = 0; bad[i]; i++) {
+		char own[256];
+
 		if (!json_object_get(g, bad[i]))
 			continue;
-		snprintf(ptr, sizeof(ptr), "%s/%s", gptr, bad[i]);
-		pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "only for %s (this guest is %s)",
-			       lxc ? "VMs" : "containers", lxc ? "an LXC container" : "a VM");
+		snprintf(own, sizeof(own), "%s/%s", gptr, bad[i]);
+		snprintf(ptr, sizeof(ptr), "/defaults/%s", bad[i]);
+		if (pl_config_get(c, own) == NULL && pl_config_get(c, ptr) != NULL)
+			pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
+				       "only for %s, and guest '%s' is %s (it inherits this from "
+				       "defaults:; set '%s: null' on the guest to unset it)",
+				       lxc ? "VMs" : "containers", pl_json_str_or(g, "name", "?"),
+				       lxc ? "an LXC container" : "a VM", bad[i]);
+		else
+			pl_config_diag(c, d, PL_DIAG_ERROR, own, "only for %s (this guest is %s)",
+				       lxc ? "VMs" : "containers", lxc ? "an LXC container" : "a VM");
 	}
 	if (lxc && !json_object_get(g, "ostemplate") && !json_object_get(g, "vmid"))
 		pl_config_diag(c, d, PL_DIAG_ERROR, gptr,

@@ -243,7 +243,8 @@ check_scalar(struct walk *w, const struct pl_config_key *row, const char *ptr, j
 	if (row->type == PL_CT_ENUM)
 		pl_config_diag(w->c, w->d, PL_DIAG_ERROR, ptr, "expected one of %s", row->choices);
 	else
-		pl_config_diag(w->c, w->d, PL_DIAG_ERROR, ptr, "expected a %s, got %s",
+		pl_config_diag(w->c, w->d, PL_DIAG_ERROR, ptr, "expected %s %s, got %s",
+			       strchr("aeiou", pl_ctype_name(row->type)[0]) ? "an" : "a",
 			       pl_ctype_name(row->type),
 			       json_is_object(v)   ? "a mapping"
 			       : json_is_array(v)  ? "a list"
@@ -296,7 +297,13 @@ walk_map(struct walk *w, const struct pl_config_key *row, struct pl_buf *ptr, st
 		else
 			pl_buf_addf(pat, "/%s", esc);
 		crow = find_row(pat->data);
-		if (crow == NULL) {
+		if (crow && json_is_null(child) && pat_len == strlen("/guests/*") &&
+		    !strncmp(pat->data, "/guests/*", pat_len) && crow->type != PL_CT_MAP &&
+		    crow->type != PL_CT_DICT && crow->type != PL_CT_LIST) {
+			/* `machine: null` on a guest: not set, whatever defaults say
+			 * (apply_defaults drops it once merged) */
+			json_object_set_new(out, k, json_null());
+		} else if (crow == NULL) {
 			char *parent = pl_strndup(pat->data, pat_len);
 			const char *s = suggest_key(parent, k);
 
@@ -364,12 +371,22 @@ walk_node(struct walk *w, const struct pl_config_key *row, struct pl_buf *ptr, s
 
 		if (json_is_null(v))
 			return json_array();
+		pl_buf_addstr(pat, "/*");
+		irow = find_row(pat->data);
+		if (json_is_string(v) && irow && irow->type == PL_CT_STRING) {
+			/* "tags: web" is the list of that one tag */
+			json_t *one = json_pack("[O]", v);
+
+			pl_buf_truncate(pat, pat_len);
+			out = walk_node(w, row, ptr, pat, one);
+			json_decref(one);
+			return out;
+		}
 		if (!json_is_array(v)) {
+			pl_buf_truncate(pat, pat_len);
 			pl_config_diag(w->c, w->d, PL_DIAG_ERROR, ptr->data, "expected a list");
 			return NULL;
 		}
-		pl_buf_addstr(pat, "/*");
-		irow = find_row(pat->data);
 		out = json_array();
 		json_array_foreach(v, i, item) {
 			json_t *nv;
@@ -443,6 +460,15 @@ apply_defaults(const struct pl_config *c)
 		pl_buf_addf(&gptr, "/guests/%zu", i);
 		if (json_is_object(defaults))
 			merge_defaults(c, &gptr, m, defaults);
+		{ /* a key set to null: unset, also when defaults set it */
+			const char *k;
+			json_t *v;
+			void *tmp;
+
+			json_object_foreach_safe(m, tmp, k, v)
+				if (json_is_null(v))
+					json_object_del(m, k);
+		}
 		json_array_append_new(out, m);
 	}
 	pl_buf_release(&gptr);

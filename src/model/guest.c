@@ -952,7 +952,10 @@ pl_model_compare(bool lxc, const char *key, const char *desired, const char *act
 	}
 	out->cls = running ? classify(lxc, key, hotplug, false) : PL_CHANGE_LIVE;
 	format_into(f, &want, &out->value);
-	out->note = pl_asprintf("'%s' changes", diff ? diff : "?");
+	/* the value itself changes ("memory: 2048 -> 4096"): no note naming
+	 * its inner name ('current', 'cputype'); else the option that does */
+	if (!(diff && f->dkey && !strcmp(diff, f->dkey->name)))
+		out->note = pl_asprintf("option '%s' changes", diff ? diff : "?");
 out:
 	pl_propstr_release(&want);
 	pl_propstr_release(&have);

@@ -556,7 +556,8 @@ plan_update(struct planner *p, const struct pl_model_guest *m, const json_t *liv
 			block(p, m->name, k, r.note);
 		} else if (!r.equal) {
 			json_array_append_new(diffs, json_pack("{s:s,s:s?,s:s?,s:s,s:s?,s:b}", "key", k,
-							       "from", have, "to", want, "class",
+							       /* what apply sends: kept MACs shown */
+							       "from", have, "to", r.value ? r.value : want, "class",
 							       pl_change_class_name(r.cls), "note",
 							       r.note, "blocked", false));
 			if (r.cls > worst)

@@ -45,6 +45,7 @@ struct runtime {
 struct listener {
 	struct pl_proxy *p;
 	char *addr;
+	char bound[INET6_ADDRSTRLEN + 8]; /* what port 0 became */
 	struct evconnlistener *lev;
 	size_t *targets; /* indices into p->rt->cfg->targets */
 	size_t ntargets;
@@ -1068,8 +1069,24 @@ listener_open(struct pl_proxy *p, const char *addr, struct listener **out, char 
 	int sl = sizeof(ss);
 	struct listener *l;
 
+	size_t alen = strlen(addr);
+	bool any_port = alen > 2 && !strcmp(addr + alen - 2, ":0");
+
 	*out = NULL;
-	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sl) != 0)
+	if (any_port) { /* libevent refuses port 0: parse port 1, then ask for any */
+		char *one = pl_asprintf("%.*s:1", (int)(alen - 2), addr);
+
+		if (evutil_parse_sockaddr_port(one, (struct sockaddr *)&ss, &sl) == 0) {
+			if (ss.ss_family == AF_INET)
+				((struct sockaddr_in *)&ss)->sin_port = 0;
+			else
+				((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+		} else {
+			any_port = false;
+		}
+		free(one);
+	}
+	if (!any_port && evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sl) != 0)
 		return pl_seterr(errmsg, PL_EINVAL, "invalid listen address '%s' (ADDR:PORT)",
 		                 addr);
 	l = pl_calloc(1, sizeof(*l));
@@ -1085,6 +1102,13 @@ listener_open(struct pl_proxy *p, const char *addr, struct listener **out, char 
 		return pl_seterr(errmsg, PL_EIO, "cannot listen on '%s': %s", addr, strerror(e));
 	}
 	evconnlistener_set_error_cb(l->lev, accept_error_cb);
+	if (any_port) {
+		struct sockaddr_storage b;
+		socklen_t bl = sizeof(b);
+
+		if (getsockname(evconnlistener_get_fd(l->lev), (struct sockaddr *)&b, &bl) == 0)
+			addr_str((struct sockaddr *)&b, l->bound, sizeof(l->bound), NULL);
+	}
 	*out = l;
 	return 0;
 }
@@ -1171,7 +1195,8 @@ announce(struct pl_proxy *p)
 			char mode[160];
 
 			pl_log(t->insecure ? PL_LOG_WARN : PL_LOG_INFO,
-			       "proxy: listening on %s for '%s' -> https://%s:%d (%s)%s", l->addr,
+			       "proxy: listening on %s for '%s' -> https://%s:%d (%s)%s",
+			       l->bound[0] ? l->bound : l->addr,
 			       t->name, t->host, t->port, target_mode(t, mode, sizeof(mode)),
 			       t->insecure ? " -- anyone between pvelab and the controller can "
 			                     "read and change this traffic"

@@ -858,12 +858,19 @@ finish_http_error(struct req *q, struct pl_pve_resp *r, struct pl_pve_result *re
 			*msg = pl_asprintf("authentication failed at '%s': %s (the ticket was "
 					   "refused; log in again)", url, text);
 	} else if (r->status == 403) {
+		/* who is in use (a token without its secret), for the pveum line */
+		const char *tok = c->token_hdr ? strchr(c->token_hdr, '=') : NULL;
+		int toklen = tok ? (int)strcspn(tok + 1, "=") : 0;
+		const char *who = tok ? "token" : "user", *flag = tok ? "--tokens" : "--users";
+		const char *id = tok ? tok + 1 : c->username ? c->username : "USER@REALM";
+
 		if (pl_pve_perm_parse(r->message, path, sizeof(path), priv, sizeof(priv)))
 			*msg = pl_asprintf("permission denied for '%s %s': missing privilege '%s' "
-					   "on '%s' (grant a role with %s on %s to the token, e.g. "
-					   "pveum acl modify %s --tokens USER@REALM!TOKENID --roles "
-					   "PVEVMAdmin)", q->method, q->path, priv, path, priv, path,
-					   path);
+					   "on '%s' (grant a role with %s on %s to the %s, e.g. "
+					   "pveum acl modify %s %s '%.*s' --roles "
+					   "PVEVMAdmin; docs/cluster.md lists what pvelab needs)",
+					   q->method, q->path, priv, path, priv, path, who, path, flag,
+					   tok ? toklen : (int)strlen(id), id);
 		else
 			*msg = pl_asprintf("permission denied for '%s %s': %s (give the token's "
 					   "user a role on that path; privilege-separated tokens need "

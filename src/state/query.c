@@ -1,6 +1,7 @@
 /*
  * Reading the store: the guests as last seen (their counters laid over their
- * durable part), nodes, storages, bridges, history, tasks and the last run.
+ * durable part), nodes, storages, bridges, history, tasks and the last run;
+ * and the power state an act command (start, stop...) leaves a guest in.
  */
 #include "core/common.h"
 #include "state/state.h"
@@ -312,4 +313,47 @@ pl_state_last_run(struct pl_state *s, const char *kind, json_t **out, char **err
 	*out = arr;
 	r = 0;
 	return r;
+}
+
+int
+pl_state_guest_set_status(struct pl_state *s, long long vmid, const char *status, char **errmsg)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	/* the sha256 stays the synced one: the next sync still records the
+	 * change in the guest's history */
+	if ((r = pl_state_prep(s, "UPDATE guests SET status = ?1, json = json_set(json, '$.status', ?1), "
+		      "live = CASE WHEN json_type(live, '$.status') IS NULL THEN live "
+		      "ELSE json_set(live, '$.status', ?1) END WHERE vmid = ?2",
+		      &st, errmsg)) != 0)
+		return r;
+	sqlite3_bind_text(st, 1, status, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, vmid);
+	r = pl_state_step_done(s, st, errmsg);
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+pl_state_history_vmids(struct pl_state *s, const char *name, json_t **out, char **errmsg)
+{
+	sqlite3_stmt *st;
+	int r;
+
+	*out = NULL;
+	if ((r = pl_state_prep(s, "SELECT DISTINCT vmid FROM history WHERE json_extract(json, '$.name') = ? "
+		      "ORDER BY vmid", &st, errmsg)) != 0)
+		return r;
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	*out = json_array();
+	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(*out, json_integer(sqlite3_column_int64(st, 0)));
+	sqlite3_finalize(st);
+	if (r != SQLITE_DONE) {
+		json_decref(*out);
+		*out = NULL;
+		return pl_state_dberr(s, errmsg, "read history");
+	}
+	return 0;
 }

@@ -114,6 +114,13 @@ long long pl_state_history_count(struct pl_state *s);
 int pl_state_tasks(struct pl_state *s, long long vmid, int limit, json_t **out, char **errmsg);
 /* Remember a task (UPID plus what is known of it: status, exitstatus...). */
 int pl_state_task_put(struct pl_state *s, const char *upid, const json_t *info, char **errmsg);
+/* The vmids whose history ever carried this name (deleted guests too), as a
+ * JSON array of integers in vmid order. */
+int pl_state_history_vmids(struct pl_state *s, const char *name, json_t **out, char **errmsg);
+/* A command changed a guest's power state: list and describe show it before
+ * the next sync. */
+int pl_state_guest_set_status(struct pl_state *s, long long vmid, const char *status,
+			      char **errmsg);
 /* The latest run of a kind ("sync") as {id,kind,started,finished,summary}, or
  * PL_ENOENT. */
 int pl_state_last_run(struct pl_state *s, const char *kind, json_t **out, char **errmsg);

@@ -59,7 +59,7 @@ def test_valid_config(tmp_path):
     cfg.write_text("defaults: &d\n  memory: 1G\nguests:\n  - name: a\n    <<: *d\n")
     r = run("validate", str(cfg))
     assert r.rc == 0, r
-    assert "valid (1 guests" in r.out
+    assert "valid (1 guest," in r.out
 
 
 def test_missing_file():

@@ -107,7 +107,7 @@ def test_refuses_more_than_a_slash_16():
 
 def test_usage_errors():
     r = run("discover")
-    assert r.rc == 64 and "needs at least one address" in r.err
+    assert r.rc == 64 and "missing CIDR|HOST..." in r.err
     r = run("discover", "127.0.0.1", "--ports", "22,x")
     assert r.rc == 64 and "invalid port list '22,x'" in r.err
     r = run("discover", "127.0.0.1", "--ports", "53/udp")
