@@ -792,7 +792,9 @@ job_step(struct job *j)
 		disk = json_object_iter_key(it);
 		size = json_object_iter_value(it);
 		p = json_pack("{s:s,s:O}", "disk", disk, "size", size);
-		json_object_del(j->resize, disk); /* one per pass; the step repeats */
+		/* one per pass, the step repeats: the disk leaves j->resize only
+		 * once Proxmox took it (step_after), so that a retry after a lock
+		 * error sends the same disk again */
 		request(j, "PUT", guest_path(j, "/resize"), p);
 		return;
 	}
@@ -1061,6 +1063,8 @@ step_after(struct job *j, json_t *data)
 		free(j->node);
 		j->node = pl_strdup(pl_json_str(j->change, "migrate_to"));
 	}
+	if (s == S_RESIZE && json_object_iter(j->resize))
+		json_object_del(j->resize, json_object_iter_key(json_object_iter(j->resize)));
 	if (s == S_RESIZE && json_object_size(j->resize) > 0) {
 		/* more disks to grow: wait for this one, then repeat the step */
 		if (json_is_string(data) && pl_str_startswith(json_string_value(data), "UPID:")) {
