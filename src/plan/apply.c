@@ -1558,8 +1558,11 @@ pl_apply_run(struct event_base *base, struct pl_pve *c, const json_t *plan,
 	     const struct pl_apply_opts *o, json_t **result)
 {
 	struct apply_wait w = { 0 };
-	struct pl_apply *a = pl_apply_start(base, c, plan, o, apply_waited, &w);
+	struct pl_apply *a;
 
+	if (too_many_deletes(plan, o, result)) /* refused whole: no loop needed */
+		return PL_EINVAL;
+	a = pl_apply_start(base, c, plan, o, apply_waited, &w);
 	while (!w.done) {
 		if (o->stop && *o->stop)
 			pl_apply_cancel(a, *o->stop);
