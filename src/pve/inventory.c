@@ -475,6 +475,7 @@ on_list_done(const struct pl_pve_result *res, void *arg)
 	if (!v->cancelled) {
 		v->progress_ev = event_new(pl_pve_base(v->c), -1, EV_PERSIST, on_progress_tick, v);
 		event_add(v->progress_ev, &every);
+		poke(v); /* a batch asked for meanwhile */
 	}
 	maybe_end(v);
 }
@@ -581,9 +582,12 @@ on_wake(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	while (read(fd, junk, sizeof(junk)) > 0)
 		;
+	/* a batch asked for while the list arrives waits for its end, as the
+	 * caller's work may (a sync's write begins after its checkpoint) */
 	pthread_mutex_lock(&v->lock);
-	wake = v->wake;
-	v->wake = false;
+	wake = v->wake && v->l.done;
+	if (wake)
+		v->wake = false;
 	left = v->shards_left;
 	pthread_mutex_unlock(&v->lock);
 	if (wake && left > 0 && !v->cancelled && v->progress)
