@@ -15,9 +15,11 @@
 #include "model/guest.h"
 #include "pve/inventory.h"
 
+#include "pve/client.h"
+
+#include <event2/event.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "pve/client.h"
 
 
 int
@@ -52,60 +54,6 @@ pl_planning_open(struct pl_session *s, struct pl_ctx *ctx, char **errmsg)
 	return r;
 }
 
-/* Guests an earlier apply left with changes pending until a reboot: ask
- * Proxmox which of them still have pending keys (a handful of calls, not one
- * per guest) and put them in snap["pending"] for the planner. */
-static void
-add_pending(struct pl_session *s, json_t *snap)
-{
-	json_t *runs = NULL, *pending = json_object(), *seen = json_object();
-	const json_t *run, *c;
-	size_t i, j;
-
-	if (pl_runs_list(s->state, "apply", 50, &runs, NULL) != 0)
-		goto out;
-	json_array_foreach(runs, i, run) {
-		json_array_foreach(json_object_get(json_object_get(run, "result"), "changes"), j, c) {
-			char key[32];
-			const json_t *live = NULL, *g;
-			json_t *data = NULL, *keys;
-			size_t k;
-
-			if (!json_is_true(json_object_get(c, "pending_reboot")))
-				continue;
-			snprintf(key, sizeof(key), "%lld", pl_json_int(c, "vmid", 0));
-			if (json_object_get(seen, key))
-				continue;
-			json_object_set_new(seen, key, json_true());
-			json_array_foreach(json_object_get(snap, PL_SNAP_GUESTS), k, g)
-				if (pl_json_int(g, "vmid", 0) == pl_json_int(c, "vmid", 0))
-					live = g;
-			if (live == NULL || strcmp(pl_json_str_or(live, "status", ""), "running"))
-				continue;
-			char *path = pl_asprintf("/nodes/%s/%s/%lld/pending", pl_json_str_or(live, "node", ""),
-						 pl_json_str_or(live, "type", "qemu"), pl_json_int(live, "vmid", 0));
-
-			if (pl_pve_call(s->pve, "GET", path, NULL, &data, NULL) == 0) {
-				keys = json_array();
-				json_array_foreach(data, k, g)
-					if (json_object_get(g, "pending") || json_object_get(g, "delete"))
-						json_array_append_new(keys, json_string(pl_json_str_or(g, "key", "?")));
-				if (json_array_size(keys))
-					json_object_set_new(pending, key, keys);
-				else
-					json_decref(keys);
-			}
-			json_decref(data);
-			free(path);
-		}
-	}
-	json_object_set(snap, "pending", pending);
-out:
-	json_decref(runs);
-	json_decref(pending);
-	json_decref(seen);
-}
-
 /* The guests whose config a plan needs: those the config names (by vmid or
  * name) and those pvelab manages. The rest of a big cluster is listed, not
  * read: the list alone names every template (vmid, node, name, "template":
@@ -125,30 +73,258 @@ wanted_guest(const json_t *res, void *arg)
 	       pl_model_is_managed(res);
 }
 
-int
-pl_planning_build(struct pl_session *s, const struct pl_plan_opts *o, json_t **snap,
-		  json_t **plan, char **errmsg)
+/* The refresh: the inventory, then the pending keys and the template lists
+ * (all at once), each step a callback on the client's loop. */
+struct pl_planning_refresh {
+	struct pl_session *s;
+	struct wanted w;
+	struct pl_pve_inv *inv;
+	struct pl_templates_fetch *tf;
+	json_t *snap, *pending;
+	int asked;      /* pending-key requests with this as their argument */
+	bool tpl_done, cancelled;
+	int err;
+	char *errmsg;
+	pl_planning_cb cb;
+	void *arg;
+};
+
+/* One guest's pending keys. */
+struct pending_req {
+	struct pl_planning_refresh *p;
+	char key[32];
+	long long vmid;
+};
+
+static void
+refresh_free(struct pl_planning_refresh *p)
 {
-	struct wanted w = { json_object(), json_object() };
+	json_decref(p->w.vmids);
+	json_decref(p->w.names);
+	json_decref(p->snap);
+	json_decref(p->pending);
+	free(p->errmsg);
+	free(p);
+}
+
+/* Both halves in (the pending keys and the template lists): the end. */
+static void
+refresh_maybe_end(struct pl_planning_refresh *p)
+{
+	if (p->asked > 0 || !p->tpl_done)
+		return;
+	if (p->cancelled) {
+		refresh_free(p);
+		return;
+	}
+	if (p->err == 0)
+		json_object_set(p->snap, "pending", p->pending);
+	p->cb(p->err, p->err ? NULL : p->snap, p->errmsg, p->arg);
+	refresh_free(p);
+}
+
+static void
+on_pending(const struct pl_pve_result *res, void *arg)
+{
+	struct pending_req *q = arg;
+	struct pl_planning_refresh *p = q->p;
 	const json_t *g;
-	size_t i;
+	json_t *keys;
+	size_t k;
+
+	p->asked--;
+	if (p->cancelled) {
+	} else if (res->err) {
+		/* without them the plan would miss a reboot an earlier apply owes */
+		if (p->err == 0) {
+			p->err = res->err;
+			p->errmsg = pl_asprintf("cannot read the changes guest %lld has pending: %s",
+						q->vmid, res->errmsg ? res->errmsg : pl_strerror(res->err));
+		}
+	} else {
+		keys = json_array();
+		json_array_foreach(res->data, k, g)
+			if (json_object_get(g, "pending") || json_object_get(g, "delete"))
+				json_array_append_new(keys, json_string(pl_json_str_or(g, "key", "?")));
+		if (json_array_size(keys))
+			json_object_set_new(p->pending, q->key, keys);
+		else
+			json_decref(keys);
+	}
+	free(q);
+	refresh_maybe_end(p);
+}
+
+/* Guests an earlier apply left with changes pending until a reboot: ask
+ * Proxmox which of them still have pending keys (a handful of calls, not one
+ * per guest, all at once) for snap["pending"]. */
+static int
+ask_pending(struct pl_planning_refresh *p, char **errmsg)
+{
+	json_t *runs = NULL, *seen = json_object(), *live_by = json_object();
+	const json_t *run, *c, *g;
+	size_t i, j;
 	int r;
 
-	*snap = *plan = NULL;
+	if ((r = pl_runs_list(p->s->state, "apply", 50, &runs, errmsg)) != 0)
+		goto out;
+	json_array_foreach(json_object_get(p->snap, PL_SNAP_GUESTS), i, g) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "%lld", pl_json_int(g, "vmid", 0));
+		json_object_set(live_by, key, (json_t *)g);
+	}
+	json_array_foreach(runs, i, run) {
+		json_array_foreach(json_object_get(json_object_get(run, "result"), "changes"), j, c) {
+			struct pending_req *q;
+			const json_t *live;
+			char key[32], *path;
+
+			if (!json_is_true(json_object_get(c, "pending_reboot")))
+				continue;
+			snprintf(key, sizeof(key), "%lld", pl_json_int(c, "vmid", 0));
+			if (json_object_get(seen, key))
+				continue;
+			json_object_set_new(seen, key, json_true());
+			live = json_object_get(live_by, key);
+			if (live == NULL || strcmp(pl_json_str_or(live, "status", ""), "running"))
+				continue;
+			q = pl_calloc(1, sizeof(*q));
+			q->p = p;
+			q->vmid = pl_json_int(live, "vmid", 0);
+			snprintf(q->key, sizeof(q->key), "%s", key);
+			path = pl_asprintf("/nodes/%s/%s/%lld/pending", pl_json_str_or(live, "node", ""),
+					   pl_json_str_or(live, "type", "qemu"), q->vmid);
+			p->asked++;
+			pl_pve_request(p->s->pve, "GET", path, NULL, on_pending, q);
+			free(path);
+		}
+	}
+out:
+	json_decref(runs);
+	json_decref(seen);
+	json_decref(live_by);
+	return r;
+}
+
+static void
+on_templates(json_t *snap, void *arg)
+{
+	struct pl_planning_refresh *p = arg;
+
+	(void)snap;
+	p->tf = NULL;
+	p->tpl_done = true;
+	refresh_maybe_end(p);
+}
+
+static void
+on_inventory(int err, json_t *snap, size_t unread, const char *errmsg, void *arg)
+{
+	struct pl_planning_refresh *p = arg;
+	char *msg = NULL;
+	int r;
+
+	(void)unread;
+	p->inv = NULL;
+	if (err) {
+		p->cb(err, NULL, errmsg, p->arg);
+		refresh_free(p);
+		return;
+	}
+	p->snap = json_incref(snap);
+	if ((r = ask_pending(p, &msg)) != 0) {
+		p->err = r;
+		p->errmsg = msg;
+	}
+	/* which templates are on the nodes: the plan lists the downloads */
+	p->tf = pl_templates_fetch_start(p->s->pve, p->s->cfg, p->snap, true, on_templates, p);
+}
+
+struct pl_planning_refresh *
+pl_planning_refresh_start(struct pl_session *s, pl_planning_cb cb, void *arg)
+{
+	struct pl_planning_refresh *p = pl_calloc(1, sizeof(*p));
+	struct pl_pve_inventory_opts o = { .filter = wanted_guest };
+	const json_t *g;
+	size_t i;
+
+	p->s = s;
+	p->cb = cb;
+	p->arg = arg;
+	p->pending = json_object();
+	p->w.vmids = json_object();
+	p->w.names = json_object();
 	json_array_foreach(pl_config_guests(s->cfg), i, g) {
 		char key[32];
 
 		snprintf(key, sizeof(key), "%lld", pl_json_int(g, "vmid", 0));
-		json_object_set_new(w.vmids, key, json_true());
-		json_object_set_new(w.names, pl_json_str_or(g, "name", ""), json_true());
+		json_object_set_new(p->w.vmids, key, json_true());
+		json_object_set_new(p->w.names, pl_json_str_or(g, "name", ""), json_true());
 	}
-	r = pl_session_api(s, errmsg);
-	if (r == 0)
-		r = pl_pve_inventory_some(s->pve, wanted_guest, &w, NULL, NULL, snap, errmsg);
-	json_decref(w.vmids);
-	json_decref(w.names);
-	if (r != 0)
+	o.farg = &p->w;
+	p->inv = pl_pve_inventory_start(s->pve, &o, on_inventory, p);
+	return p;
+}
+
+void
+pl_planning_refresh_cancel(struct pl_planning_refresh *p)
+{
+	if (p == NULL || p->cancelled)
+		return;
+	p->cancelled = true;
+	if (p->inv) { /* nothing else started yet */
+		pl_pve_inventory_cancel(p->inv);
+		refresh_free(p);
+		return;
+	}
+	if (p->tf) {
+		pl_templates_fetch_cancel(p->tf);
+		p->tf = NULL;
+		p->tpl_done = true;
+	}
+	if (p->asked == 0)
+		refresh_free(p);
+}
+
+struct refresh_wait {
+	bool done;
+	int err;
+	json_t *snap;
+	char *msg;
+};
+
+static void
+refresh_waited(int err, json_t *snap, const char *errmsg, void *arg)
+{
+	struct refresh_wait *w = arg;
+
+	w->done = true;
+	w->err = err;
+	w->snap = json_incref(snap);
+	w->msg = err ? pl_strdup(errmsg ? errmsg : pl_strerror(err)) : NULL;
+}
+
+int
+pl_planning_build(struct pl_session *s, const struct pl_plan_opts *o, json_t **snap,
+		  json_t **plan, char **errmsg)
+{
+	struct refresh_wait w = { 0 };
+	int r;
+
+	*snap = *plan = NULL;
+	if ((r = pl_session_api(s, errmsg)) != 0)
 		return pl_preferr(errmsg, r, "cannot refresh the cluster");
+	pl_planning_refresh_start(s, refresh_waited, &w);
+	while (!w.done)
+		if (event_base_loop(pl_pve_base(s->pve), EVLOOP_ONCE) != 0)
+			pl_die("the refresh stalled: the event loop has nothing left to wait for");
+	if (w.err) {
+		pl_seterr(errmsg, w.err, "%s", w.msg);
+		free(w.msg);
+		return pl_preferr(errmsg, w.err, "cannot refresh the cluster");
+	}
+	*snap = w.snap;
 	if (o->profile && !json_object_get(pl_config_get(s->cfg, "/profiles"), o->profile)) {
 		const json_t *all = pl_config_get(s->cfg, "/profiles");
 		struct pl_buf names;
@@ -164,9 +340,6 @@ pl_planning_build(struct pl_session *s, const struct pl_plan_opts *o, json_t **s
 		pl_buf_release(&names);
 		return r;
 	}
-	add_pending(s, *snap);
-	/* which templates are on the nodes: the plan lists the downloads */
-	pl_templates_fetch(s->pve, s->cfg, *snap, true);
 	return pl_plan_build(s->cfg, *snap, o, plan, errmsg);
 }
 

@@ -103,6 +103,12 @@ struct applier {
 	bool failed;
 	bool abandoned; /* the caller stopped waiting; orphans answers are due */
 	size_t orphans;
+	int cancel;     /* the level pl_apply_cancel asked for */
+	int early;      /* refused before it started (PL_EINVAL), result in pre */
+	json_t *pre;
+	struct event *done_ev; /* ends the run from the loop: completion is never reentrant */
+	pl_apply_done_cb cb;
+	void *cb_arg;
 	struct applier *next_abandoned;
 	json_t *shared; /* "template|node|volid" -> "busy"|"present"; "clone|node" -> "busy" */
 };
@@ -139,7 +145,18 @@ abandoned_link(struct applier *ap, bool add)
 static int
 stop_level(const struct applier *ap)
 {
-	return ap->o->stop ? *ap->o->stop : 0;
+	int l = ap->o->stop ? *ap->o->stop : 0;
+
+	return l > ap->cancel ? l : ap->cancel;
+}
+
+/* Have the loop end the run: the caller's callback never runs inside a
+ * call of its own (pl_apply_start, pl_apply_cancel). */
+static void
+schedule_done(struct applier *ap)
+{
+	if (!ap->abandoned && ap->cb)
+		event_active(ap->done_ev, EV_TIMEOUT, 1);
 }
 
 /* An answer for a job of an abandoned run: nothing more to do with it. */
@@ -149,8 +166,11 @@ orphaned(struct job *j)
 	struct applier *ap = j->ap;
 
 	j->inflight = false;
-	if (!ap->abandoned)
+	if (!ap->abandoned) {
+		if (stop_level(ap) >= PL_APPLY_ABANDON)
+			schedule_done(ap); /* told through opts.stop alone */
 		return false;
+	}
 	if (--ap->orphans == 0) {
 		abandoned_link(ap, false);
 		applier_free(ap);
@@ -792,7 +812,9 @@ job_step(struct job *j)
 		disk = json_object_iter_key(it);
 		size = json_object_iter_value(it);
 		p = json_pack("{s:s,s:O}", "disk", disk, "size", size);
-		json_object_del(j->resize, disk); /* one per pass; the step repeats */
+		/* one per pass, the step repeats: the disk leaves j->resize only
+		 * once Proxmox took it (step_after), so that a retry after a lock
+		 * error sends the same disk again */
 		request(j, "PUT", guest_path(j, "/resize"), p);
 		return;
 	}
@@ -1061,6 +1083,8 @@ step_after(struct job *j, json_t *data)
 		free(j->node);
 		j->node = pl_strdup(pl_json_str(j->change, "migrate_to"));
 	}
+	if (s == S_RESIZE && json_object_iter(j->resize))
+		json_object_del(j->resize, json_object_iter_key(json_object_iter(j->resize)));
 	if (s == S_RESIZE && json_object_size(j->resize) > 0) {
 		/* more disks to grow: wait for this one, then repeat the step */
 		if (json_is_string(data) && pl_str_startswith(json_string_value(data), "UPID:")) {
@@ -1311,6 +1335,9 @@ applier_free(struct applier *ap)
 	for (size_t i = 0; i < ap->njobs; i++)
 		job_release(&ap->jobs[i]);
 	free(ap->jobs);
+	if (ap->done_ev)
+		event_free(ap->done_ev);
+	json_decref(ap->pre);
 	json_decref(ap->shared);
 	free(ap->o_copy);
 	free(ap);
@@ -1342,6 +1369,10 @@ start_more(struct applier *ap)
 
 			ap->active++;
 			job_step(j);
+		}
+		if (ap->active == 0 && (ap->failed || stop_level(ap) || ap->next >= ap->njobs)) {
+			schedule_done(ap);
+			return;
 		}
 		if (ap->failed || stop_level(ap) || ap->active > 0 || ap->next >= ap->njobs)
 			return;
@@ -1413,26 +1444,66 @@ abandon(struct applier *ap)
 	}
 }
 
-int
-pl_apply_run(struct event_base *base, struct pl_pve *c, const json_t *plan,
-	     const struct pl_apply_opts *o, json_t **result)
+/* The run ends (from the loop): abandon what is in flight if asked to, give
+ * the caller the result, and free the run, or keep it until the answers
+ * still due have come (see abandoned_link). */
+static void
+on_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct applier *ap = arg;
+	pl_apply_done_cb cb = ap->cb;
+	json_t *result;
+	int r;
+
+	(void)fd;
+	(void)what;
+	if (ap->early) {
+		r = ap->early;
+		result = json_incref(ap->pre);
+	} else {
+		if (ap->active > 0)
+			abandon(ap);
+		result = build_result(ap);
+		r = pl_json_int(result, "failed", 0) ? PL_ETASK
+		    : json_is_true(json_object_get(result, "stopped")) ? PL_ECANCEL : 0;
+	}
+	/* the caller's options and callback are gone once it has the result */
+	ap->o_copy->progress = NULL;
+	ap->o_copy->record = NULL;
+	ap->o_copy->stop = NULL;
+	ap->cb = NULL;
+	cb(r, result, ap->cb_arg);
+	json_decref(result);
+	if (ap->orphans) {
+		ap->abandoned = true;
+		abandoned_link(ap, true);
+	} else
+		applier_free(ap);
+}
+
+struct pl_apply *
+pl_apply_start(struct event_base *base, struct pl_pve *c, const json_t *plan,
+	       const struct pl_apply_opts *o, pl_apply_done_cb cb, void *arg)
 {
 	struct applier *ap = pl_calloc(1, sizeof(*ap));
 	const json_t *changes = json_object_get(plan, "changes"), *ch;
 	size_t i;
-	int r;
 
 	ap->base = base;
 	ap->c = c;
+	ap->cb = cb;
+	ap->cb_arg = arg;
+	ap->done_ev = evtimer_new(base, on_done, ap);
 	ap->o_copy = pl_malloc(sizeof(*o)); /* outlives the call when abandoned */
 	*ap->o_copy = *o;
 	if (ap->o_copy->task_timeout_ms == 0)
 		ap->o_copy->task_timeout_ms = 600000;
 	ap->o = ap->o_copy;
 	ap->shared = json_object();
-	if (too_many_deletes(plan, o, result)) {
-		applier_free(ap);
-		return PL_EINVAL;
+	if (too_many_deletes(plan, o, &ap->pre)) {
+		ap->early = PL_EINVAL;
+		schedule_done(ap);
+		return (struct pl_apply *)ap;
 	}
 	ap->jobs = pl_calloc(json_array_size(changes) + 1, sizeof(*ap->jobs));
 	json_array_foreach(changes, i, ch) {
@@ -1451,22 +1522,56 @@ pl_apply_run(struct event_base *base, struct pl_pve *c, const json_t *plan,
 	for (i = 0; i < ap->njobs; i++) /* fix back-pointers after moving */
 		ap->jobs[i].ap = ap;
 	start_more(ap);
-	while (ap->active > 0 && stop_level(ap) < PL_APPLY_ABANDON)
-		if (event_base_loop(base, EVLOOP_ONCE) < 0)
+	return (struct pl_apply *)ap;
+}
+
+void
+pl_apply_cancel(struct pl_apply *a, int level)
+{
+	struct applier *ap = (struct applier *)a;
+
+	if (ap == NULL || ap->cb == NULL || level <= ap->cancel)
+		return;
+	ap->cancel = level;
+	if (level >= PL_APPLY_ABANDON || ap->active == 0)
+		schedule_done(ap);
+}
+
+struct apply_wait {
+	bool done;
+	int r;
+	json_t *result;
+};
+
+static void
+apply_waited(int r, json_t *result, void *arg)
+{
+	struct apply_wait *w = arg;
+
+	w->done = true;
+	w->r = r;
+	w->result = json_incref(result);
+}
+
+int
+pl_apply_run(struct event_base *base, struct pl_pve *c, const json_t *plan,
+	     const struct pl_apply_opts *o, json_t **result)
+{
+	struct apply_wait w = { 0 };
+	struct pl_apply *a;
+
+	if (too_many_deletes(plan, o, result)) /* refused whole: no loop needed */
+		return PL_EINVAL;
+	a = pl_apply_start(base, c, plan, o, apply_waited, &w);
+	while (!w.done) {
+		if (o->stop && *o->stop)
+			pl_apply_cancel(a, *o->stop);
+		if (w.done)
 			break;
-	if (ap->active > 0)
-		abandon(ap);
-	*result = build_result(ap);
-	r = pl_json_int(*result, "failed", 0) ? PL_ETASK
-	    : json_is_true(json_object_get(*result, "stopped")) ? PL_ECANCEL : 0;
-	/* the caller's options are gone once it returns */
-	ap->o_copy->progress = NULL;
-	ap->o_copy->record = NULL;
-	ap->o_copy->stop = NULL;
-	if (ap->orphans) {
-		ap->abandoned = true;
-		abandoned_link(ap, true);
-	} else
-		applier_free(ap);
-	return r;
+		/* 1: nothing left to wait for, a stall: stop waiting, not spin */
+		if (event_base_loop(base, EVLOOP_ONCE) != 0)
+			pl_apply_cancel(a, PL_APPLY_ABANDON);
+	}
+	*result = w.result;
+	return w.r;
 }

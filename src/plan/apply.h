@@ -88,9 +88,28 @@ struct pl_apply_opts {
  * and the deletes carry the reason in "error"; returns PL_EINVAL.
  * Returns 0 when every change succeeded, PL_ECANCEL when stopped (and none
  * failed), PL_ETASK otherwise.
+ * This is pl_apply_start with the loop run until its callback (for the CLI):
+ * it reads *o->stop after each turn of the loop.
  */
 int pl_apply_run(struct event_base *base, struct pl_pve *c, const json_t *plan,
 		 const struct pl_apply_opts *o, json_t **result);
+
+/* A run on the caller's loop. */
+struct pl_apply;
+/* Called once, from the loop, when the run ends: r and result (borrowed) as
+ * pl_apply_run returns them. The run's handle is gone once it returns. */
+typedef void (*pl_apply_done_cb)(int r, json_t *result, void *arg);
+/* Start executing plan on base and return at once; cb reports the end (also
+ * of a plan refused whole). Nothing here waits: every step is a callback on
+ * base. o is copied; what it points to (arg, *stop) must live until cb. A
+ * change of *o->stop is seen at the run's next event; pl_apply_cancel says it
+ * at once. */
+struct pl_apply *pl_apply_start(struct event_base *base, struct pl_pve *c, const json_t *plan,
+				const struct pl_apply_opts *o, pl_apply_done_cb cb, void *arg);
+/* Ask a run to stop (PL_APPLY_STOP) or to stop waiting (PL_APPLY_ABANDON:
+ * cb comes at the loop's next turn, the tasks in flight go on in Proxmox).
+ * Only ever raises the level; a handle whose cb has run must not be used. */
+void pl_apply_cancel(struct pl_apply *a, int level);
 
 /* Why a change's create would fail (a new string), or NULL: no ostemplate for
  * a container, a config the schema rejects, and with storages (a list of

@@ -7,9 +7,11 @@
 #include "config/config.h"
 #include "core/err.h"
 #include "core/json.h"
-#include "core/str.h"
 #include "core/snapshot.h"
+#include "core/str.h"
 #include "pve/client.h"
+
+#include <event2/event.h>
 
 /* "local:vztmpl/debian.tar.zst" -> "local" */
 static void
@@ -78,75 +80,210 @@ storage_on(const json_t *snap, const char *storage, const char *node)
 	return false;
 }
 
-void
-pl_templates_fetch(struct pl_pve *c, const struct pl_config *cfg, json_t *snap, bool aplinfo)
+/* The content lists, then the appliance index of the nodes that miss a
+ * template: each phase's calls in parallel on the client's loop. */
+struct pl_templates_fetch {
+	struct pl_pve *c;
+	json_t *snap, *wanted, *lists, *apl;
+	bool aplinfo, cancelled, listed;
+	int pending; /* requests with this as their argument */
+	pl_templates_cb cb;
+	void *arg;
+	struct event *later; /* ends a phase with no calls from the loop */
+};
+
+/* One call's answer: where it goes. */
+struct tpl_req {
+	struct pl_templates_fetch *f;
+	char *node, *storage; /* storage NULL: the node's aplinfo */
+};
+
+static void tpl_next(struct pl_templates_fetch *f);
+
+static void
+tpl_free(struct pl_templates_fetch *f)
 {
-	json_t *wanted = pl_templates_wanted(cfg), *lists = json_object(), *apl = json_object();
-	json_t *q = json_pack("{s:s}", "content", "vztmpl");
+	event_free(f->later);
+	json_decref(f->snap);
+	json_decref(f->wanted);
+	json_decref(f->lists);
+	json_decref(f->apl);
+	free(f);
+}
+
+static void
+tpl_answer(const struct pl_pve_result *res, void *arg)
+{
+	struct tpl_req *t = arg;
+	struct pl_templates_fetch *f = t->f;
+	const json_t *x;
+	json_t *names;
+	size_t k;
+
+	f->pending--;
+	if (!f->cancelled && res->err && t->storage) /* no entry: nothing known about it */
+		json_object_del(json_object_get(f->lists, t->node), t->storage);
+	if (!f->cancelled && res->err == 0) {
+		/* a failed call leaves its entry out: nothing is known about it */
+		names = json_array();
+		json_array_foreach(res->data, k, x) {
+			const char *s = pl_json_str(x, t->storage ? "volid" : "template");
+
+			if (s)
+				json_array_append_new(names, json_string(s));
+		}
+		if (t->storage)
+			json_object_set_new(json_object_get(f->lists, t->node), t->storage, names);
+		else
+			json_object_set_new(f->apl, t->node, names);
+	}
+	free(t->node);
+	free(t->storage);
+	free(t);
+	if (f->pending == 0) {
+		if (f->cancelled)
+			tpl_free(f);
+		else
+			tpl_next(f);
+	}
+}
+
+static void
+tpl_ask(struct pl_templates_fetch *f, const char *node, const char *storage)
+{
+	struct tpl_req *t = pl_calloc(1, sizeof(*t));
+	json_t *q = storage ? json_pack("{s:s}", "content", "vztmpl") : NULL;
+	char *path = storage ? pl_asprintf("/nodes/%s/storage/%s/content", node, storage)
+			     : pl_asprintf("/nodes/%s/aplinfo", node);
+
+	t->f = f;
+	t->node = pl_strdup(node);
+	t->storage = storage ? pl_strdup(storage) : NULL;
+	f->pending++;
+	pl_pve_request(f->c, "GET", path, q, tpl_answer, t);
+	json_decref(q);
+	free(path);
+}
+
+static const char *
+online_node(const json_t *n)
+{
+	const char *node = pl_json_str(n, "node");
+
+	return node && !strcmp(pl_json_str_or(n, "status", "online"), "online") ? node : NULL;
+}
+
+/* The next phase, or the end: always from the loop, never inside a call
+ * of the caller's. */
+static void
+tpl_next(struct pl_templates_fetch *f)
+{
 	const json_t *n, *w;
 	size_t i, j;
 
-	json_array_foreach(json_object_get(snap, PL_SNAP_NODES), i, n) {
-		const char *node = pl_json_str(n, "node");
-		json_t *per = json_object();
-		bool missing = false;
+	if (!f->listed) {
+		f->listed = true;
+		json_object_set(f->snap, "templates", f->lists);
+		if (f->aplinfo)
+			json_array_foreach(json_object_get(f->snap, PL_SNAP_NODES), i, n) {
+				const char *node = online_node(n);
+				bool missing = false, known;
 
-		if (node == NULL || strcmp(pl_json_str_or(n, "status", "online"), "online")) {
-			json_decref(per);
+				json_array_foreach(f->wanted, j, w)
+					if (node && !pl_templates_present(f->snap, node, pl_json_str(w, "volid"),
+									  &known) && known)
+						missing = true;
+				if (missing)
+					tpl_ask(f, node, NULL);
+			}
+		if (f->pending > 0)
+			return;
+	}
+	if (f->aplinfo)
+		json_object_set(f->snap, "aplinfo", f->apl);
+	f->cb(f->snap, f->arg);
+	tpl_free(f);
+}
+
+static void
+tpl_later(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	tpl_next(arg);
+}
+
+struct pl_templates_fetch *
+pl_templates_fetch_start(struct pl_pve *c, const struct pl_config *cfg, json_t *snap,
+			 bool aplinfo, pl_templates_cb cb, void *arg)
+{
+	struct pl_templates_fetch *f = pl_calloc(1, sizeof(*f));
+	const json_t *n, *w;
+	size_t i, j;
+
+	f->c = c;
+	f->snap = json_incref(snap);
+	f->wanted = pl_templates_wanted(cfg);
+	f->lists = json_object();
+	f->apl = json_object();
+	f->aplinfo = aplinfo;
+	f->cb = cb;
+	f->arg = arg;
+	f->later = evtimer_new(pl_pve_base(c), tpl_later, f);
+	json_array_foreach(json_object_get(snap, PL_SNAP_NODES), i, n) {
+		const char *node = online_node(n);
+		json_t *per;
+
+		if (node == NULL)
 			continue;
-		}
-		json_array_foreach(wanted, j, w) {
+		per = json_object();
+		json_object_set_new(f->lists, node, per);
+		json_array_foreach(f->wanted, j, w) {
 			const char *storage = pl_json_str(w, "storage");
-			json_t *data = NULL, *vols;
-			const json_t *x;
-			size_t k;
-			char *path;
 
 			if (json_object_get(per, storage) || !storage_on(snap, storage, node))
 				continue;
-			path = pl_asprintf("/nodes/%s/storage/%s/content", node, storage);
-			if (pl_pve_call(c, "GET", path, q, &data, NULL) == 0) {
-				vols = json_array();
-				json_array_foreach(data, k, x)
-					if (pl_json_str(x, "volid"))
-						json_array_append_new(vols, json_string(pl_json_str(x, "volid")));
-				json_object_set_new(per, storage, vols);
-			}
-			json_decref(data);
-			free(path);
-		}
-		json_object_set_new(lists, node, per);
-		json_object_set(snap, "templates", lists);
-		json_array_foreach(wanted, j, w) {
-			bool known;
-
-			if (!pl_templates_present(snap, node, pl_json_str(w, "volid"), &known) && known)
-				missing = true;
-		}
-		if (aplinfo && missing) {
-			json_t *data = NULL, *names;
-			const json_t *x;
-			size_t k;
-			char *path = pl_asprintf("/nodes/%s/aplinfo", node);
-
-			if (pl_pve_call(c, "GET", path, NULL, &data, NULL) == 0) {
-				names = json_array();
-				json_array_foreach(data, k, x)
-					if (pl_json_str(x, "template"))
-						json_array_append_new(names, json_string(pl_json_str(x, "template")));
-				json_object_set_new(apl, node, names);
-			}
-			json_decref(data);
-			free(path);
+			json_object_set_new(per, storage, json_null()); /* asked once */
+			tpl_ask(f, node, storage);
 		}
 	}
-	json_object_set(snap, "templates", lists);
-	if (aplinfo)
-		json_object_set(snap, "aplinfo", apl);
-	json_decref(lists);
-	json_decref(apl);
-	json_decref(wanted);
-	json_decref(q);
+	if (f->pending == 0)
+		event_active(f->later, EV_TIMEOUT, 1);
+	return f;
+}
+
+void
+pl_templates_fetch_cancel(struct pl_templates_fetch *f)
+{
+	if (f == NULL)
+		return;
+	f->cancelled = true;
+	if (f->pending == 0) /* only the end was due, from the loop */
+		tpl_free(f);
+}
+
+struct tpl_wait {
+	bool done;
+};
+
+static void
+tpl_waited(json_t *snap, void *arg)
+{
+	struct tpl_wait *w = arg;
+
+	(void)snap;
+	w->done = true;
+}
+
+void
+pl_templates_fetch(struct pl_pve *c, const struct pl_config *cfg, json_t *snap, bool aplinfo)
+{
+	struct tpl_wait w = { false };
+
+	pl_templates_fetch_start(c, cfg, snap, aplinfo, tpl_waited, &w);
+	while (!w.done)
+		if (event_base_loop(pl_pve_base(c), EVLOOP_ONCE) != 0)
+			pl_die("the template lists stalled: the event loop has nothing left to wait for");
 }
 
 static bool

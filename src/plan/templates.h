@@ -19,8 +19,17 @@ struct pl_pve;
  * node of snap and storage there that the config's templates name; with
  * aplinfo also snap["aplinfo"] = {node: [template file name, ...]}. A handful
  * of calls (nodes x template storages); a failed call leaves its entry out
- * (then nothing is known about it). */
+ * (then nothing is known about it). Runs the client's loop until done. */
 void pl_templates_fetch(struct pl_pve *c, const struct pl_config *cfg, json_t *snap, bool aplinfo);
+/* The same on the client's loop: every call of a phase at once, cb (snap is
+ * the caller's) once at the end, always from the loop. */
+struct pl_templates_fetch;
+typedef void (*pl_templates_cb)(json_t *snap, void *arg);
+struct pl_templates_fetch *pl_templates_fetch_start(struct pl_pve *c, const struct pl_config *cfg,
+						     json_t *snap, bool aplinfo, pl_templates_cb cb,
+						     void *arg);
+/* No callback after this; the handle goes once the calls in flight answer. */
+void pl_templates_fetch_cancel(struct pl_templates_fetch *f);
 
 /* The volids the config needs, each as {volid, storage, template, node?, ptr}:
  * containers' ostemplates (node: the guest's) and `templates:` entries. */

@@ -113,6 +113,7 @@ struct tw {
 	pl_pve_task_cb cb;
 	void *arg;
 	char *exitstatus;
+	bool bad; /* not a UPID: fails from the loop, never inside pl_pve_task_wait */
 };
 
 static int ssl_idx = -1;  /* SSL_CTX -> its client */
@@ -1313,6 +1314,13 @@ tw_timer(evutil_socket_t fd, short what, void *arg)
 	struct tw *t = arg;
 
 	t->armed = false;
+	if (t->bad) {
+		char *msg = pl_asprintf("'%s' is not a task id (UPID)", t->upid);
+
+		tw_done(t, PL_EPARSE, NULL, msg);
+		free(msg);
+		return;
+	}
 	tw_poll(t);
 }
 
@@ -1415,17 +1423,12 @@ pl_pve_task_wait(struct pl_pve *c, const char *upid, long timeout_ms, pl_pve_tas
 	struct pl_pve_upid u;
 	struct tw *t;
 
-	if (pl_pve_upid_parse(upid, &u) != 0) {
-		char *msg = pl_asprintf("'%s' is not a task id (UPID)", upid ? upid : "");
-
-		cb(PL_EPARSE, NULL, msg, arg);
-		free(msg);
-		return;
-	}
 	t = pl_calloc(1, sizeof(*t));
 	t->c = c;
-	t->upid = pl_strdup(upid);
-	snprintf(t->node, sizeof(t->node), "%s", u.node);
+	t->upid = pl_strdup(upid ? upid : "");
+	t->bad = pl_pve_upid_parse(t->upid, &u) != 0;
+	if (!t->bad)
+		snprintf(t->node, sizeof(t->node), "%s", u.node);
 	t->timeout_ms = timeout_ms;
 	t->cb = cb;
 	t->arg = arg;
@@ -1433,5 +1436,13 @@ pl_pve_task_wait(struct pl_pve *c, const char *upid, long timeout_ms, pl_pve_tas
 	t->next = c->tasks;
 	c->tasks = t;
 	c->pending++;
+	if (t->bad) {
+		struct timeval now = { 0, 0 };
+
+		evtimer_assign(&t->ev, c->base, tw_timer, t);
+		t->armed = true;
+		evtimer_add(&t->ev, &now);
+		return;
+	}
 	tw_poll(t);
 }

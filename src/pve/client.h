@@ -86,7 +86,9 @@ int pl_pve_call(struct pl_pve *c, const char *method, const char *path, const js
 
 typedef void (*pl_pve_task_cb)(int err, const char *exitstatus, const char *errmsg, void *arg);
 /* Poll a task (UPID) with backoff until it stops; on failure errmsg ends with
- * the last lines of the task log. timeout_ms 0: no limit. */
+ * the last lines of the task log. timeout_ms 0: no limit. A state machine on
+ * the client's loop: cb runs once, from the loop (also for a malformed UPID),
+ * never inside this call; pl_pve_free drops it without calling cb. */
 void pl_pve_task_wait(struct pl_pve *c, const char *upid, long timeout_ms, pl_pve_task_cb cb,
 		      void *arg);
 

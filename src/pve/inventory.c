@@ -5,7 +5,9 @@
  * arrives: first each node's status and bridges, the task list and the
  * storages, then every guest's config -- each requested as soon as its entry
  * of /cluster/resources?type=vm has been read, while the rest of that list is
- * still arriving. The main thread reads the list, then reports progress.
+ * still arriving. The caller's loop reads the list, then reports progress;
+ * the workers hand their end back to it through a pipe, so nothing here
+ * ever waits on that loop (pl_pve_inventory_start).
  * A sync reads what it can: a guest whose config cannot be read now (its
  * node offline or not answering, or the config gone from the node the list
  * named) is handed on without config, marked "_unread" with the reason.
@@ -16,15 +18,17 @@
 #include "pve/inventory.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "core/snapshot.h"
 #include "core/log.h"
 #include "core/str.h"
-#include "core/snapshot.h"
 #include "pve/client.h"
 
 #include <event2/event.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_SHARDS 4 /* pl_pve_threads() at most */
 #define PER_SHARD 64 /* a worker more for each this many guests listed */
@@ -32,24 +36,52 @@
 #define MAX_BLOCKS 4096
 #define TICK_US 1000 /* how soon an idle worker looks for guests listed since */
 
-struct inv {
+struct item;
+
+/* One worker: guests taken from the shared list as its requests finish, so
+ * that all workers finish together; fetched on its own loop and client. */
+struct shard {
+	struct pl_pve_inv *inv;
+	pthread_t thread;
+	struct event_base *base;
+	struct pl_pve *c;
+	struct event *tick; /* feed the idle slots while the list arrives; see a cancel */
+	bool slow;          /* the list is complete: the tick only looks for a cancel */
+	int idle;           /* request slots with nothing to do yet */
+	int k;
+	struct item *live;  /* its requests in flight (freed here when cancelled) */
+};
+
+/* The guest list as it arrives, read on the caller's thread. */
+struct listing {
+	struct pl_pve_inv *v;
+	struct shard *shards;
+	int nshards, started;
+	struct pl_json_items *items;
+	json_t *guests; /* the snapshot's */
+	bool done, bad, unreadable;
+	int err;
+	char *errmsg;
+};
+
+struct pl_pve_inv {
 	json_t *snap;
 	const json_t *nodes; /* the online nodes: two requests each, taken first */
 	const char **names;  /* their names, read before any answer touches them */
 	json_t *offline;     /* the names of the nodes listed offline */
 	/* The guests whose configs are wanted, in blocks that never move: the
-	 * main thread writes entry k, then publishes k + 1; workers read below. */
+	 * caller's thread writes entry k, then publishes k + 1; workers read below. */
 	json_t **todo[MAX_BLOCKS];
 	atomic_size_t published;
 	atomic_bool listed;  /* the list is complete: nothing more is published */
-	atomic_bool stop;    /* it failed: take nothing more */
+	atomic_bool stop;    /* it failed, or was cancelled: take nothing more */
+	atomic_bool cancel;  /* workers: drop what is in flight and end */
 	atomic_size_t next;  /* the next request a worker takes */
 	atomic_size_t done;
 	pl_pve_guest_filter filter;
 	void *farg;
-	pthread_mutex_t lock; /* err, errmsg, shards_left, snap's bridges, tasks, storages */
-	pthread_cond_t finished; /* a worker finished, or wake was set */
-	bool wake;               /* a pl_pve_guest_cb asked for progress */
+	pthread_mutex_t lock; /* err, errmsg, shards_left, wake, snap's bridges, tasks, storages */
+	bool wake;            /* a pl_pve_guest_cb asked for progress */
 	int shards_left;
 	int err;
 	char *errmsg;
@@ -57,45 +89,63 @@ struct inv {
 	void *parg;
 	bool partial; /* guests not read are marked, not an error (a sync) */
 	atomic_size_t unread;
-};
-
-/* One worker: guests taken from the shared list as its requests finish, so
- * that all workers finish together; fetched on its own loop and client. */
-struct shard {
-	struct inv *inv;
-	pthread_t thread;
-	struct event_base *base;
+	/* the caller's side: all on its loop's thread */
 	struct pl_pve *c;
-	struct event *tick; /* while the list arrives: feed the idle slots */
-	int idle;           /* request slots with nothing to do yet */
-	int k;
+	pl_pve_progress_cb progress;
+	pl_pve_inventory_cb cb;
+	void *cb_arg;
+	struct shard shards[MAX_SHARDS];
+	int n;               /* workers made (clients and loops) */
+	struct listing l;
+	json_t *online;
+	int pipe[2];         /* workers -> the caller's loop: "look at me" */
+	struct event *wake_ev, *progress_ev;
+	bool on_c;           /* a request on c holds this as its argument */
+	bool cancelled, ended;
+	struct timespec t0, t1;
+	struct pl_pve_inv *next_orphan;
 };
 
 struct item {
-	struct inv *inv;
+	struct pl_pve_inv *inv;
 	struct shard *shard; /* the worker that sent it */
+	struct item *prev, *next; /* the shard's live items */
 	json_t *target;      /* guest or node object (borrowed from snap) */
 	const char *node;    /* the node's name, for bridges */
 	int kind;            /* 0 config, 1 node status, 2 bridges, 3 tasks, 4 storages */
 };
 
+/* Cancelled inventories waiting for an answer already on its way on the
+ * caller's client: kept reachable, as apply keeps its abandoned runs. */
+static pthread_mutex_t orphans_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pl_pve_inv *orphans;
+
+/* Wake the caller's loop (any thread); a full pipe is awake already. */
+static void
+poke(struct pl_pve_inv *v)
+{
+	ssize_t n = write(v->pipe[1], "", 1);
+
+	(void)n;
+}
+
 static bool take_next(struct shard *sh);
 
 /* Give the caller a guest that is done with, and wake its thread if asked. */
 static void
-hand_on(struct inv *v, json_t *guest)
+hand_on(struct pl_pve_inv *v, json_t *guest)
 {
 	if (v->on_guest && v->on_guest(guest, v->parg)) {
 		pthread_mutex_lock(&v->lock);
 		v->wake = true;
-		pthread_cond_signal(&v->finished);
 		pthread_mutex_unlock(&v->lock);
+		poke(v);
 	}
 }
 
 /* A guest whose config cannot be read now: marked, and handed on as if read. */
 static void
-unread(struct inv *v, json_t *guest, const char *why)
+unread(struct pl_pve_inv *v, json_t *guest, const char *why)
 {
 	json_object_set_new(guest, PL_SNAP_UNREAD, json_string(why));
 	atomic_fetch_add(&v->unread, 1);
@@ -103,7 +153,7 @@ unread(struct inv *v, json_t *guest, const char *why)
 }
 
 static void
-fail(struct inv *v, const struct pl_pve_result *res)
+fail(struct pl_pve_inv *v, const struct pl_pve_result *res)
 {
 	pthread_mutex_lock(&v->lock);
 	if (v->err == 0) {
@@ -120,7 +170,7 @@ static void
 item_cb(const struct pl_pve_result *res, void *arg)
 {
 	struct item *it = arg;
-	struct inv *v = it->inv;
+	struct pl_pve_inv *v = it->inv;
 	size_t i;
 	json_t *o;
 
@@ -174,6 +224,12 @@ item_cb(const struct pl_pve_result *res, void *arg)
 		fail(v, res);
 	}
 	atomic_fetch_add(&v->done, 1);
+	if (it->prev)
+		it->prev->next = it->next;
+	else
+		it->shard->live = it->next;
+	if (it->next)
+		it->next->prev = it->prev;
 	if (!take_next(it->shard))
 		it->shard->idle++;
 	free(it);
@@ -190,13 +246,17 @@ queue(struct shard *sh, json_t *target, const char *node, int kind, const char *
 	it->target = target;
 	it->node = node;
 	it->kind = kind;
+	it->next = sh->live;
+	if (sh->live)
+		sh->live->prev = it;
+	sh->live = it;
 	pl_pve_request(sh->c, "GET", path, params, item_cb, it);
 }
 
 /* Requests in the order workers take them: each node's status and bridges,
  * the task list, the storages, then the guests' configs as they are listed. */
 static size_t
-requests_total(const struct inv *v)
+requests_total(const struct pl_pve_inv *v)
 {
 	return 2 * json_array_size(v->nodes) + 2 +
 	       atomic_load_explicit(&v->published, memory_order_acquire);
@@ -206,7 +266,7 @@ requests_total(const struct inv *v)
 static bool
 take_next(struct shard *sh)
 {
-	struct inv *v = sh->inv;
+	struct pl_pve_inv *v = sh->inv;
 	size_t nn = 2 * json_array_size(v->nodes), i = atomic_load(&v->next);
 	const char *name;
 	json_t *o;
@@ -261,19 +321,27 @@ static void
 tick_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct shard *sh = arg;
+	struct timeval slow = { 0, 20 * 1000 };
 
 	(void)fd;
 	(void)what;
+	if (atomic_load(&sh->inv->cancel)) {
+		event_base_loopbreak(sh->base);
+		return;
+	}
 	refill(sh);
-	if (atomic_load(&sh->inv->listed))
+	if (atomic_load(&sh->inv->listed) && !sh->slow) {
+		sh->slow = true;
 		event_del(sh->tick);
+		event_add(sh->tick, &slow);
+	}
 }
 
 static void *
 shard_run(void *arg)
 {
 	struct shard *sh = arg;
-	struct inv *v = sh->inv;
+	struct pl_pve_inv *v = sh->inv;
 	struct timeval tv = { 0, TICK_US };
 
 	/* Twice its connections: each answer takes the next request, and a
@@ -284,76 +352,19 @@ shard_run(void *arg)
 	sh->tick = event_new(sh->base, -1, EV_PERSIST, tick_cb, sh);
 	event_add(sh->tick, &tv);
 	do {
-		while (pl_pve_pending(sh->c) > 0 || !atomic_load(&v->listed))
+		while ((pl_pve_pending(sh->c) > 0 || !atomic_load(&v->listed)) &&
+		       !atomic_load(&v->cancel))
 			if (event_base_loop(sh->base, EVLOOP_ONCE) != 0)
 				break;
-	} while (refill(sh)); /* what was listed after the last tick */
+	} while (!atomic_load(&v->cancel) && refill(sh)); /* what was listed after the last tick */
 	event_free(sh->tick);
 	pl_log_debug("inventory: worker %d done", sh->k);
 	pthread_mutex_lock(&v->lock);
 	v->shards_left--;
-	pthread_cond_signal(&v->finished);
 	pthread_mutex_unlock(&v->lock);
+	poke(v);
 	return NULL;
 }
-
-/* Wait for the workers, reporting progress every 50 ms and when asked. */
-static void
-wait_shards(struct inv *v, pl_pve_progress_cb progress, void *arg)
-{
-	pthread_mutex_lock(&v->lock);
-	while (v->shards_left > 0) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000 * 1000 * 1000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000 * 1000 * 1000;
-		}
-		if (!v->wake)
-			pthread_cond_timedwait(&v->finished, &v->lock, &ts);
-		v->wake = false;
-		if (progress && v->shards_left > 0) {
-			pthread_mutex_unlock(&v->lock);
-			progress(atomic_load(&v->done), requests_total(v), arg);
-			pthread_mutex_lock(&v->lock);
-		}
-	}
-	pthread_mutex_unlock(&v->lock);
-	if (progress)
-		progress(atomic_load(&v->done), requests_total(v), arg);
-}
-
-static int inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg,
-		     pl_pve_progress_cb progress, pl_pve_guest_cb on_guest, void *arg,
-		     size_t *unread, json_t **snap, char **errmsg);
-
-int
-pl_pve_inventory(struct pl_pve *c, pl_pve_progress_cb progress, pl_pve_guest_cb on_guest,
-		 void *arg, size_t *unread, json_t **snap, char **errmsg)
-{
-	return inventory(c, NULL, NULL, progress, on_guest, arg, unread, snap, errmsg);
-}
-
-int
-pl_pve_inventory_some(struct pl_pve *c, pl_pve_guest_filter filter, void *farg,
-		      pl_pve_progress_cb progress, void *arg, json_t **snap, char **errmsg)
-{
-	return inventory(c, filter, farg, progress, NULL, arg, NULL, snap, errmsg);
-}
-
-/* The guest list as it arrives, read on the main thread. */
-struct listing {
-	struct inv *v;
-	struct shard *shards;
-	int nshards, started;
-	struct pl_json_items *items;
-	json_t *guests; /* the snapshot's */
-	bool done, bad, unreadable;
-	int err;
-	char *errmsg;
-};
 
 static void
 start_shard(struct listing *l)
@@ -374,11 +385,11 @@ static void
 on_entry(json_t *o, void *arg)
 {
 	struct listing *l = arg;
-	struct inv *v = l->v;
+	struct pl_pve_inv *v = l->v;
 	const char *t = pl_json_str(o, "type");
 	size_t k;
 
-	if (t == NULL || (strcmp(t, "qemu") && strcmp(t, "lxc")))
+	if (v->cancelled || t == NULL || (strcmp(t, "qemu") && strcmp(t, "lxc")))
 		return;
 	/* vmid arrives as a string on old nodes: store it as a number. */
 	if (!json_is_integer(json_object_get(o, "vmid")))
@@ -410,19 +421,38 @@ on_list_body(const char *p, size_t n, void *arg)
 {
 	struct listing *l = arg;
 
+	if (l->v->cancelled)
+		return -1; /* break the transfer off: its end comes sooner */
 	if (pl_json_items_feed(l->items, p, n) != 0)
 		l->unreadable = true;
 	return l->unreadable || l->bad ? -1 : 0;
+}
+
+static void maybe_end(struct pl_pve_inv *v);
+
+static void
+on_progress_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_pve_inv *v = arg;
+
+	(void)fd;
+	(void)what;
+	if (!v->cancelled && v->progress)
+		v->progress(atomic_load(&v->done), requests_total(v), v->parg);
 }
 
 static void
 on_list_done(const struct pl_pve_result *res, void *arg)
 {
 	struct listing *l = arg;
+	struct pl_pve_inv *v = l->v;
 	json_t *doc = pl_json_items_end(l->items);
+	struct timeval every = { 0, 50 * 1000 };
+	struct timespec t2;
 
 	l->items = NULL;
 	l->done = true;
+	v->on_c = false;
 	if (l->bad || l->unreadable ||
 	    (res->err == 0 && !json_is_array(json_object_get(doc, "data")))) {
 		l->err = PL_EPARSE;
@@ -433,123 +463,337 @@ on_list_done(const struct pl_pve_result *res, void *arg)
 		l->errmsg = pl_strdup(res->errmsg ? res->errmsg : pl_strerror(res->err));
 	}
 	json_decref(doc);
+	if (l->err)
+		atomic_store(&v->stop, true);
+	atomic_store(&v->listed, true);
+	clock_gettime(CLOCK_MONOTONIC, &t2);
+	pl_log_debug("inventory: nodes in %.3f s; %zu guests listed in %.3f s (%zu configs "
+		     "wanted, %d of %d threads)", pl_elapsed_s(&v->t0, &v->t1),
+		     json_array_size(l->guests), pl_elapsed_s(&v->t1, &t2),
+		     atomic_load(&v->published), l->started, v->n);
+	/* Progress every 50 ms from now: the caller's own work on answers in
+	 * hand (a sync's recording) starts once the list is in. */
+	if (!v->cancelled) {
+		v->progress_ev = event_new(pl_pve_base(v->c), -1, EV_PERSIST, on_progress_tick, v);
+		event_add(v->progress_ev, &every);
+		poke(v); /* a batch asked for meanwhile */
+	}
+	maybe_end(v);
 }
 
-static int
-inventory(struct pl_pve *c, pl_pve_guest_filter filter, void *farg, pl_pve_progress_cb progress,
-	  pl_pve_guest_cb on_guest, void *arg, size_t *unread_out, json_t **snap,
-	  char **errmsg)
+static void
+orphan_link(struct pl_pve_inv *v, bool add)
 {
-	struct inv v = { .on_guest = on_guest, .parg = arg, .partial = unread_out != NULL,
-			 .filter = filter, .farg = farg };
-	struct shard shards[MAX_SHARDS] = { 0 };
-	struct listing l = { .v = &v, .shards = shards };
-	struct timespec t0, t1, t2;
-	json_t *res = NULL, *nodes, *online, *q, *o;
-	size_t i;
-	int n = 0, r;
+	struct pl_pve_inv **pp;
 
-	*snap = NULL;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	q = json_pack("{s:s}", "type", "node");
-	r = pl_pve_call(c, "GET", "/cluster/resources", q, &res, errmsg);
-	json_decref(q);
-	if (r != 0)
-		return r;
-	if (!json_is_array(res)) {
-		json_decref(res);
-		return pl_seterr(errmsg, PL_EPARSE, "/cluster/resources did not return a list");
+	pthread_mutex_lock(&orphans_lock);
+	if (add) {
+		v->next_orphan = orphans;
+		orphans = v;
+	} else {
+		for (pp = &orphans; *pp; pp = &(*pp)->next_orphan)
+			if (*pp == v) {
+				*pp = v->next_orphan;
+				break;
+			}
 	}
-	v.snap = json_pack("{s:[],s:[],s:[],s:[],s:[]}", PL_SNAP_NODES, PL_SNAP_GUESTS,
-			   PL_SNAP_STORAGES, PL_SNAP_BRIDGES, PL_SNAP_TASKS);
-	nodes = json_object_get(v.snap, PL_SNAP_NODES);
-	online = json_array();
-	v.offline = json_object();
-	json_array_foreach(res, i, o) {
+	pthread_mutex_unlock(&orphans_lock);
+}
+
+/* Everything has answered (or been dropped): workers joined and freed, the
+ * caller told, unless it cancelled. */
+static void
+end(struct pl_pve_inv *v)
+{
+	pl_pve_inventory_cb cb = v->cancelled ? NULL : v->cb;
+	size_t unread = atomic_load(&v->unread);
+	char *msg = NULL;
+	int r = v->l.err;
+
+	v->ended = true;
+	for (int k = 0; k < v->l.started; k++)
+		pthread_join(v->shards[k].thread, NULL);
+	for (int k = 0; k < v->n; k++) {
+		struct item *it, *nx;
+
+		pl_pve_free(v->shards[k].c); /* drops a cancelled worker's requests */
+		for (it = v->shards[k].live; it; it = nx) {
+			nx = it->next;
+			free(it);
+		}
+		if (v->shards[k].base)
+			event_base_free(v->shards[k].base);
+	}
+	for (size_t b = 0; b < MAX_BLOCKS && v->todo[b]; b++)
+		free(v->todo[b]);
+	if (v->progress_ev)
+		event_free(v->progress_ev);
+	event_free(v->wake_ev);
+	close(v->pipe[0]);
+	close(v->pipe[1]);
+	if (cb && v->progress && v->snap)
+		v->progress(atomic_load(&v->done), requests_total(v), v->parg);
+	if (r)
+		msg = pl_strdup(v->l.errmsg);
+	else if (v->err) {
+		r = v->err;
+		msg = pl_strdup(v->errmsg);
+	}
+	if (cb)
+		cb(r, r ? NULL : v->snap, unread, msg, v->cb_arg);
+	if (v->cancelled)
+		orphan_link(v, false);
+	free(msg);
+	free(v->l.errmsg);
+	if (v->l.items)
+		json_decref(pl_json_items_end(v->l.items));
+	json_decref(v->snap);
+	json_decref(v->online);
+	json_decref(v->offline);
+	free(v->names);
+	free(v->errmsg);
+	pthread_mutex_destroy(&v->lock);
+	free(v);
+}
+
+/* End once the list is in (or never came) and every worker has ended. */
+static void
+maybe_end(struct pl_pve_inv *v)
+{
+	int left;
+
+	if (v->ended || v->on_c)
+		return;
+	pthread_mutex_lock(&v->lock);
+	left = v->shards_left;
+	pthread_mutex_unlock(&v->lock);
+	if (left == 0)
+		end(v);
+}
+
+/* A worker ended, or a pl_pve_guest_cb asked for progress, or a cancel. */
+static void
+on_wake(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_pve_inv *v = arg;
+	char junk[64];
+	bool wake;
+	int left;
+
+	(void)what;
+	while (read(fd, junk, sizeof(junk)) > 0)
+		;
+	/* a batch asked for while the list arrives waits for its end, as the
+	 * caller's work may (a sync's write begins after its checkpoint) */
+	pthread_mutex_lock(&v->lock);
+	wake = v->wake && v->l.done;
+	if (wake)
+		v->wake = false;
+	left = v->shards_left;
+	pthread_mutex_unlock(&v->lock);
+	if (wake && left > 0 && !v->cancelled && v->progress)
+		v->progress(atomic_load(&v->done), requests_total(v), v->parg);
+	maybe_end(v);
+}
+
+static void
+fail_early(struct pl_pve_inv *v, int err, const char *msg)
+{
+	v->l.err = err;
+	v->l.errmsg = pl_strdup(msg ? msg : pl_strerror(err));
+	maybe_end(v);
+}
+
+/* The nodes are in: make the workers, start the first on the nodes while the
+ * guest list arrives on the caller's loop. */
+static void
+on_nodes(const struct pl_pve_result *res, void *arg)
+{
+	struct pl_pve_inv *v = arg;
+	json_t *nodes, *q, *o;
+	char *errmsg = NULL;
+	size_t i;
+	int n;
+
+	v->on_c = false;
+	if (v->cancelled) {
+		maybe_end(v);
+		return;
+	}
+	if (res->err) {
+		fail_early(v, res->err, res->errmsg);
+		return;
+	}
+	if (!json_is_array(res->data)) {
+		fail_early(v, PL_EPARSE, "/cluster/resources did not return a list");
+		return;
+	}
+	v->snap = json_pack("{s:[],s:[],s:[],s:[],s:[]}", PL_SNAP_NODES, PL_SNAP_GUESTS,
+			    PL_SNAP_STORAGES, PL_SNAP_BRIDGES, PL_SNAP_TASKS);
+	nodes = json_object_get(v->snap, PL_SNAP_NODES);
+	v->online = json_array();
+	v->offline = json_object();
+	json_array_foreach(res->data, i, o) {
 		if (strcmp(pl_json_str_or(o, "type", ""), "node") || pl_json_str(o, "node") == NULL)
 			continue;
 		json_array_append(nodes, o);
 		if (!strcmp(pl_json_str_or(o, "status", "online"), "online"))
-			json_array_append(online, o);
+			json_array_append(v->online, o);
 		else
-			json_object_set_new(v.offline, pl_json_str(o, "node"), json_true());
+			json_object_set_new(v->offline, pl_json_str(o, "node"), json_true());
 	}
-	json_decref(res);
-	pthread_mutex_init(&v.lock, NULL);
-	pthread_cond_init(&v.finished, NULL);
-	v.nodes = online;
-	v.names = pl_calloc(json_array_size(online) + 1, sizeof(*v.names));
-	json_array_foreach(online, i, o)
-		v.names[i] = pl_json_str(o, "node");
+	v->nodes = v->online;
+	v->names = pl_calloc(json_array_size(v->online) + 1, sizeof(*v->names));
+	json_array_foreach(v->online, i, o)
+		v->names[i] = pl_json_str(o, "node");
 	n = pl_pve_threads() < MAX_SHARDS ? pl_pve_threads() : MAX_SHARDS;
 	for (int k = 0; k < n; k++) {
 		struct event_config *cfg = event_config_new();
+		struct shard *sh = &v->shards[k];
+		int r;
 
-		shards[k].inv = &v;
-		shards[k].k = k;
+		sh->inv = v;
+		sh->k = k;
 		/* epoll changes batched per loop turn: a connection's event removed
 		 * and added back in one turn costs no system call. */
 		event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-		shards[k].base = event_base_new_with_config(cfg);
+		sh->base = event_base_new_with_config(cfg);
 		event_config_free(cfg);
-		if (shards[k].base == NULL)
+		if (sh->base == NULL)
 			pl_die("cannot create an event loop");
-		if ((r = pl_pve_clone(c, shards[k].base, n, &shards[k].c, errmsg)) != 0)
-			goto out;
+		v->n = k + 1;
+		if ((r = pl_pve_clone(v->c, sh->base, n, &sh->c, &errmsg)) != 0) {
+			fail_early(v, r, errmsg);
+			free(errmsg);
+			return;
+		}
 	}
-	l.nshards = n;
-	l.guests = json_object_get(v.snap, PL_SNAP_GUESTS);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	/* The first worker starts on the nodes while the guest list arrives. */
-	start_shard(&l);
-	l.items = pl_json_items_new(on_entry, &l);
+	v->l.nshards = n;
+	v->l.guests = json_object_get(v->snap, PL_SNAP_GUESTS);
+	clock_gettime(CLOCK_MONOTONIC, &v->t1);
+	start_shard(&v->l);
+	v->l.items = pl_json_items_new(on_entry, &v->l);
 	q = json_pack("{s:s}", "type", "vm");
-	pl_pve_request_stream(c, "GET", "/cluster/resources", q, on_list_body, on_list_done, &l);
+	v->on_c = true;
+	pl_pve_request_stream(v->c, "GET", "/cluster/resources", q, on_list_body, on_list_done,
+			      &v->l);
 	json_decref(q);
-	while (!l.done)
+}
+
+static struct pl_pve_inv *
+inventory_start(struct pl_pve *c, const struct pl_pve_inventory_opts *o, pl_pve_inventory_cb cb,
+		void *arg)
+{
+	struct pl_pve_inv *v = pl_calloc(1, sizeof(*v));
+	json_t *q;
+
+	v->c = c;
+	v->filter = o->filter;
+	v->farg = o->farg;
+	v->progress = o->progress;
+	v->on_guest = o->on_guest;
+	v->parg = o->arg;
+	v->partial = o->partial;
+	v->cb = cb;
+	v->cb_arg = arg;
+	v->l.v = v;
+	v->l.shards = v->shards;
+	pthread_mutex_init(&v->lock, NULL);
+	if (pipe2(v->pipe, O_NONBLOCK | O_CLOEXEC) != 0)
+		pl_die("cannot make a pipe: %s", strerror(errno));
+	v->wake_ev = event_new(pl_pve_base(c), v->pipe[0], EV_READ | EV_PERSIST, on_wake, v);
+	event_add(v->wake_ev, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &v->t0);
+	q = json_pack("{s:s}", "type", "node");
+	v->on_c = true;
+	pl_pve_request(c, "GET", "/cluster/resources", q, on_nodes, v);
+	json_decref(q);
+	return v;
+}
+
+struct pl_pve_inv *
+pl_pve_inventory_start(struct pl_pve *c, const struct pl_pve_inventory_opts *o,
+		       pl_pve_inventory_cb cb, void *arg)
+{
+	return inventory_start(c, o, cb, arg);
+}
+
+void
+pl_pve_inventory_cancel(struct pl_pve_inv *v)
+{
+	if (v == NULL || v->cancelled || v->ended)
+		return;
+	v->cancelled = true;
+	atomic_store(&v->stop, true);
+	atomic_store(&v->cancel, true);
+	atomic_store(&v->listed, true);
+	orphan_link(v, true);
+	poke(v); /* the end comes from the loop, never inside this call */
+}
+
+struct inv_wait {
+	bool done;
+	int err;
+	json_t *snap;
+	size_t unread;
+	char *msg;
+};
+
+static void
+inv_waited(int err, json_t *snap, size_t unread, const char *errmsg, void *arg)
+{
+	struct inv_wait *w = arg;
+
+	w->done = true;
+	w->err = err;
+	w->snap = json_incref(snap);
+	w->unread = unread;
+	w->msg = err ? pl_strdup(errmsg ? errmsg : pl_strerror(err)) : NULL;
+}
+
+/* The blocking form: the caller's loop run until the callback. */
+static int
+inventory_wait(struct pl_pve *c, const struct pl_pve_inventory_opts *o, size_t *unread,
+	       json_t **snap, char **errmsg)
+{
+	struct inv_wait w = { 0 };
+
+	*snap = NULL;
+	inventory_start(c, o, inv_waited, &w);
+	while (!w.done)
 		if (event_base_loop(pl_pve_base(c), EVLOOP_ONCE) != 0)
 			break;
-	if (!l.done)
-		pl_die("the guest list stalled: the event loop has nothing left to wait for");
-	if (l.err)
-		atomic_store(&v.stop, true);
-	atomic_store(&v.listed, true);
-	clock_gettime(CLOCK_MONOTONIC, &t2);
-	pl_log_debug("inventory: nodes in %.3f s; %zu guests listed in %.3f s (%zu configs "
-		     "wanted, %d of %d threads)", pl_elapsed_s(&t0, &t1),
-		     json_array_size(l.guests), pl_elapsed_s(&t1, &t2),
-		     atomic_load(&v.published), l.started, n);
-	wait_shards(&v, progress, arg);
-	r = l.err;
-	if (r)
-		pl_seterr(errmsg, r, "%s", l.errmsg);
-out:
-	for (int k = 0; k < l.started; k++)
-		pthread_join(shards[k].thread, NULL);
-	for (int k = 0; k < n; k++) {
-		pl_pve_free(shards[k].c);
-		if (shards[k].base)
-			event_base_free(shards[k].base);
+	if (!w.done) /* the pipe's event is always there: a programmer error */
+		pl_die("the inventory stalled: the event loop has nothing left to wait for");
+	if (unread)
+		*unread = w.unread;
+	if (w.err) {
+		pl_seterr(errmsg, w.err, "%s", w.msg);
+		free(w.msg);
+		return w.err;
 	}
-	for (size_t b = 0; b < MAX_BLOCKS && v.todo[b]; b++)
-		free(v.todo[b]);
-	free(l.errmsg);
-	json_decref(online);
-	json_decref(v.offline);
-	free(v.names);
-	pthread_cond_destroy(&v.finished);
-	pthread_mutex_destroy(&v.lock);
-	if (r == 0 && v.err)
-		r = pl_seterr(errmsg, v.err, "%s", v.errmsg);
-	if (unread_out)
-		*unread_out = atomic_load(&v.unread);
-	free(v.errmsg);
-	if (r != 0) {
-		json_decref(v.snap);
-		return r;
-	}
-	*snap = v.snap;
+	*snap = w.snap;
 	return 0;
+}
+
+int
+pl_pve_inventory(struct pl_pve *c, pl_pve_progress_cb progress, pl_pve_guest_cb on_guest,
+		 void *arg, size_t *unread, json_t **snap, char **errmsg)
+{
+	struct pl_pve_inventory_opts o = { .progress = progress, .on_guest = on_guest, .arg = arg,
+					   .partial = unread != NULL };
+
+	return inventory_wait(c, &o, unread, snap, errmsg);
+}
+
+int
+pl_pve_inventory_some(struct pl_pve *c, pl_pve_guest_filter filter, void *farg,
+		      pl_pve_progress_cb progress, void *arg, json_t **snap, char **errmsg)
+{
+	struct pl_pve_inventory_opts o = { .filter = filter, .farg = farg, .progress = progress,
+					   .arg = arg };
+
+	return inventory_wait(c, &o, NULL, snap, errmsg);
 }
 
 const json_t *

@@ -32,7 +32,8 @@ typedef bool (*pl_pve_guest_cb)(json_t *guest, void *arg);
 #define PL_PVE_UNREAD_GONE "not found"
 
 /* Fetch the snapshot {"nodes","guests","storages","bridges","tasks"} (new
- * reference). Runs the client's loop until everything has answered.
+ * reference). pl_pve_inventory_start with the client's loop run until it
+ * ends (for the CLI).
  * progress and on_guest may be NULL; both get arg. A guest whose config
  * cannot be read now is in the snapshot, and passed to on_guest, without
  * "config" and with "_unread" set to one of the reasons above; *unread
@@ -48,6 +49,29 @@ typedef bool (*pl_pve_guest_filter)(const json_t *resource, void *arg);
  * read is an error here. */
 int pl_pve_inventory_some(struct pl_pve *c, pl_pve_guest_filter filter, void *farg,
 			  pl_pve_progress_cb progress, void *arg, json_t **snap, char **errmsg);
+
+/* The same on the caller's loop (the client's event_base): the call returns
+ * at once, every step is a callback there, and the workers' threads hand their
+ * results back to it; nothing waits on it. */
+struct pl_pve_inv;
+struct pl_pve_inventory_opts {
+	pl_pve_guest_filter filter; /* NULL: every guest's config */
+	void *farg;
+	pl_pve_progress_cb progress; /* from 50 ms after the list is in, on the loop */
+	pl_pve_guest_cb on_guest;
+	void *arg;                   /* for progress and on_guest */
+	bool partial; /* a sync: a config not read is marked "_unread", not an error */
+};
+/* Called once, on the loop, at the end: snap (borrowed; NULL on error) as
+ * pl_pve_inventory returns it, and errmsg (borrowed) when err is not 0. */
+typedef void (*pl_pve_inventory_cb)(int err, json_t *snap, size_t unread, const char *errmsg,
+				    void *arg);
+struct pl_pve_inv *pl_pve_inventory_start(struct pl_pve *c, const struct pl_pve_inventory_opts *o,
+					  pl_pve_inventory_cb cb, void *arg);
+/* Stop: no more callbacks (cb, progress, on_guest once the workers see it);
+ * what is in flight is dropped, and the handle freed from the loop once the
+ * answer already due on c has come. Only before cb, on the loop's thread. */
+void pl_pve_inventory_cancel(struct pl_pve_inv *h);
 
 /* Resolve GUEST (a vmid or a name) against /cluster/resources entries:
  * the entry (borrowed) or NULL. Several guests with the same name: NULL with

@@ -359,3 +359,35 @@ def test_first_steps_without_a_config_or_state(tmp_path):
     r = run("rollback", cwd=str(tmp_path))
     assert r.rc == 0 and "No apply runs recorded yet." in r.out
     assert not (tmp_path / ".pvelab").exists()
+
+
+def test_resize_refused_by_a_lock_is_retried(tmp_path):
+    # Every guest-changing call may time out on the guest's lock file: a
+    # resize refused so must be sent again, the same disk, never skipped
+    # for the next one (issue 16). -j 1 and a fixed seed: one repeatable
+    # order of calls, in which resizes are refused.
+    lab = Lab(tmp_path, "--faults", "lockwait=0.35", "--rng-seed", "3", "--lock-wait-ms", "20")
+    try:
+        cfg = "guests:\n" + "".join(
+            f"  - name: r{i}\n    memory: 256\n"
+            f"    disks: [{{storage: local-lvm, size: 2G}}, {{storage: local-lvm, size: 3G}}]\n"
+            for i in range(6))
+        lab.write(cfg)
+        for _ in range(4):  # the creates ride out the same faults
+            if lab.pvelab("apply", "--yes", "-j", "1").rc == 0:
+                break
+        converged(lab)
+        lab.write(cfg.replace("size: 2G", "size: 5G").replace("size: 3G", "size: 7G"))
+        r = lab.pvelab("-v", "apply", "--yes", "-j", "1")
+        assert r.rc == 0, r
+        assert "resize failed" in r.err and "retrying" in r.err, r.err  # the case under test
+        for g in lab.guests():
+            if not g["name"].startswith("r"):
+                continue
+            conf = lab.api("GET", f"/nodes/{g['node']}/qemu/{g['vmid']}/config")
+            disks = sorted(v for k, v in conf.items() if k.startswith("scsi") and "size=" in v)
+            sizes = sorted(v.split("size=")[1].split(",")[0] for v in disks)
+            assert sizes == ["5G", "7G"], (g["name"], conf)
+        converged(lab)
+    finally:
+        lab.close()
