@@ -154,6 +154,9 @@ pl_proxy_config_new(const char *state_dir)
 	c->listen = pl_strdup(PL_PROXY_DEFAULT_LISTEN);
 	c->state_dir = pl_strdup(state_dir);
 	c->grace = 10;
+	c->max_conns = PL_PROXY_MAX_CONNS;
+	c->idle_timeout = PL_PROXY_IDLE_TIMEOUT;
+	c->handshake_timeout = PL_PROXY_HANDSHAKE_TIMEOUT;
 	return c;
 }
 
@@ -284,6 +287,10 @@ pl_proxy_config_from_json(const json_t *proxy, const char *basedir, const char *
 	if ((s = pl_json_str(proxy, "name")) != NULL)
 		c->name = pl_strdup(s);
 	c->grace = (int)pl_json_int(proxy, "grace", 10);
+	c->max_conns = (int)pl_json_int(proxy, "max_connections", PL_PROXY_MAX_CONNS);
+	c->idle_timeout = (int)pl_json_int(proxy, "idle_timeout", PL_PROXY_IDLE_TIMEOUT);
+	c->handshake_timeout = (int)pl_json_int(proxy, "handshake_timeout",
+	                                        PL_PROXY_HANDSHAKE_TIMEOUT);
 	targets = json_object_get(proxy, "targets");
 	json_array_foreach(targets, i, v)
 	{

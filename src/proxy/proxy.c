@@ -46,6 +46,8 @@ struct listener {
 	struct pl_proxy *p;
 	char *addr;
 	struct evconnlistener *lev;
+	struct event *resume; /* re-enables lev after running out of descriptors */
+	time_t logged;        /* when that was last logged */
 	size_t *targets; /* indices into p->rt->cfg->targets */
 	size_t ntargets;
 	struct listener *next;
@@ -78,6 +80,8 @@ struct conn {
 	const char *error; /* why the relay failed: which side */
 	uint64_t bytes_up, bytes_down;
 	struct timeval start;
+	struct event *deadline; /* handshake and first request head, from accept */
+	uint64_t idle_mark;     /* bytes moved when the idle timer last fired */
 	struct pl_buf head; /* what the client sent before there was a relay */
 	enum relay_state rs;
 	long long body_left;
@@ -96,6 +100,7 @@ struct pl_proxy {
 	struct event *ev_int, *ev_term, *ev_hup, *ev_usr1, *ev_grace;
 	bool stopping;
 	struct pl_proxy_stats st;
+	time_t cap_logged; /* when refusing over max_conns was last logged */
 	char scratch[RELAY_CHUNK]; /* the relay's one read buffer, shared by all */
 };
 
@@ -443,6 +448,8 @@ conn_finish(struct conn *c, const char *why)
 	p->st.active--;
 	if (c->dns)
 		evdns_getaddrinfo_cancel(c->dns);
+	if (c->deadline)
+		event_free(c->deadline);
 	pl_proxy_side_release(&c->up);
 	pl_proxy_side_release(&c->down);
 	pl_buf_release(&c->head);
@@ -940,6 +947,17 @@ down_cb(evutil_socket_t fd, short what, void *arg)
 
 	pl_proxy_side_wake(&c->down, what);
 	if (c->up_ready) {
+		if (what == EV_TIMEOUT) {
+			/* A quiet client side is fine while bytes flow the other way. */
+			uint64_t moved = c->bytes_up + c->bytes_down;
+
+			if (moved == c->idle_mark) {
+				c->p->st.timed_out++;
+				conn_finish(c, "idle");
+				return;
+			}
+			c->idle_mark = moved;
+		}
 		relay_run(c);
 	} else if (what & EV_TIMEOUT) {
 		if (!c->down_ready) {
@@ -989,6 +1007,24 @@ client_hello_cb(SSL *ssl, int *al, void *arg)
 	return SSL_CLIENT_HELLO_SUCCESS;
 }
 
+/* The one deadline for the handshake and the first request head: a client
+ * that drips bytes does not restart it. Once routed, the relay's own
+ * timeouts apply. */
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->target >= 0 && !c->failed)
+		return;
+	c->p->st.timed_out++;
+	if (!c->down_ready)
+		c->p->st.tls_failed++;
+	pl_log_debug("proxy: %s: no %s in time (proxy.handshake_timeout)", c->client,
+	             c->down_ready ? "request" : "TLS handshake");
+	conn_finish(c, !c->down_ready ? NULL : c->failed ? c->fail_reason : "no request");
+}
+
 static void
 accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
@@ -997,10 +1033,23 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
 	struct conn *c;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	struct timeval tv = {HANDSHAKE_TIMEOUT, 0};
+	struct timeval tv = {p->rt->cfg->handshake_timeout > 0 ? p->rt->cfg->handshake_timeout
+	                                                       : HANDSHAKE_TIMEOUT, 0};
+	struct timeval idle = {p->rt->cfg->idle_timeout > 0 ? p->rt->cfg->idle_timeout
+	                                                      : PL_PROXY_IDLE_TIMEOUT, 0};
+	int cap = p->rt->cfg->max_conns > 0 ? p->rt->cfg->max_conns : PL_PROXY_MAX_CONNS;
 	SSL *ssl;
 
-	if (p->stopping || (ssl = SSL_new(p->down_ctx)) == NULL) {
+	if (!p->stopping && p->st.active >= (uint64_t)cap) {
+		p->st.over_cap++;
+		if (time(NULL) - p->cap_logged >= 60) {
+			p->cap_logged = time(NULL);
+			pl_log_warn("proxy: %d connections open (proxy.max_connections); closing new "
+			            "ones until some end", cap);
+		}
+	}
+	if (p->stopping || p->st.active >= (uint64_t)cap ||
+	    (ssl = SSL_new(p->down_ctx)) == NULL) {
 		evutil_closesocket(fd);
 		return;
 	}
@@ -1032,19 +1081,50 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
 	SSL_set_accept_state(ssl);
 	nodelay(fd);
 	if (SSL_set_fd(ssl, fd) != 1 ||
-	    (c->down.ev = event_new(p->base, fd, SIDE_EVENTS, down_cb, c)) == NULL) {
+	    (c->down.ev = event_new(p->base, fd, SIDE_EVENTS, down_cb, c)) == NULL ||
+	    (c->deadline = evtimer_new(p->base, deadline_cb, c)) == NULL) {
 		conn_finish(c, NULL);
 		return;
 	}
-	event_add(c->down.ev, &tv);
+	/* down.ev's timeout restarts with every event: it is the idle timer */
+	event_add(c->down.ev, &idle);
+	evtimer_add(c->deadline, &tv);
 }
 
 static void
+resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	evconnlistener_enable(l->lev);
+}
+
+/* Out of descriptors, accept fails at once every time the listener is
+ * readable: pause it for a second instead of spinning (and logging) on it. */
+static void
 accept_error_cb(struct evconnlistener *lev, void *arg)
 {
+	struct listener *l = arg;
 	int e = EVUTIL_SOCKET_ERROR();
+	struct timeval pause = {1, 0};
+	bool starved = e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
 
-	pl_log_error("proxy: accept failed: %s", evutil_socket_error_to_string(e));
+	if (!starved || time(NULL) - l->logged >= 60) {
+		l->logged = time(NULL);
+		pl_log_error("proxy: accept on %s failed: %s%s", l->addr,
+		             evutil_socket_error_to_string(e),
+		             starved ? " (pausing the listener; raise ulimit -n or lower "
+		                       "proxy.max_connections)" : "");
+	}
+	if (!starved)
+		return;
+	l->p->st.accept_paused++;
+	if (l->resume == NULL)
+		l->resume = evtimer_new(l->p->base, resume_cb, l);
+	if (l->resume) {
+		evconnlistener_disable(lev);
+		evtimer_add(l->resume, &pause);
+	}
 }
 
 /* ---- listeners and reload ---- */
@@ -1054,6 +1134,8 @@ listener_free(struct listener *l)
 {
 	if (l == NULL)
 		return;
+	if (l->resume)
+		event_free(l->resume);
 	if (l->lev)
 		evconnlistener_free(l->lev);
 	free(l->addr);
@@ -1229,13 +1311,16 @@ on_usr1(evutil_socket_t sig, short what, void *arg)
 
 	pl_log_info("proxy: stats accepted=%llu active=%llu completed=%llu tls_failed=%llu "
 	            "unrouted=%llu connect_failed=%llu verify_failed=%llu pin_mismatch=%llu "
-	            "error_pages=%llu bytes_up=%llu bytes_down=%llu reloads=%llu",
+	            "error_pages=%llu bytes_up=%llu bytes_down=%llu reloads=%llu over_cap=%llu "
+	            "timed_out=%llu accept_paused=%llu",
 	            (unsigned long long)st->accepted, (unsigned long long)st->active,
 	            (unsigned long long)st->completed, (unsigned long long)st->tls_failed,
 	            (unsigned long long)st->unrouted, (unsigned long long)st->connect_failed,
 	            (unsigned long long)st->verify_failed, (unsigned long long)st->pin_mismatch,
 	            (unsigned long long)st->error_pages, (unsigned long long)st->bytes_up,
-	            (unsigned long long)st->bytes_down, (unsigned long long)st->reloads);
+	            (unsigned long long)st->bytes_down, (unsigned long long)st->reloads,
+	            (unsigned long long)st->over_cap, (unsigned long long)st->timed_out,
+	            (unsigned long long)st->accept_paused);
 }
 
 static void

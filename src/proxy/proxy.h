@@ -35,12 +35,19 @@ struct pl_proxy_target {
 };
 
 /* The whole proxy configuration (CLI flags or the `proxy:` section). */
+#define PL_PROXY_MAX_CONNS 512     /* default pl_proxy_config.max_conns */
+#define PL_PROXY_IDLE_TIMEOUT 300  /* default pl_proxy_config.idle_timeout */
+#define PL_PROXY_HANDSHAKE_TIMEOUT 30 /* default pl_proxy_config.handshake_timeout */
+
 struct pl_proxy_config {
 	char *listen;      /* the shared listener */
 	char *name;        /* leaf name for clients that send no SNI (else the local IP) */
 	char *state_dir;   /* local CA and pins live here */
 	char *config_path; /* YAML file to reload on SIGHUP, or NULL (CLI flags) */
 	int grace;         /* seconds open connections get on shutdown */
+	int max_conns;     /* open client connections; more are closed at accept */
+	int idle_timeout;  /* seconds a relay may move no byte before it is closed */
+	int handshake_timeout; /* seconds from accept to a routed request */
 	struct pl_proxy_target **targets;
 	size_t ntargets;
 };
@@ -59,6 +66,9 @@ struct pl_proxy_stats {
 	uint64_t bytes_up;       /* client -> controller */
 	uint64_t bytes_down;     /* controller -> client */
 	uint64_t reloads;
+	uint64_t over_cap;       /* closed at accept: max_conns open already */
+	uint64_t timed_out;      /* no request head within the handshake deadline, or idle */
+	uint64_t accept_paused;  /* listeners paused for want of file descriptors */
 };
 
 /* Parse "https://HOST[:PORT]" into host (caller frees) and port. */
