@@ -776,6 +776,10 @@ up_handshake(struct conn *c, short what)
 	ERR_clear_error(); /* SSL_get_error needs an empty queue; verification may leave some */
 	c->up_ready = true;
 	event_remove_timer(c->up.ev);
+	/* from now on down.ev's timeout (restarted by each event) is the idle timer */
+	event_add(c->down.ev, &(struct timeval){c->rt->cfg->idle_timeout > 0
+	                                                ? c->rt->cfg->idle_timeout
+	                                                : PL_PROXY_IDLE_TIMEOUT, 0});
 	if (t->insecure)
 		pl_log_warn("proxy: target '%s': relaying WITHOUT verifying the upstream "
 		            "certificate (insecure: true)",
@@ -1086,7 +1090,6 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
 		conn_finish(c, NULL);
 		return;
 	}
-	/* down.ev's timeout restarts with every event: it is the idle timer */
 	event_add(c->down.ev, &idle);
 	evtimer_add(c->deadline, &tv);
 }

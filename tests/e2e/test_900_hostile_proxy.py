@@ -1,0 +1,195 @@
+"""Hostile clients of `pvelab proxy` (issue 17 item 4): descriptor
+exhaustion, a ClientHello dripped a byte at a time, more connections than the
+cap, a relay left idle. The proxy must stay responsive, bounded and quiet."""
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN
+from test_300_proxy import env, free_port, wait_port  # noqa: F401 (fixture)
+
+
+class LoggedProxy:
+    """`pvelab -c CFG proxy` with its log in a file; stats() asks it for its
+    counters (SIGUSR1) and waits for the answer."""
+
+    def __init__(self, env, tmp_path, extra, prefix=()):  # noqa: F811
+        self.port = free_port()
+        self.cfg = tmp_path / "pvelab.yaml"
+        self.cfg.write_text(f"""proxy:
+  listen: 127.0.0.1:{self.port}
+{extra}  targets:
+    - name: idrac
+      upstream: https://127.0.0.1:{env['echo']}
+      hostnames: [idrac.test]
+      ca_file: {env['ca']}
+      verify_at: 2019-01-01
+""")
+        self.log = tmp_path / "proxy.log"
+        self.logf = open(self.log, "w")
+        self.p = subprocess.Popen([*prefix, BIN, "-c", str(self.cfg), "proxy"],
+                                  stdout=subprocess.DEVNULL, stderr=self.logf, env=env["env"])
+        wait_port(self.port, self.p)
+
+    def text(self):
+        return self.log.read_text()
+
+    def stats(self, timeout=30):
+        n = self.text().count("proxy: stats ")
+        self.p.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while self.text().count("proxy: stats ") == n:
+            assert time.monotonic() < deadline, "no stats line: the proxy does not answer"
+            time.sleep(0.05)
+        line = [l for l in self.text().splitlines() if "proxy: stats " in l][-1]
+        return dict(kv.split("=") for kv in line.split("proxy: stats ")[1].split())
+
+    def wait_stat(self, key, pred, timeout=30):
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.stats()
+            if pred(int(st[key])):
+                return st
+            assert time.monotonic() < deadline, st
+            time.sleep(0.1)
+
+    def stop(self):
+        if self.p.poll() is None:
+            self.p.send_signal(signal.SIGTERM)
+        try:
+            self.p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+        self.logf.close()
+        return self.p.returncode
+
+
+def relay(env, port):  # noqa: F811
+    """A TLS connection through the proxy to the echo peer, past its hello."""
+    ctx = ssl.create_default_context(cafile=env["pvelab_ca"])
+    t = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=20),
+                        server_hostname="idrac.test")
+    got = b""
+    while not got.endswith(b"hello\n"):
+        d = t.recv(100)
+        assert d, got
+        got += d
+    return t
+
+
+def tls_get(env, port):  # noqa: F811
+    with relay(env, port) as t:
+        t.sendall(b"ping\n")
+        return t.recv(100)
+
+
+def closed_within(s, seconds):
+    """Whether the peer closes s within seconds (reading whatever comes)."""
+    s.settimeout(0.2)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if s.recv(4096) == b"":
+                return True
+        except socket.timeout:
+            continue
+        except OSError:
+            return True
+    return False
+
+
+def test_descriptor_exhaustion_pauses_instead_of_spinning(env, tmp_path):  # noqa: F811
+    px = LoggedProxy(env, tmp_path, "", prefix=("prlimit", "--nofile=40"))
+    socks = []
+    try:
+        for _ in range(60):
+            socks.append(socket.create_connection(("127.0.0.1", px.port), timeout=5))
+        px.wait_stat("accept_paused", lambda v: v >= 2)
+        # one log line for the whole episode, not one per failed accept
+        assert px.text().count("accept on ") == 1, px.text()[:2000]
+        assert "pausing the listener" in px.text()
+        for s in socks:
+            s.close()
+        socks = []
+        # once descriptors are free the listener takes connections again
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert tls_get(env, px.port) == b"ping\n"
+                break
+            except (OSError, ssl.SSLError):
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+    finally:
+        for s in socks:
+            s.close()
+        assert px.stop() == 0
+
+
+def test_dripped_client_hello_hits_one_deadline(env, tmp_path):  # noqa: F811
+    px = LoggedProxy(env, tmp_path, "  handshake_timeout: 2\n")
+    hello = bytes.fromhex("16030100c8010000c40303") + os.urandom(32) + b"\x00" * 150
+    try:
+        s = socket.create_connection(("127.0.0.1", px.port), timeout=5)
+        s.settimeout(0.3)
+        deadline = time.monotonic() + 30
+        closed = False
+        for b in hello:  # a byte every 0.3 s: each one restarted the old timeout
+            try:
+                s.sendall(bytes([b]))
+                if s.recv(1) == b"":
+                    closed = True
+                    break
+            except socket.timeout:
+                pass
+            except OSError:
+                closed = True
+                break
+            assert time.monotonic() < deadline, "still open: the deadline restarts on every byte"
+        assert closed
+        s.close()
+        assert int(px.stats()["timed_out"]) == 1
+    finally:
+        assert px.stop() == 0
+
+
+def test_connection_cap(env, tmp_path):  # noqa: F811
+    px = LoggedProxy(env, tmp_path, "  max_connections: 3\n")
+    socks = []
+    try:
+        px.wait_stat("active", lambda v: v == 0)  # wait_port's probe has gone
+        for _ in range(3):
+            socks.append(socket.create_connection(("127.0.0.1", px.port), timeout=5))
+        px.wait_stat("active", lambda v: v == 3)
+        extra = socket.create_connection(("127.0.0.1", px.port), timeout=5)
+        assert closed_within(extra, 10)
+        extra.close()
+        assert int(px.stats()["over_cap"]) == 1
+        assert "connections open (proxy.max_connections)" in px.text()
+        for s in socks:
+            s.close()
+        px.wait_stat("active", lambda v: v == 0)
+        assert tls_get(env, px.port) == b"ping\n"
+    finally:
+        for s in socks:
+            s.close()
+        assert px.stop() == 0
+
+
+def test_idle_relay_is_closed(env, tmp_path):  # noqa: F811
+    px = LoggedProxy(env, tmp_path, "  idle_timeout: 1\n")
+    try:
+        s = relay(env, px.port)
+        s.sendall(b"ping\n")
+        assert s.recv(100) == b"ping\n"
+        assert closed_within(s, 20)
+        s.close()
+        assert "end=idle" in px.text()
+    finally:
+        assert px.stop() == 0
