@@ -979,8 +979,25 @@ down_cb(evutil_socket_t fd, short what, void *arg)
 	/* else the upstream is on its way; its handshake starts the relay */
 }
 
+/* Whether the CA may issue a leaf for an SNI name: a target's name, one of
+ * its hostnames or its controller's host, the configured name (--name), or
+ * the address the client reached. */
+static bool
+may_issue(const struct conn *c, const char *name)
+{
+	const struct pl_proxy_config *cfg = c->rt->cfg;
+
+	if (!strcasecmp(name, c->local_ip) || (cfg->name && !strcasecmp(cfg->name, name)))
+		return true;
+	for (size_t i = 0; i < cfg->ntargets; i++)
+		if (name_matches(cfg->targets[i], name) || !strcasecmp(cfg->targets[i]->host, name))
+			return true;
+	return false;
+}
+
 /* Choose the downstream certificate: the SNI name, else the configured name
- * (with the local address as a second name), else the local address. */
+ * (with the local address as a second name), else the local address. A name
+ * the proxy does not serve gets no certificate (unrecognized_name). */
 static int
 client_hello_cb(SSL *ssl, int *al, void *arg)
 {
@@ -994,6 +1011,13 @@ client_hello_cb(SSL *ssl, int *al, void *arg)
 		return SSL_CLIENT_HELLO_ERROR;
 	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &len) == 1)
 		pl_proxy_sni_parse(ext, len, c->sni, sizeof(c->sni));
+	if (c->sni[0] && !may_issue(c, c->sni)) {
+		c->p->st.unrouted++;
+		pl_log_debug("proxy: %s: SNI '%s' is not a configured name; refused", c->client,
+		             c->sni);
+		*al = SSL_AD_UNRECOGNIZED_NAME;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
 	if (c->sni[0]) {
 		name = c->sni;
 	} else if (c->rt->cfg->name) {
@@ -1409,7 +1433,7 @@ pl_proxy_serve(struct pl_proxy_config *cfg, char **errmsg)
 	                                     EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (p->dns == NULL)
 		p->dns = evdns_base_new(p->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-	if ((r = pl_proxy_ca_open(cfg->state_dir, &p->ca, errmsg)) != 0) {
+	if ((r = pl_proxy_ca_open(cfg, &p->ca, errmsg)) != 0) {
 		pl_proxy_config_free(cfg);
 		goto out;
 	}

@@ -127,6 +127,8 @@ class Proxy:
         argv = [BIN, "proxy", *args]
         if "--listen" not in args and "-c" not in args:
             argv += ["--listen", f"127.0.0.1:{self.port}"]
+        if "--name" not in args and "-c" not in args:
+            argv += ["--name", "idrac.test"]  # the name clients use; others get no certificate
         self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True, env=env["env"], cwd=cwd)
         wait_port(self.port, self.p)
@@ -553,15 +555,16 @@ def test_own_listener_and_failed_reload_keeps_serving(env, tmp_path):
                             stderr=subprocess.PIPE, text=True, env=env["env"])
     try:
         wait_port(own, proc)
-        # its own listener takes any name; nothing listens on the unused shared one
-        rc, out, err = curl(env, own, name="whatever.test")
+        # its own listener takes a client without SNI; nothing listens on the unused
+        # shared one (a name it does not serve is refused: test_900_hostile_proxy)
+        rc, out, err = curl(env, own, name=None)
         assert out.startswith("HTTP/1.0 200"), (err, out[:200])
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", shared), timeout=1).close()
         cfg.write_text("proxy:\n  targets: [\n")  # broken YAML
         proc.send_signal(signal.SIGHUP)
         time.sleep(0.5)
-        rc, out, err = curl(env, own)
+        rc, out, err = curl(env, own, name=None)
         assert out.startswith("HTTP/1.0 200"), (err, out[:200])
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -572,14 +575,14 @@ def test_own_listener_and_failed_reload_keeps_serving(env, tmp_path):
 
 def test_grace_period_ends_and_no_sni_name(env):
     p = Proxy(env, "--upstream", up(env, "echo"), "--ca-file", env["ca"], "--verify-at",
-              "2019-01-01", "--grace", "1", "--name", "proxy.lab")
+              "2019-01-01", "--grace", "1", "--name", "proxy.lan")
     ctx = tls_client(env)
     ctx.check_hostname = False
     s = socket.create_connection(("127.0.0.1", p.port))
     t = ctx.wrap_socket(s)  # no SNI: the leaf carries --name and the local address
     t.settimeout(10)
     cert = t.getpeercert()
-    assert ("DNS", "proxy.lab") in cert["subjectAltName"], cert
+    assert ("DNS", "proxy.lan") in cert["subjectAltName"], cert
     assert ("IP Address", "127.0.0.1") in cert["subjectAltName"], cert
     f = t.makefile("rb")
     assert f.readline() == b"hello\n"

@@ -193,3 +193,44 @@ def test_idle_relay_is_closed(env, tmp_path):  # noqa: F811
         assert "end=idle" in px.text()
     finally:
         assert px.stop() == 0
+
+
+def test_unknown_sni_gets_no_certificate(env, tmp_path):  # noqa: F811
+    px = LoggedProxy(env, tmp_path, "")
+    try:
+        ctx = ssl.create_default_context(cafile=env["pvelab_ca"])
+        with pytest.raises(ssl.SSLError, match="UNRECOGNIZED_NAME"):
+            with socket.create_connection(("127.0.0.1", px.port), timeout=10) as s:
+                ctx.wrap_socket(s, server_hostname="www.google.com")
+        assert int(px.stats()["unrouted"]) == 1
+        # the configured names still get theirs
+        assert tls_get(env, px.port) == b"ping\n"
+    finally:
+        assert px.stop() == 0
+
+
+def test_ca_is_name_constrained_and_short_lived(env, tmp_path):  # noqa: F811
+    text = subprocess.run(["openssl", "x509", "-in", env["pvelab_ca"], "-noout", "-text",
+                           "-enddate"], capture_output=True, text=True, check=True).stdout
+    assert "X509v3 Name Constraints: critical" in text
+    for name in ("DNS:lan", "DNS:home.arpa", "DNS:local", "IP:192.168.0.0/255.255.0.0"):
+        assert name in text
+    # a leaf for another site, even signed with the CA's own key, does not verify
+    d = str(tmp_path)
+    key = os.path.join(env["state"], "proxy-ca-key.pem")
+    subprocess.run(["openssl", "req", "-new", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{d}/l.key", "-out",
+                    f"{d}/l.csr", "-subj", "/CN=www.google.com"], check=True, capture_output=True)
+    with open(f"{d}/l.ext", "w") as f:
+        f.write("subjectAltName=DNS:www.google.com\n")
+    subprocess.run(["openssl", "x509", "-req", "-in", f"{d}/l.csr", "-CA", env["pvelab_ca"],
+                    "-CAkey", key, "-CAcreateserial", "-days", "30", "-extfile", f"{d}/l.ext",
+                    "-out", f"{d}/l.pem"], check=True, capture_output=True)
+    v = subprocess.run(["openssl", "verify", "-CAfile", env["pvelab_ca"], f"{d}/l.pem"],
+                       capture_output=True, text=True)
+    assert v.returncode != 0 and "permitted subtree violation" in v.stdout + v.stderr
+    # about two years, not ten
+    import datetime
+    end = [l for l in text.splitlines() if l.startswith("notAfter=")][0].split("=", 1)[1]
+    left = datetime.datetime.strptime(end, "%b %d %H:%M:%S %Y %Z") - datetime.datetime.utcnow()
+    assert left.days <= 825
