@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -21,8 +22,10 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +35,7 @@
 #define RESP_HEAD_MAX (64 * 1024)  /* response head we hold to rewrite Location */
 #define HANDSHAKE_TIMEOUT 30
 #define ERRPAGE_WAIT 10
+#define RELOAD_LIMIT 10 /* seconds a reloaded config may take to parse (in a child) */
 #define SIDE_EVENTS (EV_READ | EV_WRITE | EV_PERSIST | EV_ET)
 
 /* The active configuration plus what it needs at run time; connections keep
@@ -101,6 +105,8 @@ struct pl_proxy {
 	bool stopping;
 	struct pl_proxy_stats st;
 	time_t cap_logged; /* when refusing over max_conns was last logged */
+	pid_t reload_pid;        /* the child trying the reloaded config, or 0 */
+	struct event *reload_ev; /* its verdict (a byte on a pipe), or the time limit */
 	char scratch[RELAY_CHUNK]; /* the relay's one read buffer, shared by all */
 };
 
@@ -1311,14 +1317,36 @@ apply(struct pl_proxy *p, struct pl_proxy_config *cfg, char **errmsg)
 }
 
 static void
-on_hup(evutil_socket_t sig, short what, void *arg)
+reload_end(struct pl_proxy *p)
+{
+	if (p->reload_pid > 0) {
+		kill(p->reload_pid, SIGKILL);
+		while (waitpid(p->reload_pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	p->reload_pid = 0;
+	if (p->reload_ev) {
+		close(event_get_fd(p->reload_ev));
+		event_free(p->reload_ev);
+		p->reload_ev = NULL;
+	}
+}
+
+/* The child has parsed the file (its verdict does not matter: the load below
+ * reports the error), or has not within RELOAD_LIMIT seconds. Only a file
+ * known to parse in time is parsed here, on the loop that serves. */
+static void
+on_reload_checked(evutil_socket_t fd, short what, void *arg)
 {
 	struct pl_proxy *p = arg;
 	struct pl_proxy_config *cfg;
-	char *err = NULL;
+	char verdict = 0, *err = NULL;
+	bool done = !(what & EV_TIMEOUT) && read(fd, &verdict, 1) == 1;
 
-	if (p->rt->cfg->config_path == NULL) {
-		pl_log_info("proxy: SIGHUP: targets come from flags, nothing to reload");
+	reload_end(p);
+	if (!done) {
+		pl_log_error("proxy: reload failed, keeping the running config: '%s' could not be "
+		             "parsed within %d s", p->rt->cfg->config_path, RELOAD_LIMIT);
 		return;
 	}
 	if (pl_proxy_config_load(p->rt->cfg->config_path, p->rt->cfg->state_dir, &cfg, &err) != 0 ||
@@ -1329,6 +1357,60 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	}
 	p->st.reloads++;
 	pl_log_info("proxy: reloaded %s", p->rt->cfg->config_path);
+}
+
+/* SIGHUP: a file written over the config may be hostile (a YAML parser that
+ * spins or an alias bomb): it is first parsed in a child held to a time and
+ * memory limit, and the running config stays until that child is done. */
+static void
+on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct pl_proxy *p = arg;
+	struct timeval limit = {RELOAD_LIMIT, 0};
+	int fds[2];
+
+	if (p->rt->cfg->config_path == NULL) {
+		pl_log_info("proxy: SIGHUP: targets come from flags, nothing to reload");
+		return;
+	}
+	if (p->reload_pid) {
+		pl_log_info("proxy: SIGHUP: a reload is being checked already");
+		return;
+	}
+	if (pipe2(fds, O_CLOEXEC) != 0) {
+		pl_log_error("proxy: reload failed, keeping the running config: pipe: %s",
+		             strerror(errno));
+		return;
+	}
+	if ((p->reload_pid = fork()) == 0) {
+		struct rlimit as = {(rlim_t)1 << 30, (rlim_t)1 << 30};
+		struct pl_proxy_config *cfg = NULL;
+		char ok;
+
+		close(fds[0]);
+		alarm(RELOAD_LIMIT);
+		setrlimit(RLIMIT_AS, &as);
+		ok = pl_proxy_config_load(p->rt->cfg->config_path, p->rt->cfg->state_dir, &cfg,
+		                          NULL) == 0;
+		if (write(fds[1], &ok, 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	close(fds[1]);
+	if (p->reload_pid < 0) {
+		pl_log_error("proxy: reload failed, keeping the running config: fork: %s",
+		             strerror(errno));
+		p->reload_pid = 0;
+		close(fds[0]);
+		return;
+	}
+	p->reload_ev = event_new(p->base, fds[0], EV_READ, on_reload_checked, p);
+	if (p->reload_ev == NULL) {
+		close(fds[0]);
+		reload_end(p);
+		return;
+	}
+	event_add(p->reload_ev, &limit);
 }
 
 static void
@@ -1462,6 +1544,7 @@ pl_proxy_serve(struct pl_proxy_config *cfg, char **errmsg)
 	            (unsigned long long)p->st.bytes_up, (unsigned long long)p->st.bytes_down);
 	r = 0;
 out:
+	reload_end(p);
 	while (p->listeners) {
 		struct listener *l = p->listeners;
 
