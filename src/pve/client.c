@@ -19,6 +19,8 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1027,6 +1029,17 @@ check_done(struct pl_pve *c)
 
 /* ---- public API ---- */
 
+/* A process that holds a token or password never leaves a core: it would
+ * carry copies of the secret (curl's header buffers among them). */
+static void
+no_core_dumps(void)
+{
+	struct rlimit none = {0, 0};
+
+	setrlimit(RLIMIT_CORE, &none);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
 int
 pl_pve_tls_backend_check(const char *ssl_version, char **errmsg)
 {
@@ -1068,6 +1081,7 @@ pl_pve_new(struct event_base *base, const struct pl_pve_opts *o, struct pl_pve *
 		ssl_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	if (conn_idx < 0)
 		conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	no_core_dumps();
 	c = pl_calloc(1, sizeof(*c));
 	c->base = base;
 	if (o->fingerprint && *o->fingerprint) {

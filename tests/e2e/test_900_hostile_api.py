@@ -109,3 +109,28 @@ def test_slow_drip_times_out(serve, tmp_path):
     rc, _, err, _ = run_limited(["sync"], sync_env(srv, tmp_path, PVELAB_TIMEOUT="2"))
     assert rc == 1
     assert "timed out after 2000 ms" in one_line(err)
+
+
+def test_no_core_dump_while_holding_a_token(serve, tmp_path):
+    import os
+    import subprocess
+    from conftest import BIN
+
+    def hang(s):
+        time.sleep(60)
+    srv = serve(hang)
+    e = dict(os.environ, **sync_env(srv, tmp_path, PVELAB_TIMEOUT="30"))
+    # started with a core limit, as a shell with `ulimit -c unlimited` would
+    p = subprocess.Popen(["prlimit", "--core=unlimited", "--", BIN, "sync"], env=e,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not any("type=vm" in x for x in srv.paths):  # the token has been sent
+            assert time.monotonic() < deadline and p.poll() is None
+            time.sleep(0.05)
+        limits = open(f"/proc/{p.pid}/limits").read()
+        row = next(l for l in limits.splitlines() if l.startswith("Max core file size"))
+        assert row.split()[4:6] == ["0", "0"], row
+    finally:
+        p.kill()
+        p.wait()
