@@ -23,6 +23,7 @@ static const struct pl_opt opts[] = {
     {"insecure", 'k', NULL, "do not verify the upstream at all (loudly logged)"},
     {"min-tls", 0, "VER", "lowest upstream TLS version: 1.0, 1.1, 1.2 (default), 1.3"},
     {"ciphers", 0, "LIST", "upstream OpenSSL cipher list"},
+    {"weak-keys", 0, NULL, "accept small keys, MD5/SHA-1 signatures upstream (loudly logged)"},
     {"name", 'n', "HOSTNAME", "certificate name for clients that send no SNI"},
     {"no-rewrite-location", 0, NULL, "relay Location headers unchanged"},
     {"grace", 0, "SECONDS", "how long open connections may finish on shutdown (10)"},
@@ -40,6 +41,7 @@ enum {
 	O_INSECURE,
 	O_MINTLS,
 	O_CIPHERS,
+	O_WEAKKEYS,
 	O_NAME,
 	O_NOREWRITE,
 	O_GRACE,
@@ -121,6 +123,7 @@ target_from_flags(struct flags *f, const char *url, struct pl_proxy_target **out
 	}
 	t->ignore_time = f->set[O_IGNORETIME];
 	t->insecure = f->set[O_INSECURE];
+	t->weak_keys = f->set[O_WEAKKEYS];
 	if (f->set[O_MINTLS] &&
 	    (r = pl_proxy_parse_tls_version(f->v[O_MINTLS], &t->min_tls, err)) != 0)
 		goto out;

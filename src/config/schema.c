@@ -187,6 +187,7 @@ static const struct pl_config_key top_keys[] = {
 	{ "/proxy/targets/*/insecure", PL_CT_BOOL, "false", NULL, "no verification at all (loud warning)", false },
 	{ "/proxy/targets/*/min_tls", PL_CT_ENUM, "1.2", "1.0|1.1|1.2|1.3", "oldest TLS version to speak upstream", false },
 	{ "/proxy/targets/*/ciphers", PL_CT_STRING, NULL, NULL, "OpenSSL cipher list for the upstream side", false },
+	{ "/proxy/targets/*/weak_keys", PL_CT_BOOL, "false", NULL, "accept small keys and MD5/SHA-1 signatures in the controller's chain (loud warning)", false },
 	{ "/proxy/targets/*/rewrite_location", PL_CT_BOOL, "true", NULL, "rewrite Location: headers that point upstream", false },
 	END,
 };

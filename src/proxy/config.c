@@ -244,6 +244,7 @@ target_from_json(const json_t *o, size_t idx, const char *basedir, struct pl_pro
 	}
 	t->ignore_time = pl_json_bool(o, "ignore_time", false);
 	t->insecure = pl_json_bool(o, "insecure", false);
+	t->weak_keys = pl_json_bool(o, "weak_keys", false);
 	t->rewrite_location = pl_json_bool(o, "rewrite_location", true);
 	if ((s = pl_json_str(o, "min_tls")) != NULL &&
 	    (r = pl_proxy_parse_tls_version(s, &t->min_tls, errmsg)) != 0)

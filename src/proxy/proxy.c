@@ -1285,6 +1285,10 @@ announce(struct pl_proxy *p)
 			const struct pl_proxy_target *t = p->rt->cfg->targets[l->targets[i]];
 			char mode[160];
 
+			if (t->weak_keys && !t->insecure)
+				pl_log_warn("proxy: target '%s': weak_keys: its chain may use small "
+				            "keys and MD5/SHA-1 signatures, which others can forge",
+				            t->name);
 			pl_log(t->insecure ? PL_LOG_WARN : PL_LOG_INFO,
 			       "proxy: listening on %s for '%s' -> https://%s:%d (%s)%s", l->addr,
 			       t->name, t->host, t->port, target_mode(t, mode, sizeof(mode)),

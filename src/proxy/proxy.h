@@ -30,6 +30,7 @@ struct pl_proxy_target {
 	bool ignore_time;   /* full checks except the validity dates */
 	bool insecure;      /* no verification at all (loudly logged) */
 	int min_tls;        /* TLS1_VERSION .. TLS1_3_VERSION */
+	bool weak_keys;     /* chain may have small keys, MD5/SHA-1 signatures (loudly logged) */
 	char *ciphers;      /* OpenSSL cipher list, or NULL for the default */
 	bool rewrite_location;
 };

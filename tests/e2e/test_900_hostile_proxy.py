@@ -234,3 +234,34 @@ def test_ca_is_name_constrained_and_short_lived(env, tmp_path):  # noqa: F811
     end = [l for l in text.splitlines() if l.startswith("notAfter=")][0].split("=", 1)[1]
     left = datetime.datetime.strptime(end, "%b %d %H:%M:%S %Y %Z") - datetime.datetime.utcnow()
     assert left.days <= 825
+
+
+def test_min_tls_10_still_refuses_weak_upstream_keys(env, tmp_path):  # noqa: F811
+    from test_300_proxy import Proxy, curl
+    d = str(tmp_path)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:768", "-md5", "-nodes", "-keyout",
+                    f"{d}/weak.key", "-out", f"{d}/weak.pem", "-days", "30", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    port = free_port()
+    srv = subprocess.Popen(["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert",
+                            f"{d}/weak.pem", "-key", f"{d}/weak.key", "-www", "-quiet",
+                            "-cipher", "DEFAULT:@SECLEVEL=0"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, srv)
+        up = f"https://127.0.0.1:{port}"
+        with Proxy(env, "--upstream", up, "--ca-file", f"{d}/weak.pem", "--min-tls", "1.0") as p:
+            rc, out, err = curl(env, p.port)
+            assert out.startswith("HTTP/1.1 502") and "failed verification" in out, out[:300]
+            rc, log = p.stop()
+        assert "too small" in log or "too weak" in log, log
+        with Proxy(env, "--upstream", up, "--ca-file", f"{d}/weak.pem", "--min-tls", "1.0",
+                   "--weak-keys") as p:
+            rc, out, err = curl(env, p.port)
+            assert out.startswith("HTTP/1.0 200"), (err, out[:300])
+            rc, log = p.stop()
+        assert "weak_keys: its chain may use small keys" in log
+    finally:
+        srv.kill()
+        srv.wait()
