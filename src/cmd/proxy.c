@@ -5,6 +5,7 @@
  */
 #include "core/common.h"
 #include "cmd/cmd.h"
+#include "cmd/planning.h"
 #include "core/err.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -28,6 +29,7 @@ static const struct pl_opt opts[] = {
     {"no-rewrite-location", 0, NULL, "relay Location headers unchanged"},
     {"grace", 0, "SECONDS", "how long open connections may finish on shutdown (10)"},
     {"timeout", 0, "SECONDS", "trust: how long to wait for the upstream (10)"},
+    {"yes", 'y', NULL, "trust: pin without asking (after showing the certificate)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -45,7 +47,8 @@ enum {
 	O_NAME,
 	O_NOREWRITE,
 	O_GRACE,
-	O_TIMEOUT
+	O_TIMEOUT,
+	O_YES
 };
 
 struct flags {
@@ -217,12 +220,19 @@ do_trust(struct pl_ctx *ctx, struct flags *f, const char *state_dir, const char 
 		goto out;
 	}
 	snprintf(key, sizeof(key), "%s:%d", t->host, t->port);
-	if (pl_proxy_pin_record(state_dir, key, pr.fingerprint, pr.subject, pr.not_after, &err) !=
-	    0) {
-		pl_error("cannot record the pin: %s", err);
+	/* the certificate is shown first; it is pinned only once accepted */
+	if (!f->set[O_YES] && (ctx->output == PL_OUT_JSON || !isatty(STDIN_FILENO))) {
+		pl_error("refusing to pin '%s' (sha256 %s) without --yes when not on a terminal",
+		         key, pr.fingerprint);
+		rc = PL_EXIT_USAGE;
 		goto out;
 	}
 	if (ctx->output == PL_OUT_JSON) {
+		if (pl_proxy_pin_record(state_dir, key, pr.fingerprint, pr.subject, pr.not_after,
+		                        &err) != 0) {
+			pl_error("cannot record the pin: %s", err);
+			goto out;
+		}
 		rc = pl_print_json(json_pack(
 		    "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:b}", "target", t->name, "upstream",
 		    key, "subject", pr.subject, "issuer", pr.issuer, "not_before", pr.not_before,
@@ -240,6 +250,16 @@ do_trust(struct pl_ctx *ctx, struct flags *f, const char *state_dir, const char 
 	printf("sha256:      %s\n", pr.fingerprint);
 	printf("protocol:    %s %s\n", pr.protocol, pr.cipher);
 	printf("verify now:  %s\n", pr.verify_now);
+	fflush(stdout);
+	if (!f->set[O_YES] && !pl_confirm("Pin this certificate?")) {
+		pl_error("nothing was pinned");
+		goto out;
+	}
+	if (pl_proxy_pin_record(state_dir, key, pr.fingerprint, pr.subject, pr.not_after, &err) !=
+	    0) {
+		pl_error("cannot record the pin: %s", err);
+		goto out;
+	}
 	printf("pinned in %s/pins.json; `pvelab proxy` now accepts exactly this certificate\n"
 	       "for %s unless the target sets verify_at, pin_sha256, ignore_time or insecure.\n",
 	       state_dir, key);

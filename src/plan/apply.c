@@ -1416,10 +1416,12 @@ unowned_target(const json_t *ch, const struct pl_apply_opts *o)
 	long long t[2] = { 0, pl_json_int(ch, "old_vmid", 0) };
 	char key[32];
 
-	if (!strcmp(a, "delete") || !strcmp(a, "replace") || !strcmp(a, "stop") ||
-	    !strcmp(a, "rollback") || !strcmp(a, "reboot") ||
-	    (!strcmp(a, "update") && (pl_json_str(ch, "migrate_to") ||
-				      (o->reboot && json_is_true(json_object_get(ch, "reboot"))))))
+	if (!strcmp(a, "replace") && t[1] != 0)
+		; /* the guest it destroys is old_vmid; vmid is the one it makes */
+	else if (!strcmp(a, "delete") || !strcmp(a, "replace") || !strcmp(a, "stop") ||
+		 !strcmp(a, "rollback") || !strcmp(a, "reboot") ||
+		 (!strcmp(a, "update") && (pl_json_str(ch, "migrate_to") ||
+					   (o->reboot && json_is_true(json_object_get(ch, "reboot"))))))
 		t[0] = pl_json_int(ch, "vmid", -1);
 	else if (strcmp(a, "restore") != 0)
 		t[1] = 0; /* a create's or a start's old_vmid destroys nothing */

@@ -1285,6 +1285,11 @@ announce(struct pl_proxy *p)
 			const struct pl_proxy_target *t = p->rt->cfg->targets[l->targets[i]];
 			char mode[160];
 
+			if (t->pin_from_file && t->ca_file)
+				pl_log_warn("proxy: target '%s': the pin in pins.json (pvelab proxy "
+				            "trust) is used, not ca_file '%s'; set verify_at or "
+				            "ignore_time to verify with the CA, or drop ca_file",
+				            t->name, t->ca_file);
 			if (t->weak_keys && !t->insecure)
 				pl_log_warn("proxy: target '%s': weak_keys: its chain may use small "
 				            "keys and MD5/SHA-1 signatures, which others can forge",

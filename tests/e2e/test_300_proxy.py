@@ -222,6 +222,10 @@ def test_tls10_upstream(env):
 def test_trust_records_pin_and_serve_uses_it(env, tmp_path):
     st = {"PVELAB_STATE": str(tmp_path / "st" / "state.db")}
     r = run("proxy", "trust", up(env, "s_modern"), env=st)
+    # shown, not pinned: nobody said yes
+    assert r.rc == 64 and "refusing to pin" in r.err and "without --yes" in r.err, r
+    assert not os.path.exists(os.path.join(st["PVELAB_STATE"].rsplit("/", 1)[0], "pins.json"))
+    r = run("proxy", "trust", up(env, "s_modern"), "--yes", env=st)
     assert r.rc == 0, r
     fp = subprocess.run(["openssl", "x509", "-in", env["leaf"], "-noout", "-fingerprint",
                          "-sha256"], capture_output=True, text=True).stdout.split("=")[1].strip()
@@ -602,7 +606,7 @@ def test_trust_by_target_name_uses_its_tls_settings(env, tmp_path):
       min_tls: "1.0"
 """)
     st = {"PVELAB_STATE": str(tmp_path / "st" / "state.db")}
-    r = run("-c", cfg, "proxy", "trust", "ilo", "-o", "json", env=st)
+    r = run("-c", cfg, "proxy", "trust", "ilo", "-o", "json", "--yes", env=st)
     assert r.rc == 0, r
     j = r.json()
     assert j["target"] == "ilo" and j["protocol"] == "TLSv1" and j["expired"] is True
