@@ -265,3 +265,39 @@ def test_min_tls_10_still_refuses_weak_upstream_keys(env, tmp_path):  # noqa: F8
     finally:
         srv.kill()
         srv.wait()
+
+
+def test_pin_over_ca_file_is_said(env, tmp_path):  # noqa: F811
+    import json
+    st = os.path.dirname(env["env"]["PVELAB_STATE"])
+    pins = os.path.join(st, "pins.json")
+    old = open(pins).read() if os.path.exists(pins) else None
+    key = f"127.0.0.1:{env['echo']}"
+    data = json.loads(old) if old else {}
+    data[key] = {"sha256": ":".join(["AB"] * 32), "subject": "/CN=x", "not_after": "-",
+                 "recorded": "-"}
+    with open(pins, "w") as f:
+        json.dump(data, f)
+    try:
+        cfg = tmp_path / "pvelab.yaml"
+        port = free_port()
+        cfg.write_text(f"""proxy:
+  listen: 127.0.0.1:{port}
+  targets:
+    - name: idrac
+      upstream: https://127.0.0.1:{env['echo']}
+      hostnames: [idrac.test]
+      ca_file: {env['ca']}
+""")
+        p = subprocess.Popen([BIN, "-c", str(cfg), "proxy"], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, env=env["env"])
+        wait_port(port, p)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=20)
+        assert "the pin in pins.json (pvelab proxy trust) is used, not ca_file" in err, err
+    finally:
+        if old is None:
+            os.unlink(pins)
+        else:
+            with open(pins, "w") as f:
+                f.write(old)
