@@ -1398,7 +1398,11 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 
 		close(fds[0]);
 		alarm(RELOAD_LIMIT);
+#ifndef __SANITIZE_ADDRESS__ /* its shadow memory is far beyond any such limit */
 		setrlimit(RLIMIT_AS, &as);
+#else
+		(void)as;
+#endif
 		ok = pl_proxy_config_load(p->rt->cfg->config_path, p->rt->cfg->state_dir, &cfg,
 		                          NULL) == 0;
 		if (write(fds[1], &ok, 1) != 1)
