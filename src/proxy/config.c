@@ -401,6 +401,58 @@ pl_proxy_pins_path(const char *state_dir)
 	return pl_path_join(state_dir, "pins.json");
 }
 
+/* A JSON object file of the state directory ({} when absent or broken). */
+static json_t *
+state_json_load(const char *state_dir, const char *name)
+{
+	char *path = pl_path_join(state_dir, name);
+	struct pl_buf b;
+	json_t *doc = NULL;
+
+	pl_buf_init(&b, 1 << 20);
+	if (pl_file_read(path, &b, NULL) == 0)
+		doc = pl_json_parse(b.data, b.len, NULL);
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		doc = json_object();
+	}
+	pl_buf_release(&b);
+	free(path);
+	return doc;
+}
+
+json_t *
+pl_proxy_seen_load(const char *state_dir)
+{
+	return state_json_load(state_dir, "seen.json");
+}
+
+int
+pl_proxy_seen_record(const char *state_dir, const char *key, const char *fingerprint,
+                     const char *subject, char **errmsg)
+{
+	json_t *doc;
+	char *path, *text, now[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	int r;
+
+	if ((r = pl_mkdir_p(state_dir, 0700, errmsg)) != 0)
+		return r;
+	doc = pl_proxy_seen_load(state_dir);
+	gmtime_r(&t, &tm);
+	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_object_set_new(doc, key, json_pack("{s:s,s:s,s:s}", "sha256", fingerprint, "subject",
+	                                        subject, "first_verified", now));
+	text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+	path = pl_path_join(state_dir, "seen.json");
+	r = pl_file_write_atomic(path, text, strlen(text), 0644, errmsg);
+	free(text);
+	free(path);
+	json_decref(doc);
+	return r;
+}
+
 static json_t *
 pins_load(const char *state_dir)
 {

@@ -9,6 +9,7 @@
 #include "proxy/proxy.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "core/log.h"
 
 #include <arpa/inet.h>
@@ -44,6 +45,8 @@ struct runtime {
 	int refs;
 	struct pl_proxy_config *cfg;
 	SSL_CTX **up_ctx; /* per target */
+	json_t *seen;     /* seen.json, loaded on first use */
+	json_t *warned;   /* HOST:PORT -> fingerprint already warned about */
 };
 
 struct listener {
@@ -139,6 +142,8 @@ rt_unref(struct runtime *rt)
 	for (size_t i = 0; i < rt->cfg->ntargets; i++)
 		SSL_CTX_free(rt->up_ctx[i]);
 	free(rt->up_ctx);
+	json_decref(rt->seen);
+	json_decref(rt->warned);
 	pl_proxy_config_free(rt->cfg);
 	free(rt);
 }
@@ -744,6 +749,40 @@ up_refused(struct conn *c, bool timeout, const char *why)
 		conn_fail(c, 502, "Cannot reach '%s' (%s:%d): %s.", t->name, t->host, t->port, why);
 }
 
+/* verify_at and ignore_time accept any certificate of the right name and
+ * issuer, an old one whose key leaked too: remember the one that first
+ * passed, and say so when another one does. */
+static void
+note_seen(struct conn *c)
+{
+	const struct pl_proxy_target *t = conn_target(c);
+	struct runtime *rt = c->rt;
+	const char *fp = c->upx.v.fingerprint, *was;
+	char key[300], *err = NULL;
+
+	if (!(t->has_verify_at || t->ignore_time) || !c->upx.v.ok || !fp[0])
+		return;
+	snprintf(key, sizeof(key), "%s:%d", t->host, t->port);
+	if (rt->seen == NULL) {
+		rt->seen = pl_proxy_seen_load(rt->cfg->state_dir);
+		rt->warned = json_object();
+	}
+	if ((was = pl_json_str(json_object_get(rt->seen, key), "sha256")) == NULL) {
+		json_object_set_new(rt->seen, key, json_pack("{s:s}", "sha256", fp));
+		if (pl_proxy_seen_record(rt->cfg->state_dir, key, fp, c->upx.v.subject, &err) != 0) {
+			pl_log_warn("proxy: target '%s': %s", t->name, err);
+			free(err);
+		}
+		return;
+	}
+	if (strcasecmp(was, fp) == 0 || !strcmp(pl_json_str_or(rt->warned, key, ""), fp))
+		return;
+	json_object_set_new(rt->warned, key, json_string(fp));
+	pl_log_warn("proxy: target '%s': its certificate changed since it was first verified "
+	            "(was %s, now %s); an old certificate whose key leaked would pass too: check "
+	            "the controller, then remove its entry from seen.json", t->name, was, fp);
+}
+
 /* Drive the upstream connect and handshake; start the relay when done. */
 static void
 up_handshake(struct conn *c, short what)
@@ -782,6 +821,7 @@ up_handshake(struct conn *c, short what)
 	ERR_clear_error(); /* SSL_get_error needs an empty queue; verification may leave some */
 	c->up_ready = true;
 	event_remove_timer(c->up.ev);
+	note_seen(c);
 	/* from now on down.ev's timeout (restarted by each event) is the idle timer */
 	event_add(c->down.ev, &(struct timeval){c->rt->cfg->idle_timeout > 0
 	                                                ? c->rt->cfg->idle_timeout

@@ -115,6 +115,11 @@ int pl_proxy_pin_record(const char *state_dir, const char *key, const char *fing
                         const char *subject, const char *not_after, char **errmsg);
 /* The recorded pin for key into out[96]; PL_ENOENT when there is none. */
 int pl_proxy_pin_lookup(const char *state_dir, const char *key, char out[96]);
+/* seen.json of state_dir: {"HOST:PORT": {"sha256","subject","first_verified"}}, the
+ * certificate each date-verified target first passed with ({} when none). */
+json_t *pl_proxy_seen_load(const char *state_dir);
+int pl_proxy_seen_record(const char *state_dir, const char *key, const char *fingerprint,
+                         const char *subject, char **errmsg);
 
 /* What `pvelab proxy trust` learns from one upstream. */
 struct pl_proxy_probe {

@@ -301,3 +301,32 @@ def test_pin_over_ca_file_is_said(env, tmp_path):  # noqa: F811
         else:
             with open(pins, "w") as f:
                 f.write(old)
+
+
+def test_verify_at_remembers_the_first_certificate(env, tmp_path):  # noqa: F811
+    import json
+    from test_300_proxy import Proxy, curl
+    st = tmp_path / "st"
+    e2 = dict(env, env=dict(env["env"], PVELAB_STATE=str(st / "state.db")),
+              pvelab_ca=str(st / "proxy-ca.pem"))
+    up = f"https://127.0.0.1:{env['s_modern']}"
+    args = ("--upstream", up, "--ca-file", env["ca"], "--verify-at", "2019-06-01")
+    with Proxy(e2, *args) as p:
+        rc, out, err = curl(e2, p.port)
+        assert out.startswith("HTTP/1.0 200"), (err, out[:200])
+        rc, log = p.stop()
+    fp = subprocess.run(["openssl", "x509", "-in", env["leaf"], "-noout", "-fingerprint",
+                         "-sha256"], capture_output=True, text=True).stdout.split("=")[1].strip()
+    seen = json.loads((st / "seen.json").read_text())
+    assert seen[f"127.0.0.1:{env['s_modern']}"]["sha256"] == fp
+    assert "changed since it was first verified" not in log
+    # another certificate of the same name and issuer (here: a forged record of the first)
+    seen[f"127.0.0.1:{env['s_modern']}"]["sha256"] = ":".join(["AB"] * 32)
+    (st / "seen.json").write_text(json.dumps(seen))
+    with Proxy(e2, *args) as p:
+        for _ in range(2):
+            rc, out, err = curl(e2, p.port)
+            assert out.startswith("HTTP/1.0 200"), (err, out[:200])
+        rc, log = p.stop()
+    assert log.count("its certificate changed since it was first verified") == 1, log
+    assert f"now {fp}" in log
