@@ -190,28 +190,57 @@ print_result(const struct pl_ctx *ctx, const json_t *res, long long run)
 	free(me);
 }
 
-/* A delete or replace in a saved plan that a fresh plan of the same config
- * does not have (an edited file, or another project's plan): what, or NULL. */
-static char *
-smuggled(const json_t *saved, const json_t *fresh)
+/* Whether two changes are the same, their steps aside (no_backup, which
+ * changes them, comes only from the command line). */
+static bool
+same_change(const json_t *a, const json_t *b)
 {
+	json_t *x = json_deep_copy(a), *y = json_deep_copy(b);
+	bool eq;
+
+	json_object_del(x, "steps");
+	json_object_del(y, "steps");
+	eq = json_equal(x, y);
+	json_decref(x);
+	json_decref(y);
+	return eq;
+}
+
+/* Where a saved plan's changes differ from a fresh plan's of the same config
+ * and cluster (an edited file, or another project's plan): what, or NULL.
+ * Every change counts, not only deletes and replaces. */
+static char *
+plan_differs(const json_t *saved, const json_t *fresh)
+{
+	const json_t *sc = json_object_get(saved, "changes"), *fc = json_object_get(fresh, "changes");
 	const json_t *c, *f;
 	size_t i, j;
 
-	json_array_foreach(json_object_get(saved, "changes"), i, c) {
-		const char *act = pl_json_str_or(c, "action", "");
-		bool found = false;
+	for (int pass = 0; pass < 2; pass++) {
+		const json_t *from = pass ? fc : sc, *in = pass ? sc : fc;
 
-		if (strcmp(act, "delete") && strcmp(act, "replace"))
-			continue;
-		json_array_foreach(json_object_get(fresh, "changes"), j, f)
-			if (!strcmp(pl_json_str_or(f, "action", ""), act) &&
-			    pl_json_int(f, "vmid", 0) == pl_json_int(c, "vmid", -1))
-				found = true;
-		if (!found)
-			return pl_asprintf("%ss %lld '%s'", act, pl_json_int(c, "vmid", 0),
-					   pl_json_str_or(c, "guest", "?"));
+		json_array_foreach(from, i, c) {
+			bool found = false;
+
+			json_array_foreach(in, j, f)
+				if (same_change(c, f))
+					found = true;
+			if (found)
+				continue;
+			if (!json_is_object(c))
+				return pl_strdup("has a change that is not an object");
+			if (pass)
+				return pl_asprintf("leaves out the %s of %lld '%s'",
+						   pl_json_str_or(c, "action", "change"),
+						   pl_json_int(c, "vmid", 0), pl_json_str_or(c, "guest", "?"));
+			return pl_asprintf("%ss %lld '%s'%s", pl_json_str_or(c, "action", "change"),
+					   pl_json_int(c, "vmid", 0), pl_json_str_or(c, "guest", "?"),
+					   json_array_size(sc) == json_array_size(fc) ? " differently" : "");
+		}
 	}
+	if (json_array_size(sc) != json_array_size(fc))
+		return pl_asprintf("has %zu changes where there are %zu", json_array_size(sc),
+				   json_array_size(fc));
 	return NULL;
 }
 
@@ -285,7 +314,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_args a;
 	bool yes = false;
 	long long jobs = 4, run_id = 0;
-	json_t *snap = NULL, *plan = NULL, *saved = NULL, *result = NULL;
+	json_t *snap = NULL, *plan = NULL, *saved = NULL, *result = NULL, *owned = NULL;
 	char *err = NULL;
 	int r, rc = PL_EXIT_ERROR;
 
@@ -356,14 +385,13 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			free(why);
 			goto out;
 		}
-		if ((why = smuggled(saved, plan)) != NULL) {
+		if ((why = plan_differs(saved, plan)) != NULL) {
 			pl_error("'%s' %s, which a plan of %s does not (a plan file is never trusted; run "
 				 "pvelab plan again)", a.pos[0], why, pl_config_path(s.cfg));
 			free(why);
 			goto out;
 		}
-		json_decref(plan);
-		plan = json_incref(saved);
+		/* the same changes: the fresh plan is the one carried out */
 	}
 	if (json_array_size(json_object_get(plan, "blocked"))) {
 		pl_planning_print(ctx, plan);
@@ -408,6 +436,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		err = NULL;
 	}
 	ao.run_id = run_id;
+	owned = pl_apply_owned(snap, pl_config_project(s.cfg));
+	ao.owned = owned;
 	ao.progress = on_progress;
 	ao.record = on_record;
 	ao.stop = &guard.stop;
@@ -452,6 +482,7 @@ out:
 	json_decref(snap);
 	json_decref(plan);
 	json_decref(saved);
+	json_decref(owned);
 	json_decref(result);
 	pl_session_close(&s);
 	return rc;

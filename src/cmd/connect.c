@@ -243,7 +243,15 @@ pl_session_api(struct pl_session *s, char **errmsg)
 	} else if (cl && pl_json_str(cl, "token_id")) {
 		const char *f = pl_json_str(cl, "token_secret_file");
 		const char *ev = pl_json_str(cl, "token_secret_env");
+		const char *id = pl_json_str(cl, "token_id"), *eq = strchr(id, '=');
 
+		if (eq) { /* never print what follows the '=' */
+			r = pl_seterr(errmsg, PL_EINVAL, "cluster.token_id '%.*s=…' holds the token's "
+				      "secret (keep only USER@REALM!TOKENID there; the secret goes in "
+				      "cluster.token_secret_file or cluster.token_secret_env)",
+				      (int)(eq - id), id);
+			goto out;
+		}
 		if (f) {
 			char *path = cfg_path(s, f);
 

@@ -91,7 +91,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_args a;
 	bool yes = false;
 	long long jobs = 4, run_id = 0;
-	json_t *snap = NULL, *plan = NULL, *changes, *result = NULL;
+	json_t *snap = NULL, *plan = NULL, *changes, *result = NULL, *owned_list = NULL;
 	const json_t *live;
 	char *err = NULL, *project = NULL;
 	size_t i;
@@ -163,6 +163,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_runs_set_project(s.state, run_id, project, NULL);
 	fflush(stdout);
 	ao.stop = &guard.stop;
+	owned_list = pl_apply_owned(snap, project);
+	ao.owned = owned_list;
 	pl_guard_arm(&guard);
 	r = pl_apply_run(s.base, s.pve, plan, &ao, &result);
 	pl_guard_over(&guard);
@@ -188,6 +190,7 @@ out:
 	free(err);
 	free(project);
 	json_decref(snap);
+	json_decref(owned_list);
 	json_decref(plan);
 	json_decref(result);
 	pl_session_close(&s);

@@ -65,7 +65,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		json_object_set_new(plan, "after_run", json_integer(newest));
 		text = json_dumps(plan, JSON_INDENT(2) | JSON_SORT_KEYS);
 
-		r = pl_file_write_atomic(out, text, strlen(text), 0644, &err);
+		r = pl_file_write_atomic(out, text, strlen(text), 0600, &err); /* names guests and hosts */
 		free(text);
 		if (r != 0) {
 			pl_error("%s", err);

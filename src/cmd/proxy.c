@@ -6,6 +6,7 @@
 #include "core/common.h"
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
+#include "cmd/planning.h"
 #include "core/err.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -24,10 +25,12 @@ static const struct pl_opt opts[] = {
     {"insecure", 'k', NULL, "do not verify the upstream at all (loudly logged)"},
     {"min-tls", 0, "VER", "lowest upstream TLS version: 1.0, 1.1, 1.2 (default), 1.3"},
     {"ciphers", 0, "LIST", "upstream OpenSSL cipher list"},
+    {"weak-keys", 0, NULL, "accept small keys, MD5/SHA-1 signatures upstream (loudly logged)"},
     {"name", 'n', "HOSTNAME", "certificate name for clients that send no SNI"},
     {"no-rewrite-location", 0, NULL, "relay Location headers unchanged"},
     {"grace", 0, "SECONDS", "how long open connections may finish on shutdown (10)"},
     {"timeout", 0, "SECONDS", "trust: how long to wait for the upstream (10)"},
+    {"yes", 'y', NULL, "trust: pin without asking (after showing the certificate)"},
     {NULL, 0, NULL, NULL},
 };
 
@@ -41,10 +44,12 @@ enum {
 	O_INSECURE,
 	O_MINTLS,
 	O_CIPHERS,
+	O_WEAKKEYS,
 	O_NAME,
 	O_NOREWRITE,
 	O_GRACE,
-	O_TIMEOUT
+	O_TIMEOUT,
+	O_YES
 };
 
 struct flags {
@@ -122,6 +127,7 @@ target_from_flags(struct flags *f, const char *url, struct pl_proxy_target **out
 	}
 	t->ignore_time = f->set[O_IGNORETIME];
 	t->insecure = f->set[O_INSECURE];
+	t->weak_keys = f->set[O_WEAKKEYS];
 	if (f->set[O_MINTLS] &&
 	    (r = pl_proxy_parse_tls_version(f->v[O_MINTLS], &t->min_tls, err)) != 0)
 		goto out;
@@ -215,12 +221,19 @@ do_trust(struct pl_ctx *ctx, struct flags *f, const char *state_dir, const char 
 		goto out;
 	}
 	snprintf(key, sizeof(key), "%s:%d", t->host, t->port);
-	if (pl_proxy_pin_record(state_dir, key, pr.fingerprint, pr.subject, pr.not_after, &err) !=
-	    0) {
-		pl_error("cannot record the pin: %s", err);
+	/* the certificate is shown first; it is pinned only once accepted */
+	if (!f->set[O_YES] && (ctx->output == PL_OUT_JSON || !isatty(STDIN_FILENO))) {
+		pl_error("refusing to pin '%s' (sha256 %s) without --yes when not on a terminal",
+		         key, pr.fingerprint);
+		rc = PL_EXIT_USAGE;
 		goto out;
 	}
 	if (ctx->output == PL_OUT_JSON) {
+		if (pl_proxy_pin_record(state_dir, key, pr.fingerprint, pr.subject, pr.not_after,
+		                        &err) != 0) {
+			pl_error("cannot record the pin: %s", err);
+			goto out;
+		}
 		rc = pl_print_json(json_pack(
 		    "{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:b}", "target", t->name, "upstream",
 		    key, "subject", pr.subject, "issuer", pr.issuer, "not_before", pr.not_before,
@@ -238,6 +251,16 @@ do_trust(struct pl_ctx *ctx, struct flags *f, const char *state_dir, const char 
 	printf("sha256:      %s\n", pr.fingerprint);
 	printf("protocol:    %s %s\n", pr.protocol, pr.cipher);
 	printf("verify now:  %s\n", pr.verify_now);
+	fflush(stdout);
+	if (!f->set[O_YES] && !pl_confirm("Pin this certificate?")) {
+		pl_error("nothing was pinned");
+		goto out;
+	}
+	if (pl_proxy_pin_record(state_dir, key, pr.fingerprint, pr.subject, pr.not_after, &err) !=
+	    0) {
+		pl_error("cannot record the pin: %s", err);
+		goto out;
+	}
 	printf("pinned in %s/pins.json; `pvelab proxy` now accepts exactly this certificate\n"
 	       "for %s unless the target sets verify_at, pin_sha256, ignore_time or insecure.\n",
 	       state_dir, key);
@@ -320,8 +343,8 @@ const struct pl_cmd pl_cmd_proxy = {
     .summary = "time-shift TLS proxy for old iDRAC/iLO controllers",
     .usage = "[--listen ADDR:PORT] [--upstream https://HOST[:PORT] [--ca-file F] "
              "[--verify-at DATE | --pin SHA256 | --ignore-time | --insecure] "
-             "[--min-tls 1.0] [--ciphers LIST] [--name HOST] [--no-rewrite-location]] "
-             "[--grace SECONDS] | ca | trust [--timeout SECONDS] TARGET|URL",
+             "[--min-tls 1.0] [--weak-keys] [--ciphers LIST] [--name HOST] [--no-rewrite-location]] "
+             "[--grace SECONDS] | ca | trust [--timeout SECONDS] [--yes] TARGET|URL",
     .help = "Gives a browser a modern TLS connection, trusted through pvelab's local CA\n"
             "(`pvelab proxy ca` prints it and how to install it), to a controller that\n"
             "speaks only old TLS with an expired certificate, verified honestly: as of a\n"

@@ -105,7 +105,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_args a;
 	long long id, rb_id = 0;
 	bool yes = false;
-	json_t *runrec = NULL, *plan = NULL, *result = NULL, *changes;
+	json_t *runrec = NULL, *plan = NULL, *result = NULL, *changes, *owned = NULL;
 	const json_t *c;
 	char *err = NULL;
 	size_t i;
@@ -194,6 +194,20 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	fflush(stdout);
 	pl_runs_begin(s.state, "rollback", &rb_id, NULL);
 	ao.stop = &guard.stop;
+	/* Its changes come from this store's record of the run, not from a
+	 * file: the guests that run touched are the ones it may touch again. */
+	owned = json_object();
+	json_array_foreach(changes, i, c) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "%lld", pl_json_int(c, "vmid", 0));
+		json_object_set_new(owned, key, json_true());
+		if (json_object_get(c, "old_vmid")) {
+			snprintf(key, sizeof(key), "%lld", pl_json_int(c, "old_vmid", 0));
+			json_object_set_new(owned, key, json_true());
+		}
+	}
+	ao.owned = owned;
 	pl_guard_arm(&guard);
 	r = pl_apply_run(s.base, s.pve, plan, &ao, &result);
 	pl_guard_over(&guard);
@@ -214,6 +228,7 @@ out:
 	pl_guard_release(&guard);
 	free(err);
 	json_decref(runrec);
+	json_decref(owned);
 	json_decref(plan);
 	json_decref(result);
 	pl_session_close(&s);

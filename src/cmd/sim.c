@@ -10,6 +10,7 @@
 #include <signal.h>
 
 #include "core/err.h"
+#include "core/file.h"
 #include "core/propstr.h"
 #include "sim/sim.h"
 
@@ -26,8 +27,8 @@ static const struct pl_opt opts[] = {
 	{ "faults", 0, "SPEC", "inject faults: error=P,timeout=P,reset=P,latency=MS,lockwait=P,noanswer=P,truncate=P" },
 	{ "rng-seed", 0, "N", "seed for faults, MACs and UUIDs (deterministic runs)" },
 	{ "pve-version", 0, "VER", "API schema to follow: 9.1 (default) or 8.4" },
-	{ "password", 0, "P", "root@pam password (default: random)" },
-	{ "token", 0, "SECRET", "secret of the token root@pam!pvelab (default: random)" },
+	{ "password-file", 0, "FILE", "root@pam password (mode 0600; or PVELAB_SIM_PASSWORD; default: random)" },
+	{ "token-file", 0, "FILE", "secret of the token root@pam!pvelab (mode 0600; or PVELAB_SIM_TOKEN; default: random)" },
 	{ NULL, 0, NULL, NULL },
 };
 
@@ -48,7 +49,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct event_config *cfg;
 	struct event *sigint = NULL, *sigterm = NULL;
 	struct pl_sim *sim = NULL;
-	char *err = NULL, *line;
+	char *err = NULL, *line, *password = NULL, *token = NULL;
 	long long v;
 	json_t *info;
 	int r, rc = PL_EXIT_ERROR;
@@ -74,15 +75,27 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			o.faults = a.value;
 		else if (!strcmp(name, "pve-version"))
 			o.pve_version = a.value;
-		else if (!strcmp(name, "password"))
-			o.password = a.value;
-		else if (!strcmp(name, "token"))
-			o.token = a.value;
-		else {
+		else if (!strcmp(name, "password-file") || !strcmp(name, "token-file")) {
+			/* never on the command line: /proc/PID/cmdline is world-readable */
+			char **dst = name[0] == 'p' ? &password : &token;
+
+			pl_free_secret(*dst);
+			*dst = NULL;
+			if (pl_file_read_secret(a.value, dst, &err) != 0) {
+				pl_error("--%s: %s", name, err);
+				free(err);
+				pl_free_secret(password);
+				pl_free_secret(token);
+				return PL_EXIT_USAGE;
+			}
+		} else {
 			long long max = !strcmp(name, "rng-seed") ? LLONG_MAX : 100000000;
 
-			if (pl_args_int(&a, 0, max, &v) != 0)
+			if (pl_args_int(&a, 0, max, &v) != 0) {
+				pl_free_secret(password);
+				pl_free_secret(token);
 				return PL_EXIT_USAGE;
+			}
 			if (!strcmp(name, "nodes"))
 				o.nodes = (int)v;
 			else if (!strcmp(name, "guests"))
@@ -99,10 +112,16 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			}
 		}
 	}
+	if (password == NULL && getenv("PVELAB_SIM_PASSWORD") && *getenv("PVELAB_SIM_PASSWORD"))
+		password = pl_strdup(getenv("PVELAB_SIM_PASSWORD"));
+	if (token == NULL && getenv("PVELAB_SIM_TOKEN") && *getenv("PVELAB_SIM_TOKEN"))
+		token = pl_strdup(getenv("PVELAB_SIM_TOKEN"));
+	o.password = password;
+	o.token = token;
 	if (o.faults && pl_sim_faults_check(o.faults, &err) != 0) {
 		pl_error("bad --faults '%s': %s", o.faults, err);
-		free(err);
-		return PL_EXIT_USAGE;
+		rc = PL_EXIT_USAGE;
+		goto out;
 	}
 	/* the changelist merges what a request does to its socket's interest (read
 	 * off, write on; write off, read on) into one epoll_ctl each way */
@@ -132,6 +151,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 out:
 	free(err);
 	pl_sim_free(sim);
+	pl_free_secret(password);
+	pl_free_secret(token);
 	if (sigint)
 		event_free(sigint);
 	if (sigterm)

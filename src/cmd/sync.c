@@ -64,7 +64,7 @@ on_guest(json_t *guest, void *arg)
 
 	pthread_mutex_lock(&b->lock);
 	json_array_append(b->ready, guest);
-	json_array_append_new(b->ready, sig);
+	json_array_append_new(b->ready, sig ? sig : json_null()); /* NULL: too big */
 	full = json_array_size(b->ready) == 2 * BATCH;
 	pthread_mutex_unlock(&b->lock);
 	return full;

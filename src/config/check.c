@@ -252,6 +252,13 @@ check_raw_config(const struct pl_config *c, struct pl_diags *d, const json_t *g,
 			free(fix);
 			continue;
 		}
+		if (strstr(k, "password") != NULL) {
+			/* it would show in plan output, plan.json and the store */
+			pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
+				       "a password in 'config: %s' would be shown in plans and stored "
+				       "(give it by environment variable: cloudinit.password_env)", k);
+			continue;
+		}
 		if ((text = pl_api_value_text(v)) == NULL)
 			continue;
 		if ((err = pl_api_check_value(p, text)) != NULL) {
@@ -317,6 +324,22 @@ check_secrets(const struct pl_config *c, struct pl_diags *d)
 			}
 		}
 	}
+}
+
+/* A whole token (ID=SECRET) pasted into cluster.token_id: refuse it, and
+ * never repeat what follows the '='. */
+static void
+check_token_id(const struct pl_config *c, struct pl_diags *d)
+{
+	const char *id = json_string_value(pl_config_get(c, "/cluster/token_id"));
+	const char *eq = id ? strchr(id, '=') : NULL;
+
+	if (eq)
+		pl_config_diag(c, d, PL_DIAG_ERROR, "/cluster/token_id",
+			       "cluster.token_id '%.*s=…' holds the token's secret (keep only "
+			       "USER@REALM!TOKENID here; the secret goes in "
+			       "cluster.token_secret_file or cluster.token_secret_env)",
+			       (int)(eq - id), id);
 }
 
 /* The [lo, hi] range of a category key, or false. */
@@ -489,6 +512,7 @@ pl_config_check(const struct pl_config *c, struct pl_diags *d)
 	}
 	check_profiles(c, d, names);
 	check_secrets(c, d);
+	check_token_id(c, d);
 	json_decref(names);
 	json_decref(vmids);
 	json_decref(ips);

@@ -170,6 +170,9 @@ static const struct pl_config_key top_keys[] = {
 	{ "/proxy/listen", PL_CT_STRING, "127.0.0.1:8090", NULL, "shared listener (SNI/Host routing)", false },
 	{ "/proxy/name", PL_CT_STRING, NULL, NULL, "certificate name for clients that send no SNI (default: the local address)", false },
 	{ "/proxy/grace", PL_CT_INT, "10", "0..3600", "seconds open connections get to finish on shutdown", false },
+	{ "/proxy/max_connections", PL_CT_INT, "512", "1..100000", "client connections open at once; more are closed at once", false },
+	{ "/proxy/idle_timeout", PL_CT_INT, "300", "1..86400", "seconds a connection may move no byte before it is closed", false },
+	{ "/proxy/handshake_timeout", PL_CT_INT, "30", "1..300", "seconds a client gets from connecting to a complete first request", false },
 	{ "/proxy/targets", PL_CT_LIST, NULL, NULL, "upstream controllers", false },
 	{ "/proxy/targets/*", PL_CT_MAP, NULL, NULL, "a target", false },
 	{ "/proxy/targets/*/name", PL_CT_STRING, NULL, NULL, "target name", true },
@@ -184,6 +187,7 @@ static const struct pl_config_key top_keys[] = {
 	{ "/proxy/targets/*/insecure", PL_CT_BOOL, "false", NULL, "no verification at all (loud warning)", false },
 	{ "/proxy/targets/*/min_tls", PL_CT_ENUM, "1.2", "1.0|1.1|1.2|1.3", "oldest TLS version to speak upstream", false },
 	{ "/proxy/targets/*/ciphers", PL_CT_STRING, NULL, NULL, "OpenSSL cipher list for the upstream side", false },
+	{ "/proxy/targets/*/weak_keys", PL_CT_BOOL, "false", NULL, "accept small keys and MD5/SHA-1 signatures in the controller's chain (loud warning)", false },
 	{ "/proxy/targets/*/rewrite_location", PL_CT_BOOL, "true", NULL, "rewrite Location: headers that point upstream", false },
 	END,
 };

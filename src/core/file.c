@@ -36,6 +36,7 @@ pl_file_read(const char *path, struct pl_buf *b, char **errmsg)
 	}
 out:
 	close(fd);
+	explicit_bzero(chunk, sizeof(chunk)); /* the file may be a secret */
 	return r;
 }
 
@@ -43,17 +44,22 @@ int
 pl_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
 		     char **errmsg)
 {
-	char *tmp = pl_asprintf("%s.tmp.%ld", path, (long)getpid());
+	/* A fresh name made with O_EXCL beside the target: a name known in
+	 * advance could be a symlink planted to make us write elsewhere. */
+	char *tmp = pl_asprintf("%s.tmp.XXXXXX", path);
+	char *dir = pl_path_dirname(path);
 	const char *p = data;
-	int fd, r = 0;
+	int fd, dfd, r = 0;
 
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
-		r = pl_seterr(errmsg, PL_EIO, "cannot create '%s': %s", tmp, strerror(errno));
+		r = pl_seterr(errmsg, PL_EIO, "cannot create a temporary file beside '%s': %s", path,
+			      strerror(errno));
 		goto out;
 	}
-	fchmod(fd, mode);
-	while (len > 0) {
+	if (fchmod(fd, mode) != 0)
+		r = pl_seterr(errmsg, PL_EIO, "cannot chmod '%s': %s", tmp, strerror(errno));
+	while (r == 0 && len > 0) {
 		ssize_t n = write(fd, p, len);
 
 		if (n < 0 && errno == EINTR)
@@ -74,8 +80,14 @@ pl_file_write_atomic(const char *path, const void *data, size_t len, mode_t mode
 			      strerror(errno));
 	if (r != 0)
 		unlink(tmp);
+	/* the rename itself survives a crash once the directory is synced */
+	if (r == 0 && (dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
 out:
 	free(tmp);
+	free(dir);
 	return r;
 }
 

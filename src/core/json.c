@@ -303,7 +303,59 @@ pl_json_loadb(const char *data, size_t len, size_t flags)
 struct pl_json_items {
 	struct build b;
 	bool failed;
+	/* yajl re-reads an unfinished token from its start on every chunk: one
+	 * long string would cost the square of its length. The token in progress
+	 * is followed here, and held to PL_JSON_MAX_TOKEN. */
+	bool in_str, esc;
+	size_t tok;
 };
+
+/* Follow the lexer over data; false once a string, key or bare token is
+ * longer than PL_JSON_MAX_TOKEN bytes. */
+static bool
+items_tokens_ok(struct pl_json_items *r, const char *data, size_t len)
+{
+	const char *p = data, *end = data + len;
+
+	while (p < end) {
+		if (r->in_str) {
+			const char *q = p;
+
+			if (r->esc) {
+				r->esc = false;
+				q++;
+			}
+			while (q < end && *q != '"' && *q != '\\')
+				q++;
+			r->tok += (size_t)(q - p);
+			if (r->tok > PL_JSON_MAX_TOKEN)
+				return false;
+			if (q == end)
+				return true;
+			if (*q == '\\') {
+				r->esc = true;
+			} else {
+				r->in_str = false;
+				r->tok = 0;
+			}
+			p = q + 1;
+			continue;
+		}
+		switch (*p++) {
+		case '"':
+			r->in_str = true;
+			/* fallthrough */
+		case '{': case '}': case '[': case ']': case ',': case ':':
+		case ' ': case '\t': case '\r': case '\n':
+			r->tok = 0;
+			break;
+		default:
+			if (++r->tok > PL_JSON_MAX_TOKEN)
+				return false;
+		}
+	}
+	return true;
+}
 
 struct pl_json_items *
 pl_json_items_new(pl_json_item_cb on_item, void *arg)
@@ -326,7 +378,7 @@ pl_json_items_feed(struct pl_json_items *r, const char *data, size_t len)
 	/* \v and \f are whitespace to yajl, NUL bytes skipped by jansson: JSON
 	 * has neither, and pl_json_loadb leaves their judging to jansson. */
 	if (r->failed || memchr(data, '\v', len) || memchr(data, '\f', len) ||
-	    memchr(data, '\0', len) ||
+	    memchr(data, '\0', len) || !items_tokens_ok(r, data, len) ||
 	    yajl_parse(r->b.h, (const unsigned char *)data, len) != yajl_status_ok) {
 		r->failed = true;
 		return -1;
@@ -894,7 +946,9 @@ dump_alloc(const json_t *v, bool sorted)
 {
 	struct pl_buf b;
 
-	pl_buf_init(&b, 0);
+	/* A value in memory was bounded when it was read; its text (escapes can
+	 * make it 6 times longer) is not capped again. */
+	pl_buf_init(&b, SIZE_MAX / 2);
 	if (pl_json_write(&b, v, sorted) != 0)
 		pl_die("JSON value larger than %zu bytes", b.max);
 	return pl_buf_detach(&b, NULL);
@@ -917,7 +971,7 @@ pl_json_compact_without(const json_t *obj, const char *const *skip, size_t nskip
 {
 	struct pl_buf b;
 
-	pl_buf_init(&b, 0);
+	pl_buf_init(&b, SIZE_MAX / 2); /* see dump_alloc */
 	if (put(&b, "{", 1) != 0 || write_members(&b, obj, false, skip, nskip) != 0 ||
 	    put(&b, "}", 1) != 0)
 		pl_die("JSON value larger than %zu bytes", b.max);

@@ -27,6 +27,8 @@ json_t *pl_json_load_list(const char *data, size_t len, int threads);
  * returns -1 once the text cannot be JSON; end (which frees r) gives the
  * whole document, or NULL when it was not one. */
 struct pl_json_items;
+/* The longest string, key or bare token pl_json_items_feed reads (1 MiB). */
+#define PL_JSON_MAX_TOKEN ((size_t)1 << 20)
 typedef void (*pl_json_item_cb)(json_t *item, void *arg);
 struct pl_json_items *pl_json_items_new(pl_json_item_cb on_item, void *arg);
 int pl_json_items_feed(struct pl_json_items *r, const char *data, size_t len);

@@ -153,17 +153,111 @@ convert(struct conv *c, struct fy_node *n, struct pl_buf *ptr)
 	return json_null();
 }
 
+#define YAML_MAX_NODES 1000000 /* a document's nodes, once aliases are expanded */
+#define YAML_MAX_DEPTH 512     /* nesting, once aliases are expanded */
+
+/*
+ * The nodes n stands for once every alias in it is expanded, counted before
+ * libfyaml expands them (fy_document_resolve has no budget: a few hundred
+ * bytes of anchors, each used ten times by the next, make 10^9 nodes). Each
+ * node's count is kept in memo, so an anchor used many times is counted once;
+ * the count stops just past YAML_MAX_NODES; an alias loop or nesting deeper
+ * than YAML_MAX_DEPTH counts as too many.
+ */
+static size_t
+expanded_size(struct fy_node *n, json_t *memo, int depth)
+{
+	const size_t over = YAML_MAX_NODES + 1;
+	char key[32];
+	json_t *seen;
+	size_t total = 1;
+	void *it = NULL;
+
+	if (n == NULL)
+		return 1;
+	if (depth > YAML_MAX_DEPTH)
+		return over;
+	snprintf(key, sizeof(key), "%p", (void *)n);
+	if ((seen = json_object_get(memo, key)) != NULL) /* 0: still being counted, a loop */
+		return json_integer_value(seen) ? (size_t)json_integer_value(seen) : over;
+	json_object_set_new(memo, key, json_integer(0));
+	if (fy_node_is_alias(n)) {
+		struct fy_node *to = fy_node_resolve_alias(n);
+
+		/* NULL: undefined, or a loop: fy_document_resolve says which */
+		total = to ? expanded_size(to, memo, depth + 1) : 1;
+	} else if (fy_node_get_type(n) == FYNT_SEQUENCE) {
+		struct fy_node *item;
+
+		while (total < over && (item = fy_node_sequence_iterate(n, &it)) != NULL)
+			total += expanded_size(item, memo, depth + 1);
+	} else if (fy_node_get_type(n) == FYNT_MAPPING) {
+		struct fy_node_pair *p;
+
+		while (total < over && (p = fy_node_mapping_iterate(n, &it)) != NULL) {
+			total += expanded_size(fy_node_pair_key(p), memo, depth + 1);
+			if (total < over)
+				total += expanded_size(fy_node_pair_value(p), memo, depth + 1);
+		}
+	}
+	if (total > over)
+		total = over;
+	json_object_set_new(memo, key, json_integer((json_int_t)total));
+	return total;
+}
+
+/* Where text stops being UTF-8 (libfyaml 0.7.12 spins on some invalid
+ * bytes, "%\xff\n"): the offset of the first bad byte, or len. Overlong
+ * forms, surrogates and code points past U+10FFFF are bad too. */
+static size_t
+utf8_bad_at(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = s[i];
+		size_t n;
+		unsigned int cp, min;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf)
+			n = 1, cp = c & 0x1f, min = 0x80;
+		else if (c >= 0xe0 && c <= 0xef)
+			n = 2, cp = c & 0x0f, min = 0x800;
+		else if (c >= 0xf0 && c <= 0xf4)
+			n = 3, cp = c & 0x07, min = 0x10000;
+		else
+			return i;
+		if (len - i <= n)
+			return i;
+		for (size_t k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return i;
+			cp = (cp << 6) | (s[i + k] & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return i;
+		i += n + 1;
+	}
+	return len;
+}
+
 static json_t *
-load(const char *name, struct fy_document *doc, struct fy_diag *diag, char *first,
+load(const char *name, struct fy_document *doc, struct fy_diag *diag, char **firstp,
      json_t **marks, char **errmsg)
 {
 	struct conv c = { .name = name };
 	struct pl_buf ptr;
-	json_t *v = NULL;
+	json_t *v = NULL, *memo;
+	size_t nodes;
 
 	if (doc == NULL || fy_diag_got_error(diag)) {
 		void *it = NULL;
 		struct fy_diag_error *e = fy_diag_errors_iterate(diag, &it);
+		char *first = *firstp;
 		size_t n = first ? strcspn(first, "\n") : 0;
 
 		if (e)
@@ -194,6 +288,14 @@ load(const char *name, struct fy_document *doc, struct fy_diag *diag, char *firs
 			pl_seterr(errmsg, PL_EPARSE, "%s: cannot parse YAML", name);
 		goto out;
 	}
+	memo = json_object();
+	nodes = expanded_size(fy_document_root(doc), memo, 0);
+	json_decref(memo);
+	if (nodes > YAML_MAX_NODES) {
+		pl_seterr(errmsg, PL_EPARSE, "%s: more than %d nodes or %d levels once aliases are "
+			  "expanded (an alias bomb?)", name, YAML_MAX_NODES, YAML_MAX_DEPTH);
+		goto out;
+	}
 	if (fy_document_resolve(doc) != 0) {
 		pl_seterr(errmsg, PL_EPARSE, "%s: cannot resolve an alias or merge key (a merge key needs an alias: <<: *name)", name);
 		goto out;
@@ -217,7 +319,7 @@ load(const char *name, struct fy_document *doc, struct fy_diag *diag, char *firs
 out:
 	fy_document_destroy(doc);
 	fy_diag_destroy(diag);
-	free(first);
+	free(*firstp); /* the diagnostics may have come while resolving */
 	return v;
 }
 
@@ -295,7 +397,21 @@ pl_yaml_load_string(const char *name, const char *text, size_t len, json_t **mar
 	char *first = NULL;
 	struct fy_diag *diag;
 	struct fy_document *doc;
+	size_t bad = utf8_bad_at((const unsigned char *)text, len);
 
+	if (bad < len) {
+		int line = 1, col = 1;
+
+		for (size_t i = 0; i < bad; i++) {
+			if (text[i] == '\n')
+				line++, col = 1;
+			else if (((unsigned char)text[i] & 0xc0) != 0x80)
+				col++;
+		}
+		pl_seterr(errmsg, PL_EPARSE, "%s:%d:%d: invalid UTF-8 (byte 0x%02x; save the file "
+			  "as UTF-8)", name, line, col, (unsigned char)text[bad]);
+		return NULL;
+	}
 	if (blank_stream(text, len)) {
 		if (marks)
 			*marks = json_object();
@@ -303,7 +419,7 @@ pl_yaml_load_string(const char *name, const char *text, size_t len, json_t **mar
 	}
 	diag = quiet_diag(&cfg, &first);
 	doc = fy_document_build_from_string(&cfg, text, len);
-	return load(name, doc, diag, first, marks, errmsg);
+	return load(name, doc, diag, &first, marks, errmsg);
 }
 
 bool

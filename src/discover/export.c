@@ -297,6 +297,22 @@ yaml_str(struct pl_buf *b, const char *s)
 	pl_buf_addch(b, '"');
 }
 
+/* Whether Ansible would template s: text from a device must stay text. */
+static bool
+templated(const char *s)
+{
+	return strstr(s, "{{") || strstr(s, "{%") || strstr(s, "{#");
+}
+
+/* A host variable's value: tagged !unsafe when Ansible would template it. */
+static void
+yaml_val(struct pl_buf *b, const char *s)
+{
+	if (templated(s))
+		pl_buf_addstr(b, "!unsafe ");
+	yaml_str(b, s);
+}
+
 static int
 export_inventory(const json_t *records, struct pl_buf *out)
 {
@@ -326,26 +342,27 @@ export_inventory(const json_t *records, struct pl_buf *out)
 				any = true;
 			}
 			pl_buf_addstr(out, "        ");
-			yaml_str(out, name ? name : addr);
+			/* a host name cannot be tagged: one Ansible would template is left out */
+			yaml_str(out, name && !templated(name) ? name : addr);
 			pl_buf_addstr(out, ":\n          ansible_host: ");
-			yaml_str(out, addr);
+			yaml_val(out, addr);
 			if (!strcmp(kind, "linux-ssh") && (port = port_of(rec, "ssh")) && port != 22)
 				pl_buf_addf(out, "\n          ansible_port: %d", port);
 			pl_buf_addstr(out, "\n          pvelab_kind: ");
-			yaml_str(out, kind);
+			yaml_val(out, kind);
 			if (pl_json_str(rec, "vendor")) {
 				pl_buf_addstr(out, "\n          pvelab_vendor: ");
-				yaml_str(out, pl_json_str(rec, "vendor"));
+				yaml_val(out, pl_json_str(rec, "vendor"));
 			}
 			if (pl_json_str(rec, "model")) {
 				pl_buf_addstr(out, "\n          pvelab_model: ");
-				yaml_str(out, pl_json_str(rec, "model"));
+				yaml_val(out, pl_json_str(rec, "model"));
 			}
 			pl_buf_addstr(out, "\n          pvelab_urls: [");
 			json_array_foreach(json_object_get(rec, "urls"), k, u) {
 				if (k)
 					pl_buf_addstr(out, ", ");
-				yaml_str(out, json_string_value(u));
+				yaml_val(out, json_string_value(u));
 			}
 			pl_buf_addstr(out, "]\n");
 		}

@@ -1421,6 +1421,83 @@ too_many_deletes(const json_t *plan, const struct pl_apply_opts *o, json_t **res
 	return true;
 }
 
+json_t *
+pl_apply_owned(const json_t *snap, const char *project)
+{
+	json_t *owned = json_object();
+	const json_t *g;
+	char key[32];
+	size_t i;
+
+	json_array_foreach(json_object_get(snap, "guests"), i, g) {
+		if (project == NULL || !pl_model_owned_by(g, project))
+			continue;
+		snprintf(key, sizeof(key), "%lld", pl_json_int(g, "vmid", -1));
+		json_object_set_new(owned, key, json_true());
+	}
+	return owned;
+}
+
+/* A guest ch would stop, reboot, replace, roll back or destroy that is not
+ * in owned: its vmid, or 0. */
+static long long
+unowned_target(const json_t *ch, const struct pl_apply_opts *o)
+{
+	const char *a = pl_json_str_or(ch, "action", "");
+	long long t[2] = { 0, pl_json_int(ch, "old_vmid", 0) };
+	char key[32];
+
+	if (!strcmp(a, "replace") && t[1] != 0)
+		; /* the guest it destroys is old_vmid; vmid is the one it makes */
+	else if (!strcmp(a, "delete") || !strcmp(a, "replace") || !strcmp(a, "stop") ||
+		 !strcmp(a, "rollback") || !strcmp(a, "reboot") ||
+		 (!strcmp(a, "update") && (pl_json_str(ch, "migrate_to") ||
+					   (o->reboot && json_is_true(json_object_get(ch, "reboot"))))))
+		t[0] = pl_json_int(ch, "vmid", -1);
+	else if (strcmp(a, "restore") != 0)
+		t[1] = 0; /* a create's or a start's old_vmid destroys nothing */
+	for (int k = 0; k < 2; k++) {
+		if (t[k] == 0)
+			continue;
+		snprintf(key, sizeof(key), "%lld", t[k]);
+		if (!json_is_true(json_object_get(o->owned, key)))
+			return t[k] < 0 ? -1 : t[k];
+	}
+	return 0;
+}
+
+/* The executor's own ownership rule (a plan file is never trusted): a plan
+ * that touches a guest outside o->owned is refused whole, as
+ * too_many_deletes refuses. */
+static bool
+touches_unowned(const json_t *plan, const struct pl_apply_opts *o, json_t **result)
+{
+	const json_t *changes = json_object_get(plan, "changes"), *ch;
+	bool any = false;
+	json_t *list;
+	size_t i;
+
+	json_array_foreach(changes, i, ch)
+		any = any || unowned_target(ch, o) != 0;
+	if (!any)
+		return false;
+	list = json_array();
+	json_array_foreach(changes, i, ch) {
+		long long v = unowned_target(ch, o);
+		json_t *res = json_pack("{s:s,s:s,s:s,s:s}", "guest", pl_json_str_or(ch, "guest", "?"), "action",
+					pl_json_str_or(ch, "action", "?"), "type", pl_json_str_or(ch, "type", "qemu"),
+					"status", "not started");
+
+		if (v != 0)
+			json_object_set_new(res, "error", json_sprintf("refused: guest %lld is not managed "
+								       "by this project", v));
+		json_array_append_new(list, res);
+	}
+	*result = json_pack("{s:i,s:i,s:i,s:o}", "ok", 0, "failed", 0, "skipped", (int)json_array_size(list),
+			    "changes", list);
+	return true;
+}
+
 /* Stop waiting: the changes in flight are "abandoned" (their tasks go on in
  * Proxmox); answers still due find the applier marked and free it. */
 static void
@@ -1500,7 +1577,7 @@ pl_apply_start(struct event_base *base, struct pl_pve *c, const json_t *plan,
 		ap->o_copy->task_timeout_ms = 600000;
 	ap->o = ap->o_copy;
 	ap->shared = json_object();
-	if (too_many_deletes(plan, o, &ap->pre)) {
+	if (too_many_deletes(plan, o, &ap->pre) || touches_unowned(plan, o, &ap->pre)) {
 		ap->early = PL_EINVAL;
 		schedule_done(ap);
 		return (struct pl_apply *)ap;
@@ -1560,7 +1637,8 @@ pl_apply_run(struct event_base *base, struct pl_pve *c, const json_t *plan,
 	struct apply_wait w = { 0 };
 	struct pl_apply *a;
 
-	if (too_many_deletes(plan, o, result)) /* refused whole: no loop needed */
+	/* refused whole: no loop needed */
+	if (too_many_deletes(plan, o, result) || touches_unowned(plan, o, result))
 		return PL_EINVAL;
 	a = pl_apply_start(base, c, plan, o, apply_waited, &w);
 	while (!w.done) {

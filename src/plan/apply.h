@@ -55,6 +55,9 @@ struct pl_apply_opts {
 	 * guest half made: a create, or a replace past its destroy, completes);
 	 * 2 (PL_APPLY_ABANDON) also stop waiting for the tasks in flight. */
 	const int *stop;
+	/* {"<vmid>": true} of the guests this run may stop, reboot, replace,
+	 * roll back or destroy (pl_apply_owned); NULL: none. Borrowed. */
+	const json_t *owned;
 };
 
 #define PL_APPLY_STOP 1
@@ -84,7 +87,8 @@ struct pl_apply_opts {
  * "created" is true once the new guest exists, "destroyed" once the old one
  * is gone, "backup" once its archive is known.
  * A plan with more deletes than allowed (none without allow_delete, else
- * max_deletes) is refused whole: nothing runs, every change is "not started"
+ * max_deletes), or one that would stop, reboot, replace, roll back or destroy
+ * a guest not in o->owned, is refused whole: nothing runs, every change is "not started"
  * and the deletes carry the reason in "error"; returns PL_EINVAL.
  * Returns 0 when every change succeeded, PL_ECANCEL when stopped (and none
  * failed), PL_ETASK otherwise.
@@ -110,6 +114,9 @@ struct pl_apply *pl_apply_start(struct event_base *base, struct pl_pve *c, const
  * cb comes at the loop's next turn, the tasks in flight go on in Proxmox).
  * Only ever raises the level; a handle whose cb has run must not be used. */
 void pl_apply_cancel(struct pl_apply *a, int level);
+/* The allow-list for pl_apply_opts.owned: the guests of snap that project
+ * owns (pl_model_owned_by). New reference. */
+json_t *pl_apply_owned(const json_t *snap, const char *project);
 
 /* Why a change's create would fail (a new string), or NULL: no ostemplate for
  * a container, a config the schema rejects, and with storages (a list of

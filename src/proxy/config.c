@@ -154,6 +154,9 @@ pl_proxy_config_new(const char *state_dir)
 	c->listen = pl_strdup(PL_PROXY_DEFAULT_LISTEN);
 	c->state_dir = pl_strdup(state_dir);
 	c->grace = 10;
+	c->max_conns = PL_PROXY_MAX_CONNS;
+	c->idle_timeout = PL_PROXY_IDLE_TIMEOUT;
+	c->handshake_timeout = PL_PROXY_HANDSHAKE_TIMEOUT;
 	return c;
 }
 
@@ -241,6 +244,7 @@ target_from_json(const json_t *o, size_t idx, const char *basedir, struct pl_pro
 	}
 	t->ignore_time = pl_json_bool(o, "ignore_time", false);
 	t->insecure = pl_json_bool(o, "insecure", false);
+	t->weak_keys = pl_json_bool(o, "weak_keys", false);
 	t->rewrite_location = pl_json_bool(o, "rewrite_location", true);
 	if ((s = pl_json_str(o, "min_tls")) != NULL &&
 	    (r = pl_proxy_parse_tls_version(s, &t->min_tls, errmsg)) != 0)
@@ -284,6 +288,10 @@ pl_proxy_config_from_json(const json_t *proxy, const char *basedir, const char *
 	if ((s = pl_json_str(proxy, "name")) != NULL)
 		c->name = pl_strdup(s);
 	c->grace = (int)pl_json_int(proxy, "grace", 10);
+	c->max_conns = (int)pl_json_int(proxy, "max_connections", PL_PROXY_MAX_CONNS);
+	c->idle_timeout = (int)pl_json_int(proxy, "idle_timeout", PL_PROXY_IDLE_TIMEOUT);
+	c->handshake_timeout = (int)pl_json_int(proxy, "handshake_timeout",
+	                                        PL_PROXY_HANDSHAKE_TIMEOUT);
 	targets = json_object_get(proxy, "targets");
 	json_array_foreach(targets, i, v)
 	{
@@ -377,6 +385,58 @@ char *
 pl_proxy_pins_path(const char *state_dir)
 {
 	return pl_path_join(state_dir, "pins.json");
+}
+
+/* A JSON object file of the state directory ({} when absent or broken). */
+static json_t *
+state_json_load(const char *state_dir, const char *name)
+{
+	char *path = pl_path_join(state_dir, name);
+	struct pl_buf b;
+	json_t *doc = NULL;
+
+	pl_buf_init(&b, 1 << 20);
+	if (pl_file_read(path, &b, NULL) == 0)
+		doc = pl_json_parse(b.data, b.len, NULL);
+	if (!json_is_object(doc)) {
+		json_decref(doc);
+		doc = json_object();
+	}
+	pl_buf_release(&b);
+	free(path);
+	return doc;
+}
+
+json_t *
+pl_proxy_seen_load(const char *state_dir)
+{
+	return state_json_load(state_dir, "seen.json");
+}
+
+int
+pl_proxy_seen_record(const char *state_dir, const char *key, const char *fingerprint,
+                     const char *subject, char **errmsg)
+{
+	json_t *doc;
+	char *path, *text, now[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	int r;
+
+	if ((r = pl_mkdir_p(state_dir, 0700, errmsg)) != 0)
+		return r;
+	doc = pl_proxy_seen_load(state_dir);
+	gmtime_r(&t, &tm);
+	strftime(now, sizeof(now), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_object_set_new(doc, key, json_pack("{s:s,s:s,s:s}", "sha256", fingerprint, "subject",
+	                                        subject, "first_verified", now));
+	text = json_dumps(doc, JSON_INDENT(2) | JSON_SORT_KEYS);
+	path = pl_path_join(state_dir, "seen.json");
+	r = pl_file_write_atomic(path, text, strlen(text), 0644, errmsg);
+	free(text);
+	free(path);
+	json_decref(doc);
+	return r;
 }
 
 static json_t *

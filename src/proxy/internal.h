@@ -14,8 +14,10 @@
 
 struct pl_proxy_ca;
 
-/* Open (creating if needed) the local CA of state_dir. */
-int pl_proxy_ca_open(const char *state_dir, struct pl_proxy_ca **out, char **errmsg);
+/* Open (creating if needed) the local CA of cfg->state_dir; a new one is
+ * constrained to private names and cfg's names. */
+int pl_proxy_ca_open(const struct pl_proxy_config *cfg, struct pl_proxy_ca **out,
+                     char **errmsg);
 void pl_proxy_ca_free(struct pl_proxy_ca *ca);
 /* Install a leaf certificate for name (a DNS name or IP) on ssl, issuing and
  * caching it on first use; extra is an optional second SAN. */

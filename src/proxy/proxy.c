@@ -9,10 +9,12 @@
 #include "proxy/proxy.h"
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "core/log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -21,8 +23,10 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +36,7 @@
 #define RESP_HEAD_MAX (64 * 1024)  /* response head we hold to rewrite Location */
 #define HANDSHAKE_TIMEOUT 30
 #define ERRPAGE_WAIT 10
+#define RELOAD_LIMIT 10 /* seconds a reloaded config may take to parse (in a child) */
 #define SIDE_EVENTS (EV_READ | EV_WRITE | EV_PERSIST | EV_ET)
 
 /* The active configuration plus what it needs at run time; connections keep
@@ -40,6 +45,8 @@ struct runtime {
 	int refs;
 	struct pl_proxy_config *cfg;
 	SSL_CTX **up_ctx; /* per target */
+	json_t *seen;     /* seen.json, loaded on first use */
+	json_t *warned;   /* HOST:PORT -> fingerprint already warned about */
 };
 
 struct listener {
@@ -47,6 +54,8 @@ struct listener {
 	char *addr;
 	char bound[INET6_ADDRSTRLEN + 8]; /* what port 0 became */
 	struct evconnlistener *lev;
+	struct event *resume; /* re-enables lev after running out of descriptors */
+	time_t logged;        /* when that was last logged */
 	size_t *targets; /* indices into p->rt->cfg->targets */
 	size_t ntargets;
 	struct listener *next;
@@ -79,6 +88,8 @@ struct conn {
 	const char *error; /* why the relay failed: which side */
 	uint64_t bytes_up, bytes_down;
 	struct timeval start;
+	struct event *deadline; /* handshake and first request head, from accept */
+	uint64_t idle_mark;     /* bytes moved when the idle timer last fired */
 	struct pl_buf head; /* what the client sent before there was a relay */
 	enum relay_state rs;
 	long long body_left;
@@ -97,6 +108,9 @@ struct pl_proxy {
 	struct event *ev_int, *ev_term, *ev_hup, *ev_usr1, *ev_grace;
 	bool stopping;
 	struct pl_proxy_stats st;
+	time_t cap_logged; /* when refusing over max_conns was last logged */
+	pid_t reload_pid;        /* the child trying the reloaded config, or 0 */
+	struct event *reload_ev; /* its verdict (a byte on a pipe), or the time limit */
 	char scratch[RELAY_CHUNK]; /* the relay's one read buffer, shared by all */
 };
 
@@ -129,6 +143,8 @@ rt_unref(struct runtime *rt)
 	for (size_t i = 0; i < rt->cfg->ntargets; i++)
 		SSL_CTX_free(rt->up_ctx[i]);
 	free(rt->up_ctx);
+	json_decref(rt->seen);
+	json_decref(rt->warned);
 	pl_proxy_config_free(rt->cfg);
 	free(rt);
 }
@@ -444,6 +460,8 @@ conn_finish(struct conn *c, const char *why)
 	p->st.active--;
 	if (c->dns)
 		evdns_getaddrinfo_cancel(c->dns);
+	if (c->deadline)
+		event_free(c->deadline);
 	pl_proxy_side_release(&c->up);
 	pl_proxy_side_release(&c->down);
 	pl_buf_release(&c->head);
@@ -732,6 +750,40 @@ up_refused(struct conn *c, bool timeout, const char *why)
 		conn_fail(c, 502, "Cannot reach '%s' (%s:%d): %s.", t->name, t->host, t->port, why);
 }
 
+/* verify_at and ignore_time accept any certificate of the right name and
+ * issuer, an old one whose key leaked too: remember the one that first
+ * passed, and say so when another one does. */
+static void
+note_seen(struct conn *c)
+{
+	const struct pl_proxy_target *t = conn_target(c);
+	struct runtime *rt = c->rt;
+	const char *fp = c->upx.v.fingerprint, *was;
+	char key[300], *err = NULL;
+
+	if (!(t->has_verify_at || t->ignore_time) || !c->upx.v.ok || !fp[0])
+		return;
+	snprintf(key, sizeof(key), "%s:%d", t->host, t->port);
+	if (rt->seen == NULL) {
+		rt->seen = pl_proxy_seen_load(rt->cfg->state_dir);
+		rt->warned = json_object();
+	}
+	if ((was = pl_json_str(json_object_get(rt->seen, key), "sha256")) == NULL) {
+		json_object_set_new(rt->seen, key, json_pack("{s:s}", "sha256", fp));
+		if (pl_proxy_seen_record(rt->cfg->state_dir, key, fp, c->upx.v.subject, &err) != 0) {
+			pl_log_warn("proxy: target '%s': %s", t->name, err);
+			free(err);
+		}
+		return;
+	}
+	if (strcasecmp(was, fp) == 0 || !strcmp(pl_json_str_or(rt->warned, key, ""), fp))
+		return;
+	json_object_set_new(rt->warned, key, json_string(fp));
+	pl_log_warn("proxy: target '%s': its certificate changed since it was first verified "
+	            "(was %s, now %s); an old certificate whose key leaked would pass too: check "
+	            "the controller, then remove its entry from seen.json", t->name, was, fp);
+}
+
 /* Drive the upstream connect and handshake; start the relay when done. */
 static void
 up_handshake(struct conn *c, short what)
@@ -770,6 +822,11 @@ up_handshake(struct conn *c, short what)
 	ERR_clear_error(); /* SSL_get_error needs an empty queue; verification may leave some */
 	c->up_ready = true;
 	event_remove_timer(c->up.ev);
+	note_seen(c);
+	/* from now on down.ev's timeout (restarted by each event) is the idle timer */
+	event_add(c->down.ev, &(struct timeval){c->rt->cfg->idle_timeout > 0
+	                                                ? c->rt->cfg->idle_timeout
+	                                                : PL_PROXY_IDLE_TIMEOUT, 0});
 	if (t->insecure)
 		pl_log_warn("proxy: target '%s': relaying WITHOUT verifying the upstream "
 		            "certificate (insecure: true)",
@@ -941,6 +998,17 @@ down_cb(evutil_socket_t fd, short what, void *arg)
 
 	pl_proxy_side_wake(&c->down, what);
 	if (c->up_ready) {
+		if (what == EV_TIMEOUT) {
+			/* A quiet client side is fine while bytes flow the other way. */
+			uint64_t moved = c->bytes_up + c->bytes_down;
+
+			if (moved == c->idle_mark) {
+				c->p->st.timed_out++;
+				conn_finish(c, "idle");
+				return;
+			}
+			c->idle_mark = moved;
+		}
 		relay_run(c);
 	} else if (what & EV_TIMEOUT) {
 		if (!c->down_ready) {
@@ -958,8 +1026,25 @@ down_cb(evutil_socket_t fd, short what, void *arg)
 	/* else the upstream is on its way; its handshake starts the relay */
 }
 
+/* Whether the CA may issue a leaf for an SNI name: a target's name, one of
+ * its hostnames or its controller's host, the configured name (--name), or
+ * the address the client reached. */
+static bool
+may_issue(const struct conn *c, const char *name)
+{
+	const struct pl_proxy_config *cfg = c->rt->cfg;
+
+	if (!strcasecmp(name, c->local_ip) || (cfg->name && !strcasecmp(cfg->name, name)))
+		return true;
+	for (size_t i = 0; i < cfg->ntargets; i++)
+		if (name_matches(cfg->targets[i], name) || !strcasecmp(cfg->targets[i]->host, name))
+			return true;
+	return false;
+}
+
 /* Choose the downstream certificate: the SNI name, else the configured name
- * (with the local address as a second name), else the local address. */
+ * (with the local address as a second name), else the local address. A name
+ * the proxy does not serve gets no certificate (unrecognized_name). */
 static int
 client_hello_cb(SSL *ssl, int *al, void *arg)
 {
@@ -973,6 +1058,13 @@ client_hello_cb(SSL *ssl, int *al, void *arg)
 		return SSL_CLIENT_HELLO_ERROR;
 	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &len) == 1)
 		pl_proxy_sni_parse(ext, len, c->sni, sizeof(c->sni));
+	if (c->sni[0] && !may_issue(c, c->sni)) {
+		c->p->st.unrouted++;
+		pl_log_debug("proxy: %s: SNI '%s' is not a configured name; refused", c->client,
+		             c->sni);
+		*al = SSL_AD_UNRECOGNIZED_NAME;
+		return SSL_CLIENT_HELLO_ERROR;
+	}
 	if (c->sni[0]) {
 		name = c->sni;
 	} else if (c->rt->cfg->name) {
@@ -990,6 +1082,24 @@ client_hello_cb(SSL *ssl, int *al, void *arg)
 	return SSL_CLIENT_HELLO_SUCCESS;
 }
 
+/* The one deadline for the handshake and the first request head: a client
+ * that drips bytes does not restart it. Once routed, the relay's own
+ * timeouts apply. */
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->target >= 0 && !c->failed)
+		return;
+	c->p->st.timed_out++;
+	if (!c->down_ready)
+		c->p->st.tls_failed++;
+	pl_log_debug("proxy: %s: no %s in time (proxy.handshake_timeout)", c->client,
+	             c->down_ready ? "request" : "TLS handshake");
+	conn_finish(c, !c->down_ready ? NULL : c->failed ? c->fail_reason : "no request");
+}
+
 static void
 accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
 {
@@ -998,10 +1108,23 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
 	struct conn *c;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	struct timeval tv = {HANDSHAKE_TIMEOUT, 0};
+	struct timeval tv = {p->rt->cfg->handshake_timeout > 0 ? p->rt->cfg->handshake_timeout
+	                                                       : HANDSHAKE_TIMEOUT, 0};
+	struct timeval idle = {p->rt->cfg->idle_timeout > 0 ? p->rt->cfg->idle_timeout
+	                                                      : PL_PROXY_IDLE_TIMEOUT, 0};
+	int cap = p->rt->cfg->max_conns > 0 ? p->rt->cfg->max_conns : PL_PROXY_MAX_CONNS;
 	SSL *ssl;
 
-	if (p->stopping || (ssl = SSL_new(p->down_ctx)) == NULL) {
+	if (!p->stopping && p->st.active >= (uint64_t)cap) {
+		p->st.over_cap++;
+		if (time(NULL) - p->cap_logged >= 60) {
+			p->cap_logged = time(NULL);
+			pl_log_warn("proxy: %d connections open (proxy.max_connections); closing new "
+			            "ones until some end", cap);
+		}
+	}
+	if (p->stopping || p->st.active >= (uint64_t)cap ||
+	    (ssl = SSL_new(p->down_ctx)) == NULL) {
 		evutil_closesocket(fd);
 		return;
 	}
@@ -1033,19 +1156,49 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
 	SSL_set_accept_state(ssl);
 	nodelay(fd);
 	if (SSL_set_fd(ssl, fd) != 1 ||
-	    (c->down.ev = event_new(p->base, fd, SIDE_EVENTS, down_cb, c)) == NULL) {
+	    (c->down.ev = event_new(p->base, fd, SIDE_EVENTS, down_cb, c)) == NULL ||
+	    (c->deadline = evtimer_new(p->base, deadline_cb, c)) == NULL) {
 		conn_finish(c, NULL);
 		return;
 	}
-	event_add(c->down.ev, &tv);
+	event_add(c->down.ev, &idle);
+	evtimer_add(c->deadline, &tv);
 }
 
 static void
+resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	evconnlistener_enable(l->lev);
+}
+
+/* Out of descriptors, accept fails at once every time the listener is
+ * readable: pause it for a second instead of spinning (and logging) on it. */
+static void
 accept_error_cb(struct evconnlistener *lev, void *arg)
 {
+	struct listener *l = arg;
 	int e = EVUTIL_SOCKET_ERROR();
+	struct timeval pause = {1, 0};
+	bool starved = e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
 
-	pl_log_error("proxy: accept failed: %s", evutil_socket_error_to_string(e));
+	if (!starved || time(NULL) - l->logged >= 60) {
+		l->logged = time(NULL);
+		pl_log_error("proxy: accept on %s failed: %s%s", l->addr,
+		             evutil_socket_error_to_string(e),
+		             starved ? " (pausing the listener; raise ulimit -n or lower "
+		                       "proxy.max_connections)" : "");
+	}
+	if (!starved)
+		return;
+	l->p->st.accept_paused++;
+	if (l->resume == NULL)
+		l->resume = evtimer_new(l->p->base, resume_cb, l);
+	if (l->resume) {
+		evconnlistener_disable(lev);
+		evtimer_add(l->resume, &pause);
+	}
 }
 
 /* ---- listeners and reload ---- */
@@ -1055,6 +1208,8 @@ listener_free(struct listener *l)
 {
 	if (l == NULL)
 		return;
+	if (l->resume)
+		event_free(l->resume);
 	if (l->lev)
 		evconnlistener_free(l->lev);
 	free(l->addr);
@@ -1194,6 +1349,15 @@ announce(struct pl_proxy *p)
 			const struct pl_proxy_target *t = p->rt->cfg->targets[l->targets[i]];
 			char mode[160];
 
+			if (t->pin_from_file && t->ca_file)
+				pl_log_warn("proxy: target '%s': the pin in pins.json (pvelab proxy "
+				            "trust) is used, not ca_file '%s'; set verify_at or "
+				            "ignore_time to verify with the CA, or drop ca_file",
+				            t->name, t->ca_file);
+			if (t->weak_keys && !t->insecure)
+				pl_log_warn("proxy: target '%s': weak_keys: its chain may use small "
+				            "keys and MD5/SHA-1 signatures, which others can forge",
+				            t->name);
 			pl_log(t->insecure ? PL_LOG_WARN : PL_LOG_INFO,
 			       "proxy: listening on %s for '%s' -> https://%s:%d (%s)%s",
 			       l->bound[0] ? l->bound : l->addr,
@@ -1227,14 +1391,36 @@ apply(struct pl_proxy *p, struct pl_proxy_config *cfg, char **errmsg)
 }
 
 static void
-on_hup(evutil_socket_t sig, short what, void *arg)
+reload_end(struct pl_proxy *p)
+{
+	if (p->reload_pid > 0) {
+		kill(p->reload_pid, SIGKILL);
+		while (waitpid(p->reload_pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	p->reload_pid = 0;
+	if (p->reload_ev) {
+		close(event_get_fd(p->reload_ev));
+		event_free(p->reload_ev);
+		p->reload_ev = NULL;
+	}
+}
+
+/* The child has parsed the file (its verdict does not matter: the load below
+ * reports the error), or has not within RELOAD_LIMIT seconds. Only a file
+ * known to parse in time is parsed here, on the loop that serves. */
+static void
+on_reload_checked(evutil_socket_t fd, short what, void *arg)
 {
 	struct pl_proxy *p = arg;
 	struct pl_proxy_config *cfg;
-	char *err = NULL;
+	char verdict = 0, *err = NULL;
+	bool done = !(what & EV_TIMEOUT) && read(fd, &verdict, 1) == 1;
 
-	if (p->rt->cfg->config_path == NULL) {
-		pl_log_info("proxy: SIGHUP: targets come from flags, nothing to reload");
+	reload_end(p);
+	if (!done) {
+		pl_log_error("proxy: reload failed, keeping the running config: '%s' could not be "
+		             "parsed within %d s", p->rt->cfg->config_path, RELOAD_LIMIT);
 		return;
 	}
 	if (pl_proxy_config_load(p->rt->cfg->config_path, p->rt->cfg->state_dir, &cfg, &err) != 0 ||
@@ -1247,6 +1433,64 @@ on_hup(evutil_socket_t sig, short what, void *arg)
 	pl_log_info("proxy: reloaded %s", p->rt->cfg->config_path);
 }
 
+/* SIGHUP: a file written over the config may be hostile (a YAML parser that
+ * spins or an alias bomb): it is first parsed in a child held to a time and
+ * memory limit, and the running config stays until that child is done. */
+static void
+on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	struct pl_proxy *p = arg;
+	struct timeval limit = {RELOAD_LIMIT, 0};
+	int fds[2];
+
+	if (p->rt->cfg->config_path == NULL) {
+		pl_log_info("proxy: SIGHUP: targets come from flags, nothing to reload");
+		return;
+	}
+	if (p->reload_pid) {
+		pl_log_info("proxy: SIGHUP: a reload is being checked already");
+		return;
+	}
+	if (pipe2(fds, O_CLOEXEC) != 0) {
+		pl_log_error("proxy: reload failed, keeping the running config: pipe: %s",
+		             strerror(errno));
+		return;
+	}
+	if ((p->reload_pid = fork()) == 0) {
+		struct rlimit as = {(rlim_t)1 << 30, (rlim_t)1 << 30};
+		struct pl_proxy_config *cfg = NULL;
+		char ok;
+
+		close(fds[0]);
+		alarm(RELOAD_LIMIT);
+#ifndef __SANITIZE_ADDRESS__ /* its shadow memory is far beyond any such limit */
+		setrlimit(RLIMIT_AS, &as);
+#else
+		(void)as;
+#endif
+		ok = pl_proxy_config_load(p->rt->cfg->config_path, p->rt->cfg->state_dir, &cfg,
+		                          NULL) == 0;
+		if (write(fds[1], &ok, 1) != 1)
+			_exit(1);
+		_exit(0);
+	}
+	close(fds[1]);
+	if (p->reload_pid < 0) {
+		pl_log_error("proxy: reload failed, keeping the running config: fork: %s",
+		             strerror(errno));
+		p->reload_pid = 0;
+		close(fds[0]);
+		return;
+	}
+	p->reload_ev = event_new(p->base, fds[0], EV_READ, on_reload_checked, p);
+	if (p->reload_ev == NULL) {
+		close(fds[0]);
+		reload_end(p);
+		return;
+	}
+	event_add(p->reload_ev, &limit);
+}
+
 static void
 on_usr1(evutil_socket_t sig, short what, void *arg)
 {
@@ -1254,13 +1498,16 @@ on_usr1(evutil_socket_t sig, short what, void *arg)
 
 	pl_log_info("proxy: stats accepted=%llu active=%llu completed=%llu tls_failed=%llu "
 	            "unrouted=%llu connect_failed=%llu verify_failed=%llu pin_mismatch=%llu "
-	            "error_pages=%llu bytes_up=%llu bytes_down=%llu reloads=%llu",
+	            "error_pages=%llu bytes_up=%llu bytes_down=%llu reloads=%llu over_cap=%llu "
+	            "timed_out=%llu accept_paused=%llu",
 	            (unsigned long long)st->accepted, (unsigned long long)st->active,
 	            (unsigned long long)st->completed, (unsigned long long)st->tls_failed,
 	            (unsigned long long)st->unrouted, (unsigned long long)st->connect_failed,
 	            (unsigned long long)st->verify_failed, (unsigned long long)st->pin_mismatch,
 	            (unsigned long long)st->error_pages, (unsigned long long)st->bytes_up,
-	            (unsigned long long)st->bytes_down, (unsigned long long)st->reloads);
+	            (unsigned long long)st->bytes_down, (unsigned long long)st->reloads,
+	            (unsigned long long)st->over_cap, (unsigned long long)st->timed_out,
+	            (unsigned long long)st->accept_paused);
 }
 
 static void
@@ -1346,7 +1593,7 @@ pl_proxy_serve(struct pl_proxy_config *cfg, char **errmsg)
 	                                     EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (p->dns == NULL)
 		p->dns = evdns_base_new(p->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-	if ((r = pl_proxy_ca_open(cfg->state_dir, &p->ca, errmsg)) != 0) {
+	if ((r = pl_proxy_ca_open(cfg, &p->ca, errmsg)) != 0) {
 		pl_proxy_config_free(cfg);
 		goto out;
 	}
@@ -1375,6 +1622,7 @@ pl_proxy_serve(struct pl_proxy_config *cfg, char **errmsg)
 	            (unsigned long long)p->st.bytes_up, (unsigned long long)p->st.bytes_down);
 	r = 0;
 out:
+	reload_end(p);
 	while (p->listeners) {
 		struct listener *l = p->listeners;
 

@@ -30,17 +30,25 @@ struct pl_proxy_target {
 	bool ignore_time;   /* full checks except the validity dates */
 	bool insecure;      /* no verification at all (loudly logged) */
 	int min_tls;        /* TLS1_VERSION .. TLS1_3_VERSION */
+	bool weak_keys;     /* chain may have small keys, MD5/SHA-1 signatures (loudly logged) */
 	char *ciphers;      /* OpenSSL cipher list, or NULL for the default */
 	bool rewrite_location;
 };
 
 /* The whole proxy configuration (CLI flags or the `proxy:` section). */
+#define PL_PROXY_MAX_CONNS 512     /* default pl_proxy_config.max_conns */
+#define PL_PROXY_IDLE_TIMEOUT 300  /* default pl_proxy_config.idle_timeout */
+#define PL_PROXY_HANDSHAKE_TIMEOUT 30 /* default pl_proxy_config.handshake_timeout */
+
 struct pl_proxy_config {
 	char *listen;      /* the shared listener */
 	char *name;        /* leaf name for clients that send no SNI (else the local IP) */
 	char *state_dir;   /* local CA and pins live here */
 	char *config_path; /* YAML file to reload on SIGHUP, or NULL (CLI flags) */
 	int grace;         /* seconds open connections get on shutdown */
+	int max_conns;     /* open client connections; more are closed at accept */
+	int idle_timeout;  /* seconds a relay may move no byte before it is closed */
+	int handshake_timeout; /* seconds from accept to a routed request */
 	struct pl_proxy_target **targets;
 	size_t ntargets;
 };
@@ -59,6 +67,9 @@ struct pl_proxy_stats {
 	uint64_t bytes_up;       /* client -> controller */
 	uint64_t bytes_down;     /* controller -> client */
 	uint64_t reloads;
+	uint64_t over_cap;       /* closed at accept: max_conns open already */
+	uint64_t timed_out;      /* no request head within the handshake deadline, or idle */
+	uint64_t accept_paused;  /* listeners paused for want of file descriptors */
 };
 
 /* Parse "https://HOST[:PORT]" into host (caller frees) and port. */
@@ -100,6 +111,11 @@ int pl_proxy_pin_record(const char *state_dir, const char *key, const char *fing
                         const char *subject, const char *not_after, char **errmsg);
 /* The recorded pin for key into out[96]; PL_ENOENT when there is none. */
 int pl_proxy_pin_lookup(const char *state_dir, const char *key, char out[96]);
+/* seen.json of state_dir: {"HOST:PORT": {"sha256","subject","first_verified"}}, the
+ * certificate each date-verified target first passed with ({} when none). */
+json_t *pl_proxy_seen_load(const char *state_dir);
+int pl_proxy_seen_record(const char *state_dir, const char *key, const char *fingerprint,
+                         const char *subject, char **errmsg);
 
 /* What `pvelab proxy trust` learns from one upstream. */
 struct pl_proxy_probe {

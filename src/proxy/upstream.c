@@ -102,6 +102,10 @@ verify_cb(X509_STORE_CTX *x, void *arg)
 		X509_VERIFY_PARAM_set1_ip_asc(param, t->host);
 	else
 		X509_VERIFY_PARAM_set1_host(param, t->host, 0);
+	/* min_tls 1.0 lowers the security level for the handshake to 0; the
+	 * chain is still held to level 1 (no 512-bit keys, no MD5) unless the
+	 * target says weak_keys */
+	X509_VERIFY_PARAM_set_auth_level(param, t->weak_keys ? 0 : 1);
 	if (t->has_verify_at) {
 		struct tm tm;
 

@@ -19,6 +19,8 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -45,6 +47,9 @@ struct req {
 	char reason[256];
 	char errbuf[CURL_ERROR_SIZE];
 	bool too_big;
+	bool timed_out;         /* past the deadline while the body came */
+	size_t streamed_len;    /* bytes handed to on_body: held to max_body too */
+	struct timespec deadline; /* this attempt's end, checked as bytes arrive */
 	struct event retry_ev;
 	bool retry_armed;
 	pl_pve_body_cb on_body; /* a 200 answer's body goes here as it arrives */
@@ -544,12 +549,27 @@ static size_t
 write_cb(char *p, size_t size, size_t n, void *arg)
 {
 	struct req *q = arg;
+	struct timespec now;
 
+	/* curl checks its timeout between reads only: a gzip bomb decompresses
+	 * for long inside one. The deadline holds while the bytes come. */
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+	if (now.tv_sec > q->deadline.tv_sec ||
+	    (now.tv_sec == q->deadline.tv_sec && now.tv_nsec > q->deadline.tv_nsec)) {
+		q->timed_out = true;
+		return 0;
+	}
 	if (q->on_body) {
 		long status = 0;
 
 		curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
 		if (status == 200) {
+			/* Decompressed bytes count against the cap, streamed or not. */
+			if (size * n > q->c->max_body - q->streamed_len) {
+				q->too_big = true;
+				return 0;
+			}
+			q->streamed_len += size * n;
 			q->streamed = true;
 			return q->on_body(p, size * n, q->arg) == 0 ? size * n : 0;
 		}
@@ -610,6 +630,7 @@ static CURL *
 new_easy(struct pl_pve *c)
 {
 	CURL *e = curl_easy_init();
+	bool ctx_ok;
 
 	if (e == NULL)
 		pl_die("curl_easy_init failed");
@@ -617,19 +638,22 @@ new_easy(struct pl_pve *c)
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->max_body);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->timeout_ms < 10000 ? c->timeout_ms : 10000L);
 	if (!c->plain) /* curl formats the header on every request */
 		curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "pvelab/" PL_VERSION);
 	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, sslctx_cb);
-	curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, c);
+	ctx_ok = curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, sslctx_cb) == CURLE_OK &&
+		 curl_easy_setopt(e, CURLOPT_SSL_CTX_DATA, c) == CURLE_OK;
 	if (!proxy_in_env()) {
 		/* Else curl reads five proxy variables from the environment per request. */
 		curl_easy_setopt(e, CURLOPT_PROXY, "");
 		curl_easy_setopt(e, CURLOPT_NOPROXY, "");
 	}
-	if (c->pinned) {
+	if (c->pinned && ctx_ok) {
+		/* Only the callback checks the pin: without it curl verifies as usual
+		 * (and refuses a self-signed node) rather than check nothing. */
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 0L);
 	} else {
@@ -652,7 +676,15 @@ start(struct req *q)
 	q->easy = e;
 	q->ep = c->ep;
 	pl_buf_reset(&q->body);
-	q->too_big = false;
+	q->too_big = q->timed_out = false;
+	q->streamed_len = 0;
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &q->deadline);
+	q->deadline.tv_sec += c->timeout_ms / 1000;
+	q->deadline.tv_nsec += (c->timeout_ms % 1000) * 1000000L;
+	if (q->deadline.tv_nsec >= 1000000000L) {
+		q->deadline.tv_sec++;
+		q->deadline.tv_nsec -= 1000000000L;
+	}
 	q->reason[0] = q->errbuf[0] = '\0';
 	curl_slist_free_all(q->hdrs);
 	q->hdrs = NULL;
@@ -793,7 +825,12 @@ finish_curl_error(struct req *q, CURLcode cc, struct pl_pve_result *res, char **
 	const char *url = c->eps[q->ep];
 	const char *detail = q->errbuf[0] ? q->errbuf : curl_easy_strerror(cc);
 
-	if (q->too_big) {
+	if (q->timed_out) {
+		res->err = PL_ETIMEOUT;
+		*msg = pl_asprintf("'%s %s' on '%s' timed out after %ld ms (is the node "
+				   "overloaded? raise cluster.timeout)", q->method, q->path, url,
+				   c->timeout_ms);
+	} else if (q->too_big || cc == CURLE_FILESIZE_EXCEEDED) {
 		res->err = PL_ETOOBIG;
 		*msg = pl_asprintf("answer to '%s %s' from '%s' is larger than %zu bytes", q->method,
 				   q->path, url, c->max_body);
@@ -1000,6 +1037,30 @@ check_done(struct pl_pve *c)
 
 /* ---- public API ---- */
 
+/* A process that holds a token or password never leaves a core: it would
+ * carry copies of the secret (curl's header buffers among them). */
+static void
+no_core_dumps(void)
+{
+	struct rlimit none = {0, 0};
+
+	setrlimit(RLIMIT_CORE, &none);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+int
+pl_pve_tls_backend_check(const char *ssl_version, char **errmsg)
+{
+	/* The pin is checked in an OpenSSL context callback; another backend
+	 * would skip it with verification off. */
+	if (ssl_version == NULL || strncmp(ssl_version, "OpenSSL/", 8) != 0)
+		return pl_seterr(errmsg, PL_ETLS, "cannot enforce a fingerprint pin: libcurl uses "
+				 "'%s', not OpenSSL (install libcurl4-openssl-dev and rebuild, or "
+				 "trust the node with cluster.ca_file)",
+				 ssl_version ? ssl_version : "no TLS library");
+	return 0;
+}
+
 int
 pl_pve_new(struct event_base *base, const struct pl_pve_opts *o, struct pl_pve **out,
 	   char **errmsg)
@@ -1028,6 +1089,7 @@ pl_pve_new(struct event_base *base, const struct pl_pve_opts *o, struct pl_pve *
 		ssl_idx = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 	if (conn_idx < 0)
 		conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	no_core_dumps();
 	c = pl_calloc(1, sizeof(*c));
 	c->base = base;
 	if (o->fingerprint && *o->fingerprint) {
@@ -1037,6 +1099,9 @@ pl_pve_new(struct event_base *base, const struct pl_pve_opts *o, struct pl_pve *
 			goto fail;
 		}
 		c->pinned = true;
+		if ((r = pl_pve_tls_backend_check(curl_version_info(CURLVERSION_NOW)->ssl_version,
+						  errmsg)) != 0)
+			goto fail;
 	}
 	c->eps = pl_calloc(o->n_endpoints, sizeof(*c->eps));
 	for (size_t i = 0; i < o->n_endpoints; i++) {

@@ -43,7 +43,13 @@ struct pl_pve_result {
 
 typedef void (*pl_pve_cb)(const struct pl_pve_result *res, void *arg);
 
-/* Make a client on base (owned by the caller). Validates the options. */
+/* 0 when libcurl's TLS backend (curl_version_info()->ssl_version) is OpenSSL,
+ * the only one whose context callback enforces a fingerprint pin; else
+ * PL_ETLS with a message. */
+int pl_pve_tls_backend_check(const char *ssl_version, char **errmsg);
+
+/* Make a client on base (owned by the caller). Validates the options; a pin
+ * fails unless libcurl uses OpenSSL. */
 int pl_pve_new(struct event_base *base, const struct pl_pve_opts *o, struct pl_pve **out,
 	       char **errmsg);
 /* A client for another thread's loop: the same endpoints, credentials, TLS

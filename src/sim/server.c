@@ -912,12 +912,7 @@ on_request(struct evhttp_request *req, void *arg)
 		if (strlen(path) > 1 && path[strlen(path) - 1] == '/')
 			path[strlen(path) - 1] = 0;
 	}
-	if ((query && parse_form(query, params) != 0) || parse_body(req, params) != 0) {
-		reply_json(s, req, 400, "Parameter verification failed.", NULL, 0);
-		goto out;
-	}
-
-	/* authentication */
+	/* authentication, before anything of the request is parsed */
 	if (!public_call(meth, path)) {
 		const char *cookie = evhttp_find_header(ih, "Cookie");
 		const char *authz = evhttp_find_header(ih, "Authorization");
@@ -954,6 +949,11 @@ on_request(struct evhttp_request *req, void *arg)
 			reply_401(s, req, "No ticket");
 			goto out;
 		}
+	}
+
+	if ((query && parse_form(query, params) != 0) || parse_body(req, params) != 0) {
+		reply_json(s, req, 400, "Parameter verification failed.", NULL, 0);
+		goto out;
 	}
 
 	/* routing */
@@ -1086,6 +1086,7 @@ pl_sim_server_start(struct pl_sim *s, char **errmsg)
 	s->http = evhttp_new(s->base);
 	evhttp_set_timeout(s->http, 60);
 	evhttp_set_max_body_size(s->http, 16 << 20);
+	evhttp_set_max_headers_size(s->http, 64 << 10); /* an unauthenticated client's flood */
 	evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
 						    EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
 	evhttp_set_gencb(s->http, on_request, s);

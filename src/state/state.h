@@ -47,7 +47,7 @@ void pl_state_checkpoint_wait(struct pl_state_ckpt *k);
 /* A guest's change signature: ["<SHA-256 of the canonical durable JSON>", "<that JSON>"].
  * The durable part is what counts as a change: config and durable status
  * (name, node, status, lock, tags, template...), never cpu/mem/uptime/net
- * counters. New reference. */
+ * counters. New reference; NULL when its text would be over PL_BUF_DEFAULT_MAX. */
 json_t *pl_state_guest_sig(const json_t *guest);
 
 struct pl_state_counts {

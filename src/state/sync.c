@@ -30,7 +30,7 @@ static const char *const not_live[] = {
 /* The canonical text of a guest's durable part, written straight from the
  * guest: what pl_json_canonical gives for an object of its non-null durable
  * keys, with vmid and template as integers (old nodes send strings). */
-static void
+static int
 durable_text(const json_t *guest, struct pl_buf *b)
 {
 	bool first = true;
@@ -49,12 +49,14 @@ durable_text(const json_t *guest, struct pl_buf *b)
 		pl_buf_addch(b, '"');
 		pl_buf_addstr(b, k);
 		pl_buf_add(b, "\":", 2);
-		if (pl_json_write(b, v, true) != 0)
-			pl_die("guest JSON larger than %zu bytes", b->max);
+		if (pl_json_write(b, v, true) != 0) {
+			json_decref(n);
+			return PL_ETOOBIG;
+		}
 		json_decref(n);
 		first = false;
 	}
-	pl_buf_addch(b, '}');
+	return pl_buf_addch(b, '}');
 }
 
 json_t *
@@ -65,7 +67,10 @@ pl_state_guest_sig(const json_t *guest)
 	json_t *sig;
 
 	pl_buf_init(&text, 0);
-	durable_text(guest, &text);
+	if (durable_text(guest, &text) != 0) {
+		pl_buf_release(&text);
+		return NULL;
+	}
 	pl_sha256_hex(text.data, text.len, sha);
 	sig = json_array();
 	json_array_append_new(sig, json_stringn_nocheck(sha, 64));
@@ -268,8 +273,11 @@ pl_state_sync_guest(struct pl_state_sync *y, json_t *g, const json_t *sig)
 			return;
 		}
 	}
-	if (json_array_size(sig) != 2)
-		sig = own = pl_state_guest_sig(g);
+	if (json_array_size(sig) != 2 && (sig = own = pl_state_guest_sig(g)) == NULL) {
+		y->err = pl_seterr(&y->errmsg, PL_ETOOBIG, "guest %lld's JSON is larger than %zu "
+				   "bytes", vmid, (size_t)PL_BUF_DEFAULT_MAX);
+		return;
+	}
 	sha = json_string_value(json_array_get(sig, 0));
 	if (old == NULL) {
 		kind = "discovered";

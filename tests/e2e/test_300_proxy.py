@@ -128,6 +128,8 @@ class Proxy:
         argv = [BIN, "proxy", *args]
         if "--listen" not in args and "-c" not in args:
             argv += ["--listen", f"127.0.0.1:{self.port}"]
+        if "--name" not in args and "-c" not in args:
+            argv += ["--name", "idrac.test"]  # the name clients use; others get no certificate
         self.p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True, env=env["env"], cwd=cwd)
         wait_port(self.port, self.p)
@@ -221,6 +223,10 @@ def test_tls10_upstream(env):
 def test_trust_records_pin_and_serve_uses_it(env, tmp_path):
     st = {"PVELAB_STATE": str(tmp_path / "st" / "state.db")}
     r = run("proxy", "trust", up(env, "s_modern"), env=st)
+    # shown, not pinned: nobody said yes
+    assert r.rc == 64 and "refusing to pin" in r.err and "without --yes" in r.err, r
+    assert not os.path.exists(os.path.join(st["PVELAB_STATE"].rsplit("/", 1)[0], "pins.json"))
+    r = run("proxy", "trust", up(env, "s_modern"), "--yes", env=st)
     assert r.rc == 0, r
     fp = subprocess.run(["openssl", "x509", "-in", env["leaf"], "-noout", "-fingerprint",
                          "-sha256"], capture_output=True, text=True).stdout.split("=")[1].strip()
@@ -604,15 +610,16 @@ def test_own_listener_and_failed_reload_keeps_serving(env, tmp_path):
     log = Stderr(proc)
     try:
         wait_port(own, proc)
-        # its own listener takes any name; nothing listens on the unused shared one
-        rc, out, err = curl(env, own, name="whatever.test")
+        # its own listener takes a client without SNI; nothing listens on the unused
+        # shared one (a name it does not serve is refused: test_900_hostile_proxy)
+        rc, out, err = curl(env, own, name=None)
         assert out.startswith("HTTP/1.0 200"), (err, out[:200])
         with pytest.raises(OSError):
             socket.create_connection(("127.0.0.1", shared), timeout=1).close()
         cfg.write_text("proxy:\n  targets: [\n")  # broken YAML
         proc.send_signal(signal.SIGHUP)
         log.wait_for("reload failed, keeping the running config")
-        rc, out, err = curl(env, own)
+        rc, out, err = curl(env, own, name=None)
         assert out.startswith("HTTP/1.0 200"), (err, out[:200])
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -622,14 +629,14 @@ def test_own_listener_and_failed_reload_keeps_serving(env, tmp_path):
 
 def test_grace_period_ends_and_no_sni_name(env):
     p = Proxy(env, "--upstream", up(env, "echo"), "--ca-file", env["ca"], "--verify-at",
-              "2019-01-01", "--grace", "1", "--name", "proxy.lab")
+              "2019-01-01", "--grace", "1", "--name", "proxy.lan")
     ctx = tls_client(env)
     ctx.check_hostname = False
     s = socket.create_connection(("127.0.0.1", p.port))
     t = ctx.wrap_socket(s)  # no SNI: the leaf carries --name and the local address
     t.settimeout(10)
     cert = t.getpeercert()
-    assert ("DNS", "proxy.lab") in cert["subjectAltName"], cert
+    assert ("DNS", "proxy.lan") in cert["subjectAltName"], cert
     assert ("IP Address", "127.0.0.1") in cert["subjectAltName"], cert
     f = t.makefile("rb")
     assert f.readline() == b"hello\n"
@@ -649,7 +656,7 @@ proxy:
     - name: idrac
       upstream: https://127.0.0.1:{env['s_modern']}
 """)
-    r = run("-c", cfg, "proxy", "trust", "idrac", "-o", "json", env={"PVELAB_STATE": ""})
+    r = run("-c", cfg, "proxy", "trust", "idrac", "-o", "json", "--yes", env={"PVELAB_STATE": ""})
     assert r.rc == 0, r
     pins = json.load(open(tmp_path / "keep" / "pins.json"))
     assert pins[f"127.0.0.1:{env['s_modern']}"]["sha256"] == r.json()["sha256"]
@@ -668,7 +675,7 @@ def test_trust_by_target_name_uses_its_tls_settings(env, tmp_path):
       min_tls: "1.0"
 """)
     st = {"PVELAB_STATE": str(tmp_path / "st" / "state.db")}
-    r = run("-c", cfg, "proxy", "trust", "ilo", "-o", "json", env=st)
+    r = run("-c", cfg, "proxy", "trust", "ilo", "-o", "json", "--yes", env=st)
     assert r.rc == 0, r
     j = r.json()
     assert j["target"] == "ilo" and j["protocol"] == "TLSv1" and j["expired"] is True

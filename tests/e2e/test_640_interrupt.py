@@ -134,8 +134,10 @@ def test_sigint_at_random_points_leaves_a_run_rollback_restores(tmp_path):
             run_id = newest_run(lab.state)
             assert run_id > last, (out, err)
             status = db_rows(lab.state, "SELECT status FROM runs WHERE id=?", run_id)[0][0]
-            # 130 once the signal came; 0 only when the apply had ended before it
-            assert p.returncode == 130 or (p.returncode == 0 and status == "ok"), (
+            # 130 once the signal came; 0 only when the apply had ended before it, or
+            # killed by it (-SIGINT) when it came after the run was recorded and
+            # pvelab had stopped catching signals, on its way out
+            assert p.returncode == 130 or (p.returncode in (0, -signal.SIGINT) and status == "ok"), (
                 p.returncode, out, err)
             if status == "ok":  # it finished before the signal
                 assert "Apply complete" in out, out

@@ -257,14 +257,14 @@ def test_unknown_clone_template_is_blocked_at_plan_time(lab):
         lab.write("guests:" + CLONE.replace("debian12-cloud", ref))
         r = lab.pvelab("plan")
         assert "clone of debian12-cloud (9000 on pve1)" in r.out, r
-    # apply clones from the source the plan showed, or from none
+    # a saved plan edited to clone from another source is refused before anything
+    # runs: its changes must be the fresh plan's (issue 17)
     assert lab.pvelab("plan", "--out", "p.json").rc == 0
     saved = json.loads((lab.dir / "p.json").read_text())
     saved["changes"][0]["clone_from"]["vmid"] = 9999
     (lab.dir / "p.json").write_text(json.dumps(saved))
     r = lab.pvelab("apply", "p.json", "--yes", *APPLY_FLAGS)
-    assert r.rc == 1 and "template 9999 ('debian12-cloud'), the clone source the plan showed, " \
-        "is gone" in r.out, r
+    assert r.rc == 1 and "'p.json' creates " in r.err and " 'cl' differently" in r.err, r
     assert "cl" not in {g.get("name") for g in lab.guests()}
     lab.apply_checked()
     converged(lab)

@@ -420,13 +420,56 @@ test_sha256(void **state)
 	json_decref(v);
 }
 
+/* A string, key or bare token over PL_JSON_MAX_TOKEN is refused as it
+ * arrives, whatever the chunks; one at the cap passes. */
+static void
+test_items_token_cap(void **state)
+{
+	size_t n = PL_JSON_MAX_TOKEN;
+	const char *heads[] = { "{\"data\":[{\"name\":\"", "{\"data\":[{\"", "{\"data\":[1" };
+
+	(void)state;
+	for (size_t h = 0; h < PL_ARRAY_LEN(heads); h++) {
+		for (size_t extra = 0; extra < 2; extra++) {
+			struct items_seen seen = { json_array() };
+			struct pl_json_items *r = pl_json_items_new(on_item, &seen);
+			size_t len = n + extra - (h == 2);
+			char *fill = pl_malloc(len);
+			int fed;
+
+			memset(fill, h == 2 ? '1' : 'a', len);
+			fed = pl_json_items_feed(r, heads[h], strlen(heads[h]));
+			for (size_t off = 0; off < len && fed == 0; off += 4093)
+				fed = pl_json_items_feed(r, fill + off, len - off < 4093 ? len - off : 4093);
+			assert_int_equal(fed, extra ? -1 : 0);
+			json_decref(pl_json_items_end(r));
+			json_decref(seen.items);
+			free(fill);
+		}
+	}
+	/* escapes count, and an escaped quote does not end the string */
+	{
+		struct items_seen seen = { json_array() };
+		struct pl_json_items *r = pl_json_items_new(on_item, &seen);
+		const char *t = "{\"data\":[{\"a\":\"x\\\"y\"}]}";
+		json_t *doc;
+
+		assert_int_equal(pl_json_items_feed(r, t, strlen(t)), 0);
+		doc = pl_json_items_end(r);
+		assert_string_equal(json_string_value(json_object_get(
+			json_array_get(json_object_get(doc, "data"), 0), "a")), "x\"y");
+		json_decref(doc);
+		json_decref(seen.items);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_scalars),    cmocka_unit_test(test_strings),
 	    cmocka_unit_test(test_containers), cmocka_unit_test(test_load_list),
-	    cmocka_unit_test(test_items),
+	    cmocka_unit_test(test_items),      cmocka_unit_test(test_items_token_cap),
 	    cmocka_unit_test(test_loadb),      cmocka_unit_test(test_compact_without),
 	    cmocka_unit_test(test_sha256),     cmocka_unit_test(test_pretty),
 	};

@@ -94,12 +94,34 @@ test_exports_escape(void **state)
 	json_decref(recs);
 }
 
+/* Device strings with Jinja markers go to Ansible as !unsafe text. */
+static void
+test_inventory_unsafe(void **state)
+{
+	json_t *recs = json_pack("[{s:s,s:s,s:s,s:s,s:s,s:[s]}]", "address", "10.0.0.7", "name",
+				 "{{ lookup('pipe','id') }}", "kind", "bmc", "vendor", "{% raw %}x",
+				 "model", "R640", "urls", "https://10.0.0.7/{#c#}");
+	struct pl_buf b;
+
+	(void)state;
+	pl_buf_init(&b, 0);
+	assert_int_equal(pl_disc_export(recs, "inventory", &b, NULL), 0);
+	assert_null(strstr(b.data, "lookup"));
+	assert_non_null(strstr(b.data, "        \"10.0.0.7\":\n"));
+	assert_non_null(strstr(b.data, "pvelab_vendor: !unsafe \"{% raw %}x\""));
+	assert_non_null(strstr(b.data, "pvelab_model: \"R640\""));
+	assert_non_null(strstr(b.data, "[!unsafe \"https://10.0.0.7/{#c#}\"]"));
+	pl_buf_release(&b);
+	json_decref(recs);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_kinds),
 		cmocka_unit_test(test_exports_escape),
+		cmocka_unit_test(test_inventory_unsafe),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

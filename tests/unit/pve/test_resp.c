@@ -205,6 +205,23 @@ test_endpoint_norm(void **state)
 	free(e);
 }
 
+/* A pin is only enforced through OpenSSL: any other backend is refused. */
+static void
+test_tls_backend(void **state)
+{
+	char *e = NULL;
+
+	(void)state;
+	assert_int_equal(pl_pve_tls_backend_check("OpenSSL/3.0.15", &e), 0);
+	assert_null(e);
+	assert_int_equal(pl_pve_tls_backend_check("GnuTLS/3.7.9", &e), PL_ETLS);
+	assert_non_null(strstr(e, "'GnuTLS/3.7.9', not OpenSSL"));
+	free(e);
+	e = NULL;
+	assert_int_equal(pl_pve_tls_backend_check(NULL, &e), PL_ETLS);
+	free(e);
+}
+
 int
 main(void)
 {
@@ -216,6 +233,7 @@ main(void)
 		cmocka_unit_test(test_perm_and_lock),
 		cmocka_unit_test(test_backoff),
 		cmocka_unit_test(test_endpoint_norm),
+		cmocka_unit_test(test_tls_backend),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
