@@ -616,21 +616,26 @@ out:
 /* A replace that cannot create first proves its create would work before
  * anything is destroyed: the schema accepts the config, and the storages it
  * names exist on the node with the content types it needs (the answer is
- * checked in step_after). */
+ * checked in step_after). When it would not, the job ends here. */
+static bool
+create_refused(struct job *j, const json_t *storages)
+{
+	char *why = pl_apply_create_problem(j->change, storages, j->node), *msg;
+
+	if (why == NULL)
+		return false;
+	msg = pl_asprintf("cannot recreate it, so nothing was destroyed: %s", why);
+	job_finish(j, msg);
+	free(msg);
+	free(why);
+	return true;
+}
+
 static void
 check_create(struct job *j)
 {
-	char *why = pl_apply_create_problem(j->change, NULL, j->node);
-
-	if (why) {
-		char *msg = pl_asprintf("cannot recreate it, so nothing was destroyed: %s", why);
-
-		job_finish(j, msg);
-		free(msg);
-		free(why);
-		return;
-	}
-	request(j, "GET", pl_asprintf("/nodes/%s/storage", j->node), NULL);
+	if (!create_refused(j, NULL))
+		request(j, "GET", pl_asprintf("/nodes/%s/storage", j->node), NULL);
 }
 
 static void
@@ -985,17 +990,8 @@ step_after(struct job *j, json_t *data)
 		return;
 	}
 	if (s == S_CHECK) {
-		char *why = pl_apply_create_problem(j->change, data, j->node);
-
-		if (why) {
-			char *msg = pl_asprintf("cannot recreate it, so nothing was destroyed: %s", why);
-
-			job_finish(j, msg);
-			free(msg);
-			free(why);
-			return;
-		}
-		advance(j);
+		if (!create_refused(j, data))
+			advance(j);
 		return;
 	}
 	if (s == S_BACKUP_STORAGE) {
