@@ -1059,12 +1059,17 @@ static const struct {
 };
 
 static void
-bind_one(struct pl_sim *s, enum pl_sim_meth meth, const char *path, pl_sim_handler fn)
+bind_one(struct pl_sim *s, enum pl_sim_meth meth, const char *path, pl_sim_handler fn, bool lxc,
+	 int op)
 {
 	struct pl_sim_path *p = pl_sim_schema_find(s->schema, path);
+	struct pl_sim_method *m = p ? p->methods[meth] : NULL;
 
-	if (p && p->methods[meth]) /* else: not in this PVE version */
-		p->methods[meth]->handler = fn;
+	if (!m) /* not in this PVE version */
+		return;
+	m->handler = fn;
+	m->lxc = lxc;
+	m->op = op;
 }
 
 void
@@ -1073,10 +1078,10 @@ pl_sim_api_bind(struct pl_sim *s)
 	const struct pl_sim_route_def *defs[] = { pl_sim_guest_routes, pl_sim_storage_routes };
 
 	for (size_t i = 0; i < PL_ARRAY_LEN(table); i++)
-		bind_one(s, table[i].meth, table[i].path, table[i].fn);
+		bind_one(s, table[i].meth, table[i].path, table[i].fn, false, 0);
 	for (size_t d = 0; d < PL_ARRAY_LEN(defs); d++)
 		for (const struct pl_sim_route_def *e = defs[d]; e->path; e++)
-			bind_one(s, e->meth, e->path, e->fn);
+			bind_one(s, e->meth, e->path, e->fn, e->lxc, e->op);
 }
 
 void
@@ -1085,6 +1090,8 @@ pl_sim_api_call(struct pl_sim_req *r)
 	const struct pl_sim_method *m = r->m;
 
 	if (m->handler) {
+		r->lxc = m->lxc;
+		r->op = m->op;
 		m->handler(r);
 		return;
 	}

@@ -15,6 +15,8 @@ struct pl_sim_route_def {
 	enum pl_sim_meth meth;
 	const char *path; /* NULL ends a table */
 	pl_sim_handler fn;
+	bool lxc; /* the guest kind the path is for: the handler reads r->lxc */
+	int op;   /* the handler's operation, in r->op (e.g. which power action) */
 };
 
 /* Route tables of api_guest.c and api_storage.c. */

@@ -172,8 +172,9 @@ guest_status(struct pl_sim *s, const struct pl_sim_guest *g, bool current)
 }
 
 static void
-h_list(struct pl_sim_req *r, bool lxc)
+h_list(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
 	struct pl_sim *s = r->sim;
 	int n = pl_sim_req_node(r);
 	json_t *a;
@@ -190,8 +191,6 @@ h_list(struct pl_sim_req *r, bool lxc)
 	pl_sim_ok(r, a);
 }
 
-static void h_qemu_list(struct pl_sim_req *r) { h_list(r, false); }
-static void h_lxc_list(struct pl_sim_req *r) { h_list(r, true); }
 
 static void
 gen_uuid(struct pl_sim *s, char out[37])
@@ -258,8 +257,9 @@ hash_cipassword(const struct pl_sim_guest *g, json_t *conf)
 }
 
 static void
-h_create(struct pl_sim_req *r, bool lxc)
+h_create(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
 	struct pl_sim *s = r->sim;
 	int n = pl_sim_req_node(r);
 	long long vmid = pl_sim_pint(r, "vmid", 0);
@@ -408,8 +408,6 @@ h_create(struct pl_sim_req *r, bool lxc)
 	pl_sim_ok_task(r, t);
 }
 
-static void h_qemu_create(struct pl_sim_req *r) { h_create(r, false); }
-static void h_lxc_create(struct pl_sim_req *r) { h_create(r, true); }
 
 /* --- config --- */
 
@@ -445,8 +443,9 @@ snap_find(struct pl_sim_guest *g, const char *name, size_t *idx)
 }
 
 static void
-h_config_get(struct pl_sim_req *r, bool lxc)
+h_config_get(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
 	struct pl_sim_guest *g = req_guest(r, lxc);
 	const char *snap = pl_sim_p(r, "snapshot");
 	size_t i;
@@ -489,8 +488,6 @@ h_config_get(struct pl_sim_req *r, bool lxc)
 	r->blob = pl_sim_blob_ref(g->confbody);
 }
 
-static void h_qemu_config_get(struct pl_sim_req *r) { h_config_get(r, false); }
-static void h_lxc_config_get(struct pl_sim_req *r) { h_config_get(r, true); }
 
 /* Whether a change to key can be applied to a running guest at once. */
 static bool
@@ -715,8 +712,9 @@ h_qemu_config_post(struct pl_sim_req *r)
 }
 
 static void
-h_config_put(struct pl_sim_req *r, bool lxc)
+h_config_put(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
 	struct pl_sim_guest *g = req_guest(r, lxc);
 
 	if (!g || !update_config(r, g))
@@ -724,12 +722,11 @@ h_config_put(struct pl_sim_req *r, bool lxc)
 	pl_sim_ok(r, json_null());
 }
 
-static void h_qemu_config_put(struct pl_sim_req *r) { h_config_put(r, false); }
-static void h_lxc_config_put(struct pl_sim_req *r) { h_config_put(r, true); }
 
 static void
-h_pending(struct pl_sim_req *r, bool lxc)
+h_pending(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
 	struct pl_sim_guest *g = req_guest(r, lxc);
 	json_t *a, *cur, *pend;
 	const char *k;
@@ -765,26 +762,24 @@ h_pending(struct pl_sim_req *r, bool lxc)
 	pl_sim_ok(r, a);
 }
 
-static void h_qemu_pending(struct pl_sim_req *r) { h_pending(r, false); }
-static void h_lxc_pending(struct pl_sim_req *r) { h_pending(r, true); }
 
 /* --- status --- */
 
 static void
-h_status_current(struct pl_sim_req *r, bool lxc)
+h_status_current(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
 	struct pl_sim_guest *g = req_guest(r, lxc);
 
 	if (g)
 		pl_sim_ok(r, guest_status(r->sim, g, true));
 }
 
-static void h_qemu_current(struct pl_sim_req *r) { h_status_current(r, false); }
-static void h_lxc_current(struct pl_sim_req *r) { h_status_current(r, true); }
 
 static void
-h_status_index(struct pl_sim_req *r, bool lxc)
+h_status_index(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
 	if (req_guest(r, lxc))
 		pl_sim_ok(r, json_pack("[{s:s},{s:s},{s:s},{s:s},{s:s},{s:s},{s:s}]", "subdir",
 				       "current", "subdir", "start", "subdir", "stop", "subdir",
@@ -792,8 +787,6 @@ h_status_index(struct pl_sim_req *r, bool lxc)
 				       "resume"));
 }
 
-static void h_qemu_status_index(struct pl_sim_req *r) { h_status_index(r, false); }
-static void h_lxc_status_index(struct pl_sim_req *r) { h_status_index(r, true); }
 
 enum power { P_START, P_STOP, P_SHUTDOWN, P_REBOOT, P_SUSPEND, P_RESUME, P_RESET };
 
@@ -850,8 +843,10 @@ power_done(struct pl_sim *s, struct pl_sim_task *t)
 }
 
 static void
-h_power(struct pl_sim_req *r, bool lxc, enum power p)
+h_power(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
+	enum power p = (enum power)r->op;
 	static const char *const qm[] = { "qmstart", "qmstop", "qmshutdown", "qmreboot",
 					  "qmsuspend", "qmresume", "qmreset" };
 	static const char *const vz[] = { "vzstart", "vzstop", "vzshutdown", "vzreboot",
@@ -920,27 +915,13 @@ h_power(struct pl_sim_req *r, bool lxc, enum power p)
 	pl_sim_ok_task(r, t);
 }
 
-#define POWER(name, lxc, op) \
-	static void name(struct pl_sim_req *r) { h_power(r, lxc, op); }
-POWER(h_qemu_start, false, P_START)
-POWER(h_qemu_stop, false, P_STOP)
-POWER(h_qemu_shutdown, false, P_SHUTDOWN)
-POWER(h_qemu_reboot, false, P_REBOOT)
-POWER(h_qemu_suspend, false, P_SUSPEND)
-POWER(h_qemu_resume, false, P_RESUME)
-POWER(h_qemu_reset, false, P_RESET)
-POWER(h_lxc_start, true, P_START)
-POWER(h_lxc_stop, true, P_STOP)
-POWER(h_lxc_shutdown, true, P_SHUTDOWN)
-POWER(h_lxc_reboot, true, P_REBOOT)
-POWER(h_lxc_suspend, true, P_SUSPEND)
-POWER(h_lxc_resume, true, P_RESUME)
 
 /* --- snapshots --- */
 
 static void
-h_snap_list(struct pl_sim_req *r, bool lxc)
+h_snap_list(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
 	struct pl_sim_guest *g = req_guest(r, lxc);
 	json_t *a;
 	size_t i;
@@ -973,8 +954,6 @@ h_snap_list(struct pl_sim_req *r, bool lxc)
 	pl_sim_ok(r, a);
 }
 
-static void h_qemu_snap_list(struct pl_sim_req *r) { h_snap_list(r, false); }
-static void h_lxc_snap_list(struct pl_sim_req *r) { h_snap_list(r, true); }
 
 static void
 snap_done(struct pl_sim *s, struct pl_sim_task *t)
@@ -998,8 +977,9 @@ snap_done(struct pl_sim *s, struct pl_sim_task *t)
 }
 
 static void
-h_snap_create(struct pl_sim_req *r, bool lxc)
+h_snap_create(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
 	struct pl_sim_guest *g = req_guest(r, lxc);
 	const char *name = pl_sim_p(r, "snapname");
 	struct pl_sim_task *t;
@@ -1029,8 +1009,6 @@ h_snap_create(struct pl_sim_req *r, bool lxc)
 	pl_sim_ok_task(r, t);
 }
 
-static void h_qemu_snap_create(struct pl_sim_req *r) { h_snap_create(r, false); }
-static void h_lxc_snap_create(struct pl_sim_req *r) { h_snap_create(r, true); }
 
 static void
 snapdel_done(struct pl_sim *s, struct pl_sim_task *t)
@@ -1061,8 +1039,9 @@ snapdel_done(struct pl_sim *s, struct pl_sim_task *t)
 }
 
 static void
-h_snap_delete(struct pl_sim_req *r, bool lxc)
+h_snap_delete(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
 	struct pl_sim_guest *g = req_guest(r, lxc);
 	const char *name = pl_sim_p(r, "snapname");
 	struct pl_sim_task *t;
@@ -1082,8 +1061,6 @@ h_snap_delete(struct pl_sim_req *r, bool lxc)
 	pl_sim_ok_task(r, t);
 }
 
-static void h_qemu_snap_delete(struct pl_sim_req *r) { h_snap_delete(r, false); }
-static void h_lxc_snap_delete(struct pl_sim_req *r) { h_snap_delete(r, true); }
 
 static void
 rollback_done(struct pl_sim *s, struct pl_sim_task *t)
@@ -1110,8 +1087,9 @@ rollback_done(struct pl_sim *s, struct pl_sim_task *t)
 }
 
 static void
-h_snap_rollback(struct pl_sim_req *r, bool lxc)
+h_snap_rollback(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
 	struct pl_sim_guest *g = req_guest(r, lxc);
 	const char *name = pl_sim_p(r, "snapname");
 	struct pl_sim_task *t;
@@ -1132,12 +1110,11 @@ h_snap_rollback(struct pl_sim_req *r, bool lxc)
 	pl_sim_ok_task(r, t);
 }
 
-static void h_qemu_snap_rollback(struct pl_sim_req *r) { h_snap_rollback(r, false); }
-static void h_lxc_snap_rollback(struct pl_sim_req *r) { h_snap_rollback(r, true); }
 
 static void
-h_snap_index(struct pl_sim_req *r, bool lxc)
+h_snap_index(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
 	struct pl_sim_guest *g = req_guest(r, lxc);
 
 	if (!g)
@@ -1149,12 +1126,12 @@ h_snap_index(struct pl_sim_req *r, bool lxc)
 	pl_sim_ok(r, json_pack("[{s:s},{s:s}]", "cmd", "rollback", "cmd", "config"));
 }
 
-static void h_qemu_snap_index(struct pl_sim_req *r) { h_snap_index(r, false); }
-static void h_lxc_snap_index(struct pl_sim_req *r) { h_snap_index(r, true); }
 
 static void
-h_snap_config(struct pl_sim_req *r, bool lxc, bool put)
+h_snap_config(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
+	bool put = r->op;
 	struct pl_sim_guest *g = req_guest(r, lxc);
 	json_t *sn;
 
@@ -1183,10 +1160,6 @@ h_snap_config(struct pl_sim_req *r, bool lxc, bool put)
 	}
 }
 
-static void h_qemu_snap_config(struct pl_sim_req *r) { h_snap_config(r, false, false); }
-static void h_lxc_snap_config(struct pl_sim_req *r) { h_snap_config(r, true, false); }
-static void h_qemu_snap_config_put(struct pl_sim_req *r) { h_snap_config(r, false, true); }
-static void h_lxc_snap_config_put(struct pl_sim_req *r) { h_snap_config(r, true, true); }
 
 /* --- clone, template --- */
 
@@ -1209,8 +1182,9 @@ clone_done(struct pl_sim *s, struct pl_sim_task *t)
 }
 
 static void
-h_clone(struct pl_sim_req *r, bool lxc)
+h_clone(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
 	struct pl_sim *s = r->sim;
 	struct pl_sim_guest *src = req_guest(r, lxc), *g, *other;
 	long long newid = pl_sim_pint(r, "newid", 0);
@@ -1396,8 +1370,6 @@ h_clone(struct pl_sim_req *r, bool lxc)
 	pl_sim_ok_task(r, t);
 }
 
-static void h_qemu_clone(struct pl_sim_req *r) { h_clone(r, false); }
-static void h_lxc_clone(struct pl_sim_req *r) { h_clone(r, true); }
 
 static bool
 make_template(struct pl_sim_req *r, struct pl_sim_guest *g)
@@ -1467,8 +1439,9 @@ h_lxc_template(struct pl_sim_req *r)
 /* --- resize, migrate, destroy, rrd --- */
 
 static void
-h_resize(struct pl_sim_req *r, bool lxc)
+h_resize(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
 	struct pl_sim_guest *g = req_guest(r, lxc);
 	const char *disk = pl_sim_p(r, "disk"), *size = pl_sim_p(r, "size");
 	const char *cur, *szp;
@@ -1535,8 +1508,6 @@ h_resize(struct pl_sim_req *r, bool lxc)
 	}
 }
 
-static void h_qemu_resize(struct pl_sim_req *r) { h_resize(r, false); }
-static void h_lxc_resize(struct pl_sim_req *r) { h_resize(r, true); }
 
 /* PVE's migration (QemuMigrate / LXC Migrate prepare) checks every volume's
  * storage on the target with storage_check_enabled: NULL when all are
@@ -1639,8 +1610,9 @@ migrate_done(struct pl_sim *s, struct pl_sim_task *t)
 }
 
 static void
-h_migrate(struct pl_sim_req *r, bool lxc)
+h_migrate(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
 	struct pl_sim_guest *g = req_guest(r, lxc);
 	const char *target = pl_sim_p(r, "target");
 	int tn;
@@ -1686,12 +1658,11 @@ h_migrate(struct pl_sim_req *r, bool lxc)
 	pl_sim_ok_task(r, t);
 }
 
-static void h_qemu_migrate(struct pl_sim_req *r) { h_migrate(r, false); }
-static void h_lxc_migrate(struct pl_sim_req *r) { h_migrate(r, true); }
 
 static void
-h_migrate_check(struct pl_sim_req *r, bool lxc)
+h_migrate_check(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
 	struct pl_sim_guest *g = req_guest(r, lxc);
 	json_t *allowed = json_array();
 
@@ -1707,8 +1678,6 @@ h_migrate_check(struct pl_sim_req *r, bool lxc)
 			       "local_resources"));
 }
 
-static void h_qemu_migrate_check(struct pl_sim_req *r) { h_migrate_check(r, false); }
-static void h_lxc_migrate_check(struct pl_sim_req *r) { h_migrate_check(r, true); }
 
 static void
 destroy_done(struct pl_sim *s, struct pl_sim_task *t)
@@ -1722,8 +1691,9 @@ destroy_done(struct pl_sim *s, struct pl_sim_task *t)
 }
 
 static void
-h_destroy(struct pl_sim_req *r, bool lxc)
+h_destroy(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
 	struct pl_sim_guest *g = req_guest(r, lxc);
 	struct pl_sim_task *t;
 
@@ -1746,32 +1716,28 @@ h_destroy(struct pl_sim_req *r, bool lxc)
 	pl_sim_ok_task(r, t);
 }
 
-static void h_qemu_destroy(struct pl_sim_req *r) { h_destroy(r, false); }
-static void h_lxc_destroy(struct pl_sim_req *r) { h_destroy(r, true); }
 
 static void
-h_guest_index(struct pl_sim_req *r, bool lxc)
+h_guest_index(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
 	if (req_guest(r, lxc))
 		pl_sim_ok(r, json_pack("[{s:s},{s:s},{s:s},{s:s},{s:s}]", "subdir", "config",
 				       "subdir", "pending", "subdir", "status", "subdir", "snapshot",
 				       "subdir", "rrddata"));
 }
 
-static void h_qemu_index(struct pl_sim_req *r) { h_guest_index(r, false); }
-static void h_lxc_index(struct pl_sim_req *r) { h_guest_index(r, true); }
 
 static void
-h_rrddata(struct pl_sim_req *r, bool lxc)
+h_rrddata(struct pl_sim_req *r)
 {
+	bool lxc = r->lxc;
 	struct pl_sim_guest *g = req_guest(r, lxc);
 
 	if (g)
 		pl_sim_ok(r, pl_sim_rrd(r->sim, g, g->node, pl_sim_p(r, "timeframe")));
 }
 
-static void h_qemu_rrddata(struct pl_sim_req *r) { h_rrddata(r, false); }
-static void h_lxc_rrddata(struct pl_sim_req *r) { h_rrddata(r, true); }
 
 /* --- guest agent / container interfaces: addresses for IP discovery --- */
 
@@ -1955,69 +1921,69 @@ h_lxc_interfaces(struct pl_sim_req *r)
 #define L "/nodes/{node}/lxc"
 
 const struct pl_sim_route_def pl_sim_guest_routes[] = {
-	{ PL_SIM_GET, Q, h_qemu_list },
-	{ PL_SIM_POST, Q, h_qemu_create },
-	{ PL_SIM_GET, Q "/{vmid}", h_qemu_index },
-	{ PL_SIM_DELETE, Q "/{vmid}", h_qemu_destroy },
-	{ PL_SIM_GET, Q "/{vmid}/config", h_qemu_config_get },
-	{ PL_SIM_POST, Q "/{vmid}/config", h_qemu_config_post },
-	{ PL_SIM_PUT, Q "/{vmid}/config", h_qemu_config_put },
-	{ PL_SIM_GET, Q "/{vmid}/pending", h_qemu_pending },
-	{ PL_SIM_GET, Q "/{vmid}/status", h_qemu_status_index },
-	{ PL_SIM_GET, Q "/{vmid}/status/current", h_qemu_current },
-	{ PL_SIM_POST, Q "/{vmid}/status/start", h_qemu_start },
-	{ PL_SIM_POST, Q "/{vmid}/status/stop", h_qemu_stop },
-	{ PL_SIM_POST, Q "/{vmid}/status/shutdown", h_qemu_shutdown },
-	{ PL_SIM_POST, Q "/{vmid}/status/reboot", h_qemu_reboot },
-	{ PL_SIM_POST, Q "/{vmid}/status/suspend", h_qemu_suspend },
-	{ PL_SIM_POST, Q "/{vmid}/status/resume", h_qemu_resume },
-	{ PL_SIM_POST, Q "/{vmid}/status/reset", h_qemu_reset },
-	{ PL_SIM_GET, Q "/{vmid}/snapshot", h_qemu_snap_list },
-	{ PL_SIM_POST, Q "/{vmid}/snapshot", h_qemu_snap_create },
-	{ PL_SIM_GET, Q "/{vmid}/snapshot/{snapname}", h_qemu_snap_index },
-	{ PL_SIM_DELETE, Q "/{vmid}/snapshot/{snapname}", h_qemu_snap_delete },
-	{ PL_SIM_GET, Q "/{vmid}/snapshot/{snapname}/config", h_qemu_snap_config },
-	{ PL_SIM_PUT, Q "/{vmid}/snapshot/{snapname}/config", h_qemu_snap_config_put },
-	{ PL_SIM_POST, Q "/{vmid}/snapshot/{snapname}/rollback", h_qemu_snap_rollback },
-	{ PL_SIM_POST, Q "/{vmid}/clone", h_qemu_clone },
-	{ PL_SIM_POST, Q "/{vmid}/template", h_qemu_template },
-	{ PL_SIM_PUT, Q "/{vmid}/resize", h_qemu_resize },
-	{ PL_SIM_GET, Q "/{vmid}/migrate", h_qemu_migrate_check },
-	{ PL_SIM_POST, Q "/{vmid}/migrate", h_qemu_migrate },
-	{ PL_SIM_GET, Q "/{vmid}/rrddata", h_qemu_rrddata },
-	{ PL_SIM_GET, Q "/{vmid}/agent/network-get-interfaces", h_agent_net },
-	{ PL_SIM_POST, Q "/{vmid}/agent/ping", h_agent_ping },
-	{ PL_SIM_GET, Q "/{vmid}/cloudinit", h_cloudinit_get },
-	{ PL_SIM_PUT, Q "/{vmid}/cloudinit", h_cloudinit_put },
-	{ PL_SIM_GET, Q "/{vmid}/cloudinit/dump", h_cloudinit_dump },
-	{ PL_SIM_GET, L, h_lxc_list },
-	{ PL_SIM_POST, L, h_lxc_create },
-	{ PL_SIM_GET, L "/{vmid}", h_lxc_index },
-	{ PL_SIM_DELETE, L "/{vmid}", h_lxc_destroy },
-	{ PL_SIM_GET, L "/{vmid}/config", h_lxc_config_get },
-	{ PL_SIM_PUT, L "/{vmid}/config", h_lxc_config_put },
-	{ PL_SIM_GET, L "/{vmid}/pending", h_lxc_pending },
-	{ PL_SIM_GET, L "/{vmid}/status", h_lxc_status_index },
-	{ PL_SIM_GET, L "/{vmid}/status/current", h_lxc_current },
-	{ PL_SIM_POST, L "/{vmid}/status/start", h_lxc_start },
-	{ PL_SIM_POST, L "/{vmid}/status/stop", h_lxc_stop },
-	{ PL_SIM_POST, L "/{vmid}/status/shutdown", h_lxc_shutdown },
-	{ PL_SIM_POST, L "/{vmid}/status/reboot", h_lxc_reboot },
-	{ PL_SIM_POST, L "/{vmid}/status/suspend", h_lxc_suspend },
-	{ PL_SIM_POST, L "/{vmid}/status/resume", h_lxc_resume },
-	{ PL_SIM_GET, L "/{vmid}/snapshot", h_lxc_snap_list },
-	{ PL_SIM_POST, L "/{vmid}/snapshot", h_lxc_snap_create },
-	{ PL_SIM_GET, L "/{vmid}/snapshot/{snapname}", h_lxc_snap_index },
-	{ PL_SIM_DELETE, L "/{vmid}/snapshot/{snapname}", h_lxc_snap_delete },
-	{ PL_SIM_GET, L "/{vmid}/snapshot/{snapname}/config", h_lxc_snap_config },
-	{ PL_SIM_PUT, L "/{vmid}/snapshot/{snapname}/config", h_lxc_snap_config_put },
-	{ PL_SIM_POST, L "/{vmid}/snapshot/{snapname}/rollback", h_lxc_snap_rollback },
-	{ PL_SIM_POST, L "/{vmid}/clone", h_lxc_clone },
-	{ PL_SIM_POST, L "/{vmid}/template", h_lxc_template },
-	{ PL_SIM_PUT, L "/{vmid}/resize", h_lxc_resize },
-	{ PL_SIM_GET, L "/{vmid}/migrate", h_lxc_migrate_check },
-	{ PL_SIM_POST, L "/{vmid}/migrate", h_lxc_migrate },
-	{ PL_SIM_GET, L "/{vmid}/rrddata", h_lxc_rrddata },
-	{ PL_SIM_GET, L "/{vmid}/interfaces", h_lxc_interfaces },
-	{ 0, NULL, NULL },
+	{ PL_SIM_GET, Q, h_list, false, 0 },
+	{ PL_SIM_POST, Q, h_create, false, 0 },
+	{ PL_SIM_GET, Q "/{vmid}", h_guest_index, false, 0 },
+	{ PL_SIM_DELETE, Q "/{vmid}", h_destroy, false, 0 },
+	{ PL_SIM_GET, Q "/{vmid}/config", h_config_get, false, 0 },
+	{ PL_SIM_POST, Q "/{vmid}/config", h_qemu_config_post, false, 0 },
+	{ PL_SIM_PUT, Q "/{vmid}/config", h_config_put, false, 0 },
+	{ PL_SIM_GET, Q "/{vmid}/pending", h_pending, false, 0 },
+	{ PL_SIM_GET, Q "/{vmid}/status", h_status_index, false, 0 },
+	{ PL_SIM_GET, Q "/{vmid}/status/current", h_status_current, false, 0 },
+	{ PL_SIM_POST, Q "/{vmid}/status/start", h_power, false, P_START },
+	{ PL_SIM_POST, Q "/{vmid}/status/stop", h_power, false, P_STOP },
+	{ PL_SIM_POST, Q "/{vmid}/status/shutdown", h_power, false, P_SHUTDOWN },
+	{ PL_SIM_POST, Q "/{vmid}/status/reboot", h_power, false, P_REBOOT },
+	{ PL_SIM_POST, Q "/{vmid}/status/suspend", h_power, false, P_SUSPEND },
+	{ PL_SIM_POST, Q "/{vmid}/status/resume", h_power, false, P_RESUME },
+	{ PL_SIM_POST, Q "/{vmid}/status/reset", h_power, false, P_RESET },
+	{ PL_SIM_GET, Q "/{vmid}/snapshot", h_snap_list, false, 0 },
+	{ PL_SIM_POST, Q "/{vmid}/snapshot", h_snap_create, false, 0 },
+	{ PL_SIM_GET, Q "/{vmid}/snapshot/{snapname}", h_snap_index, false, 0 },
+	{ PL_SIM_DELETE, Q "/{vmid}/snapshot/{snapname}", h_snap_delete, false, 0 },
+	{ PL_SIM_GET, Q "/{vmid}/snapshot/{snapname}/config", h_snap_config, false, 0 },
+	{ PL_SIM_PUT, Q "/{vmid}/snapshot/{snapname}/config", h_snap_config, false, 1 },
+	{ PL_SIM_POST, Q "/{vmid}/snapshot/{snapname}/rollback", h_snap_rollback, false, 0 },
+	{ PL_SIM_POST, Q "/{vmid}/clone", h_clone, false, 0 },
+	{ PL_SIM_POST, Q "/{vmid}/template", h_qemu_template, false, 0 },
+	{ PL_SIM_PUT, Q "/{vmid}/resize", h_resize, false, 0 },
+	{ PL_SIM_GET, Q "/{vmid}/migrate", h_migrate_check, false, 0 },
+	{ PL_SIM_POST, Q "/{vmid}/migrate", h_migrate, false, 0 },
+	{ PL_SIM_GET, Q "/{vmid}/rrddata", h_rrddata, false, 0 },
+	{ PL_SIM_GET, Q "/{vmid}/agent/network-get-interfaces", h_agent_net, false, 0 },
+	{ PL_SIM_POST, Q "/{vmid}/agent/ping", h_agent_ping, false, 0 },
+	{ PL_SIM_GET, Q "/{vmid}/cloudinit", h_cloudinit_get, false, 0 },
+	{ PL_SIM_PUT, Q "/{vmid}/cloudinit", h_cloudinit_put, false, 0 },
+	{ PL_SIM_GET, Q "/{vmid}/cloudinit/dump", h_cloudinit_dump, false, 0 },
+	{ PL_SIM_GET, L, h_list, true, 0 },
+	{ PL_SIM_POST, L, h_create, true, 0 },
+	{ PL_SIM_GET, L "/{vmid}", h_guest_index, true, 0 },
+	{ PL_SIM_DELETE, L "/{vmid}", h_destroy, true, 0 },
+	{ PL_SIM_GET, L "/{vmid}/config", h_config_get, true, 0 },
+	{ PL_SIM_PUT, L "/{vmid}/config", h_config_put, true, 0 },
+	{ PL_SIM_GET, L "/{vmid}/pending", h_pending, true, 0 },
+	{ PL_SIM_GET, L "/{vmid}/status", h_status_index, true, 0 },
+	{ PL_SIM_GET, L "/{vmid}/status/current", h_status_current, true, 0 },
+	{ PL_SIM_POST, L "/{vmid}/status/start", h_power, true, P_START },
+	{ PL_SIM_POST, L "/{vmid}/status/stop", h_power, true, P_STOP },
+	{ PL_SIM_POST, L "/{vmid}/status/shutdown", h_power, true, P_SHUTDOWN },
+	{ PL_SIM_POST, L "/{vmid}/status/reboot", h_power, true, P_REBOOT },
+	{ PL_SIM_POST, L "/{vmid}/status/suspend", h_power, true, P_SUSPEND },
+	{ PL_SIM_POST, L "/{vmid}/status/resume", h_power, true, P_RESUME },
+	{ PL_SIM_GET, L "/{vmid}/snapshot", h_snap_list, true, 0 },
+	{ PL_SIM_POST, L "/{vmid}/snapshot", h_snap_create, true, 0 },
+	{ PL_SIM_GET, L "/{vmid}/snapshot/{snapname}", h_snap_index, true, 0 },
+	{ PL_SIM_DELETE, L "/{vmid}/snapshot/{snapname}", h_snap_delete, true, 0 },
+	{ PL_SIM_GET, L "/{vmid}/snapshot/{snapname}/config", h_snap_config, true, 0 },
+	{ PL_SIM_PUT, L "/{vmid}/snapshot/{snapname}/config", h_snap_config, true, 1 },
+	{ PL_SIM_POST, L "/{vmid}/snapshot/{snapname}/rollback", h_snap_rollback, true, 0 },
+	{ PL_SIM_POST, L "/{vmid}/clone", h_clone, true, 0 },
+	{ PL_SIM_POST, L "/{vmid}/template", h_lxc_template, true, 0 },
+	{ PL_SIM_PUT, L "/{vmid}/resize", h_resize, true, 0 },
+	{ PL_SIM_GET, L "/{vmid}/migrate", h_migrate_check, true, 0 },
+	{ PL_SIM_POST, L "/{vmid}/migrate", h_migrate, true, 0 },
+	{ PL_SIM_GET, L "/{vmid}/rrddata", h_rrddata, true, 0 },
+	{ PL_SIM_GET, L "/{vmid}/interfaces", h_lxc_interfaces, true, 0 },
+	{ 0, NULL, NULL, false, 0 },
 };

@@ -184,6 +184,8 @@ struct pl_sim_req {
 	const char *path;   /* below /api2/json */
 	json_t *params;     /* name -> string (path variables included) */
 	const char *user;   /* "root@pam" or "root@pam!pvelab" */
+	bool lxc;           /* the route's guest kind (an .../lxc/... path) */
+	int op;             /* the route's operation, for handlers serving several */
 	bool readonly;
 	int status;
 	char *reason;       /* NULL: "OK" / derived from the message */
