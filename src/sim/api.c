@@ -1075,7 +1075,10 @@ bind_one(struct pl_sim *s, enum pl_sim_meth meth, const char *path, pl_sim_handl
 void
 pl_sim_api_bind(struct pl_sim *s)
 {
-	const struct pl_sim_route_def *defs[] = { pl_sim_guest_routes, pl_sim_storage_routes };
+	const struct pl_sim_route_def *defs[] = {
+		pl_sim_guest_routes, pl_sim_power_routes, pl_sim_snapshot_routes,
+		pl_sim_clone_routes, pl_sim_agent_routes, pl_sim_storage_routes,
+	};
 
 	for (size_t i = 0; i < PL_ARRAY_LEN(table); i++)
 		bind_one(s, table[i].meth, table[i].path, table[i].fn, false, 0);
