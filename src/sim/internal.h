@@ -262,7 +262,7 @@ void pl_sim_node_usage(struct pl_sim *s, int node, int64_t now, struct pl_sim_us
 void pl_sim_nodes_usage(struct pl_sim *s, int64_t now, struct pl_sim_usage *u);
 /* Put a template, ISO or backup volume on every node that has its storage. */
 int pl_sim_add_template(struct pl_sim *s, const char *volid, uint64_t size, char **errmsg);
-/* Seeds and state. */
+/* --- seeds and state (seed.c) --- */
 /* Build the cluster from a seed document (docs/sim.md). */
 int pl_sim_seed_load(struct pl_sim *s, const json_t *seed, char **errmsg);
 /* Build a generated cluster of nodes and guests. */
