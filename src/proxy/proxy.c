@@ -101,12 +101,6 @@ struct pl_proxy {
 
 static int conn_idx = -1;
 
-const struct pl_proxy_stats *
-pl_proxy_get_stats(const struct pl_proxy *p)
-{
-	return p ? &p->st : NULL;
-}
-
 /* ---- runtime ---- */
 
 /* What the relay needs of every TLS session: partial writes whose rest is

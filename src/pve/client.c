@@ -496,14 +496,44 @@ login_done(const struct pl_pve_result *res, void *arg)
 	fail_queue(c, res);
 }
 
+/* The login form, built in one allocation of its exact size so that the
+ * secret (the password, or the ticket that renews itself) leaves no copy
+ * behind: no JSON string, no buffer grown by realloc, the escaped value
+ * wiped. req_free wipes the form itself. */
+static char *
+login_form(struct pl_pve *c)
+{
+	const char *secret = c->ticket ? c->ticket : c->password;
+	CURL *esc = c->npool ? c->pool[c->npool - 1] : NULL;
+	CURL *tmp = esc ? NULL : curl_easy_init();
+	char *eu = curl_easy_escape(esc ? esc : tmp, c->username, 0);
+	char *ep = curl_easy_escape(esc ? esc : tmp, secret, 0);
+	size_t nu, np;
+	char *form;
+
+	if (tmp)
+		curl_easy_cleanup(tmp);
+	if (!eu || !ep)
+		pl_die("out of memory");
+	nu = strlen(eu);
+	np = strlen(ep);
+	form = pl_malloc(sizeof("username=&password=") + nu + np);
+	memcpy(form, "username=", 9);
+	memcpy(form + 9, eu, nu);
+	memcpy(form + 9 + nu, "&password=", 10);
+	memcpy(form + 19 + nu, ep, np + 1);
+	explicit_bzero(ep, np);
+	curl_free(ep);
+	curl_free(eu);
+	return form;
+}
+
 static void
 start_login(struct pl_pve *c)
 {
-	json_t *p = json_pack("{s:s,s:s}", "username", c->username, "password",
-			      c->ticket ? c->ticket : c->password);
-	struct req *q = req_new(c, "POST", "/access/ticket", p, login_done, c);
+	struct req *q = req_new(c, "POST", "/access/ticket", NULL, login_done, c);
 
-	json_decref(p);
+	q->form = login_form(c);
 	q->is_login = true;
 	q->idempotent = true; /* logging in twice is harmless */
 	c->login_pending = true;

@@ -15,7 +15,9 @@ struct sqlite3;
 
 /* Open (creating the file, its directory and the schema) and migrate. */
 int pl_state_open(const char *path, struct pl_state **out, char **errmsg);
-/* Open an existing store read-only; PL_ENOENT when there is none. */
+/* Open an existing store for reading; PL_ENOENT when there is none. The file
+ * is opened read-write (WAL recovery after a crash needs it) and migrated
+ * when an older pvelab wrote it, so it is not read-only on disk. */
 int pl_state_open_ro(const char *path, struct pl_state **out, char **errmsg);
 void pl_state_close(struct pl_state *s);
 /* The schema version (PRAGMA user_version) after migrations. */
