@@ -26,6 +26,7 @@ extern const struct pl_sim_route_def pl_sim_snapshot_routes[];
 extern const struct pl_sim_route_def pl_sim_clone_routes[];
 extern const struct pl_sim_route_def pl_sim_agent_routes[];
 extern const struct pl_sim_route_def pl_sim_storage_routes[];
+extern const struct pl_sim_route_def pl_sim_pool_routes[];
 
 /* A parameter as text, or NULL. */
 const char *pl_sim_p(const struct pl_sim_req *r, const char *name);
