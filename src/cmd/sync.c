@@ -27,8 +27,8 @@ static const struct pl_opt opts[] = {
 /* One sync being recorded: its write transaction, the guests fetched but not
  * yet written, and the progress bar. */
 struct sync_run {
-	bool on;   /* show the progress bar */
-	int last;  /* the percentage shown last */
+	bool on;  /* show the progress bar */
+	int last; /* the percentage shown last */
 	struct pl_state *state;
 	bool dry_run;
 	struct pl_state_ckpt *ckpt; /* the last run's WAL, copied meanwhile */
@@ -162,8 +162,10 @@ int
 pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 		struct pl_state_counts *cnt, json_t **changes, json_t **snap_out, char **errmsg)
 {
-	struct sync_run b = { .on = show_progress, .last = -1, .dry_run = dry_run,
-			 .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct sync_run b = { .on = show_progress,
+			      .last = -1,
+			      .dry_run = dry_run,
+			      .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct timespec t0, t1, t2;
 	double c0, c1, c2;
 	unsigned long hs, resumed;

@@ -105,14 +105,19 @@ proto_for(const struct pl_disc_port *p)
 	if (p->udp)
 		return PR_IPMI;
 	switch (p->port) {
-	case 22: return PR_SSH;
+	case 22:
+		return PR_SSH;
 	case 80:
-	case 8080: return PR_HTTP;
+	case 8080:
+		return PR_HTTP;
 	case 443:
-	case 8443: return PR_HTTPS;
+	case 8443:
+		return PR_HTTPS;
 	case 8006:
-	case 8007: return PR_PVE;
-	case 3389: return PR_RDP;
+	case 8007:
+		return PR_PVE;
+	case 3389:
+		return PR_RDP;
 	default:
 		if (p->port >= 5900 && p->port <= 5909)
 			return PR_VNC;
@@ -331,7 +336,8 @@ http_response(struct conn *c, struct pl_disc_http *r)
 			json_object_set_new(api, "content_type", json_string(r->content_type));
 		{
 			/* both Proxmox API servers wrap every answer, errors too, in {"data": ...} */
-			json_t *body = r->body_len ? pl_json_parse(r->body, r->body_len, NULL) : NULL;
+			json_t *body =
+				r->body_len ? pl_json_parse(r->body, r->body_len, NULL) : NULL;
 
 			if (json_is_object(body) && json_object_get(body, "data"))
 				json_object_set_new(api, "proxmox_envelope", json_true());
@@ -425,7 +431,8 @@ feed(struct conn *c, bool eof)
 			if (r != PL_DISC_DONE) {
 				if (n)
 					ev_set(c, "banner", pl_disc_json_text(d, n > 64 ? 64 : n));
-				ev_note(c, n ? "not an RFB greeting" : "closed without an RFB greeting");
+				ev_note(c, n ? "not an RFB greeting" :
+					       "closed without an RFB greeting");
 				return true;
 			}
 			ev_set_str(c, "service", "vnc");
@@ -456,7 +463,8 @@ feed(struct conn *c, bool eof)
 		}
 		if (r == PL_DISC_MORE && !eof)
 			return false;
-		ev_note(c, n ? "not an X.224 connection confirm" : "closed without an X.224 confirm");
+		ev_note(c,
+			n ? "not an X.224 connection confirm" : "closed without an X.224 confirm");
 		return true;
 	case PR_HTTP:
 	case PR_HTTPS:
@@ -567,9 +575,9 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (c->in.len == 0) {
 		if (c->path)
 			ev_note(c, "GET %s: no answer within %d ms%s", c->path, ms,
-				c->proto == PR_PVE && strcmp(c->path, "/")
-					? " (Proxmox delays unauthenticated answers by 3 s)"
-					: "");
+				c->proto == PR_PVE && strcmp(c->path, "/") ?
+					" (Proxmox delays unauthenticated answers by 3 s)" :
+					"");
 		else
 			ev_note(c, "open, no answer within %d ms", ms);
 		if ((c->proto == PR_HTTP || c->proto == PR_HTTPS) && strcmp(c->path, "/"))
@@ -598,9 +606,8 @@ on_connected(struct conn *c)
 	if (c->proto == PR_HTTPS || c->proto == PR_PVE) {
 		SSL *ssl = SSL_new(s->ssl);
 
-		c->bev = bufferevent_openssl_socket_new(s->base, c->fd, ssl,
-							BUFFEREVENT_SSL_CONNECTING,
-							BEV_OPT_CLOSE_ON_FREE);
+		c->bev = bufferevent_openssl_socket_new(
+			s->base, c->fd, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
 		if (c->bev)
 			bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
 	} else {
@@ -721,8 +728,8 @@ pl_disc_conn_start(struct conn *c)
 	int fd;
 
 	fill_sockaddr(&s->hosts[c->h].addr, p->port, &ss, &sl);
-	fd = socket(ss.ss_family, (p->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC,
-		    0);
+	fd = socket(ss.ss_family,
+		    (p->udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
 			return false;

@@ -173,7 +173,8 @@ dns_guard_cb(evutil_socket_t fd, short what, void *arg)
 static void
 pump(struct scan *s)
 {
-	double t = pl_disc_now(), last = (double)s->last_refill.tv_sec + s->last_refill.tv_nsec / 1e9;
+	double t = pl_disc_now(),
+	       last = (double)s->last_refill.tv_sec + s->last_refill.tv_nsec / 1e9;
 
 	s->tokens += (t - last) * s->o->rate;
 	if (s->tokens > s->burst)

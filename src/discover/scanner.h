@@ -74,7 +74,7 @@ struct scan {
 	size_t dns_pending;
 	double tokens, burst;
 	struct timespec last_refill;
-	struct event *pump_ev;  /* runs pump() soon (rate limit wait or after a finish) */
+	struct event *pump_ev;   /* runs pump() soon (rate limit wait or after a finish) */
 	struct event *dns_guard; /* gives up on reverse DNS after the scan */
 	struct event *progress_ev;
 	size_t finished, up;

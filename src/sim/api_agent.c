@@ -85,13 +85,14 @@ nic_list(const struct pl_sim_guest *g, bool lxc_shape)
 		}
 		if (lxc_shape) {
 			snprintf(cidr, sizeof(cidr), "%s/%d", ip, prefix);
-			json_array_append_new(a, json_pack("{s:s,s:s,s:s}", "name", name, "hwaddr", mac,
-							   "inet", cidr));
+			json_array_append_new(a, json_pack("{s:s,s:s,s:s}", "name", name, "hwaddr",
+							   mac, "inet", cidr));
 		} else {
-			json_array_append_new(a, json_pack("{s:s,s:s,s:[{s:s,s:s,s:i}]}", "name", name,
-							   "hardware-address", mac, "ip-addresses",
-							   "ip-address-type", "ipv4", "ip-address", ip,
-							   "prefix", prefix));
+			json_array_append_new(a,
+					      json_pack("{s:s,s:s,s:[{s:s,s:s,s:i}]}", "name", name,
+							"hardware-address", mac, "ip-addresses",
+							"ip-address-type", "ipv4", "ip-address", ip,
+							"prefix", prefix));
 		}
 	}
 	return a;
@@ -169,7 +170,8 @@ h_cloudinit_dump(struct pl_sim_req *r)
 		text = pl_asprintf("#cloud-config\nhostname: %s\nmanage_etc_hosts: true\n"
 				   "fqdn: %s\n%s%s%schpasswd:\n  expire: False\n"
 				   "users:\n  - default\npackage_upgrade: true\n",
-				   name, name, user ? "user: " : "", user ? user : "", user ? "\n" : "");
+				   name, name, user ? "user: " : "", user ? user : "",
+				   user ? "\n" : "");
 	else if (type && !strcmp(type, "meta"))
 		text = pl_asprintf("instance-id: %.40s\n", g->digest);
 	else

@@ -59,8 +59,10 @@ h_clone(struct pl_sim_req *r)
 		return;
 	}
 	if ((other = pl_sim_guest_find(s, (uint32_t)newid)) != NULL) {
-		pl_sim_fail(r, 500, "unable to create %s %lld - %s %lld already exists on node '%s'",
-			    lxc ? "CT" : "VM", newid, PL_SIM_GT(other), newid, s->nodes[other->node].name);
+		pl_sim_fail(r, 500,
+			    "unable to create %s %lld - %s %lld already exists on node '%s'",
+			    lxc ? "CT" : "VM", newid, PL_SIM_GT(other), newid,
+			    s->nodes[other->node].name);
 		return;
 	}
 	if (!full && !tmpl) {
@@ -69,7 +71,8 @@ h_clone(struct pl_sim_req *r)
 		return;
 	}
 	if (!full && storage) {
-		pl_sim_param_fail(r, "storage", "parameter 'storage' not allowed for linked clones");
+		pl_sim_param_fail(r, "storage",
+				  "parameter 'storage' not allowed for linked clones");
 		return;
 	}
 	if (pool && !json_object_get(s->pools, pool)) {
@@ -120,7 +123,8 @@ h_clone(struct pl_sim_req *r)
 			unsigned long long bytes = 8ULL << 30;
 
 			if (sz) {
-				snprintf(szv, sizeof(szv), "%.*s", (int)strcspn(sz + 5, ","), sz + 5);
+				snprintf(szv, sizeof(szv), "%.*s", (int)strcspn(sz + 5, ","),
+					 sz + 5);
 				pl_size_parse(szv, &bytes);
 			}
 			gb = (double)bytes / (1024.0 * 1024.0 * 1024.0);
@@ -149,18 +153,19 @@ h_clone(struct pl_sim_req *r)
 				char newvol[700];
 
 				snprintf(st, sizeof(st), "%.*s", (int)(colon ? colon - sv : 0), sv);
-				snprintf(vol, sizeof(vol), "%.*s", (int)(vl - (colon ? (size_t)(colon - sv) + 1 : 0)),
+				snprintf(vol, sizeof(vol), "%.*s",
+					 (int)(vl - (colon ? (size_t)(colon - sv) + 1 : 0)),
 					 colon ? colon + 1 : sv);
-				snprintf(newvol, sizeof(newvol), "%s:%s/%s-%lld-disk-%zu%s", st, vol,
-					 lxc ? "subvol" : "vm", newid, (size_t)ndisk++,
-					 rest);
+				snprintf(newvol, sizeof(newvol), "%s:%s/%s-%lld-disk-%zu%s", st,
+					 vol, lxc ? "subvol" : "vm", newid, (size_t)ndisk++, rest);
 				sto = pl_sim_storage_find(s, st);
 				if (sto) {
 					char vid[700];
 
-					snprintf(vid, sizeof(vid), "%.*s", (int)strcspn(newvol, ","), newvol);
-					pl_sim_volume_add(sto, vid, lxc ? "rootdir" : "images", "raw",
-							  bytes, g->vmid, tn);
+					snprintf(vid, sizeof(vid), "%.*s",
+						 (int)strcspn(newvol, ","), newvol);
+					pl_sim_volume_add(sto, vid, lxc ? "rootdir" : "images",
+							  "raw", bytes, g->vmid, tn);
 				}
 				json_object_set_new(g->conf, k, json_string(newvol));
 			}
@@ -192,7 +197,8 @@ h_clone(struct pl_sim_req *r)
 	}
 	if (lxc) {
 		if (pl_sim_p(r, "hostname"))
-			json_object_set_new(g->conf, "hostname", json_string(pl_sim_p(r, "hostname")));
+			json_object_set_new(g->conf, "hostname",
+					    json_string(pl_sim_p(r, "hostname")));
 	} else {
 		char uuid[37];
 		const char *oname = pl_json_str_or(src->conf, "name", "");
@@ -205,20 +211,22 @@ h_clone(struct pl_sim_req *r)
 		json_object_set_new(g->conf, "smbios1", json_sprintf("uuid=%s", uuid));
 		pl_sim_gen_uuid(s, uuid);
 		json_object_set_new(g->conf, "vmgenid", json_string(uuid));
-		json_object_set_new(g->conf, "meta", json_sprintf("creation-qemu=10.1.2,ctime=%lld",
-								  (long long)time(NULL)));
+		json_object_set_new(
+			g->conf, "meta",
+			json_sprintf("creation-qemu=10.1.2,ctime=%lld", (long long)time(NULL)));
 	}
 	if (pl_sim_p(r, "description"))
-		json_object_set_new(g->conf, "description", json_string(pl_sim_p(r, "description")));
+		json_object_set_new(g->conf, "description",
+				    json_string(pl_sim_p(r, "description")));
 	if (pool)
 		pl_sim_pool_add(s, pool, (uint32_t)newid, NULL);
 	pl_sim_set_lock(s, g, "create");
 	if (!tmpl)
 		pl_sim_set_lock(s, src, "clone");
-	t = pl_sim_task_start(s, src->node, lxc ? "vzclone" : "qmclone", pl_sim_p(r, "vmid"),
-			      r->user, 0, clone_done,
-			      json_pack("{s:I,s:I}", "src", (json_int_t)src->vmid, "newid",
-					(json_int_t)newid));
+	t = pl_sim_task_start(
+		s, src->node, lxc ? "vzclone" : "qmclone", pl_sim_p(r, "vmid"), r->user, 0,
+		clone_done,
+		json_pack("{s:I,s:I}", "src", (json_int_t)src->vmid, "newid", (json_int_t)newid));
 	pl_sim_ok_task(r, t);
 }
 
@@ -234,8 +242,8 @@ make_template(struct pl_sim_req *r, struct pl_sim_guest *g)
 		return false;
 	}
 	if (g->status != PL_SIM_STOPPED) {
-		pl_sim_fail(r, 500, "you can't convert a %s to template if %s is running", PL_SIM_GT(g),
-			    PL_SIM_GT(g));
+		pl_sim_fail(r, 500, "you can't convert a %s to template if %s is running",
+			    PL_SIM_GT(g), PL_SIM_GT(g));
 		return false;
 	}
 	if (!pl_sim_check_lock(r, g))
@@ -349,9 +357,9 @@ h_resize(struct pl_sim_req *r)
 		vol->size = nw;
 	pl_sim_guest_touch(r->sim, g);
 	if (!strcmp(r->m->returns, "string")) {
-		struct pl_sim_task *t = pl_sim_task_start(r->sim, g->node, "resize",
-							  pl_sim_p(r, "vmid"), r->user, 0,
-							  pl_sim_noop_done, NULL);
+		struct pl_sim_task *t =
+			pl_sim_task_start(r->sim, g->node, "resize", pl_sim_p(r, "vmid"), r->user,
+					  0, pl_sim_noop_done, NULL);
 
 		pl_sim_ok_task(r, t);
 	} else {
@@ -374,8 +382,9 @@ migrate_storage_error(struct pl_sim *s, const struct pl_sim_guest *g, int tn)
 		char sid[128];
 		struct pl_sim_storage *st;
 
-		if (!val || !(pl_sim_is_volume_key(g, k, val) || (kl == 6 && !strncmp(k, "unused", 6)) ||
-			      (!g->lxc && strstr(val, "media=cdrom"))))
+		if (!val ||
+		    !(pl_sim_is_volume_key(g, k, val) || (kl == 6 && !strncmp(k, "unused", 6)) ||
+		      (!g->lxc && strstr(val, "media=cdrom"))))
 			continue;
 		vl = strcspn(val, ",");
 		sl = strcspn(val, ":");
@@ -405,15 +414,18 @@ migrate_local_disks(struct pl_sim *s, const struct pl_sim_guest *g, struct pl_si
 		char volid[256];
 		struct pl_sim_storage *st;
 
-		if (!val || !pl_sim_is_volume_key(g, k, val) || strstr(val, "cloudinit") || val[0] == '/')
+		if (!val || !pl_sim_is_volume_key(g, k, val) || strstr(val, "cloudinit") ||
+		    val[0] == '/')
 			continue;
 		snprintf(volid, sizeof(volid), "%.*s", (int)strcspn(val, ","), val);
 		*strchrnul(volid, ':') = 0;
 		if ((st = pl_sim_storage_find(s, volid)) == NULL || st->shared)
 			continue;
 		snprintf(volid, sizeof(volid), "%.*s", (int)strcspn(val, ","), val);
-		pl_sim_task_log(t, "WARN: can't migrate local disk '%s': can't live migrate attached "
-			       "local disks without with-local-disks option", volid);
+		pl_sim_task_log(t,
+				"WARN: can't migrate local disk '%s': can't live migrate attached "
+				"local disks without with-local-disks option",
+				volid);
 		found = true;
 	}
 	return found;
@@ -436,16 +448,18 @@ migrate_done(struct pl_sim *s, struct pl_sim_task *t)
 		return;
 	}
 	if (pl_json_bool(t->args, "live_local", false) && migrate_local_disks(s, g, t)) {
-		pl_sim_task_log(t, "ERROR: Problem found while scanning volumes - can't migrate VM - "
-			       "check log");
+		pl_sim_task_log(t,
+				"ERROR: Problem found while scanning volumes - can't migrate VM - "
+				"check log");
 		pl_sim_task_log(t, "ERROR: migration aborted (duration 00:00:00): Problem found "
-			       "while scanning volumes - can't migrate VM - check log");
+				   "while scanning volumes - can't migrate VM - check log");
 		pl_sim_task_fail(t, "migration aborted");
 		return;
 	}
 	for (size_t k = 0; k < s->nstores; k++) {
 		for (size_t v = 0; v < s->stores[k].nvols; v++)
-			if (s->stores[k].vols[v].vmid == g->vmid && s->stores[k].vols[v].node == g->node)
+			if (s->stores[k].vols[v].vmid == g->vmid &&
+			    s->stores[k].vols[v].node == g->node)
 				s->stores[k].vols[v].node = tn;
 		pl_sim_storage_reindex(&s->stores[k]);
 	}
@@ -503,8 +517,9 @@ h_migrate(struct pl_sim_req *r)
 	t = pl_sim_task_start(r->sim, g->node, lxc ? "vzmigrate" : "qmigrate", pl_sim_p(r, "vmid"),
 			      r->user, g->vmid, migrate_done,
 			      json_pack("{s:i,s:b,s:b}", "target", tn, "restart", restart && lxc,
-					"live_local", !lxc && g->status != PL_SIM_STOPPED &&
-					!pl_sim_pbool(r, "with-local-disks", false)));
+					"live_local",
+					!lxc && g->status != PL_SIM_STOPPED &&
+						!pl_sim_pbool(r, "with-local-disks", false)));
 	pl_sim_ok_task(r, t);
 }
 

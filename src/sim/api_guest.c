@@ -202,7 +202,7 @@ pl_sim_gen_uuid(struct pl_sim *s, char out[37])
 /* Set one config value, allocating disks and filling MACs. */
 int
 pl_sim_conf_value(struct pl_sim_req *r, struct pl_sim_guest *g, json_t *into, const char *k,
-	   const char *v)
+		  const char *v)
 {
 	char *err = NULL, *a, *b;
 
@@ -282,12 +282,18 @@ h_create(struct pl_sim_req *r)
 			pl_sim_pool_forget(s, other->vmid);
 			pl_sim_guest_remove(s, other->vmid, false);
 		} else if (restore) {
-			pl_sim_fail(r, 500, "unable to restore %s %lld - %s %lld already exists on node '%s'",
-				    lxc ? "CT" : "VM", vmid, PL_SIM_GT(other), vmid, s->nodes[other->node].name);
+			pl_sim_fail(
+				r, 500,
+				"unable to restore %s %lld - %s %lld already exists on node '%s'",
+				lxc ? "CT" : "VM", vmid, PL_SIM_GT(other), vmid,
+				s->nodes[other->node].name);
 			return;
 		} else {
-			pl_sim_fail(r, 500, "unable to create %s %lld - %s %lld already exists on node '%s'",
-				    lxc ? "CT" : "VM", vmid, PL_SIM_GT(other), vmid, s->nodes[other->node].name);
+			pl_sim_fail(
+				r, 500,
+				"unable to create %s %lld - %s %lld already exists on node '%s'",
+				lxc ? "CT" : "VM", vmid, PL_SIM_GT(other), vmid,
+				s->nodes[other->node].name);
 			return;
 		}
 	}
@@ -661,8 +667,8 @@ update_config(struct pl_sim_req *r, struct pl_sim_guest *g)
 	}
 	json_object_foreach(newvals, k, v) {
 		if (!running || hot_key(g, k) ||
-		    (!json_object_get(g->conf, k) && pl_sim_is_volume_key(g, k, json_string_value(v)) &&
-		     hot_key(g, k))) {
+		    (!json_object_get(g->conf, k) &&
+		     pl_sim_is_volume_key(g, k, json_string_value(v)) && hot_key(g, k))) {
 			const char *old = pl_json_str(g->conf, k);
 
 			/* replacing a disk leaves the old volume as unusedN */
@@ -803,7 +809,8 @@ h_destroy(struct pl_sim_req *r)
 	if (!pl_sim_check_lock(r, g))
 		return;
 	if (pl_json_bool(g->conf, "protection", false)) {
-		pl_sim_fail(r, 500, "can't remove %s %u - protection mode enabled", PL_SIM_GT(g), g->vmid);
+		pl_sim_fail(r, 500, "can't remove %s %u - protection mode enabled", PL_SIM_GT(g),
+			    g->vmid);
 		return;
 	}
 	if (g->status != PL_SIM_STOPPED) {

@@ -25,24 +25,27 @@ pool_members(struct pl_sim *s, const char *id)
 	size_t i;
 
 	json_array_foreach(json_object_get(pool, "members"), i, mem) {
-		long long vmid = json_is_integer(mem) ? json_integer_value(mem)
-						      : strtoll(json_string_value(mem) ? json_string_value(mem) : "0", NULL, 10);
+		long long vmid =
+			json_is_integer(mem) ?
+				json_integer_value(mem) :
+				strtoll(json_string_value(mem) ? json_string_value(mem) : "0", NULL,
+					10);
 		struct pl_sim_guest *g = pl_sim_guest_find(s, (uint32_t)vmid);
 		char sid[64];
 
 		if (!g)
 			continue;
 		snprintf(sid, sizeof(sid), "%s/%u", g->lxc ? "lxc" : "qemu", g->vmid);
-		json_array_append_new(a, json_pack("{s:s,s:s,s:I,s:s,s:s}", "id", sid, "type",
-						   g->lxc ? "lxc" : "qemu", "vmid",
-						   (json_int_t)g->vmid, "node",
-						   s->nodes[g->node].name, "status",
-						   g->status == PL_SIM_STOPPED ? "stopped" : "running"));
+		json_array_append_new(
+			a, json_pack("{s:s,s:s,s:I,s:s,s:s}", "id", sid, "type",
+				     g->lxc ? "lxc" : "qemu", "vmid", (json_int_t)g->vmid, "node",
+				     s->nodes[g->node].name, "status",
+				     g->status == PL_SIM_STOPPED ? "stopped" : "running"));
 	}
 	json_array_foreach(json_object_get(pool, "storage"), i, mem) {
 		if (json_is_string(mem))
-			json_array_append_new(a, json_pack("{s:s,s:s}", "type", "storage", "storage",
-							   json_string_value(mem)));
+			json_array_append_new(a, json_pack("{s:s,s:s}", "type", "storage",
+							   "storage", json_string_value(mem)));
 	}
 	return a;
 }
@@ -60,7 +63,8 @@ h_pools(struct pl_sim_req *r)
 
 		if (only && strcmp(only, k))
 			continue;
-		o = json_pack("{s:s,s:s}", "poolid", k, "comment", pl_json_str_or(v, "comment", ""));
+		o = json_pack("{s:s,s:s}", "poolid", k, "comment",
+			      pl_json_str_or(v, "comment", ""));
 		if (only)
 			json_object_set_new(o, "members", pool_members(r->sim, k));
 		json_array_append_new(a, o);
@@ -111,8 +115,11 @@ pl_sim_pool_forget(struct pl_sim *s, uint32_t vmid)
 
 		for (size_t i = json_array_size(mem); i-- > 0;) {
 			json_t *m = json_array_get(mem, i);
-			long long id = json_is_integer(m) ? json_integer_value(m)
-							  : strtoll(json_string_value(m) ? json_string_value(m) : "0", NULL, 10);
+			long long id =
+				json_is_integer(m) ?
+					json_integer_value(m) :
+					strtoll(json_string_value(m) ? json_string_value(m) : "0",
+						NULL, 10);
 
 			if (id == vmid)
 				json_array_remove(mem, i);

@@ -74,9 +74,9 @@ h_power(struct pl_sim_req *r)
 {
 	bool lxc = r->lxc;
 	enum power p = (enum power)r->op;
-	static const char *const qm[] = { "qmstart", "qmstop", "qmshutdown", "qmreboot",
+	static const char *const qm[] = { "qmstart",   "qmstop",   "qmshutdown", "qmreboot",
 					  "qmsuspend", "qmresume", "qmreset" };
-	static const char *const vz[] = { "vzstart", "vzstop", "vzshutdown", "vzreboot",
+	static const char *const vz[] = { "vzstart",   "vzstop",   "vzshutdown", "vzreboot",
 					  "vzsuspend", "vzresume", "vzreset" };
 	struct pl_sim_guest *g = pl_sim_req_guest(r, lxc);
 	struct pl_sim_task *t;
@@ -105,7 +105,8 @@ h_power(struct pl_sim_req *r)
 	} else if (p == P_STOP) {
 		if (pl_sim_flock_busy(r, g))
 			return;
-		if (g->lock[0] && !pl_sim_pbool(r, "skiplock", false) && strcmp(g->lock, "backup")) {
+		if (g->lock[0] && !pl_sim_pbool(r, "skiplock", false) &&
+		    strcmp(g->lock, "backup")) {
 			pl_sim_fail(r, 500, "%s %u is locked (%s)", PL_SIM_GT(g), g->vmid, g->lock);
 			return;
 		}
@@ -127,7 +128,8 @@ h_power(struct pl_sim_req *r)
 	}
 	/* A VM with ACPI off ignores the power button that shutdown (and reboot,
 	 * a shutdown and a start) presses. */
-	ignored = (p == P_SHUTDOWN || p == P_REBOOT) && !lxc && !pl_json_bool(g->conf, "acpi", true);
+	ignored =
+		(p == P_SHUTDOWN || p == P_REBOOT) && !lxc && !pl_json_bool(g->conf, "acpi", true);
 	t = pl_sim_task_start(r->sim, g->node, lxc ? vz[p] : qm[p], pl_sim_p(r, "vmid"), r->user, 0,
 			      power_done,
 			      json_pack("{s:i,s:b,s:b}", "op", (int)p, "ignored", ignored, "force",

@@ -33,17 +33,19 @@ h_snap_list(struct pl_sim_req *r)
 				      "snaptime", (json_int_t)pl_json_int(v, "snaptime", 0));
 
 		if (!lxc)
-			json_object_set_new(o, "vmstate", json_integer(pl_json_bool(v, "vmstate", false)));
+			json_object_set_new(o, "vmstate",
+					    json_integer(pl_json_bool(v, "vmstate", false)));
 		if (pl_json_str(v, "parent"))
 			json_object_set_new(o, "parent", json_string(pl_json_str(v, "parent")));
 		json_array_append_new(a, o);
 	}
 	{
-		json_t *cur = json_pack("{s:s,s:s}", "name", "current", "description",
-					"You are here!");
+		json_t *cur =
+			json_pack("{s:s,s:s}", "name", "current", "description", "You are here!");
 
 		if (!lxc)
-			json_object_set_new(cur, "running", json_integer(g->status != PL_SIM_STOPPED));
+			json_object_set_new(cur, "running",
+					    json_integer(g->status != PL_SIM_STOPPED));
 		if (g->parent)
 			json_object_set_new(cur, "parent", json_string(g->parent));
 		json_array_append_new(a, cur);
@@ -63,7 +65,8 @@ snap_done(struct pl_sim *s, struct pl_sim_task *t)
 		       "description", pl_json_str_or(t->args, "description", ""), "snaptime",
 		       (json_int_t)time(NULL), "conf", json_deep_copy(g->conf));
 	if (!g->lxc)
-		json_object_set_new(sn, "vmstate", json_integer(pl_json_bool(t->args, "vmstate", false)));
+		json_object_set_new(sn, "vmstate",
+				    json_integer(pl_json_bool(t->args, "vmstate", false)));
 	if (g->parent)
 		json_object_set_new(sn, "parent", json_string(g->parent));
 	json_array_append_new(g->snaps, sn);
@@ -97,11 +100,12 @@ h_snap_create(struct pl_sim_req *r)
 		return;
 	}
 	pl_sim_set_lock(r->sim, g, "snapshot");
-	t = pl_sim_task_start(r->sim, g->node, lxc ? "vzsnapshot" : "qmsnapshot",
-			      pl_sim_p(r, "vmid"), r->user, g->vmid, snap_done,
-			      json_pack("{s:s,s:s,s:b}", "name", name, "description",
-					pl_sim_p(r, "description") ? pl_sim_p(r, "description") : "",
-					"vmstate", pl_sim_pbool(r, "vmstate", false)));
+	t = pl_sim_task_start(
+		r->sim, g->node, lxc ? "vzsnapshot" : "qmsnapshot", pl_sim_p(r, "vmid"), r->user,
+		g->vmid, snap_done,
+		json_pack("{s:s,s:s,s:b}", "name", name, "description",
+			  pl_sim_p(r, "description") ? pl_sim_p(r, "description") : "", "vmstate",
+			  pl_sim_pbool(r, "vmstate", false)));
 	pl_sim_ok_task(r, t);
 }
 
@@ -197,10 +201,10 @@ h_snap_rollback(struct pl_sim_req *r)
 	if (!pl_sim_check_lock(r, g))
 		return;
 	pl_sim_set_lock(r->sim, g, "rollback");
-	t = pl_sim_task_start(r->sim, g->node, lxc ? "vzrollback" : "qmrollback",
-			      pl_sim_p(r, "vmid"), r->user, g->vmid, rollback_done,
-			      json_pack("{s:s,s:b}", "name", name, "start",
-					pl_sim_pbool(r, "start", false)));
+	t = pl_sim_task_start(
+		r->sim, g->node, lxc ? "vzrollback" : "qmrollback", pl_sim_p(r, "vmid"), r->user,
+		g->vmid, rollback_done,
+		json_pack("{s:s,s:b}", "name", name, "start", pl_sim_pbool(r, "start", false)));
 	pl_sim_ok_task(r, t);
 }
 
@@ -235,7 +239,8 @@ h_snap_config(struct pl_sim_req *r)
 	}
 	if (put) {
 		if (pl_sim_p(r, "description"))
-			json_object_set_new(sn, "description", json_string(pl_sim_p(r, "description")));
+			json_object_set_new(sn, "description",
+					    json_string(pl_sim_p(r, "description")));
 		r->sim->dirty = true;
 		pl_sim_ok(r, json_null());
 		return;
@@ -245,7 +250,8 @@ h_snap_config(struct pl_sim_req *r)
 
 		json_object_set_new(o, "snaptime", json_integer(pl_json_int(sn, "snaptime", 0)));
 		if (pl_json_str(sn, "description"))
-			json_object_set_new(o, "description", json_string(pl_json_str(sn, "description")));
+			json_object_set_new(o, "description",
+					    json_string(pl_json_str(sn, "description")));
 		if (pl_json_str(sn, "parent"))
 			json_object_set_new(o, "parent", json_string(pl_json_str(sn, "parent")));
 		pl_sim_ok(r, o);

@@ -158,7 +158,8 @@ pl_sim_login(struct pl_sim *s, struct evhttp_request *req, json_t *params)
 		pl_sim_std_headers(s, req, true);
 		b = evbuffer_new();
 		evbuffer_add_printf(b, "{\"data\":null,\"message\":\"authentication failure\\n\"}");
-		pl_sim_reply(s, req, 401, "authentication failure", b, s->opts.auth_delay_ms, false);
+		pl_sim_reply(s, req, 401, "authentication failure", b, s->opts.auth_delay_ms,
+			     false);
 		return;
 	}
 	ticket = ticket_new(s, full);
@@ -166,8 +167,8 @@ pl_sim_login(struct pl_sim *s, struct evhttp_request *req, json_t *params)
 	o = json_pack("{s:{s:s,s:s,s:s,s:s,s:{s:{s:i},s:{s:i},s:{s:i},s:{s:i},s:{s:i}}}}", "data",
 		      "username", full, "ticket", ticket, "CSRFPreventionToken", csrf,
 		      "clustername", s->clustername, "cap", "vms", "VM.Allocate", 1, "storage",
-		      "Datastore.Allocate", 1, "nodes", "Sys.Modify", 1, "access",
-		      "User.Modify", 1, "dc", "Sys.Audit", 1);
+		      "Datastore.Allocate", 1, "nodes", "Sys.Modify", 1, "access", "User.Modify", 1,
+		      "dc", "Sys.Audit", 1);
 	text = json_dumps(o, JSON_COMPACT);
 	b = evbuffer_new();
 	evbuffer_add(b, text, strlen(text));

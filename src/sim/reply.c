@@ -170,7 +170,7 @@ pending_fire(evutil_socket_t fd, short what, void *arg)
 /* Send now or after delay_ms; takes body. */
 void
 pl_sim_reply(struct pl_sim *s, struct evhttp_request *req, int status, const char *reason,
-      struct evbuffer *body, int delay_ms, bool reset)
+	     struct evbuffer *body, int delay_ms, bool reset)
 {
 	struct pl_sim_pending *p;
 	struct timeval tv;
@@ -204,7 +204,7 @@ pl_sim_reply(struct pl_sim *s, struct evhttp_request *req, int status, const cha
 
 void
 pl_sim_reply_json(struct pl_sim *s, struct evhttp_request *req, int status, const char *msg,
-	   json_t *errors, int delay_ms)
+		  json_t *errors, int delay_ms)
 {
 	struct evbuffer *b = evbuffer_new();
 	json_t *o = json_object();
@@ -267,8 +267,8 @@ gzip_data(const char *data, size_t len)
 static bool
 accepts_gzip(struct evhttp_request *req)
 {
-	const char *ae = evhttp_find_header(evhttp_request_get_input_headers(req),
-					    "Accept-Encoding");
+	const char *ae =
+		evhttp_find_header(evhttp_request_get_input_headers(req), "Accept-Encoding");
 
 	return ae && strstr(ae, "gzip");
 }
@@ -288,8 +288,8 @@ pl_sim_send_result(struct pl_sim *s, struct evhttp_request *req, struct pl_sim_r
 	struct pl_sim_blob *bl;
 
 	if (r->status != 200) {
-		pl_sim_reply_json(s, req, r->status, r->reason ? r->reason : "internal error", r->errors,
-			   delay + r->delay_ms);
+		pl_sim_reply_json(s, req, r->status, r->reason ? r->reason : "internal error",
+				  r->errors, delay + r->delay_ms);
 		return;
 	}
 	b = evbuffer_new();
@@ -307,8 +307,8 @@ pl_sim_send_result(struct pl_sim *s, struct evhttp_request *req, struct pl_sim_r
 			bl->gz = gzip_data(bl->data, bl->len);
 		if (bl->gz) {
 			bl = bl->gz;
-			evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Encoding",
-					  "gzip");
+			evhttp_add_header(evhttp_request_get_output_headers(req),
+					  "Content-Encoding", "gzip");
 		}
 	}
 	if (r->blob->len > 4096 && s->faults.truncate > 0 &&
@@ -329,7 +329,6 @@ pl_sim_send_result(struct pl_sim *s, struct evhttp_request *req, struct pl_sim_r
 	evbuffer_add_reference(b, bl->data, bl->len, blob_cleanup, pl_sim_blob_ref(bl));
 	pl_sim_reply(s, req, 200, "OK", b, delay, false);
 }
-
 
 void
 pl_sim_held_flush(struct pl_sim *s)

@@ -42,11 +42,12 @@ node_default_network(struct pl_sim_node *n)
 				      "active", 1, "method", "manual", "exists", 1, "families",
 				      "inet"));
 	json_object_set_new(n->ifaces, "vmbr0",
-			    json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:[s]}", "iface",
-				      "vmbr0", "type", "bridge", "active", 1, "method", "static",
-				      "bridge_ports", "eno1", "bridge_stp", "off", "bridge_fd", "0",
-				      "cidr", c, "address", json_string_value(cidr), "autostart", 1,
-				      "priority", 3, "families", "inet"));
+			    json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:[s]}",
+				      "iface", "vmbr0", "type", "bridge", "active", 1, "method",
+				      "static", "bridge_ports", "eno1", "bridge_stp", "off",
+				      "bridge_fd", "0", "cidr", c, "address",
+				      json_string_value(cidr), "autostart", 1, "priority", 3,
+				      "families", "inet"));
 	free(c);
 	json_decref(cidr);
 }
@@ -63,14 +64,15 @@ seed_nodes(struct pl_sim *s, const json_t *nodes, char **errmsg)
 	s->nodes = pl_calloc(s->nnodes, sizeof(*s->nodes));
 	json_array_foreach(nodes, i, n) {
 		struct pl_sim_node *sn = &s->nodes[i];
-		const char *name = json_is_string(n) ? json_string_value(n) : pl_json_str(n, "name");
+		const char *name =
+			json_is_string(n) ? json_string_value(n) : pl_json_str(n, "name");
 		json_t *net = json_object_get(n, "network");
 
 		if (!name)
 			return pl_seterr(errmsg, PL_EINVAL, "seed: nodes[%zu] has no 'name'", i);
 		sn->name = pl_strdup(name);
-		sn->ip = pl_json_str(n, "ip") ? pl_strdup(pl_json_str(n, "ip"))
-					      : pl_asprintf("192.168.1.%zu", 10 + i);
+		sn->ip = pl_json_str(n, "ip") ? pl_strdup(pl_json_str(n, "ip")) :
+						pl_asprintf("192.168.1.%zu", 10 + i);
 		sn->cpus = (int)pl_json_int(n, "cpus", 16);
 		sn->maxmem = seed_size(json_object_get(n, "memory"), 64ULL << 30);
 		sn->maxdisk = seed_size(json_object_get(n, "disk"), 100ULL << 30);
@@ -87,8 +89,10 @@ seed_nodes(struct pl_sim *s, const json_t *nodes, char **errmsg)
 				json_t *c;
 
 				if (!iface)
-					return pl_seterr(errmsg, PL_EINVAL,
-							 "seed: nodes[%zu].network[%zu] has no 'iface'", i, j);
+					return pl_seterr(
+						errmsg, PL_EINVAL,
+						"seed: nodes[%zu].network[%zu] has no 'iface'", i,
+						j);
 				c = json_deep_copy(ifc);
 				if (!json_object_get(c, "type"))
 					json_object_set_new(c, "type", json_string("bridge"));
@@ -96,16 +100,20 @@ seed_nodes(struct pl_sim *s, const json_t *nodes, char **errmsg)
 					const char *cidr = pl_json_str(c, "cidr");
 					const char *sl = strchr(cidr, '/');
 
-					json_object_set_new(c, "address",
-							    json_stringn(cidr, sl ? (size_t)(sl - cidr)
-										  : strlen(cidr)));
+					json_object_set_new(
+						c, "address",
+						json_stringn(cidr, sl ? (size_t)(sl - cidr) :
+									strlen(cidr)));
 					if (sl)
-						json_object_set_new(c, "netmask", json_string(sl + 1));
+						json_object_set_new(c, "netmask",
+								    json_string(sl + 1));
 				}
 				if (!json_object_get(c, "families"))
-					json_object_set_new(c, "families", json_pack("[s]", "inet"));
+					json_object_set_new(c, "families",
+							    json_pack("[s]", "inet"));
 				if (!json_object_get(c, "priority"))
-					json_object_set_new(c, "priority", json_integer((json_int_t)j + 1));
+					json_object_set_new(c, "priority",
+							    json_integer((json_int_t)j + 1));
 				json_object_set_new(c, "active", json_integer(1));
 				json_object_set_new(sn->ifaces, iface, c);
 			}
@@ -176,7 +184,8 @@ seed_storages(struct pl_sim *s, const json_t *stores, char **errmsg)
 
 				if (!volid)
 					continue;
-				nv = pl_sim_volume_add(st, volid, pl_json_str_or(vo, "content", "images"),
+				nv = pl_sim_volume_add(st, volid,
+						       pl_json_str_or(vo, "content", "images"),
 						       pl_json_str(vo, "format"),
 						       seed_size(json_object_get(vo, "size"), 0),
 						       (uint32_t)pl_json_int(vo, "vmid", 0),
@@ -253,11 +262,11 @@ seed_guest(struct pl_sim *s, const json_t *gv, size_t idx, char **errmsg)
 	json_t *v;
 
 	if (vmid < 100 || vmid > 999999999)
-		return pl_seterr(errmsg, PL_EINVAL, "seed: guests[%zu] needs a 'vmid' of 100 or more",
-				 idx);
+		return pl_seterr(errmsg, PL_EINVAL,
+				 "seed: guests[%zu] needs a 'vmid' of 100 or more", idx);
 	if (ni < 0)
-		return pl_seterr(errmsg, PL_ENOENT, "seed: guest %lld is on unknown node '%s'", vmid,
-				 node);
+		return pl_seterr(errmsg, PL_ENOENT, "seed: guest %lld is on unknown node '%s'",
+				 vmid, node);
 	if (strcmp(type, "qemu") && strcmp(type, "lxc"))
 		return pl_seterr(errmsg, PL_EINVAL,
 				 "seed: guest %lld has type '%s' (want qemu or lxc)", vmid, type);
@@ -305,9 +314,8 @@ seed_guest(struct pl_sim *s, const json_t *gv, size_t idx, char **errmsg)
 	if (pl_json_str(gv, "parent"))
 		g->parent = pl_strdup(pl_json_str(gv, "parent"));
 	else if (json_array_size(g->snaps))
-		g->parent = pl_strdup(pl_json_str_or(json_array_get(g->snaps,
-								    json_array_size(g->snaps) - 1),
-						     "name", ""));
+		g->parent = pl_strdup(pl_json_str_or(
+			json_array_get(g->snaps, json_array_size(g->snaps) - 1), "name", ""));
 	if (!strcmp(status, "running") || !strcmp(status, "paused")) {
 		g->status = !strcmp(status, "paused") ? PL_SIM_PAUSED : PL_SIM_RUNNING;
 		g->started = s->t0 - pl_json_int(gv, "uptime", 3600 + (vmid % 7200));
@@ -335,7 +343,8 @@ pl_sim_seed_load(struct pl_sim *s, const json_t *seed, char **errmsg)
 	if ((r = seed_storages(s, json_object_get(seed, "storages"), errmsg)) != 0)
 		return r;
 	json_array_foreach(tpl, i, v) {
-		const char *volid = json_is_string(v) ? json_string_value(v) : pl_json_str(v, "volid");
+		const char *volid =
+			json_is_string(v) ? json_string_value(v) : pl_json_str(v, "volid");
 
 		if (!volid)
 			continue;
@@ -354,12 +363,13 @@ pl_sim_seed_load(struct pl_sim *s, const json_t *seed, char **errmsg)
 
 			if (!id)
 				continue;
-			json_object_set_new(s->pools, id,
-					    json_pack("{s:s,s:o}", "comment",
-						      pl_json_str_or(v, "comment", ""), "members",
-						      json_is_array(json_object_get(v, "members"))
-							      ? json_deep_copy(json_object_get(v, "members"))
-							      : json_array()));
+			json_object_set_new(
+				s->pools, id,
+				json_pack("{s:s,s:o}", "comment", pl_json_str_or(v, "comment", ""),
+					  "members",
+					  json_is_array(json_object_get(v, "members")) ?
+						  json_deep_copy(json_object_get(v, "members")) :
+						  json_array()));
 		}
 	} else if (json_is_object(pools)) {
 		json_t *copy = json_deep_copy(pools);
@@ -379,8 +389,8 @@ pl_sim_generate(struct pl_sim *s, int nodes, int guests, char **errmsg)
 	for (int i = 0; i < nodes; i++) {
 		char *name = nodes == 1 ? pl_strdup("pve") : pl_asprintf("pve%d", i + 1);
 
-		json_array_append_new(ns, json_pack("{s:s,s:i,s:s}", "name", name, "cpus", 32,
-						    "memory", "256G"));
+		json_array_append_new(
+			ns, json_pack("{s:s,s:i,s:s}", "name", name, "cpus", 32, "memory", "256G"));
 		free(name);
 	}
 	json_object_set_new(seed, "nodes", ns);
@@ -415,7 +425,8 @@ pl_sim_generate(struct pl_sim *s, int nodes, int guests, char **errmsg)
 			snprintf(buf, sizeof(buf), "%s,size=8G", volid);
 			json_object_set_new(g->conf, "rootfs", json_string(buf));
 			snprintf(buf, sizeof(buf),
-				 "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:%02X:%02X:%02X,ip=dhcp,type=veth",
+				 "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:%02X:%02X:%02X,ip=dhcp,"
+				 "type=veth",
 				 (unsigned)(r64 & 0xff), (unsigned)((r64 >> 8) & 0xff),
 				 (unsigned)((r64 >> 16) & 0xff));
 			json_object_set_new(g->conf, "net0", json_string(buf));
@@ -463,12 +474,11 @@ pl_sim_state_dump(struct pl_sim *s)
 	for (size_t i = 0; i < s->nnodes; i++) {
 		struct pl_sim_node *n = &s->nodes[i];
 
-		json_array_append_new(nodes, json_pack("{s:s,s:s,s:i,s:I,s:I,s:b,s:O,s:O}", "name",
-						       n->name, "ip", n->ip, "cpus", n->cpus,
-						       "memory", (json_int_t)n->maxmem, "disk",
-						       (json_int_t)n->maxdisk, "online", n->online,
-						       "network", n->ifaces, "network_pending",
-						       n->pending));
+		json_array_append_new(
+			nodes, json_pack("{s:s,s:s,s:i,s:I,s:I,s:b,s:O,s:O}", "name", n->name, "ip",
+					 n->ip, "cpus", n->cpus, "memory", (json_int_t)n->maxmem,
+					 "disk", (json_int_t)n->maxdisk, "online", n->online,
+					 "network", n->ifaces, "network_pending", n->pending));
 	}
 	for (size_t i = 0; i < s->nstores; i++) {
 		struct pl_sim_storage *st = &s->stores[i];
@@ -493,7 +503,8 @@ pl_sim_state_dump(struct pl_sim *s)
 			if (vol->vmid)
 				json_object_set_new(vo, "vmid", json_integer(vol->vmid));
 			if (vol->node >= 0)
-				json_object_set_new(vo, "node", json_string(s->nodes[vol->node].name));
+				json_object_set_new(vo, "node",
+						    json_string(s->nodes[vol->node].name));
 			if (vol->conf)
 				json_object_set(vo, "archive", vol->conf);
 			json_array_append_new(vols, vo);
@@ -506,9 +517,9 @@ pl_sim_state_dump(struct pl_sim *s)
 		json_t *o = json_pack("{s:I,s:s,s:s,s:s,s:O,s:O,s:O,s:O}", "vmid",
 				      (json_int_t)g->vmid, "type", g->lxc ? "lxc" : "qemu", "node",
 				      s->nodes[g->node].name, "status",
-				      g->status == PL_SIM_RUNNING  ? "running"
-				      : g->status == PL_SIM_PAUSED ? "paused"
-								   : "stopped",
+				      g->status == PL_SIM_RUNNING ? "running" :
+				      g->status == PL_SIM_PAUSED  ? "paused" :
+								    "stopped",
 				      "config", g->conf, "pending", g->pending, "pending_delete",
 				      g->pending_del, "snapshots", g->snaps);
 

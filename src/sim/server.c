@@ -246,7 +246,6 @@ public_call(enum pl_sim_meth m, const char *path)
 	       (!strcmp(path, "/access/domains") && m == PL_SIM_GET);
 }
 
-
 static void
 req_release(struct pl_sim_req *r)
 {
@@ -455,7 +454,8 @@ on_request(struct evhttp_request *req, void *arg)
 				goto out;
 			}
 			if (meth != PL_SIM_GET &&
-			    !pl_sim_csrf_check(s, user, evhttp_find_header(ih, "CSRFPreventionToken"))) {
+			    !pl_sim_csrf_check(s, user,
+					       evhttp_find_header(ih, "CSRFPreventionToken"))) {
 				pl_sim_reply_401(s, req, "Permission denied - invalid csrf token");
 				goto out;
 			}
@@ -518,11 +518,13 @@ on_request(struct evhttp_request *req, void *arg)
 	}
 	if (s->faults.timeout > 0 && pl_sim_rand01(s) < s->faults.timeout) {
 		pl_sim_std_headers(s, req, true);
-		pl_sim_reply(s, req, 596, "Connection timed out", NULL, PL_SIM_TIMEOUT_HOLD_MS, true);
+		pl_sim_reply(s, req, 596, "Connection timed out", NULL, PL_SIM_TIMEOUT_HOLD_MS,
+			     true);
 		goto out;
 	}
 	if (s->faults.error > 0 && pl_sim_rand01(s) < s->faults.error) {
-		pl_sim_reply_json(s, req, 500, "simulated failure (pvelab sim --faults)", NULL, delay);
+		pl_sim_reply_json(s, req, 500, "simulated failure (pvelab sim --faults)", NULL,
+				  delay);
 		goto out;
 	}
 	if (s->faults.noanswer > 0 && !strncmp(path, "/nodes/", 7) &&
