@@ -15,6 +15,23 @@
 
 /* --- snapshots --- */
 
+/* The guest and its snapshot named by "snapname" (in *snap); NULL with PVE's
+ * error set when either does not exist. */
+static struct pl_sim_guest *
+req_snap(struct pl_sim_req *r, json_t **snap)
+{
+	struct pl_sim_guest *g = pl_sim_req_guest(r, r->lxc);
+	const char *name = pl_sim_p(r, "snapname");
+
+	if (!g)
+		return NULL;
+	if (!(*snap = pl_sim_snap_find(g, name, NULL))) {
+		pl_sim_fail(r, 500, "snapshot '%s' does not exist", name);
+		return NULL;
+	}
+	return g;
+}
+
 static void
 h_snap_list(struct pl_sim_req *r)
 {
@@ -141,16 +158,13 @@ static void
 h_snap_delete(struct pl_sim_req *r)
 {
 	bool lxc = r->lxc;
-	struct pl_sim_guest *g = pl_sim_req_guest(r, lxc);
 	const char *name = pl_sim_p(r, "snapname");
 	struct pl_sim_task *t;
+	json_t *sn;
+	struct pl_sim_guest *g = req_snap(r, &sn);
 
 	if (!g)
 		return;
-	if (!pl_sim_snap_find(g, name, NULL)) {
-		pl_sim_fail(r, 500, "snapshot '%s' does not exist", name);
-		return;
-	}
 	if (!pl_sim_pbool(r, "force", false) && !pl_sim_check_lock(r, g))
 		return;
 	pl_sim_set_lock(r->sim, g, "snapshot-delete");
@@ -188,16 +202,13 @@ static void
 h_snap_rollback(struct pl_sim_req *r)
 {
 	bool lxc = r->lxc;
-	struct pl_sim_guest *g = pl_sim_req_guest(r, lxc);
 	const char *name = pl_sim_p(r, "snapname");
 	struct pl_sim_task *t;
+	json_t *sn;
+	struct pl_sim_guest *g = req_snap(r, &sn);
 
 	if (!g)
 		return;
-	if (!pl_sim_snap_find(g, name, NULL)) {
-		pl_sim_fail(r, 500, "snapshot '%s' does not exist", name);
-		return;
-	}
 	if (!pl_sim_check_lock(r, g))
 		return;
 	pl_sim_set_lock(r->sim, g, "rollback");
@@ -211,32 +222,21 @@ h_snap_rollback(struct pl_sim_req *r)
 static void
 h_snap_index(struct pl_sim_req *r)
 {
-	bool lxc = r->lxc;
-	struct pl_sim_guest *g = pl_sim_req_guest(r, lxc);
+	json_t *sn;
 
-	if (!g)
-		return;
-	if (!pl_sim_snap_find(g, pl_sim_p(r, "snapname"), NULL)) {
-		pl_sim_fail(r, 500, "snapshot '%s' does not exist", pl_sim_p(r, "snapname"));
-		return;
-	}
-	pl_sim_ok(r, json_pack("[{s:s},{s:s}]", "cmd", "rollback", "cmd", "config"));
+	if (req_snap(r, &sn))
+		pl_sim_ok(r, json_pack("[{s:s},{s:s}]", "cmd", "rollback", "cmd", "config"));
 }
 
 static void
 h_snap_config(struct pl_sim_req *r)
 {
-	bool lxc = r->lxc;
 	bool put = r->op;
-	struct pl_sim_guest *g = pl_sim_req_guest(r, lxc);
 	json_t *sn;
+	struct pl_sim_guest *g = req_snap(r, &sn);
 
 	if (!g)
 		return;
-	if (!(sn = pl_sim_snap_find(g, pl_sim_p(r, "snapname"), NULL))) {
-		pl_sim_fail(r, 500, "snapshot '%s' does not exist", pl_sim_p(r, "snapname"));
-		return;
-	}
 	if (put) {
 		if (pl_sim_p(r, "description"))
 			json_object_set_new(sn, "description",
