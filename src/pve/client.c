@@ -496,35 +496,43 @@ login_done(const struct pl_pve_result *res, void *arg)
 	fail_queue(c, res);
 }
 
-/* The login form, built in one allocation of its exact size so that the
- * secret (the password, or the ticket that renews itself) leaves no copy
- * behind: no JSON string, no buffer grown by realloc, the escaped value
- * wiped. req_free wipes the form itself. */
+/* Append s percent-encoded as curl_easy_escape does (all but A-Z a-z 0-9
+ * - . _ ~); out has room for 3 * strlen(s). Returns the end. */
+static char *
+form_escape(char *out, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		    *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+			*out++ = (char)*p;
+		} else {
+			*out++ = '%';
+			*out++ = hex[*p >> 4];
+			*out++ = hex[*p & 15];
+		}
+	}
+	return out;
+}
+
+/* The login form, escaped straight into one allocation of the largest size
+ * it can need, so that the secret (the password, or the ticket that renews
+ * itself) leaves no copy behind: no JSON string, no buffer grown by realloc,
+ * no escaped copy inside curl. req_free wipes the form. */
 static char *
 login_form(struct pl_pve *c)
 {
 	const char *secret = c->ticket ? c->ticket : c->password;
-	CURL *esc = c->npool ? c->pool[c->npool - 1] : NULL;
-	CURL *tmp = esc ? NULL : curl_easy_init();
-	char *eu = curl_easy_escape(esc ? esc : tmp, c->username, 0);
-	char *ep = curl_easy_escape(esc ? esc : tmp, secret, 0);
-	size_t nu, np;
-	char *form;
+	char *form = pl_malloc(sizeof("username=&password=") + 3 * strlen(c->username) +
+			       3 * strlen(secret));
+	char *p = form;
 
-	if (tmp)
-		curl_easy_cleanup(tmp);
-	if (!eu || !ep)
-		pl_die("out of memory");
-	nu = strlen(eu);
-	np = strlen(ep);
-	form = pl_malloc(sizeof("username=&password=") + nu + np);
-	memcpy(form, "username=", 9);
-	memcpy(form + 9, eu, nu);
-	memcpy(form + 9 + nu, "&password=", 10);
-	memcpy(form + 19 + nu, ep, np + 1);
-	explicit_bzero(ep, np);
-	curl_free(ep);
-	curl_free(eu);
+	memcpy(p, "username=", 9);
+	p = form_escape(p + 9, c->username);
+	memcpy(p, "&password=", 10);
+	p = form_escape(p + 10, secret);
+	*p = '\0';
 	return form;
 }
 
