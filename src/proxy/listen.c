@@ -35,7 +35,7 @@ static void
 relay_modes(SSL_CTX *ctx)
 {
 	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-	                          SSL_MODE_RELEASE_BUFFERS);
+				      SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_read_ahead(ctx, 1);
 }
 
@@ -78,7 +78,7 @@ target_mode(const struct pl_proxy_target *t, char *buf, size_t n)
 		return "INSECURE: no verification";
 	if (t->pin[0]) {
 		snprintf(buf, n, "pinned %.23s...%s", t->pin,
-		         t->pin_from_file ? " (pins.json)" : "");
+			 t->pin_from_file ? " (pins.json)" : "");
 		return buf;
 	}
 	if (t->has_verify_at) {
@@ -115,13 +115,13 @@ listener_open(struct pl_proxy *p, const char *addr, struct listener **out, char 
 	*out = NULL;
 	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sl) != 0)
 		return pl_seterr(errmsg, PL_EINVAL, "invalid listen address '%s' (ADDR:PORT)",
-		                 addr);
+				 addr);
 	l = pl_calloc(1, sizeof(*l));
 	l->p = p;
 	l->addr = pl_strdup(addr);
 	l->lev = evconnlistener_new_bind(p->base, pl_proxy_accept_cb, l,
-	                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
-	                                 (struct sockaddr *)&ss, sl);
+					 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
+					 (struct sockaddr *)&ss, sl);
 	if (l->lev == NULL) {
 		int e = errno;
 
@@ -191,7 +191,7 @@ sync_listeners(struct pl_proxy *p, struct runtime *rt, char **errmsg)
 		l->ntargets = 0;
 		for (size_t i = 0; i < nt; i++) {
 			const char *a =
-			    cfg->targets[i]->listen ? cfg->targets[i]->listen : cfg->listen;
+				cfg->targets[i]->listen ? cfg->targets[i]->listen : cfg->listen;
 
 			if (!strcmp(a, addrs[j]))
 				l->targets[l->ntargets++] = i;
@@ -218,8 +218,8 @@ announce(struct pl_proxy *p)
 			       "proxy: listening on %s for '%s' -> https://%s:%d (%s)%s", l->addr,
 			       t->name, t->host, t->port, target_mode(t, mode, sizeof(mode)),
 			       t->insecure ? " -- anyone between pvelab and the controller can "
-			                     "read and change this traffic"
-			                   : "");
+					     "read and change this traffic" :
+					     "");
 		}
 }
 
@@ -272,14 +272,14 @@ on_usr1(evutil_socket_t sig, short what, void *arg)
 	const struct pl_proxy_stats *st = &((struct pl_proxy *)arg)->st;
 
 	pl_log_info("proxy: stats accepted=%llu active=%llu completed=%llu tls_failed=%llu "
-	            "unrouted=%llu connect_failed=%llu verify_failed=%llu pin_mismatch=%llu "
-	            "error_pages=%llu bytes_up=%llu bytes_down=%llu reloads=%llu",
-	            (unsigned long long)st->accepted, (unsigned long long)st->active,
-	            (unsigned long long)st->completed, (unsigned long long)st->tls_failed,
-	            (unsigned long long)st->unrouted, (unsigned long long)st->connect_failed,
-	            (unsigned long long)st->verify_failed, (unsigned long long)st->pin_mismatch,
-	            (unsigned long long)st->error_pages, (unsigned long long)st->bytes_up,
-	            (unsigned long long)st->bytes_down, (unsigned long long)st->reloads);
+		    "unrouted=%llu connect_failed=%llu verify_failed=%llu pin_mismatch=%llu "
+		    "error_pages=%llu bytes_up=%llu bytes_down=%llu reloads=%llu",
+		    (unsigned long long)st->accepted, (unsigned long long)st->active,
+		    (unsigned long long)st->completed, (unsigned long long)st->tls_failed,
+		    (unsigned long long)st->unrouted, (unsigned long long)st->connect_failed,
+		    (unsigned long long)st->verify_failed, (unsigned long long)st->pin_mismatch,
+		    (unsigned long long)st->error_pages, (unsigned long long)st->bytes_up,
+		    (unsigned long long)st->bytes_down, (unsigned long long)st->reloads);
 }
 
 static void
@@ -300,7 +300,7 @@ static void
 on_stop(evutil_socket_t sig, short what, void *arg)
 {
 	struct pl_proxy *p = arg;
-	struct timeval tv = {p->rt->cfg->grace, 0};
+	struct timeval tv = { p->rt->cfg->grace, 0 };
 
 	if (p->stopping) { /* second signal: stop now */
 		on_grace(-1, 0, p);
@@ -318,7 +318,7 @@ on_stop(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	pl_log_info("proxy: stopping; %llu connection(s) get %d s to finish",
-	            (unsigned long long)p->st.active, p->rt->cfg->grace);
+		    (unsigned long long)p->st.active, p->rt->cfg->grace);
 	p->ev_grace = evtimer_new(p->base, on_grace, p);
 	evtimer_add(p->ev_grace, &tv);
 }
@@ -336,7 +336,7 @@ down_ctx_new(char **errmsg)
 	/* a client's TCP half-close without close_notify is an EOF to pass on, not
 	 * a fatal error that sends an alert and kills our write side */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-	                             SSL_OP_IGNORE_UNEXPECTED_EOF);
+					 SSL_OP_IGNORE_UNEXPECTED_EOF);
 	relay_modes(ctx);
 	SSL_CTX_set_client_hello_cb(ctx, pl_proxy_client_hello_cb, NULL);
 	return ctx;
@@ -362,7 +362,7 @@ pl_proxy_serve(struct pl_proxy_config *cfg, char **errmsg)
 		goto out;
 	}
 	p->dns = evdns_base_new(p->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-	                                     EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+						 EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if (p->dns == NULL)
 		p->dns = evdns_base_new(p->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	if ((r = pl_proxy_ca_open(cfg->state_dir, &p->ca, errmsg)) != 0) {
@@ -388,10 +388,10 @@ pl_proxy_serve(struct pl_proxy_config *cfg, char **errmsg)
 	while (p->conns)
 		pl_proxy_conn_finish(p->conns, "shutdown");
 	pl_log_info("proxy: stopped; %llu connection(s), %llu relayed, %llu refused upstream, "
-	            "%llu bytes up, %llu bytes down",
-	            (unsigned long long)p->st.accepted, (unsigned long long)p->st.completed,
-	            (unsigned long long)(p->st.verify_failed + p->st.connect_failed),
-	            (unsigned long long)p->st.bytes_up, (unsigned long long)p->st.bytes_down);
+		    "%llu bytes up, %llu bytes down",
+		    (unsigned long long)p->st.accepted, (unsigned long long)p->st.completed,
+		    (unsigned long long)(p->st.verify_failed + p->st.connect_failed),
+		    (unsigned long long)p->st.bytes_up, (unsigned long long)p->st.bytes_down);
 	r = 0;
 out:
 	while (p->listeners) {

@@ -802,7 +802,9 @@ down_cb(evutil_socket_t fd, short what, void *arg)
 			c->p->st.tls_failed++;
 			pl_log_debug("proxy: %s: client TLS handshake timed out", c->client);
 		}
-		pl_proxy_conn_finish(c, !c->down_ready ? NULL : c->failed ? c->fail_reason : "no request");
+		pl_proxy_conn_finish(c, !c->down_ready ? NULL :
+					c->failed      ? c->fail_reason :
+							 "no request");
 	} else if (!c->down_ready) {
 		down_handshake(c);
 	} else if (c->failed) {
@@ -846,7 +848,8 @@ pl_proxy_client_hello_cb(SSL *ssl, int *al, void *arg)
 }
 
 void
-pl_proxy_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+pl_proxy_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		   void *arg)
 {
 	struct listener *l = arg;
 	struct pl_proxy *p = l->p;
