@@ -19,7 +19,9 @@ $(BUILD)/CMakeCache.txt:
 deps:
 	@bash scripts/install-deps
 
+# Developer builds: warnings are errors (PVELAB_WERROR, off for a plain make).
 check: deps
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) -DPVELAB_WERROR=ON >/dev/null
 	@$(MAKE) --no-print-directory all BUILD=$(BUILD) CMAKE_FLAGS="$(CMAKE_FLAGS)"
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
@@ -27,7 +29,7 @@ check: deps
 # ThreadSanitizer: the sync and fault suites against a TSan build. ASLR off:
 # TSan needs its fixed memory layout on kernels with many mmap random bits.
 tsan: deps
-	@cmake -S . -B build-tsan -DPVELAB_TSAN=ON >/dev/null
+	@cmake -S . -B build-tsan -DPVELAB_TSAN=ON -DPVELAB_WERROR=ON >/dev/null
 	@cmake --build build-tsan -j $(JOBS) --target pvelab
 	@setarch -R env PVELAB_BIN=$(CURDIR)/build-tsan/pvelab TSAN_OPTIONS=exitcode=66 \
 		/usr/bin/python3 -m pytest -q -x -p no:cacheprovider tests/e2e/test_200_sync.py \

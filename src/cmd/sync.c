@@ -25,9 +25,11 @@ static const struct pl_opt opts[] = {
 	{ NULL, 0, NULL, NULL },
 };
 
-struct bar {
-	bool on;
-	int last;
+/* One sync being recorded: its write transaction, the guests fetched but not
+ * yet written, and the progress bar. */
+struct sync_run {
+	bool on;  /* show the progress bar */
+	int last; /* the percentage shown last */
 	struct pl_state *state;
 	bool dry_run;
 	struct pl_state_ckpt *ckpt; /* the last run's WAL, copied meanwhile */
@@ -41,7 +43,7 @@ struct bar {
 /* The write transaction begins with the first guest to record, once the
  * checkpoint that ran during the resource list is done. */
 static bool
-recording(struct bar *b)
+recording(struct sync_run *b)
 {
 	if (b->rec == NULL && b->err == 0) {
 		pl_state_checkpoint_wait(b->ckpt);
@@ -58,7 +60,7 @@ recording(struct bar *b)
 static bool
 on_guest(json_t *guest, void *arg)
 {
-	struct bar *b = arg;
+	struct sync_run *b = arg;
 	json_t *sig = pl_state_guest_sig(guest);
 	bool full;
 
@@ -72,7 +74,7 @@ on_guest(json_t *guest, void *arg)
 
 /* On the main thread, while the others fetch: record what has arrived. */
 static void
-record_ready(struct bar *b)
+record_ready(struct sync_run *b)
 {
 	json_t *batch;
 
@@ -88,7 +90,7 @@ record_ready(struct bar *b)
 static void
 progress(size_t done, size_t total, void *arg)
 {
-	struct bar *b = arg;
+	struct sync_run *b = arg;
 	int pct = total ? (int)(done * 100 / total) : 100;
 	int w = 30, fill = pct * w / 100;
 
@@ -161,8 +163,10 @@ int
 pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 		struct pl_state_counts *cnt, json_t **changes, json_t **snap_out, char **errmsg)
 {
-	struct bar b = { .on = show_progress, .last = -1, .dry_run = dry_run,
-			 .lock = PTHREAD_MUTEX_INITIALIZER };
+	struct sync_run b = { .on = show_progress,
+			      .last = -1,
+			      .dry_run = dry_run,
+			      .lock = PTHREAD_MUTEX_INITIALIZER };
 	struct timespec t0, t1, t2;
 	double c0, c1, c2;
 	unsigned long hs, resumed;

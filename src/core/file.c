@@ -96,27 +96,58 @@ pl_file_read_secret(const char *path, char **secret, char **errmsg)
 {
 	struct pl_buf b;
 	struct stat st;
-	int r;
+	char chunk[4096];
+	ssize_t n;
+	int fd, r = 0;
 
 	*secret = NULL;
-	if (stat(path, &st) != 0)
+	/* The mode is checked on the file that was opened (fstat), not on
+	 * whatever the path named a moment before (stat, then open). */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return pl_seterr(errmsg, errno == ENOENT ? PL_ENOENT : PL_EIO,
 				 "cannot read secret file '%s': %s", path, strerror(errno));
-	if (st.st_mode & 077)
-		return pl_seterr(errmsg, PL_EPERM,
-				 "secret file '%s' is accessible by group or others (mode %04o; "
-				 "run: chmod 600 '%s')",
-				 path, (unsigned)(st.st_mode & 07777), path);
 	pl_buf_init(&b, 1 << 16);
-	if ((r = pl_file_read(path, &b, errmsg)) != 0) {
-		explicit_bzero(b.data, b.len);
-		pl_buf_release(&b);
-		return r;
+	if (fstat(fd, &st) != 0) {
+		r = pl_seterr(errmsg, PL_EIO, "cannot read secret file '%s': %s", path,
+			      strerror(errno));
+		goto out;
+	}
+	if (st.st_mode & 077) {
+		r = pl_seterr(errmsg, PL_EPERM,
+			      "secret file '%s' is accessible by group or others (mode %04o; "
+			      "run: chmod 600 '%s')",
+			      path, (unsigned)(st.st_mode & 07777), path);
+		goto out;
+	}
+	/* A buffer sized for the file: no growing realloc leaves a copy of the
+	 * secret behind; the chunk read through is wiped too. */
+	if (st.st_size > 0 && (size_t)st.st_size <= b.max)
+		pl_buf_grow(&b, (size_t)st.st_size);
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			r = pl_seterr(errmsg, PL_EIO, "cannot read '%s': %s", path,
+				      strerror(errno));
+			goto out;
+		}
+		if (pl_buf_add(&b, chunk, (size_t)n) != 0) {
+			r = pl_seterr(errmsg, PL_ETOOBIG, "'%s' is larger than %zu bytes", path,
+				      b.max);
+			goto out;
+		}
 	}
 	while (b.len && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == '\r'))
 		b.data[--b.len] = '\0';
 	*secret = pl_buf_detach(&b, NULL);
-	return 0;
+out:
+	explicit_bzero(chunk, sizeof(chunk));
+	close(fd);
+	if (r != 0) {
+		explicit_bzero(b.data, b.len);
+		pl_buf_release(&b);
+	}
+	return r;
 }
 
 int

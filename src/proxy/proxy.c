@@ -1,8 +1,8 @@
 /*
- * The proxy's event loop: listeners, per-connection TLS on both sides driven
- * straight through OpenSSL (side.c), routing by SNI/Host, a byte-exact relay
- * with backpressure and half-close, error pages, SIGHUP reload, graceful
- * shutdown.
+ * The proxy's connections: per-connection TLS on both sides driven straight
+ * through OpenSSL (side.c), routing by SNI/Host, a byte-exact relay with
+ * backpressure and half-close, error pages. Listeners, reload and shutdown
+ * are in listen.c.
  */
 #include "core/common.h"
 #include "proxy/internal.h"
@@ -14,7 +14,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
@@ -23,175 +22,16 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
-#define RELAY_CHUNK (16 * 1024)    /* one TLS record: read from one side, written to the other */
-#define RELAY_BUDGET 64            /* chunks per turn before other connections get theirs */
-#define ROUTE_PEEK_MAX (16 * 1024) /* request head we read to find the Host header */
-#define RESP_HEAD_MAX (64 * 1024)  /* response head we hold to rewrite Location */
-#define HANDSHAKE_TIMEOUT 30
-#define ERRPAGE_WAIT 10
-#define RELOAD_LIMIT 10 /* seconds a reloaded config may take to parse (in a child) */
-#define SIDE_EVENTS (EV_READ | EV_WRITE | EV_PERSIST | EV_ET)
+#include "proxy/loop.h"
 
-/* The active configuration plus what it needs at run time; connections keep
- * a reference so a reload never pulls a target from under them. */
-struct runtime {
-	int refs;
-	struct pl_proxy_config *cfg;
-	SSL_CTX **up_ctx; /* per target */
-	json_t *seen;     /* seen.json, loaded on first use */
-	json_t *warned;   /* HOST:PORT -> fingerprint already warned about */
-};
-
-struct listener {
-	struct pl_proxy *p;
-	char *addr;
-	char bound[INET6_ADDRSTRLEN + 8]; /* what port 0 became */
-	struct evconnlistener *lev;
-	struct event *resume; /* re-enables lev after running out of descriptors */
-	time_t logged;        /* when that was last logged */
-	size_t *targets; /* indices into p->rt->cfg->targets */
-	size_t ntargets;
-	struct listener *next;
-};
-
-enum relay_state { RS_HEAD, RS_BODY, RS_RAW };
-
-/* One client connection: the downstream side from accept on, the upstream
- * side once routed. Everything it allocates is freed in conn_finish. */
-struct conn {
-	struct pl_proxy *p;
-	struct runtime *rt;
-	size_t *cand; /* candidate targets (indices) from the listener */
-	size_t ncand;
-	long target; /* chosen index, or -1 */
-	struct pl_proxy_side down, up;
-	struct evdns_getaddrinfo_request *dns;
-	bool up_connecting; /* connect() issued, not yet writable */
-	struct pl_proxy_upctx upx;
-	char client[64];
-	char local_ip[64];
-	int local_port;
-	char sni[256];
-	char host[256];
-	bool down_ready, up_ready; /* handshakes done */
-	bool failed;               /* upstream refused: waiting to serve the error page */
-	bool closing;              /* finish once the error page is written */
-	int fail_status;
-	char fail_reason[512];
-	const char *error; /* why the relay failed: which side */
-	uint64_t bytes_up, bytes_down;
-	struct timeval start;
-	struct event *deadline; /* handshake and first request head, from accept */
-	uint64_t idle_mark;     /* bytes moved when the idle timer last fired */
-	struct pl_buf head; /* what the client sent before there was a relay */
-	enum relay_state rs;
-	long long body_left;
-	struct pl_buf resp; /* an upstream response head, collected to rewrite */
-	struct conn *prev, *next;
-};
-
-struct pl_proxy {
-	struct event_base *base;
-	struct evdns_base *dns;
-	struct pl_proxy_ca *ca;
-	SSL_CTX *down_ctx;
-	struct runtime *rt;
-	struct listener *listeners;
-	struct conn *conns;
-	struct event *ev_int, *ev_term, *ev_hup, *ev_usr1, *ev_grace;
-	bool stopping;
-	struct pl_proxy_stats st;
-	time_t cap_logged; /* when refusing over max_conns was last logged */
-	pid_t reload_pid;        /* the child trying the reloaded config, or 0 */
-	struct event *reload_ev; /* its verdict (a byte on a pipe), or the time limit */
-	char scratch[RELAY_CHUNK]; /* the relay's one read buffer, shared by all */
-};
-
-static int conn_idx = -1;
-
-const struct pl_proxy_stats *
-pl_proxy_get_stats(const struct pl_proxy *p)
-{
-	return p ? &p->st : NULL;
-}
-
-/* ---- runtime ---- */
-
-/* What the relay needs of every TLS session: partial writes whose rest is
- * retried from another buffer, no record buffers while idle (the memory
- * target), and read-ahead: one read() per record instead of header and body. */
-static void
-relay_modes(SSL_CTX *ctx)
-{
-	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-	                          SSL_MODE_RELEASE_BUFFERS);
-	SSL_CTX_set_read_ahead(ctx, 1);
-}
-
-static void
-rt_unref(struct runtime *rt)
-{
-	if (rt == NULL || --rt->refs > 0)
-		return;
-	for (size_t i = 0; i < rt->cfg->ntargets; i++)
-		SSL_CTX_free(rt->up_ctx[i]);
-	free(rt->up_ctx);
-	json_decref(rt->seen);
-	json_decref(rt->warned);
-	pl_proxy_config_free(rt->cfg);
-	free(rt);
-}
-
-static int
-rt_new(struct pl_proxy_config *cfg, struct runtime **out, char **errmsg)
-{
-	struct runtime *rt = pl_calloc(1, sizeof(*rt));
-
-	rt->refs = 1;
-	rt->cfg = cfg;
-	rt->up_ctx = pl_calloc(cfg->ntargets ? cfg->ntargets : 1, sizeof(SSL_CTX *));
-	for (size_t i = 0; i < cfg->ntargets; i++) {
-		if ((rt->up_ctx[i] = pl_proxy_upstream_ctx(cfg->targets[i], errmsg)) == NULL) {
-			rt_unref(rt);
-			*out = NULL;
-			return PL_ETLS;
-		}
-		relay_modes(rt->up_ctx[i]);
-	}
-	*out = rt;
-	return 0;
-}
-
-static const char *
-target_mode(const struct pl_proxy_target *t, char *buf, size_t n)
-{
-	if (t->insecure)
-		return "INSECURE: no verification";
-	if (t->pin[0]) {
-		snprintf(buf, n, "pinned %.23s...%s", t->pin,
-		         t->pin_from_file ? " (pins.json)" : "");
-		return buf;
-	}
-	if (t->has_verify_at) {
-		struct tm tm;
-
-		gmtime_r(&t->verify_at, &tm);
-		strftime(buf, n, "verified as of %Y-%m-%d", &tm);
-		return buf;
-	}
-	return t->ignore_time ? "verified, dates ignored" : "verified";
-}
+int pl_proxy_conn_idx = -1;
 
 /* ---- connections ---- */
-
-static void conn_finish(struct conn *c, const char *why);
 
 /* Relayed TLS records must not wait for Nagle and delayed ACKs. */
 static void
@@ -208,8 +48,8 @@ conn_target(const struct conn *c)
 	return c->target >= 0 ? c->rt->cfg->targets[c->target] : NULL;
 }
 
-static void
-addr_str(const struct sockaddr *sa, char *out, size_t n, int *port)
+void
+pl_proxy_addr_str(const struct sockaddr *sa, char *out, size_t n, int *port)
 {
 	char ip[INET6_ADDRSTRLEN] = "?";
 	int pt = 0;
@@ -380,18 +220,18 @@ failed_input(struct conn *c)
 
 	if (!c->closing) {
 		if (head_read(c, 16) != 0) {
-			conn_finish(c, c->fail_reason);
+			pl_proxy_conn_finish(c, c->fail_reason);
 			return;
 		}
 		m = c->head.len < 16 ? c->head.len : 16;
 		p = c->head.data;
 		if (m > 0 && pl_proxy_http_is_request(p, m)) {
 			if (send_error_page(c) != 0) {
-				conn_finish(c, c->fail_reason);
+				pl_proxy_conn_finish(c, c->fail_reason);
 				return;
 			}
 		} else if (c->down.eof || m == 16 || (m > 0 && !(p[0] >= 'A' && p[0] <= 'Z'))) {
-			conn_finish(c, c->fail_reason);
+			pl_proxy_conn_finish(c, c->fail_reason);
 			return;
 		} else {
 			return; /* not enough to tell yet */
@@ -404,7 +244,7 @@ failed_input(struct conn *c)
 			break;
 	if (pl_proxy_side_flush(&c->down, &moved) != 0 || !pl_proxy_side_owes(&c->down)) {
 		pl_proxy_side_shutdown(&c->down);
-		conn_finish(c, c->fail_reason);
+		pl_proxy_conn_finish(c, c->fail_reason);
 	}
 }
 
@@ -426,15 +266,15 @@ conn_fail(struct conn *c, int status, const char *fmt, ...)
 	c->fail_status = status;
 	pl_proxy_side_release(&c->up);
 	if (c->down.eof) {
-		conn_finish(c, c->fail_reason);
+		pl_proxy_conn_finish(c, c->fail_reason);
 		return;
 	}
 	event_add(c->down.ev, &tv);
 	failed_input(c);
 }
 
-static void
-conn_finish(struct conn *c, const char *why)
+void
+pl_proxy_conn_finish(struct conn *c, const char *why)
 {
 	struct pl_proxy *p = c->p;
 	const struct pl_proxy_target *t = conn_target(c);
@@ -472,7 +312,7 @@ conn_finish(struct conn *c, const char *why)
 		p->conns = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
-	rt_unref(c->rt);
+	pl_proxy_rt_unref(c->rt);
 	free(c->cand);
 	free(c);
 	if (p->stopping && p->conns == NULL)
@@ -686,7 +526,7 @@ relay_run(struct conn *c)
 		moved = false;
 		if (relay_step(c, &c->down, &c->up, &moved) != 0 ||
 		    relay_step(c, &c->up, &c->down, &moved) != 0) {
-			conn_finish(c, c->error);
+			pl_proxy_conn_finish(c, c->error);
 			return;
 		}
 	}
@@ -694,7 +534,7 @@ relay_run(struct conn *c)
 		event_active(c->down.ev, 0, 0); /* more to do: after the others */
 	else if (c->down.eof && c->up.eof && !pl_proxy_side_owes(&c->down) &&
 	         !pl_proxy_side_owes(&c->up))
-		conn_finish(c, NULL);
+		pl_proxy_conn_finish(c, NULL);
 }
 
 /* ---- the upstream side ---- */
@@ -944,15 +784,15 @@ route_by_host(struct conn *c)
 	size_t m, end;
 
 	if (head_read(c, ROUTE_PEEK_MAX) != 0) {
-		conn_finish(c, "client error");
+		pl_proxy_conn_finish(c, "client error");
 		return;
 	}
 	m = c->head.len < ROUTE_PEEK_MAX ? c->head.len : ROUTE_PEEK_MAX;
 	if ((end = pl_proxy_http_head_end(c->head.data, m)) == 0) {
 		if (m == ROUTE_PEEK_MAX || (m >= 16 && !pl_proxy_http_is_request(c->head.data, m)))
-			conn_finish(c, "no SNI and no Host header to route by");
+			pl_proxy_conn_finish(c, "no SNI and no Host header to route by");
 		else if (c->down.eof)
-			conn_finish(c, "client closed");
+			pl_proxy_conn_finish(c, "client closed");
 		return;
 	}
 	if (pl_proxy_http_host(c->head.data, end, c->host, sizeof(c->host)) != 0 ||
@@ -978,7 +818,7 @@ down_handshake(struct conn *c)
 		ERR_clear_error();
 		c->p->st.tls_failed++;
 		pl_log_debug("proxy: %s: client TLS handshake failed", c->client);
-		conn_finish(c, NULL);
+		pl_proxy_conn_finish(c, NULL);
 		return;
 	}
 	ERR_clear_error();
@@ -1004,7 +844,7 @@ down_cb(evutil_socket_t fd, short what, void *arg)
 
 			if (moved == c->idle_mark) {
 				c->p->st.timed_out++;
-				conn_finish(c, "idle");
+				pl_proxy_conn_finish(c, "idle");
 				return;
 			}
 			c->idle_mark = moved;
@@ -1015,7 +855,9 @@ down_cb(evutil_socket_t fd, short what, void *arg)
 			c->p->st.tls_failed++;
 			pl_log_debug("proxy: %s: client TLS handshake timed out", c->client);
 		}
-		conn_finish(c, !c->down_ready ? NULL : c->failed ? c->fail_reason : "no request");
+		pl_proxy_conn_finish(c, !c->down_ready ? NULL :
+					c->failed      ? c->fail_reason :
+							 "no request");
 	} else if (!c->down_ready) {
 		down_handshake(c);
 	} else if (c->failed) {
@@ -1045,10 +887,10 @@ may_issue(const struct conn *c, const char *name)
 /* Choose the downstream certificate: the SNI name, else the configured name
  * (with the local address as a second name), else the local address. A name
  * the proxy does not serve gets no certificate (unrecognized_name). */
-static int
-client_hello_cb(SSL *ssl, int *al, void *arg)
+int
+pl_proxy_client_hello_cb(SSL *ssl, int *al, void *arg)
 {
-	struct conn *c = SSL_get_ex_data(ssl, conn_idx);
+	struct conn *c = SSL_get_ex_data(ssl, pl_proxy_conn_idx);
 	const unsigned char *ext;
 	size_t len;
 	char *err = NULL;
@@ -1097,11 +939,12 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 		c->p->st.tls_failed++;
 	pl_log_debug("proxy: %s: no %s in time (proxy.handshake_timeout)", c->client,
 	             c->down_ready ? "request" : "TLS handshake");
-	conn_finish(c, !c->down_ready ? NULL : c->failed ? c->fail_reason : "no request");
+	pl_proxy_conn_finish(c, !c->down_ready ? NULL : c->failed ? c->fail_reason : "no request");
 }
 
-static void
-accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen, void *arg)
+void
+pl_proxy_accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
+		   void *arg)
 {
 	struct listener *l = arg;
 	struct pl_proxy *p = l->p;
@@ -1143,22 +986,23 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
 	c->down.fd = fd;
 	c->down.ssl = ssl;
 	gettimeofday(&c->start, NULL);
-	addr_str(sa, c->client, sizeof(c->client), NULL);
+	pl_proxy_addr_str(sa, c->client, sizeof(c->client), NULL);
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-		addr_str((struct sockaddr *)&ss, c->local_ip, sizeof(c->local_ip), &c->local_port);
+		pl_proxy_addr_str((struct sockaddr *)&ss, c->local_ip, sizeof(c->local_ip),
+				  &c->local_port);
 	c->next = p->conns;
 	if (p->conns)
 		p->conns->prev = c;
 	p->conns = c;
 	p->st.accepted++;
 	p->st.active++;
-	SSL_set_ex_data(ssl, conn_idx, c);
+	SSL_set_ex_data(ssl, pl_proxy_conn_idx, c);
 	SSL_set_accept_state(ssl);
 	nodelay(fd);
 	if (SSL_set_fd(ssl, fd) != 1 ||
 	    (c->down.ev = event_new(p->base, fd, SIDE_EVENTS, down_cb, c)) == NULL ||
 	    (c->deadline = evtimer_new(p->base, deadline_cb, c)) == NULL) {
-		conn_finish(c, NULL);
+		pl_proxy_conn_finish(c, NULL);
 		return;
 	}
 	event_add(c->down.ev, &idle);
@@ -1175,8 +1019,8 @@ resume_cb(evutil_socket_t fd, short what, void *arg)
 
 /* Out of descriptors, accept fails at once every time the listener is
  * readable: pause it for a second instead of spinning (and logging) on it. */
-static void
-accept_error_cb(struct evconnlistener *lev, void *arg)
+void
+pl_proxy_accept_error_cb(struct evconnlistener *lev, void *arg)
 {
 	struct listener *l = arg;
 	int e = EVUTIL_SOCKET_ERROR();
@@ -1199,453 +1043,4 @@ accept_error_cb(struct evconnlistener *lev, void *arg)
 		evconnlistener_disable(lev);
 		evtimer_add(l->resume, &pause);
 	}
-}
-
-/* ---- listeners and reload ---- */
-
-static void
-listener_free(struct listener *l)
-{
-	if (l == NULL)
-		return;
-	if (l->resume)
-		event_free(l->resume);
-	if (l->lev)
-		evconnlistener_free(l->lev);
-	free(l->addr);
-	free(l->targets);
-	free(l);
-}
-
-static int
-listener_open(struct pl_proxy *p, const char *addr, struct listener **out, char **errmsg)
-{
-	struct sockaddr_storage ss;
-	int sl = sizeof(ss);
-	struct listener *l;
-
-	size_t alen = strlen(addr);
-	bool any_port = alen > 2 && !strcmp(addr + alen - 2, ":0");
-
-	*out = NULL;
-	if (any_port) { /* libevent refuses port 0: parse port 1, then ask for any */
-		char *one = pl_asprintf("%.*s:1", (int)(alen - 2), addr);
-
-		if (evutil_parse_sockaddr_port(one, (struct sockaddr *)&ss, &sl) == 0) {
-			if (ss.ss_family == AF_INET)
-				((struct sockaddr_in *)&ss)->sin_port = 0;
-			else
-				((struct sockaddr_in6 *)&ss)->sin6_port = 0;
-		} else {
-			any_port = false;
-		}
-		free(one);
-	}
-	if (!any_port && evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sl) != 0)
-		return pl_seterr(errmsg, PL_EINVAL, "invalid listen address '%s' (ADDR:PORT)",
-		                 addr);
-	l = pl_calloc(1, sizeof(*l));
-	l->p = p;
-	l->addr = pl_strdup(addr);
-	l->lev = evconnlistener_new_bind(p->base, accept_cb, l,
-	                                 LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 1024,
-	                                 (struct sockaddr *)&ss, sl);
-	if (l->lev == NULL) {
-		int e = errno;
-
-		listener_free(l);
-		return pl_seterr(errmsg, PL_EIO, "cannot listen on '%s': %s", addr, strerror(e));
-	}
-	evconnlistener_set_error_cb(l->lev, accept_error_cb);
-	if (any_port) {
-		struct sockaddr_storage b;
-		socklen_t bl = sizeof(b);
-
-		if (getsockname(evconnlistener_get_fd(l->lev), (struct sockaddr *)&b, &bl) == 0)
-			addr_str((struct sockaddr *)&b, l->bound, sizeof(l->bound), NULL);
-	}
-	*out = l;
-	return 0;
-}
-
-/* Make the listeners match rt: keep identical addresses, open new ones,
- * close the rest. On failure nothing changes. */
-static int
-sync_listeners(struct pl_proxy *p, struct runtime *rt, char **errmsg)
-{
-	const struct pl_proxy_config *cfg = rt->cfg;
-	size_t nt = cfg->ntargets, na = 0, j;
-	const char **addrs = pl_calloc(nt + 1, sizeof(char *));
-	struct listener **ls = pl_calloc(nt + 1, sizeof(*ls));
-	bool *fresh = pl_calloc(nt + 1, sizeof(bool));
-	struct listener *l, **pp;
-	int r = 0;
-
-	for (size_t i = 0; i < nt; i++) {
-		const char *a = cfg->targets[i]->listen ? cfg->targets[i]->listen : cfg->listen;
-		bool dup = false;
-
-		for (j = 0; j < na; j++)
-			dup = dup || !strcmp(addrs[j], a);
-		if (!dup)
-			addrs[na++] = a;
-	}
-	for (j = 0; j < na; j++) {
-		for (l = p->listeners; l && strcmp(l->addr, addrs[j]); l = l->next)
-			;
-		if (l == NULL) {
-			if ((r = listener_open(p, addrs[j], &l, errmsg)) != 0)
-				break;
-			fresh[j] = true;
-		}
-		ls[j] = l;
-	}
-	if (r != 0) {
-		for (size_t k = 0; k < j; k++)
-			if (fresh[k])
-				listener_free(ls[k]);
-		goto out;
-	}
-	/* commit: unlink the kept ones, free what is no longer configured */
-	for (j = 0; j < na; j++)
-		for (pp = &p->listeners; *pp; pp = &(*pp)->next)
-			if (*pp == ls[j]) {
-				*pp = ls[j]->next;
-				break;
-			}
-	while (p->listeners) {
-		l = p->listeners;
-		p->listeners = l->next;
-		pl_log_info("proxy: no longer listening on %s", l->addr);
-		listener_free(l);
-	}
-	for (j = 0; j < na; j++) {
-		l = ls[j];
-		free(l->targets);
-		l->targets = pl_calloc(nt, sizeof(size_t));
-		l->ntargets = 0;
-		for (size_t i = 0; i < nt; i++) {
-			const char *a =
-			    cfg->targets[i]->listen ? cfg->targets[i]->listen : cfg->listen;
-
-			if (!strcmp(a, addrs[j]))
-				l->targets[l->ntargets++] = i;
-		}
-		l->next = p->listeners;
-		p->listeners = l;
-	}
-out:
-	free(addrs);
-	free(ls);
-	free(fresh);
-	return r;
-}
-
-static void
-announce(struct pl_proxy *p)
-{
-	for (struct listener *l = p->listeners; l; l = l->next)
-		for (size_t i = 0; i < l->ntargets; i++) {
-			const struct pl_proxy_target *t = p->rt->cfg->targets[l->targets[i]];
-			char mode[160];
-
-			if (t->pin_from_file && t->ca_file)
-				pl_log_warn("proxy: target '%s': the pin in pins.json (pvelab proxy "
-				            "trust) is used, not ca_file '%s'; set verify_at or "
-				            "ignore_time to verify with the CA, or drop ca_file",
-				            t->name, t->ca_file);
-			if (t->weak_keys && !t->insecure)
-				pl_log_warn("proxy: target '%s': weak_keys: its chain may use small "
-				            "keys and MD5/SHA-1 signatures, which others can forge",
-				            t->name);
-			pl_log(t->insecure ? PL_LOG_WARN : PL_LOG_INFO,
-			       "proxy: listening on %s for '%s' -> https://%s:%d (%s)%s",
-			       l->bound[0] ? l->bound : l->addr,
-			       t->name, t->host, t->port, target_mode(t, mode, sizeof(mode)),
-			       t->insecure ? " -- anyone between pvelab and the controller can "
-			                     "read and change this traffic"
-			                   : "");
-		}
-}
-
-static int
-apply(struct pl_proxy *p, struct pl_proxy_config *cfg, char **errmsg)
-{
-	struct runtime *rt;
-	int r;
-
-	if ((r = pl_proxy_config_finish(cfg, errmsg)) != 0) {
-		pl_proxy_config_free(cfg);
-		return r;
-	}
-	if ((r = rt_new(cfg, &rt, errmsg)) != 0)
-		return r;
-	if ((r = sync_listeners(p, rt, errmsg)) != 0) {
-		rt_unref(rt);
-		return r;
-	}
-	rt_unref(p->rt);
-	p->rt = rt;
-	announce(p);
-	return 0;
-}
-
-static void
-reload_end(struct pl_proxy *p)
-{
-	if (p->reload_pid > 0) {
-		kill(p->reload_pid, SIGKILL);
-		while (waitpid(p->reload_pid, NULL, 0) < 0 && errno == EINTR)
-			;
-	}
-	p->reload_pid = 0;
-	if (p->reload_ev) {
-		close(event_get_fd(p->reload_ev));
-		event_free(p->reload_ev);
-		p->reload_ev = NULL;
-	}
-}
-
-/* The child has parsed the file (its verdict does not matter: the load below
- * reports the error), or has not within RELOAD_LIMIT seconds. Only a file
- * known to parse in time is parsed here, on the loop that serves. */
-static void
-on_reload_checked(evutil_socket_t fd, short what, void *arg)
-{
-	struct pl_proxy *p = arg;
-	struct pl_proxy_config *cfg;
-	char verdict = 0, *err = NULL;
-	bool done = !(what & EV_TIMEOUT) && read(fd, &verdict, 1) == 1;
-
-	reload_end(p);
-	if (!done) {
-		pl_log_error("proxy: reload failed, keeping the running config: '%s' could not be "
-		             "parsed within %d s", p->rt->cfg->config_path, RELOAD_LIMIT);
-		return;
-	}
-	if (pl_proxy_config_load(p->rt->cfg->config_path, p->rt->cfg->state_dir, &cfg, &err) != 0 ||
-	    apply(p, cfg, &err) != 0) {
-		pl_log_error("proxy: reload failed, keeping the running config: %s", err);
-		free(err);
-		return;
-	}
-	p->st.reloads++;
-	pl_log_info("proxy: reloaded %s", p->rt->cfg->config_path);
-}
-
-/* SIGHUP: a file written over the config may be hostile (a YAML parser that
- * spins or an alias bomb): it is first parsed in a child held to a time and
- * memory limit, and the running config stays until that child is done. */
-static void
-on_hup(evutil_socket_t sig, short what, void *arg)
-{
-	struct pl_proxy *p = arg;
-	struct timeval limit = {RELOAD_LIMIT, 0};
-	int fds[2];
-
-	if (p->rt->cfg->config_path == NULL) {
-		pl_log_info("proxy: SIGHUP: targets come from flags, nothing to reload");
-		return;
-	}
-	if (p->reload_pid) {
-		pl_log_info("proxy: SIGHUP: a reload is being checked already");
-		return;
-	}
-	if (pipe2(fds, O_CLOEXEC) != 0) {
-		pl_log_error("proxy: reload failed, keeping the running config: pipe: %s",
-		             strerror(errno));
-		return;
-	}
-	if ((p->reload_pid = fork()) == 0) {
-		struct rlimit as = {(rlim_t)1 << 30, (rlim_t)1 << 30};
-		struct pl_proxy_config *cfg = NULL;
-		char ok;
-
-		close(fds[0]);
-		alarm(RELOAD_LIMIT);
-#ifndef __SANITIZE_ADDRESS__ /* its shadow memory is far beyond any such limit */
-		setrlimit(RLIMIT_AS, &as);
-#else
-		(void)as;
-#endif
-		ok = pl_proxy_config_load(p->rt->cfg->config_path, p->rt->cfg->state_dir, &cfg,
-		                          NULL) == 0;
-		if (write(fds[1], &ok, 1) != 1)
-			_exit(1);
-		_exit(0);
-	}
-	close(fds[1]);
-	if (p->reload_pid < 0) {
-		pl_log_error("proxy: reload failed, keeping the running config: fork: %s",
-		             strerror(errno));
-		p->reload_pid = 0;
-		close(fds[0]);
-		return;
-	}
-	p->reload_ev = event_new(p->base, fds[0], EV_READ, on_reload_checked, p);
-	if (p->reload_ev == NULL) {
-		close(fds[0]);
-		reload_end(p);
-		return;
-	}
-	event_add(p->reload_ev, &limit);
-}
-
-static void
-on_usr1(evutil_socket_t sig, short what, void *arg)
-{
-	const struct pl_proxy_stats *st = &((struct pl_proxy *)arg)->st;
-
-	pl_log_info("proxy: stats accepted=%llu active=%llu completed=%llu tls_failed=%llu "
-	            "unrouted=%llu connect_failed=%llu verify_failed=%llu pin_mismatch=%llu "
-	            "error_pages=%llu bytes_up=%llu bytes_down=%llu reloads=%llu over_cap=%llu "
-	            "timed_out=%llu accept_paused=%llu",
-	            (unsigned long long)st->accepted, (unsigned long long)st->active,
-	            (unsigned long long)st->completed, (unsigned long long)st->tls_failed,
-	            (unsigned long long)st->unrouted, (unsigned long long)st->connect_failed,
-	            (unsigned long long)st->verify_failed, (unsigned long long)st->pin_mismatch,
-	            (unsigned long long)st->error_pages, (unsigned long long)st->bytes_up,
-	            (unsigned long long)st->bytes_down, (unsigned long long)st->reloads,
-	            (unsigned long long)st->over_cap, (unsigned long long)st->timed_out,
-	            (unsigned long long)st->accept_paused);
-}
-
-static void
-on_grace(evutil_socket_t fd, short what, void *arg)
-{
-	struct pl_proxy *p = arg;
-	size_t n = 0;
-
-	for (struct conn *c = p->conns; c; c = c->next)
-		n++;
-	pl_log_warn("proxy: grace period over, closing %zu connection(s)", n);
-	while (p->conns)
-		conn_finish(p->conns, "shutdown");
-	event_base_loopexit(p->base, NULL);
-}
-
-static void
-on_stop(evutil_socket_t sig, short what, void *arg)
-{
-	struct pl_proxy *p = arg;
-	struct timeval tv = {p->rt->cfg->grace, 0};
-
-	if (p->stopping) { /* second signal: stop now */
-		on_grace(-1, 0, p);
-		return;
-	}
-	p->stopping = true;
-	while (p->listeners) {
-		struct listener *l = p->listeners;
-
-		p->listeners = l->next;
-		listener_free(l);
-	}
-	if (p->conns == NULL) {
-		event_base_loopexit(p->base, NULL);
-		return;
-	}
-	pl_log_info("proxy: stopping; %llu connection(s) get %d s to finish",
-	            (unsigned long long)p->st.active, p->rt->cfg->grace);
-	p->ev_grace = evtimer_new(p->base, on_grace, p);
-	evtimer_add(p->ev_grace, &tv);
-}
-
-static SSL_CTX *
-down_ctx_new(char **errmsg)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-
-	if (ctx == NULL) {
-		pl_seterr(errmsg, PL_ETLS, "cannot create the downstream TLS context");
-		return NULL;
-	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	/* a client's TCP half-close without close_notify is an EOF to pass on, not
-	 * a fatal error that sends an alert and kills our write side */
-	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-	                             SSL_OP_IGNORE_UNEXPECTED_EOF);
-	relay_modes(ctx);
-	SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, NULL);
-	return ctx;
-}
-
-int
-pl_proxy_serve(struct pl_proxy_config *cfg, char **errmsg)
-{
-	struct pl_proxy *p = pl_calloc(1, sizeof(*p));
-	struct event_config *ecfg;
-	int r;
-
-	if (conn_idx < 0)
-		conn_idx = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
-	/* the relay relies on edge-triggered events (epoll) */
-	if ((ecfg = event_config_new()) != NULL &&
-	    event_config_require_features(ecfg, EV_FEATURE_ET) == 0)
-		p->base = event_base_new_with_config(ecfg);
-	event_config_free(ecfg);
-	if (p->base == NULL) {
-		pl_proxy_config_free(cfg);
-		r = pl_seterr(errmsg, PL_EIO, "cannot create an edge-triggered event loop");
-		goto out;
-	}
-	p->dns = evdns_base_new(p->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-	                                     EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-	if (p->dns == NULL)
-		p->dns = evdns_base_new(p->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-	if ((r = pl_proxy_ca_open(cfg, &p->ca, errmsg)) != 0) {
-		pl_proxy_config_free(cfg);
-		goto out;
-	}
-	if ((p->down_ctx = down_ctx_new(errmsg)) == NULL) {
-		pl_proxy_config_free(cfg);
-		r = PL_ETLS;
-		goto out;
-	}
-	if ((r = apply(p, cfg, errmsg)) != 0)
-		goto out;
-	p->ev_int = evsignal_new(p->base, SIGINT, on_stop, p);
-	p->ev_term = evsignal_new(p->base, SIGTERM, on_stop, p);
-	p->ev_hup = evsignal_new(p->base, SIGHUP, on_hup, p);
-	p->ev_usr1 = evsignal_new(p->base, SIGUSR1, on_usr1, p);
-	evsignal_add(p->ev_usr1, NULL);
-	evsignal_add(p->ev_int, NULL);
-	evsignal_add(p->ev_term, NULL);
-	evsignal_add(p->ev_hup, NULL);
-	event_base_dispatch(p->base);
-	while (p->conns)
-		conn_finish(p->conns, "shutdown");
-	pl_log_info("proxy: stopped; %llu connection(s), %llu relayed, %llu refused upstream, "
-	            "%llu bytes up, %llu bytes down",
-	            (unsigned long long)p->st.accepted, (unsigned long long)p->st.completed,
-	            (unsigned long long)(p->st.verify_failed + p->st.connect_failed),
-	            (unsigned long long)p->st.bytes_up, (unsigned long long)p->st.bytes_down);
-	r = 0;
-out:
-	reload_end(p);
-	while (p->listeners) {
-		struct listener *l = p->listeners;
-
-		p->listeners = l->next;
-		listener_free(l);
-	}
-	if (p->ev_int)
-		event_free(p->ev_int);
-	if (p->ev_term)
-		event_free(p->ev_term);
-	if (p->ev_hup)
-		event_free(p->ev_hup);
-	if (p->ev_usr1)
-		event_free(p->ev_usr1);
-	if (p->ev_grace)
-		event_free(p->ev_grace);
-	rt_unref(p->rt);
-	SSL_CTX_free(p->down_ctx);
-	pl_proxy_ca_free(p->ca);
-	if (p->dns)
-		evdns_base_free(p->dns, 0);
-	if (p->base)
-		event_base_free(p->base);
-	free(p);
-	return r;
 }

@@ -141,8 +141,6 @@ struct pl_proxy;
 /* Serve cfg until SIGINT/SIGTERM (then drain for cfg->grace seconds); SIGHUP
  * reloads cfg->config_path. Takes ownership of cfg. */
 int pl_proxy_serve(struct pl_proxy_config *cfg, char **errmsg);
-/* The counters of the running proxy (NULL when none runs). */
-const struct pl_proxy_stats *pl_proxy_get_stats(const struct pl_proxy *p);
 
 /* --- parsers of untrusted input (http.c; fuzzed by tests/fuzz/fuzz_proxy.c) --- */
 

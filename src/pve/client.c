@@ -502,14 +502,52 @@ login_done(const struct pl_pve_result *res, void *arg)
 	fail_queue(c, res);
 }
 
+/* Append s percent-encoded as curl_easy_escape does (all but A-Z a-z 0-9
+ * - . _ ~); out has room for 3 * strlen(s). Returns the end. */
+static char *
+form_escape(char *out, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
+			*out++ = (char)*p;
+		} else {
+			*out++ = '%';
+			*out++ = hex[*p >> 4];
+			*out++ = hex[*p & 15];
+		}
+	}
+	return out;
+}
+
+/* The login form, escaped straight into one allocation of the largest size
+ * it can need, so that the secret (the password, or the ticket that renews
+ * itself) leaves no copy behind: no JSON string, no buffer grown by realloc,
+ * no escaped copy inside curl. req_free wipes the form. */
+static char *
+login_form(struct pl_pve *c)
+{
+	const char *secret = c->ticket ? c->ticket : c->password;
+	char *form = pl_malloc(sizeof("username=&password=") + 3 * strlen(c->username) +
+			       3 * strlen(secret));
+	char *p = form;
+
+	memcpy(p, "username=", 9);
+	p = form_escape(p + 9, c->username);
+	memcpy(p, "&password=", 10);
+	p = form_escape(p + 10, secret);
+	*p = '\0';
+	return form;
+}
+
 static void
 start_login(struct pl_pve *c)
 {
-	json_t *p = json_pack("{s:s,s:s}", "username", c->username, "password",
-			      c->ticket ? c->ticket : c->password);
-	struct req *q = req_new(c, "POST", "/access/ticket", p, login_done, c);
+	struct req *q = req_new(c, "POST", "/access/ticket", NULL, login_done, c);
 
-	json_decref(p);
+	q->form = login_form(c);
 	q->is_login = true;
 	q->idempotent = true; /* logging in twice is harmless */
 	c->login_pending = true;

@@ -795,31 +795,3 @@ pl_pve_inventory_some(struct pl_pve *c, pl_pve_guest_filter filter, void *farg,
 
 	return inventory_wait(c, &o, NULL, snap, errmsg);
 }
-
-const json_t *
-pl_pve_find_guest(const json_t *resources, const char *guest, bool *ambiguous)
-{
-	const json_t *found = NULL;
-	long long vmid = -1;
-	size_t i;
-	json_t *o;
-
-	*ambiguous = false;
-	pl_str_to_ll(guest, 1, 999999999, &vmid);
-	json_array_foreach(resources, i, o) {
-		const char *t = pl_json_str(o, "type");
-
-		if (t == NULL || (strcmp(t, "qemu") && strcmp(t, "lxc")))
-			continue;
-		if (vmid > 0 && pl_json_int(o, "vmid", -1) == vmid)
-			return o;
-		if (vmid < 0 && pl_json_str(o, "name") && !strcmp(pl_json_str(o, "name"), guest)) {
-			if (found) {
-				*ambiguous = true;
-				return NULL;
-			}
-			found = o;
-		}
-	}
-	return found;
-}

@@ -73,9 +73,4 @@ struct pl_pve_inv *pl_pve_inventory_start(struct pl_pve *c, const struct pl_pve_
  * answer already due on c has come. Only before cb, on the loop's thread. */
 void pl_pve_inventory_cancel(struct pl_pve_inv *h);
 
-/* Resolve GUEST (a vmid or a name) against /cluster/resources entries:
- * the entry (borrowed) or NULL. Several guests with the same name: NULL with
- * *ambiguous set. */
-const json_t *pl_pve_find_guest(const json_t *resources, const char *guest, bool *ambiguous);
-
 #endif

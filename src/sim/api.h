@@ -15,11 +15,18 @@ struct pl_sim_route_def {
 	enum pl_sim_meth meth;
 	const char *path; /* NULL ends a table */
 	pl_sim_handler fn;
+	bool lxc; /* the guest kind the path is for: the handler reads r->lxc */
+	int op;   /* the handler's operation, in r->op (e.g. which power action) */
 };
 
-/* Route tables of api_guest.c and api_storage.c. */
+/* Route tables of the api_*.c handler files. */
 extern const struct pl_sim_route_def pl_sim_guest_routes[];
+extern const struct pl_sim_route_def pl_sim_power_routes[];
+extern const struct pl_sim_route_def pl_sim_snapshot_routes[];
+extern const struct pl_sim_route_def pl_sim_clone_routes[];
+extern const struct pl_sim_route_def pl_sim_agent_routes[];
 extern const struct pl_sim_route_def pl_sim_storage_routes[];
+extern const struct pl_sim_route_def pl_sim_pool_routes[];
 
 /* A parameter as text, or NULL. */
 const char *pl_sim_p(const struct pl_sim_req *r, const char *name);
@@ -40,5 +47,33 @@ json_t *pl_sim_rrd(struct pl_sim *s, const struct pl_sim_guest *g, int node,
 /* Pool membership. */
 int pl_sim_pool_add(struct pl_sim *s, const char *pool, uint32_t vmid, char **err);
 void pl_sim_pool_forget(struct pl_sim *s, uint32_t vmid);
+
+/* --- guests (api_guest.c), shared by the guest handler files --- */
+/* "VM" or "CT", as PVE's messages name a guest. */
+#define PL_SIM_GT(g) ((g)->lxc ? "CT" : "VM")
+/* The guest named by the "node" and "vmid" parameters, of the route's kind;
+ * NULL with PVE's "Configuration file ... does not exist" set. */
+struct pl_sim_guest *pl_sim_req_guest(struct pl_sim_req *r, bool lxc);
+/* A running task holds the guest's lock file (as PVE's power operations do
+ * for their whole run): the call waits for it, then runs again. */
+bool pl_sim_flock_busy(struct pl_sim_req *r, struct pl_sim_guest *g);
+/* PVE's check_lock (skiplock honoured) and the lockwait fault; false with
+ * the failure set. */
+bool pl_sim_check_lock(struct pl_sim_req *r, struct pl_sim_guest *g);
+/* Set (or clear, with "") a guest's config lock. */
+void pl_sim_set_lock(struct pl_sim *s, struct pl_sim_guest *g, const char *lock);
+/* A random UUID from the simulator's generator. */
+void pl_sim_gen_uuid(struct pl_sim *s, char out[37]);
+/* Set one config value, allocating disks and filling MACs. */
+int pl_sim_conf_value(struct pl_sim_req *r, struct pl_sim_guest *g, json_t *into, const char *k,
+		      const char *v);
+/* A snapshot by name (its position in *idx when idx is not NULL), or NULL. */
+json_t *pl_sim_snap_find(struct pl_sim_guest *g, const char *name, size_t *idx);
+/* Whether a config key holds a volume (a disk, not a CD-ROM or "none"). */
+bool pl_sim_is_volume_key(const struct pl_sim_guest *g, const char *key, const char *value);
+/* A task's done() that changes nothing when the task ends. */
+void pl_sim_noop_done(struct pl_sim *s, struct pl_sim_task *t);
+/* Apply the pending changes and deletions to the config (as a start does). */
+void pl_sim_apply_pending(struct pl_sim *s, struct pl_sim_guest *g);
 
 #endif

@@ -154,8 +154,9 @@ full_volid(struct pl_sim_req *r, struct pl_sim_storage *st)
 }
 
 static void
-h_volume(struct pl_sim_req *r, enum pl_sim_meth meth)
+h_volume(struct pl_sim_req *r)
 {
+	enum pl_sim_meth meth = r->m->meth;
 	int n;
 	struct pl_sim_storage *st = req_storage(r, &n);
 	struct pl_sim_volume *v;
@@ -208,10 +209,6 @@ h_volume(struct pl_sim_req *r, enum pl_sim_meth meth)
 	}
 	free(volid);
 }
-
-static void h_volume_get(struct pl_sim_req *r) { h_volume(r, PL_SIM_GET); }
-static void h_volume_delete(struct pl_sim_req *r) { h_volume(r, PL_SIM_DELETE); }
-static void h_volume_put(struct pl_sim_req *r) { h_volume(r, PL_SIM_PUT); }
 
 /* --- aplinfo --- */
 
@@ -753,24 +750,24 @@ h_net_revert(struct pl_sim_req *r)
 #define S "/nodes/{node}/storage"
 
 const struct pl_sim_route_def pl_sim_storage_routes[] = {
-	{ PL_SIM_GET, S, h_storage_list },
-	{ PL_SIM_GET, S "/{storage}", h_storage_index },
-	{ PL_SIM_GET, S "/{storage}/status", h_storage_status },
-	{ PL_SIM_GET, S "/{storage}/content", h_content },
-	{ PL_SIM_POST, S "/{storage}/content", h_content_alloc },
-	{ PL_SIM_GET, S "/{storage}/content/{volume}", h_volume_get },
-	{ PL_SIM_PUT, S "/{storage}/content/{volume}", h_volume_put },
-	{ PL_SIM_DELETE, S "/{storage}/content/{volume}", h_volume_delete },
-	{ PL_SIM_GET, "/nodes/{node}/aplinfo", h_aplinfo },
-	{ PL_SIM_POST, "/nodes/{node}/aplinfo", h_aplinfo_download },
-	{ PL_SIM_POST, "/nodes/{node}/vzdump", h_vzdump },
-	{ PL_SIM_GET, "/nodes/{node}/vzdump/defaults", h_vzdump_defaults },
-	{ PL_SIM_GET, "/nodes/{node}/network", h_net_list },
-	{ PL_SIM_POST, "/nodes/{node}/network", h_net_create },
-	{ PL_SIM_PUT, "/nodes/{node}/network", h_net_apply },
-	{ PL_SIM_DELETE, "/nodes/{node}/network", h_net_revert },
-	{ PL_SIM_GET, "/nodes/{node}/network/{iface}", h_net_get },
-	{ PL_SIM_PUT, "/nodes/{node}/network/{iface}", h_net_update },
-	{ PL_SIM_DELETE, "/nodes/{node}/network/{iface}", h_net_delete },
-	{ 0, NULL, NULL },
+	{ PL_SIM_GET, S, h_storage_list, false, 0 },
+	{ PL_SIM_GET, S "/{storage}", h_storage_index, false, 0 },
+	{ PL_SIM_GET, S "/{storage}/status", h_storage_status, false, 0 },
+	{ PL_SIM_GET, S "/{storage}/content", h_content, false, 0 },
+	{ PL_SIM_POST, S "/{storage}/content", h_content_alloc, false, 0 },
+	{ PL_SIM_GET, S "/{storage}/content/{volume}", h_volume, false, 0 },
+	{ PL_SIM_PUT, S "/{storage}/content/{volume}", h_volume, false, 0 },
+	{ PL_SIM_DELETE, S "/{storage}/content/{volume}", h_volume, false, 0 },
+	{ PL_SIM_GET, "/nodes/{node}/aplinfo", h_aplinfo, false, 0 },
+	{ PL_SIM_POST, "/nodes/{node}/aplinfo", h_aplinfo_download, false, 0 },
+	{ PL_SIM_POST, "/nodes/{node}/vzdump", h_vzdump, false, 0 },
+	{ PL_SIM_GET, "/nodes/{node}/vzdump/defaults", h_vzdump_defaults, false, 0 },
+	{ PL_SIM_GET, "/nodes/{node}/network", h_net_list, false, 0 },
+	{ PL_SIM_POST, "/nodes/{node}/network", h_net_create, false, 0 },
+	{ PL_SIM_PUT, "/nodes/{node}/network", h_net_apply, false, 0 },
+	{ PL_SIM_DELETE, "/nodes/{node}/network", h_net_revert, false, 0 },
+	{ PL_SIM_GET, "/nodes/{node}/network/{iface}", h_net_get, false, 0 },
+	{ PL_SIM_PUT, "/nodes/{node}/network/{iface}", h_net_update, false, 0 },
+	{ PL_SIM_DELETE, "/nodes/{node}/network/{iface}", h_net_delete, false, 0 },
+	{ 0, NULL, NULL, false, 0 },
 };

@@ -16,8 +16,10 @@
 
 struct event;
 struct event_base;
+struct evbuffer;
 struct evhttp;
 struct evhttp_bound_socket;
+struct evhttp_request;
 
 struct pl_sim_volume {
 	char *volid;   /* "local-lvm:vm-100-disk-0" */
@@ -182,6 +184,8 @@ struct pl_sim_req {
 	const char *path;   /* below /api2/json */
 	json_t *params;     /* name -> string (path variables included) */
 	const char *user;   /* "root@pam" or "root@pam!pvelab" */
+	bool lxc;           /* the route's guest kind (an .../lxc/... path) */
+	int op;             /* the route's operation, for handlers serving several */
 	bool readonly;
 	int status;
 	char *reason;       /* NULL: "OK" / derived from the message */
@@ -258,7 +262,7 @@ void pl_sim_node_usage(struct pl_sim *s, int node, int64_t now, struct pl_sim_us
 void pl_sim_nodes_usage(struct pl_sim *s, int64_t now, struct pl_sim_usage *u);
 /* Put a template, ISO or backup volume on every node that has its storage. */
 int pl_sim_add_template(struct pl_sim *s, const char *volid, uint64_t size, char **errmsg);
-/* Seeds and state. */
+/* --- seeds and state (seed.c) --- */
 /* Build the cluster from a seed document (docs/sim.md). */
 int pl_sim_seed_load(struct pl_sim *s, const json_t *seed, char **errmsg);
 /* Build a generated cluster of nodes and guests. */
@@ -307,6 +311,37 @@ void pl_sim_fail(struct pl_sim_req *r, int status, const char *fmt, ...)
 /* Answer 400 Parameter verification failed. with one more per-parameter error. */
 void pl_sim_param_fail(struct pl_sim_req *r, const char *param, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+/* --- replies (reply.c) --- */
+/* Add the headers PVE's daemon sends (Server, Cache-Control, Expires; the
+ * JSON content type when json). */
+void pl_sim_std_headers(struct pl_sim *s, struct evhttp_request *req, bool json);
+/* Send now or after delay_ms (reset: close the connection instead); takes
+ * body. The reason phrase is the first line of reason. */
+void pl_sim_reply(struct pl_sim *s, struct evhttp_request *req, int status, const char *reason,
+		  struct evbuffer *body, int delay_ms, bool reset);
+/* An error answer {"data":null,"message":msg[,"errors":errors]}. */
+void pl_sim_reply_json(struct pl_sim *s, struct evhttp_request *req, int status, const char *msg,
+		       json_t *errors, int delay_ms);
+/* 401 from the auth handler: reason phrase only, empty body, delayed. */
+void pl_sim_reply_401(struct pl_sim *s, struct evhttp_request *req, const char *msg);
+/* Send a handled call's answer (gzip and the truncate fault included). */
+void pl_sim_send_result(struct pl_sim *s, struct evhttp_request *req, struct pl_sim_req *r,
+			int delay);
+/* Send every held reply now. */
+void pl_sim_held_flush(struct pl_sim *s);
+
+/* --- authentication (auth.c) --- */
+/* The user of a valid ticket (caller frees), or NULL. */
+char *pl_sim_ticket_check(struct pl_sim *s, const char *ticket);
+/* Whether token is a valid CSRF token of user. */
+bool pl_sim_csrf_check(struct pl_sim *s, const char *user, const char *token);
+/* Value of NAME in a cookie/authorization header (caller frees), or NULL. */
+char *pl_sim_auth_value(const char *hdr, const char *name);
+/* Whether an API token value is "ID=SECRET". */
+bool pl_sim_token_is(const char *value, const char *id, const char *secret);
+/* Answer POST /access/ticket: a ticket and CSRF token, or 401. */
+void pl_sim_login(struct pl_sim *s, struct evhttp_request *req, json_t *params);
 
 /* --- HTTP (server.c) --- */
 /* A task holding vmid's lock file ended: retry the calls waiting for it. */

@@ -31,6 +31,8 @@ struct pl_sim_method {
 	bool allowtoken;
 	const char *returns;    /* "array", "object", "string", "null", ... */
 	pl_sim_handler handler; /* the simulator's implementation, or NULL */
+	bool lxc;               /* for the handler: the route's guest kind */
+	int op;                 /* for the handler: the route's operation */
 };
 
 struct pl_sim_path {

@@ -1,12 +1,12 @@
 /*
- * The simulator's HTTP(S) front: evhttp with bufferevent_openssl, PVE's
- * authentication (tickets + CSRF, API tokens), the wire shapes (envelope,
- * reason phrase, error bodies, headers), held replies and fault injection.
+ * The simulator's HTTP(S) front: evhttp with bufferevent_openssl, request
+ * parsing, authentication and routing of each call, calls waiting for a
+ * guest's lock file, and fault injection. Replies are in reply.c, tickets
+ * and tokens in auth.c.
  */
 #include "core/common.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -16,13 +16,9 @@
 #include <event2/keyvalq_struct.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
-#include <time.h>
-#include <zlib.h>
 
 #include "core/err.h"
 #include "core/json.h"
@@ -31,340 +27,7 @@
 #include "core/x509.h"
 #include "sim/internal.h"
 
-#define PL_SIM_TICKET_LIFETIME (2 * 3600)
 #define PL_SIM_TIMEOUT_HOLD_MS 120000
-#define PL_SIM_TLS_RECORD 16384 /* the most plaintext one TLS record carries */
-#define PL_SIM_WRITE_NOW 15000  /* below bufferevent_openssl's write frame */
-
-struct pl_sim_pending {
-	struct pl_sim_pending *next;
-	struct pl_sim *sim;
-	struct evhttp_request *req;
-	int status;
-	char *reason;
-	struct evbuffer *body;
-	struct event *ev;
-	bool reset; /* close the connection instead of answering */
-};
-
-/* --- replies --- */
-
-/* The HTTP date of this second ("Sun, 22 Nov 2026 04:54:08 GMT"), formatted
- * once per second. */
-static const char *
-http_date(struct pl_sim *s)
-{
-	time_t now = time(NULL);
-
-	if (now != s->date_t) {
-		struct tm tm;
-
-		gmtime_r(&now, &tm);
-		strftime(s->date, sizeof(s->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-		s->date_t = now;
-	}
-	return s->date;
-}
-
-static void
-add_std_headers(struct pl_sim *s, struct evhttp_request *req, bool json)
-{
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-
-	evhttp_add_header(h, "Server", "pve-api-daemon/3.0");
-	evhttp_add_header(h, "Cache-Control", "max-age=0");
-	evhttp_add_header(h, "Pragma", "no-cache");
-	evhttp_add_header(h, "Expires", http_date(s));
-	if (json)
-		evhttp_add_header(h, "Content-Type", "application/json;charset=UTF-8");
-}
-
-/* Send the reply now: the Date header as evhttp would add it (without
- * formatting it again), and a reply that fits one TLS record joined into one
- * buffer chain, since bufferevent_openssl passes each chain to SSL_write on
- * its own: headers and body would be two records in two write(2)s.
- *
- * bufferevent_openssl on a socket writes only when the socket reports it is
- * writable, a loop turn later: two epoll_ctl and a wakeup per request. A
- * reply this small is written here instead, and the bufferevent told its
- * output drained, which is how evhttp learns the reply is out. Anything not
- * written stays for the bufferevent, which retries it whole: the length is
- * below its write frame. Telling it may finish the request and free the
- * connection, so the bufferevent is held. */
-static void
-send_now(struct pl_sim *s, struct evhttp_request *req, int status, const char *reason,
-	 struct evbuffer *body)
-{
-	struct evhttp_connection *c = evhttp_request_get_connection(req);
-	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
-	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-	struct evbuffer *out;
-	unsigned char *data;
-	size_t len;
-	int n;
-
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Date", http_date(s));
-	evhttp_send_reply(req, status, reason, body);
-	if (!bev)
-		return;
-	out = bufferevent_get_output(bev);
-	len = evbuffer_get_length(out);
-	if (len > PL_SIM_TLS_RECORD)
-		return;
-	data = evbuffer_pullup(out, -1);
-	if (ssl == NULL || len == 0 || len > PL_SIM_WRITE_NOW)
-		return;
-	ERR_clear_error();
-	if ((n = SSL_write(ssl, data, (int)len)) <= 0)
-		return;
-	evbuffer_drain(out, (size_t)n);
-	bufferevent_incref(bev);
-	bufferevent_trigger(bev, EV_WRITE, 0);
-	bufferevent_decref(bev);
-}
-
-static void
-reset_conn(struct evhttp_request *req)
-{
-	struct evhttp_connection *c = evhttp_request_get_connection(req);
-	struct bufferevent *bev = c ? evhttp_connection_get_bufferevent(c) : NULL;
-	evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
-
-	if (fd >= 0) {
-		struct linger lg = { 1, 0 };
-
-		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-		shutdown(fd, SHUT_RDWR);
-	}
-	evhttp_send_reply(req, 500, "connection reset", NULL);
-}
-
-static void
-pending_send(struct pl_sim_pending *p)
-{
-	if (p->reset)
-		reset_conn(p->req);
-	else
-		send_now(p->sim, p->req, p->status, p->reason, p->body);
-}
-
-static void
-pending_free(struct pl_sim_pending *p)
-{
-	if (p->ev)
-		event_free(p->ev);
-	if (p->body)
-		evbuffer_free(p->body);
-	free(p->reason);
-	free(p);
-}
-
-static void
-pending_unlink(struct pl_sim *s, struct pl_sim_pending *p)
-{
-	for (struct pl_sim_pending **pp = &s->held; *pp; pp = &(*pp)->next)
-		if (*pp == p) {
-			*pp = p->next;
-			return;
-		}
-}
-
-static void
-pending_fire(evutil_socket_t fd, short what, void *arg)
-{
-	struct pl_sim_pending *p = arg;
-
-	(void)fd;
-	(void)what;
-	pending_unlink(p->sim, p);
-	pending_send(p);
-	pending_free(p);
-}
-
-/* Send now or after delay_ms; takes body. */
-static void
-reply(struct pl_sim *s, struct evhttp_request *req, int status, const char *reason,
-      struct evbuffer *body, int delay_ms, bool reset)
-{
-	struct pl_sim_pending *p;
-	struct timeval tv;
-	char clean[256];
-	size_t n = 0;
-
-	/* the reason phrase is the first line of the message */
-	for (const char *c = reason; *c && *c != '\n' && n < sizeof(clean) - 1; c++)
-		clean[n++] = (*c == '\r') ? ' ' : *c;
-	clean[n] = 0;
-	if (delay_ms <= 0 && !reset) {
-		send_now(s, req, status, clean, body);
-		if (body)
-			evbuffer_free(body);
-		return;
-	}
-	p = pl_calloc(1, sizeof(*p));
-	p->sim = s;
-	p->req = req;
-	p->status = status;
-	p->reason = pl_strdup(clean);
-	p->body = body;
-	p->reset = reset;
-	p->ev = evtimer_new(s->base, pending_fire, p);
-	tv.tv_sec = delay_ms / 1000;
-	tv.tv_usec = (delay_ms % 1000) * 1000;
-	evtimer_add(p->ev, &tv);
-	p->next = s->held;
-	s->held = p;
-}
-
-static void
-reply_json(struct pl_sim *s, struct evhttp_request *req, int status, const char *msg,
-	   json_t *errors, int delay_ms)
-{
-	struct evbuffer *b = evbuffer_new();
-	json_t *o = json_object();
-	char *text;
-
-	json_object_set_new(o, "data", json_null());
-	if (errors)
-		json_object_set(o, "errors", errors);
-	if (msg && status != 200) {
-		char *m = pl_str_endswith(msg, "\n") ? pl_strdup(msg) : pl_asprintf("%s\n", msg);
-
-		json_object_set_new(o, "message", json_string(m));
-		free(m);
-	}
-	text = json_dumps(o, JSON_COMPACT);
-	evbuffer_add(b, text, strlen(text));
-	free(text);
-	json_decref(o);
-	add_std_headers(s, req, true);
-	reply(s, req, status, msg ? msg : "OK", b, delay_ms, false);
-}
-
-/* 401 from the auth handler: reason phrase only, empty body, delayed. */
-static void
-reply_401(struct pl_sim *s, struct evhttp_request *req, const char *msg)
-{
-	add_std_headers(s, req, false);
-	reply(s, req, 401, msg, NULL, s->opts.auth_delay_ms, false);
-}
-
-/* --- tickets, CSRF, tokens --- */
-
-static void
-hmac_b64(struct pl_sim *s, const char *data, char out[64])
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	unsigned char b64[96];
-	int n;
-
-	HMAC(EVP_sha256(), s->key, sizeof(s->key), (const unsigned char *)data, strlen(data), md,
-	     &mdlen);
-	n = EVP_EncodeBlock(b64, md, (int)mdlen);
-	while (n > 0 && b64[n - 1] == '=')
-		n--;
-	if (n > 63)
-		n = 63;
-	memcpy(out, b64, (size_t)n);
-	out[n] = 0;
-}
-
-static char *
-ticket_new(struct pl_sim *s, const char *user)
-{
-	char sig[64], *plain, *t;
-
-	plain = pl_asprintf("PVE:%s:%08X", user, (unsigned)time(NULL));
-	hmac_b64(s, plain, sig);
-	t = pl_asprintf("%s::%s", plain, sig);
-	free(plain);
-	return t;
-}
-
-static char *
-csrf_new(struct pl_sim *s, const char *user, unsigned ts)
-{
-	char sig[64], *plain, *t;
-
-	plain = pl_asprintf("%08X:%s", ts, user);
-	hmac_b64(s, plain, sig);
-	t = pl_asprintf("%08X:%s", ts, sig);
-	free(plain);
-	return t;
-}
-
-/* The user of a valid ticket (caller frees), or NULL. */
-static char *
-ticket_check(struct pl_sim *s, const char *ticket)
-{
-	const char *sep = strstr(ticket, "::");
-	char *plain, sig[64], *user = NULL;
-	unsigned ts = 0;
-	const char *colon;
-
-	if (!pl_str_startswith(ticket, "PVE:") || !sep)
-		return NULL;
-	plain = pl_strndup(ticket, (size_t)(sep - ticket));
-	hmac_b64(s, plain, sig);
-	colon = strrchr(plain, ':');
-	if (strcmp(sig, sep + 2) == 0 && colon && sscanf(colon + 1, "%8X", &ts) == 1 &&
-	    (long long)time(NULL) - (long long)ts < PL_SIM_TICKET_LIFETIME &&
-	    (long long)ts - (long long)time(NULL) < 300)
-		user = pl_strndup(plain + 4, (size_t)(colon - plain - 4));
-	free(plain);
-	return user;
-}
-
-static bool
-csrf_check(struct pl_sim *s, const char *user, const char *token)
-{
-	unsigned ts;
-	char *want;
-	bool ok;
-
-	if (!token || sscanf(token, "%8X:", &ts) != 1)
-		return false;
-	if ((long long)time(NULL) - (long long)ts > PL_SIM_TICKET_LIFETIME)
-		return false;
-	want = csrf_new(s, user, ts);
-	ok = strcmp(want, token) == 0;
-	free(want);
-	return ok;
-}
-
-/* Value of NAME in a cookie/authorization header: (?:^|\s)NAME(?:=| )([^;]*) */
-static char *
-auth_value(const char *hdr, const char *name)
-{
-	size_t n = strlen(name);
-
-	for (const char *p = hdr; (p = strstr(p, name)) != NULL; p++) {
-		if ((p == hdr || isspace((unsigned char)p[-1]) || p[-1] == ';') &&
-		    (p[n] == '=' || p[n] == ' ')) {
-			const char *v = p + n + 1;
-			size_t len = strcspn(v, ";");
-			char *raw = pl_strndup(v, len), *out = evhttp_uridecode(raw, 0, NULL);
-
-			free(raw);
-			if (!out)
-				return NULL;
-			raw = pl_strdup(out);
-			free(out);
-			return raw;
-		}
-	}
-	return NULL;
-}
-
-/* Whether an API token value is "ID=SECRET". */
-static bool
-token_is(const char *value, const char *id, const char *secret)
-{
-	size_t n = strlen(id);
-
-	return !strncmp(value, id, n) && value[n] == '=' && !strcmp(value + n + 1, secret);
-}
 
 /* --- parameters --- */
 
@@ -584,148 +247,6 @@ public_call(enum pl_sim_meth m, const char *path)
 }
 
 static void
-handle_ticket(struct pl_sim *s, struct evhttp_request *req, json_t *params)
-{
-	const char *user = pl_json_str(params, "username");
-	const char *pw = pl_json_str(params, "password");
-	const char *realm = pl_json_str(params, "realm");
-	char *full = NULL, *tuser = NULL, *ticket, *csrf;
-	json_t *o;
-	struct evbuffer *b;
-	char *text;
-
-	if (user && realm && !strchr(user, '@'))
-		full = pl_asprintf("%s@%s", user, realm);
-	else
-		full = pl_strdup(user ? user : "");
-	if (pw && pl_str_startswith(pw, "PVE:"))
-		tuser = ticket_check(s, pw);
-	if (strcmp(full, "root@pam") != 0 ||
-	    !(pw && ((tuser && !strcmp(tuser, full)) || !strcmp(pw, s->password)))) {
-		free(full);
-		free(tuser);
-		add_std_headers(s, req, true);
-		b = evbuffer_new();
-		evbuffer_add_printf(b, "{\"data\":null,\"message\":\"authentication failure\\n\"}");
-		reply(s, req, 401, "authentication failure", b, s->opts.auth_delay_ms, false);
-		return;
-	}
-	ticket = ticket_new(s, full);
-	csrf = csrf_new(s, full, (unsigned)time(NULL));
-	o = json_pack("{s:{s:s,s:s,s:s,s:s,s:{s:{s:i},s:{s:i},s:{s:i},s:{s:i},s:{s:i}}}}", "data",
-		      "username", full, "ticket", ticket, "CSRFPreventionToken", csrf,
-		      "clustername", s->clustername, "cap", "vms", "VM.Allocate", 1, "storage",
-		      "Datastore.Allocate", 1, "nodes", "Sys.Modify", 1, "access",
-		      "User.Modify", 1, "dc", "Sys.Audit", 1);
-	text = json_dumps(o, JSON_COMPACT);
-	b = evbuffer_new();
-	evbuffer_add(b, text, strlen(text));
-	add_std_headers(s, req, true);
-	reply(s, req, 200, "OK", b, 0, false);
-	free(text);
-	json_decref(o);
-	free(ticket);
-	free(csrf);
-	free(full);
-	free(tuser);
-}
-
-/* gzip as PVE's server does for bodies over 1 KiB when the client accepts it. */
-static struct pl_sim_blob *
-gzip_data(const char *data, size_t len)
-{
-	z_stream z;
-	struct pl_sim_blob *bl;
-	size_t cap;
-
-	memset(&z, 0, sizeof(z));
-	if (deflateInit2(&z, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-		return NULL;
-	cap = deflateBound(&z, (uLong)len);
-	bl = pl_malloc(sizeof(*bl) + cap);
-	z.next_in = (Bytef *)(uintptr_t)data;
-	z.avail_in = (uInt)len;
-	z.next_out = (Bytef *)bl->data;
-	z.avail_out = (uInt)cap;
-	if (deflate(&z, Z_FINISH) != Z_STREAM_END) {
-		deflateEnd(&z);
-		free(bl);
-		return NULL;
-	}
-	bl->refs = 1;
-	bl->len = z.total_out;
-	bl->gz = NULL;
-	deflateEnd(&z);
-	return bl;
-}
-
-static bool
-accepts_gzip(struct evhttp_request *req)
-{
-	const char *ae = evhttp_find_header(evhttp_request_get_input_headers(req),
-					    "Accept-Encoding");
-
-	return ae && strstr(ae, "gzip");
-}
-
-static void
-blob_cleanup(const void *data, size_t len, void *arg)
-{
-	(void)data;
-	(void)len;
-	pl_sim_blob_unref(arg);
-}
-
-static void
-send_result(struct pl_sim *s, struct evhttp_request *req, struct pl_sim_req *r, int delay)
-{
-	struct evbuffer *b;
-	struct pl_sim_blob *bl;
-
-	if (r->status != 200) {
-		reply_json(s, req, r->status, r->reason ? r->reason : "internal error", r->errors,
-			   delay + r->delay_ms);
-		return;
-	}
-	b = evbuffer_new();
-	add_std_headers(s, req, true);
-	if (r->raw.len) {
-		evbuffer_add(b, r->raw.data, r->raw.len);
-		reply(s, req, 200, "OK", b, delay, false);
-		return;
-	}
-	if (!r->blob)
-		r->blob = pl_sim_blob_from_data(r->data, r->top);
-	bl = r->blob;
-	if (bl->len > 1024 && accepts_gzip(req)) {
-		if (!bl->gz)
-			bl->gz = gzip_data(bl->data, bl->len);
-		if (bl->gz) {
-			bl = bl->gz;
-			evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Encoding",
-					  "gzip");
-		}
-	}
-	if (r->blob->len > 4096 && s->faults.truncate > 0 &&
-	    pl_sim_rand01(s) < s->faults.truncate) {
-		/* The answer breaks off: its whole length announced, half of it
-		 * sent, the connection closed (a proxy restarting, a cable). */
-		struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-		char cl[32];
-
-		snprintf(cl, sizeof(cl), "%zu", bl->len);
-		evhttp_remove_header(h, "Connection");
-		evhttp_add_header(h, "Connection", "close");
-		evhttp_add_header(h, "Content-Length", cl);
-		evbuffer_add_reference(b, bl->data, bl->len / 2, blob_cleanup, pl_sim_blob_ref(bl));
-		reply(s, req, 200, "OK", b, delay, false);
-		return;
-	}
-	evbuffer_add_reference(b, bl->data, bl->len, blob_cleanup, pl_sim_blob_ref(bl));
-	reply(s, req, 200, "OK", b, delay, false);
-}
-
-static void
 req_release(struct pl_sim_req *r)
 {
 	json_decref(r->data);
@@ -781,7 +302,7 @@ waiter_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	waiter_unlink(w->sim, w);
-	reply_json(w->sim, w->req, 500, w->reason, NULL, w->delay);
+	pl_sim_reply_json(w->sim, w->req, 500, w->reason, NULL, w->delay);
 	waiter_free(w);
 }
 
@@ -832,7 +353,7 @@ run_call(struct pl_sim *s, struct evhttp_request *req, const struct pl_sim_metho
 	}
 	if (m->meth != PL_SIM_GET)
 		s->gen++;
-	send_result(s, req, &r, delay);
+	pl_sim_send_result(s, req, &r, delay);
 	req_release(&r);
 	if (w)
 		waiter_free(w);
@@ -893,11 +414,11 @@ on_request(struct evhttp_request *req, void *arg)
 	case EVHTTP_REQ_PUT: meth = PL_SIM_PUT; break;
 	case EVHTTP_REQ_DELETE: meth = PL_SIM_DELETE; break;
 	default:
-		reply_json(s, req, 501, "Method not implemented", NULL, 0);
+		pl_sim_reply_json(s, req, 501, "Method not implemented", NULL, 0);
 		goto out;
 	}
 	if (!rawpath || !pl_str_startswith(rawpath, "/api2/json")) {
-		reply_json(s, req, 501, "no such uri", NULL, 0);
+		pl_sim_reply_json(s, req, 501, "no such uri", NULL, 0);
 		goto out;
 	}
 	{
@@ -916,43 +437,44 @@ on_request(struct evhttp_request *req, void *arg)
 	if (!public_call(meth, path)) {
 		const char *cookie = evhttp_find_header(ih, "Cookie");
 		const char *authz = evhttp_find_header(ih, "Authorization");
-		char *ticket = cookie ? auth_value(cookie, "PVEAuthCookie") : NULL;
+		char *ticket = cookie ? pl_sim_auth_value(cookie, "PVEAuthCookie") : NULL;
 
 		if (!ticket && authz)
-			ticket = auth_value(authz, "PVEAuthCookie");
+			ticket = pl_sim_auth_value(authz, "PVEAuthCookie");
 		if (ticket) {
-			user = ticket_check(s, ticket);
+			user = pl_sim_ticket_check(s, ticket);
 			free(ticket);
 			if (!user) {
-				reply_401(s, req, "Authentication failed!");
+				pl_sim_reply_401(s, req, "Authentication failed!");
 				goto out;
 			}
 			if (meth != PL_SIM_GET &&
-			    !csrf_check(s, user, evhttp_find_header(ih, "CSRFPreventionToken"))) {
-				reply_401(s, req, "Permission denied - invalid csrf token");
+			    !pl_sim_csrf_check(s, user,
+					       evhttp_find_header(ih, "CSRFPreventionToken"))) {
+				pl_sim_reply_401(s, req, "Permission denied - invalid csrf token");
 				goto out;
 			}
-		} else if (authz && (ticket = auth_value(authz, "PVEAPIToken")) != NULL) {
-			if (token_is(ticket, "root@pam!pvelab", s->token_secret)) {
+		} else if (authz && (ticket = pl_sim_auth_value(authz, "PVEAPIToken")) != NULL) {
+			if (pl_sim_token_is(ticket, "root@pam!pvelab", s->token_secret)) {
 				user = pl_strdup("root@pam!pvelab");
-			} else if (token_is(ticket, "audit@pve!ro", s->ro_secret)) {
+			} else if (pl_sim_token_is(ticket, "audit@pve!ro", s->ro_secret)) {
 				user = pl_strdup("audit@pve!ro");
 				readonly = true;
 			}
 			token = true;
 			pl_free_secret(ticket);
 			if (!user) {
-				reply_401(s, req, "Authentication failed!");
+				pl_sim_reply_401(s, req, "Authentication failed!");
 				goto out;
 			}
 		} else {
-			reply_401(s, req, "No ticket");
+			pl_sim_reply_401(s, req, "No ticket");
 			goto out;
 		}
 	}
 
 	if ((query && parse_form(query, params) != 0) || parse_body(req, params) != 0) {
-		reply_json(s, req, 400, "Parameter verification failed.", NULL, 0);
+		pl_sim_reply_json(s, req, 400, "Parameter verification failed.", NULL, 0);
 		goto out;
 	}
 
@@ -962,7 +484,7 @@ on_request(struct evhttp_request *req, void *arg)
 	if (!m) {
 		snprintf(msg, sizeof(msg), "Method '%s %s' not implemented", pl_sim_meth_name(meth),
 			 path);
-		reply_json(s, req, 501, msg, NULL, 0);
+		pl_sim_reply_json(s, req, 501, msg, NULL, 0);
 		goto out;
 	}
 	if (token && !m->allowtoken) {
@@ -970,42 +492,44 @@ on_request(struct evhttp_request *req, void *arg)
 			 "Permission check failed (URI '%s' not available with API token, need "
 			 "proper ticket.)",
 			 path);
-		reply_json(s, req, 403, msg, NULL, delay);
+		pl_sim_reply_json(s, req, 403, msg, NULL, delay);
 		goto out;
 	}
 	json_object_foreach(vars, k, v)
 		json_object_set(params, k, v);
 	errors = json_object();
 	if (pl_sim_validate(m, params, errors) > 0) {
-		reply_json(s, req, 400, "Parameter verification failed.", errors, delay);
+		pl_sim_reply_json(s, req, 400, "Parameter verification failed.", errors, delay);
 		goto out;
 	}
 	if (readonly && meth != PL_SIM_GET) {
-		reply_json(s, req, 403, perm_text(m, params, msg, sizeof(msg)), NULL, delay);
+		pl_sim_reply_json(s, req, 403, perm_text(m, params, msg, sizeof(msg)), NULL, delay);
 		goto out;
 	}
 	if (!strcmp(path, "/access/ticket") && meth == PL_SIM_POST) {
-		handle_ticket(s, req, params);
+		pl_sim_login(s, req, params);
 		goto out;
 	}
 
 	/* faults (not on the login itself) */
 	if (s->faults.reset > 0 && pl_sim_rand01(s) < s->faults.reset) {
-		reply(s, req, 500, "reset", NULL, 0, true);
+		pl_sim_reply(s, req, 500, "reset", NULL, 0, true);
 		goto out;
 	}
 	if (s->faults.timeout > 0 && pl_sim_rand01(s) < s->faults.timeout) {
-		add_std_headers(s, req, true);
-		reply(s, req, 596, "Connection timed out", NULL, PL_SIM_TIMEOUT_HOLD_MS, true);
+		pl_sim_std_headers(s, req, true);
+		pl_sim_reply(s, req, 596, "Connection timed out", NULL, PL_SIM_TIMEOUT_HOLD_MS,
+			     true);
 		goto out;
 	}
 	if (s->faults.error > 0 && pl_sim_rand01(s) < s->faults.error) {
-		reply_json(s, req, 500, "simulated failure (pvelab sim --faults)", NULL, delay);
+		pl_sim_reply_json(s, req, 500, "simulated failure (pvelab sim --faults)", NULL,
+				  delay);
 		goto out;
 	}
 	if (s->faults.noanswer > 0 && !strncmp(path, "/nodes/", 7) &&
 	    pl_sim_rand01(s) < s->faults.noanswer) {
-		reply_json(s, req, 595, "No route to host", NULL, delay);
+		pl_sim_reply_json(s, req, 595, "No route to host", NULL, delay);
 		goto out;
 	}
 
@@ -1123,16 +647,10 @@ pl_sim_server_stop(struct pl_sim *s)
 		struct pl_sim_waiter *w = s->waiters;
 
 		s->waiters = w->next;
-		reply_json(s, w->req, 500, w->reason, NULL, 0);
+		pl_sim_reply_json(s, w->req, 500, w->reason, NULL, 0);
 		waiter_free(w);
 	}
-	while (s->held) {
-		struct pl_sim_pending *p = s->held;
-
-		s->held = p->next;
-		pending_send(p);
-		pending_free(p);
-	}
+	pl_sim_held_flush(s);
 	if (s->http)
 		evhttp_free(s->http);
 	s->http = NULL;

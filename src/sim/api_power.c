@@ -1,0 +1,165 @@
+/*
+ * API handlers for a guest's power (/status/start, stop, shutdown, reboot,
+ * suspend, resume, reset): PVE's checks, the task, the state it leaves.
+ */
+#include "core/common.h"
+
+#include <time.h>
+
+#include "core/err.h"
+#include "core/json.h"
+#include "core/propstr.h"
+#include "core/str.h"
+#include "sim/api.h"
+#include "sim/internal.h"
+
+/* --- power --- */
+
+enum power { P_START, P_STOP, P_SHUTDOWN, P_REBOOT, P_SUSPEND, P_RESUME, P_RESET };
+
+static void
+power_done(struct pl_sim *s, struct pl_sim_task *t)
+{
+	struct pl_sim_guest *g = pl_sim_guest_find(s, t->vmid);
+	enum power p = (enum power)pl_json_int(t->args, "op", 0);
+
+	if (!g)
+		return;
+	switch (p) {
+	case P_START:
+		pl_sim_apply_pending(s, g);
+		g->status = PL_SIM_RUNNING;
+		g->started = time(NULL);
+		break;
+	case P_SHUTDOWN:
+		if (json_is_true(json_object_get(t->args, "ignored"))) {
+			/* A guest without ACPI never powers down: PVE gives up after
+			 * the timeout, or kills it with forceStop. */
+			if (!json_is_true(json_object_get(t->args, "force"))) {
+				pl_sim_task_fail(t, "VM quit/powerdown failed - got timeout");
+				return;
+			}
+			pl_sim_task_log(t, "VM still running - terminating now with SIGTERM");
+		}
+		g->status = PL_SIM_STOPPED;
+		break;
+	case P_STOP:
+		g->status = PL_SIM_STOPPED;
+		break;
+	case P_REBOOT:
+		if (json_is_true(json_object_get(t->args, "ignored"))) {
+			pl_sim_task_fail(t, "VM quit/powerdown failed - got timeout");
+			return;
+		}
+		/* fall through */
+	case P_RESET:
+		pl_sim_apply_pending(s, g);
+		g->status = PL_SIM_RUNNING;
+		g->started = time(NULL);
+		break;
+	case P_SUSPEND:
+		g->status = PL_SIM_PAUSED;
+		break;
+	case P_RESUME:
+		g->status = PL_SIM_RUNNING;
+		break;
+	}
+	free(g->res);
+	g->res = NULL;
+	s->dirty = true;
+}
+
+static void
+h_power(struct pl_sim_req *r)
+{
+	bool lxc = r->lxc;
+	enum power p = (enum power)r->op;
+	static const char *const qm[] = { "qmstart",   "qmstop",   "qmshutdown", "qmreboot",
+					  "qmsuspend", "qmresume", "qmreset" };
+	static const char *const vz[] = { "vzstart",   "vzstop",   "vzshutdown", "vzreboot",
+					  "vzsuspend", "vzresume", "vzreset" };
+	struct pl_sim_guest *g = pl_sim_req_guest(r, lxc);
+	struct pl_sim_task *t;
+	char overruled[256] = "";
+	bool ignored = false;
+
+	if (!g)
+		return;
+	if (p == P_STOP && pl_sim_pbool(r, "overrule-shutdown", false) && g->holder &&
+	    g->holder->running && strstr(g->holder->type, "shutdown")) {
+		/* PVE 8.1+: a stop may abort the shutdown that holds the lock. */
+		snprintf(overruled, sizeof(overruled), "%s", g->holder->upid);
+		pl_sim_task_abort(g->holder, "received interrupt");
+	}
+	if (p == P_START) {
+		if (pl_json_bool(g->conf, "template", false)) {
+			pl_sim_fail(r, 500, "you can't start a vm if it's a template");
+			return;
+		}
+		if (!pl_sim_check_lock(r, g))
+			return;
+		if (g->status != PL_SIM_STOPPED) {
+			pl_sim_fail(r, 500, "%s %u already running", PL_SIM_GT(g), g->vmid);
+			return;
+		}
+	} else if (p == P_STOP) {
+		if (pl_sim_flock_busy(r, g))
+			return;
+		if (g->lock[0] && !pl_sim_pbool(r, "skiplock", false) &&
+		    strcmp(g->lock, "backup")) {
+			pl_sim_fail(r, 500, "%s %u is locked (%s)", PL_SIM_GT(g), g->vmid, g->lock);
+			return;
+		}
+		if (lxc && g->status == PL_SIM_STOPPED) {
+			pl_sim_fail(r, 500, "CT %u not running", g->vmid);
+			return;
+		}
+	} else {
+		if (!pl_sim_check_lock(r, g))
+			return;
+		if (g->status == PL_SIM_STOPPED) {
+			pl_sim_fail(r, 500, "%s %u not running", PL_SIM_GT(g), g->vmid);
+			return;
+		}
+		if (p == P_RESUME && g->status != PL_SIM_PAUSED && !lxc) {
+			pl_sim_fail(r, 500, "VM %u not paused", g->vmid);
+			return;
+		}
+	}
+	/* A VM with ACPI off ignores the power button that shutdown (and reboot,
+	 * a shutdown and a start) presses. */
+	ignored =
+		(p == P_SHUTDOWN || p == P_REBOOT) && !lxc && !pl_json_bool(g->conf, "acpi", true);
+	t = pl_sim_task_start(r->sim, g->node, lxc ? vz[p] : qm[p], pl_sim_p(r, "vmid"), r->user, 0,
+			      power_done,
+			      json_pack("{s:i,s:b,s:b}", "op", (int)p, "ignored", ignored, "force",
+					pl_sim_pbool(r, "forceStop", false)));
+	t->vmid = g->vmid;
+	g->holder = t;
+	if (ignored) /* PVE waits `timeout` seconds, 60 by default */
+		pl_sim_task_run_for(t, (long)pl_sim_pint(r, "timeout", 60) * 1000);
+	if (overruled[0])
+		pl_sim_task_log(t, "overruled %s tasks: %s", lxc ? "vzshutdown" : "qmshutdown",
+				overruled);
+	pl_sim_ok_task(r, t);
+}
+
+#define Q "/nodes/{node}/qemu"
+#define L "/nodes/{node}/lxc"
+
+const struct pl_sim_route_def pl_sim_power_routes[] = {
+	{ PL_SIM_POST, Q "/{vmid}/status/start", h_power, false, P_START },
+	{ PL_SIM_POST, Q "/{vmid}/status/stop", h_power, false, P_STOP },
+	{ PL_SIM_POST, Q "/{vmid}/status/shutdown", h_power, false, P_SHUTDOWN },
+	{ PL_SIM_POST, Q "/{vmid}/status/reboot", h_power, false, P_REBOOT },
+	{ PL_SIM_POST, Q "/{vmid}/status/suspend", h_power, false, P_SUSPEND },
+	{ PL_SIM_POST, Q "/{vmid}/status/resume", h_power, false, P_RESUME },
+	{ PL_SIM_POST, Q "/{vmid}/status/reset", h_power, false, P_RESET },
+	{ PL_SIM_POST, L "/{vmid}/status/start", h_power, true, P_START },
+	{ PL_SIM_POST, L "/{vmid}/status/stop", h_power, true, P_STOP },
+	{ PL_SIM_POST, L "/{vmid}/status/shutdown", h_power, true, P_SHUTDOWN },
+	{ PL_SIM_POST, L "/{vmid}/status/reboot", h_power, true, P_REBOOT },
+	{ PL_SIM_POST, L "/{vmid}/status/suspend", h_power, true, P_SUSPEND },
+	{ PL_SIM_POST, L "/{vmid}/status/resume", h_power, true, P_RESUME },
+	{ 0, NULL, NULL, false, 0 },
+};

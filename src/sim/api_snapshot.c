@@ -1,0 +1,280 @@
+/*
+ * API handlers for guest snapshots: list, create, delete, rollback and
+ * their config, with the lock and task each takes on PVE.
+ */
+#include "core/common.h"
+
+#include <time.h>
+
+#include "core/err.h"
+#include "core/json.h"
+#include "core/propstr.h"
+#include "core/str.h"
+#include "sim/api.h"
+#include "sim/internal.h"
+
+/* --- snapshots --- */
+
+/* The guest and its snapshot named by "snapname" (in *snap); NULL with PVE's
+ * error set when either does not exist. */
+static struct pl_sim_guest *
+req_snap(struct pl_sim_req *r, json_t **snap)
+{
+	struct pl_sim_guest *g = pl_sim_req_guest(r, r->lxc);
+	const char *name = pl_sim_p(r, "snapname");
+
+	if (!g)
+		return NULL;
+	if (!(*snap = pl_sim_snap_find(g, name, NULL))) {
+		pl_sim_fail(r, 500, "snapshot '%s' does not exist", name);
+		return NULL;
+	}
+	return g;
+}
+
+static void
+h_snap_list(struct pl_sim_req *r)
+{
+	bool lxc = r->lxc;
+	struct pl_sim_guest *g = pl_sim_req_guest(r, lxc);
+	json_t *a;
+	size_t i;
+	json_t *v;
+
+	if (!g)
+		return;
+	a = json_array();
+	json_array_foreach(g->snaps, i, v) {
+		json_t *o = json_pack("{s:s,s:s,s:I}", "name", pl_json_str_or(v, "name", ""),
+				      "description", pl_json_str_or(v, "description", ""),
+				      "snaptime", (json_int_t)pl_json_int(v, "snaptime", 0));
+
+		if (!lxc)
+			json_object_set_new(o, "vmstate",
+					    json_integer(pl_json_bool(v, "vmstate", false)));
+		if (pl_json_str(v, "parent"))
+			json_object_set_new(o, "parent", json_string(pl_json_str(v, "parent")));
+		json_array_append_new(a, o);
+	}
+	{
+		json_t *cur =
+			json_pack("{s:s,s:s}", "name", "current", "description", "You are here!");
+
+		if (!lxc)
+			json_object_set_new(cur, "running",
+					    json_integer(g->status != PL_SIM_STOPPED));
+		if (g->parent)
+			json_object_set_new(cur, "parent", json_string(g->parent));
+		json_array_append_new(a, cur);
+	}
+	pl_sim_ok(r, a);
+}
+
+static void
+snap_done(struct pl_sim *s, struct pl_sim_task *t)
+{
+	struct pl_sim_guest *g = pl_sim_guest_find(s, t->vmid);
+	json_t *sn;
+
+	if (!g)
+		return;
+	sn = json_pack("{s:s,s:s,s:I,s:o}", "name", pl_json_str_or(t->args, "name", ""),
+		       "description", pl_json_str_or(t->args, "description", ""), "snaptime",
+		       (json_int_t)time(NULL), "conf", json_deep_copy(g->conf));
+	if (!g->lxc)
+		json_object_set_new(sn, "vmstate",
+				    json_integer(pl_json_bool(t->args, "vmstate", false)));
+	if (g->parent)
+		json_object_set_new(sn, "parent", json_string(g->parent));
+	json_array_append_new(g->snaps, sn);
+	free(g->parent);
+	g->parent = pl_strdup(pl_json_str_or(t->args, "name", ""));
+	pl_sim_task_log(t, "snapshot '%s' created", g->parent);
+}
+
+static void
+h_snap_create(struct pl_sim_req *r)
+{
+	bool lxc = r->lxc;
+	struct pl_sim_guest *g = pl_sim_req_guest(r, lxc);
+	const char *name = pl_sim_p(r, "snapname");
+	struct pl_sim_task *t;
+
+	if (!g)
+		return;
+	if (!pl_sim_check_lock(r, g))
+		return;
+	if (!strcmp(name, "current") || !strcmp(name, "vzdump")) {
+		pl_sim_fail(r, 500, "invalid snapshot name '%s'", name);
+		return;
+	}
+	if (pl_sim_snap_find(g, name, NULL)) {
+		pl_sim_fail(r, 500, "snapshot name '%s' already used", name);
+		return;
+	}
+	if (pl_json_bool(g->conf, "template", false)) {
+		pl_sim_fail(r, 500, "you can't take a snapshot if it's a template");
+		return;
+	}
+	pl_sim_set_lock(r->sim, g, "snapshot");
+	t = pl_sim_task_start(
+		r->sim, g->node, lxc ? "vzsnapshot" : "qmsnapshot", pl_sim_p(r, "vmid"), r->user,
+		g->vmid, snap_done,
+		json_pack("{s:s,s:s,s:b}", "name", name, "description",
+			  pl_sim_p(r, "description") ? pl_sim_p(r, "description") : "", "vmstate",
+			  pl_sim_pbool(r, "vmstate", false)));
+	pl_sim_ok_task(r, t);
+}
+
+static void
+snapdel_done(struct pl_sim *s, struct pl_sim_task *t)
+{
+	struct pl_sim_guest *g = pl_sim_guest_find(s, t->vmid);
+	const char *name = pl_json_str_or(t->args, "name", "");
+	size_t idx, i;
+	json_t *sn, *v;
+	char *parent;
+
+	if (!g || !(sn = pl_sim_snap_find(g, name, &idx)))
+		return;
+	parent = pl_json_str(sn, "parent") ? pl_strdup(pl_json_str(sn, "parent")) : NULL;
+	json_array_foreach(g->snaps, i, v) {
+		if (pl_json_str(v, "parent") && !strcmp(pl_json_str(v, "parent"), name)) {
+			if (parent)
+				json_object_set_new(v, "parent", json_string(parent));
+			else
+				json_object_del(v, "parent");
+		}
+	}
+	if (g->parent && !strcmp(g->parent, name)) {
+		free(g->parent);
+		g->parent = parent ? pl_strdup(parent) : NULL;
+	}
+	json_array_remove(g->snaps, idx);
+	free(parent);
+}
+
+static void
+h_snap_delete(struct pl_sim_req *r)
+{
+	bool lxc = r->lxc;
+	const char *name = pl_sim_p(r, "snapname");
+	struct pl_sim_task *t;
+	json_t *sn;
+	struct pl_sim_guest *g = req_snap(r, &sn);
+
+	if (!g)
+		return;
+	if (!pl_sim_pbool(r, "force", false) && !pl_sim_check_lock(r, g))
+		return;
+	pl_sim_set_lock(r->sim, g, "snapshot-delete");
+	t = pl_sim_task_start(r->sim, g->node, lxc ? "vzdelsnapshot" : "qmdelsnapshot",
+			      pl_sim_p(r, "vmid"), r->user, g->vmid, snapdel_done,
+			      json_pack("{s:s}", "name", name));
+	pl_sim_ok_task(r, t);
+}
+
+static void
+rollback_done(struct pl_sim *s, struct pl_sim_task *t)
+{
+	struct pl_sim_guest *g = pl_sim_guest_find(s, t->vmid);
+	const char *name = pl_json_str_or(t->args, "name", "");
+	json_t *sn;
+
+	if (!g || !(sn = pl_sim_snap_find(g, name, NULL)))
+		return;
+	json_decref(g->conf);
+	g->conf = json_deep_copy(json_object_get(sn, "conf"));
+	json_object_clear(g->pending);
+	json_array_clear(g->pending_del);
+	free(g->parent);
+	g->parent = pl_strdup(name);
+	if (pl_json_bool(sn, "vmstate", false) || pl_json_bool(t->args, "start", false)) {
+		g->status = PL_SIM_RUNNING;
+		g->started = time(NULL);
+	} else {
+		g->status = PL_SIM_STOPPED;
+	}
+	pl_sim_task_log(t, "rollback to snapshot '%s'", name);
+}
+
+static void
+h_snap_rollback(struct pl_sim_req *r)
+{
+	bool lxc = r->lxc;
+	const char *name = pl_sim_p(r, "snapname");
+	struct pl_sim_task *t;
+	json_t *sn;
+	struct pl_sim_guest *g = req_snap(r, &sn);
+
+	if (!g)
+		return;
+	if (!pl_sim_check_lock(r, g))
+		return;
+	pl_sim_set_lock(r->sim, g, "rollback");
+	t = pl_sim_task_start(
+		r->sim, g->node, lxc ? "vzrollback" : "qmrollback", pl_sim_p(r, "vmid"), r->user,
+		g->vmid, rollback_done,
+		json_pack("{s:s,s:b}", "name", name, "start", pl_sim_pbool(r, "start", false)));
+	pl_sim_ok_task(r, t);
+}
+
+static void
+h_snap_index(struct pl_sim_req *r)
+{
+	json_t *sn;
+
+	if (req_snap(r, &sn))
+		pl_sim_ok(r, json_pack("[{s:s},{s:s}]", "cmd", "rollback", "cmd", "config"));
+}
+
+static void
+h_snap_config(struct pl_sim_req *r)
+{
+	bool put = r->op;
+	json_t *sn;
+	struct pl_sim_guest *g = req_snap(r, &sn);
+
+	if (!g)
+		return;
+	if (put) {
+		if (pl_sim_p(r, "description"))
+			json_object_set_new(sn, "description",
+					    json_string(pl_sim_p(r, "description")));
+		r->sim->dirty = true;
+		pl_sim_ok(r, json_null());
+		return;
+	}
+	{
+		json_t *o = pl_sim_conf_json(r->sim, g, json_object_get(sn, "conf"));
+
+		json_object_set_new(o, "snaptime", json_integer(pl_json_int(sn, "snaptime", 0)));
+		if (pl_json_str(sn, "description"))
+			json_object_set_new(o, "description",
+					    json_string(pl_json_str(sn, "description")));
+		if (pl_json_str(sn, "parent"))
+			json_object_set_new(o, "parent", json_string(pl_json_str(sn, "parent")));
+		pl_sim_ok(r, o);
+	}
+}
+
+#define Q "/nodes/{node}/qemu"
+#define L "/nodes/{node}/lxc"
+
+const struct pl_sim_route_def pl_sim_snapshot_routes[] = {
+	{ PL_SIM_GET, Q "/{vmid}/snapshot", h_snap_list, false, 0 },
+	{ PL_SIM_POST, Q "/{vmid}/snapshot", h_snap_create, false, 0 },
+	{ PL_SIM_GET, Q "/{vmid}/snapshot/{snapname}", h_snap_index, false, 0 },
+	{ PL_SIM_DELETE, Q "/{vmid}/snapshot/{snapname}", h_snap_delete, false, 0 },
+	{ PL_SIM_GET, Q "/{vmid}/snapshot/{snapname}/config", h_snap_config, false, 0 },
+	{ PL_SIM_PUT, Q "/{vmid}/snapshot/{snapname}/config", h_snap_config, false, 1 },
+	{ PL_SIM_POST, Q "/{vmid}/snapshot/{snapname}/rollback", h_snap_rollback, false, 0 },
+	{ PL_SIM_GET, L "/{vmid}/snapshot", h_snap_list, true, 0 },
+	{ PL_SIM_POST, L "/{vmid}/snapshot", h_snap_create, true, 0 },
+	{ PL_SIM_GET, L "/{vmid}/snapshot/{snapname}", h_snap_index, true, 0 },
+	{ PL_SIM_DELETE, L "/{vmid}/snapshot/{snapname}", h_snap_delete, true, 0 },
+	{ PL_SIM_GET, L "/{vmid}/snapshot/{snapname}/config", h_snap_config, true, 0 },
+	{ PL_SIM_PUT, L "/{vmid}/snapshot/{snapname}/config", h_snap_config, true, 1 },
+	{ PL_SIM_POST, L "/{vmid}/snapshot/{snapname}/rollback", h_snap_rollback, true, 0 },
+	{ 0, NULL, NULL, false, 0 },
+};
