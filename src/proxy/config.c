@@ -442,20 +442,7 @@ pl_proxy_seen_record(const char *state_dir, const char *key, const char *fingerp
 static json_t *
 pins_load(const char *state_dir)
 {
-	char *path = pl_proxy_pins_path(state_dir);
-	struct pl_buf b;
-	json_t *doc = NULL;
-
-	pl_buf_init(&b, 1 << 20);
-	if (pl_file_read(path, &b, NULL) == 0)
-		doc = pl_json_parse(b.data, b.len, NULL);
-	if (!json_is_object(doc)) {
-		json_decref(doc);
-		doc = json_object();
-	}
-	pl_buf_release(&b);
-	free(path);
-	return doc;
+	return state_json_load(state_dir, "pins.json");
 }
 
 int

@@ -317,6 +317,16 @@ busy_error(sqlite3_stmt *st, char **errmsg)
 			 (const char *)sqlite3_column_text(st, 1), since);
 }
 
+/* The lock's name and holder as parameters 1-4 (name, pid, host, pstart). */
+static void
+bind_holder(sqlite3_stmt *st, const char *name, const struct pl_state_proc *self)
+{
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, self->pid);
+	sqlite3_bind_text(st, 3, self->host, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, self->start);
+}
+
 int
 pl_state_lock_take(struct pl_state *s, const char *name, const struct pl_state_proc *self,
 		   pl_state_alive_fn alive, void *arg, json_t **stale, char **errmsg)
@@ -358,10 +368,7 @@ pl_state_lock_take(struct pl_state *s, const char *name, const struct pl_state_p
 	if ((r = pl_state_prep(s, "INSERT OR REPLACE INTO apply_lock(name,pid,host,pstart,started,"
 			       "run_id) VALUES (?,?,?,?,?,NULL)", &st, errmsg)) != 0)
 		goto out;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, self->pid);
-	sqlite3_bind_text(st, 3, self->host, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, self->start);
+	bind_holder(st, name, self);
 	sqlite3_bind_double(st, 5, pl_state_now());
 	r = pl_state_step_done(s, st, errmsg);
 out:
@@ -386,10 +393,7 @@ pl_state_lock_release(struct pl_state *s, const char *name, const struct pl_stat
 	if ((r = pl_state_prep(s, "DELETE FROM apply_lock WHERE name=? AND pid=? AND host=? AND "
 			       "pstart=?", &st, errmsg)) != 0)
 		return r;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, self->pid);
-	sqlite3_bind_text(st, 3, self->host, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, self->start);
+	bind_holder(st, name, self);
 	r = pl_state_step_done(s, st, errmsg);
 	sqlite3_finalize(st);
 	return r;
