@@ -12,7 +12,8 @@ import pytest
 SRC = os.environ.get("PVELAB_SRC", os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 BIN = os.path.abspath(os.environ.get("PVELAB_BIN", os.path.join(SRC, "build", "pvelab")))
-SHARED = os.path.join(SRC, "..", "shared")
+# test data copied from ../shared with its sources (tests/data/README.md)
+TESTDATA = os.path.join(SRC, "tests", "data")
 
 
 class Result:
@@ -45,7 +46,5 @@ def pvelab():
 
 
 @pytest.fixture
-def shared():
-    if not os.path.isdir(SHARED):
-        pytest.skip("../shared is not present")
-    return SHARED
+def testdata():
+    return TESTDATA

@@ -1,7 +1,7 @@
 """A loopback lab for `pvelab discover` tests: real services from Debian's
 packages where they exist (sshd, Xtigervnc) and small protocol responders
 written for the tests (X.224/RDP, Redfish over TLS
-serving the real captures from ../shared/redfish/, IPMI RMCP pong, a silent
+serving the real captures from tests/data/redfish/, IPMI RMCP pong, a silent
 port), and `pvelab sim` for Proxmox VE. Every service binds its own 127.0.0.x address; nothing leaves loopback."""
 import http.server
 import json
@@ -411,12 +411,12 @@ class Lab:
     Supermicro X13, .9 iDRAC9 (fw 3.34), .12 Proxmox Backup Server, .13 IPMI
     on 623/udp."""
 
-    def __init__(self, shared):
+    def __init__(self, testdata):
         self.tmp = tempfile.mkdtemp(prefix="pvelab-discover-")
         self.stops = []
         self.procs = []
         self.notes = {}
-        rf = os.path.join(shared, "redfish")
+        rf = os.path.join(testdata, "redfish")
         try:
             p = start_sshd("127.0.0.2", self.tmp)
             if p:

@@ -52,12 +52,12 @@ def test_semantic_compare():
     assert r.rc == 2 and "bridge" in r.out
 
 
-def test_examples_round_trip(shared):
+def test_examples_round_trip(testdata):
     """Every property string in the recorded responses is stable under
     parse -> format -> parse."""
     fmts = set(run("-o", "json", "propstr", "--list").json())
     seen = 0
-    for path in glob.glob(os.path.join(shared, "pve-api", "examples", "*.json")):
+    for path in glob.glob(os.path.join(testdata, "pve-api", "examples", "*.json")):
         if path.endswith(".http.json"):
             continue
         data = json.load(open(path)).get("data")
@@ -77,7 +77,7 @@ def test_examples_round_trip(shared):
             seen += 1
     # property strings sent in recorded request bodies (form-encoded)
     import urllib.parse
-    for path in glob.glob(os.path.join(shared, "pve-api", "examples", "*.http.json")):
+    for path in glob.glob(os.path.join(testdata, "pve-api", "examples", "*.http.json")):
         req = json.load(open(path))["request"]
         kind = "lxc" if "/lxc" in req["uri"] else "qemu"
         for key, value in urllib.parse.parse_qsl(req.get("body") or ""):

@@ -1,4 +1,4 @@
-"""Replays every recorded exchange in ../shared/pve-api/examples/*.http.json
+"""Replays every recorded exchange in tests/data/pve-api/examples/*.http.json
 against pvelab sim and checks the status line and the body's shape. Auth is
 swapped for the simulator's own (a wrong secret where the recording shows a
 401); guest 100 is put in the state each recording assumes."""
@@ -12,13 +12,13 @@ import warnings
 
 import pytest
 
-from conftest import SHARED
+from conftest import TESTDATA
 from simfix import start_sim, stop_sim
 
 requests = pytest.importorskip("requests")
 warnings.filterwarnings("ignore")
 
-EXAMPLES = os.path.join(SHARED, "pve-api", "examples")
+EXAMPLES = os.path.join(TESTDATA, "pve-api", "examples")
 FILES = sorted(glob.glob(os.path.join(EXAMPLES, "*.http.json")))
 
 SEED = """
@@ -50,8 +50,7 @@ STATE = {
 
 @pytest.fixture(scope="module")
 def replay_sim(tmp_path_factory):
-    if not FILES:
-        pytest.skip("../shared/pve-api/examples is not present")
+    assert FILES, EXAMPLES
     seed = tmp_path_factory.mktemp("replay") / "seed.yaml"
     seed.write_text(SEED)
     info = start_sim("--seed", seed)

@@ -1,6 +1,6 @@
 """pvelab discover against a loopback lab (tests/e2e/discover_lab.py): sshd,
 TigerVNC, an X.224 responder, a pveproxy-like HTTPS service and Redfish BMCs
-serving the real captures in ../shared/redfish/. Every host must be identified
+serving the real captures in tests/data/redfish/. Every host must be identified
 by its protocol, with vendor and model where the captures show them; closed
 and silent ports must be reported as such, within bounded timeouts; and the
 RDM / Ansible exports must be well-formed."""
@@ -14,19 +14,14 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import discover_lab  # noqa: E402
-from conftest import run  # noqa: E402
+from conftest import TESTDATA, run  # noqa: E402
 
 PORTS = "22,80,443,3389,5900,5901,8006,8007,623/udp"
 
 
 @pytest.fixture(scope="module")
 def lab():
-    shared = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared")
-    shared = os.environ.get("PVELAB_SRC") and os.path.join(os.environ["PVELAB_SRC"], "..",
-                                                          "shared") or shared
-    if not os.path.isdir(os.path.join(shared, "redfish")):
-        pytest.skip("../shared/redfish is not present")
-    lab = discover_lab.Lab(shared)
+    lab = discover_lab.Lab(TESTDATA)
     yield lab
     lab.stop()
 

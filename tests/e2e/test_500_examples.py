@@ -32,8 +32,8 @@ def load(name):
     return doc, guests
 
 
-def seed_text(shared, marker):
-    for path in sorted(glob.glob(os.path.join(shared, "seeds", "*.txt"))):
+def seed_text(testdata, marker):
+    for path in sorted(glob.glob(os.path.join(testdata, "seeds", "*.txt"))):
         with open(path, encoding="utf-8") as f:
             text = f.read()
         if marker in text:
@@ -69,8 +69,8 @@ def seed_containers(text):
     return rows
 
 
-def test_homelab_gitops_matches_seed_tables(shared):
-    path, text = seed_text(shared, "homelab-gitops")
+def test_homelab_gitops_matches_seed_tables(testdata):
+    path, text = seed_text(testdata, "homelab-gitops")
     rows = seed_containers(text)
     # The seed's headline says 28 containers, but its tables list these:
     assert len(rows) == 30, (path, sorted(rows))
@@ -121,8 +121,8 @@ def rng(s):
     return lo, hi
 
 
-def test_timeshift_conventions_and_ranges(shared):
-    _, text = seed_text(shared, "TimeShift")
+def test_timeshift_conventions_and_ranges(testdata):
+    _, text = seed_text(testdata, "TimeShift")
     doc, guests = load("timeshift.yaml")
     cats = doc["conventions"]["categories"]
     # the seed's VMID ranges and port ranges, read from the seed itself

@@ -170,7 +170,7 @@ static json_t *
 capture(const char *dir)
 {
 	struct pl_buf b;
-	char *path = pl_asprintf("%s/redfish/%s/redfish_v1.json", PL_TEST_SHARED, dir);
+	char *path = pl_asprintf("%s/tests/data/redfish/%s/redfish_v1.json", PL_TEST_SRCDIR, dir);
 	json_t *o = NULL;
 
 	pl_buf_init(&b, 0);
@@ -186,8 +186,8 @@ test_redfish_captures(void **state)
 {
 	json_t *o;
 
-	if ((o = capture("idrac9_fw6.00.30.00_R750_libredfish-mockup")) == NULL)
-		skip();
+	o = capture("idrac9_fw6.00.30.00_R750_libredfish-mockup");
+	assert_non_null(o);
 	assert_string_equal(pl_json_str(o, "kind"), "idrac");
 	assert_string_equal(pl_json_str(o, "vendor"), "Dell");
 	assert_string_equal(pl_json_str(o, "product"), "Integrated Dell Remote Access Controller");

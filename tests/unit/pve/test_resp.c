@@ -16,7 +16,7 @@
 static json_t *
 example(const char *name)
 {
-	char *path = pl_asprintf("%s/tests/data/pve-api/%s", PL_TEST_SRCDIR, name);
+	char *path = pl_asprintf("%s/tests/data/pve-api/examples/%s", PL_TEST_SRCDIR, name);
 	json_t *v = json_load_file(path, 0, NULL);
 
 	free(path);
