@@ -115,7 +115,7 @@ static const struct pl_config_key guest_keys[] = {
 	{ "/hostpci/*/x_vga", PL_CT_BOOL, NULL, NULL, "primary GPU", false },
 	{ "/hostpci/*/rombar", PL_CT_BOOL, NULL, NULL, "expose the ROM BAR", false },
 	{ "/hostpci/*/romfile", PL_CT_STRING, NULL, NULL, "ROM file", false },
-	{ "/services", PL_CT_LIST, NULL, NULL, "services the guest offers (health checks use them)", false },
+	{ "/services", PL_CT_LIST, NULL, NULL, "services the guest offers; descriptive today: validate checks their host ports, nothing probes them yet", false },
 	{ "/services/*", PL_CT_MAP, NULL, NULL, "a service", false },
 	{ "/services/*/name", PL_CT_STRING, NULL, NULL, "service name", true },
 	{ "/services/*/port", PL_CT_INT, NULL, "1..65535", "port", true },
