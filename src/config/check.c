@@ -40,8 +40,8 @@ unique(const struct pl_config *c, struct pl_diags *d, json_t *seen, const char *
 static const char *const vm_only[] = { "disks", "cloudinit", "clone", "hostpci", "sockets",
 				       "cpu", "balloon", "bios", "machine", "scsihw", "agent",
 				       "efidisk", "tpm", NULL };
-static const char *const ct_only[] = { "ostemplate", "rootfs", "mounts", "features",
-				       "unprivileged", "swap", "ssh_keys", NULL };
+static const char *const ct_only[] = { "ostemplate",   "rootfs", "mounts",   "features",
+				       "unprivileged", "swap",   "ssh_keys", NULL };
 
 static void
 type_keys(const struct pl_config *c, struct pl_diags *d, const json_t *g, const char *gptr,
@@ -443,9 +443,10 @@ check_ssh_keys(const struct pl_config *c, struct pl_diags *d, const json_t *g, c
 	char ptr[300];
 
 	for (size_t l = 0; l < PL_ARRAY_LEN(lists); l++) {
-		const json_t *keys = !strcmp(lists[l], "ssh_keys")
-					     ? json_object_get(g, "ssh_keys")
-					     : json_object_get(json_object_get(g, "cloudinit"), "ssh_keys");
+		const json_t *keys =
+			!strcmp(lists[l], "ssh_keys") ?
+				json_object_get(g, "ssh_keys") :
+				json_object_get(json_object_get(g, "cloudinit"), "ssh_keys");
 		const json_t *k;
 		size_t j;
 
@@ -455,10 +456,11 @@ check_ssh_keys(const struct pl_config *c, struct pl_diags *d, const json_t *g, c
 			if (key == NULL || (!strchr(key, '\n') && pl_sshkey_valid(key)))
 				continue;
 			snprintf(ptr, sizeof(ptr), "%s/%s/%zu", gptr, lists[l], j);
-			pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
-				       "'%.24s%s' is not an OpenSSH public key (one key per item: TYPE "
-				       "BASE64 [COMMENT], as in ~/.ssh/id_ed25519.pub)",
-				       key, strlen(key) > 24 ? "..." : "");
+			pl_config_diag(
+				c, d, PL_DIAG_ERROR, ptr,
+				"'%.24s%s' is not an OpenSSH public key (one key per item: TYPE "
+				"BASE64 [COMMENT], as in ~/.ssh/id_ed25519.pub)",
+				key, strlen(key) > 24 ? "..." : "");
 		}
 	}
 }

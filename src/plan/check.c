@@ -286,7 +286,8 @@ live_of(const json_t *cluster, const json_t *g)
 
 	json_array_foreach(json_object_get(cluster, PL_SNAP_GUESTS), i, x)
 		if (pl_json_int(x, "template", 0) != 1 &&
-		    (vmid ? pl_json_int(x, "vmid", 0) == vmid : !strcmp(pl_json_str_or(x, "name", ""), name)))
+		    (vmid ? pl_json_int(x, "vmid", 0) == vmid :
+			    !strcmp(pl_json_str_or(x, "name", ""), name)))
 			return x;
 	return NULL;
 }
@@ -309,7 +310,8 @@ check_overcommit(const struct pl_config *c, const json_t *cluster, struct pl_dia
 	json_t *declared = json_object();
 	const json_t *nodes = json_object_get(cluster, PL_SNAP_NODES), *g, *x, *n;
 	long long unplaced = 0, total = 0, cap = 0;
-	const char *only = json_array_size(nodes) == 1 ? pl_json_str(json_array_get(nodes, 0), "node") : NULL;
+	const char *only =
+		json_array_size(nodes) == 1 ? pl_json_str(json_array_get(nodes, 0), "node") : NULL;
 	size_t i, nours = 0;
 	char key[32];
 
@@ -324,10 +326,12 @@ check_overcommit(const struct pl_config *c, const json_t *cluster, struct pl_dia
 		}
 		if (!json_is_object(g) || !strcmp(pl_json_str_or(g, "state", "running"), "stopped"))
 			continue;
-		node = pl_json_str(g, "node") ? pl_json_str(g, "node") : live ? pl_json_str(live, "node") : only;
-		mem = json_object_get(g, "memory") ? pl_json_int(g, "memory", 0) * 1048576
-		      : live			   ? pl_json_int(live, "maxmem", 0)
-						   : 512LL * 1048576; /* PVE's default */
+		node = pl_json_str(g, "node") ? pl_json_str(g, "node") :
+		       live                   ? pl_json_str(live, "node") :
+						only;
+		mem = json_object_get(g, "memory") ? pl_json_int(g, "memory", 0) * 1048576 :
+		      live                         ? pl_json_int(live, "maxmem", 0) :
+						     512LL * 1048576; /* PVE's default */
 		total += mem;
 		nours++;
 		if (node == NULL || node_of(cluster, node) == NULL) {
@@ -346,7 +350,9 @@ check_overcommit(const struct pl_config *c, const json_t *cluster, struct pl_dia
 		    strcmp(pl_json_str_or(x, "status", ""), "running") || !node_of(cluster, node))
 			continue;
 		total += pl_json_int(x, "maxmem", 0);
-		json_object_set_new(used, node, json_integer(pl_json_int(used, node, 0) + pl_json_int(x, "maxmem", 0)));
+		json_object_set_new(
+			used, node,
+			json_integer(pl_json_int(used, node, 0) + pl_json_int(x, "maxmem", 0)));
 	}
 	json_array_foreach(nodes, i, n) {
 		const char *node = pl_json_str_or(n, "node", "");
@@ -357,16 +363,21 @@ check_overcommit(const struct pl_config *c, const json_t *cluster, struct pl_dia
 		cap += max;
 		if (u > max)
 			pl_config_diag(c, d, PL_DIAG_WARNING, "/guests",
-				       "running guests on node '%s' need %.2f GiB of memory, more than its "
-				       "%.2f GiB (%lld of this config's guests take %.2f GiB of it; stop some "
-				       "with state: stopped, give them less memory or move them to another node)",
+				       "running guests on node '%s' need %.2f GiB of memory, more "
+				       "than its "
+				       "%.2f GiB (%lld of this config's guests take %.2f GiB of "
+				       "it; stop some "
+				       "with state: stopped, give them less memory or move them to "
+				       "another node)",
 				       node, gib(u), gib(max), pl_json_int(ours, node, 0),
 				       gib(pl_json_int(ourmem, node, 0)));
 	}
 	if (unplaced && cap && total > cap)
 		pl_config_diag(c, d, PL_DIAG_WARNING, "/guests",
-			       "running guests need %.2f GiB of memory, more than the %.2f GiB of all online "
-			       "nodes together (%zu of this config's guests, %.2f GiB of them on no node yet)",
+			       "running guests need %.2f GiB of memory, more than the %.2f GiB of "
+			       "all online "
+			       "nodes together (%zu of this config's guests, %.2f GiB of them on "
+			       "no node yet)",
 			       gib(total), gib(cap), nours, gib(unplaced));
 	json_decref(used);
 	json_decref(ours);

@@ -299,7 +299,8 @@ h_create(struct pl_sim_req *r)
 		}
 	}
 	/* PVE runs ssh-keygen -l on each key before anything else is made */
-	if (lxc && pl_sim_p(r, "ssh-public-keys") && !pl_sshkey_lines_valid(pl_sim_p(r, "ssh-public-keys"))) {
+	if (lxc && pl_sim_p(r, "ssh-public-keys") &&
+	    !pl_sshkey_lines_valid(pl_sim_p(r, "ssh-public-keys"))) {
 		pl_sim_fail(r, 500, "SSH public key validation error");
 		return;
 	}

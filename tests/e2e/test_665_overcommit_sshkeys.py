@@ -5,10 +5,15 @@ ssh-public-keys, checked as PVE checks them (ssh-keygen -l)."""
 import os
 
 import pytest
+import requests
+import urllib3
 import yaml
 
 from conftest import SRC, run
 from simfix import DEMO_SEED, start_sim, stop_sim
+
+urllib3.disable_warnings()
+pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
 EXAMPLES = os.path.join(SRC, "examples")
 # made with ssh-keygen; the private half was deleted at once
@@ -122,9 +127,6 @@ def test_container_ssh_keys_reach_create(tmp_path):
         r = run("-c", str(cfg), "plan", "--detailed-exitcode", env=env, cwd=str(tmp_path))
         assert r.rc == 0 and "No changes." in r.out, r
         # the simulator refuses a key as PVE does, so the parameter is really sent
-        import requests
-        import urllib3
-        urllib3.disable_warnings()
         resp = requests.post(info["url"] + "/api2/json/nodes/pve1/lxc", verify=False, timeout=30,
                              headers={"Authorization": "PVEAPIToken=" + info["token"]},
                              data={"vmid": 451, "ostemplate":

@@ -10,12 +10,14 @@
 
 /* made with ssh-keygen; the private halves were deleted at once */
 #define ED25519 "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKs86tQAW4v4TTndgNnyO6pHXTXzSRIkK81TAxpEaFrR"
-#define ECDSA                                                                              \
-	"ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBFt67//h/o1FVO+" \
+#define ECDSA                                                                                      \
+	"ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBFt67//h/o1FVO+"  \
 	"bdLVdJup5/2w+xN7ZCheb0cFySf6KfU4D9yL/5PYkZNoe71MBLO2i44OO24vPv7DXcdiaodg="
-#define RSA                                                                                     \
-	"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQCtUazoH7NwoLbg6XD8WxdKxrpcQKIWsL/XIT5kM6FC9uSJmFsOAVd1" \
-	"QH8tz47LGDAj04IlWeAwbZc46oDSa9PsRg2AC7HNCV5C7MlpxCzrsqL+QaVmwavcq7sgDUwGOR8uyZDPw+pdSe50va3" \
+#define RSA                                                                                        \
+	"ssh-rsa "                                                                                 \
+	"AAAAB3NzaC1yc2EAAAADAQABAAAAgQCtUazoH7NwoLbg6XD8WxdKxrpcQKIWsL/XIT5kM6FC9uSJmFsOAVd1"     \
+	"QH8tz47LGDAj04IlWeAwbZc46oDSa9PsRg2AC7HNCV5C7MlpxCzrsqL+QaVmwavcq7sgDUwGOR8uyZDPw+"       \
+	"pdSe50va3"                                                                                \
 	"+p6tHJgLGMEZO4dMQondmSEKM3Q=="
 
 static void
@@ -36,13 +38,19 @@ test_bad_keys_fail(void **state)
 	(void)state;
 	assert_false(pl_sshkey_valid(""));
 	assert_false(pl_sshkey_valid("ssh-ed25519"));
-	assert_false(pl_sshkey_valid("ssh-ed25519 AAAA x@y"));           /* no key in the blob */
-	assert_false(pl_sshkey_valid("ssh-ed25519 AAAAC3Nz x@y"));       /* not a multiple of 4 */
-	assert_false(pl_sshkey_valid("ssh-foo AAAAC3NzaC1lZDI1NTE5AAAAIKs86tQAW4v4TTndgNnyO6pHXTXzSRIkK81TAxpEaFrR"));
+	assert_false(pl_sshkey_valid("ssh-ed25519 AAAA x@y"));     /* no key in the blob */
+	assert_false(pl_sshkey_valid("ssh-ed25519 AAAAC3Nz x@y")); /* not a multiple of 4 */
+	assert_false(pl_sshkey_valid(
+		"ssh-foo AAAAC3NzaC1lZDI1NTE5AAAAIKs86tQAW4v4TTndgNnyO6pHXTXzSRIkK81TAxpEaFrR"));
 	/* a blob of one type under another type's name */
-	assert_false(pl_sshkey_valid("ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIKs86tQAW4v4TTndgNnyO6pHXTXzSRIkK81TAxpEaFrR"));
-	assert_false(pl_sshkey_valid("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKs86tQAW4v4TTndgNnyO6pHXTXzSRIkK81TAxpEaF!R"));
-	assert_false(pl_sshkey_valid("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKs86tQAW4v4TTndgNnyO6pHXTXzSRIkK81TAxpE=aFr"));
+	assert_false(pl_sshkey_valid(
+		"ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIKs86tQAW4v4TTndgNnyO6pHXTXzSRIkK81TAxpEaFrR"));
+	assert_false(pl_sshkey_valid(
+		"ssh-ed25519 "
+		"AAAAC3NzaC1lZDI1NTE5AAAAIKs86tQAW4v4TTndgNnyO6pHXTXzSRIkK81TAxpEaF!R"));
+	assert_false(pl_sshkey_valid(
+		"ssh-ed25519 "
+		"AAAAC3NzaC1lZDI1NTE5AAAAIKs86tQAW4v4TTndgNnyO6pHXTXzSRIkK81TAxpE=aFr"));
 	assert_false(pl_sshkey_valid("-----BEGIN OPENSSH PRIVATE KEY-----"));
 }
 
