@@ -121,6 +121,8 @@ def test_container_ssh_keys_reach_create(tmp_path):
         assert r.rc == 0, r
         (change,) = r.json()["changes"]
         assert change["create"]["ssh-public-keys"] == KEY + "\n"
+        r = run("-c", str(cfg), "plan", env=env, cwd=str(tmp_path))
+        assert "create  keyed (lxc 450 on pve1)  with 1 SSH key for root" in r.out, r
         r = run("-c", str(cfg), "apply", "--yes", env=env, cwd=str(tmp_path))
         assert r.rc == 0, r
         # PVE keeps no record of the keys: nothing to compare, no phantom diff
