@@ -536,7 +536,8 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		}
 		/* a container's keys are a create parameter, in no config shown */
 		if (pl_json_str(json_object_get(c, "create"), "ssh-public-keys")) {
-			const char *k = pl_json_str(json_object_get(c, "create"), "ssh-public-keys");
+			const char *k =
+				pl_json_str(json_object_get(c, "create"), "ssh-public-keys");
 			size_t nkeys = 0;
 
 			for (; *k; k++)
