@@ -534,6 +534,16 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 			printf("  clone of %s (%lld on %s)", pl_json_str_or(f, "name", "?"),
 			       pl_json_int(f, "vmid", 0), pl_json_str_or(f, "node", "?"));
 		}
+		/* a container's keys are a create parameter, in no config shown */
+		if (pl_json_str(json_object_get(c, "create"), "ssh-public-keys")) {
+			const char *k =
+				pl_json_str(json_object_get(c, "create"), "ssh-public-keys");
+			size_t nkeys = 0;
+
+			for (; *k; k++)
+				nkeys += *k == '\n';
+			printf("  with %zu SSH key%s for root", nkeys, nkeys == 1 ? "" : "s");
+		}
 		putchar('\n');
 		if (json_object_get(c, "config"))
 			print_settings(ctx, json_object_get(c, "config"));

@@ -126,8 +126,10 @@ const struct pl_cmd pl_cmd_validate = {
 		"are not set. When a state database exists (pvelab sync), or with --live, also\n"
 		"nodes, storages, bridges and clone templates that do not exist, storages without\n"
 		"the content type a volume needs (images, rootdir, vztmpl, iso) or not on the\n"
-		"guest's node, containers declared by vmid that do not exist, and guests larger\n"
-		"than their node (warnings). Only --live asks the cluster which LXC templates are\n"
+		"guest's node, containers declared by vmid that do not exist, guests larger\n"
+		"than their node, and nodes whose running guests (this config's where they will\n"
+		"run, and the others there) need more memory than the node has (warnings).\n"
+		"Only --live asks the cluster which LXC templates are\n"
 		"on its storages or downloadable (aplinfo).\n"
 		"It names the config's project (project:, by default the file's name, or the\n"
 		"directory's for pvelab.yaml): the tag pvelab-<project> marks its guests.",

@@ -13,6 +13,7 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "core/propstr.h"
+#include "core/sshkey.h"
 #include "core/str.h"
 
 #include <ctype.h>
@@ -39,8 +40,8 @@ unique(const struct pl_config *c, struct pl_diags *d, json_t *seen, const char *
 static const char *const vm_only[] = { "disks", "cloudinit", "clone", "hostpci", "sockets",
 				       "cpu", "balloon", "bios", "machine", "scsihw", "agent",
 				       "efidisk", "tpm", NULL };
-static const char *const ct_only[] = { "ostemplate", "rootfs", "mounts", "features",
-				       "unprivileged", "swap", NULL };
+static const char *const ct_only[] = { "ostemplate",   "rootfs", "mounts",   "features",
+				       "unprivileged", "swap",   "ssh_keys", NULL };
 
 static void
 type_keys(const struct pl_config *c, struct pl_diags *d, const json_t *g, const char *gptr,
@@ -433,6 +434,37 @@ check_profiles(const struct pl_config *c, struct pl_diags *d, json_t *names)
 	}
 }
 
+/* SSH public keys, checked as PVE checks them (ssh-keygen -l) before it
+ * takes a guest's cloud-init sshkeys or a container's ssh-public-keys. */
+static void
+check_ssh_keys(const struct pl_config *c, struct pl_diags *d, const json_t *g, const char *gptr)
+{
+	static const char *const lists[] = { "ssh_keys", "cloudinit/ssh_keys" };
+	char ptr[300];
+
+	for (size_t l = 0; l < PL_ARRAY_LEN(lists); l++) {
+		const json_t *keys =
+			!strcmp(lists[l], "ssh_keys") ?
+				json_object_get(g, "ssh_keys") :
+				json_object_get(json_object_get(g, "cloudinit"), "ssh_keys");
+		const json_t *k;
+		size_t j;
+
+		json_array_foreach(keys, j, k) {
+			const char *key = json_string_value(k);
+
+			if (key == NULL || (!strchr(key, '\n') && pl_sshkey_valid(key)))
+				continue;
+			snprintf(ptr, sizeof(ptr), "%s/%s/%zu", gptr, lists[l], j);
+			pl_config_diag(
+				c, d, PL_DIAG_ERROR, ptr,
+				"'%.24s%s' is not an OpenSSH public key (one key per item: TYPE "
+				"BASE64 [COMMENT], as in ~/.ssh/id_ed25519.pub)",
+				key, strlen(key) > 24 ? "..." : "");
+		}
+	}
+}
+
 void
 pl_config_check(const struct pl_config *c, struct pl_diags *d)
 {
@@ -494,6 +526,7 @@ pl_config_check(const struct pl_config *c, struct pl_diags *d)
 		check_networks(c, d, g, gptr, lxc, ips, macs);
 		check_disks(c, d, g, gptr);
 		check_raw_config(c, d, g, gptr, lxc);
+		check_ssh_keys(c, d, g, gptr);
 		check_category(c, d, g, gptr);
 		/* Ports are published on the guest's own addresses (Docker on a
 		 * VM, a service in a container), so two guests may both publish

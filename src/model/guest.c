@@ -574,6 +574,15 @@ desired_ct(const json_t *g, json_t *cfg, json_t *create, json_t *dflt)
 		set_str(cfg, "searchdomain", pl_json_str(dns, "domain"));
 	}
 	set_str(create, "ostemplate", pl_json_str(g, "ostemplate"));
+	/* root's authorized keys: a create parameter, in no config PVE shows */
+	if (json_array_size(json_object_get(g, "ssh_keys"))) {
+		const json_t *k;
+
+		pl_buf_reset(&b);
+		json_array_foreach(json_object_get(g, "ssh_keys"), i, k)
+			pl_buf_addf(&b, "%s\n", json_string_value(k));
+		set_str(create, "ssh-public-keys", b.data);
+	}
 	pl_buf_release(&b);
 }
 

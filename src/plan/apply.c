@@ -497,6 +497,9 @@ create_params(const struct job *j, json_t *params)
 	add_config_params(params, json_object_get(j->change, "config"));
 	if (pl_json_str(create, "pool"))
 		json_object_set_new(params, "pool", json_string(pl_json_str(create, "pool")));
+	if (pl_json_str(create, "ssh-public-keys"))
+		json_object_set_new(params, "ssh-public-keys",
+				    json_string(pl_json_str(create, "ssh-public-keys")));
 	if (penv && getenv(penv))
 		json_object_set_new(params, "cipassword", json_string(getenv(penv)));
 }

@@ -275,6 +275,116 @@ check_vmid_type(const struct pl_config *c, const json_t *cluster, struct pl_diag
 			       lxc ? "container" : "VM");
 }
 
+/* The live guest a config guest is: the one with its vmid, else its name. */
+static const json_t *
+live_of(const json_t *cluster, const json_t *g)
+{
+	long long vmid = pl_json_int(g, "vmid", 0);
+	const char *name = pl_json_str_or(g, "name", "");
+	const json_t *x;
+	size_t i;
+
+	json_array_foreach(json_object_get(cluster, PL_SNAP_GUESTS), i, x)
+		if (pl_json_int(x, "template", 0) != 1 &&
+		    (vmid ? pl_json_int(x, "vmid", 0) == vmid :
+			    !strcmp(pl_json_str_or(x, "name", ""), name)))
+			return x;
+	return NULL;
+}
+
+static double
+gib(long long bytes)
+{
+	return (double)bytes / (double)(1LL << 30);
+}
+
+/* Over-commitment: the memory of every guest that runs on a node (this
+ * config's running guests where they will be, and the running guests the
+ * config does not declare) against the node's memory. A guest with no node
+ * is on the only node, or when there are several, counted against the
+ * memory of all online nodes together (the planner spreads them). */
+static void
+check_overcommit(const struct pl_config *c, const json_t *cluster, struct pl_diags *d)
+{
+	json_t *used = json_object(), *ours = json_object(), *ourmem = json_object();
+	json_t *declared = json_object();
+	const json_t *nodes = json_object_get(cluster, PL_SNAP_NODES), *g, *x, *n;
+	long long unplaced = 0, total = 0, cap = 0;
+	const char *only =
+		json_array_size(nodes) == 1 ? pl_json_str(json_array_get(nodes, 0), "node") : NULL;
+	size_t i, nours = 0;
+	char key[32];
+
+	json_array_foreach(pl_config_guests(c), i, g) {
+		const json_t *live = json_is_object(g) ? live_of(cluster, g) : NULL;
+		const char *node;
+		long long mem;
+
+		if (live) {
+			snprintf(key, sizeof(key), "%lld", pl_json_int(live, "vmid", 0));
+			json_object_set_new(declared, key, json_true());
+		}
+		if (!json_is_object(g) || !strcmp(pl_json_str_or(g, "state", "running"), "stopped"))
+			continue;
+		node = pl_json_str(g, "node") ? pl_json_str(g, "node") :
+		       live                   ? pl_json_str(live, "node") :
+						only;
+		mem = json_object_get(g, "memory") ? pl_json_int(g, "memory", 0) * 1048576 :
+		      live                         ? pl_json_int(live, "maxmem", 0) :
+						     512LL * 1048576; /* PVE's default */
+		total += mem;
+		nours++;
+		if (node == NULL || node_of(cluster, node) == NULL) {
+			unplaced += mem;
+			continue;
+		}
+		json_object_set_new(used, node, json_integer(pl_json_int(used, node, 0) + mem));
+		json_object_set_new(ours, node, json_integer(pl_json_int(ours, node, 0) + 1));
+		json_object_set_new(ourmem, node, json_integer(pl_json_int(ourmem, node, 0) + mem));
+	}
+	json_array_foreach(json_object_get(cluster, PL_SNAP_GUESTS), i, x) {
+		const char *node = pl_json_str_or(x, "node", "");
+
+		snprintf(key, sizeof(key), "%lld", pl_json_int(x, "vmid", 0));
+		if (json_object_get(declared, key) || pl_json_int(x, "template", 0) == 1 ||
+		    strcmp(pl_json_str_or(x, "status", ""), "running") || !node_of(cluster, node))
+			continue;
+		total += pl_json_int(x, "maxmem", 0);
+		json_object_set_new(
+			used, node,
+			json_integer(pl_json_int(used, node, 0) + pl_json_int(x, "maxmem", 0)));
+	}
+	json_array_foreach(nodes, i, n) {
+		const char *node = pl_json_str_or(n, "node", "");
+		long long max = pl_json_int(n, "maxmem", 0), u = pl_json_int(used, node, 0);
+
+		if (max == 0 || strcmp(pl_json_str_or(n, "status", "online"), "online"))
+			continue;
+		cap += max;
+		if (u > max)
+			pl_config_diag(c, d, PL_DIAG_WARNING, "/guests",
+				       "running guests on node '%s' need %.2f GiB of memory, more "
+				       "than its "
+				       "%.2f GiB (%lld of this config's guests take %.2f GiB of "
+				       "it; stop some "
+				       "with state: stopped, give them less memory or move them to "
+				       "another node)",
+				       node, gib(u), gib(max), pl_json_int(ours, node, 0),
+				       gib(pl_json_int(ourmem, node, 0)));
+	}
+	if (unplaced && cap && total > cap)
+		pl_config_diag(c, d, PL_DIAG_WARNING, "/guests",
+			       "running guests need %.2f GiB of memory, more than the %.2f GiB of "
+			       "all online "
+			       "nodes together (%zu of this config's guests, %.2f GiB of them on "
+			       "no node yet)",
+			       gib(total), gib(cap), nours, gib(unplaced));
+	json_decref(used);
+	json_decref(ours);
+	json_decref(ourmem);
+	json_decref(declared);
+}
+
 void
 pl_plan_check_cluster(const struct pl_config *c, const json_t *cluster, struct pl_diags *d)
 {
@@ -372,4 +482,5 @@ pl_plan_check_cluster(const struct pl_config *c, const json_t *cluster, struct p
 			pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "no node '%s' in the cluster", node);
 		}
 	}
+	check_overcommit(c, cluster, d);
 }

@@ -3,7 +3,8 @@
  * fresh sync): nodes, storages, bridges, clone sources and LXC templates that
  * do not exist, storages without the content type a volume needs or not
  * available on the node, containers declared by vmid that are not there,
- * and guests larger than their node.
+ * guests larger than their node, and nodes whose running guests need more
+ * memory than they have.
  */
 #ifndef PL_PLAN_CHECK_H
 #define PL_PLAN_CHECK_H

@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "core/propstr.h"
+#include "core/sshkey.h"
 #include "core/str.h"
 #include "sim/api.h"
 #include "sim/internal.h"
@@ -296,6 +297,12 @@ h_create(struct pl_sim_req *r)
 				s->nodes[other->node].name);
 			return;
 		}
+	}
+	/* PVE runs ssh-keygen -l on each key before anything else is made */
+	if (lxc && pl_sim_p(r, "ssh-public-keys") &&
+	    !pl_sshkey_lines_valid(pl_sim_p(r, "ssh-public-keys"))) {
+		pl_sim_fail(r, 500, "SSH public key validation error");
+		return;
 	}
 	if (pool && !json_object_get(s->pools, pool)) {
 		pl_sim_fail(r, 500, "pool '%s' does not exist", pool);
