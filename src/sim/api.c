@@ -188,7 +188,8 @@ res_static(struct pl_sim *s, struct pl_sim_guest *g)
 		    g->lxc ? "lxc" : "qemu", g->vmid, g->lxc ? "lxc" : "qemu", g->vmid,
 		    s->nodes[g->node].name);
 	if (s->nodes[g->node].online) {
-		j = json_string(name ? name : "");
+		/* the name vmstatus reports, also for a guest without one */
+		j = name ? json_string(name) : json_sprintf(g->lxc ? "CT%u" : "VM %u", g->vmid);
 		ename = json_dumps(j, JSON_ENCODE_ANY);
 		json_decref(j);
 		pl_buf_addf(&b, ",\"name\":%s,\"maxcpu\":%d,\"maxmem\":%llu,\"maxdisk\":%llu,"
@@ -273,6 +274,8 @@ res_guest(struct pl_sim *s, struct pl_sim_guest *g, int64_t now, struct pl_buf *
 		pl_buf_add(b, frac, 5);
 	}
 	put_u64(b, ",\"mem\":", u.mem);
+	if (strcmp(s->schema->version, "8.4") != 0) /* 9.x: from the pve-vm-9.0 RRD */
+		put_u64(b, ",\"memhost\":", pl_sim_memhost(g, &u));
 	put_u64(b, ",\"disk\":", u.disk);
 	put_u64(b, ",\"netin\":", u.netin);
 	put_u64(b, ",\"netout\":", u.netout);
@@ -537,11 +540,9 @@ h_nodes(struct pl_sim_req *r)
 
 	pl_sim_nodes_usage(r->sim, time(NULL), u);
 	for (size_t i = 0; i < r->sim->nnodes; i++) {
-		json_t *o = node_entry_u(r->sim, (int)i, &u[i]);
-
-		json_object_del(o, "id");
-		json_object_del(o, "type");
-		json_array_append_new(a, o);
+		/* id and type too, which the schema does not list: PVE builds
+		 * both answers with API2Tools::extract_node_stats */
+		json_array_append_new(a, node_entry_u(r->sim, (int)i, &u[i]));
 	}
 	free(u);
 	pl_sim_ok(r, a);
