@@ -695,7 +695,10 @@ h_tasks(struct pl_sim_req *r)
 			continue;
 		if (userfilter && !strstr(t->user, userfilter))
 			continue;
-		if (source && !strcmp(source, "active") && !t->running)
+		/* PVE::API2::Tasks node_tasks: the default source "archive" is the
+		 * index of ended tasks, "active" the running ones, "all" both */
+		if ((!source || !strcmp(source, "archive")) ? t->running
+							     : !strcmp(source, "active") && !t->running)
 			continue;
 		if (errors && (t->running || !strcmp(t->exitstatus, "OK")))
 			continue;
@@ -703,10 +706,8 @@ h_tasks(struct pl_sim_req *r)
 		if (total <= start || (long long)json_array_size(a) >= limit)
 			continue;
 		o = pl_sim_task_json(t);
-		if (!t->running)
-			json_object_set_new(o, "status", json_string(t->exitstatus));
-		else
-			json_object_del(o, "status");
+		json_object_set_new(o, "status",
+				    json_string(t->running ? "RUNNING" : t->exitstatus));
 		json_object_del(o, "exitstatus");
 		json_array_append_new(a, o);
 	}
