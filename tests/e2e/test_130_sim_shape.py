@@ -285,3 +285,161 @@ def test_known_differences_are_documented():
     for rec, pat, what, _ in KNOWN:
         key = pat.rsplit(".", 1)[-1].rstrip("*")
         assert f"`{key}" in section, (rec, pat)
+
+
+# --- the values behind the shapes ---
+
+VALUES_SEED = """
+nodes: [pve]
+guests:
+  - vmid: 300
+    status: running
+    config: {name: full, memory: 2048, balloon: 1024, shares: 500, agent: "1,fstrim_cloned_disks=1",
+             vga: virtio, scsi0: "local-lvm:8", scsi1: "local-lvm:4",
+             ide2: "none,media=cdrom", net0: "virtio,bridge=vmbr0",
+             net1: "virtio,bridge=vmbr0", tags: "web;prod"}
+  - vmid: 301
+    status: running
+    config: {name: noballoon, memory: 1024, balloon: 0, serial0: socket, scsi0: "local-lvm:2"}
+  - vmid: 302
+    config: {name: stopped, memory: 512, scsi0: "local-lvm:2"}
+  - vmid: 303
+    type: lxc
+    status: running
+    config: {hostname: ct, memory: 512, swap: 256, rootfs: "local-lvm:2", tags: db}
+  - vmid: 304
+    type: lxc
+    config: {hostname: tpl, memory: 512, rootfs: "local-lvm:2", template: 1}
+"""
+
+
+@pytest.fixture(scope="module")
+def valued(tmp_path_factory):
+    seed = tmp_path_factory.mktemp("values") / "seed.yaml"
+    seed.write_text(VALUES_SEED)
+    info = start_sim("--seed", seed)
+    yield info
+    rc, err = stop_sim(info)
+    assert rc == 0, err
+
+
+def get(info, path, **params):
+    r = api(info, "GET", path, params=params)
+    assert r.status_code == 200, r.text
+    return r.json()["data"]
+
+
+def test_running_vm_status_follows_its_config(valued):
+    st = get(valued, "/nodes/pve/qemu/300/status/current")
+    # blockstat per declared drive (the empty CD-ROM too), nics per netN
+    assert set(st["blockstat"]) == {"scsi0", "scsi1", "ide2"}
+    assert set(st["nics"]) == {"tap300i0", "tap300i1"}
+    assert sum(n["netin"] for n in st["nics"].values()) == st["netin"]
+    assert sum(n["netout"] for n in st["nics"].values()) == st["netout"]
+    assert sum(b["rd_bytes"] for b in st["blockstat"].values()) == st["diskread"]
+    assert sum(b["wr_bytes"] for b in st["blockstat"].values()) == st["diskwrite"]
+    assert st["blockstat"]["ide2"]["rd_bytes"] == 0
+    assert st["blockstat"]["scsi0"]["wr_highest_offset"] <= 8 << 30
+    # the balloon from memory/balloon/shares
+    bi = st["ballooninfo"]
+    assert bi["max_mem"] == st["maxmem"] == 2048 << 20
+    assert st["balloon"] == bi["actual"]
+    assert st["balloon_min"] == 1024 << 20 and st["shares"] == 500
+    assert st["freemem"] == bi["free_mem"]
+    assert st["mem"] == bi["total_mem"] - bi["free_mem"]
+    # status/current's own additions
+    assert st["ha"] == {"managed": 0}
+    assert st["agent"] == 1 and st["spice"] == 1
+    assert "serial" not in st
+    assert st["tags"] == "web;prod"
+    assert st["qmpstatus"] == "running" and st["running-qemu"]
+    assert st["proxmox-support"]["pbs-dirty-bitmap"] is True
+
+
+def test_vm_without_balloon_or_running_qemu(valued):
+    st = get(valued, "/nodes/pve/qemu/301/status/current")
+    for k in ("balloon", "ballooninfo", "freemem", "balloon_min", "shares", "agent", "spice",
+              "tags"):
+        assert k not in st, k
+    assert st["serial"] == 1
+    stopped = get(valued, "/nodes/pve/qemu/302/status/current")
+    assert stopped["qmpstatus"] == "stopped" and stopped["ha"] == {"managed": 0}
+    for k in ("blockstat", "nics", "ballooninfo", "pid", "diskread", "pressurecpusome"):
+        assert k not in stopped, k
+
+
+def test_vm_list_asks_qemu_only_with_full(valued):
+    plain = {g["vmid"]: g for g in get(valued, "/nodes/pve/qemu")}
+    assert set(plain) == {300, 301, 302}
+    for k in ("qmpstatus", "blockstat", "nics", "running-qemu", "diskread", "ha"):
+        assert k not in plain[300], k
+    assert plain[300]["tags"] == "web;prod" and "tags" not in plain[301]
+    full = {g["vmid"]: g for g in get(valued, "/nodes/pve/qemu", full=1)}
+    assert set(full[300]["blockstat"]) == {"scsi0", "scsi1", "ide2"}
+    assert full[302]["qmpstatus"] == "stopped" and "blockstat" not in full[302]
+    assert "ha" not in full[300]
+
+
+def test_container_status(valued):
+    st = get(valued, "/nodes/pve/lxc/303/status/current")
+    assert st["ha"] == {"managed": 0} and st["type"] == "lxc"
+    assert st["maxswap"] == 256 << 20 and st["tags"] == "db"
+    assert "lock" not in st and "template" not in st
+    tpl = get(valued, "/nodes/pve/lxc/304/status/current")
+    assert tpl["template"] == 1 and "tags" not in tpl
+    listed = {c["vmid"]: c for c in get(valued, "/nodes/pve/lxc")}
+    assert "ha" not in listed[303] and listed[303]["tags"] == "db"
+
+
+def test_tags_in_resources_exactly_when_set(valued):
+    res = {g["vmid"]: g for g in get(valued, "/cluster/resources", type="vm")}
+    assert res[300]["tags"] == "web;prod" and res[303]["tags"] == "db"
+    assert all("tags" not in res[v] for v in (301, 302, 304))
+    assert res[300]["memhost"] > res[300]["mem"] and res[302]["memhost"] == 0
+
+
+def test_nodes_and_default_network(valued):
+    (n,) = get(valued, "/nodes")
+    assert n["type"] == "node" and n["id"] == "node/pve"
+    net = {i["iface"]: i for i in get(valued, "/nodes/pve/network")}
+    eth, br = net["eno1"], net["vmbr0"]
+    assert eth["method6"] == "manual" and isinstance(eth["priority"], int)
+    assert br["method6"] == "manual" and br["netmask"] == "24"
+    assert br["gateway"] == br["address"].rsplit(".", 1)[0] + ".1"
+    assert get(valued, "/nodes/pve/network/vmbr0")["gateway"] == br["gateway"]
+
+
+def test_lock_shown_while_held_and_unnamed_guest(tmp_path):
+    info = start_sim("--task-ms", "60000", "--guests", "5")
+    try:
+        vmid = get(info, "/nodes/pve/lxc")[0]["vmid"]
+        assert "lock" not in get(info, f"/nodes/pve/lxc/{vmid}/status/current")
+        upid = api(info, "POST", f"/nodes/pve/lxc/{vmid}/snapshot",
+                   data={"snapname": "s1"}).json()["data"]
+        assert get(info, f"/nodes/pve/lxc/{vmid}/status/current")["lock"] == "snapshot"
+        api(info, "DELETE", f"/nodes/pve/tasks/{upid}")
+        # the running task is in source=active (status RUNNING), not in the archive
+        upid = api(info, "POST", "/nodes/pve/qemu", data={"vmid": "900"}).json()["data"]
+        res = {g["vmid"]: g for g in get(info, "/cluster/resources", type="vm")}
+        assert res[900]["name"] == "VM 900"  # vmstatus' name for a VM without one
+        assert get(info, "/nodes/pve/qemu/900/status/current")["name"] == "VM 900"
+        assert upid not in [t["upid"] for t in get(info, "/nodes/pve/tasks")]
+        active = get(info, "/nodes/pve/tasks", source="active")
+        assert [t["status"] for t in active if t["upid"] == upid] == ["RUNNING"]
+        api(info, "DELETE", f"/nodes/pve/tasks/{upid}")
+    finally:
+        stop_sim(info)
+
+
+def test_pve_84_shape(tmp_path):
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(VALUES_SEED)
+    info = start_sim("--seed", seed, "--pve-version", "8.4")
+    try:
+        st = get(info, "/nodes/pve/qemu/302/status/current")
+        assert st["diskread"] == 0 and "memhost" not in st
+        running = get(info, "/nodes/pve/qemu/300/status/current")
+        assert "pressurecpusome" not in running and running["blockstat"]
+        assert all("memhost" not in g for g in get(info, "/cluster/resources", type="vm"))
+    finally:
+        stop_sim(info)
