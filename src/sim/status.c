@@ -37,18 +37,6 @@ key_index(const char *key, const char *prefix)
 	return (int)strtol(p, NULL, 10);
 }
 
-static bool
-has_indexed_key(const struct pl_sim_guest *g, const char *prefix)
-{
-	const char *k;
-	json_t *v;
-
-	json_object_foreach(g->conf, k, v)
-		if (key_index(k, prefix) >= 0)
-			return true;
-	return false;
-}
-
 /* A property string's value of KEY, or of its first unnamed item when key is
  * NULL (e.g. the "1" of "1,fstrim_cloned_disks=1"); into out, false when absent. */
 static bool
@@ -143,76 +131,96 @@ blockstat(uint64_t rd, uint64_t wr, uint64_t size, bool cdrom)
 	return o;
 }
 
+static const char *const drive_keys[] = { "ide", "sata", "scsi", "virtio", NULL };
+static const char *const net_keys[] = { "net", NULL };
+static const char *const serial_keys[] = { "serial", NULL };
+
+/* Whether a config key is one of the indexed kinds (e.g. scsi0 of drive_keys). */
 static bool
-is_drive_key(const char *k)
+key_is(const char *k, const char *const *kinds)
 {
-	return key_index(k, "ide") >= 0 || key_index(k, "sata") >= 0 ||
-	       key_index(k, "scsi") >= 0 || key_index(k, "virtio") >= 0;
+	for (; *kinds; kinds++)
+		if (key_index(k, *kinds) >= 0)
+			return true;
+	return false;
 }
 
-/* blockstat per drive (disks share the guest's I/O; CD-ROMs, empty ones
- * included, read nothing), keyed by the drive's config key as
- * vmstatus' blockstatscb names it. */
-static json_t *
-blockstats(const struct pl_sim_guest *g, const struct pl_sim_usage *u)
+/* How many config keys are of those kinds (holding a volume, with volumes). */
+static size_t
+count_keys(const struct pl_sim_guest *g, const char *const *kinds, bool volumes)
 {
-	json_t *o = json_object();
 	const char *k;
 	json_t *v;
-	size_t ndisks = 0, i = 0;
+	size_t n = 0;
 
 	json_object_foreach(g->conf, k, v)
-		if (is_drive_key(k) && pl_sim_is_volume_key(g, k, json_string_value(v)))
-			ndisks++;
-	json_object_foreach(g->conf, k, v) {
-		const char *val = json_string_value(v);
-		char sz[32];
-		unsigned long long size = 0;
+		n += key_is(k, kinds) && (!volumes || pl_sim_is_volume_key(g, k, json_string_value(v)));
+	return n;
+}
 
-		if (!is_drive_key(k))
-			continue;
-		if (!pl_sim_is_volume_key(g, k, val)) {
-			json_object_set_new(o, k, blockstat(0, 0, 0, true));
-			continue;
-		}
-		if (prop_value(val, "size", sz, sizeof(sz)))
-			pl_size_parse(sz, &size);
-		json_object_set_new(o, k,
-				    blockstat(u->diskread / ndisks + (i == 0 ? u->diskread % ndisks : 0),
-					      u->diskwrite / ndisks +
-						      (i == 0 ? u->diskwrite % ndisks : 0),
-					      size, false));
-		i++;
-	}
+/* The part of a guest's total the i-th of its n devices shows (the first
+ * one takes the remainder, so the parts add up). */
+static uint64_t
+share(uint64_t total, size_t n, size_t i)
+{
+	return n ? total / n + (i == 0 ? total % n : 0) : 0;
+}
+
+/* One device's entry into out; *i counts the devices that shared the totals. */
+typedef void (*device_fn)(const struct pl_sim_guest *g, const struct pl_sim_usage *u,
+			  const char *key, const char *val, size_t n, size_t *i, json_t *out);
+
+/* An object of every config key of those kinds, filled by fn; n is how many
+ * of them (holding a volume, with volumes) share the guest's totals. */
+static json_t *
+devices(const struct pl_sim_guest *g, const struct pl_sim_usage *u, const char *const *kinds,
+	bool volumes, device_fn fn)
+{
+	json_t *o = json_object(), *v;
+	size_t n = count_keys(g, kinds, volumes), i = 0;
+	const char *k;
+
+	json_object_foreach(g->conf, k, v)
+		if (key_is(k, kinds))
+			fn(g, u, k, json_string_value(v), n, &i, o);
 	return o;
 }
 
-/* nics per netN as tap<vmid>i<N>; the guest's traffic split between them. */
-static json_t *
-nics(const struct pl_sim_guest *g, const struct pl_sim_usage *u)
+/* blockstat's entry of a drive, keyed by its config key as vmstatus'
+ * blockstatscb names it: disks share the guest's I/O, CD-ROMs (empty ones
+ * included) read nothing. */
+static void
+blockstat_dev(const struct pl_sim_guest *g, const struct pl_sim_usage *u, const char *key,
+	      const char *val, size_t n, size_t *i, json_t *out)
 {
-	json_t *o = json_object();
-	const char *k;
-	json_t *v;
-	size_t n = 0, i = 0;
+	char sz[32];
+	unsigned long long size = 0;
 
-	json_object_foreach(g->conf, k, v)
-		n += key_index(k, "net") >= 0;
-	json_object_foreach(g->conf, k, v) {
-		int idx = key_index(k, "net");
-		char tap[48];
-
-		if (idx < 0)
-			continue;
-		snprintf(tap, sizeof(tap), "tap%ui%d", g->vmid, idx);
-		json_object_set_new(
-			o, tap,
-			json_pack("{s:I,s:I}", "netin",
-				  (json_int_t)(u->netin / n + (i == 0 ? u->netin % n : 0)), "netout",
-				  (json_int_t)(u->netout / n + (i == 0 ? u->netout % n : 0))));
-		i++;
+	if (!pl_sim_is_volume_key(g, key, val)) {
+		json_object_set_new(out, key, blockstat(0, 0, 0, true));
+		return;
 	}
-	return o;
+	if (prop_value(val, "size", sz, sizeof(sz)))
+		pl_size_parse(sz, &size);
+	json_object_set_new(out, key,
+			    blockstat(share(u->diskread, n, *i), share(u->diskwrite, n, *i), size,
+				      false));
+	(*i)++;
+}
+
+/* nics' entry of a netN: tap<vmid>i<N> with its part of the traffic. */
+static void
+nic_dev(const struct pl_sim_guest *g, const struct pl_sim_usage *u, const char *key,
+	const char *val, size_t n, size_t *i, json_t *out)
+{
+	char tap[48];
+
+	(void)val;
+	snprintf(tap, sizeof(tap), "tap%ui%d", g->vmid, key_index(key, "net"));
+	json_object_set_new(out, tap,
+			    json_pack("{s:I,s:I}", "netin", (json_int_t)share(u->netin, n, *i),
+				      "netout", (json_int_t)share(u->netout, n, *i)));
+	(*i)++;
 }
 
 /* What vmstatus(full) asks a running QEMU: query-proxmox-support,
@@ -223,12 +231,12 @@ qemu_full(struct pl_sim *s, const struct pl_sim_guest *g, const struct pl_sim_us
 	  json_t *o)
 {
 	bool v8 = pve84(s);
-	json_t *bs = blockstats(g, u);
+	json_t *bs = devices(g, u, drive_keys, true, blockstat_dev);
 	uint64_t rd = 0, wr = 0;
 	const char *k;
 	json_t *v;
 
-	json_object_set_new(o, "nics", nics(g, u));
+	json_object_set_new(o, "nics", devices(g, u, net_keys, false, nic_dev));
 	json_object_foreach(bs, k, v) {
 		rd += (uint64_t)pl_json_int(v, "rd_bytes", 0);
 		wr += (uint64_t)pl_json_int(v, "wr_bytes", 0);
@@ -290,52 +298,66 @@ qemu_current(const struct pl_sim_guest *g, json_t *o)
 		json_object_set_new(o, "agent", json_integer(1));
 }
 
-/* PVE::QemuServer::vmstatus for one VM. */
+/* What both vmstatus functions report alike; name is the config's, or
+ * NULL for PVE's fallback ("VM 100", "CT100"). */
 static json_t *
-qemu_status(struct pl_sim *s, const struct pl_sim_guest *g, const struct pl_sim_usage *u,
-	    bool full)
+status_common(const struct pl_sim_guest *g, const struct pl_sim_usage *u, const char *name,
+	      unsigned pid)
 {
-	bool up = g->status != PL_SIM_STOPPED, v8 = pve84(s);
-	const char *name = pl_json_str(g->conf, "name");
-	long long balloon = pl_json_int(g->conf, "balloon", 0);
+	bool up = g->status != PL_SIM_STOPPED;
 	json_t *o = json_object();
 
 	json_object_set_new(o, "vmid", json_integer(g->vmid));
-	json_object_set_new(o, "name", name ? json_string(name) : json_sprintf("VM %u", g->vmid));
+	if (name)
+		json_object_set_new(o, "name", json_string(name));
+	else
+		json_object_set_new(o, "name", g->lxc ? json_sprintf("CT%u", g->vmid)
+						      : json_sprintf("VM %u", g->vmid));
 	json_object_set_new(o, "status", json_string(up ? "running" : "stopped"));
 	if (up)
-		json_object_set_new(o, "pid", json_integer(10000 + g->vmid % 50000));
+		json_object_set_new(o, "pid", json_integer(pid));
 	json_object_set_new(o, "cpus", json_integer(u->cpus));
 	json_object_set_new(o, "maxmem", json_integer((json_int_t)u->maxmem));
-	json_object_set_new(o, "disk", json_integer(0)); /* "no info available" */
 	json_object_set_new(o, "maxdisk", json_integer((json_int_t)u->maxdisk));
-	if (balloon > 0) {
-		json_object_set_new(o, "balloon_min", json_integer((json_int_t)balloon << 20));
-		json_object_set_new(o, "shares",
-				    json_integer((json_int_t)pl_json_int(g->conf, "shares", 1000)));
-	}
 	json_object_set_new(o, "uptime", json_integer(u->uptime));
 	json_object_set_new(o, "cpu", json_real(u->cpu));
 	json_object_set_new(o, "mem", json_integer((json_int_t)u->mem));
 	json_object_set_new(o, "netin", json_integer((json_int_t)u->netin));
 	json_object_set_new(o, "netout", json_integer((json_int_t)u->netout));
-	if (v8) { /* 8.x: zeros until QEMU was asked (9.0.24 drops them) */
-		json_object_set_new(o, "diskread", json_integer(0));
-		json_object_set_new(o, "diskwrite", json_integer(0));
-	} else {
-		/* the host's view: QEMU's own overhead over what the guest uses */
-		json_object_set_new(o, "memhost", json_integer((json_int_t)pl_sim_memhost(g, u)));
-		if (up)
-			pressures(o, u);
-	}
 	if (pl_json_bool(g->conf, "template", false))
 		json_object_set_new(o, "template", json_integer(1));
-	if (has_indexed_key(g, "serial"))
-		json_object_set_new(o, "serial", json_integer(1));
 	if (g->lock[0])
 		json_object_set_new(o, "lock", json_string(g->lock));
 	if (pl_json_str(g->conf, "tags"))
 		json_object_set_new(o, "tags", json_string(pl_json_str(g->conf, "tags")));
+	return o;
+}
+
+/* PVE::QemuServer::vmstatus for one VM. */
+static json_t *
+qemu_status(struct pl_sim *s, const struct pl_sim_guest *g, const struct pl_sim_usage *u,
+	    bool full)
+{
+	bool up = g->status != PL_SIM_STOPPED;
+	long long balloon = pl_json_int(g->conf, "balloon", 0);
+	json_t *o = status_common(g, u, pl_json_str(g->conf, "name"), 10000 + g->vmid % 50000);
+
+	json_object_set_new(o, "disk", json_integer(0)); /* "no info available" */
+	if (balloon > 0) {
+		json_object_set_new(o, "balloon_min", json_integer((json_int_t)balloon << 20));
+		json_object_set_new(o, "shares",
+				    json_integer((json_int_t)pl_json_int(g->conf, "shares", 1000)));
+	}
+	if (pve84(s)) { /* 8.x: zeros until QEMU was asked (9.0.24 drops them) */
+		json_object_set_new(o, "diskread", json_integer(0));
+		json_object_set_new(o, "diskwrite", json_integer(0));
+	} else {
+		json_object_set_new(o, "memhost", json_integer((json_int_t)pl_sim_memhost(g, u)));
+		if (up)
+			pressures(o, u);
+	}
+	if (count_keys(g, serial_keys, false))
+		json_object_set_new(o, "serial", json_integer(1));
 	if (full && up)
 		qemu_full(s, g, u, o);
 	else if (full)
@@ -347,38 +369,18 @@ qemu_status(struct pl_sim *s, const struct pl_sim_guest *g, const struct pl_sim_
 static json_t *
 lxc_status(struct pl_sim *s, const struct pl_sim_guest *g, const struct pl_sim_usage *u)
 {
-	bool up = g->status != PL_SIM_STOPPED;
-	const char *name = pl_json_str(g->conf, "hostname");
-	json_t *o = json_object();
+	json_t *o = status_common(g, u, pl_json_str(g->conf, "hostname"),
+				  20000 + g->vmid % 50000);
 
 	json_object_set_new(o, "type", json_string("lxc"));
-	json_object_set_new(o, "vmid", json_integer(g->vmid));
-	json_object_set_new(o, "name", name ? json_string(name) : json_sprintf("CT%u", g->vmid));
-	json_object_set_new(o, "status", json_string(up ? "running" : "stopped"));
-	if (up)
-		json_object_set_new(o, "pid", json_integer(20000 + g->vmid % 50000));
-	json_object_set_new(o, "cpus", json_integer(u->cpus));
 	json_object_set_new(o, "disk", json_integer((json_int_t)u->disk));
-	json_object_set_new(o, "maxdisk", json_integer((json_int_t)u->maxdisk));
-	json_object_set_new(o, "mem", json_integer((json_int_t)u->mem));
 	json_object_set_new(o, "swap", json_integer(0));
-	json_object_set_new(o, "maxmem", json_integer((json_int_t)u->maxmem));
 	json_object_set_new(o, "maxswap",
 			    json_integer((json_int_t)pl_json_int(g->conf, "swap", 0) << 20));
-	json_object_set_new(o, "uptime", json_integer(u->uptime));
-	json_object_set_new(o, "cpu", json_real(u->cpu));
-	json_object_set_new(o, "netin", json_integer((json_int_t)u->netin));
-	json_object_set_new(o, "netout", json_integer((json_int_t)u->netout));
 	json_object_set_new(o, "diskread", json_integer((json_int_t)u->diskread));
 	json_object_set_new(o, "diskwrite", json_integer((json_int_t)u->diskwrite));
-	if (up && !pve84(s))
+	if (g->status != PL_SIM_STOPPED && !pve84(s))
 		pressures(o, u);
-	if (pl_json_bool(g->conf, "template", false))
-		json_object_set_new(o, "template", json_integer(1));
-	if (g->lock[0])
-		json_object_set_new(o, "lock", json_string(g->lock));
-	if (pl_json_str(g->conf, "tags"))
-		json_object_set_new(o, "tags", json_string(pl_json_str(g->conf, "tags")));
 	return o;
 }
 
