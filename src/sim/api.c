@@ -728,10 +728,8 @@ req_task(struct pl_sim_req *r)
 		pl_sim_param_fail(r, "upid", "unable to parse worker upid '%s'", upid ? upid : "");
 		return NULL;
 	}
-	if ((t = pl_sim_task_find(r->sim, upid)) == NULL) {
+	if ((t = pl_sim_task_find(r->sim, upid)) == NULL)
 		pl_sim_fail(r, 500, "no such task");
-		return NULL;
-	}
 	return t;
 }
 
@@ -744,24 +742,27 @@ h_task_status(struct pl_sim_req *r)
 		pl_sim_ok(r, pl_sim_task_json(t));
 }
 
+/* Lines [start, start+limit) of a task log as {n, t} (n counts from 1). */
+static json_t *
+log_lines(const json_t *log, long long start, long long limit)
+{
+	json_t *a = json_array();
+
+	for (long long i = start < 0 ? 0 : start;
+	     i < (long long)json_array_size(log) && (long long)json_array_size(a) < limit; i++)
+		json_array_append_new(a, json_pack("{s:I,s:O}", "n", (json_int_t)i + 1, "t",
+						   json_array_get(log, (size_t)i)));
+	return a;
+}
+
 static void
 h_task_log(struct pl_sim_req *r)
 {
 	struct pl_sim_task *t = req_task(r);
-	long long start = pl_sim_pint(r, "start", 0), limit = pl_sim_pint(r, "limit", 50);
-	json_t *a;
-	size_t i;
-	json_t *v;
 
 	if (!t)
 		return;
-	a = json_array();
-	json_array_foreach(t->log, i, v) {
-		if ((long long)i < start || (long long)json_array_size(a) >= limit)
-			continue;
-		json_array_append_new(a, json_pack("{s:I,s:O}", "n", (json_int_t)i + 1, "t", v));
-	}
-	pl_sim_ok(r, a);
+	pl_sim_ok(r, log_lines(t->log, pl_sim_pint(r, "start", 0), pl_sim_pint(r, "limit", 50)));
 	r->top = json_pack("{s:I}", "total", (json_int_t)json_array_size(t->log));
 }
 
