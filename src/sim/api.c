@@ -697,8 +697,9 @@ h_tasks(struct pl_sim_req *r)
 			continue;
 		/* PVE::API2::Tasks node_tasks: the default source "archive" is the
 		 * index of ended tasks, "active" the running ones, "all" both */
-		if ((!source || !strcmp(source, "archive")) ? t->running
-							     : !strcmp(source, "active") && !t->running)
+		if ((!source || !strcmp(source, "archive")) ?
+			    t->running :
+			    !strcmp(source, "active") && !t->running)
 			continue;
 		if (errors && (t->running || !strcmp(t->exitstatus, "OK")))
 			continue;

@@ -116,7 +116,8 @@ h_list(struct pl_sim_req *r)
 
 		if (g->node == n && g->lxc == lxc)
 			json_array_append_new(
-				a, pl_sim_guest_status(s, g, pl_sim_pbool(r, "full", false), false));
+				a,
+				pl_sim_guest_status(s, g, pl_sim_pbool(r, "full", false), false));
 	}
 	pl_sim_ok(r, a);
 }

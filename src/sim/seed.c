@@ -44,8 +44,8 @@ node_default_network(struct pl_sim_node *n)
 
 	json_object_set_new(n->ifaces, "eno1",
 			    json_pack("{s:s,s:s,s:i,s:s,s:i,s:i,s:[s]}", "iface", "eno1", "type",
-				      "eth", "active", 1, "method", "manual", "exists", 1, "priority",
-				      3, "families", "inet"));
+				      "eth", "active", 1, "method", "manual", "exists", 1,
+				      "priority", 3, "families", "inet"));
 	json_object_set_new(n->ifaces, "vmbr0",
 			    json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:[s]}",
 				      "iface", "vmbr0", "type", "bridge", "active", 1, "method",

@@ -48,7 +48,8 @@ prop_value(const char *s, const char *key, char *out, size_t outlen)
 		size_t l = strcspn(s, ",");
 		const char *eq = memchr(s, '=', l);
 
-		if ((!key && !eq) || (key && eq && (size_t)(eq - s) == kl && !strncmp(s, key, kl))) {
+		if ((!key && !eq) ||
+		    (key && eq && (size_t)(eq - s) == kl && !strncmp(s, key, kl))) {
 			const char *v = key ? eq + 1 : s;
 
 			snprintf(out, outlen, "%.*s", (int)(l - (size_t)(v - s)), v);
@@ -83,8 +84,8 @@ pressures(json_t *o, const struct pl_sim_usage *u)
 	double io = fmin(1.0, (double)(u->diskread + u->diskwrite) /
 				      (double)(u->uptime > 0 ? u->uptime : 1) / 4e8);
 	double v[6] = { cpu * 8.0, cpu * 2.0, io * 5.0, io * 4.0, 0.0, 0.0 };
-	static const char *const names[6] = { "pressurecpusome", "pressurecpufull",
-					      "pressureiosome", "pressureiofull",
+	static const char *const names[6] = { "pressurecpusome",    "pressurecpufull",
+					      "pressureiosome",     "pressureiofull",
 					      "pressurememorysome", "pressurememoryfull" };
 
 	for (int i = 0; i < 6; i++) {
@@ -100,12 +101,23 @@ blockstat(uint64_t rd, uint64_t wr, uint64_t size, bool cdrom)
 	uint64_t rdops = rd / 16384, wrops = wr / 32768, flush = wrops / 8;
 	json_t *o = json_object();
 	static const char *const zero[] = {
-		"unmap_bytes", "unmap_operations", "unmap_total_time_ns", "unmap_merged",
-		"zone_append_bytes", "zone_append_operations", "zone_append_total_time_ns",
-		"zone_append_merged", "failed_rd_operations", "failed_wr_operations",
-		"failed_zone_append_operations", "failed_flush_operations",
-		"failed_unmap_operations", "invalid_rd_operations", "invalid_wr_operations",
-		"invalid_zone_append_operations", "invalid_flush_operations",
+		"unmap_bytes",
+		"unmap_operations",
+		"unmap_total_time_ns",
+		"unmap_merged",
+		"zone_append_bytes",
+		"zone_append_operations",
+		"zone_append_total_time_ns",
+		"zone_append_merged",
+		"failed_rd_operations",
+		"failed_wr_operations",
+		"failed_zone_append_operations",
+		"failed_flush_operations",
+		"failed_unmap_operations",
+		"invalid_rd_operations",
+		"invalid_wr_operations",
+		"invalid_zone_append_operations",
+		"invalid_flush_operations",
 		"invalid_unmap_operations",
 	};
 
@@ -154,7 +166,8 @@ count_keys(const struct pl_sim_guest *g, const char *const *kinds, bool volumes)
 	size_t n = 0;
 
 	json_object_foreach(g->conf, k, v)
-		n += key_is(k, kinds) && (!volumes || pl_sim_is_volume_key(g, k, json_string_value(v)));
+		n += key_is(k, kinds) &&
+		     (!volumes || pl_sim_is_volume_key(g, k, json_string_value(v)));
 	return n;
 }
 
@@ -202,9 +215,9 @@ blockstat_dev(const struct pl_sim_guest *g, const struct pl_sim_usage *u, const 
 	}
 	if (prop_value(val, "size", sz, sizeof(sz)))
 		pl_size_parse(sz, &size);
-	json_object_set_new(out, key,
-			    blockstat(share(u->diskread, n, *i), share(u->diskwrite, n, *i), size,
-				      false));
+	json_object_set_new(
+		out, key,
+		blockstat(share(u->diskread, n, *i), share(u->diskwrite, n, *i), size, false));
 	(*i)++;
 }
 
@@ -227,8 +240,7 @@ nic_dev(const struct pl_sim_guest *g, const struct pl_sim_usage *u, const char *
  * -blockstats, -machines, -version and -balloon (the last only when the VM
  * has a balloon device, i.e. balloon is not 0). */
 static void
-qemu_full(struct pl_sim *s, const struct pl_sim_guest *g, const struct pl_sim_usage *u,
-	  json_t *o)
+qemu_full(struct pl_sim *s, const struct pl_sim_guest *g, const struct pl_sim_usage *u, json_t *o)
 {
 	bool v8 = pve84(s);
 	json_t *bs = devices(g, u, drive_keys, true, blockstat_dev);
@@ -244,13 +256,13 @@ qemu_full(struct pl_sim *s, const struct pl_sim_guest *g, const struct pl_sim_us
 	json_object_set_new(o, "blockstat", bs);
 	json_object_set_new(o, "diskread", json_integer((json_int_t)rd));
 	json_object_set_new(o, "diskwrite", json_integer((json_int_t)wr));
-	json_object_set_new(
-		o, "proxmox-support",
-		json_pack("{s:b,s:b,s:b,s:b,s:b,s:s,s:b,s:b,s:b}", "pbs-dirty-bitmap", 1,
-			  "query-bitmap-info", 1, "pbs-dirty-bitmap-savevm", 1,
-			  "pbs-dirty-bitmap-migration", 1, "pbs-masterkey", 1,
-			  "pbs-library-version", v8 ? "1.5.1 (UNKNOWN)" : "2.0.1 (UNKNOWN)",
-			  "backup-fleecing", 1, "backup-access-api", 1, "backup-max-workers", 1));
+	json_object_set_new(o, "proxmox-support",
+			    json_pack("{s:b,s:b,s:b,s:b,s:b,s:s,s:b,s:b,s:b}", "pbs-dirty-bitmap",
+				      1, "query-bitmap-info", 1, "pbs-dirty-bitmap-savevm", 1,
+				      "pbs-dirty-bitmap-migration", 1, "pbs-masterkey", 1,
+				      "pbs-library-version",
+				      v8 ? "1.5.1 (UNKNOWN)" : "2.0.1 (UNKNOWN)", "backup-fleecing",
+				      1, "backup-access-api", 1, "backup-max-workers", 1));
 	json_object_set_new(o, "running-machine",
 			    json_string(v8 ? "pc-i440fx-9.2+pve1" : "pc-i440fx-10.1+pve0"));
 	json_object_set_new(o, "running-qemu", json_string(v8 ? "9.2.0" : "10.1.2"));
@@ -264,15 +276,15 @@ qemu_full(struct pl_sim *s, const struct pl_sim_guest *g, const struct pl_sim_us
 
 		json_object_set_new(o, "balloon", json_integer((json_int_t)u->maxmem));
 		json_object_set_new(o, "freemem", json_integer((json_int_t)free));
-		json_object_set_new(
-			o, "ballooninfo",
-			json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "actual",
-				  (json_int_t)u->maxmem, "max_mem", (json_int_t)u->maxmem,
-				  "total_mem", (json_int_t)total, "free_mem", (json_int_t)free,
-				  "mem_swapped_in", (json_int_t)0, "mem_swapped_out", (json_int_t)0,
-				  "major_page_faults", (json_int_t)(u->uptime / 40),
-				  "minor_page_faults", (json_int_t)(u->uptime * 3100),
-				  "last_update", (json_int_t)(now - now % 2)));
+		json_object_set_new(o, "ballooninfo",
+				    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "actual",
+					      (json_int_t)u->maxmem, "max_mem",
+					      (json_int_t)u->maxmem, "total_mem", (json_int_t)total,
+					      "free_mem", (json_int_t)free, "mem_swapped_in",
+					      (json_int_t)0, "mem_swapped_out", (json_int_t)0,
+					      "major_page_faults", (json_int_t)(u->uptime / 40),
+					      "minor_page_faults", (json_int_t)(u->uptime * 3100),
+					      "last_update", (json_int_t)(now - now % 2)));
 	}
 }
 
@@ -311,8 +323,9 @@ status_common(const struct pl_sim_guest *g, const struct pl_sim_usage *u, const 
 	if (name)
 		json_object_set_new(o, "name", json_string(name));
 	else
-		json_object_set_new(o, "name", g->lxc ? json_sprintf("CT%u", g->vmid)
-						      : json_sprintf("VM %u", g->vmid));
+		json_object_set_new(o, "name",
+				    g->lxc ? json_sprintf("CT%u", g->vmid) :
+					     json_sprintf("VM %u", g->vmid));
 	json_object_set_new(o, "status", json_string(up ? "running" : "stopped"));
 	if (up)
 		json_object_set_new(o, "pid", json_integer(pid));
@@ -335,8 +348,7 @@ status_common(const struct pl_sim_guest *g, const struct pl_sim_usage *u, const 
 
 /* PVE::QemuServer::vmstatus for one VM. */
 static json_t *
-qemu_status(struct pl_sim *s, const struct pl_sim_guest *g, const struct pl_sim_usage *u,
-	    bool full)
+qemu_status(struct pl_sim *s, const struct pl_sim_guest *g, const struct pl_sim_usage *u, bool full)
 {
 	bool up = g->status != PL_SIM_STOPPED;
 	long long balloon = pl_json_int(g->conf, "balloon", 0);
@@ -369,8 +381,7 @@ qemu_status(struct pl_sim *s, const struct pl_sim_guest *g, const struct pl_sim_
 static json_t *
 lxc_status(struct pl_sim *s, const struct pl_sim_guest *g, const struct pl_sim_usage *u)
 {
-	json_t *o = status_common(g, u, pl_json_str(g->conf, "hostname"),
-				  20000 + g->vmid % 50000);
+	json_t *o = status_common(g, u, pl_json_str(g->conf, "hostname"), 20000 + g->vmid % 50000);
 
 	json_object_set_new(o, "type", json_string("lxc"));
 	json_object_set_new(o, "disk", json_integer((json_int_t)u->disk));
