@@ -168,6 +168,14 @@ h_nextid(struct pl_sim_req *r)
 	pl_sim_ok(r, json_string(buf)); /* a string, as PVE sends it */
 }
 
+/* A pool member's VMID (numbers, or strings from a seed). */
+static uint32_t
+member_vmid(const json_t *mem)
+{
+	return json_is_string(mem) ? (uint32_t)strtoul(json_string_value(mem), NULL, 10) :
+				     (uint32_t)json_integer_value(mem);
+}
+
 /* Static part of a guest's /cluster/resources entry, cached until it changes.
  * On an offline node it is all there is: PVE takes name, sizes and state from
  * the node's RRD data, which pmxcfs drops 5 minutes after the node's last
@@ -213,9 +221,7 @@ res_static(struct pl_sim *s, struct pl_sim_guest *g)
 			json_t *mem;
 
 			json_array_foreach(json_object_get(pv, "members"), i, mem) {
-				if (json_integer_value(mem) == g->vmid ||
-				    (json_is_string(mem) &&
-				     strtoul(json_string_value(mem), NULL, 10) == g->vmid)) {
+				if (member_vmid(mem) == g->vmid) {
 					pl_buf_addf(&b, ",\"pool\":\"%s\"", k);
 					break;
 				}
@@ -359,6 +365,44 @@ pl_sim_storage_entry(struct pl_sim *s, struct pl_sim_storage *st, int node)
 	return storage_entry(s, st, node, false);
 }
 
+/* A pool's entry, with its running members' figures summed as
+ * PVE::API2::Cluster resources does: cpu weighted by maxcpu, the longest
+ * uptime. */
+static json_t *
+pool_entry(struct pl_sim *s, const char *name, const json_t *pool, int64_t now)
+{
+	json_t *o = json_pack("{s:o,s:s,s:s}", "id", json_sprintf("/pool/%s", name), "type", "pool",
+			      "pool", name);
+	double cpu = 0;
+	int maxcpu = 0;
+	uint64_t mem = 0, maxmem = 0;
+	int64_t uptime = 0;
+	size_t i;
+	json_t *m;
+
+	json_array_foreach(json_object_get(pool, "members"), i, m) {
+		struct pl_sim_guest *g = pl_sim_guest_find(s, member_vmid(m));
+		struct pl_sim_usage u;
+
+		if (!g || !s->nodes[g->node].online)
+			continue;
+		pl_sim_guest_usage(s, g, now, &u);
+		if (!u.uptime)
+			continue;
+		uptime = u.uptime > uptime ? u.uptime : uptime;
+		mem += u.mem;
+		maxmem += u.maxmem;
+		cpu = (cpu * maxcpu + u.cpu * u.cpus) / (maxcpu + u.cpus ? maxcpu + u.cpus : 1);
+		maxcpu += u.cpus;
+	}
+	if (uptime)
+		json_object_update_new(o, json_pack("{s:I,s:I,s:I,s:f,s:i}", "uptime",
+						    (json_int_t)uptime, "mem", (json_int_t)mem,
+						    "maxmem", (json_int_t)maxmem, "cpu", cpu,
+						    "maxcpu", maxcpu));
+	return o;
+}
+
 static void
 resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *b)
 {
@@ -411,11 +455,8 @@ resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *
 		json_t *v;
 
 		json_object_foreach(s->pools, k, v) {
-			json_t *o = json_pack("{s:s,s:s,s:s}", "id", "", "type", "pool", "pool", k);
-			char id[200];
+			json_t *o = pool_entry(s, k, v, now);
 
-			snprintf(id, sizeof(id), "/pool/%s", k);
-			json_object_set_new(o, "id", json_string(id));
 			if (!first)
 				pl_buf_addch(b, ',');
 			first = false;

@@ -291,6 +291,9 @@ def test_known_differences_are_documented():
 
 VALUES_SEED = """
 nodes: [pve]
+pools:
+  - {poolid: web, members: [300, 302]}
+  - {poolid: idle, members: [304]}
 guests:
   - vmid: 300
     status: running
@@ -396,6 +399,16 @@ def test_tags_in_resources_exactly_when_set(valued):
     assert res[300]["tags"] == "web;prod" and res[303]["tags"] == "db"
     assert all("tags" not in res[v] for v in (301, 302, 304))
     assert res[300]["memhost"] > res[300]["mem"] and res[302]["memhost"] == 0
+
+
+def test_pool_entries_sum_their_running_members(valued):
+    res = {e["id"]: e for e in get(valued, "/cluster/resources")}
+    vm, web, idle = res["qemu/300"], res["/pool/web"], res["/pool/idle"]
+    assert vm["pool"] == res["qemu/302"]["pool"] == "web" and res["lxc/304"]["pool"] == "idle"
+    assert (web["uptime"], web["mem"], web["maxmem"], web["maxcpu"]) == (
+        vm["uptime"], vm["mem"], vm["maxmem"], vm["maxcpu"])
+    assert web["cpu"] == pytest.approx(vm["cpu"], abs=1e-4)
+    assert set(idle) == {"id", "type", "pool"}  # no running member: no figures
 
 
 def test_nodes_and_default_network(valued):
