@@ -441,7 +441,8 @@ def test_lock_shown_while_held_and_unnamed_guest(tmp_path):
         assert [t["status"] for t in active if t["upid"] == upid] == ["RUNNING"]
         api(info, "DELETE", f"/nodes/pve/tasks/{upid}")
     finally:
-        stop_sim(info)
+        rc, err = stop_sim(info)
+    assert rc == 0, err
 
 
 def test_pve_84_shape(tmp_path):
@@ -455,4 +456,5 @@ def test_pve_84_shape(tmp_path):
         assert "pressurecpusome" not in running and running["blockstat"]
         assert all("memhost" not in g for g in get(info, "/cluster/resources", type="vm"))
     finally:
-        stop_sim(info)
+        rc, err = stop_sim(info)
+    assert rc == 0, err
