@@ -168,6 +168,14 @@ h_nextid(struct pl_sim_req *r)
 	pl_sim_ok(r, json_string(buf)); /* a string, as PVE sends it */
 }
 
+/* A pool member's VMID (numbers, or strings from a seed). */
+static uint32_t
+member_vmid(const json_t *mem)
+{
+	return json_is_string(mem) ? (uint32_t)strtoul(json_string_value(mem), NULL, 10) :
+				     (uint32_t)json_integer_value(mem);
+}
+
 /* Static part of a guest's /cluster/resources entry, cached until it changes.
  * On an offline node it is all there is: PVE takes name, sizes and state from
  * the node's RRD data, which pmxcfs drops 5 minutes after the node's last
@@ -188,7 +196,8 @@ res_static(struct pl_sim *s, struct pl_sim_guest *g)
 		    g->lxc ? "lxc" : "qemu", g->vmid, g->lxc ? "lxc" : "qemu", g->vmid,
 		    s->nodes[g->node].name);
 	if (s->nodes[g->node].online) {
-		j = json_string(name ? name : "");
+		/* the name vmstatus reports, also for a guest without one */
+		j = name ? json_string(name) : json_sprintf(g->lxc ? "CT%u" : "VM %u", g->vmid);
 		ename = json_dumps(j, JSON_ENCODE_ANY);
 		json_decref(j);
 		pl_buf_addf(&b, ",\"name\":%s,\"maxcpu\":%d,\"maxmem\":%llu,\"maxdisk\":%llu,"
@@ -212,9 +221,7 @@ res_static(struct pl_sim *s, struct pl_sim_guest *g)
 			json_t *mem;
 
 			json_array_foreach(json_object_get(pv, "members"), i, mem) {
-				if (json_integer_value(mem) == g->vmid ||
-				    (json_is_string(mem) &&
-				     strtoul(json_string_value(mem), NULL, 10) == g->vmid)) {
+				if (member_vmid(mem) == g->vmid) {
 					pl_buf_addf(&b, ",\"pool\":\"%s\"", k);
 					break;
 				}
@@ -273,6 +280,8 @@ res_guest(struct pl_sim *s, struct pl_sim_guest *g, int64_t now, struct pl_buf *
 		pl_buf_add(b, frac, 5);
 	}
 	put_u64(b, ",\"mem\":", u.mem);
+	if (strcmp(s->schema->version, "8.4") != 0) /* 9.x: from the pve-vm-9.0 RRD */
+		put_u64(b, ",\"memhost\":", pl_sim_memhost(g, &u));
 	put_u64(b, ",\"disk\":", u.disk);
 	put_u64(b, ",\"netin\":", u.netin);
 	put_u64(b, ",\"netout\":", u.netout);
@@ -356,6 +365,44 @@ pl_sim_storage_entry(struct pl_sim *s, struct pl_sim_storage *st, int node)
 	return storage_entry(s, st, node, false);
 }
 
+/* A pool's entry, with its running members' figures summed as
+ * PVE::API2::Cluster resources does: cpu weighted by maxcpu, the longest
+ * uptime. */
+static json_t *
+pool_entry(struct pl_sim *s, const char *name, const json_t *pool, int64_t now)
+{
+	json_t *o = json_pack("{s:o,s:s,s:s}", "id", json_sprintf("/pool/%s", name), "type", "pool",
+			      "pool", name);
+	double cpu = 0;
+	int maxcpu = 0;
+	uint64_t mem = 0, maxmem = 0;
+	int64_t uptime = 0;
+	size_t i;
+	json_t *m;
+
+	json_array_foreach(json_object_get(pool, "members"), i, m) {
+		struct pl_sim_guest *g = pl_sim_guest_find(s, member_vmid(m));
+		struct pl_sim_usage u;
+
+		if (!g || !s->nodes[g->node].online)
+			continue;
+		pl_sim_guest_usage(s, g, now, &u);
+		if (!u.uptime)
+			continue;
+		uptime = u.uptime > uptime ? u.uptime : uptime;
+		mem += u.mem;
+		maxmem += u.maxmem;
+		cpu = (cpu * maxcpu + u.cpu * u.cpus) / (maxcpu + u.cpus ? maxcpu + u.cpus : 1);
+		maxcpu += u.cpus;
+	}
+	if (uptime)
+		json_object_update_new(o, json_pack("{s:I,s:I,s:I,s:f,s:i}", "uptime",
+						    (json_int_t)uptime, "mem", (json_int_t)mem,
+						    "maxmem", (json_int_t)maxmem, "cpu", cpu,
+						    "maxcpu", maxcpu));
+	return o;
+}
+
 static void
 resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *b)
 {
@@ -408,11 +455,8 @@ resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *
 		json_t *v;
 
 		json_object_foreach(s->pools, k, v) {
-			json_t *o = json_pack("{s:s,s:s,s:s}", "id", "", "type", "pool", "pool", k);
-			char id[200];
+			json_t *o = pool_entry(s, k, v, now);
 
-			snprintf(id, sizeof(id), "/pool/%s", k);
-			json_object_set_new(o, "id", json_string(id));
 			if (!first)
 				pl_buf_addch(b, ',');
 			first = false;
@@ -537,11 +581,9 @@ h_nodes(struct pl_sim_req *r)
 
 	pl_sim_nodes_usage(r->sim, time(NULL), u);
 	for (size_t i = 0; i < r->sim->nnodes; i++) {
-		json_t *o = node_entry_u(r->sim, (int)i, &u[i]);
-
-		json_object_del(o, "id");
-		json_object_del(o, "type");
-		json_array_append_new(a, o);
+		/* id and type too, which the schema does not list: PVE builds
+		 * both answers with API2Tools::extract_node_stats */
+		json_array_append_new(a, node_entry_u(r->sim, (int)i, &u[i]));
 	}
 	free(u);
 	pl_sim_ok(r, a);
@@ -694,7 +736,11 @@ h_tasks(struct pl_sim_req *r)
 			continue;
 		if (userfilter && !strstr(t->user, userfilter))
 			continue;
-		if (source && !strcmp(source, "active") && !t->running)
+		/* PVE::API2::Tasks node_tasks: the default source "archive" is the
+		 * index of ended tasks, "active" the running ones, "all" both */
+		if ((!source || !strcmp(source, "archive")) ?
+			    t->running :
+			    !strcmp(source, "active") && !t->running)
 			continue;
 		if (errors && (t->running || !strcmp(t->exitstatus, "OK")))
 			continue;
@@ -702,10 +748,8 @@ h_tasks(struct pl_sim_req *r)
 		if (total <= start || (long long)json_array_size(a) >= limit)
 			continue;
 		o = pl_sim_task_json(t);
-		if (!t->running)
-			json_object_set_new(o, "status", json_string(t->exitstatus));
-		else
-			json_object_del(o, "status");
+		json_object_set_new(o, "status",
+				    json_string(t->running ? "RUNNING" : t->exitstatus));
 		json_object_del(o, "exitstatus");
 		json_array_append_new(a, o);
 	}
@@ -726,10 +770,8 @@ req_task(struct pl_sim_req *r)
 		pl_sim_param_fail(r, "upid", "unable to parse worker upid '%s'", upid ? upid : "");
 		return NULL;
 	}
-	if ((t = pl_sim_task_find(r->sim, upid)) == NULL) {
+	if ((t = pl_sim_task_find(r->sim, upid)) == NULL)
 		pl_sim_fail(r, 500, "no such task");
-		return NULL;
-	}
 	return t;
 }
 
@@ -742,24 +784,27 @@ h_task_status(struct pl_sim_req *r)
 		pl_sim_ok(r, pl_sim_task_json(t));
 }
 
+/* Lines [start, start+limit) of a task log as {n, t} (n counts from 1). */
+static json_t *
+log_lines(const json_t *log, long long start, long long limit)
+{
+	json_t *a = json_array();
+
+	for (long long i = start < 0 ? 0 : start;
+	     i < (long long)json_array_size(log) && (long long)json_array_size(a) < limit; i++)
+		json_array_append_new(a, json_pack("{s:I,s:O}", "n", (json_int_t)i + 1, "t",
+						   json_array_get(log, (size_t)i)));
+	return a;
+}
+
 static void
 h_task_log(struct pl_sim_req *r)
 {
 	struct pl_sim_task *t = req_task(r);
-	long long start = pl_sim_pint(r, "start", 0), limit = pl_sim_pint(r, "limit", 50);
-	json_t *a;
-	size_t i;
-	json_t *v;
 
 	if (!t)
 		return;
-	a = json_array();
-	json_array_foreach(t->log, i, v) {
-		if ((long long)i < start || (long long)json_array_size(a) >= limit)
-			continue;
-		json_array_append_new(a, json_pack("{s:I,s:O}", "n", (json_int_t)i + 1, "t", v));
-	}
-	pl_sim_ok(r, a);
+	pl_sim_ok(r, log_lines(t->log, pl_sim_pint(r, "start", 0), pl_sim_pint(r, "limit", 50)));
 	r->top = json_pack("{s:I}", "total", (json_int_t)json_array_size(t->log));
 }
 

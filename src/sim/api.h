@@ -48,6 +48,18 @@ json_t *pl_sim_rrd(struct pl_sim *s, const struct pl_sim_guest *g, int node,
 int pl_sim_pool_add(struct pl_sim *s, const char *pool, uint32_t vmid, char **err);
 void pl_sim_pool_forget(struct pl_sim *s, uint32_t vmid);
 
+/* --- status answers (status.c) --- */
+/* A guest's entry in GET /nodes/{node}/qemu|lxc (full: the list's full=1,
+ * QEMU asked for blockstat, nics, balloon...) or, with current, its
+ * GET .../status/current (full, plus ha, spice, agent). */
+json_t *pl_sim_guest_status(struct pl_sim *s, const struct pl_sim_guest *g, bool full,
+			    bool current);
+/* A running VM's memory use seen from the host (memhost; 0 for containers). */
+uint64_t pl_sim_memhost(const struct pl_sim_guest *g, const struct pl_sim_usage *u);
+/* A network interface as GET /nodes/{node}/network shows it (new reference):
+ * the fields PVE's reader fills in (method6, families, netmask, bridge_stp...). */
+json_t *pl_sim_iface_out(const json_t *iface);
+
 /* --- guests (api_guest.c), shared by the guest handler files --- */
 /* "VM" or "CT", as PVE's messages name a guest. */
 #define PL_SIM_GT(g) ((g)->lxc ? "CT" : "VM")

@@ -101,75 +101,6 @@ pl_sim_set_lock(struct pl_sim *s, struct pl_sim_guest *g, const char *lock)
 	pl_sim_guest_touch(s, g);
 }
 
-static const char *
-status_text(const struct pl_sim_guest *g)
-{
-	return g->status == PL_SIM_STOPPED ? "stopped" : "running";
-}
-
-static void
-usage_into(json_t *o, const struct pl_sim_usage *u)
-{
-	json_object_set_new(o, "cpu", json_real(u->cpu));
-	json_object_set_new(o, "cpus", json_integer(u->cpus));
-	json_object_set_new(o, "mem", json_integer((json_int_t)u->mem));
-	json_object_set_new(o, "maxmem", json_integer((json_int_t)u->maxmem));
-	json_object_set_new(o, "disk", json_integer((json_int_t)u->disk));
-	json_object_set_new(o, "maxdisk", json_integer((json_int_t)u->maxdisk));
-	json_object_set_new(o, "netin", json_integer((json_int_t)u->netin));
-	json_object_set_new(o, "netout", json_integer((json_int_t)u->netout));
-	json_object_set_new(o, "diskread", json_integer((json_int_t)u->diskread));
-	json_object_set_new(o, "diskwrite", json_integer((json_int_t)u->diskwrite));
-	json_object_set_new(o, "uptime", json_integer(u->uptime));
-}
-
-static json_t *
-guest_status(struct pl_sim *s, const struct pl_sim_guest *g, bool current)
-{
-	struct pl_sim_usage u;
-	const char *name = pl_json_str(g->conf, g->lxc ? "hostname" : "name");
-	json_t *o = json_object();
-
-	pl_sim_guest_usage(s, g, time(NULL), &u);
-	json_object_set_new(o, "vmid", json_integer(g->vmid));
-	json_object_set_new(o, "name", json_string(name ? name : ""));
-	json_object_set_new(o, "status", json_string(status_text(g)));
-	usage_into(o, &u);
-	if (g->status != PL_SIM_STOPPED)
-		json_object_set_new(o, "pid", json_integer(10000 + g->vmid % 50000));
-	if (g->lock[0])
-		json_object_set_new(o, "lock", json_string(g->lock));
-	if (pl_json_str(g->conf, "tags"))
-		json_object_set_new(o, "tags", json_string(pl_json_str(g->conf, "tags")));
-	if (pl_json_bool(g->conf, "template", false))
-		json_object_set_new(o, "template", json_integer(1));
-	if (g->lxc) {
-		json_object_set_new(o, "type", json_string("lxc"));
-		json_object_set_new(o, "maxswap",
-				    json_integer((json_int_t)pl_json_int(g->conf, "swap", 512) << 20));
-		json_object_set_new(o, "swap", json_integer(0));
-	} else {
-		json_object_set_new(o, "qmpstatus",
-				    json_string(g->status == PL_SIM_PAUSED ? "paused"
-									   : status_text(g)));
-		if (g->status != PL_SIM_STOPPED) {
-			bool v8 = !strcmp(s->schema->version, "8.4");
-
-			json_object_set_new(o, "running-qemu", json_string(v8 ? "9.2.0" : "10.1.2"));
-			json_object_set_new(o, "running-machine",
-					    json_string(v8 ? "pc-i440fx-9.2+pve1"
-							   : "pc-i440fx-10.1+pve0"));
-		}
-		if (current) {
-			json_object_set_new(o, "ha", json_pack("{s:i}", "managed", 0));
-			if (pl_json_str(g->conf, "agent"))
-				json_object_set_new(o, "agent", json_integer(1));
-		}
-		json_object_set_new(o, "serial", json_integer(0));
-	}
-	return o;
-}
-
 static void
 h_list(struct pl_sim_req *r)
 {
@@ -185,7 +116,9 @@ h_list(struct pl_sim_req *r)
 		struct pl_sim_guest *g = s->guests[i];
 
 		if (g->node == n && g->lxc == lxc)
-			json_array_append_new(a, guest_status(s, g, false));
+			json_array_append_new(
+				a,
+				pl_sim_guest_status(s, g, pl_sim_pbool(r, "full", false), false));
 	}
 	pl_sim_ok(r, a);
 }
@@ -778,7 +711,7 @@ h_status_current(struct pl_sim_req *r)
 	struct pl_sim_guest *g = pl_sim_req_guest(r, lxc);
 
 	if (g)
-		pl_sim_ok(r, guest_status(r->sim, g, true));
+		pl_sim_ok(r, pl_sim_guest_status(r->sim, g, true, true));
 }
 
 static void

@@ -57,12 +57,10 @@ h_snap_list(struct pl_sim_req *r)
 		json_array_append_new(a, o);
 	}
 	{
-		json_t *cur =
-			json_pack("{s:s,s:s}", "name", "current", "description", "You are here!");
-
-		if (!lxc)
-			json_object_set_new(cur, "running",
-					    json_integer(g->status != PL_SIM_STOPPED));
+		/* qemu-server's and pve-container's snapshot_list alike */
+		json_t *cur = json_pack("{s:s,s:s,s:s,s:i}", "name", "current", "description",
+					"You are here!", "digest", g->digest, "running",
+					g->status != PL_SIM_STOPPED);
 		if (g->parent)
 			json_object_set_new(cur, "parent", json_string(g->parent));
 		json_array_append_new(a, cur);

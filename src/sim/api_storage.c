@@ -549,7 +549,7 @@ h_net_list(struct pl_sim_req *r)
 		if (type && strcmp(type, t) &&
 		    !(!strcmp(type, "any_bridge") && (!strcmp(t, "bridge") || !strcmp(t, "OVSBridge"))))
 			continue;
-		json_array_append(a, v);
+		json_array_append_new(a, pl_sim_iface_out(v));
 	}
 	json_decref(m);
 	pl_sim_ok(r, a);
@@ -671,8 +671,10 @@ h_net_get(struct pl_sim_req *r)
 	struct pl_sim_node *nd;
 	json_t *o = iface_get(r, &nd);
 
-	if (o)
-		pl_sim_ok(r, o);
+	if (o) {
+		pl_sim_ok(r, pl_sim_iface_out(o));
+		json_decref(o);
+	}
 }
 
 static void

@@ -31,25 +31,29 @@ seed_size(const json_t *v, uint64_t dflt)
 	return dflt;
 }
 
+/* A fresh PVE install's /etc/network/interfaces: lo (priority 2 in file
+ * order), the NIC, and vmbr0 on it with the node's address and a gateway
+ * at .1 of its /24. */
 static void
 node_default_network(struct pl_sim_node *n)
 {
-	json_t *cidr = json_string(n->ip ? n->ip : "192.168.1.10");
-	char *c = pl_asprintf("%s/24", json_string_value(cidr));
+	const char *ip = n->ip ? n->ip : "192.168.1.10";
+	const char *dot = strrchr(ip, '.');
+	char *c = pl_asprintf("%s/24", ip);
+	char *gw = pl_asprintf("%.*s.1", dot ? (int)(dot - ip) : 0, ip);
 
 	json_object_set_new(n->ifaces, "eno1",
-			    json_pack("{s:s,s:s,s:i,s:s,s:i,s:[s]}", "iface", "eno1", "type", "eth",
-				      "active", 1, "method", "manual", "exists", 1, "families",
-				      "inet"));
+			    json_pack("{s:s,s:s,s:i,s:s,s:i,s:i,s:[s]}", "iface", "eno1", "type",
+				      "eth", "active", 1, "method", "manual", "exists", 1,
+				      "priority", 3, "families", "inet"));
 	json_object_set_new(n->ifaces, "vmbr0",
-			    json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:[s]}",
+			    json_pack("{s:s,s:s,s:i,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:[s]}",
 				      "iface", "vmbr0", "type", "bridge", "active", 1, "method",
 				      "static", "bridge_ports", "eno1", "bridge_stp", "off",
-				      "bridge_fd", "0", "cidr", c, "address",
-				      json_string_value(cidr), "autostart", 1, "priority", 3,
-				      "families", "inet"));
+				      "bridge_fd", "0", "cidr", c, "address", ip, "gateway", gw,
+				      "autostart", 1, "priority", 4, "families", "inet"));
 	free(c);
-	json_decref(cidr);
+	free(gw);
 }
 
 static int

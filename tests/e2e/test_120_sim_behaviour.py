@@ -259,7 +259,7 @@ def test_offline_node(tmp_path):
         assert {k: v for k, v in res["storage/pve2/local"].items()
                 if k in ("status", "disk", "maxdisk")} == {"status": "unknown"}
         nodes = {n["node"]: n for n in c.get("/nodes")}
-        assert set(nodes["pve2"]) == {"node", "status", "ssl_fingerprint"}
+        assert set(nodes["pve2"]) == {"id", "type", "node", "status", "ssl_fingerprint"}
         r = c.req("GET", "/nodes/pve2/qemu/101/config")
         assert r.status_code == 595
     finally:
