@@ -87,20 +87,16 @@ on_progress(const json_t *e, void *arg)
 }
 
 static int
-cmd_run(struct pl_ctx *ctx, struct pl_args *a)
+cmd_run(struct pl_ctx *ctx, struct pl_args *a, long long timeout, long long jobs)
 {
 	struct pl_snappol_opts o = { 0 };
 	struct pl_session s;
 	const json_t *pols, *p;
 	json_t *chosen = NULL, *result = NULL;
-	long long timeout = 600, jobs = 4;
 	char *err = NULL;
 	size_t i;
 	int r, rc = PL_EXIT_ERROR;
 
-	if ((r = pl_args_num(a, O_TIMEOUT, 1, 86400, &timeout)) != 0 ||
-	    (r = pl_args_num(a, O_JOBS, 1, 64, &jobs)) != 0)
-		return pl_args_exit(r);
 	if (pl_session_open(&s, ctx, PL_NEED_API, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
@@ -203,12 +199,15 @@ static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_args a;
+	long long timeout = 600, jobs = 4;
 	int r;
 
-	if ((r = pl_args_parse(&a, &pl_cmd_snapshot_policy, ctx, argc, argv)) != 0)
+	if ((r = pl_args_parse(&a, &pl_cmd_snapshot_policy, ctx, argc, argv)) != 0 ||
+	    (r = pl_args_num(&a, O_TIMEOUT, 1, 86400, &timeout)) != 0 ||
+	    (r = pl_args_num(&a, O_JOBS, 1, 64, &jobs)) != 0)
 		return pl_args_exit(r);
 	if (!strcmp(a.pos[0], "run"))
-		return cmd_run(ctx, &a);
+		return cmd_run(ctx, &a, timeout, jobs);
 	if (!strcmp(a.pos[0], "list") && a.npos == 1)
 		return cmd_list(ctx);
 	return pl_usage_error(&pl_cmd_snapshot_policy, "'%s' is not run [LABEL] or list", a.pos[0]);
