@@ -146,3 +146,24 @@ def test_validate_checks_schedule_and_label(pvelab, tmp_path):
     nxt = time.localtime(p["next"])
     assert (nxt.tm_hour, nxt.tm_min, nxt.tm_sec) == (2, 30, 0) and nxt.tm_wday < 5
     assert p["next"] > time.time()
+
+
+def test_a_guest_whose_storage_cannot_snapshot_is_reported(sim, env, tmp_path):
+    # 311's mp0 is a subvol on NFS storage 'nas': PVE's feature check says no
+    bld, proxy = guest(sim, 311), guest(sim, 300)
+    feat = api(sim, "GET", f"nodes/{bld['node']}/lxc/311/feature", feature="snapshot")
+    assert feat["hasFeature"] == 0
+    assert api(sim, "GET", f"nodes/{proxy['node']}/qemu/300/feature",
+               feature="snapshot")["hasFeature"] == 1
+    take(sim, bld, "by_hand")
+    before = snaps(sim, bld)
+    cfg = config(tmp_path, "  - {label: nightly, keep: 1, guests: [builder, proxy]}\n")
+    r = run("-c", cfg, "snapshot-policy", "run", env=env)
+    assert r.rc == 1, r
+    assert "nightly cannot snapshot 'builder' (311): its storage cannot take snapshots" in r.err
+    assert "1 ok, 0 failed, 1 cannot snapshot, 0 skipped." in r.out
+    assert snaps(sim, bld) == before  # nothing taken, nothing pruned
+    r = run("-c", cfg, "-o", "json", "snapshot-policy", "run", env=env)
+    res = r.json()
+    assert {e["vmid"]: e["status"] for e in res["guests"]} == {300: "ok", 311: "unsupported"}
+    assert res["unsupported"] == 1
