@@ -167,3 +167,35 @@ def test_a_guest_whose_storage_cannot_snapshot_is_reported(sim, env, tmp_path):
     res = r.json()
     assert {e["vmid"]: e["status"] for e in res["guests"]} == {300: "ok", 311: "unsupported"}
     assert res["unsupported"] == 1
+
+
+def test_apply_snapshots_keep_prunes_only_apply_snapshots(tmp_path):
+    from test_600_plan_apply import BASE, Lab
+    lab = Lab(tmp_path)
+    try:
+        lab.write(BASE + "apply_snapshots: {keep: 2}\n")
+        assert lab.pvelab("apply", "--yes").rc == 0
+        web = next(g for g in lab.guests() if g.get("name") == "web")
+        path = f"/nodes/{web['node']}/qemu/{web['vmid']}/snapshot"
+        for name, desc in (("by_hand", ""), ("autodaily240101000000", "cv4pve-autosnap")):
+            lab.wait(web["node"], lab.api("POST", path, snapname=name, description=desc))
+        runs = []
+        for mem in ("3G", "4G", "3G", "4G"):
+            lab.write(BASE.replace("memory: 2G", f"memory: {mem}") + "apply_snapshots: {keep: 2}\n")
+            r = lab.pvelab("-o", "json", "apply", "--yes")
+            assert r.rc == 0, r
+            res = r.json()
+            runs.append(res["run"])
+            ours = [c for c in res["changes"] if c["guest"] == "web"]
+            assert ours and ours[0]["snapshot"] == f"pvelab-pre-{res['run']}"
+            gone = [p for e in res["pruned_snapshots"] for p in e["pruned"]]
+            assert gone == ([f"pvelab-pre-{runs[-3]}"] if len(runs) >= 3 else []), res
+        names = {s["name"] for s in lab.api("GET", path) if s["name"] != "current"}
+        assert names == {"by_hand", "autodaily240101000000",
+                         f"pvelab-pre-{runs[-2]}", f"pvelab-pre-{runs[-1]}"}
+        # the text output says so too
+        lab.write(BASE + "apply_snapshots: {keep: 2}\n")
+        r = lab.pvelab("apply", "--yes")
+        assert r.rc == 0 and "Deleted 1 older apply snapshot (apply_snapshots.keep: 2)." in r.out, r
+    finally:
+        lab.close()
