@@ -322,21 +322,23 @@ prune_apply_snapshots(const struct pl_ctx *ctx, struct pl_session *s, json_t *re
 	}
 	json_array_foreach(json_object_get(result, "changes"), i, c)
 		if (pl_json_str(c, "snapshot"))
-			json_array_append_new(guests, json_pack("{s:s,s:I,s:s,s:s}", "guest",
-								pl_json_str_or(c, "guest", "?"), "vmid",
-								(json_int_t)pl_json_int(c, "vmid", 0), "node",
-								pl_json_str_or(c, "node", ""), "type",
-								pl_json_str_or(c, "type", "qemu")));
+			json_array_append_new(guests,
+					      json_pack("{s:s,s:I,s:s,s:s}", "guest",
+							pl_json_str_or(c, "guest", "?"), "vmid",
+							(json_int_t)pl_json_int(c, "vmid", 0),
+							"node", pl_json_str_or(c, "node", ""),
+							"type", pl_json_str_or(c, "type", "qemu")));
 	if (json_array_size(guests) == 0)
 		goto out;
 	pl_snappol_prune_apply(s->base, s->pve, guests, json_integer_value(keep), &o, &pr);
 	json_array_foreach(json_object_get(pr, "guests"), i, e) {
 		n += json_array_size(json_object_get(e, "pruned"));
 		if (json_array_size(json_object_get(e, "pruned")))
-			json_array_append_new(pruned, json_pack("{s:s,s:I,s:O}", "guest",
-								pl_json_str_or(e, "guest", "?"), "vmid",
-								(json_int_t)pl_json_int(e, "vmid", 0),
-								"pruned", json_object_get(e, "pruned")));
+			json_array_append_new(pruned,
+					      json_pack("{s:s,s:I,s:O}", "guest",
+							pl_json_str_or(e, "guest", "?"), "vmid",
+							(json_int_t)pl_json_int(e, "vmid", 0),
+							"pruned", json_object_get(e, "pruned")));
 		if (!strcmp(pl_json_str_or(e, "status", ""), "failed"))
 			pl_warn(ctx, "applied, but pruning the apply snapshots of '%s' failed: %s",
 				pl_json_str_or(e, "guest", "?"), pl_json_str_or(e, "error", "?"));

@@ -12,7 +12,9 @@
 #include "pve/client.h"
 
 static const struct pl_opt opts[] = {
-	{ "storage", 's', "NAME", "storage with content 'backup' (default: backup.storage, else 'local' or the first on the guest's node)" },
+	{ "storage", 's', "NAME",
+	  "storage with content 'backup' (default: backup.storage, else 'local' or the first on "
+	  "the guest's node)" },
 	{ "mode", 'm', "MODE", "snapshot (default), suspend or stop" },
 	{ "compress", 0, "ALGO", "zstd (default), gzip, lzo or 0" },
 	{ "timeout", 0, "SECS", "give up waiting for each backup after SECS (default 3600)" },
@@ -54,7 +56,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	mode = pl_args_str(&a, O_MODE, "snapshot");
 	compress = pl_args_str(&a, O_COMPRESS, "zstd");
 	if (!one_of(mode, modes))
-		return pl_usage_error(&pl_cmd_backup, "--mode '%s' is not snapshot, suspend or stop", mode);
+		return pl_usage_error(&pl_cmd_backup,
+				      "--mode '%s' is not snapshot, suspend or stop", mode);
 	if (!one_of(compress, algos))
 		return pl_usage_error(&pl_cmd_backup, "--compress '%s' is not zstd, gzip, lzo or 0",
 				      compress);
@@ -79,28 +82,32 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		}
 		json_array_append_new(json_object_get(plan, "changes"),
 				      json_pack("{s:s,s:s,s:I,s:s,s:s,s:s,s:s}", "action", "backup",
-						"guest", pl_json_str_or(g, "name", a.pos[k]), "vmid",
-						(json_int_t)pl_json_int(g, "vmid", 0), "node",
-						pl_json_str_or(g, "node", ""), "type",
+						"guest", pl_json_str_or(g, "name", a.pos[k]),
+						"vmid", (json_int_t)pl_json_int(g, "vmid", 0),
+						"node", pl_json_str_or(g, "node", ""), "type",
 						pl_json_str_or(g, "type", "qemu"), "mode", mode,
 						"compress", compress));
 	}
 	ao.jobs = (int)jobs;
 	ao.task_timeout_ms = (long)timeout * 1000;
-	ao.backup_storage = pl_args_str(&a, O_STORAGE, s.cfg ? json_string_value(pl_config_get(s.cfg,
-								"/backup/storage")) : NULL);
+	ao.backup_storage = pl_args_str(
+		&a, O_STORAGE,
+		s.cfg ? json_string_value(pl_config_get(s.cfg, "/backup/storage")) : NULL);
 	r = pl_apply_run(s.base, s.pve, plan, &ao, &result);
 	if (ctx->output == PL_OUT_JSON) {
 		pl_print_json(json_incref(result));
 	} else {
 		json_array_foreach(json_object_get(result, "changes"), i, c) {
-			if (pl_json_str(c, "backup") && !strcmp(pl_json_str_or(c, "status", ""), "ok")) {
+			if (pl_json_str(c, "backup") &&
+			    !strcmp(pl_json_str_or(c, "status", ""), "ok")) {
 				if (pl_chatty(ctx))
-					printf("%s (%lld): backed up to %s\n", pl_json_str_or(c, "guest", "?"),
+					printf("%s (%lld): backed up to %s\n",
+					       pl_json_str_or(c, "guest", "?"),
 					       pl_json_int(c, "vmid", 0), pl_json_str(c, "backup"));
 			} else {
-				pl_error("backup of '%s' (%lld) failed: %s", pl_json_str_or(c, "guest", "?"),
-					 pl_json_int(c, "vmid", 0), pl_json_str_or(c, "error", "not started"));
+				pl_error("backup of '%s' (%lld) failed: %s",
+					 pl_json_str_or(c, "guest", "?"), pl_json_int(c, "vmid", 0),
+					 pl_json_str_or(c, "error", "not started"));
 			}
 		}
 	}
@@ -117,7 +124,8 @@ out:
 const struct pl_cmd pl_cmd_backup = {
 	.name = "backup",
 	.summary = "back a guest up now with vzdump and wait for it",
-	.usage = "[--storage NAME] [--mode MODE] [--compress ALGO] [--timeout SECS] [-j N] GUEST...",
+	.usage =
+		"[--storage NAME] [--mode MODE] [--compress ALGO] [--timeout SECS] [-j N] GUEST...",
 	.help = "Runs vzdump on the guest's node (mode snapshot unless --mode says otherwise,\n"
 		"zstd) to --storage, else backup.storage of pvelab.yaml, else 'local' or the\n"
 		"first storage with content 'backup' there; waits for the task and prints the\n"

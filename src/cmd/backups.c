@@ -12,7 +12,8 @@
 #include <time.h>
 
 static const struct pl_opt opts[] = {
-	{ "missing", 0, NULL, "also list the guests no backup job covers (/cluster/backup-info/not-backed-up)" },
+	{ "missing", 0, NULL,
+	  "also list the guests no backup job covers (/cluster/backup-info/not-backed-up)" },
 	{ NULL, 0, NULL, NULL },
 };
 
@@ -65,8 +66,8 @@ print_text(const struct pl_ctx *ctx, const json_t *res, bool missing)
 	printf("\n%sNot covered by any backup job:%s\n", pl_color(ctx, PL_C_YELLOW),
 	       pl_color(ctx, PL_C_RESET));
 	json_array_foreach(json_object_get(res, "not_backed_up"), i, g)
-		printf("  %lld %s (%s)\n", pl_json_int(g, "vmid", 0), pl_json_str_or(g, "name", "-"),
-		       pl_json_str_or(g, "type", "?"));
+		printf("  %lld %s (%s)\n", pl_json_int(g, "vmid", 0),
+		       pl_json_str_or(g, "name", "-"), pl_json_str_or(g, "type", "?"));
 }
 
 static int

@@ -32,7 +32,8 @@ policies_of(struct pl_session *s)
 
 	if (s->cfg == NULL) {
 		pl_error("no config file '%s' (snapshot policies are declared in its "
-			 "snapshot_policies: section)", s->ctx->config_path);
+			 "snapshot_policies: section)",
+			 s->ctx->config_path);
 		return NULL;
 	}
 	pl_diags_init(&d);
@@ -108,7 +109,8 @@ cmd_run(struct pl_ctx *ctx, struct pl_args *a, long long timeout, long long jobs
 		if (a->npos < 2 || !strcmp(pl_json_str_or(p, "label", ""), a->pos[1]))
 			json_array_append(chosen, (json_t *)p);
 	if (json_array_size(chosen) == 0) {
-		pl_error("no snapshot policy labelled '%s' in %s", a->pos[1], pl_config_path(s.cfg));
+		pl_error("no snapshot policy labelled '%s' in %s", a->pos[1],
+			 pl_config_path(s.cfg));
 		goto out;
 	}
 	o.task_timeout_ms = (long)timeout * 1000;

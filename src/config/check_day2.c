@@ -36,11 +36,13 @@ check_policy(const struct pl_config *c, struct pl_diags *d, const json_t *p, siz
 	if (label && !pl_config_snap_label_valid(label))
 		pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
 			       "label '%s' cannot name snapshots (letters, digits, '_' and '-', at "
-			       "most 24: snapshots are named auto<label><yyMMddHHmmss>)", label);
+			       "most 24: snapshots are named auto<label><yyMMddHHmmss>)",
+			       label);
 	else if (label && json_object_get(labels, label))
 		pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
 			       "duplicate label '%s' (first used by policy %lld; two policies of "
-			       "one label would prune each other's snapshots)", label,
+			       "one label would prune each other's snapshots)",
+			       label,
 			       (long long)json_integer_value(json_object_get(labels, label)));
 	else if (label)
 		json_object_set_new(labels, label, json_integer((json_int_t)i));

@@ -149,7 +149,7 @@ list(const char **pp, uint32_t start, uint32_t max, struct pl_cal_field *f)
 }
 
 static const char *const day_names[7][2] = {
-	{ "mon", "monday" }, { "tue", "tuesday" },   { "wed", "wednesday" }, { "thu", "thursday" },
+	{ "mon", "monday" }, { "tue", "tuesday" },  { "wed", "wednesday" }, { "thu", "thursday" },
 	{ "fri", "friday" }, { "sat", "saturday" }, { "sun", "sunday" },
 };
 
@@ -259,9 +259,10 @@ zero(struct pl_cal_field *f)
 static bool
 keyword(const char *s, struct pl_calendar *c)
 {
-	static const char *const words[] = { "minutely", "hourly",    "daily",	      "weekly",
-					     "monthly",	 "yearly",    "annually",     "quarterly",
-					     "semiannually", "semi-annually" };
+	static const char *const words[] = { "minutely",     "hourly",    "daily",
+					     "weekly",       "monthly",   "yearly",
+					     "annually",     "quarterly", "semiannually",
+					     "semi-annually" };
 	size_t k;
 
 	for (k = 0; k < PL_ARRAY_LEN(words); k++)
@@ -313,7 +314,8 @@ pl_calendar_parse(const char *text, struct pl_calendar *out, char **errmsg)
 		n--;
 	s = pl_strndup(text, n);
 	if (n == 0) {
-		pl_seterr(errmsg, r, "empty calendar event (e.g. 'daily', 'mon..fri 02:30', '*:0/15')");
+		pl_seterr(errmsg, r,
+			  "empty calendar event (e.g. 'daily', 'mon..fri 02:30', '*:0/15')");
 		goto out;
 	}
 	if (n >= 3 && !strcmp(s + n - 3, "UTC")) {
@@ -366,8 +368,8 @@ bad:
 	pl_seterr(errmsg, r,
 		  "not a calendar event '%s': cannot parse %s%s%s (PVE's form is [WEEKDAY] "
 		  "[[YEAR-]MONTH-DAY] [HOUR:]MINUTE[:SECOND] [UTC], e.g. 'daily', "
-		  "'mon..fri 02:30', '*:0/15')", text, any ? "from '" : "it", any ? p : "",
-		  any ? "'" : "");
+		  "'mon..fri 02:30', '*:0/15')",
+		  text, any ? "from '" : "it", any ? p : "", any ? "'" : "");
 out:
 	if (r == 0 && out)
 		*out = c;
@@ -418,17 +420,20 @@ pl_calendar_next(const struct pl_calendar *c, time_t last)
 		} else if (!field_has(&c->month, mon)) {
 			nx = field_next(&c->month, mon, 13);
 			tm = (struct tm){ .tm_year = tm.tm_year + (nx < 0),
-					  .tm_mon = nx < 0 ? 0 : (int)nx - 1, .tm_mday = 1 };
+					  .tm_mon = nx < 0 ? 0 : (int)nx - 1,
+					  .tm_mday = 1 };
 		} else if (!field_has(&c->day, d)) {
 			nx = field_next(&c->day, d, 32);
-			tm = (struct tm){ .tm_year = tm.tm_year, .tm_mon = tm.tm_mon + (nx < 0),
+			tm = (struct tm){ .tm_year = tm.tm_year,
+					  .tm_mon = tm.tm_mon + (nx < 0),
 					  .tm_mday = nx < 0 ? 1 : (int)nx };
 		} else if (c->days && c->days != all && !(c->days >> wd & 1)) {
 			int step = 1;
 
 			while (wd + (unsigned)step < 7 && !(c->days >> (wd + (unsigned)step) & 1))
 				step++;
-			tm = (struct tm){ .tm_year = tm.tm_year, .tm_mon = tm.tm_mon,
+			tm = (struct tm){ .tm_year = tm.tm_year,
+					  .tm_mon = tm.tm_mon,
 					  .tm_mday = tm.tm_mday + step };
 		} else if (!field_has(&c->hour, (uint32_t)tm.tm_hour)) {
 			nx = field_next(&c->hour, (uint32_t)tm.tm_hour, 24);

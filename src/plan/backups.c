@@ -56,10 +56,11 @@ pl_backups_newest(const json_t *resources, const json_t *volumes, time_t now)
 		if (strcmp(type, "qemu") && strcmp(type, "lxc"))
 			continue;
 		snprintf(key, sizeof(key), "%lld", pl_json_int(g, "vmid", 0));
-		json_object_set_new(by, key, json_pack("{s:I,s:s,s:s,s:s,s:i}", "vmid",
-						       (json_int_t)pl_json_int(g, "vmid", 0), "name",
-						       pl_json_str_or(g, "name", ""), "type", type,
-						       "node", pl_json_str_or(g, "node", ""), "count", 0));
+		json_object_set_new(by, key,
+				    json_pack("{s:I,s:s,s:s,s:s,s:i}", "vmid",
+					      (json_int_t)pl_json_int(g, "vmid", 0), "name",
+					      pl_json_str_or(g, "name", ""), "type", type, "node",
+					      pl_json_str_or(g, "node", ""), "count", 0));
 	}
 	json_array_foreach(volumes, i, v) {
 		char key[32];
@@ -69,9 +70,10 @@ pl_backups_newest(const json_t *resources, const json_t *volumes, time_t now)
 		if ((e = json_object_get(by, key)) == NULL || pl_json_str(v, "volid") == NULL)
 			continue; /* a guest gone since, or no guest's */
 		json_object_set_new(e, "count", json_integer(pl_json_int(e, "count", 0) + 1));
-		if (pl_json_str(e, "newest") && (ctime < pl_json_int(e, "ctime", 0) ||
-						 (ctime == pl_json_int(e, "ctime", 0) &&
-						  strcmp(pl_json_str(v, "volid"), pl_json_str(e, "newest")) < 0)))
+		if (pl_json_str(e, "newest") &&
+		    (ctime < pl_json_int(e, "ctime", 0) ||
+		     (ctime == pl_json_int(e, "ctime", 0) &&
+		      strcmp(pl_json_str(v, "volid"), pl_json_str(e, "newest")) < 0)))
 			continue;
 		json_object_set_new(e, "newest", json_string(pl_json_str(v, "volid")));
 		json_object_set_new(e, "ctime", json_integer(ctime));
@@ -137,9 +139,10 @@ on_content(const struct pl_pve_result *res, void *arg)
 	size_t i;
 
 	if (res->err) {
-		json_array_append_new(json_object_get(b->result, "errors"),
-				      json_sprintf("storage '%s' on node '%s': %s", l->storage, l->node,
-						   res->errmsg ? res->errmsg : pl_strerror(res->err)));
+		json_array_append_new(
+			json_object_get(b->result, "errors"),
+			json_sprintf("storage '%s' on node '%s': %s", l->storage, l->node,
+				     res->errmsg ? res->errmsg : pl_strerror(res->err)));
 	} else {
 		json_array_foreach(res->data, i, v) {
 			json_t *c = json_deep_copy(v);
@@ -206,13 +209,15 @@ on_resources(const struct pl_pve_result *res, void *arg)
 		    strcmp(pl_json_str_or(r, "status", "available"), "available"))
 			continue;
 		/* a shared storage holds the same archives on every node */
-		key = pl_json_bool(r, "shared", false) ? pl_strdup(id) : pl_asprintf("%s@%s", id, node);
+		key = pl_json_bool(r, "shared", false) ? pl_strdup(id) :
+							 pl_asprintf("%s@%s", id, node);
 		if (json_object_get(seen, key)) {
 			free(key);
 			continue;
 		}
 		json_object_set_new(seen, key, json_true());
-		json_array_append_new(json_object_get(b->result, "storages"), json_sprintf("%s@%s", id, node));
+		json_array_append_new(json_object_get(b->result, "storages"),
+				      json_sprintf("%s@%s", id, node));
 		free(key);
 		l = pl_calloc(1, sizeof(*l));
 		l->b = b;
@@ -241,7 +246,8 @@ pl_backups_start(struct event_base *base, struct pl_pve *c, bool missing, pl_bac
 	b->cb = cb;
 	b->arg = arg;
 	b->volumes = json_array();
-	b->result = json_pack("{s:I,s:[],s:[]}", "time", (json_int_t)time(NULL), "storages", "errors");
+	b->result =
+		json_pack("{s:I,s:[],s:[]}", "time", (json_int_t)time(NULL), "storages", "errors");
 	b->done_ev = evtimer_new(base, on_done_ev, b);
 	b->pending = 1;
 	pl_pve_request(c, "GET", "/cluster/resources", NULL, on_resources, b);

@@ -118,8 +118,9 @@ pl_snappol_prune_list(const json_t *snaps, const char *label, long long keep)
 	/* by name, which is by time: what cv4pve-autosnap sorts by */
 	json_array_foreach(snaps, i, s)
 		if (pl_snappol_is_label(s, label))
-			json_array_append_new(cands, json_pack("{s:s,s:I}", "name", pl_json_str(s, "name"),
-							       "k", (json_int_t)0));
+			json_array_append_new(cands,
+					      json_pack("{s:s,s:I}", "name", pl_json_str(s, "name"),
+							"k", (json_int_t)0));
 	return beyond(cands, keep);
 }
 
@@ -135,8 +136,9 @@ pl_snappol_apply_prune_list(const json_t *snaps, long long keep)
 		long long run = pl_snappol_apply_run(pl_json_str(s, "name"));
 
 		if (run > 0)
-			json_array_append_new(cands, json_pack("{s:s,s:I}", "name", pl_json_str(s, "name"),
-							       "k", (json_int_t)run));
+			json_array_append_new(cands,
+					      json_pack("{s:s,s:I}", "name", pl_json_str(s, "name"),
+							"k", (json_int_t)run));
 	}
 	return beyond(cands, keep);
 }
@@ -241,11 +243,15 @@ pl_snappol_select(const json_t *policy, const json_t *resources, json_t *missing
 		bool found = false;
 
 		json_array_foreach(resources, i, g)
-			found = found || (names_guest(w, g) && (!strcmp(pl_json_str_or(g, "type", ""), "qemu") ||
-								 !strcmp(pl_json_str_or(g, "type", ""), "lxc")));
+			found = found || (names_guest(w, g) &&
+					  (!strcmp(pl_json_str_or(g, "type", ""), "qemu") ||
+					   !strcmp(pl_json_str_or(g, "type", ""), "lxc")));
 		if (!found && missing)
-			json_array_append_new(missing, json_is_string(w) ? json_incref((json_t *)w)
-									 : json_sprintf("%lld", (long long)json_integer_value(w)));
+			json_array_append_new(
+				missing,
+				json_is_string(w) ?
+					json_incref((json_t *)w) :
+					json_sprintf("%lld", (long long)json_integer_value(w)));
 	}
 	sorted = pl_calloc(json_object_size(picked) + 1, sizeof(*sorted));
 	json_object_foreach(picked, k, v)
@@ -272,9 +278,9 @@ struct gjob {
 	bool tmpl, running, unsupported;
 	struct item *items;
 	size_t nitems, cur;
-	json_t *snaps;  /* the guest's snapshots as last seen */
-	json_t *prune;  /* what the current item still deletes */
-	int step;       /* what the answer or task awaited belongs to */
+	json_t *snaps; /* the guest's snapshots as last seen */
+	json_t *prune; /* what the current item still deletes */
+	int step;      /* what the answer or task awaited belongs to */
 	int attempts;
 	struct event *timer;
 };
@@ -321,8 +327,9 @@ item_end(struct gjob *j, const char *status, const char *error)
 		size_t i;
 
 		json_array_foreach(j->snaps, i, s)
-			kept += it->policy ? pl_snappol_is_label(s, pl_json_str_or(it->policy, "label", ""))
-					   : pl_snappol_apply_run(pl_json_str(s, "name")) > 0;
+			kept += it->policy ? pl_snappol_is_label(
+						     s, pl_json_str_or(it->policy, "label", "")) :
+					     pl_snappol_apply_run(pl_json_str(s, "name")) > 0;
 		json_object_set_new(it->entry, "kept", json_integer(kept));
 	}
 	count(j->p, status);
@@ -340,8 +347,9 @@ on_done_ev(evutil_socket_t fd, short what, void *arg)
 {
 	struct pl_snappol *p = arg;
 	int r = pl_json_int(p->result, "failed", 0) || pl_json_int(p->result, "unsupported", 0) ||
-			json_array_size(json_object_get(p->result, "missing"))
-		? PL_ETASK : 0;
+				json_array_size(json_object_get(p->result, "missing")) ?
+			PL_ETASK :
+			0;
 
 	(void)fd;
 	(void)what;
@@ -426,9 +434,10 @@ cannot_snapshot(const char *msg)
 	return msg && strstr(msg, "snapshot feature is not available");
 }
 
-#define UNSUPPORTED "its storage cannot take snapshots (Proxmox: snapshot feature is not " \
-		    "available; a raw disk on a dir, NFS, CIFS or LVM storage, or a container " \
-		    "bind mount: move the volumes to ZFS, LVM-thin, Ceph or qcow2, or exclude it)"
+#define UNSUPPORTED                                                                                \
+	"its storage cannot take snapshots (Proxmox: snapshot feature is not "                     \
+	"available; a raw disk on a dir, NFS, CIFS or LVM storage, or a container "                \
+	"bind mount: move the volumes to ZFS, LVM-thin, Ceph or qcow2, or exclude it)"
 
 static void
 on_task(int err, const char *exitstatus, const char *errmsg, void *arg)
@@ -453,9 +462,9 @@ on_task(int err, const char *exitstatus, const char *errmsg, void *arg)
 	if (j->step == ST_TAKE) {
 		const char *name = pl_json_str(it->entry, "snapshot");
 
-		json_array_append_new(j->snaps, json_pack("{s:s,s:s,s:I}", "name", name, "description",
-							  PL_SNAPPOL_DESCRIPTION, "snaptime",
-							  (json_int_t)j->p->now));
+		json_array_append_new(j->snaps, json_pack("{s:s,s:s,s:I}", "name", name,
+							  "description", PL_SNAPPOL_DESCRIPTION,
+							  "snaptime", (json_int_t)j->p->now));
 		json_object_set_new(it->entry, "taken", json_true());
 	} else { /* ST_DELETE: that one is gone */
 		const char *gone = json_string_value(json_array_get(j->prune, 0));
@@ -508,8 +517,10 @@ on_resp(const struct pl_pve_result *res, void *arg)
 			item_end(j, "unsupported", UNSUPPORTED);
 			return;
 		}
-		msg = pl_asprintf("%s failed: %s", j->step == ST_LIST ? "listing snapshots"
-						   : j->step == ST_TAKE ? "snapshot" : "delete",
+		msg = pl_asprintf("%s failed: %s",
+				  j->step == ST_LIST ? "listing snapshots" :
+				  j->step == ST_TAKE ? "snapshot" :
+						       "delete",
 				  res->errmsg ? res->errmsg : pl_strerror(res->err));
 		if (j->step == ST_LIST) { /* nothing to go on: every item fails */
 			while (j->cur < j->nitems) {
@@ -550,8 +561,9 @@ on_resp(const struct pl_pve_result *res, void *arg)
 	}
 	default:
 		if (json_is_string(res->data)) {
-			pl_pve_task_wait(j->p->c, json_string_value(res->data), j->p->o.task_timeout_ms
-					 ? j->p->o.task_timeout_ms : 600000, on_task, j);
+			pl_pve_task_wait(j->p->c, json_string_value(res->data),
+					 j->p->o.task_timeout_ms ? j->p->o.task_timeout_ms : 600000,
+					 on_task, j);
 			return;
 		}
 		on_task(0, "OK", NULL, j); /* done at once */
@@ -580,7 +592,8 @@ take(struct gjob *j, struct item *it)
 		if (strcmp(pl_json_str_or(s, "name", ""), name))
 			continue;
 		if (!pl_snappol_is_label(s, label)) {
-			item_end(j, "failed", "a snapshot of that name is there and is not this policy's");
+			item_end(j, "failed",
+				 "a snapshot of that name is there and is not this policy's");
 			return false;
 		}
 		return true; /* taken this very second: nothing more to take */
@@ -642,15 +655,19 @@ job_go(struct gjob *j)
 				json_object_set_new(it->entry, "taken", json_false());
 		}
 		if (j->prune == NULL)
-			j->prune = it->policy ? pl_snappol_prune_list(j->snaps, pl_json_str_or(it->policy, "label", ""),
-								      pl_json_int(it->policy, "keep", 1))
-					      : pl_snappol_apply_prune_list(j->snaps, p->apply_keep);
+			j->prune =
+				it->policy ?
+					pl_snappol_prune_list(
+						j->snaps, pl_json_str_or(it->policy, "label", ""),
+						pl_json_int(it->policy, "keep", 1)) :
+					pl_snappol_apply_prune_list(j->snaps, p->apply_keep);
 		if (json_array_size(j->prune) == 0) {
 			j->step = ST_TAKE; /* the next item starts with its snapshot */
 			item_end(j, "ok", NULL);
 			return;
 		}
-		char *suffix = pl_asprintf("/snapshot/%s", json_string_value(json_array_get(j->prune, 0)));
+		char *suffix =
+			pl_asprintf("/snapshot/%s", json_string_value(json_array_get(j->prune, 0)));
 
 		request(j, ST_DELETE, "DELETE", gpath(j, suffix), NULL);
 		free(suffix);
@@ -670,8 +687,8 @@ snappol_new(struct event_base *base, struct pl_pve *c, const struct pl_snappol_o
 	p->now = p->o.now ? p->o.now : time(NULL);
 	p->cb = cb;
 	p->arg = arg;
-	p->result = json_pack("{s:I,s:i,s:i,s:i,s:i,s:[],s:[]}", "time", (json_int_t)p->now, "ok", 0,
-			      "failed", 0, "unsupported", 0, "skipped", 0, "missing", "guests");
+	p->result = json_pack("{s:I,s:i,s:i,s:i,s:i,s:[],s:[]}", "time", (json_int_t)p->now, "ok",
+			      0, "failed", 0, "unsupported", 0, "skipped", 0, "missing", "guests");
 	p->done_ev = evtimer_new(base, on_done_ev, p);
 	return p;
 }
@@ -720,15 +737,16 @@ on_resources(const struct pl_pve_result *res, void *arg)
 	size_t i;
 
 	if (res->err) {
-		json_object_set_new(p->result, "error", json_string(res->errmsg ? res->errmsg
-									       : pl_strerror(res->err)));
+		json_object_set_new(p->result, "error",
+				    json_string(res->errmsg ? res->errmsg : pl_strerror(res->err)));
 		count(p, "failed");
 		finish(p);
 		return;
 	}
 	p->jobs = pl_calloc(json_array_size(res->data) + 1, sizeof(*p->jobs));
 	json_array_foreach(p->policies, i, pol) {
-		json_t *sel = pl_snappol_select(pol, res->data, json_object_get(p->result, "missing"));
+		json_t *sel =
+			pl_snappol_select(pol, res->data, json_object_get(p->result, "missing"));
 		const json_t *g;
 		size_t k;
 
@@ -754,8 +772,8 @@ pl_snappol_start(struct event_base *base, struct pl_pve *c, const json_t *polici
 
 struct pl_snappol *
 pl_snappol_prune_apply_start(struct event_base *base, struct pl_pve *c, const json_t *guests,
-			     long long keep, const struct pl_snappol_opts *o,
-			     pl_snappol_done_cb cb, void *arg)
+			     long long keep, const struct pl_snappol_opts *o, pl_snappol_done_cb cb,
+			     void *arg)
 {
 	struct pl_snappol *p = snappol_new(base, c, o, cb, arg);
 	const json_t *g;

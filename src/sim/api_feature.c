@@ -50,8 +50,8 @@ pl_sim_snapshot_blocker(struct pl_sim *s, const struct pl_sim_guest *g)
 		}
 		vol = pl_sim_volume_find(s, volid, g->node, &st);
 		if (st && !can_snapshot(st->type, vol ? vol->format : NULL)) {
-			snprintf(why, sizeof(why), "%s is a %s volume on %s storage '%s'",
-				 k, vol && vol->format ? vol->format : "raw", st->type, st->id);
+			snprintf(why, sizeof(why), "%s is a %s volume on %s storage '%s'", k,
+				 vol && vol->format ? vol->format : "raw", st->type, st->id);
 			return why;
 		}
 	}

@@ -12,15 +12,21 @@
 static void
 test_newest(void **state)
 {
-	json_t *res = json_loads("[{\"type\":\"qemu\",\"vmid\":300,\"name\":\"proxy\",\"node\":\"pve1\"},"
-				 "{\"type\":\"lxc\",\"vmid\":101,\"name\":\"dns\",\"node\":\"pve2\"},"
-				 "{\"type\":\"storage\",\"storage\":\"local\",\"node\":\"pve1\"}]", 0, NULL);
+	json_t *res =
+		json_loads("[{\"type\":\"qemu\",\"vmid\":300,\"name\":\"proxy\",\"node\":\"pve1\"},"
+			   "{\"type\":\"lxc\",\"vmid\":101,\"name\":\"dns\",\"node\":\"pve2\"},"
+			   "{\"type\":\"storage\",\"storage\":\"local\",\"node\":\"pve1\"}]",
+			   0, NULL);
 	json_t *vols = json_loads(
-		"[{\"volid\":\"local:backup/a-300\",\"vmid\":300,\"ctime\":1000,\"storage\":\"local\",\"size\":5},"
-		"{\"volid\":\"nas:backup/b-300\",\"vmid\":300,\"ctime\":3000,\"storage\":\"nas\",\"size\":7},"
+		"[{\"volid\":\"local:backup/"
+		"a-300\",\"vmid\":300,\"ctime\":1000,\"storage\":\"local\",\"size\":5},"
+		"{\"volid\":\"nas:backup/"
+		"b-300\",\"vmid\":300,\"ctime\":3000,\"storage\":\"nas\",\"size\":7},"
 		"{\"volid\":\"nas:backup/c-300\",\"vmid\":300,\"ctime\":2000,\"storage\":\"nas\"},"
-		"{\"volid\":\"nas:backup/gone-999\",\"vmid\":999,\"ctime\":9000,\"storage\":\"nas\"},"
-		"{\"volid\":\"nas:backup/nobody\",\"ctime\":9000,\"storage\":\"nas\"}]", 0, NULL);
+		"{\"volid\":\"nas:backup/"
+		"gone-999\",\"vmid\":999,\"ctime\":9000,\"storage\":\"nas\"},"
+		"{\"volid\":\"nas:backup/nobody\",\"ctime\":9000,\"storage\":\"nas\"}]",
+		0, NULL);
 	json_t *out = pl_backups_newest(res, vols, 3600);
 	const json_t *a, *b;
 

@@ -25,8 +25,13 @@ test_name(void **state)
 {
 	char name[64];
 	time_t t;
-	struct tm tm = { .tm_year = 126, .tm_mon = 11, .tm_mday = 7, .tm_hour = 8, .tm_min = 5,
-			 .tm_sec = 9, .tm_isdst = -1 };
+	struct tm tm = { .tm_year = 126,
+			 .tm_mon = 11,
+			 .tm_mday = 7,
+			 .tm_hour = 8,
+			 .tm_min = 5,
+			 .tm_sec = 9,
+			 .tm_isdst = -1 };
 
 	setenv("TZ", "UTC", 1);
 	tzset();
@@ -211,7 +216,8 @@ check_select(const json_t *resources, const char *policy, const char *want,
 	if (!json_equal(got, w) || !json_equal(missing, wm)) {
 		char *a = json_dumps(got, 0), *b = json_dumps(missing, 0);
 
-		fail_msg("%s: got %s missing %s, want %s missing %s", policy, a, b, want, want_missing);
+		fail_msg("%s: got %s missing %s, want %s missing %s", policy, a, b, want,
+			 want_missing);
 	}
 	json_decref(p);
 	json_decref(missing);
@@ -231,14 +237,16 @@ test_select(void **state)
 	json_array_append_new(r, res(102, "cache", "lxc", "production", "infra"));
 	json_array_append_new(r, res(103, "lab", "qemu", NULL, "lab"));
 	json_array_append_new(r, json_pack("{s:s,s:s}", "type", "storage", "storage", "local"));
-	json_array_append_new(r, json_pack("{s:s,s:s,s:s}", "type", "pool", "pool", "infra", "id", "/pool/infra"));
+	json_array_append_new(r, json_pack("{s:s,s:s,s:s}", "type", "pool", "pool", "infra", "id",
+					   "/pool/infra"));
 
 	check_select(r, "{\"guests\":[\"proxy\", 103]}", "[103,300]", "[]");
 	check_select(r, "{\"guests\":[\"101\", \"nope\", 999]}", "[101]", "[\"nope\",\"999\"]");
 	/* tags whole and case-blind: "production" is not "prod" */
 	check_select(r, "{\"tags\":[\"prod\"]}", "[101,300]", "[]");
 	check_select(r, "{\"pools\":[\"infra\"]}", "[102,300]", "[]");
-	check_select(r, "{\"pools\":[\"infra\"],\"tags\":[\"prod\"],\"guests\":[300]}", "[101,102,300]", "[]");
+	check_select(r, "{\"pools\":[\"infra\"],\"tags\":[\"prod\"],\"guests\":[300]}",
+		     "[101,102,300]", "[]");
 	check_select(r, "{\"pools\":[\"infra\"],\"exclude\":[\"proxy\"]}", "[102]", "[]");
 	check_select(r, "{\"tags\":[\"prod\"],\"exclude\":[101]}", "[300]", "[]");
 	/* a storage or pool entry named like a selection is never a guest */
