@@ -31,23 +31,12 @@ struct listing {
 	char *storage, *node;
 };
 
-static int
-cmp_vmid(const void *a, const void *b)
-{
-	long long x = pl_json_int(*(const json_t *const *)a, "vmid", 0);
-	long long y = pl_json_int(*(const json_t *const *)b, "vmid", 0);
-
-	return (x > y) - (x < y);
-}
-
 json_t *
 pl_backups_newest(const json_t *resources, const json_t *volumes, time_t now)
 {
-	json_t *by = json_object(), *out = json_array(), *e;
+	json_t *by = json_object(), *out, *e;
 	const json_t *g, *v;
-	const char *k;
-	json_t **sorted;
-	size_t i, n = 0;
+	size_t i;
 
 	json_array_foreach(resources, i, g) {
 		const char *type = pl_json_str_or(g, "type", "");
@@ -81,13 +70,7 @@ pl_backups_newest(const json_t *resources, const json_t *volumes, time_t now)
 		json_object_set_new(e, "storage", json_string(pl_json_str_or(v, "storage", "")));
 		json_object_set_new(e, "size", json_integer(pl_json_int(v, "size", 0)));
 	}
-	sorted = pl_calloc(json_object_size(by) + 1, sizeof(*sorted));
-	json_object_foreach(by, k, e)
-		sorted[n++] = e;
-	qsort(sorted, n, sizeof(*sorted), cmp_vmid);
-	for (i = 0; i < n; i++)
-		json_array_append(out, sorted[i]);
-	free(sorted);
+	out = pl_json_values_sorted(by, "vmid");
 	json_decref(by);
 	return out;
 }

@@ -206,24 +206,12 @@ in_pool(const json_t *pools, const json_t *g)
 	return false;
 }
 
-static int
-cmp_vmid(const void *a, const void *b)
-{
-	long long x = pl_json_int(*(const json_t *const *)a, "vmid", 0);
-	long long y = pl_json_int(*(const json_t *const *)b, "vmid", 0);
-
-	return (x > y) - (x < y);
-}
-
 json_t *
 pl_snappol_select(const json_t *policy, const json_t *resources, json_t *missing)
 {
 	const json_t *names = json_object_get(policy, "guests"), *g, *w;
-	json_t *picked = json_object(), *out = json_array();
-	const char *k;
-	json_t *v;
-	size_t i, j, n = 0;
-	json_t **sorted;
+	json_t *picked = json_object(), *out;
+	size_t i, j;
 
 	json_array_foreach(resources, i, g) {
 		const char *type = pl_json_str_or(g, "type", "");
@@ -253,13 +241,7 @@ pl_snappol_select(const json_t *policy, const json_t *resources, json_t *missing
 					json_incref((json_t *)w) :
 					json_sprintf("%lld", (long long)json_integer_value(w)));
 	}
-	sorted = pl_calloc(json_object_size(picked) + 1, sizeof(*sorted));
-	json_object_foreach(picked, k, v)
-		sorted[n++] = v;
-	qsort(sorted, n, sizeof(*sorted), cmp_vmid);
-	for (i = 0; i < n; i++)
-		json_array_append(out, sorted[i]);
-	free(sorted);
+	out = pl_json_values_sorted(picked, "vmid");
 	json_decref(picked);
 	return out;
 }
