@@ -608,6 +608,8 @@ job_go(struct gjob *j)
 				json_object_set_new(it->entry, "status", json_string("skipped"));
 				json_object_set_new(it->entry, "error", json_string("a template"));
 				count(p, "skipped");
+				if (p->o.progress)
+					p->o.progress(it->entry, p->o.arg);
 			}
 			job_go(j);
 			return;

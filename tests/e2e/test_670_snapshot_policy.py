@@ -199,3 +199,19 @@ def test_apply_snapshots_keep_prunes_only_apply_snapshots(tmp_path):
         assert r.rc == 0 and "Deleted 1 older apply snapshot (apply_snapshots.keep: 2)." in r.out, r
     finally:
         lab.close()
+
+
+def test_vmstate_for_running_vms_and_templates_skipped(sim, env, tmp_path):
+    # 300 is a running VM, 310 a container, 9000 a template
+    proxy = guest(sim, 300)
+    assert proxy["status"] == "running"
+    cfg = config(tmp_path, "  - {label: ram, keep: 2, vmstate: true, guests: [300, 310, 9000]}\n")
+    r = run("-c", cfg, "-o", "json", "snapshot-policy", "run", env=env)
+    assert r.rc == 0, r
+    res = r.json()
+    by = {e["vmid"]: e for e in res["guests"]}
+    assert by[9000]["status"] == "skipped" and res["skipped"] == 1
+    assert by[300]["status"] == "ok" and by[310]["status"] == "ok"
+    assert snaps(sim, proxy)[by[300]["snapshot"]]["vmstate"] == 1
+    assert "vmstate" not in snaps(sim, guest(sim, 310))[by[310]["snapshot"]]  # containers have none
+    assert not [n for n in snaps(sim, guest(sim, 9000)) if n.startswith("autoram")]
