@@ -583,8 +583,9 @@ take(struct gjob *j, struct item *it)
 	params = json_pack("{s:s,s:s}", "snapname", name, "description", PL_SNAPPOL_DESCRIPTION);
 	if (pl_json_bool(it->policy, "vmstate", false) && j->running && !strcmp(j->type, "qemu"))
 		json_object_set_new(params, "vmstate", json_integer(1));
+	/* "taken" is set once the task is done: a retry after a lock conflict
+	 * comes back here and asks again */
 	request(j, ST_TAKE, "POST", gpath(j, "/snapshot"), params);
-	json_object_set_new(it->entry, "taken", json_false());
 	return false;
 }
 

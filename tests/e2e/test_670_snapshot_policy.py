@@ -215,3 +215,27 @@ def test_vmstate_for_running_vms_and_templates_skipped(sim, env, tmp_path):
     assert snaps(sim, proxy)[by[300]["snapshot"]]["vmstate"] == 1
     assert "vmstate" not in snaps(sim, guest(sim, 310))[by[310]["snapshot"]]  # containers have none
     assert not [n for n in snaps(sim, guest(sim, 9000)) if n.startswith("autoram")]
+
+
+def test_lock_timeouts_are_retried_and_the_snapshot_still_taken(tmp_path):
+    # half the guest-changing calls time out on the guest's lock file
+    info = start_sim("--seed", DEMO_SEED, "--faults", "lockwait=0.5", "--lock-wait-ms", "50",
+                     "--rng-seed", "7")
+    try:
+        env = env_for(info, tmp_path / "state.db")
+        cfg = config(tmp_path, "  - {label: busy, keep: 2, guests: [proxy, dns, monitoring]}\n")
+        made = []
+        for _ in range(3):
+            before = int(time.time())
+            r = run("-c", cfg, "-o", "json", "snapshot-policy", "run", env=env)
+            assert r.rc == 0, r
+            res = r.json()
+            assert res["ok"] == 3, res
+            assert all(e["taken"] is True for e in res["guests"]), res
+            made.append(res["guests"][0]["snapshot"])
+            next_second(max(before, res["time"]))
+        for vmid in (300, 301, 310):
+            ours = sorted(n for n in snaps(info, guest(info, vmid)) if n.startswith("autobusy"))
+            assert ours == sorted(made)[-2:] if vmid == 300 else len(ours) == 2, (vmid, ours)
+    finally:
+        stop_sim(info)
