@@ -210,8 +210,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		return pl_args_exit(r);
 	if (!strcmp(a.pos[0], "run"))
 		return cmd_run(ctx, &a, timeout, jobs);
-	if (!strcmp(a.pos[0], "list") && a.npos == 1)
-		return cmd_list(ctx);
+	if (!strcmp(a.pos[0], "list"))
+		return a.npos == 1 ? cmd_list(ctx)
+				   : pl_usage_error(&pl_cmd_snapshot_policy, "list takes no LABEL");
 	return pl_usage_error(&pl_cmd_snapshot_policy, "'%s' is not run [LABEL] or list", a.pos[0]);
 }
 
