@@ -211,8 +211,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	if (!strcmp(a.pos[0], "run"))
 		return cmd_run(ctx, &a, timeout, jobs);
 	if (!strcmp(a.pos[0], "list"))
-		return a.npos == 1 ? cmd_list(ctx)
-				   : pl_usage_error(&pl_cmd_snapshot_policy, "list takes no LABEL");
+		return a.npos == 1 ? cmd_list(ctx) :
+				     pl_usage_error(&pl_cmd_snapshot_policy, "list takes no LABEL");
 	return pl_usage_error(&pl_cmd_snapshot_policy, "'%s' is not run [LABEL] or list", a.pos[0]);
 }
 
