@@ -17,6 +17,7 @@
 #include "plan/apply.h"
 #include "plan/plan.h"
 #include "plan/runs.h"
+#include "plan/snappol.h"
 
 #include <unistd.h>
 
@@ -302,6 +303,53 @@ print_backups(const struct pl_ctx *ctx, const json_t *plan, const struct pl_appl
 		       ao->backup_storage ? "'" : "", n == 1 ? "it" : "them");
 }
 
+/* apply_snapshots.keep: after an apply that succeeded, each guest it
+ * snapshotted keeps its newest N pvelab-pre-RUN snapshots (plan/snappol.c);
+ * what went is in result's "pruned_snapshots". A failure here is a warning:
+ * the apply itself is done. */
+static size_t
+prune_apply_snapshots(const struct pl_ctx *ctx, struct pl_session *s, json_t *result)
+{
+	const json_t *keep = pl_config_get(s->cfg, "/apply_snapshots/keep"), *c, *e;
+	json_t *guests = json_array(), *pr = NULL, *pruned = json_array();
+	struct pl_snappol_opts o = { 0 };
+	size_t i, n = 0;
+
+	if (!json_is_integer(keep)) {
+		json_decref(guests);
+		json_decref(pruned);
+		return 0;
+	}
+	json_array_foreach(json_object_get(result, "changes"), i, c)
+		if (pl_json_str(c, "snapshot"))
+			json_array_append_new(guests,
+					      json_pack("{s:s,s:I,s:s,s:s}", "guest",
+							pl_json_str_or(c, "guest", "?"), "vmid",
+							(json_int_t)pl_json_int(c, "vmid", 0),
+							"node", pl_json_str_or(c, "node", ""),
+							"type", pl_json_str_or(c, "type", "qemu")));
+	if (json_array_size(guests) == 0)
+		goto out;
+	pl_snappol_prune_apply(s->base, s->pve, guests, json_integer_value(keep), &o, &pr);
+	json_array_foreach(json_object_get(pr, "guests"), i, e) {
+		n += json_array_size(json_object_get(e, "pruned"));
+		if (json_array_size(json_object_get(e, "pruned")))
+			json_array_append_new(pruned,
+					      json_pack("{s:s,s:I,s:O}", "guest",
+							pl_json_str_or(e, "guest", "?"), "vmid",
+							(json_int_t)pl_json_int(e, "vmid", 0),
+							"pruned", json_object_get(e, "pruned")));
+		if (!strcmp(pl_json_str_or(e, "status", ""), "failed"))
+			pl_warn(ctx, "applied, but pruning the apply snapshots of '%s' failed: %s",
+				pl_json_str_or(e, "guest", "?"), pl_json_str_or(e, "error", "?"));
+	}
+out:
+	json_object_set_new(result, "pruned_snapshots", pruned);
+	json_decref(guests);
+	json_decref(pr);
+	return n;
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
@@ -313,6 +361,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_session s;
 	struct pl_args a;
 	bool yes = false;
+	size_t pruned = 0;
 	long long jobs = 4, run_id = 0;
 	json_t *snap = NULL, *plan = NULL, *saved = NULL, *result = NULL, *owned = NULL;
 	char *err = NULL;
@@ -461,6 +510,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			   json_is_true(json_object_get(result, "stopped")) ? "interrupted"
 			   : r == 0 ? "ok" : "failed", result, &err) != 0)
 		pl_warn(ctx, "%s", err);
+	if (r == 0 && !json_is_true(json_object_get(result, "stopped")))
+		pruned = prune_apply_snapshots(ctx, &s, result);
 	/* record what the cluster looks like now (history rows for this apply);
 	 * after a second signal the user wants out, and tasks are still running */
 	json_decref(snap);
@@ -474,6 +525,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_print_json(json_incref(result));
 	else
 		print_result(ctx, result, run_id);
+	if (pruned && ctx->output != PL_OUT_JSON && ctx->verbosity >= 0)
+		printf("Deleted %zu older apply snapshot%s (apply_snapshots.keep: %lld).\n", pruned,
+		       pruned == 1 ? "" : "s",
+		       pl_json_int(pl_config_get(s.cfg, "/apply_snapshots"), "keep", 0));
 	fflush(stdout);
 	rc = pl_guard_exit(&guard, r == 0 ? PL_EXIT_OK : PL_EXIT_ERROR);
 out:

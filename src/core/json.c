@@ -562,6 +562,31 @@ pl_json_load_list(const char *data, size_t len, int threads)
 	return json_loadb(data, len, JSON_DECODE_ANY, NULL);
 }
 
+static int
+cmp_by_key(const void *a, const void *b, void *key)
+{
+	long long x = pl_json_int(*(const json_t *const *)a, key, 0);
+	long long y = pl_json_int(*(const json_t *const *)b, key, 0);
+
+	return (x > y) - (x < y);
+}
+
+json_t *
+pl_json_values_sorted(const json_t *obj, const char *key)
+{
+	json_t **v = pl_calloc(json_object_size(obj) + 1, sizeof(*v)), *out = json_array(), *e;
+	const char *k;
+	size_t n = 0;
+
+	json_object_foreach((json_t *)obj, k, e)
+		v[n++] = e;
+	qsort_r(v, n, sizeof(*v), cmp_by_key, (void *)key);
+	for (size_t i = 0; i < n; i++)
+		json_array_append(out, v[i]);
+	free(v);
+	return out;
+}
+
 const char *
 pl_json_str(const json_t *obj, const char *key)
 {

@@ -44,6 +44,9 @@ long long pl_json_int(const json_t *obj, const char *key, long long dflt);
 double pl_json_num(const json_t *obj, const char *key, double dflt);
 /* Boolean member, accepting 0/1, "0"/"1", true/false. */
 bool pl_json_bool(const json_t *obj, const char *key, bool dflt);
+/* The values of object obj as an array sorted by their integer member key
+ * (pl_json_int), smallest first. New reference. */
+json_t *pl_json_values_sorted(const json_t *obj, const char *key);
 
 /* Compact JSON with sorted keys: the canonical form used for hashes and diffs. Caller frees. */
 char *pl_json_canonical(const json_t *v);

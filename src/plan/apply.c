@@ -535,7 +535,8 @@ backup_post(struct job *j)
 {
 	request(j, "POST", pl_asprintf("/nodes/%s/vzdump", j->old_node),
 		json_pack("{s:I,s:s,s:s,s:s,s:b}", "vmid", (json_int_t)j->old_vmid, "storage",
-			  j->bk_storage, "mode", "snapshot", "compress", "zstd", "remove", 0));
+			  j->bk_storage, "mode", pl_json_str_or(j->change, "mode", "snapshot"),
+			  "compress", pl_json_str_or(j->change, "compress", "zstd"), "remove", 0));
 }
 
 /* The storage named id in a storage list (entries of /nodes/N/storage, or of
@@ -1233,6 +1234,10 @@ program(struct job *j)
 			add_step(j, S_START);
 	} else if (!strcmp(a, "rollback")) {
 		add_step(j, S_ROLLBACK);
+	} else if (!strcmp(a, "backup")) { /* pvelab backup: the backup alone */
+		add_part(j, S_BACKUP_STORAGE);
+		add_step(j, S_BACKUP);
+		add_part(j, S_BACKUP_FIND);
 	}
 }
 

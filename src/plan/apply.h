@@ -65,10 +65,12 @@ struct pl_apply_opts {
 
 /*
  * Execute plan. Besides the planner's actions, "rollback" changes
- * ({"action":"rollback","snapshot","running"}) restore a snapshot, and
+ * ({"action":"rollback","snapshot","running"}) restore a snapshot,
  * "restore" changes ({"action":"restore","archive","running"}, with
  * "old_vmid","from_type","old_node" when a replacement must go first)
- * restore a guest from a vzdump archive.
+ * restore a guest from a vzdump archive, and "backup" changes
+ * ({"action":"backup","mode","compress"}: vzdump's, default snapshot and
+ * zstd) take a vzdump backup of the guest now (its "backup" says which).
  * Before a delete or a replace destroys a guest it is backed up (vzdump)
  * unless o->no_backup; a failed backup stops the change before its destroy.
  * A change's "old_vmid", "from_type", "old_node" name the guest it removes

@@ -27,6 +27,7 @@ extern const struct pl_sim_route_def pl_sim_clone_routes[];
 extern const struct pl_sim_route_def pl_sim_agent_routes[];
 extern const struct pl_sim_route_def pl_sim_storage_routes[];
 extern const struct pl_sim_route_def pl_sim_pool_routes[];
+extern const struct pl_sim_route_def pl_sim_feature_routes[];
 
 /* A parameter as text, or NULL. */
 const char *pl_sim_p(const struct pl_sim_req *r, const char *name);
@@ -83,6 +84,9 @@ int pl_sim_conf_value(struct pl_sim_req *r, struct pl_sim_guest *g, json_t *into
 json_t *pl_sim_snap_find(struct pl_sim_guest *g, const char *name, size_t *idx);
 /* Whether a config key holds a volume (a disk, not a CD-ROM or "none"). */
 bool pl_sim_is_volume_key(const struct pl_sim_guest *g, const char *key, const char *value);
+/* Why a guest's volumes cannot be snapshotted ("scsi0 is a raw volume on
+ * dir storage 'local'"), or NULL when they can (api_feature.c). */
+const char *pl_sim_snapshot_blocker(struct pl_sim *s, const struct pl_sim_guest *g);
 /* A task's done() that changes nothing when the task ends. */
 void pl_sim_noop_done(struct pl_sim *s, struct pl_sim_task *t);
 /* Apply the pending changes and deletions to the config (as a start does). */
