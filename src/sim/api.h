@@ -27,6 +27,10 @@ extern const struct pl_sim_route_def pl_sim_clone_routes[];
 extern const struct pl_sim_route_def pl_sim_agent_routes[];
 extern const struct pl_sim_route_def pl_sim_storage_routes[];
 extern const struct pl_sim_route_def pl_sim_pool_routes[];
+extern const struct pl_sim_route_def pl_sim_storecfg_routes[];
+extern const struct pl_sim_route_def pl_sim_ha_routes[];
+extern const struct pl_sim_route_def pl_sim_backup_routes[];
+extern const struct pl_sim_route_def pl_sim_firewall_routes[];
 
 /* A parameter as text, or NULL. */
 const char *pl_sim_p(const struct pl_sim_req *r, const char *name);
@@ -47,6 +51,21 @@ json_t *pl_sim_rrd(struct pl_sim *s, const struct pl_sim_guest *g, int node,
 /* Pool membership. */
 int pl_sim_pool_add(struct pl_sim *s, const char *pool, uint32_t vmid, char **err);
 void pl_sim_pool_forget(struct pl_sim *s, uint32_t vmid);
+
+/* Whether text is a calendar event PVE accepts (api_backup.c); *why says
+ * what failed. */
+bool pl_sim_calendar_valid(const char *text, const char **why);
+
+/* --- HA (api_ha.c) --- */
+enum { PL_SIM_HA_START, PL_SIM_HA_STOP, PL_SIM_HA_SHUTDOWN };
+/* A start, stop or shutdown (PL_SIM_HA_*; -1: none of them) of an HA-managed
+ * guest becomes an HA request (task hastart/hastop): true when the call is
+ * answered so, false when the guest is not HA managed. */
+bool pl_sim_ha_power(struct pl_sim_req *r, struct pl_sim_guest *g, int what);
+/* The guest's hastate in /cluster/resources, or NULL when not HA managed. */
+const char *pl_sim_ha_state(struct pl_sim *s, const struct pl_sim_guest *g);
+/* A node's hastate in /cluster/resources, or NULL while HA is unused. */
+const char *pl_sim_ha_node_state(struct pl_sim *s, int node);
 
 /* --- guests (api_guest.c), shared by the guest handler files --- */
 /* "VM" or "CT", as PVE's messages name a guest. */

@@ -1,0 +1,1047 @@
+/*
+ * API handlers for high availability (/cluster/ha): resources, groups (PVE 8,
+ * and PVE 9 before migration), rules (PVE 9), status; and the HA requests a
+ * start or stop of an HA-managed guest becomes, with the CRM and LRM that carry
+ * them out (pve-ha-manager's PVE/API2/HA/{Resources,Groups,Rules,Status}.pm,
+ * PVE/HA/Config.pm, PVE/HA/Manager.pm).
+ */
+#include "core/common.h"
+
+#include <time.h>
+
+#include "core/err.h"
+#include "core/json.h"
+#include "core/str.h"
+#include "sim/api.h"
+#include "sim/internal.h"
+
+static json_t *
+ha_part(struct pl_sim *s, const char *name)
+{
+	json_t *o;
+
+	if (!s->ha)
+		s->ha = json_object();
+	if ((o = json_object_get(s->ha, name)) == NULL) {
+		o = json_object();
+		json_object_set_new(s->ha, name, o);
+	}
+	return o;
+}
+
+static bool
+is_v8(struct pl_sim *s)
+{
+	return !strcmp(s->schema->version, "8.4");
+}
+
+/* PVE::HA::Config::have_groups_been_migrated: on PVE 9 once no group is left
+ * (a fresh PVE 9 cluster has none); PVE 8 has groups only. */
+static bool
+groups_migrated(struct pl_sim *s)
+{
+	return !is_v8(s) && json_object_size(ha_part(s, "groups")) == 0;
+}
+
+/* PVE::HA::Config::parse_sid: "vm:100", "ct:100", or a bare VMID looked up. A
+ * new string (caller frees) or NULL with the failure set. */
+static char *
+parse_sid(struct pl_sim_req *r, const char *sid, const char *errpfx)
+{
+	const char *colon;
+
+	if (sid && *sid && strspn(sid, "0123456789") == strlen(sid)) {
+		struct pl_sim_guest *g = pl_sim_guest_find(r->sim, (uint32_t)strtoul(sid, NULL, 10));
+
+		if (!g) {
+			pl_sim_fail(r, 500, "%sunable to detect SID from VMID - VM/CT %s does not exist",
+				    errpfx, sid);
+			return NULL;
+		}
+		return pl_asprintf("%s:%u", g->lxc ? "ct" : "vm", g->vmid);
+	}
+	if (!sid || (colon = strchr(sid, ':')) == NULL || colon == sid || !colon[1] ||
+	    strpbrk(sid, " \t")) {
+		pl_sim_fail(r, 500, "%sunable to parse service id '%s'", errpfx, sid ? sid : "");
+		return NULL;
+	}
+	return pl_strdup(sid);
+}
+
+/* The guest of a "vm:100" / "ct:100" service id, or NULL. */
+static struct pl_sim_guest *
+sid_guest(struct pl_sim *s, const char *sid)
+{
+	struct pl_sim_guest *g;
+
+	if (strncmp(sid, "vm:", 3) && strncmp(sid, "ct:", 3))
+		return NULL;
+	g = pl_sim_guest_find(s, (uint32_t)strtoul(sid + 3, NULL, 10));
+	if (g && g->lxc != (sid[0] == 'c'))
+		return NULL;
+	return g;
+}
+
+static void
+sid_of(const struct pl_sim_guest *g, char out[32])
+{
+	snprintf(out, 32, "%s:%u", g->lxc ? "ct" : "vm", g->vmid);
+}
+
+/* The requested state of a resource; "enabled" is "started". */
+static const char *
+req_state(const json_t *res)
+{
+	const char *st = pl_json_str_or(res, "state", "started");
+
+	return !strcmp(st, "enabled") ? "started" : st;
+}
+
+static void
+guest_changed(struct pl_sim *s, struct pl_sim_guest *g)
+{
+	if (!g)
+		return;
+	free(g->res);
+	g->res = NULL;
+	s->dirty = true;
+	s->gen++;
+}
+
+static void
+set_service(struct pl_sim *s, const char *sid, const char *state)
+{
+	json_t *svc = ha_part(s, "service");
+	struct pl_sim_guest *g = sid_guest(s, sid);
+
+	if (!state)
+		json_object_del(svc, sid);
+	else
+		json_object_set_new(svc, sid, json_pack("{s:s,s:s}", "state", state, "node",
+							g ? s->nodes[g->node].name : ""));
+	guest_changed(s, g);
+}
+
+/* What the LRM does when the CRM asks it to start or stop a guest: a task of
+ * root@pam (qmstart, qmshutdown, vzstop, ...) that changes the guest at its end. */
+static void
+lrm_done(struct pl_sim *s, struct pl_sim_task *t)
+{
+	struct pl_sim_guest *g = pl_sim_guest_find(s, t->vmid);
+	bool start = pl_json_bool(t->args, "start", false);
+	char sid[32];
+
+	if (!g)
+		return;
+	if (start && g->status == PL_SIM_STOPPED) {
+		pl_sim_apply_pending(s, g);
+		g->status = PL_SIM_RUNNING;
+		g->started = time(NULL);
+	} else if (!start) {
+		g->status = PL_SIM_STOPPED;
+	}
+	sid_of(g, sid);
+	if (!start && json_object_get(ha_part(s, "service"), sid))
+		set_service(s, sid, "stopped");
+	guest_changed(s, g);
+}
+
+static void
+lrm_run(struct pl_sim *s, struct pl_sim_guest *g, bool start, long timeout)
+{
+	const char *type = start ? (g->lxc ? "vzstart" : "qmstart") :
+			   timeout > 0 ? (g->lxc ? "vzshutdown" : "qmshutdown") :
+					 (g->lxc ? "vzstop" : "qmstop");
+	char id[16];
+	struct pl_sim_task *t;
+
+	snprintf(id, sizeof(id), "%u", g->vmid);
+	t = pl_sim_task_start(s, g->node, type, id, "root@pam", 0, lrm_done,
+			      json_pack("{s:b}", "start", start));
+	t->vmid = g->vmid;
+}
+
+/* One round of the CRM for a resource (PVE::HA::Manager's next_state_*): the
+ * service state follows the requested one, the LRM starts or stops the guest. */
+static void
+crm_round(struct pl_sim *s, const char *sid, long timeout)
+{
+	json_t *res = json_object_get(ha_part(s, "resources"), sid);
+	struct pl_sim_guest *g = sid_guest(s, sid);
+	const char *want;
+
+	if (!res || !strcmp(req_state(res), "ignored")) {
+		set_service(s, sid, NULL);
+		return;
+	}
+	want = req_state(res);
+	if (!g) {
+		set_service(s, sid, "error");
+		return;
+	}
+	if (!strcmp(want, "started")) {
+		set_service(s, sid, "started");
+		if (g->status == PL_SIM_STOPPED && s->nodes[g->node].online)
+			lrm_run(s, g, true, 0);
+	} else if (g->status != PL_SIM_STOPPED) {
+		set_service(s, sid, "request_stop");
+		lrm_run(s, g, false, timeout);
+	} else {
+		set_service(s, sid, "stopped");
+	}
+}
+
+/* --- the hooks other files call --- */
+
+const char *
+pl_sim_ha_state(struct pl_sim *s, const struct pl_sim_guest *g)
+{
+	char sid[32];
+	json_t *v;
+
+	if (!s->ha)
+		return NULL;
+	sid_of(g, sid);
+	/* pve-manager's /cluster/resources: the manager's service state, else
+	 * the configured one */
+	if ((v = json_object_get(json_object_get(s->ha, "service"), sid)) != NULL)
+		return pl_json_str(v, "state");
+	if ((v = json_object_get(json_object_get(s->ha, "resources"), sid)) != NULL)
+		return pl_json_str_or(v, "state", "started");
+	return NULL;
+}
+
+const char *
+pl_sim_ha_node_state(struct pl_sim *s, int node)
+{
+	if (!s->ha || json_object_size(json_object_get(s->ha, "resources")) == 0)
+		return NULL;
+	return s->nodes[node].online ? "online" : "unknown";
+}
+
+static void
+ha_request_done(struct pl_sim *s, struct pl_sim_task *t)
+{
+	const char *sid = pl_json_str(t->args, "sid");
+	json_t *res = sid ? json_object_get(ha_part(s, "resources"), sid) : NULL;
+
+	if (!res)
+		return;
+	json_object_set_new(res, "state",
+			    json_string(pl_json_bool(t->args, "start", false) ? "started" :
+										"stopped"));
+	crm_round(s, sid, (long)pl_json_int(t->args, "timeout", 0));
+}
+
+bool
+pl_sim_ha_power(struct pl_sim_req *r, struct pl_sim_guest *g, int what)
+{
+	struct pl_sim *s = r->sim;
+	json_t *res;
+	char sid[32];
+	struct pl_sim_task *t;
+	long timeout = 0;
+
+	if (what < 0 || !s->ha)
+		return false;
+	sid_of(g, sid);
+	res = json_object_get(json_object_get(s->ha, "resources"), sid);
+	/* PVE::HA::Config::vm_is_ha_managed: ignored resources behave as unmanaged */
+	if (!res || !strcmp(req_state(res), "ignored"))
+		return false;
+	if (what == PL_SIM_HA_STOP && pl_sim_pbool(r, "overrule-shutdown", false)) {
+		pl_sim_param_fail(r, "overrule-shutdown", "Not applicable for HA resources.");
+		return true;
+	}
+	if (what == PL_SIM_HA_SHUTDOWN)
+		timeout = (long)pl_sim_pint(r, "timeout", 60);
+	/* qemu-server's vm_start / vm_stop / vm_shutdown and pve-container's: a
+	 * worker that runs ha-manager and ends before the CRM acts */
+	t = pl_sim_task_start(s, g->node, what == PL_SIM_HA_START ? "hastart" : "hastop",
+			      pl_sim_p(r, "vmid"), r->user, 0, ha_request_done,
+			      json_pack("{s:s,s:b,s:I}", "sid", sid, "start", what == PL_SIM_HA_START,
+					"timeout", (json_int_t)timeout));
+	pl_sim_task_log(t, "Requesting HA %s for %s %u", what == PL_SIM_HA_START ? "start" : "stop",
+			PL_SIM_GT(g), g->vmid);
+	pl_sim_ok_task(r, t);
+	return true;
+}
+
+/* --- resources --- */
+
+static void
+ha_digest(struct pl_sim *s, const char *part, char out[41])
+{
+	pl_sim_sha1_json(ha_part(s, part), out);
+}
+
+static const struct pl_sim_method *
+method_of(struct pl_sim *s, const char *path, enum pl_sim_meth m)
+{
+	struct pl_sim_path *p = pl_sim_schema_find(s->schema, path);
+
+	return p ? p->methods[m] : NULL;
+}
+
+static json_t *
+res_entry(struct pl_sim *s, const char *sid, json_t *res, const char *digest)
+{
+	json_t *o = pl_sim_typed(method_of(s, "/cluster/ha/resources", PL_SIM_POST), res);
+
+	json_object_set_new(o, "sid", json_string(sid));
+	json_object_set_new(o, "digest", json_string(digest));
+	if (groups_migrated(s))
+		json_object_del(o, "group");
+	else if (pl_json_str(res, "group") &&
+		 !json_object_get(ha_part(s, "groups"), pl_json_str(res, "group")))
+		json_object_set_new(o, "errors",
+				    json_pack("{s:s++}", "group", "group '", pl_json_str(res, "group"),
+					      "' does not exist"));
+	return o;
+}
+
+static void
+h_res_list(struct pl_sim_req *r)
+{
+	const char *type = pl_sim_p(r, "type");
+	char digest[41];
+	const char *sid;
+	json_t *v, *a = json_array();
+
+	ha_digest(r->sim, "resources", digest);
+	json_object_foreach(ha_part(r->sim, "resources"), sid, v)
+		if (!type || !strcmp(type, pl_json_str_or(v, "type", "")))
+			json_array_append_new(a, res_entry(r->sim, sid, v, digest));
+	pl_sim_ok(r, a);
+}
+
+static void
+h_res_get(struct pl_sim_req *r)
+{
+	char *sid = parse_sid(r, pl_sim_p(r, "sid"), "");
+	json_t *res;
+	char digest[41];
+
+	if (!sid)
+		return;
+	if ((res = json_object_get(ha_part(r->sim, "resources"), sid)) == NULL) {
+		pl_sim_fail(r, 500, "no such resource '%s'", sid);
+	} else {
+		ha_digest(r->sim, "resources", digest);
+		pl_sim_ok(r, res_entry(r->sim, sid, res, digest));
+	}
+	free(sid);
+}
+
+/* The resource options of a request as text (sid, type, digest, delete and
+ * path variables left out). */
+static json_t *
+res_opts(const struct pl_sim_req *r)
+{
+	static const char *const keys[] = { "state",	    "group",	    "failback",
+					     "max_restart", "max_relocate", "comment" };
+	json_t *o = json_object();
+
+	for (size_t i = 0; i < PL_ARRAY_LEN(keys); i++)
+		if (pl_sim_p(r, keys[i]))
+			json_object_set_new(o, keys[i], json_string(pl_sim_p(r, keys[i])));
+	return o;
+}
+
+/* The type in a request must be the sid's ("types does not match"). */
+static bool
+type_matches(struct pl_sim_req *r, const char *sid)
+{
+	const char *t = pl_sim_p(r, "type");
+
+	if (t && (strncmp(sid, t, strlen(t)) || sid[strlen(t)] != ':')) {
+		pl_sim_fail(r, 500, "types does not match");
+		return false;
+	}
+	return true;
+}
+
+static void
+h_res_create(struct pl_sim_req *r)
+{
+	struct pl_sim *s = r->sim;
+	char *sid = parse_sid(r, pl_sim_p(r, "sid"), "");
+	json_t *res;
+
+	if (!sid)
+		return;
+	if (!type_matches(r, sid))
+		goto out;
+	if (pl_sim_p(r, "group") && groups_migrated(s)) {
+		pl_sim_fail(r, 500,
+			    "invalid parameter 'group': ha groups have been migrated to rules");
+		goto out;
+	}
+	if (strncmp(sid, "vm:", 3) && strncmp(sid, "ct:", 3)) {
+		pl_sim_fail(r, 500, "unknown resource type '%.*s'", (int)strcspn(sid, ":"), sid);
+		goto out;
+	}
+	/* PVE::HA::Resources::PVEVM/PVECT->exists */
+	if (!sid_guest(s, sid)) {
+		pl_sim_fail(r, 500, "%s %s does not exist", sid[0] == 'v' ? "VM" : "CT",
+			    sid + 3);
+		goto out;
+	}
+	if (json_object_get(ha_part(s, "resources"), sid)) {
+		pl_sim_fail(r, 500, "create resource failed: resource ID '%s' already defined",
+			    sid);
+		goto out;
+	}
+	res = res_opts(r);
+	json_object_set_new(res, "type", json_stringn(sid, strcspn(sid, ":")));
+	json_object_set_new(ha_part(s, "resources"), sid, res);
+	crm_round(s, sid, 0);
+	pl_sim_ok(r, json_null());
+out:
+	free(sid);
+}
+
+static bool
+digest_ok(struct pl_sim_req *r, const char *part, const char *errpfx)
+{
+	const char *want = pl_sim_p(r, "digest");
+	char cur[41];
+
+	ha_digest(r->sim, part, cur);
+	if (want && strcmp(want, cur)) {
+		pl_sim_fail(r, 500,
+			    "%s: detected modified configuration - file changed by other user? Try "
+			    "again.",
+			    errpfx);
+		return false;
+	}
+	return true;
+}
+
+static void
+h_res_update(struct pl_sim_req *r)
+{
+	struct pl_sim *s = r->sim;
+	char *sid = parse_sid(r, pl_sim_p(r, "sid"), "");
+	const char *del = pl_sim_p(r, "delete"), *group = pl_sim_p(r, "group");
+	json_t *res, *opts;
+	const char *k;
+	json_t *v;
+
+	if (!sid)
+		return;
+	if (!type_matches(r, sid))
+		goto out;
+	if (group && groups_migrated(s)) {
+		pl_sim_fail(r, 500,
+			    "invalid parameter 'group': ha groups have been migrated to rules");
+		goto out;
+	}
+	if (group && !json_object_get(ha_part(s, "groups"), group)) {
+		pl_sim_fail(r, 500, "HA group '%s' does not exist", group);
+		goto out;
+	}
+	/* check_service_state */
+	if (!strcmp(pl_json_str_or(json_object_get(ha_part(s, "service"), sid), "state", ""),
+		    "error") &&
+	    !(pl_sim_p(r, "state") && !strcmp(pl_sim_p(r, "state"), "disabled"))) {
+		pl_sim_fail(r, 500, "service '%s' in error state, must be disabled and fixed first",
+			    sid);
+		goto out;
+	}
+	if (!digest_ok(r, "resources", "update resources config failed"))
+		goto out;
+	if ((res = json_object_get(ha_part(s, "resources"), sid)) == NULL) {
+		pl_sim_fail(r, 500, "update resources config failed: no such resource '%s'", sid);
+		goto out;
+	}
+	if (del) {
+		char *dup = pl_strdup(del), *save = NULL, *tok;
+		static const char *const known[] = { "state",	     "group",	     "failback",
+						     "max_restart", "max_relocate", "comment" };
+
+		for (tok = strtok_r(dup, ",; ", &save); tok; tok = strtok_r(NULL, ",; ", &save)) {
+			bool ok = false;
+
+			for (size_t i = 0; i < PL_ARRAY_LEN(known); i++)
+				ok |= !strcmp(known[i], tok);
+			if (!ok) {
+				pl_sim_fail(r, 500,
+					    "update resources config failed: no such option '%s'",
+					    tok);
+				free(dup);
+				goto out;
+			}
+		}
+		free(dup);
+		dup = pl_strdup(del);
+		for (tok = strtok_r(dup, ",; ", &save); tok; tok = strtok_r(NULL, ",; ", &save))
+			json_object_del(res, tok);
+		free(dup);
+	}
+	opts = res_opts(r);
+	json_object_foreach(opts, k, v)
+		json_object_set(res, k, v);
+	json_decref(opts);
+	crm_round(s, sid, 0);
+	pl_sim_ok(r, json_null());
+out:
+	free(sid);
+}
+
+static void
+h_res_delete(struct pl_sim_req *r)
+{
+	struct pl_sim *s = r->sim;
+	char *sid = parse_sid(r, pl_sim_p(r, "sid"), "");
+	json_t *rules = ha_part(s, "rules");
+	void *it;
+
+	if (!sid)
+		return;
+	if (!json_object_get(ha_part(s, "resources"), sid)) {
+		pl_sim_fail(r, 500, "cannot delete service '%s', not HA managed!", sid);
+		free(sid);
+		return;
+	}
+	json_object_del(ha_part(s, "resources"), sid);
+	set_service(s, sid, NULL);
+	/* delete_service_from_config with purge (the default): the resource
+	 * leaves every rule, a rule left empty goes */
+	if (pl_sim_pbool(r, "purge", true)) {
+		for (it = json_object_iter(rules); it;) {
+			json_t *rule = json_object_iter_value(it);
+			const char *key = json_object_iter_key(it);
+			char *left = NULL;
+			const char *list = pl_json_str_or(rule, "resources", "");
+			char *dup = pl_strdup(list), *save = NULL, *tok;
+			struct pl_buf b;
+
+			pl_buf_init(&b, 0);
+			for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+				if (!strcmp(tok, sid))
+					continue;
+				if (b.len)
+					pl_buf_addch(&b, ',');
+				pl_buf_addstr(&b, tok);
+			}
+			free(dup);
+			left = pl_buf_detach(&b, NULL);
+			it = json_object_iter_next(rules, it);
+			if (!left || !*left)
+				json_object_del(rules, key);
+			else
+				json_object_set_new(rule, "resources", json_string(left));
+			free(left);
+		}
+	}
+	s->dirty = true;
+	pl_sim_ok(r, json_null());
+	free(sid);
+}
+
+/* --- groups (PVE 8; PVE 9 until they are migrated to rules) --- */
+
+static json_t *
+named_entry(struct pl_sim *s, const char *path, const char *idkey, const char *id, json_t *v,
+	    const char *digest)
+{
+	json_t *o = pl_sim_typed(method_of(s, path, PL_SIM_POST), v);
+
+	json_object_set_new(o, idkey, json_string(id));
+	json_object_set_new(o, "digest", json_string(digest));
+	return o;
+}
+
+static bool
+groups_usable(struct pl_sim_req *r, const char *what)
+{
+	if (groups_migrated(r->sim)) {
+		pl_sim_fail(r, 500, "cannot %s: ha groups have been migrated to rules", what);
+		return false;
+	}
+	return true;
+}
+
+static void
+h_group_list(struct pl_sim_req *r)
+{
+	char digest[41];
+	const char *id;
+	json_t *v, *a;
+
+	if (!groups_usable(r, "index groups"))
+		return;
+	ha_digest(r->sim, "groups", digest);
+	a = json_array();
+	json_object_foreach(ha_part(r->sim, "groups"), id, v)
+		json_array_append_new(a, named_entry(r->sim, "/cluster/ha/groups", "group", id, v,
+						     digest));
+	pl_sim_ok(r, a);
+}
+
+static void
+h_group_get(struct pl_sim_req *r)
+{
+	const char *id = pl_sim_p(r, "group");
+	json_t *v;
+	char digest[41];
+
+	if (!groups_usable(r, "read group"))
+		return;
+	if ((v = json_object_get(ha_part(r->sim, "groups"), id)) == NULL) {
+		pl_sim_fail(r, 500, "no such ha group '%s'", id);
+		return;
+	}
+	ha_digest(r->sim, "groups", digest);
+	pl_sim_ok(r, named_entry(r->sim, "/cluster/ha/groups", "group", id, v, digest));
+}
+
+/* The text values of a request's parameters but the named ones. */
+static json_t *
+params_but(const struct pl_sim_req *r, const char *const *skip, size_t nskip)
+{
+	json_t *o = json_object();
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(r->params, k, v) {
+		bool drop = false;
+
+		for (size_t i = 0; i < nskip; i++)
+			drop |= !strcmp(skip[i], k);
+		if (!drop)
+			json_object_set(o, k, v);
+	}
+	return o;
+}
+
+static void
+h_group_create(struct pl_sim_req *r)
+{
+	static const char *const skip[] = { "group", "type" };
+	const char *id = pl_sim_p(r, "group");
+
+	if (!groups_usable(r, "create group"))
+		return;
+	if (json_object_get(ha_part(r->sim, "groups"), id)) {
+		pl_sim_fail(r, 500, "create ha group failed: ha group ID '%s' already defined", id);
+		return;
+	}
+	json_object_set_new(ha_part(r->sim, "groups"), id,
+			    params_but(r, skip, PL_ARRAY_LEN(skip)));
+	r->sim->dirty = true;
+	pl_sim_ok(r, json_null());
+}
+
+static void
+h_group_update(struct pl_sim_req *r)
+{
+	static const char *const skip[] = { "group", "type", "digest", "delete" };
+	const char *id = pl_sim_p(r, "group"), *del = pl_sim_p(r, "delete");
+	json_t *g, *upd;
+
+	if (!groups_usable(r, "update group") ||
+	    !digest_ok(r, "groups", "update ha group failed"))
+		return;
+	if ((g = json_object_get(ha_part(r->sim, "groups"), id)) == NULL) {
+		pl_sim_fail(r, 500, "update ha group failed: no such ha group '%s'", id);
+		return;
+	}
+	if (del) {
+		char *dup = pl_strdup(del), *save = NULL, *tok;
+
+		for (tok = strtok_r(dup, ",; ", &save); tok; tok = strtok_r(NULL, ",; ", &save))
+			json_object_del(g, tok);
+		free(dup);
+	}
+	upd = params_but(r, skip, PL_ARRAY_LEN(skip));
+	json_object_update(g, upd);
+	json_decref(upd);
+	r->sim->dirty = true;
+	pl_sim_ok(r, json_null());
+}
+
+static void
+h_group_delete(struct pl_sim_req *r)
+{
+	const char *id = pl_sim_p(r, "group"), *sid;
+	json_t *v;
+
+	if (!groups_usable(r, "delete group"))
+		return;
+	if (!json_object_get(ha_part(r->sim, "groups"), id)) {
+		pl_sim_fail(r, 500, "delete ha group failed: no such ha group '%s'", id);
+		return;
+	}
+	json_object_foreach(ha_part(r->sim, "resources"), sid, v) {
+		if (!strcmp(pl_json_str_or(v, "group", ""), id)) {
+			pl_sim_fail(r, 500, "delete ha group failed: ha group is used by %s", sid);
+			return;
+		}
+	}
+	json_object_del(ha_part(r->sim, "groups"), id);
+	r->sim->dirty = true;
+	pl_sim_ok(r, json_null());
+}
+
+/* --- rules (PVE 9) --- */
+
+static bool
+rules_usable(struct pl_sim_req *r, const char *what)
+{
+	if (!groups_migrated(r->sim)) {
+		pl_sim_fail(r, 500, "cannot %s ha rule: ha groups have not been migrated yet", what);
+		return false;
+	}
+	return true;
+}
+
+/* Rules.pm's $assert_valid_resources_param: every resource must be HA managed. */
+static char *
+rule_resources_error(struct pl_sim *s, const char *list)
+{
+	char *dup = pl_strdup(list ? list : ""), *save = NULL, *tok, *err = NULL;
+	struct pl_buf b;
+	int n = 0;
+
+	pl_buf_init(&b, 0);
+	for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		n++;
+		if (json_object_get(ha_part(s, "resources"), tok))
+			continue;
+		if (b.len)
+			pl_buf_addstr(&b, ", ");
+		pl_buf_addstr(&b, tok);
+	}
+	if (n == 0)
+		err = pl_strdup("no resources were specified");
+	else if (b.len)
+		err = pl_asprintf("cannot use unmanaged resource(s) %s.", b.data);
+	pl_buf_release(&b);
+	free(dup);
+	return err;
+}
+
+static void
+h_rule_list(struct pl_sim_req *r)
+{
+	const char *type = pl_sim_p(r, "type"), *res = pl_sim_p(r, "resource");
+	char digest[41];
+	const char *id;
+	json_t *v, *a = json_array();
+	int order = 0;
+
+	ha_digest(r->sim, "rules", digest);
+	json_object_foreach(ha_part(r->sim, "rules"), id, v) {
+		json_t *o;
+
+		order++;
+		if (type && strcmp(type, pl_json_str_or(v, "type", "")))
+			continue;
+		if (res && !strstr(pl_json_str_or(v, "resources", ""), res))
+			continue;
+		o = named_entry(r->sim, "/cluster/ha/rules", "rule", id, v, digest);
+		json_object_set_new(o, "order", json_integer(order));
+		json_array_append_new(a, o);
+	}
+	pl_sim_ok(r, a);
+}
+
+static void
+h_rule_get(struct pl_sim_req *r)
+{
+	const char *id = pl_sim_p(r, "rule");
+	json_t *v;
+	char digest[41];
+
+	if ((v = json_object_get(ha_part(r->sim, "rules"), id)) == NULL) {
+		pl_sim_fail(r, 500, "no such ha rule '%s'", id);
+		return;
+	}
+	ha_digest(r->sim, "rules", digest);
+	pl_sim_ok(r, named_entry(r->sim, "/cluster/ha/rules", "rule", id, v, digest));
+}
+
+static void
+h_rule_create(struct pl_sim_req *r)
+{
+	static const char *const skip[] = { "rule" };
+	const char *id = pl_sim_p(r, "rule");
+	char *err;
+
+	if (!rules_usable(r, "create"))
+		return;
+	if (json_object_get(ha_part(r->sim, "rules"), id)) {
+		pl_sim_fail(r, 500, "create ha rule failed: HA rule '%s' already defined", id);
+		return;
+	}
+	if ((err = rule_resources_error(r->sim, pl_sim_p(r, "resources"))) != NULL) {
+		pl_sim_fail(r, 500, "create ha rule failed: %s", err);
+		free(err);
+		return;
+	}
+	json_object_set_new(ha_part(r->sim, "rules"), id, params_but(r, skip, 1));
+	r->sim->dirty = true;
+	pl_sim_ok(r, json_null());
+}
+
+static void
+h_rule_update(struct pl_sim_req *r)
+{
+	static const char *const skip[] = { "rule", "digest", "delete", "type" };
+	const char *id = pl_sim_p(r, "rule"), *del = pl_sim_p(r, "delete");
+	json_t *rule, *upd;
+	char *err;
+
+	if (!rules_usable(r, "update") || !digest_ok(r, "rules", "update ha rules failed"))
+		return;
+	if ((rule = json_object_get(ha_part(r->sim, "rules"), id)) == NULL) {
+		pl_sim_fail(r, 500, "update ha rules failed: no such ha rule '%s'", id);
+		return;
+	}
+	if (pl_sim_p(r, "type") && strcmp(pl_sim_p(r, "type"), pl_json_str_or(rule, "type", ""))) {
+		pl_sim_fail(r, 500, "update ha rules failed: types does not match");
+		return;
+	}
+	if (pl_sim_p(r, "resources") &&
+	    (err = rule_resources_error(r->sim, pl_sim_p(r, "resources"))) != NULL) {
+		pl_sim_fail(r, 500, "update ha rules failed: %s", err);
+		free(err);
+		return;
+	}
+	if (del) {
+		char *dup = pl_strdup(del), *save = NULL, *tok;
+
+		for (tok = strtok_r(dup, ",; ", &save); tok; tok = strtok_r(NULL, ",; ", &save))
+			json_object_del(rule, tok);
+		free(dup);
+	}
+	upd = params_but(r, skip, PL_ARRAY_LEN(skip));
+	json_object_update(rule, upd);
+	json_decref(upd);
+	r->sim->dirty = true;
+	pl_sim_ok(r, json_null());
+}
+
+static void
+h_rule_delete(struct pl_sim_req *r)
+{
+	const char *id = pl_sim_p(r, "rule");
+
+	if (!json_object_get(ha_part(r->sim, "rules"), id)) {
+		pl_sim_fail(r, 500, "delete ha rule failed: no such ha rule '%s'", id);
+		return;
+	}
+	json_object_del(ha_part(r->sim, "rules"), id);
+	r->sim->dirty = true;
+	pl_sim_ok(r, json_null());
+}
+
+/* --- status --- */
+
+static void
+h_status_current(struct pl_sim_req *r)
+{
+	struct pl_sim *s = r->sim;
+	json_t *a = json_array(), *v;
+	const char *sid;
+	int64_t now = time(NULL);
+	bool active = json_object_size(ha_part(s, "resources")) > 0;
+
+	json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:i}", "id", "quorum", "type",
+					   "quorum", "node", s->nodes[0].name, "status", "OK",
+					   "quorate", 1));
+	if (active) {
+		char txt[300];
+
+		snprintf(txt, sizeof(txt), "%s (active)", s->nodes[0].name);
+		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:I}", "id", "master", "type",
+						   "master", "node", s->nodes[0].name, "status",
+						   txt, "timestamp", (json_int_t)now));
+		for (size_t i = 0; i < s->nnodes; i++) {
+			char id[200];
+
+			snprintf(id, sizeof(id), "lrm:%s", s->nodes[i].name);
+			snprintf(txt, sizeof(txt), "%s (%s)", s->nodes[i].name,
+				 s->nodes[i].online ? "active" : "old timestamp - dead?");
+			json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:I}", "id", id, "type",
+							   "lrm", "node", s->nodes[i].name, "status",
+							   txt, "timestamp", (json_int_t)now));
+		}
+	}
+	json_object_foreach(ha_part(s, "resources"), sid, v) {
+		struct pl_sim_guest *g = sid_guest(s, sid);
+		json_t *ss = json_object_get(ha_part(s, "service"), sid);
+		const char *req = req_state(v), *cur = pl_json_str(ss, "state"), *state;
+		char id[64];
+
+		/* PVE::HA::Tools::get_verbose_service_state */
+		if (!strcmp(req, "ignored"))
+			state = "ignored";
+		else if (!cur)
+			state = "queued";
+		else if (!strcmp(cur, "stopped") && !strcmp(req, "started"))
+			state = "starting";
+		else if (!strcmp(cur, "stopped") && !strcmp(req, "disabled"))
+			state = "disabled";
+		else if (!strcmp(cur, "started") && strcmp(req, "started"))
+			state = "stopping";
+		else if (!strcmp(cur, "started") && g && g->status == PL_SIM_STOPPED)
+			state = "starting";
+		else
+			state = cur;
+		snprintf(id, sizeof(id), "service:%s", sid);
+		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "id", id, "type",
+						   "service", "sid", sid, "node",
+						   g ? s->nodes[g->node].name : "---", "state",
+						   state, "crm_state", cur ? cur : "",
+						   "request_state", req));
+	}
+	pl_sim_ok(r, a);
+}
+
+static void
+h_manager_status(struct pl_sim_req *r)
+{
+	struct pl_sim *s = r->sim;
+	json_t *ms = json_object(), *ns = json_object(), *svc = json_object(), *lrm = json_object();
+	const char *sid;
+	json_t *v;
+	int64_t now = time(NULL);
+
+	for (size_t i = 0; i < s->nnodes; i++) {
+		json_object_set_new(ns, s->nodes[i].name,
+				    json_string(s->nodes[i].online ? "online" : "unknown"));
+		json_object_set_new(lrm, s->nodes[i].name,
+				    json_pack("{s:s,s:s,s:{},s:I}", "mode", "active", "state",
+					      json_object_size(ha_part(s, "resources")) ?
+						      "active" :
+						      "wait_for_agent_lock",
+					      "results", "timestamp", (json_int_t)now));
+	}
+	json_object_foreach(ha_part(s, "service"), sid, v) {
+		struct pl_sim_guest *g = sid_guest(s, sid);
+		json_t *o = json_deep_copy(v);
+
+		json_object_set_new(o, "running", json_integer(g && g->status != PL_SIM_STOPPED));
+		json_object_set_new(svc, sid, o);
+	}
+	json_object_set_new(ms, "master_node", json_string(s->nodes[0].name));
+	json_object_set_new(ms, "node_status", ns);
+	json_object_set_new(ms, "service_status", svc);
+	json_object_set_new(ms, "timestamp", json_integer(now));
+	pl_sim_ok(r, json_pack("{s:o,s:o,s:{s:s,s:s}}", "manager_status", ms, "lrm_status", lrm,
+			       "quorum", "node", s->nodes[0].name, "quorate", "1"));
+}
+
+/* --- seeds and state --- */
+
+/* A seed's list of objects keyed by idkey, or an object of them, as an object. */
+static int
+seed_keyed(const json_t *v, const char *idkey, json_t *into, char **errmsg)
+{
+	size_t i;
+	json_t *e;
+	const char *k;
+
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, e) {
+			json_t *c = json_object();
+			const char *kk;
+			json_t *ev;
+
+			json_object_foreach(e, kk, ev) {
+				char *txt = pl_api_value_text(ev);
+
+				if (txt && strcmp(kk, idkey))
+					json_object_set_new(c, kk, json_string(txt));
+				free(txt);
+			}
+			json_object_set_new(into, k, c);
+		}
+		return 0;
+	}
+	json_array_foreach(v, i, e) {
+		const char *id = pl_json_str(e, idkey);
+		json_t *wrap;
+
+		if (!id)
+			return pl_seterr(errmsg, PL_EINVAL, "seed: ha entry %zu has no '%s'", i,
+					 idkey);
+		wrap = json_pack("{s:O}", id, e);
+		seed_keyed(wrap, idkey, into, errmsg);
+		json_decref(wrap);
+	}
+	return 0;
+}
+
+int
+pl_sim_ha_seed(struct pl_sim *s, const json_t *ha, char **errmsg)
+{
+	const char *sid;
+	json_t *v;
+	int r;
+
+	if (!ha)
+		return 0;
+	if ((r = seed_keyed(json_object_get(ha, "resources"), "sid", ha_part(s, "resources"),
+			    errmsg)) != 0 ||
+	    (r = seed_keyed(json_object_get(ha, "groups"), "group", ha_part(s, "groups"),
+			    errmsg)) != 0 ||
+	    (r = seed_keyed(json_object_get(ha, "rules"), "rule", ha_part(s, "rules"), errmsg)) !=
+		    0)
+		return r;
+	json_object_foreach(ha_part(s, "resources"), sid, v) {
+		struct pl_sim_guest *g = sid_guest(s, sid);
+		const char *want = req_state(v);
+
+		if (!g)
+			return pl_seterr(errmsg, PL_ENOENT,
+					 "seed: HA resource '%s' names no guest of the cluster", sid);
+		if (!json_object_get(v, "type"))
+			json_object_set_new(v, "type", json_stringn(sid, strcspn(sid, ":")));
+		/* a seeded cluster is settled: the CRM has brought each guest to
+		 * its requested state */
+		if (!strcmp(want, "ignored"))
+			continue;
+		if (!strcmp(want, "started") && g->status == PL_SIM_STOPPED) {
+			g->status = PL_SIM_RUNNING;
+			g->started = s->t0 - 600;
+		} else if (strcmp(want, "started")) {
+			g->status = PL_SIM_STOPPED;
+		}
+		set_service(s, sid, !strcmp(want, "started") ? "started" : "stopped");
+	}
+	return 0;
+}
+
+json_t *
+pl_sim_ha_dump(struct pl_sim *s)
+{
+	if (!s->ha)
+		return NULL;
+	return json_pack("{s:O,s:O,s:O}", "resources", ha_part(s, "resources"), "groups",
+			 ha_part(s, "groups"), "rules", ha_part(s, "rules"));
+}
+
+const struct pl_sim_route_def pl_sim_ha_routes[] = {
+	{ PL_SIM_GET, "/cluster/ha/resources", h_res_list, false, 0 },
+	{ PL_SIM_POST, "/cluster/ha/resources", h_res_create, false, 0 },
+	{ PL_SIM_GET, "/cluster/ha/resources/{sid}", h_res_get, false, 0 },
+	{ PL_SIM_PUT, "/cluster/ha/resources/{sid}", h_res_update, false, 0 },
+	{ PL_SIM_DELETE, "/cluster/ha/resources/{sid}", h_res_delete, false, 0 },
+	{ PL_SIM_GET, "/cluster/ha/groups", h_group_list, false, 0 },
+	{ PL_SIM_POST, "/cluster/ha/groups", h_group_create, false, 0 },
+	{ PL_SIM_GET, "/cluster/ha/groups/{group}", h_group_get, false, 0 },
+	{ PL_SIM_PUT, "/cluster/ha/groups/{group}", h_group_update, false, 0 },
+	{ PL_SIM_DELETE, "/cluster/ha/groups/{group}", h_group_delete, false, 0 },
+	{ PL_SIM_GET, "/cluster/ha/rules", h_rule_list, false, 0 },
+	{ PL_SIM_POST, "/cluster/ha/rules", h_rule_create, false, 0 },
+	{ PL_SIM_GET, "/cluster/ha/rules/{rule}", h_rule_get, false, 0 },
+	{ PL_SIM_PUT, "/cluster/ha/rules/{rule}", h_rule_update, false, 0 },
+	{ PL_SIM_DELETE, "/cluster/ha/rules/{rule}", h_rule_delete, false, 0 },
+	{ PL_SIM_GET, "/cluster/ha/status/current", h_status_current, false, 0 },
+	{ PL_SIM_GET, "/cluster/ha/status/manager_status", h_manager_status, false, 0 },
+	{ 0, NULL, NULL, false, 0 },
+};
