@@ -274,9 +274,9 @@ schedule_check(struct pl_sim_req *r, json_t *params, bool create)
 	const char *start = pl_json_str(params, "starttime");
 
 	if (sched && !pl_sim_calendar_valid(sched, &why)) {
+		/* proxmox-time's parse_complete_line, when nom names no context */
 		pl_sim_param_fail(r, "schedule",
-				  "invalid calendar event '%s' - unable to parse calendar event - %s",
-				  sched, why);
+				  "invalid calendar event '%s' - unable to parse calendar event", sched);
 		return false;
 	}
 	if (sched && start) {
