@@ -155,8 +155,8 @@ cal_time(const char **p)
 bool
 pl_sim_calendar_valid(const char *text, const char **why)
 {
-	static const char *const named[] = { "minutely",     "hourly",	 "daily",
-					     "weekly",	     "monthly",	 "yearly",
+	static const char *const named[] = { "minutely",     "hourly",    "daily",
+					     "weekly",       "monthly",   "yearly",
 					     "annually",     "quarterly", "semiannually",
 					     "semi-annually" };
 	char buf[256];
@@ -276,7 +276,8 @@ schedule_check(struct pl_sim_req *r, json_t *params, bool create)
 	if (sched && !pl_sim_calendar_valid(sched, &why)) {
 		/* proxmox-time's parse_complete_line, when nom names no context */
 		pl_sim_param_fail(r, "schedule",
-				  "invalid calendar event '%s' - unable to parse calendar event", sched);
+				  "invalid calendar event '%s' - unable to parse calendar event",
+				  sched);
 		return false;
 	}
 	if (sched && start) {
@@ -285,7 +286,8 @@ schedule_check(struct pl_sim_req *r, json_t *params, bool create)
 	}
 	if (!sched && !start) {
 		if (create) {
-			pl_sim_param_fail(r, "schedule", "neither 'starttime' nor 'schedule' were set");
+			pl_sim_param_fail(r, "schedule",
+					  "neither 'starttime' nor 'schedule' were set");
 			return false;
 		}
 		return true;

@@ -29,8 +29,8 @@ static const struct {
 #include "sim/fw_macros.inc"
 };
 
-static const char *const rule_keys[] = { "type",  "action", "macro", "iface",	  "source",
-					 "dest",  "proto",  "enable", "log",	  "sport",
+static const char *const rule_keys[] = { "type",  "action",  "macro",    "iface", "source",
+					 "dest",  "proto",   "enable",   "log",   "sport",
 					 "dport", "comment", "icmp-type" };
 
 /* --- the config files --- */
@@ -185,7 +185,8 @@ digest_ok(struct pl_sim_req *r, const json_t *list)
 	list_digest(list, cur);
 	if (!strcmp(want, cur))
 		return true;
-	lock_fail(r, "%s", "detected modified configuration - file changed by other user? Try again.");
+	lock_fail(r, "%s",
+		  "detected modified configuration - file changed by other user? Try again.");
 	return false;
 }
 
@@ -313,7 +314,8 @@ check_addr(struct pl_sim *s, json_t *file, const char *v, int *ver)
 				err = pl_asprintf("invalid IP address: '%s'", tok);
 			else if (*ver && tv != *ver)
 				err = pl_asprintf("detected mixed ipv4/ipv6 addresses in address "
-						  "list '%s'", v);
+						  "list '%s'",
+						  v);
 			else if (strchr(tok, '-') && strchr(v, ','))
 				err = pl_strdup("you can't use a range in a list");
 			*ver = tv;
@@ -344,9 +346,10 @@ check_ports(const char *str)
 			else if (pl_str_to_ll(colon + 1, 0, LLONG_MAX, &b) || b > 65535)
 				err = pl_asprintf("invalid port '%s'", colon + 1);
 			else if (a > b)
-				err = pl_asprintf("backwards range '%lld:%lld' not allowed, did you "
-						  "mean '%lld:%lld'?",
-						  a, b, b, a);
+				err = pl_asprintf(
+					"backwards range '%lld:%lld' not allowed, did you "
+					"mean '%lld:%lld'?",
+					a, b, b, a);
 		} else if (isdigit((unsigned char)*tok)) {
 			count++;
 			if (pl_str_to_ll(tok, 0, LLONG_MAX, &a) || a > 65535)
@@ -374,8 +377,8 @@ proto_known(const char *p)
 static bool
 proto_has_ports(const char *p)
 {
-	static const char *const with[] = { "udp",  "17",  "udplite", "136", "tcp",
-					    "6",    "dccp", "33",      "sctp", "132" };
+	static const char *const with[] = { "udp", "17",   "udplite", "136",  "tcp",
+					    "6",   "dccp", "33",      "sctp", "132" };
 
 	for (size_t i = 0; i < PL_ARRAY_LEN(with); i++)
 		if (!strcmp(p, with[i]))
@@ -411,16 +414,19 @@ verify_rule(struct pl_sim_req *r, json_t *file, const char *env, json_t *rule)
 		return false;
 	}
 	/* $rule_env_direction_lookup */
-	if ((is_vm && !strcmp(type, "forward")) || (!strcmp(env, "group") && !strcmp(type, "group"))) {
+	if ((is_vm && !strcmp(type, "forward")) ||
+	    (!strcmp(env, "group") && !strcmp(type, "group"))) {
 		pl_sim_param_fail(r, "type", "invalid rule type '%s' for rule_env '%s'", type, env);
 		return false;
 	}
 	if (!strcmp(type, "in") || !strcmp(type, "out") || !strcmp(type, "forward")) {
 		if (!strcmp(type, "forward") && !strcmp(action, "REJECT")) {
-			pl_sim_param_fail(r, "action", "cannot define REJECT rules on forward chain");
+			pl_sim_param_fail(r, "action",
+					  "cannot define REJECT rules on forward chain");
 			return false;
 		}
-		if (strcmp(action, "ACCEPT") && strcmp(action, "DROP") && strcmp(action, "REJECT")) {
+		if (strcmp(action, "ACCEPT") && strcmp(action, "DROP") &&
+		    strcmp(action, "REJECT")) {
 			pl_sim_param_fail(r, "action", "unknown action '%s'", action);
 			return false;
 		}
@@ -437,7 +443,8 @@ verify_rule(struct pl_sim_req *r, json_t *file, const char *env, json_t *rule)
 		}
 		if (is_vm && (strncmp(iface, "net", 3) || !iface[3] ||
 			      strspn(iface + 3, "0123456789") != strlen(iface + 3))) {
-			pl_sim_param_fail(r, "iface", "value does not match the regex pattern 'net\\d+'");
+			pl_sim_param_fail(r, "iface",
+					  "value does not match the regex pattern 'net\\d+'");
 			return false;
 		}
 	}
@@ -474,8 +481,8 @@ verify_rule(struct pl_sim_req *r, json_t *file, const char *env, json_t *rule)
 			return false;
 		}
 		if (!proto) {
-			pl_sim_param_fail(r, "proto", "missing property - '%s' requires this property",
-					  key);
+			pl_sim_param_fail(r, "proto",
+					  "missing property - '%s' requires this property", key);
 			return false;
 		}
 		if (!proto_has_ports(proto) && !(i == 0 && proto_is_icmp(proto))) {
@@ -484,7 +491,8 @@ verify_rule(struct pl_sim_req *r, json_t *file, const char *env, json_t *rule)
 		}
 	}
 	if (pl_json_str(rule, "icmp-type") && !proto_is_icmp(proto)) {
-		pl_sim_param_fail(r, "proto", "missing property - 'icmp-type' requires this property");
+		pl_sim_param_fail(r, "proto",
+				  "missing property - 'icmp-type' requires this property");
 		return false;
 	}
 	for (int i = 0; i < 2; i++) {
@@ -653,7 +661,8 @@ h_rule_update(struct pl_sim_req *r)
 					else
 						pl_sim_param_fail(
 							r, "delete",
-							"unable to delete required property '%s'", tok);
+							"unable to delete required property '%s'",
+							tok);
 					free(dup);
 					json_decref(upd);
 					return;
@@ -740,8 +749,9 @@ h_options_put(struct pl_sim_req *r)
 	opts = sub_obj(file, "options");
 	obj_digest(opts, cur);
 	if (want && strcmp(want, cur)) {
-		lock_fail(r, "%s",
-			  "detected modified configuration - file changed by other user? Try again.");
+		lock_fail(
+			r, "%s",
+			"detected modified configuration - file changed by other user? Try again.");
 		return;
 	}
 	if (del) {
@@ -749,7 +759,8 @@ h_options_put(struct pl_sim_req *r)
 
 		for (tok = strtok_r(dup, ",; ", &save); tok; tok = strtok_r(NULL, ",; ", &save)) {
 			if (!pl_sim_param_find(m, tok) || !strcmp(tok, "digest") ||
-			    !strcmp(tok, "delete") || !strcmp(tok, "node") || !strcmp(tok, "vmid")) {
+			    !strcmp(tok, "delete") || !strcmp(tok, "node") ||
+			    !strcmp(tok, "vmid")) {
 				pl_sim_param_fail(r, "delete", "no such option '%s'", tok);
 				free(dup);
 				return;
@@ -1013,7 +1024,8 @@ h_ipset_add(struct pl_sim_req *r)
 		pl_sim_param_fail(r, "cidr", "a zero prefix is not allowed in ipset entries");
 		return;
 	}
-	if (is_alias_name(cidr) && !alias_find(file, cidr) && !alias_find(cluster_file(r->sim), cidr)) {
+	if (is_alias_name(cidr) && !alias_find(file, cidr) &&
+	    !alias_find(cluster_file(r->sim), cidr)) {
 		pl_sim_param_fail(r, "cidr", "no such alias '%s'", cidr);
 		return;
 	}
@@ -1059,7 +1071,8 @@ h_entry_update(struct pl_sim_req *r)
 	json_t *set, *e;
 	size_t idx;
 
-	if ((e = req_entry(r, &set, &idx)) == NULL || !digest_ok(r, json_object_get(set, "entries")))
+	if ((e = req_entry(r, &set, &idx)) == NULL ||
+	    !digest_ok(r, json_object_get(set, "entries")))
 		return;
 	if (pl_sim_p(r, "comment"))
 		json_object_set_new(e, "comment", json_string(pl_sim_p(r, "comment")));
@@ -1079,7 +1092,8 @@ h_entry_delete(struct pl_sim_req *r)
 	json_t *set, *e;
 	size_t idx;
 
-	if ((e = req_entry(r, &set, &idx)) == NULL || !digest_ok(r, json_object_get(set, "entries")))
+	if ((e = req_entry(r, &set, &idx)) == NULL ||
+	    !digest_ok(r, json_object_get(set, "entries")))
 		return;
 	json_array_remove(json_object_get(set, "entries"), idx);
 	r->sim->dirty = true;
@@ -1266,10 +1280,12 @@ h_macros(struct pl_sim_req *r)
 static void
 h_index(struct pl_sim_req *r)
 {
-	static const char *const cluster[] = { "aliases", "rules", "options", "groups",
-					       "ipset",	  "macros", "refs" };
+	static const char *const cluster[] = { "aliases", "rules",  "options", "groups",
+					       "ipset",   "macros", "refs" };
 	static const char *const node[] = { "rules", "options", "log" };
-	static const char *const guest[] = { "rules", "aliases", "ipset", "refs", "options", "log" };
+	static const char *const guest[] = {
+		"rules", "aliases", "ipset", "refs", "options", "log"
+	};
 	const char *const *kids = cluster;
 	size_t n = PL_ARRAY_LEN(cluster);
 	const char *env;
@@ -1336,8 +1352,8 @@ seed_file(const json_t *in, json_t *out, const char *what, char **errmsg)
 		if (pl_json_str(v, "comment"))
 			json_object_set_new(set, "comment", json_string(pl_json_str(v, "comment")));
 		json_array_foreach(json_object_get(v, "entries"), i, e) {
-			const char *cidr = json_is_string(e) ? json_string_value(e) :
-							       pl_json_str(e, "cidr");
+			const char *cidr =
+				json_is_string(e) ? json_string_value(e) : pl_json_str(e, "cidr");
 
 			if (!cidr)
 				continue;
@@ -1351,7 +1367,8 @@ seed_file(const json_t *in, json_t *out, const char *what, char **errmsg)
 		json_object_set_new(sub_obj(out, "ipset"), k, set);
 	}
 	json_object_foreach(json_object_get(in, "aliases"), k, v) {
-		const char *cidr = json_is_string(v) ? json_string_value(v) : pl_json_str(v, "cidr");
+		const char *cidr =
+			json_is_string(v) ? json_string_value(v) : pl_json_str(v, "cidr");
 		int ver = cidr ? ip_version(cidr) : 0;
 		char *key;
 		json_t *a;
@@ -1431,28 +1448,30 @@ pl_sim_fw_dump(struct pl_sim *s)
 #define L "/nodes/{node}/lxc/{vmid}/firewall"
 
 /* The routes of one guest kind's firewall. */
-#define GUEST_ROUTES(P, lxc)                                                            \
-	{ PL_SIM_GET, P, h_index, lxc, FW_GUEST },                                      \
-	{ PL_SIM_GET, P "/options", h_options_get, lxc, FW_GUEST },                     \
-	{ PL_SIM_PUT, P "/options", h_options_put, lxc, FW_GUEST },                     \
-	{ PL_SIM_GET, P "/rules", h_rules, lxc, FW_GUEST },                             \
-	{ PL_SIM_POST, P "/rules", h_rule_create, lxc, FW_GUEST },                      \
-	{ PL_SIM_GET, P "/rules/{pos}", h_rule_get, lxc, FW_GUEST },                    \
-	{ PL_SIM_PUT, P "/rules/{pos}", h_rule_update, lxc, FW_GUEST },                 \
-	{ PL_SIM_DELETE, P "/rules/{pos}", h_rule_delete, lxc, FW_GUEST },              \
-	{ PL_SIM_GET, P "/ipset", h_ipsets, lxc, FW_GUEST },                            \
-	{ PL_SIM_POST, P "/ipset", h_ipset_create, lxc, FW_GUEST },                     \
-	{ PL_SIM_GET, P "/ipset/{name}", h_ipset_get, lxc, FW_GUEST },                  \
-	{ PL_SIM_POST, P "/ipset/{name}", h_ipset_add, lxc, FW_GUEST },                 \
-	{ PL_SIM_DELETE, P "/ipset/{name}", h_ipset_delete, lxc, FW_GUEST },            \
-	{ PL_SIM_GET, P "/ipset/{name}/{cidr}", h_entry_get, lxc, FW_GUEST },           \
-	{ PL_SIM_PUT, P "/ipset/{name}/{cidr}", h_entry_update, lxc, FW_GUEST },        \
-	{ PL_SIM_DELETE, P "/ipset/{name}/{cidr}", h_entry_delete, lxc, FW_GUEST },     \
-	{ PL_SIM_GET, P "/aliases", h_aliases, lxc, FW_GUEST },                         \
-	{ PL_SIM_POST, P "/aliases", h_alias_create, lxc, FW_GUEST },                   \
-	{ PL_SIM_GET, P "/aliases/{name}", h_alias_get, lxc, FW_GUEST },                \
-	{ PL_SIM_PUT, P "/aliases/{name}", h_alias_update, lxc, FW_GUEST },             \
-	{ PL_SIM_DELETE, P "/aliases/{name}", h_alias_delete, lxc, FW_GUEST }
+#define GUEST_ROUTES(P, lxc)                                                                       \
+	{ PL_SIM_GET, P, h_index, lxc, FW_GUEST },                                                 \
+		{ PL_SIM_GET, P "/options", h_options_get, lxc, FW_GUEST },                        \
+		{ PL_SIM_PUT, P "/options", h_options_put, lxc, FW_GUEST },                        \
+		{ PL_SIM_GET, P "/rules", h_rules, lxc, FW_GUEST },                                \
+		{ PL_SIM_POST, P "/rules", h_rule_create, lxc, FW_GUEST },                         \
+		{ PL_SIM_GET, P "/rules/{pos}", h_rule_get, lxc, FW_GUEST },                       \
+		{ PL_SIM_PUT, P "/rules/{pos}", h_rule_update, lxc, FW_GUEST },                    \
+		{ PL_SIM_DELETE, P "/rules/{pos}", h_rule_delete, lxc, FW_GUEST },                 \
+		{ PL_SIM_GET, P "/ipset", h_ipsets, lxc, FW_GUEST },                               \
+		{ PL_SIM_POST, P "/ipset", h_ipset_create, lxc, FW_GUEST },                        \
+		{ PL_SIM_GET, P "/ipset/{name}", h_ipset_get, lxc, FW_GUEST },                     \
+		{ PL_SIM_POST, P "/ipset/{name}", h_ipset_add, lxc, FW_GUEST },                    \
+		{ PL_SIM_DELETE, P "/ipset/{name}", h_ipset_delete, lxc, FW_GUEST },               \
+		{ PL_SIM_GET, P "/ipset/{name}/{cidr}", h_entry_get, lxc, FW_GUEST },              \
+		{ PL_SIM_PUT, P "/ipset/{name}/{cidr}", h_entry_update, lxc, FW_GUEST },           \
+		{ PL_SIM_DELETE, P "/ipset/{name}/{cidr}", h_entry_delete, lxc, FW_GUEST },        \
+		{ PL_SIM_GET, P "/aliases", h_aliases, lxc, FW_GUEST },                            \
+		{ PL_SIM_POST, P "/aliases", h_alias_create, lxc, FW_GUEST },                      \
+		{ PL_SIM_GET, P "/aliases/{name}", h_alias_get, lxc, FW_GUEST },                   \
+		{ PL_SIM_PUT, P "/aliases/{name}", h_alias_update, lxc, FW_GUEST },                \
+	{                                                                                          \
+		PL_SIM_DELETE, P "/aliases/{name}", h_alias_delete, lxc, FW_GUEST                  \
+	}
 
 const struct pl_sim_route_def pl_sim_firewall_routes[] = {
 	{ PL_SIM_GET, C, h_index, false, FW_CLUSTER },

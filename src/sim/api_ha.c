@@ -51,10 +51,12 @@ parse_sid(struct pl_sim_req *r, const char *sid, const char *errpfx)
 	const char *colon;
 
 	if (sid && *sid && strspn(sid, "0123456789") == strlen(sid)) {
-		struct pl_sim_guest *g = pl_sim_guest_find(r->sim, (uint32_t)strtoul(sid, NULL, 10));
+		struct pl_sim_guest *g =
+			pl_sim_guest_find(r->sim, (uint32_t)strtoul(sid, NULL, 10));
 
 		if (!g) {
-			pl_sim_fail(r, 500, "%sunable to detect SID from VMID - VM/CT %s does not exist",
+			pl_sim_fail(r, 500,
+				    "%sunable to detect SID from VMID - VM/CT %s does not exist",
 				    errpfx, sid);
 			return NULL;
 		}
@@ -117,8 +119,9 @@ set_service(struct pl_sim *s, const char *sid, const char *state)
 	if (!state)
 		json_object_del(svc, sid);
 	else
-		json_object_set_new(svc, sid, json_pack("{s:s,s:s}", "state", state, "node",
-							g ? s->nodes[g->node].name : ""));
+		json_object_set_new(svc, sid,
+				    json_pack("{s:s,s:s}", "state", state, "node",
+					      g ? s->nodes[g->node].name : ""));
 	guest_changed(s, g);
 }
 
@@ -149,7 +152,7 @@ lrm_done(struct pl_sim *s, struct pl_sim_task *t)
 static void
 lrm_run(struct pl_sim *s, struct pl_sim_guest *g, bool start, long timeout)
 {
-	const char *type = start ? (g->lxc ? "vzstart" : "qmstart") :
+	const char *type = start       ? (g->lxc ? "vzstart" : "qmstart") :
 			   timeout > 0 ? (g->lxc ? "vzshutdown" : "qmshutdown") :
 					 (g->lxc ? "vzstop" : "qmstop");
 	char id[16];
@@ -227,9 +230,9 @@ ha_request_done(struct pl_sim *s, struct pl_sim_task *t)
 
 	if (!res)
 		return;
-	json_object_set_new(res, "state",
-			    json_string(pl_json_bool(t->args, "start", false) ? "started" :
-										"stopped"));
+	json_object_set_new(
+		res, "state",
+		json_string(pl_json_bool(t->args, "start", false) ? "started" : "stopped"));
 	crm_round(s, sid, (long)pl_json_int(t->args, "timeout", 0));
 }
 
@@ -259,8 +262,8 @@ pl_sim_ha_power(struct pl_sim_req *r, struct pl_sim_guest *g, int what)
 	 * worker that runs ha-manager and ends before the CRM acts */
 	t = pl_sim_task_start(s, g->node, what == PL_SIM_HA_START ? "hastart" : "hastop",
 			      pl_sim_p(r, "vmid"), r->user, 0, ha_request_done,
-			      json_pack("{s:s,s:b,s:I}", "sid", sid, "start", what == PL_SIM_HA_START,
-					"timeout", (json_int_t)timeout));
+			      json_pack("{s:s,s:b,s:I}", "sid", sid, "start",
+					what == PL_SIM_HA_START, "timeout", (json_int_t)timeout));
 	pl_sim_task_log(t, "Requesting HA %s for %s %u", what == PL_SIM_HA_START ? "start" : "stop",
 			PL_SIM_GT(g), g->vmid);
 	pl_sim_ok_task(r, t);
@@ -295,8 +298,8 @@ res_entry(struct pl_sim *s, const char *sid, json_t *res, const char *digest)
 	else if (pl_json_str(res, "group") &&
 		 !json_object_get(ha_part(s, "groups"), pl_json_str(res, "group")))
 		json_object_set_new(o, "errors",
-				    json_pack("{s:s++}", "group", "group '", pl_json_str(res, "group"),
-					      "' does not exist"));
+				    json_pack("{s:s++}", "group", "group '",
+					      pl_json_str(res, "group"), "' does not exist"));
 	return o;
 }
 
@@ -338,8 +341,8 @@ h_res_get(struct pl_sim_req *r)
 static json_t *
 res_opts(const struct pl_sim_req *r)
 {
-	static const char *const keys[] = { "state",	    "group",	    "failback",
-					     "max_restart", "max_relocate", "comment" };
+	static const char *const keys[] = { "state",       "group",        "failback",
+					    "max_restart", "max_relocate", "comment" };
 	json_t *o = json_object();
 
 	for (size_t i = 0; i < PL_ARRAY_LEN(keys); i++)
@@ -383,8 +386,7 @@ h_res_create(struct pl_sim_req *r)
 	}
 	/* PVE::HA::Resources::PVEVM/PVECT->exists */
 	if (!sid_guest(s, sid)) {
-		pl_sim_fail(r, 500, "%s %s does not exist", sid[0] == 'v' ? "VM" : "CT",
-			    sid + 3);
+		pl_sim_fail(r, 500, "%s %s does not exist", sid[0] == 'v' ? "VM" : "CT", sid + 3);
 		goto out;
 	}
 	if (json_object_get(ha_part(s, "resources"), sid)) {
@@ -457,7 +459,7 @@ h_res_update(struct pl_sim_req *r)
 	}
 	if (del) {
 		char *dup = pl_strdup(del), *save = NULL, *tok;
-		static const char *const known[] = { "state",	     "group",	     "failback",
+		static const char *const known[] = { "state",       "group",        "failback",
 						     "max_restart", "max_relocate", "comment" };
 
 		for (tok = strtok_r(dup, ",; ", &save); tok; tok = strtok_r(NULL, ",; ", &save)) {
@@ -518,7 +520,8 @@ h_res_delete(struct pl_sim_req *r)
 			struct pl_buf b;
 
 			pl_buf_init(&b, 0);
-			for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			for (tok = strtok_r(dup, ",", &save); tok;
+			     tok = strtok_r(NULL, ",", &save)) {
 				if (!strcmp(tok, sid))
 					continue;
 				if (b.len)
@@ -575,8 +578,8 @@ h_group_list(struct pl_sim_req *r)
 	ha_digest(r->sim, "groups", digest);
 	a = json_array();
 	json_object_foreach(ha_part(r->sim, "groups"), id, v)
-		json_array_append_new(a, named_entry(r->sim, "/cluster/ha/groups", "group", id, v,
-						     digest));
+		json_array_append_new(
+			a, named_entry(r->sim, "/cluster/ha/groups", "group", id, v, digest));
 	pl_sim_ok(r, a);
 }
 
@@ -628,8 +631,7 @@ h_group_create(struct pl_sim_req *r)
 		pl_sim_fail(r, 500, "create ha group failed: ha group ID '%s' already defined", id);
 		return;
 	}
-	json_object_set_new(ha_part(r->sim, "groups"), id,
-			    params_but(r, skip, PL_ARRAY_LEN(skip)));
+	json_object_set_new(ha_part(r->sim, "groups"), id, params_but(r, skip, PL_ARRAY_LEN(skip)));
 	r->sim->dirty = true;
 	pl_sim_ok(r, json_null());
 }
@@ -641,8 +643,7 @@ h_group_update(struct pl_sim_req *r)
 	const char *id = pl_sim_p(r, "group"), *del = pl_sim_p(r, "delete");
 	json_t *g, *upd;
 
-	if (!groups_usable(r, "update group") ||
-	    !digest_ok(r, "groups", "update ha group failed"))
+	if (!groups_usable(r, "update group") || !digest_ok(r, "groups", "update ha group failed"))
 		return;
 	if ((g = json_object_get(ha_part(r->sim, "groups"), id)) == NULL) {
 		pl_sim_fail(r, 500, "update ha group failed: no such ha group '%s'", id);
@@ -691,7 +692,8 @@ static bool
 rules_usable(struct pl_sim_req *r, const char *what)
 {
 	if (!groups_migrated(r->sim)) {
-		pl_sim_fail(r, 500, "cannot %s ha rule: ha groups have not been migrated yet", what);
+		pl_sim_fail(r, 500, "cannot %s ha rule: ha groups have not been migrated yet",
+			    what);
 		return false;
 	}
 	return true;
@@ -849,9 +851,9 @@ h_status_current(struct pl_sim_req *r)
 	int64_t now = time(NULL);
 	bool active = json_object_size(ha_part(s, "resources")) > 0;
 
-	json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:i}", "id", "quorum", "type",
-					   "quorum", "node", s->nodes[0].name, "status", "OK",
-					   "quorate", 1));
+	json_array_append_new(a,
+			      json_pack("{s:s,s:s,s:s,s:s,s:i}", "id", "quorum", "type", "quorum",
+					"node", s->nodes[0].name, "status", "OK", "quorate", 1));
 	if (active) {
 		char txt[300];
 
@@ -865,9 +867,10 @@ h_status_current(struct pl_sim_req *r)
 			snprintf(id, sizeof(id), "lrm:%s", s->nodes[i].name);
 			snprintf(txt, sizeof(txt), "%s (%s)", s->nodes[i].name,
 				 s->nodes[i].online ? "active" : "old timestamp - dead?");
-			json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:I}", "id", id, "type",
-							   "lrm", "node", s->nodes[i].name, "status",
-							   txt, "timestamp", (json_int_t)now));
+			json_array_append_new(a,
+					      json_pack("{s:s,s:s,s:s,s:s,s:I}", "id", id, "type",
+							"lrm", "node", s->nodes[i].name, "status",
+							txt, "timestamp", (json_int_t)now));
 		}
 	}
 	json_object_foreach(ha_part(s, "resources"), sid, v) {
@@ -892,11 +895,11 @@ h_status_current(struct pl_sim_req *r)
 		else
 			state = cur;
 		snprintf(id, sizeof(id), "service:%s", sid);
-		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "id", id, "type",
-						   "service", "sid", sid, "node",
-						   g ? s->nodes[g->node].name : "---", "state",
-						   state, "crm_state", cur ? cur : "",
-						   "request_state", req));
+		json_array_append_new(a,
+				      json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "id", id, "type",
+						"service", "sid", sid, "node",
+						g ? s->nodes[g->node].name : "---", "state", state,
+						"crm_state", cur ? cur : "", "request_state", req));
 	}
 	pl_sim_ok(r, a);
 }
@@ -998,7 +1001,8 @@ pl_sim_ha_seed(struct pl_sim *s, const json_t *ha, char **errmsg)
 
 		if (!g)
 			return pl_seterr(errmsg, PL_ENOENT,
-					 "seed: HA resource '%s' names no guest of the cluster", sid);
+					 "seed: HA resource '%s' names no guest of the cluster",
+					 sid);
 		if (!json_object_get(v, "type"))
 			json_object_set_new(v, "type", json_stringn(sid, strcspn(sid, ":")));
 		/* a seeded cluster is settled: the CRM has brought each guest to

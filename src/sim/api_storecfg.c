@@ -14,49 +14,40 @@
 #include "sim/internal.h"
 
 /* A storage type: PVE::Storage::<Type>Plugin's options() and plugindata().
- * In opts, "=name" is fixed and required, "~name" fixed and optional, a bare
- * name optional. content, nodes, path and shared live in the storage's own
- * fields; the rest in its cfg. */
+ * In opts (space-separated), "=name" is fixed and required, "~name" fixed
+ * and optional, a bare name optional. content, nodes, path and shared live
+ * in the storage's own fields; the rest in its cfg. */
 struct stype {
 	const char *type;
 	const char *content_ok;   /* plugindata content[0] */
 	const char *content_dflt; /* content[1]: what parse_config sets when none is given */
 	bool shared;              /* in PVE::Storage::Plugin's @SHARED_STORAGE */
-	const char *const *opts;
-	const char *const *sensitive; /* kept in /etc/pve/priv, never in storage.cfg */
+	const char *opts;         /* space-separated */
+	const char *sensitive;    /* kept in /etc/pve/priv, never in storage.cfg */
 };
 
-static const char *const dir_opts[] = {
-	"=path", "content-dirs", "nodes", "shared", "disable", "prune-backups",
-	"max-protected-backups", "content", "format", "mkdir", "create-base-path",
-	"create-subdirs", "is_mountpoint", "bwlimit", "preallocation", "~snapshot-as-volume-chain",
-	NULL,
-};
-static const char *const nfs_opts[] = {
-	"=path", "content-dirs", "=server", "=export", "nodes", "disable", "prune-backups",
-	"max-protected-backups", "options", "content", "format", "mkdir", "create-base-path",
-	"create-subdirs", "bwlimit", "preallocation", "~snapshot-as-volume-chain", NULL,
-};
-static const char *const cifs_opts[] = {
-	"=path", "content-dirs", "=server", "=share", "subdir", "nodes", "disable",
-	"prune-backups", "max-protected-backups", "content", "format", "username", "password",
-	"domain", "smbversion", "mkdir", "create-base-path", "create-subdirs", "bwlimit",
-	"preallocation", "options", "~snapshot-as-volume-chain", NULL,
-};
-static const char *const lvmthin_opts[] = {
-	"=thinpool", "=vgname", "nodes", "disable", "content", "bwlimit", NULL,
-};
-static const char *const zfspool_opts[] = {
-	"=pool", "blocksize", "sparse", "nodes", "disable", "content", "bwlimit", "mountpoint", NULL,
-};
-static const char *const pbs_opts[] = {
-	"=server", "=datastore", "namespace", "port", "nodes", "disable", "content", "username",
-	"password", "encryption-key", "master-pubkey", "prune-backups", "max-protected-backups",
-	"fingerprint", NULL,
-};
-static const char *const no_secrets[] = { NULL };
-static const char *const cifs_secrets[] = { "password", NULL };
-static const char *const pbs_secrets[] = { "password", "encryption-key", "master-pubkey", NULL };
+static const char dir_opts[] = "=path content-dirs nodes shared disable prune-backups "
+			       "max-protected-backups content format mkdir create-base-path "
+			       "create-subdirs is_mountpoint bwlimit preallocation "
+			       "~snapshot-as-volume-chain";
+static const char nfs_opts[] =
+	"=path content-dirs =server =export nodes disable prune-backups "
+	"max-protected-backups options content format mkdir create-base-path "
+	"create-subdirs bwlimit preallocation ~snapshot-as-volume-chain";
+static const char cifs_opts[] =
+	"=path content-dirs =server =share subdir nodes disable prune-backups "
+	"max-protected-backups content format username password domain "
+	"smbversion mkdir create-base-path create-subdirs bwlimit preallocation "
+	"options ~snapshot-as-volume-chain";
+static const char lvmthin_opts[] = "=thinpool =vgname nodes disable content bwlimit";
+static const char zfspool_opts[] =
+	"=pool blocksize sparse nodes disable content bwlimit mountpoint";
+static const char pbs_opts[] = "=server =datastore namespace port nodes disable content username "
+			       "password encryption-key master-pubkey prune-backups "
+			       "max-protected-backups fingerprint";
+static const char no_secrets[] = "";
+static const char cifs_secrets[] = "password";
+static const char pbs_secrets[] = "password encryption-key master-pubkey";
 
 static const struct stype stypes[] = {
 	{ "dir", "backup,images,import,iso,none,rootdir,snippets,vztmpl", "images,rootdir", false,
@@ -84,21 +75,36 @@ stype_find(const char *type)
 static char
 opt_kind(const struct stype *t, const char *name)
 {
-	for (const char *const *o = t->opts; *o; o++) {
-		const char *n = (**o == '=' || **o == '~') ? *o + 1 : *o;
+	size_t n = strlen(name);
 
-		if (!strcmp(n, name))
-			return **o == '=' ? 'f' : **o == '~' ? 'F' : 'o';
+	for (const char *p = t->opts; *p;) {
+		size_t l = strcspn(p, " ");
+		char kind = (*p == '=') ? 'f' : (*p == '~') ? 'F' : 'o';
+		const char *w = kind == 'o' ? p : p + 1;
+		size_t wl = kind == 'o' ? l : l - 1;
+
+		if (wl == n && !strncmp(w, name, n))
+			return kind;
+		p += l;
+		p += strspn(p, " ");
 	}
 	return 0;
 }
 
+/* Whether a space-separated list holds name. */
 static bool
-in_list(const char *const *l, const char *name)
+in_list(const char *list, const char *name)
 {
-	for (; *l; l++)
-		if (!strcmp(*l, name))
+	size_t n = strlen(name);
+
+	for (const char *p = list; *p;) {
+		size_t l = strcspn(p, " ");
+
+		if (l == n && !strncmp(p, name, n))
 			return true;
+		p += l;
+		p += strspn(p, " ");
+	}
 	return false;
 }
 
@@ -178,10 +184,10 @@ fill_defaults(struct pl_sim_storage *st)
 
 	if (!st->cfg)
 		st->cfg = json_object();
-#define DFLT(k, v)                                                    \
-	do {                                                          \
-		if (!json_object_get(st->cfg, k))                      \
-			json_object_set_new(st->cfg, k, json_string(v)); \
+#define DFLT(k, v)                                                                                 \
+	do {                                                                                       \
+		if (!json_object_get(st->cfg, k))                                                  \
+			json_object_set_new(st->cfg, k, json_string(v));                           \
 	} while (0)
 	if (!strcmp(st->type, "lvmthin")) {
 		DFLT("thinpool", "data");
@@ -200,8 +206,8 @@ fill_defaults(struct pl_sim_storage *st)
 		DFLT("datastore", st->id);
 	}
 #undef DFLT
-	if (!st->path && (!strcmp(st->type, "dir") || !strcmp(st->type, "nfs") ||
-			  !strcmp(st->type, "cifs"))) {
+	if (!st->path &&
+	    (!strcmp(st->type, "dir") || !strcmp(st->type, "nfs") || !strcmp(st->type, "cifs"))) {
 		snprintf(buf, sizeof(buf), "/mnt/pve/%s", st->id);
 		st->path = pl_strdup(buf);
 	}
@@ -370,10 +376,14 @@ check_config(const struct stype *t, const json_t *params, bool create)
 				return err;
 		}
 	}
-	if (create) {
-		for (const char *const *o = t->opts; *o; o++)
-			if (**o == '=' && !json_object_get(params, *o + 1))
-				return pl_asprintf("missing value for required option '%s'", *o + 1);
+	for (const char *p = t->opts; create && *p;) {
+		size_t l = strcspn(p, " ");
+
+		if (*p == '=' && !json_object_getn(params, p + 1, l - 1))
+			return pl_asprintf("missing value for required option '%.*s'", (int)l - 1,
+					   p + 1);
+		p += l;
+		p += strspn(p, " ");
 	}
 	return NULL;
 }
@@ -441,8 +451,10 @@ h_create(struct pl_sim_req *r)
 	char *err;
 
 	if (!t) {
-		pl_sim_fail(r, 501, "storage type '%s' is not simulated (pvelab sim models dir, "
-				    "nfs, cifs, lvmthin, zfspool and pbs)", type ? type : "");
+		pl_sim_fail(r, 501,
+			    "storage type '%s' is not simulated (pvelab sim models dir, "
+			    "nfs, cifs, lvmthin, zfspool and pbs)",
+			    type ? type : "");
 		goto out;
 	}
 	/* "prevent an empty nodelist" */
@@ -512,8 +524,9 @@ h_update(struct pl_sim_req *r)
 
 	storecfg_digest(s, cur);
 	if (digest && strcmp(digest, cur)) {
-		pl_sim_fail(r, 500, "update storage failed: detected modified configuration - file "
-				    "changed by other user? Try again.");
+		pl_sim_fail(r, 500,
+			    "update storage failed: detected modified configuration - file "
+			    "changed by other user? Try again.");
 		return;
 	}
 	if (!st) {
