@@ -13,10 +13,11 @@
 #include "core/json.h"
 #include "core/str.h"
 #include "sim/api.h"
+#include "sim/ha.h"
 #include "sim/internal.h"
 
-static json_t *
-ha_part(struct pl_sim *s, const char *name)
+json_t *
+pl_sim_ha_part(struct pl_sim *s, const char *name)
 {
 	json_t *o;
 
@@ -29,18 +30,18 @@ ha_part(struct pl_sim *s, const char *name)
 	return o;
 }
 
-static bool
-is_v8(struct pl_sim *s)
+bool
+pl_sim_ha_v8(struct pl_sim *s)
 {
 	return !strcmp(s->schema->version, "8.4");
 }
 
 /* PVE::HA::Config::have_groups_been_migrated: on PVE 9 once no group is left
  * (a fresh PVE 9 cluster has none); PVE 8 has groups only. */
-static bool
-groups_migrated(struct pl_sim *s)
+bool
+pl_sim_ha_groups_migrated(struct pl_sim *s)
 {
-	return !is_v8(s) && json_object_size(ha_part(s, "groups")) == 0;
+	return !pl_sim_ha_v8(s) && json_object_size(pl_sim_ha_part(s, "groups")) == 0;
 }
 
 /* PVE::HA::Config::parse_sid: "vm:100", "ct:100", or a bare VMID looked up. A
@@ -71,8 +72,8 @@ parse_sid(struct pl_sim_req *r, const char *sid, const char *errpfx)
 }
 
 /* The guest of a "vm:100" / "ct:100" service id, or NULL. */
-static struct pl_sim_guest *
-sid_guest(struct pl_sim *s, const char *sid)
+struct pl_sim_guest *
+pl_sim_ha_sid_guest(struct pl_sim *s, const char *sid)
 {
 	struct pl_sim_guest *g;
 
@@ -91,8 +92,8 @@ sid_of(const struct pl_sim_guest *g, char out[32])
 }
 
 /* The requested state of a resource; "enabled" is "started". */
-static const char *
-req_state(const json_t *res)
+const char *
+pl_sim_ha_req_state(const json_t *res)
 {
 	const char *st = pl_json_str_or(res, "state", "started");
 
@@ -113,8 +114,8 @@ guest_changed(struct pl_sim *s, struct pl_sim_guest *g)
 static void
 set_service(struct pl_sim *s, const char *sid, const char *state)
 {
-	json_t *svc = ha_part(s, "service");
-	struct pl_sim_guest *g = sid_guest(s, sid);
+	json_t *svc = pl_sim_ha_part(s, "service");
+	struct pl_sim_guest *g = pl_sim_ha_sid_guest(s, sid);
 
 	if (!state)
 		json_object_del(svc, sid);
@@ -144,7 +145,7 @@ lrm_done(struct pl_sim *s, struct pl_sim_task *t)
 		g->status = PL_SIM_STOPPED;
 	}
 	sid_of(g, sid);
-	if (!start && json_object_get(ha_part(s, "service"), sid))
+	if (!start && json_object_get(pl_sim_ha_part(s, "service"), sid))
 		set_service(s, sid, "stopped");
 	guest_changed(s, g);
 }
@@ -169,15 +170,15 @@ lrm_run(struct pl_sim *s, struct pl_sim_guest *g, bool start, long timeout)
 static void
 crm_round(struct pl_sim *s, const char *sid, long timeout)
 {
-	json_t *res = json_object_get(ha_part(s, "resources"), sid);
-	struct pl_sim_guest *g = sid_guest(s, sid);
+	json_t *res = json_object_get(pl_sim_ha_part(s, "resources"), sid);
+	struct pl_sim_guest *g = pl_sim_ha_sid_guest(s, sid);
 	const char *want;
 
-	if (!res || !strcmp(req_state(res), "ignored")) {
+	if (!res || !strcmp(pl_sim_ha_req_state(res), "ignored")) {
 		set_service(s, sid, NULL);
 		return;
 	}
-	want = req_state(res);
+	want = pl_sim_ha_req_state(res);
 	if (!g) {
 		set_service(s, sid, "error");
 		return;
@@ -226,7 +227,7 @@ static void
 ha_request_done(struct pl_sim *s, struct pl_sim_task *t)
 {
 	const char *sid = pl_json_str(t->args, "sid");
-	json_t *res = sid ? json_object_get(ha_part(s, "resources"), sid) : NULL;
+	json_t *res = sid ? json_object_get(pl_sim_ha_part(s, "resources"), sid) : NULL;
 
 	if (!res)
 		return;
@@ -250,7 +251,7 @@ pl_sim_ha_power(struct pl_sim_req *r, struct pl_sim_guest *g, int what)
 	sid_of(g, sid);
 	res = json_object_get(json_object_get(s->ha, "resources"), sid);
 	/* PVE::HA::Config::vm_is_ha_managed: ignored resources behave as unmanaged */
-	if (!res || !strcmp(req_state(res), "ignored"))
+	if (!res || !strcmp(pl_sim_ha_req_state(res), "ignored"))
 		return false;
 	if (what == PL_SIM_HA_STOP && pl_sim_pbool(r, "overrule-shutdown", false)) {
 		pl_sim_param_fail(r, "overrule-shutdown", "Not applicable for HA resources.");
@@ -272,14 +273,14 @@ pl_sim_ha_power(struct pl_sim_req *r, struct pl_sim_guest *g, int what)
 
 /* --- resources --- */
 
-static void
-ha_digest(struct pl_sim *s, const char *part, char out[41])
+void
+pl_sim_ha_digest(struct pl_sim *s, const char *part, char out[41])
 {
-	pl_sim_sha1_json(ha_part(s, part), out);
+	pl_sim_sha1_json(pl_sim_ha_part(s, part), out);
 }
 
-static const struct pl_sim_method *
-method_of(struct pl_sim *s, const char *path, enum pl_sim_meth m)
+const struct pl_sim_method *
+pl_sim_ha_method(struct pl_sim *s, const char *path, enum pl_sim_meth m)
 {
 	struct pl_sim_path *p = pl_sim_schema_find(s->schema, path);
 
@@ -289,14 +290,14 @@ method_of(struct pl_sim *s, const char *path, enum pl_sim_meth m)
 static json_t *
 res_entry(struct pl_sim *s, const char *sid, json_t *res, const char *digest)
 {
-	json_t *o = pl_sim_typed(method_of(s, "/cluster/ha/resources", PL_SIM_POST), res);
+	json_t *o = pl_sim_typed(pl_sim_ha_method(s, "/cluster/ha/resources", PL_SIM_POST), res);
 
 	json_object_set_new(o, "sid", json_string(sid));
 	json_object_set_new(o, "digest", json_string(digest));
-	if (groups_migrated(s))
+	if (pl_sim_ha_groups_migrated(s))
 		json_object_del(o, "group");
 	else if (pl_json_str(res, "group") &&
-		 !json_object_get(ha_part(s, "groups"), pl_json_str(res, "group")))
+		 !json_object_get(pl_sim_ha_part(s, "groups"), pl_json_str(res, "group")))
 		json_object_set_new(o, "errors",
 				    json_pack("{s:s++}", "group", "group '",
 					      pl_json_str(res, "group"), "' does not exist"));
@@ -311,8 +312,8 @@ h_res_list(struct pl_sim_req *r)
 	const char *sid;
 	json_t *v, *a = json_array();
 
-	ha_digest(r->sim, "resources", digest);
-	json_object_foreach(ha_part(r->sim, "resources"), sid, v)
+	pl_sim_ha_digest(r->sim, "resources", digest);
+	json_object_foreach(pl_sim_ha_part(r->sim, "resources"), sid, v)
 		if (!type || !strcmp(type, pl_json_str_or(v, "type", "")))
 			json_array_append_new(a, res_entry(r->sim, sid, v, digest));
 	pl_sim_ok(r, a);
@@ -327,10 +328,10 @@ h_res_get(struct pl_sim_req *r)
 
 	if (!sid)
 		return;
-	if ((res = json_object_get(ha_part(r->sim, "resources"), sid)) == NULL) {
+	if ((res = json_object_get(pl_sim_ha_part(r->sim, "resources"), sid)) == NULL) {
 		pl_sim_fail(r, 500, "no such resource '%s'", sid);
 	} else {
-		ha_digest(r->sim, "resources", digest);
+		pl_sim_ha_digest(r->sim, "resources", digest);
 		pl_sim_ok(r, res_entry(r->sim, sid, res, digest));
 	}
 	free(sid);
@@ -375,7 +376,7 @@ h_res_create(struct pl_sim_req *r)
 		return;
 	if (!type_matches(r, sid))
 		goto out;
-	if (pl_sim_p(r, "group") && groups_migrated(s)) {
+	if (pl_sim_p(r, "group") && pl_sim_ha_groups_migrated(s)) {
 		pl_sim_fail(r, 500,
 			    "invalid parameter 'group': ha groups have been migrated to rules");
 		goto out;
@@ -385,31 +386,31 @@ h_res_create(struct pl_sim_req *r)
 		goto out;
 	}
 	/* PVE::HA::Resources::PVEVM/PVECT->exists */
-	if (!sid_guest(s, sid)) {
+	if (!pl_sim_ha_sid_guest(s, sid)) {
 		pl_sim_fail(r, 500, "%s %s does not exist", sid[0] == 'v' ? "VM" : "CT", sid + 3);
 		goto out;
 	}
-	if (json_object_get(ha_part(s, "resources"), sid)) {
+	if (json_object_get(pl_sim_ha_part(s, "resources"), sid)) {
 		pl_sim_fail(r, 500, "create resource failed: resource ID '%s' already defined",
 			    sid);
 		goto out;
 	}
 	res = res_opts(r);
 	json_object_set_new(res, "type", json_stringn(sid, strcspn(sid, ":")));
-	json_object_set_new(ha_part(s, "resources"), sid, res);
+	json_object_set_new(pl_sim_ha_part(s, "resources"), sid, res);
 	crm_round(s, sid, 0);
 	pl_sim_ok(r, json_null());
 out:
 	free(sid);
 }
 
-static bool
-digest_ok(struct pl_sim_req *r, const char *part, const char *errpfx)
+bool
+pl_sim_ha_digest_ok(struct pl_sim_req *r, const char *part, const char *errpfx)
 {
 	const char *want = pl_sim_p(r, "digest");
 	char cur[41];
 
-	ha_digest(r->sim, part, cur);
+	pl_sim_ha_digest(r->sim, part, cur);
 	if (want && strcmp(want, cur)) {
 		pl_sim_fail(r, 500,
 			    "%s: detected modified configuration - file changed by other user? Try "
@@ -434,26 +435,26 @@ h_res_update(struct pl_sim_req *r)
 		return;
 	if (!type_matches(r, sid))
 		goto out;
-	if (group && groups_migrated(s)) {
+	if (group && pl_sim_ha_groups_migrated(s)) {
 		pl_sim_fail(r, 500,
 			    "invalid parameter 'group': ha groups have been migrated to rules");
 		goto out;
 	}
-	if (group && !json_object_get(ha_part(s, "groups"), group)) {
+	if (group && !json_object_get(pl_sim_ha_part(s, "groups"), group)) {
 		pl_sim_fail(r, 500, "HA group '%s' does not exist", group);
 		goto out;
 	}
 	/* check_service_state */
-	if (!strcmp(pl_json_str_or(json_object_get(ha_part(s, "service"), sid), "state", ""),
+	if (!strcmp(pl_json_str_or(json_object_get(pl_sim_ha_part(s, "service"), sid), "state", ""),
 		    "error") &&
 	    !(pl_sim_p(r, "state") && !strcmp(pl_sim_p(r, "state"), "disabled"))) {
 		pl_sim_fail(r, 500, "service '%s' in error state, must be disabled and fixed first",
 			    sid);
 		goto out;
 	}
-	if (!digest_ok(r, "resources", "update resources config failed"))
+	if (!pl_sim_ha_digest_ok(r, "resources", "update resources config failed"))
 		goto out;
-	if ((res = json_object_get(ha_part(s, "resources"), sid)) == NULL) {
+	if ((res = json_object_get(pl_sim_ha_part(s, "resources"), sid)) == NULL) {
 		pl_sim_fail(r, 500, "update resources config failed: no such resource '%s'", sid);
 		goto out;
 	}
@@ -496,17 +497,17 @@ h_res_delete(struct pl_sim_req *r)
 {
 	struct pl_sim *s = r->sim;
 	char *sid = parse_sid(r, pl_sim_p(r, "sid"), "");
-	json_t *rules = ha_part(s, "rules");
+	json_t *rules = pl_sim_ha_part(s, "rules");
 	void *it;
 
 	if (!sid)
 		return;
-	if (!json_object_get(ha_part(s, "resources"), sid)) {
+	if (!json_object_get(pl_sim_ha_part(s, "resources"), sid)) {
 		pl_sim_fail(r, 500, "cannot delete service '%s', not HA managed!", sid);
 		free(sid);
 		return;
 	}
-	json_object_del(ha_part(s, "resources"), sid);
+	json_object_del(pl_sim_ha_part(s, "resources"), sid);
 	set_service(s, sid, NULL);
 	/* delete_service_from_config with purge (the default): the resource
 	 * leaves every rule, a rule left empty goes */
@@ -541,401 +542,6 @@ h_res_delete(struct pl_sim_req *r)
 	s->dirty = true;
 	pl_sim_ok(r, json_null());
 	free(sid);
-}
-
-/* --- groups (PVE 8; PVE 9 until they are migrated to rules) --- */
-
-static json_t *
-named_entry(struct pl_sim *s, const char *path, const char *idkey, const char *id, json_t *v,
-	    const char *digest)
-{
-	json_t *o = pl_sim_typed(method_of(s, path, PL_SIM_POST), v);
-
-	json_object_set_new(o, idkey, json_string(id));
-	json_object_set_new(o, "digest", json_string(digest));
-	return o;
-}
-
-static bool
-groups_usable(struct pl_sim_req *r, const char *what)
-{
-	if (groups_migrated(r->sim)) {
-		pl_sim_fail(r, 500, "cannot %s: ha groups have been migrated to rules", what);
-		return false;
-	}
-	return true;
-}
-
-static void
-h_group_list(struct pl_sim_req *r)
-{
-	char digest[41];
-	const char *id;
-	json_t *v, *a;
-
-	if (!groups_usable(r, "index groups"))
-		return;
-	ha_digest(r->sim, "groups", digest);
-	a = json_array();
-	json_object_foreach(ha_part(r->sim, "groups"), id, v)
-		json_array_append_new(
-			a, named_entry(r->sim, "/cluster/ha/groups", "group", id, v, digest));
-	pl_sim_ok(r, a);
-}
-
-static void
-h_group_get(struct pl_sim_req *r)
-{
-	const char *id = pl_sim_p(r, "group");
-	json_t *v;
-	char digest[41];
-
-	if (!groups_usable(r, "read group"))
-		return;
-	if ((v = json_object_get(ha_part(r->sim, "groups"), id)) == NULL) {
-		pl_sim_fail(r, 500, "no such ha group '%s'", id);
-		return;
-	}
-	ha_digest(r->sim, "groups", digest);
-	pl_sim_ok(r, named_entry(r->sim, "/cluster/ha/groups", "group", id, v, digest));
-}
-
-/* The text values of a request's parameters but the named ones. */
-static json_t *
-params_but(const struct pl_sim_req *r, const char *const *skip, size_t nskip)
-{
-	json_t *o = json_object();
-	const char *k;
-	json_t *v;
-
-	json_object_foreach(r->params, k, v) {
-		bool drop = false;
-
-		for (size_t i = 0; i < nskip; i++)
-			drop |= !strcmp(skip[i], k);
-		if (!drop)
-			json_object_set(o, k, v);
-	}
-	return o;
-}
-
-static void
-h_group_create(struct pl_sim_req *r)
-{
-	static const char *const skip[] = { "group", "type" };
-	const char *id = pl_sim_p(r, "group");
-
-	if (!groups_usable(r, "create group"))
-		return;
-	if (json_object_get(ha_part(r->sim, "groups"), id)) {
-		pl_sim_fail(r, 500, "create ha group failed: ha group ID '%s' already defined", id);
-		return;
-	}
-	json_object_set_new(ha_part(r->sim, "groups"), id, params_but(r, skip, PL_ARRAY_LEN(skip)));
-	r->sim->dirty = true;
-	pl_sim_ok(r, json_null());
-}
-
-static void
-h_group_update(struct pl_sim_req *r)
-{
-	static const char *const skip[] = { "group", "type", "digest", "delete" };
-	const char *id = pl_sim_p(r, "group"), *del = pl_sim_p(r, "delete");
-	json_t *g, *upd;
-
-	if (!groups_usable(r, "update group") || !digest_ok(r, "groups", "update ha group failed"))
-		return;
-	if ((g = json_object_get(ha_part(r->sim, "groups"), id)) == NULL) {
-		pl_sim_fail(r, 500, "update ha group failed: no such ha group '%s'", id);
-		return;
-	}
-	if (del) {
-		char *dup = pl_strdup(del), *save = NULL, *tok;
-
-		for (tok = strtok_r(dup, ",; ", &save); tok; tok = strtok_r(NULL, ",; ", &save))
-			json_object_del(g, tok);
-		free(dup);
-	}
-	upd = params_but(r, skip, PL_ARRAY_LEN(skip));
-	json_object_update(g, upd);
-	json_decref(upd);
-	r->sim->dirty = true;
-	pl_sim_ok(r, json_null());
-}
-
-static void
-h_group_delete(struct pl_sim_req *r)
-{
-	const char *id = pl_sim_p(r, "group"), *sid;
-	json_t *v;
-
-	if (!groups_usable(r, "delete group"))
-		return;
-	if (!json_object_get(ha_part(r->sim, "groups"), id)) {
-		pl_sim_fail(r, 500, "delete ha group failed: no such ha group '%s'", id);
-		return;
-	}
-	json_object_foreach(ha_part(r->sim, "resources"), sid, v) {
-		if (!strcmp(pl_json_str_or(v, "group", ""), id)) {
-			pl_sim_fail(r, 500, "delete ha group failed: ha group is used by %s", sid);
-			return;
-		}
-	}
-	json_object_del(ha_part(r->sim, "groups"), id);
-	r->sim->dirty = true;
-	pl_sim_ok(r, json_null());
-}
-
-/* --- rules (PVE 9) --- */
-
-static bool
-rules_usable(struct pl_sim_req *r, const char *what)
-{
-	if (!groups_migrated(r->sim)) {
-		pl_sim_fail(r, 500, "cannot %s ha rule: ha groups have not been migrated yet",
-			    what);
-		return false;
-	}
-	return true;
-}
-
-/* Rules.pm's $assert_valid_resources_param: every resource must be HA managed. */
-static char *
-rule_resources_error(struct pl_sim *s, const char *list)
-{
-	char *dup = pl_strdup(list ? list : ""), *save = NULL, *tok, *err = NULL;
-	struct pl_buf b;
-	int n = 0;
-
-	pl_buf_init(&b, 0);
-	for (tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		n++;
-		if (json_object_get(ha_part(s, "resources"), tok))
-			continue;
-		if (b.len)
-			pl_buf_addstr(&b, ", ");
-		pl_buf_addstr(&b, tok);
-	}
-	if (n == 0)
-		err = pl_strdup("no resources were specified");
-	else if (b.len)
-		err = pl_asprintf("cannot use unmanaged resource(s) %s.", b.data);
-	pl_buf_release(&b);
-	free(dup);
-	return err;
-}
-
-static void
-h_rule_list(struct pl_sim_req *r)
-{
-	const char *type = pl_sim_p(r, "type"), *res = pl_sim_p(r, "resource");
-	char digest[41];
-	const char *id;
-	json_t *v, *a = json_array();
-	int order = 0;
-
-	ha_digest(r->sim, "rules", digest);
-	json_object_foreach(ha_part(r->sim, "rules"), id, v) {
-		json_t *o;
-
-		order++;
-		if (type && strcmp(type, pl_json_str_or(v, "type", "")))
-			continue;
-		if (res && !strstr(pl_json_str_or(v, "resources", ""), res))
-			continue;
-		o = named_entry(r->sim, "/cluster/ha/rules", "rule", id, v, digest);
-		json_object_set_new(o, "order", json_integer(order));
-		json_array_append_new(a, o);
-	}
-	pl_sim_ok(r, a);
-}
-
-static void
-h_rule_get(struct pl_sim_req *r)
-{
-	const char *id = pl_sim_p(r, "rule");
-	json_t *v;
-	char digest[41];
-
-	if ((v = json_object_get(ha_part(r->sim, "rules"), id)) == NULL) {
-		pl_sim_fail(r, 500, "no such ha rule '%s'", id);
-		return;
-	}
-	ha_digest(r->sim, "rules", digest);
-	pl_sim_ok(r, named_entry(r->sim, "/cluster/ha/rules", "rule", id, v, digest));
-}
-
-static void
-h_rule_create(struct pl_sim_req *r)
-{
-	static const char *const skip[] = { "rule" };
-	const char *id = pl_sim_p(r, "rule");
-	char *err;
-
-	if (!rules_usable(r, "create"))
-		return;
-	if (json_object_get(ha_part(r->sim, "rules"), id)) {
-		pl_sim_fail(r, 500, "create ha rule failed: HA rule '%s' already defined", id);
-		return;
-	}
-	if ((err = rule_resources_error(r->sim, pl_sim_p(r, "resources"))) != NULL) {
-		pl_sim_fail(r, 500, "create ha rule failed: %s", err);
-		free(err);
-		return;
-	}
-	json_object_set_new(ha_part(r->sim, "rules"), id, params_but(r, skip, 1));
-	r->sim->dirty = true;
-	pl_sim_ok(r, json_null());
-}
-
-static void
-h_rule_update(struct pl_sim_req *r)
-{
-	static const char *const skip[] = { "rule", "digest", "delete", "type" };
-	const char *id = pl_sim_p(r, "rule"), *del = pl_sim_p(r, "delete");
-	json_t *rule, *upd;
-	char *err;
-
-	if (!rules_usable(r, "update") || !digest_ok(r, "rules", "update ha rules failed"))
-		return;
-	if ((rule = json_object_get(ha_part(r->sim, "rules"), id)) == NULL) {
-		pl_sim_fail(r, 500, "update ha rules failed: no such ha rule '%s'", id);
-		return;
-	}
-	if (pl_sim_p(r, "type") && strcmp(pl_sim_p(r, "type"), pl_json_str_or(rule, "type", ""))) {
-		pl_sim_fail(r, 500, "update ha rules failed: types does not match");
-		return;
-	}
-	if (pl_sim_p(r, "resources") &&
-	    (err = rule_resources_error(r->sim, pl_sim_p(r, "resources"))) != NULL) {
-		pl_sim_fail(r, 500, "update ha rules failed: %s", err);
-		free(err);
-		return;
-	}
-	if (del) {
-		char *dup = pl_strdup(del), *save = NULL, *tok;
-
-		for (tok = strtok_r(dup, ",; ", &save); tok; tok = strtok_r(NULL, ",; ", &save))
-			json_object_del(rule, tok);
-		free(dup);
-	}
-	upd = params_but(r, skip, PL_ARRAY_LEN(skip));
-	json_object_update(rule, upd);
-	json_decref(upd);
-	r->sim->dirty = true;
-	pl_sim_ok(r, json_null());
-}
-
-static void
-h_rule_delete(struct pl_sim_req *r)
-{
-	const char *id = pl_sim_p(r, "rule");
-
-	if (!json_object_get(ha_part(r->sim, "rules"), id)) {
-		pl_sim_fail(r, 500, "delete ha rule failed: no such ha rule '%s'", id);
-		return;
-	}
-	json_object_del(ha_part(r->sim, "rules"), id);
-	r->sim->dirty = true;
-	pl_sim_ok(r, json_null());
-}
-
-/* --- status --- */
-
-static void
-h_status_current(struct pl_sim_req *r)
-{
-	struct pl_sim *s = r->sim;
-	json_t *a = json_array(), *v;
-	const char *sid;
-	int64_t now = time(NULL);
-	bool active = json_object_size(ha_part(s, "resources")) > 0;
-
-	json_array_append_new(a,
-			      json_pack("{s:s,s:s,s:s,s:s,s:i}", "id", "quorum", "type", "quorum",
-					"node", s->nodes[0].name, "status", "OK", "quorate", 1));
-	if (active) {
-		char txt[300];
-
-		snprintf(txt, sizeof(txt), "%s (active)", s->nodes[0].name);
-		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:I}", "id", "master", "type",
-						   "master", "node", s->nodes[0].name, "status",
-						   txt, "timestamp", (json_int_t)now));
-		for (size_t i = 0; i < s->nnodes; i++) {
-			char id[200];
-
-			snprintf(id, sizeof(id), "lrm:%s", s->nodes[i].name);
-			snprintf(txt, sizeof(txt), "%s (%s)", s->nodes[i].name,
-				 s->nodes[i].online ? "active" : "old timestamp - dead?");
-			json_array_append_new(a,
-					      json_pack("{s:s,s:s,s:s,s:s,s:I}", "id", id, "type",
-							"lrm", "node", s->nodes[i].name, "status",
-							txt, "timestamp", (json_int_t)now));
-		}
-	}
-	json_object_foreach(ha_part(s, "resources"), sid, v) {
-		struct pl_sim_guest *g = sid_guest(s, sid);
-		json_t *ss = json_object_get(ha_part(s, "service"), sid);
-		const char *req = req_state(v), *cur = pl_json_str(ss, "state"), *state;
-		char id[64];
-
-		/* PVE::HA::Tools::get_verbose_service_state */
-		if (!strcmp(req, "ignored"))
-			state = "ignored";
-		else if (!cur)
-			state = "queued";
-		else if (!strcmp(cur, "stopped") && !strcmp(req, "started"))
-			state = "starting";
-		else if (!strcmp(cur, "stopped") && !strcmp(req, "disabled"))
-			state = "disabled";
-		else if (!strcmp(cur, "started") && strcmp(req, "started"))
-			state = "stopping";
-		else if (!strcmp(cur, "started") && g && g->status == PL_SIM_STOPPED)
-			state = "starting";
-		else
-			state = cur;
-		snprintf(id, sizeof(id), "service:%s", sid);
-		json_array_append_new(a,
-				      json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s}", "id", id, "type",
-						"service", "sid", sid, "node",
-						g ? s->nodes[g->node].name : "---", "state", state,
-						"crm_state", cur ? cur : "", "request_state", req));
-	}
-	pl_sim_ok(r, a);
-}
-
-static void
-h_manager_status(struct pl_sim_req *r)
-{
-	struct pl_sim *s = r->sim;
-	json_t *ms = json_object(), *ns = json_object(), *svc = json_object(), *lrm = json_object();
-	const char *sid;
-	json_t *v;
-	int64_t now = time(NULL);
-
-	for (size_t i = 0; i < s->nnodes; i++) {
-		json_object_set_new(ns, s->nodes[i].name,
-				    json_string(s->nodes[i].online ? "online" : "unknown"));
-		json_object_set_new(lrm, s->nodes[i].name,
-				    json_pack("{s:s,s:s,s:{},s:I}", "mode", "active", "state",
-					      json_object_size(ha_part(s, "resources")) ?
-						      "active" :
-						      "wait_for_agent_lock",
-					      "results", "timestamp", (json_int_t)now));
-	}
-	json_object_foreach(ha_part(s, "service"), sid, v) {
-		struct pl_sim_guest *g = sid_guest(s, sid);
-		json_t *o = json_deep_copy(v);
-
-		json_object_set_new(o, "running", json_integer(g && g->status != PL_SIM_STOPPED));
-		json_object_set_new(svc, sid, o);
-	}
-	json_object_set_new(ms, "master_node", json_string(s->nodes[0].name));
-	json_object_set_new(ms, "node_status", ns);
-	json_object_set_new(ms, "service_status", svc);
-	json_object_set_new(ms, "timestamp", json_integer(now));
-	pl_sim_ok(r, json_pack("{s:o,s:o,s:{s:s,s:s}}", "manager_status", ms, "lrm_status", lrm,
-			       "quorum", "node", s->nodes[0].name, "quorate", "1"));
 }
 
 /* --- seeds and state --- */
@@ -988,16 +594,16 @@ pl_sim_ha_seed(struct pl_sim *s, const json_t *ha, char **errmsg)
 
 	if (!ha)
 		return 0;
-	if ((r = seed_keyed(json_object_get(ha, "resources"), "sid", ha_part(s, "resources"),
+	if ((r = seed_keyed(json_object_get(ha, "resources"), "sid", pl_sim_ha_part(s, "resources"),
 			    errmsg)) != 0 ||
-	    (r = seed_keyed(json_object_get(ha, "groups"), "group", ha_part(s, "groups"),
+	    (r = seed_keyed(json_object_get(ha, "groups"), "group", pl_sim_ha_part(s, "groups"),
 			    errmsg)) != 0 ||
-	    (r = seed_keyed(json_object_get(ha, "rules"), "rule", ha_part(s, "rules"), errmsg)) !=
-		    0)
+	    (r = seed_keyed(json_object_get(ha, "rules"), "rule", pl_sim_ha_part(s, "rules"),
+			    errmsg)) != 0)
 		return r;
-	json_object_foreach(ha_part(s, "resources"), sid, v) {
-		struct pl_sim_guest *g = sid_guest(s, sid);
-		const char *want = req_state(v);
+	json_object_foreach(pl_sim_ha_part(s, "resources"), sid, v) {
+		struct pl_sim_guest *g = pl_sim_ha_sid_guest(s, sid);
+		const char *want = pl_sim_ha_req_state(v);
 
 		if (!g)
 			return pl_seterr(errmsg, PL_ENOENT,
@@ -1025,8 +631,8 @@ pl_sim_ha_dump(struct pl_sim *s)
 {
 	if (!s->ha)
 		return NULL;
-	return json_pack("{s:O,s:O,s:O}", "resources", ha_part(s, "resources"), "groups",
-			 ha_part(s, "groups"), "rules", ha_part(s, "rules"));
+	return json_pack("{s:O,s:O,s:O}", "resources", pl_sim_ha_part(s, "resources"), "groups",
+			 pl_sim_ha_part(s, "groups"), "rules", pl_sim_ha_part(s, "rules"));
 }
 
 const struct pl_sim_route_def pl_sim_ha_routes[] = {
@@ -1035,17 +641,5 @@ const struct pl_sim_route_def pl_sim_ha_routes[] = {
 	{ PL_SIM_GET, "/cluster/ha/resources/{sid}", h_res_get, false, 0 },
 	{ PL_SIM_PUT, "/cluster/ha/resources/{sid}", h_res_update, false, 0 },
 	{ PL_SIM_DELETE, "/cluster/ha/resources/{sid}", h_res_delete, false, 0 },
-	{ PL_SIM_GET, "/cluster/ha/groups", h_group_list, false, 0 },
-	{ PL_SIM_POST, "/cluster/ha/groups", h_group_create, false, 0 },
-	{ PL_SIM_GET, "/cluster/ha/groups/{group}", h_group_get, false, 0 },
-	{ PL_SIM_PUT, "/cluster/ha/groups/{group}", h_group_update, false, 0 },
-	{ PL_SIM_DELETE, "/cluster/ha/groups/{group}", h_group_delete, false, 0 },
-	{ PL_SIM_GET, "/cluster/ha/rules", h_rule_list, false, 0 },
-	{ PL_SIM_POST, "/cluster/ha/rules", h_rule_create, false, 0 },
-	{ PL_SIM_GET, "/cluster/ha/rules/{rule}", h_rule_get, false, 0 },
-	{ PL_SIM_PUT, "/cluster/ha/rules/{rule}", h_rule_update, false, 0 },
-	{ PL_SIM_DELETE, "/cluster/ha/rules/{rule}", h_rule_delete, false, 0 },
-	{ PL_SIM_GET, "/cluster/ha/status/current", h_status_current, false, 0 },
-	{ PL_SIM_GET, "/cluster/ha/status/manager_status", h_manager_status, false, 0 },
 	{ 0, NULL, NULL, false, 0 },
 };
