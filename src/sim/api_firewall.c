@@ -202,6 +202,30 @@ pl_sim_fw_list_out(struct pl_sim_req *r, const json_t *list, const char *tmpl_pa
 	return a;
 }
 
+json_t *
+pl_sim_fw_alias_new(const char *name, const char *cidr, const char *comment)
+{
+	json_t *a = json_pack("{s:s,s:s,s:s}", "name", name, "cidr", cidr, "ipversion",
+			      pl_sim_fw_ipver(cidr) == 6 ? "6" : "4");
+
+	if (comment)
+		json_object_set_new(a, "comment", json_string(comment));
+	return a;
+}
+
+void
+pl_sim_fw_alias_set(json_t *file, const char *name, json_t *alias)
+{
+	char *key = pl_strdup(name);
+
+	pl_sim_fw_lower(key);
+	if (alias)
+		json_object_set_new(pl_sim_fw_sub(file, "aliases"), key, alias);
+	else
+		json_object_del(pl_sim_fw_sub(file, "aliases"), key);
+	free(key);
+}
+
 void
 pl_sim_fw_lower(char *s)
 {
@@ -555,21 +579,15 @@ seed_file(const json_t *in, json_t *out, const char *what, char **errmsg)
 		const char *cidr =
 			json_is_string(v) ? json_string_value(v) : pl_json_str(v, "cidr");
 		int ver = cidr ? pl_sim_fw_ipver(cidr) : 0;
-		char *key;
 		json_t *a;
 
 		if (!ver)
 			return pl_seterr(errmsg, PL_EINVAL,
 					 "seed: firewall %s: alias '%s' needs an IP or CIDR", what,
 					 k);
-		a = json_pack("{s:s,s:s,s:s}", "name", pl_json_str_or(v, "name", k), "cidr", cidr,
-			      "ipversion", ver == 4 ? "4" : "6");
-		if (pl_json_str(v, "comment"))
-			json_object_set_new(a, "comment", json_string(pl_json_str(v, "comment")));
-		key = pl_strdup(k);
-		pl_sim_fw_lower(key);
-		json_object_set_new(pl_sim_fw_sub(out, "aliases"), key, a);
-		free(key);
+		a = pl_sim_fw_alias_new(pl_json_str_or(v, "name", k), cidr,
+					pl_json_str(v, "comment"));
+		pl_sim_fw_alias_set(out, k, a);
 	}
 	return 0;
 }

@@ -325,28 +325,47 @@ h_aliases(struct pl_sim_req *r)
 	json_decref(a);
 }
 
-/* Set an alias (name as given, key lower-cased); false with the 400 set. */
+static json_t *
+req_alias(struct pl_sim_req *r, json_t **file)
+{
+	const char *env;
+	json_t *a;
+
+	if ((*file = pl_sim_fw_file(r, &env)) == NULL)
+		return NULL;
+	if ((a = pl_sim_fw_alias(*file, pl_sim_p(r, "name"))) == NULL)
+		pl_sim_param_fail(r, "name", "no such alias");
+	return a;
+}
+
+/* Set an alias from the request's cidr and comment; false with the 400 set. */
 static bool
 alias_put(struct pl_sim_req *r, json_t *file, const char *name)
 {
 	const char *cidr = pl_sim_p(r, "cidr");
-	int ver = cidr ? pl_sim_fw_ipver(cidr) : 0;
-	json_t *a;
-	char *key;
 
-	if (!ver) {
+	if (!cidr || !pl_sim_fw_ipver(cidr)) {
 		pl_sim_param_fail(r, "cidr", "invalid IP address: '%s'", cidr ? cidr : "");
 		return false;
 	}
-	a = json_pack("{s:s,s:s,s:s}", "name", name, "cidr", cidr, "ipversion",
-		      ver == 4 ? "4" : "6");
-	if (pl_sim_p(r, "comment"))
-		json_object_set_new(a, "comment", json_string(pl_sim_p(r, "comment")));
-	key = pl_strdup(name);
-	pl_sim_fw_lower(key);
-	json_object_set_new(pl_sim_fw_sub(file, "aliases"), key, a);
-	free(key);
+	pl_sim_fw_alias_set(file, name, pl_sim_fw_alias_new(name, cidr, pl_sim_p(r, "comment")));
 	return true;
+}
+
+/* The alias of the name parameter, its digest checked; NULL with the
+ * failure set. */
+static json_t *
+req_alias_locked(struct pl_sim_req *r, json_t **file)
+{
+	json_t *a, *list;
+	bool ok;
+
+	if ((a = req_alias(r, file)) == NULL)
+		return NULL;
+	list = alias_list(*file);
+	ok = pl_sim_fw_digest_ok(r, list);
+	json_decref(list);
+	return ok ? a : NULL;
 }
 
 static void
@@ -365,19 +384,6 @@ h_alias_create(struct pl_sim_req *r)
 		r->sim->dirty = true;
 		pl_sim_ok(r, json_null());
 	}
-}
-
-static json_t *
-req_alias(struct pl_sim_req *r, json_t **file)
-{
-	const char *env;
-	json_t *a;
-
-	if ((*file = pl_sim_fw_file(r, &env)) == NULL)
-		return NULL;
-	if ((a = pl_sim_fw_alias(*file, pl_sim_p(r, "name"))) == NULL)
-		pl_sim_param_fail(r, "name", "no such alias");
-	return a;
 }
 
 static void
@@ -400,32 +406,19 @@ h_alias_get(struct pl_sim_req *r)
 static void
 h_alias_update(struct pl_sim_req *r)
 {
-	json_t *file, *a, *list;
+	json_t *file, *a;
 	const char *rename = pl_sim_p(r, "rename"), *name = pl_sim_p(r, "name");
-	char *key;
-	bool ok;
 
-	if ((a = req_alias(r, &file)) == NULL)
-		return;
-	list = alias_list(file);
-	ok = pl_sim_fw_digest_ok(r, list);
-	json_decref(list);
-	if (!ok)
+	if ((a = req_alias_locked(r, &file)) == NULL)
 		return;
 	if (rename && strcasecmp(rename, name) && pl_sim_fw_alias(file, rename)) {
 		pl_sim_param_fail(r, "name", "alias '%s' already exists", rename);
 		return;
 	}
-	key = pl_strdup(name);
-	pl_sim_fw_lower(key);
 	json_incref(a);
-	json_object_del(pl_sim_fw_sub(file, "aliases"), key);
-	free(key);
+	pl_sim_fw_alias_set(file, name, NULL);
 	if (!alias_put(r, file, rename ? rename : pl_json_str_or(a, "name", name))) {
-		key = pl_strdup(name);
-		pl_sim_fw_lower(key);
-		json_object_set_new(pl_sim_fw_sub(file, "aliases"), key, a);
-		free(key);
+		pl_sim_fw_alias_set(file, name, a);
 		return;
 	}
 	json_decref(a);
@@ -436,21 +429,11 @@ h_alias_update(struct pl_sim_req *r)
 static void
 h_alias_delete(struct pl_sim_req *r)
 {
-	json_t *file, *a, *list;
-	char *key;
-	bool ok;
+	json_t *file;
 
-	if ((a = req_alias(r, &file)) == NULL)
+	if (!req_alias_locked(r, &file))
 		return;
-	list = alias_list(file);
-	ok = pl_sim_fw_digest_ok(r, list);
-	json_decref(list);
-	if (!ok)
-		return;
-	key = pl_strdup(pl_sim_p(r, "name"));
-	pl_sim_fw_lower(key);
-	json_object_del(pl_sim_fw_sub(file, "aliases"), key);
-	free(key);
+	pl_sim_fw_alias_set(file, pl_sim_p(r, "name"), NULL);
 	r->sim->dirty = true;
 	pl_sim_ok(r, json_null());
 }

@@ -34,6 +34,10 @@ bool pl_sim_fw_digest_ok(struct pl_sim_req *r, const json_t *list);
  * digest (and its pos). */
 json_t *pl_sim_fw_list_out(struct pl_sim_req *r, const json_t *list, const char *tmpl_path,
 			   bool pos);
+/* A new alias entry {name, cidr, ipversion, comment}. */
+json_t *pl_sim_fw_alias_new(const char *name, const char *cidr, const char *comment);
+/* Set (alias taken) or, with NULL, delete a file's alias; keys are lower-case. */
+void pl_sim_fw_alias_set(json_t *file, const char *name, json_t *alias);
 /* Lower-case a string in place. */
 void pl_sim_fw_lower(char *s);
 
