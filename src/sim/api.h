@@ -66,6 +66,15 @@ enum { PL_SIM_HA_START, PL_SIM_HA_STOP, PL_SIM_HA_SHUTDOWN };
 bool pl_sim_ha_power(struct pl_sim_req *r, struct pl_sim_guest *g, int what);
 /* The guest's hastate in /cluster/resources, or NULL when not HA managed. */
 const char *pl_sim_ha_state(struct pl_sim *s, const struct pl_sim_guest *g);
+/* qemu-server's and pve-container's destroy: refused (500 set, true) for an
+ * HA-managed guest without purge. */
+bool pl_sim_ha_destroy_refused(struct pl_sim_req *r, struct pl_sim_guest *g);
+/* A guest was destroyed: its firewall file goes (remove_vmfw_conf); with
+ * purge it also leaves the backup jobs (remove_vmid_from_backup_jobs) and
+ * HA (delete_service_from_config). */
+void pl_sim_cluster_forget(struct pl_sim *s, uint32_t vmid, bool lxc, bool purge);
+void pl_sim_fw_forget(struct pl_sim *s, uint32_t vmid);
+void pl_sim_jobs_forget(struct pl_sim *s, uint32_t vmid);
 /* A node's hastate in /cluster/resources, or NULL while HA is unused. */
 const char *pl_sim_ha_node_state(struct pl_sim *s, int node);
 

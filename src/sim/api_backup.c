@@ -468,6 +468,33 @@ h_delete(struct pl_sim_req *r)
 	pl_sim_ok(r, json_null());
 }
 
+/* PVE::VZDump::Plugin::remove_vmid_from_backup_jobs: the guest leaves every
+ * job's vmid list (a job left without guests goes) and exclude list. */
+void
+pl_sim_jobs_forget(struct pl_sim *s, uint32_t vmid)
+{
+	char id[16];
+	void *it;
+
+	snprintf(id, sizeof(id), "%u", vmid);
+	for (it = json_object_iter(jobs(s)); it;) {
+		json_t *job = json_object_iter_value(it);
+		const char *key = json_object_iter_key(it);
+		const char *field = pl_json_str(job, "vmid") ? "vmid" : "exclude";
+		char *left = pl_sim_list_without(pl_json_str(job, field), id);
+
+		it = json_object_iter_next(jobs(s), it);
+		if (*left)
+			json_object_set_new(job, field, json_string(left));
+		else if (!strcmp(field, "vmid"))
+			json_object_del(jobs(s), key);
+		else
+			json_object_del(job, field);
+		free(left);
+	}
+	s->dirty = true;
+}
+
 /* --- backup-info --- */
 
 static bool

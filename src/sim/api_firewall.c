@@ -515,6 +515,16 @@ h_index(struct pl_sim_req *r)
 	pl_sim_ok(r, a);
 }
 
+void
+pl_sim_fw_forget(struct pl_sim *s, uint32_t vmid)
+{
+	char key[16];
+
+	snprintf(key, sizeof(key), "%u", vmid);
+	if (s->fw)
+		json_object_del(pl_sim_fw_sub(s->fw, "guests"), key);
+}
+
 /* --- seeds and state --- */
 
 /* A seeded file: options and aliases as text, rules as text values (enable

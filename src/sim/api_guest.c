@@ -792,6 +792,8 @@ destroy_done(struct pl_sim *s, struct pl_sim_task *t)
 	/* PVE drops the guest's ACLs and pool membership on every destroy;
 	 * purge also removes its backups (and job entries) */
 	pl_sim_pool_forget(s, t->vmid);
+	pl_sim_cluster_forget(s, t->vmid, pl_json_bool(t->args, "lxc", false),
+			      pl_json_bool(t->args, "purge", false));
 	pl_sim_guest_remove(s, t->vmid, pl_json_bool(t->args, "purge", false));
 	pl_sim_task_log(t, "destroyed");
 	t->vmid = 0;
@@ -813,14 +815,17 @@ h_destroy(struct pl_sim_req *r)
 			    g->vmid);
 		return;
 	}
+	if (pl_sim_ha_destroy_refused(r, g))
+		return;
 	if (g->status != PL_SIM_STOPPED) {
 		pl_sim_fail(r, 500, "%s %u is running - destroy failed", PL_SIM_GT(g), g->vmid);
 		return;
 	}
 	pl_sim_set_lock(r->sim, g, "destroyed");
-	t = pl_sim_task_start(r->sim, g->node, lxc ? "vzdestroy" : "qmdestroy",
-			      pl_sim_p(r, "vmid"), r->user, g->vmid, destroy_done,
-			      json_pack("{s:b}", "purge", pl_sim_pbool(r, "purge", false)));
+	t = pl_sim_task_start(
+		r->sim, g->node, lxc ? "vzdestroy" : "qmdestroy", pl_sim_p(r, "vmid"), r->user,
+		g->vmid, destroy_done,
+		json_pack("{s:b,s:b}", "purge", pl_sim_pbool(r, "purge", false), "lxc", lxc));
 	pl_sim_ok_task(r, t);
 }
 

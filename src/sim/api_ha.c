@@ -492,56 +492,74 @@ out:
 	free(sid);
 }
 
+/* PVE::HA::Config::delete_service_from_config: the resource goes; with purge
+ * it also leaves every rule, and a rule left empty goes. */
 static void
-h_res_delete(struct pl_sim_req *r)
+res_delete(struct pl_sim *s, const char *sid, bool purge)
 {
-	struct pl_sim *s = r->sim;
-	char *sid = parse_sid(r, pl_sim_p(r, "sid"), "");
 	json_t *rules = pl_sim_ha_part(s, "rules");
 	void *it;
 
-	if (!sid)
-		return;
-	if (!json_object_get(pl_sim_ha_part(s, "resources"), sid)) {
-		pl_sim_fail(r, 500, "cannot delete service '%s', not HA managed!", sid);
-		free(sid);
-		return;
-	}
 	json_object_del(pl_sim_ha_part(s, "resources"), sid);
 	set_service(s, sid, NULL);
-	/* delete_service_from_config with purge (the default): the resource
-	 * leaves every rule, a rule left empty goes */
-	if (pl_sim_pbool(r, "purge", true)) {
-		for (it = json_object_iter(rules); it;) {
-			json_t *rule = json_object_iter_value(it);
-			const char *key = json_object_iter_key(it);
-			char *left = NULL;
-			const char *list = pl_json_str_or(rule, "resources", "");
-			char *dup = pl_strdup(list), *save = NULL, *tok;
-			struct pl_buf b;
+	for (it = json_object_iter(rules); purge && it;) {
+		json_t *rule = json_object_iter_value(it);
+		const char *key = json_object_iter_key(it);
+		char *left = pl_sim_list_without(pl_json_str(rule, "resources"), sid);
 
-			pl_buf_init(&b, 0);
-			for (tok = strtok_r(dup, ",", &save); tok;
-			     tok = strtok_r(NULL, ",", &save)) {
-				if (!strcmp(tok, sid))
-					continue;
-				if (b.len)
-					pl_buf_addch(&b, ',');
-				pl_buf_addstr(&b, tok);
-			}
-			free(dup);
-			left = pl_buf_detach(&b, NULL);
-			it = json_object_iter_next(rules, it);
-			if (!left || !*left)
-				json_object_del(rules, key);
-			else
-				json_object_set_new(rule, "resources", json_string(left));
-			free(left);
-		}
+		it = json_object_iter_next(rules, it);
+		if (!*left)
+			json_object_del(rules, key);
+		else
+			json_object_set_new(rule, "resources", json_string(left));
+		free(left);
 	}
 	s->dirty = true;
-	pl_sim_ok(r, json_null());
+}
+
+static void
+h_res_delete(struct pl_sim_req *r)
+{
+	char *sid = parse_sid(r, pl_sim_p(r, "sid"), "");
+
+	if (!sid)
+		return;
+	if (!json_object_get(pl_sim_ha_part(r->sim, "resources"), sid))
+		pl_sim_fail(r, 500, "cannot delete service '%s', not HA managed!", sid);
+	else {
+		res_delete(r->sim, sid, pl_sim_pbool(r, "purge", true));
+		pl_sim_ok(r, json_null());
+	}
 	free(sid);
+}
+
+bool
+pl_sim_ha_destroy_refused(struct pl_sim_req *r, struct pl_sim_guest *g)
+{
+	char sid[32];
+
+	sid_of(g, sid);
+	if (!r->sim->ha || !json_object_get(pl_sim_ha_part(r->sim, "resources"), sid) ||
+	    pl_sim_pbool(r, "purge", false))
+		return false;
+	pl_sim_fail(r, 500,
+		    "unable to remove %s %u - used in HA resources and purge parameter not set.",
+		    PL_SIM_GT(g), g->vmid);
+	return true;
+}
+
+void
+pl_sim_cluster_forget(struct pl_sim *s, uint32_t vmid, bool lxc, bool purge)
+{
+	char sid[32];
+
+	pl_sim_fw_forget(s, vmid);
+	if (!purge)
+		return;
+	pl_sim_jobs_forget(s, vmid);
+	snprintf(sid, sizeof(sid), "%s:%u", lxc ? "ct" : "vm", vmid);
+	if (s->ha && json_object_get(pl_sim_ha_part(s, "resources"), sid))
+		res_delete(s, sid, true);
 }
 
 /* --- seeds and state --- */

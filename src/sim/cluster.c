@@ -812,6 +812,25 @@ pl_sim_sha1_json(const json_t *v, char out[41])
 	free(c);
 }
 
+char *
+pl_sim_list_without(const char *list, const char *item)
+{
+	char *dup = pl_strdup(list ? list : ""), *save = NULL, *tok, *out;
+	struct pl_buf b;
+
+	pl_buf_init(&b, 0);
+	for (tok = strtok_r(dup, ",; ", &save); tok; tok = strtok_r(NULL, ",; ", &save)) {
+		if (!strcmp(tok, item))
+			continue;
+		if (b.len)
+			pl_buf_addch(&b, ',');
+		pl_buf_addstr(&b, tok);
+	}
+	free(dup);
+	out = pl_buf_detach(&b, NULL);
+	return out ? out : pl_strdup("");
+}
+
 void
 pl_sim_storage_release(struct pl_sim_storage *st)
 {

@@ -237,6 +237,9 @@ void pl_sim_storage_reindex(struct pl_sim_storage *st);
  * of PVE's config files. */
 void pl_sim_sha1_hex(const void *data, size_t len, char out[41]);
 void pl_sim_sha1_json(const json_t *v, char out[41]);
+/* A comma list without item (PVE::Tools::split_list, joined by ','): a new
+ * string, "" when nothing is left. */
+char *pl_sim_list_without(const char *list, const char *item);
 /* Free a storage's volumes and fields (the struct itself stays). */
 void pl_sim_storage_release(struct pl_sim_storage *st);
 /* storage.cfg options of a seeded storage (api_storecfg.c): the type's options

@@ -585,3 +585,32 @@ def test_seed_errors(tmp_path):
     seed.write_text(yaml.safe_dump(bad))
     with pytest.raises(RuntimeError, match="HA resource 'vm:555' names no guest"):
         start_sim("--seed", seed)
+
+
+def test_destroy_of_a_configured_guest(pve):
+    """qemu-server's destroy: refused for an HA resource without purge; the
+    firewall file always goes; purge also takes the guest out of HA, its rules
+    and the backup jobs."""
+    pve.wait(pve.write("POST", "/nodes/pve/qemu/102/status/stop"))
+    pve.wait(pve.write("POST", "/nodes/pve/qemu/103/status/stop"))
+    pve.write("POST", "/cluster/ha/resources", sid="vm:102", state="stopped")
+    pve.write("POST", "/cluster/ha/resources", sid="vm:101", state="started")
+    pve.write("POST", "/cluster/ha/rules", rule="pair", type="resource-affinity",
+              resources="vm:101,vm:102", affinity="positive")
+    pve.write("POST", "/cluster/backup", id="two", schedule="daily", vmid="102,103")
+    pve.write("POST", "/cluster/backup", id="only", schedule="daily", vmid="102")
+    pve.write("POST", "/cluster/backup", id="most", schedule="daily", exclude="102")
+    pve.write("POST", "/nodes/pve/qemu/103/firewall/rules", type="in", action="DROP")
+    msg, _ = pve.fails("DELETE", "/nodes/pve/qemu/102", 500)
+    assert msg == "unable to remove VM 102 - used in HA resources and purge parameter not set."
+    assert pve.wait(pve.write("DELETE", "/nodes/pve/qemu/102", purge=1))["exitstatus"] == "OK"
+    assert set(ha_resources(pve)) == {"vm:101"}
+    assert pve.get("/cluster/ha/rules/pair")["resources"] == "vm:101"
+    jobs = {j["id"]: j for j in pve.get("/cluster/backup")}
+    assert set(jobs) == {"two", "most"}
+    assert jobs["two"]["vmid"] == "103" and "exclude" not in jobs["most"]
+    # without purge the jobs keep the guest; its firewall file goes anyway
+    assert pve.wait(pve.write("DELETE", "/nodes/pve/qemu/103"))["exitstatus"] == "OK"
+    assert pve.get("/cluster/backup/two")["vmid"] == "103"
+    pve.wait(pve.write("POST", "/nodes/pve/qemu", vmid=103))
+    assert pve.get("/nodes/pve/qemu/103/firewall/rules") == []
