@@ -792,8 +792,7 @@ destroy_done(struct pl_sim *s, struct pl_sim_task *t)
 	/* PVE drops the guest's ACLs and pool membership on every destroy;
 	 * purge also removes its backups (and job entries) */
 	pl_sim_pool_forget(s, t->vmid);
-	pl_sim_cluster_forget(s, t->vmid, pl_json_bool(t->args, "lxc", false),
-			      pl_json_bool(t->args, "purge", false));
+	pl_sim_cluster_forget(s, t->vmid, t->type[0] == 'v', pl_json_bool(t->args, "purge", false));
 	pl_sim_guest_remove(s, t->vmid, pl_json_bool(t->args, "purge", false));
 	pl_sim_task_log(t, "destroyed");
 	t->vmid = 0;
@@ -822,10 +821,9 @@ h_destroy(struct pl_sim_req *r)
 		return;
 	}
 	pl_sim_set_lock(r->sim, g, "destroyed");
-	t = pl_sim_task_start(
-		r->sim, g->node, lxc ? "vzdestroy" : "qmdestroy", pl_sim_p(r, "vmid"), r->user,
-		g->vmid, destroy_done,
-		json_pack("{s:b,s:b}", "purge", pl_sim_pbool(r, "purge", false), "lxc", lxc));
+	t = pl_sim_task_start(r->sim, g->node, lxc ? "vzdestroy" : "qmdestroy",
+			      pl_sim_p(r, "vmid"), r->user, g->vmid, destroy_done,
+			      json_pack("{s:b}", "purge", pl_sim_pbool(r, "purge", false)));
 	pl_sim_ok_task(r, t);
 }
 
