@@ -54,30 +54,6 @@ json_t *pl_sim_rrd(struct pl_sim *s, const struct pl_sim_guest *g, int node,
 int pl_sim_pool_add(struct pl_sim *s, const char *pool, uint32_t vmid, char **err);
 void pl_sim_pool_forget(struct pl_sim *s, uint32_t vmid);
 
-/* Whether text is a calendar event PVE accepts (api_backup.c); *why says
- * what failed. */
-bool pl_sim_calendar_valid(const char *text, const char **why);
-
-/* --- HA (api_ha.c) --- */
-enum { PL_SIM_HA_START, PL_SIM_HA_STOP, PL_SIM_HA_SHUTDOWN };
-/* A start, stop or shutdown (PL_SIM_HA_*; -1: none of them) of an HA-managed
- * guest becomes an HA request (task hastart/hastop): true when the call is
- * answered so, false when the guest is not HA managed. */
-bool pl_sim_ha_power(struct pl_sim_req *r, struct pl_sim_guest *g, int what);
-/* The guest's hastate in /cluster/resources, or NULL when not HA managed. */
-const char *pl_sim_ha_state(struct pl_sim *s, const struct pl_sim_guest *g);
-/* qemu-server's and pve-container's destroy: refused (500 set, true) for an
- * HA-managed guest without purge. */
-bool pl_sim_ha_destroy_refused(struct pl_sim_req *r, struct pl_sim_guest *g);
-/* A guest was destroyed: its firewall file goes (remove_vmfw_conf); with
- * purge it also leaves the backup jobs (remove_vmid_from_backup_jobs) and
- * HA (delete_service_from_config). */
-void pl_sim_cluster_forget(struct pl_sim *s, uint32_t vmid, bool lxc, bool purge);
-void pl_sim_fw_forget(struct pl_sim *s, uint32_t vmid);
-void pl_sim_jobs_forget(struct pl_sim *s, uint32_t vmid);
-/* A node's hastate in /cluster/resources, or NULL while HA is unused. */
-const char *pl_sim_ha_node_state(struct pl_sim *s, int node);
-
 /* --- guests (api_guest.c), shared by the guest handler files --- */
 /* "VM" or "CT", as PVE's messages name a guest. */
 #define PL_SIM_GT(g) ((g)->lxc ? "CT" : "VM")
@@ -105,5 +81,33 @@ bool pl_sim_is_volume_key(const struct pl_sim_guest *g, const char *key, const c
 void pl_sim_noop_done(struct pl_sim *s, struct pl_sim_task *t);
 /* Apply the pending changes and deletions to the config (as a start does). */
 void pl_sim_apply_pending(struct pl_sim *s, struct pl_sim_guest *g);
+
+/* --- cluster configuration (api_backup.c, api_ha.c, api_firewall.c) --- */
+/* Whether text is a calendar event PVE accepts (api_backup.c); *why says
+ * what failed. */
+bool pl_sim_calendar_valid(const char *text, const char **why);
+
+/* --- HA (api_ha.c) --- */
+enum { PL_SIM_HA_START, PL_SIM_HA_STOP, PL_SIM_HA_SHUTDOWN };
+/* A start, stop or shutdown (PL_SIM_HA_*; -1: none of them) of an HA-managed
+ * guest becomes an HA request (task hastart/hastop): true when the call is
+ * answered so, false when the guest is not HA managed. */
+bool pl_sim_ha_power(struct pl_sim_req *r, struct pl_sim_guest *g, int what);
+/* The guest's hastate in /cluster/resources, or NULL when not HA managed. */
+const char *pl_sim_ha_state(struct pl_sim *s, const struct pl_sim_guest *g);
+/* qemu-server's and pve-container's destroy: refused (500 set, true) for an
+ * HA-managed guest without purge. */
+bool pl_sim_ha_destroy_refused(struct pl_sim_req *r, struct pl_sim_guest *g);
+/* A guest was destroyed: its firewall file goes (remove_vmfw_conf); with
+ * purge it also leaves the backup jobs (remove_vmid_from_backup_jobs) and
+ * HA (delete_service_from_config). */
+void pl_sim_cluster_forget(struct pl_sim *s, uint32_t vmid, bool lxc, bool purge);
+void pl_sim_fw_forget(struct pl_sim *s, uint32_t vmid);
+void pl_sim_jobs_forget(struct pl_sim *s, uint32_t vmid);
+/* A node's hastate in /cluster/resources, or NULL while HA is unused. */
+const char *pl_sim_ha_node_state(struct pl_sim *s, int node);
+/* The "ha" member of a guest's status/current: PVE::HA::Config::
+ * get_service_status ({managed: 0}, or {managed: 1, state}). New reference. */
+json_t *pl_sim_ha_status_json(struct pl_sim *s, const struct pl_sim_guest *g);
 
 #endif

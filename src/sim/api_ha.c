@@ -215,6 +215,22 @@ pl_sim_ha_state(struct pl_sim *s, const struct pl_sim_guest *g)
 	return NULL;
 }
 
+json_t *
+pl_sim_ha_status_json(struct pl_sim *s, const struct pl_sim_guest *g)
+{
+	json_t *svc;
+	char sid[32];
+
+	sid_of(g, sid);
+	if (!s->ha || !json_object_get(pl_sim_ha_part(s, "resources"), sid) ||
+	    !strcmp(pl_sim_ha_req_state(json_object_get(pl_sim_ha_part(s, "resources"), sid)),
+		    "ignored"))
+		return json_pack("{s:i}", "managed", 0);
+	svc = json_object_get(pl_sim_ha_part(s, "service"), sid);
+	return json_pack("{s:i,s:s}", "managed", 1, "state",
+			 pl_json_str_or(svc, "state", "queued"));
+}
+
 const char *
 pl_sim_ha_node_state(struct pl_sim *s, int node)
 {
