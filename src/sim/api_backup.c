@@ -362,7 +362,7 @@ h_create(struct pl_sim_req *r)
 		pl_sim_gen_uuid(s, id);
 	json_object_del(job, "id");
 	if (json_object_get(jobs(s), id)) {
-		pl_sim_fail(r, 500, "cfs-lock 'file-jobs_cfg' error: Job '%s' already exists", id);
+		pl_sim_fail(r, 500, "Job '%s' already exists", id);
 		goto out;
 	}
 	if (!verify_job(r, job, true))
@@ -400,17 +400,13 @@ h_update(struct pl_sim_req *r)
 	if (!pool_check(r, params) || !schedule_check(r, params, false))
 		goto out;
 	if (!json_object_size(params) && !del) {
-		pl_sim_fail(r, 500,
-			    "cfs-lock 'file-vzdump_cron' error: cfs-lock 'file-jobs_cfg' error: no "
-			    "options specified");
+		pl_sim_fail(r, 500, "no options specified");
 		goto out;
 	}
 	if (!verify_job(r, params, false))
 		goto out;
 	if ((job = json_object_get(jobs(s), id)) == NULL) {
-		pl_sim_fail(r, 500,
-			    "cfs-lock 'file-vzdump_cron' error: cfs-lock 'file-jobs_cfg' error: no "
-			    "such vzdump job");
+		pl_sim_fail(r, 500, "no such vzdump job");
 		goto out;
 	}
 	upd = json_deep_copy(job);

@@ -91,27 +91,6 @@ pl_sim_fw_file(struct pl_sim_req *r, const char **env)
 	}
 }
 
-/* A plain error as PVE's config lock wraps it (PVE::Cluster::cfs_lock for the
- * cluster-wide files; host.fw has a local lock that does not). */
-void
-pl_sim_fw_lock_fail(struct pl_sim_req *r, const char *fmt, ...)
-{
-	char msg[512];
-	int scope = r->op & 3;
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (scope == FW_CLUSTER)
-		pl_sim_fail(r, 500, "cfs-lock 'firewall-cluster' error: %s", msg);
-	else if (scope == FW_GUEST)
-		pl_sim_fail(r, 500, "cfs-lock 'firewall-vm-%s' error: %s",
-			    pl_sim_p(r, "vmid") ? pl_sim_p(r, "vmid") : "", msg);
-	else
-		pl_sim_fail(r, 500, "%s", msg);
-}
-
 static int
 cmp_keys(const void *a, const void *b)
 {
@@ -169,9 +148,8 @@ pl_sim_fw_digest_ok(struct pl_sim_req *r, const json_t *list)
 	pl_sim_fw_list_digest(list, cur);
 	if (!strcmp(want, cur))
 		return true;
-	pl_sim_fw_lock_fail(
-		r, "%s",
-		"detected modified configuration - file changed by other user? Try again.");
+	pl_sim_fail(r, 500,
+		    "detected modified configuration - file changed by other user? Try again.");
 	return false;
 }
 
@@ -264,19 +242,14 @@ h_rules(struct pl_sim_req *r)
 		pl_sim_ok(r, pl_sim_fw_list_out(r, rules, "/cluster/firewall/rules", true));
 }
 
-/* The rule at the pos parameter; NULL with "no rule at position" set (as
- * the config lock wraps it when locked). */
+/* The rule at the pos parameter; NULL with "no rule at position" set. */
 static json_t *
-rule_at(struct pl_sim_req *r, json_t *rules, long long *pos, bool locked)
+rule_at(struct pl_sim_req *r, json_t *rules, long long *pos)
 {
-	const char *txt = pl_sim_p(r, "pos") ? pl_sim_p(r, "pos") : "";
-
 	*pos = pl_sim_pint(r, "pos", 0);
 	if (*pos < 0 || (size_t)*pos >= json_array_size(rules)) {
-		if (locked)
-			pl_sim_fw_lock_fail(r, "no rule at position %s", txt);
-		else
-			pl_sim_fail(r, 500, "no rule at position %s", txt);
+		pl_sim_fail(r, 500, "no rule at position %s",
+			    pl_sim_p(r, "pos") ? pl_sim_p(r, "pos") : "");
 		return NULL;
 	}
 	return json_array_get(rules, (size_t)*pos);
@@ -289,8 +262,7 @@ h_rule_get(struct pl_sim_req *r)
 	const char *env;
 	long long pos;
 
-	if ((rules = req_rules(r, &file, &env)) == NULL ||
-	    (rule = rule_at(r, rules, &pos, false)) == NULL)
+	if ((rules = req_rules(r, &file, &env)) == NULL || (rule = rule_at(r, rules, &pos)) == NULL)
 		return;
 	list = pl_sim_fw_list_out(r, rules, "/cluster/firewall/rules", true);
 	pl_sim_ok(r, json_incref(json_array_get(list, (size_t)pos)));
@@ -327,7 +299,7 @@ h_rule_update(struct pl_sim_req *r)
 	long long pos, moveto = pl_sim_pint(r, "moveto", -1);
 
 	if ((rules = req_rules(r, &file, &env)) == NULL || !pl_sim_fw_digest_ok(r, rules) ||
-	    (rule = rule_at(r, rules, &pos, true)) == NULL)
+	    (rule = rule_at(r, rules, &pos)) == NULL)
 		return;
 	if (pl_sim_p(r, "moveto") && moveto != pos) {
 		/* register_update_rule: the rule goes before the one now at moveto,
@@ -386,7 +358,7 @@ h_rule_delete(struct pl_sim_req *r)
 	long long pos;
 
 	if ((rules = req_rules(r, &file, &env)) == NULL || !pl_sim_fw_digest_ok(r, rules) ||
-	    !rule_at(r, rules, &pos, true))
+	    !rule_at(r, rules, &pos))
 		return;
 	json_array_remove(rules, (size_t)pos);
 	r->sim->dirty = true;
@@ -445,8 +417,8 @@ h_options_put(struct pl_sim_req *r)
 	opts = pl_sim_fw_sub(file, "options");
 	obj_digest(opts, cur);
 	if (want && strcmp(want, cur)) {
-		pl_sim_fw_lock_fail(
-			r, "%s",
+		pl_sim_fail(
+			r, 500,
 			"detected modified configuration - file changed by other user? Try again.");
 		return;
 	}

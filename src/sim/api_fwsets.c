@@ -105,11 +105,11 @@ h_group_delete(struct pl_sim_req *r)
 	json_t *g = json_object_get(groups, name);
 
 	if (!g) {
-		pl_sim_fw_lock_fail(r, "no such security group '%s'", name);
+		pl_sim_fail(r, 500, "no such security group '%s'", name);
 		return;
 	}
 	if (json_array_size(json_object_get(g, "rules"))) {
-		pl_sim_fw_lock_fail(r, "Security group '%s' is not empty", name);
+		pl_sim_fail(r, 500, "Security group '%s' is not empty", name);
 		return;
 	}
 	json_object_del(groups, name);
@@ -176,7 +176,7 @@ h_ipset_delete(struct pl_sim_req *r)
 	if (!set)
 		return;
 	if (json_array_size(json_object_get(set, "entries")) && !pl_sim_pbool(r, "force", false)) {
-		pl_sim_fw_lock_fail(r, "IPSet '%s' is not empty", pl_sim_p(r, "name"));
+		pl_sim_fail(r, 500, "IPSet '%s' is not empty", pl_sim_p(r, "name"));
 		return;
 	}
 	json_object_del(pl_sim_fw_sub(file, "ipset"), pl_sim_p(r, "name"));

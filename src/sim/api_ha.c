@@ -401,9 +401,20 @@ h_res_create(struct pl_sim_req *r)
 		pl_sim_fail(r, 500, "unknown resource type '%.*s'", (int)strcspn(sid, ":"), sid);
 		goto out;
 	}
-	/* PVE::HA::Resources::PVEVM/PVECT->exists */
+	/* PVE::HA::Resources::PVEVM/PVECT: verify_name, exists */
+	if (sid[3] < '1' || sid[3] > '9' || strspn(sid + 3, "0123456789") != strlen(sid + 3)) {
+		pl_sim_fail(r, 500, "invalid VMID");
+		goto out;
+	}
 	if (!pl_sim_ha_sid_guest(s, sid)) {
-		pl_sim_fail(r, 500, "%s %s does not exist", sid[0] == 'v' ? "VM" : "CT", sid + 3);
+		struct pl_sim_guest *other =
+			pl_sim_guest_find(s, (uint32_t)strtoul(sid + 3, NULL, 10));
+
+		if (other)
+			pl_sim_fail(r, 500, "resource '%s' - guest with ID %u is not a %s", sid,
+				    other->vmid, sid[0] == 'v' ? "VM" : "container");
+		else
+			pl_sim_fail(r, 500, "resource '%s' does not exist in cluster", sid);
 		goto out;
 	}
 	if (json_object_get(pl_sim_ha_part(s, "resources"), sid)) {

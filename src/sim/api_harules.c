@@ -150,7 +150,9 @@ h_group_delete(struct pl_sim_req *r)
 	}
 	json_object_foreach(pl_sim_ha_part(r->sim, "resources"), sid, v) {
 		if (!strcmp(pl_json_str_or(v, "group", ""), id)) {
-			pl_sim_fail(r, 500, "delete ha group failed: ha group is used by %s", sid);
+			pl_sim_fail(r, 500,
+				    "delete ha group failed: ha group is used by service '%s'",
+				    sid);
 			return;
 		}
 	}
@@ -270,19 +272,19 @@ h_rule_update(struct pl_sim_req *r)
 	char *err;
 
 	if (!rules_usable(r, "update") ||
-	    !pl_sim_ha_digest_ok(r, "rules", "update ha rules failed"))
+	    !pl_sim_ha_digest_ok(r, "rules", "update HA rules failed"))
 		return;
 	if ((rule = json_object_get(pl_sim_ha_part(r->sim, "rules"), id)) == NULL) {
-		pl_sim_fail(r, 500, "update ha rules failed: no such ha rule '%s'", id);
+		pl_sim_fail(r, 500, "update HA rules failed: no such ha rule '%s'", id);
 		return;
 	}
 	if (pl_sim_p(r, "type") && strcmp(pl_sim_p(r, "type"), pl_json_str_or(rule, "type", ""))) {
-		pl_sim_fail(r, 500, "update ha rules failed: types does not match");
+		pl_sim_fail(r, 500, "update HA rules failed: types does not match");
 		return;
 	}
 	if (pl_sim_p(r, "resources") &&
 	    (err = rule_resources_error(r->sim, pl_sim_p(r, "resources"))) != NULL) {
-		pl_sim_fail(r, 500, "update ha rules failed: %s", err);
+		pl_sim_fail(r, 500, "update HA rules failed: %s", err);
 		free(err);
 		return;
 	}

@@ -23,9 +23,6 @@ json_t *pl_sim_fw_cluster(struct pl_sim *s);
 /* The file a request is about (cluster.fw, host.fw, <vmid>.fw) and the rule
  * environment of its rules; NULL with the failure set. */
 json_t *pl_sim_fw_file(struct pl_sim_req *r, const char **env);
-/* Fail with a plain error as PVE's config lock wraps it. */
-void pl_sim_fw_lock_fail(struct pl_sim_req *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
 /* PVE::Firewall::copy_list_with_digest's digest of a list. */
 void pl_sim_fw_list_digest(const json_t *list, char out[41]);
 /* The digest parameter matches the list's; false with the failure set. */

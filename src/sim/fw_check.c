@@ -318,7 +318,7 @@ pl_sim_fw_verify_rule(struct pl_sim_req *r, json_t *file, const char *env, json_
 			return false;
 		}
 		if (av && ver && av != ver) {
-			pl_sim_fw_lock_fail(r, "%s", "detected mixed ipv4/ipv6 addresses in rule");
+			pl_sim_fail(r, 500, "%s", "detected mixed ipv4/ipv6 addresses in rule");
 			return false;
 		}
 		if (av)

@@ -236,7 +236,9 @@ def test_ha_start_and_stop_become_ha_requests(pve):
 
 def test_ha_resource_errors_rules_and_groups(pve):
     msg, _ = pve.fails("POST", "/cluster/ha/resources", 500, sid="vm:999")
-    assert msg == "VM 999 does not exist"
+    assert msg == "resource 'vm:999' does not exist in cluster"
+    msg, _ = pve.fails("POST", "/cluster/ha/resources", 500, sid="ct:100")
+    assert msg == "resource 'ct:100' - guest with ID 100 is not a container"
     msg, _ = pve.fails("POST", "/cluster/ha/resources", 500, sid="999")
     assert msg == "unable to detect SID from VMID - VM/CT 999 does not exist"
     pve.write("POST", "/cluster/ha/resources", sid="101", state="started")
@@ -275,7 +277,7 @@ def test_ha_groups_on_pve8():
         msg, _ = c.fails("PUT", "/cluster/ha/resources/vm:100", 500, group="nope")
         assert msg == "HA group 'nope' does not exist"
         msg, _ = c.fails("DELETE", "/cluster/ha/groups/prefer1", 500)
-        assert msg == "delete ha group failed: ha group is used by vm:100"
+        assert msg == "delete ha group failed: ha group is used by service 'vm:100'"
     finally:
         rc, err = stop_sim(info)
     assert rc == 0, err
@@ -316,7 +318,7 @@ def test_backup_jobs(pve):
     pve.write("POST", "/cluster/backup", id="legacy", starttime="03:15", dow="sat,sun", all=1)
     assert pve.get("/cluster/backup/legacy")["schedule"] == "sat,sun 03:15"
     msg, _ = pve.fails("POST", "/cluster/backup", 500, id="legacy", schedule="daily", all=1)
-    assert msg == "cfs-lock 'file-jobs_cfg' error: Job 'legacy' already exists"
+    assert msg == "Job 'legacy' already exists"
     # update: the selection this call sets wins
     pve.write("PUT", "/cluster/backup/legacy", vmid="102", enabled=0, comment="weekend")
     legacy = pve.get("/cluster/backup/legacy")
@@ -326,7 +328,7 @@ def test_backup_jobs(pve):
     _, errors = pve.fails("PUT", "/cluster/backup/legacy", 400, delete="bogus")
     assert errors == {"delete": "unknown option 'bogus'"}
     msg, _ = pve.fails("PUT", "/cluster/backup/nojob", 500, enabled=1)
-    assert msg.endswith("no such vzdump job")
+    assert msg == "no such vzdump job"
     pve.write("DELETE", "/cluster/backup/legacy")
     _, errors = pve.fails("DELETE", "/cluster/backup/legacy", 400)
     assert errors == {"id": "No such job 'legacy'"}
@@ -393,8 +395,7 @@ def test_firewall_rules_order_digest_and_moves(pve):
     pve.write("PUT", R + "/2", moveto=0, digest=digest)
     assert [r.get("dport") for r in pve.get(R)] == ["22", None, None]
     msg, _ = pve.fails("PUT", R + "/0", 500, enable=1, digest=digest)
-    assert msg == ("cfs-lock 'firewall-cluster' error: detected modified configuration - file "
-                   "changed by other user? Try again.")
+    assert msg == "detected modified configuration - file changed by other user? Try again."
     msg, _ = pve.fails("DELETE", R + "/0", 500, digest=digest)
     assert msg.endswith("detected modified configuration - file changed by other user? Try again.")
     pve.write("PUT", R + "/0", moveto=5)
@@ -405,7 +406,7 @@ def test_firewall_rules_order_digest_and_moves(pve):
     pve.write("DELETE", R + "/0", digest=pve.get(R)[0]["digest"])
     assert len(pve.get(R)) == 2
     msg, _ = pve.fails("DELETE", R + "/7", 500)
-    assert msg == "cfs-lock 'firewall-cluster' error: no rule at position 7"
+    assert msg == "no rule at position 7"
 
 
 @pytest.mark.parametrize("params,errors", [
@@ -461,7 +462,7 @@ def test_firewall_groups_ipsets_aliases_options(pve):
     _, errors = pve.fails("POST", C + "/ipset/mgmt", 400, cidr="0.0.0.0/0")
     assert errors == {"cidr": "a zero prefix is not allowed in ipset entries"}
     msg, _ = pve.fails("DELETE", C + "/ipset/mgmt", 500)
-    assert msg == "cfs-lock 'firewall-cluster' error: IPSet 'mgmt' is not empty"
+    assert msg == "IPSet 'mgmt' is not empty"
     _, errors = pve.fails("GET", C + "/ipset/mgmt/10.9.9.9", 400)
     assert errors == {"cidr": "no such IP/Network"}
 
@@ -474,7 +475,7 @@ def test_firewall_groups_ipsets_aliases_options(pve):
     _, errors = pve.fails("POST", C + "/groups", 400, group="webserver")
     assert errors == {"group": "Security group 'webserver' already exists"}
     msg, _ = pve.fails("DELETE", C + "/groups/webserver", 500)
-    assert msg == "cfs-lock 'firewall-cluster' error: Security group 'webserver' is not empty"
+    assert msg == "Security group 'webserver' is not empty"
     assert [g["group"] for g in pve.get(C + "/groups")] == ["webserver"]
 
     # a guest: its own options, rules with net<N> interfaces and the group
@@ -486,7 +487,7 @@ def test_firewall_groups_ipsets_aliases_options(pve):
     _, errors = pve.fails("POST", G + "/rules", 400, type="in", action="ACCEPT", iface="eth0")
     assert errors == {"iface": "value does not match the regex pattern 'net\\d+'"}
     msg, _ = pve.fails("PUT", G + "/rules/0", 500, enable=0, digest="0" * 40)
-    assert msg.startswith("cfs-lock 'firewall-vm-100' error: detected modified configuration")
+    assert msg == "detected modified configuration - file changed by other user? Try again."
     msg, _ = pve.fails("GET", "/nodes/pve/qemu/999/firewall/rules", 500)
     assert "does not exist" in msg
     # a node: host.fw
