@@ -212,6 +212,8 @@ res_static(struct pl_sim *s, struct pl_sim_guest *g)
 	}
 	if (g->lock[0])
 		pl_buf_addf(&b, ",\"lock\":\"%s\"", g->lock);
+	if (pl_sim_ha_state(s, g))
+		pl_buf_addf(&b, ",\"hastate\":\"%s\"", pl_sim_ha_state(s, g));
 	{
 		const char *k;
 		json_t *pv;
@@ -426,6 +428,9 @@ resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *
 
 			json_object_del(o, "ssl_fingerprint");
 			json_object_set_new(o, "cgroup-mode", json_integer(2));
+			if (pl_sim_ha_node_state(s, (int)i))
+				json_object_set_new(o, "hastate",
+						    json_string(pl_sim_ha_node_state(s, (int)i)));
 			if (!first)
 				pl_buf_addch(b, ',');
 			first = false;
@@ -913,9 +918,11 @@ void
 pl_sim_api_bind(struct pl_sim *s)
 {
 	const struct pl_sim_route_def *defs[] = {
-		pl_sim_guest_routes, pl_sim_power_routes,   pl_sim_snapshot_routes,
-		pl_sim_clone_routes, pl_sim_agent_routes,   pl_sim_storage_routes,
-		pl_sim_pool_routes,  pl_sim_feature_routes,
+		pl_sim_guest_routes,   pl_sim_power_routes,    pl_sim_snapshot_routes,
+		pl_sim_clone_routes,   pl_sim_agent_routes,    pl_sim_storage_routes,
+		pl_sim_pool_routes,    pl_sim_storecfg_routes, pl_sim_ha_routes,
+		pl_sim_harules_routes, pl_sim_backup_routes,   pl_sim_firewall_routes,
+		pl_sim_fwsets_routes,  pl_sim_feature_routes,
 	};
 
 	for (size_t i = 0; i < PL_ARRAY_LEN(table); i++)

@@ -28,6 +28,12 @@ extern const struct pl_sim_route_def pl_sim_agent_routes[];
 extern const struct pl_sim_route_def pl_sim_storage_routes[];
 extern const struct pl_sim_route_def pl_sim_pool_routes[];
 extern const struct pl_sim_route_def pl_sim_feature_routes[];
+extern const struct pl_sim_route_def pl_sim_storecfg_routes[];
+extern const struct pl_sim_route_def pl_sim_ha_routes[];
+extern const struct pl_sim_route_def pl_sim_harules_routes[];
+extern const struct pl_sim_route_def pl_sim_backup_routes[];
+extern const struct pl_sim_route_def pl_sim_firewall_routes[];
+extern const struct pl_sim_route_def pl_sim_fwsets_routes[];
 
 /* A parameter as text, or NULL. */
 const char *pl_sim_p(const struct pl_sim_req *r, const char *name);
@@ -91,5 +97,30 @@ const char *pl_sim_snapshot_blocker(struct pl_sim *s, const struct pl_sim_guest 
 void pl_sim_noop_done(struct pl_sim *s, struct pl_sim_task *t);
 /* Apply the pending changes and deletions to the config (as a start does). */
 void pl_sim_apply_pending(struct pl_sim *s, struct pl_sim_guest *g);
+
+/* --- cluster configuration (api_backup.c, api_ha.c, api_firewall.c) --- */
+
+/* --- HA (api_ha.c) --- */
+enum { PL_SIM_HA_START, PL_SIM_HA_STOP, PL_SIM_HA_SHUTDOWN };
+/* A start, stop or shutdown (PL_SIM_HA_*; -1: none of them) of an HA-managed
+ * guest becomes an HA request (task hastart/hastop): true when the call is
+ * answered so, false when the guest is not HA managed. */
+bool pl_sim_ha_power(struct pl_sim_req *r, struct pl_sim_guest *g, int what);
+/* The guest's hastate in /cluster/resources, or NULL when not HA managed. */
+const char *pl_sim_ha_state(struct pl_sim *s, const struct pl_sim_guest *g);
+/* qemu-server's and pve-container's destroy: refused (500 set, true) for an
+ * HA-managed guest without purge. */
+bool pl_sim_ha_destroy_refused(struct pl_sim_req *r, struct pl_sim_guest *g);
+/* A guest was destroyed: its firewall file goes (remove_vmfw_conf); with
+ * purge it also leaves the backup jobs (remove_vmid_from_backup_jobs) and
+ * HA (delete_service_from_config). */
+void pl_sim_cluster_forget(struct pl_sim *s, uint32_t vmid, bool lxc, bool purge);
+void pl_sim_fw_forget(struct pl_sim *s, uint32_t vmid);
+void pl_sim_jobs_forget(struct pl_sim *s, uint32_t vmid);
+/* A node's hastate in /cluster/resources, or NULL while HA is unused. */
+const char *pl_sim_ha_node_state(struct pl_sim *s, int node);
+/* The "ha" member of a guest's status/current: PVE::HA::Config::
+ * get_service_status ({managed: 0}, or {managed: 1, state}). New reference. */
+json_t *pl_sim_ha_status_json(struct pl_sim *s, const struct pl_sim_guest *g);
 
 #endif

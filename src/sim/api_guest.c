@@ -732,6 +732,7 @@ destroy_done(struct pl_sim *s, struct pl_sim_task *t)
 	/* PVE drops the guest's ACLs and pool membership on every destroy;
 	 * purge also removes its backups (and job entries) */
 	pl_sim_pool_forget(s, t->vmid);
+	pl_sim_cluster_forget(s, t->vmid, t->type[0] == 'v', pl_json_bool(t->args, "purge", false));
 	pl_sim_guest_remove(s, t->vmid, pl_json_bool(t->args, "purge", false));
 	pl_sim_task_log(t, "destroyed");
 	t->vmid = 0;
@@ -753,6 +754,8 @@ h_destroy(struct pl_sim_req *r)
 			    g->vmid);
 		return;
 	}
+	if (pl_sim_ha_destroy_refused(r, g))
+		return;
 	if (g->status != PL_SIM_STOPPED) {
 		pl_sim_fail(r, 500, "%s %u is running - destroy failed", PL_SIM_GT(g), g->vmid);
 		return;

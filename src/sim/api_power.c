@@ -85,6 +85,12 @@ h_power(struct pl_sim_req *r)
 
 	if (!g)
 		return;
+	if (pl_sim_ha_power(r, g,
+			    p == P_START    ? PL_SIM_HA_START :
+			    p == P_STOP     ? PL_SIM_HA_STOP :
+			    p == P_SHUTDOWN ? PL_SIM_HA_SHUTDOWN :
+					      -1))
+		return;
 	if (p == P_STOP && pl_sim_pbool(r, "overrule-shutdown", false) && g->holder &&
 	    g->holder->running && strstr(g->holder->type, "shutdown")) {
 		/* PVE 8.1+: a stop may abort the shutdown that holds the lock. */

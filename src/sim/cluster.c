@@ -605,14 +605,13 @@ pl_sim_net_fill(struct pl_sim *s, struct pl_sim_guest *g, const char *key, const
 }
 
 json_t *
-pl_sim_conf_json(struct pl_sim *s, const struct pl_sim_guest *g, const json_t *conf)
+pl_sim_typed(const struct pl_sim_method *m, const json_t *obj)
 {
-	const struct pl_sim_method *m = g->lxc ? s->lxc_conf_m : s->qemu_conf_m;
 	json_t *o = json_object();
 	const char *k;
 	json_t *v;
 
-	json_object_foreach((json_t *)conf, k, v) {
+	json_object_foreach((json_t *)obj, k, v) {
 		const struct pl_api_param *p = m ? pl_sim_param_find(m, k) : NULL;
 		const char *t = p ? p->type : "string";
 		const char *sv = json_string_value(v);
@@ -632,6 +631,12 @@ pl_sim_conf_json(struct pl_sim *s, const struct pl_sim_guest *g, const json_t *c
 			json_object_set_new(o, k, json_string(sv));
 	}
 	return o;
+}
+
+json_t *
+pl_sim_conf_json(struct pl_sim *s, const struct pl_sim_guest *g, const json_t *conf)
+{
+	return pl_sim_typed(g->lxc ? s->lxc_conf_m : s->qemu_conf_m, conf);
 }
 
 /* --- usage figures --- */
@@ -787,6 +792,66 @@ pl_sim_nodes_usage(struct pl_sim *s, int64_t now, struct pl_sim_usage *u)
 }
 
 void
+pl_sim_sha1_hex(const void *data, size_t len, char out[41])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	EVP_Digest(data, len, md, &mdlen, EVP_sha1(), NULL);
+	for (unsigned int i = 0; i < mdlen && i < 20; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	out[40] = 0;
+}
+
+void
+pl_sim_sha1_json(const json_t *v, char out[41])
+{
+	char *c = pl_json_canonical(v);
+
+	pl_sim_sha1_hex(c, strlen(c), out);
+	free(c);
+}
+
+char *
+pl_sim_list_without(const char *list, const char *item)
+{
+	char *dup = pl_strdup(list ? list : ""), *save = NULL, *tok, *out;
+	struct pl_buf b;
+
+	pl_buf_init(&b, 0);
+	for (tok = strtok_r(dup, ",; ", &save); tok; tok = strtok_r(NULL, ",; ", &save)) {
+		if (!strcmp(tok, item))
+			continue;
+		if (b.len)
+			pl_buf_addch(&b, ',');
+		pl_buf_addstr(&b, tok);
+	}
+	free(dup);
+	out = pl_buf_detach(&b, NULL);
+	return out ? out : pl_strdup("");
+}
+
+void
+pl_sim_storage_release(struct pl_sim_storage *st)
+{
+	for (size_t v = 0; v < st->nvols; v++) {
+		free(st->vols[v].volid);
+		free(st->vols[v].content);
+		free(st->vols[v].format);
+		json_decref(st->vols[v].conf);
+	}
+	free(st->vols);
+	json_decref(st->index);
+	free(st->id);
+	free(st->type);
+	free(st->content);
+	free(st->path);
+	json_decref(st->nodes);
+	json_decref(st->cfg);
+	memset(st, 0, sizeof(*st));
+}
+
+void
 pl_sim_model_free(struct pl_sim *s)
 {
 	for (size_t i = 0; i < s->nguests; i++)
@@ -803,23 +868,8 @@ pl_sim_model_free(struct pl_sim *s)
 	free(s->nodes);
 	s->nodes = NULL;
 	s->nnodes = 0;
-	for (size_t i = 0; i < s->nstores; i++) {
-		struct pl_sim_storage *st = &s->stores[i];
-
-		for (size_t v = 0; v < st->nvols; v++) {
-			free(st->vols[v].volid);
-			free(st->vols[v].content);
-			free(st->vols[v].format);
-			json_decref(st->vols[v].conf);
-		}
-		free(st->vols);
-		json_decref(st->index);
-		free(st->id);
-		free(st->type);
-		free(st->content);
-		free(st->path);
-		json_decref(st->nodes);
-	}
+	for (size_t i = 0; i < s->nstores; i++)
+		pl_sim_storage_release(&s->stores[i]);
 	free(s->stores);
 	s->stores = NULL;
 	s->nstores = 0;

@@ -43,6 +43,7 @@ struct pl_sim_storage {
 	struct pl_sim_volume *vols;
 	size_t nvols, capvols;
 	json_t *index; /* "volid\x1fnode" -> position in vols */
+	json_t *cfg;   /* its other storage.cfg options (server, export, ...) as text */
 };
 
 struct pl_sim_node {
@@ -137,6 +138,9 @@ struct pl_sim {
 	size_t nguests, capguests;
 	json_t *pools;   /* poolid -> {comment, vms: [vmid...], storage: [...]} */
 	json_t *aplinfo; /* array of appliance descriptions */
+	json_t *ha;      /* HA: {resources, groups, rules, service} (api_ha.c) */
+	json_t *jobs;    /* backup jobs: id -> job (api_backup.c) */
+	json_t *fw;      /* firewall: {cluster, nodes, guests} files (api_firewall.c) */
 	struct pl_sim_task **tasks;
 	size_t ntasks;
 	uint32_t next_pid;
@@ -229,6 +233,19 @@ struct pl_sim_volume *pl_sim_volume_find(struct pl_sim *s, const char *volid, in
 					 struct pl_sim_storage **st_out);
 /* Rebuild a storage's volume index after renaming or moving volumes. */
 void pl_sim_storage_reindex(struct pl_sim_storage *st);
+/* SHA-1 in hex of bytes, or of a JSON value's canonical form: the digests
+ * of PVE's config files. */
+void pl_sim_sha1_hex(const void *data, size_t len, char out[41]);
+void pl_sim_sha1_json(const json_t *v, char out[41]);
+/* A comma list without item (PVE::Tools::split_list, joined by ','): a new
+ * string, "" when nothing is left. */
+char *pl_sim_list_without(const char *list, const char *item);
+/* Free a storage's volumes and fields (the struct itself stays). */
+void pl_sim_storage_release(struct pl_sim_storage *st);
+/* storage.cfg options of a seeded storage (api_storecfg.c): the type's options
+ * from the seed entry, defaults for its fixed ones; and back into a dump. */
+void pl_sim_storecfg_seed(struct pl_sim_storage *st, const json_t *seed);
+void pl_sim_storecfg_dump(const struct pl_sim_storage *st, json_t *o);
 /* Delete a volume if it exists. */
 void pl_sim_volume_del(struct pl_sim *s, const char *volid, int node);
 /* Bytes used on a storage as seen from a node. */
@@ -244,6 +261,9 @@ char *pl_sim_net_fill(struct pl_sim *s, struct pl_sim_guest *g, const char *key,
  * 64 bits, or a double in [0,1). */
 uint64_t pl_sim_rand(struct pl_sim *s);
 double pl_sim_rand01(struct pl_sim *s);
+/* An object of text values typed as method m's parameters declare them
+ * (integers and booleans as numbers), as PVE's API answers them. */
+json_t *pl_sim_typed(const struct pl_sim_method *m, const json_t *obj);
 /* The config as PVE's GET .../config returns it (numbers typed). */
 json_t *pl_sim_conf_json(struct pl_sim *s, const struct pl_sim_guest *g, const json_t *conf);
 /* Usage figures of a guest at time now. */
@@ -267,6 +287,15 @@ int pl_sim_add_template(struct pl_sim *s, const char *volid, uint64_t size, char
 int pl_sim_seed_load(struct pl_sim *s, const json_t *seed, char **errmsg);
 /* Build a generated cluster of nodes and guests. */
 int pl_sim_generate(struct pl_sim *s, int nodes, int guests, char **errmsg);
+/* The seed's day-2 configuration: HA (api_ha.c), backup jobs (api_backup.c),
+ * firewall (api_firewall.c); and their part of the state (new references,
+ * NULL when there is nothing). */
+int pl_sim_ha_seed(struct pl_sim *s, const json_t *ha, char **errmsg);
+json_t *pl_sim_ha_dump(struct pl_sim *s);
+int pl_sim_jobs_seed(struct pl_sim *s, const json_t *jobs, char **errmsg);
+json_t *pl_sim_jobs_dump(struct pl_sim *s);
+int pl_sim_fw_seed(struct pl_sim *s, const json_t *fw, char **errmsg);
+json_t *pl_sim_fw_dump(struct pl_sim *s);
 /* The whole cluster in the seed format (new reference). */
 json_t *pl_sim_state_dump(struct pl_sim *s);
 /* Write the state file atomically (no-op without --state-file). */

@@ -146,6 +146,8 @@ storage_defaults(struct pl_sim *s)
 	s->stores[1].type = pl_strdup("lvmthin");
 	s->stores[1].content = pl_strdup("images,rootdir");
 	s->stores[1].total = 2048ULL << 30;
+	pl_sim_storecfg_seed(&s->stores[0], NULL);
+	pl_sim_storecfg_seed(&s->stores[1], NULL);
 }
 
 static int
@@ -177,6 +179,7 @@ seed_storages(struct pl_sim *s, const json_t *stores, char **errmsg)
 		st->total = seed_size(json_object_get(v, "size"), 500ULL << 30);
 		if (json_is_array(json_object_get(v, "nodes")))
 			st->nodes = json_deep_copy(json_object_get(v, "nodes"));
+		pl_sim_storecfg_seed(st, v);
 		if (json_is_array(vols)) {
 			size_t j;
 			json_t *vo;
@@ -381,6 +384,10 @@ pl_sim_seed_load(struct pl_sim *s, const json_t *seed, char **errmsg)
 		json_object_update(s->pools, copy);
 		json_decref(copy);
 	}
+	if ((r = pl_sim_ha_seed(s, json_object_get(seed, "ha"), errmsg)) != 0 ||
+	    (r = pl_sim_jobs_seed(s, json_object_get(seed, "backup_jobs"), errmsg)) != 0 ||
+	    (r = pl_sim_fw_seed(s, json_object_get(seed, "firewall"), errmsg)) != 0)
+		return r;
 	return 0;
 }
 
@@ -495,6 +502,7 @@ pl_sim_state_dump(struct pl_sim *s)
 			json_object_set_new(o, "path", json_string(st->path));
 		if (st->nodes)
 			json_object_set(o, "nodes", st->nodes);
+		pl_sim_storecfg_dump(st, o);
 		for (size_t v = 0; v < st->nvols; v++) {
 			struct pl_sim_volume *vol = &st->vols[v];
 			json_t *vo;
@@ -537,6 +545,12 @@ pl_sim_state_dump(struct pl_sim *s)
 	json_object_set_new(root, "storages", stores);
 	json_object_set_new(root, "guests", guests);
 	json_object_set(root, "pools", s->pools);
+	if (s->ha)
+		json_object_set_new(root, "ha", pl_sim_ha_dump(s));
+	if (s->jobs)
+		json_object_set_new(root, "backup_jobs", pl_sim_jobs_dump(s));
+	if (s->fw)
+		json_object_set_new(root, "firewall", pl_sim_fw_dump(s));
 	return root;
 }
 

@@ -234,6 +234,9 @@ pl_sim_free(struct pl_sim *s)
 	pl_sim_model_free(s);
 	pl_sim_schema_free(s->schema);
 	json_decref(s->pools);
+	json_decref(s->ha);
+	json_decref(s->jobs);
+	json_decref(s->fw);
 	json_decref(s->aplinfo);
 	free(s->clustername);
 	pl_free_secret(s->password);

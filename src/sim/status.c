@@ -291,12 +291,12 @@ qemu_full(struct pl_sim *s, const struct pl_sim_guest *g, const struct pl_sim_us
 /* What status/current adds to vmstatus (PVE::API2::Qemu vm_status): the HA
  * state, spice and clipboard from vga, agent. */
 static void
-qemu_current(const struct pl_sim_guest *g, json_t *o)
+qemu_current(struct pl_sim *s, const struct pl_sim_guest *g, json_t *o)
 {
 	const char *vga = pl_json_str(g->conf, "vga");
 	char type[32] = "", clip[16];
 
-	json_object_set_new(o, "ha", json_pack("{s:i}", "managed", 0));
+	json_object_set_new(o, "ha", pl_sim_ha_status_json(s, g));
 	if (vga) {
 		if (!prop_value(vga, "type", type, sizeof(type)))
 			prop_value(vga, NULL, type, sizeof(type));
@@ -414,12 +414,12 @@ pl_sim_guest_status(struct pl_sim *s, const struct pl_sim_guest *g, bool full, b
 	if (g->lxc) {
 		o = lxc_status(s, g, &u);
 		if (current) /* PVE::API2::LXC::Status vm_status */
-			json_object_set_new(o, "ha", json_pack("{s:i}", "managed", 0));
+			json_object_set_new(o, "ha", pl_sim_ha_status_json(s, g));
 		return o;
 	}
 	o = qemu_status(s, g, &u, full || current);
 	if (current)
-		qemu_current(g, o);
+		qemu_current(s, g, o);
 	return o;
 }
 
