@@ -370,6 +370,12 @@ check_named_format(const char *fmt, const char *v)
 
 		if (pl_size_parse(v, &b) != 0)
 			return pl_asprintf("unable to parse size '%s'\n", v);
+	} else if (!strcmp(fmt, "dns-name")) {
+		/* pve_verify_dns_name: a VM's name, a container's hostname */
+		if (!match_re("^(([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)\\.)*"
+			      "([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)$",
+			      v))
+			return pl_strdup("value does not look like a valid DNS name\n");
 	} else if (!strcmp(fmt, "pve-volume-id")) {
 		if (!strchr(v, ':'))
 			return pl_asprintf("unable to parse volume ID '%s'\n", v);

@@ -60,6 +60,17 @@ bool pl_sim_flock_busy(struct pl_sim_req *r, struct pl_sim_guest *g);
 /* PVE's check_lock (skiplock honoured) and the lockwait fault; false with
  * the failure set. */
 bool pl_sim_check_lock(struct pl_sim_req *r, struct pl_sim_guest *g);
+/* skiplock is root@pam's alone (PVE's "Only root may use this option.");
+ * false with the 400 set. */
+bool pl_sim_skiplock_ok(struct pl_sim_req *r);
+/* PVE::AbstractConfig::check_lock's message of a locked guest ("VM is
+ * locked (backup)"), or NULL when unlocked or skiplock is given. */
+char *pl_sim_lock_refusal(struct pl_sim_req *r, const struct pl_sim_guest *g);
+/* A volume of the guest's config missing from its storage: PVE's
+ * activate_volume message (caller frees), or NULL. */
+char *pl_sim_missing_volume(struct pl_sim *s, const struct pl_sim_guest *g);
+/* The lockwait fault alone (--faults lockwait=P); false with the failure set. */
+bool pl_sim_check_lock_fault(struct pl_sim_req *r, struct pl_sim_guest *g);
 /* Set (or clear, with "") a guest's config lock. */
 void pl_sim_set_lock(struct pl_sim *s, struct pl_sim_guest *g, const char *lock);
 /* A random UUID from the simulator's generator. */

@@ -480,7 +480,7 @@ h_migrate(struct pl_sim_req *r)
 	struct pl_sim_guest *g = pl_sim_req_guest(r, lxc);
 	const char *target = pl_sim_p(r, "target");
 	int tn;
-	bool restart = false;
+	bool restart = false, live_lxc = false;
 	struct pl_sim_task *t;
 	char *storage_err;
 
@@ -502,16 +502,26 @@ h_migrate(struct pl_sim_req *r)
 			pl_sim_fail(r, 500, "can't migrate running VM without --online");
 			return;
 		}
-		if (lxc && !pl_sim_pbool(r, "restart", false)) {
-			pl_sim_fail(r, 500, "lxc live migration is currently not implemented");
+		if (lxc && !pl_sim_pbool(r, "restart", false) && !pl_sim_pbool(r, "online", false)) {
+			pl_sim_fail(r, 500,
+				    "can't migrate running container without --online or --restart");
 			return;
 		}
+		live_lxc = lxc && !pl_sim_pbool(r, "restart", false);
 		/* prepare fails (the storage check) before a container is shut down */
 		storage_err = migrate_storage_error(r->sim, g, tn);
-		restart = storage_err == NULL;
+		restart = storage_err == NULL && !live_lxc;
 		if (lxc && restart)
 			g->status = PL_SIM_STOPPED;
 		free(storage_err);
+	}
+	/* qemu-server's migrate_vm checks every volume's storage on the target
+	 * before it forks (check_storage_availability); pve-container's only
+	 * in the task (PVE::LXC::Migrate::prepare, see migrate_done) */
+	if (!lxc && (storage_err = migrate_storage_error(r->sim, g, tn)) != NULL) {
+		pl_sim_fail(r, 500, "%s", storage_err);
+		free(storage_err);
+		return;
 	}
 	pl_sim_set_lock(r->sim, g, "migrate");
 	t = pl_sim_task_start(r->sim, g->node, lxc ? "vzmigrate" : "qmigrate", pl_sim_p(r, "vmid"),
@@ -520,6 +530,11 @@ h_migrate(struct pl_sim_req *r)
 					"live_local",
 					!lxc && g->status != PL_SIM_STOPPED &&
 						!pl_sim_pbool(r, "with-local-disks", false)));
+	if (live_lxc) { /* PVE::LXC::Migrate::prepare */
+		pl_sim_task_log(t, "ERROR: migration aborted (duration 00:00:00): lxc live "
+				   "migration is currently not implemented");
+		pl_sim_task_doom(t, "migration aborted");
+	}
 	pl_sim_ok_task(r, t);
 }
 

@@ -246,6 +246,10 @@ uint64_t pl_sim_rand(struct pl_sim *s);
 double pl_sim_rand01(struct pl_sim *s);
 /* The config as PVE's GET .../config returns it (numbers typed). */
 json_t *pl_sim_conf_json(struct pl_sim *s, const struct pl_sim_guest *g, const json_t *conf);
+/* The `boot` value qemu-server's create gives a VM without one
+ * (get_default_bootdevices: first disk, first CD-ROM, first NIC), or NULL
+ * when it has none of them. Caller frees. */
+char *pl_sim_default_boot(const json_t *conf);
 /* Usage figures of a guest at time now. */
 struct pl_sim_usage {
 	double cpu;
@@ -287,6 +291,11 @@ void pl_sim_task_log(struct pl_sim_task *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* End a task with an error instead of OK. */
 void pl_sim_task_fail(struct pl_sim_task *t, const char *msg);
+/* The worker dies: the task runs its time, has no effect and ends with the
+ * error (PVE's message, also its last log line), as PVE reports what its
+ * workers find (a lock, a missing volume, a full storage). */
+void pl_sim_task_doom(struct pl_sim_task *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 /* Make a running task end MS from now instead. */
 void pl_sim_task_run_for(struct pl_sim_task *t, long ms);
 /* Kill a running task as PVE does (SIGTERM): it ends at once with WHY (its

@@ -86,6 +86,19 @@ task_finish(struct pl_sim_task *t)
 }
 
 void
+pl_sim_task_doom(struct pl_sim_task *t, const char *fmt, ...)
+{
+	va_list ap;
+	char buf[1024];
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	t->done = NULL;
+	pl_sim_task_fail(t, buf);
+}
+
+void
 pl_sim_task_run_for(struct pl_sim_task *t, long ms)
 {
 	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
