@@ -75,7 +75,14 @@ bool pl_sim_check_lock_fault(struct pl_sim_req *r, struct pl_sim_guest *g);
 void pl_sim_set_lock(struct pl_sim *s, struct pl_sim_guest *g, const char *lock);
 /* A random UUID from the simulator's generator. */
 void pl_sim_gen_uuid(struct pl_sim *s, char out[37]);
-/* Set one config value, allocating disks and filling MACs. */
+/* Answer with the UPID of a task (of type, on node) that fails with msg, as
+ * PVE reports what its worker meets; clears r's failure. */
+void pl_sim_fail_task(struct pl_sim_req *r, int node, const char *type, const char *msg);
+/* pl_sim_conf_value's failure that PVE meets in its worker (a storage
+ * without room): create and clone report it as a failed task. */
+#define PL_SIM_IN_WORKER 1
+/* Set one config value, allocating disks and filling MACs: 0, or -1 or
+ * PL_SIM_IN_WORKER with the failure set. */
 int pl_sim_conf_value(struct pl_sim_req *r, struct pl_sim_guest *g, json_t *into, const char *k,
 		      const char *v);
 /* A snapshot by name (its position in *idx when idx is not NULL), or NULL. */

@@ -260,11 +260,12 @@ pl_sim_conf_value(struct pl_sim_req *r, struct pl_sim_guest *g, json_t *into, co
 		  const char *v)
 {
 	char *err = NULL, *a, *b;
+	bool nospace = false;
 
-	if ((a = pl_sim_disk_alloc(r->sim, g, k, v, &err)) == NULL) {
+	if ((a = pl_sim_disk_alloc(r->sim, g, k, v, &err, &nospace)) == NULL) {
 		pl_sim_fail(r, 500, "%s", err ? err : "disk allocation failed");
 		free(err);
-		return -1;
+		return nospace ? PL_SIM_IN_WORKER : -1;
 	}
 	b = pl_sim_net_fill(r->sim, g, k, a);
 	json_object_set_new(into, k, json_string(b));
@@ -308,6 +309,36 @@ hash_cipassword(const struct pl_sim_guest *g, json_t *conf)
 	json_object_set_new(conf, "cipassword", json_sprintf("$5$sim$%s", hex));
 }
 
+void
+pl_sim_fail_task(struct pl_sim_req *r, int node, const char *type, const char *msg)
+{
+	struct pl_sim_task *t =
+		pl_sim_task_start(r->sim, node, type, pl_sim_p(r, "vmid"), r->user, 0, NULL, NULL);
+
+	pl_sim_task_doom(t, "%s", msg);
+	free(r->reason);
+	r->reason = NULL;
+	pl_sim_ok_task(r, t);
+}
+
+/* A create or restore whose config failed (r's failure says why): the new
+ * guest goes; what PVE checks before it forks answers 500, what its worker
+ * meets (PL_SIM_IN_WORKER) ends the task with "unable to create VM 100 - ...". */
+static void
+create_failed(struct pl_sim_req *r, struct pl_sim_guest *g, int rc, const char *what,
+	      const char *type)
+{
+	char *msg = pl_asprintf("unable to %s %s %u - %s", what, PL_SIM_GT(g), g->vmid, r->reason);
+	int node = g->node;
+
+	pl_sim_guest_remove(r->sim, g->vmid, false);
+	if (rc == PL_SIM_IN_WORKER)
+		pl_sim_fail_task(r, node, type, msg);
+	else
+		pl_sim_fail(r, 500, "%s", msg);
+	free(msg);
+}
+
 static void
 h_create(struct pl_sim_req *r)
 {
@@ -324,6 +355,7 @@ h_create(struct pl_sim_req *r)
 	const char *archive;
 	bool restore;
 	char uuid[37];
+	int rc;
 
 	if (n < 0)
 		return;
@@ -386,14 +418,9 @@ h_create(struct pl_sim_req *r)
 	json_object_foreach((json_t *)captured, k, v) {
 		char *txt = pl_api_value_text(v);
 
-		if (txt && pl_sim_conf_value(r, g, g->conf, k, txt) != 0) {
-			char *msg = pl_asprintf("unable to restore %s %lld - %s", lxc ? "CT" : "VM", vmid,
-						r->reason);
-
+		if (txt && (rc = pl_sim_conf_value(r, g, g->conf, k, txt)) != 0) {
 			free(txt);
-			pl_sim_guest_remove(s, (uint32_t)vmid, false);
-			pl_sim_fail(r, 500, "%s", msg);
-			free(msg);
+			create_failed(r, g, rc, "restore", lxc ? "vzrestore" : "qmrestore");
 			return;
 		}
 		free(txt);
@@ -401,13 +428,10 @@ h_create(struct pl_sim_req *r)
 	json_object_foreach(r->params, k, v) {
 		if (!is_conf_param(k) || !json_is_string(v))
 			continue;
-		if (pl_sim_conf_value(r, g, g->conf, k, json_string_value(v)) != 0) {
-			char *msg = pl_asprintf("unable to create %s %lld - %s", lxc ? "CT" : "VM",
-						vmid, r->reason);
-
-			pl_sim_guest_remove(s, (uint32_t)vmid, false);
-			pl_sim_fail(r, 500, "%s", msg);
-			free(msg);
+		if ((rc = pl_sim_conf_value(r, g, g->conf, k, json_string_value(v))) != 0) {
+			create_failed(r, g, rc, restore ? "restore" : "create",
+				      restore ? (lxc ? "vzrestore" : "qmrestore")
+					      : (lxc ? "vzcreate" : "qmcreate"));
 			return;
 		}
 	}
@@ -421,13 +445,10 @@ h_create(struct pl_sim_req *r)
 			char *root = pl_asprintf("%s:4", pl_sim_p(r, "storage") ? pl_sim_p(r, "storage")
 									       : "local");
 
-			if (pl_sim_conf_value(r, g, g->conf, "rootfs", root) != 0) {
-				char *msg = pl_asprintf("unable to create CT %lld - %s", vmid, r->reason);
-
+			if ((rc = pl_sim_conf_value(r, g, g->conf, "rootfs", root)) != 0) {
 				free(root);
-				pl_sim_guest_remove(s, (uint32_t)vmid, false);
-				pl_sim_fail(r, 500, "%s", msg);
-				free(msg);
+				create_failed(r, g, rc, restore ? "restore" : "create",
+					      restore ? "vzrestore" : "vzcreate");
 				return;
 			}
 			free(root);

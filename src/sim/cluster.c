@@ -448,9 +448,18 @@ next_disk_num(struct pl_sim_storage *st, struct pl_sim_guest *g, int node)
 	}
 }
 
+/* Storages whose volumes take space as they are written (thin LVM, files,
+ * network shares): an allocation there never fails for want of space, as
+ * on PVE (a thin pool is over-committed with a warning). */
+static bool
+thin_storage(const struct pl_sim_storage *st)
+{
+	return strcmp(st->type, "lvm") != 0 && strcmp(st->type, "zfspool") != 0;
+}
+
 char *
 pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *key, const char *value,
-		  char **err)
+		  char **err, bool *nospace)
 {
 	const struct pl_pfmt *f;
 	struct pl_propstr p;
@@ -504,7 +513,31 @@ pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *key, con
 		double d;
 		char *end;
 
+		const char *imp = pl_propstr_get(&p, "import-from");
+		uint64_t imp_size = 0;
+
 		d = strtod(colon + 1, &end);
+		if (imp) {
+			/* create_disks: "<storage>:0,import-from=<volume>" is a new
+			 * volume of the source's size, and import-from is not kept */
+			struct pl_sim_volume *src = pl_sim_volume_find(s, imp, g->node, NULL);
+
+			if (end == colon + 1 || *end != 0 || d != 0) {
+				pl_seterr(err, PL_EINVAL,
+					  "%s: 'import-from' requires special syntax - use <storage "
+					  "ID>:0,import-from=<source>",
+					  key);
+				goto out;
+			}
+			if (!src || (strcmp(src->content, "images") && strcmp(src->content, "import"))) {
+				pl_seterr(err, PL_ENOENT, "cannot import from '%s' - volume '%s' does "
+					  "not exist", imp, imp);
+				goto out;
+			}
+			imp_size = src->size;
+			d = 1;
+			pl_propstr_del(&p, "import-from");
+		}
 		if (end != colon + 1 && *end == 0 && d > 0) {
 			/* "local-lvm:32": allocate a new volume of 32 GiB */
 			bool subvol = g->lxc && (!strcmp(st->type, "dir") || !strcmp(st->type, "zfspool") ||
@@ -520,7 +553,7 @@ pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *key, con
 					  g->lxc ? "rootdir" : "images");
 				goto out;
 			}
-			gb = (unsigned long long)(d * 1024.0 * 1024.0 * 1024.0);
+			gb = imp_size ? imp_size : (unsigned long long)(d * 1024.0 * 1024.0 * 1024.0);
 			/* EFI vars and TPM state have fixed sizes whatever was asked */
 			if (!strcmp(key, "efidisk0"))
 				gb = pl_propstr_get(&p, "efitype") &&
@@ -530,6 +563,29 @@ pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *key, con
 			else if (!strcmp(key, "tpmstate0"))
 				gb = 4ULL << 20;
 			n = next_disk_num(st, g, g->node);
+			if (!thin_storage(st) && st->total &&
+			    pl_sim_storage_used(st, g->node) + gb > st->total) {
+				/* thick LVM and ZFS reserve the whole size when they
+				 * allocate (the storage plugins' alloc_image) */
+				if (nospace)
+					*nospace = true;
+				if (!strcmp(st->type, "zfspool"))
+					pl_seterr(err, PL_EINVAL,
+						  "zfs error: cannot create '%s/vm-%u-disk-%d': out "
+						  "of space",
+						  st->path ? st->path : st->id, g->vmid, n);
+				else
+					pl_seterr(err, PL_EINVAL,
+						  "lvcreate '%s/vm-%u-disk-%d' error:   Volume group "
+						  "\"%s\" has insufficient free space (%llu extents): "
+						  "%llu required.",
+						  st->id, g->vmid, n, st->id,
+						  (unsigned long long)((st->total -
+									pl_sim_storage_used(st, g->node)) >>
+								       22),
+						  gb >> 22);
+				goto out;
+			}
 			if (file_based && !g->lxc)
 				snprintf(volid, sizeof(volid), "%s:%u/vm-%u-disk-%d.qcow2", sid, g->vmid,
 					 g->vmid, n);

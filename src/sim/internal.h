@@ -234,9 +234,11 @@ void pl_sim_volume_del(struct pl_sim *s, const char *volid, int node);
 /* Bytes used on a storage as seen from a node. */
 uint64_t pl_sim_storage_used(const struct pl_sim_storage *st, int node);
 /* Allocate the disks a config value asks for ("local-lvm:32" -> a volume).
- * Returns the rewritten value (caller frees), or NULL with *err. */
+ * Returns the rewritten value (caller frees), or NULL with *err; *nospace
+ * (when given) is set when the storage had no room, an error PVE meets in
+ * its worker. */
 char *pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *key,
-			const char *value, char **err);
+			const char *value, char **err, bool *nospace);
 /* Give net devices without a MAC one ("virtio,bridge=vmbr0"). Caller frees. */
 char *pl_sim_net_fill(struct pl_sim *s, struct pl_sim_guest *g, const char *key,
 		      const char *value);

@@ -277,7 +277,7 @@ seed_guest(struct pl_sim *s, const json_t *gv, size_t idx, char **errmsg)
 
 		if (!txt)
 			continue;
-		if ((a = pl_sim_disk_alloc(s, g, k, txt, &err)) == NULL) {
+		if ((a = pl_sim_disk_alloc(s, g, k, txt, &err, NULL)) == NULL) {
 			pl_seterr(errmsg, PL_EINVAL, "seed: guest %lld: %s: %s", vmid, k, err);
 			free(err);
 			free(txt);
