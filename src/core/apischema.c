@@ -795,3 +795,46 @@ pl_api_config_suggest(bool lxc, const char *key)
 	free(names);
 	return out;
 }
+
+bool
+pl_api_secret_key(const char *key)
+{
+	size_t n = strlen(key), m = strlen("password");
+
+	return n >= m && !strcmp(key + n - m, "password");
+}
+
+static size_t
+mask_member(json_t *o, const char *member)
+{
+	json_t *v = json_object_get(o, member);
+
+	if (v == NULL || json_is_null(v) ||
+	    (json_is_string(v) && !strncmp(json_string_value(v), PL_API_SECRET_MASK,
+					   strlen(PL_API_SECRET_MASK))))
+		return 0;
+	json_object_set_new(o, member, json_string(PL_API_SECRET_MASK));
+	return 1;
+}
+
+size_t
+pl_api_mask_secrets(json_t *conf)
+{
+	size_t n = 0, i;
+	const char *k;
+	json_t *v;
+
+	if (json_is_array(conf)) {
+		json_array_foreach(conf, i, v) {
+			if (json_is_object(v) && json_is_string(json_object_get(v, "key")) &&
+			    pl_api_secret_key(json_string_value(json_object_get(v, "key"))))
+				n += mask_member(v, "value") + mask_member(v, "pending");
+		}
+		return n;
+	}
+	json_object_foreach(conf, k, v) {
+		if (pl_api_secret_key(k))
+			n += mask_member(conf, k);
+	}
+	return n;
+}

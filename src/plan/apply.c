@@ -352,6 +352,9 @@ mark_present(struct job *j)
 	j->holding = NULL;
 }
 
+static bool harmless_msg(const struct job *j, const char *m);
+static bool power_step(const struct job *j);
+
 static void
 on_task(int err, const char *exitstatus, const char *errmsg, void *arg)
 {
@@ -361,6 +364,22 @@ on_task(int err, const char *exitstatus, const char *errmsg, void *arg)
 		return;
 	free(j->upid);
 	j->upid = NULL;
+	/* PVE's power workers find an already running guest, or a lock, inside
+	 * the task (vm_start, _do_vm_stop): the same as the answers below */
+	if (err && exitstatus && harmless_msg(j, exitstatus)) {
+		advance(j);
+		return;
+	}
+	if (err && exitstatus && strstr(exitstatus, "is locked (") && power_step(j) &&
+	    j->attempts < 8) {
+		long ms = 200L << (j->attempts < 4 ? j->attempts : 4);
+
+		j->attempts++;
+		pl_log_info("apply: %s: %s failed (%s), retrying in %ld ms", j->guest,
+			    step_names[j->prog[j->pc]], exitstatus, ms);
+		retry_later(j, ms);
+		return;
+	}
 	if (err) {
 		char *msg = pl_asprintf("%s failed: %s", step_names[j->prog[j->pc]],
 					errmsg ? errmsg : (exitstatus ? exitstatus : pl_strerror(err)));
@@ -390,13 +409,27 @@ is_lock_error(const struct pl_pve_result *res)
 
 /* Steps whose failure message means the work is already done. */
 static bool
-harmless(const struct job *j, const struct pl_pve_result *res)
+harmless_msg(const struct job *j, const char *m)
 {
-	const char *m = res->message ? res->message : (res->errmsg ? res->errmsg : "");
 	enum step s = j->prog[j->pc];
 
 	return ((s == S_STOP || s == S_SHUTDOWN) && strstr(m, "not running")) ||
 	       (s == S_START && strstr(m, "already running"));
+}
+
+static bool
+harmless(const struct job *j, const struct pl_pve_result *res)
+{
+	return harmless_msg(j, res->message ? res->message : (res->errmsg ? res->errmsg : ""));
+}
+
+/* Start, stop, shutdown, reboot: a lock their task met can pass. */
+static bool
+power_step(const struct job *j)
+{
+	enum step s = j->prog[j->pc];
+
+	return s == S_START || s == S_STOP || s == S_SHUTDOWN || s == S_REBOOT;
 }
 
 /* Steps that can simply be sent again after a server or transport error:
