@@ -66,8 +66,10 @@ bool pl_sim_skiplock_ok(struct pl_sim_req *r);
 /* PVE::AbstractConfig::check_lock's message of a locked guest ("VM is
  * locked (backup)"), or NULL when unlocked or skiplock is given. */
 char *pl_sim_lock_refusal(struct pl_sim_req *r, const struct pl_sim_guest *g);
-/* A volume of the guest's config missing from its storage: PVE's
- * activate_volume message (caller frees), or NULL. */
+/* A volume of the guest's config that its start could not activate (its
+ * storage not on the guest's node: storage_check_enabled; gone from it:
+ * PVE::Storage::Plugin::activate_volume), PVE's message (caller frees), or
+ * NULL. */
 char *pl_sim_missing_volume(struct pl_sim *s, const struct pl_sim_guest *g);
 /* The lockwait fault alone (--faults lockwait=P); false with the failure set. */
 bool pl_sim_check_lock_fault(struct pl_sim_req *r, struct pl_sim_guest *g);

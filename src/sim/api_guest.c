@@ -101,6 +101,7 @@ pl_sim_missing_volume(struct pl_sim *s, const struct pl_sim_guest *g)
 	json_object_foreach(g->conf, k, v) {
 		const char *val = json_string_value(v);
 		char volid[256], sid[128];
+		struct pl_sim_storage *st;
 		size_t vl;
 
 		if (!val || !pl_sim_is_volume_key(g, k, val) || val[0] == '/' ||
@@ -112,7 +113,12 @@ pl_sim_missing_volume(struct pl_sim *s, const struct pl_sim_guest *g)
 		snprintf(sid, sizeof(sid), "%.*s", (int)strcspn(val, ":"), val);
 		snprintf(volid, sizeof(volid), "%.*s", (int)vl, val);
 		/* (a volume on a storage the simulator does not know stays unchecked) */
-		if (pl_sim_storage_find(s, sid) && !pl_sim_volume_find(s, volid, g->node, NULL))
+		if ((st = pl_sim_storage_find(s, sid)) == NULL)
+			continue;
+		if (!pl_sim_storage_on_node(st, s->nodes[g->node].name))
+			return pl_asprintf("storage '%s' is not available on node '%s'", sid,
+					   s->nodes[g->node].name);
+		if (!pl_sim_volume_find(s, volid, g->node, NULL))
 			return pl_asprintf("volume '%s' does not exist", volid);
 	}
 	return NULL;
@@ -261,7 +267,15 @@ pl_sim_conf_value(struct pl_sim_req *r, struct pl_sim_guest *g, json_t *into, co
 {
 	char *err = NULL, *a, *b;
 	bool nospace = false;
+	const char *imp = strstr(v, "import-from=");
 
+	/* $check_drive_param, before anything is made */
+	if (imp && !g->lxc && (imp == v || imp[-1] != ',' || strcspn(v, ",") < 3 ||
+			       strncmp(v + strcspn(v, ",") - 2, ":0", 2) != 0)) {
+		pl_sim_param_fail(r, k, "'import-from' requires special syntax - use <storage "
+				  "ID>:0,import-from=<source>");
+		return -1;
+	}
 	if ((a = pl_sim_disk_alloc(r->sim, g, k, v, &err, &nospace)) == NULL) {
 		pl_sim_fail(r, 500, "%s", err ? err : "disk allocation failed");
 		free(err);
@@ -332,7 +346,9 @@ create_failed(struct pl_sim_req *r, struct pl_sim_guest *g, int rc, const char *
 	int node = g->node;
 
 	pl_sim_guest_remove(r->sim, g->vmid, false);
-	if (rc == PL_SIM_IN_WORKER)
+	if (r->status == 400) /* a parameter's check: answered as it is */
+		;
+	else if (rc == PL_SIM_IN_WORKER)
 		pl_sim_fail_task(r, node, type, msg);
 	else
 		pl_sim_fail(r, 500, "%s", msg);
