@@ -180,10 +180,10 @@ report_unchanged(struct job *j)
 		printf("%s (%lld): already %s\n", j->name, j->vmid,
 		       strcmp(j->action, "start") ? "stopped" : "running");
 	j->done = j->ok = true;
-	json_array_append_new(j->results, json_pack("{s:I,s:s,s:s,s:s,s:b,s:b}", "vmid",
-						    (json_int_t)j->vmid, "name", j->name, "node",
-						    j->node, "action", j->action, "ok", 1,
-						    "unchanged", 1));
+	json_array_append_new(j->results,
+			      json_pack("{s:I,s:s,s:s,s:s,s:b,s:b}", "vmid", (json_int_t)j->vmid,
+					"name", j->name, "node", j->node, "action", j->action, "ok",
+					1, "unchanged", 1));
 }
 
 static void

@@ -810,8 +810,8 @@ mask_member(json_t *o, const char *member)
 	json_t *v = json_object_get(o, member);
 
 	if (v == NULL || json_is_null(v) ||
-	    (json_is_string(v) && !strncmp(json_string_value(v), PL_API_SECRET_MASK,
-					   strlen(PL_API_SECRET_MASK))))
+	    (json_is_string(v) &&
+	     !strncmp(json_string_value(v), PL_API_SECRET_MASK, strlen(PL_API_SECRET_MASK))))
 		return 0;
 	json_object_set_new(o, member, json_string(PL_API_SECRET_MASK));
 	return 1;

@@ -182,8 +182,7 @@ item_cb(const struct pl_pve_result *res, void *arg)
 			if (json_is_object(res->data)) {
 				pl_api_mask_secrets(res->data);
 				json_object_set(it->target, PL_SNAP_CONFIG, res->data);
-			}
-			else
+			} else
 				json_object_set_new(it->target, PL_SNAP_CONFIG, json_object());
 			hand_on(v, it->target);
 			break;

@@ -510,9 +510,11 @@ h_migrate(struct pl_sim_req *r)
 			pl_sim_fail(r, 500, "can't migrate running VM without --online");
 			return;
 		}
-		if (lxc && !pl_sim_pbool(r, "restart", false) && !pl_sim_pbool(r, "online", false)) {
-			pl_sim_fail(r, 500,
-				    "can't migrate running container without --online or --restart");
+		if (lxc && !pl_sim_pbool(r, "restart", false) &&
+		    !pl_sim_pbool(r, "online", false)) {
+			pl_sim_fail(
+				r, 500,
+				"can't migrate running container without --online or --restart");
 			return;
 		}
 		live_lxc = lxc && !pl_sim_pbool(r, "restart", false);

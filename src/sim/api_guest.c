@@ -270,9 +270,11 @@ pl_sim_conf_value(struct pl_sim_req *r, struct pl_sim_guest *g, json_t *into, co
 	const char *imp = strstr(v, "import-from=");
 
 	/* $check_drive_param, before anything is made */
-	if (imp && !g->lxc && (imp == v || imp[-1] != ',' || strcspn(v, ",") < 3 ||
-			       strncmp(v + strcspn(v, ",") - 2, ":0", 2) != 0)) {
-		pl_sim_param_fail(r, k, "'import-from' requires special syntax - use <storage "
+	if (imp && !g->lxc &&
+	    (imp == v || imp[-1] != ',' || strcspn(v, ",") < 3 ||
+	     strncmp(v + strcspn(v, ",") - 2, ":0", 2) != 0)) {
+		pl_sim_param_fail(r, k,
+				  "'import-from' requires special syntax - use <storage "
 				  "ID>:0,import-from=<source>");
 		return -1;
 	}
@@ -446,8 +448,8 @@ h_create(struct pl_sim_req *r)
 			continue;
 		if ((rc = pl_sim_conf_value(r, g, g->conf, k, json_string_value(v))) != 0) {
 			create_failed(r, g, rc, restore ? "restore" : "create",
-				      restore ? (lxc ? "vzrestore" : "qmrestore")
-					      : (lxc ? "vzcreate" : "qmcreate"));
+				      restore ? (lxc ? "vzrestore" : "qmrestore") :
+						(lxc ? "vzcreate" : "qmcreate"));
 			return;
 		}
 	}
@@ -596,16 +598,16 @@ h_config_get(struct pl_sim_req *r)
  * ($confdesc_cloudinit): the drive is regenerated from them at the next
  * start, or at once with hotplug "cloudinit". */
 static const char *const qemu_fastplug[] = {
-	"description", "hookscript", "lock",	     "migrate_downtime", "migrate_speed",
-	"name",	       "onboot",     "protection",   "shares",		 "startup",
-	"tags",	       "vmstatestorage", "cicustom", "cipassword",	 "citype",
-	"ciupgrade",   "ciuser",     "nameserver",   "searchdomain",	 "sshkeys",
+	"description", "hookscript",     "lock",       "migrate_downtime", "migrate_speed",
+	"name",        "onboot",         "protection", "shares",           "startup",
+	"tags",        "vmstatestorage", "cicustom",   "cipassword",       "citype",
+	"ciupgrade",   "ciuser",         "nameserver", "searchdomain",     "sshkeys",
 };
 
 /* pve-container's $LXC_FASTPLUG_OPTIONS (PVE::LXC::Config). */
 static const char *const lxc_fastplug[] = {
 	"description", "onboot", "startup", "protection", "hostname",
-	"hookscript",  "cores",	 "tags",    "lock",
+	"hookscript",  "cores",  "tags",    "lock",
 };
 
 static bool
@@ -644,7 +646,8 @@ key_is(const char *key, const char *prefix)
 {
 	size_t n = strlen(prefix);
 
-	return !strncmp(key, prefix, n) && key[n] && strspn(key + n, "0123456789") == strlen(key + n);
+	return !strncmp(key, prefix, n) && key[n] &&
+	       strspn(key + n, "0123456789") == strlen(key + n);
 }
 
 /* vmconfig_update_net: a NIC whose model, MAC, queues and MTU stay (and
@@ -664,7 +667,8 @@ net_change_live(const char *old, const char *nw)
 	    pl_propstr_parse(f, nw, &b, NULL) == 0) {
 		live = pl_propstr_get(&a, "bridge") && pl_propstr_get(&b, "bridge");
 		for (size_t i = 0; live && i < PL_ARRAY_LEN(fixed); i++) {
-			const char *x = pl_propstr_get(&a, fixed[i]), *y = pl_propstr_get(&b, fixed[i]);
+			const char *x = pl_propstr_get(&a, fixed[i]),
+				   *y = pl_propstr_get(&b, fixed[i]);
 
 			if ((x || y) && (!x || !y || strcasecmp(x, y) != 0))
 				live = false;
@@ -927,8 +931,8 @@ h_qemu_config_post(struct pl_sim_req *r)
 		return;
 	if ((why = pl_sim_lock_refusal(r, g)) != NULL && !pl_sim_flock_busy(r, g)) {
 		/* the POST's update runs in its worker: a lock fails the task */
-		t = pl_sim_task_start(r->sim, g->node, "qmconfig", pl_sim_p(r, "vmid"), r->user,
-				      0, NULL, NULL);
+		t = pl_sim_task_start(r->sim, g->node, "qmconfig", pl_sim_p(r, "vmid"), r->user, 0,
+				      NULL, NULL);
 		pl_sim_task_doom(t, "%s", why);
 		free(why);
 		pl_sim_ok_task(r, t);

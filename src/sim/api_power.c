@@ -83,8 +83,8 @@ worker_refusal(struct pl_sim_req *r, struct pl_sim_guest *g, enum power p)
 	bool lxc = g->lxc, running = g->status != PL_SIM_STOPPED;
 
 	if (p == P_START && pl_json_bool(g->conf, "template", false))
-		return pl_strdup(lxc ? "you can't start a CT if it's a template"
-				     : "you can't start a vm if it's a template");
+		return pl_strdup(lxc ? "you can't start a CT if it's a template" :
+				       "you can't start a vm if it's a template");
 	if (!lxc && p == P_START && running && !strcmp(g->lock, "backup"))
 		return NULL;
 	if (!(lxc && !strcmp(g->lock, "mounted")) &&

@@ -523,15 +523,19 @@ pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *key, con
 			struct pl_sim_volume *src = pl_sim_volume_find(s, imp, g->node, NULL);
 
 			if (end == colon + 1 || *end != 0 || d != 0) {
-				pl_seterr(err, PL_EINVAL,
-					  "%s: 'import-from' requires special syntax - use <storage "
-					  "ID>:0,import-from=<source>",
-					  key);
+				pl_seterr(
+					err, PL_EINVAL,
+					"%s: 'import-from' requires special syntax - use <storage "
+					"ID>:0,import-from=<source>",
+					key);
 				goto out;
 			}
-			if (!src || (strcmp(src->content, "images") && strcmp(src->content, "import"))) {
-				pl_seterr(err, PL_ENOENT, "cannot import from '%s' - volume '%s' does "
-					  "not exist", imp, imp);
+			if (!src ||
+			    (strcmp(src->content, "images") && strcmp(src->content, "import"))) {
+				pl_seterr(err, PL_ENOENT,
+					  "cannot import from '%s' - volume '%s' does "
+					  "not exist",
+					  imp, imp);
 				goto out;
 			}
 			imp_size = src->size;
@@ -553,7 +557,8 @@ pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *key, con
 					  g->lxc ? "rootdir" : "images");
 				goto out;
 			}
-			gb = imp_size ? imp_size : (unsigned long long)(d * 1024.0 * 1024.0 * 1024.0);
+			gb = imp_size ? imp_size :
+					(unsigned long long)(d * 1024.0 * 1024.0 * 1024.0);
 			/* EFI vars and TPM state have fixed sizes whatever was asked */
 			if (!strcmp(key, "efidisk0"))
 				gb = pl_propstr_get(&p, "efitype") &&
@@ -570,20 +575,24 @@ pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *key, con
 				if (nospace)
 					*nospace = true;
 				if (!strcmp(st->type, "zfspool"))
-					pl_seterr(err, PL_EINVAL,
-						  "zfs error: cannot create '%s/vm-%u-disk-%d': out "
-						  "of space",
-						  st->path ? st->path : st->id, g->vmid, n);
+					pl_seterr(
+						err, PL_EINVAL,
+						"zfs error: cannot create '%s/vm-%u-disk-%d': out "
+						"of space",
+						st->path ? st->path : st->id, g->vmid, n);
 				else
-					pl_seterr(err, PL_EINVAL,
-						  "lvcreate '%s/vm-%u-disk-%d' error:   Volume group "
-						  "\"%s\" has insufficient free space (%llu extents): "
-						  "%llu required.",
-						  st->id, g->vmid, n, st->id,
-						  (unsigned long long)((st->total -
-									pl_sim_storage_used(st, g->node)) >>
-								       22),
-						  gb >> 22);
+					pl_seterr(
+						err, PL_EINVAL,
+						"lvcreate '%s/vm-%u-disk-%d' error:   Volume group "
+						"\"%s\" has insufficient free space (%llu "
+						"extents): "
+						"%llu required.",
+						st->id, g->vmid, n, st->id,
+						(unsigned long long)((st->total -
+								      pl_sim_storage_used(
+									      st, g->node)) >>
+								     22),
+						gb >> 22);
 				goto out;
 			}
 			if (file_based && !g->lxc)
@@ -803,8 +812,9 @@ guest_maxdisk(const struct pl_sim_guest *g)
 			const char *v;
 
 			snprintf(key, sizeof(key), "%.*s", (int)(l < sizeof(key) ? l : 0), p);
-			if ((v = pl_json_str(g->conf, key)) != NULL && strncmp(key, "net", 3) != 0 &&
-			    !drive_is_cdrom(v) && strncmp(v, "none", 4) != 0) {
+			if ((v = pl_json_str(g->conf, key)) != NULL &&
+			    strncmp(key, "net", 3) != 0 && !drive_is_cdrom(v) &&
+			    strncmp(v, "none", 4) != 0) {
 				size = disk_size(v);
 				break;
 			}

@@ -199,13 +199,13 @@ teardown(void **state)
 static void
 test_import_and_space(void **state)
 {
-	struct pl_sim *s = sim_new(
-		"{\"nodes\":[\"a\"],\"storages\":[{\"id\":\"local\",\"type\":\"dir\","
-		"\"content\":\"images,import\"},{\"id\":\"thick\",\"type\":\"lvm\","
-		"\"content\":\"images\",\"size\":\"10G\"},{\"id\":\"thin\",\"type\":"
-		"\"lvmthin\",\"content\":\"images\",\"size\":\"10G\"}],\"templates\":["
-		"{\"volid\":\"local:import/os.qcow2\",\"size\":\"3G\"}],"
-		"\"guests\":[{\"vmid\":100,\"config\":{}}]}");
+	struct pl_sim *s =
+		sim_new("{\"nodes\":[\"a\"],\"storages\":[{\"id\":\"local\",\"type\":\"dir\","
+			"\"content\":\"images,import\"},{\"id\":\"thick\",\"type\":\"lvm\","
+			"\"content\":\"images\",\"size\":\"10G\"},{\"id\":\"thin\",\"type\":"
+			"\"lvmthin\",\"content\":\"images\",\"size\":\"10G\"}],\"templates\":["
+			"{\"volid\":\"local:import/os.qcow2\",\"size\":\"3G\"}],"
+			"\"guests\":[{\"vmid\":100,\"config\":{}}]}");
 	struct pl_sim_guest *g = pl_sim_guest_find(s, 100);
 	char *err = NULL, *v;
 	bool nospace = false;
@@ -240,17 +240,17 @@ test_import_and_space(void **state)
 static void
 test_boot_disk_size(void **state)
 {
-	struct pl_sim *s = sim_new(
-		"{\"nodes\":[\"a\"],\"storages\":[{\"id\":\"local-lvm\",\"type\":"
-		"\"lvmthin\",\"content\":\"images\"}],\"guests\":["
-		"{\"vmid\":100,\"config\":{\"sata0\":\"local-lvm:80\",\"scsi0\":"
-		"\"local-lvm:8\",\"boot\":\"order=ide2;sata0;scsi0\",\"ide2\":"
-		"\"none,media=cdrom\"}},"
-		"{\"vmid\":101,\"config\":{\"sata0\":\"local-lvm:80\"}},"
-		"{\"vmid\":102,\"config\":{\"virtio1\":\"local-lvm:5\",\"scsi3\":"
-		"\"local-lvm:7\",\"bootdisk\":\"virtio1\"}},"
-		"{\"vmid\":103,\"config\":{\"scsi0\":\"local-lvm:9\",\"boot\":"
-		"\"order=net0\",\"net0\":\"virtio,bridge=vmbr0\"}}]}");
+	struct pl_sim *s =
+		sim_new("{\"nodes\":[\"a\"],\"storages\":[{\"id\":\"local-lvm\",\"type\":"
+			"\"lvmthin\",\"content\":\"images\"}],\"guests\":["
+			"{\"vmid\":100,\"config\":{\"sata0\":\"local-lvm:80\",\"scsi0\":"
+			"\"local-lvm:8\",\"boot\":\"order=ide2;sata0;scsi0\",\"ide2\":"
+			"\"none,media=cdrom\"}},"
+			"{\"vmid\":101,\"config\":{\"sata0\":\"local-lvm:80\"}},"
+			"{\"vmid\":102,\"config\":{\"virtio1\":\"local-lvm:5\",\"scsi3\":"
+			"\"local-lvm:7\",\"bootdisk\":\"virtio1\"}},"
+			"{\"vmid\":103,\"config\":{\"scsi0\":\"local-lvm:9\",\"boot\":"
+			"\"order=net0\",\"net0\":\"virtio,bridge=vmbr0\"}}]}");
 	struct pl_sim_usage u;
 	char *boot;
 
@@ -272,12 +272,9 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_seed_and_disks),
-		cmocka_unit_test(test_alloc_and_index),
-		cmocka_unit_test(test_usage_and_dump),
-		cmocka_unit_test(test_bad_seeds),
-		cmocka_unit_test(test_import_and_space),
-		cmocka_unit_test(test_boot_disk_size),
+		cmocka_unit_test(test_seed_and_disks),   cmocka_unit_test(test_alloc_and_index),
+		cmocka_unit_test(test_usage_and_dump),   cmocka_unit_test(test_bad_seeds),
+		cmocka_unit_test(test_import_and_space), cmocka_unit_test(test_boot_disk_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }
