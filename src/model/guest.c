@@ -419,10 +419,6 @@ desired_vm(const json_t *g, json_t *cfg, json_t *create, json_t *dflt)
 		idx = pl_json_int(disk, "index", next_index[bi]);
 		next_index[bi] = (int)idx + 1;
 		size_gib(pl_json_str_or(disk, "size", "8G"), gib, sizeof(gib));
-		/* PVE's create_disks takes an imported disk's size from its source
-		 * and refuses any other than "<storage>:0,import-from=..." */
-		if (pl_json_str(json_object_get(disk, "options"), "import-from"))
-			snprintf(gib, sizeof(gib), "0");
 		pl_buf_reset(&b);
 		pl_buf_addf(&b, "%s:%s", pl_json_str_or(disk, "storage", "local-lvm"), gib);
 		add_options(&b, json_object_get(disk, "options"));

@@ -510,11 +510,21 @@ add_config_params(json_t *params, const json_t *cfg)
 	json_t *v;
 
 	json_object_foreach((json_t *)cfg, k, v) {
-		if (!strcmp(k, "sshkeys") && json_is_string(v)) {
-			char *enc = pl_str_url_encode(json_string_value(v)); /* PVE stores sshkeys encoded */
+		const char *sv = json_string_value(v);
+
+		if (!strcmp(k, "sshkeys") && sv) {
+			char *enc = pl_str_url_encode(sv); /* PVE stores sshkeys encoded */
 
 			json_object_set_new(params, k, json_string(enc));
 			free(enc);
+		} else if (sv && strstr(sv, ",import-from=") && strchr(sv, ':') &&
+			   strchr(sv, ':') + 1 + strspn(strchr(sv, ':') + 1, "0123456789.") ==
+				   sv + strcspn(sv, ",")) {
+			/* qemu-server sizes an imported disk from its source and
+			 * takes only "<storage>:0,import-from=..." ($check_drive_param) */
+			json_object_set_new(params, k,
+					    json_sprintf("%.*s:0%s", (int)(strchr(sv, ':') - sv), sv,
+							 sv + strcspn(sv, ",")));
 		} else {
 			json_object_set(params, k, v);
 		}

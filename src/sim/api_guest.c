@@ -331,7 +331,7 @@ pl_sim_fail_task(struct pl_sim_req *r, int node, const char *type, const char *m
 	struct pl_sim_task *t =
 		pl_sim_task_start(r->sim, node, type, pl_sim_p(r, "vmid"), r->user, 0, NULL, NULL);
 
-	pl_sim_task_doom(t, "%s", msg);
+	pl_sim_task_doom(t, msg);
 	free(r->reason);
 	r->reason = NULL;
 	pl_sim_ok_task(r, t);
@@ -933,7 +933,7 @@ h_qemu_config_post(struct pl_sim_req *r)
 		/* the POST's update runs in its worker: a lock fails the task */
 		t = pl_sim_task_start(r->sim, g->node, "qmconfig", pl_sim_p(r, "vmid"), r->user, 0,
 				      NULL, NULL);
-		pl_sim_task_doom(t, "%s", why);
+		pl_sim_task_doom(t, why);
 		free(why);
 		pl_sim_ok_task(r, t);
 		return;

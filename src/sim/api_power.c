@@ -172,7 +172,7 @@ h_power(struct pl_sim_req *r)
 		pl_sim_task_log(t, "overruled %s tasks: %s", lxc ? "vzshutdown" : "qmshutdown",
 				overruled);
 	if (refusal) {
-		pl_sim_task_doom(t, "%s", refusal);
+		pl_sim_task_doom(t, refusal);
 		free(refusal);
 	} else if (ignored) { /* PVE waits `timeout` seconds, 60 by default */
 		pl_sim_task_run_for(t, (long)pl_sim_pint(r, "timeout", 60) * 1000);

@@ -296,8 +296,7 @@ void pl_sim_task_fail(struct pl_sim_task *t, const char *msg);
 /* The worker dies: the task runs its time, has no effect and ends with the
  * error (PVE's message, also its last log line), as PVE reports what its
  * workers find (a lock, a missing volume, a full storage). */
-void pl_sim_task_doom(struct pl_sim_task *t, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+void pl_sim_task_doom(struct pl_sim_task *t, const char *msg);
 /* Make a running task end MS from now instead. */
 void pl_sim_task_run_for(struct pl_sim_task *t, long ms);
 /* Kill a running task as PVE does (SIGTERM): it ends at once with WHY (its

@@ -86,16 +86,10 @@ task_finish(struct pl_sim_task *t)
 }
 
 void
-pl_sim_task_doom(struct pl_sim_task *t, const char *fmt, ...)
+pl_sim_task_doom(struct pl_sim_task *t, const char *msg)
 {
-	va_list ap;
-	char buf[1024];
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
 	t->done = NULL;
-	pl_sim_task_fail(t, buf);
+	pl_sim_task_fail(t, msg);
 }
 
 void
