@@ -523,8 +523,8 @@ add_config_params(json_t *params, const json_t *cfg)
 			/* qemu-server sizes an imported disk from its source and
 			 * takes only "<storage>:0,import-from=..." ($check_drive_param) */
 			json_object_set_new(params, k,
-					    json_sprintf("%.*s:0%s", (int)(strchr(sv, ':') - sv), sv,
-							 sv + strcspn(sv, ",")));
+					    json_sprintf("%.*s:0%s", (int)(strchr(sv, ':') - sv),
+							 sv, sv + strcspn(sv, ",")));
 		} else {
 			json_object_set(params, k, v);
 		}
