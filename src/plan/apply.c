@@ -353,7 +353,6 @@ mark_present(struct job *j)
 }
 
 static bool harmless_msg(const struct job *j, const char *m);
-static bool power_step(const struct job *j);
 
 static void
 on_task(int err, const char *exitstatus, const char *errmsg, void *arg)
@@ -364,20 +363,10 @@ on_task(int err, const char *exitstatus, const char *errmsg, void *arg)
 		return;
 	free(j->upid);
 	j->upid = NULL;
-	/* PVE's power workers find an already running guest, or a lock, inside
-	 * the task (vm_start, _do_vm_stop): the same as the answers below */
+	/* PVE's vm_start finds an already running VM inside its task: the same
+	 * as the answer harmless() lets pass */
 	if (err && exitstatus && harmless_msg(j, exitstatus)) {
 		advance(j);
-		return;
-	}
-	if (err && exitstatus && strstr(exitstatus, "is locked (") && power_step(j) &&
-	    j->attempts < 8) {
-		long ms = 200L << (j->attempts < 4 ? j->attempts : 4);
-
-		j->attempts++;
-		pl_log_info("apply: %s: %s failed (%s), retrying in %ld ms", j->guest,
-			    step_names[j->prog[j->pc]], exitstatus, ms);
-		retry_later(j, ms);
 		return;
 	}
 	if (err) {
@@ -421,15 +410,6 @@ static bool
 harmless(const struct job *j, const struct pl_pve_result *res)
 {
 	return harmless_msg(j, res->message ? res->message : (res->errmsg ? res->errmsg : ""));
-}
-
-/* Start, stop, shutdown, reboot: a lock their task met can pass. */
-static bool
-power_step(const struct job *j)
-{
-	enum step s = j->prog[j->pc];
-
-	return s == S_START || s == S_STOP || s == S_SHUTDOWN || s == S_REBOOT;
 }
 
 /* Steps that can simply be sent again after a server or transport error:
