@@ -115,7 +115,11 @@ h_power(struct pl_sim_req *r)
 	char overruled[256] = "", *refusal;
 	bool ignored = false;
 
-	if (!g || !pl_sim_skiplock_ok(r))
+	/* (PVE refuses a token's skiplock before it looks at the guest) */
+	if (!pl_sim_skiplock_ok(r))
+		return;
+
+	if (!g)
 		return;
 	if (p == P_STOP && pl_sim_pbool(r, "overrule-shutdown", false) && g->holder &&
 	    g->holder->running && strstr(g->holder->type, "shutdown")) {
