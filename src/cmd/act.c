@@ -135,11 +135,22 @@ record_status(struct job *j)
 			pl_state_guest_set_status(j->s->state, j->vmid, after[i][1], NULL);
 }
 
+static bool already(const char *action, const char *message);
+static void report_unchanged(struct job *j);
+
 static void
 task_cb(int err, const char *exitstatus, const char *errmsg, void *arg)
 {
 	struct job *j = arg;
-	char *m = err ? pl_asprintf("%s%s", errmsg, hint(j, errmsg)) : NULL;
+	char *m;
+
+	if (err && exitstatus && already(j->action, exitstatus)) {
+		/* PVE's vm_start finds a running VM inside its task */
+		record_task(j, exitstatus, exitstatus);
+		report_unchanged(j);
+		return;
+	}
+	m = err ? pl_asprintf("%s%s", errmsg, hint(j, errmsg)) : NULL;
 
 	record_task(j, err ? (exitstatus ? exitstatus : "error") : exitstatus, exitstatus);
 	if (err == 0)
@@ -159,6 +170,22 @@ already(const char *action, const char *message)
 	return false;
 }
 
+/* Nothing to do is success, as Ansible's "ok". (cluster/resources can lag
+ * behind, so this is decided by the node's answer.) */
+static void
+report_unchanged(struct job *j)
+{
+	record_status(j);
+	if (pl_chatty(j->ctx))
+		printf("%s (%lld): already %s\n", j->name, j->vmid,
+		       strcmp(j->action, "start") ? "stopped" : "running");
+	j->done = j->ok = true;
+	json_array_append_new(j->results,
+			      json_pack("{s:I,s:s,s:s,s:s,s:b,s:b}", "vmid", (json_int_t)j->vmid,
+					"name", j->name, "node", j->node, "action", j->action, "ok",
+					1, "unchanged", 1));
+}
+
 static void
 post_cb(const struct pl_pve_result *res, void *arg)
 {
@@ -166,17 +193,7 @@ post_cb(const struct pl_pve_result *res, void *arg)
 	const char *upid = json_string_value(res->data);
 
 	if (res->err == PL_EHTTP && res->message && already(j->action, res->message)) {
-		/* Nothing to do is success, as Ansible's "ok". (cluster/resources
-		 * can lag behind, so this is decided by the node's answer.) */
-		record_status(j);
-		if (pl_chatty(j->ctx))
-			printf("%s (%lld): already %s\n", j->name, j->vmid,
-			       strcmp(j->action, "start") ? "stopped" : "running");
-		j->done = j->ok = true;
-		json_array_append_new(j->results, json_pack("{s:I,s:s,s:s,s:s,s:b,s:b}", "vmid",
-							    (json_int_t)j->vmid, "name", j->name,
-							    "node", j->node, "action", j->action,
-							    "ok", 1, "unchanged", 1));
+		report_unchanged(j);
 		return;
 	}
 	if (res->err == PL_EHTTP && res->message && res->status != 403) {

@@ -5,6 +5,7 @@
 #include "core/common.h"
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
+#include "core/apischema.h"
 #include "core/json.h"
 #include "pve/client.h"
 #include "state/state.h"
@@ -72,6 +73,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_session_snapshots(&s, g, &snaps, &serr);
 	out = g; /* ours: the state gave a new reference */
 	g = NULL;
+	/* (a store written before pvelab masked passwords may still hold one) */
+	pl_api_mask_secrets(json_object_get(out, "config"));
 	json_object_set_new(out, "tasks", tasks ? tasks : json_array());
 	tasks = NULL;
 	if (snaps) {

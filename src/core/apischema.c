@@ -370,6 +370,12 @@ check_named_format(const char *fmt, const char *v)
 
 		if (pl_size_parse(v, &b) != 0)
 			return pl_asprintf("unable to parse size '%s'\n", v);
+	} else if (!strcmp(fmt, "dns-name")) {
+		/* pve_verify_dns_name: a VM's name, a container's hostname */
+		if (!match_re("^(([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)\\.)*"
+			      "([a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)$",
+			      v))
+			return pl_strdup("value does not look like a valid DNS name\n");
 	} else if (!strcmp(fmt, "pve-volume-id")) {
 		if (!strchr(v, ':'))
 			return pl_asprintf("unable to parse volume ID '%s'\n", v);
@@ -788,4 +794,47 @@ pl_api_config_suggest(bool lxc, const char *key)
 	free(owned);
 	free(names);
 	return out;
+}
+
+bool
+pl_api_secret_key(const char *key)
+{
+	size_t n = strlen(key), m = strlen("password");
+
+	return n >= m && !strcmp(key + n - m, "password");
+}
+
+static size_t
+mask_member(json_t *o, const char *member)
+{
+	json_t *v = json_object_get(o, member);
+
+	if (v == NULL || json_is_null(v) ||
+	    (json_is_string(v) &&
+	     !strncmp(json_string_value(v), PL_API_SECRET_MASK, strlen(PL_API_SECRET_MASK))))
+		return 0;
+	json_object_set_new(o, member, json_string(PL_API_SECRET_MASK));
+	return 1;
+}
+
+size_t
+pl_api_mask_secrets(json_t *conf)
+{
+	size_t n = 0, i;
+	const char *k;
+	json_t *v;
+
+	if (json_is_array(conf)) {
+		json_array_foreach(conf, i, v) {
+			if (json_is_object(v) && json_is_string(json_object_get(v, "key")) &&
+			    pl_api_secret_key(json_string_value(json_object_get(v, "key"))))
+				n += mask_member(v, "value") + mask_member(v, "pending");
+		}
+		return n;
+	}
+	json_object_foreach(conf, k, v) {
+		if (pl_api_secret_key(k))
+			n += mask_member(conf, k);
+	}
+	return n;
 }

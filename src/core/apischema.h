@@ -60,6 +60,15 @@ char *pl_api_config_suggest(bool lxc, const char *key);
 /* What a parameter expects, for messages: "an integer from 0 to 4",
  * "one of: host, kvm64", "a property string (pve-qm-net)"; caller frees. */
 char *pl_api_param_expects(const struct pl_api_param *p);
+/* What pvelab keeps and shows in place of a secret: PVE's own mask. */
+#define PL_API_SECRET_MASK "**********"
+/* Whether a config key holds a password: `cipassword`, `password` and any
+ * other key ending in "password" (PVE answers '**********' for cipassword,
+ * older releases and proxies may not). pvelab never stores or prints one. */
+bool pl_api_secret_key(const char *key);
+/* Mask the secret values of a guest config (an object), or of a /pending
+ * answer (an array of {key, value, pending}); returns how many it masked. */
+size_t pl_api_mask_secrets(json_t *conf);
 /* Drop the loaded schema (for leak-checked tests). */
 void pl_api_cleanup(void);
 

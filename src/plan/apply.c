@@ -352,6 +352,8 @@ mark_present(struct job *j)
 	j->holding = NULL;
 }
 
+static bool harmless_msg(const struct job *j, const char *m);
+
 static void
 on_task(int err, const char *exitstatus, const char *errmsg, void *arg)
 {
@@ -361,6 +363,12 @@ on_task(int err, const char *exitstatus, const char *errmsg, void *arg)
 		return;
 	free(j->upid);
 	j->upid = NULL;
+	/* PVE's vm_start finds an already running VM inside its task: the same
+	 * as the answer harmless() lets pass */
+	if (err && exitstatus && harmless_msg(j, exitstatus)) {
+		advance(j);
+		return;
+	}
 	if (err) {
 		char *msg = pl_asprintf("%s failed: %s", step_names[j->prog[j->pc]],
 					errmsg ? errmsg : (exitstatus ? exitstatus : pl_strerror(err)));
@@ -390,13 +398,18 @@ is_lock_error(const struct pl_pve_result *res)
 
 /* Steps whose failure message means the work is already done. */
 static bool
-harmless(const struct job *j, const struct pl_pve_result *res)
+harmless_msg(const struct job *j, const char *m)
 {
-	const char *m = res->message ? res->message : (res->errmsg ? res->errmsg : "");
 	enum step s = j->prog[j->pc];
 
 	return ((s == S_STOP || s == S_SHUTDOWN) && strstr(m, "not running")) ||
 	       (s == S_START && strstr(m, "already running"));
+}
+
+static bool
+harmless(const struct job *j, const struct pl_pve_result *res)
+{
+	return harmless_msg(j, res->message ? res->message : (res->errmsg ? res->errmsg : ""));
 }
 
 /* Steps that can simply be sent again after a server or transport error:
@@ -477,11 +490,21 @@ add_config_params(json_t *params, const json_t *cfg)
 	json_t *v;
 
 	json_object_foreach((json_t *)cfg, k, v) {
-		if (!strcmp(k, "sshkeys") && json_is_string(v)) {
-			char *enc = pl_str_url_encode(json_string_value(v)); /* PVE stores sshkeys encoded */
+		const char *sv = json_string_value(v);
+
+		if (!strcmp(k, "sshkeys") && sv) {
+			char *enc = pl_str_url_encode(sv); /* PVE stores sshkeys encoded */
 
 			json_object_set_new(params, k, json_string(enc));
 			free(enc);
+		} else if (sv && strstr(sv, ",import-from=") && strchr(sv, ':') &&
+			   strchr(sv, ':') + 1 + strspn(strchr(sv, ':') + 1, "0123456789.") ==
+				   sv + strcspn(sv, ",")) {
+			/* qemu-server sizes an imported disk from its source and
+			 * takes only "<storage>:0,import-from=..." ($check_drive_param) */
+			json_object_set_new(params, k,
+					    json_sprintf("%.*s:0%s", (int)(strchr(sv, ':') - sv),
+							 sv, sv + strcspn(sv, ",")));
 		} else {
 			json_object_set(params, k, v);
 		}

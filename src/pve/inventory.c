@@ -16,6 +16,7 @@
  */
 #include "core/common.h"
 #include "pve/inventory.h"
+#include "core/apischema.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/snapshot.h"
@@ -177,9 +178,11 @@ item_cb(const struct pl_pve_result *res, void *arg)
 	if (res->err == 0) {
 		switch (it->kind) {
 		case 0:
-			if (json_is_object(res->data))
+			/* a password never goes further, whatever the node sent */
+			if (json_is_object(res->data)) {
+				pl_api_mask_secrets(res->data);
 				json_object_set(it->target, PL_SNAP_CONFIG, res->data);
-			else
+			} else
 				json_object_set_new(it->target, PL_SNAP_CONFIG, json_object());
 			hand_on(v, it->target);
 			break;

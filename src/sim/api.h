@@ -79,11 +79,31 @@ bool pl_sim_flock_busy(struct pl_sim_req *r, struct pl_sim_guest *g);
 /* PVE's check_lock (skiplock honoured) and the lockwait fault; false with
  * the failure set. */
 bool pl_sim_check_lock(struct pl_sim_req *r, struct pl_sim_guest *g);
+/* skiplock is root@pam's alone (PVE's "Only root may use this option.");
+ * false with the 400 set. */
+bool pl_sim_skiplock_ok(struct pl_sim_req *r);
+/* PVE::AbstractConfig::check_lock's message of a locked guest ("VM is
+ * locked (backup)"), or NULL when unlocked or skiplock is given. */
+char *pl_sim_lock_refusal(struct pl_sim_req *r, const struct pl_sim_guest *g);
+/* A volume of the guest's config that its start could not activate (its
+ * storage not on the guest's node: storage_check_enabled; gone from it:
+ * PVE::Storage::Plugin::activate_volume), PVE's message (caller frees), or
+ * NULL. */
+char *pl_sim_missing_volume(struct pl_sim *s, const struct pl_sim_guest *g);
+/* The lockwait fault alone (--faults lockwait=P); false with the failure set. */
+bool pl_sim_check_lock_fault(struct pl_sim_req *r, struct pl_sim_guest *g);
 /* Set (or clear, with "") a guest's config lock. */
 void pl_sim_set_lock(struct pl_sim *s, struct pl_sim_guest *g, const char *lock);
 /* A random UUID from the simulator's generator. */
 void pl_sim_gen_uuid(struct pl_sim *s, char out[37]);
-/* Set one config value, allocating disks and filling MACs. */
+/* Answer with the UPID of a task (of type, on node) that fails with msg, as
+ * PVE reports what its worker meets; clears r's failure. */
+void pl_sim_fail_task(struct pl_sim_req *r, int node, const char *type, const char *msg);
+/* pl_sim_conf_value's failure that PVE meets in its worker (a storage
+ * without room): create and clone report it as a failed task. */
+#define PL_SIM_IN_WORKER 1
+/* Set one config value, allocating disks and filling MACs: 0, or -1 or
+ * PL_SIM_IN_WORKER with the failure set. */
 int pl_sim_conf_value(struct pl_sim_req *r, struct pl_sim_guest *g, json_t *into, const char *k,
 		      const char *v);
 /* A snapshot by name (its position in *idx when idx is not NULL), or NULL. */

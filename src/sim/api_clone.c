@@ -33,6 +33,22 @@ clone_done(struct pl_sim *s, struct pl_sim_task *t)
 	pl_sim_task_log(t, "clone to %u finished", newid);
 }
 
+/* The clone's disks could not be made: the new guest goes; a storage without
+ * room is met by PVE's clone worker ("clone failed: ..." ends the task),
+ * the rest before it forks. */
+static void
+clone_failed(struct pl_sim_req *r, struct pl_sim_guest *src, struct pl_sim_guest *g, int rc)
+{
+	char *msg = pl_asprintf("clone failed: %s", r->reason);
+
+	pl_sim_guest_remove(r->sim, g->vmid, false);
+	if (rc == PL_SIM_IN_WORKER)
+		pl_sim_fail_task(r, src->node, src->lxc ? "vzclone" : "qmclone", msg);
+	else
+		pl_sim_fail(r, 500, "%s", msg);
+	free(msg);
+}
+
 static void
 h_clone(struct pl_sim_req *r)
 {
@@ -43,7 +59,7 @@ h_clone(struct pl_sim_req *r)
 	const char *target = pl_sim_p(r, "target"), *storage = pl_sim_p(r, "storage");
 	const char *snapname = pl_sim_p(r, "snapname"), *pool = pl_sim_p(r, "pool");
 	bool tmpl, full;
-	int tn, ndisk = 0;
+	int tn, ndisk = 0, rc;
 	json_t *conf;
 	const char *k;
 	json_t *v;
@@ -104,12 +120,8 @@ h_clone(struct pl_sim_req *r)
 			char ci[160];
 
 			snprintf(ci, sizeof(ci), "%.*s:cloudinit", (int)strcspn(sv, ":"), sv);
-			if (pl_sim_conf_value(r, g, g->conf, k, ci) != 0) {
-				char *msg = pl_strdup(r->reason);
-
-				pl_sim_guest_remove(s, (uint32_t)newid, false);
-				pl_sim_fail(r, 500, "clone failed: %s", msg);
-				free(msg);
+			if ((rc = pl_sim_conf_value(r, g, g->conf, k, ci)) != 0) {
+				clone_failed(r, src, g, rc);
 				return;
 			}
 			continue;
@@ -133,12 +145,8 @@ h_clone(struct pl_sim_req *r)
 
 				snprintf(st, sizeof(st), "%.*s", (int)strcspn(sv, ":"), sv);
 				snprintf(vol, sizeof(vol), "%s:%g", storage ? storage : st, gb);
-				if (pl_sim_conf_value(r, g, g->conf, k, vol) != 0) {
-					char *msg = pl_strdup(r->reason);
-
-					pl_sim_guest_remove(s, (uint32_t)newid, false);
-					pl_sim_fail(r, 500, "clone failed: %s", msg);
-					free(msg);
+				if ((rc = pl_sim_conf_value(r, g, g->conf, k, vol)) != 0) {
+					clone_failed(r, src, g, rc);
 					return;
 				}
 				/* keep the source's options besides file and size */
@@ -480,7 +488,7 @@ h_migrate(struct pl_sim_req *r)
 	struct pl_sim_guest *g = pl_sim_req_guest(r, lxc);
 	const char *target = pl_sim_p(r, "target");
 	int tn;
-	bool restart = false;
+	bool restart = false, live_lxc = false;
 	struct pl_sim_task *t;
 	char *storage_err;
 
@@ -502,16 +510,28 @@ h_migrate(struct pl_sim_req *r)
 			pl_sim_fail(r, 500, "can't migrate running VM without --online");
 			return;
 		}
-		if (lxc && !pl_sim_pbool(r, "restart", false)) {
-			pl_sim_fail(r, 500, "lxc live migration is currently not implemented");
+		if (lxc && !pl_sim_pbool(r, "restart", false) &&
+		    !pl_sim_pbool(r, "online", false)) {
+			pl_sim_fail(
+				r, 500,
+				"can't migrate running container without --online or --restart");
 			return;
 		}
+		live_lxc = lxc && !pl_sim_pbool(r, "restart", false);
 		/* prepare fails (the storage check) before a container is shut down */
 		storage_err = migrate_storage_error(r->sim, g, tn);
-		restart = storage_err == NULL;
+		restart = storage_err == NULL && !live_lxc;
 		if (lxc && restart)
 			g->status = PL_SIM_STOPPED;
 		free(storage_err);
+	}
+	/* qemu-server's migrate_vm checks every volume's storage on the target
+	 * before it forks (check_storage_availability); pve-container's only
+	 * in the task (PVE::LXC::Migrate::prepare, see migrate_done) */
+	if (!lxc && (storage_err = migrate_storage_error(r->sim, g, tn)) != NULL) {
+		pl_sim_fail(r, 500, "%s", storage_err);
+		free(storage_err);
+		return;
 	}
 	pl_sim_set_lock(r->sim, g, "migrate");
 	t = pl_sim_task_start(r->sim, g->node, lxc ? "vzmigrate" : "qmigrate", pl_sim_p(r, "vmid"),
@@ -520,6 +540,11 @@ h_migrate(struct pl_sim_req *r)
 					"live_local",
 					!lxc && g->status != PL_SIM_STOPPED &&
 						!pl_sim_pbool(r, "with-local-disks", false)));
+	if (live_lxc) { /* PVE::LXC::Migrate::prepare */
+		pl_sim_task_log(t, "ERROR: migration aborted (duration 00:00:00): lxc live "
+				   "migration is currently not implemented");
+		pl_sim_task_doom(t, "migration aborted");
+	}
 	pl_sim_ok_task(r, t);
 }
 

@@ -76,16 +76,77 @@ pl_sim_flock_busy(struct pl_sim_req *r, struct pl_sim_guest *g)
 }
 
 bool
+pl_sim_skiplock_ok(struct pl_sim_req *r)
+{
+	if (pl_sim_pbool(r, "skiplock", false) && strcmp(r->user, "root@pam") != 0) {
+		pl_sim_param_fail(r, "skiplock", "Only root may use this option.");
+		return false;
+	}
+	return true;
+}
+
+char *
+pl_sim_lock_refusal(struct pl_sim_req *r, const struct pl_sim_guest *g)
+{
+	if (!g->lock[0] || pl_sim_pbool(r, "skiplock", false))
+		return NULL;
+	return pl_asprintf("%s is locked (%s)", PL_SIM_GT(g), g->lock);
+}
+
+char *
+pl_sim_missing_volume(struct pl_sim *s, const struct pl_sim_guest *g)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(g->conf, k, v) {
+		const char *val = json_string_value(v);
+		char volid[256], sid[128];
+		struct pl_sim_storage *st;
+		size_t vl;
+
+		if (!val || !pl_sim_is_volume_key(g, k, val) || val[0] == '/' ||
+		    strstr(val, "cloudinit"))
+			continue;
+		vl = strcspn(val, ",");
+		if (vl >= sizeof(volid) || !memchr(val, ':', vl))
+			continue;
+		snprintf(sid, sizeof(sid), "%.*s", (int)strcspn(val, ":"), val);
+		snprintf(volid, sizeof(volid), "%.*s", (int)vl, val);
+		/* (a volume on a storage the simulator does not know stays unchecked) */
+		if ((st = pl_sim_storage_find(s, sid)) == NULL)
+			continue;
+		if (!pl_sim_storage_on_node(st, s->nodes[g->node].name))
+			return pl_asprintf("storage '%s' is not available on node '%s'", sid,
+					   s->nodes[g->node].name);
+		if (!pl_sim_volume_find(s, volid, g->node, NULL))
+			return pl_asprintf("volume '%s' does not exist", volid);
+	}
+	return NULL;
+}
+
+bool
 pl_sim_check_lock(struct pl_sim_req *r, struct pl_sim_guest *g)
 {
-	struct pl_sim *s = r->sim;
+	char *why;
 
 	if (pl_sim_flock_busy(r, g))
 		return false;
-	if (g->lock[0] && !pl_sim_pbool(r, "skiplock", false)) {
-		pl_sim_fail(r, 500, "%s %u is locked (%s)", PL_SIM_GT(g), g->vmid, g->lock);
+	if (!pl_sim_skiplock_ok(r))
+		return false;
+	if ((why = pl_sim_lock_refusal(r, g)) != NULL) {
+		pl_sim_fail(r, 500, "%s", why);
+		free(why);
 		return false;
 	}
+	return pl_sim_check_lock_fault(r, g);
+}
+
+bool
+pl_sim_check_lock_fault(struct pl_sim_req *r, struct pl_sim_guest *g)
+{
+	struct pl_sim *s = r->sim;
+
 	if (s->faults.lockwait > 0 && pl_sim_rand01(s) < s->faults.lockwait) {
 		lock_timeout_msg(r, g);
 		r->delay_ms = s->opts.lock_wait_ms;
@@ -139,11 +200,22 @@ pl_sim_conf_value(struct pl_sim_req *r, struct pl_sim_guest *g, json_t *into, co
 		  const char *v)
 {
 	char *err = NULL, *a, *b;
+	bool nospace = false;
+	const char *imp = strstr(v, "import-from=");
 
-	if ((a = pl_sim_disk_alloc(r->sim, g, k, v, &err)) == NULL) {
+	/* $check_drive_param, before anything is made */
+	if (imp && !g->lxc &&
+	    (imp == v || imp[-1] != ',' || strcspn(v, ",") < 3 ||
+	     strncmp(v + strcspn(v, ",") - 2, ":0", 2) != 0)) {
+		pl_sim_param_fail(r, k,
+				  "'import-from' requires special syntax - use <storage "
+				  "ID>:0,import-from=<source>");
+		return -1;
+	}
+	if ((a = pl_sim_disk_alloc(r->sim, g, k, v, &err, &nospace)) == NULL) {
 		pl_sim_fail(r, 500, "%s", err ? err : "disk allocation failed");
 		free(err);
-		return -1;
+		return nospace ? PL_SIM_IN_WORKER : -1;
 	}
 	b = pl_sim_net_fill(r->sim, g, k, a);
 	json_object_set_new(into, k, json_string(b));
@@ -187,6 +259,38 @@ hash_cipassword(const struct pl_sim_guest *g, json_t *conf)
 	json_object_set_new(conf, "cipassword", json_sprintf("$5$sim$%s", hex));
 }
 
+void
+pl_sim_fail_task(struct pl_sim_req *r, int node, const char *type, const char *msg)
+{
+	struct pl_sim_task *t =
+		pl_sim_task_start(r->sim, node, type, pl_sim_p(r, "vmid"), r->user, 0, NULL, NULL);
+
+	pl_sim_task_doom(t, msg);
+	free(r->reason);
+	r->reason = NULL;
+	pl_sim_ok_task(r, t);
+}
+
+/* A create or restore whose config failed (r's failure says why): the new
+ * guest goes; what PVE checks before it forks answers 500, what its worker
+ * meets (PL_SIM_IN_WORKER) ends the task with "unable to create VM 100 - ...". */
+static void
+create_failed(struct pl_sim_req *r, struct pl_sim_guest *g, int rc, const char *what,
+	      const char *type)
+{
+	char *msg = pl_asprintf("unable to %s %s %u - %s", what, PL_SIM_GT(g), g->vmid, r->reason);
+	int node = g->node;
+
+	pl_sim_guest_remove(r->sim, g->vmid, false);
+	if (r->status == 400) /* a parameter's check: answered as it is */
+		;
+	else if (rc == PL_SIM_IN_WORKER)
+		pl_sim_fail_task(r, node, type, msg);
+	else
+		pl_sim_fail(r, 500, "%s", msg);
+	free(msg);
+}
+
 static void
 h_create(struct pl_sim_req *r)
 {
@@ -203,6 +307,7 @@ h_create(struct pl_sim_req *r)
 	const char *archive;
 	bool restore;
 	char uuid[37];
+	int rc;
 
 	if (n < 0)
 		return;
@@ -271,14 +376,9 @@ h_create(struct pl_sim_req *r)
 	json_object_foreach((json_t *)captured, k, v) {
 		char *txt = pl_api_value_text(v);
 
-		if (txt && pl_sim_conf_value(r, g, g->conf, k, txt) != 0) {
-			char *msg = pl_asprintf("unable to restore %s %lld - %s", lxc ? "CT" : "VM", vmid,
-						r->reason);
-
+		if (txt && (rc = pl_sim_conf_value(r, g, g->conf, k, txt)) != 0) {
 			free(txt);
-			pl_sim_guest_remove(s, (uint32_t)vmid, false);
-			pl_sim_fail(r, 500, "%s", msg);
-			free(msg);
+			create_failed(r, g, rc, "restore", lxc ? "vzrestore" : "qmrestore");
 			return;
 		}
 		free(txt);
@@ -286,13 +386,10 @@ h_create(struct pl_sim_req *r)
 	json_object_foreach(r->params, k, v) {
 		if (!is_conf_param(k) || !json_is_string(v))
 			continue;
-		if (pl_sim_conf_value(r, g, g->conf, k, json_string_value(v)) != 0) {
-			char *msg = pl_asprintf("unable to create %s %lld - %s", lxc ? "CT" : "VM",
-						vmid, r->reason);
-
-			pl_sim_guest_remove(s, (uint32_t)vmid, false);
-			pl_sim_fail(r, 500, "%s", msg);
-			free(msg);
+		if ((rc = pl_sim_conf_value(r, g, g->conf, k, json_string_value(v))) != 0) {
+			create_failed(r, g, rc, restore ? "restore" : "create",
+				      restore ? (lxc ? "vzrestore" : "qmrestore") :
+						(lxc ? "vzcreate" : "qmcreate"));
 			return;
 		}
 	}
@@ -306,13 +403,10 @@ h_create(struct pl_sim_req *r)
 			char *root = pl_asprintf("%s:4", pl_sim_p(r, "storage") ? pl_sim_p(r, "storage")
 									       : "local");
 
-			if (pl_sim_conf_value(r, g, g->conf, "rootfs", root) != 0) {
-				char *msg = pl_asprintf("unable to create CT %lld - %s", vmid, r->reason);
-
+			if ((rc = pl_sim_conf_value(r, g, g->conf, "rootfs", root)) != 0) {
 				free(root);
-				pl_sim_guest_remove(s, (uint32_t)vmid, false);
-				pl_sim_fail(r, 500, "%s", msg);
-				free(msg);
+				create_failed(r, g, rc, restore ? "restore" : "create",
+					      restore ? "vzrestore" : "vzcreate");
 				return;
 			}
 			free(root);
@@ -340,6 +434,15 @@ h_create(struct pl_sim_req *r)
 		json_object_set_new(g->conf, "meta",
 				    json_sprintf("creation-qemu=%s,ctime=%lld",
 						 v8 ? "9.2.0" : "10.1.2", (long long)time(NULL)));
+		/* create_vm: a VM without `boot` gets get_default_bootdevices */
+		if (!restore && !json_object_get(g->conf, "boot") &&
+		    !json_object_get(g->conf, "bootdisk")) {
+			char *boot = pl_sim_default_boot(g->conf);
+
+			if (boot)
+				json_object_set_new(g->conf, "boot", json_string(boot));
+			free(boot);
+		}
 	}
 	if (pool)
 		pl_sim_pool_add(s, pool, (uint32_t)vmid, NULL);
@@ -430,44 +533,155 @@ h_config_get(struct pl_sim_req *r)
 	r->blob = pl_sim_blob_ref(g->confbody);
 }
 
-/* Whether a change to key can be applied to a running guest at once. */
-static bool
-hot_key(const struct pl_sim_guest *g, const char *key)
-{
-	static const char *const always[] = { "name", "description", "tags", "onboot", "startup",
-					      "cipassword", /* PVE writes it to the config at once */
-					      "protection", "hookscript", "lock", "shares",
-					      "vmstatestorage", "balloon", "hostname", "nameserver",
-					      "searchdomain", "cpulimit", "cpuunits" };
-	const char *hp;
-	size_t kl = strcspn(key, "0123456789");
+/* Keys a running VM takes at once, without hotplug: qemu-server's
+ * $fast_plug_option (PVE::QemuServer), which includes every cloud-init key
+ * ($confdesc_cloudinit): the drive is regenerated from them at the next
+ * start, or at once with hotplug "cloudinit". */
+static const char *const qemu_fastplug[] = {
+	"description", "hookscript",     "lock",       "migrate_downtime", "migrate_speed",
+	"name",        "onboot",         "protection", "shares",           "startup",
+	"tags",        "vmstatestorage", "cicustom",   "cipassword",       "citype",
+	"ciupgrade",   "ciuser",         "nameserver", "searchdomain",     "sshkeys",
+};
 
-	for (size_t i = 0; i < PL_ARRAY_LEN(always); i++)
-		if (!strcmp(always[i], key))
+/* pve-container's $LXC_FASTPLUG_OPTIONS (PVE::LXC::Config). */
+static const char *const lxc_fastplug[] = {
+	"description", "onboot", "startup", "protection", "hostname",
+	"hookscript",  "cores",  "tags",    "lock",
+};
+
+static bool
+in_table(const char *const *t, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(t[i], key))
 			return true;
-	if (pl_str_startswith(key, "unused"))
-		return true;
-	if (g->lxc) {
-		return !strcmp(key, "memory") || !strcmp(key, "swap") || !strcmp(key, "cores") ||
-		       (!strncmp(key, "net", 3) && kl == 3) || (!strncmp(key, "mp", 2) && kl == 2);
-	}
-	hp = pl_json_str_or(g->conf, "hotplug", "network,disk,usb");
+	return false;
+}
+
+/* A VM's hotplug features: parse_hotplug_features of `hotplug`, "1" (the
+ * default) being "network,disk,usb". */
+static bool
+hotplug_has(const struct pl_sim_guest *g, const char *feature)
+{
+	const char *hp = pl_json_str_or(g->conf, "hotplug", "1");
+
 	if (!strcmp(hp, "0"))
-		hp = "";
+		return false;
 	if (!strcmp(hp, "1"))
-		hp = "network,disk,usb,memory,cpu";
-	if (!strncmp(key, "net", 3) && kl == 3)
-		return strstr(hp, "network") != NULL;
-	if (kl == strlen("scsi") && !strncmp(key, "scsi", 4))
-		return strstr(hp, "disk") != NULL;
-	if ((kl == 6 && !strncmp(key, "virtio", 6)) || (kl == 4 && !strncmp(key, "sata", 4)))
-		return strstr(hp, "disk") != NULL;
-	if (kl == 3 && !strncmp(key, "usb", 3))
-		return strstr(hp, "usb") != NULL;
+		hp = "network,disk,usb";
+	for (const char *p = hp; *p;) {
+		size_t l = strcspn(p, ",; ");
+
+		if (l == strlen(feature) && !strncmp(p, feature, l))
+			return true;
+		p += l;
+		p += strspn(p, ",; ");
+	}
+	return false;
+}
+
+static bool
+key_is(const char *key, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return !strncmp(key, prefix, n) && key[n] &&
+	       strspn(key + n, "0123456789") == strlen(key + n);
+}
+
+/* vmconfig_update_net: a NIC whose model, MAC, queues and MTU stay (and
+ * that keeps a bridge) is re-plugged to its new bridge, tag or rate without
+ * the hotplug feature. */
+static bool
+net_change_live(const char *old, const char *nw)
+{
+	static const char *const fixed[] = { "model", "macaddr", "queues", "mtu" };
+	const struct pl_pfmt *f = pl_pfmt_get("qemu.net");
+	struct pl_propstr a, b;
+	bool live = false;
+
+	pl_propstr_init(&a);
+	pl_propstr_init(&b);
+	if (f && old && nw && pl_propstr_parse(f, old, &a, NULL) == 0 &&
+	    pl_propstr_parse(f, nw, &b, NULL) == 0) {
+		live = pl_propstr_get(&a, "bridge") && pl_propstr_get(&b, "bridge");
+		for (size_t i = 0; live && i < PL_ARRAY_LEN(fixed); i++) {
+			const char *x = pl_propstr_get(&a, fixed[i]),
+				   *y = pl_propstr_get(&b, fixed[i]);
+
+			if ((x || y) && (!x || !y || strcasecmp(x, y) != 0))
+				live = false;
+		}
+	}
+	pl_propstr_release(&a);
+	pl_propstr_release(&b);
+	return live;
+}
+
+/* Whether setting (del false) or deleting (del true) key applies to a
+ * running guest at once; the rest waits in pending for the next start.
+ * qemu: PVE::QemuServer::vmconfig_hotplug_pending, vmconfig_update_disk
+ * (new ide/sata disks, efidisk0 and tpmstate0 wait), vmconfig_update_net;
+ * lxc: PVE::LXC::Config::vmconfig_hotplug_pending (a mount point only when
+ * new). value is the new value when setting. */
+static bool
+hot_key(const struct pl_sim_guest *g, const char *key, bool del, const char *value)
+{
+	if (g->lxc) {
+		if (in_table(lxc_fastplug, PL_ARRAY_LEN(lxc_fastplug), key) ||
+		    !strcmp(key, "cpulimit") || !strcmp(key, "cpuunits") || !strcmp(key, "swap") ||
+		    key_is(key, "net") || key_is(key, "unused"))
+			return true;
+		if (del)
+			return false;
+		if (!strcmp(key, "memory"))
+			return true;
+		return (key_is(key, "mp") || key_is(key, "dev")) && !json_object_get(g->conf, key);
+	}
+	if (in_table(qemu_fastplug, PL_ARRAY_LEN(qemu_fastplug), key) || key_is(key, "ipconfig") ||
+	    key_is(key, "unused") || !strcmp(key, "cpuunits") || !strcmp(key, "cpulimit"))
+		return true;
+	if (!strcmp(key, "hotplug")) {
+		const char *cur = pl_json_str_or(g->conf, "hotplug", "");
+
+		return !strstr(cur, "memory") && !strstr(cur, "cpu") &&
+		       (del || (!strstr(value, "memory") && !strstr(value, "cpu")));
+	}
+	if (!strcmp(key, "tablet"))
+		return hotplug_has(g, "usb");
+	if (key_is(key, "usb")) /* QEMU 7.1+ with a Linux or Windows 8+ guest */
+		return hotplug_has(g, "usb") &&
+		       (!strcmp(pl_json_str_or(g->conf, "ostype", ""), "l26") ||
+			!strncmp(pl_json_str_or(g->conf, "ostype", ""), "win", 3));
+	if (!strcmp(key, "vcpus"))
+		return hotplug_has(g, "cpu");
 	if (!strcmp(key, "memory"))
-		return strstr(hp, "memory") != NULL;
-	if (!strcmp(key, "cores") || !strcmp(key, "vcpus") || !strcmp(key, "sockets"))
-		return strstr(hp, "cpu") != NULL && strcmp(key, "sockets") != 0;
+		return hotplug_has(g, "memory");
+	if (!strcmp(key, "balloon")) {
+		/* turning the balloon device on or off is not hot-pluggable */
+		bool was = pl_json_int(g->conf, "balloon", 1) != 0;
+
+		return del ? was : was == (strcmp(value, "0") != 0);
+	}
+	if (key_is(key, "net"))
+		return hotplug_has(g, "network") ||
+		       (!del && net_change_live(pl_json_str(g->conf, key), value));
+	if (!strcmp(key, "efidisk0") || !strcmp(key, "tpmstate0"))
+		return false;
+	if (key_is(key, "scsi") || key_is(key, "virtio") || key_is(key, "ide") ||
+	    key_is(key, "sata")) {
+		const char *old = pl_json_str(g->conf, key);
+		bool cd_new = value && strstr(value, "media=cdrom");
+
+		/* a CD-ROM's medium changes without hotplug; the cloud-init drive
+		 * is made after the other changes */
+		if (!del && cd_new && old && strstr(old, "media=cdrom"))
+			return true;
+		if (!hotplug_has(g, "disk") || key_is(key, "ide") || key_is(key, "sata"))
+			return false;
+		return true;
+	}
 	return false;
 }
 
@@ -596,7 +810,11 @@ update_config(struct pl_sim_req *r, struct pl_sim_guest *g)
 		p += strspn(p, ",; ");
 		if (!key[0])
 			continue;
-		if (!running || hot_key(g, key)) {
+		if (!strcmp(key, "lock")) { /* `qm unlock`: skiplock got it here */
+			g->lock[0] = 0;
+			continue;
+		}
+		if (!running || hot_key(g, key, true, NULL)) {
 			delete_now(s, g, key);
 			json_object_del(g->pending, key);
 		} else if (json_object_get(g->conf, key)) {
@@ -606,9 +824,13 @@ update_config(struct pl_sim_req *r, struct pl_sim_guest *g)
 		}
 	}
 	json_object_foreach(newvals, k, v) {
-		if (!running || hot_key(g, k) ||
-		    (!json_object_get(g->conf, k) &&
-		     pl_sim_is_volume_key(g, k, json_string_value(v)) && hot_key(g, k))) {
+		if (!strcmp(k, "lock")) {
+			/* a fast-plug option: the guest is locked at once (then
+			 * check_lock refuses the next change until `unlock`) */
+			snprintf(g->lock, sizeof(g->lock), "%s", json_string_value(v));
+			continue;
+		}
+		if (!running || hot_key(g, k, false, json_string_value(v))) {
 			const char *old = pl_json_str(g->conf, k);
 
 			/* replacing a disk leaves the old volume as unusedN */
@@ -643,8 +865,21 @@ h_qemu_config_post(struct pl_sim_req *r)
 {
 	struct pl_sim_guest *g = pl_sim_req_guest(r, false);
 	struct pl_sim_task *t;
+	char *why;
 
-	if (!g || !update_config(r, g))
+	if (!g || !pl_sim_skiplock_ok(r))
+		return;
+	if ((why = pl_sim_lock_refusal(r, g)) != NULL && !pl_sim_flock_busy(r, g)) {
+		/* the POST's update runs in its worker: a lock fails the task */
+		t = pl_sim_task_start(r->sim, g->node, "qmconfig", pl_sim_p(r, "vmid"), r->user, 0,
+				      NULL, NULL);
+		pl_sim_task_doom(t, why);
+		free(why);
+		pl_sim_ok_task(r, t);
+		return;
+	}
+	free(why);
+	if (!update_config(r, g))
 		return;
 	t = pl_sim_task_start(r->sim, g->node, "qmconfig", pl_sim_p(r, "vmid"), r->user, 0,
 			      pl_sim_noop_done, NULL);

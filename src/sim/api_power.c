@@ -69,6 +69,38 @@ power_done(struct pl_sim *s, struct pl_sim_task *t)
 	s->dirty = true;
 }
 
+/* What the power action's worker finds before it acts, as PVE's message
+ * (caller frees), or NULL: the task then ends with it and changes nothing.
+ * qemu: PVE::QemuServer::vm_start_nolock (template, check_lock unless the
+ * lock is 'suspended', a running VM with a 'backup' lock is resumed,
+ * "already running", volumes activated), _do_vm_stop and
+ * PVE::QemuServer::RunState (check_lock unless skiplock); lxc:
+ * PVE::API2::LXC::Status's workers (check_lock unless skiplock or the lock
+ * is 'mounted'). */
+static char *
+worker_refusal(struct pl_sim_req *r, struct pl_sim_guest *g, enum power p)
+{
+	bool lxc = g->lxc, running = g->status != PL_SIM_STOPPED;
+
+	if (p == P_START && pl_json_bool(g->conf, "template", false))
+		return pl_strdup(lxc ? "you can't start a CT if it's a template" :
+				       "you can't start a vm if it's a template");
+	if (!lxc && p == P_START && running && !strcmp(g->lock, "backup"))
+		return NULL;
+	if (!(lxc && !strcmp(g->lock, "mounted")) &&
+	    !((p == P_START || p == P_RESUME) && !strcmp(g->lock, "suspended"))) {
+		char *why = pl_sim_lock_refusal(r, g);
+
+		if (why)
+			return why;
+	}
+	if (p == P_START && !lxc && running)
+		return pl_asprintf("VM %u already running", g->vmid);
+	if (p == P_START)
+		return pl_sim_missing_volume(r->sim, g);
+	return NULL;
+}
+
 static void
 h_power(struct pl_sim_req *r)
 {
@@ -80,8 +112,12 @@ h_power(struct pl_sim_req *r)
 					  "vzsuspend", "vzresume", "vzreset" };
 	struct pl_sim_guest *g = pl_sim_req_guest(r, lxc);
 	struct pl_sim_task *t;
-	char overruled[256] = "";
+	char overruled[256] = "", *refusal;
 	bool ignored = false;
+
+	/* (PVE refuses a token's skiplock before it looks at the guest) */
+	if (!pl_sim_skiplock_ok(r))
+		return;
 
 	if (!g)
 		return;
@@ -97,34 +133,31 @@ h_power(struct pl_sim_req *r)
 		snprintf(overruled, sizeof(overruled), "%s", g->holder->upid);
 		pl_sim_task_abort(g->holder, "received interrupt");
 	}
+	if (pl_sim_flock_busy(r, g))
+		return;
+	/* the checks PVE's API makes before it forks the worker */
 	if (p == P_START) {
-		if (pl_json_bool(g->conf, "template", false)) {
-			pl_sim_fail(r, 500, "you can't start a vm if it's a template");
+		if (lxc && g->status != PL_SIM_STOPPED) {
+			pl_sim_fail(r, 500, "CT %u already running", g->vmid);
 			return;
 		}
-		if (!pl_sim_check_lock(r, g))
-			return;
-		if (g->status != PL_SIM_STOPPED) {
-			pl_sim_fail(r, 500, "%s %u already running", PL_SIM_GT(g), g->vmid);
-			return;
-		}
-	} else if (p == P_STOP) {
-		if (pl_sim_flock_busy(r, g))
-			return;
-		if (g->lock[0] && !pl_sim_pbool(r, "skiplock", false) &&
-		    strcmp(g->lock, "backup")) {
-			pl_sim_fail(r, 500, "%s %u is locked (%s)", PL_SIM_GT(g), g->vmid, g->lock);
-			return;
-		}
+	} else if (p == P_STOP || p == P_SHUTDOWN) {
+		/* a VM's stop or shutdown of a stopped VM is a task that does nothing */
 		if (lxc && g->status == PL_SIM_STOPPED) {
 			pl_sim_fail(r, 500, "CT %u not running", g->vmid);
 			return;
 		}
-	} else {
-		if (!pl_sim_check_lock(r, g))
+		if (p == P_SHUTDOWN && !lxc && g->status == PL_SIM_PAUSED) {
+			pl_sim_fail(r, 500, "VM is paused - cannot shutdown");
 			return;
+		}
+	} else {
 		if (g->status == PL_SIM_STOPPED) {
 			pl_sim_fail(r, 500, "%s %u not running", PL_SIM_GT(g), g->vmid);
+			return;
+		}
+		if (p == P_REBOOT && !lxc && g->status == PL_SIM_PAUSED) {
+			pl_sim_fail(r, 500, "VM is paused - cannot shutdown");
 			return;
 		}
 		if (p == P_RESUME && g->status != PL_SIM_PAUSED && !lxc) {
@@ -132,21 +165,28 @@ h_power(struct pl_sim_req *r)
 			return;
 		}
 	}
+	if (p != P_STOP && !pl_sim_check_lock_fault(r, g))
+		return;
+	refusal = worker_refusal(r, g, p);
 	/* A VM with ACPI off ignores the power button that shutdown (and reboot,
 	 * a shutdown and a start) presses. */
-	ignored =
-		(p == P_SHUTDOWN || p == P_REBOOT) && !lxc && !pl_json_bool(g->conf, "acpi", true);
+	ignored = (p == P_SHUTDOWN || p == P_REBOOT) && !lxc && g->status != PL_SIM_STOPPED &&
+		  !pl_json_bool(g->conf, "acpi", true);
 	t = pl_sim_task_start(r->sim, g->node, lxc ? vz[p] : qm[p], pl_sim_p(r, "vmid"), r->user, 0,
 			      power_done,
 			      json_pack("{s:i,s:b,s:b}", "op", (int)p, "ignored", ignored, "force",
 					pl_sim_pbool(r, "forceStop", false)));
 	t->vmid = g->vmid;
 	g->holder = t;
-	if (ignored) /* PVE waits `timeout` seconds, 60 by default */
-		pl_sim_task_run_for(t, (long)pl_sim_pint(r, "timeout", 60) * 1000);
 	if (overruled[0])
 		pl_sim_task_log(t, "overruled %s tasks: %s", lxc ? "vzshutdown" : "qmshutdown",
 				overruled);
+	if (refusal) {
+		pl_sim_task_doom(t, refusal);
+		free(refusal);
+	} else if (ignored) { /* PVE waits `timeout` seconds, 60 by default */
+		pl_sim_task_run_for(t, (long)pl_sim_pint(r, "timeout", 60) * 1000);
+	}
 	pl_sim_ok_task(r, t);
 }
 

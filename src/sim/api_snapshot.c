@@ -152,24 +152,31 @@ snapdel_done(struct pl_sim *s, struct pl_sim_task *t)
 	free(parent);
 }
 
+/* A snapshot's worker (delete or rollback) on the guest of the request: the
+ * guest locked as lock while the task of type qm<type>/vz<type> runs. */
+static void
+snap_task(struct pl_sim_req *r, bool check_lock, const char *lock, const char *type,
+	  pl_sim_task_fn done, json_t *args)
+{
+	json_t *sn;
+	struct pl_sim_guest *g = req_snap(r, &sn);
+	char task_type[32];
+
+	if (!g || (check_lock && !pl_sim_check_lock(r, g))) {
+		json_decref(args);
+		return;
+	}
+	pl_sim_set_lock(r->sim, g, lock);
+	snprintf(task_type, sizeof(task_type), "%s%s", r->lxc ? "vz" : "qm", type);
+	pl_sim_ok_task(r, pl_sim_task_start(r->sim, g->node, task_type, pl_sim_p(r, "vmid"),
+					    r->user, g->vmid, done, args));
+}
+
 static void
 h_snap_delete(struct pl_sim_req *r)
 {
-	bool lxc = r->lxc;
-	const char *name = pl_sim_p(r, "snapname");
-	struct pl_sim_task *t;
-	json_t *sn;
-	struct pl_sim_guest *g = req_snap(r, &sn);
-
-	if (!g)
-		return;
-	if (!pl_sim_pbool(r, "force", false) && !pl_sim_check_lock(r, g))
-		return;
-	pl_sim_set_lock(r->sim, g, "snapshot-delete");
-	t = pl_sim_task_start(r->sim, g->node, lxc ? "vzdelsnapshot" : "qmdelsnapshot",
-			      pl_sim_p(r, "vmid"), r->user, g->vmid, snapdel_done,
-			      json_pack("{s:s}", "name", name));
-	pl_sim_ok_task(r, t);
+	snap_task(r, !pl_sim_pbool(r, "force", false), "snapshot-delete", "delsnapshot",
+		  snapdel_done, json_pack("{s:s}", "name", pl_sim_p(r, "snapname")));
 }
 
 static void
@@ -199,22 +206,9 @@ rollback_done(struct pl_sim *s, struct pl_sim_task *t)
 static void
 h_snap_rollback(struct pl_sim_req *r)
 {
-	bool lxc = r->lxc;
-	const char *name = pl_sim_p(r, "snapname");
-	struct pl_sim_task *t;
-	json_t *sn;
-	struct pl_sim_guest *g = req_snap(r, &sn);
-
-	if (!g)
-		return;
-	if (!pl_sim_check_lock(r, g))
-		return;
-	pl_sim_set_lock(r->sim, g, "rollback");
-	t = pl_sim_task_start(
-		r->sim, g->node, lxc ? "vzrollback" : "qmrollback", pl_sim_p(r, "vmid"), r->user,
-		g->vmid, rollback_done,
-		json_pack("{s:s,s:b}", "name", name, "start", pl_sim_pbool(r, "start", false)));
-	pl_sim_ok_task(r, t);
+	snap_task(r, true, "rollback", "rollback", rollback_done,
+		  json_pack("{s:s,s:b}", "name", pl_sim_p(r, "snapname"), "start",
+			    pl_sim_pbool(r, "start", false)));
 }
 
 static void

@@ -377,8 +377,7 @@ h_vzdump(struct pl_sim_req *r)
 		if (!all && !list_has(vmids, buf))
 			continue;
 		if (g->lock[0]) {
-			pl_sim_fail(r, 500, "%s %u is locked (%s)", g->lxc ? "CT" : "VM", g->vmid,
-				    g->lock);
+			pl_sim_fail(r, 500, "%s is locked (%s)", g->lxc ? "CT" : "VM", g->lock);
 			json_decref(ids);
 			return;
 		}

@@ -448,9 +448,18 @@ next_disk_num(struct pl_sim_storage *st, struct pl_sim_guest *g, int node)
 	}
 }
 
+/* Storages whose volumes take space as they are written (thin LVM, files,
+ * network shares): an allocation there never fails for want of space, as
+ * on PVE (a thin pool is over-committed with a warning). */
+static bool
+thin_storage(const struct pl_sim_storage *st)
+{
+	return strcmp(st->type, "lvm") != 0 && strcmp(st->type, "zfspool") != 0;
+}
+
 char *
 pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *key, const char *value,
-		  char **err)
+		  char **err, bool *nospace)
 {
 	const struct pl_pfmt *f;
 	struct pl_propstr p;
@@ -504,7 +513,35 @@ pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *key, con
 		double d;
 		char *end;
 
+		const char *imp = pl_propstr_get(&p, "import-from");
+		uint64_t imp_size = 0;
+
 		d = strtod(colon + 1, &end);
+		if (imp) {
+			/* create_disks: "<storage>:0,import-from=<volume>" is a new
+			 * volume of the source's size, and import-from is not kept */
+			struct pl_sim_volume *src = pl_sim_volume_find(s, imp, g->node, NULL);
+
+			if (end == colon + 1 || *end != 0 || d != 0) {
+				pl_seterr(
+					err, PL_EINVAL,
+					"%s: 'import-from' requires special syntax - use <storage "
+					"ID>:0,import-from=<source>",
+					key);
+				goto out;
+			}
+			if (!src ||
+			    (strcmp(src->content, "images") && strcmp(src->content, "import"))) {
+				pl_seterr(err, PL_ENOENT,
+					  "cannot import from '%s' - volume '%s' does "
+					  "not exist",
+					  imp, imp);
+				goto out;
+			}
+			imp_size = src->size;
+			d = 1;
+			pl_propstr_del(&p, "import-from");
+		}
 		if (end != colon + 1 && *end == 0 && d > 0) {
 			/* "local-lvm:32": allocate a new volume of 32 GiB */
 			bool subvol = g->lxc && (!strcmp(st->type, "dir") || !strcmp(st->type, "zfspool") ||
@@ -520,7 +557,8 @@ pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *key, con
 					  g->lxc ? "rootdir" : "images");
 				goto out;
 			}
-			gb = (unsigned long long)(d * 1024.0 * 1024.0 * 1024.0);
+			gb = imp_size ? imp_size :
+					(unsigned long long)(d * 1024.0 * 1024.0 * 1024.0);
 			/* EFI vars and TPM state have fixed sizes whatever was asked */
 			if (!strcmp(key, "efidisk0"))
 				gb = pl_propstr_get(&p, "efitype") &&
@@ -530,6 +568,33 @@ pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *key, con
 			else if (!strcmp(key, "tpmstate0"))
 				gb = 4ULL << 20;
 			n = next_disk_num(st, g, g->node);
+			if (!thin_storage(st) && st->total &&
+			    pl_sim_storage_used(st, g->node) + gb > st->total) {
+				/* thick LVM and ZFS reserve the whole size when they
+				 * allocate (the storage plugins' alloc_image) */
+				if (nospace)
+					*nospace = true;
+				if (!strcmp(st->type, "zfspool"))
+					pl_seterr(
+						err, PL_EINVAL,
+						"zfs error: cannot create '%s/vm-%u-disk-%d': out "
+						"of space",
+						st->path ? st->path : st->id, g->vmid, n);
+				else
+					pl_seterr(
+						err, PL_EINVAL,
+						"lvcreate '%s/vm-%u-disk-%d' error:   Volume group "
+						"\"%s\" has insufficient free space (%llu "
+						"extents): "
+						"%llu required.",
+						st->id, g->vmid, n, st->id,
+						(unsigned long long)((st->total -
+								      pl_sim_storage_used(
+									      st, g->node)) >>
+								     22),
+						gb >> 22);
+				goto out;
+			}
 			if (file_based && !g->lxc)
 				snprintf(volid, sizeof(volid), "%s:%u/vm-%u-disk-%d.qcow2", sid, g->vmid,
 					 g->vmid, n);
@@ -653,17 +718,12 @@ conf_u64(const json_t *conf, const char *key, uint64_t dflt)
 }
 
 static uint64_t
-guest_maxdisk(const struct pl_sim_guest *g)
+disk_size(const char *v)
 {
-	const char *v = pl_json_str(g->conf, g->lxc ? "rootfs" : "scsi0");
-	const char *sz;
+	const char *sz = v ? strstr(v, "size=") : NULL;
 	unsigned long long b = 0;
 
-	if (!v && !g->lxc)
-		v = pl_json_str(g->conf, "virtio0");
-	if (!v)
-		return 0;
-	if ((sz = strstr(v, "size=")) != NULL) {
+	if (sz) {
 		char tmp[32];
 		size_t n = strcspn(sz + 5, ",");
 
@@ -674,6 +734,101 @@ guest_maxdisk(const struct pl_sim_guest *g)
 		}
 	}
 	return b;
+}
+
+static bool
+drive_is_cdrom(const char *v)
+{
+	return strstr(v, "media=cdrom") != NULL || !strncmp(v, "cdrom", 5);
+}
+
+/* PVE::QemuServer::Drive::valid_drive_names_for_boot's order. */
+static const struct {
+	const char *bus;
+	int n;
+} boot_buses[] = { { "ide", 4 }, { "scsi", 31 }, { "virtio", 16 }, { "sata", 6 } };
+
+/* resolve_first_disk: the first disk (or CD-ROM) in drive-name order. */
+static bool
+first_drive(const json_t *conf, bool cdrom, char *out, size_t outlen)
+{
+	for (size_t b = 0; b < PL_ARRAY_LEN(boot_buses); b++)
+		for (int i = 0; i < boot_buses[b].n; i++) {
+			char key[16];
+			const char *v;
+
+			snprintf(key, sizeof(key), "%s%d", boot_buses[b].bus, i);
+			if ((v = pl_json_str(conf, key)) != NULL && drive_is_cdrom(v) == cdrom) {
+				snprintf(out, outlen, "%s", key);
+				return true;
+			}
+		}
+	return false;
+}
+
+char *
+pl_sim_default_boot(const json_t *conf)
+{
+	char disk[16] = "", cd[16] = "", net[16] = "";
+	struct pl_buf b;
+
+	first_drive(conf, false, disk, sizeof(disk));
+	first_drive(conf, true, cd, sizeof(cd));
+	for (int i = 0; i < 32 && !net[0]; i++) {
+		snprintf(net, sizeof(net), "net%d", i);
+		if (!json_object_get(conf, net))
+			net[0] = 0;
+	}
+	if (!disk[0] && !cd[0] && !net[0])
+		return NULL;
+	pl_buf_init(&b, 0);
+	pl_buf_addf(&b, "order=%s%s%s%s%s", disk, disk[0] && (cd[0] || net[0]) ? ";" : "", cd,
+		    cd[0] && net[0] ? ";" : "", net);
+	return pl_buf_detach(&b, NULL);
+}
+
+/* A VM's maxdisk is its boot disk's size (PVE::QemuServer::vmstatus,
+ * Drive::bootdisk_size): the first drive of `boot`'s order that is not a
+ * CD-ROM, or the legacy `bootdisk`; 0 without either. A seeded VM with
+ * neither counts as created through the API, which sets the default order
+ * (get_default_bootdevices). A container's is its rootfs. */
+static uint64_t
+guest_maxdisk(const struct pl_sim_guest *g)
+{
+	const char *boot, *p;
+	char *dflt = NULL;
+	uint64_t size = 0;
+
+	if (g->lxc)
+		return disk_size(pl_json_str(g->conf, "rootfs"));
+	boot = pl_json_str(g->conf, "boot");
+	if (!boot && pl_json_str(g->conf, "bootdisk")) {
+		const char *v = pl_json_str(g->conf, pl_json_str(g->conf, "bootdisk"));
+
+		return v && !drive_is_cdrom(v) ? disk_size(v) : 0;
+	}
+	if (!boot)
+		boot = dflt = pl_sim_default_boot(g->conf);
+	if (boot && (p = strstr(boot, "order=")) != NULL) {
+		p += strlen("order=");
+		while (*p && *p != ',') {
+			size_t l = strcspn(p, ";,");
+			char key[24];
+			const char *v;
+
+			snprintf(key, sizeof(key), "%.*s", (int)(l < sizeof(key) ? l : 0), p);
+			if ((v = pl_json_str(g->conf, key)) != NULL &&
+			    strncmp(key, "net", 3) != 0 && !drive_is_cdrom(v) &&
+			    strncmp(v, "none", 4) != 0) {
+				size = disk_size(v);
+				break;
+			}
+			p += l;
+			p += *p == ';';
+		}
+	}
+	free(dflt);
+	return size;
 }
 
 static void

@@ -251,9 +251,11 @@ void pl_sim_volume_del(struct pl_sim *s, const char *volid, int node);
 /* Bytes used on a storage as seen from a node. */
 uint64_t pl_sim_storage_used(const struct pl_sim_storage *st, int node);
 /* Allocate the disks a config value asks for ("local-lvm:32" -> a volume).
- * Returns the rewritten value (caller frees), or NULL with *err. */
+ * Returns the rewritten value (caller frees), or NULL with *err; *nospace
+ * (when given) is set when the storage had no room, an error PVE meets in
+ * its worker. */
 char *pl_sim_disk_alloc(struct pl_sim *s, struct pl_sim_guest *g, const char *key,
-			const char *value, char **err);
+			const char *value, char **err, bool *nospace);
 /* Give net devices without a MAC one ("virtio,bridge=vmbr0"). Caller frees. */
 char *pl_sim_net_fill(struct pl_sim *s, struct pl_sim_guest *g, const char *key,
 		      const char *value);
@@ -266,6 +268,10 @@ double pl_sim_rand01(struct pl_sim *s);
 json_t *pl_sim_typed(const struct pl_sim_method *m, const json_t *obj);
 /* The config as PVE's GET .../config returns it (numbers typed). */
 json_t *pl_sim_conf_json(struct pl_sim *s, const struct pl_sim_guest *g, const json_t *conf);
+/* The `boot` value qemu-server's create gives a VM without one
+ * (get_default_bootdevices: first disk, first CD-ROM, first NIC), or NULL
+ * when it has none of them. Caller frees. */
+char *pl_sim_default_boot(const json_t *conf);
 /* Usage figures of a guest at time now. */
 struct pl_sim_usage {
 	double cpu;
@@ -316,6 +322,10 @@ void pl_sim_task_log(struct pl_sim_task *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* End a task with an error instead of OK. */
 void pl_sim_task_fail(struct pl_sim_task *t, const char *msg);
+/* The worker dies: the task runs its time, has no effect and ends with the
+ * error (PVE's message, also its last log line), as PVE reports what its
+ * workers find (a lock, a missing volume, a full storage). */
+void pl_sim_task_doom(struct pl_sim_task *t, const char *msg);
 /* Make a running task end MS from now instead. */
 void pl_sim_task_run_for(struct pl_sim_task *t, long ms);
 /* Kill a running task as PVE does (SIGTERM): it ends at once with WHY (its

@@ -284,7 +284,7 @@ seed_guest(struct pl_sim *s, const json_t *gv, size_t idx, char **errmsg)
 
 		if (!txt)
 			continue;
-		if ((a = pl_sim_disk_alloc(s, g, k, txt, &err)) == NULL) {
+		if ((a = pl_sim_disk_alloc(s, g, k, txt, &err, NULL)) == NULL) {
 			pl_seterr(errmsg, PL_EINVAL, "seed: guest %lld: %s: %s", vmid, k, err);
 			free(err);
 			free(txt);
@@ -391,6 +391,17 @@ pl_sim_seed_load(struct pl_sim *s, const json_t *seed, char **errmsg)
 	return 0;
 }
 
+/* The configs of generated guests beyond name, disk and NIC: key, value. */
+static const char *const ct_conf[] = { "memory", "512",    "swap", "512",   "cores", "1",
+				       "ostype", "debian", "arch", "amd64", NULL };
+static const char *const vm_conf[] = { "memory",  "2048",
+				       "cores",   "2",
+				       "sockets", "1",
+				       "ostype",  "l26",
+				       "scsihw",  "virtio-scsi-single",
+				       "boot",    "order=scsi0;net0",
+				       NULL };
+
 int
 pl_sim_generate(struct pl_sim *s, int nodes, int guests, char **errmsg)
 {
@@ -426,36 +437,18 @@ pl_sim_generate(struct pl_sim *s, int nodes, int guests, char **errmsg)
 		snprintf(volid, sizeof(volid), "local-lvm:vm-%u-disk-0", vmid);
 		pl_sim_volume_add(st, volid, lxc ? "rootdir" : "images", "raw",
 				  (lxc ? 8ULL : 32ULL) << 30, vmid, node);
-		if (lxc) {
-			json_object_set_new(g->conf, "hostname", json_sprintf("ct%u", vmid));
-			json_object_set_new(g->conf, "memory", json_string("512"));
-			json_object_set_new(g->conf, "swap", json_string("512"));
-			json_object_set_new(g->conf, "cores", json_string("1"));
-			json_object_set_new(g->conf, "ostype", json_string("debian"));
-			json_object_set_new(g->conf, "arch", json_string("amd64"));
-			snprintf(buf, sizeof(buf), "%s,size=8G", volid);
-			json_object_set_new(g->conf, "rootfs", json_string(buf));
-			snprintf(buf, sizeof(buf),
-				 "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:%02X:%02X:%02X,ip=dhcp,"
-				 "type=veth",
-				 (unsigned)(r64 & 0xff), (unsigned)((r64 >> 8) & 0xff),
-				 (unsigned)((r64 >> 16) & 0xff));
-			json_object_set_new(g->conf, "net0", json_string(buf));
-		} else {
-			json_object_set_new(g->conf, "name", json_sprintf("vm%u", vmid));
-			json_object_set_new(g->conf, "memory", json_string("2048"));
-			json_object_set_new(g->conf, "cores", json_string("2"));
-			json_object_set_new(g->conf, "sockets", json_string("1"));
-			json_object_set_new(g->conf, "ostype", json_string("l26"));
-			json_object_set_new(g->conf, "scsihw", json_string("virtio-scsi-single"));
-			snprintf(buf, sizeof(buf), "%s,iothread=1,size=32G", volid);
-			json_object_set_new(g->conf, "scsi0", json_string(buf));
-			snprintf(buf, sizeof(buf), "virtio=BC:24:11:%02X:%02X:%02X,bridge=vmbr0",
-				 (unsigned)(r64 & 0xff), (unsigned)((r64 >> 8) & 0xff),
-				 (unsigned)((r64 >> 16) & 0xff));
-			json_object_set_new(g->conf, "net0", json_string(buf));
-			json_object_set_new(g->conf, "boot", json_string("order=scsi0;net0"));
-		}
+		json_object_set_new(g->conf, lxc ? "hostname" : "name",
+				    json_sprintf("%s%u", lxc ? "ct" : "vm", vmid));
+		for (const char *const *kv = lxc ? ct_conf : vm_conf; *kv; kv += 2)
+			json_object_set_new(g->conf, kv[0], json_string(kv[1]));
+		snprintf(buf, sizeof(buf), lxc ? "%s,size=8G" : "%s,iothread=1,size=32G", volid);
+		json_object_set_new(g->conf, lxc ? "rootfs" : "scsi0", json_string(buf));
+		snprintf(buf, sizeof(buf),
+			 lxc ? "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:%02X:%02X:%02X,ip=dhcp,type=veth"
+			     : "virtio=BC:24:11:%02X:%02X:%02X,bridge=vmbr0",
+			 (unsigned)(r64 & 0xff), (unsigned)((r64 >> 8) & 0xff),
+			 (unsigned)((r64 >> 16) & 0xff));
+		json_object_set_new(g->conf, "net0", json_string(buf));
 		if (i % 10 < 7) {
 			g->status = PL_SIM_RUNNING;
 			g->started = s->t0 - 600 - (int64_t)(r64 >> 40) % 86400;

@@ -86,6 +86,13 @@ task_finish(struct pl_sim_task *t)
 }
 
 void
+pl_sim_task_doom(struct pl_sim_task *t, const char *msg)
+{
+	t->done = NULL;
+	pl_sim_task_fail(t, msg);
+}
+
+void
 pl_sim_task_run_for(struct pl_sim_task *t, long ms)
 {
 	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };

@@ -6,6 +6,7 @@
  */
 #include "core/common.h"
 #include "state/state.h"
+#include "core/apischema.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
@@ -273,6 +274,9 @@ pl_state_sync_guest(struct pl_state_sync *y, json_t *g, const json_t *sig)
 			return;
 		}
 	}
+	/* never a password in the store (the inventory masks them already) */
+	if (pl_api_mask_secrets(json_object_get(g, PL_SNAP_CONFIG)) > 0)
+		sig = NULL;
 	if (json_array_size(sig) != 2 && (sig = own = pl_state_guest_sig(g)) == NULL) {
 		y->err = pl_seterr(&y->errmsg, PL_ETOOBIG, "guest %lld's JSON is larger than %zu "
 				   "bytes", vmid, (size_t)PL_BUF_DEFAULT_MAX);

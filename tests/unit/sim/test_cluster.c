@@ -87,22 +87,22 @@ test_alloc_and_index(void **state)
 	struct pl_sim_guest *g = pl_sim_guest_find(s, 100);
 	char *err = NULL, *v;
 
-	v = pl_sim_disk_alloc(s, g, "scsi2", "local-lvm:4", &err);
+	v = pl_sim_disk_alloc(s, g, "scsi2", "local-lvm:4", &err, NULL);
 	assert_string_equal(v, "local-lvm:vm-100-disk-1,size=4G");
 	free(v);
-	v = pl_sim_disk_alloc(s, g, "scsi3", "nope:4", &err);
+	v = pl_sim_disk_alloc(s, g, "scsi3", "nope:4", &err, NULL);
 	assert_null(v);
 	assert_string_equal(err, "storage 'nope' does not exist");
 	free(err);
 	err = NULL;
-	v = pl_sim_disk_alloc(s, g, "scsi3", "local:4", &err);
+	v = pl_sim_disk_alloc(s, g, "scsi3", "local:4", &err, NULL);
 	assert_null(v);
 	assert_string_equal(err, "storage 'local' does not support content-type 'images'");
 	free(err);
-	v = pl_sim_disk_alloc(s, g, "ide2", "local:iso/x.iso,media=cdrom", NULL);
+	v = pl_sim_disk_alloc(s, g, "ide2", "local:iso/x.iso,media=cdrom", NULL, NULL);
 	assert_string_equal(v, "local:iso/x.iso,media=cdrom");
 	free(v);
-	v = pl_sim_disk_alloc(s, g, "name", "local-lvm:4", NULL); /* not a disk key */
+	v = pl_sim_disk_alloc(s, g, "name", "local-lvm:4", NULL, NULL); /* not a disk key */
 	assert_string_equal(v, "local-lvm:4");
 	free(v);
 	/* swap-remove keeps the index right */
@@ -110,7 +110,7 @@ test_alloc_and_index(void **state)
 	assert_null(pl_sim_volume_find(s, "local-lvm:vm-100-disk-0", 0, NULL));
 	assert_non_null(pl_sim_volume_find(s, "local-lvm:vm-100-disk-1", 0, NULL));
 	assert_non_null(pl_sim_volume_find(s, "local-lvm:vm-101-disk-0", 1, NULL));
-	v = pl_sim_disk_alloc(s, g, "scsi4", "local-lvm:1", NULL);
+	v = pl_sim_disk_alloc(s, g, "scsi4", "local-lvm:1", NULL, NULL);
 	assert_string_equal(v, "local-lvm:vm-100-disk-0,size=1G"); /* the freed number */
 	free(v);
 	v = pl_sim_net_fill(s, g, "net1", "e1000=bc:24:11:00:00:01,bridge=vmbr1");
@@ -194,14 +194,87 @@ teardown(void **state)
 	return 0;
 }
 
+/* import-from makes a new volume of the source's size and is not kept;
+ * thick storages refuse what does not fit, thin ones over-commit. */
+static void
+test_import_and_space(void **state)
+{
+	struct pl_sim *s =
+		sim_new("{\"nodes\":[\"a\"],\"storages\":[{\"id\":\"local\",\"type\":\"dir\","
+			"\"content\":\"images,import\"},{\"id\":\"thick\",\"type\":\"lvm\","
+			"\"content\":\"images\",\"size\":\"10G\"},{\"id\":\"thin\",\"type\":"
+			"\"lvmthin\",\"content\":\"images\",\"size\":\"10G\"}],\"templates\":["
+			"{\"volid\":\"local:import/os.qcow2\",\"size\":\"3G\"}],"
+			"\"guests\":[{\"vmid\":100,\"config\":{}}]}");
+	struct pl_sim_guest *g = pl_sim_guest_find(s, 100);
+	char *err = NULL, *v;
+	bool nospace = false;
+
+	v = pl_sim_disk_alloc(s, g, "scsi0", "thin:0,import-from=local:import/os.qcow2,ssd=1", &err,
+			      &nospace);
+	assert_string_equal(v, "thin:vm-100-disk-0,size=3G,ssd=1");
+	free(v);
+	v = pl_sim_disk_alloc(s, g, "scsi1", "thin:4,import-from=local:import/os.qcow2", &err,
+			      &nospace);
+	assert_null(v);
+	assert_non_null(strstr(err, "'import-from' requires special syntax"));
+	free(err);
+	err = NULL;
+	v = pl_sim_disk_alloc(s, g, "scsi1", "thin:32", &err, &nospace);
+	assert_string_equal(v, "thin:vm-100-disk-1,size=32G");
+	assert_false(nospace);
+	free(v);
+	v = pl_sim_disk_alloc(s, g, "scsi2", "thick:8", &err, &nospace);
+	assert_string_equal(v, "thick:vm-100-disk-0,size=8G");
+	free(v);
+	v = pl_sim_disk_alloc(s, g, "scsi3", "thick:4", &err, &nospace);
+	assert_null(v);
+	assert_true(nospace);
+	assert_non_null(strstr(err, "insufficient free space (512 extents): 1024 required."));
+	free(err);
+	sim_free(s);
+}
+
+/* maxdisk is the boot disk's: boot order, legacy bootdisk, or the default
+ * order a create would set. */
+static void
+test_boot_disk_size(void **state)
+{
+	struct pl_sim *s =
+		sim_new("{\"nodes\":[\"a\"],\"storages\":[{\"id\":\"local-lvm\",\"type\":"
+			"\"lvmthin\",\"content\":\"images\"}],\"guests\":["
+			"{\"vmid\":100,\"config\":{\"sata0\":\"local-lvm:80\",\"scsi0\":"
+			"\"local-lvm:8\",\"boot\":\"order=ide2;sata0;scsi0\",\"ide2\":"
+			"\"none,media=cdrom\"}},"
+			"{\"vmid\":101,\"config\":{\"sata0\":\"local-lvm:80\"}},"
+			"{\"vmid\":102,\"config\":{\"virtio1\":\"local-lvm:5\",\"scsi3\":"
+			"\"local-lvm:7\",\"bootdisk\":\"virtio1\"}},"
+			"{\"vmid\":103,\"config\":{\"scsi0\":\"local-lvm:9\",\"boot\":"
+			"\"order=net0\",\"net0\":\"virtio,bridge=vmbr0\"}}]}");
+	struct pl_sim_usage u;
+	char *boot;
+
+	pl_sim_guest_usage(s, pl_sim_guest_find(s, 100), 1700000000, &u);
+	assert_int_equal(u.maxdisk, 80ULL << 30);
+	pl_sim_guest_usage(s, pl_sim_guest_find(s, 101), 1700000000, &u);
+	assert_int_equal(u.maxdisk, 80ULL << 30);
+	pl_sim_guest_usage(s, pl_sim_guest_find(s, 102), 1700000000, &u);
+	assert_int_equal(u.maxdisk, 5ULL << 30);
+	pl_sim_guest_usage(s, pl_sim_guest_find(s, 103), 1700000000, &u);
+	assert_int_equal(u.maxdisk, 0);
+	boot = pl_sim_default_boot(pl_sim_guest_find(s, 100)->conf);
+	assert_string_equal(boot, "order=scsi0;ide2");
+	free(boot);
+	sim_free(s);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_seed_and_disks),
-		cmocka_unit_test(test_alloc_and_index),
-		cmocka_unit_test(test_usage_and_dump),
-		cmocka_unit_test(test_bad_seeds),
+		cmocka_unit_test(test_seed_and_disks),   cmocka_unit_test(test_alloc_and_index),
+		cmocka_unit_test(test_usage_and_dump),   cmocka_unit_test(test_bad_seeds),
+		cmocka_unit_test(test_import_and_space), cmocka_unit_test(test_boot_disk_size),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }
