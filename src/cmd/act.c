@@ -248,7 +248,6 @@ run_jobs(struct pl_ctx *ctx, const char *action, const char *suffix, const json_
 	struct job *jobs = NULL;
 	char *err = NULL;
 	int failed = 0, rc = PL_EXIT_ERROR;
-	json_t *q;
 
 	if (pl_session_open(&s, ctx, PL_NEED_API, &err) != 0) {
 		pl_error("%s", err);
@@ -266,13 +265,10 @@ run_jobs(struct pl_ctx *ctx, const char *action, const char *suffix, const json_
 		pl_session_close(&tmp);
 		free(e2);
 	}
-	q = json_pack("{s:s}", "type", "vm");
-	if (pl_pve_call(s.pve, "GET", "/cluster/resources", q, &res, &err) != 0) {
-		json_decref(q);
+	if (pl_session_live_guests(&s, &res, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}
-	json_decref(q);
 	jobs = pl_calloc((size_t)nguests, sizeof(*jobs));
 	for (int i = 0; i < nguests; i++) {
 		struct job *j = &jobs[i];

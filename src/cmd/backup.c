@@ -43,7 +43,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_args a;
 	const char *mode, *compress;
 	long long timeout = 3600, jobs = 1;
-	json_t *res = NULL, *plan = NULL, *result = NULL, *q;
+	json_t *res = NULL, *plan = NULL, *result = NULL;
 	const json_t *c;
 	char *err = NULL;
 	size_t i;
@@ -65,10 +65,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("%s", err);
 		goto out;
 	}
-	q = json_pack("{s:s}", "type", "vm");
-	r = pl_pve_call(s.pve, "GET", "/cluster/resources", q, &res, &err);
-	json_decref(q);
-	if (r != 0) {
+	if (pl_session_live_guests(&s, &res, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}

@@ -359,6 +359,16 @@ pl_session_close(struct pl_session *s)
 	s->state_path = NULL;
 }
 
+int
+pl_session_live_guests(struct pl_session *s, json_t **guests, char **errmsg)
+{
+	json_t *q = json_pack("{s:s}", "type", "vm");
+	int r = pl_pve_call(s->pve, "GET", "/cluster/resources", q, guests, errmsg);
+
+	json_decref(q);
+	return r;
+}
+
 const json_t *
 pl_guest_lookup(const json_t *guests, const char *guest, char **errmsg)
 {

@@ -47,6 +47,9 @@ struct pl_state_counts;
  * changes are optional new references. */
 int pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 		    struct pl_state_counts *cnt, json_t **changes, json_t **snap_out, char **errmsg);
+/* The cluster's guests as PVE lists them now (GET /cluster/resources?type=vm):
+ * *guests is a new reference. */
+int pl_session_live_guests(struct pl_session *s, json_t **guests, char **errmsg);
 /* Find GUEST (vmid or name) among guests; on failure *errmsg names the
  * closest names. Returns the borrowed object or NULL. */
 const json_t *pl_guest_lookup(const json_t *guests, const char *guest, char **errmsg);

@@ -18,7 +18,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_session s;
 	struct pl_args a;
-	json_t *res = NULL, *q, *list = NULL, *t;
+	json_t *res = NULL, *list = NULL, *t;
 	const json_t *g;
 	char *err = NULL;
 	size_t i;
@@ -30,10 +30,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("%s", err);
 		goto out;
 	}
-	q = json_pack("{s:s}", "type", "vm");
-	r = pl_pve_call(s.pve, "GET", "/cluster/resources", q, &res, &err);
-	json_decref(q);
-	if (r != 0 || (g = pl_guest_lookup(res, a.pos[0], &err)) == NULL) {
+	if (pl_session_live_guests(&s, &res, &err) != 0 ||
+	    (g = pl_guest_lookup(res, a.pos[0], &err)) == NULL) {
 		pl_error("%s", err);
 		goto out;
 	}
