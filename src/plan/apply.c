@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "model/guest.h"
+#include "plan/wayback.h"
 #include "pve/client.h"
 
 #include <event2/event.h>
@@ -352,6 +353,35 @@ mark_present(struct job *j)
 	j->holding = NULL;
 }
 
+/* A snapshot Proxmox refused although the plan expected one (the storages
+ * changed since, or the inventory could not tell): the way back becomes a
+ * vzdump backup in place of the snapshot, taken before anything changes.
+ * Any other failure of the snapshot ends the change with nothing changed. */
+static bool
+fall_back(struct job *j, const char *msg)
+{
+	static const enum step backup[] = { S_BACKUP_STORAGE, S_BACKUP, S_BACKUP_FIND };
+	int rest = j->nsteps - j->pc - 1;
+
+	if (j->prog[j->pc] != S_SNAPSHOT || msg == NULL ||
+	    !strstr(msg, "snapshot feature is not available") || j->nsteps + 2 > MAX_STEPS)
+		return false;
+	memmove(j->prog + j->pc + 3, j->prog + j->pc + 1, (size_t)rest * sizeof(*j->prog));
+	memmove(j->part + j->pc + 3, j->part + j->pc + 1, (size_t)rest * sizeof(*j->part));
+	for (int i = 0; i < 3; i++) {
+		j->prog[j->pc + i] = backup[i];
+		j->part[j->pc + i] = backup[i] != S_BACKUP;
+	}
+	j->nsteps += 2;
+	json_object_set_new(j->result, "way_back",
+			    json_pack("{s:s,s:s+}", "kind", PL_WAY_BACK_BACKUP, "reason",
+				      "the snapshot was refused: ", msg));
+	pl_log_info("apply: %s: snapshot refused (%s), backing it up instead", j->guest, msg);
+	j->attempts = 0;
+	job_step(j);
+	return true;
+}
+
 static void
 on_task(int err, const char *exitstatus, const char *errmsg, void *arg)
 {
@@ -361,6 +391,8 @@ on_task(int err, const char *exitstatus, const char *errmsg, void *arg)
 		return;
 	free(j->upid);
 	j->upid = NULL;
+	if (err && (fall_back(j, exitstatus) || fall_back(j, errmsg)))
+		return;
 	if (err) {
 		char *msg = pl_asprintf("%s failed: %s", step_names[j->prog[j->pc]],
 					errmsg ? errmsg : (exitstatus ? exitstatus : pl_strerror(err)));
@@ -426,6 +458,8 @@ on_resp(const struct pl_pve_result *res, void *arg)
 		advance(j);
 		return;
 	}
+	if (res->err && fall_back(j, res->message ? res->message : res->errmsg))
+		return;
 	if (res->err) {
 		if ((is_lock_error(res) && j->attempts < 8) || (retryable(j, res) && j->attempts < 3)) {
 			long ms = 200L << (j->attempts < 4 ? j->attempts : 4);
@@ -929,6 +963,13 @@ wait_task(struct job *j, const char *upid)
 	pl_pve_task_wait(j->ap->c, upid, j->ap->o->task_timeout_ms, on_task, j);
 }
 
+/* What a change whose backup failed leaves alone, for its message. */
+static const char *
+kept(const struct job *j)
+{
+	return !strcmp(j->action, "update") ? "nothing was changed" : "nothing was destroyed";
+}
+
 static void
 step_after(struct job *j, json_t *data)
 {
@@ -1011,15 +1052,18 @@ step_after(struct job *j, json_t *data)
 				st = e; /* unset: 'local', as vzdump itself, else the first */
 		}
 		if (st == NULL) {
+			bool update = !strcmp(j->action, "update");
 			char *msg = j->bk_storage
 				? pl_asprintf("backup storage '%s' does not exist on node '%s' or does not "
-					      "hold backups; nothing was destroyed (fix backup.storage, or "
-					      "apply --no-backup)", j->bk_storage, j->old_node)
+					      "hold backups; %s (fix backup.storage, or apply %s)",
+					      j->bk_storage, j->old_node, kept(j),
+					      update ? "--no-snapshot" : "--no-backup")
 				: pl_asprintf("no storage on node '%s' holds backups, so %s %lld would be "
-					      "destroyed without a way back; nothing was destroyed (set "
-					      "backup.storage to a storage with the 'backup' content type, "
-					      "or apply --no-backup)", j->old_node,
-					      !strcmp(j->old_type, "lxc") ? "CT" : "VM", j->old_vmid);
+					      "%s without a way back; %s (set backup.storage to a storage "
+					      "with the 'backup' content type, or apply %s)", j->old_node,
+					      !strcmp(j->old_type, "lxc") ? "CT" : "VM", j->old_vmid,
+					      update ? "changed" : "destroyed", kept(j),
+					      update ? "--no-snapshot" : "--no-backup");
 
 			job_finish(j, msg);
 			free(msg);
@@ -1063,14 +1107,14 @@ step_after(struct job *j, json_t *data)
 		}
 		if (volid == NULL) {
 			char *msg = pl_asprintf("the backup finished but no new archive of %lld is on "
-						"storage '%s'; nothing was destroyed", j->old_vmid,
-						j->bk_storage);
+						"storage '%s'; %s", j->old_vmid, j->bk_storage, kept(j));
 
 			job_finish(j, msg);
 			free(msg);
 			return;
 		}
 		json_object_set_new(j->result, "backup", json_string(volid));
+		json_object_set_new(j->result, "backup_node", json_string(j->old_node));
 		advance(j);
 		return;
 	}
@@ -1145,15 +1189,22 @@ program_create(struct job *j, bool prepared, bool start)
 		add_step(j, S_START);
 }
 
+/* A vzdump backup of the guest j removes or changes (old_vmid): the plan
+ * lists one step, "backup". */
+static void
+program_backup(struct job *j)
+{
+	add_part(j, S_BACKUP_STORAGE);
+	add_step(j, S_BACKUP);
+	add_part(j, S_BACKUP_FIND);
+}
+
 /* Back up the old guest (unless --no-backup), then stop and destroy it. */
 static void
 program_remove(struct job *j, bool stop)
 {
-	if (!j->ap->o->no_backup) { /* the plan lists one step: "backup" */
-		add_part(j, S_BACKUP_STORAGE);
-		add_step(j, S_BACKUP);
-		add_part(j, S_BACKUP_FIND);
-	}
+	if (!j->ap->o->no_backup)
+		program_backup(j);
 	if (stop)
 		add_step(j, S_STOP);
 	add_step(j, S_DESTROY);
@@ -1204,7 +1255,10 @@ program(struct job *j)
 	} else if (!strcmp(a, "reboot")) {
 		add_step(j, S_REBOOT);
 	} else if (!strcmp(a, "update")) {
-		if (o->snapshot)
+		/* its way back, as the plan decided it (see fall_back) */
+		if (o->snapshot && !strcmp(pl_plan_way_back_kind(ch), PL_WAY_BACK_BACKUP))
+			program_backup(j);
+		else if (o->snapshot)
 			add_step(j, S_SNAPSHOT);
 		if (pl_json_str(ch, "migrate_to"))
 			add_step(j, S_MIGRATE);
@@ -1235,9 +1289,7 @@ program(struct job *j)
 	} else if (!strcmp(a, "rollback")) {
 		add_step(j, S_ROLLBACK);
 	} else if (!strcmp(a, "backup")) { /* pvelab backup: the backup alone */
-		add_part(j, S_BACKUP_STORAGE);
-		add_step(j, S_BACKUP);
-		add_part(j, S_BACKUP_FIND);
+		program_backup(j);
 	}
 }
 
@@ -1309,6 +1361,13 @@ job_init(struct applier *ap, struct job *j, const json_t *ch)
 		json_object_set(j->result, "archive", json_object_get(ch, "archive"));
 	if (!strcmp(a, "rollback"))
 		json_object_set(j->result, "snapshot", json_object_get(ch, "snapshot"));
+	if (!strcmp(a, "update")) /* the way back it takes (fall_back may change it) */
+		json_object_set_new(j->result, "way_back",
+				    !ap->o->snapshot ? json_pack("{s:s,s:s}", "kind", PL_WAY_BACK_NONE,
+								 "reason", "--no-snapshot")
+				    : json_object_get(ch, "way_back")
+					    ? json_deep_copy(json_object_get(ch, "way_back"))
+					    : json_pack("{s:s}", "kind", PL_WAY_BACK_SNAPSHOT));
 }
 
 static void
