@@ -192,7 +192,9 @@ print_result(const struct pl_ctx *ctx, const json_t *res, long long run)
 }
 
 /* Whether two changes are the same, their steps aside (no_backup, which
- * changes them, comes only from the command line). */
+ * changes them, comes only from the command line) and their way back (a
+ * plan saved before way backs has none; any is safe: a snapshot Proxmox
+ * refuses becomes a backup, and none comes only from the options). */
 static bool
 same_change(const json_t *a, const json_t *b)
 {
@@ -201,6 +203,8 @@ same_change(const json_t *a, const json_t *b)
 
 	json_object_del(x, "steps");
 	json_object_del(y, "steps");
+	json_object_del(x, "way_back");
+	json_object_del(y, "way_back");
 	eq = json_equal(x, y);
 	json_decref(x);
 	json_decref(y);
