@@ -20,7 +20,8 @@
 
 static const struct pl_opt opts[] = {
 	{ "yes", 'y', NULL, "do not ask for confirmation" },
-	{ "overwrite", 0, NULL, "restore changed guests whose way back was a backup (overwrites them)" },
+	{ "overwrite", 0, NULL,
+	  "restore changed guests whose way back was a backup (overwrites them)" },
 	{ NULL, 0, NULL, NULL },
 };
 
@@ -104,15 +105,17 @@ static void
 overwrite_change(json_t *changes, const json_t *c)
 {
 	json_array_append_new(
-		changes,
-		json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:s?,s:b,s:I,s:s,s:s?,s:b}", "action", "restore",
-			  "guest", pl_json_str_or(c, "guest", ""), "type", pl_json_str_or(c, "type", "qemu"),
-			  "vmid", (json_int_t)pl_json_int(c, "vmid", 0), "node",
-			  pl_json_str_or(c, "backup_node", pl_json_str(c, "node")), "archive",
-			  pl_json_str(c, "backup"), "backup_storage", pl_json_str(c, "backup_storage"),
-			  "running", json_is_true(json_object_get(c, "was_running")), "old_vmid",
-			  (json_int_t)pl_json_int(c, "vmid", 0), "from_type", pl_json_str_or(c, "type", "qemu"),
-			  "old_node", pl_json_str(c, "node"), "overwrite", 1));
+		changes, json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:s?,s:b,s:I,s:s,s:s?,s:b}", "action",
+				   "restore", "guest", pl_json_str_or(c, "guest", ""), "type",
+				   pl_json_str_or(c, "type", "qemu"), "vmid",
+				   (json_int_t)pl_json_int(c, "vmid", 0), "node",
+				   pl_json_str_or(c, "backup_node", pl_json_str(c, "node")),
+				   "archive", pl_json_str(c, "backup"), "backup_storage",
+				   pl_json_str(c, "backup_storage"), "running",
+				   json_is_true(json_object_get(c, "was_running")), "old_vmid",
+				   (json_int_t)pl_json_int(c, "vmid", 0), "from_type",
+				   pl_json_str_or(c, "type", "qemu"), "old_node",
+				   pl_json_str(c, "node"), "overwrite", 1));
 }
 
 static int
@@ -183,7 +186,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 								 "running", json_is_true(json_object_get(c, "was_running"))));
 		else if (!strcmp(action, "delete") || !strcmp(action, "replace"))
 			restore_change(changes, id, c);
-		else if (!strcmp(action, "update") && pl_json_str(c, "backup") && strcmp(st, "not started"))
+		else if (!strcmp(action, "update") && pl_json_str(c, "backup") &&
+			 strcmp(st, "not started"))
 			overwrite_change(changes, c);
 		else if (json_is_true(json_object_get(c, "created")) ||
 			 (!strcmp(action, "create") && !strcmp(st, "ok")))
@@ -204,10 +208,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			continue;
 		}
 		if (json_is_true(json_object_get(c, "overwrite"))) {
-			printf("  !   overwrite %s (%s %lld) on %s from %s (backed up first; bind and device "
-			       "mounts are in no backup and stay as they are)\n",
-			       pl_json_str(c, "guest"), pl_json_str(c, "type"), pl_json_int(c, "vmid", 0),
-			       pl_json_str_or(c, "node", "?"), pl_json_str(c, "archive"));
+			printf("  !   overwrite %s (%s %lld) on %s from %s (backed up first; "
+			       "bind and device mounts are in no backup and stay as they are)\n",
+			       pl_json_str(c, "guest"), pl_json_str(c, "type"),
+			       pl_json_int(c, "vmid", 0), pl_json_str_or(c, "node", "?"),
+			       pl_json_str(c, "archive"));
 			noverwrite++;
 			continue;
 		}
@@ -219,14 +224,16 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	}
 	/* a restore over a guest loses what it wrote since: asked for apart */
 	if (noverwrite && !overwrite && !isatty(STDIN_FILENO)) {
-		pl_error("rollback of run %lld overwrites %zu guest%s from %s backup%s; nothing was done "
-			 "(pass --overwrite to confirm)", id, noverwrite, noverwrite == 1 ? "" : "s",
+		pl_error("rollback of run %lld overwrites %zu guest%s from %s backup%s; "
+			 "nothing was done (pass --overwrite to confirm)",
+			 id, noverwrite, noverwrite == 1 ? "" : "s",
 			 noverwrite == 1 ? "its" : "their", noverwrite == 1 ? "" : "s");
 		rc = PL_EXIT_USAGE;
 		goto out;
 	}
 	if (noverwrite && !overwrite &&
-	    !pl_confirm("Overwrite the guests marked '!' from their backups? What they wrote since is lost")) {
+	    !pl_confirm("Overwrite the guests marked '!' from their backups? What they wrote since "
+			"is lost")) {
 		pl_error("rollback cancelled; nothing was done");
 		goto out;
 	}
@@ -281,7 +288,8 @@ out:
 
 const struct pl_cmd pl_cmd_rollback = {
 	.name = "rollback",
-	.summary = "restore the guests an apply run changed, deleted or replaced (no RUN: list the runs)",
+	.summary = "restore the guests an apply run changed, deleted or replaced (no RUN: list the "
+		   "runs)",
 	.usage = "[RUN] [--yes] [--overwrite]",
 	.help = "Guests an apply run changed go back to their pvelab-pre-RUN snapshot, also\n"
 		"for a run that was interrupted or killed: what it recorded as it went is what\n"

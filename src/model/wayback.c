@@ -82,8 +82,8 @@ volume_blocker(bool lxc, const char *k, const char *val, pl_model_storage_type_f
 		/* PVE::LXC::Config classify_mountpoint: /dev/... is a device */
 		bool dev = pl_str_startswith(volid, "/dev/");
 
-		why = lxc ? pl_asprintf("%s is a %s mount", k, dev ? "device" : "bind")
-			  : pl_asprintf("%s is the host %s '%s', not a storage volume", k,
+		why = lxc ? pl_asprintf("%s is a %s mount", k, dev ? "device" : "bind") :
+			    pl_asprintf("%s is the host %s '%s', not a storage volume", k,
 					dev ? "device" : "file", volid);
 		goto out;
 	}
@@ -101,8 +101,7 @@ out:
 }
 
 char *
-pl_model_snapshot_blocker(bool lxc, const json_t *conf, pl_model_storage_type_fn type_of,
-			  void *arg)
+pl_model_snapshot_blocker(bool lxc, const json_t *conf, pl_model_storage_type_fn type_of, void *arg)
 {
 	const char *k, *first = NULL;
 	char *why = NULL;

@@ -1053,17 +1053,24 @@ step_after(struct job *j, json_t *data)
 		}
 		if (st == NULL) {
 			bool update = !strcmp(j->action, "update");
-			char *msg = j->bk_storage
-				? pl_asprintf("backup storage '%s' does not exist on node '%s' or does not "
-					      "hold backups; %s (fix backup.storage, or apply %s)",
-					      j->bk_storage, j->old_node, kept(j),
-					      update ? "--no-snapshot" : "--no-backup")
-				: pl_asprintf("no storage on node '%s' holds backups, so %s %lld would be "
-					      "%s without a way back; %s (set backup.storage to a storage "
-					      "with the 'backup' content type, or apply %s)", j->old_node,
-					      !strcmp(j->old_type, "lxc") ? "CT" : "VM", j->old_vmid,
-					      update ? "changed" : "destroyed", kept(j),
-					      update ? "--no-snapshot" : "--no-backup");
+			const char *flag = update ? "--no-snapshot" : "--no-backup";
+			char *msg;
+
+			if (j->bk_storage)
+				msg = pl_asprintf(
+					"backup storage '%s' does not exist on node '%s' or "
+					"does not hold backups; %s (fix backup.storage, or "
+					"apply %s)",
+					j->bk_storage, j->old_node, kept(j), flag);
+			else
+				msg = pl_asprintf(
+					"no storage on node '%s' holds backups, so %s %lld "
+					"would be %s without a way back; %s (set "
+					"backup.storage to a storage with the 'backup' "
+					"content type, or apply %s)",
+					j->old_node, !strcmp(j->old_type, "lxc") ? "CT" : "VM",
+					j->old_vmid, update ? "changed" : "destroyed", kept(j),
+					flag);
 
 			job_finish(j, msg);
 			free(msg);
@@ -1106,8 +1113,9 @@ step_after(struct job *j, json_t *data)
 			}
 		}
 		if (volid == NULL) {
-			char *msg = pl_asprintf("the backup finished but no new archive of %lld is on "
-						"storage '%s'; %s", j->old_vmid, j->bk_storage, kept(j));
+			char *msg = pl_asprintf("the backup finished but no new archive of %lld is "
+						"on storage '%s'; %s",
+						j->old_vmid, j->bk_storage, kept(j));
 
 			job_finish(j, msg);
 			free(msg);
@@ -1361,13 +1369,17 @@ job_init(struct applier *ap, struct job *j, const json_t *ch)
 		json_object_set(j->result, "archive", json_object_get(ch, "archive"));
 	if (!strcmp(a, "rollback"))
 		json_object_set(j->result, "snapshot", json_object_get(ch, "snapshot"));
-	if (!strcmp(a, "update")) /* the way back it takes (fall_back may change it) */
+	/* an update's way back, as program() takes it (fall_back may change it) */
+	if (!strcmp(a, "update") && !ap->o->snapshot)
 		json_object_set_new(j->result, "way_back",
-				    !ap->o->snapshot ? json_pack("{s:s,s:s}", "kind", PL_WAY_BACK_NONE,
-								 "reason", "--no-snapshot")
-				    : json_object_get(ch, "way_back")
-					    ? json_deep_copy(json_object_get(ch, "way_back"))
-					    : json_pack("{s:s}", "kind", PL_WAY_BACK_SNAPSHOT));
+				    json_pack("{s:s,s:s}", "kind", PL_WAY_BACK_NONE, "reason",
+					      "--no-snapshot"));
+	else if (!strcmp(a, "update") && json_object_get(ch, "way_back"))
+		json_object_set_new(j->result, "way_back",
+				    json_deep_copy(json_object_get(ch, "way_back")));
+	else if (!strcmp(a, "update"))
+		json_object_set_new(j->result, "way_back",
+				    json_pack("{s:s}", "kind", PL_WAY_BACK_SNAPSHOT));
 }
 
 static void

@@ -39,7 +39,8 @@ pl_plan_way_back(const json_t *live, const char *node, const json_t *storages, b
 
 	if (no_snapshot)
 		return json_pack("{s:s,s:s}", "kind", PL_WAY_BACK_NONE, "reason", "--no-snapshot");
-	why = pl_model_snapshot_blocker(lxc, json_object_get(live, PL_SNAP_CONFIG), storage_type, &on);
+	why = pl_model_snapshot_blocker(lxc, json_object_get(live, PL_SNAP_CONFIG), storage_type,
+					&on);
 	if (why == NULL)
 		return json_pack("{s:s}", "kind", PL_WAY_BACK_SNAPSHOT);
 	wb = json_pack("{s:s,s:s}", "kind", PL_WAY_BACK_BACKUP, "reason", why);

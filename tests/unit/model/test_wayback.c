@@ -14,9 +14,9 @@ static const char *
 type_of(const char *storage, void *arg)
 {
 	static const char *const types[][2] = {
-		{ "local", "dir" },	  { "local-lvm", "lvmthin" }, { "thick", "lvm" },
-		{ "nas", "nfs" },	  { "tank", "zfspool" },      { "ceph", "rbd" },
-		{ "bt", "btrfs" },	  { "san", "iscsi" },	      { "smb", "cifs" },
+		{ "local", "dir" }, { "local-lvm", "lvmthin" }, { "thick", "lvm" },
+		{ "nas", "nfs" },   { "tank", "zfspool" },      { "ceph", "rbd" },
+		{ "bt", "btrfs" },  { "san", "iscsi" },         { "smb", "cifs" },
 	};
 
 	(void)arg;
@@ -71,7 +71,8 @@ test_containers(void **state)
 {
 	(void)state;
 	expect(true, "{\"rootfs\":\"local-lvm:subvol-100-disk-0,size=8G\"}", NULL);
-	expect(true, "{\"rootfs\":\"local-lvm:vm-100-disk-0,size=8G\",\"mp0\":\"/srv/media,mp=/data\"}",
+	expect(true,
+	       "{\"rootfs\":\"local-lvm:vm-100-disk-0,size=8G\",\"mp0\":\"/srv/media,mp=/data\"}",
 	       "mp0 is a bind mount");
 	expect(true, "{\"rootfs\":\"local-lvm:vm-100-disk-0\",\"mp1\":\"/dev/sdb1,mp=/disk\"}",
 	       "mp1 is a device mount");
@@ -83,7 +84,9 @@ test_containers(void **state)
 	expect(true, "{\"rootfs\":\"local:subvol-100-disk-0\"}",
 	       "rootfs is a subvol volume on dir storage 'local'");
 	/* unused volumes are not looked at; of several, the first key */
-	expect(true, "{\"rootfs\":\"tank:subvol-100-disk-0\",\"unused0\":\"local:100/vm-100-disk-1.raw\"}",
+	expect(true,
+	       "{\"rootfs\":\"tank:subvol-100-disk-0\",\"unused0\":\"local:100/"
+	       "vm-100-disk-1.raw\"}",
 	       NULL);
 	expect(true, "{\"rootfs\":\"local:100/vm-100-disk-0.raw\",\"mp0\":\"/srv/a,mp=/a\"}",
 	       "mp0 is a bind mount");
@@ -93,15 +96,20 @@ static void
 test_vms(void **state)
 {
 	(void)state;
-	expect(false, "{\"scsi0\":\"local-lvm:vm-101-disk-0,size=32G\",\"ide2\":\"none,media=cdrom\","
-		      "\"ide0\":\"local-lvm:vm-101-cloudinit,media=cdrom\",\"net0\":\"virtio,bridge=vmbr0\"}",
+	expect(false,
+	       "{\"scsi0\":\"local-lvm:vm-101-disk-0,size=32G\",\"ide2\":\"none,media=cdrom\","
+	       "\"ide0\":\"local-lvm:vm-101-cloudinit,media=cdrom\",\"net0\":\"virtio,bridge="
+	       "vmbr0\"}",
 	       NULL);
 	/* an ISO on a directory storage is a CD-ROM: skipped */
-	expect(false, "{\"scsi0\":\"ceph:vm-101-disk-0\",\"ide2\":\"local:iso/debian.iso,media=cdrom\"}",
+	expect(false,
+	       "{\"scsi0\":\"ceph:vm-101-disk-0\",\"ide2\":\"local:iso/debian.iso,media=cdrom\"}",
 	       NULL);
 	expect(false, "{\"scsi0\":\"thick:vm-101-disk-0,size=32G\"}",
 	       "scsi0 is a raw volume on lvm storage 'thick'");
-	expect(false, "{\"virtio1\":\"nas:101/vm-101-disk-1.qcow2\",\"efidisk0\":\"nas:101/vm-101-disk-0.raw\"}",
+	expect(false,
+	       "{\"virtio1\":\"nas:101/vm-101-disk-1.qcow2\",\"efidisk0\":\"nas:101/"
+	       "vm-101-disk-0.raw\"}",
 	       "efidisk0 is a raw volume on nfs storage 'nas'");
 	expect(false, "{\"sata0\":\"/dev/disk/by-id/ata-X\"}",
 	       "sata0 is the host device '/dev/disk/by-id/ata-X', not a storage volume");
