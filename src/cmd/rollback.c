@@ -300,9 +300,9 @@ const struct pl_cmd pl_cmd_rollback = {
 		"that could not be snapshotted (a bind mount, a storage without snapshots) was\n"
 		"backed up instead: it is restored from that archive only with --overwrite (or\n"
 		"a second yes on a terminal), after a backup of its state now; bind and device\n"
-		"mounts are in no backup and stay as they are. Guests the run\n"
-		"created are named (pvelab destroy removes them). What will be done is shown\n"
-		"before asking. Like apply, it refuses while another apply runs on the cluster.",
+		"mounts are in no backup and stay as they are. Guests the run created are\n"
+		"named (pvelab destroy removes them). What will be done is shown before\n"
+		"asking. Like apply, it refuses while another apply runs on the cluster.",
 	.opts = opts,
 	.max_args = 1,
 	.run = run,
