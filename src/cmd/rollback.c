@@ -99,23 +99,20 @@ restore_change(json_t *changes, long long id, const json_t *c)
 }
 
 /* A changed guest whose way back was a backup (it could not be
- * snapshotted) comes back from that archive: its state now is backed up,
- * it is destroyed and restored on the node the backup was taken on. */
+ * snapshotted) comes back from that archive, restored over it where it is
+ * now (force=1): its state now is backed up first. */
 static void
 overwrite_change(json_t *changes, const json_t *c)
 {
-	json_array_append_new(
-		changes, json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:s?,s:b,s:I,s:s,s:s?,s:b}", "action",
-				   "restore", "guest", pl_json_str_or(c, "guest", ""), "type",
-				   pl_json_str_or(c, "type", "qemu"), "vmid",
-				   (json_int_t)pl_json_int(c, "vmid", 0), "node",
-				   pl_json_str_or(c, "backup_node", pl_json_str(c, "node")),
-				   "archive", pl_json_str(c, "backup"), "backup_storage",
-				   pl_json_str(c, "backup_storage"), "running",
-				   json_is_true(json_object_get(c, "was_running")), "old_vmid",
-				   (json_int_t)pl_json_int(c, "vmid", 0), "from_type",
-				   pl_json_str_or(c, "type", "qemu"), "old_node",
-				   pl_json_str(c, "node"), "overwrite", 1));
+	json_t *r = json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:s?,s:b,s:b}", "action", "restore",
+			      "guest", pl_json_str_or(c, "guest", ""), "type",
+			      pl_json_str_or(c, "type", "qemu"), "vmid",
+			      (json_int_t)pl_json_int(c, "vmid", 0), "node", pl_json_str(c, "node"),
+			      "archive", pl_json_str(c, "backup"), "backup_storage",
+			      pl_json_str(c, "backup_storage"), "running",
+			      json_is_true(json_object_get(c, "was_running")), "overwrite", 1);
+
+	json_array_append_new(changes, r);
 }
 
 static int
@@ -209,7 +206,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		}
 		if (json_is_true(json_object_get(c, "overwrite"))) {
 			printf("  !   overwrite %s (%s %lld) on %s from %s (backed up first; "
-			       "bind and device mounts are in no backup and stay as they are)\n",
+			       "bind and device mounts are in no backup and stay as they are; "
+			       "container volumes without backup=1 come back empty)\n",
 			       pl_json_str(c, "guest"), pl_json_str(c, "type"),
 			       pl_json_int(c, "vmid", 0), pl_json_str_or(c, "node", "?"),
 			       pl_json_str(c, "archive"));

@@ -917,6 +917,8 @@ job_step(struct job *j)
 				      "restore", 1);
 		else
 			p = json_pack("{s:I,s:s}", "vmid", (json_int_t)j->vmid, "archive", archive);
+		if (json_is_true(json_object_get(ch, "overwrite")))
+			json_object_set_new(p, "force", json_true());
 		request(j, "POST", pl_asprintf("/nodes/%s/%s", j->node, j->type), p);
 		return;
 	}
@@ -1288,9 +1290,15 @@ program(struct job *j)
 		program_remove(j, true);
 	} else if (!strcmp(a, "restore")) {
 		/* rollback of a delete or replace: the replacement (if any) goes first,
-		 * backed up like any guest pvelab destroys */
-		if (json_object_get(ch, "old_vmid"))
+		 * backed up like any guest pvelab destroys; of an update whose way
+		 * back was a backup: its state now is backed up, then it is stopped
+		 * and restored over (force, as PVE's own restore over a guest) */
+		if (json_is_true(json_object_get(ch, "overwrite"))) {
+			program_backup(j);
+			add_step(j, S_STOP);
+		} else if (json_object_get(ch, "old_vmid")) {
 			program_remove(j, true);
+		}
 		add_step(j, S_RESTORE);
 		if (j->running_now)
 			add_step(j, S_START);
@@ -1526,6 +1534,7 @@ unowned_target(const json_t *ch, const struct pl_apply_opts *o)
 		; /* the guest it destroys is old_vmid; vmid is the one it makes */
 	else if (!strcmp(a, "delete") || !strcmp(a, "replace") || !strcmp(a, "stop") ||
 		 !strcmp(a, "rollback") || !strcmp(a, "reboot") ||
+		 (!strcmp(a, "restore") && json_is_true(json_object_get(ch, "overwrite"))) ||
 		 (!strcmp(a, "update") && (pl_json_str(ch, "migrate_to") ||
 					   (o->reboot && json_is_true(json_object_get(ch, "reboot"))))))
 		t[0] = pl_json_int(ch, "vmid", -1);

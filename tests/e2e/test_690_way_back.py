@@ -16,7 +16,7 @@ import requests
 
 from conftest import BIN
 from test_600_plan_apply import TEMPLATE
-from test_630_backup import SeedLab, apply_json, config, guest
+from test_630_backup import SeedLab, apply_json, backups, config, guest
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
@@ -159,6 +159,11 @@ def test_plan_shows_the_way_back_and_apply_takes_it(lab):
     for name in ("media", "db", "web"):
         after = config(lab, guest(lab, name))
         assert after["memory"] == before[name]["memory"], (name, after)
+    # each was backed up again before it was overwritten: two archives now
+    for name in ("media", "db"):
+        g = gs[name]
+        assert len(backups(lab, g["node"], g["vmid"])) == 2, name
+        assert ch[name]["backup"] in backups(lab, g["node"], g["vmid"]), name
     # the container keeps its bind mount (the archive's config has it)
     assert config(lab, guest(lab, "media"))["mp0"].startswith("/srv/media"), r
 
