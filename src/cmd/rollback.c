@@ -104,13 +104,12 @@ restore_change(json_t *changes, long long id, const json_t *c)
 static void
 overwrite_change(json_t *changes, const json_t *c)
 {
-	json_t *r = json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:s?,s:b,s:b}", "action", "restore",
-			      "guest", pl_json_str_or(c, "guest", ""), "type",
-			      pl_json_str_or(c, "type", "qemu"), "vmid",
-			      (json_int_t)pl_json_int(c, "vmid", 0), "node", pl_json_str(c, "node"),
-			      "archive", pl_json_str(c, "backup"), "backup_storage",
-			      pl_json_str(c, "backup_storage"), "running",
-			      json_is_true(json_object_get(c, "was_running")), "overwrite", 1);
+	json_t *r = json_pack(
+		"{s:s,s:s,s:s,s:I,s:s?,s:s,s:s?,s:b,s:b}", "action", "restore", "guest",
+		pl_json_str_or(c, "guest", ""), "type", pl_json_str_or(c, "type", "qemu"), "vmid",
+		(json_int_t)pl_json_int(c, "vmid", 0), "node", pl_json_str(c, "node"), "archive",
+		pl_json_str(c, "backup"), "backup_storage", pl_json_str(c, "backup_storage"),
+		"running", json_is_true(json_object_get(c, "was_running")), "overwrite", 1);
 
 	json_array_append_new(changes, r);
 }

@@ -266,9 +266,42 @@ job_end(struct job *j, const char *status, const char *error)
 	start_more(ap);
 }
 
+/* A snapshot Proxmox refused although the plan expected one (the storages
+ * changed since, or the inventory could not tell): the way back becomes a
+ * vzdump backup in place of the snapshot, taken before anything changes.
+ * Any other failure of the snapshot ends the change with nothing changed.
+ * error is the step's failure, as job_finish has it. */
+static bool
+fall_back(struct job *j, const char *error)
+{
+	static const enum step backup[] = { S_BACKUP_STORAGE, S_BACKUP, S_BACKUP_FIND };
+	static const char refused[] = "snapshot feature is not available";
+	int rest = j->nsteps - j->pc - 1;
+
+	if (j->pc >= j->nsteps || j->prog[j->pc] != S_SNAPSHOT || !strstr(error, refused) ||
+	    j->nsteps + 2 > MAX_STEPS)
+		return false;
+	memmove(j->prog + j->pc + 3, j->prog + j->pc + 1, (size_t)rest * sizeof(*j->prog));
+	memmove(j->part + j->pc + 3, j->part + j->pc + 1, (size_t)rest * sizeof(*j->part));
+	for (int i = 0; i < 3; i++) {
+		j->prog[j->pc + i] = backup[i];
+		j->part[j->pc + i] = backup[i] != S_BACKUP;
+	}
+	j->nsteps += 2;
+	json_object_set_new(j->result, "way_back",
+			    json_pack("{s:s,s:s+}", "kind", PL_WAY_BACK_BACKUP, "reason",
+				      "the snapshot was refused: ", refused));
+	pl_log_info("apply: %s: %s, backing it up instead", j->guest, error);
+	j->attempts = 0;
+	job_step(j);
+	return true;
+}
+
 static void
 job_finish(struct job *j, const char *error)
 {
+	if (error && fall_back(j, error))
+		return;
 	job_end(j, error ? "failed" : "ok", error);
 }
 
@@ -353,35 +386,6 @@ mark_present(struct job *j)
 	j->holding = NULL;
 }
 
-/* A snapshot Proxmox refused although the plan expected one (the storages
- * changed since, or the inventory could not tell): the way back becomes a
- * vzdump backup in place of the snapshot, taken before anything changes.
- * Any other failure of the snapshot ends the change with nothing changed. */
-static bool
-fall_back(struct job *j, const char *msg)
-{
-	static const enum step backup[] = { S_BACKUP_STORAGE, S_BACKUP, S_BACKUP_FIND };
-	int rest = j->nsteps - j->pc - 1;
-
-	if (j->prog[j->pc] != S_SNAPSHOT || msg == NULL ||
-	    !strstr(msg, "snapshot feature is not available") || j->nsteps + 2 > MAX_STEPS)
-		return false;
-	memmove(j->prog + j->pc + 3, j->prog + j->pc + 1, (size_t)rest * sizeof(*j->prog));
-	memmove(j->part + j->pc + 3, j->part + j->pc + 1, (size_t)rest * sizeof(*j->part));
-	for (int i = 0; i < 3; i++) {
-		j->prog[j->pc + i] = backup[i];
-		j->part[j->pc + i] = backup[i] != S_BACKUP;
-	}
-	j->nsteps += 2;
-	json_object_set_new(j->result, "way_back",
-			    json_pack("{s:s,s:s+}", "kind", PL_WAY_BACK_BACKUP, "reason",
-				      "the snapshot was refused: ", msg));
-	pl_log_info("apply: %s: snapshot refused (%s), backing it up instead", j->guest, msg);
-	j->attempts = 0;
-	job_step(j);
-	return true;
-}
-
 static void
 on_task(int err, const char *exitstatus, const char *errmsg, void *arg)
 {
@@ -391,8 +395,6 @@ on_task(int err, const char *exitstatus, const char *errmsg, void *arg)
 		return;
 	free(j->upid);
 	j->upid = NULL;
-	if (err && (fall_back(j, exitstatus) || fall_back(j, errmsg)))
-		return;
 	if (err) {
 		char *msg = pl_asprintf("%s failed: %s", step_names[j->prog[j->pc]],
 					errmsg ? errmsg : (exitstatus ? exitstatus : pl_strerror(err)));
@@ -458,8 +460,6 @@ on_resp(const struct pl_pve_result *res, void *arg)
 		advance(j);
 		return;
 	}
-	if (res->err && fall_back(j, res->message ? res->message : res->errmsg))
-		return;
 	if (res->err) {
 		if ((is_lock_error(res) && j->attempts < 8) || (retryable(j, res) && j->attempts < 3)) {
 			long ms = 200L << (j->attempts < 4 ? j->attempts : 4);
@@ -1535,8 +1535,9 @@ unowned_target(const json_t *ch, const struct pl_apply_opts *o)
 	else if (!strcmp(a, "delete") || !strcmp(a, "replace") || !strcmp(a, "stop") ||
 		 !strcmp(a, "rollback") || !strcmp(a, "reboot") ||
 		 (!strcmp(a, "restore") && json_is_true(json_object_get(ch, "overwrite"))) ||
-		 (!strcmp(a, "update") && (pl_json_str(ch, "migrate_to") ||
-					   (o->reboot && json_is_true(json_object_get(ch, "reboot"))))))
+		 (!strcmp(a, "update") &&
+		  (pl_json_str(ch, "migrate_to") ||
+		   (o->reboot && json_is_true(json_object_get(ch, "reboot"))))))
 		t[0] = pl_json_int(ch, "vmid", -1);
 	else if (strcmp(a, "restore") != 0)
 		t[1] = 0; /* a create's or a start's old_vmid destroys nothing */
