@@ -550,7 +550,8 @@ out:
 const struct pl_cmd pl_cmd_apply = {
 	.name = "apply",
 	.summary = "make the cluster match pvelab.yaml (or carry out a saved plan)",
-	.usage = "[PLAN.json] [-j N] [--reboot] [--allow-replace] [--allow-delete] [--yes] [--no-snapshot] [--no-backup] [--profile NAME]",
+	.usage = "[PLAN.json] [-j N] [--reboot] [--allow-replace] [--allow-delete] [--yes] "
+		 "[--no-snapshot] [--no-backup] [--profile NAME]",
 	.help = "Bridges and template downloads first, then guests in parallel, deletions last.\n"
 		"A config validate rejects (an unset password_env, a raw config: value the\n"
 		"Proxmox schema refuses...) is refused before anything is done. Each existing\n"

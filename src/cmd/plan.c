@@ -96,7 +96,8 @@ out:
 const struct pl_cmd pl_cmd_plan = {
 	.name = "plan",
 	.summary = "show what apply would change, and how each change reaches the guest",
-	.usage = "[--out FILE] [--detailed-exitcode] [--reboot] [--allow-replace] [--allow-delete] [--no-snapshot] [--no-backup] [--profile NAME]",
+	.usage = "[--out FILE] [--detailed-exitcode] [--reboot] [--allow-replace] [--allow-delete] "
+		 "[--no-snapshot] [--no-backup] [--profile NAME]",
 	.help = "Each change lists the steps apply will run for it (snapshot, config, resize,\n"
 		"reboot, backup, ...) under the same options: pass plan the --reboot,\n"
 		"--allow-replace, --no-snapshot and --no-backup you will pass apply (a saved\n"
