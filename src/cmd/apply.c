@@ -192,7 +192,9 @@ print_result(const struct pl_ctx *ctx, const json_t *res, long long run)
 }
 
 /* Whether two changes are the same, their steps aside (no_backup, which
- * changes them, comes only from the command line). */
+ * changes them, comes only from the command line) and their way back (a
+ * plan saved before way backs has none; any is safe: a snapshot Proxmox
+ * refuses becomes a backup, and none comes only from the options). */
 static bool
 same_change(const json_t *a, const json_t *b)
 {
@@ -201,6 +203,8 @@ same_change(const json_t *a, const json_t *b)
 
 	json_object_del(x, "steps");
 	json_object_del(y, "steps");
+	json_object_del(x, "way_back");
+	json_object_del(y, "way_back");
 	eq = json_equal(x, y);
 	json_decref(x);
 	json_decref(y);
@@ -546,11 +550,15 @@ out:
 const struct pl_cmd pl_cmd_apply = {
 	.name = "apply",
 	.summary = "make the cluster match pvelab.yaml (or carry out a saved plan)",
-	.usage = "[PLAN.json] [-j N] [--reboot] [--allow-replace] [--allow-delete] [--yes] [--no-snapshot] [--no-backup] [--profile NAME]",
+	.usage = "[PLAN.json] [-j N] [--reboot] [--allow-replace] [--allow-delete] [--yes] "
+		 "[--no-snapshot] [--no-backup] [--profile NAME]",
 	.help = "Bridges and template downloads first, then guests in parallel, deletions last.\n"
 		"A config validate rejects (an unset password_env, a raw config: value the\n"
 		"Proxmox schema refuses...) is refused before anything is done. Each existing\n"
-		"guest is snapshotted (pvelab-pre-RUN) before it changes; a guest deleted or\n"
+		"guest is snapshotted (pvelab-pre-RUN) before it changes, or backed up with\n"
+		"vzdump when Proxmox cannot snapshot it (a bind mount, a storage without\n"
+		"snapshots: the plan says which, and a refused snapshot falls back to a\n"
+		"backup; nothing changes without one unless --no-snapshot); a guest deleted or\n"
 		"replaced is backed up with vzdump first (backup.storage, else 'local' or another\n"
 		"storage with content 'backup' on its node; none: the destroy is refused) unless\n"
 		"--no-backup. A replace creates the new guest first when it gets a vmid of its\n"

@@ -96,12 +96,15 @@ out:
 const struct pl_cmd pl_cmd_plan = {
 	.name = "plan",
 	.summary = "show what apply would change, and how each change reaches the guest",
-	.usage = "[--out FILE] [--detailed-exitcode] [--reboot] [--allow-replace] [--allow-delete] [--no-snapshot] [--no-backup] [--profile NAME]",
+	.usage = "[--out FILE] [--detailed-exitcode] [--reboot] [--allow-replace] [--allow-delete] "
+		 "[--no-snapshot] [--no-backup] [--profile NAME]",
 	.help = "Each change lists the steps apply will run for it (snapshot, config, resize,\n"
 		"reboot, backup, ...) under the same options: pass plan the --reboot,\n"
 		"--allow-replace, --no-snapshot and --no-backup you will pass apply (a saved\n"
 		"plan keeps them, but a backup is skipped only when apply itself says\n"
-		"--no-backup). Clone sources are resolved now; an unknown clone.template, a\n"
+		"--no-backup). Each update shows its way back when it is not a snapshot: a\n"
+		"vzdump backup first, with why Proxmox cannot snapshot the guest, or none\n"
+		"(--no-snapshot). Clone sources are resolved now; an unknown clone.template, a\n"
 		"move to a node without the guest's storage, and a disk shrink are blocked\n"
 		"with the reason. Only guests of this config's project (project:, tag\n"
 		"pvelab-<project>) are updated or deleted; guests of other projects and those\n"

@@ -476,6 +476,22 @@ print_steps(const struct pl_ctx *ctx, const json_t *steps)
 	printf("%s\n", pl_color(ctx, PL_C_RESET));
 }
 
+/* An update's way back when it is not the usual snapshot: a backup first
+ * (and why), or none at all (--no-snapshot), in red. */
+static void
+print_way_back(const struct pl_ctx *ctx, const json_t *wb)
+{
+	const char *kind = pl_json_str_or(wb, "kind", "snapshot");
+
+	if (!strcmp(kind, "backup"))
+		printf("      way back: a vzdump backup first, no snapshot (%s)\n",
+		       pl_json_str_or(wb, "reason", "?"));
+	else if (!strcmp(kind, "none"))
+		printf("      %sway back: none (%s): rollback cannot undo this change%s\n",
+		       pl_color(ctx, PL_C_RED), pl_json_str_or(wb, "reason", "?"),
+		       pl_color(ctx, PL_C_RESET));
+}
+
 void
 pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 {
@@ -558,6 +574,7 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 			       pl_color(ctx, PL_C_RESET));
 		}
 		print_steps(ctx, json_object_get(c, "steps"));
+		print_way_back(ctx, json_object_get(c, "way_back"));
 	}
 	json_array_foreach(json_object_get(plan, "blocked"), i, c)
 		printf("  %s!   blocked%s %s: %s\n", pl_color(ctx, PL_C_RED), pl_color(ctx, PL_C_RESET),

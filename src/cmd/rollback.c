@@ -20,6 +20,8 @@
 
 static const struct pl_opt opts[] = {
 	{ "yes", 'y', NULL, "do not ask for confirmation" },
+	{ "overwrite", 0, NULL,
+	  "restore changed guests whose way back was a backup (overwrites them)" },
 	{ NULL, 0, NULL, NULL },
 };
 
@@ -96,6 +98,22 @@ restore_change(json_t *changes, long long id, const json_t *c)
 	json_array_append_new(changes, r);
 }
 
+/* A changed guest whose way back was a backup (it could not be
+ * snapshotted) comes back from that archive, restored over it where it is
+ * now (force=1): its state now is backed up first. */
+static void
+overwrite_change(json_t *changes, const json_t *c)
+{
+	json_t *r = json_pack(
+		"{s:s,s:s,s:s,s:I,s:s?,s:s,s:s?,s:b,s:b}", "action", "restore", "guest",
+		pl_json_str_or(c, "guest", ""), "type", pl_json_str_or(c, "type", "qemu"), "vmid",
+		(json_int_t)pl_json_int(c, "vmid", 0), "node", pl_json_str(c, "node"), "archive",
+		pl_json_str(c, "backup"), "backup_storage", pl_json_str(c, "backup_storage"),
+		"running", json_is_true(json_object_get(c, "was_running")), "overwrite", 1);
+
+	json_array_append_new(changes, r);
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
@@ -104,7 +122,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_session s;
 	struct pl_args a;
 	long long id, rb_id = 0;
-	bool yes = false;
+	bool yes = false, overwrite;
+	size_t noverwrite = 0;
 	json_t *runrec = NULL, *plan = NULL, *result = NULL, *changes, *owned = NULL;
 	const json_t *c;
 	char *err = NULL;
@@ -114,6 +133,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	if ((r = pl_args_parse(&a, &pl_cmd_rollback, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
 	yes = pl_args_has(&a, 0);
+	overwrite = pl_args_has(&a, 1);
 	if (a.npos && pl_str_to_ll(a.pos[0], 1, LLONG_MAX, &id) != 0)
 		return pl_usage_error(&pl_cmd_rollback, "'%s' is not a run id (pvelab rollback lists them)", a.pos[0]);
 	r = pl_session_open(&s, ctx, a.npos ? PL_NEED_API | PL_NEED_STATE : PL_NEED_STATE_RO, &err);
@@ -162,6 +182,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 								 "running", json_is_true(json_object_get(c, "was_running"))));
 		else if (!strcmp(action, "delete") || !strcmp(action, "replace"))
 			restore_change(changes, id, c);
+		else if (!strcmp(action, "update") && pl_json_str(c, "backup") &&
+			 strcmp(st, "not started"))
+			overwrite_change(changes, c);
 		else if (json_is_true(json_object_get(c, "created")) ||
 			 (!strcmp(action, "create") && !strcmp(st, "ok")))
 			printf("note: run %lld created %s (%lld); pvelab destroy %lld removes it\n", id,
@@ -180,11 +203,36 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			       pl_json_int(c, "vmid", 0), pl_json_str(c, "snapshot"));
 			continue;
 		}
+		if (json_is_true(json_object_get(c, "overwrite"))) {
+			printf("  !   overwrite %s (%s %lld) on %s from %s (backed up first; "
+			       "bind and device mounts are in no backup and stay as they are; "
+			       "container volumes without backup=1 come back empty)\n",
+			       pl_json_str(c, "guest"), pl_json_str(c, "type"),
+			       pl_json_int(c, "vmid", 0), pl_json_str_or(c, "node", "?"),
+			       pl_json_str(c, "archive"));
+			noverwrite++;
+			continue;
+		}
 		if (json_object_get(c, "old_vmid"))
 			printf("  -   destroy %s (%s %lld), the guest that replaced it (backed up first)\n",
 			       pl_json_str(c, "guest"), pl_json_str(c, "from_type"), pl_json_int(c, "old_vmid", 0));
 		printf("  +   restore %s (%s %lld) on %s from %s\n", pl_json_str(c, "guest"), pl_json_str(c, "type"),
 		       pl_json_int(c, "vmid", 0), pl_json_str_or(c, "node", "?"), pl_json_str(c, "archive"));
+	}
+	/* a restore over a guest loses what it wrote since: asked for apart */
+	if (noverwrite && !overwrite && !isatty(STDIN_FILENO)) {
+		pl_error("rollback of run %lld overwrites %zu guest%s from %s backup%s; "
+			 "nothing was done (pass --overwrite to confirm)",
+			 id, noverwrite, noverwrite == 1 ? "" : "s",
+			 noverwrite == 1 ? "its" : "their", noverwrite == 1 ? "" : "s");
+		rc = PL_EXIT_USAGE;
+		goto out;
+	}
+	if (noverwrite && !overwrite &&
+	    !pl_confirm("Overwrite the guests marked '!' from their backups? What they wrote since "
+			"is lost")) {
+		pl_error("rollback cancelled; nothing was done");
+		goto out;
 	}
 	if (!yes && (!isatty(STDIN_FILENO) || !pl_confirm("Roll these guests back?"))) {
 		pl_error("rollback %s; nothing was done", isatty(STDIN_FILENO) ? "cancelled" : "needs --yes when not on a terminal");
@@ -237,16 +285,21 @@ out:
 
 const struct pl_cmd pl_cmd_rollback = {
 	.name = "rollback",
-	.summary = "restore the guests an apply run changed, deleted or replaced (no RUN: list the runs)",
-	.usage = "[RUN] [--yes]",
+	.summary = "restore the guests an apply run changed, deleted or replaced (no RUN: list the "
+		   "runs)",
+	.usage = "[RUN] [--yes] [--overwrite]",
 	.help = "Guests an apply run changed go back to their pvelab-pre-RUN snapshot, also\n"
 		"for a run that was interrupted or killed: what it recorded as it went is what\n"
 		"is rolled back. Guests an apply or destroy run deleted or replaced come back\n"
 		"from the vzdump backup taken before the destroy (POST /nodes/N/qemu archive=,\n"
 		"/nodes/N/lxc ostemplate= restore=1) under their old vmid and type; a\n"
-		"replacement the run created is backed up and destroyed first. Guests the run\n"
-		"created are named (pvelab destroy removes them). What will be done is shown\n"
-		"before asking. Like apply, it refuses while another apply runs on the cluster.",
+		"replacement the run created is backed up and destroyed first. A changed guest\n"
+		"that could not be snapshotted (a bind mount, a storage without snapshots) was\n"
+		"backed up instead: it is restored from that archive only with --overwrite (or\n"
+		"a second yes on a terminal), after a backup of its state now; bind and device\n"
+		"mounts are in no backup and stay as they are. Guests the run created are\n"
+		"named (pvelab destroy removes them). What will be done is shown before\n"
+		"asking. Like apply, it refuses while another apply runs on the cluster.",
 	.opts = opts,
 	.max_args = 1,
 	.run = run,

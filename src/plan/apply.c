@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "model/guest.h"
+#include "plan/wayback.h"
 #include "pve/client.h"
 
 #include <event2/event.h>
@@ -265,9 +266,42 @@ job_end(struct job *j, const char *status, const char *error)
 	start_more(ap);
 }
 
+/* A snapshot Proxmox refused although the plan expected one (the storages
+ * changed since, or the inventory could not tell): the way back becomes a
+ * vzdump backup in place of the snapshot, taken before anything changes.
+ * Any other failure of the snapshot ends the change with nothing changed.
+ * error is the step's failure, as job_finish has it. */
+static bool
+fall_back(struct job *j, const char *error)
+{
+	static const enum step backup[] = { S_BACKUP_STORAGE, S_BACKUP, S_BACKUP_FIND };
+	static const char refused[] = "snapshot feature is not available";
+	int rest = j->nsteps - j->pc - 1;
+
+	if (j->pc >= j->nsteps || j->prog[j->pc] != S_SNAPSHOT || !strstr(error, refused) ||
+	    j->nsteps + 2 > MAX_STEPS)
+		return false;
+	memmove(j->prog + j->pc + 3, j->prog + j->pc + 1, (size_t)rest * sizeof(*j->prog));
+	memmove(j->part + j->pc + 3, j->part + j->pc + 1, (size_t)rest * sizeof(*j->part));
+	for (int i = 0; i < 3; i++) {
+		j->prog[j->pc + i] = backup[i];
+		j->part[j->pc + i] = backup[i] != S_BACKUP;
+	}
+	j->nsteps += 2;
+	json_object_set_new(j->result, "way_back",
+			    json_pack("{s:s,s:s+}", "kind", PL_WAY_BACK_BACKUP, "reason",
+				      "the snapshot was refused: ", refused));
+	pl_log_info("apply: %s: %s, backing it up instead", j->guest, error);
+	j->attempts = 0;
+	job_step(j);
+	return true;
+}
+
 static void
 job_finish(struct job *j, const char *error)
 {
+	if (error && fall_back(j, error))
+		return;
 	job_end(j, error ? "failed" : "ok", error);
 }
 
@@ -906,6 +940,8 @@ job_step(struct job *j)
 				      "restore", 1);
 		else
 			p = json_pack("{s:I,s:s}", "vmid", (json_int_t)j->vmid, "archive", archive);
+		if (json_is_true(json_object_get(ch, "overwrite")))
+			json_object_set_new(p, "force", json_true());
 		request(j, "POST", pl_asprintf("/nodes/%s/%s", j->node, j->type), p);
 		return;
 	}
@@ -950,6 +986,13 @@ wait_task(struct job *j, const char *upid)
 	j->upid = pl_strdup(upid);
 	j->inflight = true;
 	pl_pve_task_wait(j->ap->c, upid, j->ap->o->task_timeout_ms, on_task, j);
+}
+
+/* What a change whose backup failed leaves alone, for its message. */
+static const char *
+kept(const struct job *j)
+{
+	return !strcmp(j->action, "update") ? "nothing was changed" : "nothing was destroyed";
 }
 
 static void
@@ -1034,15 +1077,25 @@ step_after(struct job *j, json_t *data)
 				st = e; /* unset: 'local', as vzdump itself, else the first */
 		}
 		if (st == NULL) {
-			char *msg = j->bk_storage
-				? pl_asprintf("backup storage '%s' does not exist on node '%s' or does not "
-					      "hold backups; nothing was destroyed (fix backup.storage, or "
-					      "apply --no-backup)", j->bk_storage, j->old_node)
-				: pl_asprintf("no storage on node '%s' holds backups, so %s %lld would be "
-					      "destroyed without a way back; nothing was destroyed (set "
-					      "backup.storage to a storage with the 'backup' content type, "
-					      "or apply --no-backup)", j->old_node,
-					      !strcmp(j->old_type, "lxc") ? "CT" : "VM", j->old_vmid);
+			bool update = !strcmp(j->action, "update");
+			const char *flag = update ? "--no-snapshot" : "--no-backup";
+			char *msg;
+
+			if (j->bk_storage)
+				msg = pl_asprintf(
+					"backup storage '%s' does not exist on node '%s' or "
+					"does not hold backups; %s (fix backup.storage, or "
+					"apply %s)",
+					j->bk_storage, j->old_node, kept(j), flag);
+			else
+				msg = pl_asprintf(
+					"no storage on node '%s' holds backups, so %s %lld "
+					"would be %s without a way back; %s (set "
+					"backup.storage to a storage with the 'backup' "
+					"content type, or apply %s)",
+					j->old_node, !strcmp(j->old_type, "lxc") ? "CT" : "VM",
+					j->old_vmid, update ? "changed" : "destroyed", kept(j),
+					flag);
 
 			job_finish(j, msg);
 			free(msg);
@@ -1085,15 +1138,16 @@ step_after(struct job *j, json_t *data)
 			}
 		}
 		if (volid == NULL) {
-			char *msg = pl_asprintf("the backup finished but no new archive of %lld is on "
-						"storage '%s'; nothing was destroyed", j->old_vmid,
-						j->bk_storage);
+			char *msg = pl_asprintf("the backup finished but no new archive of %lld is "
+						"on storage '%s'; %s",
+						j->old_vmid, j->bk_storage, kept(j));
 
 			job_finish(j, msg);
 			free(msg);
 			return;
 		}
 		json_object_set_new(j->result, "backup", json_string(volid));
+		json_object_set_new(j->result, "backup_node", json_string(j->old_node));
 		advance(j);
 		return;
 	}
@@ -1168,15 +1222,22 @@ program_create(struct job *j, bool prepared, bool start)
 		add_step(j, S_START);
 }
 
+/* A vzdump backup of the guest j removes or changes (old_vmid): the plan
+ * lists one step, "backup". */
+static void
+program_backup(struct job *j)
+{
+	add_part(j, S_BACKUP_STORAGE);
+	add_step(j, S_BACKUP);
+	add_part(j, S_BACKUP_FIND);
+}
+
 /* Back up the old guest (unless --no-backup), then stop and destroy it. */
 static void
 program_remove(struct job *j, bool stop)
 {
-	if (!j->ap->o->no_backup) { /* the plan lists one step: "backup" */
-		add_part(j, S_BACKUP_STORAGE);
-		add_step(j, S_BACKUP);
-		add_part(j, S_BACKUP_FIND);
-	}
+	if (!j->ap->o->no_backup)
+		program_backup(j);
 	if (stop)
 		add_step(j, S_STOP);
 	add_step(j, S_DESTROY);
@@ -1227,7 +1288,10 @@ program(struct job *j)
 	} else if (!strcmp(a, "reboot")) {
 		add_step(j, S_REBOOT);
 	} else if (!strcmp(a, "update")) {
-		if (o->snapshot)
+		/* its way back, as the plan decided it (see fall_back) */
+		if (o->snapshot && !strcmp(pl_plan_way_back_kind(ch), PL_WAY_BACK_BACKUP))
+			program_backup(j);
+		else if (o->snapshot)
 			add_step(j, S_SNAPSHOT);
 		if (pl_json_str(ch, "migrate_to"))
 			add_step(j, S_MIGRATE);
@@ -1249,18 +1313,22 @@ program(struct job *j)
 		program_remove(j, true);
 	} else if (!strcmp(a, "restore")) {
 		/* rollback of a delete or replace: the replacement (if any) goes first,
-		 * backed up like any guest pvelab destroys */
-		if (json_object_get(ch, "old_vmid"))
+		 * backed up like any guest pvelab destroys; of an update whose way
+		 * back was a backup: its state now is backed up, then it is stopped
+		 * and restored over (force, as PVE's own restore over a guest) */
+		if (json_is_true(json_object_get(ch, "overwrite"))) {
+			program_backup(j);
+			add_step(j, S_STOP);
+		} else if (json_object_get(ch, "old_vmid")) {
 			program_remove(j, true);
+		}
 		add_step(j, S_RESTORE);
 		if (j->running_now)
 			add_step(j, S_START);
 	} else if (!strcmp(a, "rollback")) {
 		add_step(j, S_ROLLBACK);
 	} else if (!strcmp(a, "backup")) { /* pvelab backup: the backup alone */
-		add_part(j, S_BACKUP_STORAGE);
-		add_step(j, S_BACKUP);
-		add_part(j, S_BACKUP_FIND);
+		program_backup(j);
 	}
 }
 
@@ -1332,6 +1400,17 @@ job_init(struct applier *ap, struct job *j, const json_t *ch)
 		json_object_set(j->result, "archive", json_object_get(ch, "archive"));
 	if (!strcmp(a, "rollback"))
 		json_object_set(j->result, "snapshot", json_object_get(ch, "snapshot"));
+	/* an update's way back, as program() takes it (fall_back may change it) */
+	if (!strcmp(a, "update") && !ap->o->snapshot)
+		json_object_set_new(j->result, "way_back",
+				    json_pack("{s:s,s:s}", "kind", PL_WAY_BACK_NONE, "reason",
+					      "--no-snapshot"));
+	else if (!strcmp(a, "update") && json_object_get(ch, "way_back"))
+		json_object_set_new(j->result, "way_back",
+				    json_deep_copy(json_object_get(ch, "way_back")));
+	else if (!strcmp(a, "update"))
+		json_object_set_new(j->result, "way_back",
+				    json_pack("{s:s}", "kind", PL_WAY_BACK_SNAPSHOT));
 }
 
 static void
@@ -1478,8 +1557,10 @@ unowned_target(const json_t *ch, const struct pl_apply_opts *o)
 		; /* the guest it destroys is old_vmid; vmid is the one it makes */
 	else if (!strcmp(a, "delete") || !strcmp(a, "replace") || !strcmp(a, "stop") ||
 		 !strcmp(a, "rollback") || !strcmp(a, "reboot") ||
-		 (!strcmp(a, "update") && (pl_json_str(ch, "migrate_to") ||
-					   (o->reboot && json_is_true(json_object_get(ch, "reboot"))))))
+		 (!strcmp(a, "restore") && json_is_true(json_object_get(ch, "overwrite"))) ||
+		 (!strcmp(a, "update") &&
+		  (pl_json_str(ch, "migrate_to") ||
+		   (o->reboot && json_is_true(json_object_get(ch, "reboot"))))))
 		t[0] = pl_json_int(ch, "vmid", -1);
 	else if (strcmp(a, "restore") != 0)
 		t[1] = 0; /* a create's or a start's old_vmid destroys nothing */

@@ -67,20 +67,26 @@ struct pl_apply_opts {
  * Execute plan. Besides the planner's actions, "rollback" changes
  * ({"action":"rollback","snapshot","running"}) restore a snapshot,
  * "restore" changes ({"action":"restore","archive","running"}, with
- * "old_vmid","from_type","old_node" when a replacement must go first)
+ * "old_vmid","from_type","old_node" when a replacement must go first, or
+ * "overwrite":true to back the guest up, stop it and restore over it)
  * restore a guest from a vzdump archive, and "backup" changes
  * ({"action":"backup","mode","compress"}: vzdump's, default snapshot and
  * zstd) take a vzdump backup of the guest now (its "backup" says which).
  * Before a delete or a replace destroys a guest it is backed up (vzdump)
  * unless o->no_backup; a failed backup stops the change before its destroy.
+ * An update takes its way back first (o->snapshot): the vzdump backup
+ * when its "way_back" kind is "backup" (plan/wayback.h), else a snapshot,
+ * and a snapshot Proxmox refuses ("snapshot feature is not available")
+ * becomes a backup; a failed way back ends the change before it changes
+ * anything.
  * A change's "old_vmid", "from_type", "old_node" name the guest it removes
  * (default: its own vmid, type, node).
  * *result (new reference) is
  * {"ok":N,"failed":N,"skipped":N,"interrupted":N,"abandoned":N,"stopped":bool,
  *  "changes":[{"guest","action","vmid","node","type","status","error",
  *  "snapshot","created","destroyed","step","upid","was_running","pending_reboot",
- *  "backup":"<volid>","backup_storage","no_backup","from_type","old_vmid",
- *  "old_node","archive",
+ *  "backup":"<volid>","backup_storage","backup_node","no_backup","from_type",
+ *  "old_vmid","old_node","archive","way_back" (an update's: {"kind","reason"}),
  *  "steps_done":[step names carried out, as pl_apply_steps lists them]}]}:
  * status "ok", "failed", "not started" (counted as "skipped"), "interrupted"
  * (ended early between tasks) or "abandoned" (its task "upid" was still

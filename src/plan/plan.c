@@ -16,6 +16,7 @@
 #include "model/guest.h"
 #include "plan/templates.h"
 #include "plan/apply.h"
+#include "plan/wayback.h"
 
 #include <ctype.h>
 #include <limits.h>
@@ -639,6 +640,12 @@ plan_update(struct planner *p, const struct pl_model_guest *m, const json_t *liv
 		json_object_set_new(c, "reboot", json_boolean(pending && running));
 		if (moves)
 			json_object_set_new(c, "migrate_to", json_string(m->node));
+		if (!replace) /* before it changes, as the guest is now */
+			json_object_set_new(
+				c, "way_back",
+				pl_plan_way_back(live, node,
+						 json_object_get(p->snap, PL_SNAP_STORAGES),
+						 p->o->no_snapshot));
 		if (replace) {
 			json_object_set(c, "config", m->config);
 			json_object_set(c, "create", m->create);

@@ -36,7 +36,8 @@ struct pl_plan_opts {
  * under "pending".
  * Update changes carry "diffs":[{"key","from","to","class","note"}], "set"
  * (key -> value to POST), "delete" (keys), "resize" (disk -> size) and
- * "reboot" (whether a reboot is needed to apply the pending part).
+ * "reboot" (whether a reboot is needed to apply the pending part) and
+ * "way_back" ({"kind":"snapshot"|"backup"|"none","reason"}: plan/wayback.h).
  * Every change carries "steps": what apply will run for it under these
  * options (pl_apply_steps); a clone's create carries "clone_from":
  * {"vmid","node","name"}, the template resolved now. The summary counts

@@ -111,8 +111,9 @@ json_t *pl_sim_snap_find(struct pl_sim_guest *g, const char *name, size_t *idx);
 /* Whether a config key holds a volume (a disk, not a CD-ROM or "none"). */
 bool pl_sim_is_volume_key(const struct pl_sim_guest *g, const char *key, const char *value);
 /* Why a guest's volumes cannot be snapshotted ("scsi0 is a raw volume on
- * dir storage 'local'"), or NULL when they can (api_feature.c). */
-const char *pl_sim_snapshot_blocker(struct pl_sim *s, const struct pl_sim_guest *g);
+ * dir storage 'local'"; caller frees), or NULL when they can: the rule of
+ * model/wayback.h on the simulator's storages (api_feature.c). */
+char *pl_sim_snapshot_blocker(struct pl_sim *s, const struct pl_sim_guest *g);
 /* A task's done() that changes nothing when the task ends. */
 void pl_sim_noop_done(struct pl_sim *s, struct pl_sim_task *t);
 /* Apply the pending changes and deletions to the config (as a start does). */

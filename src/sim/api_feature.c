@@ -7,55 +7,28 @@
  * pve-storage volume_has_feature: LVM-thin, ZFS, RBD and Btrfs snapshot any
  * volume, Plugin.pm (dir, NFS, CIFS) and LVMPlugin only qcow2, and a path
  * that is no volume, a container's bind or device mount, never).
- * Known gap: the simulator's snapshot task does not refuse such a guest yet
- * (PVE's does): apply snapshots guests with bind mounts before changing them,
- * which real PVE refuses, and that needs deciding in apply first.
+ * The rule itself is model/wayback.c, which the planner uses too; the
+ * snapshot task refuses by it (api_snapshot.c).
  */
 #include "core/common.h"
 #include "core/json.h"
+#include "model/wayback.h"
 #include "sim/api.h"
 #include "sim/internal.h"
 
-/* Whether storage type can snapshot a volume of format. */
-static bool
-can_snapshot(const char *type, const char *format)
+/* The type of a storage, for the shared rule (model/wayback.h). */
+static const char *
+storage_type(const char *storage, void *arg)
 {
-	static const char *const any[] = { "lvmthin", "zfspool", "zfs", "rbd", "btrfs" };
+	struct pl_sim_storage *st = pl_sim_storage_find(arg, storage);
 
-	for (size_t i = 0; i < PL_ARRAY_LEN(any); i++)
-		if (!strcmp(type, any[i]))
-			return true;
-	return format && !strcmp(format, "qcow2");
+	return st ? st->type : NULL;
 }
 
-const char *
+char *
 pl_sim_snapshot_blocker(struct pl_sim *s, const struct pl_sim_guest *g)
 {
-	static char why[160];
-	const char *k;
-	json_t *v;
-
-	json_object_foreach(g->conf, k, v) {
-		const char *val = json_string_value(v);
-		char volid[256];
-		struct pl_sim_storage *st = NULL;
-		struct pl_sim_volume *vol;
-
-		if (!pl_sim_is_volume_key(g, k, val))
-			continue;
-		snprintf(volid, sizeof(volid), "%.*s", (int)strcspn(val, ","), val);
-		if (volid[0] == '/') {
-			snprintf(why, sizeof(why), "%s is a bind mount", k);
-			return why;
-		}
-		vol = pl_sim_volume_find(s, volid, g->node, &st);
-		if (st && !can_snapshot(st->type, vol ? vol->format : NULL)) {
-			snprintf(why, sizeof(why), "%s is a %s volume on %s storage '%s'", k,
-				 vol && vol->format ? vol->format : "raw", st->type, st->id);
-			return why;
-		}
-	}
-	return NULL;
+	return pl_model_snapshot_blocker(g->lxc, g->conf, storage_type, s);
 }
 
 static void
@@ -70,9 +43,12 @@ h_feature(struct pl_sim_req *r)
 		return;
 	/* snapshot as PVE decides it; clone needs a template (linked clones),
 	 * copy (a full clone) is left possible */
-	if (!strcmp(feature, "snapshot"))
-		has = pl_sim_snapshot_blocker(r->sim, g) == NULL;
-	else if (!strcmp(feature, "clone"))
+	if (!strcmp(feature, "snapshot")) {
+		char *why = pl_sim_snapshot_blocker(r->sim, g);
+
+		has = why == NULL;
+		free(why);
+	} else if (!strcmp(feature, "clone"))
 		has = pl_json_bool(g->conf, "template", false);
 	else
 		has = true;

@@ -74,8 +74,18 @@ snap_done(struct pl_sim *s, struct pl_sim_task *t)
 	struct pl_sim_guest *g = pl_sim_guest_find(s, t->vmid);
 	json_t *sn;
 
+	char *why;
+
 	if (!g)
 		return;
+	/* pve-guest-common AbstractConfig::__snapshot_prepare, in the worker:
+	 * it dies before the config (and its lock) is written, and the task
+	 * fails with PVE's bare message */
+	if ((why = pl_sim_snapshot_blocker(s, g)) != NULL) {
+		pl_sim_task_fail(t, "snapshot feature is not available");
+		free(why);
+		return;
+	}
 	sn = json_pack("{s:s,s:s,s:I,s:o}", "name", pl_json_str_or(t->args, "name", ""),
 		       "description", pl_json_str_or(t->args, "description", ""), "snaptime",
 		       (json_int_t)time(NULL), "conf", json_deep_copy(g->conf));

@@ -50,7 +50,7 @@ class SeedLab(Lab):
     """A one-node lab from a seed: 'local' holds backups only when asked, and
     'vault' is a second storage for container root filesystems."""
 
-    def __init__(self, tmp_path, backups=True, guests="", storages=""):
+    def __init__(self, tmp_path, backups=True, guests="", storages="", sim_args=()):
         seed = tmp_path / "seed.yaml"
         seed.write_text(f"""
 nodes: [{{name: pve}}]
@@ -64,7 +64,7 @@ guests:
 {guests or "  []"}
 """)
         self.dir = tmp_path
-        self.info = start_sim("--seed", str(seed))
+        self.info = start_sim("--seed", str(seed), *sim_args)
         self.env = {"PVELAB_URL": self.info["url"], "PVELAB_TOKEN": self.info["token"],
                     "PVELAB_FINGERPRINT": self.info["fingerprint"],
                     "PVELAB_STATE": str(tmp_path / "state.db")}

@@ -1,0 +1,30 @@
+/*
+ * The way back of an update: what apply takes before it changes an existing
+ * guest, so that `pvelab rollback RUN` can undo the change. A snapshot when
+ * Proxmox can take one (model/wayback.h decides, from the inventory the
+ * planner has), else a vzdump backup; none with --no-snapshot.
+ */
+#ifndef PL_PLAN_WAYBACK_H
+#define PL_PLAN_WAYBACK_H
+
+#include "core/common.h"
+
+#include <jansson.h>
+
+/* The kinds, as plans and run results name them. */
+#define PL_WAY_BACK_SNAPSHOT "snapshot"
+#define PL_WAY_BACK_BACKUP "backup"
+#define PL_WAY_BACK_NONE "none"
+
+/* The way back of an update of live (a snapshot's guest entry) on node,
+ * with the snapshot's storages: {"kind":"snapshot"}, {"kind":"backup",
+ * "reason":"mp0 is a bind mount"} or, with no_snapshot, {"kind":"none",
+ * "reason":"--no-snapshot"}. New reference. */
+json_t *pl_plan_way_back(const json_t *live, const char *node, const json_t *storages,
+			 bool no_snapshot);
+
+/* The kind of a change's "way_back" (a plan's update): "snapshot" when the
+ * change names none (a plan from before way backs). */
+const char *pl_plan_way_back_kind(const json_t *change);
+
+#endif
