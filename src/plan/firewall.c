@@ -1,0 +1,1075 @@
+/*
+ * The firewall as code (see firewall.h): fetch, plan, import. A declared
+ * rule list is the whole list (bpg's proxmox_virtual_environment_firewall_rules
+ * behaves the same): rules beyond the declared ones are deleted, order is
+ * state. PVE inserts every new rule at position 0 (pve-firewall
+ * PVE/API2/Firewall/Rules.pm create_rule, register_create_rule unshifts) and
+ * moves one with PUT .../rules/{pos} moveto=N (it lands before the rule at
+ * N, update_rule), so the calls are computed on a model of the list.
+ */
+#include "core/common.h"
+#include "plan/firewall.h"
+#include "config/config.h"
+#include "core/apischema.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/snapshot.h"
+#include "core/str.h"
+#include "model/guest.h"
+#include "pve/client.h"
+
+#include <ctype.h>
+#include <event2/event.h>
+#include <strings.h>
+
+static const struct {
+	const char *name, *descr;
+} macros[] = {
+#include "core/fw_macros.inc"
+};
+
+/* A rule's properties, as the API names them (PVE::Firewall $rule_properties). */
+static const char *const rule_keys[] = { "type",  "action", "macro",   "iface",     "source",
+					 "dest",  "proto",  "dport",   "sport",     "icmp-type",
+					 "log",   "comment", "enable" };
+
+/* --- fetch --- */
+
+struct pl_fw_fetch {
+	struct pl_pve *c;
+	json_t *snap, *out;
+	const json_t *fw; /* the config's firewall: section (borrowed) */
+	bool all, cancelled;
+	int asked, err;
+	char *errmsg;
+	pl_fw_cb cb;
+	void *arg;
+};
+
+struct fw_req {
+	struct pl_fw_fetch *f;
+	char *path;
+};
+
+static void fw_get(struct pl_fw_fetch *f, const char *path);
+
+static void
+fw_maybe_end(struct pl_fw_fetch *f)
+{
+	json_t *got;
+	const char *k;
+	json_t *v;
+	void *tmp;
+
+	if (f->asked > 0)
+		return;
+	if (!f->cancelled && f->err == 0) {
+		got = json_object_get(f->snap, "firewall");
+		if (!json_is_object(got))
+			json_object_set_new(f->snap, "firewall", got = json_object());
+		json_object_foreach_safe(f->out, tmp, k, v)
+			if (!json_is_null(v))
+				json_object_set(got, k, v);
+	}
+	if (!f->cancelled)
+		f->cb(f->err, f->errmsg, f->arg);
+	json_decref(f->out);
+	free(f->errmsg);
+	free(f);
+}
+
+static void
+fw_answer(const struct pl_pve_result *res, void *arg)
+{
+	struct fw_req *q = arg;
+	struct pl_fw_fetch *f = q->f;
+	const json_t *e;
+	size_t i;
+
+	f->asked--;
+	if (f->cancelled) {
+	} else if (res->err && res->status >= 400 && res->status < 500) {
+		/* not there (a group, an IP set, a guest's file): nothing to read */
+	} else if (res->err) {
+		if (f->err == 0) {
+			f->err = res->err;
+			f->errmsg = pl_asprintf("cannot read the firewall (%s): %s", q->path,
+						res->errmsg ? res->errmsg : pl_strerror(res->err));
+		}
+	} else {
+		json_object_set(f->out, q->path, res->data);
+		/* the members of the groups and IP sets that exist (PVE answers
+		 * 500 for one that does not): all of them, or the declared ones */
+		if (!strcmp(q->path, "/cluster/firewall/groups") || !strcmp(q->path, "/cluster/firewall/ipset")) {
+			bool groups = strstr(q->path, "groups") != NULL;
+			const json_t *decl = json_object_get(f->fw, groups ? "groups" : "ipsets");
+
+			json_array_foreach(res->data, i, e) {
+				const char *n = pl_json_str(e, groups ? "group" : "name");
+				char *p = n && (f->all || json_object_get(decl, n)) ? pl_asprintf("%s/%s", q->path, n) : NULL;
+
+				if (p)
+					fw_get(f, p);
+				free(p);
+			}
+		}
+	}
+	free(q->path);
+	free(q);
+	fw_maybe_end(f);
+}
+
+static void
+fw_get(struct pl_fw_fetch *f, const char *path)
+{
+	struct fw_req *q;
+
+	if (json_object_get(f->out, path))
+		return;
+	json_object_set_new(f->out, path, json_null()); /* asked once */
+	q = pl_calloc(1, sizeof(*q));
+	q->f = f;
+	q->path = pl_strdup(path);
+	f->asked++;
+	pl_pve_request(f->c, "GET", path, NULL, fw_answer, q);
+}
+
+/* The live guest a declared one is (by vmid, else by name: this project's
+ * first), or NULL. */
+static const json_t *
+live_guest(const json_t *snap, const json_t *g, const char *project)
+{
+	const json_t *l, *best = NULL;
+	long long vmid = pl_json_int(g, "vmid", 0);
+	size_t i;
+
+	json_array_foreach(json_object_get(snap, PL_SNAP_GUESTS), i, l) {
+		if (vmid ? pl_json_int(l, "vmid", 0) != vmid
+			 : strcmp(pl_json_str_or(l, "name", ""), pl_json_str_or(g, "name", "")) ||
+				   pl_json_int(l, "template", 0) == 1)
+			continue;
+		if (vmid || pl_model_owned_by(l, project))
+			return l;
+		if (best == NULL)
+			best = l;
+	}
+	return best;
+}
+
+static void
+fw_nothing(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_fw_fetch *f = arg;
+
+	(void)fd;
+	(void)what;
+	f->asked--;
+	fw_maybe_end(f);
+}
+
+static void
+guest_paths(struct pl_fw_fetch *f, const json_t *l)
+{
+	char *base = pl_asprintf("/nodes/%s/%s/%lld/firewall", pl_json_str_or(l, "node", ""),
+				 pl_json_str_or(l, "type", "qemu"), pl_json_int(l, "vmid", 0));
+	char *p;
+
+	p = pl_asprintf("%s/options", base);
+	fw_get(f, p);
+	free(p);
+	p = pl_asprintf("%s/rules", base);
+	fw_get(f, p);
+	free(p);
+	free(base);
+}
+
+struct pl_fw_fetch *
+pl_fw_fetch_start(struct pl_pve *c, const struct pl_config *cfg, bool all, const json_t *vmids,
+		  json_t *snap, pl_fw_cb cb, void *arg)
+{
+	struct pl_fw_fetch *f = pl_calloc(1, sizeof(*f));
+	const json_t *fw = cfg ? pl_config_get(cfg, "/firewall") : NULL, *g, *v;
+	const char *k;
+	size_t i;
+
+	f->c = c;
+	f->snap = snap;
+	f->all = all;
+	f->fw = fw;
+	f->cb = cb;
+	f->arg = arg;
+	f->out = json_object();
+	f->asked = 1; /* held until every request is out */
+	if (all || json_object_get(fw, "options"))
+		fw_get(f, "/cluster/firewall/options");
+	if (all || json_object_get(fw, "rules"))
+		fw_get(f, "/cluster/firewall/rules");
+	if (all || json_object_get(fw, "aliases"))
+		fw_get(f, "/cluster/firewall/aliases");
+	if (all || json_object_get(fw, "ipsets"))
+		fw_get(f, "/cluster/firewall/ipset");
+	if (all || json_object_get(fw, "groups"))
+		fw_get(f, "/cluster/firewall/groups");
+	json_object_foreach((json_t *)json_object_get(fw, "nodes"), k, v) {
+		char *p = pl_asprintf("/nodes/%s/firewall/options", k);
+
+		fw_get(f, p);
+		free(p);
+		p = pl_asprintf("/nodes/%s/firewall/rules", k);
+		fw_get(f, p);
+		free(p);
+	}
+	if (cfg)
+		json_array_foreach(pl_config_guests(cfg), i, g) {
+			const json_t *l;
+
+			if (json_object_get(g, "firewall") == NULL ||
+			    (l = live_guest(snap, g, pl_config_project(cfg))) == NULL)
+				continue;
+			guest_paths(f, l);
+		}
+	json_array_foreach(vmids ? json_object_get(snap, PL_SNAP_GUESTS) : NULL, i, g) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "%lld", pl_json_int(g, "vmid", 0));
+		if (json_object_get(vmids, key))
+			guest_paths(f, g);
+	}
+	f->asked--;
+	if (f->asked == 0) { /* nothing to read: still answer from the loop */
+		struct timeval now = { 0, 0 };
+
+		f->asked = 1;
+		event_base_once(pl_pve_base(c), -1, EV_TIMEOUT, fw_nothing, f, &now);
+	}
+	return f;
+}
+
+void
+pl_fw_fetch_cancel(struct pl_fw_fetch *f)
+{
+	if (f)
+		f->cancelled = true;
+}
+
+struct fw_wait {
+	bool done;
+	int err;
+	char *msg;
+};
+
+static void
+fw_waited(int err, const char *errmsg, void *arg)
+{
+	struct fw_wait *w = arg;
+
+	w->done = true;
+	w->err = err;
+	w->msg = err ? pl_strdup(errmsg ? errmsg : pl_strerror(err)) : NULL;
+}
+
+int
+pl_fw_fetch(struct pl_pve *c, const struct pl_config *cfg, bool all, const json_t *vmids,
+	    json_t *snap, char **errmsg)
+{
+	struct fw_wait w = { 0 };
+
+	pl_fw_fetch_start(c, cfg, all, vmids, snap, fw_waited, &w);
+	while (!w.done)
+		if (event_base_loop(pl_pve_base(c), EVLOOP_ONCE) != 0)
+			pl_die("the firewall read stalled: the event loop has nothing left to wait for");
+	if (w.err) {
+		pl_seterr(errmsg, w.err, "%s", w.msg);
+		free(w.msg);
+		return w.err;
+	}
+	return 0;
+}
+
+/* --- plan --- */
+
+const char *
+pl_fw_digest_of(const json_t *data)
+{
+	if (json_is_array(data))
+		return pl_json_str_or(json_array_get(data, 0), "digest", "");
+	return pl_json_str_or(data, "digest", "");
+}
+
+/* A value as PVE's parser sees it (true -> "1"); "" for none. */
+static char *
+text_of(const json_t *v)
+{
+	char *t = v && !json_is_null(v) ? pl_api_value_text(v) : NULL;
+
+	return t ? t : pl_strdup("");
+}
+
+static const char *
+macro_name(const char *m)
+{
+	for (size_t i = 0; i < PL_ARRAY_LEN(macros); i++)
+		if (!strcasecmp(macros[i].name, m))
+			return macros[i].name;
+	return m;
+}
+
+/* A declared rule as the API's parameters, every value a string. */
+static json_t *
+want_rule(const json_t *y)
+{
+	json_t *r = json_object();
+
+	for (size_t i = 0; i < PL_ARRAY_LEN(rule_keys); i++) {
+		const char *k = rule_keys[i];
+		char *t = text_of(json_object_get(y, !strcmp(k, "icmp-type") ? "icmp_type" : k));
+
+		if (!strcmp(k, "type") && !*t) {
+			free(t);
+			t = pl_strdup("in");
+		}
+		if (!strcmp(k, "enable")) {
+			bool on = json_object_get(y, "enable") == NULL || json_is_true(json_object_get(y, "enable"));
+
+			free(t);
+			t = pl_strdup(on ? "1" : "0");
+		}
+		if (!strcmp(k, "macro") && *t) {
+			char *m = pl_strdup(macro_name(t));
+
+			free(t);
+			t = m;
+		}
+		if (!strcmp(k, "log") && !strcmp(t, "nolog"))
+			*t = '\0';
+		if (*t)
+			json_object_set_new(r, k, json_string(t));
+		free(t);
+	}
+	return r;
+}
+
+/* A live rule projected on the same keys (enable "1"/"0", nolog as none). */
+static json_t *
+live_rule(const json_t *l)
+{
+	json_t *r = json_object();
+
+	for (size_t i = 0; i < PL_ARRAY_LEN(rule_keys); i++) {
+		const char *k = rule_keys[i];
+		char *t = text_of(json_object_get(l, k));
+
+		if (!strcmp(k, "enable")) {
+			bool on = !strcmp(t, "1");
+
+			free(t);
+			t = pl_strdup(on ? "1" : "0");
+		}
+		if (!strcmp(k, "log") && !strcmp(t, "nolog"))
+			*t = '\0';
+		if (*t)
+			json_object_set_new(r, k, json_string(t));
+		free(t);
+	}
+	return r;
+}
+
+static bool
+rule_same(const json_t *a, const json_t *b)
+{
+	for (size_t i = 0; i < PL_ARRAY_LEN(rule_keys); i++)
+		if (strcmp(pl_json_str_or(a, rule_keys[i], ""), pl_json_str_or(b, rule_keys[i], "")))
+			return false;
+	return true;
+}
+
+/* A rule as a line of a PVE firewall file ("IN HTTPS(ACCEPT) -source +lan"). */
+static char *
+rule_text(const json_t *r)
+{
+	static const char *const opts[][2] = { { "iface", "-i" },   { "source", "-source" },
+					       { "dest", "-dest" }, { "proto", "-p" },
+					       { "dport", "-dport" }, { "sport", "-sport" },
+					       { "icmp-type", "-icmp-type" }, { "log", "-log" } };
+	struct pl_buf b;
+	char *type = pl_strdup(pl_json_str_or(r, "type", "in"));
+	char *out;
+
+	for (char *q = type; *q; q++)
+		*q = (char)toupper((unsigned char)*q);
+	pl_buf_init(&b, 0);
+	if (strcmp(pl_json_str_or(r, "enable", "0"), "1"))
+		pl_buf_addf(&b, "|");
+	if (pl_json_str(r, "macro"))
+		pl_buf_addf(&b, "%s %s(%s)", type, pl_json_str(r, "macro"), pl_json_str_or(r, "action", ""));
+	else
+		pl_buf_addf(&b, "%s %s", type, pl_json_str_or(r, "action", ""));
+	for (size_t i = 0; i < PL_ARRAY_LEN(opts); i++)
+		if (pl_json_str(r, opts[i][0]))
+			pl_buf_addf(&b, " %s %s", opts[i][1], pl_json_str(r, opts[i][0]));
+	if (pl_json_str(r, "comment"))
+		pl_buf_addf(&b, " # %s", pl_json_str(r, "comment"));
+	out = pl_strdup(b.data ? b.data : "");
+	pl_buf_release(&b);
+	free(type);
+	return out;
+}
+
+/* One change being built. */
+struct fwc {
+	json_t *ch, *diffs, *calls, *digests;
+};
+
+static void
+diff(struct fwc *c, const char *key, const char *from, const char *to, const char *note)
+{
+	json_array_append_new(c->diffs, json_pack("{s:s,s:s?,s:s?,s:s,s:s?}", "key", key, "from",
+						  from, "to", to, "class", "live", "note", note));
+}
+
+/* A call; list: the path whose digest it carries (read just before it). */
+static void
+call(struct fwc *c, const char *method, char *path, json_t *params, const char *list)
+{
+	json_array_append_new(c->calls, json_pack("{s:s,s:s,s:o,s:s?}", "method", method, "path", path,
+						  "params", params ? params : json_object(), "list", list));
+	free(path);
+}
+
+/* The digest the plan saw of a list apply checks before writing. */
+static void
+saw(struct fwc *c, const char *path, const json_t *live)
+{
+	if (live)
+		json_object_set_new(c->digests, path, json_string(pl_fw_digest_of(live)));
+}
+
+static long
+find_id(const long *cur, long n, long id)
+{
+	for (long i = 0; i < n; i++)
+		if (cur[i] == id)
+			return i;
+	return -1;
+}
+
+/* Make the live rules at path the declared ones (want: YAML rules), in order. */
+static void
+rules_diff(struct fwc *c, const char *path, const json_t *want_y, const json_t *live_l, const char *what)
+{
+	long nw = (long)json_array_size(want_y), nl = (long)json_array_size(live_l), n = nl;
+	json_t *want = json_array(), *live = json_array();
+	long *wm = pl_calloc((size_t)nw + 1, sizeof(long)), *cur = pl_calloc((size_t)(nl + nw) + 1, sizeof(long));
+	long *cp = pl_calloc((size_t)nw + 1, sizeof(long)), *len = pl_calloc((size_t)nw + 1, sizeof(long));
+	long *prev = pl_calloc((size_t)nw + 1, sizeof(long));
+	bool *lm = pl_calloc((size_t)nl + 1, 1), *exact = pl_calloc((size_t)nw + 1, 1);
+	bool *lis = pl_calloc((size_t)nw + 1, 1);
+	const long NEW = 1000000;
+	char key[64];
+	long d, l;
+
+	for (d = 0; d < nw; d++)
+		json_array_append_new(want, want_rule(json_array_get(want_y, (size_t)d)));
+	for (l = 0; l < nl; l++)
+		json_array_append_new(live, live_rule(json_array_get(live_l, (size_t)l)));
+	/* the same rule wherever it is; then the rest pair up in order (an update) */
+	for (d = 0; d < nw; d++) {
+		wm[d] = -1;
+		for (l = 0; l < nl && wm[d] < 0; l++)
+			if (!lm[l] && rule_same(json_array_get(want, (size_t)d), json_array_get(live, (size_t)l))) {
+				wm[d] = l;
+				lm[l] = exact[d] = true;
+			}
+	}
+	for (d = 0, l = 0; d < nw; d++) {
+		if (wm[d] >= 0)
+			continue;
+		while (l < nl && lm[l])
+			l++;
+		if (l < nl) {
+			wm[d] = l;
+			lm[l] = true;
+		}
+	}
+	for (l = 0; l < nl; l++)
+		cur[l] = l;
+	/* deletes from the end: the positions before stay */
+	for (l = nl - 1; l >= 0; l--) {
+		long pos = find_id(cur, n, l);
+		char *t;
+
+		if (lm[l])
+			continue;
+		t = rule_text(json_array_get(live, (size_t)l));
+		snprintf(key, sizeof(key), "%s%srule %ld", what, *what ? " " : "", l);
+		diff(c, key, t, NULL, "removed");
+		free(t);
+		call(c, "DELETE", pl_asprintf("%s/%ld", path, pos), NULL, path);
+		memmove(cur + pos, cur + pos + 1, (size_t)(n - pos - 1) * sizeof(long));
+		n--;
+	}
+	/* updates in place */
+	for (d = 0; d < nw; d++) {
+		const json_t *w = json_array_get(want, (size_t)d), *h;
+		json_t *params;
+		struct pl_buf del;
+		char *from, *to;
+
+		if (wm[d] < 0 || exact[d])
+			continue;
+		h = json_array_get(live, (size_t)wm[d]);
+		params = json_object();
+		pl_buf_init(&del, 0);
+		for (size_t i = 0; i < PL_ARRAY_LEN(rule_keys); i++) {
+			const char *k = rule_keys[i], *wv = pl_json_str(w, k), *hv = pl_json_str(h, k);
+
+			if (!strcmp(wv ? wv : "", hv ? hv : ""))
+				continue;
+			if (wv)
+				json_object_set_new(params, k, json_string(wv));
+			else
+				pl_buf_addf(&del, "%s%s", del.len ? "," : "", k);
+		}
+		if (del.len)
+			json_object_set_new(params, "delete", json_string(del.data));
+		pl_buf_release(&del);
+		from = rule_text(h);
+		to = rule_text(w);
+		snprintf(key, sizeof(key), "%s%srule %ld", what, *what ? " " : "", d);
+		diff(c, key, from, to, "changed");
+		free(from);
+		free(to);
+		call(c, "PUT", pl_asprintf("%s/%ld", path, find_id(cur, n, wm[d])), params, path);
+	}
+	/* creates, last first: each lands at 0, so they come out in order */
+	for (d = nw - 1; d >= 0; d--) {
+		char *t;
+
+		if (wm[d] >= 0)
+			continue;
+		t = rule_text(json_array_get(want, (size_t)d));
+		snprintf(key, sizeof(key), "%s%srule %ld", what, *what ? " " : "", d);
+		diff(c, key, NULL, t, "added");
+		free(t);
+		call(c, "POST", pl_strdup(path), json_deep_copy(json_array_get(want, (size_t)d)), NULL);
+		memmove(cur + 1, cur, (size_t)n * sizeof(long));
+		cur[0] = NEW + d;
+		n++;
+	}
+	/* moves: the longest run already in order stays, each other rule goes
+	 * right before its successor (or last), from the end */
+	for (d = 0; d < nw; d++) {
+		cp[d] = find_id(cur, n, wm[d] >= 0 ? wm[d] : NEW + d);
+		len[d] = 1;
+		prev[d] = -1;
+		for (long e = 0; e < d; e++)
+			if (cp[e] < cp[d] && len[e] + 1 > len[d]) {
+				len[d] = len[e] + 1;
+				prev[d] = e;
+			}
+	}
+	long best = -1;
+
+	for (d = 0; d < nw; d++)
+		if (best < 0 || len[d] > len[best])
+			best = d;
+	for (d = best; d >= 0; d = prev[d])
+		lis[d] = true;
+	for (d = nw - 1; d >= 0; d--) {
+		long id = wm[d] >= 0 ? wm[d] : NEW + d, p = find_id(cur, n, id);
+		long q = d + 1 < nw ? find_id(cur, n, wm[d + 1] >= 0 ? wm[d + 1] : NEW + d + 1) : n;
+		long at;
+
+		if (lis[d])
+			continue;
+		if (wm[d] >= 0) {
+			char *t = rule_text(json_array_get(want, (size_t)d));
+
+			snprintf(key, sizeof(key), "%s%srule %ld", what, *what ? " " : "", d);
+			diff(c, key, t, t, "moved");
+			free(t);
+		}
+		call(c, "PUT", pl_asprintf("%s/%ld", path, p), json_pack("{s:I}", "moveto", (json_int_t)q), path);
+		/* update_rule: it lands before the rule now at q (past the end: last) */
+		memmove(cur + p, cur + p + 1, (size_t)(n - p - 1) * sizeof(long));
+		at = q > p ? q - 1 : q;
+		memmove(cur + at + 1, cur + at, (size_t)(n - 1 - at) * sizeof(long));
+		cur[at] = id;
+	}
+	json_decref(want);
+	json_decref(live);
+	free(wm);
+	free(cur);
+	free(cp);
+	free(len);
+	free(prev);
+	free(lm);
+	free(exact);
+	free(lis);
+}
+
+/* Defaults of options PVE leaves out of a file (pve-firewall
+ * $cluster_option_properties, $host_option_properties, $vm_option_properties,
+ * and the ruleset's policy fallbacks). */
+static const char *
+option_default(const char *scope, const char *k)
+{
+	static const char *const d[][3] = {
+		{ "cluster", "enable", "0" },    { "cluster", "ebtables", "1" },
+		{ "cluster", "policy_in", "DROP" }, { "cluster", "policy_out", "ACCEPT" },
+		{ "node", "enable", "1" },       { "guest", "enable", "0" },
+		{ "guest", "macfilter", "1" },   { "guest", "dhcp", "0" },
+		{ "guest", "ndp", "1" },         { "guest", "radv", "0" },
+		{ "guest", "ipfilter", "0" },    { "guest", "policy_in", "DROP" },
+		{ "guest", "policy_out", "ACCEPT" }, { "guest", "log_level_in", "nolog" },
+		{ "guest", "log_level_out", "nolog" },
+	};
+
+	for (size_t i = 0; i < PL_ARRAY_LEN(d); i++)
+		if (!strcmp(d[i][0], scope) && !strcmp(d[i][1], k))
+			return d[i][2];
+	return "";
+}
+
+/* Only the declared options are managed. */
+static void
+options_diff(struct fwc *c, const char *path, const char *scope, const json_t *want, const json_t *live)
+{
+	json_t *set = json_object();
+	const char *k;
+	json_t *v;
+	char key[64];
+
+	saw(c, path, live);
+	json_object_foreach((json_t *)want, k, v) {
+		char *w = text_of(v), *h = text_of(json_object_get(live, k));
+
+		if (!*h) {
+			free(h);
+			h = pl_strdup(option_default(scope, k));
+		}
+		if (strcmp(w, h)) {
+			snprintf(key, sizeof(key), "option %s", k);
+			diff(c, key, *h ? h : NULL, w, NULL);
+			json_object_set_new(set, k, json_string(w));
+		}
+		free(w);
+		free(h);
+	}
+	if (json_object_size(set))
+		call(c, "PUT", pl_strdup(path), set, path);
+	else
+		json_decref(set);
+}
+
+/* Whether an answer of a list has an entry whose key is name (case-blind). */
+static const json_t *
+entry_named(const json_t *list, const char *key, const char *name)
+{
+	const json_t *e;
+	size_t i;
+
+	json_array_foreach(list, i, e)
+		if (!strcasecmp(pl_json_str_or(e, key, ""), name))
+			return e;
+	return NULL;
+}
+
+static void
+aliases_diff(struct fwc *c, const json_t *fwlive, const json_t *want)
+{
+	const char *path = "/cluster/firewall/aliases", *k;
+	const json_t *live = json_object_get(fwlive, path), *l;
+	json_t *v;
+	char key[160];
+
+	saw(c, path, live);
+	json_object_foreach((json_t *)want, k, v) {
+		const char *cidr = pl_json_str_or(v, "cidr", ""), *cm = pl_json_str(v, "comment");
+
+		l = entry_named(live, "name", k);
+		snprintf(key, sizeof(key), "alias %s", k);
+		if (l == NULL) {
+			diff(c, key, NULL, cidr, "added");
+			call(c, "POST", pl_strdup(path), json_pack("{s:s,s:s,s:s?}", "name", k, "cidr", cidr,
+								  "comment", cm), NULL);
+		} else if (strcmp(pl_json_str_or(l, "cidr", ""), cidr) ||
+			   (cm && strcmp(pl_json_str_or(l, "comment", ""), cm))) {
+			diff(c, key, pl_json_str(l, "cidr"), cidr, "changed");
+			/* Aliases.pm update_alias drops a comment not sent again */
+			call(c, "PUT", pl_asprintf("%s/%s", path, pl_json_str_or(l, "name", k)),
+			     json_pack("{s:s,s:s?}", "cidr", cidr, "comment", cm ? cm : pl_json_str(l, "comment")),
+			     path);
+		}
+	}
+}
+
+/* A group's or an IP set's own entry: create it, or set its comment. */
+static void
+section_diff(struct fwc *c, const char *list_path, const char *idkey, const char *name,
+	     const json_t *want, const json_t *live_list, const char *what)
+{
+	const json_t *l = entry_named(live_list, idkey, name);
+	const char *cm = pl_json_str(want, "comment");
+	char key[160];
+
+	snprintf(key, sizeof(key), "%s %s", what, name);
+	if (l == NULL) {
+		diff(c, key, NULL, cm ? cm : "", "added");
+		call(c, "POST", pl_strdup(list_path), json_pack("{s:s,s:s?}", idkey, name, "comment", cm), NULL);
+	} else if (cm && strcmp(pl_json_str_or(l, "comment", ""), cm)) {
+		diff(c, key, pl_json_str(l, "comment"), cm, "comment");
+		call(c, "POST", pl_strdup(list_path), json_pack("{s:s,s:s,s:s}", idkey, name, "rename", name,
+								"comment", cm), list_path);
+	}
+}
+
+/* An IP set's entries: "CIDR" or "!CIDR" (nomatch). */
+static void
+ipset_diff(struct fwc *c, const char *name, const json_t *want, const json_t *live)
+{
+	char *path = pl_asprintf("/cluster/firewall/ipset/%s", name);
+	json_t *seen = json_object();
+	const json_t *e;
+	char key[200];
+	size_t i;
+
+	saw(c, path, live);
+	json_array_foreach(json_object_get(want, "entries"), i, e) {
+		char *t = text_of(e);
+		bool nomatch = t[0] == '!';
+		const char *cidr = t + nomatch;
+		const json_t *l = entry_named(live, "cidr", cidr);
+		char *enc = pl_str_url_encode(cidr);
+
+		json_object_set_new(seen, cidr, json_true());
+		snprintf(key, sizeof(key), "ipset %s entry", name);
+		if (l == NULL) {
+			diff(c, key, NULL, t, "added");
+			call(c, "POST", pl_strdup(path), json_pack("{s:s,s:i}", "cidr", cidr, "nomatch", nomatch), NULL);
+		} else if ((pl_json_int(l, "nomatch", 0) != 0) != nomatch) {
+			diff(c, key, nomatch ? cidr : t, t, "changed");
+			call(c, "PUT", pl_asprintf("%s/%s", path, enc), json_pack("{s:i}", "nomatch", nomatch), path);
+		}
+		free(enc);
+		free(t);
+	}
+	json_array_foreach(live, i, e) {
+		const char *cidr = pl_json_str_or(e, "cidr", "");
+		char *enc;
+
+		if (json_object_get(seen, cidr))
+			continue;
+		enc = pl_str_url_encode(cidr);
+		snprintf(key, sizeof(key), "ipset %s entry", name);
+		diff(c, key, cidr, NULL, "removed");
+		call(c, "DELETE", pl_asprintf("%s/%s", path, enc), NULL, path);
+		free(enc);
+	}
+	json_decref(seen);
+	free(path);
+}
+
+static struct fwc
+fwc_new(const char *scope, const char *guest, const char *what)
+{
+	struct fwc c = { .diffs = json_array(), .calls = json_array(), .digests = json_object() };
+
+	c.ch = json_pack("{s:s,s:s,s:s,s:s,s:s}", "action", "firewall", "scope", scope, "guest", guest,
+			 "what", what, "class", "live");
+	return c;
+}
+
+static void
+fwc_end(struct fwc *c, json_t *changes)
+{
+	if (json_array_size(c->calls) == 0) {
+		json_decref(c->ch);
+		json_decref(c->diffs);
+		json_decref(c->calls);
+		json_decref(c->digests);
+		return;
+	}
+	json_object_set_new(c->ch, "diffs", c->diffs);
+	json_object_set_new(c->ch, "calls", c->calls);
+	json_object_set_new(c->ch, "digests", c->digests);
+	json_array_append_new(changes, c->ch);
+}
+
+static void
+plan_cluster(const json_t *fw, const json_t *live, json_t *changes)
+{
+	struct fwc c = fwc_new("cluster", "cluster", "datacenter");
+	const char *k;
+	json_t *v;
+
+	if (json_object_get(fw, "aliases"))
+		aliases_diff(&c, live, json_object_get(fw, "aliases"));
+	saw(&c, "/cluster/firewall/ipset", json_object_get(live, "/cluster/firewall/ipset"));
+	json_object_foreach((json_t *)json_object_get(fw, "ipsets"), k, v) {
+		char *p = pl_asprintf("/cluster/firewall/ipset/%s", k);
+
+		section_diff(&c, "/cluster/firewall/ipset", "name", k, v,
+			     json_object_get(live, "/cluster/firewall/ipset"), "ipset");
+		ipset_diff(&c, k, v, json_object_get(live, p));
+		free(p);
+	}
+	saw(&c, "/cluster/firewall/groups", json_object_get(live, "/cluster/firewall/groups"));
+	json_object_foreach((json_t *)json_object_get(fw, "groups"), k, v) {
+		char *p = pl_asprintf("/cluster/firewall/groups/%s", k), *what = pl_asprintf("group %s", k);
+
+		section_diff(&c, "/cluster/firewall/groups", "group", k, v,
+			     json_object_get(live, "/cluster/firewall/groups"), "group");
+		saw(&c, p, json_object_get(live, p));
+		rules_diff(&c, p, json_object_get(v, "rules"), json_object_get(live, p), what);
+		free(p);
+		free(what);
+	}
+	if (json_object_get(fw, "rules")) {
+		saw(&c, "/cluster/firewall/rules", json_object_get(live, "/cluster/firewall/rules"));
+		rules_diff(&c, "/cluster/firewall/rules", json_object_get(fw, "rules"),
+			   json_object_get(live, "/cluster/firewall/rules"), "cluster");
+	}
+	/* options last: enabling a DROP policy before the rules that let the
+	 * traffic in would cut it */
+	if (json_object_get(fw, "options"))
+		options_diff(&c, "/cluster/firewall/options", "cluster", json_object_get(fw, "options"),
+			     json_object_get(live, "/cluster/firewall/options"));
+	fwc_end(&c, changes);
+}
+
+/* Rules, then options, of one node or guest at base. */
+static void
+plan_scope(struct fwc *c, const char *base, const char *scope, const json_t *decl, const json_t *live,
+	   const char *what)
+{
+	char *p = pl_asprintf("%s/rules", base);
+
+	if (json_object_get(decl, "rules")) {
+		saw(c, p, json_object_get(live, p));
+		rules_diff(c, p, json_object_get(decl, "rules"), json_object_get(live, p), what);
+	}
+	free(p);
+	p = pl_asprintf("%s/options", base);
+	if (json_object_get(decl, "options"))
+		options_diff(c, p, scope, json_object_get(decl, "options"), json_object_get(live, p));
+	free(p);
+}
+
+static bool
+is_blocked(const json_t *blocked, const char *name)
+{
+	const json_t *b;
+	size_t i;
+
+	json_array_foreach(blocked, i, b)
+		if (!strcmp(pl_json_str_or(b, "guest", ""), name))
+			return true;
+	return false;
+}
+
+void
+pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, const json_t *blocked)
+{
+	const json_t *fw = pl_config_get(cfg, "/firewall"), *live = json_object_get(snap, "firewall");
+	const json_t *g, *ch;
+	const char *k;
+	json_t *v;
+	size_t i, j;
+
+	if (json_is_object(fw))
+		plan_cluster(fw, live, changes);
+	json_object_foreach((json_t *)json_object_get(fw, "nodes"), k, v) {
+		char *base = pl_asprintf("/nodes/%s/firewall", k), *what = pl_asprintf("node %s", k);
+		struct fwc c = fwc_new("node", k, what);
+
+		json_object_set_new(c.ch, "node", json_string(k));
+		plan_scope(&c, base, "node", v, live, what);
+		fwc_end(&c, changes);
+		free(base);
+		free(what);
+	}
+	json_array_foreach(pl_config_guests(cfg), i, g) {
+		const char *name = pl_json_str_or(g, "name", "");
+		const json_t *decl = json_object_get(g, "firewall"), *l, *made = NULL;
+		const char *node, *type;
+		long long vmid;
+		char *base, *what;
+		struct fwc c;
+
+		if (!json_is_object(decl) || is_blocked(blocked, name))
+			continue;
+		/* a guest this plan makes (or makes anew) has an empty firewall */
+		json_array_foreach(changes, j, ch)
+			if (!strcmp(pl_json_str_or(ch, "guest", ""), name) &&
+			    (!strcmp(pl_json_str_or(ch, "action", ""), "create") ||
+			     !strcmp(pl_json_str_or(ch, "action", ""), "replace")))
+				made = ch;
+		l = made ? made : live_guest(snap, g, pl_config_project(cfg));
+		if (l == NULL)
+			continue;
+		node = pl_json_str_or(l, "node", "");
+		type = pl_json_str_or(l, "type", "qemu");
+		vmid = pl_json_int(l, "vmid", 0);
+		base = pl_asprintf("/nodes/%s/%s/%lld/firewall", node, type, vmid);
+		what = pl_asprintf("%s %lld on %s", type, vmid, node);
+		c = fwc_new("guest", name, what);
+		json_object_set_new(c.ch, "node", json_string(node));
+		json_object_set_new(c.ch, "type", json_string(type));
+		json_object_set_new(c.ch, "vmid", json_integer(vmid));
+		plan_scope(&c, base, "guest", decl, made ? NULL : live, "");
+		if (made) /* nothing to compare with: its lists do not exist yet */
+			json_object_clear(c.digests);
+		fwc_end(&c, changes);
+		free(base);
+		free(what);
+	}
+}
+
+/* --- import --- */
+
+/* A live rule as YAML: only what it sets; enable only when off. */
+static json_t *
+rule_yaml(const json_t *l)
+{
+	json_t *r = live_rule(l), *y = json_object();
+
+	for (size_t i = 0; i < PL_ARRAY_LEN(rule_keys); i++) {
+		const char *k = rule_keys[i], *v = pl_json_str(r, k);
+
+		if (v == NULL || (!strcmp(k, "type") && !strcmp(v, "in")))
+			continue;
+		if (!strcmp(k, "enable")) {
+			if (!strcmp(v, "0"))
+				json_object_set_new(y, "enable", json_false());
+			continue;
+		}
+		json_object_set_new(y, !strcmp(k, "icmp-type") ? "icmp_type" : k, json_string(v));
+	}
+	json_decref(r);
+	return y;
+}
+
+static json_t *
+rules_yaml(const json_t *live)
+{
+	json_t *a = json_array();
+	const json_t *e;
+	size_t i;
+
+	json_array_foreach(live, i, e)
+		json_array_append_new(a, rule_yaml(e));
+	return a;
+}
+
+/* Options as YAML: what the file sets (digest aside), booleans typed. */
+static json_t *
+options_yaml(const json_t *live, bool guest)
+{
+	static const char *const bools[] = { "enable", "dhcp", "ipfilter", "macfilter", "ndp", "radv" };
+	json_t *o = json_object();
+	const char *k;
+	json_t *v;
+
+	json_object_foreach((json_t *)live, k, v) {
+		bool b = false;
+
+		if (!strcmp(k, "digest"))
+			continue;
+		for (size_t i = 0; guest && i < PL_ARRAY_LEN(bools); i++)
+			b |= !strcmp(bools[i], k);
+		if (b)
+			json_object_set_new(o, k, json_boolean(pl_json_int(live, k, 0) != 0 ||
+							      !strcmp(pl_json_str_or(live, k, ""), "1")));
+		else
+			json_object_set(o, k, v);
+	}
+	return o;
+}
+
+json_t *
+pl_fw_guest_yaml(const json_t *snap, const char *node, const char *type, long long vmid)
+{
+	const json_t *live = json_object_get(snap, "firewall"), *opts, *rules;
+	char *base = pl_asprintf("/nodes/%s/%s/%lld/firewall", node, type, vmid), *p;
+	json_t *y = json_object();
+
+	p = pl_asprintf("%s/options", base);
+	opts = json_object_get(live, p);
+	free(p);
+	p = pl_asprintf("%s/rules", base);
+	rules = json_object_get(live, p);
+	free(p);
+	free(base);
+	if (json_object_size(opts) > 1) /* more than its digest */
+		json_object_set_new(y, "options", options_yaml(opts, true));
+	if (json_array_size(rules))
+		json_object_set_new(y, "rules", rules_yaml(rules));
+	if (json_object_size(y) == 0) {
+		json_decref(y);
+		return NULL;
+	}
+	return y;
+}
+
+json_t *
+pl_fw_cluster_yaml(const json_t *snap)
+{
+	const json_t *live = json_object_get(snap, "firewall"), *e, *opts;
+	json_t *y = json_object(), *aliases = json_object(), *ipsets = json_object(), *groups = json_object();
+	size_t i, j;
+
+	json_array_foreach(json_object_get(live, "/cluster/firewall/aliases"), i, e) {
+		json_t *a = json_pack("{s:s}", "cidr", pl_json_str_or(e, "cidr", ""));
+
+		if (pl_json_str(e, "comment"))
+			json_object_set_new(a, "comment", json_string(pl_json_str(e, "comment")));
+		json_object_set_new(aliases, pl_json_str_or(e, "name", "?"), a);
+	}
+	json_array_foreach(json_object_get(live, "/cluster/firewall/ipset"), i, e) {
+		const char *n = pl_json_str_or(e, "name", "?");
+		char *p = pl_asprintf("/cluster/firewall/ipset/%s", n);
+		json_t *s = json_object(), *entries = json_array();
+		const json_t *m;
+
+		if (pl_json_str(e, "comment"))
+			json_object_set_new(s, "comment", json_string(pl_json_str(e, "comment")));
+		json_array_foreach(json_object_get(live, p), j, m) {
+			char *t = pl_asprintf("%s%s", pl_json_int(m, "nomatch", 0) ? "!" : "",
+					      pl_json_str_or(m, "cidr", ""));
+
+			json_array_append_new(entries, json_string(t));
+			free(t);
+		}
+		json_object_set_new(s, "entries", entries);
+		json_object_set_new(ipsets, n, s);
+		free(p);
+	}
+	json_array_foreach(json_object_get(live, "/cluster/firewall/groups"), i, e) {
+		const char *n = pl_json_str_or(e, "group", "?");
+		char *p = pl_asprintf("/cluster/firewall/groups/%s", n);
+		json_t *gr = json_object();
+
+		if (pl_json_str(e, "comment"))
+			json_object_set_new(gr, "comment", json_string(pl_json_str(e, "comment")));
+		json_object_set_new(gr, "rules", rules_yaml(json_object_get(live, p)));
+		json_object_set_new(groups, n, gr);
+		free(p);
+	}
+	if (json_object_size(aliases))
+		json_object_set(y, "aliases", aliases);
+	if (json_object_size(ipsets))
+		json_object_set(y, "ipsets", ipsets);
+	if (json_object_size(groups))
+		json_object_set(y, "groups", groups);
+	json_decref(aliases);
+	json_decref(ipsets);
+	json_decref(groups);
+	if (json_array_size(json_object_get(live, "/cluster/firewall/rules")))
+		json_object_set_new(y, "rules", rules_yaml(json_object_get(live, "/cluster/firewall/rules")));
+	opts = json_object_get(live, "/cluster/firewall/options");
+	if (json_object_size(opts) > 1)
+		json_object_set_new(y, "options", options_yaml(opts, false));
+	return y;
+}
