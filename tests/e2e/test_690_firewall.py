@@ -6,10 +6,15 @@ apply is caught by the list's digest and nothing of that guest's firewall is
 written; import of hand-made rules, groups, IP sets and aliases round-trips
 to a zero plan; validate names the place of each mistake in one line."""
 import json
+import os
+import pty
+import select
+import subprocess
+import time
 
 import pytest
 
-from conftest import run
+from conftest import BIN, run
 from simfix import start_sim, stop_sim
 from test_200_sync import api, env_for
 
@@ -127,22 +132,55 @@ def test_apply_replans_to_zero_with_order(sim, tmp_path):
     assert r.rc == 0, r.out
 
 
+def read_until(fd, text, out=b""):
+    end = time.monotonic() + 60
+    while text.encode() not in out:
+        assert time.monotonic() < end, out
+        ready, _, _ = select.select([fd], [], [], 5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
 def test_a_change_behind_pvelabs_back_stops_that_guest(sim, tmp_path):
     env = env_of(sim, tmp_path)
     cfg = tmp_path / "fw.yaml"
     cfg.write_text(CONFIG)
     assert run("apply", "-c", str(cfg), "--yes", env=env).rc == 0
-    cfg.write_text(CONFIG.replace("dport: 51820", "dport: 51822"))
-    saved = tmp_path / "plan.json"
-    r = run("plan", "-c", str(cfg), "--out", str(saved), env=env)
-    assert r.rc == 0, r.err
-    # someone edits the guest's rules by hand between plan and apply
+    cfg.write_text(CONFIG.replace("dport: 51820", "dport: 51822").replace(
+        "policy_in: DROP}", "policy_in: REJECT}"))
+    # apply plans, shows the plan and asks; someone edits the guest's rules
+    # by hand before the answer comes
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([BIN, "-c", str(cfg), "apply"], stdin=slave, stdout=slave,
+                            stderr=slave, env={**os.environ, **env})
+    os.close(slave)
+    out = read_until(master, "[y/N]")
+    assert b"51822" in out
     api(sim, "PUT", "nodes/pve/lxc/120/firewall/rules/0", comment="by hand")
     before = rules(sim, "nodes/pve/lxc/120/firewall/rules")
-    r = run("apply", str(saved), "--yes", env=env)
-    assert r.rc != 0
-    assert "changed since the plan" in r.out + r.err
+    opts_before = api(sim, "GET", "nodes/pve/lxc/120/firewall/options")
+    os.write(master, b"y\n")
+    out = read_until(master, "\x00", out)
+    rc = proc.wait(timeout=60)
+    os.close(master)
+    text = out.decode(errors="replace")
+    assert rc != 0, text
+    assert "the firewall of web changed since the plan" in text, text
+    assert "nodes/pve/lxc/120/firewall/rules" in text, text
+    # nothing of that guest's firewall was written: neither rules nor options
     assert rules(sim, "nodes/pve/lxc/120/firewall/rules") == before
+    assert api(sim, "GET", "nodes/pve/lxc/120/firewall/options") == opts_before
+    # a fresh plan sees the hand-made change and puts it right
+    assert run("apply", "-c", str(cfg), "--yes", env=env).rc == 0
+    assert "comment" not in rules(sim, "nodes/pve/lxc/120/firewall/rules")[0]
 
 
 def test_import_round_trips_to_zero(sim, tmp_path):
