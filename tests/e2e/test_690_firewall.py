@@ -185,6 +185,12 @@ def test_a_change_behind_pvelabs_back_stops_that_guest(sim, tmp_path):
 
 def test_import_round_trips_to_zero(sim, tmp_path):
     env = env_of(sim, tmp_path)
+    upid = api(sim, "POST", "nodes/pve/qemu", vmid=100, name="hand", memory=512,
+               net0="virtio,bridge=vmbr0,firewall=1")
+    end = time.monotonic() + 30
+    while api(sim, "GET", f"nodes/pve/tasks/{upid}/status")["status"] != "stopped":
+        assert time.monotonic() < end
+        time.sleep(0.05)
     api(sim, "POST", "cluster/firewall/aliases", name="printer", cidr="192.168.1.50")
     api(sim, "POST", "cluster/firewall/ipset", name="iot", comment="things")
     api(sim, "POST", "cluster/firewall/ipset/iot", cidr="192.168.50.0/24")
