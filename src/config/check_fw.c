@@ -221,6 +221,7 @@ pl_config_check_firewall(const struct pl_config *c, struct pl_diags *d)
 		snprintf(ptr, sizeof(ptr), "/firewall/groups/%s/rules", k);
 		check_rules(c, d, json_object_get(v, "rules"), ptr, false, true);
 	}
+	check_rules(c, d, json_object_get(json_object_get(fw, "host"), "rules"), "/firewall/host/rules", false, false);
 	json_object_foreach((json_t *)json_object_get(fw, "nodes"), k, v) {
 		snprintf(ptr, sizeof(ptr), "/firewall/nodes/%s/rules", k);
 		check_rules(c, d, json_object_get(v, "rules"), ptr, false, false);

@@ -230,7 +230,12 @@ static const struct pl_config_key top_keys[] = {
 	{ "/firewall/groups/*/rules/*", PL_CT_MAP, NULL, NULL, "a rule", false },
 	{ "/firewall/rules", PL_CT_LIST, NULL, NULL, "the datacenter's rules, in order: the whole list (rules not here are deleted)", false },
 	{ "/firewall/rules/*", PL_CT_MAP, NULL, NULL, "a rule", false },
-	{ "/firewall/nodes", PL_CT_DICT, NULL, NULL, "host firewalls by node name", false },
+	{ "/firewall/host", PL_CT_MAP, NULL, NULL, "the host firewall of every online node that firewall.nodes does not name", false },
+	{ "/firewall/host/options", PL_CT_DICT, NULL, NULL, "host.fw options (enable, nftables, log_level_in, ...): only the keys given are managed", false },
+	{ "/firewall/host/options/*", PL_CT_SCALAR, NULL, NULL, "an option and its value", false },
+	{ "/firewall/host/rules", PL_CT_LIST, NULL, NULL, "each node's rules, in order: the whole list", false },
+	{ "/firewall/host/rules/*", PL_CT_MAP, NULL, NULL, "a rule", false },
+	{ "/firewall/nodes", PL_CT_DICT, NULL, NULL, "host firewalls by node name (a named node that is not in the cluster blocks the plan)", false },
 	{ "/firewall/nodes/*", PL_CT_MAP, NULL, NULL, "a node's firewall", false },
 	{ "/firewall/nodes/*/options", PL_CT_DICT, NULL, NULL, "host.fw options (enable, nftables, log_level_in, ...): only the keys given are managed", false },
 	{ "/firewall/nodes/*/options/*", PL_CT_SCALAR, NULL, NULL, "an option and its value", false },
@@ -280,6 +285,7 @@ static const struct {
 	{ "/firewall/rules/*", fw_rule_keys, true },
 	{ "/firewall/groups/*/rules/*", fw_rule_keys, true },
 	{ "/firewall/nodes/*/rules/*", fw_rule_keys, true },
+	{ "/firewall/host/rules/*", fw_rule_keys, true },
 };
 
 const struct pl_config_key *

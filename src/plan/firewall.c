@@ -157,6 +157,18 @@ live_guest(const json_t *snap, const json_t *g, const char *project)
 	return best;
 }
 
+/* What the config declares of an online node's host firewall (firewall.nodes
+ * by name, else firewall.host), or NULL. */
+static const json_t *
+host_declared(const json_t *fw, const json_t *node)
+{
+	const json_t *named = json_object_get(json_object_get(fw, "nodes"), pl_json_str_or(node, "node", ""));
+
+	if (strcmp(pl_json_str_or(node, "status", "online"), "online"))
+		return NULL;
+	return named ? named : json_object_get(fw, "host");
+}
+
 static void
 fw_nothing(evutil_socket_t fd, short what, void *arg)
 {
@@ -189,8 +201,7 @@ pl_fw_fetch_start(struct pl_pve *c, const struct pl_config *cfg, bool all, const
 		  json_t *snap, pl_fw_cb cb, void *arg)
 {
 	struct pl_fw_fetch *f = pl_calloc(1, sizeof(*f));
-	const json_t *fw = cfg ? pl_config_get(cfg, "/firewall") : NULL, *g, *v;
-	const char *k;
+	const json_t *fw = cfg ? pl_config_get(cfg, "/firewall") : NULL, *g;
 	size_t i;
 
 	f->c = c;
@@ -211,12 +222,16 @@ pl_fw_fetch_start(struct pl_pve *c, const struct pl_config *cfg, bool all, const
 		fw_get(f, "/cluster/firewall/ipset");
 	if (all || json_object_get(fw, "groups"))
 		fw_get(f, "/cluster/firewall/groups");
-	json_object_foreach((json_t *)json_object_get(fw, "nodes"), k, v) {
-		char *p = pl_asprintf("/nodes/%s/firewall/options", k);
+	json_array_foreach(json_object_get(snap, PL_SNAP_NODES), i, g) {
+		const char *node = pl_json_str_or(g, "node", "");
+		char *p;
 
+		if (!host_declared(fw, g))
+			continue;
+		p = pl_asprintf("/nodes/%s/firewall/options", node);
 		fw_get(f, p);
 		free(p);
-		p = pl_asprintf("/nodes/%s/firewall/rules", k);
+		p = pl_asprintf("/nodes/%s/firewall/rules", node);
 		fw_get(f, p);
 		free(p);
 	}
@@ -870,7 +885,7 @@ is_blocked(const json_t *blocked, const char *name)
 }
 
 void
-pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, const json_t *blocked)
+pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, json_t *blocked)
 {
 	const json_t *fw = pl_config_get(cfg, "/firewall"), *live = json_object_get(snap, "firewall");
 	const json_t *g, *ch;
@@ -881,11 +896,32 @@ pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, con
 	if (json_is_object(fw))
 		plan_cluster(fw, live, changes);
 	json_object_foreach((json_t *)json_object_get(fw, "nodes"), k, v) {
-		char *base = pl_asprintf("/nodes/%s/firewall", k), *what = pl_asprintf("node %s", k);
-		struct fwc c = fwc_new("node", k, what);
+		bool there = false;
 
-		json_object_set_new(c.ch, "node", json_string(k));
-		plan_scope(&c, base, "node", v, live, what);
+		json_array_foreach(json_object_get(snap, PL_SNAP_NODES), j, g)
+			there |= !strcmp(pl_json_str_or(g, "node", ""), k) &&
+				 !strcmp(pl_json_str_or(g, "status", "online"), "online");
+		if (!there) {
+			char *who = pl_asprintf("firewall of node %s", k);
+
+			json_array_append_new(blocked, json_pack("{s:s,s:s}", "guest", who, "reason",
+				"no such online node in the cluster (fix firewall.nodes, or use firewall.host for every node)"));
+			free(who);
+		}
+	}
+	json_array_foreach(json_object_get(snap, PL_SNAP_NODES), j, g) {
+		const char *node = pl_json_str_or(g, "node", "");
+		const json_t *decl = host_declared(fw, g);
+		char *base, *what;
+		struct fwc c;
+
+		if (decl == NULL)
+			continue;
+		base = pl_asprintf("/nodes/%s/firewall", node);
+		what = pl_asprintf("node %s", node);
+		c = fwc_new("node", node, what);
+		json_object_set_new(c.ch, "node", json_string(node));
+		plan_scope(&c, base, "node", decl, live, what);
 		fwc_end(&c, changes);
 		free(base);
 		free(what);

@@ -41,10 +41,10 @@ int pl_fw_fetch(struct pl_pve *c, const struct pl_config *cfg, bool all, const j
  * order ({"method","path","params","list"}: "list" is the path whose
  * digest the call carries, read just before it); "digests" the digest of
  * each list the plan saw, which apply checks before it writes anything.
- * Guests named in blocked are left alone.
+ * Guests named in blocked are left alone; a node firewall.nodes names that is
+ * not an online node of snap is added to blocked.
  */
-void pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes,
-		const json_t *blocked);
+void pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, json_t *blocked);
 
 /* PVE's digest of a list or options answer ("" for an empty list). */
 const char *pl_fw_digest_of(const json_t *data);

@@ -226,3 +226,51 @@ def test_validate_names_the_place(tmp_path, rule, where, what):
     lines = [l for l in (r.out + r.err).splitlines() if what in l]
     assert len(lines) == 1, r.out + r.err
     assert where in lines[0] or "v.yaml:5" in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("name", ["homelab-gitops.yaml", "homeserver.yaml"])
+def test_examples_firewall_is_live_after_apply(name, tmp_path):
+    """The seeds' firewall (homelab-gitops' ten containers' ports, the host
+    and the datacenter; homeserver's isolation and access control) is what
+    the cluster has after apply, rule by rule and in order."""
+    import yaml
+    from conftest import SRC
+    example = os.path.join(SRC, "examples", name)
+    info = start_sim("--seed", os.path.join(SRC, "examples", "sim", name), "--task-ms", "10",
+                     "--pve-version", "8.4")
+    try:
+        env = env_for(info, tmp_path / "s.db")
+        r = run("-c", example, "apply", "--yes", "-j", "8", env=env)
+        assert r.rc == 0, r
+        assert run("-c", example, "plan", "--detailed-exitcode", env=env).rc == 0
+        with open(example) as f:
+            doc = yaml.safe_load(f)
+        live = {g["name"]: g for g in api(info, "GET", "cluster/resources", type="vm")}
+        checked = 0
+        for g in doc["guests"]:
+            if "firewall" not in g:
+                continue
+            lg = live[g["name"]]
+            base = f"nodes/{lg['node']}/{lg['type']}/{lg['vmid']}/firewall"
+            got = [(r["type"], r["action"], r.get("dport"), r.get("iface"), r.get("enable"))
+                   for r in api(info, "GET", base + "/rules")]
+            want = [(r.get("type", "in"), r["action"], str(r["dport"]) if "dport" in r else None,
+                     r.get("iface"), 1) for r in g["firewall"]["rules"]]
+            assert got == want, g["name"]
+            assert api(info, "GET", base + "/options")["enable"] == 1
+            checked += 1
+        assert checked == (10 if name == "homelab-gitops.yaml" else 3)
+        host = [(r["action"], r.get("dport"), r.get("macro")) for r in api(info, "GET", "nodes/pve/firewall/rules")]
+        assert host == [(r["action"], str(r["dport"]) if "dport" in r else None, r.get("macro"))
+                        for r in doc["firewall"]["host"]["rules"]]
+        assert api(info, "GET", "cluster/firewall/options")["enable"] == 1
+    finally:
+        stop_sim(info)
+
+
+def test_a_node_that_is_not_there_blocks(sim, tmp_path):
+    cfg = tmp_path / "n.yaml"
+    cfg.write_text("guests: []\nfirewall:\n  nodes:\n    nope:\n      rules: [{action: DROP, proto: tcp, dport: 25}]\n")
+    plan = plan_json(cfg, env_of(sim, tmp_path))
+    assert [b["guest"] for b in plan["blocked"]] == ["firewall of node nope"]
+    assert fw_changes(plan) == []
