@@ -370,7 +370,7 @@ sign_of(const char *action)
 {
 	if (!strcmp(action, "create") || !strcmp(action, "bridge") || !strcmp(action, "template"))
 		return "+";
-	if (!strcmp(action, "update"))
+	if (!strcmp(action, "update") || !strcmp(action, "firewall"))
 		return "~";
 	if (!strcmp(action, "replace"))
 		return "-/+";
