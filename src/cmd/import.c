@@ -24,10 +24,13 @@
 #include <unistd.h>
 
 static const struct pl_opt opts[] = {
-	{ "out", 0, "FILE", "write the YAML to FILE (a new file, or with --merge an existing one)" },
+	{ "out", 0, "FILE",
+	  "write the YAML to FILE (a new file, or with --merge an existing one)" },
 	{ "merge", 0, NULL, "add the guests to FILE's guests: list, keeping the rest of it" },
 	{ "no-adopt", 0, NULL, "do not tag the guests as managed by pvelab" },
-	{ "firewall", 0, NULL, "also their firewall (options, rules) and the cluster's aliases, IP sets, security groups, rules and options" },
+	{ "firewall", 0, NULL,
+	  "also their firewall (options, rules) and the cluster's aliases, IP sets, security "
+	  "groups, rules and options" },
 	{ NULL, 0, NULL, NULL },
 };
 
@@ -260,11 +263,13 @@ import_firewall(struct pl_session *s, json_t *snap, const json_t *lives, json_t 
 	if (r != 0)
 		return r;
 	json_array_foreach(lives, i, live) {
-		json_t *fw = pl_fw_guest_yaml(snap, pl_json_str_or(live, "node", ""), pl_json_str_or(live, "type", "qemu"),
+		json_t *fw = pl_fw_guest_yaml(snap, pl_json_str_or(live, "node", ""),
+					      pl_json_str_or(live, "type", "qemu"),
 					      pl_json_int(live, "vmid", 0));
 
 		if (fw)
-			json_object_set_new(json_array_get(json_object_get(doc, "guests"), i), "firewall", fw);
+			json_object_set_new(json_array_get(json_object_get(doc, "guests"), i),
+					    "firewall", fw);
 	}
 	json_object_set_new(doc, "firewall", pl_fw_cluster_yaml(snap));
 	return 0;
@@ -292,7 +297,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	if (merge && out == NULL)
 		return pl_usage_error(&pl_cmd_import, "--merge needs --out FILE");
 	if (merge && pl_args_has(&a, O_FIREWALL))
-		return pl_usage_error(&pl_cmd_import, "--firewall writes the cluster's firewall: section, "
+		return pl_usage_error(&pl_cmd_import,
+				      "--firewall writes the cluster's firewall: section, "
 				      "so it needs a new --out FILE (or none), not --merge");
 	lives = json_array();
 	pl_buf_init(&yaml, 64 << 20);
@@ -332,7 +338,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("%s", err);
 		goto out;
 	}
-	if (out && out_text(out, merge, guests, json_object_get(doc, "firewall"), &project, &yaml, &err) != 0) {
+	if (out && out_text(out, merge, guests, json_object_get(doc, "firewall"), &project, &yaml,
+			    &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}

@@ -47,7 +47,8 @@ port_problem(const char *s)
 		if (colon && item[0] && isdigit((unsigned char)item[0])) {
 			char *left = pl_strndup(item, (size_t)(colon - item));
 
-			if (pl_str_to_ll(left, 0, LLONG_MAX, &a) || pl_str_to_ll(colon + 1, 0, LLONG_MAX, &b))
+			if (pl_str_to_ll(left, 0, LLONG_MAX, &a) ||
+			    pl_str_to_ll(colon + 1, 0, LLONG_MAX, &b))
 				err = pl_asprintf("invalid port '%s'", item);
 			else if (a > 65535)
 				err = pl_asprintf("invalid port '%lld'", a);
@@ -84,7 +85,8 @@ is_address(const char *s)
 static void
 check_addresses(const struct pl_config *c, struct pl_diags *d, const char *v, const char *ptr)
 {
-	const json_t *ipsets = pl_config_get(c, "/firewall/ipsets"), *aliases = pl_config_get(c, "/firewall/aliases");
+	const json_t *ipsets = pl_config_get(c, "/firewall/ipsets"),
+		     *aliases = pl_config_get(c, "/firewall/aliases");
 	char *copy = pl_strdup(v), *save = NULL, *item;
 
 	for (item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
@@ -98,7 +100,8 @@ check_addresses(const struct pl_config *c, struct pl_diags *d, const char *v, co
 				continue; /* a guest's own set (ipfilter-net0, ...) */
 			if (!json_object_get(ipsets, n))
 				pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
-					       "no IP set '%s' (declare it under firewall.ipsets)", n);
+					       "no IP set '%s' (declare it under firewall.ipsets)",
+					       n);
 			continue;
 		}
 		if (!strncmp(n, "dc/", 3))
@@ -113,16 +116,19 @@ check_addresses(const struct pl_config *c, struct pl_diags *d, const char *v, co
 			found |= !strcasecmp(k, n);
 		if (!found)
 			pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
-				       "no alias '%s' (declare it under firewall.aliases, or write an address)", n);
+				       "no alias '%s' (declare it under firewall.aliases, or write "
+				       "an address)",
+				       n);
 	}
 	free(copy);
 }
 
 static void
-check_rule(const struct pl_config *c, struct pl_diags *d, const json_t *r, const char *base, bool guest,
-	   bool group)
+check_rule(const struct pl_config *c, struct pl_diags *d, const json_t *r, const char *base,
+	   bool guest, bool group)
 {
-	const char *type = pl_json_str_or(r, "type", "in"), *action = pl_json_str_or(r, "action", "");
+	const char *type = pl_json_str_or(r, "type", "in"),
+		   *action = pl_json_str_or(r, "action", "");
 	const char *macro = pl_json_str(r, "macro"), *proto = pl_json_str(r, "proto");
 	const char *iface = pl_json_str(r, "iface");
 	char ptr[300];
@@ -134,10 +140,12 @@ check_rule(const struct pl_config *c, struct pl_diags *d, const json_t *r, const
 				       "a security group cannot hold a group rule ('%s')", action);
 		else if (!json_object_get(pl_config_get(c, "/firewall/groups"), action))
 			pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
-				       "no security group '%s' (declare it under firewall.groups)", action);
+				       "no security group '%s' (declare it under firewall.groups)",
+				       action);
 	} else if (strcmp(action, "ACCEPT") && strcmp(action, "DROP") && strcmp(action, "REJECT")) {
 		pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
-			       "unknown action '%s' (ACCEPT, DROP or REJECT; a security group needs type: group)",
+			       "unknown action '%s' (ACCEPT, DROP or REJECT; a security group "
+			       "needs type: group)",
 			       action);
 	}
 	if (macro) {
@@ -147,12 +155,15 @@ check_rule(const struct pl_config *c, struct pl_diags *d, const json_t *r, const
 			found |= !strcasecmp(macros[i].name, macro);
 		snprintf(ptr, sizeof(ptr), "%s/macro", base);
 		if (!found && macro_suggest(macro))
-			pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "unknown macro '%s' (did you mean '%s'?)",
-				       macro, macro_suggest(macro));
+			pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
+				       "unknown macro '%s' (did you mean '%s'?)", macro,
+				       macro_suggest(macro));
 		else if (!found)
 			pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
-				       "unknown macro '%s' (PVE's macros are SSH, HTTP, HTTPS, DNS, Ping, SMB, ...: "
-				       "GET /cluster/firewall/macros lists them)", macro);
+				       "unknown macro '%s' (PVE's macros are SSH, HTTP, HTTPS, "
+				       "DNS, Ping, SMB, ...: "
+				       "GET /cluster/firewall/macros lists them)",
+				       macro);
 	}
 	for (int i = 0; i < 2; i++) {
 		const char *key = i ? "sport" : "dport";
@@ -161,13 +172,14 @@ check_rule(const struct pl_config *c, struct pl_diags *d, const json_t *r, const
 
 		if (jv == NULL)
 			continue;
-		v = json_is_string(jv) ? pl_strdup(json_string_value(jv))
-				       : pl_asprintf("%lld", (long long)json_integer_value(jv));
+		v = json_is_string(jv) ? pl_strdup(json_string_value(jv)) :
+					 pl_asprintf("%lld", (long long)json_integer_value(jv));
 		snprintf(ptr, sizeof(ptr), "%s/%s", base, key);
 		if ((err = port_problem(v)) != NULL)
 			pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "%s", err);
 		else if (proto == NULL)
-			pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "%s '%s' needs proto (tcp or udp)", key, v);
+			pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "%s '%s' needs proto (tcp or udp)",
+				       key, v);
 		free(err);
 		free(v);
 	}
@@ -178,8 +190,9 @@ check_rule(const struct pl_config *c, struct pl_diags *d, const json_t *r, const
 	if (iface && (group || (guest && (strncmp(iface, "net", 3) || !iface[3] ||
 					  strspn(iface + 3, "0123456789") != strlen(iface + 3))))) {
 		snprintf(ptr, sizeof(ptr), "%s/iface", base);
-		pl_config_diag(c, d, PL_DIAG_ERROR, ptr, group ? "a security group's rule has no iface"
-							       : "iface '%s' is not a guest interface (net0, net1, ...)",
+		pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
+			       group ? "a security group's rule has no iface" :
+				       "iface '%s' is not a guest interface (net0, net1, ...)",
 			       iface);
 	}
 	for (int i = 0; i < 2; i++) {
@@ -192,8 +205,8 @@ check_rule(const struct pl_config *c, struct pl_diags *d, const json_t *r, const
 }
 
 static void
-check_rules(const struct pl_config *c, struct pl_diags *d, const json_t *rules, const char *base, bool guest,
-	    bool group)
+check_rules(const struct pl_config *c, struct pl_diags *d, const json_t *rules, const char *base,
+	    bool guest, bool group)
 {
 	const json_t *r;
 	size_t i;
@@ -221,7 +234,8 @@ pl_config_check_firewall(const struct pl_config *c, struct pl_diags *d)
 		snprintf(ptr, sizeof(ptr), "/firewall/groups/%s/rules", k);
 		check_rules(c, d, json_object_get(v, "rules"), ptr, false, true);
 	}
-	check_rules(c, d, json_object_get(json_object_get(fw, "host"), "rules"), "/firewall/host/rules", false, false);
+	check_rules(c, d, json_object_get(json_object_get(fw, "host"), "rules"),
+		    "/firewall/host/rules", false, false);
 	json_object_foreach((json_t *)json_object_get(fw, "nodes"), k, v) {
 		snprintf(ptr, sizeof(ptr), "/firewall/nodes/%s/rules", k);
 		check_rules(c, d, json_object_get(v, "rules"), ptr, false, false);
@@ -237,6 +251,7 @@ pl_config_check_firewall(const struct pl_config *c, struct pl_diags *d)
 	}
 	json_array_foreach(pl_config_guests(c), i, g) {
 		snprintf(ptr, sizeof(ptr), "/guests/%zu/firewall/rules", i);
-		check_rules(c, d, json_object_get(json_object_get(g, "firewall"), "rules"), ptr, true, false);
+		check_rules(c, d, json_object_get(json_object_get(g, "firewall"), "rules"), ptr,
+			    true, false);
 	}
 }

@@ -54,10 +54,11 @@ enum step {
 };
 
 static const char *const step_names[] = {
-	"done", "bridge", "network apply", "template", "find template", "clone",
-	"configure clone", "create", "snapshot", "migrate", "config", "resize", "reboot",
-	"start", "stop", "shutdown", "destroy", "rollback", "check", "backup storage", "backup",
-	"find backup", "restore", "firewall",
+	"done",     "bridge",          "network apply", "template", "find template",
+	"clone",    "configure clone", "create",        "snapshot", "migrate",
+	"config",   "resize",          "reboot",        "start",    "stop",
+	"shutdown", "destroy",         "rollback",      "check",    "backup storage",
+	"backup",   "find backup",     "restore",       "firewall",
 };
 
 #define MAX_STEPS 24
@@ -677,7 +678,8 @@ fw_next(struct job *j)
 	params = json_deep_copy(json_object_get(c, "params"));
 	if (j->fw_digest && *j->fw_digest)
 		json_object_set_new(params, "digest", json_string(j->fw_digest));
-	request(j, pl_json_str_or(c, "method", "GET"), pl_strdup(pl_json_str_or(c, "path", "")), params);
+	request(j, pl_json_str_or(c, "method", "GET"), pl_strdup(pl_json_str_or(c, "path", "")),
+		params);
 }
 
 static void
@@ -693,13 +695,15 @@ fw_answer(struct job *j, const json_t *data)
 		for (size_t i = 0; i < j->fw_i; i++)
 			it = json_object_iter_next((json_t *)digests, it);
 		if (strcmp(pl_fw_digest_of(data), json_string_value(json_object_iter_value(it)))) {
-			char *msg = pl_asprintf("the firewall of %s changed since the plan (%s: digest %.12s, "
-						"the plan saw %.12s); nothing of it was changed (run pvelab "
-						"plan again)", j->guest, json_object_iter_key(it),
-						*pl_fw_digest_of(data) ? pl_fw_digest_of(data) : "of an empty list",
-						*json_string_value(json_object_iter_value(it))
-							? json_string_value(json_object_iter_value(it))
-							: "an empty list");
+			char *msg = pl_asprintf(
+				"the firewall of %s changed since the plan (%s: digest %.12s, "
+				"the plan saw %.12s); nothing of it was changed (run pvelab "
+				"plan again)",
+				j->guest, json_object_iter_key(it),
+				*pl_fw_digest_of(data) ? pl_fw_digest_of(data) : "of an empty list",
+				*json_string_value(json_object_iter_value(it)) ?
+					json_string_value(json_object_iter_value(it)) :
+					"an empty list");
 
 			job_finish(j, msg);
 			free(msg);

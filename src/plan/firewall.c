@@ -30,9 +30,9 @@ static const struct {
 };
 
 /* A rule's properties, as the API names them (PVE::Firewall $rule_properties). */
-static const char *const rule_keys[] = { "type",  "action", "macro",   "iface",     "source",
-					 "dest",  "proto",  "dport",   "sport",     "icmp-type",
-					 "log",   "comment", "enable" };
+static const char *const rule_keys[] = { "type", "action",  "macro", "iface", "source",
+					 "dest", "proto",   "dport", "sport", "icmp-type",
+					 "log",  "comment", "enable" };
 
 /* --- fetch --- */
 
@@ -101,13 +101,16 @@ fw_answer(const struct pl_pve_result *res, void *arg)
 		json_object_set(f->out, q->path, res->data);
 		/* the members of the groups and IP sets that exist (PVE answers
 		 * 500 for one that does not): all of them, or the declared ones */
-		if (!strcmp(q->path, "/cluster/firewall/groups") || !strcmp(q->path, "/cluster/firewall/ipset")) {
+		if (!strcmp(q->path, "/cluster/firewall/groups") ||
+		    !strcmp(q->path, "/cluster/firewall/ipset")) {
 			bool groups = strstr(q->path, "groups") != NULL;
 			const json_t *decl = json_object_get(f->fw, groups ? "groups" : "ipsets");
 
 			json_array_foreach(res->data, i, e) {
 				const char *n = pl_json_str(e, groups ? "group" : "name");
-				char *p = n && (f->all || json_object_get(decl, n)) ? pl_asprintf("%s/%s", q->path, n) : NULL;
+				char *p = n && (f->all || json_object_get(decl, n)) ?
+						  pl_asprintf("%s/%s", q->path, n) :
+						  NULL;
 
 				if (p)
 					fw_get(f, p);
@@ -145,9 +148,9 @@ live_guest(const json_t *snap, const json_t *g, const char *project)
 	size_t i;
 
 	json_array_foreach(json_object_get(snap, PL_SNAP_GUESTS), i, l) {
-		if (vmid ? pl_json_int(l, "vmid", 0) != vmid
-			 : strcmp(pl_json_str_or(l, "name", ""), pl_json_str_or(g, "name", "")) ||
-				   pl_json_int(l, "template", 0) == 1)
+		if (vmid ? pl_json_int(l, "vmid", 0) != vmid :
+			   strcmp(pl_json_str_or(l, "name", ""), pl_json_str_or(g, "name", "")) ||
+				    pl_json_int(l, "template", 0) == 1)
 			continue;
 		if (vmid || pl_model_owned_by(l, project))
 			return l;
@@ -162,7 +165,8 @@ live_guest(const json_t *snap, const json_t *g, const char *project)
 static const json_t *
 host_declared(const json_t *fw, const json_t *node)
 {
-	const json_t *named = json_object_get(json_object_get(fw, "nodes"), pl_json_str_or(node, "node", ""));
+	const json_t *named =
+		json_object_get(json_object_get(fw, "nodes"), pl_json_str_or(node, "node", ""));
 
 	if (strcmp(pl_json_str_or(node, "status", "online"), "online"))
 		return NULL;
@@ -293,7 +297,8 @@ pl_fw_fetch(struct pl_pve *c, const struct pl_config *cfg, bool all, const json_
 	pl_fw_fetch_start(c, cfg, all, vmids, snap, fw_waited, &w);
 	while (!w.done)
 		if (event_base_loop(pl_pve_base(c), EVLOOP_ONCE) != 0)
-			pl_die("the firewall read stalled: the event loop has nothing left to wait for");
+			pl_die("the firewall read stalled: the event loop has nothing left to wait "
+			       "for");
 	if (w.err) {
 		pl_seterr(errmsg, w.err, "%s", w.msg);
 		free(w.msg);
@@ -345,7 +350,8 @@ want_rule(const json_t *y)
 			t = pl_strdup("in");
 		}
 		if (!strcmp(k, "enable")) {
-			bool on = json_object_get(y, "enable") == NULL || json_is_true(json_object_get(y, "enable"));
+			bool on = json_object_get(y, "enable") == NULL ||
+				  json_is_true(json_object_get(y, "enable"));
 
 			free(t);
 			t = pl_strdup(on ? "1" : "0");
@@ -394,7 +400,8 @@ static bool
 rule_same(const json_t *a, const json_t *b)
 {
 	for (size_t i = 0; i < PL_ARRAY_LEN(rule_keys); i++)
-		if (strcmp(pl_json_str_or(a, rule_keys[i], ""), pl_json_str_or(b, rule_keys[i], "")))
+		if (strcmp(pl_json_str_or(a, rule_keys[i], ""),
+			   pl_json_str_or(b, rule_keys[i], "")))
 			return false;
 	return true;
 }
@@ -403,10 +410,14 @@ rule_same(const json_t *a, const json_t *b)
 static char *
 rule_text(const json_t *r)
 {
-	static const char *const opts[][2] = { { "iface", "-i" },   { "source", "-source" },
-					       { "dest", "-dest" }, { "proto", "-p" },
-					       { "dport", "-dport" }, { "sport", "-sport" },
-					       { "icmp-type", "-icmp-type" }, { "log", "-log" } };
+	static const char *const opts[][2] = { { "iface", "-i" },
+					       { "source", "-source" },
+					       { "dest", "-dest" },
+					       { "proto", "-p" },
+					       { "dport", "-dport" },
+					       { "sport", "-sport" },
+					       { "icmp-type", "-icmp-type" },
+					       { "log", "-log" } };
 	struct pl_buf b;
 	char *type = pl_strdup(pl_json_str_or(r, "type", "in"));
 	char *out;
@@ -417,7 +428,8 @@ rule_text(const json_t *r)
 	if (strcmp(pl_json_str_or(r, "enable", "0"), "1"))
 		pl_buf_addf(&b, "|");
 	if (pl_json_str(r, "macro"))
-		pl_buf_addf(&b, "%s %s(%s)", type, pl_json_str(r, "macro"), pl_json_str_or(r, "action", ""));
+		pl_buf_addf(&b, "%s %s(%s)", type, pl_json_str(r, "macro"),
+			    pl_json_str_or(r, "action", ""));
 	else
 		pl_buf_addf(&b, "%s %s", type, pl_json_str_or(r, "action", ""));
 	for (size_t i = 0; i < PL_ARRAY_LEN(opts); i++)
@@ -447,8 +459,9 @@ diff(struct fwc *c, const char *key, const char *from, const char *to, const cha
 static void
 call(struct fwc *c, const char *method, char *path, json_t *params, const char *list)
 {
-	json_array_append_new(c->calls, json_pack("{s:s,s:s,s:o,s:s?}", "method", method, "path", path,
-						  "params", params ? params : json_object(), "list", list));
+	json_array_append_new(c->calls,
+			      json_pack("{s:s,s:s,s:o,s:s?}", "method", method, "path", path,
+					"params", params ? params : json_object(), "list", list));
 	free(path);
 }
 
@@ -471,12 +484,15 @@ find_id(const long *cur, long n, long id)
 
 /* Make the live rules at path the declared ones (want: YAML rules), in order. */
 static void
-rules_diff(struct fwc *c, const char *path, const json_t *want_y, const json_t *live_l, const char *what)
+rules_diff(struct fwc *c, const char *path, const json_t *want_y, const json_t *live_l,
+	   const char *what)
 {
 	long nw = (long)json_array_size(want_y), nl = (long)json_array_size(live_l), n = nl;
 	json_t *want = json_array(), *live = json_array();
-	long *wm = pl_calloc((size_t)nw + 1, sizeof(long)), *cur = pl_calloc((size_t)(nl + nw) + 1, sizeof(long));
-	long *cp = pl_calloc((size_t)nw + 1, sizeof(long)), *len = pl_calloc((size_t)nw + 1, sizeof(long));
+	long *wm = pl_calloc((size_t)nw + 1, sizeof(long)),
+	     *cur = pl_calloc((size_t)(nl + nw) + 1, sizeof(long));
+	long *cp = pl_calloc((size_t)nw + 1, sizeof(long)),
+	     *len = pl_calloc((size_t)nw + 1, sizeof(long));
 	long *prev = pl_calloc((size_t)nw + 1, sizeof(long));
 	bool *lm = pl_calloc((size_t)nl + 1, 1), *exact = pl_calloc((size_t)nw + 1, 1);
 	bool *lis = pl_calloc((size_t)nw + 1, 1);
@@ -492,7 +508,8 @@ rules_diff(struct fwc *c, const char *path, const json_t *want_y, const json_t *
 	for (d = 0; d < nw; d++) {
 		wm[d] = -1;
 		for (l = 0; l < nl && wm[d] < 0; l++)
-			if (!lm[l] && rule_same(json_array_get(want, (size_t)d), json_array_get(live, (size_t)l))) {
+			if (!lm[l] && rule_same(json_array_get(want, (size_t)d),
+						json_array_get(live, (size_t)l))) {
 				wm[d] = l;
 				lm[l] = exact[d] = true;
 			}
@@ -537,7 +554,8 @@ rules_diff(struct fwc *c, const char *path, const json_t *want_y, const json_t *
 		params = json_object();
 		pl_buf_init(&del, 0);
 		for (size_t i = 0; i < PL_ARRAY_LEN(rule_keys); i++) {
-			const char *k = rule_keys[i], *wv = pl_json_str(w, k), *hv = pl_json_str(h, k);
+			const char *k = rule_keys[i], *wv = pl_json_str(w, k),
+				   *hv = pl_json_str(h, k);
 
 			if (!strcmp(wv ? wv : "", hv ? hv : ""))
 				continue;
@@ -567,7 +585,8 @@ rules_diff(struct fwc *c, const char *path, const json_t *want_y, const json_t *
 		snprintf(key, sizeof(key), "%s%srule %ld", what, *what ? " " : "", d);
 		diff(c, key, NULL, t, "added");
 		free(t);
-		call(c, "POST", pl_strdup(path), json_deep_copy(json_array_get(want, (size_t)d)), NULL);
+		call(c, "POST", pl_strdup(path), json_deep_copy(json_array_get(want, (size_t)d)),
+		     NULL);
 		memmove(cur + 1, cur, (size_t)n * sizeof(long));
 		cur[0] = NEW + d;
 		n++;
@@ -605,7 +624,8 @@ rules_diff(struct fwc *c, const char *path, const json_t *want_y, const json_t *
 			diff(c, key, t, t, "moved");
 			free(t);
 		}
-		call(c, "PUT", pl_asprintf("%s/%ld", path, p), json_pack("{s:I}", "moveto", (json_int_t)q), path);
+		call(c, "PUT", pl_asprintf("%s/%ld", path, p),
+		     json_pack("{s:I}", "moveto", (json_int_t)q), path);
 		/* update_rule: it lands before the rule now at q (past the end: last) */
 		memmove(cur + p, cur + p + 1, (size_t)(n - p - 1) * sizeof(long));
 		at = q > p ? q - 1 : q;
@@ -631,13 +651,20 @@ static const char *
 option_default(const char *scope, const char *k)
 {
 	static const char *const d[][3] = {
-		{ "cluster", "enable", "0" },    { "cluster", "ebtables", "1" },
-		{ "cluster", "policy_in", "DROP" }, { "cluster", "policy_out", "ACCEPT" },
-		{ "node", "enable", "1" },       { "guest", "enable", "0" },
-		{ "guest", "macfilter", "1" },   { "guest", "dhcp", "0" },
-		{ "guest", "ndp", "1" },         { "guest", "radv", "0" },
-		{ "guest", "ipfilter", "0" },    { "guest", "policy_in", "DROP" },
-		{ "guest", "policy_out", "ACCEPT" }, { "guest", "log_level_in", "nolog" },
+		{ "cluster", "enable", "0" },
+		{ "cluster", "ebtables", "1" },
+		{ "cluster", "policy_in", "DROP" },
+		{ "cluster", "policy_out", "ACCEPT" },
+		{ "node", "enable", "1" },
+		{ "guest", "enable", "0" },
+		{ "guest", "macfilter", "1" },
+		{ "guest", "dhcp", "0" },
+		{ "guest", "ndp", "1" },
+		{ "guest", "radv", "0" },
+		{ "guest", "ipfilter", "0" },
+		{ "guest", "policy_in", "DROP" },
+		{ "guest", "policy_out", "ACCEPT" },
+		{ "guest", "log_level_in", "nolog" },
 		{ "guest", "log_level_out", "nolog" },
 	};
 
@@ -649,7 +676,8 @@ option_default(const char *scope, const char *k)
 
 /* Only the declared options are managed. */
 static void
-options_diff(struct fwc *c, const char *path, const char *scope, const json_t *want, const json_t *live)
+options_diff(struct fwc *c, const char *path, const char *scope, const json_t *want,
+	     const json_t *live)
 {
 	json_t *set = json_object();
 	const char *k;
@@ -707,14 +735,16 @@ aliases_diff(struct fwc *c, const json_t *fwlive, const json_t *want)
 		snprintf(key, sizeof(key), "alias %s", k);
 		if (l == NULL) {
 			diff(c, key, NULL, cidr, "added");
-			call(c, "POST", pl_strdup(path), json_pack("{s:s,s:s,s:s?}", "name", k, "cidr", cidr,
-								  "comment", cm), NULL);
+			call(c, "POST", pl_strdup(path),
+			     json_pack("{s:s,s:s,s:s?}", "name", k, "cidr", cidr, "comment", cm),
+			     NULL);
 		} else if (strcmp(pl_json_str_or(l, "cidr", ""), cidr) ||
 			   (cm && strcmp(pl_json_str_or(l, "comment", ""), cm))) {
 			diff(c, key, pl_json_str(l, "cidr"), cidr, "changed");
 			/* Aliases.pm update_alias drops a comment not sent again */
 			call(c, "PUT", pl_asprintf("%s/%s", path, pl_json_str_or(l, "name", k)),
-			     json_pack("{s:s,s:s?}", "cidr", cidr, "comment", cm ? cm : pl_json_str(l, "comment")),
+			     json_pack("{s:s,s:s?}", "cidr", cidr, "comment",
+				       cm ? cm : pl_json_str(l, "comment")),
 			     path);
 		}
 	}
@@ -732,11 +762,13 @@ section_diff(struct fwc *c, const char *list_path, const char *idkey, const char
 	snprintf(key, sizeof(key), "%s %s", what, name);
 	if (l == NULL) {
 		diff(c, key, NULL, cm ? cm : "", "added");
-		call(c, "POST", pl_strdup(list_path), json_pack("{s:s,s:s?}", idkey, name, "comment", cm), NULL);
+		call(c, "POST", pl_strdup(list_path),
+		     json_pack("{s:s,s:s?}", idkey, name, "comment", cm), NULL);
 	} else if (cm && strcmp(pl_json_str_or(l, "comment", ""), cm)) {
 		diff(c, key, pl_json_str(l, "comment"), cm, "comment");
-		call(c, "POST", pl_strdup(list_path), json_pack("{s:s,s:s,s:s}", idkey, name, "rename", name,
-								"comment", cm), list_path);
+		call(c, "POST", pl_strdup(list_path),
+		     json_pack("{s:s,s:s,s:s}", idkey, name, "rename", name, "comment", cm),
+		     list_path);
 	}
 }
 
@@ -762,10 +794,12 @@ ipset_diff(struct fwc *c, const char *name, const json_t *want, const json_t *li
 		snprintf(key, sizeof(key), "ipset %s entry", name);
 		if (l == NULL) {
 			diff(c, key, NULL, t, "added");
-			call(c, "POST", pl_strdup(path), json_pack("{s:s,s:i}", "cidr", cidr, "nomatch", nomatch), NULL);
+			call(c, "POST", pl_strdup(path),
+			     json_pack("{s:s,s:i}", "cidr", cidr, "nomatch", nomatch), NULL);
 		} else if ((pl_json_int(l, "nomatch", 0) != 0) != nomatch) {
 			diff(c, key, nomatch ? cidr : t, t, "changed");
-			call(c, "PUT", pl_asprintf("%s/%s", path, enc), json_pack("{s:i}", "nomatch", nomatch), path);
+			call(c, "PUT", pl_asprintf("%s/%s", path, enc),
+			     json_pack("{s:i}", "nomatch", nomatch), path);
 		}
 		free(enc);
 		free(t);
@@ -791,8 +825,8 @@ fwc_new(const char *scope, const char *guest, const char *what)
 {
 	struct fwc c = { .diffs = json_array(), .calls = json_array(), .digests = json_object() };
 
-	c.ch = json_pack("{s:s,s:s,s:s,s:s,s:s}", "action", "firewall", "scope", scope, "guest", guest,
-			 "what", what, "class", "live");
+	c.ch = json_pack("{s:s,s:s,s:s,s:s,s:s}", "action", "firewall", "scope", scope, "guest",
+			 guest, "what", what, "class", "live");
 	return c;
 }
 
@@ -832,7 +866,8 @@ plan_cluster(const json_t *fw, const json_t *live, json_t *changes)
 	}
 	saw(&c, "/cluster/firewall/groups", json_object_get(live, "/cluster/firewall/groups"));
 	json_object_foreach((json_t *)json_object_get(fw, "groups"), k, v) {
-		char *p = pl_asprintf("/cluster/firewall/groups/%s", k), *what = pl_asprintf("group %s", k);
+		char *p = pl_asprintf("/cluster/firewall/groups/%s", k),
+		     *what = pl_asprintf("group %s", k);
 
 		section_diff(&c, "/cluster/firewall/groups", "group", k, v,
 			     json_object_get(live, "/cluster/firewall/groups"), "group");
@@ -842,22 +877,24 @@ plan_cluster(const json_t *fw, const json_t *live, json_t *changes)
 		free(what);
 	}
 	if (json_object_get(fw, "rules")) {
-		saw(&c, "/cluster/firewall/rules", json_object_get(live, "/cluster/firewall/rules"));
+		saw(&c, "/cluster/firewall/rules",
+		    json_object_get(live, "/cluster/firewall/rules"));
 		rules_diff(&c, "/cluster/firewall/rules", json_object_get(fw, "rules"),
 			   json_object_get(live, "/cluster/firewall/rules"), "cluster");
 	}
 	/* options last: enabling a DROP policy before the rules that let the
 	 * traffic in would cut it */
 	if (json_object_get(fw, "options"))
-		options_diff(&c, "/cluster/firewall/options", "cluster", json_object_get(fw, "options"),
+		options_diff(&c, "/cluster/firewall/options", "cluster",
+			     json_object_get(fw, "options"),
 			     json_object_get(live, "/cluster/firewall/options"));
 	fwc_end(&c, changes);
 }
 
 /* Rules, then options, of one node or guest at base. */
 static void
-plan_scope(struct fwc *c, const char *base, const char *scope, const json_t *decl, const json_t *live,
-	   const char *what)
+plan_scope(struct fwc *c, const char *base, const char *scope, const json_t *decl,
+	   const json_t *live, const char *what)
 {
 	char *p = pl_asprintf("%s/rules", base);
 
@@ -868,7 +905,8 @@ plan_scope(struct fwc *c, const char *base, const char *scope, const json_t *dec
 	free(p);
 	p = pl_asprintf("%s/options", base);
 	if (json_object_get(decl, "options"))
-		options_diff(c, p, scope, json_object_get(decl, "options"), json_object_get(live, p));
+		options_diff(c, p, scope, json_object_get(decl, "options"),
+			     json_object_get(live, p));
 	free(p);
 }
 
@@ -887,7 +925,8 @@ is_blocked(const json_t *blocked, const char *name)
 void
 pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, json_t *blocked)
 {
-	const json_t *fw = pl_config_get(cfg, "/firewall"), *live = json_object_get(snap, "firewall");
+	const json_t *fw = pl_config_get(cfg, "/firewall"),
+		     *live = json_object_get(snap, "firewall");
 	const json_t *g, *ch;
 	const char *k;
 	json_t *v;
@@ -904,8 +943,11 @@ pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, jso
 		if (!there) {
 			char *who = pl_asprintf("firewall of node %s", k);
 
-			json_array_append_new(blocked, json_pack("{s:s,s:s}", "guest", who, "reason",
-				"no such online node in the cluster (fix firewall.nodes, or use firewall.host for every node)"));
+			json_array_append_new(
+				blocked,
+				json_pack("{s:s,s:s}", "guest", who, "reason",
+					  "no such online node in the cluster (fix firewall.nodes, "
+					  "or use firewall.host for every node)"));
 			free(who);
 		}
 	}
@@ -1003,7 +1045,8 @@ rules_yaml(const json_t *live)
 static json_t *
 options_yaml(const json_t *live, bool guest)
 {
-	static const char *const bools[] = { "enable", "dhcp", "ipfilter", "macfilter", "ndp", "radv" };
+	static const char *const bools[] = { "enable",    "dhcp", "ipfilter",
+					     "macfilter", "ndp",  "radv" };
 	json_t *o = json_object();
 	const char *k;
 	json_t *v;
@@ -1016,8 +1059,10 @@ options_yaml(const json_t *live, bool guest)
 		for (size_t i = 0; guest && i < PL_ARRAY_LEN(bools); i++)
 			b |= !strcmp(bools[i], k);
 		if (b)
-			json_object_set_new(o, k, json_boolean(pl_json_int(live, k, 0) != 0 ||
-							      !strcmp(pl_json_str_or(live, k, ""), "1")));
+			json_object_set_new(
+				o, k,
+				json_boolean(pl_json_int(live, k, 0) != 0 ||
+					     !strcmp(pl_json_str_or(live, k, ""), "1")));
 		else
 			json_object_set(o, k, v);
 	}
@@ -1053,7 +1098,8 @@ json_t *
 pl_fw_cluster_yaml(const json_t *snap)
 {
 	const json_t *live = json_object_get(snap, "firewall"), *e, *opts;
-	json_t *y = json_object(), *aliases = json_object(), *ipsets = json_object(), *groups = json_object();
+	json_t *y = json_object(), *aliases = json_object(), *ipsets = json_object(),
+	       *groups = json_object();
 	size_t i, j;
 
 	json_array_foreach(json_object_get(live, "/cluster/firewall/aliases"), i, e) {
@@ -1103,7 +1149,8 @@ pl_fw_cluster_yaml(const json_t *snap)
 	json_decref(ipsets);
 	json_decref(groups);
 	if (json_array_size(json_object_get(live, "/cluster/firewall/rules")))
-		json_object_set_new(y, "rules", rules_yaml(json_object_get(live, "/cluster/firewall/rules")));
+		json_object_set_new(y, "rules",
+				    rules_yaml(json_object_get(live, "/cluster/firewall/rules")));
 	opts = json_object_get(live, "/cluster/firewall/options");
 	if (json_object_size(opts) > 1)
 		json_object_set_new(y, "options", options_yaml(opts, false));

@@ -34,11 +34,16 @@ static json_t *
 live_of(size_t i)
 {
 	static const char *const json[] = {
-		"{\"type\":\"in\",\"action\":\"ACCEPT\",\"proto\":\"tcp\",\"dport\":\"80\",\"enable\":1}",
-		"{\"type\":\"in\",\"action\":\"ACCEPT\",\"proto\":\"tcp\",\"dport\":\"443\",\"comment\":\"web\",\"enable\":1}",
-		"{\"type\":\"in\",\"action\":\"DROP\",\"proto\":\"udp\",\"dport\":\"53\",\"enable\":1}",
-		"{\"type\":\"in\",\"action\":\"ACCEPT\",\"macro\":\"SSH\",\"source\":\"10.0.0.0/24\",\"enable\":1,\"ipversion\":4}",
-		"{\"type\":\"out\",\"action\":\"REJECT\",\"proto\":\"tcp\",\"dport\":\"25\",\"enable\":1}",
+		"{\"type\":\"in\",\"action\":\"ACCEPT\",\"proto\":\"tcp\",\"dport\":\"80\","
+		"\"enable\":1}",
+		"{\"type\":\"in\",\"action\":\"ACCEPT\",\"proto\":\"tcp\",\"dport\":\"443\","
+		"\"comment\":\"web\",\"enable\":1}",
+		"{\"type\":\"in\",\"action\":\"DROP\",\"proto\":\"udp\",\"dport\":\"53\","
+		"\"enable\":1}",
+		"{\"type\":\"in\",\"action\":\"ACCEPT\",\"macro\":\"SSH\",\"source\":\"10.0.0.0/"
+		"24\",\"enable\":1,\"ipversion\":4}",
+		"{\"type\":\"out\",\"action\":\"REJECT\",\"proto\":\"tcp\",\"dport\":\"25\","
+		"\"enable\":1}",
 		"{\"type\":\"in\",\"action\":\"ACCEPT\",\"proto\":\"tcp\",\"dport\":\"8000:8010\"}",
 		"{\"type\":\"group\",\"action\":\"web\",\"enable\":1}",
 	};
@@ -54,8 +59,10 @@ config_of(const size_t *want, size_t n, const char *options)
 	struct pl_diags d;
 
 	pl_buf_init(&b, 0);
-	pl_buf_addf(&b, "firewall: {groups: {web: {rules: []}}}\nguests:\n  - name: g\n    vmid: 100\n"
-			"    firewall:\n%s      rules:%s\n", options ? options : "", n ? "" : " []");
+	pl_buf_addf(&b,
+		    "firewall: {groups: {web: {rules: []}}}\nguests:\n  - name: g\n    vmid: 100\n"
+		    "    firewall:\n%s      rules:%s\n",
+		    options ? options : "", n ? "" : " []");
 	for (size_t i = 0; i < n; i++)
 		pl_buf_addf(&b, "        - %s\n", pool[want[i]]);
 	pl_diags_init(&d);
@@ -69,12 +76,12 @@ config_of(const size_t *want, size_t n, const char *options)
 static json_t *
 snap_of(json_t *live_rules, json_t *live_opts)
 {
-	json_t *s = json_pack("{s:[{s:i,s:s,s:s,s:s}],s:{s:o}}", "guests", "vmid", 100, "node", "pve",
-			      "type", "qemu", "name", "g", "firewall", PATH, live_rules);
+	json_t *s = json_pack("{s:[{s:i,s:s,s:s,s:s}],s:{s:o}}", "guests", "vmid", 100, "node",
+			      "pve", "type", "qemu", "name", "g", "firewall", PATH, live_rules);
 
 	if (live_opts)
-		json_object_set_new(json_object_get(s, "firewall"), "/nodes/pve/qemu/100/firewall/options",
-				    live_opts);
+		json_object_set_new(json_object_get(s, "firewall"),
+				    "/nodes/pve/qemu/100/firewall/options", live_opts);
 	return s;
 }
 
@@ -139,7 +146,8 @@ run_calls(json_t *list, const json_t *calls)
 			if (pl_json_str(params, "delete")) {
 				char *del = pl_strdup(pl_json_str(params, "delete")), *save = NULL;
 
-				for (char *t = strtok_r(del, ",", &save); t; t = strtok_r(NULL, ",", &save))
+				for (char *t = strtok_r(del, ",", &save); t;
+				     t = strtok_r(NULL, ",", &save))
 					json_object_del(r, t);
 				free(del);
 			}
@@ -186,7 +194,8 @@ test_random_lists_converge(void **state)
 
 	(void)state;
 	for (int round = 0; round < 400; round++) {
-		size_t live[8], want[8], nl = (size_t)rand_r(&seed) % 7, nw = (size_t)rand_r(&seed) % 7;
+		size_t live[8], want[8], nl = (size_t)rand_r(&seed) % 7,
+					 nw = (size_t)rand_r(&seed) % 7;
 
 		for (size_t i = 0; i < nl; i++)
 			live[i] = (size_t)rand_r(&seed) % PL_ARRAY_LEN(pool);
@@ -202,18 +211,21 @@ test_small_changes_cost_little(void **state)
 	size_t a[] = { 0, 1, 2 }, b[] = { 0, 1, 2, 3 }, c[] = { 3, 0, 1, 2 }, d[] = { 1, 2, 0 };
 
 	(void)state;
-	assert_int_equal(converge(a, 3, a, 3), 0);  /* equal: no change at all */
-	assert_int_equal(converge(a, 3, c, 4), 1);  /* prepend: one create */
-	assert_int_equal(converge(a, 3, b, 4), 2);  /* append: a create and a move */
-	assert_int_equal(converge(a, 3, d, 3), 1);  /* rotate: one move */
-	assert_int_equal(converge(b, 4, a, 3), 1);  /* drop the last: one delete */
+	assert_int_equal(converge(a, 3, a, 3), 0); /* equal: no change at all */
+	assert_int_equal(converge(a, 3, c, 4), 1); /* prepend: one create */
+	assert_int_equal(converge(a, 3, b, 4), 2); /* append: a create and a move */
+	assert_int_equal(converge(a, 3, d, 3), 1); /* rotate: one move */
+	assert_int_equal(converge(b, 4, a, 3), 1); /* drop the last: one delete */
 }
 
 static void
 test_options_against_defaults(void **state)
 {
-	struct pl_config *c = config_of(NULL, 0, "      options: {enable: true, macfilter: true, policy_in: DROP, dhcp: true}\n");
-	json_t *changes = json_array(), *s = snap_of(json_array(), json_pack("{s:s}", "digest", "abc"));
+	struct pl_config *c = config_of(
+		NULL, 0,
+		"      options: {enable: true, macfilter: true, policy_in: DROP, dhcp: true}\n");
+	json_t *changes = json_array(),
+	       *s = snap_of(json_array(), json_pack("{s:s}", "digest", "abc"));
 	const json_t *ch, *call;
 
 	(void)state;
@@ -227,7 +239,9 @@ test_options_against_defaults(void **state)
 	assert_int_equal(json_object_size(json_object_get(call, "params")), 2);
 	assert_string_equal(pl_json_str(json_object_get(call, "params"), "enable"), "1");
 	assert_string_equal(pl_json_str(json_object_get(call, "params"), "dhcp"), "1");
-	assert_string_equal(pl_json_str(json_object_get(ch, "digests"), "/nodes/pve/qemu/100/firewall/options"), "abc");
+	assert_string_equal(
+		pl_json_str(json_object_get(ch, "digests"), "/nodes/pve/qemu/100/firewall/options"),
+		"abc");
 	json_decref(changes);
 	json_decref(s);
 	pl_config_free(c);
