@@ -335,23 +335,27 @@ macro_name(const char *m)
 	return m;
 }
 
-/* A declared rule as the API's parameters, every value a string. */
+/* A rule as the API's parameters, every value a string: a declared one
+ * (yaml: type "in" and enable on by default), or a live one projected on the
+ * same keys. enable is "1"/"0", log nolog none. */
 static json_t *
-want_rule(const json_t *y)
+rule_of(const json_t *src, bool yaml)
 {
 	json_t *r = json_object();
 
 	for (size_t i = 0; i < PL_ARRAY_LEN(rule_keys); i++) {
 		const char *k = rule_keys[i];
-		char *t = text_of(json_object_get(y, !strcmp(k, "icmp-type") ? "icmp_type" : k));
+		char *t = text_of(
+			json_object_get(src, yaml && !strcmp(k, "icmp-type") ? "icmp_type" : k));
 
-		if (!strcmp(k, "type") && !*t) {
+		if (yaml && !strcmp(k, "type") && !*t) {
 			free(t);
 			t = pl_strdup("in");
 		}
 		if (!strcmp(k, "enable")) {
-			bool on = json_object_get(y, "enable") == NULL ||
-				  json_is_true(json_object_get(y, "enable"));
+			bool on = yaml ? json_object_get(src, "enable") == NULL ||
+						  json_is_true(json_object_get(src, "enable")) :
+					 !strcmp(t, "1");
 
 			free(t);
 			t = pl_strdup(on ? "1" : "0");
@@ -361,31 +365,6 @@ want_rule(const json_t *y)
 
 			free(t);
 			t = m;
-		}
-		if (!strcmp(k, "log") && !strcmp(t, "nolog"))
-			*t = '\0';
-		if (*t)
-			json_object_set_new(r, k, json_string(t));
-		free(t);
-	}
-	return r;
-}
-
-/* A live rule projected on the same keys (enable "1"/"0", nolog as none). */
-static json_t *
-live_rule(const json_t *l)
-{
-	json_t *r = json_object();
-
-	for (size_t i = 0; i < PL_ARRAY_LEN(rule_keys); i++) {
-		const char *k = rule_keys[i];
-		char *t = text_of(json_object_get(l, k));
-
-		if (!strcmp(k, "enable")) {
-			bool on = !strcmp(t, "1");
-
-			free(t);
-			t = pl_strdup(on ? "1" : "0");
 		}
 		if (!strcmp(k, "log") && !strcmp(t, "nolog"))
 			*t = '\0';
@@ -501,9 +480,9 @@ rules_diff(struct fwc *c, const char *path, const json_t *want_y, const json_t *
 	long d, l;
 
 	for (d = 0; d < nw; d++)
-		json_array_append_new(want, want_rule(json_array_get(want_y, (size_t)d)));
+		json_array_append_new(want, rule_of(json_array_get(want_y, (size_t)d), true));
 	for (l = 0; l < nl; l++)
-		json_array_append_new(live, live_rule(json_array_get(live_l, (size_t)l)));
+		json_array_append_new(live, rule_of(json_array_get(live_l, (size_t)l), false));
 	/* the same rule wherever it is; then the rest pair up in order (an update) */
 	for (d = 0; d < nw; d++) {
 		wm[d] = -1;
@@ -1011,7 +990,7 @@ pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, jso
 static json_t *
 rule_yaml(const json_t *l)
 {
-	json_t *r = live_rule(l), *y = json_object();
+	json_t *r = rule_of(l, false), *y = json_object();
 
 	for (size_t i = 0; i < PL_ARRAY_LEN(rule_keys); i++) {
 		const char *k = rule_keys[i], *v = pl_json_str(r, k);
