@@ -111,7 +111,7 @@ run_calls(json_t *list, const json_t *calls)
 
 		if (!strcmp(m, "POST")) {
 			assert_string_equal(path, PATH);
-			json_array_insert(list, 0, json_deep_copy(params));
+			json_array_insert_new(list, 0, json_deep_copy(params));
 			continue;
 		}
 		assert_memory_equal(path, PATH "/", strlen(PATH) + 1);
