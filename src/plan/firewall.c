@@ -1020,24 +1020,33 @@ rules_yaml(const json_t *live)
 	return a;
 }
 
+static bool
+is_bool_option(const char *k)
+{
+	static const char *const bools[] = { "enable", "dhcp", "ipfilter", "macfilter", "ndp", "radv" };
+
+	for (size_t i = 0; i < PL_ARRAY_LEN(bools); i++)
+		if (!strcmp(bools[i], k))
+			return true;
+	return false;
+}
+
 /* Options as YAML: what the file sets (digest aside), booleans typed. */
 static json_t *
 options_yaml(const json_t *live, bool guest)
 {
-	static const char *const bools[] = { "enable",    "dhcp", "ipfilter",
-					     "macfilter", "ndp",  "radv" };
 	json_t *o = json_object();
 	const char *k;
 	json_t *v;
 
 	json_object_foreach((json_t *)live, k, v) {
-		bool b = false;
-
 		if (!strcmp(k, "digest"))
 			continue;
-		for (size_t i = 0; guest && i < PL_ARRAY_LEN(bools); i++)
-			b |= !strcmp(bools[i], k);
-		if (b)
+		/* a guest's are the schema's keys (PVE's $vm_option_properties) */
+		if (guest && strcmp(k, "policy_in") && strcmp(k, "policy_out") && strcmp(k, "log_level_in") &&
+		    strcmp(k, "log_level_out") && !is_bool_option(k))
+			continue;
+		if (guest && is_bool_option(k))
 			json_object_set_new(
 				o, k,
 				json_boolean(pl_json_int(live, k, 0) != 0 ||

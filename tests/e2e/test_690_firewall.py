@@ -274,3 +274,23 @@ def test_a_node_that_is_not_there_blocks(sim, tmp_path):
     plan = plan_json(cfg, env_of(sim, tmp_path))
     assert [b["guest"] for b in plan["blocked"]] == ["firewall of node nope"]
     assert fw_changes(plan) == []
+
+
+def test_only_what_is_declared_is_touched_and_destroy_keeps_the_cluster_sets(sim, tmp_path):
+    env = env_of(sim, tmp_path)
+    # hand-made: a group, an alias and a datacenter rule the YAML does not declare
+    api(sim, "POST", "cluster/firewall/groups", group="keepme", comment="by hand")
+    api(sim, "POST", "cluster/firewall/aliases", name="keepalias", cidr="192.168.9.9")
+    cfg = tmp_path / "fw.yaml"
+    cfg.write_text(CONFIG.replace("  rules:\n    - {action: ACCEPT, macro: SSH, source: +admins}\n", ""))
+    r = run("apply", "-c", str(cfg), "--yes", env=env)
+    assert r.rc == 0, r.out + r.err
+    assert "keepme" in [g["group"] for g in api(sim, "GET", "cluster/firewall/groups")]
+    assert "keepalias" in [a["name"] for a in api(sim, "GET", "cluster/firewall/aliases")]
+    # the datacenter's rules are not declared any more: left as they are
+    assert [r["macro"] for r in rules(sim, "cluster/firewall/rules")] == ["SSH"]
+    r = run("destroy", "-c", str(cfg), "web", "--yes", "--no-backup", env=env)
+    assert r.rc == 0, r.out + r.err
+    assert "web" in [g["group"] for g in api(sim, "GET", "cluster/firewall/groups")]
+    assert "nas" in [a["name"] for a in api(sim, "GET", "cluster/firewall/aliases")]
+    assert "admins" in [s["name"] for s in api(sim, "GET", "cluster/firewall/ipset")]
