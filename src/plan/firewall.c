@@ -1023,7 +1023,8 @@ rules_yaml(const json_t *live)
 static bool
 is_bool_option(const char *k)
 {
-	static const char *const bools[] = { "enable", "dhcp", "ipfilter", "macfilter", "ndp", "radv" };
+	static const char *const bools[] = { "enable",    "dhcp", "ipfilter",
+					     "macfilter", "ndp",  "radv" };
 
 	for (size_t i = 0; i < PL_ARRAY_LEN(bools); i++)
 		if (!strcmp(bools[i], k))
@@ -1043,8 +1044,8 @@ options_yaml(const json_t *live, bool guest)
 		if (!strcmp(k, "digest"))
 			continue;
 		/* a guest's are the schema's keys (PVE's $vm_option_properties) */
-		if (guest && strcmp(k, "policy_in") && strcmp(k, "policy_out") && strcmp(k, "log_level_in") &&
-		    strcmp(k, "log_level_out") && !is_bool_option(k))
+		if (guest && strcmp(k, "policy_in") && strcmp(k, "policy_out") &&
+		    strcmp(k, "log_level_in") && strcmp(k, "log_level_out") && !is_bool_option(k))
 			continue;
 		if (guest && is_bool_option(k))
 			json_object_set_new(
