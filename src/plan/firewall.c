@@ -889,6 +889,36 @@ plan_scope(struct fwc *c, const char *base, const char *scope, const json_t *dec
 	free(p);
 }
 
+/* The paths of a change's calls and digests under from, under to instead. */
+static void
+rebase(struct fwc *c, const char *from, const char *to)
+{
+	size_t n = strlen(from), i;
+	json_t *digests = json_object(), *call, *v;
+	const char *k;
+
+	json_array_foreach(c->calls, i, call) {
+		for (int f = 0; f < 2; f++) {
+			const char *key = f ? "list" : "path", *p = pl_json_str(call, key);
+
+			if (p && !strncmp(p, from, n)) {
+				char *q = pl_asprintf("%s%s", to, p + n);
+
+				json_object_set_new(call, key, json_string(q));
+				free(q);
+			}
+		}
+	}
+	json_object_foreach(c->digests, k, v) {
+		char *q = !strncmp(k, from, n) ? pl_asprintf("%s%s", to, k + n) : pl_strdup(k);
+
+		json_object_set(digests, q, v);
+		free(q);
+	}
+	json_decref(c->digests);
+	c->digests = digests;
+}
+
 static bool
 is_blocked(const json_t *blocked, const char *name)
 {
@@ -950,7 +980,7 @@ pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, jso
 	json_array_foreach(pl_config_guests(cfg), i, g) {
 		const char *name = pl_json_str_or(g, "name", "");
 		const json_t *decl = json_object_get(g, "firewall"), *l, *made = NULL;
-		const char *node, *type;
+		const char *node, *type, *moves = NULL;
 		long long vmid;
 		char *base, *what;
 		struct fwc c;
@@ -963,6 +993,9 @@ pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, jso
 			    (!strcmp(pl_json_str_or(ch, "action", ""), "create") ||
 			     !strcmp(pl_json_str_or(ch, "action", ""), "replace")))
 				made = ch;
+			else if (!strcmp(pl_json_str_or(ch, "guest", ""), name) &&
+				 pl_json_str(ch, "migrate_to"))
+				moves = pl_json_str(ch, "migrate_to");
 		l = made ? made : live_guest(snap, g, pl_config_project(cfg));
 		if (l == NULL)
 			continue;
@@ -978,6 +1011,13 @@ pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, jso
 		plan_scope(&c, base, "guest", decl, made ? NULL : live, "");
 		if (made) /* nothing to compare with: its lists do not exist yet */
 			json_object_clear(c.digests);
+		if (moves) { /* its update moves it first; the file is the cluster's */
+			char *to = pl_asprintf("/nodes/%s/%s/%lld/firewall", moves, type, vmid);
+
+			rebase(&c, base, to);
+			json_object_set_new(c.ch, "node", json_string(moves));
+			free(to);
+		}
 		fwc_end(&c, changes);
 		free(base);
 		free(what);

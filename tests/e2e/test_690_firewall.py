@@ -294,3 +294,26 @@ def test_only_what_is_declared_is_touched_and_destroy_keeps_the_cluster_sets(sim
     assert "web" in [g["group"] for g in api(sim, "GET", "cluster/firewall/groups")]
     assert "nas" in [a["name"] for a in api(sim, "GET", "cluster/firewall/aliases")]
     assert "admins" in [s["name"] for s in api(sim, "GET", "cluster/firewall/ipset")]
+
+
+def test_a_guest_that_moves_gets_its_firewall_on_its_new_node(tmp_path):
+    from simfix import DEMO_SEED
+    info = start_sim("--seed", DEMO_SEED)
+    try:
+        env = env_for(info, tmp_path / "s.db")
+        cfg = tmp_path / "m.yaml"
+        base = ("guests:\n  - name: mover\n    vmid: 150\n    node: NODE\n    memory: 256\n"
+                "    networks: [{bridge: vmbr0, firewall: true}]\n    firewall:\n"
+                "      options: {enable: true}\n      rules:\n        - {action: ACCEPT, proto: tcp, dport: PORT}\n")
+        cfg.write_text(base.replace("NODE", "pve1").replace("PORT", "22"))
+        assert run("apply", "-c", str(cfg), "--yes", env=env).rc == 0
+        cfg.write_text(base.replace("NODE", "pve2").replace("PORT", "2222"))
+        plan = plan_json(cfg, env)
+        (fw,) = fw_changes(plan)
+        assert fw["node"] == "pve2" and all(c["path"].startswith("/nodes/pve2/") for c in fw["calls"])
+        r = run("apply", "-c", str(cfg), "--yes", env=env)
+        assert r.rc == 0, r.out + r.err
+        assert [x["dport"] for x in api(info, "GET", "nodes/pve2/qemu/150/firewall/rules")] == ["2222"]
+        assert run("plan", "-c", str(cfg), "--detailed-exitcode", env=env).rc == 0
+    finally:
+        stop_sim(info)
