@@ -1,5 +1,6 @@
 /*
- * The firewall as code (see firewall.h): fetch, plan, import. A declared
+ * The firewall's plan (see firewall.h; firewall_fetch.c reads it,
+ * firewall_import.c writes its YAML). A declared
  * rule list is the whole list (bpg's proxmox_virtual_environment_firewall_rules
  * behaves the same): rules beyond the declared ones are deleted, order is
  * state. PVE inserts every new rule at position 0 (pve-firewall
@@ -9,6 +10,7 @@
  */
 #include "core/common.h"
 #include "plan/firewall.h"
+#include "plan/firewall_int.h"
 #include "config/config.h"
 #include "core/apischema.h"
 #include "core/buf.h"
@@ -17,10 +19,8 @@
 #include "core/snapshot.h"
 #include "core/str.h"
 #include "model/guest.h"
-#include "pve/client.h"
 
 #include <ctype.h>
-#include <event2/event.h>
 #include <strings.h>
 
 static const struct {
@@ -30,118 +30,15 @@ static const struct {
 };
 
 /* A rule's properties, as the API names them (PVE::Firewall $rule_properties). */
-static const char *const rule_keys[] = { "type", "action",  "macro", "iface", "source",
-					 "dest", "proto",   "dport", "sport", "icmp-type",
-					 "log",  "comment", "enable" };
-
-/* --- fetch --- */
-
-struct pl_fw_fetch {
-	struct pl_pve *c;
-	json_t *snap, *out;
-	const json_t *fw; /* the config's firewall: section (borrowed) */
-	bool all, cancelled;
-	int asked, err;
-	char *errmsg;
-	pl_fw_cb cb;
-	void *arg;
-};
-
-struct fw_req {
-	struct pl_fw_fetch *f;
-	char *path;
-};
-
-static void fw_get(struct pl_fw_fetch *f, const char *path);
-
-static void
-fw_maybe_end(struct pl_fw_fetch *f)
-{
-	json_t *got;
-	const char *k;
-	json_t *v;
-	void *tmp;
-
-	if (f->asked > 0)
-		return;
-	if (!f->cancelled && f->err == 0) {
-		got = json_object_get(f->snap, "firewall");
-		if (!json_is_object(got))
-			json_object_set_new(f->snap, "firewall", got = json_object());
-		json_object_foreach_safe(f->out, tmp, k, v)
-			if (!json_is_null(v))
-				json_object_set(got, k, v);
-	}
-	if (!f->cancelled)
-		f->cb(f->err, f->errmsg, f->arg);
-	json_decref(f->out);
-	free(f->errmsg);
-	free(f);
-}
-
-static void
-fw_answer(const struct pl_pve_result *res, void *arg)
-{
-	struct fw_req *q = arg;
-	struct pl_fw_fetch *f = q->f;
-	const json_t *e;
-	size_t i;
-
-	f->asked--;
-	if (f->cancelled) {
-	} else if (res->err && res->status >= 400 && res->status < 500) {
-		/* not there (a group, an IP set, a guest's file): nothing to read */
-	} else if (res->err) {
-		if (f->err == 0) {
-			f->err = res->err;
-			f->errmsg = pl_asprintf("cannot read the firewall (%s): %s", q->path,
-						res->errmsg ? res->errmsg : pl_strerror(res->err));
-		}
-	} else {
-		json_object_set(f->out, q->path, res->data);
-		/* the members of the groups and IP sets that exist (PVE answers
-		 * 500 for one that does not): all of them, or the declared ones */
-		if (!strcmp(q->path, "/cluster/firewall/groups") ||
-		    !strcmp(q->path, "/cluster/firewall/ipset")) {
-			bool groups = strstr(q->path, "groups") != NULL;
-			const json_t *decl = json_object_get(f->fw, groups ? "groups" : "ipsets");
-
-			json_array_foreach(res->data, i, e) {
-				const char *n = pl_json_str(e, groups ? "group" : "name");
-				char *p = n && (f->all || json_object_get(decl, n)) ?
-						  pl_asprintf("%s/%s", q->path, n) :
-						  NULL;
-
-				if (p)
-					fw_get(f, p);
-				free(p);
-			}
-		}
-	}
-	free(q->path);
-	free(q);
-	fw_maybe_end(f);
-}
-
-static void
-fw_get(struct pl_fw_fetch *f, const char *path)
-{
-	struct fw_req *q;
-
-	if (json_object_get(f->out, path))
-		return;
-	json_object_set_new(f->out, path, json_null()); /* asked once */
-	q = pl_calloc(1, sizeof(*q));
-	q->f = f;
-	q->path = pl_strdup(path);
-	f->asked++;
-	pl_pve_request(f->c, "GET", path, NULL, fw_answer, q);
-}
+const char *const pl_fw_rule_keys[PL_FW_NRULE_KEYS] = { "type",   "action",    "macro", "iface",
+							"source", "dest",      "proto", "dport",
+							"sport",  "icmp-type", "log",   "comment",
+							"enable" };
 
 /* The live guest a declared one is (by vmid, else by name: this project's
  * first), or NULL. */
-static const json_t *
-live_guest(const json_t *snap, const json_t *g, const char *project)
+const json_t *
+pl_fw_live_guest(const json_t *snap, const json_t *g, const char *project)
 {
 	const json_t *l, *best = NULL;
 	long long vmid = pl_json_int(g, "vmid", 0);
@@ -162,8 +59,8 @@ live_guest(const json_t *snap, const json_t *g, const char *project)
 
 /* What the config declares of an online node's host firewall (firewall.nodes
  * by name, else firewall.host), or NULL. */
-static const json_t *
-host_declared(const json_t *fw, const json_t *node)
+const json_t *
+pl_fw_host_declared(const json_t *fw, const json_t *node)
 {
 	const json_t *named =
 		json_object_get(json_object_get(fw, "nodes"), pl_json_str_or(node, "node", ""));
@@ -171,140 +68,6 @@ host_declared(const json_t *fw, const json_t *node)
 	if (strcmp(pl_json_str_or(node, "status", "online"), "online"))
 		return NULL;
 	return named ? named : json_object_get(fw, "host");
-}
-
-static void
-fw_nothing(evutil_socket_t fd, short what, void *arg)
-{
-	struct pl_fw_fetch *f = arg;
-
-	(void)fd;
-	(void)what;
-	f->asked--;
-	fw_maybe_end(f);
-}
-
-static void
-guest_paths(struct pl_fw_fetch *f, const json_t *l)
-{
-	char *base = pl_asprintf("/nodes/%s/%s/%lld/firewall", pl_json_str_or(l, "node", ""),
-				 pl_json_str_or(l, "type", "qemu"), pl_json_int(l, "vmid", 0));
-	char *p;
-
-	p = pl_asprintf("%s/options", base);
-	fw_get(f, p);
-	free(p);
-	p = pl_asprintf("%s/rules", base);
-	fw_get(f, p);
-	free(p);
-	free(base);
-}
-
-struct pl_fw_fetch *
-pl_fw_fetch_start(struct pl_pve *c, const struct pl_config *cfg, bool all, const json_t *vmids,
-		  json_t *snap, pl_fw_cb cb, void *arg)
-{
-	struct pl_fw_fetch *f = pl_calloc(1, sizeof(*f));
-	const json_t *fw = cfg ? pl_config_get(cfg, "/firewall") : NULL, *g;
-	size_t i;
-
-	f->c = c;
-	f->snap = snap;
-	f->all = all;
-	f->fw = fw;
-	f->cb = cb;
-	f->arg = arg;
-	f->out = json_object();
-	f->asked = 1; /* held until every request is out */
-	if (all || json_object_get(fw, "options"))
-		fw_get(f, "/cluster/firewall/options");
-	if (all || json_object_get(fw, "rules"))
-		fw_get(f, "/cluster/firewall/rules");
-	if (all || json_object_get(fw, "aliases"))
-		fw_get(f, "/cluster/firewall/aliases");
-	if (all || json_object_get(fw, "ipsets"))
-		fw_get(f, "/cluster/firewall/ipset");
-	if (all || json_object_get(fw, "groups"))
-		fw_get(f, "/cluster/firewall/groups");
-	json_array_foreach(json_object_get(snap, PL_SNAP_NODES), i, g) {
-		const char *node = pl_json_str_or(g, "node", "");
-		char *p;
-
-		if (!host_declared(fw, g))
-			continue;
-		p = pl_asprintf("/nodes/%s/firewall/options", node);
-		fw_get(f, p);
-		free(p);
-		p = pl_asprintf("/nodes/%s/firewall/rules", node);
-		fw_get(f, p);
-		free(p);
-	}
-	if (cfg)
-		json_array_foreach(pl_config_guests(cfg), i, g) {
-			const json_t *l;
-
-			if (json_object_get(g, "firewall") == NULL ||
-			    (l = live_guest(snap, g, pl_config_project(cfg))) == NULL)
-				continue;
-			guest_paths(f, l);
-		}
-	json_array_foreach(vmids ? json_object_get(snap, PL_SNAP_GUESTS) : NULL, i, g) {
-		char key[32];
-
-		snprintf(key, sizeof(key), "%lld", pl_json_int(g, "vmid", 0));
-		if (json_object_get(vmids, key))
-			guest_paths(f, g);
-	}
-	f->asked--;
-	if (f->asked == 0) { /* nothing to read: still answer from the loop */
-		struct timeval now = { 0, 0 };
-
-		f->asked = 1;
-		event_base_once(pl_pve_base(c), -1, EV_TIMEOUT, fw_nothing, f, &now);
-	}
-	return f;
-}
-
-void
-pl_fw_fetch_cancel(struct pl_fw_fetch *f)
-{
-	if (f)
-		f->cancelled = true;
-}
-
-struct fw_wait {
-	bool done;
-	int err;
-	char *msg;
-};
-
-static void
-fw_waited(int err, const char *errmsg, void *arg)
-{
-	struct fw_wait *w = arg;
-
-	w->done = true;
-	w->err = err;
-	w->msg = err ? pl_strdup(errmsg ? errmsg : pl_strerror(err)) : NULL;
-}
-
-int
-pl_fw_fetch(struct pl_pve *c, const struct pl_config *cfg, bool all, const json_t *vmids,
-	    json_t *snap, char **errmsg)
-{
-	struct fw_wait w = { 0 };
-
-	pl_fw_fetch_start(c, cfg, all, vmids, snap, fw_waited, &w);
-	while (!w.done)
-		if (event_base_loop(pl_pve_base(c), EVLOOP_ONCE) != 0)
-			pl_die("the firewall read stalled: the event loop has nothing left to wait "
-			       "for");
-	if (w.err) {
-		pl_seterr(errmsg, w.err, "%s", w.msg);
-		free(w.msg);
-		return w.err;
-	}
-	return 0;
 }
 
 /* --- plan --- */
@@ -318,8 +81,8 @@ pl_fw_digest_of(const json_t *data)
 }
 
 /* A value as PVE's parser sees it (true -> "1"); "" for none. */
-static char *
-text_of(const json_t *v)
+char *
+pl_fw_text_of(const json_t *v)
 {
 	char *t = v && !json_is_null(v) ? pl_api_value_text(v) : NULL;
 
@@ -338,14 +101,14 @@ macro_name(const char *m)
 /* A rule as the API's parameters, every value a string: a declared one
  * (yaml: type "in" and enable on by default), or a live one projected on the
  * same keys. enable is "1"/"0", log nolog none. */
-static json_t *
-rule_of(const json_t *src, bool yaml)
+json_t *
+pl_fw_rule_of(const json_t *src, bool yaml)
 {
 	json_t *r = json_object();
 
-	for (size_t i = 0; i < PL_ARRAY_LEN(rule_keys); i++) {
-		const char *k = rule_keys[i];
-		char *t = text_of(
+	for (size_t i = 0; i < PL_FW_NRULE_KEYS; i++) {
+		const char *k = pl_fw_rule_keys[i];
+		char *t = pl_fw_text_of(
 			json_object_get(src, yaml && !strcmp(k, "icmp-type") ? "icmp_type" : k));
 
 		if (yaml && !strcmp(k, "type") && !*t) {
@@ -378,9 +141,9 @@ rule_of(const json_t *src, bool yaml)
 static bool
 rule_same(const json_t *a, const json_t *b)
 {
-	for (size_t i = 0; i < PL_ARRAY_LEN(rule_keys); i++)
-		if (strcmp(pl_json_str_or(a, rule_keys[i], ""),
-			   pl_json_str_or(b, rule_keys[i], "")))
+	for (size_t i = 0; i < PL_FW_NRULE_KEYS; i++)
+		if (strcmp(pl_json_str_or(a, pl_fw_rule_keys[i], ""),
+			   pl_json_str_or(b, pl_fw_rule_keys[i], "")))
 			return false;
 	return true;
 }
@@ -480,9 +243,10 @@ rules_diff(struct fwc *c, const char *path, const json_t *want_y, const json_t *
 	long d, l;
 
 	for (d = 0; d < nw; d++)
-		json_array_append_new(want, rule_of(json_array_get(want_y, (size_t)d), true));
+		json_array_append_new(want, pl_fw_rule_of(json_array_get(want_y, (size_t)d), true));
 	for (l = 0; l < nl; l++)
-		json_array_append_new(live, rule_of(json_array_get(live_l, (size_t)l), false));
+		json_array_append_new(live,
+				      pl_fw_rule_of(json_array_get(live_l, (size_t)l), false));
 	/* the same rule wherever it is; then the rest pair up in order (an update) */
 	for (d = 0; d < nw; d++) {
 		wm[d] = -1;
@@ -532,8 +296,8 @@ rules_diff(struct fwc *c, const char *path, const json_t *want_y, const json_t *
 		h = json_array_get(live, (size_t)wm[d]);
 		params = json_object();
 		pl_buf_init(&del, 0);
-		for (size_t i = 0; i < PL_ARRAY_LEN(rule_keys); i++) {
-			const char *k = rule_keys[i], *wv = pl_json_str(w, k),
+		for (size_t i = 0; i < PL_FW_NRULE_KEYS; i++) {
+			const char *k = pl_fw_rule_keys[i], *wv = pl_json_str(w, k),
 				   *hv = pl_json_str(h, k);
 
 			if (!strcmp(wv ? wv : "", hv ? hv : ""))
@@ -665,7 +429,7 @@ options_diff(struct fwc *c, const char *path, const char *scope, const json_t *w
 
 	saw(c, path, live);
 	json_object_foreach((json_t *)want, k, v) {
-		char *w = text_of(v), *h = text_of(json_object_get(live, k));
+		char *w = pl_fw_text_of(v), *h = pl_fw_text_of(json_object_get(live, k));
 
 		if (!*h) {
 			free(h);
@@ -763,7 +527,7 @@ ipset_diff(struct fwc *c, const char *name, const json_t *want, const json_t *li
 
 	saw(c, path, live);
 	json_array_foreach(json_object_get(want, "entries"), i, e) {
-		char *t = text_of(e);
+		char *t = pl_fw_text_of(e);
 		bool nomatch = t[0] == '!';
 		const char *cidr = t + nomatch;
 		const json_t *l = entry_named(live, "cidr", cidr);
@@ -962,7 +726,7 @@ pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, jso
 	}
 	json_array_foreach(json_object_get(snap, PL_SNAP_NODES), j, g) {
 		const char *node = pl_json_str_or(g, "node", "");
-		const json_t *decl = host_declared(fw, g);
+		const json_t *decl = pl_fw_host_declared(fw, g);
 		char *base, *what;
 		struct fwc c;
 
@@ -996,7 +760,7 @@ pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, jso
 			else if (!strcmp(pl_json_str_or(ch, "guest", ""), name) &&
 				 pl_json_str(ch, "migrate_to"))
 				moves = pl_json_str(ch, "migrate_to");
-		l = made ? made : live_guest(snap, g, pl_config_project(cfg));
+		l = made ? made : pl_fw_live_guest(snap, g, pl_config_project(cfg));
 		if (l == NULL)
 			continue;
 		node = pl_json_str_or(l, "node", "");
@@ -1022,166 +786,4 @@ pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, jso
 		free(base);
 		free(what);
 	}
-}
-
-/* --- import --- */
-
-/* A live rule as YAML: only what it sets; enable only when off. */
-static json_t *
-rule_yaml(const json_t *l)
-{
-	json_t *r = rule_of(l, false), *y = json_object();
-
-	for (size_t i = 0; i < PL_ARRAY_LEN(rule_keys); i++) {
-		const char *k = rule_keys[i], *v = pl_json_str(r, k);
-
-		if (v == NULL || (!strcmp(k, "type") && !strcmp(v, "in")))
-			continue;
-		if (!strcmp(k, "enable")) {
-			if (!strcmp(v, "0"))
-				json_object_set_new(y, "enable", json_false());
-			continue;
-		}
-		json_object_set_new(y, !strcmp(k, "icmp-type") ? "icmp_type" : k, json_string(v));
-	}
-	json_decref(r);
-	return y;
-}
-
-static json_t *
-rules_yaml(const json_t *live)
-{
-	json_t *a = json_array();
-	const json_t *e;
-	size_t i;
-
-	json_array_foreach(live, i, e)
-		json_array_append_new(a, rule_yaml(e));
-	return a;
-}
-
-static bool
-is_bool_option(const char *k)
-{
-	static const char *const bools[] = { "enable",    "dhcp", "ipfilter",
-					     "macfilter", "ndp",  "radv" };
-
-	for (size_t i = 0; i < PL_ARRAY_LEN(bools); i++)
-		if (!strcmp(bools[i], k))
-			return true;
-	return false;
-}
-
-/* Options as YAML: what the file sets (digest aside), booleans typed. */
-static json_t *
-options_yaml(const json_t *live, bool guest)
-{
-	json_t *o = json_object();
-	const char *k;
-	json_t *v;
-
-	json_object_foreach((json_t *)live, k, v) {
-		if (!strcmp(k, "digest"))
-			continue;
-		/* a guest's are the schema's keys (PVE's $vm_option_properties) */
-		if (guest && strcmp(k, "policy_in") && strcmp(k, "policy_out") &&
-		    strcmp(k, "log_level_in") && strcmp(k, "log_level_out") && !is_bool_option(k))
-			continue;
-		if (guest && is_bool_option(k))
-			json_object_set_new(
-				o, k,
-				json_boolean(pl_json_int(live, k, 0) != 0 ||
-					     !strcmp(pl_json_str_or(live, k, ""), "1")));
-		else
-			json_object_set(o, k, v);
-	}
-	return o;
-}
-
-json_t *
-pl_fw_guest_yaml(const json_t *snap, const char *node, const char *type, long long vmid)
-{
-	const json_t *live = json_object_get(snap, "firewall"), *opts, *rules;
-	char *base = pl_asprintf("/nodes/%s/%s/%lld/firewall", node, type, vmid), *p;
-	json_t *y = json_object();
-
-	p = pl_asprintf("%s/options", base);
-	opts = json_object_get(live, p);
-	free(p);
-	p = pl_asprintf("%s/rules", base);
-	rules = json_object_get(live, p);
-	free(p);
-	free(base);
-	if (json_object_size(opts) > 1) /* more than its digest */
-		json_object_set_new(y, "options", options_yaml(opts, true));
-	if (json_array_size(rules))
-		json_object_set_new(y, "rules", rules_yaml(rules));
-	if (json_object_size(y) == 0) {
-		json_decref(y);
-		return NULL;
-	}
-	return y;
-}
-
-json_t *
-pl_fw_cluster_yaml(const json_t *snap)
-{
-	const json_t *live = json_object_get(snap, "firewall"), *e, *opts;
-	json_t *y = json_object(), *aliases = json_object(), *ipsets = json_object(),
-	       *groups = json_object();
-	size_t i, j;
-
-	json_array_foreach(json_object_get(live, "/cluster/firewall/aliases"), i, e) {
-		json_t *a = json_pack("{s:s}", "cidr", pl_json_str_or(e, "cidr", ""));
-
-		if (pl_json_str(e, "comment"))
-			json_object_set_new(a, "comment", json_string(pl_json_str(e, "comment")));
-		json_object_set_new(aliases, pl_json_str_or(e, "name", "?"), a);
-	}
-	json_array_foreach(json_object_get(live, "/cluster/firewall/ipset"), i, e) {
-		const char *n = pl_json_str_or(e, "name", "?");
-		char *p = pl_asprintf("/cluster/firewall/ipset/%s", n);
-		json_t *s = json_object(), *entries = json_array();
-		const json_t *m;
-
-		if (pl_json_str(e, "comment"))
-			json_object_set_new(s, "comment", json_string(pl_json_str(e, "comment")));
-		json_array_foreach(json_object_get(live, p), j, m) {
-			char *t = pl_asprintf("%s%s", pl_json_int(m, "nomatch", 0) ? "!" : "",
-					      pl_json_str_or(m, "cidr", ""));
-
-			json_array_append_new(entries, json_string(t));
-			free(t);
-		}
-		json_object_set_new(s, "entries", entries);
-		json_object_set_new(ipsets, n, s);
-		free(p);
-	}
-	json_array_foreach(json_object_get(live, "/cluster/firewall/groups"), i, e) {
-		const char *n = pl_json_str_or(e, "group", "?");
-		char *p = pl_asprintf("/cluster/firewall/groups/%s", n);
-		json_t *gr = json_object();
-
-		if (pl_json_str(e, "comment"))
-			json_object_set_new(gr, "comment", json_string(pl_json_str(e, "comment")));
-		json_object_set_new(gr, "rules", rules_yaml(json_object_get(live, p)));
-		json_object_set_new(groups, n, gr);
-		free(p);
-	}
-	if (json_object_size(aliases))
-		json_object_set(y, "aliases", aliases);
-	if (json_object_size(ipsets))
-		json_object_set(y, "ipsets", ipsets);
-	if (json_object_size(groups))
-		json_object_set(y, "groups", groups);
-	json_decref(aliases);
-	json_decref(ipsets);
-	json_decref(groups);
-	if (json_array_size(json_object_get(live, "/cluster/firewall/rules")))
-		json_object_set_new(y, "rules",
-				    rules_yaml(json_object_get(live, "/cluster/firewall/rules")));
-	opts = json_object_get(live, "/cluster/firewall/options");
-	if (json_object_size(opts) > 1)
-		json_object_set_new(y, "options", options_yaml(opts, false));
-	return y;
 }
