@@ -17,19 +17,24 @@
 #include "core/yaml.h"
 #include "core/snapshot.h"
 #include "model/guest.h"
+#include "plan/firewall.h"
 
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 static const struct pl_opt opts[] = {
-	{ "out", 0, "FILE", "write the YAML to FILE (a new file, or with --merge an existing one)" },
+	{ "out", 0, "FILE",
+	  "write the YAML to FILE (a new file, or with --merge an existing one)" },
 	{ "merge", 0, NULL, "add the guests to FILE's guests: list, keeping the rest of it" },
 	{ "no-adopt", 0, NULL, "do not tag the guests as managed by pvelab" },
+	{ "firewall", 0, NULL,
+	  "also their firewall (options, rules) and the cluster's aliases, IP sets, security "
+	  "groups, rules and options" },
 	{ NULL, 0, NULL, NULL },
 };
 
-enum { O_OUT, O_MERGE, O_NOADOPT };
+enum { O_OUT, O_MERGE, O_NOADOPT, O_FIREWALL };
 
 /* Leading spaces of a line. */
 static size_t
@@ -170,8 +175,8 @@ not_declared(const struct pl_config *cfg, const json_t *guests, char **errmsg)
 /* The file text --out writes: a new file, or the existing one merged. The
  * project the guests are tagged with is FILE's. */
 static int
-out_text(const char *out, bool merge, const json_t *guests, char **project, struct pl_buf *yaml,
-	 char **errmsg)
+out_text(const char *out, bool merge, const json_t *guests, const json_t *fw, char **project,
+	 struct pl_buf *yaml, char **errmsg)
 {
 	struct pl_config *cfg = NULL, *check = NULL;
 	struct pl_diags d;
@@ -196,6 +201,8 @@ out_text(const char *out, bool merge, const json_t *guests, char **project, stru
 				  "# settings pvelab has no key for are kept verbatim under config:.\n"
 				  "project: %s\n", *project);
 		doc = json_pack("{s:O}", "guests", guests);
+		if (fw)
+			json_object_set(doc, "firewall", (json_t *)fw);
 		pl_yaml_emit(doc, 0, yaml);
 		json_decref(doc);
 		goto out;
@@ -235,6 +242,39 @@ out:
 	return r;
 }
 
+/* --firewall: the guests' firewall into their YAML, the cluster's into
+ * doc's firewall: (docs/firewall.md). */
+static int
+import_firewall(struct pl_session *s, json_t *snap, const json_t *lives, json_t *doc, char **errmsg)
+{
+	json_t *vmids = json_object();
+	const json_t *live;
+	size_t i;
+	int r;
+
+	json_array_foreach(lives, i, live) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "%lld", pl_json_int(live, "vmid", 0));
+		json_object_set_new(vmids, key, json_true());
+	}
+	r = pl_fw_fetch(s->pve, NULL, true, vmids, snap, errmsg);
+	json_decref(vmids);
+	if (r != 0)
+		return r;
+	json_array_foreach(lives, i, live) {
+		json_t *fw = pl_fw_guest_yaml(snap, pl_json_str_or(live, "node", ""),
+					      pl_json_str_or(live, "type", "qemu"),
+					      pl_json_int(live, "vmid", 0));
+
+		if (fw)
+			json_object_set_new(json_array_get(json_object_get(doc, "guests"), i),
+					    "firewall", fw);
+	}
+	json_object_set_new(doc, "firewall", pl_fw_cluster_yaml(snap));
+	return 0;
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
@@ -256,6 +296,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	do_adopt = !pl_args_has(&a, O_NOADOPT);
 	if (merge && out == NULL)
 		return pl_usage_error(&pl_cmd_import, "--merge needs --out FILE");
+	if (merge && pl_args_has(&a, O_FIREWALL))
+		return pl_usage_error(&pl_cmd_import,
+				      "--firewall writes the cluster's firewall: section, "
+				      "so it needs a new --out FILE (or none), not --merge");
 	lives = json_array();
 	pl_buf_init(&yaml, 64 << 20);
 	if (pl_session_open(&s, ctx, PL_NEED_API | PL_NEED_STATE, &err) != 0) {
@@ -290,7 +334,12 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		json_array_append_new(guests, pl_model_guest_to_yaml(live));
 		json_array_append(lives, (json_t *)live);
 	}
-	if (out && out_text(out, merge, guests, &project, &yaml, &err) != 0) {
+	if (pl_args_has(&a, O_FIREWALL) && import_firewall(&s, snap, lives, doc, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	if (out && out_text(out, merge, guests, json_object_get(doc, "firewall"), &project, &yaml,
+			    &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}
@@ -362,7 +411,7 @@ out:
 const struct pl_cmd pl_cmd_import = {
 	.name = "import",
 	.summary = "adopt existing guests: write their YAML so the next plan shows no changes",
-	.usage = "GUEST... [--out FILE [--merge]] [--no-adopt]",
+	.usage = "GUEST... [--out FILE [--merge]] [--no-adopt] [--firewall]",
 	.help = "GUEST is a vmid or a name. The guests are tagged pvelab and pvelab-<project>\n"
 		"(managed by that project) unless --no-adopt is given. The project is the one of\n"
 		"the file the YAML goes to: --out NEW.yaml writes a new file that says\n"
@@ -370,7 +419,10 @@ const struct pl_cmd pl_cmd_import = {
 		"adds the guests to FILE's guests: list (comments and the rest kept) and uses\n"
 		"FILE's project. --out never overwrites an existing file. Without --out the YAML\n"
 		"goes to standard output for -c's config's project. Guests of another project\n"
-		"are refused (pvelab adopt --from moves them first).",
+		"are refused (pvelab adopt --from moves them first). --firewall adds each guest's\n"
+		"firewall options and rules and the cluster's firewall (aliases, IP sets,\n"
+		"security groups, datacenter rules and options) as written by hand, so that\n"
+		"pvelab manages them from then on (docs/firewall.md).",
 	.opts = opts,
 	.min_args = 1,
 	.max_args = PL_ARGS_MANY,

@@ -11,6 +11,7 @@
 #include "core/snapshot.h"
 #include "plan/plan.h"
 #include "plan/runs.h"
+#include "plan/firewall.h"
 #include "plan/templates.h"
 #include "model/guest.h"
 #include "pve/inventory.h"
@@ -80,9 +81,10 @@ struct pl_planning_refresh {
 	struct wanted w;
 	struct pl_pve_inv *inv;
 	struct pl_templates_fetch *tf;
+	struct pl_fw_fetch *fw;
 	json_t *snap, *pending;
 	int asked;      /* pending-key requests with this as their argument */
-	bool tpl_done, cancelled;
+	bool tpl_done, fw_done, cancelled;
 	int err;
 	char *errmsg;
 	pl_planning_cb cb;
@@ -111,7 +113,7 @@ refresh_free(struct pl_planning_refresh *p)
 static void
 refresh_maybe_end(struct pl_planning_refresh *p)
 {
-	if (p->asked > 0 || !p->tpl_done)
+	if (p->asked > 0 || !p->tpl_done || !p->fw_done)
 		return;
 	if (p->cancelled) {
 		refresh_free(p);
@@ -219,6 +221,20 @@ on_templates(json_t *snap, void *arg)
 }
 
 static void
+on_firewall(int err, const char *errmsg, void *arg)
+{
+	struct pl_planning_refresh *p = arg;
+
+	p->fw = NULL;
+	p->fw_done = true;
+	if (err && p->err == 0) {
+		p->err = err;
+		p->errmsg = pl_strdup(errmsg);
+	}
+	refresh_maybe_end(p);
+}
+
+static void
 on_inventory(int err, json_t *snap, size_t unread, const char *errmsg, void *arg)
 {
 	struct pl_planning_refresh *p = arg;
@@ -238,6 +254,7 @@ on_inventory(int err, json_t *snap, size_t unread, const char *errmsg, void *arg
 		p->errmsg = msg;
 	}
 	/* which templates are on the nodes: the plan lists the downloads */
+	p->fw = pl_fw_fetch_start(p->s->pve, p->s->cfg, false, NULL, p->snap, on_firewall, p);
 	p->tf = pl_templates_fetch_start(p->s->pve, p->s->cfg, p->snap, true, on_templates, p);
 }
 
@@ -282,6 +299,11 @@ pl_planning_refresh_cancel(struct pl_planning_refresh *p)
 		pl_templates_fetch_cancel(p->tf);
 		p->tf = NULL;
 		p->tpl_done = true;
+	}
+	if (p->fw) {
+		pl_fw_fetch_cancel(p->fw);
+		p->fw = NULL;
+		p->fw_done = true;
 	}
 	if (p->asked == 0)
 		refresh_free(p);
@@ -348,7 +370,7 @@ sign_of(const char *action)
 {
 	if (!strcmp(action, "create") || !strcmp(action, "bridge") || !strcmp(action, "template"))
 		return "+";
-	if (!strcmp(action, "update"))
+	if (!strcmp(action, "update") || !strcmp(action, "firewall"))
 		return "~";
 	if (!strcmp(action, "replace"))
 		return "-/+";
@@ -519,11 +541,14 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		/* a bridge or template change has no guest type nor vmid */
 		bool bupd = !strcmp(a, "bridge") && json_is_true(json_object_get(c, "update"));
 		bool other = !strcmp(a, "bridge") || !strcmp(a, "template");
+		bool fw = !strcmp(a, "firewall");
 
 		printf("  %s%-3s %-7s%s %s%s%s (", pl_color(ctx, bupd ? PL_C_YELLOW : color_of(a)),
 		       bupd ? "~" : sign_of(a), a, pl_color(ctx, PL_C_RESET), pl_color(ctx, PL_C_BOLD),
 		       pl_json_str_or(c, "guest", "?"), pl_color(ctx, PL_C_RESET));
-		if (other)
+		if (fw)
+			printf("%s)", pl_json_str_or(c, "what", "?"));
+		else if (other)
 			printf("%s on %s)", !strcmp(a, "bridge") ? "bridge" : "download", pl_json_str_or(c, "node", "?"));
 		else
 			printf("%s %lld on %s)", pl_json_str_or(c, "type", "?"), pl_json_int(c, "vmid", 0),
@@ -605,6 +630,9 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		       pl_json_int(sum, "start", 0), pl_json_int(sum, "stop", 0),
 		       pl_json_int(sum, "bridge", 0), pl_json_int(sum, "bridge", 0) == 1 ? "" : "s",
 		       pl_json_int(sum, "reboot", 0), pl_json_int(sum, "reboot", 0) == 1 ? "" : "s");
+		if (pl_json_int(sum, "firewall", 0))
+			printf(" %lld firewall change%s.", pl_json_int(sum, "firewall", 0),
+			       pl_json_int(sum, "firewall", 0) == 1 ? "" : "s");
 		if (pl_json_int(sum, "template", 0))
 			printf(" %lld template download%s.", pl_json_int(sum, "template", 0),
 			       pl_json_int(sum, "template", 0) == 1 ? "" : "s");

@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "model/guest.h"
+#include "plan/firewall.h"
 #include "plan/wayback.h"
 #include "pve/client.h"
 
@@ -50,13 +51,15 @@ enum step {
 	S_BACKUP,
 	S_BACKUP_FIND,
 	S_RESTORE,
+	S_FIREWALL,
 };
 
 static const char *const step_names[] = {
-	"done", "bridge", "network apply", "template", "find template", "clone",
-	"configure clone", "create", "snapshot", "migrate", "config", "resize", "reboot",
-	"start", "stop", "shutdown", "destroy", "rollback", "check", "backup storage", "backup",
-	"find backup", "restore",
+	"done",     "bridge",          "network apply", "template", "find template",
+	"clone",    "configure clone", "create",        "snapshot", "migrate",
+	"config",   "resize",          "reboot",        "start",    "stop",
+	"shutdown", "destroy",         "rollback",      "check",    "backup storage",
+	"backup",   "find backup",     "restore",       "firewall",
 };
 
 #define MAX_STEPS 24
@@ -85,6 +88,8 @@ struct job {
 	char *old_type, *old_node;
 	char *bk_storage;           /* where its backup goes */
 	json_t *bk_before;          /* backups of old_vmid there before ours: volid -> true */
+	size_t fw_i;                /* S_FIREWALL: the next digest check, then call */
+	char *fw_digest;            /* S_FIREWALL: the digest just read for the call */
 	struct event *timer;
 	char *upid;                 /* the task waited for, while waiting */
 	bool running_now;
@@ -699,6 +704,86 @@ check_create(struct job *j)
 		request(j, "GET", pl_asprintf("/nodes/%s/storage", j->node), NULL);
 }
 
+/* S_FIREWALL, one call at a time: first every list the plan saw is read
+ * and its digest compared (a change behind pvelab's back stops the change
+ * before it writes anything), then each call, a call that carries a digest
+ * after a fresh read of its list (PVE refuses it if the list changed since). */
+static void
+fw_next(struct job *j)
+{
+	const json_t *digests = json_object_get(j->change, "digests");
+	const json_t *calls = json_object_get(j->change, "calls"), *c;
+	size_t nd = json_object_size(digests);
+	json_t *params;
+	void *it;
+
+	if (j->fw_i < nd) {
+		it = json_object_iter((json_t *)digests);
+		for (size_t i = 0; i < j->fw_i; i++)
+			it = json_object_iter_next((json_t *)digests, it);
+		request(j, "GET", pl_strdup(json_object_iter_key(it)), NULL);
+		return;
+	}
+	if ((c = json_array_get(calls, j->fw_i - nd)) == NULL) {
+		advance(j);
+		return;
+	}
+	if (pl_json_str(c, "list") && j->fw_digest == NULL) {
+		request(j, "GET", pl_strdup(pl_json_str(c, "list")), NULL);
+		return;
+	}
+	params = json_deep_copy(json_object_get(c, "params"));
+	if (j->fw_digest && *j->fw_digest)
+		json_object_set_new(params, "digest", json_string(j->fw_digest));
+	request(j, pl_json_str_or(c, "method", "GET"), pl_strdup(pl_json_str_or(c, "path", "")),
+		params);
+}
+
+static void
+fw_answer(struct job *j, const json_t *data)
+{
+	const json_t *digests = json_object_get(j->change, "digests");
+	const json_t *calls = json_object_get(j->change, "calls"), *c;
+	size_t nd = json_object_size(digests);
+
+	if (j->fw_i < nd) {
+		void *it = json_object_iter((json_t *)digests);
+
+		for (size_t i = 0; i < j->fw_i; i++)
+			it = json_object_iter_next((json_t *)digests, it);
+		if (strcmp(pl_fw_digest_of(data), json_string_value(json_object_iter_value(it)))) {
+			char *msg = pl_asprintf(
+				"the firewall of %s changed since the plan (%s: digest %.12s, "
+				"the plan saw %.12s); nothing of it was changed (run pvelab "
+				"plan again)",
+				j->guest, json_object_iter_key(it),
+				*pl_fw_digest_of(data) ? pl_fw_digest_of(data) : "of an empty list",
+				*json_string_value(json_object_iter_value(it)) ?
+					json_string_value(json_object_iter_value(it)) :
+					"an empty list");
+
+			job_finish(j, msg);
+			free(msg);
+			return;
+		}
+		j->fw_i++;
+		j->attempts = 0;
+		job_step(j);
+		return;
+	}
+	c = json_array_get(calls, j->fw_i - nd);
+	if (pl_json_str(c, "list") && j->fw_digest == NULL) {
+		j->fw_digest = pl_strdup(pl_fw_digest_of(data));
+		job_step(j);
+		return;
+	}
+	free(j->fw_digest);
+	j->fw_digest = NULL;
+	j->fw_i++;
+	j->attempts = 0;
+	job_step(j);
+}
+
 static void
 job_step(struct job *j)
 {
@@ -945,6 +1030,9 @@ job_step(struct job *j)
 		request(j, "POST", pl_asprintf("/nodes/%s/%s", j->node, j->type), p);
 		return;
 	}
+	case S_FIREWALL:
+		fw_next(j);
+		return;
 	case S_END:
 		break;
 	}
@@ -1151,6 +1239,10 @@ step_after(struct job *j, json_t *data)
 		advance(j);
 		return;
 	}
+	if (s == S_FIREWALL) {
+		fw_answer(j, data);
+		return;
+	}
 	if (s == S_CLONE_FIX) {
 		clone_fix(j, data);
 		advance(j);
@@ -1327,6 +1419,8 @@ program(struct job *j)
 			add_step(j, S_START);
 	} else if (!strcmp(a, "rollback")) {
 		add_step(j, S_ROLLBACK);
+	} else if (!strcmp(a, "firewall")) {
+		add_step(j, S_FIREWALL);
 	} else if (!strcmp(a, "backup")) { /* pvelab backup: the backup alone */
 		program_backup(j);
 	}
@@ -1432,6 +1526,7 @@ job_release(struct job *j)
 	free(j->old_node);
 	free(j->bk_storage);
 	json_decref(j->bk_before);
+	free(j->fw_digest);
 	free(j->upid);
 }
 
@@ -1456,6 +1551,8 @@ phase_of(const json_t *ch)
 
 	if (!strcmp(a, "bridge") || !strcmp(a, "template"))
 		return 0;
+	if (!strcmp(a, "firewall")) /* the cluster's sets first; a guest's once it exists */
+		return strcmp(pl_json_str_or(ch, "scope", ""), "cluster") ? 2 : 0;
 	if (!strcmp(a, "delete"))
 		return 2;
 	return 1;

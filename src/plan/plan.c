@@ -16,6 +16,7 @@
 #include "model/guest.h"
 #include "plan/templates.h"
 #include "plan/apply.h"
+#include "plan/firewall.h"
 #include "plan/wayback.h"
 
 #include <ctype.h>
@@ -1043,6 +1044,8 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 								   "name", pl_json_str_or(live, "name", ""), "type",
 								   live_type(live), "node", pl_json_str(live, "node")));
 	}
+	if (o->profile == NULL) /* the firewall as declared (docs/firewall.md) */
+		pl_fw_plan(cfg, snap, p.changes, p.blocked);
 	summary = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "create", 0, "update", 0, "replace", 0,
 			    "delete", 0, "start", 0, "stop", 0, "bridge", 0, "blocked", 0);
 	json_array_foreach(p.changes, i, g) {

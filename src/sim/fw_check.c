@@ -21,7 +21,7 @@
 static const struct {
 	const char *name, *descr;
 } macros[] = {
-#include "sim/fw_macros.inc"
+#include "core/fw_macros.inc"
 };
 
 static const char *const rule_keys[] = { "type",  "action",  "macro",    "iface", "source",
