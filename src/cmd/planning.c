@@ -12,6 +12,7 @@
 #include "plan/plan.h"
 #include "plan/runs.h"
 #include "plan/templates.h"
+#include "plan/day2.h"
 #include "model/guest.h"
 #include "pve/inventory.h"
 
@@ -503,7 +504,17 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		/* a bridge or template change has no guest type nor vmid */
 		bool bupd = !strcmp(a, "bridge") && json_is_true(json_object_get(c, "update"));
 		bool other = !strcmp(a, "bridge") || !strcmp(a, "template");
+		/* a storage, backup job or pool: the sign of its class */
+		const char *d2 = pl_day2_action(a) ? cls : NULL;
 
+		bupd |= d2 && !strcmp(d2, "update");
+		if (d2) {
+			printf("  %s%-3s %-7s%s %s%s%s (%s)\n", pl_color(ctx, bupd ? PL_C_YELLOW : color_of(d2)),
+			       bupd ? "~" : sign_of(d2), d2, pl_color(ctx, PL_C_RESET), pl_color(ctx, PL_C_BOLD),
+			       pl_json_str_or(c, "guest", "?"), pl_color(ctx, PL_C_RESET),
+			       pl_json_str_or(c, "what", a));
+			goto diffs;
+		}
 		printf("  %s%-3s %-7s%s %s%s%s (", pl_color(ctx, bupd ? PL_C_YELLOW : color_of(a)),
 		       bupd ? "~" : sign_of(a), a, pl_color(ctx, PL_C_RESET), pl_color(ctx, PL_C_BOLD),
 		       pl_json_str_or(c, "guest", "?"), pl_color(ctx, PL_C_RESET));
@@ -547,6 +558,9 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		putchar('\n');
 		if (json_object_get(c, "config"))
 			print_settings(ctx, json_object_get(c, "config"));
+diffs:
+		if (d2 && !strcmp(d2, "create"))
+			print_settings(ctx, json_object_get(c, "params"));
 		json_array_foreach(json_object_get(c, "diffs"), j, d) {
 			printf("      %s~%s %s: ", pl_color(ctx, PL_C_YELLOW), pl_color(ctx, PL_C_RESET),
 			       pl_json_str_or(d, "key", "?"));
@@ -588,6 +602,11 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		       pl_json_int(sum, "start", 0), pl_json_int(sum, "stop", 0),
 		       pl_json_int(sum, "bridge", 0), pl_json_int(sum, "bridge", 0) == 1 ? "" : "s",
 		       pl_json_int(sum, "reboot", 0), pl_json_int(sum, "reboot", 0) == 1 ? "" : "s");
+		long long nd2 = pl_json_int(sum, "storage", 0) + pl_json_int(sum, "backup_job", 0) +
+				pl_json_int(sum, "pool", 0);
+
+		if (nd2)
+			printf(" %lld storage, backup job and pool change%s.", nd2, nd2 == 1 ? "" : "s");
 		if (pl_json_int(sum, "template", 0))
 			printf(" %lld template download%s.", pl_json_int(sum, "template", 0),
 			       pl_json_int(sum, "template", 0) == 1 ? "" : "s");

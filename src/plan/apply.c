@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "model/guest.h"
+#include "plan/day2.h"
 #include "pve/client.h"
 
 #include <event2/event.h>
@@ -49,13 +50,14 @@ enum step {
 	S_BACKUP,
 	S_BACKUP_FIND,
 	S_RESTORE,
+	S_CALL,
 };
 
 static const char *const step_names[] = {
 	"done", "bridge", "network apply", "template", "find template", "clone",
 	"configure clone", "create", "snapshot", "migrate", "config", "resize", "reboot",
 	"start", "stop", "shutdown", "destroy", "rollback", "check", "backup storage", "backup",
-	"find backup", "restore",
+	"find backup", "restore", "call",
 };
 
 #define MAX_STEPS 24
@@ -699,6 +701,21 @@ job_step(struct job *j)
 			request(j, "POST", pl_asprintf("/nodes/%s/network", j->node), p);
 		return;
 	}
+	case S_CALL: { /* a storage, backup job or pool (day2.c) */
+		const char *method;
+		char *path, *err = NULL;
+
+		if (pl_day2_request(ch, &method, &path, &p, &err) != 0) {
+			job_finish(j, err);
+			free(err);
+			return;
+		}
+		j->inflight = true;
+		pl_pve_request(j->ap->c, method, path, p, on_resp, j);
+		free(path);
+		pl_day2_request_free(p);
+		return;
+	}
 	case S_NETAPPLY:
 		request(j, "PUT", pl_asprintf("/nodes/%s/network", j->node), NULL);
 		return;
@@ -1199,6 +1216,8 @@ program(struct job *j)
 		add_step(j, S_NETAPPLY);
 	} else if (!strcmp(a, "template")) {
 		add_step(j, S_TEMPLATE);
+	} else if (pl_day2_action(a)) {
+		add_step(j, S_CALL);
 	} else if (!strcmp(a, "create")) {
 		program_create(j, false, true);
 	} else if (!strcmp(a, "reboot")) {
@@ -1354,6 +1373,8 @@ phase_of(const json_t *ch)
 
 	if (!strcmp(a, "bridge") || !strcmp(a, "template"))
 		return 0;
+	if (pl_day2_action(a))
+		return pl_day2_phase(ch);
 	if (!strcmp(a, "delete"))
 		return 2;
 	return 1;
