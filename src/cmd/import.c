@@ -17,6 +17,8 @@
 #include "core/yaml.h"
 #include "core/snapshot.h"
 #include "model/guest.h"
+#include "plan/day2.h"
+#include "pve/client.h"
 
 #include <sys/stat.h>
 #include <time.h>
@@ -235,6 +237,43 @@ out:
 	return r;
 }
 
+/* storage:ID, backup-job:ID and pool:ID: their YAML into doc (and after
+ * yaml's guests, when given), and this project's marker put on the jobs and
+ * pools (day2.c). Returns the sections (new reference), NULL with *errmsg. */
+static json_t *
+import_day2(struct pl_session *s, const json_t *snap, const json_t *args, const char *project,
+	    bool adopt, json_t *doc, struct pl_buf *yaml, char **errmsg)
+{
+	json_t *sections = json_object(), *marks = json_array(), *e, *mark;
+	const char *section;
+	size_t i;
+
+	json_array_foreach(args, i, e) {
+		json_t *y = pl_day2_import(snap, json_string_value(e), project, &section, &mark, errmsg);
+
+		if (y == NULL)
+			goto bad;
+		if (!json_object_get(sections, section))
+			json_object_set_new(sections, section, json_array());
+		json_array_append_new(json_object_get(sections, section), y);
+		if (mark)
+			json_array_append_new(marks, mark);
+	}
+	json_array_foreach(marks, i, e)
+		if (adopt && pl_pve_call(s->pve, pl_json_str(e, "method"), pl_json_str(e, "path"),
+					 json_object_get(e, "params"), NULL, errmsg) != 0)
+			goto bad;
+	json_object_update(doc, sections);
+	if (yaml)
+		pl_yaml_emit(sections, 0, yaml);
+	json_decref(marks);
+	return sections;
+bad:
+	json_decref(marks);
+	json_decref(sections);
+	return NULL;
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
@@ -242,7 +281,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_args a;
 	const char *out = NULL;
 	bool do_adopt = true, merge = false;
-	json_t *snap = NULL, *doc = NULL, *guests, *lives;
+	json_t *snap = NULL, *doc = NULL, *guests, *lives, *d2args, *d2 = NULL;
 	const json_t *live;
 	struct pl_buf yaml;
 	char *err = NULL, *project = NULL;
@@ -257,6 +296,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	if (merge && out == NULL)
 		return pl_usage_error(&pl_cmd_import, "--merge needs --out FILE");
 	lives = json_array();
+	d2args = json_array();
 	pl_buf_init(&yaml, 64 << 20);
 	if (pl_session_open(&s, ctx, PL_NEED_API | PL_NEED_STATE, &err) != 0) {
 		pl_error("%s", err);
@@ -276,6 +316,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	doc = json_pack("{s:[]}", "guests");
 	guests = json_object_get(doc, "guests");
 	for (int k = 0; k < a.npos; k++) {
+		if (pl_day2_import_arg(a.pos[k])) { /* storage:ID, backup-job:ID, pool:ID */
+			json_array_append_new(d2args, json_string(a.pos[k]));
+			continue;
+		}
 		if ((live = pl_guest_lookup(json_object_get(snap, PL_SNAP_GUESTS), a.pos[k], &err)) == NULL) {
 			pl_error("%s", err);
 			goto out;
@@ -290,7 +334,17 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		json_array_append_new(guests, pl_model_guest_to_yaml(live));
 		json_array_append(lives, (json_t *)live);
 	}
+	if (merge && json_array_size(d2args)) {
+		pl_error("--merge adds guests only (write storages, backup jobs and pools with --out "
+			 "NEW.yaml and paste them)");
+		goto out;
+	}
 	if (out && out_text(out, merge, guests, &project, &yaml, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	if (json_array_size(d2args) &&
+	    (d2 = import_day2(&s, snap, d2args, project, do_adopt, doc, out ? &yaml : NULL, &err)) == NULL) {
 		pl_error("%s", err);
 		goto out;
 	}
@@ -354,6 +408,8 @@ out:
 	pl_buf_release(&yaml);
 	json_decref(doc);
 	json_decref(lives);
+	json_decref(d2args);
+	json_decref(d2);
 	json_decref(snap);
 	pl_session_close(&s);
 	return rc;
@@ -361,8 +417,8 @@ out:
 
 const struct pl_cmd pl_cmd_import = {
 	.name = "import",
-	.summary = "adopt existing guests: write their YAML so the next plan shows no changes",
-	.usage = "GUEST... [--out FILE [--merge]] [--no-adopt]",
+	.summary = "adopt existing guests, storages, backup jobs and pools: write their YAML so the next plan shows no changes",
+	.usage = "GUEST|storage:ID|backup-job:ID|pool:ID... [--out FILE [--merge]] [--no-adopt]",
 	.help = "GUEST is a vmid or a name. The guests are tagged pvelab and pvelab-<project>\n"
 		"(managed by that project) unless --no-adopt is given. The project is the one of\n"
 		"the file the YAML goes to: --out NEW.yaml writes a new file that says\n"
@@ -370,7 +426,12 @@ const struct pl_cmd pl_cmd_import = {
 		"adds the guests to FILE's guests: list (comments and the rest kept) and uses\n"
 		"FILE's project. --out never overwrites an existing file. Without --out the YAML\n"
 		"goes to standard output for -c's config's project. Guests of another project\n"
-		"are refused (pvelab adopt --from moves them first).",
+		"are refused (pvelab adopt --from moves them first).\n"
+		"storage:ID, backup-job:ID and pool:ID import the cluster's storage, backup job\n"
+		"or pool under storages:, backups: or pools:; a job or pool is marked as the\n"
+		"project's by [pvelab:<project>] at the end of its comment (not with --no-adopt).\n"
+		"Secrets (CIFS/PBS passwords, PBS fingerprints) are not written: add\n"
+		"password_file:/fingerprint_file: for a storage pvelab will create again.",
 	.opts = opts,
 	.min_args = 1,
 	.max_args = PL_ARGS_MANY,

@@ -61,6 +61,7 @@ pl_planning_open(struct pl_session *s, struct pl_ctx *ctx, char **errmsg)
  * 1), which is all the planner needs to resolve clone sources. */
 struct wanted {
 	json_t *vmids, *names;
+	bool all; /* a storage to remove: every guest's volumes are looked at */
 };
 
 static bool
@@ -70,7 +71,7 @@ wanted_guest(const json_t *res, void *arg)
 	char key[32];
 
 	snprintf(key, sizeof(key), "%lld", pl_json_int(res, "vmid", 0));
-	return json_object_get(w->vmids, key) || json_object_get(w->names, pl_json_str_or(res, "name", "")) ||
+	return w->all || json_object_get(w->vmids, key) || json_object_get(w->names, pl_json_str_or(res, "name", "")) ||
 	       pl_model_is_managed(res);
 }
 
@@ -263,6 +264,7 @@ pl_planning_refresh_start(struct pl_session *s, pl_planning_cb cb, void *arg)
 		json_object_set_new(p->w.vmids, key, json_true());
 		json_object_set_new(p->w.names, pl_json_str_or(g, "name", ""), json_true());
 	}
+	p->w.all = pl_day2_needs_configs(s->cfg);
 	o.farg = &p->w;
 	p->inv = pl_pve_inventory_start(s->pve, &o, on_inventory, p);
 	return p;

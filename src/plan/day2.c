@@ -250,7 +250,8 @@ storage_users(const struct d2 *d, const char *id, const json_t *spare)
 	size_t i, n = strlen(id);
 
 	json_array_foreach(json_object_get(d->snap, PL_SNAP_GUESTS), i, g) {
-		bool uses = json_object_get(g, PL_SNAP_UNREAD) != NULL;
+		/* a config not read may hold a volume there: it counts */
+		bool uses = !json_is_object(json_object_get(g, PL_SNAP_CONFIG));
 
 		if (json_object_get(spare, pl_json_str_or(g, "name", "")))
 			continue;
@@ -723,6 +724,18 @@ pl_day2_plan(const struct pl_config *cfg, const json_t *snap, const char *projec
 			remove_marked(&d, "pool", e, NULL);
 		free(owner);
 	}
+}
+
+bool
+pl_day2_needs_configs(const struct pl_config *cfg)
+{
+	const json_t *e;
+	size_t i;
+
+	json_array_foreach(pl_config_get(cfg, "/storages"), i, e)
+		if (!strcmp(pl_json_str_or(e, "state", "present"), "absent"))
+			return true;
+	return false;
 }
 
 json_t *

@@ -32,6 +32,10 @@ bool pl_day2_action(const char *action);
 void pl_day2_plan(const struct pl_config *cfg, const json_t *snap, const char *project,
 		  const json_t *guests, json_t *changes, json_t *blocked);
 
+/* Whether planning cfg needs every guest's config (a storage to remove is
+ * checked against all their volumes), not only the declared guests'. */
+bool pl_day2_needs_configs(const struct pl_config *cfg);
+
 /* The removals `pvelab destroy` makes of what cfg declares and project
  * manages (new reference; blocked gets what cannot go). */
 json_t *pl_day2_destroy(const struct pl_config *cfg, const json_t *snap, const char *project,

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import run
 from simfix import DEMO_SEED, start_sim, stop_sim
-from test_200_sync import api, env_for
+from test_200_sync import api, env_for, full_token
 
 
 @pytest.fixture
@@ -27,6 +27,20 @@ def sim():
 @pytest.fixture
 def env(sim, tmp_path):
     return env_for(sim, tmp_path / "state.db")
+
+
+def post(sim, where, **params):
+    """POST straight to the simulator, with parameters that may be named
+    "path" (a storage's, which test_200_sync.api takes for its own)."""
+    import urllib3
+    from proxmoxer import ProxmoxAPI
+    urllib3.disable_warnings()
+    h, port = sim["url"].split("://", 1)[1].rstrip("/").rsplit(":", 1)
+    user, _, rest = full_token(sim).partition("!")
+    name, _, secret = rest.partition("=")
+    px = ProxmoxAPI(h, port=int(port), user=user, token_name=name, token_value=secret,
+                    verify_ssl=False)
+    return px(where).post(**params)
 
 
 def plan_json(cfg, env, *extra):
@@ -173,7 +187,7 @@ def test_storage_in_use_is_blocked_naming_the_guests(sim, env, tmp_path):
     assert r.rc != 0
     assert "nas" in {s["storage"] for s in api(sim, "GET", "storage")}
     # an unused one goes
-    api(sim, "POST", "storage", storage="scratch", type="dir", path="/srv/scratch", content="iso")
+    post(sim, "storage", storage="scratch", type="dir", path="/srv/scratch", content="iso")
     cfg.write_text("project: lab\nstorages:\n  - {name: scratch, type: dir, state: absent}\n")
     plan = plan_json(cfg, env)
     assert [(c["guest"], c["class"]) for c in plan["changes"]] == [("scratch", "delete")]
@@ -186,7 +200,7 @@ def test_hand_made_objects_are_blocked_then_imported_to_zero(sim, env, tmp_path)
     api(sim, "POST", "cluster/backup", id="handmade", schedule="sun 01:00", storage="nas",
         vmid="300,302", mode="stop", compress="lzo", **{"prune-backups": "keep-last=3"},
         comment="weekly by hand")
-    api(sim, "POST", "storage", storage="media", type="nfs", server="10.0.0.9",
+    post(sim, "storage", storage="media", type="nfs", server="10.0.0.9",
         export="/srv/media", path="/mnt/pve/media", content="iso,vztmpl", nodes="pve1")
     api(sim, "POST", "pools", poolid="handpool", comment="by hand")
     cfg = write(tmp_path, "project: lab\npools:\n  - name: handpool\n    comment: by hand\n")
