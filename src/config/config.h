@@ -84,6 +84,8 @@ void pl_config_check(const struct pl_config *c, struct pl_diags *d);
 /* The checks of the day-2 sections (check_day2.c): snapshot policies'
  * labels, selections and schedules. Called by pl_config_check. */
 void pl_config_check_day2(const struct pl_config *c, struct pl_diags *d);
+/* The checks of storages:, backups: and pools: (check_storage.c). */
+void pl_config_check_storage(const struct pl_config *c, struct pl_diags *d);
 /* Whether label can name cv4pve-autosnap style snapshots auto<label><12
  * digits>: PVE's snapshot names are [A-Za-z][A-Za-z0-9_-]*, at most 40. */
 bool pl_config_snap_label_valid(const char *label);

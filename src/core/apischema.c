@@ -789,3 +789,9 @@ pl_api_config_suggest(bool lxc, const char *key)
 	free(names);
 	return out;
 }
+
+char *
+pl_api_check_format(const char *fmt, const char *v)
+{
+	return check_named_format(fmt, v);
+}

@@ -879,7 +879,8 @@ storage_yaml(const json_t *live)
 		json_object_set_new(y, "nodes", l);
 		free(t);
 	}
-	if (json_object_get(live, "shared"))
+	/* only a directory has the option; nfs, cifs and pbs are shared by type */
+	if (json_object_get(live, "shared") && !strcmp(pl_json_str_or(live, "type", ""), "dir"))
 		json_object_set_new(y, "shared", json_boolean(pl_json_int(live, "shared", 0) != 0));
 	if (json_object_get(live, "disable"))
 		json_object_set_new(y, "disable", json_boolean(pl_json_int(live, "disable", 0) != 0));

@@ -246,16 +246,17 @@ backups:
   - {id: bad, schedule: daily, storage: nas, all: true}
 storages:
   - {name: x, type: pbs, server: h, datastore: d, password_file: /nonexistent/pw}
-  - {name: y, type: nfs}
+  - {name: yy, type: nfs}
 pools:
   - {name: "bad pool!"}
 """)
     r = run("-c", cfg, "validate", env=env)
     assert r.rc == 1, r
-    assert "/backups/0/schedule" in r.err
+    assert "backups[0].schedule: not a calendar event 'mon..fry 02:00'" in r.err
     assert "backup job 'none' selects no guest" in r.err
     assert "all: true together with guests" in r.err
     assert "duplicate backup job id 'bad'" in r.err
-    assert "/storages/0/password_file" in r.err
-    assert "nfs storage 'y' needs server" in r.err
-    assert "pool name 'bad pool!'" in r.err
+    assert "storages[0].password_file: cannot read secret file '/nonexistent/pw'" in r.err
+    assert "nfs storage 'yy' needs server" in r.err
+    assert "pools[0].name: pool name: invalid pool ID 'bad pool!'" in r.err
+    assert "storages[0].name: storage name: storage ID 'x' contains illegal characters" in r.err
