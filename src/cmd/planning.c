@@ -510,11 +510,11 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		const char *d2 = pl_day2_action(a) ? cls : NULL;
 
 		bupd |= d2 && !strcmp(d2, "update");
-		if (d2) {
+		if (d2) { /* the kind in the action's column: the summary counts guests' actions */
 			printf("  %s%-3s %-7s%s %s%s%s (%s)\n", pl_color(ctx, bupd ? PL_C_YELLOW : color_of(d2)),
-			       bupd ? "~" : sign_of(d2), d2, pl_color(ctx, PL_C_RESET), pl_color(ctx, PL_C_BOLD),
-			       pl_json_str_or(c, "guest", "?"), pl_color(ctx, PL_C_RESET),
-			       pl_json_str_or(c, "what", a));
+			       bupd ? "~" : sign_of(d2), !strcmp(a, "backup_job") ? "job" : a,
+			       pl_color(ctx, PL_C_RESET), pl_color(ctx, PL_C_BOLD), pl_json_str_or(c, "guest", "?"),
+			       pl_color(ctx, PL_C_RESET), pl_json_str_or(c, "what", a));
 			goto diffs;
 		}
 		printf("  %s%-3s %-7s%s %s%s%s (", pl_color(ctx, bupd ? PL_C_YELLOW : color_of(a)),

@@ -12,6 +12,7 @@ import os
 import pytest
 
 from conftest import run
+from plancheck import assert_summary_matches_lines
 from simfix import DEMO_SEED, start_sim, stop_sim
 from test_200_sync import api, env_for, full_token
 
@@ -120,7 +121,9 @@ def test_apply_creates_then_replans_to_zero(sim, env, tmp_path):
     assert PW not in text and FP not in text
     r = run("-c", cfg, "plan", "--detailed-exitcode", env=env)
     assert r.rc == 2, r
-    assert "+   create  backups (dir storage)" in r.out
+    assert "+   storage backups (dir storage)" in r.out
+    assert "+   job     nightly (backup job)" in r.out
+    assert_summary_matches_lines(r.out)
     assert PW not in r.out and FP not in r.out
     r = run("-c", cfg, "apply", "--yes", env=env)
     assert r.rc == 0, r
