@@ -430,6 +430,7 @@ pl_state_sync_end(struct pl_state_sync *y, const json_t *snap, struct pl_state_c
 		goto fail;
 	}
 	if ((r = record_gone(y, errmsg)) != 0 ||
+	    (r = pl_state_sync_day2(s, snap, y->run, y->ts, errmsg)) != 0 ||
 	    (r = replace_table(s, "nodes", "node", "status", json_object_get(snap, PL_SNAP_NODES),
 			       y->run, errmsg)) != 0 ||
 	    (r = replace_table(s, "storages", "node", "storage",

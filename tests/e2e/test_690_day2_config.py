@@ -152,6 +152,7 @@ def test_apply_creates_then_replans_to_zero(sim, env, tmp_path):
     # a change behind pvelab's back is planned back, key by key
     api(sim, "PUT", "cluster/backup/nightly", schedule="04:00", storage="local")
     api(sim, "PUT", "storage/backups", content="backup,iso")
+    assert run("sync", env=env).rc == 0  # the history sees the change
     plan = plan_json(cfg, env)
     by = {c["guest"]: c for c in plan["changes"]}
     assert set(by) == {"nightly", "backups"}
@@ -162,6 +163,16 @@ def test_apply_creates_then_replans_to_zero(sim, env, tmp_path):
     r = run("-c", cfg, "apply", "--yes", env=env)
     assert r.rc == 0, r
     assert plan_json(cfg, env)["changes"] == []
+
+    # every change has its history row, by the runs that made it
+    r = run("-o", "json", "history", "backup-job:nightly", env=env)
+    assert r.rc == 0, r
+    kinds = [h["kind"] for h in r.json()]
+    assert kinds == ["discovered", "updated", "updated"], kinds
+    assert r.json()[-1]["state"]["schedule"] == "02:30"
+    r = run("-o", "json", "history", "storage:pbs", env=env)
+    assert r.rc == 0, r
+    assert r.json()[0]["state"]["fingerprint"] == "**********"
 
     # a job and a pool leave the config: this project's are removed
     cfg.write_text(cfg.read_text().split("pools:")[0] + "backups:\n" +
@@ -174,6 +185,8 @@ def test_apply_creates_then_replans_to_zero(sim, env, tmp_path):
     assert "infra" not in {j["id"] for j in api(sim, "GET", "cluster/backup")}
     assert "day2" not in {p["poolid"] for p in api(sim, "GET", "pools")}
     assert plan_json(cfg, env)["changes"] == []
+    r = run("-o", "json", "history", "pool:day2", env=env)
+    assert [h["kind"] for h in r.json()] == ["discovered", "deleted"], r
 
 
 def test_storage_in_use_is_blocked_naming_the_guests(sim, env, tmp_path):
