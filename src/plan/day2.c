@@ -782,6 +782,28 @@ pl_day2_destroy(const struct pl_config *cfg, const json_t *snap, const char *pro
 	return d.changes;
 }
 
+void
+pl_day2_sigs(const json_t *snap, json_t *sigs)
+{
+	static const char *const lists[][3] = { { PL_SNAP_STORECFG, "storage", "storage" },
+						{ PL_SNAP_JOBS, "id", "backup job" },
+						{ PL_SNAP_POOLS, "poolid", "pool" } };
+	const json_t *e;
+	size_t i;
+
+	for (size_t k = 0; k < PL_ARRAY_LEN(lists); k++)
+		json_array_foreach(json_object_get(snap, lists[k][0]), i, e) {
+			json_t *o = json_deep_copy(e);
+			char sha[65], *key = pl_asprintf("%s %s", lists[k][2], pl_json_str_or(e, lists[k][1], "?"));
+
+			json_object_del(o, "digest"); /* the whole file's */
+			pl_json_sha256(o, sha);
+			json_object_set_new(sigs, key, json_string(sha));
+			json_decref(o);
+			free(key);
+		}
+}
+
 int
 pl_day2_phase(const json_t *ch)
 {

@@ -41,6 +41,11 @@ bool pl_day2_needs_configs(const struct pl_config *cfg);
 json_t *pl_day2_destroy(const struct pl_config *cfg, const json_t *snap, const char *project,
 			json_t *blocked);
 
+/* Add to sigs a signature of each storage, backup job and pool of snap
+ * ("storage ID", "backup job ID", "pool ID"): a saved plan is stale when one
+ * changed, appeared or went. */
+void pl_day2_sigs(const json_t *snap, json_t *sigs);
+
 /* The executor's phase of a day-2 change: 0 (before the guests: storages
  * and pools they may need) or 2 (after them: jobs naming them, removals). */
 int pl_day2_phase(const json_t *change);

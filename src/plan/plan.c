@@ -830,6 +830,7 @@ pl_plan_snapshot_sigs(const json_t *snap)
 		json_object_set_new(sigs, key, json_string(sha));
 		free(key);
 	}
+	pl_day2_sigs(snap, sigs);
 	return sigs;
 }
 

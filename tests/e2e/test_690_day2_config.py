@@ -276,3 +276,18 @@ pools:
     assert "nfs storage 'yy' needs server" in r.err
     assert "pools[0].name: pool name: invalid pool ID 'bad pool!'" in r.err
     assert "storages[0].name: storage name: storage ID 'x' contains illegal characters" in r.err
+
+
+def test_saved_plan_is_refused_when_a_job_changed(sim, env, tmp_path):
+    cfg = write(tmp_path, "project: lab\nbackups:\n"
+                "  - {id: nightly, schedule: daily, storage: nas, all: true}\n")
+    assert run("-c", cfg, "apply", "--yes", env=env).rc == 0
+    cfg.write_text(cfg.read_text().replace("daily, storage", "'03:00', storage"))
+    saved = tmp_path / "p.json"
+    r = run("-c", cfg, "plan", "--out", saved, env=env)
+    assert r.rc == 0, r
+    api(sim, "PUT", "cluster/backup/nightly", storage="local")
+    r = run("-c", cfg, "apply", saved, "--yes", env=env)
+    assert r.rc != 0, r
+    assert "backup job nightly changed" in r.err, r
+    assert api(sim, "GET", "cluster/backup/nightly")["schedule"] == "daily"
