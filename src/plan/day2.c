@@ -261,8 +261,10 @@ storage_users(const struct d2 *d, const char *id, const json_t *spare)
 			uses |= s && !strncmp(s, id, n) && s[n] == ':';
 		}
 		if (uses)
-			json_array_append_new(users, json_sprintf("%s (%lld)", pl_json_str_or(g, "name", "?"),
-								  pl_json_int(g, "vmid", 0)));
+			json_array_append_new(users, json_sprintf("%s (%lld%s)", pl_json_str_or(g, "name", "?"),
+								  pl_json_int(g, "vmid", 0),
+								  json_is_object(json_object_get(g, PL_SNAP_CONFIG))
+									  ? "" : ", its config not read"));
 	}
 	json_array_foreach(json_object_get(d->snap, PL_SNAP_JOBS), i, j)
 		if (!strcmp(pl_json_str_or(j, "storage", ""), id) &&
