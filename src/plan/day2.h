@@ -27,7 +27,8 @@ bool pl_day2_action(const char *action);
  * its comment: one with another marker or none is never changed or deleted
  * (blocked when declared); one with this project's marker that cfg no longer
  * declares is deleted. A storage is deleted only when declared with
- * state: absent, and never while a guest's volume or a job uses it.
+ * state: absent, and never while a guest's volume or a job uses it (PVE's
+ * DELETE does not check: pve-storage API2/Storage/Config.pm delete).
  */
 void pl_day2_plan(const struct pl_config *cfg, const json_t *snap, const char *project,
 		  const json_t *guests, json_t *changes, json_t *blocked);
