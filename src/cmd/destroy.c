@@ -137,7 +137,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 
 		json_array_extend(changes, more);
 		json_array_foreach(kept, i, live)
-			pl_error("keeping %s: %s", pl_json_str_or(live, "guest", "?"), pl_json_str_or(live, "reason", "?"));
+			pl_error("keeping %s: %s", pl_json_str_or(live, "guest", "?"),
+				 pl_json_str_or(live, "reason", "?"));
 		json_decref(more);
 		json_decref(kept);
 	}
@@ -149,12 +150,15 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	if (ctx->output != PL_OUT_JSON) {
 		json_array_foreach(changes, i, live)
 			if (pl_day2_action(pl_json_str(live, "action")))
-				printf("  %s-   destroy%s %s (%s)\n", pl_color(ctx, PL_C_RED), pl_color(ctx, PL_C_RESET),
-				       pl_json_str(live, "guest"), pl_json_str_or(live, "what", "?"));
+				printf("  %s-   destroy%s %s (%s)\n", pl_color(ctx, PL_C_RED),
+				       pl_color(ctx, PL_C_RESET), pl_json_str(live, "guest"),
+				       pl_json_str_or(live, "what", "?"));
 			else
-				printf("  %s-   destroy%s %s (%s %lld on %s)\n", pl_color(ctx, PL_C_RED),
-			       pl_color(ctx, PL_C_RESET), pl_json_str(live, "guest"), pl_json_str(live, "type"),
-			       pl_json_int(live, "vmid", 0), pl_json_str_or(live, "node", "?"));
+				printf("  %s-   destroy%s %s (%s %lld on %s)\n",
+				       pl_color(ctx, PL_C_RED), pl_color(ctx, PL_C_RESET),
+				       pl_json_str(live, "guest"), pl_json_str(live, "type"),
+				       pl_json_int(live, "vmid", 0),
+				       pl_json_str_or(live, "node", "?"));
 	}
 	if (!yes) {
 		if (!isatty(STDIN_FILENO)) {

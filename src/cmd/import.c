@@ -249,7 +249,8 @@ import_day2(struct pl_session *s, const json_t *snap, const json_t *args, const 
 	size_t i;
 
 	json_array_foreach(args, i, e) {
-		json_t *y = pl_day2_import(snap, json_string_value(e), project, &section, &mark, errmsg);
+		json_t *y = pl_day2_import(snap, json_string_value(e), project, &section, &mark,
+					   errmsg);
 
 		if (y == NULL)
 			goto bad;
@@ -335,7 +336,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		json_array_append(lives, (json_t *)live);
 	}
 	if (merge && json_array_size(d2args)) {
-		pl_error("--merge adds guests only (write storages, backup jobs and pools with --out "
+		pl_error("--merge adds guests only (write storages, backup jobs and pools with "
+			 "--out "
 			 "NEW.yaml and paste them)");
 		goto out;
 	}
@@ -343,8 +345,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("%s", err);
 		goto out;
 	}
-	if (json_array_size(d2args) &&
-	    (d2 = import_day2(&s, snap, d2args, project, do_adopt, doc, out ? &yaml : NULL, &err)) == NULL) {
+	if (json_array_size(d2args) && (d2 = import_day2(&s, snap, d2args, project, do_adopt, doc,
+							 out ? &yaml : NULL, &err)) == NULL) {
 		pl_error("%s", err);
 		goto out;
 	}
@@ -417,7 +419,8 @@ out:
 
 const struct pl_cmd pl_cmd_import = {
 	.name = "import",
-	.summary = "adopt existing guests, storages, backup jobs and pools: write their YAML so the next plan shows no changes",
+	.summary = "adopt existing guests, storages, backup jobs and pools: write their YAML so "
+		   "the next plan shows no changes",
 	.usage = "GUEST|storage:ID|backup-job:ID|pool:ID... [--out FILE [--merge]] [--no-adopt]",
 	.help = "GUEST is a vmid or a name. The guests are tagged pvelab and pvelab-<project>\n"
 		"(managed by that project) unless --no-adopt is given. The project is the one of\n"

@@ -71,7 +71,8 @@ wanted_guest(const json_t *res, void *arg)
 	char key[32];
 
 	snprintf(key, sizeof(key), "%lld", pl_json_int(res, "vmid", 0));
-	return w->all || json_object_get(w->vmids, key) || json_object_get(w->names, pl_json_str_or(res, "name", "")) ||
+	return w->all || json_object_get(w->vmids, key) ||
+	       json_object_get(w->names, pl_json_str_or(res, "name", "")) ||
 	       pl_model_is_managed(res);
 }
 
@@ -511,10 +512,12 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 
 		bupd |= d2 && !strcmp(d2, "update");
 		if (d2) { /* the kind in the action's column: the summary counts guests' actions */
-			printf("  %s%-3s %-7s%s %s%s%s (%s)\n", pl_color(ctx, bupd ? PL_C_YELLOW : color_of(d2)),
+			printf("  %s%-3s %-7s%s %s%s%s (%s)\n",
+			       pl_color(ctx, bupd ? PL_C_YELLOW : color_of(d2)),
 			       bupd ? "~" : sign_of(d2), !strcmp(a, "backup_job") ? "job" : a,
-			       pl_color(ctx, PL_C_RESET), pl_color(ctx, PL_C_BOLD), pl_json_str_or(c, "guest", "?"),
-			       pl_color(ctx, PL_C_RESET), pl_json_str_or(c, "what", a));
+			       pl_color(ctx, PL_C_RESET), pl_color(ctx, PL_C_BOLD),
+			       pl_json_str_or(c, "guest", "?"), pl_color(ctx, PL_C_RESET),
+			       pl_json_str_or(c, "what", a));
 			goto diffs;
 		}
 		printf("  %s%-3s %-7s%s %s%s%s (", pl_color(ctx, bupd ? PL_C_YELLOW : color_of(a)),
@@ -560,7 +563,7 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		putchar('\n');
 		if (json_object_get(c, "config"))
 			print_settings(ctx, json_object_get(c, "config"));
-diffs:
+	diffs:
 		if (d2 && !strcmp(d2, "create"))
 			print_settings(ctx, json_object_get(c, "params"));
 		json_array_foreach(json_object_get(c, "diffs"), j, d) {
@@ -608,7 +611,8 @@ diffs:
 				pl_json_int(sum, "pool", 0);
 
 		if (nd2)
-			printf(" %lld storage, backup job and pool change%s.", nd2, nd2 == 1 ? "" : "s");
+			printf(" %lld storage, backup job and pool change%s.", nd2,
+			       nd2 == 1 ? "" : "s");
 		if (pl_json_int(sum, "template", 0))
 			printf(" %lld template download%s.", pl_json_int(sum, "template", 0),
 			       pl_json_int(sum, "template", 0) == 1 ? "" : "s");

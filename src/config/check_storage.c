@@ -54,7 +54,8 @@ static const char *const stype_keys[][3] = {
 	{ "cifs", "server share", "path server share username password_file" },
 	{ "lvmthin", "vgname thinpool", "vgname thinpool" },
 	{ "zfspool", "pool", "pool" },
-	{ "pbs", "server datastore", "server datastore username password_file namespace fingerprint_file" },
+	{ "pbs", "server datastore",
+	  "server datastore username password_file namespace fingerprint_file" },
 };
 
 static bool
@@ -69,7 +70,8 @@ in_words(const char *words, const char *w)
 }
 
 static void
-check_secret(const struct pl_config *c, struct pl_diags *d, const json_t *s, size_t i, const char *key)
+check_secret(const struct pl_config *c, struct pl_diags *d, const json_t *s, size_t i,
+	     const char *key)
 {
 	char *secret = NULL, *err = NULL;
 
@@ -84,11 +86,14 @@ check_secret(const struct pl_config *c, struct pl_diags *d, const json_t *s, siz
 }
 
 static void
-check_storage(const struct pl_config *c, struct pl_diags *d, const json_t *s, size_t i, json_t *seen)
+check_storage(const struct pl_config *c, struct pl_diags *d, const json_t *s, size_t i,
+	      json_t *seen)
 {
-	static const char *const typed[] = { "path", "server", "export", "share", "username", "password_file",
-					     "datastore", "namespace", "fingerprint_file", "vgname", "thinpool",
-					     "pool", "shared" };
+	static const char *const typed[] = { "path",      "server",    "export",
+					     "share",     "username",  "password_file",
+					     "datastore", "namespace", "fingerprint_file",
+					     "vgname",    "thinpool",  "pool",
+					     "shared" };
 	static const char content_ok[] = "backup images rootdir iso vztmpl snippets import none";
 	const char *name = pl_json_str_or(s, "name", "?"), *type = pl_json_str_or(s, "type", "");
 	const json_t *v;
@@ -105,7 +110,8 @@ check_storage(const struct pl_config *c, struct pl_diags *d, const json_t *s, si
 	}
 	json_array_foreach(json_object_get(s, "content"), k, v)
 		if (!json_is_string(v) || !in_words(content_ok, json_string_value(v))) {
-			msg = pl_asprintf("unknown content type '%s' (%s)", json_string_value(v) ? json_string_value(v) : "?",
+			msg = pl_asprintf("unknown content type '%s' (%s)",
+					  json_string_value(v) ? json_string_value(v) : "?",
 					  content_ok);
 			diag(c, d, "storages", i, "content", msg);
 			free(msg);
@@ -124,8 +130,8 @@ check_storage(const struct pl_config *c, struct pl_diags *d, const json_t *s, si
 		if (needs && !json_object_get(s, typed[t]))
 			msg = pl_asprintf("%s storage '%s' needs %s", type, name, typed[t]);
 		else if (!can && json_object_get(s, typed[t]))
-			msg = pl_asprintf("%s is not an option of %s storages (%s are)", typed[t], type,
-					  stype_keys[k][2]);
+			msg = pl_asprintf("%s is not an option of %s storages (%s are)", typed[t],
+					  type, stype_keys[k][2]);
 		else
 			continue;
 		diag(c, d, "storages", i, needs ? NULL : typed[t], msg);
@@ -153,7 +159,8 @@ check_job(const struct pl_config *c, struct pl_diags *d, const json_t *b, size_t
 {
 	const char *id = pl_json_str_or(b, "id", "?"), *sched = pl_json_str(b, "schedule");
 	bool all = json_is_true(json_object_get(b, "all")), pool = pl_json_str(b, "pool") != NULL;
-	bool some = json_array_size(json_object_get(b, "guests")) || json_array_size(json_object_get(b, "tags"));
+	bool some = json_array_size(json_object_get(b, "guests")) ||
+		    json_array_size(json_object_get(b, "tags"));
 	const json_t *st = declared_storage(c, pl_json_str(b, "storage")), *v;
 	char *msg = NULL, *err = NULL;
 	size_t k;
@@ -169,11 +176,17 @@ check_job(const struct pl_config *c, struct pl_diags *d, const json_t *b, size_t
 	free(err);
 	/* PVE's selection modes are one of all, vmid (guests, tags) and pool */
 	if (!all && !pool && !some)
-		msg = pl_asprintf("backup job '%s' selects no guest (give all:, guests:, tags: or pool:)", id);
+		msg = pl_asprintf(
+			"backup job '%s' selects no guest (give all:, guests:, tags: or pool:)",
+			id);
 	else if (all + pool + some > 1)
-		msg = pl_asprintf("backup job '%s' has %s: Proxmox selects by one of all, guests/tags and "
-				  "pool", id, all && some ? "all: true together with guests/tags"
-						: all ? "all: true together with pool" : "pool together with guests/tags");
+		msg = pl_asprintf(
+			"backup job '%s' has %s: Proxmox selects by one of all, guests/tags and "
+			"pool",
+			id,
+			all && some ? "all: true together with guests/tags" :
+			all         ? "all: true together with pool" :
+				      "pool together with guests/tags");
 	else if (json_array_size(json_object_get(b, "exclude")) && !all && !pool)
 		msg = pl_asprintf("backup job '%s': exclude needs all: true or pool:", id);
 	if (msg)
@@ -186,8 +199,9 @@ check_job(const struct pl_config *c, struct pl_diags *d, const json_t *b, size_t
 		json_array_foreach(json_object_get(st, "content"), k, v)
 			backup |= json_is_string(v) && !strcmp(json_string_value(v), "backup");
 		if (!backup) {
-			msg = pl_asprintf("storage '%s' does not hold backups (add backup to its content)",
-					  pl_json_str(b, "storage"));
+			msg = pl_asprintf(
+				"storage '%s' does not hold backups (add backup to its content)",
+				pl_json_str(b, "storage"));
 			diag(c, d, "backups", i, "storage", msg);
 			free(msg);
 		}
@@ -215,7 +229,8 @@ pl_config_check_storage(const struct pl_config *c, struct pl_diags *d)
 
 		if (!json_is_object(e))
 			continue;
-		if ((msg = id_problem("pve-poolid", "pool name", name)) == NULL && !unique(seen, name))
+		if ((msg = id_problem("pve-poolid", "pool name", name)) == NULL &&
+		    !unique(seen, name))
 			msg = pl_asprintf("duplicate pool '%s'", name);
 		if (msg)
 			diag(c, d, "pools", i, "name", msg);

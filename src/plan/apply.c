@@ -54,10 +54,11 @@ enum step {
 };
 
 static const char *const step_names[] = {
-	"done", "bridge", "network apply", "template", "find template", "clone",
-	"configure clone", "create", "snapshot", "migrate", "config", "resize", "reboot",
-	"start", "stop", "shutdown", "destroy", "rollback", "check", "backup storage", "backup",
-	"find backup", "restore", "call",
+	"done",     "bridge",          "network apply", "template", "find template",
+	"clone",    "configure clone", "create",        "snapshot", "migrate",
+	"config",   "resize",          "reboot",        "start",    "stop",
+	"shutdown", "destroy",         "rollback",      "check",    "backup storage",
+	"backup",   "find backup",     "restore",       "call",
 };
 
 #define MAX_STEPS 24

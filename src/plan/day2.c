@@ -86,7 +86,8 @@ set_norm(const json_t *v)
 static char *
 prune_of(const json_t *keep)
 {
-	static const char *const keys[] = { "all", "last", "hourly", "daily", "weekly", "monthly", "yearly" };
+	static const char *const keys[] = { "all",    "last",    "hourly", "daily",
+					    "weekly", "monthly", "yearly" };
 	struct pl_buf b;
 
 	if (!json_is_object(keep))
@@ -190,9 +191,9 @@ static json_t *
 change(const char *action, const char *id, const char *cls, const char *what, const char *method,
        char *path, json_t *params)
 {
-	json_t *c = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "action", action, "type", action, "guest",
-			      id, "class", cls, "what", what, "method", method, "path", path, "params",
-			      params ? params : json_object());
+	json_t *c = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "action", action, "type", action,
+			      "guest", id, "class", cls, "what", what, "method", method, "path",
+			      path, "params", params ? params : json_object());
 
 	free(path);
 	return c;
@@ -202,14 +203,15 @@ change(const char *action, const char *id, const char *cls, const char *what, co
 static bool
 set_key(const char *k)
 {
-	return !strcmp(k, "content") || !strcmp(k, "nodes") || !strcmp(k, "vmid") || !strcmp(k, "exclude") ||
-	       !strcmp(k, "prune-backups");
+	return !strcmp(k, "content") || !strcmp(k, "nodes") || !strcmp(k, "vmid") ||
+	       !strcmp(k, "exclude") || !strcmp(k, "prune-backups");
 }
 
 /* Compare want's keys (but skip) with live's: diffs, and the keys that
  * differ with their wanted values in set. */
 static json_t *
-diff_keys(const json_t *want, const json_t *live, const char *const *skip, size_t nskip, json_t *set)
+diff_keys(const json_t *want, const json_t *live, const char *const *skip, size_t nskip,
+	  json_t *set)
 {
 	json_t *diffs = json_array(), *v;
 	const char *k;
@@ -225,13 +227,14 @@ diff_keys(const json_t *want, const json_t *live, const char *const *skip, size_
 		char *w = set_key(k) ? set_norm(v) : text_of(v);
 		char *h = lv == NULL ? NULL : set_key(k) ? set_norm(lv) : text_of(lv);
 		/* an unset boolean is its default: off, except a job's enabled */
-		bool same = h ? !strcmp(w, h)
-			      : (!strcmp(w, "0") && strcmp(k, "enabled")) ||
-					(!strcmp(k, "enabled") && !strcmp(w, "1"));
+		bool same = h ? !strcmp(w, h) :
+				(!strcmp(w, "0") && strcmp(k, "enabled")) ||
+					    (!strcmp(k, "enabled") && !strcmp(w, "1"));
 
 		if (!same) {
-			json_array_append_new(diffs, json_pack("{s:s,s:s?,s:s,s:s}", "key", k, "from", h, "to",
-							       w, "class", "live"));
+			json_array_append_new(diffs,
+					      json_pack("{s:s,s:s?,s:s,s:s}", "key", k, "from", h,
+							"to", w, "class", "live"));
 			json_object_set(set, k, v);
 		}
 		free(w);
@@ -261,15 +264,19 @@ storage_users(const struct d2 *d, const char *id, const json_t *spare)
 			uses |= s && !strncmp(s, id, n) && s[n] == ':';
 		}
 		if (uses)
-			json_array_append_new(users, json_sprintf("%s (%lld%s)", pl_json_str_or(g, "name", "?"),
-								  pl_json_int(g, "vmid", 0),
-								  json_is_object(json_object_get(g, PL_SNAP_CONFIG))
-									  ? "" : ", its config not read"));
+			json_array_append_new(
+				users,
+				json_sprintf("%s (%lld%s)", pl_json_str_or(g, "name", "?"),
+					     pl_json_int(g, "vmid", 0),
+					     json_is_object(json_object_get(g, PL_SNAP_CONFIG)) ?
+						     "" :
+						     ", its config not read"));
 	}
 	json_array_foreach(json_object_get(d->snap, PL_SNAP_JOBS), i, j)
 		if (!strcmp(pl_json_str_or(j, "storage", ""), id) &&
 		    !json_is_true(json_object_get(spare, pl_json_str_or(j, "id", ""))))
-			json_array_append_new(users, json_sprintf("backup job '%s'", pl_json_str_or(j, "id", "?")));
+			json_array_append_new(users, json_sprintf("backup job '%s'",
+								  pl_json_str_or(j, "id", "?")));
 	return users;
 }
 
@@ -299,23 +306,25 @@ storage_busy(const struct d2 *d, const char *id, const json_t *spare)
 	if (json_array_size(users)) {
 		char *list = joined(users);
 
-		why = pl_asprintf("storage '%s' is in use by %s (Proxmox would remove it anyway and "
-				  "leave their volumes unreachable: move them or delete them first)",
-				  id, list);
+		why = pl_asprintf(
+			"storage '%s' is in use by %s (Proxmox would remove it anyway and "
+			"leave their volumes unreachable: move them or delete them first)",
+			id, list);
 		free(list);
 	}
 	json_decref(users);
 	return why;
 }
 
-static const char *const fixed_keys[] = { "type", "path", "server", "export", "share", "datastore",
-					  "vgname", "thinpool", "pool" };
+static const char *const fixed_keys[] = { "type",      "path",   "server",   "export", "share",
+					  "datastore", "vgname", "thinpool", "pool" };
 
 static json_t *
 storage_params(const json_t *s, json_t *secrets)
 {
-	static const char *const plain[] = { "path", "server", "export", "share", "username", "datastore",
-					     "namespace", "vgname", "thinpool", "pool" };
+	static const char *const plain[] = { "path",     "server",    "export",    "share",
+					     "username", "datastore", "namespace", "vgname",
+					     "thinpool", "pool" };
 	json_t *p = json_pack("{s:s,s:s}", "storage", pl_json_str_or(s, "name", ""), "type",
 			      pl_json_str_or(s, "type", ""));
 	const json_t *v;
@@ -326,7 +335,8 @@ storage_params(const json_t *s, json_t *secrets)
 		if (pl_json_str(s, plain[i]))
 			json_object_set_new(p, plain[i], json_string(pl_json_str(s, plain[i])));
 	if (json_is_array(json_object_get(s, "content")))
-		json_object_set_new(p, "content", json_string((t = set_norm(json_object_get(s, "content")))));
+		json_object_set_new(p, "content",
+				    json_string((t = set_norm(json_object_get(s, "content")))));
 	else
 		t = NULL;
 	free(t);
@@ -336,9 +346,11 @@ storage_params(const json_t *s, json_t *secrets)
 		free(t);
 	}
 	if (json_object_get(s, "shared"))
-		json_object_set_new(p, "shared", json_boolean(json_is_true(json_object_get(s, "shared"))));
+		json_object_set_new(p, "shared",
+				    json_boolean(json_is_true(json_object_get(s, "shared"))));
 	if (json_object_get(s, "disable"))
-		json_object_set_new(p, "disable", json_boolean(json_is_true(json_object_get(s, "disable"))));
+		json_object_set_new(p, "disable",
+				    json_boolean(json_is_true(json_object_get(s, "disable"))));
 	if ((t = prune_of(json_object_get(s, "keep"))) != NULL)
 		json_object_set_new(p, "prune-backups", json_string(t));
 	free(t);
@@ -348,9 +360,11 @@ storage_params(const json_t *s, json_t *secrets)
 			free(t);
 		}
 	if (secrets && pl_json_str(s, "password_file"))
-		json_object_set_new(secrets, "password", json_string(pl_json_str(s, "password_file")));
+		json_object_set_new(secrets, "password",
+				    json_string(pl_json_str(s, "password_file")));
 	if (secrets && pl_json_str(s, "fingerprint_file"))
-		json_object_set_new(secrets, "fingerprint", json_string(pl_json_str(s, "fingerprint_file")));
+		json_object_set_new(secrets, "fingerprint",
+				    json_string(pl_json_str(s, "fingerprint_file")));
 	return p;
 }
 
@@ -369,8 +383,9 @@ plan_storage(struct d2 *d, const json_t *s)
 		if (why)
 			block(d, "storage", id, why);
 		else
-			json_array_append_new(d->changes, change("storage", id, "delete", what, "DELETE",
-								 pl_asprintf("/storage/%s", id), NULL));
+			json_array_append_new(d->changes,
+					      change("storage", id, "delete", what, "DELETE",
+						     pl_asprintf("/storage/%s", id), NULL));
 	} else if (!absent && !live) {
 		p = storage_params(s, secrets);
 		c = change("storage", id, "create", what, "POST", pl_strdup("/storage"), p);
@@ -386,9 +401,12 @@ plan_storage(struct d2 *d, const json_t *s)
 		for (size_t i = 0; i < PL_ARRAY_LEN(fixed_keys); i++)
 			if (json_object_get(set, fixed_keys[i])) {
 				block(d, "storage", id,
-				      pl_asprintf("%s of storage '%s' cannot change ('%s' -> '%s'): Proxmox fixes "
-						  "it once the storage exists (declare a new storage instead)",
-						  fixed_keys[i], id, pl_json_str_or(live, fixed_keys[i], ""),
+				      pl_asprintf("%s of storage '%s' cannot change ('%s' -> "
+						  "'%s'): Proxmox fixes "
+						  "it once the storage exists (declare a new "
+						  "storage instead)",
+						  fixed_keys[i], id,
+						  pl_json_str_or(live, fixed_keys[i], ""),
 						  pl_json_str_or(p, fixed_keys[i], "")));
 				json_decref(set);
 				json_decref(diffs);
@@ -396,7 +414,8 @@ plan_storage(struct d2 *d, const json_t *s)
 				goto out;
 			}
 		if (json_array_size(diffs)) {
-			c = change("storage", id, "update", what, "PUT", pl_asprintf("/storage/%s", id), set);
+			c = change("storage", id, "update", what, "PUT",
+				   pl_asprintf("/storage/%s", id), set);
 			json_object_set_new(c, "diffs", diffs);
 			json_array_append_new(d->changes, c);
 		} else {
@@ -425,7 +444,8 @@ resolve_guest(const struct d2 *d, const json_t *ref)
 	if (pl_str_to_ll(json_string_value(ref), 1, 999999999, &n) == 0)
 		return n;
 	json_array_foreach(d->guests, i, g)
-		if (!strcmp(pl_json_str_or(g, "guest", ""), json_string_value(ref)) && pl_json_int(g, "vmid", 0))
+		if (!strcmp(pl_json_str_or(g, "guest", ""), json_string_value(ref)) &&
+		    pl_json_int(g, "vmid", 0))
 			return pl_json_int(g, "vmid", 0);
 	json_array_foreach(json_object_get(d->snap, PL_SNAP_GUESTS), i, g)
 		if (!strcmp(pl_json_str_or(g, "name", ""), json_string_value(ref)))
@@ -445,7 +465,8 @@ has_tag(const char *tags, const json_t *want)
 	json_array_foreach(want, i, t) {
 		char *list = pl_strdup(tags), *tok, *save = NULL;
 
-		for (tok = strtok_r(list, ",; ", &save); tok && !hit; tok = strtok_r(NULL, ",; ", &save))
+		for (tok = strtok_r(list, ",; ", &save); tok && !hit;
+		     tok = strtok_r(NULL, ",; ", &save))
 			hit = !strcasecmp(tok, json_string_value(t));
 		free(list);
 	}
@@ -467,7 +488,8 @@ vmid_list(const struct d2 *d, const json_t *refs, const json_t *tags, char **why
 		if (v == 0) {
 			char *t = text_of(r);
 
-			*why = pl_asprintf("no guest '%s' in the cluster or the config", t ? t : "?");
+			*why = pl_asprintf("no guest '%s' in the cluster or the config",
+					   t ? t : "?");
 			free(t);
 			json_decref(ids);
 			return NULL;
@@ -492,9 +514,12 @@ vmid_list(const struct d2 *d, const json_t *refs, const json_t *tags, char **why
 static json_t *
 job_params(const struct d2 *d, const json_t *b, char **why)
 {
-	static const char *const plain[][2] = { { "schedule", "schedule" }, { "storage", "storage" },
-						{ "mode", "mode" }, { "compress", "compress" },
-						{ "node", "node" }, { "pool", "pool" },
+	static const char *const plain[][2] = { { "schedule", "schedule" },
+						{ "storage", "storage" },
+						{ "mode", "mode" },
+						{ "compress", "compress" },
+						{ "node", "node" },
+						{ "pool", "pool" },
 						{ "notes_template", "notes-template" },
 						{ "notification_mode", "notification-mode" } };
 	json_t *p = json_pack("{s:s}", "id", pl_json_str_or(b, "id", ""));
@@ -507,8 +532,10 @@ job_params(const struct d2 *d, const json_t *b, char **why)
 		}
 	if (json_is_true(json_object_get(b, "all")))
 		json_object_set_new(p, "all", json_true());
-	if (json_array_size(json_object_get(b, "guests")) || json_array_size(json_object_get(b, "tags"))) {
-		if ((t = vmid_list(d, json_object_get(b, "guests"), json_object_get(b, "tags"), why)) == NULL)
+	if (json_array_size(json_object_get(b, "guests")) ||
+	    json_array_size(json_object_get(b, "tags"))) {
+		if ((t = vmid_list(d, json_object_get(b, "guests"), json_object_get(b, "tags"),
+				   why)) == NULL)
 			goto bad;
 		if (*t == 0) {
 			free(t);
@@ -540,13 +567,16 @@ bad:
 /* Who a live job or pool belongs to: NULL when this project; else why it
  * is left alone. */
 static char *
-not_ours(const char *project, const char *comment, const char *what, const char *id, const char *ref)
+not_ours(const char *project, const char *comment, const char *what, const char *id,
+	 const char *ref)
 {
 	char *owner = pl_day2_marker(comment, NULL), *why = NULL;
 
 	if (owner == NULL)
-		why = pl_asprintf("%s '%s' exists and pvelab does not manage it (pvelab import %s:%s "
-				  "adopts it)", what, id, ref, id);
+		why = pl_asprintf(
+			"%s '%s' exists and pvelab does not manage it (pvelab import %s:%s "
+			"adopts it)",
+			what, id, ref, id);
 	else if (strcmp(owner, project))
 		why = pl_asprintf("%s '%s' is managed by project '%s'", what, id, owner);
 	free(owner);
@@ -561,7 +591,8 @@ plan_job(struct d2 *d, const json_t *b)
 	char *why = NULL;
 	json_t *p;
 
-	if (live && (why = not_ours(d->project, pl_json_str(live, "comment"), "backup job", id, "backup-job"))) {
+	if (live && (why = not_ours(d->project, pl_json_str(live, "comment"), "backup job", id,
+				    "backup-job"))) {
 		block(d, "backup job", id, why);
 		return;
 	}
@@ -570,8 +601,8 @@ plan_job(struct d2 *d, const json_t *b)
 		return;
 	}
 	if (live == NULL) {
-		json_array_append_new(d->changes, change("backup_job", id, "create", "backup job", "POST",
-							 pl_strdup("/cluster/backup"), p));
+		json_array_append_new(d->changes, change("backup_job", id, "create", "backup job",
+							 "POST", pl_strdup("/cluster/backup"), p));
 		return;
 	}
 	static const char *const skip[] = { "id" };
@@ -586,8 +617,9 @@ plan_job(struct d2 *d, const json_t *b)
 		    !(!strcmp(selection[i], "all") && !json_is_true(json_object_get(live, "all")) &&
 		      pl_json_int(live, "all", 0) == 0)) {
 			pl_buf_addf(&del, "%s%s", del.len ? "," : "", selection[i]);
-			json_array_append_new(diffs, json_pack("{s:s,s:s,s:n,s:s}", "key", selection[i], "from",
-							       "(set)", "to", "class", "live"));
+			json_array_append_new(diffs,
+					      json_pack("{s:s,s:s,s:n,s:s}", "key", selection[i],
+							"from", "(set)", "to", "class", "live"));
 		}
 	if (json_array_size(diffs)) {
 		json_t *c;
@@ -617,14 +649,17 @@ plan_pool(struct d2 *d, const json_t *pd)
 	if (live && (why = not_ours(d->project, pl_json_str(live, "comment"), "pool", id, "pool")))
 		block(d, "pool", id, why);
 	else if (live == NULL)
-		json_array_append_new(d->changes, change("pool", id, "create", "pool", "POST", pl_strdup("/pools"),
-							 json_pack("{s:s,s:s}", "poolid", id, "comment", comment)));
+		json_array_append_new(
+			d->changes,
+			change("pool", id, "create", "pool", "POST", pl_strdup("/pools"),
+			       json_pack("{s:s,s:s}", "poolid", id, "comment", comment)));
 	else if (strcmp(pl_json_str_or(live, "comment", ""), comment)) {
 		c = change("pool", id, "update", "pool", "PUT", pl_asprintf("/pools/%s", id),
 			   json_pack("{s:s}", "comment", comment));
-		json_object_set_new(c, "diffs", json_pack("[{s:s,s:s,s:s,s:s}]", "key", "comment", "from",
-							  pl_json_str_or(live, "comment", ""), "to", comment,
-							  "class", "live"));
+		json_object_set_new(c, "diffs",
+				    json_pack("[{s:s,s:s,s:s,s:s}]", "key", "comment", "from",
+					      pl_json_str_or(live, "comment", ""), "to", comment,
+					      "class", "live"));
 		json_array_append_new(d->changes, c);
 	}
 	free(comment);
@@ -641,7 +676,8 @@ pool_members(const struct d2 *d, const char *id, const json_t *spare)
 	json_array_foreach(json_object_get(d->snap, PL_SNAP_GUESTS), i, g)
 		if (!strcmp(pl_json_str_or(g, "pool", ""), id) &&
 		    !json_object_get(spare, pl_json_str_or(g, "name", "")))
-			json_array_append_new(m, json_sprintf("%s (%lld)", pl_json_str_or(g, "name", "?"),
+			json_array_append_new(m, json_sprintf("%s (%lld)",
+							      pl_json_str_or(g, "name", "?"),
 							      pl_json_int(g, "vmid", 0)));
 	return m;
 }
@@ -660,12 +696,15 @@ remove_marked(struct d2 *d, const char *kind, const json_t *live, const json_t *
 			char *list = joined(m);
 
 			block(d, "pool", id,
-			      pl_asprintf("pool '%s' still has guests: %s (Proxmox removes only an empty "
-					  "pool)", id, list));
+			      pl_asprintf("pool '%s' still has guests: %s (Proxmox removes only an "
+					  "empty "
+					  "pool)",
+					  id, list));
 			free(list);
 		} else {
-			json_array_append_new(d->changes, change("pool", id, "delete", "pool", "DELETE",
-								 pl_asprintf("/pools/%s", id), NULL));
+			json_array_append_new(d->changes,
+					      change("pool", id, "delete", "pool", "DELETE",
+						     pl_asprintf("/pools/%s", id), NULL));
 		}
 		json_decref(m);
 		return;
@@ -687,7 +726,8 @@ readable(struct d2 *d, const char *section, const char *snapkey, const char *pat
 	if (!json_array_size(pl_config_get(d->cfg, section)) || json_object_get(d->snap, snapkey))
 		return true;
 	block(d, section + 1, "*",
-	      pl_asprintf("cannot read %s (does the API token have Sys.Audit and Datastore.Audit?)", path));
+	      pl_asprintf("cannot read %s (does the API token have Sys.Audit and Datastore.Audit?)",
+			  path));
 	return false;
 }
 
@@ -741,7 +781,8 @@ pl_day2_needs_configs(const struct pl_config *cfg)
 }
 
 json_t *
-pl_day2_destroy(const struct pl_config *cfg, const json_t *snap, const char *project, json_t *blocked)
+pl_day2_destroy(const struct pl_config *cfg, const json_t *snap, const char *project,
+		json_t *blocked)
 {
 	struct d2 d = { cfg, snap, project, NULL, json_array(), blocked };
 	json_t *spare = json_object(); /* what destroy removes first: guests, jobs */
@@ -751,7 +792,8 @@ pl_day2_destroy(const struct pl_config *cfg, const json_t *snap, const char *pro
 	json_array_foreach(pl_config_guests(cfg), i, e)
 		json_object_set_new(spare, pl_json_str_or(e, "name", ""), json_true());
 	json_array_foreach(pl_config_get(cfg, "/backups"), i, e) {
-		live = find_by(json_object_get(snap, PL_SNAP_JOBS), "id", pl_json_str_or(e, "id", ""));
+		live = find_by(json_object_get(snap, PL_SNAP_JOBS), "id",
+			       pl_json_str_or(e, "id", ""));
 		char *owner = live ? pl_day2_marker(pl_json_str(live, "comment"), NULL) : NULL;
 
 		if (owner && !strcmp(owner, project)) {
@@ -761,7 +803,8 @@ pl_day2_destroy(const struct pl_config *cfg, const json_t *snap, const char *pro
 		free(owner);
 	}
 	json_array_foreach(pl_config_get(cfg, "/pools"), i, e) {
-		live = find_by(json_object_get(snap, PL_SNAP_POOLS), "poolid", pl_json_str_or(e, "name", ""));
+		live = find_by(json_object_get(snap, PL_SNAP_POOLS), "poolid",
+			       pl_json_str_or(e, "name", ""));
 		char *owner = live ? pl_day2_marker(pl_json_str(live, "comment"), NULL) : NULL;
 
 		if (owner && !strcmp(owner, project))
@@ -777,8 +820,9 @@ pl_day2_destroy(const struct pl_config *cfg, const json_t *snap, const char *pro
 		if ((why = storage_busy(&d, id, spare)) != NULL)
 			block(&d, "storage", id, why);
 		else
-			json_array_append_new(d.changes, change("storage", id, "delete", "storage", "DELETE",
-								pl_asprintf("/storage/%s", id), NULL));
+			json_array_append_new(d.changes,
+					      change("storage", id, "delete", "storage", "DELETE",
+						     pl_asprintf("/storage/%s", id), NULL));
 	}
 	json_decref(spare);
 	return d.changes;
@@ -796,7 +840,8 @@ pl_day2_sigs(const json_t *snap, json_t *sigs)
 	for (size_t k = 0; k < PL_ARRAY_LEN(lists); k++)
 		json_array_foreach(json_object_get(snap, lists[k][0]), i, e) {
 			json_t *o = json_deep_copy(e);
-			char sha[65], *key = pl_asprintf("%s %s", lists[k][2], pl_json_str_or(e, lists[k][1], "?"));
+			char sha[65], *key = pl_asprintf("%s %s", lists[k][2],
+							 pl_json_str_or(e, lists[k][1], "?"));
 
 			json_object_del(o, "digest"); /* the whole file's */
 			pl_json_sha256(o, sha);
@@ -877,12 +922,15 @@ pl_day2_import_arg(const char *arg)
 static json_t *
 storage_yaml(const json_t *live)
 {
-	static const char *const plain[] = { "path", "server", "export", "share", "username", "datastore",
-					     "namespace", "vgname", "thinpool", "pool" };
-	static const char *const skip[] = { "storage", "type", "content", "nodes", "shared", "disable",
-					    "prune-backups", "digest", "fingerprint", "password" };
+	static const char *const plain[] = { "path",     "server",    "export",    "share",
+					     "username", "datastore", "namespace", "vgname",
+					     "thinpool", "pool" };
+	static const char *const skip[] = { "storage",     "type",    "content",       "nodes",
+					    "shared",      "disable", "prune-backups", "digest",
+					    "fingerprint", "password" };
 	json_t *y = json_pack("{s:s,s:s}", "name", pl_json_str_or(live, "storage", ""), "type",
-			      pl_json_str_or(live, "type", "")), *opts = json_object(), *v;
+			      pl_json_str_or(live, "type", "")),
+	       *opts = json_object(), *v;
 	const char *k;
 
 	if (pl_json_str(live, "content")) {
@@ -907,7 +955,8 @@ storage_yaml(const json_t *live)
 	if (json_object_get(live, "shared") && !strcmp(pl_json_str_or(live, "type", ""), "dir"))
 		json_object_set_new(y, "shared", json_boolean(pl_json_int(live, "shared", 0) != 0));
 	if (json_object_get(live, "disable"))
-		json_object_set_new(y, "disable", json_boolean(pl_json_int(live, "disable", 0) != 0));
+		json_object_set_new(y, "disable",
+				    json_boolean(pl_json_int(live, "disable", 0) != 0));
 	for (size_t i = 0; i < PL_ARRAY_LEN(plain); i++)
 		if (pl_json_str(live, plain[i]))
 			json_object_set_new(y, plain[i], json_string(pl_json_str(live, plain[i])));
@@ -937,8 +986,9 @@ id_list(const char *list)
 	long long n;
 
 	for (tok = strtok_r(t, ",; ", &save); tok; tok = strtok_r(NULL, ",; ", &save))
-		json_array_append_new(l, pl_str_to_ll(tok, 1, 999999999, &n) == 0 ? json_integer(n)
-										: json_string(tok));
+		json_array_append_new(l, pl_str_to_ll(tok, 1, 999999999, &n) == 0 ?
+						 json_integer(n) :
+						 json_string(tok));
 	free(t);
 	return l;
 }
@@ -946,9 +996,12 @@ id_list(const char *list)
 static json_t *
 job_yaml(const json_t *live, const char *user)
 {
-	static const char *const plain[][2] = { { "schedule", "schedule" }, { "storage", "storage" },
-						{ "mode", "mode" }, { "compress", "compress" },
-						{ "node", "node" }, { "pool", "pool" },
+	static const char *const plain[][2] = { { "schedule", "schedule" },
+						{ "storage", "storage" },
+						{ "mode", "mode" },
+						{ "compress", "compress" },
+						{ "node", "node" },
+						{ "pool", "pool" },
 						{ "notes-template", "notes_template" },
 						{ "notification-mode", "notification_mode" } };
 	json_t *y = json_pack("{s:s}", "id", pl_json_str_or(live, "id", ""));
@@ -997,12 +1050,13 @@ pl_day2_import(const json_t *snap, const char *arg, const char *project, const c
 	id = arg + strlen(import_kinds[k][0]);
 	list = json_object_get(snap, import_kinds[k][1]);
 	if (list == NULL) {
-		pl_seterr(errmsg, PL_EIO, "cannot import '%s': the cluster's list of them could not be read", arg);
+		pl_seterr(errmsg, PL_EIO,
+			  "cannot import '%s': the cluster's list of them could not be read", arg);
 		return NULL;
 	}
 	if ((live = find_by(list, import_kinds[k][2], id)) == NULL) {
-		pl_seterr(errmsg, PL_ENOENT, "no %.*s '%s' in the cluster", (int)strlen(import_kinds[k][0]) - 1,
-			  import_kinds[k][0], id);
+		pl_seterr(errmsg, PL_ENOENT, "no %.*s '%s' in the cluster",
+			  (int)strlen(import_kinds[k][0]) - 1, import_kinds[k][0], id);
 		return NULL;
 	}
 	*section = import_kinds[k][3];
@@ -1010,7 +1064,8 @@ pl_day2_import(const json_t *snap, const char *arg, const char *project, const c
 		return storage_yaml(live);
 	owner = pl_day2_marker(pl_json_str(live, "comment"), &user);
 	if (owner && strcmp(owner, project)) {
-		pl_seterr(errmsg, PL_EINVAL, "refusing to import '%s': it is managed by project '%s'", arg, owner);
+		pl_seterr(errmsg, PL_EINVAL,
+			  "refusing to import '%s': it is managed by project '%s'", arg, owner);
 		free(owner);
 		free(user);
 		return NULL;
@@ -1019,18 +1074,19 @@ pl_day2_import(const json_t *snap, const char *arg, const char *project, const c
 	if (k == 1) {
 		y = job_yaml(live, user);
 		if (owner == NULL)
-			*mark = json_pack("{s:s,s:s,s:{s:s}}", "method", "PUT", "path", "", "params", "comment",
-					  comment);
+			*mark = json_pack("{s:s,s:s,s:{s:s}}", "method", "PUT", "path", "",
+					  "params", "comment", comment);
 	} else {
 		y = json_pack("{s:s}", "name", id);
 		if (user)
 			json_object_set_new(y, "comment", json_string(user));
 		if (owner == NULL)
-			*mark = json_pack("{s:s,s:s,s:{s:s}}", "method", "PUT", "path", "", "params", "comment",
-					  comment);
+			*mark = json_pack("{s:s,s:s,s:{s:s}}", "method", "PUT", "path", "",
+					  "params", "comment", comment);
 	}
 	if (*mark) {
-		char *path = k == 1 ? pl_asprintf("/cluster/backup/%s", id) : pl_asprintf("/pools/%s", id);
+		char *path = k == 1 ? pl_asprintf("/cluster/backup/%s", id) :
+				      pl_asprintf("/pools/%s", id);
 
 		json_object_set_new(*mark, "path", json_string(path));
 		free(path);

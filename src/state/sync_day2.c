@@ -24,8 +24,8 @@ static const char *const kinds[][3] = {
 static const char *const masked[] = { "password", "encryption-key", "master-pubkey", "keyring",
 				      "fingerprint" };
 
-#define ST_LAST                                                                  \
-	"SELECT guest, sha256, kind FROM history WHERE id IN (SELECT max(id) FROM " \
+#define ST_LAST                                                                                    \
+	"SELECT guest, sha256, kind FROM history WHERE id IN (SELECT max(id) FROM "                \
 	"history WHERE vmid = 0 AND guest LIKE ? GROUP BY guest)"
 #define ST_ADD "INSERT INTO history(guest,vmid,kind,sha256,run_id,ts,json) VALUES (?,0,?,?,?,?,?)"
 
@@ -93,18 +93,21 @@ pl_state_sync_day2(struct pl_state *s, const json_t *snap, long long run, double
 		}
 		json_array_foreach(list, i, e) {
 			json_t *o = json_deep_copy(e);
-			char *k2 = pl_asprintf("%s%s", kinds[k][1], pl_json_str_or(e, kinds[k][2], "?"));
+			char *k2 = pl_asprintf("%s%s", kinds[k][1],
+					       pl_json_str_or(e, kinds[k][2], "?"));
 			const json_t *prev = json_object_get(last, k2);
 			char sha[65], *text;
 
 			json_object_del(o, "digest"); /* the whole file's, not this object's */
 			for (size_t m = 0; m < PL_ARRAY_LEN(masked); m++)
 				if (json_object_get(o, masked[m]))
-					json_object_set_new(o, masked[m], json_string("**********"));
+					json_object_set_new(o, masked[m],
+							    json_string("**********"));
 			text = pl_json_canonical(o);
 			pl_sha256_hex(text, strlen(text), sha);
 			json_object_set_new(seen, k2, json_true());
-			if (prev == NULL || !strcmp(json_string_value(json_array_get(prev, 1)), "deleted"))
+			if (prev == NULL ||
+			    !strcmp(json_string_value(json_array_get(prev, 1)), "deleted"))
 				r = add(s, st, k2, "discovered", sha, text, run, ts, errmsg);
 			else if (strcmp(json_string_value(json_array_get(prev, 0)), sha))
 				r = add(s, st, k2, "updated", sha, text, run, ts, errmsg);
@@ -117,8 +120,9 @@ pl_state_sync_day2(struct pl_state *s, const json_t *snap, long long run, double
 		json_object_foreach(last, key, v)
 			if (r == 0 && !json_object_get(seen, key) &&
 			    strcmp(json_string_value(json_array_get(v, 1)), "deleted"))
-				r = add(s, st, key, "deleted", json_string_value(json_array_get(v, 0)), "null", run,
-					ts, errmsg);
+				r = add(s, st, key, "deleted",
+					json_string_value(json_array_get(v, 0)), "null", run, ts,
+					errmsg);
 		json_decref(seen);
 	}
 	json_decref(last);
@@ -133,8 +137,11 @@ pl_state_history_key(struct pl_state *s, const char *key, json_t **out, char **e
 	int r, rc;
 
 	*out = NULL;
-	if ((r = pl_state_prep(s, "SELECT id, kind, sha256, run_id, ts, json FROM history WHERE vmid = 0 "
-				  "AND guest = ? ORDER BY id", &st, errmsg)) != 0) {
+	if ((r = pl_state_prep(
+		     s,
+		     "SELECT id, kind, sha256, run_id, ts, json FROM history WHERE vmid = 0 "
+		     "AND guest = ? ORDER BY id",
+		     &st, errmsg)) != 0) {
 		json_decref(a);
 		return r;
 	}
@@ -143,15 +150,16 @@ pl_state_history_key(struct pl_state *s, const char *key, json_t **out, char **e
 		const char *text = (const char *)sqlite3_column_text(st, 5);
 		json_t *state = pl_json_loadb(text, strlen(text), 0);
 
-		json_array_append_new(a, json_pack("{s:I,s:s,s:s,s:o,s:f,s:o}", "id",
-						   (json_int_t)sqlite3_column_int64(st, 0), "kind",
-						   (const char *)sqlite3_column_text(st, 1), "sha256",
-						   (const char *)sqlite3_column_text(st, 2), "run",
-						   sqlite3_column_type(st, 3) == SQLITE_NULL
-							   ? json_null()
-							   : json_integer(sqlite3_column_int64(st, 3)),
-						   "ts", sqlite3_column_double(st, 4), "state",
-						   state ? state : json_null()));
+		json_array_append_new(a,
+				      json_pack("{s:I,s:s,s:s,s:o,s:f,s:o}", "id",
+						(json_int_t)sqlite3_column_int64(st, 0), "kind",
+						(const char *)sqlite3_column_text(st, 1), "sha256",
+						(const char *)sqlite3_column_text(st, 2), "run",
+						sqlite3_column_type(st, 3) == SQLITE_NULL ?
+							json_null() :
+							json_integer(sqlite3_column_int64(st, 3)),
+						"ts", sqlite3_column_double(st, 4), "state",
+						state ? state : json_null()));
 	}
 	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {

@@ -14,19 +14,25 @@
 static const char *SNAP =
 	"{\"nodes\":[{\"node\":\"pve\",\"status\":\"online\",\"maxmem\":100,\"mem\":10}],"
 	"\"storages\":[],\"bridges\":[],"
-	"\"guests\":[{\"vmid\":101,\"name\":\"web\",\"type\":\"qemu\",\"node\":\"pve\",\"tags\":\"prod;web\","
+	"\"guests\":[{\"vmid\":101,\"name\":\"web\",\"type\":\"qemu\",\"node\":\"pve\",\"tags\":"
+	"\"prod;web\","
 	"\"pool\":\"infra\",\"config\":{\"scsi0\":\"nas:vm-101-disk-0,size=8G\"}},"
 	"{\"vmid\":102,\"name\":\"db\",\"type\":\"qemu\",\"node\":\"pve\",\"tags\":\"prod\","
 	"\"config\":{\"scsi0\":\"local-lvm:vm-102-disk-0\"}},"
-	"{\"vmid\":103,\"name\":\"dark\",\"type\":\"lxc\",\"node\":\"pve\",\"_unread\":\"no answer\"}],"
-	"\"storage_config\":[{\"storage\":\"nas\",\"type\":\"nfs\",\"server\":\"10.0.0.9\",\"export\":\"/x\","
+	"{\"vmid\":103,\"name\":\"dark\",\"type\":\"lxc\",\"node\":\"pve\",\"_unread\":\"no "
+	"answer\"}],"
+	"\"storage_config\":[{\"storage\":\"nas\",\"type\":\"nfs\",\"server\":\"10.0.0.9\","
+	"\"export\":\"/x\","
 	"\"path\":\"/mnt/pve/nas\",\"content\":\"rootdir,images,backup\",\"digest\":\"abc\"},"
 	"{\"storage\":\"scratch\",\"type\":\"dir\",\"path\":\"/srv/s\",\"content\":\"iso\"}],"
 	"\"backup_jobs\":[{\"id\":\"hand\",\"schedule\":\"daily\",\"storage\":\"nas\",\"all\":1},"
-	"{\"id\":\"ours\",\"schedule\":\"daily\",\"storage\":\"nas\",\"vmid\":\"102,101\",\"enabled\":1,"
+	"{\"id\":\"ours\",\"schedule\":\"daily\",\"storage\":\"nas\",\"vmid\":\"102,101\","
+	"\"enabled\":1,"
 	"\"comment\":\"[pvelab:t]\"},"
-	"{\"id\":\"theirs\",\"schedule\":\"daily\",\"storage\":\"nas\",\"all\":1,\"comment\":\"x [pvelab:other]\"}],"
-	"\"pools\":[{\"poolid\":\"infra\",\"comment\":\"[pvelab:t]\"},{\"poolid\":\"empty\",\"comment\":\"[pvelab:t]\"}]}";
+	"{\"id\":\"theirs\",\"schedule\":\"daily\",\"storage\":\"nas\",\"all\":1,\"comment\":\"x "
+	"[pvelab:other]\"}],"
+	"\"pools\":[{\"poolid\":\"infra\",\"comment\":\"[pvelab:t]\"},{\"poolid\":\"empty\","
+	"\"comment\":\"[pvelab:t]\"}]}";
 
 static json_t *
 build(const char *cfgtext)
@@ -103,10 +109,12 @@ static void
 test_ours_as_declared_is_no_change(void **state)
 {
 	/* vmid lists and content compare as sets; an unwritten enabled is on */
-	json_t *plan = build("project: t\n"
-			     "storages:\n  - {name: nas, type: nfs, server: 10.0.0.9, export: /x, content: [images, backup, rootdir]}\n"
-			     "backups:\n  - {id: ours, schedule: daily, storage: nas, guests: [web, db]}\n"
-			     "pools:\n  - {name: infra}\n  - {name: empty}\n");
+	json_t *plan =
+		build("project: t\n"
+		      "storages:\n  - {name: nas, type: nfs, server: 10.0.0.9, export: /x, "
+		      "content: [images, backup, rootdir]}\n"
+		      "backups:\n  - {id: ours, schedule: daily, storage: nas, guests: [web, db]}\n"
+		      "pools:\n  - {name: infra}\n  - {name: empty}\n");
 
 	assert_int_equal(json_array_size(json_object_get(plan, "changes")), 0);
 	assert_int_equal(json_array_size(json_object_get(plan, "blocked")), 0);
@@ -118,29 +126,35 @@ test_job_selection_by_tags_and_created_guests(void **state)
 {
 	/* tags resolve to vmids, a guest this plan creates by the vmid it gets;
 	 * the old explicit list goes when the selection changes to a pool */
-	json_t *plan = build("project: t\n"
-			     "guests:\n  - {name: new, vmid: 150, tags: [prod]}\n"
-			     "backups:\n  - {id: ours, schedule: daily, storage: nas, tags: [prod]}\n"
-			     "  - {id: fresh, schedule: daily, storage: nas, guests: [new, 101]}\n"
-			     "  - {id: bad, schedule: daily, storage: nas, guests: [nosuch]}\n"
-			     "pools:\n  - {name: infra}\n  - {name: empty}\n");
+	json_t *plan =
+		build("project: t\n"
+		      "guests:\n  - {name: new, vmid: 150, tags: [prod]}\n"
+		      "backups:\n  - {id: ours, schedule: daily, storage: nas, tags: [prod]}\n"
+		      "  - {id: fresh, schedule: daily, storage: nas, guests: [new, 101]}\n"
+		      "  - {id: bad, schedule: daily, storage: nas, guests: [nosuch]}\n"
+		      "pools:\n  - {name: infra}\n  - {name: empty}\n");
 	const json_t *c = change(plan, "backup_job", "ours");
 
 	assert_non_null(c);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(c, "params"), "vmid")),
-			    "101,102,150");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(c, "params"), "vmid")),
+		"101,102,150");
 	c = change(plan, "backup_job", "fresh");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(c, "params"), "vmid")),
-			    "101,150");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(c, "params"), "vmid")),
+		"101,150");
 	assert_string_equal(json_string_value(json_object_get(c, "class")), "create");
 	assert_non_null(strstr(blocked(plan, "backup job bad"), "no guest 'nosuch'"));
 	json_decref(plan);
 
-	plan = build("project: t\nbackups:\n  - {id: ours, schedule: daily, storage: nas, pool: infra}\n"
-		     "pools:\n  - {name: infra}\n  - {name: empty}\n");
+	plan = build(
+		"project: t\nbackups:\n  - {id: ours, schedule: daily, storage: nas, pool: infra}\n"
+		"pools:\n  - {name: infra}\n  - {name: empty}\n");
 	c = change(plan, "backup_job", "ours");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(c, "params"), "pool")), "infra");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(c, "params"), "delete")), "vmid");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(c, "params"), "pool")), "infra");
+	assert_string_equal(
+		json_string_value(json_object_get(json_object_get(c, "params"), "delete")), "vmid");
 	json_decref(plan);
 }
 
@@ -149,15 +163,18 @@ test_ownership(void **state)
 {
 	/* hand-made and other projects' jobs are blocked when declared and
 	 * never deleted; ours that are not declared go (a pool only when empty) */
-	json_t *plan = build("project: t\nbackups:\n  - {id: hand, schedule: daily, storage: nas, all: true}\n"
-			     "  - {id: theirs, schedule: daily, storage: nas, all: true}\n");
+	json_t *plan = build(
+		"project: t\nbackups:\n  - {id: hand, schedule: daily, storage: nas, all: true}\n"
+		"  - {id: theirs, schedule: daily, storage: nas, all: true}\n");
 
 	assert_non_null(strstr(blocked(plan, "backup job hand"), "pvelab import backup-job:hand"));
 	assert_non_null(strstr(blocked(plan, "backup job theirs"), "managed by project 'other'"));
-	assert_string_equal(json_string_value(json_object_get(change(plan, "backup_job", "ours"), "class")),
-			    "delete");
-	assert_string_equal(json_string_value(json_object_get(change(plan, "pool", "empty"), "class")),
-			    "delete");
+	assert_string_equal(
+		json_string_value(json_object_get(change(plan, "backup_job", "ours"), "class")),
+		"delete");
+	assert_string_equal(
+		json_string_value(json_object_get(change(plan, "pool", "empty"), "class")),
+		"delete");
 	assert_null(change(plan, "pool", "infra"));
 	assert_non_null(strstr(blocked(plan, "pool infra"), "web (101)"));
 	json_decref(plan);
@@ -177,7 +194,8 @@ test_storage_in_use_and_fixed_keys(void **state)
 	assert_non_null(strstr(why, "dark (103, its config not read)"));
 	assert_null(strstr(why, "db (102)"));
 	assert_null(change(plan, "storage", "nas"));
-	assert_non_null(strstr(blocked(plan, "storage scratch"), "path of storage 'scratch' cannot change"));
+	assert_non_null(strstr(blocked(plan, "storage scratch"),
+			       "path of storage 'scratch' cannot change"));
 	json_decref(plan);
 
 	/* nothing has a volume on scratch, but the guest not read may: blocked
@@ -192,8 +210,9 @@ test_storage_in_use_and_fixed_keys(void **state)
 static void
 test_secrets_stay_files(void **state)
 {
-	json_t *plan = build("project: t\nstorages:\n  - {name: pbs, type: pbs, server: h, datastore: d, "
-			     "password_file: /run/pw, fingerprint_file: /run/fp}\n");
+	json_t *plan =
+		build("project: t\nstorages:\n  - {name: pbs, type: pbs, server: h, datastore: d, "
+		      "password_file: /run/pw, fingerprint_file: /run/fp}\n");
 	const json_t *c = change(plan, "storage", "pbs");
 	const json_t *sec = json_object_get(c, "secrets");
 
