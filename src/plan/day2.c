@@ -199,6 +199,24 @@ change(const char *action, const char *id, const char *cls, const char *what, co
 	return c;
 }
 
+/* An update of the keys in set (taken), when diffs (taken) has any. */
+static void
+add_update(struct d2 *d, const char *action, const char *id, const char *what, char *path,
+	   json_t *set, json_t *diffs)
+{
+	json_t *c;
+
+	if (json_array_size(diffs) == 0) {
+		free(path);
+		json_decref(set);
+		json_decref(diffs);
+		return;
+	}
+	c = change(action, id, "update", what, "PUT", path, set);
+	json_object_set_new(c, "diffs", diffs);
+	json_array_append_new(d->changes, c);
+}
+
 /* Keys whose text is a set (order and duplicates do not count). */
 static bool
 set_key(const char *k)
@@ -316,24 +334,27 @@ storage_busy(const struct d2 *d, const char *id, const json_t *spare)
 	return why;
 }
 
+/* The storage options storages: names as the API does. */
+static const char *const storage_keys[] = { "path",     "server",    "export",    "share",
+					    "username", "datastore", "namespace", "vgname",
+					    "thinpool", "pool" };
+
 static const char *const fixed_keys[] = { "type",      "path",   "server",   "export", "share",
 					  "datastore", "vgname", "thinpool", "pool" };
 
 static json_t *
 storage_params(const json_t *s, json_t *secrets)
 {
-	static const char *const plain[] = { "path",     "server",    "export",    "share",
-					     "username", "datastore", "namespace", "vgname",
-					     "thinpool", "pool" };
 	json_t *p = json_pack("{s:s,s:s}", "storage", pl_json_str_or(s, "name", ""), "type",
 			      pl_json_str_or(s, "type", ""));
 	const json_t *v;
 	const char *k;
 	char *t;
 
-	for (size_t i = 0; i < PL_ARRAY_LEN(plain); i++)
-		if (pl_json_str(s, plain[i]))
-			json_object_set_new(p, plain[i], json_string(pl_json_str(s, plain[i])));
+	for (size_t i = 0; i < PL_ARRAY_LEN(storage_keys); i++)
+		if (pl_json_str(s, storage_keys[i]))
+			json_object_set_new(p, storage_keys[i],
+					    json_string(pl_json_str(s, storage_keys[i])));
 	if (json_is_array(json_object_get(s, "content")))
 		json_object_set_new(p, "content",
 				    json_string((t = set_norm(json_object_get(s, "content")))));
@@ -413,15 +434,7 @@ plan_storage(struct d2 *d, const json_t *s)
 				json_decref(p);
 				goto out;
 			}
-		if (json_array_size(diffs)) {
-			c = change("storage", id, "update", what, "PUT",
-				   pl_asprintf("/storage/%s", id), set);
-			json_object_set_new(c, "diffs", diffs);
-			json_array_append_new(d->changes, c);
-		} else {
-			json_decref(set);
-			json_decref(diffs);
-		}
+		add_update(d, "storage", id, what, pl_asprintf("/storage/%s", id), set, diffs);
 		json_decref(p);
 	}
 out:
@@ -510,24 +523,28 @@ vmid_list(const struct d2 *d, const json_t *refs, const json_t *tags, char **why
 	return out;
 }
 
+/* A job's plain keys: YAML's, the API's. */
+static const char *const job_keys[][2] = {
+	{ "schedule", "schedule" },
+	{ "storage", "storage" },
+	{ "mode", "mode" },
+	{ "compress", "compress" },
+	{ "node", "node" },
+	{ "pool", "pool" },
+	{ "notes_template", "notes-template" },
+	{ "notification_mode", "notification-mode" },
+};
+
 /* A declared job as /cluster/backup's parameters; NULL and *why if it cannot be. */
 static json_t *
 job_params(const struct d2 *d, const json_t *b, char **why)
 {
-	static const char *const plain[][2] = { { "schedule", "schedule" },
-						{ "storage", "storage" },
-						{ "mode", "mode" },
-						{ "compress", "compress" },
-						{ "node", "node" },
-						{ "pool", "pool" },
-						{ "notes_template", "notes-template" },
-						{ "notification_mode", "notification-mode" } };
 	json_t *p = json_pack("{s:s}", "id", pl_json_str_or(b, "id", ""));
 	char *t;
 
-	for (size_t i = 0; i < PL_ARRAY_LEN(plain); i++)
-		if ((t = text_of(json_object_get(b, plain[i][0]))) != NULL) {
-			json_object_set_new(p, plain[i][1], json_string(t));
+	for (size_t i = 0; i < PL_ARRAY_LEN(job_keys); i++)
+		if ((t = text_of(json_object_get(b, job_keys[i][0]))) != NULL) {
+			json_object_set_new(p, job_keys[i][1], json_string(t));
 			free(t);
 		}
 	if (json_is_true(json_object_get(b, "all")))
@@ -621,19 +638,10 @@ plan_job(struct d2 *d, const json_t *b)
 					      json_pack("{s:s,s:s,s:n,s:s}", "key", selection[i],
 							"from", "(set)", "to", "class", "live"));
 		}
-	if (json_array_size(diffs)) {
-		json_t *c;
-
-		if (del.len)
-			json_object_set_new(set, "delete", json_string(del.data));
-		c = change("backup_job", id, "update", "backup job", "PUT",
-			   pl_asprintf("/cluster/backup/%s", id), set);
-		json_object_set_new(c, "diffs", diffs);
-		json_array_append_new(d->changes, c);
-	} else {
-		json_decref(set);
-		json_decref(diffs);
-	}
+	if (del.len)
+		json_object_set_new(set, "delete", json_string(del.data));
+	add_update(d, "backup_job", id, "backup job", pl_asprintf("/cluster/backup/%s", id), set,
+		   diffs);
 	pl_buf_release(&del);
 	json_decref(p);
 }
@@ -713,6 +721,17 @@ remove_marked(struct d2 *d, const char *kind, const json_t *live, const json_t *
 						 pl_asprintf("/cluster/backup/%s", id), NULL));
 }
 
+/* Whether a live job or pool carries project's marker. */
+static bool
+ours(const json_t *live, const char *project)
+{
+	char *owner = live ? pl_day2_marker(pl_json_str(live, "comment"), NULL) : NULL;
+	bool yes = owner && !strcmp(owner, project);
+
+	free(owner);
+	return yes;
+}
+
 static bool
 declared(const struct pl_config *cfg, const char *section, const char *key, const char *id)
 {
@@ -750,22 +769,14 @@ pl_day2_plan(const struct pl_config *cfg, const json_t *snap, const char *projec
 		json_array_foreach(pl_config_get(cfg, "/backups"), i, e)
 			plan_job(&d, e);
 	/* this project's jobs and pools the config no longer declares */
-	json_array_foreach(json_object_get(snap, PL_SNAP_JOBS), i, e) {
-		char *owner = pl_day2_marker(pl_json_str(e, "comment"), NULL);
-
-		if (owner && !strcmp(owner, project) &&
+	json_array_foreach(json_object_get(snap, PL_SNAP_JOBS), i, e)
+		if (ours(e, project) &&
 		    !declared(cfg, "/backups", "id", pl_json_str_or(e, "id", "")))
 			remove_marked(&d, "backup_job", e, NULL);
-		free(owner);
-	}
-	json_array_foreach(json_object_get(snap, PL_SNAP_POOLS), i, e) {
-		char *owner = pl_day2_marker(pl_json_str(e, "comment"), NULL);
-
-		if (owner && !strcmp(owner, project) &&
+	json_array_foreach(json_object_get(snap, PL_SNAP_POOLS), i, e)
+		if (ours(e, project) &&
 		    !declared(cfg, "/pools", "name", pl_json_str_or(e, "poolid", "")))
 			remove_marked(&d, "pool", e, NULL);
-		free(owner);
-	}
 }
 
 bool
@@ -794,22 +805,16 @@ pl_day2_destroy(const struct pl_config *cfg, const json_t *snap, const char *pro
 	json_array_foreach(pl_config_get(cfg, "/backups"), i, e) {
 		live = find_by(json_object_get(snap, PL_SNAP_JOBS), "id",
 			       pl_json_str_or(e, "id", ""));
-		char *owner = live ? pl_day2_marker(pl_json_str(live, "comment"), NULL) : NULL;
-
-		if (owner && !strcmp(owner, project)) {
+		if (ours(live, project)) {
 			json_object_set_new(spare, pl_json_str_or(e, "id", ""), json_true());
 			remove_marked(&d, "backup_job", live, spare);
 		}
-		free(owner);
 	}
 	json_array_foreach(pl_config_get(cfg, "/pools"), i, e) {
 		live = find_by(json_object_get(snap, PL_SNAP_POOLS), "poolid",
 			       pl_json_str_or(e, "name", ""));
-		char *owner = live ? pl_day2_marker(pl_json_str(live, "comment"), NULL) : NULL;
-
-		if (owner && !strcmp(owner, project))
+		if (ours(live, project))
 			remove_marked(&d, "pool", live, spare);
-		free(owner);
 	}
 	json_array_foreach(pl_config_get(cfg, "/storages"), i, e) {
 		const char *id = pl_json_str_or(e, "name", "");
@@ -919,12 +924,22 @@ pl_day2_import_arg(const char *arg)
 	return false;
 }
 
+/* A list ("a,b") as a YAML list of its sorted unique items. */
+static json_t *
+words(const json_t *v)
+{
+	char *t = set_norm(v), *tok, *save = NULL;
+	json_t *l = json_array();
+
+	for (tok = strtok_r(t, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		json_array_append_new(l, json_string(tok));
+	free(t);
+	return l;
+}
+
 static json_t *
 storage_yaml(const json_t *live)
 {
-	static const char *const plain[] = { "path",     "server",    "export",    "share",
-					     "username", "datastore", "namespace", "vgname",
-					     "thinpool", "pool" };
 	static const char *const skip[] = { "storage",     "type",    "content",       "nodes",
 					    "shared",      "disable", "prune-backups", "digest",
 					    "fingerprint", "password" };
@@ -933,40 +948,27 @@ storage_yaml(const json_t *live)
 	       *opts = json_object(), *v;
 	const char *k;
 
-	if (pl_json_str(live, "content")) {
-		char *t = set_norm(json_object_get(live, "content")), *tok, *save = NULL;
-		json_t *l = json_array();
-
-		for (tok = strtok_r(t, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-			json_array_append_new(l, json_string(tok));
-		json_object_set_new(y, "content", l);
-		free(t);
-	}
-	if (pl_json_str(live, "nodes")) {
-		char *t = set_norm(json_object_get(live, "nodes")), *tok, *save = NULL;
-		json_t *l = json_array();
-
-		for (tok = strtok_r(t, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
-			json_array_append_new(l, json_string(tok));
-		json_object_set_new(y, "nodes", l);
-		free(t);
-	}
+	for (size_t i = 0; i < 2; i++)
+		if (pl_json_str(live, i ? "nodes" : "content"))
+			json_object_set_new(y, i ? "nodes" : "content",
+					    words(json_object_get(live, i ? "nodes" : "content")));
 	/* only a directory has the option; nfs, cifs and pbs are shared by type */
 	if (json_object_get(live, "shared") && !strcmp(pl_json_str_or(live, "type", ""), "dir"))
 		json_object_set_new(y, "shared", json_boolean(pl_json_int(live, "shared", 0) != 0));
 	if (json_object_get(live, "disable"))
 		json_object_set_new(y, "disable",
 				    json_boolean(pl_json_int(live, "disable", 0) != 0));
-	for (size_t i = 0; i < PL_ARRAY_LEN(plain); i++)
-		if (pl_json_str(live, plain[i]))
-			json_object_set_new(y, plain[i], json_string(pl_json_str(live, plain[i])));
+	for (size_t i = 0; i < PL_ARRAY_LEN(storage_keys); i++)
+		if (pl_json_str(live, storage_keys[i]))
+			json_object_set_new(y, storage_keys[i],
+					    json_string(pl_json_str(live, storage_keys[i])));
 	if (pl_json_str(live, "prune-backups"))
 		json_object_set_new(y, "keep", keep_of(pl_json_str(live, "prune-backups")));
 	json_object_foreach((json_t *)live, k, v) {
 		bool known = false;
 
-		for (size_t i = 0; i < PL_ARRAY_LEN(plain); i++)
-			known |= !strcmp(k, plain[i]);
+		for (size_t i = 0; i < PL_ARRAY_LEN(storage_keys); i++)
+			known |= !strcmp(k, storage_keys[i]);
 		for (size_t i = 0; i < PL_ARRAY_LEN(skip); i++)
 			known |= !strcmp(k, skip[i]);
 		if (!known)
@@ -996,21 +998,13 @@ id_list(const char *list)
 static json_t *
 job_yaml(const json_t *live, const char *user)
 {
-	static const char *const plain[][2] = { { "schedule", "schedule" },
-						{ "storage", "storage" },
-						{ "mode", "mode" },
-						{ "compress", "compress" },
-						{ "node", "node" },
-						{ "pool", "pool" },
-						{ "notes-template", "notes_template" },
-						{ "notification-mode", "notification_mode" } };
 	json_t *y = json_pack("{s:s}", "id", pl_json_str_or(live, "id", ""));
 
-	for (size_t i = 0; i < PL_ARRAY_LEN(plain); i++) {
-		char *t = text_of(json_object_get(live, plain[i][0]));
+	for (size_t i = 0; i < PL_ARRAY_LEN(job_keys); i++) {
+		char *t = text_of(json_object_get(live, job_keys[i][1]));
 
 		if (t)
-			json_object_set_new(y, plain[i][1], json_string(t));
+			json_object_set_new(y, job_keys[i][0], json_string(t));
 		free(t);
 	}
 	if (pl_json_int(live, "all", 0) || json_is_true(json_object_get(live, "all")))
@@ -1073,22 +1067,17 @@ pl_day2_import(const json_t *snap, const char *arg, const char *project, const c
 	comment = pl_day2_mark(user, project);
 	if (k == 1) {
 		y = job_yaml(live, user);
-		if (owner == NULL)
-			*mark = json_pack("{s:s,s:s,s:{s:s}}", "method", "PUT", "path", "",
-					  "params", "comment", comment);
 	} else {
 		y = json_pack("{s:s}", "name", id);
 		if (user)
 			json_object_set_new(y, "comment", json_string(user));
-		if (owner == NULL)
-			*mark = json_pack("{s:s,s:s,s:{s:s}}", "method", "PUT", "path", "",
-					  "params", "comment", comment);
 	}
-	if (*mark) {
+	if (owner == NULL) { /* adopted: the marker goes on */
 		char *path = k == 1 ? pl_asprintf("/cluster/backup/%s", id) :
 				      pl_asprintf("/pools/%s", id);
 
-		json_object_set_new(*mark, "path", json_string(path));
+		*mark = json_pack("{s:s,s:s,s:{s:s}}", "method", "PUT", "path", path, "params",
+				  "comment", comment);
 		free(path);
 	}
 	free(comment);
