@@ -62,7 +62,7 @@ last_rows(struct pl_state *s, const char *prefix, json_t *last, char **errmsg)
 					      (const char *)sqlite3_column_text(st, 2)));
 	if (rc != SQLITE_DONE)
 		r = pl_state_dberr(s, errmsg, "reading history");
-	sqlite3_reset(st);
+	sqlite3_finalize(st);
 out:
 	free(like);
 	return r;
@@ -124,6 +124,8 @@ pl_state_sync_day2(struct pl_state *s, const json_t *snap, long long run, double
 					json_string_value(json_array_get(v, 0)), "null", run, ts,
 					errmsg);
 		json_decref(seen);
+		sqlite3_finalize(st);
+		st = NULL;
 	}
 	json_decref(last);
 	return r;
@@ -161,11 +163,13 @@ pl_state_history_key(struct pl_state *s, const char *key, json_t **out, char **e
 						"ts", sqlite3_column_double(st, 4), "state",
 						state ? state : json_null()));
 	}
-	sqlite3_reset(st);
 	if (rc != SQLITE_DONE) {
+		r = pl_state_dberr(s, errmsg, "reading history");
+		sqlite3_finalize(st);
 		json_decref(a);
-		return pl_state_dberr(s, errmsg, "reading history");
+		return r;
 	}
+	sqlite3_finalize(st);
 	*out = a;
 	return 0;
 }
