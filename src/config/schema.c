@@ -19,7 +19,7 @@ static const struct pl_config_key guest_keys[] = {
 	{ "/category", PL_CT_STRING, NULL, NULL, "a category of conventions.categories (VMID/port ranges)", false },
 	{ "/tags", PL_CT_LIST, NULL, NULL, "Proxmox tags", false },
 	{ "/tags/*", PL_CT_STRING, NULL, NULL, "a tag", false },
-	{ "/pool", PL_CT_STRING, NULL, NULL, "resource pool", false },
+	{ "/pool", PL_CT_STRING, NULL, NULL, "resource pool (under pools:, or one the cluster has): a new guest is made in it, an existing one of this project moves to it", false },
 	{ "/description", PL_CT_STRING, NULL, NULL, "notes shown in the Proxmox UI", false },
 	{ "/onboot", PL_CT_BOOL, NULL, NULL, "start when the node boots", false },
 	{ "/startup", PL_CT_MAP, NULL, NULL, "boot order and delays", false },

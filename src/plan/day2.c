@@ -12,6 +12,7 @@
 #include "core/json.h"
 #include "core/snapshot.h"
 #include "core/str.h"
+#include "model/guest.h"
 
 #include <ctype.h>
 
@@ -738,6 +739,76 @@ declared(const struct pl_config *cfg, const char *section, const char *key, cons
 	return find_by(pl_config_get(cfg, section), key, id) != NULL;
 }
 
+/* The live guest a declared one is, among this project's (by vmid, else
+ * by name), or NULL. */
+static const json_t *
+owned_live(const struct d2 *d, const json_t *g)
+{
+	const json_t *l;
+	size_t i;
+
+	json_array_foreach(json_object_get(d->snap, PL_SNAP_GUESTS), i, l) {
+		bool same = json_object_get(g, "vmid") ?
+				    pl_json_int(l, "vmid", 0) == pl_json_int(g, "vmid", -1) :
+				    !strcmp(pl_json_str_or(l, "name", ""),
+					    pl_json_str_or(g, "name", "?"));
+
+		if (same)
+			return pl_model_owned_by(l, d->project) ? l : NULL;
+	}
+	return NULL;
+}
+
+/* Guests' pool: keys: an existing guest of this project that is not in its
+ * pool joins it (PUT /pools/ID vms=..., allow-move: out of the pool it was
+ * in), one change per pool. A new guest gets its pool when created. */
+static void
+plan_members(struct d2 *d)
+{
+	json_t *joins, *ids; /* pool -> [vmids] */
+	const json_t *g, *l;
+	const char *pool;
+	size_t i;
+
+	if (!json_is_array(json_object_get(d->snap, PL_SNAP_POOLS)))
+		return; /* not read: no pool is known to exist */
+	joins = json_object();
+
+	json_array_foreach(pl_config_guests(d->cfg), i, g) {
+		pool = pl_json_str(g, "pool");
+		if (pool == NULL || (l = owned_live(d, g)) == NULL ||
+		    !strcmp(pl_json_str_or(l, "pool", ""), pool))
+			continue;
+		if (!find_by(json_object_get(d->snap, PL_SNAP_POOLS), "poolid", pool) &&
+		    !declared(d->cfg, "/pools", "name", pool)) {
+			block(d, "pool", pool,
+			      pl_asprintf("guest '%s' is to join pool '%s', which does not exist "
+					  "(declare it "
+					  "under pools:)",
+					  pl_json_str_or(g, "name", "?"), pool));
+			continue;
+		}
+		if (!json_object_get(joins, pool))
+			json_object_set_new(joins, pool, json_array());
+		json_array_append_new(json_object_get(joins, pool),
+				      json_integer(pl_json_int(l, "vmid", 0)));
+	}
+	json_object_foreach(joins, pool, ids) {
+		char *vms = set_norm(ids);
+		json_t *c = change("pool", pool, "update", "pool members", "PUT",
+				   pl_asprintf("/pools/%s", pool),
+				   json_pack("{s:s,s:b}", "vms", vms, "allow-move", 1));
+
+		json_object_set_new(c, "diffs",
+				    json_pack("[{s:s,s:s,s:s,s:s}]", "key", "members", "from", "",
+					      "to", vms, "class", "live"));
+		json_object_set_new(c, "members", json_true());
+		json_array_append_new(d->changes, c);
+		free(vms);
+	}
+	json_decref(joins);
+}
+
 /* Declared sections whose live list could not be read block the plan. */
 static bool
 readable(struct d2 *d, const char *section, const char *snapkey, const char *path)
@@ -764,6 +835,7 @@ pl_day2_plan(const struct pl_config *cfg, const json_t *snap, const char *projec
 	if (readable(&d, "/pools", PL_SNAP_POOLS, "/pools")) {
 		json_array_foreach(pl_config_get(cfg, "/pools"), i, e)
 			plan_pool(&d, e);
+		plan_members(&d);
 	}
 	if (readable(&d, "/backups", PL_SNAP_JOBS, "/cluster/backup"))
 		json_array_foreach(pl_config_get(cfg, "/backups"), i, e)
@@ -863,7 +935,8 @@ pl_day2_phase(const json_t *ch)
 
 	if (!strcmp(pl_json_str_or(ch, "class", ""), "delete"))
 		return !strcmp(a, "backup_job") ? 2 : 3;
-	return !strcmp(a, "backup_job") ? 2 : 0;
+	/* jobs and members name guests the same apply may create or move */
+	return !strcmp(a, "backup_job") || json_is_true(json_object_get(ch, "members")) ? 2 : 0;
 }
 
 int

@@ -291,3 +291,37 @@ def test_saved_plan_is_refused_when_a_job_changed(sim, env, tmp_path):
     assert r.rc != 0, r
     assert "backup job nightly changed" in r.err, r
     assert api(sim, "GET", "cluster/backup/nightly")["schedule"] == "daily"
+
+
+def test_guests_join_their_declared_pool(sim, env, tmp_path):
+    # a new guest gets its pool when created; an existing one of this
+    # project moves to the pool its YAML names (PUT /pools/ID vms, allow-move)
+    text = ("project: lab\npools:\n  - {name: red}\n  - {name: blue}\nguests:\n"
+            "  - {name: p1, node: pve1, memory: 256, pool: red, disks: [{storage: local-lvm, size: 2G}]}\n"
+            "  - {name: p2, node: pve1, memory: 256, pool: red, disks: [{storage: local-lvm, size: 2G}]}\n")
+    cfg = write(tmp_path, text)
+    r = run("-c", cfg, "apply", "--yes", env=env)
+    assert r.rc == 0, r
+    pools = {p["poolid"]: p for p in api(sim, "GET", "pools")}
+    assert pools["red"]["comment"] == "[pvelab:lab]"
+    live = {g["name"]: g for g in api(sim, "GET", "cluster/resources", type="vm")}
+    assert live["p1"]["pool"] == "red" and live["p2"]["pool"] == "red"
+    assert plan_json(cfg, env)["changes"] == []
+
+    cfg.write_text(text.replace("pool: red", "pool: blue"))
+    plan = plan_json(cfg, env)
+    (c,) = plan["changes"]
+    assert (c["action"], c["guest"], c["class"], c["what"]) == ("pool", "blue", "update", "pool members")
+    vms = sorted(str(live[n]["vmid"]) for n in ("p1", "p2"))
+    assert c["params"] == {"vms": ",".join(vms), "allow-move": True}
+    r = run("-c", cfg, "apply", "--yes", env=env)
+    assert r.rc == 0, r
+    live = {g["name"]: g for g in api(sim, "GET", "cluster/resources", type="vm")}
+    assert live["p1"]["pool"] == "blue" and live["p2"]["pool"] == "blue"
+    assert plan_json(cfg, env)["changes"] == []
+
+    # a pool nobody declared and the cluster lacks blocks the plan
+    cfg.write_text(text.replace("pool: red", "pool: green"))
+    plan = plan_json(cfg, env)
+    assert any(b["guest"] == "pool green" and "does not exist" in b["reason"]
+               for b in plan["blocked"]), plan["blocked"]
