@@ -15,6 +15,7 @@
 #include "core/snapshot.h"
 #include "model/guest.h"
 #include "plan/apply.h"
+#include "plan/day2.h"
 #include "plan/runs.h"
 
 #include <unistd.h>
@@ -131,6 +132,15 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		json_array_foreach(json_object_get(snap, PL_SNAP_GUESTS), i, live)
 			if (pl_model_owned_by(live, project) && declared(s.cfg, live))
 				json_array_append_new(changes, delete_change(live));
+		/* and the storages, backup jobs and pools it declares (day2.c) */
+		json_t *kept = json_array(), *more = pl_day2_destroy(s.cfg, snap, project, kept);
+
+		json_array_extend(changes, more);
+		json_array_foreach(kept, i, live)
+			pl_error("keeping %s: %s", pl_json_str_or(live, "guest", "?"),
+				 pl_json_str_or(live, "reason", "?"));
+		json_decref(more);
+		json_decref(kept);
 	}
 	if (json_array_size(changes) == 0) {
 		printf("Nothing to destroy.\n");
@@ -139,9 +149,16 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	}
 	if (ctx->output != PL_OUT_JSON) {
 		json_array_foreach(changes, i, live)
-			printf("  %s-   destroy%s %s (%s %lld on %s)\n", pl_color(ctx, PL_C_RED),
-			       pl_color(ctx, PL_C_RESET), pl_json_str(live, "guest"), pl_json_str(live, "type"),
-			       pl_json_int(live, "vmid", 0), pl_json_str_or(live, "node", "?"));
+			if (pl_day2_action(pl_json_str(live, "action")))
+				printf("  %s-   destroy%s %s (%s)\n", pl_color(ctx, PL_C_RED),
+				       pl_color(ctx, PL_C_RESET), pl_json_str(live, "guest"),
+				       pl_json_str_or(live, "what", "?"));
+			else
+				printf("  %s-   destroy%s %s (%s %lld on %s)\n",
+				       pl_color(ctx, PL_C_RED), pl_color(ctx, PL_C_RESET),
+				       pl_json_str(live, "guest"), pl_json_str(live, "type"),
+				       pl_json_int(live, "vmid", 0),
+				       pl_json_str_or(live, "node", "?"));
 	}
 	if (!yes) {
 		if (!isatty(STDIN_FILENO)) {
@@ -206,7 +223,10 @@ const struct pl_cmd pl_cmd_destroy = {
 		"(pvelab adopt moves a guest to this project). Not limited by safety.max_deletes.\n"
 		"Each guest is backed up with vzdump before it is destroyed (backup.storage,\n"
 		"else 'local' or another storage with content 'backup' on its node; none: the\n"
-		"guest is not destroyed) unless --no-backup; pvelab rollback RUN restores them.",
+		"guest is not destroyed) unless --no-backup; pvelab rollback RUN restores them.\n"
+		"Without GUEST it also removes the backup jobs and pools the config declares and\n"
+		"this project manages ([pvelab:<project>] in their comment), and the storages it\n"
+		"declares that no other guest uses (their data stays).",
 	.opts = opts,
 	.max_args = PL_ARGS_MANY,
 	.run = run,

@@ -111,6 +111,14 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("%s", err);
 		goto out;
 	}
+	/* storage:ID, backup-job:ID, pool:ID (their rows have no vmid) */
+	if (strchr(a.pos[0], ':')) {
+		if (pl_state_history_key(s.state, a.pos[0], &hist, &err) != 0) {
+			pl_error("%s", err);
+			goto out;
+		}
+		goto got;
+	}
 	if ((g = pl_guest_lookup(guests, a.pos[0], &err)) != NULL) {
 		vmid = pl_json_int(g, "vmid", -1);
 	} else if (pl_str_to_ll(a.pos[0], 1, 999999999, &vmid) != 0) {
@@ -144,6 +152,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("%s", err);
 		goto out;
 	}
+got:
 	if (json_array_size(hist) == 0) {
 		pl_error("no history for guest '%s' (pvelab list shows the known guests)", a.pos[0]);
 		goto out;
@@ -221,7 +230,8 @@ const struct pl_cmd pl_cmd_history = {
 	.summary = "show what changed on a guest, sync by sync",
 	.usage = "[--live] GUEST",
 	.help = "GUEST is a vmid or a name. Each recorded state is shown as the difference\n"
-		"from the one before; -o json adds the full states.",
+		"from the one before; -o json adds the full states. storage:ID, backup-job:ID\n"
+		"and pool:ID show a storage's, backup job's or pool's history.",
 	.opts = opts,
 	.min_args = 1,
 	.max_args = 1,

@@ -18,6 +18,8 @@
 #include "core/snapshot.h"
 #include "model/guest.h"
 #include "plan/firewall.h"
+#include "plan/day2.h"
+#include "pve/client.h"
 
 #include <sys/stat.h>
 #include <time.h>
@@ -275,6 +277,44 @@ import_firewall(struct pl_session *s, json_t *snap, const json_t *lives, json_t 
 	return 0;
 }
 
+/* storage:ID, backup-job:ID and pool:ID: their YAML into doc (and after
+ * yaml's guests, when given), and this project's marker put on the jobs and
+ * pools (day2.c). Returns the sections (new reference), NULL with *errmsg. */
+static json_t *
+import_day2(struct pl_session *s, const json_t *snap, const json_t *args, const char *project,
+	    bool adopt, json_t *doc, struct pl_buf *yaml, char **errmsg)
+{
+	json_t *sections = json_object(), *marks = json_array(), *e, *mark;
+	const char *section;
+	size_t i;
+
+	json_array_foreach(args, i, e) {
+		json_t *y = pl_day2_import(snap, json_string_value(e), project, &section, &mark,
+					   errmsg);
+
+		if (y == NULL)
+			goto bad;
+		if (!json_object_get(sections, section))
+			json_object_set_new(sections, section, json_array());
+		json_array_append_new(json_object_get(sections, section), y);
+		if (mark)
+			json_array_append_new(marks, mark);
+	}
+	json_array_foreach(marks, i, e)
+		if (adopt && pl_pve_call(s->pve, pl_json_str(e, "method"), pl_json_str(e, "path"),
+					 json_object_get(e, "params"), NULL, errmsg) != 0)
+			goto bad;
+	json_object_update(doc, sections);
+	if (yaml)
+		pl_yaml_emit(sections, 0, yaml);
+	json_decref(marks);
+	return sections;
+bad:
+	json_decref(marks);
+	json_decref(sections);
+	return NULL;
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
@@ -282,7 +322,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_args a;
 	const char *out = NULL;
 	bool do_adopt = true, merge = false;
-	json_t *snap = NULL, *doc = NULL, *guests, *lives;
+	json_t *snap = NULL, *doc = NULL, *guests, *lives, *d2args, *d2 = NULL;
 	const json_t *live;
 	struct pl_buf yaml;
 	char *err = NULL, *project = NULL;
@@ -301,6 +341,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 				      "--firewall writes the cluster's firewall: section, "
 				      "so it needs a new --out FILE (or none), not --merge");
 	lives = json_array();
+	d2args = json_array();
 	pl_buf_init(&yaml, 64 << 20);
 	if (pl_session_open(&s, ctx, PL_NEED_API | PL_NEED_STATE, &err) != 0) {
 		pl_error("%s", err);
@@ -320,6 +361,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	doc = json_pack("{s:[]}", "guests");
 	guests = json_object_get(doc, "guests");
 	for (int k = 0; k < a.npos; k++) {
+		if (pl_day2_import_arg(a.pos[k])) { /* storage:ID, backup-job:ID, pool:ID */
+			json_array_append_new(d2args, json_string(a.pos[k]));
+			continue;
+		}
 		if ((live = pl_guest_lookup(json_object_get(snap, PL_SNAP_GUESTS), a.pos[k], &err)) == NULL) {
 			pl_error("%s", err);
 			goto out;
@@ -338,8 +383,18 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("%s", err);
 		goto out;
 	}
+	if (merge && json_array_size(d2args)) {
+		pl_error("--merge adds guests only (write storages, backup jobs and pools with "
+			 "--out NEW.yaml and paste them)");
+		goto out;
+	}
 	if (out && out_text(out, merge, guests, json_object_get(doc, "firewall"), &project, &yaml,
 			    &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	if (json_array_size(d2args) && (d2 = import_day2(&s, snap, d2args, project, do_adopt, doc,
+							 out ? &yaml : NULL, &err)) == NULL) {
 		pl_error("%s", err);
 		goto out;
 	}
@@ -403,6 +458,8 @@ out:
 	pl_buf_release(&yaml);
 	json_decref(doc);
 	json_decref(lives);
+	json_decref(d2args);
+	json_decref(d2);
 	json_decref(snap);
 	pl_session_close(&s);
 	return rc;
@@ -410,8 +467,10 @@ out:
 
 const struct pl_cmd pl_cmd_import = {
 	.name = "import",
-	.summary = "adopt existing guests: write their YAML so the next plan shows no changes",
-	.usage = "GUEST... [--out FILE [--merge]] [--no-adopt] [--firewall]",
+	.summary = "adopt existing guests, storages, backup jobs and pools: write their YAML so "
+		   "the next plan shows no changes",
+	.usage = "GUEST|storage:ID|backup-job:ID|pool:ID... [--out FILE [--merge]] [--no-adopt] "
+		 "[--firewall]",
 	.help = "GUEST is a vmid or a name. The guests are tagged pvelab and pvelab-<project>\n"
 		"(managed by that project) unless --no-adopt is given. The project is the one of\n"
 		"the file the YAML goes to: --out NEW.yaml writes a new file that says\n"
@@ -422,7 +481,12 @@ const struct pl_cmd pl_cmd_import = {
 		"are refused (pvelab adopt --from moves them first). --firewall adds each guest's\n"
 		"firewall options and rules and the cluster's firewall (aliases, IP sets,\n"
 		"security groups, datacenter rules and options) as written by hand, so that\n"
-		"pvelab manages them from then on (docs/firewall.md).",
+		"pvelab manages them from then on (docs/firewall.md).\n"
+		"storage:ID, backup-job:ID and pool:ID import the cluster's storage, backup job\n"
+		"or pool under storages:, backups: or pools:; a job or pool is marked as the\n"
+		"project's by [pvelab:<project>] at the end of its comment (not with --no-adopt).\n"
+		"Secrets (CIFS/PBS passwords, PBS fingerprints) are not written: add\n"
+		"password_file:/fingerprint_file: for a storage pvelab will create again.",
 	.opts = opts,
 	.min_args = 1,
 	.max_args = PL_ARGS_MANY,

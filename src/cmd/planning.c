@@ -13,6 +13,7 @@
 #include "plan/runs.h"
 #include "plan/firewall.h"
 #include "plan/templates.h"
+#include "plan/day2.h"
 #include "model/guest.h"
 #include "pve/inventory.h"
 
@@ -61,6 +62,7 @@ pl_planning_open(struct pl_session *s, struct pl_ctx *ctx, char **errmsg)
  * 1), which is all the planner needs to resolve clone sources. */
 struct wanted {
 	json_t *vmids, *names;
+	bool all; /* a storage to remove: every guest's volumes are looked at */
 };
 
 static bool
@@ -70,7 +72,8 @@ wanted_guest(const json_t *res, void *arg)
 	char key[32];
 
 	snprintf(key, sizeof(key), "%lld", pl_json_int(res, "vmid", 0));
-	return json_object_get(w->vmids, key) || json_object_get(w->names, pl_json_str_or(res, "name", "")) ||
+	return w->all || json_object_get(w->vmids, key) ||
+	       json_object_get(w->names, pl_json_str_or(res, "name", "")) ||
 	       pl_model_is_managed(res);
 }
 
@@ -279,6 +282,7 @@ pl_planning_refresh_start(struct pl_session *s, pl_planning_cb cb, void *arg)
 		json_object_set_new(p->w.vmids, key, json_true());
 		json_object_set_new(p->w.names, pl_json_str_or(g, "name", ""), json_true());
 	}
+	p->w.all = pl_day2_needs_configs(s->cfg);
 	o.farg = &p->w;
 	p->inv = pl_pve_inventory_start(s->pve, &o, on_inventory, p);
 	return p;
@@ -542,7 +546,19 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		bool bupd = !strcmp(a, "bridge") && json_is_true(json_object_get(c, "update"));
 		bool other = !strcmp(a, "bridge") || !strcmp(a, "template");
 		bool fw = !strcmp(a, "firewall");
+		/* a storage, backup job or pool: the sign of its class */
+		const char *d2 = pl_day2_action(a) ? cls : NULL;
 
+		bupd |= d2 && !strcmp(d2, "update");
+		if (d2) { /* the kind in the action's column: the summary counts guests' actions */
+			printf("  %s%-3s %-7s%s %s%s%s (%s)\n",
+			       pl_color(ctx, bupd ? PL_C_YELLOW : color_of(d2)),
+			       bupd ? "~" : sign_of(d2), !strcmp(a, "backup_job") ? "job" : a,
+			       pl_color(ctx, PL_C_RESET), pl_color(ctx, PL_C_BOLD),
+			       pl_json_str_or(c, "guest", "?"), pl_color(ctx, PL_C_RESET),
+			       pl_json_str_or(c, "what", a));
+			goto diffs;
+		}
 		printf("  %s%-3s %-7s%s %s%s%s (", pl_color(ctx, bupd ? PL_C_YELLOW : color_of(a)),
 		       bupd ? "~" : sign_of(a), a, pl_color(ctx, PL_C_RESET), pl_color(ctx, PL_C_BOLD),
 		       pl_json_str_or(c, "guest", "?"), pl_color(ctx, PL_C_RESET));
@@ -588,6 +604,9 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		putchar('\n');
 		if (json_object_get(c, "config"))
 			print_settings(ctx, json_object_get(c, "config"));
+	diffs:
+		if (d2 && !strcmp(d2, "create"))
+			print_settings(ctx, json_object_get(c, "params"));
 		json_array_foreach(json_object_get(c, "diffs"), j, d) {
 			printf("      %s~%s %s: ", pl_color(ctx, PL_C_YELLOW), pl_color(ctx, PL_C_RESET),
 			       pl_json_str_or(d, "key", "?"));
@@ -633,6 +652,12 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		if (pl_json_int(sum, "firewall", 0))
 			printf(" %lld firewall change%s.", pl_json_int(sum, "firewall", 0),
 			       pl_json_int(sum, "firewall", 0) == 1 ? "" : "s");
+		long long nd2 = pl_json_int(sum, "storage", 0) + pl_json_int(sum, "backup_job", 0) +
+				pl_json_int(sum, "pool", 0);
+
+		if (nd2)
+			printf(" %lld storage, backup job and pool change%s.", nd2,
+			       nd2 == 1 ? "" : "s");
 		if (pl_json_int(sum, "template", 0))
 			printf(" %lld template download%s.", pl_json_int(sum, "template", 0),
 			       pl_json_int(sum, "template", 0) == 1 ? "" : "s");

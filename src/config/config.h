@@ -87,6 +87,8 @@ void pl_config_check_day2(const struct pl_config *c, struct pl_diags *d);
 /* The firewall's (check_fw.c): macros, actions, ports, and the security
  * groups, IP sets and aliases rules name, against the config's own. */
 void pl_config_check_firewall(const struct pl_config *c, struct pl_diags *d);
+/* The checks of storages:, backups: and pools: (check_storage.c). */
+void pl_config_check_storage(const struct pl_config *c, struct pl_diags *d);
 /* Whether label can name cv4pve-autosnap style snapshots auto<label><12
  * digits>: PVE's snapshot names are [A-Za-z][A-Za-z0-9_-]*, at most 40. */
 bool pl_config_snap_label_valid(const char *label);

@@ -838,3 +838,9 @@ pl_api_mask_secrets(json_t *conf)
 	}
 	return n;
 }
+
+char *
+pl_api_check_format(const char *fmt, const char *v)
+{
+	return check_named_format(fmt, v);
+}

@@ -44,6 +44,9 @@ const struct pl_api_param *pl_api_param_lookup(const struct pl_api_param *params
 /* Validate one value against one parameter definition; NULL when valid, else
  * PVE's message (caller frees). */
 char *pl_api_check_value(const struct pl_api_param *p, const char *value);
+/* NULL when v has the named format ("pve-configid", "pve-storage-id",
+ * "pve-poolid", ...), else PVE's message for it (caller frees). */
+char *pl_api_check_format(const char *fmt, const char *v);
 
 /* Turn a JSON body / query value into the string PVE's parser would see
  * (true -> "1", numbers as text); NULL for objects and arrays. Caller frees. */

@@ -29,6 +29,14 @@
  * "starttime", "endtime", "status"); empty when the list could not be read. */
 #define PL_SNAP_TASKS "tasks"
 
+/* The cluster's storage configuration: GET /storage entries ("storage",
+ * "type", "content", "nodes", options, "digest"); absent when not read. */
+#define PL_SNAP_STORECFG "storage_config"
+/* Scheduled backup jobs: GET /cluster/backup entries; absent when not read. */
+#define PL_SNAP_JOBS "backup_jobs"
+/* Resource pools: GET /pools entries ("poolid", "comment"); absent when not read. */
+#define PL_SNAP_POOLS "pools"
+
 /* Keys added to the API's entries. */
 
 /* A guest's config: /nodes/NODE/{qemu,lxc}/VMID/config, an object. A

@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "model/guest.h"
+#include "plan/day2.h"
 #include "plan/firewall.h"
 #include "plan/wayback.h"
 #include "pve/client.h"
@@ -52,6 +53,7 @@ enum step {
 	S_BACKUP_FIND,
 	S_RESTORE,
 	S_FIREWALL,
+	S_CALL,
 };
 
 static const char *const step_names[] = {
@@ -59,7 +61,7 @@ static const char *const step_names[] = {
 	"clone",    "configure clone", "create",        "snapshot", "migrate",
 	"config",   "resize",          "reboot",        "start",    "stop",
 	"shutdown", "destroy",         "rollback",      "check",    "backup storage",
-	"backup",   "find backup",     "restore",       "firewall",
+	"backup",   "find backup",     "restore",       "firewall", "call",
 };
 
 #define MAX_STEPS 24
@@ -841,6 +843,21 @@ job_step(struct job *j)
 			request(j, "POST", pl_asprintf("/nodes/%s/network", j->node), p);
 		return;
 	}
+	case S_CALL: { /* a storage, backup job or pool (day2.c) */
+		const char *method;
+		char *path, *err = NULL;
+
+		if (pl_day2_request(ch, &method, &path, &p, &err) != 0) {
+			job_finish(j, err);
+			free(err);
+			return;
+		}
+		j->inflight = true;
+		pl_pve_request(j->ap->c, method, path, p, on_resp, j);
+		free(path);
+		pl_day2_request_free(p);
+		return;
+	}
 	case S_NETAPPLY:
 		request(j, "PUT", pl_asprintf("/nodes/%s/network", j->node), NULL);
 		return;
@@ -1375,6 +1392,8 @@ program(struct job *j)
 		add_step(j, S_NETAPPLY);
 	} else if (!strcmp(a, "template")) {
 		add_step(j, S_TEMPLATE);
+	} else if (pl_day2_action(a)) {
+		add_step(j, S_CALL);
 	} else if (!strcmp(a, "create")) {
 		program_create(j, false, true);
 	} else if (!strcmp(a, "reboot")) {
@@ -1553,6 +1572,8 @@ phase_of(const json_t *ch)
 		return 0;
 	if (!strcmp(a, "firewall")) /* the cluster's sets first; a guest's once it exists */
 		return strcmp(pl_json_str_or(ch, "scope", ""), "cluster") ? 2 : 0;
+	if (pl_day2_action(a))
+		return pl_day2_phase(ch);
 	if (!strcmp(a, "delete"))
 		return 2;
 	return 1;

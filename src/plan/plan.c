@@ -15,6 +15,7 @@
 #include "core/snapshot.h"
 #include "model/guest.h"
 #include "plan/templates.h"
+#include "plan/day2.h"
 #include "plan/apply.h"
 #include "plan/firewall.h"
 #include "plan/wayback.h"
@@ -837,6 +838,7 @@ pl_plan_snapshot_sigs(const json_t *snap)
 		json_object_set_new(sigs, key, json_string(sha));
 		free(key);
 	}
+	pl_day2_sigs(snap, sigs);
 	return sigs;
 }
 
@@ -1046,6 +1048,9 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 	}
 	if (o->profile == NULL) /* the firewall as declared (docs/firewall.md) */
 		pl_fw_plan(cfg, snap, p.changes, p.blocked);
+	/* storages, backup jobs and pools (day2.c); a profile plans guests only */
+	if (o->profile == NULL)
+		pl_day2_plan(cfg, snap, p.project, p.changes, p.changes, p.blocked);
 	summary = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "create", 0, "update", 0, "replace", 0,
 			    "delete", 0, "start", 0, "stop", 0, "bridge", 0, "blocked", 0);
 	json_array_foreach(p.changes, i, g) {

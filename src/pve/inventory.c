@@ -113,7 +113,16 @@ struct item {
 	struct item *prev, *next; /* the shard's live items */
 	json_t *target;      /* guest or node object (borrowed from snap) */
 	const char *node;    /* the node's name, for bridges */
-	int kind;            /* 0 config, 1 node status, 2 bridges, 3 tasks, 4 storages */
+	int kind;            /* 0 config, 1 node status, 2 bridges, 3 tasks, 4 storages,
+			      * 5.. the day-2 lists (day2_reads) */
+};
+
+/* The cluster-wide configuration lists beside the guests (kind 5 + index):
+ * optional, as the task list is; a list not read is absent from the snapshot. */
+static const char *const day2_reads[][2] = {
+	{ "/storage", PL_SNAP_STORECFG },
+	{ "/cluster/backup", PL_SNAP_JOBS },
+	{ "/pools", PL_SNAP_POOLS },
 };
 
 /* Cancelled inventories waiting for an answer already on its way on the
@@ -212,6 +221,12 @@ item_cb(const struct pl_pve_result *res, void *arg)
 					json_array_append(json_object_get(v->snap, PL_SNAP_STORAGES), o);
 			pthread_mutex_unlock(&v->lock);
 			break;
+		default:
+			pthread_mutex_lock(&v->lock);
+			if (json_is_array(res->data))
+				json_object_set(v->snap, day2_reads[it->kind - 5][1], res->data);
+			pthread_mutex_unlock(&v->lock);
+			break;
 		}
 	} else if (it->kind == 0 && res->status == 500 && res->message &&
 		   strstr(res->message, "does not exist") && v->partial) {
@@ -221,7 +236,7 @@ item_cb(const struct pl_pve_result *res, void *arg)
 	} else if (it->kind == 0 && res->status == 595 && v->partial) {
 		/* Its node did not answer the proxied call. */
 		unread(v, it->target, PL_PVE_UNREAD_NO_ANSWER);
-	} else if (it->kind == 3 || (it->kind != 0 && res->status == 595)) {
+	} else if (it->kind == 3 || it->kind >= 5 || (it->kind != 0 && res->status == 595)) {
 		/* Optional parts: the task list, details of an unreachable node. */
 	} else {
 		fail(v, res);
@@ -261,7 +276,7 @@ queue(struct shard *sh, json_t *target, const char *node, int kind, const char *
 static size_t
 requests_total(const struct pl_pve_inv *v)
 {
-	return 2 * json_array_size(v->nodes) + 2 +
+	return 2 * json_array_size(v->nodes) + 2 + PL_ARRAY_LEN(day2_reads) +
 	       atomic_load_explicit(&v->published, memory_order_acquire);
 }
 
@@ -296,8 +311,10 @@ take_next(struct shard *sh)
 
 		queue(sh, NULL, NULL, 4, "/cluster/resources", p);
 		json_decref(p);
+	} else if (i < nn + 2 + PL_ARRAY_LEN(day2_reads)) {
+		queue(sh, NULL, NULL, 5 + (int)(i - nn - 2), day2_reads[i - nn - 2][0], NULL);
 	} else {
-		i -= nn + 2;
+		i -= nn + 2 + PL_ARRAY_LEN(day2_reads);
 		o = v->todo[i / BLOCK][i % BLOCK];
 		path = pl_asprintf("/nodes/%s/%s/%lld/config", pl_json_str_or(o, "node", ""),
 				   pl_json_str(o, "type"), pl_json_int(o, "vmid", 0));

@@ -8,6 +8,7 @@
 #include "core/common.h"
 #include "state/state.h"
 
+#include <jansson.h>
 #include <sqlite3.h>
 
 struct pl_state {
@@ -28,5 +29,9 @@ int pl_state_prep(struct pl_state *s, const char *sql, sqlite3_stmt **st, char *
 int pl_state_step_done(struct pl_state *s, sqlite3_stmt *st, char **errmsg);
 /* Bind v, or NULL when v is NULL. */
 void pl_state_bind_text(sqlite3_stmt *st, int i, const char *v);
+/* History rows of the storages, backup jobs and pools a snapshot lists
+ * (sync_day2.c), inside the sync's transaction. */
+int pl_state_sync_day2(struct pl_state *s, const json_t *snap, long long run, double ts,
+		       char **errmsg);
 
 #endif

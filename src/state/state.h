@@ -108,6 +108,9 @@ int pl_state_storages(struct pl_state *s, json_t **out, char **errmsg);
 int pl_state_bridges(struct pl_state *s, json_t **out, char **errmsg);
 /* History of a guest, oldest first: [{id,kind,sha256,run,ts,state}]. */
 int pl_state_history(struct pl_state *s, long long vmid, json_t **out, char **errmsg);
+/* The same for a storage, backup job or pool: key "storage:ID",
+ * "backup-job:ID" or "pool:ID" (sync_day2.c). */
+int pl_state_history_key(struct pl_state *s, const char *key, json_t **out, char **errmsg);
 /* Total history rows (for tests and benchmarks). */
 long long pl_state_history_count(struct pl_state *s);
 /* Tasks seen, newest first; vmid < 0 for all. */

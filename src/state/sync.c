@@ -434,12 +434,13 @@ pl_state_sync_end(struct pl_state_sync *y, const json_t *snap, struct pl_state_c
 		goto fail;
 	}
 	if ((r = record_gone(y, errmsg)) != 0 ||
+	    (r = pl_state_sync_day2(s, snap, y->run, y->ts, errmsg)) != 0 ||
 	    (r = replace_table(s, "nodes", "node", "status", json_object_get(snap, PL_SNAP_NODES),
 			       y->run, errmsg)) != 0 ||
 	    (r = replace_table(s, "storages", "node", "storage",
 			       json_object_get(snap, PL_SNAP_STORAGES), y->run, errmsg)) != 0 ||
-	    (r = replace_table(s, "bridges", "node", "iface", json_object_get(snap, PL_SNAP_BRIDGES),
-			       y->run, errmsg)) != 0 ||
+	    (r = replace_table(s, "bridges", "node", "iface",
+			       json_object_get(snap, PL_SNAP_BRIDGES), y->run, errmsg)) != 0 ||
 	    (r = pl_state_prep(s, ST_TASK, &st, errmsg)) != 0)
 		goto fail;
 	json_array_foreach(json_object_get(snap, PL_SNAP_TASKS), i, t) {

@@ -43,7 +43,8 @@ def api(info, method, path, **params):
 def history_rows(state):
     db = sqlite3.connect(str(state))
     try:
-        return db.execute("select count(*) from history").fetchone()[0]
+        # the guests' rows (storages, jobs and pools have theirs with vmid 0)
+        return db.execute("select count(*) from history where vmid > 0").fetchone()[0]
     finally:
         db.close()
 

@@ -60,6 +60,19 @@ def test_example_applies_and_converges(name, tmp_path):
             if "vmid" in g:
                 assert by_name[g["name"]]["vmid"] == g["vmid"], g["name"]
             assert by_name[g["name"]]["status"] == g.get("state", "running"), g["name"]
+        # and every declared storage, backup job and pool (issue 28)
+        def get(path):
+            return requests.get(info["url"] + "/api2/json/" + path, verify=False, timeout=30,
+                                headers={"Authorization": "PVEAPIToken=" + info["token"]}).json()["data"]
+        stores = {s["storage"]: s for s in get("storage")}
+        for s in doc.get("storages") or []:
+            assert stores[s["name"]]["type"] == s["type"], s["name"]
+        jobs = {j["id"]: j for j in get("cluster/backup")}
+        for b in doc.get("backups") or []:
+            assert jobs[b["id"]]["schedule"] == b["schedule"], b["id"]
+            assert jobs[b["id"]]["comment"].endswith("[pvelab:" + doc.get("project", name[:-5]) + "]")
+        pools = {p["poolid"] for p in get("pools")}
+        assert {p["name"] for p in doc.get("pools") or []} <= pools
     finally:
         rc, err = stop_sim(info)
         assert rc == 0, err

@@ -1,0 +1,175 @@
+/*
+ * History of the cluster's storages, backup jobs and pools: each sync that
+ * read their lists adds a row when one appeared ("discovered"), changed
+ * ("updated") or went ("deleted"), keyed "storage:ID", "backup-job:ID",
+ * "pool:ID" with vmid 0, beside the guests' rows. Secrets a list may carry
+ * (a PBS fingerprint) are masked before anything is stored.
+ */
+#include "core/common.h"
+#include "state/internal.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/snapshot.h"
+#include "core/str.h"
+
+static const char *const kinds[][3] = {
+	/* snapshot key, history prefix, id key */
+	{ PL_SNAP_STORECFG, "storage:", "storage" },
+	{ PL_SNAP_JOBS, "backup-job:", "id" },
+	{ PL_SNAP_POOLS, "pool:", "poolid" },
+};
+
+/* Never stored, whatever the API answers: pve-storage's sensitive
+ * properties, and the fingerprint a storage is pinned with. */
+static const char *const masked[] = { "password", "encryption-key", "master-pubkey", "keyring",
+				      "fingerprint" };
+
+#define ST_LAST                                                                                    \
+	"SELECT guest, sha256, kind FROM history WHERE id IN (SELECT max(id) FROM "                \
+	"history WHERE vmid = 0 AND guest LIKE ? GROUP BY guest)"
+#define ST_ADD "INSERT INTO history(guest,vmid,kind,sha256,run_id,ts,json) VALUES (?,0,?,?,?,?,?)"
+
+static int
+add(struct pl_state *s, sqlite3_stmt *st, const char *key, const char *kind, const char *sha,
+    const char *json, long long run, double ts, char **errmsg)
+{
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, sha, -1, SQLITE_TRANSIENT);
+	if (run > 0)
+		sqlite3_bind_int64(st, 4, run);
+	else
+		sqlite3_bind_null(st, 4);
+	sqlite3_bind_double(st, 5, ts);
+	sqlite3_bind_text(st, 6, json, -1, SQLITE_TRANSIENT);
+	return pl_state_step_done(s, st, errmsg);
+}
+
+/* The last row of each key with this prefix: key -> [sha, kind]. */
+static int
+last_rows(struct pl_state *s, const char *prefix, json_t *last, char **errmsg)
+{
+	sqlite3_stmt *st;
+	char *like = pl_asprintf("%s%%", prefix);
+	int r, rc;
+
+	if ((r = pl_state_prep(s, ST_LAST, &st, errmsg)) != 0)
+		goto out;
+	sqlite3_bind_text(st, 1, like, -1, SQLITE_TRANSIENT);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_object_set_new(last, (const char *)sqlite3_column_text(st, 0),
+				    json_pack("[s,s]", (const char *)sqlite3_column_text(st, 1),
+					      (const char *)sqlite3_column_text(st, 2)));
+	if (rc != SQLITE_DONE)
+		r = pl_state_dberr(s, errmsg, "reading history");
+	sqlite3_finalize(st);
+out:
+	free(like);
+	return r;
+}
+
+int
+pl_state_sync_day2(struct pl_state *s, const json_t *snap, long long run, double ts, char **errmsg)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *last = json_object();
+	int r = 0;
+
+	for (size_t k = 0; k < PL_ARRAY_LEN(kinds) && r == 0; k++) {
+		const json_t *list = json_object_get(snap, kinds[k][0]), *e;
+		json_t *seen = json_object(), *v;
+		const char *key;
+		size_t i;
+
+		if (!json_is_array(list)) { /* not read: nothing is known of them */
+			json_decref(seen);
+			continue;
+		}
+		json_object_clear(last);
+		if ((r = last_rows(s, kinds[k][1], last, errmsg)) != 0 ||
+		    (r = pl_state_prep(s, ST_ADD, &st, errmsg)) != 0) {
+			json_decref(seen);
+			break;
+		}
+		json_array_foreach(list, i, e) {
+			json_t *o = json_deep_copy(e);
+			char *k2 = pl_asprintf("%s%s", kinds[k][1],
+					       pl_json_str_or(e, kinds[k][2], "?"));
+			const json_t *prev = json_object_get(last, k2);
+			char sha[65], *text;
+
+			json_object_del(o, "digest"); /* the whole file's, not this object's */
+			for (size_t m = 0; m < PL_ARRAY_LEN(masked); m++)
+				if (json_object_get(o, masked[m]))
+					json_object_set_new(o, masked[m],
+							    json_string("**********"));
+			text = pl_json_canonical(o);
+			pl_sha256_hex(text, strlen(text), sha);
+			json_object_set_new(seen, k2, json_true());
+			if (prev == NULL ||
+			    !strcmp(json_string_value(json_array_get(prev, 1)), "deleted"))
+				r = add(s, st, k2, "discovered", sha, text, run, ts, errmsg);
+			else if (strcmp(json_string_value(json_array_get(prev, 0)), sha))
+				r = add(s, st, k2, "updated", sha, text, run, ts, errmsg);
+			free(text);
+			free(k2);
+			json_decref(o);
+			if (r != 0)
+				break;
+		}
+		json_object_foreach(last, key, v)
+			if (r == 0 && !json_object_get(seen, key) &&
+			    strcmp(json_string_value(json_array_get(v, 1)), "deleted"))
+				r = add(s, st, key, "deleted",
+					json_string_value(json_array_get(v, 0)), "null", run, ts,
+					errmsg);
+		json_decref(seen);
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	json_decref(last);
+	return r;
+}
+
+int
+pl_state_history_key(struct pl_state *s, const char *key, json_t **out, char **errmsg)
+{
+	sqlite3_stmt *st;
+	json_t *a = json_array();
+	int r, rc;
+
+	*out = NULL;
+	if ((r = pl_state_prep(
+		     s,
+		     "SELECT id, kind, sha256, run_id, ts, json FROM history WHERE vmid = 0 "
+		     "AND guest = ? ORDER BY id",
+		     &st, errmsg)) != 0) {
+		json_decref(a);
+		return r;
+	}
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *text = (const char *)sqlite3_column_text(st, 5);
+		json_t *state = pl_json_loadb(text, strlen(text), 0);
+
+		json_array_append_new(a,
+				      json_pack("{s:I,s:s,s:s,s:o,s:f,s:o}", "id",
+						(json_int_t)sqlite3_column_int64(st, 0), "kind",
+						(const char *)sqlite3_column_text(st, 1), "sha256",
+						(const char *)sqlite3_column_text(st, 2), "run",
+						sqlite3_column_type(st, 3) == SQLITE_NULL ?
+							json_null() :
+							json_integer(sqlite3_column_int64(st, 3)),
+						"ts", sqlite3_column_double(st, 4), "state",
+						state ? state : json_null()));
+	}
+	if (rc != SQLITE_DONE) {
+		r = pl_state_dberr(s, errmsg, "reading history");
+		sqlite3_finalize(st);
+		json_decref(a);
+		return r;
+	}
+	sqlite3_finalize(st);
+	*out = a;
+	return 0;
+}
