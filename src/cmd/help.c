@@ -205,7 +205,8 @@ man_header(FILE *f, const char *title)
 	      f);
 	for (; *title; title++)
 		fputs(*title == '-' ? "\\-" : (char[]){ (char)toupper((unsigned char)*title), 0 }, f);
-	fputs(" 1 \"\" \"pvelab " PL_VERSION "\" \"pvelab manual\"\n", f);
+	/* no hyphenation: command and option names are looked for as they are */
+	fputs(" 1 \"\" \"pvelab " PL_VERSION "\" \"pvelab manual\"\n.nh\n", f);
 }
 
 static const char man_exit[] =
