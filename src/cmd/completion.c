@@ -91,8 +91,8 @@ zsh(void)
 		zsh_opts(c->opts, true);
 		printf("\t\t'1:command:(%s)' %s\n\t\t;;\n", c->name,
 		       !strcmp(c->name, "help") ? "'2:command:->cmd' && [[ $state == cmd ]] && "
-						  "_describe -t commands 'pvelab command' cmds"
-						  : "'*:argument:_files'");
+						  "_describe -t commands 'pvelab command' cmds" :
+						  "'*:argument:_files'");
 	}
 	puts("\tesac\n"
 	     "}\n"
@@ -206,8 +206,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	else if (!strcmp(a.pos[0], "fish"))
 		fish();
 	else
-		return pl_usage_error(&pl_cmd_completion, "no completion for '%s' (bash, zsh or fish)",
-				      a.pos[0]);
+		return pl_usage_error(&pl_cmd_completion,
+				      "no completion for '%s' (bash, zsh or fish)", a.pos[0]);
 	return PL_EXIT_OK;
 }
 

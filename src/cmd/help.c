@@ -124,7 +124,6 @@ print_markdown(FILE *f)
 	}
 }
 
-
 /* Text for roff: backslashes and minus signs escaped, a line that would start
  * with a control character guarded. In help paragraphs (para), a blank line
  * starts a new paragraph and an indented line keeps a line of its own;
@@ -204,7 +203,8 @@ man_header(FILE *f, const char *title)
 	      ".TH ",
 	      f);
 	for (; *title; title++)
-		fputs(*title == '-' ? "\\-" : (char[]){ (char)toupper((unsigned char)*title), 0 }, f);
+		fputs(*title == '-' ? "\\-" : (char[]){ (char)toupper((unsigned char)*title), 0 },
+		      f);
 	/* no hyphenation: command and option names are looked for as they are */
 	fputs(" 1 \"\" \"pvelab " PL_VERSION "\" \"pvelab manual\"\n.nh\n", f);
 }
@@ -220,7 +220,8 @@ man_overview(FILE *f)
 {
 	man_header(f, "pvelab");
 	fputs(".SH NAME\npvelab \\- Proxmox VE homelab as code\n.SH SYNOPSIS\n"
-	      ".B pvelab\n[\\fIglobal options\\fR] \\fICOMMAND\\fR [\\fIoptions\\fR] [\\fIargs\\fR]\n"
+	      ".B pvelab\n[\\fIglobal options\\fR] \\fICOMMAND\\fR [\\fIoptions\\fR] "
+	      "[\\fIargs\\fR]\n"
 	      ".br\n.B pvelab \\-\\-help\\fR | \\fB\\-\\-version\n.SH DESCRIPTION\n",
 	      f);
 	roff(f, about, false);
