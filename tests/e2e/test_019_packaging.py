@@ -301,7 +301,10 @@ def test_install_deps_as_non_root_prints_one_line(tmp_path):
     prefix = []
     if os.geteuid() == 0:
         prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    script = os.path.join(SRC, "scripts", "install-deps")
+    # a copy beside it: the repository may sit in a folder only root can read
+    script = fake / "install-deps"
+    shutil.copy(os.path.join(SRC, "scripts", "install-deps"), script)
+    script.chmod(0o755)
 
     def line(*groups):
         r = sh(*prefix, "bash", script, *groups, env=env)
