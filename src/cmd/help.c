@@ -149,6 +149,8 @@ roff(FILE *f, const char *s, bool para)
 			fputs("\\-", f);
 		else if (*s == '\n' && !para)
 			fputc(' ', f);
+		else if (*s == ',' && s[1] != ' ' && s[1] != '\n')
+			fputs(",\\:", f); /* a,b,c may break after a comma on a narrow terminal */
 		else
 			fputc(*s, f);
 	}
