@@ -127,10 +127,10 @@ def test_completion_fish_completes_commands_and_options(tmp_path):
         assert r.returncode == 0, r.stderr
         return [ln.split("\t")[0] for ln in r.stdout.splitlines()]
 
-    assert complete("pvelab vali") == ["validate"]
+    assert complete("pvelab vali") == [n for n in NAMES if n.startswith("vali")] == ["validate"]
     assert "--detailed-exitcode" in complete("pvelab plan --det")
     assert "--config" in complete("pvelab plan --con")
-    assert complete("pvelab help sna") == ["snapshot", "snapshots"]
+    assert sorted(complete("pvelab help sna")) == sorted(n for n in NAMES if n.startswith("sna"))
     every = complete("pvelab ")
     assert set(NAMES) <= set(every)
     for c in TABLE:
