@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 
@@ -288,26 +289,31 @@ def test_tests_off_needs_no_cmocka(tmp_path):
     assert "pvelab" in mk and "unit_" not in mk
 
 
-def test_install_deps_as_non_root_prints_one_line(tmp_path):
+def test_install_deps_as_non_root_prints_one_line():
     """Everything missing (a dpkg-query that knows nothing), as a user who is
     not root: one apt-get line, the build group apart from the test-only one."""
-    # where the unprivileged user can run it (pytest's tmp_path is root's only)
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    for d in (fake, *fake.parents):
-        if str(d) == "/tmp":
-            break
-        d.chmod(0o755)
-    (fake / "dpkg-query").write_text("#!/bin/sh\nexit 1\n")
-    (fake / "dpkg-query").chmod(0o755)
+    # A folder of its own that the unprivileged user can read: not under
+    # pytest's tmp_path, whose root (/tmp/pytest-of-root, 0700) any other pytest
+    # process on the machine may close again while this runs.
+    fake = tempfile.mkdtemp(prefix="pvelab-install-deps-")
+    try:
+        os.chmod(fake, 0o755)
+        with open(os.path.join(fake, "dpkg-query"), "w") as f:
+            f.write("#!/bin/sh\nexit 1\n")
+        os.chmod(os.path.join(fake, "dpkg-query"), 0o755)
+        script = os.path.join(fake, "install-deps")
+        shutil.copy(os.path.join(SRC, "scripts", "install-deps"), script)
+        os.chmod(script, 0o755)
+        check_install_deps(fake, script)
+    finally:
+        shutil.rmtree(fake)
+
+
+def check_install_deps(fake, script):
     env = dict(os.environ, PATH=f"{fake}:/usr/bin:/bin")
     prefix = []
     if os.geteuid() == 0:
         prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-    # a copy beside it: the repository may sit in a folder only root can read
-    script = fake / "install-deps"
-    shutil.copy(os.path.join(SRC, "scripts", "install-deps"), script)
-    script.chmod(0o755)
 
     def line(*groups):
         r = sh(*prefix, "bash", script, *groups, env=env)
@@ -328,4 +334,4 @@ def test_install_deps_as_non_root_prints_one_line(tmp_path):
             "fish", "man-db"} <= set(every)
     assert set(build) <= set(every)
     deb = line("deb")
-    assert {"debhelper", "lintian"} <= set(deb)
+    assert {"debhelper", "lintian", "fish"} <= set(deb), deb
