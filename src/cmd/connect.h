@@ -46,8 +46,7 @@ struct pl_state_counts;
 /* Sync the cluster into s->state (sync.c; also behind --live). snap_out and
  * changes are optional new references. */
 int pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
-		    struct pl_state_counts *cnt, json_t **changes, json_t **snap_out,
-		    char **errmsg);
+		    struct pl_state_counts *cnt, json_t **changes, json_t **snap_out, char **errmsg);
 /* Find GUEST (vmid or name) among guests; on failure *errmsg names the
  * closest names. Returns the borrowed object or NULL. */
 const json_t *pl_guest_lookup(const json_t *guests, const char *guest, char **errmsg);

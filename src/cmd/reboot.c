@@ -15,10 +15,8 @@ const struct pl_cmd pl_cmd_reboot = {
 	.name = "reboot",
 	.summary = "reboot guests cleanly",
 	.usage = "[--timeout SECS] GUEST...",
-	.help = "GUEST is a vmid or a name. Prints one line per guest when its task ends. A reboot "
-		"is a\n"
-		"shutdown and a start: a guest that does not act on ACPI fails it when the timeout "
-		"passes.",
+	.help = "GUEST is a vmid or a name. Prints one line per guest when its task ends. A reboot is a\n"
+		"shutdown and a start: a guest that does not act on ACPI fails it when the timeout passes.",
 	.opts = pl_act_reboot_opts,
 	.min_args = 1,
 	.max_args = PL_ARGS_MANY,

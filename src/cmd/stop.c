@@ -15,10 +15,8 @@ const struct pl_cmd pl_cmd_stop = {
 	.name = "stop",
 	.summary = "stop guests at once (like pulling the plug)",
 	.usage = "[--timeout SECS] [--overrule-shutdown] GUEST...",
-	.help = "GUEST is a vmid or a name. Prints one line per guest when its task ends. A guest "
-		"still\n"
-		"shutting down holds its lock until its shutdown times out: --overrule-shutdown "
-		"aborts\n"
+	.help = "GUEST is a vmid or a name. Prints one line per guest when its task ends. A guest still\n"
+		"shutting down holds its lock until its shutdown times out: --overrule-shutdown aborts\n"
 		"that shutdown first (PVE 8.1 or later).",
 	.opts = pl_act_stop_opts,
 	.min_args = 1,

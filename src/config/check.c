@@ -39,8 +39,8 @@ unique(const struct pl_config *c, struct pl_diags *d, json_t *seen, const char *
 static const char *const vm_only[] = { "disks", "cloudinit", "clone", "hostpci", "sockets",
 				       "cpu", "balloon", "bios", "machine", "scsihw", "agent",
 				       "efidisk", "tpm", NULL };
-static const char *const ct_only[] = { "ostemplate",   "rootfs", "mounts", "features",
-				       "unprivileged", "swap",   NULL };
+static const char *const ct_only[] = { "ostemplate", "rootfs", "mounts", "features",
+				       "unprivileged", "swap", NULL };
 
 static void
 type_keys(const struct pl_config *c, struct pl_diags *d, const json_t *g, const char *gptr,

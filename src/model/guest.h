@@ -22,7 +22,7 @@ struct pl_model_guest {
 	char *category;   /* NULL when none */
 	bool running;     /* desired power state */
 	json_t *config;   /* Proxmox config keys -> values (strings or integers) */
-	json_t *create; /* creation-only parameters: ostemplate, pool, clone {template, full, storage} */
+	json_t *create;   /* creation-only parameters: ostemplate, pool, clone {template, full, storage} */
 	json_t *defaults; /* config keys pvelab filled in for a create, never compared with a
 			   * live guest: key -> "all" (the YAML has none: rootfs) or "storage"
 			   * (the YAML gives no storage: compared on the live one) */

@@ -478,8 +478,7 @@ add_config_params(json_t *params, const json_t *cfg)
 
 	json_object_foreach((json_t *)cfg, k, v) {
 		if (!strcmp(k, "sshkeys") && json_is_string(v)) {
-			char *enc = pl_str_url_encode(
-				json_string_value(v)); /* PVE stores sshkeys encoded */
+			char *enc = pl_str_url_encode(json_string_value(v)); /* PVE stores sshkeys encoded */
 
 			json_object_set_new(params, k, json_string(enc));
 			free(enc);

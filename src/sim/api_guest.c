@@ -144,22 +144,20 @@ guest_status(struct pl_sim *s, const struct pl_sim_guest *g, bool current)
 		json_object_set_new(o, "template", json_integer(1));
 	if (g->lxc) {
 		json_object_set_new(o, "type", json_string("lxc"));
-		json_object_set_new(
-			o, "maxswap",
-			json_integer((json_int_t)pl_json_int(g->conf, "swap", 512) << 20));
+		json_object_set_new(o, "maxswap",
+				    json_integer((json_int_t)pl_json_int(g->conf, "swap", 512) << 20));
 		json_object_set_new(o, "swap", json_integer(0));
 	} else {
-		json_object_set_new(
-			o, "qmpstatus",
-			json_string(g->status == PL_SIM_PAUSED ? "paused" : status_text(g)));
+		json_object_set_new(o, "qmpstatus",
+				    json_string(g->status == PL_SIM_PAUSED ? "paused"
+									   : status_text(g)));
 		if (g->status != PL_SIM_STOPPED) {
 			bool v8 = !strcmp(s->schema->version, "8.4");
 
-			json_object_set_new(o, "running-qemu",
-					    json_string(v8 ? "9.2.0" : "10.1.2"));
-			json_object_set_new(
-				o, "running-machine",
-				json_string(v8 ? "pc-i440fx-9.2+pve1" : "pc-i440fx-10.1+pve0"));
+			json_object_set_new(o, "running-qemu", json_string(v8 ? "9.2.0" : "10.1.2"));
+			json_object_set_new(o, "running-machine",
+					    json_string(v8 ? "pc-i440fx-9.2+pve1"
+							   : "pc-i440fx-10.1+pve0"));
 		}
 		if (current) {
 			json_object_set_new(o, "ha", json_pack("{s:i}", "managed", 0));
@@ -334,8 +332,8 @@ h_create(struct pl_sim_req *r)
 		char *txt = pl_api_value_text(v);
 
 		if (txt && pl_sim_conf_value(r, g, g->conf, k, txt) != 0) {
-			char *msg = pl_asprintf("unable to restore %s %lld - %s", lxc ? "CT" : "VM",
-						vmid, r->reason);
+			char *msg = pl_asprintf("unable to restore %s %lld - %s", lxc ? "CT" : "VM", vmid,
+						r->reason);
 
 			free(txt);
 			pl_sim_guest_remove(s, (uint32_t)vmid, false);
@@ -369,8 +367,7 @@ h_create(struct pl_sim_req *r)
 									       : "local");
 
 			if (pl_sim_conf_value(r, g, g->conf, "rootfs", root) != 0) {
-				char *msg = pl_asprintf("unable to create CT %lld - %s", vmid,
-							r->reason);
+				char *msg = pl_asprintf("unable to create CT %lld - %s", vmid, r->reason);
 
 				free(root);
 				pl_sim_guest_remove(s, (uint32_t)vmid, false);
@@ -497,13 +494,11 @@ h_config_get(struct pl_sim_req *r)
 static bool
 hot_key(const struct pl_sim_guest *g, const char *key)
 {
-	static const char *const always[] = {
-		"name",           "description", "tags",     "onboot",
-		"startup",        "cipassword", /* PVE writes it to the config at once */
-		"protection",     "hookscript",  "lock",     "shares",
-		"vmstatestorage", "balloon",     "hostname", "nameserver",
-		"searchdomain",   "cpulimit",    "cpuunits"
-	};
+	static const char *const always[] = { "name", "description", "tags", "onboot", "startup",
+					      "cipassword", /* PVE writes it to the config at once */
+					      "protection", "hookscript", "lock", "shares",
+					      "vmstatestorage", "balloon", "hostname", "nameserver",
+					      "searchdomain", "cpulimit", "cpuunits" };
 	const char *hp;
 	size_t kl = strcspn(key, "0123456789");
 
