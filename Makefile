@@ -1,4 +1,6 @@
-# Front door to the CMake build: make, make check [SANITIZE=1], make demo.
+# Front door to the CMake build: make, make demo, make check [SANITIZE=1],
+# make deb. Each first installs the Debian packages it needs
+# (scripts/install-deps: build for make and make demo, test for make check).
 BUILD ?= build
 CMAKE_FLAGS ?=
 ifeq ($(SANITIZE),1)
@@ -7,29 +9,32 @@ CMAKE_FLAGS += -DPVELAB_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 endif
 MAKEFLAGS += --no-print-directory
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+# A plain build has the tests only when cmocka is there (make check installs it).
+TESTS_DEFAULT = $(shell pkg-config --exists cmocka 2>/dev/null && echo ON || echo OFF)
 
-.PHONY: all deps check tsan demo fuzz clean
+.PHONY: all deps build-deps check tsan demo fuzz deb deb-check clean
 
-all: $(BUILD)/CMakeCache.txt
+all: build-deps
+	@scripts/configure --if-needed $(BUILD) -DPVELAB_TESTS=$(TESTS_DEFAULT) $(CMAKE_FLAGS)
 	@cmake --build $(BUILD) -j $(JOBS)
 
-$(BUILD)/CMakeCache.txt:
-	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+build-deps:
+	@scripts/install-deps build
 
 deps:
-	@bash scripts/install-deps
+	@scripts/install-deps build test
 
 # Developer builds: warnings are errors (PVELAB_WERROR, off for a plain make).
 check: deps
-	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) -DPVELAB_WERROR=ON >/dev/null
-	@$(MAKE) --no-print-directory all BUILD=$(BUILD) CMAKE_FLAGS="$(CMAKE_FLAGS)"
+	@scripts/configure $(BUILD) $(CMAKE_FLAGS) -DPVELAB_WERROR=ON -DPVELAB_TESTS=ON
+	@cmake --build $(BUILD) -j $(JOBS)
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 # The threaded code (sync's workers, the threaded list parse) under
 # ThreadSanitizer: the sync and fault suites against a TSan build. ASLR off:
 # TSan needs its fixed memory layout on kernels with many mmap random bits.
 tsan: deps
-	@cmake -S . -B build-tsan -DPVELAB_TSAN=ON -DPVELAB_WERROR=ON >/dev/null
+	@scripts/configure build-tsan -DPVELAB_TSAN=ON -DPVELAB_WERROR=ON
 	@cmake --build build-tsan -j $(JOBS) --target pvelab
 	@setarch -R env PVELAB_BIN=$(CURDIR)/build-tsan/pvelab TSAN_OPTIONS=exitcode=66 \
 		/usr/bin/python3 -m pytest -q -x -p no:cacheprovider tests/e2e/test_200_sync.py \
@@ -38,9 +43,19 @@ tsan: deps
 demo: all
 	@bash scripts/demo $(BUILD)/pvelab
 
-fuzz:
-	@cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DPVELAB_FUZZ=ON >/dev/null
+fuzz: deps
+	@scripts/configure build-fuzz -DCMAKE_C_COMPILER=clang -DPVELAB_FUZZ=ON
 	@cmake --build build-fuzz -j $(JOBS)
 
+# build-deb/pvelab_<version>_amd64.deb, built by debhelper from debian/ in a
+# copy of the tree; deb-check lints it, installs it, checks what it installed
+# and removes it again (as root: it changes the system).
+deb:
+	@scripts/install-deps deb
+	@scripts/build-deb build-deb
+
+deb-check: deb
+	@scripts/check-deb build-deb
+
 clean:
-	rm -rf build build-san build-fuzz build-tsan
+	rm -rf build build-san build-fuzz build-tsan build-deb

@@ -314,6 +314,15 @@ load(const char *name, struct fy_document *doc, struct fy_diag *diag, char **fir
 		v = NULL;
 		goto out;
 	}
+	if (v == NULL) {
+		/* a value libfyaml gave back broken (a long single-quoted scalar
+		 * with '' escapes, as libfyaml 0.7.12 unescapes it): an error, never
+		 * NULL without one */
+		pl_seterr(errmsg, PL_EPARSE,
+			  "%s: cannot read a value of this YAML (a quoted scalar?)", name);
+		json_decref(c.marks);
+		goto out;
+	}
 	if (marks)
 		*marks = c.marks;
 out:

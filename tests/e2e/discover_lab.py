@@ -2,7 +2,11 @@
 packages where they exist (sshd, Xtigervnc) and small protocol responders
 written for the tests (X.224/RDP, Redfish over TLS
 serving the real captures from tests/data/redfish/, IPMI RMCP pong, a silent
-port), and `pvelab sim` for Proxmox VE. Every service binds its own 127.0.0.x address; nothing leaves loopback."""
+port), and `pvelab sim` for Proxmox VE. Every service binds its own address in
+NET.0/24, a /24 of the loopback range 127.0.0.0/8 that this test process has to
+itself (claim_net), so that two test runs on one machine never meet; nothing
+leaves loopback."""
+import fcntl
 import http.server
 import json
 import os
@@ -16,6 +20,47 @@ import tempfile
 import threading
 import time
 import warnings
+
+
+def _bound_addresses():
+    """Every IPv4 address a TCP or UDP socket on this machine is bound to."""
+    seen = set()
+    for table in ("/proc/net/tcp", "/proc/net/udp"):
+        try:
+            with open(table) as f:
+                next(f)
+                for ln in f:
+                    hexaddr = ln.split()[1].split(":")[0]
+                    seen.add(socket.inet_ntoa(struct.pack("<I", int(hexaddr, 16))))
+        except OSError:
+            pass
+    return seen
+
+
+def claim_net():
+    """A /24 inside 127.0.0.0/8 (not 127.0.0.x) for this process alone: the
+    first of a sequence derived from the pid whose lock file nobody holds and
+    on which no socket is bound. The lock (an flock on /tmp/pvelab-lab-NET.lock,
+    held until the process ends) keeps two concurrent runs off one /24; the
+    check keeps the lab off addresses something else uses. Returns the prefix
+    "127.a.b" and the open lock file."""
+    pid = os.getpid()
+    for k in range(512):
+        n = (pid * 31 + k * 7919) % (200 * 250)
+        net = f"127.{20 + n // 250}.{1 + n % 250}"
+        fd = os.open(f"/tmp/pvelab-lab-{net}.lock", os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        if not any(a.startswith(net + ".") for a in _bound_addresses()):
+            return net, fd
+        os.close(fd)
+    raise RuntimeError("no free /24 in 127.0.0.0/8 for the discovery lab")
+
+
+NET, _NET_LOCK = claim_net()
 
 
 def _wait_port(addr, port, timeout=10.0):
@@ -386,7 +431,9 @@ def start_xvnc(addr, tmp, port=5900):
     xvnc = shutil.which("Xtigervnc")
     if not xvnc:
         return None
-    for disp in range(77, 97):
+    # displays from one derived from this run's NET: concurrent labs try apart
+    first = 100 + int(NET.split(".")[2])
+    for disp in range(first, first + 20):
         if os.path.exists(f"/tmp/.X11-unix/X{disp}") or os.path.exists(f"/tmp/.X{disp}-lock"):
             continue
         p = subprocess.Popen([xvnc, f":{disp}", "-interface", addr, "-rfbport", str(port),
@@ -406,7 +453,7 @@ def start_xvnc(addr, tmp, port=5900):
 
 
 class Lab:
-    """127.0.0.2 sshd, .3 VNC, .4 RDP, .5 Proxmox VE, .6 iDRAC9 (fw 6.00),
+    """NET.2 sshd, .3 VNC, .4 RDP, .5 Proxmox VE, .6 iDRAC9 (fw 6.00),
     .7 legacy iDRAC (Redfish 1.0.2, TLS 1.0, expired certificate), .8
     Supermicro X13, .9 iDRAC9 (fw 3.34), .12 Proxmox Backup Server, .13 IPMI
     on 623/udp."""
@@ -418,45 +465,45 @@ class Lab:
         self.notes = {}
         rf = os.path.join(testdata, "redfish")
         try:
-            p = start_sshd("127.0.0.2", self.tmp)
+            p = start_sshd(f"{NET}.2", self.tmp)
             if p:
                 self.procs.append(p)
             self.notes["sshd"] = p is not None
-            p = start_xvnc("127.0.0.3", self.tmp)
+            p = start_xvnc(f"{NET}.3", self.tmp)
             if p:
                 self.procs.append(p)
                 self.notes["vnc"] = "Xtigervnc"
             else:
-                self.stops.append(rfb_responder("127.0.0.3"))
+                self.stops.append(rfb_responder(f"{NET}.3"))
                 self.notes["vnc"] = "python"
-            self.stops.append(rdp_responder("127.0.0.4"))
-            self.procs.append(start_sim("127.0.0.5"))
+            self.stops.append(rdp_responder(f"{NET}.4"))
+            self.procs.append(start_sim(f"{NET}.5"))
             dell = make_cert(self.tmp, "idrac", "/C=US/O=Dell Inc./CN=idrac-F54P1G3")
             self.stops.append(redfish_server(
-                "127.0.0.6", os.path.join(rf, "idrac9_fw6.00.30.00_R750_libredfish-mockup"), dell))
+                f"{NET}.6", os.path.join(rf, "idrac9_fw6.00.30.00_R750_libredfish-mockup"), dell))
             old = make_cert(self.tmp, "old", "/O=Dell Inc./CN=idrac-legacy", expired=True)
             self.notes["expired_cert"] = old is not None
             try:
                 self.stops.append(redfish_server(
-                    "127.0.0.7", os.path.join(rf, "idrac_legacy_redfish1.0.2_dora-comment"),
+                    f"{NET}.7", os.path.join(rf, "idrac_legacy_redfish1.0.2_dora-comment"),
                     old or dell, legacy=True))
                 self.notes["tls10"] = True
             except ssl.SSLError:
                 self.stops.append(redfish_server(
-                    "127.0.0.7", os.path.join(rf, "idrac_legacy_redfish1.0.2_dora-comment"),
+                    f"{NET}.7", os.path.join(rf, "idrac_legacy_redfish1.0.2_dora-comment"),
                     old or dell))
                 self.notes["tls10"] = False
             smc = make_cert(self.tmp, "smc", "/O=Super Micro Computer/CN=IPMI")
             self.stops.append(redfish_server(
-                "127.0.0.8", os.path.join(rf, "X13_SYS-821GE-TNHR_bmc11.01.01_libredfish-mockup"),
+                f"{NET}.8", os.path.join(rf, "X13_SYS-821GE-TNHR_bmc11.01.01_libredfish-mockup"),
                 smc))
             self.stops.append(redfish_server(
-                "127.0.0.9", os.path.join(rf, "idrac9_fw3.34.34.34_14G_R640_sushy-oem-idrac"), dell))
+                f"{NET}.9", os.path.join(rf, "idrac9_fw3.34.34.34_14G_R640_sushy-oem-idrac"), dell))
             pbs = make_cert(self.tmp, "pbs", "/O=Proxmox Backup Server/OU=pbs/CN=pbs")
-            self.stops.append(pbs_server("127.0.0.12", pbs))
-            self.stops.append(ipmi_responder("127.0.0.13"))
-            for a, port in (("127.0.0.4", 3389), ("127.0.0.5", 8006), ("127.0.0.6", 443),
-                            ("127.0.0.7", 443), ("127.0.0.8", 443), ("127.0.0.9", 443), ("127.0.0.12", 8007)):
+            self.stops.append(pbs_server(f"{NET}.12", pbs))
+            self.stops.append(ipmi_responder(f"{NET}.13"))
+            for a, port in ((f"{NET}.4", 3389), (f"{NET}.5", 8006), (f"{NET}.6", 443),
+                            (f"{NET}.7", 443), (f"{NET}.8", 443), (f"{NET}.9", 443), (f"{NET}.12", 8007)):
                 assert _wait_port(a, port), f"{a}:{port} did not start"
         except BaseException:
             self.stop()

@@ -14,6 +14,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import discover_lab  # noqa: E402
+from discover_lab import NET  # noqa: E402  this run's own 127.a.b.0/24
 from conftest import TESTDATA, run  # noqa: E402
 
 PORTS = "22,80,443,3389,5900,5901,8006,8007,623/udp"
@@ -29,7 +30,7 @@ def lab():
 @pytest.fixture(scope="module")
 def scan(lab):
     """One scan of the whole lab (the /29 plus the hosts beyond it)."""
-    r = run("discover", "127.0.0.0/29", "127.0.0.8", "127.0.0.9", "127.0.0.12", "127.0.0.13",
+    r = run("discover", f"{NET}.0/29", f"{NET}.8", f"{NET}.9", f"{NET}.12", f"{NET}.13",
             "--ports", PORTS, "-o", "json", timeout=60)
     assert r.rc == 0, r
     recs = {h["address"]: h for h in r.json()}
@@ -58,7 +59,7 @@ def test_record_shape(scan):
 def test_sshd(lab, scan):
     if not lab.notes["sshd"]:
         pytest.skip("sshd cannot run here (needs root and openssh-server)")
-    rec = scan["127.0.0.2"]
+    rec = scan[f"{NET}.2"]
     assert rec["kind"] == "linux-ssh"
     ssh = port(rec, 22)
     assert ssh["state"] == "open" and ssh["service"] == "ssh"
@@ -66,35 +67,35 @@ def test_sshd(lab, scan):
     assert ssh["software"].startswith("OpenSSH_")
     assert rec["vendor"] == "Debian" and ssh["os"] == "Debian"
     assert rec["model"] == ssh["software"]
-    assert rec["urls"] == ["ssh://127.0.0.2"]
+    assert rec["urls"] == [f"ssh://{NET}.2"]
     # everything else on that address is closed: refused at once, not timed out
     for p in (80, 443, 3389, 5900, 5901, 8006, 8007):
         assert port(rec, p)["state"] == "closed"
 
 
 def test_vnc(lab, scan):
-    rec = scan["127.0.0.3"]
+    rec = scan[f"{NET}.3"]
     assert rec["kind"] == "vnc"
     v = port(rec, 5900)
     assert v["service"] == "vnc" and v["rfb_version"] == "3.8"
     expected = ["None"] if lab.notes["vnc"] == "Xtigervnc" else ["VNC Authentication"]
     assert v["security_types"] == expected
     assert port(rec, 5901)["state"] == "closed"
-    assert rec["urls"] == ["vnc://127.0.0.3:5900"]
+    assert rec["urls"] == [f"vnc://{NET}.3:5900"]
 
 
 def test_rdp(scan):
-    rec = scan["127.0.0.4"]
+    rec = scan[f"{NET}.4"]
     assert rec["kind"] == "windows-rdp"
     e = port(rec, 3389)
     assert e["service"] == "rdp" and e["selected_protocol"] == "hybrid"
     assert rec["model"] == "RDP (hybrid)"
-    assert rec["urls"] == ["rdp://127.0.0.4:3389"]
+    assert rec["urls"] == [f"rdp://{NET}.4:3389"]
 
 
 def test_proxmox(scan):
-    """pvelab sim on 127.0.0.5:8006, as a Proxmox VE node."""
-    rec = scan["127.0.0.5"]
+    """pvelab sim on NET.5:8006, as a Proxmox VE node."""
+    rec = scan[f"{NET}.5"]
     assert rec["kind"] == "proxmox"
     assert rec["vendor"] == "Proxmox" and rec["model"] == "Proxmox VE"
     e = port(rec, 8006)
@@ -103,11 +104,11 @@ def test_proxmox(scan):
     assert e["tls"]["self_signed"] is True
     # the API answers unauthenticated calls only after 3 s: bounded by --timeout
     assert any("/api2/json/version: no answer within 1500 ms" in n for n in e["notes"])
-    assert rec["urls"] == ["https://127.0.0.5:8006/"]
+    assert rec["urls"] == [f"https://{NET}.5:8006/"]
 
 
 def test_proxmox_api_401_with_longer_timeout(lab):
-    r = run("discover", "127.0.0.5", "--ports", "8006", "--timeout", "4500", "-o", "json")
+    r = run("discover", f"{NET}.5", "--ports", "8006", "--timeout", "4500", "-o", "json")
     assert r.rc == 0, r
     api = r.json()[0]["evidence"][0]["api"]
     assert (api["path"], api["status"], api["reason"], api["server"]) == (
@@ -116,26 +117,26 @@ def test_proxmox_api_401_with_longer_timeout(lab):
 
 
 def test_pbs(scan):
-    rec = scan["127.0.0.12"]
+    rec = scan[f"{NET}.12"]
     assert (rec["kind"], rec["vendor"], rec["model"]) == ("pbs", "Proxmox",
                                                           "Proxmox Backup Server")
     e = port(rec, 8007)
     assert e["service"] == "pbs" and e["title"] == "pbs - Proxmox Backup Server"
     assert "server" not in e
-    assert rec["urls"] == ["https://127.0.0.12:8007/"]
+    assert rec["urls"] == [f"https://{NET}.12:8007/"]
 
 
 def test_pbs_api_401_shape(lab):
     """With a timeout beyond PBS's 3 s delay, the API's 401 in Proxmox's
     {"data": ...} envelope is seen too."""
-    r = run("discover", "127.0.0.12", "--ports", "8007", "--timeout", "4500", "-o", "json")
+    r = run("discover", f"{NET}.12", "--ports", "8007", "--timeout", "4500", "-o", "json")
     assert r.rc == 0, r
     api = r.json()[0]["evidence"][0]["api"]
     assert api["status"] == 401 and api["proxmox_envelope"] is True
 
 
 def test_idrac9_fw6(scan):
-    rec = scan["127.0.0.6"]
+    rec = scan[f"{NET}.6"]
     assert rec["kind"] == "idrac"
     assert rec["vendor"] == "Dell"
     assert rec["model"] == "Integrated Dell Remote Access Controller"
@@ -149,11 +150,11 @@ def test_idrac9_fw6(scan):
     assert e["tls"]["subject"] == "CN=idrac-F54P1G3,O=Dell Inc.,C=US"
     assert e["tls"]["expired"] is False
     assert port(rec, 80)["state"] == "closed"
-    assert rec["urls"] == ["https://127.0.0.6/"]
+    assert rec["urls"] == [f"https://{NET}.6/"]
 
 
 def test_idrac9_fw3(scan):
-    rec = scan["127.0.0.9"]
+    rec = scan[f"{NET}.9"]
     assert (rec["kind"], rec["vendor"]) == ("idrac", "Dell")
     rf = port(rec, 443)["redfish"]
     assert rf["redfish_version"] == "1.4.0"
@@ -162,7 +163,7 @@ def test_idrac9_fw3(scan):
 
 
 def test_idrac_legacy(lab, scan):
-    rec = scan["127.0.0.7"]
+    rec = scan[f"{NET}.7"]
     # no Vendor, Product or Oem in this root: the iDRAC.Embedded.1 links give it away
     assert (rec["kind"], rec["vendor"], rec["model"]) == ("idrac", "Dell", "iDRAC")
     e = port(rec, 443)
@@ -176,7 +177,7 @@ def test_idrac_legacy(lab, scan):
 
 
 def test_supermicro(scan):
-    rec = scan["127.0.0.8"]
+    rec = scan[f"{NET}.8"]
     assert (rec["kind"], rec["vendor"]) == ("bmc", "Supermicro")
     rf = port(rec, 443)["redfish"]
     assert rf["redfish_version"] == "1.11.0"
@@ -185,7 +186,7 @@ def test_supermicro(scan):
 
 
 def test_ipmi(scan):
-    rec = scan["127.0.0.13"]
+    rec = scan[f"{NET}.13"]
     assert rec["kind"] == "bmc"
     e = port(rec, 623, "udp")
     assert e["state"] == "open" and e["service"] == "ipmi" and e["ipmi"] is True
@@ -195,23 +196,23 @@ def test_ipmi(scan):
 def test_no_credentials_sent(lab):
     """The BMC fixture answers 401 to anything but the service root: discovery
     must never have needed more (and sends no Authorization header at all)."""
-    r = run("discover", "127.0.0.6", "--ports", "443", "-o", "json", "-v")
+    r = run("discover", f"{NET}.6", "--ports", "443", "-o", "json", "-v")
     assert r.rc == 0
     assert "Authorization" not in r.out + r.err
 
 
 def test_text_output(scan):
-    r = run("discover", "127.0.0.0/29", "127.0.0.8", "--ports", "22,443,3389,5900,8006",
+    r = run("discover", f"{NET}.0/29", f"{NET}.8", "--ports", "22,443,3389,5900,8006",
             "--no-color")
     assert r.rc == 0, r
     lines = r.out.splitlines()
     assert re.split(r"\s{2,}", lines[0]) == ["ADDRESS", "NAME", "KIND", "VENDOR", "MODEL", "OPEN"]
     rows = {ln.split()[0]: ln for ln in lines[1:]}
-    assert "127.0.0.0" not in rows
+    assert f"{NET}.0" not in rows
     col = lines[0].index("KIND")
-    assert rows["127.0.0.6"][col:].startswith("idrac ")
-    assert rows["127.0.0.8"][col:].startswith("bmc ")
-    assert rows["127.0.0.6"].rstrip().endswith("443/redfish")
+    assert rows[f"{NET}.6"][col:].startswith("idrac ")
+    assert rows[f"{NET}.8"][col:].startswith("bmc ")
+    assert rows[f"{NET}.6"].rstrip().endswith("443/redfish")
     assert "hosts found" in r.err
 
 
@@ -219,10 +220,10 @@ def test_closed_and_silent_ports():
     """Closed (refused) ports are reported as closed, a port that never answers
     the SYN as filtered, an open port that says nothing as open with a note;
     the run ends within the bounded timeout."""
-    silent = discover_lab.SilentPort("127.0.0.10", 2000)
-    mute = discover_lab.mute_server("127.0.0.10", 22)
+    silent = discover_lab.SilentPort(f"{NET}.10", 2000)
+    mute = discover_lab.mute_server(f"{NET}.10", 22)
     try:
-        r = run("discover", "127.0.0.10", "--ports", "22,2000,2001", "--timeout", "700",
+        r = run("discover", f"{NET}.10", "--ports", "22,2000,2001", "--timeout", "700",
                 "-o", "json", timeout=20)
     finally:
         silent.stop()
@@ -239,10 +240,10 @@ def test_closed_and_silent_ports():
 
 
 def test_nothing_found():
-    r = run("discover", "127.0.0.250", "--ports", "1,2", "-o", "json")
+    r = run("discover", f"{NET}.250", "--ports", "1,2", "-o", "json")
     assert r.rc == 0, r
     assert r.json() == []
-    r = run("discover", "127.0.0.250", "--ports", "1,2", "--all", "-o", "json")
+    r = run("discover", f"{NET}.250", "--ports", "1,2", "--all", "-o", "json")
     assert [e["state"] for e in r.json()[0]["evidence"]] == ["closed", "closed"]
     assert r.json()[0]["kind"] == "unknown"
 
@@ -255,7 +256,7 @@ GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9
 
 def export(fmt, tmp_path, *extra):
     out = tmp_path / ("export." + fmt)
-    r = run("discover", "127.0.0.0/29", "127.0.0.8", "127.0.0.9", "--ports", PORTS,
+    r = run("discover", f"{NET}.0/29", f"{NET}.8", f"{NET}.9", "--ports", PORTS,
             "--export", fmt, "--out", out, *extra, "-o", "json", timeout=60)
     assert r.rc == 0, r
     return out.read_text(), r.json()
@@ -284,22 +285,22 @@ def test_rdm_xml(lab, tmp_path):
     assert "Discovered" in folders
     for name, f in entries.items():
         assert f["Group"].text in folders, f"{name} is in a folder that is not exported"
-    rdp = entries["127.0.0.4"]
+    rdp = entries[f"{NET}.4"]
     assert rdp["ConnectionType"].text == "RDPConfigured"
-    assert rdp["Url"].text == "127.0.0.4:3389"
+    assert rdp["Url"].text == f"{NET}.4:3389"
     assert rdp["Group"].text == "Discovered\\Windows"
-    idrac = entries["127.0.0.6"]
+    idrac = entries[f"{NET}.6"]
     assert idrac["ConnectionType"].text == "WebBrowser"
-    assert idrac["WebBrowserUrl"].text == "https://127.0.0.6/"
+    assert idrac["WebBrowserUrl"].text == f"https://{NET}.6/"
     assert idrac["Group"].text == "Discovered\\iDRAC"
-    assert entries["127.0.0.5"]["WebBrowserUrl"].text == "https://127.0.0.5:8006/"
-    assert entries["127.0.0.5"]["Group"].text == "Discovered\\Proxmox VE"
-    assert entries["127.0.0.8"]["Group"].text == "Discovered\\BMC"
-    assert entries["127.0.0.3"]["ConnectionType"].text == "VNC"
+    assert entries[f"{NET}.5"]["WebBrowserUrl"].text == f"https://{NET}.5:8006/"
+    assert entries[f"{NET}.5"]["Group"].text == "Discovered\\Proxmox VE"
+    assert entries[f"{NET}.8"]["Group"].text == "Discovered\\BMC"
+    assert entries[f"{NET}.3"]["ConnectionType"].text == "VNC"
     if lab.notes["sshd"]:
-        ssh = entries["127.0.0.2"]
+        ssh = entries[f"{NET}.2"]
         assert ssh["ConnectionType"].text == "SSHShell"
-        assert ssh["Terminal"].find("Host").text == "127.0.0.2"
+        assert ssh["Terminal"].find("Host").text == f"{NET}.2"
         assert ssh["Terminal"].find("HostPort").text == "22"
         assert ssh["Group"].text == "Discovered\\Linux"
     # the same scan gives the same IDs: a re-import updates, not duplicates
@@ -312,10 +313,10 @@ def test_rdm_xml_escaping(tmp_path):
     cert = discover_lab.make_cert(str(tmp_path), "x", "/CN=x")
     root = json.dumps({"@odata.id": "/redfish/v1", "RedfishVersion": "1.6.0",
                        "Vendor": "Acme & Sons", "Product": "<BMC> \"x\" 'y'"}).encode()
-    srv = discover_lab.redfish_server("127.0.0.11", None, cert, root=root)
+    srv = discover_lab.redfish_server(f"{NET}.11", None, cert, root=root)
     try:
         out = tmp_path / "x.rdm"
-        r = run("discover", "127.0.0.11", "--ports", "443", "--export", "rdm", "--out", out)
+        r = run("discover", f"{NET}.11", "--ports", "443", "--export", "rdm", "--out", out)
         assert r.rc == 0, r
         text = out.read_text()
     finally:
@@ -331,12 +332,12 @@ def test_rdm_json(lab, tmp_path):
     doc = json.loads(text)
     conns = doc["Connections"]
     types = {c["Name"]: c["ConnectionType"] for c in conns if c["ConnectionType"] != 25}
-    assert types["127.0.0.4"] == 1    # RDPConfigured
-    assert types["127.0.0.6"] == 5    # WebBrowser
-    assert types["127.0.0.3"] == 4    # VNC
+    assert types[f"{NET}.4"] == 1    # RDPConfigured
+    assert types[f"{NET}.6"] == 5    # WebBrowser
+    assert types[f"{NET}.3"] == 4    # VNC
     assert any(c["ConnectionType"] == 25 and c["Name"] == "iDRAC" for c in conns)
-    rdp = [c for c in conns if c["Name"] == "127.0.0.4"][0]
-    assert rdp["OpenEmbedded"] is True and rdp["Url"] == "127.0.0.4:3389"
+    rdp = [c for c in conns if c["Name"] == f"{NET}.4"][0]
+    assert rdp["OpenEmbedded"] is True and rdp["Url"] == f"{NET}.4:3389"
 
 
 def test_inventory(lab, tmp_path):
@@ -344,21 +345,18 @@ def test_inventory(lab, tmp_path):
     text, recs = export("inventory", tmp_path)
     inv = yaml.safe_load(text)
     groups = inv["all"]["children"]
-    # 127.0.0.1 is in the /29 but not ours: other tests on this machine may serve there
-    for g in groups.values():
-        g["hosts"] = {k: v for k, v in g["hosts"].items() if v["ansible_host"] != "127.0.0.1"}
-    assert set(groups["idrac"]["hosts"]) == {"127.0.0.6", "127.0.0.7", "127.0.0.9"}
-    assert groups["idrac"]["hosts"]["127.0.0.6"]["pvelab_vendor"] == "Dell"
-    assert groups["idrac"]["hosts"]["127.0.0.6"]["ansible_host"] == "127.0.0.6"
-    assert set(groups["bmc"]["hosts"]) == {"127.0.0.8"}
-    assert set(groups["proxmox"]["hosts"]) == {"127.0.0.5"}
-    assert set(groups["windows_rdp"]["hosts"]) == {"127.0.0.4"}
-    assert groups["proxmox"]["hosts"]["127.0.0.5"]["pvelab_urls"] == ["https://127.0.0.5:8006/"]
+    assert set(groups["idrac"]["hosts"]) == {f"{NET}.6", f"{NET}.7", f"{NET}.9"}
+    assert groups["idrac"]["hosts"][f"{NET}.6"]["pvelab_vendor"] == "Dell"
+    assert groups["idrac"]["hosts"][f"{NET}.6"]["ansible_host"] == f"{NET}.6"
+    assert set(groups["bmc"]["hosts"]) == {f"{NET}.8"}
+    assert set(groups["proxmox"]["hosts"]) == {f"{NET}.5"}
+    assert set(groups["windows_rdp"]["hosts"]) == {f"{NET}.4"}
+    assert groups["proxmox"]["hosts"][f"{NET}.5"]["pvelab_urls"] == [f"https://{NET}.5:8006/"]
     if lab.notes["sshd"]:
-        assert set(groups["linux_ssh"]["hosts"]) == {"127.0.0.2"}
+        assert set(groups["linux_ssh"]["hosts"]) == {f"{NET}.2"}
 
 
 def test_export_to_stdout(lab):
-    r = run("discover", "127.0.0.4", "--ports", "3389", "--export", "rdm")
+    r = run("discover", f"{NET}.4", "--ports", "3389", "--export", "rdm")
     assert r.rc == 0, r
     assert ET.fromstring(r.out).tag == "RDMExport"

@@ -9,6 +9,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 import discover_lab  # noqa: E402
+from discover_lab import NET  # noqa: E402  this run's own 127.a.b.0/24
 from conftest import run  # noqa: E402
 
 SSH = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"
@@ -17,27 +18,27 @@ SSH = b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"
 def test_save_new_and_vanished(tmp_path):
     db = tmp_path / "state.db"
     env = {"PVELAB_STATE": str(db)}
-    a = discover_lab.banner_server("127.0.0.20", 2222, SSH)
-    b = discover_lab.banner_server("127.0.0.21", 2222, SSH)
+    a = discover_lab.banner_server(f"{NET}.20", 2222, SSH)
+    b = discover_lab.banner_server(f"{NET}.21", 2222, SSH)
     try:
-        r = run("discover", "127.0.0.20", "127.0.0.21", "--ports", "2222", "--save", env=env)
+        r = run("discover", f"{NET}.20", f"{NET}.21", "--ports", "2222", "--save", env=env)
         assert r.rc == 0, r
-        assert "new: 127.0.0.20 (linux-ssh)" in r.out
-        assert "new: 127.0.0.21 (linux-ssh)" in r.out
-        r = run("discover", "127.0.0.20", "127.0.0.21", "--ports", "2222", "--save", env=env)
+        assert f"new: {NET}.20 (linux-ssh)" in r.out
+        assert f"new: {NET}.21 (linux-ssh)" in r.out
+        r = run("discover", f"{NET}.20", f"{NET}.21", "--ports", "2222", "--save", env=env)
         assert r.rc == 0, r
         assert "no new or vanished hosts" in r.out
     finally:
         b.stop()
     # a scan of another range does not call .20 vanished
     try:
-        r = run("discover", "127.0.0.30", "--ports", "2222", "--save", env=env)
+        r = run("discover", f"{NET}.30", "--ports", "2222", "--save", env=env)
         assert "vanished:" not in r.out, r
-        r = run("discover", "127.0.0.20/31", "--ports", "2222", "--save", "-o", "json",
+        r = run("discover", f"{NET}.20/31", "--ports", "2222", "--save", "-o", "json",
                 env=env)
         assert r.rc == 0, r
-        assert [h["address"] for h in r.json()] == ["127.0.0.20"]
-        assert "vanished: 127.0.0.21 (linux-ssh)" in r.err
+        assert [h["address"] for h in r.json()] == [f"{NET}.20"]
+        assert f"vanished: {NET}.21 (linux-ssh)" in r.err
     finally:
         a.stop()
     con = sqlite3.connect(db)
@@ -47,19 +48,19 @@ def test_save_new_and_vanished(tmp_path):
             "SELECT address, kind, first_seen, last_seen, present, record FROM discovered_hosts")}
     finally:
         con.close()
-    assert set(rows) == {"127.0.0.20", "127.0.0.21"}
-    kind, first, last, present, record = rows["127.0.0.20"]
+    assert set(rows) == {f"{NET}.20", f"{NET}.21"}
+    kind, first, last, present, record = rows[f"{NET}.20"]
     assert kind == "linux-ssh" and present == 1 and first <= last
     assert json.loads(record)["evidence"][0]["software"] == "OpenSSH_9.2p1"
-    assert rows["127.0.0.21"][3] == 0
+    assert rows[f"{NET}.21"][3] == 0
 
 
 def test_state_beside_config(tmp_path):
     cfg = tmp_path / "lab" / "pvelab.yaml"
     cfg.parent.mkdir()
-    s = discover_lab.banner_server("127.0.0.22", 2222, SSH)
+    s = discover_lab.banner_server(f"{NET}.22", 2222, SSH)
     try:
-        r = run("-c", cfg, "discover", "127.0.0.22", "--ports", "2222", "--save",
+        r = run("-c", cfg, "discover", f"{NET}.22", "--ports", "2222", "--save",
                 env={"PVELAB_STATE": ""})
     finally:
         s.stop()
@@ -73,19 +74,19 @@ def test_state_where_the_config_says(tmp_path):
     cfg = tmp_path / "lab" / "pvelab.yaml"
     cfg.parent.mkdir()
     cfg.write_text("state: db/lab.db\n")
-    s = discover_lab.banner_server("127.0.0.24", 2222, SSH)
+    s = discover_lab.banner_server(f"{NET}.24", 2222, SSH)
     try:
-        r = run("-c", cfg, "discover", "127.0.0.24", "--ports", "2222", "--save",
+        r = run("-c", cfg, "discover", f"{NET}.24", "--ports", "2222", "--save",
                 env={"PVELAB_STATE": ""})
     finally:
         s.stop()
     assert r.rc == 0, r
-    assert "new: 127.0.0.24 (linux-ssh)" in r.out
+    assert f"new: {NET}.24 (linux-ssh)" in r.out
     assert not (tmp_path / "lab" / ".pvelab").exists()
     con = sqlite3.connect(tmp_path / "lab" / "db" / "lab.db")
     try:
         assert [r[0] for r in con.execute("SELECT address FROM discovered_hosts")] == [
-            "127.0.0.24"]
+            f"{NET}.24"]
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         version = con.execute("PRAGMA user_version").fetchone()[0]
     finally:
@@ -124,10 +125,10 @@ def test_usage_errors():
 
 def test_generic_port_banner():
     """A port with no known protocol: the banner is recorded, SSH recognised."""
-    s = discover_lab.banner_server("127.0.0.23", 2222, SSH)
-    t = discover_lab.banner_server("127.0.0.23", 2323, b"220 ftp.example ready\r\n")
+    s = discover_lab.banner_server(f"{NET}.23", 2222, SSH)
+    t = discover_lab.banner_server(f"{NET}.23", 2323, b"220 ftp.example ready\r\n")
     try:
-        r = run("discover", "127.0.0.23", "--ports", "2222,2323", "-o", "json")
+        r = run("discover", f"{NET}.23", "--ports", "2222,2323", "-o", "json")
     finally:
         s.stop()
         t.stop()
@@ -135,12 +136,12 @@ def test_generic_port_banner():
     ev = {e["port"]: e for e in r.json()[0]["evidence"]}
     assert ev[2222]["service"] == "ssh" and ev[2222]["os"] == "Debian"
     assert ev[2323]["banner"] == "220 ftp.example ready"
-    assert r.json()[0]["urls"] == ["ssh://127.0.0.23:2222"]
+    assert r.json()[0]["urls"] == [f"ssh://{NET}.23:2222"]
 
 
 def test_rate_and_concurrency_bounds():
     """A sweep with one socket at a time and a low rate still covers every port."""
-    r = run("discover", "127.0.0.0/28", "--ports", "1,2", "--concurrency", "1", "--rate", "500",
+    r = run("discover", f"{NET}.0/28", "--ports", "1,2", "--concurrency", "1", "--rate", "500",
             "--all", "-o", "json", timeout=60)
     assert r.rc == 0, r
     recs = r.json()
