@@ -5,6 +5,7 @@
  */
 #include "core/common.h"
 #include "cmd/cmd.h"
+#include "config/config.h"
 #include "core/log.h"
 
 #include <signal.h>
@@ -36,6 +37,7 @@ main(int argc, char **argv)
 	};
 	const struct pl_cmd *cmd;
 	const char *nc = getenv("NO_COLOR");
+	char *default_config = NULL;
 	struct pl_args a;
 	int i, r;
 
@@ -86,5 +88,9 @@ main(int argc, char **argv)
 				argv[i]);
 		return PL_EXIT_USAGE;
 	}
-	return cmd->run(&ctx, argc - i, argv + i);
+	if (!ctx.config_given) /* ./pvelab.yaml, the per-user and the system config */
+		ctx.config_path = default_config = pl_config_default_path();
+	r = cmd->run(&ctx, argc - i, argv + i);
+	free(default_config);
+	return r;
 }

@@ -10,7 +10,9 @@
 #include "core/str.h"
 
 const struct pl_opt pl_global_opts[] = {
-	{ "config", 'c', "FILE", "config file (default ./pvelab.yaml)" },
+	{ "config", 'c', "FILE",
+	  "config file (default: $PVELAB_CONFIG, else pvelab.yaml in the first of ., "
+	  "~/.config/pvelab and /etc/pvelab that has one)" },
 	{ "output", 'o', "FORMAT", "output format: text or json" },
 	{ "verbose", 'v', NULL, "more detail (repeat for more)" },
 	{ "quiet", 'q', NULL, "only errors" },
@@ -20,6 +22,7 @@ const struct pl_opt pl_global_opts[] = {
 };
 
 const struct pl_env_var pl_env_vars[] = {
+	{ "PVELAB_CONFIG", "the config file when -c is not given" },
 	{ "PVELAB_URL", "API endpoint(s), comma-separated (cluster.endpoints)" },
 	{ "PVELAB_TOKEN", "USER@REALM!TOKENID=SECRET (cluster.token_id and its secret)" },
 	{ "PVELAB_USER", "user@realm to log in with a password instead of a token" },

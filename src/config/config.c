@@ -15,6 +15,7 @@
 #include "core/yaml.h"
 
 #include <ctype.h>
+#include <unistd.h>
 #include <math.h>
 #include <stdlib.h>
 
@@ -604,6 +605,29 @@ yaml_error(const char *name, char *err, struct pl_diags *d)
 	pl_diags_add(d, PL_DIAG_ERROR, name, line, col, NULL, "%s", msg);
 	free(err);
 	return PL_EPARSE;
+}
+
+char *
+pl_config_default_path(void)
+{
+	const char *env = getenv("PVELAB_CONFIG");
+	char *xdg = pl_xdg_dir("XDG_CONFIG_HOME", ".config");
+	char *cands[3] = { pl_strdup("pvelab.yaml"),
+			   xdg ? pl_path_join(xdg, "pvelab/pvelab.yaml") : NULL,
+			   pl_strdup(PL_CONFIG_SYSTEM_DIR "/pvelab.yaml") };
+	char *found = NULL;
+
+	free(xdg);
+	if (env && *env)
+		found = pl_strdup(env);
+	for (size_t i = 0; i < PL_ARRAY_LEN(cands); i++) {
+		if (!found && cands[i] && access(cands[i], F_OK) == 0) {
+			found = cands[i];
+			cands[i] = NULL;
+		}
+		free(cands[i]);
+	}
+	return found ? found : pl_strdup("pvelab.yaml");
 }
 
 int

@@ -48,6 +48,11 @@ struct pl_config;
  * (errors and warnings) are appended to d. *out is set whenever the file
  * parsed, even with errors, so callers can still report. */
 int pl_config_load(const char *path, struct pl_config **out, struct pl_diags *d);
+/* The config when -c does not name one: $PVELAB_CONFIG, else the first file
+ * that exists of ./pvelab.yaml, $XDG_CONFIG_HOME/pvelab/pvelab.yaml
+ * (~/.config/pvelab/pvelab.yaml) and /etc/pvelab/pvelab.yaml, else
+ * "pvelab.yaml" (for the messages that say it is missing). Caller frees. */
+char *pl_config_default_path(void);
 /* Validate YAML text in memory (name is used in messages). */
 int pl_config_load_string(const char *name, const char *text, size_t len,
 			  struct pl_config **out, struct pl_diags *d);

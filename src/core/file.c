@@ -196,3 +196,15 @@ pl_path_join(const char *dir, const char *name)
 		return pl_asprintf("%s%s", dir, name);
 	return pl_asprintf("%s/%s", dir, name);
 }
+
+char *
+pl_xdg_dir(const char *var, const char *fallback)
+{
+	const char *v = getenv(var), *home = getenv("HOME");
+
+	if (v && v[0] == '/') /* the spec: a relative value is ignored */
+		return pl_strdup(v);
+	if (home && home[0] == '/')
+		return pl_path_join(home, fallback);
+	return NULL;
+}

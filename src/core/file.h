@@ -25,5 +25,12 @@ int pl_mkdir_p(const char *path, mode_t mode, char **errmsg);
 char *pl_path_dirname(const char *path);
 /* Join a directory and a name (caller frees). */
 char *pl_path_join(const char *dir, const char *name);
+/* Where an installed pvelab's system-wide config and state live. */
+#define PL_CONFIG_SYSTEM_DIR "/etc/pvelab"
+#define PL_STATE_SYSTEM_DIR "/var/lib/pvelab"
+/* An XDG base directory (XDG Base Directory spec): $var when set to an
+ * absolute path, else $HOME/fallback ("XDG_CONFIG_HOME", ".config"); NULL
+ * without a HOME. Caller frees. */
+char *pl_xdg_dir(const char *var, const char *fallback);
 
 #endif

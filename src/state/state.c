@@ -5,6 +5,8 @@
  * apply lock in runs.c, discovered hosts in discovered.c.
  */
 #include "core/common.h"
+
+#include <unistd.h>
 #include "state/state.h"
 #include "core/err.h"
 #include "core/file.h"
@@ -47,6 +49,28 @@ pl_state_exec(struct pl_state *s, const char *sql, char **errmsg)
 	return 0;
 }
 
+/* The default beside a config in dir: dir/.pvelab/state.db, except for the
+ * per-user config (~/.config/pvelab), whose state is per-user state
+ * ($XDG_STATE_HOME/pvelab/state.db) unless a database beside it exists. */
+static char *
+xdg_state_path(const char *dir)
+{
+	char *beside = pl_asprintf("%s/.pvelab/state.db", dir);
+	char *conf = pl_xdg_dir("XDG_CONFIG_HOME", ".config");
+	char *mine = conf ? pl_path_join(conf, "pvelab") : NULL;
+	char *st = NULL;
+
+	if (mine && !strcmp(dir, mine) && access(beside, F_OK) != 0 &&
+	    (st = pl_xdg_dir("XDG_STATE_HOME", ".local/state")) != NULL) {
+		free(beside);
+		beside = pl_path_join(st, "pvelab/state.db");
+	}
+	free(st);
+	free(mine);
+	free(conf);
+	return beside;
+}
+
 char *
 pl_state_path(const char *given, const char *config_state, const char *config_path)
 {
@@ -61,8 +85,10 @@ pl_state_path(const char *given, const char *config_state, const char *config_pa
 	if (config_state && *config_state)
 		r = config_state[0] == '/' ? pl_strdup(config_state)
 					   : pl_path_join(dir, config_state);
+	else if (!strcmp(dir, PL_CONFIG_SYSTEM_DIR))
+		r = pl_strdup(PL_STATE_SYSTEM_DIR "/state.db");
 	else
-		r = pl_asprintf("%s/.pvelab/state.db", dir);
+		r = xdg_state_path(dir);
 	free(dir);
 	return r;
 }

@@ -153,7 +153,9 @@ def test_completion_zsh_loads_and_dispatches(tmp_path):
             "_describe() { print -r -- describe $@; print -rl -- ${(P)${@[-1]}} }; ")
     r = sh("zsh", "-f", "-c", stub + "words=(pvelab -c x.yaml plan --de); CURRENT=5; _pvelab")
     assert "--detailed-exitcode[exit 2 when there are changes, 0 when none]" in r.stdout, r
-    assert "(-c --config)--config[config file (default ./pvelab.yaml)]:FILE:_files" in r.stdout
+    assert ("(-c --config)--config[config file (default\\: $PVELAB_CONFIG, else pvelab.yaml in "
+            "the first of ., ~/.config/pvelab and /etc/pvelab that has one)]:FILE:_files"
+            in r.stdout), r
     for c in TABLE:
         r = sh("zsh", "-f", "-c", stub + f"words=(pvelab {c['name']} ''); CURRENT=3; _pvelab")
         assert r.stderr == "" and f"1:command:({c['name']})" in r.stdout, r

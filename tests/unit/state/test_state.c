@@ -167,7 +167,8 @@ test_migrate_history_check(void **state)
 }
 
 /* Where the store lives: the given path, then $PVELAB_STATE, then the
- * config's state: (relative to the config's directory), then beside it. */
+ * config's state: (relative to the config's directory), then beside it (or
+ * where an installed pvelab keeps it). */
 static void
 test_state_path(void **state)
 {
@@ -186,6 +187,21 @@ test_state_path(void **state)
 	p = pl_state_path(NULL, NULL, NULL);
 	assert_string_equal(p, "./.pvelab/state.db");
 	free(p);
+	/* installed: the system config's state in /var/lib/pvelab (the unit's
+	 * StateDirectory); the per-user config's in $XDG_STATE_HOME/pvelab */
+	p = pl_state_path(NULL, NULL, "/etc/pvelab/pvelab.yaml");
+	assert_string_equal(p, "/var/lib/pvelab/state.db");
+	free(p);
+	setenv("XDG_CONFIG_HOME", "/home/u/cfg", 1);
+	setenv("XDG_STATE_HOME", "/home/u/st", 1);
+	p = pl_state_path(NULL, NULL, "/home/u/cfg/pvelab/pvelab.yaml");
+	assert_string_equal(p, "/home/u/st/pvelab/state.db");
+	free(p);
+	p = pl_state_path(NULL, "db/s.db", "/etc/pvelab/pvelab.yaml");
+	assert_string_equal(p, "/etc/pvelab/db/s.db");
+	free(p);
+	unsetenv("XDG_CONFIG_HOME");
+	unsetenv("XDG_STATE_HOME");
 	setenv("PVELAB_STATE", "/env/s.db", 1);
 	p = pl_state_path(NULL, "db/s.db", "/lab/pvelab.yaml");
 	assert_string_equal(p, "/env/s.db");
