@@ -395,6 +395,27 @@ mark_present(struct job *j)
 
 static bool harmless_msg(const struct job *j, const char *m);
 
+/* A guest's lock met: "VM is locked (backup)", "can't lock file '…' - got
+ * timeout" (not "VM quit/powerdown failed - got timeout": no lock there). */
+static bool
+lock_msg(const char *m)
+{
+	return strstr(m, "can't lock file") || strstr(m, "is locked");
+}
+
+/* Send the current step again after a jittered, growing wait. */
+static void
+back_off(struct job *j, const char *why)
+{
+	long ms = 200L << (j->attempts < 4 ? j->attempts : 4);
+
+	j->attempts++;
+	ms += rand() % (ms / 2 + 1); /* jitter */
+	pl_log_info("apply: %s: %s failed (%s), retrying in %ld ms", j->guest,
+		    step_names[j->prog[j->pc]], why, ms);
+	retry_later(j, ms);
+}
+
 static void
 on_task(int err, const char *exitstatus, const char *errmsg, void *arg)
 {
@@ -408,6 +429,13 @@ on_task(int err, const char *exitstatus, const char *errmsg, void *arg)
 	 * as the answer harmless() lets pass */
 	if (err && exitstatus && harmless_msg(j, exitstatus)) {
 		advance(j);
+		return;
+	}
+	/* PVE checks a guest's lock inside the worker (check_lock under
+	 * lock_config): a refused task did nothing and is sent again, as a
+	 * refused request is */
+	if (err && exitstatus && lock_msg(exitstatus) && j->attempts < 8) {
+		back_off(j, exitstatus);
 		return;
 	}
 	if (err) {
@@ -434,7 +462,7 @@ is_lock_error(const struct pl_pve_result *res)
 {
 	const char *m = res->message ? res->message : (res->errmsg ? res->errmsg : "");
 
-	return res->lock || strstr(m, "got timeout") || strstr(m, "is locked");
+	return res->lock || lock_msg(m) || strstr(m, "got timeout");
 }
 
 /* Steps whose failure message means the work is already done. */
@@ -482,13 +510,7 @@ on_resp(const struct pl_pve_result *res, void *arg)
 	}
 	if (res->err) {
 		if ((is_lock_error(res) && j->attempts < 8) || (retryable(j, res) && j->attempts < 3)) {
-			long ms = 200L << (j->attempts < 4 ? j->attempts : 4);
-
-			j->attempts++;
-			ms += rand() % (ms / 2 + 1); /* jitter */
-			pl_log_info("apply: %s: %s failed (%s), retrying in %ld ms", j->guest,
-				    step_names[j->prog[j->pc]], res->errmsg ? res->errmsg : "?", ms);
-			retry_later(j, ms);
+			back_off(j, res->errmsg ? res->errmsg : "?");
 			return;
 		}
 		char *msg = pl_asprintf("%s failed: %s", step_names[j->prog[j->pc]],

@@ -13,6 +13,7 @@ import time
 
 import pytest
 import yaml
+import requests
 
 from conftest import BIN, SRC, run
 from simfix import start_sim, stop_sim
@@ -392,3 +393,43 @@ def test_plan_text_before_progress(lab):
     plan = p.stdout.index("Plan: 2 to create")
     progress = p.stdout.index("  ...    ")
     assert plan < progress, p.stdout
+
+
+def test_a_task_refused_by_a_lock_is_sent_again(tmp_path):
+    """PVE checks a guest's lock inside the worker (vm_start's check_lock under
+    lock_config): the start task fails 'VM is locked (backup)' having done
+    nothing. Apply sends it again with backoff, as it does a refused request,
+    and finishes once the lock is gone."""
+    lab = Lab(tmp_path, "--task-ms", "100")
+    try:
+        lab.write("guests:\n  - name: w\n    memory: 256\n    state: stopped\n")
+        assert lab.pvelab("apply", "--yes").rc == 0
+        g = next(x for x in lab.guests() if x["name"] == "w")
+        path = f"/nodes/{g['node']}/qemu/{g['vmid']}"
+        lab.api("PUT", path + "/config", lock="backup")
+        lab.write("guests:\n  - name: w\n    memory: 256\n    state: running\n")
+        env = dict(os.environ, **lab.env)
+        p = subprocess.Popen([BIN, "-c", str(lab.cfg), "apply", "--yes"], env=env,
+                             cwd=str(lab.dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+
+        def refused():
+            tasks = lab.api("GET", f"/nodes/{g['node']}/tasks", source="archive",
+                            vmid=g["vmid"], typefilter="qmstart")
+            return [t for t in tasks if t.get("status") == "VM is locked (backup)"]
+        wait_for(refused, "a start refused by the lock")
+        assert p.poll() is None, p.communicate()
+        root = requests.post(lab.info["url"] + "/api2/json/access/ticket", verify=False,
+                             data={"username": "root@pam", "password": lab.info["password"]})
+        d = root.json()["data"]
+        r = requests.put(lab.info["url"] + "/api2/json" + path + "/config", verify=False,
+                         cookies={"PVEAuthCookie": d["ticket"]},
+                         headers={"CSRFPreventionToken": d["CSRFPreventionToken"]},
+                         data={"delete": "lock", "skiplock": 1})
+        assert r.status_code == 200, r.text
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, (out, err)
+        assert "Apply complete" in out, out
+        assert lab.api("GET", path + "/status/current")["status"] == "running"
+    finally:
+        lab.close()
