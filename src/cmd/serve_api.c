@@ -1,0 +1,232 @@
+/*
+ * The REST API of pvelab serve (/api/v1): a module of routes whose answers
+ * are the read commands' -o json, made by the same functions (views.h).
+ */
+#include "core/common.h"
+#include "cmd/serve_api.h"
+#include "cmd/connect.h"
+#include "cmd/views.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/str.h"
+#include "plan/runs.h"
+#include "serve/serve.h"
+
+#include <limits.h>
+
+/* Answer a view's failure: its code gives the status. */
+static void
+fail(struct pl_serve_req *req, int r, const char *field, const char *err)
+{
+	int status = pl_serve_status_of(r);
+	const char *code = status == 404 ? "not_found" : status == 409 ? "conflict" :
+			   status == 400 ? "bad_request" : status == 502 ? "cluster_error" :
+			   "internal";
+
+	pl_serve_error(req, status, code, field, "%s", err ? err : pl_strerror(r));
+}
+
+static void
+get_cluster(struct pl_serve_req *req, void *arg)
+{
+	struct pl_serve_api *api = arg;
+	json_t *out = NULL;
+	char *err = NULL;
+	int r;
+
+	if ((r = pl_view_status(api->s->state, &out, &err)) != 0)
+		fail(req, r, NULL, err);
+	else
+		pl_serve_reply(req, 200, out);
+	free(err);
+}
+
+static void
+get_nodes(struct pl_serve_req *req, void *arg)
+{
+	struct pl_serve_api *api = arg;
+	json_t *out = NULL;
+	char *err = NULL;
+	int r;
+
+	if ((r = pl_view_status(api->s->state, &out, &err)) != 0)
+		fail(req, r, NULL, err);
+	else
+		pl_serve_reply(req, 200, json_incref(json_object_get(out, "nodes")));
+	json_decref(out);
+	free(err);
+}
+
+static void
+get_guests(struct pl_serve_req *req, void *arg)
+{
+	struct pl_serve_api *api = arg;
+	struct pl_view_list f = {
+		pl_serve_query(req, "type"), pl_serve_query(req, "node"),
+		pl_serve_query(req, "status"), pl_serve_query(req, "tag"),
+		pl_serve_query(req, "sort"),
+	};
+	const char *field = NULL;
+	json_t *out = NULL;
+	char *err = NULL;
+	int r;
+
+	if ((r = pl_view_list_check(&f, &field, &err)) != 0 ||
+	    (r = pl_view_list(api->s->state, &f, &out, &err)) != 0)
+		fail(req, r, field, err);
+	else
+		pl_serve_reply(req, 200, out);
+	free(err);
+}
+
+static void
+get_guest(struct pl_serve_req *req, void *arg)
+{
+	struct pl_serve_api *api = arg;
+	json_t *out = NULL;
+	char *err = NULL;
+	int r;
+
+	/* snapshots are read from the node: not on the loop's time (docs/serve.md) */
+	if ((r = pl_view_describe(api->s, pl_serve_path_param(req, "guest"), false, &out, NULL,
+				  &err)) != 0)
+		fail(req, r, "guest", err);
+	else
+		pl_serve_reply(req, 200, out);
+	free(err);
+}
+
+static void
+get_history(struct pl_serve_req *req, void *arg)
+{
+	struct pl_serve_api *api = arg;
+	json_t *out = NULL;
+	char *err = NULL;
+	int r;
+
+	if ((r = pl_view_history(api->s->state, pl_serve_path_param(req, "guest"), &out, &err)) != 0)
+		fail(req, r, "guest", err);
+	else
+		pl_serve_reply(req, 200, out);
+	free(err);
+}
+
+static void
+get_runs(struct pl_serve_req *req, void *arg)
+{
+	struct pl_serve_api *api = arg;
+	const char *lim = pl_serve_query(req, "limit");
+	long long limit = 50;
+	json_t *out = NULL;
+	char *err = NULL;
+	int r;
+
+	if (lim && pl_str_to_ll(lim, 1, 1000, &limit) != 0) {
+		pl_serve_error(req, 400, "bad_request", "limit", "limit is a number from 1 to 1000, "
+			       "not '%.32s'", lim);
+		return;
+	}
+	if ((r = pl_runs_list(api->s->state, pl_serve_query(req, "kind"), (int)limit, &out,
+			      &err)) != 0)
+		fail(req, r, NULL, err);
+	else
+		pl_serve_reply(req, 200, out);
+	free(err);
+}
+
+static void
+get_run(struct pl_serve_req *req, void *arg)
+{
+	struct pl_serve_api *api = arg;
+	const char *id = pl_serve_path_param(req, "id");
+	long long n;
+	json_t *out = NULL;
+	char *err = NULL;
+	int r;
+
+	if (pl_str_to_ll(id, 1, LLONG_MAX, &n) != 0) {
+		pl_serve_error(req, 400, "bad_request", "id", "a run id is a positive number, not "
+			       "'%.32s'", id);
+		return;
+	}
+	if ((r = pl_runs_get(api->s->state, n, &out, &err)) != 0)
+		fail(req, r, "id", r == PL_ENOENT ? "no such run" : err);
+	else
+		pl_serve_reply(req, 200, out);
+	free(err);
+}
+
+#define OBJ "{\"type\":\"object\"}"
+#define NODE                                                                                \
+	"{\"type\":\"object\",\"required\":[\"node\",\"status\"],\"properties\":{"           \
+	"\"node\":{\"type\":\"string\"},\"status\":{\"type\":\"string\"},"                   \
+	"\"cpu\":{\"type\":\"number\"},\"maxcpu\":{\"type\":\"integer\"},"                   \
+	"\"mem\":{\"type\":\"integer\"},\"maxmem\":{\"type\":\"integer\"},"                  \
+	"\"disk\":{\"type\":\"integer\"},\"maxdisk\":{\"type\":\"integer\"},"                \
+	"\"uptime\":{\"type\":\"integer\"},\"pveversion\":{\"type\":\"string\"}}}"
+#define GUEST_SUMMARY                                                                       \
+	"{\"type\":\"object\",\"required\":[\"vmid\",\"type\",\"node\"],\"properties\":{"    \
+	"\"vmid\":{\"type\":\"integer\"},\"name\":{\"type\":\"string\"},"                    \
+	"\"type\":{\"enum\":[\"qemu\",\"lxc\"]},\"node\":{\"type\":\"string\"},"             \
+	"\"status\":{\"type\":\"string\"},\"tags\":{\"type\":\"string\"}}}"
+#define RUN                                                                                 \
+	"{\"type\":\"object\",\"required\":[\"id\",\"kind\",\"status\"],\"properties\":{"    \
+	"\"id\":{\"type\":\"integer\"},\"kind\":{\"type\":\"string\"},"                      \
+	"\"status\":{\"type\":\"string\"},\"started\":{\"type\":\"number\"}}}"
+
+static const struct pl_serve_param list_query[] = {
+	{ "type", "vm (qemu) or lxc (ct)" },
+	{ "node", "only guests on this node" },
+	{ "status", "only guests in this state (running, stopped, ...)" },
+	{ "tag", "only guests carrying this tag" },
+	{ "sort", "vmid (default), name, node, status, mem or cpu" },
+	{ NULL, NULL },
+};
+
+static const struct pl_serve_param runs_query[] = {
+	{ "kind", "only runs of this kind (sync, apply, destroy, rollback, adopt)" },
+	{ "limit", "at most this many, newest first (default 50)" },
+	{ NULL, NULL },
+};
+
+static const struct pl_serve_route routes[] = {
+	{ "GET", "/api/v1/cluster", PL_ROLE_VIEWER, 200,
+	  "nodes and guest counts as last synced (pvelab status -o json)",
+	  "{\"type\":\"object\",\"required\":[\"nodes\",\"guests\"],\"properties\":{\"nodes\":"
+	  "{\"type\":\"array\",\"items\":" NODE "},\"guests\":{\"type\":\"object\",\"required\":"
+	  "[\"total\"],\"properties\":{\"total\":{\"type\":\"integer\"}}},\"last_sync\":"
+	  RUN "}}", NULL, NULL, get_cluster },
+	{ "GET", "/api/v1/nodes", PL_ROLE_VIEWER, 200,
+	  "the nodes as last synced (the nodes of pvelab status -o json)",
+	  "{\"type\":\"array\",\"items\":" NODE "}", NULL, NULL, get_nodes },
+	{ "GET", "/api/v1/guests", PL_ROLE_VIEWER, 200,
+	  "the guests as last synced, filtered and sorted (pvelab list -o json)",
+	  "{\"type\":\"array\",\"items\":" GUEST_SUMMARY "}", NULL, list_query, get_guests },
+	{ "GET", "/api/v1/guests/{guest}", PL_ROLE_VIEWER, 200,
+	  "one guest (vmid or name) as last synced, with its recent tasks (pvelab describe -o "
+	  "json, without the snapshots it reads live)",
+	  "{\"type\":\"object\",\"required\":[\"vmid\",\"type\",\"node\",\"tasks\"],"
+	  "\"properties\":{\"vmid\":{\"type\":\"integer\"},\"config\":" OBJ ",\"tasks\":"
+	  "{\"type\":\"array\"}}}", NULL, NULL, get_guest },
+	{ "GET", "/api/v1/guests/{guest}/history", PL_ROLE_VIEWER, 200,
+	  "every recorded state of a guest, oldest first (pvelab history -o json)",
+	  "{\"type\":\"array\",\"items\":{\"type\":\"object\",\"required\":[\"id\",\"kind\","
+	  "\"sha256\",\"ts\",\"changes\",\"state\"],\"properties\":{\"id\":{\"type\":"
+	  "\"integer\"},\"kind\":{\"enum\":[\"discovered\",\"created\",\"updated\",\"deleted\"]},"
+	  "\"changes\":{\"type\":\"array\"},\"state\":" OBJ "}}}", NULL, NULL, get_history },
+	{ "GET", "/api/v1/runs", PL_ROLE_VIEWER, 200,
+	  "the runs (syncs, applies, rollbacks...), newest first",
+	  "{\"type\":\"array\",\"items\":" RUN "}", NULL, runs_query, get_runs },
+	{ "GET", "/api/v1/runs/{id}", PL_ROLE_VIEWER, 200, "one run with its result", RUN, NULL,
+	  NULL, get_run },
+	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL },
+};
+
+void
+pl_serve_api_init(struct pl_serve_api *api, struct pl_session *s)
+{
+	api->s = s;
+	api->module.name = "api/v1";
+	api->module.routes = routes;
+	api->module.arg = api;
+}
