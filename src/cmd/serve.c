@@ -34,6 +34,15 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	event_base_loopexit(arg, NULL);
 }
 
+/* Whether the environment names a cluster (PVELAB_URL, as connect.c reads it). */
+static bool
+env_cluster(void)
+{
+	const char *u = getenv("PVELAB_URL");
+
+	return u && *u;
+}
+
 /* serve.KEY as an integer, or dflt. */
 static long long
 cfg_int(const struct pl_config *cfg, const char *key, long long dflt)
@@ -119,6 +128,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_session s;
 	struct pl_serve_api api;
+	struct pl_serve_refresh refresh;
+	bool refreshing = false;
 	struct pl_serve *sv = NULL;
 	struct event *sigint = NULL, *sigterm = NULL;
 	struct pl_args a;
@@ -183,6 +194,12 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("serve: %s", err);
 		goto out;
 	}
+	/* without a cluster the store is served as it is */
+	if ((env_cluster() || (s.cfg && pl_config_get(s.cfg, "/cluster"))) &&
+	    pl_session_api(&s, &err) != 0) {
+		pl_error("serve: %s", err);
+		goto out;
+	}
 	if (s.base == NULL && (s.base = event_base_new()) == NULL) {
 		pl_error("cannot create an event loop");
 		goto out;
@@ -194,7 +211,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		.max_connections = (int)cfg_int(s.cfg, "max_connections", 256),
 		.max_per_client = (int)cfg_int(s.cfg, "max_connections_per_client", 32),
 	});
-	pl_serve_api_init(&api, &s);
+	pl_serve_api_init(&api, &s, &refresh);
 	pl_serve_add(sv, &api.module);
 	for (size_t i = 0; i < n; i++) {
 		bool loop = pl_serve_is_loopback(addrs[i]);
@@ -225,6 +242,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	json_decref(line);
 	if (fp[0])
 		pl_log_info("serve: TLS certificate fingerprint %s", fp);
+	pl_serve_refresh_init(&refresh, &s, cfg_int(s.cfg, "status_interval", 10),
+			      cfg_int(s.cfg, "sync_interval", 300));
+	refreshing = true;
 	sigint = evsignal_new(s.base, SIGINT, on_signal, s.base);
 	sigterm = evsignal_new(s.base, SIGTERM, on_signal, s.base);
 	event_add(sigint, NULL);
@@ -232,6 +252,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	event_base_dispatch(s.base);
 	rc = PL_EXIT_OK;
 out:
+	if (refreshing)
+		pl_serve_refresh_release(&refresh);
 	pl_serve_free(sv);
 	if (sigint)
 		event_free(sigint);

@@ -156,6 +156,31 @@ get_run(struct pl_serve_req *req, void *arg)
 	free(err);
 }
 
+static void
+get_sync(struct pl_serve_req *req, void *arg)
+{
+	struct pl_serve_api *api = arg;
+
+	pl_serve_reply(req, 200, pl_serve_refresh_info(api->refresh));
+}
+
+static void
+post_sync(struct pl_serve_req *req, void *arg)
+{
+	struct pl_serve_api *api = arg;
+	long long seq;
+
+	if (api->s->pve == NULL) {
+		pl_serve_error(req, 503, "no_cluster", NULL, "no cluster to sync (set cluster: in "
+			       "pvelab.yaml or PVELAB_URL and PVELAB_TOKEN)");
+		return;
+	}
+	seq = pl_serve_refresh_sync(api->refresh);
+	pl_serve_reply(req, 202, json_pack("{s:I,s:s}", "seq", (json_int_t)seq, "state",
+					   "running"));
+}
+
+#define STR_OR_NULL "{\"type\":[\"string\",\"null\"]}"
 #define OBJ "{\"type\":\"object\"}"
 #define NODE                                                                                \
 	"{\"type\":\"object\",\"required\":[\"node\",\"status\"],\"properties\":{"           \
@@ -163,12 +188,12 @@ get_run(struct pl_serve_req *req, void *arg)
 	"\"cpu\":{\"type\":\"number\"},\"maxcpu\":{\"type\":\"integer\"},"                   \
 	"\"mem\":{\"type\":\"integer\"},\"maxmem\":{\"type\":\"integer\"},"                  \
 	"\"disk\":{\"type\":\"integer\"},\"maxdisk\":{\"type\":\"integer\"},"                \
-	"\"uptime\":{\"type\":\"integer\"},\"pveversion\":{\"type\":\"string\"}}}"
+	"\"uptime\":{\"type\":\"integer\"},\"pveversion\":" STR_OR_NULL "}}"
 #define GUEST_SUMMARY                                                                       \
 	"{\"type\":\"object\",\"required\":[\"vmid\",\"type\",\"node\"],\"properties\":{"    \
-	"\"vmid\":{\"type\":\"integer\"},\"name\":{\"type\":\"string\"},"                    \
+	"\"vmid\":{\"type\":\"integer\"},\"name\":" STR_OR_NULL ","                           \
 	"\"type\":{\"enum\":[\"qemu\",\"lxc\"]},\"node\":{\"type\":\"string\"},"             \
-	"\"status\":{\"type\":\"string\"},\"tags\":{\"type\":\"string\"}}}"
+	"\"status\":" STR_OR_NULL ",\"tags\":" STR_OR_NULL "}}"
 #define RUN                                                                                 \
 	"{\"type\":\"object\",\"required\":[\"id\",\"kind\",\"status\"],\"properties\":{"    \
 	"\"id\":{\"type\":\"integer\"},\"kind\":{\"type\":\"string\"},"                      \
@@ -219,13 +244,29 @@ static const struct pl_serve_route routes[] = {
 	  "{\"type\":\"array\",\"items\":" RUN "}", NULL, runs_query, get_runs },
 	{ "GET", "/api/v1/runs/{id}", PL_ROLE_VIEWER, 200, "one run with its result", RUN, NULL,
 	  NULL, get_run },
+	{ "GET", "/api/v1/sync", PL_ROLE_VIEWER, 200,
+	  "the background refresh: age and last error of the status list and of the last sync, "
+	  "the run it recorded",
+	  "{\"type\":\"object\",\"required\":[\"cluster\",\"status\",\"sync\"],\"properties\":{"
+	  "\"cluster\":{\"type\":\"boolean\"},\"status\":" OBJ ",\"sync\":{\"type\":"
+	  "\"object\",\"required\":[\"seq\",\"state\"],\"properties\":{\"seq\":{\"type\":"
+	  "\"integer\"},\"state\":{\"enum\":[\"none\",\"running\",\"ok\",\"failed\"]},"
+	  "\"run_id\":{\"type\":[\"integer\",\"null\"]}}}}}", NULL, NULL, get_sync },
+	{ "POST", "/api/v1/sync", PL_ROLE_OPERATOR, 202,
+	  "sync the whole cluster into the store now (after the one running); GET /api/v1/sync "
+	  "follows it",
+	  "{\"type\":\"object\",\"required\":[\"seq\",\"state\"],\"properties\":{\"seq\":"
+	  "{\"type\":\"integer\"},\"state\":{\"const\":\"running\"}}}",
+	  "{\"type\":\"object\",\"additionalProperties\":false}", NULL, post_sync },
 	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL },
 };
 
 void
-pl_serve_api_init(struct pl_serve_api *api, struct pl_session *s)
+pl_serve_api_init(struct pl_serve_api *api, struct pl_session *s,
+		  struct pl_serve_refresh *refresh)
 {
 	api->s = s;
+	api->refresh = refresh;
 	api->module.name = "api/v1";
 	api->module.routes = routes;
 	api->module.arg = api;

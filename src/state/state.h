@@ -78,6 +78,11 @@ void pl_state_sync_guest(struct pl_state_sync *y, json_t *guest, const json_t *s
 int pl_state_sync_end(struct pl_state_sync *y, const json_t *snap,
 		      struct pl_state_counts *counts, json_t **changes, long long *run_id,
 		      char **errmsg);
+/* Whether an unchanged guest's volatile counters (cpu, mem, uptime...) are
+ * written (the default) or left as they were: a server that refreshes every
+ * few seconds keeps them in memory, and an unchanged refresh writes (almost)
+ * nothing. Call before the first guest. */
+void pl_state_sync_counters(struct pl_state_sync *y, bool write);
 /* Roll back and free. Accepts NULL. */
 void pl_state_sync_abort(struct pl_state_sync *y);
 

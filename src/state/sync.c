@@ -121,6 +121,7 @@ struct pl_state_sync {
 	long long run;
 	double ts;
 	bool dry_run;
+	bool counters; /* rewrite an unchanged guest's counters (the CLI's sync) */
 	int err; /* the first failed guest write; the sync will roll back */
 	char *errmsg;
 };
@@ -135,6 +136,7 @@ pl_state_sync_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out
 	*out = NULL;
 	y->s = s;
 	y->dry_run = dry_run;
+	y->counters = true;
 	y->ts = pl_state_now();
 	y->known = json_object();
 	y->changes = json_array();
@@ -181,6 +183,12 @@ pl_state_sync_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out
 fail:
 	pl_state_sync_abort(y);
 	return r;
+}
+
+void
+pl_state_sync_counters(struct pl_state_sync *y, bool write)
+{
+	y->counters = write;
 }
 
 void
@@ -297,8 +305,10 @@ pl_state_sync_guest(struct pl_state_sync *y, json_t *g, const json_t *sig)
 		note_change(y->changes, vmid, pl_json_str(g, "name"), kind);
 		if ((r = add_history(y->s, y->hist, vmid, kind, sig, y->run, y->ts, &y->errmsg)) == 0)
 			r = guest_put(y, g, vmid, type, sig, &y->errmsg);
-	} else {
+	} else if (y->counters) {
 		r = guest_live(y, g, vmid, false, &y->errmsg);
+	} else {
+		r = 0; /* nothing the store keeps has changed: nothing written */
 	}
 	y->err = r;
 	json_decref(own);
@@ -416,7 +426,8 @@ task_put(struct pl_state *s, sqlite3_stmt *st, const char *upid, const json_t *t
 #define ST_TASK                                                                         \
 	"INSERT INTO tasks(upid,node,type,vmid,user,starttime,endtime,status,json) "       \
 	"VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(upid) DO UPDATE SET "                      \
-	"endtime=excluded.endtime, status=excluded.status, json=excluded.json"
+	"endtime=excluded.endtime, status=excluded.status, json=excluded.json "           \
+	"WHERE json IS NOT excluded.json"
 
 int
 pl_state_sync_end(struct pl_state_sync *y, const json_t *snap, struct pl_state_counts *counts,
