@@ -34,7 +34,8 @@ pl_state_token_add(struct pl_state *s, const char *name, const char *role, const
 	else
 		sqlite3_bind_null(st, 5);
 	r = sqlite3_step(st);
-	if (r == SQLITE_CONSTRAINT)
+	if ((r & 0xff) == SQLITE_CONSTRAINT &&
+	    sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
 		r = pl_seterr(errmsg, PL_ECONFLICT, "a token named '%s' exists already (pvelab "
 			      "token list shows them; choose another name)", name);
 	else if (r != SQLITE_DONE)
