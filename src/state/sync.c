@@ -354,23 +354,41 @@ out:
 	return r;
 }
 
-/* Replace a whole table from an array of objects: key columns come from keys. */
+/* Make a whole table hold the array of objects (key columns k1, and k2 but
+ * for nodes, whose second column is its status): a row whose JSON is the same
+ * is left alone, so an unchanged refresh rewrites nothing here. */
 static int
 replace_table(struct pl_state *s, const char *table, const char *k1, const char *k2,
 	      const json_t *arr, long long run, char **errmsg)
 {
-	sqlite3_stmt *st = NULL;
+	bool nodes = !strcmp(table, "nodes");
+	sqlite3_stmt *st = NULL, *del = NULL;
+	json_t *had = json_object(), *o, *v;
+	const char *key;
 	char *sql;
-	json_t *o;
 	size_t i;
 	int r;
 
-	sql = pl_asprintf("DELETE FROM %s", table);
-	r = pl_state_exec(s, sql, errmsg);
+	sql = nodes ? pl_asprintf("SELECT node, '', json FROM nodes")
+		    : pl_asprintf("SELECT %s, %s, json FROM %s", k1, k2, table);
+	r = pl_state_prep(s, sql, &st, errmsg);
 	free(sql);
 	if (r != 0)
-		return r;
-	if (!strcmp(table, "nodes"))
+		goto out;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		char *k = pl_asprintf("%s\x1f%s", (const char *)sqlite3_column_text(st, 0),
+				      (const char *)sqlite3_column_text(st, 1));
+
+		json_object_set_new(had, k, json_string((const char *)sqlite3_column_text(st, 2)));
+		free(k);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (r != SQLITE_DONE) {
+		r = pl_state_dberr(s, errmsg, "read a table");
+		goto out;
+	}
+	if (nodes)
 		sql = pl_asprintf("INSERT OR REPLACE INTO nodes(node,status,json,run_id) "
 				  "VALUES (?,?,?,%lld)", run);
 	else
@@ -379,22 +397,49 @@ replace_table(struct pl_state *s, const char *table, const char *k1, const char 
 	r = pl_state_prep(s, sql, &st, errmsg);
 	free(sql);
 	if (r != 0)
-		return r;
+		goto out;
 	json_array_foreach(arr, i, o) {
 		const char *a = pl_json_str(o, k1), *b = k2 ? pl_json_str(o, k2) : NULL;
-		char *text;
+		char *text, *k;
+		bool same;
 
-		if (a == NULL || (k2 && b == NULL && strcmp(table, "nodes")))
+		if (a == NULL || (k2 && b == NULL && !nodes))
 			continue;
 		text = pl_json_compact(o);
+		k = pl_asprintf("%s\x1f%s", a, nodes ? "" : b);
+		same = (v = json_object_get(had, k)) && !strcmp(json_string_value(v), text);
+		json_object_del(had, k);
+		free(k);
+		if (same) {
+			free(text);
+			continue;
+		}
 		sqlite3_bind_text(st, 1, a, -1, SQLITE_TRANSIENT);
 		pl_state_bind_text(st, 2, b);
 		sqlite3_bind_text(st, 3, text, -1, SQLITE_TRANSIENT);
 		free(text);
 		if ((r = pl_state_step_done(s, st, errmsg)) != 0)
-			break;
+			goto out;
 	}
+	/* what the array no longer has goes */
+	sql = nodes ? pl_asprintf("DELETE FROM nodes WHERE node = ?1 AND ?2 = ''")
+		    : pl_asprintf("DELETE FROM %s WHERE %s = ?1 AND %s = ?2", table, k1, k2);
+	r = pl_state_prep(s, sql, &del, errmsg);
+	free(sql);
+	if (r != 0)
+		goto out;
+	json_object_foreach(had, key, v) {
+		const char *sep = strchr(key, '\x1f');
+
+		sqlite3_bind_text(del, 1, key, (int)(sep - key), SQLITE_TRANSIENT);
+		sqlite3_bind_text(del, 2, sep + 1, -1, SQLITE_TRANSIENT);
+		if ((r = pl_state_step_done(s, del, errmsg)) != 0)
+			goto out;
+	}
+out:
 	sqlite3_finalize(st);
+	sqlite3_finalize(del);
+	json_decref(had);
 	return r;
 }
 
