@@ -50,8 +50,8 @@ print_config(const json_t *cfg)
 }
 
 int
-pl_view_describe(struct pl_session *s, const char *guest, bool snapshots, json_t **out,
-		 char **snap_err, char **errmsg)
+pl_view_describe(struct pl_session *s, const char *guest, bool snapshots, const json_t *live,
+		 json_t **out, char **snap_err, char **errmsg)
 {
 	json_t *g = NULL, *tasks = NULL, *snaps = NULL;
 	char *serr = NULL;
@@ -60,6 +60,7 @@ pl_view_describe(struct pl_session *s, const char *guest, bool snapshots, json_t
 	*out = NULL;
 	if ((r = pl_session_guest(s, guest, &g, errmsg)) != 0)
 		return r;
+	pl_view_overlay(g, live);
 	pl_state_tasks(s->state, pl_json_int(g, "vmid", 0), 10, &tasks, NULL);
 	/* Snapshots are not part of a sync: ask the node when we can. */
 	if (snapshots && pl_session_api(s, &serr) == 0)
@@ -92,7 +93,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		return pl_args_exit(r);
 	live = pl_args_has(&a, 0);
 	if (pl_session_read(&s, ctx, live, &err) != 0 ||
-	    pl_view_describe(&s, a.pos[0], true, &out, &serr, &err) != 0) {
+	    pl_view_describe(&s, a.pos[0], true, NULL, &out, &serr, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}

@@ -80,8 +80,32 @@ pl_view_list_check(const struct pl_view_list *f, const char **field, char **errm
 	return 0;
 }
 
+void
+pl_view_overlay(json_t *guest, const json_t *live)
+{
+	static const char *const counters[] = {
+		"cpu", "mem", "maxmem", "maxcpu", "disk", "maxdisk", "uptime", "netin", "netout",
+		"diskread", "diskwrite", "memhost",
+	};
+	const json_t *e;
+	char id[32];
+
+	if (live == NULL)
+		return;
+	snprintf(id, sizeof(id), "%lld", pl_json_int(guest, "vmid", 0));
+	if ((e = json_object_get(live, id)) == NULL)
+		return;
+	for (size_t i = 0; i < PL_ARRAY_LEN(counters); i++) {
+		json_t *v = json_object_get(e, counters[i]);
+
+		if (v && json_object_get(guest, counters[i]))
+			json_object_set(guest, counters[i], v);
+	}
+}
+
 int
-pl_view_list(struct pl_state *st, const struct pl_view_list *f, json_t **out, char **errmsg)
+pl_view_list(struct pl_state *st, const struct pl_view_list *f, const json_t *live, json_t **out,
+	     char **errmsg)
 {
 	const char *type = f->type, *field;
 	json_t *guests = NULL, **sel, *g;
@@ -97,9 +121,11 @@ pl_view_list(struct pl_state *st, const struct pl_view_list *f, json_t **out, ch
 					  &guests, errmsg)) != 0)
 		return r;
 	sel = pl_calloc(json_array_size(guests) + 1, sizeof(*sel));
-	json_array_foreach(guests, i, g)
+	json_array_foreach(guests, i, g) {
 		if (f->tag == NULL || has_tag(pl_json_str(g, "tags"), f->tag))
 			sel[n++] = g;
+		pl_view_overlay(g, live); /* before the sort: mem and cpu may sort */
+	}
 	sort_key = f->sort ? f->sort : "vmid";
 	qsort(sel, n, sizeof(*sel), cmp);
 	*out = json_array();
@@ -136,7 +162,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		return rc;
 	}
 	live = pl_args_has(&a, 5);
-	if (pl_session_read(&s, ctx, live, &err) != 0 || pl_view_list(s.state, &f, &sel, &err) != 0) {
+	if (pl_session_read(&s, ctx, live, &err) != 0 || pl_view_list(s.state, &f, NULL, &sel, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}

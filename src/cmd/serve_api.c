@@ -72,7 +72,7 @@ get_guests(struct pl_serve_req *req, void *arg)
 	int r;
 
 	if ((r = pl_view_list_check(&f, &field, &err)) != 0 ||
-	    (r = pl_view_list(api->s->state, &f, &out, &err)) != 0)
+	    (r = pl_view_list(api->s->state, &f, api->refresh->live_by_id, &out, &err)) != 0)
 		fail(req, r, field, err);
 	else
 		pl_serve_reply(req, 200, out);
@@ -87,9 +87,10 @@ get_guest(struct pl_serve_req *req, void *arg)
 	char *err = NULL;
 	int r;
 
-	/* snapshots are read from the node: not on the loop's time (docs/serve.md) */
-	if ((r = pl_view_describe(api->s, pl_serve_path_param(req, "guest"), false, &out, NULL,
-				  &err)) != 0)
+	/* snapshots are read from the node: not on the loop's time (docs/serve.md);
+	 * the counters are the refresh's, kept in memory */
+	if ((r = pl_view_describe(api->s, pl_serve_path_param(req, "guest"), false,
+				  api->refresh->live_by_id, &out, NULL, &err)) != 0)
 		fail(req, r, "guest", err);
 	else
 		pl_serve_reply(req, 200, out);

@@ -20,7 +20,8 @@ struct pl_serve_refresh {
 	long status_interval, sync_interval; /* seconds */
 	struct event *status_ev, *sync_ev;
 	bool status_busy;
-	json_t *live; /* the last resource list: counters live here, not in the store */
+	json_t *live;       /* the last resource list: counters live here, not in the store */
+	json_t *live_by_id; /* vmid (text) -> its guest's entry in live */
 	json_t *keys; /* vmid -> what of each guest the store records, as last seen */
 	double status_ok_at, status_error_at;
 	char *status_error;

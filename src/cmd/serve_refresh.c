@@ -81,6 +81,8 @@ on_resources(const struct pl_pve_result *res, void *arg)
 	f->status_failures = 0;
 	f->status_ok_at = now_s();
 	keys = json_object();
+	json_decref(f->live_by_id);
+	f->live_by_id = json_object();
 	json_array_foreach(res->data, i, g) {
 		const char *type = pl_json_str(g, "type");
 		char id[32];
@@ -89,6 +91,7 @@ on_resources(const struct pl_pve_result *res, void *arg)
 			continue;
 		snprintf(id, sizeof(id), "%lld", pl_json_int(g, "vmid", 0));
 		json_object_set_new(keys, id, durable_key(g));
+		json_object_set(f->live_by_id, id, g);
 		if (!moved && f->keys) {
 			json_t *old = json_object_get(f->keys, id);
 
@@ -246,6 +249,7 @@ pl_serve_refresh_release(struct pl_serve_refresh *f)
 	if (f->sync_ev)
 		event_free(f->sync_ev);
 	json_decref(f->live);
+	json_decref(f->live_by_id);
 	json_decref(f->keys);
 	free(f->status_error);
 	free(f->sync_error);
