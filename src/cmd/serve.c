@@ -162,6 +162,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	pl_ctx_apply_log(ctx);
+	if (ctx->verbosity == 0) /* a server logs each request (-q: only problems) */
+		pl_log_set_level(PL_LOG_INFO);
 	if (pl_session_open(&s, ctx, PL_NEED_STATE, &err) != 0) {
 		pl_error("%s", err);
 		goto out;

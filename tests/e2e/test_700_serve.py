@@ -93,6 +93,10 @@ def lab(sim, tmp_path_factory):
     srv = Server("--listen", "127.0.0.1:0", "-c", cfg, env=env)
     yield {"env": env, "state": state, "tokens": tokens, "srv": srv, "url": srv.url, "dir": d}
     assert srv.stop() == 0, srv.err
+    # an access log line per request, with the token's name
+    assert "127.0.0.1 GET /api/v1/cluster 200" in srv.err
+    assert "token=viewer1" in srv.err
+    assert "authentication failed from 127.0.0.1" in srv.err
     # the secrets appear in no log line
     for secret in tokens.values():
         assert secret not in srv.err
