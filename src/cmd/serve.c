@@ -129,7 +129,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_session s;
 	struct pl_serve_api api;
 	struct pl_serve_refresh refresh;
-	bool refreshing = false;
+	bool refreshing = false, api_made = false;
 	struct pl_serve *sv = NULL;
 	struct event *sigint = NULL, *sigterm = NULL;
 	struct pl_args a;
@@ -214,6 +214,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		.max_per_client = (int)cfg_int(s.cfg, "max_connections_per_client", 32),
 	});
 	pl_serve_api_init(&api, &s, &refresh);
+	api_made = true;
 	pl_serve_add(sv, &api.module);
 	for (size_t i = 0; i < n; i++) {
 		bool loop = pl_serve_is_loopback(addrs[i]);
@@ -257,6 +258,8 @@ out:
 	if (refreshing)
 		pl_serve_refresh_release(&refresh);
 	pl_serve_free(sv);
+	if (api_made)
+		pl_serve_api_release(&api);
 	if (sigint)
 		event_free(sigint);
 	if (sigterm)

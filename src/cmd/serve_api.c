@@ -4,6 +4,7 @@
  */
 #include "core/common.h"
 #include "cmd/serve_api.h"
+#include "cmd/act.h"
 #include "cmd/connect.h"
 #include "cmd/views.h"
 #include "core/err.h"
@@ -181,6 +182,108 @@ post_sync(struct pl_serve_req *req, void *arg)
 					   "running"));
 }
 
+/* ---- power actions ---- */
+
+struct action_wait {
+	struct pl_serve_api *api;
+	long long id;
+};
+
+static json_t *
+action_get(struct pl_serve_api *api, long long id)
+{
+	json_t *a = api->actions[id % PL_SERVE_ACTIONS];
+
+	return a && pl_json_int(a, "id", 0) == id ? a : NULL;
+}
+
+static void
+on_action(const json_t *result, void *arg)
+{
+	struct action_wait *w = arg;
+	json_t *a = action_get(w->api, w->id);
+	bool ok = json_is_true(json_object_get(result, "ok"));
+
+	if (a) {
+		json_object_set_new(a, "state", json_string(ok ? "ok" : "failed"));
+		json_object_set(a, "result", (json_t *)result);
+	}
+	/* the store follows what pvelab itself changed at once */
+	if (ok && !json_is_true(json_object_get(result, "unchanged")) && w->api->refresh->s->pve)
+		pl_serve_refresh_sync(w->api->refresh);
+	free(w);
+}
+
+static void
+post_action(struct pl_serve_req *req, const char *action, struct pl_serve_api *api)
+{
+	const char *guest = pl_serve_path_param(req, "guest");
+	json_t *names = NULL, *stored = NULL, *a;
+	const json_t *found, *entry;
+	struct action_wait *w;
+	char *err = NULL, id[32];
+	int r;
+
+	if (api->s->pve == NULL) {
+		pl_serve_error(req, 503, "no_cluster", NULL, "no cluster to act on (set cluster: in "
+			       "pvelab.yaml or PVELAB_URL and PVELAB_TOKEN)");
+		return;
+	}
+	if ((r = pl_state_guest_names(api->s->state, &names, &err)) != 0 ||
+	    (found = pl_guest_lookup(names, guest, &err)) == NULL ||
+	    (r = pl_state_guest(api->s->state, pl_json_int(found, "vmid", 0), &stored, &err)) != 0) {
+		fail(req, r ? r : PL_ENOENT, "guest", err);
+		goto out;
+	}
+	/* where the guest is now (the last resource list), else where it was synced */
+	snprintf(id, sizeof(id), "%lld", pl_json_int(stored, "vmid", 0));
+	entry = json_object_get(api->refresh->live_by_id, id);
+	if (entry == NULL)
+		entry = stored;
+	a = json_pack("{s:I,s:s,s:I,s:s?,s:s,s:n}", "id", (json_int_t)++api->action_seq, "action",
+		      action, "vmid", (json_int_t)pl_json_int(stored, "vmid", 0), "name",
+		      pl_json_str(stored, "name"), "state", "running", "result");
+	json_decref(api->actions[api->action_seq % PL_SERVE_ACTIONS]);
+	api->actions[api->action_seq % PL_SERVE_ACTIONS] = a;
+	w = pl_calloc(1, sizeof(*w));
+	w->api = api;
+	w->id = api->action_seq;
+	pl_act_start(api->s, action, entry, NULL, 600000, on_action, w);
+	pl_serve_reply(req, 202, json_deep_copy(a));
+out:
+	json_decref(names);
+	json_decref(stored);
+	free(err);
+}
+
+#define POWER(verb)                                                                         \
+	static void post_##verb(struct pl_serve_req *req, void *arg)                         \
+	{                                                                                   \
+		post_action(req, #verb, arg);                                                \
+	}
+POWER(start)
+POWER(stop)
+POWER(shutdown)
+POWER(reboot)
+POWER(suspend)
+POWER(resume)
+
+static void
+get_action(struct pl_serve_req *req, void *arg)
+{
+	struct pl_serve_api *api = arg;
+	const char *id = pl_serve_path_param(req, "id");
+	long long n;
+	json_t *a;
+
+	if (pl_str_to_ll(id, 1, LLONG_MAX, &n) != 0 || (a = action_get(api, n)) == NULL) {
+		pl_serve_error(req, 404, "not_found", "id", "no action '%.32s' (the newest %d are "
+			       "kept)", id, PL_SERVE_ACTIONS);
+		return;
+	}
+	pl_serve_reply(req, 200, json_deep_copy(a));
+}
+
 #define STR_OR_NULL "{\"type\":[\"string\",\"null\"]}"
 #define OBJ "{\"type\":\"object\"}"
 #define NODE                                                                                \
@@ -259,13 +362,39 @@ static const struct pl_serve_route routes[] = {
 	  "{\"type\":\"object\",\"required\":[\"seq\",\"state\"],\"properties\":{\"seq\":"
 	  "{\"type\":\"integer\"},\"state\":{\"const\":\"running\"}}}",
 	  "{\"type\":\"object\",\"additionalProperties\":false}", NULL, post_sync },
+#define ACTION                                                                              \
+	"{\"type\":\"object\",\"required\":[\"id\",\"action\",\"vmid\",\"state\"],"            \
+	"\"properties\":{\"id\":{\"type\":\"integer\"},\"action\":{\"type\":\"string\"},"     \
+	"\"vmid\":{\"type\":\"integer\"},\"name\":" STR_OR_NULL ",\"state\":{\"enum\":"       \
+	"[\"running\",\"ok\",\"failed\"]},\"result\":{\"type\":[\"object\",\"null\"]}}}"
+#define POWER_ROUTE(verb, what)                                                             \
+	{ "POST", "/api/v1/guests/{guest}/" #verb, PL_ROLE_OPERATOR, 202,                     \
+	  what " (as pvelab " #verb "): 202 at once; GET /api/v1/actions/{id} follows it",     \
+	  ACTION, "{\"type\":\"object\",\"additionalProperties\":false}", NULL, post_##verb }
+	POWER_ROUTE(start, "start the guest"),
+	POWER_ROUTE(stop, "stop the guest at once"),
+	POWER_ROUTE(shutdown, "shut the guest down cleanly"),
+	POWER_ROUTE(reboot, "reboot the guest cleanly"),
+	POWER_ROUTE(suspend, "pause the guest"),
+	POWER_ROUTE(resume, "resume the paused guest"),
+	{ "GET", "/api/v1/actions/{id}", PL_ROLE_VIEWER, 200,
+	  "a power action asked through the API: running, then ok or failed with its result "
+	  "(as pvelab start -o json gives it)", ACTION, NULL, NULL, get_action },
 	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL },
 };
+
+void
+pl_serve_api_release(struct pl_serve_api *api)
+{
+	for (size_t i = 0; i < PL_SERVE_ACTIONS; i++)
+		json_decref(api->actions[i]);
+}
 
 void
 pl_serve_api_init(struct pl_serve_api *api, struct pl_session *s,
 		  struct pl_serve_refresh *refresh)
 {
+	memset(api, 0, sizeof(*api));
 	api->s = s;
 	api->refresh = refresh;
 	api->module.name = "api/v1";

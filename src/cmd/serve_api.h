@@ -45,13 +45,19 @@ long long pl_serve_refresh_sync(struct pl_serve_refresh *f);
 json_t *pl_serve_refresh_info(const struct pl_serve_refresh *f);
 void pl_serve_refresh_release(struct pl_serve_refresh *f);
 
+/* Power actions asked through the API, the newest PL_SERVE_ACTIONS kept. */
+#define PL_SERVE_ACTIONS 256
+
 struct pl_serve_api {
 	struct pl_serve_module module; /* register this with pl_serve_add */
 	struct pl_session *s;
 	struct pl_serve_refresh *refresh;
+	json_t *actions[PL_SERVE_ACTIONS]; /* by id % PL_SERVE_ACTIONS */
+	long long action_seq;
 };
 
 void pl_serve_api_init(struct pl_serve_api *api, struct pl_session *s,
 		       struct pl_serve_refresh *refresh);
+void pl_serve_api_release(struct pl_serve_api *api);
 
 #endif

@@ -232,6 +232,48 @@ def test_roles(lab):
     assert r.json()["seq"] > seq
 
 
+def test_a_viewer_gets_403_on_every_write(lab):
+    doc = get(lab, "/api/v1/openapi.json").json()
+    writes = [(p, m) for p, item in doc["paths"].items() for m in item if m != "get"]
+    assert len(writes) >= 7
+    vmid = cli_json(lab, "list")[0]["vmid"]
+    for path, method in writes:
+        r = requests.request(method, lab["url"] + path.replace("{guest}", str(vmid)),
+                             headers={"Authorization": "Bearer " + lab["tokens"]["viewer"]},
+                             timeout=20)
+        assert r.status_code == 403, (path, method, r.text)
+
+
+def test_power_actions_through_the_api(lab):
+    running = [g for g in cli_json(lab, "list") if g["status"] == "running"]
+    g = running[-1]
+
+    def act(verb):
+        r = post(lab, f"/api/v1/guests/{g['name']}/{verb}", role="operator")
+        assert r.status_code == 202, r.text
+        a = r.json()
+        assert a["action"] == verb and a["vmid"] == g["vmid"]
+        return until(lambda: (lambda x: x if x["state"] != "running" else None)(
+            get(lab, f"/api/v1/actions/{a['id']}").json()), f"the {verb} to end")
+
+    done = act("stop")
+    assert done["state"] == "ok", done
+    assert done["result"]["ok"] is True and done["result"]["upid"].startswith("UPID:")
+    # the store follows (a sync is asked once pvelab changed something)
+    until(lambda: get(lab, f"/api/v1/guests/{g['vmid']}").json()["status"] == "stopped",
+          "the stopped state in the store")
+    assert cli_json(lab, "describe", str(g["vmid"]))["status"] == "stopped"
+    done = act("start")
+    assert done["state"] == "ok", done
+    until(lambda: get(lab, f"/api/v1/guests/{g['vmid']}").json()["status"] == "running",
+          "the running state in the store")
+    done = act("start")  # already running: ok, unchanged, as the CLI says
+    assert done["result"].get("unchanged") is True
+    r = post(lab, "/api/v1/guests/no-such-guest/start", role="operator")
+    assert r.status_code == 404 and r.json()["error"]["field"] == "guest"
+    assert get(lab, "/api/v1/actions/999999").status_code == 404
+
+
 def test_revoked_and_expired_tokens_get_401(lab):
     env = lab["env"]
     r = run("token", "create", "shortlived", "--role", "viewer", "--expires", "1s", env=env)
@@ -320,6 +362,9 @@ def test_real_answers_match_the_documents_schemas(lab):
     check("/api/v1/sync", "/api/v1/sync", status=202, method="post", role="operator")
     check("/api/v1/guests/{guest}", "/api/v1/guests/nope", status=404)
     check("/api/v1/sync", "/api/v1/sync", status=403, method="post")
+    r = post(lab, f"/api/v1/guests/{guests[0]['vmid']}/resume", role="operator")
+    assert r.status_code == 202
+    check("/api/v1/actions/{id}", f"/api/v1/actions/{r.json()['id']}")
 
 
 def raw(lab, data, read=True):
