@@ -212,6 +212,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		.request_timeout = (int)cfg_int(s.cfg, "request_timeout", 30),
 		.max_connections = (int)cfg_int(s.cfg, "max_connections", 256),
 		.max_per_client = (int)cfg_int(s.cfg, "max_connections_per_client", 32),
+		.event_ring = (int)cfg_int(s.cfg, "event_ring", 1024),
 	});
 	pl_serve_api_init(&api, &s, &refresh);
 	api_made = true;
@@ -245,7 +246,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	json_decref(line);
 	if (fp[0])
 		pl_log_info("serve: TLS certificate fingerprint %s", fp);
-	pl_serve_refresh_init(&refresh, &s, cfg_int(s.cfg, "status_interval", 10),
+	pl_serve_refresh_init(&refresh, &s, sv, cfg_int(s.cfg, "status_interval", 10),
 			      cfg_int(s.cfg, "sync_interval", 300));
 	refreshing = true;
 	sigint = evsignal_new(s.base, SIGINT, on_signal, s.base);

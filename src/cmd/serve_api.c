@@ -207,6 +207,7 @@ on_action(const json_t *result, void *arg)
 	if (a) {
 		json_object_set_new(a, "state", json_string(ok ? "ok" : "failed"));
 		json_object_set(a, "result", (json_t *)result);
+		pl_serve_emit(w->api->refresh->sv, "action", json_deep_copy(a));
 	}
 	/* the store follows what pvelab itself changed at once */
 	if (ok && !json_is_true(json_object_get(result, "unchanged")) && w->api->refresh->s->pve)

@@ -17,6 +17,7 @@ struct pl_cmd_sync_job;
 /* The background refresh (serve_refresh.c). */
 struct pl_serve_refresh {
 	struct pl_session *s;
+	struct pl_serve *sv; /* where its events go */
 	long status_interval, sync_interval; /* seconds */
 	struct event *status_ev, *sync_ev;
 	bool status_busy;
@@ -38,7 +39,7 @@ struct pl_serve_refresh {
 
 /* Start refreshing s's cluster on s->base (nothing when s has no API client). */
 void pl_serve_refresh_init(struct pl_serve_refresh *f, struct pl_session *s,
-			   long status_interval, long sync_interval);
+			   struct pl_serve *sv, long status_interval, long sync_interval);
 /* Ask for a full sync now (after the running one); returns its number. */
 long long pl_serve_refresh_sync(struct pl_serve_refresh *f);
 /* What GET /api/v1/sync shows: ages, last errors, the last sync's run. */

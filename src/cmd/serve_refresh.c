@@ -12,6 +12,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "pve/client.h"
+#include "serve/serve.h"
 #include "state/state.h"
 
 #include <event2/event.h>
@@ -75,9 +76,14 @@ on_resources(const struct pl_pve_result *res, void *arg)
 		f->status_error_at = now_s();
 		pl_log_warn("refresh: status failed (%d in a row): %s", f->status_failures,
 			    f->status_error);
+		pl_serve_emit(f->sv, "status", json_pack("{s:s,s:s,s:i}", "state", "failed", "error",
+							 f->status_error, "failures",
+							 f->status_failures));
 		arm(f->status_ev, backoff(f->status_interval, f->status_failures, 300));
 		return;
 	}
+	if (f->status_failures)
+		pl_serve_emit(f->sv, "status", json_pack("{s:s}", "state", "ok"));
 	f->status_failures = 0;
 	f->status_ok_at = now_s();
 	keys = json_object();
@@ -92,11 +98,19 @@ on_resources(const struct pl_pve_result *res, void *arg)
 		snprintf(id, sizeof(id), "%lld", pl_json_int(g, "vmid", 0));
 		json_object_set_new(keys, id, durable_key(g));
 		json_object_set(f->live_by_id, id, g);
-		if (!moved && f->keys) {
+		if (f->keys) {
 			json_t *old = json_object_get(f->keys, id);
 
-			moved = old == NULL || strcmp(json_string_value(old),
-						      json_string_value(json_object_get(keys, id)));
+			if (old == NULL || strcmp(json_string_value(old),
+						  json_string_value(json_object_get(keys, id)))) {
+				moved = true;
+				pl_serve_emit(f->sv, "guest", json_pack(
+					"{s:I,s:s?,s:s?,s:s?,s:s?,s:s}", "vmid",
+					(json_int_t)pl_json_int(g, "vmid", 0), "name",
+					pl_json_str(g, "name"), "node", pl_json_str(g, "node"),
+					"status", pl_json_str(g, "status"), "lock",
+					pl_json_str(g, "lock"), "seen", "status"));
+			}
 		}
 	}
 	if (f->keys && json_object_size(f->keys) != json_object_size(keys))
@@ -137,6 +151,9 @@ on_synced(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *s
 		f->sync_error = pl_strdup(errmsg ? errmsg : pl_strerror(err));
 		pl_log_warn("refresh: sync %lld failed (%d in a row): %s", f->sync_seq,
 			    f->sync_failures, f->sync_error);
+		pl_serve_emit(f->sv, "sync", json_pack("{s:I,s:s,s:s}", "seq",
+						       (json_int_t)f->sync_seq, "state", "failed",
+						       "error", f->sync_error));
 		arm(f->sync_ev, backoff(f->status_interval, f->sync_failures, f->sync_interval));
 	} else {
 		json_t *keys = json_object(), *g;
@@ -155,6 +172,16 @@ on_synced(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *s
 		}
 		json_decref(f->keys);
 		f->keys = keys;
+		json_array_foreach(changes, i, g)
+			pl_serve_emit(f->sv, "guest", json_pack(
+				"{s:O?,s:O?,s:O?,s:I,s:s}", "vmid", json_object_get(g, "vmid"),
+				"name", json_object_get(g, "name"), "kind", json_object_get(g, "kind"),
+				"run_id", (json_int_t)run_id, "seen", "sync"));
+		pl_serve_emit(f->sv, "sync", json_pack("{s:I,s:s,s:I,s:{s:i,s:i,s:i,s:i}}", "seq",
+						       (json_int_t)f->sync_seq, "state", "ok",
+						       "run_id", (json_int_t)run_id, "counts", "added",
+						       cnt->added, "changed", cnt->changed, "removed",
+						       cnt->removed, "unchanged", cnt->unchanged));
 		pl_log_info("refresh: sync %lld recorded as run %lld: +%d ~%d -%d (%d unchanged, "
 			    "%zu not read)", f->sync_seq, run_id, cnt->added, cnt->changed,
 			    cnt->removed, cnt->unchanged, unread);
@@ -194,11 +221,12 @@ on_sync_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-pl_serve_refresh_init(struct pl_serve_refresh *f, struct pl_session *s, long status_interval,
-		      long sync_interval)
+pl_serve_refresh_init(struct pl_serve_refresh *f, struct pl_session *s, struct pl_serve *sv,
+		      long status_interval, long sync_interval)
 {
 	memset(f, 0, sizeof(*f));
 	f->s = s;
+	f->sv = sv;
 	f->status_interval = status_interval;
 	f->sync_interval = sync_interval;
 	f->status_ev = evtimer_new(s->base, on_status_timer, f);

@@ -193,6 +193,7 @@ static const struct pl_config_key top_keys[] = {
 	{ "/serve/max_body_bytes", PL_CT_INT, "1048576", "1024..67108864", "bytes of a request body; more is refused (413)", false },
 	{ "/serve/request_timeout", PL_CT_INT, "30", "1..3600", "seconds a client may take to send a request, or stay idle between two", false },
 	{ "/serve/max_connections", PL_CT_INT, "256", "1..100000", "client connections open at once", false },
+	{ "/serve/event_ring", PL_CT_INT, "1024", "16..1000000", "events kept for clients that reconnect with Last-Event-ID; an older one gets a reset event", false },
 	{ "/serve/status_interval", PL_CT_INT, "10", "1..3600", "seconds between two reads of the cluster's resource list (kept in memory; a guest whose state changed is synced at once)", false },
 	{ "/serve/sync_interval", PL_CT_INT, "300", "10..86400", "seconds between two full syncs into the state store", false },
 	{ "/serve/max_connections_per_client", PL_CT_INT, "32", "1..10000", "connections open at once from one address", false },

@@ -25,6 +25,7 @@ struct pl_serve_conn {
 	unsigned port;
 	struct event *held_ev;      /* the timer of a held-back answer */
 	struct pl_serve_req *held;  /* that answer's request */
+	struct pl_serve_req *stream; /* an event stream this connection is reading */
 	struct pl_serve_conn *next;
 };
 
@@ -33,6 +34,13 @@ struct pl_serve_fail {
 	char addr[64];
 	int n;
 	time_t last;
+};
+
+/* One event of the stream, kept in the replay ring. */
+struct pl_serve_event {
+	long long id;
+	char *type;
+	char *data; /* compact JSON */
 };
 
 struct pl_serve {
@@ -46,6 +54,9 @@ struct pl_serve {
 	struct pl_serve_conn *conns;
 	int nconns;
 	struct pl_serve_fail fails[256];
+	struct pl_serve_event *ring; /* the last lim.event_ring events, by id % size */
+	long long event_seq;         /* the newest event's id */
+	struct event *heartbeat;
 };
 
 struct pl_serve_req {
@@ -60,12 +71,16 @@ struct pl_serve_req {
 	struct evkeyvalq query;
 	json_t *body;
 	bool answered, close;
+	bool kept; /* an event stream: it lives with its connection */
 	int held_status;
 	json_t *held_body;
 	struct timespec t0;
 };
 
 void pl_serve_req_free(struct pl_serve_req *r);
+/* Start the event stream on r (events.c): replay from Last-Event-ID. */
+void pl_serve_events_open(struct pl_serve_req *r);
+void pl_serve_events_free(struct pl_serve *sv);
 /* The server's own routes: /healthz and the OpenAPI document (openapi.c). */
 extern const struct pl_serve_module pl_serve_core_module;
 

@@ -87,7 +87,9 @@ operation(const struct pl_serve_route *r)
 	snprintf(code, sizeof(code), "%d", r->status);
 	json_object_set_new(resp, code,
 			    json_pack("{s:s,s:{s:{s:o}}}", "description", r->summary, "content",
-				      "application/json", "schema", schema(r->response)));
+				      strstr(r->response, "text/event-stream") ? "text/event-stream"
+									     : "application/json",
+				      "schema", schema(r->response)));
 	json_object_set_new(resp, "400", error_ref("malformed request"));
 	if (r->role > PL_ROLE_PUBLIC) {
 		json_object_set_new(resp, "401", error_ref("no valid token"));
@@ -142,6 +144,12 @@ get_openapi(struct pl_serve_req *req, void *arg)
 	pl_serve_reply(req, 200, pl_serve_openapi(req->sv));
 }
 
+static void
+get_events(struct pl_serve_req *req, void *arg)
+{
+	pl_serve_events_open(req);
+}
+
 static const struct pl_serve_route core_routes[] = {
 	{ "GET", "/healthz", PL_ROLE_PUBLIC, 200, "health probe: the server answers",
 	  "{\"type\":\"object\",\"required\":[\"status\"],\"properties\":{\"status\":"
@@ -149,6 +157,11 @@ static const struct pl_serve_route core_routes[] = {
 	{ "GET", "/api/v1/openapi.json", PL_ROLE_VIEWER, 200,
 	  "this document, made from the route table that dispatches the requests",
 	  "{\"type\":\"object\",\"required\":[\"openapi\",\"paths\"]}", NULL, NULL, get_openapi },
+	{ "GET", "/api/v1/events", PL_ROLE_VIEWER, 200,
+	  "Server-Sent Events (text/event-stream): each has an id, a type (sync, guest, action, "
+	  "reset) and JSON data; send Last-Event-ID to get what was missed",
+	  "{\"type\":\"string\",\"contentMediaType\":\"text/event-stream\"}", NULL, NULL,
+	  get_events },
 	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL },
 };
 

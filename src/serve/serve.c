@@ -140,6 +140,7 @@ pl_serve_free(struct pl_serve *sv)
 		evhttp_free(sv->http[i]); /* closes its connections: conn_drop each */
 	while (sv->conns)
 		conn_drop(sv->conns);
+	pl_serve_events_free(sv);
 	free(sv->http);
 	free(sv->mods);
 	free(sv);
@@ -297,6 +298,8 @@ conn_drop(struct pl_serve_conn *c)
 		event_free(c->held_ev);
 	if (c->held)
 		pl_serve_req_free(c->held); /* its evhttp request goes with the connection */
+	if (c->stream)
+		pl_serve_req_free(c->stream);
 	free(c);
 }
 
@@ -688,7 +691,7 @@ on_request(struct evhttp_request *req, void *arg)
 		pl_serve_error(r, 500, "internal", NULL, "the handler of %s %s gave no answer",
 			       route->method, route->path);
 out:
-	if (!held)
+	if (!held && !r->kept)
 		pl_serve_req_free(r);
 }
 

@@ -67,6 +67,7 @@ struct pl_serve_limits {
 	int request_timeout;      /* seconds to read a request; idle keep-alive too */
 	int max_connections;      /* open at once */
 	int max_per_client;       /* open at once from one address */
+	int event_ring;           /* events kept for Last-Event-ID replay */
 };
 
 /* A server on base; state holds the tokens (borrowed, outlives the server). */
@@ -100,6 +101,11 @@ void pl_serve_error(struct pl_serve_req *req, int status, const char *code, cons
 		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* The HTTP status for a pl_err code (PL_ENOENT 404, PL_ECONFLICT 409...). */
 int pl_serve_status_of(int err);
+
+/* Send an event to every open stream (GET /api/v1/events) and keep it in the
+ * replay ring: type ("sync", "guest"...), data an object (stolen). Returns
+ * its id. */
+long long pl_serve_emit(struct pl_serve *sv, const char *type, json_t *data);
 
 /* For the fuzz harness and tests: match method and path against the routes
  * as the server does. Returns the route, or NULL with *status 400, 404 or

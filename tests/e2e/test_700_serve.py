@@ -89,7 +89,7 @@ def lab(sim, tmp_path_factory):
         assert r.rc == 0, r
         tokens[role] = r.out.strip()
     cfg = d / "pvelab.yaml"
-    cfg.write_text("serve:\n  status_interval: 1\n")
+    cfg.write_text("serve:\n  status_interval: 1\n  event_ring: 16\n")
     srv = Server("--listen", "127.0.0.1:0", "-c", cfg, env=env)
     yield {"env": env, "state": state, "tokens": tokens, "srv": srv, "url": srv.url, "dir": d}
     assert srv.stop() == 0, srv.err
@@ -484,6 +484,101 @@ def test_unchanged_refresh_leaves_guest_rows_alone(lab):
         get(lab, "/api/v1/sync").json()["sync"]), "the asked sync")
     assert done["counts"]["changed"] == 0 and done["counts"]["added"] == 0
     assert rows() == before
+
+
+class Events:
+    """An SSE client on requests' streaming response."""
+
+    def __init__(self, lab, last=None):
+        h = {"Authorization": "Bearer " + lab["tokens"]["viewer"], "Accept": "text/event-stream"}
+        if last is not None:
+            h["Last-Event-ID"] = str(last)
+        self.r = requests.get(lab["url"] + "/api/v1/events", headers=h, stream=True, timeout=30)
+        assert self.r.status_code == 200
+        assert self.r.headers["Content-Type"] == "text/event-stream"
+        self.lines = self.r.iter_lines(decode_unicode=True)
+
+    def next(self):
+        ev = {}
+        for line in self.lines:
+            if line == "":
+                if ev:
+                    return {"id": int(ev["id"]), "event": ev["event"],
+                            "data": json.loads(ev["data"])}
+                continue
+            if line.startswith(":"):
+                continue  # the heartbeat
+            k, _, v = line.partition(": ")
+            ev[k] = v
+        raise AssertionError("the event stream ended")
+
+    def until(self, cond, what, deadline=30):
+        end = time.monotonic() + deadline
+        seen = []
+        while time.monotonic() < end:
+            e = self.next()
+            seen.append(e)
+            if cond(e):
+                return e, seen
+        raise AssertionError(f"no {what} event in {seen}")
+
+    def close(self):
+        self.r.close()
+
+
+def test_events_stream_changes_and_replay_what_was_missed(lab):
+    ev = Events(lab)
+    try:
+        assert post(lab, "/api/v1/sync", role="operator").status_code == 202
+        done, seen = ev.until(lambda e: e["event"] == "sync" and e["data"]["state"] == "ok",
+                              "sync")
+        assert done["data"]["run_id"] > 0
+        ids = [e["id"] for e in seen]
+        assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        # a change behind the server's back (another process) shows up
+        running = [g for g in cli_json(lab, "list") if g["status"] == "running"]
+        vmid = running[0]["vmid"]
+        assert run("stop", str(vmid), env=lab["env"]).rc == 0
+        e, _ = ev.until(lambda e: e["event"] == "guest" and e["data"]["vmid"] == vmid and
+                        e["data"].get("status") == "stopped", "guest stopped")
+        assert e["data"]["seen"] == "status"
+        e2, _ = ev.until(lambda e: e["event"] == "guest" and e["data"]["vmid"] == vmid and
+                         e["data"].get("seen") == "sync", "guest recorded")
+        assert e2["data"]["kind"] == "updated" and e2["data"]["run_id"] > 0
+        assert e2["id"] > e["id"]
+        last = e2["id"]
+    finally:
+        ev.close()
+    assert run("start", str(vmid), env=lab["env"]).rc == 0
+    # a client that comes back with Last-Event-ID gets what it missed, in order
+    back = Events(lab, last=e["id"])
+    try:
+        first = back.next()
+        assert first["id"] == e["id"] + 1
+        got = [first]
+        while got[-1]["id"] < last:
+            got.append(back.next())
+        assert [g["id"] for g in got] == list(range(e["id"] + 1, last + 1))
+        assert got[-1] == e2
+    finally:
+        back.close()
+    # one that comes back from too long ago (the ring keeps 16) gets a reset
+    for _ in range(20):
+        seq = get(lab, "/api/v1/sync").json()["sync"]["seq"]
+        post(lab, "/api/v1/sync", role="operator")
+        until(lambda: (lambda x: x["seq"] > seq and x["state"] == "ok")(
+            get(lab, "/api/v1/sync").json()["sync"]), "a sync")
+    old = Events(lab, last=e["id"])
+    try:
+        r = old.next()
+        assert r["event"] == "reset" and r["data"]["last"] >= r["id"]
+    finally:
+        old.close()
+    fut = Events(lab, last=10 ** 9)
+    try:
+        assert fut.next()["event"] == "reset"
+    finally:
+        fut.close()
 
 
 def test_tls_listener_with_a_certificate_from_the_local_ca(sim, tmp_path):

@@ -37,7 +37,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int status = 0;
 
 	if (sv == NULL) {
-		static const struct pl_serve_limits lim = { 1024, 1024, 1, 1, 1 };
+		static const struct pl_serve_limits lim = { 1024, 1024, 1, 1, 1, 16 };
 
 		sv = pl_serve_new(NULL, NULL, &lim);
 		pl_serve_add(sv, &mod);

@@ -27,7 +27,7 @@ static const struct pl_serve_route routes[] = {
 	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL },
 };
 static const struct pl_serve_module mod = { "test", routes, NULL };
-static const struct pl_serve_limits lim = { 16384, 1 << 20, 30, 10, 5 };
+static const struct pl_serve_limits lim = { 16384, 1 << 20, 30, 10, 5, 16 };
 
 static struct pl_serve *
 server(struct event_base *base)
