@@ -255,7 +255,6 @@ post_cb(const struct pl_pve_result *res, void *arg)
 	pl_pve_task_wait(j->s->pve, upid, j->timeout_ms, task_cb, j);
 }
 
-
 /* Check the guest g (its resource entry) and send the action's request; the
  * job ends through job_done. */
 static void
@@ -270,10 +269,11 @@ job_send(struct job *j, const json_t *g, const char *given, const char *suffix)
 	snprintf(j->type, sizeof(j->type), "%s", pl_json_str_or(g, "type", "qemu"));
 	lock = pl_json_str(g, "lock");
 	if (lock && *lock && !(strcmp(j->action, "resume") == 0 && !strcmp(lock, "suspended"))) {
-		char *m = pl_asprintf("guest is locked by '%s' (wait for that operation to "
-				      "finish, or clear a stale lock with '%s unlock %lld' on "
-				      "node '%s')", lock, strcmp(j->type, "lxc") ? "qm" : "pct",
-				      j->vmid, j->node);
+		char *m =
+			pl_asprintf("guest is locked by '%s' (wait for that operation to "
+				    "finish, or clear a stale lock with '%s unlock %lld' on "
+				    "node '%s')",
+				    lock, strcmp(j->type, "lxc") ? "qm" : "pct", j->vmid, j->node);
 
 		job_done(j, false, m);
 		free(m);

@@ -121,9 +121,10 @@ pl_view_history(struct pl_state *st, const char *guest, json_t **out, char **err
 				json_array_foreach(ids, k, id)
 					pl_buf_addf(&list, "%s%lld", k ? ", " : "",
 						    (long long)json_integer_value(id));
-				r = pl_seterr(errmsg, PL_ECONFLICT, "%zu guests were named '%s' "
-					      "(vmids %s): name one by vmid", json_array_size(ids),
-					      guest, list.data);
+				r = pl_seterr(errmsg, PL_ECONFLICT,
+					      "%zu guests were named '%s' "
+					      "(vmids %s): name one by vmid",
+					      json_array_size(ids), guest, list.data);
 				pl_buf_release(&list);
 			} else {
 				r = pl_seterr(errmsg, PL_ENOENT, "%s", err);
@@ -137,8 +138,10 @@ pl_view_history(struct pl_state *st, const char *guest, json_t **out, char **err
 	if ((r = pl_state_history(st, vmid, &hist, errmsg)) != 0)
 		goto out;
 	if (json_array_size(hist) == 0) {
-		r = pl_seterr(errmsg, PL_ENOENT, "no history for guest '%s' (pvelab list shows the "
-			      "known guests)", guest);
+		r = pl_seterr(errmsg, PL_ENOENT,
+			      "no history for guest '%s' (pvelab list shows the "
+			      "known guests)",
+			      guest);
 		goto out;
 	}
 	*out = json_array();
@@ -149,8 +152,8 @@ pl_view_history(struct pl_state *st, const char *guest, json_t **out, char **err
 		json_t *e = json_pack("{s:I,s:s?,s:s?,s:O?,s:f,s:o,s:O}", "id",
 				      (json_int_t)pl_json_int(h, "id", 0), "kind",
 				      pl_json_str(h, "kind"), "sha256", pl_json_str(h, "sha256"),
-				      "run", json_object_get(h, "run"), "ts", pl_json_num(h, "ts", 0),
-				      "changes", d, "state", hs);
+				      "run", json_object_get(h, "run"), "ts",
+				      pl_json_num(h, "ts", 0), "changes", d, "state", hs);
 
 		json_decref(empty);
 		json_array_append_new(*out, e);

@@ -74,8 +74,10 @@ pl_view_list_check(const struct pl_view_list *f, const char **field, char **errm
 	if (k && strcmp(k, "vmid") && strcmp(k, "name") && strcmp(k, "node") &&
 	    strcmp(k, "status") && strcmp(k, "mem") && strcmp(k, "cpu")) {
 		*field = "sort";
-		return pl_seterr(errmsg, PL_EINVAL, "cannot sort by '%s' (vmid, name, node, status, "
-				 "mem, cpu)", k);
+		return pl_seterr(errmsg, PL_EINVAL,
+				 "cannot sort by '%s' (vmid, name, node, status, "
+				 "mem, cpu)",
+				 k);
 	}
 	return 0;
 }
@@ -84,8 +86,8 @@ void
 pl_view_overlay(json_t *guest, const json_t *live)
 {
 	static const char *const counters[] = {
-		"cpu", "mem", "maxmem", "maxcpu", "disk", "maxdisk", "uptime", "netin", "netout",
-		"diskread", "diskwrite", "memhost",
+		"cpu",    "mem",   "maxmem", "maxcpu",   "disk",      "maxdisk",
+		"uptime", "netin", "netout", "diskread", "diskwrite", "memhost",
 	};
 	const json_t *e;
 	char id[32];
@@ -162,7 +164,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		return rc;
 	}
 	live = pl_args_has(&a, 5);
-	if (pl_session_read(&s, ctx, live, &err) != 0 || pl_view_list(s.state, &f, NULL, &sel, &err) != 0) {
+	if (pl_session_read(&s, ctx, live, &err) != 0 ||
+	    pl_view_list(s.state, &f, NULL, &sel, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}

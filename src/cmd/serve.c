@@ -21,7 +21,8 @@
 #include <signal.h>
 
 static const struct pl_opt opts[] = {
-	{ "listen", 'l', "ADDR:PORT", "listen here (repeatable; default serve.listen, else 127.0.0.1:8080; port 0 picks one)" },
+	{ "listen", 'l', "ADDR:PORT",
+	  "listen here (repeatable; default serve.listen, else 127.0.0.1:8080; port 0 picks one)" },
 	{ "tls-cert", 0, "FILE", "certificate (PEM) for the HTTPS listeners" },
 	{ "tls-key", 0, "FILE", "its private key (PEM)" },
 	{ NULL, 0, NULL, NULL },
@@ -91,7 +92,8 @@ tls_context(struct pl_session *s, const char *cert, const char *key, char **addr
 
 		for (size_t i = 0; i < n; i++) {
 			char *colon = strrchr(addrs[i], ':');
-			char *h = pl_strndup(addrs[i], colon ? (size_t)(colon - addrs[i]) : strlen(addrs[i]));
+			char *h = pl_strndup(addrs[i],
+					     colon ? (size_t)(colon - addrs[i]) : strlen(addrs[i]));
 
 			if (h[0] == '[') {
 				memmove(h, h + 1, strlen(h));
@@ -206,14 +208,16 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("cannot create an event loop");
 		goto out;
 	}
-	sv = pl_serve_new(s.base, s.state, &(struct pl_serve_limits){
-		.max_header = cfg_int(s.cfg, "max_header_bytes", 16384),
-		.max_body = cfg_int(s.cfg, "max_body_bytes", 1048576),
-		.request_timeout = (int)cfg_int(s.cfg, "request_timeout", 30),
-		.max_connections = (int)cfg_int(s.cfg, "max_connections", 256),
-		.max_per_client = (int)cfg_int(s.cfg, "max_connections_per_client", 32),
-		.event_ring = (int)cfg_int(s.cfg, "event_ring", 1024),
-	});
+	sv = pl_serve_new(
+		s.base, s.state,
+		&(struct pl_serve_limits){
+			.max_header = cfg_int(s.cfg, "max_header_bytes", 16384),
+			.max_body = cfg_int(s.cfg, "max_body_bytes", 1048576),
+			.request_timeout = (int)cfg_int(s.cfg, "request_timeout", 30),
+			.max_connections = (int)cfg_int(s.cfg, "max_connections", 256),
+			.max_per_client = (int)cfg_int(s.cfg, "max_connections_per_client", 32),
+			.event_ring = (int)cfg_int(s.cfg, "event_ring", 1024),
+		});
 	pl_serve_api_init(&api, &s, &refresh);
 	api_made = true;
 	pl_serve_add(sv, &api.module);

@@ -20,9 +20,11 @@ static void
 fail(struct pl_serve_req *req, int r, const char *field, const char *err)
 {
 	int status = pl_serve_status_of(r);
-	const char *code = status == 404 ? "not_found" : status == 409 ? "conflict" :
-			   status == 400 ? "bad_request" : status == 502 ? "cluster_error" :
-			   "internal";
+	const char *code = status == 404 ? "not_found" :
+			   status == 409 ? "conflict" :
+			   status == 400 ? "bad_request" :
+			   status == 502 ? "cluster_error" :
+					   "internal";
 
 	pl_serve_error(req, status, code, field, "%s", err ? err : pl_strerror(r));
 }
@@ -63,7 +65,7 @@ get_guests(struct pl_serve_req *req, void *arg)
 {
 	struct pl_serve_api *api = arg;
 	struct pl_view_list f = {
-		pl_serve_query(req, "type"), pl_serve_query(req, "node"),
+		pl_serve_query(req, "type"),   pl_serve_query(req, "node"),
 		pl_serve_query(req, "status"), pl_serve_query(req, "tag"),
 		pl_serve_query(req, "sort"),
 	};
@@ -106,7 +108,8 @@ get_history(struct pl_serve_req *req, void *arg)
 	char *err = NULL;
 	int r;
 
-	if ((r = pl_view_history(api->s->state, pl_serve_path_param(req, "guest"), &out, &err)) != 0)
+	if ((r = pl_view_history(api->s->state, pl_serve_path_param(req, "guest"), &out, &err)) !=
+	    0)
 		fail(req, r, "guest", err);
 	else
 		pl_serve_reply(req, 200, out);
@@ -124,8 +127,10 @@ get_runs(struct pl_serve_req *req, void *arg)
 	int r;
 
 	if (lim && pl_str_to_ll(lim, 1, 1000, &limit) != 0) {
-		pl_serve_error(req, 400, "bad_request", "limit", "limit is a number from 1 to 1000, "
-			       "not '%.32s'", lim);
+		pl_serve_error(req, 400, "bad_request", "limit",
+			       "limit is a number from 1 to 1000, "
+			       "not '%.32s'",
+			       lim);
 		return;
 	}
 	if ((r = pl_runs_list(api->s->state, pl_serve_query(req, "kind"), (int)limit, &out,
@@ -147,8 +152,10 @@ get_run(struct pl_serve_req *req, void *arg)
 	int r;
 
 	if (pl_str_to_ll(id, 1, LLONG_MAX, &n) != 0) {
-		pl_serve_error(req, 400, "bad_request", "id", "a run id is a positive number, not "
-			       "'%.32s'", id);
+		pl_serve_error(req, 400, "bad_request", "id",
+			       "a run id is a positive number, not "
+			       "'%.32s'",
+			       id);
 		return;
 	}
 	if ((r = pl_runs_get(api->s->state, n, &out, &err)) != 0)
@@ -173,13 +180,14 @@ post_sync(struct pl_serve_req *req, void *arg)
 	long long seq;
 
 	if (api->s->pve == NULL) {
-		pl_serve_error(req, 503, "no_cluster", NULL, "no cluster to sync (set cluster: in "
+		pl_serve_error(req, 503, "no_cluster", NULL,
+			       "no cluster to sync (set cluster: in "
 			       "pvelab.yaml or PVELAB_URL and PVELAB_TOKEN)");
 		return;
 	}
 	seq = pl_serve_refresh_sync(api->refresh);
-	pl_serve_reply(req, 202, json_pack("{s:I,s:s}", "seq", (json_int_t)seq, "state",
-					   "running"));
+	pl_serve_reply(req, 202,
+		       json_pack("{s:I,s:s}", "seq", (json_int_t)seq, "state", "running"));
 }
 
 /* ---- power actions ---- */
@@ -226,13 +234,15 @@ post_action(struct pl_serve_req *req, const char *action, struct pl_serve_api *a
 	int r;
 
 	if (api->s->pve == NULL) {
-		pl_serve_error(req, 503, "no_cluster", NULL, "no cluster to act on (set cluster: in "
+		pl_serve_error(req, 503, "no_cluster", NULL,
+			       "no cluster to act on (set cluster: in "
 			       "pvelab.yaml or PVELAB_URL and PVELAB_TOKEN)");
 		return;
 	}
 	if ((r = pl_state_guest_names(api->s->state, &names, &err)) != 0 ||
 	    (found = pl_guest_lookup(names, guest, &err)) == NULL ||
-	    (r = pl_state_guest(api->s->state, pl_json_int(found, "vmid", 0), &stored, &err)) != 0) {
+	    (r = pl_state_guest(api->s->state, pl_json_int(found, "vmid", 0), &stored, &err)) !=
+		    0) {
 		fail(req, r ? r : PL_ENOENT, "guest", err);
 		goto out;
 	}
@@ -257,10 +267,10 @@ out:
 	free(err);
 }
 
-#define POWER(verb)                                                                         \
-	static void post_##verb(struct pl_serve_req *req, void *arg)                         \
-	{                                                                                   \
-		post_action(req, #verb, arg);                                                \
+#define POWER(verb)                                                                                \
+	static void post_##verb(struct pl_serve_req *req, void *arg)                               \
+	{                                                                                          \
+		post_action(req, #verb, arg);                                                      \
 	}
 POWER(start)
 POWER(stop)
@@ -278,8 +288,10 @@ get_action(struct pl_serve_req *req, void *arg)
 	json_t *a;
 
 	if (pl_str_to_ll(id, 1, LLONG_MAX, &n) != 0 || (a = action_get(api, n)) == NULL) {
-		pl_serve_error(req, 404, "not_found", "id", "no action '%.32s' (the newest %d are "
-			       "kept)", id, PL_SERVE_ACTIONS);
+		pl_serve_error(req, 404, "not_found", "id",
+			       "no action '%.32s' (the newest %d are "
+			       "kept)",
+			       id, PL_SERVE_ACTIONS);
 		return;
 	}
 	pl_serve_reply(req, 200, json_deep_copy(a));
@@ -287,21 +299,21 @@ get_action(struct pl_serve_req *req, void *arg)
 
 #define STR_OR_NULL "{\"type\":[\"string\",\"null\"]}"
 #define OBJ "{\"type\":\"object\"}"
-#define NODE                                                                                \
-	"{\"type\":\"object\",\"required\":[\"node\",\"status\"],\"properties\":{"           \
-	"\"node\":{\"type\":\"string\"},\"status\":{\"type\":\"string\"},"                   \
-	"\"cpu\":{\"type\":\"number\"},\"maxcpu\":{\"type\":\"integer\"},"                   \
-	"\"mem\":{\"type\":\"integer\"},\"maxmem\":{\"type\":\"integer\"},"                  \
-	"\"disk\":{\"type\":\"integer\"},\"maxdisk\":{\"type\":\"integer\"},"                \
+#define NODE                                                                                       \
+	"{\"type\":\"object\",\"required\":[\"node\",\"status\"],\"properties\":{"                 \
+	"\"node\":{\"type\":\"string\"},\"status\":{\"type\":\"string\"},"                         \
+	"\"cpu\":{\"type\":\"number\"},\"maxcpu\":{\"type\":\"integer\"},"                         \
+	"\"mem\":{\"type\":\"integer\"},\"maxmem\":{\"type\":\"integer\"},"                        \
+	"\"disk\":{\"type\":\"integer\"},\"maxdisk\":{\"type\":\"integer\"},"                      \
 	"\"uptime\":{\"type\":\"integer\"},\"pveversion\":" STR_OR_NULL "}}"
-#define GUEST_SUMMARY                                                                       \
-	"{\"type\":\"object\",\"required\":[\"vmid\",\"type\",\"node\"],\"properties\":{"    \
-	"\"vmid\":{\"type\":\"integer\"},\"name\":" STR_OR_NULL ","                           \
-	"\"type\":{\"enum\":[\"qemu\",\"lxc\"]},\"node\":{\"type\":\"string\"},"             \
+#define GUEST_SUMMARY                                                                              \
+	"{\"type\":\"object\",\"required\":[\"vmid\",\"type\",\"node\"],\"properties\":{"          \
+	"\"vmid\":{\"type\":\"integer\"},\"name\":" STR_OR_NULL ","                                \
+	"\"type\":{\"enum\":[\"qemu\",\"lxc\"]},\"node\":{\"type\":\"string\"},"                   \
 	"\"status\":" STR_OR_NULL ",\"tags\":" STR_OR_NULL "}}"
-#define RUN                                                                                 \
-	"{\"type\":\"object\",\"required\":[\"id\",\"kind\",\"status\"],\"properties\":{"    \
-	"\"id\":{\"type\":\"integer\"},\"kind\":{\"type\":\"string\"},"                      \
+#define RUN                                                                                        \
+	"{\"type\":\"object\",\"required\":[\"id\",\"kind\",\"status\"],\"properties\":{"          \
+	"\"id\":{\"type\":\"integer\"},\"kind\":{\"type\":\"string\"},"                            \
 	"\"status\":{\"type\":\"string\"},\"started\":{\"type\":\"number\"}}}"
 
 static const struct pl_serve_param list_query[] = {
@@ -324,8 +336,8 @@ static const struct pl_serve_route routes[] = {
 	  "nodes and guest counts as last synced (pvelab status -o json)",
 	  "{\"type\":\"object\",\"required\":[\"nodes\",\"guests\"],\"properties\":{\"nodes\":"
 	  "{\"type\":\"array\",\"items\":" NODE "},\"guests\":{\"type\":\"object\",\"required\":"
-	  "[\"total\"],\"properties\":{\"total\":{\"type\":\"integer\"}}},\"last_sync\":"
-	  RUN "}}", NULL, NULL, get_cluster },
+	  "[\"total\"],\"properties\":{\"total\":{\"type\":\"integer\"}}},\"last_sync\":" RUN "}}",
+	  NULL, NULL, get_cluster },
 	{ "GET", "/api/v1/nodes", PL_ROLE_VIEWER, 200,
 	  "the nodes as last synced (the nodes of pvelab status -o json)",
 	  "{\"type\":\"array\",\"items\":" NODE "}", NULL, NULL, get_nodes },
@@ -337,13 +349,15 @@ static const struct pl_serve_route routes[] = {
 	  "json, without the snapshots it reads live)",
 	  "{\"type\":\"object\",\"required\":[\"vmid\",\"type\",\"node\",\"tasks\"],"
 	  "\"properties\":{\"vmid\":{\"type\":\"integer\"},\"config\":" OBJ ",\"tasks\":"
-	  "{\"type\":\"array\"}}}", NULL, NULL, get_guest },
+	  "{\"type\":\"array\"}}}",
+	  NULL, NULL, get_guest },
 	{ "GET", "/api/v1/guests/{guest}/history", PL_ROLE_VIEWER, 200,
 	  "every recorded state of a guest, oldest first (pvelab history -o json)",
 	  "{\"type\":\"array\",\"items\":{\"type\":\"object\",\"required\":[\"id\",\"kind\","
 	  "\"sha256\",\"ts\",\"changes\",\"state\"],\"properties\":{\"id\":{\"type\":"
 	  "\"integer\"},\"kind\":{\"enum\":[\"discovered\",\"created\",\"updated\",\"deleted\"]},"
-	  "\"changes\":{\"type\":\"array\"},\"state\":" OBJ "}}}", NULL, NULL, get_history },
+	  "\"changes\":{\"type\":\"array\"},\"state\":" OBJ "}}}",
+	  NULL, NULL, get_history },
 	{ "GET", "/api/v1/runs", PL_ROLE_VIEWER, 200,
 	  "the runs (syncs, applies, rollbacks...), newest first",
 	  "{\"type\":\"array\",\"items\":" RUN "}", NULL, runs_query, get_runs },
@@ -356,22 +370,27 @@ static const struct pl_serve_route routes[] = {
 	  "\"cluster\":{\"type\":\"boolean\"},\"status\":" OBJ ",\"sync\":{\"type\":"
 	  "\"object\",\"required\":[\"seq\",\"state\"],\"properties\":{\"seq\":{\"type\":"
 	  "\"integer\"},\"state\":{\"enum\":[\"none\",\"running\",\"ok\",\"failed\"]},"
-	  "\"run_id\":{\"type\":[\"integer\",\"null\"]}}}}}", NULL, NULL, get_sync },
+	  "\"run_id\":{\"type\":[\"integer\",\"null\"]}}}}}",
+	  NULL, NULL, get_sync },
 	{ "POST", "/api/v1/sync", PL_ROLE_OPERATOR, 202,
 	  "sync the whole cluster into the store now (after the one running); GET /api/v1/sync "
 	  "follows it",
 	  "{\"type\":\"object\",\"required\":[\"seq\",\"state\"],\"properties\":{\"seq\":"
 	  "{\"type\":\"integer\"},\"state\":{\"const\":\"running\"}}}",
 	  "{\"type\":\"object\",\"additionalProperties\":false}", NULL, post_sync },
-#define ACTION                                                                              \
-	"{\"type\":\"object\",\"required\":[\"id\",\"action\",\"vmid\",\"state\"],"            \
-	"\"properties\":{\"id\":{\"type\":\"integer\"},\"action\":{\"type\":\"string\"},"     \
-	"\"vmid\":{\"type\":\"integer\"},\"name\":" STR_OR_NULL ",\"state\":{\"enum\":"       \
+#define ACTION                                                                                     \
+	"{\"type\":\"object\",\"required\":[\"id\",\"action\",\"vmid\",\"state\"],"                \
+	"\"properties\":{\"id\":{\"type\":\"integer\"},\"action\":{\"type\":\"string\"},"          \
+	"\"vmid\":{\"type\":\"integer\"},\"name\":" STR_OR_NULL ",\"state\":{\"enum\":"            \
 	"[\"running\",\"ok\",\"failed\"]},\"result\":{\"type\":[\"object\",\"null\"]}}}"
-#define POWER_ROUTE(verb, what)                                                             \
-	{ "POST", "/api/v1/guests/{guest}/" #verb, PL_ROLE_OPERATOR, 202,                     \
-	  what " (as pvelab " #verb "): 202 at once; GET /api/v1/actions/{id} follows it",     \
-	  ACTION, "{\"type\":\"object\",\"additionalProperties\":false}", NULL, post_##verb }
+#define POWER_ROUTE(verb, what)                                                                    \
+	{                                                                                          \
+		"POST", "/api/v1/guests/{guest}/" #verb, PL_ROLE_OPERATOR, 202,                    \
+			what " (as pvelab " #verb                                                  \
+			     "): 202 at once; GET /api/v1/actions/{id} follows it",                \
+			ACTION, "{\"type\":\"object\",\"additionalProperties\":false}", NULL,      \
+			post_##verb                                                                \
+	}
 	POWER_ROUTE(start, "start the guest"),
 	POWER_ROUTE(stop, "stop the guest at once"),
 	POWER_ROUTE(shutdown, "shut the guest down cleanly"),
@@ -380,7 +399,8 @@ static const struct pl_serve_route routes[] = {
 	POWER_ROUTE(resume, "resume the paused guest"),
 	{ "GET", "/api/v1/actions/{id}", PL_ROLE_VIEWER, 200,
 	  "a power action asked through the API: running, then ok or failed with its result "
-	  "(as pvelab start -o json gives it)", ACTION, NULL, NULL, get_action },
+	  "(as pvelab start -o json gives it)",
+	  ACTION, NULL, NULL, get_action },
 	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL },
 };
 
@@ -392,8 +412,7 @@ pl_serve_api_release(struct pl_serve_api *api)
 }
 
 void
-pl_serve_api_init(struct pl_serve_api *api, struct pl_session *s,
-		  struct pl_serve_refresh *refresh)
+pl_serve_api_init(struct pl_serve_api *api, struct pl_session *s, struct pl_serve_refresh *refresh)
 {
 	memset(api, 0, sizeof(*api));
 	api->s = s;

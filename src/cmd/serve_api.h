@@ -17,17 +17,17 @@ struct pl_cmd_sync_job;
 /* The background refresh (serve_refresh.c). */
 struct pl_serve_refresh {
 	struct pl_session *s;
-	struct pl_serve *sv; /* where its events go */
+	struct pl_serve *sv;                 /* where its events go */
 	long status_interval, sync_interval; /* seconds */
 	struct event *status_ev, *sync_ev;
 	bool status_busy;
 	json_t *live;       /* the last resource list: counters live here, not in the store */
 	json_t *live_by_id; /* vmid (text) -> its guest's entry in live */
-	json_t *keys; /* vmid -> what of each guest the store records, as last seen */
+	json_t *keys;       /* vmid -> what of each guest the store records, as last seen */
 	double status_ok_at, status_error_at;
 	char *status_error;
 	int status_failures;
-	size_t status_guests; /* in the last list */
+	size_t status_guests;        /* in the last list */
 	struct pl_cmd_sync_job *job; /* the full sync running, if any */
 	bool sync_again;             /* one more asked for while it ran */
 	long long sync_seq, sync_run;
@@ -38,8 +38,8 @@ struct pl_serve_refresh {
 };
 
 /* Start refreshing s's cluster on s->base (nothing when s has no API client). */
-void pl_serve_refresh_init(struct pl_serve_refresh *f, struct pl_session *s,
-			   struct pl_serve *sv, long status_interval, long sync_interval);
+void pl_serve_refresh_init(struct pl_serve_refresh *f, struct pl_session *s, struct pl_serve *sv,
+			   long status_interval, long sync_interval);
 /* Ask for a full sync now (after the running one); returns its number. */
 long long pl_serve_refresh_sync(struct pl_serve_refresh *f);
 /* What GET /api/v1/sync shows: ages, last errors, the last sync's run. */

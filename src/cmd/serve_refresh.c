@@ -76,9 +76,9 @@ on_resources(const struct pl_pve_result *res, void *arg)
 		f->status_error_at = now_s();
 		pl_log_warn("refresh: status failed (%d in a row): %s", f->status_failures,
 			    f->status_error);
-		pl_serve_emit(f->sv, "status", json_pack("{s:s,s:s,s:i}", "state", "failed", "error",
-							 f->status_error, "failures",
-							 f->status_failures));
+		pl_serve_emit(f->sv, "status",
+			      json_pack("{s:s,s:s,s:i}", "state", "failed", "error",
+					f->status_error, "failures", f->status_failures));
 		arm(f->status_ev, backoff(f->status_interval, f->status_failures, 300));
 		return;
 	}
@@ -104,12 +104,13 @@ on_resources(const struct pl_pve_result *res, void *arg)
 			if (old == NULL || strcmp(json_string_value(old),
 						  json_string_value(json_object_get(keys, id)))) {
 				moved = true;
-				pl_serve_emit(f->sv, "guest", json_pack(
-					"{s:I,s:s?,s:s?,s:s?,s:s?,s:s}", "vmid",
-					(json_int_t)pl_json_int(g, "vmid", 0), "name",
-					pl_json_str(g, "name"), "node", pl_json_str(g, "node"),
-					"status", pl_json_str(g, "status"), "lock",
-					pl_json_str(g, "lock"), "seen", "status"));
+				pl_serve_emit(f->sv, "guest",
+					      json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s}", "vmid",
+							(json_int_t)pl_json_int(g, "vmid", 0),
+							"name", pl_json_str(g, "name"), "node",
+							pl_json_str(g, "node"), "status",
+							pl_json_str(g, "status"), "lock",
+							pl_json_str(g, "lock"), "seen", "status"));
 			}
 		}
 	}
@@ -151,9 +152,9 @@ on_synced(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *s
 		f->sync_error = pl_strdup(errmsg ? errmsg : pl_strerror(err));
 		pl_log_warn("refresh: sync %lld failed (%d in a row): %s", f->sync_seq,
 			    f->sync_failures, f->sync_error);
-		pl_serve_emit(f->sv, "sync", json_pack("{s:I,s:s,s:s}", "seq",
-						       (json_int_t)f->sync_seq, "state", "failed",
-						       "error", f->sync_error));
+		pl_serve_emit(f->sv, "sync",
+			      json_pack("{s:I,s:s,s:s}", "seq", (json_int_t)f->sync_seq, "state",
+					"failed", "error", f->sync_error));
 		arm(f->sync_ev, backoff(f->status_interval, f->sync_failures, f->sync_interval));
 	} else {
 		json_t *keys = json_object(), *g;
@@ -173,18 +174,22 @@ on_synced(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *s
 		json_decref(f->keys);
 		f->keys = keys;
 		json_array_foreach(changes, i, g)
-			pl_serve_emit(f->sv, "guest", json_pack(
-				"{s:O?,s:O?,s:O?,s:I,s:s}", "vmid", json_object_get(g, "vmid"),
-				"name", json_object_get(g, "name"), "kind", json_object_get(g, "kind"),
-				"run_id", (json_int_t)run_id, "seen", "sync"));
-		pl_serve_emit(f->sv, "sync", json_pack("{s:I,s:s,s:I,s:{s:i,s:i,s:i,s:i}}", "seq",
-						       (json_int_t)f->sync_seq, "state", "ok",
-						       "run_id", (json_int_t)run_id, "counts", "added",
-						       cnt->added, "changed", cnt->changed, "removed",
-						       cnt->removed, "unchanged", cnt->unchanged));
+			pl_serve_emit(f->sv, "guest",
+				      json_pack("{s:O?,s:O?,s:O?,s:I,s:s}", "vmid",
+						json_object_get(g, "vmid"), "name",
+						json_object_get(g, "name"), "kind",
+						json_object_get(g, "kind"), "run_id",
+						(json_int_t)run_id, "seen", "sync"));
+		pl_serve_emit(f->sv, "sync",
+			      json_pack("{s:I,s:s,s:I,s:{s:i,s:i,s:i,s:i}}", "seq",
+					(json_int_t)f->sync_seq, "state", "ok", "run_id",
+					(json_int_t)run_id, "counts", "added", cnt->added,
+					"changed", cnt->changed, "removed", cnt->removed,
+					"unchanged", cnt->unchanged));
 		pl_log_info("refresh: sync %lld recorded as run %lld: +%d ~%d -%d (%d unchanged, "
-			    "%zu not read)", f->sync_seq, run_id, cnt->added, cnt->changed,
-			    cnt->removed, cnt->unchanged, unread);
+			    "%zu not read)",
+			    f->sync_seq, run_id, cnt->added, cnt->changed, cnt->removed,
+			    cnt->unchanged, unread);
 		arm(f->sync_ev, f->sync_interval);
 	}
 	if (f->sync_again) {
@@ -256,13 +261,17 @@ pl_serve_refresh_info(const struct pl_serve_refresh *f)
 		f->status_ok_at ? json_integer((json_int_t)f->status_guests) : json_null(),
 		"last_error", f->status_error, "failures", f->status_failures, "sync", "interval",
 		(int)f->sync_interval, "seq", (json_int_t)f->sync_seq, "state",
-		f->job ? "running" : f->sync_error ? "failed" : f->sync_ok_at ? "ok" : "none",
+		f->job        ? "running" :
+		f->sync_error ? "failed" :
+		f->sync_ok_at ? "ok" :
+				"none",
 		"age", f->sync_ok_at ? json_real(now - f->sync_ok_at) : json_null(), "run_id",
 		f->sync_run ? json_integer(f->sync_run) : json_null(), "counts",
-		f->sync_ok_at ? json_pack("{s:i,s:i,s:i,s:i}", "added", f->sync_counts.added,
-					  "changed", f->sync_counts.changed, "removed",
-					  f->sync_counts.removed, "unchanged",
-					  f->sync_counts.unchanged) : json_null(),
+		f->sync_ok_at ?
+			json_pack("{s:i,s:i,s:i,s:i}", "added", f->sync_counts.added, "changed",
+				  f->sync_counts.changed, "removed", f->sync_counts.removed,
+				  "unchanged", f->sync_counts.unchanged) :
+			json_null(),
 		"last_error", f->sync_error, "failures", f->sync_failures, "finished",
 		f->sync_finished ? json_real(f->sync_finished) : json_null());
 }

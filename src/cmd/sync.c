@@ -33,7 +33,7 @@ struct sync_run {
 	int last; /* the percentage shown last */
 	struct pl_state *state;
 	bool dry_run;
-	bool counters; /* write unchanged guests' counters (pl_state_sync_counters) */
+	bool counters;              /* write unchanged guests' counters (pl_state_sync_counters) */
 	struct pl_state_ckpt *ckpt; /* the last run's WAL, copied meanwhile */
 	struct pl_state_sync *rec;  /* the write transaction, from the first guest on */
 	int err;                    /* its begin failed */
@@ -201,7 +201,8 @@ job_done(int err, json_t *snap, size_t unread, const char *errmsg, void *arg)
 		if (recording(b))
 			r = pl_state_sync_end(b->rec, snap, &cnt, &changes, &run, &msg);
 		else
-			r = pl_seterr(&msg, b->err, "%s", b->errmsg ? b->errmsg : pl_strerror(b->err));
+			r = pl_seterr(&msg, b->err, "%s",
+				      b->errmsg ? b->errmsg : pl_strerror(b->err));
 		b->rec = NULL;
 	} else {
 		pl_state_sync_abort(b->rec);
@@ -221,7 +222,8 @@ pl_cmd_sync_start(struct pl_session *s, bool dry_run, bool show_progress, bool c
 		  pl_cmd_sync_cb cb, void *arg, char **errmsg)
 {
 	struct pl_cmd_sync_job *j;
-	struct pl_pve_inventory_opts o = { .progress = progress, .on_guest = on_guest,
+	struct pl_pve_inventory_opts o = { .progress = progress,
+					   .on_guest = on_guest,
 					   .partial = true };
 
 	if (pl_session_api(s, errmsg) != 0)
@@ -266,8 +268,8 @@ struct sync_wait {
 };
 
 static void
-waited(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *snap,
-       long long run_id, size_t unread, const char *errmsg, void *arg)
+waited(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *snap, long long run_id,
+       size_t unread, const char *errmsg, void *arg)
 {
 	struct sync_wait *w = arg;
 
@@ -306,9 +308,10 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	c2 = cpu_s();
 	pl_pve_tls_counts(s->pve, &hs, &resumed);
-	pl_log_info("sync: fetched and recorded in %.3f s (%lu requests on %lu TLS connections, %lu of them "
-		    "resumed; %.3f s CPU)", pl_elapsed_s(&t0, &t2), pl_pve_requests_sent(s->pve),
-		    hs, resumed, c2 - c0);
+	pl_log_info("sync: fetched and recorded in %.3f s (%lu requests on %lu TLS connections, "
+		    "%lu of them "
+		    "resumed; %.3f s CPU)",
+		    pl_elapsed_s(&t0, &t2), pl_pve_requests_sent(s->pve), hs, resumed, c2 - c0);
 	if (r != 0)
 		pl_seterr(errmsg, r, "%s", w.msg);
 	else if (cnt)

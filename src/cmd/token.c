@@ -16,8 +16,11 @@
 #include <time.h>
 
 static const struct pl_opt opts[] = {
-	{ "role", 'r', "ROLE", "create: viewer (reads), operator (+ power, snapshots, sync) or admin (+ plan, apply, rollback, destroy, tokens)" },
-	{ "expires", 'e', "DURATION", "create: valid for this long (90d, 12h, 30m); default never" },
+	{ "role", 'r', "ROLE",
+	  "create: viewer (reads), operator (+ power, snapshots, sync) or admin (+ plan, apply, "
+	  "rollback, destroy, tokens)" },
+	{ "expires", 'e', "DURATION",
+	  "create: valid for this long (90d, 12h, 30m); default never" },
 	{ NULL, 0, NULL, NULL },
 };
 
@@ -33,11 +36,16 @@ duration(const char *s)
 	if (errno || end == s || n <= 0 || n > 100000 || end[0] == '\0' || end[1] != '\0')
 		return -1;
 	switch (*end) {
-	case 'd': return n * 86400;
-	case 'h': return n * 3600;
-	case 'm': return n * 60;
-	case 's': return n;
-	default: return -1;
+	case 'd':
+		return n * 86400;
+	case 'h':
+		return n * 3600;
+	case 'm':
+		return n * 60;
+	case 's':
+		return n;
+	default:
+		return -1;
 	}
 }
 
@@ -49,8 +57,8 @@ name_ok(const char *n)
 	if (len == 0 || len > 63)
 		return false;
 	for (const char *p = n; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      *p == '-' || *p == '_' || *p == '.'))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.'))
 			return false;
 	return true;
 }
@@ -67,14 +75,17 @@ create(struct pl_ctx *ctx, struct pl_session *s, struct pl_args *a)
 	int rc = PL_EXIT_ERROR;
 
 	if (name == NULL || !name_ok(name))
-		return pl_usage_error(&pl_cmd_token, "token create NAME: a name of letters, digits, "
+		return pl_usage_error(&pl_cmd_token,
+				      "token create NAME: a name of letters, digits, "
 				      "'-', '_' and '.' (at most 63)");
 	if (role == NULL || pl_serve_role_parse(role) < 0)
 		return pl_usage_error(&pl_cmd_token, "--role is viewer, operator or admin%s%s%s",
 				      role ? ", not '" : "", role ? role : "", role ? "'" : "");
 	if (exp && (secs = duration(exp)) < 0)
-		return pl_usage_error(&pl_cmd_token, "--expires '%s' is not a duration (90d, 12h, "
-				      "30m, 45s)", exp);
+		return pl_usage_error(&pl_cmd_token,
+				      "--expires '%s' is not a duration (90d, 12h, "
+				      "30m, 45s)",
+				      exp);
 	if (secs)
 		expires = (double)time(NULL) + (double)secs;
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
@@ -90,13 +101,15 @@ create(struct pl_ctx *ctx, struct pl_session *s, struct pl_args *a)
 	}
 	if (ctx->output == PL_OUT_JSON)
 		pl_print_json(json_pack("{s:s,s:s,s:s,s:o}", "name", name, "role", role, "secret",
-					secret, "expires", expires > 0 ? json_real(expires) :
-					json_null()));
+					secret, "expires",
+					expires > 0 ? json_real(expires) : json_null()));
 	else
 		printf("%s\n", secret);
 	if (pl_chatty(ctx))
-		fprintf(stderr, "token '%s' (%s) created; its secret is shown only now: send it as "
-			"'Authorization: Bearer <secret>'\n", name, role);
+		fprintf(stderr,
+			"token '%s' (%s) created; its secret is shown only now: send it as "
+			"'Authorization: Bearer <secret>'\n",
+			name, role);
 	rc = PL_EXIT_OK;
 out:
 	OPENSSL_cleanse(secret, sizeof(secret));
@@ -130,7 +143,8 @@ list(struct pl_ctx *ctx, struct pl_session *s)
 		printf("%-24s %-9s %-17s %s\n", pl_json_str_or(t, "name", "?"),
 		       pl_json_str_or(t, "role", "?"), when,
 		       !json_is_null(json_object_get(t, "revoked")) ? "revoked" :
-		       (e > 0 && e <= (double)time(NULL)) ? "expired" : "active");
+		       (e > 0 && e <= (double)time(NULL))           ? "expired" :
+								      "active");
 	}
 	json_decref(toks);
 	return PL_EXIT_OK;

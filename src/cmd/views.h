@@ -37,8 +37,8 @@ int pl_view_list(struct pl_state *st, const struct pl_view_list *f, const json_t
 /* `describe GUEST`: the guest as last synced with its recent tasks; with
  * snapshots, also its snapshots read from its node when the API is set up
  * (*snap_err, optional, says why not). PL_ENOENT for an unknown guest. */
-int pl_view_describe(struct pl_session *s, const char *guest, bool snapshots,
-		     const json_t *live, json_t **out, char **snap_err, char **errmsg);
+int pl_view_describe(struct pl_session *s, const char *guest, bool snapshots, const json_t *live,
+		     json_t **out, char **snap_err, char **errmsg);
 
 /* `history GUEST`: [{id,kind,sha256,run,ts,changes,state}], oldest first
  * (deleted guests too, by name or vmid). PL_ENOENT when there is none. */

@@ -287,7 +287,7 @@ pl_proxy_ca_use_leaf(struct pl_proxy_ca *ca, SSL *ssl, const char *name, const c
 
 int
 pl_proxy_ca_issue(const char *state_dir, const char *const *names, EVP_PKEY **key, X509 **cert,
-                  char **errmsg)
+		  char **errmsg)
 {
 	EVP_PKEY *ca_key = NULL;
 	X509 *ca_cert = NULL;
@@ -300,7 +300,7 @@ pl_proxy_ca_issue(const char *state_dir, const char *const *names, EVP_PKEY **ke
 	if ((*key = pl_x509_new_key()) == NULL)
 		r = pl_seterr(errmsg, PL_ETLS, "cannot generate a key");
 	else if ((*cert = pl_x509_issue(*key, "pvelab serve", names, LEAF_DAYS, false, ca_key,
-	                                ca_cert, errmsg)) == NULL)
+					ca_cert, errmsg)) == NULL)
 		r = PL_ETLS;
 	if (r != 0) {
 		EVP_PKEY_free(*key);

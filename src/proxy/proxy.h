@@ -109,8 +109,8 @@ int pl_proxy_ca_ensure(const char *state_dir, bool create, char **pem, bool *cre
 
 /* A certificate for names (DNS names or addresses, NULL-terminated) issued by
  * the local CA (created when absent), with a new key: for pvelab serve. */
-int pl_proxy_ca_issue(const char *state_dir, const char *const *names, EVP_PKEY **key,
-                      X509 **cert, char **errmsg);
+int pl_proxy_ca_issue(const char *state_dir, const char *const *names, EVP_PKEY **key, X509 **cert,
+		      char **errmsg);
 
 /* The pins file and recording a pin for an upstream "HOST:PORT" key. */
 char *pl_proxy_pins_path(const char *state_dir);

@@ -68,8 +68,8 @@ pl_serve_events_open(struct pl_serve_req *r)
 {
 	struct pl_serve *sv = r->sv;
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
-	const char *last = evhttp_find_header(evhttp_request_get_input_headers(r->req),
-					      "Last-Event-ID");
+	const char *last =
+		evhttp_find_header(evhttp_request_get_input_headers(r->req), "Last-Event-ID");
 	long long n = sv->lim.event_ring > 0 ? sv->lim.event_ring : 1024, from = sv->event_seq + 1;
 	char *end;
 
@@ -83,7 +83,9 @@ pl_serve_events_open(struct pl_serve_req *r)
 
 		/* what it missed, if the ring still has all of it */
 		from = (*end == '\0' && end != last && id >= 0 && id <= sv->event_seq &&
-			id + 1 >= oldest) ? id + 1 : -1;
+			id + 1 >= oldest) ?
+			       id + 1 :
+			       -1;
 	}
 	evhttp_add_header(h, "Content-Type", "text/event-stream");
 	evhttp_add_header(h, "Cache-Control", "no-store");

@@ -23,8 +23,8 @@ struct pl_serve_conn {
 	struct evhttp_connection *evcon;
 	char addr[64];
 	unsigned port;
-	struct event *held_ev;      /* the timer of a held-back answer */
-	struct pl_serve_req *held;  /* that answer's request */
+	struct event *held_ev;       /* the timer of a held-back answer */
+	struct pl_serve_req *held;   /* that answer's request */
 	struct pl_serve_req *stream; /* an event stream this connection is reading */
 	struct pl_serve_conn *next;
 };

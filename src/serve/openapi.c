@@ -50,8 +50,8 @@ operation_id(const struct pl_serve_route *r)
 static json_t *
 error_ref(const char *what)
 {
-	return json_pack("{s:s,s:{s:{s:{s:s}}}}", "description", what, "content", "application/json",
-			 "schema", "$ref", "#/components/schemas/Error");
+	return json_pack("{s:s,s:{s:{s:{s:s}}}}", "description", what, "content",
+			 "application/json", "schema", "$ref", "#/components/schemas/Error");
 }
 
 static json_t *
@@ -73,9 +73,10 @@ operation(const struct pl_serve_route *r)
 							"required", 1, "schema", "type", "string"));
 	}
 	for (const struct pl_serve_param *q = r->query; q && q->name; q++)
-		json_array_append_new(params, json_pack("{s:s,s:s,s:s,s:b,s:{s:s}}", "name", q->name,
-							"in", "query", "description", q->help,
-							"required", 0, "schema", "type", "string"));
+		json_array_append_new(params,
+				      json_pack("{s:s,s:s,s:s,s:b,s:{s:s}}", "name", q->name, "in",
+						"query", "description", q->help, "required", 0,
+						"schema", "type", "string"));
 	if (json_array_size(params))
 		json_object_set_new(op, "parameters", params);
 	else
@@ -87,8 +88,9 @@ operation(const struct pl_serve_route *r)
 	snprintf(code, sizeof(code), "%d", r->status);
 	json_object_set_new(resp, code,
 			    json_pack("{s:s,s:{s:{s:o}}}", "description", r->summary, "content",
-				      strstr(r->response, "text/event-stream") ? "text/event-stream"
-									     : "application/json",
+				      strstr(r->response, "text/event-stream") ?
+					      "text/event-stream" :
+					      "application/json",
 				      "schema", schema(r->response)));
 	json_object_set_new(resp, "400", error_ref("malformed request"));
 	if (r->role > PL_ROLE_PUBLIC) {
@@ -126,8 +128,8 @@ pl_serve_openapi(const struct pl_serve *sv)
 			 "openapi", "3.1.0", "info", "title", "pvelab", "version", PL_VERSION,
 			 "description", "The REST API of pvelab serve (docs/serve.md).", "paths",
 			 paths, "components", "schemas", "Error", schema(error_schema),
-			 "securitySchemes", "bearer", "type", "http", "scheme", "bearer", "security",
-			 "bearer");
+			 "securitySchemes", "bearer", "type", "http", "scheme", "bearer",
+			 "security", "bearer");
 }
 
 /* ---- the server's own module ------------------------------------------- */
@@ -153,7 +155,8 @@ get_events(struct pl_serve_req *req, void *arg)
 static const struct pl_serve_route core_routes[] = {
 	{ "GET", "/healthz", PL_ROLE_PUBLIC, 200, "health probe: the server answers",
 	  "{\"type\":\"object\",\"required\":[\"status\"],\"properties\":{\"status\":"
-	  "{\"const\":\"ok\"},\"version\":{\"type\":\"string\"}}}", NULL, NULL, get_healthz },
+	  "{\"const\":\"ok\"},\"version\":{\"type\":\"string\"}}}",
+	  NULL, NULL, get_healthz },
 	{ "GET", "/api/v1/openapi.json", PL_ROLE_VIEWER, 200,
 	  "this document, made from the route table that dispatches the requests",
 	  "{\"type\":\"object\",\"required\":[\"openapi\",\"paths\"]}", NULL, NULL, get_openapi },

@@ -41,10 +41,14 @@ const char *
 pl_serve_role_name(int role)
 {
 	switch (role) {
-	case PL_ROLE_VIEWER: return "viewer";
-	case PL_ROLE_OPERATOR: return "operator";
-	case PL_ROLE_ADMIN: return "admin";
-	default: return "public";
+	case PL_ROLE_VIEWER:
+		return "viewer";
+	case PL_ROLE_OPERATOR:
+		return "operator";
+	case PL_ROLE_ADMIN:
+		return "admin";
+	default:
+		return "public";
 	}
 }
 
@@ -52,20 +56,28 @@ int
 pl_serve_status_of(int err)
 {
 	switch (err) {
-	case PL_ENOENT: return 404;
+	case PL_ENOENT:
+		return 404;
 	case PL_EINVAL:
 	case PL_EPARSE:
-	case PL_EUSAGE: return 400;
-	case PL_ETOOBIG: return 413;
-	case PL_EAUTH: return 401;
-	case PL_EPERM: return 403;
-	case PL_ECONFLICT: return 409;
+	case PL_EUSAGE:
+		return 400;
+	case PL_ETOOBIG:
+		return 413;
+	case PL_EAUTH:
+		return 401;
+	case PL_EPERM:
+		return 403;
+	case PL_ECONFLICT:
+		return 409;
 	case PL_ECONNECT:
 	case PL_ETLS:
 	case PL_EHTTP:
 	case PL_ETIMEOUT:
-	case PL_ETASK: return 502;
-	default: return 500;
+	case PL_ETASK:
+		return 502;
+	default:
+		return 500;
 	}
 }
 
@@ -73,21 +85,36 @@ static const char *
 reason(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 423: return "Locked";
-	case 429: return "Too Many Requests";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	default: return status < 500 ? "Client Error" : "Server Error";
+	case 200:
+		return "OK";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	case 423:
+		return "Locked";
+	case 429:
+		return "Too Many Requests";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return status < 500 ? "Client Error" : "Server Error";
 	}
 }
 
@@ -414,14 +441,22 @@ static const char *
 method_name(enum evhttp_cmd_type m)
 {
 	switch (m) {
-	case EVHTTP_REQ_GET: return "GET";
-	case EVHTTP_REQ_POST: return "POST";
-	case EVHTTP_REQ_DELETE: return "DELETE";
-	case EVHTTP_REQ_HEAD: return "HEAD";
-	case EVHTTP_REQ_PUT: return "PUT";
-	case EVHTTP_REQ_PATCH: return "PATCH";
-	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-	default: return "OTHER";
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	default:
+		return "OTHER";
 	}
 }
 
@@ -476,8 +511,9 @@ pl_serve_error(struct pl_serve_req *r, int status, const char *code, const char 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	pl_serve_reply(r, status, json_pack("{s:{s:s,s:s,s:s*}}", "error", "code", code, "message",
-					    msg, "field", field));
+	pl_serve_reply(r, status,
+		       json_pack("{s:{s:s,s:s,s:s*}}", "error", "code", code, "message", msg,
+				 "field", field));
 }
 
 static void
@@ -509,8 +545,9 @@ auth_failed(struct pl_serve_req *r, const char *why)
 		    ms ? ", answer held back" : "");
 	r->answered = true;
 	if (ms == 0 || r->conn == NULL) {
-		send_now(r, 401, json_pack("{s:{s:s,s:s}}", "error", "code", "unauthorized",
-					   "message", why));
+		send_now(r, 401,
+			 json_pack("{s:{s:s,s:s}}", "error", "code", "unauthorized", "message",
+				   why));
 		return false;
 	}
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
@@ -528,8 +565,8 @@ auth_failed(struct pl_serve_req *r, const char *why)
 static int
 authenticate(struct pl_serve_req *r, const struct pl_serve_route *route, bool *held)
 {
-	const char *h = evhttp_find_header(evhttp_request_get_input_headers(r->req),
-					   "Authorization");
+	const char *h =
+		evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
 	json_t *tok = NULL;
 	char sha[65];
 	int role, rc = -1;
@@ -603,8 +640,10 @@ read_query(struct pl_serve_req *r, const struct pl_serve_route *route, const cha
 		TAILQ_FOREACH(o, &r->query, next)
 			seen += !strcmp(o->key, kv->key);
 		if (seen > 1) {
-			pl_serve_error(r, 400, "bad_query", kv->key, "query parameter '%s' given "
-				       "%d times", kv->key, seen);
+			pl_serve_error(r, 400, "bad_query", kv->key,
+				       "query parameter '%s' given "
+				       "%d times",
+				       kv->key, seen);
 			return -1;
 		}
 	}
@@ -660,9 +699,10 @@ on_request(struct evhttp_request *req, void *arg)
 		evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
 		snprintf(r->peer, sizeof(r->peer), "%s", peer ? peer : "?");
 		r->close = true;
-		pl_serve_error(r, 503, "too_many_connections", NULL, "too many connections (at "
-			       "most %d, %d from one address)", sv->lim.max_connections,
-			       sv->lim.max_per_client);
+		pl_serve_error(r, 503, "too_many_connections", NULL,
+			       "too many connections (at "
+			       "most %d, %d from one address)",
+			       sv->lim.max_connections, sv->lim.max_per_client);
 		goto out;
 	}
 	snprintf(r->peer, sizeof(r->peer), "%s", r->conn->addr);
@@ -673,11 +713,15 @@ on_request(struct evhttp_request *req, void *arg)
 	route = pl_serve_match(sv, r->method, path, &r->params, &status);
 	if (route == NULL) {
 		if (status == 405)
-			pl_serve_error(r, 405, "method_not_allowed", NULL, "%s is not allowed on "
-				       "'%.200s'", r->method, path);
+			pl_serve_error(r, 405, "method_not_allowed", NULL,
+				       "%s is not allowed on "
+				       "'%.200s'",
+				       r->method, path);
 		else if (status == 404)
-			pl_serve_error(r, 404, "not_found", NULL, "no such endpoint '%.200s' "
-				       "(GET /api/v1/openapi.json lists them)", path);
+			pl_serve_error(r, 404, "not_found", NULL,
+				       "no such endpoint '%.200s' "
+				       "(GET /api/v1/openapi.json lists them)",
+				       path);
 		else
 			pl_serve_error(r, 400, "bad_path", NULL, "malformed path '%.200s'", path);
 		goto out;
@@ -709,8 +753,7 @@ tls_bev(struct event_base *base, void *arg)
 }
 
 int
-pl_serve_listen(struct pl_serve *sv, const char *addr, SSL_CTX *tls, char **bound,
-		char **errmsg)
+pl_serve_listen(struct pl_serve *sv, const char *addr, SSL_CTX *tls, char **bound, char **errmsg)
 {
 	const char *colon = strrchr(addr, ':');
 	char host[256], out[300];
@@ -735,25 +778,30 @@ pl_serve_listen(struct pl_serve *sv, const char *addr, SSL_CTX *tls, char **boun
 		host[n - 2] = '\0';
 	}
 	if (tls == NULL && !pl_serve_is_loopback(addr))
-		return pl_seterr(errmsg, PL_EPERM, "listen address '%s' is not loopback: plain "
+		return pl_seterr(errmsg, PL_EPERM,
+				 "listen address '%s' is not loopback: plain "
 				 "HTTP only on 127.0.0.1 or ::1 (give --tls-cert/--tls-key, or "
-				 "let serve issue one from pvelab's local CA)", addr);
+				 "let serve issue one from pvelab's local CA)",
+				 addr);
 	if ((http = evhttp_new(sv->base)) == NULL)
 		return pl_seterr(errmsg, PL_ENOMEM, "cannot create an HTTP server");
 	evhttp_set_max_headers_size(http, sv->lim.max_header);
 	evhttp_set_max_body_size(http, sv->lim.max_body);
 	evhttp_set_timeout(http, sv->lim.request_timeout);
 	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
-					 EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH | EVHTTP_REQ_HEAD |
-					 EVHTTP_REQ_OPTIONS);
+						 EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
+						 EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
 	evhttp_set_gencb(http, on_request, sv);
 	if (tls)
 		evhttp_set_bevcb(http, tls_bev, tls);
-	if ((bs = evhttp_bind_socket_with_handle(http, !strcmp(host, "localhost") ? "127.0.0.1" :
-						 host, (ev_uint16_t)port)) == NULL) {
+	if ((bs = evhttp_bind_socket_with_handle(http,
+						 !strcmp(host, "localhost") ? "127.0.0.1" : host,
+						 (ev_uint16_t)port)) == NULL) {
 		evhttp_free(http);
-		return pl_seterr(errmsg, PL_EIO, "cannot listen on '%s': %s (in use? a local "
-				 "address?)", addr, strerror(errno ? errno : EADDRNOTAVAIL));
+		return pl_seterr(errmsg, PL_EIO,
+				 "cannot listen on '%s': %s (in use? a local "
+				 "address?)",
+				 addr, strerror(errno ? errno : EADDRNOTAVAIL));
 	}
 	sv->http = pl_realloc(sv->http, (sv->nhttp + 1) * sizeof(*sv->http));
 	sv->http[sv->nhttp++] = http;

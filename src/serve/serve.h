@@ -48,8 +48,8 @@ struct pl_serve_route {
 	int role;
 	int status; /* its success status (200, 202) */
 	const char *summary;
-	const char *response; /* schema of the success body */
-	const char *body;     /* schema of the JSON body a POST takes; NULL: none */
+	const char *response;               /* schema of the success body */
+	const char *body;                   /* schema of the JSON body a POST takes; NULL: none */
 	const struct pl_serve_param *query; /* ends with a NULL name; may be NULL */
 	pl_serve_fn fn;
 };
@@ -62,12 +62,12 @@ struct pl_serve_module {
 };
 
 struct pl_serve_limits {
-	long long max_header;     /* bytes of request line and headers */
-	long long max_body;       /* bytes of a request body */
-	int request_timeout;      /* seconds to read a request; idle keep-alive too */
-	int max_connections;      /* open at once */
-	int max_per_client;       /* open at once from one address */
-	int event_ring;           /* events kept for Last-Event-ID replay */
+	long long max_header; /* bytes of request line and headers */
+	long long max_body;   /* bytes of a request body */
+	int request_timeout;  /* seconds to read a request; idle keep-alive too */
+	int max_connections;  /* open at once */
+	int max_per_client;   /* open at once from one address */
+	int event_ring;       /* events kept for Last-Event-ID replay */
 };
 
 /* A server on base; state holds the tokens (borrowed, outlives the server). */

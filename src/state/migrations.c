@@ -116,7 +116,7 @@ static const char *const migrations[] = {
 	"  role TEXT NOT NULL CHECK (role = 'viewer' OR role = 'operator' OR role = 'admin'),"
 	"  sha256 TEXT NOT NULL UNIQUE,"
 	"  created REAL NOT NULL,"
-	"  expires REAL,"  /* unix seconds; NULL: never */
+	"  expires REAL," /* unix seconds; NULL: never */
 	"  revoked REAL);",
 };
 

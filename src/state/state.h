@@ -209,8 +209,8 @@ int pl_state_discovered(struct pl_state *s, json_t **out, char **errmsg);
  */
 /* Add token name; PL_ECONFLICT when that name exists (revoked ones too).
  * expires: unix seconds, 0 for never. */
-int pl_state_token_add(struct pl_state *s, const char *name, const char *role,
-		       const char *sha256, double expires, char **errmsg);
+int pl_state_token_add(struct pl_state *s, const char *name, const char *role, const char *sha256,
+		       double expires, char **errmsg);
 /* Every token, sorted by name: [{name,role,created,expires,revoked}]
  * (expires and revoked null when unset); never the hash. */
 int pl_state_tokens(struct pl_state *s, json_t **out, char **errmsg);

@@ -369,8 +369,8 @@ replace_table(struct pl_state *s, const char *table, const char *k1, const char 
 	size_t i;
 	int r;
 
-	sql = nodes ? pl_asprintf("SELECT node, '', json FROM nodes")
-		    : pl_asprintf("SELECT %s, %s, json FROM %s", k1, k2, table);
+	sql = nodes ? pl_asprintf("SELECT node, '', json FROM nodes") :
+		      pl_asprintf("SELECT %s, %s, json FROM %s", k1, k2, table);
 	r = pl_state_prep(s, sql, &st, errmsg);
 	free(sql);
 	if (r != 0)
@@ -422,8 +422,8 @@ replace_table(struct pl_state *s, const char *table, const char *k1, const char 
 			goto out;
 	}
 	/* what the array no longer has goes */
-	sql = nodes ? pl_asprintf("DELETE FROM nodes WHERE node = ?1 AND ?2 = ''")
-		    : pl_asprintf("DELETE FROM %s WHERE %s = ?1 AND %s = ?2", table, k1, k2);
+	sql = nodes ? pl_asprintf("DELETE FROM nodes WHERE node = ?1 AND ?2 = ''") :
+		      pl_asprintf("DELETE FROM %s WHERE %s = ?1 AND %s = ?2", table, k1, k2);
 	r = pl_state_prep(s, sql, &del, errmsg);
 	free(sql);
 	if (r != 0)
@@ -468,10 +468,10 @@ task_put(struct pl_state *s, sqlite3_stmt *st, const char *upid, const json_t *t
 	return r;
 }
 
-#define ST_TASK                                                                         \
-	"INSERT INTO tasks(upid,node,type,vmid,user,starttime,endtime,status,json) "       \
-	"VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(upid) DO UPDATE SET "                      \
-	"endtime=excluded.endtime, status=excluded.status, json=excluded.json "           \
+#define ST_TASK                                                                                    \
+	"INSERT INTO tasks(upid,node,type,vmid,user,starttime,endtime,status,json) "               \
+	"VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(upid) DO UPDATE SET "                              \
+	"endtime=excluded.endtime, status=excluded.status, json=excluded.json "                    \
 	"WHERE json IS NOT excluded.json"
 
 int

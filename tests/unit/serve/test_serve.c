@@ -21,9 +21,11 @@ noop(struct pl_serve_req *req, void *arg)
 
 static const struct pl_serve_param q[] = { { "kind", "k" }, { NULL, NULL } };
 static const struct pl_serve_route routes[] = {
-	{ "GET", "/api/v1/guests", PL_ROLE_VIEWER, 200, "list", "{\"type\":\"array\"}", NULL, q, noop },
+	{ "GET", "/api/v1/guests", PL_ROLE_VIEWER, 200, "list", "{\"type\":\"array\"}", NULL, q,
+	  noop },
 	{ "GET", "/api/v1/guests/{guest}", PL_ROLE_VIEWER, 200, "one", "{}", NULL, NULL, noop },
-	{ "POST", "/api/v1/guests/{guest}/start", PL_ROLE_OPERATOR, 202, "start", "{}", "{}", NULL, noop },
+	{ "POST", "/api/v1/guests/{guest}/start", PL_ROLE_OPERATOR, 202, "start", "{}", "{}", NULL,
+	  noop },
 	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL },
 };
 static const struct pl_serve_module mod = { "test", routes, NULL };
@@ -68,9 +70,11 @@ test_match(void **unused)
 	assert_null(pl_serve_match(sv, "GET", "/api/v1/guests/1/start/x", NULL, &st));
 	assert_int_equal(st, 404);
 	static const char *const bad[] = {
-		"/api/v1/../healthz", "/api/v1/%2e%2e/healthz", "/api/v1/guests/a%2Fb", "//healthz",
-		"/api/v1/guests/", "/api/v1/guests/%00", "api/v1/guests", "", "/./healthz",
-		"/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r",
+		"/api/v1/../healthz",   "/api/v1/%2e%2e/healthz",
+		"/api/v1/guests/a%2Fb", "//healthz",
+		"/api/v1/guests/",      "/api/v1/guests/%00",
+		"api/v1/guests",        "",
+		"/./healthz",           "/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q/r",
 	};
 	for (size_t i = 0; i < PL_ARRAY_LEN(bad); i++) {
 		p = json_true();
@@ -121,8 +125,9 @@ test_openapi_from_routes(void **unused)
 	json_t *doc = pl_serve_openapi(sv), *op;
 
 	assert_string_equal(pl_json_str(doc, "openapi"), "3.1.0");
-	op = json_object_get(json_object_get(json_object_get(doc, "paths"),
-					     "/api/v1/guests/{guest}/start"), "post");
+	op = json_object_get(
+		json_object_get(json_object_get(doc, "paths"), "/api/v1/guests/{guest}/start"),
+		"post");
 	assert_non_null(op);
 	assert_string_equal(pl_json_str(op, "x-pvelab-role"), "operator");
 	assert_string_equal(pl_json_str(op, "operationId"), "post_api_v1_guests_guest_start");
@@ -132,8 +137,8 @@ test_openapi_from_routes(void **unused)
 			    "path");
 	op = json_object_get(json_object_get(json_object_get(doc, "paths"), "/api/v1/guests"),
 			     "get");
-	assert_string_equal(pl_json_str(json_array_get(json_object_get(op, "parameters"), 0), "name"),
-			    "kind");
+	assert_string_equal(
+		pl_json_str(json_array_get(json_object_get(op, "parameters"), 0), "name"), "kind");
 	/* the probe needs no token */
 	op = json_object_get(json_object_get(json_object_get(doc, "paths"), "/healthz"), "get");
 	assert_int_equal(json_array_size(json_object_get(op, "security")), 0);
