@@ -29,6 +29,17 @@ fail(struct pl_serve_req *req, int r, const char *field, const char *err)
 	pl_serve_error(req, status, code, field, "%s", err ? err : pl_strerror(r));
 }
 
+/* Answer what a view gave: out (stolen) when r is 0, else the failure; frees err. */
+static void
+answer(struct pl_serve_req *req, int r, const char *field, json_t *out, char *err)
+{
+	if (r != 0)
+		fail(req, r, field, err);
+	else
+		pl_serve_reply(req, 200, out);
+	free(err);
+}
+
 static void
 get_cluster(struct pl_serve_req *req, void *arg)
 {
@@ -37,11 +48,8 @@ get_cluster(struct pl_serve_req *req, void *arg)
 	char *err = NULL;
 	int r;
 
-	if ((r = pl_view_status(api->s->state, &out, &err)) != 0)
-		fail(req, r, NULL, err);
-	else
-		pl_serve_reply(req, 200, out);
-	free(err);
+	r = pl_view_status(api->s->state, &out, &err);
+	answer(req, r, NULL, out, err);
 }
 
 static void
@@ -52,12 +60,9 @@ get_nodes(struct pl_serve_req *req, void *arg)
 	char *err = NULL;
 	int r;
 
-	if ((r = pl_view_status(api->s->state, &out, &err)) != 0)
-		fail(req, r, NULL, err);
-	else
-		pl_serve_reply(req, 200, json_incref(json_object_get(out, "nodes")));
+	r = pl_view_status(api->s->state, &out, &err);
+	answer(req, r, NULL, json_incref(json_object_get(out, "nodes")), err);
 	json_decref(out);
-	free(err);
 }
 
 static void
@@ -74,12 +79,9 @@ get_guests(struct pl_serve_req *req, void *arg)
 	char *err = NULL;
 	int r;
 
-	if ((r = pl_view_list_check(&f, &field, &err)) != 0 ||
-	    (r = pl_view_list(api->s->state, &f, api->refresh->live_by_id, &out, &err)) != 0)
-		fail(req, r, field, err);
-	else
-		pl_serve_reply(req, 200, out);
-	free(err);
+	if ((r = pl_view_list_check(&f, &field, &err)) == 0)
+		r = pl_view_list(api->s->state, &f, api->refresh->live_by_id, &out, &err);
+	answer(req, r, field, out, err);
 }
 
 static void
@@ -92,12 +94,9 @@ get_guest(struct pl_serve_req *req, void *arg)
 
 	/* snapshots are read from the node: not on the loop's time (docs/serve.md);
 	 * the counters are the refresh's, kept in memory */
-	if ((r = pl_view_describe(api->s, pl_serve_path_param(req, "guest"), false,
-				  api->refresh->live_by_id, &out, NULL, &err)) != 0)
-		fail(req, r, "guest", err);
-	else
-		pl_serve_reply(req, 200, out);
-	free(err);
+	r = pl_view_describe(api->s, pl_serve_path_param(req, "guest"), false,
+			     api->refresh->live_by_id, &out, NULL, &err);
+	answer(req, r, "guest", out, err);
 }
 
 static void
@@ -108,12 +107,8 @@ get_history(struct pl_serve_req *req, void *arg)
 	char *err = NULL;
 	int r;
 
-	if ((r = pl_view_history(api->s->state, pl_serve_path_param(req, "guest"), &out, &err)) !=
-	    0)
-		fail(req, r, "guest", err);
-	else
-		pl_serve_reply(req, 200, out);
-	free(err);
+	r = pl_view_history(api->s->state, pl_serve_path_param(req, "guest"), &out, &err);
+	answer(req, r, "guest", out, err);
 }
 
 static void
@@ -133,12 +128,8 @@ get_runs(struct pl_serve_req *req, void *arg)
 			       lim);
 		return;
 	}
-	if ((r = pl_runs_list(api->s->state, pl_serve_query(req, "kind"), (int)limit, &out,
-			      &err)) != 0)
-		fail(req, r, NULL, err);
-	else
-		pl_serve_reply(req, 200, out);
-	free(err);
+	r = pl_runs_list(api->s->state, pl_serve_query(req, "kind"), (int)limit, &out, &err);
+	answer(req, r, NULL, out, err);
 }
 
 static void
@@ -158,11 +149,12 @@ get_run(struct pl_serve_req *req, void *arg)
 			       id);
 		return;
 	}
-	if ((r = pl_runs_get(api->s->state, n, &out, &err)) != 0)
-		fail(req, r, "id", r == PL_ENOENT ? "no such run" : err);
-	else
-		pl_serve_reply(req, 200, out);
-	free(err);
+	r = pl_runs_get(api->s->state, n, &out, &err);
+	if (r == PL_ENOENT) {
+		free(err);
+		err = pl_strdup("no such run");
+	}
+	answer(req, r, "id", out, err);
 }
 
 static void

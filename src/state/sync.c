@@ -354,6 +354,25 @@ out:
 	return r;
 }
 
+/* Prepare the statement the format makes. */
+static int prepf(struct pl_state *s, sqlite3_stmt **st, char **errmsg, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int
+prepf(struct pl_state *s, sqlite3_stmt **st, char **errmsg, const char *fmt, ...)
+{
+	va_list ap;
+	char *sql;
+	int r;
+
+	va_start(ap, fmt);
+	if (vasprintf(&sql, fmt, ap) < 0)
+		pl_die("out of memory");
+	va_end(ap);
+	r = pl_state_prep(s, sql, st, errmsg);
+	free(sql);
+	return r;
+}
+
 /* Make a whole table hold the array of objects (key columns k1, and k2 but
  * for nodes, whose second column is its status): a row whose JSON is the same
  * is left alone, so an unchanged refresh rewrites nothing here. */
@@ -365,15 +384,11 @@ replace_table(struct pl_state *s, const char *table, const char *k1, const char 
 	sqlite3_stmt *st = NULL, *del = NULL;
 	json_t *had = json_object(), *o, *v;
 	const char *key;
-	char *sql;
 	size_t i;
 	int r;
 
-	sql = nodes ? pl_asprintf("SELECT node, '', json FROM nodes") :
-		      pl_asprintf("SELECT %s, %s, json FROM %s", k1, k2, table);
-	r = pl_state_prep(s, sql, &st, errmsg);
-	free(sql);
-	if (r != 0)
+	if ((r = nodes ? prepf(s, &st, errmsg, "SELECT node, '', json FROM nodes") :
+			 prepf(s, &st, errmsg, "SELECT %s, %s, json FROM %s", k1, k2, table)) != 0)
 		goto out;
 	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
 		char *k = pl_asprintf("%s\x1f%s", (const char *)sqlite3_column_text(st, 0),
@@ -388,15 +403,14 @@ replace_table(struct pl_state *s, const char *table, const char *k1, const char 
 		r = pl_state_dberr(s, errmsg, "read a table");
 		goto out;
 	}
-	if (nodes)
-		sql = pl_asprintf("INSERT OR REPLACE INTO nodes(node,status,json,run_id) "
-				  "VALUES (?,?,?,%lld)", run);
-	else
-		sql = pl_asprintf("INSERT OR REPLACE INTO %s(%s,%s,json) VALUES (?,?,?)", table, k1,
-				  k2);
-	r = pl_state_prep(s, sql, &st, errmsg);
-	free(sql);
-	if (r != 0)
+	if ((r = nodes ? prepf(s, &st, errmsg,
+			       "INSERT OR REPLACE INTO nodes(node,status,json,"
+			       "run_id) VALUES (?,?,?,%lld)",
+			       run) :
+			 prepf(s, &st, errmsg,
+			       "INSERT OR REPLACE INTO %s(%s,%s,json) VALUES "
+			       "(?,?,?)",
+			       table, k1, k2)) != 0)
 		goto out;
 	json_array_foreach(arr, i, o) {
 		const char *a = pl_json_str(o, k1), *b = k2 ? pl_json_str(o, k2) : NULL;
@@ -422,11 +436,9 @@ replace_table(struct pl_state *s, const char *table, const char *k1, const char 
 			goto out;
 	}
 	/* what the array no longer has goes */
-	sql = nodes ? pl_asprintf("DELETE FROM nodes WHERE node = ?1 AND ?2 = ''") :
-		      pl_asprintf("DELETE FROM %s WHERE %s = ?1 AND %s = ?2", table, k1, k2);
-	r = pl_state_prep(s, sql, &del, errmsg);
-	free(sql);
-	if (r != 0)
+	if ((r = nodes ? prepf(s, &del, errmsg, "DELETE FROM nodes WHERE node = ?1 AND ?2 = ''") :
+			 prepf(s, &del, errmsg, "DELETE FROM %s WHERE %s = ?1 AND %s = ?2", table,
+			       k1, k2)) != 0)
 		goto out;
 	json_object_foreach(had, key, v) {
 		const char *sep = strchr(key, '\x1f');
