@@ -311,6 +311,16 @@ conns_from(const struct pl_serve *sv, const char *addr)
 	return n;
 }
 
+/* A request the connection's end leaves with us: evhttp detaches one whose
+ * answer was not finished (held back, or a stream) instead of freeing it. */
+static void
+orphan_free(struct pl_serve_req *r)
+{
+	if (r->req && evhttp_request_get_connection(r->req) == NULL)
+		evhttp_request_free(r->req);
+	pl_serve_req_free(r);
+}
+
 static void
 conn_drop(struct pl_serve_conn *c)
 {
@@ -324,9 +334,9 @@ conn_drop(struct pl_serve_conn *c)
 	if (c->held_ev)
 		event_free(c->held_ev);
 	if (c->held)
-		pl_serve_req_free(c->held); /* its evhttp request goes with the connection */
+		orphan_free(c->held);
 	if (c->stream)
-		pl_serve_req_free(c->stream);
+		orphan_free(c->stream);
 	free(c);
 }
 
