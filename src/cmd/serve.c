@@ -160,7 +160,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	if (a.npos) {
-		rc = pl_usage_error(&pl_cmd_serve, "serve takes no arguments");
+		rc = pl_usage_error(&pl_cmd_serve, "unexpected argument '%.60s' (it takes none)",
+				    a.pos[0]);
 		goto out;
 	}
 	pl_ctx_apply_log(ctx);
