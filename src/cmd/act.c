@@ -49,7 +49,23 @@ struct job {
 	bool done, ok;
 	char *msg;
 	json_t *results;
+	pl_act_cb cb; /* pl_act_start's caller: called with the result, then the job freed */
+	void *arg;
+	const char *suffix;
 };
+
+static void
+job_finish(struct job *j)
+{
+	if (j->cb == NULL)
+		return;
+	j->cb(json_array_get(j->results, json_array_size(j->results) - 1), j->arg);
+	json_decref(j->results);
+	json_decref((json_t *)j->params);
+	free(j->upid);
+	free(j->msg);
+	free(j);
+}
 
 static double
 since(const struct timespec *t0)
@@ -71,8 +87,8 @@ job_done(struct job *j, bool ok, const char *msg)
 					(json_int_t)j->vmid, "name", j->name, "node", j->node,
 					"action", j->action, "ok", ok, "upid", j->upid, "error", msg,
 					"seconds", since(&j->t0)));
-	if (j->ctx->output == PL_OUT_JSON)
-		return;
+	if (j->ctx == NULL || j->ctx->output == PL_OUT_JSON)
+		return job_finish(j);
 	if (ok && pl_chatty(j->ctx))
 		printf("%s (%lld): %s %sok%s (%.1f s)\n", j->name, j->vmid, j->action,
 		       pl_color(j->ctx, PL_C_GREEN), pl_color(j->ctx, PL_C_RESET), since(&j->t0));
@@ -80,6 +96,7 @@ job_done(struct job *j, bool ok, const char *msg)
 		fprintf(stderr, "pvelab: %s '%s' (%lld) failed: %s\n", j->action, j->name, j->vmid,
 			msg);
 	fflush(stdout);
+	job_finish(j);
 }
 
 static void
@@ -176,7 +193,7 @@ static void
 report_unchanged(struct job *j)
 {
 	record_status(j);
-	if (pl_chatty(j->ctx))
+	if (j->ctx && pl_chatty(j->ctx))
 		printf("%s (%lld): already %s\n", j->name, j->vmid,
 		       strcmp(j->action, "start") ? "stopped" : "running");
 	j->done = j->ok = true;
@@ -184,6 +201,7 @@ report_unchanged(struct job *j)
 			      json_pack("{s:I,s:s,s:s,s:s,s:b,s:b}", "vmid", (json_int_t)j->vmid,
 					"name", j->name, "node", j->node, "action", j->action, "ok",
 					1, "unchanged", 1));
+	job_finish(j);
 }
 
 static void
@@ -237,6 +255,38 @@ post_cb(const struct pl_pve_result *res, void *arg)
 	pl_pve_task_wait(j->s->pve, upid, j->timeout_ms, task_cb, j);
 }
 
+/* Check the guest g (its resource entry) and send the action's request; the
+ * job ends through job_done. */
+static void
+job_send(struct job *j, const json_t *g, const char *given, const char *suffix)
+{
+	const char *lock;
+	char *path;
+
+	j->vmid = pl_json_int(g, "vmid", 0);
+	snprintf(j->name, sizeof(j->name), "%s", pl_json_str_or(g, "name", given));
+	snprintf(j->node, sizeof(j->node), "%s", pl_json_str_or(g, "node", ""));
+	snprintf(j->type, sizeof(j->type), "%s", pl_json_str_or(g, "type", "qemu"));
+	lock = pl_json_str(g, "lock");
+	if (lock && *lock && !(strcmp(j->action, "resume") == 0 && !strcmp(lock, "suspended"))) {
+		char *m =
+			pl_asprintf("guest is locked by '%s' (wait for that operation to "
+				    "finish, or clear a stale lock with '%s unlock %lld' on "
+				    "node '%s')",
+				    lock, strcmp(j->type, "lxc") ? "qm" : "pct", j->vmid, j->node);
+
+		job_done(j, false, m);
+		free(m);
+		return;
+	}
+	if (j->params && json_object_get(j->params, "vmstate") && !strcmp(j->type, "lxc")) {
+		job_done(j, false, "containers have no RAM state to save (drop --vmstate)");
+		return;
+	}
+	path = pl_asprintf("/nodes/%s/%s/%lld/%s", j->node, j->type, j->vmid, suffix);
+	pl_pve_request(j->s->pve, "POST", path, j->params, post_cb, j);
+	free(path);
+}
 
 /* Guests in resources for each name; NULL entries for failures (printed). */
 static int
@@ -273,8 +323,6 @@ run_jobs(struct pl_ctx *ctx, const char *action, const char *suffix, const json_
 	for (int i = 0; i < nguests; i++) {
 		struct job *j = &jobs[i];
 		const json_t *g = pl_guest_lookup(res, guests[i], &err);
-		const char *lock;
-		char *path;
 
 		j->s = &s;
 		j->ctx = ctx;
@@ -289,28 +337,7 @@ run_jobs(struct pl_ctx *ctx, const char *action, const char *suffix, const json_
 			failed++;
 			continue;
 		}
-		j->vmid = pl_json_int(g, "vmid", 0);
-		snprintf(j->name, sizeof(j->name), "%s", pl_json_str_or(g, "name", guests[i]));
-		snprintf(j->node, sizeof(j->node), "%s", pl_json_str_or(g, "node", ""));
-		snprintf(j->type, sizeof(j->type), "%s", pl_json_str_or(g, "type", "qemu"));
-		lock = pl_json_str(g, "lock");
-		if (lock && *lock && !(strcmp(action, "resume") == 0 && !strcmp(lock, "suspended"))) {
-			char *m = pl_asprintf("guest is locked by '%s' (wait for that operation to "
-					      "finish, or clear a stale lock with '%s unlock %lld' on "
-					      "node '%s')", lock, strcmp(j->type, "lxc") ? "qm" : "pct",
-					      j->vmid, j->node);
-
-			job_done(j, false, m);
-			free(m);
-			continue;
-		}
-		if (params && json_object_get(params, "vmstate") && !strcmp(j->type, "lxc")) {
-			job_done(j, false, "containers have no RAM state to save (drop --vmstate)");
-			continue;
-		}
-		path = pl_asprintf("/nodes/%s/%s/%lld/%s", j->node, j->type, j->vmid, suffix);
-		pl_pve_request(s.pve, "POST", path, params, post_cb, j);
-		free(path);
+		job_send(j, g, guests[i], suffix);
 	}
 	pl_pve_run(s.pve);
 	for (int i = 0; i < nguests; i++)
@@ -371,6 +398,25 @@ pl_act_power(struct pl_ctx *ctx, const struct pl_cmd *cmd, const char *action, i
 	free(suffix);
 	json_decref(params);
 	return r;
+}
+
+void
+pl_act_start(struct pl_session *s, const char *action, const json_t *guest, const json_t *params,
+	     long timeout_ms, pl_act_cb cb, void *arg)
+{
+	struct job *j = pl_calloc(1, sizeof(*j));
+	char *suffix = pl_asprintf("status/%s", action);
+
+	j->s = s;
+	j->action = action;
+	j->params = json_incref((json_t *)params);
+	j->results = json_array();
+	j->timeout_ms = timeout_ms;
+	j->cb = cb;
+	j->arg = arg;
+	clock_gettime(CLOCK_MONOTONIC, &j->t0);
+	job_send(j, guest, pl_json_str_or(guest, "name", "?"), suffix);
+	free(suffix);
 }
 
 int

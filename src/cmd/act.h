@@ -8,9 +8,22 @@
 
 #include "cmd/cmd.h"
 
+#include <jansson.h>
+
 /* Run a power action ("start", "stop", ...) on the GUEST... arguments. */
 int pl_act_power(struct pl_ctx *ctx, const struct pl_cmd *cmd, const char *action, int argc,
 		 char **argv);
+
+struct pl_session;
+/* Called once with the action's result, as `-o json` lists them:
+ * {vmid,name,node,action,ok,upid?,error?,unchanged?,seconds} (borrowed). */
+typedef void (*pl_act_cb)(const json_t *result, void *arg);
+/* The same engine on the session's loop, for one guest (its entry in the
+ * resource list): the POST, then the wait for its task (timeout_ms), the task
+ * remembered in the store; cb runs once, from the loop or from this call
+ * (a guest refused at once: locked). params: PVE's (may be NULL). */
+void pl_act_start(struct pl_session *s, const char *action, const json_t *guest,
+		  const json_t *params, long timeout_ms, pl_act_cb cb, void *arg);
 
 /* `snapshot GUEST NAME [--vmstate] [--description TEXT] [--timeout SECS]`. */
 int pl_act_snapshot(struct pl_ctx *ctx, const struct pl_cmd *cmd, int argc, char **argv);

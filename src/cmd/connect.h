@@ -47,6 +47,19 @@ struct pl_state_counts;
  * changes are optional new references. */
 int pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 		    struct pl_state_counts *cnt, json_t **changes, json_t **snap_out, char **errmsg);
+/* The same on the session's loop: returns at once (NULL with *errmsg when
+ * there is no API client), cb runs once from the loop with the counts, the
+ * changes and the snapshot (borrowed; NULL on error), the run's id and how
+ * many guests were not read. counters: as pl_state_sync_counters. */
+struct pl_cmd_sync_job;
+typedef void (*pl_cmd_sync_cb)(int err, const struct pl_state_counts *cnt, json_t *changes,
+			       json_t *snap, long long run_id, size_t unread, const char *errmsg,
+			       void *arg);
+struct pl_cmd_sync_job *pl_cmd_sync_start(struct pl_session *s, bool dry_run, bool show_progress,
+					  bool counters, pl_cmd_sync_cb cb, void *arg,
+					  char **errmsg);
+/* Stop a sync before its cb: nothing of it is recorded. */
+void pl_cmd_sync_cancel(struct pl_cmd_sync_job *j);
 /* The cluster's guests as PVE lists them now (GET /cluster/resources?type=vm):
  * *guests is a new reference. */
 int pl_session_live_guests(struct pl_session *s, json_t **guests, char **errmsg);

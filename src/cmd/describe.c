@@ -5,6 +5,7 @@
 #include "core/common.h"
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
+#include "cmd/views.h"
 #include "core/apischema.h"
 #include "core/json.h"
 #include "pve/client.h"
@@ -48,12 +49,41 @@ print_config(const json_t *cfg)
 	free(keys);
 }
 
+int
+pl_view_describe(struct pl_session *s, const char *guest, bool snapshots, const json_t *live,
+		 json_t **out, char **snap_err, char **errmsg)
+{
+	json_t *g = NULL, *tasks = NULL, *snaps = NULL;
+	char *serr = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = pl_session_guest(s, guest, &g, errmsg)) != 0)
+		return r;
+	pl_view_overlay(g, live);
+	pl_state_tasks(s->state, pl_json_int(g, "vmid", 0), 10, &tasks, NULL);
+	/* Snapshots are not part of a sync: ask the node when we can. */
+	if (snapshots && pl_session_api(s, &serr) == 0)
+		pl_session_snapshots(s, g, &snaps, &serr);
+	/* (a store written before pvelab masked passwords may still hold one) */
+	pl_api_mask_secrets(json_object_get(g, "config"));
+	json_object_set_new(g, "tasks", tasks ? tasks : json_array());
+	if (snaps)
+		json_object_set_new(g, "snapshots", snaps);
+	if (snap_err)
+		*snap_err = serr;
+	else
+		free(serr);
+	*out = g;
+	return 0;
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_session s;
 	struct pl_args a;
-	json_t *g = NULL, *tasks = NULL, *snaps = NULL, *out = NULL, *t;
+	json_t *out = NULL, *t;
 	char *err = NULL, *serr = NULL;
 	bool live = false;
 	size_t i;
@@ -63,23 +93,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		return pl_args_exit(r);
 	live = pl_args_has(&a, 0);
 	if (pl_session_read(&s, ctx, live, &err) != 0 ||
-	    pl_session_guest(&s, a.pos[0], &g, &err) != 0) {
+	    pl_view_describe(&s, a.pos[0], true, NULL, &out, &serr, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
-	}
-	pl_state_tasks(s.state, pl_json_int(g, "vmid", 0), 10, &tasks, NULL);
-	/* Snapshots are not part of a sync: ask the node when we can. */
-	if (pl_session_api(&s, &serr) == 0)
-		pl_session_snapshots(&s, g, &snaps, &serr);
-	out = g; /* ours: the state gave a new reference */
-	g = NULL;
-	/* (a store written before pvelab masked passwords may still hold one) */
-	pl_api_mask_secrets(json_object_get(out, "config"));
-	json_object_set_new(out, "tasks", tasks ? tasks : json_array());
-	tasks = NULL;
-	if (snaps) {
-		json_object_set_new(out, "snapshots", snaps);
-		snaps = NULL;
 	}
 	if (ctx->output == PL_OUT_JSON) {
 		pl_print_json(out);
@@ -139,9 +155,6 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	rc = PL_EXIT_OK;
 out:
 	json_decref(out);
-	json_decref(tasks);
-	json_decref(snaps);
-	json_decref(g);
 	free(err);
 	free(serr);
 	pl_session_close(&s);

@@ -5,6 +5,7 @@
 #include "core/common.h"
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
+#include "cmd/views.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
@@ -90,42 +91,32 @@ diff(const json_t *a, const json_t *b)
 	return out;
 }
 
-static int
-run(struct pl_ctx *ctx, int argc, char **argv)
+int
+pl_view_history(struct pl_state *st, const char *guest, json_t **out, char **errmsg)
 {
-	struct pl_session s;
-	struct pl_args a;
-	json_t *guests = NULL, *hist = NULL, *out = NULL, *h;
+	json_t *guests = NULL, *hist = NULL, *h;
 	const json_t *g, *prev = NULL;
 	long long vmid = -1;
-	bool live = false;
 	char *err = NULL;
 	size_t i;
-	int r, rc = PL_EXIT_ERROR;
+	int r;
 
-	if ((r = pl_args_parse(&a, &pl_cmd_history, ctx, argc, argv)) != 0)
-		return pl_args_exit(r);
-	live = pl_args_has(&a, 0);
-	if (pl_session_read(&s, ctx, live, &err) != 0 ||
-	    pl_state_guest_names(s.state, &guests, &err) != 0) {
-		pl_error("%s", err);
-		goto out;
-	}
+	*out = NULL;
+	if ((r = pl_state_guest_names(st, &guests, errmsg)) != 0)
+		return r;
 	/* storage:ID, backup-job:ID, pool:ID (their rows have no vmid) */
-	if (strchr(a.pos[0], ':')) {
-		if (pl_state_history_key(s.state, a.pos[0], &hist, &err) != 0) {
-			pl_error("%s", err);
+	if (strchr(guest, ':')) {
+		if ((r = pl_state_history_key(st, guest, &hist, errmsg)) != 0)
 			goto out;
-		}
 		goto got;
 	}
-	if ((g = pl_guest_lookup(guests, a.pos[0], &err)) != NULL) {
+	if ((g = pl_guest_lookup(guests, guest, &err)) != NULL) {
 		vmid = pl_json_int(g, "vmid", -1);
-	} else if (pl_str_to_ll(a.pos[0], 1, 999999999, &vmid) != 0) {
+	} else if (pl_str_to_ll(guest, 1, 999999999, &vmid) != 0) {
 		/* a guest deleted since: its name is in its history */
 		json_t *ids = NULL;
 
-		if (pl_state_history_vmids(s.state, a.pos[0], &ids, NULL) != 0 ||
+		if (pl_state_history_vmids(st, guest, &ids, NULL) != 0 ||
 		    json_array_size(ids) != 1) {
 			if (json_array_size(ids) > 1) {
 				struct pl_buf list;
@@ -136,11 +127,13 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 				json_array_foreach(ids, k, id)
 					pl_buf_addf(&list, "%s%lld", k ? ", " : "",
 						    (long long)json_integer_value(id));
-				pl_error("%zu guests were named '%s' (vmids %s): name one by vmid",
-					 json_array_size(ids), a.pos[0], list.data);
+				r = pl_seterr(errmsg, PL_ECONFLICT,
+					      "%zu guests were named '%s' "
+					      "(vmids %s): name one by vmid",
+					      json_array_size(ids), guest, list.data);
 				pl_buf_release(&list);
 			} else {
-				pl_error("%s", err);
+				r = pl_seterr(errmsg, PL_ENOENT, "%s", err);
 			}
 			json_decref(ids);
 			goto out;
@@ -148,29 +141,56 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		vmid = json_integer_value(json_array_get(ids, 0));
 		json_decref(ids);
 	}
-	if (pl_state_history(s.state, vmid, &hist, &err) != 0) {
-		pl_error("%s", err);
+	if ((r = pl_state_history(st, vmid, &hist, errmsg)) != 0)
 		goto out;
-	}
 got:
 	if (json_array_size(hist) == 0) {
-		pl_error("no history for guest '%s' (pvelab list shows the known guests)", a.pos[0]);
+		r = pl_seterr(errmsg, PL_ENOENT,
+			      "no history for guest '%s' (pvelab list shows the "
+			      "known guests)",
+			      guest);
 		goto out;
 	}
-	out = json_array();
+	*out = json_array();
 	json_array_foreach(hist, i, h) {
-		const json_t *st = json_object_get(h, "state");
+		const json_t *hs = json_object_get(h, "state");
 		json_t *empty = json_object();
-		json_t *d = diff(prev ? prev : empty, st);
+		json_t *d = diff(prev ? prev : empty, hs);
 		json_t *e = json_pack("{s:I,s:s?,s:s?,s:O?,s:f,s:o,s:O}", "id",
 				      (json_int_t)pl_json_int(h, "id", 0), "kind",
 				      pl_json_str(h, "kind"), "sha256", pl_json_str(h, "sha256"),
-				      "run", json_object_get(h, "run"), "ts", pl_json_num(h, "ts", 0),
-				      "changes", d, "state", st);
+				      "run", json_object_get(h, "run"), "ts",
+				      pl_json_num(h, "ts", 0), "changes", d, "state", hs);
 
 		json_decref(empty);
-		json_array_append_new(out, e);
-		prev = st;
+		json_array_append_new(*out, e);
+		prev = hs;
+	}
+out:
+	free(err);
+	json_decref(hist);
+	json_decref(guests);
+	return r;
+}
+
+static int
+run(struct pl_ctx *ctx, int argc, char **argv)
+{
+	struct pl_session s;
+	struct pl_args a;
+	json_t *out = NULL, *h;
+	bool live = false;
+	char *err = NULL;
+	size_t i;
+	int r, rc = PL_EXIT_ERROR;
+
+	if ((r = pl_args_parse(&a, &pl_cmd_history, ctx, argc, argv)) != 0)
+		return pl_args_exit(r);
+	live = pl_args_has(&a, 0);
+	if (pl_session_read(&s, ctx, live, &err) != 0 ||
+	    pl_view_history(s.state, a.pos[0], &out, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
 	}
 	if (ctx->output == PL_OUT_JSON) {
 		pl_print_json(out);
@@ -218,8 +238,6 @@ got:
 	rc = PL_EXIT_OK;
 out:
 	json_decref(out);
-	json_decref(hist);
-	json_decref(guests);
 	free(err);
 	pl_session_close(&s);
 	return rc;

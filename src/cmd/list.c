@@ -5,6 +5,8 @@
 #include "core/common.h"
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
+#include "cmd/views.h"
+#include "core/err.h"
 #include "core/json.h"
 #include "state/state.h"
 
@@ -60,59 +62,122 @@ cmp(const void *a, const void *b)
 	return r;
 }
 
+int
+pl_view_list_check(const struct pl_view_list *f, const char **field, char **errmsg)
+{
+	const char *t = f->type, *k = f->sort;
+
+	if (t && strcmp(t, "vm") && strcmp(t, "qemu") && strcmp(t, "lxc") && strcmp(t, "ct")) {
+		*field = "type";
+		return pl_seterr(errmsg, PL_EINVAL, "type is vm or lxc, not '%s'", t);
+	}
+	if (k && strcmp(k, "vmid") && strcmp(k, "name") && strcmp(k, "node") &&
+	    strcmp(k, "status") && strcmp(k, "mem") && strcmp(k, "cpu")) {
+		*field = "sort";
+		return pl_seterr(errmsg, PL_EINVAL,
+				 "cannot sort by '%s' (vmid, name, node, status, "
+				 "mem, cpu)",
+				 k);
+	}
+	return 0;
+}
+
+void
+pl_view_overlay(json_t *guest, const json_t *live)
+{
+	static const char *const counters[] = {
+		"cpu",    "mem",   "maxmem", "maxcpu",   "disk",      "maxdisk",
+		"uptime", "netin", "netout", "diskread", "diskwrite", "memhost",
+	};
+	const json_t *e;
+	char id[32];
+
+	if (live == NULL)
+		return;
+	snprintf(id, sizeof(id), "%lld", pl_json_int(guest, "vmid", 0));
+	if ((e = json_object_get(live, id)) == NULL)
+		return;
+	for (size_t i = 0; i < PL_ARRAY_LEN(counters); i++) {
+		json_t *v = json_object_get(e, counters[i]);
+
+		if (v && json_object_get(guest, counters[i]))
+			json_object_set(guest, counters[i], v);
+	}
+}
+
+int
+pl_view_list(struct pl_state *st, const struct pl_view_list *f, const json_t *live, json_t **out,
+	     char **errmsg)
+{
+	const char *type = f->type, *field;
+	json_t *guests = NULL, **sel, *g;
+	size_t n = 0, i;
+	int r;
+
+	*out = NULL;
+	if ((r = pl_view_list_check(f, &field, errmsg)) != 0)
+		return r;
+	if (type)
+		type = (!strcmp(type, "vm") || !strcmp(type, "qemu")) ? "qemu" : "lxc";
+	if ((r = pl_state_guest_summaries(st, &(struct pl_state_filter){ type, f->node, f->status },
+					  &guests, errmsg)) != 0)
+		return r;
+	sel = pl_calloc(json_array_size(guests) + 1, sizeof(*sel));
+	json_array_foreach(guests, i, g) {
+		if (f->tag == NULL || has_tag(pl_json_str(g, "tags"), f->tag))
+			sel[n++] = g;
+		pl_view_overlay(g, live); /* before the sort: mem and cpu may sort */
+	}
+	sort_key = f->sort ? f->sort : "vmid";
+	qsort(sel, n, sizeof(*sel), cmp);
+	*out = json_array();
+	for (i = 0; i < n; i++)
+		json_array_append(*out, sel[i]);
+	free(sel);
+	json_decref(guests);
+	return 0;
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
-	const char *type = NULL, *node = NULL, *status = NULL, *tag = NULL;
+	struct pl_view_list f = { 0 };
 	struct pl_session s;
 	struct pl_args a;
-	json_t *guests = NULL, **sel = NULL;
-	size_t n = 0, i;
+	json_t *sel = NULL;
+	const char *field;
+	size_t i;
 	bool live = false;
 	char *err = NULL;
-	json_t *g;
 	int r, rc = PL_EXIT_ERROR;
 
 	if ((r = pl_args_parse(&a, &pl_cmd_list, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
-	if ((type = pl_args_str(&a, 0, NULL)) != NULL) {
-		if (strcmp(type, "vm") && strcmp(type, "qemu") && strcmp(type, "lxc") &&
-		    strcmp(type, "ct"))
-			return pl_usage_error(&pl_cmd_list, "--type is vm or lxc, not '%s'", type);
-		type = (!strcmp(type, "vm") || !strcmp(type, "qemu")) ? "qemu" : "lxc";
+	f.type = pl_args_str(&a, 0, NULL);
+	f.node = pl_args_str(&a, 1, NULL);
+	f.status = pl_args_str(&a, 2, NULL);
+	f.tag = pl_args_str(&a, 3, NULL);
+	f.sort = pl_args_str(&a, 4, NULL);
+	if (pl_view_list_check(&f, &field, &err) != 0) {
+		rc = pl_usage_error(&pl_cmd_list, "--%s: %s", field, err);
+		free(err);
+		return rc;
 	}
-	node = pl_args_str(&a, 1, NULL);
-	status = pl_args_str(&a, 2, NULL);
-	tag = pl_args_str(&a, 3, NULL);
-	sort_key = pl_args_str(&a, 4, "vmid");
-	if (strcmp(sort_key, "vmid") && strcmp(sort_key, "name") && strcmp(sort_key, "node") &&
-	    strcmp(sort_key, "status") && strcmp(sort_key, "mem") && strcmp(sort_key, "cpu"))
-		return pl_usage_error(&pl_cmd_list, "cannot sort by '%s' (vmid, name, "
-				      "node, status, mem, cpu)", sort_key);
 	live = pl_args_has(&a, 5);
 	if (pl_session_read(&s, ctx, live, &err) != 0 ||
-	    pl_state_guest_summaries(s.state, &(struct pl_state_filter){ type, node, status },
-				     &guests, &err) != 0) {
+	    pl_view_list(s.state, &f, NULL, &sel, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}
-	sel = pl_calloc(json_array_size(guests) + 1, sizeof(*sel));
-	json_array_foreach(guests, i, g)
-		if (tag == NULL || has_tag(pl_json_str(g, "tags"), tag))
-			sel[n++] = g;
-	qsort(sel, n, sizeof(*sel), cmp);
 	if (ctx->output == PL_OUT_JSON) {
-		json_t *arr = json_array();
-
-		for (i = 0; i < n; i++)
-			json_array_append(arr, sel[i]);
-		pl_print_json(arr);
+		pl_print_json(sel);
+		sel = NULL;
 	} else {
 		printf("%s%-6s %-24s %-5s %-12s %-9s %5s %9s  %s%s\n", pl_color(ctx, PL_C_BOLD), "VMID",
 		       "NAME", "TYPE", "NODE", "STATUS", "CPUS", "MEM(MiB)", "TAGS",
 		       pl_color(ctx, PL_C_RESET));
-		for (i = 0; i < n; i++) {
-			const json_t *x = sel[i];
+		for (i = 0; i < json_array_size(sel); i++) {
+			const json_t *x = json_array_get(sel, i);
 			const char *st = pl_json_str_or(x, "status", "?");
 			const char *col = !strcmp(st, "running") ? PL_C_GREEN :
 					  !strcmp(st, "stopped") ? PL_C_DIM : PL_C_YELLOW;
@@ -132,8 +197,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	}
 	rc = PL_EXIT_OK;
 out:
-	free(sel);
-	json_decref(guests);
+	json_decref(sel);
 	free(err);
 	pl_session_close(&s);
 	return rc;

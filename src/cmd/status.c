@@ -5,6 +5,7 @@
 #include "core/common.h"
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
+#include "cmd/views.h"
 #include "core/json.h"
 #include "state/state.h"
 
@@ -21,30 +22,19 @@ pct(long long used, long long max)
 	return max > 0 ? 100.0 * (double)used / (double)max : 0;
 }
 
-static int
-run(struct pl_ctx *ctx, int argc, char **argv)
+int
+pl_view_status(struct pl_state *st, json_t **out, char **errmsg)
 {
-	struct pl_session s;
-	struct pl_args a;
 	json_t *nodes = NULL, *guests = NULL, *lastrun = NULL, *counts, *nout, *n, *g;
-	bool live = false;
-	char *err = NULL;
 	long long total = 0;
 	size_t i;
-	int r, rc = PL_EXIT_ERROR;
+	int r;
 
-	if ((r = pl_args_parse(&a, &pl_cmd_status, ctx, argc, argv)) != 0)
-		return pl_args_exit(r);
-	live = pl_args_has(&a, 0);
-	if (pl_session_read(&s, ctx, live, &err) != 0 ||
-	    pl_state_nodes(s.state, &nodes, &err) != 0 ||
-	    pl_state_guest_counts(s.state, &guests, &err) != 0) {
-		pl_error("%s", err);
+	*out = NULL;
+	if ((r = pl_state_nodes(st, &nodes, errmsg)) != 0 ||
+	    (r = pl_state_guest_counts(st, &guests, errmsg)) != 0)
 		goto out;
-	}
-	free(err);
-	err = NULL;
-	pl_state_last_run(s.state, "sync", &lastrun, NULL);
+	pl_state_last_run(st, "sync", &lastrun, NULL);
 	counts = json_pack("{s:I,s:{},s:{}}", "total", (json_int_t)0, "qemu", "lxc");
 	json_array_foreach(guests, i, g) {
 		json_t *by = json_object_get(counts, pl_json_str_or(g, "type", "qemu"));
@@ -70,9 +60,40 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			(json_int_t)pl_json_int(n, "uptime", 0), "pveversion",
 			pl_json_str(d, "pveversion")));
 	}
+	*out = json_pack("{s:o,s:o,s:O?}", "nodes", nout, "guests", counts, "last_sync", lastrun);
+out:
+	json_decref(nodes);
+	json_decref(guests);
+	json_decref(lastrun);
+	return r;
+}
+
+static int
+run(struct pl_ctx *ctx, int argc, char **argv)
+{
+	struct pl_session s;
+	struct pl_args a;
+	json_t *out = NULL, *lastrun, *counts, *nout, *n;
+	bool live = false;
+	char *err = NULL;
+	long long total;
+	size_t i;
+	int r, rc = PL_EXIT_ERROR;
+
+	if ((r = pl_args_parse(&a, &pl_cmd_status, ctx, argc, argv)) != 0)
+		return pl_args_exit(r);
+	live = pl_args_has(&a, 0);
+	if (pl_session_read(&s, ctx, live, &err) != 0 || pl_view_status(s.state, &out, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	nout = json_object_get(out, "nodes");
+	counts = json_object_get(out, "guests");
+	lastrun = json_object_get(out, "last_sync");
+	total = pl_json_int(counts, "total", 0);
 	if (ctx->output == PL_OUT_JSON) {
-		pl_print_json(json_pack("{s:o,s:o,s:O?}", "nodes", nout, "guests", counts,
-					"last_sync", lastrun));
+		pl_print_json(out);
+		out = NULL;
 	} else {
 		printf("%s%-14s %-8s %6s %16s %16s %8s%s\n", pl_color(ctx, PL_C_BOLD), "NODE", "STATUS",
 		       "CPU", "MEM", "DISK", "UPTIME", pl_color(ctx, PL_C_RESET));
@@ -119,14 +140,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
 			printf("last sync: %s (run %lld)\n", when, pl_json_int(lastrun, "id", 0));
 		}
-		json_decref(nout);
-		json_decref(counts);
 	}
 	rc = PL_EXIT_OK;
 out:
-	json_decref(nodes);
-	json_decref(guests);
-	json_decref(lastrun);
+	json_decref(out);
 	free(err);
 	pl_session_close(&s);
 	return rc;

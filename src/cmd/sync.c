@@ -15,6 +15,7 @@
 #include "pve/inventory.h"
 #include "state/state.h"
 
+#include <event2/event.h>
 #include <pthread.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -32,6 +33,7 @@ struct sync_run {
 	int last; /* the percentage shown last */
 	struct pl_state *state;
 	bool dry_run;
+	bool counters;              /* write unchanged guests' counters (pl_state_sync_counters) */
 	struct pl_state_ckpt *ckpt; /* the last run's WAL, copied meanwhile */
 	struct pl_state_sync *rec;  /* the write transaction, from the first guest on */
 	int err;                    /* its begin failed */
@@ -49,6 +51,8 @@ recording(struct sync_run *b)
 		pl_state_checkpoint_wait(b->ckpt);
 		b->ckpt = NULL;
 		b->err = pl_state_sync_begin(b->state, b->dry_run, &b->rec, &b->errmsg);
+		if (b->rec)
+			pl_state_sync_counters(b->rec, b->counters);
 	}
 	return b->rec != NULL;
 }
@@ -159,58 +163,168 @@ cpu_s(void)
 	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
+/* A sync on the session's loop: the inventory, its guests recorded as they
+ * arrive, and the end of the transaction when the last answer is in. */
+struct pl_cmd_sync_job {
+	struct sync_run b;
+	struct pl_session *s;
+	struct pl_pve_inv *inv;
+	pl_cmd_sync_cb cb;
+	void *arg;
+};
+
+static void
+job_free(struct pl_cmd_sync_job *j)
+{
+	free(j->b.errmsg);
+	json_decref(j->b.ready);
+	pthread_mutex_destroy(&j->b.lock);
+	free(j);
+}
+
+static void
+job_done(int err, json_t *snap, size_t unread, const char *errmsg, void *arg)
+{
+	struct pl_cmd_sync_job *j = arg;
+	struct sync_run *b = &j->b;
+	struct pl_state_counts cnt = { 0 };
+	json_t *changes = NULL;
+	long long run = 0;
+	char *msg = NULL;
+	int r = err;
+
+	j->inv = NULL;
+	if (b->on && b->last >= 0 && b->last < 100)
+		fputs("\r\033[K", stderr);
+	if (r == 0) {
+		record_ready(b);
+		if (recording(b))
+			r = pl_state_sync_end(b->rec, snap, &cnt, &changes, &run, &msg);
+		else
+			r = pl_seterr(&msg, b->err, "%s",
+				      b->errmsg ? b->errmsg : pl_strerror(b->err));
+		b->rec = NULL;
+	} else {
+		pl_state_sync_abort(b->rec);
+		b->rec = NULL;
+		msg = pl_strdup(errmsg ? errmsg : pl_strerror(r));
+	}
+	pl_state_checkpoint_wait(b->ckpt);
+	b->ckpt = NULL;
+	j->cb(r, &cnt, changes, r == 0 ? snap : NULL, run, unread, msg, j->arg);
+	json_decref(changes);
+	free(msg);
+	job_free(j);
+}
+
+struct pl_cmd_sync_job *
+pl_cmd_sync_start(struct pl_session *s, bool dry_run, bool show_progress, bool counters,
+		  pl_cmd_sync_cb cb, void *arg, char **errmsg)
+{
+	struct pl_cmd_sync_job *j;
+	struct pl_pve_inventory_opts o = { .progress = progress,
+					   .on_guest = on_guest,
+					   .partial = true };
+
+	if (pl_session_api(s, errmsg) != 0)
+		return NULL;
+	j = pl_calloc(1, sizeof(*j));
+	j->b.on = show_progress;
+	j->b.last = -1;
+	j->b.dry_run = dry_run;
+	j->b.counters = counters;
+	pthread_mutex_init(&j->b.lock, NULL);
+	j->s = s;
+	j->cb = cb;
+	j->arg = arg;
+	j->b.state = s->state;
+	j->b.ckpt = pl_state_checkpoint_start(s->state);
+	j->b.ready = json_array();
+	o.arg = &j->b;
+	j->inv = pl_pve_inventory_start(s->pve, &o, job_done, j);
+	return j;
+}
+
+void
+pl_cmd_sync_cancel(struct pl_cmd_sync_job *j)
+{
+	if (j == NULL)
+		return;
+	if (j->inv)
+		pl_pve_inventory_cancel(j->inv);
+	pl_state_sync_abort(j->b.rec);
+	pl_state_checkpoint_wait(j->b.ckpt);
+	job_free(j);
+}
+
+/* pl_cmd_sync_now's wait for its job. */
+struct sync_wait {
+	bool done;
+	int err;
+	struct pl_state_counts cnt;
+	json_t *changes, *snap;
+	size_t unread;
+	char *msg;
+};
+
+static void
+waited(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *snap, long long run_id,
+       size_t unread, const char *errmsg, void *arg)
+{
+	struct sync_wait *w = arg;
+
+	w->done = true;
+	w->err = err;
+	w->cnt = *cnt;
+	w->changes = json_incref(changes);
+	w->snap = json_incref(snap);
+	w->unread = unread;
+	w->msg = errmsg ? pl_strdup(errmsg) : NULL;
+}
+
 int
 pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 		struct pl_state_counts *cnt, json_t **changes, json_t **snap_out, char **errmsg)
 {
-	struct sync_run b = { .on = show_progress,
-			      .last = -1,
-			      .dry_run = dry_run,
-			      .lock = PTHREAD_MUTEX_INITIALIZER };
-	struct timespec t0, t1, t2;
-	double c0, c1, c2;
+	struct sync_wait w = { 0 };
+	struct timespec t0, t2;
+	double c0, c2;
 	unsigned long hs, resumed;
-	size_t unread = 0;
-	json_t *snap = NULL;
 	int r;
 
-	if ((r = pl_session_api(s, errmsg)) != 0)
-		return r;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	c0 = cpu_s();
-	b.state = s->state;
-	b.ckpt = pl_state_checkpoint_start(s->state);
-	b.ready = json_array();
-	r = pl_pve_inventory(s->pve, progress, on_guest, &b, &unread, &snap, errmsg);
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	c1 = cpu_s();
-	if (b.on && b.last >= 0 && b.last < 100)
-		fputs("\r\033[K", stderr);
-	if (r == 0) {
-		record_ready(&b);
-		if (recording(&b))
-			r = pl_state_sync_end(b.rec, snap, cnt, changes, NULL, errmsg);
-		else
-			r = pl_seterr(errmsg, b.err, "%s", b.errmsg ? b.errmsg : pl_strerror(b.err));
-	} else {
-		pl_state_sync_abort(b.rec);
-	}
-	pl_state_checkpoint_wait(b.ckpt);
-	if (r == 0 && unread > 0)
-		warn_unread(s->ctx, snap);
-	free(b.errmsg);
-	json_decref(b.ready);
+	if ((r = pl_session_api(s, errmsg)) != 0)
+		return r;
+	pl_cmd_sync_start(s, dry_run, show_progress, true, waited, &w, errmsg);
+	while (!w.done)
+		if (event_base_loop(pl_pve_base(s->pve), EVLOOP_ONCE) != 0)
+			break;
+	if (!w.done)
+		pl_die("the sync stalled: the event loop has nothing left to wait for");
+	r = w.err;
+	if (r == 0 && w.unread > 0)
+		warn_unread(s->ctx, w.snap);
 	clock_gettime(CLOCK_MONOTONIC, &t2);
 	c2 = cpu_s();
 	pl_pve_tls_counts(s->pve, &hs, &resumed);
-	pl_log_info("sync: fetched (and recorded on the way) in %.3f s (%lu requests on %lu TLS "
-		    "connections, %lu of them resumed; %.3f s CPU), finished in %.3f s (%.3f s CPU)",
-		    pl_elapsed_s(&t0, &t1), pl_pve_requests_sent(s->pve), hs, resumed, c1 - c0,
-		    pl_elapsed_s(&t1, &t2), c2 - c1);
-	if (snap_out && r == 0)
-		*snap_out = snap;
+	pl_log_info("sync: fetched and recorded in %.3f s (%lu requests on %lu TLS connections, "
+		    "%lu of them "
+		    "resumed; %.3f s CPU)",
+		    pl_elapsed_s(&t0, &t2), pl_pve_requests_sent(s->pve), hs, resumed, c2 - c0);
+	if (r != 0)
+		pl_seterr(errmsg, r, "%s", w.msg);
+	else if (cnt)
+		*cnt = w.cnt;
+	if (changes && r == 0)
+		*changes = w.changes;
 	else
-		json_decref(snap);
+		json_decref(w.changes);
+	if (snap_out && r == 0)
+		*snap_out = w.snap;
+	else
+		json_decref(w.snap);
+	free(w.msg);
 	return r;
 }
 

@@ -284,3 +284,29 @@ pl_proxy_ca_use_leaf(struct pl_proxy_ca *ca, SSL *ssl, const char *name, const c
 		                 name);
 	return 0;
 }
+
+int
+pl_proxy_ca_issue(const char *state_dir, const char *const *names, EVP_PKEY **key, X509 **cert,
+		  char **errmsg)
+{
+	EVP_PKEY *ca_key = NULL;
+	X509 *ca_cert = NULL;
+	int r;
+
+	*key = NULL;
+	*cert = NULL;
+	if ((r = ca_load(state_dir, true, NULL, &ca_key, &ca_cert, NULL, errmsg)) != 0)
+		return r;
+	if ((*key = pl_x509_new_key()) == NULL)
+		r = pl_seterr(errmsg, PL_ETLS, "cannot generate a key");
+	else if ((*cert = pl_x509_issue(*key, "pvelab serve", names, LEAF_DAYS, false, ca_key,
+					ca_cert, errmsg)) == NULL)
+		r = PL_ETLS;
+	if (r != 0) {
+		EVP_PKEY_free(*key);
+		*key = NULL;
+	}
+	EVP_PKEY_free(ca_key);
+	X509_free(ca_cert);
+	return r;
+}

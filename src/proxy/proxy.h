@@ -9,6 +9,8 @@
 #include "core/common.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <time.h>
 
 #define PL_PROXY_DEFAULT_LISTEN "127.0.0.1:8090"
@@ -104,6 +106,11 @@ char *pl_proxy_ca_path(const char *state_dir);
  * just created. */
 int pl_proxy_ca_ensure(const char *state_dir, bool create, char **pem, bool *created,
                        char **errmsg);
+
+/* A certificate for names (DNS names or addresses, NULL-terminated) issued by
+ * the local CA (created when absent), with a new key: for pvelab serve. */
+int pl_proxy_ca_issue(const char *state_dir, const char *const *names, EVP_PKEY **key, X509 **cert,
+		      char **errmsg);
 
 /* The pins file and recording a pin for an upstream "HOST:PORT" key. */
 char *pl_proxy_pins_path(const char *state_dir);

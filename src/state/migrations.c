@@ -109,6 +109,15 @@ static const char *const migrations[] = {
 	"  last_seen INTEGER NOT NULL,"
 	"  present INTEGER NOT NULL DEFAULT 1," /* 0 once a scan of its range missed it */
 	"  record TEXT NOT NULL);",             /* the host record as JSON */
+	/* 7: API tokens of pvelab serve: a SHA-256 of the secret, never the
+	 * secret; a revoked token keeps its row (and its name) for the record. */
+	"CREATE TABLE api_tokens ("
+	"  name TEXT PRIMARY KEY,"
+	"  role TEXT NOT NULL CHECK (role = 'viewer' OR role = 'operator' OR role = 'admin'),"
+	"  sha256 TEXT NOT NULL UNIQUE,"
+	"  created REAL NOT NULL,"
+	"  expires REAL," /* unix seconds; NULL: never */
+	"  revoked REAL);",
 };
 
 int

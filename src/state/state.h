@@ -78,6 +78,11 @@ void pl_state_sync_guest(struct pl_state_sync *y, json_t *guest, const json_t *s
 int pl_state_sync_end(struct pl_state_sync *y, const json_t *snap,
 		      struct pl_state_counts *counts, json_t **changes, long long *run_id,
 		      char **errmsg);
+/* Whether an unchanged guest's volatile counters (cpu, mem, uptime...) are
+ * written (the default) or left as they were: a server that refreshes every
+ * few seconds keeps them in memory, and an unchanged refresh writes (almost)
+ * nothing. Call before the first guest. */
+void pl_state_sync_counters(struct pl_state_sync *y, bool write);
 /* Roll back and free. Accepts NULL. */
 void pl_state_sync_abort(struct pl_state_sync *y);
 
@@ -200,5 +205,22 @@ int pl_state_discovered_save(struct pl_state *s, const json_t *hosts, pl_state_c
 /* Every discovered host: [{address,kind,first_seen,last_seen,present,record}]
  * sorted by address. */
 int pl_state_discovered(struct pl_state *s, json_t **out, char **errmsg);
+
+/*
+ * API tokens of pvelab serve. The store keeps a SHA-256 of each secret (hex),
+ * never the secret; roles are "viewer", "operator" and "admin".
+ */
+/* Add token name; PL_ECONFLICT when that name exists (revoked ones too).
+ * expires: unix seconds, 0 for never. */
+int pl_state_token_add(struct pl_state *s, const char *name, const char *role, const char *sha256,
+		       double expires, char **errmsg);
+/* Every token, sorted by name: [{name,role,created,expires,revoked}]
+ * (expires and revoked null when unset); never the hash. */
+int pl_state_tokens(struct pl_state *s, json_t **out, char **errmsg);
+/* Revoke token name now; PL_ENOENT when there is no such live token. */
+int pl_state_token_revoke(struct pl_state *s, const char *name, char **errmsg);
+/* The token whose secret hashes to sha256: {name,role,expires,revoked}, or
+ * PL_ENOENT. Expiry and revocation are the caller's to judge. */
+int pl_state_token_find(struct pl_state *s, const char *sha256, json_t **out, char **errmsg);
 
 #endif

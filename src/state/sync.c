@@ -121,6 +121,7 @@ struct pl_state_sync {
 	long long run;
 	double ts;
 	bool dry_run;
+	bool counters; /* rewrite an unchanged guest's counters (the CLI's sync) */
 	int err; /* the first failed guest write; the sync will roll back */
 	char *errmsg;
 };
@@ -135,6 +136,7 @@ pl_state_sync_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out
 	*out = NULL;
 	y->s = s;
 	y->dry_run = dry_run;
+	y->counters = true;
 	y->ts = pl_state_now();
 	y->known = json_object();
 	y->changes = json_array();
@@ -181,6 +183,12 @@ pl_state_sync_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out
 fail:
 	pl_state_sync_abort(y);
 	return r;
+}
+
+void
+pl_state_sync_counters(struct pl_state_sync *y, bool write)
+{
+	y->counters = write;
 }
 
 void
@@ -297,8 +305,10 @@ pl_state_sync_guest(struct pl_state_sync *y, json_t *g, const json_t *sig)
 		note_change(y->changes, vmid, pl_json_str(g, "name"), kind);
 		if ((r = add_history(y->s, y->hist, vmid, kind, sig, y->run, y->ts, &y->errmsg)) == 0)
 			r = guest_put(y, g, vmid, type, sig, &y->errmsg);
-	} else {
+	} else if (y->counters) {
 		r = guest_live(y, g, vmid, false, &y->errmsg);
+	} else {
+		r = 0; /* nothing the store keeps has changed: nothing written */
 	}
 	y->err = r;
 	json_decref(own);
@@ -344,47 +354,104 @@ out:
 	return r;
 }
 
-/* Replace a whole table from an array of objects: key columns come from keys. */
+/* Prepare the statement the format makes. */
+static int prepf(struct pl_state *s, sqlite3_stmt **st, char **errmsg, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int
+prepf(struct pl_state *s, sqlite3_stmt **st, char **errmsg, const char *fmt, ...)
+{
+	va_list ap;
+	char *sql;
+	int r;
+
+	va_start(ap, fmt);
+	if (vasprintf(&sql, fmt, ap) < 0)
+		pl_die("out of memory");
+	va_end(ap);
+	r = pl_state_prep(s, sql, st, errmsg);
+	free(sql);
+	return r;
+}
+
+/* Make a whole table hold the array of objects (key columns k1, and k2 but
+ * for nodes, whose second column is its status): a row whose JSON is the same
+ * is left alone, so an unchanged refresh rewrites nothing here. */
 static int
 replace_table(struct pl_state *s, const char *table, const char *k1, const char *k2,
 	      const json_t *arr, long long run, char **errmsg)
 {
-	sqlite3_stmt *st = NULL;
-	char *sql;
-	json_t *o;
+	bool nodes = !strcmp(table, "nodes");
+	sqlite3_stmt *st = NULL, *del = NULL;
+	json_t *had = json_object(), *o, *v;
+	const char *key;
 	size_t i;
 	int r;
 
-	sql = pl_asprintf("DELETE FROM %s", table);
-	r = pl_state_exec(s, sql, errmsg);
-	free(sql);
-	if (r != 0)
-		return r;
-	if (!strcmp(table, "nodes"))
-		sql = pl_asprintf("INSERT OR REPLACE INTO nodes(node,status,json,run_id) "
-				  "VALUES (?,?,?,%lld)", run);
-	else
-		sql = pl_asprintf("INSERT OR REPLACE INTO %s(%s,%s,json) VALUES (?,?,?)", table, k1,
-				  k2);
-	r = pl_state_prep(s, sql, &st, errmsg);
-	free(sql);
-	if (r != 0)
-		return r;
+	if ((r = nodes ? prepf(s, &st, errmsg, "SELECT node, '', json FROM nodes") :
+			 prepf(s, &st, errmsg, "SELECT %s, %s, json FROM %s", k1, k2, table)) != 0)
+		goto out;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		char *k = pl_asprintf("%s\x1f%s", (const char *)sqlite3_column_text(st, 0),
+				      (const char *)sqlite3_column_text(st, 1));
+
+		json_object_set_new(had, k, json_string((const char *)sqlite3_column_text(st, 2)));
+		free(k);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (r != SQLITE_DONE) {
+		r = pl_state_dberr(s, errmsg, "read a table");
+		goto out;
+	}
+	if ((r = nodes ? prepf(s, &st, errmsg,
+			       "INSERT OR REPLACE INTO nodes(node,status,json,"
+			       "run_id) VALUES (?,?,?,%lld)",
+			       run) :
+			 prepf(s, &st, errmsg,
+			       "INSERT OR REPLACE INTO %s(%s,%s,json) VALUES "
+			       "(?,?,?)",
+			       table, k1, k2)) != 0)
+		goto out;
 	json_array_foreach(arr, i, o) {
 		const char *a = pl_json_str(o, k1), *b = k2 ? pl_json_str(o, k2) : NULL;
-		char *text;
+		char *text, *k;
+		bool same;
 
-		if (a == NULL || (k2 && b == NULL && strcmp(table, "nodes")))
+		if (a == NULL || (k2 && b == NULL && !nodes))
 			continue;
 		text = pl_json_compact(o);
+		k = pl_asprintf("%s\x1f%s", a, nodes ? "" : b);
+		same = (v = json_object_get(had, k)) && !strcmp(json_string_value(v), text);
+		json_object_del(had, k);
+		free(k);
+		if (same) {
+			free(text);
+			continue;
+		}
 		sqlite3_bind_text(st, 1, a, -1, SQLITE_TRANSIENT);
 		pl_state_bind_text(st, 2, b);
 		sqlite3_bind_text(st, 3, text, -1, SQLITE_TRANSIENT);
 		free(text);
 		if ((r = pl_state_step_done(s, st, errmsg)) != 0)
-			break;
+			goto out;
 	}
+	/* what the array no longer has goes */
+	if ((r = nodes ? prepf(s, &del, errmsg, "DELETE FROM nodes WHERE node = ?1 AND ?2 = ''") :
+			 prepf(s, &del, errmsg, "DELETE FROM %s WHERE %s = ?1 AND %s = ?2", table,
+			       k1, k2)) != 0)
+		goto out;
+	json_object_foreach(had, key, v) {
+		const char *sep = strchr(key, '\x1f');
+
+		sqlite3_bind_text(del, 1, key, (int)(sep - key), SQLITE_TRANSIENT);
+		sqlite3_bind_text(del, 2, sep + 1, -1, SQLITE_TRANSIENT);
+		if ((r = pl_state_step_done(s, del, errmsg)) != 0)
+			goto out;
+	}
+out:
 	sqlite3_finalize(st);
+	sqlite3_finalize(del);
+	json_decref(had);
 	return r;
 }
 
@@ -413,10 +480,11 @@ task_put(struct pl_state *s, sqlite3_stmt *st, const char *upid, const json_t *t
 	return r;
 }
 
-#define ST_TASK                                                                         \
-	"INSERT INTO tasks(upid,node,type,vmid,user,starttime,endtime,status,json) "       \
-	"VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(upid) DO UPDATE SET "                      \
-	"endtime=excluded.endtime, status=excluded.status, json=excluded.json"
+#define ST_TASK                                                                                    \
+	"INSERT INTO tasks(upid,node,type,vmid,user,starttime,endtime,status,json) "               \
+	"VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(upid) DO UPDATE SET "                              \
+	"endtime=excluded.endtime, status=excluded.status, json=excluded.json "                    \
+	"WHERE json IS NOT excluded.json"
 
 int
 pl_state_sync_end(struct pl_state_sync *y, const json_t *snap, struct pl_state_counts *counts,

@@ -14,7 +14,7 @@ from conftest import BIN, Result, run
 TABLE = run("-o", "json", "help").json()
 NAMES = [c["name"] for c in TABLE]
 # these serve until killed when they are given nothing to refuse
-SERVES = {"sim", "proxy"}
+SERVES = {"sim", "proxy", "serve"}
 
 
 @pytest.fixture

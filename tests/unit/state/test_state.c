@@ -887,6 +887,55 @@ test_streamed_sync(void **state)
 	pl_state_close(s);
 }
 
+/* A refresh that keeps counters in memory writes no row of an unchanged
+ * cluster; the tables it replaces still lose what is gone. */
+static void
+test_unchanged_sync_writes_nothing(void **state)
+{
+	struct pl_state *s;
+	struct pl_state_sync *y;
+	struct pl_state_counts cnt;
+	json_t *sn = snap(6, 1024, 0.3), *g, *out;
+	char *err = NULL;
+	size_t i;
+	int before, rows;
+
+	assert_int_equal(pl_state_open(path, &s, &err), 0);
+	assert_int_equal(pl_state_record_sync(s, sn, false, &cnt, NULL, NULL, &err), 0);
+	/* the counters move; nothing the store keeps does */
+	json_array_foreach(json_object_get(sn, "guests"), i, g)
+		json_object_set_new(g, "cpu", json_real(0.9));
+	before = sqlite3_total_changes(s->db);
+	assert_int_equal(pl_state_sync_begin(s, false, &y, &err), 0);
+	pl_state_sync_counters(y, false);
+	json_array_foreach(json_object_get(sn, "guests"), i, g)
+		pl_state_sync_guest(y, g, NULL);
+	assert_int_equal(pl_state_sync_end(y, sn, &cnt, NULL, NULL, &err), 0);
+	assert_int_equal(cnt.unchanged, 6);
+	rows = sqlite3_total_changes(s->db) - before;
+	assert_int_equal(rows, 2); /* the run row: inserted, then finished */
+	/* the CLI's sync still writes each guest's counters */
+	before = sqlite3_total_changes(s->db);
+	assert_int_equal(pl_state_record_sync(s, sn, false, &cnt, NULL, NULL, &err), 0);
+	assert_true(sqlite3_total_changes(s->db) - before >= 6 + 2);
+	/* a storage, a bridge and a node gone are gone from the store */
+	json_array_clear(json_object_get(sn, "storages"));
+	json_array_clear(json_object_get(sn, "bridges"));
+	json_array_clear(json_object_get(sn, "nodes"));
+	assert_int_equal(pl_state_record_sync(s, sn, false, &cnt, NULL, NULL, &err), 0);
+	assert_int_equal(pl_state_storages(s, &out, &err), 0);
+	assert_int_equal(json_array_size(out), 0);
+	json_decref(out);
+	assert_int_equal(pl_state_bridges(s, &out, &err), 0);
+	assert_int_equal(json_array_size(out), 0);
+	json_decref(out);
+	assert_int_equal(pl_state_nodes(s, &out, &err), 0);
+	assert_int_equal(json_array_size(out), 0);
+	json_decref(out);
+	json_decref(sn);
+	pl_state_close(s);
+}
+
 static void
 test_tasks(void **state)
 {
@@ -920,13 +969,15 @@ main(void)
 		cmocka_unit_test(test_open_ro_never_writes),
 		cmocka_unit_test(test_runs_and_lock),
 		cmocka_unit_test(test_discovered),
-		cmocka_unit_test(test_hash_ignores_volatile), cmocka_unit_test(test_sig_text),
+		cmocka_unit_test(test_hash_ignores_volatile),
+		cmocka_unit_test(test_sig_text),
 		cmocka_unit_test(test_checkpoint),
 		cmocka_unit_test(test_sync_history),
 		cmocka_unit_test(test_read_overlay_and_filters),
 		cmocka_unit_test(test_unread_guests),
 		cmocka_unit_test(test_streamed_sync),
 		cmocka_unit_test(test_tasks),
+		cmocka_unit_test(test_unchanged_sync_writes_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

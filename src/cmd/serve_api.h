@@ -1,0 +1,64 @@
+/*
+ * The /api/v1 module of pvelab serve: its route table and what its handlers
+ * share (the session: state store, config, API client).
+ */
+#ifndef PL_CMD_SERVE_API_H
+#define PL_CMD_SERVE_API_H
+
+#include "core/common.h"
+#include "serve/serve.h"
+
+#include "state/state.h"
+
+struct event;
+struct pl_session;
+struct pl_cmd_sync_job;
+
+/* The background refresh (serve_refresh.c). */
+struct pl_serve_refresh {
+	struct pl_session *s;
+	struct pl_serve *sv;                 /* where its events go */
+	long status_interval, sync_interval; /* seconds */
+	struct event *status_ev, *sync_ev;
+	bool status_busy;
+	json_t *live;       /* the last resource list: counters live here, not in the store */
+	json_t *live_by_id; /* vmid (text) -> its guest's entry in live */
+	json_t *keys;       /* vmid -> what of each guest the store records, as last seen */
+	double status_ok_at, status_error_at;
+	char *status_error;
+	int status_failures;
+	size_t status_guests;        /* in the last list */
+	struct pl_cmd_sync_job *job; /* the full sync running, if any */
+	bool sync_again;             /* one more asked for while it ran */
+	long long sync_seq, sync_run;
+	double sync_started, sync_finished, sync_ok_at;
+	struct pl_state_counts sync_counts;
+	char *sync_error;
+	int sync_failures;
+};
+
+/* Start refreshing s's cluster on s->base (nothing when s has no API client). */
+void pl_serve_refresh_init(struct pl_serve_refresh *f, struct pl_session *s, struct pl_serve *sv,
+			   long status_interval, long sync_interval);
+/* Ask for a full sync now (after the running one); returns its number. */
+long long pl_serve_refresh_sync(struct pl_serve_refresh *f);
+/* What GET /api/v1/sync shows: ages, last errors, the last sync's run. */
+json_t *pl_serve_refresh_info(const struct pl_serve_refresh *f);
+void pl_serve_refresh_release(struct pl_serve_refresh *f);
+
+/* Power actions asked through the API, the newest PL_SERVE_ACTIONS kept. */
+#define PL_SERVE_ACTIONS 256
+
+struct pl_serve_api {
+	struct pl_serve_module module; /* register this with pl_serve_add */
+	struct pl_session *s;
+	struct pl_serve_refresh *refresh;
+	json_t *actions[PL_SERVE_ACTIONS]; /* by id % PL_SERVE_ACTIONS */
+	long long action_seq;
+};
+
+void pl_serve_api_init(struct pl_serve_api *api, struct pl_session *s,
+		       struct pl_serve_refresh *refresh);
+void pl_serve_api_release(struct pl_serve_api *api);
+
+#endif

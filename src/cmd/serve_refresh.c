@@ -1,0 +1,293 @@
+/*
+ * pvelab serve's background refresh, on the server's loop: the resource list
+ * every status_interval (kept in memory: live counters never touch the
+ * store), a full sync every sync_interval, at once when the list shows a
+ * guest's state changed, and on POST /api/v1/sync. A failing cluster is
+ * retried with backoff while the last state keeps being served.
+ */
+#include "core/common.h"
+#include "cmd/serve_api.h"
+#include "cmd/connect.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "pve/client.h"
+#include "serve/serve.h"
+#include "state/state.h"
+
+#include <event2/event.h>
+#include <time.h>
+
+static double
+now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Seconds until the next try after n failures in a row: the interval, then
+ * doubling, at most cap. */
+static long
+backoff(long interval, int n, long cap)
+{
+	long d = interval;
+
+	for (int i = 0; i < n && d < cap; i++)
+		d *= 2;
+	return d < cap ? d : cap;
+}
+
+static void
+arm(struct event *ev, long secs)
+{
+	struct timeval tv = { secs, 0 };
+
+	evtimer_add(ev, &tv);
+}
+
+static void start_sync(struct pl_serve_refresh *f, const char *why);
+
+/* What of a resource entry makes a change the store records: a guest whose
+ * key moved since the last list is synced at once. */
+static json_t *
+durable_key(const json_t *g)
+{
+	return json_sprintf("%s|%s|%s|%s|%s|%lld", pl_json_str_or(g, "status", ""),
+			    pl_json_str_or(g, "name", ""), pl_json_str_or(g, "node", ""),
+			    pl_json_str_or(g, "lock", ""), pl_json_str_or(g, "tags", ""),
+			    pl_json_int(g, "template", 0));
+}
+
+static void
+on_resources(const struct pl_pve_result *res, void *arg)
+{
+	struct pl_serve_refresh *f = arg;
+	json_t *keys, *g;
+	bool moved = false;
+	size_t i;
+
+	f->status_busy = false;
+	if (res->err) {
+		f->status_failures++;
+		free(f->status_error);
+		f->status_error = pl_strdup(res->errmsg ? res->errmsg : pl_strerror(res->err));
+		f->status_error_at = now_s();
+		pl_log_warn("refresh: status failed (%d in a row): %s", f->status_failures,
+			    f->status_error);
+		pl_serve_emit(f->sv, "status",
+			      json_pack("{s:s,s:s,s:i}", "state", "failed", "error",
+					f->status_error, "failures", f->status_failures));
+		arm(f->status_ev, backoff(f->status_interval, f->status_failures, 300));
+		return;
+	}
+	if (f->status_failures)
+		pl_serve_emit(f->sv, "status", json_pack("{s:s}", "state", "ok"));
+	f->status_failures = 0;
+	f->status_ok_at = now_s();
+	keys = json_object();
+	json_decref(f->live_by_id);
+	f->live_by_id = json_object();
+	json_array_foreach(res->data, i, g) {
+		const char *type = pl_json_str(g, "type");
+		char id[32];
+
+		if (!type || (strcmp(type, "qemu") && strcmp(type, "lxc")))
+			continue;
+		snprintf(id, sizeof(id), "%lld", pl_json_int(g, "vmid", 0));
+		json_object_set_new(keys, id, durable_key(g));
+		json_object_set(f->live_by_id, id, g);
+		if (f->keys) {
+			json_t *old = json_object_get(f->keys, id);
+
+			if (old == NULL || strcmp(json_string_value(old),
+						  json_string_value(json_object_get(keys, id)))) {
+				moved = true;
+				pl_serve_emit(f->sv, "guest",
+					      json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s}", "vmid",
+							(json_int_t)pl_json_int(g, "vmid", 0),
+							"name", pl_json_str(g, "name"), "node",
+							pl_json_str(g, "node"), "status",
+							pl_json_str(g, "status"), "lock",
+							pl_json_str(g, "lock"), "seen", "status"));
+			}
+		}
+	}
+	if (f->keys && json_object_size(f->keys) != json_object_size(keys))
+		moved = true;
+	json_decref(f->keys);
+	f->keys = keys;
+	f->status_guests = json_object_size(keys);
+	json_decref(f->live);
+	f->live = json_incref(res->data);
+	if (moved)
+		start_sync(f, "a guest changed");
+	arm(f->status_ev, f->status_interval);
+}
+
+static void
+on_status_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_serve_refresh *f = arg;
+
+	if (f->status_busy || f->s->pve == NULL)
+		return;
+	f->status_busy = true;
+	pl_pve_request(f->s->pve, "GET", "/cluster/resources", NULL, on_resources, f);
+}
+
+static void
+on_synced(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *snap,
+	  long long run_id, size_t unread, const char *errmsg, void *arg)
+{
+	struct pl_serve_refresh *f = arg;
+
+	f->job = NULL;
+	f->sync_finished = now_s();
+	free(f->sync_error);
+	f->sync_error = NULL;
+	if (err) {
+		f->sync_failures++;
+		f->sync_error = pl_strdup(errmsg ? errmsg : pl_strerror(err));
+		pl_log_warn("refresh: sync %lld failed (%d in a row): %s", f->sync_seq,
+			    f->sync_failures, f->sync_error);
+		pl_serve_emit(f->sv, "sync",
+			      json_pack("{s:I,s:s,s:s}", "seq", (json_int_t)f->sync_seq, "state",
+					"failed", "error", f->sync_error));
+		arm(f->sync_ev, backoff(f->status_interval, f->sync_failures, f->sync_interval));
+	} else {
+		json_t *keys = json_object(), *g;
+		size_t i;
+
+		f->sync_failures = 0;
+		f->sync_ok_at = f->sync_finished;
+		f->sync_run = run_id;
+		f->sync_counts = *cnt;
+		/* what the store now holds is what later lists compare with */
+		json_array_foreach(json_object_get(snap, "guests"), i, g) {
+			char id[32];
+
+			snprintf(id, sizeof(id), "%lld", pl_json_int(g, "vmid", 0));
+			json_object_set_new(keys, id, durable_key(g));
+		}
+		json_decref(f->keys);
+		f->keys = keys;
+		json_array_foreach(changes, i, g)
+			pl_serve_emit(f->sv, "guest",
+				      json_pack("{s:O?,s:O?,s:O?,s:I,s:s}", "vmid",
+						json_object_get(g, "vmid"), "name",
+						json_object_get(g, "name"), "kind",
+						json_object_get(g, "kind"), "run_id",
+						(json_int_t)run_id, "seen", "sync"));
+		pl_serve_emit(f->sv, "sync",
+			      json_pack("{s:I,s:s,s:I,s:{s:i,s:i,s:i,s:i}}", "seq",
+					(json_int_t)f->sync_seq, "state", "ok", "run_id",
+					(json_int_t)run_id, "counts", "added", cnt->added,
+					"changed", cnt->changed, "removed", cnt->removed,
+					"unchanged", cnt->unchanged));
+		pl_log_info("refresh: sync %lld recorded as run %lld: +%d ~%d -%d (%d unchanged, "
+			    "%zu not read)",
+			    f->sync_seq, run_id, cnt->added, cnt->changed, cnt->removed,
+			    cnt->unchanged, unread);
+		arm(f->sync_ev, f->sync_interval);
+	}
+	if (f->sync_again) {
+		f->sync_again = false;
+		start_sync(f, "asked while one ran");
+	}
+}
+
+static void
+start_sync(struct pl_serve_refresh *f, const char *why)
+{
+	char *err = NULL;
+
+	if (f->job) {
+		f->sync_again = true;
+		return;
+	}
+	f->sync_seq++;
+	f->sync_started = now_s();
+	pl_log_info("refresh: sync %lld (%s)", f->sync_seq, why);
+	f->job = pl_cmd_sync_start(f->s, false, false, false, on_synced, f, &err);
+	if (f->job == NULL) {
+		struct pl_state_counts none = { 0 };
+
+		on_synced(PL_EINVAL, &none, NULL, NULL, 0, 0, err, f);
+	}
+	free(err);
+}
+
+static void
+on_sync_timer(evutil_socket_t fd, short what, void *arg)
+{
+	start_sync(arg, "interval");
+}
+
+void
+pl_serve_refresh_init(struct pl_serve_refresh *f, struct pl_session *s, struct pl_serve *sv,
+		      long status_interval, long sync_interval)
+{
+	memset(f, 0, sizeof(*f));
+	f->s = s;
+	f->sv = sv;
+	f->status_interval = status_interval;
+	f->sync_interval = sync_interval;
+	f->status_ev = evtimer_new(s->base, on_status_timer, f);
+	f->sync_ev = evtimer_new(s->base, on_sync_timer, f);
+	if (s->pve == NULL)
+		return; /* no cluster configured: the store is served as it is */
+	arm(f->status_ev, 0);
+	start_sync(f, "start");
+}
+
+long long
+pl_serve_refresh_sync(struct pl_serve_refresh *f)
+{
+	start_sync(f, "asked");
+	return f->sync_seq + (f->sync_again ? 1 : 0);
+}
+
+json_t *
+pl_serve_refresh_info(const struct pl_serve_refresh *f)
+{
+	double now = now_s();
+
+	return json_pack(
+		"{s:b,s:{s:i,s:o,s:o,s:s?,s:i},s:{s:i,s:I,s:s,s:o,s:o,s:o,s:s?,s:i,s:o}}",
+		"cluster", f->s->pve != NULL, "status", "interval", (int)f->status_interval, "age",
+		f->status_ok_at ? json_real(now - f->status_ok_at) : json_null(), "guests",
+		f->status_ok_at ? json_integer((json_int_t)f->status_guests) : json_null(),
+		"last_error", f->status_error, "failures", f->status_failures, "sync", "interval",
+		(int)f->sync_interval, "seq", (json_int_t)f->sync_seq, "state",
+		f->job        ? "running" :
+		f->sync_error ? "failed" :
+		f->sync_ok_at ? "ok" :
+				"none",
+		"age", f->sync_ok_at ? json_real(now - f->sync_ok_at) : json_null(), "run_id",
+		f->sync_run ? json_integer(f->sync_run) : json_null(), "counts",
+		f->sync_ok_at ?
+			json_pack("{s:i,s:i,s:i,s:i}", "added", f->sync_counts.added, "changed",
+				  f->sync_counts.changed, "removed", f->sync_counts.removed,
+				  "unchanged", f->sync_counts.unchanged) :
+			json_null(),
+		"last_error", f->sync_error, "failures", f->sync_failures, "finished",
+		f->sync_finished ? json_real(f->sync_finished) : json_null());
+}
+
+void
+pl_serve_refresh_release(struct pl_serve_refresh *f)
+{
+	pl_cmd_sync_cancel(f->job);
+	f->job = NULL;
+	if (f->status_ev)
+		event_free(f->status_ev);
+	if (f->sync_ev)
+		event_free(f->sync_ev);
+	json_decref(f->live);
+	json_decref(f->live_by_id);
+	json_decref(f->keys);
+	free(f->status_error);
+	free(f->sync_error);
+}

@@ -1,0 +1,87 @@
+/*
+ * What the files of the serve layer share: the server, its connections and
+ * a request in flight. Modules see only serve.h.
+ */
+#ifndef PL_SERVE_INTERNAL_H
+#define PL_SERVE_INTERNAL_H
+
+#include "core/common.h"
+#include "serve/serve.h"
+
+#include <sys/queue.h>
+#include <event2/keyvalq_struct.h>
+#include <time.h>
+
+struct evhttp;
+struct evhttp_connection;
+struct evhttp_request;
+struct event;
+
+/* An open client connection, known from its first request on. */
+struct pl_serve_conn {
+	struct pl_serve *sv;
+	struct evhttp_connection *evcon;
+	char addr[64];
+	unsigned port;
+	struct event *held_ev;       /* the timer of a held-back answer */
+	struct pl_serve_req *held;   /* that answer's request */
+	struct pl_serve_req *stream; /* an event stream this connection is reading */
+	struct pl_serve_conn *next;
+};
+
+/* Failed logins of one address in a row. */
+struct pl_serve_fail {
+	char addr[64];
+	int n;
+	time_t last;
+};
+
+/* One event of the stream, kept in the replay ring. */
+struct pl_serve_event {
+	long long id;
+	char *type;
+	char *data; /* compact JSON */
+};
+
+struct pl_serve {
+	struct event_base *base;
+	struct pl_state *state;
+	struct pl_serve_limits lim;
+	const struct pl_serve_module **mods;
+	size_t nmods;
+	struct evhttp **http; /* one per listener */
+	size_t nhttp;
+	struct pl_serve_conn *conns;
+	int nconns;
+	struct pl_serve_fail fails[256];
+	struct pl_serve_event *ring; /* the last lim.event_ring events, by id % size */
+	long long event_seq;         /* the newest event's id */
+	struct event *heartbeat;
+};
+
+struct pl_serve_req {
+	struct pl_serve *sv;
+	struct evhttp_request *req;
+	struct pl_serve_conn *conn;
+	const char *method;
+	char path[512];
+	char peer[64];
+	char caller[64]; /* the token's name */
+	json_t *params;
+	struct evkeyvalq query;
+	json_t *body;
+	bool answered, close;
+	bool kept; /* an event stream: it lives with its connection */
+	int held_status;
+	json_t *held_body;
+	struct timespec t0;
+};
+
+void pl_serve_req_free(struct pl_serve_req *r);
+/* Start the event stream on r (events.c): replay from Last-Event-ID. */
+void pl_serve_events_open(struct pl_serve_req *r);
+void pl_serve_events_free(struct pl_serve *sv);
+/* The server's own routes: /healthz and the OpenAPI document (openapi.c). */
+extern const struct pl_serve_module pl_serve_core_module;
+
+#endif

@@ -1,0 +1,836 @@
+/*
+ * The server: evhttp listeners (TLS through bufferevent_openssl), the
+ * connection limits, bearer-token authentication with roles, the route
+ * matching shared with the OpenAPI document, and the JSON answers. Nothing
+ * here waits: a failed login is answered later by a timer, never by sleeping.
+ */
+#include "core/common.h"
+#include "serve/serve.h"
+#include "core/err.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "serve/internal.h"
+#include "state/state.h"
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <stdarg.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define MAX_SEGMENTS 16
+
+int
+pl_serve_role_parse(const char *name)
+{
+	static const char *const names[] = { "viewer", "operator", "admin" };
+
+	for (int i = 0; name && i < 3; i++)
+		if (!strcmp(name, names[i]))
+			return PL_ROLE_VIEWER + i;
+	return -1;
+}
+
+const char *
+pl_serve_role_name(int role)
+{
+	switch (role) {
+	case PL_ROLE_VIEWER:
+		return "viewer";
+	case PL_ROLE_OPERATOR:
+		return "operator";
+	case PL_ROLE_ADMIN:
+		return "admin";
+	default:
+		return "public";
+	}
+}
+
+int
+pl_serve_status_of(int err)
+{
+	switch (err) {
+	case PL_ENOENT:
+		return 404;
+	case PL_EINVAL:
+	case PL_EPARSE:
+	case PL_EUSAGE:
+		return 400;
+	case PL_ETOOBIG:
+		return 413;
+	case PL_EAUTH:
+		return 401;
+	case PL_EPERM:
+		return 403;
+	case PL_ECONFLICT:
+		return 409;
+	case PL_ECONNECT:
+	case PL_ETLS:
+	case PL_EHTTP:
+	case PL_ETIMEOUT:
+	case PL_ETASK:
+		return 502;
+	default:
+		return 500;
+	}
+}
+
+static const char *
+reason(int status)
+{
+	switch (status) {
+	case 200:
+		return "OK";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Payload Too Large";
+	case 423:
+		return "Locked";
+	case 429:
+		return "Too Many Requests";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	default:
+		return status < 500 ? "Client Error" : "Server Error";
+	}
+}
+
+bool
+pl_serve_is_loopback(const char *addr)
+{
+	char host[256];
+	const char *colon = strrchr(addr, ':');
+	size_t n = colon ? (size_t)(colon - addr) : strlen(addr);
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (n >= sizeof(host))
+		return false;
+	memcpy(host, addr, n);
+	host[n] = '\0';
+	if (host[0] == '[' && n >= 2 && host[n - 1] == ']') {
+		memmove(host, host + 1, n - 2);
+		host[n - 2] = '\0';
+	}
+	if (!strcmp(host, "localhost"))
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return false;
+}
+
+struct pl_serve *
+pl_serve_new(struct event_base *base, struct pl_state *state, const struct pl_serve_limits *lim)
+{
+	struct pl_serve *sv = pl_calloc(1, sizeof(*sv));
+
+	sv->base = base;
+	sv->state = state;
+	sv->lim = *lim;
+	pl_serve_add(sv, &pl_serve_core_module);
+	return sv;
+}
+
+static void conn_drop(struct pl_serve_conn *c);
+
+void
+pl_serve_free(struct pl_serve *sv)
+{
+	if (sv == NULL)
+		return;
+	for (size_t i = 0; i < sv->nhttp; i++)
+		evhttp_free(sv->http[i]); /* closes its connections: conn_drop each */
+	while (sv->conns)
+		conn_drop(sv->conns);
+	pl_serve_events_free(sv);
+	free(sv->http);
+	free(sv->mods);
+	free(sv);
+}
+
+void
+pl_serve_add(struct pl_serve *sv, const struct pl_serve_module *m)
+{
+	sv->mods = pl_realloc(sv->mods, (sv->nmods + 1) * sizeof(*sv->mods));
+	sv->mods[sv->nmods++] = m;
+}
+
+/* ---- matching ---------------------------------------------------------- */
+
+/* Split a raw path into decoded segments; false for what no route takes: no
+ * leading '/', empty, "." or ".." segments, an encoded '/' or NUL, too many. */
+static bool
+split_path(const char *path, char **seg, int *nseg)
+{
+	const char *p = path;
+
+	*nseg = 0;
+	if (*p != '/')
+		return false;
+	if (!strcmp(p, "/"))
+		return true;
+	while (*p == '/') {
+		const char *s = ++p;
+		size_t len, dlen = 0;
+		char *raw, *dec;
+
+		while (*p && *p != '/')
+			p++;
+		len = (size_t)(p - s);
+		if (len == 0 || *nseg == MAX_SEGMENTS)
+			return false;
+		raw = pl_strndup(s, len);
+		dec = evhttp_uridecode(raw, 0, &dlen);
+		free(raw);
+		if (dec == NULL || dlen != strlen(dec) || strchr(dec, '/') || !strcmp(dec, ".") ||
+		    !strcmp(dec, "..") || dlen == 0) {
+			free(dec);
+			return false;
+		}
+		seg[(*nseg)++] = dec;
+	}
+	return *p == '\0';
+}
+
+/* Does route path rp match the segments? Binds {params} into params. */
+static bool
+route_matches(const char *rp, char **seg, int nseg, json_t *params)
+{
+	const char *p = rp;
+	int i = 0;
+
+	if (!strcmp(rp, "/"))
+		return nseg == 0;
+	while (*p == '/') {
+		const char *s = ++p;
+		size_t len;
+
+		while (*p && *p != '/')
+			p++;
+		len = (size_t)(p - s);
+		if (i >= nseg)
+			return false;
+		if (len > 2 && s[0] == '{' && s[len - 1] == '}') {
+			if (params) {
+				char *name = pl_strndup(s + 1, len - 2);
+
+				json_object_set_new(params, name, json_string(seg[i]));
+				free(name);
+			}
+		} else if (strlen(seg[i]) != len || strncmp(seg[i], s, len)) {
+			return false;
+		}
+		i++;
+	}
+	return i == nseg;
+}
+
+const struct pl_serve_route *
+pl_serve_match(const struct pl_serve *sv, const char *method, const char *path, json_t **params,
+	       int *status)
+{
+	char *seg[MAX_SEGMENTS];
+	int nseg = 0;
+	const struct pl_serve_route *found = NULL;
+	bool path_ok = false;
+
+	if (params)
+		*params = NULL;
+	if (!split_path(path, seg, &nseg)) {
+		*status = 400;
+		goto out;
+	}
+	*status = 404;
+	for (size_t m = 0; m < sv->nmods && !found; m++)
+		for (const struct pl_serve_route *r = sv->mods[m]->routes; r->method; r++) {
+			if (!route_matches(r->path, seg, nseg, NULL))
+				continue;
+			path_ok = true;
+			if (strcmp(r->method, method))
+				continue;
+			found = r;
+			if (params) {
+				*params = json_object();
+				route_matches(r->path, seg, nseg, *params);
+			}
+			break;
+		}
+	if (!found && path_ok)
+		*status = 405;
+out:
+	for (int i = 0; i < nseg; i++)
+		free(seg[i]);
+	return found;
+}
+
+/* The module a route belongs to (its handler's arg). */
+static void *
+route_arg(const struct pl_serve *sv, const struct pl_serve_route *route)
+{
+	for (size_t m = 0; m < sv->nmods; m++)
+		for (const struct pl_serve_route *r = sv->mods[m]->routes; r->method; r++)
+			if (r == route)
+				return sv->mods[m]->arg;
+	return NULL;
+}
+
+/* ---- connections ------------------------------------------------------- */
+
+static int
+conns_from(const struct pl_serve *sv, const char *addr)
+{
+	int n = 0;
+
+	for (const struct pl_serve_conn *c = sv->conns; c; c = c->next)
+		n += !strcmp(c->addr, addr);
+	return n;
+}
+
+/* A request the connection's end leaves with us: evhttp detaches one whose
+ * answer was not finished (held back, or a stream) instead of freeing it. */
+static void
+orphan_free(struct pl_serve_req *r)
+{
+	if (r->req && evhttp_request_get_connection(r->req) == NULL)
+		evhttp_request_free(r->req);
+	pl_serve_req_free(r);
+}
+
+static void
+conn_drop(struct pl_serve_conn *c)
+{
+	struct pl_serve_conn **pp = &c->sv->conns;
+
+	while (*pp && *pp != c)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = c->next;
+	c->sv->nconns--;
+	if (c->held_ev)
+		event_free(c->held_ev);
+	if (c->held)
+		orphan_free(c->held);
+	if (c->stream)
+		orphan_free(c->stream);
+	free(c);
+}
+
+static void
+on_conn_close(struct evhttp_connection *evcon, void *arg)
+{
+	conn_drop(arg);
+}
+
+/* The connection of a request, registered at its first request; NULL when
+ * it is one too many (the caller answers 503 and closes it). */
+static struct pl_serve_conn *
+conn_of(struct pl_serve *sv, struct evhttp_request *req)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	struct pl_serve_conn *c;
+	char *peer = NULL;
+	ev_uint16_t port = 0;
+
+	for (c = sv->conns; c; c = c->next)
+		if (c->evcon == evcon)
+			return c;
+	evhttp_connection_get_peer(evcon, &peer, &port);
+	if (sv->nconns >= sv->lim.max_connections ||
+	    conns_from(sv, peer ? peer : "") >= sv->lim.max_per_client)
+		return NULL;
+	c = pl_calloc(1, sizeof(*c));
+	c->sv = sv;
+	c->evcon = evcon;
+	snprintf(c->addr, sizeof(c->addr), "%s", peer ? peer : "");
+	c->port = port;
+	c->next = sv->conns;
+	sv->conns = c;
+	sv->nconns++;
+	evhttp_connection_set_closecb(evcon, on_conn_close, c);
+	return c;
+}
+
+/* ---- failed logins ----------------------------------------------------- */
+
+/* How long to hold back the answer to an address's nth failure in a row: none
+ * for the first two (a typo), then doubling from 250 ms to 8 s. */
+static long
+fail_delay_ms(int n)
+{
+	if (n < 3)
+		return 0;
+	if (n > 8)
+		return 8000;
+	return 250L << (n - 3);
+}
+
+static struct pl_serve_fail *
+fail_slot(struct pl_serve *sv, const char *addr, bool add)
+{
+	struct pl_serve_fail *old = &sv->fails[0];
+
+	for (size_t i = 0; i < PL_ARRAY_LEN(sv->fails); i++) {
+		struct pl_serve_fail *f = &sv->fails[i];
+
+		if (f->n && !strcmp(f->addr, addr))
+			return f;
+		if (f->last < old->last)
+			old = f;
+	}
+	if (!add)
+		return NULL;
+	memset(old, 0, sizeof(*old)); /* the least recent address gives way */
+	snprintf(old->addr, sizeof(old->addr), "%s", addr);
+	return old;
+}
+
+/* ---- requests ---------------------------------------------------------- */
+
+void
+pl_serve_req_free(struct pl_serve_req *r)
+{
+	if (r == NULL)
+		return;
+	json_decref(r->params);
+	json_decref(r->body);
+	json_decref(r->held_body);
+	evhttp_clear_headers(&r->query);
+	free(r);
+}
+
+const char *
+pl_serve_path_param(const struct pl_serve_req *r, const char *name)
+{
+	return pl_json_str(r->params, name);
+}
+
+const char *
+pl_serve_query(const struct pl_serve_req *r, const char *name)
+{
+	return evhttp_find_header(&r->query, name);
+}
+
+const json_t *
+pl_serve_body(const struct pl_serve_req *r)
+{
+	return r->body;
+}
+
+const char *
+pl_serve_caller(const struct pl_serve_req *r)
+{
+	return r->caller[0] ? r->caller : NULL;
+}
+
+static const char *
+method_name(enum evhttp_cmd_type m)
+{
+	switch (m) {
+	case EVHTTP_REQ_GET:
+		return "GET";
+	case EVHTTP_REQ_POST:
+		return "POST";
+	case EVHTTP_REQ_DELETE:
+		return "DELETE";
+	case EVHTTP_REQ_HEAD:
+		return "HEAD";
+	case EVHTTP_REQ_PUT:
+		return "PUT";
+	case EVHTTP_REQ_PATCH:
+		return "PATCH";
+	case EVHTTP_REQ_OPTIONS:
+		return "OPTIONS";
+	default:
+		return "OTHER";
+	}
+}
+
+static void
+send_now(struct pl_serve_req *r, int status, json_t *body)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+	struct evbuffer *buf = evbuffer_new();
+	struct timespec t1;
+
+	if (body) {
+		char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+
+		evhttp_add_header(h, "Content-Type", "application/json");
+		evbuffer_add(buf, text, strlen(text));
+		evbuffer_add(buf, "\n", 1);
+		free(text);
+	}
+	if (status == 401)
+		evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"pvelab\"");
+	if (r->close)
+		evhttp_add_header(h, "Connection", "close");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	/* the access log: never a header, so never a token */
+	pl_log_info("%s %s %s %d %.1f ms%s%s", r->peer, r->method, r->path, status,
+		    pl_elapsed_s(&r->t0, &t1) * 1000, r->caller[0] ? " token=" : "", r->caller);
+	evhttp_send_reply(r->req, status, reason(status), buf);
+	evbuffer_free(buf);
+	json_decref(body);
+}
+
+void
+pl_serve_reply(struct pl_serve_req *r, int status, json_t *body)
+{
+	if (r->answered) {
+		json_decref(body);
+		return;
+	}
+	r->answered = true;
+	send_now(r, status, body);
+}
+
+void
+pl_serve_error(struct pl_serve_req *r, int status, const char *code, const char *field,
+	       const char *fmt, ...)
+{
+	va_list ap;
+	char msg[1024];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pl_serve_reply(r, status,
+		       json_pack("{s:{s:s,s:s,s:s*}}", "error", "code", code, "message", msg,
+				 "field", field));
+}
+
+static void
+on_held(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_serve_conn *c = arg;
+	struct pl_serve_req *r = c->held;
+
+	c->held = NULL;
+	send_now(r, r->held_status, r->held_body);
+	r->held_body = NULL;
+	pl_serve_req_free(r);
+}
+
+/* A failed login: logged with the address (never the secret), answered 401,
+ * later and later when one address keeps failing. Returns true when the
+ * request is now held (the caller must not free it). */
+static bool
+auth_failed(struct pl_serve_req *r, const char *why)
+{
+	struct pl_serve *sv = r->sv;
+	struct pl_serve_fail *f = fail_slot(sv, r->peer, true);
+	long ms;
+
+	f->n++;
+	f->last = time(NULL);
+	ms = fail_delay_ms(f->n);
+	pl_log_warn("authentication failed from %s: %s (%d in a row%s)", r->peer, why, f->n,
+		    ms ? ", answer held back" : "");
+	r->answered = true;
+	if (ms == 0 || r->conn == NULL) {
+		send_now(r, 401,
+			 json_pack("{s:{s:s,s:s}}", "error", "code", "unauthorized", "message",
+				   why));
+		return false;
+	}
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	r->held_status = 401;
+	r->held_body = json_pack("{s:{s:s,s:s}}", "error", "code", "unauthorized", "message", why);
+	r->conn->held = r;
+	if (r->conn->held_ev == NULL)
+		r->conn->held_ev = evtimer_new(sv->base, on_held, r->conn);
+	evtimer_add(r->conn->held_ev, &tv);
+	return true;
+}
+
+/* Check the bearer token; 0 when the caller may go on, else answered. */
+static int
+authenticate(struct pl_serve_req *r, const struct pl_serve_route *route, bool *held)
+{
+	const char *h =
+		evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
+	json_t *tok = NULL;
+	char sha[65];
+	int role, rc = -1;
+
+	*held = false;
+	if (h == NULL || strncasecmp(h, "Bearer ", 7)) {
+		*held = auth_failed(r, "no bearer token (Authorization: Bearer pvl_...)");
+		return -1;
+	}
+	h += 7;
+	while (*h == ' ')
+		h++;
+	pl_sha256_hex(h, strlen(h), sha);
+	if (strncmp(h, "pvl_", 4) || pl_state_token_find(r->sv->state, sha, &tok, NULL) != 0) {
+		*held = auth_failed(r, "unknown token");
+		goto out;
+	}
+	if (!json_is_null(json_object_get(tok, "revoked"))) {
+		*held = auth_failed(r, "token revoked");
+		goto out;
+	}
+	if (json_is_number(json_object_get(tok, "expires")) &&
+	    pl_json_num(tok, "expires", 0) <= (double)time(NULL)) {
+		*held = auth_failed(r, "token expired");
+		goto out;
+	}
+	/* a success ends the address's run of failures */
+	struct pl_serve_fail *f = fail_slot(r->sv, r->peer, false);
+
+	if (f)
+		f->n = 0;
+	snprintf(r->caller, sizeof(r->caller), "%s", pl_json_str_or(tok, "name", "?"));
+	role = pl_serve_role_parse(pl_json_str(tok, "role"));
+	if (role < route->role) {
+		pl_serve_error(r, 403, "forbidden", NULL, "token '%s' is a %s: %s %s needs %s",
+			       r->caller, pl_serve_role_name(role), route->method, route->path,
+			       pl_serve_role_name(route->role));
+		goto out;
+	}
+	rc = 0;
+out:
+	json_decref(tok);
+	return rc;
+}
+
+/* Read the query string: only the route's declared parameters, each once. */
+static int
+read_query(struct pl_serve_req *r, const struct pl_serve_route *route, const char *q)
+{
+	struct evkeyval *kv;
+
+	if (q == NULL)
+		return 0;
+	if (evhttp_parse_query_str(q, &r->query) != 0) {
+		pl_serve_error(r, 400, "bad_query", NULL, "malformed query string");
+		return -1;
+	}
+	TAILQ_FOREACH(kv, &r->query, next) {
+		const struct pl_serve_param *p = route->query;
+		int seen = 0;
+		struct evkeyval *o;
+
+		while (p && p->name && strcmp(p->name, kv->key))
+			p++;
+		if (p == NULL || p->name == NULL) {
+			pl_serve_error(r, 400, "unknown_parameter", kv->key,
+				       "%s %s takes no query parameter '%.64s'", route->method,
+				       route->path, kv->key);
+			return -1;
+		}
+		TAILQ_FOREACH(o, &r->query, next)
+			seen += !strcmp(o->key, kv->key);
+		if (seen > 1) {
+			pl_serve_error(r, 400, "bad_query", kv->key,
+				       "query parameter '%s' given "
+				       "%d times",
+				       kv->key, seen);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+read_body(struct pl_serve_req *r, const struct pl_serve_route *route)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+	size_t len = evbuffer_get_length(in);
+	char *err = NULL;
+
+	if (len == 0)
+		return 0;
+	if (route->body == NULL) {
+		pl_serve_error(r, 400, "unexpected_body", NULL, "%s %s takes no request body",
+			       route->method, route->path);
+		return -1;
+	}
+	r->body = pl_json_parse((const char *)evbuffer_pullup(in, -1), len, &err);
+	if (r->body == NULL || !json_is_object(r->body)) {
+		pl_serve_error(r, 400, "bad_json", NULL, "request body is not a JSON object%s%s",
+			       err ? ": " : "", err ? err : "");
+		free(err);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+on_request(struct evhttp_request *req, void *arg)
+{
+	struct pl_serve *sv = arg;
+	struct pl_serve_req *r = pl_calloc(1, sizeof(*r));
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const struct pl_serve_route *route;
+	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
+	int status = 400;
+	bool held = false;
+
+	clock_gettime(CLOCK_MONOTONIC, &r->t0);
+	TAILQ_INIT(&r->query);
+	r->sv = sv;
+	r->req = req;
+	r->method = method_name(evhttp_request_get_command(req));
+	snprintf(r->path, sizeof(r->path), "%s", path ? path : "?");
+	r->conn = conn_of(sv, req);
+	if (r->conn == NULL) {
+		char *peer = NULL;
+		ev_uint16_t port;
+
+		evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
+		snprintf(r->peer, sizeof(r->peer), "%s", peer ? peer : "?");
+		r->close = true;
+		pl_serve_error(r, 503, "too_many_connections", NULL,
+			       "too many connections (at "
+			       "most %d, %d from one address)",
+			       sv->lim.max_connections, sv->lim.max_per_client);
+		goto out;
+	}
+	snprintf(r->peer, sizeof(r->peer), "%s", r->conn->addr);
+	if (path == NULL || *path == '\0') {
+		pl_serve_error(r, 400, "bad_path", NULL, "malformed request target");
+		goto out;
+	}
+	route = pl_serve_match(sv, r->method, path, &r->params, &status);
+	if (route == NULL) {
+		if (status == 405)
+			pl_serve_error(r, 405, "method_not_allowed", NULL,
+				       "%s is not allowed on "
+				       "'%.200s'",
+				       r->method, path);
+		else if (status == 404)
+			pl_serve_error(r, 404, "not_found", NULL,
+				       "no such endpoint '%.200s' "
+				       "(GET /api/v1/openapi.json lists them)",
+				       path);
+		else
+			pl_serve_error(r, 400, "bad_path", NULL, "malformed path '%.200s'", path);
+		goto out;
+	}
+	if (route->role > PL_ROLE_PUBLIC && authenticate(r, route, &held) != 0)
+		goto out;
+	if (read_query(r, route, evhttp_uri_get_query(uri)) != 0 || read_body(r, route) != 0)
+		goto out;
+	route->fn(r, route_arg(sv, route));
+	if (!r->answered)
+		pl_serve_error(r, 500, "internal", NULL, "the handler of %s %s gave no answer",
+			       route->method, route->path);
+out:
+	if (!held && !r->kept)
+		pl_serve_req_free(r);
+}
+
+/* ---- listening --------------------------------------------------------- */
+
+static struct bufferevent *
+tls_bev(struct event_base *base, void *arg)
+{
+	SSL *ssl = SSL_new(arg);
+
+	if (ssl == NULL)
+		return NULL;
+	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					      BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+}
+
+int
+pl_serve_listen(struct pl_serve *sv, const char *addr, SSL_CTX *tls, char **bound, char **errmsg)
+{
+	const char *colon = strrchr(addr, ':');
+	char host[256], out[300];
+	struct evhttp_bound_socket *bs;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	struct evhttp *http;
+	long long port;
+	char *end;
+	size_t n;
+
+	if (colon == NULL || colon == addr || (n = (size_t)(colon - addr)) >= sizeof(host))
+		return pl_seterr(errmsg, PL_EINVAL, "listen address '%s' is not ADDR:PORT", addr);
+	errno = 0;
+	port = strtoll(colon + 1, &end, 10);
+	if (*end || end == colon + 1 || port < 0 || port > 65535)
+		return pl_seterr(errmsg, PL_EINVAL, "listen address '%s': bad port", addr);
+	memcpy(host, addr, n);
+	host[n] = '\0';
+	if (host[0] == '[' && n > 2 && host[n - 1] == ']') {
+		memmove(host, host + 1, n - 2);
+		host[n - 2] = '\0';
+	}
+	if (tls == NULL && !pl_serve_is_loopback(addr))
+		return pl_seterr(errmsg, PL_EPERM,
+				 "listen address '%s' is not loopback: plain "
+				 "HTTP only on 127.0.0.1 or ::1 (give --tls-cert/--tls-key, or "
+				 "let serve issue one from pvelab's local CA)",
+				 addr);
+	if ((http = evhttp_new(sv->base)) == NULL)
+		return pl_seterr(errmsg, PL_ENOMEM, "cannot create an HTTP server");
+	evhttp_set_max_headers_size(http, sv->lim.max_header);
+	evhttp_set_max_body_size(http, sv->lim.max_body);
+	evhttp_set_timeout(http, sv->lim.request_timeout);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE |
+						 EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
+						 EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
+	evhttp_set_gencb(http, on_request, sv);
+	if (tls)
+		evhttp_set_bevcb(http, tls_bev, tls);
+	if ((bs = evhttp_bind_socket_with_handle(http,
+						 !strcmp(host, "localhost") ? "127.0.0.1" : host,
+						 (ev_uint16_t)port)) == NULL) {
+		evhttp_free(http);
+		return pl_seterr(errmsg, PL_EIO,
+				 "cannot listen on '%s': %s (in use? a local "
+				 "address?)",
+				 addr, strerror(errno ? errno : EADDRNOTAVAIL));
+	}
+	sv->http = pl_realloc(sv->http, (sv->nhttp + 1) * sizeof(*sv->http));
+	sv->http[sv->nhttp++] = http;
+	if (bound) {
+		char ip[INET6_ADDRSTRLEN] = "?";
+
+		getsockname(evhttp_bound_socket_get_fd(bs), (struct sockaddr *)&ss, &sl);
+		if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+			inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+			snprintf(out, sizeof(out), "[%s]:%u", ip, ntohs(s6->sin6_port));
+		} else {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+			inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+			snprintf(out, sizeof(out), "%s:%u", ip, ntohs(s4->sin_port));
+		}
+		*bound = pl_strdup(out);
+	}
+	return 0;
+}

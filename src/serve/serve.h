@@ -1,0 +1,116 @@
+/*
+ * The HTTP(S) core of `pvelab serve`: listeners on the caller's event loop
+ * (evhttp, TLS through bufferevent_openssl), limits, bearer-token roles, and
+ * one route table that both dispatches requests and produces the OpenAPI
+ * document. Everything else (the REST API, later metrics, the dashboard,
+ * checks, MCP) is a module: a route table registered with the server.
+ */
+#ifndef PL_SERVE_SERVE_H
+#define PL_SERVE_SERVE_H
+
+#include "core/common.h"
+
+#include <jansson.h>
+
+struct event_base;
+struct pl_state;
+struct pl_serve;
+struct pl_serve_req;
+typedef struct ssl_ctx_st SSL_CTX;
+
+/* Who may call a route; each role may do what the ones before it may. */
+enum pl_serve_role {
+	PL_ROLE_PUBLIC,   /* no token (the health probe) */
+	PL_ROLE_VIEWER,   /* reads */
+	PL_ROLE_OPERATOR, /* + power actions, snapshots, sync */
+	PL_ROLE_ADMIN,    /* + plan, apply, rollback, destroy, tokens */
+};
+/* "viewer" -> PL_ROLE_VIEWER...; -1 for anything else. */
+int pl_serve_role_parse(const char *name);
+const char *pl_serve_role_name(int role);
+
+/* A handler answers its request before it returns (pl_serve_reply or
+ * pl_serve_error); long work answers 202 and goes on on the loop. */
+typedef void (*pl_serve_fn)(struct pl_serve_req *req, void *arg);
+
+/* A query parameter a route accepts; any other is a 400. */
+struct pl_serve_param {
+	const char *name;
+	const char *help;
+};
+
+/* One route. path segments in braces ("/api/v1/guests/{guest}") match one
+ * segment, read with pl_serve_path_param. The schemas are JSON Schema text,
+ * quoted into the OpenAPI document as they are. */
+struct pl_serve_route {
+	const char *method; /* "GET", "POST", "DELETE" */
+	const char *path;
+	int role;
+	int status; /* its success status (200, 202) */
+	const char *summary;
+	const char *response;               /* schema of the success body */
+	const char *body;                   /* schema of the JSON body a POST takes; NULL: none */
+	const struct pl_serve_param *query; /* ends with a NULL name; may be NULL */
+	pl_serve_fn fn;
+};
+
+/* A module: routes ending with a NULL method, and the arg its handlers get. */
+struct pl_serve_module {
+	const char *name;
+	const struct pl_serve_route *routes;
+	void *arg;
+};
+
+struct pl_serve_limits {
+	long long max_header; /* bytes of request line and headers */
+	long long max_body;   /* bytes of a request body */
+	int request_timeout;  /* seconds to read a request; idle keep-alive too */
+	int max_connections;  /* open at once */
+	int max_per_client;   /* open at once from one address */
+	int event_ring;       /* events kept for Last-Event-ID replay */
+};
+
+/* A server on base; state holds the tokens (borrowed, outlives the server). */
+struct pl_serve *pl_serve_new(struct event_base *base, struct pl_state *state,
+			      const struct pl_serve_limits *limits);
+void pl_serve_free(struct pl_serve *sv);
+/* Register a module (its routes are borrowed for the server's life). */
+void pl_serve_add(struct pl_serve *sv, const struct pl_serve_module *m);
+/* Listen on "ADDR:PORT" ("[v6]:PORT"; port 0 picks one). tls (borrowed, may
+ * be NULL) serves HTTPS; without it only a loopback address is accepted.
+ * *bound (optional, caller frees) is the address it got, "ADDR:PORT". */
+int pl_serve_listen(struct pl_serve *sv, const char *addr, SSL_CTX *tls, char **bound,
+		    char **errmsg);
+/* Whether "ADDR:PORT" is a loopback address (127.0.0.0/8, ::1, localhost). */
+bool pl_serve_is_loopback(const char *addr);
+/* The OpenAPI 3.1 document of every registered route (new reference). */
+json_t *pl_serve_openapi(const struct pl_serve *sv);
+
+/* The request's path parameter name ("guest"), decoded; NULL if none. */
+const char *pl_serve_path_param(const struct pl_serve_req *req, const char *name);
+/* A query parameter, decoded; NULL when absent. */
+const char *pl_serve_query(const struct pl_serve_req *req, const char *name);
+/* The JSON body (borrowed; NULL when there was none). */
+const json_t *pl_serve_body(const struct pl_serve_req *req);
+/* The token's name (NULL on a public route) and role. */
+const char *pl_serve_caller(const struct pl_serve_req *req);
+/* Answer with status and body (stolen; NULL: no body). */
+void pl_serve_reply(struct pl_serve_req *req, int status, json_t *body);
+/* Answer {"error":{"code","message","field"?}}; field may be NULL. */
+void pl_serve_error(struct pl_serve_req *req, int status, const char *code, const char *field,
+		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The HTTP status for a pl_err code (PL_ENOENT 404, PL_ECONFLICT 409...). */
+int pl_serve_status_of(int err);
+
+/* Send an event to every open stream (GET /api/v1/events) and keep it in the
+ * replay ring: type ("sync", "guest"...), data an object (stolen). Returns
+ * its id. */
+long long pl_serve_emit(struct pl_serve *sv, const char *type, json_t *data);
+
+/* For the fuzz harness and tests: match method and path against the routes
+ * as the server does. Returns the route, or NULL with *status 400, 404 or
+ * 405; params (optional) gets the path parameters (new reference). */
+const struct pl_serve_route *pl_serve_match(const struct pl_serve *sv, const char *method,
+					    const char *path, json_t **params, int *status);
+
+#endif
