@@ -46,11 +46,11 @@ json_t *pl_check_cluster_opts(const struct pl_config *c);
 
 /* What one probe saw, for pl_check_classify. */
 struct pl_check_obs {
-	const char *error;      /* transport failure (refused, timeout...), or NULL */
-	long code;              /* HTTP status, 0 if none */
-	const char *data;       /* body, banner or DNS answers (comma separated) */
+	const char *error; /* transport failure (refused, timeout...), or NULL */
+	long code;         /* HTTP status, 0 if none */
+	const char *data;  /* body, banner or DNS answers (comma separated) */
 	size_t len;
-	long long not_after;    /* peer certificate's expiry (Unix time), 0 if none */
+	long long not_after; /* peer certificate's expiry (Unix time), 0 if none */
 	long long now;
 	double latency_ms;
 };

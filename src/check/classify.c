@@ -152,14 +152,16 @@ pl_check_classify(const json_t *spec, const struct pl_check_obs *o, json_t *resu
 	size_t n = o->len < PL_CHECK_READ_MAX ? o->len : PL_CHECK_READ_MAX;
 	char *problem = NULL;
 
-	json_object_set_new(result, "latency_ms", json_real((double)(long long)(o->latency_ms * 1000) / 1000));
+	json_object_set_new(result, "latency_ms",
+			    json_real((double)(long long)(o->latency_ms * 1000) / 1000));
 	if (o->code)
 		json_object_set_new(result, "code", json_integer(o->code));
 	if (o->not_after) {
 		long long left = o->not_after - o->now;
 
 		json_object_set_new(result, "tls_expiry", json_integer(o->not_after));
-		json_object_set_new(result, "tls_days_left", json_integer(left / 86400 - (left < 0)));
+		json_object_set_new(result, "tls_days_left",
+				    json_integer(left / 86400 - (left < 0)));
 	}
 	if (o->error) {
 		set(result, PL_CHECK_DOWN, pl_strdup(o->error));
@@ -178,8 +180,9 @@ pl_check_classify(const json_t *spec, const struct pl_check_obs *o, json_t *resu
 
 		if (m <= 0) {
 			set(result, PL_CHECK_DOWN,
-			    m < 0 ? pl_strdup("invalid banner regex")
-				  : pl_asprintf("banner does not match '%s'", pl_json_str(spec, "banner")));
+			    m < 0 ? pl_strdup("invalid banner regex") :
+				    pl_asprintf("banner does not match '%s'",
+						pl_json_str(spec, "banner")));
 			return;
 		}
 	}
@@ -193,7 +196,8 @@ pl_check_classify(const json_t *spec, const struct pl_check_obs *o, json_t *resu
 		free(needle);
 		if (!ok) {
 			set(result, PL_CHECK_DOWN,
-			    pl_asprintf("answer '%.*s' lacks '%s'", (int)n, o->data ? o->data : "", want));
+			    pl_asprintf("answer '%.*s' lacks '%s'", (int)n, o->data ? o->data : "",
+					want));
 			return;
 		}
 	}
@@ -204,8 +208,9 @@ pl_check_classify(const json_t *spec, const struct pl_check_obs *o, json_t *resu
 
 		if (left <= fail * 86400) {
 			set(result, PL_CHECK_DOWN,
-			    left <= 0 ? pl_strdup("certificate expired")
-				      : pl_asprintf("certificate expires in %lld days", left / 86400));
+			    left <= 0 ?
+				    pl_strdup("certificate expired") :
+				    pl_asprintf("certificate expires in %lld days", left / 86400));
 			return;
 		}
 		if (left <= warn * 86400) {
@@ -259,7 +264,8 @@ pl_check_cluster(const struct pl_config *c, const json_t *opts, const json_t *re
 
 	*causes = json_object();
 	json_array_foreach(resources, i, res) {
-		const char *type = pl_json_str_or(res, "type", ""), *node = pl_json_str(res, "node");
+		const char *type = pl_json_str_or(res, "type", ""),
+			   *node = pl_json_str(res, "node");
 
 		if (!strcmp(type, "node") && node) {
 			const char *st = pl_json_str_or(res, "status", "unknown");
@@ -270,15 +276,18 @@ pl_check_cluster(const struct pl_config *c, const json_t *opts, const json_t *re
 				json_object_set_new(offline, node, json_string(name));
 			if (pl_json_bool(opts, "node_offline", true))
 				json_array_append_new(
-					out, cluster_result(name, "node", up ? PL_CHECK_UP : PL_CHECK_DOWN,
-							    up ? NULL : pl_asprintf("node is %s", st)));
+					out, cluster_result(
+						     name, "node", up ? PL_CHECK_UP : PL_CHECK_DOWN,
+						     up ? NULL : pl_asprintf("node is %s", st)));
 			free(name);
-		} else if ((!strcmp(type, "qemu") || !strcmp(type, "lxc")) && pl_json_str(res, "name") &&
-			   !pl_json_bool(res, "template", false)) {
+		} else if ((!strcmp(type, "qemu") || !strcmp(type, "lxc")) &&
+			   pl_json_str(res, "name") && !pl_json_bool(res, "template", false)) {
 			json_object_set(by_name, pl_json_str(res, "name"), (json_t *)res);
 		} else if (!strcmp(type, "storage") && node && pct_max > 0) {
-			long long used = pl_json_int(res, "disk", 0), max = pl_json_int(res, "maxdisk", 0);
-			char *name = pl_asprintf("storage:%s@%s", pl_json_str_or(res, "storage", "?"), node);
+			long long used = pl_json_int(res, "disk", 0),
+				  max = pl_json_int(res, "maxdisk", 0);
+			char *name = pl_asprintf("storage:%s@%s",
+						 pl_json_str_or(res, "storage", "?"), node);
 			const char *st = PL_CHECK_UP;
 			char *err = NULL;
 
@@ -291,16 +300,19 @@ pl_check_cluster(const struct pl_config *c, const json_t *opts, const json_t *re
 						  used * 100 / max, pct_max);
 			}
 			if (json_object_get(offline, node) == NULL)
-				json_array_append_new(out, cluster_result(name, "storage", st, err));
+				json_array_append_new(out,
+						      cluster_result(name, "storage", st, err));
 			else
 				free(err);
 			free(name);
 		}
 	}
 	json_array_foreach(c ? pl_config_guests(c) : NULL, i, g) {
-		const char *gname = pl_json_str(g, "name"), *want = pl_json_str_or(g, "state", "running");
+		const char *gname = pl_json_str(g, "name"),
+			   *want = pl_json_str_or(g, "state", "running");
 		const json_t *have = gname ? json_object_get(by_name, gname) : NULL;
-		const char *node = pl_json_str(have, "node"), *st = pl_json_str_or(have, "status", "");
+		const char *node = pl_json_str(have, "node"),
+			   *st = pl_json_str_or(have, "status", "");
 		const json_t *node_check = node ? json_object_get(offline, node) : NULL;
 		char *name;
 
@@ -310,16 +322,19 @@ pl_check_cluster(const struct pl_config *c, const json_t *opts, const json_t *re
 		if (node_check) {
 			json_object_set(*causes, gname, (json_t *)node_check);
 		} else if (!have) {
-			json_array_append_new(out, cluster_result(name, "guest", PL_CHECK_DOWN,
-								  pl_strdup("guest does not exist")));
+			json_array_append_new(out,
+					      cluster_result(name, "guest", PL_CHECK_DOWN,
+							     pl_strdup("guest does not exist")));
 			json_object_set_new(*causes, gname, json_string(name));
 		} else if (strcmp(st, want) != 0) {
 			json_array_append_new(
-				out, cluster_result(name, "guest", PL_CHECK_DOWN,
-						    pl_asprintf("guest is %s, declared %s", st, want)));
+				out,
+				cluster_result(name, "guest", PL_CHECK_DOWN,
+					       pl_asprintf("guest is %s, declared %s", st, want)));
 			json_object_set_new(*causes, gname, json_string(name));
 		} else {
-			json_array_append_new(out, cluster_result(name, "guest", PL_CHECK_UP, NULL));
+			json_array_append_new(out,
+					      cluster_result(name, "guest", PL_CHECK_UP, NULL));
 			if (strcmp(want, "running") != 0)
 				json_object_set_new(*causes, gname, json_string(name));
 		}

@@ -31,8 +31,8 @@ struct probe;
 struct pl_check_run {
 	struct event_base *base;
 	CURLM *multi;
-	struct event *timer;  /* curl's timeout */
-	struct event *kick;   /* start probes / report the end, from the loop */
+	struct event *timer; /* curl's timeout */
+	struct event *kick;  /* start probes / report the end, from the loop */
 	json_t *specs, *results;
 	struct probe **probes; /* in flight, by spec index */
 	size_t n, next, active, cap, left;
@@ -54,8 +54,8 @@ struct probe {
 	char *error;
 	CURL *e;
 	struct curl_slist *hdrs;
-	struct event *tmo;     /* deadline of a DNS, ping or banner probe */
-	struct event *rd;      /* ping reply / TCP banner readable */
+	struct event *tmo; /* deadline of a DNS, ping or banner probe */
+	struct event *rd;  /* ping reply / TCP banner readable */
 	struct evdns_base *dns;
 	struct evdns_request *dreq;
 	int fd;
@@ -125,7 +125,8 @@ static void
 sock_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct pl_check_run *r = arg;
-	int action = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
+	int action =
+		(what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
 	int running;
 
 	curl_multi_socket_action(r->multi, fd, action, &running);
@@ -188,7 +189,8 @@ read_certinfo(struct probe *p)
 {
 	struct curl_certinfo *ci = NULL;
 
-	if (curl_easy_getinfo(p->e, CURLINFO_CERTINFO, &ci) != CURLE_OK || !ci || ci->num_of_certs < 1)
+	if (curl_easy_getinfo(p->e, CURLINFO_CERTINFO, &ci) != CURLE_OK || !ci ||
+	    ci->num_of_certs < 1)
 		return;
 	for (struct curl_slist *l = ci->certinfo[0]; l; l = l->next)
 		if (pl_str_startswith(l->data, "Expire date:"))
@@ -206,7 +208,8 @@ wait_banner(struct probe *p)
 	struct timeval tv = { pl_json_int(p->spec, "timeout", PL_CHECK_TIMEOUT), 0 };
 
 	if (strcmp(p->type, "tcp") != 0 || !pl_json_str(p->spec, "banner") ||
-	    curl_easy_getinfo(p->e, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK || fd == CURL_SOCKET_BAD)
+	    curl_easy_getinfo(p->e, CURLINFO_ACTIVESOCKET, &fd) != CURLE_OK ||
+	    fd == CURL_SOCKET_BAD)
 		return false;
 	p->rd = event_new(p->r->base, fd, EV_READ | EV_PERSIST, banner_cb, p);
 	p->tmo = evtimer_new(p->r->base, deadline_cb, p);
@@ -255,7 +258,9 @@ banner_cb(evutil_socket_t fd, short what, void *arg)
 	if (cc != CURLE_OK)
 		fail(p, pl_strdup(curl_easy_strerror(cc)));
 	else if (n > 0)
-		pl_buf_add(&p->data, buf, n < PL_CHECK_READ_MAX - p->data.len ? n : PL_CHECK_READ_MAX - p->data.len);
+		pl_buf_add(&p->data, buf,
+			   n < PL_CHECK_READ_MAX - p->data.len ? n :
+								 PL_CHECK_READ_MAX - p->data.len);
 	/* Decide at the first bytes, at the end of the stream, or when full. */
 	probe_end(p);
 }
@@ -313,7 +318,8 @@ start_curl(struct probe *p)
 		curl_easy_setopt(p->e, CURLOPT_WRITEDATA, p);
 		curl_easy_setopt(p->e, CURLOPT_USERAGENT, "pvelab-check");
 		json_object_foreach((json_t *)json_object_get(spec, "headers"), k, hv) {
-			char *h = pl_asprintf("%s: %s", k, json_string_value(hv) ? json_string_value(hv) : "");
+			char *h = pl_asprintf("%s: %s", k,
+					      json_string_value(hv) ? json_string_value(hv) : "");
 
 			p->hdrs = curl_slist_append(p->hdrs, h);
 			free(h);
@@ -340,8 +346,9 @@ dns_cb(int result, char type, int count, int ttl, void *addresses, void *arg)
 		fail(p, pl_asprintf("DNS: %s", evdns_err_to_string(result)));
 	} else {
 		for (int i = 0; i < count; i++) {
-			const void *ad = type == DNS_IPv4_A ? (const void *)((const char *)addresses + 4 * i)
-							     : (const void *)((const char *)addresses + 16 * i);
+			const void *ad = type == DNS_IPv4_A ?
+						 (const void *)((const char *)addresses + 4 * i) :
+						 (const void *)((const char *)addresses + 16 * i);
 
 			if (!inet_ntop(type == DNS_IPv4_A ? AF_INET : AF_INET6, ad, a, sizeof(a)))
 				continue;
@@ -362,7 +369,8 @@ start_dns(struct probe *p)
 {
 	struct sockaddr_storage ss;
 	int sslen = sizeof(ss);
-	char *server = pl_asprintf("%s%s%s:%lld", strchr(pl_json_str_or(p->spec, "host", ""), ':') ? "[" : "",
+	char *server = pl_asprintf("%s%s%s:%lld",
+				   strchr(pl_json_str_or(p->spec, "host", ""), ':') ? "[" : "",
 				   pl_json_str_or(p->spec, "host", ""),
 				   strchr(pl_json_str_or(p->spec, "host", ""), ':') ? "]" : "",
 				   pl_json_int(p->spec, "port", 53));
@@ -384,8 +392,8 @@ start_dns(struct probe *p)
 	evdns_base_set_option(p->dns, "timeout:", tmo);
 	evdns_base_set_option(p->dns, "attempts:", "1");
 	evdns_base_nameserver_sockaddr_add(p->dns, (struct sockaddr *)&ss, (ev_socklen_t)sslen, 0);
-	p->dreq = v6 ? evdns_base_resolve_ipv6(p->dns, name, DNS_QUERY_NO_SEARCH, dns_cb, p)
-		     : evdns_base_resolve_ipv4(p->dns, name, DNS_QUERY_NO_SEARCH, dns_cb, p);
+	p->dreq = v6 ? evdns_base_resolve_ipv6(p->dns, name, DNS_QUERY_NO_SEARCH, dns_cb, p) :
+		       evdns_base_resolve_ipv4(p->dns, name, DNS_QUERY_NO_SEARCH, dns_cb, p);
 	if (!p->dreq) {
 		fail(p, pl_strdup("DNS: cannot send the query"));
 		probe_end(p);
@@ -454,7 +462,8 @@ start_ping(struct probe *p)
 	static uint16_t seq;
 
 	if (inet_pton(AF_INET, pl_json_str_or(p->spec, "host", ""), &sa.sin_addr) != 1) {
-		fail(p, pl_asprintf("'%s' is not an IPv4 address", pl_json_str_or(p->spec, "host", "")));
+		fail(p, pl_asprintf("'%s' is not an IPv4 address",
+				    pl_json_str_or(p->spec, "host", "")));
 		probe_end(p);
 		return;
 	}
@@ -464,7 +473,8 @@ start_ping(struct probe *p)
 		p->raw = true;
 	}
 	if (p->fd < 0) {
-		fail(p, pl_asprintf("cannot open an ICMP socket: %s (allow it with sysctl net.ipv4.ping_group_range, or run as root)",
+		fail(p, pl_asprintf("cannot open an ICMP socket: %s (allow it with sysctl "
+				    "net.ipv4.ping_group_range, or run as root)",
 				    strerror(errno)));
 		probe_end(p);
 		return;
@@ -496,7 +506,8 @@ deadline_cb(evutil_socket_t fd, short what, void *arg)
 	PL_UNUSED(fd);
 	PL_UNUSED(what);
 	if (!p->answered)
-		fail(p, pl_asprintf("no answer within %llds", pl_json_int(p->spec, "timeout", PL_CHECK_TIMEOUT)));
+		fail(p, pl_asprintf("no answer within %llds",
+				    pl_json_int(p->spec, "timeout", PL_CHECK_TIMEOUT)));
 	probe_end(p);
 }
 
@@ -570,8 +581,10 @@ result_new(const json_t *spec)
 		json_object_set(res, "guest", json_object_get(spec, "guest"));
 	if (pl_json_str(spec, "url"))
 		json_object_set(res, "target", json_object_get(spec, "url"));
-	else if (host && pl_json_int(spec, "port", 0) && strcmp(pl_json_str_or(spec, "type", ""), "ping"))
-		json_object_set_new(res, "target", json_sprintf("%s:%lld", host, pl_json_int(spec, "port", 0)));
+	else if (host && pl_json_int(spec, "port", 0) &&
+		 strcmp(pl_json_str_or(spec, "type", ""), "ping"))
+		json_object_set_new(res, "target",
+				    json_sprintf("%s:%lld", host, pl_json_int(spec, "port", 0)));
 	else if (host)
 		json_object_set_new(res, "target", json_string(host));
 	return res;
@@ -624,10 +637,13 @@ pump(struct pl_check_run *r)
 			json_t *res = result_new(spec);
 			bool skip = pl_json_str(spec, "skip") != NULL;
 
-			json_object_set_new(res, "status", json_string(skip ? PL_CHECK_SKIPPED : PL_CHECK_DOWN));
-			json_object_set(res, "error", json_object_get(spec, skip ? "skip" : "cause"));
+			json_object_set_new(res, "status",
+					    json_string(skip ? PL_CHECK_SKIPPED : PL_CHECK_DOWN));
+			json_object_set(res, "error",
+					json_object_get(spec, skip ? "skip" : "cause"));
 			if (!skip)
-				json_object_set(res, "caused_by", json_object_get(spec, "caused_by"));
+				json_object_set(res, "caused_by",
+						json_object_get(spec, "caused_by"));
 			report(r, idx, res);
 			continue;
 		}

@@ -67,9 +67,9 @@ default_port(const char *type)
 	return 0;
 }
 
-static const char *const copied[] = { "method",	  "expect_status", "body_regex", "json_path",
-				       "json_value", "headers",       "ca_file",    "pin_sha256",
-				       "banner",	  "dns_name",      "dns_type",   "dns_answer" };
+static const char *const copied[] = { "method",     "expect_status", "body_regex", "json_path",
+				      "json_value", "headers",       "ca_file",    "pin_sha256",
+				      "banner",     "dns_name",      "dns_type",   "dns_answer" };
 
 /* One resolved spec from a service or target (probe), its address and port. */
 static json_t *
@@ -89,8 +89,10 @@ resolve(const struct pl_config *c, const char *name, const char *guest, const js
 		json_object_set_new(s, "port", json_integer(port));
 	json_object_set_new(s, "interval",
 			    json_integer(setting(c, probe, "interval", PL_CHECK_INTERVAL)));
-	json_object_set_new(s, "timeout", json_integer(setting(c, probe, "timeout", PL_CHECK_TIMEOUT)));
-	json_object_set_new(s, "retries", json_integer(setting(c, probe, "retries", PL_CHECK_RETRIES)));
+	json_object_set_new(s, "timeout",
+			    json_integer(setting(c, probe, "timeout", PL_CHECK_TIMEOUT)));
+	json_object_set_new(s, "retries",
+			    json_integer(setting(c, probe, "retries", PL_CHECK_RETRIES)));
 	for (size_t i = 0; i < PL_ARRAY_LEN(copied); i++) {
 		json_t *v = json_object_get(probe, copied[i]);
 
@@ -107,9 +109,10 @@ resolve(const struct pl_config *c, const char *name, const char *guest, const js
 	if (host && (!strcmp(type, "http") || !strcmp(type, "https"))) {
 		bool v6 = strchr(host, ':') != NULL;
 
-		json_object_set_new(s, "url", json_sprintf("%s://%s%s%s:%lld%s%s", type, v6 ? "[" : "",
-							   host, v6 ? "]" : "", port,
-							   path[0] == '/' ? "" : "/", path));
+		json_object_set_new(s, "url",
+				    json_sprintf("%s://%s%s%s:%lld%s%s", type, v6 ? "[" : "", host,
+						 v6 ? "]" : "", port, path[0] == '/' ? "" : "/",
+						 path));
 	}
 	if (!strcmp(type, "none"))
 		json_object_set_new(s, "skip", json_string("check: none"));
@@ -145,8 +148,9 @@ pl_check_specs(const struct pl_config *c)
 	json_array_foreach(pl_config_get(c, "/checks/targets"), i, t) {
 		const char *type = pl_json_str_or(t, "check", "tcp");
 
-		json_array_append_new(out, resolve(c, pl_json_str_or(t, "name", "?"), NULL, t, type,
-						   pl_json_str(t, "host"), pl_json_int(t, "port", 0)));
+		json_array_append_new(out,
+				      resolve(c, pl_json_str_or(t, "name", "?"), NULL, t, type,
+					      pl_json_str(t, "host"), pl_json_int(t, "port", 0)));
 	}
 	return out;
 }
@@ -156,8 +160,9 @@ pl_check_cluster_opts(const struct pl_config *c)
 {
 	const json_t *cl = c ? pl_config_get(c, "/checks/cluster") : NULL;
 
-	return json_pack("{s:b,s:b,s:I,s:I}", "node_offline", pl_json_bool(cl, "node_offline", true),
-			 "guest_state", pl_json_bool(cl, "guest_state", true), "storage_percent",
+	return json_pack("{s:b,s:b,s:I,s:I}", "node_offline",
+			 pl_json_bool(cl, "node_offline", true), "guest_state",
+			 pl_json_bool(cl, "guest_state", true), "storage_percent",
 			 (json_int_t)pl_json_int(cl, "storage_percent", 90), "cert_days",
 			 (json_int_t)pl_json_int(cl, "cert_days", 14));
 }

@@ -52,12 +52,12 @@ add_cert_specs(json_t *specs, const json_t *cl_opts)
 		long long port = colon ? strtoll(colon + 1, NULL, 10) : 8006;
 		char *name = pl_asprintf("api-cert:%s", p);
 
-		json_array_append_new(specs, json_pack("{s:s,s:s,s:s,s:I,s:b,s:I,s:I,s:I,s:I}", "name",
-						       name, "type", "tls", "host", host, "port",
-						       (json_int_t)port, "verify", 0, "warn_days",
-						       (json_int_t)days, "fail_days", (json_int_t)0,
-						       "timeout", (json_int_t)PL_CHECK_TIMEOUT, "retries",
-						       (json_int_t)0));
+		json_array_append_new(
+			specs, json_pack("{s:s,s:s,s:s,s:I,s:b,s:I,s:I,s:I,s:I}", "name", name,
+					 "type", "tls", "host", host, "port", (json_int_t)port,
+					 "verify", 0, "warn_days", (json_int_t)days, "fail_days",
+					 (json_int_t)0, "timeout", (json_int_t)PL_CHECK_TIMEOUT,
+					 "retries", (json_int_t)0));
 		free(host);
 		free(name);
 	}
@@ -81,11 +81,14 @@ apply_causes(json_t *specs, const json_t *cluster, const json_t *causes)
 			if (strcmp(pl_json_str_or(c, "name", ""), cause) != 0)
 				continue;
 			if (!strcmp(pl_json_str_or(c, "status", ""), PL_CHECK_UP)) {
-				json_object_set_new(s, "skip", json_string("guest is declared stopped"));
+				json_object_set_new(s, "skip",
+						    json_string("guest is declared stopped"));
 			} else {
 				json_object_set_new(s, "caused_by", json_string(cause));
-				json_object_set_new(s, "cause", json_sprintf("not probed: %s",
-									     pl_json_str_or(c, "error", cause)));
+				json_object_set_new(
+					s, "cause",
+					json_sprintf("not probed: %s",
+						     pl_json_str_or(c, "error", cause)));
 			}
 		}
 	}
@@ -139,17 +142,18 @@ print_table(const struct pl_ctx *ctx, const json_t *results)
 	       "STATUS", "LATENCY", "DETAIL", pl_color(ctx, PL_C_RESET));
 	json_array_foreach(results, i, r) {
 		const char *st = pl_json_str_or(r, "status", "?");
-		const char *col = !strcmp(st, PL_CHECK_UP)	? PL_C_GREEN
-				  : !strcmp(st, PL_CHECK_DOWN)	? PL_C_RED
-				  : !strcmp(st, PL_CHECK_WARNING) ? PL_C_YELLOW
-								  : PL_C_DIM;
+		const char *col = !strcmp(st, PL_CHECK_UP)      ? PL_C_GREEN :
+				  !strcmp(st, PL_CHECK_DOWN)    ? PL_C_RED :
+				  !strcmp(st, PL_CHECK_WARNING) ? PL_C_YELLOW :
+								  PL_C_DIM;
 		char lat[32] = "-";
 
 		if (json_object_get(r, "latency_ms"))
 			snprintf(lat, sizeof(lat), "%.1fms", pl_json_num(r, "latency_ms", 0));
 		printf("%-*s %-7s %s%-8s%s %9s  %s%s%s%s\n", (int)w, pl_json_str_or(r, "name", ""),
-		       pl_json_str_or(r, "type", ""), pl_color(ctx, col), st, pl_color(ctx, PL_C_RESET),
-		       lat, pl_json_str_or(r, "error", pl_json_str_or(r, "target", "")),
+		       pl_json_str_or(r, "type", ""), pl_color(ctx, col), st,
+		       pl_color(ctx, PL_C_RESET), lat,
+		       pl_json_str_or(r, "error", pl_json_str_or(r, "target", "")),
 		       pl_json_str(r, "caused_by") ? " (caused by " : "",
 		       pl_json_str_or(r, "caused_by", ""), pl_json_str(r, "caused_by") ? ")" : "");
 	}
@@ -189,9 +193,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 
 		if (pl_session_api(&s, &err) != 0 ||
 		    pl_pve_call(s.pve, "GET", "/cluster/resources", NULL, &res, &err) != 0) {
-			json_array_append_new(cluster, json_pack("{s:s,s:s,s:s,s:s}", "name", "cluster",
-								 "type", "api", "status", PL_CHECK_DOWN,
-								 "error", err ? err : "no answer"));
+			json_array_append_new(cluster,
+					      json_pack("{s:s,s:s,s:s,s:s}", "name", "cluster",
+							"type", "api", "status", PL_CHECK_DOWN,
+							"error", err ? err : "no answer"));
 		} else {
 			json_decref(cluster);
 			cluster = pl_check_cluster(s.cfg, cl_opts, res, &causes);
@@ -217,8 +222,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	w.base = s.base;
-	pl_check_start(s.base, specs, (size_t)pl_json_int(pl_config_get(s.cfg, "/checks"), "concurrency",
-						     PL_CHECK_CONCURRENCY),
+	pl_check_start(s.base, specs,
+		       (size_t)pl_json_int(pl_config_get(s.cfg, "/checks"), "concurrency",
+					   PL_CHECK_CONCURRENCY),
 		       NULL, done_cb, &w);
 	event_base_dispatch(s.base);
 	all = json_array();
@@ -228,12 +234,12 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	json_array_foreach(all, i, x) {
 		const char *st = pl_json_str_or(x, "status", "");
 
-		json_object_set_new(summary, st,
-				    json_integer(pl_json_int(summary, st, 0) + 1));
+		json_object_set_new(summary, st, json_integer(pl_json_int(summary, st, 0) + 1));
 	}
 	rc = pl_check_exit_code(all);
 	if (ctx->output == PL_OUT_JSON) {
-		pl_print_json(json_pack("{s:O,s:o,s:i}", "checks", all, "summary", summary, "exit", rc));
+		pl_print_json(
+			json_pack("{s:O,s:o,s:i}", "checks", all, "summary", summary, "exit", rc));
 	} else {
 		print_table(ctx, all);
 		if (pl_chatty(ctx))

@@ -105,7 +105,8 @@ test_bad_check_keys_fail(void **state)
 	PL_UNUSED(state);
 	for (size_t i = 0; i < PL_ARRAY_LEN(bad); i++) {
 		pl_diags_init(&d);
-		assert_int_not_equal(pl_config_load_string("t.yaml", bad[i], strlen(bad[i]), &c, &d), 0);
+		assert_int_not_equal(
+			pl_config_load_string("t.yaml", bad[i], strlen(bad[i]), &c, &d), 0);
 		assert_true(d.nerrors > 0);
 		pl_config_free(c);
 		c = NULL;
@@ -127,7 +128,9 @@ classify(const char *spec_json, const struct pl_check_obs *o)
 static void
 test_classify(void **state)
 {
-	struct pl_check_obs o = { .code = 200, .data = "{\"a\":{\"b\":[1,\"x\"]}}", .now = 1000000 };
+	struct pl_check_obs o = { .code = 200,
+				  .data = "{\"a\":{\"b\":[1,\"x\"]}}",
+				  .now = 1000000 };
 	json_t *r;
 
 	PL_UNUSED(state);
@@ -239,9 +242,12 @@ test_cluster_checks(void **state)
 		"{\"type\":\"lxc\",\"name\":\"b\",\"node\":\"n1\",\"status\":\"stopped\"},"
 		"{\"type\":\"qemu\",\"name\":\"c\",\"node\":\"n1\",\"status\":\"running\"},"
 		"{\"type\":\"qemu\",\"name\":\"d\",\"node\":\"n2\",\"status\":\"unknown\"},"
-		"{\"type\":\"storage\",\"storage\":\"local\",\"node\":\"n1\",\"disk\":85,\"maxdisk\":100},"
-		"{\"type\":\"storage\",\"storage\":\"big\",\"node\":\"n1\",\"disk\":100,\"maxdisk\":100},"
-		"{\"type\":\"storage\",\"storage\":\"ok\",\"node\":\"n1\",\"disk\":10,\"maxdisk\":100},"
+		"{\"type\":\"storage\",\"storage\":\"local\",\"node\":\"n1\",\"disk\":85,"
+		"\"maxdisk\":100},"
+		"{\"type\":\"storage\",\"storage\":\"big\",\"node\":\"n1\",\"disk\":100,"
+		"\"maxdisk\":100},"
+		"{\"type\":\"storage\",\"storage\":\"ok\",\"node\":\"n1\",\"disk\":10,\"maxdisk\":"
+		"100},"
 		"{\"type\":\"storage\",\"storage\":\"local\",\"node\":\"n2\"}]",
 		0, NULL);
 	json_t *causes = NULL, *out = pl_check_cluster(c, opts, res, &causes);
