@@ -41,7 +41,7 @@ struct pl_diags;
 json_t *pl_check_specs(const struct pl_config *c);
 
 /* The cluster checks' settings from `checks.cluster` (a new object:
- * node_offline, guest_state, storage_percent, cert_days). */
+ * node_offline, guest_state, storage_percent, cert_days, backup_days). */
 json_t *pl_check_cluster_opts(const struct pl_config *c);
 
 /* What one probe saw, for pl_check_classify. */
@@ -66,6 +66,11 @@ void pl_check_classify(const json_t *spec, const struct pl_check_obs *o, json_t 
  * (its node offline, or it not running). */
 json_t *pl_check_cluster(const struct pl_config *c, const json_t *opts, const json_t *resources,
 			 json_t **causes);
+
+/* The newest-backup check of each declared guest the cluster has, from
+ * pl_backups_newest's list (plan/backups.h): a warning when its newest
+ * archive is older than days, or when it has none. A new array. */
+json_t *pl_check_backups(const struct pl_config *c, const json_t *newest, long long days);
 
 /* The worst status of results: 0 all up (or skipped), 1 one is down,
  * 2 warnings only. */

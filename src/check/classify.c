@@ -344,3 +344,42 @@ pl_check_cluster(const struct pl_config *c, const json_t *opts, const json_t *re
 	json_decref(by_name);
 	return out;
 }
+
+json_t *
+pl_check_backups(const struct pl_config *c, const json_t *newest, long long days)
+{
+	json_t *out = json_array(), *by_name = json_object();
+	const json_t *g;
+	size_t i;
+
+	json_array_foreach(newest, i, g)
+		if (pl_json_str(g, "name"))
+			json_object_set(by_name, pl_json_str(g, "name"), (json_t *)g);
+	json_array_foreach(c ? pl_config_guests(c) : NULL, i, g) {
+		const char *gname = pl_json_str(g, "name");
+		const json_t *b = gname ? json_object_get(by_name, gname) : NULL;
+		long long age = pl_json_int(b, "age", 0);
+		char *name;
+		json_t *r;
+
+		if (!b)
+			continue; /* not in the cluster: the guest check says so */
+		name = pl_asprintf("backup:%s", gname);
+		if (pl_json_int(b, "count", 0) == 0)
+			r = cluster_result(name, "backup", PL_CHECK_WARNING,
+					   pl_strdup("no backup"));
+		else if (age > days * 86400)
+			r = cluster_result(
+				name, "backup", PL_CHECK_WARNING,
+				pl_asprintf("newest backup is %lld days old (limit %lld)",
+					    age / 86400, days));
+		else
+			r = cluster_result(name, "backup", PL_CHECK_UP, NULL);
+		if (pl_json_str(b, "newest"))
+			json_object_set(r, "target", json_object_get(b, "newest"));
+		json_array_append_new(out, r);
+		free(name);
+	}
+	json_decref(by_name);
+	return out;
+}

@@ -160,9 +160,10 @@ pl_check_cluster_opts(const struct pl_config *c)
 {
 	const json_t *cl = c ? pl_config_get(c, "/checks/cluster") : NULL;
 
-	return json_pack("{s:b,s:b,s:I,s:I}", "node_offline",
+	return json_pack("{s:b,s:b,s:I,s:I,s:I}", "node_offline",
 			 pl_json_bool(cl, "node_offline", true), "guest_state",
 			 pl_json_bool(cl, "guest_state", true), "storage_percent",
 			 (json_int_t)pl_json_int(cl, "storage_percent", 90), "cert_days",
-			 (json_int_t)pl_json_int(cl, "cert_days", 14));
+			 (json_int_t)pl_json_int(cl, "cert_days", 14), "backup_days",
+			 (json_int_t)pl_json_int(cl, "backup_days", 0));
 }

@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "core/json.h"
 #include "core/str.h"
+#include "plan/backups.h"
 #include "pve/client.h"
 
 #include <event2/event.h>
@@ -94,6 +95,29 @@ apply_causes(json_t *specs, const json_t *cluster, const json_t *causes)
 	}
 }
 
+/* The newest-backup checks: one read of every backup storage's content. */
+static void
+add_backups(struct pl_session *s, json_t *cluster, long long days)
+{
+	json_t *list = NULL, *res;
+	char *err = NULL;
+
+	if (days <= 0)
+		return;
+	if (pl_backups_list(s->base, s->pve, false, &list, &err) != 0) {
+		json_array_append_new(cluster,
+				      json_pack("{s:s,s:s,s:s,s:s}", "name", "backups", "type",
+						"backup", "status", PL_CHECK_DOWN, "error",
+						err ? err : "cannot list backups"));
+	} else {
+		res = pl_check_backups(s->cfg, json_object_get(list, "guests"), days);
+		json_array_extend(cluster, res);
+		json_decref(res);
+	}
+	json_decref(list);
+	free(err);
+}
+
 static bool
 selected(const json_t *x, char **want, int n)
 {
@@ -103,7 +127,8 @@ selected(const json_t *x, char **want, int n)
 		return true;
 	for (int i = 0; i < n; i++) {
 		if (!strcmp(name, want[i]) || (guest && !strcmp(guest, want[i])) ||
-		    (pl_str_startswith(name, "guest:") && !strcmp(name + 6, want[i])))
+		    (pl_str_startswith(name, "guest:") && !strcmp(name + 6, want[i])) ||
+		    (pl_str_startswith(name, "backup:") && !strcmp(name + 7, want[i])))
 			return true;
 	}
 	return false;
@@ -202,6 +227,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			cluster = pl_check_cluster(s.cfg, cl_opts, res, &causes);
 			apply_causes(specs, cluster, causes);
 			add_cert_specs(specs, cl_opts);
+			add_backups(&s, cluster, pl_json_int(cl_opts, "backup_days", 0));
 		}
 		json_decref(res);
 		free(err);

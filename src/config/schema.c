@@ -349,6 +349,7 @@ static const struct pl_config_key top_keys[] = {
 	{ "/checks/cluster/node_offline", PL_CT_BOOL, "true", NULL, "a node that is not online is down", false },
 	{ "/checks/cluster/guest_state", PL_CT_BOOL, "true", NULL, "a declared guest not in its declared state is down; its service checks are marked as caused by it", false },
 	{ "/checks/cluster/storage_percent", PL_CT_INT, "90", "1..100", "a storage fuller than this is a warning (full: down)", false },
+	{ "/checks/cluster/backup_days", PL_CT_INT, "0", "0..3650", "a warning when a declared guest's newest backup is older than this many days, or it has none (0: no check)", false },
 	{ "/checks/cluster/cert_days", PL_CT_INT, "14", "0..3650", "warning when an API endpoint's certificate expires within this many days (0: no check)", false },
 	{ "/checks/targets", PL_CT_LIST, NULL, NULL, "checks of things that are not guests' services (a BMC, a router, a web site)", false },
 	{ "/checks/targets/*", PL_CT_MAP, NULL, NULL, "a check: the keys of a service's check, and", false },

@@ -362,3 +362,28 @@ guests:
     assert r.rc == 1
     assert f"(caused by guest:{name})" in r.out
     assert "node:pve" not in r.out
+
+
+def test_backup_age(tmp_path, sim):
+    env = env_for(sim, tmp_path / "state.db")
+    gs = sorted([g for g in api(sim, "GET", "cluster/resources", type="vm")
+                 if not g.get("template")], key=lambda x: x["vmid"])
+    a, b = gs[0], gs[1]
+    cfg = write(tmp_path, f"""
+checks:
+  cluster: {{backup_days: 1, storage_percent: 100, cert_days: 0}}
+guests:
+  - {{name: {a['name']}, state: {a['status']}}}
+  - {{name: {b['name']}, state: {b['status']}}}
+""")
+    r = run("-c", cfg, "-o", "json", "check", f"backup:{b['name']}", env=env)
+    assert r.rc == 2, r
+    assert by_name(r.json())[f"backup:{b['name']}"]["error"] == "no backup"
+    r = run("backup", b["name"], env=env)
+    assert r.rc == 0, r
+    r = run("-c", cfg, "-o", "json", "check", b["name"], env=env)
+    assert r.rc == 0, r
+    c = by_name(r.json())
+    assert c[f"backup:{b['name']}"]["status"] == "up"
+    assert f"vzdump-{b['type']}-{b['vmid']}-" in c[f"backup:{b['name']}"]["target"]
+    assert sorted(c) == sorted([f"guest:{b['name']}", f"backup:{b['name']}"])

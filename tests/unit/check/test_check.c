@@ -280,6 +280,35 @@ test_cluster_checks(void **state)
 }
 
 static void
+test_backup_checks(void **state)
+{
+	struct pl_config *c = load("guests:\n  - name: a\n  - name: b\n  - name: c\n"
+				   "  - name: gone\n");
+	json_t *newest =
+		json_loads("[{\"name\":\"a\",\"count\":2,\"age\":3600,"
+			   "\"newest\":\"local:backup/vzdump-qemu-100-x.vma.zst\"},"
+			   "{\"name\":\"b\",\"count\":1,\"age\":300000,\"newest\":\"v\"},"
+			   "{\"name\":\"c\",\"count\":0},{\"name\":\"other\",\"count\":0}]",
+			   0, NULL);
+	json_t *out = pl_check_backups(c, newest, 2);
+
+	PL_UNUSED(state);
+	assert_int_equal(json_array_size(out), 3);
+	assert_string_equal(pl_json_str(find(out, "backup:a"), "status"), "up");
+	assert_string_equal(pl_json_str(find(out, "backup:a"), "target"),
+			    "local:backup/vzdump-qemu-100-x.vma.zst");
+	assert_string_equal(pl_json_str(find(out, "backup:b"), "status"), "warning");
+	assert_string_equal(pl_json_str(find(out, "backup:b"), "error"),
+			    "newest backup is 3 days old (limit 2)");
+	assert_string_equal(pl_json_str(find(out, "backup:c"), "error"), "no backup");
+	assert_null(find(out, "backup:gone"));
+	assert_int_equal(pl_check_exit_code(out), 2);
+	json_decref(out);
+	json_decref(newest);
+	pl_config_free(c);
+}
+
+static void
 test_exit_code(void **state)
 {
 	json_t *a = json_loads("[{\"status\":\"up\"},{\"status\":\"skipped\"}]", 0, NULL);
@@ -304,6 +333,7 @@ main(void)
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_classify_bounded),
 		cmocka_unit_test(test_cluster_checks),
+		cmocka_unit_test(test_backup_checks),
 		cmocka_unit_test(test_exit_code),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
