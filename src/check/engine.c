@@ -265,6 +265,17 @@ banner_cb(evutil_socket_t fd, short what, void *arg)
 	probe_end(p);
 }
 
+/* "PREFIXHOST:PORT" of a spec, an IPv6 address in brackets. */
+static char *
+host_port(const json_t *spec, const char *prefix, long long dflt_port)
+{
+	const char *host = pl_json_str_or(spec, "host", "");
+	bool v6 = strchr(host, ':') != NULL;
+
+	return pl_asprintf("%s%s%s%s:%lld", prefix, v6 ? "[" : "", host, v6 ? "]" : "",
+			   pl_json_int(spec, "port", dflt_port));
+}
+
 static void
 start_curl(struct probe *p)
 {
@@ -278,11 +289,7 @@ start_curl(struct probe *p)
 	if (web)
 		url = pl_strdup(pl_json_str_or(spec, "url", ""));
 	else
-		url = pl_asprintf("%s://%s%s%s:%lld/", strcmp(p->type, "tls") ? "http" : "https",
-				  strchr(pl_json_str_or(spec, "host", ""), ':') ? "[" : "",
-				  pl_json_str_or(spec, "host", ""),
-				  strchr(pl_json_str_or(spec, "host", ""), ':') ? "]" : "",
-				  pl_json_int(spec, "port", 0));
+		url = host_port(spec, strcmp(p->type, "tls") ? "http://" : "https://", 0);
 	p->e = curl_easy_init();
 	curl_easy_setopt(p->e, CURLOPT_URL, url);
 	free(url);
@@ -369,11 +376,7 @@ start_dns(struct probe *p)
 {
 	struct sockaddr_storage ss;
 	int sslen = sizeof(ss);
-	char *server = pl_asprintf("%s%s%s:%lld",
-				   strchr(pl_json_str_or(p->spec, "host", ""), ':') ? "[" : "",
-				   pl_json_str_or(p->spec, "host", ""),
-				   strchr(pl_json_str_or(p->spec, "host", ""), ':') ? "]" : "",
-				   pl_json_int(p->spec, "port", 53));
+	char *server = host_port(p->spec, "", 53);
 	char tmo[32];
 	struct timeval backstop = { 0, 0 };
 	const char *name = pl_json_str_or(p->spec, "dns_name", "");
