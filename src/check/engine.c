@@ -297,7 +297,8 @@ start_curl(struct probe *p)
 	curl_easy_setopt(p->e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(p->e, CURLOPT_TIMEOUT_MS, tmo);
 	curl_easy_setopt(p->e, CURLOPT_FRESH_CONNECT, 1L);
-	curl_easy_setopt(p->e, CURLOPT_FORBID_REUSE, 1L);
+	/* Not for connect-only: it would close the socket a banner is read from. */
+	curl_easy_setopt(p->e, CURLOPT_FORBID_REUSE, web ? 1L : 0L);
 	curl_easy_setopt(p->e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(p->e, CURLOPT_SSL_VERIFYPEER, verify ? 1L : 0L);
 	curl_easy_setopt(p->e, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);

@@ -257,6 +257,45 @@ checks:
     assert "closed" not in r.out
 
 
+@pytest.fixture(scope="module")
+def banner():
+    """A TCP server that greets each client as sshd does."""
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(16)
+
+    def serve():
+        while True:
+            try:
+                c, _ = ls.accept()
+            except OSError:
+                return
+            c.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n")
+            c.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield ls.getsockname()[1]
+    ls.close()
+
+
+def test_tcp_banner(tmp_path, banner, web):
+    cfg = write(tmp_path, f"""
+checks:
+  timeout: 2
+  targets:
+    - {{name: ssh, check: tcp, host: 127.0.0.1, port: {banner}, banner: "^SSH-2\\\\.0-"}}
+    - {{name: smtp, check: tcp, host: 127.0.0.1, port: {banner}, banner: "^220 "}}
+    - {{name: silent, check: tcp, host: 127.0.0.1, port: {web}, banner: "^SSH"}}
+""")
+    r = run("-c", cfg, "-o", "json", "check")
+    assert r.rc == 1, r
+    c = by_name(r.json())
+    assert c["ssh"]["status"] == "up", c
+    assert c["smtp"]["status"] == "down" and "banner does not match" in c["smtp"]["error"]
+    # a server that says nothing: down at the timeout
+    assert c["silent"]["status"] == "down" and c["silent"]["error"] == "no answer within 2s"
+
+
 def test_dns_answer(tmp_path, dns):
     port, asked = dns
     cfg = write(tmp_path, f"""

@@ -114,6 +114,45 @@ test_bad_check_keys_fail(void **state)
 	}
 }
 
+/* What pvelab validate says of checks that parse but cannot work. */
+static void
+test_validate_checks(void **state)
+{
+	const char *bad[][2] = {
+		{ "checks:\n  targets:\n    - {name: a, host: h}\n    - {name: a, host: i}\n",
+		  "duplicate check name 'a'" },
+		{ "checks:\n  targets:\n    - {name: a, check: ping}\n", "has no host" },
+		{ "checks:\n  targets:\n    - {name: a, check: dns, host: h}\n", "needs dns_name" },
+		{ "guests:\n  - name: g\n    services:\n"
+		  "      - {name: w, port: 80, protocol: http, body_regex: \"(\"}\n",
+		  "not an extended regular expression" },
+		{ "guests:\n  - name: g\n    services:\n"
+		  "      - {name: w, port: 80, protocol: http, json_value: 1}\n",
+		  "json_value needs json_path" },
+	};
+
+	PL_UNUSED(state);
+	for (size_t i = 0; i < PL_ARRAY_LEN(bad); i++) {
+		struct pl_config *c = NULL;
+		struct pl_diags d;
+		bool hit = false;
+
+		pl_diags_init(&d);
+		assert_int_equal(
+			pl_config_load_string("t.yaml", bad[i][0], strlen(bad[i][0]), &c, &d), 0);
+		pl_config_check(c, &d);
+		for (size_t k = 0; k < d.n; k++) {
+			char *line = pl_diag_line(&d.items[k]);
+
+			hit |= strstr(line, bad[i][1]) != NULL;
+			free(line);
+		}
+		assert_true(hit);
+		pl_config_free(c);
+		pl_diags_release(&d);
+	}
+}
+
 static json_t *
 classify(const char *spec_json, const struct pl_check_obs *o)
 {
@@ -330,6 +369,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_specs_from_services),
 		cmocka_unit_test(test_bad_check_keys_fail),
+		cmocka_unit_test(test_validate_checks),
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_classify_bounded),
 		cmocka_unit_test(test_cluster_checks),
