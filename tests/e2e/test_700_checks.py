@@ -426,3 +426,43 @@ guests:
     assert c[f"backup:{b['name']}"]["status"] == "up"
     assert f"vzdump-{b['type']}-{b['vmid']}-" in c[f"backup:{b['name']}"]["target"]
     assert sorted(c) == sorted([f"guest:{b['name']}", f"backup:{b['name']}"])
+
+
+def test_concurrency_cap_bounds_open_connections(tmp_path):
+    """40 checks with checks.concurrency 5: never more than 5 connections at once."""
+    state = {"active": 0, "max": 0, "hits": 0}
+    lock = threading.Lock()
+    gate = threading.Event()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            with lock:
+                state["active"] += 1
+                state["hits"] += 1
+                state["max"] = max(state["max"], state["active"])
+            gate.wait(0.05)  # hold the connection a little so that probes overlap
+            with lock:
+                state["active"] -= 1
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = Threaded(("127.0.0.1", 0), Slow)
+    srv.request_queue_size = 128
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    port = srv.server_address[1]
+    targets = "".join(f"    - {{name: c{i}, check: http, host: 127.0.0.1, port: {port}, path: /{i}}}\n"
+                      for i in range(40))
+    cfg = write(tmp_path, f"checks:\n  concurrency: 5\n  targets:\n{targets}")
+    try:
+        r = run("-c", cfg, "-o", "json", "check")
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert r.rc == 0, r
+    assert r.json()["summary"]["up"] == 40
+    assert state["hits"] == 40
+    assert 1 <= state["max"] <= 5, state
