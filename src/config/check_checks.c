@@ -22,8 +22,8 @@ check_regex(const struct pl_config *c, struct pl_diags *d, const json_t *probe, 
 		return;
 	if (regcomp(&rx, re, REG_EXTENDED | REG_NOSUB) != 0) {
 		snprintf(at, sizeof(at), "%s/%s", ptr, key);
-		pl_config_diag(c, d, PL_DIAG_ERROR, at, "'%s' is not an extended regular expression",
-			       re);
+		pl_config_diag(c, d, PL_DIAG_ERROR, at,
+			       "'%s' is not an extended regular expression", re);
 		return;
 	}
 	regfree(&rx);
@@ -39,7 +39,8 @@ check_probe(const struct pl_config *c, struct pl_diags *d, const json_t *probe, 
 	check_regex(c, d, probe, "body_regex", ptr);
 	check_regex(c, d, probe, "banner", ptr);
 	if (!strcmp(type, "dns") && !pl_json_str(probe, "dns_name")) {
-		pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "a dns check needs dns_name (the name to resolve)");
+		pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
+			       "a dns check needs dns_name (the name to resolve)");
 	}
 	if (json_object_get(probe, "json_value") && !pl_json_str(probe, "json_path")) {
 		snprintf(at, sizeof(at), "%s/json_value", ptr);
@@ -63,8 +64,8 @@ pl_config_check_checks(const struct pl_config *c, struct pl_diags *d)
 			pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "duplicate check name '%s'", name);
 		json_object_set_new(seen, name, json_true());
 		if (!pl_json_str(t, "host"))
-			pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
-				       "check '%s' has no host: to probe", name);
+			pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "check '%s' has no host: to probe",
+				       name);
 		check_probe(c, d, t, pl_json_str_or(t, "check", "tcp"), ptr);
 	}
 	json_array_foreach(pl_config_get(c, "/guests"), i, g) {
