@@ -544,6 +544,15 @@ attempt_release(struct probe *p)
 }
 
 static void
+probe_free(struct probe *p)
+{
+	attempt_release(p);
+	pl_buf_release(&p->data);
+	free(p->error);
+	free(p);
+}
+
+static void
 probe_begin(struct probe *p)
 {
 	pl_buf_reset(&p->data);
@@ -621,9 +630,7 @@ probe_end(struct probe *p)
 	json_object_set_new(res, "attempts", json_integer(p->attempt));
 	idx = p->idx;
 	r->probes[idx] = NULL;
-	pl_buf_release(&p->data);
-	free(p->error);
-	free(p);
+	probe_free(p);
 	r->active--;
 	report(r, idx, res);
 	pump(r);
@@ -669,12 +676,8 @@ run_free(struct pl_check_run *r)
 	for (size_t i = 0; i < r->n; i++) {
 		struct probe *p = r->probes[i];
 
-		if (!p)
-			continue;
-		attempt_release(p);
-		pl_buf_release(&p->data);
-		free(p->error);
-		free(p);
+		if (p)
+			probe_free(p);
 	}
 	curl_multi_cleanup(r->multi);
 	event_free(r->timer);
