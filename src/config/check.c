@@ -549,6 +549,7 @@ pl_config_check(const struct pl_config *c, struct pl_diags *d)
 	pl_config_check_day2(c, d);
 	pl_config_check_firewall(c, d);
 	pl_config_check_storage(c, d);
+	pl_config_check_checks(c, d);
 	json_decref(names);
 	json_decref(vmids);
 	json_decref(ips);

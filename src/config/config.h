@@ -94,6 +94,9 @@ void pl_config_check_day2(const struct pl_config *c, struct pl_diags *d);
 void pl_config_check_firewall(const struct pl_config *c, struct pl_diags *d);
 /* The checks of storages:, backups: and pools: (check_storage.c). */
 void pl_config_check_storage(const struct pl_config *c, struct pl_diags *d);
+/* The health checks' (check_checks.c): target names and addresses, dns
+ * names, regexes, json_value without json_path. */
+void pl_config_check_checks(const struct pl_config *c, struct pl_diags *d);
 /* Whether label can name cv4pve-autosnap style snapshots auto<label><12
  * digits>: PVE's snapshot names are [A-Za-z][A-Za-z0-9_-]*, at most 40. */
 bool pl_config_snap_label_valid(const char *label);

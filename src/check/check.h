@@ -1,0 +1,97 @@
+/*
+ * Health checks (docs/checks.md): the checks a config declares, resolved into
+ * one JSON spec each (spec.c), the cluster's own checks from one
+ * /cluster/resources answer (cluster.c), and the engine that probes them
+ * concurrently on the caller's event_base (engine.c): no thread, no loop.
+ */
+#ifndef PL_CHECK_CHECK_H
+#define PL_CHECK_CHECK_H
+
+#include "core/common.h"
+
+#include <jansson.h>
+
+struct event_base;
+struct pl_config;
+struct pl_diags;
+
+/* Most bytes of an HTTP body, TCP banner or DNS answer a check keeps and
+ * matches: a bigger answer is cut there, never buffered whole. */
+#define PL_CHECK_READ_MAX ((size_t)64 << 10)
+
+/* Built-in defaults, used when neither the check nor `checks:` set a key. */
+#define PL_CHECK_INTERVAL 60
+#define PL_CHECK_TIMEOUT 10
+#define PL_CHECK_RETRIES 0
+#define PL_CHECK_CONCURRENCY 64
+#define PL_CHECK_WARN_DAYS 14
+#define PL_CHECK_FAIL_DAYS 0
+
+/* Result statuses, best first; a run's worst decides the exit code. */
+#define PL_CHECK_UP "up"
+#define PL_CHECK_WARNING "warning"
+#define PL_CHECK_DOWN "down"
+#define PL_CHECK_SKIPPED "skipped"
+
+/* The probe checks of c, one resolved spec each (a new array): service
+ * checks of every guest (GUEST/SERVICE; type from `check:`, else from the
+ * protocol; host from `host:`, else the guest's first static IPv4), then
+ * `checks.targets`. A service that cannot be probed (no address, UDP) is a
+ * spec with "skip" set to the reason. */
+json_t *pl_check_specs(const struct pl_config *c);
+
+/* The cluster checks' settings from `checks.cluster` (a new object:
+ * node_offline, guest_state, storage_percent, cert_days, backup_days). */
+json_t *pl_check_cluster_opts(const struct pl_config *c);
+
+/* What one probe saw, for pl_check_classify. */
+struct pl_check_obs {
+	const char *error; /* transport failure (refused, timeout...), or NULL */
+	long code;         /* HTTP status, 0 if none */
+	const char *data;  /* body, banner or DNS answers (comma separated) */
+	size_t len;
+	long long not_after; /* peer certificate's expiry (Unix time), 0 if none */
+	long long now;
+	double latency_ms;
+};
+
+/* Decide a spec's result from what its probe saw: result gets "status",
+ * "error" (why not up), "code", "tls_expiry", "tls_days_left". */
+void pl_check_classify(const json_t *spec, const struct pl_check_obs *o, json_t *result);
+
+/* Cluster checks from a /cluster/resources answer (every type) and the
+ * config's guests: node offline, guest not in its declared state, storage
+ * above its threshold. Returns a new array of results; *causes (new object)
+ * maps a guest name to the check that explains its service checks failing
+ * (its node offline, or it not running). */
+json_t *pl_check_cluster(const struct pl_config *c, const json_t *opts, const json_t *resources,
+			 json_t **causes);
+
+/* The newest-backup check of each declared guest the cluster has, from
+ * pl_backups_newest's list (plan/backups.h): a warning when its newest
+ * archive is older than days, or when it has none. A new array. */
+json_t *pl_check_backups(const struct pl_config *c, const json_t *newest, long long days);
+
+/* The worst status of results: 0 all up (or skipped), 1 one is down,
+ * 2 warnings only. */
+int pl_check_exit_code(const json_t *results);
+
+/* ---- the engine ---- */
+
+struct pl_check_run;
+/* Called on the loop for each result as it is decided (borrowed). */
+typedef void (*pl_check_each_cb)(const json_t *result, void *arg);
+/* Called once on the loop at the end: results (borrowed) in specs' order. */
+typedef void (*pl_check_done_cb)(json_t *results, void *arg);
+
+/* Probe every spec (array of resolved specs; a spec with "skip" is reported
+ * skipped, one with "caused_by" down and not probed), at most concurrency
+ * at once, each retried up to its retries before it is down. Returns at once;
+ * each and done run later on base. NULL each: none. */
+struct pl_check_run *pl_check_start(struct event_base *base, const json_t *specs,
+				    size_t concurrency, pl_check_each_cb each,
+				    pl_check_done_cb done, void *arg);
+/* Stop: no more callbacks, everything in flight dropped. Only before done. */
+void pl_check_cancel(struct pl_check_run *r);
+
+#endif

@@ -1,0 +1,78 @@
+/*
+ * Checks of the health checks a config declares (`checks.targets` and the
+ * services' check keys) that need no network: names unique, an address for a
+ * target, a name to resolve for dns, regexes that compile, options that fit
+ * the type.
+ */
+#include "core/common.h"
+#include "config/config.h"
+#include "core/json.h"
+
+#include <regex.h>
+
+static void
+check_regex(const struct pl_config *c, struct pl_diags *d, const json_t *probe, const char *key,
+	    const char *ptr)
+{
+	const char *re = pl_json_str(probe, key);
+	char at[256];
+	regex_t rx;
+
+	if (!re)
+		return;
+	if (regcomp(&rx, re, REG_EXTENDED | REG_NOSUB) != 0) {
+		snprintf(at, sizeof(at), "%s/%s", ptr, key);
+		pl_config_diag(c, d, PL_DIAG_ERROR, at,
+			       "'%s' is not an extended regular expression", re);
+		return;
+	}
+	regfree(&rx);
+}
+
+/* The keys every probe shares: its type's needs and its regexes. */
+static void
+check_probe(const struct pl_config *c, struct pl_diags *d, const json_t *probe, const char *type,
+	    const char *ptr)
+{
+	char at[256];
+
+	check_regex(c, d, probe, "body_regex", ptr);
+	check_regex(c, d, probe, "banner", ptr);
+	if (!strcmp(type, "dns") && !pl_json_str(probe, "dns_name")) {
+		pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
+			       "a dns check needs dns_name (the name to resolve)");
+	}
+	if (json_object_get(probe, "json_value") && !pl_json_str(probe, "json_path")) {
+		snprintf(at, sizeof(at), "%s/json_value", ptr);
+		pl_config_diag(c, d, PL_DIAG_ERROR, at, "json_value needs json_path");
+	}
+}
+
+void
+pl_config_check_checks(const struct pl_config *c, struct pl_diags *d)
+{
+	json_t *seen = json_object();
+	const json_t *t, *g, *svc;
+	char ptr[128];
+	size_t i, j;
+
+	json_array_foreach(pl_config_get(c, "/checks/targets"), i, t) {
+		const char *name = pl_json_str_or(t, "name", "");
+
+		snprintf(ptr, sizeof(ptr), "/checks/targets/%zu", i);
+		if (json_object_get(seen, name))
+			pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "duplicate check name '%s'", name);
+		json_object_set_new(seen, name, json_true());
+		if (!pl_json_str(t, "host"))
+			pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "check '%s' has no host: to probe",
+				       name);
+		check_probe(c, d, t, pl_json_str_or(t, "check", "tcp"), ptr);
+	}
+	json_array_foreach(pl_config_get(c, "/guests"), i, g) {
+		json_array_foreach(json_object_get(g, "services"), j, svc) {
+			snprintf(ptr, sizeof(ptr), "/guests/%zu/services/%zu", i, j);
+			check_probe(c, d, svc, pl_json_str_or(svc, "check", ""), ptr);
+		}
+	}
+	json_decref(seen);
+}
