@@ -603,6 +603,21 @@ pl_json_str_or(const json_t *obj, const char *key, const char *dflt)
 	return s ? s : dflt;
 }
 
+const json_t *
+pl_json_find(const json_t *list, const char *key, const char *value, bool nocase)
+{
+	const json_t *e;
+	size_t i;
+
+	json_array_foreach(list, i, e) {
+		const char *v = pl_json_str_or(e, key, "");
+
+		if (nocase ? !strcasecmp(v, value) : !strcmp(v, value))
+			return e;
+	}
+	return NULL;
+}
+
 long long
 pl_json_int(const json_t *obj, const char *key, long long dflt)
 {

@@ -38,6 +38,9 @@ json_t *pl_json_items_end(struct pl_json_items *r);
 const char *pl_json_str(const json_t *obj, const char *key);
 /* String member or dflt. */
 const char *pl_json_str_or(const json_t *obj, const char *key, const char *dflt);
+/* The first object of list whose string member key is value (nocase:
+ * compared as strcasecmp does), or NULL. */
+const json_t *pl_json_find(const json_t *list, const char *key, const char *value, bool nocase);
 /* Integer member, accepting "123" strings and reals; dflt when absent or unparseable. */
 long long pl_json_int(const json_t *obj, const char *key, long long dflt);
 /* Real member, accepting integers and numeric strings. */

@@ -176,18 +176,6 @@ block(struct d2 *d, const char *what, const char *id, char *reason)
 	free(reason);
 }
 
-static const json_t *
-find_by(const json_t *list, const char *key, const char *id)
-{
-	const json_t *e;
-	size_t i;
-
-	json_array_foreach(list, i, e)
-		if (!strcmp(pl_json_str_or(e, key, ""), id))
-			return e;
-	return NULL;
-}
-
 static json_t *
 change(const char *action, const char *id, const char *cls, const char *what, const char *method,
        char *path, json_t *params)
@@ -394,7 +382,8 @@ static void
 plan_storage(struct d2 *d, const json_t *s)
 {
 	const char *id = pl_json_str_or(s, "name", "");
-	const json_t *live = find_by(json_object_get(d->snap, PL_SNAP_STORECFG), "storage", id);
+	const json_t *live =
+		pl_json_find(json_object_get(d->snap, PL_SNAP_STORECFG), "storage", id, false);
 	bool absent = !strcmp(pl_json_str_or(s, "state", "present"), "absent");
 	json_t *secrets = json_object(), *p, *c;
 	char *what = pl_asprintf("%s storage", pl_json_str_or(s, "type", "?"));
@@ -605,7 +594,7 @@ static void
 plan_job(struct d2 *d, const json_t *b)
 {
 	const char *id = pl_json_str_or(b, "id", "");
-	const json_t *live = find_by(json_object_get(d->snap, PL_SNAP_JOBS), "id", id);
+	const json_t *live = pl_json_find(json_object_get(d->snap, PL_SNAP_JOBS), "id", id, false);
 	char *why = NULL;
 	json_t *p;
 
@@ -651,7 +640,8 @@ static void
 plan_pool(struct d2 *d, const json_t *pd)
 {
 	const char *id = pl_json_str_or(pd, "name", "");
-	const json_t *live = find_by(json_object_get(d->snap, PL_SNAP_POOLS), "poolid", id);
+	const json_t *live =
+		pl_json_find(json_object_get(d->snap, PL_SNAP_POOLS), "poolid", id, false);
 	char *why = NULL, *comment = pl_day2_mark(pl_json_str(pd, "comment"), d->project);
 	json_t *c;
 
@@ -736,7 +726,7 @@ ours(const json_t *live, const char *project)
 static bool
 declared(const struct pl_config *cfg, const char *section, const char *key, const char *id)
 {
-	return find_by(pl_config_get(cfg, section), key, id) != NULL;
+	return pl_json_find(pl_config_get(cfg, section), key, id, false) != NULL;
 }
 
 /* The live guest a declared one is, among this project's (by vmid, else
@@ -779,7 +769,7 @@ plan_members(struct d2 *d)
 		if (pool == NULL || (l = owned_live(d, g)) == NULL ||
 		    !strcmp(pl_json_str_or(l, "pool", ""), pool))
 			continue;
-		if (!find_by(json_object_get(d->snap, PL_SNAP_POOLS), "poolid", pool) &&
+		if (!pl_json_find(json_object_get(d->snap, PL_SNAP_POOLS), "poolid", pool, false) &&
 		    !declared(d->cfg, "/pools", "name", pool)) {
 			block(d, "pool", pool,
 			      pl_asprintf("guest '%s' is to join pool '%s', which does not exist "
@@ -875,16 +865,16 @@ pl_day2_destroy(const struct pl_config *cfg, const json_t *snap, const char *pro
 	json_array_foreach(pl_config_guests(cfg), i, e)
 		json_object_set_new(spare, pl_json_str_or(e, "name", ""), json_true());
 	json_array_foreach(pl_config_get(cfg, "/backups"), i, e) {
-		live = find_by(json_object_get(snap, PL_SNAP_JOBS), "id",
-			       pl_json_str_or(e, "id", ""));
+		live = pl_json_find(json_object_get(snap, PL_SNAP_JOBS), "id",
+				    pl_json_str_or(e, "id", ""), false);
 		if (ours(live, project)) {
 			json_object_set_new(spare, pl_json_str_or(e, "id", ""), json_true());
 			remove_marked(&d, "backup_job", live, spare);
 		}
 	}
 	json_array_foreach(pl_config_get(cfg, "/pools"), i, e) {
-		live = find_by(json_object_get(snap, PL_SNAP_POOLS), "poolid",
-			       pl_json_str_or(e, "name", ""));
+		live = pl_json_find(json_object_get(snap, PL_SNAP_POOLS), "poolid",
+				    pl_json_str_or(e, "name", ""), false);
 		if (ours(live, project))
 			remove_marked(&d, "pool", live, spare);
 	}
@@ -892,7 +882,7 @@ pl_day2_destroy(const struct pl_config *cfg, const json_t *snap, const char *pro
 		const char *id = pl_json_str_or(e, "name", "");
 		char *why;
 
-		if (!find_by(json_object_get(snap, PL_SNAP_STORECFG), "storage", id))
+		if (!pl_json_find(json_object_get(snap, PL_SNAP_STORECFG), "storage", id, false))
 			continue;
 		if ((why = storage_busy(&d, id, spare)) != NULL)
 			block(&d, "storage", id, why);
@@ -1121,7 +1111,7 @@ pl_day2_import(const json_t *snap, const char *arg, const char *project, const c
 			  "cannot import '%s': the cluster's list of them could not be read", arg);
 		return NULL;
 	}
-	if ((live = find_by(list, import_kinds[k][2], id)) == NULL) {
+	if ((live = pl_json_find(list, import_kinds[k][2], id, false)) == NULL) {
 		pl_seterr(errmsg, PL_ENOENT, "no %.*s '%s' in the cluster",
 			  (int)strlen(import_kinds[k][0]) - 1, import_kinds[k][0], id);
 		return NULL;

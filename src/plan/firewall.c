@@ -449,19 +449,6 @@ options_diff(struct fwc *c, const char *path, const char *scope, const json_t *w
 		json_decref(set);
 }
 
-/* Whether an answer of a list has an entry whose key is name (case-blind). */
-static const json_t *
-entry_named(const json_t *list, const char *key, const char *name)
-{
-	const json_t *e;
-	size_t i;
-
-	json_array_foreach(list, i, e)
-		if (!strcasecmp(pl_json_str_or(e, key, ""), name))
-			return e;
-	return NULL;
-}
-
 static void
 aliases_diff(struct fwc *c, const json_t *fwlive, const json_t *want)
 {
@@ -474,7 +461,7 @@ aliases_diff(struct fwc *c, const json_t *fwlive, const json_t *want)
 	json_object_foreach((json_t *)want, k, v) {
 		const char *cidr = pl_json_str_or(v, "cidr", ""), *cm = pl_json_str(v, "comment");
 
-		l = entry_named(live, "name", k);
+		l = pl_json_find(live, "name", k, true);
 		snprintf(key, sizeof(key), "alias %s", k);
 		if (l == NULL) {
 			diff(c, key, NULL, cidr, "added");
@@ -498,7 +485,7 @@ static void
 section_diff(struct fwc *c, const char *list_path, const char *idkey, const char *name,
 	     const json_t *want, const json_t *live_list, const char *what)
 {
-	const json_t *l = entry_named(live_list, idkey, name);
+	const json_t *l = pl_json_find(live_list, idkey, name, true);
 	const char *cm = pl_json_str(want, "comment");
 	char key[160];
 
@@ -530,7 +517,7 @@ ipset_diff(struct fwc *c, const char *name, const json_t *want, const json_t *li
 		char *t = pl_fw_text_of(e);
 		bool nomatch = t[0] == '!';
 		const char *cidr = t + nomatch;
-		const json_t *l = entry_named(live, "cidr", cidr);
+		const json_t *l = pl_json_find(live, "cidr", cidr, true);
 		char *enc = pl_str_url_encode(cidr);
 
 		json_object_set_new(seen, cidr, json_true());
