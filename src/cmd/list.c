@@ -6,6 +6,7 @@
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
 #include "core/json.h"
+#include "core/snapshot.h"
 #include "state/state.h"
 
 static const struct pl_opt opts[] = {
@@ -111,9 +112,16 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		printf("%s%-6s %-24s %-5s %-12s %-9s %5s %9s  %s%s\n", pl_color(ctx, PL_C_BOLD), "VMID",
 		       "NAME", "TYPE", "NODE", "STATUS", "CPUS", "MEM(MiB)", "TAGS",
 		       pl_color(ctx, PL_C_RESET));
+		size_t unseen = 0;
+
 		for (i = 0; i < n; i++) {
 			const json_t *x = sel[i];
 			const char *st = pl_json_str_or(x, "status", "?");
+
+			if (pl_json_str(x, PL_SNAP_UNSEEN)) { /* out of the token's view */
+				unseen++;
+				continue;
+			}
 			const char *col = !strcmp(st, "running") ? PL_C_GREEN :
 					  !strcmp(st, "stopped") ? PL_C_DIM : PL_C_YELLOW;
 
@@ -129,6 +137,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			       pl_json_str_or(x, "node", "-"), pl_color(ctx, col), st,
 			       pl_color(ctx, PL_C_RESET), cpus, mem, pl_json_str_or(x, "tags", ""));
 		}
+		if (unseen)
+			pl_warn(ctx, "%zu guest%s outside the token's view (no VM.Audit on /vms/ID or "
+				"its pool), kept as last synced and not listed (--json has them)",
+				unseen, unseen == 1 ? "" : "s");
 	}
 	rc = PL_EXIT_OK;
 out:

@@ -171,11 +171,19 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 	double c0, c1, c2;
 	unsigned long hs, resumed;
 	size_t unread = 0;
-	json_t *snap = NULL;
+	json_t *snap = NULL, *perms = NULL;
+	char *perr = NULL;
 	int r;
 
 	if ((r = pl_session_api(s, errmsg)) != 0)
 		return r;
+	/* what the token may see, first: a guest that leaves the list while out
+	 * of its view is not deleted (state/sync.c record_gone) */
+	if (pl_pve_call(s->pve, "GET", "/access/permissions", NULL, &perms, &perr) != 0) {
+		pl_log_info("sync: the token's permissions not read (%s): every guest counts as "
+			    "visible", perr);
+		free(perr);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	c0 = cpu_s();
 	b.state = s->state;
@@ -188,13 +196,21 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 		fputs("\r\033[K", stderr);
 	if (r == 0) {
 		record_ready(&b);
+		if (perms)
+			json_object_set(snap, PL_SNAP_PERMS, perms);
 		if (recording(&b))
 			r = pl_state_sync_end(b.rec, snap, cnt, changes, NULL, errmsg);
+		json_object_del(snap, PL_SNAP_PERMS);
+		if (r == 0 && cnt && cnt->unseen > 0)
+			pl_warn(s->ctx, "%d guest%s outside the token's view (no VM.Audit on its "
+				"/vms/ID or pool): kept as last synced, not deleted", cnt->unseen,
+				cnt->unseen == 1 ? "" : "s");
 		else
 			r = pl_seterr(errmsg, b.err, "%s", b.errmsg ? b.errmsg : pl_strerror(b.err));
 	} else {
 		pl_state_sync_abort(b.rec);
 	}
+	json_decref(perms);
 	pl_state_checkpoint_wait(b.ckpt);
 	if (r == 0 && unread > 0)
 		warn_unread(s->ctx, snap);

@@ -304,9 +304,34 @@ pl_state_sync_guest(struct pl_state_sync *y, json_t *g, const json_t *sig)
 	json_decref(own);
 }
 
-/* What this sync has not seen is gone: a history row each, and the row goes. */
+/* Whether the token's effective permissions (GET /access/permissions, as
+ * RPCEnvironment::get_effective_permissions lists them: /vms, every ACL path
+ * and every pool member's /vms/ID) let it see guest vmid in pool: VM.Audit
+ * on /vms/ID, else (no entry of its own) on the pool or /vms. No map: all. */
+static bool
+sees_vm(const json_t *perms, long long vmid, const char *pool)
+{
+	char path[300];
+	const json_t *own;
+
+	if (!json_is_object(perms))
+		return true;
+	snprintf(path, sizeof(path), "/vms/%lld", vmid);
+	if ((own = json_object_get(perms, path)) != NULL)
+		return json_object_get(own, "VM.Audit") != NULL;
+	if (pool) {
+		snprintf(path, sizeof(path), "/pool/%s", pool);
+		if (json_object_get(json_object_get(perms, path), "VM.Audit"))
+			return true;
+	}
+	return json_object_get(json_object_get(perms, "/vms"), "VM.Audit") != NULL;
+}
+
+/* What this sync has not seen is gone: a history row each, and the row goes;
+ * but a guest the token cannot see (perms) is only out of view: its row stays
+ * as last synced, with a note (PL_SNAP_UNSEEN) in its live part. */
 static int
-record_gone(struct pl_state_sync *y, char **errmsg)
+record_gone(struct pl_state_sync *y, const json_t *perms, char **errmsg)
 {
 	struct pl_state *s = y->s;
 	sqlite3_stmt *one = NULL, *del = NULL;
@@ -326,6 +351,24 @@ record_gone(struct pl_state_sync *y, char **errmsg)
 		if (sqlite3_step(one) == SQLITE_ROW && (js = (const char *)sqlite3_column_text(one, 0)))
 			last = json_loads(js, 0, NULL);
 		sqlite3_reset(one);
+		if (!sees_vm(perms, vmid, pl_json_str(last, "pool"))) {
+			json_t *note = json_pack("{s:o}", PL_SNAP_UNSEEN,
+						 json_sprintf("not visible to the token (no VM.Audit on "
+							      "/vms/%lld)", vmid));
+			char *text = json_dumps(note, JSON_COMPACT);
+
+			pl_state_bind_text(y->live, 1, pl_json_str(last, "status"));
+			sqlite3_bind_text(y->live, 2, text, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_int64(y->live, 3, y->run);
+			sqlite3_bind_int64(y->live, 4, vmid);
+			free(text);
+			json_decref(note);
+			json_decref(last);
+			y->cnt.unseen++;
+			if ((r = pl_state_step_done(s, y->live, errmsg)) != 0)
+				goto out;
+			continue;
+		}
 		sig = pl_state_guest_sig(last);
 		y->cnt.removed++;
 		note_change(y->changes, vmid, pl_json_str(last, "name"), "deleted");
@@ -433,7 +476,7 @@ pl_state_sync_end(struct pl_state_sync *y, const json_t *snap, struct pl_state_c
 		r = pl_seterr(errmsg, y->err, "%s", y->errmsg);
 		goto fail;
 	}
-	if ((r = record_gone(y, errmsg)) != 0 ||
+	if ((r = record_gone(y, json_object_get(snap, PL_SNAP_PERMS), errmsg)) != 0 ||
 	    (r = pl_state_sync_day2(s, snap, y->run, y->ts, errmsg)) != 0 ||
 	    (r = replace_table(s, "nodes", "node", "status", json_object_get(snap, PL_SNAP_NODES),
 			       y->run, errmsg)) != 0 ||

@@ -1,0 +1,98 @@
+"""Issue 32: a token that sees only one pool. The simulator filters lists and
+refuses forbidden reads as PVE does (pve-access-control RPCEnvironment,
+pve-manager API2::Cluster resources); pvelab's sync keeps the guests it
+cannot see as last synced, never records them deleted, and takes them back
+without history once the ACL is granted."""
+import json
+
+import pytest
+from proxmoxer import ProxmoxAPI
+from proxmoxer.core import ResourceException
+
+from conftest import run
+from simfix import start_sim, stop_sim
+from test_200_sync import api, env_for
+
+
+@pytest.fixture(scope="module")
+def sim():
+    info = start_sim("--nodes", "1", "--guests", "6")
+    api(info, "POST", "pools", poolid="web")
+    api(info, "PUT", "pools/web", vms="100,101")
+    api(info, "POST", "access/users", userid="ops@pve", password="opspass1")
+    tok = api(info, "POST", "access/users/ops@pve/token/auto", privsep=0)
+    acl(info, {"path": "/pool/web", "users": "ops@pve", "roles": "PVEVMAdmin"})
+    for path in ("/nodes", "/storage"):  # what sync reads besides guests
+        acl(info, {"path": path, "users": "ops@pve", "roles": "PVEAuditor"})
+    info["ops"] = f"{tok['full-tokenid']}={tok['value']}"
+    yield info
+    stop_sim(info)
+
+
+def acl(info, params):
+    """PUT /access/acl (its 'path' parameter clashes with api()'s)."""
+    return api(info, "GET", "version") and _root(info).access.acl.put(**params)
+
+
+def _root(info):
+    host = info["url"].split("://", 1)[1].rstrip("/")
+    h, port = host.rsplit(":", 1)
+    user, _, rest = info["token"].partition("!")
+    name, _, secret = rest.partition("=")
+    return ProxmoxAPI(h, port=int(port), user=user, token_name=name, token_value=secret,
+                      verify_ssl=False)
+
+
+def as_user(info):
+    host = info["url"].split("://", 1)[1].rstrip("/")
+    h, port = host.rsplit(":", 1)
+    return ProxmoxAPI(h, port=int(port), user="ops@pve", password="opspass1",
+                      verify_ssl=False)
+
+
+def test_proxmoxer_pool_user_sees_filtered_lists(sim):
+    px = as_user(sim)
+    assert sorted(g["vmid"] for g in px.cluster.resources.get(type="vm")) == [100, 101]
+    assert sorted(g["vmid"] for g in px.nodes("pve").qemu.get() + px.nodes("pve").lxc.get()) \
+        == [100, 101]
+    assert px.pools.get() == []  # PVEVMAdmin has no Pool.Audit
+    assert px.nodes("pve").qemu(101).status.current.get()["vmid"] == 101
+    with pytest.raises(ResourceException) as e:
+        px.nodes("pve").qemu(102).status.current.get()
+    assert e.value.status_code == 403
+    assert "Permission check failed (/vms/102, VM.Audit)" in str(e.value)
+    perms = px.access.permissions.get()
+    assert perms["/vms/100"]["VM.Audit"] == 1 and "/vms/102" not in perms
+    # a write outside the pool is refused, inside allowed
+    with pytest.raises(ResourceException) as e:
+        px.nodes("pve").qemu(103).status.start.post()
+    assert e.value.status_code == 403 and "VM.PowerMgmt" in str(e.value)
+
+
+def test_sync_keeps_invisible_guests(sim, tmp_path):
+    state = tmp_path / "s.db"
+    root = env_for(sim, state)
+    ops = env_for(sim, state, PVELAB_TOKEN=sim["ops"])
+    assert run("sync", env=root).rc == 0
+    before = run("-o", "json", "history", env=root).out
+    r = run("sync", env=ops)
+    assert r.rc == 0, r
+    assert "4 guests outside the token's view" in r.err, r
+    assert "deleted" not in run("-o", "json", "history", env=root).out
+    assert run("-o", "json", "history", env=root).out == before
+    listed = run("list", env=ops)
+    assert listed.rc == 0, listed
+    rows = [ln.split()[0] for ln in listed.out.splitlines()[1:]]
+    assert rows == ["100", "101"]
+    assert "4 guests outside the token's view" in listed.err
+    full = json.loads(run("-o", "json", "list", env=ops).out)
+    assert sorted(g["vmid"] for g in full) == [100, 101, 102, 103, 104, 105]
+    assert sum(1 for g in full if "_unseen" in g) == 4
+    # grant the ACL on /vms: everything visible again, no history added
+    acl(sim, {"path": "/vms", "users": "ops@pve", "roles": "PVEAuditor"})
+    r = run("sync", env=ops)
+    assert r.rc == 0 and "outside the token's view" not in r.err, r
+    assert run("-o", "json", "history", env=root).out == before
+    full = json.loads(run("-o", "json", "list", env=ops).out)
+    assert not any("_unseen" in g for g in full)
+    acl(sim, {"path": "/vms", "users": "ops@pve", "roles": "PVEAuditor", "delete": 1})
