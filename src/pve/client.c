@@ -913,6 +913,41 @@ finish_curl_error(struct req *q, CURLcode cc, struct pl_pve_result *res, char **
 	}
 }
 
+/* The smallest built-in role that holds priv (pve-access-control
+ * AccessControl.pm create_roles: audit privileges are in PVEAuditor, a
+ * category's user ones in PVE<cat>User, its admin ones in PVE<cat>Admin, the
+ * root ones such as Sys.Modify only in Administrator). */
+static const char *
+role_for(const char *priv)
+{
+	static const struct {
+		const char *priv, *role;
+	} exact[] = {
+		{ "VM.Audit", "PVEAuditor" },	       { "Sys.Audit", "PVEAuditor" },
+		{ "Datastore.Audit", "PVEAuditor" },   { "Pool.Audit", "PVEAuditor" },
+		{ "SDN.Audit", "PVEAuditor" },	       { "Mapping.Audit", "PVEAuditor" },
+		{ "VM.PowerMgmt", "PVEVMUser" },       { "VM.Console", "PVEVMUser" },
+		{ "VM.Backup", "PVEVMUser" },	       { "Datastore.AllocateSpace", "PVEDatastoreUser" },
+		{ "Sys.Console", "PVESysAdmin" },      { "Sys.Syslog", "PVESysAdmin" },
+		{ "Pool.Allocate", "PVEPoolAdmin" },   { "SDN.Use", "PVESDNUser" },
+	};
+
+	size_t n = strcspn(priv, "|"); /* of "A|B" (any one will do), the first */
+
+	for (size_t i = 0; i < PL_ARRAY_LEN(exact); i++)
+		if (strlen(exact[i].priv) == n && !strncmp(priv, exact[i].priv, n))
+			return exact[i].role;
+	if (pl_str_startswith(priv, "VM."))
+		return "PVEVMAdmin";
+	if (pl_str_startswith(priv, "Datastore."))
+		return "PVEDatastoreAdmin";
+	if (pl_str_startswith(priv, "SDN."))
+		return "PVESDNAdmin";
+	if (pl_str_startswith(priv, "User.") || pl_str_startswith(priv, "Group."))
+		return "PVEUserAdmin";
+	return "Administrator"; /* Sys.Modify, Sys.PowerMgmt, Permissions.Modify, ... */
+}
+
 static void
 finish_http_error(struct req *q, struct pl_pve_resp *r, struct pl_pve_result *res, char **msg,
 		  char *lock, size_t locklen)
@@ -944,9 +979,9 @@ finish_http_error(struct req *q, struct pl_pve_resp *r, struct pl_pve_result *re
 			*msg = pl_asprintf("permission denied for '%s %s': missing privilege '%s' "
 					   "on '%s' (grant a role with %s on %s to the %s, e.g. "
 					   "pveum acl modify %s %s '%.*s' --roles "
-					   "PVEVMAdmin; docs/cluster.md lists what pvelab needs)",
+					   "%s; docs/cluster.md lists what pvelab needs)",
 					   q->method, q->path, priv, path, priv, path, who, path, flag,
-					   tok ? toklen : (int)strlen(id), id);
+					   tok ? toklen : (int)strlen(id), id, role_for(priv));
 		else
 			*msg = pl_asprintf("permission denied for '%s %s': %s (give the token's "
 					   "user a role on that path; privilege-separated tokens need "

@@ -6,6 +6,7 @@
  */
 #include "core/common.h"
 #include "state/state.h"
+#include "core/access.h"
 #include "core/apischema.h"
 #include "core/buf.h"
 #include "core/err.h"
@@ -304,29 +305,6 @@ pl_state_sync_guest(struct pl_state_sync *y, json_t *g, const json_t *sig)
 	json_decref(own);
 }
 
-/* Whether the token's effective permissions (GET /access/permissions, as
- * RPCEnvironment::get_effective_permissions lists them: /vms, every ACL path
- * and every pool member's /vms/ID) let it see guest vmid in pool: VM.Audit
- * on /vms/ID, else (no entry of its own) on the pool or /vms. No map: all. */
-static bool
-sees_vm(const json_t *perms, long long vmid, const char *pool)
-{
-	char path[300];
-	const json_t *own;
-
-	if (!json_is_object(perms))
-		return true;
-	snprintf(path, sizeof(path), "/vms/%lld", vmid);
-	if ((own = json_object_get(perms, path)) != NULL)
-		return json_object_get(own, "VM.Audit") != NULL;
-	if (pool) {
-		snprintf(path, sizeof(path), "/pool/%s", pool);
-		if (json_object_get(json_object_get(perms, path), "VM.Audit"))
-			return true;
-	}
-	return json_object_get(json_object_get(perms, "/vms"), "VM.Audit") != NULL;
-}
-
 /* What this sync has not seen is gone: a history row each, and the row goes;
  * but a guest the token cannot see (perms) is only out of view: its row stays
  * as last synced, with a note (PL_SNAP_UNSEEN) in its live part. */
@@ -351,7 +329,7 @@ record_gone(struct pl_state_sync *y, const json_t *perms, char **errmsg)
 		if (sqlite3_step(one) == SQLITE_ROW && (js = (const char *)sqlite3_column_text(one, 0)))
 			last = json_loads(js, 0, NULL);
 		sqlite3_reset(one);
-		if (!sees_vm(perms, vmid, pl_json_str(last, "pool"))) {
+		if (!pl_access_sees_vm(perms, vmid, pl_json_str(last, "pool"))) {
 			json_t *note = json_pack("{s:o}", PL_SNAP_UNSEEN,
 						 json_sprintf("not visible to the token (no VM.Audit on "
 							      "/vms/%lld)", vmid));

@@ -24,6 +24,12 @@ def sim():
     acl(info, {"path": "/pool/web", "users": "ops@pve", "roles": "PVEVMAdmin"})
     for path in ("/nodes", "/storage"):  # what sync reads besides guests
         acl(info, {"path": path, "users": "ops@pve", "roles": "PVEAuditor"})
+    # a separated token: its user is PVEAdmin, the token itself only PVEAuditor
+    api(info, "POST", "access/users", userid="aud@pve")
+    aud = api(info, "POST", "access/users/aud@pve/token/tk")
+    acl(info, {"path": "/", "users": "aud@pve", "roles": "PVEAdmin"})
+    acl(info, {"path": "/", "tokens": "aud@pve!tk", "roles": "PVEAuditor"})
+    info["aud"] = f"{aud['full-tokenid']}={aud['value']}"
     info["ops"] = f"{tok['full-tokenid']}={tok['value']}"
     yield info
     stop_sim(info)
@@ -96,3 +102,28 @@ def test_sync_keeps_invisible_guests(sim, tmp_path):
     full = json.loads(run("-o", "json", "list", env=ops).out)
     assert not any("_unseen" in g for g in full)
     acl(sim, {"path": "/vms", "users": "ops@pve", "roles": "PVEAuditor", "delete": 1})
+
+
+def test_plan_refuses_a_vmid_out_of_view(sim, tmp_path):
+    cfg = tmp_path / "pvelab.yaml"
+    cfg.write_text("project: p\nguests:\n  - name: intruder\n    vmid: 103\n    memory: 1G\n")
+    ops = env_for(sim, tmp_path / "s.db", PVELAB_TOKEN=sim["ops"])
+    r = run("-c", cfg, "-o", "json", "plan", env=ops)
+    plan = r.json()
+    assert not any(c.get("vmid") == 103 for c in plan["changes"]), plan
+    blocked = [b for b in plan["blocked"] if b["guest"] == "intruder"]
+    assert len(blocked) == 1, plan
+    assert "the token cannot see vmid 103 (no VM.Audit on /vms/103)" in blocked[0]["reason"]
+    # the same plan with a token that sees everything names the real owner
+    r = run("-c", cfg, "-o", "json", "plan", env=env_for(sim, tmp_path / "s.db"))
+    reasons = [b["reason"] for b in r.json()["blocked"]]
+    assert any("vmid 103 is taken by" in x for x in reasons), reasons
+
+
+def test_forbidden_write_names_the_smallest_role(sim, tmp_path):
+    aud = env_for(sim, tmp_path / "s.db", PVELAB_TOKEN=sim["aud"])
+    assert run("sync", env=aud).rc == 0  # sees everything: PVEAuditor on /
+    r = run("start", "103", env=aud)
+    assert r.rc == 1
+    assert "missing privilege 'VM.PowerMgmt' on '/vms/103'" in r.err, r
+    assert "pveum acl modify /vms/103 --tokens 'aud@pve!tk' --roles PVEVMUser" in r.err, r
