@@ -127,3 +127,37 @@ def test_forbidden_write_names_the_smallest_role(sim, tmp_path):
     assert r.rc == 1
     assert "missing privilege 'VM.PowerMgmt' on '/vms/103'" in r.err, r
     assert "pveum acl modify /vms/103 --tokens 'aud@pve!tk' --roles PVEVMUser" in r.err, r
+
+
+def test_seeded_users_tokens_and_acls(tmp_path):
+    """A seed's access section; the state file keeps it; the built-in tokens
+    keep this run's secrets."""
+    seed = tmp_path / "seed.json"
+    state = tmp_path / "state.json"
+    seed.write_text(json.dumps({
+        "nodes": ["pve"],
+        "pools": [{"poolid": "lab", "members": [100]}],
+        "guests": [{"vmid": 100, "config": {"name": "a"}},
+                   {"vmid": 101, "config": {"name": "b"}}],
+        "access": {
+            "users": {"ci@pve": {"tokens": {"run": {"privsep": True, "value": "s3cret-1"}}}},
+            "acl": [{"path": "/pool/lab", "ugid": "ci@pve", "roleid": "PVEVMAdmin"},
+                    {"path": "/pool/lab", "ugid": "ci@pve!run", "roleid": "PVEAuditor"}],
+        },
+    }))
+    for _ in range(2):  # the seed, then the state file it left
+        info = start_sim("--seed", str(seed), "--state-file", str(state))
+        try:
+            info = dict(info, token="ci@pve!run=s3cret-1")
+            px = _root(info)
+            assert [g["vmid"] for g in px.cluster.resources.get(type="vm")] == [100]
+            perms = px.access.permissions.get()
+            # separated token: the intersection of PVEVMAdmin and PVEAuditor
+            assert sorted(perms["/vms/100"]) == ["VM.Audit", "VM.GuestAgent.Audit"]
+            with pytest.raises(ResourceException) as e:
+                px.nodes("pve").qemu(100).status.start.post()
+            assert e.value.status_code == 403
+            assert "Permission check failed (/vms/100, VM.PowerMgmt)" in str(e.value)
+        finally:
+            stop_sim(info)
+        assert json.loads(state.read_text())["access"]["users"]["ci@pve"]
