@@ -94,6 +94,9 @@ def test_sync_keeps_invisible_guests(sim, tmp_path):
     full = json.loads(run("-o", "json", "list", env=ops).out)
     assert sorted(g["vmid"] for g in full) == [100, 101, 102, 103, 104, 105]
     assert sum(1 for g in full if "_unseen" in g) == 4
+    st = run("status", env=ops)
+    assert "outside the token's view: 4 of them" in st.out, st
+    assert json.loads(run("-o", "json", "status", env=ops).out)["guests"]["unseen"] == 4
     # grant the ACL on /vms: everything visible again, no history added
     acl(sim, {"path": "/vms", "users": "ops@pve", "roles": "PVEAuditor"})
     r = run("sync", env=ops)
@@ -101,6 +104,7 @@ def test_sync_keeps_invisible_guests(sim, tmp_path):
     assert run("-o", "json", "history", env=root).out == before
     full = json.loads(run("-o", "json", "list", env=ops).out)
     assert not any("_unseen" in g for g in full)
+    assert json.loads(run("-o", "json", "status", env=ops).out)["guests"]["unseen"] == 0
     acl(sim, {"path": "/vms", "users": "ops@pve", "roles": "PVEAuditor", "delete": 1})
 
 
