@@ -138,7 +138,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			       pl_color(ctx, PL_C_RESET), cpus, mem, pl_json_str_or(x, "tags", ""));
 		}
 		if (unseen)
-			pl_warn(ctx, "%zu guest%s outside the token's view (no VM.Audit on /vms/ID or "
+			pl_warn(ctx,
+				"%zu guest%s outside the token's view (no VM.Audit on /vms/ID or "
 				"its pool), kept as last synced and not listed (--json has them)",
 				unseen, unseen == 1 ? "" : "s");
 	}

@@ -118,8 +118,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		}
 		puts(")");
 		if (unseen)
-			printf("outside the token's view: %lld of them, kept as last synced (no VM.Audit "
-			       "on their /vms/ID or pool)\n", unseen);
+			printf("outside the token's view: %lld of them, kept as last synced (no "
+			       "VM.Audit "
+			       "on their /vms/ID or pool)\n",
+			       unseen);
 		if (lastrun) {
 			time_t t = (time_t)pl_json_num(lastrun, "finished", 0);
 			char when[64];

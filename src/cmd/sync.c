@@ -181,7 +181,8 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 	 * of its view is not deleted (state/sync.c record_gone) */
 	if (pl_pve_call(s->pve, "GET", "/access/permissions", NULL, &perms, &perr) != 0) {
 		pl_log_info("sync: the token's permissions not read (%s): every guest counts as "
-			    "visible", perr);
+			    "visible",
+			    perr);
 		free(perr);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -202,9 +203,10 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 			r = pl_state_sync_end(b.rec, snap, cnt, changes, NULL, errmsg);
 		json_object_del(snap, PL_SNAP_PERMS);
 		if (r == 0 && cnt && cnt->unseen > 0)
-			pl_warn(s->ctx, "%d guest%s outside the token's view (no VM.Audit on its "
-				"/vms/ID or pool): kept as last synced, not deleted", cnt->unseen,
-				cnt->unseen == 1 ? "" : "s");
+			pl_warn(s->ctx,
+				"%d guest%s outside the token's view (no VM.Audit on its "
+				"/vms/ID or pool): kept as last synced, not deleted",
+				cnt->unseen, cnt->unseen == 1 ? "" : "s");
 		else
 			r = pl_seterr(errmsg, b.err, "%s", b.errmsg ? b.errmsg : pl_strerror(b.err));
 	} else {

@@ -416,14 +416,16 @@ plan_create(struct planner *p, const struct pl_model_guest *m)
 	}
 	if (!pl_access_sees_vm(json_object_get(p->snap, PL_SNAP_PERMS), vmid, NULL)) {
 		/* a guest there would be out of view: pvelab cannot tell it is free */
-		char *why = pl_asprintf("the token cannot see vmid %lld (no VM.Audit on /vms/%lld): "
-					"a guest it cannot see may hold it (grant VM.Audit there, e.g. "
-					"pveum acl modify /vms/%lld --tokens TOKENID --roles "
-					"PVEAuditor, or choose a vmid the token sees)",
-					vmid, vmid, vmid);
+		char *why =
+			pl_asprintf("the token cannot see vmid %lld (no VM.Audit on /vms/%lld): "
+				    "a guest it cannot see may hold it (grant VM.Audit there, e.g. "
+				    "pveum acl modify /vms/%lld --tokens TOKENID --roles "
+				    "PVEAuditor, or choose a vmid the token sees)",
+				    vmid, vmid, vmid);
 
-		json_array_append_new(p->blocked, json_pack("{s:s,s:I,s:s}", "guest", m->name, "vmid",
-							    (json_int_t)vmid, "reason", why));
+		json_array_append_new(p->blocked,
+				      json_pack("{s:s,s:I,s:s}", "guest", m->name, "vmid",
+						(json_int_t)vmid, "reason", why));
 		free(why);
 		return;
 	}

@@ -923,13 +923,20 @@ role_for(const char *priv)
 	static const struct {
 		const char *priv, *role;
 	} exact[] = {
-		{ "VM.Audit", "PVEAuditor" },	       { "Sys.Audit", "PVEAuditor" },
-		{ "Datastore.Audit", "PVEAuditor" },   { "Pool.Audit", "PVEAuditor" },
-		{ "SDN.Audit", "PVEAuditor" },	       { "Mapping.Audit", "PVEAuditor" },
-		{ "VM.PowerMgmt", "PVEVMUser" },       { "VM.Console", "PVEVMUser" },
-		{ "VM.Backup", "PVEVMUser" },	       { "Datastore.AllocateSpace", "PVEDatastoreUser" },
-		{ "Sys.Console", "PVESysAdmin" },      { "Sys.Syslog", "PVESysAdmin" },
-		{ "Pool.Allocate", "PVEPoolAdmin" },   { "SDN.Use", "PVESDNUser" },
+		{ "VM.Audit", "PVEAuditor" },
+		{ "Sys.Audit", "PVEAuditor" },
+		{ "Datastore.Audit", "PVEAuditor" },
+		{ "Pool.Audit", "PVEAuditor" },
+		{ "SDN.Audit", "PVEAuditor" },
+		{ "Mapping.Audit", "PVEAuditor" },
+		{ "VM.PowerMgmt", "PVEVMUser" },
+		{ "VM.Console", "PVEVMUser" },
+		{ "VM.Backup", "PVEVMUser" },
+		{ "Datastore.AllocateSpace", "PVEDatastoreUser" },
+		{ "Sys.Console", "PVESysAdmin" },
+		{ "Sys.Syslog", "PVESysAdmin" },
+		{ "Pool.Allocate", "PVEPoolAdmin" },
+		{ "SDN.Use", "PVESDNUser" },
 	};
 
 	size_t n = strcspn(priv, "|"); /* of "A|B" (any one will do), the first */
@@ -980,8 +987,9 @@ finish_http_error(struct req *q, struct pl_pve_resp *r, struct pl_pve_result *re
 					   "on '%s' (grant a role with %s on %s to the %s, e.g. "
 					   "pveum acl modify %s %s '%.*s' --roles "
 					   "%s; docs/cluster.md lists what pvelab needs)",
-					   q->method, q->path, priv, path, priv, path, who, path, flag,
-					   tok ? toklen : (int)strlen(id), id, role_for(priv));
+					   q->method, q->path, priv, path, priv, path, who, path,
+					   flag, tok ? toklen : (int)strlen(id), id,
+					   role_for(priv));
 		else
 			*msg = pl_asprintf("permission denied for '%s %s': %s (give the token's "
 					   "user a role on that path; privilege-separated tokens need "

@@ -115,8 +115,8 @@ random_secret(void)
 void
 pl_sim_access_init(struct pl_sim *s)
 {
-	s->access = json_pack("{s:o,s:{s:{s:{}},s:{s:{}}},s:[]}", "roles", builtin_roles(),
-			      "users", "root@pam", "tokens", "audit@pve", "tokens", "acl");
+	s->access = json_pack("{s:o,s:{s:{s:{}},s:{s:{}}},s:[]}", "roles", builtin_roles(), "users",
+			      "root@pam", "tokens", "audit@pve", "tokens", "acl");
 	pl_sim_access_add_token(s, "root@pam", "pvelab", false, s->token_secret);
 	pl_sim_access_add_token(s, "audit@pve", "ro", true, s->ro_secret);
 	pl_sim_access_add_acl(s, "/", "audit@pve", "PVEAuditor", true);
@@ -186,10 +186,10 @@ pl_sim_access_token_auth(struct pl_sim *s, const char *value)
 		return NULL;
 	user = pl_strndup(value, (size_t)(bang - value));
 	tok = pl_strndup(bang + 1, (size_t)(eq - bang - 1));
-	t = json_object_get(json_object_get(json_object_get(json_object_get(s->access, "users"),
-							   user),
-					    "tokens"),
-			    tok);
+	t = json_object_get(
+		json_object_get(json_object_get(json_object_get(s->access, "users"), user),
+				"tokens"),
+		tok);
 	if (t && !strcmp(pl_json_str_or(t, "value", ""), eq + 1))
 		id = pl_strndup(value, (size_t)(eq - value));
 	free(user);
@@ -223,10 +223,11 @@ vm_pool(struct pl_sim *s, const char *vmid)
 			char buf[24];
 
 			if (json_is_integer(id))
-				snprintf(buf, sizeof(buf), "%lld", (long long)json_integer_value(id));
+				snprintf(buf, sizeof(buf), "%lld",
+					 (long long)json_integer_value(id));
 			else
-				snprintf(buf, sizeof(buf), "%s", json_string_value(id) ?
-									 json_string_value(id) : "");
+				snprintf(buf, sizeof(buf), "%s",
+					 json_string_value(id) ? json_string_value(id) : "");
 			if (!strcmp(buf, vmid))
 				return k;
 		}
@@ -442,7 +443,7 @@ exec_check(struct pl_sim *s, const json_t *check, const char *auth, const json_t
 
 		for (size_t i = 1; i < json_array_size(check); i++) {
 			bool ok = exec_check(s, json_array_get(check, i), auth, params,
-					     and ? why : NULL);
+					     and? why : NULL);
 
 			if (ok != and)
 				return ok;
@@ -573,8 +574,8 @@ h_token_get(struct pl_sim_req *r)
 		pl_sim_fail(r, 500, "no such token '%s' for user '%s'", tok, user);
 		return;
 	}
-	pl_sim_ok(r, json_pack("{s:i,s:i}", "privsep", pl_json_bool(t, "privsep", false),
-			       "expire", 0));
+	pl_sim_ok(r, json_pack("{s:i,s:i}", "privsep", pl_json_bool(t, "privsep", false), "expire",
+			       0));
 }
 
 static void
@@ -612,11 +613,11 @@ h_acl_get(struct pl_sim_req *r)
 	json_array_foreach(json_object_get(r->sim->access, "acl"), i, e) {
 		const char *ugid = pl_json_str_or(e, "ugid", "");
 
-		json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:s,s:i}", "path",
-						   pl_json_str_or(e, "path", ""), "ugid", ugid,
-						   "roleid", pl_json_str_or(e, "roleid", ""),
-						   "type", strchr(ugid, '!') ? "token" : "user",
-						   "propagate", (int)pl_json_int(e, "propagate", 1)));
+		json_array_append_new(
+			a, json_pack("{s:s,s:s,s:s,s:s,s:i}", "path", pl_json_str_or(e, "path", ""),
+				     "ugid", ugid, "roleid", pl_json_str_or(e, "roleid", ""),
+				     "type", strchr(ugid, '!') ? "token" : "user", "propagate",
+				     (int)pl_json_int(e, "propagate", 1)));
 	}
 	pl_sim_ok(r, a);
 }
@@ -634,7 +635,8 @@ h_acl_put(struct pl_sim_req *r)
 	for (size_t k = 0; k < PL_ARRAY_LEN(kinds); k++) {
 		char *ids = pl_strdup(pl_sim_p(r, kinds[k]) ? pl_sim_p(r, kinds[k]) : "");
 
-		for (char *id = strtok_r(ids, ", ;", &save1); id; id = strtok_r(NULL, ", ;", &save1)) {
+		for (char *id = strtok_r(ids, ", ;", &save1); id;
+		     id = strtok_r(NULL, ", ;", &save1)) {
 			char *rl = pl_strdup(roles);
 
 			if (k == 1 && !pl_sim_access_token_known(r->sim, id)) {
@@ -678,10 +680,10 @@ pl_sim_access_token_known(struct pl_sim *s, const char *id)
 	if (!bang)
 		return false;
 	user = pl_strndup(id, (size_t)(bang - id));
-	ok = json_object_get(json_object_get(json_object_get(json_object_get(s->access, "users"),
-							     user),
-					     "tokens"),
-			     bang + 1) != NULL;
+	ok = json_object_get(
+		     json_object_get(json_object_get(json_object_get(s->access, "users"), user),
+				     "tokens"),
+		     bang + 1) != NULL;
 	free(user);
 	return ok;
 }
@@ -692,8 +694,8 @@ pl_sim_access_token_known(struct pl_sim *s, const char *id)
 static void
 h_permissions(struct pl_sim_req *r)
 {
-	static const char *const tops[] = { "/",	  "/access", "/access/groups", "/nodes",
-					     "/pool",  "/sdn",    "/storage",	     "/vms" };
+	static const char *const tops[] = { "/",     "/access", "/access/groups", "/nodes",
+					    "/pool", "/sdn",    "/storage",       "/vms" };
 	const char *who = pl_sim_p(r, "userid") ? pl_sim_p(r, "userid") : r->user;
 	json_t *paths = json_object(), *out = json_object();
 	const char *k;
@@ -723,7 +725,8 @@ h_permissions(struct pl_sim_req *r)
 
 				if (!json_is_integer(id))
 					continue;
-				snprintf(vp, sizeof(vp), "/vms/%lld", (long long)json_integer_value(id));
+				snprintf(vp, sizeof(vp), "/vms/%lld",
+					 (long long)json_integer_value(id));
 				json_object_set_new(paths, vp, json_true());
 			}
 		}
@@ -763,10 +766,10 @@ pl_sim_access_filtered(struct pl_sim *s, const char *auth)
 		return false;
 	if (!pl_str_startswith(auth, "root@pam!"))
 		return true;
-	t = json_object_get(json_object_get(json_object_get(json_object_get(s->access, "users"),
-							    "root@pam"),
-					    "tokens"),
-			    auth + strlen("root@pam!"));
+	t = json_object_get(
+		json_object_get(json_object_get(json_object_get(s->access, "users"), "root@pam"),
+				"tokens"),
+		auth + strlen("root@pam!"));
 	return !t || pl_json_bool(t, "privsep", false);
 }
 
@@ -802,8 +805,9 @@ pl_sim_access_seed(struct pl_sim *s, const json_t *access, char **errmsg)
 		if (!json_object_get(json_object_get(s->access, "roles"), role))
 			return pl_seterr(errmsg, PL_EINVAL, "seed: access role '%s' does not exist",
 					 role);
-		pl_sim_access_add_acl(s, pl_json_str_or(v, "path", "/"), pl_json_str_or(v, "ugid", ""),
-				      role, pl_json_bool(v, "propagate", true));
+		pl_sim_access_add_acl(s, pl_json_str_or(v, "path", "/"),
+				      pl_json_str_or(v, "ugid", ""), role,
+				      pl_json_bool(v, "propagate", true));
 	}
 	pl_sim_access_add_token(s, "root@pam", "pvelab", false, s->token_secret);
 	pl_sim_access_add_token(s, "audit@pve", "ro", true, s->ro_secret);

@@ -417,7 +417,7 @@ res_visible(struct pl_sim *s, const char *who, const char *kind, const char *id)
 		return true;
 	snprintf(path, sizeof(path), "/%s/%s", kind, id);
 	return pl_sim_access_can(s, who, path,
-				 !strcmp(kind, "vms")	  ? "VM.Audit" :
+				 !strcmp(kind, "vms")     ? "VM.Audit" :
 				 !strcmp(kind, "storage") ? "Datastore.Audit" :
 							    "Pool.Audit");
 }
@@ -432,8 +432,7 @@ pl_sim_vm_visible(struct pl_sim *s, const char *who, uint32_t vmid)
 }
 
 static void
-resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *b,
-		const char *who)
+resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *b, const char *who)
 {
 	bool first = true;
 

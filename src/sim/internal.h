@@ -392,8 +392,8 @@ int pl_sim_access_seed(struct pl_sim *s, const json_t *access, char **errmsg);
 /* Add a token (value NULL: a random one); its value, or NULL for no such user. */
 const char *pl_sim_access_add_token(struct pl_sim *s, const char *user, const char *tok,
 				    bool privsep, const char *value);
-void pl_sim_access_add_acl(struct pl_sim *s, const char *path, const char *ugid,
-			   const char *role, bool propagate);
+void pl_sim_access_add_acl(struct pl_sim *s, const char *path, const char *ugid, const char *role,
+			   bool propagate);
 bool pl_sim_access_token_known(struct pl_sim *s, const char *id);
 /* The token id an Authorization "PVEAPIToken" value names (caller frees), or NULL. */
 char *pl_sim_access_token_auth(struct pl_sim *s, const char *value);

@@ -539,7 +539,9 @@ pl_sim_state_dump(struct pl_sim *s)
 	json_object_set_new(root, "storages", stores);
 	json_object_set_new(root, "guests", guests);
 	json_object_set(root, "pools", s->pools);
-	json_object_set_new(root, "access", json_pack("{s:O,s:O}", "users", json_object_get(s->access, "users"), "acl", json_object_get(s->access, "acl")));
+	json_object_set_new(root, "access",
+			    json_pack("{s:O,s:O}", "users", json_object_get(s->access, "users"),
+				      "acl", json_object_get(s->access, "acl")));
 	if (s->ha)
 		json_object_set_new(root, "ha", pl_sim_ha_dump(s));
 	if (s->jobs)

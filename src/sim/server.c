@@ -262,8 +262,7 @@ waiter_timeout(evutil_socket_t fd, short what, void *arg)
  * (w is reused when it is a retry) until the lock is free or time runs out. */
 static void
 run_call(struct pl_sim *s, struct evhttp_request *req, const struct pl_sim_method *m,
-	 const char *path, json_t *params, const char *user, int delay,
-	 struct pl_sim_waiter *w)
+	 const char *path, json_t *params, const char *user, int delay, struct pl_sim_waiter *w)
 {
 	struct pl_sim_req r;
 
@@ -448,9 +447,10 @@ on_request(struct evhttp_request *req, void *arg)
 		goto out;
 	}
 	if (user) { /* RPCEnvironment::check_api2_permissions */
-		char *denied = pl_sim_access_check(s, json_object_get(m->def, "permissions") ?
-							      json_object_get(m->def, "permissions") :
-							      m->def,
+		char *denied = pl_sim_access_check(s,
+						   json_object_get(m->def, "permissions") ?
+							   json_object_get(m->def, "permissions") :
+							   m->def,
 						   user, params);
 
 		if (denied) {

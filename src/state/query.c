@@ -231,7 +231,8 @@ pl_state_guest_names(struct pl_state *s, json_t **out, char **errmsg)
 int
 pl_state_guest_counts(struct pl_state *s, json_t **out, char **errmsg)
 {
-	return query_json(s, "SELECT json_object('type', type, 'status', status, 'n', count(*), "
+	return query_json(s,
+			  "SELECT json_object('type', type, 'status', status, 'n', count(*), "
 			  "'unseen', json_extract(live, '$._unseen') IS NOT NULL) FROM guests "
 			  "GROUP BY type, status, json_extract(live, '$._unseen') IS NOT NULL",
 			  NULL, 0, out, errmsg);

@@ -330,9 +330,11 @@ record_gone(struct pl_state_sync *y, const json_t *perms, char **errmsg)
 			last = json_loads(js, 0, NULL);
 		sqlite3_reset(one);
 		if (!pl_access_sees_vm(perms, vmid, pl_json_str(last, "pool"))) {
-			json_t *note = json_pack("{s:o}", PL_SNAP_UNSEEN,
-						 json_sprintf("not visible to the token (no VM.Audit on "
-							      "/vms/%lld)", vmid));
+			json_t *note =
+				json_pack("{s:o}", PL_SNAP_UNSEEN,
+					  json_sprintf("not visible to the token (no VM.Audit on "
+						       "/vms/%lld)",
+						       vmid));
 			char *text = json_dumps(note, JSON_COMPACT);
 
 			pl_state_bind_text(y->live, 1, pl_json_str(last, "status"));
