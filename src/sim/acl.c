@@ -207,34 +207,6 @@ pl_sim_access_password_ok(struct pl_sim *s, const char *user, const char *pw)
 	return want && pw && !strcmp(want, pw);
 }
 
-/* The pool a guest is a member of, or NULL. */
-static const char *
-vm_pool(struct pl_sim *s, const char *vmid)
-{
-	const char *k;
-	json_t *pv;
-
-	json_object_foreach(s->pools, k, pv) {
-		size_t i;
-		json_t *m;
-
-		json_array_foreach(json_object_get(pv, "members"), i, m) {
-			json_t *id = json_is_object(m) ? json_object_get(m, "vmid") : m;
-			char buf[24];
-
-			if (json_is_integer(id))
-				snprintf(buf, sizeof(buf), "%lld",
-					 (long long)json_integer_value(id));
-			else
-				snprintf(buf, sizeof(buf), "%s",
-					 json_string_value(id) ? json_string_value(id) : "");
-			if (!strcmp(buf, vmid))
-				return k;
-		}
-	}
-	return NULL;
-}
-
 /* AccessControl::roles: along the path from "/", the ACL entries for ugid on
  * each prefix (propagated ones only above the path itself) replace what was
  * inherited; NoAccess stops all. Sets role -> propagate into out. */
@@ -292,7 +264,7 @@ ugid_privs(struct pl_sim *s, const char *ugid, const char *path)
 
 	path_roles(s, ugid, path, roles);
 	if (pl_str_startswith(path, "/vms/") && !json_object_get(roles, "NoAccess")) {
-		const char *pool = vm_pool(s, path + 5);
+		const char *pool = pl_sim_guest_pool(s, (uint32_t)strtoul(path + 5, NULL, 10));
 
 		if (pool) {
 			json_t *pr = json_object();
@@ -719,14 +691,9 @@ h_permissions(struct pl_sim_req *r)
 			json_t *m;
 
 			json_array_foreach(json_object_get(v, "members"), i, m) {
-				json_t *id = json_is_object(m) ? json_object_get(m, "vmid") : m;
-
 				char vp[40];
 
-				if (!json_is_integer(id))
-					continue;
-				snprintf(vp, sizeof(vp), "/vms/%lld",
-					 (long long)json_integer_value(id));
+				snprintf(vp, sizeof(vp), "/vms/%u", pl_sim_member_vmid(m));
 				json_object_set_new(paths, vp, json_true());
 			}
 		}

@@ -169,11 +169,28 @@ h_nextid(struct pl_sim_req *r)
 }
 
 /* A pool member's VMID (numbers, or strings from a seed). */
-static uint32_t
-member_vmid(const json_t *mem)
+uint32_t
+pl_sim_member_vmid(const json_t *mem)
 {
 	return json_is_string(mem) ? (uint32_t)strtoul(json_string_value(mem), NULL, 10) :
 				     (uint32_t)json_integer_value(mem);
+}
+
+const char *
+pl_sim_guest_pool(struct pl_sim *s, uint32_t vmid)
+{
+	const char *k;
+	json_t *pv;
+
+	json_object_foreach(s->pools, k, pv) {
+		size_t i;
+		json_t *mem;
+
+		json_array_foreach(json_object_get(pv, "members"), i, mem)
+			if (pl_sim_member_vmid(mem) == vmid)
+				return k;
+	}
+	return NULL;
 }
 
 /* Static part of a guest's /cluster/resources entry, cached until it changes.
@@ -214,22 +231,8 @@ res_static(struct pl_sim *s, struct pl_sim_guest *g)
 		pl_buf_addf(&b, ",\"lock\":\"%s\"", g->lock);
 	if (pl_sim_ha_state(s, g))
 		pl_buf_addf(&b, ",\"hastate\":\"%s\"", pl_sim_ha_state(s, g));
-	{
-		const char *k;
-		json_t *pv;
-
-		json_object_foreach(s->pools, k, pv) {
-			size_t i;
-			json_t *mem;
-
-			json_array_foreach(json_object_get(pv, "members"), i, mem) {
-				if (member_vmid(mem) == g->vmid) {
-					pl_buf_addf(&b, ",\"pool\":\"%s\"", k);
-					break;
-				}
-			}
-		}
-	}
+	if (pl_sim_guest_pool(s, g->vmid))
+		pl_buf_addf(&b, ",\"pool\":\"%s\"", pl_sim_guest_pool(s, g->vmid));
 	free(ename);
 	free(etags);
 	free(g->res);
@@ -383,7 +386,7 @@ pool_entry(struct pl_sim *s, const char *name, const json_t *pool, int64_t now)
 	json_t *m;
 
 	json_array_foreach(json_object_get(pool, "members"), i, m) {
-		struct pl_sim_guest *g = pl_sim_guest_find(s, member_vmid(m));
+		struct pl_sim_guest *g = pl_sim_guest_find(s, pl_sim_member_vmid(m));
 		struct pl_sim_usage u;
 
 		if (!g || !s->nodes[g->node].online)

@@ -407,6 +407,10 @@ char *pl_sim_access_check(struct pl_sim *s, const json_t *perm, const char *auth
 /* Whether list answers are filtered for this caller (anyone but root@pam and
  * its unseparated tokens). */
 bool pl_sim_access_filtered(struct pl_sim *s, const char *auth);
+/* A pool member's VMID (numbers, or strings from a seed) (api.c). */
+uint32_t pl_sim_member_vmid(const json_t *mem);
+/* The pool guest vmid is a member of, or NULL (api.c). */
+const char *pl_sim_guest_pool(struct pl_sim *s, uint32_t vmid);
 /* Whether who (NULL: anyone) has VM.Audit on /vms/VMID (api.c). */
 bool pl_sim_vm_visible(struct pl_sim *s, const char *who, uint32_t vmid);
 
