@@ -913,46 +913,12 @@ finish_curl_error(struct req *q, CURLcode cc, struct pl_pve_result *res, char **
 	}
 }
 
-/* The smallest built-in role that holds priv (pve-access-control
- * AccessControl.pm create_roles: audit privileges are in PVEAuditor, a
- * category's user ones in PVE<cat>User, its admin ones in PVE<cat>Admin, the
- * root ones such as Sys.Modify only in Administrator). */
-static const char *
-role_for(const char *priv)
+char *
+pl_pve_token_id(const struct pl_pve *c)
 {
-	static const struct {
-		const char *priv, *role;
-	} exact[] = {
-		{ "VM.Audit", "PVEAuditor" },
-		{ "Sys.Audit", "PVEAuditor" },
-		{ "Datastore.Audit", "PVEAuditor" },
-		{ "Pool.Audit", "PVEAuditor" },
-		{ "SDN.Audit", "PVEAuditor" },
-		{ "Mapping.Audit", "PVEAuditor" },
-		{ "VM.PowerMgmt", "PVEVMUser" },
-		{ "VM.Console", "PVEVMUser" },
-		{ "VM.Backup", "PVEVMUser" },
-		{ "Datastore.AllocateSpace", "PVEDatastoreUser" },
-		{ "Sys.Console", "PVESysAdmin" },
-		{ "Sys.Syslog", "PVESysAdmin" },
-		{ "Pool.Allocate", "PVEPoolAdmin" },
-		{ "SDN.Use", "PVESDNUser" },
-	};
+	const char *tok = c->token_hdr ? strchr(c->token_hdr, '=') : NULL;
 
-	size_t n = strcspn(priv, "|"); /* of "A|B" (any one will do), the first */
-
-	for (size_t i = 0; i < PL_ARRAY_LEN(exact); i++)
-		if (strlen(exact[i].priv) == n && !strncmp(priv, exact[i].priv, n))
-			return exact[i].role;
-	if (pl_str_startswith(priv, "VM."))
-		return "PVEVMAdmin";
-	if (pl_str_startswith(priv, "Datastore."))
-		return "PVEDatastoreAdmin";
-	if (pl_str_startswith(priv, "SDN."))
-		return "PVESDNAdmin";
-	if (pl_str_startswith(priv, "User.") || pl_str_startswith(priv, "Group."))
-		return "PVEUserAdmin";
-	return "Administrator"; /* Sys.Modify, Sys.PowerMgmt, Permissions.Modify, ... */
+	return tok ? pl_strndup(tok + 1, strcspn(tok + 1, "=")) : NULL;
 }
 
 static void
@@ -989,7 +955,7 @@ finish_http_error(struct req *q, struct pl_pve_resp *r, struct pl_pve_result *re
 					   "%s; docs/cluster.md lists what pvelab needs)",
 					   q->method, q->path, priv, path, priv, path, who, path,
 					   flag, tok ? toklen : (int)strlen(id), id,
-					   role_for(priv));
+					   pl_pve_role_for(priv));
 		else
 			*msg = pl_asprintf("permission denied for '%s %s': %s (give the token's "
 					   "user a role on that path; privilege-separated tokens need "

@@ -118,6 +118,8 @@ pl_sim_access_init(struct pl_sim *s)
 	s->access = json_pack("{s:o,s:{s:{s:{}},s:{s:{}}},s:[]}", "roles", builtin_roles(), "users",
 			      "root@pam", "tokens", "audit@pve", "tokens", "acl");
 	pl_sim_access_add_token(s, "root@pam", "pvelab", false, s->token_secret);
+	/* the token of the recorded examples (tests/data/pve-api), secret unknown */
+	pl_sim_access_add_token(s, "root@pam", "root1", false, NULL);
 	pl_sim_access_add_token(s, "audit@pve", "ro", true, s->ro_secret);
 	pl_sim_access_add_acl(s, "/", "audit@pve", "PVEAuditor", true);
 	pl_sim_access_add_acl(s, "/", "audit@pve!ro", "PVEAuditor", true);
