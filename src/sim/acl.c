@@ -485,6 +485,10 @@ pl_sim_access_check(struct pl_sim *s, const json_t *perm, const char *auth, cons
 		return pl_strdup("Permission check failed (user != root@pam)");
 	if (!strcmp(pl_json_str_or(perm, "user", ""), "all"))
 		return NULL;
+	/* root@pam's unseparated tokens hold every privilege on every path: any
+	 * check passes (the shortcut above is for root@pam itself only) */
+	if (!pl_sim_access_filtered(s, auth))
+		return NULL;
 	if (json_object_get(perm, "check") &&
 	    exec_check(s, json_object_get(perm, "check"), auth, params, &why)) {
 		free(why);
