@@ -81,12 +81,13 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			printf("%s%-7s%s %-28s %s on %s%s%s\n",
 			       pl_color(ctx, ok ? PL_C_GREEN : PL_C_YELLOW), ok ? "ok" : "missing",
 			       pl_color(ctx, PL_C_RESET), pl_json_str(v, "check"),
-			       pl_json_str(v, "privilege"), pl_json_str(v, "path"),
-			       ok ? "" : ": ", ok ? "" : pl_json_str(v, "fix"));
+			       pl_json_str(v, "privilege"), pl_json_str(v, "path"), ok ? "" : ": ",
+			       ok ? "" : pl_json_str(v, "fix"));
 		}
 		if (missing && partial)
-			printf("the token has privileges on %d pool or guest path%s: what it cannot "
-			       "see there is kept as last synced, not deleted (docs/cluster.md)\n",
+			printf("the token has privileges on %d pool or guest path%s: what it "
+			       "cannot see there is kept as last synced, not deleted "
+			       "(docs/cluster.md)\n",
 			       partial, partial == 1 ? "" : "s");
 	}
 	rc = missing ? PL_EXIT_ERROR : PL_EXIT_OK;
