@@ -351,6 +351,14 @@ pl_planning_build(struct pl_session *s, const struct pl_plan_opts *o, json_t **s
 		return pl_preferr(errmsg, w.err, "cannot refresh the cluster");
 	}
 	*snap = w.snap;
+	{ /* what the token sees: plan creates no guest on a vmid out of its view */
+		json_t *perms = NULL;
+		char *perr = NULL;
+
+		if (pl_pve_call(s->pve, "GET", "/access/permissions", NULL, &perms, &perr) == 0)
+			json_object_set_new(*snap, PL_SNAP_PERMS, perms);
+		free(perr);
+	}
 	if (o->profile && !json_object_get(pl_config_get(s->cfg, "/profiles"), o->profile)) {
 		const json_t *all = pl_config_get(s->cfg, "/profiles");
 		struct pl_buf names;

@@ -26,7 +26,7 @@ int
 pl_view_status(struct pl_state *st, json_t **out, char **errmsg)
 {
 	json_t *nodes = NULL, *guests = NULL, *lastrun = NULL, *counts, *nout, *n, *g;
-	long long total = 0;
+	long long total = 0, unseen = 0;
 	size_t i;
 	int r;
 
@@ -38,13 +38,19 @@ pl_view_status(struct pl_state *st, json_t **out, char **errmsg)
 	counts = json_pack("{s:I,s:{},s:{}}", "total", (json_int_t)0, "qemu", "lxc");
 	json_array_foreach(guests, i, g) {
 		json_t *by = json_object_get(counts, pl_json_str_or(g, "type", "qemu"));
+		const char *status = pl_json_str_or(g, "status", "unknown");
 		long long k = pl_json_int(g, "n", 0);
 
 		total += k;
-		if (by)
-			json_object_set_new(by, pl_json_str_or(g, "status", "unknown"), json_integer(k));
+		if (pl_json_int(g, "unseen", 0))
+			unseen += k;
+		if (by) /* rows per status and visibility: add them up */
+			json_object_set_new(by, status,
+					    json_integer(pl_json_int(by, status, 0) + k));
 	}
 	json_object_set_new(counts, "total", json_integer(total));
+	/* guests kept as last synced because the token cannot see them */
+	json_object_set_new(counts, "unseen", json_integer(unseen));
 	nout = json_array();
 	json_array_foreach(nodes, i, n) {
 		json_t *d = json_object_get(n, "detail");
@@ -76,7 +82,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	json_t *out = NULL, *lastrun, *counts, *nout, *n;
 	bool live = false;
 	char *err = NULL;
-	long long total;
+	long long total, unseen;
 	size_t i;
 	int r, rc = PL_EXIT_ERROR;
 
@@ -91,6 +97,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	counts = json_object_get(out, "guests");
 	lastrun = json_object_get(out, "last_sync");
 	total = pl_json_int(counts, "total", 0);
+	unseen = pl_json_int(counts, "unseen", 0);
 	if (ctx->output == PL_OUT_JSON) {
 		pl_print_json(out);
 		out = NULL;
@@ -133,6 +140,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			}
 		}
 		puts(")");
+		if (unseen)
+			printf("outside the token's view: %lld of them, kept as last synced (no "
+			       "VM.Audit on their /vms/ID or pool)\n",
+			       unseen);
 		if (lastrun) {
 			time_t t = (time_t)pl_json_num(lastrun, "finished", 0);
 			char when[64];

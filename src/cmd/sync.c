@@ -169,6 +169,9 @@ struct pl_cmd_sync_job {
 	struct sync_run b;
 	struct pl_session *s;
 	struct pl_pve_inv *inv;
+	json_t *perms;     /* GET /access/permissions: what the token may see */
+	bool asking_perms; /* that request is in flight */
+	bool cancelled;    /* cancelled while it was: its answer frees the job */
 	pl_cmd_sync_cb cb;
 	void *arg;
 };
@@ -178,6 +181,7 @@ job_free(struct pl_cmd_sync_job *j)
 {
 	free(j->b.errmsg);
 	json_decref(j->b.ready);
+	json_decref(j->perms);
 	pthread_mutex_destroy(&j->b.lock);
 	free(j);
 }
@@ -198,6 +202,10 @@ job_done(int err, json_t *snap, size_t unread, const char *errmsg, void *arg)
 		fputs("\r\033[K", stderr);
 	if (r == 0) {
 		record_ready(b);
+		/* a guest gone from the list while out of the token's view is not
+		 * deleted (state/sync.c record_gone) */
+		if (j->perms)
+			json_object_set(snap, PL_SNAP_PERMS, j->perms);
 		if (recording(b))
 			r = pl_state_sync_end(b->rec, snap, &cnt, &changes, &run, &msg);
 		else
@@ -211,10 +219,35 @@ job_done(int err, json_t *snap, size_t unread, const char *errmsg, void *arg)
 	}
 	pl_state_checkpoint_wait(b->ckpt);
 	b->ckpt = NULL;
+	json_object_del(snap, PL_SNAP_PERMS);
 	j->cb(r, &cnt, changes, r == 0 ? snap : NULL, run, unread, msg, j->arg);
 	json_decref(changes);
 	free(msg);
 	job_free(j);
+}
+
+/* The token's permissions are in (or could not be read): the inventory. */
+static void
+on_perms(const struct pl_pve_result *res, void *arg)
+{
+	struct pl_cmd_sync_job *j = arg;
+	struct pl_pve_inventory_opts o = {
+		.progress = progress, .on_guest = on_guest, .partial = true, .arg = &j->b
+	};
+
+	j->asking_perms = false;
+	if (j->cancelled) {
+		job_free(j);
+		return;
+	}
+	if (res->err)
+		pl_log_info("sync: the token's permissions not read (%s): every guest counts as "
+			    "visible",
+			    res->errmsg ? res->errmsg : pl_strerror(res->err));
+	else
+		j->perms = json_incref(res->data);
+	j->b.ckpt = pl_state_checkpoint_start(j->s->state);
+	j->inv = pl_pve_inventory_start(j->s->pve, &o, job_done, j);
 }
 
 struct pl_cmd_sync_job *
@@ -222,9 +255,6 @@ pl_cmd_sync_start(struct pl_session *s, bool dry_run, bool show_progress, bool c
 		  pl_cmd_sync_cb cb, void *arg, char **errmsg)
 {
 	struct pl_cmd_sync_job *j;
-	struct pl_pve_inventory_opts o = { .progress = progress,
-					   .on_guest = on_guest,
-					   .partial = true };
 
 	if (pl_session_api(s, errmsg) != 0)
 		return NULL;
@@ -238,10 +268,10 @@ pl_cmd_sync_start(struct pl_session *s, bool dry_run, bool show_progress, bool c
 	j->cb = cb;
 	j->arg = arg;
 	j->b.state = s->state;
-	j->b.ckpt = pl_state_checkpoint_start(s->state);
 	j->b.ready = json_array();
-	o.arg = &j->b;
-	j->inv = pl_pve_inventory_start(s->pve, &o, job_done, j);
+	/* what the token may see, first */
+	j->asking_perms = true;
+	pl_pve_request(s->pve, "GET", "/access/permissions", NULL, on_perms, j);
 	return j;
 }
 
@@ -250,6 +280,10 @@ pl_cmd_sync_cancel(struct pl_cmd_sync_job *j)
 {
 	if (j == NULL)
 		return;
+	if (j->asking_perms) { /* on_perms frees it */
+		j->cancelled = true;
+		return;
+	}
 	if (j->inv)
 		pl_pve_inventory_cancel(j->inv);
 	pl_state_sync_abort(j->b.rec);
@@ -303,6 +337,11 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 	if (!w.done)
 		pl_die("the sync stalled: the event loop has nothing left to wait for");
 	r = w.err;
+	if (r == 0 && w.cnt.unseen > 0)
+		pl_warn(s->ctx,
+			"%d guest%s outside the token's view (no VM.Audit on its /vms/ID or "
+			"pool): kept as last synced, not deleted",
+			w.cnt.unseen, w.cnt.unseen == 1 ? "" : "s");
 	if (r == 0 && w.unread > 0)
 		warn_unread(s->ctx, w.snap);
 	clock_gettime(CLOCK_MONOTONIC, &t2);

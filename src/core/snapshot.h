@@ -49,5 +49,10 @@
  * pve/inventory.h): the guest is kept as last recorded, and plan and import
  * refuse to act on it. Never stored as part of the guest. */
 #define PL_SNAP_UNREAD "_unread"
+/* The token's effective permissions (GET /access/permissions): path ->
+ * {priv: 1}; absent when they could not be read. */
+#define PL_SNAP_PERMS "access"
+/* A kept guest's mark that the token cannot see it (why, a string). */
+#define PL_SNAP_UNSEEN "_unseen"
 
 #endif

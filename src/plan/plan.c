@@ -8,6 +8,7 @@
 #include "core/common.h"
 #include "plan/plan.h"
 #include "config/config.h"
+#include "core/access.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/propstr.h"
@@ -411,6 +412,21 @@ plan_create(struct planner *p, const struct pl_model_guest *m)
 	if (node == NULL) {
 		json_array_append_new(p->blocked, json_pack("{s:s,s:s}", "guest", m->name, "reason",
 							    "no online node to create it on"));
+		return;
+	}
+	if (!pl_access_sees_vm(json_object_get(p->snap, PL_SNAP_PERMS), vmid, NULL)) {
+		/* a guest there would be out of view: pvelab cannot tell it is free */
+		char *why =
+			pl_asprintf("the token cannot see vmid %lld (no VM.Audit on /vms/%lld): "
+				    "a guest it cannot see may hold it (grant VM.Audit there, e.g. "
+				    "pveum acl modify /vms/%lld --tokens TOKENID --roles "
+				    "PVEAuditor, or choose a vmid the token sees)",
+				    vmid, vmid, vmid);
+
+		json_array_append_new(p->blocked,
+				      json_pack("{s:s,s:I,s:s}", "guest", m->name, "vmid",
+						(json_int_t)vmid, "reason", why));
+		free(why);
 		return;
 	}
 	if (!node_known(p, node)) {

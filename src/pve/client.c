@@ -913,6 +913,14 @@ finish_curl_error(struct req *q, CURLcode cc, struct pl_pve_result *res, char **
 	}
 }
 
+char *
+pl_pve_token_id(const struct pl_pve *c)
+{
+	const char *tok = c->token_hdr ? strchr(c->token_hdr, '=') : NULL;
+
+	return tok ? pl_strndup(tok + 1, strcspn(tok + 1, "=")) : NULL;
+}
+
 static void
 finish_http_error(struct req *q, struct pl_pve_resp *r, struct pl_pve_result *res, char **msg,
 		  char *lock, size_t locklen)
@@ -944,9 +952,10 @@ finish_http_error(struct req *q, struct pl_pve_resp *r, struct pl_pve_result *re
 			*msg = pl_asprintf("permission denied for '%s %s': missing privilege '%s' "
 					   "on '%s' (grant a role with %s on %s to the %s, e.g. "
 					   "pveum acl modify %s %s '%.*s' --roles "
-					   "PVEVMAdmin; docs/cluster.md lists what pvelab needs)",
-					   q->method, q->path, priv, path, priv, path, who, path, flag,
-					   tok ? toklen : (int)strlen(id), id);
+					   "%s; docs/cluster.md lists what pvelab needs)",
+					   q->method, q->path, priv, path, priv, path, who, path,
+					   flag, tok ? toklen : (int)strlen(id), id,
+					   pl_pve_role_for(priv));
 		else
 			*msg = pl_asprintf("permission denied for '%s %s': %s (give the token's "
 					   "user a role on that path; privilege-separated tokens need "

@@ -86,6 +86,9 @@ struct event_base *pl_pve_base(const struct pl_pve *c);
 int pl_pve_concurrency(const struct pl_pve *c);
 /* Run the event loop until nothing is pending. */
 void pl_pve_run(struct pl_pve *c);
+/* The API token in use, "USER@REALM!TOKENID" without its secret (caller
+ * frees), or NULL when the client logs in with a password. */
+char *pl_pve_token_id(const struct pl_pve *c);
 /* Blocking convenience for front-ends: one request; *data is a new reference. */
 int pl_pve_call(struct pl_pve *c, const char *method, const char *path, const json_t *params,
 		json_t **data, char **errmsg);

@@ -8,6 +8,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "core/str.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -192,6 +193,48 @@ pl_pve_upid_parse(const char *s, struct pl_pve_upid *u)
 	if (!field(f[6], f[7] - 1, u->user, sizeof(u->user)) || !u->user[0])
 		return PL_EPARSE;
 	return 0;
+}
+
+/* The smallest built-in role that holds priv (pve-access-control
+ * AccessControl.pm create_roles: audit privileges are in PVEAuditor, a
+ * category's user ones in PVE<cat>User, its admin ones in PVE<cat>Admin, the
+ * root ones such as Sys.Modify only in Administrator). */
+const char *
+pl_pve_role_for(const char *priv)
+{
+	static const struct {
+		const char *priv, *role;
+	} exact[] = {
+		{ "VM.Audit", "PVEAuditor" },
+		{ "Sys.Audit", "PVEAuditor" },
+		{ "Datastore.Audit", "PVEAuditor" },
+		{ "Pool.Audit", "PVEAuditor" },
+		{ "SDN.Audit", "PVEAuditor" },
+		{ "Mapping.Audit", "PVEAuditor" },
+		{ "VM.PowerMgmt", "PVEVMUser" },
+		{ "VM.Console", "PVEVMUser" },
+		{ "VM.Backup", "PVEVMUser" },
+		{ "Datastore.AllocateSpace", "PVEDatastoreUser" },
+		{ "Sys.Console", "PVESysAdmin" },
+		{ "Sys.Syslog", "PVESysAdmin" },
+		{ "Pool.Allocate", "PVEPoolAdmin" },
+		{ "SDN.Use", "PVESDNUser" },
+	};
+
+	size_t n = strcspn(priv, "|"); /* of "A|B" (any one will do), the first */
+
+	for (size_t i = 0; i < PL_ARRAY_LEN(exact); i++)
+		if (strlen(exact[i].priv) == n && !strncmp(priv, exact[i].priv, n))
+			return exact[i].role;
+	if (pl_str_startswith(priv, "VM."))
+		return "PVEVMAdmin";
+	if (pl_str_startswith(priv, "Datastore."))
+		return "PVEDatastoreAdmin";
+	if (pl_str_startswith(priv, "SDN."))
+		return "PVESDNAdmin";
+	if (pl_str_startswith(priv, "User.") || pl_str_startswith(priv, "Group."))
+		return "PVEUserAdmin";
+	return "Administrator"; /* Sys.Modify, Sys.PowerMgmt, Permissions.Modify, ... */
 }
 
 bool

@@ -45,6 +45,8 @@ int pl_pve_upid_parse(const char *s, struct pl_pve_upid *u);
 /* From "Permission check failed (/vms/100, VM.PowerMgmt)" extract the path and
  * privilege; false when the message does not name them. */
 bool pl_pve_perm_parse(const char *msg, char *path, size_t pathlen, char *priv, size_t privlen);
+/* The smallest built-in role holding priv (of "A|B", A), for a pveum hint. */
+const char *pl_pve_role_for(const char *priv);
 /* From "VM 100 is locked (backup)" / "CT is locked (snapshot)" extract the lock. */
 bool pl_pve_lock_parse(const char *msg, char *lock, size_t locklen);
 

@@ -169,11 +169,28 @@ h_nextid(struct pl_sim_req *r)
 }
 
 /* A pool member's VMID (numbers, or strings from a seed). */
-static uint32_t
-member_vmid(const json_t *mem)
+uint32_t
+pl_sim_member_vmid(const json_t *mem)
 {
 	return json_is_string(mem) ? (uint32_t)strtoul(json_string_value(mem), NULL, 10) :
 				     (uint32_t)json_integer_value(mem);
+}
+
+const char *
+pl_sim_guest_pool(struct pl_sim *s, uint32_t vmid)
+{
+	const char *k;
+	json_t *pv;
+
+	json_object_foreach(s->pools, k, pv) {
+		size_t i;
+		json_t *mem;
+
+		json_array_foreach(json_object_get(pv, "members"), i, mem)
+			if (pl_sim_member_vmid(mem) == vmid)
+				return k;
+	}
+	return NULL;
 }
 
 /* Static part of a guest's /cluster/resources entry, cached until it changes.
@@ -214,22 +231,8 @@ res_static(struct pl_sim *s, struct pl_sim_guest *g)
 		pl_buf_addf(&b, ",\"lock\":\"%s\"", g->lock);
 	if (pl_sim_ha_state(s, g))
 		pl_buf_addf(&b, ",\"hastate\":\"%s\"", pl_sim_ha_state(s, g));
-	{
-		const char *k;
-		json_t *pv;
-
-		json_object_foreach(s->pools, k, pv) {
-			size_t i;
-			json_t *mem;
-
-			json_array_foreach(json_object_get(pv, "members"), i, mem) {
-				if (member_vmid(mem) == g->vmid) {
-					pl_buf_addf(&b, ",\"pool\":\"%s\"", k);
-					break;
-				}
-			}
-		}
-	}
+	if (pl_sim_guest_pool(s, g->vmid))
+		pl_buf_addf(&b, ",\"pool\":\"%s\"", pl_sim_guest_pool(s, g->vmid));
 	free(ename);
 	free(etags);
 	free(g->res);
@@ -383,7 +386,7 @@ pool_entry(struct pl_sim *s, const char *name, const json_t *pool, int64_t now)
 	json_t *m;
 
 	json_array_foreach(json_object_get(pool, "members"), i, m) {
-		struct pl_sim_guest *g = pl_sim_guest_find(s, member_vmid(m));
+		struct pl_sim_guest *g = pl_sim_guest_find(s, pl_sim_member_vmid(m));
 		struct pl_sim_usage u;
 
 		if (!g || !s->nodes[g->node].online)
@@ -405,14 +408,42 @@ pool_entry(struct pl_sim *s, const char *name, const json_t *pool, int64_t now)
 	return o;
 }
 
+/* Pve-manager's API2::Cluster resources: a caller sees a guest with VM.Audit
+ * on /vms/ID, a storage with Datastore.Audit on /storage/ID, a pool with
+ * Pool.Audit on /pool/ID; who NULL: everything. */
+static bool
+res_visible(struct pl_sim *s, const char *who, const char *kind, const char *id)
+{
+	char path[300];
+
+	if (!who)
+		return true;
+	snprintf(path, sizeof(path), "/%s/%s", kind, id);
+	return pl_sim_access_can(s, who, path,
+				 !strcmp(kind, "vms")     ? "VM.Audit" :
+				 !strcmp(kind, "storage") ? "Datastore.Audit" :
+							    "Pool.Audit");
+}
+
+bool
+pl_sim_vm_visible(struct pl_sim *s, const char *who, uint32_t vmid)
+{
+	char id[16];
+
+	snprintf(id, sizeof(id), "%u", vmid);
+	return res_visible(s, who, "vms", id);
+}
+
 static void
-resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *b)
+resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *b, const char *who)
 {
 	bool first = true;
 
 	pl_buf_addstr(b, "{\"data\":[");
 	if (!type || !strcmp(type, "vm")) {
 		for (size_t i = 0; i < s->nguests; i++) {
+			if (!pl_sim_vm_visible(s, who, s->guests[i]->vmid))
+				continue;
 			if (!first)
 				pl_buf_addch(b, ',');
 			first = false;
@@ -444,7 +475,8 @@ resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *
 			for (size_t k = 0; k < s->nstores; k++) {
 				json_t *o;
 
-				if (!pl_sim_storage_on_node(&s->stores[k], s->nodes[i].name))
+				if (!pl_sim_storage_on_node(&s->stores[k], s->nodes[i].name) ||
+				    !res_visible(s, who, "storage", s->stores[k].id))
 					continue;
 				o = storage_entry(s, &s->stores[k], (int)i, true);
 				if (!first)
@@ -460,7 +492,11 @@ resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *
 		json_t *v;
 
 		json_object_foreach(s->pools, k, v) {
-			json_t *o = pool_entry(s, k, v, now);
+			json_t *o;
+
+			if (!res_visible(s, who, "pool", k))
+				continue;
+			o = pool_entry(s, k, v, now);
 
 			if (!first)
 				pl_buf_addch(b, ',');
@@ -492,7 +528,11 @@ h_resources(struct pl_sim_req *r)
 		if (type && !strcmp(type, types[i]))
 			slot = i;
 	if (type && slot == 0) {
-		resources_build(s, type, now, &r->raw); /* sdn and friends: empty */
+		resources_build(s, type, now, &r->raw, NULL); /* sdn and friends: empty */
+		return;
+	}
+	if (pl_sim_access_filtered(s, r->user)) { /* per caller: not cached */
+		resources_build(s, types[slot], now, &r->raw, r->user);
 		return;
 	}
 	if (!s->rescache[slot].body || s->rescache[slot].t != now ||
@@ -500,7 +540,7 @@ h_resources(struct pl_sim_req *r)
 		struct pl_buf b;
 
 		pl_buf_init(&b, 0);
-		resources_build(s, types[slot], now, &b);
+		resources_build(s, types[slot], now, &b, NULL);
 		pl_sim_blob_unref(s->rescache[slot].body);
 		s->rescache[slot].body = pl_sim_blob_from_buf(&b);
 		pl_buf_release(&b);
@@ -847,31 +887,6 @@ h_ticket_get(struct pl_sim_req *r)
 	pl_sim_ok(r, json_null());
 }
 
-static void
-h_user_token(struct pl_sim_req *r)
-{
-	const char *user = pl_sim_p(r, "userid"), *tok = pl_sim_p(r, "tokenid");
-
-	if ((user && !strcmp(user, "root@pam") && tok && (!strcmp(tok, "pvelab") || !strcmp(tok, "root1"))) ||
-	    (user && !strcmp(user, "audit@pve") && tok && !strcmp(tok, "ro"))) {
-		pl_sim_ok(r, json_pack("{s:i,s:i}", "privsep", !strcmp(user, "audit@pve"), "expire",
-				       0));
-		return;
-	}
-	pl_sim_fail(r, 500, "no such token '%s' for user '%s'", tok ? tok : "", user ? user : "");
-}
-
-static void
-h_permissions(struct pl_sim_req *r)
-{
-	if (r->readonly)
-		pl_sim_ok(r, json_pack("{s:{s:i,s:i,s:i}}", "/", "Sys.Audit", 1, "VM.Audit", 1,
-				       "Datastore.Audit", 1));
-	else
-		pl_sim_ok(r, json_pack("{s:{s:i,s:i,s:i,s:i,s:i}}", "/", "Sys.Audit", 1, "Sys.Modify",
-				       1, "VM.Allocate", 1, "VM.Audit", 1, "Datastore.Allocate", 1));
-}
-
 /* --- the table --- */
 
 static const struct {
@@ -896,8 +911,6 @@ static const struct {
 	{ PL_SIM_GET, "/nodes/{node}/tasks/{upid}/log", h_task_log },
 	{ PL_SIM_GET, "/access/domains", h_domains },
 	{ PL_SIM_GET, "/access/ticket", h_ticket_get },
-	{ PL_SIM_GET, "/access/permissions", h_permissions },
-	{ PL_SIM_GET, "/access/users/{userid}/token/{tokenid}", h_user_token },
 };
 
 static void
@@ -922,7 +935,7 @@ pl_sim_api_bind(struct pl_sim *s)
 		pl_sim_clone_routes,   pl_sim_agent_routes,    pl_sim_storage_routes,
 		pl_sim_pool_routes,    pl_sim_storecfg_routes, pl_sim_ha_routes,
 		pl_sim_harules_routes, pl_sim_backup_routes,   pl_sim_firewall_routes,
-		pl_sim_fwsets_routes,  pl_sim_feature_routes,
+		pl_sim_fwsets_routes,  pl_sim_feature_routes,  pl_sim_access_routes,
 	};
 
 	for (size_t i = 0; i < PL_ARRAY_LEN(table); i++)

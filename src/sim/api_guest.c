@@ -176,7 +176,8 @@ h_list(struct pl_sim_req *r)
 	for (size_t i = 0; i < s->nguests; i++) {
 		struct pl_sim_guest *g = s->guests[i];
 
-		if (g->node == n && g->lxc == lxc)
+		if (g->node == n && g->lxc == lxc &&
+		    (!pl_sim_access_filtered(s, r->user) || pl_sim_vm_visible(s, r->user, g->vmid)))
 			json_array_append_new(
 				a,
 				pl_sim_guest_status(s, g, pl_sim_pbool(r, "full", false), false));

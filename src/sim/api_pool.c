@@ -61,7 +61,12 @@ h_pools(struct pl_sim_req *r)
 	json_object_foreach(r->sim->pools, k, v) {
 		json_t *o;
 
-		if (only && strcmp(only, k))
+		char path[300];
+
+		snprintf(path, sizeof(path), "/pool/%s", k);
+		if ((only && strcmp(only, k)) ||
+		    (pl_sim_access_filtered(r->sim, r->user) &&
+		     !pl_sim_access_can(r->sim, r->user, path, "Pool.Audit")))
 			continue;
 		o = json_pack("{s:s,s:s}", "poolid", k, "comment",
 			      pl_json_str_or(v, "comment", ""));

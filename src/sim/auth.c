@@ -151,8 +151,9 @@ pl_sim_login(struct pl_sim *s, struct evhttp_request *req, json_t *params)
 		full = pl_strdup(user ? user : "");
 	if (pw && pl_str_startswith(pw, "PVE:"))
 		tuser = pl_sim_ticket_check(s, pw);
-	if (strcmp(full, "root@pam") != 0 ||
-	    !(pw && ((tuser && !strcmp(tuser, full)) || !strcmp(pw, s->password)))) {
+	if (!(pw && ((tuser && !strcmp(tuser, full)) ||
+		     (!strcmp(full, "root@pam") && !strcmp(pw, s->password)) ||
+		     pl_sim_access_password_ok(s, full, pw)))) {
 		free(full);
 		free(tuser);
 		pl_sim_std_headers(s, req, true);

@@ -141,6 +141,7 @@ struct pl_sim {
 	json_t *ha;      /* HA: {resources, groups, rules, service} (api_ha.c) */
 	json_t *jobs;    /* backup jobs: id -> job (api_backup.c) */
 	json_t *fw;      /* firewall: {cluster, nodes, guests} files (api_firewall.c) */
+	json_t *access;  /* {roles, users: {id: {password?, tokens}}, acl: [...]} (acl.c) */
 	struct pl_sim_task **tasks;
 	size_t ntasks;
 	uint32_t next_pid;
@@ -190,7 +191,6 @@ struct pl_sim_req {
 	const char *user;   /* "root@pam" or "root@pam!pvelab" */
 	bool lxc;           /* the route's guest kind (an .../lxc/... path) */
 	int op;             /* the route's operation, for handlers serving several */
-	bool readonly;
 	int status;
 	char *reason;       /* NULL: "OK" / derived from the message */
 	json_t *data;
@@ -381,6 +381,38 @@ char *pl_sim_auth_value(const char *hdr, const char *name);
 bool pl_sim_token_is(const char *value, const char *id, const char *secret);
 /* Answer POST /access/ticket: a ticket and CSRF token, or 401. */
 void pl_sim_login(struct pl_sim *s, struct evhttp_request *req, json_t *params);
+
+/* --- access control (acl.c) --- */
+
+/* The built-in users, tokens and ACLs: root@pam!pvelab (no privilege
+ * separation) and audit@pve!ro (separated, PVEAuditor on /). */
+void pl_sim_access_init(struct pl_sim *s);
+/* Seed section "access": users (with tokens) and acl entries. */
+int pl_sim_access_seed(struct pl_sim *s, const json_t *access, char **errmsg);
+/* Add a token (value NULL: a random one); its value, or NULL for no such user. */
+const char *pl_sim_access_add_token(struct pl_sim *s, const char *user, const char *tok,
+				    bool privsep, const char *value);
+void pl_sim_access_add_acl(struct pl_sim *s, const char *path, const char *ugid, const char *role,
+			   bool propagate);
+bool pl_sim_access_token_known(struct pl_sim *s, const char *id);
+/* The token id an Authorization "PVEAPIToken" value names (caller frees), or NULL. */
+char *pl_sim_access_token_auth(struct pl_sim *s, const char *value);
+bool pl_sim_access_password_ok(struct pl_sim *s, const char *user, const char *pw);
+/* Privileges (priv -> true) of a user or token on a path (caller decrefs). */
+json_t *pl_sim_access_privs(struct pl_sim *s, const char *auth, const char *path);
+bool pl_sim_access_can(struct pl_sim *s, const char *auth, const char *path, const char *priv);
+/* A method's permissions object checked for auth: NULL, or the 403 message. */
+char *pl_sim_access_check(struct pl_sim *s, const json_t *perm, const char *auth,
+			  const json_t *params);
+/* Whether list answers are filtered for this caller (anyone but root@pam and
+ * its unseparated tokens). */
+bool pl_sim_access_filtered(struct pl_sim *s, const char *auth);
+/* A pool member's VMID (numbers, or strings from a seed) (api.c). */
+uint32_t pl_sim_member_vmid(const json_t *mem);
+/* The pool guest vmid is a member of, or NULL (api.c). */
+const char *pl_sim_guest_pool(struct pl_sim *s, uint32_t vmid);
+/* Whether who (NULL: anyone) has VM.Audit on /vms/VMID (api.c). */
+bool pl_sim_vm_visible(struct pl_sim *s, const char *who, uint32_t vmid);
 
 /* --- HTTP (server.c) --- */
 /* A task holding vmid's lock file ended: retry the calls waiting for it. */

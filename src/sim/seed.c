@@ -386,7 +386,8 @@ pl_sim_seed_load(struct pl_sim *s, const json_t *seed, char **errmsg)
 	}
 	if ((r = pl_sim_ha_seed(s, json_object_get(seed, "ha"), errmsg)) != 0 ||
 	    (r = pl_sim_jobs_seed(s, json_object_get(seed, "backup_jobs"), errmsg)) != 0 ||
-	    (r = pl_sim_fw_seed(s, json_object_get(seed, "firewall"), errmsg)) != 0)
+	    (r = pl_sim_fw_seed(s, json_object_get(seed, "firewall"), errmsg)) != 0 ||
+	    (r = pl_sim_access_seed(s, json_object_get(seed, "access"), errmsg)) != 0)
 		return r;
 	return 0;
 }
@@ -538,6 +539,9 @@ pl_sim_state_dump(struct pl_sim *s)
 	json_object_set_new(root, "storages", stores);
 	json_object_set_new(root, "guests", guests);
 	json_object_set(root, "pools", s->pools);
+	json_object_set_new(root, "access",
+			    json_pack("{s:O,s:O}", "users", json_object_get(s->access, "users"),
+				      "acl", json_object_get(s->access, "acl")));
 	if (s->ha)
 		json_object_set_new(root, "ha", pl_sim_ha_dump(s));
 	if (s->jobs)

@@ -192,53 +192,6 @@ pl_sim_faults_check(const char *spec, char **errmsg)
 
 /* --- the request handler --- */
 
-static const char *
-perm_text(const struct pl_sim_method *m, const json_t *params, char *buf, size_t len)
-{
-	const json_t *check = json_object_get(m->def, "check");
-	const char *path = json_string_value(json_array_get(check, 1));
-	const json_t *privs = json_array_get(check, 2);
-	struct pl_buf b;
-
-	if (!json_is_array(check) || !path ||
-	    !json_is_string(json_array_get(check, 0)) ||
-	    strcmp(json_string_value(json_array_get(check, 0)), "perm") != 0) {
-		snprintf(buf, len, "Permission check failed");
-		return buf;
-	}
-	pl_buf_init(&b, 4096);
-	for (const char *p = path; *p; p++) {
-		if (*p == '{') {
-			const char *e = strchr(p, '}');
-			char name[64];
-
-			if (e && (size_t)(e - p - 1) < sizeof(name)) {
-				memcpy(name, p + 1, (size_t)(e - p - 1));
-				name[e - p - 1] = 0;
-				pl_buf_addstr(&b, pl_json_str_or(params, name, ""));
-				p = e;
-				continue;
-			}
-		}
-		pl_buf_addch(&b, *p);
-	}
-	if (json_is_array(privs)) {
-		size_t i;
-		json_t *v;
-
-		pl_buf_addstr(&b, ", ");
-		json_array_foreach(privs, i, v) {
-			if (i)
-				pl_buf_addstr(&b, " | ");
-			if (json_is_string(v))
-				pl_buf_addstr(&b, json_string_value(v));
-		}
-	}
-	snprintf(buf, len, "Permission check failed (%s)", b.data);
-	pl_buf_release(&b);
-	return buf;
-}
-
 static bool
 public_call(enum pl_sim_meth m, const char *path)
 {
@@ -265,7 +218,6 @@ struct pl_sim_waiter {
 	char *path;
 	json_t *params;
 	char *user;
-	bool readonly;
 	int delay;
 	uint32_t vmid;
 	char *reason; /* the lock timeout message */
@@ -310,8 +262,7 @@ waiter_timeout(evutil_socket_t fd, short what, void *arg)
  * (w is reused when it is a retry) until the lock is free or time runs out. */
 static void
 run_call(struct pl_sim *s, struct evhttp_request *req, const struct pl_sim_method *m,
-	 const char *path, json_t *params, const char *user, bool readonly, int delay,
-	 struct pl_sim_waiter *w)
+	 const char *path, json_t *params, const char *user, int delay, struct pl_sim_waiter *w)
 {
 	struct pl_sim_req r;
 
@@ -322,7 +273,6 @@ run_call(struct pl_sim *s, struct evhttp_request *req, const struct pl_sim_metho
 	r.path = path;
 	r.params = params;
 	r.user = user ? user : "root@pam";
-	r.readonly = readonly;
 	r.status = 200;
 	pl_sim_api_call(&r);
 	if (r.status == PL_SIM_WAIT) {
@@ -336,7 +286,6 @@ run_call(struct pl_sim *s, struct evhttp_request *req, const struct pl_sim_metho
 			w->path = pl_strdup(path);
 			w->params = json_incref(params);
 			w->user = pl_strdup(r.user);
-			w->readonly = readonly;
 			w->delay = delay;
 			w->ev = evtimer_new(s->base, waiter_timeout, w);
 			tv.tv_sec = s->opts.lock_wait_ms / 1000;
@@ -382,7 +331,7 @@ pl_sim_lock_released(struct pl_sim *s, uint32_t vmid)
 
 		ready = w->next;
 		w->next = NULL;
-		run_call(s, w->req, w->m, w->path, w->params, w->user, w->readonly, w->delay, w);
+		run_call(s, w->req, w->m, w->path, w->params, w->user, w->delay, w);
 	}
 }
 
@@ -402,7 +351,7 @@ on_request(struct evhttp_request *req, void *arg)
 	const char *k;
 	json_t *v;
 	enum pl_sim_meth meth;
-	bool readonly = false, token = false;
+	bool token = false;
 	int delay = s->faults.latency_ms;
 	struct pl_sim_req r;
 
@@ -455,12 +404,7 @@ on_request(struct evhttp_request *req, void *arg)
 				goto out;
 			}
 		} else if (authz && (ticket = pl_sim_auth_value(authz, "PVEAPIToken")) != NULL) {
-			if (pl_sim_token_is(ticket, "root@pam!pvelab", s->token_secret)) {
-				user = pl_strdup("root@pam!pvelab");
-			} else if (pl_sim_token_is(ticket, "audit@pve!ro", s->ro_secret)) {
-				user = pl_strdup("audit@pve!ro");
-				readonly = true;
-			}
+			user = pl_sim_access_token_auth(s, ticket);
 			token = true;
 			pl_free_secret(ticket);
 			if (!user) {
@@ -502,9 +446,18 @@ on_request(struct evhttp_request *req, void *arg)
 		pl_sim_reply_json(s, req, 400, "Parameter verification failed.", errors, delay);
 		goto out;
 	}
-	if (readonly && meth != PL_SIM_GET) {
-		pl_sim_reply_json(s, req, 403, perm_text(m, params, msg, sizeof(msg)), NULL, delay);
-		goto out;
+	if (user) { /* RPCEnvironment::check_api2_permissions */
+		char *denied = pl_sim_access_check(s,
+						   json_object_get(m->def, "permissions") ?
+							   json_object_get(m->def, "permissions") :
+							   m->def,
+						   user, params);
+
+		if (denied) {
+			pl_sim_reply_json(s, req, 403, denied, NULL, delay);
+			free(denied);
+			goto out;
+		}
 	}
 	if (!strcmp(path, "/access/ticket") && meth == PL_SIM_POST) {
 		pl_sim_login(s, req, params);
@@ -533,7 +486,7 @@ on_request(struct evhttp_request *req, void *arg)
 		goto out;
 	}
 
-	run_call(s, req, m, path, params, user, readonly, delay, NULL);
+	run_call(s, req, m, path, params, user, delay, NULL);
 out:
 	req_release(&r);
 	json_decref(params);

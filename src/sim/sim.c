@@ -166,6 +166,7 @@ pl_sim_new(struct event_base *base, const struct pl_sim_opts *o, struct pl_sim *
 		s->lxc_conf_m = lp ? lp->methods[PL_SIM_PUT] : NULL;
 	}
 	pl_sim_api_bind(s);
+	pl_sim_access_init(s);
 	if (o->state_file && stat(o->state_file, &stt) == 0) {
 		if ((r = load_file(o->state_file, &seed, errmsg)) != 0)
 			goto fail;
@@ -237,6 +238,7 @@ pl_sim_free(struct pl_sim *s)
 	json_decref(s->ha);
 	json_decref(s->jobs);
 	json_decref(s->fw);
+	json_decref(s->access);
 	json_decref(s->aplinfo);
 	free(s->clustername);
 	pl_free_secret(s->password);

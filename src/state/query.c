@@ -156,13 +156,13 @@ counter(sqlite3_stmt *st, int i, bool real)
 static json_t *
 row_summary(sqlite3_stmt *st)
 {
-	return json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s?,s:b,s:s?,s:o?,s:o?,s:o?,s:o?,s:o?}",
+	return json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s?,s:b,s:s?,s:o?,s:o?,s:o?,s:o?,s:o?,s:s*}",
 			 "vmid", (json_int_t)sqlite3_column_int64(st, 0), "name", TEXT(st, 1),
 			 "node", TEXT(st, 2), "type", TEXT(st, 3), "status", TEXT(st, 4), "tags",
 			 TEXT(st, 5), "template", sqlite3_column_int(st, 6) != 0, "lock",
 			 TEXT(st, 7), "cpu", counter(st, 8, true), "maxcpu", counter(st, 9, false),
 			 "mem", counter(st, 10, false), "maxmem", counter(st, 11, false), "maxdisk",
-			 counter(st, 12, false));
+			 counter(st, 12, false), "_unseen", TEXT(st, 13));
 }
 
 static json_t *
@@ -186,7 +186,8 @@ pl_state_guest_summaries(struct pl_state *s, const struct pl_state_filter *f, js
 			       "vmid, name, node, type, status, tags, template, "
 			       "json_extract(json, '$.lock'), json_extract(live, '$.cpu'), "
 			       "json_extract(live, '$.maxcpu'), json_extract(live, '$.mem'), "
-			       "json_extract(live, '$.maxmem'), json_extract(live, '$.maxdisk')",
+			       "json_extract(live, '$.maxmem'), json_extract(live, '$.maxdisk'), "
+			       "json_extract(live, '$._unseen')",
 			       f, &st, errmsg)) != 0)
 		return r;
 	return collect(s, st, row_summary, out, errmsg);
@@ -230,8 +231,11 @@ pl_state_guest_names(struct pl_state *s, json_t **out, char **errmsg)
 int
 pl_state_guest_counts(struct pl_state *s, json_t **out, char **errmsg)
 {
-	return query_json(s, "SELECT json_object('type', type, 'status', status, 'n', count(*)) "
-			  "FROM guests GROUP BY type, status", NULL, 0, out, errmsg);
+	return query_json(s,
+			  "SELECT json_object('type', type, 'status', status, 'n', count(*), "
+			  "'unseen', json_extract(live, '$._unseen') IS NOT NULL) FROM guests "
+			  "GROUP BY type, status, json_extract(live, '$._unseen') IS NOT NULL",
+			  NULL, 0, out, errmsg);
 }
 
 int

@@ -53,6 +53,7 @@ json_t *pl_state_guest_sig(const json_t *guest);
 struct pl_state_counts {
 	int added, changed, removed, unchanged;
 	int unread; /* guests marked "_unread" (config not read): kept as recorded */
+	int unseen; /* guests gone from view that the token cannot see: kept, not deleted */
 };
 
 /* Record a whole-cluster snapshot in one transaction:

@@ -6,6 +6,7 @@
  */
 #include "core/common.h"
 #include "state/state.h"
+#include "core/access.h"
 #include "core/apischema.h"
 #include "core/buf.h"
 #include "core/err.h"
@@ -314,9 +315,11 @@ pl_state_sync_guest(struct pl_state_sync *y, json_t *g, const json_t *sig)
 	json_decref(own);
 }
 
-/* What this sync has not seen is gone: a history row each, and the row goes. */
+/* What this sync has not seen is gone: a history row each, and the row goes;
+ * but a guest the token cannot see (perms) is only out of view: its row stays
+ * as last synced, with a note (PL_SNAP_UNSEEN) in its live part. */
 static int
-record_gone(struct pl_state_sync *y, char **errmsg)
+record_gone(struct pl_state_sync *y, const json_t *perms, char **errmsg)
 {
 	struct pl_state *s = y->s;
 	sqlite3_stmt *one = NULL, *del = NULL;
@@ -336,6 +339,26 @@ record_gone(struct pl_state_sync *y, char **errmsg)
 		if (sqlite3_step(one) == SQLITE_ROW && (js = (const char *)sqlite3_column_text(one, 0)))
 			last = json_loads(js, 0, NULL);
 		sqlite3_reset(one);
+		if (!pl_access_sees_vm(perms, vmid, pl_json_str(last, "pool"))) {
+			json_t *note =
+				json_pack("{s:o}", PL_SNAP_UNSEEN,
+					  json_sprintf("not visible to the token (no VM.Audit on "
+						       "/vms/%lld)",
+						       vmid));
+			char *text = json_dumps(note, JSON_COMPACT);
+
+			pl_state_bind_text(y->live, 1, pl_json_str(last, "status"));
+			sqlite3_bind_text(y->live, 2, text, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_int64(y->live, 3, y->run);
+			sqlite3_bind_int64(y->live, 4, vmid);
+			free(text);
+			json_decref(note);
+			json_decref(last);
+			y->cnt.unseen++;
+			if ((r = pl_state_step_done(s, y->live, errmsg)) != 0)
+				goto out;
+			continue;
+		}
 		sig = pl_state_guest_sig(last);
 		y->cnt.removed++;
 		note_change(y->changes, vmid, pl_json_str(last, "name"), "deleted");
@@ -501,7 +524,7 @@ pl_state_sync_end(struct pl_state_sync *y, const json_t *snap, struct pl_state_c
 		r = pl_seterr(errmsg, y->err, "%s", y->errmsg);
 		goto fail;
 	}
-	if ((r = record_gone(y, errmsg)) != 0 ||
+	if ((r = record_gone(y, json_object_get(snap, PL_SNAP_PERMS), errmsg)) != 0 ||
 	    (r = pl_state_sync_day2(s, snap, y->run, y->ts, errmsg)) != 0 ||
 	    (r = replace_table(s, "nodes", "node", "status", json_object_get(snap, PL_SNAP_NODES),
 			       y->run, errmsg)) != 0 ||
