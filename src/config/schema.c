@@ -10,6 +10,10 @@
 
 #define END { NULL, 0, NULL, NULL, NULL, false }
 
+/* The tables keep one row per line, however long, so that a row reads (and
+ * diffs) as one key: clang-format would fold them. */
+/* clang-format off */
+
 /* Keys of one guest, relative to the guest (also the keys of `defaults:`). */
 static const struct pl_config_key guest_keys[] = {
 	{ "/name", PL_CT_STRING, NULL, NULL, "guest name (VM name or CT hostname); unique", true },
@@ -394,6 +398,7 @@ static const struct pl_config_key top_keys[] = {
 	{ "/proxy/targets/*/rewrite_location", PL_CT_BOOL, "true", NULL, "rewrite Location: headers that point upstream", false },
 	END,
 };
+/* clang-format on */
 
 static const struct {
 	const char *prefix;

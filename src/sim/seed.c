@@ -445,8 +445,9 @@ pl_sim_generate(struct pl_sim *s, int nodes, int guests, char **errmsg)
 		snprintf(buf, sizeof(buf), lxc ? "%s,size=8G" : "%s,iothread=1,size=32G", volid);
 		json_object_set_new(g->conf, lxc ? "rootfs" : "scsi0", json_string(buf));
 		snprintf(buf, sizeof(buf),
-			 lxc ? "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:%02X:%02X:%02X,ip=dhcp,type=veth"
-			     : "virtio=BC:24:11:%02X:%02X:%02X,bridge=vmbr0",
+			 lxc ? "name=eth0,bridge=vmbr0,hwaddr=BC:24:11:%02X:%02X:%02X,ip=dhcp,type="
+			       "veth" :
+			       "virtio=BC:24:11:%02X:%02X:%02X,bridge=vmbr0",
 			 (unsigned)(r64 & 0xff), (unsigned)((r64 >> 8) & 0xff),
 			 (unsigned)((r64 >> 16) & 0xff));
 		json_object_set_new(g->conf, "net0", json_string(buf));

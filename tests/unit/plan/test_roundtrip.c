@@ -15,6 +15,8 @@
 #include "model/guest.h"
 #include "plan/plan.h"
 
+/* one JSON document per entry, split where it reads well */
+/* clang-format off */
 static const char *const LIVE[] = {
 	/* a VM with cloud-init, two NICs, odd disk options, a CD-ROM, EFI, PCI */
 	"{\"vmid\":123,\"name\":\"odd-vm\",\"node\":\"pve\",\"type\":\"qemu\",\"status\":\"running\","
@@ -44,6 +46,7 @@ static const char *const LIVE[] = {
 	"\"nameserver\":\"192.168.0.1\",\"lxc\":[[\"lxc.cgroup2.devices.allow\",\"c 226:0 rwm\"]],"
 	"\"digest\":\"d\"}}",
 };
+/* clang-format on */
 
 static void
 test_import_round_trip(void **state)
