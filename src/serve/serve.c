@@ -183,7 +183,18 @@ pl_serve_add(struct pl_serve *sv, const struct pl_serve_module *m)
 /* ---- matching ---------------------------------------------------------- */
 
 /* Split a raw path into decoded segments; false for what no route takes: no
- * leading '/', empty, "." or ".." segments, an encoded '/' or NUL, too many. */
+ * leading '/', empty, "." or ".." segments, an encoded '/' or NUL, invalid
+ * UTF-8 (a parameter becomes a JSON string, which must be UTF-8), too many. */
+/* jansson's own check (json_stringn refuses invalid UTF-8). */
+static bool
+utf8_valid(const char *s, size_t len)
+{
+	json_t *t = json_stringn(s, len);
+
+	json_decref(t);
+	return t != NULL;
+}
+
 static bool
 split_path(const char *path, char **seg, int *nseg)
 {
@@ -208,7 +219,7 @@ split_path(const char *path, char **seg, int *nseg)
 		dec = evhttp_uridecode(raw, 0, &dlen);
 		free(raw);
 		if (dec == NULL || dlen != strlen(dec) || strchr(dec, '/') || !strcmp(dec, ".") ||
-		    !strcmp(dec, "..") || dlen == 0) {
+		    !strcmp(dec, "..") || dlen == 0 || !utf8_valid(dec, dlen)) {
 			free(dec);
 			return false;
 		}

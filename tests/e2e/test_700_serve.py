@@ -407,7 +407,8 @@ def test_malformed_requests_get_clean_4xx_and_the_server_stays_up(lab):
         pass  # evhttp may close before the client has sent it all: also refused
     # path tricks
     for path in (b"/api/v1/../healthz", b"/api/v1/%2e%2e/healthz", b"/api/v1/guests/a%2fb",
-                 b"/api//v1/cluster", b"/api/v1/guests/%00", b"/api/v1/./cluster"):
+                 b"/api//v1/cluster", b"/api/v1/guests/%00", b"/api/v1/./cluster",
+                 b"/api/v1/guests/w%96%9D%DA%CD0/history"):  # not UTF-8
         resp = raw(lab, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n" + auth +
                    b"Connection: close\r\n\r\n")
         assert status_of(resp) == 400, (path, resp[:200])
