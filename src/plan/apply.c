@@ -26,6 +26,7 @@
 #include "pve/client.h"
 
 #include <event2/event.h>
+#include <sys/time.h>
 #include <pthread.h>
 
 enum step {
@@ -1236,12 +1237,28 @@ step_after(struct job *j, json_t *data)
 	}
 	if (s == S_BACKUP && j->bk_before == NULL && json_is_array(data)) {
 		const json_t *e;
+		long long newest = 0, now = (long long)time(NULL);
 		size_t i;
 
 		j->bk_before = json_object();
-		json_array_foreach(data, i, e)
+		json_array_foreach(data, i, e) {
 			if (pl_json_str(e, "volid"))
 				json_object_set_new(j->bk_before, pl_json_str(e, "volid"), json_true());
+			if (pl_json_int(e, "vmid", j->old_vmid) == j->old_vmid &&
+			    pl_json_int(e, "ctime", 0) > newest)
+				newest = pl_json_int(e, "ctime", 0);
+		}
+		/* vzdump names an archive to the second: one of this guest made this
+		 * second (a rollback's backup just before) would be overwritten, and
+		 * ours not told apart. Wait for the next second (a clock a second or
+		 * two ahead included). */
+		if (newest >= now && newest - now < 2) {
+			struct timeval tv;
+
+			gettimeofday(&tv, NULL);
+			retry_later(j, (long)(newest - now + 1) * 1000 - tv.tv_usec / 1000 + 50);
+			return;
+		}
 		backup_post(j); /* now the backup itself */
 		return;
 	}
