@@ -33,13 +33,14 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_session s;
 	struct pl_args a;
-	json_t *perms = NULL, *out = json_array(), *v;
+	json_t *perms = NULL, *out = NULL, *v;
 	char *err = NULL, *tok = NULL;
 	int r, rc = PL_EXIT_ERROR, missing = 0, partial;
 	size_t i;
 
 	if ((r = pl_args_parse(&a, &pl_cmd_doctor, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
+	out = json_array();
 	if (pl_session_open(&s, ctx, PL_NEED_API, &err) != 0 ||
 	    pl_pve_call(s.pve, "GET", "/access/permissions", NULL, &perms, &err) != 0) {
 		pl_error("doctor: cannot read the token's permissions: %s", err);
