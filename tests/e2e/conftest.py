@@ -12,7 +12,7 @@ import pytest
 SRC = os.environ.get("PVELAB_SRC", os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
 BIN = os.path.abspath(os.environ.get("PVELAB_BIN", os.path.join(SRC, "build", "pvelab")))
-# test data copied from ../shared with its sources (tests/data/SOURCE.md: origin, commit, licence)
+# test data copied from the reference library, with its sources (tests/data/SOURCE.md: origin, commit, licence)
 TESTDATA = os.path.join(SRC, "tests", "data")
 
 
