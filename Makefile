@@ -1,6 +1,6 @@
 # Front door to the CMake build: make, make demo, make check [SANITIZE=1],
 # make deb. Each first installs the Debian packages it needs
-# (scripts/install-deps: build for make and make demo, test for make check).
+# (scripts/install-deps: build for make and make demo, test and npm for make check).
 BUILD ?= build
 CMAKE_FLAGS ?=
 ifeq ($(SANITIZE),1)
@@ -22,7 +22,7 @@ build-deps:
 	@scripts/install-deps build
 
 deps:
-	@scripts/install-deps build test
+	@scripts/install-deps build test npm
 
 # Developer builds: warnings are errors (PVELAB_WERROR, off for a plain make).
 check: deps
