@@ -329,32 +329,32 @@ static const struct pl_serve_route routes[] = {
 	  "{\"type\":\"object\",\"required\":[\"nodes\",\"guests\"],\"properties\":{\"nodes\":"
 	  "{\"type\":\"array\",\"items\":" NODE "},\"guests\":{\"type\":\"object\",\"required\":"
 	  "[\"total\"],\"properties\":{\"total\":{\"type\":\"integer\"}}},\"last_sync\":" RUN "}}",
-	  NULL, NULL, get_cluster },
+	  NULL, NULL, get_cluster, 0 },
 	{ "GET", "/api/v1/nodes", PL_ROLE_VIEWER, 200,
 	  "the nodes as last synced (the nodes of pvelab status -o json)",
-	  "{\"type\":\"array\",\"items\":" NODE "}", NULL, NULL, get_nodes },
+	  "{\"type\":\"array\",\"items\":" NODE "}", NULL, NULL, get_nodes, 0 },
 	{ "GET", "/api/v1/guests", PL_ROLE_VIEWER, 200,
 	  "the guests as last synced, filtered and sorted (pvelab list -o json)",
-	  "{\"type\":\"array\",\"items\":" GUEST_SUMMARY "}", NULL, list_query, get_guests },
+	  "{\"type\":\"array\",\"items\":" GUEST_SUMMARY "}", NULL, list_query, get_guests, 0 },
 	{ "GET", "/api/v1/guests/{guest}", PL_ROLE_VIEWER, 200,
 	  "one guest (vmid or name) as last synced, with its recent tasks (pvelab describe -o "
 	  "json, without the snapshots it reads live)",
 	  "{\"type\":\"object\",\"required\":[\"vmid\",\"type\",\"node\",\"tasks\"],"
 	  "\"properties\":{\"vmid\":{\"type\":\"integer\"},\"config\":" OBJ ",\"tasks\":"
 	  "{\"type\":\"array\"}}}",
-	  NULL, NULL, get_guest },
+	  NULL, NULL, get_guest, 0 },
 	{ "GET", "/api/v1/guests/{guest}/history", PL_ROLE_VIEWER, 200,
 	  "every recorded state of a guest, oldest first (pvelab history -o json)",
 	  "{\"type\":\"array\",\"items\":{\"type\":\"object\",\"required\":[\"id\",\"kind\","
 	  "\"sha256\",\"ts\",\"changes\",\"state\"],\"properties\":{\"id\":{\"type\":"
 	  "\"integer\"},\"kind\":{\"enum\":[\"discovered\",\"created\",\"updated\",\"deleted\"]},"
 	  "\"changes\":{\"type\":\"array\"},\"state\":" OBJ "}}}",
-	  NULL, NULL, get_history },
+	  NULL, NULL, get_history, 0 },
 	{ "GET", "/api/v1/runs", PL_ROLE_VIEWER, 200,
 	  "the runs (syncs, applies, rollbacks...), newest first",
-	  "{\"type\":\"array\",\"items\":" RUN "}", NULL, runs_query, get_runs },
+	  "{\"type\":\"array\",\"items\":" RUN "}", NULL, runs_query, get_runs, 0 },
 	{ "GET", "/api/v1/runs/{id}", PL_ROLE_VIEWER, 200, "one run with its result", RUN, NULL,
-	  NULL, get_run },
+	  NULL, get_run, 0 },
 	{ "GET", "/api/v1/sync", PL_ROLE_VIEWER, 200,
 	  "the background refresh: age and last error of the status list and of the last sync, "
 	  "the run it recorded",
@@ -363,13 +363,13 @@ static const struct pl_serve_route routes[] = {
 	  "\"object\",\"required\":[\"seq\",\"state\"],\"properties\":{\"seq\":{\"type\":"
 	  "\"integer\"},\"state\":{\"enum\":[\"none\",\"running\",\"ok\",\"failed\"]},"
 	  "\"run_id\":{\"type\":[\"integer\",\"null\"]}}}}}",
-	  NULL, NULL, get_sync },
+	  NULL, NULL, get_sync, 0 },
 	{ "POST", "/api/v1/sync", PL_ROLE_OPERATOR, 202,
 	  "sync the whole cluster into the store now (after the one running); GET /api/v1/sync "
 	  "follows it",
 	  "{\"type\":\"object\",\"required\":[\"seq\",\"state\"],\"properties\":{\"seq\":"
 	  "{\"type\":\"integer\"},\"state\":{\"const\":\"running\"}}}",
-	  "{\"type\":\"object\",\"additionalProperties\":false}", NULL, post_sync },
+	  "{\"type\":\"object\",\"additionalProperties\":false}", NULL, post_sync, 0 },
 #define ACTION                                                                                     \
 	"{\"type\":\"object\",\"required\":[\"id\",\"action\",\"vmid\",\"state\"],"                \
 	"\"properties\":{\"id\":{\"type\":\"integer\"},\"action\":{\"type\":\"string\"},"          \
@@ -381,7 +381,7 @@ static const struct pl_serve_route routes[] = {
 			what " (as pvelab " #verb                                                  \
 			     "): 202 at once; GET /api/v1/actions/{id} follows it",                \
 			ACTION, "{\"type\":\"object\",\"additionalProperties\":false}", NULL,      \
-			post_##verb                                                                \
+			post_##verb, 0                                                             \
 	}
 	POWER_ROUTE(start, "start the guest"),
 	POWER_ROUTE(stop, "stop the guest at once"),
@@ -392,8 +392,8 @@ static const struct pl_serve_route routes[] = {
 	{ "GET", "/api/v1/actions/{id}", PL_ROLE_VIEWER, 200,
 	  "a power action asked through the API: running, then ok or failed with its result "
 	  "(as pvelab start -o json gives it)",
-	  ACTION, NULL, NULL, get_action },
-	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL },
+	  ACTION, NULL, NULL, get_action, 0 },
+	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, 0 },
 };
 
 void

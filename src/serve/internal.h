@@ -57,6 +57,8 @@ struct pl_serve {
 	struct pl_serve_event *ring; /* the last lim.event_ring events, by id % size */
 	long long event_seq;         /* the newest event's id */
 	struct event *heartbeat;
+	pl_serve_auth_fn auth; /* a module's credentials (NULL: bearer only) */
+	void *auth_arg;
 };
 
 struct pl_serve_req {
@@ -67,6 +69,7 @@ struct pl_serve_req {
 	char path[512];
 	char peer[64];
 	char caller[64]; /* the token's name */
+	int role;        /* the caller's role (PL_ROLE_PUBLIC: none) */
 	json_t *params;
 	struct evkeyvalq query;
 	json_t *body;

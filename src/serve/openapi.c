@@ -156,16 +156,17 @@ static const struct pl_serve_route core_routes[] = {
 	{ "GET", "/healthz", PL_ROLE_PUBLIC, 200, "health probe: the server answers",
 	  "{\"type\":\"object\",\"required\":[\"status\"],\"properties\":{\"status\":"
 	  "{\"const\":\"ok\"},\"version\":{\"type\":\"string\"}}}",
-	  NULL, NULL, get_healthz },
+	  NULL, NULL, get_healthz, 0 },
 	{ "GET", "/api/v1/openapi.json", PL_ROLE_VIEWER, 200,
 	  "this document, made from the route table that dispatches the requests",
-	  "{\"type\":\"object\",\"required\":[\"openapi\",\"paths\"]}", NULL, NULL, get_openapi },
+	  "{\"type\":\"object\",\"required\":[\"openapi\",\"paths\"]}", NULL, NULL, get_openapi,
+	  0 },
 	{ "GET", "/api/v1/events", PL_ROLE_VIEWER, 200,
 	  "Server-Sent Events (text/event-stream): each has an id, a type (sync, guest, action, "
 	  "reset) and JSON data; send Last-Event-ID to get what was missed",
 	  "{\"type\":\"string\",\"contentMediaType\":\"text/event-stream\"}", NULL, NULL,
-	  get_events },
-	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL },
+	  get_events, 0 },
+	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, 0 },
 };
 
 const struct pl_serve_module pl_serve_core_module = { "core", core_routes, NULL };

@@ -452,10 +452,44 @@ pl_serve_body(const struct pl_serve_req *r)
 	return r->body;
 }
 
+const unsigned char *
+pl_serve_body_raw(const struct pl_serve_req *r, size_t *len)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+
+	*len = evbuffer_get_length(in);
+	return *len ? evbuffer_pullup(in, -1) : NULL;
+}
+
+const char *
+pl_serve_header(const struct pl_serve_req *r, const char *name)
+{
+	return evhttp_find_header(evhttp_request_get_input_headers(r->req), name);
+}
+
 const char *
 pl_serve_caller(const struct pl_serve_req *r)
 {
 	return r->caller[0] ? r->caller : NULL;
+}
+
+int
+pl_serve_caller_role(const struct pl_serve_req *r)
+{
+	return r->role;
+}
+
+void
+pl_serve_add_header(struct pl_serve_req *r, const char *name, const char *value)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(r->req), name, value);
+}
+
+void
+pl_serve_set_auth(struct pl_serve *sv, pl_serve_auth_fn fn, void *arg)
+{
+	sv->auth = fn;
+	sv->auth_arg = arg;
 }
 
 static const char *
@@ -481,26 +515,24 @@ method_name(enum evhttp_cmd_type m)
 	}
 }
 
+/* Send the answer: len bytes of type (NULL: no body). */
 static void
-send_now(struct pl_serve_req *r, int status, json_t *body)
+send_now(struct pl_serve_req *r, int status, const char *type, const void *data, size_t len)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 	struct evbuffer *buf = evbuffer_new();
 	struct timespec t1;
 
-	if (body) {
-		char *text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
-
-		evhttp_add_header(h, "Content-Type", "application/json");
-		evbuffer_add(buf, text, strlen(text));
-		evbuffer_add(buf, "\n", 1);
-		free(text);
+	if (type) {
+		evhttp_add_header(h, "Content-Type", type);
+		evbuffer_add(buf, data, len);
 	}
 	if (status == 401)
 		evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"pvelab\"");
 	if (r->close)
 		evhttp_add_header(h, "Connection", "close");
-	evhttp_add_header(h, "Cache-Control", "no-store");
+	if (evhttp_find_header(h, "Cache-Control") == NULL)
+		evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	/* the access log: never a header, so never a token */
@@ -508,18 +540,40 @@ send_now(struct pl_serve_req *r, int status, json_t *body)
 		    pl_elapsed_s(&r->t0, &t1) * 1000, r->caller[0] ? " token=" : "", r->caller);
 	evhttp_send_reply(r->req, status, reason(status), buf);
 	evbuffer_free(buf);
-	json_decref(body);
+}
+
+void
+pl_serve_reply_raw(struct pl_serve_req *r, int status, const char *type, const void *data,
+		   size_t len)
+{
+	if (r->answered)
+		return;
+	r->answered = true;
+	send_now(r, status, type, data, len);
 }
 
 void
 pl_serve_reply(struct pl_serve_req *r, int status, json_t *body)
 {
+	char *text = NULL;
+
 	if (r->answered) {
 		json_decref(body);
 		return;
 	}
 	r->answered = true;
-	send_now(r, status, body);
+	if (body) {
+		size_t n;
+
+		text = json_dumps(body, JSON_COMPACT | JSON_ENCODE_ANY);
+		n = strlen(text);
+		text[n] = '\n'; /* json_dumps leaves room: its NUL becomes the newline */
+		send_now(r, status, "application/json", text, n + 1);
+	} else {
+		send_now(r, status, NULL, NULL, 0);
+	}
+	free(text);
+	json_decref(body);
 }
 
 void
@@ -544,7 +598,8 @@ on_held(evutil_socket_t fd, short what, void *arg)
 	struct pl_serve_req *r = c->held;
 
 	c->held = NULL;
-	send_now(r, r->held_status, r->held_body);
+	r->answered = false;
+	pl_serve_reply(r, r->held_status, r->held_body);
 	r->held_body = NULL;
 	pl_serve_req_free(r);
 }
@@ -564,13 +619,13 @@ auth_failed(struct pl_serve_req *r, const char *why)
 	ms = fail_delay_ms(f->n);
 	pl_log_warn("authentication failed from %s: %s (%d in a row%s)", r->peer, why, f->n,
 		    ms ? ", answer held back" : "");
-	r->answered = true;
 	if (ms == 0 || r->conn == NULL) {
-		send_now(r, 401,
-			 json_pack("{s:{s:s,s:s}}", "error", "code", "unauthorized", "message",
-				   why));
+		pl_serve_reply(r, 401,
+			       json_pack("{s:{s:s,s:s}}", "error", "code", "unauthorized",
+					 "message", why));
 		return false;
 	}
+	r->answered = true; /* on_held sends it */
 	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
 
 	r->held_status = 401;
@@ -593,6 +648,16 @@ authenticate(struct pl_serve_req *r, const struct pl_serve_route *route, bool *h
 	int role, rc = -1;
 
 	*held = false;
+	if (r->sv->auth) {
+		int got = r->sv->auth(r, r->caller, sizeof(r->caller), &role, r->sv->auth_arg);
+
+		if (got < 0)
+			return -1;
+		if (got > 0) {
+			r->role = role;
+			goto check_role;
+		}
+	}
 	if (h == NULL || strncasecmp(h, "Bearer ", 7)) {
 		*held = auth_failed(r, "no bearer token (Authorization: Bearer pvl_...)");
 		return -1;
@@ -620,7 +685,8 @@ authenticate(struct pl_serve_req *r, const struct pl_serve_route *route, bool *h
 	if (f)
 		f->n = 0;
 	snprintf(r->caller, sizeof(r->caller), "%s", pl_json_str_or(tok, "name", "?"));
-	role = pl_serve_role_parse(pl_json_str(tok, "role"));
+	role = r->role = pl_serve_role_parse(pl_json_str(tok, "role"));
+check_role:
 	if (role < route->role) {
 		pl_serve_error(r, 403, "forbidden", NULL, "token '%s' is a %s: %s %s needs %s",
 			       r->caller, pl_serve_role_name(role), route->method, route->path,
@@ -678,7 +744,7 @@ read_body(struct pl_serve_req *r, const struct pl_serve_route *route)
 	size_t len = evbuffer_get_length(in);
 	char *err = NULL;
 
-	if (len == 0)
+	if (len == 0 || (route->flags & PL_ROUTE_RAW_BODY))
 		return 0;
 	if (route->body == NULL) {
 		pl_serve_error(r, 400, "unexpected_body", NULL, "%s %s takes no request body",

@@ -52,6 +52,14 @@ struct pl_serve_route {
 	const char *body;                   /* schema of the JSON body a POST takes; NULL: none */
 	const struct pl_serve_param *query; /* ends with a NULL name; may be NULL */
 	pl_serve_fn fn;
+	unsigned flags; /* PL_ROUTE_* */
+};
+
+/* Route flags. */
+enum {
+	/* The body is any bytes (up to the body limit), not a JSON object:
+	 * the handler reads it with pl_serve_body_raw. */
+	PL_ROUTE_RAW_BODY = 1u << 0,
 };
 
 /* A module: routes ending with a NULL method, and the arg its handlers get. */
@@ -69,6 +77,15 @@ struct pl_serve_limits {
 	int max_per_client;   /* open at once from one address */
 	int event_ring;       /* events kept for Last-Event-ID replay */
 };
+
+/* Credentials other than a bearer token (a module's session cookie): asked
+ * before the bearer token on every route that needs a role. Returns 1 and
+ * fills name (its size given) and *role when the request carries credentials
+ * it accepts; 0 when it carries none of its kind (the bearer token is checked
+ * next); -1 when it answered the request itself (a refusal). */
+typedef int (*pl_serve_auth_fn)(struct pl_serve_req *req, char *name, size_t size, int *role,
+				void *arg);
+void pl_serve_set_auth(struct pl_serve *sv, pl_serve_auth_fn fn, void *arg);
 
 /* A server on base; state holds the tokens (borrowed, outlives the server). */
 struct pl_serve *pl_serve_new(struct event_base *base, struct pl_state *state,
@@ -92,8 +109,20 @@ const char *pl_serve_path_param(const struct pl_serve_req *req, const char *name
 const char *pl_serve_query(const struct pl_serve_req *req, const char *name);
 /* The JSON body (borrowed; NULL when there was none). */
 const json_t *pl_serve_body(const struct pl_serve_req *req);
+/* The raw request body and its length (a PL_ROUTE_RAW_BODY route; NULL and
+ * 0 when there was none). Not NUL-terminated. */
+const unsigned char *pl_serve_body_raw(const struct pl_serve_req *req, size_t *len);
+/* A request header (case-insensitive name); NULL when absent. */
+const char *pl_serve_header(const struct pl_serve_req *req, const char *name);
 /* The token's name (NULL on a public route) and role. */
 const char *pl_serve_caller(const struct pl_serve_req *req);
+int pl_serve_caller_role(const struct pl_serve_req *req);
+/* Add a header to the answer (before pl_serve_reply*): Set-Cookie,
+ * Content-Encoding, Mcp-Session-Id... */
+void pl_serve_add_header(struct pl_serve_req *req, const char *name, const char *value);
+/* Answer with status and len bytes of content_type (copied). */
+void pl_serve_reply_raw(struct pl_serve_req *req, int status, const char *content_type,
+			const void *data, size_t len);
 /* Answer with status and body (stolen; NULL: no body). */
 void pl_serve_reply(struct pl_serve_req *req, int status, json_t *body);
 /* Answer {"error":{"code","message","field"?}}; field may be NULL. */

@@ -17,11 +17,12 @@ noop(struct pl_serve_req *req, void *arg)
 }
 
 static const struct pl_serve_route routes[] = {
-	{ "GET", "/api/v1/guests", 1, 200, "s", "{}", NULL, NULL, noop },
-	{ "GET", "/api/v1/guests/{guest}", 1, 200, "s", "{}", NULL, NULL, noop },
-	{ "GET", "/api/v1/guests/{guest}/history", 1, 200, "s", "{}", NULL, NULL, noop },
-	{ "POST", "/api/v1/guests/{guest}/snapshots/{name}", 2, 202, "s", "{}", "{}", NULL, noop },
-	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL },
+	{ "GET", "/api/v1/guests", 1, 200, "s", "{}", NULL, NULL, noop, 0 },
+	{ "GET", "/api/v1/guests/{guest}", 1, 200, "s", "{}", NULL, NULL, noop, 0 },
+	{ "GET", "/api/v1/guests/{guest}/history", 1, 200, "s", "{}", NULL, NULL, noop, 0 },
+	{ "POST", "/api/v1/guests/{guest}/snapshots/{name}", 2, 202, "s", "{}", "{}", NULL, noop,
+	  0 },
+	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, 0 },
 };
 static const struct pl_serve_module mod = { "fuzz", routes, NULL };
 

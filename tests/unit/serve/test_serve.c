@@ -22,11 +22,11 @@ noop(struct pl_serve_req *req, void *arg)
 static const struct pl_serve_param q[] = { { "kind", "k" }, { NULL, NULL } };
 static const struct pl_serve_route routes[] = {
 	{ "GET", "/api/v1/guests", PL_ROLE_VIEWER, 200, "list", "{\"type\":\"array\"}", NULL, q,
-	  noop },
-	{ "GET", "/api/v1/guests/{guest}", PL_ROLE_VIEWER, 200, "one", "{}", NULL, NULL, noop },
+	  noop, 0 },
+	{ "GET", "/api/v1/guests/{guest}", PL_ROLE_VIEWER, 200, "one", "{}", NULL, NULL, noop, 0 },
 	{ "POST", "/api/v1/guests/{guest}/start", PL_ROLE_OPERATOR, 202, "start", "{}", "{}", NULL,
-	  noop },
-	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL },
+	  noop, 0 },
+	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, 0 },
 };
 static const struct pl_serve_module mod = { "test", routes, NULL };
 static const struct pl_serve_limits lim = { 16384, 1 << 20, 30, 10, 5, 16 };
