@@ -71,7 +71,7 @@ privs_list(const json_t *role)
 	json_object_foreach((json_t *)role, k, v)
 		keys[n++] = k;
 	qsort(keys, n, sizeof(*keys), by_name);
-	pl_buf_init(&b, 256);
+	pl_buf_init(&b, 0);
 	for (i = 0; i < n; i++)
 		pl_buf_addf(&b, "%s%s", i ? "," : "", keys[i]);
 	free(keys);
@@ -214,7 +214,7 @@ members(const json_t *g)
 	const char *k;
 	size_t n = 0;
 
-	pl_buf_init(&b, 64);
+	pl_buf_init(&b, 0);
 	json_object_foreach(json_object_get(g, "users"), k, v)
 		pl_buf_addf(&b, "%s%s", n++ ? "," : "", k);
 	return pl_buf_detach(&b, NULL);
