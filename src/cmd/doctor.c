@@ -231,13 +231,16 @@ check_nodes(struct report *r, struct pl_session *s)
 static void
 check_trust(struct report *r, struct pl_session *s)
 {
-	const char *fp =
-		s->cfg ? json_string_value(pl_config_get(s->cfg, "/cluster/fingerprint")) : NULL;
-	const char *ca =
-		s->cfg ? json_string_value(pl_config_get(s->cfg, "/cluster/ca_file")) : NULL;
-	const char *how = fp ? "pinned by its SHA-256 fingerprint" :
-			  ca ? "verified against cluster.ca_file" :
-			       "verified against the system's CAs";
+	/* as the session chose (connect.c): the environment before the config */
+	const char *fp = getenv("PVELAB_FINGERPRINT"), *ca = getenv("PVELAB_CA_FILE"), *how;
+
+	if (!fp && !ca && s->cfg) {
+		fp = json_string_value(pl_config_get(s->cfg, "/cluster/fingerprint"));
+		ca = json_string_value(pl_config_get(s->cfg, "/cluster/ca_file"));
+	}
+	how = fp ? "pinned by its SHA-256 fingerprint" :
+	      ca ? "verified against the CA file given" :
+		   "verified against the system's CAs";
 
 	json_object_set_new(r->out, "trust",
 			    json_string(fp ? "fingerprint" :

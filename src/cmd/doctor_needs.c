@@ -197,9 +197,11 @@ pl_doctor_needs(const struct pl_config *cfg, const json_t *resources, int api_ma
 		need(out, "backup jobs", "/", p, PL_ARRAY_LEN(p));
 	}
 	json_array_foreach(pl_config_get(cfg, "/pools"), i, v) {
+		/* Pool.Audit: GET /pools lists only the pools the token audits */
+		static const char *const privs[] = { "Pool.Allocate", "Pool.Audit" };
 		char *p = pl_asprintf("/pool/%s", pl_json_str_or(v, "name", ""));
 
-		need1(out, "pools", p, "Pool.Allocate");
+		need(out, "pools", p, privs, PL_ARRAY_LEN(privs));
 		free(p);
 	}
 	{

@@ -414,8 +414,24 @@ plan_create(struct planner *p, const struct pl_model_guest *m)
 							    "no online node to create it on"));
 		return;
 	}
-	if (!pl_access_sees_vm(json_object_get(p->snap, PL_SNAP_PERMS), vmid, NULL)) {
-		/* a guest there would be out of view: pvelab cannot tell it is free */
+	/* pvelab picks a free vmid from what it sees: with a partial view it
+	 * could pick one an unseen guest holds */
+	if (!m->vmid && !pl_access_sees_all_vms(json_object_get(p->snap, PL_SNAP_PERMS))) {
+		char *why =
+			pl_asprintf("the token does not see every guest (no VM.Audit on /vms), "
+				    "so pvelab cannot tell which vmid is free: declare a vmid for "
+				    "%s",
+				    m->name);
+
+		json_array_append_new(p->blocked,
+				      json_pack("{s:s,s:s}", "guest", m->name, "reason", why));
+		free(why);
+		return;
+	}
+	/* a guest there would be out of view: pvelab cannot tell it is free;
+	 * in a pool the token audits, PVE's own create refuses a taken vmid */
+	if (!pl_access_sees_vm(json_object_get(p->snap, PL_SNAP_PERMS), vmid,
+			       pl_json_str(m->create, "pool"))) {
 		char *why =
 			pl_asprintf("the token cannot see vmid %lld (no VM.Audit on /vms/%lld): "
 				    "a guest it cannot see may hold it (grant VM.Audit there, e.g. "
