@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
+#include "cmd/export.h"
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/err.h"
@@ -25,7 +26,9 @@
 
 enum { O_OUT };
 static const struct pl_opt opts[] = {
-	{ "out", 0, "DIR", "write inventory.yml and playbook.yml there (default: ansible)" },
+	{ "out", 0, "DIR",
+	  "where to write (default: ansible/ for inventory.yml and playbook.yml, terraform/ "
+	  "for main.tf)" },
 	{ NULL, 0, NULL, NULL },
 };
 
@@ -481,56 +484,68 @@ write_new(const char *path, const char *text, size_t len)
 	return 0;
 }
 
+/* The chosen guests of cfg (all when names is empty) and their models, with
+ * the tags that make them this project's (as the planner adds). */
 static int
-export_ansible(struct pl_ctx *ctx, const struct pl_config *cfg, char **names, int nnames,
-	       const char *dir)
+models_of(const struct pl_config *cfg, char **names, int nnames, json_t **chosen,
+	  struct pl_model_guest **models, size_t *n)
 {
-	const json_t *all = pl_config_guests(cfg), *g;
-	json_t *chosen = json_array(), *tasks = json_array(), *play, *inv;
-	struct pl_model_guest *models;
-	struct pl_buf book, notes, invtext;
-	char *err = NULL, *p1 = NULL, *p2 = NULL;
-	size_t i, n = 0;
-	int rc = PL_EXIT_ERROR;
+	const json_t *g;
+	char *err = NULL;
+	size_t i;
 
-	json_array_foreach(all, i, g) {
+	*chosen = json_array();
+	*n = 0;
+	json_array_foreach(pl_config_guests(cfg), i, g) {
 		bool want = nnames == 0;
 
 		for (int j = 0; j < nnames; j++)
 			want |= !strcmp(names[j], pl_json_str_or(g, "name", ""));
 		if (want)
-			json_array_append(chosen, (json_t *)g);
+			json_array_append(*chosen, (json_t *)g);
 	}
+	*models = pl_calloc(json_array_size(*chosen) + 1, sizeof(**models));
 	for (int j = 0; j < nnames; j++)
-		if (!pl_json_find(chosen, "name", names[j], false)) {
+		if (!pl_json_find(*chosen, "name", names[j], false)) {
 			pl_error("export: no guest '%s' in %s", names[j], pl_config_path(cfg));
-			json_decref(chosen);
-			json_decref(tasks);
 			return PL_EXIT_ERROR;
 		}
-	models = pl_calloc(json_array_size(chosen) + 1, sizeof(*models));
+	json_array_foreach(*chosen, i, g) {
+		struct pl_model_guest *m = &(*models)[*n];
+		char *ptag, *tags, *norm;
+
+		if (pl_model_guest_from_config(g, m, &err) != 0) {
+			pl_error("export: %s: %s", pl_json_str_or(g, "name", "?"), err);
+			free(err);
+			return PL_EXIT_ERROR;
+		}
+		(*n)++;
+		ptag = pl_model_project_tag(pl_config_project(cfg));
+		tags = pl_asprintf("%s;%s", pl_json_str_or(m->config, "tags", ""), ptag);
+		norm = pl_model_tags_norm(tags);
+		json_object_set_new(m->config, "tags", json_string(norm));
+		free(norm);
+		free(tags);
+		free(ptag);
+	}
+	return PL_EXIT_OK;
+}
+
+static int
+export_ansible(struct pl_ctx *ctx, const struct pl_config *cfg, const json_t *chosen,
+	       struct pl_model_guest *models, size_t n, const char *dir)
+{
+	json_t *tasks = json_array(), *play, *inv;
+	struct pl_buf book, notes, invtext;
+	char *p1 = NULL, *p2 = NULL;
+	size_t i;
+	int rc = PL_EXIT_ERROR;
+
 	pl_buf_init(&book, 0);
 	pl_buf_init(&notes, 0);
 	pl_buf_init(&invtext, 0);
-	json_array_foreach(chosen, i, g) {
-		if (pl_model_guest_from_config(g, &models[n], &err) != 0) {
-			pl_error("export: %s: %s", pl_json_str_or(g, "name", "?"), err);
-			goto out;
-		}
-		/* the tags that make the guest this project's (as the planner adds) */
-		{
-			char *ptag = pl_model_project_tag(pl_config_project(cfg));
-			char *all_tags = pl_asprintf(
-				"%s;%s", pl_json_str_or(models[n].config, "tags", ""), ptag);
-			char *norm = pl_model_tags_norm(all_tags);
-
-			json_object_set_new(models[n].config, "tags", json_string(norm));
-			free(norm);
-			free(all_tags);
-			free(ptag);
-		}
-		guest_tasks(&models[n++], tasks, &notes);
-	}
+	for (i = 0; i < n; i++)
+		guest_tasks(&models[i], tasks, &notes);
 	play = json_pack("[{s:s,s:s,s:b,s:{s:o,s:o,s:o},s:o}]", "name", "guests", "hosts",
 			 "localhost", "gather_facts", 0, "module_defaults",
 			 "community.general.proxmox_kvm", json_object(),
@@ -605,17 +620,41 @@ export_ansible(struct pl_ctx *ctx, const struct pl_config *cfg, char **names, in
 		printf("wrote %s and %s (%zu guest%s)\n", p1, p2, n, n == 1 ? "" : "s");
 	rc = PL_EXIT_OK;
 out:
-	for (i = 0; i < n; i++)
-		pl_model_guest_release(&models[i]);
-	free(models);
 	pl_buf_release(&book);
 	pl_buf_release(&notes);
 	pl_buf_release(&invtext);
-	json_decref(chosen);
 	json_decref(tasks);
-	free(err);
 	free(p1);
 	free(p2);
+	return rc;
+}
+
+static int
+export_terraform(struct pl_ctx *ctx, const struct pl_config *cfg, struct pl_model_guest *models,
+		 size_t n, const char *dir)
+{
+	struct pl_buf hcl;
+	char *path = NULL;
+	int rc = PL_EXIT_ERROR;
+
+	pl_buf_init(&hcl, 0);
+	if (pl_export_terraform(cfg, models, n, &hcl) != 0) {
+		pl_error("export: the HCL is too large");
+		goto out;
+	}
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		pl_error("export: cannot make %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	path = pl_asprintf("%s/main.tf", dir);
+	if (write_new(path, hcl.data, hcl.len) != 0)
+		goto out;
+	if (ctx->verbosity >= 0)
+		printf("wrote %s (%zu guest%s)\n", path, n, n == 1 ? "" : "s");
+	rc = PL_EXIT_OK;
+out:
+	pl_buf_release(&hcl);
+	free(path);
 	return rc;
 }
 
@@ -624,14 +663,17 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_args a;
 	struct pl_config *cfg = NULL;
+	struct pl_model_guest *models = NULL;
+	json_t *chosen = NULL;
+	size_t n = 0;
 	struct pl_diags d;
 	const char *path;
 	int r, rc = PL_EXIT_ERROR;
 
 	if ((r = pl_args_parse(&a, &pl_cmd_export, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
-	if (strcmp(a.pos[0], "ansible") != 0) {
-		pl_error("export: unknown format '%s' (ansible)", a.pos[0]);
+	if (strcmp(a.pos[0], "ansible") != 0 && strcmp(a.pos[0], "terraform") != 0) {
+		pl_error("export: unknown format '%s' (ansible or terraform)", a.pos[0]);
 		pl_args_release(&a);
 		return PL_EXIT_USAGE;
 	}
@@ -649,8 +691,17 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("export: %s is not valid (pvelab validate shows why)", path);
 		goto out;
 	}
-	rc = export_ansible(ctx, cfg, a.pos + 1, a.npos - 1, pl_args_str(&a, O_OUT, "ansible"));
+	if (models_of(cfg, a.pos + 1, a.npos - 1, &chosen, &models, &n) != 0)
+		goto out;
+	if (!strcmp(a.pos[0], "ansible"))
+		rc = export_ansible(ctx, cfg, chosen, models, n, pl_args_str(&a, O_OUT, "ansible"));
+	else
+		rc = export_terraform(ctx, cfg, models, n, pl_args_str(&a, O_OUT, "terraform"));
 out:
+	for (size_t i = 0; i < n; i++)
+		pl_model_guest_release(&models[i]);
+	free(models);
+	json_decref(chosen);
 	pl_config_free(cfg);
 	pl_diags_release(&d);
 	pl_args_release(&a);
@@ -659,15 +710,22 @@ out:
 
 const struct pl_cmd pl_cmd_export = {
 	.name = "export",
-	.summary = "write the config's guests as an Ansible inventory and playbook",
-	.usage = "ansible [GUEST...] [--out DIR]",
-	.help = "Writes DIR/inventory.yml (the guests grouped by node, type, tag and category,\n"
-		"ansible_host from their first declared address) and DIR/playbook.yml, which\n"
+	.summary = "write the config's guests as Ansible or Terraform (bpg/proxmox)",
+	.usage = "ansible|terraform [GUEST...] [--out DIR]",
+	.help = "ansible writes DIR/inventory.yml (the guests grouped by node, type, tag and\n"
+		"category, ansible_host from their first declared address) and\n"
+		"DIR/playbook.yml, which\n"
 		"creates and configures the same guests with Debian 12's Ansible\n"
 		"(community.general.proxmox_kvm and proxmox), idempotent on a second run.\n"
 		"Reads only the config: no cluster is needed. What the modules cannot express\n"
-		"is listed in a comment at the top of the playbook. Existing files are never\n"
-		"overwritten.",
+		"is listed in a comment at the top of the playbook.\n"
+		"\n"
+		"terraform writes DIR/main.tf for the bpg/proxmox provider: a\n"
+		"proxmox_virtual_environment_vm or _container per guest and a\n"
+		"_network_linux_bridge per declared bridge, the provider block with variables\n"
+		"for the endpoint and token, and Terraform 1.5 import blocks (node/vmid,\n"
+		"node:iface) so that terraform plan adopts what exists. Existing files are\n"
+		"never overwritten.",
 	.opts = opts,
 	.min_args = 1,
 	.max_args = PL_ARGS_MANY,
