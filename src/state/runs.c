@@ -172,7 +172,7 @@ pl_state_run_update(struct pl_state *s, long long id, const json_t *result, char
 	int r = run_set(s, id, "summary=?1", text, errmsg);
 
 	free(text);
-	return r;
+	return r != 0 ? r : pl_state_run_history(s, id, result, errmsg);
 }
 
 int
@@ -193,7 +193,7 @@ pl_state_run_finish(struct pl_state *s, long long id, const char *status, const 
 		sqlite3_finalize(st);
 	}
 	free(text);
-	return r;
+	return r != 0 ? r : pl_state_run_history(s, id, result, errmsg);
 }
 
 #define RUN_COLS "id,kind,started,finished,status,summary,project,pid,host,pstart"
