@@ -118,10 +118,11 @@ overwrite_change(json_t *changes, const json_t *c)
 
 /* The firewall scopes the run changed, put back as it found them: read
  * as they are now, each one that is not as the run left it is refused
- * (printed; *refused counts them), the others become undo changes. */
+ * (printed, and added to refused: {"guest","key","reason"}), the others
+ * become undo changes. */
 static int
 firewall_back(struct pl_session *s, long long id, const json_t *res, json_t *changes,
-	      size_t *refused, char **errmsg)
+	      json_t *refused, char **errmsg)
 {
 	json_t *scopes = json_array(), *snap = json_object(), *uses = json_object();
 	const json_t *c, *h;
@@ -148,8 +149,7 @@ firewall_back(struct pl_session *s, long long id, const json_t *res, json_t *cha
 			if (why == NULL)
 				continue;
 			pl_error("the firewall of %s is not rolled back: %s (pvelab history %s "
-				 "shows "
-				 "what run %lld changed)",
+				 "shows what run %lld changed)",
 				 pl_json_str_or(h, "guest", "?"), why,
 				 pl_json_str_or(h, "key", "?"), id);
 			paths = pl_fw_scope_paths(h); /* [options, rules, ...] */
@@ -157,7 +157,10 @@ firewall_back(struct pl_session *s, long long id, const json_t *res, json_t *cha
 						   json_string_value(json_array_get(paths, 1))),
 				   pl_json_str_or(h, "guest", "?"), uses);
 			json_decref(paths);
-			(*refused)++;
+			json_array_append_new(
+				refused,
+				json_pack("{s:s,s:s,s:s}", "guest", pl_json_str_or(h, "guest", "?"),
+					  "key", pl_json_str_or(h, "key", "?"), "reason", why));
 			free(why);
 		}
 	r = 0;
@@ -177,8 +180,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_args a;
 	long long id, rb_id = 0;
 	bool yes = false, overwrite;
-	size_t noverwrite = 0, refused = 0;
-	json_t *runrec = NULL, *plan = NULL, *result = NULL, *changes, *owned = NULL;
+	size_t noverwrite = 0;
+	json_t *refused = json_array(), *runrec = NULL, *plan = NULL, *result = NULL, *changes,
+	       *owned = NULL;
 	const json_t *c;
 	char *err = NULL;
 	size_t i;
@@ -244,15 +248,14 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			printf("note: run %lld created %s (%lld); pvelab destroy %lld removes it\n", id,
 			       pl_json_str_or(c, "guest", "?"), pl_json_int(c, "vmid", 0), pl_json_int(c, "vmid", 0));
 	}
-	if (firewall_back(&s, id, json_object_get(runrec, "result"), changes, &refused, &err) !=
-	    0) {
+	if (firewall_back(&s, id, json_object_get(runrec, "result"), changes, refused, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}
 	if (json_array_size(changes) == 0) {
-		if (refused == 0)
+		if (json_array_size(refused) == 0)
 			printf("Run %lld changed no existing guest: nothing to roll back.\n", id);
-		rc = refused ? PL_EXIT_ERROR : PL_EXIT_OK;
+		rc = json_array_size(refused) ? PL_EXIT_ERROR : PL_EXIT_OK;
 		goto out;
 	}
 	if (!strcmp(pl_json_str_or(runrec, "status", ""), "interrupted"))
@@ -338,17 +341,20 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	json_array_foreach(json_object_get(result, "changes"), i, c)
 		if (pl_json_str(c, "error"))
 			pl_error("%s: %s", pl_json_str(c, "guest"), pl_json_str(c, "error"));
+	json_object_set(result, "refused", refused);
 	if (ctx->output == PL_OUT_JSON)
 		pl_print_json(json_incref(result));
 	else if (ctx->verbosity >= 0)
 		printf("Rolled back %lld change%s to the state before run %lld.\n",
 		       pl_json_int(result, "ok", 0), pl_json_int(result, "ok", 0) == 1 ? "" : "s",
 		       id);
-	rc = pl_guard_exit(&guard, r == 0 && refused == 0 ? PL_EXIT_OK : PL_EXIT_ERROR);
+	rc = pl_guard_exit(&guard,
+			   r == 0 && json_array_size(refused) == 0 ? PL_EXIT_OK : PL_EXIT_ERROR);
 out:
 	pl_guard_release(&guard);
 	free(err);
 	json_decref(runrec);
+	json_decref(refused);
 	json_decref(owned);
 	json_decref(plan);
 	json_decref(result);
@@ -371,7 +377,10 @@ const struct pl_cmd pl_cmd_rollback = {
 		"backed up instead: it is restored from that archive only with --overwrite (or\n"
 		"a second yes on a terminal), after a backup of its state now; bind and device\n"
 		"mounts are in no backup and stay as they are. Guests the run created are\n"
-		"named (pvelab destroy removes them). What will be done is shown before\n"
+		"named (pvelab destroy removes them). Each firewall scope the run changed\n"
+		"goes back to the state apply read before its first write, unless it changed\n"
+		"since the run: then it is refused and left alone, and the exit code is 1\n"
+		"(docs/firewall.md). What will be done is shown before\n"
 		"asking. Like apply, it refuses while another apply runs on the cluster.",
 	.opts = opts,
 	.max_args = 1,
