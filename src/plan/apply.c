@@ -769,6 +769,7 @@ fw_next(struct job *j)
 
 	if (j->fw_queue == NULL) {
 		j->fw_queue = pl_fw_scope_paths(j->change);
+		json_decref(j->fw_reads);
 		j->fw_reads = json_object();
 		j->fw_q = 0;
 	}
