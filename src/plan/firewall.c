@@ -575,8 +575,10 @@ pl_fw_change_end(struct pl_fwc *c, json_t *changes)
 	json_array_append_new(changes, c->ch);
 }
 
+/* The datacenter's declared firewall; sets_only: its aliases, IP sets and
+ * groups alone (what a profile's guests' rules may name). */
 static void
-plan_cluster(const json_t *fw, const json_t *live, json_t *changes)
+plan_cluster(const json_t *fw, const json_t *live, bool sets_only, json_t *changes)
 {
 	struct pl_fwc c = pl_fw_change_new("cluster", "cluster", "datacenter");
 	const char *k;
@@ -607,7 +609,7 @@ plan_cluster(const json_t *fw, const json_t *live, json_t *changes)
 		free(p);
 		free(what);
 	}
-	if (json_object_get(fw, "rules")) {
+	if (json_object_get(fw, "rules") && !sets_only) {
 		pl_fw_saw(&c, "/cluster/firewall/rules",
 			  json_object_get(live, "/cluster/firewall/rules"));
 		pl_fw_rules_diff(&c, "/cluster/firewall/rules", json_object_get(fw, "rules"), true,
@@ -615,7 +617,7 @@ plan_cluster(const json_t *fw, const json_t *live, json_t *changes)
 	}
 	/* options last: enabling a DROP policy before the rules that let the
 	 * traffic in would cut it */
-	if (json_object_get(fw, "options"))
+	if (json_object_get(fw, "options") && !sets_only)
 		options_diff(&c, "/cluster/firewall/options", "cluster",
 			     json_object_get(fw, "options"),
 			     json_object_get(live, "/cluster/firewall/options"));
@@ -685,18 +687,23 @@ is_blocked(const json_t *blocked, const char *name)
 }
 
 void
-pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, json_t *blocked)
+pl_fw_plan(const struct pl_config *cfg, const json_t *snap, const json_t *only, json_t *changes,
+	   json_t *blocked)
 {
 	const json_t *fw = pl_config_get(cfg, "/firewall"),
 		     *live = json_object_get(snap, "firewall");
 	const json_t *g, *ch;
 	const char *k;
 	json_t *v;
+	bool guest_fw = false;
 	size_t i, j;
 
-	if (json_is_object(fw))
-		plan_cluster(fw, live, changes);
-	json_object_foreach((json_t *)json_object_get(fw, "nodes"), k, v) {
+	json_array_foreach(pl_config_guests(cfg), i, g)
+		guest_fw |= json_is_object(json_object_get(g, "firewall")) &&
+			    (!only || json_object_get(only, pl_json_str_or(g, "name", "")));
+	if (json_is_object(fw) && (!only || guest_fw))
+		plan_cluster(fw, live, only != NULL, changes);
+	json_object_foreach(only ? NULL : (json_t *)json_object_get(fw, "nodes"), k, v) {
 		bool there = false;
 
 		json_array_foreach(json_object_get(snap, PL_SNAP_NODES), j, g)
@@ -719,7 +726,7 @@ pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, jso
 		char *base, *what;
 		struct pl_fwc c;
 
-		if (decl == NULL)
+		if (decl == NULL || only)
 			continue;
 		base = pl_asprintf("/nodes/%s/firewall", node);
 		what = pl_asprintf("node %s", node);
@@ -738,7 +745,8 @@ pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, jso
 		char *base, *what;
 		struct pl_fwc c;
 
-		if (!json_is_object(decl) || is_blocked(blocked, name))
+		if (!json_is_object(decl) || is_blocked(blocked, name) ||
+		    (only && !json_object_get(only, name)))
 			continue;
 		/* a guest this plan makes (or makes anew) has an empty firewall */
 		json_array_foreach(changes, j, ch)

@@ -47,9 +47,13 @@ int pl_fw_fetch(struct pl_pve *c, const struct pl_config *cfg, bool all, const j
  * digest the call carries, read just before it); "digests" the digest of
  * each list the plan saw, which apply checks before it writes anything.
  * Guests named in blocked are left alone; a node firewall.nodes names that is
- * not an online node of snap is added to blocked.
+ * not an online node of snap is added to blocked. With only ({name: true},
+ * a profile's guests): those guests' firewall, and the datacenter's aliases,
+ * IP sets and groups when one of them declares a firewall (what its rules may
+ * name); no node's, not the datacenter's rules and options.
  */
-void pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, json_t *blocked);
+void pl_fw_plan(const struct pl_config *cfg, const json_t *snap, const json_t *only,
+		json_t *changes, json_t *blocked);
 
 /* PVE's digest of a list or options answer ("" for an empty list). */
 const char *pl_fw_digest_of(const json_t *data);

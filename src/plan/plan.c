@@ -1062,8 +1062,18 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 								   "name", pl_json_str_or(live, "name", ""), "type",
 								   live_type(live), "node", pl_json_str(live, "node")));
 	}
-	if (o->profile == NULL) /* the firewall as declared (docs/firewall.md) */
-		pl_fw_plan(cfg, snap, p.changes, p.blocked);
+	/* the firewall as declared (docs/firewall.md); a profile's: its guests' */
+	if (o->profile) {
+		json_t *only = json_object();
+
+		for (i = 0; i < n; i++)
+			if (in_profile(&p, &models[i]))
+				json_object_set_new(only, models[i].name, json_true());
+		pl_fw_plan(cfg, snap, only, p.changes, p.blocked);
+		json_decref(only);
+	} else {
+		pl_fw_plan(cfg, snap, NULL, p.changes, p.blocked);
+	}
 	/* storages, backup jobs and pools (day2.c); a profile plans guests only */
 	if (o->profile == NULL)
 		pl_day2_plan(cfg, snap, p.project, p.changes, p.changes, p.blocked);

@@ -181,3 +181,37 @@ def test_a_scope_changed_since_the_run_is_refused(sim, tmp_path):
     # the node's scope is independent: it went back
     assert api(sim, "GET", "nodes/pve/firewall/rules") == node_was
     assert "firewall of pve" in r.out
+
+
+def test_a_profile_applies_its_guests_firewall_and_the_sets_they_name(sim, tmp_path):
+    env = env_for(sim, tmp_path / "state.db")
+    cfg = tmp_path / "fw.yaml"
+    cfg.write_text(BEFORE + """\
+  - name: db
+    type: lxc
+    vmid: 121
+    ostemplate: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst
+    firewall:
+      rules:
+        - {action: ACCEPT, proto: tcp, dport: 5432}
+profiles:
+  front: [web]
+""")
+    r = run("plan", "-c", str(cfg), "--profile", "front", "-o", "json", env=env)
+    assert r.rc in (0, 2), r.err
+    fw = {c["guest"]: c for c in json.loads(r.out)["changes"] if c["action"] == "firewall"}
+    # web's own, and the datacenter's sets its rules name; not db's, not the
+    # node's, not the datacenter's options
+    assert sorted(fw) == ["cluster", "web"], sorted(fw)
+    assert not [d for d in fw["cluster"]["diffs"] if d["key"].startswith("option")]
+    apply_run = run("apply", "-c", str(cfg), "--profile", "front", "--yes", env=env)
+    assert apply_run.rc == 0, apply_run.out + apply_run.err
+    assert [x.get("action") for x in api(sim, "GET", "nodes/pve/lxc/120/firewall/rules")] == \
+        ["web", "ACCEPT", "ACCEPT", "DROP"]
+    assert "web" in [g["group"] for g in api(sim, "GET", "cluster/firewall/groups")]
+    assert api(sim, "GET", "cluster/firewall/options").get("enable", 0) == 0
+    assert api(sim, "GET", "nodes/pve/firewall/rules") == []
+    assert run("plan", "-c", str(cfg), "--profile", "front", "--detailed-exitcode", env=env).rc == 0
+    # the whole config still has the rest to do
+    rest = {c["guest"] for c in json.loads(run("plan", "-c", str(cfg), "-o", "json", env=env).out)["changes"]}
+    assert {"db", "cluster", "pve"} <= rest and "web" not in rest, rest

@@ -172,7 +172,7 @@ converge(const size_t *live, size_t nl, const size_t *want, size_t nw)
 	for (size_t i = 0; i < nl; i++)
 		json_array_append_new(rules, live_of(live[i]));
 	s = snap_of(json_deep_copy(rules), NULL);
-	pl_fw_plan(c, s, changes, NULL);
+	pl_fw_plan(c, s, NULL, changes, NULL);
 	if ((ch = guest_change(changes)) != NULL) {
 		ncalls = json_array_size(json_object_get(ch, "calls"));
 		assert_string_equal(pl_json_str(json_object_get(ch, "digests"), PATH), "");
@@ -181,7 +181,7 @@ converge(const size_t *live, size_t nl, const size_t *want, size_t nw)
 	json_decref(s);
 	json_array_clear(changes);
 	s = snap_of(rules, NULL);
-	pl_fw_plan(c, s, changes, NULL);
+	pl_fw_plan(c, s, NULL, changes, NULL);
 	assert_null(guest_change(changes));
 	json_decref(s);
 	json_decref(changes);
@@ -231,7 +231,7 @@ test_options_against_defaults(void **state)
 	const json_t *ch, *call;
 
 	(void)state;
-	pl_fw_plan(c, s, changes, NULL);
+	pl_fw_plan(c, s, NULL, changes, NULL);
 	ch = guest_change(changes);
 	assert_non_null(ch);
 	/* macfilter and policy_in are PVE's defaults: only enable and dhcp differ */
