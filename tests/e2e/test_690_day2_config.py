@@ -325,3 +325,35 @@ def test_guests_join_their_declared_pool(sim, env, tmp_path):
     plan = plan_json(cfg, env)
     assert any(b["guest"] == "pool green" and "does not exist" in b["reason"]
                for b in plan["blocked"]), plan["blocked"]
+
+
+def test_a_profile_plans_the_storages_and_pools_its_guests_need(sim, env, tmp_path):
+    cfg = write(tmp_path, """
+project: lab
+storages:
+  - {name: fast, type: dir, path: /mnt/fast, content: [images, rootdir]}
+  - {name: other, type: dir, path: /mnt/other, content: [images]}
+pools:
+  - {name: media}
+  - {name: unused}
+backups:
+  - {id: nightly, schedule: "02:30", storage: local, all: true}
+guests:
+  - {name: jelly, vmid: 140, memory: 512, pool: media, disks: [{size: 4G, storage: fast}]}
+  - {name: other, vmid: 141, memory: 512, disks: [{size: 4G, storage: other}]}
+profiles:
+  media: [jelly]
+""")
+    plan = plan_json(cfg, env, "--profile", "media")
+    got = sorted((c["action"], c["guest"]) for c in plan["changes"])
+    # jelly, the storage its disk is on and the pool it joins; nothing else
+    assert got == [("create", "jelly"), ("pool", "media"), ("storage", "fast")], got
+    r = run("-c", cfg, "apply", "--profile", "media", "--yes", env=env)
+    assert r.rc == 0, r
+    assert [p["poolid"] for p in api(sim, "GET", "pools") if p["poolid"] == "media"] == ["media"]
+    assert next(g for g in api(sim, "GET", "cluster/resources", type="vm")
+                if g["vmid"] == 140).get("pool") == "media"
+    assert run("-c", cfg, "plan", "--profile", "media", "--detailed-exitcode", env=env).rc == 0
+    rest = sorted((c["action"], c["guest"]) for c in plan_json(cfg, env)["changes"])
+    assert ("backup_job", "nightly") in rest and ("storage", "other") in rest
+    assert ("pool", "unused") in rest and ("create", "other") in rest
