@@ -357,3 +357,43 @@ profiles:
     rest = sorted((c["action"], c["guest"]) for c in plan_json(cfg, env)["changes"])
     assert ("backup_job", "nightly") in rest and ("storage", "other") in rest
     assert ("pool", "unused") in rest and ("create", "other") in rest
+
+
+def test_import_merge_adds_storages_jobs_and_pools_to_their_lists(sim, env, tmp_path):
+    api(sim, "POST", "cluster/backup", id="handmade", schedule="sun 01:00", storage="nas",
+        vmid="300", mode="stop", comment="weekly by hand")
+    post(sim, "storage", storage="media", type="nfs", server="10.0.0.9",
+         export="/srv/media", path="/mnt/pve/media", content="iso,vztmpl", nodes="pve1")
+    api(sim, "POST", "pools", poolid="handpool", comment="by hand")
+    cfg = write(tmp_path, """\
+# my lab, by hand
+project: lab
+storages:
+  # the NAS share
+  - {name: backups, type: dir, path: /mnt/backups, content: [backup]}
+pools: []
+guests: []
+""")
+    assert run("-c", cfg, "apply", "--yes", env=env).rc == 0
+    before = cfg.read_text()
+    r = run("-c", cfg, "import", "storage:media", "pool:handpool", "backup-job:handmade",
+            "--out", cfg, "--merge", env=env)
+    assert r.rc == 0, r
+    text = cfg.read_text()
+    # everything written by hand is kept, comments included; each entry went
+    # into its own list
+    assert text.startswith(before.split("pools: []")[0])
+    assert "# the NAS share" in text and "# my lab, by hand" in text
+    import yaml
+    doc = yaml.safe_load(text)
+    assert [s["name"] for s in doc["storages"]] == ["backups", "media"]
+    assert [p["name"] for p in doc["pools"]] == ["handpool"]
+    assert [b["id"] for b in doc["backups"]] == ["handmade"]
+    plan = plan_json(cfg, env)
+    assert plan["changes"] == [] and plan["blocked"] == [], plan
+    assert {j["id"]: j for j in api(sim, "GET", "cluster/backup")}["handmade"]["comment"] == \
+        "weekly by hand [pvelab:lab]"
+    # a second time: the file declares them already; nothing is written
+    r = run("-c", cfg, "import", "storage:media", "--out", cfg, "--merge", env=env)
+    assert r.rc != 0 and "already declares storages 'media'" in r.err, r
+    assert cfg.read_text() == text
