@@ -28,6 +28,7 @@
 #include "serve/serve.h"
 
 #include <event2/event.h>
+#include <sys/time.h>
 #include <time.h>
 
 struct pl_snappol_sched {
@@ -184,18 +185,21 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	arm(p);
 }
 
-/* Wait for the schedule's next event after now. */
+/* Wait for the schedule's next event after now (and after the one that
+ * just fired: a timer a little early must not fire it twice). */
 static void
 arm(struct pl_snappol_sched *p)
 {
-	time_t now = time(NULL);
-	struct timeval tv;
+	struct timeval now, tv;
+	long long ms;
 
-	p->next = pl_calendar_next(&p->cal, now);
+	gettimeofday(&now, NULL);
+	p->next = pl_calendar_next(&p->cal, now.tv_sec > p->next ? now.tv_sec : p->next);
 	if (p->next < 0)
 		return;
-	tv.tv_sec = p->next - now;
-	tv.tv_usec = 0;
+	ms = ((long long)p->next - now.tv_sec) * 1000 - now.tv_usec / 1000;
+	tv.tv_sec = ms > 0 ? ms / 1000 : 0;
+	tv.tv_usec = ms > 0 ? (ms % 1000) * 1000 : 0;
 	evtimer_add(p->timer, &tv);
 }
 
