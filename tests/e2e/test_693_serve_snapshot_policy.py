@@ -50,12 +50,15 @@ def call(lab, method, path, role="viewer"):
 def stop(lab, srv):
     """Stop the server between runs, once its first sync is over (a stop in
     the middle of either is the serve core's drain, not this module's)."""
-    until(lambda: call(lab, "GET", "/api/v1/sync").json()["sync"]["state"] in ("ok", "failed"),
-          "the server's first sync")
-    until(lambda: all(p["state"] == "idle" and (p["next"] is None or p["next"] - time.time() > 0.5)
-                      for p in call(lab, "GET", "/api/v1/snapshot-policies").json()),
-          "no policy running nor about to")
-    assert srv.stop() == 0, srv.err
+    try:
+        until(lambda: call(lab, "GET", "/api/v1/sync").json()["sync"]["state"] in ("ok", "failed"),
+              "the server's first sync")
+        until(lambda: all(p["state"] == "idle" and (p["next"] is None or p["next"] - time.time() > 0.5)
+                          for p in call(lab, "GET", "/api/v1/snapshot-policies").json()),
+              "no policy running nor about to")
+    finally:
+        rc = srv.stop()
+    assert rc == 0, srv.err
 
 
 def policy(lab, label):
