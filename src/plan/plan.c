@@ -925,7 +925,8 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 	struct planner p = { .cfg = cfg, .snap = snap, .o = o, .project = pl_config_project(cfg) };
 	const json_t *g;
 	json_t *live;
-	json_t *unmanaged = json_array(), *pending = json_array(), *elsewhere = json_array(), *summary;
+	json_t *unmanaged = json_array(), *pending = json_array(), *elsewhere = json_array(),
+	       *summary, *only = NULL;
 	struct pl_model_guest *models;
 	size_t i, nbridges, n = json_array_size(pl_config_guests(cfg)), reboots = 0;
 	struct pl_apply_opts ao;
@@ -1078,11 +1079,17 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 								   "name", pl_json_str_or(live, "name", ""), "type",
 								   live_type(live), "node", pl_json_str(live, "node")));
 	}
-	if (o->profile == NULL) /* the firewall as declared (docs/firewall.md) */
-		pl_fw_plan(cfg, snap, p.changes, p.blocked);
-	/* storages, backup jobs and pools (day2.c); a profile plans guests only */
-	if (o->profile == NULL)
-		pl_day2_plan(cfg, snap, p.project, p.changes, p.changes, p.blocked);
+	/* the firewall as declared (docs/firewall.md), then storages, backup
+	 * jobs and pools (day2.c); a profile's: what its guests need of them */
+	if (o->profile) {
+		only = json_object();
+		for (i = 0; i < n; i++)
+			if (in_profile(&p, &models[i]))
+				json_object_set_new(only, models[i].name, json_true());
+	}
+	pl_fw_plan(cfg, snap, only, p.changes, p.blocked);
+	pl_day2_plan(cfg, snap, p.project, p.changes, only, p.changes, p.blocked);
+	json_decref(only);
 	summary = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "create", 0, "update", 0, "replace", 0,
 			    "delete", 0, "start", 0, "stop", 0, "bridge", 0, "blocked", 0);
 	json_array_foreach(p.changes, i, g) {
