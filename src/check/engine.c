@@ -10,6 +10,7 @@
 #include "core/common.h"
 #include "check/check.h"
 #include "core/buf.h"
+#include "core/curlev.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/str.h"
@@ -30,9 +31,8 @@ struct probe;
 
 struct pl_check_run {
 	struct event_base *base;
-	CURLM *multi;
-	struct event *timer; /* curl's timeout */
-	struct event *kick;  /* start probes / report the end, from the loop */
+	struct pl_curlev *curl;
+	struct event *kick; /* start probes / report the end, from the loop */
 	json_t *specs, *results;
 	struct probe **probes; /* in flight, by spec index */
 	size_t n, next, active, cap, left;
@@ -64,10 +64,6 @@ struct probe {
 	uint16_t seq;
 };
 
-struct sock {
-	struct event *ev;
-};
-
 static void pump(struct pl_check_run *r);
 static void probe_begin(struct probe *p);
 static void probe_end(struct probe *p);
@@ -90,77 +86,7 @@ fail(struct probe *p, char *msg)
 		free(msg);
 }
 
-/* ---- libcurl on the loop ---- */
-
-static void check_multi(struct pl_check_run *r);
-
-static void
-timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct pl_check_run *r = arg;
-	int running;
-
-	PL_UNUSED(fd);
-	PL_UNUSED(what);
-	curl_multi_socket_action(r->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_multi(r);
-}
-
-/* Never act from inside curl's timer callback: schedule it. */
-static int
-curl_timer_cb(CURLM *m, long timeout_ms, void *userp)
-{
-	struct pl_check_run *r = userp;
-	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
-
-	PL_UNUSED(m);
-	if (timeout_ms < 0)
-		evtimer_del(r->timer);
-	else
-		evtimer_add(r->timer, &tv);
-	return 0;
-}
-
-static void
-sock_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct pl_check_run *r = arg;
-	int action =
-		(what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
-	int running;
-
-	curl_multi_socket_action(r->multi, fd, action, &running);
-	check_multi(r);
-}
-
-static int
-curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
-{
-	struct pl_check_run *r = userp;
-	struct sock *sk = socketp;
-	short kind;
-
-	PL_UNUSED(e);
-	if (what == CURL_POLL_REMOVE) {
-		if (sk) {
-			event_free(sk->ev);
-			free(sk);
-			curl_multi_assign(r->multi, s, NULL);
-		}
-		return 0;
-	}
-	kind = (short)(EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
-		       (what & CURL_POLL_OUT ? EV_WRITE : 0));
-	if (!sk) {
-		sk = pl_calloc(1, sizeof(*sk));
-		curl_multi_assign(r->multi, s, sk);
-	} else {
-		event_free(sk->ev);
-	}
-	sk->ev = event_new(r->base, s, kind, sock_cb, r);
-	event_add(sk->ev, NULL);
-	return 0;
-}
+/* ---- libcurl (core/curlev.h drives it on the loop) ---- */
 
 static size_t
 write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -219,27 +145,21 @@ wait_banner(struct probe *p)
 }
 
 static void
-check_multi(struct pl_check_run *r)
+curl_done(CURL *e, CURLcode rc, void *arg)
 {
-	CURLMsg *m;
-	int left;
+	struct probe *p = NULL;
 
-	while ((m = curl_multi_info_read(r->multi, &left)) != NULL) {
-		struct probe *p = NULL;
-
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&p);
-		if (m->data.result != CURLE_OK) {
-			fail(p, pl_strdup(curl_easy_strerror(m->data.result)));
-		} else {
-			curl_easy_getinfo(p->e, CURLINFO_RESPONSE_CODE, &p->code);
-			read_certinfo(p);
-			if (wait_banner(p))
-				continue;
-		}
-		probe_end(p);
+	PL_UNUSED(arg);
+	curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&p);
+	if (rc != CURLE_OK) {
+		fail(p, pl_strdup(curl_easy_strerror(rc)));
+	} else {
+		curl_easy_getinfo(p->e, CURLINFO_RESPONSE_CODE, &p->code);
+		read_certinfo(p);
+		if (wait_banner(p))
+			return;
 	}
+	probe_end(p);
 }
 
 static void
@@ -334,7 +254,7 @@ start_curl(struct probe *p)
 		}
 		curl_easy_setopt(p->e, CURLOPT_HTTPHEADER, p->hdrs);
 	}
-	curl_multi_add_handle(p->r->multi, p->e);
+	pl_curlev_add(p->r->curl, p->e);
 }
 
 /* ---- DNS ---- */
@@ -520,7 +440,7 @@ static void
 attempt_release(struct probe *p)
 {
 	if (p->e) {
-		curl_multi_remove_handle(p->r->multi, p->e);
+		pl_curlev_remove(p->r->curl, p->e);
 		curl_easy_cleanup(p->e);
 		p->e = NULL;
 	}
@@ -679,8 +599,7 @@ run_free(struct pl_check_run *r)
 		if (p)
 			probe_free(p);
 	}
-	curl_multi_cleanup(r->multi);
-	event_free(r->timer);
+	pl_curlev_free(r->curl);
 	event_free(r->kick);
 	json_decref(r->specs);
 	json_decref(r->results);
@@ -721,13 +640,8 @@ pl_check_start(struct event_base *base, const json_t *specs, size_t concurrency,
 	r->each = each;
 	r->done = done;
 	r->arg = arg;
-	r->multi = curl_multi_init();
-	r->timer = evtimer_new(base, timer_cb, r);
+	r->curl = pl_curlev_new(base, curl_done, r);
 	r->kick = event_new(base, -1, 0, kick_cb, r);
-	curl_multi_setopt(r->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
-	curl_multi_setopt(r->multi, CURLMOPT_SOCKETDATA, r);
-	curl_multi_setopt(r->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
-	curl_multi_setopt(r->multi, CURLMOPT_TIMERDATA, r);
 	event_active(r->kick, EV_TIMEOUT, 0);
 	return r;
 }

@@ -118,6 +118,16 @@ static const char *const migrations[] = {
 	"  created REAL NOT NULL,"
 	"  expires REAL," /* unix seconds; NULL: never */
 	"  revoked REAL);",
+	/* 8: health checks' state changes (pvelab serve), with the result that
+	 * made each one: the evidence (status code, error, latency, expiry). */
+	"CREATE TABLE check_events ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  ts REAL NOT NULL,"
+	"  status_from TEXT,"
+	"  status_to TEXT NOT NULL,"
+	"  json TEXT NOT NULL);"
+	"CREATE INDEX check_events_name ON check_events(name, id);",
 };
 
 int

@@ -224,4 +224,16 @@ int pl_state_token_revoke(struct pl_state *s, const char *name, char **errmsg);
  * PL_ENOENT. Expiry and revocation are the caller's to judge. */
 int pl_state_token_find(struct pl_state *s, const char *sha256, json_t **out, char **errmsg);
 
+/*
+ * Health checks' state changes (pvelab serve): one row per change, with the
+ * result that made it. At most PL_STATE_CHECK_KEEP rows per check are kept.
+ */
+#define PL_STATE_CHECK_KEEP 1000
+/* Record a change: ev is {"name","ts","from"?,"to",...} (kept whole). */
+int pl_state_check_event_add(struct pl_state *s, const json_t *ev, char **errmsg);
+/* The newest limit changes of check name (NULL: of every check), newest
+ * first: the objects given to pl_state_check_event_add, each with its "id". */
+int pl_state_check_events(struct pl_state *s, const char *name, int limit, json_t **out,
+			  char **errmsg);
+
 #endif
