@@ -145,8 +145,7 @@ def smtp(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def alertmanager(tmp_path_factory):
-    if AM is None:
-        pytest.skip("prometheus-alertmanager is not installed (scripts/install-deps test)")
+    assert AM, "prometheus-alertmanager is not installed (scripts/install-deps test)"
     d = tmp_path_factory.mktemp("am")
     (d / "am.yml").write_text("route:\n  receiver: none\n  group_wait: 1s\n"
                               "receivers:\n  - name: none\n")
