@@ -201,7 +201,9 @@ pl_check_classify(const json_t *spec, const struct pl_check_obs *o, json_t *resu
 			return;
 		}
 	}
-	if (o->not_after && (!strcmp(type, "tls") || !strcmp(type, "https"))) {
+	/* verify_at: the certificate is known to be out of date, on purpose */
+	if (o->not_after && (!strcmp(type, "tls") || !strcmp(type, "https")) &&
+	    !pl_json_str(spec, "verify_at")) {
 		long long left = o->not_after - o->now;
 		long long fail = pl_json_int(spec, "fail_days", PL_CHECK_FAIL_DAYS);
 		long long warn = pl_json_int(spec, "warn_days", PL_CHECK_WARN_DAYS);

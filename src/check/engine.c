@@ -23,6 +23,8 @@
 #include <event2/util.h>
 #include <netinet/ip.h>
 #include <netinet/ip_icmp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,6 +61,7 @@ struct probe {
 	struct evdns_base *dns;
 	struct evdns_request *dreq;
 	int fd;
+	long long verify_at; /* Unix time the chain is verified at, 0: now */
 	bool raw;
 	bool answered; /* the DNS answer is in: the deadline event ends the probe */
 	uint16_t seq;
@@ -196,6 +199,31 @@ host_port(const json_t *spec, const char *prefix, long long dflt_port)
 			   pl_json_int(spec, "port", dflt_port));
 }
 
+/* verify_at: verify the chain as of that day (an old BMC's expired
+ * certificate), as the proxy does; host name and pin still hold. */
+static CURLcode
+ssl_ctx_cb(CURL *e, void *sslctx, void *arg)
+{
+	const struct probe *p = arg;
+
+	PL_UNUSED(e);
+	X509_VERIFY_PARAM_set_time(SSL_CTX_get0_param(sslctx), (time_t)p->verify_at);
+	return CURLE_OK;
+}
+
+/* "YYYY-MM-DD" as noon UTC of that day; 0 when it is not a date. */
+static long long
+parse_day(const char *s)
+{
+	struct tm tm = { 0 };
+	const char *end = strptime(s, "%Y-%m-%d", &tm);
+
+	if (!end || *end)
+		return 0;
+	tm.tm_hour = 12;
+	return (long long)timegm(&tm);
+}
+
 static void
 start_curl(struct probe *p)
 {
@@ -226,6 +254,11 @@ start_curl(struct probe *p)
 	curl_easy_setopt(p->e, CURLOPT_PROXY, "");
 	if (pl_json_str(spec, "ca_file"))
 		curl_easy_setopt(p->e, CURLOPT_CAINFO, pl_json_str(spec, "ca_file"));
+	if (verify && pl_json_str(spec, "verify_at")) {
+		p->verify_at = parse_day(pl_json_str(spec, "verify_at"));
+		curl_easy_setopt(p->e, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+		curl_easy_setopt(p->e, CURLOPT_SSL_CTX_DATA, p);
+	}
 	if (pl_json_str(spec, "pin_sha256")) {
 		char *pin = pl_asprintf("sha256//%s", pl_json_str(spec, "pin_sha256"));
 

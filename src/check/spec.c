@@ -70,7 +70,8 @@ default_port(const char *type)
 
 static const char *const copied[] = { "method",     "expect_status", "body_regex", "json_path",
 				      "json_value", "headers",       "ca_file",    "pin_sha256",
-				      "banner",     "dns_name",      "dns_type",   "dns_answer" };
+				      "verify_at",  "banner",        "dns_name",   "dns_type",
+				      "dns_answer" };
 
 /* One resolved spec from a service or target (probe), its address and port. */
 static json_t *

@@ -132,6 +132,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	json_t *specs = NULL, *cluster = NULL, *causes = NULL, *cl_opts = NULL, *all = NULL;
 	json_t *summary;
 	char *err = NULL;
+	const char *url;
 	bool *found = NULL;
 	int r, rc = PL_EXIT_ERROR;
 	size_t i;
@@ -151,8 +152,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	specs = pl_check_specs(s.cfg);
 	cl_opts = pl_check_cluster_opts(s.cfg);
 	cluster = json_array();
-	if (!pl_args_has(&a, 0) &&
-	    (getenv("PVELAB_URL") || pl_config_get(s.cfg, "/cluster/endpoints"))) {
+	url = getenv("PVELAB_URL");
+	if (!pl_args_has(&a, 0) && ((url && *url) || pl_config_get(s.cfg, "/cluster/endpoints"))) {
 		json_t *res = NULL;
 
 		if (pl_session_api(&s, &err) != 0 ||

@@ -9,6 +9,7 @@
 #include "core/json.h"
 
 #include <regex.h>
+#include <time.h>
 
 static void
 check_regex(const struct pl_config *c, struct pl_diags *d, const json_t *probe, const char *key,
@@ -41,6 +42,20 @@ check_probe(const struct pl_config *c, struct pl_diags *d, const json_t *probe, 
 	if (!strcmp(type, "dns") && !pl_json_str(probe, "dns_name")) {
 		pl_config_diag(c, d, PL_DIAG_ERROR, ptr,
 			       "a dns check needs dns_name (the name to resolve)");
+	}
+	if (pl_json_str(probe, "verify_at")) {
+		struct tm tm = { 0 };
+		const char *v = pl_json_str(probe, "verify_at");
+		const char *end = strptime(v, "%Y-%m-%d", &tm);
+
+		snprintf(at, sizeof(at), "%s/verify_at", ptr);
+		if (!end || *end)
+			pl_config_diag(c, d, PL_DIAG_ERROR, at, "'%s' is not a day (YYYY-MM-DD)",
+				       v);
+		else if (!pl_json_bool(probe, "verify", true))
+			pl_config_diag(c, d, PL_DIAG_ERROR, at,
+				       "verify_at verifies the chain as of that day; verify: false "
+				       "verifies nothing (choose one)");
 	}
 	if (json_object_get(probe, "json_value") && !pl_json_str(probe, "json_path")) {
 		snprintf(at, sizeof(at), "%s/json_value", ptr);

@@ -184,6 +184,7 @@ static const struct pl_config_key probe_keys[] = {
 	{ "/verify", PL_CT_BOOL, NULL, NULL, "verify the certificate chain and the host name (https, tls; default true)", false },
 	{ "/ca_file", PL_CT_STRING, NULL, NULL, "CA bundle to verify with instead of the system's", false },
 	{ "/pin_sha256", PL_CT_STRING, NULL, NULL, "pinned SHA-256 of the server's public key (base64, as curl's --pinnedpubkey sha256//)", false },
+	{ "/verify_at", PL_CT_STRING, NULL, NULL, "verify the certificate chain as of this day (YYYY-MM-DD), for an old controller whose certificate expired: chain and name still checked, expiry not judged (https, tls)", false },
 	{ "/warn_days", PL_CT_INT, NULL, "0..3650", "warning when the certificate expires within this many days (https, tls; default 14)", false },
 	{ "/fail_days", PL_CT_INT, NULL, "0..3650", "down when it expires within this many days (default 0: once expired)", false },
 	{ "/banner", PL_CT_STRING, NULL, NULL, "extended regex the first bytes a TCP server sends must match", false },

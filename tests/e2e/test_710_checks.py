@@ -58,13 +58,14 @@ def web():
     srv.server_close()
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory):
-    """A TLS server whose certificate (for IP 127.0.0.1) expires in 3 days."""
-    d = tmp_path_factory.mktemp("tls")
+def tls_server(d, days, when=None):
+    """A TLS server for IP 127.0.0.1 whose certificate is valid for days from
+    now, or from when (a date for faketime: a certificate long expired).
+    Yields its port and the certificate's path."""
     cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
-                    "-out", cert, "-days", "3", "-subj", "/CN=127.0.0.1",
+    subprocess.run((["faketime", when] if when else []) +
+                   ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", str(days), "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
@@ -94,6 +95,18 @@ def tls(tmp_path_factory):
     yield ls.getsockname()[1], str(cert)
     stop.set()
     ls.close()
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    """A TLS server whose certificate (for IP 127.0.0.1) expires in 3 days."""
+    yield from tls_server(tmp_path_factory.mktemp("tls"), 3)
+
+
+@pytest.fixture(scope="module")
+def old_tls(tmp_path_factory):
+    """An old BMC's: its certificate was valid in January 2020 only."""
+    yield from tls_server(tmp_path_factory.mktemp("old"), 30, "2020-01-01 00:00:00")
 
 
 @pytest.fixture(scope="module")
@@ -237,6 +250,38 @@ checks:
     r = run("-c", cfg, "-o", "json", "check")
     assert r.rc == 1, r
     assert "certificate" in by_name(r.json())["cert"]["error"].lower()
+
+
+def test_verify_at_accepts_an_expired_certificate_as_of_that_day(tmp_path, old_tls):
+    port, ca = old_tls
+    cfg = write(tmp_path, f"""
+checks:
+  targets:
+    - {{name: at, check: tls, host: 127.0.0.1, port: {port}, ca_file: {ca}, verify_at: "2020-01-15"}}
+    - {{name: now, check: tls, host: 127.0.0.1, port: {port}, ca_file: {ca}}}
+    - {{name: after, check: tls, host: 127.0.0.1, port: {port}, ca_file: {ca}, verify_at: "2021-01-15"}}
+    - {{name: web, check: https, host: 127.0.0.1, port: {port}, ca_file: {ca}, verify_at: "2020-01-15"}}
+""")
+    r = check(cfg, "-o", "json")
+    c = by_name(r.json())
+    # as of a day it was valid: up, its expiry reported but not judged
+    assert c["at"]["status"] == "up", c["at"]
+    assert c["at"]["tls_days_left"] < -1000
+    # today, or a day after it expired: the chain does not verify
+    assert c["now"]["status"] == "down" and "certificate" in c["now"]["error"].lower()
+    assert c["after"]["status"] == "down"
+    # https verifies the same way (the server closes without an HTTP answer)
+    assert "certificate" not in c["web"].get("error", "").lower()
+    bad = write(tmp_path, """
+checks:
+  targets:
+    - {name: a, check: tls, host: 127.0.0.1, verify_at: "15.01.2020"}
+    - {name: b, check: tls, host: 127.0.0.1, verify_at: "2020-01-15", verify: false}
+""")
+    r = run("-c", bad, "validate")
+    assert r.rc != 0
+    assert "checks.targets[0].verify_at" in r.err and "is not a day (YYYY-MM-DD)" in r.err
+    assert "checks.targets[1].verify_at" in r.err and "choose one" in r.err
 
 
 def test_tcp_closed_port_is_down_and_open_is_up(tmp_path, web):
