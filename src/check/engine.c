@@ -22,6 +22,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 #include <netinet/ip.h>
+#include <netinet/icmp6.h>
 #include <netinet/ip_icmp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
@@ -62,7 +63,7 @@ struct probe {
 	struct evdns_request *dreq;
 	int fd;
 	long long verify_at; /* Unix time the chain is verified at, 0: now */
-	bool raw;
+	bool raw, v6;
 	bool answered; /* the DNS answer is in: the deadline event ends the probe */
 	uint16_t seq;
 };
@@ -390,7 +391,8 @@ ping_cb(evutil_socket_t fd, short what, void *arg)
 		const uint8_t *b = buf;
 		struct icmphdr h;
 
-		if (p->raw) {
+		/* a raw IPv4 socket hands the IP header over too; IPv6 never does */
+		if (p->raw && !p->v6) {
 			size_t ihl = (size_t)(buf[0] & 0x0f) * 4;
 
 			if ((size_t)n < ihl + sizeof(h))
@@ -400,8 +402,10 @@ ping_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		if ((size_t)n < sizeof(h))
 			continue;
+		/* ICMPv6's echo header has ICMPv4's layout, other type numbers */
 		memcpy(&h, b, sizeof(h));
-		if (h.type == ICMP_ECHOREPLY && ntohs(h.un.echo.sequence) == p->seq &&
+		if (h.type == (p->v6 ? ICMP6_ECHO_REPLY : ICMP_ECHOREPLY) &&
+		    ntohs(h.un.echo.sequence) == p->seq &&
 		    (!p->raw || ntohs(h.un.echo.id) == (uint16_t)(getpid() & 0xffff))) {
 			probe_end(p);
 			return;
@@ -412,21 +416,31 @@ ping_cb(evutil_socket_t fd, short what, void *arg)
 static void
 start_ping(struct probe *p)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	struct icmphdr h = { .type = ICMP_ECHO };
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in *sa = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sa6 = (struct sockaddr_in6 *)&ss;
+	const char *host = pl_json_str_or(p->spec, "host", "");
+	struct icmphdr h = { 0 };
 	uint8_t pkt[sizeof(h) + 16] = { 0 };
 	struct timeval tv = { pl_json_int(p->spec, "timeout", PL_CHECK_TIMEOUT), 0 };
+	int fam, proto;
 	static uint16_t seq;
 
-	if (inet_pton(AF_INET, pl_json_str_or(p->spec, "host", ""), &sa.sin_addr) != 1) {
-		fail(p, pl_asprintf("'%s' is not an IPv4 address",
-				    pl_json_str_or(p->spec, "host", "")));
+	if (inet_pton(AF_INET, host, &sa->sin_addr) == 1) {
+		fam = sa->sin_family = AF_INET;
+		proto = IPPROTO_ICMP;
+	} else if (inet_pton(AF_INET6, host, &sa6->sin6_addr) == 1) {
+		fam = sa6->sin6_family = AF_INET6;
+		proto = IPPROTO_ICMPV6;
+		p->v6 = true;
+	} else {
+		fail(p, pl_asprintf("'%s' is not an IPv4 or IPv6 address", host));
 		probe_end(p);
 		return;
 	}
-	p->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP);
+	p->fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
 	if (p->fd < 0 && (errno == EACCES || errno == EPERM)) {
-		p->fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP);
+		p->fd = socket(fam, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
 		p->raw = true;
 	}
 	if (p->fd < 0) {
@@ -437,17 +451,21 @@ start_ping(struct probe *p)
 		return;
 	}
 	p->seq = ++seq;
+	h.type = p->v6 ? ICMP6_ECHO_REQUEST : ICMP_ECHO;
 	h.un.echo.id = htons((uint16_t)(getpid() & 0xffff));
 	h.un.echo.sequence = htons(p->seq);
 	memcpy(pkt, &h, sizeof(h));
 	memcpy(pkt + sizeof(h), "pvelab-check-ping", 16);
-	h.checksum = icmp_sum(pkt, sizeof(pkt));
+	/* the kernel sums ICMPv6 itself (it covers a pseudo-header) */
+	if (!p->v6)
+		h.checksum = icmp_sum(pkt, sizeof(pkt));
 	memcpy(pkt, &h, sizeof(h));
 	p->rd = event_new(p->r->base, p->fd, EV_READ | EV_PERSIST, ping_cb, p);
 	p->tmo = evtimer_new(p->r->base, deadline_cb, p);
 	event_add(p->rd, NULL);
 	evtimer_add(p->tmo, &tv);
-	if (sendto(p->fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	if (sendto(p->fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&ss,
+		   p->v6 ? sizeof(*sa6) : sizeof(*sa)) < 0) {
 		fail(p, pl_asprintf("ping: %s", strerror(errno)));
 		probe_end(p);
 	}
@@ -513,7 +531,7 @@ probe_begin(struct probe *p)
 	p->error = NULL;
 	p->code = 0;
 	p->not_after = 0;
-	p->answered = false;
+	p->answered = p->raw = p->v6 = false;
 	p->fd = -1;
 	p->attempt++;
 	clock_gettime(CLOCK_MONOTONIC, &p->t0);

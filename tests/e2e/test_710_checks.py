@@ -364,10 +364,15 @@ def test_ping_loopback(tmp_path):
 checks:
   targets:
     - {name: lo, check: ping, host: 127.0.0.1}
+    - {name: lo6, check: ping, host: "::1"}
+    - {name: byname, check: ping, host: localhost}
 """)
     r = run("-c", cfg, "-o", "json", "check")
-    assert r.rc == 0, r
-    assert by_name(r.json())["lo"]["status"] == "up"
+    c = by_name(r.json())
+    assert c["lo"]["status"] == "up", c
+    assert c["lo6"]["status"] == "up", c
+    assert c["byname"]["status"] == "down"
+    assert c["byname"]["error"] == "'localhost' is not an IPv4 or IPv6 address"
 
 
 def test_retries_probe_again_before_down(tmp_path, web):

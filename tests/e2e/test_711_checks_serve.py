@@ -465,8 +465,9 @@ alerts:
         assert [(d["check"], d["event"]) for d in fired] == [(f"guest:{name}", "firing")]
         assert fired[0]["message"].endswith("guest is stopped, declared running")
     finally:
-        srv.stop()
+        rc = srv.stop()
         hook.close()
+    assert rc == 0, srv.err
     assert f"alerts: firing of guest:{name} sent to hook" in srv.err
 
 
@@ -511,6 +512,7 @@ def test_thousand_checks_keep_the_server_answering(tmp_path):
               f"overlaps {sum(c.get('overlaps', 0) for c in body['checks'])}")
         assert body["summary"]["down"] == 0
     finally:
-        srv.stop()
+        rc = srv.stop()
         stop.set()
         ls.close()
+    assert rc == 0, srv.err
