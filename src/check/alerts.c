@@ -11,6 +11,7 @@
 #include "check/check.h"
 #include "config/config.h"
 #include "core/buf.h"
+#include "core/calendar.h"
 #include "core/curlev.h"
 #include "core/err.h"
 #include "core/file.h"
@@ -73,6 +74,9 @@ struct pl_alerts {
 	json_t *routes;     /* copy of alerts.routes */
 	json_t *guest_tags; /* guest name -> its tags */
 	json_t *firing;     /* check -> {"status","since","sent","state"} as last notified */
+	json_t *windows;    /* copy of alerts.maintenance */
+	pl_alerts_hold_fn hold;
+	void *hold_arg;
 	long repeat, retry_for;
 	struct event *tick;
 	pl_alerts_event_cb cb;
@@ -522,7 +526,7 @@ route_matches(const struct pl_alerts *a, const json_t *r, const json_t *state, c
 
 	if (!guest && pl_str_startswith(name, "guest:"))
 		guest = name + 6;
-	if ((list = json_object_get(r, "severities")) != NULL) {
+	if (severity && (list = json_object_get(r, "severities")) != NULL) {
 		hit = false;
 		json_array_foreach(list, i, v)
 			hit |= !strcmp(json_string_value(v) ? json_string_value(v) : "", severity);
@@ -649,6 +653,56 @@ notify(struct pl_alerts *a, const json_t *state, const char *event, const char *
 	free(msg);
 }
 
+/* The maintenance window of alerts.maintenance that holds state's check
+ * now, or NULL. */
+static const json_t *
+in_window(const struct pl_alerts *a, const json_t *state, time_t now)
+{
+	const json_t *w;
+	size_t i;
+
+	json_array_foreach(a->windows, i, w) {
+		struct pl_calendar cal;
+		long long dur = pl_json_int(w, "duration", 3600);
+		time_t start;
+
+		if (pl_calendar_parse(pl_json_str_or(w, "schedule", ""), &cal, NULL) != 0)
+			continue;
+		/* the first start after now - duration, if it is not after now */
+		start = pl_calendar_next(&cal, now - (time_t)dur);
+		if (start < 0 || start > now)
+			continue;
+		if (route_matches(a, w, state, NULL))
+			return w;
+	}
+	return NULL;
+}
+
+/* Why a notice of state's check is held back now (new), or NULL: cause (a
+ * check that explains it), flapping, a maintenance window, a silence. */
+static char *
+hold_reason(const struct pl_alerts *a, const json_t *state, const char *cause)
+{
+	const json_t *w;
+
+	if (cause)
+		return pl_strdup(cause);
+	if (json_is_true(json_object_get(state, "flapping")))
+		return pl_strdup("the check is flapping");
+	if ((w = in_window(a, state, time(NULL))) != NULL)
+		return pl_asprintf("maintenance window '%s'", pl_json_str_or(w, "name", "?"));
+	return a->hold ? a->hold(state, a->hold_arg) : NULL;
+}
+
+void
+pl_alerts_set_hold(struct pl_alerts *a, pl_alerts_hold_fn fn, void *arg)
+{
+	if (a) {
+		a->hold = fn;
+		a->hold_arg = arg;
+	}
+}
+
 void
 pl_alerts_update(struct pl_alerts *a, const json_t *state)
 {
@@ -659,17 +713,15 @@ pl_alerts_update(struct pl_alerts *a, const json_t *state)
 	const char *was = f ? pl_json_str(f, "status") : NULL;
 	bool bad = severity_of(status) != NULL;
 	double now = now_s();
+	char *why;
 
 	if (!a)
 		return;
 	if (bad ? (was && !strcmp(was, status)) : !was)
 		return; /* nothing new to say */
-	if (json_is_true(json_object_get(state, "flapping")) || (bad && cause && !was)) {
-		const char *why = cause && bad ? "caused_by" : "flapping";
-
+	if ((why = hold_reason(a, state, bad && cause && !was ? cause : NULL)) != NULL) {
 		if (!f || strcmp(pl_json_str_or(f, "held", ""), why)) {
-			tell(a, name, bad ? "firing" : "resolved", NULL, "held", "reason",
-			     !strcmp(why, "flapping") ? "the check is flapping" : cause);
+			tell(a, name, bad ? "firing" : "resolved", NULL, "held", "reason", why);
 			if (!f) {
 				/* remember the hold, not a notice: nothing fires */
 				json_object_set_new(a->firing, name,
@@ -678,6 +730,7 @@ pl_alerts_update(struct pl_alerts *a, const json_t *state)
 				json_object_set_new(f, "held", json_string(why));
 			}
 		}
+		free(why);
 		return;
 	}
 	if (f && !was) {
@@ -716,7 +769,11 @@ on_tick(evutil_socket_t fd, short what, void *arg)
 			continue;
 		state = json_object_get(f, "state");
 		if (a->repeat > 0 && now - pl_json_num(f, "sent", now) >= (double)a->repeat) {
-			notify(a, state, "repeat", st, NULL, pl_json_num(f, "since", now));
+			char *why = hold_reason(a, state, NULL);
+
+			if (!why)
+				notify(a, state, "repeat", st, NULL, pl_json_num(f, "since", now));
+			free(why);
 			json_object_set_new(f, "sent", json_real(now));
 		}
 		if (now - pl_json_num(f, "refreshed", now) >= AM_RESEND) {
@@ -885,6 +942,7 @@ pl_alerts_new(struct event_base *base, const struct pl_config *c, pl_alerts_even
 	a->arg = arg;
 	a->curl = pl_curlev_new(base, on_done, a);
 	a->routes = json_deep_copy(json_object_get(al, "routes"));
+	a->windows = json_deep_copy(json_object_get(al, "maintenance"));
 	a->firing = json_object();
 	a->guest_tags = json_object();
 	a->repeat = (long)pl_json_int(al, "repeat_interval", 14400);
@@ -973,6 +1031,7 @@ pl_alerts_free(struct pl_alerts *a)
 	if (a->tick)
 		event_free(a->tick);
 	json_decref(a->routes);
+	json_decref(a->windows);
 	json_decref(a->firing);
 	json_decref(a->guest_tags);
 	free(a);

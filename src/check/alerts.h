@@ -27,9 +27,15 @@ typedef void (*pl_alerts_event_cb)(const json_t *ev, void *arg);
 int pl_alerts_new(struct event_base *base, const struct pl_config *c, pl_alerts_event_cb cb,
 		  void *arg, struct pl_alerts **out, char **errmsg);
 void pl_alerts_free(struct pl_alerts *a);
+/* Asked before a notice: why the check's notices are held now (a new
+ * string: "silence 3 (nginx upgrade)"), or NULL. */
+typedef char *(*pl_alerts_hold_fn)(const json_t *state, void *arg);
+void pl_alerts_set_hold(struct pl_alerts *a, pl_alerts_hold_fn fn, void *arg);
 /* A check's state after a result (the scheduler's): notify what changed
  * since the last notice of this check. A failure explained by another check
- * ("caused_by" in its last result) or a flapping check is held back. */
+ * ("caused_by" in its last result), a flapping check, one in a maintenance
+ * window (alerts.maintenance) or held by the hold function is held back;
+ * what still holds once the hold ends is notified then. */
 void pl_alerts_update(struct pl_alerts *a, const json_t *state);
 /* Notifiers with their counters (no secret, URLs without path or query)
  * and the checks firing: {"notifiers":[...],"firing":[...]} (new). */

@@ -14,6 +14,7 @@
 struct event_base;
 struct pl_config;
 struct pl_diags;
+struct pl_buf;
 
 /* Most bytes of an HTTP body, TCP banner or DNS answer a check keeps and
  * matches: a bigger answer is cut there, never buffered whole. */
@@ -83,6 +84,25 @@ void pl_check_mark_causes(json_t *specs, const json_t *cluster, const json_t *ca
  * pl_backups_newest's list (plan/backups.h): a warning when its newest
  * archive is older than days, or when it has none. A new array. */
 json_t *pl_check_backups(const struct pl_config *c, const json_t *newest, long long days);
+
+/* DNS for the types evdns does not resolve (dns.c). Most bytes of a query
+ * and of an answer read (no EDNS is asked for: 512 is the protocol's UDP
+ * size; more is accepted). */
+#define PL_CHECK_DNS_MAX 512
+#define PL_CHECK_DNS_READ 4096
+/* A record type's number ("MX" -> 15; A, AAAA, CNAME, MX, NS, PTR, SOA, SRV,
+ * TXT, CAA), 0 for another. */
+int pl_check_dns_type(const char *name);
+/* The query for name (an IPv4 address for PTR: its in-addr.arpa name) into
+ * out (PL_CHECK_DNS_MAX bytes); PL_EINVAL when name cannot be one. */
+int pl_check_dns_query(const char *name, int qtype, uint16_t id, uint8_t *out, size_t *len);
+/* The records of type qtype in answer m (to query id), one line of text each
+ * into out ("10 mx.example.org" for MX; "PRIO WEIGHT PORT TARGET" for SRV;
+ * "MNAME RNAME SERIAL" for SOA; TXT's strings joined; CAA "FLAGS TAG
+ * VALUE"). PL_ENOENT for an error code or no record, PL_EPARSE for
+ * anything malformed; the message says which. */
+int pl_check_dns_parse(const uint8_t *m, size_t len, uint16_t id, int qtype, struct pl_buf *out,
+		       char **errmsg);
 
 /* The worst status of results: 0 all up (or skipped), 1 one is down,
  * 2 warnings only. */

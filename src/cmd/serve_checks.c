@@ -15,10 +15,13 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "core/log.h"
+#include "core/str.h"
 #include "serve/serve.h"
 #include "state/state.h"
 
 #include <event2/event.h>
+#include <fnmatch.h>
+#include <time.h>
 
 /* Changes kept in memory while the store cannot take them. */
 #define PENDING_MAX 10000
@@ -97,6 +100,62 @@ on_result(const json_t *state, const json_t *change, void *arg)
 		pl_serve_emit(c->sv, "check", json_deep_copy(change));
 	}
 	pl_alerts_update(c->alerts, state);
+}
+
+/* Silences set by pvelab silence (another process) are read from the store
+ * at most every few seconds, not for each notice. */
+#define SILENCES_TTL 5
+
+static double
+now_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Whether silence pattern p matches a check: its name (a shell pattern),
+ * or its guest's name. */
+static bool
+silence_matches(const char *p, const json_t *state)
+{
+	const char *name = pl_json_str_or(state, "name", ""), *guest = pl_json_str(state, "guest");
+
+	return fnmatch(p, name, 0) == 0 || (guest && !strcmp(p, guest)) ||
+	       (pl_str_startswith(name, "guest:") && !strcmp(p, name + 6));
+}
+
+static char *
+held_by_silence(const json_t *state, void *arg)
+{
+	struct pl_serve_checks *c = arg;
+	double now = now_s();
+	const json_t *x;
+	size_t i;
+
+	if (now - c->silences_at > SILENCES_TTL && !c->refresh->job) {
+		json_t *all = NULL;
+		char *err = NULL;
+
+		if (pl_state_silences(c->s->state, now, &all, &err) == 0) {
+			json_decref(c->silences);
+			c->silences = all;
+		} else {
+			pl_log_warn("checks: cannot read the silences: %s", err);
+		}
+		free(err);
+		c->silences_at = now;
+	}
+	json_array_foreach(c->silences, i, x) {
+		if (pl_json_num(x, "until", 0) > now &&
+		    silence_matches(pl_json_str_or(x, "pattern", ""), state))
+			return pl_json_str(x, "reason") ?
+				       pl_asprintf("silence %lld (%s)", pl_json_int(x, "id", 0),
+						   pl_json_str(x, "reason")) :
+				       pl_asprintf("silence %lld", pl_json_int(x, "id", 0));
+	}
+	return NULL;
 }
 
 /* Before a probe: a guest the cluster checks found stopped or on an offline
@@ -288,6 +347,7 @@ pl_serve_checks_init(struct pl_serve_checks *c, struct pl_session *s,
 	c->cl_opts = pl_check_cluster_opts(s->cfg);
 	if ((r = pl_alerts_new(s->base, s->cfg, on_alert, c, &c->alerts, errmsg)) != 0)
 		return r;
+	pl_alerts_set_hold(c->alerts, held_by_silence, c);
 	c->sched = pl_check_sched_new(
 		s->base, &(struct pl_check_sched_opts){
 				 .concurrency = (size_t)pl_json_int(chk, "concurrency",
@@ -334,5 +394,6 @@ pl_serve_checks_release(struct pl_serve_checks *c)
 	json_decref(c->cluster);
 	json_decref(c->causes);
 	json_decref(c->pending);
+	json_decref(c->silences);
 	c->s = NULL;
 }

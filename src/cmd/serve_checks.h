@@ -28,6 +28,8 @@ struct pl_serve_checks {
 	json_t *pending; /* changes not yet written to the store */
 	struct event *flush_ev, *cluster_ev;
 	double cluster_seen; /* the resource list the cluster checks last read */
+	json_t *silences;    /* pvelab silence's, as last read from the store */
+	double silences_at;  /* when */
 };
 
 /* Schedule s's checks on s->base and read its alerts: section (a notifier it

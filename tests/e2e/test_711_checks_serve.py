@@ -217,6 +217,7 @@ checks:
     - {{name: web, check: http, host: 127.0.0.1, port: {web.port}}}
     - {{name: steady, check: tcp, host: 127.0.0.1, port: {web.port}, interval: 1}}
 alerts:
+  flap_threshold: 20   # web goes down and up three times in this module
   notifiers:
     - {{name: phone, type: ntfy, url: "http://127.0.0.1:{ntfy.port}/homelab-alerts",
        token_file: {d / 'ntfy.token'}, tags: [homelab], click: "https://pve.home.arpa/"}}
@@ -389,6 +390,33 @@ def test_a_dead_notifier_delays_nothing_and_gets_its_notice_later(lab):
         assert late()["queued"] == 0
     finally:
         rec.close()
+
+
+def test_silence_holds_notices_until_it_ends(lab):
+    env = {"PVELAB_STATE": str(lab["state"]), "PVELAB_URL": ""}
+    r = run("silence", "web", "--for", "1h", "--reason", "nginx upgrade", "-o", "json", env=env)
+    assert r.rc == 0, r
+    sid = r.json()["id"]
+    listed = run("silence", env=env)
+    assert listed.rc == 0 and "nginx upgrade" in listed.out
+    n_ntfy, n_hook = len(lab["ntfy"].got), len(lab["hook"].got)
+    lab["web"].stop()
+    until(lambda: check(lab, "web")["status"] == "down", "web down", 30)
+    held = until(lambda: lab["stream"].of("alert", check="web", state="held"), "held event")
+    assert held[-1]["reason"] == f"silence {sid} (nginx upgrade)"
+    # still down, still silent: more results, no notice
+    p = check(lab, "web")["probes"]
+    until(lambda: check(lab, "web")["probes"] >= p + 2, "more results")
+    assert (len(lab["ntfy"].got), len(lab["hook"].got)) == (n_ntfy, n_hook)
+    # the silence ends: what still holds is notified
+    assert run("silence", "--remove", str(sid), env=env).rc == 0
+    until(lambda: len(lab["ntfy"].got) == n_ntfy + 1, "the firing notice after the silence", 30)
+    assert lab["ntfy"].got[-1]["headers"]["Title"] == "DOWN: web"
+    lab["web"].start()
+    until(lambda: len(lab["ntfy"].got) == n_ntfy + 2, "resolved", 30)
+    assert lab["ntfy"].got[-1]["headers"]["Title"] == "RESOLVED: web"
+    r = run("silence", "--remove", str(sid), env=env)
+    assert r.rc == 1 and f"no silence {sid} holds" in r.err
 
 
 def test_bad_notifier_config_is_refused_before_listening(tmp_path):

@@ -11,6 +11,7 @@
 #include "check/alerts.h"
 #include "check/check.h"
 #include "config/config.h"
+#include "core/err.h"
 #include "core/json.h"
 
 #include <event2/event.h>
@@ -117,6 +118,49 @@ test_once_per_change_and_holds(void **state)
 	event_base_free(base);
 }
 
+static char *
+hold_all_but_web(const json_t *st, void *arg)
+{
+	PL_UNUSED(arg);
+	return strcmp(pl_json_str_or(st, "name", ""), "web") ? pl_strdup("silence 7") : NULL;
+}
+
+static void
+test_maintenance_and_hold(void **state)
+{
+	struct pl_config *c;
+	struct event_base *base = event_base_new();
+	struct pl_alerts *a = NULL;
+	json_t *evs = json_array();
+	char *err = NULL;
+
+	PL_UNUSED(state);
+	/* a window that opened within the hour, for the checks of guest web */
+	c = load("alerts:\n  notifiers:\n"
+		 "    - {name: hook, type: webhook, url: 'http://127.0.0.1:1/', timeout: 1}\n"
+		 "  maintenance:\n"
+		 "    - {name: nightly, schedule: '*:0/1', duration: 3600, checks: ['web/*']}\n");
+	assert_int_equal(pl_alerts_new(base, c, collect, evs, &a, &err), 0);
+	update(a, "web/http", "down", false, NULL);
+	assert_int_equal(queued(a), 0);
+	assert_string_equal(pl_json_str(json_array_get(evs, 0), "reason"),
+			    "maintenance window 'nightly'");
+	update(a, "web/http", "down", false, NULL); /* told once */
+	assert_int_equal(json_array_size(evs), 1);
+	update(a, "db", "down", false, NULL);
+	assert_int_equal(queued(a), 1);
+	pl_alerts_set_hold(a, hold_all_but_web, NULL);
+	update(a, "dns", "down", false, NULL);
+	assert_int_equal(queued(a), 1);
+	assert_string_equal(pl_json_str(json_array_get(evs, 1), "reason"), "silence 7");
+	update(a, "web", "down", false, NULL);
+	assert_int_equal(queued(a), 2);
+	pl_alerts_free(a);
+	pl_config_free(c);
+	json_decref(evs);
+	event_base_free(base);
+}
+
 static void
 refused(const char *yaml, const char *want)
 {
@@ -208,6 +252,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_once_per_change_and_holds),
+		cmocka_unit_test(test_maintenance_and_hold),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_sched_flaps),
 	};
