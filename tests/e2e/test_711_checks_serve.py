@@ -419,6 +419,30 @@ def test_silence_holds_notices_until_it_ends(lab):
     assert r.rc == 1 and f"no silence {sid} holds" in r.err
 
 
+def test_a_check_still_down_is_notified_again_after_repeat_interval(tmp_path):
+    hook = Receiver()
+    cfg = tmp_path / "pvelab.yaml"
+    cfg.write_text(f"""
+checks:
+  interval: 1
+  targets: [{{name: gone, check: tcp, host: 127.0.0.1, port: {free_port()}}}]
+alerts:
+  repeat_interval: 2
+  notifiers: [{{name: hook, type: webhook, url: "http://127.0.0.1:{hook.port}/"}}]
+""")
+    env = {"PVELAB_STATE": str(tmp_path / "s.db"), "PVELAB_URL": ""}
+    srv = Server("--listen", "127.0.0.1:0", "-c", cfg, env=env)
+    try:
+        until(lambda: len(hook.got) >= 2, "a repeat", 30)
+    finally:
+        rc = srv.stop()
+        hook.close()
+    assert rc == 0, srv.err
+    docs = [json.loads(g["body"]) for g in hook.got]
+    assert [d["event"] for d in docs[:2]] == ["firing", "repeat"]
+    assert docs[1]["title"] == "STILL DOWN: gone" and docs[1]["since"] == docs[0]["since"]
+
+
 def test_bad_notifier_config_is_refused_before_listening(tmp_path):
     cfg = tmp_path / "pvelab.yaml"
     cfg.write_text("alerts:\n  notifiers:\n"
