@@ -58,7 +58,6 @@ struct notifier {
 	struct notice *cur;
 	CURL *e;
 	struct curl_slist *hdrs, *rcpt;
-	struct pl_buf resp;
 	struct event *retry;
 	int backoff;
 	long long sent, failed, dropped;
@@ -146,7 +145,6 @@ transfer_release(struct notifier *n)
 	}
 	curl_slist_free_all(n->hdrs);
 	n->hdrs = NULL;
-	pl_buf_reset(&n->resp);
 }
 
 static void
@@ -244,14 +242,13 @@ read_cb(char *buf, size_t size, size_t nitems, void *arg)
 	return k;
 }
 
+/* A notifier's answer says nothing its status does not: read and dropped. */
 static size_t
 resp_cb(char *ptr, size_t size, size_t nmemb, void *arg)
 {
-	struct notifier *n = arg;
-	size_t k = size * nmemb, room = n->resp.max - n->resp.len;
-
-	pl_buf_add(&n->resp, ptr, k < room ? k : room); /* kept for nothing but the cap */
-	return k;
+	PL_UNUSED(ptr);
+	PL_UNUSED(arg);
+	return size * nmemb;
 }
 
 static void
@@ -297,7 +294,6 @@ send_next(struct notifier *n)
 	curl_easy_setopt(n->e, CURLOPT_CONNECTTIMEOUT_MS, n->timeout * 1000);
 	curl_easy_setopt(n->e, CURLOPT_PROXY, "");
 	curl_easy_setopt(n->e, CURLOPT_WRITEFUNCTION, resp_cb);
-	curl_easy_setopt(n->e, CURLOPT_WRITEDATA, n);
 	if (ca)
 		curl_easy_setopt(n->e, CURLOPT_CAINFO, ca);
 	if (n->type == N_EMAIL) {
@@ -838,6 +834,40 @@ shown_url(const char *url)
 	return out;
 }
 
+static bool
+has_ctl(const char *s)
+{
+	for (; s && *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return true;
+	return false;
+}
+
+/* A key of cfg that goes into a header line (or an SMTP command) holding a
+ * line break would inject one: refused. Returns the offending key or NULL. */
+static const char *
+unsafe_key(const json_t *cfg)
+{
+	static const char *const keys[] = { "click", "from", "username", "tags", "to", "headers" };
+	const char *k;
+	const json_t *v, *x;
+	size_t i;
+
+	for (size_t j = 0; j < PL_ARRAY_LEN(keys); j++) {
+		v = json_object_get(cfg, keys[j]);
+		if (json_is_string(v) && has_ctl(json_string_value(v)))
+			return keys[j];
+		json_array_foreach(v, i, x)
+			if (has_ctl(json_string_value(x)))
+				return keys[j];
+		if (json_is_object(v))
+			json_object_foreach((json_t *)v, k, x)
+				if (has_ctl(k) || strchr(k, ':') || has_ctl(json_string_value(x)))
+					return keys[j];
+	}
+	return NULL;
+}
+
 static int
 notifier_init(struct pl_alerts *a, struct notifier *n, const json_t *cfg, char **errmsg)
 {
@@ -851,7 +881,6 @@ notifier_init(struct pl_alerts *a, struct notifier *n, const json_t *cfg, char *
 	n->cfg = json_deep_copy(cfg);
 	n->timeout = (long)pl_json_int(cfg, "timeout", 10);
 	TAILQ_INIT(&n->q);
-	pl_buf_init(&n->resp, 1 << 16);
 	n->retry = evtimer_new(a->base, on_retry, n);
 	for (size_t i = 0; i < PL_ARRAY_LEN(type_names); i++)
 		if (!strcmp(type, type_names[i]))
@@ -862,6 +891,11 @@ notifier_init(struct pl_alerts *a, struct notifier *n, const json_t *cfg, char *
 	if ((n->shown = shown_url(url)) == NULL)
 		return pl_seterr(errmsg, PL_EINVAL, "alerts.notifiers '%s': url is not a URL",
 				 name);
+	if (unsafe_key(cfg))
+		return pl_seterr(errmsg, PL_EINVAL,
+				 "alerts.notifiers '%s': %s holds a line break or another control "
+				 "character (or a header name a ':')",
+				 name, unsafe_key(cfg));
 	if (n->type == N_EMAIL) {
 		const json_t *t;
 		size_t i;
@@ -911,7 +945,6 @@ notifier_release(struct notifier *n)
 	if (n->retry)
 		event_free(n->retry);
 	curl_slist_free_all(n->rcpt);
-	pl_buf_release(&n->resp);
 	pl_free_secret(n->token);
 	pl_free_secret(n->secret);
 	pl_free_secret(n->password);

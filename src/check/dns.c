@@ -15,8 +15,8 @@ static const struct {
 	const char *name;
 	int type;
 } types[] = {
-	{ "A", 1 },    { "NS", 2 },   { "CNAME", 5 }, { "SOA", 6 },  { "PTR", 12 },
-	{ "MX", 15 },  { "TXT", 16 }, { "AAAA", 28 }, { "SRV", 33 }, { "CAA", 257 },
+	{ "A", 1 },   { "NS", 2 },   { "CNAME", 5 }, { "SOA", 6 },  { "PTR", 12 },
+	{ "MX", 15 }, { "TXT", 16 }, { "AAAA", 28 }, { "SRV", 33 }, { "CAA", 257 },
 };
 
 int
@@ -200,8 +200,8 @@ int
 pl_check_dns_parse(const uint8_t *m, size_t len, uint16_t id, int qtype, struct pl_buf *out,
 		   char **errmsg)
 {
-	static const char *const rcodes[] = { "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
-					      "NOTIMP",  "REFUSED" };
+	static const char *const rcodes[] = { "NOERROR",  "FORMERR", "SERVFAIL",
+					      "NXDOMAIN", "NOTIMP",  "REFUSED" };
 	unsigned qd, an, rcode, found = 0;
 	size_t off = 12;
 

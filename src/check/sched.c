@@ -22,7 +22,7 @@
 
 struct entry {
 	struct pl_check_sched *s;
-	json_t *spec;   /* as added; NULL for a fed (cluster) check */
+	json_t *spec;   /* as added; a fed (cluster) check's has only name and retries */
 	json_t *state;  /* what the API shows */
 	json_t *recent; /* newest last, at most PL_CHECK_RECENT */
 	struct event *timer;

@@ -193,6 +193,12 @@ test_refusals(void **state)
 	refused("alerts:\n  notifiers:\n    - {name: n, type: ntfy, url: 'http://x/t'}\n"
 		"    - {name: n, type: webhook, url: 'http://y/'}\n",
 		"two are named 'n'");
+	refused("alerts:\n  notifiers:\n    - {name: h, type: webhook, url: 'http://x/',"
+		" headers: {X-A: \"a\\r\\nX-Injected: 1\"}}\n",
+		"alerts.notifiers 'h': headers holds a line break");
+	refused("alerts:\n  notifiers:\n    - {name: n, type: ntfy, url: 'http://x/t',"
+		" click: \"https://x/\\nTags: y\"}\n",
+		"alerts.notifiers 'n': click holds a line break");
 	refused("alerts:\n  notifiers:\n    - {name: n, type: ntfy, url: 'http://x/t'}\n"
 		"  routes:\n    - {notifiers: [nn]}\n",
 		"alerts.routes[0]: no notifier named 'nn'");
