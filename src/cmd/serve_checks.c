@@ -193,10 +193,10 @@ on_cluster(evutil_socket_t fd, short what, void *arg)
 			pl_check_sched_feed(c->sched, x);
 	}
 	x = f->status_failures ?
-		    json_pack("{s:s,s:s,s:s,s:s}", "name", "refresh", "type", "api", "status",
+		    json_pack("{s:s,s:s,s:s,s:s}", "name", "cluster", "type", "api", "status",
 			      PL_CHECK_DOWN, "error",
 			      f->status_error ? f->status_error : "the cluster does not answer") :
-		    json_pack("{s:s,s:s,s:s}", "name", "refresh", "type", "api", "status",
+		    json_pack("{s:s,s:s,s:s}", "name", "cluster", "type", "api", "status",
 			      PL_CHECK_UP);
 	if (f->status_failures || f->status_ok_at > 0)
 		pl_check_sched_feed(c->sched, x);

@@ -516,6 +516,14 @@ alerts:
         fired = [json.loads(x["body"]) for x in hook.got]
         assert [(d["check"], d["event"]) for d in fired] == [(f"guest:{name}", "firing")]
         assert fired[0]["message"].endswith("guest is stopped, declared running")
+        # the cluster itself stops answering: its own check fires
+        assert status(lab, "cluster") == "up"
+        sim["proc"].terminate()
+        sim["proc"].wait(timeout=20)
+        until(lambda: status(lab, "cluster") == "down", "the cluster check down", 30)
+        until(lambda: len(hook.got) == 2, "the cluster's notice", 30)
+        d = json.loads(hook.got[1]["body"])
+        assert (d["check"], d["event"], d["type"]) == ("cluster", "firing", "api")
     finally:
         rc = srv.stop()
         hook.close()
