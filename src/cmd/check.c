@@ -166,7 +166,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			json_decref(cluster);
 			cluster = pl_check_cluster(s.cfg, cl_opts, res, &causes);
 			pl_check_mark_causes(specs, cluster, causes);
-			pl_check_cert_specs(specs, cl_opts, getenv("PVELAB_URL"));
+			pl_check_cert_specs(specs, cl_opts, url);
 			add_backups(&s, cluster, pl_json_int(cl_opts, "backup_days", 0));
 		}
 		json_decref(res);
