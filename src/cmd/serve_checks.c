@@ -16,6 +16,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/str.h"
+#include "plan/runs.h"
 #include "serve/serve.h"
 #include "state/state.h"
 
@@ -102,8 +103,8 @@ on_result(const json_t *state, const json_t *change, void *arg)
 	pl_alerts_update(c->alerts, state);
 }
 
-/* Silences set by pvelab silence (another process) are read from the store
- * at most every few seconds, not for each notice. */
+/* Silences set by pvelab silence and runs of pvelab apply (other processes)
+ * are read from the store at most every few seconds, not for each notice. */
 #define SILENCES_TTL 5
 
 static double
@@ -126,11 +127,36 @@ silence_matches(const char *p, const json_t *state)
 	       (pl_str_startswith(name, "guest:") && !strcmp(p, name + 6));
 }
 
+/* The newest apply, rollback or destroy still running (its process alive),
+ * or 0. */
+static long long
+changing_run(struct pl_serve_checks *c)
+{
+	static const char *const kinds[] = { "apply", "rollback", "destroy" };
+	long long id = 0;
+
+	for (size_t k = 0; k < PL_ARRAY_LEN(kinds) && !id; k++) {
+		json_t *runs = NULL;
+		char *err = NULL;
+
+		if (pl_runs_list(c->s->state, kinds[k], 1, &runs, &err) == 0 &&
+		    !strcmp(pl_json_str_or(json_array_get(runs, 0), "status", ""), "running"))
+			id = pl_json_int(json_array_get(runs, 0), "id", 0);
+		json_decref(runs);
+		free(err);
+	}
+	return id;
+}
+
+/* Why a check's notices wait (alerts.h's hold): a silence of pvelab silence,
+ * or, for a guest's checks, an apply (rollback, destroy) that is running:
+ * it may stop and start guests on purpose. */
 static char *
-held_by_silence(const json_t *state, void *arg)
+held(const json_t *state, void *arg)
 {
 	struct pl_serve_checks *c = arg;
 	double now = now_s();
+	const char *name = pl_json_str_or(state, "name", "");
 	const json_t *x;
 	size_t i;
 
@@ -145,6 +171,7 @@ held_by_silence(const json_t *state, void *arg)
 			pl_log_warn("checks: cannot read the silences: %s", err);
 		}
 		free(err);
+		c->busy_run = changing_run(c);
 		c->silences_at = now;
 	}
 	json_array_foreach(c->silences, i, x) {
@@ -155,6 +182,9 @@ held_by_silence(const json_t *state, void *arg)
 						   pl_json_str(x, "reason")) :
 				       pl_asprintf("silence %lld", pl_json_int(x, "id", 0));
 	}
+	if (c->busy_run && (pl_json_str(state, "guest") || pl_str_startswith(name, "guest:")))
+		return pl_asprintf("run %lld (an apply, rollback or destroy) is running",
+				   c->busy_run);
 	return NULL;
 }
 
@@ -347,7 +377,7 @@ pl_serve_checks_init(struct pl_serve_checks *c, struct pl_session *s,
 	c->cl_opts = pl_check_cluster_opts(s->cfg);
 	if ((r = pl_alerts_new(s->base, s->cfg, on_alert, c, &c->alerts, errmsg)) != 0)
 		return r;
-	pl_alerts_set_hold(c->alerts, held_by_silence, c);
+	pl_alerts_set_hold(c->alerts, held, c);
 	c->sched = pl_check_sched_new(
 		s->base, &(struct pl_check_sched_opts){
 				 .concurrency = (size_t)pl_json_int(chk, "concurrency",

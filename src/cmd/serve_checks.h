@@ -29,7 +29,8 @@ struct pl_serve_checks {
 	struct event *flush_ev, *cluster_ev;
 	double cluster_seen; /* the resource list the cluster checks last read */
 	json_t *silences;    /* pvelab silence's, as last read from the store */
-	double silences_at;  /* when */
+	long long busy_run;  /* an apply, rollback or destroy running, as last read */
+	double silences_at;  /* when those were read */
 };
 
 /* Schedule s's checks on s->base and read its alerts: section (a notifier it

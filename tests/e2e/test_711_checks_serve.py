@@ -443,6 +443,50 @@ alerts:
     assert docs[1]["title"] == "STILL DOWN: gone" and docs[1]["since"] == docs[0]["since"]
 
 
+def test_an_apply_running_holds_the_guests_alerts(tmp_path):
+    """While an apply runs (a live process's running run in the store, as
+    pvelab apply records it), a guest's failing checks notify nothing; other
+    checks do; when it ends, what still fails is notified."""
+    import sqlite3
+    hook = Receiver()
+    cfg = tmp_path / "pvelab.yaml"
+    cfg.write_text(f"""
+checks:
+  interval: 1
+  targets: [{{name: other, check: tcp, host: 127.0.0.1, port: {free_port()}}}]
+guests:
+  - name: vm1
+    services: [{{name: web, port: {free_port()}, protocol: tcp, host: 127.0.0.1}}]
+alerts:
+  notifiers: [{{name: hook, type: webhook, url: "http://127.0.0.1:{hook.port}/"}}]
+""")
+    env = {"PVELAB_STATE": str(tmp_path / "s.db"), "PVELAB_URL": ""}
+    tok = run("token", "create", "v", "--role", "viewer", env=env).out.strip()
+    con = sqlite3.connect(tmp_path / "s.db")
+    rid = con.execute("INSERT INTO runs(kind, started, status, pid, host) VALUES "
+                      "('apply', ?, 'running', ?, ?)",
+                      (time.time(), os.getpid(), socket.gethostname())).lastrowid
+    con.commit()
+    srv = Server("--listen", "127.0.0.1:0", "-c", cfg, env=env)
+    stream = Stream(srv.url, tok)
+    try:
+        held = until(lambda: stream.of("alert", check="vm1/web", state="held"), "held", 30)
+        assert held[0]["reason"] == f"run {rid} (an apply, rollback or destroy) is running"
+        until(lambda: hook.got, "the other check's notice")
+        assert [json.loads(g["body"])["check"] for g in hook.got] == ["other"]
+        con.execute("UPDATE runs SET status = 'ok', finished = ? WHERE id = ?",
+                    (time.time(), rid))
+        con.commit()
+        until(lambda: len(hook.got) == 2, "vm1/web's notice once the apply ended", 30)
+        assert json.loads(hook.got[1]["body"])["check"] == "vm1/web"
+    finally:
+        stream.r.close()
+        rc = srv.stop()
+        hook.close()
+        con.close()
+    assert rc == 0, srv.err
+
+
 def test_bad_notifier_config_is_refused_before_listening(tmp_path):
     cfg = tmp_path / "pvelab.yaml"
     cfg.write_text("alerts:\n  notifiers:\n"
