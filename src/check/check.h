@@ -14,6 +14,7 @@
 struct event_base;
 struct pl_config;
 struct pl_diags;
+struct pl_buf;
 
 /* Most bytes of an HTTP body, TCP banner or DNS answer a check keeps and
  * matches: a bigger answer is cut there, never buffered whole. */
@@ -67,10 +68,41 @@ void pl_check_classify(const json_t *spec, const struct pl_check_obs *o, json_t 
 json_t *pl_check_cluster(const struct pl_config *c, const json_t *opts, const json_t *resources,
 			 json_t **causes);
 
+/* One TLS spec per API endpoint of urls (PVELAB_URL's comma-separated
+ * list): its certificate's expiry only, a warning within cl_opts' cert_days
+ * (the connection's trust is the client's pin, not this check's). */
+void pl_check_cert_specs(json_t *specs, const json_t *cl_opts, const char *urls);
+
+/* Mark a service check whose guest's state explains it (causes as
+ * pl_check_cluster gives them, cluster its results): "skip" when the guest
+ * is declared stopped and is, else "caused_by" and "cause" (down, not
+ * probed). pl_check_mark_causes does it to each spec of an array. */
+void pl_check_mark_cause(json_t *spec, const json_t *cluster, const json_t *causes);
+void pl_check_mark_causes(json_t *specs, const json_t *cluster, const json_t *causes);
+
 /* The newest-backup check of each declared guest the cluster has, from
  * pl_backups_newest's list (plan/backups.h): a warning when its newest
  * archive is older than days, or when it has none. A new array. */
 json_t *pl_check_backups(const struct pl_config *c, const json_t *newest, long long days);
+
+/* DNS for the types evdns does not resolve (dns.c). Most bytes of a query
+ * and of an answer read (no EDNS is asked for: 512 is the protocol's UDP
+ * size; more is accepted). */
+#define PL_CHECK_DNS_MAX 512
+#define PL_CHECK_DNS_READ 4096
+/* A record type's number ("MX" -> 15; A, AAAA, CNAME, MX, NS, PTR, SOA, SRV,
+ * TXT, CAA), 0 for another. */
+int pl_check_dns_type(const char *name);
+/* The query for name (an IPv4 address for PTR: its in-addr.arpa name) into
+ * out (PL_CHECK_DNS_MAX bytes); PL_EINVAL when name cannot be one. */
+int pl_check_dns_query(const char *name, int qtype, uint16_t id, uint8_t *out, size_t *len);
+/* The records of type qtype in answer m (to query id), one line of text each
+ * into out ("10 mx.example.org" for MX; "PRIO WEIGHT PORT TARGET" for SRV;
+ * "MNAME RNAME SERIAL" for SOA; TXT's strings joined; CAA "FLAGS TAG
+ * VALUE"). PL_ENOENT for an error code or no record, PL_EPARSE for
+ * anything malformed; the message says which. */
+int pl_check_dns_parse(const uint8_t *m, size_t len, uint16_t id, int qtype, struct pl_buf *out,
+		       char **errmsg);
 
 /* The worst status of results: 0 all up (or skipped), 1 one is down,
  * 2 warnings only. */
@@ -93,5 +125,47 @@ struct pl_check_run *pl_check_start(struct event_base *base, const json_t *specs
 				    pl_check_done_cb done, void *arg);
 /* Stop: no more callbacks, everything in flight dropped. Only before done. */
 void pl_check_cancel(struct pl_check_run *r);
+
+/* ---- the scheduler (pvelab serve; sched.c) ---- */
+
+/* Results kept in memory per check (GET /api/v1/checks/{name}). */
+#define PL_CHECK_RECENT 20
+
+struct pl_check_sched;
+
+struct pl_check_sched_opts {
+	size_t concurrency; /* probes in flight at once (0: PL_CHECK_CONCURRENCY) */
+	long flap_window;   /* seconds over which state changes are counted */
+	int flap_threshold; /* that many changes in the window: flapping (0: never) */
+	/* Before a probe: the owner may mark the spec (a copy) "caused_by" and
+	 * "cause" (down, not probed) or "skip" from what it knows. May be NULL. */
+	void (*prepare)(json_t *spec, void *arg);
+	/* After each result: the check's state (borrowed) and, when the result
+	 * confirmed a change, the change (borrowed; else NULL). */
+	void (*result)(const json_t *state, const json_t *change, void *arg);
+	void *arg;
+};
+
+/* A scheduler on base: every check added is probed at a random moment of
+ * its first interval, then every interval (retry_interval while it fails
+ * short of its retries), never twice at once (a probe still running when the
+ * next is due skips that one: "overlaps"), at most concurrency at once. A
+ * check is down after retries+1 down results in a row; any other status
+ * holds at its first result. */
+struct pl_check_sched *pl_check_sched_new(struct event_base *base,
+					  const struct pl_check_sched_opts *o);
+void pl_check_sched_free(struct pl_check_sched *s);
+/* Schedule a resolved spec (copied). A name already there is replaced. */
+void pl_check_sched_add(struct pl_check_sched *s, const json_t *spec);
+/* A result decided elsewhere (the cluster's checks) through the same state
+ * machine, as a check without a schedule of its own. */
+void pl_check_sched_feed(struct pl_check_sched *s, const json_t *result);
+/* Every check's state, by name (a new array): name, type, guest, target,
+ * status ("pending" before its first result), since, last (result), fails,
+ * probes, changes, flaps, flapping, overlaps, lag_ms, interval, retries. */
+json_t *pl_check_sched_list(const struct pl_check_sched *s);
+/* One check's state with "results": its last PL_CHECK_RECENT results,
+ * newest first (a new object), or NULL. */
+json_t *pl_check_sched_get(const struct pl_check_sched *s, const char *name);
 
 #endif

@@ -186,22 +186,44 @@ pl_check_classify(const json_t *spec, const struct pl_check_obs *o, json_t *resu
 			return;
 		}
 	}
-	if (!strcmp(type, "dns") && pl_json_str(spec, "dns_answer")) {
+	if (!strcmp(type, "dns") && !o->error) {
+		/* the records, one a line; dns_answer must be one of them whole */
 		const char *want = pl_json_str(spec, "dns_answer");
-		char *list = pl_asprintf(",%.*s,", (int)n, o->data ? o->data : "");
-		char *needle = pl_asprintf(",%s,", want);
-		bool ok = strstr(list, needle) != NULL;
+		json_t *answers = json_array();
+		bool ok = false;
+		char *all = NULL;
 
-		free(list);
-		free(needle);
-		if (!ok) {
+		for (size_t at = 0; at < n;) {
+			const char *nl = memchr(o->data + at, '\n', n - at);
+			size_t len = nl ? (size_t)(nl - (o->data + at)) : n - at;
+			json_t *line = json_stringn(o->data + at, len);
+
+			if (line) {
+				ok |= want && !strcmp(json_string_value(line), want);
+				json_array_append_new(answers, line);
+			}
+			at += len + 1;
+		}
+		if (want && !ok) {
+			for (size_t i = 0; i < json_array_size(answers); i++) {
+				char *more =
+					pl_asprintf("%s%s%s", all ? all : "", all ? ", " : "",
+						    json_string_value(json_array_get(answers, i)));
+
+				free(all);
+				all = more;
+			}
 			set(result, PL_CHECK_DOWN,
-			    pl_asprintf("answer '%.*s' lacks '%s'", (int)n, o->data ? o->data : "",
-					want));
+			    pl_asprintf("answer '%s' lacks '%s'", all ? all : "", want));
+			free(all);
+			json_object_set_new(result, "answers", answers);
 			return;
 		}
+		json_object_set_new(result, "answers", answers);
 	}
-	if (o->not_after && (!strcmp(type, "tls") || !strcmp(type, "https"))) {
+	/* verify_at: the certificate is known to be out of date, on purpose */
+	if (o->not_after && (!strcmp(type, "tls") || !strcmp(type, "https")) &&
+	    !pl_json_str(spec, "verify_at")) {
 		long long left = o->not_after - o->now;
 		long long fail = pl_json_int(spec, "fail_days", PL_CHECK_FAIL_DAYS);
 		long long warn = pl_json_int(spec, "warn_days", PL_CHECK_WARN_DAYS);

@@ -10,6 +10,7 @@
 #include "core/common.h"
 #include "check/check.h"
 #include "core/buf.h"
+#include "core/curlev.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/str.h"
@@ -21,7 +22,10 @@
 #include <event2/event.h>
 #include <event2/util.h>
 #include <netinet/ip.h>
+#include <netinet/icmp6.h>
 #include <netinet/ip_icmp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,9 +34,8 @@ struct probe;
 
 struct pl_check_run {
 	struct event_base *base;
-	CURLM *multi;
-	struct event *timer; /* curl's timeout */
-	struct event *kick;  /* start probes / report the end, from the loop */
+	struct pl_curlev *curl;
+	struct event *kick; /* start probes / report the end, from the loop */
 	json_t *specs, *results;
 	struct probe **probes; /* in flight, by spec index */
 	size_t n, next, active, cap, left;
@@ -59,13 +62,12 @@ struct probe {
 	struct evdns_base *dns;
 	struct evdns_request *dreq;
 	int fd;
-	bool raw;
+	long long verify_at; /* Unix time the chain is verified at, 0: now */
+	bool raw, v6;
+	uint16_t qid; /* a DNS query's id */
+	int qtype;
 	bool answered; /* the DNS answer is in: the deadline event ends the probe */
 	uint16_t seq;
-};
-
-struct sock {
-	struct event *ev;
 };
 
 static void pump(struct pl_check_run *r);
@@ -90,77 +92,7 @@ fail(struct probe *p, char *msg)
 		free(msg);
 }
 
-/* ---- libcurl on the loop ---- */
-
-static void check_multi(struct pl_check_run *r);
-
-static void
-timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct pl_check_run *r = arg;
-	int running;
-
-	PL_UNUSED(fd);
-	PL_UNUSED(what);
-	curl_multi_socket_action(r->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_multi(r);
-}
-
-/* Never act from inside curl's timer callback: schedule it. */
-static int
-curl_timer_cb(CURLM *m, long timeout_ms, void *userp)
-{
-	struct pl_check_run *r = userp;
-	struct timeval tv = { timeout_ms / 1000, (timeout_ms % 1000) * 1000 };
-
-	PL_UNUSED(m);
-	if (timeout_ms < 0)
-		evtimer_del(r->timer);
-	else
-		evtimer_add(r->timer, &tv);
-	return 0;
-}
-
-static void
-sock_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct pl_check_run *r = arg;
-	int action =
-		(what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
-	int running;
-
-	curl_multi_socket_action(r->multi, fd, action, &running);
-	check_multi(r);
-}
-
-static int
-curl_sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
-{
-	struct pl_check_run *r = userp;
-	struct sock *sk = socketp;
-	short kind;
-
-	PL_UNUSED(e);
-	if (what == CURL_POLL_REMOVE) {
-		if (sk) {
-			event_free(sk->ev);
-			free(sk);
-			curl_multi_assign(r->multi, s, NULL);
-		}
-		return 0;
-	}
-	kind = (short)(EV_PERSIST | (what & CURL_POLL_IN ? EV_READ : 0) |
-		       (what & CURL_POLL_OUT ? EV_WRITE : 0));
-	if (!sk) {
-		sk = pl_calloc(1, sizeof(*sk));
-		curl_multi_assign(r->multi, s, sk);
-	} else {
-		event_free(sk->ev);
-	}
-	sk->ev = event_new(r->base, s, kind, sock_cb, r);
-	event_add(sk->ev, NULL);
-	return 0;
-}
+/* ---- libcurl (core/curlev.h drives it on the loop) ---- */
 
 static size_t
 write_cb(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -219,27 +151,21 @@ wait_banner(struct probe *p)
 }
 
 static void
-check_multi(struct pl_check_run *r)
+curl_done(CURL *e, CURLcode rc, void *arg)
 {
-	CURLMsg *m;
-	int left;
+	struct probe *p = NULL;
 
-	while ((m = curl_multi_info_read(r->multi, &left)) != NULL) {
-		struct probe *p = NULL;
-
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&p);
-		if (m->data.result != CURLE_OK) {
-			fail(p, pl_strdup(curl_easy_strerror(m->data.result)));
-		} else {
-			curl_easy_getinfo(p->e, CURLINFO_RESPONSE_CODE, &p->code);
-			read_certinfo(p);
-			if (wait_banner(p))
-				continue;
-		}
-		probe_end(p);
+	PL_UNUSED(arg);
+	curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&p);
+	if (rc != CURLE_OK) {
+		fail(p, pl_strdup(curl_easy_strerror(rc)));
+	} else {
+		curl_easy_getinfo(p->e, CURLINFO_RESPONSE_CODE, &p->code);
+		read_certinfo(p);
+		if (wait_banner(p))
+			return;
 	}
+	probe_end(p);
 }
 
 static void
@@ -276,6 +202,31 @@ host_port(const json_t *spec, const char *prefix, long long dflt_port)
 			   pl_json_int(spec, "port", dflt_port));
 }
 
+/* verify_at: verify the chain as of that day (an old BMC's expired
+ * certificate), as the proxy does; host name and pin still hold. */
+static CURLcode
+ssl_ctx_cb(CURL *e, void *sslctx, void *arg)
+{
+	const struct probe *p = arg;
+
+	PL_UNUSED(e);
+	X509_VERIFY_PARAM_set_time(SSL_CTX_get0_param(sslctx), (time_t)p->verify_at);
+	return CURLE_OK;
+}
+
+/* "YYYY-MM-DD" as noon UTC of that day; 0 when it is not a date. */
+static long long
+parse_day(const char *s)
+{
+	struct tm tm = { 0 };
+	const char *end = strptime(s, "%Y-%m-%d", &tm);
+
+	if (!end || *end)
+		return 0;
+	tm.tm_hour = 12;
+	return (long long)timegm(&tm);
+}
+
 static void
 start_curl(struct probe *p)
 {
@@ -306,6 +257,11 @@ start_curl(struct probe *p)
 	curl_easy_setopt(p->e, CURLOPT_PROXY, "");
 	if (pl_json_str(spec, "ca_file"))
 		curl_easy_setopt(p->e, CURLOPT_CAINFO, pl_json_str(spec, "ca_file"));
+	if (verify && pl_json_str(spec, "verify_at")) {
+		p->verify_at = parse_day(pl_json_str(spec, "verify_at"));
+		curl_easy_setopt(p->e, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+		curl_easy_setopt(p->e, CURLOPT_SSL_CTX_DATA, p);
+	}
 	if (pl_json_str(spec, "pin_sha256")) {
 		char *pin = pl_asprintf("sha256//%s", pl_json_str(spec, "pin_sha256"));
 
@@ -334,7 +290,7 @@ start_curl(struct probe *p)
 		}
 		curl_easy_setopt(p->e, CURLOPT_HTTPHEADER, p->hdrs);
 	}
-	curl_multi_add_handle(p->r->multi, p->e);
+	pl_curlev_add(p->r->curl, p->e);
 }
 
 /* ---- DNS ---- */
@@ -361,7 +317,7 @@ dns_cb(int result, char type, int count, int ttl, void *addresses, void *arg)
 			if (!inet_ntop(type == DNS_IPv4_A ? AF_INET : AF_INET6, ad, a, sizeof(a)))
 				continue;
 			if (p->data.len)
-				pl_buf_addch(&p->data, ',');
+				pl_buf_addch(&p->data, '\n');
 			pl_buf_addstr(&p->data, a);
 		}
 		if (count == 0)
@@ -370,6 +326,60 @@ dns_cb(int result, char type, int count, int ttl, void *addresses, void *arg)
 	/* Not from inside evdns: probe_end frees its base. */
 	p->answered = true;
 	evtimer_add(p->tmo, &now);
+}
+
+/* The answer of a query evdns cannot make (dns.c parses it). */
+static void
+dnsraw_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct probe *p = arg;
+	uint8_t buf[PL_CHECK_DNS_READ];
+	char *err = NULL;
+	ssize_t n;
+
+	PL_UNUSED(what);
+	while ((n = recv(fd, buf, sizeof(buf), 0)) >= 0) {
+		/* another query's late answer, or noise: wait for ours */
+		if (n < 2 || (buf[0] << 8 | buf[1]) != p->qid)
+			continue;
+		if (pl_check_dns_parse(buf, (size_t)n, p->qid, p->qtype, &p->data, &err) != 0)
+			fail(p, err);
+		probe_end(p);
+		return;
+	}
+	if (errno != EAGAIN && errno != EWOULDBLOCK) {
+		fail(p, pl_asprintf("DNS: %s", strerror(errno)));
+		probe_end(p);
+	}
+}
+
+static void
+start_dnsraw(struct probe *p, const struct sockaddr *sa, int salen)
+{
+	uint8_t q[PL_CHECK_DNS_MAX];
+	size_t qlen = 0;
+	uint16_t id;
+	struct timeval tv = { pl_json_int(p->spec, "timeout", PL_CHECK_TIMEOUT), 0 };
+
+	evutil_secure_rng_get_bytes(&id, sizeof(id));
+	p->qid = id;
+	if (pl_check_dns_query(pl_json_str_or(p->spec, "dns_name", ""), p->qtype, id, q, &qlen) !=
+	    0) {
+		fail(p, pl_asprintf("DNS: '%s' is not a name to ask for",
+				    pl_json_str_or(p->spec, "dns_name", "")));
+		probe_end(p);
+		return;
+	}
+	p->fd = socket(sa->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (p->fd < 0 || connect(p->fd, sa, (socklen_t)salen) != 0 || send(p->fd, q, qlen, 0) < 0) {
+		fail(p, pl_asprintf("DNS: %s", strerror(errno)));
+		probe_end(p);
+		return;
+	}
+	p->rd = event_new(p->r->base, p->fd, EV_READ | EV_PERSIST, dnsraw_cb, p);
+	p->tmo = evtimer_new(p->r->base, deadline_cb, p);
+	event_add(p->rd, NULL);
+	evtimer_add(p->tmo, &tv);
 }
 
 static void
@@ -381,7 +391,8 @@ start_dns(struct probe *p)
 	char tmo[32];
 	struct timeval backstop = { 0, 0 };
 	const char *name = pl_json_str_or(p->spec, "dns_name", "");
-	bool v6 = !strcmp(pl_json_str_or(p->spec, "dns_type", "A"), "AAAA");
+	const char *type = pl_json_str_or(p->spec, "dns_type", "A");
+	bool v6 = !strcmp(type, "AAAA");
 
 	if (evutil_parse_sockaddr_port(server, (struct sockaddr *)&ss, &sslen) != 0) {
 		fail(p, pl_asprintf("name server '%s' is not an address", server));
@@ -390,6 +401,15 @@ start_dns(struct probe *p)
 		return;
 	}
 	free(server);
+	if (strcmp(type, "A") != 0 && !v6) {
+		if ((p->qtype = pl_check_dns_type(type)) == 0) {
+			fail(p, pl_asprintf("DNS: no record type '%s'", type));
+			probe_end(p);
+			return;
+		}
+		start_dnsraw(p, (struct sockaddr *)&ss, sslen);
+		return;
+	}
 	p->tmo = evtimer_new(p->r->base, deadline_cb, p);
 	p->dns = evdns_base_new(p->r->base, 0);
 	snprintf(tmo, sizeof(tmo), "%lld", pl_json_int(p->spec, "timeout", PL_CHECK_TIMEOUT));
@@ -437,7 +457,8 @@ ping_cb(evutil_socket_t fd, short what, void *arg)
 		const uint8_t *b = buf;
 		struct icmphdr h;
 
-		if (p->raw) {
+		/* a raw IPv4 socket hands the IP header over too; IPv6 never does */
+		if (p->raw && !p->v6) {
 			size_t ihl = (size_t)(buf[0] & 0x0f) * 4;
 
 			if ((size_t)n < ihl + sizeof(h))
@@ -447,8 +468,10 @@ ping_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		if ((size_t)n < sizeof(h))
 			continue;
+		/* ICMPv6's echo header has ICMPv4's layout, other type numbers */
 		memcpy(&h, b, sizeof(h));
-		if (h.type == ICMP_ECHOREPLY && ntohs(h.un.echo.sequence) == p->seq &&
+		if (h.type == (p->v6 ? ICMP6_ECHO_REPLY : ICMP_ECHOREPLY) &&
+		    ntohs(h.un.echo.sequence) == p->seq &&
 		    (!p->raw || ntohs(h.un.echo.id) == (uint16_t)(getpid() & 0xffff))) {
 			probe_end(p);
 			return;
@@ -459,21 +482,31 @@ ping_cb(evutil_socket_t fd, short what, void *arg)
 static void
 start_ping(struct probe *p)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	struct icmphdr h = { .type = ICMP_ECHO };
+	struct sockaddr_storage ss = { 0 };
+	struct sockaddr_in *sa = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sa6 = (struct sockaddr_in6 *)&ss;
+	const char *host = pl_json_str_or(p->spec, "host", "");
+	struct icmphdr h = { 0 };
 	uint8_t pkt[sizeof(h) + 16] = { 0 };
 	struct timeval tv = { pl_json_int(p->spec, "timeout", PL_CHECK_TIMEOUT), 0 };
+	int fam, proto;
 	static uint16_t seq;
 
-	if (inet_pton(AF_INET, pl_json_str_or(p->spec, "host", ""), &sa.sin_addr) != 1) {
-		fail(p, pl_asprintf("'%s' is not an IPv4 address",
-				    pl_json_str_or(p->spec, "host", "")));
+	if (inet_pton(AF_INET, host, &sa->sin_addr) == 1) {
+		fam = sa->sin_family = AF_INET;
+		proto = IPPROTO_ICMP;
+	} else if (inet_pton(AF_INET6, host, &sa6->sin6_addr) == 1) {
+		fam = sa6->sin6_family = AF_INET6;
+		proto = IPPROTO_ICMPV6;
+		p->v6 = true;
+	} else {
+		fail(p, pl_asprintf("'%s' is not an IPv4 or IPv6 address", host));
 		probe_end(p);
 		return;
 	}
-	p->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP);
+	p->fd = socket(fam, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
 	if (p->fd < 0 && (errno == EACCES || errno == EPERM)) {
-		p->fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMP);
+		p->fd = socket(fam, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, proto);
 		p->raw = true;
 	}
 	if (p->fd < 0) {
@@ -484,17 +517,21 @@ start_ping(struct probe *p)
 		return;
 	}
 	p->seq = ++seq;
+	h.type = p->v6 ? ICMP6_ECHO_REQUEST : ICMP_ECHO;
 	h.un.echo.id = htons((uint16_t)(getpid() & 0xffff));
 	h.un.echo.sequence = htons(p->seq);
 	memcpy(pkt, &h, sizeof(h));
 	memcpy(pkt + sizeof(h), "pvelab-check-ping", 16);
-	h.checksum = icmp_sum(pkt, sizeof(pkt));
+	/* the kernel sums ICMPv6 itself (it covers a pseudo-header) */
+	if (!p->v6)
+		h.checksum = icmp_sum(pkt, sizeof(pkt));
 	memcpy(pkt, &h, sizeof(h));
 	p->rd = event_new(p->r->base, p->fd, EV_READ | EV_PERSIST, ping_cb, p);
 	p->tmo = evtimer_new(p->r->base, deadline_cb, p);
 	event_add(p->rd, NULL);
 	evtimer_add(p->tmo, &tv);
-	if (sendto(p->fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	if (sendto(p->fd, pkt, sizeof(pkt), 0, (struct sockaddr *)&ss,
+		   p->v6 ? sizeof(*sa6) : sizeof(*sa)) < 0) {
 		fail(p, pl_asprintf("ping: %s", strerror(errno)));
 		probe_end(p);
 	}
@@ -520,7 +557,7 @@ static void
 attempt_release(struct probe *p)
 {
 	if (p->e) {
-		curl_multi_remove_handle(p->r->multi, p->e);
+		pl_curlev_remove(p->r->curl, p->e);
 		curl_easy_cleanup(p->e);
 		p->e = NULL;
 	}
@@ -560,7 +597,7 @@ probe_begin(struct probe *p)
 	p->error = NULL;
 	p->code = 0;
 	p->not_after = 0;
-	p->answered = false;
+	p->answered = p->raw = p->v6 = false;
 	p->fd = -1;
 	p->attempt++;
 	clock_gettime(CLOCK_MONOTONIC, &p->t0);
@@ -679,8 +716,7 @@ run_free(struct pl_check_run *r)
 		if (p)
 			probe_free(p);
 	}
-	curl_multi_cleanup(r->multi);
-	event_free(r->timer);
+	pl_curlev_free(r->curl);
 	event_free(r->kick);
 	json_decref(r->specs);
 	json_decref(r->results);
@@ -721,13 +757,8 @@ pl_check_start(struct event_base *base, const json_t *specs, size_t concurrency,
 	r->each = each;
 	r->done = done;
 	r->arg = arg;
-	r->multi = curl_multi_init();
-	r->timer = evtimer_new(base, timer_cb, r);
+	r->curl = pl_curlev_new(base, curl_done, r);
 	r->kick = event_new(base, -1, 0, kick_cb, r);
-	curl_multi_setopt(r->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
-	curl_multi_setopt(r->multi, CURLMOPT_SOCKETDATA, r);
-	curl_multi_setopt(r->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
-	curl_multi_setopt(r->multi, CURLMOPT_TIMERDATA, r);
 	event_active(r->kick, EV_TIMEOUT, 0);
 	return r;
 }

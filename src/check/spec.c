@@ -8,6 +8,7 @@
 #include "config/config.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "core/str.h"
 
 /* A check's key, else `checks.<key>`, else the built-in default. */
 static long long
@@ -69,7 +70,8 @@ default_port(const char *type)
 
 static const char *const copied[] = { "method",     "expect_status", "body_regex", "json_path",
 				      "json_value", "headers",       "ca_file",    "pin_sha256",
-				      "banner",     "dns_name",      "dns_type",   "dns_answer" };
+				      "verify_at",  "banner",        "dns_name",   "dns_type",
+				      "dns_answer" };
 
 /* One resolved spec from a service or target (probe), its address and port. */
 static json_t *
@@ -93,6 +95,9 @@ resolve(const struct pl_config *c, const char *name, const char *guest, const js
 			    json_integer(setting(c, probe, "timeout", PL_CHECK_TIMEOUT)));
 	json_object_set_new(s, "retries",
 			    json_integer(setting(c, probe, "retries", PL_CHECK_RETRIES)));
+	if (setting(c, probe, "retry_interval", 0) > 0)
+		json_object_set_new(s, "retry_interval",
+				    json_integer(setting(c, probe, "retry_interval", 0)));
 	for (size_t i = 0; i < PL_ARRAY_LEN(copied); i++) {
 		json_t *v = json_object_get(probe, copied[i]);
 
@@ -166,4 +171,66 @@ pl_check_cluster_opts(const struct pl_config *c)
 			 (json_int_t)pl_json_int(cl, "storage_percent", 90), "cert_days",
 			 (json_int_t)pl_json_int(cl, "cert_days", 14), "backup_days",
 			 (json_int_t)pl_json_int(cl, "backup_days", 0));
+}
+
+void
+pl_check_cert_specs(json_t *specs, const json_t *cl_opts, const char *urls)
+{
+	long long days = pl_json_int(cl_opts, "cert_days", 14);
+	char *copy, *p, *save = NULL;
+
+	if (!urls || days <= 0)
+		return;
+	copy = pl_strdup(urls);
+	for (p = strtok_r(copy, ", ", &save); p; p = strtok_r(NULL, ", ", &save)) {
+		const char *h = pl_str_startswith(p, "https://") ? p + 8 : p;
+		const char *colon = strrchr(h, ':');
+		char *host = colon ? pl_strndup(h, (size_t)(colon - h)) : pl_strdup(h);
+		long long port = colon ? strtoll(colon + 1, NULL, 10) : 8006;
+		char *name = pl_asprintf("api-cert:%s", p);
+
+		json_array_append_new(
+			specs, json_pack("{s:s,s:s,s:s,s:I,s:b,s:I,s:I,s:I,s:I}", "name", name,
+					 "type", "tls", "host", host, "port", (json_int_t)port,
+					 "verify", 0, "warn_days", (json_int_t)days, "fail_days",
+					 (json_int_t)0, "timeout", (json_int_t)PL_CHECK_TIMEOUT,
+					 "retries", (json_int_t)0));
+		free(host);
+		free(name);
+	}
+	free(copy);
+}
+
+void
+pl_check_mark_cause(json_t *spec, const json_t *cluster, const json_t *causes)
+{
+	const char *g = pl_json_str(spec, "guest");
+	const char *cause = g ? pl_json_str(causes, g) : NULL;
+	const json_t *c;
+	size_t j;
+
+	if (!cause || pl_json_str(spec, "skip"))
+		return;
+	json_array_foreach(cluster, j, c) {
+		if (strcmp(pl_json_str_or(c, "name", ""), cause) != 0)
+			continue;
+		if (!strcmp(pl_json_str_or(c, "status", ""), PL_CHECK_UP)) {
+			json_object_set_new(spec, "skip", json_string("guest is declared stopped"));
+		} else {
+			json_object_set_new(spec, "caused_by", json_string(cause));
+			json_object_set_new(
+				spec, "cause",
+				json_sprintf("not probed: %s", pl_json_str_or(c, "error", cause)));
+		}
+	}
+}
+
+void
+pl_check_mark_causes(json_t *specs, const json_t *cluster, const json_t *causes)
+{
+	json_t *s;
+	size_t i;
+
+	json_array_foreach(specs, i, s)
+		pl_check_mark_cause(s, cluster, causes);
 }

@@ -34,67 +34,6 @@ done_cb(json_t *results, void *arg)
 	event_base_loopbreak(w->base);
 }
 
-/* One TLS spec per API endpoint: its certificate's expiry only (the
- * connection's trust is the client's pin, not this check's). */
-static void
-add_cert_specs(json_t *specs, const json_t *cl_opts)
-{
-	const char *env = getenv("PVELAB_URL");
-	long long days = pl_json_int(cl_opts, "cert_days", 14);
-	char *copy, *p, *save = NULL;
-
-	if (!env || days <= 0)
-		return;
-	copy = pl_strdup(env);
-	for (p = strtok_r(copy, ", ", &save); p; p = strtok_r(NULL, ", ", &save)) {
-		const char *h = pl_str_startswith(p, "https://") ? p + 8 : p;
-		const char *colon = strrchr(h, ':');
-		char *host = colon ? pl_strndup(h, (size_t)(colon - h)) : pl_strdup(h);
-		long long port = colon ? strtoll(colon + 1, NULL, 10) : 8006;
-		char *name = pl_asprintf("api-cert:%s", p);
-
-		json_array_append_new(
-			specs, json_pack("{s:s,s:s,s:s,s:I,s:b,s:I,s:I,s:I,s:I}", "name", name,
-					 "type", "tls", "host", host, "port", (json_int_t)port,
-					 "verify", 0, "warn_days", (json_int_t)days, "fail_days",
-					 (json_int_t)0, "timeout", (json_int_t)PL_CHECK_TIMEOUT,
-					 "retries", (json_int_t)0));
-		free(host);
-		free(name);
-	}
-	free(copy);
-}
-
-/* Mark the service checks of a guest whose state explains them. */
-static void
-apply_causes(json_t *specs, const json_t *cluster, const json_t *causes)
-{
-	json_t *s, *c;
-	size_t i, j;
-
-	json_array_foreach(specs, i, s) {
-		const char *g = pl_json_str(s, "guest");
-		const char *cause = g ? pl_json_str(causes, g) : NULL;
-
-		if (!cause || pl_json_str(s, "skip"))
-			continue;
-		json_array_foreach(cluster, j, c) {
-			if (strcmp(pl_json_str_or(c, "name", ""), cause) != 0)
-				continue;
-			if (!strcmp(pl_json_str_or(c, "status", ""), PL_CHECK_UP)) {
-				json_object_set_new(s, "skip",
-						    json_string("guest is declared stopped"));
-			} else {
-				json_object_set_new(s, "caused_by", json_string(cause));
-				json_object_set_new(
-					s, "cause",
-					json_sprintf("not probed: %s",
-						     pl_json_str_or(c, "error", cause)));
-			}
-		}
-	}
-}
-
 /* The newest-backup checks: one read of every backup storage's content. */
 static void
 add_backups(struct pl_session *s, json_t *cluster, long long days)
@@ -193,6 +132,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	json_t *specs = NULL, *cluster = NULL, *causes = NULL, *cl_opts = NULL, *all = NULL;
 	json_t *summary;
 	char *err = NULL;
+	const char *url;
 	bool *found = NULL;
 	int r, rc = PL_EXIT_ERROR;
 	size_t i;
@@ -212,8 +152,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	specs = pl_check_specs(s.cfg);
 	cl_opts = pl_check_cluster_opts(s.cfg);
 	cluster = json_array();
-	if (!pl_args_has(&a, 0) &&
-	    (getenv("PVELAB_URL") || pl_config_get(s.cfg, "/cluster/endpoints"))) {
+	url = getenv("PVELAB_URL");
+	if (!pl_args_has(&a, 0) && ((url && *url) || pl_config_get(s.cfg, "/cluster/endpoints"))) {
 		json_t *res = NULL;
 
 		if (pl_session_api(&s, &err) != 0 ||
@@ -225,8 +165,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		} else {
 			json_decref(cluster);
 			cluster = pl_check_cluster(s.cfg, cl_opts, res, &causes);
-			apply_causes(specs, cluster, causes);
-			add_cert_specs(specs, cl_opts);
+			pl_check_mark_causes(specs, cluster, causes);
+			pl_check_cert_specs(specs, cl_opts, url);
 			add_backups(&s, cluster, pl_json_int(cl_opts, "backup_days", 0));
 		}
 		json_decref(res);

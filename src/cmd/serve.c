@@ -8,6 +8,7 @@
 #include "cmd/connect.h"
 #include "cmd/serve_api.h"
 #include "cmd/serve_snappol.h"
+#include "cmd/serve_checks.h"
 #include "config/config.h"
 #include "core/err.h"
 #include "core/file.h"
@@ -133,6 +134,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_serve_api api;
 	struct pl_serve_refresh refresh;
 	struct pl_serve_snappol snappol = { 0 };
+	struct pl_serve_checks checks = { 0 };
 	bool refreshing = false, api_made = false;
 	struct pl_serve *sv = NULL;
 	struct event *sigint = NULL, *sigterm = NULL;
@@ -226,6 +228,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_serve_add(sv, &api.module);
 	pl_serve_snappol_init(&snappol, &s, sv);
 	pl_serve_add(sv, &snappol.module);
+	if (pl_serve_checks_init(&checks, &s, &refresh, sv, &err) != 0) {
+		pl_error("serve: %s", err);
+		goto out;
+	}
+	pl_serve_add(sv, &checks.module);
 	for (size_t i = 0; i < n; i++) {
 		bool loop = pl_serve_is_loopback(addrs[i]);
 		char *b = NULL;
@@ -267,6 +274,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 out:
 	if (refreshing)
 		pl_serve_refresh_release(&refresh);
+	pl_serve_checks_release(&checks);
 	pl_serve_free(sv);
 	pl_serve_snappol_release(&snappol);
 	if (api_made)

@@ -7,6 +7,7 @@
 #include "cmd/connect.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "core/str.h"
 #include "serve/serve.h"
 #include "state/state.h"
 
@@ -23,31 +24,6 @@ static const struct pl_opt opts[] = {
 	  "create: valid for this long (90d, 12h, 30m); default never" },
 	{ NULL, 0, NULL, NULL },
 };
-
-/* "90d", "12h", "30m", "45s" -> seconds; -1 when malformed. */
-static long long
-duration(const char *s)
-{
-	char *end;
-	long long n;
-
-	errno = 0;
-	n = strtoll(s, &end, 10);
-	if (errno || end == s || n <= 0 || n > 100000 || end[0] == '\0' || end[1] != '\0')
-		return -1;
-	switch (*end) {
-	case 'd':
-		return n * 86400;
-	case 'h':
-		return n * 3600;
-	case 'm':
-		return n * 60;
-	case 's':
-		return n;
-	default:
-		return -1;
-	}
-}
 
 static bool
 name_ok(const char *n)
@@ -81,7 +57,7 @@ create(struct pl_ctx *ctx, struct pl_session *s, struct pl_args *a)
 	if (role == NULL || pl_serve_role_parse(role) < 0)
 		return pl_usage_error(&pl_cmd_token, "--role is viewer, operator or admin%s%s%s",
 				      role ? ", not '" : "", role ? role : "", role ? "'" : "");
-	if (exp && (secs = duration(exp)) < 0)
+	if (exp && (secs = pl_str_duration(exp)) < 0)
 		return pl_usage_error(&pl_cmd_token,
 				      "--expires '%s' is not a duration (90d, 12h, "
 				      "30m, 45s)",

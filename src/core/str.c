@@ -126,3 +126,27 @@ pl_str_url_encode(const char *s)
 	*o = '\0';
 	return out;
 }
+
+long long
+pl_str_duration(const char *s)
+{
+	char *end;
+	long long n;
+
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (errno || end == s || n <= 0 || n > 100000 || end[0] == '\0' || end[1] != '\0')
+		return -1;
+	switch (*end) {
+	case 'd':
+		return n * 86400;
+	case 'h':
+		return n * 3600;
+	case 'm':
+		return n * 60;
+	case 's':
+		return n;
+	default:
+		return -1;
+	}
+}

@@ -18,6 +18,9 @@ int pl_str_to_ll(const char *s, long long min, long long max, long long *out);
 char *pl_str_url_decode(const char *s);
 char *pl_str_url_encode(const char *s);
 bool pl_str_startswith(const char *s, const char *prefix);
+/* "90d", "12h", "30m", "45s" (1 to 100000 of a unit) -> seconds; -1 when
+ * malformed. */
+long long pl_str_duration(const char *s);
 bool pl_str_endswith(const char *s, const char *suffix);
 
 #endif

@@ -118,6 +118,24 @@ static const char *const migrations[] = {
 	"  created REAL NOT NULL,"
 	"  expires REAL," /* unix seconds; NULL: never */
 	"  revoked REAL);",
+	/* 8: health checks' state changes (pvelab serve), with the result that
+	 * made each one: the evidence (status code, error, latency, expiry); */
+	"CREATE TABLE check_events ("
+	"  id INTEGER PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  ts REAL NOT NULL,"
+	"  status_from TEXT,"
+	"  status_to TEXT NOT NULL,"
+	"  json TEXT NOT NULL);"
+	"CREATE INDEX check_events_name ON check_events(name, id);"
+	/* and silences (pvelab silence): notices of the checks a pattern
+	 * matches are held until a time. */
+	"CREATE TABLE check_silences ("
+	"  id INTEGER PRIMARY KEY,"
+	"  pattern TEXT NOT NULL,"
+	"  created REAL NOT NULL,"
+	"  until REAL NOT NULL,"
+	"  reason TEXT);",
 };
 
 int

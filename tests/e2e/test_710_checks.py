@@ -58,13 +58,14 @@ def web():
     srv.server_close()
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory):
-    """A TLS server whose certificate (for IP 127.0.0.1) expires in 3 days."""
-    d = tmp_path_factory.mktemp("tls")
+def tls_server(d, days, when=None):
+    """A TLS server for IP 127.0.0.1 whose certificate is valid for days from
+    now, or from when (a date for faketime: a certificate long expired).
+    Yields its port and the certificate's path."""
     cert, key = d / "cert.pem", d / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
-                    "-out", cert, "-days", "3", "-subj", "/CN=127.0.0.1",
+    subprocess.run((["faketime", when] if when else []) +
+                   ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", str(days), "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
@@ -97,8 +98,38 @@ def tls(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def tls(tmp_path_factory):
+    """A TLS server whose certificate (for IP 127.0.0.1) expires in 3 days."""
+    yield from tls_server(tmp_path_factory.mktemp("tls"), 3)
+
+
+@pytest.fixture(scope="module")
+def old_tls(tmp_path_factory):
+    """An old BMC's: its certificate was valid in January 2020 only."""
+    yield from tls_server(tmp_path_factory.mktemp("old"), 30, "2020-01-01 00:00:00")
+
+
+def dns_name(n):
+    return b"".join(bytes([len(x)]) + x.encode() for x in n.split(".")) + b"\0"
+
+
+# What the test's name server answers, by record type: (type, rdata) records.
+DNS_RECORDS = {
+    1: [bytes([10, 1, 2, 3])],
+    5: [dns_name("alias.home.test")],
+    12: [dns_name("nas.home.test")],
+    15: [struct.pack(">H", 10) + dns_name("mx1.home.test"),
+         struct.pack(">H", 20) + b"\3mx2\xc0\x0c"],  # compressed: the question's name
+    16: [b"\7v=spf1 \4-all"],
+    33: [struct.pack(">HHH", 0, 5, 5060) + dns_name("sip.home.test")],
+}
+
+
+@pytest.fixture(scope="module")
 def dns():
-    """A UDP name server that answers every A query with 10.1.2.3."""
+    """A UDP name server: the DNS_RECORDS of a name under .test (the first
+    label is free), NXDOMAIN elsewhere; bad.home.test's answer runs past its
+    end."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
     s.settimeout(0.2)
@@ -119,13 +150,18 @@ def dns():
             while q[i]:
                 labels.append(q[i + 1:i + 1 + q[i]].decode())
                 i += q[i] + 1
+            qtype = struct.unpack(">H", q[i + 1:i + 3])[0]
             question = q[12:i + 5]
-            asked.append(".".join(labels).lower())
-            rcode = 0 if labels[-1].lower() == "test" else 3
-            ans = b""
-            if rcode == 0:
-                ans = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + bytes([10, 1, 2, 3])
-            hdr = qid + struct.pack(">HHHHH", 0x8180 | rcode, 1, 1 if rcode == 0 else 0, 0, 0)
+            name = ".".join(labels).lower()
+            asked.append((name, qtype))
+            ok = labels[-1].lower() in ("test", "arpa")
+            recs = DNS_RECORDS.get(qtype, []) if ok else []
+            ans = b"".join(b"\xc0\x0c" + struct.pack(">HHIH", qtype, 1, 60, len(r)) + r
+                           for r in recs)
+            if name == "bad.home.test":
+                ans = b"\xc0\x0c" + struct.pack(">HHIH", qtype, 1, 60, 200) + b"\1x"
+            hdr = qid + struct.pack(">HHHHH", 0x8180 | (0 if ok else 3), 1, len(recs) or
+                                    (1 if name == "bad.home.test" else 0), 0, 0)
             s.sendto(hdr + question + ans, peer)
 
     threading.Thread(target=serve, daemon=True).start()
@@ -239,6 +275,38 @@ checks:
     assert "certificate" in by_name(r.json())["cert"]["error"].lower()
 
 
+def test_verify_at_accepts_an_expired_certificate_as_of_that_day(tmp_path, old_tls):
+    port, ca = old_tls
+    cfg = write(tmp_path, f"""
+checks:
+  targets:
+    - {{name: at, check: tls, host: 127.0.0.1, port: {port}, ca_file: {ca}, verify_at: "2020-01-15"}}
+    - {{name: now, check: tls, host: 127.0.0.1, port: {port}, ca_file: {ca}}}
+    - {{name: after, check: tls, host: 127.0.0.1, port: {port}, ca_file: {ca}, verify_at: "2021-01-15"}}
+    - {{name: web, check: https, host: 127.0.0.1, port: {port}, ca_file: {ca}, verify_at: "2020-01-15"}}
+""")
+    r = check(cfg, "-o", "json")
+    c = by_name(r.json())
+    # as of a day it was valid: up, its expiry reported but not judged
+    assert c["at"]["status"] == "up", c["at"]
+    assert c["at"]["tls_days_left"] < -1000
+    # today, or a day after it expired: the chain does not verify
+    assert c["now"]["status"] == "down" and "certificate" in c["now"]["error"].lower()
+    assert c["after"]["status"] == "down"
+    # https verifies the same way (the server closes without an HTTP answer)
+    assert "certificate" not in c["web"].get("error", "").lower()
+    bad = write(tmp_path, """
+checks:
+  targets:
+    - {name: a, check: tls, host: 127.0.0.1, verify_at: "15.01.2020"}
+    - {name: b, check: tls, host: 127.0.0.1, verify_at: "2020-01-15", verify: false}
+""")
+    r = run("-c", bad, "validate")
+    assert r.rc != 0
+    assert "checks.targets[0].verify_at" in r.err and "is not a day (YYYY-MM-DD)" in r.err
+    assert "checks.targets[1].verify_at" in r.err and "choose one" in r.err
+
+
 def test_tcp_closed_port_is_down_and_open_is_up(tmp_path, web):
     port = closed_port()
     cfg = write(tmp_path, f"""
@@ -311,7 +379,41 @@ checks:
     assert c["ns"]["status"] == "up", c
     assert c["ns-wrong"]["status"] == "down" and "10.9.9.9" in c["ns-wrong"]["error"]
     assert c["ns-nx"]["status"] == "down" and "DNS" in c["ns-nx"]["error"]
-    assert "nas.home.test" in asked
+    assert ("nas.home.test", 1) in asked
+    assert c["ns"]["answers"] == ["10.1.2.3"]
+
+
+def test_dns_other_types(tmp_path, dns):
+    port, asked = dns
+    t = f"check: dns, host: 127.0.0.1, port: {port}"
+    cfg = write(tmp_path, f"""
+checks:
+  targets:
+    - {{name: mx, {t}, dns_name: home.test, dns_type: MX, dns_answer: "20 mx2.home.test"}}
+    - {{name: txt, {t}, dns_name: home.test, dns_type: TXT, dns_answer: "v=spf1 -all"}}
+    - {{name: srv, {t}, dns_name: _sip._udp.home.test, dns_type: SRV}}
+    - {{name: cname, {t}, dns_name: www.home.test, dns_type: CNAME, dns_answer: alias.home.test}}
+    - {{name: ptr, {t}, dns_name: 10.1.2.3, dns_type: PTR, dns_answer: nas.home.test}}
+    - {{name: mx-wrong, {t}, dns_name: home.test, dns_type: MX, dns_answer: mx1.home.test}}
+    - {{name: ns-none, {t}, dns_name: home.test, dns_type: NS}}
+    - {{name: nx, {t}, dns_name: nope.example, dns_type: TXT}}
+    - {{name: bad, {t}, dns_name: bad.home.test, dns_type: TXT}}
+""")
+    r = run("-c", cfg, "-o", "json", "check", "--no-cluster")
+    c = by_name(r.json())
+    assert c["mx"]["status"] == "up", c["mx"]
+    assert c["mx"]["answers"] == ["10 mx1.home.test", "20 mx2.home.test"]
+    assert c["txt"]["status"] == "up" and c["txt"]["answers"] == ["v=spf1 -all"]
+    assert c["srv"]["status"] == "up" and c["srv"]["answers"] == ["0 5 5060 sip.home.test"]
+    assert c["cname"]["status"] == "up", c["cname"]
+    assert c["ptr"]["status"] == "up", c["ptr"]
+    assert ("3.2.1.10.in-addr.arpa", 12) in asked
+    assert c["mx-wrong"]["status"] == "down"
+    assert c["mx-wrong"]["error"] == ("answer '10 mx1.home.test, 20 mx2.home.test' lacks "
+                                      "'mx1.home.test'")
+    assert c["ns-none"]["error"] == "DNS: no answer"
+    assert c["nx"]["error"] == "DNS: NXDOMAIN"
+    assert c["bad"]["status"] == "down" and c["bad"]["error"] == "DNS: answer 1 runs past the end"
 
 
 def test_ping_loopback(tmp_path):
@@ -319,10 +421,15 @@ def test_ping_loopback(tmp_path):
 checks:
   targets:
     - {name: lo, check: ping, host: 127.0.0.1}
+    - {name: lo6, check: ping, host: "::1"}
+    - {name: byname, check: ping, host: localhost}
 """)
     r = run("-c", cfg, "-o", "json", "check")
-    assert r.rc == 0, r
-    assert by_name(r.json())["lo"]["status"] == "up"
+    c = by_name(r.json())
+    assert c["lo"]["status"] == "up", c
+    assert c["lo6"]["status"] == "up", c
+    assert c["byname"]["status"] == "down"
+    assert c["byname"]["error"] == "'localhost' is not an IPv4 or IPv6 address"
 
 
 def test_retries_probe_again_before_down(tmp_path, web):

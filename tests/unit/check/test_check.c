@@ -235,7 +235,7 @@ test_classify(void **state)
 	r = classify("{\"type\":\"tcp\",\"banner\":\"^220 \"}", &o);
 	assert_string_equal(pl_json_str(r, "status"), "down");
 	json_decref(r);
-	o.data = "10.0.0.1,10.0.0.12";
+	o.data = "10.0.0.1\n10.0.0.12";
 	o.len = strlen(o.data);
 	r = classify("{\"type\":\"dns\",\"dns_answer\":\"10.0.0.1\"}", &o);
 	assert_string_equal(pl_json_str(r, "status"), "up");

@@ -1,0 +1,43 @@
+/*
+ * The checks module of pvelab serve: the declared checks on their schedule,
+ * the cluster's own checks from the background refresh, state changes in the
+ * store and on the event stream, alerts, and /api/v1/checks.
+ */
+#ifndef PL_CMD_SERVE_CHECKS_H
+#define PL_CMD_SERVE_CHECKS_H
+
+#include "core/common.h"
+#include "serve/serve.h"
+
+struct event;
+struct pl_session;
+struct pl_serve_refresh;
+struct pl_check_sched;
+struct pl_alerts;
+
+struct pl_serve_checks {
+	struct pl_serve_module module; /* register this with pl_serve_add */
+	struct pl_session *s;
+	struct pl_serve_refresh *refresh;
+	struct pl_serve *sv;
+	struct pl_check_sched *sched;
+	struct pl_alerts *alerts;
+	json_t *cl_opts; /* checks.cluster's settings */
+	json_t *cluster; /* the cluster checks' last results */
+	json_t *causes;  /* guest -> the cluster check that explains its failures */
+	json_t *pending; /* changes not yet written to the store */
+	struct event *flush_ev, *cluster_ev;
+	double cluster_seen; /* the resource list the cluster checks last read */
+	json_t *silences;    /* pvelab silence's, as last read from the store */
+	long long busy_run;  /* an apply, rollback or destroy running, as last read */
+	double silences_at;  /* when those were read */
+};
+
+/* Schedule s's checks on s->base and read its alerts: section (a notifier it
+ * cannot use is an error naming it). refresh gives the cluster's resource
+ * list; sv gets the "check" and "alert" events. */
+int pl_serve_checks_init(struct pl_serve_checks *c, struct pl_session *s,
+			 struct pl_serve_refresh *refresh, struct pl_serve *sv, char **errmsg);
+void pl_serve_checks_release(struct pl_serve_checks *c);
+
+#endif
