@@ -7,6 +7,7 @@
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
 #include "cmd/serve_api.h"
+#include "cmd/serve_runs.h"
 #include "config/config.h"
 #include "core/err.h"
 #include "core/file.h"
@@ -14,6 +15,7 @@
 #include "core/log.h"
 #include "core/x509.h"
 #include "proxy/proxy.h"
+#include "serve/runs.h"
 #include "serve/serve.h"
 
 #include <event2/event.h>
@@ -33,6 +35,16 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	pl_log_info("serve: signal %d, stopping", (int)sig);
 	event_base_loopexit(arg, NULL);
+}
+
+/* A plan, apply or snapshot changed guests: the store follows at once. */
+static void
+on_changed(void *arg)
+{
+	struct pl_serve_refresh *f = arg;
+
+	if (f->s && f->s->pve)
+		pl_serve_refresh_sync(f);
 }
 
 /* Whether the environment names a cluster (PVELAB_URL, as connect.c reads it). */
@@ -131,6 +143,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_session s;
 	struct pl_serve_api api;
 	struct pl_serve_refresh refresh;
+	struct pl_serve_runs_api runs_api;
+	struct pl_serve_runs *runs = NULL;
 	bool refreshing = false, api_made = false;
 	struct pl_serve *sv = NULL;
 	struct event *sigint = NULL, *sigterm = NULL;
@@ -222,6 +236,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_serve_api_init(&api, &s, &refresh);
 	api_made = true;
 	pl_serve_add(sv, &api.module);
+	runs = pl_serve_runs_new(&s, sv, on_changed, &refresh);
+	pl_serve_runs_api_init(&runs_api, runs, &api);
+	pl_serve_add(sv, &runs_api.module);
 	for (size_t i = 0; i < n; i++) {
 		bool loop = pl_serve_is_loopback(addrs[i]);
 		char *b = NULL;
@@ -261,6 +278,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	event_base_dispatch(s.base);
 	rc = PL_EXIT_OK;
 out:
+	pl_serve_runs_free(runs);
 	if (refreshing)
 		pl_serve_refresh_release(&refresh);
 	pl_serve_free(sv);
