@@ -40,6 +40,7 @@ struct op {
 	const char *what; /* "list", "create", "rollback", "delete" */
 	char *guest, *name, *kept;
 	json_t *params, *entry; /* the guest's resource entry, once found */
+	json_t *failed;         /* a rollback's failed result, while its way back goes */
 	char *suffix;
 };
 
@@ -103,6 +104,7 @@ op_free(struct op *o)
 	free(o->suffix);
 	json_decref(o->params);
 	json_decref(o->entry);
+	json_decref(o->failed);
 	free(o);
 }
 
@@ -758,6 +760,32 @@ on_act(const json_t *result, void *arg)
 	const char *error = pl_json_str(result, "error");
 	json_t *res;
 
+	if (o->failed) { /* the way back taken for nothing is gone again */
+		op_end(o, PL_ETASK, o->failed, pl_json_str(o->failed, "error"));
+		return;
+	}
+	if (error && o->kept && !strcmp(o->what, "rollback") &&
+	    !strcmp(pl_json_str_or(result, "action", ""), "rollback")) {
+		/* the guest is as it was: the snapshot taken before is not needed
+		 * (and on ZFS it is what kept the rollback from being possible) */
+		res = json_deep_copy(result);
+		if (strstr(error, "most recent") || strstr(error, "can't rollback")) {
+			char *hint = pl_asprintf(
+				"%s (this storage rolls back only to the newest "
+				"snapshot: ask again with keep false, and what the guest "
+				"is now is lost)",
+				error);
+
+			json_object_set_new(res, "error", json_string(hint));
+			free(hint);
+		}
+		o->failed = res;
+		free(o->suffix);
+		o->suffix = pl_asprintf("snapshot/%s", o->kept);
+		pl_act_call(o->rs->s, "delsnapshot", "DELETE", o->suffix, o->entry, NULL, 600000,
+			    on_act, o);
+		return;
+	}
 	if (error) {
 		op_end(o, strstr(error, "guest is locked") ? PL_ECONFLICT : PL_ETASK, result,
 		       error);

@@ -97,16 +97,18 @@ struct pl_serve_run_cbs {
 };
 
 /*
- * Carry out kept plan plan_id, as `pvelab apply PLANFILE --yes` does: refused
- * (started with an error) when there is no such plan; when another apply,
- * destroy or rollback ran since it was made, or the cluster or config changed
- * so that a fresh plan differs (PL_ECONFLICT, naming what changed); when an
- * apply is already running (the store's lock: PL_ECONFLICT naming its
- * holder); when it has blocked changes, or deletes without allow_delete or
- * over safety.max_deletes (PL_EINVAL). Only guests of the config's project
- * are touched; each is snapshotted (or backed up) first. who is recorded
- * with the run ("via API token ci"). Returns 0 (cbs follow from the loop) or
- * an error with no callback (no cluster or config).
+ * Carry out kept plan plan_id, as `pvelab apply PLANFILE --yes` does. Refused
+ * at once (an error returned, no callback, nothing done) when there is no
+ * config or cluster or no such plan (PL_ENOENT); when a run is running here,
+ * another apply, destroy or rollback ran since the plan was made, or the
+ * store's apply lock is held (PL_ECONFLICT, naming the run or holder).
+ * Otherwise 0, and the cluster is planned afresh: cbs->started then refuses
+ * (nothing done) when the cluster or config changed so that the fresh plan
+ * differs (PL_ECONFLICT, naming what changed), or the plan has blocked
+ * changes, none, or deletes without allow_delete or over
+ * safety.max_deletes (PL_EINVAL); or says the run began. Only guests of the
+ * config's project are touched; each is snapshotted (or backed up) first.
+ * who is recorded with the run (its result's "via").
  */
 int pl_serve_apply_start(struct pl_serve_runs *rs, const char *plan_id,
 			 const struct pl_serve_apply_opts *o, const char *who,
@@ -114,16 +116,21 @@ int pl_serve_apply_start(struct pl_serve_runs *rs, const char *plan_id,
 
 /*
  * Roll back run run_id as `pvelab rollback RUN --yes` does (the same changes
- * from the store's record, the same lock). A rollback that would restore a
- * guest over itself from a backup is refused without overwrite (PL_EINVAL).
- * A run with nothing to roll back is refused too (PL_EINVAL), saying so.
+ * from the store's record, the same lock). Every refusal is at once (an
+ * error returned, no callback): no such run (PL_ENOENT); not an apply or a
+ * destroy, nothing to roll back, or a guest to restore over itself from a
+ * backup without overwrite (PL_EINVAL); a run running (PL_ECONFLICT). Then
+ * cbs->started (from the loop), progress and done as for an apply; done's
+ * result has "notes": what cannot be brought back (guests the run created).
  */
 int pl_serve_rollback_start(struct pl_serve_runs *rs, long long run_id, bool overwrite,
 			    const char *who, const struct pl_serve_run_cbs *cbs, char **errmsg);
 
 /* Ask a run this server carries out to stop as Ctrl-C stops the CLI's:
  * nothing new starts, changes in flight finish their current task, the run is
- * recorded interrupted. PL_ENOENT when no such run is running here. */
+ * recorded interrupted; asked again, it stops waiting for those tasks (they
+ * go on in Proxmox), as a second Ctrl-C. PL_ENOENT when no such run is
+ * running here. */
 int pl_serve_run_cancel(struct pl_serve_runs *rs, long long run_id, char **errmsg);
 
 /* A run as GET /api/v1/runs/{id} shows it (new reference): the store's record
@@ -137,6 +144,12 @@ int pl_serve_run_get(struct pl_serve_runs *rs, long long run_id, json_t **run, c
 long long pl_serve_run_current(const struct pl_serve_runs *rs);
 
 /* ---- snapshots of one guest (vmid or name) -------------------------------- */
+
+/* Each finds the guest live (where it runs now) and reads its snapshots
+ * first: an unknown guest or snapshot is PL_ENOENT, a snapshot name already
+ * taken PL_ECONFLICT, a locked guest PL_ECONFLICT ("guest is locked..."), a
+ * failed task PL_ETASK with the task's result, all through cb. Refused at
+ * once: no cluster (PL_ENOENT), a name PVE would refuse (PL_EINVAL). */
 
 /* The guest's snapshots, read from its node, as pvelab snapshots -o json. */
 int pl_serve_snapshots_list(struct pl_serve_runs *rs, const char *guest, pl_serve_runs_cb cb,
