@@ -969,25 +969,49 @@ pl_serve_snapshot_delete(struct pl_serve_runs *rs, const char *guest, const char
 	return snap_start(rs, "delete", guest, name, NULL, who, cb, arg, errmsg);
 }
 
+/* The server stops and its run has not ended in time: stop waiting. */
+static void
+on_give_up(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_serve_runs *rs = arg;
+
+	(void)fd;
+	(void)what;
+	if (rs->run && rs->run->a) {
+		pl_log_warn("serve: run %lld: stopping took too long; Proxmox finishes the tasks "
+			    "in flight",
+			    rs->run->id);
+		rs->run->guard.stop = PL_APPLY_ABANDON;
+		pl_apply_cancel(rs->run->a, PL_APPLY_ABANDON);
+	}
+}
+
 void
 pl_serve_runs_free(struct pl_serve_runs *rs)
 {
 	if (rs == NULL)
 		return;
-	/* a run in flight: stop waiting (Proxmox finishes its tasks) and record
-	 * it interrupted; the executor's end comes at the loop's next turn */
+	rs->changed = NULL; /* the server is going: no sync after */
+	/* a run in flight stops as on Ctrl-C: nothing new starts, each change in
+	 * flight ends after its task (at most PL_SERVE_STOP_WAIT seconds, then
+	 * the tasks are left to Proxmox), and it is recorded interrupted */
 	if (rs->run) {
 		struct run *r = rs->run;
+		struct timeval tv = { PL_SERVE_STOP_WAIT, 0 };
+		struct event *t = evtimer_new(rs->s->base, on_give_up, rs);
 
 		memset(&r->cbs, 0, sizeof(r->cbs));
 		if (r->a) {
-			r->guard.stop = PL_APPLY_ABANDON;
-			pl_apply_cancel(r->a, PL_APPLY_ABANDON);
-			while (rs->run == r && r->a)
-				if (event_base_loop(rs->s->base, EVLOOP_ONCE) != 0)
-					break;
+			pl_log_info("serve: stopping %s run %lld", r->kind, r->id);
+			r->guard.stop = PL_APPLY_STOP;
+			pl_apply_cancel(r->a, PL_APPLY_STOP);
+			evtimer_add(t, &tv);
 		}
-		if (rs->run == r && r->prune == NULL)
+		while (rs->run == r && (r->a || r->prune))
+			if (event_base_loop(rs->s->base, EVLOOP_ONCE) != 0)
+				break;
+		event_free(t);
+		if (rs->run == r)
 			run_free(r);
 	}
 	while (rs->ops) {

@@ -38,8 +38,11 @@ typedef void (*pl_serve_runs_cb)(int err, const json_t *result, const char *errm
  * (the server then syncs its store). */
 struct pl_serve_runs *pl_serve_runs_new(struct pl_session *s, struct pl_serve *sv,
 					void (*changed)(void *arg), void *arg);
-/* Stops the runs in flight (as a second Ctrl-C does: Proxmox finishes their
- * tasks), records them interrupted, and calls no callback after. */
+/* Stops the run in flight as Ctrl-C does (nothing new starts; the changes in
+ * flight finish their task, for at most PL_SERVE_STOP_WAIT seconds, then
+ * Proxmox is left to finish them), running the loop until it is recorded
+ * interrupted; calls no callback after. */
+#define PL_SERVE_STOP_WAIT 30
 void pl_serve_runs_free(struct pl_serve_runs *rs);
 
 /* No callback with arg after this (a caller that goes away: a closed

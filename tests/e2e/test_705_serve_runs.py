@@ -369,3 +369,41 @@ def test_snapshots_list_create_rollback_delete(lab):
     r = lab.get("/api/v1/guests/nosuch/snapshots", status=404)
     r = lab.post("/api/v1/guests/nosuch/snapshots", role="operator", json={"name": "x1"},
                  status=404)
+
+
+def test_a_client_that_leaves_before_its_answer_harms_nothing(lab):
+    """A plan's answer comes from a callback: its client may be gone by then."""
+    import socket
+    host, port = lab.url.split("//")[1].split(":")
+    for _ in range(5):
+        s = socket.create_connection((host, int(port)), timeout=10)
+        body = b"{}"
+        s.sendall(b"POST /api/v1/plans HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                  lab.tokens["admin"].encode() + b"\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        s.close()
+    assert lab.get("/healthz", status=200).json()["status"] == "ok"
+    assert lab.plan()["plan"]["version"] == 1
+
+
+def test_stopping_the_server_stops_its_run_as_ctrl_c_does(lab):
+    lab.serve(BASE.replace("memory: 2G", "memory: 3G").replace("memory: 512", "memory: 640"))
+    kept = lab.plan()
+    events = Events({"url": lab.url, "tokens": lab.tokens})
+    try:
+        r = lab.post("/api/v1/runs", json={"plan_id": kept["id"], "jobs": 1}, status=202)
+        run_id = r.json()["run"]
+        events.until(lambda e: e["event"] == "run" and e["data"].get("step") == "snapshot",
+                     "the first step")
+    finally:
+        events.close()
+    lab.stop()  # SIGTERM
+    assert f"stopping apply run {run_id}" in lab.logs[-1]
+    rec = json.loads(run("-o", "json", "rollback", env=lab.env).out)
+    mine = [x for x in rec if x["id"] == run_id][0]
+    assert mine["status"] == "interrupted", mine
+    assert "not started" in [c["status"] for c in mine["result"]["changes"]]
+    # the CLI rolls it back from the same store
+    r = run("rollback", str(run_id), "--yes", env=lab.env)
+    assert r.rc == 0, r
+    lab.serve(BASE)
