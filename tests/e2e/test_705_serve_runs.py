@@ -406,4 +406,3 @@ def test_stopping_the_server_stops_its_run_as_ctrl_c_does(lab):
     # the CLI rolls it back from the same store
     r = run("rollback", str(run_id), "--yes", env=lab.env)
     assert r.rc == 0, r
-    lab.serve(BASE)
