@@ -39,9 +39,9 @@ fail(struct pl_serve_req *req, int err, const char *field, const char *msg)
 		status = 423;
 		code = "locked";
 	}
-	if (err == PL_ENOENT && msg && strstr(msg, "has no cluster")) {
+	if (err == PL_ENOENT && msg && strstr(msg, "the server has no ")) {
 		status = 503;
-		code = "no_cluster";
+		code = strstr(msg, "has no config") ? "no_config" : "no_cluster";
 	}
 	pl_serve_error(req, status, code, field, "%s", msg ? msg : pl_strerror(err));
 }
@@ -230,7 +230,7 @@ post_run(struct pl_serve_req *req, void *arg)
 	cbs.arg = w;
 	if ((r = pl_serve_apply_start(m->runs, pl_json_str(body, "plan_id"), &o, who, &cbs,
 				      &err)) != 0)
-		refused(w, r, r == PL_ENOENT ? "plan_id" : NULL, err);
+		refused(w, r, err && !strncmp(err, "no plan", 7) ? "plan_id" : NULL, err);
 }
 
 /* A run id from the path, or answered 400. */
@@ -300,7 +300,7 @@ post_rollback(struct pl_serve_req *req, void *arg)
 	cbs.arg = w;
 	if ((r = pl_serve_rollback_start(m->runs, id, flag(req, "overwrite"), who, &cbs, &err)) !=
 	    0)
-		refused(w, r, r == PL_ENOENT ? "id" : NULL, err);
+		refused(w, r, err && !strncmp(err, "no run", 6) ? "id" : NULL, err);
 }
 
 /* ---- snapshots ------------------------------------------------------------ */

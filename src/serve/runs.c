@@ -25,18 +25,16 @@
 #include <openssl/rand.h>
 #include <time.h>
 
-/* Something started for a caller that has not ended yet. */
-enum op_kind { OP_PLAN, OP_SNAP };
-
+/* A plan or a snapshot action started for a caller, not ended yet. */
 struct op {
 	struct pl_serve_runs *rs;
 	struct op *next;
-	enum op_kind kind;
 	pl_serve_runs_cb cb; /* NULL once forgotten */
 	void *arg;
 	char *who;
-	struct pl_planning_plan *pp; /* OP_PLAN */
-	/* OP_SNAP: what, on which guest */
+	struct pl_planning_plan *pp; /* a plan's planner */
+	long long after_run;         /* a plan's: the newest run that changed guests */
+	/* a snapshot action: what, on which guest */
 	const char *what; /* "list", "create", "rollback", "delete" */
 	char *guest, *name, *kept;
 	json_t *params, *entry; /* the guest's resource entry, once found */
@@ -55,7 +53,6 @@ struct run {
 	struct pl_planning_plan *pp; /* the fresh plan an apply is checked against */
 	json_t *kept;                /* the plan asked for (apply) */
 	struct pl_apply_opts ao;
-	bool no_backup, allow_delete;
 	json_t *plan, *owned, *running, *result;
 	json_t *notes; /* a rollback's: what it cannot bring back */
 	struct pl_apply *a;
@@ -109,12 +106,11 @@ op_free(struct op *o)
 }
 
 static struct op *
-op_new(struct pl_serve_runs *rs, enum op_kind kind, const char *who, pl_serve_runs_cb cb, void *arg)
+op_new(struct pl_serve_runs *rs, const char *who, pl_serve_runs_cb cb, void *arg)
 {
 	struct op *o = pl_calloc(1, sizeof(*o));
 
 	o->rs = rs;
-	o->kind = kind;
 	o->who = pl_strdup(who ? who : "?");
 	o->cb = cb;
 	o->arg = arg;
@@ -214,8 +210,7 @@ on_planned(int err, json_t *snap, json_t *plan, const char *errmsg, void *arg)
 	struct op *o = arg;
 	struct pl_serve_runs *rs = o->rs;
 	unsigned char raw[16];
-	char id[33], cfgsha[65], *msg = NULL;
-	long long newest = 0;
+	char id[33], cfgsha[65];
 	json_t *kept;
 	time_t now = time(NULL);
 
@@ -231,17 +226,11 @@ on_planned(int err, json_t *snap, json_t *plan, const char *errmsg, void *arg)
 	}
 	for (size_t i = 0; i < sizeof(raw); i++)
 		snprintf(id + 2 * i, 3, "%02x", raw[i]);
-	/* apply refuses the plan once another run changed guests after it */
-	if ((err = pl_runs_newest(rs->s->state, &newest, NULL, &msg)) != 0) {
-		op_end(o, err, NULL, msg);
-		free(msg);
-		return;
-	}
 	config_sha(rs->s->cfg, cfgsha);
 	kept = json_pack("{s:s,s:I,s:I,s:s,s:{s:s,s:s},s:I,s:O}", "id", id, "created",
 			 (json_int_t)now, "expires", (json_int_t)(now + PL_SERVE_PLAN_TTL), "who",
 			 o->who, "fingerprint", "cluster", pl_json_str_or(plan, "snapshot", ""),
-			 "config", cfgsha, "after_run", (json_int_t)newest, "plan", plan);
+			 "config", cfgsha, "after_run", (json_int_t)o->after_run, "plan", plan);
 	plans_expire(rs, PL_SERVE_PLANS_MAX - 1);
 	json_object_set(rs->plans, id, kept);
 	pl_log_info("serve: plan %.8s... made for %s: %lld change(s)", id, o->who,
@@ -268,7 +257,12 @@ pl_serve_plan_start(struct pl_serve_runs *rs, const struct pl_serve_plan_opts *p
 		o.no_snapshot = po->no_snapshot;
 		o.profile = po->profile;
 	}
-	op = op_new(rs, OP_PLAN, who, cb, arg);
+	op = op_new(rs, who, cb, arg);
+	/* apply refuses the plan once another run changed guests after this */
+	if ((r = pl_runs_newest(rs->s->state, &op->after_run, NULL, errmsg)) != 0) {
+		op_free(op);
+		return r;
+	}
 	op->pp = pl_planning_plan_start(rs->s, &o, on_planned, op);
 	return 0;
 }
@@ -730,6 +724,12 @@ pl_serve_run_current(const struct pl_serve_runs *rs)
 	return rs->run ? rs->run->id : 0;
 }
 
+bool
+pl_serve_runs_busy(const struct pl_serve_runs *rs)
+{
+	return rs->run || rs->ops;
+}
+
 /* ---- snapshots ------------------------------------------------------------ */
 
 /* PVE's pve-configid, at most 40 long (snapname), and never "current". */
@@ -918,7 +918,7 @@ snap_start(struct pl_serve_runs *rs, const char *what, const char *guest, const 
 		json_decref(params);
 		return e;
 	}
-	o = op_new(rs, OP_SNAP, who, cb, arg);
+	o = op_new(rs, who, cb, arg);
 	o->what = what;
 	o->guest = pl_strdup(guest ? guest : "");
 	o->name = name ? pl_strdup(name) : NULL;

@@ -145,6 +145,9 @@ int pl_serve_run_get(struct pl_serve_runs *rs, long long run_id, json_t **run, c
 
 /* The id of the run this server is carrying out, 0 when none. */
 long long pl_serve_run_current(const struct pl_serve_runs *rs);
+/* Whether a plan, run or snapshot action is in flight: they use the session's
+ * config and client as they are, so a reload must wait until none is. */
+bool pl_serve_runs_busy(const struct pl_serve_runs *rs);
 
 /* ---- snapshots of one guest (vmid or name) -------------------------------- */
 

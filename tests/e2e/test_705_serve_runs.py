@@ -291,6 +291,10 @@ def test_cancel_stops_a_long_apply_and_rollback_restores(lab):
         run_id = r.json()["run"]
         events.until(lambda e: e["event"] == "run" and e["data"].get("step") == "snapshot",
                      "the first step")
+        now = lab.get(f"/api/v1/runs/{run_id}", status=200)
+        now = lab.checked("GET", "/api/v1/runs/{id}", now)
+        assert now["status"] == "running" and now["progress"]["total"] == 2, now
+        assert now["progress"]["running"] and now["progress"]["finished"] == 0, now
         r = lab.post(f"/api/v1/runs/{run_id}/cancel", json={}, status=202)
         assert lab.checked("POST", "/api/v1/runs/{id}/cancel", r) == {"run": run_id,
                                                                       "state": "stopping"}
@@ -406,3 +410,20 @@ def test_stopping_the_server_stops_its_run_as_ctrl_c_does(lab):
     # the CLI rolls it back from the same store
     r = run("rollback", str(run_id), "--yes", env=lab.env)
     assert r.rc == 0, r
+
+
+def test_without_a_cluster_or_config_the_answer_says_so(lab):
+    env = dict(lab.env, PVELAB_URL="", PVELAB_TOKEN="")
+    empty = lab.dir / "empty"
+    empty.mkdir()
+    srv = Server("--listen", "127.0.0.1:0", env=env, cwd=empty)  # no pvelab.yaml
+    try:
+        h = {"Authorization": "Bearer " + lab.tokens["admin"]}
+        for path, body in (("/api/v1/plans", {}), ("/api/v1/runs", {"plan_id": "0" * 32}),
+                           ("/api/v1/guests/web/snapshots", {"name": "s2"})):
+            r = requests.post(srv.url + path, json=body, headers=h, timeout=30)
+            assert r.status_code == 503, (path, r.text)
+            want = "no_cluster" if "snapshots" in path else "no_config"
+            assert r.json()["error"]["code"] == want, r.text
+    finally:
+        assert srv.stop() == 0, srv.err
