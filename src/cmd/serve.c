@@ -279,6 +279,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	rc = PL_EXIT_OK;
 out:
 	pl_serve_runs_free(runs);
+	runs_api.runs = NULL; /* the requests still waiting are dropped with the server */
 	if (refreshing)
 		pl_serve_refresh_release(&refresh);
 	pl_serve_free(sv);

@@ -58,7 +58,8 @@ on_gone(void *arg)
 {
 	struct wait *w = arg;
 
-	pl_serve_runs_forget(w->m->runs, w);
+	if (w->m->runs) /* NULL: the engine is gone (the server stops) */
+		pl_serve_runs_forget(w->m->runs, w);
 	free(w);
 }
 

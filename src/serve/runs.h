@@ -41,7 +41,8 @@ struct pl_serve_runs *pl_serve_runs_new(struct pl_session *s, struct pl_serve *s
 /* Stops the run in flight as Ctrl-C does (nothing new starts; the changes in
  * flight finish their task, for at most PL_SERVE_STOP_WAIT seconds, then
  * Proxmox is left to finish them), running the loop until it is recorded
- * interrupted; calls no callback after. */
+ * interrupted; calls no callback after. Free it before the server, and
+ * forget it in what a closing connection calls then. */
 #define PL_SERVE_STOP_WAIT 30
 void pl_serve_runs_free(struct pl_serve_runs *rs);
 
