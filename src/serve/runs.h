@@ -5,6 +5,8 @@
  * for the same command (one code path: the CLI's planner, guard and executor).
  * Plans live in memory under an unguessable id; applies and rollbacks are runs
  * in the state store, one at a time per cluster, each with who asked for it.
+ * Implemented in cmd/serve_runs_engine.c (the planner and guard it drives are
+ * cmd/'s), for the server's modules, which live in cmd/ too.
  */
 #ifndef PL_SERVE_RUNS_H
 #define PL_SERVE_RUNS_H

@@ -1,8 +1,10 @@
 /*
- * Plans, applies, rollbacks and snapshots on the server's loop (see runs.h):
- * the CLI's asynchronous planner (pl_planning_plan_start), its guard and
- * saved-plan checks, and the executor (pl_apply_start), each step a callback;
- * plans kept in memory by id, runs recorded in the store with who asked.
+ * The runs engine of pvelab serve (its API is serve/runs.h): plans, applies,
+ * rollbacks and snapshots on the server's loop, with the CLI's asynchronous
+ * planner (pl_planning_plan_start), guard and saved-plan checks and the
+ * executor (pl_apply_start), each step a callback; plans kept in memory by
+ * id, runs recorded in the store with who asked. It lives in cmd/ because
+ * the planner and guard it drives do.
  */
 #include "core/common.h"
 #include "serve/runs.h"
