@@ -74,10 +74,11 @@ class Lab:
         self.doc = self.doc or self.get("/api/v1/openapi.json").json()
 
     def stop(self):
-        if self.srv:
-            assert self.srv.stop() == 0, self.srv.err
-            self.logs.append(self.srv.err)
-            self.srv = None
+        srv, self.srv = self.srv, None
+        if srv:
+            rc = srv.stop()
+            self.logs.append(srv.err)
+            assert rc == 0, (rc, srv.err[-3000:])
 
     def req(self, method, path, role="admin", status=None, **kw):
         h = {"Authorization": "Bearer " + self.tokens[role]}
