@@ -1045,7 +1045,10 @@ pl_serve_runs_free(struct pl_serve_runs *rs)
 {
 	if (rs == NULL)
 		return;
-	rs->changed = NULL; /* the server is going: no sync after */
+	/* the server is going: no sync after, none released to start now */
+	rs->changed = NULL;
+	rs->hold = NULL;
+	rs->syncing = NULL;
 	/* a run in flight stops as on Ctrl-C: nothing new starts, each change in
 	 * flight ends after its task (at most PL_SERVE_STOP_WAIT seconds, then
 	 * the tasks are left to Proxmox), and it is recorded interrupted */

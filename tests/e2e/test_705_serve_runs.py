@@ -75,10 +75,18 @@ class Lab:
 
     def stop(self):
         srv, self.srv = self.srv, None
+        if srv and srv.proc.poll() is None:
+            # not in the middle of a sync: the server stopped during one is
+            # another matter (the sync's reader threads outlive the loop)
+            h = {"Authorization": "Bearer " + self.tokens["viewer"]}
+            until(lambda: requests.get(srv.url + "/api/v1/sync", headers=h, timeout=30)
+                  .json()["sync"]["state"] != "running", "the server's sync to end")
         if srv:
             rc = srv.stop()
             self.logs.append(srv.err)
-            assert rc == 0, (rc, srv.err[-3000:])
+            if rc != 0:
+                (self.dir / "serve.err").write_text(srv.err)
+            assert rc == 0, (rc, str(self.dir / "serve.err"))
 
     def req(self, method, path, role="admin", status=None, **kw):
         h = {"Authorization": "Bearer " + self.tokens[role]}
