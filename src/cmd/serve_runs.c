@@ -39,6 +39,10 @@ fail(struct pl_serve_req *req, int err, const char *field, const char *msg)
 		status = 423;
 		code = "locked";
 	}
+	if (err == PL_ECANCEL) {
+		status = 503;
+		code = "stopping";
+	}
 	if (err == PL_ENOENT && msg && strstr(msg, "the server has no ")) {
 		status = 503;
 		code = strstr(msg, "has no config") ? "no_config" : "no_cluster";

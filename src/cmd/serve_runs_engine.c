@@ -1057,6 +1057,10 @@ pl_serve_runs_free(struct pl_serve_runs *rs)
 		struct timeval tv = { PL_SERVE_STOP_WAIT, 0 };
 		struct event *t = evtimer_new(rs->s->base, on_give_up, rs);
 
+		if (!r->started_said && r->cbs.started) {
+			r->started_said = true;
+			r->cbs.started(PL_ECANCEL, NULL, "the server is stopping", r->cbs.arg);
+		}
 		memset(&r->cbs, 0, sizeof(r->cbs));
 		if (r->a) {
 			pl_log_info("serve: stopping %s run %lld", r->kind, r->id);
@@ -1076,7 +1080,9 @@ pl_serve_runs_free(struct pl_serve_runs *rs)
 
 		if (o->pp)
 			pl_planning_plan_cancel(o->pp);
-		op_free(o); /* what is in flight answers to nobody: the loop has ended */
+		/* what is in flight is dropped (the loop has ended): its caller
+		 * hears so now */
+		op_end(o, PL_ECANCEL, NULL, "the server is stopping");
 	}
 	json_decref(rs->plans);
 	free(rs);

@@ -43,8 +43,10 @@ struct pl_serve_runs *pl_serve_runs_new(struct pl_session *s, struct pl_serve *s
 /* Stops the run in flight as Ctrl-C does (nothing new starts; the changes in
  * flight finish their task, for at most PL_SERVE_STOP_WAIT seconds, then
  * Proxmox is left to finish them), running the loop until it is recorded
- * interrupted; calls no callback after. Free it before the server, and
- * forget it in what a closing connection calls then. */
+ * interrupted. What has not ended yet ends with PL_ECANCEL ("the server is
+ * stopping"): a run not yet started, a plan, a snapshot action; no callback
+ * after. Free it before the server, and forget it in what a closing
+ * connection calls then. */
 #define PL_SERVE_STOP_WAIT 30
 void pl_serve_runs_free(struct pl_serve_runs *rs);
 
