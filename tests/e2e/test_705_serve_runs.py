@@ -80,7 +80,7 @@ class Lab:
             # another matter (the sync's reader threads outlive the loop)
             h = {"Authorization": "Bearer " + self.tokens["viewer"]}
             until(lambda: requests.get(srv.url + "/api/v1/sync", headers=h, timeout=30)
-                  .json()["sync"]["state"] != "running", "the server's sync to end")
+                  .json()["sync"]["state"] != "running", "the server's sync to end", 60)
         if srv:
             rc = srv.stop()
             self.logs.append(srv.err)
