@@ -149,8 +149,10 @@ class Lab:
 def lab(tmp_path_factory):
     lab = Lab(tmp_path_factory.mktemp("runs"))
     yield lab
-    lab.stop()
-    stop_sim(lab.sim)
+    try:
+        lab.stop()
+    finally:
+        stop_sim(lab.sim)
     logs = "\n".join(lab.logs)
     # who asked is in the log; no secret is
     assert "apply run" in logs and "for API token admin1" in logs
