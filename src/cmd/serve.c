@@ -9,6 +9,7 @@
 #include "cmd/serve_api.h"
 #include "cmd/serve_snappol.h"
 #include "cmd/serve_checks.h"
+#include "cmd/serve_runs.h"
 #include "config/config.h"
 #include "core/err.h"
 #include "core/file.h"
@@ -16,6 +17,7 @@
 #include "core/log.h"
 #include "core/x509.h"
 #include "proxy/proxy.h"
+#include "serve/runs.h"
 #include "serve/serve.h"
 
 #include <event2/event.h>
@@ -35,6 +37,29 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	pl_log_info("serve: signal %d, stopping", (int)sig);
 	event_base_loopexit(arg, NULL);
+}
+
+/* A plan, apply or snapshot changed guests: the store follows at once. */
+static void
+on_changed(void *arg)
+{
+	struct pl_serve_refresh *f = arg;
+
+	if (f->s && f->s->pve)
+		pl_serve_refresh_sync(f);
+}
+
+/* A run holds the refresh's syncs (they keep the store's transaction open). */
+static void
+hold_syncs(void *arg, bool on)
+{
+	pl_serve_refresh_hold(arg, on);
+}
+
+static bool
+syncing(void *arg)
+{
+	return pl_serve_refresh_syncing(arg);
 }
 
 /* Whether the environment names a cluster (PVELAB_URL, as connect.c reads it). */
@@ -135,6 +160,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_serve_refresh refresh;
 	struct pl_serve_snappol snappol = { 0 };
 	struct pl_serve_checks checks = { 0 };
+	struct pl_serve_runs_api runs_api;
+	struct pl_serve_runs *runs = NULL;
 	bool refreshing = false, api_made = false;
 	struct pl_serve *sv = NULL;
 	struct event *sigint = NULL, *sigterm = NULL;
@@ -233,6 +260,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	pl_serve_add(sv, &checks.module);
+	runs = pl_serve_runs_new(&s, sv, on_changed, &refresh);
+	pl_serve_runs_set_refresh(runs, hold_syncs, syncing, &refresh);
+	pl_serve_runs_api_init(&runs_api, runs, &api);
+	pl_serve_add(sv, &runs_api.module);
 	for (size_t i = 0; i < n; i++) {
 		bool loop = pl_serve_is_loopback(addrs[i]);
 		char *b = NULL;
@@ -272,6 +303,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	event_base_dispatch(s.base);
 	rc = PL_EXIT_OK;
 out:
+	pl_serve_runs_free(runs);
+	runs_api.runs = NULL; /* the requests still waiting are dropped with the server */
 	if (refreshing)
 		pl_serve_refresh_release(&refresh);
 	pl_serve_checks_release(&checks);

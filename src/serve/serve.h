@@ -120,6 +120,11 @@ int pl_serve_caller_role(const struct pl_serve_req *req);
 /* Add a header to the answer (before pl_serve_reply*): Set-Cookie,
  * Content-Encoding, Mcp-Session-Id... */
 void pl_serve_add_header(struct pl_serve_req *req, const char *name, const char *value);
+/* Answer later, from an asynchronous call's callback: the request outlives
+ * its handler until pl_serve_reply* answers it. When the client goes away
+ * first, gone(arg) is called (gone may be NULL) and req must not be used
+ * after; a server freed with requests deferred calls gone for each. */
+void pl_serve_defer(struct pl_serve_req *req, void (*gone)(void *arg), void *arg);
 /* Answer with status and len bytes of content_type (copied). */
 void pl_serve_reply_raw(struct pl_serve_req *req, int status, const char *content_type,
 			const void *data, size_t len);
