@@ -1,0 +1,1338 @@
+/*
+ * pvelab's MCP tools, resources and prompts (mcp_tools.h). Each tool is a
+ * command of the command table: its inputSchema comes from the command's
+ * declared options, and it runs as that command with -o json (this binary,
+ * in a child process on the loop, Ctrl-C on cancel), so its structuredContent
+ * is the CLI's JSON; status, list and history answer in-process from the same
+ * view functions. Only what the session's role allows is listed or run.
+ */
+#include "core/common.h"
+#include "cmd/mcp_tools.h"
+#include "cmd/cmd.h"
+#include "cmd/connect.h"
+#include "cmd/views.h"
+#include "config/config.h"
+#include "core/buf.h"
+#include "core/err.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/str.h"
+#include "plan/runs.h"
+#include "serve/serve.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* ---- the tools ---------------------------------------------------------- */
+
+enum {
+	H_RO = 1 << 0,      /* reads only */
+	H_DESTROY = 1 << 1, /* may destroy or overwrite what exists */
+	H_IDEM = 1 << 2,    /* the same call twice does no more than once */
+	H_FAST = 1 << 3,    /* answered in-process from the store (without live) */
+};
+
+#define S_STR "{\"type\":\"string\"}"
+#define S_STR_OR_NULL "{\"type\":[\"string\",\"null\"]}"
+#define S_ITEMS(item)                                                                              \
+	"{\"type\":\"object\",\"required\":[\"items\"],\"properties\":{\"items\":{\"type\":"       \
+	"\"array\",\"items\":" item "}}}"
+#define S_OBJ "{\"type\":\"object\"}"
+#define S_GUEST                                                                                    \
+	"{\"type\":\"object\",\"required\":[\"vmid\",\"type\",\"node\"],\"properties\":{"          \
+	"\"vmid\":{\"type\":\"integer\"},\"name\":" S_STR_OR_NULL ","                              \
+	"\"type\":{\"enum\":[\"qemu\",\"lxc\"]},\"node\":" S_STR ",\"status\":" S_STR_OR_NULL      \
+	",\"tags\":" S_STR_OR_NULL "}}"
+
+/* A positional argument of a tool: its property name, and what it is. */
+struct tool_arg {
+	const char *name;
+	const char *help;
+	bool many; /* an array of strings (GUEST...) */
+	bool required;
+};
+
+struct tool_info {
+	const char *cmd; /* the command's name */
+	int role;        /* the role that may see and call it */
+	unsigned hints;
+	const char *output; /* JSON Schema of its structuredContent */
+	const struct tool_arg args[3];
+	const char *skip[4]; /* options an MCP client does not get */
+	const char *confirm; /* the argument that "confirm" must repeat (destroy) */
+};
+
+static const struct tool_info tools[] = {
+	{ "status",
+	  PL_ROLE_VIEWER,
+	  H_RO | H_IDEM | H_FAST,
+	  "{\"type\":\"object\",\"required\":[\"nodes\",\"guests\"],\"properties\":{\"nodes\":"
+	  "{\"type\":\"array\",\"items\":{\"type\":\"object\",\"required\":[\"node\",\"status\"]}},"
+	  "\"guests\":{\"type\":\"object\",\"required\":[\"total\"],\"properties\":{\"total\":"
+	  "{\"type\":\"integer\"}}},\"last_sync\":{\"type\":[\"object\",\"null\"]}}}",
+	  { { 0 } },
+	  { 0 },
+	  NULL },
+	{ "list",
+	  PL_ROLE_VIEWER,
+	  H_RO | H_IDEM | H_FAST,
+	  S_ITEMS(S_GUEST),
+	  { { 0 } },
+	  { 0 },
+	  NULL },
+	{ "describe",
+	  PL_ROLE_VIEWER,
+	  H_RO | H_IDEM,
+	  "{\"type\":\"object\",\"required\":[\"vmid\",\"type\",\"node\",\"tasks\"],\"properties\":"
+	  "{\"vmid\":{\"type\":\"integer\"},\"config\":" S_OBJ ",\"tasks\":{\"type\":\"array\"}}}",
+	  { { "guest", "the guest: its name or vmid", false, true } },
+	  { 0 },
+	  NULL },
+	{ "history",
+	  PL_ROLE_VIEWER,
+	  H_RO | H_IDEM | H_FAST,
+	  S_ITEMS("{\"type\":\"object\",\"required\":[\"id\",\"kind\",\"sha256\",\"ts\","
+		  "\"changes\"]"
+		  ",\"properties\":{\"id\":{\"type\":\"integer\"},\"kind\":{\"enum\":["
+		  "\"discovered\","
+		  "\"created\",\"updated\",\"deleted\"]},\"changes\":{\"type\":\"array\"}}}"),
+	  { { "guest", "the guest: its name or vmid (deleted ones too)", false, true } },
+	  { 0 },
+	  NULL },
+	{ "snapshots",
+	  PL_ROLE_VIEWER,
+	  H_RO | H_IDEM,
+	  S_ITEMS("{\"type\":\"object\",\"required\":[\"name\"],\"properties\":{\"name\":" S_STR
+		  "}}"),
+	  { { "guest", "the guest: its name or vmid", false, true } },
+	  { 0 },
+	  NULL },
+	{ "backups",
+	  PL_ROLE_VIEWER,
+	  H_RO | H_IDEM,
+	  "{\"type\":\"object\",\"required\":[\"guests\"],\"properties\":{\"guests\":{\"type\":"
+	  "\"array\"},\"storages\":{\"type\":\"array\"},\"errors\":{\"type\":\"array\"}}}",
+	  { { 0 } },
+	  { 0 },
+	  NULL },
+	{ "doctor", PL_ROLE_VIEWER, H_RO | H_IDEM, S_OBJ, { { 0 } }, { 0 }, NULL },
+	{ "check",
+	  PL_ROLE_VIEWER,
+	  H_RO | H_IDEM,
+	  S_OBJ,
+	  { { "targets", "check names or guests (none: all)", true, false } },
+	  { 0 },
+	  NULL },
+	{ "validate",
+	  PL_ROLE_VIEWER,
+	  H_RO | H_IDEM,
+	  "{\"type\":\"object\",\"required\":[\"valid\",\"errors\",\"diagnostics\"],\"properties\":"
+	  "{\"valid\":{\"type\":\"boolean\"},\"errors\":{\"type\":\"integer\"},\"warnings\":{"
+	  "\"type\":\"integer\"},\"diagnostics\":{\"type\":\"array\"}}}",
+	  { { 0 } },
+	  { 0 },
+	  NULL },
+	{ "plan",
+	  PL_ROLE_VIEWER,
+	  H_RO,
+	  "{\"type\":\"object\",\"required\":[\"plan_id\",\"summary\"],\"properties\":{\"plan_id\":"
+	  "{\"type\":\"string\"},\"summary\":{\"type\":\"object\"}}}",
+	  { { 0 } },
+	  { "out", "detailed-exitcode", NULL },
+	  NULL },
+	{ "version",
+	  PL_ROLE_VIEWER,
+	  H_RO | H_IDEM,
+	  "{\"type\":\"object\",\"required\":[\"version\"],\"properties\":{\"version\":" S_STR "}}",
+	  { { 0 } },
+	  { 0 },
+	  NULL },
+	{ "config-schema",
+	  PL_ROLE_VIEWER,
+	  H_RO | H_IDEM,
+	  S_ITEMS("{\"type\":\"object\",\"required\":[\"path\",\"type\"]}"),
+	  { { 0 } },
+	  { 0 },
+	  NULL },
+#define POWER(verb, hints)                                                                         \
+	{                                                                                          \
+		verb, PL_ROLE_OPERATOR, hints, S_OBJ,                                              \
+			{ { "guests", "the guests: names or vmids", true, true } }, { 0 }, NULL    \
+	}
+	POWER("start", H_IDEM),
+	POWER("stop", H_IDEM | H_DESTROY),
+	POWER("shutdown", H_IDEM | H_DESTROY),
+	POWER("reboot", H_DESTROY),
+	POWER("suspend", H_IDEM),
+	POWER("resume", H_IDEM),
+	{ "snapshot",
+	  PL_ROLE_OPERATOR,
+	  0,
+	  S_OBJ,
+	  { { "guest", "the guest: its name or vmid", false, true },
+	    { "name", "the snapshot's name", false, true } },
+	  { 0 },
+	  NULL },
+	{ "backup",
+	  PL_ROLE_OPERATOR,
+	  0,
+	  S_OBJ,
+	  { { "guests", "the guests: names or vmids", true, true } },
+	  { 0 },
+	  NULL },
+	{ "sync", PL_ROLE_OPERATOR, H_IDEM, S_OBJ, { { 0 } }, { 0 }, NULL },
+	{ "apply",
+	  PL_ROLE_ADMIN,
+	  H_DESTROY,
+	  S_OBJ,
+	  { { "plan_id", "the plan_id the plan tool returned (a stale plan is refused)", false,
+	      true } },
+	  { "yes", "profile", "allow-delete", "allow-replace" },
+	  NULL },
+	{ "rollback",
+	  PL_ROLE_ADMIN,
+	  H_DESTROY,
+	  S_OBJ,
+	  { { "run", "the run to undo (default: the newest apply)", false, false } },
+	  { "yes" },
+	  NULL },
+	{ "destroy",
+	  PL_ROLE_ADMIN,
+	  H_DESTROY,
+	  S_OBJ,
+	  { { "guests", "the guests to destroy: names or vmids", true, true },
+	    { "confirm", "the guests again, comma-separated, exactly as given in guests", false,
+	      true } },
+	  { "yes" },
+	  "guests" },
+};
+
+static const struct tool_info *
+tool_find(const char *name)
+{
+	for (size_t i = 0; i < PL_ARRAY_LEN(tools); i++)
+		if (!strcmp(tools[i].cmd, name))
+			return &tools[i];
+	return NULL;
+}
+
+static bool
+skipped(const struct tool_info *t, const char *opt)
+{
+	for (size_t i = 0; i < PL_ARRAY_LEN(t->skip) && t->skip[i]; i++)
+		if (!strcmp(t->skip[i], opt))
+			return true;
+	return false;
+}
+
+/* The JSON name of an option: "no-snapshot" -> "no_snapshot". */
+static void
+prop_name(const char *opt, char *out, size_t size)
+{
+	size_t i;
+
+	for (i = 0; opt[i] && i + 1 < size; i++)
+		out[i] = opt[i] == '-' ? '_' : opt[i];
+	out[i] = '\0';
+}
+
+/* An option's schema: flags are booleans, counts and seconds integers, a
+ * metavariable "a|b" an enum, anything else a string. */
+static json_t *
+opt_schema(const struct pl_opt *o)
+{
+	json_t *s;
+
+	if (o->arg == NULL)
+		s = json_pack("{s:s}", "type", "boolean");
+	else if (!strcmp(o->arg, "N") || !strcmp(o->arg, "SECS"))
+		s = json_pack("{s:s,s:i}", "type", "integer", "minimum", 0);
+	else if (strchr(o->arg, '|')) {
+		json_t *e = json_array();
+		char *dup = pl_strdup(o->arg), *p = dup, *bar;
+
+		while ((bar = strchr(p, '|'))) {
+			*bar = '\0';
+			json_array_append_new(e, json_string(p));
+			p = bar + 1;
+		}
+		json_array_append_new(e, json_string(p));
+		free(dup);
+		s = json_pack("{s:s,s:o}", "type", "string", "enum", e);
+	} else
+		s = json_pack("{s:s}", "type", "string");
+	json_object_set_new(s, "description", json_string(o->help));
+	return s;
+}
+
+static json_t *
+input_schema(const struct tool_info *t, const struct pl_cmd *cmd)
+{
+	json_t *props = json_object(), *req = json_array();
+	char name[64];
+
+	for (size_t i = 0; i < PL_ARRAY_LEN(t->args) && t->args[i].name; i++) {
+		const struct tool_arg *a = &t->args[i];
+
+		json_object_set_new(
+			props, a->name,
+			a->many ? json_pack("{s:s,s:{s:s},s:i,s:s}", "type", "array", "items",
+					    "type", "string", "minItems", a->required ? 1 : 0,
+					    "description", a->help) :
+				  json_pack("{s:s,s:s}", "type", "string", "description", a->help));
+		if (a->required)
+			json_array_append_new(req, json_string(a->name));
+	}
+	for (const struct pl_opt *o = cmd->opts; o && o->name; o++) {
+		if (skipped(t, o->name))
+			continue;
+		prop_name(o->name, name, sizeof(name));
+		json_object_set_new(props, name, opt_schema(o));
+	}
+	return json_pack("{s:s,s:o,s:o,s:b}", "type", "object", "properties", props, "required",
+			 req, "additionalProperties", 0);
+}
+
+static json_t *
+tool_json(const struct tool_info *t, const struct pl_cmd *cmd)
+{
+	json_t *out = json_loads(t->output, 0, NULL);
+	char title[96];
+
+	snprintf(title, sizeof(title), "pvelab %s", cmd->name);
+	return json_pack("{s:s,s:s,s:s,s:o,s:o,s:{s:b,s:b,s:b,s:b}}", "name", cmd->name, "title",
+			 title, "description", cmd->summary, "inputSchema", input_schema(t, cmd),
+			 "outputSchema", out, "annotations", "readOnlyHint", !!(t->hints & H_RO),
+			 "destructiveHint", !!(t->hints & H_DESTROY), "idempotentHint",
+			 !!(t->hints & H_IDEM), "openWorldHint", 0);
+}
+
+static json_t *
+tools_list(const struct pl_mcp_sess *ss)
+{
+	json_t *list = json_array();
+
+	/* in the command table's order: it is the one list */
+	for (const struct pl_cmd *const *c = pl_commands; *c; c++) {
+		const struct tool_info *t = tool_find((*c)->name);
+
+		if (t == NULL || !((*c)->flags & (PL_CMD_MCP_READ | PL_CMD_MCP_WRITE)) ||
+		    t->role > ss->role)
+			continue;
+		json_array_append_new(list, tool_json(t, *c));
+	}
+	return json_pack("{s:o}", "tools", list);
+}
+
+/* ---- calls ----------------------------------------------------------- */
+
+/* A tool call's result: text, structuredContent (stolen, may be NULL). */
+static json_t *
+result(bool error, const char *text, json_t *structured)
+{
+	json_t *r = json_pack("{s:[{s:s,s:s}]}", "content", "type", "text", "text", text);
+
+	if (structured)
+		json_object_set_new(r, "structuredContent", structured);
+	if (error)
+		json_object_set_new(r, "isError", json_true());
+	return r;
+}
+
+static void call_error(struct pl_mcp_call *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void
+call_error(struct pl_mcp_call *c, const char *fmt, ...)
+{
+	va_list ap;
+	char msg[1024];
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pl_mcp_call_done(c, result(true, msg, NULL));
+}
+
+/* The JSON a command printed, as structuredContent: an object as it is, an
+ * array as {"items": [...]} (structuredContent is an object). */
+static json_t *
+structured(json_t *v)
+{
+	return json_is_object(v) ? v : json_pack("{s:o}", "items", v);
+}
+
+/* An in-process answer (H_FAST): 0, or a code with *errmsg. */
+static int
+fast_answer(struct pl_mcp_sess *ss, const char *tool, const json_t *args, json_t **out,
+	    char **errmsg)
+{
+	struct pl_state *st = ss->h->s->state;
+	const json_t *live = ss->h->live_by_id ? *ss->h->live_by_id : NULL;
+
+	if (!strcmp(tool, "status"))
+		return pl_view_status(st, out, errmsg);
+	if (!strcmp(tool, "history"))
+		return pl_view_history(st, pl_json_str(args, "guest"), out, errmsg);
+	{
+		struct pl_view_list f = { pl_json_str(args, "type"), pl_json_str(args, "node"),
+					  pl_json_str(args, "status"), pl_json_str(args, "tag"),
+					  pl_json_str(args, "sort") };
+		const char *field;
+		int r = pl_view_list_check(&f, &field, errmsg);
+
+		return r ? r : pl_view_list(st, &f, live, out, errmsg);
+	}
+}
+
+/* A command running for a call. It outlives its session when the client
+ * goes away first, so it keeps the host and the client's name. */
+struct pl_mcp_job {
+	struct pl_mcp_host *h;
+	char client[96];
+	struct pl_mcp_call *call;
+	struct pl_mcp_job *next;
+	const struct tool_info *t;
+	pid_t pid;
+	int fd[2]; /* its stdout, its stderr */
+	struct event *ev[2], *timer;
+	struct pl_buf out, err;
+	size_t err_seen; /* stderr bytes already reported as progress */
+	int lines;
+	char *plan_id; /* the plan this job makes (plan) or carries out (apply) */
+	bool killed_big;
+};
+
+static void job_finish(struct pl_mcp_job *j);
+
+static void
+job_free(struct pl_mcp_job *j)
+{
+	struct pl_mcp_host *h = j->h;
+	struct pl_mcp_job **pp;
+
+	for (pp = &h->jobs; *pp && *pp != j; pp = &(*pp)->next)
+		;
+	if (*pp) {
+		*pp = j->next;
+		h->njobs--;
+	}
+	for (int i = 0; i < 2; i++) {
+		if (j->ev[i])
+			event_free(j->ev[i]);
+		if (j->fd[i] >= 0)
+			close(j->fd[i]);
+	}
+	if (j->timer)
+		event_free(j->timer);
+	pl_buf_release(&j->out);
+	pl_buf_release(&j->err);
+	free(j->plan_id);
+	free(j);
+	if (h->njobs == 0 && h->on_idle)
+		h->on_idle(h->idle_arg);
+}
+
+/* Each new line on stderr is a progress notification, when asked for. */
+static void
+job_progress(struct pl_mcp_job *j)
+{
+	char *nl;
+
+	while (j->err_seen < j->err.len &&
+	       (nl = memchr(j->err.data + j->err_seen, '\n', j->err.len - j->err_seen))) {
+		char line[512];
+		size_t n = (size_t)(nl - (j->err.data + j->err_seen));
+
+		snprintf(line, sizeof(line), "%.*s", (int)(n < 500 ? n : 500),
+			 j->err.data + j->err_seen);
+		j->err_seen += n + 1;
+		pl_mcp_call_progress(j->call, ++j->lines, 0, line);
+	}
+}
+
+static void
+on_job_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_mcp_job *j = arg;
+	int i = fd == j->fd[0] ? 0 : 1;
+	char chunk[16384];
+	ssize_t n = read(fd, chunk, sizeof(chunk));
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n > 0) {
+		if (pl_buf_add(i ? &j->err : &j->out, chunk, (size_t)n) != 0 && i == 0 &&
+		    !j->killed_big) {
+			j->killed_big = true; /* more than a client should get */
+			kill(j->pid, SIGTERM);
+		}
+		if (i == 1)
+			job_progress(j);
+		return;
+	}
+	event_free(j->ev[i]);
+	j->ev[i] = NULL;
+	close(j->fd[i]);
+	j->fd[i] = -1;
+	if (j->fd[0] < 0 && j->fd[1] < 0)
+		job_finish(j);
+}
+
+static void
+on_job_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_mcp_job *j = arg;
+
+	pl_log_warn("mcp: %s ran out of time: stopping it", j->t->cmd);
+	kill(j->pid, SIGINT);
+}
+
+/* The command's message for the user: its stderr's last "pvelab:" line(s),
+ * else all of it (capped). */
+static char *
+job_message(struct pl_mcp_job *j, int status)
+{
+	const char *e = j->err.data ? j->err.data : "";
+	const char *p = strstr(e, "pvelab: ");
+
+	if (j->killed_big)
+		return pl_strdup("its answer was larger than 64 MiB: stopped");
+	if (p == NULL)
+		p = e;
+	if (*p == '\0')
+		return pl_asprintf("pvelab %s failed (exit %d)", j->t->cmd, status);
+	return pl_asprintf("%.4000s", p);
+}
+
+static void
+remember_plan(struct pl_mcp_host *h, const char *id, const char *path, const char *client)
+{
+	json_object_set_new(h->plans, id,
+			    json_pack("{s:s,s:I,s:s}", "path", path, "made", (json_int_t)time(NULL),
+				      "client", client));
+	free(h->latest_plan);
+	h->latest_plan = pl_strdup(id);
+}
+
+static void
+job_finish(struct pl_mcp_job *j)
+{
+	struct pl_mcp_host *h = j->h;
+	int st = 0, code;
+	json_t *v = NULL;
+	char *msg;
+
+	while (waitpid(j->pid, &st, 0) < 0 && errno == EINTR)
+		;
+	code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + (WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+	job_progress(j);
+	if (j->out.len && !j->killed_big)
+		v = pl_json_parse(j->out.data, j->out.len, NULL);
+	if (code == 0 && v) {
+		char *text = pl_json_compact(v);
+
+		if (!strcmp(j->t->cmd, "plan") && json_is_object(v)) {
+			char *path = pl_asprintf("%s/%s.json", h->plan_dir, j->plan_id);
+
+			remember_plan(h, j->plan_id, path, j->client);
+			json_object_set_new(v, "plan_id", json_string(j->plan_id));
+			free(path);
+		}
+		if (!strcmp(j->t->cmd, "apply") && j->plan_id) { /* a plan applies once */
+			unlink(pl_json_str(json_object_get(h->plans, j->plan_id), "path"));
+			json_object_del(h->plans, j->plan_id);
+		}
+		pl_mcp_call_done(j->call, result(false, text, structured(v)));
+		free(text);
+	} else {
+		msg = job_message(j, code);
+		/* a command that answered with JSON and failed (validate: invalid) */
+		pl_mcp_call_done(j->call, result(true, msg, v ? structured(v) : NULL));
+		free(msg);
+	}
+	job_free(j);
+}
+
+static void
+random_id(char *out, size_t size)
+{
+	unsigned char b[12];
+	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 ? read(fd, b, sizeof(b)) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	if (n != (ssize_t)sizeof(b)) { /* never seen; still unique within a process */
+		static unsigned seq;
+		snprintf(out, size, "p%lx%x", (unsigned long)time(NULL), ++seq);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(b) && 2 * i + 2 < size; i++)
+		snprintf(out + 2 * i, 3, "%02x", b[i]);
+}
+
+/* Append "--opt[=value]" for each option given in args; PL_EINVAL with
+ * *errmsg for an unknown argument or one of the wrong type. */
+static int
+build_argv(const struct tool_info *t, const struct pl_cmd *cmd, const json_t *args, json_t *argv,
+	   char **errmsg)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach((json_t *)args, key, v) {
+		const struct pl_opt *o = NULL;
+		bool positional = false;
+		char name[64];
+
+		for (size_t i = 0; i < PL_ARRAY_LEN(t->args) && t->args[i].name; i++)
+			positional |= !strcmp(t->args[i].name, key);
+		if (positional)
+			continue;
+		for (const struct pl_opt *p = cmd->opts; p && p->name && o == NULL; p++) {
+			prop_name(p->name, name, sizeof(name));
+			if (!skipped(t, p->name) && !strcmp(name, key))
+				o = p;
+		}
+		if (o == NULL)
+			return pl_seterr(errmsg, PL_EINVAL, "unknown argument '%.60s' of tool %s",
+					 key, t->cmd);
+		if (o->arg == NULL) {
+			if (!json_is_boolean(v))
+				return pl_seterr(errmsg, PL_EINVAL, "argument '%s' is a boolean",
+						 key);
+			if (json_is_true(v))
+				json_array_append_new(argv, json_sprintf("--%s", o->name));
+		} else if (json_is_string(v)) {
+			json_array_append_new(
+				argv, json_sprintf("--%s=%s", o->name, json_string_value(v)));
+		} else if (json_is_integer(v) && json_integer_value(v) >= 0) {
+			json_array_append_new(argv, json_sprintf("--%s=%lld", o->name,
+								 (long long)json_integer_value(v)));
+		} else {
+			return pl_seterr(errmsg, PL_EINVAL, "argument '%s' is a %s", key,
+					 (!strcmp(o->arg, "N") || !strcmp(o->arg, "SECS")) ?
+						 "number from 0 up" :
+						 "string");
+		}
+	}
+	return 0;
+}
+
+/* The positional arguments, checked against the tool's; PL_EINVAL with *errmsg. */
+static int
+add_positionals(const struct tool_info *t, const json_t *args, json_t *pos, char **errmsg)
+{
+	for (size_t i = 0; i < PL_ARRAY_LEN(t->args) && t->args[i].name; i++) {
+		const struct tool_arg *a = &t->args[i];
+		const json_t *v = json_object_get(args, a->name);
+		size_t k;
+		json_t *e;
+
+		if (v == NULL) {
+			if (a->required)
+				return pl_seterr(errmsg, PL_EINVAL, "tool %s needs '%s' (%s)",
+						 t->cmd, a->name, a->help);
+			continue;
+		}
+		if (!strcmp(a->name, "confirm") || !strcmp(a->name, "plan_id"))
+			continue; /* checked by the caller, not passed on */
+		if (a->many) {
+			if (!json_is_array(v) || (a->required && json_array_size(v) == 0))
+				return pl_seterr(errmsg, PL_EINVAL,
+						 "'%s' is a list of strings (at least one)",
+						 a->name);
+			json_array_foreach(v, k, e) {
+				if (!json_is_string(e) || !*json_string_value(e))
+					return pl_seterr(errmsg, PL_EINVAL,
+							 "'%s' is a list of non-empty strings",
+							 a->name);
+				json_array_append(pos, e);
+			}
+		} else if (json_is_string(v) && *json_string_value(v)) {
+			json_array_append(pos, (json_t *)v);
+		} else {
+			return pl_seterr(errmsg, PL_EINVAL, "'%s' is a non-empty string", a->name);
+		}
+	}
+	return 0;
+}
+
+/* destroy: confirm must be the guests, comma-separated, as given. */
+static int
+check_confirm(const struct tool_info *t, const json_t *args, char **errmsg)
+{
+	const json_t *list = json_object_get(args, t->confirm), *e;
+	const char *confirm = pl_json_str(args, "confirm");
+	struct pl_buf want;
+	size_t i;
+	int r = 0;
+
+	pl_buf_init(&want, 65536);
+	json_array_foreach(list, i, e) {
+		if (i)
+			pl_buf_addch(&want, ',');
+		pl_buf_addstr(&want, json_string_value(e) ? json_string_value(e) : "");
+	}
+	pl_buf_addch(&want, '\0');
+	if (confirm == NULL || strcmp(confirm, want.data) != 0)
+		r = pl_seterr(errmsg, PL_EINVAL,
+			      "%s refused: confirm must repeat the %s exactly ('%.200s'), and "
+			      "it is '%.200s'",
+			      t->cmd, t->confirm, want.data, confirm ? confirm : "");
+	pl_buf_release(&want);
+	return r;
+}
+
+static int
+spawn(struct pl_mcp_job *j, json_t *argv, const char *via, char **errmsg)
+{
+	struct pl_mcp_host *h = j->h;
+	posix_spawn_file_actions_t fa;
+	char **av = pl_calloc(json_array_size(argv) + 1, sizeof(*av));
+	char **env;
+	size_t n = 0, i;
+	int out[2] = { -1, -1 }, err[2] = { -1, -1 }, r;
+	char *state_var = pl_asprintf("PVELAB_STATE=%s", h->s->state_path);
+	char *via_var = pl_asprintf("PVELAB_VIA=%s", via);
+	json_t *e;
+
+	json_array_foreach(argv, i, e)
+		av[i] = (char *)json_string_value(e);
+	while (environ[n])
+		n++;
+	env = pl_calloc(n + 4, sizeof(*env));
+	for (i = n = 0; environ[i]; i++)
+		if (strncmp(environ[i], "PVELAB_STATE=", 13) &&
+		    strncmp(environ[i], "PVELAB_VIA=", 11))
+			env[n++] = environ[i];
+	env[n++] = state_var;
+	env[n++] = via_var;
+	env[n++] = "NO_COLOR=1";
+	if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+		r = pl_seterr(errmsg, PL_EIO, "cannot make a pipe: %s", strerror(errno));
+		goto out;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	r = posix_spawn(&j->pid, h->exe, &fa, NULL, av, env);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r != 0) {
+		r = pl_seterr(errmsg, PL_EIO, "cannot run %s: %s", h->exe, strerror(r));
+		goto out;
+	}
+	j->fd[0] = out[0];
+	j->fd[1] = err[0];
+	out[0] = err[0] = -1;
+	for (int k = 0; k < 2; k++) {
+		evutil_make_socket_nonblocking(j->fd[k]);
+		j->ev[k] = event_new(h->s->base, j->fd[k], EV_READ | EV_PERSIST, on_job_read, j);
+		event_add(j->ev[k], NULL);
+	}
+	r = 0;
+out:
+	for (int k = 0; k < 2; k++) {
+		if (out[k] >= 0)
+			close(out[k]);
+		if (err[k] >= 0)
+			close(err[k]);
+	}
+	free(state_var);
+	free(via_var);
+	free(env);
+	free(av);
+	return r;
+}
+
+static void
+call_tool(struct pl_mcp *m, struct pl_mcp_call *c, const char *tool, const json_t *args0, void *arg)
+{
+	struct pl_mcp_sess *ss = arg;
+	const struct tool_info *t = tool_find(tool);
+	const struct pl_cmd *cmd = t ? pl_cmd_find(tool) : NULL;
+	json_t *args = args0 ? (json_t *)args0 : json_object(), *argv = NULL, *pos = NULL;
+	struct pl_mcp_job *j = NULL;
+	char *err = NULL, via[160];
+	const char *cfg = ss->h->s->ctx->config_path;
+
+	json_incref(args);
+	if (t == NULL || cmd == NULL) {
+		pl_mcp_call_fail(c, PL_RPC_INVALID_PARAMS, "Unknown tool (tools/list lists them)");
+		goto out;
+	}
+	if (t->role > ss->role) {
+		call_error(
+			c,
+			"%s changes the cluster: refused, this session may only read (pvelab mcp "
+			"--allow-write, or a token with the %s role over HTTP)",
+			tool, pl_serve_role_name(t->role));
+		goto out;
+	}
+	argv = json_pack("[s,s,s]", ss->h->exe, "-o", "json");
+	pos = json_array();
+	if (build_argv(t, cmd, args, argv, &err) != 0 || add_positionals(t, args, pos, &err) != 0 ||
+	    (t->confirm && check_confirm(t, args, &err) != 0)) {
+		call_error(c, "%s", err);
+		goto out;
+	}
+	if ((t->hints & H_FAST) && !json_is_true(json_object_get(args, "live"))) {
+		json_t *v = NULL;
+		int r = fast_answer(ss, tool, args, &v, &err);
+
+		if (r == 0) {
+			char *text = pl_json_compact(v);
+
+			pl_mcp_call_done(c, result(false, text, structured(v)));
+			free(text);
+		} else {
+			call_error(c, "%s", err ? err : pl_strerror(r));
+		}
+		goto out;
+	}
+	j = pl_calloc(1, sizeof(*j));
+	j->h = ss->h;
+	snprintf(j->client, sizeof(j->client), "%s", pl_mcp_client(m));
+	j->next = ss->h->jobs;
+	ss->h->jobs = j;
+	ss->h->njobs++;
+	j->call = c;
+	j->t = t;
+	j->fd[0] = j->fd[1] = -1;
+	pl_buf_init(&j->out, 0);
+	pl_buf_init(&j->err, 65536);
+	if (ss->h->s->cfg || ss->h->s->ctx->config_given) {
+		json_array_insert_new(argv, 1, json_string("-c"));
+		json_array_insert_new(argv, 2, json_string(cfg));
+	}
+	if (pl_mcp_call_wants_progress(c))
+		json_array_append_new(argv, json_string("-v"));
+	json_array_append_new(argv, json_string(tool));
+	json_array_extend(argv, pos);
+	if (!strcmp(tool, "plan")) {
+		char id[32], *path;
+
+		random_id(id, sizeof(id));
+		j->plan_id = pl_strdup(id);
+		path = pl_asprintf("%s/%s.json", ss->h->plan_dir, id);
+		json_array_append_new(argv, json_sprintf("--out=%s", path));
+		free(path);
+	} else if (!strcmp(tool, "apply")) {
+		const json_t *p = json_object_get(ss->h->plans, pl_json_str(args, "plan_id"));
+
+		if (p == NULL) {
+			call_error(
+				c,
+				"apply refused: unknown plan_id '%.64s' (call the plan tool, show "
+				"the plan, then apply its plan_id; a plan applies once)",
+				pl_json_str(args, "plan_id"));
+			job_free(j);
+			goto out;
+		}
+		j->plan_id = pl_strdup(pl_json_str(args, "plan_id"));
+		json_array_append_new(argv, json_string("--yes"));
+		json_array_append_new(argv, json_string("--"));
+		json_array_append_new(argv, json_string(pl_json_str(p, "path")));
+	}
+	if (!strcmp(tool, "destroy") || !strcmp(tool, "rollback"))
+		json_array_insert_new(argv, json_array_size(argv) - json_array_size(pos),
+				      json_string("--yes"));
+	snprintf(via, sizeof(via), "MCP (%s)", pl_mcp_client(m));
+	if (spawn(j, argv, via, &err) != 0) {
+		call_error(c, "%s", err);
+		job_free(j);
+		goto out;
+	}
+	j->timer = evtimer_new(ss->h->s->base, on_job_timeout, j);
+	{
+		struct timeval tv = { (t->hints & H_RO) ? 300 : 3600, 0 }; /* then Ctrl-C */
+
+		evtimer_add(j->timer, &tv);
+	}
+	pl_mcp_call_set_data(c, j);
+	pl_log_info("mcp: %s runs %s (pid %d)", pl_mcp_client(m), tool, (int)j->pid);
+out:
+	json_decref(args);
+	json_decref(argv);
+	json_decref(pos);
+	free(err);
+}
+
+/* notifications/cancelled: Ctrl-C for the command (apply stops scheduling
+ * new steps and records the run as interrupted); its answer is dropped. */
+static void
+cancel_tool(struct pl_mcp *m, struct pl_mcp_call *c, void *arg)
+{
+	struct pl_mcp_job *j = pl_mcp_call_data(c);
+
+	if (j && j->pid > 0) {
+		pl_log_info("mcp: %s cancelled by the client: interrupting pid %d", j->t->cmd,
+			    (int)j->pid);
+		kill(j->pid, SIGINT);
+	}
+}
+
+/* ---- resources ------------------------------------------------------- */
+
+#define GUEST_URI "pvelab://guest/"
+
+static json_t *
+resource(const char *uri, const char *name, const char *title, const char *mime, const char *desc)
+{
+	return json_pack("{s:s,s:s,s:s,s:s,s:s}", "uri", uri, "name", name, "title", title,
+			 "mimeType", mime, "description", desc);
+}
+
+#define PAGE 500
+
+static int
+resources_list(struct pl_mcp_sess *ss, const json_t *params, json_t **res, char **errmsg)
+{
+	const char *cursor = pl_json_str(params, "cursor");
+	struct pl_view_list f = { 0 };
+	long long from = 0;
+	json_t *list = json_array(), *guests = NULL, *g;
+	size_t i;
+	int r;
+
+	if (cursor && (pl_str_to_ll(cursor, 0, 1LL << 40, &from) != 0)) {
+		json_decref(list);
+		*errmsg = pl_strdup("invalid cursor (give back a nextCursor as it came)");
+		return PL_RPC_INVALID_PARAMS;
+	}
+	if (from == 0) {
+		json_array_append_new(list, resource("pvelab://cluster", "cluster", "The cluster",
+						     "application/json",
+						     "nodes and guest counts as last synced "
+						     "(pvelab status -o json)"));
+		if (ss->h->s->cfg)
+			json_array_append_new(
+				list, resource("pvelab://config", "config", "The declared config",
+					       "application/yaml",
+					       "the homelab config file pvelab plans from"));
+		if (ss->h->latest_plan)
+			json_array_append_new(list,
+					      resource("pvelab://plan/latest", "plan-latest",
+						       "The latest plan", "application/json",
+						       "the newest plan made through MCP, with its "
+						       "plan_id"));
+	}
+	if ((r = pl_view_list(ss->h->s->state, &f, NULL, &guests, errmsg)) != 0) {
+		json_decref(list);
+		return PL_RPC_INTERNAL;
+	}
+	for (i = (size_t)from; i < json_array_size(guests) && i < (size_t)from + PAGE; i++) {
+		char uri[160], title[160];
+		const char *name;
+
+		g = json_array_get(guests, i);
+		name = pl_json_str(g, "name");
+		if (name)
+			snprintf(uri, sizeof(uri), GUEST_URI "%.100s", name);
+		else
+			snprintf(uri, sizeof(uri), GUEST_URI "%lld", pl_json_int(g, "vmid", 0));
+		snprintf(title, sizeof(title), "%s %lld (%.80s)",
+			 !strcmp(pl_json_str_or(g, "type", ""), "lxc") ? "CT" : "VM",
+			 pl_json_int(g, "vmid", 0), name ? name : "no name");
+		json_array_append_new(list, resource(uri, uri + strlen(GUEST_URI), title,
+						     "application/json",
+						     "the guest's config and live state"));
+	}
+	*res = json_pack("{s:o}", "resources", list);
+	if (i < json_array_size(guests))
+		json_object_set_new(*res, "nextCursor", json_sprintf("%zu", i));
+	json_decref(guests);
+	return 0;
+}
+
+/* The text of a resource: 0 with *text and *mime, or a JSON-RPC code. */
+static int
+resource_text(struct pl_mcp_sess *ss, const char *uri, char **text, const char **mime,
+	      char **errmsg)
+{
+	struct pl_mcp_host *h = ss->h;
+	json_t *v = NULL;
+	int r;
+
+	*mime = "application/json";
+	if (!strcmp(uri, "pvelab://cluster")) {
+		r = pl_view_status(h->s->state, &v, errmsg);
+	} else if (!strcmp(uri, "pvelab://config") && h->s->cfg) {
+		struct pl_buf b;
+
+		pl_buf_init(&b, 16 << 20);
+		if (pl_file_read(h->s->ctx->config_path, &b, errmsg) != 0) {
+			pl_buf_release(&b);
+			return PL_RPC_INTERNAL;
+		}
+		pl_buf_addch(&b, '\0');
+		*text = pl_buf_detach(&b, NULL);
+		*mime = "application/yaml";
+		return 0;
+	} else if (!strcmp(uri, "pvelab://plan/latest") && h->latest_plan &&
+		   json_object_get(h->plans, h->latest_plan)) {
+		struct pl_buf b;
+
+		pl_buf_init(&b, 64 << 20);
+		r = pl_file_read(pl_json_str(json_object_get(h->plans, h->latest_plan), "path"), &b,
+				 errmsg);
+		if (r == 0 && (v = pl_json_parse(b.data, b.len, errmsg)) == NULL)
+			r = PL_EINVAL;
+		if (v)
+			json_object_set_new(v, "plan_id", json_string(h->latest_plan));
+		pl_buf_release(&b);
+	} else if (!strncmp(uri, GUEST_URI, strlen(GUEST_URI)) && uri[strlen(GUEST_URI)]) {
+		r = pl_view_describe(h->s, uri + strlen(GUEST_URI), false,
+				     h->live_by_id ? *h->live_by_id : NULL, &v, NULL, errmsg);
+		if (r == PL_ENOENT)
+			return PL_RPC_NOT_FOUND;
+	} else {
+		free(*errmsg);
+		*errmsg = pl_asprintf("Resource not found: '%.200s'", uri);
+		return PL_RPC_NOT_FOUND;
+	}
+	if (r != 0)
+		return PL_RPC_INTERNAL;
+	*text = json_dumps(v, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(v);
+	return 0;
+}
+
+static int
+resources_read(struct pl_mcp_sess *ss, const json_t *params, json_t **res, char **errmsg)
+{
+	const char *uri = pl_json_str(params, "uri"), *mime;
+	char *text = NULL;
+	int r;
+
+	if (uri == NULL) {
+		*errmsg = pl_strdup("resources/read needs params.uri (a string)");
+		return PL_RPC_INVALID_PARAMS;
+	}
+	if ((r = resource_text(ss, uri, &text, &mime, errmsg)) != 0)
+		return r;
+	*res = json_pack("{s:[{s:s,s:s,s:s}]}", "contents", "uri", uri, "mimeType", mime, "text",
+			 text);
+	free(text);
+	return 0;
+}
+
+#define MAX_SUBS 256
+
+static int
+subscribe(struct pl_mcp_sess *ss, const json_t *params, bool on, json_t **res, char **errmsg)
+{
+	const char *uri = pl_json_str(params, "uri"), *mime;
+	char *text = NULL, sha[65];
+	int r;
+
+	if (uri == NULL) {
+		*errmsg = pl_strdup("needs params.uri (a string)");
+		return PL_RPC_INVALID_PARAMS;
+	}
+	if (!on) {
+		json_object_del(ss->subs, uri);
+		*res = json_object();
+		return 0;
+	}
+	if (json_object_size(ss->subs) >= MAX_SUBS && !json_object_get(ss->subs, uri)) {
+		*errmsg = pl_asprintf("at most %d subscriptions in one session", MAX_SUBS);
+		return PL_RPC_INVALID_PARAMS;
+	}
+	if ((r = resource_text(ss, uri, &text, &mime, errmsg)) != 0)
+		return r;
+	pl_sha256_hex(text, strlen(text), sha);
+	free(text);
+	json_object_set_new(ss->subs, uri, json_string(sha));
+	*res = json_object();
+	return 0;
+}
+
+/* Tell each session of the subscribed resources whose content changed. */
+static void
+on_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_mcp_host *h = arg;
+
+	for (struct pl_mcp_sess *ss = h->sessions; ss; ss = ss->next) {
+		const char *uri, *mime;
+		json_t *old, *changed = json_array();
+		size_t i;
+
+		json_object_foreach(ss->subs, uri, old) {
+			char *text = NULL, *err = NULL, sha[65];
+
+			if (resource_text(ss, uri, &text, &mime, &err) == 0)
+				pl_sha256_hex(text, strlen(text), sha);
+			else
+				snprintf(sha, sizeof(sha), "gone");
+			if (strcmp(sha, json_string_value(old)) != 0) {
+				json_string_set(old, sha);
+				json_array_append_new(changed, json_string(uri));
+			}
+			free(text);
+			free(err);
+		}
+		json_array_foreach(changed, i, old)
+			pl_mcp_notify(ss->m, "notifications/resources/updated",
+				      json_pack("{s:O}", "uri", old));
+		json_decref(changed);
+	}
+}
+
+/* ---- prompts --------------------------------------------------------- */
+
+static json_t *
+prompts_list(void)
+{
+	return json_pack(
+		"{s:[{s:s,s:s,s:s,s:[{s:s,s:s,s:b}]},{s:s,s:s,s:s,s:[{s:s,s:s,s:b}]},"
+		"{s:s,s:s,s:s,s:[{s:s,s:s,s:b}]}]}",
+		"prompts", "name", "what-changed", "title", "What changed lately", "description",
+		"what changed in the homelab in the last hours (default 24)", "arguments", "name",
+		"hours", "description", "how many hours back (default 24)", "required", 0, "name",
+		"why-not-running", "title", "Why is a guest not running", "description",
+		"diagnose a guest that is not running, from its state and tasks", "arguments",
+		"name", "guest", "description", "the guest: its name or vmid", "required", 1,
+		"name", "plan-change", "title", "Plan a change safely", "description",
+		"make a change through validate, plan and an approved apply", "arguments", "name",
+		"change", "description", "the change wanted, in words", "required", 1);
+}
+
+static json_t *
+prompt_msg(char *text)
+{
+	json_t *r = json_pack("{s:[{s:s,s:{s:s,s:s}}]}", "messages", "role", "user", "content",
+			      "type", "text", "text", text);
+
+	free(text);
+	return r;
+}
+
+static int
+prompts_get(struct pl_mcp_sess *ss, const json_t *params, json_t **res, char **errmsg)
+{
+	const char *name = pl_json_str(params, "name");
+	const json_t *args = json_object_get(params, "arguments");
+	json_t *v = NULL;
+	char *text;
+	int r;
+
+	if (name && !strcmp(name, "what-changed")) {
+		const char *hs = pl_json_str(args, "hours");
+		long long hours = 24;
+		json_t *recent = json_array(), *run;
+		size_t i;
+
+		if (hs && pl_str_to_ll(hs, 1, 24 * 365, &hours) != 0) {
+			json_decref(recent);
+			*errmsg = pl_strdup("hours is a number of hours from 1 to 8760");
+			return PL_RPC_INVALID_PARAMS;
+		}
+		if ((r = pl_runs_list(ss->h->s->state, NULL, 200, &v, errmsg)) != 0) {
+			json_decref(recent);
+			return PL_RPC_INTERNAL;
+		}
+		json_array_foreach(v, i, run)
+			if (pl_json_num(run, "started", 0) >= (double)time(NULL) - hours * 3600.0)
+				json_array_append(recent, run);
+		text = pl_json_compact(recent);
+		*res = prompt_msg(pl_asprintf(
+			"What changed in my Proxmox VE homelab in the last %lld hours? These are "
+			"pvelab's runs (syncs, applies, rollbacks) since then, newest first:\n%s\n"
+			"Summarise what changed and who changed it. For a guest's details call the "
+			"history tool with its name; the list tool shows where each guest is now.",
+			hours, text));
+		free(text);
+		json_decref(recent);
+		json_decref(v);
+		return 0;
+	}
+	if (name && !strcmp(name, "why-not-running")) {
+		const char *guest = pl_json_str(args, "guest");
+
+		if (guest == NULL) {
+			*errmsg = pl_strdup("why-not-running needs the argument guest");
+			return PL_RPC_INVALID_PARAMS;
+		}
+		r = pl_view_describe(ss->h->s, guest, false,
+				     ss->h->live_by_id ? *ss->h->live_by_id : NULL, &v, NULL,
+				     errmsg);
+		if (r != 0)
+			return r == PL_ENOENT ? PL_RPC_INVALID_PARAMS : PL_RPC_INTERNAL;
+		text = pl_json_compact(v);
+		*res = prompt_msg(pl_asprintf(
+			"Why is the guest '%.100s' not running? Its config, state and recent tasks "
+			"as pvelab last saw them:\n%s\nLook at the failed tasks, locks, its node's "
+			"status (the status tool) and its history (the history tool); say what is "
+			"wrong and what to do. Do not start it without asking me.",
+			guest, text));
+		free(text);
+		json_decref(v);
+		return 0;
+	}
+	if (name && !strcmp(name, "plan-change")) {
+		const char *change = pl_json_str(args, "change");
+
+		if (change == NULL) {
+			*errmsg = pl_strdup("plan-change needs the argument change");
+			return PL_RPC_INVALID_PARAMS;
+		}
+		*res = prompt_msg(pl_asprintf(
+			"I want this change in my homelab: %.2000s\nDo it safely with pvelab: "
+			"propose the edit to the declared config (the resource pvelab://config), "
+			"call validate, then plan, and show me the plan: every change, its steps "
+			"and "
+			"its way back. Call apply with the plan's plan_id only after I say yes; "
+			"never "
+			"destroy or roll back anything I did not name.",
+			change));
+		return 0;
+	}
+	*errmsg =
+		pl_asprintf("Unknown prompt '%.100s' (prompts/list lists them)", name ? name : "");
+	return PL_RPC_INVALID_PARAMS;
+}
+
+/* ---- the session ----------------------------------------------------- */
+
+static int
+method(struct pl_mcp *m, const char *name, const json_t *params, json_t **res, char **errmsg,
+       void *arg)
+{
+	struct pl_mcp_sess *ss = arg;
+
+	if (!strcmp(name, "tools/list")) {
+		*res = tools_list(ss);
+		return 0;
+	}
+	if (!strcmp(name, "resources/list"))
+		return resources_list(ss, params, res, errmsg);
+	if (!strcmp(name, "resources/templates/list")) {
+		*res = json_pack("{s:[{s:s,s:s,s:s,s:s,s:s}]}", "resourceTemplates", "uriTemplate",
+				 GUEST_URI "{guest}", "name", "guest", "title", "A guest",
+				 "mimeType", "application/json", "description",
+				 "a guest by name or vmid: its config and live state");
+		return 0;
+	}
+	if (!strcmp(name, "resources/read"))
+		return resources_read(ss, params, res, errmsg);
+	if (!strcmp(name, "resources/subscribe"))
+		return subscribe(ss, params, true, res, errmsg);
+	if (!strcmp(name, "resources/unsubscribe"))
+		return subscribe(ss, params, false, res, errmsg);
+	if (!strcmp(name, "prompts/list")) {
+		*res = prompts_list();
+		return 0;
+	}
+	if (!strcmp(name, "prompts/get"))
+		return prompts_get(ss, params, res, errmsg);
+	if (!strcmp(name, "logging/setLevel")) {
+		*res = json_object();
+		return 0;
+	}
+	return PL_RPC_METHOD_NOT_FOUND;
+}
+
+static const struct pl_mcp_ops ops = { method, call_tool, cancel_tool };
+
+struct pl_mcp_sess *
+pl_mcp_sess_new(struct pl_mcp_host *h, int role, pl_mcp_send_fn send, void *arg)
+{
+	struct pl_mcp_sess *ss = pl_calloc(1, sizeof(*ss));
+
+	ss->h = h;
+	ss->role = role;
+	ss->subs = json_object();
+	ss->m = pl_mcp_new(&ops, ss, send, arg);
+	ss->next = h->sessions;
+	h->sessions = ss;
+	return ss;
+}
+
+void
+pl_mcp_sess_free(struct pl_mcp_sess *ss)
+{
+	struct pl_mcp_sess **pp;
+
+	if (ss == NULL)
+		return;
+	for (pp = &ss->h->sessions; *pp && *pp != ss; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = ss->next;
+	pl_mcp_free(ss->m);
+	json_decref(ss->subs);
+	free(ss);
+}
+
+int
+pl_mcp_host_init(struct pl_mcp_host *h, struct pl_session *s, char **errmsg)
+{
+	char exe[4096], *dir;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	memset(h, 0, sizeof(*h));
+	if (n <= 0)
+		return pl_seterr(errmsg, PL_EIO, "cannot find this program (/proc/self/exe): %s",
+				 strerror(errno));
+	exe[n] = '\0';
+	h->s = s;
+	h->exe = pl_strdup(exe);
+	dir = pl_path_dirname(s->state_path);
+	h->plan_dir = pl_asprintf("%s/mcp-plans", dir);
+	free(dir);
+	if (mkdir(h->plan_dir, 0700) != 0 && errno != EEXIST) {
+		int r = pl_seterr(errmsg, PL_EIO, "cannot make '%s': %s", h->plan_dir,
+				  strerror(errno));
+
+		pl_mcp_host_release(h);
+		return r;
+	}
+	h->plans = json_object();
+	h->poll_ms = 1000;
+	h->poll = event_new(s->base, -1, EV_PERSIST, on_poll, h);
+	event_add(h->poll, &(struct timeval){ h->poll_ms / 1000, (h->poll_ms % 1000) * 1000 });
+	return 0;
+}
+
+void
+pl_mcp_host_release(struct pl_mcp_host *h)
+{
+	const char *id;
+	json_t *p;
+
+	if (h->poll)
+		event_free(h->poll);
+	h->on_idle = NULL;
+	while (h->jobs) { /* their sessions are gone: nobody waits for them */
+		struct pl_mcp_job *j = h->jobs;
+
+		kill(j->pid, SIGKILL);
+		while (waitpid(j->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		pl_mcp_call_done(j->call, NULL);
+		job_free(j);
+	}
+	/* the plans made here go with the process that could apply them */
+	json_object_foreach(h->plans, id, p)
+		unlink(pl_json_str(p, "path"));
+	json_decref(h->plans);
+	free(h->latest_plan);
+	free(h->plan_dir);
+	free(h->exe);
+	memset(h, 0, sizeof(*h));
+}

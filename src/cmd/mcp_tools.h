@@ -1,0 +1,60 @@
+/*
+ * What pvelab offers MCP clients, for both transports (pvelab mcp on stdio,
+ * /mcp on pvelab serve): tools made from the command table, resources with
+ * subscriptions, prompts. A session's role decides which tools it sees.
+ */
+#ifndef PL_CMD_MCP_TOOLS_H
+#define PL_CMD_MCP_TOOLS_H
+
+#include "core/common.h"
+#include "mcp/mcp.h"
+
+#include <jansson.h>
+
+struct event;
+struct pl_session;
+struct pl_mcp_sess;
+struct pl_mcp_job;
+
+/* What every session of one process shares. */
+struct pl_mcp_host {
+	struct pl_session *s;
+	json_t *const *live_by_id; /* the server's live guest list (NULL: none) */
+	char *exe;                 /* this binary: tools run as its commands */
+	char *plan_dir;            /* plans kept for apply {plan_id} */
+	json_t *plans;             /* plan_id -> {"path","made","client"} */
+	char *latest_plan;         /* the newest plan_id, or NULL */
+	struct event *poll;        /* the subscriptions' poll */
+	struct pl_mcp_sess *sessions;
+	long poll_ms;
+	struct pl_mcp_job *jobs; /* commands running for calls */
+	int njobs;
+	/* called when the last job ends (a transport waiting to stop) */
+	void (*on_idle)(void *arg);
+	void *idle_arg;
+};
+
+/* One MCP session with its role (PL_ROLE_VIEWER: read tools only;
+ * operator: + power, snapshots, backup, sync; admin: + apply, rollback,
+ * destroy). */
+struct pl_mcp_sess {
+	struct pl_mcp_host *h;
+	struct pl_mcp *m;
+	int role;
+	json_t *subs; /* uri -> sha256 of its content as last told */
+	struct pl_mcp_sess *next;
+};
+
+/* Set h up on s (borrowed, outlives h): 0, or a code with *errmsg. */
+int pl_mcp_host_init(struct pl_mcp_host *h, struct pl_session *s, char **errmsg);
+/* Free h: commands still running are killed (free the sessions first). */
+void pl_mcp_host_release(struct pl_mcp_host *h);
+
+/* A session whose messages leave through send. */
+struct pl_mcp_sess *pl_mcp_sess_new(struct pl_mcp_host *h, int role, pl_mcp_send_fn send,
+				    void *arg);
+/* Free ss: its calls are cancelled (their commands get Ctrl-C and finish
+ * on the loop, answering no one). */
+void pl_mcp_sess_free(struct pl_mcp_sess *ss);
+
+#endif
