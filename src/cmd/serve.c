@@ -7,6 +7,7 @@
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
 #include "cmd/serve_api.h"
+#include "cmd/serve_mcp.h"
 #include "config/config.h"
 #include "core/err.h"
 #include "core/file.h"
@@ -130,6 +131,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_session s;
 	struct pl_serve_api api;
+	struct pl_serve_mcp mcp;
+	bool mcp_made = false;
 	struct pl_serve_refresh refresh;
 	bool refreshing = false, api_made = false;
 	struct pl_serve *sv = NULL;
@@ -222,6 +225,12 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_serve_api_init(&api, &s, &refresh);
 	api_made = true;
 	pl_serve_add(sv, &api.module);
+	if (pl_serve_mcp_init(&mcp, &s, &refresh.live_by_id, &err) != 0) {
+		pl_error("serve: %s", err);
+		goto out;
+	}
+	mcp_made = true;
+	pl_serve_add(sv, &mcp.module);
 	for (size_t i = 0; i < n; i++) {
 		bool loop = pl_serve_is_loopback(addrs[i]);
 		char *b = NULL;
@@ -263,6 +272,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 out:
 	if (refreshing)
 		pl_serve_refresh_release(&refresh);
+	if (mcp_made)
+		pl_serve_mcp_release(&mcp);
 	pl_serve_free(sv);
 	if (api_made)
 		pl_serve_api_release(&api);

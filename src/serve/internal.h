@@ -26,6 +26,7 @@ struct pl_serve_conn {
 	struct event *held_ev;       /* the timer of a held-back answer */
 	struct pl_serve_req *held;   /* that answer's request */
 	struct pl_serve_req *stream; /* an event stream this connection is reading */
+	struct pl_serve_req *open;   /* a module's stream (pl_serve_sse_start) */
 	struct pl_serve_conn *next;
 };
 
@@ -75,6 +76,9 @@ struct pl_serve_req {
 	json_t *body;
 	bool answered, close;
 	bool kept; /* an event stream: it lives with its connection */
+	bool in_handler;             /* its route's handler is running */
+	pl_serve_close_fn on_close;  /* a module's stream: the client went first */
+	void *close_arg;
 	int held_status;
 	json_t *held_body;
 	struct timespec t0;

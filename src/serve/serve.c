@@ -348,6 +348,10 @@ conn_drop(struct pl_serve_conn *c)
 		orphan_free(c->held);
 	if (c->stream)
 		orphan_free(c->stream);
+	if (c->open) {
+		c->open->on_close(c->open->close_arg);
+		orphan_free(c->open);
+	}
 	free(c);
 }
 
@@ -817,7 +821,9 @@ on_request(struct evhttp_request *req, void *arg)
 		goto out;
 	if (read_query(r, route, evhttp_uri_get_query(uri)) != 0 || read_body(r, route) != 0)
 		goto out;
+	r->in_handler = true;
 	route->fn(r, route_arg(sv, route));
+	r->in_handler = false;
 	if (!r->answered)
 		pl_serve_error(r, 500, "internal", NULL, "the handler of %s %s gave no answer",
 			       route->method, route->path);
