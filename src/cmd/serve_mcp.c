@@ -330,12 +330,15 @@ post_mcp(struct pl_serve_req *req, void *arg)
 		pl_serve_reply_raw(req, 200, "application/json", hs->cur_reply,
 				   strlen(hs->cur_reply));
 	} else if (out == PL_MCP_PENDING) {
-		struct post **slot = post_slot(hs, NULL);
+		struct post **slot = hs->posts;
 		struct post *p = pl_calloc(1, sizeof(*p));
+
+		while (*slot) /* a free one: calls in flight are fewer than the slots */
+			slot++;
 
 		p->hs = hs;
 		p->req = req;
-		*slot = p; /* a free slot: calls in flight are capped below the slots */
+		*slot = p;
 		pl_serve_sse_start(req, on_post_close, p);
 	} else {
 		pl_serve_error(req, 500, "internal", NULL, "the MCP session gave no answer");
