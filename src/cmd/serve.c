@@ -8,6 +8,7 @@
 #include "cmd/connect.h"
 #include "cmd/serve_api.h"
 #include "cmd/serve_mcp.h"
+#include "cmd/serve_runs.h"
 #include "config/config.h"
 #include "core/err.h"
 #include "core/file.h"
@@ -15,6 +16,7 @@
 #include "core/log.h"
 #include "core/x509.h"
 #include "proxy/proxy.h"
+#include "serve/runs.h"
 #include "serve/serve.h"
 
 #include <event2/event.h>
@@ -34,6 +36,16 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	pl_log_info("serve: signal %d, stopping", (int)sig);
 	event_base_loopexit(arg, NULL);
+}
+
+/* A plan, apply or snapshot changed guests: the store follows at once. */
+static void
+on_changed(void *arg)
+{
+	struct pl_serve_refresh *f = arg;
+
+	if (f->s && f->s->pve)
+		pl_serve_refresh_sync(f);
 }
 
 /* Whether the environment names a cluster (PVELAB_URL, as connect.c reads it). */
@@ -134,6 +146,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_serve_mcp mcp;
 	bool mcp_made = false;
 	struct pl_serve_refresh refresh;
+	struct pl_serve_runs_api runs_api;
+	struct pl_serve_runs *runs = NULL;
 	bool refreshing = false, api_made = false;
 	struct pl_serve *sv = NULL;
 	struct event *sigint = NULL, *sigterm = NULL;
@@ -225,6 +239,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_serve_api_init(&api, &s, &refresh);
 	api_made = true;
 	pl_serve_add(sv, &api.module);
+	runs = pl_serve_runs_new(&s, sv, on_changed, &refresh);
+	pl_serve_runs_api_init(&runs_api, runs, &api);
+	pl_serve_add(sv, &runs_api.module);
 	if (pl_serve_mcp_init(&mcp, &s, &refresh.live_by_id, &err) != 0) {
 		pl_error("serve: %s", err);
 		goto out;
@@ -270,10 +287,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	event_base_dispatch(s.base);
 	rc = PL_EXIT_OK;
 out:
-	if (refreshing)
-		pl_serve_refresh_release(&refresh);
 	if (mcp_made)
 		pl_serve_mcp_release(&mcp);
+	pl_serve_runs_free(runs);
+	if (refreshing)
+		pl_serve_refresh_release(&refresh);
 	pl_serve_free(sv);
 	if (api_made)
 		pl_serve_api_release(&api);

@@ -55,10 +55,10 @@ on_heartbeat(evutil_socket_t fd, short what, void *arg)
 
 	for (struct pl_serve_conn *c = sv->conns; c; c = c->next)
 		for (int i = 0; i < 2; i++) {
-			struct pl_serve_req *r = i ? c->open : c->stream;
+			struct pl_serve_req *r = i ? c->deferred : c->stream;
 			struct evbuffer *b;
 
-			if (r == NULL)
+			if (r == NULL || !r->kept) /* a deferred answer not streaming */
 				continue;
 			b = evbuffer_new();
 			evbuffer_add(b, ":\n\n", 3); /* a comment: clients ignore it */
@@ -79,22 +79,20 @@ heartbeat_start(struct pl_serve *sv)
 }
 
 void
-pl_serve_sse_start(struct pl_serve_req *r, pl_serve_close_fn on_close, void *arg)
+pl_serve_sse_start(struct pl_serve_req *r, void (*gone)(void *arg), void *arg)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 
-	if (r->conn == NULL || r->conn->open || r->conn->stream) {
+	if (r->conn == NULL || r->conn->deferred || r->conn->stream) {
 		pl_serve_error(r, 409, "conflict", NULL, "this connection streams already");
 		return;
 	}
 	evhttp_add_header(h, "Content-Type", "text/event-stream");
 	evhttp_add_header(h, "Cache-Control", "no-store");
 	evhttp_add_header(h, "X-Accel-Buffering", "no");
+	pl_serve_defer(r, gone, arg);
 	r->answered = true;
 	r->kept = true;
-	r->on_close = on_close;
-	r->close_arg = arg;
-	r->conn->open = r;
 	pl_log_info("%s %s %s 200 (stream) token=%s", r->peer, r->method, r->path, r->caller);
 	evhttp_send_reply_start(r->req, 200, "OK");
 	heartbeat_start(r->sv);
@@ -117,8 +115,8 @@ pl_serve_sse_send(struct pl_serve_req *r, const char *type, const char *data, si
 void
 pl_serve_sse_end(struct pl_serve_req *r)
 {
-	if (r->conn && r->conn->open == r)
-		r->conn->open = NULL;
+	if (r->conn && r->conn->deferred == r)
+		r->conn->deferred = NULL;
 	evhttp_send_reply_end(r->req);
 	r->kept = false;
 	if (!r->in_handler) /* else the server frees it when the handler returns */
@@ -135,7 +133,7 @@ pl_serve_events_open(struct pl_serve_req *r)
 	long long n = sv->lim.event_ring > 0 ? sv->lim.event_ring : 1024, from = sv->event_seq + 1;
 	char *end;
 
-	if (r->conn == NULL || r->conn->stream || r->conn->open) {
+	if (r->conn == NULL || r->conn->stream || r->conn->deferred) {
 		pl_serve_error(r, 409, "conflict", NULL, "this connection streams events already");
 		return;
 	}

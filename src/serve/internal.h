@@ -23,10 +23,10 @@ struct pl_serve_conn {
 	struct evhttp_connection *evcon;
 	char addr[64];
 	unsigned port;
-	struct event *held_ev;       /* the timer of a held-back answer */
-	struct pl_serve_req *held;   /* that answer's request */
-	struct pl_serve_req *stream; /* an event stream this connection is reading */
-	struct pl_serve_req *open;   /* a module's stream (pl_serve_sse_start) */
+	struct event *held_ev;         /* the timer of a held-back answer */
+	struct pl_serve_req *held;     /* that answer's request */
+	struct pl_serve_req *stream;   /* an event stream this connection is reading */
+	struct pl_serve_req *deferred; /* a request answered later (pl_serve_defer) */
 	struct pl_serve_conn *next;
 };
 
@@ -75,10 +75,10 @@ struct pl_serve_req {
 	struct evkeyvalq query;
 	json_t *body;
 	bool answered, close;
-	bool kept; /* an event stream: it lives with its connection */
-	bool in_handler;             /* its route's handler is running */
-	pl_serve_close_fn on_close;  /* a module's stream: the client went first */
-	void *close_arg;
+	bool kept;                 /* an event stream: it lives with its connection */
+	bool deferred, in_handler; /* answered later; its handler is running */
+	void (*gone)(void *arg);   /* a deferred request's client went away */
+	void *gone_arg;
 	int held_status;
 	json_t *held_body;
 	struct timespec t0;

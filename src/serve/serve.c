@@ -348,9 +348,13 @@ conn_drop(struct pl_serve_conn *c)
 		orphan_free(c->held);
 	if (c->stream)
 		orphan_free(c->stream);
-	if (c->open) {
-		c->open->on_close(c->open->close_arg);
-		orphan_free(c->open);
+	if (c->deferred) {
+		struct pl_serve_req *r = c->deferred;
+
+		c->deferred = NULL;
+		if (r->gone)
+			r->gone(r->gone_arg);
+		orphan_free(r);
 	}
 	free(c);
 }
@@ -547,6 +551,27 @@ send_now(struct pl_serve_req *r, int status, const char *type, const void *data,
 }
 
 void
+pl_serve_defer(struct pl_serve_req *r, void (*gone)(void *arg), void *arg)
+{
+	r->deferred = true;
+	r->gone = gone;
+	r->gone_arg = arg;
+	if (r->conn)
+		r->conn->deferred = r;
+}
+
+/* A deferred request answered after its handler returned is done with. */
+static void
+deferred_done(struct pl_serve_req *r)
+{
+	if (!r->deferred || r->in_handler)
+		return;
+	if (r->conn && r->conn->deferred == r)
+		r->conn->deferred = NULL;
+	pl_serve_req_free(r);
+}
+
+void
 pl_serve_reply_raw(struct pl_serve_req *r, int status, const char *type, const void *data,
 		   size_t len)
 {
@@ -554,6 +579,7 @@ pl_serve_reply_raw(struct pl_serve_req *r, int status, const char *type, const v
 		return;
 	r->answered = true;
 	send_now(r, status, type, data, len);
+	deferred_done(r);
 }
 
 void
@@ -578,6 +604,7 @@ pl_serve_reply(struct pl_serve_req *r, int status, json_t *body)
 	}
 	free(text);
 	json_decref(body);
+	deferred_done(r);
 }
 
 void
@@ -824,6 +851,10 @@ on_request(struct evhttp_request *req, void *arg)
 	r->in_handler = true;
 	route->fn(r, route_arg(sv, route));
 	r->in_handler = false;
+	if (r->deferred && !r->answered)
+		return; /* its callback answers it */
+	if (r->deferred && !r->kept && r->conn && r->conn->deferred == r)
+		r->conn->deferred = NULL; /* answered at once after all (not a stream) */
 	if (!r->answered)
 		pl_serve_error(r, 500, "internal", NULL, "the handler of %s %s gave no answer",
 			       route->method, route->path);

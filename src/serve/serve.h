@@ -120,6 +120,11 @@ int pl_serve_caller_role(const struct pl_serve_req *req);
 /* Add a header to the answer (before pl_serve_reply*): Set-Cookie,
  * Content-Encoding, Mcp-Session-Id... */
 void pl_serve_add_header(struct pl_serve_req *req, const char *name, const char *value);
+/* Answer later, from an asynchronous call's callback: the request outlives
+ * its handler until pl_serve_reply* answers it. When the client goes away
+ * first, gone(arg) is called (gone may be NULL) and req must not be used
+ * after; a server freed with requests deferred calls gone for each. */
+void pl_serve_defer(struct pl_serve_req *req, void (*gone)(void *arg), void *arg);
 /* Answer with status and len bytes of content_type (copied). */
 void pl_serve_reply_raw(struct pl_serve_req *req, int status, const char *content_type,
 			const void *data, size_t len);
@@ -131,11 +136,10 @@ void pl_serve_error(struct pl_serve_req *req, int status, const char *code, cons
 /* The HTTP status for a pl_err code (PL_ENOENT 404, PL_ECONFLICT 409...). */
 int pl_serve_status_of(int err);
 
-/* An answer that goes on after its handler returned: a Server-Sent Events
- * stream (200, text/event-stream) on req, kept open by the heartbeat.
- * on_close(arg) runs once if the client goes first; req is gone then. */
-typedef void (*pl_serve_close_fn)(void *arg);
-void pl_serve_sse_start(struct pl_serve_req *req, pl_serve_close_fn on_close, void *arg);
+/* A deferred answer (pl_serve_defer) that streams: Server-Sent Events (200,
+ * text/event-stream) on req, kept open by the heartbeat. gone(arg) runs once
+ * if the client goes first; req is gone then. */
+void pl_serve_sse_start(struct pl_serve_req *req, void (*gone)(void *arg), void *arg);
 /* One event: "event: TYPE" (type may be NULL), then data, one line of len bytes. */
 void pl_serve_sse_send(struct pl_serve_req *req, const char *type, const char *data, size_t len);
 /* End the stream and free req (on_close does not run). */
