@@ -9,7 +9,9 @@
 #include "cmd/connect.h"
 #include "cmd/mcp_tools.h"
 #include "core/buf.h"
+#include "config/config.h"
 #include "core/log.h"
+#include "serve/runs.h"
 #include "serve/serve.h"
 
 #include <errno.h>
@@ -143,6 +145,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct stdio io;
 	struct pl_args a;
 	struct event *sigint = NULL, *sigterm = NULL;
+	struct pl_serve_runs *runs = NULL;
 	bool host = false;
 	char *err = NULL;
 	int r, rc = PL_EXIT_ERROR;
@@ -162,7 +165,17 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	io.base = s.base;
-	if (pl_mcp_host_init(&io.h, &s, &err) != 0) {
+	/* plan, apply, rollback and snapshots go through the runs engine, as on
+	 * pvelab serve; without a cluster only the store is read */
+	if (((getenv("PVELAB_URL") && *getenv("PVELAB_URL")) ||
+	     (s.cfg && pl_config_get(s.cfg, "/cluster"))) &&
+	    pl_session_api(&s, &err) != 0) {
+		pl_error("mcp: %s", err);
+		goto out;
+	}
+	if (s.pve)
+		runs = pl_serve_runs_new(&s, NULL, NULL, NULL);
+	if (pl_mcp_host_init(&io.h, &s, runs, &err) != 0) {
 		pl_error("mcp: %s", err);
 		goto out;
 	}
@@ -191,6 +204,7 @@ out:
 	pl_mcp_sess_free(io.ss);
 	if (host)
 		pl_mcp_host_release(&io.h);
+	pl_serve_runs_free(runs);
 	if (io.in)
 		event_free(io.in);
 	if (sigint)

@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "plan/runs.h"
+#include "serve/runs.h"
 #include "serve/serve.h"
 
 #include <errno.h>
@@ -40,6 +41,7 @@ enum {
 	H_DESTROY = 1 << 1, /* may destroy or overwrite what exists */
 	H_IDEM = 1 << 2,    /* the same call twice does no more than once */
 	H_FAST = 1 << 3,    /* answered in-process from the store (without live) */
+	H_ENGINE = 1 << 4,  /* carried out by the runs engine (serve/runs.h) */
 };
 
 #define S_STR "{\"type\":\"string\"}"
@@ -68,8 +70,9 @@ struct tool_info {
 	unsigned hints;
 	const char *output; /* JSON Schema of its structuredContent */
 	const struct tool_arg args[3];
-	const char *skip[4]; /* options an MCP client does not get */
+	const char *skip[6]; /* options an MCP client does not get */
 	const char *confirm; /* the argument that "confirm" must repeat (destroy) */
+	const char *summary; /* a tool that is no command (the engine's): what it does */
 };
 
 static const struct tool_info tools[] = {
@@ -82,6 +85,7 @@ static const struct tool_info tools[] = {
 	  "{\"type\":\"integer\"}}},\"last_sync\":{\"type\":[\"object\",\"null\"]}}}",
 	  { { 0 } },
 	  { 0 },
+	  NULL,
 	  NULL },
 	{ "list",
 	  PL_ROLE_VIEWER,
@@ -89,6 +93,7 @@ static const struct tool_info tools[] = {
 	  S_ITEMS(S_GUEST),
 	  { { 0 } },
 	  { 0 },
+	  NULL,
 	  NULL },
 	{ "describe",
 	  PL_ROLE_VIEWER,
@@ -97,6 +102,7 @@ static const struct tool_info tools[] = {
 	  "{\"vmid\":{\"type\":\"integer\"},\"config\":" S_OBJ ",\"tasks\":{\"type\":\"array\"}}}",
 	  { { "guest", "the guest: its name or vmid", false, true } },
 	  { 0 },
+	  NULL,
 	  NULL },
 	{ "history",
 	  PL_ROLE_VIEWER,
@@ -108,6 +114,7 @@ static const struct tool_info tools[] = {
 		  "\"created\",\"updated\",\"deleted\"]},\"changes\":{\"type\":\"array\"}}}"),
 	  { { "guest", "the guest: its name or vmid (deleted ones too)", false, true } },
 	  { 0 },
+	  NULL,
 	  NULL },
 	{ "snapshots",
 	  PL_ROLE_VIEWER,
@@ -116,6 +123,7 @@ static const struct tool_info tools[] = {
 		  "}}"),
 	  { { "guest", "the guest: its name or vmid", false, true } },
 	  { 0 },
+	  NULL,
 	  NULL },
 	{ "backups",
 	  PL_ROLE_VIEWER,
@@ -124,14 +132,16 @@ static const struct tool_info tools[] = {
 	  "\"array\"},\"storages\":{\"type\":\"array\"},\"errors\":{\"type\":\"array\"}}}",
 	  { { 0 } },
 	  { 0 },
+	  NULL,
 	  NULL },
-	{ "doctor", PL_ROLE_VIEWER, H_RO | H_IDEM, S_OBJ, { { 0 } }, { 0 }, NULL },
+	{ "doctor", PL_ROLE_VIEWER, H_RO | H_IDEM, S_OBJ, { { 0 } }, { 0 }, NULL, NULL },
 	{ "check",
 	  PL_ROLE_VIEWER,
 	  H_RO | H_IDEM,
 	  S_OBJ,
 	  { { "targets", "check names or guests (none: all)", true, false } },
 	  { 0 },
+	  NULL,
 	  NULL },
 	{ "validate",
 	  PL_ROLE_VIEWER,
@@ -141,14 +151,16 @@ static const struct tool_info tools[] = {
 	  "\"type\":\"integer\"},\"diagnostics\":{\"type\":\"array\"}}}",
 	  { { 0 } },
 	  { 0 },
+	  NULL,
 	  NULL },
 	{ "plan",
 	  PL_ROLE_VIEWER,
-	  H_RO,
+	  H_RO | H_ENGINE,
 	  "{\"type\":\"object\",\"required\":[\"plan_id\",\"summary\"],\"properties\":{\"plan_id\":"
 	  "{\"type\":\"string\"},\"summary\":{\"type\":\"object\"}}}",
 	  { { 0 } },
-	  { "out", "detailed-exitcode", NULL },
+	  { "out", "detailed-exitcode", "no-backup" },
+	  NULL,
 	  NULL },
 	{ "version",
 	  PL_ROLE_VIEWER,
@@ -156,6 +168,7 @@ static const struct tool_info tools[] = {
 	  "{\"type\":\"object\",\"required\":[\"version\"],\"properties\":{\"version\":" S_STR "}}",
 	  { { 0 } },
 	  { 0 },
+	  NULL,
 	  NULL },
 	{ "config-schema",
 	  PL_ROLE_VIEWER,
@@ -163,11 +176,13 @@ static const struct tool_info tools[] = {
 	  S_ITEMS("{\"type\":\"object\",\"required\":[\"path\",\"type\"]}"),
 	  { { 0 } },
 	  { 0 },
+	  NULL,
 	  NULL },
 #define POWER(verb, hints)                                                                         \
 	{                                                                                          \
 		verb, PL_ROLE_OPERATOR, hints, S_OBJ,                                              \
-			{ { "guests", "the guests: names or vmids", true, true } }, { 0 }, NULL    \
+			{ { "guests", "the guests: names or vmids", true, true } }, { 0 }, NULL,   \
+			NULL                                                                       \
 	}
 	POWER("start", H_IDEM),
 	POWER("stop", H_IDEM | H_DESTROY),
@@ -177,11 +192,12 @@ static const struct tool_info tools[] = {
 	POWER("resume", H_IDEM),
 	{ "snapshot",
 	  PL_ROLE_OPERATOR,
-	  0,
+	  H_ENGINE,
 	  S_OBJ,
 	  { { "guest", "the guest: its name or vmid", false, true },
 	    { "name", "the snapshot's name", false, true } },
 	  { 0 },
+	  NULL,
 	  NULL },
 	{ "backup",
 	  PL_ROLE_OPERATOR,
@@ -189,22 +205,25 @@ static const struct tool_info tools[] = {
 	  S_OBJ,
 	  { { "guests", "the guests: names or vmids", true, true } },
 	  { 0 },
+	  NULL,
 	  NULL },
-	{ "sync", PL_ROLE_OPERATOR, H_IDEM, S_OBJ, { { 0 } }, { 0 }, NULL },
+	{ "sync", PL_ROLE_OPERATOR, H_IDEM, S_OBJ, { { 0 } }, { 0 }, NULL, NULL },
 	{ "apply",
 	  PL_ROLE_ADMIN,
-	  H_DESTROY,
+	  H_DESTROY | H_ENGINE,
 	  S_OBJ,
 	  { { "plan_id", "the plan_id the plan tool returned (a stale plan is refused)", false,
 	      true } },
-	  { "yes", "profile", "allow-delete", "allow-replace" },
+	  { "yes", "profile", "reboot", "allow-replace", "no-snapshot" },
+	  NULL,
 	  NULL },
 	{ "rollback",
 	  PL_ROLE_ADMIN,
-	  H_DESTROY,
+	  H_DESTROY | H_ENGINE,
 	  S_OBJ,
 	  { { "run", "the run to undo (default: the newest apply)", false, false } },
 	  { "yes" },
+	  NULL,
 	  NULL },
 	{ "destroy",
 	  PL_ROLE_ADMIN,
@@ -214,7 +233,28 @@ static const struct tool_info tools[] = {
 	    { "confirm", "the guests again, comma-separated, exactly as given in guests", false,
 	      true } },
 	  { "yes" },
-	  "guests" },
+	  "guests",
+	  NULL },
+	/* what the CLI has no command for: the engine's own */
+	{ "snapshot-rollback",
+	  PL_ROLE_ADMIN,
+	  H_DESTROY | H_ENGINE,
+	  S_OBJ,
+	  { { "guest", "the guest: its name or vmid", false, true },
+	    { "name", "the snapshot to roll back to", false, true },
+	    { "confirm", "the guest again, exactly as given in guest", false, true } },
+	  { 0 },
+	  "guest",
+	  "roll a guest back to one of its snapshots (what it is now is snapshotted first)" },
+	{ "snapshot-delete",
+	  PL_ROLE_OPERATOR,
+	  H_DESTROY | H_IDEM | H_ENGINE,
+	  S_OBJ,
+	  { { "guest", "the guest: its name or vmid", false, true },
+	    { "name", "the snapshot to delete", false, true } },
+	  { 0 },
+	  NULL,
+	  "delete one snapshot of a guest" },
 };
 
 static const struct tool_info *
@@ -293,7 +333,7 @@ input_schema(const struct tool_info *t, const struct pl_cmd *cmd)
 		if (a->required)
 			json_array_append_new(req, json_string(a->name));
 	}
-	for (const struct pl_opt *o = cmd->opts; o && o->name; o++) {
+	for (const struct pl_opt *o = cmd ? cmd->opts : NULL; o && o->name; o++) {
 		if (skipped(t, o->name))
 			continue;
 		prop_name(o->name, name, sizeof(name));
@@ -309,12 +349,12 @@ tool_json(const struct tool_info *t, const struct pl_cmd *cmd)
 	json_t *out = json_loads(t->output, 0, NULL);
 	char title[96];
 
-	snprintf(title, sizeof(title), "pvelab %s", cmd->name);
-	return json_pack("{s:s,s:s,s:s,s:o,s:o,s:{s:b,s:b,s:b,s:b}}", "name", cmd->name, "title",
-			 title, "description", cmd->summary, "inputSchema", input_schema(t, cmd),
-			 "outputSchema", out, "annotations", "readOnlyHint", !!(t->hints & H_RO),
-			 "destructiveHint", !!(t->hints & H_DESTROY), "idempotentHint",
-			 !!(t->hints & H_IDEM), "openWorldHint", 0);
+	snprintf(title, sizeof(title), "pvelab %s", t->cmd);
+	return json_pack("{s:s,s:s,s:s,s:o,s:o,s:{s:b,s:b,s:b,s:b}}", "name", t->cmd, "title",
+			 title, "description", cmd ? cmd->summary : t->summary, "inputSchema",
+			 input_schema(t, cmd), "outputSchema", out, "annotations", "readOnlyHint",
+			 !!(t->hints & H_RO), "destructiveHint", !!(t->hints & H_DESTROY),
+			 "idempotentHint", !!(t->hints & H_IDEM), "openWorldHint", 0);
 }
 
 static json_t *
@@ -331,6 +371,9 @@ tools_list(const struct pl_mcp_sess *ss)
 			continue;
 		json_array_append_new(list, tool_json(t, *c));
 	}
+	for (size_t i = 0; i < PL_ARRAY_LEN(tools); i++) /* then the engine's own */
+		if (tools[i].summary && tools[i].role <= ss->role)
+			json_array_append_new(list, tool_json(&tools[i], NULL));
 	return json_pack("{s:o}", "tools", list);
 }
 
@@ -409,7 +452,6 @@ struct pl_mcp_job {
 	struct pl_buf out, err;
 	size_t err_seen; /* stderr bytes already reported as progress */
 	int lines;
-	char *plan_id; /* the plan this job makes (plan) or carries out (apply) */
 	bool killed_big;
 };
 
@@ -437,7 +479,6 @@ job_free(struct pl_mcp_job *j)
 		event_free(j->timer);
 	pl_buf_release(&j->out);
 	pl_buf_release(&j->err);
-	free(j->plan_id);
 	free(j);
 	if (h->njobs == 0 && h->on_idle)
 		h->on_idle(h->idle_arg);
@@ -516,19 +557,8 @@ job_message(struct pl_mcp_job *j, int status)
 }
 
 static void
-remember_plan(struct pl_mcp_host *h, const char *id, const char *path, const char *client)
-{
-	json_object_set_new(h->plans, id,
-			    json_pack("{s:s,s:I,s:s}", "path", path, "made", (json_int_t)time(NULL),
-				      "client", client));
-	free(h->latest_plan);
-	h->latest_plan = pl_strdup(id);
-}
-
-static void
 job_finish(struct pl_mcp_job *j)
 {
-	struct pl_mcp_host *h = j->h;
 	int st = 0, code;
 	json_t *v = NULL;
 	char *msg;
@@ -542,17 +572,6 @@ job_finish(struct pl_mcp_job *j)
 	if (code == 0 && v) {
 		char *text = pl_json_compact(v);
 
-		if (!strcmp(j->t->cmd, "plan") && json_is_object(v)) {
-			char *path = pl_asprintf("%s/%s.json", h->plan_dir, j->plan_id);
-
-			remember_plan(h, j->plan_id, path, j->client);
-			json_object_set_new(v, "plan_id", json_string(j->plan_id));
-			free(path);
-		}
-		if (!strcmp(j->t->cmd, "apply") && j->plan_id) { /* a plan applies once */
-			unlink(pl_json_str(json_object_get(h->plans, j->plan_id), "path"));
-			json_object_del(h->plans, j->plan_id);
-		}
 		pl_mcp_call_done(j->call, result(false, text, structured(v)));
 		free(text);
 	} else {
@@ -562,24 +581,6 @@ job_finish(struct pl_mcp_job *j)
 		free(msg);
 	}
 	job_free(j);
-}
-
-static void
-random_id(char *out, size_t size)
-{
-	unsigned char b[12];
-	int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-	ssize_t n = fd >= 0 ? read(fd, b, sizeof(b)) : -1;
-
-	if (fd >= 0)
-		close(fd);
-	if (n != (ssize_t)sizeof(b)) { /* never seen; still unique within a process */
-		static unsigned seq;
-		snprintf(out, size, "p%lx%x", (unsigned long)time(NULL), ++seq);
-		return;
-	}
-	for (size_t i = 0; i < sizeof(b) && 2 * i + 2 < size; i++)
-		snprintf(out + 2 * i, 3, "%02x", b[i]);
 }
 
 /* Append "--opt[=value]" for each option given in args; PL_EINVAL with
@@ -600,7 +601,8 @@ build_argv(const struct tool_info *t, const struct pl_cmd *cmd, const json_t *ar
 			positional |= !strcmp(t->args[i].name, key);
 		if (positional)
 			continue;
-		for (const struct pl_opt *p = cmd->opts; p && p->name && o == NULL; p++) {
+		for (const struct pl_opt *p = cmd ? cmd->opts : NULL; p && p->name && o == NULL;
+		     p++) {
 			prop_name(p->name, name, sizeof(name));
 			if (!skipped(t, p->name) && !strcmp(name, key))
 				o = p;
@@ -680,6 +682,8 @@ check_confirm(const struct tool_info *t, const json_t *args, char **errmsg)
 	int r = 0;
 
 	pl_buf_init(&want, 65536);
+	if (json_is_string(list))
+		pl_buf_addstr(&want, json_string_value(list));
 	json_array_foreach(list, i, e) {
 		if (i)
 			pl_buf_addch(&want, ',');
@@ -696,7 +700,7 @@ check_confirm(const struct tool_info *t, const json_t *args, char **errmsg)
 }
 
 static int
-spawn(struct pl_mcp_job *j, json_t *argv, const char *via, char **errmsg)
+spawn(struct pl_mcp_job *j, json_t *argv, char **errmsg)
 {
 	struct pl_mcp_host *h = j->h;
 	posix_spawn_file_actions_t fa;
@@ -705,7 +709,6 @@ spawn(struct pl_mcp_job *j, json_t *argv, const char *via, char **errmsg)
 	size_t n = 0, i;
 	int out[2] = { -1, -1 }, err[2] = { -1, -1 }, r;
 	char *state_var = pl_asprintf("PVELAB_STATE=%s", h->s->state_path);
-	char *via_var = pl_asprintf("PVELAB_VIA=%s", via);
 	json_t *e;
 
 	json_array_foreach(argv, i, e)
@@ -714,11 +717,9 @@ spawn(struct pl_mcp_job *j, json_t *argv, const char *via, char **errmsg)
 		n++;
 	env = pl_calloc(n + 4, sizeof(*env));
 	for (i = n = 0; environ[i]; i++)
-		if (strncmp(environ[i], "PVELAB_STATE=", 13) &&
-		    strncmp(environ[i], "PVELAB_VIA=", 11))
+		if (strncmp(environ[i], "PVELAB_STATE=", 13))
 			env[n++] = environ[i];
 	env[n++] = state_var;
-	env[n++] = via_var;
 	env[n++] = "NO_COLOR=1";
 	if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
 		r = pl_seterr(errmsg, PL_EIO, "cannot make a pipe: %s", strerror(errno));
@@ -752,10 +753,150 @@ out:
 			close(err[k]);
 	}
 	free(state_var);
-	free(via_var);
 	free(env);
 	free(av);
 	return r;
+}
+
+/* A call the runs engine carries out (plan, apply, rollback, snapshots). */
+struct pl_mcp_rjob {
+	struct pl_mcp_host *h;
+	struct pl_mcp_call *call;
+	const struct tool_info *t;
+	long long run;     /* the run, once it began (apply, rollback) */
+	bool cancel_asked; /* before it began */
+	double progress;
+	struct pl_mcp_rjob *next;
+};
+
+static void
+rjob_free(struct pl_mcp_rjob *rj)
+{
+	struct pl_mcp_rjob **pp;
+
+	for (pp = &rj->h->rjobs; *pp && *pp != rj; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = rj->next;
+	free(rj);
+}
+
+static void
+on_engine_done(int err, const json_t *res, const char *errmsg, void *arg)
+{
+	struct pl_mcp_rjob *rj = arg;
+	json_t *v;
+	char *text;
+
+	if (err != 0) {
+		call_error(rj->call, "%s refused: %s", rj->t->cmd,
+			   errmsg ? errmsg : pl_strerror(err));
+		rjob_free(rj);
+		return;
+	}
+	if (!strcmp(rj->t->cmd, "plan")) { /* the plan as plan -o json, with its id */
+		v = json_deep_copy(json_object_get(res, "plan"));
+		json_object_set_new(v, "plan_id", json_string(pl_json_str(res, "id")));
+		free(rj->h->latest_plan);
+		rj->h->latest_plan = pl_strdup(pl_json_str(res, "id"));
+	} else {
+		v = json_deep_copy(res);
+	}
+	text = pl_json_compact(v);
+	pl_mcp_call_done(rj->call, result(json_is_false(json_object_get(v, "ok")) ||
+						  (json_is_string(json_object_get(v, "status")) &&
+						   strcmp(pl_json_str(v, "status"), "ok") != 0),
+					  text, structured(v)));
+	free(text);
+	rjob_free(rj);
+}
+
+static void
+on_engine_started(int err, const json_t *res, const char *errmsg, void *arg)
+{
+	struct pl_mcp_rjob *rj = arg;
+	char msg[160];
+
+	if (err != 0) { /* refused: nothing was done, nothing follows */
+		on_engine_done(err, res, errmsg, arg);
+		return;
+	}
+	rj->run = pl_json_int(res, "run", 0);
+	snprintf(msg, sizeof(msg), "run %lld began: %lld changes", rj->run,
+		 pl_json_int(res, "total", 0));
+	pl_mcp_call_progress(rj->call, ++rj->progress, 0, msg);
+	if (rj->cancel_asked)
+		pl_serve_run_cancel(rj->h->runs, rj->run, NULL);
+}
+
+/* Each step of each change is a progress notification. */
+static void
+on_engine_progress(const json_t *ev, void *arg)
+{
+	struct pl_mcp_rjob *rj = arg;
+	char msg[300];
+
+	snprintf(msg, sizeof(msg), "%.80s %.20s: %.40s%s%.120s (%lld of %lld done)",
+		 pl_json_str_or(ev, "guest", "?"), pl_json_str_or(ev, "action", ""),
+		 pl_json_str_or(ev, "step", ""), pl_json_str(ev, "error") ? " failed: " : "",
+		 pl_json_str_or(ev, "error", ""), pl_json_int(ev, "finished", 0),
+		 pl_json_int(ev, "total", 0));
+	pl_mcp_call_progress(rj->call, ++rj->progress, 0, msg);
+}
+
+static int
+engine_start(struct pl_mcp_sess *ss, struct pl_mcp_rjob *rj, const json_t *args, char **errmsg)
+{
+	struct pl_serve_runs *rs = ss->h->runs;
+	const char *tool = rj->t->cmd, *guest = pl_json_str(args, "guest");
+	const char *name = pl_json_str(args, "name");
+	struct pl_serve_run_cbs cbs = { on_engine_started, on_engine_progress, on_engine_done, rj };
+	char who[200];
+
+	snprintf(who, sizeof(who), "MCP client %s%s%s%s", pl_mcp_client(ss->m),
+		 ss->token[0] ? " (token " : "", ss->token, ss->token[0] ? ")" : "");
+	if (!strcmp(tool, "plan")) {
+		struct pl_serve_plan_opts o = {
+			pl_json_bool(args, "reboot", false),
+			pl_json_bool(args, "allow_replace", false),
+			pl_json_bool(args, "allow_delete", false),
+			pl_json_bool(args, "no_snapshot", false),
+			pl_json_str(args, "profile"),
+		};
+
+		return pl_serve_plan_start(rs, &o, who, on_engine_done, rj, errmsg);
+	}
+	if (!strcmp(tool, "apply")) {
+		struct pl_serve_apply_opts o = { (int)pl_json_int(args, "jobs", 0),
+						 pl_json_bool(args, "allow_delete", false),
+						 pl_json_bool(args, "no_backup", false) };
+
+		return pl_serve_apply_start(rs, pl_json_str(args, "plan_id"), &o, who, &cbs,
+					    errmsg);
+	}
+	if (!strcmp(tool, "rollback")) {
+		const char *run = pl_json_str(args, "run");
+		long long id = 0;
+		int r;
+
+		if (run && pl_str_to_ll(run, 1, 1LL << 53, &id) != 0)
+			return pl_seterr(errmsg, PL_EINVAL, "run is a run's number, not '%.32s'",
+					 run);
+		if (run == NULL && (r = pl_runs_newest(ss->h->s->state, &id, NULL, errmsg)) != 0)
+			return r;
+		if (id == 0)
+			return pl_seterr(errmsg, PL_ENOENT, "no apply or destroy to roll back");
+		return pl_serve_rollback_start(rs, id, pl_json_bool(args, "overwrite", false), who,
+					       &cbs, errmsg);
+	}
+	if (!strcmp(tool, "snapshot"))
+		return pl_serve_snapshot_create(
+			rs, guest, name, pl_json_bool(args, "vmstate", false),
+			pl_json_str(args, "description"), who, on_engine_done, rj, errmsg);
+	if (!strcmp(tool, "snapshot-rollback"))
+		return pl_serve_snapshot_rollback(rs, guest, name, false, who, on_engine_done, rj,
+						  errmsg);
+	return pl_serve_snapshot_delete(rs, guest, name, who, on_engine_done, rj, errmsg);
 }
 
 static void
@@ -766,11 +907,10 @@ call_tool(struct pl_mcp *m, struct pl_mcp_call *c, const char *tool, const json_
 	const struct pl_cmd *cmd = t ? pl_cmd_find(tool) : NULL;
 	json_t *args = args0 ? (json_t *)args0 : json_object(), *argv = NULL, *pos = NULL;
 	struct pl_mcp_job *j = NULL;
-	char *err = NULL, via[160];
-	const char *cfg = ss->h->s->ctx->config_path;
+	char *err = NULL;
 
 	json_incref(args);
-	if (t == NULL || cmd == NULL) {
+	if (t == NULL || (cmd == NULL && t->summary == NULL)) {
 		pl_mcp_call_fail(c, PL_RPC_INVALID_PARAMS, "Unknown tool (tools/list lists them)");
 		goto out;
 	}
@@ -803,9 +943,31 @@ call_tool(struct pl_mcp *m, struct pl_mcp_call *c, const char *tool, const json_
 		}
 		goto out;
 	}
+	if (t->hints & H_ENGINE) {
+		struct pl_mcp_rjob *rj = pl_calloc(1, sizeof(*rj));
+
+		rj->h = ss->h;
+		rj->call = c;
+		rj->t = t;
+		rj->next = ss->h->rjobs;
+		ss->h->rjobs = rj;
+		pl_mcp_call_set_data(c, rj);
+		if (ss->h->runs == NULL) {
+			call_error(c,
+				   "%s needs a cluster (cluster: in pvelab.yaml, or PVELAB_URL and "
+				   "PVELAB_TOKEN)",
+				   tool);
+			rjob_free(rj);
+		} else if (engine_start(ss, rj, args, &err) != 0) {
+			call_error(c, "%s refused: %s", tool, err);
+			rjob_free(rj);
+		} else {
+			pl_log_info("mcp: %s asked for %s", pl_mcp_client(m), tool);
+		}
+		goto out;
+	}
 	j = pl_calloc(1, sizeof(*j));
 	j->h = ss->h;
-	snprintf(j->client, sizeof(j->client), "%s", pl_mcp_client(m));
 	j->next = ss->h->jobs;
 	ss->h->jobs = j;
 	ss->h->njobs++;
@@ -816,42 +978,16 @@ call_tool(struct pl_mcp *m, struct pl_mcp_call *c, const char *tool, const json_
 	pl_buf_init(&j->err, 65536);
 	if (ss->h->s->cfg || ss->h->s->ctx->config_given) {
 		json_array_insert_new(argv, 1, json_string("-c"));
-		json_array_insert_new(argv, 2, json_string(cfg));
+		json_array_insert_new(argv, 2, json_string(ss->h->s->ctx->config_path));
 	}
 	if (pl_mcp_call_wants_progress(c))
 		json_array_append_new(argv, json_string("-v"));
 	json_array_append_new(argv, json_string(tool));
-	json_array_extend(argv, pos);
-	if (!strcmp(tool, "plan")) {
-		char id[32], *path;
-
-		random_id(id, sizeof(id));
-		j->plan_id = pl_strdup(id);
-		path = pl_asprintf("%s/%s.json", ss->h->plan_dir, id);
-		json_array_append_new(argv, json_sprintf("--out=%s", path));
-		free(path);
-	} else if (!strcmp(tool, "apply")) {
-		const json_t *p = json_object_get(ss->h->plans, pl_json_str(args, "plan_id"));
-
-		if (p == NULL) {
-			call_error(
-				c,
-				"apply refused: unknown plan_id '%.64s' (call the plan tool, show "
-				"the plan, then apply its plan_id; a plan applies once)",
-				pl_json_str(args, "plan_id"));
-			job_free(j);
-			goto out;
-		}
-		j->plan_id = pl_strdup(pl_json_str(args, "plan_id"));
+	if (!strcmp(tool, "destroy")) /* confirm was its confirmation */
 		json_array_append_new(argv, json_string("--yes"));
-		json_array_append_new(argv, json_string("--"));
-		json_array_append_new(argv, json_string(pl_json_str(p, "path")));
-	}
-	if (!strcmp(tool, "destroy") || !strcmp(tool, "rollback"))
-		json_array_insert_new(argv, json_array_size(argv) - json_array_size(pos),
-				      json_string("--yes"));
-	snprintf(via, sizeof(via), "MCP (%s)", pl_mcp_client(m));
-	if (spawn(j, argv, via, &err) != 0) {
+	json_array_append_new(argv, json_string("--"));
+	json_array_extend(argv, pos);
+	if (spawn(j, argv, &err) != 0) {
 		call_error(c, "%s", err);
 		job_free(j);
 		goto out;
@@ -871,18 +1007,31 @@ out:
 	free(err);
 }
 
-/* notifications/cancelled: Ctrl-C for the command (apply stops scheduling
- * new steps and records the run as interrupted); its answer is dropped. */
+/* notifications/cancelled: Ctrl-C for the command, or the engine's cancel
+ * for an apply or rollback (nothing new starts, the run is recorded
+ * interrupted); its answer is dropped. */
 static void
 cancel_tool(struct pl_mcp *m, struct pl_mcp_call *c, void *arg)
 {
-	struct pl_mcp_job *j = pl_mcp_call_data(c);
+	struct pl_mcp_sess *ss = arg;
+	void *data = pl_mcp_call_data(c);
 
-	if (j && j->pid > 0) {
-		pl_log_info("mcp: %s cancelled by the client: interrupting pid %d", j->t->cmd,
-			    (int)j->pid);
-		kill(j->pid, SIGINT);
-	}
+	for (struct pl_mcp_rjob *rj = ss->h->rjobs; rj; rj = rj->next)
+		if (rj == data) {
+			pl_log_info("mcp: %s cancelled by the client", rj->t->cmd);
+			if (rj->run)
+				pl_serve_run_cancel(ss->h->runs, rj->run, NULL);
+			else
+				rj->cancel_asked = true;
+			return;
+		}
+	for (struct pl_mcp_job *j = ss->h->jobs; j; j = j->next)
+		if (j == data && j->pid > 0) {
+			pl_log_info("mcp: %s cancelled by the client: interrupting pid %d",
+				    j->t->cmd, (int)j->pid);
+			kill(j->pid, SIGINT);
+			return;
+		}
 }
 
 /* ---- resources ------------------------------------------------------- */
@@ -982,18 +1131,14 @@ resource_text(struct pl_mcp_sess *ss, const char *uri, char **text, const char *
 		*text = pl_buf_detach(&b, NULL);
 		*mime = "application/yaml";
 		return 0;
-	} else if (!strcmp(uri, "pvelab://plan/latest") && h->latest_plan &&
-		   json_object_get(h->plans, h->latest_plan)) {
-		struct pl_buf b;
+	} else if (!strcmp(uri, "pvelab://plan/latest") && h->latest_plan && h->runs &&
+		   (v = pl_serve_plan_get(h->runs, h->latest_plan)) != NULL) {
+		json_t *plan = json_incref(json_object_get(v, "plan"));
 
-		pl_buf_init(&b, 64 << 20);
-		r = pl_file_read(pl_json_str(json_object_get(h->plans, h->latest_plan), "path"), &b,
-				 errmsg);
-		if (r == 0 && (v = pl_json_parse(b.data, b.len, errmsg)) == NULL)
-			r = PL_EINVAL;
-		if (v)
-			json_object_set_new(v, "plan_id", json_string(h->latest_plan));
-		pl_buf_release(&b);
+		json_object_set_new(plan, "plan_id", json_string(h->latest_plan));
+		json_decref(v);
+		v = plan;
+		r = 0;
 	} else if (!strncmp(uri, GUEST_URI, strlen(GUEST_URI)) && uri[strlen(GUEST_URI)]) {
 		r = pl_view_describe(h->s, uri + strlen(GUEST_URI), false,
 				     h->live_by_id ? *h->live_by_id : NULL, &v, NULL, errmsg);
@@ -1280,9 +1425,10 @@ pl_mcp_sess_free(struct pl_mcp_sess *ss)
 }
 
 int
-pl_mcp_host_init(struct pl_mcp_host *h, struct pl_session *s, char **errmsg)
+pl_mcp_host_init(struct pl_mcp_host *h, struct pl_session *s, struct pl_serve_runs *runs,
+		 char **errmsg)
 {
-	char exe[4096], *dir;
+	char exe[4096];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 
 	memset(h, 0, sizeof(*h));
@@ -1291,18 +1437,8 @@ pl_mcp_host_init(struct pl_mcp_host *h, struct pl_session *s, char **errmsg)
 				 strerror(errno));
 	exe[n] = '\0';
 	h->s = s;
+	h->runs = runs;
 	h->exe = pl_strdup(exe);
-	dir = pl_path_dirname(s->state_path);
-	h->plan_dir = pl_asprintf("%s/mcp-plans", dir);
-	free(dir);
-	if (mkdir(h->plan_dir, 0700) != 0 && errno != EEXIST) {
-		int r = pl_seterr(errmsg, PL_EIO, "cannot make '%s': %s", h->plan_dir,
-				  strerror(errno));
-
-		pl_mcp_host_release(h);
-		return r;
-	}
-	h->plans = json_object();
 	h->poll_ms = 1000;
 	h->poll = event_new(s->base, -1, EV_PERSIST, on_poll, h);
 	event_add(h->poll, &(struct timeval){ h->poll_ms / 1000, (h->poll_ms % 1000) * 1000 });
@@ -1312,9 +1448,6 @@ pl_mcp_host_init(struct pl_mcp_host *h, struct pl_session *s, char **errmsg)
 void
 pl_mcp_host_release(struct pl_mcp_host *h)
 {
-	const char *id;
-	json_t *p;
-
 	if (h->poll)
 		event_free(h->poll);
 	h->on_idle = NULL;
@@ -1327,12 +1460,14 @@ pl_mcp_host_release(struct pl_mcp_host *h)
 		pl_mcp_call_done(j->call, NULL);
 		job_free(j);
 	}
-	/* the plans made here go with the process that could apply them */
-	json_object_foreach(h->plans, id, p)
-		unlink(pl_json_str(p, "path"));
-	json_decref(h->plans);
+	while (h->rjobs) { /* the engine calls them no more */
+		struct pl_mcp_rjob *rj = h->rjobs;
+
+		pl_serve_runs_forget(h->runs, rj);
+		pl_mcp_call_done(rj->call, NULL);
+		rjob_free(rj);
+	}
 	free(h->latest_plan);
-	free(h->plan_dir);
 	free(h->exe);
 	memset(h, 0, sizeof(*h));
 }

@@ -15,19 +15,21 @@ struct event;
 struct pl_session;
 struct pl_mcp_sess;
 struct pl_mcp_job;
+struct pl_mcp_rjob;
+struct pl_serve_runs;
 
 /* What every session of one process shares. */
 struct pl_mcp_host {
 	struct pl_session *s;
-	json_t *const *live_by_id; /* the server's live guest list (NULL: none) */
-	char *exe;                 /* this binary: tools run as its commands */
-	char *plan_dir;            /* plans kept for apply {plan_id} */
-	json_t *plans;             /* plan_id -> {"path","made","client"} */
-	char *latest_plan;         /* the newest plan_id, or NULL */
-	struct event *poll;        /* the subscriptions' poll */
+	json_t *const *live_by_id;  /* the server's live guest list (NULL: none) */
+	char *exe;                  /* this binary: tools run as its commands */
+	struct pl_serve_runs *runs; /* plans, applies, snapshots (NULL: no cluster) */
+	char *latest_plan;          /* the newest plan_id made through MCP, or NULL */
+	struct event *poll;         /* the subscriptions' poll */
 	struct pl_mcp_sess *sessions;
 	long poll_ms;
-	struct pl_mcp_job *jobs; /* commands running for calls */
+	struct pl_mcp_job *jobs;   /* commands running for calls */
+	struct pl_mcp_rjob *rjobs; /* calls the runs engine carries out */
 	int njobs;
 	/* called when the last job ends (a transport waiting to stop) */
 	void (*on_idle)(void *arg);
@@ -41,12 +43,15 @@ struct pl_mcp_sess {
 	struct pl_mcp_host *h;
 	struct pl_mcp *m;
 	int role;
-	json_t *subs; /* uri -> sha256 of its content as last told */
+	json_t *subs;   /* uri -> sha256 of its content as last told */
+	char token[64]; /* the serve token it came with ("" on stdio) */
 	struct pl_mcp_sess *next;
 };
 
-/* Set h up on s (borrowed, outlives h): 0, or a code with *errmsg. */
-int pl_mcp_host_init(struct pl_mcp_host *h, struct pl_session *s, char **errmsg);
+/* Set h up on s and runs (borrowed, outlive h; runs may be NULL): 0, or a
+ * code with *errmsg. */
+int pl_mcp_host_init(struct pl_mcp_host *h, struct pl_session *s, struct pl_serve_runs *runs,
+		     char **errmsg);
 /* Free h: commands still running are killed (free the sessions first). */
 void pl_mcp_host_release(struct pl_mcp_host *h);
 

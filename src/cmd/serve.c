@@ -242,7 +242,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	runs = pl_serve_runs_new(&s, sv, on_changed, &refresh);
 	pl_serve_runs_api_init(&runs_api, runs, &api);
 	pl_serve_add(sv, &runs_api.module);
-	if (pl_serve_mcp_init(&mcp, &s, &refresh.live_by_id, &err) != 0) {
+	if (pl_serve_mcp_init(&mcp, &s, runs, &refresh.live_by_id, &err) != 0) {
 		pl_error("serve: %s", err);
 		goto out;
 	}

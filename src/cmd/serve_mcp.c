@@ -302,6 +302,7 @@ post_mcp(struct pl_serve_req *req, void *arg)
 			 pl_serve_caller(req) ? pl_serve_caller(req) : "");
 		hs->used = time(NULL);
 		hs->ss = pl_mcp_sess_new(&mod->host, pl_serve_caller_role(req), on_send, hs);
+		snprintf(hs->ss->token, sizeof(hs->ss->token), "%s", hs->token);
 		hs->next = mod->sessions;
 		mod->sessions = hs;
 		mod->nsessions++;
@@ -411,13 +412,13 @@ static const struct pl_serve_route routes[] = {
 };
 
 int
-pl_serve_mcp_init(struct pl_serve_mcp *mod, struct pl_session *s, json_t *const *live_by_id,
-		  char **errmsg)
+pl_serve_mcp_init(struct pl_serve_mcp *mod, struct pl_session *s, struct pl_serve_runs *runs,
+		  json_t *const *live_by_id, char **errmsg)
 {
 	int r;
 
 	memset(mod, 0, sizeof(*mod));
-	if ((r = pl_mcp_host_init(&mod->host, s, errmsg)) != 0)
+	if ((r = pl_mcp_host_init(&mod->host, s, runs, errmsg)) != 0)
 		return r;
 	mod->host.live_by_id = live_by_id;
 	mod->module.name = "mcp";

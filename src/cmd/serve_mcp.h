@@ -19,9 +19,10 @@ struct pl_serve_mcp {
 	struct event *reaper;
 };
 
-/* Set mod up on s; live_by_id (may be NULL) is the refresh's live guest list. */
-int pl_serve_mcp_init(struct pl_serve_mcp *mod, struct pl_session *s, json_t *const *live_by_id,
-		      char **errmsg);
+/* Set mod up on s and the server's runs engine (may be NULL); live_by_id
+ * (may be NULL) is the refresh's live guest list. */
+int pl_serve_mcp_init(struct pl_serve_mcp *mod, struct pl_session *s, struct pl_serve_runs *runs,
+		      json_t *const *live_by_id, char **errmsg);
 /* End every session (before the server is freed). */
 void pl_serve_mcp_release(struct pl_serve_mcp *mod);
 
