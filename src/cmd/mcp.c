@@ -37,6 +37,8 @@ struct stdio {
 	bool skipping; /* the rest of a line too long to read */
 	bool closing;
 	struct event_base *base;
+	struct pl_cmd_sync_job *sync; /* the store following a change */
+	bool sync_again;
 };
 
 static void
@@ -57,7 +59,7 @@ on_idle(void *arg)
 {
 	struct stdio *io = arg;
 
-	if (io->closing)
+	if (io->closing && io->h.njobs == 0 && io->sync == NULL)
 		event_base_loopexit(io->base, NULL);
 }
 
@@ -69,9 +71,9 @@ closing(struct stdio *io)
 	event_del(io->in);
 	pl_mcp_sess_free(io->ss);
 	io->ss = NULL;
-	if (io->h.njobs == 0)
+	if (io->h.njobs == 0 && io->sync == NULL)
 		event_base_loopexit(io->base, NULL);
-	else
+	else /* the commands interrupted, the store's sync after a change */
 		event_base_loopexit(io->base, &(struct timeval){ 10, 0 });
 }
 
@@ -132,6 +134,45 @@ on_stdin(evutil_socket_t fd, short what, void *arg)
 		too_big(io);
 }
 
+static void on_idle(void *arg);
+
+/* After the runs engine changed guests the store follows, as pvelab serve's
+ * does: one sync at a time, one more when asked meanwhile. */
+static void on_changed(void *arg);
+
+static void
+on_synced(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *snap,
+	  long long run_id, size_t unread, const char *errmsg, void *arg)
+{
+	struct stdio *io = arg;
+
+	io->sync = NULL;
+	if (err)
+		pl_log_warn("mcp: sync after a change failed: %s", errmsg ? errmsg : "?");
+	if (io->sync_again) {
+		io->sync_again = false;
+		on_changed(io);
+	}
+	if (io->sync == NULL)
+		on_idle(io);
+}
+
+static void
+on_changed(void *arg)
+{
+	struct stdio *io = arg;
+	char *err = NULL;
+
+	if (io->sync) {
+		io->sync_again = true;
+		return;
+	}
+	io->sync = pl_cmd_sync_start(io->h.s, false, false, false, on_synced, io, &err);
+	if (io->sync == NULL)
+		pl_log_warn("mcp: cannot sync after a change: %s", err ? err : "?");
+	free(err);
+}
+
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -174,7 +215,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	if (s.pve)
-		runs = pl_serve_runs_new(&s, NULL, NULL, NULL);
+		runs = pl_serve_runs_new(&s, NULL, on_changed, &io);
 	if (pl_mcp_host_init(&io.h, &s, runs, &err) != 0) {
 		pl_error("mcp: %s", err);
 		goto out;
@@ -202,6 +243,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	rc = PL_EXIT_OK;
 out:
 	pl_mcp_sess_free(io.ss);
+	if (io.sync)
+		pl_cmd_sync_cancel(io.sync);
 	if (host)
 		pl_mcp_host_release(&io.h);
 	pl_serve_runs_free(runs);

@@ -186,7 +186,15 @@ async function cancel() {
 	await client.close();
 }
 
-const scenarios = { read, subscribe, write, cancel };
+// The tools a session is offered (the role decides).
+async function tools() {
+	const { client } = await connect();
+	const { tools: list } = await client.listTools();
+	note('tools', { names: list.map((t) => t.name) });
+	await client.close();
+}
+
+const scenarios = { read, subscribe, write, cancel, tools };
 try {
 	await scenarios[spec.scenario]();
 } catch (e) {
