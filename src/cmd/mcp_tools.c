@@ -616,17 +616,32 @@ build_argv(const struct tool_info *t, const struct pl_cmd *cmd, const json_t *ar
 						 key);
 			if (json_is_true(v))
 				json_array_append_new(argv, json_sprintf("--%s", o->name));
-		} else if (json_is_string(v)) {
-			json_array_append_new(
-				argv, json_sprintf("--%s=%s", o->name, json_string_value(v)));
-		} else if (json_is_integer(v) && json_integer_value(v) >= 0) {
-			json_array_append_new(argv, json_sprintf("--%s=%lld", o->name,
-								 (long long)json_integer_value(v)));
 		} else {
-			return pl_seterr(errmsg, PL_EINVAL, "argument '%s' is a %s", key,
-					 (!strcmp(o->arg, "N") || !strcmp(o->arg, "SECS")) ?
-						 "number from 0 up" :
-						 "string");
+			json_t *sch = opt_schema(o), *e;
+			const json_t *choices = json_object_get(sch, "enum");
+			bool number = !strcmp(pl_json_str_or(sch, "type", ""), "integer"), ok;
+			size_t i;
+
+			ok = number ? json_is_integer(v) && json_integer_value(v) >= 0 :
+				      json_is_string(v);
+			json_array_foreach(choices, i, e)
+				if (ok && json_equal(e, v))
+					break;
+			if (ok && choices && i == json_array_size(choices))
+				ok = false;
+			json_decref(sch);
+			if (!ok)
+				return pl_seterr(errmsg, PL_EINVAL, "argument '%s' is %s", key,
+						 number  ? "a number from 0 up" :
+						 choices ? "one of the choices its schema lists" :
+							   "a string");
+			if (number)
+				json_array_append_new(
+					argv, json_sprintf("--%s=%lld", o->name,
+							   (long long)json_integer_value(v)));
+			else
+				json_array_append_new(argv, json_sprintf("--%s=%s", o->name,
+									 json_string_value(v)));
 		}
 	}
 	return 0;
