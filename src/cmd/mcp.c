@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* The longest message read: a line beyond it is answered with an error and skipped. */
@@ -36,6 +37,7 @@ struct stdio {
 	struct pl_buf line;
 	bool skipping; /* the rest of a line too long to read */
 	bool closing;
+	bool file; /* stdin is a file (or /dev/null): read it without polling */
 	struct event_base *base;
 	struct pl_cmd_sync_job *sync; /* the store following a change */
 	bool sync_again;
@@ -132,6 +134,8 @@ on_stdin(evutil_socket_t fd, short what, void *arg)
 	}
 	if (!io->skipping && pl_buf_add(&io->line, chunk + from, (size_t)n - from) != 0)
 		too_big(io);
+	if (io->file && !io->closing) /* the next chunk after what this one started */
+		event_active(io->in, EV_READ, 0);
 }
 
 static void on_idle(void *arg);
@@ -187,6 +191,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_args a;
 	struct event *sigint = NULL, *sigterm = NULL;
 	struct pl_serve_runs *runs = NULL;
+	struct stat st;
 	bool host = false;
 	char *err = NULL;
 	int r, rc = PL_EXIT_ERROR;
@@ -226,12 +231,19 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_buf_init(&io.line, MAX_LINE);
 	io.ss = pl_mcp_sess_new(&io.h, pl_args_has(&a, 0) ? PL_ROLE_ADMIN : PL_ROLE_VIEWER, on_send,
 				&io);
-	evutil_make_socket_nonblocking(0);
-	io.in = event_new(s.base, 0, EV_READ | EV_PERSIST, on_stdin, &io);
-	if (event_add(io.in, NULL) != 0) {
-		pl_error("mcp: stdin is not a pipe, a socket or a terminal (start pvelab mcp from "
-			 "an MCP client)");
-		goto out;
+	/* epoll cannot wait on a file: one is read chunk by chunk between events */
+	io.file =
+		fstat(0, &st) == 0 && (S_ISREG(st.st_mode) || (S_ISCHR(st.st_mode) && !isatty(0)));
+	if (io.file) {
+		io.in = event_new(s.base, 0, 0, on_stdin, &io);
+		event_active(io.in, EV_READ, 0);
+	} else {
+		evutil_make_socket_nonblocking(0);
+		io.in = event_new(s.base, 0, EV_READ | EV_PERSIST, on_stdin, &io);
+		if (event_add(io.in, NULL) != 0) {
+			pl_error("mcp: cannot wait on stdin (start pvelab mcp from an MCP client)");
+			goto out;
+		}
 	}
 	sigint = evsignal_new(s.base, SIGINT, on_signal, s.base);
 	sigterm = evsignal_new(s.base, SIGTERM, on_signal, s.base);
