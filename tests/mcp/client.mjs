@@ -115,21 +115,27 @@ async function read() {
 	await client.close();
 }
 
+// Subscribe to a guest, say READY, then read it again on each update until
+// its status is spec.want (the test changes it through the simulator).
 async function subscribe() {
 	const { client } = await connect();
 	const uri = `pvelab://guest/${spec.guest}`;
-	const updated = new Promise((resolve) => {
-		client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => {
-			if (n.params.uri === uri) resolve(n.params.uri);
+	const read = async () => JSON.parse((await client.readResource({ uri })).contents[0].text);
+	let updates = 0;
+	const reached = new Promise((resolve) => {
+		client.setNotificationHandler(ResourceUpdatedNotificationSchema, async (n) => {
+			if (n.params.uri !== uri) return;
+			updates++;
+			const now = await read();
+			if (now.status === spec.want) resolve(now.status);
 		});
 	});
-	const before = JSON.parse((await client.readResource({ uri })).contents[0].text);
+	const before = await read();
 	await client.subscribeResource({ uri });
 	console.log('READY subscribed');
 	const timeout = new Promise((resolve) => setTimeout(() => resolve(null), spec.deadline_ms || 30000));
-	const got = await Promise.race([updated, timeout]);
-	const after = JSON.parse((await client.readResource({ uri })).contents[0].text);
-	note('updated', { uri: got, before: before.status ?? null, after: after.status ?? null });
+	const after = await Promise.race([reached, timeout]);
+	note('updated', { uri, updates, before: before.status ?? null, after });
 	await client.close();
 }
 
