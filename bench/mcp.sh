@@ -6,11 +6,11 @@
 # server answering a trivial tool (tests/mcp/example-server.mjs), the floor of
 # the protocol in node. The client is the SDK's (tests/mcp/bench.mjs), one
 # call after another. Prints medians of RUNS runs and pvelab/SDK ratios.
-# Usage: bench/mcp.sh [BIN]  (RUNS=3 N=1000 GUESTS=10000; needs scripts/install-deps npm)
+# Usage: bench/mcp.sh [BIN]  (RUNS=3 N=500 GUESTS=10000; needs scripts/install-deps npm)
 set -euo pipefail
 BIN=$(realpath "${1:-${PVELAB_BIN:-build/pvelab}}")
 RUNS=${RUNS:-3}
-N=${N:-1000}
+N=${N:-500}
 GUESTS=${GUESTS:-10000}
 here=$(cd "$(dirname "$0")" && pwd)
 mcp=$here/../tests/mcp

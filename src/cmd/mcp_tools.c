@@ -20,6 +20,7 @@
 #include "core/str.h"
 #include "plan/runs.h"
 #include "serve/runs.h"
+#include "state/state.h"
 #include "serve/serve.h"
 
 #include <errno.h>
@@ -417,8 +418,7 @@ structured(json_t *v)
 
 /* An in-process answer (H_FAST): 0, or a code with *errmsg. */
 static int
-fast_answer(struct pl_mcp_sess *ss, const char *tool, const json_t *args, json_t **out,
-	    char **errmsg)
+fast_view(struct pl_mcp_sess *ss, const char *tool, const json_t *args, json_t **out, char **errmsg)
 {
 	struct pl_state *st = ss->h->s->state;
 	const json_t *live = ss->h->live_by_id ? *ss->h->live_by_id : NULL;
@@ -436,6 +436,54 @@ fast_answer(struct pl_mcp_sess *ss, const char *tool, const json_t *args, json_t
 
 		return r ? r : pl_view_list(st, &f, live, out, errmsg);
 	}
+}
+
+#define CACHE_MAX 32
+
+/* An in-process answer kept while the store has not changed (status counts
+ * 10,000 guests in tens of milliseconds; the same question again costs one
+ * PRAGMA). A list laid over the server's live counters is never kept. New
+ * reference, or NULL: answer afresh (fast_answer, which keeps it). */
+static json_t *
+fast_cached(struct pl_mcp_sess *ss, const char *tool, const json_t *args)
+{
+	char *a = pl_json_canonical(args), *key = pl_asprintf("%s %s", tool, a);
+	json_t *e = json_object_get(ss->h->cache, key), *v = NULL;
+	unsigned long long now = pl_state_changes(ss->h->s->state);
+
+	if (e && now && (unsigned long long)json_integer_value(json_object_get(e, "at")) == now)
+		v = json_deep_copy(json_object_get(e, "v"));
+	free(ss->h->cache_key);
+	ss->h->cache_key = key; /* what fast_answer keeps its answer under */
+	ss->h->cache_at = now;
+	free(a);
+	return v;
+}
+
+static void
+fast_keep(struct pl_mcp_sess *ss, const char *tool, const json_t *v)
+{
+	struct pl_mcp_host *h = ss->h;
+
+	if (h->cache_at == 0 || h->cache_key == NULL ||
+	    (!strcmp(tool, "list") && h->live_by_id && *h->live_by_id))
+		return;
+	if (json_object_size(h->cache) >= CACHE_MAX)
+		json_object_clear(h->cache);
+	json_object_set_new(
+		h->cache, h->cache_key,
+		json_pack("{s:I,s:O}", "at", (json_int_t)h->cache_at, "v", (json_t *)v));
+}
+
+static int
+fast_answer(struct pl_mcp_sess *ss, const char *tool, const json_t *args, json_t **out,
+	    char **errmsg)
+{
+	int r = fast_view(ss, tool, args, out, errmsg);
+
+	if (r == 0)
+		fast_keep(ss, tool, *out);
+	return r;
 }
 
 /* A command running for a call. It outlives its session when the client
@@ -945,8 +993,8 @@ call_tool(struct pl_mcp *m, struct pl_mcp_call *c, const char *tool, const json_
 		goto out;
 	}
 	if ((t->hints & H_FAST) && !json_is_true(json_object_get(args, "live"))) {
-		json_t *v = NULL;
-		int r = fast_answer(ss, tool, args, &v, &err);
+		json_t *v = fast_cached(ss, tool, args);
+		int r = v ? 0 : fast_answer(ss, tool, args, &v, &err);
 
 		if (r == 0) {
 			char *text = pl_json_compact(v);
@@ -1454,6 +1502,7 @@ pl_mcp_host_init(struct pl_mcp_host *h, struct pl_session *s, struct pl_serve_ru
 	h->s = s;
 	h->runs = runs;
 	h->exe = pl_strdup(exe);
+	h->cache = json_object();
 	h->poll_ms = 1000;
 	h->poll = event_new(s->base, -1, EV_PERSIST, on_poll, h);
 	event_add(h->poll, &(struct timeval){ h->poll_ms / 1000, (h->poll_ms % 1000) * 1000 });
@@ -1482,6 +1531,8 @@ pl_mcp_host_release(struct pl_mcp_host *h)
 		pl_mcp_call_done(rj->call, NULL);
 		rjob_free(rj);
 	}
+	json_decref(h->cache);
+	free(h->cache_key);
 	free(h->latest_plan);
 	free(h->exe);
 	memset(h, 0, sizeof(*h));

@@ -25,7 +25,10 @@ struct pl_mcp_host {
 	char *exe;                  /* this binary: tools run as its commands */
 	struct pl_serve_runs *runs; /* plans, applies, snapshots (NULL: no cluster) */
 	char *latest_plan;          /* the newest plan_id made through MCP, or NULL */
-	struct event *poll;         /* the subscriptions' poll */
+	json_t *cache;              /* "tool args" -> {"at": store changes, "v": answer} */
+	char *cache_key;            /* the question being answered */
+	unsigned long long cache_at;
+	struct event *poll; /* the subscriptions' poll */
 	struct pl_mcp_sess *sessions;
 	long poll_ms;
 	struct pl_mcp_job *jobs;   /* commands running for calls */

@@ -11,7 +11,7 @@ const client = new Client({ name: 'bench', version: '1.0.0' });
 const transport = spec.url ?
 	new StreamableHTTPClientTransport(new URL(spec.url), spec.token ?
 		{ requestInit: { headers: { Authorization: `Bearer ${spec.token}` } } } : {}) :
-	new StdioClientTransport({ command: spec.stdio[0], args: spec.stdio.slice(1), stderr: 'ignore' });
+	new StdioClientTransport({ command: spec.stdio[0], args: spec.stdio.slice(1), env: process.env, stderr: 'ignore' });
 const t0 = process.hrtime.bigint();
 await client.connect(transport);
 const { tools } = await client.listTools();
