@@ -223,28 +223,52 @@ def test_http_roles_decide_the_tools(lab, server):
     assert set(steps(rep, "tools")[0]["names"]) == READ_TOOLS | OPERATOR_TOOLS | ADMIN_TOOLS
 
 
-def test_http_subscription_sees_a_change_made_in_the_simulator(lab, server):
-    spec = {"scenario": "subscribe", "guest": "vm101", "url": server.url,
-            "token": lab.token("viewer"), "deadline_ms": 30000, "want": "stopped"}
+def subscribe_and_stop(lab, spec, vmid, after_stop=None):
+    """Run the subscribe scenario; once it is subscribed, stop the guest in the
+    simulator (and call after_stop). Returns its report's "updated" step."""
     e = dict(os.environ)
+    e.update(lab.env)
     p = subprocess.Popen([NODE, CLIENT, json.dumps(spec)], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, env=e, cwd=os.path.dirname(CLIENT))
+    node = next(g["node"] for g in lab.api("GET", "/cluster/resources", type="vm")
+                if g["vmid"] == vmid)
     try:
         line = p.stdout.readline()
         assert line.strip() == "READY subscribed", (line, p.stderr.read() if not line else "")
-        node = next(g["node"] for g in lab.api("GET", "/cluster/resources", type="vm")
-                    if g["vmid"] == 101)
-        lab.api("POST", f"/nodes/{node}/qemu/101/status/stop")
+        lab.api("POST", f"/nodes/{node}/qemu/{vmid}/status/stop")
+        if after_stop:
+            after_stop()
         out, err = p.communicate(timeout=60)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
+        lab.api("POST", f"/nodes/{node}/qemu/{vmid}/status/start")
     rep = json.loads(out.strip().splitlines()[-1])
     assert rep["ok"], rep.get("error")
-    u = steps(rep, "updated")[0]
+    return steps(rep, "updated")[0]
+
+
+def test_http_subscription_sees_a_change_made_in_the_simulator(lab, server):
+    u = subscribe_and_stop(lab, {"scenario": "subscribe", "guest": "vm101", "url": server.url,
+                                 "token": lab.token("viewer"), "deadline_ms": 30000,
+                                 "want": "stopped"}, 101)
     assert u["updates"] >= 1 and u["before"] == "running" and u["after"] == "stopped", u
-    lab.api("POST", f"/nodes/{node}/qemu/101/status/start")
+
+
+def test_stdio_subscription_sees_a_store_another_process_writes(lab):
+    def sync_once_stopped():  # the store a server (here: a sync) writes
+        end = time.monotonic() + 20
+        while any(g["vmid"] == 105 and g["status"] != "stopped"
+                  for g in lab.api("GET", "/cluster/resources", type="vm")):
+            assert time.monotonic() < end, "the simulator did not stop vm105"
+            time.sleep(0.05)
+        assert lab.pvelab("sync", "-q").rc == 0
+
+    u = subscribe_and_stop(lab, {"scenario": "subscribe", "guest": "vm105",
+                                 "stdio": lab.stdio(), "deadline_ms": 30000,
+                                 "want": "stopped"}, 105, after_stop=sync_once_stopped)
+    assert u["updates"] >= 1 and u["before"] == "running" and u["after"] == "stopped", u
 
 
 def test_stdio_write_path(lab):
