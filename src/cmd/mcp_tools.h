@@ -9,6 +9,7 @@
 #include "core/common.h"
 #include "mcp/mcp.h"
 
+#include <event2/util.h>
 #include <jansson.h>
 
 struct event;
@@ -64,5 +65,19 @@ struct pl_mcp_sess *pl_mcp_sess_new(struct pl_mcp_host *h, int role, pl_mcp_send
 /* Free ss: its calls are cancelled (their commands get Ctrl-C and finish
  * on the loop, answering no one). */
 void pl_mcp_sess_free(struct pl_mcp_sess *ss);
+
+/* The resources and prompts (mcp_resources.c), as the methods of the same
+ * names answer: 0 with *res, or a JSON-RPC code with *errmsg. */
+#define PL_MCP_GUEST_URI "pvelab://guest/"
+int pl_mcp_resources_list(struct pl_mcp_sess *ss, const json_t *params, json_t **res,
+			  char **errmsg);
+int pl_mcp_resources_read(struct pl_mcp_sess *ss, const json_t *params, json_t **res,
+			  char **errmsg);
+int pl_mcp_subscribe(struct pl_mcp_sess *ss, const json_t *params, bool on, json_t **res,
+		     char **errmsg);
+json_t *pl_mcp_prompts_list(void);
+int pl_mcp_prompts_get(struct pl_mcp_sess *ss, const json_t *params, json_t **res, char **errmsg);
+/* The subscriptions' poll (a timer of the host): notify what changed. */
+void pl_mcp_poll(evutil_socket_t fd, short what, void *arg);
 
 #endif
