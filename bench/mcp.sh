@@ -66,3 +66,22 @@ for t in stdio http; do
 		"$(echo "${init[sdk_$t]} / ${init[pv_$t]}" | bc -l)"
 done
 echo "(ratios: above 1 means pvelab is faster)"
+# pvelab's own side of a round trip: the same call from a bare line client
+# (no SDK parsing nor outputSchema validation of the answer in the client)
+/usr/bin/python3 - "$BIN" "$N" <<'PY'
+import json, subprocess, sys, time
+p = subprocess.Popen([sys.argv[1], "mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+def ask(i, m, params):
+    p.stdin.write((json.dumps({"jsonrpc": "2.0", "id": i, "method": m, "params": params}) + "\n").encode())
+    p.stdin.flush()
+    return p.stdout.readline()
+ask(0, "initialize", {"protocolVersion": "2025-11-25"})
+n = int(sys.argv[2]) * 4
+t0 = time.perf_counter()
+for i in range(n):
+    ask(i + 1, "tools/call", {"name": "status"})
+dt = time.perf_counter() - t0
+print(f"bare line client, stdio: {n / dt:.0f} tools/call status per second ({dt / n * 1000:.3f} ms each)")
+p.stdin.close()
+p.wait()
+PY
