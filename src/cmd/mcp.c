@@ -279,10 +279,12 @@ const struct pl_cmd pl_cmd_mcp = {
 	.help = "Tools are the read commands (status, list, describe, history, snapshots,\n"
 		"backups, doctor, check, validate, plan, version, config-schema), answering\n"
 		"their -o json as structuredContent. With --allow-write also the power\n"
-		"commands, snapshot, backup, sync, apply (of a plan_id the plan tool returned;\n"
-		"a stale plan is refused), rollback and destroy (its guests repeated in\n"
-		"confirm). Resources: pvelab://cluster, pvelab://config, pvelab://plan/latest,\n"
-		"pvelab://guest/NAME, with subscriptions. pvelab serve offers the same at /mcp.",
+		"commands, snapshot, snapshot-delete, snapshot-rollback (the guest repeated in\n"
+		"confirm), backup, sync, apply (of a plan_id the plan tool returned; a stale\n"
+		"plan is refused), rollback and destroy (its guests repeated in confirm).\n"
+		"Resources: pvelab://cluster, pvelab://config, pvelab://plan/latest,\n"
+		"pvelab://guest/NAME, with subscriptions. pvelab serve offers the same at /mcp\n"
+		"(docs/mcp.md).",
 	.opts = opts,
 	.run = run,
 };

@@ -968,11 +968,11 @@ call_tool(struct pl_mcp *m, struct pl_mcp_call *c, const char *tool, const json_
 	struct pl_mcp_sess *ss = arg;
 	const struct tool_info *t = tool_find(tool);
 	const struct pl_cmd *cmd = t ? pl_cmd_find(tool) : NULL;
-	json_t *args = args0 ? (json_t *)args0 : json_object(), *argv = NULL, *pos = NULL;
+	json_t *args = args0 ? json_incref((json_t *)args0) : json_object();
+	json_t *argv = NULL, *pos = NULL;
 	struct pl_mcp_job *j = NULL;
 	char *err = NULL;
 
-	json_incref(args);
 	if (t == NULL || (cmd == NULL && t->summary == NULL)) {
 		pl_mcp_call_fail(c, PL_RPC_INVALID_PARAMS, "Unknown tool (tools/list lists them)");
 		goto out;

@@ -126,6 +126,7 @@ def client(spec, env=None, timeout=180):
     assert r.returncode == 0, r.stderr
     rep = json.loads(r.stdout.strip().splitlines()[-1])
     assert rep["ok"], rep.get("error")
+    assert "Sanitizer" not in rep.get("stderr", ""), rep["stderr"]  # pvelab mcp's stderr
     return rep
 
 

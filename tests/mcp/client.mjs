@@ -36,6 +36,11 @@ async function connect() {
 			env: { ...process.env, ...(spec.env || {}) },
 			stderr: 'pipe',
 		});
+		// the server's stderr, for the test to look for sanitizer reports
+		report.stderr = '';
+		transport.stderr?.on('data', (d) => {
+			if (report.stderr.length < 65536) report.stderr += d.toString();
+		});
 	}
 	await client.connect(transport);
 	return { client, transport };
@@ -207,5 +212,7 @@ try {
 	report.ok = false;
 	report.error = String(e?.stack ?? e);
 }
+// let the server's last words (a sanitizer's report at exit) arrive
+await new Promise((resolve) => setTimeout(resolve, 300));
 // exit once the report is written (a pipe takes 64 KiB at a time)
 process.stdout.write(JSON.stringify(report) + '\n', () => process.exit(0));
