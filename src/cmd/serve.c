@@ -48,6 +48,19 @@ on_changed(void *arg)
 		pl_serve_refresh_sync(f);
 }
 
+/* A run holds the refresh's syncs (they keep the store's transaction open). */
+static void
+hold_syncs(void *arg, bool on)
+{
+	pl_serve_refresh_hold(arg, on);
+}
+
+static bool
+syncing(void *arg)
+{
+	return pl_serve_refresh_syncing(arg);
+}
+
 /* Whether the environment names a cluster (PVELAB_URL, as connect.c reads it). */
 static bool
 env_cluster(void)
@@ -240,6 +253,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	api_made = true;
 	pl_serve_add(sv, &api.module);
 	runs = pl_serve_runs_new(&s, sv, on_changed, &refresh);
+	pl_serve_runs_set_refresh(runs, hold_syncs, syncing, &refresh);
 	pl_serve_runs_api_init(&runs_api, runs, &api);
 	pl_serve_add(sv, &runs_api.module);
 	if (pl_serve_mcp_init(&mcp, &s, runs, &refresh.live_by_id, &err) != 0) {
@@ -290,6 +304,7 @@ out:
 	if (mcp_made)
 		pl_serve_mcp_release(&mcp);
 	pl_serve_runs_free(runs);
+	runs_api.runs = NULL; /* the requests still waiting are dropped with the server */
 	if (refreshing)
 		pl_serve_refresh_release(&refresh);
 	pl_serve_free(sv);

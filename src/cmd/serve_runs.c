@@ -39,9 +39,13 @@ fail(struct pl_serve_req *req, int err, const char *field, const char *msg)
 		status = 423;
 		code = "locked";
 	}
-	if (err == PL_ENOENT && msg && strstr(msg, "has no cluster")) {
+	if (err == PL_ECANCEL) {
 		status = 503;
-		code = "no_cluster";
+		code = "stopping";
+	}
+	if (err == PL_ENOENT && msg && strstr(msg, "the server has no ")) {
+		status = 503;
+		code = strstr(msg, "has no config") ? "no_config" : "no_cluster";
 	}
 	pl_serve_error(req, status, code, field, "%s", msg ? msg : pl_strerror(err));
 }
@@ -58,7 +62,8 @@ on_gone(void *arg)
 {
 	struct wait *w = arg;
 
-	pl_serve_runs_forget(w->m->runs, w);
+	if (w->m->runs) /* NULL: the engine is gone (the server stops) */
+		pl_serve_runs_forget(w->m->runs, w);
 	free(w);
 }
 
@@ -230,7 +235,7 @@ post_run(struct pl_serve_req *req, void *arg)
 	cbs.arg = w;
 	if ((r = pl_serve_apply_start(m->runs, pl_json_str(body, "plan_id"), &o, who, &cbs,
 				      &err)) != 0)
-		refused(w, r, r == PL_ENOENT ? "plan_id" : NULL, err);
+		refused(w, r, err && !strncmp(err, "no plan", 7) ? "plan_id" : NULL, err);
 }
 
 /* A run id from the path, or answered 400. */
@@ -300,7 +305,7 @@ post_rollback(struct pl_serve_req *req, void *arg)
 	cbs.arg = w;
 	if ((r = pl_serve_rollback_start(m->runs, id, flag(req, "overwrite"), who, &cbs, &err)) !=
 	    0)
-		refused(w, r, r == PL_ENOENT ? "id" : NULL, err);
+		refused(w, r, err && !strncmp(err, "no run", 6) ? "id" : NULL, err);
 }
 
 /* ---- snapshots ------------------------------------------------------------ */

@@ -36,6 +36,12 @@ pl_state_dberr(struct pl_state *s, char **errmsg, const char *what)
 			 sqlite3_errmsg(s->db));
 }
 
+bool
+pl_state_in_transaction(struct pl_state *s)
+{
+	return s && s->db && !sqlite3_get_autocommit(s->db);
+}
+
 int
 pl_state_exec(struct pl_state *s, const char *sql, char **errmsg)
 {

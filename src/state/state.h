@@ -88,6 +88,9 @@ int pl_state_sync_end(struct pl_state_sync *y, const json_t *snap, struct pl_sta
 void pl_state_sync_counters(struct pl_state_sync *y, bool write);
 /* Roll back and free. Accepts NULL. */
 void pl_state_sync_abort(struct pl_state_sync *y);
+/* Whether a transaction is open on s (a sync between begin and end): a
+ * write now would join it, a BEGIN fail. */
+bool pl_state_in_transaction(struct pl_state *s);
 
 /* Every guest as last seen (objects with config), sorted by vmid. */
 int pl_state_guests(struct pl_state *s, json_t **out, char **errmsg);

@@ -1,8 +1,10 @@
 /*
- * Plans, applies, rollbacks and snapshots on the server's loop (see runs.h):
- * the CLI's asynchronous planner (pl_planning_plan_start), its guard and
- * saved-plan checks, and the executor (pl_apply_start), each step a callback;
- * plans kept in memory by id, runs recorded in the store with who asked.
+ * The runs engine of pvelab serve (its API is serve/runs.h): plans, applies,
+ * rollbacks and snapshots on the server's loop, with the CLI's asynchronous
+ * planner (pl_planning_plan_start), guard and saved-plan checks and the
+ * executor (pl_apply_start), each step a callback; plans kept in memory by
+ * id, runs recorded in the store with who asked. It lives in cmd/ because
+ * the planner and guard it drives do.
  */
 #include "core/common.h"
 #include "serve/runs.h"
@@ -20,23 +22,22 @@
 #include "plan/snappol.h"
 #include "pve/client.h"
 #include "serve/serve.h"
+#include "state/state.h"
 
 #include <event2/event.h>
 #include <openssl/rand.h>
 #include <time.h>
 
-/* Something started for a caller that has not ended yet. */
-enum op_kind { OP_PLAN, OP_SNAP };
-
+/* A plan or a snapshot action started for a caller, not ended yet. */
 struct op {
 	struct pl_serve_runs *rs;
 	struct op *next;
-	enum op_kind kind;
 	pl_serve_runs_cb cb; /* NULL once forgotten */
 	void *arg;
 	char *who;
-	struct pl_planning_plan *pp; /* OP_PLAN */
-	/* OP_SNAP: what, on which guest */
+	struct pl_planning_plan *pp; /* a plan's planner */
+	long long after_run;         /* a plan's: the newest run that changed guests */
+	/* a snapshot action: what, on which guest */
 	const char *what; /* "list", "create", "rollback", "delete" */
 	char *guest, *name, *kept;
 	json_t *params, *entry; /* the guest's resource entry, once found */
@@ -55,14 +56,16 @@ struct run {
 	struct pl_planning_plan *pp; /* the fresh plan an apply is checked against */
 	json_t *kept;                /* the plan asked for (apply) */
 	struct pl_apply_opts ao;
-	bool no_backup, allow_delete;
+	struct pl_plan_opts po; /* an apply's, for its fresh plan */
+	char *profile;          /* po's */
 	json_t *plan, *owned, *running, *result;
 	json_t *notes; /* a rollback's: what it cannot bring back */
 	struct pl_apply *a;
 	struct pl_snappol *prune;
 	size_t finished, total;
-	bool started_said;
-	struct event *later; /* says "started" from the loop */
+	bool started_said, held;
+	struct event *later; /* its next step from the loop: the lock, then the plan */
+	int waited;          /* turns of waiting for the store (PL_SERVE_STORE_WAIT) */
 };
 
 struct pl_serve_runs {
@@ -70,7 +73,10 @@ struct pl_serve_runs {
 	struct pl_serve *sv;
 	void (*changed)(void *arg);
 	void *changed_arg;
-	json_t *plans; /* id -> kept plan */
+	json_t *plans;                    /* id -> kept plan */
+	void (*hold)(void *arg, bool on); /* the refresh's syncs, held during a run */
+	bool (*syncing)(void *arg);
+	void *refresh;
 	struct op *ops;
 	struct run *run;
 };
@@ -86,6 +92,15 @@ pl_serve_runs_new(struct pl_session *s, struct pl_serve *sv, void (*changed)(voi
 	rs->changed_arg = arg;
 	rs->plans = json_object();
 	return rs;
+}
+
+void
+pl_serve_runs_set_refresh(struct pl_serve_runs *rs, void (*hold)(void *arg, bool on),
+			  bool (*syncing)(void *arg), void *arg)
+{
+	rs->hold = hold;
+	rs->syncing = syncing;
+	rs->refresh = arg;
 }
 
 static void
@@ -109,12 +124,11 @@ op_free(struct op *o)
 }
 
 static struct op *
-op_new(struct pl_serve_runs *rs, enum op_kind kind, const char *who, pl_serve_runs_cb cb, void *arg)
+op_new(struct pl_serve_runs *rs, const char *who, pl_serve_runs_cb cb, void *arg)
 {
 	struct op *o = pl_calloc(1, sizeof(*o));
 
 	o->rs = rs;
-	o->kind = kind;
 	o->who = pl_strdup(who ? who : "?");
 	o->cb = cb;
 	o->arg = arg;
@@ -140,6 +154,8 @@ run_free(struct run *r)
 	pl_planning_plan_cancel(r->pp);
 	if (r->later)
 		event_free(r->later);
+	if (r->held && r->rs->hold)
+		r->rs->hold(r->rs->refresh, false);
 	pl_guard_release(&r->guard);
 	json_decref(r->kept);
 	json_decref(r->plan);
@@ -147,6 +163,7 @@ run_free(struct run *r)
 	json_decref(r->running);
 	json_decref(r->result);
 	json_decref(r->notes);
+	free(r->profile);
 	free(r->who);
 	free(r);
 }
@@ -214,8 +231,7 @@ on_planned(int err, json_t *snap, json_t *plan, const char *errmsg, void *arg)
 	struct op *o = arg;
 	struct pl_serve_runs *rs = o->rs;
 	unsigned char raw[16];
-	char id[33], cfgsha[65], *msg = NULL;
-	long long newest = 0;
+	char id[33], cfgsha[65];
 	json_t *kept;
 	time_t now = time(NULL);
 
@@ -231,17 +247,11 @@ on_planned(int err, json_t *snap, json_t *plan, const char *errmsg, void *arg)
 	}
 	for (size_t i = 0; i < sizeof(raw); i++)
 		snprintf(id + 2 * i, 3, "%02x", raw[i]);
-	/* apply refuses the plan once another run changed guests after it */
-	if ((err = pl_runs_newest(rs->s->state, &newest, NULL, &msg)) != 0) {
-		op_end(o, err, NULL, msg);
-		free(msg);
-		return;
-	}
 	config_sha(rs->s->cfg, cfgsha);
 	kept = json_pack("{s:s,s:I,s:I,s:s,s:{s:s,s:s},s:I,s:O}", "id", id, "created",
 			 (json_int_t)now, "expires", (json_int_t)(now + PL_SERVE_PLAN_TTL), "who",
 			 o->who, "fingerprint", "cluster", pl_json_str_or(plan, "snapshot", ""),
-			 "config", cfgsha, "after_run", (json_int_t)newest, "plan", plan);
+			 "config", cfgsha, "after_run", (json_int_t)o->after_run, "plan", plan);
 	plans_expire(rs, PL_SERVE_PLANS_MAX - 1);
 	json_object_set(rs->plans, id, kept);
 	pl_log_info("serve: plan %.8s... made for %s: %lld change(s)", id, o->who,
@@ -268,7 +278,12 @@ pl_serve_plan_start(struct pl_serve_runs *rs, const struct pl_serve_plan_opts *p
 		o.no_snapshot = po->no_snapshot;
 		o.profile = po->profile;
 	}
-	op = op_new(rs, OP_PLAN, who, cb, arg);
+	op = op_new(rs, who, cb, arg);
+	/* apply refuses the plan once another run changed guests after this */
+	if ((r = pl_runs_newest(rs->s->state, &op->after_run, NULL, errmsg)) != 0) {
+		op_free(op);
+		return r;
+	}
 	op->pp = pl_planning_plan_start(rs->s, &o, on_planned, op);
 	return 0;
 }
@@ -309,14 +324,6 @@ say_started(struct run *r)
 	if (r->cbs.started)
 		r->cbs.started(0, res, NULL, r->cbs.arg);
 	json_decref(res);
-}
-
-static void
-on_later(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	say_started(arg);
 }
 
 /* A refusal after the caller was told 0: started with the error, the end. */
@@ -376,8 +383,13 @@ run_over(struct run *r)
 
 	pl_log_info("serve: %s run %lld for %s: %s", r->kind, r->id, r->who, status);
 	pl_guard_release(&r->guard);
+	/* one sync after the run, asked while held, started at the release */
 	if (rs->changed && r->ao.stop && *r->ao.stop < PL_APPLY_ABANDON)
 		rs->changed(rs->changed_arg);
+	if (r->held && rs->hold) {
+		r->held = false;
+		rs->hold(rs->refresh, false);
+	}
 	say_started(r);
 	run_event(r, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I}", "state", "finished", "status", status,
 			       "ok", (json_int_t)pl_json_int(r->result, "ok", 0), "failed",
@@ -539,12 +551,72 @@ on_replanned(int err, json_t *snap, json_t *fresh, const char *errmsg, void *arg
 	free(msg);
 }
 
+/* The run's first step, from the loop: once no sync of the server's holds
+ * the store (a write now would join its transaction), the cluster's lock,
+ * then an apply's fresh plan, or a rollback's start. */
+static void
+on_step(evutil_socket_t fd, short what, void *arg)
+{
+	struct run *r = arg;
+	struct pl_serve_runs *rs = r->rs;
+	char *err = NULL;
+	int e;
+
+	(void)fd;
+	(void)what;
+	if ((rs->syncing && rs->syncing(rs->refresh)) || pl_state_in_transaction(rs->s->state)) {
+		struct timeval tv = { 0, 50000 };
+
+		if (++r->waited > PL_SERVE_STORE_WAIT * 20) {
+			run_refused(r, PL_ECONFLICT,
+				    "the server's sync kept the state store busy; try again");
+			return;
+		}
+		evtimer_add(r->later, &tv);
+		return;
+	}
+	/* before planning: an apply must not plan against half-made guests */
+	if ((e = pl_guard_take(&r->guard, rs->s, &err)) == 0) {
+		if (!strcmp(r->kind, "apply")) {
+			r->pp = pl_planning_plan_start(rs->s, &r->po, on_replanned, r);
+			return;
+		}
+		if ((e = run_go(r, &err)) == 0) {
+			say_started(r);
+			return;
+		}
+	}
+	run_refused(r, e, err);
+	free(err);
+}
+
+/* The run of this server: syncs held until it ends, its first step next. */
+static struct run *
+run_new(struct pl_serve_runs *rs, const char *kind, const char *who,
+	const struct pl_serve_run_cbs *cbs)
+{
+	struct run *r = pl_calloc(1, sizeof(*r));
+
+	r->rs = rs;
+	r->kind = kind;
+	r->who = pl_strdup(who ? who : "?");
+	if (cbs)
+		r->cbs = *cbs;
+	rs->run = r;
+	if (rs->hold) {
+		r->held = true;
+		rs->hold(rs->refresh, true);
+	}
+	r->later = evtimer_new(rs->s->base, on_step, r);
+	event_active(r->later, EV_TIMEOUT, 1);
+	return r;
+}
+
 int
 pl_serve_apply_start(struct pl_serve_runs *rs, const char *plan_id,
 		     const struct pl_serve_apply_opts *o, const char *who,
 		     const struct pl_serve_run_cbs *cbs, char **errmsg)
 {
-	struct pl_plan_opts po = { 0 };
 	const json_t *so;
 	json_t *kept;
 	long long newest = 0;
@@ -577,32 +649,21 @@ pl_serve_apply_start(struct pl_serve_runs *rs, const char *plan_id,
 		json_decref(kept);
 		return e;
 	}
-	r = pl_calloc(1, sizeof(*r));
-	r->rs = rs;
-	r->kind = "apply";
-	r->who = pl_strdup(who ? who : "?");
+	r = run_new(rs, "apply", who, cbs);
 	r->kept = kept;
-	if (cbs)
-		r->cbs = *cbs;
-	/* before planning: an apply must not plan against half-made guests */
-	if ((e = pl_guard_take(&r->guard, rs->s, errmsg)) != 0) {
-		run_free(r);
-		return e;
-	}
-	rs->run = r;
 	/* the kept plan's options are the ones it was made with; no_backup only
 	 * ever from the caller (a plan is never trusted to skip a backup) */
 	so = json_object_get(json_object_get(kept, "plan"), "options");
-	po.allow_replace = json_is_true(json_object_get(so, "allow_replace"));
-	po.reboot = json_is_true(json_object_get(so, "reboot"));
-	po.no_snapshot = json_is_false(json_object_get(so, "snapshot"));
-	po.allow_delete =
+	r->po.allow_replace = json_is_true(json_object_get(so, "allow_replace"));
+	r->po.reboot = json_is_true(json_object_get(so, "reboot"));
+	r->po.no_snapshot = json_is_false(json_object_get(so, "snapshot"));
+	r->po.allow_delete =
 		json_is_true(json_object_get(so, "allow_delete")) || (o && o->allow_delete);
-	po.profile = pl_json_str(so, "profile");
-	po.no_backup = o && o->no_backup;
-	pl_plan_apply_opts(&po, &r->ao);
+	r->profile = pl_json_str(so, "profile") ? pl_strdup(pl_json_str(so, "profile")) : NULL;
+	r->po.profile = r->profile;
+	r->po.no_backup = o && o->no_backup;
+	pl_plan_apply_opts(&r->po, &r->ao);
 	r->ao.jobs = o && o->jobs > 0 ? o->jobs : 4;
-	r->pp = pl_planning_plan_start(rs->s, &po, on_replanned, r);
 	return 0;
 }
 
@@ -616,6 +677,7 @@ pl_serve_rollback_start(struct pl_serve_runs *rs, long long run_id, bool overwri
 	struct run *r = NULL;
 	int e;
 
+	(void)r;
 	if ((e = no_cluster(rs, false, errmsg)) != 0)
 		goto out;
 	if (rs->run) {
@@ -657,31 +719,17 @@ pl_serve_rollback_start(struct pl_serve_runs *rs, long long run_id, bool overwri
 			noverwrite == 1 ? "its" : "their", noverwrite == 1 ? "" : "s");
 		goto out;
 	}
-	r = pl_calloc(1, sizeof(*r));
-	r->rs = rs;
-	r->kind = "rollback";
-	r->who = pl_strdup(who ? who : "?");
-	if (cbs)
-		r->cbs = *cbs;
-	if ((e = pl_guard_take(&r->guard, rs->s, errmsg)) != 0)
-		goto out;
-	rs->run = r;
+	r = run_new(rs, "rollback", who, cbs);
 	r->plan = plan;
 	plan = NULL;
 	/* its changes come from this store's record of the run: the guests
 	 * that run touched are the ones it may touch again */
 	r->owned = pl_runs_rollback_owned(r->plan);
 	r->ao.jobs = 4;
-	if ((e = run_go(r, errmsg)) != 0)
-		goto out;
 	r->notes = notes;
 	notes = NULL;
-	r->later = evtimer_new(rs->s->base, on_later, r);
-	event_active(r->later, EV_TIMEOUT, 1);
 	r = NULL;
 out:
-	if (r)
-		run_free(r);
 	json_decref(rec);
 	json_decref(plan);
 	json_decref(notes);
@@ -728,6 +776,12 @@ long long
 pl_serve_run_current(const struct pl_serve_runs *rs)
 {
 	return rs->run ? rs->run->id : 0;
+}
+
+bool
+pl_serve_runs_busy(const struct pl_serve_runs *rs)
+{
+	return rs->run || rs->ops;
 }
 
 /* ---- snapshots ------------------------------------------------------------ */
@@ -918,7 +972,7 @@ snap_start(struct pl_serve_runs *rs, const char *what, const char *guest, const 
 		json_decref(params);
 		return e;
 	}
-	o = op_new(rs, OP_SNAP, who, cb, arg);
+	o = op_new(rs, who, cb, arg);
 	o->what = what;
 	o->guest = pl_strdup(guest ? guest : "");
 	o->name = name ? pl_strdup(name) : NULL;
@@ -969,25 +1023,56 @@ pl_serve_snapshot_delete(struct pl_serve_runs *rs, const char *guest, const char
 	return snap_start(rs, "delete", guest, name, NULL, who, cb, arg, errmsg);
 }
 
+/* The server stops and its run has not ended in time: stop waiting. */
+static void
+on_give_up(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_serve_runs *rs = arg;
+
+	(void)fd;
+	(void)what;
+	if (rs->run && rs->run->a) {
+		pl_log_warn("serve: run %lld: stopping took too long; Proxmox finishes the tasks "
+			    "in flight",
+			    rs->run->id);
+		rs->run->guard.stop = PL_APPLY_ABANDON;
+		pl_apply_cancel(rs->run->a, PL_APPLY_ABANDON);
+	}
+}
+
 void
 pl_serve_runs_free(struct pl_serve_runs *rs)
 {
 	if (rs == NULL)
 		return;
-	/* a run in flight: stop waiting (Proxmox finishes its tasks) and record
-	 * it interrupted; the executor's end comes at the loop's next turn */
+	/* the server is going: no sync after, none released to start now */
+	rs->changed = NULL;
+	rs->hold = NULL;
+	rs->syncing = NULL;
+	/* a run in flight stops as on Ctrl-C: nothing new starts, each change in
+	 * flight ends after its task (at most PL_SERVE_STOP_WAIT seconds, then
+	 * the tasks are left to Proxmox), and it is recorded interrupted */
 	if (rs->run) {
 		struct run *r = rs->run;
+		struct timeval tv = { PL_SERVE_STOP_WAIT, 0 };
+		struct event *t = evtimer_new(rs->s->base, on_give_up, rs);
 
+		if (!r->started_said && r->cbs.started) {
+			r->started_said = true;
+			r->cbs.started(PL_ECANCEL, NULL, "the server is stopping", r->cbs.arg);
+		}
 		memset(&r->cbs, 0, sizeof(r->cbs));
 		if (r->a) {
-			r->guard.stop = PL_APPLY_ABANDON;
-			pl_apply_cancel(r->a, PL_APPLY_ABANDON);
-			while (rs->run == r && r->a)
-				if (event_base_loop(rs->s->base, EVLOOP_ONCE) != 0)
-					break;
+			pl_log_info("serve: stopping %s run %lld", r->kind, r->id);
+			r->guard.stop = PL_APPLY_STOP;
+			pl_apply_cancel(r->a, PL_APPLY_STOP);
+			evtimer_add(t, &tv);
 		}
-		if (rs->run == r && r->prune == NULL)
+		while (rs->run == r && (r->a || r->prune))
+			if (event_base_loop(rs->s->base, EVLOOP_ONCE) != 0)
+				break;
+		event_free(t);
+		if (rs->run == r)
 			run_free(r);
 	}
 	while (rs->ops) {
@@ -995,7 +1080,9 @@ pl_serve_runs_free(struct pl_serve_runs *rs)
 
 		if (o->pp)
 			pl_planning_plan_cancel(o->pp);
-		op_free(o); /* what is in flight answers to nobody: the loop has ended */
+		/* what is in flight is dropped (the loop has ended): its caller
+		 * hears so now */
+		op_end(o, PL_ECANCEL, NULL, "the server is stopping");
 	}
 	json_decref(rs->plans);
 	free(rs);
