@@ -61,7 +61,7 @@ on_idle(void *arg)
 {
 	struct stdio *io = arg;
 
-	if (io->closing && io->h.njobs == 0 && io->sync == NULL)
+	if (io->closing && io->h.njobs == 0 && io->h.rjobs == NULL && io->sync == NULL)
 		event_base_loopexit(io->base, NULL);
 }
 
@@ -73,7 +73,7 @@ closing(struct stdio *io)
 	event_del(io->in);
 	pl_mcp_sess_free(io->ss);
 	io->ss = NULL;
-	if (io->h.njobs == 0 && io->sync == NULL)
+	if (io->h.njobs == 0 && io->h.rjobs == NULL && io->sync == NULL)
 		event_base_loopexit(io->base, NULL);
 	else /* the commands interrupted, the store's sync after a change */
 		event_base_loopexit(io->base, &(struct timeval){ 10, 0 });

@@ -528,7 +528,7 @@ job_free(struct pl_mcp_job *j)
 	pl_buf_release(&j->out);
 	pl_buf_release(&j->err);
 	free(j);
-	if (h->njobs == 0 && h->on_idle)
+	if (h->njobs == 0 && h->rjobs == NULL && h->on_idle)
 		h->on_idle(h->idle_arg);
 }
 
@@ -835,13 +835,16 @@ struct pl_mcp_rjob {
 static void
 rjob_free(struct pl_mcp_rjob *rj)
 {
+	struct pl_mcp_host *h = rj->h;
 	struct pl_mcp_rjob **pp;
 
-	for (pp = &rj->h->rjobs; *pp && *pp != rj; pp = &(*pp)->next)
+	for (pp = &h->rjobs; *pp && *pp != rj; pp = &(*pp)->next)
 		;
 	if (*pp)
 		*pp = rj->next;
 	free(rj);
+	if (h->njobs == 0 && h->rjobs == NULL && h->on_idle)
+		h->on_idle(h->idle_arg);
 }
 
 static void
@@ -899,11 +902,18 @@ on_engine_progress(const json_t *ev, void *arg)
 	struct pl_mcp_rjob *rj = arg;
 	char msg[300];
 
-	snprintf(msg, sizeof(msg), "%.80s %.20s: %.40s%s%.120s (%lld of %lld done)",
-		 pl_json_str_or(ev, "guest", "?"), pl_json_str_or(ev, "action", ""),
-		 pl_json_str_or(ev, "step", ""), pl_json_str(ev, "error") ? " failed: " : "",
-		 pl_json_str_or(ev, "error", ""), pl_json_int(ev, "finished", 0),
-		 pl_json_int(ev, "total", 0));
+	if (pl_json_str(ev, "guest") == NULL) /* the run itself */
+		snprintf(msg, sizeof(msg), "%.20s run %lld: %lld of %lld changes done%s",
+			 pl_json_str_or(ev, "kind", "?"), pl_json_int(ev, "run", 0),
+			 pl_json_int(ev, "finished", 0), pl_json_int(ev, "total", 0),
+			 json_is_true(json_object_get(ev, "stopped")) ? ", stopping" : "");
+	else
+		snprintf(msg, sizeof(msg), "%.80s %.20s: %.40s%s%.120s (%lld of %lld done)",
+			 pl_json_str(ev, "guest"), pl_json_str_or(ev, "action", ""),
+			 pl_json_str_or(ev, "step", ""),
+			 pl_json_str(ev, "error") ? " failed: " : "",
+			 pl_json_str_or(ev, "error", ""), pl_json_int(ev, "finished", 0),
+			 pl_json_int(ev, "total", 0));
 	pl_mcp_call_progress(rj->call, ++rj->progress, 0, msg);
 }
 

@@ -35,7 +35,7 @@ struct pl_mcp_host {
 	struct pl_mcp_job *jobs;   /* commands running for calls */
 	struct pl_mcp_rjob *rjobs; /* calls the runs engine carries out */
 	int njobs;
-	/* called when the last job ends (a transport waiting to stop) */
+	/* called when the last job and engine call end (a transport waiting to stop) */
 	void (*on_idle)(void *arg);
 	void *idle_arg;
 };

@@ -7,6 +7,7 @@ import json
 import os
 import select
 import shutil
+import sqlite3
 import subprocess
 import time
 
@@ -310,6 +311,28 @@ def test_cancel_interrupts_the_command(tmp_path):
         assert c["outcome"].startswith("rejected"), c
         assert c["ms"] < 5000, c  # not the task's 6 s: the client was answered at once
         assert steps(rep, "after")[0]["ping"]
+    finally:
+        l.close()
+
+
+def test_cancelled_apply_stops_scheduling_and_is_recorded_interrupted(tmp_path):
+    l = Lab(tmp_path, "--task-ms", "1500")
+    try:
+        l.cfg.write_text(CONFIG.replace("guests:\n", "guests:\n" + "".join(
+            f"  - name: app{i}\n    memory: 512\n" for i in range(6))))
+        rep = client({"scenario": "cancelApply", "stdio": l.stdio("--allow-write")}, env=l.env)
+        c = steps(rep, "cancel-apply")[0]
+        assert c["outcome"].startswith("rejected"), c
+        assert [p["progress"] for p in c["progress"]] == [1, 2], c  # growing
+        assert any("of 7" in p["message"] for p in c["progress"]), c
+        assert steps(rep, "after")[0]["ping"]
+        con = sqlite3.connect(l.env["PVELAB_STATE"])
+        status, = con.execute("SELECT status FROM runs WHERE kind = 'apply' "
+                              "ORDER BY id DESC LIMIT 1").fetchone()
+        con.close()
+        assert status == "interrupted"
+        made = {g.get("name") for g in l.api("GET", "/cluster/resources", type="vm")}
+        assert len({"web"} | {f"app{i}" for i in range(6)} - made) >= 1  # not all were made
     finally:
         l.close()
 

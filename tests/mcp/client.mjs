@@ -197,6 +197,28 @@ async function cancel() {
 	await client.close();
 }
 
+// plan, then apply its plan_id with a progressToken, and cancel the apply
+// once its first step is reported.
+async function cancelApply() {
+	const { client } = await connect();
+	await client.listTools();
+	const plan = await client.callTool({ name: 'plan', arguments: {} });
+	const planId = plan.structuredContent?.plan_id;
+	const ac = new AbortController();
+	const progress = [];
+	const outcome = await client.callTool({ name: 'apply', arguments: { plan_id: planId } }, undefined, {
+		signal: ac.signal,
+		timeout: 120000,
+		onprogress: (p) => {
+			progress.push(p);
+			if (progress.length === 2) ac.abort('the test cancels the apply');
+		},
+	}).then(() => 'answered', (e) => `rejected: ${e.message ?? e}`);
+	note('cancel-apply', { plan_id: planId, outcome, progress });
+	note('after', { ping: (await client.ping()) !== undefined });
+	await client.close();
+}
+
 // The tools a session is offered (the role decides).
 async function tools() {
 	const { client } = await connect();
@@ -205,7 +227,7 @@ async function tools() {
 	await client.close();
 }
 
-const scenarios = { read, subscribe, write, cancel, tools };
+const scenarios = { read, subscribe, write, cancel, cancelApply, tools };
 try {
 	await scenarios[spec.scenario]();
 } catch (e) {
