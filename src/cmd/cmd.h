@@ -37,8 +37,7 @@ struct pl_opt {
 	const char *help;
 };
 
-/* Nothing reads the two MCP flags yet: they mark each command for the MCP
- * server of issue 24, which will list its tools from this table. */
+/* The MCP server lists its tools from this table (cmd/mcp_tools.c). */
 #define PL_CMD_HIDDEN 0x1    /* not listed by help */
 #define PL_CMD_MCP_READ 0x2  /* to offer to MCP clients as a read-only tool */
 #define PL_CMD_MCP_WRITE 0x4 /* to offer to MCP clients only when writes are enabled */

@@ -9,6 +9,7 @@
 #include "cmd/serve_api.h"
 #include "cmd/serve_snappol.h"
 #include "cmd/serve_checks.h"
+#include "cmd/serve_mcp.h"
 #include "cmd/serve_runs.h"
 #include "config/config.h"
 #include "core/err.h"
@@ -157,6 +158,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_session s;
 	struct pl_serve_api api;
+	struct pl_serve_mcp mcp;
+	bool mcp_made = false;
 	struct pl_serve_refresh refresh;
 	struct pl_serve_snappol snappol = { 0 };
 	struct pl_serve_checks checks = { 0 };
@@ -264,6 +267,12 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_serve_runs_set_refresh(runs, hold_syncs, syncing, &refresh);
 	pl_serve_runs_api_init(&runs_api, runs, &api);
 	pl_serve_add(sv, &runs_api.module);
+	if (pl_serve_mcp_init(&mcp, &s, runs, &refresh.live_by_id, &err) != 0) {
+		pl_error("serve: %s", err);
+		goto out;
+	}
+	mcp_made = true;
+	pl_serve_add(sv, &mcp.module);
 	for (size_t i = 0; i < n; i++) {
 		bool loop = pl_serve_is_loopback(addrs[i]);
 		char *b = NULL;
@@ -303,6 +312,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	event_base_dispatch(s.base);
 	rc = PL_EXIT_OK;
 out:
+	if (mcp_made)
+		pl_serve_mcp_release(&mcp);
 	pl_serve_runs_free(runs);
 	runs_api.runs = NULL; /* the requests still waiting are dropped with the server */
 	if (refreshing)

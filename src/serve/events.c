@@ -54,13 +54,73 @@ on_heartbeat(evutil_socket_t fd, short what, void *arg)
 	struct pl_serve *sv = arg;
 
 	for (struct pl_serve_conn *c = sv->conns; c; c = c->next)
-		if (c->stream) {
-			struct evbuffer *b = evbuffer_new();
+		for (int i = 0; i < 2; i++) {
+			struct pl_serve_req *r = i ? c->deferred : c->stream;
+			struct evbuffer *b;
 
+			if (r == NULL || !r->kept) /* a deferred answer not streaming */
+				continue;
+			b = evbuffer_new();
 			evbuffer_add(b, ":\n\n", 3); /* a comment: clients ignore it */
-			evhttp_send_reply_chunk(c->stream->req, b);
+			evhttp_send_reply_chunk(r->req, b);
 			evbuffer_free(b);
 		}
+}
+
+static void
+heartbeat_start(struct pl_serve *sv)
+{
+	struct timeval tv = { sv->lim.request_timeout > 2 ? sv->lim.request_timeout / 2 : 1, 0 };
+
+	if (sv->heartbeat)
+		return;
+	sv->heartbeat = event_new(sv->base, -1, EV_PERSIST, on_heartbeat, sv);
+	event_add(sv->heartbeat, &tv);
+}
+
+void
+pl_serve_sse_start(struct pl_serve_req *r, void (*gone)(void *arg), void *arg)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+
+	if (r->conn == NULL || r->conn->deferred || r->conn->stream) {
+		pl_serve_error(r, 409, "conflict", NULL, "this connection streams already");
+		return;
+	}
+	evhttp_add_header(h, "Content-Type", "text/event-stream");
+	evhttp_add_header(h, "Cache-Control", "no-store");
+	evhttp_add_header(h, "X-Accel-Buffering", "no");
+	pl_serve_defer(r, gone, arg);
+	r->answered = true;
+	r->kept = true;
+	pl_log_info("%s %s %s 200 (stream) token=%s", r->peer, r->method, r->path, r->caller);
+	evhttp_send_reply_start(r->req, 200, "OK");
+	heartbeat_start(r->sv);
+}
+
+void
+pl_serve_sse_send(struct pl_serve_req *r, const char *type, const char *data, size_t len)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if (type)
+		evbuffer_add_printf(b, "event: %s\n", type);
+	evbuffer_add(b, "data: ", 6);
+	evbuffer_add(b, data, len);
+	evbuffer_add(b, "\n\n", 2);
+	evhttp_send_reply_chunk(r->req, b);
+	evbuffer_free(b);
+}
+
+void
+pl_serve_sse_end(struct pl_serve_req *r)
+{
+	if (r->conn && r->conn->deferred == r)
+		r->conn->deferred = NULL;
+	evhttp_send_reply_end(r->req);
+	r->kept = false;
+	if (!r->in_handler) /* else the server frees it when the handler returns */
+		pl_serve_req_free(r);
 }
 
 void
@@ -73,7 +133,7 @@ pl_serve_events_open(struct pl_serve_req *r)
 	long long n = sv->lim.event_ring > 0 ? sv->lim.event_ring : 1024, from = sv->event_seq + 1;
 	char *end;
 
-	if (r->conn == NULL || r->conn->stream) {
+	if (r->conn == NULL || r->conn->stream || r->conn->deferred) {
 		pl_serve_error(r, 409, "conflict", NULL, "this connection streams events already");
 		return;
 	}
@@ -110,13 +170,7 @@ pl_serve_events_open(struct pl_serve_req *r)
 			write_event(r, e->id, e->type, e->data);
 		}
 	}
-	if (sv->heartbeat == NULL) {
-		struct timeval tv = { sv->lim.request_timeout > 2 ? sv->lim.request_timeout / 2 : 1,
-				      0 };
-
-		sv->heartbeat = event_new(sv->base, -1, EV_PERSIST, on_heartbeat, sv);
-		event_add(sv->heartbeat, &tv);
-	}
+	heartbeat_start(sv);
 }
 
 void

@@ -853,8 +853,8 @@ on_request(struct evhttp_request *req, void *arg)
 	r->in_handler = false;
 	if (r->deferred && !r->answered)
 		return; /* its callback answers it */
-	if (r->deferred && r->conn && r->conn->deferred == r)
-		r->conn->deferred = NULL; /* answered at once after all */
+	if (r->deferred && !r->kept && r->conn && r->conn->deferred == r)
+		r->conn->deferred = NULL; /* answered at once after all (not a stream) */
 	if (!r->answered)
 		pl_serve_error(r, 500, "internal", NULL, "the handler of %s %s gave no answer",
 			       route->method, route->path);

@@ -136,6 +136,15 @@ void pl_serve_error(struct pl_serve_req *req, int status, const char *code, cons
 /* The HTTP status for a pl_err code (PL_ENOENT 404, PL_ECONFLICT 409...). */
 int pl_serve_status_of(int err);
 
+/* A deferred answer (pl_serve_defer) that streams: Server-Sent Events (200,
+ * text/event-stream) on req, kept open by the heartbeat. gone(arg) runs once
+ * if the client goes first; req is gone then. */
+void pl_serve_sse_start(struct pl_serve_req *req, void (*gone)(void *arg), void *arg);
+/* One event: "event: TYPE" (type may be NULL), then data, one line of len bytes. */
+void pl_serve_sse_send(struct pl_serve_req *req, const char *type, const char *data, size_t len);
+/* End the stream and free req (on_close does not run). */
+void pl_serve_sse_end(struct pl_serve_req *req);
+
 /* Send an event to every open stream (GET /api/v1/events) and keep it in the
  * replay ring: type ("sync", "guest"...), data an object (stolen). Returns
  * its id. */

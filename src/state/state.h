@@ -36,6 +36,9 @@ void pl_state_close(struct pl_state *s);
 int pl_state_version(struct pl_state *s);
 /* The number of migrations this build knows. */
 int pl_state_latest_version(void);
+/* A number that differs after anything changed the store, through this
+ * connection or another (a reader's cache key; 0 when it cannot tell). */
+unsigned long long pl_state_changes(struct pl_state *s);
 
 /* Copy what the WAL holds into the database on a thread of its own (NULL
  * when there is nothing to copy); wait for it before a write transaction, so
