@@ -7,6 +7,7 @@
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
 #include "cmd/serve_api.h"
+#include "cmd/serve_dash.h"
 #include "config/config.h"
 #include "core/err.h"
 #include "core/file.h"
@@ -131,6 +132,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_session s;
 	struct pl_serve_api api;
 	struct pl_serve_refresh refresh;
+	struct pl_dash dash = { 0 };
 	bool refreshing = false, api_made = false;
 	struct pl_serve *sv = NULL;
 	struct event *sigint = NULL, *sigterm = NULL;
@@ -222,6 +224,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_serve_api_init(&api, &s, &refresh);
 	api_made = true;
 	pl_serve_add(sv, &api.module);
+	pl_dash_init(&dash, sv, &api);
 	for (size_t i = 0; i < n; i++) {
 		bool loop = pl_serve_is_loopback(addrs[i]);
 		char *b = NULL;
@@ -264,6 +267,7 @@ out:
 	if (refreshing)
 		pl_serve_refresh_release(&refresh);
 	pl_serve_free(sv);
+	pl_dash_release(&dash);
 	if (api_made)
 		pl_serve_api_release(&api);
 	if (sigint)

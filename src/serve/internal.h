@@ -23,9 +23,10 @@ struct pl_serve_conn {
 	struct evhttp_connection *evcon;
 	char addr[64];
 	unsigned port;
-	struct event *held_ev;       /* the timer of a held-back answer */
-	struct pl_serve_req *held;   /* that answer's request */
-	struct pl_serve_req *stream; /* an event stream this connection is reading */
+	struct event *held_ev;         /* the timer of a held-back answer */
+	struct pl_serve_req *held;     /* that answer's request */
+	struct pl_serve_req *stream;   /* an event stream this connection is reading */
+	struct pl_serve_req *deferred; /* a request answered later (pl_serve_defer) */
 	struct pl_serve_conn *next;
 };
 
@@ -56,6 +57,7 @@ struct pl_serve {
 	struct pl_serve_fail fails[256];
 	struct pl_serve_event *ring; /* the last lim.event_ring events, by id % size */
 	long long event_seq;         /* the newest event's id */
+	long long ticket_seq;        /* the newest deferred request's ticket */
 	struct event *heartbeat;
 	pl_serve_auth_fn auth; /* a module's credentials (NULL: bearer only) */
 	void *auth_arg;
@@ -74,7 +76,9 @@ struct pl_serve_req {
 	struct evkeyvalq query;
 	json_t *body;
 	bool answered, close;
-	bool kept; /* an event stream: it lives with its connection */
+	bool kept;        /* an event stream: it lives with its connection */
+	long long ticket; /* deferred: answered later, then freed */
+	bool in_handler;  /* its handler has not returned yet */
 	int held_status;
 	json_t *held_body;
 	struct timespec t0;

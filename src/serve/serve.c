@@ -348,6 +348,8 @@ conn_drop(struct pl_serve_conn *c)
 		orphan_free(c->held);
 	if (c->stream)
 		orphan_free(c->stream);
+	if (c->deferred)
+		orphan_free(c->deferred);
 	free(c);
 }
 
@@ -468,6 +470,50 @@ pl_serve_header(const struct pl_serve_req *r, const char *name)
 }
 
 const char *
+pl_serve_method(const struct pl_serve_req *r)
+{
+	return r->method;
+}
+
+bool
+pl_serve_is_tls(const struct pl_serve_req *r)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+
+	return bev && bufferevent_openssl_get_ssl(bev) != NULL;
+}
+
+long long
+pl_serve_defer(struct pl_serve_req *r)
+{
+	r->ticket = ++r->sv->ticket_seq;
+	if (r->conn)
+		r->conn->deferred = r;
+	return r->ticket;
+}
+
+struct pl_serve_req *
+pl_serve_resume(struct pl_serve *sv, long long ticket)
+{
+	for (struct pl_serve_conn *c = sv->conns; c; c = c->next)
+		if (c->deferred && c->deferred->ticket == ticket)
+			return c->deferred;
+	return NULL;
+}
+
+/* A deferred request answered after its handler returned is done: freed. */
+static void
+finish(struct pl_serve_req *r)
+{
+	if (r->ticket == 0 || r->in_handler)
+		return;
+	if (r->conn)
+		r->conn->deferred = NULL;
+	pl_serve_req_free(r);
+}
+
+const char *
 pl_serve_caller(const struct pl_serve_req *r)
 {
 	return r->caller[0] ? r->caller : NULL;
@@ -550,6 +596,7 @@ pl_serve_reply_raw(struct pl_serve_req *r, int status, const char *type, const v
 		return;
 	r->answered = true;
 	send_now(r, status, type, data, len);
+	finish(r);
 }
 
 void
@@ -574,6 +621,7 @@ pl_serve_reply(struct pl_serve_req *r, int status, json_t *body)
 	}
 	free(text);
 	json_decref(body);
+	finish(r);
 }
 
 void
@@ -817,7 +865,15 @@ on_request(struct evhttp_request *req, void *arg)
 		goto out;
 	if (read_query(r, route, evhttp_uri_get_query(uri)) != 0 || read_body(r, route) != 0)
 		goto out;
+	r->in_handler = true;
 	route->fn(r, route_arg(sv, route));
+	r->in_handler = false;
+	if (r->ticket) {
+		if (!r->answered)
+			return; /* answered later, and freed then */
+		if (r->conn)
+			r->conn->deferred = NULL;
+	}
 	if (!r->answered)
 		pl_serve_error(r, 500, "internal", NULL, "the handler of %s %s gave no answer",
 			       route->method, route->path);

@@ -114,6 +114,10 @@ const json_t *pl_serve_body(const struct pl_serve_req *req);
 const unsigned char *pl_serve_body_raw(const struct pl_serve_req *req, size_t *len);
 /* A request header (case-insensitive name); NULL when absent. */
 const char *pl_serve_header(const struct pl_serve_req *req, const char *name);
+/* The request's method ("GET", "POST"...). */
+const char *pl_serve_method(const struct pl_serve_req *req);
+/* Whether the request came over TLS (an HTTPS listener). */
+bool pl_serve_is_tls(const struct pl_serve_req *req);
 /* The token's name (NULL on a public route) and role. */
 const char *pl_serve_caller(const struct pl_serve_req *req);
 int pl_serve_caller_role(const struct pl_serve_req *req);
@@ -130,6 +134,14 @@ void pl_serve_error(struct pl_serve_req *req, int status, const char *code, cons
 		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* The HTTP status for a pl_err code (PL_ENOENT 404, PL_ECONFLICT 409...). */
 int pl_serve_status_of(int err);
+
+/* Answer later: a handler that waits on the loop (a request to the cluster)
+ * defers its request and returns; the ticket finds it again. */
+long long pl_serve_defer(struct pl_serve_req *req);
+/* The deferred request of ticket, or NULL when its client has gone (the
+ * request was freed with its connection). Answering it with pl_serve_reply*
+ * frees it. */
+struct pl_serve_req *pl_serve_resume(struct pl_serve *sv, long long ticket);
 
 /* Send an event to every open stream (GET /api/v1/events) and keep it in the
  * replay ring: type ("sync", "guest"...), data an object (stolen). Returns
