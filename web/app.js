@@ -219,15 +219,13 @@ function statusBadge(status, lock) {
   return h('span', { class: `status badge st-${st.replace(/[^a-z]/g, '')}` }, st, lock ? ` · ${lock}` : '');
 }
 
-// Tag colours as PVE draws them by default: a colour from the tag's name,
-// dark or light text for contrast.
+// Tags get a colour from their name, as PVE gives them by default; its hue
+// only, so that the text on it stays readable in both themes (app.css).
 function tagChip(tag) {
   let hash = 0;
   for (const c of tag) hash = ((hash << 5) - hash + c.codePointAt(0)) | 0;
-  const r = (hash & 0xff), g = (hash >> 8) & 0xff, b = (hash >> 16) & 0xff;
-  const light = (0.2126 * r + 0.7152 * g + 0.0722 * b) > 150;
-  const e = h('span', { class: 'tag ' + (light ? 'tag-dark' : 'tag-light') }, tag);
-  e.style.backgroundColor = `rgb(${r}, ${g}, ${b})`;
+  const e = h('span', { class: 'tag' }, tag);
+  e.style.setProperty('--hue', String(Math.abs(hash) % 360));
   return e;
 }
 const tagsOf = (g) => (g.tags ? String(g.tags).split(/[;, ]+/).filter(Boolean) : []);

@@ -1,0 +1,207 @@
+// Drives the dashboard of `pvelab serve` in Debian's headless chromium for
+// tests/e2e/test_720_dashboard.py: logs in, walks every page, records what
+// it saw as one JSON line ({"result": ...}) and asks the test for what only
+// it can do ({"ask": "..."} on stdout, answered by a line on stdin).
+// Input (env DASH_TEST, JSON): url, tokens {viewer, operator}, out (screenshot
+// folder), hostile (the hostile guest's name), stopped (vmid of a stopped guest),
+// guest (vmid of a running guest), node.
+import { chromium } from 'playwright-core';
+import AxeBuilder from '@axe-core/playwright';
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+
+const cfg = JSON.parse(process.env.DASH_TEST);
+const rl = readline.createInterface({ input: process.stdin });
+const lines = rl[Symbol.asyncIterator]();
+const result = { axe: {}, shots: [], errors: [], dialogs: [], csp: [], steps: {} };
+const DEADLINE = 30000;
+
+async function ask(what) {
+  process.stdout.write(JSON.stringify({ ask: what }) + '\n');
+  const { value } = await lines.next();
+  return value;
+}
+
+function watch(page, who) {
+  page.on('dialog', (d) => { result.dialogs.push(`${who}: ${d.type()} ${d.message()}`); d.dismiss(); });
+  page.on('pageerror', (e) => result.errors.push(`${who}: ${e.message}`));
+  page.on('console', (m) => {
+    // refused requests and the stream the test cuts are expected
+    if (m.type() === 'error' && !/status of 40[13]|ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_CONNECTION_(RESET|CLOSED|REFUSED)|ERR_EMPTY_RESPONSE/.test(m.text())) result.errors.push(`${who}: console: ${m.text()}`);
+    if (/Content Security Policy/i.test(m.text())) result.csp.push(m.text());
+  });
+}
+
+// Log in with the keyboard alone: the token field has the focus, Enter sends it.
+async function login(page, token) {
+  await page.goto(cfg.url + '/');
+  await page.getByLabel('API token').waitFor();
+  await page.keyboard.type(token);
+  await page.keyboard.press('Enter');
+  await page.locator('#nodes-table').waitFor({ timeout: DEADLINE });
+}
+
+// Open a page by its hash and wait for what shows it is drawn.
+async function open(page, hash, ready) {
+  await page.evaluate((h) => { location.hash = h; }, hash);
+  await page.locator(ready).first().waitFor({ timeout: DEADLINE });
+}
+
+async function axe(page, name) {
+  const r = await new AxeBuilder({ page }).analyze();
+  result.axe[name] = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`);
+}
+
+const PAGES = [
+  ['overview', '#/overview', '#nodes-table tbody tr'],
+  ['guests', '#/guests', '#guests-table tbody tr'],
+  ['guest', `#/guest/${cfg.guest}`, 'svg.chart'],
+  ['node', `#/node/${cfg.node}`, 'svg.chart'],
+  ['runs', '#/runs', 'table tbody tr'],
+];
+
+const browser = await chromium.launch({ executablePath: cfg.chromium, headless: true, args: ['--no-sandbox'] });
+try {
+  // ---- an operator, on a desktop, light theme ----
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light', timezoneId: 'Pacific/Auckland' });
+  const page = await ctx.newPage();
+  watch(page, 'operator');
+  let firstBytes = 0;
+  page.on('response', async (r) => {
+    if (!r.url().startsWith(cfg.url)) return;
+    try { if (r.request().resourceType() !== 'fetch' && r.request().resourceType() !== 'eventsource') firstBytes += (await r.body()).length; } catch (e) { /* a stream */ }
+  });
+  await page.goto(cfg.url + '/');
+  await page.getByLabel('API token').waitFor();
+  result.steps.first_page_bytes = firstBytes;
+  await axe(page, 'login');
+  result.steps.first_focus = await page.evaluate(() => document.activeElement.id);
+  // a wrong token: an error on the page, still no session
+  await page.getByLabel('API token').fill('pvl_wrong');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.locator('#login-error').filter({ hasText: 'Login failed' }).waitFor({ timeout: DEADLINE });
+  await login(page, cfg.tokens.operator);
+  result.steps.cookie = (await ctx.cookies()).map((c) => ({ name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite, secure: c.secure }));
+  result.steps.cookie_visible_to_script = await page.evaluate(() => document.cookie);
+  result.steps.overview_nodes = await page.locator('#nodes-table tbody tr th').allTextContents();
+  result.steps.overview_guests = await page.locator('#tile-guests').textContent();
+  result.steps.overview_states = Object.fromEntries(await page.locator('#state-counts .count').evaluateAll(
+    (els) => els.map((e) => [e.dataset.state, Number(e.textContent)])));
+  result.steps.timezone = await page.evaluate(() => Intl.DateTimeFormat().resolvedOptions().timeZone);
+
+  // the guests table: the hostile name is text, filters and sort work
+  await open(page, '#/guests', '#guests-table tbody tr');
+  const hostileRow = page.locator('#guests-table tbody tr', { hasText: cfg.hostile });
+  result.steps.hostile_text = await hostileRow.locator('.guest-name').textContent();
+  result.steps.images_in_table = await page.locator('#guests-table img').count();
+  await page.getByLabel('Search').fill(cfg.hostile.slice(0, 8));
+  result.steps.search_rows = await page.locator('#guests-table tbody tr').count();
+  await page.getByLabel('Search').fill('');
+  await page.getByLabel('Type').selectOption('lxc');
+  result.steps.lxc_rows = await page.locator('#guests-table tbody tr td:nth-child(3)').allTextContents();
+  await page.getByLabel('Type').selectOption('');
+  await page.getByRole('button', { name: 'Name' }).click();
+  result.steps.sorted_names = await page.locator('#guests-table tbody .guest-name').allTextContents();
+
+  // live: a guest started through the simulator's API turns running here
+  const row = page.locator(`#guests-table tr[data-vmid="${cfg.stopped}"] .status`);
+  result.steps.before_start = (await row.textContent()).trim();
+  await page.evaluate(() => { window.__same_page = true; });
+  const t0 = Date.now();
+  await ask(`start ${cfg.stopped}`);
+  await page.locator(`#guests-table tr[data-vmid="${cfg.stopped}"] .status`, { hasText: 'running' }).waitFor({ timeout: DEADLINE });
+  result.steps.live_start_ms = Date.now() - t0;
+  result.steps.no_reload = await page.evaluate(() => window.__same_page === true);
+
+  // a lost stream: the banner, then a reconnect with Last-Event-ID that
+  // replays what happened meanwhile
+  await ask('cut');
+  await page.locator('#banner', { hasText: 'lost' }).waitFor({ timeout: DEADLINE });
+  result.steps.banner = (await page.locator('#banner').textContent()).trim();
+  await ask(`stop ${cfg.stopped}`);
+  await ask('restore');
+  await page.locator('#banner').waitFor({ state: 'hidden', timeout: DEADLINE });
+  await page.locator(`#guests-table tr[data-vmid="${cfg.stopped}"] .status`, { hasText: 'stopped' }).waitFor({ timeout: DEADLINE });
+  result.steps.after_reconnect = 'stopped';
+  result.steps.still_same_page = await page.evaluate(() => window.__same_page === true);
+
+  // a guest: config groups, charts, history, power with a confirmation
+  await open(page, `#/guest/${cfg.guest}`, 'svg.chart');
+  result.steps.groups = await page.locator('section.card h2').allTextContents();
+  result.steps.charts = await page.locator('svg.chart').count();
+  result.steps.chart_lines = await page.locator('svg.chart path.line').count();
+  result.steps.operator_buttons = await page.locator('[data-action]').evaluateAll((b) => b.map((x) => x.dataset.action));
+  await page.locator('[data-action="reboot"]').click();
+  await page.locator('#confirm').waitFor();
+  result.steps.confirm_text = await page.locator('#confirm-text').textContent();
+  await page.getByRole('button', { name: 'Cancel' }).click();
+  result.steps.after_cancel = (await page.locator('#action-status').textContent()).trim();
+  await page.locator('[data-action="reboot"]').click();
+  await page.locator('#confirm-ok').click();
+  await page.locator('#action-status', { hasText: 'reboot done' }).waitFor({ timeout: DEADLINE });
+  result.steps.reboot = (await page.locator('#action-status').textContent()).trim();
+  await page.getByRole('button', { name: 'day' }).click();
+  await page.locator('button[aria-pressed="true"]', { hasText: 'day' }).waitFor();
+  await page.locator('svg.chart').first().waitFor();
+
+  // a forged change: the session cookie alone is not enough
+  result.steps.forged = await page.evaluate(async (vmid) => {
+    const r = await fetch(`/api/v1/guests/${vmid}/stop`, { method: 'POST', credentials: 'same-origin' });
+    return { status: r.status, body: await r.json() };
+  }, cfg.guest);
+
+  // every page: axe, screenshots in both themes on a desktop
+  for (const [name, hash, ready] of PAGES) {
+    await open(page, hash, ready);
+    await axe(page, name);
+    for (const scheme of ['light', 'dark']) {
+      await page.emulateMedia({ colorScheme: scheme });
+      const f = path.join(cfg.out, `${name}-${scheme}-desktop.png`);
+      await page.screenshot({ path: f, fullPage: true });
+      result.shots.push(f);
+    }
+    await page.emulateMedia({ colorScheme: 'light' });
+  }
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await open(page, '#/overview', '#nodes-table tbody tr');
+  await axe(page, 'overview-dark');
+  await ctx.close();
+
+  // ---- a viewer, on a phone ----
+  for (const scheme of ['light', 'dark']) {
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, colorScheme: scheme });
+    const p = await phone.newPage();
+    watch(p, 'viewer');
+    await p.goto(cfg.url + '/');
+    const f0 = path.join(cfg.out, `login-${scheme}-phone.png`);
+    await p.screenshot({ path: f0, fullPage: true });
+    result.shots.push(f0);
+    await login(p, cfg.tokens.viewer);
+    for (const [name, hash, ready] of PAGES) {
+      await open(p, hash, ready);
+      if (name === 'guest') {
+        result.steps.viewer_buttons = await p.locator('[data-action]').count();
+        result.steps.viewer_post = await p.evaluate(async (vmid) => {
+          const s = await (await fetch('/ui/session')).json();
+          const r = await fetch(`/api/v1/guests/${vmid}/stop`, { method: 'POST', headers: { 'X-CSRF-Token': s.csrf } });
+          return { status: r.status, body: await r.json() };
+        }, cfg.guest);
+      }
+      const f = path.join(cfg.out, `${name}-${scheme}-phone.png`);
+      await p.screenshot({ path: f, fullPage: true });
+      result.shots.push(f);
+    }
+    await p.getByRole('button', { name: 'Log out' }).click();
+    await p.getByLabel('API token').waitFor();
+    result.steps[`logout_${scheme}`] = (await phone.cookies()).filter((c) => c.name === 'pvelab_session' && c.value).length;
+    await phone.close();
+  }
+} catch (e) {
+  result.failure = String(e && e.stack || e);
+} finally {
+  await browser.close();
+  process.stdout.write(JSON.stringify({ result }) + '\n');
+  rl.close();
+}

@@ -1,0 +1,328 @@
+"""The web dashboard of `pvelab serve` in a real browser: Debian's headless
+chromium driven by playwright-core (tests/browser/dashboard.mjs) against a
+server refreshing from the simulator. Login and the session cookie, the
+overview's nodes and counts, a guest started through the simulator's API
+turning "running" without a reload, the stream's banner and its replay after
+a reconnect, a hostile guest name shown as text, viewer vs operator buttons, a
+forged POST refused, axe-core on every page, and screenshots of every page in
+light and dark, desktop and phone (under the build directory's artifacts/)."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+
+import pytest
+import requests
+import urllib3
+import yaml
+
+from conftest import BIN, SRC, run
+from simfix import DEMO_SEED, start_sim, stop_sim
+from test_700_serve import Server, full_token, sim_env
+
+NODE = shutil.which("node")
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+BROWSER_DIR = os.path.join(SRC, "tests", "browser")
+HOSTILE = "<img src=x onerror=alert(1)>"
+ARTIFACTS = os.path.join(os.path.dirname(BIN), "artifacts", "dashboard")
+
+pytestmark = pytest.mark.skipif(not NODE or not CHROMIUM,
+                                reason="needs node and Debian's chromium (make check installs both)")
+urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+
+
+class Cutter:
+    """A TCP forwarder in front of pvelab serve that can drop every open
+    connection and refuse new ones for a while: what a lost Wi-Fi does to the
+    browser's event stream. It records each request head it forwards."""
+
+    def __init__(self, target_port):
+        self.target = target_port
+        self.lsock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.lsock.getsockname()[1]
+        self.open = True
+        self.conns = []
+        self.heads = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            if not self.open:
+                c.close()
+                continue
+            u = socket.create_connection(("127.0.0.1", self.target))
+            with self.lock:
+                self.conns += [c, u]
+            threading.Thread(target=self._pipe, args=(c, u, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(u, c, False), daemon=True).start()
+
+    def _pipe(self, a, b, upstream):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                if upstream and d[:4] in (b"GET ", b"POST"):
+                    self.heads.append(d.split(b"\r\n\r\n")[0].decode("latin-1"))
+                b.sendall(d)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        self.open = False
+        with self.lock:
+            for s in self.conns:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            self.conns = []
+
+    def restore(self):
+        self.open = True
+
+    def close(self):
+        self.cut()
+        self.lsock.close()
+
+
+@pytest.fixture(scope="module")
+def dash(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dash")
+    seed = yaml.safe_load(open(DEMO_SEED))
+    # a guest whose name and description are markup: the page must show them as text
+    seed["guests"].append({"vmid": 320, "type": "qemu", "node": "pve2", "status": "stopped",
+                           "config": {"name": HOSTILE, "memory": 512, "cores": 1,
+                                      "description": "<script>alert(2)</script>",
+                                      "net0": "virtio,bridge=vmbr0"}})
+    (d / "seed.yaml").write_text(yaml.safe_dump(seed))
+    sim = start_sim("--seed", d / "seed.yaml")
+    env = sim_env(sim, d / "state.db")
+    assert run("sync", env=env).rc == 0
+    tokens = {}
+    for role in ("viewer", "operator"):
+        r = run("token", "create", "web-" + role, "--role", role, env=env)
+        assert r.rc == 0, r
+        tokens[role] = r.out.strip()
+    (d / "pvelab.yaml").write_text("serve:\n  status_interval: 1\n")
+    srv = Server("--listen", "127.0.0.1:0", "-c", d / "pvelab.yaml", env=env)
+    cutter = Cutter(int(srv.url.rsplit(":", 1)[1]))
+    yield {"sim": sim, "env": env, "tokens": tokens, "srv": srv, "cutter": cutter, "dir": d}
+    cutter.close()
+    rc = srv.stop()
+    stop_sim(sim)
+    assert rc == 0, srv.err
+
+
+def sim_power(sim, vmid, verb):
+    """Start or stop a guest of the demo seed through the simulator's own API."""
+    node = {302: "pve3", 320: "pve2"}[vmid]
+    r = requests.post(f"{sim['url']}/api2/json/nodes/{node}/qemu/{vmid}/status/{verb}",
+                      headers={"Authorization": "PVEAPIToken=" + full_token(sim)},
+                      verify=False, timeout=20)
+    assert r.status_code == 200, r.text
+
+
+@pytest.fixture(scope="module")
+def seen(dash):
+    """Run the browser once; what it saw, as the node script reports it."""
+    assert os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")), \
+        "tests/browser has no node_modules: run scripts/install-deps npm"
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    cutter = dash["cutter"]
+    cfg = {"url": f"http://127.0.0.1:{cutter.port}", "tokens": dash["tokens"], "out": ARTIFACTS,
+           "hostile": HOSTILE, "stopped": 302, "guest": 300, "node": "pve1",
+           "chromium": CHROMIUM}
+    proc = subprocess.Popen([NODE, os.path.join(BROWSER_DIR, "dashboard.mjs")],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=BROWSER_DIR,
+                            env=dict(os.environ, DASH_TEST=json.dumps(cfg)))
+    timer = threading.Timer(300, proc.kill)  # a hung browser fails the test, never the suite
+    timer.start()
+    result = None
+    try:
+        for line in proc.stdout:
+            msg = json.loads(line)
+            if "result" in msg:
+                result = msg["result"]
+                break
+            verb, _, arg = msg["ask"].partition(" ")
+            if verb in ("start", "stop"):
+                sim_power(dash["sim"], int(arg), verb)
+            elif verb == "cut":
+                cutter.cut()
+            elif verb == "restore":
+                cutter.restore()
+            proc.stdin.write("ok\n")
+            proc.stdin.flush()
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        err = proc.stderr.read()
+    assert result is not None, f"the browser script gave no result (rc={proc.returncode}): {err}"
+    assert "failure" not in result, result["failure"] + "\n" + json.dumps(result["steps"], indent=1)
+    result["heads"] = cutter.heads
+    return result
+
+
+def test_login_trades_the_token_for_an_httponly_strict_cookie(seen):
+    st = seen["steps"]
+    assert st["first_focus"] == "token"  # the login below is typed, then Enter
+    cookie = [c for c in st["cookie"] if c["name"] == "pvelab_session"]
+    assert cookie == [{"name": "pvelab_session", "httpOnly": True, "sameSite": "Strict",
+                       "secure": False}]  # plain HTTP on loopback: see docs/serve.md
+    assert st["cookie_visible_to_script"] == ""
+    assert st["logout_light"] == 0 and st["logout_dark"] == 0
+
+
+def test_overview_shows_the_nodes_and_guest_counts(seen, dash):
+    st = seen["steps"]
+    cl = requests.get(dash["srv"].url + "/api/v1/cluster", timeout=20,
+                      headers={"Authorization": "Bearer " + dash["tokens"]["viewer"]}).json()
+    assert st["overview_nodes"] == ["pve1", "pve2", "pve3"]
+    assert st["overview_guests"] == str(cl["guests"]["total"]) == "7"
+    # the demo seed: 3 running (300, 301, 310), 302, 311 and the hostile 320 stopped
+    assert st["overview_states"] == {"running": 3, "stopped": 3}
+    assert st["timezone"] == "Pacific/Auckland"
+
+
+def test_a_guest_started_in_the_cluster_turns_running_without_reload(seen):
+    st = seen["steps"]
+    assert st["before_start"] == "stopped"
+    assert st["no_reload"] is True
+    print(f"running on the page {st['live_start_ms']} ms after the start (status interval 1 s)")
+
+
+def test_a_lost_stream_shows_a_banner_and_replays_with_last_event_id(seen):
+    st = seen["steps"]
+    assert st["banner"].startswith("Connection to pvelab lost")
+    assert st["after_reconnect"] == "stopped" and st["still_same_page"] is True
+    streams = [h for h in seen["heads"] if h.startswith("GET /api/v1/events")]
+    assert len(streams) >= 2
+    assert "last-event-id:" not in streams[0].lower()
+    assert any("last-event-id:" in h.lower() for h in streams[1:])
+
+
+def test_hostile_names_are_text(seen):
+    st = seen["steps"]
+    assert st["hostile_text"] == HOSTILE
+    assert st["images_in_table"] == 0
+    assert st["search_rows"] == 1
+    assert seen["dialogs"] == []
+    assert seen["csp"] == []
+    assert seen["errors"] == []
+
+
+def test_guests_table_filters_and_sorts(seen):
+    st = seen["steps"]
+    assert st["lxc_rows"] and all(t == "CT" for t in st["lxc_rows"])
+    names = st["sorted_names"]
+    assert names == sorted(names)
+
+
+def test_guest_page_groups_config_charts_and_power_with_confirmation(seen):
+    st = seen["steps"]
+    for g in ("Charts", "Hardware", "Disks", "Network", "Options", "History"):
+        assert g in st["groups"]
+    assert st["charts"] == 4 and st["chart_lines"] >= 4
+    assert set(st["operator_buttons"]) == {"shutdown", "reboot", "stop", "suspend"}
+    assert "proxy (300)" in st["confirm_text"]
+    assert st["after_cancel"] == ""
+    assert st["reboot"] == "reboot done"
+
+
+def test_a_viewer_sees_no_write_button_and_forged_posts_are_refused(seen):
+    st = seen["steps"]
+    assert st["viewer_buttons"] == 0
+    assert st["viewer_post"]["status"] == 403
+    assert st["viewer_post"]["body"]["error"]["code"] == "forbidden"
+    assert st["forged"]["status"] == 403
+    assert st["forged"]["body"]["error"]["code"] == "csrf"
+
+
+def test_axe_finds_no_serious_or_critical_violation(seen):
+    assert set(seen["axe"]) >= {"login", "overview", "guests", "guest", "node", "runs"}
+    bad = {k: v for k, v in seen["axe"].items() if v}
+    assert bad == {}
+
+
+def test_screenshots_of_every_page_light_and_dark_desktop_and_phone(seen):
+    names = {os.path.basename(f) for f in seen["shots"]}
+    for p in ("overview", "guests", "guest", "node", "runs"):
+        for scheme in ("light", "dark"):
+            for size in ("desktop", "phone"):
+                assert f"{p}-{scheme}-{size}.png" in names
+    for f in seen["shots"]:
+        assert os.path.getsize(f) > 5000, f
+
+
+def test_first_page_is_small(seen):
+    # what a phone fetches before the login form shows: page, script, style, icon
+    assert 0 < seen["steps"]["first_page_bytes"] < 200 * 1024
+
+
+def test_assets_carry_a_strict_csp_and_answer_304_when_unchanged(dash):
+    url = dash["srv"].url
+    r = requests.get(url + "/", timeout=20)
+    csp = r.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert r.headers["X-Frame-Options"] == "DENY"
+    assert "<script>" not in r.text and "onclick" not in r.text and " style=" not in r.text
+    js = requests.get(url + "/ui/app.js", timeout=20)
+    assert js.headers["Content-Type"].startswith("text/javascript")
+    assert "innerHTML" not in js.text and "eval(" not in js.text
+    again = requests.get(url + "/ui/app.js", headers={"If-None-Match": js.headers["ETag"]},
+                         timeout=20)
+    assert again.status_code == 304 and again.content == b""
+    assert requests.get(url + "/ui/nope.js", timeout=20).status_code == 404
+
+
+def test_charts_data_is_proxied_cached_and_checked(dash):
+    url, tok = dash["srv"].url, dash["tokens"]["viewer"]
+    h = {"Authorization": "Bearer " + tok}
+    a = requests.get(url + "/api/v1/guests/proxy/rrddata?timeframe=hour", headers=h, timeout=20)
+    assert a.status_code == 200, a.text
+    a = a.json()
+    assert a["timeframe"] == "hour" and a["cf"] == "AVERAGE" and len(a["series"]) >= 60
+    assert all("time" in p for p in a["series"])
+    b = requests.get(url + "/api/v1/guests/300/rrddata?timeframe=hour", headers=h, timeout=20)
+    assert b.json()["fetched"] == a["fetched"]  # the same answer, from the cache
+    n = requests.get(url + "/api/v1/nodes/pve2/rrddata?timeframe=week&cf=MAX", headers=h,
+                     timeout=20)
+    assert n.status_code == 200 and n.json()["cf"] == "MAX"
+    for path, field in (("/api/v1/nodes/pve9/rrddata", "node"),
+                        ("/api/v1/nodes/pve1/rrddata?timeframe=decade", "timeframe"),
+                        ("/api/v1/nodes/pve1/rrddata?cf=MIN", "cf"),
+                        ("/api/v1/guests/nosuch/rrddata", "guest")):
+        r = requests.get(url + path, headers=h, timeout=20)
+        assert r.status_code in (400, 404), path
+        assert r.json()["error"]["field"] == field, path
+    assert requests.get(url + "/api/v1/nodes/pve1/rrddata", timeout=20).status_code == 401
+
+
+def test_session_routes_without_a_session(dash):
+    url = dash["srv"].url
+    r = requests.get(url + "/ui/session", timeout=20)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+    # a made-up cookie is no session, and a change with it is not even looked at
+    r = requests.post(url + "/api/v1/sync", cookies={"pvelab_session": "a" * 64}, timeout=20)
+    assert r.status_code == 401
+    r = requests.post(url + "/ui/login", timeout=20)
+    assert r.status_code == 401
