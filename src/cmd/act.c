@@ -40,6 +40,7 @@ struct job {
 	struct pl_session *s;
 	struct pl_ctx *ctx;
 	const char *action;
+	const char *method; /* NULL: POST */
 	const json_t *params;
 	long long vmid;
 	char name[128], node[64], type[8];
@@ -284,7 +285,7 @@ job_send(struct job *j, const json_t *g, const char *given, const char *suffix)
 		return;
 	}
 	path = pl_asprintf("/nodes/%s/%s/%lld/%s", j->node, j->type, j->vmid, suffix);
-	pl_pve_request(j->s->pve, "POST", path, j->params, post_cb, j);
+	pl_pve_request(j->s->pve, j->method ? j->method : "POST", path, j->params, post_cb, j);
 	free(path);
 }
 
@@ -404,11 +405,21 @@ void
 pl_act_start(struct pl_session *s, const char *action, const json_t *guest, const json_t *params,
 	     long timeout_ms, pl_act_cb cb, void *arg)
 {
-	struct job *j = pl_calloc(1, sizeof(*j));
 	char *suffix = pl_asprintf("status/%s", action);
+
+	pl_act_call(s, action, "POST", suffix, guest, params, timeout_ms, cb, arg);
+	free(suffix);
+}
+
+void
+pl_act_call(struct pl_session *s, const char *action, const char *method, const char *suffix,
+	    const json_t *guest, const json_t *params, long timeout_ms, pl_act_cb cb, void *arg)
+{
+	struct job *j = pl_calloc(1, sizeof(*j));
 
 	j->s = s;
 	j->action = action;
+	j->method = method;
 	j->params = json_incref((json_t *)params);
 	j->results = json_array();
 	j->timeout_ms = timeout_ms;
@@ -416,7 +427,6 @@ pl_act_start(struct pl_session *s, const char *action, const json_t *guest, cons
 	j->arg = arg;
 	clock_gettime(CLOCK_MONOTONIC, &j->t0);
 	job_send(j, guest, pl_json_str_or(guest, "name", "?"), suffix);
-	free(suffix);
 }
 
 int

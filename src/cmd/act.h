@@ -25,6 +25,14 @@ typedef void (*pl_act_cb)(const json_t *result, void *arg);
 void pl_act_start(struct pl_session *s, const char *action, const json_t *guest,
 		  const json_t *params, long timeout_ms, pl_act_cb cb, void *arg);
 
+/* The same for any call that starts a task on the guest: method ("POST",
+ * "DELETE") on /nodes/N/TYPE/VMID/suffix ("snapshot", "snapshot/NAME/rollback");
+ * action names it in the result. action, method and suffix must live until
+ * cb (string literals, or the caller's until then). */
+void pl_act_call(struct pl_session *s, const char *action, const char *method, const char *suffix,
+		 const json_t *guest, const json_t *params, long timeout_ms, pl_act_cb cb,
+		 void *arg);
+
 /* `snapshot GUEST NAME [--vmstate] [--description TEXT] [--timeout SECS]`. */
 int pl_act_snapshot(struct pl_ctx *ctx, const struct pl_cmd *cmd, int argc, char **argv);
 

@@ -191,96 +191,6 @@ print_result(const struct pl_ctx *ctx, const json_t *res, long long run)
 	free(me);
 }
 
-/* Whether two changes are the same, their steps aside (no_backup, which
- * changes them, comes only from the command line) and their way back (a
- * plan saved before way backs has none; any is safe: a snapshot Proxmox
- * refuses becomes a backup, and none comes only from the options). */
-static bool
-same_change(const json_t *a, const json_t *b)
-{
-	json_t *x = json_deep_copy(a), *y = json_deep_copy(b);
-	bool eq;
-
-	json_object_del(x, "steps");
-	json_object_del(y, "steps");
-	json_object_del(x, "way_back");
-	json_object_del(y, "way_back");
-	eq = json_equal(x, y);
-	json_decref(x);
-	json_decref(y);
-	return eq;
-}
-
-/* Where a saved plan's changes differ from a fresh plan's of the same config
- * and cluster (an edited file, or another project's plan): what, or NULL.
- * Every change counts, not only deletes and replaces. */
-static char *
-plan_differs(const json_t *saved, const json_t *fresh)
-{
-	const json_t *sc = json_object_get(saved, "changes"), *fc = json_object_get(fresh, "changes");
-	const json_t *c, *f;
-	size_t i, j;
-
-	for (int pass = 0; pass < 2; pass++) {
-		const json_t *from = pass ? fc : sc, *in = pass ? sc : fc;
-
-		json_array_foreach(from, i, c) {
-			bool found = false;
-
-			json_array_foreach(in, j, f)
-				if (same_change(c, f))
-					found = true;
-			if (found)
-				continue;
-			if (!json_is_object(c))
-				return pl_strdup("has a change that is not an object");
-			if (pass)
-				return pl_asprintf("leaves out the %s of %lld '%s'",
-						   pl_json_str_or(c, "action", "change"),
-						   pl_json_int(c, "vmid", 0), pl_json_str_or(c, "guest", "?"));
-			return pl_asprintf("%ss %lld '%s'%s", pl_json_str_or(c, "action", "change"),
-					   pl_json_int(c, "vmid", 0), pl_json_str_or(c, "guest", "?"),
-					   json_array_size(sc) == json_array_size(fc) ? " differently" : "");
-		}
-	}
-	if (json_array_size(sc) != json_array_size(fc))
-		return pl_asprintf("has %zu changes where there are %zu", json_array_size(sc),
-				   json_array_size(fc));
-	return NULL;
-}
-
-/* Refuse, before anything is done, a plan that deletes more guests than
- * allowed: none without --allow-delete, else at most safety.max_deletes
- * (the executor checks again: a plan file is never trusted). */
-static bool
-deletes_allowed(const struct pl_session *s, const json_t *plan, struct pl_apply_opts *ao)
-{
-	const json_t *max = pl_config_get(s->cfg, "/safety/max_deletes"), *c;
-	struct pl_buf names;
-	long long n = 0;
-	size_t i;
-
-	ao->max_deletes = json_is_integer(max) ? json_integer_value(max) : -1;
-	pl_buf_init(&names, 0);
-	json_array_foreach(json_object_get(plan, "changes"), i, c) {
-		if (strcmp(pl_json_str_or(c, "action", ""), "delete"))
-			continue;
-		pl_buf_addf(&names, "%s%s", names.len ? ", " : "", pl_json_str_or(c, "guest", "?"));
-		n++;
-	}
-	if (n && !ao->allow_delete)
-		pl_error("refusing to delete %lld guest%s (%s) without --allow-delete; nothing was done",
-			 n, n == 1 ? "" : "s", names.data);
-	else if (n && ao->max_deletes >= 0 && n > ao->max_deletes)
-		pl_error("refusing to delete %lld guest%s (%s): safety.max_deletes in %s allows %lld; "
-			 "nothing was done", n, n == 1 ? "" : "s", names.data, pl_config_path(s->cfg),
-			 ao->max_deletes);
-	else
-		n = 0;
-	pl_buf_release(&names);
-	return n == 0;
-}
-
 /* What happens to the guests this apply destroys. */
 static void
 print_backups(const struct pl_ctx *ctx, const json_t *plan, const struct pl_apply_opts *ao)
@@ -314,41 +224,22 @@ print_backups(const struct pl_ctx *ctx, const json_t *plan, const struct pl_appl
 static size_t
 prune_apply_snapshots(const struct pl_ctx *ctx, struct pl_session *s, json_t *result)
 {
-	const json_t *keep = pl_config_get(s->cfg, "/apply_snapshots/keep"), *c, *e;
-	json_t *guests = json_array(), *pr = NULL, *pruned = json_array();
+	const json_t *keep = pl_config_get(s->cfg, "/apply_snapshots/keep"), *w;
+	json_t *guests = pl_planning_prune_guests(result), *pr = NULL, *warnings = json_array();
 	struct pl_snappol_opts o = { 0 };
-	size_t i, n = 0;
+	size_t i, n;
 
 	if (!json_is_integer(keep)) {
 		json_decref(guests);
-		json_decref(pruned);
+		json_decref(warnings);
 		return 0;
 	}
-	json_array_foreach(json_object_get(result, "changes"), i, c)
-		if (pl_json_str(c, "snapshot"))
-			json_array_append_new(guests,
-					      json_pack("{s:s,s:I,s:s,s:s}", "guest",
-							pl_json_str_or(c, "guest", "?"), "vmid",
-							(json_int_t)pl_json_int(c, "vmid", 0),
-							"node", pl_json_str_or(c, "node", ""),
-							"type", pl_json_str_or(c, "type", "qemu")));
-	if (json_array_size(guests) == 0)
-		goto out;
-	pl_snappol_prune_apply(s->base, s->pve, guests, json_integer_value(keep), &o, &pr);
-	json_array_foreach(json_object_get(pr, "guests"), i, e) {
-		n += json_array_size(json_object_get(e, "pruned"));
-		if (json_array_size(json_object_get(e, "pruned")))
-			json_array_append_new(pruned,
-					      json_pack("{s:s,s:I,s:O}", "guest",
-							pl_json_str_or(e, "guest", "?"), "vmid",
-							(json_int_t)pl_json_int(e, "vmid", 0),
-							"pruned", json_object_get(e, "pruned")));
-		if (!strcmp(pl_json_str_or(e, "status", ""), "failed"))
-			pl_warn(ctx, "applied, but pruning the apply snapshots of '%s' failed: %s",
-				pl_json_str_or(e, "guest", "?"), pl_json_str_or(e, "error", "?"));
-	}
-out:
-	json_object_set_new(result, "pruned_snapshots", pruned);
+	if (guests)
+		pl_snappol_prune_apply(s->base, s->pve, guests, json_integer_value(keep), &o, &pr);
+	n = pl_planning_pruned(result, pr, warnings);
+	json_array_foreach(warnings, i, w)
+		pl_warn(ctx, "%s", json_string_value(w));
+	json_decref(warnings);
 	json_decref(guests);
 	json_decref(pr);
 	return n;
@@ -438,7 +329,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			free(why);
 			goto out;
 		}
-		if ((why = plan_differs(saved, plan)) != NULL) {
+		if ((why = pl_planning_differs(saved, plan)) != NULL) {
 			pl_error("'%s' %s, which a plan of %s does not (a plan file is never trusted; run "
 				 "pvelab plan again)", a.pos[0], why, pl_config_path(s.cfg));
 			free(why);
@@ -464,8 +355,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_planning_print(ctx, plan);
 		print_backups(ctx, plan, &ao);
 	}
-	if (!deletes_allowed(&s, plan, &ao))
+	if ((err = pl_planning_deletes_refused(s.cfg, plan, &ao, "--allow-delete")) != NULL) {
+		pl_error("%s", err);
 		goto out;
+	}
 	fflush(stdout); /* the plan before any progress on stderr (CI logs mix them) */
 	if (!yes) {
 		if (!isatty(STDIN_FILENO)) {

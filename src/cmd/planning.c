@@ -9,6 +9,7 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "core/snapshot.h"
+#include "plan/apply.h"
 #include "plan/plan.h"
 #include "plan/runs.h"
 #include "plan/firewall.h"
@@ -27,7 +28,6 @@
 int
 pl_planning_open(struct pl_session *s, struct pl_ctx *ctx, char **errmsg)
 {
-	struct pl_diags d;
 	struct stat st;
 	int r;
 
@@ -40,10 +40,19 @@ pl_planning_open(struct pl_session *s, struct pl_ctx *ctx, char **errmsg)
 				 ctx->config_path);
 	if ((r = pl_session_open(s, ctx, PL_NEED_API | PL_NEED_STATE, errmsg)) != 0 || s->cfg == NULL)
 		return r;
+	return pl_planning_check(s->cfg, errmsg);
+}
+
+int
+pl_planning_check(const struct pl_config *cfg, char **errmsg)
+{
+	struct pl_diags d;
+	int r = 0;
+
 	/* what validate calls an error (an unset password_env, a raw config key
 	 * the schema rejects...) would fail or be dropped half-way through apply */
 	pl_diags_init(&d);
-	pl_config_check(s->cfg, &d);
+	pl_config_check(cfg, &d);
 	for (size_t i = 0; i < d.n && r == 0; i++) {
 		if (d.items[i].level == PL_DIAG_ERROR) {
 			char *line = pl_diag_line(&d.items[i]);
@@ -54,6 +63,95 @@ pl_planning_open(struct pl_session *s, struct pl_ctx *ctx, char **errmsg)
 	}
 	pl_diags_release(&d);
 	return r;
+}
+
+/* Whether two changes are the same, their steps aside (no_backup, which
+ * changes them, comes only from the command line) and their way back (a
+ * plan saved before way backs has none; any is safe: a snapshot Proxmox
+ * refuses becomes a backup, and none comes only from the options). */
+static bool
+same_change(const json_t *a, const json_t *b)
+{
+	json_t *x = json_deep_copy(a), *y = json_deep_copy(b);
+	bool eq;
+
+	json_object_del(x, "steps");
+	json_object_del(y, "steps");
+	json_object_del(x, "way_back");
+	json_object_del(y, "way_back");
+	eq = json_equal(x, y);
+	json_decref(x);
+	json_decref(y);
+	return eq;
+}
+
+char *
+pl_planning_differs(const json_t *saved, const json_t *fresh)
+{
+	const json_t *sc = json_object_get(saved, "changes"),
+		     *fc = json_object_get(fresh, "changes");
+	const json_t *c, *f;
+	size_t i, j;
+
+	for (int pass = 0; pass < 2; pass++) {
+		const json_t *from = pass ? fc : sc, *in = pass ? sc : fc;
+
+		json_array_foreach(from, i, c) {
+			bool found = false;
+
+			json_array_foreach(in, j, f)
+				if (same_change(c, f))
+					found = true;
+			if (found)
+				continue;
+			if (!json_is_object(c))
+				return pl_strdup("has a change that is not an object");
+			if (pass)
+				return pl_asprintf("leaves out the %s of %lld '%s'",
+						   pl_json_str_or(c, "action", "change"),
+						   pl_json_int(c, "vmid", 0),
+						   pl_json_str_or(c, "guest", "?"));
+			return pl_asprintf(
+				"%ss %lld '%s'%s", pl_json_str_or(c, "action", "change"),
+				pl_json_int(c, "vmid", 0), pl_json_str_or(c, "guest", "?"),
+				json_array_size(sc) == json_array_size(fc) ? " differently" : "");
+		}
+	}
+	if (json_array_size(sc) != json_array_size(fc))
+		return pl_asprintf("has %zu changes where there are %zu", json_array_size(sc),
+				   json_array_size(fc));
+	return NULL;
+}
+
+char *
+pl_planning_deletes_refused(const struct pl_config *cfg, const json_t *plan,
+			    struct pl_apply_opts *ao, const char *flag)
+{
+	const json_t *max = pl_config_get(cfg, "/safety/max_deletes"), *c;
+	struct pl_buf names;
+	char *why = NULL;
+	long long n = 0;
+	size_t i;
+
+	ao->max_deletes = json_is_integer(max) ? json_integer_value(max) : -1;
+	pl_buf_init(&names, 0);
+	json_array_foreach(json_object_get(plan, "changes"), i, c) {
+		if (strcmp(pl_json_str_or(c, "action", ""), "delete"))
+			continue;
+		pl_buf_addf(&names, "%s%s", names.len ? ", " : "", pl_json_str_or(c, "guest", "?"));
+		n++;
+	}
+	if (n && !ao->allow_delete)
+		why = pl_asprintf(
+			"refusing to delete %lld guest%s (%s) without %s; nothing was done", n,
+			n == 1 ? "" : "s", names.data, flag);
+	else if (n && ao->max_deletes >= 0 && n > ao->max_deletes)
+		why = pl_asprintf("refusing to delete %lld guest%s (%s): safety.max_deletes in %s "
+				  "allows %lld; nothing was done",
+				  n, n == 1 ? "" : "s", names.data, pl_config_path(cfg),
+				  ao->max_deletes);
+	pl_buf_release(&names);
+	return why;
 }
 
 /* The guests whose config a plan needs: those the config names (by vmid or
@@ -313,21 +411,145 @@ pl_planning_refresh_cancel(struct pl_planning_refresh *p)
 		refresh_free(p);
 }
 
-struct refresh_wait {
+/* The plan itself: the refresh, what the token may see, then the planner. */
+struct pl_planning_plan {
+	struct pl_session *s;
+	struct pl_plan_opts o;
+	char *profile;
+	struct pl_planning_refresh *refresh;
+	bool asking, cancelled; /* GET /access/permissions in flight */
+	json_t *snap;
+	pl_planning_plan_cb cb;
+	void *arg;
+};
+
+static void
+plan_free(struct pl_planning_plan *pp)
+{
+	json_decref(pp->snap);
+	free(pp->profile);
+	free(pp);
+}
+
+/* The config's profile, or why not. */
+static int
+check_profile(const struct pl_session *s, const char *profile, char **errmsg)
+{
+	const json_t *all = pl_config_get(s->cfg, "/profiles");
+	struct pl_buf names;
+	const char *k;
+	json_t *v;
+	int r;
+
+	if (profile == NULL || json_object_get(all, profile))
+		return 0;
+	pl_buf_init(&names, 4096);
+	json_object_foreach((json_t *)all, k, v)
+		pl_buf_addf(&names, "%s%s", names.len ? ", " : "", k);
+	r = pl_seterr(errmsg, PL_EINVAL, "no profile '%s' in %s (%s%s)", profile,
+		      pl_config_path(s->cfg), names.len ? "its profiles: " : "it has no profiles:",
+		      names.len ? names.data : " add a profiles: section");
+	pl_buf_release(&names);
+	return r;
+}
+
+static void
+plan_end(struct pl_planning_plan *pp)
+{
+	json_t *plan = NULL;
+	char *err = NULL;
+	int r;
+
+	if ((r = check_profile(pp->s, pp->o.profile, &err)) == 0)
+		r = pl_plan_build(pp->s->cfg, pp->snap, &pp->o, &plan, &err);
+	pp->cb(r, r ? NULL : pp->snap, plan, r ? (err ? err : pl_strerror(r)) : NULL, pp->arg);
+	json_decref(plan);
+	free(err);
+	plan_free(pp);
+}
+
+static void
+on_permissions(const struct pl_pve_result *res, void *arg)
+{
+	struct pl_planning_plan *pp = arg;
+
+	pp->asking = false;
+	if (pp->cancelled) {
+		plan_free(pp);
+		return;
+	}
+	/* what the token sees: plan creates no guest on a vmid out of its view
+	 * (a token that may not read its permissions plans without) */
+	if (res->err == 0 && res->data)
+		json_object_set(pp->snap, PL_SNAP_PERMS, res->data);
+	plan_end(pp);
+}
+
+static void
+on_refreshed(int err, json_t *snap, const char *errmsg, void *arg)
+{
+	struct pl_planning_plan *pp = arg;
+	char *msg;
+
+	pp->refresh = NULL;
+	if (err) {
+		msg = pl_asprintf("cannot refresh the cluster: %s",
+				  errmsg ? errmsg : pl_strerror(err));
+		pp->cb(err, NULL, NULL, msg, pp->arg);
+		free(msg);
+		plan_free(pp);
+		return;
+	}
+	pp->snap = json_incref(snap);
+	pp->asking = true;
+	pl_pve_request(pp->s->pve, "GET", "/access/permissions", NULL, on_permissions, pp);
+}
+
+struct pl_planning_plan *
+pl_planning_plan_start(struct pl_session *s, const struct pl_plan_opts *o, pl_planning_plan_cb cb,
+		       void *arg)
+{
+	struct pl_planning_plan *pp = pl_calloc(1, sizeof(*pp));
+
+	pp->s = s;
+	pp->o = *o;
+	pp->profile = o->profile ? pl_strdup(o->profile) : NULL;
+	pp->o.profile = pp->profile;
+	pp->cb = cb;
+	pp->arg = arg;
+	pp->refresh = pl_planning_refresh_start(s, on_refreshed, pp);
+	return pp;
+}
+
+void
+pl_planning_plan_cancel(struct pl_planning_plan *pp)
+{
+	if (pp == NULL || pp->cancelled)
+		return;
+	pp->cancelled = true;
+	if (pp->refresh) {
+		pl_planning_refresh_cancel(pp->refresh);
+		plan_free(pp);
+	}
+	/* else its permissions request frees it as it answers */
+}
+
+struct plan_wait {
 	bool done;
 	int err;
-	json_t *snap;
+	json_t *snap, *plan;
 	char *msg;
 };
 
 static void
-refresh_waited(int err, json_t *snap, const char *errmsg, void *arg)
+plan_waited(int err, json_t *snap, json_t *plan, const char *errmsg, void *arg)
 {
-	struct refresh_wait *w = arg;
+	struct plan_wait *w = arg;
 
 	w->done = true;
 	w->err = err;
 	w->snap = json_incref(snap);
+	w->plan = json_incref(plan);
 	w->msg = err ? pl_strdup(errmsg ? errmsg : pl_strerror(err)) : NULL;
 }
 
@@ -335,46 +557,73 @@ int
 pl_planning_build(struct pl_session *s, const struct pl_plan_opts *o, json_t **snap,
 		  json_t **plan, char **errmsg)
 {
-	struct refresh_wait w = { 0 };
+	struct plan_wait w = { 0 };
 	int r;
 
 	*snap = *plan = NULL;
 	if ((r = pl_session_api(s, errmsg)) != 0)
 		return pl_preferr(errmsg, r, "cannot refresh the cluster");
-	pl_planning_refresh_start(s, refresh_waited, &w);
+	pl_planning_plan_start(s, o, plan_waited, &w);
 	while (!w.done)
 		if (event_base_loop(pl_pve_base(s->pve), EVLOOP_ONCE) != 0)
 			pl_die("the refresh stalled: the event loop has nothing left to wait for");
 	if (w.err) {
+		json_decref(w.snap);
 		pl_seterr(errmsg, w.err, "%s", w.msg);
 		free(w.msg);
-		return pl_preferr(errmsg, w.err, "cannot refresh the cluster");
+		return w.err;
 	}
 	*snap = w.snap;
-	{ /* what the token sees: plan creates no guest on a vmid out of its view */
-		json_t *perms = NULL;
-		char *perr = NULL;
+	*plan = w.plan;
+	return 0;
+}
 
-		if (pl_pve_call(s->pve, "GET", "/access/permissions", NULL, &perms, &perr) == 0)
-			json_object_set_new(*snap, PL_SNAP_PERMS, perms);
-		free(perr);
-	}
-	if (o->profile && !json_object_get(pl_config_get(s->cfg, "/profiles"), o->profile)) {
-		const json_t *all = pl_config_get(s->cfg, "/profiles");
-		struct pl_buf names;
-		const char *k;
-		json_t *v;
+json_t *
+pl_planning_prune_guests(const json_t *result)
+{
+	json_t *guests = json_array();
+	const json_t *c;
+	size_t i;
 
-		pl_buf_init(&names, 4096);
-		json_object_foreach((json_t *)all, k, v)
-			pl_buf_addf(&names, "%s%s", names.len ? ", " : "", k);
-		r = pl_seterr(errmsg, PL_EINVAL, "no profile '%s' in %s (%s%s)", o->profile,
-			      pl_config_path(s->cfg), names.len ? "its profiles: " : "it has no profiles:",
-			      names.len ? names.data : " add a profiles: section");
-		pl_buf_release(&names);
-		return r;
+	json_array_foreach(json_object_get(result, "changes"), i, c)
+		if (pl_json_str(c, "snapshot"))
+			json_array_append_new(guests,
+					      json_pack("{s:s,s:I,s:s,s:s}", "guest",
+							pl_json_str_or(c, "guest", "?"), "vmid",
+							(json_int_t)pl_json_int(c, "vmid", 0),
+							"node", pl_json_str_or(c, "node", ""),
+							"type", pl_json_str_or(c, "type", "qemu")));
+	if (json_array_size(guests) == 0) {
+		json_decref(guests);
+		return NULL;
 	}
-	return pl_plan_build(s->cfg, *snap, o, plan, errmsg);
+	return guests;
+}
+
+size_t
+pl_planning_pruned(json_t *result, const json_t *pr, json_t *warnings)
+{
+	json_t *pruned = json_array();
+	const json_t *e;
+	size_t i, n = 0;
+
+	json_array_foreach(json_object_get(pr, "guests"), i, e) {
+		n += json_array_size(json_object_get(e, "pruned"));
+		if (json_array_size(json_object_get(e, "pruned")))
+			json_array_append_new(pruned,
+					      json_pack("{s:s,s:I,s:O}", "guest",
+							pl_json_str_or(e, "guest", "?"), "vmid",
+							(json_int_t)pl_json_int(e, "vmid", 0),
+							"pruned", json_object_get(e, "pruned")));
+		if (!strcmp(pl_json_str_or(e, "status", ""), "failed"))
+			json_array_append_new(
+				warnings, json_sprintf("applied, but pruning the apply snapshots "
+						       "of '%s' failed: %s",
+						       pl_json_str_or(e, "guest", "?"),
+						       pl_json_str_or(e, "error", "?")));
+	}
+	json_object_set_new(result, "pruned_snapshots", pruned);
+	return n;
 }
 
 static const char *

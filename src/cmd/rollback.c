@@ -61,59 +61,6 @@ list_runs(struct pl_ctx *ctx, struct pl_session *s)
 	return PL_EXIT_OK;
 }
 
-/* A deleted or replaced guest comes back from the backup the run took of it
- * before the destroy; a replacement the run created is destroyed first. */
-static void
-restore_change(json_t *changes, long long id, const json_t *c)
-{
-	bool replace = !strcmp(pl_json_str_or(c, "action", ""), "replace");
-	const char *backup = pl_json_str(c, "backup");
-	json_t *r;
-
-	if (!json_is_true(json_object_get(c, "destroyed"))) {
-		if (replace && json_is_true(json_object_get(c, "created")))
-			printf("note: run %lld created %s (%lld) but kept the guest it replaces; "
-			       "pvelab destroy %lld removes the new one\n", id, pl_json_str_or(c, "guest", "?"),
-			       pl_json_int(c, "vmid", 0), pl_json_int(c, "vmid", 0));
-		return;
-	}
-	if (backup == NULL) {
-		printf("note: run %lld destroyed %s (%lld) without a backup%s: it cannot be restored\n", id,
-		       pl_json_str_or(c, "guest", "?"), pl_json_int(c, replace ? "old_vmid" : "vmid", 0),
-		       json_is_true(json_object_get(c, "no_backup")) ? " (--no-backup)" : "");
-		return;
-	}
-	r = json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:s?,s:b}", "action", "restore", "guest",
-		      pl_json_str_or(c, "guest", ""), "type",
-		      pl_json_str_or(c, replace ? "from_type" : "type", "qemu"), "vmid",
-		      (json_int_t)pl_json_int(c, replace ? "old_vmid" : "vmid", 0), "node",
-		      pl_json_str(c, replace ? "old_node" : "node"), "archive", backup, "backup_storage",
-		      pl_json_str(c, "backup_storage"), "running",
-		      json_is_true(json_object_get(c, "was_running")));
-	if (replace && json_is_true(json_object_get(c, "created"))) {
-		json_object_set_new(r, "old_vmid", json_integer(pl_json_int(c, "vmid", 0)));
-		json_object_set_new(r, "from_type", json_string(pl_json_str_or(c, "type", "qemu")));
-		json_object_set_new(r, "old_node", json_string(pl_json_str_or(c, "node", "")));
-	}
-	json_array_append_new(changes, r);
-}
-
-/* A changed guest whose way back was a backup (it could not be
- * snapshotted) comes back from that archive, restored over it where it is
- * now (force=1): its state now is backed up first. */
-static void
-overwrite_change(json_t *changes, const json_t *c)
-{
-	json_t *r = json_pack(
-		"{s:s,s:s,s:s,s:I,s:s?,s:s,s:s?,s:b,s:b}", "action", "restore", "guest",
-		pl_json_str_or(c, "guest", ""), "type", pl_json_str_or(c, "type", "qemu"), "vmid",
-		(json_int_t)pl_json_int(c, "vmid", 0), "node", pl_json_str(c, "node"), "archive",
-		pl_json_str(c, "backup"), "backup_storage", pl_json_str(c, "backup_storage"),
-		"running", json_is_true(json_object_get(c, "was_running")), "overwrite", 1);
-
-	json_array_append_new(changes, r);
-}
-
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
@@ -124,7 +71,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	long long id, rb_id = 0;
 	bool yes = false, overwrite;
 	size_t noverwrite = 0;
-	json_t *runrec = NULL, *plan = NULL, *result = NULL, *changes, *owned = NULL;
+	json_t *runrec = NULL, *plan = NULL, *result = NULL, *changes, *owned = NULL, *notes = NULL;
 	const json_t *c;
 	char *err = NULL;
 	size_t i;
@@ -164,32 +111,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("run %lld is a %s, not an apply or a destroy", id, pl_json_str_or(runrec, "kind", "?"));
 		goto out;
 	}
-	plan = json_pack("{s:i,s:[]}", "version", 1, "changes");
+	notes = json_array();
+	plan = pl_runs_rollback_plan(runrec, notes);
 	changes = json_object_get(plan, "changes");
-	json_array_foreach(json_object_get(json_object_get(runrec, "result"), "changes"), i, c) {
-		const char *action = pl_json_str_or(c, "action", "");
-
-		const char *st = pl_json_str_or(c, "status", "");
-
-		/* a snapshot is named once taken (runs before issue 15 named it
-		 * when asked for: their "skipped" changes took none) */
-		if (pl_json_str(c, "snapshot") && strcmp(st, "skipped") && strcmp(st, "not started"))
-			json_array_append_new(changes, json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:b}", "action", "rollback",
-								 "guest", pl_json_str_or(c, "guest", ""), "type",
-								 pl_json_str_or(c, "type", "qemu"), "vmid",
-								 (json_int_t)pl_json_int(c, "vmid", 0), "node",
-								 pl_json_str(c, "node"), "snapshot", pl_json_str(c, "snapshot"),
-								 "running", json_is_true(json_object_get(c, "was_running"))));
-		else if (!strcmp(action, "delete") || !strcmp(action, "replace"))
-			restore_change(changes, id, c);
-		else if (!strcmp(action, "update") && pl_json_str(c, "backup") &&
-			 strcmp(st, "not started"))
-			overwrite_change(changes, c);
-		else if (json_is_true(json_object_get(c, "created")) ||
-			 (!strcmp(action, "create") && !strcmp(st, "ok")))
-			printf("note: run %lld created %s (%lld); pvelab destroy %lld removes it\n", id,
-			       pl_json_str_or(c, "guest", "?"), pl_json_int(c, "vmid", 0), pl_json_int(c, "vmid", 0));
-	}
+	json_array_foreach(notes, i, c)
+		printf("note: %s\n", json_string_value(c));
 	if (json_array_size(changes) == 0) {
 		printf("Run %lld changed no existing guest: nothing to roll back.\n", id);
 		rc = PL_EXIT_OK;
@@ -244,17 +170,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	ao.stop = &guard.stop;
 	/* Its changes come from this store's record of the run, not from a
 	 * file: the guests that run touched are the ones it may touch again. */
-	owned = json_object();
-	json_array_foreach(changes, i, c) {
-		char key[32];
-
-		snprintf(key, sizeof(key), "%lld", pl_json_int(c, "vmid", 0));
-		json_object_set_new(owned, key, json_true());
-		if (json_object_get(c, "old_vmid")) {
-			snprintf(key, sizeof(key), "%lld", pl_json_int(c, "old_vmid", 0));
-			json_object_set_new(owned, key, json_true());
-		}
-	}
+	owned = pl_runs_rollback_owned(plan);
 	ao.owned = owned;
 	pl_guard_arm(&guard);
 	r = pl_apply_run(s.base, s.pve, plan, &ao, &result);
@@ -277,6 +193,7 @@ out:
 	free(err);
 	json_decref(runrec);
 	json_decref(owned);
+	json_decref(notes);
 	json_decref(plan);
 	json_decref(result);
 	pl_session_close(&s);

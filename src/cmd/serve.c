@@ -8,6 +8,7 @@
 #include "cmd/connect.h"
 #include "cmd/serve_api.h"
 #include "cmd/serve_dash.h"
+#include "cmd/serve_runs.h"
 #include "config/config.h"
 #include "core/err.h"
 #include "core/file.h"
@@ -15,6 +16,7 @@
 #include "core/log.h"
 #include "core/x509.h"
 #include "proxy/proxy.h"
+#include "serve/runs.h"
 #include "serve/serve.h"
 
 #include <event2/event.h>
@@ -34,6 +36,16 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	pl_log_info("serve: signal %d, stopping", (int)sig);
 	event_base_loopexit(arg, NULL);
+}
+
+/* A plan, apply or snapshot changed guests: the store follows at once. */
+static void
+on_changed(void *arg)
+{
+	struct pl_serve_refresh *f = arg;
+
+	if (f->s && f->s->pve)
+		pl_serve_refresh_sync(f);
 }
 
 /* Whether the environment names a cluster (PVELAB_URL, as connect.c reads it). */
@@ -133,6 +145,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_serve_api api;
 	struct pl_serve_refresh refresh;
 	struct pl_dash dash = { 0 };
+	struct pl_serve_runs_api runs_api;
+	struct pl_serve_runs *runs = NULL;
 	bool refreshing = false, api_made = false;
 	struct pl_serve *sv = NULL;
 	struct event *sigint = NULL, *sigterm = NULL;
@@ -224,6 +238,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_serve_api_init(&api, &s, &refresh);
 	api_made = true;
 	pl_serve_add(sv, &api.module);
+	runs = pl_serve_runs_new(&s, sv, on_changed, &refresh);
+	pl_serve_runs_api_init(&runs_api, runs, &api);
+	pl_serve_add(sv, &runs_api.module);
 	pl_dash_init(&dash, sv, &api);
 	for (size_t i = 0; i < n; i++) {
 		bool loop = pl_serve_is_loopback(addrs[i]);
@@ -264,6 +281,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	event_base_dispatch(s.base);
 	rc = PL_EXIT_OK;
 out:
+	pl_serve_runs_free(runs);
+	runs_api.runs = NULL; /* the requests still waiting are dropped with the server */
 	if (refreshing)
 		pl_serve_refresh_release(&refresh);
 	pl_serve_free(sv);

@@ -133,31 +133,6 @@ get_runs(struct pl_serve_req *req, void *arg)
 }
 
 static void
-get_run(struct pl_serve_req *req, void *arg)
-{
-	struct pl_serve_api *api = arg;
-	const char *id = pl_serve_path_param(req, "id");
-	long long n;
-	json_t *out = NULL;
-	char *err = NULL;
-	int r;
-
-	if (pl_str_to_ll(id, 1, LLONG_MAX, &n) != 0) {
-		pl_serve_error(req, 400, "bad_request", "id",
-			       "a run id is a positive number, not "
-			       "'%.32s'",
-			       id);
-		return;
-	}
-	r = pl_runs_get(api->s->state, n, &out, &err);
-	if (r == PL_ENOENT) {
-		free(err);
-		err = pl_strdup("no such run");
-	}
-	answer(req, r, "id", out, err);
-}
-
-static void
 get_sync(struct pl_serve_req *req, void *arg)
 {
 	struct pl_serve_api *api = arg;
@@ -197,21 +172,43 @@ action_get(struct pl_serve_api *api, long long id)
 	return a && pl_json_int(a, "id", 0) == id ? a : NULL;
 }
 
-static void
-on_action(const json_t *result, void *arg)
+long long
+pl_serve_api_action_new(struct pl_serve_api *api, const char *action, long long vmid,
+			const char *name, json_t **copy)
 {
-	struct action_wait *w = arg;
-	json_t *a = action_get(w->api, w->id);
+	json_t *a = json_pack("{s:I,s:s,s:I,s:s?,s:s,s:n}", "id", (json_int_t)++api->action_seq,
+			      "action", action, "vmid", (json_int_t)vmid, "name", name, "state",
+			      "running", "result");
+
+	json_decref(api->actions[api->action_seq % PL_SERVE_ACTIONS]);
+	api->actions[api->action_seq % PL_SERVE_ACTIONS] = a;
+	if (copy)
+		*copy = json_deep_copy(a);
+	return api->action_seq;
+}
+
+void
+pl_serve_api_action_end(struct pl_serve_api *api, long long id, const json_t *result)
+{
+	json_t *a = action_get(api, id);
 	bool ok = json_is_true(json_object_get(result, "ok"));
 
 	if (a) {
 		json_object_set_new(a, "state", json_string(ok ? "ok" : "failed"));
 		json_object_set(a, "result", (json_t *)result);
-		pl_serve_emit(w->api->refresh->sv, "action", json_deep_copy(a));
+		pl_serve_emit(api->refresh->sv, "action", json_deep_copy(a));
 	}
 	/* the store follows what pvelab itself changed at once */
-	if (ok && !json_is_true(json_object_get(result, "unchanged")) && w->api->refresh->s->pve)
-		pl_serve_refresh_sync(w->api->refresh);
+	if (ok && !json_is_true(json_object_get(result, "unchanged")) && api->refresh->s->pve)
+		pl_serve_refresh_sync(api->refresh);
+}
+
+static void
+on_action(const json_t *result, void *arg)
+{
+	struct action_wait *w = arg;
+
+	pl_serve_api_action_end(w->api, w->id, result);
 	free(w);
 }
 
@@ -243,16 +240,12 @@ post_action(struct pl_serve_req *req, const char *action, struct pl_serve_api *a
 	entry = json_object_get(api->refresh->live_by_id, id);
 	if (entry == NULL)
 		entry = stored;
-	a = json_pack("{s:I,s:s,s:I,s:s?,s:s,s:n}", "id", (json_int_t)++api->action_seq, "action",
-		      action, "vmid", (json_int_t)pl_json_int(stored, "vmid", 0), "name",
-		      pl_json_str(stored, "name"), "state", "running", "result");
-	json_decref(api->actions[api->action_seq % PL_SERVE_ACTIONS]);
-	api->actions[api->action_seq % PL_SERVE_ACTIONS] = a;
 	w = pl_calloc(1, sizeof(*w));
 	w->api = api;
-	w->id = api->action_seq;
+	w->id = pl_serve_api_action_new(api, action, pl_json_int(stored, "vmid", 0),
+					pl_json_str(stored, "name"), &a);
 	pl_act_start(api->s, action, entry, NULL, 600000, on_action, w);
-	pl_serve_reply(req, 202, json_deep_copy(a));
+	pl_serve_reply(req, 202, a);
 out:
 	json_decref(names);
 	json_decref(stored);
@@ -353,8 +346,6 @@ static const struct pl_serve_route routes[] = {
 	{ "GET", "/api/v1/runs", PL_ROLE_VIEWER, 200,
 	  "the runs (syncs, applies, rollbacks...), newest first",
 	  "{\"type\":\"array\",\"items\":" RUN "}", NULL, runs_query, get_runs, 0 },
-	{ "GET", "/api/v1/runs/{id}", PL_ROLE_VIEWER, 200, "one run with its result", RUN, NULL,
-	  NULL, get_run, 0 },
 	{ "GET", "/api/v1/sync", PL_ROLE_VIEWER, 200,
 	  "the background refresh: age and last error of the status list and of the last sync, "
 	  "the run it recorded",

@@ -57,6 +57,15 @@ struct pl_serve_api {
 	long long action_seq;
 };
 
+/* An action on a guest asked through the API (a power action, a snapshot),
+ * kept for GET /api/v1/actions/{id}: recorded running, its id returned
+ * (*copy, optional: a new reference to the record, for the 202 answer). */
+long long pl_serve_api_action_new(struct pl_serve_api *api, const char *action, long long vmid,
+				  const char *name, json_t **copy);
+/* Its end: result as pl_act_cb gives it ("ok"...); tells the event stream,
+ * and syncs the store when it changed something. */
+void pl_serve_api_action_end(struct pl_serve_api *api, long long id, const json_t *result);
+
 void pl_serve_api_init(struct pl_serve_api *api, struct pl_session *s,
 		       struct pl_serve_refresh *refresh);
 void pl_serve_api_release(struct pl_serve_api *api);

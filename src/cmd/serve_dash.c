@@ -30,6 +30,14 @@ static const char csp[] = "default-src 'none'; script-src 'self'; style-src 'sel
 			  "img-src 'self' data:; connect-src 'self'; font-src 'self'; "
 			  "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
+struct slot;
+
+/* A request waiting for a slot's answer. */
+struct waiter {
+	struct slot *slot;
+	struct pl_serve_req *req;
+};
+
 /* One cached rrddata answer, or one being fetched (busy) with the requests
  * that wait for it. */
 struct slot {
@@ -37,7 +45,7 @@ struct slot {
 	json_t *data; /* the answer sent: {series, timeframe, cf, fetched} */
 	double at;    /* when it was fetched */
 	bool busy;
-	long long waiting[CACHE_WAITERS];
+	struct waiter *waiting[CACHE_WAITERS];
 	int nwaiting;
 };
 
@@ -358,20 +366,33 @@ node_name_ok(const char *n)
 	       n[0] != '-';
 }
 
+/* A waiting request's client went away (or the server stops). */
 static void
-answer_waiting(struct pl_dash *d, struct slot *sl, int status, const char *err)
+on_gone(void *arg)
 {
-	for (int i = 0; i < sl->nwaiting; i++) {
-		struct pl_serve_req *req = pl_serve_resume(d->sv, sl->waiting[i]);
+	struct waiter *w = arg;
+	struct slot *sl = w->slot;
 
-		if (req == NULL) /* its client went away */
-			continue;
+	for (int i = 0; i < sl->nwaiting; i++)
+		if (sl->waiting[i] == w) {
+			sl->waiting[i] = sl->waiting[--sl->nwaiting];
+			break;
+		}
+	free(w);
+}
+
+static void
+answer_waiting(struct slot *sl, int status, const char *err)
+{
+	while (sl->nwaiting) {
+		struct waiter *w = sl->waiting[--sl->nwaiting];
+
 		if (status == 200)
-			pl_serve_reply(req, 200, json_incref(sl->data));
+			pl_serve_reply(w->req, 200, json_incref(sl->data));
 		else
-			pl_serve_error(req, status, "cluster_error", NULL, "%s", err);
+			pl_serve_error(w->req, status, "cluster_error", NULL, "%s", err);
+		free(w);
 	}
-	sl->nwaiting = 0;
 }
 
 static void
@@ -392,7 +413,7 @@ on_rrd(const struct pl_pve_result *res, void *arg)
 				    res->err ? (res->errmsg ? res->errmsg : pl_strerror(res->err)) :
 					       "not a list");
 
-		answer_waiting(d, sl, 502, msg);
+		answer_waiting(sl, 502, msg);
 		free(msg);
 		sl->key[0] = '\0';
 	} else {
@@ -400,7 +421,7 @@ on_rrd(const struct pl_pve_result *res, void *arg)
 		sl->at = now_s();
 		sl->data = json_pack("{s:O,s:s,s:s,s:f}", "series", res->data, "timeframe",
 				     f->timeframe, "cf", f->cf, "fetched", sl->at);
-		answer_waiting(d, sl, 200, NULL);
+		answer_waiting(sl, 200, NULL);
 	}
 	free(f);
 }
@@ -465,7 +486,12 @@ rrd_answer(struct pl_dash *d, struct pl_serve_req *req, const char *pve_path)
 		pl_serve_error(req, 503, "busy", NULL, "too many charts are being read; try again");
 		return;
 	}
-	sl->waiting[sl->nwaiting++] = pl_serve_defer(req);
+	struct waiter *w = pl_calloc(1, sizeof(*w));
+
+	w->slot = sl;
+	w->req = req;
+	sl->waiting[sl->nwaiting++] = w;
+	pl_serve_defer(req, on_gone, w);
 	if (!sl->busy) {
 		struct fetch *f = pl_calloc(1, sizeof(*f));
 		json_t *params = json_pack("{s:s,s:s}", "timeframe", tf, "cf", cf);

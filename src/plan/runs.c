@@ -148,3 +148,130 @@ pl_runs_unlock(struct pl_state *s, const char *name, char **errmsg)
 
 	return pl_state_lock_release(s, name, &me, errmsg);
 }
+
+/* ---- the way back of a run -------------------------------------------- */
+
+/* A deleted or replaced guest comes back from the backup the run took of it
+ * before the destroy; a replacement the run created is destroyed first. */
+static void
+restore_change(json_t *changes, json_t *notes, long long id, const json_t *c)
+{
+	bool replace = !strcmp(pl_json_str_or(c, "action", ""), "replace");
+	const char *backup = pl_json_str(c, "backup");
+	json_t *r;
+
+	if (!json_is_true(json_object_get(c, "destroyed"))) {
+		if (replace && json_is_true(json_object_get(c, "created")))
+			json_array_append_new(
+				notes,
+				json_sprintf("run %lld created %s (%lld) but kept the guest it "
+					     "replaces; pvelab destroy %lld removes the new one",
+					     id, pl_json_str_or(c, "guest", "?"),
+					     pl_json_int(c, "vmid", 0), pl_json_int(c, "vmid", 0)));
+		return;
+	}
+	if (backup == NULL) {
+		json_array_append_new(
+			notes,
+			json_sprintf("run %lld destroyed %s (%lld) without a backup%s: it cannot "
+				     "be restored",
+				     id, pl_json_str_or(c, "guest", "?"),
+				     pl_json_int(c, replace ? "old_vmid" : "vmid", 0),
+				     json_is_true(json_object_get(c, "no_backup")) ?
+					     " (--no-backup)" :
+					     ""));
+		return;
+	}
+	r = json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:s?,s:b}", "action", "restore", "guest",
+		      pl_json_str_or(c, "guest", ""), "type",
+		      pl_json_str_or(c, replace ? "from_type" : "type", "qemu"), "vmid",
+		      (json_int_t)pl_json_int(c, replace ? "old_vmid" : "vmid", 0), "node",
+		      pl_json_str(c, replace ? "old_node" : "node"), "archive", backup,
+		      "backup_storage", pl_json_str(c, "backup_storage"), "running",
+		      json_is_true(json_object_get(c, "was_running")));
+	if (replace && json_is_true(json_object_get(c, "created"))) {
+		json_object_set_new(r, "old_vmid", json_integer(pl_json_int(c, "vmid", 0)));
+		json_object_set_new(r, "from_type", json_string(pl_json_str_or(c, "type", "qemu")));
+		json_object_set_new(r, "old_node", json_string(pl_json_str_or(c, "node", "")));
+	}
+	json_array_append_new(changes, r);
+}
+
+/* A changed guest whose way back was a backup (it could not be
+ * snapshotted) comes back from that archive, restored over it where it is
+ * now (force=1): its state now is backed up first. */
+static void
+overwrite_change(json_t *changes, const json_t *c)
+{
+	json_t *r = json_pack(
+		"{s:s,s:s,s:s,s:I,s:s?,s:s,s:s?,s:b,s:b}", "action", "restore", "guest",
+		pl_json_str_or(c, "guest", ""), "type", pl_json_str_or(c, "type", "qemu"), "vmid",
+		(json_int_t)pl_json_int(c, "vmid", 0), "node", pl_json_str(c, "node"), "archive",
+		pl_json_str(c, "backup"), "backup_storage", pl_json_str(c, "backup_storage"),
+		"running", json_is_true(json_object_get(c, "was_running")), "overwrite", 1);
+
+	json_array_append_new(changes, r);
+}
+
+json_t *
+pl_runs_rollback_plan(const json_t *run, json_t *notes)
+{
+	json_t *plan = json_pack("{s:i,s:[]}", "version", 1, "changes");
+	json_t *changes = json_object_get(plan, "changes");
+	long long id = pl_json_int(run, "id", 0);
+	const json_t *c;
+	size_t i;
+
+	json_array_foreach(json_object_get(json_object_get(run, "result"), "changes"), i, c) {
+		const char *action = pl_json_str_or(c, "action", "");
+		const char *st = pl_json_str_or(c, "status", "");
+
+		/* a snapshot is named once taken (runs before issue 15 named it
+		 * when asked for: their "skipped" changes took none) */
+		if (pl_json_str(c, "snapshot") && strcmp(st, "skipped") &&
+		    strcmp(st, "not started"))
+			json_array_append_new(
+				changes,
+				json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:b}", "action", "rollback",
+					  "guest", pl_json_str_or(c, "guest", ""), "type",
+					  pl_json_str_or(c, "type", "qemu"), "vmid",
+					  (json_int_t)pl_json_int(c, "vmid", 0), "node",
+					  pl_json_str(c, "node"), "snapshot",
+					  pl_json_str(c, "snapshot"), "running",
+					  json_is_true(json_object_get(c, "was_running"))));
+		else if (!strcmp(action, "delete") || !strcmp(action, "replace"))
+			restore_change(changes, notes, id, c);
+		else if (!strcmp(action, "update") && pl_json_str(c, "backup") &&
+			 strcmp(st, "not started"))
+			overwrite_change(changes, c);
+		else if (json_is_true(json_object_get(c, "created")) ||
+			 (!strcmp(action, "create") && !strcmp(st, "ok")))
+			json_array_append_new(
+				notes,
+				json_sprintf("run %lld created %s (%lld); pvelab destroy "
+					     "%lld removes it",
+					     id, pl_json_str_or(c, "guest", "?"),
+					     pl_json_int(c, "vmid", 0), pl_json_int(c, "vmid", 0)));
+	}
+	return plan;
+}
+
+json_t *
+pl_runs_rollback_owned(const json_t *plan)
+{
+	json_t *owned = json_object();
+	const json_t *c;
+	size_t i;
+
+	json_array_foreach(json_object_get(plan, "changes"), i, c) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "%lld", pl_json_int(c, "vmid", 0));
+		json_object_set_new(owned, key, json_true());
+		if (json_object_get(c, "old_vmid")) {
+			snprintf(key, sizeof(key), "%lld", pl_json_int(c, "old_vmid", 0));
+			json_object_set_new(owned, key, json_true());
+		}
+	}
+	return owned;
+}

@@ -52,4 +52,15 @@ int pl_runs_lock(struct pl_state *s, const char *name, json_t **stale, char **er
 /* Release lock name if this process holds it. */
 int pl_runs_unlock(struct pl_state *s, const char *name, char **errmsg);
 
+/* The plan that rolls run back (an apply's or destroy's record, as
+ * pl_runs_get gives it): a "rollback" change per guest it snapshotted, a
+ * "restore" per guest it destroyed with a backup, an overwriting "restore"
+ * per changed guest whose way back was a backup. What cannot be rolled back
+ * (a guest created, one destroyed without a backup) goes to notes as lines.
+ * New reference. */
+json_t *pl_runs_rollback_plan(const json_t *run, json_t *notes);
+/* The guests such a plan may touch ({"<vmid>": true}), for
+ * pl_apply_opts.owned: those the run touched. New reference. */
+json_t *pl_runs_rollback_owned(const json_t *plan);
+
 #endif

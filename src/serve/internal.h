@@ -57,7 +57,6 @@ struct pl_serve {
 	struct pl_serve_fail fails[256];
 	struct pl_serve_event *ring; /* the last lim.event_ring events, by id % size */
 	long long event_seq;         /* the newest event's id */
-	long long ticket_seq;        /* the newest deferred request's ticket */
 	struct event *heartbeat;
 	pl_serve_auth_fn auth; /* a module's credentials (NULL: bearer only) */
 	void *auth_arg;
@@ -76,9 +75,10 @@ struct pl_serve_req {
 	struct evkeyvalq query;
 	json_t *body;
 	bool answered, close;
-	bool kept;        /* an event stream: it lives with its connection */
-	long long ticket; /* deferred: answered later, then freed */
-	bool in_handler;  /* its handler has not returned yet */
+	bool kept;                 /* an event stream: it lives with its connection */
+	bool deferred, in_handler; /* answered later; its handler is running */
+	void (*gone)(void *arg);   /* a deferred request's client went away */
+	void *gone_arg;
 	int held_status;
 	json_t *held_body;
 	struct timespec t0;

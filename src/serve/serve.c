@@ -348,8 +348,14 @@ conn_drop(struct pl_serve_conn *c)
 		orphan_free(c->held);
 	if (c->stream)
 		orphan_free(c->stream);
-	if (c->deferred)
-		orphan_free(c->deferred);
+	if (c->deferred) {
+		struct pl_serve_req *r = c->deferred;
+
+		c->deferred = NULL;
+		if (r->gone)
+			r->gone(r->gone_arg);
+		orphan_free(r);
+	}
 	free(c);
 }
 
@@ -484,35 +490,6 @@ pl_serve_is_tls(const struct pl_serve_req *r)
 	return bev && bufferevent_openssl_get_ssl(bev) != NULL;
 }
 
-long long
-pl_serve_defer(struct pl_serve_req *r)
-{
-	r->ticket = ++r->sv->ticket_seq;
-	if (r->conn)
-		r->conn->deferred = r;
-	return r->ticket;
-}
-
-struct pl_serve_req *
-pl_serve_resume(struct pl_serve *sv, long long ticket)
-{
-	for (struct pl_serve_conn *c = sv->conns; c; c = c->next)
-		if (c->deferred && c->deferred->ticket == ticket)
-			return c->deferred;
-	return NULL;
-}
-
-/* A deferred request answered after its handler returned is done: freed. */
-static void
-finish(struct pl_serve_req *r)
-{
-	if (r->ticket == 0 || r->in_handler)
-		return;
-	if (r->conn)
-		r->conn->deferred = NULL;
-	pl_serve_req_free(r);
-}
-
 const char *
 pl_serve_caller(const struct pl_serve_req *r)
 {
@@ -589,6 +566,27 @@ send_now(struct pl_serve_req *r, int status, const char *type, const void *data,
 }
 
 void
+pl_serve_defer(struct pl_serve_req *r, void (*gone)(void *arg), void *arg)
+{
+	r->deferred = true;
+	r->gone = gone;
+	r->gone_arg = arg;
+	if (r->conn)
+		r->conn->deferred = r;
+}
+
+/* A deferred request answered after its handler returned is done with. */
+static void
+deferred_done(struct pl_serve_req *r)
+{
+	if (!r->deferred || r->in_handler)
+		return;
+	if (r->conn && r->conn->deferred == r)
+		r->conn->deferred = NULL;
+	pl_serve_req_free(r);
+}
+
+void
 pl_serve_reply_raw(struct pl_serve_req *r, int status, const char *type, const void *data,
 		   size_t len)
 {
@@ -596,7 +594,7 @@ pl_serve_reply_raw(struct pl_serve_req *r, int status, const char *type, const v
 		return;
 	r->answered = true;
 	send_now(r, status, type, data, len);
-	finish(r);
+	deferred_done(r);
 }
 
 void
@@ -621,7 +619,7 @@ pl_serve_reply(struct pl_serve_req *r, int status, json_t *body)
 	}
 	free(text);
 	json_decref(body);
-	finish(r);
+	deferred_done(r);
 }
 
 void
@@ -868,12 +866,10 @@ on_request(struct evhttp_request *req, void *arg)
 	r->in_handler = true;
 	route->fn(r, route_arg(sv, route));
 	r->in_handler = false;
-	if (r->ticket) {
-		if (!r->answered)
-			return; /* answered later, and freed then */
-		if (r->conn)
-			r->conn->deferred = NULL;
-	}
+	if (r->deferred && !r->answered)
+		return; /* its callback answers it */
+	if (r->deferred && r->conn && r->conn->deferred == r)
+		r->conn->deferred = NULL; /* answered at once after all */
 	if (!r->answered)
 		pl_serve_error(r, 500, "internal", NULL, "the handler of %s %s gave no answer",
 			       route->method, route->path);

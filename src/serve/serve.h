@@ -124,6 +124,11 @@ int pl_serve_caller_role(const struct pl_serve_req *req);
 /* Add a header to the answer (before pl_serve_reply*): Set-Cookie,
  * Content-Encoding, Mcp-Session-Id... */
 void pl_serve_add_header(struct pl_serve_req *req, const char *name, const char *value);
+/* Answer later, from an asynchronous call's callback: the request outlives
+ * its handler until pl_serve_reply* answers it. When the client goes away
+ * first, gone(arg) is called (gone may be NULL) and req must not be used
+ * after; a server freed with requests deferred calls gone for each. */
+void pl_serve_defer(struct pl_serve_req *req, void (*gone)(void *arg), void *arg);
 /* Answer with status and len bytes of content_type (copied). */
 void pl_serve_reply_raw(struct pl_serve_req *req, int status, const char *content_type,
 			const void *data, size_t len);
@@ -134,14 +139,6 @@ void pl_serve_error(struct pl_serve_req *req, int status, const char *code, cons
 		    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* The HTTP status for a pl_err code (PL_ENOENT 404, PL_ECONFLICT 409...). */
 int pl_serve_status_of(int err);
-
-/* Answer later: a handler that waits on the loop (a request to the cluster)
- * defers its request and returns; the ticket finds it again. */
-long long pl_serve_defer(struct pl_serve_req *req);
-/* The deferred request of ticket, or NULL when its client has gone (the
- * request was freed with its connection). Answering it with pl_serve_reply*
- * frees it. */
-struct pl_serve_req *pl_serve_resume(struct pl_serve *sv, long long ticket);
 
 /* Send an event to every open stream (GET /api/v1/events) and keep it in the
  * replay ring: type ("sync", "guest"...), data an object (stolen). Returns
