@@ -52,7 +52,7 @@ const num = (x) => (typeof x === 'number' && isFinite(x) ? x : null);
 
 // ---- the API ----
 
-const state = { session: null, guests: new Map(), cluster: null, es: null, lastEvent: 0 };
+const state = { session: null, guests: new Map(), cluster: null, es: null, lastEvent: 0, runEvents: [] };
 
 class ApiError extends Error {
   constructor(status, msg) { super(msg); this.status = status; }
@@ -178,7 +178,12 @@ function connect() {
     else banner(null);
   });
   on('action', (d) => { actionDone(d); });
-  on('run', (d) => { if (window.onRun) window.onRun(d); });
+  on('run', (d) => {
+    // kept, so that a run's page opened after its first steps shows them too
+    state.runEvents.push(d);
+    if (state.runEvents.length > 1000) state.runEvents.splice(0, 500);
+    if (window.onRun) window.onRun(d);
+  });
   on('reset', () => refreshSoon());
 }
 
@@ -349,6 +354,22 @@ function stateCounts() {
     h('li', {}, statusBadge(k), h('span', { class: 'count', 'data-state': k }, String(by[k])))));
 }
 
+// Managed guests whose live config differs from the config, from the newest plan.
+function driftSummary(kept) {
+  if (!kept) {
+    return h('div', { id: 'drift' }, h('p', { class: 'muted' }, can('admin') ? 'No plan made from this tab yet.' : 'Drift shows once an admin plans.'),
+      can('admin') ? h('a', { href: '#/plan' }, 'Plan now') : null);
+  }
+  const ch = kept.plan.changes || [];
+  const upd = ch.filter((c) => c.action === 'update' || c.action === 'replace');
+  const pending = ch.filter((c) => c.reboot).length + (kept.plan.pending || []).length;
+  return h('div', { id: 'drift' },
+    h('p', {}, h('span', { class: 'count' }, String(upd.length)), ' managed guests differ from the config, ',
+      h('span', { class: 'count' }, String(pending)), ' need a reboot, ', h('span', { class: 'count' }, String(ch.length - upd.length)), ' other changes.'),
+    upd.length ? h('ul', {}, upd.map((c) => h('li', {}, h('a', { href: `#/guest/${c.vmid}` }, c.guest), ' ', classBadge(c.class)))) : null,
+    h('p', { class: 'small' }, `As of the plan made ${fmtTime(kept.created)}. `, h('a', { href: '#/plan' }, 'Plan & apply')));
+}
+
 async function overview() {
   const [cl, , runs] = await Promise.all([api('/api/v1/cluster'), loadGuests(), api('/api/v1/runs?limit=8')]);
   state.cluster = cl;
@@ -371,7 +392,7 @@ async function overview() {
     h('td', {}, fmtUptime(n.uptime)),
     h('td', { class: 'small' }, n.pveversion || '—')));
   const runRows = (runs || []).map((r) => h('tr', {},
-    h('td', {}, String(r.id)), h('td', {}, r.kind), h('td', {}, statusBadge(r.status)),
+    h('td', {}, h('a', { href: `#/run/${r.id}` }, String(r.id))), h('td', {}, r.kind), h('td', {}, statusBadge(r.status)),
     h('td', {}, fmtTime(r.started)),
     h('td', { class: 'small' }, r.summary ? Object.entries(r.summary).filter(([, v]) => typeof v !== 'object').map(([k, v]) => `${k} ${v}`).join(', ') : '')));
   page('Overview',
@@ -379,7 +400,8 @@ async function overview() {
     section('Nodes', table('Nodes', ['Node', 'Status', 'CPU', 'Memory', 'Root disk', 'Uptime', 'Version'], nodeRows, { id: 'nodes-table' })),
     h('div', { class: 'cols' },
       section('Guests by state', stateCounts(), h('p', {}, h('a', { href: '#/guests' }, 'All guests'))),
-      section('Activity', activityList())),
+      section('Activity', activityList()),
+      section('Drift', driftSummary(await latestPlan()))),
     section('Recent runs', runRows.length ? table('Recent runs', ['Run', 'Kind', 'Status', 'Started', 'Summary'], runRows) : h('p', { class: 'muted' }, 'No runs yet.')));
 }
 
@@ -475,15 +497,31 @@ function confirmDialog(title, text) {
   });
 }
 
+// Actions asked from this page, and the last one's outcome, which stays
+// shown on its guest's page when the page is drawn again.
 const pendingActions = new Map();
+const endedActions = new Map(); // ended before their POST's answer was read
 function actionDone(a) {
   const el = pendingActions.get(a.id);
-  if (!el) return;
+  if (!el) {
+    endedActions.set(a.id, a);
+    if (document.querySelector(`.guest-head[data-vmid="${a.vmid}"]`)) refreshSoon();
+    return;
+  }
   const ok = a.state === 'ok';
-  el.textContent = `${a.action} ${ok ? 'done' : 'failed'}${!ok && a.result && a.result.error ? ': ' + a.result.error : ''}`;
-  el.className = ok ? 'ok' : 'error';
+  const err = a.result && (a.result.error || (a.result.results && a.result.results[0] && a.result.results[0].error));
+  state.note = { vmid: a.vmid, text: `${a.action} ${a.snapshot ? a.snapshot + ' ' : ''}${ok ? 'done' : 'failed'}${!ok && err ? ': ' + err : ''}`, cls: ok ? 'ok' : 'error' };
+  el.textContent = state.note.text;
+  el.className = state.note.cls;
   pendingActions.delete(a.id);
   refreshSoon();
+}
+
+// Follow action a (its 202 answer) in element el until its event ends it.
+function follow(a, el) {
+  pendingActions.set(a.id, el);
+  const ended = endedActions.get(a.id);
+  if (ended) { endedActions.delete(a.id); actionDone(ended); }
 }
 
 async function power(g, verb) {
@@ -496,7 +534,7 @@ async function power(g, verb) {
   try {
     const a = await api(`/api/v1/guests/${g.vmid}/${verb}`, { method: 'POST', body: {} });
     out.textContent = `${p.label}: running (action ${a.id})…`;
-    pendingActions.set(a.id, out);
+    follow(a, out);
   } catch (e) {
     out.className = 'error';
     out.textContent = `${p.label} refused: ${e.message}`;
@@ -525,24 +563,31 @@ async function guest(id) {
     h('button', { type: 'button', class: verb === 'stop' ? 'danger' : '', 'data-action': verb, onclick: () => power(g, verb) }, p.label)) : [];
   const cfg = groupConfig(g.config);
   const chartBox = h('div', {});
+  const snapBox = h('div', {}, h('p', { class: 'muted' }, 'Reading snapshots from the node…'));
+  const driftEl = h('div', {});
   page(g.name || `Guest ${g.vmid}`,
     h('div', { class: 'guest-head', 'data-vmid': g.vmid },
       statusBadge(g.status, g.lock), ' ',
       h('span', {}, `${g.type === 'lxc' ? 'Container' : 'VM'} ${g.vmid} on `), h('a', { href: `#/node/${encodeURIComponent(g.node)}` }, g.node),
       g.pool ? h('span', {}, ` · pool ${g.pool}`) : null, ' ', tagsOf(g).map(tagChip)),
     buttons.length ? h('div', { class: 'actions', role: 'group', 'aria-label': 'Power' }, buttons) : null,
-    h('p', { id: 'action-status', role: 'status' }),
+    state.note && state.note.vmid === g.vmid ? h('p', { id: 'action-status', role: 'status', class: state.note.cls }, state.note.text)
+      : h('p', { id: 'action-status', role: 'status' }),
     h('ul', { class: 'tiles' },
       h('li', {}, h('span', { class: 'big' }, g.status === 'running' ? fmtPct(g.cpu) : '—'), `CPU of ${g.maxcpu || '?'}`),
       h('li', {}, h('span', { class: 'big' }, fmtBytes(g.mem)), `memory of ${fmtBytes(g.maxmem)}`),
       h('li', {}, h('span', { class: 'big' }, fmtUptime(g.uptime)), 'uptime')),
+    section('Declared vs live', driftEl),
     section('Charts', chartBox),
+    section('Snapshots', snapBox),
     h('div', { class: 'cols' }, cfg.map(([name, rows]) => section(name,
       h('dl', { class: 'kv' }, rows.map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, typeof v === 'object' ? JSON.stringify(v) : String(v)))))))),
     (g.tasks || []).length ? section('Recent tasks', table('Recent tasks', ['Task', 'Status', 'Started'], g.tasks.slice(0, 10).map((t) =>
       h('tr', {}, h('td', {}, t.type || '?'), h('td', {}, t.status || t.exitstatus || ''), h('td', {}, fmtTime(t.starttime)))))) : null,
     section('History', historyTimeline(hist)));
   charts('guests', g.vmid, chartBox, 'hour');
+  snapshotsBox(g, snapBox);
+  driftBox(g, driftEl);
 }
 
 async function nodePage(name) {
@@ -563,17 +608,221 @@ async function nodePage(name) {
 async function runsPage() {
   const runs = await api('/api/v1/runs?limit=50');
   page('Runs', table('Runs', ['Run', 'Kind', 'Status', 'Started', 'Finished'], runs.map((r) => h('tr', {},
-    h('td', {}, String(r.id)), h('td', {}, r.kind), h('td', {}, statusBadge(r.status)), h('td', {}, fmtTime(r.started)), h('td', {}, fmtTime(r.finished))))));
+    h('td', {}, h('a', { href: `#/run/${r.id}` }, String(r.id))), h('td', {}, r.kind), h('td', {}, statusBadge(r.status)), h('td', {}, fmtTime(r.started)), h('td', {}, fmtTime(r.finished))))));
+}
+
+// ---- plans, runs and snapshots (the runs engine: src/serve/runs.h) ----
+
+// The newest plan made from this tab (plans are kept 15 minutes on the server).
+async function latestPlan() {
+  const id = sessionStorage.getItem('plan');
+  if (!id) return null;
+  try { return await api(`/api/v1/plans/${encodeURIComponent(id)}`); } catch (e) { sessionStorage.removeItem('plan'); return null; }
+}
+
+async function makePlan(opts) {
+  const p = await api('/api/v1/plans', { method: 'POST', body: opts || {} });
+  sessionStorage.setItem('plan', p.id);
+  return p;
+}
+
+// The change's sign as `pvelab plan` prints it.
+const SIGN = { create: '+', update: '~', replace: '-/+', delete: '-', start: '>', stop: '.', bridge: '~' };
+
+function classBadge(c) {
+  return h('span', { class: `badge cls cls-${String(c || 'none').replace(/[^a-z]/g, '')}` }, c || '—');
+}
+
+function diffTable(diffs, caption) {
+  return table(caption, ['Key', 'Live', 'Declared', 'Class'], (diffs || []).map((d) => h('tr', {},
+    h('td', {}, h('code', {}, d.key)), h('td', { class: 'old' }, d.from ?? '(none)'), h('td', { class: 'new' }, d.to ?? '(none)'),
+    h('td', {}, classBadge(d.class), d.blocked ? ' blocked' : '', d.note ? h('span', { class: 'small' }, ' ' + d.note) : null))), { class: 'diff' });
+}
+
+function changeItem(c) {
+  const what = `${c.guest || c.name || c.bridge || '?'}` + (c.vmid ? ` (${c.type || ''} ${c.vmid}${c.node ? ' on ' + c.node : ''})` : '');
+  return h('li', { class: 'change', 'data-guest': c.guest || '' },
+    h('div', {}, h('code', { class: 'sign' }, SIGN[c.action] || '?'), ' ', h('strong', { class: 'action' }, c.action), ' ',
+      h('span', { class: 'what' }, what), ' ', classBadge(c.class), c.reboot && !c.running ? '' : c.reboot ? h('span', { class: 'small' }, ' pending until reboot') : null),
+    c.diffs && c.diffs.length ? diffTable(c.diffs, `Changes to ${c.guest}`) : null,
+    c.config && c.action !== 'update' ? h('p', { class: 'small' }, Object.entries(c.config).map(([k, v]) => `${k}=${v}`).join(' ')) : null,
+    (c.steps || []).length ? h('p', { class: 'small steps' }, 'steps: ' + c.steps.join(', ')) : null);
+}
+
+// The summary line as the CLI ends its plan with it.
+function planSummary(sm) {
+  const n = (k) => sm[k] || 0;
+  return `Plan: ${n('create')} to create, ${n('update')} to update, ${n('replace')} to replace, ${n('delete')} to delete, ` +
+    `${n('start')} to start, ${n('stop')} to stop, ${n('bridge')} bridge${n('bridge') === 1 ? '' : 's'}, ${n('reboot')} reboot${n('reboot') === 1 ? '' : 's'}.`;
+}
+
+function planView(kept) {
+  const p = kept.plan || {};
+  const changes = p.changes || [];
+  const blocked = p.blocked || [];
+  const items = [
+    h('p', { class: 'small' }, `Plan ${kept.id.slice(0, 8)}… of ${p.config || 'the config'} (project ${p.project || '?'}), made ${fmtTime(kept.created)} by ${kept.who || '?'}; kept until ${fmtTime(kept.expires)}.`),
+  ];
+  items.push(changes.length ? h('ul', { class: 'changes', id: 'plan-changes' }, changes.map(changeItem))
+    : h('p', { id: 'plan-changes' }, blocked.length ? 'Nothing can be applied: every difference is blocked.' : 'No changes: the cluster matches the config.'));
+  if (blocked.length) items.push(h('h3', {}, 'Blocked'), h('ul', { class: 'blocked' }, blocked.map((b) => h('li', {}, h('strong', {}, b.guest || b.name || '?'), ': ', b.reason || b.message || JSON.stringify(b)))));
+  if ((p.pending || []).length) items.push(h('h3', {}, 'Pending reboots'), h('ul', {}, p.pending.map((x) => h('li', {}, typeof x === 'object' ? `${x.guest || x.name || x.vmid}: ${(x.keys || []).join(', ')}` : String(x)))));
+  if ((p.unmanaged || []).length) items.push(h('p', { class: 'small' }, `${p.unmanaged.length} guests are not managed by pvelab (never touched): ` + p.unmanaged.map((u) => `${u.vmid} ${u.name || ''}`).join(', ')));
+  items.push(h('p', { id: 'plan-summary', class: 'summary' }, planSummary(p.summary || {})));
+  return items;
+}
+
+async function planPage() {
+  const opts = { reboot: false, allow_replace: false, allow_delete: false, no_snapshot: false };
+  const out = h('div', { id: 'plan-out' });
+  const show = async (kept) => {
+    const applicable = kept && (kept.plan.changes || []).length > 0;
+    out.replaceChildren(...(kept ? planView(kept) : [h('p', { class: 'muted' }, 'No plan yet.')]),
+      applicable && can('admin') ? h('div', { class: 'actions' }, h('button', { type: 'button', id: 'apply', class: 'danger', onclick: () => applyPlan(kept) }, 'Apply this plan')) : null);
+  };
+  const form = can('admin') ? h('form', { class: 'filters', onsubmit: async (e) => {
+    e.preventDefault();
+    out.replaceChildren(h('p', { role: 'status' }, 'Planning against the cluster…'));
+    try { await show(await makePlan(opts)); } catch (err) { out.replaceChildren(h('p', { class: 'error', role: 'alert' }, 'Plan refused: ' + err.message)); }
+  } },
+  ...[['reboot', 'Reboot where a change needs it'], ['allow_replace', 'Allow replace'], ['allow_delete', 'Allow delete'], ['no_snapshot', 'No snapshot first']].map(([k, label]) =>
+    h('label', { class: 'check' }, h('input', { type: 'checkbox', onchange: (e) => { opts[k] = e.target.checked; } }), ' ' + label)),
+  h('button', { type: 'submit', id: 'make-plan' }, 'Plan')) : h('p', { class: 'muted' }, 'Making a plan and applying it need the admin role; the newest plan made from this tab is shown.');
+  page('Plan & apply', h('p', {}, "What ", h('code', {}, 'pvelab plan'), " shows for the server's config against the cluster now, classified the same way."), form, section('Plan', out));
+  await show(await latestPlan());
+}
+
+async function applyPlan(kept) {
+  const n = (kept.plan.changes || []).length;
+  if (!(await confirmDialog('Apply this plan?', `Apply ${n} change${n === 1 ? '' : 's'} to the cluster. Each guest is snapshotted (or backed up) first; the run can be rolled back.`))) return;
+  try {
+    const r = await api('/api/v1/runs', { method: 'POST', body: { plan_id: kept.id } });
+    location.hash = `#/run/${r.run}`;
+  } catch (e) {
+    $('plan-out').append(h('p', { class: 'error', role: 'alert' }, 'Apply refused: ' + e.message));
+  }
+}
+
+async function runPage(id) {
+  const log = h('ol', { class: 'steps-log', id: 'run-log' });
+  const head = h('div', { id: 'run-head' });
+  const prog = h('progress', { id: 'run-progress', max: 1, value: 0, 'aria-label': 'Changes finished' });
+  const draw = (r) => {
+    head.replaceChildren(h('p', {}, statusBadge(r.status), ` ${r.kind} run ${r.id}, started ${fmtTime(r.started)}`, r.finished ? `, finished ${fmtTime(r.finished)}` : '', r.who ? ` · asked by ${r.who}` : ''));
+    if (r.progress) { prog.max = r.progress.total || 1; prog.value = r.progress.finished || 0; }
+    const buttons = [];
+    if (can('admin') && r.status === 'running') buttons.push(h('button', { type: 'button', class: 'danger', onclick: () => api(`/api/v1/runs/${r.id}/cancel`, { method: 'POST', body: {} }).catch((e) => log.append(h('li', { class: 'error' }, e.message))) }, 'Stop the run'));
+    if (can('admin') && r.status !== 'running' && ['apply', 'destroy'].includes(r.kind)) buttons.push(h('button', { type: 'button', id: 'rollback', class: 'danger', onclick: () => rollbackRun(r) }, 'Roll back this run'));
+    head.append(h('div', { class: 'actions' }, buttons));
+  };
+  const r = await api(`/api/v1/runs/${encodeURIComponent(id)}`);
+  const changes = (r.result && r.result.changes) || [];
+  page(`Run ${r.id}`, head, prog, section('Steps', log),
+    changes.length ? section('Changes', h('ul', { class: 'changes' }, changes.map((c) => h('li', {},
+      h('strong', {}, c.action || '?'), ' ', c.guest || c.name || String(c.vmid || ''), ' ', c.ok === false ? h('span', { class: 'error' }, 'failed' + (c.error ? ': ' + c.error : '')) : c.ok ? h('span', { class: 'ok' }, 'ok') : '',
+      (c.steps_done || []).length ? h('span', { class: 'small' }, ' · ' + c.steps_done.join(', ')) : null)))) : null);
+  draw(r);
+  // each step arrives on the stream (those before this page opened were kept)
+  let ended = false;
+  const onRun = (ev) => {
+    if (String(ev.run) !== String(r.id) || ended) return;
+    if (ev.total) { prog.max = ev.total; prog.value = ev.finished || 0; }
+    if (ev.state === 'finished') {
+      log.append(h('li', { class: ev.status === 'ok' ? 'ok' : 'error' }, `finished: ${ev.status} (${ev.ok || 0} ok, ${ev.failed || 0} failed)`));
+      ended = true;
+      window.onRun = null;
+      api(`/api/v1/runs/${r.id}`).then(draw).catch(() => {});
+    } else if (ev.step) {
+      // a step begun, then done; the step "done" ends the change
+      const what = ev.step === 'done' ? (ev.error ? 'failed' : 'finished') : `${ev.step}${ev.done ? ' done' : '…'}`;
+      log.append(h('li', { class: ev.error ? 'error' : '' }, `${ev.guest || '?'}: ${ev.action || ''} ${what}${ev.error ? ' — ' + ev.error : ''}`));
+    }
+  };
+  for (const ev of state.runEvents) onRun(ev);
+  if (!ended && r.status !== 'running') {
+    // ended before this page's stream saw it (or by another server): the record says how
+    log.append(h('li', { class: r.status === 'ok' ? 'ok' : 'error' }, `finished: ${r.status} (as recorded)`));
+    ended = true;
+  }
+  if (!ended) window.onRun = onRun;
+}
+
+async function rollbackRun(r) {
+  if (!(await confirmDialog(`Roll back run ${r.id}?`, `Restore the guests ${r.kind} run ${r.id} changed from the snapshots and backups it took first. Guests it created stay (they are listed).`))) return;
+  try {
+    const x = await api(`/api/v1/runs/${r.id}/rollback`, { method: 'POST', body: {} });
+    location.hash = `#/run/${x.run}`;
+  } catch (e) {
+    $('run-head').append(h('p', { class: 'error', role: 'alert' }, 'Rollback refused: ' + e.message));
+  }
+}
+
+async function snapshotsBox(g, box) {
+  let list;
+  try {
+    list = await api(`/api/v1/guests/${g.vmid}/snapshots`);
+  } catch (e) {
+    box.replaceChildren(h('p', { class: 'error' }, 'Snapshots: ' + e.message));
+    return;
+  }
+  const act = async (verb, snap) => {
+    const out = $('action-status');
+    const what = { rollback: [`Roll ${g.name} back to ${snap}?`, `Roll ${g.name || g.vmid} back to snapshot ${snap}. What it is now is snapshotted first.`], delete: [`Delete snapshot ${snap}?`, `Delete snapshot ${snap} of ${g.name || g.vmid}. It cannot be brought back.`] }[verb];
+    if (!(await confirmDialog(...what))) return;
+    try {
+      const a = verb === 'rollback' ? await api(`/api/v1/guests/${g.vmid}/snapshots/${encodeURIComponent(snap)}/rollback`, { method: 'POST', body: {} })
+        : await api(`/api/v1/guests/${g.vmid}/snapshots/${encodeURIComponent(snap)}`, { method: 'DELETE' });
+      out.className = '';
+      out.textContent = `${a.action} ${snap}: running (action ${a.id})…`;
+      follow(a, out);
+    } catch (e) { out.className = 'error'; out.textContent = `${verb} refused: ${e.message}`; }
+  };
+  const rows = list.map((sn) => h('tr', { 'data-snapshot': sn.name },
+    h('th', { scope: 'row' }, sn.name), h('td', {}, sn.snaptime ? fmtTime(sn.snaptime) : '—'), h('td', {}, sn.description || ''),
+    h('td', {}, can('operator') ? [h('button', { type: 'button', class: 'secondary', onclick: () => act('rollback', sn.name) }, 'Roll back'), ' ',
+      h('button', { type: 'button', class: 'secondary', onclick: () => act('delete', sn.name) }, 'Delete')] : '')));
+  const name = h('input', { type: 'text', id: 'snap-name', required: true, pattern: '[A-Za-z][A-Za-z0-9_\\-]{1,39}', value: `snap${new Date().toISOString().slice(0, 16).replace(/[-:T]/g, '')}` });
+  const form = can('operator') ? h('form', { class: 'filters', onsubmit: async (e) => {
+    e.preventDefault();
+    const out = $('action-status');
+    try {
+      const a = await api(`/api/v1/guests/${g.vmid}/snapshots`, { method: 'POST', body: { name: name.value } });
+      out.className = '';
+      out.textContent = `snapshot ${name.value}: running (action ${a.id})…`;
+      follow(a, out);
+    } catch (err) { out.className = 'error'; out.textContent = 'Snapshot refused: ' + err.message; }
+  } }, h('label', { for: 'snap-name' }, 'New snapshot'), name, h('button', { type: 'submit' }, 'Take snapshot')) : null;
+  box.replaceChildren(rows.length ? table('Snapshots', ['Name', 'Taken', 'Description', ''], rows) : h('p', { class: 'muted' }, 'No snapshots.'), form);
+}
+
+// The guest's part of the newest plan: declared (pvelab.yaml) vs live.
+async function driftBox(g, box) {
+  const kept = await latestPlan();
+  const mine = kept && (kept.plan.changes || []).filter((c) => c.vmid === g.vmid || c.guest === g.name);
+  const again = can('admin') ? h('button', { type: 'button', class: 'secondary', onclick: async () => {
+    box.replaceChildren(h('p', { role: 'status' }, 'Planning…'));
+    try { await makePlan({}); } catch (e) { box.replaceChildren(h('p', { class: 'error' }, e.message)); return; }
+    driftBox(g, box);
+  } }, kept ? 'Plan again' : 'Compare with pvelab.yaml') : null;
+  if (!kept) {
+    box.replaceChildren(h('p', { class: 'muted' }, can('admin') ? 'No plan made yet from this tab.' : 'Comparing needs a plan, which the admin role makes.'), again);
+    return;
+  }
+  const managed = !(kept.plan.unmanaged || []).some((u) => u.vmid === g.vmid);
+  box.replaceChildren(h('p', { class: 'small' }, `As of the plan made ${fmtTime(kept.created)}.`),
+    mine.length ? h('ul', { class: 'changes' }, mine.map(changeItem))
+      : h('p', {}, managed ? 'Matches pvelab.yaml.' : 'Not managed by this config (pvelab never touches it).'), again);
 }
 
 // ---- routing: #/page/arg ----
 
-const PAGES = { overview, guests, guest, node: nodePage, runs: runsPage };
+const PAGES = { overview, guests, guest, node: nodePage, runs: runsPage, plan: planPage, run: runPage };
 
 async function route(quiet) {
   if (!state.session) return;
   const [, name, arg] = (location.hash.match(/^#\/([a-z]+)(?:\/(.+))?/) || []);
   const fn = PAGES[name] || overview;
+  window.onRun = null;
   const y = window.scrollY;
   try {
     await fn(arg && decodeURIComponent(arg));

@@ -68,14 +68,8 @@ try {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light', timezoneId: 'Pacific/Auckland' });
   const page = await ctx.newPage();
   watch(page, 'operator');
-  let firstBytes = 0;
-  page.on('response', async (r) => {
-    if (!r.url().startsWith(cfg.url)) return;
-    try { if (r.request().resourceType() !== 'fetch' && r.request().resourceType() !== 'eventsource') firstBytes += (await r.body()).length; } catch (e) { /* a stream */ }
-  });
   await page.goto(cfg.url + '/');
   await page.getByLabel('API token').waitFor();
-  result.steps.first_page_bytes = firstBytes;
   await axe(page, 'login');
   result.steps.first_focus = await page.evaluate(() => document.activeElement.id);
   // a wrong token: an error on the page, still no session
@@ -169,6 +163,87 @@ try {
   await axe(page, 'overview-dark');
   await ctx.close();
 
+  // ---- an admin: plan, apply, drift, rollback, snapshots ----
+  const actx = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
+  const ap = await actx.newPage();
+  watch(ap, 'admin');
+  await login(ap, cfg.tokens.admin);
+  const plan = async (what) => {
+    await open(ap, '#/plan', '#make-plan');
+    await ap.locator('#make-plan').click();
+    await ap.locator('#plan-summary').waitFor({ timeout: DEADLINE });
+    await ask(`cliplan ${what}`); // the CLI plans the same config and cluster now
+    return {
+      summary: (await ap.locator('#plan-summary').textContent()).trim(),
+      changes: await ap.locator('#plan-changes > li').evaluateAll((els) => els.map((e) => ({
+        sign: e.querySelector('.sign').textContent, action: e.querySelector('.action').textContent,
+        guest: e.dataset.guest, class: e.querySelector('.cls').textContent,
+        diffs: [...e.querySelectorAll('table.diff tbody tr')].map((r) => [...r.cells].map((c) => c.textContent.trim())) }))),
+    };
+  };
+  // apply the page's plan, follow the run on its page until it ends
+  const apply = async (button) => {
+    const before = await ap.evaluate(() => location.hash);
+    await ap.locator(button).click();
+    await ap.locator('#confirm-ok').click();
+    await ap.waitForFunction((h) => location.hash !== h && location.hash.startsWith('#/run/'), before, { timeout: DEADLINE });
+    await ap.locator('#run-head p').waitFor({ timeout: DEADLINE });
+    await ap.locator('#run-log li', { hasText: 'finished:' }).waitFor({ timeout: 120000 });
+    return {
+      run: Number((await ap.evaluate(() => location.hash)).split('/')[2]),
+      log: await ap.locator('#run-log li').allTextContents(),
+    };
+  };
+  result.steps.plan1 = await plan('create');
+  await axe(ap, 'plan');
+  result.steps.apply1 = await apply('#apply');
+  await axe(ap, 'run');
+  await ask('drift web');
+  result.steps.plan2 = await plan('update');
+  await open(ap, '#/overview', '#drift');
+  result.steps.drift = (await ap.locator('#drift').textContent()).replace(/\s+/g, ' ').trim();
+  await open(ap, `#/guest/${cfg.managed}`, 'svg.chart');
+  await ap.locator('section', { hasText: 'Declared vs live' }).locator('table.diff').waitFor({ timeout: DEADLINE });
+  result.steps.guest_drift = await ap.locator('section', { hasText: 'Declared vs live' }).locator('table.diff tbody tr')
+    .evaluateAll((rows) => rows.map((r) => [...r.cells].map((c) => c.textContent.trim())));
+  for (const scheme of ['light', 'dark']) {
+    await ap.emulateMedia({ colorScheme: scheme });
+    await open(ap, '#/overview', '#drift');
+    const f = path.join(cfg.out, `overview-drift-${scheme}-desktop.png`);
+    await ap.screenshot({ path: f, fullPage: true });
+    result.shots.push(f);
+  }
+  await ap.emulateMedia({ colorScheme: 'light' });
+  await open(ap, '#/plan', '#plan-summary');
+  result.steps.apply2 = await apply('#apply');
+  result.steps.after_apply2 = await ask('config web');
+  await ap.locator('#rollback').waitFor({ timeout: DEADLINE });
+  result.steps.rollback = await apply('#rollback');
+  result.steps.after_rollback = await ask('config web');
+  // snapshots of a guest: take one, see it listed, delete it
+  await open(ap, `#/guest/${cfg.managed}`, 'svg.chart');
+  await ap.locator('#snap-name').fill('dashsnap');
+  await ap.getByRole('button', { name: 'Take snapshot' }).click();
+  await ap.locator('#action-status', { hasText: 'done' }).waitFor({ timeout: DEADLINE });
+  await ap.locator('tr[data-snapshot="dashsnap"]').waitFor({ timeout: DEADLINE });
+  result.steps.snapshots = await ap.locator('tr[data-snapshot] th').allTextContents();
+  await ap.locator('tr[data-snapshot="dashsnap"]').getByRole('button', { name: 'Delete' }).click();
+  await ap.locator('#confirm-ok').click();
+  await ap.locator('tr[data-snapshot="dashsnap"]').waitFor({ state: 'detached', timeout: DEADLINE });
+  result.steps.snapshot_deleted = true;
+  await axe(ap, 'guest-admin');
+  PAGES.push(['plan', '#/plan', '#plan-out'], ['run', `#/run/${result.steps.apply2.run}`, '#run-head p']);
+  for (const [name, hash, ready] of PAGES.slice(-2)) {
+    await open(ap, hash, ready);
+    for (const scheme of ['light', 'dark']) {
+      await ap.emulateMedia({ colorScheme: scheme });
+      const f = path.join(cfg.out, `${name}-${scheme}-desktop.png`);
+      await ap.screenshot({ path: f, fullPage: true });
+      result.shots.push(f);
+    }
+  }
+  await actx.close();
+
   // ---- a viewer, on a phone ----
   for (const scheme of ['light', 'dark']) {
     const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, colorScheme: scheme });
@@ -200,6 +275,13 @@ try {
   }
 } catch (e) {
   result.failure = String(e && e.stack || e);
+  // what the pages showed when it failed
+  for (const c of browser.contexts()) {
+    for (const [i, p] of c.pages().entries()) {
+      const f = path.join(cfg.out, `failure-${i}.png`);
+      try { await p.screenshot({ path: f, fullPage: true }); result.failure += `\nscreenshot: ${f}`; } catch (err) { /* closed */ }
+    }
+  }
 } finally {
   await browser.close();
   process.stdout.write(JSON.stringify({ result }) + '\n');

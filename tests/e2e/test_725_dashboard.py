@@ -30,6 +30,22 @@ ARTIFACTS = os.path.join(os.path.dirname(BIN), "artifacts", "dashboard")
 
 pytestmark = pytest.mark.skipif(not NODE or not CHROMIUM,
                                 reason="needs node and Debian's chromium (make check installs both)")
+# What the page plans and applies: two new guests, then the drift of one.
+CONFIG = """
+serve:
+  status_interval: 1
+guests:
+  - name: web
+    memory: 2G
+    cores: 2
+    networks: [{bridge: vmbr0, ip: 10.0.0.5/24, gw: 10.0.0.1}]
+    disks: [{storage: local-lvm, size: 8G}]
+  - name: ct1
+    type: lxc
+    ostemplate: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst
+    memory: 512
+    networks: [{bridge: vmbr0, ip: dhcp}]
+"""
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
 
@@ -112,11 +128,11 @@ def dash(tmp_path_factory):
     env = sim_env(sim, d / "state.db")
     assert run("sync", env=env).rc == 0
     tokens = {}
-    for role in ("viewer", "operator"):
+    for role in ("viewer", "operator", "admin"):
         r = run("token", "create", "web-" + role, "--role", role, env=env)
         assert r.rc == 0, r
         tokens[role] = r.out.strip()
-    (d / "pvelab.yaml").write_text("serve:\n  status_interval: 1\n")
+    (d / "pvelab.yaml").write_text(CONFIG)
     srv = Server("--listen", "127.0.0.1:0", "-c", d / "pvelab.yaml", env=env)
     cutter = Cutter(int(srv.url.rsplit(":", 1)[1]))
     yield {"sim": sim, "env": env, "tokens": tokens, "srv": srv, "cutter": cutter, "dir": d}
@@ -126,13 +142,34 @@ def dash(tmp_path_factory):
     assert rc == 0, srv.err
 
 
-def sim_power(sim, vmid, verb):
-    """Start or stop a guest of the demo seed through the simulator's own API."""
-    node = {302: "pve3", 320: "pve2"}[vmid]
-    r = requests.post(f"{sim['url']}/api2/json/nodes/{node}/qemu/{vmid}/status/{verb}",
-                      headers={"Authorization": "PVEAPIToken=" + full_token(sim)},
-                      verify=False, timeout=20)
+def pve(sim, method, path, **params):
+    """The simulator's own API, as any client (or a person in PVE's UI) uses it."""
+    r = requests.request(method, f"{sim['url']}/api2/json{path}", verify=False, timeout=20,
+                         headers={"Authorization": "PVEAPIToken=" + full_token(sim)},
+                         data=params if method != "GET" else None,
+                         params=params if method == "GET" else None)
     assert r.status_code == 200, r.text
+    return r.json()["data"]
+
+
+def sim_guest(sim, name):
+    return next(g for g in pve(sim, "GET", "/cluster/resources", type="vm")
+                if g.get("name") == name)
+
+
+def sim_power(sim, vmid, verb):
+    g = next(g for g in pve(sim, "GET", "/cluster/resources", type="vm") if g["vmid"] == vmid)
+    pve(sim, "POST", f"/nodes/{g['node']}/qemu/{vmid}/status/{verb}")
+
+
+def cli_plan(dash):
+    """`pvelab plan` of the server's config now: its JSON and its summary line."""
+    cfg = dash["dir"] / "pvelab.yaml"
+    j = run("-c", cfg, "plan", "-o", "json", env=dash["env"])
+    t = run("-c", cfg, "plan", env=dash["env"])
+    assert j.rc == 0 and t.rc == 0, (j, t)
+    return {"json": j.json(), "summary": [ln for ln in t.out.splitlines()
+                                          if ln.startswith("Plan:")][0]}
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +180,7 @@ def seen(dash):
     os.makedirs(ARTIFACTS, exist_ok=True)
     cutter = dash["cutter"]
     cfg = {"url": f"http://127.0.0.1:{cutter.port}", "tokens": dash["tokens"], "out": ARTIFACTS,
-           "hostile": HOSTILE, "stopped": 302, "guest": 300, "node": "pve1",
+           "hostile": HOSTILE, "stopped": 302, "guest": 300, "node": "pve1", "managed": "ct1",
            "chromium": CHROMIUM}
     proc = subprocess.Popen([NODE, os.path.join(BROWSER_DIR, "dashboard.mjs")],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -152,6 +189,7 @@ def seen(dash):
     timer = threading.Timer(300, proc.kill)  # a hung browser fails the test, never the suite
     timer.start()
     result = None
+    cli = {}
     try:
         for line in proc.stdout:
             msg = json.loads(line)
@@ -165,7 +203,19 @@ def seen(dash):
                 cutter.cut()
             elif verb == "restore":
                 cutter.restore()
-            proc.stdin.write("ok\n")
+            elif verb == "cliplan":
+                cli[arg] = cli_plan(dash)
+            elif verb == "drift":
+                # someone changes the managed container behind pvelab's back
+                g = sim_guest(dash["sim"], "ct1")
+                pve(dash["sim"], "PUT", f"/nodes/{g['node']}/lxc/{g['vmid']}/config",
+                    memory=1024)
+            reply = "ok"
+            if verb == "config":
+                g = sim_guest(dash["sim"], "ct1")
+                reply = json.dumps(pve(dash["sim"], "GET",
+                                       f"/nodes/{g['node']}/lxc/{g['vmid']}/config"))
+            proc.stdin.write(reply + "\n")
             proc.stdin.flush()
         proc.stdin.close()
         proc.wait(timeout=60)
@@ -178,6 +228,7 @@ def seen(dash):
     assert result is not None, f"the browser script gave no result (rc={proc.returncode}): {err}"
     assert "failure" not in result, result["failure"] + "\n" + json.dumps(result["steps"], indent=1)
     result["heads"] = cutter.heads
+    result["cli"] = cli
     return result
 
 
@@ -191,12 +242,10 @@ def test_login_trades_the_token_for_an_httponly_strict_cookie(seen):
     assert st["logout_light"] == 0 and st["logout_dark"] == 0
 
 
-def test_overview_shows_the_nodes_and_guest_counts(seen, dash):
+def test_overview_shows_the_nodes_and_guest_counts(seen):
     st = seen["steps"]
-    cl = requests.get(dash["srv"].url + "/api/v1/cluster", timeout=20,
-                      headers={"Authorization": "Bearer " + dash["tokens"]["viewer"]}).json()
     assert st["overview_nodes"] == ["pve1", "pve2", "pve3"]
-    assert st["overview_guests"] == str(cl["guests"]["total"]) == "7"
+    assert st["overview_guests"] == "7"  # the demo seed's six and the hostile one
     # the demo seed: 3 running (300, 301, 310), 302, 311 and the hostile 320 stopped
     assert st["overview_states"] == {"running": 3, "stopped": 3}
     assert st["timezone"] == "Pacific/Auckland"
@@ -257,14 +306,15 @@ def test_a_viewer_sees_no_write_button_and_forged_posts_are_refused(seen):
 
 
 def test_axe_finds_no_serious_or_critical_violation(seen):
-    assert set(seen["axe"]) >= {"login", "overview", "guests", "guest", "node", "runs"}
+    assert set(seen["axe"]) >= {"login", "overview", "guests", "guest", "node", "runs", "plan",
+                                "run", "guest-admin"}
     bad = {k: v for k, v in seen["axe"].items() if v}
     assert bad == {}
 
 
 def test_screenshots_of_every_page_light_and_dark_desktop_and_phone(seen):
     names = {os.path.basename(f) for f in seen["shots"]}
-    for p in ("overview", "guests", "guest", "node", "runs"):
+    for p in ("overview", "guests", "guest", "node", "runs", "plan", "run"):
         for scheme in ("light", "dark"):
             for size in ("desktop", "phone"):
                 assert f"{p}-{scheme}-{size}.png" in names
@@ -272,9 +322,13 @@ def test_screenshots_of_every_page_light_and_dark_desktop_and_phone(seen):
         assert os.path.getsize(f) > 5000, f
 
 
-def test_first_page_is_small(seen):
+def test_first_page_is_small(dash):
     # what a phone fetches before the login form shows: page, script, style, icon
-    assert 0 < seen["steps"]["first_page_bytes"] < 200 * 1024
+    url = dash["srv"].url
+    sizes = {p: len(requests.get(url + p, timeout=20).content)
+             for p in ("/", "/ui/app.js", "/ui/app.css", "/ui/icon.svg")}
+    print("first page:", sizes, sum(sizes.values()), "bytes")
+    assert all(sizes.values()) and sum(sizes.values()) < 200 * 1024
 
 
 def test_assets_carry_a_strict_csp_and_answer_304_when_unchanged(dash):
@@ -326,3 +380,53 @@ def test_session_routes_without_a_session(dash):
     assert r.status_code == 401
     r = requests.post(url + "/ui/login", timeout=20)
     assert r.status_code == 401
+
+
+def page_changes(cli_json):
+    """The CLI's plan as the page lists it: sign, action, guest, class, diffs."""
+    sign = {"create": "+", "update": "~", "replace": "-/+", "delete": "-"}
+    return [{"sign": sign[c["action"]], "action": c["action"], "guest": c["guest"],
+             "class": c["class"],
+             "diffs": [[d["key"], d["from"] if d["from"] is not None else "(none)",
+                        d["to"] if d["to"] is not None else "(none)", d["class"]]
+                       for d in c.get("diffs", [])]}
+            for c in cli_json["changes"]]
+
+
+def test_plan_on_the_page_is_the_clis(seen):
+    st, cli = seen["steps"], seen["cli"]
+    assert st["plan1"]["summary"] == cli["create"]["summary"]
+    assert st["plan1"]["changes"] == page_changes(cli["create"]["json"])
+    assert [c["action"] for c in st["plan1"]["changes"]] == ["create", "create"]
+    assert st["plan2"]["summary"] == cli["update"]["summary"]
+    assert st["plan2"]["changes"] == page_changes(cli["update"]["json"])
+    assert st["plan2"]["changes"] == [{"sign": "~", "action": "update", "guest": "ct1",
+                                       "class": "live",
+                                       "diffs": [["memory", "1024", "512", "live"]]}]
+
+
+def test_apply_from_the_page_shows_each_step_then_rollback(seen):
+    st = seen["steps"]
+    log1 = st["apply1"]["log"]
+    for g in ("web", "ct1"):
+        assert any(line.startswith(f"{g}: create create") for line in log1), log1
+        assert any(line.startswith(f"{g}: ") and "done" in line for line in log1), log1
+    assert log1[-1].startswith("finished: ok (2 ok, 0 failed)")
+    assert st["apply2"]["log"][-1].startswith("finished: ok (1 ok, 0 failed)")
+    assert json.loads(st["after_apply2"])["memory"] == 512
+    assert st["rollback"]["run"] > st["apply2"]["run"]
+    assert st["rollback"]["log"][-1].startswith("finished: ok")
+    assert json.loads(st["after_rollback"])["memory"] == 1024
+
+
+def test_drift_shows_on_the_overview_and_the_guest_page(seen):
+    st = seen["steps"]
+    assert st["drift"].startswith("1 managed guests differ from the config, 0 need a reboot")
+    assert "ct1" in st["drift"]
+    assert st["guest_drift"] == [["memory", "1024", "512", "live"]]
+
+
+def test_snapshots_from_the_guest_page(seen):
+    st = seen["steps"]
+    assert "dashsnap" in st["snapshots"]
+    assert st["snapshot_deleted"] is True
