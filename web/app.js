@@ -133,10 +133,19 @@ function banner(text, kind) {
   b.className = 'banner ' + (kind || '');
 }
 
+// Draw the page again after news from the stream; not while someone types in
+// one of its fields or answers a confirmation (that would wipe what they did).
 let refreshTimer = null;
 function refreshSoon() {
   clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(() => { if (state.session) route(true); }, 300);
+  refreshTimer = setTimeout(() => {
+    if (!state.session) return;
+    if ($('confirm').open || (document.activeElement && document.activeElement.matches('#app input, #app select, #app textarea'))) {
+      refreshSoon();
+      return;
+    }
+    route(true);
+  }, 300);
 }
 
 function connect() {
@@ -354,6 +363,16 @@ function stateCounts() {
     h('li', {}, statusBadge(k), h('span', { class: 'count', 'data-state': k }, String(by[k])))));
 }
 
+// A run in a few words: a sync's counts, an apply's changes.
+function runSummary(r) {
+  const x = r.result || r.summary || {};
+  const parts = [];
+  if (typeof x.added === 'number') parts.push(`+${x.added} ~${x.changed || 0} -${x.removed || 0}`);
+  if (Array.isArray(x.changes)) parts.push(`${x.changes.length} change${x.changes.length === 1 ? '' : 's'}`);
+  if (r.project) parts.push(`project ${r.project}`);
+  return parts.join(' · ');
+}
+
 // Managed guests whose live config differs from the config, from the newest plan.
 function driftSummary(kept) {
   if (!kept) {
@@ -364,8 +383,8 @@ function driftSummary(kept) {
   const upd = ch.filter((c) => c.action === 'update' || c.action === 'replace');
   const pending = ch.filter((c) => c.reboot).length + (kept.plan.pending || []).length;
   return h('div', { id: 'drift' },
-    h('p', {}, h('span', { class: 'count' }, String(upd.length)), ' managed guests differ from the config, ',
-      h('span', { class: 'count' }, String(pending)), ' need a reboot, ', h('span', { class: 'count' }, String(ch.length - upd.length)), ' other changes.'),
+    h('p', {}, h('span', { class: 'count' }, String(upd.length)), upd.length === 1 ? ' managed guest differs' : ' managed guests differ', ' from the config, ',
+      h('span', { class: 'count' }, String(pending)), pending === 1 ? ' needs a reboot, ' : ' need a reboot, ', h('span', { class: 'count' }, String(ch.length - upd.length)), ' other changes.'),
     upd.length ? h('ul', {}, upd.map((c) => h('li', {}, h('a', { href: `#/guest/${c.vmid}` }, c.guest), ' ', classBadge(c.class)))) : null,
     h('p', { class: 'small' }, `As of the plan made ${fmtTime(kept.created)}. `, h('a', { href: '#/plan' }, 'Plan & apply')));
 }
@@ -394,7 +413,7 @@ async function overview() {
   const runRows = (runs || []).map((r) => h('tr', {},
     h('td', {}, h('a', { href: `#/run/${r.id}` }, String(r.id))), h('td', {}, r.kind), h('td', {}, statusBadge(r.status)),
     h('td', {}, fmtTime(r.started)),
-    h('td', { class: 'small' }, r.summary ? Object.entries(r.summary).filter(([, v]) => typeof v !== 'object').map(([k, v]) => `${k} ${v}`).join(', ') : '')));
+    h('td', { class: 'small' }, runSummary(r))));
   page('Overview',
     tiles,
     section('Nodes', table('Nodes', ['Node', 'Status', 'CPU', 'Memory', 'Root disk', 'Uptime', 'Version'], nodeRows, { id: 'nodes-table' })),
@@ -607,8 +626,8 @@ async function nodePage(name) {
 
 async function runsPage() {
   const runs = await api('/api/v1/runs?limit=50');
-  page('Runs', table('Runs', ['Run', 'Kind', 'Status', 'Started', 'Finished'], runs.map((r) => h('tr', {},
-    h('td', {}, h('a', { href: `#/run/${r.id}` }, String(r.id))), h('td', {}, r.kind), h('td', {}, statusBadge(r.status)), h('td', {}, fmtTime(r.started)), h('td', {}, fmtTime(r.finished))))));
+  page('Runs', table('Runs', ['Run', 'Kind', 'Status', 'Started', 'Finished', 'Summary'], runs.map((r) => h('tr', {},
+    h('td', {}, h('a', { href: `#/run/${r.id}` }, String(r.id))), h('td', {}, r.kind), h('td', {}, statusBadge(r.status)), h('td', {}, fmtTime(r.started)), h('td', {}, fmtTime(r.finished)), h('td', { class: 'small' }, runSummary(r))))));
 }
 
 // ---- plans, runs and snapshots (the runs engine: src/serve/runs.h) ----

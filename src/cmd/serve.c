@@ -306,13 +306,15 @@ out:
 
 const struct pl_cmd pl_cmd_serve = {
 	.name = "serve",
-	.summary = "serve the REST API (and its OpenAPI document) over HTTP(S)",
+	.summary = "serve the REST API, its OpenAPI document and the web dashboard over HTTP(S)",
 	.usage = "[--listen ADDR:PORT]... [--tls-cert FILE --tls-key FILE]",
 	.help = "Plain HTTP only on loopback; any other listener is HTTPS, with --tls-cert/\n"
 		"--tls-key (or serve.tls_cert/tls_key) or a certificate from pvelab's local CA\n"
 		"(pvelab proxy ca), whose fingerprint is printed at start. Prints one JSON line\n"
-		"with the bound addresses. Every endpoint but /healthz wants 'Authorization:\n"
-		"Bearer <token>' (pvelab token create). docs/serve.md describes the API.",
+		"with the bound addresses. Every endpoint but /healthz and the dashboard's page\n"
+		"wants 'Authorization: Bearer <token>' (pvelab token create) or the dashboard's\n"
+		"session. docs/serve.md describes the API; the web dashboard is at / "
+		"(docs/dashboard.md).",
 	.opts = opts,
 	.run = run,
 };

@@ -421,7 +421,7 @@ def test_apply_from_the_page_shows_each_step_then_rollback(seen):
 
 def test_drift_shows_on_the_overview_and_the_guest_page(seen):
     st = seen["steps"]
-    assert st["drift"].startswith("1 managed guests differ from the config, 0 need a reboot")
+    assert st["drift"].startswith("1 managed guest differs from the config, 0 need a reboot")
     assert "ct1" in st["drift"]
     assert st["guest_drift"] == [["memory", "1024", "512", "live"]]
 
