@@ -833,9 +833,32 @@ async function driftBox(g, box) {
       : h('p', {}, managed ? 'Matches pvelab.yaml.' : 'Not managed by this config (pvelab never touches it).'), again);
 }
 
+// The last `pvelab discover --save` inventory: what answered, and what vanished.
+async function discoveryPage() {
+  const hosts = await api('/api/v1/discovered');
+  const str = (v) => (typeof v === 'string' && v ? v : '—');
+  const rows = hosts.map((d) => {
+    const rec = d.record && typeof d.record === 'object' ? d.record : {};
+    const open = (Array.isArray(rec.evidence) ? rec.evidence : []).filter((e) => e && e.state === 'open')
+      .map((e) => `${e.port}/${e.service || e.proto || '?'}`).join(' ');
+    const urls = (Array.isArray(rec.urls) ? rec.urls : []).filter((u) => typeof u === 'string' && /^https?:\/\//.test(u));
+    return h('tr', { 'data-address': d.address },
+      h('th', { scope: 'row' }, d.address), h('td', {}, str(rec.name)), h('td', {}, d.kind),
+      h('td', {}, statusBadge(d.present ? 'present' : 'vanished')),
+      h('td', {}, str(rec.vendor), rec.model ? ` ${rec.model}` : ''), h('td', { class: 'small' }, open || '—'),
+      h('td', { class: 'small' }, fmtTime(d.first_seen)), h('td', { class: 'small' }, fmtTime(d.last_seen)),
+      h('td', {}, urls.slice(0, 2).map((u) => h('a', { href: u, rel: 'noopener noreferrer', target: '_blank' }, u))));
+  });
+  const gone = hosts.filter((d) => !d.present).length;
+  page('Discovery',
+    h('p', {}, `${hosts.length} hosts remembered by `, h('code', {}, 'pvelab discover --save'), `, ${gone} vanished since.`),
+    rows.length ? table('Discovered hosts', ['Address', 'Name', 'Kind', 'State', 'Vendor and model', 'Open', 'First seen', 'Last seen', 'Links'], rows, { id: 'discovered-table' })
+      : h('p', { class: 'muted' }, 'Nothing yet: run pvelab discover CIDR --save.'));
+}
+
 // ---- routing: #/page/arg ----
 
-const PAGES = { overview, guests, guest, node: nodePage, runs: runsPage, plan: planPage, run: runPage };
+const PAGES = { overview, guests, guest, node: nodePage, runs: runsPage, plan: planPage, run: runPage, discovery: discoveryPage };
 
 async function route(quiet) {
   if (!state.session) return;

@@ -572,6 +572,25 @@ out:
 	free(err);
 }
 
+/* ---- discovery ------------------------------------------------------------ */
+
+/* GET /api/v1/discovered: what pvelab discover --save remembered. */
+static void
+get_discovered(struct pl_serve_req *req, void *arg)
+{
+	struct pl_dash *d = arg;
+	json_t *out = NULL;
+	char *err = NULL;
+	int r;
+
+	if ((r = pl_state_discovered(d->api->s->state, &out, &err)) != 0)
+		pl_serve_error(req, pl_serve_status_of(r), "internal", NULL, "%s",
+			       err ? err : pl_strerror(r));
+	else
+		pl_serve_reply(req, 200, out);
+	free(err);
+}
+
 /* ---- the module ------------------------------------------------------------ */
 
 #define SESSION                                                                                    \
@@ -613,6 +632,14 @@ static const struct pl_serve_route routes[] = {
 	  "a guest's CPU, memory, network and disk series over a timeframe (PVE's rrddata, "
 	  "cached)",
 	  RRD, NULL, rrd_query, get_guest_rrd, 0 },
+	{ "GET", "/api/v1/discovered", PL_ROLE_VIEWER, 200,
+	  "the hosts pvelab discover --save remembered, present or vanished, by address",
+	  "{\"type\":\"array\",\"items\":{\"type\":\"object\",\"required\":[\"address\","
+	  "\"kind\",\"first_seen\",\"last_seen\",\"present\"],\"properties\":{\"address\":"
+	  "{\"type\":\"string\"},\"kind\":{\"type\":\"string\"},\"first_seen\":{\"type\":"
+	  "\"number\"},\"last_seen\":{\"type\":\"number\"},\"present\":{\"type\":"
+	  "\"boolean\"},\"record\":{\"type\":[\"object\",\"null\"]}}}}",
+	  NULL, NULL, get_discovered, 0 },
 	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, 0 },
 };
 

@@ -60,6 +60,7 @@ const PAGES = [
   ['guest', `#/guest/${cfg.guest}`, 'svg.chart'],
   ['node', `#/node/${cfg.node}`, 'svg.chart'],
   ['runs', '#/runs', 'table tbody tr'],
+  ['discovery', '#/discovery', '#discovered-table tbody tr'],
 ];
 
 const browser = await chromium.launch({ executablePath: cfg.chromium, headless: true, args: ['--no-sandbox'] });
@@ -120,6 +121,13 @@ try {
   await page.locator(`#guests-table tr[data-vmid="${cfg.stopped}"] .status`, { hasText: 'stopped' }).waitFor({ timeout: DEADLINE });
   result.steps.after_reconnect = 'stopped';
   result.steps.still_same_page = await page.evaluate(() => window.__same_page === true);
+
+  // the discovered inventory: what the network said is text too
+  await open(page, '#/discovery', '#discovered-table tbody tr');
+  result.steps.discovery = {
+    row: await page.locator(`#discovered-table tr[data-address="${cfg.address}"] > *`).allTextContents(),
+    scripts: await page.locator('#discovered-table script').count(),
+  };
 
   // a guest: config groups, charts, history, power with a confirmation
   await open(page, `#/guest/${cfg.guest}`, 'svg.chart');

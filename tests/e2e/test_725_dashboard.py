@@ -18,6 +18,7 @@ import requests
 import urllib3
 import yaml
 
+import discover_lab
 from conftest import BIN, SRC, run
 from simfix import DEMO_SEED, start_sim, stop_sim
 from test_700_serve import Server, full_token, sim_env
@@ -26,6 +27,7 @@ NODE = shutil.which("node")
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
 BROWSER_DIR = os.path.join(SRC, "tests", "browser")
 HOSTILE = "<img src=x onerror=alert(1)>"
+BANNER = b"SSH-2.0-<script>alert(3)</script>\r\n"
 ARTIFACTS = os.path.join(os.path.dirname(BIN), "artifacts", "dashboard")
 
 pytestmark = pytest.mark.skipif(not NODE or not CHROMIUM,
@@ -132,6 +134,14 @@ def dash(tmp_path_factory):
         r = run("token", "create", "web-" + role, "--role", role, env=env)
         assert r.rc == 0, r
         tokens[role] = r.out.strip()
+    # a discovered network: one SSH server whose banner is markup
+    net = discover_lab.NET
+    b = discover_lab.banner_server(f"{net}.60", 2222, BANNER)
+    try:
+        r = run("discover", f"{net}.60", "--ports", "2222", "--save", env=env)
+        assert r.rc == 0 and f"new: {net}.60" in r.out, r
+    finally:
+        b.stop()
     (d / "pvelab.yaml").write_text(CONFIG)
     srv = Server("--listen", "127.0.0.1:0", "-c", d / "pvelab.yaml", env=env)
     cutter = Cutter(int(srv.url.rsplit(":", 1)[1]))
@@ -180,7 +190,7 @@ def seen(dash):
     os.makedirs(ARTIFACTS, exist_ok=True)
     cutter = dash["cutter"]
     cfg = {"url": f"http://127.0.0.1:{cutter.port}", "tokens": dash["tokens"], "out": ARTIFACTS,
-           "hostile": HOSTILE, "stopped": 302, "guest": 300, "node": "pve1", "managed": "ct1",
+           "hostile": HOSTILE, "address": discover_lab.NET + ".60", "stopped": 302, "guest": 300, "node": "pve1", "managed": "ct1",
            "chromium": CHROMIUM}
     proc = subprocess.Popen([NODE, os.path.join(BROWSER_DIR, "dashboard.mjs")],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -307,14 +317,14 @@ def test_a_viewer_sees_no_write_button_and_forged_posts_are_refused(seen):
 
 def test_axe_finds_no_serious_or_critical_violation(seen):
     assert set(seen["axe"]) >= {"login", "overview", "guests", "guest", "node", "runs", "plan",
-                                "run", "guest-admin"}
+                                "run", "guest-admin", "discovery"}
     bad = {k: v for k, v in seen["axe"].items() if v}
     assert bad == {}
 
 
 def test_screenshots_of_every_page_light_and_dark_desktop_and_phone(seen):
     names = {os.path.basename(f) for f in seen["shots"]}
-    for p in ("overview", "guests", "guest", "node", "runs", "plan", "run"):
+    for p in ("overview", "guests", "guest", "node", "runs", "plan", "run", "discovery"):
         for scheme in ("light", "dark"):
             for size in ("desktop", "phone"):
                 assert f"{p}-{scheme}-{size}.png" in names
@@ -430,3 +440,11 @@ def test_snapshots_from_the_guest_page(seen):
     st = seen["steps"]
     assert "dashsnap" in st["snapshots"]
     assert st["snapshot_deleted"] is True
+
+
+def test_discovery_lists_the_saved_inventory_as_text(seen):
+    d = seen["steps"]["discovery"]
+    assert d["row"][0] == discover_lab.NET + ".60"
+    assert d["row"][2] == "linux-ssh" and d["row"][3] == "present"
+    assert "<script>alert(3)</script>" in d["row"][4]  # the banner's software, as text
+    assert d["scripts"] == 0
