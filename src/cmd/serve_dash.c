@@ -147,11 +147,9 @@ get_file(struct pl_serve_req *req, void *arg)
 
 /* ---- sessions -------------------------------------------------------------- */
 
-/* The session cookie's value in req (64 hex digits), or false. */
-static bool
-cookie_value(struct pl_serve_req *req, char out[65])
+bool
+pl_dash_cookie_value(const char *h, char out[65])
 {
-	const char *h = pl_serve_header(req, "Cookie");
 	size_t n = strlen(COOKIE);
 
 	while (h && *h) {
@@ -177,7 +175,7 @@ session_of(struct pl_dash *d, struct pl_serve_req *req)
 {
 	char v[65], sha[65];
 
-	if (!cookie_value(req, v))
+	if (!pl_dash_cookie_value(pl_serve_header(req, "Cookie"), v))
 		return NULL;
 	pl_sha256_hex(v, 64, sha);
 	OPENSSL_cleanse(v, sizeof(v));

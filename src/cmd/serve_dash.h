@@ -36,6 +36,10 @@ struct pl_dash {
 void pl_dash_init(struct pl_dash *d, struct pl_serve *sv, struct pl_serve_api *api);
 void pl_dash_release(struct pl_dash *d);
 
+/* The session cookie's value (64 hex digits) in a Cookie header (may be
+ * NULL): true and out filled, or false when it has none or a malformed one. */
+bool pl_dash_cookie_value(const char *header, char out[65]);
+
 /* An embedded web file by name ("app.js"): its bytes, or NULL. */
 const char *pl_dash_asset(const char *name, size_t *len);
 
