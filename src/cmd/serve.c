@@ -48,6 +48,19 @@ on_changed(void *arg)
 		pl_serve_refresh_sync(f);
 }
 
+/* A run holds the refresh's syncs (they keep the store's transaction open). */
+static void
+hold_syncs(void *arg, bool on)
+{
+	pl_serve_refresh_hold(arg, on);
+}
+
+static bool
+syncing(void *arg)
+{
+	return pl_serve_refresh_syncing(arg);
+}
+
 /* Whether the environment names a cluster (PVELAB_URL, as connect.c reads it). */
 static bool
 env_cluster(void)
@@ -239,6 +252,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	api_made = true;
 	pl_serve_add(sv, &api.module);
 	runs = pl_serve_runs_new(&s, sv, on_changed, &refresh);
+	pl_serve_runs_set_refresh(runs, hold_syncs, syncing, &refresh);
 	pl_serve_runs_api_init(&runs_api, runs, &api);
 	pl_serve_add(sv, &runs_api.module);
 	pl_dash_init(&dash, sv, &api);

@@ -30,6 +30,7 @@ struct pl_serve_refresh {
 	size_t status_guests;        /* in the last list */
 	struct pl_cmd_sync_job *job; /* the full sync running, if any */
 	bool sync_again;             /* one more asked for while it ran */
+	int held;                    /* syncs wait while a run writes the store */
 	long long sync_seq, sync_run;
 	double sync_started, sync_finished, sync_ok_at;
 	struct pl_state_counts sync_counts;
@@ -42,6 +43,12 @@ void pl_serve_refresh_init(struct pl_serve_refresh *f, struct pl_session *s, str
 			   long status_interval, long sync_interval);
 /* Ask for a full sync now (after the running one); returns its number. */
 long long pl_serve_refresh_sync(struct pl_serve_refresh *f);
+/* Hold the full syncs (one asked for meanwhile starts at the release): a
+ * sync keeps a write transaction open on the server's store while it reads
+ * the cluster, and an apply's record must not join it. Counted. */
+void pl_serve_refresh_hold(struct pl_serve_refresh *f, bool on);
+/* Whether a full sync is running. */
+bool pl_serve_refresh_syncing(const struct pl_serve_refresh *f);
 /* What GET /api/v1/sync shows: ages, last errors, the last sync's run. */
 json_t *pl_serve_refresh_info(const struct pl_serve_refresh *f);
 void pl_serve_refresh_release(struct pl_serve_refresh *f);

@@ -203,7 +203,7 @@ start_sync(struct pl_serve_refresh *f, const char *why)
 {
 	char *err = NULL;
 
-	if (f->job) {
+	if (f->job || f->held) {
 		f->sync_again = true;
 		return;
 	}
@@ -247,6 +247,22 @@ pl_serve_refresh_sync(struct pl_serve_refresh *f)
 {
 	start_sync(f, "asked");
 	return f->sync_seq + (f->sync_again ? 1 : 0);
+}
+
+void
+pl_serve_refresh_hold(struct pl_serve_refresh *f, bool on)
+{
+	f->held += on ? 1 : -1;
+	if (f->held == 0 && f->sync_again && f->job == NULL) {
+		f->sync_again = false;
+		start_sync(f, "asked while held");
+	}
+}
+
+bool
+pl_serve_refresh_syncing(const struct pl_serve_refresh *f)
+{
+	return f->job != NULL;
 }
 
 json_t *

@@ -5,6 +5,8 @@
  * for the same command (one code path: the CLI's planner, guard and executor).
  * Plans live in memory under an unguessable id; applies and rollbacks are runs
  * in the state store, one at a time per cluster, each with who asked for it.
+ * Implemented in cmd/serve_runs_engine.c (the planner and guard it drives are
+ * cmd/'s), for the server's modules, which live in cmd/ too.
  */
 #ifndef PL_SERVE_RUNS_H
 #define PL_SERVE_RUNS_H
@@ -45,6 +47,16 @@ struct pl_serve_runs *pl_serve_runs_new(struct pl_session *s, struct pl_serve *s
  * forget it in what a closing connection calls then. */
 #define PL_SERVE_STOP_WAIT 30
 void pl_serve_runs_free(struct pl_serve_runs *rs);
+
+/* The server's background refresh: hold(arg, true) holds its full syncs
+ * while a run writes the store, hold(arg, false) releases them (counted);
+ * syncing(arg) says whether one is running (it keeps a write transaction open
+ * on the store while it reads the cluster: a run waits for it to end, at
+ * most PL_SERVE_STORE_WAIT seconds). Without it, a run waits only for an
+ * open transaction. */
+#define PL_SERVE_STORE_WAIT 60
+void pl_serve_runs_set_refresh(struct pl_serve_runs *rs, void (*hold)(void *arg, bool on),
+			       bool (*syncing)(void *arg), void *arg);
 
 /* No callback with arg after this (a caller that goes away: a closed
  * connection, an ended MCP session); what it started goes on. */
@@ -104,10 +116,11 @@ struct pl_serve_run_cbs {
  * Carry out kept plan plan_id, as `pvelab apply PLANFILE --yes` does. Refused
  * at once (an error returned, no callback, nothing done) when there is no
  * config or cluster or no such plan (PL_ENOENT); when a run is running here,
- * another apply, destroy or rollback ran since the plan was made, or the
- * store's apply lock is held (PL_ECONFLICT, naming the run or holder).
- * Otherwise 0, and the cluster is planned afresh: cbs->started then refuses
- * (nothing done) when the cluster or config changed so that the fresh plan
+ * or another apply, destroy or rollback ran since the plan was made
+ * (PL_ECONFLICT, naming the run). Otherwise 0: once no sync holds the store,
+ * the cluster's lock is taken and the cluster planned afresh, and
+ * cbs->started refuses (nothing done) when the lock is held (PL_ECONFLICT,
+ * naming its holder), or the cluster or config changed so that the fresh plan
  * differs (PL_ECONFLICT, naming what changed), or the plan has blocked
  * changes, none, or deletes without allow_delete or over
  * safety.max_deletes (PL_EINVAL); or says the run began. Only guests of the
@@ -120,11 +133,12 @@ int pl_serve_apply_start(struct pl_serve_runs *rs, const char *plan_id,
 
 /*
  * Roll back run run_id as `pvelab rollback RUN --yes` does (the same changes
- * from the store's record, the same lock). Every refusal is at once (an
- * error returned, no callback): no such run (PL_ENOENT); not an apply or a
+ * from the store's record, the same lock). Refused at once (an error
+ * returned, no callback): no such run (PL_ENOENT); not an apply or a
  * destroy, nothing to roll back, or a guest to restore over itself from a
  * backup without overwrite (PL_EINVAL); a run running (PL_ECONFLICT). Then
- * cbs->started (from the loop), progress and done as for an apply; done's
+ * cbs->started (from the loop; a refusal when the cluster's lock is held),
+ * progress and done as for an apply; done's
  * result has "notes": what cannot be brought back (guests the run created).
  */
 int pl_serve_rollback_start(struct pl_serve_runs *rs, long long run_id, bool overwrite,

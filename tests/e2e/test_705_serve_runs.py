@@ -74,10 +74,19 @@ class Lab:
         self.doc = self.doc or self.get("/api/v1/openapi.json").json()
 
     def stop(self):
-        if self.srv:
-            assert self.srv.stop() == 0, self.srv.err
-            self.logs.append(self.srv.err)
-            self.srv = None
+        srv, self.srv = self.srv, None
+        if srv and srv.proc.poll() is None:
+            # not in the middle of a sync: the server stopped during one is
+            # another matter (the sync's reader threads outlive the loop)
+            h = {"Authorization": "Bearer " + self.tokens["viewer"]}
+            until(lambda: requests.get(srv.url + "/api/v1/sync", headers=h, timeout=30)
+                  .json()["sync"]["state"] != "running", "the server's sync to end")
+        if srv:
+            rc = srv.stop()
+            self.logs.append(srv.err)
+            if rc != 0:
+                (self.dir / "serve.err").write_text(srv.err)
+            assert rc == 0, (rc, str(self.dir / "serve.err"))
 
     def req(self, method, path, role="admin", status=None, **kw):
         h = {"Authorization": "Bearer " + self.tokens[role]}

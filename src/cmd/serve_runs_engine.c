@@ -1,8 +1,10 @@
 /*
- * Plans, applies, rollbacks and snapshots on the server's loop (see runs.h):
- * the CLI's asynchronous planner (pl_planning_plan_start), its guard and
- * saved-plan checks, and the executor (pl_apply_start), each step a callback;
- * plans kept in memory by id, runs recorded in the store with who asked.
+ * The runs engine of pvelab serve (its API is serve/runs.h): plans, applies,
+ * rollbacks and snapshots on the server's loop, with the CLI's asynchronous
+ * planner (pl_planning_plan_start), guard and saved-plan checks and the
+ * executor (pl_apply_start), each step a callback; plans kept in memory by
+ * id, runs recorded in the store with who asked. It lives in cmd/ because
+ * the planner and guard it drives do.
  */
 #include "core/common.h"
 #include "serve/runs.h"
@@ -20,6 +22,7 @@
 #include "plan/snappol.h"
 #include "pve/client.h"
 #include "serve/serve.h"
+#include "state/state.h"
 
 #include <event2/event.h>
 #include <openssl/rand.h>
@@ -53,13 +56,16 @@ struct run {
 	struct pl_planning_plan *pp; /* the fresh plan an apply is checked against */
 	json_t *kept;                /* the plan asked for (apply) */
 	struct pl_apply_opts ao;
+	struct pl_plan_opts po; /* an apply's, for its fresh plan */
+	char *profile;          /* po's */
 	json_t *plan, *owned, *running, *result;
 	json_t *notes; /* a rollback's: what it cannot bring back */
 	struct pl_apply *a;
 	struct pl_snappol *prune;
 	size_t finished, total;
-	bool started_said;
-	struct event *later; /* says "started" from the loop */
+	bool started_said, held;
+	struct event *later; /* its next step from the loop: the lock, then the plan */
+	int waited;          /* turns of waiting for the store (PL_SERVE_STORE_WAIT) */
 };
 
 struct pl_serve_runs {
@@ -67,7 +73,10 @@ struct pl_serve_runs {
 	struct pl_serve *sv;
 	void (*changed)(void *arg);
 	void *changed_arg;
-	json_t *plans; /* id -> kept plan */
+	json_t *plans;                    /* id -> kept plan */
+	void (*hold)(void *arg, bool on); /* the refresh's syncs, held during a run */
+	bool (*syncing)(void *arg);
+	void *refresh;
 	struct op *ops;
 	struct run *run;
 };
@@ -83,6 +92,15 @@ pl_serve_runs_new(struct pl_session *s, struct pl_serve *sv, void (*changed)(voi
 	rs->changed_arg = arg;
 	rs->plans = json_object();
 	return rs;
+}
+
+void
+pl_serve_runs_set_refresh(struct pl_serve_runs *rs, void (*hold)(void *arg, bool on),
+			  bool (*syncing)(void *arg), void *arg)
+{
+	rs->hold = hold;
+	rs->syncing = syncing;
+	rs->refresh = arg;
 }
 
 static void
@@ -136,6 +154,8 @@ run_free(struct run *r)
 	pl_planning_plan_cancel(r->pp);
 	if (r->later)
 		event_free(r->later);
+	if (r->held && r->rs->hold)
+		r->rs->hold(r->rs->refresh, false);
 	pl_guard_release(&r->guard);
 	json_decref(r->kept);
 	json_decref(r->plan);
@@ -143,6 +163,7 @@ run_free(struct run *r)
 	json_decref(r->running);
 	json_decref(r->result);
 	json_decref(r->notes);
+	free(r->profile);
 	free(r->who);
 	free(r);
 }
@@ -305,14 +326,6 @@ say_started(struct run *r)
 	json_decref(res);
 }
 
-static void
-on_later(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	say_started(arg);
-}
-
 /* A refusal after the caller was told 0: started with the error, the end. */
 static void
 run_refused(struct run *r, int err, const char *msg)
@@ -370,8 +383,13 @@ run_over(struct run *r)
 
 	pl_log_info("serve: %s run %lld for %s: %s", r->kind, r->id, r->who, status);
 	pl_guard_release(&r->guard);
+	/* one sync after the run, asked while held, started at the release */
 	if (rs->changed && r->ao.stop && *r->ao.stop < PL_APPLY_ABANDON)
 		rs->changed(rs->changed_arg);
+	if (r->held && rs->hold) {
+		r->held = false;
+		rs->hold(rs->refresh, false);
+	}
 	say_started(r);
 	run_event(r, json_pack("{s:s,s:s,s:I,s:I,s:I,s:I}", "state", "finished", "status", status,
 			       "ok", (json_int_t)pl_json_int(r->result, "ok", 0), "failed",
@@ -533,12 +551,72 @@ on_replanned(int err, json_t *snap, json_t *fresh, const char *errmsg, void *arg
 	free(msg);
 }
 
+/* The run's first step, from the loop: once no sync of the server's holds
+ * the store (a write now would join its transaction), the cluster's lock,
+ * then an apply's fresh plan, or a rollback's start. */
+static void
+on_step(evutil_socket_t fd, short what, void *arg)
+{
+	struct run *r = arg;
+	struct pl_serve_runs *rs = r->rs;
+	char *err = NULL;
+	int e;
+
+	(void)fd;
+	(void)what;
+	if ((rs->syncing && rs->syncing(rs->refresh)) || pl_state_in_transaction(rs->s->state)) {
+		struct timeval tv = { 0, 50000 };
+
+		if (++r->waited > PL_SERVE_STORE_WAIT * 20) {
+			run_refused(r, PL_ECONFLICT,
+				    "the server's sync kept the state store busy; try again");
+			return;
+		}
+		evtimer_add(r->later, &tv);
+		return;
+	}
+	/* before planning: an apply must not plan against half-made guests */
+	if ((e = pl_guard_take(&r->guard, rs->s, &err)) == 0) {
+		if (!strcmp(r->kind, "apply")) {
+			r->pp = pl_planning_plan_start(rs->s, &r->po, on_replanned, r);
+			return;
+		}
+		if ((e = run_go(r, &err)) == 0) {
+			say_started(r);
+			return;
+		}
+	}
+	run_refused(r, e, err);
+	free(err);
+}
+
+/* The run of this server: syncs held until it ends, its first step next. */
+static struct run *
+run_new(struct pl_serve_runs *rs, const char *kind, const char *who,
+	const struct pl_serve_run_cbs *cbs)
+{
+	struct run *r = pl_calloc(1, sizeof(*r));
+
+	r->rs = rs;
+	r->kind = kind;
+	r->who = pl_strdup(who ? who : "?");
+	if (cbs)
+		r->cbs = *cbs;
+	rs->run = r;
+	if (rs->hold) {
+		r->held = true;
+		rs->hold(rs->refresh, true);
+	}
+	r->later = evtimer_new(rs->s->base, on_step, r);
+	event_active(r->later, EV_TIMEOUT, 1);
+	return r;
+}
+
 int
 pl_serve_apply_start(struct pl_serve_runs *rs, const char *plan_id,
 		     const struct pl_serve_apply_opts *o, const char *who,
 		     const struct pl_serve_run_cbs *cbs, char **errmsg)
 {
-	struct pl_plan_opts po = { 0 };
 	const json_t *so;
 	json_t *kept;
 	long long newest = 0;
@@ -571,32 +649,21 @@ pl_serve_apply_start(struct pl_serve_runs *rs, const char *plan_id,
 		json_decref(kept);
 		return e;
 	}
-	r = pl_calloc(1, sizeof(*r));
-	r->rs = rs;
-	r->kind = "apply";
-	r->who = pl_strdup(who ? who : "?");
+	r = run_new(rs, "apply", who, cbs);
 	r->kept = kept;
-	if (cbs)
-		r->cbs = *cbs;
-	/* before planning: an apply must not plan against half-made guests */
-	if ((e = pl_guard_take(&r->guard, rs->s, errmsg)) != 0) {
-		run_free(r);
-		return e;
-	}
-	rs->run = r;
 	/* the kept plan's options are the ones it was made with; no_backup only
 	 * ever from the caller (a plan is never trusted to skip a backup) */
 	so = json_object_get(json_object_get(kept, "plan"), "options");
-	po.allow_replace = json_is_true(json_object_get(so, "allow_replace"));
-	po.reboot = json_is_true(json_object_get(so, "reboot"));
-	po.no_snapshot = json_is_false(json_object_get(so, "snapshot"));
-	po.allow_delete =
+	r->po.allow_replace = json_is_true(json_object_get(so, "allow_replace"));
+	r->po.reboot = json_is_true(json_object_get(so, "reboot"));
+	r->po.no_snapshot = json_is_false(json_object_get(so, "snapshot"));
+	r->po.allow_delete =
 		json_is_true(json_object_get(so, "allow_delete")) || (o && o->allow_delete);
-	po.profile = pl_json_str(so, "profile");
-	po.no_backup = o && o->no_backup;
-	pl_plan_apply_opts(&po, &r->ao);
+	r->profile = pl_json_str(so, "profile") ? pl_strdup(pl_json_str(so, "profile")) : NULL;
+	r->po.profile = r->profile;
+	r->po.no_backup = o && o->no_backup;
+	pl_plan_apply_opts(&r->po, &r->ao);
 	r->ao.jobs = o && o->jobs > 0 ? o->jobs : 4;
-	r->pp = pl_planning_plan_start(rs->s, &po, on_replanned, r);
 	return 0;
 }
 
@@ -610,6 +677,7 @@ pl_serve_rollback_start(struct pl_serve_runs *rs, long long run_id, bool overwri
 	struct run *r = NULL;
 	int e;
 
+	(void)r;
 	if ((e = no_cluster(rs, false, errmsg)) != 0)
 		goto out;
 	if (rs->run) {
@@ -651,31 +719,17 @@ pl_serve_rollback_start(struct pl_serve_runs *rs, long long run_id, bool overwri
 			noverwrite == 1 ? "its" : "their", noverwrite == 1 ? "" : "s");
 		goto out;
 	}
-	r = pl_calloc(1, sizeof(*r));
-	r->rs = rs;
-	r->kind = "rollback";
-	r->who = pl_strdup(who ? who : "?");
-	if (cbs)
-		r->cbs = *cbs;
-	if ((e = pl_guard_take(&r->guard, rs->s, errmsg)) != 0)
-		goto out;
-	rs->run = r;
+	r = run_new(rs, "rollback", who, cbs);
 	r->plan = plan;
 	plan = NULL;
 	/* its changes come from this store's record of the run: the guests
 	 * that run touched are the ones it may touch again */
 	r->owned = pl_runs_rollback_owned(r->plan);
 	r->ao.jobs = 4;
-	if ((e = run_go(r, errmsg)) != 0)
-		goto out;
 	r->notes = notes;
 	notes = NULL;
-	r->later = evtimer_new(rs->s->base, on_later, r);
-	event_active(r->later, EV_TIMEOUT, 1);
 	r = NULL;
 out:
-	if (r)
-		run_free(r);
 	json_decref(rec);
 	json_decref(plan);
 	json_decref(notes);
@@ -991,7 +1045,10 @@ pl_serve_runs_free(struct pl_serve_runs *rs)
 {
 	if (rs == NULL)
 		return;
-	rs->changed = NULL; /* the server is going: no sync after */
+	/* the server is going: no sync after, none released to start now */
+	rs->changed = NULL;
+	rs->hold = NULL;
+	rs->syncing = NULL;
 	/* a run in flight stops as on Ctrl-C: nothing new starts, each change in
 	 * flight ends after its task (at most PL_SERVE_STOP_WAIT seconds, then
 	 * the tasks are left to Proxmox), and it is recorded interrupted */
