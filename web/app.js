@@ -198,7 +198,7 @@ function connect() {
 
 // Guest rows and badges on the page follow the stream without a reload.
 function updateGuest(g) {
-  for (const row of document.querySelectorAll(`[data-vmid="${g.vmid}"]`)) {
+  for (const row of document.querySelectorAll(`[data-vmid="${CSS.escape(String(g.vmid))}"]`)) {
     const st = row.querySelector('.status');
     if (st) st.replaceWith(statusBadge(g.status, g.lock));
     const nd = row.querySelector('.node');
@@ -524,7 +524,7 @@ function actionDone(a) {
   const el = pendingActions.get(a.id);
   if (!el) {
     endedActions.set(a.id, a);
-    if (document.querySelector(`.guest-head[data-vmid="${a.vmid}"]`)) refreshSoon();
+    if (document.querySelector(`.guest-head[data-vmid="${CSS.escape(String(a.vmid))}"]`)) refreshSoon();
     return;
   }
   const ok = a.state === 'ok';
