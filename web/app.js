@@ -716,6 +716,7 @@ async function applyPlan(kept) {
   if (!(await confirmDialog('Apply this plan?', `Apply ${n} change${n === 1 ? '' : 's'} to the cluster. Each guest is snapshotted (or backed up) first; the run can be rolled back.`))) return;
   try {
     const r = await api('/api/v1/runs', { method: 'POST', body: { plan_id: kept.id } });
+    sessionStorage.removeItem('plan'); // carried out: what it showed is no longer the drift
     location.hash = `#/run/${r.run}`;
   } catch (e) {
     $('plan-out').append(h('p', { class: 'error', role: 'alert' }, 'Apply refused: ' + e.message));
