@@ -15,6 +15,10 @@ function h(tag, attrs, ...kids) {
 function s(tag, attrs, ...kids) {
   return fill(document.createElementNS(SVG, tag), attrs, kids);
 }
+// Replace el's children with kids, leaving out the absent ones (null, false).
+function put(el, ...kids) {
+  el.replaceChildren(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false));
+}
 function fill(e, attrs, kids) {
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === null || v === undefined || v === false) continue;
@@ -52,7 +56,7 @@ const num = (x) => (typeof x === 'number' && isFinite(x) ? x : null);
 
 // ---- the API ----
 
-const state = { session: null, guests: new Map(), cluster: null, es: null, lastEvent: 0, runEvents: [] };
+const state = { session: null, guests: new Map(), cluster: null, es: null, lastEvent: 0, runEvents: [], charts: new Map() };
 
 class ApiError extends Error {
   constructor(status, msg) { super(msg); this.status = status; }
@@ -86,7 +90,7 @@ function showLogin(msg) {
   if (state.es) { state.es.close(); state.es = null; }
   $('nav').hidden = true;
   $('who').hidden = true;
-  $('app').replaceChildren();
+  put($('app'));
   $('login').hidden = false;
   $('login-error').textContent = msg || '';
   banner(null);
@@ -270,12 +274,12 @@ function page(title, ...kids) {
   document.title = `${title} · pvelab`;
   for (const a of document.querySelectorAll('#nav a'))
     a.toggleAttribute('aria-current', location.hash.startsWith(a.getAttribute('href')));
-  $('app').replaceChildren(h('h1', {}, title), ...kids);
+  put($('app'), h('h1', {}, title), ...kids);
 }
 
 function failure(e) {
   if (e instanceof ApiError && e.status === 401) return;
-  $('app').replaceChildren(h('h1', {}, 'Something went wrong'), h('p', { class: 'error', role: 'alert' }, e.message));
+  put($('app'), h('h1', {}, 'Something went wrong'), h('p', { class: 'error', role: 'alert' }, e.message));
 }
 
 async function loadGuests() {
@@ -328,12 +332,15 @@ function chart(title, series, points, fmt, fixedMax) {
 async function charts(kind, id, box, tf) {
   const tabs = h('div', { class: 'tabs', role: 'group', 'aria-label': 'Timeframe' },
     TIMEFRAMES.map((t) => h('button', { type: 'button', class: 'secondary', 'aria-pressed': String(t === tf), onclick: () => charts(kind, id, box, t) }, t)));
-  box.replaceChildren(tabs, h('p', { class: 'muted' }, 'Loading charts…'));
+  // the charts drawn last stay while the new ones load (the page is drawn
+  // again on every sync; no flicker)
+  const key = `${kind}/${id}/${tf}`;
+  put(box, tabs, state.charts.get(key) || h('p', { class: 'muted' }, 'Loading charts…'));
   let d;
   try {
     d = await api(`/api/v1/${kind}/${encodeURIComponent(id)}/rrddata?timeframe=${tf}`);
   } catch (e) {
-    box.replaceChildren(tabs, h('p', { class: 'error' }, 'Charts: ' + e.message));
+    put(box, tabs, h('p', { class: 'error' }, 'Charts: ' + e.message));
     return;
   }
   const pts = (Array.isArray(d.series) ? d.series : []).filter((p) => p && num(p.time) !== null);
@@ -348,7 +355,10 @@ async function charts(kind, id, box, tf) {
     chart('Network', [{ name: 'in', get: (p) => p.netin }, { name: 'out', get: (p) => p.netout }], pts, fmtRate, 0),
     node ? chart('Load', [{ name: 'load', get: (p) => p.loadavg }, { name: 'iowait', get: (p) => (num(p.iowait) === null ? null : p.iowait * 100) }], pts, (v) => v.toFixed(2), 0)
       : chart('Disk I/O', [{ name: 'read', get: (p) => p.diskread }, { name: 'write', get: (p) => p.diskwrite }], pts, fmtRate, 0));
-  box.replaceChildren(tabs, grid, h('p', { class: 'muted small' }, `From PVE's round-robin data, read ${fmtTime(d.fetched)}.`));
+  const drawn = h('div', {}, grid, h('p', { class: 'muted small' }, `From PVE's round-robin data, read ${fmtTime(d.fetched)}.`));
+  state.charts.clear();
+  state.charts.set(key, drawn);
+  put(box, tabs, drawn);
 }
 
 // ---- pages ----
@@ -439,7 +449,7 @@ function applyFilters() {
     const va = k === 'mem' ? (a.mem || 0) : a[k], vb = k === 'mem' ? (b.mem || 0) : b[k];
     return (typeof va === 'number' && typeof vb === 'number' ? va - vb : String(va ?? '').localeCompare(String(vb ?? ''))) * filters.dir;
   });
-  tb.replaceChildren(...list.map((g) => h('tr', { 'data-vmid': g.vmid },
+  put(tb, ...list.map((g) => h('tr', { 'data-vmid': g.vmid },
     h('td', {}, String(g.vmid)),
     h('th', { scope: 'row' }, h('a', { href: `#/guest/${g.vmid}`, class: 'guest-name' }, g.name || `(vmid ${g.vmid})`)),
     h('td', {}, g.type === 'lxc' ? 'CT' : 'VM', g.template ? ' · template' : ''),
@@ -696,13 +706,13 @@ async function planPage() {
   const out = h('div', { id: 'plan-out' });
   const show = async (kept) => {
     const applicable = kept && (kept.plan.changes || []).length > 0;
-    out.replaceChildren(...(kept ? planView(kept) : [h('p', { class: 'muted' }, 'No plan yet.')]),
+    put(out, ...(kept ? planView(kept) : [h('p', { class: 'muted' }, 'No plan yet.')]),
       applicable && can('admin') ? h('div', { class: 'actions' }, h('button', { type: 'button', id: 'apply', class: 'danger', onclick: () => applyPlan(kept) }, 'Apply this plan')) : null);
   };
   const form = can('admin') ? h('form', { class: 'filters', onsubmit: async (e) => {
     e.preventDefault();
-    out.replaceChildren(h('p', { role: 'status' }, 'Planning against the cluster…'));
-    try { await show(await makePlan(opts)); } catch (err) { out.replaceChildren(h('p', { class: 'error', role: 'alert' }, 'Plan refused: ' + err.message)); }
+    put(out, h('p', { role: 'status' }, 'Planning against the cluster…'));
+    try { await show(await makePlan(opts)); } catch (err) { put(out, h('p', { class: 'error', role: 'alert' }, 'Plan refused: ' + err.message)); }
   } },
   ...[['reboot', 'Reboot where a change needs it'], ['allow_replace', 'Allow replace'], ['allow_delete', 'Allow delete'], ['no_snapshot', 'No snapshot first']].map(([k, label]) =>
     h('label', { class: 'check' }, h('input', { type: 'checkbox', onchange: (e) => { opts[k] = e.target.checked; } }), ' ' + label)),
@@ -728,7 +738,7 @@ async function runPage(id) {
   const head = h('div', { id: 'run-head' });
   const prog = h('progress', { id: 'run-progress', max: 1, value: 0, 'aria-label': 'Changes finished' });
   const draw = (r) => {
-    head.replaceChildren(h('p', {}, statusBadge(r.status), ` ${r.kind} run ${r.id}, started ${fmtTime(r.started)}`, r.finished ? `, finished ${fmtTime(r.finished)}` : '', r.who ? ` · asked by ${r.who}` : ''));
+    put(head, h('p', {}, statusBadge(r.status), ` ${r.kind} run ${r.id}, started ${fmtTime(r.started)}`, r.finished ? `, finished ${fmtTime(r.finished)}` : '', r.who ? ` · asked by ${r.who}` : ''));
     if (r.progress) { prog.max = r.progress.total || 1; prog.value = r.progress.finished || 0; }
     const buttons = [];
     if (can('admin') && r.status === 'running') buttons.push(h('button', { type: 'button', class: 'danger', onclick: () => api(`/api/v1/runs/${r.id}/cancel`, { method: 'POST', body: {} }).catch((e) => log.append(h('li', { class: 'error' }, e.message))) }, 'Stop the run'));
@@ -782,7 +792,7 @@ async function snapshotsBox(g, box) {
   try {
     list = await api(`/api/v1/guests/${g.vmid}/snapshots`);
   } catch (e) {
-    box.replaceChildren(h('p', { class: 'error' }, 'Snapshots: ' + e.message));
+    put(box, h('p', { class: 'error' }, 'Snapshots: ' + e.message));
     return;
   }
   const act = async (verb, snap) => {
@@ -812,7 +822,7 @@ async function snapshotsBox(g, box) {
       follow(a, out);
     } catch (err) { out.className = 'error'; out.textContent = 'Snapshot refused: ' + err.message; }
   } }, h('label', { for: 'snap-name' }, 'New snapshot'), name, h('button', { type: 'submit' }, 'Take snapshot')) : null;
-  box.replaceChildren(rows.length ? table('Snapshots', ['Name', 'Taken', 'Description', ''], rows) : h('p', { class: 'muted' }, 'No snapshots.'), form);
+  put(box, rows.length ? table('Snapshots', ['Name', 'Taken', 'Description', ''], rows) : h('p', { class: 'muted' }, 'No snapshots.'), form);
 }
 
 // The guest's part of the newest plan: declared (pvelab.yaml) vs live.
@@ -820,16 +830,16 @@ async function driftBox(g, box) {
   const kept = await latestPlan();
   const mine = kept && (kept.plan.changes || []).filter((c) => c.vmid === g.vmid || c.guest === g.name);
   const again = can('admin') ? h('button', { type: 'button', class: 'secondary', onclick: async () => {
-    box.replaceChildren(h('p', { role: 'status' }, 'Planning…'));
-    try { await makePlan({}); } catch (e) { box.replaceChildren(h('p', { class: 'error' }, e.message)); return; }
+    put(box, h('p', { role: 'status' }, 'Planning…'));
+    try { await makePlan({}); } catch (e) { put(box, h('p', { class: 'error' }, e.message)); return; }
     driftBox(g, box);
   } }, kept ? 'Plan again' : 'Compare with pvelab.yaml') : null;
   if (!kept) {
-    box.replaceChildren(h('p', { class: 'muted' }, can('admin') ? 'No plan made yet from this tab.' : 'Comparing needs a plan, which the admin role makes.'), again);
+    put(box, h('p', { class: 'muted' }, can('admin') ? 'No plan made yet from this tab.' : 'Comparing needs a plan, which the admin role makes.'), again);
     return;
   }
   const managed = !(kept.plan.unmanaged || []).some((u) => u.vmid === g.vmid);
-  box.replaceChildren(h('p', { class: 'small' }, `As of the plan made ${fmtTime(kept.created)}.`),
+  put(box, h('p', { class: 'small' }, `As of the plan made ${fmtTime(kept.created)}.`),
     mine.length ? h('ul', { class: 'changes' }, mine.map(changeItem))
       : h('p', {}, managed ? 'Matches pvelab.yaml.' : 'Not managed by this config (pvelab never touches it).'), again);
 }

@@ -14,7 +14,7 @@ import readline from 'node:readline';
 const cfg = JSON.parse(process.env.DASH_TEST);
 const rl = readline.createInterface({ input: process.stdin });
 const lines = rl[Symbol.asyncIterator]();
-const result = { axe: {}, shots: [], errors: [], dialogs: [], csp: [], steps: {} };
+const result = { axe: {}, strays: {}, shots: [], errors: [], dialogs: [], csp: [], steps: {} };
 const DEADLINE = 30000;
 
 async function ask(what) {
@@ -28,7 +28,7 @@ function watch(page, who) {
   page.on('pageerror', (e) => result.errors.push(`${who}: ${e.message}`));
   page.on('console', (m) => {
     // refused requests and the stream the test cuts are expected
-    if (m.type() === 'error' && !/status of 40[13]|ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_CONNECTION_(RESET|CLOSED|REFUSED)|ERR_EMPTY_RESPONSE/.test(m.text())) result.errors.push(`${who}: console: ${m.text()}`);
+    if (m.type() === 'error' && !/status of 40[13]|ERR_INCOMPLETE_CHUNKED_ENCODING|ERR_CONNECTION_(RESET|CLOSED|REFUSED|ABORTED)|ERR_SOCKET_NOT_CONNECTED|ERR_EMPTY_RESPONSE/.test(m.text())) result.errors.push(`${who}: console: ${m.text()}`);
     if (/Content Security Policy/i.test(m.text())) result.csp.push(m.text());
   });
 }
@@ -49,6 +49,13 @@ async function open(page, hash, ready) {
 }
 
 async function axe(page, name) {
+  // no "null" or "undefined" written where a part of the page was absent
+  result.strays[name] = await page.evaluate(() => {
+    const w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    let n = 0;
+    while (w.nextNode()) n += /^(null|undefined|NaN|\[object Object\])$/.test(w.currentNode.data.trim());
+    return n;
+  });
   const r = await new AxeBuilder({ page }).analyze();
   result.axe[name] = r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
     .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join('; ')}`);
@@ -132,6 +139,7 @@ try {
   // a guest: config groups, charts, history, power with a confirmation
   await open(page, `#/guest/${cfg.guest}`, 'svg.chart');
   result.steps.groups = await page.locator('section.card h2').allTextContents();
+  await page.waitForFunction(() => document.querySelectorAll('svg.chart').length === 4, null, { timeout: DEADLINE });
   result.steps.charts = await page.locator('svg.chart').count();
   result.steps.chart_lines = await page.locator('svg.chart path.line').count();
   result.steps.operator_buttons = await page.locator('[data-action]').evaluateAll((b) => b.map((x) => x.dataset.action));
@@ -208,6 +216,16 @@ try {
   await axe(ap, 'run');
   await ask('drift web');
   result.steps.plan2 = await plan('update');
+  const shoot = async (p, name) => {
+    for (const scheme of ['light', 'dark']) {
+      await p.emulateMedia({ colorScheme: scheme });
+      const f = path.join(cfg.out, `${name}-${scheme}-desktop.png`);
+      await p.screenshot({ path: f, fullPage: true });
+      result.shots.push(f);
+    }
+    await p.emulateMedia({ colorScheme: 'light' });
+  };
+  await shoot(ap, 'plan'); // the plan of a drifted guest, before it is applied
   await open(ap, '#/overview', '#drift');
   result.steps.drift = (await ap.locator('#drift').textContent()).replace(/\s+/g, ' ').trim();
   await open(ap, `#/guest/${cfg.managed}`, 'svg.chart');
@@ -241,15 +259,8 @@ try {
   result.steps.snapshot_deleted = true;
   await axe(ap, 'guest-admin');
   PAGES.push(['plan', '#/plan', '#plan-out'], ['run', `#/run/${result.steps.apply2.run}`, '#run-head p']);
-  for (const [name, hash, ready] of PAGES.slice(-2)) {
-    await open(ap, hash, ready);
-    for (const scheme of ['light', 'dark']) {
-      await ap.emulateMedia({ colorScheme: scheme });
-      const f = path.join(cfg.out, `${name}-${scheme}-desktop.png`);
-      await ap.screenshot({ path: f, fullPage: true });
-      result.shots.push(f);
-    }
-  }
+  await open(ap, `#/run/${result.steps.apply2.run}`, '#run-head p');
+  await shoot(ap, 'run');
   await actx.close();
 
   // ---- 200 % zoom: a 1280 px window at twice the size is 640 CSS pixels ----
@@ -293,6 +304,7 @@ try {
           return { status: r.status, body: await r.json() };
         }, cfg.guest);
       }
+      if (scheme === 'light') await axe(p, `${name}-viewer`);
       const f = path.join(cfg.out, `${name}-${scheme}-phone.png`);
       await p.screenshot({ path: f, fullPage: true });
       result.shots.push(f);

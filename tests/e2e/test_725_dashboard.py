@@ -315,6 +315,10 @@ def test_a_viewer_sees_no_write_button_and_forged_posts_are_refused(seen):
     assert st["forged"]["body"]["error"]["code"] == "csrf"
 
 
+def test_no_page_writes_null_where_a_part_is_absent(seen):
+    assert seen["strays"] and all(n == 0 for n in seen["strays"].values()), seen["strays"]
+
+
 def test_axe_finds_no_serious_or_critical_violation(seen):
     assert set(seen["axe"]) >= {"login", "overview", "guests", "guest", "node", "runs", "plan",
                                 "run", "guest-admin", "discovery"}
