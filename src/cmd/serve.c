@@ -10,6 +10,7 @@
 #include "cmd/serve_snappol.h"
 #include "cmd/serve_checks.h"
 #include "cmd/serve_mcp.h"
+#include "cmd/serve_dash.h"
 #include "cmd/serve_runs.h"
 #include "config/config.h"
 #include "core/err.h"
@@ -163,6 +164,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_serve_refresh refresh;
 	struct pl_serve_snappol snappol = { 0 };
 	struct pl_serve_checks checks = { 0 };
+	struct pl_dash dash = { 0 };
 	struct pl_serve_runs_api runs_api;
 	struct pl_serve_runs *runs = NULL;
 	bool refreshing = false, api_made = false;
@@ -273,6 +275,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	}
 	mcp_made = true;
 	pl_serve_add(sv, &mcp.module);
+	pl_dash_init(&dash, sv, &api);
 	for (size_t i = 0; i < n; i++) {
 		bool loop = pl_serve_is_loopback(addrs[i]);
 		char *b = NULL;
@@ -321,6 +324,7 @@ out:
 	pl_serve_checks_release(&checks);
 	pl_serve_free(sv);
 	pl_serve_snappol_release(&snappol);
+	pl_dash_release(&dash);
 	if (api_made)
 		pl_serve_api_release(&api);
 	if (sigint)
@@ -340,13 +344,15 @@ out:
 
 const struct pl_cmd pl_cmd_serve = {
 	.name = "serve",
-	.summary = "serve the REST API (and its OpenAPI document) over HTTP(S)",
+	.summary = "serve the REST API, its OpenAPI document and the web dashboard over HTTP(S)",
 	.usage = "[--listen ADDR:PORT]... [--tls-cert FILE --tls-key FILE]",
 	.help = "Plain HTTP only on loopback; any other listener is HTTPS, with --tls-cert/\n"
 		"--tls-key (or serve.tls_cert/tls_key) or a certificate from pvelab's local CA\n"
 		"(pvelab proxy ca), whose fingerprint is printed at start. Prints one JSON line\n"
-		"with the bound addresses. Every endpoint but /healthz wants 'Authorization:\n"
-		"Bearer <token>' (pvelab token create). docs/serve.md describes the API.",
+		"with the bound addresses. Every endpoint but /healthz and the dashboard's page\n"
+		"wants 'Authorization: Bearer <token>' (pvelab token create) or the dashboard's\n"
+		"session. docs/serve.md describes the API; the web dashboard is at / "
+		"(docs/dashboard.md).",
 	.opts = opts,
 	.run = run,
 };

@@ -476,6 +476,21 @@ pl_serve_header(const struct pl_serve_req *r, const char *name)
 }
 
 const char *
+pl_serve_method(const struct pl_serve_req *r)
+{
+	return r->method;
+}
+
+bool
+pl_serve_is_tls(const struct pl_serve_req *r)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+
+	return bev && bufferevent_openssl_get_ssl(bev) != NULL;
+}
+
+const char *
 pl_serve_caller(const struct pl_serve_req *r)
 {
 	return r->caller[0] ? r->caller : NULL;

@@ -114,6 +114,10 @@ const json_t *pl_serve_body(const struct pl_serve_req *req);
 const unsigned char *pl_serve_body_raw(const struct pl_serve_req *req, size_t *len);
 /* A request header (case-insensitive name); NULL when absent. */
 const char *pl_serve_header(const struct pl_serve_req *req, const char *name);
+/* The request's method ("GET", "POST"...). */
+const char *pl_serve_method(const struct pl_serve_req *req);
+/* Whether the request came over TLS (an HTTPS listener). */
+bool pl_serve_is_tls(const struct pl_serve_req *req);
 /* The token's name (NULL on a public route) and role. */
 const char *pl_serve_caller(const struct pl_serve_req *req);
 int pl_serve_caller_role(const struct pl_serve_req *req);

@@ -88,8 +88,15 @@ def test_demo_seed(demo):
         "#cloud-config\nhostname: debian12-cloud\n")
     r = demo.req("GET", "/nodes/pve2/qemu/301/agent/network-get-interfaces")
     assert r.status_code == 500 and r.reason == "No QEMU guest agent configured"
+    # PVE 9's archives: an hour at one point a minute, a week at one per 30 min
     rrd = demo.get("/nodes/pve1/qemu/300/rrddata", timeframe="hour")
-    assert len(rrd) == 70 and rrd[-1]["maxmem"] == 2048 << 20
+    assert len(rrd) == 60 and rrd[-1]["maxmem"] == 2048 << 20
+    assert rrd[-1]["time"] - rrd[0]["time"] == 59 * 60
+    assert len({round(p["netin"]) for p in rrd if "netin" in p}) > 1  # a rate that moves
+    week = demo.get("/nodes/pve1/rrddata", timeframe="week")
+    assert len(week) == 336 and week[1]["time"] - week[0]["time"] == 1800
+    assert {"memtotal", "memused", "roottotal", "rootused", "loadavg", "iowait",
+            "netin", "netout", "memavailable"} <= set(week[-1])
 
 
 def test_clone_template(demo):
