@@ -39,8 +39,57 @@ struct console {
 	bool json;      /* -o json inside the console */
 	json_t *guests; /* names for completion, read when the console starts and after
 			 * each command */
+	json_t *values; /* option values for completion: {"NODE": [...], "TAG", "STORAGE",
+			 * "BRIDGE"} */
 	char prompt[160];
 };
+
+/* Add the distinct values of key in list to set (an array). */
+static void
+collect(json_t *set, const json_t *list, const char *key, const char *seps)
+{
+	const json_t *x, *have;
+	size_t i, j;
+
+	json_array_foreach(list, i, x) {
+		char *v = pl_strdup(pl_json_str_or(x, key, "")), *save = NULL;
+
+		for (char *p = strtok_r(v, seps, &save); p; p = strtok_r(NULL, seps, &save)) {
+			bool dup = false;
+
+			json_array_foreach(set, j, have)
+				dup |= !strcmp(json_string_value(have), p);
+			if (!dup)
+				json_array_append_new(set, json_string(p));
+		}
+		free(v);
+	}
+}
+
+/* Nodes, tags, storages and bridges as last synced, for option values. */
+static void
+load_values(struct console *c, struct pl_state *st)
+{
+	json_t *list = NULL;
+
+	json_decref(c->values);
+	c->values = json_pack("{s:[],s:[],s:[],s:[]}", "NODE", "TAG", "STORAGE", "BRIDGE");
+	if (pl_state_nodes(st, &list, NULL) == 0)
+		collect(json_object_get(c->values, "NODE"), list, "node", "");
+	json_decref(list);
+	list = NULL;
+	if (pl_state_guest_summaries(st, NULL, &list, NULL) == 0)
+		collect(json_object_get(c->values, "TAG"), list, "tags", ";, ");
+	json_decref(list);
+	list = NULL;
+	if (pl_state_storages(st, &list, NULL) == 0)
+		collect(json_object_get(c->values, "STORAGE"), list, "storage", "");
+	json_decref(list);
+	list = NULL;
+	if (pl_state_bridges(st, &list, NULL) == 0)
+		collect(json_object_get(c->values, "BRIDGE"), list, "iface", "");
+	json_decref(list);
+}
 
 /* The guests' names in the state store (nothing when there is none). */
 static void
@@ -58,6 +107,7 @@ load_guests(struct console *c)
 			json_decref(c->guests);
 			c->guests = names;
 		}
+		load_values(c, st);
 		if (pl_state_last_run(st, "sync", &last, NULL) == 0 && last)
 			age = (long long)time(NULL) - pl_json_int(last, "finished", time(NULL));
 		pl_state_close(st);
@@ -120,6 +170,35 @@ offer(const char *word, const char *prefix, char **common, int *n, json_t *all)
 	(*common)[i] = '\0';
 }
 
+/* When the word before the one being completed is an option of cmd (or a
+ * global one) that takes a node, tag, storage or bridge: which ("NODE"...). */
+static const char *
+value_kind(const char *cmdname, const char *line, const char *word)
+{
+	const struct pl_cmd *cmd = find_cmd(cmdname ? cmdname : "");
+	static const char *const kinds[] = { "NODE", "TAG", "STORAGE", "BRIDGE" };
+	size_t len = (size_t)(word - line);
+	const char *prev, *end;
+
+	while (len && line[len - 1] == ' ')
+		len--;
+	end = line + len;
+	for (prev = end; prev > line && prev[-1] != ' '; prev--)
+		;
+	if (end - prev < 3 || strncmp(prev, "--", 2) != 0 || !cmd)
+		return NULL;
+	for (const struct pl_opt *o = cmd->opts; o && o->name; o++) {
+		if (strlen(o->name) != (size_t)(end - prev - 2) ||
+		    strncmp(o->name, prev + 2, (size_t)(end - prev - 2)) || !o->arg)
+			continue;
+		for (size_t i = 0; i < PL_ARRAY_LEN(kinds); i++)
+			if (!strcmp(o->arg, kinds[i]) ||
+			    (!strcmp(o->name, "storage") && !strcmp(kinds[i], "STORAGE")))
+				return kinds[i];
+	}
+	return NULL;
+}
+
 /* Tab: complete the word under the cursor — a command, an option of the
  * command (or a global one), or a guest name. */
 static unsigned char
@@ -132,6 +211,7 @@ complete(EditLine *el, int ch)
 	char *first = NULL, *common = NULL;
 	json_t *all = json_array(), *v;
 	bool at_command = strchr(line, ' ') == NULL;
+	const char *kind;
 	int n = 0;
 	size_t i;
 
@@ -163,6 +243,9 @@ complete(EditLine *el, int ch)
 			offer(w, word, &common, &n, all);
 			free(w);
 		}
+	} else if ((kind = value_kind(first, line, word)) != NULL) {
+		json_array_foreach(json_object_get(c->values, kind), i, v)
+			offer(json_string_value(v), word, &common, &n, all);
 	} else {
 		json_array_foreach(c->guests, i, v)
 			if (pl_json_str(v, "name"))
@@ -393,6 +476,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	r = isatty(STDIN_FILENO) ? interactive(&c, tok) : piped(&c, tok, pl_args_has(&a, O_KEEP));
 	tok_end(tok);
 	json_decref(c.guests);
+	json_decref(c.values);
 	free(c.config);
 	pl_args_release(&a);
 	return r;
