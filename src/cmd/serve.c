@@ -7,6 +7,7 @@
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
 #include "cmd/serve_api.h"
+#include "cmd/serve_metrics.h"
 #include "config/config.h"
 #include "core/err.h"
 #include "core/file.h"
@@ -125,12 +126,35 @@ fail:
 	return NULL;
 }
 
+/* serve.metrics.client_ca: the HTTPS listeners ask for a client certificate
+ * (without making one compulsory: other routes take bearer tokens) and
+ * verify it against this CA; the metrics routes then want one. */
+static int
+client_ca(SSL_CTX *tls, const struct pl_config *cfg, char **errmsg)
+{
+	const char *ca =
+		cfg ? json_string_value(pl_config_get(cfg, "/serve/metrics/client_ca")) : NULL;
+	STACK_OF(X509_NAME) * names;
+
+	if (ca == NULL)
+		return 0;
+	if (SSL_CTX_load_verify_locations(tls, ca, NULL) != 1 ||
+	    (names = SSL_load_client_CA_file(ca)) == NULL) {
+		pl_seterr(errmsg, PL_ETLS, "cannot read serve.metrics.client_ca '%s'", ca);
+		return PL_ETLS;
+	}
+	SSL_CTX_set_client_CA_list(tls, names);
+	SSL_CTX_set_verify(tls, SSL_VERIFY_PEER, NULL);
+	return 0;
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_session s;
 	struct pl_serve_api api;
 	struct pl_serve_refresh refresh;
+	struct pl_serve_metrics metrics = { 0 };
 	bool refreshing = false, api_made = false;
 	struct pl_serve *sv = NULL;
 	struct event *sigint = NULL, *sigterm = NULL;
@@ -199,6 +223,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("serve: %s", err);
 		goto out;
 	}
+	if (tls && client_ca(tls, s.cfg, &err) != 0) {
+		pl_error("serve: %s", err);
+		goto out;
+	}
 	/* without a cluster the store is served as it is */
 	if ((env_cluster() || (s.cfg && pl_config_get(s.cfg, "/cluster"))) &&
 	    pl_session_api(&s, &err) != 0) {
@@ -222,6 +250,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_serve_api_init(&api, &s, &refresh);
 	api_made = true;
 	pl_serve_add(sv, &api.module);
+	if (pl_serve_metrics_init(&metrics, &s, &refresh, &err) != 0) {
+		pl_error("serve: %s", err);
+		goto out;
+	}
+	pl_serve_add(sv, &metrics.module);
 	for (size_t i = 0; i < n; i++) {
 		bool loop = pl_serve_is_loopback(addrs[i]);
 		char *b = NULL;
@@ -254,6 +287,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_serve_refresh_init(&refresh, &s, sv, cfg_int(s.cfg, "status_interval", 10),
 			      cfg_int(s.cfg, "sync_interval", 300));
 	refreshing = true;
+	pl_serve_metrics_start(&metrics);
 	sigint = evsignal_new(s.base, SIGINT, on_signal, s.base);
 	sigterm = evsignal_new(s.base, SIGTERM, on_signal, s.base);
 	event_add(sigint, NULL);
@@ -264,6 +298,7 @@ out:
 	if (refreshing)
 		pl_serve_refresh_release(&refresh);
 	pl_serve_free(sv);
+	pl_serve_metrics_release(&metrics);
 	if (api_made)
 		pl_serve_api_release(&api);
 	if (sigint)

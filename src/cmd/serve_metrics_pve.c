@@ -1,0 +1,684 @@
+/*
+ * The series prometheus-pve-exporter v3.x writes (its cluster collectors:
+ * status, version, node, cluster, resources, backup-info, qdevice; its node
+ * collectors: config, replication, subscription), computed from the same API
+ * answers with the same names, types, labels and label values, one pass over
+ * the answers per family. Semantics read from the exporter's
+ * src/pve_exporter/collector/{cluster,node}.py (Apache-2.0); no code copied.
+ */
+#include "core/common.h"
+#include "cmd/serve_metrics.h"
+#include "core/json.h"
+
+#include <math.h>
+#include <time.h>
+
+const char *
+pl_metrics_pystr(const json_t *v, char *buf, size_t size)
+{
+	if (json_is_string(v))
+		return json_string_value(v);
+	if (json_is_integer(v))
+		snprintf(buf, size, "%lld", (long long)json_integer_value(v));
+	else if (json_is_real(v)) {
+		double d = json_real_value(v);
+
+		/* repr(): the shortest text that reads back, ".0" on whole numbers */
+		for (int prec = 1; prec <= 17; prec++) {
+			snprintf(buf, size, "%.*g", prec, d);
+			if (strtod(buf, NULL) == d)
+				break;
+		}
+		if (isfinite(d) && !strpbrk(buf, ".e") && strlen(buf) + 3 <= size)
+			memcpy(buf + strlen(buf), ".0", 3);
+	} else if (json_is_true(v))
+		snprintf(buf, size, "True");
+	else if (json_is_false(v))
+		snprintf(buf, size, "False");
+	else
+		snprintf(buf, size, "None");
+	return buf;
+}
+
+/* A resource's number as the exporter's float() reads it: numbers, booleans,
+ * numeric strings; false for anything else (the sample is left out). */
+static bool
+number(const json_t *v, double *out)
+{
+	char *end;
+
+	if (json_is_number(v)) {
+		*out = json_number_value(v);
+		return true;
+	}
+	if (json_is_boolean(v)) {
+		*out = json_is_true(v);
+		return true;
+	}
+	if (json_is_string(v) && *json_string_value(v)) {
+		*out = strtod(json_string_value(v), &end);
+		return *end == '\0';
+	}
+	return false;
+}
+
+static bool
+is_type(const json_t *e, const char *type)
+{
+	const char *t = pl_json_str(e, "type");
+
+	return t && !strcmp(t, type);
+}
+
+static bool
+is_guest(const json_t *e)
+{
+	return is_type(e, "qemu") || is_type(e, "lxc");
+}
+
+static void
+sample1(struct pl_expo *e, const char *id, double v)
+{
+	const char *kv[] = { "id", id };
+
+	pl_expo_sample(e, "", kv, 1, v);
+}
+
+/* pve_up: nodes (online), the cluster (quorate), guests (running) and
+ * storages (available). */
+static void
+collect_status(struct pl_expo *e, const struct pl_metrics_pve_in *in)
+{
+	const json_t *x;
+	size_t i;
+	char id[160];
+
+	pl_expo_family(e, "pve_up", PL_EXPO_GAUGE, "Node/VM/CT-Status is online/running");
+	json_array_foreach(in->status, i, x) {
+		double v = 0;
+
+		if (is_type(x, "node")) {
+			number(json_object_get(x, "online"), &v);
+			sample1(e, pl_json_str_or(x, "id", ""), v);
+		} else if (is_type(x, "cluster")) {
+			number(json_object_get(x, "quorate"), &v);
+			snprintf(id, sizeof(id), "cluster/%s", pl_json_str_or(x, "name", ""));
+			sample1(e, id, v);
+		}
+	}
+	json_array_foreach(in->resources, i, x)
+		if (is_guest(x))
+			sample1(e, pl_json_str_or(x, "id", ""),
+				!strcmp(pl_json_str_or(x, "status", ""), "running"));
+	json_array_foreach(in->resources, i, x)
+		if (is_type(x, "storage"))
+			sample1(e, pl_json_str_or(x, "id", ""),
+				!strcmp(pl_json_str_or(x, "status", ""), "available"));
+}
+
+static void
+collect_version(struct pl_expo *e, const struct pl_metrics_pve_in *in)
+{
+	static const char *const keys[] = { "release", "repoid", "version" };
+	const char *kv[6];
+	char bufs[3][64];
+	const char *k;
+	json_t *v;
+	size_t n = 0;
+
+	if (!json_is_object(in->version))
+		return;
+	/* the labels in the answer's order, as the exporter keeps it */
+	json_object_foreach((json_t *)in->version, k, v)
+		for (size_t j = 0; j < PL_ARRAY_LEN(keys); j++)
+			if (!strcmp(k, keys[j]) && n < 3) {
+				kv[2 * n] = keys[j];
+				kv[2 * n + 1] = pl_metrics_pystr(v, bufs[n], sizeof(bufs[n]));
+				n++;
+			}
+	if (n == 0)
+		return; /* the exporter fails on an empty answer */
+	pl_expo_family(e, "pve_version_info", PL_EXPO_GAUGE, "Proxmox VE version info");
+	pl_expo_sample(e, "", kv, n, 1);
+}
+
+static void
+collect_nodes(struct pl_expo *e, const struct pl_metrics_pve_in *in)
+{
+	static const char *const keys[] = { "id", "level", "name", "nodeid" };
+	const json_t *x;
+	bool any = false;
+	size_t i;
+
+	json_array_foreach(in->status, i, x) {
+		const char *kv[8];
+		char bufs[4][64];
+
+		if (!is_type(x, "node"))
+			continue;
+		if (!any)
+			pl_expo_family(e, "pve_node_info", PL_EXPO_GAUGE, "Node info");
+		any = true;
+		for (size_t j = 0; j < 4; j++) {
+			const json_t *v = json_object_get(x, keys[j]);
+
+			kv[2 * j] = keys[j];
+			kv[2 * j + 1] = v ? pl_metrics_pystr(v, bufs[j], sizeof(bufs[j])) : "";
+		}
+		pl_expo_sample(e, "", kv, 4, 1);
+	}
+}
+
+/* pve_cluster_info: every key of the cluster entry but type and name, id
+ * made "cluster/<name>". */
+static void
+collect_cluster(struct pl_expo *e, const struct pl_metrics_pve_in *in)
+{
+	const json_t *x;
+	bool any = false;
+	size_t i;
+
+	json_array_foreach(in->status, i, x) {
+		const char *kv[32], *k;
+		char bufs[16][64], id[160];
+		size_t n = 0;
+		json_t *v;
+
+		if (!is_type(x, "cluster"))
+			continue;
+		if (!any)
+			pl_expo_family(e, "pve_cluster_info", PL_EXPO_GAUGE, "Cluster info");
+		any = true;
+		snprintf(id, sizeof(id), "cluster/%s", pl_json_str_or(x, "name", ""));
+		json_object_foreach((json_t *)x, k, v) {
+			if (!strcmp(k, "type") || !strcmp(k, "name") || n == 16)
+				continue;
+			kv[2 * n] = k;
+			kv[2 * n + 1] = !strcmp(k, "id") ? id : pl_metrics_pystr(v, bufs[n], 64);
+			n++;
+		}
+		pl_expo_sample(e, "", kv, n, 1);
+	}
+}
+
+static const json_t *
+cluster_entry(const struct pl_metrics_pve_in *in)
+{
+	const json_t *x;
+	size_t i;
+
+	json_array_foreach(in->status, i, x)
+		if (is_type(x, "cluster"))
+			return x;
+	return NULL;
+}
+
+static void
+collect_qdevice(struct pl_expo *e, const struct pl_metrics_pve_in *in)
+{
+	static const char *const map[][2] = {
+		{ "Model", "model" },           { "Algorithm", "algorithm" },
+		{ "QNetd host", "qnetd_host" }, { "Tie-breaker", "tie_breaker" },
+		{ "State", "state" },
+	};
+	const json_t *c = cluster_entry(in);
+	const char *kv[12];
+	char id[160], bufs[5][64];
+
+	if (c == NULL || !json_object_size(in->qdevice))
+		return;
+	snprintf(id, sizeof(id), "cluster/%s", pl_json_str_or(c, "name", ""));
+	pl_expo_family(e, "pve_qdevice_up", PL_EXPO_GAUGE,
+		       "Proxmox VE QDevice is connected (1) or not (0)");
+	sample1(e, id, !strcmp(pl_json_str_or(in->qdevice, "State", ""), "Connected"));
+	kv[0] = "id";
+	kv[1] = id;
+	for (size_t j = 0; j < PL_ARRAY_LEN(map); j++) {
+		const json_t *v = json_object_get(in->qdevice, map[j][0]);
+
+		kv[2 + 2 * j] = map[j][1];
+		kv[3 + 2 * j] = v ? pl_metrics_pystr(v, bufs[j], sizeof(bufs[j])) : "";
+	}
+	pl_expo_family(e, "pve_qdevice_info", PL_EXPO_GAUGE,
+		       "Proxmox VE QDevice info (1 if configured)");
+	pl_expo_sample(e, "", kv, 6, 1);
+}
+
+/* One number of every resource that has it (whatever its type). */
+struct resource_family {
+	const char *key, *name, *help;
+	bool counter, deprecated;
+};
+
+static const struct resource_family families[] = {
+	{ "maxdisk", "pve_disk_size_bytes",
+	  "Storage size in bytes (for type 'storage'), root image size for VMs (for types 'qemu' "
+	  "and 'lxc').",
+	  false, false },
+	{ "disk", "pve_disk_usage_bytes",
+	  "Used disk space in bytes (for type 'storage'), used root image space for VMs (for "
+	  "types 'qemu' and 'lxc').",
+	  false, false },
+	{ "maxmem", "pve_memory_size_bytes",
+	  "Number of available memory in bytes (for types 'node', 'qemu' and 'lxc').", false,
+	  false },
+	{ "mem", "pve_memory_usage_bytes",
+	  "Used memory in bytes (for types 'node', 'qemu' and 'lxc').", false, false },
+	{ "netout", "pve_network_transmit_bytes",
+	  "The amount of traffic in bytes that was sent from the guest over the network since it "
+	  "was started. (for types 'qemu' and 'lxc') DEPRECATED: Use "
+	  "pve_network_transmit_bytes_total instead.",
+	  false, true },
+	{ "netin", "pve_network_receive_bytes",
+	  "The amount of traffic in bytes that was sent to the guest over the network since it was "
+	  "started. (for types 'qemu' and 'lxc') DEPRECATED: Use pve_network_receive_bytes_total "
+	  "instead.",
+	  false, true },
+	{ "diskwrite", "pve_disk_write_bytes",
+	  "The amount of bytes the guest wrote to its block devices since the guest was started. "
+	  "This info is not available for all storage types. (for types 'qemu' and 'lxc') "
+	  "DEPRECATED: Use pve_disk_written_bytes_total instead.",
+	  false, true },
+	{ "diskread", "pve_disk_read_bytes",
+	  "The amount of bytes the guest read from its block devices since the guest was started. "
+	  "This info is not available for all storage types. (for types 'qemu' and 'lxc') "
+	  "DEPRECATED: Use pve_disk_read_bytes_total instead.",
+	  false, true },
+	{ "cpu", "pve_cpu_usage_ratio", "CPU utilization (for types 'node', 'qemu' and 'lxc').",
+	  false, false },
+	{ "maxcpu", "pve_cpu_usage_limit",
+	  "Number of available CPUs (for types 'node', 'qemu' and 'lxc').", false, false },
+	{ "uptime", "pve_uptime_seconds",
+	  "Uptime of node or virtual guest in seconds (for types 'node', 'qemu' and 'lxc').", false,
+	  false },
+	{ "shared", "pve_storage_shared",
+	  "Whether or not the storage is shared among cluster nodes", false, false },
+	{ "netout", "pve_network_transmit_bytes_total",
+	  "The amount of traffic in bytes that was sent from the guest over the network since it "
+	  "was started. (for types 'qemu' and 'lxc')",
+	  true, false },
+	{ "netin", "pve_network_receive_bytes_total",
+	  "The amount of traffic in bytes that was sent to the guest over the network since it was "
+	  "started. (for types 'qemu' and 'lxc')",
+	  true, false },
+	{ "diskwrite", "pve_disk_written_bytes_total",
+	  "The amount of bytes the guest wrote to its block devices since the guest was started. "
+	  "This info is not available for all storage types. (for types 'qemu' and 'lxc')",
+	  true, false },
+	{ "diskread", "pve_disk_read_bytes_total",
+	  "The amount of bytes the guest read from its block devices since the guest was started. "
+	  "This info is not available for all storage types. (for types 'qemu' and 'lxc')",
+	  true, false },
+};
+
+static const char *const guest_ha_states[] = {
+	"stopped",  "request_stop", "request_start", "request_start_balance",
+	"started",  "fence",        "recovery",      "migrate",
+	"relocate", "freeze",       "error",
+};
+static const char *const node_ha_states[] = { "online", "maintenance", "unknown", "fence", "gone" };
+static const char *const lock_states[] = {
+	"backup",   "clone",           "create",    "migrate",    "rollback",
+	"snapshot", "snapshot-delete", "suspended", "suspending",
+};
+
+/* A one-hot family: for each resource of the kinds it covers, one sample
+ * per state, 1 for the state its key names. */
+static void
+one_hot(struct pl_expo *e, const json_t *resources, const char *key, bool nodes, const char *label)
+{
+	const json_t *x;
+	size_t i;
+
+	json_array_foreach(resources, i, x) {
+		const char *const *states = lock_states;
+		size_t n = PL_ARRAY_LEN(lock_states);
+		const char *have = pl_json_str(x, key), *kv[4];
+
+		if (nodes && is_type(x, "node")) {
+			states = node_ha_states;
+			n = PL_ARRAY_LEN(node_ha_states);
+		} else if (nodes && is_guest(x)) {
+			states = guest_ha_states;
+			n = PL_ARRAY_LEN(guest_ha_states);
+		} else if (nodes || !is_guest(x)) {
+			continue;
+		}
+		kv[0] = "id";
+		kv[1] = pl_json_str_or(x, "id", "");
+		kv[2] = label;
+		for (size_t s = 0; s < n; s++) {
+			kv[3] = states[s];
+			pl_expo_sample(e, "", kv, 2, have && !strcmp(have, states[s]));
+		}
+	}
+}
+
+/* "images,rootdir" -> "images,rootdir", sorted as Python sorts strings
+ * (bytewise: UTF-8 code point order). */
+static void
+sorted_csv(const char *in, char *out, size_t size)
+{
+	const char *parts[64];
+	size_t lens[64], n = 0, o = 0;
+	const char *p = in;
+
+	for (;;) {
+		const char *c = strchr(p, ',');
+		size_t len = c ? (size_t)(c - p) : strlen(p);
+
+		if (n < PL_ARRAY_LEN(parts)) {
+			parts[n] = p;
+			lens[n++] = len;
+		}
+		if (!c)
+			break;
+		p = c + 1;
+	}
+	for (size_t i = 1; i < n; i++) /* insertion sort: a handful of items */
+		for (size_t j = i; j > 0; j--) {
+			size_t m = lens[j - 1] < lens[j] ? lens[j - 1] : lens[j];
+			int c = memcmp(parts[j - 1], parts[j], m);
+
+			if (c < 0 || (c == 0 && lens[j - 1] <= lens[j]))
+				break;
+			const char *tp = parts[j];
+			size_t tl = lens[j];
+
+			parts[j] = parts[j - 1];
+			lens[j] = lens[j - 1];
+			parts[j - 1] = tp;
+			lens[j - 1] = tl;
+		}
+	for (size_t i = 0; i < n && o + 1 < size; i++) {
+		size_t len = lens[i] < size - o - 1 ? lens[i] : size - o - 1;
+
+		if (i && o + 1 < size)
+			out[o++] = ',';
+		len = len < size - o - 1 ? len : size - o - 1;
+		memcpy(out + o, parts[i], len);
+		o += len;
+	}
+	out[o] = '\0';
+}
+
+static void
+collect_resources(struct pl_expo *e, const struct pl_metrics_pve_in *in, bool deprecated)
+{
+	const json_t *x;
+	size_t i;
+
+	for (size_t f = 0; f < PL_ARRAY_LEN(families); f++) {
+		if (families[f].deprecated && !deprecated)
+			continue;
+		pl_expo_family(e, families[f].name,
+			       families[f].counter ? PL_EXPO_COUNTER : PL_EXPO_GAUGE,
+			       families[f].help);
+		json_array_foreach(in->resources, i, x) {
+			double v;
+
+			if (number(json_object_get(x, families[f].key), &v))
+				sample1(e, pl_json_str_or(x, "id", ""), v);
+		}
+	}
+	pl_expo_family(e, "pve_ha_state", PL_EXPO_GAUGE, "HA service status (for HA managed VMs).");
+	one_hot(e, in->resources, "hastate", true, "state");
+	pl_expo_family(e, "pve_lock_state", PL_EXPO_GAUGE,
+		       "The guest's current config lock (for types 'qemu' and 'lxc')");
+	one_hot(e, in->resources, "lock", false, "state");
+	pl_expo_family(e, "pve_guest_info", PL_EXPO_GAUGE, "VM/CT info");
+	json_array_foreach(in->resources, i, x) {
+		static const char *const keys[] = {
+			"id", "node", "name", "type", "template", "tags"
+		};
+		const char *kv[12];
+		char bufs[6][64];
+
+		if (!is_guest(x))
+			continue;
+		for (size_t j = 0; j < 6; j++) {
+			const json_t *v = json_object_get(x, keys[j]);
+
+			kv[2 * j] = keys[j];
+			kv[2 * j + 1] = v ? pl_metrics_pystr(v, bufs[j], sizeof(bufs[j])) : "";
+		}
+		pl_expo_sample(e, "", kv, 6, 1);
+	}
+	pl_expo_family(e, "pve_storage_info", PL_EXPO_GAUGE, "Storage info");
+	json_array_foreach(in->resources, i, x) {
+		static const char *const keys[] = { "id", "node", "storage", "plugintype" };
+		const char *kv[10];
+		char bufs[5][256];
+
+		if (!is_type(x, "storage"))
+			continue;
+		for (size_t j = 0; j < 4; j++) {
+			const json_t *v = json_object_get(x, keys[j]);
+
+			kv[2 * j] = keys[j];
+			kv[2 * j + 1] = v ? pl_metrics_pystr(v, bufs[j], sizeof(bufs[j])) : "";
+		}
+		kv[8] = "content";
+		{
+			const json_t *c = json_object_get(x, "content");
+			char raw[256];
+
+			sorted_csv(c ? pl_metrics_pystr(c, raw, sizeof(raw)) : "", bufs[4],
+				   sizeof(bufs[4]));
+		}
+		kv[9] = bufs[4];
+		pl_expo_sample(e, "", kv, 5, 1);
+	}
+}
+
+/* pve_not_backed_up_*: the cluster named after the status' first entry. */
+static void
+collect_backup_info(struct pl_expo *e, const struct pl_metrics_pve_in *in)
+{
+	const json_t *x;
+	char id[160];
+	size_t i;
+
+	if (!json_is_array(in->not_backed_up))
+		return;
+	snprintf(id, sizeof(id), "cluster/%s",
+		 pl_json_str_or(json_array_get(in->status, 0), "name", ""));
+	pl_expo_family(e, "pve_not_backed_up_total", PL_EXPO_GAUGE,
+		       "Total number of guests not covered by any backup job.");
+	sample1(e, id, (double)json_array_size(in->not_backed_up));
+	pl_expo_family(e, "pve_not_backed_up_info", PL_EXPO_GAUGE,
+		       "Present if guest is not covered by any backup job.");
+	json_array_foreach(in->not_backed_up, i, x) {
+		char gid[64];
+
+		snprintf(gid, sizeof(gid), "%s/%lld", pl_json_str_or(x, "type", ""),
+			 pl_json_int(x, "vmid", 0));
+		sample1(e, gid, 1);
+	}
+}
+
+static bool
+node_wanted(const struct pl_metrics_pve_opts *o, const char *node)
+{
+	return o->only == NULL || (node && !strcmp(o->only, node));
+}
+
+static void
+collect_onboot(struct pl_expo *e, const struct pl_metrics_pve_in *in,
+	       const struct pl_metrics_pve_opts *o)
+{
+	const json_t *x;
+	size_t i;
+
+	pl_expo_family(e, "pve_onboot_status", PL_EXPO_GAUGE, "Proxmox vm config onboot value");
+	/* the exporter lists qemu guests, then containers */
+	for (int pass = 0; pass < 2; pass++)
+		json_array_foreach(in->onboot, i, x) {
+			const char *type = pl_json_str_or(x, "type", "");
+			const char *node = pl_json_str_or(x, "node", "");
+			const char *kv[6];
+			char id[64];
+			double v;
+
+			if (strcmp(type, pass ? "lxc" : "qemu") || !node_wanted(o, node) ||
+			    !number(json_object_get(x, "onboot"), &v))
+				continue;
+			snprintf(id, sizeof(id), "%s/%lld", type, pl_json_int(x, "vmid", 0));
+			kv[0] = "id";
+			kv[1] = id;
+			kv[2] = "node";
+			kv[3] = node;
+			kv[4] = "type";
+			kv[5] = type;
+			pl_expo_sample(e, "", kv, 3, v);
+		}
+}
+
+static void
+collect_replication(struct pl_expo *e, const struct pl_metrics_pve_in *in,
+		    const struct pl_metrics_pve_opts *o)
+{
+	static const char *const keys[][3] = {
+		{ "duration", "pve_replication_duration_seconds",
+		  "Proxmox vm replication duration" },
+		{ "last_sync", "pve_replication_last_sync_timestamp_seconds",
+		  "Proxmox vm replication last_sync" },
+		{ "last_try", "pve_replication_last_try_timestamp_seconds",
+		  "Proxmox vm replication last_try" },
+		{ "next_sync", "pve_replication_next_sync_timestamp_seconds",
+		  "Proxmox vm replication next_sync" },
+		{ "fail_count", "pve_replication_failed_syncs",
+		  "Proxmox vm replication fail_count" },
+	};
+	const char *node;
+	const json_t *n, *job;
+	size_t i;
+
+	for (size_t k = 0; k < PL_ARRAY_LEN(keys); k++) {
+		pl_expo_family(e, keys[k][1], PL_EXPO_GAUGE, keys[k][2]);
+		json_object_foreach((json_t *)in->nodes, node, n) {
+			if (!node_wanted(o, node))
+				continue;
+			json_array_foreach(json_object_get(n, "replication"), i, job) {
+				char buf[64];
+				double v;
+
+				if (number(json_object_get(job, keys[k][0]), &v))
+					sample1(e,
+						pl_metrics_pystr(json_object_get(job, "id"), buf,
+								 sizeof(buf)),
+						v);
+			}
+		}
+	}
+	pl_expo_family(e, "pve_replication_info", PL_EXPO_GAUGE, "Proxmox vm replication info");
+	json_object_foreach((json_t *)in->nodes, node, n) {
+		if (!node_wanted(o, node))
+			continue;
+		json_array_foreach(json_object_get(n, "replication"), i, job) {
+			char id[64], type[64], src[96], dst[96], guest[96], vt[32], g[32];
+			const char *kv[10];
+
+			snprintf(src, sizeof(src), "node/%s", pl_json_str_or(job, "source", ""));
+			snprintf(dst, sizeof(dst), "node/%s", pl_json_str_or(job, "target", ""));
+			snprintf(guest, sizeof(guest), "%s/%s",
+				 pl_metrics_pystr(json_object_get(job, "vmtype"), vt, sizeof(vt)),
+				 pl_metrics_pystr(json_object_get(job, "guest"), g, sizeof(g)));
+			kv[0] = "id";
+			kv[1] = pl_metrics_pystr(json_object_get(job, "id"), id, sizeof(id));
+			kv[2] = "type";
+			kv[3] = pl_metrics_pystr(json_object_get(job, "type"), type, sizeof(type));
+			kv[4] = "source";
+			kv[5] = src;
+			kv[6] = "target";
+			kv[7] = dst;
+			kv[8] = "guest";
+			kv[9] = guest;
+			pl_expo_sample(e, "", kv, 5, 1);
+		}
+	}
+}
+
+static void
+collect_subscription(struct pl_expo *e, const struct pl_metrics_pve_in *in,
+		     const struct pl_metrics_pve_opts *o)
+{
+	static const char *const statuses[] = { "new",     "notfound", "active",
+						"invalid", "expired",  "suspended" };
+	const char *node;
+	const json_t *n;
+
+	pl_expo_family(e, "pve_subscription_info", PL_EXPO_GAUGE,
+		       "Proxmox VE subscription info (1 if present)");
+	json_object_foreach((json_t *)in->nodes, node, n) {
+		const json_t *sub = json_object_get(n, "subscription");
+		const json_t *lv = json_object_get(sub, "level");
+		const char *kv[4];
+		char id[96], buf[64];
+
+		if (!node_wanted(o, node) || !json_is_object(sub))
+			continue;
+		snprintf(id, sizeof(id), "node/%s", node);
+		kv[0] = "id";
+		kv[1] = id;
+		kv[2] = "level";
+		kv[3] = lv ? pl_metrics_pystr(lv, buf, sizeof(buf)) : "unknown";
+		pl_expo_sample(e, "", kv, 2, 1);
+	}
+	pl_expo_family(e, "pve_subscription_status", PL_EXPO_GAUGE,
+		       "Proxmox VE subscription status (1 if matches status)");
+	json_object_foreach((json_t *)in->nodes, node, n) {
+		const json_t *sub = json_object_get(n, "subscription");
+		const char *st = pl_json_str_or(sub, "status", "unknown"), *kv[4];
+		char id[96];
+
+		if (!node_wanted(o, node) || !json_is_object(sub))
+			continue;
+		snprintf(id, sizeof(id), "node/%s", node);
+		kv[0] = "id";
+		kv[1] = id;
+		kv[2] = "status";
+		for (size_t s = 0; s < PL_ARRAY_LEN(statuses); s++) {
+			kv[3] = statuses[s];
+			pl_expo_sample(e, "", kv, 2, !strcmp(st, statuses[s]));
+		}
+	}
+	pl_expo_family(e, "pve_subscription_next_due_timestamp_seconds", PL_EXPO_GAUGE,
+		       "Subscription next due date as Unix timestamp");
+	json_object_foreach((json_t *)in->nodes, node, n) {
+		const char *due = pl_json_str(json_object_get(n, "subscription"), "nextduedate");
+		struct tm tm = { 0 };
+		char id[96];
+		const char *end;
+
+		if (!node_wanted(o, node) || !due || !*due)
+			continue;
+		end = strptime(due, "%Y-%m-%d", &tm);
+		if (end == NULL || *end)
+			continue;
+		snprintf(id, sizeof(id), "node/%s", node);
+		/* midnight UTC (the exporter takes its host's time zone) */
+		sample1(e, id, (double)timegm(&tm));
+	}
+}
+
+void
+pl_metrics_pve(struct pl_expo *e, const struct pl_metrics_pve_in *in,
+	       const struct pl_metrics_pve_opts *o)
+{
+	if (o->cluster) {
+		collect_status(e, in);
+		collect_resources(e, in, o->deprecated);
+		collect_nodes(e, in);
+		collect_cluster(e, in);
+		collect_version(e, in);
+		collect_backup_info(e, in);
+		collect_qdevice(e, in);
+	}
+	if (o->node) {
+		collect_subscription(e, in, o);
+		if (o->config)
+			collect_onboot(e, in, o);
+		collect_replication(e, in, o);
+	}
+}

@@ -1,0 +1,372 @@
+/*
+ * The Prometheus exposition writer (expo.h): HELP/TYPE lines and samples in
+ * the text format or OpenMetrics, numbers written without printf where they
+ * are integers, and the bytes deflated in 64 KiB steps when gzip is asked.
+ */
+#include "core/common.h"
+#include "serve/expo.h"
+#include "core/err.h"
+
+#include <math.h>
+
+#define STAGE_FLUSH 65536
+
+/* --- content negotiation --- */
+
+static const char *
+skip_ws(const char *p)
+{
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return p;
+}
+
+/* One element of a comma-separated header: its media range (or coding) in
+ * type (lower case, truncated to size), and its q (1000ths) and version
+ * parameters. Returns where the next element starts, NULL at the end. */
+static const char *
+next_element(const char *p, char *type, size_t size, int *q, char *version, size_t vsize)
+{
+	size_t n = 0;
+
+	*q = 1000;
+	version[0] = '\0';
+	p = skip_ws(p);
+	while (*p && *p != ',' && *p != ';' && *p != ' ' && *p != '\t') {
+		if (n + 1 < size)
+			type[n++] = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
+		p++;
+	}
+	type[n] = '\0';
+	p = skip_ws(p);
+	while (*p == ';') {
+		char name[16], val[32];
+		size_t nn = 0, nv = 0;
+
+		p = skip_ws(p + 1);
+		while (*p && *p != '=' && *p != ';' && *p != ',') {
+			if (nn + 1 < sizeof(name) && *p != ' ' && *p != '\t')
+				name[nn++] = (char)((*p >= 'A' && *p <= 'Z') ? *p + 32 : *p);
+			p++;
+		}
+		name[nn] = '\0';
+		if (*p == '=') {
+			p = skip_ws(p + 1);
+			if (*p == '"') {
+				for (p++; *p && *p != '"'; p++) {
+					if (*p == '\\' && p[1])
+						p++;
+					if (nv + 1 < sizeof(val))
+						val[nv++] = *p;
+				}
+				if (*p == '"')
+					p++;
+			}
+			while (*p && *p != ';' && *p != ',') {
+				if (nv + 1 < sizeof(val) && *p != ' ' && *p != '\t')
+					val[nv++] = *p;
+				p++;
+			}
+		}
+		val[nv] = '\0';
+		if (!strcmp(name, "q")) {
+			/* qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ) */
+			int v = 0, digits = 0;
+			const char *s = val;
+
+			if (*s != '0' && *s != '1') {
+				*q = -1; /* unreadable: this element is ignored */
+			} else {
+				v = (*s++ - '0') * 1000;
+				if (*s == '.')
+					for (s++; *s >= '0' && *s <= '9' && digits < 3;
+					     s++, digits++)
+						v += (*s - '0') * (digits == 0 ? 100 :
+								   digits == 1 ? 10 :
+										 1);
+				*q = (*s || v > 1000) ? -1 : v;
+			}
+		} else if (!strcmp(name, "version")) {
+			snprintf(version, vsize, "%s", val);
+		}
+	}
+	while (*p && *p != ',')
+		p++;
+	return *p == ',' ? p + 1 : NULL;
+}
+
+enum pl_expo_fmt
+pl_expo_negotiate(const char *accept)
+{
+	int best_q = 0;
+	enum pl_expo_fmt best = PL_EXPO_TEXT;
+	const char *p = accept;
+
+	while (p && *p) {
+		char type[64], version[32];
+		int q, fmt = -1;
+
+		p = next_element(p, type, sizeof(type), &q, version, sizeof(version));
+		if (!strcmp(type, "application/openmetrics-text") &&
+		    (!version[0] || !strcmp(version, "1.0.0") || !strcmp(version, "0.0.1")))
+			fmt = PL_EXPO_OPENMETRICS;
+		else if ((!strcmp(type, "text/plain") &&
+			  (!version[0] || !strcmp(version, "0.0.4"))) ||
+			 !strcmp(type, "text/*") || !strcmp(type, "*/*"))
+			fmt = PL_EXPO_TEXT;
+		/* the first of equal q wins, as the scraper lists its preference */
+		if (fmt >= 0 && q > best_q) {
+			best_q = q;
+			best = (enum pl_expo_fmt)fmt;
+		}
+	}
+	return best;
+}
+
+bool
+pl_expo_wants_gzip(const char *accept_encoding)
+{
+	const char *p = accept_encoding;
+	int gzip = -1, star = -1;
+
+	while (p && *p) {
+		char coding[32], version[8];
+		int q;
+
+		p = next_element(p, coding, sizeof(coding), &q, version, sizeof(version));
+		if (!strcmp(coding, "gzip") || !strcmp(coding, "x-gzip"))
+			gzip = q;
+		else if (!strcmp(coding, "*"))
+			star = q;
+	}
+	return gzip > 0 || (gzip < 0 && star > 0);
+}
+
+const char *
+pl_expo_content_type(enum pl_expo_fmt fmt)
+{
+	return fmt == PL_EXPO_OPENMETRICS ?
+		       "application/openmetrics-text; version=1.0.0; charset=utf-8" :
+		       "text/plain; version=0.0.4; charset=utf-8";
+}
+
+/* --- writing --- */
+
+static void
+add(struct pl_expo *e, const void *p, size_t n)
+{
+	if (e->err == 0 && pl_buf_add(&e->stage, p, n) != 0)
+		e->err = PL_ETOOBIG;
+}
+
+static void
+addstr(struct pl_expo *e, const char *s)
+{
+	add(e, s, strlen(s));
+}
+
+/* Deflate what is staged into out (flush: the end of the stream). */
+static void
+deflate_stage(struct pl_expo *e, bool flush)
+{
+	e->z.next_in = (unsigned char *)e->stage.data;
+	e->z.avail_in = (unsigned)e->stage.len;
+	for (;;) {
+		int zr;
+
+		if (e->err == 0 && pl_buf_grow(&e->out, 65536) != 0)
+			e->err = PL_ETOOBIG;
+		if (e->err)
+			break;
+		e->z.next_out = (unsigned char *)e->out.data + e->out.len;
+		e->z.avail_out = (unsigned)(e->out.cap - e->out.len - 1);
+		zr = deflate(&e->z, flush ? Z_FINISH : Z_NO_FLUSH);
+		e->out.len = (size_t)((char *)e->z.next_out - e->out.data);
+		e->out.data[e->out.len] = '\0';
+		if (zr == Z_STREAM_END || (!flush && e->z.avail_in == 0 && e->z.avail_out > 0))
+			break;
+		if (zr != Z_OK && zr != Z_BUF_ERROR) {
+			e->err = PL_EINVAL;
+			break;
+		}
+	}
+	pl_buf_reset(&e->stage);
+}
+
+static void
+maybe_flush(struct pl_expo *e)
+{
+	if (e->gzip && e->stage.len >= STAGE_FLUSH)
+		deflate_stage(e, false);
+}
+
+void
+pl_expo_init(struct pl_expo *e, enum pl_expo_fmt fmt, bool gzip, size_t max)
+{
+	memset(e, 0, sizeof(*e));
+	e->fmt = fmt;
+	e->gzip = gzip;
+	pl_buf_init(&e->out, max);
+	/* uncompressed the stage is the answer; compressed it is a window */
+	pl_buf_init(&e->stage, gzip ? 0 : max);
+	/* gzip wrapper (16 + 15 window bits); level 1: a scrape is on the loop */
+	if (gzip && deflateInit2(&e->z, 1, Z_DEFLATED, 16 + 15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+		e->err = PL_ENOMEM;
+}
+
+void
+pl_expo_release(struct pl_expo *e)
+{
+	if (e->gzip)
+		deflateEnd(&e->z);
+	pl_buf_release(&e->stage);
+	pl_buf_release(&e->out);
+}
+
+/* HELP text: backslash and newline escaped (and in OpenMetrics the quote). */
+static void
+add_help(struct pl_expo *e, const char *s)
+{
+	for (const char *p = s; *p; p++) {
+		if (*p == '\\')
+			add(e, "\\\\", 2);
+		else if (*p == '\n')
+			add(e, "\\n", 2);
+		else if (*p == '"' && e->fmt == PL_EXPO_OPENMETRICS)
+			add(e, "\\\"", 2);
+		else
+			add(e, p, 1);
+	}
+}
+
+void
+pl_expo_family(struct pl_expo *e, const char *name, enum pl_expo_type type, const char *help)
+{
+	static const char *const types[] = { "gauge", "counter", "histogram" };
+	size_t n = strlen(name);
+
+	if (n >= sizeof(e->fam))
+		n = sizeof(e->fam) - 1;
+	memcpy(e->fam, name, n);
+	e->fam[n] = '\0';
+	e->famlen = n;
+	/* OpenMetrics names a counter's family without the _total of its sample */
+	if (e->fmt == PL_EXPO_OPENMETRICS && type == PL_EXPO_COUNTER && n > 6 &&
+	    !strcmp(name + n - 6, "_total"))
+		n -= 6;
+	addstr(e, "# HELP ");
+	add(e, name, n);
+	add(e, " ", 1);
+	add_help(e, help);
+	addstr(e, "\n# TYPE ");
+	add(e, name, n);
+	add(e, " ", 1);
+	addstr(e, types[type]);
+	add(e, "\n", 1);
+	maybe_flush(e);
+}
+
+static void
+add_label_value(struct pl_expo *e, const char *s)
+{
+	const char *run = s, *p;
+
+	for (p = s; *p; p++) {
+		const char *esc = *p == '\\' ? "\\\\" :
+				  *p == '"'  ? "\\\"" :
+				  *p == '\n' ? "\\n" :
+					       NULL;
+
+		if (esc) {
+			add(e, run, (size_t)(p - run));
+			add(e, esc, 2);
+			run = p + 1;
+		}
+	}
+	add(e, run, (size_t)(p - run));
+}
+
+/* Digits of an unsigned integer, backwards into end. */
+static char *
+utoa_end(char *end, unsigned long long v)
+{
+	do {
+		*--end = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return end;
+}
+
+void
+pl_expo_number(struct pl_buf *b, double v)
+{
+	char tmp[40];
+
+	if (isnan(v)) {
+		pl_buf_add(b, "NaN", 3);
+	} else if (isinf(v)) {
+		pl_buf_addstr(b, v > 0 ? "+Inf" : "-Inf");
+	} else if (v == floor(v) && fabs(v) < 9007199254740992.0) {
+		char *end = tmp + sizeof(tmp), *s;
+		long long i = (long long)v;
+
+		s = utoa_end(end, (unsigned long long)(i < 0 ? -i : i));
+		if (i < 0)
+			*--s = '-';
+		pl_buf_add(b, s, (size_t)(end - s));
+	} else {
+		/* the shortest of %.15g..%.17g that reads back as v */
+		for (int prec = 15; prec <= 17; prec++) {
+			snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
+			if (prec == 17 || strtod(tmp, NULL) == v)
+				break;
+		}
+		pl_buf_addstr(b, tmp);
+	}
+}
+
+void
+pl_expo_sample(struct pl_expo *e, const char *suffix, const char *const *kv, size_t n, double v)
+{
+	if (e->err)
+		return;
+	add(e, e->fam, e->famlen);
+	addstr(e, suffix);
+	if (n) {
+		add(e, "{", 1);
+		for (size_t i = 0; i < n; i++) {
+			if (i)
+				add(e, ",", 1);
+			addstr(e, kv[2 * i]);
+			add(e, "=\"", 2);
+			add_label_value(e, kv[2 * i + 1] ? kv[2 * i + 1] : "");
+			add(e, "\"", 1);
+		}
+		add(e, "}", 1);
+	}
+	add(e, " ", 1);
+	if (e->err == 0 && (pl_buf_grow(&e->stage, 48) != 0))
+		e->err = PL_ETOOBIG;
+	if (e->err == 0)
+		pl_expo_number(&e->stage, v);
+	add(e, "\n", 1);
+	maybe_flush(e);
+}
+
+int
+pl_expo_finish(struct pl_expo *e, char **data, size_t *len)
+{
+	if (e->fmt == PL_EXPO_OPENMETRICS)
+		addstr(e, "# EOF\n");
+	if (e->err)
+		return e->err;
+	if (e->gzip) {
+		deflate_stage(e, true);
+		if (e->err)
+			return e->err;
+		*data = pl_buf_detach(&e->out, len);
+	} else {
+		*data = pl_buf_detach(&e->stage, len);
+	}
+	return 0;
+}
