@@ -387,23 +387,12 @@ static void
 on_sync(const json_t *snap, void *arg)
 {
 	struct pl_serve_metrics *m = arg;
-	json_t *onboot = json_array(), *backup_stores = json_object();
+	json_t *backup_stores = json_object();
 	const json_t *g, *st;
 	size_t i;
 
 	/* onboot from the configs the sync read: no call per guest */
-	json_array_foreach(json_object_get(snap, PL_SNAP_GUESTS), i, g) {
-		const json_t *cfg = json_object_get(g, PL_SNAP_CONFIG);
-		const json_t *ob = json_object_get(cfg, "onboot");
-
-		if (ob)
-			json_array_append_new(
-				onboot, json_pack("{s:I,s:s,s:s,s:O}", "vmid",
-						  (json_int_t)pl_json_int(g, "vmid", 0), "type",
-						  pl_json_str_or(g, "type", ""), "node",
-						  pl_json_str_or(g, "node", ""), "onboot", ob));
-	}
-	swap(&m->onboot, onboot);
+	swap(&m->onboot, pl_metrics_onboot(json_object_get(snap, PL_SNAP_GUESTS)));
 	if (m->slow_busy || m->s->pve == NULL) {
 		json_decref(backup_stores);
 		return;
@@ -840,9 +829,6 @@ scrape(struct pl_serve_req *req, struct pl_serve_metrics *m, bool exporter)
 		o.node = flag(pl_serve_query(req, "node"));
 		o.only = target_node(m, pl_serve_query(req, "target"));
 	}
-	/* OpenMetrics allows one family per name: the deprecated gauges would
-	 * share theirs with the counters (pve_network_transmit_bytes) */
-	o.deprecated = o.deprecated && fmt == PL_EXPO_TEXT;
 	m->scrapes++;
 	pl_expo_init(&e, fmt, gz, MAX_ANSWER);
 	pl_metrics_pve(&e, &in, &o);

@@ -46,6 +46,10 @@ struct pl_metrics_pve_opts {
 void pl_metrics_pve(struct pl_expo *e, const struct pl_metrics_pve_in *in,
 		    const struct pl_metrics_pve_opts *o);
 
+/* The onboot list of pl_metrics_pve_in from guests ([{vmid, type, node,
+ * config}], as a sync's snapshot holds them); new reference. */
+json_t *pl_metrics_onboot(const json_t *guests);
+
 /* Python's str() of a JSON scalar, as the exporter turns values into labels
  * (1 -> "1", true -> "True", null -> "None"); writes into buf (size given). */
 const char *pl_metrics_pystr(const json_t *v, char *buf, size_t size);

@@ -662,13 +662,35 @@ collect_subscription(struct pl_expo *e, const struct pl_metrics_pve_in *in,
 	}
 }
 
+json_t *
+pl_metrics_onboot(const json_t *guests)
+{
+	json_t *out = json_array();
+	const json_t *g;
+	size_t i;
+
+	json_array_foreach(guests, i, g) {
+		const json_t *ob = json_object_get(json_object_get(g, "config"), "onboot");
+
+		if (ob)
+			json_array_append_new(out, json_pack("{s:I,s:s,s:s,s:O}", "vmid",
+							     (json_int_t)pl_json_int(g, "vmid", 0),
+							     "type", pl_json_str_or(g, "type", ""),
+							     "node", pl_json_str_or(g, "node", ""),
+							     "onboot", ob));
+	}
+	return out;
+}
+
 void
 pl_metrics_pve(struct pl_expo *e, const struct pl_metrics_pve_in *in,
 	       const struct pl_metrics_pve_opts *o)
 {
 	if (o->cluster) {
 		collect_status(e, in);
-		collect_resources(e, in, o->deprecated);
+		/* OpenMetrics allows one family per name: the deprecated gauges
+		 * would share theirs with the counters (pve_network_transmit_bytes) */
+		collect_resources(e, in, o->deprecated && e->fmt == PL_EXPO_TEXT);
 		collect_nodes(e, in);
 		collect_cluster(e, in);
 		collect_version(e, in);
