@@ -122,6 +122,26 @@ h_version(struct pl_sim_req *r)
 			       "console", "xtermjs"));
 }
 
+/* The node's certificates as pve-manager's API2/Certificates.pm info lists
+ * them (PVE::Certificate::get_certificate_info): the one the simulator
+ * serves, as every node's pve-ssl.pem. */
+static void
+h_node_certs(struct pl_sim_req *r)
+{
+	struct pl_sim *s = r->sim;
+
+	if (pl_sim_req_node(r) < 0)
+		return;
+	if (s->cert_until == 0) { /* --no-tls: no certificate */
+		pl_sim_ok(r, json_array());
+		return;
+	}
+	pl_sim_ok(r, json_pack("[{s:s,s:s,s:s,s:s,s:I,s:I,s:s}]", "filename", "pve-ssl.pem",
+			       "fingerprint", s->fingerprint, "subject", s->cert_subject, "issuer",
+			       s->cert_subject, "notbefore", (json_int_t)s->cert_from, "notafter",
+			       (json_int_t)s->cert_until, "public-key-type", "ec"));
+}
+
 static void
 h_cluster_status(struct pl_sim_req *r)
 {
@@ -903,6 +923,7 @@ static const struct {
 	{ PL_SIM_GET, "/nodes/{node}", h_node_index },
 	{ PL_SIM_GET, "/nodes/{node}/status", h_node_status },
 	{ PL_SIM_GET, "/nodes/{node}/version", h_node_version },
+	{ PL_SIM_GET, "/nodes/{node}/certificates/info", h_node_certs },
 	{ PL_SIM_GET, "/nodes/{node}/rrddata", h_node_rrddata },
 	{ PL_SIM_GET, "/nodes/{node}/tasks", h_tasks },
 	{ PL_SIM_GET, "/nodes/{node}/tasks/{upid}", h_task_index },

@@ -151,6 +151,8 @@ struct pl_sim {
 	struct evhttp_bound_socket *sock;
 	void *ssl_ctx;
 	char fingerprint[96];
+	int64_t cert_from, cert_until; /* the served certificate's validity (epoch) */
+	char cert_subject[128];
 	char url[320];
 	struct pl_sim_pending *held;
 	struct pl_sim_waiter *waiters; /* calls waiting for a guest's lock file */
