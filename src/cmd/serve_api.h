@@ -35,8 +35,10 @@ struct pl_serve_refresh {
 	struct pl_state_counts sync_counts;
 	char *sync_error;
 	int sync_failures;
-	/* told after each sync that succeeded, with its snapshot (borrowed) */
+	/* told after each sync that succeeded, with its snapshot (borrowed),
+	 * and after each new resource list (live) */
 	void (*on_sync)(const json_t *snap, void *arg);
+	void (*on_status)(void *arg);
 	void *on_sync_arg;
 };
 

@@ -155,12 +155,15 @@ swap(json_t **dst, json_t *src)
 	*dst = src;
 }
 
+static void picture_moved(struct pl_serve_metrics *m);
+
 static void
 reads_done(struct pl_serve_metrics *m)
 {
 	swap(&m->nodes, m->next_nodes);
 	m->next_nodes = NULL;
 	m->reads_at = now_s();
+	picture_moved(m);
 }
 
 static json_t *
@@ -393,6 +396,7 @@ on_sync(const json_t *snap, void *arg)
 
 	/* onboot from the configs the sync read: no call per guest */
 	swap(&m->onboot, pl_metrics_onboot(json_object_get(snap, PL_SNAP_GUESTS)));
+	picture_moved(m);
 	if (m->slow_busy || m->s->pve == NULL) {
 		json_decref(backup_stores);
 		return;
@@ -751,6 +755,10 @@ write_pvelab(struct pl_expo *e, struct pl_serve_metrics *m)
 	pl_expo_sample(e, "", NULL, 0,
 		       (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
 			       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
+	if (m->scrapes > 1)
+		gauge1(e, "pvelab_metrics_render_seconds",
+		       "How long the previous metrics answer took to write (and compress)",
+		       m->render_s);
 	pl_expo_family(e, "pvelab_scrapes_total", PL_EXPO_COUNTER, "Metrics answers served");
 	pl_expo_sample(e, "", NULL, 0, (double)m->scrapes);
 }
@@ -807,16 +815,122 @@ authorised(struct pl_serve_req *req, const struct pl_serve_metrics *m)
 	return false;
 }
 
+/* The picture as the pve_* series read it. */
+static struct pl_metrics_pve_in
+picture(struct pl_serve_metrics *m)
+{
+	/* the list is read once per refresh (the index holds it: a new list is
+	 * never at the old one's address) */
+	if (m->index == NULL || !pl_metrics_index_of(m->index, m->refresh->live)) {
+		pl_metrics_index_free(m->index);
+		m->index = pl_metrics_index_new(m->refresh->live);
+		m->gen++;
+	}
+	return (struct pl_metrics_pve_in){
+		.status = m->status,
+		.resources = m->refresh->live,
+		.version = m->version,
+		.not_backed_up = m->not_backed_up,
+		.qdevice = m->qdevice,
+		.nodes = m->nodes,
+		.onboot = m->onboot,
+		.index = m->index,
+	};
+}
+
+/* Compress the pve_* part for cache slot i as the picture now is. */
+static void
+render_slot(struct pl_serve_metrics *m, size_t i)
+{
+	struct pl_metrics_pve_in in = picture(m);
+	struct pl_expo e;
+
+	pl_expo_init(&e, m->cache[i].fmt, true, MAX_ANSWER);
+	pl_metrics_pve(&e, &in, &m->cache[i].o);
+	if (pl_expo_save(&e, &m->cache[i].p) == 0)
+		m->cache[i].gen = m->gen;
+	pl_expo_release(&e);
+}
+
+/* After the picture changed: the parts scrapers asked for in the last ten
+ * minutes are made now, so that a scrape finds them ready. */
+static void
+on_prerender(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_serve_metrics *m = arg;
+	double now = now_s();
+
+	(void)fd;
+	(void)what;
+	picture(m);
+	for (size_t i = 0; i < PL_ARRAY_LEN(m->cache); i++)
+		if (m->cache[i].used > now - 600 && m->cache[i].gen != m->gen)
+			render_slot(m, i);
+}
+
+/* The picture moved: make the parts again once it settles (the refresh's
+ * reads land within moments of each other). */
+static void
+picture_moved(struct pl_serve_metrics *m)
+{
+	struct timeval tv = { 0, 300000 };
+
+	m->gen++;
+	if (m->prerender_ev && !evtimer_pending(m->prerender_ev, NULL))
+		evtimer_add(m->prerender_ev, &tv);
+}
+
+/* Start e with the pve_* part of an answer. A gzip answer resumes from the
+ * compressed part of its slot (one per format and query), made once per
+ * picture: a scrape then writes only pvelab's own series. */
+static void
+render_pve(struct pl_serve_metrics *m, struct pl_expo *e, const struct pl_metrics_pve_opts *o,
+	   enum pl_expo_fmt fmt, bool gz)
+{
+	struct pl_metrics_pve_in in = picture(m);
+	char key[192];
+	size_t slot = 0, i;
+
+	if (!gz) {
+		pl_expo_init(e, fmt, false, MAX_ANSWER);
+		pl_expo_reserve(e, m->last_plain + m->last_plain / 8);
+		pl_metrics_pve(e, &in, o);
+		return;
+	}
+	snprintf(key, sizeof(key), "%d|%d|%d|%d|%d|%s", fmt, o->cluster, o->node, o->deprecated,
+		 o->config, o->only ? o->only : "*");
+	for (i = 0; i < PL_ARRAY_LEN(m->cache); i++) {
+		if (m->cache[i].used > 0 && !strcmp(m->cache[i].key, key))
+			break;
+		if (m->cache[i].used < m->cache[slot].used)
+			slot = i; /* the least recently used goes */
+	}
+	if (i == PL_ARRAY_LEN(m->cache)) {
+		i = slot;
+		pl_expo_prefix_release(&m->cache[i].p);
+		snprintf(m->cache[i].key, sizeof(m->cache[i].key), "%s", key);
+		snprintf(m->cache[i].only, sizeof(m->cache[i].only), "%s", o->only ? o->only : "");
+		m->cache[i].fmt = fmt;
+		m->cache[i].o = *o;
+		m->cache[i].o.only = o->only ? m->cache[i].only : NULL;
+	}
+	m->cache[i].used = now_s();
+	if (m->cache[i].gen != m->gen || !m->cache[i].p.saved)
+		render_slot(m, i);
+	if (!m->cache[i].p.saved || pl_expo_resume(e, &m->cache[i].p, MAX_ANSWER) != 0) {
+		pl_expo_release(e);
+		pl_expo_init(e, fmt, true, MAX_ANSWER);
+		pl_metrics_pve(e, &in, o);
+	}
+}
+
 static void
 scrape(struct pl_serve_req *req, struct pl_serve_metrics *m, bool exporter)
 {
 	struct pl_metrics_pve_opts o = { true, true, NULL, m->deprecated, m->config };
-	struct pl_metrics_pve_in in = {
-		m->status,  m->refresh->live, m->version, m->not_backed_up,
-		m->qdevice, m->nodes,         m->onboot,
-	};
 	enum pl_expo_fmt fmt = pl_expo_negotiate(pl_serve_header(req, "Accept"));
 	bool gz = pl_expo_wants_gzip(pl_serve_header(req, "Accept-Encoding"));
+	double t0 = now_s();
 	struct pl_expo e;
 	char *data = NULL;
 	size_t len = 0;
@@ -830,8 +944,7 @@ scrape(struct pl_serve_req *req, struct pl_serve_metrics *m, bool exporter)
 		o.only = target_node(m, pl_serve_query(req, "target"));
 	}
 	m->scrapes++;
-	pl_expo_init(&e, fmt, gz, MAX_ANSWER);
-	pl_metrics_pve(&e, &in, &o);
+	render_pve(m, &e, &o, fmt, gz);
 	if (exporter) {
 		if (m->refresh->status_ok_at > 0)
 			gauge1(&e, "pvelab_refresh_age_seconds",
@@ -847,6 +960,9 @@ scrape(struct pl_serve_req *req, struct pl_serve_metrics *m, bool exporter)
 		return;
 	}
 	pl_expo_release(&e);
+	m->render_s = now_s() - t0;
+	if (!gz)
+		m->last_plain = len;
 	if (gz)
 		pl_serve_add_header(req, "Content-Encoding", "gzip");
 	pl_serve_add_header(req, "Vary", "Accept, Accept-Encoding");
@@ -940,11 +1056,19 @@ pl_serve_metrics_init(struct pl_serve_metrics *m, struct pl_session *s,
 	return 0;
 }
 
+static void
+on_status(void *arg)
+{
+	picture_moved(arg);
+}
+
 void
 pl_serve_metrics_start(struct pl_serve_metrics *m)
 {
 	m->refresh->on_sync = on_sync;
+	m->refresh->on_status = on_status;
 	m->refresh->on_sync_arg = m;
+	m->prerender_ev = evtimer_new(m->s->base, on_prerender, m);
 	m->ev = evtimer_new(m->s->base, on_reads_timer, m);
 	if (m->s->pve)
 		event_active(m->ev, EV_TIMEOUT, 0);
@@ -960,6 +1084,11 @@ pl_serve_metrics_release(struct pl_serve_metrics *m)
 	pl_planning_refresh_cancel(m->planning);
 	if (m->ev)
 		event_free(m->ev);
+	if (m->prerender_ev)
+		event_free(m->prerender_ev);
+	pl_metrics_index_free(m->index);
+	for (size_t i = 0; i < PL_ARRAY_LEN(m->cache); i++)
+		pl_expo_prefix_release(&m->cache[i].p);
 	json_decref(m->status);
 	json_decref(m->version);
 	json_decref(m->not_backed_up);

@@ -31,7 +31,17 @@ struct pl_metrics_pve_in {
 	const json_t *nodes;
 	/* [{vmid, type, node, onboot}] of the guests whose config has onboot */
 	const json_t *onboot;
+	/* resources as read by pl_metrics_index_new (NULL: read here) */
+	const struct pl_metrics_index *index;
 };
+
+/* The resource list read once into what the collectors need (it holds a
+ * reference to resources): a server makes it once per refresh. */
+struct pl_metrics_index;
+struct pl_metrics_index *pl_metrics_index_new(const json_t *resources);
+void pl_metrics_index_free(struct pl_metrics_index *ix);
+/* Whether ix was made from this list. */
+bool pl_metrics_index_of(const struct pl_metrics_index *ix, const json_t *resources);
 
 struct pl_metrics_pve_opts {
 	bool cluster;     /* the cluster collectors (cluster=1) */
@@ -96,6 +106,23 @@ struct pl_serve_metrics {
 	char *plan_error;
 	struct pl_planning_refresh *planning;
 	struct pl_metrics_api api;
+	struct pl_metrics_index *index; /* of the refresh's resource list, as last scraped */
+	unsigned long long gen;         /* bumped when what the pve_* series show changes */
+	/* the pve_* part of gzip answers, compressed, by format and query:
+	 * made again (prerender_ev) soon after the picture changes, for the
+	 * queries asked lately */
+	struct {
+		char key[192];
+		enum pl_expo_fmt fmt;
+		struct pl_metrics_pve_opts o;
+		char only[64];
+		unsigned long long gen;
+		double used; /* when a scrape last asked for it (0: free) */
+		struct pl_expo_prefix p;
+	} cache[4];
+	struct event *prerender_ev;
+	size_t last_plain; /* bytes of the last uncompressed answer: room reserved for the next */
+	double render_s;   /* how long the last answer took */
 	unsigned long long scrapes;
 };
 

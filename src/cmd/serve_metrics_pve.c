@@ -8,6 +8,7 @@
  */
 #include "core/common.h"
 #include "cmd/serve_metrics.h"
+#include "core/err.h"
 #include "core/json.h"
 
 #include <math.h>
@@ -70,12 +71,6 @@ is_type(const json_t *e, const char *type)
 	return t && !strcmp(t, type);
 }
 
-static bool
-is_guest(const json_t *e)
-{
-	return is_type(e, "qemu") || is_type(e, "lxc");
-}
-
 static void
 sample1(struct pl_expo *e, const char *id, double v)
 {
@@ -84,10 +79,179 @@ sample1(struct pl_expo *e, const char *id, double v)
 	pl_expo_sample(e, "", kv, 1, v);
 }
 
+/* --- the resource list, read once per refresh --- */
+
+enum {
+	K_MAXDISK,
+	K_DISK,
+	K_MAXMEM,
+	K_MEM,
+	K_NETOUT,
+	K_NETIN,
+	K_DISKWRITE,
+	K_DISKREAD,
+	K_CPU,
+	K_MAXCPU,
+	K_UPTIME,
+	K_SHARED,
+	K_COUNT
+};
+static const char *const number_keys[K_COUNT] = {
+	"maxdisk",   "disk",     "maxmem", "mem",    "netout", "netin",
+	"diskwrite", "diskread", "cpu",    "maxcpu", "uptime", "shared",
+};
+enum { R_OTHER, R_QEMU, R_LXC, R_NODE, R_STORAGE };
+
+static const char *const guest_ha_states[] = {
+	"stopped",  "request_stop", "request_start", "request_start_balance",
+	"started",  "fence",        "recovery",      "migrate",
+	"relocate", "freeze",       "error",
+};
+static const char *const node_ha_states[] = { "online", "maintenance", "unknown", "fence", "gone" };
+static const char *const lock_states[] = {
+	"backup",   "clone",           "create",    "migrate",    "rollback",
+	"snapshot", "snapshot-delete", "suspended", "suspending",
+};
+
+/* One resource as the collectors read it. */
+struct res {
+	const char *id;
+	unsigned char kind, up;    /* R_*; running (guests) or available (storages) */
+	unsigned short has;        /* a bit per K_* it carries */
+	signed char hastate, lock; /* the index of its state in the lists above, or -1 */
+	double v[K_COUNT];
+	/* guests: node, name, type, template, tags; storages: node, storage,
+	 * plugintype, content (sorted) */
+	const char *lab[5];
+};
+
+struct pl_metrics_index {
+	json_t *resources; /* held: the strings are its */
+	struct res *r;
+	size_t n;
+	char **owned; /* label texts made here */
+	size_t nowned;
+};
+
+static int
+state_index(const char *s, const char *const *list, size_t n)
+{
+	for (size_t i = 0; s && i < n; i++)
+		if (!strcmp(s, list[i]))
+			return (int)i;
+	return -1;
+}
+
+/* A label's text as the exporter's str() makes it: the JSON string itself,
+ * or a text kept in the index. */
+static const char *
+label_text(struct pl_metrics_index *ix, const json_t *v)
+{
+	char buf[64];
+	const char *t;
+
+	if (v == NULL)
+		return "";
+	if (json_is_string(v))
+		return json_string_value(v);
+	t = pl_metrics_pystr(v, buf, sizeof(buf));
+	if (!strcmp(t, "0"))
+		return "0";
+	if (!strcmp(t, "1"))
+		return "1";
+	ix->owned = pl_realloc(ix->owned, (ix->nowned + 1) * sizeof(*ix->owned));
+	return ix->owned[ix->nowned++] = pl_strdup(t);
+}
+
+static void sorted_csv(const char *in, char *out, size_t size);
+
+struct pl_metrics_index *
+pl_metrics_index_new(const json_t *resources)
+{
+	struct pl_metrics_index *ix = pl_calloc(1, sizeof(*ix));
+	const json_t *x;
+	size_t i;
+
+	ix->resources = json_incref((json_t *)resources);
+	ix->r = pl_calloc(json_array_size(resources) + 1, sizeof(*ix->r));
+	json_array_foreach(resources, i, x) {
+		struct res *r = &ix->r[ix->n];
+		const char *key, *type = pl_json_str_or(x, "type", "");
+		json_t *v;
+
+		if (!json_is_object(x))
+			continue;
+		ix->n++;
+		r->id = pl_json_str_or(x, "id", "");
+		r->kind = !strcmp(type, "qemu")    ? R_QEMU :
+			  !strcmp(type, "lxc")     ? R_LXC :
+			  !strcmp(type, "node")    ? R_NODE :
+			  !strcmp(type, "storage") ? R_STORAGE :
+						     R_OTHER;
+		/* one walk over its keys, no lookup per family */
+		json_object_foreach((json_t *)x, key, v)
+			for (int k = 0; k < K_COUNT; k++)
+				if (key[0] == number_keys[k][0] && !strcmp(key, number_keys[k])) {
+					if (number(v, &r->v[k]))
+						r->has |= (unsigned short)(1u << k);
+					break;
+				}
+		r->up = !strcmp(pl_json_str_or(x, "status", ""),
+				r->kind == R_STORAGE ? "available" : "running");
+		r->hastate =
+			(signed char)(r->kind == R_NODE ?
+					      state_index(pl_json_str(x, "hastate"), node_ha_states,
+							  PL_ARRAY_LEN(node_ha_states)) :
+					      state_index(pl_json_str(x, "hastate"),
+							  guest_ha_states,
+							  PL_ARRAY_LEN(guest_ha_states)));
+		r->lock = (signed char)state_index(pl_json_str(x, "lock"), lock_states,
+						   PL_ARRAY_LEN(lock_states));
+		if (r->kind == R_QEMU || r->kind == R_LXC) {
+			static const char *const keys[] = { "node", "name", "type", "template",
+							    "tags" };
+
+			for (size_t j = 0; j < 5; j++)
+				r->lab[j] = label_text(ix, json_object_get(x, keys[j]));
+		} else if (r->kind == R_STORAGE) {
+			static const char *const keys[] = { "node", "storage", "plugintype" };
+			char sorted[512];
+
+			for (size_t j = 0; j < 3; j++)
+				r->lab[j] = label_text(ix, json_object_get(x, keys[j]));
+			sorted_csv(label_text(ix, json_object_get(x, "content")), sorted,
+				   sizeof(sorted));
+			ix->owned = pl_realloc(ix->owned, (ix->nowned + 1) * sizeof(*ix->owned));
+			r->lab[3] = ix->owned[ix->nowned++] = pl_strdup(sorted);
+		}
+	}
+	return ix;
+}
+
+bool
+pl_metrics_index_of(const struct pl_metrics_index *ix, const json_t *resources)
+{
+	return ix->resources == resources;
+}
+
+void
+pl_metrics_index_free(struct pl_metrics_index *ix)
+{
+	if (ix == NULL)
+		return;
+	for (size_t i = 0; i < ix->nowned; i++)
+		free(ix->owned[i]);
+	free(ix->owned);
+	free(ix->r);
+	json_decref(ix->resources);
+	free(ix);
+}
+
 /* pve_up: nodes (online), the cluster (quorate), guests (running) and
  * storages (available). */
 static void
-collect_status(struct pl_expo *e, const struct pl_metrics_pve_in *in)
+collect_status(struct pl_expo *e, const struct pl_metrics_pve_in *in,
+	       const struct pl_metrics_index *ix)
 {
 	const json_t *x;
 	size_t i;
@@ -106,14 +270,12 @@ collect_status(struct pl_expo *e, const struct pl_metrics_pve_in *in)
 			sample1(e, id, v);
 		}
 	}
-	json_array_foreach(in->resources, i, x)
-		if (is_guest(x))
-			sample1(e, pl_json_str_or(x, "id", ""),
-				!strcmp(pl_json_str_or(x, "status", ""), "running"));
-	json_array_foreach(in->resources, i, x)
-		if (is_type(x, "storage"))
-			sample1(e, pl_json_str_or(x, "id", ""),
-				!strcmp(pl_json_str_or(x, "status", ""), "available"));
+	for (i = 0; i < ix->n; i++)
+		if (ix->r[i].kind == R_QEMU || ix->r[i].kind == R_LXC)
+			sample1(e, ix->r[i].id, ix->r[i].up);
+	for (i = 0; i < ix->n; i++)
+		if (ix->r[i].kind == R_STORAGE)
+			sample1(e, ix->r[i].id, ix->r[i].up);
 }
 
 static void
@@ -246,110 +408,98 @@ collect_qdevice(struct pl_expo *e, const struct pl_metrics_pve_in *in)
 
 /* One number of every resource that has it (whatever its type). */
 struct resource_family {
-	const char *key, *name, *help;
+	int key; /* K_* */
+	const char *name, *help;
 	bool counter, deprecated;
 };
 
 static const struct resource_family families[] = {
-	{ "maxdisk", "pve_disk_size_bytes",
+	{ K_MAXDISK, "pve_disk_size_bytes",
 	  "Storage size in bytes (for type 'storage'), root image size for VMs (for types 'qemu' "
 	  "and 'lxc').",
 	  false, false },
-	{ "disk", "pve_disk_usage_bytes",
+	{ K_DISK, "pve_disk_usage_bytes",
 	  "Used disk space in bytes (for type 'storage'), used root image space for VMs (for "
 	  "types 'qemu' and 'lxc').",
 	  false, false },
-	{ "maxmem", "pve_memory_size_bytes",
+	{ K_MAXMEM, "pve_memory_size_bytes",
 	  "Number of available memory in bytes (for types 'node', 'qemu' and 'lxc').", false,
 	  false },
-	{ "mem", "pve_memory_usage_bytes",
+	{ K_MEM, "pve_memory_usage_bytes",
 	  "Used memory in bytes (for types 'node', 'qemu' and 'lxc').", false, false },
-	{ "netout", "pve_network_transmit_bytes",
+	{ K_NETOUT, "pve_network_transmit_bytes",
 	  "The amount of traffic in bytes that was sent from the guest over the network since it "
 	  "was started. (for types 'qemu' and 'lxc') DEPRECATED: Use "
 	  "pve_network_transmit_bytes_total instead.",
 	  false, true },
-	{ "netin", "pve_network_receive_bytes",
+	{ K_NETIN, "pve_network_receive_bytes",
 	  "The amount of traffic in bytes that was sent to the guest over the network since it was "
 	  "started. (for types 'qemu' and 'lxc') DEPRECATED: Use pve_network_receive_bytes_total "
 	  "instead.",
 	  false, true },
-	{ "diskwrite", "pve_disk_write_bytes",
+	{ K_DISKWRITE, "pve_disk_write_bytes",
 	  "The amount of bytes the guest wrote to its block devices since the guest was started. "
 	  "This info is not available for all storage types. (for types 'qemu' and 'lxc') "
 	  "DEPRECATED: Use pve_disk_written_bytes_total instead.",
 	  false, true },
-	{ "diskread", "pve_disk_read_bytes",
+	{ K_DISKREAD, "pve_disk_read_bytes",
 	  "The amount of bytes the guest read from its block devices since the guest was started. "
 	  "This info is not available for all storage types. (for types 'qemu' and 'lxc') "
 	  "DEPRECATED: Use pve_disk_read_bytes_total instead.",
 	  false, true },
-	{ "cpu", "pve_cpu_usage_ratio", "CPU utilization (for types 'node', 'qemu' and 'lxc').",
+	{ K_CPU, "pve_cpu_usage_ratio", "CPU utilization (for types 'node', 'qemu' and 'lxc').",
 	  false, false },
-	{ "maxcpu", "pve_cpu_usage_limit",
+	{ K_MAXCPU, "pve_cpu_usage_limit",
 	  "Number of available CPUs (for types 'node', 'qemu' and 'lxc').", false, false },
-	{ "uptime", "pve_uptime_seconds",
+	{ K_UPTIME, "pve_uptime_seconds",
 	  "Uptime of node or virtual guest in seconds (for types 'node', 'qemu' and 'lxc').", false,
 	  false },
-	{ "shared", "pve_storage_shared",
+	{ K_SHARED, "pve_storage_shared",
 	  "Whether or not the storage is shared among cluster nodes", false, false },
-	{ "netout", "pve_network_transmit_bytes_total",
+	{ K_NETOUT, "pve_network_transmit_bytes_total",
 	  "The amount of traffic in bytes that was sent from the guest over the network since it "
 	  "was started. (for types 'qemu' and 'lxc')",
 	  true, false },
-	{ "netin", "pve_network_receive_bytes_total",
+	{ K_NETIN, "pve_network_receive_bytes_total",
 	  "The amount of traffic in bytes that was sent to the guest over the network since it was "
 	  "started. (for types 'qemu' and 'lxc')",
 	  true, false },
-	{ "diskwrite", "pve_disk_written_bytes_total",
+	{ K_DISKWRITE, "pve_disk_written_bytes_total",
 	  "The amount of bytes the guest wrote to its block devices since the guest was started. "
 	  "This info is not available for all storage types. (for types 'qemu' and 'lxc')",
 	  true, false },
-	{ "diskread", "pve_disk_read_bytes_total",
+	{ K_DISKREAD, "pve_disk_read_bytes_total",
 	  "The amount of bytes the guest read from its block devices since the guest was started. "
 	  "This info is not available for all storage types. (for types 'qemu' and 'lxc')",
 	  true, false },
 };
 
-static const char *const guest_ha_states[] = {
-	"stopped",  "request_stop", "request_start", "request_start_balance",
-	"started",  "fence",        "recovery",      "migrate",
-	"relocate", "freeze",       "error",
-};
-static const char *const node_ha_states[] = { "online", "maintenance", "unknown", "fence", "gone" };
-static const char *const lock_states[] = {
-	"backup",   "clone",           "create",    "migrate",    "rollback",
-	"snapshot", "snapshot-delete", "suspended", "suspending",
-};
-
 /* A one-hot family: for each resource of the kinds it covers, one sample
- * per state, 1 for the state its key names. */
+ * per state, 1 for the state it is in. */
 static void
-one_hot(struct pl_expo *e, const json_t *resources, const char *key, bool nodes, const char *label)
+one_hot(struct pl_expo *e, const struct pl_metrics_index *ix, bool ha)
 {
-	const json_t *x;
-	size_t i;
-
-	json_array_foreach(resources, i, x) {
-		const char *const *states = lock_states;
+	for (size_t i = 0; i < ix->n; i++) {
+		const struct res *r = &ix->r[i];
+		const char *const *states = lock_states, *kv[4];
 		size_t n = PL_ARRAY_LEN(lock_states);
-		const char *have = pl_json_str(x, key), *kv[4];
+		int have = ha ? r->hastate : r->lock;
 
-		if (nodes && is_type(x, "node")) {
+		if (ha && r->kind == R_NODE) {
 			states = node_ha_states;
 			n = PL_ARRAY_LEN(node_ha_states);
-		} else if (nodes && is_guest(x)) {
+		} else if (ha && (r->kind == R_QEMU || r->kind == R_LXC)) {
 			states = guest_ha_states;
 			n = PL_ARRAY_LEN(guest_ha_states);
-		} else if (nodes || !is_guest(x)) {
+		} else if (ha || (r->kind != R_QEMU && r->kind != R_LXC)) {
 			continue;
 		}
 		kv[0] = "id";
-		kv[1] = pl_json_str_or(x, "id", "");
-		kv[2] = label;
-		for (size_t s = 0; s < n; s++) {
-			kv[3] = states[s];
-			pl_expo_sample(e, "", kv, 2, have && !strcmp(have, states[s]));
+		kv[1] = r->id;
+		kv[2] = "state";
+		for (size_t st = 0; st < n; st++) {
+			kv[3] = states[st];
+			pl_expo_sample(e, "", kv, 2, have == (int)st);
 		}
 	}
 }
@@ -403,70 +553,52 @@ sorted_csv(const char *in, char *out, size_t size)
 }
 
 static void
-collect_resources(struct pl_expo *e, const struct pl_metrics_pve_in *in, bool deprecated)
+collect_resources(struct pl_expo *e, const struct pl_metrics_index *ix, bool deprecated)
 {
-	const json_t *x;
-	size_t i;
-
 	for (size_t f = 0; f < PL_ARRAY_LEN(families); f++) {
 		if (families[f].deprecated && !deprecated)
 			continue;
 		pl_expo_family(e, families[f].name,
 			       families[f].counter ? PL_EXPO_COUNTER : PL_EXPO_GAUGE,
 			       families[f].help);
-		json_array_foreach(in->resources, i, x) {
-			double v;
-
-			if (number(json_object_get(x, families[f].key), &v))
-				sample1(e, pl_json_str_or(x, "id", ""), v);
-		}
+		for (size_t i = 0; i < ix->n; i++)
+			if (ix->r[i].has & (1u << families[f].key))
+				sample1(e, ix->r[i].id, ix->r[i].v[families[f].key]);
 	}
 	pl_expo_family(e, "pve_ha_state", PL_EXPO_GAUGE, "HA service status (for HA managed VMs).");
-	one_hot(e, in->resources, "hastate", true, "state");
+	one_hot(e, ix, true);
 	pl_expo_family(e, "pve_lock_state", PL_EXPO_GAUGE,
 		       "The guest's current config lock (for types 'qemu' and 'lxc')");
-	one_hot(e, in->resources, "lock", false, "state");
+	one_hot(e, ix, false);
 	pl_expo_family(e, "pve_guest_info", PL_EXPO_GAUGE, "VM/CT info");
-	json_array_foreach(in->resources, i, x) {
+	for (size_t i = 0; i < ix->n; i++) {
 		static const char *const keys[] = {
 			"id", "node", "name", "type", "template", "tags"
 		};
+		const struct res *r = &ix->r[i];
 		const char *kv[12];
-		char bufs[6][64];
 
-		if (!is_guest(x))
+		if (r->kind != R_QEMU && r->kind != R_LXC)
 			continue;
 		for (size_t j = 0; j < 6; j++) {
-			const json_t *v = json_object_get(x, keys[j]);
-
 			kv[2 * j] = keys[j];
-			kv[2 * j + 1] = v ? pl_metrics_pystr(v, bufs[j], sizeof(bufs[j])) : "";
+			kv[2 * j + 1] = j == 0 ? r->id : r->lab[j - 1];
 		}
 		pl_expo_sample(e, "", kv, 6, 1);
 	}
 	pl_expo_family(e, "pve_storage_info", PL_EXPO_GAUGE, "Storage info");
-	json_array_foreach(in->resources, i, x) {
-		static const char *const keys[] = { "id", "node", "storage", "plugintype" };
+	for (size_t i = 0; i < ix->n; i++) {
+		static const char *const keys[] = { "id", "node", "storage", "plugintype",
+						    "content" };
+		const struct res *r = &ix->r[i];
 		const char *kv[10];
-		char bufs[5][256];
 
-		if (!is_type(x, "storage"))
+		if (r->kind != R_STORAGE)
 			continue;
-		for (size_t j = 0; j < 4; j++) {
-			const json_t *v = json_object_get(x, keys[j]);
-
+		for (size_t j = 0; j < 5; j++) {
 			kv[2 * j] = keys[j];
-			kv[2 * j + 1] = v ? pl_metrics_pystr(v, bufs[j], sizeof(bufs[j])) : "";
+			kv[2 * j + 1] = j == 0 ? r->id : r->lab[j - 1];
 		}
-		kv[8] = "content";
-		{
-			const json_t *c = json_object_get(x, "content");
-			char raw[256];
-
-			sorted_csv(c ? pl_metrics_pystr(c, raw, sizeof(raw)) : "", bufs[4],
-				   sizeof(bufs[4]));
-		}
-		kv[9] = bufs[4];
 		pl_expo_sample(e, "", kv, 5, 1);
 	}
 }
@@ -686,11 +818,16 @@ void
 pl_metrics_pve(struct pl_expo *e, const struct pl_metrics_pve_in *in,
 	       const struct pl_metrics_pve_opts *o)
 {
+	struct pl_metrics_index *own = NULL;
+	const struct pl_metrics_index *ix = in->index;
+
+	if (ix == NULL)
+		ix = own = pl_metrics_index_new(in->resources);
 	if (o->cluster) {
-		collect_status(e, in);
+		collect_status(e, in, ix);
 		/* OpenMetrics allows one family per name: the deprecated gauges
 		 * would share theirs with the counters (pve_network_transmit_bytes) */
-		collect_resources(e, in, o->deprecated && e->fmt == PL_EXPO_TEXT);
+		collect_resources(e, ix, o->deprecated && e->fmt == PL_EXPO_TEXT);
 		collect_nodes(e, in);
 		collect_cluster(e, in);
 		collect_version(e, in);
@@ -703,4 +840,5 @@ pl_metrics_pve(struct pl_expo *e, const struct pl_metrics_pve_in *in,
 			collect_onboot(e, in, o);
 		collect_replication(e, in, o);
 	}
+	pl_metrics_index_free(own);
 }

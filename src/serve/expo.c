@@ -215,6 +215,13 @@ pl_expo_init(struct pl_expo *e, enum pl_expo_fmt fmt, bool gzip, size_t max)
 }
 
 void
+pl_expo_reserve(struct pl_expo *e, size_t n)
+{
+	if (!e->gzip && n > e->stage.len && n < e->stage.max)
+		pl_buf_grow(&e->stage, n - e->stage.len);
+}
+
+void
 pl_expo_release(struct pl_expo *e)
 {
 	if (e->gzip)
@@ -266,26 +273,6 @@ pl_expo_family(struct pl_expo *e, const char *name, enum pl_expo_type type, cons
 	maybe_flush(e);
 }
 
-static void
-add_label_value(struct pl_expo *e, const char *s)
-{
-	const char *run = s, *p;
-
-	for (p = s; *p; p++) {
-		const char *esc = *p == '\\' ? "\\\\" :
-				  *p == '"'  ? "\\\"" :
-				  *p == '\n' ? "\\n" :
-					       NULL;
-
-		if (esc) {
-			add(e, run, (size_t)(p - run));
-			add(e, esc, 2);
-			run = p + 1;
-		}
-	}
-	add(e, run, (size_t)(p - run));
-}
-
 /* Digits of an unsigned integer, backwards into end. */
 static char *
 utoa_end(char *end, unsigned long long v)
@@ -297,60 +284,170 @@ utoa_end(char *end, unsigned long long v)
 	return end;
 }
 
-void
-pl_expo_number(struct pl_buf *b, double v)
+/* v as the text formats write it, into out (at least 40 bytes); its length. */
+static size_t
+number_text(char *out, double v)
 {
-	char tmp[40];
+	char tmp[40], *end = tmp + sizeof(tmp), *s;
+	size_t n;
 
 	if (isnan(v)) {
-		pl_buf_add(b, "NaN", 3);
-	} else if (isinf(v)) {
-		pl_buf_addstr(b, v > 0 ? "+Inf" : "-Inf");
-	} else if (v == floor(v) && fabs(v) < 9007199254740992.0) {
-		char *end = tmp + sizeof(tmp), *s;
+		memcpy(out, "NaN", 3);
+		return 3;
+	}
+	if (isinf(v)) {
+		memcpy(out, v > 0 ? "+Inf" : "-Inf", 4);
+		return 4;
+	}
+	if (v == floor(v) && fabs(v) < 9007199254740992.0) {
 		long long i = (long long)v;
 
 		s = utoa_end(end, (unsigned long long)(i < 0 ? -i : i));
 		if (i < 0)
 			*--s = '-';
-		pl_buf_add(b, s, (size_t)(end - s));
-	} else {
-		/* the shortest of %.15g..%.17g that reads back as v */
-		for (int prec = 15; prec <= 17; prec++) {
-			snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
-			if (prec == 17 || strtod(tmp, NULL) == v)
-				break;
-		}
-		pl_buf_addstr(b, tmp);
+		n = (size_t)(end - s);
+		memcpy(out, s, n);
+		return n;
 	}
+	/* the shortest of %.15g..%.17g that reads back as v */
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
+		if (prec == 17 || strtod(tmp, NULL) == v)
+			break;
+	}
+	n = strlen(tmp);
+	memcpy(out, tmp, n);
+	return n;
 }
+
+void
+pl_expo_number(struct pl_buf *b, double v)
+{
+	char tmp[40];
+
+	pl_buf_add(b, tmp, number_text(tmp, v));
+}
+
+/* A label value with backslash, quote and newline escaped; returns the end. */
+static char *
+put_label_value(char *p, const char *s, size_t len)
+{
+	const char *run = s, *end = s + len;
+
+	for (const char *q = s; q < end; q++) {
+		const char *esc = *q == '\\' ? "\\\\" :
+				  *q == '"'  ? "\\\"" :
+				  *q == '\n' ? "\\n" :
+					       NULL;
+
+		if (esc) {
+			memcpy(p, run, (size_t)(q - run));
+			p += q - run;
+			memcpy(p, esc, 2);
+			p += 2;
+			run = q + 1;
+		}
+	}
+	memcpy(p, run, (size_t)(end - run));
+	return p + (end - run);
+}
+
+#define MAX_LABELS 16
 
 void
 pl_expo_sample(struct pl_expo *e, const char *suffix, const char *const *kv, size_t n, double v)
 {
+	size_t klen[MAX_LABELS], vlen[MAX_LABELS], slen = strlen(suffix);
+	size_t need = e->famlen + slen + 4 + 40;
+	char *p;
+
 	if (e->err)
 		return;
-	add(e, e->fam, e->famlen);
-	addstr(e, suffix);
+	if (n > MAX_LABELS) {
+		e->err = PL_EINVAL;
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		klen[i] = strlen(kv[2 * i]);
+		vlen[i] = kv[2 * i + 1] ? strlen(kv[2 * i + 1]) : 0;
+		need += klen[i] + 2 * vlen[i] + 4; /* every byte may double when escaped */
+	}
+	/* one check of the room, then the bytes written in place */
+	if (pl_buf_grow(&e->stage, need) != 0) {
+		e->err = PL_ETOOBIG;
+		return;
+	}
+	p = e->stage.data + e->stage.len;
+	memcpy(p, e->fam, e->famlen);
+	p += e->famlen;
+	memcpy(p, suffix, slen);
+	p += slen;
 	if (n) {
-		add(e, "{", 1);
+		*p++ = '{';
 		for (size_t i = 0; i < n; i++) {
 			if (i)
-				add(e, ",", 1);
-			addstr(e, kv[2 * i]);
-			add(e, "=\"", 2);
-			add_label_value(e, kv[2 * i + 1] ? kv[2 * i + 1] : "");
-			add(e, "\"", 1);
+				*p++ = ',';
+			memcpy(p, kv[2 * i], klen[i]);
+			p += klen[i];
+			*p++ = '=';
+			*p++ = '"';
+			p = put_label_value(p, kv[2 * i + 1] ? kv[2 * i + 1] : "", vlen[i]);
+			*p++ = '"';
 		}
-		add(e, "}", 1);
+		*p++ = '}';
 	}
-	add(e, " ", 1);
-	if (e->err == 0 && (pl_buf_grow(&e->stage, 48) != 0))
-		e->err = PL_ETOOBIG;
-	if (e->err == 0)
-		pl_expo_number(&e->stage, v);
-	add(e, "\n", 1);
+	*p++ = ' ';
+	p += number_text(p, v);
+	*p++ = '\n';
+	e->stage.len = (size_t)(p - e->stage.data);
+	*p = '\0';
 	maybe_flush(e);
+}
+
+void
+pl_expo_prefix_release(struct pl_expo_prefix *p)
+{
+	if (p->saved)
+		deflateEnd(&p->z);
+	free(p->bytes);
+	memset(p, 0, sizeof(*p));
+}
+
+int
+pl_expo_save(struct pl_expo *e, struct pl_expo_prefix *p)
+{
+	pl_expo_prefix_release(p);
+	if (!e->gzip || e->err)
+		return e->err ? e->err : PL_EINVAL;
+	deflate_stage(e, false); /* what is staged goes into the stream first */
+	if (e->err)
+		return e->err;
+	if (deflateCopy(&p->z, &e->z) != Z_OK)
+		return PL_ENOMEM;
+	p->saved = true;
+	p->fmt = e->fmt;
+	p->len = e->out.len;
+	p->bytes = pl_malloc(p->len + 1);
+	memcpy(p->bytes, e->out.data, p->len);
+	return 0;
+}
+
+int
+pl_expo_resume(struct pl_expo *e, const struct pl_expo_prefix *p, size_t max)
+{
+	memset(e, 0, sizeof(*e));
+	e->fmt = p->fmt;
+	e->gzip = true;
+	pl_buf_init(&e->out, max);
+	pl_buf_init(&e->stage, 0);
+	if (pl_buf_add(&e->out, p->bytes, p->len) != 0)
+		return e->err = PL_ETOOBIG;
+	/* deflateCopy does not change its source: many answers resume from one */
+	if (deflateCopy(&e->z, (z_stream *)&p->z) != Z_OK) {
+		e->gzip = false; /* nothing to end */
+		return e->err = PL_ENOMEM;
+	}
+	return 0;
 }
 
 int

@@ -45,6 +45,8 @@ const char *pl_expo_content_type(enum pl_expo_fmt fmt);
 /* Start an answer of at most max bytes (compressed when gzip). */
 void pl_expo_init(struct pl_expo *e, enum pl_expo_fmt fmt, bool gzip, size_t max);
 void pl_expo_release(struct pl_expo *e);
+/* Room for n bytes of an uncompressed answer, made at once. */
+void pl_expo_reserve(struct pl_expo *e, size_t n);
 /* Start a family: its HELP and TYPE lines. */
 void pl_expo_family(struct pl_expo *e, const char *name, enum pl_expo_type type, const char *help);
 /* A sample of the current family: its name plus suffix ("", "_bucket"...),
@@ -54,6 +56,22 @@ void pl_expo_sample(struct pl_expo *e, const char *suffix, const char *const *kv
 /* The answer (caller frees): OpenMetrics' "# EOF", the gzip trailer.
  * Returns 0 or the first error (nothing is handed out then). */
 int pl_expo_finish(struct pl_expo *e, char **data, size_t *len);
+
+/* A gzip answer's beginning kept to start others with (the part that only
+ * changes when the cluster's picture does): its bytes and a copy of the
+ * compressor's state, so that an answer resumed from it is one gzip stream. */
+struct pl_expo_prefix {
+	enum pl_expo_fmt fmt;
+	char *bytes;
+	size_t len;
+	z_stream z;
+	bool saved;
+};
+/* Keep what e (a gzip answer) holds so far in p (released first). */
+int pl_expo_save(struct pl_expo *e, struct pl_expo_prefix *p);
+/* Start e as a copy of p (an answer of at most max bytes). */
+int pl_expo_resume(struct pl_expo *e, const struct pl_expo_prefix *p, size_t max);
+void pl_expo_prefix_release(struct pl_expo_prefix *p);
 
 /* Append v as the text formats write numbers (integers exactly, NaN,
  * +Inf, -Inf) to b. */

@@ -394,6 +394,7 @@ equivalence(const char *local)
 			json_object_get(a, "/cluster/config/qdevice"),
 			nodes,
 			onboot,
+			NULL,
 		};
 		struct pl_metrics_pve_opts o = { true, true, local, true, true };
 
