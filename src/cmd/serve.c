@@ -324,7 +324,9 @@ const struct pl_cmd pl_cmd_serve = {
 		"--tls-key (or serve.tls_cert/tls_key) or a certificate from pvelab's local CA\n"
 		"(pvelab proxy ca), whose fingerprint is printed at start. Prints one JSON line\n"
 		"with the bound addresses. Every endpoint but /healthz wants 'Authorization:\n"
-		"Bearer <token>' (pvelab token create). docs/serve.md describes the API.",
+		"Bearer <token>' (pvelab token create). docs/serve.md describes the API;\n"
+		"docs/metrics.md the Prometheus metrics (/metrics, and /pve as\n"
+		"prometheus-pve-exporter answers it; serve.metrics.auth may also be none or tls).",
 	.opts = opts,
 	.run = run,
 };
