@@ -93,6 +93,10 @@ pl_metrics_path_template(const char *path, char *out, size_t size)
 	}
 }
 
+/* The API calls of the process: static, because the sync's worker threads
+ * may still finish a call after the module is gone. */
+static struct pl_metrics_api api_calls = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
 static void
 on_api_call(const char *method, const char *path, long status, int err, double seconds, void *arg)
 {
@@ -160,7 +164,11 @@ static void picture_moved(struct pl_serve_metrics *m);
 static void
 reads_done(struct pl_serve_metrics *m)
 {
-	swap(&m->nodes, m->next_nodes);
+	/* without the node list, no node was asked: the last answers stay */
+	if (m->status_failed)
+		json_decref(m->next_nodes);
+	else
+		swap(&m->nodes, m->next_nodes);
 	m->next_nodes = NULL;
 	m->reads_at = now_s();
 	picture_moved(m);
@@ -204,11 +212,27 @@ on_read(const struct pl_pve_result *res, void *arg)
 	size_t i;
 
 	if (res->err && q->what != READ_QDEVICE) {
+		char key[32];
+
 		if (slow)
 			m->slow_errors++;
 		else
 			m->read_errors++;
 		pl_log_debug("metrics: %s", res->errmsg ? res->errmsg : pl_strerror(res->err));
+		/* a read that failed keeps its last answer */
+		snprintf(key, sizeof(key), "%lld", q->vmid);
+		if (q->what == READ_STATUS)
+			m->status_failed = true;
+		else if (q->what == READ_SUBSCRIPTION || q->what == READ_REPLICATION)
+			d = json_object_get(json_object_get(m->nodes, q->node),
+					    q->what == READ_SUBSCRIPTION ? "subscription" :
+									   "replication");
+		else if (q->what == READ_SNAPSHOTS)
+			d = json_object_get(m->snapshots, key);
+		else if (q->what == READ_CERTS)
+			d = json_object_get(m->certs, q->node);
+		else if (q->what == READ_BACKUPS)
+			m->backups_failed = true;
 	}
 	switch (q->what) {
 	case READ_STATUS:
@@ -256,7 +280,9 @@ on_read(const struct pl_pve_result *res, void *arg)
 			char key[32];
 
 			snprintf(key, sizeof(key), "%lld", q->vmid);
-			json_object_set_new(m->next_snapshots, key, snaptimes(d));
+			/* an answer, or the times kept from the last one */
+			json_object_set_new(m->next_snapshots, key,
+					    res->err ? json_incref(d) : snaptimes(d));
 		}
 		break;
 	case READ_BACKUPS:
@@ -315,6 +341,7 @@ on_reads_timer(evutil_socket_t fd, short what, void *arg)
 	if (m->busy || m->s->pve == NULL)
 		return;
 	m->read_errors = 0;
+	m->status_failed = false;
 	m->next_nodes = json_object();
 	m->busy++; /* held until every read is asked */
 	ask(m, READ_STATUS, NULL, "/cluster/status");
@@ -331,7 +358,12 @@ static void
 slow_done(struct pl_serve_metrics *m)
 {
 	swap(&m->snapshots, m->next_snapshots);
-	swap(&m->backups, m->next_backups);
+	/* a storage not read: which guests it holds is not known, the last
+	 * answers stay */
+	if (m->backups_failed && m->backups)
+		json_decref(m->next_backups);
+	else
+		swap(&m->backups, m->next_backups);
 	swap(&m->certs, m->next_certs);
 	m->next_snapshots = m->next_backups = m->next_certs = NULL;
 	m->slow_at = now_s();
@@ -402,6 +434,7 @@ on_sync(const json_t *snap, void *arg)
 		return;
 	}
 	m->slow_errors = 0;
+	m->backups_failed = false;
 	m->next_snapshots = json_object();
 	m->next_backups = json_object();
 	m->next_certs = json_object();
@@ -548,7 +581,7 @@ write_refresh(struct pl_expo *e, const struct pl_serve_metrics *m, double now)
 static void
 write_api(struct pl_expo *e, struct pl_serve_metrics *m)
 {
-	struct pl_metrics_api *a = &m->api;
+	struct pl_metrics_api *a = m->api;
 
 	pthread_mutex_lock(&a->mu);
 	pl_expo_family(e, "pvelab_api_request_duration_seconds", PL_EXPO_HISTOGRAM,
@@ -1007,7 +1040,7 @@ pl_serve_metrics_init(struct pl_serve_metrics *m, struct pl_session *s,
 	m->refresh = refresh;
 	m->deprecated = !json_is_false(json_object_get(c, "deprecated_gauges"));
 	m->config = !json_is_false(json_object_get(c, "config_collector"));
-	pthread_mutex_init(&m->api.mu, NULL);
+	m->api = &api_calls;
 	if (!strcmp(auth, "none"))
 		m->auth = PL_METRICS_AUTH_NONE;
 	else if (!strcmp(auth, "bearer"))
@@ -1052,7 +1085,7 @@ pl_serve_metrics_init(struct pl_serve_metrics *m, struct pl_session *s,
 	};
 	m->module = (struct pl_serve_module){ "metrics", m->routes, m };
 	if (s->pve)
-		pl_pve_set_observer(s->pve, on_api_call, &m->api);
+		pl_pve_set_observer(s->pve, on_api_call, m->api);
 	return 0;
 }
 
@@ -1105,5 +1138,4 @@ pl_serve_metrics_release(struct pl_serve_metrics *m)
 	json_decref(m->drift);
 	json_decref(m->pending);
 	free(m->plan_error);
-	pthread_mutex_destroy(&m->api.mu);
 }

@@ -103,9 +103,11 @@ struct pl_serve_metrics {
 	json_t *pending; /* the last plan's pending-until-reboot guests */
 	double plan_at, reads_at, slow_at;
 	int read_errors, slow_errors;
+	bool status_failed, backups_failed; /* in the round in flight */
 	char *plan_error;
 	struct pl_planning_refresh *planning;
-	struct pl_metrics_api api;
+	struct pl_metrics_api
+		*api; /* the process's one (the sync's threads may outlive the module) */
 	struct pl_metrics_index *index; /* of the refresh's resource list, as last scraped */
 	unsigned long long gen;         /* bumped when what the pve_* series show changes */
 	/* the pve_* part of gzip answers, compressed, by format and query:

@@ -331,6 +331,19 @@ collect_nodes(struct pl_expo *e, const struct pl_metrics_pve_in *in)
 	}
 }
 
+/* Whether s can name a label: [a-zA-Z_][a-zA-Z0-9_]*, not __reserved. */
+static bool
+label_name(const char *s)
+{
+	if (!*s || (*s >= '0' && *s <= '9') || !strncmp(s, "__", 2))
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_'))
+			return false;
+	return true;
+}
+
 /* pve_cluster_info: every key of the cluster entry but type and name, id
  * made "cluster/<name>". */
 static void
@@ -353,7 +366,8 @@ collect_cluster(struct pl_expo *e, const struct pl_metrics_pve_in *in)
 		any = true;
 		snprintf(id, sizeof(id), "cluster/%s", pl_json_str_or(x, "name", ""));
 		json_object_foreach((json_t *)x, k, v) {
-			if (!strcmp(k, "type") || !strcmp(k, "name") || n == 16)
+			/* a key no label can be named after would spoil the answer */
+			if (!strcmp(k, "type") || !strcmp(k, "name") || n == 16 || !label_name(k))
 				continue;
 			kv[2 * n] = k;
 			kv[2 * n + 1] = !strcmp(k, "id") ? id : pl_metrics_pystr(v, bufs[n], 64);
