@@ -55,7 +55,9 @@ serve_pid=$!
 trap 'kill $serve_pid 2>/dev/null; [ -n "${exp_pid:-}" ] && kill $exp_pid 2>/dev/null; cleanup' EXIT
 wait_http "http://127.0.0.1:$pp/healthz"
 for _ in $(seq 1 600); do # the first full sync, and the reads after it
-	curl -fs "http://127.0.0.1:$pp/metrics" | grep -q '^pvelab_refresh_age_seconds{kind="guest_reads"}' && break
+	case $(curl -fs "http://127.0.0.1:$pp/metrics" || true) in
+	*'pvelab_refresh_age_seconds{kind="guest_reads"}'*) break ;;
+	esac
 	sleep 0.2
 done
 rss0=$(rss_of $serve_pid)

@@ -1024,8 +1024,9 @@ static const struct pl_serve_param pve_params[] = {
 };
 
 static const char metrics_schema[] =
-	"{\"type\":\"string\",\"description\":\"Prometheus text exposition 0.0.4 or OpenMetrics "
-	"1.0.0, as Accept asks\"}";
+	"{\"type\":\"string\",\"contentMediaType\":\"text/plain; version=0.0.4\","
+	"\"description\":\"Prometheus text exposition 0.0.4, or OpenMetrics 1.0.0 when Accept "
+	"prefers it (application/openmetrics-text; version=1.0.0); gzip when asked\"}";
 
 int
 pl_serve_metrics_init(struct pl_serve_metrics *m, struct pl_session *s,
