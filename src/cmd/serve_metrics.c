@@ -35,6 +35,10 @@
 
 static const double bucket_le[PL_METRICS_BUCKETS] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 						      0.5,   1,    2.5,   5,    10,  30 };
+/* The same as le labels, floats as OpenMetrics wants them (and text accepts). */
+static const char *const bucket_text[PL_METRICS_BUCKETS] = { "0.005", "0.01", "0.025", "0.05",
+							     "0.1",   "0.25", "0.5",   "1.0",
+							     "2.5",   "5.0",  "10.0",  "30.0" };
 
 static double
 now_s(void)
@@ -589,18 +593,9 @@ write_api(struct pl_expo *e, struct pl_serve_metrics *m)
 	for (size_t i = 0; i < a->n; i++) {
 		const char *kv[6] = { "method", a->calls[i].method, "path", a->calls[i].path, "le",
 				      NULL };
-		char le[32];
 
 		for (size_t b = 0; b < PL_METRICS_BUCKETS; b++) {
-			struct pl_buf t;
-
-			pl_buf_init(&t, 64);
-			pl_expo_number(&t, bucket_le[b]);
-			snprintf(le, sizeof(le), "%s%s", t.data,
-				 /* OpenMetrics wants floats: "1.0" */
-				 e->fmt == PL_EXPO_OPENMETRICS && !strchr(t.data, '.') ? ".0" : "");
-			pl_buf_release(&t);
-			kv[5] = le;
+			kv[5] = bucket_text[b];
 			pl_expo_sample(e, "_bucket", kv, 3, (double)a->calls[i].buckets[b]);
 		}
 		kv[5] = "+Inf";
