@@ -35,10 +35,8 @@ struct pl_serve_refresh {
 	struct pl_state_counts sync_counts;
 	char *sync_error;
 	int sync_failures;
-	/* told after each sync that succeeded, with its snapshot (borrowed),
-	 * and after each new resource list (live) */
+	/* told after each sync that succeeded, with its snapshot (borrowed) */
 	void (*on_sync)(const json_t *snap, void *arg);
-	void (*on_status)(void *arg);
 	void *on_sync_arg;
 };
 

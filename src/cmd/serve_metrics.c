@@ -163,8 +163,6 @@ swap(json_t **dst, json_t *src)
 	*dst = src;
 }
 
-static void picture_moved(struct pl_serve_metrics *m);
-
 static void
 reads_done(struct pl_serve_metrics *m)
 {
@@ -175,7 +173,6 @@ reads_done(struct pl_serve_metrics *m)
 		swap(&m->nodes, m->next_nodes);
 	m->next_nodes = NULL;
 	m->reads_at = now_s();
-	picture_moved(m);
 }
 
 static json_t *
@@ -432,7 +429,6 @@ on_sync(const json_t *snap, void *arg)
 
 	/* onboot from the configs the sync read: no call per guest */
 	swap(&m->onboot, pl_metrics_onboot(json_object_get(snap, PL_SNAP_GUESTS)));
-	picture_moved(m);
 	if (m->slow_busy || m->s->pve == NULL) {
 		json_decref(backup_stores);
 		return;
@@ -852,7 +848,6 @@ picture(struct pl_serve_metrics *m)
 	if (m->index == NULL || !pl_metrics_index_of(m->index, m->refresh->live)) {
 		pl_metrics_index_free(m->index);
 		m->index = pl_metrics_index_new(m->refresh->live);
-		m->gen++;
 	}
 	return (struct pl_metrics_pve_in){
 		.status = m->status,
@@ -866,51 +861,9 @@ picture(struct pl_serve_metrics *m)
 	};
 }
 
-/* Compress the pve_* part for cache slot i as the picture now is. */
-static void
-render_slot(struct pl_serve_metrics *m, size_t i)
-{
-	struct pl_metrics_pve_in in = picture(m);
-	struct pl_expo e;
-
-	pl_expo_init(&e, m->cache[i].fmt, true, MAX_ANSWER);
-	pl_metrics_pve(&e, &in, &m->cache[i].o);
-	if (pl_expo_save(&e, &m->cache[i].p) == 0)
-		m->cache[i].gen = m->gen;
-	pl_expo_release(&e);
-}
-
-/* After the picture changed: the parts scrapers asked for in the last ten
- * minutes are made now, so that a scrape finds them ready. */
-static void
-on_prerender(evutil_socket_t fd, short what, void *arg)
-{
-	struct pl_serve_metrics *m = arg;
-	double now = now_s();
-
-	(void)fd;
-	(void)what;
-	picture(m);
-	for (size_t i = 0; i < PL_ARRAY_LEN(m->cache); i++)
-		if (m->cache[i].used > now - 600 && m->cache[i].gen != m->gen)
-			render_slot(m, i);
-}
-
-/* The picture moved: make the parts again once it settles (the refresh's
- * reads land within moments of each other). */
-static void
-picture_moved(struct pl_serve_metrics *m)
-{
-	struct timeval tv = { 0, 300000 };
-
-	m->gen++;
-	if (m->prerender_ev && !evtimer_pending(m->prerender_ev, NULL))
-		evtimer_add(m->prerender_ev, &tv);
-}
-
-/* Start e with the pve_* part of an answer. A gzip answer resumes from the
- * compressed part of its slot (one per format and query), made once per
- * picture: a scrape then writes only pvelab's own series. */
+/* Start e with the pve_* part of an answer. A gzip answer splices in the
+ * families that did not change since its query was last answered, compressed
+ * then (pl_expo_seg): after a refresh only the counters are written again. */
 static void
 render_pve(struct pl_serve_metrics *m, struct pl_expo *e, const struct pl_metrics_pve_opts *o,
 	   enum pl_expo_fmt fmt, bool gz)
@@ -919,8 +872,8 @@ render_pve(struct pl_serve_metrics *m, struct pl_expo *e, const struct pl_metric
 	char key[192];
 	size_t slot = 0, i;
 
+	pl_expo_init(e, fmt, gz, MAX_ANSWER);
 	if (!gz) {
-		pl_expo_init(e, fmt, false, MAX_ANSWER);
 		pl_expo_reserve(e, m->last_plain + m->last_plain / 8);
 		pl_metrics_pve(e, &in, o);
 		return;
@@ -935,21 +888,13 @@ render_pve(struct pl_serve_metrics *m, struct pl_expo *e, const struct pl_metric
 	}
 	if (i == PL_ARRAY_LEN(m->cache)) {
 		i = slot;
-		pl_expo_prefix_release(&m->cache[i].p);
+		for (size_t k = 0; k < PL_METRICS_SEGS; k++)
+			pl_expo_seg_release(&m->cache[i].segs[k]);
 		snprintf(m->cache[i].key, sizeof(m->cache[i].key), "%s", key);
-		snprintf(m->cache[i].only, sizeof(m->cache[i].only), "%s", o->only ? o->only : "");
-		m->cache[i].fmt = fmt;
-		m->cache[i].o = *o;
-		m->cache[i].o.only = o->only ? m->cache[i].only : NULL;
 	}
 	m->cache[i].used = now_s();
-	if (m->cache[i].gen != m->gen || !m->cache[i].p.saved)
-		render_slot(m, i);
-	if (!m->cache[i].p.saved || pl_expo_resume(e, &m->cache[i].p, MAX_ANSWER) != 0) {
-		pl_expo_release(e);
-		pl_expo_init(e, fmt, true, MAX_ANSWER);
-		pl_metrics_pve(e, &in, o);
-	}
+	in.segs = m->cache[i].segs;
+	pl_metrics_pve(e, &in, o);
 }
 
 static void
@@ -1085,19 +1030,11 @@ pl_serve_metrics_init(struct pl_serve_metrics *m, struct pl_session *s,
 	return 0;
 }
 
-static void
-on_status(void *arg)
-{
-	picture_moved(arg);
-}
-
 void
 pl_serve_metrics_start(struct pl_serve_metrics *m)
 {
 	m->refresh->on_sync = on_sync;
-	m->refresh->on_status = on_status;
 	m->refresh->on_sync_arg = m;
-	m->prerender_ev = evtimer_new(m->s->base, on_prerender, m);
 	m->ev = evtimer_new(m->s->base, on_reads_timer, m);
 	if (m->s->pve)
 		event_active(m->ev, EV_TIMEOUT, 0);
@@ -1113,11 +1050,10 @@ pl_serve_metrics_release(struct pl_serve_metrics *m)
 	pl_planning_refresh_cancel(m->planning);
 	if (m->ev)
 		event_free(m->ev);
-	if (m->prerender_ev)
-		event_free(m->prerender_ev);
 	pl_metrics_index_free(m->index);
 	for (size_t i = 0; i < PL_ARRAY_LEN(m->cache); i++)
-		pl_expo_prefix_release(&m->cache[i].p);
+		for (size_t k = 0; k < PL_METRICS_SEGS; k++)
+			pl_expo_seg_release(&m->cache[i].segs[k]);
 	json_decref(m->status);
 	json_decref(m->version);
 	json_decref(m->not_backed_up);

@@ -33,7 +33,11 @@ struct pl_metrics_pve_in {
 	const json_t *onboot;
 	/* resources as read by pl_metrics_index_new (NULL: read here) */
 	const struct pl_metrics_index *index;
+	/* the big families of a gzip answer as last compressed, PL_METRICS_SEGS
+	 * of them, kept and spliced in while unchanged (NULL: none kept) */
+	struct pl_expo_seg *segs;
 };
+#define PL_METRICS_SEGS 21
 
 /* The resource list read once into what the collectors need (it holds a
  * reference to resources): a server makes it once per refresh. */
@@ -109,20 +113,12 @@ struct pl_serve_metrics {
 	struct pl_metrics_api
 		*api; /* the process's one (the sync's threads may outlive the module) */
 	struct pl_metrics_index *index; /* of the refresh's resource list, as last scraped */
-	unsigned long long gen;         /* bumped when what the pve_* series show changes */
-	/* the pve_* part of gzip answers, compressed, by format and query:
-	 * made again (prerender_ev) soon after the picture changes, for the
-	 * queries asked lately */
+	/* the big families of gzip answers, compressed, by format and query */
 	struct {
 		char key[192];
-		enum pl_expo_fmt fmt;
-		struct pl_metrics_pve_opts o;
-		char only[64];
-		unsigned long long gen;
 		double used; /* when a scrape last asked for it (0: free) */
-		struct pl_expo_prefix p;
+		struct pl_expo_seg segs[PL_METRICS_SEGS];
 	} cache[4];
-	struct event *prerender_ev;
 	size_t last_plain; /* bytes of the last uncompressed answer: room reserved for the next */
 	double render_s;   /* how long the last answer took */
 	unsigned long long scrapes;

@@ -133,6 +133,46 @@ struct pl_metrics_index {
 	size_t nowned;
 };
 
+/* --- families kept compressed while they do not change (in->segs) --- */
+
+enum { SEG_UP = 16, SEG_HA, SEG_LOCK, SEG_GUEST_INFO, SEG_STORAGE_INFO };
+
+static uint64_t
+fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+static uint64_t
+fnv_str(uint64_t h, const char *s)
+{
+	return fnv(h, s, strlen(s) + 1); /* the NUL parts one string from the next */
+}
+
+/* Start segment i of a family whose inputs hash to h: true when the kept
+ * one was spliced in (write nothing). */
+static bool
+seg_reused(struct pl_expo *e, const struct pl_metrics_pve_in *in, int i, uint64_t h)
+{
+	if (in->segs == NULL)
+		return false;
+	if (pl_expo_seg_reuse(e, &in->segs[i], h))
+		return true;
+	pl_expo_seg_begin(e);
+	return false;
+}
+
+static void
+seg_done(struct pl_expo *e, const struct pl_metrics_pve_in *in, int i, uint64_t h)
+{
+	if (in->segs)
+		pl_expo_seg_end(e, &in->segs[i], h);
+}
+
 static int
 state_index(const char *s, const char *const *list, size_t n)
 {
@@ -256,7 +296,20 @@ collect_status(struct pl_expo *e, const struct pl_metrics_pve_in *in,
 	const json_t *x;
 	size_t i;
 	char id[160];
+	uint64_t h = 0xcbf29ce484222325ULL;
 
+	if (in->segs) {
+		char *text = json_dumps(in->status, JSON_COMPACT);
+
+		h = fnv_str(h, text ? text : "");
+		free(text);
+		for (i = 0; i < ix->n; i++) {
+			h = fnv_str(h, ix->r[i].id);
+			h = fnv(h, &ix->r[i].kind, 2); /* kind and up */
+		}
+	}
+	if (seg_reused(e, in, SEG_UP, h))
+		return;
 	pl_expo_family(e, "pve_up", PL_EXPO_GAUGE, "Node/VM/CT-Status is online/running");
 	json_array_foreach(in->status, i, x) {
 		double v = 0;
@@ -276,6 +329,7 @@ collect_status(struct pl_expo *e, const struct pl_metrics_pve_in *in,
 	for (i = 0; i < ix->n; i++)
 		if (ix->r[i].kind == R_STORAGE)
 			sample1(e, ix->r[i].id, ix->r[i].up);
+	seg_done(e, in, SEG_UP, h);
 }
 
 static void
@@ -566,11 +620,49 @@ sorted_csv(const char *in, char *out, size_t size)
 	out[o] = '\0';
 }
 
-static void
-collect_resources(struct pl_expo *e, const struct pl_metrics_index *ix, bool deprecated)
+/* What a family of the resource list shows, hashed: its resources' ids and
+ * the fields it writes. */
+static uint64_t
+family_hash(const struct pl_metrics_index *ix, int seg)
 {
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < ix->n; i++) {
+		const struct res *r = &ix->r[i];
+
+		if (seg < K_COUNT) {
+			if (!(r->has & (1u << seg)))
+				continue;
+			h = fnv(h, &r->v[seg], sizeof(r->v[seg]));
+		} else if (seg == SEG_HA || seg == SEG_LOCK) {
+			h = fnv(h, &r->kind, 1);
+			h = fnv(h, seg == SEG_HA ? &r->hastate : &r->lock, 1);
+		} else if (seg == SEG_GUEST_INFO || seg == SEG_STORAGE_INFO) {
+			bool guest = r->kind == R_QEMU || r->kind == R_LXC;
+
+			if (seg == SEG_GUEST_INFO ? !guest : r->kind != R_STORAGE)
+				continue;
+			for (size_t j = 0; j < 5; j++)
+				h = fnv_str(h, r->lab[j] ? r->lab[j] : "");
+		}
+		h = fnv_str(h, r->id);
+	}
+	return h;
+}
+
+static void
+collect_resources(struct pl_expo *e, const struct pl_metrics_pve_in *in,
+		  const struct pl_metrics_index *ix, bool deprecated)
+{
+	uint64_t h = 0;
+
 	for (size_t f = 0; f < PL_ARRAY_LEN(families); f++) {
 		if (families[f].deprecated && !deprecated)
+			continue;
+		if (in->segs)
+			h = family_hash(ix, families[f].key);
+		/* a family's segment: the counters' after the gauges' */
+		if (seg_reused(e, in, (int)f, h))
 			continue;
 		pl_expo_family(e, families[f].name,
 			       families[f].counter ? PL_EXPO_COUNTER : PL_EXPO_GAUGE,
@@ -578,42 +670,59 @@ collect_resources(struct pl_expo *e, const struct pl_metrics_index *ix, bool dep
 		for (size_t i = 0; i < ix->n; i++)
 			if (ix->r[i].has & (1u << families[f].key))
 				sample1(e, ix->r[i].id, ix->r[i].v[families[f].key]);
+		seg_done(e, in, (int)f, h);
 	}
-	pl_expo_family(e, "pve_ha_state", PL_EXPO_GAUGE, "HA service status (for HA managed VMs).");
-	one_hot(e, ix, true);
-	pl_expo_family(e, "pve_lock_state", PL_EXPO_GAUGE,
-		       "The guest's current config lock (for types 'qemu' and 'lxc')");
-	one_hot(e, ix, false);
-	pl_expo_family(e, "pve_guest_info", PL_EXPO_GAUGE, "VM/CT info");
-	for (size_t i = 0; i < ix->n; i++) {
-		static const char *const keys[] = {
-			"id", "node", "name", "type", "template", "tags"
-		};
-		const struct res *r = &ix->r[i];
-		const char *kv[12];
-
-		if (r->kind != R_QEMU && r->kind != R_LXC)
-			continue;
-		for (size_t j = 0; j < 6; j++) {
-			kv[2 * j] = keys[j];
-			kv[2 * j + 1] = j == 0 ? r->id : r->lab[j - 1];
-		}
-		pl_expo_sample(e, "", kv, 6, 1);
+	h = in->segs ? family_hash(ix, SEG_HA) : 0;
+	if (!seg_reused(e, in, SEG_HA, h)) {
+		pl_expo_family(e, "pve_ha_state", PL_EXPO_GAUGE,
+			       "HA service status (for HA managed VMs).");
+		one_hot(e, ix, true);
+		seg_done(e, in, SEG_HA, h);
 	}
-	pl_expo_family(e, "pve_storage_info", PL_EXPO_GAUGE, "Storage info");
-	for (size_t i = 0; i < ix->n; i++) {
-		static const char *const keys[] = { "id", "node", "storage", "plugintype",
-						    "content" };
-		const struct res *r = &ix->r[i];
-		const char *kv[10];
+	h = in->segs ? family_hash(ix, SEG_LOCK) : 0;
+	if (!seg_reused(e, in, SEG_LOCK, h)) {
+		pl_expo_family(e, "pve_lock_state", PL_EXPO_GAUGE,
+			       "The guest's current config lock (for types 'qemu' and 'lxc')");
+		one_hot(e, ix, false);
+		seg_done(e, in, SEG_LOCK, h);
+	}
+	h = in->segs ? family_hash(ix, SEG_GUEST_INFO) : 0;
+	if (!seg_reused(e, in, SEG_GUEST_INFO, h)) {
+		pl_expo_family(e, "pve_guest_info", PL_EXPO_GAUGE, "VM/CT info");
+		for (size_t i = 0; i < ix->n; i++) {
+			static const char *const keys[] = { "id",   "node",     "name",
+							    "type", "template", "tags" };
+			const struct res *r = &ix->r[i];
+			const char *kv[12];
 
-		if (r->kind != R_STORAGE)
-			continue;
-		for (size_t j = 0; j < 5; j++) {
-			kv[2 * j] = keys[j];
-			kv[2 * j + 1] = j == 0 ? r->id : r->lab[j - 1];
+			if (r->kind != R_QEMU && r->kind != R_LXC)
+				continue;
+			for (size_t j = 0; j < 6; j++) {
+				kv[2 * j] = keys[j];
+				kv[2 * j + 1] = j == 0 ? r->id : r->lab[j - 1];
+			}
+			pl_expo_sample(e, "", kv, 6, 1);
 		}
-		pl_expo_sample(e, "", kv, 5, 1);
+		seg_done(e, in, SEG_GUEST_INFO, h);
+	}
+	h = in->segs ? family_hash(ix, SEG_STORAGE_INFO) : 0;
+	if (!seg_reused(e, in, SEG_STORAGE_INFO, h)) {
+		pl_expo_family(e, "pve_storage_info", PL_EXPO_GAUGE, "Storage info");
+		for (size_t i = 0; i < ix->n; i++) {
+			static const char *const keys[] = { "id", "node", "storage", "plugintype",
+							    "content" };
+			const struct res *r = &ix->r[i];
+			const char *kv[10];
+
+			if (r->kind != R_STORAGE)
+				continue;
+			for (size_t j = 0; j < 5; j++) {
+				kv[2 * j] = keys[j];
+				kv[2 * j + 1] = j == 0 ? r->id : r->lab[j - 1];
+			}
+			pl_expo_sample(e, "", kv, 5, 1);
+		}
+		seg_done(e, in, SEG_STORAGE_INFO, h);
 	}
 }
 
@@ -841,7 +950,7 @@ pl_metrics_pve(struct pl_expo *e, const struct pl_metrics_pve_in *in,
 		collect_status(e, in, ix);
 		/* OpenMetrics allows one family per name: the deprecated gauges
 		 * would share theirs with the counters (pve_network_transmit_bytes) */
-		collect_resources(e, ix, o->deprecated && e->fmt == PL_EXPO_TEXT);
+		collect_resources(e, in, ix, o->deprecated && e->fmt == PL_EXPO_TEXT);
 		collect_nodes(e, in);
 		collect_cluster(e, in);
 		collect_version(e, in);

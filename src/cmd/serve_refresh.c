@@ -121,8 +121,6 @@ on_resources(const struct pl_pve_result *res, void *arg)
 	f->status_guests = json_object_size(keys);
 	json_decref(f->live);
 	f->live = json_incref(res->data);
-	if (f->on_status)
-		f->on_status(f->on_sync_arg);
 	if (moved)
 		start_sync(f, "a guest changed");
 	arm(f->status_ev, f->status_interval);

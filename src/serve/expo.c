@@ -165,10 +165,20 @@ addstr(struct pl_expo *e, const char *s)
 	add(e, s, strlen(s));
 }
 
-/* Deflate what is staged into out (flush: the end of the stream). */
+/* Deflate what is staged into out, with flush Z_NO_FLUSH, Z_FULL_FLUSH (a
+ * boundary no later byte refers back across) or Z_FINISH; the gzip
+ * trailer's CRC and length follow the bytes. */
 static void
-deflate_stage(struct pl_expo *e, bool flush)
+deflate_stage(struct pl_expo *e, int flush)
 {
+	if (e->stage.len) {
+		e->crc =
+			crc32(e->crc, (const unsigned char *)e->stage.data, (unsigned)e->stage.len);
+		e->seg_crc = crc32(e->seg_crc, (const unsigned char *)e->stage.data,
+				   (unsigned)e->stage.len);
+		e->total += e->stage.len;
+		e->seg_len += e->stage.len;
+	}
 	e->z.next_in = (unsigned char *)e->stage.data;
 	e->z.avail_in = (unsigned)e->stage.len;
 	for (;;) {
@@ -180,10 +190,10 @@ deflate_stage(struct pl_expo *e, bool flush)
 			break;
 		e->z.next_out = (unsigned char *)e->out.data + e->out.len;
 		e->z.avail_out = (unsigned)(e->out.cap - e->out.len - 1);
-		zr = deflate(&e->z, flush ? Z_FINISH : Z_NO_FLUSH);
+		zr = deflate(&e->z, flush);
 		e->out.len = (size_t)((char *)e->z.next_out - e->out.data);
 		e->out.data[e->out.len] = '\0';
-		if (zr == Z_STREAM_END || (!flush && e->z.avail_in == 0 && e->z.avail_out > 0))
+		if (zr == Z_STREAM_END || (e->z.avail_in == 0 && e->z.avail_out > 0))
 			break;
 		if (zr != Z_OK && zr != Z_BUF_ERROR) {
 			e->err = PL_EINVAL;
@@ -197,7 +207,7 @@ static void
 maybe_flush(struct pl_expo *e)
 {
 	if (e->gzip && e->stage.len >= STAGE_FLUSH)
-		deflate_stage(e, false);
+		deflate_stage(e, Z_NO_FLUSH);
 }
 
 void
@@ -209,9 +219,20 @@ pl_expo_init(struct pl_expo *e, enum pl_expo_fmt fmt, bool gzip, size_t max)
 	pl_buf_init(&e->out, max);
 	/* uncompressed the stage is the answer; compressed it is a window */
 	pl_buf_init(&e->stage, gzip ? 0 : max);
-	/* gzip wrapper (16 + 15 window bits); level 1: a scrape is on the loop */
-	if (gzip && deflateInit2(&e->z, 1, Z_DEFLATED, 16 + 15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-		e->err = PL_ENOMEM;
+	/* raw deflate in a gzip wrapper of our own (RFC 1952: no name, no
+	 * time, OS unknown), so that cached segments can be spliced in; level
+	 * 1: a scrape is on the loop */
+	if (gzip) {
+		static const unsigned char header[10] = { 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255 };
+
+		if (deflateInit2(&e->z, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK ||
+		    pl_buf_add(&e->out, header, sizeof(header)) != 0) {
+			e->err = PL_ENOMEM;
+			e->gzip = false; /* nothing to end */
+			return;
+		}
+		e->crc = e->seg_crc = crc32(0, NULL, 0);
+	}
 }
 
 void
@@ -405,49 +426,54 @@ pl_expo_sample(struct pl_expo *e, const char *suffix, const char *const *kv, siz
 }
 
 void
-pl_expo_prefix_release(struct pl_expo_prefix *p)
+pl_expo_seg_release(struct pl_expo_seg *g)
 {
-	if (p->saved)
-		deflateEnd(&p->z);
-	free(p->bytes);
-	memset(p, 0, sizeof(*p));
+	free(g->z);
+	memset(g, 0, sizeof(*g));
 }
 
-int
-pl_expo_save(struct pl_expo *e, struct pl_expo_prefix *p)
+bool
+pl_expo_seg_reuse(struct pl_expo *e, struct pl_expo_seg *g, uint64_t hash)
 {
-	pl_expo_prefix_release(p);
-	if (!e->gzip || e->err)
-		return e->err ? e->err : PL_EINVAL;
-	deflate_stage(e, false); /* what is staged goes into the stream first */
-	if (e->err)
-		return e->err;
-	if (deflateCopy(&p->z, &e->z) != Z_OK)
-		return PL_ENOMEM;
-	p->saved = true;
-	p->fmt = e->fmt;
-	p->len = e->out.len;
-	p->bytes = pl_malloc(p->len + 1);
-	memcpy(p->bytes, e->out.data, p->len);
-	return 0;
-}
-
-int
-pl_expo_resume(struct pl_expo *e, const struct pl_expo_prefix *p, size_t max)
-{
-	memset(e, 0, sizeof(*e));
-	e->fmt = p->fmt;
-	e->gzip = true;
-	pl_buf_init(&e->out, max);
-	pl_buf_init(&e->stage, 0);
-	if (pl_buf_add(&e->out, p->bytes, p->len) != 0)
-		return e->err = PL_ETOOBIG;
-	/* deflateCopy does not change its source: many answers resume from one */
-	if (deflateCopy(&e->z, (z_stream *)&p->z) != Z_OK) {
-		e->gzip = false; /* nothing to end */
-		return e->err = PL_ENOMEM;
+	if (!e->gzip || e->err || !g->z || g->hash != hash || g->fmt != (int)e->fmt)
+		return false;
+	deflate_stage(e, Z_FULL_FLUSH); /* what came before ends at a boundary */
+	if (pl_buf_add(&e->out, g->z, g->zlen) != 0) {
+		e->err = PL_ETOOBIG;
+		return true;
 	}
-	return 0;
+	e->crc = crc32_combine(e->crc, g->crc, (z_off_t)g->len);
+	e->total += g->len;
+	return true;
+}
+
+void
+pl_expo_seg_begin(struct pl_expo *e)
+{
+	if (!e->gzip || e->err)
+		return;
+	deflate_stage(e, Z_FULL_FLUSH);
+	e->seg_at = e->out.len;
+	e->seg_crc = crc32(0, NULL, 0);
+	e->seg_len = 0;
+}
+
+void
+pl_expo_seg_end(struct pl_expo *e, struct pl_expo_seg *g, uint64_t hash)
+{
+	if (!e->gzip || e->err)
+		return;
+	deflate_stage(e, Z_FULL_FLUSH);
+	if (e->err)
+		return;
+	free(g->z);
+	g->zlen = e->out.len - e->seg_at;
+	g->z = pl_malloc(g->zlen + 1);
+	memcpy(g->z, e->out.data + e->seg_at, g->zlen);
+	g->crc = e->seg_crc;
+	g->len = e->seg_len;
+	g->hash = hash;
+	g->fmt = (int)e->fmt;
 }
 
 int
@@ -458,7 +484,15 @@ pl_expo_finish(struct pl_expo *e, char **data, size_t *len)
 	if (e->err)
 		return e->err;
 	if (e->gzip) {
-		deflate_stage(e, true);
+		unsigned char trailer[8];
+
+		deflate_stage(e, Z_FINISH);
+		for (int i = 0; i < 4; i++) {
+			trailer[i] = (unsigned char)(e->crc >> (8 * i));
+			trailer[4 + i] = (unsigned char)(e->total >> (8 * i)); /* mod 2^32 */
+		}
+		if (e->err == 0 && pl_buf_add(&e->out, trailer, sizeof(trailer)) != 0)
+			e->err = PL_ETOOBIG;
 		if (e->err)
 			return e->err;
 		*data = pl_buf_detach(&e->out, len);

@@ -30,7 +30,9 @@ struct pl_expo {
 	struct pl_buf out;   /* the answer so far */
 	char fam[128];       /* the current family's name */
 	size_t famlen;
-	int err; /* the first failure (PL_ETOOBIG past the cap) */
+	unsigned long crc, seg_crc;    /* CRC-32 of the text so far, of the segment's */
+	size_t total, seg_len, seg_at; /* bytes of text; of the segment's; where it began in out */
+	int err;                       /* the first failure (PL_ETOOBIG past the cap) */
 };
 
 /* The format a scraper's Accept header asks for (NULL: none): the
@@ -57,21 +59,24 @@ void pl_expo_sample(struct pl_expo *e, const char *suffix, const char *const *kv
  * Returns 0 or the first error (nothing is handed out then). */
 int pl_expo_finish(struct pl_expo *e, char **data, size_t *len);
 
-/* A gzip answer's beginning kept to start others with (the part that only
- * changes when the cluster's picture does): its bytes and a copy of the
- * compressor's state, so that an answer resumed from it is one gzip stream. */
-struct pl_expo_prefix {
-	enum pl_expo_fmt fmt;
-	char *bytes;
+/* A family's part of gzip answers, compressed once and spliced into later
+ * answers while what it shows has not changed (the same hash): a segment
+ * begins and ends at a full flush, so no byte of it refers outside it. */
+struct pl_expo_seg {
+	uint64_t hash;
+	int fmt;
+	unsigned char *z; /* its compressed bytes (NULL: none yet) */
+	size_t zlen;
+	unsigned long crc; /* CRC-32 and length of its text */
 	size_t len;
-	z_stream z;
-	bool saved;
 };
-/* Keep what e (a gzip answer) holds so far in p (released first). */
-int pl_expo_save(struct pl_expo *e, struct pl_expo_prefix *p);
-/* Start e as a copy of p (an answer of at most max bytes). */
-int pl_expo_resume(struct pl_expo *e, const struct pl_expo_prefix *p, size_t max);
-void pl_expo_prefix_release(struct pl_expo_prefix *p);
+/* In a gzip answer, when g holds hash: its bytes are the answer's next and
+ * true is returned (write nothing). Else false: write the family between
+ * pl_expo_seg_begin and pl_expo_seg_end, which keeps it in g. */
+bool pl_expo_seg_reuse(struct pl_expo *e, struct pl_expo_seg *g, uint64_t hash);
+void pl_expo_seg_begin(struct pl_expo *e);
+void pl_expo_seg_end(struct pl_expo *e, struct pl_expo_seg *g, uint64_t hash);
+void pl_expo_seg_release(struct pl_expo_seg *g);
 
 /* Append v as the text formats write numbers (integers exactly, NaN,
  * +Inf, -Inf) to b. */
