@@ -52,7 +52,7 @@ pp=$(port)
 PVELAB_STATE="$tmp/state.db" "$BIN" -q -c "$tmp/pvelab.yaml" serve --listen "127.0.0.1:$pp" \
 	>"$tmp/serve.out" 2>"$tmp/serve.err" &
 serve_pid=$!
-trap 'kill $serve_pid 2>/dev/null; [ -n "${exp_pid:-}" ] && kill $exp_pid 2>/dev/null; cleanup' EXIT
+trap 'kill $serve_pid 2>/dev/null || true; [ -z "${exp_pid:-}" ] || kill $exp_pid 2>/dev/null || true; cleanup' EXIT
 wait_http "http://127.0.0.1:$pp/healthz"
 for _ in $(seq 1 600); do # the first full sync, and the reads after it
 	case $(curl -fs "http://127.0.0.1:$pp/metrics" || true) in
