@@ -628,20 +628,25 @@ newest_oldest(const json_t *times, double *newest, double *oldest)
 static void
 write_guests(struct pl_expo *e, const struct pl_serve_metrics *m, double now)
 {
-	const json_t *live = m->refresh->live, *g, *x;
+	const json_t *x;
 	size_t i;
 
 	if (m->snapshots) {
+		bool none = json_object_size(m->snapshots) == 0;
+		const char *id;
+		long long vmid;
+
 		pl_expo_family(e, "pvelab_guest_snapshots", PL_EXPO_GAUGE,
 			       "Snapshots a guest has (read after each sync)");
-		json_array_foreach(live, i, g) {
+		for (i = 0; pl_metrics_index_guest(m->index, &i, &id, &vmid);) {
 			char key[32];
 
-			if (!json_is_integer(json_object_get(g, "vmid")))
-				continue;
-			snprintf(key, sizeof(key), "%lld", pl_json_int(g, "vmid", 0));
-			sample_kv(e, "id", pl_json_str_or(g, "id", ""), NULL, NULL,
-				  (double)json_array_size(json_object_get(m->snapshots, key)));
+			if (!none)
+				snprintf(key, sizeof(key), "%lld", vmid);
+			sample_kv(
+				e, "id", id, NULL, NULL,
+				none ? 0 :
+				       (double)json_array_size(json_object_get(m->snapshots, key)));
 		}
 		for (int which = 0; which < 2; which++) {
 			const char *k;

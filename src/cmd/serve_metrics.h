@@ -44,6 +44,9 @@ struct pl_metrics_pve_in {
 struct pl_metrics_index;
 struct pl_metrics_index *pl_metrics_index_new(const json_t *resources);
 void pl_metrics_index_free(struct pl_metrics_index *ix);
+/* The guests of the list in its order: *i a cursor from 0; false past the end. */
+bool pl_metrics_index_guest(const struct pl_metrics_index *ix, size_t *i, const char **id,
+			    long long *vmid);
 /* Whether ix was made from this list. */
 bool pl_metrics_index_of(const struct pl_metrics_index *ix, const json_t *resources);
 

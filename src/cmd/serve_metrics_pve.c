@@ -116,6 +116,7 @@ static const char *const lock_states[] = {
 /* One resource as the collectors read it. */
 struct res {
 	const char *id;
+	long long vmid;
 	unsigned char kind, up;    /* R_*; running (guests) or available (storages) */
 	unsigned short has;        /* a bit per K_* it carries */
 	signed char hastate, lock; /* the index of its state in the lists above, or -1 */
@@ -131,11 +132,13 @@ struct pl_metrics_index {
 	size_t n;
 	char **owned; /* label texts made here */
 	size_t nowned;
+	uint64_t hash[PL_METRICS_SEGS]; /* what each kept family shows (family_hash), made once */
 };
 
 /* --- families kept compressed while they do not change (in->segs) --- */
 
 enum { SEG_UP = 16, SEG_HA, SEG_LOCK, SEG_GUEST_INFO, SEG_STORAGE_INFO };
+_Static_assert(SEG_STORAGE_INFO + 1 == PL_METRICS_SEGS, "one kept segment per family");
 
 static uint64_t
 fnv(uint64_t h, const void *p, size_t n)
@@ -205,6 +208,38 @@ label_text(struct pl_metrics_index *ix, const json_t *v)
 
 static void sorted_csv(const char *in, char *out, size_t size);
 
+/* What a family of the resource list shows, hashed: its resources' ids and
+ * the fields it writes. */
+static uint64_t
+family_hash(const struct pl_metrics_index *ix, int seg)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < ix->n; i++) {
+		const struct res *r = &ix->r[i];
+
+		if (seg < K_COUNT) {
+			if (!(r->has & (1u << seg)))
+				continue;
+			h = fnv(h, &r->v[seg], sizeof(r->v[seg]));
+		} else if (seg == SEG_UP) {
+			h = fnv(h, &r->kind, 2); /* kind and up */
+		} else if (seg == SEG_HA || seg == SEG_LOCK) {
+			h = fnv(h, &r->kind, 1);
+			h = fnv(h, seg == SEG_HA ? &r->hastate : &r->lock, 1);
+		} else if (seg == SEG_GUEST_INFO || seg == SEG_STORAGE_INFO) {
+			bool guest = r->kind == R_QEMU || r->kind == R_LXC;
+
+			if (seg == SEG_GUEST_INFO ? !guest : r->kind != R_STORAGE)
+				continue;
+			for (size_t j = 0; j < 5; j++)
+				h = fnv_str(h, r->lab[j] ? r->lab[j] : "");
+		}
+		h = fnv_str(h, r->id);
+	}
+	return h;
+}
+
 struct pl_metrics_index *
 pl_metrics_index_new(const json_t *resources)
 {
@@ -223,6 +258,7 @@ pl_metrics_index_new(const json_t *resources)
 			continue;
 		ix->n++;
 		r->id = pl_json_str_or(x, "id", "");
+		r->vmid = pl_json_int(x, "vmid", 0);
 		r->kind = !strcmp(type, "qemu")    ? R_QEMU :
 			  !strcmp(type, "lxc")     ? R_LXC :
 			  !strcmp(type, "node")    ? R_NODE :
@@ -265,7 +301,25 @@ pl_metrics_index_new(const json_t *resources)
 			r->lab[3] = ix->owned[ix->nowned++] = pl_strdup(sorted);
 		}
 	}
+	/* what each kept family shows, once per list: a scrape compares */
+	for (int k = 0; k < K_COUNT; k++)
+		ix->hash[k] = family_hash(ix, k);
+	for (int k = SEG_UP; k < PL_METRICS_SEGS; k++)
+		ix->hash[k] = family_hash(ix, k);
 	return ix;
+}
+
+bool
+pl_metrics_index_guest(const struct pl_metrics_index *ix, size_t *i, const char **id,
+		       long long *vmid)
+{
+	for (; *i < ix->n; (*i)++)
+		if (ix->r[*i].kind == R_QEMU || ix->r[*i].kind == R_LXC) {
+			*id = ix->r[*i].id;
+			*vmid = ix->r[(*i)++].vmid;
+			return true;
+		}
+	return false;
 }
 
 bool
@@ -303,10 +357,7 @@ collect_status(struct pl_expo *e, const struct pl_metrics_pve_in *in,
 
 		h = fnv_str(h, text ? text : "");
 		free(text);
-		for (i = 0; i < ix->n; i++) {
-			h = fnv_str(h, ix->r[i].id);
-			h = fnv(h, &ix->r[i].kind, 2); /* kind and up */
-		}
+		h = fnv(h, &ix->hash[SEG_UP], sizeof(h));
 	}
 	if (seg_reused(e, in, SEG_UP, h))
 		return;
@@ -620,36 +671,6 @@ sorted_csv(const char *in, char *out, size_t size)
 	out[o] = '\0';
 }
 
-/* What a family of the resource list shows, hashed: its resources' ids and
- * the fields it writes. */
-static uint64_t
-family_hash(const struct pl_metrics_index *ix, int seg)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (size_t i = 0; i < ix->n; i++) {
-		const struct res *r = &ix->r[i];
-
-		if (seg < K_COUNT) {
-			if (!(r->has & (1u << seg)))
-				continue;
-			h = fnv(h, &r->v[seg], sizeof(r->v[seg]));
-		} else if (seg == SEG_HA || seg == SEG_LOCK) {
-			h = fnv(h, &r->kind, 1);
-			h = fnv(h, seg == SEG_HA ? &r->hastate : &r->lock, 1);
-		} else if (seg == SEG_GUEST_INFO || seg == SEG_STORAGE_INFO) {
-			bool guest = r->kind == R_QEMU || r->kind == R_LXC;
-
-			if (seg == SEG_GUEST_INFO ? !guest : r->kind != R_STORAGE)
-				continue;
-			for (size_t j = 0; j < 5; j++)
-				h = fnv_str(h, r->lab[j] ? r->lab[j] : "");
-		}
-		h = fnv_str(h, r->id);
-	}
-	return h;
-}
-
 static void
 collect_resources(struct pl_expo *e, const struct pl_metrics_pve_in *in,
 		  const struct pl_metrics_index *ix, bool deprecated)
@@ -660,7 +681,7 @@ collect_resources(struct pl_expo *e, const struct pl_metrics_pve_in *in,
 		if (families[f].deprecated && !deprecated)
 			continue;
 		if (in->segs)
-			h = family_hash(ix, families[f].key);
+			h = ix->hash[families[f].key];
 		/* a family's segment: the counters' after the gauges' */
 		if (seg_reused(e, in, (int)f, h))
 			continue;
@@ -672,21 +693,21 @@ collect_resources(struct pl_expo *e, const struct pl_metrics_pve_in *in,
 				sample1(e, ix->r[i].id, ix->r[i].v[families[f].key]);
 		seg_done(e, in, (int)f, h);
 	}
-	h = in->segs ? family_hash(ix, SEG_HA) : 0;
+	h = ix->hash[SEG_HA];
 	if (!seg_reused(e, in, SEG_HA, h)) {
 		pl_expo_family(e, "pve_ha_state", PL_EXPO_GAUGE,
 			       "HA service status (for HA managed VMs).");
 		one_hot(e, ix, true);
 		seg_done(e, in, SEG_HA, h);
 	}
-	h = in->segs ? family_hash(ix, SEG_LOCK) : 0;
+	h = ix->hash[SEG_LOCK];
 	if (!seg_reused(e, in, SEG_LOCK, h)) {
 		pl_expo_family(e, "pve_lock_state", PL_EXPO_GAUGE,
 			       "The guest's current config lock (for types 'qemu' and 'lxc')");
 		one_hot(e, ix, false);
 		seg_done(e, in, SEG_LOCK, h);
 	}
-	h = in->segs ? family_hash(ix, SEG_GUEST_INFO) : 0;
+	h = ix->hash[SEG_GUEST_INFO];
 	if (!seg_reused(e, in, SEG_GUEST_INFO, h)) {
 		pl_expo_family(e, "pve_guest_info", PL_EXPO_GAUGE, "VM/CT info");
 		for (size_t i = 0; i < ix->n; i++) {
@@ -705,7 +726,7 @@ collect_resources(struct pl_expo *e, const struct pl_metrics_pve_in *in,
 		}
 		seg_done(e, in, SEG_GUEST_INFO, h);
 	}
-	h = in->segs ? family_hash(ix, SEG_STORAGE_INFO) : 0;
+	h = ix->hash[SEG_STORAGE_INFO];
 	if (!seg_reused(e, in, SEG_STORAGE_INFO, h)) {
 		pl_expo_family(e, "pve_storage_info", PL_EXPO_GAUGE, "Storage info");
 		for (size_t i = 0; i < ix->n; i++) {
