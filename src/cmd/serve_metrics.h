@@ -129,6 +129,13 @@ struct pl_serve_metrics {
 
 enum { PL_METRICS_AUTH_NONE, PL_METRICS_AUTH_BEARER, PL_METRICS_AUTH_TLS };
 
+/* The reads that keep the picture (serve_metrics_reads.c): started after the
+ * refresh (they hook its syncs), stopped before the module is released. */
+void pl_metrics_reads_start(struct pl_serve_metrics *m);
+void pl_metrics_reads_stop(struct pl_serve_metrics *m);
+/* Unix time, with fractions. */
+double pl_metrics_now(void);
+
 /* Set up the module from the session's serve.metrics config; *errmsg on a bad one. */
 int pl_serve_metrics_init(struct pl_serve_metrics *m, struct pl_session *s,
 			  struct pl_serve_refresh *refresh, char **errmsg);

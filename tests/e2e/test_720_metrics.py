@@ -368,3 +368,19 @@ def test_auth(lab):
                      cert=(str(d / "intruder.pem"), str(d / "intruder-key.pem")))
     # the rest of the API still takes bearer tokens on the TLS server
     assert requests.get(tls + "/healthz", verify=str(d / "ca.pem"), timeout=20).status_code == 200
+
+
+def test_apply_shows_and_drift_goes(lab):
+    p = lab["prom"]
+    until(lambda: p.value('pvelab_plan_changes{job="pvelab"}') == 1, "the plan's drift")
+    assert p.query('pvelab_last_apply_success{job="pvelab"}') == []  # no apply yet
+    env = sim_env(lab["sim"], lab["dir"] / "state.db")
+    r = run("-c", lab["dir"] / "pvelab.yaml", "apply", "--yes", env=env, timeout=300)
+    assert r.rc == 0, r
+    until(lambda: p.value('pvelab_last_apply_success{job="pvelab",status="ok"}') == 1,
+          "the apply's result")
+    assert abs(time.time() - p.value('pvelab_last_apply_timestamp_seconds{job="pvelab"}')) < 300
+    # the guest it made changes the list: a sync, and the plan after it is empty
+    until(lambda: p.value('pvelab_plan_changes{job="pvelab"}') == 0, "no drift left", deadline=60)
+    assert p.query('pvelab_guest_drift{job="pvelab"}') == []
+    assert p.query('pve_guest_info{job="pvelab",id="qemu/130",name="planned"}')

@@ -84,8 +84,9 @@ def test_hostile_answers_make_a_valid_exposition(hostile):
     srv, state = hostile
     url = srv.url + "/metrics"
     until(lambda: "/nodes/n1/subscription" in state["asked"], "the node reads", deadline=30)
-    until(lambda: 'pve_subscription_info{' in requests.get(url, timeout=20).text,
-          "the subscription series")
+    until(lambda: all(f in requests.get(url, timeout=20).text for f in
+                      ('pve_subscription_info{', 'pve_guest_info{')),
+          "the subscription series and the resource list")
     text = requests.get(url, timeout=20).text
     rc, out = promtool_metrics(text)
     # the exposition parses; lints only (promtool prints parse errors as "error while linting")
