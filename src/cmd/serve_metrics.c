@@ -340,6 +340,11 @@ write_guests(struct pl_expo *e, const struct pl_serve_metrics *m, double now)
 						  (double)pl_json_int(x, "notafter", 0));
 		}
 	}
+	if (m->drift || m->plan_error)
+		gauge1(e, "pvelab_plan_up",
+		       "Whether the last plan could be made (else the drift shown is the plan's "
+		       "before; the log says why)",
+		       m->plan_error == NULL);
 	if (m->drift) {
 		pl_expo_family(e, "pvelab_guest_drift", PL_EXPO_GAUGE,
 			       "A change the last plan holds for a declared guest (1 per change; "

@@ -95,10 +95,8 @@ struct pl_serve_metrics {
 	struct pl_serve_refresh *refresh;
 	int auth; /* PL_METRICS_AUTH_* */
 	bool deprecated, config;
-	struct event *ev;      /* the cluster-wide reads, every status interval */
-	struct event *slow_ev; /* snapshots, backups, certificates, the plan: after each sync */
-	int busy, slow_busy;   /* their requests in flight */
-	long long slow_seq;    /* the sync they were last read after */
+	struct event *ev;    /* the cluster-wide reads, every status interval */
+	int busy, slow_busy; /* requests in flight: those, and the reads after a sync */
 	/* the picture: the answers as last read */
 	json_t *status, *version, *not_backed_up, *qdevice, *nodes, *onboot;
 	json_t *next_nodes; /* the nodes' answers of the round in flight */
@@ -111,10 +109,10 @@ struct pl_serve_metrics {
 	double plan_at, reads_at, slow_at;
 	int read_errors, slow_errors;
 	bool status_failed, backups_failed; /* in the round in flight */
-	char *plan_error;
+	char *plan_error;                   /* why the last plan could not be made (NULL: it was) */
 	struct pl_planning_refresh *planning;
-	struct pl_metrics_api
-		*api; /* the process's one (the sync's threads may outlive the module) */
+	/* the process's one (the sync's threads may outlive the module) */
+	struct pl_metrics_api *api;
 	struct pl_metrics_index *index; /* of the refresh's resource list, as last scraped */
 	/* the big families of gzip answers, compressed, by format and query */
 	struct {

@@ -254,6 +254,7 @@ def test_pvelab_series(lab):
     until(lambda: p.value('pvelab_guest_drift{job="pvelab",id="qemu/130",action="create"}') == 1,
           "the plan's drift")
     assert p.value('pvelab_plan_changes{job="pvelab"}') == 1
+    assert p.value('pvelab_plan_up{job="pvelab"}') == 1
     # pvelab's own health
     assert p.value('pvelab_refresh_up{job="pvelab",kind="status"}') == 1
     assert p.value('pvelab_refresh_age_seconds{job="pvelab",kind="status"}') < 30

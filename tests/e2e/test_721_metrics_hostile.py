@@ -4,10 +4,6 @@ after, numbers as strings or nulls, wrong types everywhere, and calls that
 fail. Every answer is still a valid exposition (promtool parses it), the
 server stays up, and a failing read keeps the last answer that worked."""
 import json
-import os
-import subprocess
-import threading
-import time
 
 import pytest
 import requests
@@ -15,7 +11,7 @@ import requests
 from hostile import Server as Hostile
 from hostile import reply
 from test_700_serve import Server, until
-from test_720_metrics import PROMTOOL, promtool_metrics
+from test_720_metrics import promtool_metrics
 
 NASTY = 'a"b\\c\nd\u00e9\u2603'
 
