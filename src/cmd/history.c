@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "core/str.h"
+#include "plan/firewall.h"
 #include "state/state.h"
 
 #include <time.h>
@@ -104,9 +105,17 @@ pl_view_history(struct pl_state *st, const char *guest, json_t **out, char **err
 	*out = NULL;
 	if ((r = pl_state_guest_names(st, &guests, errmsg)) != 0)
 		return r;
-	/* storage:ID, backup-job:ID, pool:ID (their rows have no vmid) */
+	/* storage:ID, backup-job:ID, pool:ID, firewall:... (their rows have no
+	 * vmid); firewall:GUEST is the firewall of a guest named or numbered */
 	if (strchr(guest, ':')) {
-		if ((r = pl_state_history_key(st, guest, &hist, errmsg)) != 0)
+		char *key = NULL;
+
+		if (pl_str_startswith(guest, "firewall:") &&
+		    (g = pl_guest_lookup(guests, guest + 9, NULL)) != NULL)
+			key = pl_asprintf("firewall:guest:%lld", pl_json_int(g, "vmid", 0));
+		r = pl_state_history_key(st, key ? key : guest, &hist, errmsg);
+		free(key);
+		if (r != 0)
 			goto out;
 		goto got;
 	}
@@ -155,7 +164,9 @@ got:
 	json_array_foreach(hist, i, h) {
 		const json_t *hs = json_object_get(h, "state");
 		json_t *empty = json_object();
-		json_t *d = diff(prev ? prev : empty, hs);
+		json_t *d = pl_str_startswith(guest, "firewall:") ?
+				    pl_fw_state_diff(prev ? prev : empty, hs) :
+				    diff(prev ? prev : empty, hs);
 		json_t *e = json_pack("{s:I,s:s?,s:s?,s:O?,s:f,s:o,s:O}", "id",
 				      (json_int_t)pl_json_int(h, "id", 0), "kind",
 				      pl_json_str(h, "kind"), "sha256", pl_json_str(h, "sha256"),
@@ -207,8 +218,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			printf("%s%s  %-10s%s sha256:%.12s  run %lld\n", pl_color(ctx, PL_C_BOLD), when,
 			       kind, pl_color(ctx, PL_C_RESET), pl_json_str_or(h, "sha256", ""),
 			       pl_json_int(h, "run", 0));
-			if (!strcmp(kind, "discovered") || !strcmp(kind, "created") ||
-			    !strcmp(kind, "deleted")) {
+			if ((!strcmp(kind, "discovered") || !strcmp(kind, "created") ||
+			     !strcmp(kind, "deleted")) &&
+			    !pl_str_startswith(a.pos[0], "firewall:")) {
 				const json_t *st = json_object_get(h, "state");
 
 				printf("    %s %s on %s, %s\n", pl_json_str_or(st, "type", "?"),
@@ -249,7 +261,9 @@ const struct pl_cmd pl_cmd_history = {
 	.usage = "[--live] GUEST",
 	.help = "GUEST is a vmid or a name. Each recorded state is shown as the difference\n"
 		"from the one before; -o json adds the full states. storage:ID, backup-job:ID\n"
-		"and pool:ID show a storage's, backup job's or pool's history.",
+		"and pool:ID show a storage's, backup job's or pool's history;\n"
+		"firewall:cluster, firewall:node:NODE and firewall:GUEST the firewall's, as\n"
+		"each apply or rollback found and left it (rules with their position).",
 	.opts = opts,
 	.min_args = 1,
 	.max_args = 1,

@@ -2,8 +2,9 @@
  * `pvelab import GUEST...`: adopt existing guests. Writes the pvelab.yaml
  * guests that describe them exactly (the next plan shows no changes) and tags
  * them as managed by the project of the file they are written to. --out never
- * overwrites a file: --merge adds the guests to its `guests:` list, as text,
- * keeping the rest of the file and its comments.
+ * overwrites a file: --merge adds the guests to its `guests:` list (and
+ * storages, backup jobs and pools to theirs), as text, keeping the rest of
+ * the file and its comments.
  */
 #include "core/common.h"
 #include "cmd/cmd.h"
@@ -28,7 +29,8 @@
 static const struct pl_opt opts[] = {
 	{ "out", 0, "FILE",
 	  "write the YAML to FILE (a new file, or with --merge an existing one)" },
-	{ "merge", 0, NULL, "add the guests to FILE's guests: list, keeping the rest of it" },
+	{ "merge", 0, NULL,
+	  "add the guests (storages, jobs, pools) to FILE's lists, keeping the rest of it" },
 	{ "no-adopt", 0, NULL, "do not tag the guests as managed by pvelab" },
 	{ "firewall", 0, NULL,
 	  "also their firewall (options, rules) and the cluster's aliases, IP sets, security "
@@ -49,16 +51,17 @@ indent_of(const char *line, size_t len)
 	return n;
 }
 
-/* Is "guests:" (top level) followed by nothing, a comment, or "[]"? *empty_flow
- * says it is "guests: []". */
+/* Is "KEY:" (top level) followed by nothing, a comment, or "[]"? *empty_flow
+ * says it is "KEY: []". */
 static bool
-guests_key(const char *line, size_t len, bool *block, bool *empty_flow)
+list_key(const char *line, size_t len, const char *key, bool *block, bool *empty_flow)
 {
-	size_t i = 7;
+	size_t i = strlen(key);
 
 	*block = *empty_flow = false;
-	if (len < 7 || strncmp(line, "guests:", 7))
+	if (len < i + 1 || strncmp(line, key, i) || line[i] != ':')
 		return false;
+	i++;
 	while (i < len && (line[i] == ' ' || line[i] == '\t'))
 		i++;
 	if (i == len || line[i] == '#') {
@@ -77,11 +80,11 @@ guests_key(const char *line, size_t len, bool *block, bool *empty_flow)
 	return true;
 }
 
-/* The text of file with guests added to its top-level guests: list (block
- * style, or "guests: []", or none yet), everything else kept as written. */
+/* The text of file with items added to its top-level KEY: list (block
+ * style, or "KEY: []", or none yet), everything else kept as written. */
 static int
-merge_text(const char *file, const char *text, size_t len, const json_t *guests, const char *stamp,
-	   struct pl_buf *out, char **errmsg)
+merge_text(const char *file, const char *text, size_t len, const char *key, const json_t *items_in,
+	   const char *stamp, struct pl_buf *out, char **errmsg)
 {
 	size_t pos = 0, key_line_end = 0, insert_at = 0, item_indent = 2;
 	bool found = false, block = false, empty_flow = false, have_item = false;
@@ -94,13 +97,16 @@ merge_text(const char *file, const char *text, size_t len, const json_t *guests,
 		size_t ind = indent_of(line, n);
 
 		if (!found) {
-			if (guests_key(line, n, &block, &empty_flow)) {
+			if (list_key(line, n, key, &block, &empty_flow)) {
 				found = true;
 				key_line_end = insert_at = next;
 				if (!block && !empty_flow)
-					return pl_seterr(errmsg, PL_EINVAL,
-							 "cannot merge into '%s': its guests: list is written "
-							 "inline (write it as a block list, one '- name:' per line)", file);
+					return pl_seterr(
+						errmsg, PL_EINVAL,
+						"cannot merge into '%s': its %s: list is written "
+						"inline (write it as a block list, one '- ' per "
+						"line)",
+						file, key);
 				if (empty_flow)
 					break;
 			}
@@ -117,12 +123,12 @@ merge_text(const char *file, const char *text, size_t len, const json_t *guests,
 	}
 	pl_buf_init(&items, 0);
 	pl_buf_addf(&items, "%*s# %s\n", (int)item_indent, "", stamp);
-	pl_yaml_emit(guests, (int)item_indent, &items);
-	if (!found) { /* no guests: yet: a new list at the end */
+	pl_yaml_emit(items_in, (int)item_indent, &items);
+	if (!found) { /* no such list yet: a new one at the end */
 		pl_buf_add(out, text, len);
 		if (len && text[len - 1] != '\n')
 			pl_buf_addch(out, '\n');
-		pl_buf_addstr(out, "guests:\n");
+		pl_buf_addf(out, "%s:\n", key);
 		pl_buf_add(out, items.data, items.len);
 	} else if (empty_flow) { /* "guests: []" becomes the list */
 		size_t start = key_line_end;
@@ -132,7 +138,7 @@ merge_text(const char *file, const char *text, size_t len, const json_t *guests,
 		while (start > 0 && text[start - 1] != '\n')
 			start--;
 		pl_buf_add(out, text, start);
-		pl_buf_addstr(out, "guests:\n");
+		pl_buf_addf(out, "%s:\n", key);
 		pl_buf_add(out, items.data, items.len);
 		pl_buf_add(out, text + key_line_end, len - key_line_end);
 	} else {
@@ -174,18 +180,83 @@ not_declared(const struct pl_config *cfg, const json_t *guests, char **errmsg)
 	return 0;
 }
 
-/* The file text --out writes: a new file, or the existing one merged. The
- * project the guests are tagged with is FILE's. */
+/* The project --out FILE's entries belong to: an existing FILE's (with
+ * --merge), else the one a new file is named for. Caller frees. */
+static char *
+out_project(const char *out, char **errmsg)
+{
+	struct pl_config *cfg = NULL;
+	struct pl_diags d;
+	char *project = NULL;
+
+	if (access(out, F_OK) != 0) {
+		if ((project = pl_config_default_project(out)) == NULL)
+			pl_seterr(errmsg, PL_EINVAL,
+				  "cannot name a project from '%s' (choose another file name)",
+				  out);
+		return project;
+	}
+	pl_diags_init(&d);
+	if (pl_config_load(out, &cfg, &d) != 0 || cfg == NULL)
+		pl_seterr(
+			errmsg, PL_EINVAL,
+			"cannot merge into '%s': it is not a valid config (pvelab validate %s says "
+			"why); nothing was imported",
+			out, out);
+	else
+		project = pl_strdup(pl_config_project(cfg));
+	pl_config_free(cfg);
+	pl_diags_release(&d);
+	return project;
+}
+
+/* The id key of a day-2 section's entries. */
+static const char *
+id_key(const char *section)
+{
+	return !strcmp(section, "backups") ? "id" : "name";
+}
+
+/* Refuse storages, jobs and pools FILE already declares. */
 static int
-out_text(const char *out, bool merge, const json_t *guests, const json_t *fw, char **project,
-	 struct pl_buf *yaml, char **errmsg)
+day2_not_declared(const struct pl_config *cfg, const json_t *sections, char **errmsg)
+{
+	const char *section;
+	const json_t *list, *e;
+	size_t i;
+
+	json_object_foreach((json_t *)sections, section, list) {
+		char ptr[64];
+
+		snprintf(ptr, sizeof(ptr), "/%s", section);
+		json_array_foreach(list, i, e) {
+			const char *id = pl_json_str_or(e, id_key(section), "");
+
+			if (pl_json_find(pl_config_get(cfg, ptr), id_key(section), id, false))
+				return pl_seterr(
+					errmsg, PL_ECONFLICT,
+					"'%s' already declares %s '%s'; nothing was imported",
+					pl_config_path(cfg), section, id);
+		}
+	}
+	return 0;
+}
+
+/* The file text --out writes for project: a new file, or the existing one
+ * merged (guests and each day-2 section into its own list). */
+static int
+out_text(const char *out, bool merge, const json_t *guests, const json_t *fw,
+	 const json_t *sections, const char *project, struct pl_buf *yaml, char **errmsg)
 {
 	struct pl_config *cfg = NULL, *check = NULL;
 	struct pl_diags d;
-	struct pl_buf old;
+	struct pl_buf old, next;
 	struct stat st;
+	const char *section;
+	const json_t *list;
 	char stamp[96];
 	time_t now = time(NULL);
+	bool counts_ok = true;
 	int r = 0;
 
 	strftime(stamp, sizeof(stamp), "imported by pvelab import on %Y-%m-%d %H:%M UTC", gmtime(&now));
@@ -194,17 +265,17 @@ out_text(const char *out, bool merge, const json_t *guests, const json_t *fw, ch
 	if (stat(out, &st) != 0) { /* a new file: its project is named by its path */
 		json_t *doc;
 
-		if ((*project = pl_config_default_project(out)) == NULL) {
-			r = pl_seterr(errmsg, PL_EINVAL, "cannot name a project from '%s' (choose another "
-				      "file name)", out);
-			goto out;
-		}
-		pl_buf_addf(yaml, "# Written by pvelab import. `pvelab plan` against this shows no changes;\n"
-				  "# settings pvelab has no key for are kept verbatim under config:.\n"
-				  "project: %s\n", *project);
+		pl_buf_addf(
+			yaml,
+			"# Written by pvelab import. `pvelab plan` against this shows no changes;\n"
+			"# settings pvelab has no key for are kept verbatim under config:.\n"
+			"project: %s\n",
+			project);
 		doc = json_pack("{s:O}", "guests", guests);
 		if (fw)
 			json_object_set(doc, "firewall", (json_t *)fw);
+		if (sections)
+			json_object_update(doc, (json_t *)sections);
 		pl_yaml_emit(doc, 0, yaml);
 		json_decref(doc);
 		goto out;
@@ -219,21 +290,43 @@ out_text(const char *out, bool merge, const json_t *guests, const json_t *fw, ch
 			      "(pvelab validate %s says why); nothing was imported", out, out);
 		goto out;
 	}
-	*project = pl_strdup(pl_config_project(cfg));
-	if ((r = not_declared(cfg, guests, errmsg)) != 0 || (r = pl_file_read(out, &old, errmsg)) != 0 ||
-	    (r = merge_text(out, old.data, old.len, guests, stamp, yaml, errmsg)) != 0)
+	if ((r = not_declared(cfg, guests, errmsg)) != 0 ||
+	    (r = day2_not_declared(cfg, sections, errmsg)) != 0 ||
+	    (r = pl_file_read(out, &old, errmsg)) != 0)
 		goto out;
-	/* the result must load as the same project with every guest */
+	if (json_array_size(guests) == 0)
+		pl_buf_add(yaml, old.data, old.len);
+	else if ((r = merge_text(out, old.data, old.len, "guests", guests, stamp, yaml, errmsg)) !=
+		 0)
+		goto out;
+	json_object_foreach((json_t *)sections, section, list) {
+		pl_buf_init(&next, 64 << 20);
+		r = merge_text(out, yaml->data, yaml->len, section, list, stamp, &next, errmsg);
+		pl_buf_release(yaml);
+		*yaml = next;
+		if (r != 0)
+			goto out;
+	}
+	/* the result must load as the same project with every entry */
 	pl_diags_release(&d);
 	pl_diags_init(&d);
-	if (pl_config_load_string(out, yaml->data, yaml->len, &check, &d) != 0 || check == NULL ||
-	    strcmp(pl_config_project(check), *project) ||
-	    json_array_size(pl_config_guests(check)) != json_array_size(pl_config_guests(cfg)) +
-							    json_array_size(guests)) {
-		r = pl_seterr(errmsg, PL_EINVAL, "cannot merge into '%s': the merged file would not "
-			      "load as written (%s); nothing was imported (write the guests with --out "
-			      "NEW.yaml and paste them)", out,
-			      d.n ? d.items[0].msg : "its guests: list could not be found");
+	if (pl_config_load_string(out, yaml->data, yaml->len, &check, &d) == 0 && check)
+		json_object_foreach((json_t *)sections, section, list) {
+			char ptr[64];
+
+			snprintf(ptr, sizeof(ptr), "/%s", section);
+			counts_ok &=
+				json_array_size(pl_config_get(check, ptr)) ==
+				json_array_size(pl_config_get(cfg, ptr)) + json_array_size(list);
+		}
+	if (check == NULL || !counts_ok || strcmp(pl_config_project(check), project) ||
+	    json_array_size(pl_config_guests(check)) !=
+		    json_array_size(pl_config_guests(cfg)) + json_array_size(guests)) {
+		r = pl_seterr(errmsg, PL_EINVAL,
+			      "cannot merge into '%s': the merged file would not "
+			      "load as written (%s); nothing was imported (write them with --out "
+			      "NEW.yaml and paste them)",
+			      out, d.n ? d.items[0].msg : "a list could not be found");
 		goto out;
 	}
 out:
@@ -277,14 +370,14 @@ import_firewall(struct pl_session *s, json_t *snap, const json_t *lives, json_t 
 	return 0;
 }
 
-/* storage:ID, backup-job:ID and pool:ID: their YAML into doc (and after
- * yaml's guests, when given), and this project's marker put on the jobs and
- * pools (day2.c). Returns the sections (new reference), NULL with *errmsg. */
+/* storage:ID, backup-job:ID and pool:ID: their YAML into doc, and into
+ * marks the calls that put this project's marker on the jobs and pools
+ * (day2.c). Returns the sections (new reference), NULL with *errmsg. */
 static json_t *
-import_day2(struct pl_session *s, const json_t *snap, const json_t *args, const char *project,
-	    bool adopt, json_t *doc, struct pl_buf *yaml, char **errmsg)
+import_day2(const json_t *snap, const json_t *args, const char *project, json_t *doc, json_t *marks,
+	    char **errmsg)
 {
-	json_t *sections = json_object(), *marks = json_array(), *e, *mark;
+	json_t *sections = json_object(), *e, *mark;
 	const char *section;
 	size_t i;
 
@@ -300,17 +393,9 @@ import_day2(struct pl_session *s, const json_t *snap, const json_t *args, const 
 		if (mark)
 			json_array_append_new(marks, mark);
 	}
-	json_array_foreach(marks, i, e)
-		if (adopt && pl_pve_call(s->pve, pl_json_str(e, "method"), pl_json_str(e, "path"),
-					 json_object_get(e, "params"), NULL, errmsg) != 0)
-			goto bad;
 	json_object_update(doc, sections);
-	if (yaml)
-		pl_yaml_emit(sections, 0, yaml);
-	json_decref(marks);
 	return sections;
 bad:
-	json_decref(marks);
 	json_decref(sections);
 	return NULL;
 }
@@ -322,7 +407,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_args a;
 	const char *out = NULL;
 	bool do_adopt = true, merge = false;
-	json_t *snap = NULL, *doc = NULL, *guests, *lives, *d2args, *d2 = NULL;
+	json_t *snap = NULL, *doc = NULL, *guests, *lives, *d2args, *d2 = NULL,
+	       *marks = json_array();
 	const json_t *live;
 	struct pl_buf yaml;
 	char *err = NULL, *project = NULL;
@@ -353,7 +439,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			 "--out a new file writes them apart)", out);
 		goto out;
 	}
-	if ((!out && (project = pl_owner_project(&s, &err)) == NULL) ||
+	if ((project = out ? out_project(out, &err) : pl_owner_project(&s, &err)) == NULL ||
 	    pl_cmd_sync_now(&s, false, false, NULL, NULL, &snap, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
@@ -383,18 +469,13 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("%s", err);
 		goto out;
 	}
-	if (merge && json_array_size(d2args)) {
-		pl_error("--merge adds guests only (write storages, backup jobs and pools with "
-			 "--out NEW.yaml and paste them)");
-		goto out;
-	}
-	if (out && out_text(out, merge, guests, json_object_get(doc, "firewall"), &project, &yaml,
-			    &err) != 0) {
+	if (json_array_size(d2args) &&
+	    (d2 = import_day2(snap, d2args, project, doc, marks, &err)) == NULL) {
 		pl_error("%s", err);
 		goto out;
 	}
-	if (json_array_size(d2args) && (d2 = import_day2(&s, snap, d2args, project, do_adopt, doc,
-							 out ? &yaml : NULL, &err)) == NULL) {
+	if (out && out_text(out, merge, guests, json_object_get(doc, "firewall"), d2, project,
+			    &yaml, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}
@@ -412,6 +493,12 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		}
 		free(owner);
 	}
+	json_array_foreach(do_adopt ? marks : NULL, i, live)
+		if (pl_pve_call(s.pve, pl_json_str(live, "method"), pl_json_str(live, "path"),
+				json_object_get(live, "params"), NULL, &err) != 0) {
+			pl_error("%s", err);
+			goto out;
+		}
 	json_array_foreach(lives, i, live) {
 		if (do_adopt && pl_owner_tag(&s, live, project, &err) != 0) {
 			pl_error("cannot tag guest %lld as managed: %s", pl_json_int(live, "vmid", 0), err);
@@ -460,6 +547,7 @@ out:
 	json_decref(lives);
 	json_decref(d2args);
 	json_decref(d2);
+	json_decref(marks);
 	json_decref(snap);
 	pl_session_close(&s);
 	return rc;
@@ -475,8 +563,10 @@ const struct pl_cmd pl_cmd_import = {
 		"(managed by that project) unless --no-adopt is given. The project is the one of\n"
 		"the file the YAML goes to: --out NEW.yaml writes a new file that says\n"
 		"project: NEW (its name, or its directory's for pvelab.yaml); --out FILE --merge\n"
-		"adds the guests to FILE's guests: list (comments and the rest kept) and uses\n"
-		"FILE's project. --out never overwrites an existing file. Without --out the YAML\n"
+		"adds the guests to FILE's guests: list, and storages, jobs and pools to its\n"
+		"storages:, backups: and pools: (comments and the rest kept), and uses FILE's\n"
+		"project; one FILE declares already is refused. --out never overwrites an existing "
+		"file. Without --out the YAML\n"
 		"goes to standard output for -c's config's project. Guests of another project\n"
 		"are refused (pvelab adopt --from moves them first). --firewall adds each guest's\n"
 		"firewall options and rules and the cluster's firewall (aliases, IP sets,\n"

@@ -2,7 +2,8 @@
  * `pvelab rollback RUN`: restore every guest an apply run changed to the
  * snapshot taken just before (pvelab-pre-RUN), and every guest it deleted or
  * replaced from the vzdump backup taken before the destroy (a replacement is
- * backed up and destroyed first); without RUN, list the runs.
+ * backed up and destroyed first), and every firewall scope it changed to the
+ * state it found; without RUN, list the runs.
  */
 #include "core/common.h"
 #include "cmd/cmd.h"
@@ -12,6 +13,7 @@
 #include "core/json.h"
 #include "core/str.h"
 #include "plan/apply.h"
+#include "plan/firewall.h"
 #include "plan/runs.h"
 
 #include <limits.h>
@@ -114,6 +116,61 @@ overwrite_change(json_t *changes, const json_t *c)
 	json_array_append_new(changes, r);
 }
 
+/* The firewall scopes the run changed, put back as it found them: read
+ * as they are now, each one that is not as the run left it is refused
+ * (printed, and added to refused: {"guest","key","reason"}), the others
+ * become undo changes. */
+static int
+firewall_back(struct pl_session *s, long long id, const json_t *res, json_t *changes,
+	      json_t *refused, char **errmsg)
+{
+	json_t *scopes = json_array(), *snap = json_object(), *uses = json_object();
+	const json_t *c, *h;
+	size_t i;
+	int r;
+
+	json_array_foreach(json_object_get(res, "changes"), i, c)
+		if ((h = json_object_get(c, "history")) &&
+		    !json_equal(json_object_get(h, "before"), json_object_get(h, "after")))
+			json_array_append(scopes, (json_t *)h);
+	if (json_array_size(scopes) && (r = pl_fw_fetch_scopes(s->pve, scopes, snap, errmsg)) != 0)
+		goto out;
+	/* the cluster's last: what the scopes left alone use of it stays */
+	for (int cluster = 0; cluster < 2; cluster++)
+		json_array_foreach(scopes, i, h) {
+			char *why = NULL;
+			json_t *u, *paths;
+
+			if (cluster != !strcmp(pl_json_str_or(h, "scope", ""), "cluster"))
+				continue;
+			u = pl_fw_undo(h, json_object_get(snap, "firewall"), uses, &why);
+			if (u)
+				json_array_append_new(changes, u);
+			if (why == NULL)
+				continue;
+			pl_error("the firewall of %s is not rolled back: %s (pvelab history %s "
+				 "shows what run %lld changed)",
+				 pl_json_str_or(h, "guest", "?"), why,
+				 pl_json_str_or(h, "key", "?"), id);
+			paths = pl_fw_scope_paths(h); /* [options, rules, ...] */
+			pl_fw_uses(json_object_get(json_object_get(snap, "firewall"),
+						   json_string_value(json_array_get(paths, 1))),
+				   pl_json_str_or(h, "guest", "?"), uses);
+			json_decref(paths);
+			json_array_append_new(
+				refused,
+				json_pack("{s:s,s:s,s:s}", "guest", pl_json_str_or(h, "guest", "?"),
+					  "key", pl_json_str_or(h, "key", "?"), "reason", why));
+			free(why);
+		}
+	r = 0;
+out:
+	json_decref(scopes);
+	json_decref(snap);
+	json_decref(uses);
+	return r;
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
@@ -124,7 +181,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	long long id, rb_id = 0;
 	bool yes = false, overwrite;
 	size_t noverwrite = 0;
-	json_t *runrec = NULL, *plan = NULL, *result = NULL, *changes, *owned = NULL;
+	json_t *refused = json_array(), *runrec = NULL, *plan = NULL, *result = NULL, *changes,
+	       *owned = NULL;
 	const json_t *c;
 	char *err = NULL;
 	size_t i;
@@ -190,14 +248,31 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			printf("note: run %lld created %s (%lld); pvelab destroy %lld removes it\n", id,
 			       pl_json_str_or(c, "guest", "?"), pl_json_int(c, "vmid", 0), pl_json_int(c, "vmid", 0));
 	}
+	if (firewall_back(&s, id, json_object_get(runrec, "result"), changes, refused, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
 	if (json_array_size(changes) == 0) {
-		printf("Run %lld changed no existing guest: nothing to roll back.\n", id);
-		rc = PL_EXIT_OK;
+		if (json_array_size(refused) == 0)
+			printf("Run %lld changed no existing guest: nothing to roll back.\n", id);
+		rc = json_array_size(refused) ? PL_EXIT_ERROR : PL_EXIT_OK;
 		goto out;
 	}
 	if (!strcmp(pl_json_str_or(runrec, "status", ""), "interrupted"))
 		printf("Run %lld was interrupted; rolling back what it recorded.\n", id);
 	json_array_foreach(changes, i, c) {
+		const json_t *d;
+		size_t k;
+
+		if (!strcmp(pl_json_str_or(c, "action", ""), "firewall")) {
+			printf("  <   firewall of %s (%s) back to before run %lld\n",
+			       pl_json_str(c, "guest"), pl_json_str_or(c, "what", "?"), id);
+			json_array_foreach(json_object_get(c, "diffs"), k, d)
+				printf("        %s: %s -> %s\n", pl_json_str_or(d, "key", "?"),
+				       pl_json_str_or(d, "from", "(none)"),
+				       pl_json_str_or(d, "to", "(none)"));
+			continue;
+		}
 		if (pl_json_str(c, "snapshot")) {
 			printf("  <   rollback %s (%s %lld) to %s\n", pl_json_str(c, "guest"), pl_json_str(c, "type"),
 			       pl_json_int(c, "vmid", 0), pl_json_str(c, "snapshot"));
@@ -266,16 +341,20 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	json_array_foreach(json_object_get(result, "changes"), i, c)
 		if (pl_json_str(c, "error"))
 			pl_error("%s: %s", pl_json_str(c, "guest"), pl_json_str(c, "error"));
+	json_object_set(result, "refused", refused);
 	if (ctx->output == PL_OUT_JSON)
 		pl_print_json(json_incref(result));
 	else if (ctx->verbosity >= 0)
-		printf("Rolled back %lld guest%s to the state before run %lld.\n", pl_json_int(result, "ok", 0),
-		       pl_json_int(result, "ok", 0) == 1 ? "" : "s", id);
-	rc = pl_guard_exit(&guard, r == 0 ? PL_EXIT_OK : PL_EXIT_ERROR);
+		printf("Rolled back %lld change%s to the state before run %lld.\n",
+		       pl_json_int(result, "ok", 0), pl_json_int(result, "ok", 0) == 1 ? "" : "s",
+		       id);
+	rc = pl_guard_exit(&guard,
+			   r == 0 && json_array_size(refused) == 0 ? PL_EXIT_OK : PL_EXIT_ERROR);
 out:
 	pl_guard_release(&guard);
 	free(err);
 	json_decref(runrec);
+	json_decref(refused);
 	json_decref(owned);
 	json_decref(plan);
 	json_decref(result);
@@ -298,7 +377,10 @@ const struct pl_cmd pl_cmd_rollback = {
 		"backed up instead: it is restored from that archive only with --overwrite (or\n"
 		"a second yes on a terminal), after a backup of its state now; bind and device\n"
 		"mounts are in no backup and stay as they are. Guests the run created are\n"
-		"named (pvelab destroy removes them). What will be done is shown before\n"
+		"named (pvelab destroy removes them). Each firewall scope the run changed\n"
+		"goes back to the state apply read before its first write, unless it changed\n"
+		"since the run: then it is refused and left alone, and the exit code is 1\n"
+		"(docs/firewall.md). What will be done is shown before\n"
 		"asking. Like apply, it refuses while another apply runs on the cluster.",
 	.opts = opts,
 	.max_args = 1,

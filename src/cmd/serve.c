@@ -8,6 +8,7 @@
 #include "cmd/connect.h"
 #include "cmd/serve_api.h"
 #include "cmd/serve_metrics.h"
+#include "cmd/serve_snappol.h"
 #include "config/config.h"
 #include "core/err.h"
 #include "core/file.h"
@@ -155,6 +156,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_serve_api api;
 	struct pl_serve_refresh refresh;
 	struct pl_serve_metrics metrics = { 0 };
+	struct pl_serve_snappol snappol = { 0 };
 	bool refreshing = false, api_made = false;
 	struct pl_serve *sv = NULL;
 	struct event *sigint = NULL, *sigterm = NULL;
@@ -255,6 +257,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	pl_serve_add(sv, &metrics.module);
+	pl_serve_snappol_init(&snappol, &s, sv);
+	pl_serve_add(sv, &snappol.module);
 	for (size_t i = 0; i < n; i++) {
 		bool loop = pl_serve_is_loopback(addrs[i]);
 		char *b = NULL;
@@ -299,6 +303,7 @@ out:
 		pl_serve_refresh_release(&refresh);
 	pl_serve_free(sv);
 	pl_serve_metrics_release(&metrics);
+	pl_serve_snappol_release(&snappol);
 	if (api_made)
 		pl_serve_api_release(&api);
 	if (sigint)

@@ -229,8 +229,8 @@ const struct pl_cmd pl_cmd_snapshot_policy = {
 		"apply's pvelab-pre-RUN (apply_snapshots.keep is their retention). A guest whose\n"
 		"storage cannot take snapshots is reported and keeps what it has; the exit code\n"
 		"is then 1, as for a failure or a guests: name the cluster does not have.\n"
-		"pvelab runs no schedule itself yet: run it from cron or a systemd timer at\n"
-		"the policy's schedule:.\n"
+		"pvelab serve runs each policy on its schedule: (a run missed while it was\n"
+		"down is not made up); without it, run this from cron or a systemd timer.\n"
 		"list: the policies and when each schedule fires next.",
 	.opts = opts,
 	.min_args = 1,

@@ -234,7 +234,7 @@ static const struct pl_config_key top_keys[] = {
 	{ "/snapshot_policies/*", PL_CT_MAP, NULL, NULL, "a policy: the guests it selects get a snapshot auto<label><yyMMddHHmmss> (local time) per run and keep the newest keep of that label", false },
 	{ "/snapshot_policies/*/label", PL_CT_STRING, NULL, NULL, "label, as cv4pve-autosnap's --label (hourly, daily, ...): letters, digits, '_' and '-', at most 24; unique", true },
 	{ "/snapshot_policies/*/keep", PL_CT_INT, NULL, "1..100", "snapshots of this label each guest keeps (the newest); only this label's are ever deleted", true },
-	{ "/snapshot_policies/*/schedule", PL_CT_STRING, NULL, NULL, "when it runs, as a PVE calendar event (daily, 'mon..fri 02:30', '*:0/15'), checked by validate and shown by snapshot-policy list; run it from cron at that time (pvelab runs no schedule itself yet)", false },
+	{ "/snapshot_policies/*/schedule", PL_CT_STRING, NULL, NULL, "when it runs, as a PVE calendar event (daily, 'mon..fri 02:30', '*:0/15'), checked by validate and shown by snapshot-policy list; pvelab serve runs it then (a run missed while it was down is not made up), else run it from cron", false },
 	{ "/snapshot_policies/*/vmstate", PL_CT_BOOL, "false", NULL, "include the RAM of running VMs (containers have none)", false },
 	{ "/snapshot_policies/*/guests", PL_CT_LIST, NULL, NULL, "guests it selects, by name or vmid", false },
 	{ "/snapshot_policies/*/guests/*", PL_CT_SCALAR, NULL, NULL, "a guest name or vmid", false },

@@ -20,3 +20,10 @@ pl_access_sees_vm(const json_t *perms, long long vmid, const char *pool)
 	}
 	return json_object_get(json_object_get(perms, "/vms"), "VM.Audit") != NULL;
 }
+
+bool
+pl_access_sees_all_vms(const json_t *perms)
+{
+	return !json_is_object(perms) ||
+	       json_object_get(json_object_get(perms, "/vms"), "VM.Audit") != NULL;
+}

@@ -15,4 +15,7 @@
  * and every pool member's /vms/ID. No map (not an object): everything. */
 bool pl_access_sees_vm(const json_t *perms, long long vmid, const char *pool);
 
+/* Whether the token sees every guest (VM.Audit on /vms; no map: yes). */
+bool pl_access_sees_all_vms(const json_t *perms);
+
 #endif

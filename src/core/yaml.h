@@ -25,6 +25,9 @@ struct pl_buf;
 /* Append v as block-style YAML (strings double-quoted when they need it),
  * indented by indent spaces. Loading the text gives v back. */
 int pl_yaml_emit(const json_t *v, int indent, struct pl_buf *out);
+/* The same for Ansible: a string Jinja would template ("{{", "{%", "{#") is
+ * tagged !unsafe, so text from a config or a cluster stays text. */
+int pl_yaml_emit_ansible(const json_t *v, int indent, struct pl_buf *out);
 
 /* Escape a key for use in a JSON pointer ("~" -> "~0", "/" -> "~1"); caller frees. */
 char *pl_yaml_ptr_escape(const char *key);

@@ -91,8 +91,15 @@ struct job {
 	char *old_type, *old_node;
 	char *bk_storage;           /* where its backup goes */
 	json_t *bk_before;          /* backups of old_vmid there before ours: volid -> true */
-	size_t fw_i;                /* S_FIREWALL: the next digest check, then call */
+	/* S_FIREWALL: the scope's lists read before the first write and after
+	 * the last (fw_phase 0 and 2; the digests the plan saw are checked on
+	 * the first read), then each call (phase 1) */
+	int fw_phase;
+	json_t *fw_queue, *fw_reads, *fw_before;
+	size_t fw_q;
+	size_t fw_i;                /* S_FIREWALL: the next call */
 	char *fw_digest;            /* S_FIREWALL: the digest just read for the call */
+	char *fw_error;             /* a call failed: ends the change once read after */
 	struct event *timer;
 	char *upid;                 /* the task waited for, while waiting */
 	bool running_now;
@@ -305,11 +312,25 @@ fall_back(struct job *j, const char *error)
 	return true;
 }
 
+static void fw_next(struct job *j);
+static void fw_answer(struct job *j, const json_t *data);
+
 static void
 job_finish(struct job *j, const char *error)
 {
 	if (error && fall_back(j, error))
 		return;
+	/* a firewall call failed: its scope is read as it is now first */
+	if (error && j->pc < j->nsteps && j->prog[j->pc] == S_FIREWALL && j->fw_phase == 1) {
+		j->fw_error = pl_strdup(error);
+		j->fw_phase = 2;
+		json_decref(j->fw_queue);
+		j->fw_queue = NULL;
+		fw_next(j);
+		return;
+	}
+	if (error && j->fw_error)
+		error = j->fw_error;
 	job_end(j, error ? "failed" : "ok", error);
 }
 
@@ -507,6 +528,11 @@ on_resp(const struct pl_pve_result *res, void *arg)
 		return;
 	if (res->err && harmless(j, res)) {
 		advance(j);
+		return;
+	}
+	if (res->err && j->prog[j->pc] == S_FIREWALL && j->fw_phase != 1 && res->status >= 400 &&
+	    res->status < 500) {
+		fw_answer(j, NULL); /* a list that is not there */
 		return;
 	}
 	if (res->err) {
@@ -729,28 +755,34 @@ check_create(struct job *j)
 		request(j, "GET", pl_asprintf("/nodes/%s/storage", j->node), NULL);
 }
 
-/* S_FIREWALL, one call at a time: first every list the plan saw is read
- * and its digest compared (a change behind pvelab's back stops the change
- * before it writes anything), then each call, a call that carries a digest
- * after a fresh read of its list (PVE refuses it if the list changed since). */
+/* S_FIREWALL, one request at a time: the scope's lists are read (the
+ * state before, for history and rollback) and the digests the plan saw
+ * compared (a change behind pvelab's back stops the change before it writes
+ * anything); then each call, one that carries a digest after a fresh read of
+ * its list (PVE refuses it if the list changed since); then the lists are
+ * read again (the state after, also when a call failed). */
 static void
 fw_next(struct job *j)
 {
-	const json_t *digests = json_object_get(j->change, "digests");
 	const json_t *calls = json_object_get(j->change, "calls"), *c;
-	size_t nd = json_object_size(digests);
 	json_t *params;
-	void *it;
 
-	if (j->fw_i < nd) {
-		it = json_object_iter((json_t *)digests);
-		for (size_t i = 0; i < j->fw_i; i++)
-			it = json_object_iter_next((json_t *)digests, it);
-		request(j, "GET", pl_strdup(json_object_iter_key(it)), NULL);
+	if (j->fw_queue == NULL) {
+		j->fw_queue = pl_fw_scope_paths(j->change);
+		json_decref(j->fw_reads);
+		j->fw_reads = json_object();
+		j->fw_q = 0;
+	}
+	if (j->fw_phase != 1) {
+		request(j, "GET",
+			pl_strdup(json_string_value(json_array_get(j->fw_queue, j->fw_q))), NULL);
 		return;
 	}
-	if ((c = json_array_get(calls, j->fw_i - nd)) == NULL) {
-		advance(j);
+	if ((c = json_array_get(calls, j->fw_i)) == NULL) {
+		j->fw_phase = 2;
+		json_decref(j->fw_queue);
+		j->fw_queue = NULL;
+		job_step(j);
 		return;
 	}
 	if (pl_json_str(c, "list") && j->fw_digest == NULL) {
@@ -764,39 +796,81 @@ fw_next(struct job *j)
 		params);
 }
 
+/* The lists of the scope are read: before, check the plan's digests and
+ * go on to the calls; after, record both states and end. */
 static void
-fw_answer(struct job *j, const json_t *data)
+fw_read_done(struct job *j)
 {
-	const json_t *digests = json_object_get(j->change, "digests");
-	const json_t *calls = json_object_get(j->change, "calls"), *c;
-	size_t nd = json_object_size(digests);
+	json_t *state = pl_fw_scope_state(j->change, j->fw_reads);
+	const char *path;
+	json_t *want;
+	char *key;
 
-	if (j->fw_i < nd) {
-		void *it = json_object_iter((json_t *)digests);
+	if (j->fw_phase == 0) {
+		json_object_foreach((json_t *)json_object_get(j->change, "digests"), path, want) {
+			const char *now = pl_fw_digest_of(json_object_get(j->fw_reads, path));
+			char *msg;
 
-		for (size_t i = 0; i < j->fw_i; i++)
-			it = json_object_iter_next((json_t *)digests, it);
-		if (strcmp(pl_fw_digest_of(data), json_string_value(json_object_iter_value(it)))) {
-			char *msg = pl_asprintf(
-				"the firewall of %s changed since the plan (%s: digest %.12s, "
-				"the plan saw %.12s); nothing of it was changed (run pvelab "
-				"plan again)",
-				j->guest, json_object_iter_key(it),
-				*pl_fw_digest_of(data) ? pl_fw_digest_of(data) : "of an empty list",
-				*json_string_value(json_object_iter_value(it)) ?
-					json_string_value(json_object_iter_value(it)) :
-					"an empty list");
-
+			if (!strcmp(now, json_string_value(want)))
+				continue;
+			msg = pl_asprintf("the firewall of %s changed since the plan (%s: digest "
+					  "%.12s, the plan saw %.12s); nothing of it was changed "
+					  "(run pvelab plan again)",
+					  j->guest, path, *now ? now : "of an empty list",
+					  *json_string_value(want) ? json_string_value(want) :
+								     "an empty list");
 			job_finish(j, msg);
 			free(msg);
+			json_decref(state);
 			return;
 		}
-		j->fw_i++;
-		j->attempts = 0;
+		j->fw_before = state;
+		j->fw_phase = 1;
+		j->must_finish = true; /* a ruleset is never left half written */
+		json_decref(j->fw_queue);
+		j->fw_queue = NULL;
 		job_step(j);
 		return;
 	}
-	c = json_array_get(calls, j->fw_i - nd);
+	key = pl_fw_scope_key(j->change);
+	json_object_set_new(
+		j->result, "history",
+		json_pack("{s:s,s:s,s:s?,s:s?,s:O?,s:s,s:s?,s:O,s:o}", "key", key, "scope",
+			  pl_json_str_or(j->change, "scope", "guest"), "node",
+			  pl_json_str(j->change, "node"), "type", pl_json_str(j->change, "type"),
+			  "vmid", json_object_get(j->change, "vmid"), "guest", j->guest, "what",
+			  pl_json_str(j->change, "what"), "before", j->fw_before, "after", state));
+	free(key);
+	if (j->fw_error) {
+		job_end(j, "failed", j->fw_error);
+		return;
+	}
+	advance(j);
+}
+
+static void
+fw_answer(struct job *j, const json_t *data)
+{
+	const json_t *c;
+
+	if (j->fw_phase != 1) {
+		const char *path = json_string_value(json_array_get(j->fw_queue, j->fw_q));
+
+		if (data) { /* absent (4xx): a list that does not exist */
+			json_t *more = pl_fw_members(path, data);
+
+			json_object_set(j->fw_reads, path, (json_t *)data);
+			json_array_extend(j->fw_queue, more);
+			json_decref(more);
+		}
+		j->attempts = 0;
+		if (++j->fw_q < json_array_size(j->fw_queue))
+			job_step(j);
+		else
+			fw_read_done(j);
+		return;
+	}
+	c = json_array_get(json_object_get(j->change, "calls"), j->fw_i);
 	if (pl_json_str(c, "list") && j->fw_digest == NULL) {
 		j->fw_digest = pl_strdup(pl_fw_digest_of(data));
 		job_step(j);
@@ -1585,6 +1659,10 @@ job_release(struct job *j)
 	free(j->bk_storage);
 	json_decref(j->bk_before);
 	free(j->fw_digest);
+	free(j->fw_error);
+	json_decref(j->fw_queue);
+	json_decref(j->fw_reads);
+	json_decref(j->fw_before);
 	free(j->upid);
 }
 
@@ -1609,7 +1687,11 @@ phase_of(const json_t *ch)
 
 	if (!strcmp(a, "bridge") || !strcmp(a, "template"))
 		return 0;
-	if (!strcmp(a, "firewall")) /* the cluster's sets first; a guest's once it exists */
+	/* the cluster's sets first; a guest's once it exists; undone (rollback):
+	 * the guests' rules that name the cluster's sets first */
+	if (!strcmp(a, "firewall") && json_is_true(json_object_get(ch, "undo")))
+		return strcmp(pl_json_str_or(ch, "scope", ""), "cluster") ? 1 : 2;
+	if (!strcmp(a, "firewall"))
 		return strcmp(pl_json_str_or(ch, "scope", ""), "cluster") ? 2 : 0;
 	if (pl_day2_action(a))
 		return pl_day2_phase(ch);

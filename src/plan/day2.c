@@ -164,7 +164,54 @@ struct d2 {
 	const char *project;
 	const json_t *guests; /* the plan's guest changes */
 	json_t *changes, *blocked;
+	const json_t *only; /* a profile's guests ({name: true}), or NULL: all */
 };
+
+/* Whether g (a declared guest) is one the plan is for. */
+static bool
+selected(const struct d2 *d, const json_t *g)
+{
+	return d->only == NULL || json_object_get(d->only, pl_json_str_or(g, "name", ""));
+}
+
+/* Whether v (a declared guest or part of it) names storage id: a volume
+ * "id:..." or a "storage: id" key. */
+static bool
+names_storage(const json_t *v, const char *id)
+{
+	size_t n = strlen(id), i;
+	const char *k;
+	json_t *e;
+
+	if (json_is_string(v))
+		return !strncmp(json_string_value(v), id, n) && json_string_value(v)[n] == ':';
+	json_object_foreach((json_t *)v, k, e)
+		if ((!strcmp(k, "storage") && json_is_string(e) &&
+		     !strcmp(json_string_value(e), id)) ||
+		    names_storage(e, id))
+			return true;
+	json_array_foreach(v, i, e)
+		if (names_storage(e, id))
+			return true;
+	return false;
+}
+
+/* With a profile: whether one of its guests needs the pool or storage e. */
+static bool
+needed(const struct d2 *d, bool pool, const json_t *e)
+{
+	const char *id = pl_json_str_or(e, "name", "");
+	const json_t *g;
+	size_t i;
+
+	if (d->only == NULL)
+		return true;
+	json_array_foreach(pl_config_guests(d->cfg), i, g)
+		if (selected(d, g) &&
+		    (pool ? !strcmp(pl_json_str_or(g, "pool", ""), id) : names_storage(g, id)))
+			return true;
+	return false;
+}
 
 static void
 block(struct d2 *d, const char *what, const char *id, char *reason)
@@ -766,7 +813,7 @@ plan_members(struct d2 *d)
 
 	json_array_foreach(pl_config_guests(d->cfg), i, g) {
 		pool = pl_json_str(g, "pool");
-		if (pool == NULL || (l = owned_live(d, g)) == NULL ||
+		if (pool == NULL || !selected(d, g) || (l = owned_live(d, g)) == NULL ||
 		    !strcmp(pl_json_str_or(l, "pool", ""), pool))
 			continue;
 		if (!pl_json_find(json_object_get(d->snap, PL_SNAP_POOLS), "poolid", pool, false) &&
@@ -813,20 +860,24 @@ readable(struct d2 *d, const char *section, const char *snapkey, const char *pat
 
 void
 pl_day2_plan(const struct pl_config *cfg, const json_t *snap, const char *project,
-	     const json_t *guests, json_t *changes, json_t *blocked)
+	     const json_t *guests, const json_t *only, json_t *changes, json_t *blocked)
 {
-	struct d2 d = { cfg, snap, project, guests, changes, blocked };
+	struct d2 d = { cfg, snap, project, guests, changes, blocked, only };
 	const json_t *e;
 	size_t i;
 
 	if (readable(&d, "/storages", PL_SNAP_STORECFG, "/storage"))
 		json_array_foreach(pl_config_get(cfg, "/storages"), i, e)
-			plan_storage(&d, e);
+			if (needed(&d, false, e))
+				plan_storage(&d, e);
 	if (readable(&d, "/pools", PL_SNAP_POOLS, "/pools")) {
 		json_array_foreach(pl_config_get(cfg, "/pools"), i, e)
-			plan_pool(&d, e);
+			if (needed(&d, true, e))
+				plan_pool(&d, e);
 		plan_members(&d);
 	}
+	if (only) /* backup jobs and removals belong to no profile */
+		return;
 	if (readable(&d, "/backups", PL_SNAP_JOBS, "/cluster/backup"))
 		json_array_foreach(pl_config_get(cfg, "/backups"), i, e)
 			plan_job(&d, e);
@@ -857,7 +908,7 @@ json_t *
 pl_day2_destroy(const struct pl_config *cfg, const json_t *snap, const char *project,
 		json_t *blocked)
 {
-	struct d2 d = { cfg, snap, project, NULL, json_array(), blocked };
+	struct d2 d = { cfg, snap, project, NULL, json_array(), blocked, NULL };
 	json_t *spare = json_object(); /* what destroy removes first: guests, jobs */
 	const json_t *e, *live;
 	size_t i;

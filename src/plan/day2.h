@@ -29,9 +29,12 @@ bool pl_day2_action(const char *action);
  * declares is deleted. A storage is deleted only when declared with
  * state: absent, and never while a guest's volume or a job uses it (PVE's
  * DELETE does not check: pve-storage API2/Storage/Config.pm delete).
+ * With only ({name: true}, a profile's guests): the storages and pools
+ * those guests name (a volume "ID:...", pool:) and their memberships; no
+ * backup job, no removal.
  */
 void pl_day2_plan(const struct pl_config *cfg, const json_t *snap, const char *project,
-		  const json_t *guests, json_t *changes, json_t *blocked);
+		  const json_t *guests, const json_t *only, json_t *changes, json_t *blocked);
 
 /* Whether planning cfg needs every guest's config (a storage to remove is
  * checked against all their volumes), not only the declared guests'. */

@@ -149,8 +149,8 @@ rule_same(const json_t *a, const json_t *b)
 }
 
 /* A rule as a line of a PVE firewall file ("IN HTTPS(ACCEPT) -source +lan"). */
-static char *
-rule_text(const json_t *r)
+char *
+pl_fw_rule_text(const json_t *r)
 {
 	static const char *const opts[][2] = { { "iface", "-i" },
 					       { "source", "-source" },
@@ -185,21 +185,16 @@ rule_text(const json_t *r)
 	return out;
 }
 
-/* One change being built. */
-struct fwc {
-	json_t *ch, *diffs, *calls, *digests;
-};
-
-static void
-diff(struct fwc *c, const char *key, const char *from, const char *to, const char *note)
+void
+pl_fw_diff(struct pl_fwc *c, const char *key, const char *from, const char *to, const char *note)
 {
 	json_array_append_new(c->diffs, json_pack("{s:s,s:s?,s:s?,s:s,s:s?}", "key", key, "from",
 						  from, "to", to, "class", "live", "note", note));
 }
 
 /* A call; list: the path whose digest it carries (read just before it). */
-static void
-call(struct fwc *c, const char *method, char *path, json_t *params, const char *list)
+void
+pl_fw_call(struct pl_fwc *c, const char *method, char *path, json_t *params, const char *list)
 {
 	json_array_append_new(c->calls,
 			      json_pack("{s:s,s:s,s:o,s:s?}", "method", method, "path", path,
@@ -208,8 +203,8 @@ call(struct fwc *c, const char *method, char *path, json_t *params, const char *
 }
 
 /* The digest the plan saw of a list apply checks before writing. */
-static void
-saw(struct fwc *c, const char *path, const json_t *live)
+void
+pl_fw_saw(struct pl_fwc *c, const char *path, const json_t *live)
 {
 	if (live)
 		json_object_set_new(c->digests, path, json_string(pl_fw_digest_of(live)));
@@ -224,10 +219,9 @@ find_id(const long *cur, long n, long id)
 	return -1;
 }
 
-/* Make the live rules at path the declared ones (want: YAML rules), in order. */
-static void
-rules_diff(struct fwc *c, const char *path, const json_t *want_y, const json_t *live_l,
-	   const char *what)
+void
+pl_fw_rules_diff(struct pl_fwc *c, const char *path, const json_t *want_y, bool yaml,
+		 const json_t *live_l, const char *what)
 {
 	long nw = (long)json_array_size(want_y), nl = (long)json_array_size(live_l), n = nl;
 	json_t *want = json_array(), *live = json_array();
@@ -243,7 +237,7 @@ rules_diff(struct fwc *c, const char *path, const json_t *want_y, const json_t *
 	long d, l;
 
 	for (d = 0; d < nw; d++)
-		json_array_append_new(want, pl_fw_rule_of(json_array_get(want_y, (size_t)d), true));
+		json_array_append_new(want, pl_fw_rule_of(json_array_get(want_y, (size_t)d), yaml));
 	for (l = 0; l < nl; l++)
 		json_array_append_new(live,
 				      pl_fw_rule_of(json_array_get(live_l, (size_t)l), false));
@@ -276,11 +270,11 @@ rules_diff(struct fwc *c, const char *path, const json_t *want_y, const json_t *
 
 		if (lm[l])
 			continue;
-		t = rule_text(json_array_get(live, (size_t)l));
+		t = pl_fw_rule_text(json_array_get(live, (size_t)l));
 		snprintf(key, sizeof(key), "%s%srule %ld", what, *what ? " " : "", l);
-		diff(c, key, t, NULL, "removed");
+		pl_fw_diff(c, key, t, NULL, "removed");
 		free(t);
-		call(c, "DELETE", pl_asprintf("%s/%ld", path, pos), NULL, path);
+		pl_fw_call(c, "DELETE", pl_asprintf("%s/%ld", path, pos), NULL, path);
 		memmove(cur + pos, cur + pos + 1, (size_t)(n - pos - 1) * sizeof(long));
 		n--;
 	}
@@ -310,13 +304,14 @@ rules_diff(struct fwc *c, const char *path, const json_t *want_y, const json_t *
 		if (del.len)
 			json_object_set_new(params, "delete", json_string(del.data));
 		pl_buf_release(&del);
-		from = rule_text(h);
-		to = rule_text(w);
+		from = pl_fw_rule_text(h);
+		to = pl_fw_rule_text(w);
 		snprintf(key, sizeof(key), "%s%srule %ld", what, *what ? " " : "", d);
-		diff(c, key, from, to, "changed");
+		pl_fw_diff(c, key, from, to, "changed");
 		free(from);
 		free(to);
-		call(c, "PUT", pl_asprintf("%s/%ld", path, find_id(cur, n, wm[d])), params, path);
+		pl_fw_call(c, "PUT", pl_asprintf("%s/%ld", path, find_id(cur, n, wm[d])), params,
+			   path);
 	}
 	/* creates, last first: each lands at 0, so they come out in order */
 	for (d = nw - 1; d >= 0; d--) {
@@ -324,12 +319,12 @@ rules_diff(struct fwc *c, const char *path, const json_t *want_y, const json_t *
 
 		if (wm[d] >= 0)
 			continue;
-		t = rule_text(json_array_get(want, (size_t)d));
+		t = pl_fw_rule_text(json_array_get(want, (size_t)d));
 		snprintf(key, sizeof(key), "%s%srule %ld", what, *what ? " " : "", d);
-		diff(c, key, NULL, t, "added");
+		pl_fw_diff(c, key, NULL, t, "added");
 		free(t);
-		call(c, "POST", pl_strdup(path), json_deep_copy(json_array_get(want, (size_t)d)),
-		     NULL);
+		pl_fw_call(c, "POST", pl_strdup(path),
+			   json_deep_copy(json_array_get(want, (size_t)d)), NULL);
 		memmove(cur + 1, cur, (size_t)n * sizeof(long));
 		cur[0] = NEW + d;
 		n++;
@@ -361,14 +356,14 @@ rules_diff(struct fwc *c, const char *path, const json_t *want_y, const json_t *
 		if (lis[d])
 			continue;
 		if (wm[d] >= 0) {
-			char *t = rule_text(json_array_get(want, (size_t)d));
+			char *t = pl_fw_rule_text(json_array_get(want, (size_t)d));
 
 			snprintf(key, sizeof(key), "%s%srule %ld", what, *what ? " " : "", d);
-			diff(c, key, t, t, "moved");
+			pl_fw_diff(c, key, t, t, "moved");
 			free(t);
 		}
-		call(c, "PUT", pl_asprintf("%s/%ld", path, p),
-		     json_pack("{s:I}", "moveto", (json_int_t)q), path);
+		pl_fw_call(c, "PUT", pl_asprintf("%s/%ld", path, p),
+			   json_pack("{s:I}", "moveto", (json_int_t)q), path);
 		/* update_rule: it lands before the rule now at q (past the end: last) */
 		memmove(cur + p, cur + p + 1, (size_t)(n - p - 1) * sizeof(long));
 		at = q > p ? q - 1 : q;
@@ -419,7 +414,7 @@ option_default(const char *scope, const char *k)
 
 /* Only the declared options are managed. */
 static void
-options_diff(struct fwc *c, const char *path, const char *scope, const json_t *want,
+options_diff(struct pl_fwc *c, const char *path, const char *scope, const json_t *want,
 	     const json_t *live)
 {
 	json_t *set = json_object();
@@ -427,7 +422,7 @@ options_diff(struct fwc *c, const char *path, const char *scope, const json_t *w
 	json_t *v;
 	char key[64];
 
-	saw(c, path, live);
+	pl_fw_saw(c, path, live);
 	json_object_foreach((json_t *)want, k, v) {
 		char *w = pl_fw_text_of(v), *h = pl_fw_text_of(json_object_get(live, k));
 
@@ -437,52 +432,54 @@ options_diff(struct fwc *c, const char *path, const char *scope, const json_t *w
 		}
 		if (strcmp(w, h)) {
 			snprintf(key, sizeof(key), "option %s", k);
-			diff(c, key, *h ? h : NULL, w, NULL);
+			pl_fw_diff(c, key, *h ? h : NULL, w, NULL);
 			json_object_set_new(set, k, json_string(w));
 		}
 		free(w);
 		free(h);
 	}
 	if (json_object_size(set))
-		call(c, "PUT", pl_strdup(path), set, path);
+		pl_fw_call(c, "PUT", pl_strdup(path), set, path);
 	else
 		json_decref(set);
 }
 
 static void
-aliases_diff(struct fwc *c, const json_t *fwlive, const json_t *want)
+aliases_diff(struct pl_fwc *c, const json_t *fwlive, const json_t *want)
 {
 	const char *path = "/cluster/firewall/aliases", *k;
 	const json_t *live = json_object_get(fwlive, path), *l;
 	json_t *v;
 	char key[160];
 
-	saw(c, path, live);
+	pl_fw_saw(c, path, live);
 	json_object_foreach((json_t *)want, k, v) {
 		const char *cidr = pl_json_str_or(v, "cidr", ""), *cm = pl_json_str(v, "comment");
 
 		l = pl_json_find(live, "name", k, true);
 		snprintf(key, sizeof(key), "alias %s", k);
 		if (l == NULL) {
-			diff(c, key, NULL, cidr, "added");
-			call(c, "POST", pl_strdup(path),
-			     json_pack("{s:s,s:s,s:s?}", "name", k, "cidr", cidr, "comment", cm),
-			     NULL);
+			pl_fw_diff(c, key, NULL, cidr, "added");
+			pl_fw_call(
+				c, "POST", pl_strdup(path),
+				json_pack("{s:s,s:s,s:s?}", "name", k, "cidr", cidr, "comment", cm),
+				NULL);
 		} else if (strcmp(pl_json_str_or(l, "cidr", ""), cidr) ||
 			   (cm && strcmp(pl_json_str_or(l, "comment", ""), cm))) {
-			diff(c, key, pl_json_str(l, "cidr"), cidr, "changed");
+			pl_fw_diff(c, key, pl_json_str(l, "cidr"), cidr, "changed");
 			/* Aliases.pm update_alias drops a comment not sent again */
-			call(c, "PUT", pl_asprintf("%s/%s", path, pl_json_str_or(l, "name", k)),
-			     json_pack("{s:s,s:s?}", "cidr", cidr, "comment",
-				       cm ? cm : pl_json_str(l, "comment")),
-			     path);
+			pl_fw_call(c, "PUT",
+				   pl_asprintf("%s/%s", path, pl_json_str_or(l, "name", k)),
+				   json_pack("{s:s,s:s?}", "cidr", cidr, "comment",
+					     cm ? cm : pl_json_str(l, "comment")),
+				   path);
 		}
 	}
 }
 
 /* A group's or an IP set's own entry: create it, or set its comment. */
 static void
-section_diff(struct fwc *c, const char *list_path, const char *idkey, const char *name,
+section_diff(struct pl_fwc *c, const char *list_path, const char *idkey, const char *name,
 	     const json_t *want, const json_t *live_list, const char *what)
 {
 	const json_t *l = pl_json_find(live_list, idkey, name, true);
@@ -491,20 +488,20 @@ section_diff(struct fwc *c, const char *list_path, const char *idkey, const char
 
 	snprintf(key, sizeof(key), "%s %s", what, name);
 	if (l == NULL) {
-		diff(c, key, NULL, cm ? cm : "", "added");
-		call(c, "POST", pl_strdup(list_path),
-		     json_pack("{s:s,s:s?}", idkey, name, "comment", cm), NULL);
+		pl_fw_diff(c, key, NULL, cm ? cm : "", "added");
+		pl_fw_call(c, "POST", pl_strdup(list_path),
+			   json_pack("{s:s,s:s?}", idkey, name, "comment", cm), NULL);
 	} else if (cm && strcmp(pl_json_str_or(l, "comment", ""), cm)) {
-		diff(c, key, pl_json_str(l, "comment"), cm, "comment");
-		call(c, "POST", pl_strdup(list_path),
-		     json_pack("{s:s,s:s,s:s}", idkey, name, "rename", name, "comment", cm),
-		     list_path);
+		pl_fw_diff(c, key, pl_json_str(l, "comment"), cm, "comment");
+		pl_fw_call(c, "POST", pl_strdup(list_path),
+			   json_pack("{s:s,s:s,s:s}", idkey, name, "rename", name, "comment", cm),
+			   list_path);
 	}
 }
 
 /* An IP set's entries: "CIDR" or "!CIDR" (nomatch). */
 static void
-ipset_diff(struct fwc *c, const char *name, const json_t *want, const json_t *live)
+ipset_diff(struct pl_fwc *c, const char *name, const json_t *want, const json_t *live)
 {
 	char *path = pl_asprintf("/cluster/firewall/ipset/%s", name);
 	json_t *seen = json_object();
@@ -512,7 +509,7 @@ ipset_diff(struct fwc *c, const char *name, const json_t *want, const json_t *li
 	char key[200];
 	size_t i;
 
-	saw(c, path, live);
+	pl_fw_saw(c, path, live);
 	json_array_foreach(json_object_get(want, "entries"), i, e) {
 		char *t = pl_fw_text_of(e);
 		bool nomatch = t[0] == '!';
@@ -523,13 +520,13 @@ ipset_diff(struct fwc *c, const char *name, const json_t *want, const json_t *li
 		json_object_set_new(seen, cidr, json_true());
 		snprintf(key, sizeof(key), "ipset %s entry", name);
 		if (l == NULL) {
-			diff(c, key, NULL, t, "added");
-			call(c, "POST", pl_strdup(path),
-			     json_pack("{s:s,s:i}", "cidr", cidr, "nomatch", nomatch), NULL);
+			pl_fw_diff(c, key, NULL, t, "added");
+			pl_fw_call(c, "POST", pl_strdup(path),
+				   json_pack("{s:s,s:i}", "cidr", cidr, "nomatch", nomatch), NULL);
 		} else if ((pl_json_int(l, "nomatch", 0) != 0) != nomatch) {
-			diff(c, key, nomatch ? cidr : t, t, "changed");
-			call(c, "PUT", pl_asprintf("%s/%s", path, enc),
-			     json_pack("{s:i}", "nomatch", nomatch), path);
+			pl_fw_diff(c, key, nomatch ? cidr : t, t, "changed");
+			pl_fw_call(c, "PUT", pl_asprintf("%s/%s", path, enc),
+				   json_pack("{s:i}", "nomatch", nomatch), path);
 		}
 		free(enc);
 		free(t);
@@ -542,26 +539,28 @@ ipset_diff(struct fwc *c, const char *name, const json_t *want, const json_t *li
 			continue;
 		enc = pl_str_url_encode(cidr);
 		snprintf(key, sizeof(key), "ipset %s entry", name);
-		diff(c, key, cidr, NULL, "removed");
-		call(c, "DELETE", pl_asprintf("%s/%s", path, enc), NULL, path);
+		pl_fw_diff(c, key, cidr, NULL, "removed");
+		pl_fw_call(c, "DELETE", pl_asprintf("%s/%s", path, enc), NULL, path);
 		free(enc);
 	}
 	json_decref(seen);
 	free(path);
 }
 
-static struct fwc
-fwc_new(const char *scope, const char *guest, const char *what)
+struct pl_fwc
+pl_fw_change_new(const char *scope, const char *guest, const char *what)
 {
-	struct fwc c = { .diffs = json_array(), .calls = json_array(), .digests = json_object() };
+	struct pl_fwc c = { .diffs = json_array(),
+			    .calls = json_array(),
+			    .digests = json_object() };
 
 	c.ch = json_pack("{s:s,s:s,s:s,s:s,s:s}", "action", "firewall", "scope", scope, "guest",
 			 guest, "what", what, "class", "live");
 	return c;
 }
 
-static void
-fwc_end(struct fwc *c, json_t *changes)
+void
+pl_fw_change_end(struct pl_fwc *c, json_t *changes)
 {
 	if (json_array_size(c->calls) == 0) {
 		json_decref(c->ch);
@@ -576,16 +575,18 @@ fwc_end(struct fwc *c, json_t *changes)
 	json_array_append_new(changes, c->ch);
 }
 
+/* The datacenter's declared firewall; sets_only: its aliases, IP sets and
+ * groups alone (what a profile's guests' rules may name). */
 static void
-plan_cluster(const json_t *fw, const json_t *live, json_t *changes)
+plan_cluster(const json_t *fw, const json_t *live, bool sets_only, json_t *changes)
 {
-	struct fwc c = fwc_new("cluster", "cluster", "datacenter");
+	struct pl_fwc c = pl_fw_change_new("cluster", "cluster", "datacenter");
 	const char *k;
 	json_t *v;
 
 	if (json_object_get(fw, "aliases"))
 		aliases_diff(&c, live, json_object_get(fw, "aliases"));
-	saw(&c, "/cluster/firewall/ipset", json_object_get(live, "/cluster/firewall/ipset"));
+	pl_fw_saw(&c, "/cluster/firewall/ipset", json_object_get(live, "/cluster/firewall/ipset"));
 	json_object_foreach((json_t *)json_object_get(fw, "ipsets"), k, v) {
 		char *p = pl_asprintf("/cluster/firewall/ipset/%s", k);
 
@@ -594,43 +595,46 @@ plan_cluster(const json_t *fw, const json_t *live, json_t *changes)
 		ipset_diff(&c, k, v, json_object_get(live, p));
 		free(p);
 	}
-	saw(&c, "/cluster/firewall/groups", json_object_get(live, "/cluster/firewall/groups"));
+	pl_fw_saw(&c, "/cluster/firewall/groups",
+		  json_object_get(live, "/cluster/firewall/groups"));
 	json_object_foreach((json_t *)json_object_get(fw, "groups"), k, v) {
 		char *p = pl_asprintf("/cluster/firewall/groups/%s", k),
 		     *what = pl_asprintf("group %s", k);
 
 		section_diff(&c, "/cluster/firewall/groups", "group", k, v,
 			     json_object_get(live, "/cluster/firewall/groups"), "group");
-		saw(&c, p, json_object_get(live, p));
-		rules_diff(&c, p, json_object_get(v, "rules"), json_object_get(live, p), what);
+		pl_fw_saw(&c, p, json_object_get(live, p));
+		pl_fw_rules_diff(&c, p, json_object_get(v, "rules"), true, json_object_get(live, p),
+				 what);
 		free(p);
 		free(what);
 	}
-	if (json_object_get(fw, "rules")) {
-		saw(&c, "/cluster/firewall/rules",
-		    json_object_get(live, "/cluster/firewall/rules"));
-		rules_diff(&c, "/cluster/firewall/rules", json_object_get(fw, "rules"),
-			   json_object_get(live, "/cluster/firewall/rules"), "cluster");
+	if (json_object_get(fw, "rules") && !sets_only) {
+		pl_fw_saw(&c, "/cluster/firewall/rules",
+			  json_object_get(live, "/cluster/firewall/rules"));
+		pl_fw_rules_diff(&c, "/cluster/firewall/rules", json_object_get(fw, "rules"), true,
+				 json_object_get(live, "/cluster/firewall/rules"), "cluster");
 	}
 	/* options last: enabling a DROP policy before the rules that let the
 	 * traffic in would cut it */
-	if (json_object_get(fw, "options"))
+	if (json_object_get(fw, "options") && !sets_only)
 		options_diff(&c, "/cluster/firewall/options", "cluster",
 			     json_object_get(fw, "options"),
 			     json_object_get(live, "/cluster/firewall/options"));
-	fwc_end(&c, changes);
+	pl_fw_change_end(&c, changes);
 }
 
 /* Rules, then options, of one node or guest at base. */
 static void
-plan_scope(struct fwc *c, const char *base, const char *scope, const json_t *decl,
+plan_scope(struct pl_fwc *c, const char *base, const char *scope, const json_t *decl,
 	   const json_t *live, const char *what)
 {
 	char *p = pl_asprintf("%s/rules", base);
 
 	if (json_object_get(decl, "rules")) {
-		saw(c, p, json_object_get(live, p));
-		rules_diff(c, p, json_object_get(decl, "rules"), json_object_get(live, p), what);
+		pl_fw_saw(c, p, json_object_get(live, p));
+		pl_fw_rules_diff(c, p, json_object_get(decl, "rules"), true,
+				 json_object_get(live, p), what);
 	}
 	free(p);
 	p = pl_asprintf("%s/options", base);
@@ -642,7 +646,7 @@ plan_scope(struct fwc *c, const char *base, const char *scope, const json_t *dec
 
 /* The paths of a change's calls and digests under from, under to instead. */
 static void
-rebase(struct fwc *c, const char *from, const char *to)
+rebase(struct pl_fwc *c, const char *from, const char *to)
 {
 	size_t n = strlen(from), i;
 	json_t *digests = json_object(), *call, *v;
@@ -683,18 +687,23 @@ is_blocked(const json_t *blocked, const char *name)
 }
 
 void
-pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, json_t *blocked)
+pl_fw_plan(const struct pl_config *cfg, const json_t *snap, const json_t *only, json_t *changes,
+	   json_t *blocked)
 {
 	const json_t *fw = pl_config_get(cfg, "/firewall"),
 		     *live = json_object_get(snap, "firewall");
 	const json_t *g, *ch;
 	const char *k;
 	json_t *v;
+	bool guest_fw = false;
 	size_t i, j;
 
-	if (json_is_object(fw))
-		plan_cluster(fw, live, changes);
-	json_object_foreach((json_t *)json_object_get(fw, "nodes"), k, v) {
+	json_array_foreach(pl_config_guests(cfg), i, g)
+		guest_fw |= json_is_object(json_object_get(g, "firewall")) &&
+			    (!only || json_object_get(only, pl_json_str_or(g, "name", "")));
+	if (json_is_object(fw) && (!only || guest_fw))
+		plan_cluster(fw, live, only != NULL, changes);
+	json_object_foreach(only ? NULL : (json_t *)json_object_get(fw, "nodes"), k, v) {
 		bool there = false;
 
 		json_array_foreach(json_object_get(snap, PL_SNAP_NODES), j, g)
@@ -715,16 +724,16 @@ pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, jso
 		const char *node = pl_json_str_or(g, "node", "");
 		const json_t *decl = pl_fw_host_declared(fw, g);
 		char *base, *what;
-		struct fwc c;
+		struct pl_fwc c;
 
-		if (decl == NULL)
+		if (decl == NULL || only)
 			continue;
 		base = pl_asprintf("/nodes/%s/firewall", node);
 		what = pl_asprintf("node %s", node);
-		c = fwc_new("node", node, what);
+		c = pl_fw_change_new("node", node, what);
 		json_object_set_new(c.ch, "node", json_string(node));
 		plan_scope(&c, base, "node", decl, live, what);
-		fwc_end(&c, changes);
+		pl_fw_change_end(&c, changes);
 		free(base);
 		free(what);
 	}
@@ -734,9 +743,10 @@ pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, jso
 		const char *node, *type, *moves = NULL;
 		long long vmid;
 		char *base, *what;
-		struct fwc c;
+		struct pl_fwc c;
 
-		if (!json_is_object(decl) || is_blocked(blocked, name))
+		if (!json_is_object(decl) || is_blocked(blocked, name) ||
+		    (only && !json_object_get(only, name)))
 			continue;
 		/* a guest this plan makes (or makes anew) has an empty firewall */
 		json_array_foreach(changes, j, ch)
@@ -755,7 +765,7 @@ pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, jso
 		vmid = pl_json_int(l, "vmid", 0);
 		base = pl_asprintf("/nodes/%s/%s/%lld/firewall", node, type, vmid);
 		what = pl_asprintf("%s %lld on %s", type, vmid, node);
-		c = fwc_new("guest", name, what);
+		c = pl_fw_change_new("guest", name, what);
 		json_object_set_new(c.ch, "node", json_string(node));
 		json_object_set_new(c.ch, "type", json_string(type));
 		json_object_set_new(c.ch, "vmid", json_integer(vmid));
@@ -769,7 +779,7 @@ pl_fw_plan(const struct pl_config *cfg, const json_t *snap, json_t *changes, jso
 			json_object_set_new(c.ch, "node", json_string(moves));
 			free(to);
 		}
-		fwc_end(&c, changes);
+		pl_fw_change_end(&c, changes);
 		free(base);
 		free(what);
 	}

@@ -144,13 +144,10 @@ guest_paths(struct pl_fw_fetch *f, const json_t *l)
 	free(base);
 }
 
-struct pl_fw_fetch *
-pl_fw_fetch_start(struct pl_pve *c, const struct pl_config *cfg, bool all, const json_t *vmids,
-		  json_t *snap, pl_fw_cb cb, void *arg)
+static struct pl_fw_fetch *
+fetch_new(struct pl_pve *c, const json_t *fw, bool all, json_t *snap, pl_fw_cb cb, void *arg)
 {
 	struct pl_fw_fetch *f = pl_calloc(1, sizeof(*f));
-	const json_t *fw = cfg ? pl_config_get(cfg, "/firewall") : NULL, *g;
-	size_t i;
 
 	f->c = c;
 	f->snap = snap;
@@ -160,6 +157,49 @@ pl_fw_fetch_start(struct pl_pve *c, const struct pl_config *cfg, bool all, const
 	f->arg = arg;
 	f->out = json_object();
 	f->asked = 1; /* held until every request is out */
+	return f;
+}
+
+/* Every request is out: answer now if there was none to make. */
+static struct pl_fw_fetch *
+fetch_sent(struct pl_fw_fetch *f)
+{
+	f->asked--;
+	if (f->asked == 0) { /* nothing to read: still answer from the loop */
+		struct timeval now = { 0, 0 };
+
+		f->asked = 1;
+		event_base_once(pl_pve_base(f->c), -1, EV_TIMEOUT, fw_nothing, f, &now);
+	}
+	return f;
+}
+
+struct pl_fw_fetch *
+pl_fw_fetch_scopes_start(struct pl_pve *c, const json_t *scopes, json_t *snap, pl_fw_cb cb,
+			 void *arg)
+{
+	struct pl_fw_fetch *f = fetch_new(c, NULL, true, snap, cb, arg);
+	const json_t *sc, *p;
+	size_t i, j;
+
+	json_array_foreach(scopes, i, sc) {
+		json_t *paths = pl_fw_scope_paths(sc);
+
+		json_array_foreach(paths, j, p)
+			fw_get(f, json_string_value(p));
+		json_decref(paths);
+	}
+	return fetch_sent(f);
+}
+
+struct pl_fw_fetch *
+pl_fw_fetch_start(struct pl_pve *c, const struct pl_config *cfg, bool all, const json_t *vmids,
+		  json_t *snap, pl_fw_cb cb, void *arg)
+{
+	const json_t *fw = cfg ? pl_config_get(cfg, "/firewall") : NULL, *g;
+	struct pl_fw_fetch *f = fetch_new(c, fw, all, snap, cb, arg);
+	size_t i;
+
 	if (all || json_object_get(fw, "options"))
 		fw_get(f, "/cluster/firewall/options");
 	if (all || json_object_get(fw, "rules"))
@@ -199,14 +239,7 @@ pl_fw_fetch_start(struct pl_pve *c, const struct pl_config *cfg, bool all, const
 		if (json_object_get(vmids, key))
 			guest_paths(f, g);
 	}
-	f->asked--;
-	if (f->asked == 0) { /* nothing to read: still answer from the loop */
-		struct timeval now = { 0, 0 };
-
-		f->asked = 1;
-		event_base_once(pl_pve_base(c), -1, EV_TIMEOUT, fw_nothing, f, &now);
-	}
-	return f;
+	return fetch_sent(f);
 }
 
 void
@@ -232,6 +265,8 @@ fw_waited(int err, const char *errmsg, void *arg)
 	w->msg = err ? pl_strdup(errmsg ? errmsg : pl_strerror(err)) : NULL;
 }
 
+static int fetch_wait(struct pl_pve *c, struct fw_wait *w, char **errmsg);
+
 int
 pl_fw_fetch(struct pl_pve *c, const struct pl_config *cfg, bool all, const json_t *vmids,
 	    json_t *snap, char **errmsg)
@@ -239,14 +274,29 @@ pl_fw_fetch(struct pl_pve *c, const struct pl_config *cfg, bool all, const json_
 	struct fw_wait w = { 0 };
 
 	pl_fw_fetch_start(c, cfg, all, vmids, snap, fw_waited, &w);
-	while (!w.done)
+	return fetch_wait(c, &w, errmsg);
+}
+
+int
+pl_fw_fetch_scopes(struct pl_pve *c, const json_t *scopes, json_t *snap, char **errmsg)
+{
+	struct fw_wait w = { 0 };
+
+	pl_fw_fetch_scopes_start(c, scopes, snap, fw_waited, &w);
+	return fetch_wait(c, &w, errmsg);
+}
+
+static int
+fetch_wait(struct pl_pve *c, struct fw_wait *w, char **errmsg)
+{
+	while (!w->done)
 		if (event_base_loop(pl_pve_base(c), EVLOOP_ONCE) != 0)
 			pl_die("the firewall read stalled: the event loop has nothing left to wait "
 			       "for");
-	if (w.err) {
-		pl_seterr(errmsg, w.err, "%s", w.msg);
-		free(w.msg);
-		return w.err;
+	if (w->err) {
+		pl_seterr(errmsg, w->err, "%s", w->msg);
+		free(w->msg);
+		return w->err;
 	}
 	return 0;
 }

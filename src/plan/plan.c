@@ -414,8 +414,24 @@ plan_create(struct planner *p, const struct pl_model_guest *m)
 							    "no online node to create it on"));
 		return;
 	}
-	if (!pl_access_sees_vm(json_object_get(p->snap, PL_SNAP_PERMS), vmid, NULL)) {
-		/* a guest there would be out of view: pvelab cannot tell it is free */
+	/* pvelab picks a free vmid from what it sees: with a partial view it
+	 * could pick one an unseen guest holds */
+	if (!m->vmid && !pl_access_sees_all_vms(json_object_get(p->snap, PL_SNAP_PERMS))) {
+		char *why =
+			pl_asprintf("the token does not see every guest (no VM.Audit on /vms), "
+				    "so pvelab cannot tell which vmid is free: declare a vmid for "
+				    "%s",
+				    m->name);
+
+		json_array_append_new(p->blocked,
+				      json_pack("{s:s,s:s}", "guest", m->name, "reason", why));
+		free(why);
+		return;
+	}
+	/* a guest there would be out of view: pvelab cannot tell it is free;
+	 * in a pool the token audits, PVE's own create refuses a taken vmid */
+	if (!pl_access_sees_vm(json_object_get(p->snap, PL_SNAP_PERMS), vmid,
+			       pl_json_str(m->create, "pool"))) {
 		char *why =
 			pl_asprintf("the token cannot see vmid %lld (no VM.Audit on /vms/%lld): "
 				    "a guest it cannot see may hold it (grant VM.Audit there, e.g. "
@@ -909,7 +925,8 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 	struct planner p = { .cfg = cfg, .snap = snap, .o = o, .project = pl_config_project(cfg) };
 	const json_t *g;
 	json_t *live;
-	json_t *unmanaged = json_array(), *pending = json_array(), *elsewhere = json_array(), *summary;
+	json_t *unmanaged = json_array(), *pending = json_array(), *elsewhere = json_array(),
+	       *summary, *only = NULL;
 	struct pl_model_guest *models;
 	size_t i, nbridges, n = json_array_size(pl_config_guests(cfg)), reboots = 0;
 	struct pl_apply_opts ao;
@@ -1062,11 +1079,17 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 								   "name", pl_json_str_or(live, "name", ""), "type",
 								   live_type(live), "node", pl_json_str(live, "node")));
 	}
-	if (o->profile == NULL) /* the firewall as declared (docs/firewall.md) */
-		pl_fw_plan(cfg, snap, p.changes, p.blocked);
-	/* storages, backup jobs and pools (day2.c); a profile plans guests only */
-	if (o->profile == NULL)
-		pl_day2_plan(cfg, snap, p.project, p.changes, p.changes, p.blocked);
+	/* the firewall as declared (docs/firewall.md), then storages, backup
+	 * jobs and pools (day2.c); a profile's: what its guests need of them */
+	if (o->profile) {
+		only = json_object();
+		for (i = 0; i < n; i++)
+			if (in_profile(&p, &models[i]))
+				json_object_set_new(only, models[i].name, json_true());
+	}
+	pl_fw_plan(cfg, snap, only, p.changes, p.blocked);
+	pl_day2_plan(cfg, snap, p.project, p.changes, only, p.changes, p.blocked);
+	json_decref(only);
 	summary = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "create", 0, "update", 0, "replace", 0,
 			    "delete", 0, "start", 0, "stop", 0, "bridge", 0, "blocked", 0);
 	json_array_foreach(p.changes, i, g) {

@@ -8,6 +8,7 @@
 #include "core/common.h"
 
 #include <openssl/rand.h>
+#include <time.h>
 
 #include "core/err.h"
 #include "core/json.h"
@@ -115,8 +116,16 @@ random_secret(void)
 void
 pl_sim_access_init(struct pl_sim *s)
 {
-	s->access = json_pack("{s:o,s:{s:{s:{}},s:{s:{}}},s:[]}", "roles", builtin_roles(), "users",
-			      "root@pam", "tokens", "audit@pve", "tokens", "acl");
+	json_t *special = json_object(), *v;
+	const char *k;
+
+	s->access =
+		json_pack("{s:o,s:{s:{s:{}},s:{s:{}}},s:[],s:{}}", "roles", builtin_roles(),
+			  "users", "root@pam", "tokens", "audit@pve", "tokens", "acl", "groups");
+	/* the built-in roles are "special": not to be changed or deleted */
+	json_object_foreach(json_object_get(s->access, "roles"), k, v)
+		json_object_set_new(special, k, json_true());
+	json_object_set_new(s->access, "special", special);
 	pl_sim_access_add_token(s, "root@pam", "pvelab", false, s->token_secret);
 	/* the token of the recorded examples (tests/data/pve-api), secret unknown */
 	pl_sim_access_add_token(s, "root@pam", "root1", false, NULL);
@@ -175,6 +184,15 @@ del_acl(struct pl_sim *s, const char *path, const char *ugid, const char *role)
 	}
 }
 
+/* Whether a user or token's expire (epoch seconds, 0: never) has passed. */
+static bool
+expired(const json_t *o)
+{
+	long long e = pl_json_int(o, "expire", 0);
+
+	return e > 0 && e < (long long)time(NULL);
+}
+
 /* The token ("user@realm!name") an Authorization value "ID=SECRET" names,
  * or NULL. */
 char *
@@ -192,7 +210,10 @@ pl_sim_access_token_auth(struct pl_sim *s, const char *value)
 		json_object_get(json_object_get(json_object_get(s->access, "users"), user),
 				"tokens"),
 		tok);
-	if (t && !strcmp(pl_json_str_or(t, "value", ""), eq + 1))
+	/* AccessControl::check_token_exist / check_user_enabled: an expired
+	 * token or user is refused like a wrong secret */
+	if (t && !strcmp(pl_json_str_or(t, "value", ""), eq + 1) && !expired(t) &&
+	    !expired(json_object_get(json_object_get(s->access, "users"), user)))
 		id = pl_strndup(value, (size_t)(eq - value));
 	free(user);
 	free(tok);
@@ -209,9 +230,22 @@ pl_sim_access_password_ok(struct pl_sim *s, const char *user, const char *pw)
 	return want && pw && !strcmp(want, pw);
 }
 
+/* Whether ACL entry e names ugid: itself, or (ugid a user) a group of its
+ * when groups is set. */
+static bool
+acl_names(struct pl_sim *s, const json_t *e, const char *ugid, bool groups)
+{
+	const char *who = pl_json_str_or(e, "ugid", "");
+
+	if (!groups)
+		return !strcmp(who, ugid);
+	return !strchr(who, '@') && pl_sim_access_in_group(s, who, ugid);
+}
+
 /* AccessControl::roles: along the path from "/", the ACL entries for ugid on
  * each prefix (propagated ones only above the path itself) replace what was
- * inherited; NoAccess stops all. Sets role -> propagate into out. */
+ * inherited — a user's own entries, else those of its groups; NoAccess stops
+ * all. Sets role -> propagate into out. */
 static void
 path_roles(struct pl_sim *s, const char *ugid, const char *path, json_t *out)
 {
@@ -226,17 +260,22 @@ path_roles(struct pl_sim *s, const char *ugid, const char *path, json_t *out)
 		size_t i;
 		json_t *e;
 
-		json_array_foreach(acl, i, e) {
-			const char *p = pl_json_str_or(e, "path", "");
+		/* pass 0: ugid's own entries; pass 1: its groups' (users only) */
+		for (int pass = 0; pass < 2 && !found; pass++) {
+			if (pass == 1 && (strchr(ugid, '!') || !strchr(ugid, '@')))
+				break;
+			json_array_foreach(acl, i, e) {
+				const char *p = pl_json_str_or(e, "path", "");
 
-			if (strcmp(pl_json_str_or(e, "ugid", ""), ugid) || strlen(p) != n ||
-			    strncmp(p, path, n))
-				continue;
-			if (!last && !pl_json_int(e, "propagate", 1))
-				continue;
-			found = true;
-			json_object_set_new(lv, pl_json_str_or(e, "roleid", ""),
-					    json_integer(pl_json_int(e, "propagate", 1)));
+				if (!acl_names(s, e, ugid, pass == 1) || strlen(p) != n ||
+				    strncmp(p, path, n))
+					continue;
+				if (!last && !pl_json_int(e, "propagate", 1))
+					continue;
+				found = true;
+				json_object_set_new(lv, pl_json_str_or(e, "roleid", ""),
+						    json_integer(pl_json_int(e, "propagate", 1)));
+			}
 		}
 		if (found) {
 			json_object_clear(out);
@@ -531,10 +570,15 @@ h_user_create(struct pl_sim_req *r)
 		pl_sim_fail(r, 500, "create user failed: user '%s' already exists", id);
 		return;
 	}
+	if (pl_sim_p(r, "groups") && !pl_sim_access_set_groups(r, id, pl_sim_p(r, "groups"), true))
+		return; /* before the user exists: nothing half made */
 	json_object_set_new(users, id, json_pack("{s:{}}", "tokens"));
 	if (pl_sim_p(r, "password"))
 		json_object_set_new(json_object_get(users, id), "password",
 				    json_string(pl_sim_p(r, "password")));
+	if (pl_sim_p(r, "expire"))
+		json_object_set_new(json_object_get(users, id), "expire",
+				    json_integer(strtoll(pl_sim_p(r, "expire"), NULL, 10)));
 	r->sim->dirty = true;
 	pl_sim_ok(r, json_null());
 }
@@ -552,8 +596,8 @@ h_token_get(struct pl_sim_req *r)
 		pl_sim_fail(r, 500, "no such token '%s' for user '%s'", tok, user);
 		return;
 	}
-	pl_sim_ok(r, json_pack("{s:i,s:i}", "privsep", pl_json_bool(t, "privsep", false), "expire",
-			       0));
+	pl_sim_ok(r, json_pack("{s:i,s:I}", "privsep", pl_json_bool(t, "privsep", false), "expire",
+			       (json_int_t)pl_json_int(t, "expire", 0)));
 }
 
 static void
@@ -561,6 +605,7 @@ h_token_create(struct pl_sim_req *r)
 {
 	const char *user = pl_sim_p(r, "userid"), *tok = pl_sim_p(r, "tokenid");
 	json_t *u = json_object_get(json_object_get(r->sim->access, "users"), user);
+	long long expire;
 	const char *v;
 	char *full;
 
@@ -574,10 +619,14 @@ h_token_create(struct pl_sim_req *r)
 	}
 	/* PVE's default: privilege separated */
 	v = pl_sim_access_add_token(r->sim, user, tok, pl_sim_pbool(r, "privsep", true), NULL);
+	expire = pl_sim_p(r, "expire") ? strtoll(pl_sim_p(r, "expire"), NULL, 10) : 0;
+	json_object_set_new(json_object_get(json_object_get(u, "tokens"), tok), "expire",
+			    json_integer(expire));
 	full = pl_asprintf("%s!%s", user, tok);
 	r->sim->dirty = true;
-	pl_sim_ok(r, json_pack("{s:s,s:s,s:{s:i,s:i}}", "full-tokenid", full, "value", v, "info",
-			       "privsep", pl_sim_pbool(r, "privsep", true), "expire", 0));
+	pl_sim_ok(r, json_pack("{s:s,s:s,s:{s:i,s:I}}", "full-tokenid", full, "value", v, "info",
+			       "privsep", pl_sim_pbool(r, "privsep", true), "expire",
+			       (json_int_t)expire));
 	free(full);
 }
 
@@ -591,11 +640,14 @@ h_acl_get(struct pl_sim_req *r)
 	json_array_foreach(json_object_get(r->sim->access, "acl"), i, e) {
 		const char *ugid = pl_json_str_or(e, "ugid", "");
 
-		json_array_append_new(
-			a, json_pack("{s:s,s:s,s:s,s:s,s:i}", "path", pl_json_str_or(e, "path", ""),
-				     "ugid", ugid, "roleid", pl_json_str_or(e, "roleid", ""),
-				     "type", strchr(ugid, '!') ? "token" : "user", "propagate",
-				     (int)pl_json_int(e, "propagate", 1)));
+		json_array_append_new(a,
+				      json_pack("{s:s,s:s,s:s,s:s,s:i}", "path",
+						pl_json_str_or(e, "path", ""), "ugid", ugid,
+						"roleid", pl_json_str_or(e, "roleid", ""), "type",
+						strchr(ugid, '!') ? "token" :
+						strchr(ugid, '@') ? "user" :
+								    "group",
+						"propagate", (int)pl_json_int(e, "propagate", 1)));
 	}
 	pl_sim_ok(r, a);
 }
@@ -619,6 +671,13 @@ h_acl_put(struct pl_sim_req *r)
 
 			if (k == 1 && !pl_sim_access_token_known(r->sim, id)) {
 				pl_sim_fail(r, 500, "no such token '%s'", id);
+				free(rl);
+				free(ids);
+				goto out;
+			}
+			if (k == 2 &&
+			    !json_object_get(json_object_get(r->sim->access, "groups"), id)) {
+				pl_sim_fail(r, 500, "group '%s' does not exist", id);
 				free(rl);
 				free(ids);
 				goto out;
@@ -746,19 +805,70 @@ pl_sim_access_filtered(struct pl_sim *s, const char *auth)
 	return !t || pl_json_bool(t, "privsep", false);
 }
 
-/* Seed "access": {users: {id: {password, tokens: {name: {privsep, value}}}},
- * acl: [{path, ugid, roleid, propagate}]}, the form the state file keeps. The
- * built-in tokens keep this run's secrets. */
+/* What the state file keeps of access control: users (with tokens, groups
+ * they are in and expiry), custom roles, groups and the ACL — the form
+ * pl_sim_access_seed reads. */
+json_t *
+pl_sim_access_saved(struct pl_sim *s)
+{
+	json_t *roles = json_object(), *groups = json_object(), *v;
+	const char *k;
+
+	json_object_foreach(json_object_get(s->access, "roles"), k, v)
+		if (!json_object_get(json_object_get(s->access, "special"), k))
+			json_object_set(roles, k, v);
+	json_object_foreach(json_object_get(s->access, "groups"), k, v)
+		json_object_set_new(groups, k,
+				    json_pack("{s:s,s:O}", "comment",
+					      pl_json_str_or(v, "comment", ""), "users",
+					      json_object_get(v, "users")));
+	return json_pack("{s:O,s:o,s:o,s:O}", "users", json_object_get(s->access, "users"), "roles",
+			 roles, "groups", groups, "acl", json_object_get(s->access, "acl"));
+}
+
+/* Seed "access": {users: {id: {password, expire, tokens: {name: {privsep,
+ * value, expire}}}}, roles: {name: {priv: true} | "Priv1,Priv2"}, groups:
+ * {id: {comment, users: {id: true} | [id...]}}, acl: [{path, ugid, roleid,
+ * propagate}]}, the form the state file keeps. The built-in tokens keep this
+ * run's secrets. */
 int
 pl_sim_access_seed(struct pl_sim *s, const json_t *access, char **errmsg)
 {
 	json_t *users = json_object_get(s->access, "users");
+	json_t *valid = json_object_get(json_object_get(s->access, "roles"), "Administrator");
 	const char *k, *tk;
 	json_t *v, *tv;
 	size_t i;
 
 	if (!access)
 		return 0;
+	json_object_foreach((json_t *)json_object_get(access, "roles"), k, v) {
+		json_t *role = json_object();
+		char *list = json_is_string(v) ? pl_strdup(json_string_value(v)) : NULL, *save;
+
+		if (json_object_get(json_object_get(s->access, "special"), k)) {
+			free(list);
+			json_decref(role);
+			return pl_seterr(errmsg, PL_EINVAL,
+					 "seed: access role '%s' is built in and cannot be changed",
+					 k);
+		}
+		if (list)
+			for (char *p = strtok_r(list, ", ;", &save); p;
+			     p = strtok_r(NULL, ", ;", &save))
+				json_object_set_new(role, p, json_true());
+		else
+			json_object_update(role, v);
+		free(list);
+		json_object_foreach(role, tk, tv)
+			if (!json_object_get(valid, tk)) {
+				json_decref(role);
+				return pl_seterr(errmsg, PL_EINVAL,
+						 "seed: access role '%s': invalid privilege '%s'",
+						 k, tk);
+			}
+		json_object_set_new(json_object_get(s->access, "roles"), k, role);
+	}
 	json_object_foreach((json_t *)json_object_get(access, "users"), k, v) {
 		if (!strchr(k, '@'))
 			return pl_seterr(errmsg, PL_EINVAL,
@@ -768,9 +878,47 @@ pl_sim_access_seed(struct pl_sim *s, const json_t *access, char **errmsg)
 		if (pl_json_str(v, "password"))
 			json_object_set_new(json_object_get(users, k), "password",
 					    json_string(pl_json_str(v, "password")));
-		json_object_foreach(json_object_get(v, "tokens"), tk, tv)
+		if (pl_json_int(v, "expire", 0))
+			json_object_set_new(json_object_get(users, k), "expire",
+					    json_integer(pl_json_int(v, "expire", 0)));
+		json_object_foreach(json_object_get(v, "tokens"), tk, tv) {
 			pl_sim_access_add_token(s, k, tk, pl_json_bool(tv, "privsep", true),
 						pl_json_str(tv, "value"));
+			if (pl_json_int(tv, "expire", 0))
+				json_object_set_new(
+					json_object_get(json_object_get(json_object_get(users, k),
+									"tokens"),
+							tk),
+					"expire", json_integer(pl_json_int(tv, "expire", 0)));
+		}
+	}
+	json_object_foreach((json_t *)json_object_get(access, "groups"), k, v) {
+		json_t *members = json_object(), *m = json_object_get(v, "users"), *x;
+		const char *mk;
+
+		if (strchr(k, '@') || strchr(k, '!')) {
+			json_decref(members);
+			return pl_seterr(errmsg, PL_EINVAL, "seed: access group '%s': bad name", k);
+		}
+		if (json_is_array(m)) {
+			json_array_foreach(m, i, x)
+				if (json_string_value(x))
+					json_object_set_new(members, json_string_value(x),
+							    json_true());
+		} else {
+			json_object_foreach(m, mk, x)
+				json_object_set_new(members, mk, json_true());
+		}
+		json_object_foreach(members, mk, x)
+			if (!json_object_get(users, mk)) {
+				json_decref(members);
+				return pl_seterr(errmsg, PL_EINVAL,
+						 "seed: access group '%s': no such user '%s'", k,
+						 mk);
+			}
+		json_object_set_new(json_object_get(s->access, "groups"), k,
+				    json_pack("{s:s,s:o}", "comment",
+					      pl_json_str_or(v, "comment", ""), "users", members));
 	}
 	json_array_foreach(json_object_get(access, "acl"), i, v) {
 		const char *role = pl_json_str_or(v, "roleid", "");

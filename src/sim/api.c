@@ -122,26 +122,6 @@ h_version(struct pl_sim_req *r)
 			       "console", "xtermjs"));
 }
 
-/* The node's certificates as pve-manager's API2/Certificates.pm info lists
- * them (PVE::Certificate::get_certificate_info): the one the simulator
- * serves, as every node's pve-ssl.pem. */
-static void
-h_node_certs(struct pl_sim_req *r)
-{
-	struct pl_sim *s = r->sim;
-
-	if (pl_sim_req_node(r) < 0)
-		return;
-	if (s->cert_until == 0) { /* --no-tls: no certificate */
-		pl_sim_ok(r, json_array());
-		return;
-	}
-	pl_sim_ok(r, json_pack("[{s:s,s:s,s:s,s:s,s:I,s:I,s:s}]", "filename", "pve-ssl.pem",
-			       "fingerprint", s->fingerprint, "subject", s->cert_subject, "issuer",
-			       s->cert_subject, "notbefore", (json_int_t)s->cert_from, "notafter",
-			       (json_int_t)s->cert_until, "public-key-type", "ec"));
-}
-
 static void
 h_cluster_status(struct pl_sim_req *r)
 {
@@ -923,7 +903,6 @@ static const struct {
 	{ PL_SIM_GET, "/nodes/{node}", h_node_index },
 	{ PL_SIM_GET, "/nodes/{node}/status", h_node_status },
 	{ PL_SIM_GET, "/nodes/{node}/version", h_node_version },
-	{ PL_SIM_GET, "/nodes/{node}/certificates/info", h_node_certs },
 	{ PL_SIM_GET, "/nodes/{node}/rrddata", h_node_rrddata },
 	{ PL_SIM_GET, "/nodes/{node}/tasks", h_tasks },
 	{ PL_SIM_GET, "/nodes/{node}/tasks/{upid}", h_task_index },
@@ -952,11 +931,12 @@ void
 pl_sim_api_bind(struct pl_sim *s)
 {
 	const struct pl_sim_route_def *defs[] = {
-		pl_sim_guest_routes,   pl_sim_power_routes,    pl_sim_snapshot_routes,
-		pl_sim_clone_routes,   pl_sim_agent_routes,    pl_sim_storage_routes,
-		pl_sim_pool_routes,    pl_sim_storecfg_routes, pl_sim_ha_routes,
-		pl_sim_harules_routes, pl_sim_backup_routes,   pl_sim_firewall_routes,
-		pl_sim_fwsets_routes,  pl_sim_feature_routes,  pl_sim_access_routes,
+		pl_sim_guest_routes,        pl_sim_power_routes,    pl_sim_snapshot_routes,
+		pl_sim_clone_routes,        pl_sim_agent_routes,    pl_sim_storage_routes,
+		pl_sim_pool_routes,         pl_sim_storecfg_routes, pl_sim_ha_routes,
+		pl_sim_harules_routes,      pl_sim_backup_routes,   pl_sim_firewall_routes,
+		pl_sim_fwsets_routes,       pl_sim_feature_routes,  pl_sim_access_routes,
+		pl_sim_access_admin_routes, pl_sim_nodetime_routes,
 	};
 
 	for (size_t i = 0; i < PL_ARRAY_LEN(table); i++)

@@ -28,6 +28,8 @@ extern const struct pl_sim_route_def pl_sim_agent_routes[];
 extern const struct pl_sim_route_def pl_sim_storage_routes[];
 extern const struct pl_sim_route_def pl_sim_pool_routes[];
 extern const struct pl_sim_route_def pl_sim_access_routes[];
+extern const struct pl_sim_route_def pl_sim_access_admin_routes[];
+extern const struct pl_sim_route_def pl_sim_nodetime_routes[];
 extern const struct pl_sim_route_def pl_sim_feature_routes[];
 extern const struct pl_sim_route_def pl_sim_storecfg_routes[];
 extern const struct pl_sim_route_def pl_sim_ha_routes[];

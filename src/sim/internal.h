@@ -54,7 +54,8 @@ struct pl_sim_node {
 	uint64_t maxdisk;
 	bool online;
 	int64_t boot;
-	json_t *ifaces;  /* iface -> object (active config) */
+	int64_t clock_offset; /* seconds its clock is off (seed: clock_offset) */
+	json_t *ifaces;       /* iface -> object (active config) */
 	json_t *pending; /* iface -> object, or null for a pending deletion */
 };
 
@@ -151,8 +152,6 @@ struct pl_sim {
 	struct evhttp_bound_socket *sock;
 	void *ssl_ctx;
 	char fingerprint[96];
-	int64_t cert_from, cert_until; /* the served certificate's validity (epoch) */
-	char cert_subject[128];
 	char url[320];
 	struct pl_sim_pending *held;
 	struct pl_sim_waiter *waiters; /* calls waiting for a guest's lock file */
@@ -397,6 +396,14 @@ const char *pl_sim_access_add_token(struct pl_sim *s, const char *user, const ch
 void pl_sim_access_add_acl(struct pl_sim *s, const char *path, const char *ugid, const char *role,
 			   bool propagate);
 bool pl_sim_access_token_known(struct pl_sim *s, const char *id);
+/* What the state file keeps of access control (new reference). */
+json_t *pl_sim_access_saved(struct pl_sim *s);
+/* Whether user is a member of group (acl_admin.c). */
+bool pl_sim_access_in_group(struct pl_sim *s, const char *group, const char *user);
+/* Put user in the listed groups (append: keep the others); false with the
+ * request answered when a group does not exist. */
+bool pl_sim_access_set_groups(struct pl_sim_req *r, const char *user, const char *list,
+			      bool append);
 /* The token id an Authorization "PVEAPIToken" value names (caller frees), or NULL. */
 char *pl_sim_access_token_auth(struct pl_sim *s, const char *value);
 bool pl_sim_access_password_ok(struct pl_sim *s, const char *user, const char *pw);

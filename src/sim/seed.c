@@ -78,6 +78,7 @@ seed_nodes(struct pl_sim *s, const json_t *nodes, char **errmsg)
 		sn->ip = pl_json_str(n, "ip") ? pl_strdup(pl_json_str(n, "ip")) :
 						pl_asprintf("192.168.1.%zu", 10 + i);
 		sn->cpus = (int)pl_json_int(n, "cpus", 16);
+		sn->clock_offset = pl_json_int(n, "clock_offset", 0);
 		sn->maxmem = seed_size(json_object_get(n, "memory"), 64ULL << 30);
 		sn->maxdisk = seed_size(json_object_get(n, "disk"), 100ULL << 30);
 		sn->online = pl_json_bool(n, "online", true);
@@ -480,11 +481,13 @@ pl_sim_state_dump(struct pl_sim *s)
 	for (size_t i = 0; i < s->nnodes; i++) {
 		struct pl_sim_node *n = &s->nodes[i];
 
-		json_array_append_new(
-			nodes, json_pack("{s:s,s:s,s:i,s:I,s:I,s:b,s:O,s:O}", "name", n->name, "ip",
-					 n->ip, "cpus", n->cpus, "memory", (json_int_t)n->maxmem,
-					 "disk", (json_int_t)n->maxdisk, "online", n->online,
-					 "network", n->ifaces, "network_pending", n->pending));
+		json_array_append_new(nodes,
+				      json_pack("{s:s,s:s,s:i,s:I,s:I,s:b,s:O,s:O,s:I}", "name",
+						n->name, "ip", n->ip, "cpus", n->cpus, "memory",
+						(json_int_t)n->maxmem, "disk",
+						(json_int_t)n->maxdisk, "online", n->online,
+						"network", n->ifaces, "network_pending", n->pending,
+						"clock_offset", (json_int_t)n->clock_offset));
 	}
 	for (size_t i = 0; i < s->nstores; i++) {
 		struct pl_sim_storage *st = &s->stores[i];
@@ -540,9 +543,7 @@ pl_sim_state_dump(struct pl_sim *s)
 	json_object_set_new(root, "storages", stores);
 	json_object_set_new(root, "guests", guests);
 	json_object_set(root, "pools", s->pools);
-	json_object_set_new(root, "access",
-			    json_pack("{s:O,s:O}", "users", json_object_get(s->access, "users"),
-				      "acl", json_object_get(s->access, "acl")));
+	json_object_set_new(root, "access", pl_sim_access_saved(s));
 	if (s->ha)
 		json_object_set_new(root, "ha", pl_sim_ha_dump(s));
 	if (s->jobs)

@@ -507,19 +507,6 @@ ssl_bevcb(struct event_base *base, void *arg)
 					      BEV_OPT_CLOSE_ON_FREE);
 }
 
-/* What GET /nodes/{node}/certificates/info tells of the served certificate. */
-static void
-cert_facts(struct pl_sim *s, X509 *cert)
-{
-	struct tm tm;
-
-	if (ASN1_TIME_to_tm(X509_get0_notBefore(cert), &tm) == 1)
-		s->cert_from = (int64_t)timegm(&tm);
-	if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm) == 1)
-		s->cert_until = (int64_t)timegm(&tm);
-	X509_NAME_oneline(X509_get_subject_name(cert), s->cert_subject, sizeof(s->cert_subject));
-}
-
 static int
 tls_setup(struct pl_sim *s, const char *host, char **errmsg)
 {
@@ -537,7 +524,6 @@ tls_setup(struct pl_sim *s, const char *host, char **errmsg)
 		return PL_ETLS;
 	}
 	pl_x509_fingerprint(cert, s->fingerprint);
-	cert_facts(s, cert);
 	ctx = SSL_CTX_new(TLS_server_method());
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
 	if (!ctx || SSL_CTX_use_certificate(ctx, cert) != 1 || SSL_CTX_use_PrivateKey(ctx, key) != 1) {

@@ -34,4 +34,8 @@ void pl_state_bind_text(sqlite3_stmt *st, int i, const char *v);
 int pl_state_sync_day2(struct pl_state *s, const json_t *snap, long long run, double ts,
 		       char **errmsg);
 
+/* History rows of the scopes a run's result changed (its changes'
+ * "history": {"key","before","after"}), once per run and key. */
+int pl_state_run_history(struct pl_state *s, long long run, const json_t *result, char **errmsg);
+
 #endif

@@ -85,10 +85,13 @@ pl_state_runs_reap(struct pl_state *s, pl_state_alive_fn alive, void *arg, int *
 			break;
 		res = interrupted_result((const char *)sqlite3_column_text(st, 4));
 		sum = res ? pl_json_canonical(res) : NULL;
-		json_decref(res);
 		sqlite3_bind_int64(up, 1, sqlite3_column_int64(st, 0));
 		pl_state_bind_text(up, 2, sum);
 		r = pl_state_step_done(s, up, errmsg);
+		/* what the run changed before it died is history too */
+		if (r == 0 && res)
+			r = pl_state_run_history(s, sqlite3_column_int64(st, 0), res, errmsg);
+		json_decref(res);
 		free(sum);
 		if (r != 0)
 			break;
@@ -193,7 +196,7 @@ pl_state_run_finish(struct pl_state *s, long long id, const char *status, const 
 		sqlite3_finalize(st);
 	}
 	free(text);
-	return r;
+	return r != 0 ? r : pl_state_run_history(s, id, result, errmsg);
 }
 
 #define RUN_COLS "id,kind,started,finished,status,summary,project,pid,host,pstart"

@@ -159,7 +159,10 @@ int pl_state_run_set_project(struct pl_state *s, long long id, const char *proje
 			     char **errmsg);
 /* Record a running run's result so far. */
 int pl_state_run_update(struct pl_state *s, long long id, const json_t *result, char **errmsg);
-/* Record its end: status "ok", "failed" or "interrupted" and the result. */
+/* Record its end: status "ok", "failed" or "interrupted" and the result;
+ * the history rows of what its changes recorded ("history": {"key",
+ * "before","after"}, vmid 0) are added then (or when pl_state_runs_reap
+ * finds the run's process gone), once per run and key. */
 int pl_state_run_finish(struct pl_state *s, long long id, const char *status,
 			const json_t *result, char **errmsg);
 /* A run as {"id","kind","started","finished","status","result","project",

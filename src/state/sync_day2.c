@@ -3,7 +3,9 @@
  * read their lists adds a row when one appeared ("discovered"), changed
  * ("updated") or went ("deleted"), keyed "storage:ID", "backup-job:ID",
  * "pool:ID" with vmid 0, beside the guests' rows. Secrets a list may carry
- * (a PBS fingerprint) are masked before anything is stored.
+ * (a PBS fingerprint) are masked before anything is stored. What no sync
+ * reads (the firewall's scopes, "firewall:...") gets its rows from the runs
+ * that change it: the state each change saw before and left after.
  */
 #include "core/common.h"
 #include "state/internal.h"
@@ -128,6 +130,106 @@ pl_state_sync_day2(struct pl_state *s, const json_t *snap, long long run, double
 		st = NULL;
 	}
 	json_decref(last);
+	return r;
+}
+
+/* The last row of key: *sha (caller frees) and whether there is one. */
+static int
+last_of(struct pl_state *s, const char *key, char **sha, char **errmsg)
+{
+	sqlite3_stmt *st;
+	int r, rc;
+
+	*sha = NULL;
+	if ((r = pl_state_prep(
+		     s,
+		     "SELECT sha256 FROM history WHERE vmid = 0 AND guest = ? ORDER BY id "
+		     "DESC LIMIT 1",
+		     &st, errmsg)) != 0)
+		return r;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		*sha = pl_strdup((const char *)sqlite3_column_text(st, 0));
+	else if (rc != SQLITE_DONE)
+		r = pl_state_dberr(s, errmsg, "reading history");
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Whether run already has a row of key. */
+static int
+has_run_row(struct pl_state *s, const char *key, long long run, bool *has, char **errmsg)
+{
+	sqlite3_stmt *st;
+	int r, rc;
+
+	if ((r = pl_state_prep(s,
+			       "SELECT 1 FROM history WHERE vmid = 0 AND guest = ? AND run_id = ?",
+			       &st, errmsg)) != 0)
+		return r;
+	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 2, run);
+	rc = sqlite3_step(st);
+	*has = rc == SQLITE_ROW;
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		r = pl_state_dberr(s, errmsg, "reading history");
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* One change's rows: the state it found, when history does not end
+ * there (changed outside pvelab, or never seen: no run), then the state
+ * it left (this run), when that differs. Once per run and key. */
+static int
+run_rows(struct pl_state *s, sqlite3_stmt *st, const json_t *h, long long run, double ts,
+	 char **errmsg)
+{
+	const char *key = pl_json_str(h, "key");
+	char *btext = NULL, *atext = NULL, *last = NULL, bsha[65], asha[65];
+	bool has = false;
+	int r;
+
+	if (key == NULL || !json_is_object(json_object_get(h, "before")) ||
+	    !json_is_object(json_object_get(h, "after")))
+		return 0;
+	if ((r = has_run_row(s, key, run, &has, errmsg)) != 0 || has ||
+	    (r = last_of(s, key, &last, errmsg)) != 0)
+		goto out;
+	btext = pl_json_canonical(json_object_get(h, "before"));
+	atext = pl_json_canonical(json_object_get(h, "after"));
+	pl_sha256_hex(btext, strlen(btext), bsha);
+	pl_sha256_hex(atext, strlen(atext), asha);
+	if ((last == NULL || strcmp(last, bsha)) &&
+	    (r = add(s, st, key, last ? "updated" : "discovered", bsha, btext, 0, ts - 0.001,
+		     errmsg)) != 0)
+		goto out;
+	if (strcmp(asha, bsha))
+		r = add(s, st, key, "updated", asha, atext, run, ts, errmsg);
+out:
+	free(last);
+	free(btext);
+	free(atext);
+	return r;
+}
+
+int
+pl_state_run_history(struct pl_state *s, long long run, const json_t *result, char **errmsg)
+{
+	sqlite3_stmt *st = NULL;
+	const json_t *c;
+	double ts = pl_state_now();
+	size_t i;
+	int r = 0;
+
+	json_array_foreach(json_object_get(result, "changes"), i, c) {
+		if (!json_is_object(json_object_get(c, "history")))
+			continue;
+		if (st == NULL && (r = pl_state_prep(s, ST_ADD, &st, errmsg)) != 0)
+			break;
+		if ((r = run_rows(s, st, json_object_get(c, "history"), run, ts, errmsg)) != 0)
+			break;
+	}
+	sqlite3_finalize(st);
 	return r;
 }
 

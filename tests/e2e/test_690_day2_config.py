@@ -325,3 +325,75 @@ def test_guests_join_their_declared_pool(sim, env, tmp_path):
     plan = plan_json(cfg, env)
     assert any(b["guest"] == "pool green" and "does not exist" in b["reason"]
                for b in plan["blocked"]), plan["blocked"]
+
+
+def test_a_profile_plans_the_storages_and_pools_its_guests_need(sim, env, tmp_path):
+    cfg = write(tmp_path, """
+project: lab
+storages:
+  - {name: fast, type: dir, path: /mnt/fast, content: [images, rootdir]}
+  - {name: other, type: dir, path: /mnt/other, content: [images]}
+pools:
+  - {name: media}
+  - {name: unused}
+backups:
+  - {id: nightly, schedule: "02:30", storage: local, all: true}
+guests:
+  - {name: jelly, vmid: 140, memory: 512, pool: media, disks: [{size: 4G, storage: fast}]}
+  - {name: other, vmid: 141, memory: 512, disks: [{size: 4G, storage: other}]}
+profiles:
+  media: [jelly]
+""")
+    plan = plan_json(cfg, env, "--profile", "media")
+    got = sorted((c["action"], c["guest"]) for c in plan["changes"])
+    # jelly, the storage its disk is on and the pool it joins; nothing else
+    assert got == [("create", "jelly"), ("pool", "media"), ("storage", "fast")], got
+    r = run("-c", cfg, "apply", "--profile", "media", "--yes", env=env)
+    assert r.rc == 0, r
+    assert [p["poolid"] for p in api(sim, "GET", "pools") if p["poolid"] == "media"] == ["media"]
+    assert next(g for g in api(sim, "GET", "cluster/resources", type="vm")
+                if g["vmid"] == 140).get("pool") == "media"
+    assert run("-c", cfg, "plan", "--profile", "media", "--detailed-exitcode", env=env).rc == 0
+    rest = sorted((c["action"], c["guest"]) for c in plan_json(cfg, env)["changes"])
+    assert ("backup_job", "nightly") in rest and ("storage", "other") in rest
+    assert ("pool", "unused") in rest and ("create", "other") in rest
+
+
+def test_import_merge_adds_storages_jobs_and_pools_to_their_lists(sim, env, tmp_path):
+    api(sim, "POST", "cluster/backup", id="handmade", schedule="sun 01:00", storage="nas",
+        vmid="300", mode="stop", comment="weekly by hand")
+    post(sim, "storage", storage="media", type="nfs", server="10.0.0.9",
+         export="/srv/media", path="/mnt/pve/media", content="iso,vztmpl", nodes="pve1")
+    api(sim, "POST", "pools", poolid="handpool", comment="by hand")
+    cfg = write(tmp_path, """\
+# my lab, by hand
+project: lab
+storages:
+  # the NAS share
+  - {name: backups, type: dir, path: /mnt/backups, content: [backup]}
+pools: []
+guests: []
+""")
+    assert run("-c", cfg, "apply", "--yes", env=env).rc == 0
+    before = cfg.read_text()
+    r = run("-c", cfg, "import", "storage:media", "pool:handpool", "backup-job:handmade",
+            "--out", cfg, "--merge", env=env)
+    assert r.rc == 0, r
+    text = cfg.read_text()
+    # everything written by hand is kept, comments included; each entry went
+    # into its own list
+    assert text.startswith(before.split("pools: []")[0])
+    assert "# the NAS share" in text and "# my lab, by hand" in text
+    import yaml
+    doc = yaml.safe_load(text)
+    assert [s["name"] for s in doc["storages"]] == ["backups", "media"]
+    assert [p["name"] for p in doc["pools"]] == ["handpool"]
+    assert [b["id"] for b in doc["backups"]] == ["handmade"]
+    plan = plan_json(cfg, env)
+    assert plan["changes"] == [] and plan["blocked"] == [], plan
+    assert {j["id"]: j for j in api(sim, "GET", "cluster/backup")}["handmade"]["comment"] == \
+        "weekly by hand [pvelab:lab]"
+    # a second time: the file declares them already; nothing is written
+    r = run("-c", cfg, "import", "storage:media", "--out", cfg, "--merge", env=env)
+    assert r.rc != 0 and "already declares storages 'media'" in r.err, r
+    assert cfg.read_text() == text

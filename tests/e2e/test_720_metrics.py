@@ -248,7 +248,7 @@ def test_pvelab_series(lab):
                          capture_output=True, check=True).stdout.strip().split("=", 1)[1]
     want = calendar.timegm(time.strptime(end, "%b %d %H:%M:%S %Y %Z"))
     got = p.value('pvelab_node_certificate_expiry_timestamp_seconds{job="pvelab",'
-                  'id="node/pve1",filename="pve-ssl.pem"}')
+                  'id="node/pve1",filename="pveproxy-ssl.pem"}')
     assert got == want
     # drift from the last plan: the declared guest 130 does not exist
     until(lambda: p.value('pvelab_guest_drift{job="pvelab",id="qemu/130",action="create"}') == 1,

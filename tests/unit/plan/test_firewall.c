@@ -2,7 +2,9 @@
  * out on a model of PVE's list (pve-firewall Rules.pm: create unshifts,
  * update_rule's moveto lands before the rule at N, delete splices), turn any
  * live list into the declared one; an equal list plans nothing; appending
- * costs one create and one move; options compare with PVE's defaults. */
+ * costs one create and one move; options compare with PVE's defaults. A
+ * scope's recorded state comes back through pl_fw_undo's calls from any
+ * later list, and only from the list the run left. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -170,7 +172,7 @@ converge(const size_t *live, size_t nl, const size_t *want, size_t nw)
 	for (size_t i = 0; i < nl; i++)
 		json_array_append_new(rules, live_of(live[i]));
 	s = snap_of(json_deep_copy(rules), NULL);
-	pl_fw_plan(c, s, changes, NULL);
+	pl_fw_plan(c, s, NULL, changes, NULL);
 	if ((ch = guest_change(changes)) != NULL) {
 		ncalls = json_array_size(json_object_get(ch, "calls"));
 		assert_string_equal(pl_json_str(json_object_get(ch, "digests"), PATH), "");
@@ -179,7 +181,7 @@ converge(const size_t *live, size_t nl, const size_t *want, size_t nw)
 	json_decref(s);
 	json_array_clear(changes);
 	s = snap_of(rules, NULL);
-	pl_fw_plan(c, s, changes, NULL);
+	pl_fw_plan(c, s, NULL, changes, NULL);
 	assert_null(guest_change(changes));
 	json_decref(s);
 	json_decref(changes);
@@ -229,7 +231,7 @@ test_options_against_defaults(void **state)
 	const json_t *ch, *call;
 
 	(void)state;
-	pl_fw_plan(c, s, changes, NULL);
+	pl_fw_plan(c, s, NULL, changes, NULL);
 	ch = guest_change(changes);
 	assert_non_null(ch);
 	/* macfilter and policy_in are PVE's defaults: only enable and dhcp differ */
@@ -247,6 +249,128 @@ test_options_against_defaults(void **state)
 	pl_config_free(c);
 }
 
+/* A guest scope with these rules (and options) as its reads. */
+static json_t *
+reads_of(json_t *rules, json_t *opts)
+{
+	json_t *r = json_pack("{s:o}", PATH, rules);
+
+	if (opts)
+		json_object_set_new(r, "/nodes/pve/qemu/100/firewall/options", opts);
+	return r;
+}
+
+static const char scope[] = "{\"scope\":\"guest\",\"node\":\"pve\",\"type\":\"qemu\","
+			    "\"vmid\":100,\"guest\":\"g\"}";
+
+static void
+test_undo_restores_any_list_exactly(void **state)
+{
+	unsigned seed = 692;
+
+	(void)state;
+	for (int round = 0; round < 400; round++) {
+		json_t *before = json_array(), *after = json_array(),
+		       *hist = json_loads(scope, 0, NULL);
+		json_t *rb, *ra, *u, *back;
+		size_t nb = (size_t)rand_r(&seed) % 7, na = (size_t)rand_r(&seed) % 7;
+		char *why = NULL;
+
+		for (size_t i = 0; i < nb; i++)
+			json_array_append_new(before,
+					      live_of((size_t)rand_r(&seed) % PL_ARRAY_LEN(pool)));
+		for (size_t i = 0; i < na; i++)
+			json_array_append_new(after,
+					      live_of((size_t)rand_r(&seed) % PL_ARRAY_LEN(pool)));
+		rb = reads_of(json_deep_copy(before), NULL);
+		ra = reads_of(json_deep_copy(after), NULL);
+		json_object_set_new(hist, "before", pl_fw_scope_state(hist, rb));
+		json_object_set_new(hist, "after", pl_fw_scope_state(hist, ra));
+		u = pl_fw_undo(hist, ra, NULL, &why);
+		assert_null(why);
+		if (json_equal(json_object_get(hist, "before"), json_object_get(hist, "after"))) {
+			assert_null(u); /* nothing to put back */
+		} else {
+			assert_non_null(u);
+			assert_true(json_is_true(json_object_get(u, "undo")));
+			run_calls(json_object_get(ra, PATH), json_object_get(u, "calls"));
+			back = pl_fw_scope_state(hist, ra);
+			assert_true(json_equal(back, json_object_get(hist, "before")));
+			json_decref(back);
+		}
+		json_decref(u);
+		json_decref(rb);
+		json_decref(ra);
+		json_decref(hist);
+		json_decref(before);
+		json_decref(after);
+	}
+}
+
+static void
+test_undo_refuses_a_list_changed_since(void **state)
+{
+	json_t *hist = json_loads(scope, 0, NULL), *ra, *now, *u, *d, *back;
+	char *why = NULL;
+
+	(void)state;
+	ra = reads_of(json_pack("[o,o]", live_of(0), live_of(1)),
+		      json_pack("{s:i,s:s}", "enable", 1, "policy_in", "REJECT"));
+	json_object_set_new(
+		hist, "before",
+		json_pack("{s:{s:s,s:s},s:[]}", "options", "enable", "1", "dhcp", "1", "rules"));
+	json_object_set_new(hist, "after", pl_fw_scope_state(hist, ra));
+	/* the options go back first: dhcp set again, policy_in deleted */
+	u = pl_fw_undo(hist, ra, NULL, &why);
+	assert_null(why);
+	assert_string_equal(pl_json_str(json_array_get(json_object_get(u, "calls"), 0), "path"),
+			    "/nodes/pve/qemu/100/firewall/options");
+	assert_string_equal(
+		pl_json_str(
+			json_object_get(json_array_get(json_object_get(u, "calls"), 0), "params"),
+			"delete"),
+		"policy_in");
+	json_decref(u);
+	/* a rule's comment changed by hand since the run */
+	now = json_deep_copy(ra);
+	json_object_set_new(json_array_get(json_object_get(now, PATH), 1), "comment",
+			    json_string("by hand"));
+	assert_null(pl_fw_undo(hist, now, NULL, &why));
+	assert_non_null(why);
+	assert_string_equal(why, "its firewall changed since the run (rule 1)");
+	free(why);
+	/* the readable difference: the rule out and in again at its place */
+	back = pl_fw_scope_state(hist, now);
+	d = pl_fw_state_diff(json_object_get(hist, "after"), back);
+	json_decref(back);
+	assert_int_equal(json_array_size(d), 2);
+	assert_string_equal(pl_json_str(json_array_get(d, 0), "key"), "rule 1");
+	json_decref(d);
+	json_decref(now);
+	json_decref(ra);
+	json_decref(hist);
+}
+
+static void
+test_uses_names_groups_sets_and_aliases(void **state)
+{
+	json_t *uses = json_object(),
+	       *rules = json_loads("[{\"type\":\"group\",\"action\":\"web\"},"
+				   "{\"type\":\"in\",\"action\":\"ACCEPT\",\"source\":"
+				   "\"+dc/admins,nas,10.0.0.1,fe80::1\",\"dest\":\"+lan\"}]",
+				   0, NULL);
+
+	(void)state;
+	pl_fw_uses(rules, "g", uses);
+	assert_int_equal(json_object_size(uses), 4);
+	assert_string_equal(pl_json_str(uses, "web"), "g");
+	assert_non_null(json_object_get(uses, "admins"));
+	assert_non_null(json_object_get(uses, "nas"));
+	assert_non_null(json_object_get(uses, "lan"));
+	json_decref(uses);
+	json_decref(rules);
+}
+
 int
 main(void)
 {
@@ -254,6 +378,9 @@ main(void)
 		cmocka_unit_test(test_random_lists_converge),
 		cmocka_unit_test(test_small_changes_cost_little),
 		cmocka_unit_test(test_options_against_defaults),
+		cmocka_unit_test(test_undo_restores_any_list_exactly),
+		cmocka_unit_test(test_undo_refuses_a_list_changed_since),
+		cmocka_unit_test(test_uses_names_groups_sets_and_aliases),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,416 @@
+/*
+ * `pvelab console`: an interactive shell over the command table, on libedit —
+ * tab completion of commands, their options and guest names (from the state
+ * store), history kept in $XDG_STATE_HOME/pvelab/history, `-o` and `-c`
+ * switchable inside, Ctrl-C stopping the running command (an apply stops
+ * scheduling, as on the command line) without leaving, Ctrl-D leaving. Each
+ * command runs as its own pvelab process, so nothing one command does to its
+ * process (signals, exits) reaches the console. Piped input runs line by line
+ * and stops at the first failure unless --keep-going.
+ */
+#include "core/common.h"
+
+#include <errno.h>
+#include <histedit.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cmd/cmd.h"
+#include "cmd/connect.h"
+#include "core/err.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/str.h"
+#include "state/state.h"
+
+enum { O_KEEP };
+static const struct pl_opt opts[] = {
+	{ "keep-going", 0, NULL, "piped input: run every line even after one fails" },
+	{ NULL, 0, NULL, NULL },
+};
+
+struct console {
+	struct pl_ctx *ctx;
+	char *config;   /* -c inside the console (NULL: as started) */
+	bool json;      /* -o json inside the console */
+	json_t *guests; /* names for completion, read when the console starts and after
+			 * each command */
+	char prompt[160];
+};
+
+/* The guests' names in the state store (nothing when there is none). */
+static void
+load_guests(struct console *c)
+{
+	struct pl_state *st = NULL;
+	char *path = NULL, *err = NULL;
+	json_t *names = NULL, *last = NULL;
+	long long age = -1;
+
+	json_decref(c->guests);
+	c->guests = json_array();
+	if (pl_cmd_state_path(c->ctx, &path, &err) == 0 && pl_state_open_ro(path, &st, &err) == 0) {
+		if (pl_state_guest_names(st, &names, &err) == 0) {
+			json_decref(c->guests);
+			c->guests = names;
+		}
+		if (pl_state_last_run(st, "sync", &last, NULL) == 0 && last)
+			age = (long long)time(NULL) - pl_json_int(last, "finished", time(NULL));
+		pl_state_close(st);
+	}
+	if (age >= 0)
+		snprintf(c->prompt, sizeof(c->prompt), "pvelab (%zu guests, synced %s%lld%s ago)> ",
+			 json_array_size(c->guests), "", age < 120 ? age : age / 60,
+			 age < 120 ? " s" : " min");
+	else
+		snprintf(c->prompt, sizeof(c->prompt), "pvelab (not synced)> ");
+	json_decref(last);
+	free(path);
+	free(err);
+}
+
+static char *
+prompt_of(EditLine *el)
+{
+	struct console *c;
+
+	el_get(el, EL_CLIENTDATA, &c);
+	return c->prompt;
+}
+
+static const struct pl_cmd *
+find_cmd(const char *name)
+{
+	for (size_t i = 0; pl_commands[i]; i++)
+		if (!strcmp(pl_commands[i]->name, name) ||
+		    (!strcmp(pl_commands[i]->name, "snapshot_policy") &&
+		     !strcmp(name, "snapshot-policy")))
+			return pl_commands[i];
+	return NULL;
+}
+
+static const char *
+cmd_word(const struct pl_cmd *cmd)
+{
+	return !strcmp(cmd->name, "snapshot_policy") ? "snapshot-policy" :
+	       !strcmp(cmd->name, "config_schema")   ? "config-schema" :
+						       cmd->name;
+}
+
+/* Offer word if it starts with prefix; the common part of all offers so far
+ * goes in *common, their count in *n. */
+static void
+offer(const char *word, const char *prefix, char **common, int *n, json_t *all)
+{
+	size_t i = 0;
+
+	if (strncmp(word, prefix, strlen(prefix)) != 0)
+		return;
+	json_array_append_new(all, json_string(word));
+	if ((*n)++ == 0) {
+		*common = pl_strdup(word);
+		return;
+	}
+	while ((*common)[i] && (*common)[i] == word[i])
+		i++;
+	(*common)[i] = '\0';
+}
+
+/* Tab: complete the word under the cursor — a command, an option of the
+ * command (or a global one), or a guest name. */
+static unsigned char
+complete(EditLine *el, int ch)
+{
+	const LineInfo *li = el_line(el);
+	struct console *c;
+	char *line = pl_strndup(li->buffer, (size_t)(li->cursor - li->buffer)), *save = NULL;
+	const char *word = strrchr(line, ' ') ? strrchr(line, ' ') + 1 : line;
+	char *first = NULL, *common = NULL;
+	json_t *all = json_array(), *v;
+	bool at_command = strchr(line, ' ') == NULL;
+	int n = 0;
+	size_t i;
+
+	(void)ch;
+	el_get(el, EL_CLIENTDATA, &c);
+	if (!at_command) {
+		char *copy = pl_strdup(line);
+
+		first = pl_strdup(strtok_r(copy, " ", &save) ? copy : "");
+		free(copy);
+	}
+	if (at_command) {
+		for (i = 0; pl_commands[i]; i++)
+			if (!(pl_commands[i]->flags & PL_CMD_HIDDEN))
+				offer(cmd_word(pl_commands[i]), word, &common, &n, all);
+		offer("exit", word, &common, &n, all);
+	} else if (word[0] == '-') {
+		const struct pl_cmd *cmd = find_cmd(first);
+
+		for (const struct pl_opt *o = cmd ? cmd->opts : NULL; o && o->name; o++) {
+			char *w = pl_asprintf("--%s", o->name);
+
+			offer(w, word, &common, &n, all);
+			free(w);
+		}
+		for (const struct pl_opt *o = pl_global_opts; o->name; o++) {
+			char *w = pl_asprintf("--%s", o->name);
+
+			offer(w, word, &common, &n, all);
+			free(w);
+		}
+	} else {
+		json_array_foreach(c->guests, i, v)
+			if (pl_json_str(v, "name"))
+				offer(pl_json_str(v, "name"), word, &common, &n, all);
+	}
+	if (n == 1) {
+		el_insertstr(el, common + strlen(word));
+		el_insertstr(el, " ");
+	} else if (n > 1 && strlen(common) > strlen(word)) {
+		el_insertstr(el, common + strlen(word));
+	} else if (n > 1) {
+		putchar('\n');
+		json_array_foreach(all, i, v)
+			printf("%s%s", i ? "  " : "", json_string_value(v));
+		putchar('\n');
+	}
+	free(common);
+	free(first);
+	free(line);
+	json_decref(all);
+	return n > 1 && !(strlen(word) < 1) ? CC_REDISPLAY : CC_REFRESH;
+}
+
+/* Run one command line as a pvelab process; its exit status. */
+static int
+run_line(struct console *c, int argc, const char **argv)
+{
+	const char **args = pl_calloc((size_t)argc + 6, sizeof(*args));
+	struct sigaction ign = { .sa_handler = SIG_IGN }, oldint, oldquit;
+	int n = 0, status = 0;
+	pid_t pid;
+
+	args[n++] = "pvelab";
+	if (c->config) {
+		args[n++] = "-c";
+		args[n++] = c->config;
+	} else if (c->ctx->config_given) {
+		args[n++] = "-c";
+		args[n++] = c->ctx->config_path;
+	}
+	if (c->json) {
+		args[n++] = "-o";
+		args[n++] = "json";
+	}
+	for (int i = 0; i < argc; i++)
+		args[n++] = argv[i];
+	fflush(stdout);
+	/* Ctrl-C goes to the command (same process group), not to the console */
+	sigaction(SIGINT, &ign, &oldint);
+	sigaction(SIGQUIT, &ign, &oldquit);
+	pid = fork();
+	if (pid == 0) {
+		signal(SIGINT, SIG_DFL);
+		signal(SIGQUIT, SIG_DFL);
+		execv("/proc/self/exe", (char *const *)args);
+		fprintf(stderr, "pvelab: console: cannot run a command: %s\n", strerror(errno));
+		_exit(127);
+	}
+	if (pid < 0) {
+		pl_error("console: cannot start a command: %s", strerror(errno));
+		status = PL_EXIT_ERROR;
+	} else {
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	}
+	sigaction(SIGINT, &oldint, NULL);
+	sigaction(SIGQUIT, &oldquit, NULL);
+	free(args);
+	return status;
+}
+
+/* Builtins: exit/quit, "set -o json|text", "set -c FILE". Returns -1 when
+ * the line is not one, else its status. */
+static int
+builtin(struct console *c, int argc, const char **argv, bool *leave)
+{
+	if (!strcmp(argv[0], "exit") || !strcmp(argv[0], "quit")) {
+		*leave = true;
+		return 0;
+	}
+	if (strcmp(argv[0], "set") != 0)
+		return -1;
+	if (argc == 3 && !strcmp(argv[1], "-o") &&
+	    (!strcmp(argv[2], "json") || !strcmp(argv[2], "text"))) {
+		c->json = !strcmp(argv[2], "json");
+		return 0;
+	}
+	if (argc == 3 && !strcmp(argv[1], "-c")) {
+		free(c->config);
+		c->config = pl_strdup(argv[2]);
+		return 0;
+	}
+	pl_error("console: set -o json|text, or set -c FILE");
+	return PL_EXIT_USAGE;
+}
+
+static int
+one_line(struct console *c, Tokenizer *tok, const char *line, bool *leave)
+{
+	const char **argv;
+	int argc, r;
+
+	tok_reset(tok);
+	if (tok_str(tok, line, &argc, &argv) != 0) {
+		pl_error("console: unbalanced quotes");
+		return PL_EXIT_USAGE;
+	}
+	if (argc == 0 || argv[0][0] == '#')
+		return 0;
+	if ((r = builtin(c, argc, argv, leave)) >= 0)
+		return r;
+	r = run_line(c, argc, argv);
+	load_guests(c);
+	return r;
+}
+
+static char *
+history_path(void)
+{
+	char *dir = pl_xdg_dir("XDG_STATE_HOME", ".local/state"), *p = NULL, *err = NULL;
+
+	if (dir) {
+		p = pl_asprintf("%s/pvelab", dir);
+		if (pl_mkdir_p(p, 0700, &err) == 0) {
+			char *f = pl_asprintf("%s/history", p);
+
+			free(p);
+			p = f;
+		} else {
+			pl_log_warn("console: no history kept: %s", err);
+			free(p);
+			p = NULL;
+		}
+	}
+	free(err);
+	free(dir);
+	return p;
+}
+
+static int
+interactive(struct console *c, Tokenizer *tok)
+{
+	EditLine *el = el_init("pvelab", stdin, stdout, stderr);
+	History *h = history_init();
+	HistEvent ev;
+	char *hpath = history_path();
+	bool leave = false;
+	int count, last = 0;
+
+	history(h, &ev, H_SETSIZE, 1000);
+	history(h, &ev, H_SETUNIQUE, 1);
+	if (hpath)
+		history(h, &ev, H_LOAD, hpath);
+	el_set(el, EL_CLIENTDATA, c);
+	el_set(el, EL_PROMPT, prompt_of);
+	el_set(el, EL_EDITOR, "emacs");
+	el_set(el, EL_HIST, history, h);
+	el_set(el, EL_ADDFN, "pvelab-complete", "complete a command, option or guest", complete);
+	el_set(el, EL_BIND, "^I", "pvelab-complete", NULL);
+	el_set(el, EL_SIGNAL, 1);
+	printf("pvelab console: Tab completes, Ctrl-C stops the running command, Ctrl-D or "
+	       "exit leaves\n");
+	while (!leave) {
+		const char *line = el_gets(el, &count);
+		char *text;
+
+		if (line == NULL) { /* Ctrl-D */
+			putchar('\n');
+			break;
+		}
+		if (count <= 0)
+			continue;
+		text = pl_strndup(line, strcspn(line, "\n"));
+		for (size_t n = strlen(text); n && text[n - 1] == ' '; n--)
+			text[n - 1] = '\0'; /* what completion left */
+		if (*text) {
+			history(h, &ev, H_ENTER, text);
+			if (hpath)
+				history(h, &ev, H_SAVE, hpath);
+		}
+		last = one_line(c, tok, text, &leave);
+		free(text);
+	}
+	el_end(el);
+	history_end(h);
+	free(hpath);
+	return last;
+}
+
+static int
+piped(struct console *c, Tokenizer *tok, bool keep_going)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	bool leave = false;
+	int worst = 0, r;
+	long no = 0;
+
+	while (!leave && getline(&line, &cap, stdin) >= 0) {
+		no++;
+		line[strcspn(line, "\n")] = '\0';
+		r = one_line(c, tok, line, &leave);
+		if (r != 0 && r != 2 && !keep_going) { /* 2: plan's "changes" */
+			pl_error("console: line %ld failed (exit %d): %s", no, r, line);
+			worst = r;
+			break;
+		}
+		if (r != 0 && r != 2)
+			worst = r;
+	}
+	free(line);
+	return worst;
+}
+
+static int
+run(struct pl_ctx *ctx, int argc, char **argv)
+{
+	struct pl_args a;
+	struct console c = { .ctx = ctx, .json = ctx->output == PL_OUT_JSON };
+	Tokenizer *tok;
+	int r;
+
+	if ((r = pl_args_parse(&a, &pl_cmd_console, ctx, argc, argv)) != 0)
+		return pl_args_exit(r);
+	tok = tok_init(NULL);
+	load_guests(&c);
+	r = isatty(STDIN_FILENO) ? interactive(&c, tok) : piped(&c, tok, pl_args_has(&a, O_KEEP));
+	tok_end(tok);
+	json_decref(c.guests);
+	free(c.config);
+	pl_args_release(&a);
+	return r;
+}
+
+const struct pl_cmd pl_cmd_console = {
+	.name = "console",
+	.summary = "an interactive shell over every command, with completion and history",
+	.usage = "[--keep-going]",
+	.help = "Runs pvelab commands typed at a prompt that shows how fresh the store is.\n"
+		"Tab completes commands, their options and guest names; the history is kept\n"
+		"in $XDG_STATE_HOME/pvelab/history. 'set -o json|text' and 'set -c FILE'\n"
+		"change the output and the config for the next commands; Ctrl-C stops the\n"
+		"running command (an apply stops scheduling new steps, as on the command\n"
+		"line) and returns to the prompt; Ctrl-D or 'exit' leaves. With piped input\n"
+		"each line is a command; the first that fails stops the console (its exit\n"
+		"status is the console's) unless --keep-going. Each command runs as its own\n"
+		"pvelab process and opens its own connection.",
+	.opts = opts,
+	.run = run,
+};
