@@ -7,6 +7,7 @@
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
 #include "cmd/serve_api.h"
+#include "cmd/serve_metrics.h"
 #include "cmd/serve_snappol.h"
 #include "cmd/serve_checks.h"
 #include "cmd/serve_mcp.h"
@@ -154,6 +155,28 @@ fail:
 	return NULL;
 }
 
+/* serve.metrics.client_ca: the HTTPS listeners ask for a client certificate
+ * (without making one compulsory: other routes take bearer tokens) and
+ * verify it against this CA; the metrics routes then want one. */
+static int
+client_ca(SSL_CTX *tls, const struct pl_config *cfg, char **errmsg)
+{
+	const char *ca =
+		cfg ? json_string_value(pl_config_get(cfg, "/serve/metrics/client_ca")) : NULL;
+	STACK_OF(X509_NAME) * names;
+
+	if (ca == NULL)
+		return 0;
+	if (SSL_CTX_load_verify_locations(tls, ca, NULL) != 1 ||
+	    (names = SSL_load_client_CA_file(ca)) == NULL) {
+		pl_seterr(errmsg, PL_ETLS, "cannot read serve.metrics.client_ca '%s'", ca);
+		return PL_ETLS;
+	}
+	SSL_CTX_set_client_CA_list(tls, names);
+	SSL_CTX_set_verify(tls, SSL_VERIFY_PEER, NULL);
+	return 0;
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
@@ -162,6 +185,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_serve_mcp mcp;
 	bool mcp_made = false;
 	struct pl_serve_refresh refresh;
+	struct pl_serve_metrics metrics = { 0 };
 	struct pl_serve_snappol snappol = { 0 };
 	struct pl_serve_checks checks = { 0 };
 	struct pl_dash dash = { 0 };
@@ -235,6 +259,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("serve: %s", err);
 		goto out;
 	}
+	if (tls && client_ca(tls, s.cfg, &err) != 0) {
+		pl_error("serve: %s", err);
+		goto out;
+	}
 	/* without a cluster the store is served as it is */
 	if ((env_cluster() || (s.cfg && pl_config_get(s.cfg, "/cluster"))) &&
 	    pl_session_api(&s, &err) != 0) {
@@ -258,6 +286,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_serve_api_init(&api, &s, &refresh);
 	api_made = true;
 	pl_serve_add(sv, &api.module);
+	if (pl_serve_metrics_init(&metrics, &s, &refresh, &err) != 0) {
+		pl_error("serve: %s", err);
+		goto out;
+	}
+	pl_serve_add(sv, &metrics.module);
 	pl_serve_snappol_init(&snappol, &s, sv);
 	pl_serve_add(sv, &snappol.module);
 	if (pl_serve_checks_init(&checks, &s, &refresh, sv, &err) != 0) {
@@ -308,6 +341,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_serve_refresh_init(&refresh, &s, sv, cfg_int(s.cfg, "status_interval", 10),
 			      cfg_int(s.cfg, "sync_interval", 300));
 	refreshing = true;
+	pl_serve_metrics_start(&metrics);
 	sigint = evsignal_new(s.base, SIGINT, on_signal, s.base);
 	sigterm = evsignal_new(s.base, SIGTERM, on_signal, s.base);
 	event_add(sigint, NULL);
@@ -323,6 +357,7 @@ out:
 		pl_serve_refresh_release(&refresh);
 	pl_serve_checks_release(&checks);
 	pl_serve_free(sv);
+	pl_serve_metrics_release(&metrics);
 	pl_serve_snappol_release(&snappol);
 	pl_dash_release(&dash);
 	if (api_made)
@@ -351,8 +386,10 @@ const struct pl_cmd pl_cmd_serve = {
 		"(pvelab proxy ca), whose fingerprint is printed at start. Prints one JSON line\n"
 		"with the bound addresses. Every endpoint but /healthz and the dashboard's page\n"
 		"wants 'Authorization: Bearer <token>' (pvelab token create) or the dashboard's\n"
-		"session. docs/serve.md describes the API; the web dashboard is at / "
-		"(docs/dashboard.md).",
+		"session. docs/serve.md describes the API; the web dashboard is at /\n"
+		"(docs/dashboard.md); docs/metrics.md the Prometheus metrics (/metrics, and\n"
+		"/pve as prometheus-pve-exporter answers it; serve.metrics.auth may also be\n"
+		"none or tls).",
 	.opts = opts,
 	.run = run,
 };

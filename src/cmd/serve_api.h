@@ -36,6 +36,9 @@ struct pl_serve_refresh {
 	struct pl_state_counts sync_counts;
 	char *sync_error;
 	int sync_failures;
+	/* told after each sync that succeeded, with its snapshot (borrowed) */
+	void (*on_sync)(const json_t *snap, void *arg);
+	void *on_sync_arg;
 };
 
 /* Start refreshing s's cluster on s->base (nothing when s has no API client). */

@@ -173,6 +173,8 @@ on_synced(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *s
 		}
 		json_decref(f->keys);
 		f->keys = keys;
+		if (f->on_sync)
+			f->on_sync(snap, f->on_sync_arg);
 		json_array_foreach(changes, i, g)
 			pl_serve_emit(f->sv, "guest",
 				      json_pack("{s:O?,s:O?,s:O?,s:I,s:s}", "vmid",

@@ -54,6 +54,7 @@ struct req {
 	bool retry_armed;
 	pl_pve_body_cb on_body; /* a 200 answer's body goes here as it arrives */
 	bool streamed;          /* ...and some of it has: no retry, no parse */
+	struct timespec t0;     /* when it was asked, for the observer */
 };
 
 struct sock {
@@ -103,6 +104,8 @@ struct pl_pve {
 	CURL *pool[64];
 	size_t npool;
 	struct pl_pve *parent; /* of a clone: gets its request count when freed */
+	pl_pve_observe_fn obs; /* told of every finished request (a clone's too) */
+	void *obs_arg;
 };
 
 struct tw {
@@ -429,6 +432,8 @@ req_new(struct pl_pve *c, const char *method, const char *path, const json_t *pa
 	struct req *q = pl_calloc(1, sizeof(*q));
 
 	q->c = c;
+	if (c->obs)
+		clock_gettime(CLOCK_MONOTONIC, &q->t0);
 	q->method = pl_strdup(method);
 	q->path = pl_strdup(path);
 	q->idempotent = !strcmp(method, "GET");
@@ -456,6 +461,13 @@ complete(struct req *q, const struct pl_pve_result *res)
 	struct pl_pve *c = q->c;
 
 	c->pending--;
+	if (c->obs) {
+		struct timespec t1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		c->obs(q->method, q->path, res->status, res->err, pl_elapsed_s(&q->t0, &t1),
+		       c->obs_arg);
+	}
 	if (q->cb)
 		q->cb(res, q->arg);
 	req_free(q);
@@ -1219,6 +1231,8 @@ pl_pve_clone(const struct pl_pve *c, struct event_base *base, int shares, struct
 		return r;
 	/* Start where the parent is: its endpoint, its ticket while it is fresh. */
 	(*out)->parent = (struct pl_pve *)c;
+	(*out)->obs = c->obs;
+	(*out)->obs_arg = c->obs_arg;
 	(*out)->ep = c->ep;
 	if (c->ticket) {
 		(*out)->ticket = pl_strdup(c->ticket);
@@ -1226,6 +1240,13 @@ pl_pve_clone(const struct pl_pve *c, struct event_base *base, int shares, struct
 		(*out)->ticket_at = c->ticket_at;
 	}
 	return 0;
+}
+
+void
+pl_pve_set_observer(struct pl_pve *c, pl_pve_observe_fn fn, void *arg)
+{
+	c->obs = fn;
+	c->obs_arg = arg;
 }
 
 int

@@ -48,6 +48,13 @@ typedef void (*pl_pve_cb)(const struct pl_pve_result *res, void *arg);
  * PL_ETLS with a message. */
 int pl_pve_tls_backend_check(const char *ssl_version, char **errmsg);
 
+/* Told of every finished request: method, path as asked, HTTP status (0:
+ * none), error (0 or PL_E*) and seconds since it was asked. A clone made
+ * after this tells it too, on its own thread: fn must be thread-safe. */
+typedef void (*pl_pve_observe_fn)(const char *method, const char *path, long status, int err,
+				  double seconds, void *arg);
+void pl_pve_set_observer(struct pl_pve *c, pl_pve_observe_fn fn, void *arg);
+
 /* Make a client on base (owned by the caller). Validates the options; a pin
  * fails unless libcurl uses OpenSSL. */
 int pl_pve_new(struct event_base *base, const struct pl_pve_opts *o, struct pl_pve **out,

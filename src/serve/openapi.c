@@ -57,7 +57,8 @@ error_ref(const char *what)
 static json_t *
 operation(const struct pl_serve_route *r)
 {
-	json_t *op = json_object(), *params = json_array(), *resp = json_object();
+	json_t *op = json_object(), *params = json_array(), *resp = json_object(), *ok;
+	const char *media;
 	char code[8];
 
 	json_object_set_new(op, "operationId", operation_id(r));
@@ -86,12 +87,12 @@ operation(const struct pl_serve_route *r)
 				    json_pack("{s:b,s:{s:{s:o}}}", "required", 0, "content",
 					      "application/json", "schema", schema(r->body)));
 	snprintf(code, sizeof(code), "%d", r->status);
+	/* a body that is not JSON names its media type in the schema */
+	ok = schema(r->response);
+	media = json_string_value(json_object_get(ok, "contentMediaType"));
 	json_object_set_new(resp, code,
 			    json_pack("{s:s,s:{s:{s:o}}}", "description", r->summary, "content",
-				      strstr(r->response, "text/event-stream") ?
-					      "text/event-stream" :
-					      "application/json",
-				      "schema", schema(r->response)));
+				      media ? media : "application/json", "schema", ok));
 	json_object_set_new(resp, "400", error_ref("malformed request"));
 	if (r->role > PL_ROLE_PUBLIC) {
 		json_object_set_new(resp, "401", error_ref("no valid token"));

@@ -538,9 +538,19 @@ method_name(enum evhttp_cmd_type m)
 	}
 }
 
-/* Send the answer: len bytes of type (NULL: no body). */
 static void
-send_now(struct pl_serve_req *r, int status, const char *type, const void *data, size_t len)
+free_taken(const void *data, size_t len, void *arg)
+{
+	(void)len;
+	(void)arg;
+	free((void *)data);
+}
+
+/* Send the answer: len bytes of type (NULL: no body); taken: data is
+ * handed to the buffer (freed once sent), not copied. */
+static void
+send_bytes(struct pl_serve_req *r, int status, const char *type, const void *data, size_t len,
+	   bool taken)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 	struct evbuffer *buf = evbuffer_new();
@@ -548,7 +558,12 @@ send_now(struct pl_serve_req *r, int status, const char *type, const void *data,
 
 	if (type) {
 		evhttp_add_header(h, "Content-Type", type);
-		evbuffer_add(buf, data, len);
+		if (taken)
+			evbuffer_add_reference(buf, data, len, free_taken, NULL);
+		else
+			evbuffer_add(buf, data, len);
+	} else if (taken) {
+		free((void *)data);
 	}
 	if (status == 401)
 		evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"pvelab\"");
@@ -563,6 +578,45 @@ send_now(struct pl_serve_req *r, int status, const char *type, const void *data,
 		    pl_elapsed_s(&r->t0, &t1) * 1000, r->caller[0] ? " token=" : "", r->caller);
 	evhttp_send_reply(r->req, status, reason(status), buf);
 	evbuffer_free(buf);
+}
+
+static void
+send_now(struct pl_serve_req *r, int status, const char *type, const void *data, size_t len)
+{
+	send_bytes(r, status, type, data, len, false);
+}
+
+void
+pl_serve_reply_take(struct pl_serve_req *r, int status, const char *type, void *data, size_t len)
+{
+	if (r->answered) {
+		free(data);
+		return;
+	}
+	r->answered = true;
+	send_bytes(r, status, type, data, len, true);
+}
+
+bool
+pl_serve_peer_cert(const struct pl_serve_req *r, char *name, size_t size)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+	SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
+	X509 *cert;
+	bool ok;
+
+	if (ssl == NULL || (cert = SSL_get1_peer_certificate(ssl)) == NULL)
+		return false;
+	ok = SSL_get_verify_result(ssl) == X509_V_OK;
+	if (ok && size) {
+		X509_NAME *subj = X509_get_subject_name(cert);
+
+		if (X509_NAME_get_text_by_NID(subj, NID_commonName, name, (int)size) < 0)
+			X509_NAME_oneline(subj, name, (int)size);
+	}
+	X509_free(cert);
+	return ok;
 }
 
 void

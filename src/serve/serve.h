@@ -121,6 +121,14 @@ bool pl_serve_is_tls(const struct pl_serve_req *req);
 /* The token's name (NULL on a public route) and role. */
 const char *pl_serve_caller(const struct pl_serve_req *req);
 int pl_serve_caller_role(const struct pl_serve_req *req);
+/* Whether the request came over TLS with a client certificate the
+ * listener's context verified (SSL_CTX_set_verify); its subject's CN (or
+ * whole subject) goes into name (size given). */
+bool pl_serve_peer_cert(const struct pl_serve_req *req, char *name, size_t size);
+/* Answer with status and len bytes of content_type, taking data (freed with
+ * free() once sent): a large answer is not copied. */
+void pl_serve_reply_take(struct pl_serve_req *req, int status, const char *content_type, void *data,
+			 size_t len);
 /* Add a header to the answer (before pl_serve_reply*): Set-Cookie,
  * Content-Encoding, Mcp-Session-Id... */
 void pl_serve_add_header(struct pl_serve_req *req, const char *name, const char *value);

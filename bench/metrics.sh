@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# bench/metrics.sh: Prometheus scrapes of one 10,000-guest `pvelab sim`, through
+# `pvelab serve` (/metrics and the exporter's /pve) and through
+# prometheus-pve-exporter v3.10.0 (the reference library's unmodified copy and
+# launcher, on Debian's python3-proxmoxer, -prometheus-client, -werkzeug, -wrapt
+# and gunicorn: scripts/install-deps bench), with its config collector on (its
+# default) and off. Each scrape as Prometheus makes it (bench/metrics_scrape.py):
+# its Accept header, gzip, the whole answer read. pvelab refreshes its picture
+# every 10 seconds (status_interval's default: PVE's own pvestatd moves the
+# figures every 10 s) and is scraped every second, its CPU per scrape
+# including its refresh's share; then again with status_interval: 1, where
+# every scrape finds a new picture and pays a whole refresh. Prints median and p99 latency, CPU per scrape (the scraped
+# process and its children; the simulator's own CPU, i.e. the load on the
+# cluster, apart), the ratios, the uncompressed exposition's render time and
+# the memory the answers cost pvelab.
+# Usage: bench/metrics.sh [BIN]  (SCRAPES=30 GUESTS=10000 NODES=16
+#   PEER=../shared/peers/prometheus-pve-exporter)
+set -euo pipefail
+BIN=$(realpath "${1:-${PVELAB_BIN:-build/pvelab}}")
+SCRAPES=${SCRAPES:-30}
+GUESTS=${GUESTS:-10000}
+NODES=${NODES:-16}
+here=$(cd "$(dirname "$0")" && pwd)
+PEER=${PEER:-$here/../../shared/peers/prometheus-pve-exporter}
+. "$here/lib.sh"
+[ -x "$PEER/run.sh" ] || { echo "no prometheus-pve-exporter launcher at $PEER" >&2; exit 1; }
+PY=/usr/bin/python3
+
+cpu_of() { awk '{print ($14 + $15) / '"$(getconf CLK_TCK)"'}' "/proc/$1/stat"; }
+rss_of() { awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$1/status"; }
+port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 600); do curl -fso /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
+# scrape NAME URL INTERVAL PID: SCRAPES scrapes; the result line goes to $tmp/NAME.json
+scrape() {
+	local s0 s1
+	s0=$(cpu_of "$sim_pid")
+	$PY "$here/metrics_scrape.py" "$2" "$SCRAPES" "$3" "$4" >"$tmp/$1.json"
+	s1=$(cpu_of "$sim_pid")
+	$PY - "$tmp/$1.json" "$s0" "$s1" <<-'PYEOF'
+	import json, sys
+	p = sys.argv[1]; d = json.load(open(p)); d["sim_cpu"] = float(sys.argv[3]) - float(sys.argv[2])
+	json.dump(d, open(p, "w"))
+	PYEOF
+}
+
+start_sim "$BIN" --nodes "$NODES" --guests "$GUESTS" --auth-delay-ms 0
+host=${PVELAB_URL#https://}
+echo "sim: $NODES nodes, $GUESTS guests at $PVELAB_URL; $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# pvelab serve, refreshing every STATUS seconds: NAME-metrics.json, NAME-pve.json, NAME.extra
+serve_run() {
+	local name=$1 status=$2 pp
+	printf 'serve:\n  status_interval: %s\n  metrics:\n    auth: none\n' "$status" >"$tmp/pvelab.yaml"
+	pp=$(port)
+	rm -f "$tmp"/state.db*
+	PVELAB_STATE="$tmp/state.db" "$BIN" -q -c "$tmp/pvelab.yaml" serve --listen "127.0.0.1:$pp" \
+		>"$tmp/serve.out" 2>"$tmp/serve.err" &
+	serve_pid=$!
+	wait_http "http://127.0.0.1:$pp/healthz"
+	for _ in $(seq 1 600); do # the first full sync, and the reads after it
+		case $(curl -fs "http://127.0.0.1:$pp/metrics" || true) in
+		*'pvelab_refresh_age_seconds{kind="guest_reads"}'*) break ;;
+		esac
+		sleep 0.2
+	done
+	rss0=$(rss_of $serve_pid)
+	scrape "$name-metrics" "http://127.0.0.1:$pp/metrics" 1 $serve_pid
+	scrape "$name-pve" "http://127.0.0.1:$pp/pve?target=$host&cluster=1&node=1" 1 $serve_pid
+	rss1=$(rss_of $serve_pid)
+	# the exposition made from scratch: an uncompressed answer keeps nothing;
+	# the answer after it says how long it took
+	: >"$tmp/render"
+	for _ in $(seq 1 10); do
+		curl -fso /dev/null "http://127.0.0.1:$pp/metrics"
+		curl -fs "http://127.0.0.1:$pp/metrics" -H 'Accept-Encoding: gzip' --compressed |
+			awk '/^pvelab_metrics_render_seconds /{print $2}' >>"$tmp/render"
+	done
+	echo "$(median <"$tmp/render") $rss0 $rss1" >"$tmp/$name.extra"
+	kill $serve_pid
+	wait $serve_pid 2>/dev/null || true
+	serve_pid=
+}
+serve_pid=
+trap '[ -z "$serve_pid" ] || kill $serve_pid 2>/dev/null || true; [ -z "${exp_pid:-}" ] || kill $exp_pid 2>/dev/null || true; cleanup' EXIT
+serve_run pvelab10 10
+serve_run pvelab1 1
+
+# prometheus-pve-exporter, config collector on (default) and off
+for mode in on off; do
+	ep=$(port)
+	flags=()
+	[ $mode = off ] && flags=(--no-collector.config)
+	"$PEER/run.sh" "$host" "${PVELAB_TOKEN%%=*}" "${PVELAB_TOKEN#*=}" "$ep" "${flags[@]}" \
+		>"$tmp/exporter-$mode.log" 2>&1 &
+	exp_pid=$!
+	wait_http "http://127.0.0.1:$ep/metrics"
+	scrape "exporter-config-$mode" "http://127.0.0.1:$ep/pve?target=${host%:*}&cluster=1&node=1" 1 $exp_pid
+	kill $exp_pid
+	wait $exp_pid 2>/dev/null || true
+	exp_pid=
+done
+
+$PY - "$tmp" "$SCRAPES" <<'EOF'
+import json, math, statistics, sys
+tmp, n = sys.argv[1], int(sys.argv[2])
+rows = {}
+for name in ("pvelab10-metrics", "pvelab10-pve", "pvelab1-metrics", "pvelab1-pve",
+             "exporter-config-on", "exporter-config-off"):
+    d = json.load(open(f"{tmp}/{name}.json"))
+    w = sorted(d["walls"])
+    rows[name] = {"median": statistics.median(w), "p99": w[math.ceil(0.99 * len(w)) - 1],
+                  "cpu": d["cpu"] / n, "sim": d["sim_cpu"] / n, "samples": d["samples"]}
+print(f"{'':22} {'median':>10} {'p99':>10} {'CPU/scrape':>11} {'sim CPU/scrape':>15} {'samples':>8}")
+for k, r in rows.items():
+    print(f"{k:22} {r['median']*1000:8.1f}ms {r['p99']*1000:8.1f}ms {r['cpu']*1000:9.1f}ms "
+          f"{r['sim']*1000:13.1f}ms {r['samples']:8d}")
+for status in ("10", "1"):
+    pv = rows[f"pvelab{status}-pve"]
+    for mode in ("on", "off"):
+        e = rows[f"exporter-config-{mode}"]
+        print(f"exporter (config {mode}) / pvelab /pve (status_interval {status}): "
+              f"{e['median'] / pv['median']:.0f}x the median, {e['p99'] / pv['p99']:.0f}x the p99, "
+              f"{e['cpu'] / pv['cpu']:.1f}x the CPU, "
+              f"{e['sim'] / max(pv['sim'], 1e-9):.1f}x the simulator's CPU")
+for status in ("10", "1"):
+    render, rss0, rss1 = open(f"{tmp}/pvelab{status}.extra").read().split()
+    print(f"pvelab (status_interval {status}): exposition from scratch (uncompressed, nothing "
+          f"kept) median {float(render)*1000:.1f} ms of 10 "
+          f"({rows[f'pvelab{status}-metrics']['samples']} samples); resident "
+          f"{int(rss0)/2**20:.1f} MiB before the first scrape, {int(rss1)/2**20:.1f} MiB after "
+          f"{2*n} ({(int(rss1)-int(rss0))/2**20:+.1f} MiB)")
+EOF

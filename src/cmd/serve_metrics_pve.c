@@ -1,0 +1,988 @@
+/*
+ * The series prometheus-pve-exporter v3.x writes (its cluster collectors:
+ * status, version, node, cluster, resources, backup-info, qdevice; its node
+ * collectors: config, replication, subscription), computed from the same API
+ * answers with the same names, types, labels and label values, one pass over
+ * the answers per family. Semantics read from the exporter's
+ * src/pve_exporter/collector/{cluster,node}.py (Apache-2.0); no code copied.
+ */
+#include "core/common.h"
+#include "cmd/serve_metrics.h"
+#include "core/err.h"
+#include "core/json.h"
+
+#include <math.h>
+#include <time.h>
+
+const char *
+pl_metrics_pystr(const json_t *v, char *buf, size_t size)
+{
+	if (json_is_string(v))
+		return json_string_value(v);
+	if (json_is_integer(v))
+		snprintf(buf, size, "%lld", (long long)json_integer_value(v));
+	else if (json_is_real(v)) {
+		double d = json_real_value(v);
+
+		/* repr(): the shortest text that reads back, ".0" on whole numbers */
+		for (int prec = 1; prec <= 17; prec++) {
+			snprintf(buf, size, "%.*g", prec, d);
+			if (strtod(buf, NULL) == d)
+				break;
+		}
+		if (isfinite(d) && !strpbrk(buf, ".e") && strlen(buf) + 3 <= size)
+			memcpy(buf + strlen(buf), ".0", 3);
+	} else if (json_is_true(v))
+		snprintf(buf, size, "True");
+	else if (json_is_false(v))
+		snprintf(buf, size, "False");
+	else
+		snprintf(buf, size, "None");
+	return buf;
+}
+
+/* A resource's number as the exporter's float() reads it: numbers, booleans,
+ * numeric strings; false for anything else (the sample is left out). */
+static bool
+number(const json_t *v, double *out)
+{
+	char *end;
+
+	if (json_is_number(v)) {
+		*out = json_number_value(v);
+		return true;
+	}
+	if (json_is_boolean(v)) {
+		*out = json_is_true(v);
+		return true;
+	}
+	if (json_is_string(v) && *json_string_value(v)) {
+		*out = strtod(json_string_value(v), &end);
+		return *end == '\0';
+	}
+	return false;
+}
+
+static bool
+is_type(const json_t *e, const char *type)
+{
+	const char *t = pl_json_str(e, "type");
+
+	return t && !strcmp(t, type);
+}
+
+static void
+sample1(struct pl_expo *e, const char *id, double v)
+{
+	const char *kv[] = { "id", id };
+
+	pl_expo_sample(e, "", kv, 1, v);
+}
+
+/* --- the resource list, read once per refresh --- */
+
+enum {
+	K_MAXDISK,
+	K_DISK,
+	K_MAXMEM,
+	K_MEM,
+	K_NETOUT,
+	K_NETIN,
+	K_DISKWRITE,
+	K_DISKREAD,
+	K_CPU,
+	K_MAXCPU,
+	K_UPTIME,
+	K_SHARED,
+	K_COUNT
+};
+static const char *const number_keys[K_COUNT] = {
+	"maxdisk",   "disk",     "maxmem", "mem",    "netout", "netin",
+	"diskwrite", "diskread", "cpu",    "maxcpu", "uptime", "shared",
+};
+enum { R_OTHER, R_QEMU, R_LXC, R_NODE, R_STORAGE };
+
+static const char *const guest_ha_states[] = {
+	"stopped",  "request_stop", "request_start", "request_start_balance",
+	"started",  "fence",        "recovery",      "migrate",
+	"relocate", "freeze",       "error",
+};
+static const char *const node_ha_states[] = { "online", "maintenance", "unknown", "fence", "gone" };
+static const char *const lock_states[] = {
+	"backup",   "clone",           "create",    "migrate",    "rollback",
+	"snapshot", "snapshot-delete", "suspended", "suspending",
+};
+
+/* One resource as the collectors read it. */
+struct res {
+	const char *id;
+	long long vmid;
+	unsigned char kind, up;    /* R_*; running (guests) or available (storages) */
+	unsigned short has;        /* a bit per K_* it carries */
+	signed char hastate, lock; /* the index of its state in the lists above, or -1 */
+	double v[K_COUNT];
+	/* guests: node, name, type, template, tags; storages: node, storage,
+	 * plugintype, content (sorted) */
+	const char *lab[5];
+};
+
+struct pl_metrics_index {
+	json_t *resources; /* held: the strings are its */
+	struct res *r;
+	size_t n;
+	char **owned; /* label texts made here */
+	size_t nowned;
+	uint64_t hash[PL_METRICS_SEGS]; /* what each kept family shows (family_hash), made once */
+};
+
+/* --- families kept compressed while they do not change (in->segs) --- */
+
+enum { SEG_UP = 16, SEG_HA, SEG_LOCK, SEG_GUEST_INFO, SEG_STORAGE_INFO };
+_Static_assert(SEG_STORAGE_INFO + 1 == PL_METRICS_SEGS, "one kept segment per family");
+
+static uint64_t
+fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+static uint64_t
+fnv_str(uint64_t h, const char *s)
+{
+	return fnv(h, s, strlen(s) + 1); /* the NUL parts one string from the next */
+}
+
+/* Start segment i of a family whose inputs hash to h: true when the kept
+ * one was spliced in (write nothing). */
+static bool
+seg_reused(struct pl_expo *e, const struct pl_metrics_pve_in *in, int i, uint64_t h)
+{
+	if (in->segs == NULL)
+		return false;
+	if (pl_expo_seg_reuse(e, &in->segs[i], h))
+		return true;
+	pl_expo_seg_begin(e);
+	return false;
+}
+
+static void
+seg_done(struct pl_expo *e, const struct pl_metrics_pve_in *in, int i, uint64_t h)
+{
+	if (in->segs)
+		pl_expo_seg_end(e, &in->segs[i], h);
+}
+
+static int
+state_index(const char *s, const char *const *list, size_t n)
+{
+	for (size_t i = 0; s && i < n; i++)
+		if (!strcmp(s, list[i]))
+			return (int)i;
+	return -1;
+}
+
+/* A label's text as the exporter's str() makes it: the JSON string itself,
+ * or a text kept in the index. */
+static const char *
+label_text(struct pl_metrics_index *ix, const json_t *v)
+{
+	char buf[64];
+	const char *t;
+
+	if (v == NULL)
+		return "";
+	if (json_is_string(v))
+		return json_string_value(v);
+	t = pl_metrics_pystr(v, buf, sizeof(buf));
+	if (!strcmp(t, "0"))
+		return "0";
+	if (!strcmp(t, "1"))
+		return "1";
+	ix->owned = pl_realloc(ix->owned, (ix->nowned + 1) * sizeof(*ix->owned));
+	return ix->owned[ix->nowned++] = pl_strdup(t);
+}
+
+static void sorted_csv(const char *in, char *out, size_t size);
+
+/* What a family of the resource list shows, hashed: its resources' ids and
+ * the fields it writes. */
+static uint64_t
+family_hash(const struct pl_metrics_index *ix, int seg)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < ix->n; i++) {
+		const struct res *r = &ix->r[i];
+
+		if (seg < K_COUNT) {
+			if (!(r->has & (1u << seg)))
+				continue;
+			h = fnv(h, &r->v[seg], sizeof(r->v[seg]));
+		} else if (seg == SEG_UP) {
+			h = fnv(h, &r->kind, 2); /* kind and up */
+		} else if (seg == SEG_HA || seg == SEG_LOCK) {
+			h = fnv(h, &r->kind, 1);
+			h = fnv(h, seg == SEG_HA ? &r->hastate : &r->lock, 1);
+		} else if (seg == SEG_GUEST_INFO || seg == SEG_STORAGE_INFO) {
+			bool guest = r->kind == R_QEMU || r->kind == R_LXC;
+
+			if (seg == SEG_GUEST_INFO ? !guest : r->kind != R_STORAGE)
+				continue;
+			for (size_t j = 0; j < 5; j++)
+				h = fnv_str(h, r->lab[j] ? r->lab[j] : "");
+		}
+		h = fnv_str(h, r->id);
+	}
+	return h;
+}
+
+struct pl_metrics_index *
+pl_metrics_index_new(const json_t *resources)
+{
+	struct pl_metrics_index *ix = pl_calloc(1, sizeof(*ix));
+	const json_t *x;
+	size_t i;
+
+	ix->resources = json_incref((json_t *)resources);
+	ix->r = pl_calloc(json_array_size(resources) + 1, sizeof(*ix->r));
+	json_array_foreach(resources, i, x) {
+		struct res *r = &ix->r[ix->n];
+		const char *key, *type = pl_json_str_or(x, "type", "");
+		json_t *v;
+
+		if (!json_is_object(x))
+			continue;
+		ix->n++;
+		r->id = pl_json_str_or(x, "id", "");
+		r->vmid = pl_json_int(x, "vmid", 0);
+		r->kind = !strcmp(type, "qemu")    ? R_QEMU :
+			  !strcmp(type, "lxc")     ? R_LXC :
+			  !strcmp(type, "node")    ? R_NODE :
+			  !strcmp(type, "storage") ? R_STORAGE :
+						     R_OTHER;
+		/* one walk over its keys, no lookup per family */
+		json_object_foreach((json_t *)x, key, v)
+			for (int k = 0; k < K_COUNT; k++)
+				if (key[0] == number_keys[k][0] && !strcmp(key, number_keys[k])) {
+					if (number(v, &r->v[k]))
+						r->has |= (unsigned short)(1u << k);
+					break;
+				}
+		r->up = !strcmp(pl_json_str_or(x, "status", ""),
+				r->kind == R_STORAGE ? "available" : "running");
+		r->hastate =
+			(signed char)(r->kind == R_NODE ?
+					      state_index(pl_json_str(x, "hastate"), node_ha_states,
+							  PL_ARRAY_LEN(node_ha_states)) :
+					      state_index(pl_json_str(x, "hastate"),
+							  guest_ha_states,
+							  PL_ARRAY_LEN(guest_ha_states)));
+		r->lock = (signed char)state_index(pl_json_str(x, "lock"), lock_states,
+						   PL_ARRAY_LEN(lock_states));
+		if (r->kind == R_QEMU || r->kind == R_LXC) {
+			static const char *const keys[] = { "node", "name", "type", "template",
+							    "tags" };
+
+			for (size_t j = 0; j < 5; j++)
+				r->lab[j] = label_text(ix, json_object_get(x, keys[j]));
+		} else if (r->kind == R_STORAGE) {
+			static const char *const keys[] = { "node", "storage", "plugintype" };
+			char sorted[512];
+
+			for (size_t j = 0; j < 3; j++)
+				r->lab[j] = label_text(ix, json_object_get(x, keys[j]));
+			sorted_csv(label_text(ix, json_object_get(x, "content")), sorted,
+				   sizeof(sorted));
+			ix->owned = pl_realloc(ix->owned, (ix->nowned + 1) * sizeof(*ix->owned));
+			r->lab[3] = ix->owned[ix->nowned++] = pl_strdup(sorted);
+		}
+	}
+	/* what each kept family shows, once per list: a scrape compares */
+	for (int k = 0; k < K_COUNT; k++)
+		ix->hash[k] = family_hash(ix, k);
+	for (int k = SEG_UP; k < PL_METRICS_SEGS; k++)
+		ix->hash[k] = family_hash(ix, k);
+	return ix;
+}
+
+bool
+pl_metrics_index_guest(const struct pl_metrics_index *ix, size_t *i, const char **id,
+		       long long *vmid)
+{
+	for (; *i < ix->n; (*i)++)
+		if (ix->r[*i].kind == R_QEMU || ix->r[*i].kind == R_LXC) {
+			*id = ix->r[*i].id;
+			*vmid = ix->r[(*i)++].vmid;
+			return true;
+		}
+	return false;
+}
+
+bool
+pl_metrics_index_of(const struct pl_metrics_index *ix, const json_t *resources)
+{
+	return ix->resources == resources;
+}
+
+void
+pl_metrics_index_free(struct pl_metrics_index *ix)
+{
+	if (ix == NULL)
+		return;
+	for (size_t i = 0; i < ix->nowned; i++)
+		free(ix->owned[i]);
+	free(ix->owned);
+	free(ix->r);
+	json_decref(ix->resources);
+	free(ix);
+}
+
+/* pve_up: nodes (online), the cluster (quorate), guests (running) and
+ * storages (available). */
+static void
+collect_status(struct pl_expo *e, const struct pl_metrics_pve_in *in,
+	       const struct pl_metrics_index *ix)
+{
+	const json_t *x;
+	size_t i;
+	char id[160];
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	if (in->segs) {
+		char *text = json_dumps(in->status, JSON_COMPACT);
+
+		h = fnv_str(h, text ? text : "");
+		free(text);
+		h = fnv(h, &ix->hash[SEG_UP], sizeof(h));
+	}
+	if (seg_reused(e, in, SEG_UP, h))
+		return;
+	pl_expo_family(e, "pve_up", PL_EXPO_GAUGE, "Node/VM/CT-Status is online/running");
+	json_array_foreach(in->status, i, x) {
+		double v = 0;
+
+		if (is_type(x, "node")) {
+			number(json_object_get(x, "online"), &v);
+			sample1(e, pl_json_str_or(x, "id", ""), v);
+		} else if (is_type(x, "cluster")) {
+			number(json_object_get(x, "quorate"), &v);
+			snprintf(id, sizeof(id), "cluster/%s", pl_json_str_or(x, "name", ""));
+			sample1(e, id, v);
+		}
+	}
+	for (i = 0; i < ix->n; i++)
+		if (ix->r[i].kind == R_QEMU || ix->r[i].kind == R_LXC)
+			sample1(e, ix->r[i].id, ix->r[i].up);
+	for (i = 0; i < ix->n; i++)
+		if (ix->r[i].kind == R_STORAGE)
+			sample1(e, ix->r[i].id, ix->r[i].up);
+	seg_done(e, in, SEG_UP, h);
+}
+
+static void
+collect_version(struct pl_expo *e, const struct pl_metrics_pve_in *in)
+{
+	static const char *const keys[] = { "release", "repoid", "version" };
+	const char *kv[6];
+	char bufs[3][64];
+	const char *k;
+	json_t *v;
+	size_t n = 0;
+
+	if (!json_is_object(in->version))
+		return;
+	/* the labels in the answer's order, as the exporter keeps it */
+	json_object_foreach((json_t *)in->version, k, v)
+		for (size_t j = 0; j < PL_ARRAY_LEN(keys); j++)
+			if (!strcmp(k, keys[j]) && n < 3) {
+				kv[2 * n] = keys[j];
+				kv[2 * n + 1] = pl_metrics_pystr(v, bufs[n], sizeof(bufs[n]));
+				n++;
+			}
+	if (n == 0)
+		return; /* the exporter fails on an empty answer */
+	pl_expo_family(e, "pve_version_info", PL_EXPO_GAUGE, "Proxmox VE version info");
+	pl_expo_sample(e, "", kv, n, 1);
+}
+
+static void
+collect_nodes(struct pl_expo *e, const struct pl_metrics_pve_in *in)
+{
+	static const char *const keys[] = { "id", "level", "name", "nodeid" };
+	const json_t *x;
+	bool any = false;
+	size_t i;
+
+	json_array_foreach(in->status, i, x) {
+		const char *kv[8];
+		char bufs[4][64];
+
+		if (!is_type(x, "node"))
+			continue;
+		if (!any)
+			pl_expo_family(e, "pve_node_info", PL_EXPO_GAUGE, "Node info");
+		any = true;
+		for (size_t j = 0; j < 4; j++) {
+			const json_t *v = json_object_get(x, keys[j]);
+
+			kv[2 * j] = keys[j];
+			kv[2 * j + 1] = v ? pl_metrics_pystr(v, bufs[j], sizeof(bufs[j])) : "";
+		}
+		pl_expo_sample(e, "", kv, 4, 1);
+	}
+}
+
+/* Whether s can name a label: [a-zA-Z_][a-zA-Z0-9_]*, not __reserved. */
+static bool
+label_name(const char *s)
+{
+	if (!*s || (*s >= '0' && *s <= '9') || !strncmp(s, "__", 2))
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '_'))
+			return false;
+	return true;
+}
+
+/* pve_cluster_info: every key of the cluster entry but type and name, id
+ * made "cluster/<name>". */
+static void
+collect_cluster(struct pl_expo *e, const struct pl_metrics_pve_in *in)
+{
+	const json_t *x;
+	bool any = false;
+	size_t i;
+
+	json_array_foreach(in->status, i, x) {
+		const char *kv[32], *k;
+		char bufs[16][64], id[160];
+		size_t n = 0;
+		json_t *v;
+
+		if (!is_type(x, "cluster"))
+			continue;
+		if (!any)
+			pl_expo_family(e, "pve_cluster_info", PL_EXPO_GAUGE, "Cluster info");
+		any = true;
+		snprintf(id, sizeof(id), "cluster/%s", pl_json_str_or(x, "name", ""));
+		json_object_foreach((json_t *)x, k, v) {
+			/* a key no label can be named after would spoil the answer */
+			if (!strcmp(k, "type") || !strcmp(k, "name") || n == 16 || !label_name(k))
+				continue;
+			kv[2 * n] = k;
+			kv[2 * n + 1] = !strcmp(k, "id") ? id : pl_metrics_pystr(v, bufs[n], 64);
+			n++;
+		}
+		pl_expo_sample(e, "", kv, n, 1);
+	}
+}
+
+static const json_t *
+cluster_entry(const struct pl_metrics_pve_in *in)
+{
+	const json_t *x;
+	size_t i;
+
+	json_array_foreach(in->status, i, x)
+		if (is_type(x, "cluster"))
+			return x;
+	return NULL;
+}
+
+static void
+collect_qdevice(struct pl_expo *e, const struct pl_metrics_pve_in *in)
+{
+	static const char *const map[][2] = {
+		{ "Model", "model" },           { "Algorithm", "algorithm" },
+		{ "QNetd host", "qnetd_host" }, { "Tie-breaker", "tie_breaker" },
+		{ "State", "state" },
+	};
+	const json_t *c = cluster_entry(in);
+	const char *kv[12];
+	char id[160], bufs[5][64];
+
+	if (c == NULL || !json_object_size(in->qdevice))
+		return;
+	snprintf(id, sizeof(id), "cluster/%s", pl_json_str_or(c, "name", ""));
+	pl_expo_family(e, "pve_qdevice_up", PL_EXPO_GAUGE,
+		       "Proxmox VE QDevice is connected (1) or not (0)");
+	sample1(e, id, !strcmp(pl_json_str_or(in->qdevice, "State", ""), "Connected"));
+	kv[0] = "id";
+	kv[1] = id;
+	for (size_t j = 0; j < PL_ARRAY_LEN(map); j++) {
+		const json_t *v = json_object_get(in->qdevice, map[j][0]);
+
+		kv[2 + 2 * j] = map[j][1];
+		kv[3 + 2 * j] = v ? pl_metrics_pystr(v, bufs[j], sizeof(bufs[j])) : "";
+	}
+	pl_expo_family(e, "pve_qdevice_info", PL_EXPO_GAUGE,
+		       "Proxmox VE QDevice info (1 if configured)");
+	pl_expo_sample(e, "", kv, 6, 1);
+}
+
+/* One number of every resource that has it (whatever its type). */
+struct resource_family {
+	int key; /* K_* */
+	const char *name, *help;
+	bool counter, deprecated;
+};
+
+static const struct resource_family families[] = {
+	{ K_MAXDISK, "pve_disk_size_bytes",
+	  "Storage size in bytes (for type 'storage'), root image size for VMs (for types 'qemu' "
+	  "and 'lxc').",
+	  false, false },
+	{ K_DISK, "pve_disk_usage_bytes",
+	  "Used disk space in bytes (for type 'storage'), used root image space for VMs (for "
+	  "types 'qemu' and 'lxc').",
+	  false, false },
+	{ K_MAXMEM, "pve_memory_size_bytes",
+	  "Number of available memory in bytes (for types 'node', 'qemu' and 'lxc').", false,
+	  false },
+	{ K_MEM, "pve_memory_usage_bytes",
+	  "Used memory in bytes (for types 'node', 'qemu' and 'lxc').", false, false },
+	{ K_NETOUT, "pve_network_transmit_bytes",
+	  "The amount of traffic in bytes that was sent from the guest over the network since it "
+	  "was started. (for types 'qemu' and 'lxc') DEPRECATED: Use "
+	  "pve_network_transmit_bytes_total instead.",
+	  false, true },
+	{ K_NETIN, "pve_network_receive_bytes",
+	  "The amount of traffic in bytes that was sent to the guest over the network since it was "
+	  "started. (for types 'qemu' and 'lxc') DEPRECATED: Use pve_network_receive_bytes_total "
+	  "instead.",
+	  false, true },
+	{ K_DISKWRITE, "pve_disk_write_bytes",
+	  "The amount of bytes the guest wrote to its block devices since the guest was started. "
+	  "This info is not available for all storage types. (for types 'qemu' and 'lxc') "
+	  "DEPRECATED: Use pve_disk_written_bytes_total instead.",
+	  false, true },
+	{ K_DISKREAD, "pve_disk_read_bytes",
+	  "The amount of bytes the guest read from its block devices since the guest was started. "
+	  "This info is not available for all storage types. (for types 'qemu' and 'lxc') "
+	  "DEPRECATED: Use pve_disk_read_bytes_total instead.",
+	  false, true },
+	{ K_CPU, "pve_cpu_usage_ratio", "CPU utilization (for types 'node', 'qemu' and 'lxc').",
+	  false, false },
+	{ K_MAXCPU, "pve_cpu_usage_limit",
+	  "Number of available CPUs (for types 'node', 'qemu' and 'lxc').", false, false },
+	{ K_UPTIME, "pve_uptime_seconds",
+	  "Uptime of node or virtual guest in seconds (for types 'node', 'qemu' and 'lxc').", false,
+	  false },
+	{ K_SHARED, "pve_storage_shared",
+	  "Whether or not the storage is shared among cluster nodes", false, false },
+	{ K_NETOUT, "pve_network_transmit_bytes_total",
+	  "The amount of traffic in bytes that was sent from the guest over the network since it "
+	  "was started. (for types 'qemu' and 'lxc')",
+	  true, false },
+	{ K_NETIN, "pve_network_receive_bytes_total",
+	  "The amount of traffic in bytes that was sent to the guest over the network since it was "
+	  "started. (for types 'qemu' and 'lxc')",
+	  true, false },
+	{ K_DISKWRITE, "pve_disk_written_bytes_total",
+	  "The amount of bytes the guest wrote to its block devices since the guest was started. "
+	  "This info is not available for all storage types. (for types 'qemu' and 'lxc')",
+	  true, false },
+	{ K_DISKREAD, "pve_disk_read_bytes_total",
+	  "The amount of bytes the guest read from its block devices since the guest was started. "
+	  "This info is not available for all storage types. (for types 'qemu' and 'lxc')",
+	  true, false },
+};
+
+/* A one-hot family: for each resource of the kinds it covers, one sample
+ * per state, 1 for the state it is in. */
+static void
+one_hot(struct pl_expo *e, const struct pl_metrics_index *ix, bool ha)
+{
+	for (size_t i = 0; i < ix->n; i++) {
+		const struct res *r = &ix->r[i];
+		const char *const *states = lock_states, *kv[4];
+		size_t n = PL_ARRAY_LEN(lock_states);
+		int have = ha ? r->hastate : r->lock;
+
+		if (ha && r->kind == R_NODE) {
+			states = node_ha_states;
+			n = PL_ARRAY_LEN(node_ha_states);
+		} else if (ha && (r->kind == R_QEMU || r->kind == R_LXC)) {
+			states = guest_ha_states;
+			n = PL_ARRAY_LEN(guest_ha_states);
+		} else if (ha || (r->kind != R_QEMU && r->kind != R_LXC)) {
+			continue;
+		}
+		kv[0] = "id";
+		kv[1] = r->id;
+		kv[2] = "state";
+		for (size_t st = 0; st < n; st++) {
+			kv[3] = states[st];
+			pl_expo_sample(e, "", kv, 2, have == (int)st);
+		}
+	}
+}
+
+/* "images,rootdir" -> "images,rootdir", sorted as Python sorts strings
+ * (bytewise: UTF-8 code point order). */
+static void
+sorted_csv(const char *in, char *out, size_t size)
+{
+	const char *parts[64];
+	size_t lens[64], n = 0, o = 0;
+	const char *p = in;
+
+	for (;;) {
+		const char *c = strchr(p, ',');
+		size_t len = c ? (size_t)(c - p) : strlen(p);
+
+		if (n < PL_ARRAY_LEN(parts)) {
+			parts[n] = p;
+			lens[n++] = len;
+		}
+		if (!c)
+			break;
+		p = c + 1;
+	}
+	for (size_t i = 1; i < n; i++) /* insertion sort: a handful of items */
+		for (size_t j = i; j > 0; j--) {
+			size_t m = lens[j - 1] < lens[j] ? lens[j - 1] : lens[j];
+			int c = memcmp(parts[j - 1], parts[j], m);
+
+			if (c < 0 || (c == 0 && lens[j - 1] <= lens[j]))
+				break;
+			const char *tp = parts[j];
+			size_t tl = lens[j];
+
+			parts[j] = parts[j - 1];
+			lens[j] = lens[j - 1];
+			parts[j - 1] = tp;
+			lens[j - 1] = tl;
+		}
+	for (size_t i = 0; i < n && o + 1 < size; i++) {
+		size_t len = lens[i] < size - o - 1 ? lens[i] : size - o - 1;
+
+		if (i && o + 1 < size)
+			out[o++] = ',';
+		len = len < size - o - 1 ? len : size - o - 1;
+		memcpy(out + o, parts[i], len);
+		o += len;
+	}
+	out[o] = '\0';
+}
+
+static void
+collect_resources(struct pl_expo *e, const struct pl_metrics_pve_in *in,
+		  const struct pl_metrics_index *ix, bool deprecated)
+{
+	uint64_t h = 0;
+
+	for (size_t f = 0; f < PL_ARRAY_LEN(families); f++) {
+		if (families[f].deprecated && !deprecated)
+			continue;
+		if (in->segs)
+			h = ix->hash[families[f].key];
+		/* a family's segment: the counters' after the gauges' */
+		if (seg_reused(e, in, (int)f, h))
+			continue;
+		pl_expo_family(e, families[f].name,
+			       families[f].counter ? PL_EXPO_COUNTER : PL_EXPO_GAUGE,
+			       families[f].help);
+		for (size_t i = 0; i < ix->n; i++)
+			if (ix->r[i].has & (1u << families[f].key))
+				sample1(e, ix->r[i].id, ix->r[i].v[families[f].key]);
+		seg_done(e, in, (int)f, h);
+	}
+	h = ix->hash[SEG_HA];
+	if (!seg_reused(e, in, SEG_HA, h)) {
+		pl_expo_family(e, "pve_ha_state", PL_EXPO_GAUGE,
+			       "HA service status (for HA managed VMs).");
+		one_hot(e, ix, true);
+		seg_done(e, in, SEG_HA, h);
+	}
+	h = ix->hash[SEG_LOCK];
+	if (!seg_reused(e, in, SEG_LOCK, h)) {
+		pl_expo_family(e, "pve_lock_state", PL_EXPO_GAUGE,
+			       "The guest's current config lock (for types 'qemu' and 'lxc')");
+		one_hot(e, ix, false);
+		seg_done(e, in, SEG_LOCK, h);
+	}
+	h = ix->hash[SEG_GUEST_INFO];
+	if (!seg_reused(e, in, SEG_GUEST_INFO, h)) {
+		pl_expo_family(e, "pve_guest_info", PL_EXPO_GAUGE, "VM/CT info");
+		for (size_t i = 0; i < ix->n; i++) {
+			static const char *const keys[] = { "id",   "node",     "name",
+							    "type", "template", "tags" };
+			const struct res *r = &ix->r[i];
+			const char *kv[12];
+
+			if (r->kind != R_QEMU && r->kind != R_LXC)
+				continue;
+			for (size_t j = 0; j < 6; j++) {
+				kv[2 * j] = keys[j];
+				kv[2 * j + 1] = j == 0 ? r->id : r->lab[j - 1];
+			}
+			pl_expo_sample(e, "", kv, 6, 1);
+		}
+		seg_done(e, in, SEG_GUEST_INFO, h);
+	}
+	h = ix->hash[SEG_STORAGE_INFO];
+	if (!seg_reused(e, in, SEG_STORAGE_INFO, h)) {
+		pl_expo_family(e, "pve_storage_info", PL_EXPO_GAUGE, "Storage info");
+		for (size_t i = 0; i < ix->n; i++) {
+			static const char *const keys[] = { "id", "node", "storage", "plugintype",
+							    "content" };
+			const struct res *r = &ix->r[i];
+			const char *kv[10];
+
+			if (r->kind != R_STORAGE)
+				continue;
+			for (size_t j = 0; j < 5; j++) {
+				kv[2 * j] = keys[j];
+				kv[2 * j + 1] = j == 0 ? r->id : r->lab[j - 1];
+			}
+			pl_expo_sample(e, "", kv, 5, 1);
+		}
+		seg_done(e, in, SEG_STORAGE_INFO, h);
+	}
+}
+
+/* pve_not_backed_up_*: the cluster named after the status' first entry. */
+static void
+collect_backup_info(struct pl_expo *e, const struct pl_metrics_pve_in *in)
+{
+	const json_t *x;
+	char id[160];
+	size_t i;
+
+	if (!json_is_array(in->not_backed_up))
+		return;
+	snprintf(id, sizeof(id), "cluster/%s",
+		 pl_json_str_or(json_array_get(in->status, 0), "name", ""));
+	pl_expo_family(e, "pve_not_backed_up_total", PL_EXPO_GAUGE,
+		       "Total number of guests not covered by any backup job.");
+	sample1(e, id, (double)json_array_size(in->not_backed_up));
+	pl_expo_family(e, "pve_not_backed_up_info", PL_EXPO_GAUGE,
+		       "Present if guest is not covered by any backup job.");
+	json_array_foreach(in->not_backed_up, i, x) {
+		char gid[64];
+
+		snprintf(gid, sizeof(gid), "%s/%lld", pl_json_str_or(x, "type", ""),
+			 pl_json_int(x, "vmid", 0));
+		sample1(e, gid, 1);
+	}
+}
+
+static bool
+node_wanted(const struct pl_metrics_pve_opts *o, const char *node)
+{
+	return o->only == NULL || (node && !strcmp(o->only, node));
+}
+
+static void
+collect_onboot(struct pl_expo *e, const struct pl_metrics_pve_in *in,
+	       const struct pl_metrics_pve_opts *o)
+{
+	const json_t *x;
+	size_t i;
+
+	pl_expo_family(e, "pve_onboot_status", PL_EXPO_GAUGE, "Proxmox vm config onboot value");
+	/* the exporter lists qemu guests, then containers */
+	for (int pass = 0; pass < 2; pass++)
+		json_array_foreach(in->onboot, i, x) {
+			const char *type = pl_json_str_or(x, "type", "");
+			const char *node = pl_json_str_or(x, "node", "");
+			const char *kv[6];
+			char id[64];
+			double v;
+
+			if (strcmp(type, pass ? "lxc" : "qemu") || !node_wanted(o, node) ||
+			    !number(json_object_get(x, "onboot"), &v))
+				continue;
+			snprintf(id, sizeof(id), "%s/%lld", type, pl_json_int(x, "vmid", 0));
+			kv[0] = "id";
+			kv[1] = id;
+			kv[2] = "node";
+			kv[3] = node;
+			kv[4] = "type";
+			kv[5] = type;
+			pl_expo_sample(e, "", kv, 3, v);
+		}
+}
+
+static void
+collect_replication(struct pl_expo *e, const struct pl_metrics_pve_in *in,
+		    const struct pl_metrics_pve_opts *o)
+{
+	static const char *const keys[][3] = {
+		{ "duration", "pve_replication_duration_seconds",
+		  "Proxmox vm replication duration" },
+		{ "last_sync", "pve_replication_last_sync_timestamp_seconds",
+		  "Proxmox vm replication last_sync" },
+		{ "last_try", "pve_replication_last_try_timestamp_seconds",
+		  "Proxmox vm replication last_try" },
+		{ "next_sync", "pve_replication_next_sync_timestamp_seconds",
+		  "Proxmox vm replication next_sync" },
+		{ "fail_count", "pve_replication_failed_syncs",
+		  "Proxmox vm replication fail_count" },
+	};
+	const char *node;
+	const json_t *n, *job;
+	size_t i;
+
+	for (size_t k = 0; k < PL_ARRAY_LEN(keys); k++) {
+		pl_expo_family(e, keys[k][1], PL_EXPO_GAUGE, keys[k][2]);
+		json_object_foreach((json_t *)in->nodes, node, n) {
+			if (!node_wanted(o, node))
+				continue;
+			json_array_foreach(json_object_get(n, "replication"), i, job) {
+				char buf[64];
+				double v;
+
+				if (number(json_object_get(job, keys[k][0]), &v))
+					sample1(e,
+						pl_metrics_pystr(json_object_get(job, "id"), buf,
+								 sizeof(buf)),
+						v);
+			}
+		}
+	}
+	pl_expo_family(e, "pve_replication_info", PL_EXPO_GAUGE, "Proxmox vm replication info");
+	json_object_foreach((json_t *)in->nodes, node, n) {
+		if (!node_wanted(o, node))
+			continue;
+		json_array_foreach(json_object_get(n, "replication"), i, job) {
+			char id[64], type[64], src[96], dst[96], guest[96], vt[32], g[32];
+			const char *kv[10];
+
+			snprintf(src, sizeof(src), "node/%s", pl_json_str_or(job, "source", ""));
+			snprintf(dst, sizeof(dst), "node/%s", pl_json_str_or(job, "target", ""));
+			snprintf(guest, sizeof(guest), "%s/%s",
+				 pl_metrics_pystr(json_object_get(job, "vmtype"), vt, sizeof(vt)),
+				 pl_metrics_pystr(json_object_get(job, "guest"), g, sizeof(g)));
+			kv[0] = "id";
+			kv[1] = pl_metrics_pystr(json_object_get(job, "id"), id, sizeof(id));
+			kv[2] = "type";
+			kv[3] = pl_metrics_pystr(json_object_get(job, "type"), type, sizeof(type));
+			kv[4] = "source";
+			kv[5] = src;
+			kv[6] = "target";
+			kv[7] = dst;
+			kv[8] = "guest";
+			kv[9] = guest;
+			pl_expo_sample(e, "", kv, 5, 1);
+		}
+	}
+}
+
+static void
+collect_subscription(struct pl_expo *e, const struct pl_metrics_pve_in *in,
+		     const struct pl_metrics_pve_opts *o)
+{
+	static const char *const statuses[] = { "new",     "notfound", "active",
+						"invalid", "expired",  "suspended" };
+	const char *node;
+	const json_t *n;
+
+	pl_expo_family(e, "pve_subscription_info", PL_EXPO_GAUGE,
+		       "Proxmox VE subscription info (1 if present)");
+	json_object_foreach((json_t *)in->nodes, node, n) {
+		const json_t *sub = json_object_get(n, "subscription");
+		const json_t *lv = json_object_get(sub, "level");
+		const char *kv[4];
+		char id[96], buf[64];
+
+		if (!node_wanted(o, node) || !json_is_object(sub))
+			continue;
+		snprintf(id, sizeof(id), "node/%s", node);
+		kv[0] = "id";
+		kv[1] = id;
+		kv[2] = "level";
+		kv[3] = lv ? pl_metrics_pystr(lv, buf, sizeof(buf)) : "unknown";
+		pl_expo_sample(e, "", kv, 2, 1);
+	}
+	pl_expo_family(e, "pve_subscription_status", PL_EXPO_GAUGE,
+		       "Proxmox VE subscription status (1 if matches status)");
+	json_object_foreach((json_t *)in->nodes, node, n) {
+		const json_t *sub = json_object_get(n, "subscription");
+		const char *st = pl_json_str_or(sub, "status", "unknown"), *kv[4];
+		char id[96];
+
+		if (!node_wanted(o, node) || !json_is_object(sub))
+			continue;
+		snprintf(id, sizeof(id), "node/%s", node);
+		kv[0] = "id";
+		kv[1] = id;
+		kv[2] = "status";
+		for (size_t s = 0; s < PL_ARRAY_LEN(statuses); s++) {
+			kv[3] = statuses[s];
+			pl_expo_sample(e, "", kv, 2, !strcmp(st, statuses[s]));
+		}
+	}
+	pl_expo_family(e, "pve_subscription_next_due_timestamp_seconds", PL_EXPO_GAUGE,
+		       "Subscription next due date as Unix timestamp");
+	json_object_foreach((json_t *)in->nodes, node, n) {
+		const char *due = pl_json_str(json_object_get(n, "subscription"), "nextduedate");
+		struct tm tm = { 0 };
+		char id[96];
+		const char *end;
+
+		if (!node_wanted(o, node) || !due || !*due)
+			continue;
+		end = strptime(due, "%Y-%m-%d", &tm);
+		if (end == NULL || *end)
+			continue;
+		snprintf(id, sizeof(id), "node/%s", node);
+		/* midnight UTC (the exporter takes its host's time zone) */
+		sample1(e, id, (double)timegm(&tm));
+	}
+}
+
+json_t *
+pl_metrics_onboot(const json_t *guests)
+{
+	json_t *out = json_array();
+	const json_t *g;
+	size_t i;
+
+	json_array_foreach(guests, i, g) {
+		const json_t *ob = json_object_get(json_object_get(g, "config"), "onboot");
+
+		if (ob)
+			json_array_append_new(out, json_pack("{s:I,s:s,s:s,s:O}", "vmid",
+							     (json_int_t)pl_json_int(g, "vmid", 0),
+							     "type", pl_json_str_or(g, "type", ""),
+							     "node", pl_json_str_or(g, "node", ""),
+							     "onboot", ob));
+	}
+	return out;
+}
+
+void
+pl_metrics_pve(struct pl_expo *e, const struct pl_metrics_pve_in *in,
+	       const struct pl_metrics_pve_opts *o)
+{
+	struct pl_metrics_index *own = NULL;
+	const struct pl_metrics_index *ix = in->index;
+
+	if (ix == NULL)
+		ix = own = pl_metrics_index_new(in->resources);
+	if (o->cluster) {
+		collect_status(e, in, ix);
+		/* OpenMetrics allows one family per name: the deprecated gauges
+		 * would share theirs with the counters (pve_network_transmit_bytes) */
+		collect_resources(e, in, ix, o->deprecated && e->fmt == PL_EXPO_TEXT);
+		collect_nodes(e, in);
+		collect_cluster(e, in);
+		collect_version(e, in);
+		collect_backup_info(e, in);
+		collect_qdevice(e, in);
+	}
+	if (o->node) {
+		collect_subscription(e, in, o);
+		if (o->config)
+			collect_onboot(e, in, o);
+		collect_replication(e, in, o);
+	}
+	pl_metrics_index_free(own);
+}
