@@ -21,6 +21,7 @@ struct pl_serve_refresh {
 	long status_interval, sync_interval; /* seconds */
 	struct event *status_ev, *sync_ev;
 	bool status_busy;
+	bool stopping;      /* a drain: no more reads, the running sync may finish */
 	json_t *live;       /* the last resource list: counters live here, not in the store */
 	json_t *live_by_id; /* vmid (text) -> its guest's entry in live */
 	json_t *keys;       /* vmid -> what of each guest the store records, as last seen */
@@ -42,6 +43,11 @@ void pl_serve_refresh_init(struct pl_serve_refresh *f, struct pl_session *s, str
 			   long status_interval, long sync_interval);
 /* Ask for a full sync now (after the running one); returns its number. */
 long long pl_serve_refresh_sync(struct pl_serve_refresh *f);
+/* New intervals (a reload): from the next read on. */
+void pl_serve_refresh_set_intervals(struct pl_serve_refresh *f, long status_interval,
+				    long sync_interval);
+/* Stop reading (a drain): a sync running goes on to its end. */
+void pl_serve_refresh_stop(struct pl_serve_refresh *f);
 /* What GET /api/v1/sync shows: ages, last errors, the last sync's run. */
 json_t *pl_serve_refresh_info(const struct pl_serve_refresh *f);
 void pl_serve_refresh_release(struct pl_serve_refresh *f);

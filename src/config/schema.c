@@ -8,7 +8,10 @@
 #include "config/config.h"
 #include "core/err.h"
 
-#define END { NULL, 0, NULL, NULL, NULL, false }
+#define END                                                                                        \
+	{                                                                                          \
+		NULL, 0, NULL, NULL, NULL, false                                                   \
+	}
 
 /* The tables keep one row per line, however long, so that a row reads (and
  * diffs) as one key: clang-format would fold them. */
@@ -357,6 +360,8 @@ static const struct pl_config_key top_keys[] = {
 	{ "/serve/status_interval", PL_CT_INT, "10", "1..3600", "seconds between two reads of the cluster's resource list (kept in memory; a guest whose state changed is synced at once)", false },
 	{ "/serve/sync_interval", PL_CT_INT, "300", "10..86400", "seconds between two full syncs into the state store", false },
 	{ "/serve/max_connections_per_client", PL_CT_INT, "32", "1..10000", "connections open at once from one address", false },
+	{ "/serve/stream_buffer", PL_CT_INT, "65536", "4096..16777216", "bytes an event stream may have unsent; a client that reads slower waits for them, one that stops reading is closed after request_timeout", false },
+	{ "/serve/drain_timeout", PL_CT_INT, "10", "1..3600", "seconds SIGTERM lets requests in flight and a running sync finish before stopping", false },
 	{ "/checks", PL_CT_MAP, NULL, NULL, "health checks: defaults, the cluster's own checks, and targets outside the guests (docs/checks.md)", false },
 	{ "/checks/interval", PL_CT_INT, "60", "1..86400", "seconds between probes of a check that sets none", false },
 	{ "/checks/timeout", PL_CT_INT, "10", "1..300", "seconds a probe may take when its check sets none", false },
@@ -433,11 +438,14 @@ pl_config_schema(void)
 			n++;
 	rows = pl_calloc(n + 1, sizeof(*rows));
 	paths = pl_calloc(n + 1, sizeof(*paths));
-	rows[i++] = (struct pl_config_key){ "/guests", PL_CT_LIST, NULL, NULL,
-					    "the guests this homelab should have", false };
+	rows[i++] = (struct pl_config_key){
+		"/guests", PL_CT_LIST, NULL, NULL, "the guests this homelab should have", false
+	};
 	rows[i++] = (struct pl_config_key){ "/guests/*", PL_CT_MAP, NULL, NULL, "a guest", false };
-	rows[i++] = (struct pl_config_key){ "/defaults", PL_CT_MAP, NULL, NULL,
-					    "settings every guest gets unless it sets them", false };
+	rows[i++] = (struct pl_config_key){
+		"/defaults", PL_CT_MAP, NULL, NULL, "settings every guest gets unless it sets them",
+		false
+	};
 	for (size_t k = 0; k < PL_ARRAY_LEN(parts); k++) {
 		for (const struct pl_config_key *r = parts[k].keys; r->path; r++) {
 			rows[i] = *r;
@@ -455,18 +463,30 @@ const char *
 pl_ctype_name(enum pl_ctype t)
 {
 	switch (t) {
-	case PL_CT_MAP: return "mapping";
-	case PL_CT_DICT: return "mapping";
-	case PL_CT_LIST: return "list";
-	case PL_CT_STRING: return "string";
-	case PL_CT_INT: return "integer";
-	case PL_CT_NUM: return "number";
-	case PL_CT_BOOL: return "boolean";
-	case PL_CT_ENUM: return "one of";
-	case PL_CT_SIZE: return "size";
-	case PL_CT_MIB: return "memory size";
-	case PL_CT_RANGE: return "range";
-	case PL_CT_SCALAR: return "scalar";
+	case PL_CT_MAP:
+		return "mapping";
+	case PL_CT_DICT:
+		return "mapping";
+	case PL_CT_LIST:
+		return "list";
+	case PL_CT_STRING:
+		return "string";
+	case PL_CT_INT:
+		return "integer";
+	case PL_CT_NUM:
+		return "number";
+	case PL_CT_BOOL:
+		return "boolean";
+	case PL_CT_ENUM:
+		return "one of";
+	case PL_CT_SIZE:
+		return "size";
+	case PL_CT_MIB:
+		return "memory size";
+	case PL_CT_RANGE:
+		return "range";
+	case PL_CT_SCALAR:
+		return "scalar";
 	}
 	return "value";
 }
