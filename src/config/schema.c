@@ -8,10 +8,7 @@
 #include "config/config.h"
 #include "core/err.h"
 
-#define END                                                                                        \
-	{                                                                                          \
-		NULL, 0, NULL, NULL, NULL, false                                                   \
-	}
+#define END { NULL, 0, NULL, NULL, NULL, false }
 
 /* The tables keep one row per line, however long, so that a row reads (and
  * diffs) as one key: clang-format would fold them. */
@@ -438,14 +435,11 @@ pl_config_schema(void)
 			n++;
 	rows = pl_calloc(n + 1, sizeof(*rows));
 	paths = pl_calloc(n + 1, sizeof(*paths));
-	rows[i++] = (struct pl_config_key){
-		"/guests", PL_CT_LIST, NULL, NULL, "the guests this homelab should have", false
-	};
+	rows[i++] = (struct pl_config_key){ "/guests", PL_CT_LIST, NULL, NULL,
+					    "the guests this homelab should have", false };
 	rows[i++] = (struct pl_config_key){ "/guests/*", PL_CT_MAP, NULL, NULL, "a guest", false };
-	rows[i++] = (struct pl_config_key){
-		"/defaults", PL_CT_MAP, NULL, NULL, "settings every guest gets unless it sets them",
-		false
-	};
+	rows[i++] = (struct pl_config_key){ "/defaults", PL_CT_MAP, NULL, NULL,
+					    "settings every guest gets unless it sets them", false };
 	for (size_t k = 0; k < PL_ARRAY_LEN(parts); k++) {
 		for (const struct pl_config_key *r = parts[k].keys; r->path; r++) {
 			rows[i] = *r;
@@ -463,30 +457,18 @@ const char *
 pl_ctype_name(enum pl_ctype t)
 {
 	switch (t) {
-	case PL_CT_MAP:
-		return "mapping";
-	case PL_CT_DICT:
-		return "mapping";
-	case PL_CT_LIST:
-		return "list";
-	case PL_CT_STRING:
-		return "string";
-	case PL_CT_INT:
-		return "integer";
-	case PL_CT_NUM:
-		return "number";
-	case PL_CT_BOOL:
-		return "boolean";
-	case PL_CT_ENUM:
-		return "one of";
-	case PL_CT_SIZE:
-		return "size";
-	case PL_CT_MIB:
-		return "memory size";
-	case PL_CT_RANGE:
-		return "range";
-	case PL_CT_SCALAR:
-		return "scalar";
+	case PL_CT_MAP: return "mapping";
+	case PL_CT_DICT: return "mapping";
+	case PL_CT_LIST: return "list";
+	case PL_CT_STRING: return "string";
+	case PL_CT_INT: return "integer";
+	case PL_CT_NUM: return "number";
+	case PL_CT_BOOL: return "boolean";
+	case PL_CT_ENUM: return "one of";
+	case PL_CT_SIZE: return "size";
+	case PL_CT_MIB: return "memory size";
+	case PL_CT_RANGE: return "range";
+	case PL_CT_SCALAR: return "scalar";
 	}
 	return "value";
 }
