@@ -411,8 +411,16 @@ conn_drop(struct pl_serve_conn *c)
 		event_free(c->held_ev);
 	if (c->held)
 		orphan_free(c->held);
-	if (c->stream)
+	if (c->stream) {
+		size_t unsent = evbuffer_get_length(
+			bufferevent_get_output(evhttp_connection_get_bufferevent(c->evcon)));
+
+		if (unsent && !c->ending)
+			pl_log_warn("%s:%u: event stream closed with %zu bytes its client did not "
+				    "read",
+				    c->addr, c->port, unsent);
 		orphan_free(c->stream);
+	}
 	free(c);
 	pl_serve_drain_check(sv);
 }

@@ -128,8 +128,7 @@ struct pl_state_sync {
 };
 
 static int
-sync_begin(struct pl_state *s, bool dry_run, bool wait, struct pl_state_sync **out,
-	   char **errmsg)
+sync_begin(struct pl_state *s, bool dry_run, bool wait, struct pl_state_sync **out, char **errmsg)
 {
 	struct pl_state_sync *y = pl_calloc(1, sizeof(*y));
 	sqlite3_stmt *st = NULL;
@@ -155,7 +154,8 @@ sync_begin(struct pl_state *s, bool dry_run, bool wait, struct pl_state_sync **o
 		if (r != 0)
 			r = busy ? pl_seterr(errmsg, PL_ECONFLICT,
 					     "state database '%s' is being written by another "
-					     "process", s->path) :
+					     "process",
+					     s->path) :
 				   pl_state_dberr(s, errmsg, "begin");
 	}
 	if (r != 0) {
@@ -207,8 +207,7 @@ pl_state_sync_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out
 }
 
 int
-pl_state_sync_try_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out,
-			char **errmsg)
+pl_state_sync_try_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out, char **errmsg)
 {
 	return sync_begin(s, dry_run, false, out, errmsg);
 }
