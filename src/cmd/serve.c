@@ -298,12 +298,12 @@ stop(struct life *L, int sig)
 		event_base_loopbreak(L->s->base);
 		return;
 	}
-	pl_log_info("serve: signal %d: draining (at most %ld s; again to stop now)", sig, secs);
 	sd_notify(0, "STOPPING=1\nSTATUS=draining");
 	pl_serve_refresh_stop(L->refresh);
 	L->stop_ev = evtimer_new(L->s->base, on_stop_deadline, L);
 	evtimer_add(L->stop_ev, &tv);
 	pl_serve_drain(L->sv, on_drained, L);
+	pl_log_info("serve: signal %d: draining (at most %ld s; again to stop now)", sig, secs);
 }
 
 static void

@@ -16,13 +16,22 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
+#include <time.h>
 
-/* The bytes c's client has not taken yet (TLS: before encryption). */
-static size_t
-unsent(const struct pl_serve_conn *c)
+/* The bytes c's client has not taken yet: ours (TLS: before encryption) and
+ * the kernel's send queue, which alone grows to megabytes for a client that
+ * does not read. */
+size_t
+pl_serve_unsent(const struct pl_serve_conn *c)
 {
-	return evbuffer_get_length(
-		bufferevent_get_output(evhttp_connection_get_bufferevent(c->evcon)));
+	struct bufferevent *bev = evhttp_connection_get_bufferevent(c->evcon);
+	int queued = 0;
+
+	if (ioctl(bufferevent_getfd(bev), SIOCOUTQ, &queued) != 0 || queued < 0)
+		queued = 0;
+	return evbuffer_get_length(bufferevent_get_output(bev)) + (size_t)queued;
 }
 
 static size_t
@@ -55,14 +64,14 @@ send_chunk(struct pl_serve_conn *c, struct evbuffer *b)
 
 /* Send c's stream the events it has not had, as one chunk, while its client
  * has less than stream_buffer bytes unsent: a client that does not read
- * holds that much and no more (evhttp's write timeout then closes it); one
- * that reads slower than the events come and falls out of the ring gets a
- * reset event and goes on from the newest. */
+ * holds that much and no more (and is closed once it has for
+ * request_timeout); one that reads slower than the events come and falls
+ * out of the ring gets a reset event and goes on from the newest. */
 static void
 pump(struct pl_serve_conn *c)
 {
 	struct pl_serve *sv = c->sv;
-	size_t n = ring_size(sv), room, have = unsent(c);
+	size_t n = ring_size(sv), room, have = pl_serve_unsent(c);
 	long long oldest =
 		sv->event_seq - (long long)n + 1 > 1 ? sv->event_seq - (long long)n + 1 : 1;
 	struct evbuffer *b;
@@ -127,19 +136,43 @@ pl_serve_emit(struct pl_serve *sv, const char *type, json_t *data)
 	return e->id;
 }
 
+/* Every request_timeout/2: a comment line on each idle stream (evhttp
+ * would close it), and the end of each whose client has read nothing of a
+ * full buffer for request_timeout. */
 static void
 on_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
 	struct pl_serve *sv = arg;
+	struct pl_serve_conn *c, *next;
+	time_t now = time(NULL);
 
-	for (struct pl_serve_conn *c = sv->conns; c; c = c->next)
-		if (c->stream && !c->ending && unsent(c) == 0) {
+	for (c = sv->conns; c; c = next) {
+		size_t left;
+
+		next = c->next;
+		if (c->stream == NULL || c->ending)
+			continue;
+		pump(c);
+		left = pl_serve_unsent(c);
+		if (left < (size_t)sv->stream_buffer) {
 			struct evbuffer *b = evbuffer_new();
 
+			c->stalled_since = 0;
 			evbuffer_add(b, ":\n\n", 3); /* a comment: clients ignore it */
 			send_chunk(c, b);
 			evbuffer_free(b);
+		} else if (c->stalled_since == 0) {
+			c->stalled_since = now;
+		} else if (now - c->stalled_since >= sv->lim.request_timeout) {
+			char why[128];
+
+			snprintf(why, sizeof(why),
+				 "its event stream left %zu bytes unread for %lld s", left,
+				 (long long)(now - c->stalled_since));
+			c->ending = true; /* said here, not again as it closes */
+			pl_serve_conn_close(c, why);
 		}
+	}
 }
 
 void

@@ -42,6 +42,7 @@ struct pl_serve_conn {
 	struct pl_serve_req *stream; /* an event stream this connection is reading */
 	long long next_event;        /* the stream's next event to send */
 	bool ending;                 /* the stream's last event is written */
+	time_t stalled_since;        /* its client has left a full buffer unread since */
 	struct pl_serve_conn *next;
 };
 
@@ -114,6 +115,8 @@ void pl_serve_events_open(struct pl_serve_req *r);
 void pl_serve_events_free(struct pl_serve *sv);
 /* End every event stream with a last "shutdown" event (a drain). */
 void pl_serve_events_end(struct pl_serve *sv);
+/* The bytes c's client has not taken: the server's and the kernel's. */
+size_t pl_serve_unsent(const struct pl_serve_conn *c);
 /* Close c's connection (its close callback frees c). */
 void pl_serve_conn_close(struct pl_serve_conn *c, const char *why);
 /* A drain is done when nothing is left: check, and say so from the loop. */

@@ -412,13 +412,11 @@ conn_drop(struct pl_serve_conn *c)
 	if (c->held)
 		orphan_free(c->held);
 	if (c->stream) {
-		size_t unsent = evbuffer_get_length(
-			bufferevent_get_output(evhttp_connection_get_bufferevent(c->evcon)));
+		size_t unsent = pl_serve_unsent(c);
 
 		if (unsent && !c->ending)
-			pl_log_warn("%s:%u: event stream closed with %zu bytes its client did not "
-				    "read",
-				    c->addr, c->port, unsent);
+			pl_log_warn("%s:%u: event stream closed with %zu bytes unread", c->addr,
+				    c->port, unsent);
 		orphan_free(c->stream);
 	}
 	free(c);
