@@ -495,7 +495,9 @@ const struct pl_cmd pl_cmd_serve = {
 		"--tls-key (or serve.tls_cert/tls_key) or a certificate from pvelab's local CA\n"
 		"(pvelab proxy ca), whose fingerprint is printed at start. Prints one JSON line\n"
 		"with the bound addresses. Every endpoint but /healthz wants 'Authorization:\n"
-		"Bearer <token>' (pvelab token create). docs/serve.md describes the API.",
+		"Bearer <token>' (pvelab token create). SIGTERM/SIGINT drain (a second one\n"
+		"stops at once), SIGHUP reloads the config and the certificate; under systemd\n"
+		"it notifies readiness and feeds the watchdog. docs/serve.md describes the API.",
 	.opts = opts,
 	.run = run,
 };
