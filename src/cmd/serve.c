@@ -216,7 +216,10 @@ reload(struct life *L)
 			     line ? line : "the config file cannot be read");
 		goto out;
 	}
-	tls = tls_for(L, cfg, fp, &err);
+	/* a certificate from files is read again (renewed); one the local CA
+	 * issued is kept, so that its fingerprint stays what clients pinned */
+	if (L->cli_cert || cfg_str(cfg, "tls_cert") || cfg_str(s->cfg, "tls_cert"))
+		tls = tls_for(L, cfg, fp, &err);
 	if (err) {
 		pl_log_error("serve: reload refused, the running config kept: %s", err);
 		goto out;
