@@ -217,8 +217,7 @@ same_change(const json_t *a, const json_t *b)
 static char *
 plan_differs(const json_t *saved, const json_t *fresh)
 {
-	const json_t *sc = json_object_get(saved, "changes"),
-		     *fc = json_object_get(fresh, "changes");
+	const json_t *sc = json_object_get(saved, "changes"), *fc = json_object_get(fresh, "changes");
 	const json_t *c, *f;
 	size_t i, j;
 
@@ -238,12 +237,10 @@ plan_differs(const json_t *saved, const json_t *fresh)
 			if (pass)
 				return pl_asprintf("leaves out the %s of %lld '%s'",
 						   pl_json_str_or(c, "action", "change"),
-						   pl_json_int(c, "vmid", 0),
-						   pl_json_str_or(c, "guest", "?"));
-			return pl_asprintf(
-				"%ss %lld '%s'%s", pl_json_str_or(c, "action", "change"),
-				pl_json_int(c, "vmid", 0), pl_json_str_or(c, "guest", "?"),
-				json_array_size(sc) == json_array_size(fc) ? " differently" : "");
+						   pl_json_int(c, "vmid", 0), pl_json_str_or(c, "guest", "?"));
+			return pl_asprintf("%ss %lld '%s'%s", pl_json_str_or(c, "action", "change"),
+					   pl_json_int(c, "vmid", 0), pl_json_str_or(c, "guest", "?"),
+					   json_array_size(sc) == json_array_size(fc) ? " differently" : "");
 		}
 	}
 	if (json_array_size(sc) != json_array_size(fc))
@@ -272,14 +269,12 @@ deletes_allowed(const struct pl_session *s, const json_t *plan, struct pl_apply_
 		n++;
 	}
 	if (n && !ao->allow_delete)
-		pl_error("refusing to delete %lld guest%s (%s) without --allow-delete; nothing was "
-			 "done",
+		pl_error("refusing to delete %lld guest%s (%s) without --allow-delete; nothing was done",
 			 n, n == 1 ? "" : "s", names.data);
 	else if (n && ao->max_deletes >= 0 && n > ao->max_deletes)
-		pl_error("refusing to delete %lld guest%s (%s): safety.max_deletes in %s allows "
-			 "%lld; "
-			 "nothing was done",
-			 n, n == 1 ? "" : "s", names.data, pl_config_path(s->cfg), ao->max_deletes);
+		pl_error("refusing to delete %lld guest%s (%s): safety.max_deletes in %s allows %lld; "
+			 "nothing was done", n, n == 1 ? "" : "s", names.data, pl_config_path(s->cfg),
+			 ao->max_deletes);
 	else
 		n = 0;
 	pl_buf_release(&names);

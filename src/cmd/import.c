@@ -99,11 +99,8 @@ merge_text(const char *file, const char *text, size_t len, const json_t *guests,
 				key_line_end = insert_at = next;
 				if (!block && !empty_flow)
 					return pl_seterr(errmsg, PL_EINVAL,
-							 "cannot merge into '%s': its guests: list "
-							 "is written "
-							 "inline (write it as a block list, one '- "
-							 "name:' per line)",
-							 file);
+							 "cannot merge into '%s': its guests: list is written "
+							 "inline (write it as a block list, one '- name:' per line)", file);
 				if (empty_flow)
 					break;
 			}
@@ -198,18 +195,13 @@ out_text(const char *out, bool merge, const json_t *guests, const json_t *fw, ch
 		json_t *doc;
 
 		if ((*project = pl_config_default_project(out)) == NULL) {
-			r = pl_seterr(errmsg, PL_EINVAL,
-				      "cannot name a project from '%s' (choose another "
-				      "file name)",
-				      out);
+			r = pl_seterr(errmsg, PL_EINVAL, "cannot name a project from '%s' (choose another "
+				      "file name)", out);
 			goto out;
 		}
-		pl_buf_addf(
-			yaml,
-			"# Written by pvelab import. `pvelab plan` against this shows no changes;\n"
-			"# settings pvelab has no key for are kept verbatim under config:.\n"
-			"project: %s\n",
-			*project);
+		pl_buf_addf(yaml, "# Written by pvelab import. `pvelab plan` against this shows no changes;\n"
+				  "# settings pvelab has no key for are kept verbatim under config:.\n"
+				  "project: %s\n", *project);
 		doc = json_pack("{s:O}", "guests", guests);
 		if (fw)
 			json_object_set(doc, "firewall", (json_t *)fw);
@@ -228,8 +220,7 @@ out_text(const char *out, bool merge, const json_t *guests, const json_t *fw, ch
 		goto out;
 	}
 	*project = pl_strdup(pl_config_project(cfg));
-	if ((r = not_declared(cfg, guests, errmsg)) != 0 ||
-	    (r = pl_file_read(out, &old, errmsg)) != 0 ||
+	if ((r = not_declared(cfg, guests, errmsg)) != 0 || (r = pl_file_read(out, &old, errmsg)) != 0 ||
 	    (r = merge_text(out, old.data, old.len, guests, stamp, yaml, errmsg)) != 0)
 		goto out;
 	/* the result must load as the same project with every guest */
@@ -237,14 +228,12 @@ out_text(const char *out, bool merge, const json_t *guests, const json_t *fw, ch
 	pl_diags_init(&d);
 	if (pl_config_load_string(out, yaml->data, yaml->len, &check, &d) != 0 || check == NULL ||
 	    strcmp(pl_config_project(check), *project) ||
-	    json_array_size(pl_config_guests(check)) !=
-		    json_array_size(pl_config_guests(cfg)) + json_array_size(guests)) {
-		r = pl_seterr(
-			errmsg, PL_EINVAL,
-			"cannot merge into '%s': the merged file would not "
-			"load as written (%s); nothing was imported (write the guests with --out "
-			"NEW.yaml and paste them)",
-			out, d.n ? d.items[0].msg : "its guests: list could not be found");
+	    json_array_size(pl_config_guests(check)) != json_array_size(pl_config_guests(cfg)) +
+							    json_array_size(guests)) {
+		r = pl_seterr(errmsg, PL_EINVAL, "cannot merge into '%s': the merged file would not "
+			      "load as written (%s); nothing was imported (write the guests with --out "
+			      "NEW.yaml and paste them)", out,
+			      d.n ? d.items[0].msg : "its guests: list could not be found");
 		goto out;
 	}
 out:

@@ -369,8 +369,7 @@ pl_planning_build(struct pl_session *s, const struct pl_plan_opts *o, json_t **s
 		json_object_foreach((json_t *)all, k, v)
 			pl_buf_addf(&names, "%s%s", names.len ? ", " : "", k);
 		r = pl_seterr(errmsg, PL_EINVAL, "no profile '%s' in %s (%s%s)", o->profile,
-			      pl_config_path(s->cfg),
-			      names.len ? "its profiles: " : "it has no profiles:",
+			      pl_config_path(s->cfg), names.len ? "its profiles: " : "it has no profiles:",
 			      names.len ? names.data : " add a profiles: section");
 		pl_buf_release(&names);
 		return r;

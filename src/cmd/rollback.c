@@ -73,16 +73,13 @@ restore_change(json_t *changes, long long id, const json_t *c)
 	if (!json_is_true(json_object_get(c, "destroyed"))) {
 		if (replace && json_is_true(json_object_get(c, "created")))
 			printf("note: run %lld created %s (%lld) but kept the guest it replaces; "
-			       "pvelab destroy %lld removes the new one\n",
-			       id, pl_json_str_or(c, "guest", "?"), pl_json_int(c, "vmid", 0),
-			       pl_json_int(c, "vmid", 0));
+			       "pvelab destroy %lld removes the new one\n", id, pl_json_str_or(c, "guest", "?"),
+			       pl_json_int(c, "vmid", 0), pl_json_int(c, "vmid", 0));
 		return;
 	}
 	if (backup == NULL) {
-		printf("note: run %lld destroyed %s (%lld) without a backup%s: it cannot be "
-		       "restored\n",
-		       id, pl_json_str_or(c, "guest", "?"),
-		       pl_json_int(c, replace ? "old_vmid" : "vmid", 0),
+		printf("note: run %lld destroyed %s (%lld) without a backup%s: it cannot be restored\n", id,
+		       pl_json_str_or(c, "guest", "?"), pl_json_int(c, replace ? "old_vmid" : "vmid", 0),
 		       json_is_true(json_object_get(c, "no_backup")) ? " (--no-backup)" : "");
 		return;
 	}
@@ -90,8 +87,8 @@ restore_change(json_t *changes, long long id, const json_t *c)
 		      pl_json_str_or(c, "guest", ""), "type",
 		      pl_json_str_or(c, replace ? "from_type" : "type", "qemu"), "vmid",
 		      (json_int_t)pl_json_int(c, replace ? "old_vmid" : "vmid", 0), "node",
-		      pl_json_str(c, replace ? "old_node" : "node"), "archive", backup,
-		      "backup_storage", pl_json_str(c, "backup_storage"), "running",
+		      pl_json_str(c, replace ? "old_node" : "node"), "archive", backup, "backup_storage",
+		      pl_json_str(c, "backup_storage"), "running",
 		      json_is_true(json_object_get(c, "was_running")));
 	if (replace && json_is_true(json_object_get(c, "created"))) {
 		json_object_set_new(r, "old_vmid", json_integer(pl_json_int(c, "vmid", 0)));
@@ -176,17 +173,13 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 
 		/* a snapshot is named once taken (runs before issue 15 named it
 		 * when asked for: their "skipped" changes took none) */
-		if (pl_json_str(c, "snapshot") && strcmp(st, "skipped") &&
-		    strcmp(st, "not started"))
-			json_array_append_new(
-				changes,
-				json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:b}", "action", "rollback",
-					  "guest", pl_json_str_or(c, "guest", ""), "type",
-					  pl_json_str_or(c, "type", "qemu"), "vmid",
-					  (json_int_t)pl_json_int(c, "vmid", 0), "node",
-					  pl_json_str(c, "node"), "snapshot",
-					  pl_json_str(c, "snapshot"), "running",
-					  json_is_true(json_object_get(c, "was_running"))));
+		if (pl_json_str(c, "snapshot") && strcmp(st, "skipped") && strcmp(st, "not started"))
+			json_array_append_new(changes, json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:b}", "action", "rollback",
+								 "guest", pl_json_str_or(c, "guest", ""), "type",
+								 pl_json_str_or(c, "type", "qemu"), "vmid",
+								 (json_int_t)pl_json_int(c, "vmid", 0), "node",
+								 pl_json_str(c, "node"), "snapshot", pl_json_str(c, "snapshot"),
+								 "running", json_is_true(json_object_get(c, "was_running"))));
 		else if (!strcmp(action, "delete") || !strcmp(action, "replace"))
 			restore_change(changes, id, c);
 		else if (!strcmp(action, "update") && pl_json_str(c, "backup") &&
@@ -194,9 +187,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			overwrite_change(changes, c);
 		else if (json_is_true(json_object_get(c, "created")) ||
 			 (!strcmp(action, "create") && !strcmp(st, "ok")))
-			printf("note: run %lld created %s (%lld); pvelab destroy %lld removes it\n",
-			       id, pl_json_str_or(c, "guest", "?"), pl_json_int(c, "vmid", 0),
-			       pl_json_int(c, "vmid", 0));
+			printf("note: run %lld created %s (%lld); pvelab destroy %lld removes it\n", id,
+			       pl_json_str_or(c, "guest", "?"), pl_json_int(c, "vmid", 0), pl_json_int(c, "vmid", 0));
 	}
 	if (json_array_size(changes) == 0) {
 		printf("Run %lld changed no existing guest: nothing to roll back.\n", id);
@@ -277,9 +269,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	if (ctx->output == PL_OUT_JSON)
 		pl_print_json(json_incref(result));
 	else if (ctx->verbosity >= 0)
-		printf("Rolled back %lld guest%s to the state before run %lld.\n",
-		       pl_json_int(result, "ok", 0), pl_json_int(result, "ok", 0) == 1 ? "" : "s",
-		       id);
+		printf("Rolled back %lld guest%s to the state before run %lld.\n", pl_json_int(result, "ok", 0),
+		       pl_json_int(result, "ok", 0) == 1 ? "" : "s", id);
 	rc = pl_guard_exit(&guard, r == 0 ? PL_EXIT_OK : PL_EXIT_ERROR);
 out:
 	pl_guard_release(&guard);

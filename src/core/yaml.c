@@ -126,21 +126,15 @@ convert(struct conv *c, struct fy_node *n, struct pl_buf *ptr)
 		while ((p = fy_node_mapping_iterate(n, &it)) != NULL) {
 			struct fy_node *k = fy_node_pair_key(p);
 			size_t klen = 0;
-			const char *ks =
-				k && fy_node_is_scalar(k) ? fy_node_get_scalar(k, &klen) : NULL;
+			const char *ks = k && fy_node_is_scalar(k) ? fy_node_get_scalar(k, &klen) : NULL;
 			char *key, *esc;
 
 			if (ks == NULL) {
 				if (c->err == NULL) {
-					const struct fy_mark *m =
-						first_token(k) ?
-							fy_token_start_mark(first_token(k)) :
-							NULL;
+					const struct fy_mark *m = first_token(k) ? fy_token_start_mark(first_token(k)) : NULL;
 
-					c->err = pl_asprintf(
-						"%s:%d:%d: mapping keys must be plain scalars",
-						c->name, m ? m->line + 1 : 0,
-						m ? m->column + 1 : 0);
+					c->err = pl_asprintf("%s:%d:%d: mapping keys must be plain scalars",
+							     c->name, m ? m->line + 1 : 0, m ? m->column + 1 : 0);
 				}
 				continue;
 			}
@@ -252,8 +246,8 @@ utf8_bad_at(const unsigned char *s, size_t len)
 }
 
 static json_t *
-load(const char *name, struct fy_document *doc, struct fy_diag *diag, char **firstp, json_t **marks,
-     char **errmsg)
+load(const char *name, struct fy_document *doc, struct fy_diag *diag, char **firstp,
+     json_t **marks, char **errmsg)
 {
 	struct conv c = { .name = name };
 	struct pl_buf ptr;
@@ -278,20 +272,19 @@ load(const char *name, struct fy_document *doc, struct fy_diag *diag, char **fir
 			if (tag && (size_t)(tag - first) < n) {
 				char *p = tag;
 
-				while (p > first && p[-1] != '<' &&
-				       (p[-1] == ':' || (p[-1] >= '0' && p[-1] <= '9')))
+				while (p > first && p[-1] != '<' && (p[-1] == ':' || (p[-1] >= '0' && p[-1] <= '9')))
 					p--;
 				if (sscanf(p, ":%d:%d", &line, &col) == 2)
-					pl_seterr(errmsg, PL_EPARSE, "%s:%d:%d: %.*s", name, line,
-						  col, (int)(n - (size_t)(tag - first) - 9),
-						  tag + 9);
+					pl_seterr(errmsg, PL_EPARSE, "%s:%d:%d: %.*s", name, line, col,
+						  (int)(n - (size_t)(tag - first) - 9), tag + 9);
 				else
 					pl_seterr(errmsg, PL_EPARSE, "%s: %.*s", name,
 						  (int)(n - (size_t)(tag - first) - 9), tag + 9);
 			} else {
 				pl_seterr(errmsg, PL_EPARSE, "%s: %.*s", name, (int)n, first);
 			}
-		} else
+		}
+		else
 			pl_seterr(errmsg, PL_EPARSE, "%s: cannot parse YAML", name);
 		goto out;
 	}
@@ -299,17 +292,12 @@ load(const char *name, struct fy_document *doc, struct fy_diag *diag, char **fir
 	nodes = expanded_size(fy_document_root(doc), memo, 0);
 	json_decref(memo);
 	if (nodes > YAML_MAX_NODES) {
-		pl_seterr(errmsg, PL_EPARSE,
-			  "%s: more than %d nodes or %d levels once aliases are "
-			  "expanded (an alias bomb?)",
-			  name, YAML_MAX_NODES, YAML_MAX_DEPTH);
+		pl_seterr(errmsg, PL_EPARSE, "%s: more than %d nodes or %d levels once aliases are "
+			  "expanded (an alias bomb?)", name, YAML_MAX_NODES, YAML_MAX_DEPTH);
 		goto out;
 	}
 	if (fy_document_resolve(doc) != 0) {
-		pl_seterr(errmsg, PL_EPARSE,
-			  "%s: cannot resolve an alias or merge key (a merge key needs an alias: "
-			  "<<: *name)",
-			  name);
+		pl_seterr(errmsg, PL_EPARSE, "%s: cannot resolve an alias or merge key (a merge key needs an alias: <<: *name)", name);
 		goto out;
 	}
 	if (marks)
@@ -411,7 +399,8 @@ pl_yaml_load_file(const char *path, json_t **marks, char **errmsg)
 }
 
 json_t *
-pl_yaml_load_string(const char *name, const char *text, size_t len, json_t **marks, char **errmsg)
+pl_yaml_load_string(const char *name, const char *text, size_t len, json_t **marks,
+		    char **errmsg)
 {
 	struct fy_parse_cfg cfg;
 	char *first = NULL;
@@ -428,10 +417,8 @@ pl_yaml_load_string(const char *name, const char *text, size_t len, json_t **mar
 			else if (((unsigned char)text[i] & 0xc0) != 0x80)
 				col++;
 		}
-		pl_seterr(errmsg, PL_EPARSE,
-			  "%s:%d:%d: invalid UTF-8 (byte 0x%02x; save the file "
-			  "as UTF-8)",
-			  name, line, col, (unsigned char)text[bad]);
+		pl_seterr(errmsg, PL_EPARSE, "%s:%d:%d: invalid UTF-8 (byte 0x%02x; save the file "
+			  "as UTF-8)", name, line, col, (unsigned char)text[bad]);
 		return NULL;
 	}
 	if (blank_stream(text, len)) {
@@ -489,10 +476,9 @@ pl_yaml_ptr_escape(const char *key)
 static bool
 needs_quotes(const char *s)
 {
-	static const char *const words[] = { "true", "false", "null", "yes",   "no",
-					     "on",   "off",   "~",    "True",  "False",
-					     "Null", "NULL",  "TRUE", "FALSE", "Yes",
-					     "No",   "On",    "Off",  NULL };
+	static const char *const words[] = { "true", "false", "null", "yes", "no", "on", "off",
+					     "~", "True", "False", "Null", "NULL", "TRUE", "FALSE",
+					     "Yes", "No", "On", "Off", NULL };
 	char *end;
 
 	if (*s == '\0' || strchr("-?:,[]{}#&*!|>'\"%@` ", *s) || s[strlen(s) - 1] == ' ')

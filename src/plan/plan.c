@@ -909,8 +909,7 @@ pl_plan_build(const struct pl_config *cfg, const json_t *snap, const struct pl_p
 	struct planner p = { .cfg = cfg, .snap = snap, .o = o, .project = pl_config_project(cfg) };
 	const json_t *g;
 	json_t *live;
-	json_t *unmanaged = json_array(), *pending = json_array(), *elsewhere = json_array(),
-	       *summary;
+	json_t *unmanaged = json_array(), *pending = json_array(), *elsewhere = json_array(), *summary;
 	struct pl_model_guest *models;
 	size_t i, nbridges, n = json_array_size(pl_config_guests(cfg)), reboots = 0;
 	struct pl_apply_opts ao;

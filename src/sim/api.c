@@ -91,11 +91,10 @@ pl_sim_req_node(struct pl_sim_req *r)
 	int i = name ? pl_sim_node_index(r->sim, name) : -1;
 
 	if (i < 0) {
-		pl_sim_fail(
-			r, 500,
-			"hostname lookup '%s' failed - failed to get address info for: %s: Name "
-			"or service not known",
-			name ? name : "", name ? name : "");
+		pl_sim_fail(r, 500,
+			    "hostname lookup '%s' failed - failed to get address info for: %s: Name "
+			    "or service not known",
+			    name ? name : "", name ? name : "");
 		return -1;
 	}
 	if (!r->sim->nodes[i].online) {
@@ -218,12 +217,9 @@ res_static(struct pl_sim *s, struct pl_sim_guest *g)
 		j = name ? json_string(name) : json_sprintf(g->lxc ? "CT%u" : "VM %u", g->vmid);
 		ename = json_dumps(j, JSON_ENCODE_ANY);
 		json_decref(j);
-		pl_buf_addf(&b,
-			    ",\"name\":%s,\"maxcpu\":%d,\"maxmem\":%llu,\"maxdisk\":%llu,"
-			    "\"template\":%d",
-			    ename, u.cpus, (unsigned long long)u.maxmem,
-			    (unsigned long long)u.maxdisk,
-			    pl_json_bool(g->conf, "template", false));
+		pl_buf_addf(&b, ",\"name\":%s,\"maxcpu\":%d,\"maxmem\":%llu,\"maxdisk\":%llu,"
+			    "\"template\":%d", ename, u.cpus, (unsigned long long)u.maxmem,
+			    (unsigned long long)u.maxdisk, pl_json_bool(g->conf, "template", false));
 	}
 	if (tags) {
 		j = json_string(tags);
@@ -273,8 +269,8 @@ res_guest(struct pl_sim *s, struct pl_sim_guest *g, int64_t now, struct pl_buf *
 		return;
 	}
 	pl_sim_guest_usage(s, g, now, &u);
-	pl_buf_addstr(b, g->status == PL_SIM_STOPPED ? ",\"status\":\"stopped\"" :
-						       ",\"status\":\"running\"");
+	pl_buf_addstr(b, g->status == PL_SIM_STOPPED ? ",\"status\":\"stopped\""
+						      : ",\"status\":\"running\"");
 	/* cpu with four decimals, as an integer pair */
 	milli = (uint64_t)(u.cpu * 10000.0 + 0.5);
 	put_u64(b, ",\"cpu\":", milli / 10000);
@@ -338,8 +334,9 @@ storage_entry(struct pl_sim *s, struct pl_sim_storage *st, int node, bool res)
 	if (used > st->total)
 		used = st->total;
 	o = json_pack("{s:s,s:s,s:s,s:i,s:I,s:I,s:I}", "storage", st->id, "type", st->type,
-		      "content", st->content, "shared", st->shared, "total", (json_int_t)st->total,
-		      "used", (json_int_t)used, "avail", (json_int_t)(st->total - used));
+		      "content", st->content, "shared", st->shared, "total",
+		      (json_int_t)st->total, "used", (json_int_t)used, "avail",
+		      (json_int_t)(st->total - used));
 	if (res) {
 		char id[300];
 
@@ -652,37 +649,35 @@ h_node_status(struct pl_sim_req *r)
 	pl_sim_node_usage(s, n, time(NULL), &u);
 	for (int i = 0; i < 3; i++)
 		snprintf(load[i], sizeof(load[i]), "%.2f", u.cpu * u.cpus * (1.0 - 0.1 * i));
-	pl_sim_ok(
-		r,
-		json_pack("{s:f,s:f,s:I,s:[s,s,s],s:s,s:s,s:{s:i,s:i,s:i,s:s,s:s,s:s,s:s,s:s},"
-			  "s:{s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I},"
-			  "s:{s:I},s:{s:s,s:i},s:{s:s,s:s,s:s,s:s},s:f,s:f}",
-			  "cpu", u.cpu, "wait", 0.001, "uptime", (json_int_t)u.uptime, "loadavg",
-			  load[0], load[1], load[2], "kversion",
-			  v8 ? "Linux 6.8.12-9-pve #1 SMP PREEMPT_DYNAMIC PMX 6.8.12-9" :
-			       "Linux 6.17.2-1-pve #1 SMP PREEMPT_DYNAMIC PMX 6.17.2-1",
-			  "pveversion",
-			  v8 ? "pve-manager/8.4.1/2a5fa54a8503f96d" : "pve-manager/9.1.1/42b8ab7c",
-			  "cpuinfo", "cpus", u.cpus, "sockets", 1, "cores", u.cpus, "model",
-			  "pvelab simulated CPU", "mhz", "3000.000", "hvm", "1", "flags",
-			  "fpu vme de pse tsc msr pae mce cx8 apic sep", "user_hz", "100", "memory",
-			  "total", (json_int_t)u.maxmem, "used", (json_int_t)u.mem, "free",
-			  (json_int_t)(u.maxmem - u.mem), "available",
-			  (json_int_t)(u.maxmem - u.mem), "swap", "total", (json_int_t)(8LL << 30),
-			  "used", (json_int_t)0, "free", (json_int_t)(8LL << 30), "rootfs", "total",
-			  (json_int_t)u.maxdisk, "used", (json_int_t)u.disk, "avail",
-			  (json_int_t)(u.maxdisk - u.disk), "free",
-			  (json_int_t)(u.maxdisk - u.disk), "ksm", "shared", (json_int_t)0,
-			  "boot-info", "mode", "efi", "secureboot", 0, "current-kernel", "sysname",
-			  "Linux", "release", kver, "version", "#1 SMP PREEMPT_DYNAMIC", "machine",
-			  "x86_64", "idle", 0.0, "wait", 0.001));
+	pl_sim_ok(r, json_pack("{s:f,s:f,s:I,s:[s,s,s],s:s,s:s,s:{s:i,s:i,s:i,s:s,s:s,s:s,s:s,s:s},"
+			       "s:{s:I,s:I,s:I,s:I},s:{s:I,s:I,s:I},s:{s:I,s:I,s:I,s:I},"
+			       "s:{s:I},s:{s:s,s:i},s:{s:s,s:s,s:s,s:s},s:f,s:f}",
+			       "cpu", u.cpu, "wait", 0.001, "uptime", (json_int_t)u.uptime,
+			       "loadavg", load[0], load[1], load[2], "kversion",
+			       v8 ? "Linux 6.8.12-9-pve #1 SMP PREEMPT_DYNAMIC PMX 6.8.12-9"
+				  : "Linux 6.17.2-1-pve #1 SMP PREEMPT_DYNAMIC PMX 6.17.2-1",
+			       "pveversion",
+			       v8 ? "pve-manager/8.4.1/2a5fa54a8503f96d" : "pve-manager/9.1.1/42b8ab7c",
+			       "cpuinfo", "cpus", u.cpus, "sockets", 1, "cores", u.cpus, "model",
+			       "pvelab simulated CPU", "mhz", "3000.000", "hvm", "1", "flags",
+			       "fpu vme de pse tsc msr pae mce cx8 apic sep", "user_hz", "100",
+			       "memory", "total", (json_int_t)u.maxmem, "used", (json_int_t)u.mem,
+			       "free", (json_int_t)(u.maxmem - u.mem), "available",
+			       (json_int_t)(u.maxmem - u.mem), "swap", "total", (json_int_t)(8LL << 30),
+			       "used", (json_int_t)0, "free", (json_int_t)(8LL << 30), "rootfs",
+			       "total", (json_int_t)u.maxdisk, "used", (json_int_t)u.disk, "avail",
+			       (json_int_t)(u.maxdisk - u.disk), "free", (json_int_t)(u.maxdisk - u.disk),
+			       "ksm", "shared", (json_int_t)0, "boot-info", "mode", "efi", "secureboot",
+			       0, "current-kernel", "sysname", "Linux", "release", kver, "version",
+			       "#1 SMP PREEMPT_DYNAMIC", "machine", "x86_64", "idle", 0.0, "wait",
+			       0.001));
 }
 
 static void
 h_node_index(struct pl_sim_req *r)
 {
-	static const char *const kids[] = { "qemu",   "lxc",     "storage", "network", "tasks",
-					    "status", "aplinfo", "vzdump",  "rrddata", "version" };
+	static const char *const kids[] = { "qemu", "lxc", "storage", "network", "tasks", "status",
+					    "aplinfo", "vzdump", "rrddata", "version" };
 	json_t *a = json_array();
 
 	if (pl_sim_req_node(r) < 0) {
@@ -708,10 +703,7 @@ pl_sim_rrd(struct pl_sim *s, const struct pl_sim_guest *g, int node, const char 
 	static const struct {
 		const char *name;
 		int step;
-	} tf[] = { { "hour", 60 },
-		   { "day", 1800 },
-		   { "week", 10800 },
-		   { "month", 43200 },
+	} tf[] = { { "hour", 60 }, { "day", 1800 }, { "week", 10800 }, { "month", 43200 },
 		   { "year", 604800 } };
 	int step = 60;
 	int64_t now = time(NULL);

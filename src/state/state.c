@@ -83,8 +83,8 @@ pl_state_path(const char *given, const char *config_state, const char *config_pa
 		return pl_strdup(env);
 	dir = pl_path_dirname(config_path ? config_path : "pvelab.yaml");
 	if (config_state && *config_state)
-		r = config_state[0] == '/' ? pl_strdup(config_state) :
-					     pl_path_join(dir, config_state);
+		r = config_state[0] == '/' ? pl_strdup(config_state)
+					   : pl_path_join(dir, config_state);
 	else if (!strcmp(dir, PL_CONFIG_SYSTEM_DIR))
 		r = pl_strdup(PL_STATE_SYSTEM_DIR "/state.db");
 	else
@@ -120,10 +120,8 @@ migrate(struct pl_state *s, char **errmsg)
 	int r;
 
 	if (v > latest)
-		return pl_seterr(errmsg, PL_EDB,
-				 "state database '%s' has schema version %d, newer "
-				 "than this pvelab knows (%d); upgrade pvelab",
-				 s->path, v, latest);
+		return pl_seterr(errmsg, PL_EDB, "state database '%s' has schema version %d, newer "
+				 "than this pvelab knows (%d); upgrade pvelab", s->path, v, latest);
 	for (int n = v + 1; n <= latest; n++) {
 		char *sql;
 
@@ -193,11 +191,9 @@ pl_state_open(const char *path, struct pl_state **out, char **errmsg)
 	if ((r = open_common(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &s, errmsg)) != 0)
 		return r;
 	chmod(path, 0600);
-	if ((r = pl_state_exec(s,
-			       "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
-			       "PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=" WAL_MAX_PAGES
-			       ";",
-			       errmsg)) != 0 ||
+	if ((r = pl_state_exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+		      "PRAGMA foreign_keys=ON; PRAGMA wal_autocheckpoint=" WAL_MAX_PAGES ";",
+		      errmsg)) != 0 ||
 	    (r = migrate(s, errmsg)) != 0) {
 		pl_state_close(s);
 		return r;
@@ -241,10 +237,8 @@ pl_state_open_ro(const char *path, struct pl_state **out, char **errmsg)
 
 	*out = NULL;
 	if (stat(path, &sb) != 0)
-		return pl_seterr(errmsg, PL_ENOENT,
-				 "no state at '%s' yet (run 'pvelab sync' "
-				 "first, or use --live)",
-				 path);
+		return pl_seterr(errmsg, PL_ENOENT, "no state at '%s' yet (run 'pvelab sync' "
+				 "first, or use --live)", path);
 	/* Read-only: a read never writes and never migrates. On a read-only
 	 * mount SQLite keeps the WAL index in memory when the WAL is empty. */
 	if ((r = open_common(path, SQLITE_OPEN_READONLY, &s, errmsg)) != 0)
@@ -255,25 +249,20 @@ pl_state_open_ro(const char *path, struct pl_state **out, char **errmsg)
 		goto fail;
 	}
 	if (v == 0) {
-		r = pl_seterr(errmsg, PL_ENOENT,
-			      "no state in '%s' yet (run 'pvelab sync' first, "
-			      "or use --live)",
-			      path);
+		r = pl_seterr(errmsg, PL_ENOENT, "no state in '%s' yet (run 'pvelab sync' first, "
+			      "or use --live)", path);
 		goto fail;
 	}
 	if (v > pl_state_migration_count()) {
-		r = pl_seterr(errmsg, PL_EDB,
-			      "state database '%s' has schema version %d, newer "
-			      "than this pvelab knows (%d); upgrade pvelab",
-			      path, v, pl_state_migration_count());
+		r = pl_seterr(errmsg, PL_EDB, "state database '%s' has schema version %d, newer "
+			      "than this pvelab knows (%d); upgrade pvelab", path, v,
+			      pl_state_migration_count());
 		goto fail;
 	}
 	if (v < pl_state_migration_count()) {
-		r = pl_seterr(errmsg, PL_EDB,
-			      "state database '%s' has schema version %d, older "
+		r = pl_seterr(errmsg, PL_EDB, "state database '%s' has schema version %d, older "
 			      "than this pvelab's (%d) (run 'pvelab sync' to upgrade it; reading "
-			      "never does)",
-			      path, v, pl_state_migration_count());
+			      "never does)", path, v, pl_state_migration_count());
 		goto fail;
 	}
 	*out = s;

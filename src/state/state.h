@@ -82,8 +82,9 @@ int pl_state_sync_try_begin(struct pl_state *s, bool dry_run, struct pl_state_sy
 void pl_state_sync_guest(struct pl_state_sync *y, json_t *guest, const json_t *sig);
 /* Guests not recorded since begin are gone; snap's nodes, storages, bridges
  * and tasks are written; then commit (roll back with dry_run). Frees y. */
-int pl_state_sync_end(struct pl_state_sync *y, const json_t *snap, struct pl_state_counts *counts,
-		      json_t **changes, long long *run_id, char **errmsg);
+int pl_state_sync_end(struct pl_state_sync *y, const json_t *snap,
+		      struct pl_state_counts *counts, json_t **changes, long long *run_id,
+		      char **errmsg);
 /* Whether an unchanged guest's volatile counters (cpu, mem, uptime...) are
  * written (the default) or left as they were: a server that refreshes every
  * few seconds keeps them in memory, and an unchanged refresh writes (almost)
@@ -104,8 +105,8 @@ int pl_state_guests_where(struct pl_state *s, const struct pl_state_filter *f, j
 /* What pvelab list shows of the guests f selects, sorted by vmid, without
  * parsing their configs: [{vmid,name,node,type,status,tags,template (bool),
  * lock,cpu,maxcpu,mem,maxmem,maxdisk}]. */
-int pl_state_guest_summaries(struct pl_state *s, const struct pl_state_filter *f, json_t **out,
-			     char **errmsg);
+int pl_state_guest_summaries(struct pl_state *s, const struct pl_state_filter *f,
+			     json_t **out, char **errmsg);
 /* [{vmid,name}] of every guest, sorted by vmid: enough to resolve a GUEST. */
 int pl_state_guest_names(struct pl_state *s, json_t **out, char **errmsg);
 /* [{type,status,n}]: how many guests of each type are in each state. */
@@ -160,7 +161,8 @@ typedef bool (*pl_state_alive_fn)(const struct pl_state_proc *p, void *arg);
 int pl_state_run_begin(struct pl_state *s, const char *kind, const struct pl_state_proc *self,
 		       long long *id, char **errmsg);
 /* Record the project (config) a run acts for. */
-int pl_state_run_set_project(struct pl_state *s, long long id, const char *project, char **errmsg);
+int pl_state_run_set_project(struct pl_state *s, long long id, const char *project,
+			     char **errmsg);
 /* Record a running run's result so far. */
 int pl_state_run_update(struct pl_state *s, long long id, const json_t *result, char **errmsg);
 /* Record its end: status "ok", "failed" or "interrupted" and the result. */
@@ -181,7 +183,8 @@ int pl_state_runs_reap(struct pl_state *s, pl_state_alive_fn alive, void *arg, i
 		       char **errmsg);
 /* The newest run that changed guests (apply, destroy, rollback): *id, 0 when
  * none; *kind (optional) is borrowed from a static table. */
-int pl_state_run_newest_change(struct pl_state *s, long long *id, const char **kind, char **errmsg);
+int pl_state_run_newest_change(struct pl_state *s, long long *id, const char **kind,
+			       char **errmsg);
 /* Take the apply lock name for self in one transaction. PL_ECONFLICT when
  * another process holds it and alive finds it there (the message names its
  * run, pid, host and start); *stale (optional, new reference) is the lock
