@@ -1,7 +1,9 @@
 /*
  * `pvelab serve`: the long-running front-end. One event loop serves the REST
  * API (modules of routes on the serve core) over HTTP on loopback and HTTPS
- * elsewhere, and prints its bound addresses as one JSON line at start.
+ * elsewhere, and prints its bound addresses as one JSON line at start. The
+ * process's life is here too: SIGTERM/SIGINT drain, SIGHUP reloads the config
+ * and the certificate, and systemd hears of each (sd_notify).
  */
 #include "core/common.h"
 #include "cmd/cmd.h"
@@ -26,6 +28,8 @@
 #include <event2/event.h>
 #include <openssl/ssl.h>
 #include <signal.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
 
 static const struct pl_opt opts[] = {
 	{ "listen", 'l', "ADDR:PORT",
@@ -34,13 +38,6 @@ static const struct pl_opt opts[] = {
 	{ "tls-key", 0, "FILE", "its private key (PEM)" },
 	{ NULL, 0, NULL, NULL },
 };
-
-static void
-on_signal(evutil_socket_t sig, short what, void *arg)
-{
-	pl_log_info("serve: signal %d, stopping", (int)sig);
-	event_base_loopexit(arg, NULL);
-}
 
 /* A plan, apply or snapshot changed guests: the store follows at once. */
 static void
@@ -177,9 +174,221 @@ client_ca(SSL_CTX *tls, const struct pl_config *cfg, char **errmsg)
 	return 0;
 }
 
+/* The limits serve.* asks for. */
+static void
+limits_of(const struct pl_config *cfg, struct pl_serve_limits *lim)
+{
+	*lim = (struct pl_serve_limits){
+		.max_header = cfg_int(cfg, "max_header_bytes", 16384),
+		.max_body = cfg_int(cfg, "max_body_bytes", 1048576),
+		.request_timeout = (int)cfg_int(cfg, "request_timeout", 30),
+		.max_connections = (int)cfg_int(cfg, "max_connections", 256),
+		.max_per_client = (int)cfg_int(cfg, "max_connections_per_client", 32),
+		.event_ring = (int)cfg_int(cfg, "event_ring", 1024),
+	};
+}
+
+/* The running server and what its signals act on. */
+struct life {
+	struct pl_session *s;
+	struct pl_serve *sv;
+	struct pl_serve_refresh *refresh;
+	const char *cli_cert, *cli_key; /* given on the command line: a reload keeps them */
+	char **addrs;                   /* the listen addresses */
+	size_t n;
+	struct pl_config **old; /* configs a reload replaced: modules may still point in */
+	size_t nold;
+	SSL_CTX *tls;
+	char fp[96];
+	struct event *sigs[4], *stop_ev, *watchdog_ev;
+	int stops; /* SIGTERM/SIGINT seen */
+	int rc;
+};
+
+static void
+notify_status(struct life *L, const char *what)
+{
+	int conns, streams;
+
+	pl_serve_counts(L->sv, &conns, &streams);
+	sd_notifyf(0, "STATUS=%s: %d connections, %d event streams", what, conns, streams);
+}
+
+/* The certificate (given, else serve.tls_cert/tls_key of cfg) for the
+ * HTTPS listeners; NULL with no error when none is needed. */
+static SSL_CTX *
+tls_for(struct life *L, const struct pl_config *cfg, char fp[96], char **errmsg)
+{
+	const char *cert = L->cli_cert, *key = L->cli_key;
+	bool need = false;
+	SSL_CTX *tls;
+
+	*errmsg = NULL;
+	if (!cert && !key) {
+		cert = cfg_str(cfg, "tls_cert");
+		key = cfg_str(cfg, "tls_key");
+	}
+	if (!cert != !key) {
+		pl_seterr(errmsg, PL_EUSAGE, "serve.tls_cert and serve.tls_key go together");
+		return NULL;
+	}
+	for (size_t i = 0; i < L->n; i++)
+		need |= !pl_serve_is_loopback(L->addrs[i]);
+	if (!need && !cert)
+		return NULL;
+	tls = tls_context(L->s, cert, key, L->addrs, L->n, fp, errmsg);
+	if (tls && client_ca(tls, cfg, errmsg) != 0) {
+		SSL_CTX_free(tls);
+		return NULL;
+	}
+	return tls;
+}
+
+/* SIGHUP: read the config file and the certificate again. Anything wrong
+ * keeps what runs; open connections are not touched. */
+static void
+reload(struct life *L)
+{
+	struct pl_session *s = L->s;
+	const char *path = s->cfg ? pl_config_path(s->cfg) : s->ctx->config_path;
+	struct pl_config *cfg = NULL;
+	struct pl_serve_limits lim;
+	struct pl_diags d;
+	struct timespec now;
+	const json_t *l, *v;
+	SSL_CTX *tls = NULL;
+	char fp[96] = "", *err = NULL, *line = NULL;
+	size_t i;
+	bool same = true;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	sd_notifyf(0, "RELOADING=1\nSTATUS=reloading %s\nMONOTONIC_USEC=%llu", path,
+		   (unsigned long long)now.tv_sec * 1000000ULL +
+			   (unsigned long long)now.tv_nsec / 1000);
+	pl_diags_init(&d);
+	if (pl_config_load(path, &cfg, &d) != 0) {
+		for (i = 0; i < d.n && !line; i++)
+			if (d.items[i].level == PL_DIAG_ERROR)
+				line = pl_diag_line(&d.items[i]);
+		pl_log_error("serve: reload refused, the running config kept: %s",
+			     line ? line : "the config file cannot be read");
+		goto out;
+	}
+	/* a certificate from files is read again (renewed); one the local CA
+	 * issued is kept, so that its fingerprint stays what clients pinned */
+	if (L->cli_cert || cfg_str(cfg, "tls_cert") || cfg_str(s->cfg, "tls_cert"))
+		tls = tls_for(L, cfg, fp, &err);
+	if (err) {
+		pl_log_error("serve: reload refused, the running config kept: %s", err);
+		goto out;
+	}
+	/* the listeners stay: moving them would drop connections */
+	l = pl_config_get(cfg, "/serve/listen");
+	if (json_array_size(l)) {
+		same = json_array_size(l) == L->n;
+		json_array_foreach(l, i, v)
+			same &= i < L->n && !strcmp(json_string_value(v), L->addrs[i]);
+	}
+	if (!same)
+		pl_log_warn(
+			"serve: serve.listen changed: the new addresses take effect at a restart");
+	limits_of(cfg, &lim);
+	pl_serve_set_limits(L->sv, &lim);
+	pl_serve_set_stream_buffer(L->sv, cfg_int(cfg, "stream_buffer", 65536));
+	pl_serve_refresh_set_intervals(L->refresh, cfg_int(cfg, "status_interval", 10),
+				       cfg_int(cfg, "sync_interval", 300));
+	if (tls) {
+		pl_serve_set_tls(L->sv, tls);
+		SSL_CTX_free(L->tls);
+		L->tls = tls;
+		tls = NULL;
+		if (strcmp(fp, L->fp))
+			pl_log_info("serve: TLS certificate fingerprint now %s", fp);
+		snprintf(L->fp, sizeof(L->fp), "%s", fp);
+	}
+	if (s->cfg) {
+		L->old = pl_realloc(L->old, (L->nold + 1) * sizeof(*L->old));
+		L->old[L->nold++] = s->cfg;
+	}
+	s->cfg = cfg;
+	cfg = NULL;
+	pl_log_info("serve: reloaded %s", path);
+	pl_serve_emit(L->sv, "reload", json_pack("{s:s}", "config", path));
+out:
+	sd_notify(0, "READY=1");
+	notify_status(L, "serving");
+	SSL_CTX_free(tls);
+	pl_config_free(cfg);
+	pl_diags_release(&d);
+	free(line);
+	free(err);
+}
+
+static void
+on_drained(void *arg)
+{
+	struct life *L = arg;
+
+	pl_log_info("serve: drained, stopping");
+	event_base_loopexit(L->s->base, NULL);
+}
+
+/* The drain's deadline: what is still running is cut. */
+static void
+on_stop_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct life *L = arg;
+	int conns, streams;
+
+	pl_serve_counts(L->sv, &conns, &streams);
+	pl_log_warn("serve: drain deadline reached: %d connections cut", conns);
+	event_base_loopexit(L->s->base, NULL);
+}
+
+/* SIGTERM, SIGINT: finish what is in flight (at most serve.drain_timeout
+ * seconds), then stop; a second one stops at once. */
+static void
+stop(struct life *L, int sig)
+{
+	long secs = cfg_int(L->s->cfg, "drain_timeout", 10);
+	struct timeval tv = { secs, 0 };
+
+	if (L->stops++) {
+		pl_log_warn("serve: signal %d again: stopping now", sig);
+		L->rc = PL_EXIT_ERROR;
+		event_base_loopbreak(L->s->base);
+		return;
+	}
+	sd_notify(0, "STOPPING=1\nSTATUS=draining");
+	pl_serve_refresh_stop(L->refresh);
+	L->stop_ev = evtimer_new(L->s->base, on_stop_deadline, L);
+	evtimer_add(L->stop_ev, &tv);
+	pl_serve_drain(L->sv, on_drained, L);
+	pl_log_info("serve: signal %d: draining (at most %ld s; again to stop now)", sig, secs);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	if (sig == SIGHUP)
+		reload(arg);
+	else
+		stop(arg, (int)sig);
+}
+
+static void
+on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+	struct life *L = arg;
+
+	sd_notify(0, "WATCHDOG=1");
+	notify_status(L, pl_serve_draining(L->sv) ? "draining" : "serving");
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
+	static const int signals[] = { SIGINT, SIGTERM, SIGHUP };
 	struct pl_session s;
 	struct pl_serve_api api;
 	struct pl_serve_mcp mcp;
@@ -191,28 +400,28 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_dash dash = { 0 };
 	struct pl_serve_runs_api runs_api;
 	struct pl_serve_runs *runs = NULL;
+	struct pl_serve_limits lim;
+	struct life L;
 	bool refreshing = false, api_made = false;
-	struct pl_serve *sv = NULL;
-	struct event *sigint = NULL, *sigterm = NULL;
 	struct pl_args a;
-	SSL_CTX *tls = NULL;
-	char **addrs = NULL, *err = NULL, fp[96] = "";
-	const char *cert = NULL, *key = NULL;
-	size_t n = 0;
+	char *err = NULL;
 	json_t *bound = json_array(), *line;
-	bool need_tls = false;
+	uint64_t wd_usec = 0;
 	int r, rc = PL_EXIT_ERROR;
 
 	memset(&s, 0, sizeof(s));
+	memset(&L, 0, sizeof(L));
+	L.s = &s;
+	L.refresh = &refresh;
 	pl_args_init(&a, &pl_cmd_serve, ctx, argc, argv);
 	while ((r = pl_args_next(&a)) >= 0) {
 		if (r == 0) {
-			addrs = pl_realloc(addrs, (n + 1) * sizeof(*addrs));
-			addrs[n++] = pl_strdup(a.value);
+			L.addrs = pl_realloc(L.addrs, (L.n + 1) * sizeof(*L.addrs));
+			L.addrs[L.n++] = pl_strdup(a.value);
 		} else if (r == 1) {
-			cert = a.value;
+			L.cli_cert = a.value;
 		} else if (r == 2) {
-			key = a.value;
+			L.cli_key = a.value;
 		}
 	}
 	if (r != PL_ARGS_END) {
@@ -224,6 +433,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 				    a.pos[0]);
 		goto out;
 	}
+	if (!L.cli_cert != !L.cli_key) {
+		rc = pl_usage_error(&pl_cmd_serve, "--tls-cert and --tls-key go together");
+		goto out;
+	}
 	pl_ctx_apply_log(ctx);
 	if (ctx->verbosity == 0) /* a server logs each request (-q: only problems) */
 		pl_log_set_level(PL_LOG_INFO);
@@ -231,35 +444,22 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("%s", err);
 		goto out;
 	}
-	if (n == 0) {
+	if (L.n == 0) {
 		const json_t *l = s.cfg ? pl_config_get(s.cfg, "/serve/listen") : NULL;
 		size_t i;
 		json_t *v;
 
 		json_array_foreach(l, i, v) {
-			addrs = pl_realloc(addrs, (n + 1) * sizeof(*addrs));
-			addrs[n++] = pl_strdup(json_string_value(v));
+			L.addrs = pl_realloc(L.addrs, (L.n + 1) * sizeof(*L.addrs));
+			L.addrs[L.n++] = pl_strdup(json_string_value(v));
 		}
-		if (n == 0) {
-			addrs = pl_realloc(addrs, sizeof(*addrs));
-			addrs[n++] = pl_strdup("127.0.0.1:8080");
+		if (L.n == 0) {
+			L.addrs = pl_realloc(L.addrs, sizeof(*L.addrs));
+			L.addrs[L.n++] = pl_strdup("127.0.0.1:8080");
 		}
 	}
-	if (!cert && !key) {
-		cert = cfg_str(s.cfg, "tls_cert");
-		key = cfg_str(s.cfg, "tls_key");
-	}
-	if (!cert != !key) {
-		rc = pl_usage_error(&pl_cmd_serve, "--tls-cert and --tls-key go together");
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++)
-		need_tls |= !pl_serve_is_loopback(addrs[i]);
-	if ((need_tls || cert) && (tls = tls_context(&s, cert, key, addrs, n, fp, &err)) == NULL) {
-		pl_error("serve: %s", err);
-		goto out;
-	}
-	if (tls && client_ca(tls, s.cfg, &err) != 0) {
+	L.tls = tls_for(&L, s.cfg, L.fp, &err);
+	if (err) {
 		pl_error("serve: %s", err);
 		goto out;
 	}
@@ -273,61 +473,55 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("cannot create an event loop");
 		goto out;
 	}
-	sv = pl_serve_new(
-		s.base, s.state,
-		&(struct pl_serve_limits){
-			.max_header = cfg_int(s.cfg, "max_header_bytes", 16384),
-			.max_body = cfg_int(s.cfg, "max_body_bytes", 1048576),
-			.request_timeout = (int)cfg_int(s.cfg, "request_timeout", 30),
-			.max_connections = (int)cfg_int(s.cfg, "max_connections", 256),
-			.max_per_client = (int)cfg_int(s.cfg, "max_connections_per_client", 32),
-			.event_ring = (int)cfg_int(s.cfg, "event_ring", 1024),
-		});
+	limits_of(s.cfg, &lim);
+	L.sv = pl_serve_new(s.base, s.state, &lim);
+	pl_serve_set_stream_buffer(L.sv, cfg_int(s.cfg, "stream_buffer", 65536));
 	pl_serve_api_init(&api, &s, &refresh);
 	api_made = true;
-	pl_serve_add(sv, &api.module);
+	pl_serve_add(L.sv, &api.module);
 	if (pl_serve_metrics_init(&metrics, &s, &refresh, &err) != 0) {
 		pl_error("serve: %s", err);
 		goto out;
 	}
-	pl_serve_add(sv, &metrics.module);
-	pl_serve_snappol_init(&snappol, &s, sv);
-	pl_serve_add(sv, &snappol.module);
-	if (pl_serve_checks_init(&checks, &s, &refresh, sv, &err) != 0) {
+	pl_serve_add(L.sv, &metrics.module);
+	pl_serve_snappol_init(&snappol, &s, L.sv);
+	pl_serve_add(L.sv, &snappol.module);
+	if (pl_serve_checks_init(&checks, &s, &refresh, L.sv, &err) != 0) {
 		pl_error("serve: %s", err);
 		goto out;
 	}
-	pl_serve_add(sv, &checks.module);
-	runs = pl_serve_runs_new(&s, sv, on_changed, &refresh);
+	pl_serve_add(L.sv, &checks.module);
+	runs = pl_serve_runs_new(&s, L.sv, on_changed, &refresh);
 	pl_serve_runs_set_refresh(runs, hold_syncs, syncing, &refresh);
 	pl_serve_runs_api_init(&runs_api, runs, &api);
-	pl_serve_add(sv, &runs_api.module);
+	pl_serve_add(L.sv, &runs_api.module);
 	if (pl_serve_mcp_init(&mcp, &s, runs, &refresh.live_by_id, &err) != 0) {
 		pl_error("serve: %s", err);
 		goto out;
 	}
 	mcp_made = true;
-	pl_serve_add(sv, &mcp.module);
-	pl_dash_init(&dash, sv, &api);
-	for (size_t i = 0; i < n; i++) {
-		bool loop = pl_serve_is_loopback(addrs[i]);
+	pl_serve_add(L.sv, &mcp.module);
+	pl_dash_init(&dash, L.sv, &api);
+	for (size_t i = 0; i < L.n; i++) {
+		/* loopback is plain HTTP unless a certificate was given */
+		bool plain = pl_serve_is_loopback(L.addrs[i]) && !L.cli_cert &&
+			     !cfg_str(s.cfg, "tls_cert");
 		char *b = NULL;
 
-		/* loopback is plain HTTP unless a certificate was given */
-		if (pl_serve_listen(sv, addrs[i], loop && !cert ? NULL : tls, &b, &err) != 0) {
+		if (pl_serve_listen(L.sv, L.addrs[i], plain ? NULL : L.tls, &b, &err) != 0) {
 			pl_error("serve: %s", err);
 			goto out;
 		}
-		char *url = pl_asprintf("%s://%s", loop && !cert ? "http" : "https", b);
+		char *url = pl_asprintf("%s://%s", plain ? "http" : "https", b);
 
-		json_array_append_new(bound, json_pack("{s:s,s:s,s:b}", "listen", b, "url", url,
-						       "tls", !(loop && !cert)));
+		json_array_append_new(
+			bound, json_pack("{s:s,s:s,s:b}", "listen", b, "url", url, "tls", !plain));
 		free(url);
 		free(b);
 	}
 	line = json_pack("{s:O,s:s,s:s*,s:s}", "listeners", bound, "url",
 			 pl_json_str(json_array_get(bound, 0), "url"), "fingerprint",
-			 fp[0] ? fp : NULL, "state", s.state_path);
+			 L.fp[0] ? L.fp : NULL, "state", s.state_path);
 	{
 		char *text = json_dumps(line, JSON_COMPACT);
 
@@ -336,18 +530,29 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		free(text);
 	}
 	json_decref(line);
-	if (fp[0])
-		pl_log_info("serve: TLS certificate fingerprint %s", fp);
-	pl_serve_refresh_init(&refresh, &s, sv, cfg_int(s.cfg, "status_interval", 10),
+	if (L.fp[0])
+		pl_log_info("serve: TLS certificate fingerprint %s", L.fp);
+	pl_serve_refresh_init(&refresh, &s, L.sv, cfg_int(s.cfg, "status_interval", 10),
 			      cfg_int(s.cfg, "sync_interval", 300));
 	refreshing = true;
 	pl_serve_metrics_start(&metrics);
-	sigint = evsignal_new(s.base, SIGINT, on_signal, s.base);
-	sigterm = evsignal_new(s.base, SIGTERM, on_signal, s.base);
-	event_add(sigint, NULL);
-	event_add(sigterm, NULL);
+	for (size_t i = 0; i < PL_ARRAY_LEN(signals); i++) {
+		L.sigs[i] = evsignal_new(s.base, signals[i], on_signal, &L);
+		event_add(L.sigs[i], NULL);
+	}
+	/* systemd: ready once listening, and a watchdog fed by this loop (a
+	 * loop that stalls stops feeding it) */
+	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec > 0) {
+		struct timeval tv = { (time_t)(wd_usec / 2000000),
+				      (suseconds_t)(wd_usec / 2 % 1000000) };
+
+		L.watchdog_ev = event_new(s.base, -1, EV_PERSIST, on_watchdog, &L);
+		event_add(L.watchdog_ev, &tv);
+	}
+	sd_notify(0, "READY=1");
+	notify_status(&L, "serving");
 	event_base_dispatch(s.base);
-	rc = PL_EXIT_OK;
+	rc = L.stops > 1 ? L.rc : PL_EXIT_OK;
 out:
 	if (mcp_made)
 		pl_serve_mcp_release(&mcp);
@@ -356,20 +561,26 @@ out:
 	if (refreshing)
 		pl_serve_refresh_release(&refresh);
 	pl_serve_checks_release(&checks);
-	pl_serve_free(sv);
+	pl_serve_free(L.sv);
 	pl_serve_metrics_release(&metrics);
 	pl_serve_snappol_release(&snappol);
 	pl_dash_release(&dash);
 	if (api_made)
 		pl_serve_api_release(&api);
-	if (sigint)
-		event_free(sigint);
-	if (sigterm)
-		event_free(sigterm);
-	SSL_CTX_free(tls);
-	for (size_t i = 0; i < n; i++)
-		free(addrs[i]);
-	free(addrs);
+	for (size_t i = 0; i < PL_ARRAY_LEN(L.sigs); i++)
+		if (L.sigs[i])
+			event_free(L.sigs[i]);
+	if (L.stop_ev)
+		event_free(L.stop_ev);
+	if (L.watchdog_ev)
+		event_free(L.watchdog_ev);
+	SSL_CTX_free(L.tls);
+	for (size_t i = 0; i < L.n; i++)
+		free(L.addrs[i]);
+	free(L.addrs);
+	for (size_t i = 0; i < L.nold; i++)
+		pl_config_free(L.old[i]);
+	free(L.old);
 	json_decref(bound);
 	pl_args_release(&a);
 	free(err);
@@ -386,10 +597,11 @@ const struct pl_cmd pl_cmd_serve = {
 		"(pvelab proxy ca), whose fingerprint is printed at start. Prints one JSON line\n"
 		"with the bound addresses. Every endpoint but /healthz and the dashboard's page\n"
 		"wants 'Authorization: Bearer <token>' (pvelab token create) or the dashboard's\n"
-		"session. docs/serve.md describes the API; the web dashboard is at /\n"
-		"(docs/dashboard.md); docs/metrics.md the Prometheus metrics (/metrics, and\n"
-		"/pve as prometheus-pve-exporter answers it; serve.metrics.auth may also be\n"
-		"none or tls).",
+		"session. SIGTERM/SIGINT drain (a second one stops at once), SIGHUP reloads\n"
+		"the config and the certificate; under systemd it notifies readiness and\n"
+		"feeds the watchdog. docs/serve.md describes the API; the web dashboard is\n"
+		"at / (docs/dashboard.md); docs/metrics.md the Prometheus metrics (/metrics,\n"
+		"and /pve as prometheus-pve-exporter answers it).",
 	.opts = opts,
 	.run = run,
 };

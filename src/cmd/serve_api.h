@@ -21,6 +21,7 @@ struct pl_serve_refresh {
 	long status_interval, sync_interval; /* seconds */
 	struct event *status_ev, *sync_ev;
 	bool status_busy;
+	bool stopping;      /* a drain: no more reads, the running sync may finish */
 	json_t *live;       /* the last resource list: counters live here, not in the store */
 	json_t *live_by_id; /* vmid (text) -> its guest's entry in live */
 	json_t *keys;       /* vmid -> what of each guest the store records, as last seen */
@@ -52,6 +53,11 @@ long long pl_serve_refresh_sync(struct pl_serve_refresh *f);
 void pl_serve_refresh_hold(struct pl_serve_refresh *f, bool on);
 /* Whether a full sync is running. */
 bool pl_serve_refresh_syncing(const struct pl_serve_refresh *f);
+/* New intervals (a reload): from the next read on. */
+void pl_serve_refresh_set_intervals(struct pl_serve_refresh *f, long status_interval,
+				    long sync_interval);
+/* Stop reading (a drain): a sync running goes on to its end. */
+void pl_serve_refresh_stop(struct pl_serve_refresh *f);
 /* What GET /api/v1/sync shows: ages, last errors, the last sync's run. */
 json_t *pl_serve_refresh_info(const struct pl_serve_refresh *f);
 void pl_serve_refresh_release(struct pl_serve_refresh *f);

@@ -69,6 +69,8 @@ on_resources(const struct pl_pve_result *res, void *arg)
 	size_t i;
 
 	f->status_busy = false;
+	if (f->stopping)
+		return;
 	if (res->err) {
 		f->status_failures++;
 		free(f->status_error);
@@ -131,7 +133,7 @@ on_status_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct pl_serve_refresh *f = arg;
 
-	if (f->status_busy || f->s->pve == NULL)
+	if (f->status_busy || f->s->pve == NULL || f->stopping)
 		return;
 	f->status_busy = true;
 	pl_pve_request(f->s->pve, "GET", "/cluster/resources", NULL, on_resources, f);
@@ -144,6 +146,7 @@ on_synced(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *s
 	struct pl_serve_refresh *f = arg;
 
 	f->job = NULL;
+	pl_serve_release(f->sv);
 	f->sync_finished = now_s();
 	free(f->sync_error);
 	f->sync_error = NULL;
@@ -155,7 +158,9 @@ on_synced(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *s
 		pl_serve_emit(f->sv, "sync",
 			      json_pack("{s:I,s:s,s:s}", "seq", (json_int_t)f->sync_seq, "state",
 					"failed", "error", f->sync_error));
-		arm(f->sync_ev, backoff(f->status_interval, f->sync_failures, f->sync_interval));
+		if (!f->stopping)
+			arm(f->sync_ev,
+			    backoff(f->status_interval, f->sync_failures, f->sync_interval));
 	} else {
 		json_t *keys = json_object(), *g;
 		size_t i;
@@ -192,9 +197,10 @@ on_synced(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *s
 			    "%zu not read)",
 			    f->sync_seq, run_id, cnt->added, cnt->changed, cnt->removed,
 			    cnt->unchanged, unread);
-		arm(f->sync_ev, f->sync_interval);
+		if (!f->stopping)
+			arm(f->sync_ev, f->sync_interval);
 	}
-	if (f->sync_again) {
+	if (f->sync_again && !f->stopping) {
 		f->sync_again = false;
 		start_sync(f, "asked while one ran");
 	}
@@ -205,6 +211,8 @@ start_sync(struct pl_serve_refresh *f, const char *why)
 {
 	char *err = NULL;
 
+	if (f->stopping)
+		return;
 	if (f->job || f->held) {
 		f->sync_again = true;
 		return;
@@ -212,6 +220,7 @@ start_sync(struct pl_serve_refresh *f, const char *why)
 	f->sync_seq++;
 	f->sync_started = now_s();
 	pl_log_info("refresh: sync %lld (%s)", f->sync_seq, why);
+	pl_serve_hold(f->sv); /* a drain lets it finish (on_synced releases it) */
 	f->job = pl_cmd_sync_start(f->s, false, false, false, on_synced, f, &err);
 	if (f->job == NULL) {
 		struct pl_state_counts none = { 0 };
@@ -295,9 +304,30 @@ pl_serve_refresh_info(const struct pl_serve_refresh *f)
 }
 
 void
+pl_serve_refresh_set_intervals(struct pl_serve_refresh *f, long status_interval, long sync_interval)
+{
+	f->status_interval = status_interval;
+	f->sync_interval = sync_interval;
+}
+
+void
+pl_serve_refresh_stop(struct pl_serve_refresh *f)
+{
+	f->stopping = true;
+	evtimer_del(f->status_ev);
+	evtimer_del(f->sync_ev);
+	if (f->job)
+		pl_log_info("refresh: letting sync %lld finish", f->sync_seq);
+}
+
+void
 pl_serve_refresh_release(struct pl_serve_refresh *f)
 {
-	pl_cmd_sync_cancel(f->job);
+	if (f->job) {
+		pl_log_warn("refresh: sync %lld cancelled: nothing of it recorded", f->sync_seq);
+		pl_cmd_sync_cancel(f->job);
+		pl_serve_release(f->sv);
+	}
 	f->job = NULL;
 	if (f->status_ev)
 		event_free(f->status_ev);

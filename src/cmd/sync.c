@@ -38,19 +38,44 @@ struct sync_run {
 	struct pl_state_sync *rec;  /* the write transaction, from the first guest on */
 	int err;                    /* its begin failed */
 	char *errmsg;
+	double locked_since; /* another writer held the store's lock since (monotonic s) */
 	pthread_mutex_t lock;
 	json_t *ready; /* guest, signature, guest, signature...: fetched, not yet recorded */
 };
 
+static double
+mono_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 /* The write transaction begins with the first guest to record, once the
- * checkpoint that ran during the resource list is done. */
+ * checkpoint that ran during the resource list is done. It never waits for
+ * another writer's lock (the loop would stall): while one holds it, the
+ * guests wait in memory and the next batch, or the end, tries again. */
 static bool
 recording(struct sync_run *b)
 {
 	if (b->rec == NULL && b->err == 0) {
+		char *msg = NULL;
+		int r;
+
 		pl_state_checkpoint_wait(b->ckpt);
 		b->ckpt = NULL;
-		b->err = pl_state_sync_begin(b->state, b->dry_run, &b->rec, &b->errmsg);
+		r = pl_state_sync_try_begin(b->state, b->dry_run, &b->rec, &msg);
+		if (r == PL_ECONFLICT) {
+			if (b->locked_since == 0) {
+				b->locked_since = mono_s();
+				pl_log_info("sync: %s: recording waits for it", msg);
+			}
+			free(msg);
+			return false;
+		}
+		b->err = r;
+		b->errmsg = msg;
 		if (b->rec)
 			pl_state_sync_counters(b->rec, b->counters);
 	}
@@ -82,11 +107,13 @@ record_ready(struct sync_run *b)
 {
 	json_t *batch;
 
+	if (!recording(b))
+		return; /* later (the lock), or never (an error job_done reports) */
 	pthread_mutex_lock(&b->lock);
 	batch = b->ready;
 	b->ready = json_array();
 	pthread_mutex_unlock(&b->lock);
-	for (size_t i = 0; i + 1 < json_array_size(batch) && recording(b); i += 2)
+	for (size_t i = 0; i + 1 < json_array_size(batch); i += 2)
 		pl_state_sync_guest(b->rec, json_array_get(batch, i), json_array_get(batch, i + 1));
 	json_decref(batch);
 }
@@ -172,6 +199,9 @@ struct pl_cmd_sync_job {
 	json_t *perms;     /* GET /access/permissions: what the token may see */
 	bool asking_perms; /* that request is in flight */
 	bool cancelled;    /* cancelled while it was: its answer frees the job */
+	struct event *retry_ev; /* the store was locked at the end: try again */
+	json_t *snap;           /* the inventory's, kept for that */
+	size_t unread;
 	pl_cmd_sync_cb cb;
 	void *arg;
 };
@@ -180,10 +210,44 @@ static void
 job_free(struct pl_cmd_sync_job *j)
 {
 	free(j->b.errmsg);
+	if (j->retry_ev)
+		event_free(j->retry_ev);
+	json_decref(j->snap);
 	json_decref(j->b.ready);
 	json_decref(j->perms);
 	pthread_mutex_destroy(&j->b.lock);
 	free(j);
+}
+
+static void job_done(int err, json_t *snap, size_t unread, const char *errmsg, void *arg);
+
+static void
+on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_cmd_sync_job *j = arg;
+
+	job_done(0, j->snap, j->unread, NULL, j);
+}
+
+/* All is read but another writer holds the store: try again in 100 ms, for
+ * as long as a blocking write would have waited. Returns false when that
+ * is over. */
+static bool
+retry_later(struct pl_cmd_sync_job *j, json_t *snap, size_t unread)
+{
+	struct timeval tv = { 0, 100000 };
+
+	if (mono_s() - j->b.locked_since > PL_STATE_BUSY_S)
+		return false;
+	if (j->snap != snap) {
+		json_decref(j->snap);
+		j->snap = json_incref(snap);
+	}
+	j->unread = unread;
+	if (j->retry_ev == NULL)
+		j->retry_ev = evtimer_new(pl_pve_base(j->s->pve), on_retry, j);
+	evtimer_add(j->retry_ev, &tv);
+	return true;
 }
 
 static void
@@ -202,15 +266,22 @@ job_done(int err, json_t *snap, size_t unread, const char *errmsg, void *arg)
 		fputs("\r\033[K", stderr);
 	if (r == 0) {
 		record_ready(b);
+		if (!recording(b) && b->err == 0 && retry_later(j, snap, unread))
+			return;
 		/* a guest gone from the list while out of the token's view is not
 		 * deleted (state/sync.c record_gone) */
 		if (j->perms)
 			json_object_set(snap, PL_SNAP_PERMS, j->perms);
 		if (recording(b))
 			r = pl_state_sync_end(b->rec, snap, &cnt, &changes, &run, &msg);
-		else
+		else if (b->err)
 			r = pl_seterr(&msg, b->err, "%s",
 				      b->errmsg ? b->errmsg : pl_strerror(b->err));
+		else
+			r = pl_seterr(&msg, PL_ECONFLICT,
+				      "the state database stayed locked by another writer for "
+				      "%d s: this sync is not recorded",
+				      PL_STATE_BUSY_S);
 		b->rec = NULL;
 	} else {
 		pl_state_sync_abort(b->rec);

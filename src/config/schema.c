@@ -364,6 +364,8 @@ static const struct pl_config_key top_keys[] = {
 	{ "/serve/metrics/deprecated_gauges", PL_CT_BOOL, "true", NULL, "also write the exporter's deprecated gauges (pve_network_transmit_bytes & co.; text format only)", false },
 	{ "/serve/metrics/config_collector", PL_CT_BOOL, "true", NULL, "write pve_onboot_status (from the configs the sync read: no call per guest)", false },
 	{ "/serve/max_connections_per_client", PL_CT_INT, "32", "1..10000", "connections open at once from one address", false },
+	{ "/serve/stream_buffer", PL_CT_INT, "65536", "4096..16777216", "bytes an event stream may have unsent; a client that reads slower waits for them, one that stops reading is closed after request_timeout", false },
+	{ "/serve/drain_timeout", PL_CT_INT, "10", "1..3600", "seconds SIGTERM lets requests in flight and a running sync finish before stopping", false },
 	{ "/checks", PL_CT_MAP, NULL, NULL, "health checks: defaults, the cluster's own checks, and targets outside the guests (docs/checks.md)", false },
 	{ "/checks/interval", PL_CT_INT, "60", "1..86400", "seconds between probes of a check that sets none", false },
 	{ "/checks/timeout", PL_CT_INT, "10", "1..300", "seconds a probe may take when its check sets none", false },

@@ -16,17 +16,34 @@ struct evhttp;
 struct evhttp_connection;
 struct evhttp_request;
 struct event;
+struct evhttp_bound_socket;
+struct bufferevent;
 
-/* An open client connection, known from its first request on. */
+/* A listening socket and whether it speaks TLS (the server's current
+ * context: a reload swaps it for the connections that come after). */
+struct pl_serve_listener {
+	struct pl_serve *sv;
+	struct evhttp *http;
+	struct evhttp_bound_socket *bound; /* NULL once a drain closed it */
+	bool tls;
+};
+
+/* An open client connection, known from its accept on. */
 struct pl_serve_conn {
 	struct pl_serve *sv;
 	struct evhttp_connection *evcon;
 	char addr[64];
 	unsigned port;
-	struct event *held_ev;         /* the timer of a held-back answer */
-	struct pl_serve_req *held;     /* that answer's request */
-	struct pl_serve_req *stream;   /* an event stream this connection is reading */
+	bool refused;                /* over a limit: answered 503 at its first request */
+	bool busy;                   /* a request of it is being answered */
+	struct event *deadline_ev;   /* its next request must be in by then */
+	struct event *held_ev;       /* the timer of a held-back answer */
+	struct pl_serve_req *held;   /* that answer's request */
+	struct pl_serve_req *stream; /* an event stream this connection is reading */
 	struct pl_serve_req *deferred; /* a request answered later (pl_serve_defer) */
+	long long next_event;        /* the stream's next event to send */
+	bool ending;                 /* the stream's last event is written */
+	time_t stalled_since;        /* its client has left a full buffer unread since */
 	struct pl_serve_conn *next;
 };
 
@@ -48,12 +65,24 @@ struct pl_serve {
 	struct event_base *base;
 	struct pl_state *state;
 	struct pl_serve_limits lim;
+	long long stream_buffer; /* bytes a stream may have unsent */
 	const struct pl_serve_module **mods;
 	size_t nmods;
-	struct evhttp **http; /* one per listener */
-	size_t nhttp;
+	struct pl_serve_listener **lis;
+	size_t nlis;
+	SSL_CTX *tls; /* the TLS listeners' context (a reference) */
 	struct pl_serve_conn *conns;
-	int nconns;
+	int nconns, nrefused;
+	struct bufferevent **accepted; /* made at accept, not yet registered */
+	size_t naccepted;
+	struct event *accept_ev; /* registers them once evhttp has its connection */
+	int busy;                /* requests being answered */
+	int holds;               /* work a drain waits for (pl_serve_hold) */
+	bool draining;
+	void (*drained)(void *arg);
+	void *drained_arg;
+	struct event *drain_ev; /* runs drained once nothing is left */
+	struct event *pump_ev;  /* sends new events to the streams */
 	struct pl_serve_fail fails[256];
 	struct pl_serve_event *ring; /* the last lim.event_ring events, by id % size */
 	long long event_seq;         /* the newest event's id */
@@ -88,6 +117,14 @@ void pl_serve_req_free(struct pl_serve_req *r);
 /* Start the event stream on r (events.c): replay from Last-Event-ID. */
 void pl_serve_events_open(struct pl_serve_req *r);
 void pl_serve_events_free(struct pl_serve *sv);
+/* End every event stream with a last "shutdown" event (a drain). */
+void pl_serve_events_end(struct pl_serve *sv);
+/* The bytes c's client has not taken: the server's and the kernel's. */
+size_t pl_serve_unsent(const struct pl_serve_conn *c);
+/* Close c's connection (its close callback frees c). */
+void pl_serve_conn_close(struct pl_serve_conn *c, const char *why);
+/* A drain is done when nothing is left: check, and say so from the loop. */
+void pl_serve_drain_check(struct pl_serve *sv);
 /* The server's own routes: /healthz and the OpenAPI document (openapi.c). */
 extern const struct pl_serve_module pl_serve_core_module;
 

@@ -152,6 +152,7 @@ pl_serve_new(struct event_base *base, struct pl_state *state, const struct pl_se
 	sv->base = base;
 	sv->state = state;
 	sv->lim = *lim;
+	sv->stream_buffer = 65536;
 	pl_serve_add(sv, &pl_serve_core_module);
 	return sv;
 }
@@ -163,14 +164,69 @@ pl_serve_free(struct pl_serve *sv)
 {
 	if (sv == NULL)
 		return;
-	for (size_t i = 0; i < sv->nhttp; i++)
-		evhttp_free(sv->http[i]); /* closes its connections: conn_drop each */
+	sv->drained = NULL;
+	for (size_t i = 0; i < sv->nlis; i++)
+		evhttp_free(sv->lis[i]->http); /* closes its connections: conn_drop each */
 	while (sv->conns)
 		conn_drop(sv->conns);
+	for (size_t i = 0; i < sv->naccepted; i++)
+		bufferevent_decref(sv->accepted[i]);
+	for (size_t i = 0; i < sv->nlis; i++)
+		free(sv->lis[i]);
 	pl_serve_events_free(sv);
-	free(sv->http);
+	if (sv->accept_ev)
+		event_free(sv->accept_ev);
+	if (sv->drain_ev)
+		event_free(sv->drain_ev);
+	SSL_CTX_free(sv->tls);
+	free(sv->accepted);
+	free(sv->lis);
 	free(sv->mods);
 	free(sv);
+}
+
+void
+pl_serve_set_limits(struct pl_serve *sv, const struct pl_serve_limits *lim)
+{
+	int ring = sv->lim.event_ring; /* the ring keeps its size */
+
+	sv->lim = *lim;
+	sv->lim.event_ring = ring;
+	for (size_t i = 0; i < sv->nlis; i++) {
+		struct evhttp *http = sv->lis[i]->http;
+
+		evhttp_set_max_headers_size(http, lim->max_header);
+		evhttp_set_max_body_size(http, lim->max_body);
+		evhttp_set_timeout(http, lim->request_timeout);
+	}
+}
+
+void
+pl_serve_set_stream_buffer(struct pl_serve *sv, long long bytes)
+{
+	sv->stream_buffer = bytes > 0 ? bytes : 65536;
+}
+
+void
+pl_serve_set_tls(struct pl_serve *sv, SSL_CTX *tls)
+{
+	if (tls == sv->tls)
+		return;
+	if (tls)
+		SSL_CTX_up_ref(tls);
+	SSL_CTX_free(sv->tls);
+	sv->tls = tls;
+}
+
+void
+pl_serve_counts(const struct pl_serve *sv, int *conns, int *streams)
+{
+	int n = 0;
+
+	for (const struct pl_serve_conn *c = sv->conns; c; c = c->next)
+		n += c->stream != NULL;
+	*conns = sv->nconns;
+	*streams = n;
 }
 
 void
@@ -312,13 +368,14 @@ route_arg(const struct pl_serve *sv, const struct pl_serve_route *route)
 
 /* ---- connections ------------------------------------------------------- */
 
+/* Connections from addr that count against the limits. */
 static int
 conns_from(const struct pl_serve *sv, const char *addr)
 {
 	int n = 0;
 
 	for (const struct pl_serve_conn *c = sv->conns; c; c = c->next)
-		n += !strcmp(c->addr, addr);
+		n += !c->refused && !strcmp(c->addr, addr);
 	return n;
 }
 
@@ -335,19 +392,33 @@ orphan_free(struct pl_serve_req *r)
 static void
 conn_drop(struct pl_serve_conn *c)
 {
-	struct pl_serve_conn **pp = &c->sv->conns;
+	struct pl_serve *sv = c->sv;
+	struct pl_serve_conn **pp = &sv->conns;
 
 	while (*pp && *pp != c)
 		pp = &(*pp)->next;
 	if (*pp)
 		*pp = c->next;
-	c->sv->nconns--;
+	if (c->refused)
+		sv->nrefused--;
+	else
+		sv->nconns--;
+	if (c->busy)
+		sv->busy--;
+	if (c->deadline_ev)
+		event_free(c->deadline_ev);
 	if (c->held_ev)
 		event_free(c->held_ev);
 	if (c->held)
 		orphan_free(c->held);
-	if (c->stream)
+	if (c->stream) {
+		size_t unsent = pl_serve_unsent(c);
+
+		if (unsent && !c->ending)
+			pl_log_warn("%s:%u: event stream closed with %zu bytes unread", c->addr,
+				    c->port, unsent);
 		orphan_free(c->stream);
+	}
 	if (c->deferred) {
 		struct pl_serve_req *r = c->deferred;
 
@@ -357,6 +428,7 @@ conn_drop(struct pl_serve_conn *c)
 		orphan_free(r);
 	}
 	free(c);
+	pl_serve_drain_check(sv);
 }
 
 static void
@@ -365,33 +437,224 @@ on_conn_close(struct evhttp_connection *evcon, void *arg)
 	conn_drop(arg);
 }
 
-/* The connection of a request, registered at its first request; NULL when
- * it is one too many (the caller answers 503 and closes it). */
-static struct pl_serve_conn *
-conn_of(struct pl_serve *sv, struct evhttp_request *req)
+void
+pl_serve_conn_close(struct pl_serve_conn *c, const char *why)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	pl_log_info("%s:%u closed: %s", c->addr, c->port, why);
+	evhttp_connection_free(c->evcon); /* on_conn_close drops c */
+}
+
+/* The total deadline of a request: evhttp's own timeout starts over with
+ * every byte, so a client sending one byte at a time would never meet it. */
+static void
+on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_serve_conn *c = arg;
+
+	pl_serve_conn_close(c, c->refused ? "over the connection limit, and no request came" :
+					    "no whole request within the request timeout");
+}
+
+static void
+arm_deadline(struct pl_serve_conn *c)
+{
+	int secs = c->sv->lim.request_timeout > 0 ? c->sv->lim.request_timeout : 30;
+	struct timeval tv = { c->refused && secs > 5 ? 5 : secs, 0 };
+
+	evtimer_add(c->deadline_ev, &tv);
+}
+
+static struct pl_serve_conn *
+conn_find(const struct pl_serve *sv, const struct evhttp_connection *evcon)
+{
+	struct pl_serve_conn *c;
+
+	for (c = sv->conns; c && c->evcon != evcon; c = c->next)
+		;
+	return c;
+}
+
+/* Count a new connection against the limits. One over them is kept only to
+ * answer its first request 503 (within a short deadline), and one more than
+ * that is closed at once (when may_free: evhttp is not inside one of its
+ * requests). Returns NULL when it was closed. */
+static struct pl_serve_conn *
+conn_register(struct pl_serve *sv, struct evhttp_connection *evcon, bool may_free)
+{
 	struct pl_serve_conn *c;
 	char *peer = NULL;
 	ev_uint16_t port = 0;
+	bool over;
 
-	for (c = sv->conns; c; c = c->next)
-		if (c->evcon == evcon)
-			return c;
 	evhttp_connection_get_peer(evcon, &peer, &port);
-	if (sv->nconns >= sv->lim.max_connections ||
-	    conns_from(sv, peer ? peer : "") >= sv->lim.max_per_client)
+	peer = peer ? peer : "";
+	over = sv->nconns >= sv->lim.max_connections ||
+	       conns_from(sv, peer) >= sv->lim.max_per_client;
+	if (over && may_free && sv->nrefused >= sv->lim.max_connections) {
+		pl_log_warn("%s:%u closed at once: %d connections open and %d over the limits",
+			    peer, (unsigned)port, sv->nconns, sv->nrefused);
+		evhttp_connection_free(evcon);
 		return NULL;
+	}
 	c = pl_calloc(1, sizeof(*c));
 	c->sv = sv;
 	c->evcon = evcon;
-	snprintf(c->addr, sizeof(c->addr), "%s", peer ? peer : "");
+	snprintf(c->addr, sizeof(c->addr), "%s", peer);
 	c->port = port;
+	c->refused = over;
+	if (over)
+		sv->nrefused++;
+	else
+		sv->nconns++;
 	c->next = sv->conns;
 	sv->conns = c;
-	sv->nconns++;
 	evhttp_connection_set_closecb(evcon, on_conn_close, c);
+	c->deadline_ev = evtimer_new(sv->base, on_deadline, c);
+	arm_deadline(c);
 	return c;
+}
+
+/* The connections accepted in this turn of the loop: evhttp has made each
+ * from the bufferevent on_accept_bev gave it, and made itself that
+ * bufferevent's callback argument (libevent 2.1's evhttp shows a server no
+ * connection before its first request; this is how one is counted at
+ * accept). A NULL argument: evhttp freed it already. */
+static void
+on_accepted(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_serve *sv = arg;
+
+	for (size_t i = 0; i < sv->naccepted; i++) {
+		struct bufferevent *bev = sv->accepted[i];
+		void *evcon = NULL;
+
+		bufferevent_getcb(bev, NULL, NULL, NULL, &evcon);
+		if (evcon && conn_find(sv, evcon) == NULL)
+			conn_register(sv, evcon, true);
+		bufferevent_decref(bev);
+	}
+	sv->naccepted = 0;
+}
+
+/* evhttp's accept: the connection's bufferevent (TLS on an HTTPS listener),
+ * kept referenced until on_accepted, which runs before it can read. */
+static struct bufferevent *
+on_accept_bev(struct event_base *base, void *arg)
+{
+	struct pl_serve_listener *l = arg;
+	struct pl_serve *sv = l->sv;
+	struct bufferevent *bev;
+
+	if (l->tls) {
+		SSL *ssl = sv->tls ? SSL_new(sv->tls) : NULL;
+
+		if (ssl == NULL)
+			return NULL;
+		bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						     BEV_OPT_CLOSE_ON_FREE |
+							     BEV_OPT_DEFER_CALLBACKS);
+	} else {
+		bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	}
+	if (bev == NULL)
+		return NULL;
+	if (sv->accept_ev == NULL)
+		sv->accept_ev = event_new(base, -1, 0, on_accepted, sv);
+	bufferevent_incref(bev);
+	sv->accepted = pl_realloc(sv->accepted, (sv->naccepted + 1) * sizeof(*sv->accepted));
+	sv->accepted[sv->naccepted++] = bev;
+	event_active(sv->accept_ev, EV_TIMEOUT, 1);
+	return bev;
+}
+
+/* A response is written (evhttp's on-complete): the connection's next
+ * request must come within the deadline; an event stream is over. */
+static void
+on_complete(struct evhttp_request *req, void *arg)
+{
+	struct pl_serve_conn *c = arg;
+	struct pl_serve *sv = c->sv;
+
+	if (c->stream && c->stream->req == req) {
+		pl_serve_req_free(c->stream); /* evhttp frees req */
+		c->stream = NULL;
+	}
+	if (c->busy) {
+		c->busy = false;
+		sv->busy--;
+	}
+	arm_deadline(c);
+	pl_serve_drain_check(sv);
+}
+
+/* ---- draining ---------------------------------------------------------- */
+
+static void
+on_drained(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_serve *sv = arg;
+	void (*done)(void *) = sv->drained;
+
+	sv->drained = NULL;
+	if (done)
+		done(sv->drained_arg);
+}
+
+void
+pl_serve_drain_check(struct pl_serve *sv)
+{
+	int conns, streams;
+
+	if (!sv->draining || sv->drained == NULL || sv->busy || sv->holds)
+		return;
+	pl_serve_counts(sv, &conns, &streams);
+	if (streams == 0)
+		event_active(sv->drain_ev, EV_TIMEOUT, 1);
+}
+
+void
+pl_serve_drain(struct pl_serve *sv, void (*done)(void *arg), void *arg)
+{
+	struct pl_serve_conn *c, *next;
+
+	if (sv->draining)
+		return;
+	sv->draining = true;
+	sv->drained = done;
+	sv->drained_arg = arg;
+	sv->drain_ev = event_new(sv->base, -1, 0, on_drained, sv);
+	for (size_t i = 0; i < sv->nlis; i++)
+		if (sv->lis[i]->bound) {
+			evhttp_del_accept_socket(sv->lis[i]->http, sv->lis[i]->bound);
+			sv->lis[i]->bound = NULL;
+		}
+	pl_serve_events_end(sv);
+	for (c = sv->conns; c; c = next) {
+		next = c->next;
+		if (!c->busy && !c->stream)
+			pl_serve_conn_close(c, "the server is stopping");
+	}
+	pl_serve_drain_check(sv);
+}
+
+bool
+pl_serve_draining(const struct pl_serve *sv)
+{
+	return sv->draining;
+}
+
+void
+pl_serve_hold(struct pl_serve *sv)
+{
+	sv->holds++;
+}
+
+void
+pl_serve_release(struct pl_serve *sv)
+{
+	if (sv->holds > 0)
+		sv->holds--;
+	pl_serve_drain_check(sv);
 }
 
 /* ---- failed logins ----------------------------------------------------- */
@@ -567,7 +830,7 @@ send_bytes(struct pl_serve_req *r, int status, const char *type, const void *dat
 	}
 	if (status == 401)
 		evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"pvelab\"");
-	if (r->close)
+	if (r->close || r->sv->draining)
 		evhttp_add_header(h, "Connection", "close");
 	if (evhttp_find_header(h, "Cache-Control") == NULL)
 		evhttp_add_header(h, "Cache-Control", "no-store");
@@ -878,13 +1141,15 @@ on_request(struct evhttp_request *req, void *arg)
 	r->req = req;
 	r->method = method_name(evhttp_request_get_command(req));
 	snprintf(r->path, sizeof(r->path), "%s", path ? path : "?");
-	r->conn = conn_of(sv, req);
-	if (r->conn == NULL) {
-		char *peer = NULL;
-		ev_uint16_t port;
-
-		evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
-		snprintf(r->peer, sizeof(r->peer), "%s", peer ? peer : "?");
+	if ((r->conn = conn_find(sv, evhttp_request_get_connection(req))) == NULL)
+		r->conn = conn_register(sv, evhttp_request_get_connection(req), false);
+	/* the request is in: no deadline while it is answered */
+	evtimer_del(r->conn->deadline_ev);
+	r->conn->busy = true;
+	sv->busy++;
+	evhttp_request_set_on_complete_cb(req, on_complete, r->conn);
+	if (r->conn->refused) {
+		snprintf(r->peer, sizeof(r->peer), "%s", r->conn->addr);
 		r->close = true;
 		pl_serve_error(r, 503, "too_many_connections", NULL,
 			       "too many connections (at "
@@ -928,22 +1193,15 @@ on_request(struct evhttp_request *req, void *arg)
 		pl_serve_error(r, 500, "internal", NULL, "the handler of %s %s gave no answer",
 			       route->method, route->path);
 out:
+	if (r->kept && r->conn->busy) { /* a stream: it lives with its connection */
+		r->conn->busy = false;
+		sv->busy--;
+	}
 	if (!held && !r->kept)
 		pl_serve_req_free(r);
 }
 
 /* ---- listening --------------------------------------------------------- */
-
-static struct bufferevent *
-tls_bev(struct event_base *base, void *arg)
-{
-	SSL *ssl = SSL_new(arg);
-
-	if (ssl == NULL)
-		return NULL;
-	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					      BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-}
 
 int
 pl_serve_listen(struct pl_serve *sv, const char *addr, SSL_CTX *tls, char **bound, char **errmsg)
@@ -953,6 +1211,7 @@ pl_serve_listen(struct pl_serve *sv, const char *addr, SSL_CTX *tls, char **boun
 	struct evhttp_bound_socket *bs;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
+	struct pl_serve_listener *l;
 	struct evhttp *http;
 	long long port;
 	char *end;
@@ -985,19 +1244,26 @@ pl_serve_listen(struct pl_serve *sv, const char *addr, SSL_CTX *tls, char **boun
 						 EVHTTP_REQ_PUT | EVHTTP_REQ_PATCH |
 						 EVHTTP_REQ_HEAD | EVHTTP_REQ_OPTIONS);
 	evhttp_set_gencb(http, on_request, sv);
-	if (tls)
-		evhttp_set_bevcb(http, tls_bev, tls);
+	l = pl_calloc(1, sizeof(*l));
+	l->sv = sv;
+	l->http = http;
+	l->tls = tls != NULL;
+	evhttp_set_bevcb(http, on_accept_bev, l);
 	if ((bs = evhttp_bind_socket_with_handle(http,
 						 !strcmp(host, "localhost") ? "127.0.0.1" : host,
 						 (ev_uint16_t)port)) == NULL) {
 		evhttp_free(http);
+		free(l);
 		return pl_seterr(errmsg, PL_EIO,
 				 "cannot listen on '%s': %s (in use? a local "
 				 "address?)",
 				 addr, strerror(errno ? errno : EADDRNOTAVAIL));
 	}
-	sv->http = pl_realloc(sv->http, (sv->nhttp + 1) * sizeof(*sv->http));
-	sv->http[sv->nhttp++] = http;
+	if (tls)
+		pl_serve_set_tls(sv, tls);
+	l->bound = bs;
+	sv->lis = pl_realloc(sv->lis, (sv->nlis + 1) * sizeof(*sv->lis));
+	sv->lis[sv->nlis++] = l;
 	if (bound) {
 		char ip[INET6_ADDRSTRLEN] = "?";
 

@@ -72,7 +72,7 @@ struct pl_serve_module {
 struct pl_serve_limits {
 	long long max_header; /* bytes of request line and headers */
 	long long max_body;   /* bytes of a request body */
-	int request_timeout;  /* seconds to read a request; idle keep-alive too */
+	int request_timeout;  /* seconds to send a whole request, idle keep-alive included */
 	int max_connections;  /* open at once */
 	int max_per_client;   /* open at once from one address */
 	int event_ring;       /* events kept for Last-Event-ID replay */
@@ -91,6 +91,28 @@ void pl_serve_set_auth(struct pl_serve *sv, pl_serve_auth_fn fn, void *arg);
 struct pl_serve *pl_serve_new(struct event_base *base, struct pl_state *state,
 			      const struct pl_serve_limits *limits);
 void pl_serve_free(struct pl_serve *sv);
+/* New limits (a reload): connections accepted from now on get them. */
+void pl_serve_set_limits(struct pl_serve *sv, const struct pl_serve_limits *limits);
+/* Bytes an event stream may have unsent before it waits for its client
+ * (default 64 KiB): what a client that stops reading can hold. */
+void pl_serve_set_stream_buffer(struct pl_serve *sv, long long bytes);
+/* The TLS context of the HTTPS listeners' next connections (a reload of the
+ * certificate); open connections keep theirs. The server takes a reference. */
+void pl_serve_set_tls(struct pl_serve *sv, SSL_CTX *tls);
+/* Client connections open now, and how many of them read the event stream. */
+void pl_serve_counts(const struct pl_serve *sv, int *conns, int *streams);
+
+/* Stop gracefully: close the listeners, end each event stream with a last
+ * "shutdown" event, close idle connections, answer what still comes with
+ * Connection: close. done runs once (from the loop) when no request is being
+ * answered, no stream is still sending and no work is held. */
+void pl_serve_drain(struct pl_serve *sv, void (*done)(void *arg), void *arg);
+bool pl_serve_draining(const struct pl_serve *sv);
+/* Background work a drain waits for (a sync, an apply): hold when it starts,
+ * release when it ends. */
+void pl_serve_hold(struct pl_serve *sv);
+void pl_serve_release(struct pl_serve *sv);
+
 /* Register a module (its routes are borrowed for the server's life). */
 void pl_serve_add(struct pl_serve *sv, const struct pl_serve_module *m);
 /* Listen on "ADDR:PORT" ("[v6]:PORT"; port 0 picks one). tls (borrowed, may

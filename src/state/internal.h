@@ -11,6 +11,8 @@
 #include <jansson.h>
 #include <sqlite3.h>
 
+#define PL_STATE_BUSY_MS (PL_STATE_BUSY_S * 1000)
+
 struct pl_state {
 	sqlite3 *db;
 	char *path;

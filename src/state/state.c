@@ -189,7 +189,7 @@ open_common(const char *path, int flags, struct pl_state **out, char **errmsg)
 			      s->db ? sqlite3_errmsg(s->db) : "out of memory");
 		goto fail;
 	}
-	sqlite3_busy_timeout(s->db, 10000);
+	sqlite3_busy_timeout(s->db, PL_STATE_BUSY_MS);
 	sqlite3_extended_result_codes(s->db, 1);
 	/* Checkpoints are not a command's last act (see pl_state_checkpoint_start). */
 	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);

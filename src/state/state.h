@@ -71,8 +71,14 @@ int pl_state_record_sync(struct pl_state *s, const json_t *snap, bool dry_run,
 /* The same, guest by guest as the answers arrive: begin opens the write
  * transaction (held until end or abort) and reads what the store knows. */
 struct pl_state_sync;
+/* How long a write waits for another process's write lock (seconds). */
+#define PL_STATE_BUSY_S 10
 int pl_state_sync_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out,
 			char **errmsg);
+/* The same without waiting for another writer (an event loop must not):
+ * PL_ECONFLICT at once, nothing begun, while one holds the write lock. */
+int pl_state_sync_try_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out,
+			    char **errmsg);
 /* Record one guest with its pl_state_guest_sig (NULL: computed here). A
  * failed write is kept, later guests are skipped, and pl_state_sync_end
  * reports it. */

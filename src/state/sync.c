@@ -127,11 +127,12 @@ struct pl_state_sync {
 	char *errmsg;
 };
 
-int
-pl_state_sync_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out, char **errmsg)
+static int
+sync_begin(struct pl_state *s, bool dry_run, bool wait, struct pl_state_sync **out, char **errmsg)
 {
 	struct pl_state_sync *y = pl_calloc(1, sizeof(*y));
 	sqlite3_stmt *st = NULL;
+	bool busy = false;
 	int r;
 
 	*out = NULL;
@@ -144,7 +145,20 @@ pl_state_sync_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out
 	/* With foreign keys on, SQLite opens a statement journal for every insert
 	 * they could abort: a tenth of a large sync. The rows written here refer
 	 * only to the run row written first, so the checks are off until the end. */
-	if ((r = pl_state_exec(s, "PRAGMA foreign_keys=OFF; BEGIN IMMEDIATE", errmsg)) != 0) {
+	if (!wait)
+		sqlite3_busy_timeout(s->db, 0);
+	r = pl_state_exec(s, "PRAGMA foreign_keys=OFF; BEGIN IMMEDIATE", wait ? errmsg : NULL);
+	if (!wait) {
+		busy = (sqlite3_extended_errcode(s->db) & 0xff) == SQLITE_BUSY;
+		sqlite3_busy_timeout(s->db, PL_STATE_BUSY_MS);
+		if (r != 0)
+			r = busy ? pl_seterr(errmsg, PL_ECONFLICT,
+					     "state database '%s' is being written by another "
+					     "process",
+					     s->path) :
+				   pl_state_dberr(s, errmsg, "begin");
+	}
+	if (r != 0) {
 		pl_state_sync_abort(y);
 		return r;
 	}
@@ -184,6 +198,18 @@ pl_state_sync_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out
 fail:
 	pl_state_sync_abort(y);
 	return r;
+}
+
+int
+pl_state_sync_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out, char **errmsg)
+{
+	return sync_begin(s, dry_run, true, out, errmsg);
+}
+
+int
+pl_state_sync_try_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out, char **errmsg)
+{
+	return sync_begin(s, dry_run, false, out, errmsg);
 }
 
 void

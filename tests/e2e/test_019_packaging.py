@@ -208,10 +208,12 @@ def test_unit_is_hardened_as_the_issue_lists():
     assert "@system-service" in k["SystemCallFilter"]
     assert k["ExecStart"] == ["/usr/bin/pvelab --config /etc/pvelab/pvelab.yaml serve"]
     assert "PVELAB_STATE=/var/lib/pvelab/state.db" in k["Environment"]
-    # the command it runs exists, and the unit says what it does not do yet
+    # the command it runs exists; it notifies readiness, feeds the watchdog
+    # and reloads on SIGHUP (test_701 checks that serve does each)
     assert "serve" in NAMES
-    with open(UNIT) as f:
-        assert "Not yet\n# there: sd_notify" in f.read()
+    assert k["Type"] == ["notify"]
+    assert k["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert k["WatchdogSec"] == ["30s"]
 
 
 def test_systemd_analyze_verifies_the_unit(tmp_path, pages):
