@@ -221,6 +221,58 @@ ip_config(struct pl_buf *b, int ind, const json_t *p)
 	pl_buf_addf(b, "%*s}\n", ind, "");
 }
 
+/* A guest resource's opening and the attributes both kinds have; returns
+ * its Terraform name (caller frees). */
+static char *
+guest_head(struct pl_buf *b, const char *type, const struct pl_model_guest *m, const char *onboot)
+{
+	const json_t *c = m->config;
+	char *name = tf_name(m->name);
+
+	pl_buf_addf(b, "resource \"%s\" \"%s\" {\n", type, name);
+	if (!strcmp(type, "proxmox_virtual_environment_vm"))
+		attr_str(b, 2, "name", m->name);
+	if (m->node)
+		attr_str(b, 2, "node_name", m->node);
+	else
+		attr_raw(b, 2, "node_name", "var.pve_node");
+	if (m->vmid)
+		attr_raw(b, 2, "vm_id", "%lld", m->vmid);
+	attr_str(b, 2, "description", pl_json_str(c, "description"));
+	if (pl_json_str(c, "tags"))
+		attr_list(b, 2, "tags", pl_json_str(c, "tags"), ";, ");
+	attr_bool(b, 2, onboot, pl_json_str(c, "onboot"));
+	attr_raw(b, 2, "started", "%s", m->running ? "true" : "false");
+	attr_str(b, 2, "pool_id", pl_json_str(m->create, "pool"));
+	if (pl_json_str(c, "startup"))
+		startup(b, pl_json_str(c, "startup"));
+	return name;
+}
+
+/* A guest resource's end, and the import block that adopts it (bpg's id
+ * node/vmid) when both are known. */
+static void
+guest_tail(struct pl_buf *b, const char *type, const char *name, const struct pl_model_guest *m)
+{
+	pl_buf_addstr(b, "}\n\n");
+	if (m->vmid && m->node)
+		pl_buf_addf(b, "import {\n  to = %s.%s\n  id = \"%s/%lld\"\n}\n\n", type, name,
+			    m->node, m->vmid);
+}
+
+/* initialization.dns from nameserver and searchdomain. */
+static void
+dns(struct pl_buf *b, const json_t *c)
+{
+	if (!pl_json_str(c, "nameserver") && !pl_json_str(c, "searchdomain"))
+		return;
+	pl_buf_addstr(b, "    dns {\n");
+	attr_str(b, 6, "domain", pl_json_str(c, "searchdomain"));
+	if (pl_json_str(c, "nameserver"))
+		attr_list(b, 6, "servers", pl_json_str(c, "nameserver"), " ,;");
+	pl_buf_addstr(b, "    }\n");
+}
+
 /* Keys the VM resource below writes; any other is listed as left out. */
 static const char *const vm_done[] = {
 	"name",      "description", "tags",    "onboot",     "bios",         "machine",
@@ -243,29 +295,14 @@ vm_resource(struct pl_buf *b, const struct pl_model_guest *m, json_t *left)
 {
 	static const char *const buses[] = { "scsi", "virtio", "sata", "ide" };
 	const json_t *c = m->config, *clone = json_object_get(m->create, "clone"), *v;
-	char *name = tf_name(m->name);
+	char *name;
 	const char *k, *cloudinit = NULL;
 	json_t *p;
 
-	pl_buf_addf(b, "resource \"proxmox_virtual_environment_vm\" \"%s\" {\n", name);
-	attr_str(b, 2, "name", m->name);
-	if (m->node)
-		attr_str(b, 2, "node_name", m->node);
-	else
-		attr_raw(b, 2, "node_name", "var.pve_node");
-	if (m->vmid)
-		attr_raw(b, 2, "vm_id", "%lld", m->vmid);
-	attr_str(b, 2, "description", pl_json_str(c, "description"));
-	if (pl_json_str(c, "tags"))
-		attr_list(b, 2, "tags", pl_json_str(c, "tags"), ";, ");
-	attr_bool(b, 2, "on_boot", pl_json_str(c, "onboot"));
-	attr_raw(b, 2, "started", "%s", m->running ? "true" : "false");
-	attr_str(b, 2, "pool_id", pl_json_str(m->create, "pool"));
+	name = guest_head(b, "proxmox_virtual_environment_vm", m, "on_boot");
 	attr_str(b, 2, "bios", pl_json_str(c, "bios"));
 	attr_str(b, 2, "machine", pl_json_str(c, "machine"));
 	attr_str(b, 2, "scsi_hardware", pl_json_str(c, "scsihw"));
-	if (pl_json_str(c, "startup"))
-		startup(b, pl_json_str(c, "startup"));
 	if (clone) {
 		pl_buf_addstr(b, "  clone {\n");
 		attr_raw(b, 4, "vm_id", "var.template_vm_id[\"%s\"]",
@@ -388,13 +425,7 @@ vm_resource(struct pl_buf *b, const struct pl_model_guest *m, json_t *left)
 			free(storage);
 			free(size);
 		}
-		if (pl_json_str(c, "nameserver") || pl_json_str(c, "searchdomain")) {
-			pl_buf_addstr(b, "    dns {\n");
-			attr_str(b, 6, "domain", pl_json_str(c, "searchdomain"));
-			if (pl_json_str(c, "nameserver"))
-				attr_list(b, 6, "servers", pl_json_str(c, "nameserver"), " ,;");
-			pl_buf_addstr(b, "    }\n");
-		}
+		dns(b, c);
 		for (int i = 0; i < 32; i++) {
 			char key[16];
 
@@ -415,12 +446,7 @@ vm_resource(struct pl_buf *b, const struct pl_model_guest *m, json_t *left)
 		attr_bool(b, 4, "upgrade", pl_json_str(c, "ciupgrade"));
 		pl_buf_addstr(b, "  }\n");
 	}
-	pl_buf_addstr(b, "}\n\n");
-	if (m->vmid && m->node)
-		pl_buf_addf(b,
-			    "import {\n  to = proxmox_virtual_environment_vm.%s\n  id = "
-			    "\"%s/%lld\"\n}\n\n",
-			    name, m->node, m->vmid);
+	guest_tail(b, "proxmox_virtual_environment_vm", name, m);
 	free(name);
 }
 
@@ -435,26 +461,12 @@ static void
 ct_resource(struct pl_buf *b, const struct pl_model_guest *m, json_t *left)
 {
 	const json_t *c = m->config, *v;
-	char *name = tf_name(m->name);
+	char *name;
 	const char *k;
 	json_t *p;
 
-	pl_buf_addf(b, "resource \"proxmox_virtual_environment_container\" \"%s\" {\n", name);
-	if (m->node)
-		attr_str(b, 2, "node_name", m->node);
-	else
-		attr_raw(b, 2, "node_name", "var.pve_node");
-	if (m->vmid)
-		attr_raw(b, 2, "vm_id", "%lld", m->vmid);
-	attr_str(b, 2, "description", pl_json_str(c, "description"));
-	if (pl_json_str(c, "tags"))
-		attr_list(b, 2, "tags", pl_json_str(c, "tags"), ";, ");
-	attr_bool(b, 2, "start_on_boot", pl_json_str(c, "onboot"));
-	attr_raw(b, 2, "started", "%s", m->running ? "true" : "false");
+	name = guest_head(b, "proxmox_virtual_environment_container", m, "start_on_boot");
 	attr_bool(b, 2, "unprivileged", pl_json_str(c, "unprivileged"));
-	attr_str(b, 2, "pool_id", pl_json_str(m->create, "pool"));
-	if (pl_json_str(c, "startup"))
-		startup(b, pl_json_str(c, "startup"));
 	pl_buf_addstr(b, "  cpu {\n");
 	attr_num(b, 4, "cores", json_object_get(c, "cores"));
 	attr_num(b, 4, "limit", json_object_get(c, "cpulimit"));
@@ -493,13 +505,7 @@ ct_resource(struct pl_buf *b, const struct pl_model_guest *m, json_t *left)
 	}
 	pl_buf_addstr(b, "  initialization {\n");
 	attr_str(b, 4, "hostname", pl_json_str_or(c, "hostname", m->name));
-	if (pl_json_str(c, "nameserver") || pl_json_str(c, "searchdomain")) {
-		pl_buf_addstr(b, "    dns {\n");
-		attr_str(b, 6, "domain", pl_json_str(c, "searchdomain"));
-		if (pl_json_str(c, "nameserver"))
-			attr_list(b, 6, "servers", pl_json_str(c, "nameserver"), " ,;");
-		pl_buf_addstr(b, "    }\n");
-	}
+	dns(b, c);
 	json_object_foreach((json_t *)c, k, v)
 		if (is_disk(k, (const char *const[]){ "net" }, 1)) {
 			p = props(json_string_value(v));
@@ -549,12 +555,7 @@ ct_resource(struct pl_buf *b, const struct pl_model_guest *m, json_t *left)
 			json_array_append_new(left, json_sprintf("%s=%s", k, val));
 		}
 	}
-	pl_buf_addstr(b, "}\n\n");
-	if (m->vmid && m->node)
-		pl_buf_addf(b,
-			    "import {\n  to = proxmox_virtual_environment_container.%s\n  id = "
-			    "\"%s/%lld\"\n}\n\n",
-			    name, m->node, m->vmid);
+	guest_tail(b, "proxmox_virtual_environment_container", name, m);
 	free(name);
 }
 
