@@ -264,9 +264,9 @@ complete(EditLine *el, int ch)
 	}
 	free(common);
 	free(first);
-	free(line);
+	free(line); /* word points into it */
 	json_decref(all);
-	return n > 1 && !(strlen(word) < 1) ? CC_REDISPLAY : CC_REFRESH;
+	return n > 1 ? CC_REDISPLAY : CC_REFRESH;
 }
 
 /* Run one command line as a pvelab process; its exit status. */
@@ -404,7 +404,9 @@ interactive(struct console *c, Tokenizer *tok)
 	el_set(el, EL_PROMPT, prompt_of);
 	el_set(el, EL_EDITOR, "emacs");
 	el_set(el, EL_HIST, history, h);
-	el_set(el, EL_ADDFN, "pvelab-complete", "complete a command, option or guest", complete);
+	/* the wide call: libedit's narrow EL_ADDFN copies the name and help
+	 * (wcsdup) and never frees them */
+	el_wset(el, EL_ADDFN, L"pvelab-complete", L"complete a command, option or guest", complete);
 	el_set(el, EL_BIND, "^I", "pvelab-complete", NULL);
 	el_set(el, EL_SIGNAL, 1);
 	printf("pvelab console: Tab completes, Ctrl-C stops the running command, Ctrl-D or "

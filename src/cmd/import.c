@@ -407,8 +407,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_args a;
 	const char *out = NULL;
 	bool do_adopt = true, merge = false;
-	json_t *snap = NULL, *doc = NULL, *guests, *lives, *d2args, *d2 = NULL,
-	       *marks = json_array();
+	json_t *snap = NULL, *doc = NULL, *guests, *lives, *d2args, *d2 = NULL, *marks;
 	const json_t *live;
 	struct pl_buf yaml;
 	char *err = NULL, *project = NULL;
@@ -426,6 +425,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		return pl_usage_error(&pl_cmd_import,
 				      "--firewall writes the cluster's firewall: section, "
 				      "so it needs a new --out FILE (or none), not --merge");
+	marks = json_array(); /* after the usage errors, which return */
 	lives = json_array();
 	d2args = json_array();
 	pl_buf_init(&yaml, 64 << 20);

@@ -128,8 +128,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	long long id, rb_id = 0;
 	bool yes = false, overwrite;
 	size_t noverwrite = 0;
-	json_t *refused = json_array(), *runrec = NULL, *plan = NULL, *result = NULL, *changes,
-	       *owned = NULL, *notes = NULL;
+	json_t *refused, *runrec = NULL, *plan = NULL, *result = NULL, *changes, *owned = NULL,
+			 *notes = NULL;
 	const json_t *c;
 	char *err = NULL;
 	size_t i;
@@ -141,6 +141,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	overwrite = pl_args_has(&a, 1);
 	if (a.npos && pl_str_to_ll(a.pos[0], 1, LLONG_MAX, &id) != 0)
 		return pl_usage_error(&pl_cmd_rollback, "'%s' is not a run id (pvelab rollback lists them)", a.pos[0]);
+	refused = json_array(); /* after the usage errors, which return */
 	r = pl_session_open(&s, ctx, a.npos ? PL_NEED_API | PL_NEED_STATE : PL_NEED_STATE_RO, &err);
 	if (r != 0) {
 		if (a.npos == 0 && r == PL_ENOENT && s.state == NULL && ctx->output != PL_OUT_JSON) {

@@ -88,6 +88,8 @@ struct pl_metrics_api {
 /* /nodes/pve1/qemu/100/config -> /nodes/{node}/qemu/{vmid}/config. */
 void pl_metrics_path_template(const char *path, char *out, size_t size);
 
+struct read;
+
 struct pl_serve_metrics {
 	struct pl_serve_module module; /* register this with pl_serve_add */
 	struct pl_serve_route routes[3];
@@ -95,8 +97,9 @@ struct pl_serve_metrics {
 	struct pl_serve_refresh *refresh;
 	int auth; /* PL_METRICS_AUTH_* */
 	bool deprecated, config;
-	struct event *ev;    /* the cluster-wide reads, every status interval */
-	int busy, slow_busy; /* requests in flight: those, and the reads after a sync */
+	struct event *ev;      /* the cluster-wide reads, every status interval */
+	int busy, slow_busy;   /* requests in flight: those, and the reads after a sync */
+	struct read *inflight; /* the reads asked and not answered (serve_metrics_reads.c) */
 	/* the picture: the answers as last read */
 	json_t *status, *version, *not_backed_up, *qdevice, *nodes, *onboot;
 	json_t *next_nodes; /* the nodes' answers of the round in flight */

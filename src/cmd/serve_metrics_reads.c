@@ -41,6 +41,7 @@ now_s(void)
 /* --- the cluster-wide reads, every status interval --- */
 
 struct read {
+	struct read *prev, *next; /* in m->inflight */
 	struct pl_serve_metrics *m;
 	int what; /* READ_* */
 	char node[64];
@@ -61,6 +62,18 @@ enum {
 };
 
 static void ask(struct pl_serve_metrics *m, int what, const char *node, const char *path);
+
+/* Take a read off the list of those in flight. */
+static void
+unlink_read(struct read *q)
+{
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		q->m->inflight = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
+}
 static void slow_done(struct pl_serve_metrics *m);
 
 static void
@@ -213,6 +226,7 @@ on_read(const struct pl_pve_result *res, void *arg)
 			json_object_set(m->next_certs, q->node, d);
 		break;
 	}
+	unlink_read(q);
 	if (slow) {
 		if (--m->slow_busy == 0)
 			slow_done(m);
@@ -227,6 +241,10 @@ ask(struct pl_serve_metrics *m, int what, const char *node, const char *path)
 {
 	struct read *q = pl_calloc(1, sizeof(*q));
 
+	q->next = m->inflight;
+	if (q->next)
+		q->next->prev = q;
+	m->inflight = q;
 	q->m = m;
 	q->what = what;
 	snprintf(q->node, sizeof(q->node), "%s", node ? node : "");
@@ -413,6 +431,14 @@ pl_metrics_reads_start(struct pl_serve_metrics *m)
 void
 pl_metrics_reads_stop(struct pl_serve_metrics *m)
 {
+	/* reads still in flight when the server stops: the API client drops
+	 * their requests without calling back */
+	while (m->inflight) {
+		struct read *q = m->inflight;
+
+		unlink_read(q);
+		free(q);
+	}
 	pl_planning_refresh_cancel(m->planning);
 	m->planning = NULL;
 	if (m->ev)

@@ -59,7 +59,7 @@ class Server:
         if self.proc.poll() is None:
             self.proc.terminate()
         try:
-            self.proc.wait(timeout=20)
+            self.proc.wait(timeout=60)  # a drain under sanitizers on a loaded machine
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
