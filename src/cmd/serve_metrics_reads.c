@@ -12,6 +12,7 @@
 #include "cmd/connect.h"
 #include "cmd/planning.h"
 #include "cmd/serve_api.h"
+#include "serve/serve.h"
 #include "config/config.h"
 #include "core/err.h"
 #include "core/json.h"
@@ -306,6 +307,7 @@ on_plan_refresh(int err, json_t *snap, const char *errmsg, void *arg)
 	size_t i;
 
 	m->planning = NULL;
+	pl_serve_release(m->refresh->sv); /* held while the planning ran */
 	free(m->plan_error);
 	m->plan_error = NULL;
 	if (err == 0)
@@ -414,8 +416,12 @@ on_sync(const json_t *snap, void *arg)
 	if (--m->slow_busy == 0)
 		slow_done(m);
 	/* the plan: what drifted from the config, on the same cadence */
-	if (m->s->cfg && m->planning == NULL && json_array_size(pl_config_guests(m->s->cfg)))
+	if (m->s->cfg && m->planning == NULL && json_array_size(pl_config_guests(m->s->cfg))) {
 		m->planning = pl_planning_refresh_start(m->s, on_plan_refresh, m);
+		/* a drain waits for it: its worker must not outlive the loop */
+		if (m->planning)
+			pl_serve_hold(m->refresh->sv);
+	}
 }
 
 void
