@@ -595,6 +595,28 @@ pl_json_str(const json_t *obj, const char *key)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
+json_t *
+pl_json_string_lossy(const char *s)
+{
+	json_t *v;
+	char *copy;
+
+	if (s == NULL)
+		s = "";
+	v = json_string(s);
+	if (v)
+		return v;
+	copy = strdup(s);
+	if (copy == NULL)
+		return json_string("");
+	for (unsigned char *c = (unsigned char *)copy; *c; c++)
+		if (*c >= 0x80)
+			*c = '?';
+	v = json_string(copy);
+	free(copy);
+	return v;
+}
+
 const char *
 pl_json_str_or(const json_t *obj, const char *key, const char *dflt)
 {

@@ -36,6 +36,8 @@ json_t *pl_json_items_end(struct pl_json_items *r);
 
 /* Borrowed string member, or NULL when absent, null or not a string. */
 const char *pl_json_str(const json_t *obj, const char *key);
+/* A JSON string of s (NULL: ""); bytes that are not valid UTF-8 become '?'. */
+json_t *pl_json_string_lossy(const char *s);
 /* String member or dflt. */
 const char *pl_json_str_or(const json_t *obj, const char *key, const char *dflt);
 /* The first object of list whose string member key is value (nocase:

@@ -88,9 +88,15 @@ pl_mcp_client(const struct pl_mcp *m)
 static void
 send_msg(struct pl_mcp *m, json_t *msg, void *ctx, bool final)
 {
-	char *text = json_dumps(msg, JSON_COMPACT);
+	char *text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+	static const char fallback[] =
+		"{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32603,"
+		"\"message\":\"Internal error: the answer could not be encoded\"}}";
 
-	m->send(text, strlen(text), ctx, final, m->send_arg);
+	if (text)
+		m->send(text, strlen(text), ctx, final, m->send_arg);
+	else
+		m->send(fallback, sizeof(fallback) - 1, ctx, final, m->send_arg);
 	free(text);
 	json_decref(msg);
 }
@@ -100,9 +106,9 @@ static void
 send_error(struct pl_mcp *m, const json_t *id, int code, const char *message, void *ctx)
 {
 	send_msg(m,
-		 json_pack("{s:s,s:O,s:{s:i,s:s}}", "jsonrpc", "2.0", "id",
+		 json_pack("{s:s,s:O,s:{s:i,s:o}}", "jsonrpc", "2.0", "id",
 			   id ? (json_t *)id : json_null(), "error", "code", code, "message",
-			   message),
+			   pl_json_string_lossy(message)),
 		 ctx, true);
 }
 
