@@ -5,9 +5,10 @@
  * switchable inside, Ctrl-C stopping the running command (an apply stops
  * scheduling, as on the command line) without leaving, Ctrl-D leaving. The
  * commands that only read run inside the console on one API connection and
- * one open store (Ctrl-C fails their requests through the client); the others
- * run as their own pvelab process, so their signals and guards are exactly
- * the command line's. Piped input runs line by line and stops at the first
+ * one open store, and so do the single-step writes (Ctrl-C fails their
+ * requests through the client); apply and the other guarded or long-running
+ * commands run as their own pvelab process, so their signals and guards are
+ * exactly the command line's. Piped input runs line by line and stops at the first
  * failure unless --keep-going.
  */
 #include "core/common.h"
@@ -33,12 +34,17 @@
 #include "state/state.h"
 
 /* The commands run inside the console, sharing its connection and store:
- * they only read (the cluster, the store or the config), hold no guard and
- * install no signal handler of their own. Every other command runs as its
- * own process. */
+ * those that read, and the single-step writes (power actions, snapshots,
+ * tokens, silences), which hold no guard and install no signal handler of
+ * their own. Ctrl-C fails their requests (a task already started goes on in
+ * Proxmox, as when the command line's process is stopped). The rest — apply,
+ * destroy, rollback and the other guarded or long-running commands — run as
+ * their own process, so their Ctrl-C is exactly the command line's. */
 static const char *const in_process[] = {
-	"status", "list",   "describe", "history", "snapshots",     "backups", "validate",
-	"plan",   "doctor", "help",     "version", "config_schema", "propstr",
+	"status",   "list",  "describe", "history",       "snapshots", "backups",
+	"validate", "plan",  "doctor",   "help",          "version",   "propstr",
+	"start",    "stop",  "shutdown", "reboot",        "suspend",   "resume",
+	"snapshot", "token", "silence",  "config_schema",
 };
 
 enum { O_KEEP };
@@ -642,10 +648,11 @@ const struct pl_cmd pl_cmd_console = {
 		"running command (an apply stops scheduling new steps, as on the command\n"
 		"line) and returns to the prompt; Ctrl-D or 'exit' leaves. With piped input\n"
 		"each line is a command; the first that fails stops the console (its exit\n"
-		"status is the console's) unless --keep-going. The commands that only read\n"
-		"(status, list, describe, history, snapshots, backups, validate, plan, doctor)\n"
-		"share one API connection and one open store for the whole session; the\n"
-		"others run as their own pvelab process, exactly as on the command line.",
+		"status is the console's) unless --keep-going. Reads, power actions,\n"
+		"snapshots, tokens and silences share one API connection and one open store\n"
+		"for the whole session; apply, destroy, rollback, import, adopt, sync and the\n"
+		"long-running commands run as their own pvelab process, exactly as on the\n"
+		"command line.",
 	.opts = opts,
 	.run = run,
 };
