@@ -10,6 +10,7 @@
 #include "core/json.h"
 #include "core/propstr.h"
 #include "core/str.h"
+#include "model/wayback.h"
 #include "sim/api.h"
 #include "sim/internal.h"
 
@@ -251,7 +252,8 @@ rollback_blocked(struct pl_sim *s, struct pl_sim_guest *g, json_t *sn, size_t id
 			continue;
 		len = strcspn(val, ",");
 		snprintf(store, sizeof(store), "%.*s", (int)(colon - val), val);
-		if ((st = pl_sim_storage_find(s, store)) == NULL || strcmp(st->type, "zfspool"))
+		if ((st = pl_sim_storage_find(s, store)) == NULL ||
+		    !pl_model_rollback_newest_only(st->type))
 			continue;
 		if (newer_snapshot_has(g, idx, val, len))
 			return pl_asprintf("can't rollback, '%s' is not most recent snapshot on '%.*s'",
