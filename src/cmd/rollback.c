@@ -15,10 +15,10 @@
 #include "plan/apply.h"
 #include "plan/firewall.h"
 #include "plan/runs.h"
-#include "plan/wayback.h"
-#include "pve/client.h"
+#include "plan/rollback_check.h"
 #include "state/state.h"
 
+#include <event2/event.h>
 #include <limits.h>
 #include <time.h>
 #include <unistd.h>
@@ -121,49 +121,44 @@ out:
 	return r;
 }
 
-/* Ask PVE, before any guest is touched, whether each snapshot rollback of
- * plan can happen (model/wayback.h: ZFS takes a guest back only to its
- * newest snapshot): what cannot is added to blocked as {guest, reason}. */
+struct checked {
+	bool done;
+	int err;
+	char *errmsg;
+	json_t *blocked;
+};
+
+static void
+on_checked(int err, const json_t *blocked, const char *errmsg, void *arg)
+{
+	struct checked *k = arg;
+
+	k->done = true;
+	k->err = err;
+	k->errmsg = errmsg ? pl_strdup(errmsg) : NULL;
+	json_array_extend(k->blocked, (json_t *)blocked);
+}
+
+/* Ask the cluster, before any guest is touched, whether each snapshot
+ * rollback of plan can happen (plan/rollback_check.h): what cannot is added
+ * to blocked as {guest, reason}. */
 static int
 snapshots_back(struct pl_session *s, const json_t *plan, json_t *blocked, char **errmsg)
 {
+	struct checked k = { .blocked = blocked };
 	json_t *storages = NULL;
-	const json_t *c;
-	size_t i;
 	int r;
 
 	if ((r = pl_state_storages(s->state, &storages, errmsg)) != 0)
 		return r;
-	json_array_foreach(json_object_get(plan, "changes"), i, c) {
-		const char *snap = pl_json_str(c, "snapshot"),
-			   *type = pl_json_str_or(c, "type", "qemu");
-		char *path, *why;
-		json_t *snaps = NULL, *conf = NULL;
-
-		if (snap == NULL || strcmp(pl_json_str_or(c, "action", ""), "rollback"))
-			continue;
-		if ((r = pl_session_snapshots(s, c, &snaps, errmsg)) != 0)
-			break;
-		path = pl_asprintf("/nodes/%s/%s/%lld/snapshot/%s/config",
-				   pl_json_str_or(c, "node", ""), type, pl_json_int(c, "vmid", 0),
-				   snap);
-		if (pl_json_find(snaps, "name", snap, false))
-			r = pl_pve_call(s->pve, "GET", path, NULL, &conf, errmsg);
-		free(path);
-		why = r ? NULL :
-			  pl_plan_rollback_blocker(snap, snaps, conf, !strcmp(type, "lxc"),
-						   pl_json_str(c, "node"), storages);
-		if (why)
-			json_array_append_new(blocked, json_pack("{s:s,s:s}", "guest",
-								 pl_json_str_or(c, "guest", "?"),
-								 "reason", why));
-		free(why);
-		json_decref(snaps);
-		json_decref(conf);
-		if (r != 0)
-			break;
-	}
+	pl_rollback_check_start(s->pve, plan, storages, on_checked, &k);
+	while (!k.done)
+		if (event_base_loop(s->base, EVLOOP_ONCE) != 0)
+			pl_die("rollback: the event loop failed");
 	json_decref(storages);
+	if (k.err)
+		r = pl_seterr(errmsg, k.err, "%s", k.errmsg);
+	free(k.errmsg);
 	return r;
 }
 
