@@ -11,6 +11,7 @@
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
 #include "cmd/views.h"
+#include "config/config.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
@@ -297,6 +298,17 @@ call_tool(struct pl_mcp *m, struct pl_mcp_call *c, const char *tool, const json_
 		}
 	} else if (t->hints & H_ENGINE) {
 		pl_mcp_engine_call(ss, c, t, args);
+	} else if (ss->h->njobs >= ss->h->max_jobs) {
+		/* a protocol error, not the tool's: nothing ran, the same call may
+		 * succeed later (N sessions x M calls must not fork N x M processes) */
+		char msg[200];
+
+		snprintf(
+			msg, sizeof(msg),
+			"Server busy: %d commands already run for MCP clients (mcp.max_processes); "
+			"try again when one ends",
+			ss->h->njobs);
+		pl_mcp_call_fail(c, PL_RPC_BUSY, msg);
 	} else {
 		pl_mcp_job_start(ss, c, t, argv, pos);
 	}
@@ -397,6 +409,7 @@ pl_mcp_host_init(struct pl_mcp_host *h, struct pl_session *s, struct pl_serve_ru
 {
 	char exe[4096];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	const json_t *max;
 
 	memset(h, 0, sizeof(*h));
 	if (n <= 0)
@@ -407,6 +420,8 @@ pl_mcp_host_init(struct pl_mcp_host *h, struct pl_session *s, struct pl_serve_ru
 	h->runs = runs;
 	h->exe = pl_strdup(exe);
 	h->cache = json_object();
+	max = s->cfg ? pl_config_get(s->cfg, "/mcp/max_processes") : NULL;
+	h->max_jobs = json_is_integer(max) ? (int)json_integer_value(max) : PL_MCP_MAX_PROCESSES;
 	h->poll_ms = 1000;
 	h->poll = event_new(s->base, -1, EV_PERSIST, pl_mcp_poll, h);
 	event_add(h->poll, &(struct timeval){ h->poll_ms / 1000, (h->poll_ms % 1000) * 1000 });

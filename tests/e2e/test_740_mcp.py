@@ -467,3 +467,43 @@ def test_http_transport_refusals(lab, server):
     assert r.status_code == 200
     r = post({"jsonrpc": "2.0", "id": 6, "method": "ping"}, s)
     assert r.status_code == 404 and r.json()["error"]["code"] == -32001
+
+
+def test_commands_at_once_are_capped_for_all_sessions(tmp_path):
+    """mcp.max_processes bounds the child processes of every session together:
+    a call beyond it gets JSON-RPC error -32010 at once, nothing runs, and the
+    same call succeeds once a command ended."""
+    l = Lab(tmp_path, "--task-ms", "8000")
+    try:
+        l.cfg.write_text(CONFIG + "mcp:\n  max_processes: 1\n")
+        raw = Raw(l, "--allow-write")
+        assert "result" in raw.ask(INIT)
+        raw.send(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        raw.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                             "params": {"name": "stop", "arguments": {"guests": ["vm102"]}}}))
+        # the stop's task takes 8 s: describe finds the one process in use
+        r = raw.ask({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                     "params": {"name": "describe", "arguments": {"guest": "vm100"}}})
+        assert r["id"] == 2 and r["error"]["code"] == -32010, r
+        assert "mcp.max_processes" in r["error"]["message"]
+        # in-process answers need no process
+        r = raw.ask({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                     "params": {"name": "status"}})
+        assert r["id"] == 3 and r["result"].get("isError") is not True, r
+        raw.send(json.dumps({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                             "params": {"requestId": 1, "reason": "the test"}}))
+        end, i = time.monotonic() + 30, 10
+        while True:  # the interrupted stop ends; then describe runs
+            i += 1
+            r = raw.ask({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                         "params": {"name": "describe", "arguments": {"guest": "vm100"}}})
+            if "error" not in r or time.monotonic() > end:
+                break
+            assert r["error"]["code"] == -32010, r
+            time.sleep(0.1)
+        assert r["result"]["structuredContent"]["vmid"] == 100, r
+        assert raw.ask({"jsonrpc": "2.0", "id": "p", "method": "ping"})["result"] == {}
+        rc, rest, err = raw.close()
+        assert rc == 0 and rest == b"", err
+    finally:
+        l.close()
