@@ -1,10 +1,11 @@
 /*
  * pvelab's MCP calls and sessions (mcp_tools.h): tools/call checks a call's
  * arguments against its tool (mcp_tools.c) and its role, answers status,
- * list and history in-process from the same view functions as the CLI (kept
- * while the store is unchanged), hands the rest to a command or the runs
- * engine (mcp_jobs.c), and shapes each answer: the JSON as text and as
- * structuredContent. The session's other methods are here too.
+ * list, history and discovered in-process from the store, with the same view
+ * functions as the CLI (kept while the store is unchanged), hands the rest
+ * to a command or the runs engine (mcp_jobs.c), and shapes each answer: the
+ * JSON as text and as structuredContent. The session's other methods are
+ * here too.
  */
 #include "core/common.h"
 #include "cmd/mcp_impl.h"
@@ -64,6 +65,8 @@ fast_view(struct pl_mcp_sess *ss, const char *tool, const json_t *args, json_t *
 		return pl_view_status(st, out, errmsg);
 	if (!strcmp(tool, "history"))
 		return pl_view_history(st, pl_json_str(args, "guest"), out, errmsg);
+	if (!strcmp(tool, "discovered"))
+		return pl_state_discovered(st, out, errmsg);
 	{
 		struct pl_view_list f = { pl_json_str(args, "type"), pl_json_str(args, "node"),
 					  pl_json_str(args, "status"), pl_json_str(args, "tag"),

@@ -183,7 +183,21 @@ static const struct tool_info tools[] = {
 	  { "yes" },
 	  "guests",
 	  NULL },
-	/* what the CLI has no command for: the engine's own */
+	/* what the CLI has no command for: the store's and the engine's own */
+	{ "discovered",
+	  PL_ROLE_VIEWER,
+	  H_RO | H_IDEM | H_FAST,
+	  S_ITEMS("{\"type\":\"object\",\"required\":[\"address\",\"kind\",\"first_seen\","
+		  "\"last_seen\",\"present\"],\"properties\":{\"address\":" S_STR ",\"kind\":" S_STR
+		  ",\"first_seen\":{\"type\":\"integer\"},\"last_seen\":{"
+		  "\"type\":\"integer\"},\"present\":{\"type\":\"boolean\"},\"record\":{"
+		  "\"type\":[\"object\",\"null\"]}}}"),
+	  { { 0 } },
+	  { 0 },
+	  NULL,
+	  "the servers pvelab discover --save found (BMCs, hypervisors, NAS...), read from the "
+	  "state store: address, kind, first and last seen, whether the last scan of its "
+	  "range still found it, and what its ports answered" },
 	{ "snapshot-rollback",
 	  PL_ROLE_ADMIN,
 	  H_DESTROY | H_ENGINE,
@@ -318,7 +332,7 @@ pl_mcp_tools_list(const struct pl_mcp_sess *ss)
 			continue;
 		json_array_append_new(list, tool_json(t, *c));
 	}
-	for (size_t i = 0; i < PL_ARRAY_LEN(tools); i++) /* then the engine's own */
+	for (size_t i = 0; i < PL_ARRAY_LEN(tools); i++) /* then the store's and the engine's own */
 		if (tools[i].summary && tools[i].role <= ss->role)
 			json_array_append_new(list, tool_json(&tools[i], NULL));
 	return json_pack("{s:o}", "tools", list);

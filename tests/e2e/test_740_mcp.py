@@ -20,7 +20,7 @@ from simfix import start_sim, stop_sim
 NODE = shutil.which("node")
 CLIENT = os.path.join(SRC, "tests", "mcp", "client.mjs")
 READ_TOOLS = {"status", "doctor", "list", "describe", "history", "validate", "plan", "snapshots",
-              "backups", "check", "config-schema", "version"}
+              "backups", "check", "config-schema", "version", "discovered"}
 OPERATOR_TOOLS = {"sync", "start", "stop", "shutdown", "reboot", "suspend", "resume", "snapshot",
                   "backup", "snapshot-delete"}
 ADMIN_TOOLS = {"apply", "rollback", "destroy", "snapshot-rollback"}
@@ -107,6 +107,11 @@ def lab(tmp_path_factory):
     assert os.path.isdir(os.path.join(SRC, "tests", "mcp", "node_modules")), \
         "tests/mcp/node_modules is missing (scripts/install-deps npm runs npm ci there)"
     l = Lab(tmp_path_factory.mktemp("mcp"))
+    # a scan remembered (the discovered tool reads it): the simulator's port
+    port = l.sim["url"].rsplit(":", 1)[1]
+    r = l.pvelab("discover", "--save", "--no-dns", "--timeout", "300", "--ports", port,
+                 "127.0.0.1")
+    assert r.rc == 0, r
     yield l
     l.close()
 
@@ -156,7 +161,7 @@ def check_read(lab, rep, exact=True):
         assert a["readOnlyHint"] is True and a["destructiveHint"] is False, t["name"]
         assert t["inputSchema"]["type"] == "object" and t["outputSchema"]["type"] == "object"
     calls = steps(rep, "call")
-    assert len(calls) == 12
+    assert len(calls) == 13
     for c in calls:
         assert not c["isError"], c
         assert c["valid"] is True, c  # structuredContent against outputSchema
@@ -183,6 +188,15 @@ def check_read(lab, rep, exact=True):
     describe = by[("describe", json.dumps({"guest": "vm100"}))]["structured"]
     want = lab.pvelab("-o", "json", "describe", "vm100").json()
     assert describe["vmid"] == 100 and describe["config"] == want["config"]
+    # the scan discover --save remembered, as the store has it
+    found = by[("discovered", "{}")]["structured"]["items"]
+    con = sqlite3.connect(lab.env["PVELAB_STATE"])
+    want = con.execute("SELECT address, kind, first_seen, last_seen, present "
+                       "FROM discovered_hosts").fetchall()
+    con.close()
+    assert [(h["address"], h["kind"], h["first_seen"], h["last_seen"], int(h["present"]))
+            for h in found] == want and want[0][0] == "127.0.0.1"
+    assert found[0]["record"]["evidence"][0]["port"] == int(lab.sim["url"].rsplit(":", 1)[1])
     plan = by[("plan", "{}")]["structured"]
     assert len(plan["plan_id"]) == 32 and plan["summary"]["create"] == 1
     uris = steps(rep, "resources")[0]["uris"]
