@@ -27,11 +27,19 @@
 
 extern char **environ;
 
+/* Who asks, as runs record it: "MCP client NAME VERSION", and the token
+ * over HTTP. */
+static void
+who_asks(const struct pl_mcp_sess *ss, char *out, size_t size)
+{
+	snprintf(out, size, "MCP client %s%s%s%s", pl_mcp_client(ss->m),
+		 ss->token[0] ? " (token " : "", ss->token, ss->token[0] ? ")" : "");
+}
+
 /* A command running for a call. It outlives its session when the client
- * goes away first, so it keeps the host and the client's name. */
+ * goes away first, so it keeps the host. */
 struct pl_mcp_job {
 	struct pl_mcp_host *h;
-	char client[96];
 	struct pl_mcp_call *call;
 	struct pl_mcp_job *next;
 	const struct tool_info *t;
@@ -173,8 +181,10 @@ job_finish(struct pl_mcp_job *j)
 	job_free(j);
 }
 
+/* Start argv; its environment is ours but PVELAB_STATE, the store of this
+ * server, and PVELAB_VIA, who asks (plan/runs.h: its runs record it). */
 static int
-spawn(struct pl_mcp_job *j, json_t *argv, char **errmsg)
+spawn(struct pl_mcp_job *j, json_t *argv, const char *who, char **errmsg)
 {
 	struct pl_mcp_host *h = j->h;
 	posix_spawn_file_actions_t fa;
@@ -183,17 +193,20 @@ spawn(struct pl_mcp_job *j, json_t *argv, char **errmsg)
 	size_t n = 0, i;
 	int out[2] = { -1, -1 }, err[2] = { -1, -1 }, r;
 	char *state_var = pl_asprintf("PVELAB_STATE=%s", h->s->state_path);
+	char *via_var = pl_asprintf(PL_RUNS_VIA_ENV "=%s", who);
 	json_t *e;
 
 	json_array_foreach(argv, i, e)
 		av[i] = (char *)json_string_value(e);
 	while (environ[n])
 		n++;
-	env = pl_calloc(n + 4, sizeof(*env));
+	env = pl_calloc(n + 5, sizeof(*env));
 	for (i = n = 0; environ[i]; i++)
-		if (strncmp(environ[i], "PVELAB_STATE=", 13))
+		if (strncmp(environ[i], "PVELAB_STATE=", 13) &&
+		    strncmp(environ[i], PL_RUNS_VIA_ENV "=", sizeof(PL_RUNS_VIA_ENV)))
 			env[n++] = environ[i];
 	env[n++] = state_var;
+	env[n++] = via_var;
 	env[n++] = "NO_COLOR=1";
 	if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
 		r = pl_seterr(errmsg, PL_EIO, "cannot make a pipe: %s", strerror(errno));
@@ -227,6 +240,7 @@ out:
 			close(err[k]);
 	}
 	free(state_var);
+	free(via_var);
 	free(env);
 	free(av);
 	return r;
@@ -239,7 +253,7 @@ pl_mcp_job_start(struct pl_mcp_sess *ss, struct pl_mcp_call *c, const struct too
 	struct pl_mcp_host *h = ss->h;
 	struct pl_mcp_job *j = pl_calloc(1, sizeof(*j));
 	struct timeval tv = { (t->hints & H_RO) ? 300 : 3600, 0 }; /* then Ctrl-C */
-	char *err = NULL;
+	char *err = NULL, who[200];
 
 	j->h = h;
 	j->next = h->jobs;
@@ -261,7 +275,8 @@ pl_mcp_job_start(struct pl_mcp_sess *ss, struct pl_mcp_call *c, const struct too
 		json_array_append_new(argv, json_string("--yes"));
 	json_array_append_new(argv, json_string("--"));
 	json_array_extend(argv, (json_t *)pos);
-	if (spawn(j, argv, &err) != 0) {
+	who_asks(ss, who, sizeof(who));
+	if (spawn(j, argv, who, &err) != 0) {
 		pl_mcp_call_error(c, "%s", err);
 		free(err);
 		job_free(j);
@@ -379,8 +394,7 @@ engine_start(struct pl_mcp_sess *ss, struct pl_mcp_rjob *rj, const json_t *args,
 	struct pl_serve_run_cbs cbs = { on_engine_started, on_engine_progress, on_engine_done, rj };
 	char who[200];
 
-	snprintf(who, sizeof(who), "MCP client %s%s%s%s", pl_mcp_client(ss->m),
-		 ss->token[0] ? " (token " : "", ss->token, ss->token[0] ? ")" : "");
+	who_asks(ss, who, sizeof(who));
 	if (!strcmp(tool, "plan")) {
 		struct pl_serve_plan_opts o = {
 			pl_json_bool(args, "reboot", false),

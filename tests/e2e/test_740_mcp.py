@@ -357,9 +357,10 @@ def test_cancelled_apply_stops_scheduling_and_is_recorded_interrupted(tmp_path):
 class Raw:
     """pvelab mcp driven line by line, stdout and stderr kept apart."""
 
-    def __init__(self, lab, *extra):
+    def __init__(self, lab, *extra, env=None):
         e = dict(os.environ)
         e.update(lab.env)
+        e.update(env or {})
         self.p = subprocess.Popen(lab.stdio(*extra), stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
 
@@ -519,5 +520,47 @@ def test_commands_at_once_are_capped_for_all_sessions(tmp_path):
         assert raw.ask({"jsonrpc": "2.0", "id": "p", "method": "ping"})["result"] == {}
         rc, rest, err = raw.close()
         assert rc == 0 and rest == b"", err
+    finally:
+        l.close()
+
+
+def test_writes_of_commands_record_the_client(tmp_path):
+    """Every write a tool makes through a command of its own (power, backup,
+    sync, destroy) is a run whose result says which MCP client asked, as the
+    engine's apply does."""
+    l = Lab(tmp_path)
+    try:
+        assert l.pvelab("apply", "--yes").rc == 0  # web: a guest pvelab may destroy
+        # what the server inherits is not passed on
+        raw = Raw(l, "--allow-write", env={"PVELAB_VIA": "someone else"})
+        init = dict(INIT, params=dict(INIT["params"], clientInfo={"name": "bot\nx",
+                                                                  "version": "2.1"}))
+        assert "result" in raw.ask(init)
+        raw.send(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        calls = [("stop", {"guests": ["vm101"]}), ("start", {"guests": ["vm101"]}),
+                 ("backup", {"guests": ["vm101"]}), ("sync", {}),
+                 ("destroy", {"guests": ["web"], "confirm": "web"})]
+        for i, (name, args) in enumerate(calls):
+            r = raw.ask({"jsonrpc": "2.0", "id": i + 1, "method": "tools/call",
+                         "params": {"name": name, "arguments": args}})
+            assert r["id"] == i + 1 and r["result"].get("isError") is not True, (name, r)
+        rc, rest, err = raw.close()
+        assert rc == 0, err
+        con = sqlite3.connect(l.env["PVELAB_STATE"])
+        rows = con.execute("SELECT kind, status, summary FROM runs ORDER BY id").fetchall()
+        con.close()
+        via = {}
+        for kind, status, summary in rows:
+            via.setdefault(kind, []).append((status, json.loads(summary or "null") or {}))
+        want = "MCP client bot?x 2.1"  # control characters made visible
+        for kind in ("stop", "start", "backup", "destroy"):
+            (status, res), = via[kind]
+            assert status == "ok" and res.get("via") == want, (kind, status, res)
+        assert via["stop"][0][1]["guests"][0]["vmid"] == 101
+        # the syncs: the first two by the CLI, then the tool's (and destroy's own)
+        assert [r.get("via") for _, r in via["sync"]][:2] == [None, None]
+        assert want in [r.get("via") for _, r in via["sync"][2:]]
+        (status, res), = via["apply"]
+        assert status == "ok" and "via" not in res  # the CLI's own apply
     finally:
         l.close()
