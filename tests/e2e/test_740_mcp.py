@@ -564,3 +564,59 @@ def test_writes_of_commands_record_the_client(tmp_path):
         assert status == "ok" and "via" not in res  # the CLI's own apply
     finally:
         l.close()
+
+
+def test_http_sessions_share_the_cap(tmp_path):
+    """Over HTTP the cap counts every session's commands together: one
+    session's long stop leaves another's describe refused (-32010) until the
+    first session ends (its command is interrupted)."""
+    l = Lab(tmp_path, "--task-ms", "8000")
+    srv = None
+    try:
+        l.cfg.write_text(CONFIG + "mcp:\n  max_processes: 1\n")
+        srv = Server(l)
+
+        def session(role):
+            h = {"Authorization": f"Bearer {l.token(role)}", "Content-Type": "application/json",
+                 "Accept": "application/json, text/event-stream"}
+            r = requests.post(srv.url, headers=h, data=json.dumps(INIT), timeout=20)
+            assert r.status_code == 200, r.text
+            h.update({"Mcp-Session-Id": r.headers["Mcp-Session-Id"],
+                      "MCP-Protocol-Version": "2025-06-18"})
+            r = requests.post(srv.url, headers=h, timeout=20, data=json.dumps(
+                {"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            assert r.status_code == 202
+            return h
+
+        def call(h, i, name, args, timeout=20):
+            r = requests.post(srv.url, headers=h, timeout=timeout, data=json.dumps(
+                {"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                 "params": {"name": name, "arguments": args}}))
+            if r.headers.get("Content-Type", "").startswith("text/event-stream"):
+                datas = [ln[5:].strip() for ln in r.text.splitlines() if ln.startswith("data:")]
+                return json.loads([d for d in datas if d][-1])
+            return r.json()
+
+        a, b = session("operator"), session("viewer")
+        # a's stop (an 8 s task): an SSE stream once its command runs
+        held = requests.post(srv.url, headers=a, timeout=60, stream=True, data=json.dumps(
+            {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+             "params": {"name": "stop", "arguments": {"guests": ["vm102"]}}}))
+        assert held.headers["Content-Type"].startswith("text/event-stream"), held.text
+        r = call(b, 2, "describe", {"guest": "vm100"})
+        assert r["error"]["code"] == -32010 and "mcp.max_processes" in r["error"]["message"], r
+        assert requests.delete(srv.url, headers=a, timeout=20).status_code == 200
+        end, i = time.monotonic() + 30, 3
+        while True:  # a's command was interrupted: b's describe runs
+            i += 1
+            r = call(b, i, "describe", {"guest": "vm100"})
+            if "error" not in r or time.monotonic() > end:
+                break
+            time.sleep(0.1)
+        assert r["result"]["structuredContent"]["vmid"] == 100, r
+        held.close()
+    finally:
+        if srv:
+            rc, err = srv.stop()
+            assert rc == 0, err
+        l.close()
