@@ -346,6 +346,8 @@ static const struct pl_config_key top_keys[] = {
 	{ "/templates/*/storage", PL_CT_STRING, "local", NULL, "storage for templates", false },
 	{ "/templates/*/template", PL_CT_STRING, NULL, NULL, "appliance name, e.g. debian-12-standard_12.7-1_amd64.tar.zst", true },
 	{ "/templates/*/node", PL_CT_STRING, NULL, NULL, "node (default: every online node with the storage)", false },
+	{ "/mcp", PL_CT_MAP, NULL, NULL, "the MCP server: pvelab mcp on stdio, /mcp on pvelab serve (docs/mcp.md)", false },
+	{ "/mcp/max_processes", PL_CT_INT, "8", "1..256", "commands run at once for MCP tool calls, all sessions together; a call beyond them gets JSON-RPC error -32010 (Server busy) until one ends", false },
 	{ "/serve", PL_CT_MAP, NULL, NULL, "pvelab serve: the REST API (docs/serve.md)", false },
 	{ "/serve/listen", PL_CT_LIST, NULL, NULL, "addresses to listen on, ADDR:PORT (default 127.0.0.1:8080); plain HTTP only on loopback, HTTPS elsewhere", false },
 	{ "/serve/listen/*", PL_CT_STRING, NULL, NULL, "an address", false },
