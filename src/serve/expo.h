@@ -55,6 +55,14 @@ void pl_expo_family(struct pl_expo *e, const char *name, enum pl_expo_type type,
  * n label pairs (kv[2i] the name, kv[2i+1] the value, escaped here). */
 void pl_expo_sample(struct pl_expo *e, const char *suffix, const char *const *kv, size_t n,
 		    double v);
+/* A label set as samples write it ({k="v",...}, values escaped), appended
+ * to b; open: without its closing brace, for a tail to end it. Returns 0 or
+ * PL_ETOOBIG. */
+int pl_expo_labels(struct pl_buf *b, const char *const *kv, size_t n, bool open);
+/* A sample of the current family whose label text is made already (by
+ * pl_expo_labels, once for many answers): head then tail, as they are. */
+void pl_expo_sample_pre(struct pl_expo *e, const char *head, size_t hlen, const char *tail,
+			size_t tlen, double v);
 /* The answer (caller frees): OpenMetrics' "# EOF", the gzip trailer.
  * Returns 0 or the first error (nothing is handed out then). */
 int pl_expo_finish(struct pl_expo *e, char **data, size_t *len);
