@@ -135,7 +135,7 @@ struct pl_metrics_index {
 	size_t n;
 	char **owned; /* label texts made here */
 	size_t nowned;
-	struct pl_buf text; /* the label sets, made once (struct res' *_at) */
+	struct pl_buf text;             /* the label sets, made once (struct res' *_at) */
 	uint64_t hash[PL_METRICS_SEGS]; /* what each kept family shows (family_hash), made once */
 };
 
@@ -249,7 +249,9 @@ family_hash(const struct pl_metrics_index *ix, int seg)
 static void
 prerender(struct pl_metrics_index *ix, struct res *r)
 {
-	static const char *const guest_keys[] = { "id", "node", "name", "type", "template", "tags" };
+	static const char *const guest_keys[] = {
+		"id", "node", "name", "type", "template", "tags"
+	};
 	static const char *const storage_keys[] = { "id", "node", "storage", "plugintype",
 						    "content" };
 	const char *const *keys = r->kind == R_STORAGE ? storage_keys : guest_keys;
@@ -661,7 +663,7 @@ one_hot(struct pl_expo *e, const struct pl_metrics_index *ix, bool ha)
 	state_tails(lock_states, PL_ARRAY_LEN(lock_states), lock, lock_len);
 	for (size_t i = 0; i < ix->n; i++) {
 		const struct res *r = &ix->r[i];
-		char (*tails)[32] = lock;
+		char(*tails)[32] = lock;
 		const size_t *lens = lock_len;
 		size_t n = PL_ARRAY_LEN(lock_states);
 		int have = ha ? r->hastate : r->lock;

@@ -319,7 +319,7 @@ utoa_end(char *end, unsigned long long v)
 }
 
 static const double powers_of_ten[16] = { 1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-				  1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15 };
+					  1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15 };
 
 /* |v| (not an integer) as the fewest decimals k that read back as it, when
  * that is a decimal of at most 15 digits which %.15g writes in fixed

@@ -223,10 +223,22 @@ check_number(double v)
 static void
 test_numbers_many(void **state)
 {
-	static const double edges[] = { 1e-4, 1e-5, 9.9999e-5, 1e15, 1e15 - 0.5, 999999999999999.9,
-					9007199254740991.0, 0.1 + 0.2, 1.0 / 3, 2.0 / 3,
-					0.30000000000000004, 5e-324, 1.7976931348623157e308,
-					123456789012345.6, 12345678901234.56, 0.000123456789012345 };
+	static const double edges[] = { 1e-4,
+					1e-5,
+					9.9999e-5,
+					1e15,
+					1e15 - 0.5,
+					999999999999999.9,
+					9007199254740991.0,
+					0.1 + 0.2,
+					1.0 / 3,
+					2.0 / 3,
+					0.30000000000000004,
+					5e-324,
+					1.7976931348623157e308,
+					123456789012345.6,
+					12345678901234.56,
+					0.000123456789012345 };
 	unsigned long long x = 0x9e3779b97f4a7c15ULL;
 
 	(void)state;
@@ -248,8 +260,7 @@ test_numbers_many(void **state)
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
 		switch (i % 4) {
 		case 0: /* k decimals of a number below 10^(1..15) */
-			v = (double)(x % 1000000000000000ULL) /
-			    pow(10, (double)((x >> 50) % 16));
+			v = (double)(x % 1000000000000000ULL) / pow(10, (double)((x >> 50) % 16));
 			break;
 		case 1: /* any finite double */
 			memcpy(&v, &x, sizeof(v));
