@@ -236,6 +236,22 @@ pl_expo_init(struct pl_expo *e, enum pl_expo_fmt fmt, bool gzip, size_t max)
 }
 
 void
+pl_expo_adopt(struct pl_expo *e, char *buf, size_t cap)
+{
+	struct pl_buf *b = e->gzip ? &e->out : &e->stage;
+
+	if (cap <= b->cap || cap > b->max) {
+		free(buf);
+		return;
+	}
+	memcpy(buf, b->data, b->len + 1);
+	if (b->cap)
+		free(b->data);
+	b->data = buf;
+	b->cap = cap;
+}
+
+void
 pl_expo_reserve(struct pl_expo *e, size_t n)
 {
 	if (!e->gzip && n > e->stage.len && n < e->stage.max)
@@ -618,8 +634,10 @@ pl_expo_finish(struct pl_expo *e, char **data, size_t *len)
 			e->err = PL_ETOOBIG;
 		if (e->err)
 			return e->err;
+		e->cap = e->out.cap;
 		*data = pl_buf_detach(&e->out, len);
 	} else {
+		e->cap = e->stage.cap;
 		*data = pl_buf_detach(&e->stage, len);
 	}
 	return 0;

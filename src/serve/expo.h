@@ -33,6 +33,7 @@ struct pl_expo {
 	unsigned long crc, seg_crc;    /* CRC-32 of the text so far, of the segment's */
 	size_t total, seg_len, seg_at; /* bytes of text; of the segment's; where it began in out */
 	int err;                       /* the first failure (PL_ETOOBIG past the cap) */
+	size_t cap;                    /* the size of what pl_expo_finish handed out */
 };
 
 /* The format a scraper's Accept header asks for (NULL: none): the
@@ -47,6 +48,10 @@ const char *pl_expo_content_type(enum pl_expo_fmt fmt);
 /* Start an answer of at most max bytes (compressed when gzip). */
 void pl_expo_init(struct pl_expo *e, enum pl_expo_fmt fmt, bool gzip, size_t max);
 void pl_expo_release(struct pl_expo *e);
+/* Write the answer into buf, cap bytes from malloc kept from an earlier
+ * answer (its pages mapped already: a fresh 20 MB costs a page fault per
+ * 4 KiB); taken. */
+void pl_expo_adopt(struct pl_expo *e, char *buf, size_t cap);
 /* Room for n bytes of an uncompressed answer, made at once. */
 void pl_expo_reserve(struct pl_expo *e, size_t n);
 /* Start a family: its HELP and TYPE lines. */
