@@ -35,7 +35,16 @@ PY=/usr/bin/python3
 
 cpu_of() { awk '{print ($14 + $15) / '"$(getconf CLK_TCK)"'}' "/proc/$1/stat"; }
 rss_of() { awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$1/status"; }
-port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# the simulator on 127.0.0.1:SIM_PORT, every server started here on a free
+# port above it (PORTS: 19200-19299 by default, the bench's range here)
+PORTS=${PORTS:-19200}
+export SIM_PORT=${SIM_PORT:-$PORTS}
+port() { $PY -c 'import socket, sys
+for p in range(int(sys.argv[1]) + 1, int(sys.argv[1]) + 100):
+    try:
+        s = socket.socket(); s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass' "$PORTS"; }
 p99() { sort -n | awk '{a[NR]=$1} END {i = int(0.99 * NR); if (i < 0.99 * NR) i++; print a[i]}'; }
 wait_http() { for _ in $(seq 1 600); do curl -fso /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 # scrape NAME URL INTERVAL PID: SCRAPES scrapes; the result line goes to $tmp/NAME.json

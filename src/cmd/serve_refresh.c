@@ -160,8 +160,9 @@ on_resources(const struct pl_pve_result *res, void *arg)
 			pl_serve_emit(f->sv, "guest",
 				      json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s}", "vmid",
 						(json_int_t)pl_json_int(g, "vmid", 0), "name",
-						pl_json_str(g, "name"), "node", pl_json_str(g, "node"),
-						"status", pl_json_str(g, "status"), "lock",
+						pl_json_str(g, "name"), "node",
+						pl_json_str(g, "node"), "status",
+						pl_json_str(g, "status"), "lock",
 						pl_json_str(g, "lock"), "seen", "status"));
 		}
 	}
@@ -235,7 +236,8 @@ on_synced(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *s
 		json_array_foreach(json_object_get(snap, "guests"), i, g) {
 			char id[24];
 
-			json_object_setn_new_nocheck(keys, id, vmid_text(g, id), durable_key(&kb, g));
+			json_object_setn_new_nocheck(keys, id, vmid_text(g, id),
+						     durable_key(&kb, g));
 		}
 		pl_buf_release(&kb);
 		json_decref(f->keys);

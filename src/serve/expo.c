@@ -368,7 +368,7 @@ short_decimal(char *out, double v)
 	}
 	if (k == 16)
 		return 0;
-	while (k > 0 && m % 10 == 0) /* never with the fewest k, but cheap to be sure */
+	while (k > 1 && m % 10 == 0) /* never with the fewest k, but cheap to be sure */
 		m /= 10, k--;
 	ip = m / (unsigned long long)powers_of_ten[k];
 	s = utoa_end(end, m % (unsigned long long)powers_of_ten[k]);

@@ -148,6 +148,51 @@ test_expo(void **state)
 	}
 }
 
+/* Label sets rendered once (pl_expo_labels) and written with a tail
+ * (pl_expo_sample_pre) make the same bytes as pl_expo_sample, also in a
+ * buffer adopted from an earlier answer, plain or compressed. */
+static void
+test_expo_pre(void **state)
+{
+	const char *kv[] = { "id", "a\"b\\c\nd", "state", "x" };
+
+	(void)state;
+	for (int gz = 0; gz < 2; gz++) {
+		struct pl_expo a, b;
+		struct pl_buf labels;
+		char *da = NULL, *db = NULL;
+		size_t na, nb;
+
+		pl_buf_init(&labels, 0);
+		assert_int_equal(pl_expo_labels(&labels, kv, 1, true), 0);
+		assert_string_equal(labels.data, "{id=\"a\\\"b\\\\c\\nd\"");
+		pl_expo_init(&a, PL_EXPO_TEXT, gz, 0);
+		pl_expo_init(&b, PL_EXPO_TEXT, gz, 0);
+		pl_expo_adopt(&b, pl_malloc(1 << 16), 1 << 16);
+		pl_expo_family(&a, "t", PL_EXPO_GAUGE, "h");
+		pl_expo_family(&b, "t", PL_EXPO_GAUGE, "h");
+		pl_expo_sample(&a, "", kv, 2, 0.25);
+		pl_expo_sample_pre(&b, labels.data, labels.len, ",state=\"x\"}", 11, 0.25);
+		pl_expo_sample(&a, "", kv, 1, 3);
+		pl_expo_sample_pre(&b, labels.data, labels.len, "}", 1, 3);
+		assert_int_equal(pl_expo_finish(&a, &da, &na), 0);
+		assert_int_equal(pl_expo_finish(&b, &db, &nb), 0);
+		if (!gz) /* written where it was given (gzip grows it for deflate) */
+			assert_int_equal(b.cap, 1 << 16);
+		assert_int_equal(na, nb);
+		assert_memory_equal(da, db, na);
+		if (!gz)
+			assert_string_equal(db, "# HELP t h\n# TYPE t gauge\n"
+						"t{id=\"a\\\"b\\\\c\\nd\",state=\"x\"} 0.25\n"
+						"t{id=\"a\\\"b\\\\c\\nd\"} 3\n");
+		pl_expo_release(&a);
+		pl_expo_release(&b);
+		pl_buf_release(&labels);
+		free(da);
+		free(db);
+	}
+}
+
 static void
 test_numbers_and_pystr(void **state)
 {
@@ -646,6 +691,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_negotiate),
 		cmocka_unit_test(test_expo),
+		cmocka_unit_test(test_expo_pre),
 		cmocka_unit_test(test_numbers_and_pystr),
 		cmocka_unit_test(test_numbers_many),
 		cmocka_unit_test(test_path_template),
