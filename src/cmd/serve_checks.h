@@ -40,4 +40,9 @@ int pl_serve_checks_init(struct pl_serve_checks *c, struct pl_session *s,
 			 struct pl_serve_refresh *refresh, struct pl_serve *sv, char **errmsg);
 void pl_serve_checks_release(struct pl_serve_checks *c);
 
+struct pl_expo;
+/* The checks' series of /metrics (serve_checks_metrics.c), from the
+ * scheduler's states in memory: arg is the pl_serve_checks. */
+void pl_serve_checks_metrics(struct pl_expo *e, void *arg);
+
 #endif

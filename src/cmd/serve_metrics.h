@@ -126,6 +126,9 @@ struct pl_serve_metrics {
 	size_t last_plain; /* bytes of the last uncompressed answer: room reserved for the next */
 	double render_s;   /* how long the last answer took */
 	unsigned long long scrapes;
+	/* another module's series, written after pvelab's own (NULL: none) */
+	void (*more)(struct pl_expo *e, void *arg);
+	void *more_arg;
 };
 
 enum { PL_METRICS_AUTH_NONE, PL_METRICS_AUTH_BEARER, PL_METRICS_AUTH_TLS };
