@@ -287,6 +287,26 @@ get_check(struct pl_serve_req *req, void *arg)
 	answer_check(req, arg, pl_serve_path_param(req, "name"));
 }
 
+/* Any name, those with a '/' the path cannot carry (api-cert:https://…)
+ * included: GET /api/v1/check?name=NAME. */
+static void
+get_check_by_query(struct pl_serve_req *req, void *arg)
+{
+	const char *name = pl_serve_query(req, "name");
+
+	if (name == NULL || *name == '\0') {
+		pl_serve_error(req, 400, "bad_request", "name",
+			       "name is missing (GET /api/v1/check?name=NAME)");
+		return;
+	}
+	answer_check(req, arg, name);
+}
+
+static const struct pl_serve_param by_query[] = {
+	{ "name", "the check's name, percent-encoded (api-cert:https%3A%2F%2Fpve1%3A8006)" },
+	{ NULL, NULL },
+};
+
 static void
 get_service_check(struct pl_serve_req *req, void *arg)
 {
@@ -329,6 +349,10 @@ static const struct pl_serve_route routes[] = {
 	{ "GET", "/api/v1/checks/{guest}/{service}", PL_ROLE_VIEWER, 200,
 	  "a guest's service check (GUEST/SERVICE), as /api/v1/checks/{name}", ONE_CHECK, NULL,
 	  NULL, get_service_check, 0 },
+	{ "GET", "/api/v1/check", PL_ROLE_VIEWER, 200,
+	  "one check by a name given as a query parameter, as /api/v1/checks/{name}: for names "
+	  "with a '/', which no path segment carries",
+	  ONE_CHECK, NULL, by_query, get_check_by_query, 0 },
 	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, 0 },
 };
 

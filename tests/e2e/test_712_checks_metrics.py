@@ -3,7 +3,9 @@ real Prometheus (Debian's, started here), exact values read back through its
 query API — a check going down shows pvelab_check_up 0, a TLS check its
 certificate's notAfter; promtool lints the exposition, checks and unit-tests
 the PvelabCheckDown rule of contrib/prometheus, and Prometheus evaluates it
-against the live check."""
+against the live check. A check whose name holds a '/' (as the API
+certificates' api-cert:https://… do) is reachable by GET /api/v1/check?name=."""
+import urllib.parse
 import os
 import ssl
 import subprocess
@@ -40,6 +42,7 @@ checks:
   targets:
     - {{name: web, check: http, host: 127.0.0.1, port: {web.port}}}
     - {{name: cert, check: tls, host: 127.0.0.1, port: {port}, ca_file: {ca}}}
+    - {{name: "site:http://127.0.0.1/a/b", check: tcp, host: 127.0.0.1, port: {web.port}}}
 """)
     env = {"PVELAB_STATE": str(d / "state.db"), "PVELAB_URL": ""}
     r = run("token", "create", "prometheus", "--role", "viewer", env=env)
@@ -139,3 +142,27 @@ def test_rules_check_and_unit_test():
     r = subprocess.run([PROMTOOL, "test", "rules", RULES_TEST], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "SUCCESS" in r.stdout + r.stderr
+
+
+def test_every_name_is_reachable_by_query_even_with_slashes(lab):
+    url, h = lab["srv"].url, lab["auth"]
+    slashed = "site:http://127.0.0.1/a/b"
+    until(lambda: status(lab, "web") is not None, "the checks")
+    names = [c["name"] for c in requests.get(url + "/api/v1/checks", headers=h,
+                                             timeout=20).json()["checks"]]
+    assert slashed in names
+    for name in names:
+        r = requests.get(url + "/api/v1/check", params={"name": name}, headers=h, timeout=20)
+        assert r.status_code == 200, (name, r.text)
+        assert r.json()["name"] == name and "results" in r.json() and "changes" in r.json()
+    # the path cannot carry it: an encoded '/' is refused by the router, as
+    # everywhere (tests/e2e/test_700), and the plain one is another route
+    r = requests.get(url + "/api/v1/checks/" + urllib.parse.quote(slashed, safe=""), headers=h,
+                     timeout=20)
+    assert r.status_code == 400
+    r = requests.get(url + "/api/v1/check", params={"name": "nope/x"}, headers=h, timeout=20)
+    assert r.status_code == 404 and "nope/x" in r.json()["error"]["message"], r.text
+    r = requests.get(url + "/api/v1/check", headers=h, timeout=20)
+    assert r.status_code == 400 and "name" in r.text, r.text
+    assert requests.get(url + "/api/v1/check", params={"name": "web"},
+                        timeout=20).status_code == 401
