@@ -1,7 +1,8 @@
 /*
  * The checks module of pvelab serve (docs/checks.md): the declared checks on
  * the scheduler, the cluster's own checks recomputed from each resource list
- * the background refresh reads (no API call of their own), each state change
+ * the background refresh reads (no API call of their own but the backup
+ * storages' content after each sync: serve_checks_backups.c), each state change
  * written to the store (when no sync holds it) and sent as a "check" event,
  * alerts through the notifiers, and the routes under /api/v1/checks.
  */
@@ -222,6 +223,7 @@ on_cluster(evutil_socket_t fd, short what, void *arg)
 		json_array_foreach(res, i, x)
 			pl_check_sched_feed(c->sched, x);
 	}
+	pl_serve_checks_backups(c);
 	x = f->status_failures ?
 		    json_pack("{s:s,s:s,s:s,s:s}", "name", "cluster", "type", "api", "status",
 			      PL_CHECK_DOWN, "error",
@@ -436,6 +438,7 @@ pl_serve_checks_release(struct pl_serve_checks *c)
 {
 	if (c->s == NULL)
 		return;
+	pl_serve_checks_backups_stop(c);
 	pl_check_sched_free(c->sched);
 	pl_alerts_free(c->alerts);
 	if (c->flush_ev) {
