@@ -40,6 +40,7 @@ static const char *const type_names[] = { "ntfy", "webhook", "email", "alertmana
 struct notice {
 	TAILQ_ENTRY(notice) q;
 	char *check, *event;
+	json_t *members; /* a grouped notice's [{"check","event"}], else NULL */
 	struct pl_buf body;
 	size_t off; /* SMTP upload position */
 	double first;
@@ -60,6 +61,8 @@ struct notifier {
 	struct curl_slist *hdrs, *rcpt;
 	struct event *retry;
 	int backoff;
+	json_t *group;          /* notices waiting for the group window to close */
+	struct event *group_ev; /* when it closes */
 	long long sent, failed, dropped;
 	char *last_error;
 	double last_sent;
@@ -76,7 +79,7 @@ struct pl_alerts {
 	json_t *windows;    /* copy of alerts.maintenance */
 	pl_alerts_hold_fn hold;
 	void *hold_arg;
-	long repeat, retry_for;
+	long repeat, retry_for, group_wait;
 	struct event *tick;
 	pl_alerts_event_cb cb;
 	void *arg;
@@ -122,6 +125,22 @@ tell(struct pl_alerts *a, const char *check, const char *event, const char *noti
 
 /* ---- delivery ---- */
 
+/* Tell of a notice's fate: of each check a grouped one holds. */
+static void
+tell_notice(struct notifier *n, const struct notice *x, const char *state, const char *err)
+{
+	const json_t *m;
+	size_t i;
+
+	if (!x->members) {
+		tell(n->a, x->check, x->event, n->name, state, "error", err);
+		return;
+	}
+	json_array_foreach(x->members, i, m)
+		tell(n->a, pl_json_str_or(m, "check", "?"), pl_json_str_or(m, "event", "?"),
+		     n->name, state, "error", err);
+}
+
 static void send_next(struct notifier *n);
 
 static void
@@ -131,6 +150,7 @@ notice_free(struct notice *x)
 		return;
 	free(x->check);
 	free(x->event);
+	json_decref(x->members);
 	pl_buf_release(&x->body);
 	free(x);
 }
@@ -172,7 +192,7 @@ finish(struct notifier *n, const char *state, const char *err)
 		n->dropped++;
 		pl_log_warn("alerts: %s of %s to %s dropped: %s", x->event, x->check, n->name, err);
 	}
-	tell(n->a, x->check, x->event, n->name, state, "error", err);
+	tell_notice(n, x, state, err);
 	notice_free(x);
 }
 
@@ -198,7 +218,7 @@ failed(struct notifier *n, const char *err, bool permanent)
 	n->backoff++;
 	pl_log_warn("alerts: %s of %s to %s failed (try %d; again in %lds): %s", x->event, x->check,
 		    n->name, x->tries, d, err);
-	tell(n->a, x->check, x->event, n->name, "failed", "error", err);
+	tell_notice(n, x, "failed", err);
 	tv.tv_sec = d;
 	evtimer_add(n->retry, &tv);
 }
@@ -371,12 +391,14 @@ send_next(struct notifier *n)
 }
 
 static void
-enqueue(struct notifier *n, const char *check, const char *event, struct pl_buf *body)
+enqueue(struct notifier *n, const char *check, const char *event, json_t *members,
+	struct pl_buf *body)
 {
 	struct notice *x = pl_calloc(1, sizeof(*x));
 
 	x->check = pl_strdup(check);
 	x->event = pl_strdup(event);
+	x->members = members;
 	x->body = *body;
 	x->first = now_s();
 	if (n->nq >= QUEUE_MAX) {
@@ -488,8 +510,8 @@ am_alert(const json_t *state, const char *status, double since, double ends, con
 }
 
 static void
-body_email(struct pl_buf *b, const struct notifier *n, const char *title, const char *msg,
-	   const char *json)
+body_email(struct pl_buf *b, const struct notifier *n, const char *event, const char *title,
+	   const char *msg, const char *json)
 {
 	const json_t *to = json_object_get(n->cfg, "to"), *t;
 	char date[64];
@@ -507,7 +529,7 @@ body_email(struct pl_buf *b, const struct notifier *n, const char *title, const 
 		    "\r\nSubject: [pvelab] %s\r\nMessage-ID: <%lld.%d@pvelab>\r\nMIME-Version: "
 		    "1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: "
 		    "8bit\r\nX-Pvelab-Event: %s\r\n\r\n%s\r\n\r\n%s\r\n",
-		    title, (long long)now, (int)(random() & 0xffffff), json, msg, json);
+		    title, (long long)now, (int)(random() & 0xffffff), event, msg, json);
 }
 
 /* Does route r send a notice of this check, at this severity? */
@@ -579,19 +601,170 @@ routed(const struct pl_alerts *a, const struct notifier *n, const json_t *state,
 	return false;
 }
 
+/* The body of one check's notice to n: item as notify makes it. */
+static void
+body_one(struct pl_buf *b, const struct notifier *n, const json_t *it)
+{
+	const json_t *state = json_object_get(it, "state");
+	const char *event = pl_json_str_or(it, "event", "?");
+	const char *status = pl_json_str_or(it, "status", "?");
+	const char *prev = pl_json_str(it, "previous");
+	const char *title = pl_json_str_or(it, "title", ""), *msg = pl_json_str_or(it, "message", "");
+	double since = pl_json_num(it, "since", 0), now = now_s();
+	char *json = pl_json_compact(json_object_get(it, "doc"));
+
+	switch (n->type) {
+	case N_NTFY:
+		body_ntfy(b, n, event, status, title, msg);
+		break;
+	case N_WEBHOOK:
+		pl_buf_addstr(b, json);
+		break;
+	case N_EMAIL:
+		body_email(b, n, event, title, msg, json);
+		break;
+	case N_ALERTMANAGER: {
+		json_t *arr = json_array();
+		char *text;
+
+		if (prev && severity_of(prev) && strcmp(prev, status) != 0)
+			json_array_append_new(arr, am_alert(state, prev, since, now, title, msg));
+		json_array_append_new(arr, am_alert(state, status, since,
+						    !strcmp(event, "resolved") ? now : now + AM_ENDS,
+						    title, msg));
+		text = pl_json_compact(arr);
+		pl_buf_addstr(b, text);
+		free(text);
+		json_decref(arr);
+		break;
+	}
+	}
+	free(json);
+}
+
+/* What a line of a grouped notice calls an item: DOWN, STILL WARNING,
+ * RESOLVED... */
+static const char *
+label_of(const json_t *it)
+{
+	const char *ev = pl_json_str_or(it, "event", ""), *st = pl_json_str_or(it, "status", "");
+	bool down = !strcmp(st, PL_CHECK_DOWN);
+
+	if (!strcmp(ev, "resolved"))
+		return "RESOLVED";
+	if (!strcmp(ev, "repeat"))
+		return down ? "STILL DOWN" : "STILL WARNING";
+	return down ? "DOWN" : "WARNING";
+}
+
+/* The group window of n closed: what waits goes as one notice (a single
+ * one as it would have gone alone). */
+static void
+group_flush(struct notifier *n)
+{
+	static const char *const order[] = { "DOWN", "WARNING", "STILL DOWN", "STILL WARNING",
+					     "RESOLVED" };
+	size_t count = json_array_size(n->group), i;
+	const char *event = "resolved", *status = PL_CHECK_UP;
+	struct pl_buf b, title, msg;
+	json_t *members, *docs, *doc, *it;
+	char *json;
+
+	if (count == 0)
+		return;
+	pl_buf_init(&b, 1 << 20);
+	if (count == 1) {
+		it = json_array_get(n->group, 0);
+		body_one(&b, n, it);
+		enqueue(n, pl_json_str_or(json_object_get(it, "doc"), "check", "?"),
+			pl_json_str_or(it, "event", "?"), NULL, &b);
+		json_array_clear(n->group);
+		return;
+	}
+	/* "pvelab: 3 DOWN, 1 RESOLVED", then one line per check */
+	pl_buf_init(&title, 4096);
+	pl_buf_init(&msg, 1 << 20);
+	pl_buf_addstr(&title, "pvelab:");
+	for (size_t k = 0; k < PL_ARRAY_LEN(order); k++) {
+		size_t c = 0;
+
+		json_array_foreach(n->group, i, it)
+			c += !strcmp(label_of(it), order[k]);
+		if (c)
+			pl_buf_addf(&title, "%s %zu %s", title.len > 7 ? "," : "", c, order[k]);
+	}
+	members = json_array();
+	docs = json_array();
+	json_array_foreach(n->group, i, it) {
+		const char *ev = pl_json_str_or(it, "event", "");
+		const char *st = pl_json_str_or(it, "status", "");
+
+		pl_buf_addf(&msg, "%s%s: %s", i ? "\n" : "", label_of(it),
+			    pl_json_str_or(it, "message", ""));
+		json_array_append_new(members,
+				      json_pack("{s:O,s:s}", "check",
+						json_object_get(json_object_get(it, "doc"), "check"),
+						"event", ev));
+		json_array_append(docs, json_object_get(it, "doc"));
+		/* the notice is as urgent as its most urgent line */
+		if (strcmp(ev, "resolved") && !strcmp(st, PL_CHECK_DOWN)) {
+			event = "firing";
+			status = PL_CHECK_DOWN;
+		} else if (strcmp(ev, "resolved") && strcmp(status, PL_CHECK_DOWN)) {
+			event = "firing";
+			status = PL_CHECK_WARNING;
+		}
+	}
+	doc = json_pack("{s:i,s:s,s:s%,s:s%,s:f,s:I,s:o}", "version", 1, "event", "group", "title",
+			title.data, title.len, "message", msg.data, msg.len, "ts", now_s(), "count",
+			(json_int_t)count, "notices", docs);
+	json = pl_json_compact(doc);
+	switch (n->type) {
+	case N_NTFY:
+		body_ntfy(&b, n, event, status, title.data, msg.data);
+		break;
+	case N_EMAIL:
+		body_email(&b, n, "group", title.data, msg.data, json);
+		break;
+	default:
+		pl_buf_addstr(&b, json);
+		break;
+	}
+	{
+		char *what = pl_asprintf("%zu checks", count);
+
+		enqueue(n, what, "group", members, &b);
+		free(what);
+	}
+	free(json);
+	json_decref(doc);
+	pl_buf_release(&title);
+	pl_buf_release(&msg);
+	json_array_clear(n->group);
+}
+
+static void
+on_group(evutil_socket_t fd, short what, void *arg)
+{
+	PL_UNUSED(fd);
+	PL_UNUSED(what);
+	group_flush(arg);
+}
+
 /* Notify event (firing, resolved, repeat, refresh) of a check whose
  * notified status is status (the one resolved, for resolved); prev is the
  * alert's status notified before (an Alertmanager alert of another severity
- * to end), or NULL. */
+ * to end), or NULL. Alertmanager gets it now (it groups on its own); the
+ * other notifiers when their group window closes. */
 static void
 notify(struct pl_alerts *a, const json_t *state, const char *event, const char *status,
        const char *prev, double since)
 {
 	const char *name = pl_json_str_or(state, "name", "?");
 	const char *sev = severity_of(status);
-	char *title, *msg, *json;
+	char *title, *msg;
 	double now = now_s();
-	json_t *doc;
+	json_t *doc, *it;
 
 	texts(state, event, status, &title, &msg);
 	doc = json_pack("{s:i,s:s,s:s,s:s,s:s?,s:s,s:O?,s:O?,s:O?,s:f,s:f,s:s,s:s,s:O?}", "version",
@@ -601,7 +774,9 @@ notify(struct pl_alerts *a, const json_t *state, const char *event, const char *
 			json_object_get(state, "type"), "target", json_object_get(state, "target"),
 			"since", since, "ts", now, "title", title, "message", msg, "result",
 			json_object_get(state, "last"));
-	json = pl_json_compact(doc);
+	it = json_pack("{s:O,s:s,s:s,s:s?,s:f,s:s,s:s,s:o}", "state", state, "event", event,
+		       "status", status, "previous", prev, "since", since, "title", title,
+		       "message", msg, "doc", doc);
 	for (size_t i = 0; i < a->nn; i++) {
 		struct notifier *n = &a->nv[i];
 		struct pl_buf b;
@@ -612,39 +787,19 @@ notify(struct pl_alerts *a, const json_t *state, const char *event, const char *
 			continue;
 		if (!strcmp(event, "repeat") && n->type == N_ALERTMANAGER)
 			continue; /* Alertmanager repeats by its own repeat_interval */
-		pl_buf_init(&b, 1 << 20);
-		switch (n->type) {
-		case N_NTFY:
-			body_ntfy(&b, n, event, status, title, msg);
-			break;
-		case N_WEBHOOK:
-			pl_buf_addstr(&b, json);
-			break;
-		case N_EMAIL:
-			body_email(&b, n, title, msg, json);
-			break;
-		case N_ALERTMANAGER: {
-			json_t *arr = json_array();
-			char *text;
+		if (n->type != N_ALERTMANAGER && a->group_wait > 0) {
+			struct timeval tv = { a->group_wait, 0 };
 
-			if (prev && severity_of(prev) && strcmp(prev, status) != 0)
-				json_array_append_new(
-					arr, am_alert(state, prev, since, now, title, msg));
-			json_array_append_new(
-				arr, am_alert(state, status, since,
-					      !strcmp(event, "resolved") ? now : now + AM_ENDS,
-					      title, msg));
-			text = pl_json_compact(arr);
-			pl_buf_addstr(&b, text);
-			free(text);
-			json_decref(arr);
-			break;
+			json_array_append_new(n->group, json_deep_copy(it));
+			if (!evtimer_pending(n->group_ev, NULL))
+				evtimer_add(n->group_ev, &tv);
+			continue;
 		}
-		}
-		enqueue(n, name, event, &b);
+		pl_buf_init(&b, 1 << 20);
+		body_one(&b, n, it);
+		enqueue(n, name, event, NULL, &b);
 	}
-	json_decref(doc);
-	free(json);
+	json_decref(it);
 	free(title);
 	free(msg);
 }
@@ -882,6 +1037,8 @@ notifier_init(struct pl_alerts *a, struct notifier *n, const json_t *cfg, char *
 	n->timeout = (long)pl_json_int(cfg, "timeout", 10);
 	TAILQ_INIT(&n->q);
 	n->retry = evtimer_new(a->base, on_retry, n);
+	n->group = json_array();
+	n->group_ev = evtimer_new(a->base, on_group, n);
 	for (size_t i = 0; i < PL_ARRAY_LEN(type_names); i++)
 		if (!strcmp(type, type_names[i]))
 			n->type = (enum ntype)i;
@@ -944,6 +1101,9 @@ notifier_release(struct notifier *n)
 	}
 	if (n->retry)
 		event_free(n->retry);
+	if (n->group_ev)
+		event_free(n->group_ev);
+	json_decref(n->group);
 	curl_slist_free_all(n->rcpt);
 	pl_free_secret(n->token);
 	pl_free_secret(n->secret);
@@ -980,6 +1140,7 @@ pl_alerts_new(struct event_base *base, const struct pl_config *c, pl_alerts_even
 	a->guest_tags = json_object();
 	a->repeat = (long)pl_json_int(al, "repeat_interval", 14400);
 	a->retry_for = (long)pl_json_int(al, "retry_for", 86400);
+	a->group_wait = (long)pl_json_int(al, "group_wait", 30);
 	json_array_foreach(pl_config_guests(c), i, g)
 		if (pl_json_str(g, "name") && json_object_get(g, "tags"))
 			json_object_set(a->guest_tags, pl_json_str(g, "name"),
@@ -1034,11 +1195,13 @@ pl_alerts_info(const struct pl_alerts *a)
 		const struct notifier *n = &a->nv[i];
 
 		json_array_append_new(
-			ns, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s?,s:o}", "name", n->name,
-				      "type", type_names[n->type], "url", n->shown, "sent",
+			ns, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:s?,s:o}", "name",
+				      n->name, "type", type_names[n->type], "url", n->shown, "sent",
 				      (json_int_t)n->sent, "failed", (json_int_t)n->failed,
 				      "dropped", (json_int_t)n->dropped, "queued",
-				      (json_int_t)n->nq, "last_error", n->last_error, "last_sent",
+				      (json_int_t)n->nq, "grouping",
+				      (json_int_t)json_array_size(n->group), "last_error",
+				      n->last_error, "last_sent",
 				      n->last_sent ? json_real(n->last_sent) : json_null()));
 	}
 	if (a)

@@ -1,7 +1,9 @@
 """`pvelab serve`'s cluster-wide checks and notices (issue 25): the
 newest-backup check runs in the server after each full sync, against the
 simulator, and alerts as the other checks do (a warning, then resolved once
-a backup is made)."""
+a backup is made). Many checks changing at once reach ntfy and a webhook as
+one grouped notice per notifier within alerts.group_wait, going down and
+coming back, while a real Alertmanager still gets each alert on its own."""
 import json
 
 import pytest
@@ -11,7 +13,7 @@ from conftest import run
 from simfix import start_sim, stop_sim
 from test_200_sync import api, env_for
 from test_700_serve import Server, until
-from test_711_checks_serve import Receiver
+from test_711_checks_serve import Receiver, WebServer, alertmanager, free_port  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +45,7 @@ guests:
   - {{name: {a['name']}, state: {a['status']}}}
   - {{name: {b['name']}, state: {b['status']}}}
 alerts:
+  group_wait: 0
   notifiers:
     - {{name: hook, type: webhook, url: "http://127.0.0.1:{hook.port}/"}}
   routes:
@@ -79,3 +82,80 @@ alerts:
         rc = srv.stop()
         hook.close()
     assert rc == 0, srv.err
+
+
+def test_many_checks_changing_at_once_make_one_grouped_notice(tmp_path, alertmanager):
+    web = WebServer(free_port())
+    web.start()
+    ntfy, hook = Receiver(), Receiver()
+    names = [f"svc{i}" for i in range(8)]
+    targets = "\n".join(f"    - {{name: {n}, check: {'http' if i % 2 else 'tcp'}, "
+                        f"host: 127.0.0.1, port: {web.port}}}" for i, n in enumerate(names))
+    cfg = tmp_path / "pvelab.yaml"
+    cfg.write_text(f"""
+checks:
+  interval: 1
+  targets:
+{targets}
+alerts:
+  group_wait: 3
+  notifiers:
+    - {{name: phone, type: ntfy, url: "http://127.0.0.1:{ntfy.port}/lab"}}
+    - {{name: hook, type: webhook, url: "http://127.0.0.1:{hook.port}/hook"}}
+    - {{name: am, type: alertmanager, url: "{alertmanager}"}}
+  routes:
+    - {{notifiers: [phone, hook, am], checks: ["svc*"]}}
+""")
+    env = {"PVELAB_STATE": str(tmp_path / "state.db"), "PVELAB_URL": ""}
+    tok = run("token", "create", "v", "--role", "viewer", env=env).out.strip()
+    srv = Server("--listen", "127.0.0.1:0", "-c", cfg, env=env)
+
+    def states():
+        c = get(srv.url, tok, "/api/v1/checks")
+        return {x["name"]: x["status"] for x in c["checks"]} if c else {}
+
+    def am_firing():
+        al = requests.get(alertmanager + "/api/v2/alerts", timeout=5).json()
+        return sorted(a["labels"]["check"] for a in al
+                      if a["labels"].get("check", "").startswith("svc")
+                      and a["status"]["state"] == "active")
+    try:
+        until(lambda: all(states().get(n) == "up" for n in names), "all up", 30)
+        web.stop()
+        until(lambda: all(states().get(n) == "down" for n in names), "all down", 30)
+        # Alertmanager: each alert on its own, at once
+        until(lambda: am_firing() == names, "each alert in Alertmanager", 30)
+        until(lambda: hook.got and ntfy.got, "the grouped notices", 30)
+        c = get(srv.url, tok, "/api/v1/checks")
+        assert all(n["grouping"] == 0 for n in c["alerts"]["notifiers"]), c["alerts"]
+        assert len(hook.got) == 1 and len(ntfy.got) == 1, (hook.got, ntfy.got)
+        h = hook.got[0]
+        assert h["headers"]["X-Pvelab-Event"] == "group"
+        d = json.loads(h["body"])
+        assert (d["event"], d["count"]) == ("group", 8), d
+        assert sorted(x["check"] for x in d["notices"]) == names
+        assert all(x["event"] == "firing" and x["status"] == "down" for x in d["notices"])
+        assert d["title"] == "pvelab: 8 DOWN"
+        assert len(d["message"].splitlines()) == 8
+        assert all(line.startswith("DOWN: svc") for line in d["message"].splitlines())
+        n = ntfy.got[0]
+        assert n["headers"]["Title"] == "pvelab: 8 DOWN"
+        assert n["headers"]["Priority"] == "4" and "rotating_light" in n["headers"]["Tags"]
+        assert n["body"].decode().count("\n") == 7
+        # back up together: one grouped resolved notice each
+        web.start()
+        until(lambda: all(states().get(n) == "up" for n in names), "all up again", 30)
+        until(lambda: len(hook.got) == 2 and len(ntfy.got) == 2, "the grouped recovery", 30)
+        d = json.loads(hook.got[1]["body"])
+        assert d["title"] == "pvelab: 8 RESOLVED"
+        assert sorted(x["check"] for x in d["notices"]) == names
+        assert all(x["event"] == "resolved" for x in d["notices"])
+        assert ntfy.got[1]["headers"]["Priority"] == "3"
+        until(lambda: am_firing() == [], "Alertmanager resolved", 30)
+    finally:
+        rc = srv.stop()
+        ntfy.close()
+        hook.close()
+    assert rc == 0, srv.err
+    # the log names the group, the events each check
+    assert "alerts: group of 8 checks sent to hook" in srv.err
