@@ -609,7 +609,8 @@ body_one(struct pl_buf *b, const struct notifier *n, const json_t *it)
 	const char *event = pl_json_str_or(it, "event", "?");
 	const char *status = pl_json_str_or(it, "status", "?");
 	const char *prev = pl_json_str(it, "previous");
-	const char *title = pl_json_str_or(it, "title", ""), *msg = pl_json_str_or(it, "message", "");
+	const char *title = pl_json_str_or(it, "title", ""),
+		   *msg = pl_json_str_or(it, "message", "");
 	double since = pl_json_num(it, "since", 0), now = now_s();
 	char *json = pl_json_compact(json_object_get(it, "doc"));
 
@@ -629,9 +630,10 @@ body_one(struct pl_buf *b, const struct notifier *n, const json_t *it)
 
 		if (prev && severity_of(prev) && strcmp(prev, status) != 0)
 			json_array_append_new(arr, am_alert(state, prev, since, now, title, msg));
-		json_array_append_new(arr, am_alert(state, status, since,
-						    !strcmp(event, "resolved") ? now : now + AM_ENDS,
-						    title, msg));
+		json_array_append_new(arr,
+				      am_alert(state, status, since,
+					       !strcmp(event, "resolved") ? now : now + AM_ENDS,
+					       title, msg));
 		text = pl_json_compact(arr);
 		pl_buf_addstr(b, text);
 		free(text);
@@ -701,10 +703,10 @@ group_flush(struct notifier *n)
 
 		pl_buf_addf(&msg, "%s%s: %s", i ? "\n" : "", label_of(it),
 			    pl_json_str_or(it, "message", ""));
-		json_array_append_new(members,
-				      json_pack("{s:O,s:s}", "check",
-						json_object_get(json_object_get(it, "doc"), "check"),
-						"event", ev));
+		json_array_append_new(
+			members, json_pack("{s:O,s:s}", "check",
+					   json_object_get(json_object_get(it, "doc"), "check"),
+					   "event", ev));
 		json_array_append(docs, json_object_get(it, "doc"));
 		/* the notice is as urgent as its most urgent line */
 		if (strcmp(ev, "resolved") && !strcmp(st, PL_CHECK_DOWN)) {
@@ -1195,14 +1197,14 @@ pl_alerts_info(const struct pl_alerts *a)
 		const struct notifier *n = &a->nv[i];
 
 		json_array_append_new(
-			ns, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:s?,s:o}", "name",
-				      n->name, "type", type_names[n->type], "url", n->shown, "sent",
-				      (json_int_t)n->sent, "failed", (json_int_t)n->failed,
-				      "dropped", (json_int_t)n->dropped, "queued",
-				      (json_int_t)n->nq, "grouping",
-				      (json_int_t)json_array_size(n->group), "last_error",
-				      n->last_error, "last_sent",
-				      n->last_sent ? json_real(n->last_sent) : json_null()));
+			ns,
+			json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:s?,s:o}", "name", n->name,
+				  "type", type_names[n->type], "url", n->shown, "sent",
+				  (json_int_t)n->sent, "failed", (json_int_t)n->failed, "dropped",
+				  (json_int_t)n->dropped, "queued", (json_int_t)n->nq, "grouping",
+				  (json_int_t)json_array_size(n->group), "last_error",
+				  n->last_error, "last_sent",
+				  n->last_sent ? json_real(n->last_sent) : json_null()));
 	}
 	if (a)
 		json_object_foreach(a->firing, name, f)
