@@ -9,7 +9,24 @@
 #include "check/check.h"
 #include "cmd/serve_checks.h"
 #include "core/json.h"
+#include "core/str.h"
 #include "serve/expo.h"
+
+/* The guest a check is about: a service check's, or NAME of the cluster's
+ * guest:NAME and backup:NAME checks ("" for none). */
+static const char *
+guest_of(const json_t *st)
+{
+	const char *name = pl_json_str_or(st, "name", "");
+
+	if (pl_json_str(st, "guest"))
+		return pl_json_str(st, "guest");
+	if (pl_str_startswith(name, "guest:"))
+		return name + 6;
+	if (pl_str_startswith(name, "backup:"))
+		return name + 7;
+	return "";
+}
 
 /* One sample of a check's family, with its four labels. */
 static void
@@ -17,7 +34,7 @@ sample(struct pl_expo *e, const json_t *st, double v)
 {
 	const char *kv[] = { "check",  pl_json_str_or(st, "name", ""),
 			     "type",   pl_json_str_or(st, "type", ""),
-			     "guest",  pl_json_str_or(st, "guest", ""),
+			     "guest",  guest_of(st),
 			     "target", pl_json_str_or(st, "target", "") };
 
 	pl_expo_sample(e, "", kv, 4, v);

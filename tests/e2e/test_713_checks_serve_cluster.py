@@ -61,6 +61,11 @@ alerts:
                        if json.loads(x["body"])["check"] == name], "the warning's notice")
         d = [json.loads(x["body"]) for x in hook.got if json.loads(x["body"])["check"] == name]
         assert [(x["event"], x["status"]) for x in d] == [("firing", "warning")]
+        # on /metrics too, labelled with its guest
+        m = requests.get(srv.url + "/metrics", headers={"Authorization": "Bearer " + tok},
+                         timeout=20).text
+        assert (f'pvelab_check_warning{{check="{name}",type="backup",guest="{b["name"]}",'
+                f'target=""}} 1') in m.splitlines(), m
         # a backup, then a sync: the check resolves, one notice says so
         assert run("backup", b["name"], env=env).rc == 0
         r = requests.post(srv.url + "/api/v1/sync", json={},
