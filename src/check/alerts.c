@@ -326,7 +326,7 @@ send_next(struct notifier *n)
 		const char *k;
 
 		url = n->type == PL_NOTICE_ALERTMANAGER ? pl_asprintf("%s/api/v2/alerts", n->url) :
-						  pl_strdup(n->url);
+							  pl_strdup(n->url);
 		curl_easy_setopt(n->e, CURLOPT_URL, url);
 		free(url);
 		curl_easy_setopt(n->e, CURLOPT_PROTOCOLS_STR, "http,https");
