@@ -24,20 +24,6 @@ struct pl_checks_bread {
 	char storage[128], node[64];
 };
 
-/* Whether a storage's content list ("images,backup") holds backups. */
-static bool
-holds_backups(const char *content)
-{
-	for (const char *p = content ? content : ""; *p;) {
-		size_t n = strcspn(p, ",");
-
-		if (n == 6 && !strncmp(p, "backup", 6))
-			return true;
-		p += n + (p[n] != '\0');
-	}
-	return false;
-}
-
 static void
 bread_unlink(struct pl_checks_bread *q)
 {
@@ -130,7 +116,7 @@ pl_serve_checks_backups(struct pl_serve_checks *c)
 		json_t *params;
 
 		if (strcmp(pl_json_str_or(r, "type", ""), "storage") || !id || !node ||
-		    !holds_backups(pl_json_str(r, "content")) ||
+		    !pl_backups_holds(pl_json_str(r, "content")) ||
 		    strcmp(pl_json_str_or(r, "status", "available"), "available"))
 			continue;
 		/* a shared storage holds the same archives on every node */
