@@ -424,6 +424,8 @@ write_pvelab(struct pl_expo *e, struct pl_serve_metrics *m)
 		       m->render_s);
 	pl_expo_family(e, "pvelab_scrapes_total", PL_EXPO_COUNTER, "Metrics answers served");
 	pl_expo_sample(e, "", NULL, 0, (double)m->scrapes);
+	if (m->more)
+		m->more(e, m->more_arg);
 }
 
 /* --- answer buffers kept warm --- */

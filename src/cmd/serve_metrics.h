@@ -128,6 +128,9 @@ struct pl_serve_metrics {
 	struct pl_metrics_spare *spare; /* an answer's buffer kept for the next (serve_metrics.c) */
 	double render_s;   /* how long the last answer took */
 	unsigned long long scrapes;
+	/* another module's series, written after pvelab's own (NULL: none) */
+	void (*more)(struct pl_expo *e, void *arg);
+	void *more_arg;
 };
 
 enum { PL_METRICS_AUTH_NONE, PL_METRICS_AUTH_BEARER, PL_METRICS_AUTH_TLS };

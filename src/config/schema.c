@@ -389,6 +389,7 @@ static const struct pl_config_key top_keys[] = {
 	{ "/alerts/repeat_interval", PL_CT_INT, "14400", "0..604800", "seconds after which a check still failing is notified again (0: never; Alertmanager repeats by its own rules)", false },
 	{ "/alerts/flap_threshold", PL_CT_INT, "5", "0..1000", "this many state changes within flap_window make a check flapping: its notices wait until it settles (0: never)", false },
 	{ "/alerts/flap_window", PL_CT_INT, "3600", "60..86400", "seconds over which state changes are counted", false },
+	{ "/alerts/group_wait", PL_CT_INT, "30", "0..3600", "seconds a notifier's first notice waits for others, all sent as one grouped notice (Alertmanager's group_wait; it gets each alert at once and groups on its own; 0: each at once)", false },
 	{ "/alerts/retry_for", PL_CT_INT, "86400", "60..604800", "seconds a notice is retried (with backoff, at most a minute apart) before it is dropped", false },
 	{ "/alerts/notifiers", PL_CT_LIST, NULL, NULL, "where notices go", false },
 	{ "/alerts/notifiers/*", PL_CT_MAP, NULL, NULL, "a notifier", false },
