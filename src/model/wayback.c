@@ -100,11 +100,17 @@ out:
 	return why;
 }
 
-char *
-pl_model_snapshot_blocker(bool lxc, const json_t *conf, pl_model_storage_type_fn type_of, void *arg)
+/* What fn says of the volume of the first key in sort order for which it
+ * says anything, among the volume keys of conf. */
+typedef char *(*volume_fn)(bool lxc, const char *k, const char *val,
+			   pl_model_storage_type_fn type_of, void *arg);
+
+static char *
+first_volume(bool lxc, const json_t *conf, volume_fn fn, pl_model_storage_type_fn type_of,
+	     void *arg)
 {
 	const char *k, *first = NULL;
-	char *why = NULL;
+	char *found = NULL;
 	json_t *v;
 
 	json_object_foreach((json_t *)conf, k, v) {
@@ -112,13 +118,19 @@ pl_model_snapshot_blocker(bool lxc, const json_t *conf, pl_model_storage_type_fn
 
 		if (!json_is_string(v) || !snapshot_key(lxc, k) || (first && strcmp(k, first) > 0))
 			continue;
-		if ((w = volume_blocker(lxc, k, json_string_value(v), type_of, arg)) == NULL)
+		if ((w = fn(lxc, k, json_string_value(v), type_of, arg)) == NULL)
 			continue;
-		free(why);
-		why = w;
+		free(found);
+		found = w;
 		first = k;
 	}
-	return why;
+	return found;
+}
+
+char *
+pl_model_snapshot_blocker(bool lxc, const json_t *conf, pl_model_storage_type_fn type_of, void *arg)
+{
+	return first_volume(lxc, conf, volume_blocker, type_of, arg);
 }
 
 bool
@@ -127,15 +139,17 @@ pl_model_rollback_newest_only(const char *type)
 	return type && (!strcmp(type, "zfspool") || !strcmp(type, "zfs"));
 }
 
-/* The volume id of key k's value val when it lies on a storage that rolls
+/* The volume id of key k's value val (k unused) when it lies on a storage that rolls
  * back only to its newest snapshot; NULL otherwise. */
 static char *
-newest_only_volume(bool lxc, const char *val, pl_model_storage_type_fn type_of, void *arg)
+newest_only_volume(bool lxc, const char *k, const char *val, pl_model_storage_type_fn type_of,
+		   void *arg)
 {
 	size_t len;
 	const char *colon;
 	char *store, *volid = NULL;
 
+	(void)k;
 	if (!lxc && strstr(val, "media=cdrom"))
 		return NULL;
 	if (!strncmp(val, "volume=", 7) || !strncmp(val, "file=", 5))
@@ -153,20 +167,5 @@ newest_only_volume(bool lxc, const char *val, pl_model_storage_type_fn type_of, 
 char *
 pl_model_rollback_volume(bool lxc, const json_t *conf, pl_model_storage_type_fn type_of, void *arg)
 {
-	const char *k, *first = NULL;
-	char *found = NULL;
-	json_t *v;
-
-	json_object_foreach((json_t *)conf, k, v) {
-		char *volid;
-
-		if (!json_is_string(v) || !snapshot_key(lxc, k) || (first && strcmp(k, first) > 0))
-			continue;
-		if ((volid = newest_only_volume(lxc, json_string_value(v), type_of, arg)) == NULL)
-			continue;
-		free(found);
-		found = volid;
-		first = k;
-	}
-	return found;
+	return first_volume(lxc, conf, newest_only_volume, type_of, arg);
 }
