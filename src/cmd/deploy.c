@@ -25,9 +25,15 @@
 enum { O_PROFILE, O_DRY_RUN, O_ROLLBACK, O_FORCE, O_TIMEOUT };
 
 static const struct pl_opt opts[] = {
-	{ "profile", 0, "P", "enable this compose profile instead of the stacks' profiles: (the seed's deploy-stack.sh --profile; guest selection is plan/apply's --profile)" },
-	{ "dry-run", 'n', NULL, "show what would change (files, with a diff of those without secrets) and change nothing" },
-	{ "rollback-on-failure", 0, NULL, "when compose up fails or a service does not run, roll the guest back to the snapshot taken before" },
+	{ "profile", 0, "P",
+	  "enable this compose profile instead of the stacks' profiles: (the seed's "
+	  "deploy-stack.sh --profile; guest selection is plan/apply's --profile)" },
+	{ "dry-run", 'n', NULL,
+	  "show what would change (files, with a diff of those without secrets) and change "
+	  "nothing" },
+	{ "rollback-on-failure", 0, NULL,
+	  "when compose up fails or a service does not run, roll the guest back to the snapshot "
+	  "taken before" },
 	{ "force", 0, NULL, "deploy unchanged stacks too" },
 	{ "timeout", 0, "SECS", "how long compose up may take (default stack_defaults.timeout)" },
 	{ NULL, 0, NULL, NULL },
@@ -91,7 +97,7 @@ x_run(struct xport *x, const json_t *argv, int timeout_ms, struct xres *res, cha
 	if (x->ssh) {
 		char *cmd = argv_shell(argv);
 		struct pl_ssh_result sr;
-		struct pl_ssh_cmd c = {.cmd = cmd, .timeout_ms = timeout_ms};
+		struct pl_ssh_cmd c = { .cmd = cmd, .timeout_ms = timeout_ms };
 
 		r = pl_ssh_run(x->ssh, &c, &sr, errmsg);
 		res->code = sr.status;
@@ -122,7 +128,8 @@ x_run(struct xport *x, const json_t *argv, int timeout_ms, struct xres *res, cha
 				break;
 			if (json_is_true(json_object_get(data, "exited")) ||
 			    json_integer_value(json_object_get(data, "exited")) == 1) {
-				res->code = (int)json_integer_value(json_object_get(data, "exitcode"));
+				res->code =
+					(int)json_integer_value(json_object_get(data, "exitcode"));
 				res->out = pl_strdup(pl_json_str_or(data, "out-data", ""));
 				res->err = pl_strdup(pl_json_str_or(data, "err-data", ""));
 				json_decref(data);
@@ -223,13 +230,12 @@ task_done(int err, const char *exitstatus, const char *errmsg, void *arg)
 }
 
 static int
-x_task(struct xport *x, const char *method, const char *suffix, const json_t *params,
-       char **errmsg)
+x_task(struct xport *x, const char *method, const char *suffix, const json_t *params, char **errmsg)
 {
 	char *path = pl_asprintf("/nodes/%s/%s/%lld/%s", x->node, x->lxc ? "lxc" : "qemu", x->vmid,
 				 suffix);
 	json_t *data = NULL;
-	struct task_wait w = {0};
+	struct task_wait w = { 0 };
 	int r = pl_pve_call(x->s->pve, method, path, params, &data, errmsg);
 
 	free(path);
@@ -273,8 +279,9 @@ services_running(const char *ps, char **why)
 
 		if (strcmp(state, "running") != 0 || !strcmp(health, "unhealthy")) {
 			if (!bad++)
-				*why = pl_asprintf("service %s is %s%s%s", pl_json_str_or(v, "Service", "?"),
-						   state, *health ? ", " : "", health);
+				*why = pl_asprintf("service %s is %s%s%s",
+						   pl_json_str_or(v, "Service", "?"), state,
+						   *health ? ", " : "", health);
 		}
 	}
 	if (json_array_size(all) == 0 && !bad) {
@@ -289,12 +296,13 @@ services_running(const char *ps, char **why)
 static int
 ssh_open(struct pl_session *s, const json_t *gcfg, struct pl_ssh **out, char **errmsg)
 {
-	const json_t *ssh = json_object_get(gcfg, "ssh"), *d = pl_config_get(s->cfg, "/stack_defaults/ssh");
+	const json_t *ssh = json_object_get(gcfg, "ssh"),
+		     *d = pl_config_get(s->cfg, "/stack_defaults/ssh");
 	const char *host = pl_json_str(ssh, "host");
 	char *h = NULL, *idpath = NULL;
-	const char *id = pl_json_str(ssh, "identity") ? pl_json_str(ssh, "identity")
-						       : pl_json_str(d, "identity");
-	struct pl_ssh_opts o = {0};
+	const char *id = pl_json_str(ssh, "identity") ? pl_json_str(ssh, "identity") :
+							pl_json_str(d, "identity");
+	struct pl_ssh_opts o = { 0 };
 	size_t i;
 	json_t *n;
 	int r;
@@ -309,10 +317,11 @@ ssh_open(struct pl_session *s, const json_t *gcfg, struct pl_ssh **out, char **e
 			}
 		}
 	if (!host)
-		return pl_seterr(errmsg, PL_EINVAL,
-				 "guest %s: no address to reach it over SSH (set ssh.host, or give it "
-				 "a static networks[].ip)",
-				 pl_json_str_or(gcfg, "name", "?"));
+		return pl_seterr(
+			errmsg, PL_EINVAL,
+			"guest %s: no address to reach it over SSH (set ssh.host, or give it "
+			"a static networks[].ip)",
+			pl_json_str_or(gcfg, "name", "?"));
 	if (id && id[0] != '/') {
 		char *dir = pl_path_dirname(pl_config_path(s->cfg));
 
@@ -320,9 +329,9 @@ ssh_open(struct pl_session *s, const json_t *gcfg, struct pl_ssh **out, char **e
 		free(dir);
 	}
 	o.host = host;
-	o.port = (int)(json_integer_value(json_object_get(ssh, "port"))
-			       ? json_integer_value(json_object_get(ssh, "port"))
-			       : json_integer_value(json_object_get(d, "port")));
+	o.port = (int)(json_integer_value(json_object_get(ssh, "port")) ?
+			       json_integer_value(json_object_get(ssh, "port")) :
+			       json_integer_value(json_object_get(d, "port")));
 	o.user = pl_json_str(ssh, "user") ? pl_json_str(ssh, "user") : pl_json_str(d, "user");
 	o.identity = id;
 	o.timeout_ms = (int)json_integer_value(json_object_get(d, "timeout")) * 1000;
@@ -340,7 +349,7 @@ deploy_one(struct pl_ctx *ctx, struct pl_session *s, struct xport *x, json_t *st
 	   const json_t *entry, bool rollback, int timeout_ms, json_t *report, char **errmsg)
 {
 	char snapname[64] = "";
-	struct xres res = {0};
+	struct xres res = { 0 };
 	size_t i;
 	json_t *f, *pub;
 	char *why = NULL;
@@ -372,7 +381,8 @@ deploy_one(struct pl_ctx *ctx, struct pl_session *s, struct xport *x, json_t *st
 		const char *data = pl_json_str(f, "_data");
 
 		if ((r = x_write(x, pl_json_str(f, "path"), data, strlen(data),
-				 (unsigned)json_integer_value(json_object_get(f, "mode")), errmsg)) != 0)
+				 (unsigned)json_integer_value(json_object_get(f, "mode")),
+				 errmsg)) != 0)
 			goto failed;
 	}
 	if ((r = x_run(x, json_object_get(st, "up"), timeout_ms, &res, errmsg)) != 0)
@@ -428,10 +438,11 @@ failed:
 				   e2 ? e2 : "?");
 		free(e2);
 	} else if (snapname[0]) {
-		pl_preferr(errmsg, r,
-			   "left as it is (snapshot %s holds the state before; --rollback-on-failure "
-			   "rolls back)",
-			   snapname);
+		pl_preferr(
+			errmsg, r,
+			"left as it is (snapshot %s holds the state before; --rollback-on-failure "
+			"rolls back)",
+			snapname);
 	}
 	return r;
 }
@@ -446,11 +457,14 @@ print_plan(const json_t *plan)
 		const char *a = pl_json_str(e, "action");
 
 		printf("%s stack %s in %s: %s\n",
-		       !strcmp(a, "create") ? "+" : !strcmp(a, "update") ? "~" : " ",
+		       !strcmp(a, "create") ? "+" :
+		       !strcmp(a, "update") ? "~" :
+					      " ",
 		       pl_json_str(e, "name"), pl_json_str(e, "guest"), a);
 		json_array_foreach(json_object_get(e, "files"), j, f) {
 			printf("    %s %s%s\n", pl_json_str(f, "change"), pl_json_str(f, "path"),
-			       json_is_true(json_object_get(f, "secret")) ? " (secret: not shown)" : "");
+			       json_is_true(json_object_get(f, "secret")) ? " (secret: not shown)" :
+									    "");
 			if (pl_json_str(f, "diff")) {
 				const char *p = pl_json_str(f, "diff");
 
@@ -469,7 +483,7 @@ static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_args a;
-	struct pl_session s = {0};
+	struct pl_session s = { 0 };
 	json_t *names = json_array(), *stacks = NULL, *live = NULL, *rec = NULL, *plan = NULL,
 	       *results = json_array(), *st;
 	char *err = NULL;
@@ -492,7 +506,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	if (!timeout)
 		timeout = 600;
 	if (pl_stacks_render(s.cfg, names, pl_args_str(&a, O_PROFILE, NULL), &stacks, &err) != 0 ||
-	    pl_session_live_guests(&s, &live, &err) != 0 || pl_state_stacks(s.state, &rec, &err) != 0) {
+	    pl_session_live_guests(&s, &live, &err) != 0 ||
+	    pl_state_stacks(s.state, &rec, &err) != 0) {
 		r = pl_error("%s", err);
 		goto out;
 	}
@@ -512,13 +527,15 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		const json_t *g = pl_guest_lookup(live, pl_json_str(st, "guest"), &err);
 
 		if (!g) {
-			r = pl_error("deploy: stack %s: guest %s does not exist (apply creates it): %s",
-				     pl_json_str(st, "name"), pl_json_str(st, "guest"), err);
+			r = pl_error(
+				"deploy: stack %s: guest %s does not exist (apply creates it): %s",
+				pl_json_str(st, "name"), pl_json_str(st, "guest"), err);
 			goto out;
 		}
 		json_object_set(st, "vmid", json_object_get(g, "vmid"));
 		json_object_set(st, "node", json_object_get(g, "node"));
-		json_object_set_new(st, "lxc", json_boolean(!strcmp(pl_json_str_or(g, "type", ""), "lxc")));
+		json_object_set_new(st, "lxc",
+				    json_boolean(!strcmp(pl_json_str_or(g, "type", ""), "lxc")));
 		json_object_set(st, "status", json_object_get(g, "status"));
 	}
 	plan = pl_stacks_compare(stacks, rec);
@@ -534,7 +551,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	}
 	json_array_foreach(stacks, i, st) {
 		json_t *entry = json_array_get(plan, i), *gcfg = NULL, *report, *g;
-		struct xport x = {.s = &s};
+		struct xport x = { .s = &s };
 		const char *transport = pl_json_str_or(st, "transport", "auto");
 		size_t k;
 
@@ -551,11 +568,13 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		x.vmid = json_integer_value(json_object_get(st, "vmid"));
 		x.lxc = json_is_true(json_object_get(st, "lxc"));
 		if (!strcmp(transport, "auto"))
-			transport = !x.lxc && json_is_true(json_object_get(gcfg, "agent")) ? "agent"
-											  : "ssh";
+			transport = !x.lxc && json_is_true(json_object_get(gcfg, "agent")) ?
+					    "agent" :
+					    "ssh";
 		json_object_set_new(report, "transport", json_string(transport));
 		if (!strcmp(transport, "agent") && x.lxc)
-			r = pl_seterr(&err, PL_EINVAL, "a container has no QEMU guest agent: use transport: ssh");
+			r = pl_seterr(&err, PL_EINVAL,
+				      "a container has no QEMU guest agent: use transport: ssh");
 		else if (strcmp(pl_json_str_or(st, "status", ""), "running") != 0)
 			r = pl_seterr(&err, PL_ECONFLICT, "the guest is %s, not running",
 				      pl_json_str_or(st, "status", "?"));
@@ -566,7 +585,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		if (r == 0) {
 			if (pl_chatty(ctx) && ctx->output == PL_OUT_TEXT)
 				fprintf(stderr, "deploying stack %s to %s (%s)...\n",
-					pl_json_str(st, "name"), pl_json_str(st, "guest"), transport);
+					pl_json_str(st, "name"), pl_json_str(st, "guest"),
+					transport);
 			r = deploy_one(ctx, &s, &x, st, entry, pl_args_has(&a, O_ROLLBACK),
 				       (int)timeout * 1000, report, &err);
 		}
@@ -575,8 +595,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		if (r) {
 			failed++;
 			json_object_set_new(report, "error", json_string(err));
-			fprintf(stderr, "pvelab: deploy: stack %s in %s: %s\n", pl_json_str(st, "name"),
-				pl_json_str(st, "guest"), err);
+			fprintf(stderr, "pvelab: deploy: stack %s in %s: %s\n",
+				pl_json_str(st, "name"), pl_json_str(st, "guest"), err);
 		} else if (pl_chatty(ctx) && ctx->output == PL_OUT_TEXT) {
 			printf("stack %s in %s: deployed\n", pl_json_str(st, "name"),
 			       pl_json_str(st, "guest"));
@@ -602,7 +622,8 @@ out:
 const struct pl_cmd pl_cmd_deploy = {
 	.name = "deploy",
 	.summary = "deploy the guests' docker compose stacks (guest agent or SSH)",
-	.usage = "[--profile P] [--dry-run] [--rollback-on-failure] [--force] [--timeout SECS] [GUEST...]",
+	.usage = "[--profile P] [--dry-run] [--rollback-on-failure] [--force] [--timeout SECS] "
+		 "[GUEST...]",
 	.help = "Compares each stack of the config (stacks: of a guest) with what pvelab deployed "
 		"last, then for each created or changed one: snapshots a guest whose stack "
 		"changes, writes its files atomically (temp file, mode, rename), runs docker "

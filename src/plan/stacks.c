@@ -29,15 +29,16 @@ name_ok(const char *s)
 	if (!s || !*s || strlen(s) > 63 || !((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9')))
 		return false;
 	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' || *s == '_'))
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '-' ||
+		      *s == '_'))
 			return false;
 	return true;
 }
 
 /* Append one file to the stack's list, refusing two files at one path. */
 static int
-add_file(json_t *files, const char *path, const char *data, size_t len, unsigned mode,
-	 bool secret, const char *where, char **errmsg)
+add_file(json_t *files, const char *path, const char *data, size_t len, unsigned mode, bool secret,
+	 const char *where, char **errmsg)
 {
 	char sha[65];
 	size_t i;
@@ -71,9 +72,10 @@ read_rel(const char *cfgdir, const char *rel, bool secret, const char *where, st
 	if (stat(path, &st) != 0)
 		r = pl_seterr(errmsg, PL_ENOENT, "%s: %s: %s", where, path, strerror(errno));
 	else if (secret && (st.st_mode & 077))
-		r = pl_seterr(errmsg, PL_EPERM,
-			      "%s: %s holds secrets but is readable by others (mode %03o): chmod 600 it",
-			      where, path, (unsigned)(st.st_mode & 0777));
+		r = pl_seterr(
+			errmsg, PL_EPERM,
+			"%s: %s holds secrets but is readable by others (mode %03o): chmod 600 it",
+			where, path, (unsigned)(st.st_mode & 0777));
 	else if ((r = pl_file_read(path, b, errmsg)) != 0)
 		pl_preferr(errmsg, r, "%s", where);
 	free(path);
@@ -105,9 +107,10 @@ render_one(const struct pl_config *cfg, const char *cfgdir, const json_t *g, siz
 	snprintf(where, sizeof where, "guests[%zu].stacks[%zu]", gi, k);
 	if (!name_ok(name)) {
 		json_decref(files);
-		return pl_seterr(errmsg, PL_EINVAL,
-				 "%s.name: '%s' is not a compose project name ([a-z0-9][a-z0-9_-]*)",
-				 where, name ? name : "");
+		return pl_seterr(
+			errmsg, PL_EINVAL,
+			"%s.name: '%s' is not a compose project name ([a-z0-9][a-z0-9_-]*)", where,
+			name ? name : "");
 	}
 	if (!root)
 		root = "/opt/pvelab/stacks";
@@ -116,8 +119,8 @@ render_one(const struct pl_config *cfg, const char *cfgdir, const json_t *g, siz
 	else
 		dir = pl_asprintf("%s/%s", root, name);
 	if (dir[0] != '/') {
-		r = pl_seterr(errmsg, PL_EINVAL, "%s.directory: '%s' is not an absolute path", where,
-			      dir);
+		r = pl_seterr(errmsg, PL_EINVAL, "%s.directory: '%s' is not an absolute path",
+			      where, dir);
 		goto out;
 	}
 	if (!transport) {
@@ -150,8 +153,9 @@ render_one(const struct pl_config *cfg, const char *cfgdir, const json_t *g, siz
 			json_array_append_new(keys, json_string(key));
 		/* sorted, so that the text (and its hash) does not depend on YAML order */
 		for (size_t a = 1; a < json_array_size(keys); a++)
-			for (size_t c = a; c > 0 && strcmp(json_string_value(json_array_get(keys, c - 1)),
-							     json_string_value(json_array_get(keys, c))) > 0;
+			for (size_t c = a;
+			     c > 0 && strcmp(json_string_value(json_array_get(keys, c - 1)),
+					     json_string_value(json_array_get(keys, c))) > 0;
 			     c--) {
 				json_t *t = json_incref(json_array_get(keys, c));
 
@@ -159,10 +163,10 @@ render_one(const struct pl_config *cfg, const char *cfgdir, const json_t *g, siz
 				json_array_set_new(keys, c - 1, t);
 			}
 		json_array_foreach(keys, i, v) {
-			const json_t *val = json_object_get(json_object_get(st, "env"),
-							    json_string_value(v));
-			char *text = json_is_string(val) ? pl_strdup(json_string_value(val))
-							 : json_dumps(val, JSON_ENCODE_ANY);
+			const json_t *val =
+				json_object_get(json_object_get(st, "env"), json_string_value(v));
+			char *text = json_is_string(val) ? pl_strdup(json_string_value(val)) :
+							   json_dumps(val, JSON_ENCODE_ANY);
 
 			pl_buf_addf(&env, "%s=%s\n", json_string_value(v), text ? text : "");
 			free(text);
@@ -196,18 +200,19 @@ render_one(const struct pl_config *cfg, const char *cfgdir, const json_t *g, siz
 		long mode = strtol(m, &end, 8);
 
 		if (!*m || *end || mode < 0 || mode > 07777) {
-			r = pl_seterr(errmsg, PL_EINVAL, "%s.files[%zu].mode: '%s' is not an octal mode",
-				      where, i, m);
+			r = pl_seterr(errmsg, PL_EINVAL,
+				      "%s.files[%zu].mode: '%s' is not an octal mode", where, i, m);
 			goto outcmd;
 		}
 		if (strstr(d, "..")) {
-			r = pl_seterr(errmsg, PL_EINVAL, "%s.files[%zu].dest: '%s' may not contain ..",
-				      where, i, d);
+			r = pl_seterr(errmsg, PL_EINVAL,
+				      "%s.files[%zu].dest: '%s' may not contain ..", where, i, d);
 			goto outcmd;
 		}
 		dest = d[0] == '/' ? pl_strdup(d) : pl_asprintf("%s/%s", dir, d);
 		if ((r = read_rel(cfgdir, src, secret, where, &b, errmsg)) == 0)
-			r = add_file(files, dest, b.data, b.len, (unsigned)mode, secret, where, errmsg);
+			r = add_file(files, dest, b.data, b.len, (unsigned)mode, secret, where,
+				     errmsg);
 		pl_buf_release(&b);
 		free(dest);
 		if (r)
@@ -243,10 +248,10 @@ render_one(const struct pl_config *cfg, const char *cfgdir, const json_t *g, siz
 		extend_new(up, json_pack("[s,s,s]", "up", "-d", "--remove-orphans"));
 		extend_new(ps, json_pack("[s,s,s,s]", "ps", "--all", "--format", "json"));
 		json_array_append_new(down, json_string("down"));
-		s = json_pack("{s:s,s:s,s:s,s:o,s:s,s:s,s:o,s:o,s:o,s:s,s:O}", "guest", gname, "type",
-			      pl_json_str_or(g, "type", "vm"), "name", name, "profiles", profiles,
-			      "directory", dir, "transport", transport, "up", up, "ps", ps, "down",
-			      down, "sha256", sha, "files", files);
+		s = json_pack("{s:s,s:s,s:s,s:o,s:s,s:s,s:o,s:o,s:o,s:s,s:O}", "guest", gname,
+			      "type", pl_json_str_or(g, "type", "vm"), "name", name, "profiles",
+			      profiles, "directory", dir, "transport", transport, "up", up, "ps",
+			      ps, "down", down, "sha256", sha, "files", files);
 		if (json_integer_value(json_object_get(g, "vmid")) > 0)
 			json_object_set(s, "vmid", json_object_get(g, "vmid"));
 	}
@@ -276,7 +281,8 @@ pl_stacks_render(const struct pl_config *cfg, const json_t *guests, const char *
 			json_t *n;
 
 			json_array_foreach(guests, i, n)
-				wanted |= !strcmp(json_string_value(n), pl_json_str_or(g, "name", ""));
+				wanted |= !strcmp(json_string_value(n),
+						  pl_json_str_or(g, "name", ""));
 			if (!wanted)
 				continue;
 		}
@@ -290,7 +296,8 @@ pl_stacks_render(const struct pl_config *cfg, const json_t *guests, const char *
 				if (!strcmp(pl_json_str(o, "guest"), pl_json_str(one, "guest")) &&
 				    !strcmp(pl_json_str(o, "name"), pl_json_str(one, "name"))) {
 					r = pl_seterr(errmsg, PL_EINVAL,
-						      "guests[%zu].stacks[%zu].name: '%s' twice in guest %s",
+						      "guests[%zu].stacks[%zu].name: '%s' twice in "
+						      "guest %s",
 						      gi, k, pl_json_str(one, "name"),
 						      pl_json_str(one, "guest"));
 					json_decref(one);
@@ -362,9 +369,10 @@ pl_stacks_diff(const char *a, const char *b, int max_lines)
 #define T(x, y) t[(size_t)(x) * (size_t)(nb + 1) + (size_t)(y)]
 		for (int x = na - 1; x >= 0; x--)
 			for (int y = nb - 1; y >= 0; y--)
-				T(x, y) = !strcmp(la[x], lb[y]) ? T(x + 1, y + 1) + 1
-								: (T(x + 1, y) > T(x, y + 1) ? T(x + 1, y)
-											: T(x, y + 1));
+				T(x, y) = !strcmp(la[x], lb[y]) ?
+						  T(x + 1, y + 1) + 1 :
+						  (T(x + 1, y) > T(x, y + 1) ? T(x + 1, y) :
+									       T(x, y + 1));
 		while (i < na || j < nb) {
 			const char *sign, *line;
 
@@ -436,10 +444,11 @@ pl_stacks_compare(const json_t *rendered, const json_t *recorded)
 			if (!old)
 				continue;
 			if (!o) {
-				json_array_append_new(changes, json_pack("{s:s,s:s,s:b}", "path", path,
-									 "change", "create", "secret",
-									 secret));
-			} else if (strcmp(pl_json_str_or(o, "sha256", ""), pl_json_str(f, "sha256")) ||
+				json_array_append_new(changes, json_pack("{s:s,s:s,s:b}", "path",
+									 path, "change", "create",
+									 "secret", secret));
+			} else if (strcmp(pl_json_str_or(o, "sha256", ""),
+					  pl_json_str(f, "sha256")) ||
 				   json_integer_value(json_object_get(o, "mode")) !=
 					   json_integer_value(json_object_get(f, "mode"))) {
 				e = json_pack("{s:s,s:s,s:b}", "path", path, "change", "update",
@@ -456,22 +465,24 @@ pl_stacks_compare(const json_t *rendered, const json_t *recorded)
 		}
 		json_object_foreach((json_t *)oldfiles, key, e)
 			if (!find_file(json_object_get(s, "files"), key))
-				json_array_append_new(changes, json_pack("{s:s,s:s,s:b}", "path", key,
-									 "change", "delete", "secret",
-									 json_is_true(json_object_get(e, "secret"))));
+				json_array_append_new(
+					changes,
+					json_pack("{s:s,s:s,s:b}", "path", key, "change", "delete",
+						  "secret",
+						  json_is_true(json_object_get(e, "secret"))));
 		if (!old)
 			action = "create";
 		else if (strcmp(pl_json_str_or(old, "sha256", ""), pl_json_str(s, "sha256")))
 			action = "update";
 		else
 			action = "unchanged";
-		json_array_append_new(plan, json_pack("{s:s,s:O,s:s,s:s,s:s,s:o}", "guest",
-						      pl_json_str(s, "guest"), "vmid",
-						      json_object_get(s, "vmid") ? json_object_get(s, "vmid")
-										 : json_null(),
-						      "name", pl_json_str(s, "name"), "action", action,
-						      "sha256", pl_json_str(s, "sha256"), "files",
-						      changes));
+		json_array_append_new(
+			plan, json_pack("{s:s,s:O,s:s,s:s,s:s,s:o}", "guest",
+					pl_json_str(s, "guest"), "vmid",
+					json_object_get(s, "vmid") ? json_object_get(s, "vmid") :
+								     json_null(),
+					"name", pl_json_str(s, "name"), "action", action, "sha256",
+					pl_json_str(s, "sha256"), "files", changes));
 	}
 	return plan;
 }

@@ -995,11 +995,11 @@ pl_sim_api_bind(struct pl_sim *s)
 {
 	const struct pl_sim_route_def *defs[] = {
 		pl_sim_guest_routes,        pl_sim_power_routes,    pl_sim_snapshot_routes,
-		pl_sim_clone_routes,        pl_sim_agent_routes,    pl_sim_guestexec_routes,    pl_sim_storage_routes,
+		pl_sim_clone_routes,        pl_sim_agent_routes,    pl_sim_storage_routes,
 		pl_sim_pool_routes,         pl_sim_storecfg_routes, pl_sim_ha_routes,
 		pl_sim_harules_routes,      pl_sim_backup_routes,   pl_sim_firewall_routes,
 		pl_sim_fwsets_routes,       pl_sim_feature_routes,  pl_sim_access_routes,
-		pl_sim_access_admin_routes, pl_sim_nodetime_routes,
+		pl_sim_access_admin_routes, pl_sim_nodetime_routes, pl_sim_guestexec_routes,
 	};
 
 	for (size_t i = 0; i < PL_ARRAY_LEN(table); i++)

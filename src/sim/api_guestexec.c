@@ -28,12 +28,15 @@ static json_t *
 agent_state(struct pl_sim_guest *g)
 {
 	if (!g->agent) {
-		const char *dirs[] = {"/", "/etc", "/opt", "/root", "/tmp", "/var", "/srv", "/home"};
+		const char *dirs[] = {
+			"/", "/etc", "/opt", "/root", "/tmp", "/var", "/srv", "/home"
+		};
 
 		g->agent = json_pack("{s:{},s:{},s:{},s:{},s:i}", "dirs", "files", "procs",
 				     "projects", "pid", 1000 + (int)(g->vmid % 1000));
 		for (size_t i = 0; i < PL_ARRAY_LEN(dirs); i++)
-			json_object_set_new(json_object_get(g->agent, "dirs"), dirs[i], json_true());
+			json_object_set_new(json_object_get(g->agent, "dirs"), dirs[i],
+					    json_true());
 	}
 	return g->agent;
 }
@@ -90,8 +93,9 @@ h_file_write(struct pl_sim_req *r)
 		return;
 	}
 	if (!pl_sim_pbool(r, "encode", true)) {
-		pl_sim_fail(r, 500, "Agent error: the simulator takes file-write content with "
-				    "encode=1 only");
+		pl_sim_fail(r, 500,
+			    "Agent error: the simulator takes file-write content with "
+			    "encode=1 only");
 		return;
 	}
 	a = agent_state(g);
@@ -106,10 +110,10 @@ h_file_write(struct pl_sim_req *r)
 	}
 	free(dir);
 	old = json_object_get(json_object_get(a, "files"), file);
-	json_object_set_new(json_object_get(a, "files"), file,
-			    json_pack("{s:s,s:i}", "data", content, "mode",
-				      old ? (int)json_integer_value(json_object_get(old, "mode"))
-					  : 0644));
+	json_object_set_new(
+		json_object_get(a, "files"), file,
+		json_pack("{s:s,s:i}", "data", content, "mode",
+			  old ? (int)json_integer_value(json_object_get(old, "mode")) : 0644));
 	pl_sim_ok(r, json_null());
 }
 
@@ -159,8 +163,8 @@ compose_services(struct run *x, json_t *fs, json_t **out)
 	size_t i;
 
 	json_array_foreach(fs, i, f) {
-		const json_t *file = json_object_get(json_object_get(x->a, "files"),
-						     json_string_value(f));
+		const json_t *file =
+			json_object_get(json_object_get(x->a, "files"), json_string_value(f));
 		const char *k;
 		json_t *doc, *svc;
 		char *e = NULL;
@@ -182,11 +186,10 @@ compose_services(struct run *x, json_t *fs, json_t **out)
 		json_object_foreach(json_object_get(doc, "services"), k, svc) {
 			json_t *p = json_object_get(svc, "profiles");
 
-			json_array_append_new(list, json_pack("{s:s,s:s,s:o}", "service", k, "image",
-							      pl_json_str_or(svc, "image", k),
-							      "profiles",
-							      json_is_array(p) ? json_incref(p)
-									       : json_array()));
+			json_array_append_new(
+				list, json_pack("{s:s,s:s,s:o}", "service", k, "image",
+						pl_json_str_or(svc, "image", k), "profiles",
+						json_is_array(p) ? json_incref(p) : json_array()));
 		}
 		json_decref(doc);
 	}
@@ -218,7 +221,8 @@ docker_compose(struct run *x, json_t *argv)
 
 	for (i = 2; i < n; i++) {
 		const char *s = json_string_value(json_array_get(argv, i));
-		const char *next = i + 1 < n ? json_string_value(json_array_get(argv, i + 1)) : NULL;
+		const char *next =
+			i + 1 < n ? json_string_value(json_array_get(argv, i + 1)) : NULL;
 
 		if (!strcmp(s, "-p") && next)
 			project = next, i++;
@@ -235,7 +239,8 @@ docker_compose(struct run *x, json_t *argv)
 	}
 	projects = json_object_get(x->a, "projects");
 	if (!project || !verb) {
-		pl_buf_addstr(&x->err, "the simulator's docker compose needs -p NAME and a command\n");
+		pl_buf_addstr(&x->err,
+			      "the simulator's docker compose needs -p NAME and a command\n");
 		x->code = 1;
 		goto out;
 	}
@@ -274,24 +279,26 @@ docker_compose(struct run *x, json_t *argv)
 			if (!enabled(v, profiles))
 				continue;
 			if (tag && !strcmp(tag + 1, "broken")) {
-				pl_buf_addf(&x->err,
-					    " %s Error manifest for %s not found: manifest unknown\n"
-					    "Error response from daemon: manifest for %s not found: "
-					    "manifest unknown\n",
-					    pl_json_str(v, "service"), image, image);
+				pl_buf_addf(
+					&x->err,
+					" %s Error manifest for %s not found: manifest unknown\n"
+					"Error response from daemon: manifest for %s not found: "
+					"manifest unknown\n",
+					pl_json_str(v, "service"), image, image);
 				x->code = 1;
 				json_decref(state);
 				goto out;
 			}
-			json_array_append_new(
-				state, json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:i}", "Name",
-						 pl_json_str(v, "service"), "Service",
-						 pl_json_str(v, "service"), "Project", project,
-						 "Image", image, "State", "running", "Health", "",
-						 "ExitCode", 0));
+			json_array_append_new(state,
+					      json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:i}", "Name",
+							pl_json_str(v, "service"), "Service",
+							pl_json_str(v, "service"), "Project",
+							project, "Image", image, "State", "running",
+							"Health", "", "ExitCode", 0));
 			{
 				json_t *last = json_array_get(state, json_array_size(state) - 1);
-				char *name = pl_asprintf("%s-%s-1", project, pl_json_str(v, "service"));
+				char *name =
+					pl_asprintf("%s-%s-1", project, pl_json_str(v, "service"));
 
 				json_object_set_new(last, "Name", json_string(name));
 				pl_buf_addf(&x->err, " Container %s  Started\n", name);
@@ -332,7 +339,8 @@ run_argv(struct run *x, json_t *argv, const char *input)
 		if ((f = json_object_get(files, a1)))
 			pl_buf_addstr(&x->out, pl_json_str(f, "data"));
 		else
-			pl_buf_addf(&x->err, "cat: %s: No such file or directory\n", a1), x->code = 1;
+			pl_buf_addf(&x->err, "cat: %s: No such file or directory\n", a1),
+				x->code = 1;
 	} else if (!strcmp(cmd, "cat") && input) {
 		pl_buf_addstr(&x->out, input);
 	} else if (!strcmp(cmd, "mkdir") && a1 && !strcmp(a1, "-p") && a2) {
@@ -353,8 +361,8 @@ run_argv(struct run *x, json_t *argv, const char *input)
 		long mode = strtol(a1, &end, 8);
 
 		if (*end || !(f = json_object_get(files, a2)))
-			pl_buf_addf(&x->err, "chmod: cannot access '%s': No such file or directory\n",
-				    a2),
+			pl_buf_addf(&x->err,
+				    "chmod: cannot access '%s': No such file or directory\n", a2),
 				x->code = 1;
 		else
 			json_object_set_new(f, "mode", json_integer(mode));
@@ -384,7 +392,7 @@ h_exec(struct pl_sim_req *r)
 {
 	struct pl_sim_guest *g = exec_guest(r);
 	json_t *cmd = json_object_get(r->params, "command"), *argv, *a;
-	struct run x = {0};
+	struct run x = { 0 };
 	int pid;
 
 	if (!g)
