@@ -174,11 +174,11 @@ render_one(const struct pl_config *cfg, const char *cfgdir, const json_t *g, siz
 		r = add_file(files, dest, env.data, env.len, 0644, false, where, errmsg);
 		json_decref(keys);
 		pl_buf_release(&env);
+		if (r == 0 && json_array_size(json_object_get(st, "env_files")) > 0)
+			extend_new(base, json_pack("[s,s]", "--env-file", dest));
 		free(dest);
 		if (r)
 			goto outcmd;
-		if (json_array_size(json_object_get(st, "env_files")) > 0)
-			extend_new(base, json_sprintf("[\"--env-file\",\"%s/.env\"]", dir));
 	}
 	json_array_foreach(json_object_get(st, "env_files"), i, v) {
 		char *dest = pl_asprintf("%s/%s", dir, base_name(json_string_value(v)));

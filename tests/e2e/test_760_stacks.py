@@ -147,3 +147,135 @@ def test_agent_errors_as_pve(lab):
     # docker1 has no agent: deploy goes over SSH, and there is no sshd at 10.0.0.7
     r = pvelab("deploy", "docker1")
     assert r.rc == 1 and "ssh" in r.err
+
+
+STUB_DOCKER = """#!/bin/sh
+# a stand-in for docker: records each call, keeps whether the stack is up
+echo "$*" >> {dir}/docker.log
+case " $* " in
+  *" up "*) touch {dir}/up; echo " Container app-web-1  Started" >&2 ;;
+  *" ps "*) [ -f {dir}/up ] && echo '{{"Name":"app-web-1","Service":"web","State":"running","Health":"healthy"}}' ;;
+  *" down "*) rm -f {dir}/up ;;
+esac
+exit 0
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_sshd(tmp, hostkey, port):
+    """sshd on 127.0.0.1:port with its own host key; this user's throwaway key
+    is authorised; the stub docker is first on the commands' PATH."""
+    cfg = tmp / f"sshd_{hostkey}.conf"
+    cfg.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {tmp}/{hostkey}\n"
+                   f"AuthorizedKeysFile {tmp}/authorized_keys\nStrictModes no\nUsePAM no\n"
+                   f"PasswordAuthentication no\nKbdInteractiveAuthentication no\nPidFile none\n"
+                   f"SetEnv PATH={tmp}/bin:/usr/bin:/bin\n")
+    os.makedirs("/run/sshd", exist_ok=True)
+    p = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                if s.recv(4) == b"SSH-":
+                    return p
+        except OSError:
+            time.sleep(0.05)
+    p.kill()
+    raise RuntimeError("sshd did not start: " + p.stderr.read().decode())
+
+
+@pytest.fixture
+def sshlab(lab):
+    d, pvelab, info = lab
+    if os.geteuid() != 0 or not os.path.exists("/usr/sbin/sshd"):
+        pytest.skip("sshd cannot run here (needs root and openssh-server)")
+    for k in ("host1", "host2", "user"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / k)], check=True)
+    shutil.copy(d / "user.pub", d / "authorized_keys")
+    (d / "bin").mkdir()
+    (d / "bin" / "docker").write_text(STUB_DOCKER.format(dir=d))
+    (d / "bin" / "docker").chmod(0o755)
+    port = free_port()
+    procs = [start_sshd(d, "host1", port)]
+
+    def config(ssh_port, extra=""):
+        (d / "pvelab.yaml").write_text(CONFIG.replace("agent: true", "agent: false").replace(
+            "        files:", f"        directory: {d}/guest/app\n        files:") + f"""
+    ssh: {{host: 127.0.0.1, port: {ssh_port}, identity: user}}
+stack_defaults:
+  ssh: {{timeout: 2}}
+""" + extra)
+
+    config(port)
+    assert pvelab("apply", "--yes").rc == 0
+    yield d, pvelab, port, procs, config
+    for p in procs:
+        p.terminate()
+        p.wait()
+
+
+def test_ssh_deploy_files_modes_and_calls(sshlab):
+    d, pvelab, port, procs, config = sshlab
+    r = pvelab("-o", "json", "deploy")
+    assert r.rc == 0, r
+    rep = r.json()["deployed"][0]
+    assert rep["ok"] and rep["transport"] == "ssh"
+    g = d / "guest" / "app"
+    assert (g / "compose.yaml").read_text() == COMPOSE
+    assert (g / ".env").read_text() == "MODE=prod\nTAG=1.2\n"
+    assert (g / "secret.env").read_text() == "DB_PASSWORD=first-secret-value\n"
+    assert (g / "config" / "prometheus.yml").read_text() == "global:\n  scrape_interval: 30s\n"
+    modes = {p.name: p.stat().st_mode & 0o7777 for p in [g / "compose.yaml", g / ".env",
+             g / "secret.env", g / "config" / "prometheus.yml"]}
+    assert modes == {"compose.yaml": 0o644, ".env": 0o644, "secret.env": 0o600,
+                     "prometheus.yml": 0o640}
+    assert sorted(os.listdir(g)) == [".env", "compose.yaml", "config", "secret.env"]  # no temp files
+    calls = (d / "docker.log").read_text().splitlines()
+    assert calls == [
+        f"compose -p app --project-directory {g} -f {g}/compose.yaml --env-file {g}/.env "
+        f"--env-file {g}/secret.env --profile monitoring up -d --remove-orphans",
+        f"compose -p app --project-directory {g} -f {g}/compose.yaml --env-file {g}/.env "
+        f"--env-file {g}/secret.env --profile monitoring ps --all --format json"]
+    # --profile replaces the stacks' profiles (the seed's deploy-stack.sh --profile full)
+    r = pvelab("deploy", "--profile", "full")
+    assert r.rc == 0, r
+    assert (d / "docker.log").read_text().splitlines()[-2].endswith(
+        "--profile full up -d --remove-orphans")
+
+
+def test_ssh_host_key_changed_is_refused(sshlab):
+    d, pvelab, port, procs, config = sshlab
+    assert pvelab("deploy").rc == 0  # trusted on first use
+    procs[0].terminate()
+    procs[0].wait()
+    procs[0] = start_sshd(d, "host2", port)
+    (d / "docker.log").unlink()
+    (d / "pvelab.yaml").write_text((d / "pvelab.yaml").read_text().replace('"1.2"', '"1.4"'))
+    r = pvelab("deploy")
+    assert r.rc == 1
+    fp = lambda k: subprocess.run(["ssh-keygen", "-l", "-f", str(d / f"{k}.pub")],
+                                  capture_output=True, text=True).stdout.split()[1]
+    assert f"ssh 127.0.0.1:{port}: host key changed" in r.err
+    assert fp("host1") in r.err and fp("host2") in r.err
+    assert not (d / "docker.log").exists()  # nothing ran
+    assert (d / "guest" / "app" / ".env").read_text() == "MODE=prod\nTAG=1.2\n"
+
+
+def test_ssh_unreachable_fails_within_timeout(sshlab):
+    d, pvelab, port, procs, config = sshlab
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts TCP, never speaks SSH
+    config(silent.getsockname()[1])
+    t0 = time.monotonic()
+    r = pvelab("deploy")
+    took = time.monotonic() - t0
+    silent.close()
+    assert r.rc == 1 and "timeout 2000 ms" in r.err
+    assert took < 15
