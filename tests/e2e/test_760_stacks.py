@@ -279,3 +279,57 @@ def test_ssh_unreachable_fails_within_timeout(sshlab):
     silent.close()
     assert r.rc == 1 and "timeout 2000 ms" in r.err
     assert took < 15
+
+
+def test_verify_reports_up_and_down(lab):
+    import http.server
+    import threading
+    d, pvelab, info = lab
+
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200 if self.path == "/" else 503)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    tcp = socket.socket()
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(8)
+    closed = free_port()
+    web_port, tcp_port = web.server_address[1], tcp.getsockname()[1]
+    (d / "pvelab.yaml").write_text(CONFIG + f"""
+    services:
+      - {{name: web, port: {web_port}, protocol: http, host: 127.0.0.1}}
+      - {{name: db, port: {tcp_port}, protocol: tcp, host: 127.0.0.1}}
+""")
+    try:
+        assert pvelab("apply", "--yes").rc == 0
+        # stack not deployed yet: compose ps lists nothing
+        r = pvelab("-o", "json", "verify")
+        assert r.rc == 1
+        checks = {c["check"]: c["status"] for c in r.json()["checks"]}
+        assert checks == {"reachable (agent)": "ok", "stack app": "failed",
+                          "service web": "ok", "service db": "ok"}
+        assert pvelab("deploy").rc == 0
+        r = pvelab("verify", "docker1")
+        assert r.rc == 0, r
+        assert "verify: all ok" in r.out
+        # a service stops answering, a web UI answers 503
+        (d / "pvelab.yaml").write_text(CONFIG + f"""
+    services:
+      - {{name: web, port: {web_port}, protocol: http, host: 127.0.0.1, path: /health}}
+      - {{name: db, port: {closed}, protocol: tcp, host: 127.0.0.1}}
+""")
+        r = pvelab("-o", "json", "verify")
+        assert r.rc == 1
+        checks = {c["check"]: c for c in r.json()["checks"]}
+        assert checks["service web"]["status"] == "failed" and "503" in checks["service web"]["detail"]
+        assert checks["service db"]["status"] == "failed"
+        assert checks["stack app"]["status"] == "ok"
+    finally:
+        web.shutdown()
+        tcp.close()
