@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { O_PROFILE, O_DRY_RUN, O_ROLLBACK, O_FORCE, O_TIMEOUT };
+enum { O_PROFILE, O_DRY_RUN, O_ROLLBACK, O_FORCE, O_TIMEOUT, O_WAIT };
 
 static const struct pl_opt opts[] = {
 	{ "profile", 0, "P",
@@ -37,6 +37,9 @@ static const struct pl_opt opts[] = {
 	  "taken before" },
 	{ "force", 0, NULL, "deploy unchanged stacks too" },
 	{ "timeout", 0, "SECS", "how long compose up may take (default stack_defaults.timeout)" },
+	{ "wait", 0, "SECS",
+	  "wait this long for a booting guest's agent or SSH to answer (default 0; apply waits "
+	  "300)" },
 	{ NULL, 0, NULL, NULL },
 };
 
@@ -184,13 +187,14 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	json_t *names = json_array(), *stacks = NULL, *live = NULL, *rec = NULL, *plan = NULL,
 	       *results = json_array(), *st;
 	char *err = NULL;
-	long long timeout = 0;
+	long long timeout = 0, wait = 0;
 	size_t i;
 	int r, failed = 0, changed = 0;
 
 	if ((r = pl_args_parse(&a, &pl_cmd_deploy, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
-	if (pl_args_num(&a, O_TIMEOUT, 1, 86400, &timeout) != 0)
+	if (pl_args_num(&a, O_TIMEOUT, 1, 86400, &timeout) != 0 ||
+	    pl_args_num(&a, O_WAIT, 0, 3600, &wait) != 0)
 		return PL_EXIT_USAGE;
 	for (int k = 0; k < a.npos; k++)
 		json_array_append_new(names, json_string(a.pos[k]));
@@ -261,7 +265,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		json_array_foreach(pl_config_guests(s.cfg), k, g)
 			if (!strcmp(pl_json_str_or(g, "name", ""), pl_json_str(st, "guest")))
 				gcfg = g;
-		r = pl_gx_open(&s, gcfg, st, transport, &x, &transport, &err);
+		r = pl_gx_open(&s, gcfg, st, transport, (int)wait * 1000, &x, &transport, &err);
 		json_object_set_new(report, "transport", json_string(transport));
 		if (r == 0) {
 			if (pl_chatty(ctx) && ctx->output == PL_OUT_TEXT)

@@ -309,10 +309,21 @@ pl_gx_ssh_open(struct pl_session *s, const json_t *gcfg, struct pl_ssh **out, ch
 	return r;
 }
 
+/* Whether a failure to reach the guest may pass while it boots (never a
+ * refused host key or key file). */
+static bool
+transient(int r)
+{
+	return r == PL_ECONNECT || r == PL_ETIMEOUT || r == PL_EHTTP || r == PL_EIO;
+}
+
 int
 pl_gx_open(struct pl_session *s, const json_t *gcfg, const json_t *g, const char *transport,
-	   struct pl_gx *x, const char **chosen, char **errmsg)
+	   int wait_ms, struct pl_gx *x, const char **chosen, char **errmsg)
 {
+	long long deadline = mono_ms() + wait_ms;
+	int r, pause = 500;
+
 	const char *type = pl_json_str_or(g, "type", "");
 
 	memset(x, 0, sizeof *x);
@@ -330,9 +341,24 @@ pl_gx_open(struct pl_session *s, const json_t *gcfg, const json_t *g, const char
 	if (strcmp(pl_json_str_or(g, "status", ""), "running") != 0)
 		return pl_seterr(errmsg, PL_ECONFLICT, "the guest is %s, not running",
 				 pl_json_str_or(g, "status", "?"));
-	if (!strcmp(transport, "ssh"))
-		return pl_gx_ssh_open(s, gcfg, &x->ssh, errmsg);
-	return 0;
+	/* a guest just made boots: wait until the agent answers or SSH accepts */
+	for (;;) {
+		if (!strcmp(transport, "ssh")) {
+			r = pl_gx_ssh_open(s, gcfg, &x->ssh, errmsg);
+		} else {
+			char *path =
+				pl_asprintf("/nodes/%s/qemu/%lld/agent/ping", x->node, x->vmid);
+			json_t *data = NULL;
+
+			r = pl_pve_call(s->pve, "POST", path, NULL, &data, errmsg);
+			json_decref(data);
+			free(path);
+		}
+		if (r == 0 || !transient(r) || mono_ms() + pause >= deadline)
+			return r;
+		usleep((useconds_t)pause * 1000);
+		pause = pause < 5000 ? pause * 2 : 5000;
+	}
 }
 
 void

@@ -51,10 +51,11 @@ int pl_gx_ssh_open(struct pl_session *s, const json_t *gcfg, struct pl_ssh **out
 
 /* Reach guest gcfg (its config) that the cluster lists as g ({vmid, node,
  * type "qemu"|"lxc", status}) by transport ("auto": the agent for a VM with
- * agent: true, else SSH; *chosen says which): refused unless it runs. x is
- * set up; release it with pl_gx_close. */
+ * agent: true, else SSH; *chosen says which): refused unless it runs; the
+ * agent pinged (or SSH connected) again for up to wait_ms while it fails
+ * as a booting guest does. x is set up; release it with pl_gx_close. */
 int pl_gx_open(struct pl_session *s, const json_t *gcfg, const json_t *g, const char *transport,
-	       struct pl_gx *x, const char **chosen, char **errmsg);
+	       int wait_ms, struct pl_gx *x, const char **chosen, char **errmsg);
 void pl_gx_close(struct pl_gx *x);
 
 #endif

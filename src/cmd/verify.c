@@ -14,7 +14,6 @@
 #include "config/config.h"
 #include "core/json.h"
 #include "plan/stacks.h"
-#include "pve/client.h"
 
 #include <event2/event.h>
 
@@ -56,15 +55,7 @@ inside(struct pl_session *s, const json_t *gcfg, const json_t *g, const json_t *
 	json_array_foreach(stacks, i, st)
 		if (!strcmp(pl_json_str(st, "guest"), name) && pl_json_str(st, "transport"))
 			want = pl_json_str(st, "transport");
-	r = pl_gx_open(s, gcfg, g, want, &x, &transport, &err);
-	if (r == 0 && !x.ssh) {
-		char *path = pl_asprintf("/nodes/%s/qemu/%lld/agent/ping", x.node, x.vmid);
-		json_t *data = NULL;
-
-		r = pl_pve_call(s->pve, "POST", path, NULL, &data, &err);
-		json_decref(data);
-		free(path);
-	}
+	r = pl_gx_open(s, gcfg, g, want, 0, &x, &transport, &err);
 	what = pl_asprintf("reachable (%s)", transport ? transport : "?");
 	row(rows, name, what, r == 0, err);
 	free(what);
@@ -197,14 +188,19 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	if (ctx->output == PL_OUT_JSON) {
 		pl_print_json(json_pack("{s:b,s:O}", "ok", !failed, "checks", rows));
 	} else {
-		printf("%-16s %-28s %-7s %s\n", "GUEST", "CHECK", "STATUS", "DETAIL");
+		/* quiet (-q, or under apply -o json): the failures alone */
+		if (ctx->verbosity >= 0)
+			printf("%-16s %-28s %-7s %s\n", "GUEST", "CHECK", "STATUS", "DETAIL");
 		json_array_foreach(rows, i, v) {
 			bool ok = !strcmp(pl_json_str(v, "status"), "ok");
 
-			printf("%-16s %-28s %s%-7s%s %s\n", pl_json_str(v, "guest"),
-			       pl_json_str(v, "check"), pl_color(ctx, ok ? PL_C_GREEN : PL_C_RED),
-			       pl_json_str(v, "status"), pl_color(ctx, PL_C_RESET),
-			       pl_json_str(v, "detail"));
+			if (ok && ctx->verbosity < 0)
+				continue;
+
+			fprintf(ctx->verbosity < 0 ? stderr : stdout, "%-16s %-28s %s%-7s%s %s\n",
+				pl_json_str(v, "guest"), pl_json_str(v, "check"),
+				pl_color(ctx, ok ? PL_C_GREEN : PL_C_RED), pl_json_str(v, "status"),
+				pl_color(ctx, PL_C_RESET), pl_json_str(v, "detail"));
 		}
 		if (pl_chatty(ctx))
 			printf("%s\n", failed ? "verify: FAILED" : "verify: all ok");

@@ -73,7 +73,7 @@ def agent(info, method, vmid, what, **params):
 
 def test_agent_deploy_update_unchanged_rollback(lab):
     d, pvelab, info = lab
-    assert pvelab("apply", "--yes").rc == 0
+    assert pvelab("apply", "--yes", "--no-stacks").rc == 0
     r = pvelab("-o", "json", "deploy", "--dry-run")
     assert r.rc == 2, r.err
     assert [(s["name"], s["action"]) for s in r.json()["stacks"]] == [("app", "create")]
@@ -138,7 +138,7 @@ def test_agent_errors_as_pve(lab):
     agent: true
     state: stopped
 """)
-    assert pvelab("apply", "--yes").rc == 0
+    assert pvelab("apply", "--yes", "--no-stacks").rc == 0
     vmids = {g["name"]: g["vmid"] for g in pvelab("-o", "json", "list").json()}
     st, body = agent(info, "post", vmids["docker1"], "exec", command="true")
     assert st == 500 and body["message"] == "No QEMU guest agent configured\n"
@@ -213,7 +213,7 @@ stack_defaults:
 """ + extra)
 
     config(port)
-    assert pvelab("apply", "--yes").rc == 0
+    assert pvelab("apply", "--yes", "--no-stacks").rc == 0
     yield d, pvelab, port, procs, config
     for p in procs:
         p.terminate()
@@ -307,7 +307,7 @@ def test_verify_reports_up_and_down(lab):
       - {{name: db, port: {tcp_port}, protocol: tcp, host: 127.0.0.1}}
 """)
     try:
-        assert pvelab("apply", "--yes").rc == 0
+        assert pvelab("apply", "--yes", "--no-stacks").rc == 0
         # stack not deployed yet: compose ps lists nothing
         r = pvelab("-o", "json", "verify")
         assert r.rc == 1
@@ -333,3 +333,21 @@ def test_verify_reports_up_and_down(lab):
     finally:
         web.shutdown()
         tcp.close()
+
+
+def test_apply_deploys_stacks_then_verifies(lab):
+    d, pvelab, info = lab
+    r = pvelab("-o", "json", "apply", "--yes", "--verify")
+    assert r.rc == 0, r
+    json.loads(r.out)  # one JSON document: deploy and verify ran quietly
+    assert pvelab("deploy", "--dry-run").rc == 0  # the stack went in with the guest
+    # a changed stack with nothing else to change: apply deploys it
+    (d / "pvelab.yaml").write_text(CONFIG.replace('TAG: "1.2"', 'TAG: "2.0"'))
+    r = pvelab("apply", "--yes", "--verify")
+    assert r.rc == 0, r
+    assert "stack app in docker1: deployed" in r.out and "verify: all ok" in r.out
+    assert pvelab("deploy", "--dry-run").rc == 0
+    # --no-stacks leaves them
+    (d / "pvelab.yaml").write_text(CONFIG.replace('TAG: "1.2"', 'TAG: "2.1"'))
+    assert pvelab("apply", "--yes", "--no-stacks").rc == 0
+    assert pvelab("deploy", "--dry-run").rc == 2
