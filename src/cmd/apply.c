@@ -493,7 +493,8 @@ const struct pl_cmd pl_cmd_apply = {
 	.name = "apply",
 	.summary = "make the cluster match pvelab.yaml (or carry out a saved plan)",
 	.usage = "[PLAN.json] [-j N] [--reboot] [--allow-replace] [--allow-delete] [--yes] "
-		 "[--no-snapshot] [--no-backup] [--profile NAME]",
+		 "[--no-snapshot] [--no-backup] [--profile NAME] [--no-stacks] "
+		 "[--rollback-on-failure] [--verify]",
 	.help = "Bridges and template downloads first, then guests in parallel, deletions last.\n"
 		"A config validate rejects (an unset password_env, a raw config: value the\n"
 		"Proxmox schema refuses...) is refused before anything is done. Each existing\n"
@@ -513,6 +514,9 @@ const struct pl_cmd pl_cmd_apply = {
 		"Only guests of this config's project are ever deleted, and only with\n"
 		"--allow-delete (at most safety.max_deletes of them when set): without it a\n"
 		"plan that deletes is refused before anything is done.\n"
+		"After a successful apply the guests' stacks are deployed as pvelab deploy\n"
+		"does (a new guest waited for until its agent or SSH answers), unless\n"
+		"--no-stacks; --verify then runs pvelab verify.\n"
 		"\n"
 		"One apply (or rollback, destroy) runs at a time per cluster: another one\n"
 		"refuses at once, naming the pid, host and start of the one running. Ctrl-C\n"

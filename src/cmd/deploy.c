@@ -308,7 +308,7 @@ const struct pl_cmd pl_cmd_deploy = {
 	.name = "deploy",
 	.summary = "deploy the guests' docker compose stacks (guest agent or SSH)",
 	.usage = "[--profile P] [--dry-run] [--rollback-on-failure] [--force] [--timeout SECS] "
-		 "[GUEST...]",
+		 "[--wait SECS] [GUEST...]",
 	.help = "Compares each stack of the config (stacks: of a guest) with what pvelab deployed "
 		"last, then for each created or changed one: snapshots a guest whose stack "
 		"changes, writes its files atomically (temp file, mode, rename), runs docker "
