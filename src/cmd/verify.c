@@ -32,11 +32,17 @@ probes_done(json_t *results, void *arg)
 }
 
 static void
-row(json_t *rows, const char *guest, const char *what, bool ok, const char *detail)
+row_status(json_t *rows, const char *guest, const char *what, const char *status,
+	   const char *detail)
 {
 	json_array_append_new(rows, json_pack("{s:s,s:s,s:s,s:s}", "guest", guest, "check", what,
-					      "status", ok ? "ok" : "failed", "detail",
-					      detail ? detail : ""));
+					      "status", status, "detail", detail ? detail : ""));
+}
+
+static void
+row(json_t *rows, const char *guest, const char *what, bool ok, const char *detail)
+{
+	row_status(rows, guest, what, ok ? "ok" : "failed", detail);
 }
 
 /* Reachable, then each stack's services, of one guest. */
@@ -175,16 +181,19 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 								   json_object_get(v, "code"))) :
 					       pl_strdup(st);
 
-			row(rows, gname, what,
-			    !strcmp(st, PL_CHECK_UP) || !strcmp(st, PL_CHECK_SKIPPED) ||
-				    !strcmp(st, PL_CHECK_WARNING),
-			    detail);
+			/* a service that cannot be probed (no address, UDP) is said so, not failed */
+			row_status(rows, gname, what,
+				   !strcmp(st, PL_CHECK_SKIPPED) ? "skipped" :
+				   !strcmp(st, PL_CHECK_UP) || !strcmp(st, PL_CHECK_WARNING) ?
+								   "ok" :
+								   "failed",
+				   detail);
 			free(what);
 			free(detail);
 		}
 	}
 	json_array_foreach(rows, i, v)
-		failed += strcmp(pl_json_str(v, "status"), "ok") != 0;
+		failed += !strcmp(pl_json_str(v, "status"), "failed");
 	if (ctx->output == PL_OUT_JSON) {
 		pl_print_json(json_pack("{s:b,s:O}", "ok", !failed, "checks", rows));
 	} else {
@@ -192,7 +201,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		if (ctx->verbosity >= 0)
 			printf("%-16s %-28s %-7s %s\n", "GUEST", "CHECK", "STATUS", "DETAIL");
 		json_array_foreach(rows, i, v) {
-			bool ok = !strcmp(pl_json_str(v, "status"), "ok");
+			bool ok = strcmp(pl_json_str(v, "status"), "failed") != 0;
 
 			if (ok && ctx->verbosity < 0)
 				continue;
