@@ -12,16 +12,11 @@
 #include "cmd/connect.h"
 #include "cmd/guestx.h"
 #include "config/config.h"
-#include "core/buf.h"
-#include "core/file.h"
 #include "core/json.h"
-#include "core/ssh.h"
 #include "plan/stacks.h"
-#include "pve/client.h"
 #include "state/state.h"
 
 #include <time.h>
-#include <unistd.h>
 
 enum { O_PROFILE, O_DRY_RUN, O_ROLLBACK, O_FORCE, O_TIMEOUT, O_WAIT };
 
