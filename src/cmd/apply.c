@@ -30,10 +30,27 @@ static const struct pl_opt opts[] = {
 	{ "no-snapshot", 0, NULL, "do not snapshot guests before changing them" },
 	{ "no-backup", 0, NULL, "destroy deleted and replaced guests without a vzdump backup" },
 	{ "profile", 'p', "NAME", "only the guests of this profile" },
+	{ "no-stacks", 0, NULL, "do not deploy the guests' stacks afterwards (pvelab deploy)" },
+	{ "rollback-on-failure", 0, NULL,
+	  "a stack whose deploy fails rolls its guest back to the snapshot taken before" },
+	{ "verify", 0, NULL,
+	  "afterwards, pvelab verify: guests reachable, services answering, stacks running" },
 	{ NULL, 0, NULL, NULL },
 };
 
-enum { O_JOBS, O_REBOOT, O_REPLACE, O_DELETE, O_YES, O_NOSNAP, O_NOBACKUP, O_PROFILE };
+enum {
+	O_JOBS,
+	O_REBOOT,
+	O_REPLACE,
+	O_DELETE,
+	O_YES,
+	O_NOSNAP,
+	O_NOBACKUP,
+	O_PROFILE,
+	O_NOSTACKS,
+	O_STACK_ROLLBACK,
+	O_VERIFY
+};
 
 struct progress {
 	const struct pl_ctx *ctx;
@@ -245,6 +262,36 @@ prune_apply_snapshots(const struct pl_ctx *ctx, struct pl_session *s, json_t *re
 	return n;
 }
 
+/* After a successful apply: the guests' stacks (pvelab deploy, waiting for a
+ * new guest's agent or SSH), then pvelab verify when asked. Under -o json
+ * they run quietly: apply's JSON stays the only document on stdout. */
+static int
+after_apply(struct pl_ctx *ctx, const struct pl_args *a, const struct pl_config *cfg, int rc)
+{
+	struct pl_ctx quiet = *ctx;
+	char w_deploy[] = "deploy", w_wait[] = "--wait", w_300[] = "300",
+	     w_rb[] = "--rollback-on-failure", w_verify[] = "verify";
+	char *dargv[] = { w_deploy, w_wait, w_300, w_rb, NULL }, *vargv[] = { w_verify, NULL };
+	bool stacks = false;
+	size_t i;
+	json_t *g;
+
+	if (rc != PL_EXIT_OK || !cfg)
+		return rc;
+	if (ctx->output == PL_OUT_JSON) {
+		quiet.output = PL_OUT_TEXT;
+		quiet.verbosity = -1;
+	}
+	json_array_foreach(pl_config_guests(cfg), i, g)
+		stacks |= json_array_size(json_object_get(g, "stacks")) > 0;
+	if (stacks && !pl_args_has(a, O_NOSTACKS) &&
+	    pl_cmd_deploy.run(&quiet, pl_args_has(a, O_STACK_ROLLBACK) ? 4 : 3, dargv) != 0)
+		return PL_EXIT_ERROR;
+	if (pl_args_has(a, O_VERIFY) && pl_cmd_verify.run(&quiet, 1, vargv) != 0)
+		return PL_EXIT_ERROR;
+	return rc;
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
@@ -347,7 +394,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			pl_print_json(json_pack("{s:i,s:i,s:i,s:[]}", "ok", 0, "failed", 0, "skipped", 0, "changes"));
 		else
 			pl_planning_print(ctx, plan);
-		rc = PL_EXIT_OK;
+		rc = after_apply(ctx, &a, s.cfg, PL_EXIT_OK);
 		goto out;
 	}
 	ao.backup_storage = json_string_value(pl_config_get(s.cfg, "/backup/storage"));
@@ -428,6 +475,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		       pl_json_int(pl_config_get(s.cfg, "/apply_snapshots"), "keep", 0));
 	fflush(stdout);
 	rc = pl_guard_exit(&guard, r == 0 ? PL_EXIT_OK : PL_EXIT_ERROR);
+	pl_guard_release(&guard);
+	rc = after_apply(ctx, &a, s.cfg, rc);
 out:
 	pl_guard_release(&guard);
 	free(err);
@@ -444,7 +493,8 @@ const struct pl_cmd pl_cmd_apply = {
 	.name = "apply",
 	.summary = "make the cluster match pvelab.yaml (or carry out a saved plan)",
 	.usage = "[PLAN.json] [-j N] [--reboot] [--allow-replace] [--allow-delete] [--yes] "
-		 "[--no-snapshot] [--no-backup] [--profile NAME]",
+		 "[--no-snapshot] [--no-backup] [--profile NAME] [--no-stacks] "
+		 "[--rollback-on-failure] [--verify]",
 	.help = "Bridges and template downloads first, then guests in parallel, deletions last.\n"
 		"A config validate rejects (an unset password_env, a raw config: value the\n"
 		"Proxmox schema refuses...) is refused before anything is done. Each existing\n"
@@ -464,6 +514,9 @@ const struct pl_cmd pl_cmd_apply = {
 		"Only guests of this config's project are ever deleted, and only with\n"
 		"--allow-delete (at most safety.max_deletes of them when set): without it a\n"
 		"plan that deletes is refused before anything is done.\n"
+		"After a successful apply the guests' stacks are deployed as pvelab deploy\n"
+		"does (a new guest waited for until its agent or SSH answers), unless\n"
+		"--no-stacks; --verify then runs pvelab verify.\n"
 		"\n"
 		"One apply (or rollback, destroy) runs at a time per cluster: another one\n"
 		"refuses at once, naming the pid, host and start of the one running. Ctrl-C\n"

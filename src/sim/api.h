@@ -37,6 +37,7 @@ extern const struct pl_sim_route_def pl_sim_harules_routes[];
 extern const struct pl_sim_route_def pl_sim_backup_routes[];
 extern const struct pl_sim_route_def pl_sim_firewall_routes[];
 extern const struct pl_sim_route_def pl_sim_fwsets_routes[];
+extern const struct pl_sim_route_def pl_sim_guestexec_routes[];
 
 /* A parameter as text, or NULL. */
 const char *pl_sim_p(const struct pl_sim_req *r, const char *name);

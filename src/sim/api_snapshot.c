@@ -95,6 +95,9 @@ snap_done(struct pl_sim *s, struct pl_sim_task *t)
 				    json_integer(pl_json_bool(t->args, "vmstate", false)));
 	if (g->parent)
 		json_object_set_new(sn, "parent", json_string(g->parent));
+	/* the disks' content as the guest agent sees it (api_guestexec.c) */
+	if (g->agent)
+		json_object_set_new(sn, "agent", json_deep_copy(g->agent));
 	json_array_append_new(g->snaps, sn);
 	free(g->parent);
 	g->parent = pl_strdup(pl_json_str_or(t->args, "name", ""));
@@ -203,6 +206,8 @@ rollback_done(struct pl_sim *s, struct pl_sim_task *t)
 	g->conf = json_deep_copy(json_object_get(sn, "conf"));
 	json_object_clear(g->pending);
 	json_array_clear(g->pending_del);
+	json_decref(g->agent);
+	g->agent = json_deep_copy(json_object_get(sn, "agent"));
 	free(g->parent);
 	g->parent = pl_strdup(name);
 	if (pl_json_bool(sn, "vmstate", false) || pl_json_bool(t->args, "start", false)) {

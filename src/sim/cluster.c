@@ -151,6 +151,7 @@ guest_free(struct pl_sim_guest *g)
 	json_decref(g->pending);
 	json_decref(g->pending_del);
 	json_decref(g->snaps);
+	json_decref(g->agent);
 	free(g->parent);
 	free(g->res);
 	pl_sim_blob_unref(g->confbody);

@@ -82,6 +82,7 @@ struct pl_sim_guest {
 	bool sized;          /* cpus/maxmem/maxdisk below are current */
 	int cpus;
 	uint64_t maxmem, maxdisk;
+	json_t *agent; /* guest agent state (api_guestexec.c), or NULL */
 };
 
 struct pl_sim;

@@ -56,6 +56,6 @@ def test_completion_bash_is_valid_and_complete():
     assert "complete -o default -F _pvelab pvelab" in r.out
     assert "propstr)" in r.out and "--list" in r.out
     # bash can load it and complete a prefix
-    script = r.out + '\nCOMP_WORDS=(pvelab ver); COMP_CWORD=1; _pvelab; echo "${COMPREPLY[@]}"\n'
+    script = r.out + '\nCOMP_WORDS=(pvelab vers); COMP_CWORD=1; _pvelab; echo "${COMPREPLY[@]}"\n'
     out = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
     assert out.stdout.strip() == "version"

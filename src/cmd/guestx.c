@@ -1,0 +1,369 @@
+/*
+ * The guest transports of cmd/guestx.h: the QEMU guest agent through the
+ * Proxmox API, or SSH.
+ */
+#include "core/common.h"
+#include "cmd/guestx.h"
+#include "cmd/connect.h"
+#include "config/config.h"
+#include "core/buf.h"
+#include "core/file.h"
+#include "core/json.h"
+#include "core/ssh.h"
+#include "pve/client.h"
+#include "state/state.h"
+
+#include <time.h>
+#include <unistd.h>
+
+/* How one guest is reached: the agent through the API, or an SSH session. */
+
+void
+pl_gx_res_release(struct pl_gx_res *x)
+{
+	free(x->out);
+	free(x->err);
+	memset(x, 0, sizeof *x);
+}
+
+static char *
+argv_shell(const json_t *argv)
+{
+	struct pl_buf b;
+	size_t i;
+	json_t *v;
+
+	pl_buf_init(&b, 0);
+	json_array_foreach(argv, i, v) {
+		char *q = pl_ssh_quote(json_string_value(v));
+
+		pl_buf_addf(&b, "%s%s", i ? " " : "", q);
+		free(q);
+	}
+	return pl_buf_detach(&b, NULL);
+}
+
+static long long
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Run argv in the guest: agent exec, then exec-status until it exited. */
+int
+pl_gx_run(struct pl_gx *x, const json_t *argv, int timeout_ms, struct pl_gx_res *res, char **errmsg)
+{
+	int r;
+
+	memset(res, 0, sizeof *res);
+	if (x->ssh) {
+		char *cmd = argv_shell(argv);
+		struct pl_ssh_result sr;
+		struct pl_ssh_cmd c = { .cmd = cmd, .timeout_ms = timeout_ms };
+
+		r = pl_ssh_run(x->ssh, &c, &sr, errmsg);
+		res->code = sr.status;
+		res->out = pl_strdup(sr.out.data);
+		res->err = pl_strdup(sr.err.data);
+		pl_ssh_result_release(&sr);
+		free(cmd);
+		return r;
+	} else {
+		char *path = pl_asprintf("/nodes/%s/qemu/%lld/agent/exec", x->node, x->vmid);
+		json_t *params = json_pack("{s:O}", "command", argv), *data = NULL;
+		long long deadline = mono_ms() + timeout_ms;
+		json_int_t pid;
+		int wait = 20;
+
+		r = pl_pve_call(x->s->pve, "POST", path, params, &data, errmsg);
+		json_decref(params);
+		free(path);
+		if (r)
+			return r;
+		pid = json_integer_value(json_object_get(data, "pid"));
+		json_decref(data);
+		path = pl_asprintf("/nodes/%s/qemu/%lld/agent/exec-status", x->node, x->vmid);
+		params = json_pack("{s:I}", "pid", pid);
+		for (;;) {
+			data = NULL;
+			if ((r = pl_pve_call(x->s->pve, "GET", path, params, &data, errmsg)) != 0)
+				break;
+			if (json_is_true(json_object_get(data, "exited")) ||
+			    json_integer_value(json_object_get(data, "exited")) == 1) {
+				res->code =
+					(int)json_integer_value(json_object_get(data, "exitcode"));
+				res->out = pl_strdup(pl_json_str_or(data, "out-data", ""));
+				res->err = pl_strdup(pl_json_str_or(data, "err-data", ""));
+				json_decref(data);
+				break;
+			}
+			json_decref(data);
+			if (mono_ms() >= deadline) {
+				r = pl_seterr(errmsg, PL_ETIMEOUT,
+					      "guest %lld: the command did not end within %d ms",
+					      x->vmid, timeout_ms);
+				break;
+			}
+			usleep((useconds_t)wait * 1000);
+			wait = wait < 1000 ? wait * 2 : 1000;
+		}
+		json_decref(params);
+		free(path);
+		return r;
+	}
+}
+
+/* Run argv and call a non-zero exit an error naming the command. */
+int
+pl_gx_must(struct pl_gx *x, const json_t *argv, char **errmsg)
+{
+	struct pl_gx_res res;
+	int r = pl_gx_run(x, argv, 60000, &res, errmsg);
+
+	if (r == 0 && res.code != 0)
+		r = pl_seterr(errmsg, PL_EIO, "guest %lld: %s exited %d: %.200s", x->vmid,
+			      json_string_value(json_array_get(argv, 0)), res.code, res.err);
+	pl_gx_res_release(&res);
+	return r;
+}
+
+/* Write path atomically: a temporary file beside it, its mode, then mv. */
+int
+pl_gx_write(struct pl_gx *x, const char *path, const char *data, size_t len, unsigned mode,
+	    char **errmsg)
+{
+	char *tmp, *dir, *m, *call;
+	json_t *argv, *params, *out = NULL;
+	int r;
+
+	if (x->ssh)
+		return pl_ssh_write_file(x->ssh, path, data, len, mode, 60000, errmsg);
+	if (len > 61440)
+		return pl_seterr(errmsg, PL_ETOOBIG,
+				 "%s: %zu bytes: the guest agent's file-write takes at most 61440 "
+				 "(use transport: ssh for larger files)",
+				 path, len);
+	dir = pl_strndup(path, (size_t)(strrchr(path, '/') - path));
+	argv = json_pack("[s,s,s]", "mkdir", "-p", dir[0] ? dir : "/");
+	r = pl_gx_must(x, argv, errmsg);
+	json_decref(argv);
+	free(dir);
+	if (r)
+		return r;
+	tmp = pl_asprintf("%s.pvelab-tmp", path);
+	call = pl_asprintf("/nodes/%s/qemu/%lld/agent/file-write", x->node, x->vmid);
+	params = json_pack("{s:s,s:s%}", "file", tmp, "content", data, len);
+	r = pl_pve_call(x->s->pve, "POST", call, params, &out, errmsg);
+	json_decref(params);
+	json_decref(out);
+	free(call);
+	m = pl_asprintf("%04o", mode);
+	if (r == 0) {
+		argv = json_pack("[s,s,s]", "chmod", m, tmp);
+		r = pl_gx_must(x, argv, errmsg);
+		json_decref(argv);
+	}
+	if (r == 0) {
+		argv = json_pack("[s,s,s,s]", "mv", "-f", tmp, path);
+		r = pl_gx_must(x, argv, errmsg);
+		json_decref(argv);
+	}
+	free(m);
+	free(tmp);
+	return r;
+}
+
+/* The API call of a task (snapshot, rollback), waited for. */
+struct task_wait {
+	bool done;
+	int err;
+	char *msg;
+};
+
+static void
+task_done(int err, const char *exitstatus, const char *errmsg, void *arg)
+{
+	struct task_wait *w = arg;
+
+	w->done = true;
+	w->err = err;
+	if (errmsg)
+		w->msg = pl_strdup(errmsg);
+}
+
+int
+pl_gx_task(struct pl_gx *x, const char *method, const char *suffix, const json_t *params,
+	   char **errmsg)
+{
+	char *path = pl_asprintf("/nodes/%s/%s/%lld/%s", x->node, x->lxc ? "lxc" : "qemu", x->vmid,
+				 suffix);
+	json_t *data = NULL;
+	struct task_wait w = { 0 };
+	int r = pl_pve_call(x->s->pve, method, path, params, &data, errmsg);
+
+	free(path);
+	if (r)
+		return r;
+	if (json_is_string(data)) {
+		pl_pve_task_wait(x->s->pve, json_string_value(data), 600000, task_done, &w);
+		pl_pve_run(x->s->pve);
+		if (w.err)
+			r = pl_seterr(errmsg, w.err, "%s", w.msg ? w.msg : "the task failed");
+	}
+	free(w.msg);
+	json_decref(data);
+	return r;
+}
+
+/* Every service of the project running, from compose ps's JSON lines (one
+ * object a line, or one array: docker compose prints either by version). */
+int
+pl_gx_services_down(const char *ps, char **why)
+{
+	json_t *all = json_array(), *v;
+	const char *p = ps;
+	size_t i;
+	int bad = 0;
+
+	while (*p) {
+		size_t n = strcspn(p, "\n");
+		json_t *o = json_loadb(p, n, JSON_DECODE_ANY, NULL);
+
+		if (json_is_array(o))
+			json_array_extend(all, o);
+		else if (json_is_object(o))
+			json_array_append(all, o);
+		json_decref(o);
+		p += n + (p[n] == '\n');
+	}
+	json_array_foreach(all, i, v) {
+		const char *state = pl_json_str_or(v, "State", "");
+		const char *health = pl_json_str_or(v, "Health", "");
+
+		if (strcmp(state, "running") != 0 || !strcmp(health, "unhealthy")) {
+			if (!bad++)
+				*why = pl_asprintf("service %s is %s%s%s",
+						   pl_json_str_or(v, "Service", "?"), state,
+						   *health ? ", " : "", health);
+		}
+	}
+	if (json_array_size(all) == 0 && !bad) {
+		*why = pl_strdup("compose ps lists no service");
+		bad = 1;
+	}
+	json_decref(all);
+	return bad;
+}
+
+/* The guest's SSH session, with the config's ssh: and stack_defaults.ssh. */
+int
+pl_gx_ssh_open(struct pl_session *s, const json_t *gcfg, struct pl_ssh **out, char **errmsg)
+{
+	const json_t *ssh = json_object_get(gcfg, "ssh"),
+		     *d = pl_config_get(s->cfg, "/stack_defaults/ssh");
+	const char *host = pl_json_str(ssh, "host");
+	char *h = NULL, *idpath = NULL;
+	const char *id = pl_json_str(ssh, "identity") ? pl_json_str(ssh, "identity") :
+							pl_json_str(d, "identity");
+	struct pl_ssh_opts o = { 0 };
+	size_t i;
+	json_t *n;
+	int r;
+
+	if (!host)
+		json_array_foreach(json_object_get(gcfg, "networks"), i, n) {
+			const char *ip = pl_json_str(n, "ip");
+
+			if (ip && strcmp(ip, "dhcp") != 0) {
+				host = h = pl_strndup(ip, strcspn(ip, "/"));
+				break;
+			}
+		}
+	if (!host)
+		return pl_seterr(
+			errmsg, PL_EINVAL,
+			"guest %s: no address to reach it over SSH (set ssh.host, or give it "
+			"a static networks[].ip)",
+			pl_json_str_or(gcfg, "name", "?"));
+	if (id && id[0] != '/') {
+		char *dir = pl_path_dirname(pl_config_path(s->cfg));
+
+		id = idpath = pl_path_join(dir, id);
+		free(dir);
+	}
+	o.host = host;
+	o.port = (int)(json_integer_value(json_object_get(ssh, "port")) ?
+			       json_integer_value(json_object_get(ssh, "port")) :
+			       json_integer_value(json_object_get(d, "port")));
+	o.user = pl_json_str(ssh, "user") ? pl_json_str(ssh, "user") : pl_json_str(d, "user");
+	o.identity = id;
+	o.timeout_ms = (int)json_integer_value(json_object_get(d, "timeout")) * 1000;
+	o.check_hostkey = pl_state_ssh_trust;
+	o.check_ctx = s->state;
+	r = pl_ssh_connect(&o, out, errmsg);
+	free(h);
+	free(idpath);
+	return r;
+}
+
+/* Whether a failure to reach the guest may pass while it boots (never a
+ * refused host key or key file). */
+static bool
+transient(int r)
+{
+	return r == PL_ECONNECT || r == PL_ETIMEOUT || r == PL_EHTTP || r == PL_EIO;
+}
+
+int
+pl_gx_open(struct pl_session *s, const json_t *gcfg, const json_t *g, const char *transport,
+	   int wait_ms, struct pl_gx *x, const char **chosen, char **errmsg)
+{
+	long long deadline = mono_ms() + wait_ms;
+	int r, pause = 500;
+
+	const char *type = pl_json_str_or(g, "type", "");
+
+	memset(x, 0, sizeof *x);
+	x->s = s;
+	x->node = pl_json_str(g, "node");
+	x->vmid = json_integer_value(json_object_get(g, "vmid"));
+	x->lxc = !strcmp(type, "lxc") || json_is_true(json_object_get(g, "lxc"));
+	if (!transport || !strcmp(transport, "auto"))
+		transport =
+			!x->lxc && json_is_true(json_object_get(gcfg, "agent")) ? "agent" : "ssh";
+	*chosen = transport;
+	if (!strcmp(transport, "agent") && x->lxc)
+		return pl_seterr(errmsg, PL_EINVAL,
+				 "a container has no QEMU guest agent: use transport: ssh");
+	if (strcmp(pl_json_str_or(g, "status", ""), "running") != 0)
+		return pl_seterr(errmsg, PL_ECONFLICT, "the guest is %s, not running",
+				 pl_json_str_or(g, "status", "?"));
+	/* a guest just made boots: wait until the agent answers or SSH accepts */
+	for (;;) {
+		if (!strcmp(transport, "ssh")) {
+			r = pl_gx_ssh_open(s, gcfg, &x->ssh, errmsg);
+		} else {
+			char *path =
+				pl_asprintf("/nodes/%s/qemu/%lld/agent/ping", x->node, x->vmid);
+			json_t *data = NULL;
+
+			r = pl_pve_call(s->pve, "POST", path, NULL, &data, errmsg);
+			json_decref(data);
+			free(path);
+		}
+		if (r == 0 || !transient(r) || mono_ms() + pause >= deadline)
+			return r;
+		usleep((useconds_t)pause * 1000);
+		pause = pause < 5000 ? pause * 2 : 5000;
+	}
+}
+
+void
+pl_gx_close(struct pl_gx *x)
+{
+	pl_ssh_free(x->ssh);
+	x->ssh = NULL;
+}
