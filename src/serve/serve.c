@@ -174,6 +174,7 @@ pl_serve_free(struct pl_serve *sv)
 	for (size_t i = 0; i < sv->nlis; i++)
 		free(sv->lis[i]);
 	pl_serve_events_free(sv);
+	pl_serve_cache_free(sv);
 	if (sv->accept_ev)
 		event_free(sv->accept_ev);
 	if (sv->drain_ev)
@@ -809,11 +810,11 @@ free_taken(const void *data, size_t len, void *arg)
 	free((void *)data);
 }
 
-/* Send the answer: len bytes of type (NULL: no body); taken: data is
- * handed to the buffer (freed once sent), not copied. */
+/* Send the answer: len bytes of type (NULL: no body); with done, data is
+ * referenced by the buffer (done runs once it is sent), not copied. */
 static void
 send_bytes(struct pl_serve_req *r, int status, const char *type, const void *data, size_t len,
-	   bool taken)
+	   evbuffer_ref_cleanup_cb done, void *arg)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 	struct evbuffer *buf = evbuffer_new();
@@ -821,12 +822,12 @@ send_bytes(struct pl_serve_req *r, int status, const char *type, const void *dat
 
 	if (type) {
 		evhttp_add_header(h, "Content-Type", type);
-		if (taken)
-			evbuffer_add_reference(buf, data, len, free_taken, NULL);
+		if (done)
+			evbuffer_add_reference(buf, data, len, done, arg);
 		else
 			evbuffer_add(buf, data, len);
-	} else if (taken) {
-		free((void *)data);
+	} else if (done) {
+		done(data, len, arg);
 	}
 	if (status == 401)
 		evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"pvelab\"");
@@ -846,7 +847,7 @@ send_bytes(struct pl_serve_req *r, int status, const char *type, const void *dat
 static void
 send_now(struct pl_serve_req *r, int status, const char *type, const void *data, size_t len)
 {
-	send_bytes(r, status, type, data, len, false);
+	send_bytes(r, status, type, data, len, NULL, NULL);
 }
 
 void
@@ -857,7 +858,19 @@ pl_serve_reply_take(struct pl_serve_req *r, int status, const char *type, void *
 		return;
 	}
 	r->answered = true;
-	send_bytes(r, status, type, data, len, true);
+	send_bytes(r, status, type, data, len, free_taken, NULL);
+}
+
+void
+pl_serve_send_shared(struct pl_serve_req *r, int status, const char *type, const void *data,
+		     size_t len, void (*done)(const void *data, size_t len, void *arg), void *arg)
+{
+	if (r->answered) {
+		done(data, len, arg);
+		return;
+	}
+	r->answered = true;
+	send_bytes(r, status, type, data, len, done, arg);
 }
 
 bool

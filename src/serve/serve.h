@@ -179,6 +179,28 @@ void pl_serve_sse_send(struct pl_serve_req *req, const char *type, const char *d
 /* End the stream and free req (on_close does not run). */
 void pl_serve_sse_end(struct pl_serve_req *req);
 
+/* Answers kept between changes (cache.c). A read route whose answer comes
+ * from the store and the refresh asks pl_serve_cached first (true: it was
+ * answered with the kept bytes); on a miss it renders its answer and sends it
+ * with pl_serve_reply_cache, which keeps it under the request's path and
+ * query. Every kept answer is dropped when the store's generation moves
+ * (pl_state_generation: a commit of any process, a write of the server's),
+ * when an event is emitted (pl_serve_emit), and those of a class with
+ * pl_serve_cache_drop. A client that accepts gzip gets a large answer
+ * gzipped, compressed once. */
+enum {
+	PL_CACHE_STORE = 1u << 0, /* made from the store alone */
+	PL_CACHE_LIVE = 1u << 1,  /* also from the refresh's live counters */
+};
+bool pl_serve_cached(struct pl_serve_req *req);
+/* Answer 200 with body (stolen) and keep it, of class cls. */
+void pl_serve_reply_cache(struct pl_serve_req *req, unsigned cls, json_t *body);
+/* Drop the kept answers of the classes in cls (a mask). */
+void pl_serve_cache_drop(struct pl_serve *sv, unsigned cls);
+/* Hits and misses since the start, and the bytes kept now. */
+void pl_serve_cache_counts(const struct pl_serve *sv, long long *hits, long long *misses,
+			   long long *bytes);
+
 /* Send an event to every open stream (GET /api/v1/events) and keep it in the
  * replay ring: type ("sync", "guest"...), data an object (stolen). Returns
  * its id. */
