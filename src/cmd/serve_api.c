@@ -149,8 +149,14 @@ static void
 get_sync(struct pl_serve_req *req, void *arg)
 {
 	struct pl_serve_api *api = arg;
+	json_t *info = pl_serve_refresh_info(api->refresh);
+	long long hits, misses, bytes;
 
-	pl_serve_reply(req, 200, pl_serve_refresh_info(api->refresh));
+	pl_serve_cache_counts(api->refresh->sv, &hits, &misses, &bytes);
+	json_object_set_new(info, "answers",
+			    json_pack("{s:I,s:I,s:I}", "hits", (json_int_t)hits, "misses",
+				      (json_int_t)misses, "bytes", (json_int_t)bytes));
+	pl_serve_reply(req, 200, info);
 }
 
 static void
@@ -362,7 +368,11 @@ static const struct pl_serve_route routes[] = {
 	  "\"cluster\":{\"type\":\"boolean\"},\"status\":" OBJ ",\"sync\":{\"type\":"
 	  "\"object\",\"required\":[\"seq\",\"state\"],\"properties\":{\"seq\":{\"type\":"
 	  "\"integer\"},\"state\":{\"enum\":[\"none\",\"running\",\"ok\",\"failed\"]},"
-	  "\"run_id\":{\"type\":[\"integer\",\"null\"]}}}}}",
+	  "\"run_id\":{\"type\":[\"integer\",\"null\"]}}},\"answers\":{\"type\":\"object\","
+	  "\"description\":\"the answers kept in memory: hits and misses since the start, "
+	  "bytes kept now\",\"required\":[\"hits\",\"misses\",\"bytes\"],\"properties\":{"
+	  "\"hits\":{\"type\":\"integer\"},\"misses\":{\"type\":\"integer\"},\"bytes\":{"
+	  "\"type\":\"integer\"}}}}}",
 	  NULL, NULL, get_sync, 0 },
 	{ "POST", "/api/v1/sync", PL_ROLE_OPERATOR, 202,
 	  "sync the whole cluster into the store now (after the one running); GET /api/v1/sync "
