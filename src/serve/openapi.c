@@ -86,6 +86,11 @@ operation(const struct pl_serve_route *r)
 		json_object_set_new(op, "requestBody",
 				    json_pack("{s:b,s:{s:{s:o}}}", "required", 0, "content",
 					      "application/json", "schema", schema(r->body)));
+	if (r->body && (r->flags & PL_ROUTE_YAML_BODY))
+		json_object_set_new(json_object_get(json_object_get(op, "requestBody"), "content"),
+				    "application/yaml",
+				    json_pack("{s:{s:s,s:s}}", "schema", "type", "string",
+					      "description", "a pvelab.yaml document"));
 	snprintf(code, sizeof(code), "%d", r->status);
 	/* a body that is not JSON names its media type in the schema */
 	ok = schema(r->response);

@@ -733,6 +733,18 @@ pl_serve_body_raw(const struct pl_serve_req *r, size_t *len)
 	return *len ? evbuffer_pullup(in, -1) : NULL;
 }
 
+bool
+pl_serve_body_is_yaml(const struct pl_serve_req *r)
+{
+	const char *t = pl_serve_header(r, "Content-Type");
+	size_t n = t ? strcspn(t, "; \t") : 0;
+
+	return t &&
+	       ((n == 16 && !strncasecmp(t, "application/yaml", n)) ||
+		(n == 9 && !strncasecmp(t, "text/yaml", n)) ||
+		(n == 18 && !strncasecmp(t, "application/x-yaml", n)));
+}
+
 const char *
 pl_serve_header(const struct pl_serve_req *r, const char *name)
 {
@@ -1120,7 +1132,8 @@ read_body(struct pl_serve_req *r, const struct pl_serve_route *route)
 	size_t len = evbuffer_get_length(in);
 	char *err = NULL;
 
-	if (len == 0 || (route->flags & PL_ROUTE_RAW_BODY))
+	if (len == 0 || (route->flags & PL_ROUTE_RAW_BODY) ||
+	    ((route->flags & PL_ROUTE_YAML_BODY) && pl_serve_body_is_yaml(r)))
 		return 0;
 	if (route->body == NULL) {
 		pl_serve_error(r, 400, "unexpected_body", NULL, "%s %s takes no request body",

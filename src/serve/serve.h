@@ -60,6 +60,10 @@ enum {
 	/* The body is any bytes (up to the body limit), not a JSON object:
 	 * the handler reads it with pl_serve_body_raw. */
 	PL_ROUTE_RAW_BODY = 1u << 0,
+	/* Besides its JSON body, the route takes a YAML document (Content-Type
+	 * application/yaml, text/yaml or application/x-yaml), read with
+	 * pl_serve_body_raw; pl_serve_body_is_yaml tells which came. */
+	PL_ROUTE_YAML_BODY = 1u << 1,
 };
 
 /* A module: routes ending with a NULL method, and the arg its handlers get. */
@@ -134,6 +138,8 @@ const json_t *pl_serve_body(const struct pl_serve_req *req);
 /* The raw request body and its length (a PL_ROUTE_RAW_BODY route; NULL and
  * 0 when there was none). Not NUL-terminated. */
 const unsigned char *pl_serve_body_raw(const struct pl_serve_req *req, size_t *len);
+/* Whether the body is a YAML document (a PL_ROUTE_YAML_BODY route). */
+bool pl_serve_body_is_yaml(const struct pl_serve_req *req);
 /* A request header (case-insensitive name); NULL when absent. */
 const char *pl_serve_header(const struct pl_serve_req *req, const char *name);
 /* The request's method ("GET", "POST"...). */
