@@ -79,7 +79,6 @@ struct run {
 	struct pl_session sess;
 };
 
-
 struct pl_serve_runs {
 	struct pl_session *s;
 	struct pl_serve *sv;
@@ -346,7 +345,8 @@ pl_serve_plan_config(const char *yaml, size_t len, struct pl_config **out, char 
 {
 	/* what only the server's own config says: where its cluster, store,
 	 * listeners and secrets are */
-	static const char *const servers[] = { "/cluster", "/state", "/serve", "/proxy", "/alerts" };
+	static const char *const servers[] = { "/cluster", "/state", "/serve", "/proxy",
+					       "/alerts" };
 	struct pl_config *cfg = NULL;
 	struct pl_diags d;
 	char *at = NULL;
@@ -370,7 +370,8 @@ pl_serve_plan_config(const char *yaml, size_t len, struct pl_config **out, char 
 			break;
 		}
 		if (r == 0)
-			r = pl_seterr(errmsg, PL_EINVAL, "the config sent is not a valid pvelab.yaml");
+			r = pl_seterr(errmsg, PL_EINVAL,
+				      "the config sent is not a valid pvelab.yaml");
 		goto out;
 	}
 	for (size_t i = 0; i < PL_ARRAY_LEN(servers) && at == NULL; i++)

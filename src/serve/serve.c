@@ -739,10 +739,9 @@ pl_serve_body_is_yaml(const struct pl_serve_req *r)
 	const char *t = pl_serve_header(r, "Content-Type");
 	size_t n = t ? strcspn(t, "; \t") : 0;
 
-	return t &&
-	       ((n == 16 && !strncasecmp(t, "application/yaml", n)) ||
-		(n == 9 && !strncasecmp(t, "text/yaml", n)) ||
-		(n == 18 && !strncasecmp(t, "application/x-yaml", n)));
+	return t && ((n == 16 && !strncasecmp(t, "application/yaml", n)) ||
+		     (n == 9 && !strncasecmp(t, "text/yaml", n)) ||
+		     (n == 18 && !strncasecmp(t, "application/x-yaml", n)));
 }
 
 const char *
