@@ -48,7 +48,7 @@ struct pl_serve_route {
 	int role;
 	int status; /* its success status (200, 202) */
 	const char *summary;
-	const char *response;               /* schema of the success body */
+	const char *response;               /* schema of the success body; NULL: none */
 	const char *body;                   /* schema of the JSON body a POST takes; NULL: none */
 	const struct pl_serve_param *query; /* ends with a NULL name; may be NULL */
 	pl_serve_fn fn;
@@ -64,6 +64,9 @@ enum {
 	 * application/yaml, text/yaml or application/x-yaml), read with
 	 * pl_serve_body_raw; pl_serve_body_is_yaml tells which came. */
 	PL_ROUTE_YAML_BODY = 1u << 1,
+	/* The handler's own refusals are JSON-RPC error objects (MCP), not
+	 * {"error":{code,message}}: the document says either may come. */
+	PL_ROUTE_RPC_ERRORS = 1u << 2,
 };
 
 /* A module: routes ending with a NULL method, and the arg its handlers get. */
