@@ -87,8 +87,11 @@ struct pl_serve {
 	struct pl_serve_event *ring; /* the last lim.event_ring events, by id % size */
 	long long event_seq;         /* the newest event's id */
 	struct event *heartbeat;
-	pl_serve_auth_fn auth; /* a module's credentials (NULL: bearer only) */
-	void *auth_arg;
+	struct pl_serve_auth {
+		pl_serve_auth_fn fn;
+		void *arg;
+	} auth[PL_SERVE_AUTH_MAX]; /* modules' credentials, asked in turn (none: bearer only) */
+	size_t nauth;
 	struct pl_serve_cache *cache; /* rendered answers (cache.c); NULL until one */
 };
 

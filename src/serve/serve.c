@@ -786,8 +786,10 @@ pl_serve_add_header(struct pl_serve_req *r, const char *name, const char *value)
 void
 pl_serve_set_auth(struct pl_serve *sv, pl_serve_auth_fn fn, void *arg)
 {
-	sv->auth = fn;
-	sv->auth_arg = arg;
+	if (sv->nauth == PL_SERVE_AUTH_MAX)
+		pl_die("serve: more than %d credential hooks", PL_SERVE_AUTH_MAX);
+	sv->auth[sv->nauth].fn = fn;
+	sv->auth[sv->nauth++].arg = arg;
 }
 
 static const char *
@@ -1035,8 +1037,9 @@ authenticate(struct pl_serve_req *r, const struct pl_serve_route *route, bool *h
 	int role, rc = -1;
 
 	*held = false;
-	if (r->sv->auth) {
-		int got = r->sv->auth(r, r->caller, sizeof(r->caller), &role, r->sv->auth_arg);
+	for (size_t i = 0; i < r->sv->nauth; i++) {
+		const struct pl_serve_auth *a = &r->sv->auth[i];
+		int got = a->fn(r, r->caller, sizeof(r->caller), &role, a->arg);
 
 		if (got < 0)
 			return -1;

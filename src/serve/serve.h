@@ -92,6 +92,9 @@ struct pl_serve_limits {
  * next); -1 when it answered the request itself (a refusal). */
 typedef int (*pl_serve_auth_fn)(struct pl_serve_req *req, char *name, size_t size, int *role,
 				void *arg);
+/* Each module's hook is kept (at most PL_SERVE_AUTH_MAX, a programmer's
+ * limit) and asked in the order set; the first that returns 1 or -1 decides. */
+#define PL_SERVE_AUTH_MAX 8
 void pl_serve_set_auth(struct pl_serve *sv, pl_serve_auth_fn fn, void *arg);
 
 /* A server on base; state holds the tokens (borrowed, outlives the server). */
