@@ -1312,5 +1312,6 @@ pl_serve_runs_free(struct pl_serve_runs *rs)
 		op_end(o, PL_ECANCEL, NULL, "the server is stopping");
 	}
 	json_decref(rs->plans);
+	json_decref(rs->plan_yaml);
 	free(rs);
 }
