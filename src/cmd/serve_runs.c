@@ -141,12 +141,20 @@ flag(const struct pl_serve_req *req, const char *name)
 
 /* ---- plans ------------------------------------------------------------- */
 
-static bool
-query_flag(const struct pl_serve_req *req, const char *name)
+/* A boolean query parameter into *v: true/1/yes or false/0/no (absent:
+ * false). Answers 400 naming it and returns -1 otherwise. */
+static int
+query_flag(struct pl_serve_req *req, const char *name, bool *v)
 {
-	const char *v = pl_serve_query(req, name);
+	const char *q = pl_serve_query(req, name);
 
-	return v && (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes"));
+	*v = q && (!strcmp(q, "true") || !strcmp(q, "1") || !strcmp(q, "yes"));
+	if (q && !*v && strcmp(q, "false") && strcmp(q, "0") && strcmp(q, "no")) {
+		pl_serve_error(req, 400, "bad_query", name, "%s is true or false, not '%.32s'",
+			       name, q);
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -182,10 +190,11 @@ post_plan(struct pl_serve_req *req, void *arg)
 			return;
 		}
 		pl_config_free(cfg);
-		o.reboot = query_flag(req, "reboot");
-		o.allow_replace = query_flag(req, "allow_replace");
-		o.allow_delete = query_flag(req, "allow_delete");
-		o.no_snapshot = query_flag(req, "no_snapshot");
+		if (query_flag(req, "reboot", &o.reboot) != 0 ||
+		    query_flag(req, "allow_replace", &o.allow_replace) != 0 ||
+		    query_flag(req, "allow_delete", &o.allow_delete) != 0 ||
+		    query_flag(req, "no_snapshot", &o.no_snapshot) != 0)
+			return;
 		o.profile = pl_serve_query(req, "profile");
 	} else if (check_body(req, fields) != 0) {
 		return;

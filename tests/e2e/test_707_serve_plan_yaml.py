@@ -76,6 +76,8 @@ def test_options_come_from_the_query_with_a_yaml_body(lab):
     body = BODY.replace("memory: 1G", "memory: 2G")
     kept = yaml_req(lab, body, status=201, params={"reboot": "true"}).json()
     assert kept["plan"]["options"]["reboot"] is True
+    r = yaml_req(lab, body, status=400, params={"reboot": "maybe"})
+    assert r.json()["error"]["field"] == "reboot"
     r = yaml_req(lab, body, status=400, params={"bogus": "1"})
     assert r.json()["error"]["code"] == "unknown_parameter"
     r = lab.post("/api/v1/plans", json={}, params={"reboot": "true"}, status=400)
