@@ -6,7 +6,9 @@
 # in the same run. Prints each one's CPU per probe (the process's own
 # utime+stime over ROUNDS intervals after one warm-up round), the p50/p99 probe
 # latency each reports, pvelab's p99 start lag and skipped (overlapping)
-# probes, and the ratio of CPU per probe.
+# probes, and the ratio of CPU per probe. pvelab's API and its /metrics are
+# read once per interval (its CPU includes both, as blackbox_exporter's
+# includes its exposition).
 # Usage: bench/checks.sh [path/to/pvelab]   (env: N=1000 INTERVAL=10 ROUNDS=6 MODES="http tcp")
 set -euo pipefail
 BIN=$(readlink -f "${1:-build/pvelab}")
@@ -88,6 +90,8 @@ for mode in $MODES; do
 	for r in $(seq 1 "$ROUNDS"); do
 		sleep "$INTERVAL"
 		snap >"$D/snap-$r.json"
+		# and /metrics, as Prometheus scrapes it once per interval
+		curl -sf -H "Authorization: Bearer $tok" "$url/metrics" >"$D/metrics-$r.txt"
 	done
 	c1=$(cpu "$sp")
 	python3 - "$D" "$ROUNDS" "$c0" "$c1" "$mode" >"$D/pvelab-$mode.res" <<'EOF'
@@ -107,6 +111,8 @@ EOF
 	wait "$sp" 2>/dev/null || true
 	pv=$(cat "$D/pvelab-$mode.res")
 	python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%-5s %-20s %10d %10.1fus %7.2fms %7.2fms start lag p99 %.1f ms (max %.1f), %d overlaps, %d not up" % (sys.argv[2], "pvelab serve", r["probes"], r["cpu"]/max(r["probes"],1)*1e6, r["p50"], r["p99"], r["lag99"], r["lagmax"], r["overlaps"], r["down"]))' "$pv" "$mode"
+	# the last /metrics answer: its size, its check series, how long the one before took
+	awk -v m="$mode" '/^pvelab_check_/ {n++} /^pvelab_metrics_render_seconds/ {t=$2} END {printf "%-5s pvelab /metrics: %d check samples, %d bytes, rendered in %.1f ms\n", m, n, bytes, t*1000}' bytes="$(wc -c <"$D/metrics-$ROUNDS.txt")" "$D/metrics-$ROUNDS.txt"
 
 	# blackbox_exporter, driven as Prometheus would
 	BBP=$(port)

@@ -13,7 +13,7 @@ trap cleanup EXIT
 start_sim() {
 	local bin=$1 line
 	shift
-	"$bin" sim --listen 127.0.0.1:0 "$@" >"$tmp/sim.out" 2>"$tmp/sim.err" &
+	"$bin" sim --listen "127.0.0.1:${SIM_PORT:-0}" "$@" >"$tmp/sim.out" 2>"$tmp/sim.err" &
 	sim_pid=$!
 	for _ in $(seq 1 600); do
 		[ -s "$tmp/sim.out" ] && break

@@ -12,12 +12,19 @@
 # every scrape finds a new picture and pays a whole refresh. Prints median and p99 latency, CPU per scrape (the scraped
 # process and its children; the simulator's own CPU, i.e. the load on the
 # cluster, apart), the ratios, the uncompressed exposition's render time and
-# the memory the answers cost pvelab.
-# Usage: bench/metrics.sh [BIN]  (SCRAPES=30 GUESTS=10000 NODES=16
-#   PEER=../shared/peers/prometheus-pve-exporter)
+# the memory the answers cost pvelab, the CPU of a refresh alone (no scrape
+# for IDLE seconds: per status read).
+# With BASE=another pvelab binary (say main's before a change), that one is
+# run the same way against the same simulator, after BIN, and its exposition
+# and refresh figures printed beside BIN's.
+# Usage: bench/metrics.sh [BIN]  (SCRAPES=30 RENDERS=30 IDLE=20 GUESTS=10000
+#   NODES=16 PEER=../shared/peers/prometheus-pve-exporter BASE=)
 set -euo pipefail
 BIN=$(realpath "${1:-${PVELAB_BIN:-build/pvelab}}")
+BASE=${BASE:+$(realpath "$BASE")}
 SCRAPES=${SCRAPES:-30}
+RENDERS=${RENDERS:-30}
+IDLE=${IDLE:-20}
 GUESTS=${GUESTS:-10000}
 NODES=${NODES:-16}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,7 +35,17 @@ PY=/usr/bin/python3
 
 cpu_of() { awk '{print ($14 + $15) / '"$(getconf CLK_TCK)"'}' "/proc/$1/stat"; }
 rss_of() { awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$1/status"; }
-port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# the simulator on 127.0.0.1:SIM_PORT, every server started here on a free
+# port above it (PORTS: 19200-19299 by default, the bench's range here)
+PORTS=${PORTS:-19200}
+export SIM_PORT=${SIM_PORT:-$PORTS}
+port() { $PY -c 'import socket, sys
+for p in range(int(sys.argv[1]) + 1, int(sys.argv[1]) + 100):
+    try:
+        s = socket.socket(); s.bind(("127.0.0.1", p)); print(p); break
+    except OSError:
+        pass' "$PORTS"; }
+p99() { sort -n | awk '{a[NR]=$1} END {i = int(0.99 * NR); if (i < 0.99 * NR) i++; print a[i]}'; }
 wait_http() { for _ in $(seq 1 600); do curl -fso /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; exit 1; }
 # scrape NAME URL INTERVAL PID: SCRAPES scrapes; the result line goes to $tmp/NAME.json
 scrape() {
@@ -49,11 +66,12 @@ echo "sim: $NODES nodes, $GUESTS guests at $PVELAB_URL; $(nproc) cores, load ave
 
 # pvelab serve, refreshing every STATUS seconds: NAME-metrics.json, NAME-pve.json, NAME.extra
 serve_run() {
-	local name=$1 status=$2 pp
+	local name=$1 status=$2 bin=${3:-$BIN} pp
+	echo "$name: $bin, status_interval $status; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	printf 'serve:\n  status_interval: %s\n  metrics:\n    auth: none\n' "$status" >"$tmp/pvelab.yaml"
 	pp=$(port)
 	rm -f "$tmp"/state.db*
-	PVELAB_STATE="$tmp/state.db" "$BIN" -q -c "$tmp/pvelab.yaml" serve --listen "127.0.0.1:$pp" \
+	PVELAB_STATE="$tmp/state.db" "$bin" -q -c "$tmp/pvelab.yaml" serve --listen "127.0.0.1:$pp" \
 		>"$tmp/serve.out" 2>"$tmp/serve.err" &
 	serve_pid=$!
 	wait_http "http://127.0.0.1:$pp/healthz"
@@ -64,18 +82,28 @@ serve_run() {
 		sleep 0.2
 	done
 	rss0=$(rss_of $serve_pid)
+	# the refresh alone: CPU over IDLE seconds with no scrape (per status read)
+	c0=$(cpu_of $serve_pid)
+	sleep "$IDLE"
+	c1=$(cpu_of $serve_pid)
+	idle=$(awk -v a="$c0" -v b="$c1" -v t="$IDLE" -v s="$status" 'BEGIN {print (b - a) / t * s}')
 	scrape "$name-metrics" "http://127.0.0.1:$pp/metrics" 1 $serve_pid
 	scrape "$name-pve" "http://127.0.0.1:$pp/pve?target=$host&cluster=1&node=1" 1 $serve_pid
 	rss1=$(rss_of $serve_pid)
-	# the exposition made from scratch: an uncompressed answer keeps nothing;
-	# the answer after it says how long it took
+	# the exposition made from scratch: an uncompressed answer keeps nothing
+	# (no compressed family to splice in); each answer says how long the one
+	# before took (pvelab_metrics_render_seconds); the CPU is the server's
+	# over the RENDERS answers (sending them and its refresh's share included)
 	: >"$tmp/render"
-	for _ in $(seq 1 10); do
-		curl -fso /dev/null "http://127.0.0.1:$pp/metrics"
-		curl -fs "http://127.0.0.1:$pp/metrics" -H 'Accept-Encoding: gzip' --compressed |
+	curl -fso /dev/null "http://127.0.0.1:$pp/metrics"
+	c0=$(cpu_of $serve_pid)
+	for _ in $(seq 1 "$RENDERS"); do
+		curl -fs "http://127.0.0.1:$pp/metrics" |
 			awk '/^pvelab_metrics_render_seconds /{print $2}' >>"$tmp/render"
 	done
-	echo "$(median <"$tmp/render") $rss0 $rss1" >"$tmp/$name.extra"
+	c1=$(cpu_of $serve_pid)
+	render_cpu=$(awk -v a="$c0" -v b="$c1" -v n="$RENDERS" 'BEGIN {print (b - a) / n}')
+	echo "$(median <"$tmp/render") $(p99 <"$tmp/render") $render_cpu $idle $rss0 $rss1" >"$tmp/$name.extra"
 	kill $serve_pid
 	wait $serve_pid 2>/dev/null || true
 	serve_pid=
@@ -84,6 +112,10 @@ serve_pid=
 trap '[ -z "$serve_pid" ] || kill $serve_pid 2>/dev/null || true; [ -z "${exp_pid:-}" ] || kill $exp_pid 2>/dev/null || true; cleanup' EXIT
 serve_run pvelab10 10
 serve_run pvelab1 1
+if [ -n "$BASE" ]; then
+	serve_run base10 10 "$BASE"
+	serve_run base1 1 "$BASE"
+fi
 
 # prometheus-pve-exporter, config collector on (default) and off
 for mode in on off; do
@@ -100,6 +132,7 @@ for mode in on off; do
 	exp_pid=
 done
 
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 $PY - "$tmp" "$SCRAPES" <<'EOF'
 import json, math, statistics, sys
 tmp, n = sys.argv[1], int(sys.argv[2])
@@ -122,11 +155,22 @@ for status in ("10", "1"):
               f"{e['median'] / pv['median']:.0f}x the median, {e['p99'] / pv['p99']:.0f}x the p99, "
               f"{e['cpu'] / pv['cpu']:.1f}x the CPU, "
               f"{e['sim'] / max(pv['sim'], 1e-9):.1f}x the simulator's CPU")
-for status in ("10", "1"):
-    render, rss0, rss1 = open(f"{tmp}/pvelab{status}.extra").read().split()
-    print(f"pvelab (status_interval {status}): exposition from scratch (uncompressed, nothing "
-          f"kept) median {float(render)*1000:.1f} ms of 10 "
-          f"({rows[f'pvelab{status}-metrics']['samples']} samples); resident "
-          f"{int(rss0)/2**20:.1f} MiB before the first scrape, {int(rss1)/2**20:.1f} MiB after "
-          f"{2*n} ({(int(rss1)-int(rss0))/2**20:+.1f} MiB)")
+import os
+e = rows["exporter-config-on"]
+for name, status in [(b, s) for b in ("pvelab", "base") for s in ("10", "1")]:
+    if not os.path.exists(f"{tmp}/{name}{status}.extra"):
+        continue
+    render, r99, rcpu, idle, rss0, rss1 = open(f"{tmp}/{name}{status}.extra").read().split()
+    render, r99, rcpu = float(render), float(r99), float(rcpu)
+    print(f"{name} (status_interval {status}): exposition from scratch (uncompressed, nothing "
+          f"kept, {rows[f'pvelab{status}-metrics']['samples']} samples of pvelab's) median "
+          f"{render*1000:.1f} ms, p99 {r99*1000:.1f} ms, CPU {rcpu*1000:.1f} ms per answer; "
+          f"the exporter's (every scrape from scratch, config on) median {e['median']*1000:.0f} ms, "
+          f"p99 {e['p99']*1000:.0f} ms, CPU {e['cpu']*1000:.0f} ms: "
+          f"{e['median']/render:.0f}x, {e['p99']/r99:.0f}x, {e['cpu']/rcpu:.0f}x")
+    print(f"{name} (status_interval {status}): refresh CPU, no scrapes: {float(idle)*1000:.1f} ms "
+          f"per status read (resource list and the metrics' cluster reads)")
+    print(f"{name} (status_interval {status}): resident {int(rss0)/2**20:.1f} MiB before the "
+          f"first scrape, {int(rss1)/2**20:.1f} MiB after {2*n} "
+          f"({(int(rss1)-int(rss0))/2**20:+.1f} MiB)")
 EOF

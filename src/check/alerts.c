@@ -9,6 +9,7 @@
 #include "core/common.h"
 #include "check/alerts.h"
 #include "check/check.h"
+#include "check/notice.h"
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/calendar.h"
@@ -30,16 +31,15 @@
 
 #define QUEUE_MAX 1000          /* notices waiting per notifier; the oldest go first */
 #define BACKOFF_MAX 60          /* seconds between two tries, at most */
-#define AM_RESEND 60            /* seconds between two posts of a firing alert to Alertmanager */
-#define AM_ENDS (4 * AM_RESEND) /* its endsAt ahead: Alertmanager resolves it if pvelab stops */
+#define AM_RESEND PL_NOTICE_AM_RESEND
 #define TICK 5                  /* seconds between two looks at repeats and refreshes */
 
-enum ntype { N_NTFY, N_WEBHOOK, N_EMAIL, N_ALERTMANAGER };
 static const char *const type_names[] = { "ntfy", "webhook", "email", "alertmanager" };
 
 struct notice {
 	TAILQ_ENTRY(notice) q;
 	char *check, *event;
+	json_t *members; /* a grouped notice's [{"check","event"}], else NULL */
 	struct pl_buf body;
 	size_t off; /* SMTP upload position */
 	double first;
@@ -48,7 +48,7 @@ struct notice {
 
 struct notifier {
 	struct pl_alerts *a;
-	enum ntype type;
+	enum pl_notice_type type;
 	char *name, *url, *shown;
 	char *token, *secret, *password; /* wiped on free */
 	json_t *cfg;
@@ -60,6 +60,8 @@ struct notifier {
 	struct curl_slist *hdrs, *rcpt;
 	struct event *retry;
 	int backoff;
+	json_t *group;          /* notices waiting for the group window to close */
+	struct event *group_ev; /* when it closes */
 	long long sent, failed, dropped;
 	char *last_error;
 	double last_sent;
@@ -76,7 +78,7 @@ struct pl_alerts {
 	json_t *windows;    /* copy of alerts.maintenance */
 	pl_alerts_hold_fn hold;
 	void *hold_arg;
-	long repeat, retry_for;
+	long repeat, retry_for, group_wait;
 	struct event *tick;
 	pl_alerts_event_cb cb;
 	void *arg;
@@ -89,19 +91,6 @@ now_s(void)
 
 	clock_gettime(CLOCK_REALTIME, &t);
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-/* RFC 3339 in UTC with milliseconds, as Alertmanager reads it. */
-static char *
-rfc3339(double t)
-{
-	time_t s = (time_t)t;
-	struct tm tm;
-	char b[40];
-
-	gmtime_r(&s, &tm);
-	strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%S", &tm);
-	return pl_asprintf("%s.%03dZ", b, (int)((t - (double)s) * 1000));
 }
 
 static void
@@ -122,6 +111,22 @@ tell(struct pl_alerts *a, const char *check, const char *event, const char *noti
 
 /* ---- delivery ---- */
 
+/* Tell of a notice's fate: of each check a grouped one holds. */
+static void
+tell_notice(struct notifier *n, const struct notice *x, const char *state, const char *err)
+{
+	const json_t *m;
+	size_t i;
+
+	if (!x->members) {
+		tell(n->a, x->check, x->event, n->name, state, "error", err);
+		return;
+	}
+	json_array_foreach(x->members, i, m)
+		tell(n->a, pl_json_str_or(m, "check", "?"), pl_json_str_or(m, "event", "?"),
+		     n->name, state, "error", err);
+}
+
 static void send_next(struct notifier *n);
 
 static void
@@ -131,6 +136,7 @@ notice_free(struct notice *x)
 		return;
 	free(x->check);
 	free(x->event);
+	json_decref(x->members);
 	pl_buf_release(&x->body);
 	free(x);
 }
@@ -172,7 +178,7 @@ finish(struct notifier *n, const char *state, const char *err)
 		n->dropped++;
 		pl_log_warn("alerts: %s of %s to %s dropped: %s", x->event, x->check, n->name, err);
 	}
-	tell(n->a, x->check, x->event, n->name, state, "error", err);
+	tell_notice(n, x, state, err);
 	notice_free(x);
 }
 
@@ -198,7 +204,7 @@ failed(struct notifier *n, const char *err, bool permanent)
 	n->backoff++;
 	pl_log_warn("alerts: %s of %s to %s failed (try %d; again in %lds): %s", x->event, x->check,
 		    n->name, x->tries, d, err);
-	tell(n->a, x->check, x->event, n->name, "failed", "error", err);
+	tell_notice(n, x, "failed", err);
 	tv.tv_sec = d;
 	evtimer_add(n->retry, &tv);
 }
@@ -219,7 +225,7 @@ on_done(CURL *e, CURLcode rc, void *arg)
 		failed(n, err, false);
 		return;
 	}
-	if (n->type != N_EMAIL && (code < 200 || code > 299)) {
+	if (n->type != PL_NOTICE_EMAIL && (code < 200 || code > 299)) {
 		snprintf(err, sizeof(err), "HTTP %ld", code);
 		/* a refusal that a retry would repeat: 4xx but timeout and too many */
 		failed(n, err, code >= 400 && code < 500 && code != 408 && code != 429);
@@ -296,7 +302,7 @@ send_next(struct notifier *n)
 	curl_easy_setopt(n->e, CURLOPT_WRITEFUNCTION, resp_cb);
 	if (ca)
 		curl_easy_setopt(n->e, CURLOPT_CAINFO, ca);
-	if (n->type == N_EMAIL) {
+	if (n->type == PL_NOTICE_EMAIL) {
 		const char *user = pl_json_str(n->cfg, "username");
 		char *from = pl_asprintf("<%s>", pl_json_str_or(n->cfg, "from", ""));
 
@@ -319,8 +325,8 @@ send_next(struct notifier *n)
 		const json_t *h;
 		const char *k;
 
-		url = n->type == N_ALERTMANAGER ? pl_asprintf("%s/api/v2/alerts", n->url) :
-						  pl_strdup(n->url);
+		url = n->type == PL_NOTICE_ALERTMANAGER ? pl_asprintf("%s/api/v2/alerts", n->url) :
+							  pl_strdup(n->url);
 		curl_easy_setopt(n->e, CURLOPT_URL, url);
 		free(url);
 		curl_easy_setopt(n->e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -329,10 +335,10 @@ send_next(struct notifier *n)
 		curl_easy_setopt(n->e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->body.len);
 		curl_easy_setopt(n->e, CURLOPT_USERAGENT, "pvelab-alerts");
 		add_header(n, "Expect", "");
-		if (n->type != N_NTFY)
+		if (n->type != PL_NOTICE_NTFY)
 			add_header(n, "Content-Type", "application/json");
 		/* ntfy's headers of this notice travel at the head of its body */
-		if (n->type == N_NTFY) {
+		if (n->type == PL_NOTICE_NTFY) {
 			char *nl = memchr(x->body.data, '\0', x->body.len);
 			size_t hl = nl ? (size_t)(nl - x->body.data) + 1 : 0;
 
@@ -348,7 +354,7 @@ send_next(struct notifier *n)
 			curl_easy_setopt(n->e, CURLOPT_POSTFIELDSIZE_LARGE,
 					 (curl_off_t)(x->body.len - hl));
 		}
-		if (n->type == N_WEBHOOK) {
+		if (n->type == PL_NOTICE_WEBHOOK) {
 			add_header(n, "X-Pvelab-Event", x->event);
 			if (n->secret) {
 				char *sig = signature(n->secret, &x->body);
@@ -371,12 +377,14 @@ send_next(struct notifier *n)
 }
 
 static void
-enqueue(struct notifier *n, const char *check, const char *event, struct pl_buf *body)
+enqueue(struct notifier *n, const char *check, const char *event, json_t *members,
+	struct pl_buf *body)
 {
 	struct notice *x = pl_calloc(1, sizeof(*x));
 
 	x->check = pl_strdup(check);
 	x->event = pl_strdup(event);
+	x->members = members;
 	x->body = *body;
 	x->first = now_s();
 	if (n->nq >= QUEUE_MAX) {
@@ -396,118 +404,6 @@ enqueue(struct notifier *n, const char *check, const char *event, struct pl_buf 
 	TAILQ_INSERT_TAIL(&n->q, x, q);
 	n->nq++;
 	send_next(n);
-}
-
-/* ---- what a notice says ---- */
-
-static const char *
-severity_of(const char *status)
-{
-	if (!strcmp(status, PL_CHECK_DOWN))
-		return "critical";
-	if (!strcmp(status, PL_CHECK_WARNING))
-		return "warning";
-	return NULL;
-}
-
-/* Title and message of a notice: "DOWN: web/http", "web/http (http ...) is
- * down: connection refused". */
-static void
-texts(const json_t *state, const char *event, const char *status, char **title, char **msg)
-{
-	const char *name = pl_json_str_or(state, "name", "?");
-	const json_t *last = json_object_get(state, "last");
-	const char *target = pl_json_str(state, "target");
-	const char *err = pl_json_str(last, "error");
-	char *what = target ? pl_asprintf("%s (%s %s)", name, pl_json_str_or(state, "type", ""),
-					  target) :
-			      pl_strdup(name);
-
-	if (!strcmp(event, "resolved")) {
-		*title = pl_asprintf("RESOLVED: %s", name);
-		*msg = pl_asprintf("%s is %s again (was %s)", what,
-				   pl_json_str_or(state, "status", "up"), status);
-	} else {
-		*title = pl_asprintf("%s%s: %s", !strcmp(event, "repeat") ? "STILL " : "",
-				     !strcmp(status, PL_CHECK_DOWN) ? "DOWN" : "WARNING", name);
-		*msg = pl_asprintf("%s is %s%s%s", what, status, err ? ": " : "", err ? err : "");
-	}
-	/* a header line (ntfy's Title, a mail's Subject): no control character */
-	for (char *p = *title; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = ' ';
-	free(what);
-}
-
-static void
-body_ntfy(struct pl_buf *b, const struct notifier *n, const char *event, const char *status,
-	  const char *title, const char *msg)
-{
-	const json_t *tags = json_object_get(n->cfg, "tags"), *t;
-	long long prio = pl_json_int(n->cfg, "priority", 0);
-	size_t i;
-
-	if (prio == 0)
-		prio = !strcmp(event, "resolved") ? 3 : !strcmp(status, PL_CHECK_DOWN) ? 4 : 3;
-	/* headers first, one a line, then a NUL, then the message */
-	pl_buf_addf(b, "Title: %s\nPriority: %lld\nTags: %s", title, prio,
-		    !strcmp(event, "resolved")     ? "white_check_mark" :
-		    !strcmp(status, PL_CHECK_DOWN) ? "rotating_light" :
-						     "warning");
-	json_array_foreach(tags, i, t)
-		if (json_string_value(t))
-			pl_buf_addf(b, ",%s", json_string_value(t));
-	pl_buf_addch(b, '\n');
-	if (pl_json_str(n->cfg, "click"))
-		pl_buf_addf(b, "Click: %s\n", pl_json_str(n->cfg, "click"));
-	pl_buf_addch(b, '\0');
-	pl_buf_addstr(b, msg);
-}
-
-static json_t *
-am_alert(const json_t *state, const char *status, double since, double ends, const char *title,
-	 const char *msg)
-{
-	char *s = rfc3339(since), *e = rfc3339(ends);
-	json_t *labels = json_pack("{s:s,s:s,s:s,s:s}", "alertname", "pvelab_check", "job",
-				   "pvelab", "check", pl_json_str_or(state, "name", "?"),
-				   "severity", severity_of(status));
-	json_t *al;
-
-	if (pl_json_str(state, "guest"))
-		json_object_set(labels, "guest", json_object_get(state, "guest"));
-	if (pl_json_str(state, "type"))
-		json_object_set(labels, "type", json_object_get(state, "type"));
-	if (pl_json_str(state, "target"))
-		json_object_set(labels, "instance", json_object_get(state, "target"));
-	al = json_pack("{s:o,s:{s:s,s:s},s:s,s:s}", "labels", labels, "annotations", "summary",
-		       title, "description", msg, "startsAt", s, "endsAt", e);
-	free(s);
-	free(e);
-	return al;
-}
-
-static void
-body_email(struct pl_buf *b, const struct notifier *n, const char *title, const char *msg,
-	   const char *json)
-{
-	const json_t *to = json_object_get(n->cfg, "to"), *t;
-	char date[64];
-	time_t now = time(NULL);
-	struct tm tm;
-	size_t i;
-
-	gmtime_r(&now, &tm);
-	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
-	pl_buf_addf(b, "Date: %s\r\nFrom: pvelab <%s>\r\nTo: ", date,
-		    pl_json_str_or(n->cfg, "from", ""));
-	json_array_foreach(to, i, t)
-		pl_buf_addf(b, "%s<%s>", i ? ", " : "", json_string_value(t));
-	pl_buf_addf(b,
-		    "\r\nSubject: [pvelab] %s\r\nMessage-ID: <%lld.%d@pvelab>\r\nMIME-Version: "
-		    "1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: "
-		    "8bit\r\nX-Pvelab-Event: %s\r\n\r\n%s\r\n\r\n%s\r\n",
-		    title, (long long)now, (int)(random() & 0xffffff), json, msg, json);
 }
 
 /* Does route r send a notice of this check, at this severity? */
@@ -579,74 +475,77 @@ routed(const struct pl_alerts *a, const struct notifier *n, const json_t *state,
 	return false;
 }
 
+/* The group window of n closed: what waits goes as one notice (a single
+ * one as it would have gone alone). */
+static void
+group_flush(struct notifier *n)
+{
+	size_t count = json_array_size(n->group);
+	const json_t *it = json_array_get(n->group, 0);
+	struct pl_buf b;
+
+	if (count == 0)
+		return;
+	pl_buf_init(&b, 1 << 20);
+	if (count == 1) {
+		pl_notice_body(&b, n->type, n->cfg, it);
+		enqueue(n, pl_json_str_or(json_object_get(it, "doc"), "check", "?"),
+			pl_json_str_or(it, "event", "?"), NULL, &b);
+	} else {
+		json_t *members = pl_notice_group(&b, n->type, n->cfg, n->group);
+		char *what = pl_asprintf("%zu checks", count);
+
+		enqueue(n, what, "group", members, &b);
+		free(what);
+	}
+	json_array_clear(n->group);
+}
+
+static void
+on_group(evutil_socket_t fd, short what, void *arg)
+{
+	PL_UNUSED(fd);
+	PL_UNUSED(what);
+	group_flush(arg);
+}
+
 /* Notify event (firing, resolved, repeat, refresh) of a check whose
  * notified status is status (the one resolved, for resolved); prev is the
  * alert's status notified before (an Alertmanager alert of another severity
- * to end), or NULL. */
+ * to end), or NULL. Alertmanager gets it now (it groups on its own); the
+ * other notifiers when their group window closes. */
 static void
 notify(struct pl_alerts *a, const json_t *state, const char *event, const char *status,
        const char *prev, double since)
 {
 	const char *name = pl_json_str_or(state, "name", "?");
-	const char *sev = severity_of(status);
-	char *title, *msg, *json;
-	double now = now_s();
-	json_t *doc;
+	const char *sev = pl_notice_severity(status);
+	json_t *it;
 
-	texts(state, event, status, &title, &msg);
-	doc = json_pack("{s:i,s:s,s:s,s:s,s:s?,s:s,s:O?,s:O?,s:O?,s:f,s:f,s:s,s:s,s:O?}", "version",
-			1, "event", event, "check", name, "status",
-			pl_json_str_or(state, "status", "?"), "previous", prev, "severity", sev,
-			"guest", json_object_get(state, "guest"), "type",
-			json_object_get(state, "type"), "target", json_object_get(state, "target"),
-			"since", since, "ts", now, "title", title, "message", msg, "result",
-			json_object_get(state, "last"));
-	json = pl_json_compact(doc);
+	it = pl_notice_item(state, event, status, prev, since);
 	for (size_t i = 0; i < a->nn; i++) {
 		struct notifier *n = &a->nv[i];
 		struct pl_buf b;
 
 		if (!routed(a, n, state, sev))
 			continue;
-		if (!strcmp(event, "refresh") && (n->type != N_ALERTMANAGER || n->nq > 0))
+		if (!strcmp(event, "refresh") && (n->type != PL_NOTICE_ALERTMANAGER || n->nq > 0))
 			continue;
-		if (!strcmp(event, "repeat") && n->type == N_ALERTMANAGER)
+		if (!strcmp(event, "repeat") && n->type == PL_NOTICE_ALERTMANAGER)
 			continue; /* Alertmanager repeats by its own repeat_interval */
-		pl_buf_init(&b, 1 << 20);
-		switch (n->type) {
-		case N_NTFY:
-			body_ntfy(&b, n, event, status, title, msg);
-			break;
-		case N_WEBHOOK:
-			pl_buf_addstr(&b, json);
-			break;
-		case N_EMAIL:
-			body_email(&b, n, title, msg, json);
-			break;
-		case N_ALERTMANAGER: {
-			json_t *arr = json_array();
-			char *text;
+		if (n->type != PL_NOTICE_ALERTMANAGER && a->group_wait > 0) {
+			struct timeval tv = { a->group_wait, 0 };
 
-			if (prev && severity_of(prev) && strcmp(prev, status) != 0)
-				json_array_append_new(
-					arr, am_alert(state, prev, since, now, title, msg));
-			json_array_append_new(
-				arr, am_alert(state, status, since,
-					      !strcmp(event, "resolved") ? now : now + AM_ENDS,
-					      title, msg));
-			text = pl_json_compact(arr);
-			pl_buf_addstr(&b, text);
-			free(text);
-			json_decref(arr);
-			break;
+			json_array_append_new(n->group, json_deep_copy(it));
+			if (!evtimer_pending(n->group_ev, NULL))
+				evtimer_add(n->group_ev, &tv);
+			continue;
 		}
-		}
-		enqueue(n, name, event, &b);
+		pl_buf_init(&b, 1 << 20);
+		pl_notice_body(&b, n->type, n->cfg, it);
+		enqueue(n, name, event, NULL, &b);
 	}
-	json_decref(doc);
-	free(json);
-	free(title);
-	free(msg);
+	json_decref(it);
 }
 
 /* The maintenance window of alerts.maintenance that holds state's check
@@ -707,7 +606,7 @@ pl_alerts_update(struct pl_alerts *a, const json_t *state)
 	const char *cause = pl_json_str(json_object_get(state, "last"), "caused_by");
 	json_t *f = a ? json_object_get(a->firing, name) : NULL;
 	const char *was = f ? pl_json_str(f, "status") : NULL;
-	bool bad = severity_of(status) != NULL;
+	bool bad = pl_notice_severity(status) != NULL;
 	double now = now_s();
 	char *why;
 
@@ -882,11 +781,13 @@ notifier_init(struct pl_alerts *a, struct notifier *n, const json_t *cfg, char *
 	n->timeout = (long)pl_json_int(cfg, "timeout", 10);
 	TAILQ_INIT(&n->q);
 	n->retry = evtimer_new(a->base, on_retry, n);
+	n->group = json_array();
+	n->group_ev = evtimer_new(a->base, on_group, n);
 	for (size_t i = 0; i < PL_ARRAY_LEN(type_names); i++)
 		if (!strcmp(type, type_names[i]))
-			n->type = (enum ntype)i;
+			n->type = (enum pl_notice_type)i;
 	n->url = pl_strdup(url);
-	while (n->type == N_ALERTMANAGER && *n->url && n->url[strlen(n->url) - 1] == '/')
+	while (n->type == PL_NOTICE_ALERTMANAGER && *n->url && n->url[strlen(n->url) - 1] == '/')
 		n->url[strlen(n->url) - 1] = '\0';
 	if ((n->shown = shown_url(url)) == NULL)
 		return pl_seterr(errmsg, PL_EINVAL, "alerts.notifiers '%s': url is not a URL",
@@ -896,7 +797,7 @@ notifier_init(struct pl_alerts *a, struct notifier *n, const json_t *cfg, char *
 				 "alerts.notifiers '%s': %s holds a line break or another control "
 				 "character (or a header name a ':')",
 				 name, unsafe_key(cfg));
-	if (n->type == N_EMAIL) {
+	if (n->type == PL_NOTICE_EMAIL) {
 		const json_t *t;
 		size_t i;
 
@@ -944,6 +845,9 @@ notifier_release(struct notifier *n)
 	}
 	if (n->retry)
 		event_free(n->retry);
+	if (n->group_ev)
+		event_free(n->group_ev);
+	json_decref(n->group);
 	curl_slist_free_all(n->rcpt);
 	pl_free_secret(n->token);
 	pl_free_secret(n->secret);
@@ -980,6 +884,7 @@ pl_alerts_new(struct event_base *base, const struct pl_config *c, pl_alerts_even
 	a->guest_tags = json_object();
 	a->repeat = (long)pl_json_int(al, "repeat_interval", 14400);
 	a->retry_for = (long)pl_json_int(al, "retry_for", 86400);
+	a->group_wait = (long)pl_json_int(al, "group_wait", 30);
 	json_array_foreach(pl_config_guests(c), i, g)
 		if (pl_json_str(g, "name") && json_object_get(g, "tags"))
 			json_object_set(a->guest_tags, pl_json_str(g, "name"),
@@ -1034,12 +939,14 @@ pl_alerts_info(const struct pl_alerts *a)
 		const struct notifier *n = &a->nv[i];
 
 		json_array_append_new(
-			ns, json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:s?,s:o}", "name", n->name,
-				      "type", type_names[n->type], "url", n->shown, "sent",
-				      (json_int_t)n->sent, "failed", (json_int_t)n->failed,
-				      "dropped", (json_int_t)n->dropped, "queued",
-				      (json_int_t)n->nq, "last_error", n->last_error, "last_sent",
-				      n->last_sent ? json_real(n->last_sent) : json_null()));
+			ns,
+			json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:s?,s:o}", "name", n->name,
+				  "type", type_names[n->type], "url", n->shown, "sent",
+				  (json_int_t)n->sent, "failed", (json_int_t)n->failed, "dropped",
+				  (json_int_t)n->dropped, "queued", (json_int_t)n->nq, "grouping",
+				  (json_int_t)json_array_size(n->group), "last_error",
+				  n->last_error, "last_sent",
+				  n->last_sent ? json_real(n->last_sent) : json_null()));
 	}
 	if (a)
 		json_object_foreach(a->firing, name, f)

@@ -167,5 +167,9 @@ json_t *pl_check_sched_list(const struct pl_check_sched *s);
 /* One check's state with "results": its last PL_CHECK_RECENT results,
  * newest first (a new object), or NULL. */
 json_t *pl_check_sched_get(const struct pl_check_sched *s, const char *name);
+/* The checks' states in the order they were added, without a copy (the
+ * metrics read them on each scrape): n of them, i-th borrowed. */
+size_t pl_check_sched_count(const struct pl_check_sched *s);
+const json_t *pl_check_sched_state(const struct pl_check_sched *s, size_t i);
 
 #endif

@@ -361,6 +361,18 @@ pl_check_sched_get(const struct pl_check_sched *s, const char *name)
 	return out;
 }
 
+size_t
+pl_check_sched_count(const struct pl_check_sched *s)
+{
+	return s ? s->n : 0;
+}
+
+const json_t *
+pl_check_sched_state(const struct pl_check_sched *s, size_t i)
+{
+	return s && i < s->n ? s->v[i]->state : NULL;
+}
+
 void
 pl_check_sched_free(struct pl_check_sched *s)
 {

@@ -9,6 +9,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "plan/runs.h"
 #include "pve/client.h"
 #include "state/state.h"
 
@@ -299,23 +300,14 @@ run_jobs(struct pl_ctx *ctx, const char *action, const char *suffix, const json_
 	struct job *jobs = NULL;
 	char *err = NULL;
 	int failed = 0, rc = PL_EXIT_ERROR;
+	long long run_id = 0;
 
 	if (pl_session_open(&s, ctx, PL_NEED_API, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}
-	/* Remember the tasks when there is a state store (never create one here). */
-	{
-		struct pl_session tmp;
-		char *e2 = NULL;
-
-		if (pl_session_open(&tmp, ctx, PL_NEED_STATE_IF, &e2) == 0) {
-			s.state = tmp.state;
-			tmp.state = NULL;
-		}
-		pl_session_close(&tmp);
-		free(e2);
-	}
+	/* Remember the tasks and the run when there is a state store. */
+	run_id = pl_act_run_begin(&s, action);
 	if (pl_session_live_guests(&s, &res, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
@@ -344,6 +336,8 @@ run_jobs(struct pl_ctx *ctx, const char *action, const char *suffix, const json_
 	for (int i = 0; i < nguests; i++)
 		if (jobs[i].vmid && !jobs[i].ok)
 			failed++;
+	pl_act_run_end(&s, run_id, failed == 0, json_pack("{s:O}", "guests", results));
+	run_id = 0;
 	if (ctx->output == PL_OUT_JSON) {
 		pl_print_json(results);
 		results = NULL;
@@ -358,8 +352,39 @@ out:
 	json_decref(results);
 	json_decref(res);
 	free(err);
+	if (run_id) /* not ended above: the guests were not found */
+		pl_act_run_end(&s, run_id, false, NULL);
 	pl_session_close(&s);
 	return rc;
+}
+
+long long
+pl_act_run_begin(struct pl_session *s, const char *kind)
+{
+	long long id = 0;
+
+	if (s->state == NULL) { /* never create a store here */
+		struct pl_session tmp;
+		char *err = NULL;
+
+		if (pl_session_open(&tmp, s->ctx, PL_NEED_STATE_IF, &err) == 0) {
+			s->state = tmp.state;
+			tmp.state = NULL;
+		}
+		pl_session_close(&tmp);
+		free(err);
+	}
+	if (s->state && pl_runs_begin(s->state, kind, &id, NULL) != 0)
+		id = 0;
+	return id;
+}
+
+void
+pl_act_run_end(struct pl_session *s, long long id, bool ok, json_t *result)
+{
+	if (id && s->state)
+		pl_runs_finish(s->state, id, ok ? "ok" : "failed", result, NULL);
+	json_decref(result);
 }
 
 int

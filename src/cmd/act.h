@@ -34,6 +34,14 @@ void pl_act_call(struct pl_session *s, const char *action, const char *method, c
 		 void *arg);
 
 /* `snapshot GUEST NAME [--vmstate] [--description TEXT] [--timeout SECS]`. */
+/* A write recorded as a run of kind (the power actions, snapshot, backup),
+ * in the state store when there is one (opened into s->state if need be,
+ * never created): its id, 0 without a store. pl_act_run_end finishes it,
+ * "ok" or "failed", with result (stolen, may be NULL); via (plan/runs.h)
+ * says who asked. */
+long long pl_act_run_begin(struct pl_session *s, const char *kind);
+void pl_act_run_end(struct pl_session *s, long long id, bool ok, json_t *result);
+
 int pl_act_snapshot(struct pl_ctx *ctx, const struct pl_cmd *cmd, int argc, char **argv);
 
 /* Options of the power commands: all take --timeout, the task wait, but for

@@ -33,6 +33,7 @@ const struct pl_env_var pl_env_vars[] = {
 	{ "PVELAB_CONCURRENCY", "API requests in flight, 1-256 (cluster.concurrency)" },
 	{ "PVELAB_STATE", "the state database file (state)" },
 	{ "PVELAB_LOG", "json: log lines as JSON objects" },
+	{ "PVELAB_VIA", "who asked for the writes, in the runs' via (pvelab mcp sets it)" },
 	{ "PVELAB_SIM_PASSWORD", "pvelab sim: root@pam's password (default: random)" },
 	{ "PVELAB_SIM_TOKEN", "pvelab sim: the secret of root@pam!pvelab (default: random)" },
 	{ "NO_COLOR", "any value: no ANSI colours" },

@@ -4,6 +4,7 @@
  * archive found as before a destroy), so it retries locks the same way.
  */
 #include "core/common.h"
+#include "cmd/act.h"
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
 #include "config/config.h"
@@ -42,7 +43,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_session s;
 	struct pl_args a;
 	const char *mode, *compress;
-	long long timeout = 3600, jobs = 1;
+	long long timeout = 3600, jobs = 1, run_id;
 	json_t *res = NULL, *plan = NULL, *result = NULL;
 	const json_t *c;
 	char *err = NULL;
@@ -90,7 +91,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	ao.backup_storage = pl_args_str(
 		&a, O_STORAGE,
 		s.cfg ? json_string_value(pl_config_get(s.cfg, "/backup/storage")) : NULL);
+	run_id = pl_act_run_begin(&s, "backup");
 	r = pl_apply_run(s.base, s.pve, plan, &ao, &result);
+	pl_act_run_end(&s, run_id, r == 0, json_incref(result));
 	if (ctx->output == PL_OUT_JSON) {
 		pl_print_json(json_incref(result));
 	} else {

@@ -19,6 +19,82 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* What pl_session_keep_begin keeps between sessions. */
+static struct {
+	bool on;
+	struct event_base *base;
+	struct pl_pve *pve;
+	char pve_key[65]; /* SHA-256 of the client's settings, secrets included */
+	struct pl_state *state;
+	char *state_path;
+	bool state_ro;
+	int state_users; /* sessions open on it now */
+} kept;
+
+void
+pl_session_keep_begin(void)
+{
+	kept.on = true;
+	if (kept.base == NULL && (kept.base = event_base_new()) == NULL)
+		pl_die("cannot create an event loop");
+}
+
+void
+pl_session_keep_drop_api(void)
+{
+	pl_pve_free(kept.pve);
+	kept.pve = NULL;
+}
+
+void
+pl_session_keep_end(void)
+{
+	pl_pve_free(kept.pve);
+	if (kept.base)
+		event_base_free(kept.base);
+	pl_state_close(kept.state);
+	free(kept.state_path);
+	memset(&kept, 0, sizeof(kept));
+}
+
+struct event_base *
+pl_session_kept_base(void)
+{
+	return kept.base;
+}
+
+struct pl_pve *
+pl_session_kept_pve(void)
+{
+	return kept.pve;
+}
+
+/* The kept store when it is the one at path and open for what mode needs. */
+static struct pl_state *
+kept_state(const char *path, unsigned need)
+{
+	if (!kept.on || kept.state == NULL || strcmp(kept.state_path, path) != 0)
+		return NULL;
+	if (kept.state_ro && !(need & PL_NEED_STATE_RO))
+		return NULL;
+	kept.state_users++;
+	return kept.state;
+}
+
+/* Keep the store s just opened, unless the one kept is still in use. */
+static void
+keep_state(struct pl_session *s, unsigned need)
+{
+	if (!kept.on || s->state == kept.state || kept.state_users > 0)
+		return;
+	pl_state_close(kept.state);
+	free(kept.state_path);
+	kept.state = s->state;
+	kept.state_path = pl_strdup(s->state_path);
+	kept.state_ro = (need & PL_NEED_STATE_RO) != 0;
+	kept.state_users = 1;
+}
+
 static const char *
 env(const char *name)
 {
@@ -301,6 +377,40 @@ pl_session_api(struct pl_session *s, char **errmsg)
 		o.timeout_ms = timeout * 1000;
 		o.concurrency = (int)conc;
 	}
+	if (kept.on) {
+		/* the settings that make a client, secrets included (hashed) */
+		char *key = pl_asprintf("%s|%s|%s|%s|%s|%ld|%d", token ? token : "",
+					o.username ? o.username : "", o.password ? o.password : "",
+					o.fingerprint ? o.fingerprint : "", ca ? ca : "",
+					o.timeout_ms, o.concurrency);
+		char hex[65];
+
+		for (size_t i = 0; i < n; i++) {
+			char *longer = pl_asprintf("%s|%s", key, eps[i]);
+
+			pl_free_secret(key);
+			key = longer;
+		}
+		pl_sha256_hex(key, strlen(key), hex);
+		pl_free_secret(key);
+		if (kept.base == NULL && (kept.base = event_base_new()) == NULL) {
+			r = pl_seterr(errmsg, PL_ENOMEM, "cannot create an event loop");
+			goto out;
+		}
+		s->base = kept.base;
+		if (kept.pve && !strcmp(kept.pve_key, hex)) {
+			s->pve = kept.pve;
+			r = 0;
+			goto out;
+		}
+		pl_pve_free(kept.pve);
+		kept.pve = NULL;
+		if ((r = pl_pve_new(s->base, &o, &s->pve, errmsg)) == 0) {
+			kept.pve = s->pve;
+			memcpy(kept.pve_key, hex, sizeof(hex));
+		}
+		goto out;
+	}
 	if (s->base == NULL && (s->base = event_base_new()) == NULL) {
 		r = pl_seterr(errmsg, PL_ENOMEM, "cannot create an event loop");
 		goto out;
@@ -329,7 +439,9 @@ pl_session_open(struct pl_session *s, struct pl_ctx *ctx, unsigned need, char **
 		s->state_path = state_path(s);
 		if ((r = check_state_dir(s, errmsg)) != 0)
 			return r;
-		if (need & PL_NEED_STATE)
+		if ((s->state = kept_state(s->state_path, need)) != NULL)
+			r = 0;
+		else if (need & PL_NEED_STATE)
 			r = pl_state_open(s->state_path, &s->state, errmsg);
 		else if (need & PL_NEED_STATE_IF)
 			r = pl_state_open_existing(s->state_path, &s->state, errmsg);
@@ -337,6 +449,7 @@ pl_session_open(struct pl_session *s, struct pl_ctx *ctx, unsigned need, char **
 			r = pl_state_open_ro(s->state_path, &s->state, errmsg);
 		if (r != 0)
 			return r;
+		keep_state(s, need);
 	}
 	if (need & PL_NEED_API)
 		return pl_session_api(s, errmsg);
@@ -346,12 +459,16 @@ pl_session_open(struct pl_session *s, struct pl_ctx *ctx, unsigned need, char **
 void
 pl_session_close(struct pl_session *s)
 {
-	pl_pve_free(s->pve);
+	if (s->pve != kept.pve)
+		pl_pve_free(s->pve);
 	s->pve = NULL;
-	if (s->base)
+	if (s->base && s->base != kept.base)
 		event_base_free(s->base);
 	s->base = NULL;
-	pl_state_close(s->state);
+	if (s->state && s->state == kept.state)
+		kept.state_users--;
+	else
+		pl_state_close(s->state);
 	s->state = NULL;
 	pl_config_free(s->cfg);
 	s->cfg = NULL;

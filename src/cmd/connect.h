@@ -35,6 +35,18 @@ struct pl_session {
 int pl_cmd_state_path(struct pl_ctx *ctx, char **path, char **errmsg);
 /* Open what need asks for. On failure the message is one line for the user. */
 int pl_session_open(struct pl_session *s, struct pl_ctx *ctx, unsigned need, char **errmsg);
+/* Keep what sessions open — the event loop, the API client (while its
+ * settings stay the same) and the state store (while its path does) — for
+ * the next sessions of this process, until pl_session_keep_end: `pvelab
+ * console` runs its commands on one connection and one store. */
+void pl_session_keep_begin(void);
+void pl_session_keep_end(void);
+/* The kept event loop and API client (NULL before a command opened one). */
+struct event_base *pl_session_kept_base(void);
+struct pl_pve *pl_session_kept_pve(void);
+/* Close the kept API client (its pending callbacks never run); the next
+ * session connects again. */
+void pl_session_keep_drop_api(void);
 /* Open the API client later (e.g. for --live). */
 int pl_session_api(struct pl_session *s, char **errmsg);
 void pl_session_close(struct pl_session *s);

@@ -3,14 +3,18 @@
  * tab completion of commands, their options and guest names (from the state
  * store), history kept in $XDG_STATE_HOME/pvelab/history, `-o` and `-c`
  * switchable inside, Ctrl-C stopping the running command (an apply stops
- * scheduling, as on the command line) without leaving, Ctrl-D leaving. Each
- * command runs as its own pvelab process, so nothing one command does to its
- * process (signals, exits) reaches the console. Piped input runs line by line
- * and stops at the first failure unless --keep-going.
+ * scheduling, as on the command line) without leaving, Ctrl-D leaving. The
+ * commands that only read run inside the console on one API connection and
+ * one open store, and so do the single-step writes (Ctrl-C fails their
+ * requests through the client); apply and the other guarded or long-running
+ * commands run as their own pvelab process, so their signals and guards are
+ * exactly the command line's. Piped input runs line by line and stops at the first
+ * failure unless --keep-going.
  */
 #include "core/common.h"
 
 #include <errno.h>
+#include <event2/event.h>
 #include <histedit.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -20,12 +24,28 @@
 
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
+#include "config/config.h"
 #include "core/err.h"
 #include "core/file.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/str.h"
+#include "pve/client.h"
 #include "state/state.h"
+
+/* The commands run inside the console, sharing its connection and store:
+ * those that read, and the single-step writes (power actions, snapshots,
+ * tokens, silences), which hold no guard and install no signal handler of
+ * their own. Ctrl-C fails their requests (a task already started goes on in
+ * Proxmox, as when the command line's process is stopped). The rest — apply,
+ * destroy, rollback and the other guarded or long-running commands — run as
+ * their own process, so their Ctrl-C is exactly the command line's. */
+static const char *const in_process[] = {
+	"status",   "list",  "describe", "history",       "snapshots", "backups",
+	"validate", "plan",  "doctor",   "help",          "version",   "propstr",
+	"start",    "stop",  "shutdown", "reboot",        "suspend",   "resume",
+	"snapshot", "token", "silence",  "config_schema",
+};
 
 enum { O_KEEP };
 static const struct pl_opt opts[] = {
@@ -41,7 +61,11 @@ struct console {
 			 * each command */
 	json_t *values; /* option values for completion: {"NODE": [...], "TAG", "STORAGE",
 			 * "BRIDGE"} */
-	char prompt[160];
+	char prompt[200];
+	struct event *sigint; /* Ctrl-C, watched for the whole session */
+	bool running;         /* a command runs inside the console */
+	bool interrupted;     /* Ctrl-C while it ran */
+	bool stray;           /* Ctrl-C while none ran (at the prompt, between lines) */
 };
 
 /* Add the distinct values of key in list to set (an array). */
@@ -91,35 +115,80 @@ load_values(struct console *c, struct pl_state *st)
 	json_decref(list);
 }
 
+/* Which cluster the commands reach: the host of PVELAB_URL's or the config's
+ * first endpoint (what the user wrote), "?" when none is set. Caller frees. */
+static char *
+endpoint_host(struct console *c)
+{
+	struct pl_ctx ctx = *c->ctx;
+	struct pl_session s;
+	const char *url = getenv("PVELAB_URL"), *from;
+	char *host = NULL, *err = NULL;
+
+	if (c->config) {
+		ctx.config_path = c->config;
+		ctx.config_given = true;
+	}
+	if ((url == NULL || *url == '\0') && pl_session_open(&s, &ctx, 0, &err) == 0 && s.cfg) {
+		const json_t *eps = pl_config_get(s.cfg, "/cluster/endpoints");
+
+		if (json_string_value(json_array_get(eps, 0)))
+			host = pl_strdup(json_string_value(json_array_get(eps, 0)));
+		pl_session_close(&s);
+	} else if (url && *url) {
+		host = pl_strdup(url);
+	}
+	free(err);
+	if (host == NULL)
+		return pl_strdup("?");
+	from = strstr(host, "://") ? strstr(host, "://") + 3 : host;
+	memmove(host, from, strlen(from) + 1);
+	host[strcspn(host, ",/ ")] = '\0';
+	if (strlen(host) > 60)
+		host[60] = '\0';
+	for (char *p = host; *p; p++) /* a prompt shows no control bytes */
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return host;
+}
+
 /* The guests' names in the state store (nothing when there is none). */
 static void
 load_guests(struct console *c)
 {
-	struct pl_state *st = NULL;
-	char *path = NULL, *err = NULL;
+	struct pl_ctx ctx = *c->ctx;
+	struct pl_session s;
+	char *err = NULL;
 	json_t *names = NULL, *last = NULL;
 	long long age = -1;
+	char *where = endpoint_host(c);
 
+	if (c->config) {
+		ctx.config_path = c->config;
+		ctx.config_given = true;
+	}
 	json_decref(c->guests);
 	c->guests = json_array();
-	if (pl_cmd_state_path(c->ctx, &path, &err) == 0 && pl_state_open_ro(path, &st, &err) == 0) {
-		if (pl_state_guest_names(st, &names, &err) == 0) {
+	/* the session's store, kept open for the commands that run inside */
+	if (pl_session_open(&s, &ctx, PL_NEED_STATE_RO, &err) == 0) {
+		if (pl_state_guest_names(s.state, &names, NULL) == 0) {
 			json_decref(c->guests);
 			c->guests = names;
 		}
-		load_values(c, st);
-		if (pl_state_last_run(st, "sync", &last, NULL) == 0 && last)
+		load_values(c, s.state);
+		if (pl_state_last_run(s.state, "sync", &last, NULL) == 0 && last)
 			age = (long long)time(NULL) - pl_json_int(last, "finished", time(NULL));
-		pl_state_close(st);
 	}
+	pl_session_close(&s);
 	if (age >= 0)
-		snprintf(c->prompt, sizeof(c->prompt), "pvelab (%zu guests, synced %s%lld%s ago)> ",
-			 json_array_size(c->guests), "", age < 120 ? age : age / 60,
+		snprintf(c->prompt, sizeof(c->prompt),
+			 "pvelab %s (%zu guests, synced %lld%s ago)> ", where,
+			 json_array_size(c->guests), age < 120 ? age : age / 60,
 			 age < 120 ? " s" : " min");
 	else
-		snprintf(c->prompt, sizeof(c->prompt), "pvelab (not synced)> ");
+		snprintf(c->prompt, sizeof(c->prompt), "pvelab %s (not synced)> ", where);
+	free(where);
 	json_decref(last);
-	free(path);
 	free(err);
 }
 
@@ -269,6 +338,68 @@ complete(EditLine *el, int ch)
 	return n > 1 ? CC_REDISPLAY : CC_REFRESH;
 }
 
+static void
+on_interrupt(evutil_socket_t sig, short what, void *arg)
+{
+	struct console *c = arg;
+
+	(void)sig;
+	(void)what;
+	if (!c->running) {
+		c->stray = true;
+		return;
+	}
+	c->interrupted = true;
+	if (pl_session_kept_pve())
+		pl_pve_interrupt(pl_session_kept_pve());
+}
+
+static bool
+runs_inside(const struct pl_cmd *cmd)
+{
+	for (size_t i = 0; i < PL_ARRAY_LEN(in_process); i++)
+		if (!strcmp(cmd->name, in_process[i]))
+			return true;
+	return false;
+}
+
+/* Run cmd inside the console on the kept session; its exit status (130
+ * when Ctrl-C stopped it, as a shell reports SIGINT). */
+static int
+run_inside(struct console *c, const struct pl_cmd *cmd, int argc, const char **argv)
+{
+	struct pl_ctx ctx = *c->ctx;
+	enum pl_log_level level = pl_log_get_level();
+	char **args = pl_calloc((size_t)argc + 1, sizeof(*args));
+	struct pl_pve *pve;
+	int r;
+
+	if (c->config) {
+		ctx.config_path = c->config;
+		ctx.config_given = true;
+	}
+	ctx.output = c->json ? PL_OUT_JSON : PL_OUT_TEXT;
+	for (int i = 0; i < argc; i++)
+		args[i] = pl_strdup(argv[i]);
+	c->interrupted = false;
+	c->running = true;
+	r = cmd->run(&ctx, argc, args);
+	c->running = false;
+	fflush(stdout);
+	pl_log_set_level(level);
+	if ((pve = pl_session_kept_pve()) != NULL) {
+		pl_pve_resume(pve);
+		/* A request still pending belongs to a command that is gone: its
+		 * callback must never run, so the connection goes with it. */
+		if (pl_pve_pending(pve) > 0)
+			pl_session_keep_drop_api();
+	}
+	for (int i = 0; i < argc; i++)
+		free(args[i]);
+	free(args);
+	return c->interrupted ? 130 : r;
+}
+
 /* Run one command line as a pvelab process; its exit status. */
 static int
 run_line(struct console *c, int argc, const char **argv)
@@ -346,6 +477,7 @@ builtin(struct console *c, int argc, const char **argv, bool *leave)
 static int
 one_line(struct console *c, Tokenizer *tok, const char *line, bool *leave)
 {
+	const struct pl_cmd *cmd;
 	const char **argv;
 	int argc, r;
 
@@ -358,7 +490,11 @@ one_line(struct console *c, Tokenizer *tok, const char *line, bool *leave)
 		return 0;
 	if ((r = builtin(c, argc, argv, leave)) >= 0)
 		return r;
-	r = run_line(c, argc, argv);
+	cmd = find_cmd(argv[0]);
+	if (cmd && runs_inside(cmd))
+		r = run_inside(c, cmd, argc, argv);
+	else
+		r = run_line(c, argc, argv);
 	load_guests(c);
 	return r;
 }
@@ -421,6 +557,10 @@ interactive(struct console *c, Tokenizer *tok)
 		}
 		if (count <= 0)
 			continue;
+		/* A Ctrl-C typed at the prompt (libedit passes it on) is not the
+		 * next command's; one from now on is, when the loop next turns. */
+		event_base_loop(pl_session_kept_base(), EVLOOP_NONBLOCK);
+		c->stray = false;
 		text = pl_strndup(line, strcspn(line, "\n"));
 		for (size_t n = strlen(text); n && text[n - 1] == ' '; n--)
 			text[n - 1] = '\0'; /* what completion left */
@@ -450,6 +590,11 @@ piped(struct console *c, Tokenizer *tok, bool keep_going)
 	while (!leave && getline(&line, &cap, stdin) >= 0) {
 		no++;
 		line[strcspn(line, "\n")] = '\0';
+		event_base_loop(pl_session_kept_base(), EVLOOP_NONBLOCK);
+		if (c->stray) { /* Ctrl-C between two lines stops a script */
+			worst = 130;
+			break;
+		}
 		r = one_line(c, tok, line, &leave);
 		if (r != 0 && r != 2 && !keep_going) { /* 2: plan's "changes" */
 			pl_error("console: line %ld failed (exit %d): %s", no, r, line);
@@ -474,9 +619,17 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	if ((r = pl_args_parse(&a, &pl_cmd_console, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
 	tok = tok_init(NULL);
+	pl_session_keep_begin();
+	/* Ctrl-C never stops the console itself: it stops the command running
+	 * inside (through the loop) or the command's process (run_line) */
+	c.sigint = evsignal_new(pl_session_kept_base(), SIGINT, on_interrupt, &c);
+	if (c.sigint == NULL || evsignal_add(c.sigint, NULL) != 0)
+		pl_die("console: cannot watch for Ctrl-C");
 	load_guests(&c);
 	r = isatty(STDIN_FILENO) ? interactive(&c, tok) : piped(&c, tok, pl_args_has(&a, O_KEEP));
 	tok_end(tok);
+	event_free(c.sigint);
+	pl_session_keep_end();
 	json_decref(c.guests);
 	json_decref(c.values);
 	free(c.config);
@@ -495,8 +648,11 @@ const struct pl_cmd pl_cmd_console = {
 		"running command (an apply stops scheduling new steps, as on the command\n"
 		"line) and returns to the prompt; Ctrl-D or 'exit' leaves. With piped input\n"
 		"each line is a command; the first that fails stops the console (its exit\n"
-		"status is the console's) unless --keep-going. Each command runs as its own\n"
-		"pvelab process and opens its own connection.",
+		"status is the console's) unless --keep-going. Reads, power actions,\n"
+		"snapshots, tokens and silences share one API connection and one open store\n"
+		"for the whole session; apply, destroy, rollback, import, adopt, sync and the\n"
+		"long-running commands run as their own pvelab process, exactly as on the\n"
+		"command line.",
 	.opts = opts,
 	.run = run,
 };

@@ -278,7 +278,8 @@ const struct pl_cmd pl_cmd_mcp = {
 	.usage = "[--allow-write]",
 	.help = "Tools are the read commands (status, list, describe, history, snapshots,\n"
 		"backups, doctor, check, validate, plan, version, config-schema), answering\n"
-		"their -o json as structuredContent. With --allow-write also the power\n"
+		"their -o json as structuredContent, and discovered (the hosts pvelab\n"
+		"discover --save remembered). With --allow-write also the power\n"
 		"commands, snapshot, snapshot-delete, snapshot-rollback (the guest repeated in\n"
 		"confirm), backup, sync, apply (of a plan_id the plan tool returned; a stale\n"
 		"plan is refused), rollback and destroy (its guests repeated in confirm).\n"

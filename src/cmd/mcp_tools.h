@@ -19,6 +19,9 @@ struct pl_mcp_job;
 struct pl_mcp_rjob;
 struct pl_serve_runs;
 
+/* Commands run at once for tool calls when mcp.max_processes is not set. */
+#define PL_MCP_MAX_PROCESSES 8
+
 /* What every session of one process shares. */
 struct pl_mcp_host {
 	struct pl_session *s;
@@ -35,6 +38,7 @@ struct pl_mcp_host {
 	struct pl_mcp_job *jobs;   /* commands running for calls */
 	struct pl_mcp_rjob *rjobs; /* calls the runs engine carries out */
 	int njobs;
+	int max_jobs; /* mcp.max_processes: commands at once, all sessions together */
 	/* called when the last job and engine call end (a transport waiting to stop) */
 	void (*on_idle)(void *arg);
 	void *idle_arg;

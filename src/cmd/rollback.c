@@ -15,7 +15,10 @@
 #include "plan/apply.h"
 #include "plan/firewall.h"
 #include "plan/runs.h"
+#include "plan/rollback_check.h"
+#include "state/state.h"
 
+#include <event2/event.h>
 #include <limits.h>
 #include <time.h>
 #include <unistd.h>
@@ -118,6 +121,47 @@ out:
 	return r;
 }
 
+struct checked {
+	bool done;
+	int err;
+	char *errmsg;
+	json_t *blocked;
+};
+
+static void
+on_checked(int err, const json_t *blocked, const char *errmsg, void *arg)
+{
+	struct checked *k = arg;
+
+	k->done = true;
+	k->err = err;
+	k->errmsg = errmsg ? pl_strdup(errmsg) : NULL;
+	json_array_extend(k->blocked, (json_t *)blocked);
+}
+
+/* Ask the cluster, before any guest is touched, whether each snapshot
+ * rollback of plan can happen (plan/rollback_check.h): what cannot is added
+ * to blocked as {guest, reason}. */
+static int
+snapshots_back(struct pl_session *s, const json_t *plan, json_t *blocked, char **errmsg)
+{
+	struct checked k = { .blocked = blocked };
+	json_t *storages = NULL;
+	int r;
+
+	if ((r = pl_state_storages(s->state, &storages, errmsg)) != 0)
+		return r;
+	pl_rollback_check_start(s->pve, plan, storages, on_checked, &k);
+	while (!k.done)
+		if (event_base_loop(s->base, EVLOOP_ONCE) != 0)
+			pl_die("rollback: the event loop failed");
+	json_decref(storages);
+	if (k.err)
+		r = pl_seterr(errmsg, k.err, "%s", k.errmsg);
+	free(k.errmsg);
+	return r;
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
@@ -129,7 +173,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	bool yes = false, overwrite;
 	size_t noverwrite = 0;
 	json_t *refused, *runrec = NULL, *plan = NULL, *result = NULL, *changes, *owned = NULL,
-			 *notes = NULL;
+			 *notes = NULL, *blocked = NULL;
 	const json_t *c;
 	char *err = NULL;
 	size_t i;
@@ -142,6 +186,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	if (a.npos && pl_str_to_ll(a.pos[0], 1, LLONG_MAX, &id) != 0)
 		return pl_usage_error(&pl_cmd_rollback, "'%s' is not a run id (pvelab rollback lists them)", a.pos[0]);
 	refused = json_array(); /* after the usage errors, which return */
+	blocked = json_array();
 	r = pl_session_open(&s, ctx, a.npos ? PL_NEED_API | PL_NEED_STATE : PL_NEED_STATE_RO, &err);
 	if (r != 0) {
 		if (a.npos == 0 && r == PL_ENOENT && s.state == NULL && ctx->output != PL_OUT_JSON) {
@@ -177,6 +222,17 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		printf("note: %s\n", json_string_value(c));
 	if (firewall_back(&s, id, json_object_get(runrec, "result"), changes, refused, &err) != 0) {
 		pl_error("%s", err);
+		goto out;
+	}
+	if (snapshots_back(&s, plan, blocked, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
+	if (json_array_size(blocked)) { /* all or nothing: no guest is half-way back */
+		json_array_foreach(blocked, i, c)
+			pl_error("rollback of %s: %s", pl_json_str(c, "guest"),
+				 pl_json_str(c, "reason"));
+		pl_error("rollback of run %lld refused; nothing was done", id);
 		goto out;
 	}
 	if (json_array_size(changes) == 0) {
@@ -272,6 +328,7 @@ out:
 	free(err);
 	json_decref(runrec);
 	json_decref(refused);
+	json_decref(blocked);
 	json_decref(owned);
 	json_decref(notes);
 	json_decref(plan);
@@ -298,8 +355,12 @@ const struct pl_cmd pl_cmd_rollback = {
 		"named (pvelab destroy removes them). Each firewall scope the run changed\n"
 		"goes back to the state apply read before its first write, unless it changed\n"
 		"since the run: then it is refused and left alone, and the exit code is 1\n"
-		"(docs/firewall.md). What will be done is shown before\n"
-		"asking. Like apply, it refuses while another apply runs on the cluster.",
+		"(docs/firewall.md). Before anything is done, each snapshot is checked on its\n"
+		"node: ZFS rolls a volume back only to its newest snapshot, so a snapshot taken\n"
+		"after the run's on a guest with a ZFS volume refuses the whole rollback (no\n"
+		"guest goes back, none is half-way), naming what to delete. What will be done\n"
+		"is shown before asking. Like apply, it refuses while another apply runs on\n"
+		"the cluster.",
 	.opts = opts,
 	.max_args = 1,
 	.run = run,

@@ -491,6 +491,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	pl_serve_add(L.sv, &checks.module);
+	metrics.more = pl_serve_checks_metrics;
+	metrics.more_arg = &checks;
 	runs = pl_serve_runs_new(&s, L.sv, on_changed, &refresh);
 	pl_serve_runs_set_refresh(runs, hold_syncs, syncing, &refresh);
 	pl_serve_runs_api_init(&runs_api, runs, &api);

@@ -1,7 +1,8 @@
 /*
  * The checks module of pvelab serve (docs/checks.md): the declared checks on
  * the scheduler, the cluster's own checks recomputed from each resource list
- * the background refresh reads (no API call of their own), each state change
+ * the background refresh reads (no API call of their own but the backup
+ * storages' content after each sync: serve_checks_backups.c), each state change
  * written to the store (when no sync holds it) and sent as a "check" event,
  * alerts through the notifiers, and the routes under /api/v1/checks.
  */
@@ -222,6 +223,7 @@ on_cluster(evutil_socket_t fd, short what, void *arg)
 		json_array_foreach(res, i, x)
 			pl_check_sched_feed(c->sched, x);
 	}
+	pl_serve_checks_backups(c);
 	x = f->status_failures ?
 		    json_pack("{s:s,s:s,s:s,s:s}", "name", "cluster", "type", "api", "status",
 			      PL_CHECK_DOWN, "error",
@@ -287,6 +289,26 @@ get_check(struct pl_serve_req *req, void *arg)
 	answer_check(req, arg, pl_serve_path_param(req, "name"));
 }
 
+/* Any name, those with a '/' the path cannot carry (api-cert:https://…)
+ * included: GET /api/v1/check?name=NAME. */
+static void
+get_check_by_query(struct pl_serve_req *req, void *arg)
+{
+	const char *name = pl_serve_query(req, "name");
+
+	if (name == NULL || *name == '\0') {
+		pl_serve_error(req, 400, "bad_request", "name",
+			       "name is missing (GET /api/v1/check?name=NAME)");
+		return;
+	}
+	answer_check(req, arg, name);
+}
+
+static const struct pl_serve_param by_query[] = {
+	{ "name", "the check's name, percent-encoded (api-cert:https%3A%2F%2Fpve1%3A8006)" },
+	{ NULL, NULL },
+};
+
 static void
 get_service_check(struct pl_serve_req *req, void *arg)
 {
@@ -329,6 +351,10 @@ static const struct pl_serve_route routes[] = {
 	{ "GET", "/api/v1/checks/{guest}/{service}", PL_ROLE_VIEWER, 200,
 	  "a guest's service check (GUEST/SERVICE), as /api/v1/checks/{name}", ONE_CHECK, NULL,
 	  NULL, get_service_check, 0 },
+	{ "GET", "/api/v1/check", PL_ROLE_VIEWER, 200,
+	  "one check by a name given as a query parameter, as /api/v1/checks/{name}: for names "
+	  "with a '/', which no path segment carries",
+	  ONE_CHECK, NULL, by_query, get_check_by_query, 0 },
 	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, 0 },
 };
 
@@ -412,6 +438,7 @@ pl_serve_checks_release(struct pl_serve_checks *c)
 {
 	if (c->s == NULL)
 		return;
+	pl_serve_checks_backups_stop(c);
 	pl_check_sched_free(c->sched);
 	pl_alerts_free(c->alerts);
 	if (c->flush_ev) {

@@ -14,6 +14,7 @@ struct pl_session;
 struct pl_serve_refresh;
 struct pl_check_sched;
 struct pl_alerts;
+struct pl_checks_bread;
 
 struct pl_serve_checks {
 	struct pl_serve_module module; /* register this with pl_serve_add */
@@ -31,6 +32,12 @@ struct pl_serve_checks {
 	json_t *silences;    /* pvelab silence's, as last read from the store */
 	long long busy_run;  /* an apply, rollback or destroy running, as last read */
 	double silences_at;  /* when those were read */
+	/* the newest-backup checks' read (serve_checks_backups.c) */
+	struct pl_checks_bread *breads; /* storages asked, not answered */
+	json_t *bvolumes;               /* their archives so far */
+	char *berrors;                  /* the storages that failed, and why */
+	bool bstarting, backups_failed;
+	double backups_seen; /* the sync whose resource list they last read */
 };
 
 /* Schedule s's checks on s->base and read its alerts: section (a notifier it
@@ -39,5 +46,16 @@ struct pl_serve_checks {
 int pl_serve_checks_init(struct pl_serve_checks *c, struct pl_session *s,
 			 struct pl_serve_refresh *refresh, struct pl_serve *sv, char **errmsg);
 void pl_serve_checks_release(struct pl_serve_checks *c);
+
+/* Read every backup storage's content after a new full sync and feed the
+ * newest-backup checks (checks.cluster.backup_days; nothing when 0);
+ * _stop drops a read in flight. */
+void pl_serve_checks_backups(struct pl_serve_checks *c);
+void pl_serve_checks_backups_stop(struct pl_serve_checks *c);
+
+struct pl_expo;
+/* The checks' series of /metrics (serve_checks_metrics.c), from the
+ * scheduler's states in memory: arg is the pl_serve_checks. */
+void pl_serve_checks_metrics(struct pl_expo *e, void *arg);
 
 #endif

@@ -89,6 +89,7 @@ struct pl_metrics_api {
 void pl_metrics_path_template(const char *path, char *out, size_t size);
 
 struct read;
+struct pl_metrics_spare;
 
 struct pl_serve_metrics {
 	struct pl_serve_module module; /* register this with pl_serve_add */
@@ -124,8 +125,12 @@ struct pl_serve_metrics {
 		struct pl_expo_seg segs[PL_METRICS_SEGS];
 	} cache[4];
 	size_t last_plain; /* bytes of the last uncompressed answer: room reserved for the next */
+	struct pl_metrics_spare *spare; /* an answer's buffer kept for the next (serve_metrics.c) */
 	double render_s;   /* how long the last answer took */
 	unsigned long long scrapes;
+	/* another module's series, written after pvelab's own (NULL: none) */
+	void (*more)(struct pl_expo *e, void *arg);
+	void *more_arg;
 };
 
 enum { PL_METRICS_AUTH_NONE, PL_METRICS_AUTH_BEARER, PL_METRICS_AUTH_TLS };
@@ -134,6 +139,9 @@ enum { PL_METRICS_AUTH_NONE, PL_METRICS_AUTH_BEARER, PL_METRICS_AUTH_TLS };
  * refresh (they hook its syncs), stopped before the module is released. */
 void pl_metrics_reads_start(struct pl_serve_metrics *m);
 void pl_metrics_reads_stop(struct pl_serve_metrics *m);
+/* Free the answer buffer kept for the next scrape when none came for a
+ * minute (called by the reads' timer). */
+void pl_metrics_spare_trim(struct pl_serve_metrics *m);
 /* Unix time, with fractions. */
 double pl_metrics_now(void);
 

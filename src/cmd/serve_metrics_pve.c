@@ -124,6 +124,9 @@ struct res {
 	/* guests: node, name, type, template, tags; storages: node, storage,
 	 * plugintype, content (sorted) */
 	const char *lab[5];
+	/* its label sets as samples write them, in the index's text: {id="…"
+	 * (open, for a tail to end), and the info family's whole set */
+	uint32_t id_at, id_len, info_at, info_len;
 };
 
 struct pl_metrics_index {
@@ -132,6 +135,7 @@ struct pl_metrics_index {
 	size_t n;
 	char **owned; /* label texts made here */
 	size_t nowned;
+	struct pl_buf text;             /* the label sets, made once (struct res' *_at) */
 	uint64_t hash[PL_METRICS_SEGS]; /* what each kept family shows (family_hash), made once */
 };
 
@@ -240,6 +244,44 @@ family_hash(const struct pl_metrics_index *ix, int seg)
 	return h;
 }
 
+/* A resource's label sets, rendered once per list into ix->text: what every
+ * scrape then copies as it is. */
+static void
+prerender(struct pl_metrics_index *ix, struct res *r)
+{
+	static const char *const guest_keys[] = {
+		"id", "node", "name", "type", "template", "tags"
+	};
+	static const char *const storage_keys[] = { "id", "node", "storage", "plugintype",
+						    "content" };
+	const char *const *keys = r->kind == R_STORAGE ? storage_keys : guest_keys;
+	size_t n = r->kind == R_STORAGE ? 5 : 6, at = ix->text.len;
+	const char *kv[12];
+
+	kv[0] = "id";
+	kv[1] = r->id;
+	pl_expo_labels(&ix->text, kv, 1, true);
+	r->id_at = (uint32_t)at;
+	r->id_len = (uint32_t)(ix->text.len - at);
+	if (r->kind != R_QEMU && r->kind != R_LXC && r->kind != R_STORAGE)
+		return;
+	for (size_t j = 1; j < n; j++) {
+		kv[2 * j] = keys[j];
+		kv[2 * j + 1] = r->lab[j - 1];
+	}
+	at = ix->text.len;
+	pl_expo_labels(&ix->text, kv, n, false);
+	r->info_at = (uint32_t)at;
+	r->info_len = (uint32_t)(ix->text.len - at);
+}
+
+/* Its sample of the current family: {id="…"} then the value. */
+static void
+sample_id(struct pl_expo *e, const struct pl_metrics_index *ix, const struct res *r, double v)
+{
+	pl_expo_sample_pre(e, ix->text.data + r->id_at, r->id_len, "}", 1, v);
+}
+
 struct pl_metrics_index *
 pl_metrics_index_new(const json_t *resources)
 {
@@ -248,6 +290,8 @@ pl_metrics_index_new(const json_t *resources)
 	size_t i;
 
 	ix->resources = json_incref((json_t *)resources);
+	/* uint32_t offsets: a list's labels stay far below 4 GiB */
+	pl_buf_init(&ix->text, (size_t)1 << 31);
 	ix->r = pl_calloc(json_array_size(resources) + 1, sizeof(*ix->r));
 	json_array_foreach(resources, i, x) {
 		struct res *r = &ix->r[ix->n];
@@ -300,6 +344,7 @@ pl_metrics_index_new(const json_t *resources)
 			ix->owned = pl_realloc(ix->owned, (ix->nowned + 1) * sizeof(*ix->owned));
 			r->lab[3] = ix->owned[ix->nowned++] = pl_strdup(sorted);
 		}
+		prerender(ix, r);
 	}
 	/* what each kept family shows, once per list: a scrape compares */
 	for (int k = 0; k < K_COUNT; k++)
@@ -337,6 +382,7 @@ pl_metrics_index_free(struct pl_metrics_index *ix)
 		free(ix->owned[i]);
 	free(ix->owned);
 	free(ix->r);
+	pl_buf_release(&ix->text);
 	json_decref(ix->resources);
 	free(ix);
 }
@@ -376,10 +422,10 @@ collect_status(struct pl_expo *e, const struct pl_metrics_pve_in *in,
 	}
 	for (i = 0; i < ix->n; i++)
 		if (ix->r[i].kind == R_QEMU || ix->r[i].kind == R_LXC)
-			sample1(e, ix->r[i].id, ix->r[i].up);
+			sample_id(e, ix, &ix->r[i], ix->r[i].up);
 	for (i = 0; i < ix->n; i++)
 		if (ix->r[i].kind == R_STORAGE)
-			sample1(e, ix->r[i].id, ix->r[i].up);
+			sample_id(e, ix, &ix->r[i], ix->r[i].up);
 	seg_done(e, in, SEG_UP, h);
 }
 
@@ -595,31 +641,47 @@ static const struct resource_family families[] = {
 
 /* A one-hot family: for each resource of the kinds it covers, one sample
  * per state, 1 for the state it is in. */
+/* The tails ,state="…"} of a one-hot family's states, into out (size given:
+ * the states are short names of ours); their lengths into len. */
+static void
+state_tails(const char *const *states, size_t n, char (*out)[32], size_t *len)
+{
+	for (size_t st = 0; st < n; st++)
+		len[st] = (size_t)snprintf(out[st], sizeof(out[st]), ",state=\"%s\"}", states[st]);
+}
+
 static void
 one_hot(struct pl_expo *e, const struct pl_metrics_index *ix, bool ha)
 {
+	char guest[PL_ARRAY_LEN(guest_ha_states)][32], node[PL_ARRAY_LEN(node_ha_states)][32];
+	char lock[PL_ARRAY_LEN(lock_states)][32];
+	size_t guest_len[PL_ARRAY_LEN(guest_ha_states)], node_len[PL_ARRAY_LEN(node_ha_states)];
+	size_t lock_len[PL_ARRAY_LEN(lock_states)];
+
+	state_tails(guest_ha_states, PL_ARRAY_LEN(guest_ha_states), guest, guest_len);
+	state_tails(node_ha_states, PL_ARRAY_LEN(node_ha_states), node, node_len);
+	state_tails(lock_states, PL_ARRAY_LEN(lock_states), lock, lock_len);
 	for (size_t i = 0; i < ix->n; i++) {
 		const struct res *r = &ix->r[i];
-		const char *const *states = lock_states, *kv[4];
+		char(*tails)[32] = lock;
+		const size_t *lens = lock_len;
 		size_t n = PL_ARRAY_LEN(lock_states);
 		int have = ha ? r->hastate : r->lock;
 
 		if (ha && r->kind == R_NODE) {
-			states = node_ha_states;
+			tails = node;
+			lens = node_len;
 			n = PL_ARRAY_LEN(node_ha_states);
 		} else if (ha && (r->kind == R_QEMU || r->kind == R_LXC)) {
-			states = guest_ha_states;
+			tails = guest;
+			lens = guest_len;
 			n = PL_ARRAY_LEN(guest_ha_states);
 		} else if (ha || (r->kind != R_QEMU && r->kind != R_LXC)) {
 			continue;
 		}
-		kv[0] = "id";
-		kv[1] = r->id;
-		kv[2] = "state";
-		for (size_t st = 0; st < n; st++) {
-			kv[3] = states[st];
-			pl_expo_sample(e, "", kv, 2, have == (int)st);
-		}
+		for (size_t st = 0; st < n; st++)
+			pl_expo_sample_pre(e, ix->text.data + r->id_at, r->id_len, tails[st],
+					   lens[st], have == (int)st);
 	}
 }
 
@@ -690,7 +752,7 @@ collect_resources(struct pl_expo *e, const struct pl_metrics_pve_in *in,
 			       families[f].help);
 		for (size_t i = 0; i < ix->n; i++)
 			if (ix->r[i].has & (1u << families[f].key))
-				sample1(e, ix->r[i].id, ix->r[i].v[families[f].key]);
+				sample_id(e, ix, &ix->r[i], ix->r[i].v[families[f].key]);
 		seg_done(e, in, (int)f, h);
 	}
 	h = ix->hash[SEG_HA];
@@ -710,39 +772,19 @@ collect_resources(struct pl_expo *e, const struct pl_metrics_pve_in *in,
 	h = ix->hash[SEG_GUEST_INFO];
 	if (!seg_reused(e, in, SEG_GUEST_INFO, h)) {
 		pl_expo_family(e, "pve_guest_info", PL_EXPO_GAUGE, "VM/CT info");
-		for (size_t i = 0; i < ix->n; i++) {
-			static const char *const keys[] = { "id",   "node",     "name",
-							    "type", "template", "tags" };
-			const struct res *r = &ix->r[i];
-			const char *kv[12];
-
-			if (r->kind != R_QEMU && r->kind != R_LXC)
-				continue;
-			for (size_t j = 0; j < 6; j++) {
-				kv[2 * j] = keys[j];
-				kv[2 * j + 1] = j == 0 ? r->id : r->lab[j - 1];
-			}
-			pl_expo_sample(e, "", kv, 6, 1);
-		}
+		for (size_t i = 0; i < ix->n; i++)
+			if (ix->r[i].kind == R_QEMU || ix->r[i].kind == R_LXC)
+				pl_expo_sample_pre(e, ix->text.data + ix->r[i].info_at,
+						   ix->r[i].info_len, "", 0, 1);
 		seg_done(e, in, SEG_GUEST_INFO, h);
 	}
 	h = ix->hash[SEG_STORAGE_INFO];
 	if (!seg_reused(e, in, SEG_STORAGE_INFO, h)) {
 		pl_expo_family(e, "pve_storage_info", PL_EXPO_GAUGE, "Storage info");
-		for (size_t i = 0; i < ix->n; i++) {
-			static const char *const keys[] = { "id", "node", "storage", "plugintype",
-							    "content" };
-			const struct res *r = &ix->r[i];
-			const char *kv[10];
-
-			if (r->kind != R_STORAGE)
-				continue;
-			for (size_t j = 0; j < 5; j++) {
-				kv[2 * j] = keys[j];
-				kv[2 * j + 1] = j == 0 ? r->id : r->lab[j - 1];
-			}
-			pl_expo_sample(e, "", kv, 5, 1);
-		}
+		for (size_t i = 0; i < ix->n; i++)
+			if (ix->r[i].kind == R_STORAGE)
+				pl_expo_sample_pre(e, ix->text.data + ix->r[i].info_at,
+						   ix->r[i].info_len, "", 0, 1);
 		seg_done(e, in, SEG_STORAGE_INFO, h);
 	}
 }

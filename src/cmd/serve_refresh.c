@@ -8,6 +8,7 @@
 #include "core/common.h"
 #include "cmd/serve_api.h"
 #include "cmd/connect.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -49,15 +50,61 @@ arm(struct event *ev, long secs)
 
 static void start_sync(struct pl_serve_refresh *f, const char *why);
 
-/* What of a resource entry makes a change the store records: a guest whose
- * key moved since the last list is synced at once. */
-static json_t *
-durable_key(const json_t *g)
+/* v in decimal into out (24 bytes); its length. */
+static size_t
+lltoa(long long v, char *out)
 {
-	return json_sprintf("%s|%s|%s|%s|%s|%lld", pl_json_str_or(g, "status", ""),
-			    pl_json_str_or(g, "name", ""), pl_json_str_or(g, "node", ""),
-			    pl_json_str_or(g, "lock", ""), pl_json_str_or(g, "tags", ""),
-			    pl_json_int(g, "template", 0));
+	char tmp[24], *p = tmp + sizeof(tmp);
+	unsigned long long u = v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v;
+	size_t n;
+
+	do
+		*--p = (char)('0' + u % 10);
+	while (u /= 10);
+	if (v < 0)
+		*--p = '-';
+	n = (size_t)(tmp + sizeof(tmp) - p);
+	memcpy(out, p, n);
+	return n;
+}
+
+/* What of a resource entry makes a change the store records, as text into
+ * b (emptied first): a guest whose key moved since the last list is synced
+ * at once. Written without printf: every guest's, every status interval. */
+static void
+durable_text(struct pl_buf *b, const json_t *g)
+{
+	static const char *const keys[] = { "status", "name", "node", "lock", "tags" };
+	char num[24];
+
+	pl_buf_reset(b);
+	for (size_t k = 0; k < PL_ARRAY_LEN(keys); k++) {
+		pl_buf_addstr(b, pl_json_str_or(g, keys[k], ""));
+		pl_buf_addch(b, '|');
+	}
+	pl_buf_add(b, num, lltoa(pl_json_int(g, "template", 0), num));
+}
+
+static json_t *
+durable_key(struct pl_buf *b, const json_t *g)
+{
+	durable_text(b, g);
+	return json_stringn(b->data, b->len);
+}
+
+/* The text of a guest's vmid into out (24 bytes); its length. */
+static size_t
+vmid_text(const json_t *g, char *out)
+{
+	return lltoa(pl_json_int(g, "vmid", 0), out);
+}
+
+static bool
+is_guest(const json_t *g)
+{
+	const char *type = pl_json_str(g, "type");
+
+	return type && (!strcmp(type, "qemu") || !strcmp(type, "lxc"));
 }
 
 static void
@@ -65,6 +112,7 @@ on_resources(const struct pl_pve_result *res, void *arg)
 {
 	struct pl_serve_refresh *f = arg;
 	json_t *keys, *g;
+	struct pl_buf kb;
 	bool moved = false;
 	size_t i;
 
@@ -88,39 +136,52 @@ on_resources(const struct pl_pve_result *res, void *arg)
 		pl_serve_emit(f->sv, "status", json_pack("{s:s}", "state", "ok"));
 	f->status_failures = 0;
 	f->status_ok_at = now_s();
-	keys = json_object();
+	/* each guest's key compared with the last list's where it is, nothing
+	 * made unless one moved (the keys are made anew then) */
+	pl_buf_init(&kb, 0);
 	json_decref(f->live_by_id);
 	f->live_by_id = json_object();
 	json_array_foreach(res->data, i, g) {
-		const char *type = pl_json_str(g, "type");
-		char id[32];
+		const json_t *old;
+		char id[24];
+		size_t idlen;
 
-		if (!type || (strcmp(type, "qemu") && strcmp(type, "lxc")))
+		if (!is_guest(g))
 			continue;
-		snprintf(id, sizeof(id), "%lld", pl_json_int(g, "vmid", 0));
-		json_object_set_new(keys, id, durable_key(g));
-		json_object_set(f->live_by_id, id, g);
-		if (f->keys) {
-			json_t *old = json_object_get(f->keys, id);
-
-			if (old == NULL || strcmp(json_string_value(old),
-						  json_string_value(json_object_get(keys, id)))) {
-				moved = true;
-				pl_serve_emit(f->sv, "guest",
-					      json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s}", "vmid",
-							(json_int_t)pl_json_int(g, "vmid", 0),
-							"name", pl_json_str(g, "name"), "node",
-							pl_json_str(g, "node"), "status",
-							pl_json_str(g, "status"), "lock",
-							pl_json_str(g, "lock"), "seen", "status"));
-			}
+		idlen = vmid_text(g, id);
+		json_object_setn_nocheck(f->live_by_id, id, idlen, g);
+		if (f->keys == NULL)
+			continue;
+		durable_text(&kb, g);
+		old = json_object_getn(f->keys, id, idlen);
+		if (old == NULL || json_string_length(old) != kb.len ||
+		    memcmp(json_string_value(old), kb.data, kb.len)) {
+			moved = true;
+			pl_serve_emit(f->sv, "guest",
+				      json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s}", "vmid",
+						(json_int_t)pl_json_int(g, "vmid", 0), "name",
+						pl_json_str(g, "name"), "node",
+						pl_json_str(g, "node"), "status",
+						pl_json_str(g, "status"), "lock",
+						pl_json_str(g, "lock"), "seen", "status"));
 		}
 	}
-	if (f->keys && json_object_size(f->keys) != json_object_size(keys))
-		moved = true;
-	json_decref(f->keys);
-	f->keys = keys;
-	f->status_guests = json_object_size(keys);
+	if (f->keys && json_object_size(f->keys) != json_object_size(f->live_by_id))
+		moved = true; /* one went (ids are keys: a list naming one twice counts it once) */
+	if (f->keys == NULL || moved) {
+		keys = json_object();
+		json_array_foreach(res->data, i, g) {
+			char id[24];
+
+			if (is_guest(g))
+				json_object_setn_new_nocheck(keys, id, vmid_text(g, id),
+							     durable_key(&kb, g));
+		}
+		json_decref(f->keys);
+		f->keys = keys;
+	}
+	pl_buf_release(&kb);
+	f->status_guests = json_object_size(f->live_by_id);
 	json_decref(f->live);
 	f->live = json_incref(res->data);
 	pl_serve_cache_drop(f->sv, PL_CACHE_LIVE); /* their counters moved */
@@ -164,6 +225,7 @@ on_synced(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *s
 			    backoff(f->status_interval, f->sync_failures, f->sync_interval));
 	} else {
 		json_t *keys = json_object(), *g;
+		struct pl_buf kb;
 		size_t i;
 
 		f->sync_failures = 0;
@@ -171,12 +233,14 @@ on_synced(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *s
 		f->sync_run = run_id;
 		f->sync_counts = *cnt;
 		/* what the store now holds is what later lists compare with */
+		pl_buf_init(&kb, 0);
 		json_array_foreach(json_object_get(snap, "guests"), i, g) {
-			char id[32];
+			char id[24];
 
-			snprintf(id, sizeof(id), "%lld", pl_json_int(g, "vmid", 0));
-			json_object_set_new(keys, id, durable_key(g));
+			json_object_setn_new_nocheck(keys, id, vmid_text(g, id),
+						     durable_key(&kb, g));
 		}
+		pl_buf_release(&kb);
 		json_decref(f->keys);
 		f->keys = keys;
 		if (f->on_sync)

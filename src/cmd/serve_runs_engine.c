@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "plan/apply.h"
 #include "plan/plan.h"
+#include "plan/rollback_check.h"
 #include "plan/runs.h"
 #include "plan/snappol.h"
 #include "pve/client.h"
@@ -73,6 +74,7 @@ struct run {
 	bool started_said, held;
 	struct event *later; /* its next step from the loop: the lock, then the plan */
 	int waited;          /* turns of waiting for the store (PL_SERVE_STORE_WAIT) */
+	json_t *storages;    /* a rollback's, for its check before any guest is touched */
 	/* an apply of a plan made from a config sent with it: that config,
 	 * and the session planning and applying use (run_session) */
 	struct pl_config *cfg;
@@ -760,6 +762,43 @@ on_replanned(int err, json_t *snap, json_t *fresh, const char *errmsg, void *arg
 	free(msg);
 }
 
+/* A rollback's check (plan/rollback_check.h) answered: it goes ahead
+ * whole, or not at all. */
+static void
+on_rollback_checked(int err, const json_t *blocked, const char *errmsg, void *arg)
+{
+	struct run *r = arg;
+	char *msg = NULL;
+	const json_t *b;
+	size_t i;
+
+	json_decref(r->storages);
+	r->storages = NULL;
+	if (err) {
+		run_refused(r, err, errmsg);
+		return;
+	}
+	json_array_foreach(blocked, i, b) {
+		char *longer = pl_asprintf("%s%s%s: %s", msg ? msg : "", msg ? "; " : "",
+					   pl_json_str_or(b, "guest", "?"),
+					   pl_json_str_or(b, "reason", "?"));
+
+		free(msg);
+		msg = longer;
+	}
+	if (msg) { /* no guest half-way back */
+		char *full = pl_asprintf("rollback refused; nothing was done: %s", msg);
+
+		run_refused(r, PL_ECONFLICT, full);
+		free(full);
+	} else if ((err = run_go(r, &msg)) == 0) {
+		say_started(r);
+	} else {
+		run_refused(r, err, msg);
+	}
+	free(msg);
+}
+
 /* The run's first step, from the loop: once no sync of the server's holds
  * the store (a write now would join its transaction), the cluster's lock,
  * then an apply's fresh plan, or a rollback's start. */
@@ -790,7 +829,13 @@ on_step(evutil_socket_t fd, short what, void *arg)
 			r->pp = pl_planning_plan_start(run_session(r), &r->po, on_replanned, r);
 			return;
 		}
-		if ((e = run_go(r, &err)) == 0) {
+		if (!strcmp(r->kind, "rollback") &&
+		    (e = pl_state_storages(rs->s->state, &r->storages, &err)) == 0) {
+			pl_rollback_check_start(rs->s->pve, r->plan, r->storages,
+						on_rollback_checked, r);
+			return;
+		}
+		if (e == 0 && (e = run_go(r, &err)) == 0) {
 			say_started(r);
 			return;
 		}

@@ -11,6 +11,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "core/snapshot.h"
+#include "plan/runs.h"
 #include "pve/client.h"
 #include "pve/inventory.h"
 #include "state/state.h"
@@ -369,6 +370,7 @@ struct sync_wait {
 	struct pl_state_counts cnt;
 	json_t *changes, *snap;
 	size_t unread;
+	long long run;
 	char *msg;
 };
 
@@ -384,7 +386,20 @@ waited(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *snap
 	w->changes = json_incref(changes);
 	w->snap = json_incref(snap);
 	w->unread = unread;
+	w->run = run_id;
 	w->msg = errmsg ? pl_strdup(errmsg) : NULL;
+}
+
+/* A sync run for someone (plan/runs.h: pl_runs_via) says who in its summary. */
+static void
+sync_via(struct pl_state *st, long long id)
+{
+	json_t *run = NULL;
+
+	if (pl_runs_via() && st && id && pl_runs_get(st, id, &run, NULL) == 0 &&
+	    json_is_object(json_object_get(run, "result")))
+		pl_runs_update(st, id, json_object_get(run, "result"), NULL);
+	json_decref(run);
 }
 
 int
@@ -408,6 +423,8 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 	if (!w.done)
 		pl_die("the sync stalled: the event loop has nothing left to wait for");
 	r = w.err;
+	if (r == 0 && !dry_run)
+		sync_via(s->state, w.run);
 	if (r == 0 && w.cnt.unseen > 0)
 		pl_warn(s->ctx,
 			"%d guest%s outside the token's view (no VM.Audit on its /vms/ID or "

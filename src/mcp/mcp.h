@@ -19,6 +19,7 @@
 #define PL_RPC_INVALID_PARAMS (-32602)
 #define PL_RPC_INTERNAL (-32603)
 #define PL_RPC_NOT_FOUND (-32002) /* MCP: resource not found */
+#define PL_RPC_BUSY (-32010)      /* pvelab: too many commands running; try later */
 
 /* The protocol versions spoken, newest first. */
 extern const char *const pl_mcp_versions[];

@@ -120,3 +120,53 @@ pl_model_snapshot_blocker(bool lxc, const json_t *conf, pl_model_storage_type_fn
 	}
 	return why;
 }
+
+bool
+pl_model_rollback_newest_only(const char *type)
+{
+	return type && (!strcmp(type, "zfspool") || !strcmp(type, "zfs"));
+}
+
+/* The volume id of key k's value val when it lies on a storage that rolls
+ * back only to its newest snapshot; NULL otherwise. */
+static char *
+newest_only_volume(bool lxc, const char *val, pl_model_storage_type_fn type_of, void *arg)
+{
+	size_t len;
+	const char *colon;
+	char *store, *volid = NULL;
+
+	if (!lxc && strstr(val, "media=cdrom"))
+		return NULL;
+	if (!strncmp(val, "volume=", 7) || !strncmp(val, "file=", 5))
+		val = strchr(val, '=') + 1;
+	len = strcspn(val, ",");
+	if ((colon = memchr(val, ':', len)) == NULL)
+		return NULL;
+	store = pl_strndup(val, (size_t)(colon - val));
+	if (pl_model_rollback_newest_only(type_of(store, arg)))
+		volid = pl_strndup(val, len);
+	free(store);
+	return volid;
+}
+
+char *
+pl_model_rollback_volume(bool lxc, const json_t *conf, pl_model_storage_type_fn type_of, void *arg)
+{
+	const char *k, *first = NULL;
+	char *found = NULL;
+	json_t *v;
+
+	json_object_foreach((json_t *)conf, k, v) {
+		char *volid;
+
+		if (!json_is_string(v) || !snapshot_key(lxc, k) || (first && strcmp(k, first) > 0))
+			continue;
+		if ((volid = newest_only_volume(lxc, json_string_value(v), type_of, arg)) == NULL)
+			continue;
+		free(found);
+		found = volid;
+		first = k;
+	}
+	return found;
+}

@@ -30,4 +30,18 @@ bool pl_model_volume_snapshots(const char *type, const char *volname);
 char *pl_model_snapshot_blocker(bool lxc, const json_t *conf, pl_model_storage_type_fn type_of,
 				void *arg);
 
+/* Whether a storage of type rolls a volume back only to its newest snapshot:
+ * pve-storage's ZFSPoolPlugin::volume_rollback_is_possible (ZFSPlugin, ZFS
+ * over iSCSI, inherits it) refuses an older one, since `zfs rollback`
+ * without -r cannot skip the newer snapshots and PVE never destroys them. */
+bool pl_model_rollback_newest_only(const char *type);
+
+/* The volume PVE names when it refuses to roll a guest back to a snapshot
+ * whose config is conf while newer snapshots exist: the first volume id
+ * ("local-zfs:vm-100-disk-0") in sort order of a volume key on a storage
+ * that rolls back only to its newest snapshot (caller frees); NULL when
+ * there is none. */
+char *pl_model_rollback_volume(bool lxc, const json_t *conf, pl_model_storage_type_fn type_of,
+			       void *arg);
+
 #endif

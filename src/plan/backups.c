@@ -152,9 +152,8 @@ on_missing(const struct pl_pve_result *res, void *arg)
 	one_less(b);
 }
 
-/* Whether a storage's content list ("images,backup") holds backups. */
-static bool
-holds_backups(const char *content)
+bool
+pl_backups_holds(const char *content)
 {
 	for (const char *p = content ? content : ""; *p;) {
 		size_t n = strcspn(p, ",");
@@ -188,7 +187,7 @@ on_resources(const struct pl_pve_result *res, void *arg)
 		json_t *q;
 
 		if (strcmp(pl_json_str_or(r, "type", ""), "storage") || !id || !node ||
-		    !holds_backups(pl_json_str(r, "content")) ||
+		    !pl_backups_holds(pl_json_str(r, "content")) ||
 		    strcmp(pl_json_str_or(r, "status", "available"), "available"))
 			continue;
 		/* a shared storage holds the same archives on every node */

@@ -22,6 +22,9 @@ struct pl_pve;
  * guest without one has count 0 and no newest. New reference. */
 json_t *pl_backups_newest(const json_t *resources, const json_t *volumes, time_t now);
 
+/* Whether a storage's content list ("images,backup") holds backups. */
+bool pl_backups_holds(const char *content);
+
 /* Called once, from the loop; result borrowed:
  * {"time","guests":[as pl_backups_newest],"storages":["storage@node"...],
  *  "errors":["..."],"not_backed_up":[{"vmid","name","type"}] (with missing)}.

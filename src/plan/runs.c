@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 /* Start time of process pid in clock ticks after boot; 0 when unknown. */
@@ -96,10 +97,43 @@ pl_runs_begin(struct pl_state *s, const char *kind, long long *id, char **errmsg
 	return pl_state_run_begin(s, kind, &me, id, errmsg);
 }
 
+const char *
+pl_runs_via(void)
+{
+	static char via[201];
+	const char *env = getenv(PL_RUNS_VIA_ENV);
+	size_t i;
+
+	if (env == NULL || *env == '\0')
+		return NULL;
+	for (i = 0; env[i] && i + 1 < sizeof(via); i++)
+		via[i] = (unsigned char)env[i] < 0x20 || env[i] == 0x7f ? '?' : env[i];
+	via[i] = '\0';
+	return via;
+}
+
+/* result with "via" when this process writes for someone (new reference). */
+static json_t *
+with_via(const json_t *result)
+{
+	const char *via = pl_runs_via();
+	json_t *r;
+
+	if (via == NULL || !json_is_object(result))
+		return json_incref((json_t *)result);
+	r = json_copy((json_t *)result);
+	json_object_set_new(r, "via", json_string(via));
+	return r;
+}
+
 int
 pl_runs_update(struct pl_state *s, long long id, const json_t *result, char **errmsg)
 {
-	return pl_state_run_update(s, id, result, errmsg);
+	json_t *r = with_via(result);
+	int e = pl_state_run_update(s, id, r, errmsg);
+
+	json_decref(r);
+	return e;
 }
 
 int
@@ -112,7 +146,11 @@ int
 pl_runs_finish(struct pl_state *s, long long id, const char *status, const json_t *result,
 	       char **errmsg)
 {
-	return pl_state_run_finish(s, id, status, result, errmsg);
+	json_t *r = with_via(result);
+	int e = pl_state_run_finish(s, id, status, r, errmsg);
+
+	json_decref(r);
+	return e;
 }
 
 int

@@ -19,6 +19,12 @@ struct pl_state;
 int pl_runs_begin(struct pl_state *s, const char *kind, long long *id, char **errmsg);
 /* Record the project (config) a run acts for. */
 int pl_runs_set_project(struct pl_state *s, long long id, const char *project, char **errmsg);
+/* Who asked for this process's writes: the environment's PVELAB_VIA, which
+ * the MCP server sets for the commands it runs ("MCP client NAME VERSION"),
+ * control characters as '?', at most 200 bytes; NULL when unset. The
+ * results pl_runs_update and pl_runs_finish record carry it as "via". */
+#define PL_RUNS_VIA_ENV "PVELAB_VIA"
+const char *pl_runs_via(void);
 /* Record a running run's result so far, in a transaction of its own. */
 int pl_runs_update(struct pl_state *s, long long id, const json_t *result, char **errmsg);
 /* Record its end: status "ok", "failed" or "interrupted" and the result JSON. */

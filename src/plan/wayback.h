@@ -27,4 +27,18 @@ json_t *pl_plan_way_back(const json_t *live, const char *node, const json_t *sto
  * change names none (a plan from before way backs). */
 const char *pl_plan_way_back_kind(const json_t *change);
 
+/* How many snapshots of snaps (a guest's list as PVE gives it: name,
+ * snaptime) were taken after snap, those of the same second counted (on
+ * doubt); -1 when snap is not there. */
+int pl_plan_snapshots_after(const char *snap, const json_t *snaps);
+
+/* Why `pvelab rollback` may not take a guest back to snapshot snap, asked
+ * before it touches any guest: snaps is the guest's snapshot list as PVE
+ * gives it (name, snaptime), conf the snapshot's config, lxc its type,
+ * storages the cluster's (/cluster/resources entries). PVE refuses when a
+ * volume lies on ZFS and a snapshot was taken after snap; a snapshot no
+ * longer there is a refusal too. NULL when it may; caller frees. */
+char *pl_plan_rollback_blocker(const char *snap, const json_t *snaps, const json_t *conf, bool lxc,
+			       const char *node, const json_t *storages);
+
 #endif

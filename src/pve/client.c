@@ -106,6 +106,9 @@ struct pl_pve {
 	struct pl_pve *parent; /* of a clone: gets its request count when freed */
 	pl_pve_observe_fn obs; /* told of every finished request (a clone's too) */
 	void *obs_arg;
+	bool interrupted;     /* pl_pve_interrupt: everything fails until pl_pve_resume */
+	struct event fail_ev; /* fails what was asked while interrupted, from the loop */
+	bool fail_armed;
 };
 
 struct tw {
@@ -572,6 +575,13 @@ pump(struct pl_pve *c)
 {
 	struct req *q;
 
+	if (c->interrupted) {
+		if (!c->fail_armed && (c->qhead || c->tasks)) {
+			c->fail_armed = true;
+			event_active(&c->fail_ev, EV_TIMEOUT, 0);
+		}
+		return;
+	}
 	if (c->username && !c->login_pending &&
 	    (c->ticket == NULL || time(NULL) - c->ticket_at >= TICKET_RENEW_S) && c->qhead) {
 		start_login(c);
@@ -1094,6 +1104,72 @@ check_done(struct pl_pve *c)
 	}
 }
 
+/* ---- interruption ---- */
+
+static const struct pl_pve_result interrupted_res = {
+	.err = PL_ECANCEL,
+	.errmsg = "interrupted",
+};
+
+static void tw_done(struct tw *t, int err, const char *exitstatus, const char *msg);
+
+/* Fail the queue and the task waits not waiting on a request (those that
+ * are fail with it). A callback may ask for more: the loop runs again. */
+static void
+fail_pending(struct pl_pve *c)
+{
+	for (;;) {
+		struct tw *t;
+
+		fail_queue(c, &interrupted_res);
+		for (t = c->tasks; t && !t->armed; t = t->next)
+			;
+		if (t == NULL && c->qhead == NULL)
+			return;
+		if (t)
+			tw_done(t, PL_ECANCEL, NULL, "interrupted");
+	}
+}
+
+static void
+fail_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_pve *c = arg;
+
+	(void)fd;
+	(void)what;
+	c->fail_armed = false;
+	if (c->interrupted)
+		fail_pending(c);
+}
+
+void
+pl_pve_interrupt(struct pl_pve *c)
+{
+	struct req *q;
+
+	c->interrupted = true;
+	/* In flight or waiting to retry: their transfers end here (curl closes
+	 * a connection whose answer did not finish). */
+	for (;;) {
+		for (q = c->all; q && !q->easy && !q->retry_armed; q = q->anext)
+			;
+		if (q == NULL)
+			break;
+		if (q->easy)
+			c->inflight--;
+		complete(q, &interrupted_res);
+	}
+	c->login_pending = false;
+	fail_pending(c);
+}
+
+void
+pl_pve_resume(struct pl_pve *c)
+{
+	c->interrupted = false;
+}
+
 /* ---- public API ---- */
 
 /* A process that holds a token or password never leaves a core: it would
@@ -1191,6 +1267,7 @@ pl_pve_new(struct event_base *base, const struct pl_pve_opts *o, struct pl_pve *
 		goto fail;
 	}
 	evtimer_assign(&c->timer, base, timer_cb, c);
+	evtimer_assign(&c->fail_ev, base, fail_cb, c);
 	curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
 	curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, c);
 	curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
@@ -1274,8 +1351,10 @@ pl_pve_free(struct pl_pve *c)
 	while ((q = c->all) != NULL)
 		req_free(q);
 	c->qhead = c->qtail = NULL;
-	if (c->multi)
+	if (c->multi) {
 		evtimer_del(&c->timer);
+		event_del(&c->fail_ev);
+	}
 	for (size_t i = 0; i < c->npool; i++)
 		curl_easy_cleanup(c->pool[i]);
 	if (c->multi)

@@ -85,6 +85,14 @@ typedef int (*pl_pve_body_cb)(const char *p, size_t n, void *arg);
  * pl_pve_request (retried when they may be, with PVE's message). */
 void pl_pve_request_stream(struct pl_pve *c, const char *method, const char *path,
 			   const json_t *params, pl_pve_body_cb on_body, pl_pve_cb cb, void *arg);
+/* Stop everything pending without closing the client: every request and
+ * task wait completes with PL_ECANCEL ("interrupted"), their callbacks run
+ * (those in flight at once, the rest from the loop), and so does everything
+ * asked until pl_pve_resume. Idle connections stay open. For `pvelab
+ * console`, whose Ctrl-C stops one command and keeps the session. */
+void pl_pve_interrupt(struct pl_pve *c);
+/* Accept requests again after pl_pve_interrupt. */
+void pl_pve_resume(struct pl_pve *c);
 /* Requests not yet completed (and tasks waited on). */
 size_t pl_pve_pending(const struct pl_pve *c);
 /* The event loop it runs on. */

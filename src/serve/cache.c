@@ -212,7 +212,7 @@ send_entry(struct pl_serve_cache *c, struct pl_serve_req *r, struct entry *e)
 		}
 	}
 	b->refs++;
-	pl_serve_send_shared(r, 200, "application/json", b->data, b->len, blob_sent, b);
+	pl_serve_reply_lend(r, 200, "application/json", b->data, b->len, blob_sent, b);
 }
 
 static struct entry *

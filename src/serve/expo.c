@@ -236,6 +236,22 @@ pl_expo_init(struct pl_expo *e, enum pl_expo_fmt fmt, bool gzip, size_t max)
 }
 
 void
+pl_expo_adopt(struct pl_expo *e, char *buf, size_t cap)
+{
+	struct pl_buf *b = e->gzip ? &e->out : &e->stage;
+
+	if (cap <= b->cap || cap > b->max) {
+		free(buf);
+		return;
+	}
+	memcpy(buf, b->data, b->len + 1);
+	if (b->cap)
+		free(b->data);
+	b->data = buf;
+	b->cap = cap;
+}
+
+void
 pl_expo_reserve(struct pl_expo *e, size_t n)
 {
 	if (!e->gzip && n > e->stage.len && n < e->stage.max)
@@ -294,18 +310,81 @@ pl_expo_family(struct pl_expo *e, const char *name, enum pl_expo_type type, cons
 	maybe_flush(e);
 }
 
+/* "00".."99": an integer's digits two at a time. */
+static const char digit_pairs[201] = "00010203040506070809101112131415161718192021222324"
+				     "25262728293031323334353637383940414243444546474849"
+				     "50515253545556575859606162636465666768697071727374"
+				     "75767778798081828384858687888990919293949596979899";
+
 /* Digits of an unsigned integer, backwards into end. */
 static char *
 utoa_end(char *end, unsigned long long v)
 {
-	do {
-		*--end = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
+	while (v >= 100) {
+		end -= 2;
+		memcpy(end, digit_pairs + 2 * (v % 100), 2);
+		v /= 100;
+	}
+	if (v >= 10) {
+		end -= 2;
+		memcpy(end, digit_pairs + 2 * v, 2);
+	} else {
+		*--end = (char)('0' + v);
+	}
 	return end;
 }
 
-/* v as the text formats write it, into out (at least 40 bytes); its length. */
+static const double powers_of_ten[16] = { 1e0, 1e1, 1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+					  1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15 };
+
+/* |v| (not an integer) as the fewest decimals k that read back as it, when
+ * that is a decimal of at most 15 digits which %.15g writes in fixed
+ * notation (1e-4 <= |v| < 1e15): m/10^k with m and 10^k exact doubles is
+ * one correctly rounded division, the double strtod makes of the text, and
+ * a decimal of at most 15 digits is what %.15g writes for the double it
+ * reads as (DBL_DIG). Returns the length written to out, 0 when v is not
+ * such a number (printf decides). */
+static size_t
+short_decimal(char *out, double v)
+{
+	double a = fabs(v);
+	char tmp[40], *end = tmp + sizeof(tmp), *s;
+	unsigned long long m = 0, ip;
+	int k;
+	size_t n;
+
+	if (!(a >= 1e-4 && a < 1e15))
+		return 0;
+	for (k = 1; k < 16; k++) {
+		double scaled = a * powers_of_ten[k], r;
+
+		if (scaled >= 1e15)
+			return 0;
+		r = floor(scaled + 0.5);
+		if (r / powers_of_ten[k] == a) {
+			m = (unsigned long long)r;
+			break;
+		}
+	}
+	if (k == 16)
+		return 0;
+	while (k > 1 && m % 10 == 0) /* never with the fewest k, but cheap to be sure */
+		m /= 10, k--;
+	ip = m / (unsigned long long)powers_of_ten[k];
+	s = utoa_end(end, m % (unsigned long long)powers_of_ten[k]);
+	while (end - s < k)
+		*--s = '0';
+	*--s = '.';
+	s = utoa_end(s, ip);
+	if (v < 0)
+		*--s = '-';
+	n = (size_t)(end - s);
+	memcpy(out, s, n);
+	return n;
+}
+
+/* v as the text formats write it, into out (at least 40 bytes); its length:
+ * integers exactly, else the shortest of %.15g..%.17g that reads back as v. */
 static size_t
 number_text(char *out, double v)
 {
@@ -330,7 +409,8 @@ number_text(char *out, double v)
 		memcpy(out, s, n);
 		return n;
 	}
-	/* the shortest of %.15g..%.17g that reads back as v */
+	if ((n = short_decimal(out, v)) > 0)
+		return n;
 	for (int prec = 15; prec <= 17; prec++) {
 		snprintf(tmp, sizeof(tmp), "%.*g", prec, v);
 		if (prec == 17 || strtod(tmp, NULL) == v)
@@ -425,6 +505,65 @@ pl_expo_sample(struct pl_expo *e, const char *suffix, const char *const *kv, siz
 	maybe_flush(e);
 }
 
+int
+pl_expo_labels(struct pl_buf *b, const char *const *kv, size_t n, bool open)
+{
+	size_t need = 2;
+	char *p;
+
+	for (size_t i = 0; i < n; i++)
+		need += strlen(kv[2 * i]) + 2 * (kv[2 * i + 1] ? strlen(kv[2 * i + 1]) : 0) + 4;
+	if (pl_buf_grow(b, need) != 0)
+		return PL_ETOOBIG;
+	p = b->data + b->len;
+	*p++ = '{';
+	for (size_t i = 0; i < n; i++) {
+		size_t klen = strlen(kv[2 * i]);
+		const char *v = kv[2 * i + 1] ? kv[2 * i + 1] : "";
+
+		if (i)
+			*p++ = ',';
+		memcpy(p, kv[2 * i], klen);
+		p += klen;
+		*p++ = '=';
+		*p++ = '"';
+		p = put_label_value(p, v, strlen(v));
+		*p++ = '"';
+	}
+	if (!open)
+		*p++ = '}';
+	b->len = (size_t)(p - b->data);
+	*p = '\0';
+	return 0;
+}
+
+void
+pl_expo_sample_pre(struct pl_expo *e, const char *head, size_t hlen, const char *tail, size_t tlen,
+		   double v)
+{
+	char *p;
+
+	if (e->err)
+		return;
+	if (pl_buf_grow(&e->stage, e->famlen + hlen + tlen + 44) != 0) {
+		e->err = PL_ETOOBIG;
+		return;
+	}
+	p = e->stage.data + e->stage.len;
+	memcpy(p, e->fam, e->famlen);
+	p += e->famlen;
+	memcpy(p, head, hlen);
+	p += hlen;
+	memcpy(p, tail, tlen);
+	p += tlen;
+	*p++ = ' ';
+	p += number_text(p, v);
+	*p++ = '\n';
+	e->stage.len = (size_t)(p - e->stage.data);
+	*p = '\0';
+	maybe_flush(e);
+}
+
 void
 pl_expo_seg_release(struct pl_expo_seg *g)
 {
@@ -495,8 +634,10 @@ pl_expo_finish(struct pl_expo *e, char **data, size_t *len)
 			e->err = PL_ETOOBIG;
 		if (e->err)
 			return e->err;
+		e->cap = e->out.cap;
 		*data = pl_buf_detach(&e->out, len);
 	} else {
+		e->cap = e->stage.cap;
 		*data = pl_buf_detach(&e->stage, len);
 	}
 	return 0;

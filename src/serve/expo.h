@@ -33,6 +33,7 @@ struct pl_expo {
 	unsigned long crc, seg_crc;    /* CRC-32 of the text so far, of the segment's */
 	size_t total, seg_len, seg_at; /* bytes of text; of the segment's; where it began in out */
 	int err;                       /* the first failure (PL_ETOOBIG past the cap) */
+	size_t cap;                    /* the size of what pl_expo_finish handed out */
 };
 
 /* The format a scraper's Accept header asks for (NULL: none): the
@@ -47,6 +48,10 @@ const char *pl_expo_content_type(enum pl_expo_fmt fmt);
 /* Start an answer of at most max bytes (compressed when gzip). */
 void pl_expo_init(struct pl_expo *e, enum pl_expo_fmt fmt, bool gzip, size_t max);
 void pl_expo_release(struct pl_expo *e);
+/* Write the answer into buf, cap bytes from malloc kept from an earlier
+ * answer (its pages mapped already: a fresh 20 MB costs a page fault per
+ * 4 KiB); taken. */
+void pl_expo_adopt(struct pl_expo *e, char *buf, size_t cap);
 /* Room for n bytes of an uncompressed answer, made at once. */
 void pl_expo_reserve(struct pl_expo *e, size_t n);
 /* Start a family: its HELP and TYPE lines. */
@@ -55,6 +60,14 @@ void pl_expo_family(struct pl_expo *e, const char *name, enum pl_expo_type type,
  * n label pairs (kv[2i] the name, kv[2i+1] the value, escaped here). */
 void pl_expo_sample(struct pl_expo *e, const char *suffix, const char *const *kv, size_t n,
 		    double v);
+/* A label set as samples write it ({k="v",...}, values escaped), appended
+ * to b; open: without its closing brace, for a tail to end it. Returns 0 or
+ * PL_ETOOBIG. */
+int pl_expo_labels(struct pl_buf *b, const char *const *kv, size_t n, bool open);
+/* A sample of the current family whose label text is made already (by
+ * pl_expo_labels, once for many answers): head then tail, as they are. */
+void pl_expo_sample_pre(struct pl_expo *e, const char *head, size_t hlen, const char *tail,
+			size_t tlen, double v);
 /* The answer (caller frees): OpenMetrics' "# EOF", the gzip trailer.
  * Returns 0 or the first error (nothing is handed out then). */
 int pl_expo_finish(struct pl_expo *e, char **data, size_t *len);

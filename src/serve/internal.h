@@ -132,11 +132,6 @@ void pl_serve_drain_check(struct pl_serve *sv);
 /* The server's own routes: /healthz and the OpenAPI document (openapi.c). */
 extern const struct pl_serve_module pl_serve_core_module;
 
-/* Answer with len bytes of data that stay owned elsewhere: sent without a
- * copy, done(data, len, arg) runs once they are (cache.c's shared answers). */
-void pl_serve_send_shared(struct pl_serve_req *r, int status, const char *type, const void *data,
-			  size_t len, void (*done)(const void *data, size_t len, void *arg),
-			  void *arg);
 /* Free the cache's answers (those still being sent go when they are). */
 void pl_serve_cache_free(struct pl_serve *sv);
 

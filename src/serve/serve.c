@@ -824,7 +824,8 @@ free_taken(const void *data, size_t len, void *arg)
 }
 
 /* Send the answer: len bytes of type (NULL: no body); with done, data is
- * referenced by the buffer (done runs once it is sent), not copied. */
+ * handed to the buffer, not copied, and done(data, len, arg) called once it
+ * is sent or dropped. */
 static void
 send_bytes(struct pl_serve_req *r, int status, const char *type, const void *data, size_t len,
 	   evbuffer_ref_cleanup_cb done, void *arg)
@@ -875,8 +876,8 @@ pl_serve_reply_take(struct pl_serve_req *r, int status, const char *type, void *
 }
 
 void
-pl_serve_send_shared(struct pl_serve_req *r, int status, const char *type, const void *data,
-		     size_t len, void (*done)(const void *data, size_t len, void *arg), void *arg)
+pl_serve_reply_lend(struct pl_serve_req *r, int status, const char *type, const void *data,
+		    size_t len, void (*done)(const void *data, size_t len, void *arg), void *arg)
 {
 	if (r->answered) {
 		done(data, len, arg);

@@ -163,6 +163,11 @@ bool pl_serve_peer_cert(const struct pl_serve_req *req, char *name, size_t size)
  * free() once sent): a large answer is not copied. */
 void pl_serve_reply_take(struct pl_serve_req *req, int status, const char *content_type, void *data,
 			 size_t len);
+/* The same with data that stays the caller's: done(data, len, arg) is
+ * called once it is sent or dropped (maybe before this returns). */
+void pl_serve_reply_lend(struct pl_serve_req *req, int status, const char *content_type,
+			 const void *data, size_t len,
+			 void (*done)(const void *data, size_t len, void *arg), void *arg);
 /* Add a header to the answer (before pl_serve_reply*): Set-Cookie,
  * Content-Encoding, Mcp-Session-Id... */
 void pl_serve_add_header(struct pl_serve_req *req, const char *name, const char *value);

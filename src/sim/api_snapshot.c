@@ -10,6 +10,7 @@
 #include "core/json.h"
 #include "core/propstr.h"
 #include "core/str.h"
+#include "model/wayback.h"
 #include "sim/api.h"
 #include "sim/internal.h"
 
@@ -213,9 +214,78 @@ rollback_done(struct pl_sim *s, struct pl_sim_task *t)
 	pl_sim_task_log(t, "rollback to snapshot '%s'", name);
 }
 
+/* Whether a later snapshot of g holds volid. */
+static bool
+newer_snapshot_has(struct pl_sim_guest *g, size_t idx, const char *volid, size_t len)
+{
+	const char *k;
+	json_t *v;
+
+	for (size_t i = idx + 1; i < json_array_size(g->snaps); i++)
+		json_object_foreach(json_object_get(json_array_get(g->snaps, i), "conf"), k, v) {
+			const char *val = json_string_value(v);
+
+			if (val && pl_sim_is_volume_key(g, k, val) && strcspn(val, ",") == len &&
+			    !strncmp(val, volid, len))
+				return true;
+		}
+	return false;
+}
+
+/* PVE's error when snapshot sn (at idx) of g cannot be rolled back to: a
+ * ZFS volume rolls back only to its newest snapshot (pve-storage's
+ * ZFSPoolPlugin volume_rollback_is_possible: `zfs rollback` without -r, which
+ * would destroy the newer ones). NULL when it can; caller frees. */
+static char *
+rollback_blocked(struct pl_sim *s, struct pl_sim_guest *g, json_t *sn, size_t idx)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach(json_object_get(sn, "conf"), k, v) {
+		const char *val = json_string_value(v), *colon;
+		size_t len;
+		char store[64];
+		struct pl_sim_storage *st;
+
+		if (!val || !pl_sim_is_volume_key(g, k, val) || !(colon = strchr(val, ':')))
+			continue;
+		len = strcspn(val, ",");
+		snprintf(store, sizeof(store), "%.*s", (int)(colon - val), val);
+		if ((st = pl_sim_storage_find(s, store)) == NULL ||
+		    !pl_model_rollback_newest_only(st->type))
+			continue;
+		if (newer_snapshot_has(g, idx, val, len))
+			return pl_asprintf("can't rollback, '%s' is not most recent snapshot on '%.*s'",
+					   pl_json_str_or(sn, "name", ""), (int)len, val);
+	}
+	return NULL;
+}
+
 static void
 h_snap_rollback(struct pl_sim_req *r)
 {
+	json_t *sn;
+	struct pl_sim_guest *g = req_snap(r, &sn);
+	size_t idx = 0;
+	char *why;
+
+	if (g == NULL) /* answered */
+		return;
+	if (pl_sim_snap_find(g, pl_sim_p(r, "snapname"), &idx) &&
+	    (why = rollback_blocked(r->sim, g, sn, idx)) != NULL) {
+		/* the worker dies on its first check, before it locks or stops
+		 * the guest (AbstractConfig snapshot_rollback's prepare) */
+		struct pl_sim_task *t =
+			pl_sim_task_start(r->sim, g->node, r->lxc ? "vzrollback" : "qmrollback",
+					  pl_sim_p(r, "vmid"), r->user, g->vmid, NULL, NULL);
+
+		t->unlock = false;
+		pl_sim_task_doom(t, why);
+		pl_sim_ok_task(r, t);
+		free(why);
+		return;
+	}
 	snap_task(r, true, "rollback", "rollback", rollback_done,
 		  json_pack("{s:s,s:b}", "name", pl_sim_p(r, "snapname"), "start",
 			    pl_sim_pbool(r, "start", false)));

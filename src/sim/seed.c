@@ -256,6 +256,23 @@ pl_sim_add_template(struct pl_sim *s, const char *volid, uint64_t size, char **e
 	return 0;
 }
 
+/* The config locks of the schema's `lock` enums (qemu-server, pve-container). */
+static bool
+valid_lock(const char *lock, bool lxc)
+{
+	static const char *const vm[] = { "backup",   "clone",  "create",          "migrate",
+					  "rollback", "snapshot", "snapshot-delete", "suspending",
+					  "suspended", NULL };
+	static const char *const ct[] = { "backup",   "create",   "destroyed",       "disk",
+					  "fstrim",   "migrate",  "mounted",         "rollback",
+					  "snapshot", "snapshot-delete", NULL };
+
+	for (const char *const *l = lxc ? ct : vm; *l; l++)
+		if (!strcmp(*l, lock))
+			return true;
+	return false;
+}
+
 static int
 seed_guest(struct pl_sim *s, const json_t *gv, size_t idx, char **errmsg)
 {
@@ -285,6 +302,17 @@ seed_guest(struct pl_sim *s, const json_t *gv, size_t idx, char **errmsg)
 
 		if (!txt)
 			continue;
+		if (!strcmp(k, "lock")) { /* the guest's lock, as a crash leaves it */
+			if (!valid_lock(txt, g->lxc)) {
+				pl_seterr(errmsg, PL_EINVAL, "seed: guest %lld: lock '%.30s' is "
+					  "not one PVE sets", vmid, txt);
+				free(txt);
+				return PL_EINVAL;
+			}
+			snprintf(g->lock, sizeof(g->lock), "%s", txt);
+			free(txt);
+			continue;
+		}
 		if ((a = pl_sim_disk_alloc(s, g, k, txt, &err, NULL)) == NULL) {
 			pl_seterr(errmsg, PL_EINVAL, "seed: guest %lld: %s: %s", vmid, k, err);
 			free(err);
@@ -535,6 +563,12 @@ pl_sim_state_dump(struct pl_sim *s)
 
 		if (g->parent)
 			json_object_set_new(o, "parent", json_string(g->parent));
+		if (g->lock[0]) { /* read back by seed_guest */
+			json_t *conf = json_deep_copy(g->conf);
+
+			json_object_set_new(conf, "lock", json_string(g->lock));
+			json_object_set_new(o, "config", conf);
+		}
 		if (g->status != PL_SIM_STOPPED)
 			json_object_set_new(o, "uptime", json_integer(time(NULL) - g->started));
 		json_array_append_new(guests, o);

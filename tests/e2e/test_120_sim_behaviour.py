@@ -372,3 +372,52 @@ def test_lock_file_waits():
         assert r.reason == "can't lock file '/var/lock/qemu-server/lock-101.conf' - got timeout"
     finally:
         assert stop_sim(info)[0] == 0
+
+
+def test_zfs_rolls_back_only_to_the_newest_snapshot(demo):
+    # a zvol rolls back to its newest snapshot only (pve-storage's
+    # ZFSPoolPlugin volume_rollback_is_possible); lvmthin to any
+    c = demo
+    c.wait(c.write("POST", "/nodes/pve1/qemu", vmid=556, name="zvol", memory=512,
+                   scsi0="vault:8", scsi1="local-lvm:4"))
+    for snap in ("s1", "s2"):
+        c.wait(c.write("POST", "/nodes/pve1/qemu/556/snapshot", snapname=snap))
+    st = c.end(c.write("POST", "/nodes/pve1/qemu/556/snapshot/s1/rollback"))
+    assert st["exitstatus"] == \
+        "can't rollback, 's1' is not most recent snapshot on 'vault:vm-556-disk-0'", st
+    assert "lock" not in c.get("/nodes/pve1/qemu/556/config")  # refused before locking
+    c.wait(c.write("POST", "/nodes/pve1/qemu/556/snapshot/s2/rollback"))
+    c.wait(c.write("DELETE", "/nodes/pve1/qemu/556/snapshot/s2"))
+    c.wait(c.write("POST", "/nodes/pve1/qemu/556/snapshot/s1/rollback"))
+    # only local-lvm: any snapshot
+    c.wait(c.write("POST", "/nodes/pve1/qemu", vmid=557, name="thin", memory=512,
+                   scsi0="local-lvm:4"))
+    for snap in ("s1", "s2"):
+        c.wait(c.write("POST", "/nodes/pve1/qemu/557/snapshot", snapname=snap))
+    c.wait(c.write("POST", "/nodes/pve1/qemu/557/snapshot/s1/rollback"))
+
+
+def test_seeded_lock(tmp_path):
+    seed = tmp_path / "seed.yaml"
+    seed.write_text("nodes: [{name: pve1}]\nguests:\n"
+                    "  - {vmid: 100, config: {name: stuck, lock: backup}}\n")
+    state = tmp_path / "state.json"
+    info = start_sim("--seed", seed, "--state-file", state)
+    try:
+        c = Client(info)
+        for _ in range(2):  # as seeded, then as saved and loaded again
+            res = [g for g in c.get("/cluster/resources", type="vm") if g["vmid"] == 100]
+            assert res[0]["lock"] == "backup", res
+            assert c.get("/nodes/pve1/qemu/100/config")["lock"] == "backup"
+            assert c.get("/nodes/pve1/qemu/100/status/current")["lock"] == "backup"
+            st = c.end(c.write("POST", "/nodes/pve1/qemu/100/status/start"))
+            assert st["exitstatus"] == "VM is locked (backup)", st  # the worker's check
+            assert stop_sim(info)[0] == 0
+            info = start_sim("--state-file", state)
+            c = Client(info)
+    finally:
+        stop_sim(info)
+    seed.write_text("nodes: [{name: pve1}]\nguests:\n"
+                    "  - {vmid: 100, config: {name: stuck, lock: nonsense}}\n")
+    with pytest.raises(RuntimeError, match="lock 'nonsense' is not one PVE sets"):
+        start_sim("--seed", seed)

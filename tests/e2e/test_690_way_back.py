@@ -240,3 +240,44 @@ def test_a_failed_way_back_changes_nothing(tmp_path):
             assert config(lab, gs[name])["memory"] == before[name]["memory"], name
     finally:
         lab.close()
+
+
+ZFS_LAB = """
+guests:
+  - name: web
+    memory: 1024
+    disks: [{storage: local-lvm, size: 8G}]
+  - name: zvol
+    memory: 1024
+    disks: [{storage: vault, size: 8G}]
+"""
+
+
+def test_rollback_refused_whole_when_zfs_cannot_go_back(lab):
+    # ZFS rolls a volume back only to its newest snapshot (pve-storage's
+    # ZFSPoolPlugin): a snapshot taken by hand after the apply blocks the
+    # run's rollback, which is refused before any guest is touched
+    lab.write(ZFS_LAB)
+    assert lab.pvelab("apply", "--yes").rc == 0
+    lab.write(ZFS_LAB.replace("memory: 1024", "memory: 2048"))
+    r, res = apply_json(lab)
+    assert r.rc == 0, r
+    run = res["run"]
+    pre = by_guest(res)["zvol"]["snapshot"]
+    gs = {n: guest(lab, n) for n in ("web", "zvol")}
+    z = gs["zvol"]
+    base = f"/nodes/{z['node']}/{z['type']}/{z['vmid']}"
+    assert task_end(lab, z["node"], lab.api("POST", base + "/snapshot",
+                                            snapname="mine"))["exitstatus"] == "OK"
+    r = lab.pvelab("rollback", str(run), "--yes")
+    assert r.rc == 1, r
+    volid = config(lab, z)["scsi0"].split(",")[0]
+    assert (f"rollback of zvol: {volid} is on ZFS, which rolls back only to its newest "
+            f"snapshot, and 'mine' was taken after '{pre}': delete it first") in r.err, r
+    assert f"rollback of run {run} refused; nothing was done" in r.err, r
+    assert all(config(lab, g)["memory"] == "2048" for g in gs.values())  # neither went back
+    # without the snapshot in the way, the run goes back whole
+    assert task_end(lab, z["node"], lab.api("DELETE", base + "/snapshot/mine"))["exitstatus"] == "OK"
+    r = lab.pvelab("rollback", str(run), "--yes")
+    assert r.rc == 0, r
+    assert all(config(lab, g)["memory"] == "1024" for g in gs.values())

@@ -438,3 +438,34 @@ def test_without_a_cluster_or_config_the_answer_says_so(lab):
             assert r.json()["error"]["code"] == want, r.text
     finally:
         assert srv.stop() == 0, srv.err
+
+
+def test_a_rollback_zfs_cannot_make_is_refused_whole(lab):
+    # ZFS rolls a volume back only to its newest snapshot: a snapshot taken
+    # by hand after the run's refuses the run's rollback before any guest
+    # is touched (409, naming what to delete), as the CLI does
+    lab.pve("POST", "/storage", storage="tank", type="zfspool", pool="rpool/data",
+            content="images")
+    zv = "  - name: zv\n    memory: 1G\n    disks: [{storage: tank, size: 4G}]\n"
+    lab.serve(BASE + zv)
+    for cfg in (BASE + zv, BASE.replace("memory: 2G", "memory: 3G") + zv.replace("1G", "2G")):
+        lab.serve(cfg)
+        r = lab.post("/api/v1/runs", json={"plan_id": lab.plan()["id"]}, status=202)
+        run_id = r.json()["run"]
+        assert lab.wait_run(run_id)["status"] == "ok"
+    g = lab.guest("zv")
+    base = f"/nodes/{g['node']}/qemu/{g['vmid']}"
+    upid = lab.pve("POST", base + "/snapshot", snapname="mine")
+    until(lambda: lab.pve("GET", f"/nodes/{g['node']}/tasks/{upid}/status")["status"] == "stopped",
+          "the snapshot")
+    r = lab.post(f"/api/v1/runs/{run_id}/rollback", json={}, status=409)
+    msg = r.json()["error"]["message"]
+    assert "rollback refused; nothing was done: zv: " in msg and "is on ZFS" in msg, msg
+    assert "'mine' was taken after 'pvelab-pre-" in msg, msg
+    assert lab.config("web")["memory"] == "3072" and lab.config("zv")["memory"] == "2048"
+    lab.pve("DELETE", base + "/snapshot/mine")
+    until(lambda: [s["name"] for s in lab.pve("GET", base + "/snapshot")
+                   if s["name"] == "mine"] == [], "the snapshot's delete")
+    r = lab.post(f"/api/v1/runs/{run_id}/rollback", json={}, status=202)
+    assert lab.wait_run(r.json()["run"])["status"] == "ok"
+    assert lab.config("web")["memory"] == "2048" and lab.config("zv")["memory"] == "1024"

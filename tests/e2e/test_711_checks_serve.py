@@ -217,6 +217,7 @@ checks:
     - {{name: web, check: http, host: 127.0.0.1, port: {web.port}}}
     - {{name: steady, check: tcp, host: 127.0.0.1, port: {web.port}, interval: 1}}
 alerts:
+  group_wait: 0        # each notice at once: these tests follow them one by one
   flap_threshold: 20   # web goes down and up three times in this module
   notifiers:
     - {{name: phone, type: ntfy, url: "http://127.0.0.1:{ntfy.port}/homelab-alerts",
@@ -427,6 +428,7 @@ checks:
   interval: 1
   targets: [{{name: gone, check: tcp, host: 127.0.0.1, port: {free_port()}}}]
 alerts:
+  group_wait: 0        # each notice at once: these tests follow them one by one
   repeat_interval: 2
   notifiers: [{{name: hook, type: webhook, url: "http://127.0.0.1:{hook.port}/"}}]
 """)
@@ -458,6 +460,7 @@ guests:
   - name: vm1
     services: [{{name: web, port: {free_port()}, protocol: tcp, host: 127.0.0.1}}]
 alerts:
+  group_wait: 0        # each notice at once: these tests follow them one by one
   notifiers: [{{name: hook, type: webhook, url: "http://127.0.0.1:{hook.port}/"}}]
 """)
     env = {"PVELAB_STATE": str(tmp_path / "s.db"), "PVELAB_URL": ""}
@@ -537,6 +540,7 @@ guests:
       - {{name: web, port: {web.port}, protocol: http, host: 127.0.0.1}}
       - {{name: admin, port: {web.port}, protocol: tcp, host: 127.0.0.1}}
 alerts:
+  group_wait: 0        # each notice at once: these tests follow them one by one
   notifiers:
     - {{name: hook, type: webhook, url: "http://127.0.0.1:{hook.port}/"}}
 """)

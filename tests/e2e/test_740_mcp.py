@@ -20,7 +20,7 @@ from simfix import start_sim, stop_sim
 NODE = shutil.which("node")
 CLIENT = os.path.join(SRC, "tests", "mcp", "client.mjs")
 READ_TOOLS = {"status", "doctor", "list", "describe", "history", "validate", "plan", "snapshots",
-              "backups", "check", "config-schema", "version"}
+              "backups", "check", "config-schema", "version", "discovered"}
 OPERATOR_TOOLS = {"sync", "start", "stop", "shutdown", "reboot", "suspend", "resume", "snapshot",
                   "backup", "snapshot-delete"}
 ADMIN_TOOLS = {"apply", "rollback", "destroy", "snapshot-rollback"}
@@ -107,6 +107,11 @@ def lab(tmp_path_factory):
     assert os.path.isdir(os.path.join(SRC, "tests", "mcp", "node_modules")), \
         "tests/mcp/node_modules is missing (scripts/install-deps npm runs npm ci there)"
     l = Lab(tmp_path_factory.mktemp("mcp"))
+    # a scan remembered (the discovered tool reads it): the simulator's port
+    port = l.sim["url"].rsplit(":", 1)[1]
+    r = l.pvelab("discover", "--save", "--no-dns", "--timeout", "300", "--ports", port,
+                 "127.0.0.1")
+    assert r.rc == 0, r
     yield l
     l.close()
 
@@ -156,7 +161,7 @@ def check_read(lab, rep, exact=True):
         assert a["readOnlyHint"] is True and a["destructiveHint"] is False, t["name"]
         assert t["inputSchema"]["type"] == "object" and t["outputSchema"]["type"] == "object"
     calls = steps(rep, "call")
-    assert len(calls) == 12
+    assert len(calls) == 13
     for c in calls:
         assert not c["isError"], c
         assert c["valid"] is True, c  # structuredContent against outputSchema
@@ -183,6 +188,15 @@ def check_read(lab, rep, exact=True):
     describe = by[("describe", json.dumps({"guest": "vm100"}))]["structured"]
     want = lab.pvelab("-o", "json", "describe", "vm100").json()
     assert describe["vmid"] == 100 and describe["config"] == want["config"]
+    # the scan discover --save remembered, as the store has it
+    found = by[("discovered", "{}")]["structured"]["items"]
+    con = sqlite3.connect(lab.env["PVELAB_STATE"])
+    want = con.execute("SELECT address, kind, first_seen, last_seen, present "
+                       "FROM discovered_hosts").fetchall()
+    con.close()
+    assert [(h["address"], h["kind"], h["first_seen"], h["last_seen"], int(h["present"]))
+            for h in found] == want and want[0][0] == "127.0.0.1"
+    assert found[0]["record"]["evidence"][0]["port"] == int(lab.sim["url"].rsplit(":", 1)[1])
     plan = by[("plan", "{}")]["structured"]
     assert len(plan["plan_id"]) == 32 and plan["summary"]["create"] == 1
     uris = steps(rep, "resources")[0]["uris"]
@@ -343,9 +357,10 @@ def test_cancelled_apply_stops_scheduling_and_is_recorded_interrupted(tmp_path):
 class Raw:
     """pvelab mcp driven line by line, stdout and stderr kept apart."""
 
-    def __init__(self, lab, *extra):
+    def __init__(self, lab, *extra, env=None):
         e = dict(os.environ)
         e.update(lab.env)
+        e.update(env or {})
         self.p = subprocess.Popen(lab.stdio(*extra), stdin=subprocess.PIPE,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
 
@@ -467,3 +482,141 @@ def test_http_transport_refusals(lab, server):
     assert r.status_code == 200
     r = post({"jsonrpc": "2.0", "id": 6, "method": "ping"}, s)
     assert r.status_code == 404 and r.json()["error"]["code"] == -32001
+
+
+def test_commands_at_once_are_capped_for_all_sessions(tmp_path):
+    """mcp.max_processes bounds the child processes of every session together:
+    a call beyond it gets JSON-RPC error -32010 at once, nothing runs, and the
+    same call succeeds once a command ended."""
+    l = Lab(tmp_path, "--task-ms", "8000")
+    try:
+        l.cfg.write_text(CONFIG + "mcp:\n  max_processes: 1\n")
+        raw = Raw(l, "--allow-write")
+        assert "result" in raw.ask(INIT)
+        raw.send(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        raw.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                             "params": {"name": "stop", "arguments": {"guests": ["vm102"]}}}))
+        # the stop's task takes 8 s: describe finds the one process in use
+        r = raw.ask({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                     "params": {"name": "describe", "arguments": {"guest": "vm100"}}})
+        assert r["id"] == 2 and r["error"]["code"] == -32010, r
+        assert "mcp.max_processes" in r["error"]["message"]
+        # in-process answers need no process
+        r = raw.ask({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                     "params": {"name": "status"}})
+        assert r["id"] == 3 and r["result"].get("isError") is not True, r
+        raw.send(json.dumps({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                             "params": {"requestId": 1, "reason": "the test"}}))
+        end, i = time.monotonic() + 30, 10
+        while True:  # the interrupted stop ends; then describe runs
+            i += 1
+            r = raw.ask({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                         "params": {"name": "describe", "arguments": {"guest": "vm100"}}})
+            if "error" not in r or time.monotonic() > end:
+                break
+            assert r["error"]["code"] == -32010, r
+            time.sleep(0.1)
+        assert r["result"]["structuredContent"]["vmid"] == 100, r
+        assert raw.ask({"jsonrpc": "2.0", "id": "p", "method": "ping"})["result"] == {}
+        rc, rest, err = raw.close()
+        assert rc == 0 and rest == b"", err
+    finally:
+        l.close()
+
+
+def test_writes_of_commands_record_the_client(tmp_path):
+    """Every write a tool makes through a command of its own (power, backup,
+    sync, destroy) is a run whose result says which MCP client asked, as the
+    engine's apply does."""
+    l = Lab(tmp_path)
+    try:
+        assert l.pvelab("apply", "--yes").rc == 0  # web: a guest pvelab may destroy
+        # what the server inherits is not passed on
+        raw = Raw(l, "--allow-write", env={"PVELAB_VIA": "someone else"})
+        init = dict(INIT, params=dict(INIT["params"], clientInfo={"name": "bot\nx",
+                                                                  "version": "2.1"}))
+        assert "result" in raw.ask(init)
+        raw.send(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        calls = [("stop", {"guests": ["vm101"]}), ("start", {"guests": ["vm101"]}),
+                 ("backup", {"guests": ["vm101"]}), ("sync", {}),
+                 ("destroy", {"guests": ["web"], "confirm": "web"})]
+        for i, (name, args) in enumerate(calls):
+            r = raw.ask({"jsonrpc": "2.0", "id": i + 1, "method": "tools/call",
+                         "params": {"name": name, "arguments": args}})
+            assert r["id"] == i + 1 and r["result"].get("isError") is not True, (name, r)
+        rc, rest, err = raw.close()
+        assert rc == 0, err
+        con = sqlite3.connect(l.env["PVELAB_STATE"])
+        rows = con.execute("SELECT kind, status, summary FROM runs ORDER BY id").fetchall()
+        con.close()
+        via = {}
+        for kind, status, summary in rows:
+            via.setdefault(kind, []).append((status, json.loads(summary or "null") or {}))
+        want = "MCP client bot?x 2.1"  # control characters made visible
+        for kind in ("stop", "start", "backup", "destroy"):
+            (status, res), = via[kind]
+            assert status == "ok" and res.get("via") == want, (kind, status, res)
+        assert via["stop"][0][1]["guests"][0]["vmid"] == 101
+        # the syncs: the first two by the CLI, then the tool's (and destroy's own)
+        assert [r.get("via") for _, r in via["sync"]][:2] == [None, None]
+        assert want in [r.get("via") for _, r in via["sync"][2:]]
+        (status, res), = via["apply"]
+        assert status == "ok" and "via" not in res  # the CLI's own apply
+    finally:
+        l.close()
+
+
+def test_http_sessions_share_the_cap(tmp_path):
+    """Over HTTP the cap counts every session's commands together: one
+    session's long stop leaves another's describe refused (-32010) until the
+    first session ends (its command is interrupted)."""
+    l = Lab(tmp_path, "--task-ms", "8000")
+    srv = None
+    try:
+        l.cfg.write_text(CONFIG + "mcp:\n  max_processes: 1\n")
+        srv = Server(l)
+
+        def session(role):
+            h = {"Authorization": f"Bearer {l.token(role)}", "Content-Type": "application/json",
+                 "Accept": "application/json, text/event-stream"}
+            r = requests.post(srv.url, headers=h, data=json.dumps(INIT), timeout=20)
+            assert r.status_code == 200, r.text
+            h.update({"Mcp-Session-Id": r.headers["Mcp-Session-Id"],
+                      "MCP-Protocol-Version": "2025-06-18"})
+            r = requests.post(srv.url, headers=h, timeout=20, data=json.dumps(
+                {"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            assert r.status_code == 202
+            return h
+
+        def call(h, i, name, args, timeout=20):
+            r = requests.post(srv.url, headers=h, timeout=timeout, data=json.dumps(
+                {"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                 "params": {"name": name, "arguments": args}}))
+            if r.headers.get("Content-Type", "").startswith("text/event-stream"):
+                datas = [ln[5:].strip() for ln in r.text.splitlines() if ln.startswith("data:")]
+                return json.loads([d for d in datas if d][-1])
+            return r.json()
+
+        a, b = session("operator"), session("viewer")
+        # a's stop (an 8 s task): an SSE stream once its command runs
+        held = requests.post(srv.url, headers=a, timeout=60, stream=True, data=json.dumps(
+            {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+             "params": {"name": "stop", "arguments": {"guests": ["vm102"]}}}))
+        assert held.headers["Content-Type"].startswith("text/event-stream"), held.text
+        r = call(b, 2, "describe", {"guest": "vm100"})
+        assert r["error"]["code"] == -32010 and "mcp.max_processes" in r["error"]["message"], r
+        assert requests.delete(srv.url, headers=a, timeout=20).status_code == 200
+        end, i = time.monotonic() + 30, 3
+        while True:  # a's command was interrupted: b's describe runs
+            i += 1
+            r = call(b, i, "describe", {"guest": "vm100"})
+            if "error" not in r or time.monotonic() > end:
+                break
+            time.sleep(0.1)
+        assert r["result"]["structuredContent"]["vmid"] == 100, r
+        held.close()
+    finally:
+        if srv:
+            rc, err = srv.stop()
+            assert rc == 0, err
+        l.close()

@@ -61,6 +61,7 @@ function readCalls(g) {
 		['plan', {}],
 		['version', {}],
 		['config-schema', {}],
+		['discovered', {}],
 	];
 }
 

@@ -7,12 +7,23 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { randomUUID } from 'node:crypto';
 import http from 'node:http';
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+
+const answer = process.env.PEER_ANSWER ? JSON.parse(readFileSync(process.env.PEER_ANSWER, 'utf8')) : null;
+const answerText = answer && JSON.stringify(answer);
 
 function server() {
 	const s = new McpServer({ name: 'sdk-example', version: '1.0.0' });
 	s.registerTool('echo', { description: 'echo a message', inputSchema: { message: z.string().optional() } },
 		async ({ message }) => ({ content: [{ type: 'text', text: message ?? 'ok' }] }));
+	if (answer)
+		s.registerTool('status', {
+			description: 'the answer of PEER_ANSWER',
+			outputSchema: { nodes: z.array(z.object({ node: z.string(), status: z.string() }).passthrough()),
+				guests: z.object({ total: z.number().int() }).passthrough(),
+				last_sync: z.object({}).passthrough().nullable().optional() },
+		}, async () => ({ content: [{ type: 'text', text: answerText }], structuredContent: answer }));
 	return s;
 }
 

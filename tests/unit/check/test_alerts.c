@@ -80,7 +80,7 @@ test_once_per_change_and_holds(void **state)
 	char *err = NULL;
 
 	PL_UNUSED(state);
-	c = load("alerts:\n  notifiers:\n"
+	c = load("alerts:\n  group_wait: 0\n  notifiers:\n"
 		 "    - {name: hook, type: webhook, url: 'http://127.0.0.1:1/', timeout: 1}\n"
 		 "  routes:\n    - {notifiers: [hook], checks: ['w*', svc], severities: "
 		 "[critical]}\n");
@@ -136,7 +136,7 @@ test_maintenance_and_hold(void **state)
 
 	PL_UNUSED(state);
 	/* a window that opened within the hour, for the checks of guest web */
-	c = load("alerts:\n  notifiers:\n"
+	c = load("alerts:\n  group_wait: 0\n  notifiers:\n"
 		 "    - {name: hook, type: webhook, url: 'http://127.0.0.1:1/', timeout: 1}\n"
 		 "  maintenance:\n"
 		 "    - {name: nightly, schedule: '*:0/1', duration: 3600, checks: ['web/*']}\n");

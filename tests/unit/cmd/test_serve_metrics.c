@@ -17,6 +17,7 @@
 #include "core/json.h"
 #include "serve/expo.h"
 
+#include <math.h>
 #include <zlib.h>
 
 static void
@@ -147,6 +148,51 @@ test_expo(void **state)
 	}
 }
 
+/* Label sets rendered once (pl_expo_labels) and written with a tail
+ * (pl_expo_sample_pre) make the same bytes as pl_expo_sample, also in a
+ * buffer adopted from an earlier answer, plain or compressed. */
+static void
+test_expo_pre(void **state)
+{
+	const char *kv[] = { "id", "a\"b\\c\nd", "state", "x" };
+
+	(void)state;
+	for (int gz = 0; gz < 2; gz++) {
+		struct pl_expo a, b;
+		struct pl_buf labels;
+		char *da = NULL, *db = NULL;
+		size_t na, nb;
+
+		pl_buf_init(&labels, 0);
+		assert_int_equal(pl_expo_labels(&labels, kv, 1, true), 0);
+		assert_string_equal(labels.data, "{id=\"a\\\"b\\\\c\\nd\"");
+		pl_expo_init(&a, PL_EXPO_TEXT, gz, 0);
+		pl_expo_init(&b, PL_EXPO_TEXT, gz, 0);
+		pl_expo_adopt(&b, pl_malloc(1 << 16), 1 << 16);
+		pl_expo_family(&a, "t", PL_EXPO_GAUGE, "h");
+		pl_expo_family(&b, "t", PL_EXPO_GAUGE, "h");
+		pl_expo_sample(&a, "", kv, 2, 0.25);
+		pl_expo_sample_pre(&b, labels.data, labels.len, ",state=\"x\"}", 11, 0.25);
+		pl_expo_sample(&a, "", kv, 1, 3);
+		pl_expo_sample_pre(&b, labels.data, labels.len, "}", 1, 3);
+		assert_int_equal(pl_expo_finish(&a, &da, &na), 0);
+		assert_int_equal(pl_expo_finish(&b, &db, &nb), 0);
+		if (!gz) /* written where it was given (gzip grows it for deflate) */
+			assert_int_equal(b.cap, 1 << 16);
+		assert_int_equal(na, nb);
+		assert_memory_equal(da, db, na);
+		if (!gz)
+			assert_string_equal(db, "# HELP t h\n# TYPE t gauge\n"
+						"t{id=\"a\\\"b\\\\c\\nd\",state=\"x\"} 0.25\n"
+						"t{id=\"a\\\"b\\\\c\\nd\"} 3\n");
+		pl_expo_release(&a);
+		pl_expo_release(&b);
+		pl_buf_release(&labels);
+		free(da);
+		free(db);
+	}
+}
+
 static void
 test_numbers_and_pystr(void **state)
 {
@@ -181,6 +227,102 @@ test_numbers_and_pystr(void **state)
 	json_decref(v);
 	assert_string_equal(pl_metrics_pystr(json_true(), buf, sizeof(buf)), "True");
 	assert_string_equal(pl_metrics_pystr(json_null(), buf, sizeof(buf)), "None");
+}
+
+/* The reference: the shortest of %.15g..%.17g that reads back as v. */
+static void
+reference_number(char *out, size_t size, double v)
+{
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(out, size, "%.*g", prec, v);
+		if (prec == 17 || strtod(out, NULL) == v)
+			break;
+	}
+}
+
+static void
+check_number(double v)
+{
+	char want[64];
+	struct pl_buf b;
+
+	if (!isfinite(v))
+		return; /* NaN and the infinities: test_numbers_and_pystr */
+	pl_buf_init(&b, 0);
+	pl_expo_number(&b, v);
+	if (v == floor(v) && fabs(v) < 9007199254740992.0)
+		snprintf(want, sizeof(want), "%lld", (long long)v);
+	else
+		reference_number(want, sizeof(want), v);
+	if (strcmp(b.data, want))
+		fail_msg("%.17g: wrote '%s', printf's shortest is '%s'", v, b.data, want);
+	/* and what is written reads back as v */
+	if (strtod(b.data, NULL) != v && fabs(v) < 9007199254740992.0)
+		fail_msg("%.17g: '%s' does not read back", v, b.data);
+	pl_buf_release(&b);
+}
+
+/* The number writer's own decimal path equals printf's shortest round trip
+ * over a million values of every shape (250,000 drawn, each with its negative and its neighbour): short decimals at every scale (CPU
+ * ratios, ages), random bit patterns, neighbours of the path's edges. */
+static void
+test_numbers_many(void **state)
+{
+	static const double edges[] = { 1e-4,
+					1e-5,
+					9.9999e-5,
+					1e15,
+					1e15 - 0.5,
+					999999999999999.9,
+					9007199254740991.0,
+					0.1 + 0.2,
+					1.0 / 3,
+					2.0 / 3,
+					0.30000000000000004,
+					5e-324,
+					1.7976931348623157e308,
+					123456789012345.6,
+					12345678901234.56,
+					0.000123456789012345 };
+	unsigned long long x = 0x9e3779b97f4a7c15ULL;
+
+	(void)state;
+	for (size_t i = 0; i < PL_ARRAY_LEN(edges); i++) {
+		double lo = edges[i], hi = edges[i];
+
+		for (int d = 0; d < 3; d++) { /* it and its two neighbours each side */
+			check_number(lo);
+			check_number(-lo);
+			check_number(hi);
+			check_number(-hi);
+			lo = nextafter(lo, 0);
+			hi = nextafter(hi, INFINITY);
+		}
+	}
+	for (int i = 0; i < 250000; i++) {
+		double v;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+		switch (i % 4) {
+		case 0: /* k decimals of a number below 10^(1..15) */
+			v = (double)(x % 1000000000000000ULL) / pow(10, (double)((x >> 50) % 16));
+			break;
+		case 1: /* any finite double */
+			memcpy(&v, &x, sizeof(v));
+			if (!isfinite(v))
+				continue;
+			break;
+		case 2: /* a ratio of four decimals, as PVE's cpu */
+			v = (double)(x % 100000) / 10000;
+			break;
+		default: /* an age: now minus a time, in seconds with fractions */
+			v = 1.7e9 - (double)(x % 4000000000ULL) / 1000.0 - 1.6e9;
+			break;
+		}
+		check_number(v);
+		check_number(-v);
+		check_number(nextafter(v, INFINITY));
+	}
 }
 
 static void
@@ -549,7 +691,9 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_negotiate),
 		cmocka_unit_test(test_expo),
+		cmocka_unit_test(test_expo_pre),
 		cmocka_unit_test(test_numbers_and_pystr),
+		cmocka_unit_test(test_numbers_many),
 		cmocka_unit_test(test_path_template),
 		cmocka_unit_test(test_kept_segments),
 		cmocka_unit_test(test_exporter_equivalence_pve1),

@@ -122,6 +122,43 @@ test_vms(void **state)
 	expect(false, "{\"scsihw\":\"virtio-scsi-single\",\"description\":\"/srv/x\"}", NULL);
 }
 
+static void
+rollback_volume(bool lxc, const char *conf_json, const char *volid)
+{
+	json_t *conf = json_loads(conf_json, 0, NULL);
+	char *got = pl_model_rollback_volume(lxc, conf, type_of, NULL);
+
+	if (volid == NULL && got != NULL)
+		fail_msg("%s: expected none, got '%s'", conf_json, got);
+	if (volid != NULL && (got == NULL || strcmp(got, volid) != 0))
+		fail_msg("%s: expected '%s', got '%s'", conf_json, volid, got ? got : "(none)");
+	free(got);
+	json_decref(conf);
+}
+
+/* ZFS rolls a volume back only to its newest snapshot; the others to any */
+static void
+test_rollback_newest_only(void **state)
+{
+	(void)state;
+	assert_true(pl_model_rollback_newest_only("zfspool"));
+	assert_true(pl_model_rollback_newest_only("zfs"));
+	assert_false(pl_model_rollback_newest_only("lvmthin"));
+	assert_false(pl_model_rollback_newest_only("rbd"));
+	assert_false(pl_model_rollback_newest_only(NULL));
+	rollback_volume(false, "{\"scsi0\":\"local-lvm:vm-101-disk-0,size=8G\"}", NULL);
+	/* the first drive key in sort order that is on ZFS; CD-ROMs skipped */
+	rollback_volume(false,
+			"{\"virtio0\":\"tank:vm-101-disk-1\",\"scsi1\":\"tank:vm-101-disk-0,size="
+			"8G\",\"scsi0\":\"local-lvm:vm-101-disk-2\",\"ide2\":\"tank:iso/x.iso,"
+			"media=cdrom\"}",
+			"tank:vm-101-disk-0");
+	rollback_volume(true, "{\"rootfs\":\"local-lvm:vm-200-disk-0\",\"mp0\":\"tank:subvol-"
+			      "200-disk-1,mp=/data\"}",
+			"tank:subvol-200-disk-1");
+	rollback_volume(true, "{\"mp0\":\"/srv/media,mp=/data\"}", NULL); /* a bind mount */
+}
+
 int
 main(void)
 {
@@ -129,6 +166,7 @@ main(void)
 		cmocka_unit_test(test_volume_by_storage_type_and_format),
 		cmocka_unit_test(test_containers),
 		cmocka_unit_test(test_vms),
+		cmocka_unit_test(test_rollback_newest_only),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
