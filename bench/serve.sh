@@ -3,8 +3,9 @@
 # nginx serving the same JSON bodies as static files (the floor of the HTTP
 # layer), both loaded by wrk in one run: requests per second and p50/p99 of
 # /healthz, /api/v1/cluster, /api/v1/guests/{name} and /api/v1/guests, the p99
-# of a small answer while full syncs run back to back, the server's RSS after
-# a full sync, and the time from start to its first answer.
+# of the cluster and of one guest while full syncs run back to back, the
+# server's RSS after a full sync and after the load, and the time from start
+# to its first answer.
 # Usage: bench/serve.sh [BIN]   (GUESTS=10000 SECS=5 CONNS=64 PORT=18210)
 # Needs wrk and nginx (scripts/install-deps bench).
 set -euo pipefail
@@ -109,25 +110,32 @@ for p in /healthz /api/v1/cluster "/api/v1/guests/$name" /api/v1/guests; do
 	read -r a a50 a99 abad <<<"$(load "http://127.0.0.1:$PORT$p")"
 	read -r b b50 b99 _ <<<"$(load "http://127.0.0.1:$NGINX_PORT$p")"
 	[ "$abad" = 0 ] || echo "serve: $abad answers to $p were not 2xx" >&2
+	echo "  kept answers after $p: $(sync_state | field 'd["answers"]')" >&2
 	printf '%-28s %10.0f %8.2f %8.2f %10.0f %8.2f %8.2f %6.2fx\n' "$p" "$a" "$a50" "$a99" \
 		"$b" "$b50" "$b99" "$(echo "$a / $b" | bc -l)"
 done
 
-# p99 of a small answer while full syncs run back to back
-(
-	end=$(($(date +%s) + SECS))
-	while [ "$(date +%s)" -lt "$end" ]; do
-		seq=$(curl -sf -X POST -H "$AUTH" "http://127.0.0.1:$PORT/api/v1/sync" | field 'd["seq"]')
-		until [ "$(sync_state | field 'd["sync"]["seq"] >= '"$seq"' and d["sync"]["state"] != "running"')" = True ]; do
-			sleep 0.05
+# p99 of the two answers while full syncs run back to back (each sync's
+# commit drops the kept answers: the first request after it renders anew)
+during_syncs() {
+	(
+		end=$(($(date +%s) + SECS))
+		while [ "$(date +%s)" -lt "$end" ]; do
+			seq=$(curl -sf -X POST -H "$AUTH" "http://127.0.0.1:$PORT/api/v1/sync" | field 'd["seq"]')
+			until [ "$(sync_state | field 'd["sync"]["seq"] >= '"$seq"' and d["sync"]["state"] != "running"')" = True ]; do
+				sleep 0.05
+			done
 		done
-	done
-) &
-syncer=$!
-read -r q q50 q99 _ <<<"$(load "http://127.0.0.1:$PORT/api/v1/guests/$name")"
-wait "$syncer"
-syncs=$(sync_state | field 'd["sync"]["seq"]')
-printf 'during full syncs (%s in all): /api/v1/guests/{name} %.0f r/s, p50 %.2f ms, p99 %.2f ms\n' \
-	"$syncs" "$q" "$q50" "$q99"
-printf 'RSS after a full sync of %s guests: %.1f MB\n' "$GUESTS" "$(echo "$rss_kb / 1024" | bc -l)"
+	) &
+	syncer=$!
+	read -r q q50 q99 _ <<<"$(load "http://127.0.0.1:$PORT$1")"
+	wait "$syncer"
+	printf 'during full syncs (%s done by now): %-24s %.0f r/s, p50 %.2f ms, p99 %.2f ms\n' \
+		"$(sync_state | field 'd["sync"]["seq"]')" "$1" "$q" "$q50" "$q99"
+}
+during_syncs /api/v1/cluster
+during_syncs "/api/v1/guests/$name"
+rss_after_kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$srv_pid/status")
+printf 'RSS after a full sync of %s guests: %.1f MB; after all the load above: %.1f MB\n' "$GUESTS" \
+	"$(echo "$rss_kb / 1024" | bc -l)" "$(echo "$rss_after_kb / 1024" | bc -l)"
 printf 'start to first answer: %.1f ms\n' "$start_ms"

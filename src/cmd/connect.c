@@ -574,8 +574,15 @@ pl_session_guest(struct pl_session *s, const char *guest, json_t **g, char **err
 	int r;
 
 	*g = NULL;
-	if ((r = pl_state_guest_names(s->state, &names, errmsg)) != 0)
+	/* the rows named so first; the whole list only for a refusal's
+	 * "did you mean" */
+	if ((r = pl_state_guest_named(s->state, guest, &names, errmsg)) != 0)
 		return r;
+	if (json_array_size(names) == 0) {
+		json_decref(names);
+		if ((r = pl_state_guest_names(s->state, &names, errmsg)) != 0)
+			return r;
+	}
 	if ((found = pl_guest_lookup(names, guest, errmsg)) == NULL)
 		r = PL_ENOENT;
 	else

@@ -29,14 +29,15 @@ fail(struct pl_serve_req *req, int r, const char *field, const char *err)
 	pl_serve_error(req, status, code, field, "%s", err ? err : pl_strerror(r));
 }
 
-/* Answer what a view gave: out (stolen) when r is 0, else the failure; frees err. */
+/* Answer what a view gave: out (stolen) when r is 0, kept as an answer of
+ * class cls (PL_CACHE_*), else the failure; frees err. */
 static void
-answer(struct pl_serve_req *req, int r, const char *field, json_t *out, char *err)
+answer(struct pl_serve_req *req, int r, const char *field, json_t *out, char *err, unsigned cls)
 {
 	if (r != 0)
 		fail(req, r, field, err);
 	else
-		pl_serve_reply(req, 200, out);
+		pl_serve_reply_cache(req, cls, out);
 	free(err);
 }
 
@@ -48,8 +49,10 @@ get_cluster(struct pl_serve_req *req, void *arg)
 	char *err = NULL;
 	int r;
 
+	if (pl_serve_cached(req))
+		return;
 	r = pl_view_status(api->s->state, &out, &err);
-	answer(req, r, NULL, out, err);
+	answer(req, r, NULL, out, err, PL_CACHE_STORE);
 }
 
 static void
@@ -60,8 +63,10 @@ get_nodes(struct pl_serve_req *req, void *arg)
 	char *err = NULL;
 	int r;
 
+	if (pl_serve_cached(req))
+		return;
 	r = pl_view_status(api->s->state, &out, &err);
-	answer(req, r, NULL, json_incref(json_object_get(out, "nodes")), err);
+	answer(req, r, NULL, json_incref(json_object_get(out, "nodes")), err, PL_CACHE_STORE);
 	json_decref(out);
 }
 
@@ -79,9 +84,11 @@ get_guests(struct pl_serve_req *req, void *arg)
 	char *err = NULL;
 	int r;
 
+	if (pl_serve_cached(req))
+		return;
 	if ((r = pl_view_list_check(&f, &field, &err)) == 0)
 		r = pl_view_list(api->s->state, &f, api->refresh->live_by_id, &out, &err);
-	answer(req, r, field, out, err);
+	answer(req, r, field, out, err, PL_CACHE_LIVE);
 }
 
 static void
@@ -92,11 +99,13 @@ get_guest(struct pl_serve_req *req, void *arg)
 	char *err = NULL;
 	int r;
 
+	if (pl_serve_cached(req))
+		return;
 	/* snapshots are read from the node: not on the loop's time (docs/serve.md);
 	 * the counters are the refresh's, kept in memory */
 	r = pl_view_describe(api->s, pl_serve_path_param(req, "guest"), false,
 			     api->refresh->live_by_id, &out, NULL, &err);
-	answer(req, r, "guest", out, err);
+	answer(req, r, "guest", out, err, PL_CACHE_LIVE);
 }
 
 static void
@@ -107,8 +116,10 @@ get_history(struct pl_serve_req *req, void *arg)
 	char *err = NULL;
 	int r;
 
+	if (pl_serve_cached(req))
+		return;
 	r = pl_view_history(api->s->state, pl_serve_path_param(req, "guest"), &out, &err);
-	answer(req, r, "guest", out, err);
+	answer(req, r, "guest", out, err, PL_CACHE_STORE);
 }
 
 static void
@@ -128,16 +139,24 @@ get_runs(struct pl_serve_req *req, void *arg)
 			       lim);
 		return;
 	}
+	if (pl_serve_cached(req))
+		return;
 	r = pl_runs_list(api->s->state, pl_serve_query(req, "kind"), (int)limit, &out, &err);
-	answer(req, r, NULL, out, err);
+	answer(req, r, NULL, out, err, PL_CACHE_STORE);
 }
 
 static void
 get_sync(struct pl_serve_req *req, void *arg)
 {
 	struct pl_serve_api *api = arg;
+	json_t *info = pl_serve_refresh_info(api->refresh);
+	long long hits, misses, bytes;
 
-	pl_serve_reply(req, 200, pl_serve_refresh_info(api->refresh));
+	pl_serve_cache_counts(api->refresh->sv, &hits, &misses, &bytes);
+	json_object_set_new(info, "answers",
+			    json_pack("{s:I,s:I,s:I}", "hits", (json_int_t)hits, "misses",
+				      (json_int_t)misses, "bytes", (json_int_t)bytes));
+	pl_serve_reply(req, 200, info);
 }
 
 static void
@@ -216,8 +235,8 @@ static void
 post_action(struct pl_serve_req *req, const char *action, struct pl_serve_api *api)
 {
 	const char *guest = pl_serve_path_param(req, "guest");
-	json_t *names = NULL, *stored = NULL, *a;
-	const json_t *found, *entry;
+	json_t *stored = NULL, *a;
+	const json_t *entry;
 	struct action_wait *w;
 	char *err = NULL, id[32];
 	int r;
@@ -228,11 +247,8 @@ post_action(struct pl_serve_req *req, const char *action, struct pl_serve_api *a
 			       "pvelab.yaml or PVELAB_URL and PVELAB_TOKEN)");
 		return;
 	}
-	if ((r = pl_state_guest_names(api->s->state, &names, &err)) != 0 ||
-	    (found = pl_guest_lookup(names, guest, &err)) == NULL ||
-	    (r = pl_state_guest(api->s->state, pl_json_int(found, "vmid", 0), &stored, &err)) !=
-		    0) {
-		fail(req, r ? r : PL_ENOENT, "guest", err);
+	if ((r = pl_session_guest(api->s, guest, &stored, &err)) != 0) {
+		fail(req, r, "guest", err);
 		goto out;
 	}
 	/* where the guest is now (the last resource list), else where it was synced */
@@ -247,7 +263,6 @@ post_action(struct pl_serve_req *req, const char *action, struct pl_serve_api *a
 	pl_act_start(api->s, action, entry, NULL, 600000, on_action, w);
 	pl_serve_reply(req, 202, a);
 out:
-	json_decref(names);
 	json_decref(stored);
 	free(err);
 }
@@ -353,7 +368,11 @@ static const struct pl_serve_route routes[] = {
 	  "\"cluster\":{\"type\":\"boolean\"},\"status\":" OBJ ",\"sync\":{\"type\":"
 	  "\"object\",\"required\":[\"seq\",\"state\"],\"properties\":{\"seq\":{\"type\":"
 	  "\"integer\"},\"state\":{\"enum\":[\"none\",\"running\",\"ok\",\"failed\"]},"
-	  "\"run_id\":{\"type\":[\"integer\",\"null\"]}}}}}",
+	  "\"run_id\":{\"type\":[\"integer\",\"null\"]}}},\"answers\":{\"type\":\"object\","
+	  "\"description\":\"the answers kept in memory: hits and misses since the start, "
+	  "bytes kept now\",\"required\":[\"hits\",\"misses\",\"bytes\"],\"properties\":{"
+	  "\"hits\":{\"type\":\"integer\"},\"misses\":{\"type\":\"integer\"},\"bytes\":{"
+	  "\"type\":\"integer\"}}}}}",
 	  NULL, NULL, get_sync, 0 },
 	{ "POST", "/api/v1/sync", PL_ROLE_OPERATOR, 202,
 	  "sync the whole cluster into the store now (after the one running); GET /api/v1/sync "

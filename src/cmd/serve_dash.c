@@ -609,8 +609,8 @@ static const struct pl_serve_param rrd_query[] = {
 };
 
 static const struct pl_serve_route routes[] = {
-	{ "GET", "/", PL_ROLE_PUBLIC, 200, "the dashboard (a web page)", "{\"type\":\"string\"}",
-	  NULL, NULL, get_index, 0 },
+	{ "GET", "/", PL_ROLE_PUBLIC, 200, "the dashboard (a web page)",
+	  "{\"type\":\"string\",\"contentMediaType\":\"text/html\"}", NULL, NULL, get_index, 0 },
 	{ "GET", "/ui/session", PL_ROLE_PUBLIC, 200,
 	  "who the browser session is, and its CSRF token (401 without a session)", SESSION, NULL,
 	  NULL, get_session, 0 },
@@ -621,7 +621,7 @@ static const struct pl_serve_route routes[] = {
 	{ "POST", "/ui/logout", PL_ROLE_VIEWER, 200, "end the browser session",
 	  "{\"type\":\"object\"}", NULL, NULL, post_logout, 0 },
 	{ "GET", "/ui/{file}", PL_ROLE_PUBLIC, 200, "the dashboard's script, style and icon",
-	  "{\"type\":\"string\"}", NULL, NULL, get_file, 0 },
+	  "{\"type\":\"string\",\"contentMediaType\":\"*/*\"}", NULL, NULL, get_file, 0 },
 	{ "GET", "/api/v1/nodes/{node}/rrddata", PL_ROLE_VIEWER, 200,
 	  "a node's CPU, memory, network and disk series over a timeframe (PVE's rrddata, "
 	  "cached)",

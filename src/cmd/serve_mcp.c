@@ -402,12 +402,13 @@ static const struct pl_serve_route routes[] = {
 	{ "POST", "/mcp", PL_ROLE_VIEWER, 200,
 	  "MCP Streamable HTTP: one JSON-RPC message; a request is answered as JSON, or as an "
 	  "SSE stream (progress, then the answer) while a tool runs; 202 for a notification",
-	  RPC_SCHEMA, RPC_SCHEMA, NULL, post_mcp, PL_ROUTE_RAW_BODY },
+	  RPC_SCHEMA, RPC_SCHEMA, NULL, post_mcp, PL_ROUTE_RAW_BODY | PL_ROUTE_RPC_ERRORS },
 	{ "GET", "/mcp", PL_ROLE_VIEWER, 200,
 	  "MCP: the session's stream of notifications (resources/updated), text/event-stream",
-	  "{\"type\":\"string\"}", NULL, NULL, get_mcp, 0 },
-	{ "DELETE", "/mcp", PL_ROLE_VIEWER, 200, "MCP: end the session (Mcp-Session-Id)",
-	  "{\"type\":\"null\"}", NULL, NULL, delete_mcp, 0 },
+	  "{\"type\":\"string\",\"contentMediaType\":\"text/event-stream\"}", NULL, NULL, get_mcp,
+	  PL_ROUTE_RPC_ERRORS },
+	{ "DELETE", "/mcp", PL_ROLE_VIEWER, 200, "MCP: end the session (Mcp-Session-Id); no body",
+	  NULL, NULL, NULL, delete_mcp, PL_ROUTE_RPC_ERRORS },
 	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, 0 },
 };
 

@@ -184,6 +184,7 @@ on_resources(const struct pl_pve_result *res, void *arg)
 	f->status_guests = json_object_size(f->live_by_id);
 	json_decref(f->live);
 	f->live = json_incref(res->data);
+	pl_serve_cache_drop(f->sv, PL_CACHE_LIVE); /* their counters moved */
 	if (moved)
 		start_sync(f, "a guest changed");
 	arm(f->status_ev, f->status_interval);

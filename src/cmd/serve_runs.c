@@ -8,6 +8,7 @@
 #include "cmd/serve_runs.h"
 #include "cmd/serve_api.h"
 #include "cmd/connect.h"
+#include "config/config.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/str.h"
@@ -140,6 +141,22 @@ flag(const struct pl_serve_req *req, const char *name)
 
 /* ---- plans ------------------------------------------------------------- */
 
+/* A boolean query parameter into *v: true/1/yes or false/0/no (absent:
+ * false). Answers 400 naming it and returns -1 otherwise. */
+static int
+query_flag(struct pl_serve_req *req, const char *name, bool *v)
+{
+	const char *q = pl_serve_query(req, name);
+
+	*v = q && (!strcmp(q, "true") || !strcmp(q, "1") || !strcmp(q, "yes"));
+	if (q && !*v && strcmp(q, "false") && strcmp(q, "0") && strcmp(q, "no")) {
+		pl_serve_error(req, 400, "bad_query", name, "%s is true or false, not '%.32s'",
+			       name, q);
+		return -1;
+	}
+	return 0;
+}
+
 static void
 post_plan(struct pl_serve_req *req, void *arg)
 {
@@ -155,15 +172,44 @@ post_plan(struct pl_serve_req *req, void *arg)
 		.no_snapshot = flag(req, "no_snapshot"),
 		.profile = pl_json_str(pl_serve_body(req), "profile"),
 	};
-	char who[128], *err = NULL;
+	char who[128], *err = NULL, *field = NULL;
+	struct pl_config *cfg = NULL;
+	const unsigned char *yaml = NULL;
+	size_t len = 0;
 	struct wait *w;
 	int r;
 
-	if (check_body(req, fields) != 0)
+	if (pl_serve_body_is_yaml(req)) {
+		/* a config of the caller's: validated as the file is, refused
+		 * with the place it names (400) before anything starts */
+		yaml = pl_serve_body_raw(req, &len);
+		if ((r = pl_serve_plan_config((const char *)yaml, len, &cfg, &field, &err)) != 0) {
+			pl_serve_error(req, 400, "invalid_config", field, "%s", err);
+			free(field);
+			free(err);
+			return;
+		}
+		pl_config_free(cfg);
+		if (query_flag(req, "reboot", &o.reboot) != 0 ||
+		    query_flag(req, "allow_replace", &o.allow_replace) != 0 ||
+		    query_flag(req, "allow_delete", &o.allow_delete) != 0 ||
+		    query_flag(req, "no_snapshot", &o.no_snapshot) != 0)
+			return;
+		o.profile = pl_serve_query(req, "profile");
+	} else if (check_body(req, fields) != 0) {
 		return;
+	} else if (pl_serve_query(req, "reboot") || pl_serve_query(req, "allow_replace") ||
+		   pl_serve_query(req, "allow_delete") || pl_serve_query(req, "no_snapshot") ||
+		   pl_serve_query(req, "profile")) {
+		pl_serve_error(req, 400, "bad_query", NULL,
+			       "the options go in the JSON body (query parameters are for a YAML "
+			       "body)");
+		return;
+	}
 	who_of(req, who, sizeof(who));
 	w = wait_new(m, req, 201);
-	if ((r = pl_serve_plan_start(m->runs, &o, who, on_answer, w, &err)) != 0)
+	if ((r = pl_serve_plan_start_yaml(m->runs, &o, yaml ? (const char *)yaml : NULL, len, who,
+					  on_answer, w, &err)) != 0)
 		refused(w, r, NULL, err);
 }
 
@@ -459,15 +505,29 @@ delete_snapshot(struct pl_serve_req *req, void *arg)
 	"\"delsnapshot\"]},\"vmid\":" INT ",\"name\":" STR_OR_NULL ",\"snapshot\":" STR ","        \
 	"\"state\":{\"const\":\"running\"}}}"
 
+static const struct pl_serve_param plan_query[] = {
+	{ "reboot", "with a YAML body: as the JSON body's (true or false)" },
+	{ "allow_replace", "with a YAML body: as the JSON body's" },
+	{ "allow_delete", "with a YAML body: as the JSON body's" },
+	{ "no_snapshot", "with a YAML body: as the JSON body's" },
+	{ "profile", "with a YAML body: as the JSON body's" },
+	{ NULL, NULL },
+};
+
 static const struct pl_serve_route routes[] = {
 	{ "POST", "/api/v1/plans", PL_ROLE_ADMIN, 201,
 	  "plan the server's config against the cluster now (pvelab plan -o json), kept "
-	  "15 minutes under an unguessable id for POST /api/v1/runs",
+	  "15 minutes under an unguessable id for POST /api/v1/runs; or, with a pvelab.yaml "
+	  "as the body (Content-Type: application/yaml), that config instead, validated as "
+	  "pvelab validate does the file (400 invalid_config naming the key), refused when "
+	  "it names what the server reads itself (a *_file or *_env key, cluster, state, "
+	  "serve, proxy, alerts); the options are the JSON body's or, with YAML, the "
+	  "reboot, allow_replace, allow_delete, no_snapshot and profile query parameters",
 	  KEPT_PLAN,
 	  "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"reboot\":" BOOL
 	  ",\"allow_replace\":" BOOL ",\"allow_delete\":" BOOL ",\"no_snapshot\":" BOOL
 	  ",\"profile\":" STR "}}",
-	  NULL, post_plan, 0 },
+	  plan_query, post_plan, PL_ROUTE_YAML_BODY },
 	{ "GET", "/api/v1/plans/{id}", PL_ROLE_VIEWER, 200, "a kept plan", KEPT_PLAN, NULL, NULL,
 	  get_plan, 0 },
 	{ "POST", "/api/v1/runs", PL_ROLE_ADMIN, 202,

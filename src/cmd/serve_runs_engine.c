@@ -13,6 +13,8 @@
 #include "cmd/guard.h"
 #include "cmd/planning.h"
 #include "config/config.h"
+#include "core/buf.h"
+#include "core/diag.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -44,6 +46,11 @@ struct op {
 	json_t *params, *entry; /* the guest's resource entry, once found */
 	json_t *failed;         /* a rollback's failed result, while its way back goes */
 	char *suffix;
+	/* a plan of a config sent with the request: it, and the server's
+	 * session with it in place of the server's config */
+	struct pl_config *cfg;
+	struct pl_session sess;
+	json_t *yaml;
 };
 
 /* The apply or rollback this server carries out (one at a time). */
@@ -68,6 +75,10 @@ struct run {
 	struct event *later; /* its next step from the loop: the lock, then the plan */
 	int waited;          /* turns of waiting for the store (PL_SERVE_STORE_WAIT) */
 	json_t *storages;    /* a rollback's, for its check before any guest is touched */
+	/* an apply of a plan made from a config sent with it: that config,
+	 * and the session planning and applying use (run_session) */
+	struct pl_config *cfg;
+	struct pl_session sess;
 };
 
 struct pl_serve_runs {
@@ -76,12 +87,21 @@ struct pl_serve_runs {
 	void (*changed)(void *arg);
 	void *changed_arg;
 	json_t *plans;                    /* id -> kept plan */
+	json_t *plan_yaml;                /* id -> the config text a kept plan was made of */
 	void (*hold)(void *arg, bool on); /* the refresh's syncs, held during a run */
 	bool (*syncing)(void *arg);
 	void *refresh;
 	struct op *ops;
 	struct run *run;
 };
+
+/* The session a run plans and records with: the server's, or its own
+ * config's in place of the server's. */
+static struct pl_session *
+run_session(struct run *r)
+{
+	return r->cfg ? &r->sess : r->rs->s;
+}
 
 struct pl_serve_runs *
 pl_serve_runs_new(struct pl_session *s, struct pl_serve *sv, void (*changed)(void *arg), void *arg)
@@ -93,6 +113,7 @@ pl_serve_runs_new(struct pl_session *s, struct pl_serve *sv, void (*changed)(voi
 	rs->changed = changed;
 	rs->changed_arg = arg;
 	rs->plans = json_object();
+	rs->plan_yaml = json_object();
 	return rs;
 }
 
@@ -122,6 +143,8 @@ op_free(struct op *o)
 	json_decref(o->params);
 	json_decref(o->entry);
 	json_decref(o->failed);
+	json_decref(o->yaml);
+	pl_config_free(o->cfg);
 	free(o);
 }
 
@@ -167,6 +190,7 @@ run_free(struct run *r)
 	json_decref(r->notes);
 	free(r->profile);
 	free(r->who);
+	pl_config_free(r->cfg);
 	free(r);
 }
 
@@ -219,12 +243,168 @@ plans_expire(struct pl_serve_runs *rs, size_t max)
 			}
 		json_object_del(rs->plans, oldest);
 	}
+	json_object_foreach_safe(rs->plan_yaml, tmp, k, v)
+		if (json_object_get(rs->plans, k) == NULL)
+			json_object_del(rs->plan_yaml, k);
 }
 
 static void
 config_sha(const struct pl_config *cfg, char out[65])
 {
 	pl_json_sha256(pl_config_get(cfg, ""), out);
+}
+
+/* The JSON pointer of key under parent (its "~" and "/" escaped). */
+static char *
+pointer_of(const char *parent, const char *key)
+{
+	struct pl_buf b;
+
+	pl_buf_init(&b, 0);
+	pl_buf_addstr(&b, parent);
+	pl_buf_addch(&b, '/');
+	for (; *key; key++)
+		if (*key == '~')
+			pl_buf_addstr(&b, "~0");
+		else if (*key == '/')
+			pl_buf_addstr(&b, "~1");
+		else
+			pl_buf_addch(&b, *key);
+	return pl_buf_detach(&b, NULL);
+}
+
+/* A JSON pointer as the config's messages name a key: "guests[0].name". */
+static char *
+dotted(const char *pointer)
+{
+	struct pl_buf b;
+	const char *p = pointer;
+
+	pl_buf_init(&b, 0);
+	while (*p == '/') {
+		size_t n = strcspn(++p, "/");
+
+		if (n && strspn(p, "0123456789") == n) {
+			pl_buf_addf(&b, "[%.*s]", (int)n, p);
+		} else {
+			if (b.len)
+				pl_buf_addch(&b, '.');
+			for (size_t i = 0; i < n; i++)
+				if (p[i] == '~' && i + 1 < n) {
+					pl_buf_addch(&b, p[i + 1] == '1' ? '/' : '~');
+					i++;
+				} else {
+					pl_buf_addch(&b, p[i]);
+				}
+		}
+		p += n;
+	}
+	return pl_buf_detach(&b, NULL);
+}
+
+/* The first place v (at pointer at) written in cfg that would make the
+ * server read something of its own: a file (a *_file key) or its
+ * environment (*_env). NULL when none; caller frees. */
+static char *
+reads_server(const struct pl_config *cfg, const json_t *v, const char *at)
+{
+	const char *k;
+	json_t *c;
+	size_t i;
+	char *p, *found = NULL;
+
+	if (json_is_object(v)) {
+		json_object_foreach((json_t *)v, k, c) {
+			size_t n = strlen(k);
+
+			p = pointer_of(at, k);
+			if (n > 5 && (!strcmp(k + n - 5, "_file") || !strcmp(k + n - 4, "_env")) &&
+			    pl_config_written(cfg, p))
+				return p;
+			found = reads_server(cfg, c, p);
+			free(p);
+			if (found)
+				return found;
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, c) {
+			char idx[32];
+
+			snprintf(idx, sizeof(idx), "%zu", i);
+			p = pointer_of(at, idx);
+			found = reads_server(cfg, c, p);
+			free(p);
+			if (found)
+				return found;
+		}
+	}
+	return NULL;
+}
+
+int
+pl_serve_plan_config(const char *yaml, size_t len, struct pl_config **out, char **field,
+		     char **errmsg)
+{
+	/* what only the server's own config says: where its cluster, store,
+	 * listeners and secrets are */
+	static const char *const servers[] = { "/cluster", "/state", "/serve", "/proxy",
+					       "/alerts" };
+	struct pl_config *cfg = NULL;
+	struct pl_diags d;
+	char *at = NULL;
+	int r = 0;
+
+	*out = NULL;
+	if (field)
+		*field = NULL;
+	pl_diags_init(&d);
+	if (pl_config_load_string("body", yaml, len, &cfg, &d) != 0 || cfg == NULL) {
+		for (size_t i = 0; i < d.n; i++) {
+			char *line;
+
+			if (d.items[i].level != PL_DIAG_ERROR)
+				continue;
+			if (field && d.items[i].key)
+				*field = pl_strdup(d.items[i].key);
+			line = pl_diag_line(&d.items[i]);
+			r = pl_seterr(errmsg, PL_EINVAL, "%s", line);
+			free(line);
+			break;
+		}
+		if (r == 0)
+			r = pl_seterr(errmsg, PL_EINVAL,
+				      "the config sent is not a valid pvelab.yaml");
+		goto out;
+	}
+	for (size_t i = 0; i < PL_ARRAY_LEN(servers) && at == NULL; i++)
+		if (pl_config_written(cfg, servers[i]))
+			at = pl_strdup(servers[i]);
+	if (at || (at = reads_server(cfg, pl_config_get(cfg, ""), "")) != NULL) {
+		char *key = dotted(at);
+		int line = 0, col = 0;
+
+		pl_config_where(cfg, at, &line, &col);
+		r = pl_seterr(errmsg, PL_EINVAL,
+			      "body:%d:%d: error: %s: a config sent to the server may not name "
+			      "what the server reads itself (its files, its environment, its "
+			      "cluster, store or listeners): those come from the server's own "
+			      "config",
+			      line, col, key);
+		free(at);
+		if (field)
+			*field = key;
+		else
+			free(key);
+		goto out;
+	}
+	if ((r = pl_planning_check(cfg, errmsg)) != 0)
+		goto out;
+	*out = cfg;
+	cfg = NULL;
+out:
+	pl_config_free(cfg);
+	pl_diags_release(&d);
+	return r;
 }
 
 static void
@@ -249,13 +429,15 @@ on_planned(int err, json_t *snap, json_t *plan, const char *errmsg, void *arg)
 	}
 	for (size_t i = 0; i < sizeof(raw); i++)
 		snprintf(id + 2 * i, 3, "%02x", raw[i]);
-	config_sha(rs->s->cfg, cfgsha);
+	config_sha(o->cfg ? o->cfg : rs->s->cfg, cfgsha);
 	kept = json_pack("{s:s,s:I,s:I,s:s,s:{s:s,s:s},s:I,s:O}", "id", id, "created",
 			 (json_int_t)now, "expires", (json_int_t)(now + PL_SERVE_PLAN_TTL), "who",
 			 o->who, "fingerprint", "cluster", pl_json_str_or(plan, "snapshot", ""),
 			 "config", cfgsha, "after_run", (json_int_t)o->after_run, "plan", plan);
 	plans_expire(rs, PL_SERVE_PLANS_MAX - 1);
 	json_object_set(rs->plans, id, kept);
+	if (o->yaml)
+		json_object_set(rs->plan_yaml, id, o->yaml);
 	pl_log_info("serve: plan %.8s... made for %s: %lld change(s)", id, o->who,
 		    (long long)json_array_size(json_object_get(plan, "changes")));
 	op_end(o, 0, kept, NULL);
@@ -266,13 +448,32 @@ int
 pl_serve_plan_start(struct pl_serve_runs *rs, const struct pl_serve_plan_opts *po, const char *who,
 		    pl_serve_runs_cb cb, void *arg, char **errmsg)
 {
+	return pl_serve_plan_start_yaml(rs, po, NULL, 0, who, cb, arg, errmsg);
+}
+
+int
+pl_serve_plan_start_yaml(struct pl_serve_runs *rs, const struct pl_serve_plan_opts *po,
+			 const char *yaml, size_t len, const char *who, pl_serve_runs_cb cb,
+			 void *arg, char **errmsg)
+{
 	struct pl_plan_opts o = { 0 };
+	struct pl_config *cfg = NULL;
 	struct op *op;
 	int r;
 
-	if ((r = no_cluster(rs, true, errmsg)) != 0 ||
-	    (r = pl_planning_check(rs->s->cfg, errmsg)) != 0)
+	if (yaml) {
+		json_t *text = json_stringn(yaml, len); /* kept as text for the apply */
+
+		if (text == NULL)
+			return pl_seterr(errmsg, PL_EINVAL, "the config sent is not UTF-8 text");
+		json_decref(text);
+		if ((r = no_cluster(rs, false, errmsg)) != 0 ||
+		    (r = pl_serve_plan_config(yaml, len, &cfg, NULL, errmsg)) != 0)
+			return r;
+	} else if ((r = no_cluster(rs, true, errmsg)) != 0 ||
+		   (r = pl_planning_check(rs->s->cfg, errmsg)) != 0) {
 		return r;
+	}
 	if (po) {
 		o.reboot = po->reboot;
 		o.allow_replace = po->allow_replace;
@@ -281,12 +482,18 @@ pl_serve_plan_start(struct pl_serve_runs *rs, const struct pl_serve_plan_opts *p
 		o.profile = po->profile;
 	}
 	op = op_new(rs, who, cb, arg);
+	if (cfg) {
+		op->cfg = cfg;
+		op->sess = *rs->s;
+		op->sess.cfg = cfg;
+		op->yaml = json_stringn(yaml, len);
+	}
 	/* apply refuses the plan once another run changed guests after this */
 	if ((r = pl_runs_newest(rs->s->state, &op->after_run, NULL, errmsg)) != 0) {
 		op_free(op);
 		return r;
 	}
-	op->pp = pl_planning_plan_start(rs->s, &o, on_planned, op);
+	op->pp = pl_planning_plan_start(op->cfg ? &op->sess : rs->s, &o, on_planned, op);
 	return 0;
 }
 
@@ -425,7 +632,7 @@ on_applied(int ar, json_t *result, void *arg)
 	struct pl_serve_runs *rs = r->rs;
 	bool stopped = json_is_true(json_object_get(result, "stopped"));
 	const char *status = stopped ? "interrupted" : ar == 0 ? "ok" : "failed";
-	const json_t *keep = pl_config_get(rs->s->cfg, "/apply_snapshots/keep");
+	const json_t *keep = pl_config_get(run_session(r)->cfg, "/apply_snapshots/keep");
 	json_t *guests;
 	char *err = NULL;
 
@@ -469,7 +676,8 @@ run_go(struct run *r, char **errmsg)
 	if ((e = pl_runs_begin(rs->s->state, r->kind, &r->id, errmsg)) != 0)
 		return e;
 	if (!strcmp(r->kind, "apply") &&
-	    pl_runs_set_project(rs->s->state, r->id, pl_config_project(rs->s->cfg), errmsg) != 0) {
+	    pl_runs_set_project(rs->s->state, r->id, pl_config_project(run_session(r)->cfg),
+				errmsg) != 0) {
 		pl_log_warn("serve: run %lld: %s", r->id, *errmsg);
 		free(*errmsg);
 		*errmsg = NULL;
@@ -521,7 +729,7 @@ on_replanned(int err, json_t *snap, json_t *fresh, const char *errmsg, void *arg
 		msg = pl_asprintf(
 			"plan %s %s, which a plan of %s now does not (the config changed; "
 			"plan again)",
-			id, why, pl_config_path(rs->s->cfg));
+			id, why, r->cfg ? "the config sent with it" : pl_config_path(rs->s->cfg));
 		err = PL_ECONFLICT;
 	} else if (json_array_size(json_object_get(fresh, "blocked"))) {
 		msg = pl_asprintf(
@@ -534,14 +742,15 @@ on_replanned(int err, json_t *snap, json_t *fresh, const char *errmsg, void *arg
 		err = PL_EINVAL;
 	} else {
 		r->ao.backup_storage =
-			json_string_value(pl_config_get(rs->s->cfg, "/backup/storage"));
-		msg = pl_planning_deletes_refused(rs->s->cfg, fresh, &r->ao, "allow_delete");
+			json_string_value(pl_config_get(run_session(r)->cfg, "/backup/storage"));
+		msg = pl_planning_deletes_refused(run_session(r)->cfg, fresh, &r->ao,
+						  "allow_delete");
 		err = msg ? PL_EINVAL : 0;
 	}
 	if (err == 0) {
 		/* the same changes: the fresh plan is the one carried out */
 		r->plan = json_incref(fresh);
-		r->owned = pl_apply_owned(snap, pl_config_project(rs->s->cfg));
+		r->owned = pl_apply_owned(snap, pl_config_project(run_session(r)->cfg));
 		err = run_go(r, &msg);
 	}
 	if (err) {
@@ -615,9 +824,9 @@ on_step(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	/* before planning: an apply must not plan against half-made guests */
-	if ((e = pl_guard_take(&r->guard, rs->s, &err)) == 0) {
+	if ((e = pl_guard_take(&r->guard, run_session(r), &err)) == 0) {
 		if (!strcmp(r->kind, "apply")) {
-			r->pp = pl_planning_plan_start(rs->s, &r->po, on_replanned, r);
+			r->pp = pl_planning_plan_start(run_session(r), &r->po, on_replanned, r);
 			return;
 		}
 		if (!strcmp(r->kind, "rollback") &&
@@ -666,23 +875,35 @@ pl_serve_apply_start(struct pl_serve_runs *rs, const char *plan_id,
 	json_t *kept;
 	long long newest = 0;
 	const char *kind = NULL;
+	const json_t *yaml;
+	struct pl_config *cfg = NULL;
 	struct run *r;
 	int e;
 
-	if ((e = no_cluster(rs, true, errmsg)) != 0)
+	/* a plan of a config sent with it is applied with that config */
+	plans_expire(rs, PL_SERVE_PLANS_MAX);
+	yaml = plan_id ? json_object_get(rs->plan_yaml, plan_id) : NULL;
+	if ((e = no_cluster(rs, yaml == NULL, errmsg)) != 0)
 		return e;
-	if ((kept = pl_serve_plan_get(rs, plan_id)) == NULL)
+	if (yaml && (e = pl_serve_plan_config(json_string_value(yaml), json_string_length(yaml),
+					      &cfg, NULL, errmsg)) != 0)
+		return e;
+	if ((kept = pl_serve_plan_get(rs, plan_id)) == NULL) {
+		pl_config_free(cfg);
 		return pl_seterr(errmsg, PL_ENOENT,
 				 "no plan '%.40s' (a plan is kept %d minutes; make one again)",
 				 plan_id ? plan_id : "", PL_SERVE_PLAN_TTL / 60);
+	}
 	if (rs->run) {
 		json_decref(kept);
+		pl_config_free(cfg);
 		return pl_seterr(errmsg, PL_ECONFLICT,
 				 "%s run %lld (asked by %s) is running; wait for it or cancel it",
 				 rs->run->kind, rs->run->id, rs->run->who);
 	}
 	if ((e = pl_runs_newest(rs->s->state, &newest, &kind, errmsg)) != 0) {
 		json_decref(kept);
+		pl_config_free(cfg);
 		return e;
 	}
 	if (newest > pl_json_int(kept, "after_run", 0)) {
@@ -692,10 +913,16 @@ pl_serve_apply_start(struct pl_serve_runs *rs, const char *plan_id,
 			"stale plan (plan again)",
 			kind, newest, pl_json_str_or(kept, "id", "?"));
 		json_decref(kept);
+		pl_config_free(cfg);
 		return e;
 	}
 	r = run_new(rs, "apply", who, cbs);
 	r->kept = kept;
+	if (cfg) {
+		r->cfg = cfg;
+		r->sess = *rs->s;
+		r->sess.cfg = cfg;
+	}
 	/* the kept plan's options are the ones it was made with; no_backup only
 	 * ever from the caller (a plan is never trusted to skip a backup) */
 	so = json_object_get(json_object_get(kept, "plan"), "options");
@@ -1130,5 +1357,6 @@ pl_serve_runs_free(struct pl_serve_runs *rs)
 		op_end(o, PL_ECANCEL, NULL, "the server is stopping");
 	}
 	json_decref(rs->plans);
+	json_decref(rs->plan_yaml);
 	free(rs);
 }

@@ -119,6 +119,8 @@ pl_serve_emit(struct pl_serve *sv, const char *type, json_t *data)
 	char *text = json_dumps(data, JSON_COMPACT);
 
 	json_decref(data);
+	/* whatever an event tells of may be in a kept answer */
+	pl_serve_cache_drop(sv, ~0u);
 	if (sv->ring == NULL)
 		sv->ring = pl_calloc(n, sizeof(*sv->ring));
 	e = &sv->ring[(size_t)(++sv->event_seq % (long long)n)];

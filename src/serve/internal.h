@@ -87,8 +87,12 @@ struct pl_serve {
 	struct pl_serve_event *ring; /* the last lim.event_ring events, by id % size */
 	long long event_seq;         /* the newest event's id */
 	struct event *heartbeat;
-	pl_serve_auth_fn auth; /* a module's credentials (NULL: bearer only) */
-	void *auth_arg;
+	struct pl_serve_auth {
+		pl_serve_auth_fn fn;
+		void *arg;
+	} auth[PL_SERVE_AUTH_MAX]; /* modules' credentials, asked in turn (none: bearer only) */
+	size_t nauth;
+	struct pl_serve_cache *cache; /* rendered answers (cache.c); NULL until one */
 };
 
 struct pl_serve_req {
@@ -127,5 +131,8 @@ void pl_serve_conn_close(struct pl_serve_conn *c, const char *why);
 void pl_serve_drain_check(struct pl_serve *sv);
 /* The server's own routes: /healthz and the OpenAPI document (openapi.c). */
 extern const struct pl_serve_module pl_serve_core_module;
+
+/* Free the cache's answers (those still being sent go when they are). */
+void pl_serve_cache_free(struct pl_serve *sv);
 
 #endif

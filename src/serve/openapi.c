@@ -86,21 +86,45 @@ operation(const struct pl_serve_route *r)
 		json_object_set_new(op, "requestBody",
 				    json_pack("{s:b,s:{s:{s:o}}}", "required", 0, "content",
 					      "application/json", "schema", schema(r->body)));
+	if (r->body && (r->flags & PL_ROUTE_YAML_BODY))
+		json_object_set_new(json_object_get(json_object_get(op, "requestBody"), "content"),
+				    "application/yaml",
+				    json_pack("{s:{s:s,s:s}}", "schema", "type", "string",
+					      "description", "a pvelab.yaml document"));
 	snprintf(code, sizeof(code), "%d", r->status);
-	/* a body that is not JSON names its media type in the schema */
-	ok = schema(r->response);
-	media = json_string_value(json_object_get(ok, "contentMediaType"));
-	json_object_set_new(resp, code,
-			    json_pack("{s:s,s:{s:{s:o}}}", "description", r->summary, "content",
-				      media ? media : "application/json", "schema", ok));
+	/* a body that is not JSON names its media type in the schema; a route
+	 * that answers with no body has no response schema */
+	if (r->response) {
+		ok = schema(r->response);
+		media = json_string_value(json_object_get(ok, "contentMediaType"));
+		json_object_set_new(resp, code,
+				    json_pack("{s:s,s:{s:{s:o}}}", "description", r->summary,
+					      "content", media ? media : "application/json",
+					      "schema", ok));
+	} else {
+		json_object_set_new(resp, code, json_pack("{s:s}", "description", r->summary));
+	}
 	json_object_set_new(resp, "400", error_ref("malformed request"));
+	if (r->flags & PL_ROUTE_RPC_ERRORS)
+		json_object_set_new(
+			resp, "400",
+			json_pack("{s:s,s:{s:{s:{s:[{s:s},{s:s,s:[s,s],s:{s:{s:s}}}]}}}}",
+				  "description",
+				  "malformed request: the server's error, or a JSON-RPC "
+				  "error object",
+				  "content", "application/json", "schema", "anyOf", "$ref",
+				  "#/components/schemas/Error", "type", "object", "required",
+				  "jsonrpc", "error", "properties", "jsonrpc", "const", "2.0"));
 	if (r->role > PL_ROLE_PUBLIC) {
 		json_object_set_new(resp, "401", error_ref("no valid token"));
 		json_object_set_new(resp, "403", error_ref("the token's role may not do this"));
 	} else {
 		json_object_set_new(op, "security", json_array());
 	}
-	json_object_set_new(resp, "default", error_ref("an error"));
+	json_object_set_new(resp, "default",
+			    (r->flags & PL_ROUTE_RPC_ERRORS) ?
+				    json_deep_copy(json_object_get(resp, "400")) :
+				    error_ref("an error"));
 	json_object_set_new(op, "responses", resp);
 	return op;
 }

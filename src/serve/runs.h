@@ -75,6 +75,16 @@ struct pl_serve_plan_opts {
 	const char *profile; /* --profile (copied) */
 };
 
+struct pl_config;
+/* Load a pvelab.yaml sent to the server as `pvelab validate` would the file,
+ * refusing what would make the server read something of its own on the
+ * sender's word: a *_file or *_env key anywhere, and cluster, state, serve,
+ * proxy and alerts (the server's own config says those). 0 with *out (the
+ * caller's), else PL_EINVAL with *errmsg naming the place and *field
+ * (optional, the caller's) the key. */
+int pl_serve_plan_config(const char *yaml, size_t len, struct pl_config **out, char **field,
+			 char **errmsg);
+
 /*
  * Plan the server's config against the cluster now, as `pvelab plan -o json`
  * does (the same refresh and planner). who names the caller ("token ci",
@@ -87,6 +97,12 @@ struct pl_serve_plan_opts {
  */
 int pl_serve_plan_start(struct pl_serve_runs *rs, const struct pl_serve_plan_opts *o,
 			const char *who, pl_serve_runs_cb cb, void *arg, char **errmsg);
+/* The same for a pvelab.yaml sent with the request (len bytes, copied),
+ * planned instead of the server's config under pl_serve_plan_config's rules;
+ * an apply of the plan uses that config too. */
+int pl_serve_plan_start_yaml(struct pl_serve_runs *rs, const struct pl_serve_plan_opts *o,
+			     const char *yaml, size_t len, const char *who, pl_serve_runs_cb cb,
+			     void *arg, char **errmsg);
 /* A kept plan as pl_serve_plan_start gave it (new reference), or NULL when
  * there is none by that id (never made, expired or given way). */
 json_t *pl_serve_plan_get(struct pl_serve_runs *rs, const char *id);

@@ -174,6 +174,7 @@ pl_serve_free(struct pl_serve *sv)
 	for (size_t i = 0; i < sv->nlis; i++)
 		free(sv->lis[i]);
 	pl_serve_events_free(sv);
+	pl_serve_cache_free(sv);
 	if (sv->accept_ev)
 		event_free(sv->accept_ev);
 	if (sv->drain_ev)
@@ -732,6 +733,17 @@ pl_serve_body_raw(const struct pl_serve_req *r, size_t *len)
 	return *len ? evbuffer_pullup(in, -1) : NULL;
 }
 
+bool
+pl_serve_body_is_yaml(const struct pl_serve_req *r)
+{
+	const char *t = pl_serve_header(r, "Content-Type");
+	size_t n = t ? strcspn(t, "; \t") : 0;
+
+	return t && ((n == 16 && !strncasecmp(t, "application/yaml", n)) ||
+		     (n == 9 && !strncasecmp(t, "text/yaml", n)) ||
+		     (n == 18 && !strncasecmp(t, "application/x-yaml", n)));
+}
+
 const char *
 pl_serve_header(const struct pl_serve_req *r, const char *name)
 {
@@ -774,8 +786,10 @@ pl_serve_add_header(struct pl_serve_req *r, const char *name, const char *value)
 void
 pl_serve_set_auth(struct pl_serve *sv, pl_serve_auth_fn fn, void *arg)
 {
-	sv->auth = fn;
-	sv->auth_arg = arg;
+	if (sv->nauth == PL_SERVE_AUTH_MAX)
+		pl_die("serve: more than %d credential hooks", PL_SERVE_AUTH_MAX);
+	sv->auth[sv->nauth].fn = fn;
+	sv->auth[sv->nauth++].arg = arg;
 }
 
 static const char *
@@ -1024,8 +1038,9 @@ authenticate(struct pl_serve_req *r, const struct pl_serve_route *route, bool *h
 	int role, rc = -1;
 
 	*held = false;
-	if (r->sv->auth) {
-		int got = r->sv->auth(r, r->caller, sizeof(r->caller), &role, r->sv->auth_arg);
+	for (size_t i = 0; i < r->sv->nauth; i++) {
+		const struct pl_serve_auth *a = &r->sv->auth[i];
+		int got = a->fn(r, r->caller, sizeof(r->caller), &role, a->arg);
 
 		if (got < 0)
 			return -1;
@@ -1120,7 +1135,8 @@ read_body(struct pl_serve_req *r, const struct pl_serve_route *route)
 	size_t len = evbuffer_get_length(in);
 	char *err = NULL;
 
-	if (len == 0 || (route->flags & PL_ROUTE_RAW_BODY))
+	if (len == 0 || (route->flags & PL_ROUTE_RAW_BODY) ||
+	    ((route->flags & PL_ROUTE_YAML_BODY) && pl_serve_body_is_yaml(r)))
 		return 0;
 	if (route->body == NULL) {
 		pl_serve_error(r, 400, "unexpected_body", NULL, "%s %s takes no request body",

@@ -48,7 +48,7 @@ struct pl_serve_route {
 	int role;
 	int status; /* its success status (200, 202) */
 	const char *summary;
-	const char *response;               /* schema of the success body */
+	const char *response;               /* schema of the success body; NULL: none */
 	const char *body;                   /* schema of the JSON body a POST takes; NULL: none */
 	const struct pl_serve_param *query; /* ends with a NULL name; may be NULL */
 	pl_serve_fn fn;
@@ -60,6 +60,13 @@ enum {
 	/* The body is any bytes (up to the body limit), not a JSON object:
 	 * the handler reads it with pl_serve_body_raw. */
 	PL_ROUTE_RAW_BODY = 1u << 0,
+	/* Besides its JSON body, the route takes a YAML document (Content-Type
+	 * application/yaml, text/yaml or application/x-yaml), read with
+	 * pl_serve_body_raw; pl_serve_body_is_yaml tells which came. */
+	PL_ROUTE_YAML_BODY = 1u << 1,
+	/* The handler's own refusals are JSON-RPC error objects (MCP), not
+	 * {"error":{code,message}}: the document says either may come. */
+	PL_ROUTE_RPC_ERRORS = 1u << 2,
 };
 
 /* A module: routes ending with a NULL method, and the arg its handlers get. */
@@ -85,6 +92,9 @@ struct pl_serve_limits {
  * next); -1 when it answered the request itself (a refusal). */
 typedef int (*pl_serve_auth_fn)(struct pl_serve_req *req, char *name, size_t size, int *role,
 				void *arg);
+/* Each module's hook is kept (at most PL_SERVE_AUTH_MAX, a programmer's
+ * limit) and asked in the order set; the first that returns 1 or -1 decides. */
+#define PL_SERVE_AUTH_MAX 8
 void pl_serve_set_auth(struct pl_serve *sv, pl_serve_auth_fn fn, void *arg);
 
 /* A server on base; state holds the tokens (borrowed, outlives the server). */
@@ -134,6 +144,8 @@ const json_t *pl_serve_body(const struct pl_serve_req *req);
 /* The raw request body and its length (a PL_ROUTE_RAW_BODY route; NULL and
  * 0 when there was none). Not NUL-terminated. */
 const unsigned char *pl_serve_body_raw(const struct pl_serve_req *req, size_t *len);
+/* Whether the body is a YAML document (a PL_ROUTE_YAML_BODY route). */
+bool pl_serve_body_is_yaml(const struct pl_serve_req *req);
 /* A request header (case-insensitive name); NULL when absent. */
 const char *pl_serve_header(const struct pl_serve_req *req, const char *name);
 /* The request's method ("GET", "POST"...). */
@@ -183,6 +195,28 @@ void pl_serve_sse_start(struct pl_serve_req *req, void (*gone)(void *arg), void 
 void pl_serve_sse_send(struct pl_serve_req *req, const char *type, const char *data, size_t len);
 /* End the stream and free req (on_close does not run). */
 void pl_serve_sse_end(struct pl_serve_req *req);
+
+/* Answers kept between changes (cache.c). A read route whose answer comes
+ * from the store and the refresh asks pl_serve_cached first (true: it was
+ * answered with the kept bytes); on a miss it renders its answer and sends it
+ * with pl_serve_reply_cache, which keeps it under the request's path and
+ * query. Every kept answer is dropped when the store's generation moves
+ * (pl_state_generation: a commit of any process, a write of the server's),
+ * when an event is emitted (pl_serve_emit), and those of a class with
+ * pl_serve_cache_drop. A client that accepts gzip gets a large answer
+ * gzipped, compressed once. */
+enum {
+	PL_CACHE_STORE = 1u << 0, /* made from the store alone */
+	PL_CACHE_LIVE = 1u << 1,  /* also from the refresh's live counters */
+};
+bool pl_serve_cached(struct pl_serve_req *req);
+/* Answer 200 with body (stolen) and keep it, of class cls. */
+void pl_serve_reply_cache(struct pl_serve_req *req, unsigned cls, json_t *body);
+/* Drop the kept answers of the classes in cls (a mask). */
+void pl_serve_cache_drop(struct pl_serve *sv, unsigned cls);
+/* Hits and misses since the start, and the bytes kept now. */
+void pl_serve_cache_counts(const struct pl_serve *sv, long long *hits, long long *misses,
+			   long long *bytes);
 
 /* Send an event to every open stream (GET /api/v1/events) and keep it in the
  * replay ring: type ("sync", "guest"...), data an object (stolen). Returns

@@ -17,6 +17,9 @@ struct pl_state {
 	sqlite3 *db;
 	char *path;
 	bool ro; /* opened read-only: nothing is ever written */
+	/* pl_state_generation: its statement and what it last saw */
+	sqlite3_stmt *data_version_st;
+	long long data_version, own_changes, generation;
 };
 
 /* Seconds since the epoch, with fractions. */

@@ -229,6 +229,23 @@ pl_state_guest_names(struct pl_state *s, json_t **out, char **errmsg)
 }
 
 int
+pl_state_guest_named(struct pl_state *s, const char *guest, json_t **out, char **errmsg)
+{
+	sqlite3_stmt *st;
+
+	*out = NULL;
+	/* both indexed: the primary key and guests_name */
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT vmid, name FROM guests WHERE vmid = ?1 OR name = ?2 "
+			       "ORDER BY vmid",
+			       -1, &st, NULL) != SQLITE_OK)
+		return pl_state_dberr(s, errmsg, "query");
+	sqlite3_bind_text(st, 1, guest, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, guest, -1, SQLITE_TRANSIENT);
+	return collect(s, st, row_name, out, errmsg);
+}
+
+int
 pl_state_guest_counts(struct pl_state *s, json_t **out, char **errmsg)
 {
 	return query_json(s,

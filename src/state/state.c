@@ -377,9 +377,36 @@ pl_state_close(struct pl_state *s)
 {
 	if (s == NULL)
 		return;
+	sqlite3_finalize(s->data_version_st);
 	sqlite3_close_v2(s->db);
 	free(s->path);
 	free(s);
+}
+
+long long
+pl_state_generation(struct pl_state *s)
+{
+	long long dv = s->data_version, own;
+
+	/* a transaction of this connection's is open (a sync reading the
+	 * cluster): what it wrote is not committed, the generation stays */
+	if (!sqlite3_get_autocommit(s->db))
+		return s->generation;
+	own = sqlite3_total_changes64(s->db);
+	if (s->data_version_st == NULL)
+		sqlite3_prepare_v3(s->db, "PRAGMA data_version", -1, SQLITE_PREPARE_PERSISTENT,
+				   &s->data_version_st, NULL);
+	if (s->data_version_st && sqlite3_step(s->data_version_st) == SQLITE_ROW)
+		dv = sqlite3_column_int64(s->data_version_st, 0);
+	else
+		dv = s->data_version + 1; /* cannot tell: assume it changed */
+	if (s->data_version_st)
+		sqlite3_reset(s->data_version_st);
+	if (dv != s->data_version || own != s->own_changes)
+		s->generation++;
+	s->data_version = dv;
+	s->own_changes = own;
+	return s->generation;
 }
 
 int

@@ -114,6 +114,9 @@ int pl_state_guest_summaries(struct pl_state *s, const struct pl_state_filter *f
 			     char **errmsg);
 /* [{vmid,name}] of every guest, sorted by vmid: enough to resolve a GUEST. */
 int pl_state_guest_names(struct pl_state *s, json_t **out, char **errmsg);
+/* Those of pl_state_guest_names whose vmid or name is guest (indexed: no
+ * scan of the table). */
+int pl_state_guest_named(struct pl_state *s, const char *guest, json_t **out, char **errmsg);
 /* [{type,status,n}]: how many guests of each type are in each state. */
 int pl_state_guest_counts(struct pl_state *s, json_t **out, char **errmsg);
 /* One guest by vmid; PL_ENOENT when unknown. */
@@ -130,6 +133,11 @@ int pl_state_history(struct pl_state *s, long long vmid, json_t **out, char **er
 int pl_state_history_key(struct pl_state *s, const char *key, json_t **out, char **errmsg);
 /* Total history rows (for tests and benchmarks). */
 long long pl_state_history_count(struct pl_state *s);
+/* A number that grows whenever the store's committed contents may have
+ * changed: another connection committed (PRAGMA data_version) or this one
+ * wrote outside a transaction. While this connection has a transaction open
+ * it stays as it was (readers elsewhere see nothing of it yet). */
+long long pl_state_generation(struct pl_state *s);
 /* Tasks seen, newest first; vmid < 0 for all. */
 int pl_state_tasks(struct pl_state *s, long long vmid, int limit, json_t **out, char **errmsg);
 /* Remember a task (UPID plus what is known of it: status, exitstatus...). */

@@ -258,7 +258,7 @@ def test_sighup_reloads_the_config_and_keeps_it_when_broken(lab):
         cfg.write_text("serve:\n  status_interval: 7\n  sync_interval: 60\n")
         srv.signal(signal.SIGHUP)
         until(lambda: interval() == 7, "the new status_interval")
-        assert "serve: reloaded" in srv.err()
+        srv.logged("serve: reloaded")  # its reader thread may lag the answer
         # the connection opened before the reload still serves
         raw_request(kept, "/api/v1/nodes", lab["viewer"])
         assert read_response(kept)[0] == 200
