@@ -411,6 +411,22 @@ slot_ids(const json_t *facts, const char *slot, struct pl_buf *ids)
 				    pl_json_str(d, "device"));
 }
 
+/* Whether an ids= line names every id of the comma-separated ids. */
+static bool
+ids_cover(const json_t *idsline, const char *ids)
+{
+	char *copy = pl_strdup(ids);
+	bool all = true;
+
+	for (char *tok = copy, *c; tok; tok = c) {
+		if ((c = strchr(tok, ',')) != NULL)
+			*c++ = '\0';
+		all &= strcasestr(pl_json_str(idsline, "text"), tok) != NULL;
+	}
+	free(copy);
+	return all;
+}
+
 /* Whether the GPU at addr is meant for passthrough. */
 static bool
 gpu_wanted(const json_t *facts, const json_t *want, const json_t *gpu)
@@ -487,6 +503,14 @@ check_gpu(const json_t *facts, const json_t *gpu, bool iommu_on, json_t *out)
 		}
 	}
 
+	/* options vfio-pci ids= names every function, the audio one too. */
+	json_array_foreach(json_object_get(facts, "modprobe"), i, d) {
+		const char *t = pl_json_str(d, "text");
+
+		if ((strstr(t, "vfio-pci") || strstr(t, "vfio_pci")) && strstr(t, "ids=") &&
+		    strcasestr(t, id))
+			idsline = d;
+	}
 	/* Which driver holds each function. */
 	json_array_foreach(json_object_get(facts, "pci"), i, d) {
 		const char *drv = pl_json_str(d, "driver");
@@ -501,7 +525,17 @@ check_gpu(const json_t *facts, const json_t *gpu, bool iommu_on, json_t *out)
 					    pl_json_str(d, "vendor"), pl_json_str(d, "device"),
 					    drv);
 	}
-	if (held.len) {
+	if (held.len && idsline && ids_cover(idsline, ids.data) &&
+	    modprobe_has(facts, "pre: vfio-pci", NULL)) {
+		f = finding(out, "gpu-driver", addr, "warn",
+			    "a host driver holds the card until the next boot: vfio-pci is set "
+			    "to claim it");
+		evidence(f, "%s", held.data);
+		evidence(f, "%s:%lld: %s", pl_json_str(idsline, "file"),
+			 pl_json_int(idsline, "line", 0), pl_json_str(idsline, "text"));
+		fix(f, NULL, 0, "reboot the node (after update-initramfs, if not run yet)",
+		    (const char *const[]){ "update-initramfs -u -k all", NULL }, true, true);
+	} else if (held.len) {
 		const char *hostdrv = pl_json_str(gpu, "driver");
 		char *change;
 
@@ -526,14 +560,6 @@ check_gpu(const json_t *facts, const json_t *gpu, bool iommu_on, json_t *out)
 					 pl_json_str_or(d, "driver", "no driver"));
 	}
 
-	/* options vfio-pci ids= names every function, the audio one too. */
-	json_array_foreach(json_object_get(facts, "modprobe"), i, d) {
-		const char *t = pl_json_str(d, "text");
-
-		if ((strstr(t, "vfio-pci") || strstr(t, "vfio_pci")) && strstr(t, "ids=") &&
-		    strcasestr(t, id))
-			idsline = d;
-	}
 	if (idsline) {
 		struct pl_buf lack;
 		char *copy = pl_strdup(ids.data);

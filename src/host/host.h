@@ -33,4 +33,17 @@ const char *pl_host_iommu_params(const char *vendor);
  * added (caller frees); NULL when it already has them all. */
 char *pl_host_cmdline_add(const char *line, const char *params, bool grub);
 
+struct pl_host_reader;
+
+/* The file edits that bring the node to want (a hosts: entry): *edits is a
+ * new array of {file, before (null for a new file), after, why[],
+ * commands[], reboot}, empty when the node is as declared. A declaration
+ * that cannot be met (a device the node lacks, a bridge without an address)
+ * is an error naming it. */
+int pl_host_plan(struct pl_host_reader *r, const json_t *facts, const json_t *want,
+		 json_t **edits, char **errmsg);
+/* A unified diff (3 lines of context) of before (NULL: empty) to after, with
+ * "--- path" / "+++ path" heads; caller frees. */
+char *pl_host_diff(const char *path, const char *before, const char *after);
+
 #endif

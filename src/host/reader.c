@@ -28,6 +28,12 @@ extern char **environ;
 const char *const pl_host_commands[] = {
 	"proxmox-boot-tool status",
 	"dmesg",
+	"update-grub",
+	"proxmox-boot-tool refresh",
+	"update-initramfs -u -k all",
+	"apt-get update",
+	"ifreload -a",
+	"systemctl restart chrony",
 	NULL,
 };
 
@@ -158,9 +164,10 @@ dir_readlink(void *impl, const char *path, char **target, char **errmsg)
 	return 0;
 }
 
-/* Run argv with no shell, stdout into out (capped), for at most 10 seconds. */
+/* Run argv with no shell, stdout into out (capped), for at most 10 seconds
+ * (strict: 10 minutes, and exiting non-zero is an error). */
 static int
-run_live(char *const argv[], struct pl_buf *out, char **errmsg)
+run_live(char *const argv[], bool strict, struct pl_buf *out, char **errmsg)
 {
 	posix_spawn_file_actions_t fa;
 	struct timespec t0, now;
@@ -192,7 +199,7 @@ run_live(char *const argv[], struct pl_buf *out, char **errmsg)
 		left = 10000 -
 		       ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
 		if (left <= 0) {
-			r = pl_seterr(errmsg, PL_ETIMEOUT, "%s did not finish in 10 s", argv[0]);
+			r = pl_seterr(errmsg, PL_ETIMEOUT, "%s did not finish in time", argv[0]);
 			break;
 		}
 		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR) {
@@ -218,6 +225,9 @@ run_live(char *const argv[], struct pl_buf *out, char **errmsg)
 		kill(pid, SIGKILL);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	if (r == 0 && strict && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+		r = pl_seterr(errmsg, PL_EIO, "%s failed (exit status %d)", argv[0],
+			      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	return r;
 }
 
@@ -234,6 +244,9 @@ dir_run(void *impl, const char *cmd, struct pl_buf *out, char **errmsg)
 			break;
 	if (pl_host_commands[i] == NULL)
 		return pl_seterr(errmsg, PL_EINVAL, "'%s' is not a command pvelab runs", cmd);
+	if (!d->live && i >= PL_HOST_FIRST_CHANGE)
+		return pl_seterr(errmsg, PL_EPERM, "'%s' changes the node: not run on a saved tree",
+				 cmd);
 	if (!d->live) {
 		saved = pl_asprintf("/.pvelab-cmd/%s", cmd);
 		for (char *p = saved; *p; p++)
@@ -250,7 +263,7 @@ dir_run(void *impl, const char *cmd, struct pl_buf *out, char **errmsg)
 		argv[n++] = tok;
 	}
 	argv[n] = NULL;
-	r = run_live(argv, out, errmsg);
+	r = run_live(argv, i >= PL_HOST_FIRST_CHANGE, out, errmsg);
 	free(copy);
 	return r;
 }
@@ -340,6 +353,7 @@ pl_host_reader_dir(struct pl_host_reader *r, const char *root, bool live, char *
 	}
 	r->ops = &dir_ops;
 	r->impl = d;
+	r->runs = live;
 	r->where =
 		strcmp(d->root, "/") ? pl_asprintf("--root %s", d->root) : pl_strdup("this host");
 	return 0;

@@ -38,6 +38,7 @@ struct pl_host_reader {
 	const struct pl_host_reader_ops *ops;
 	void *impl;
 	char *where; /* for messages: "--root DIR", "this host", "ssh NODE" */
+	bool runs;   /* commands are run on the node (not answered from a tree) */
 };
 
 /* A reader of the tree under root ("/" reads this host itself). Commands run
@@ -47,7 +48,10 @@ int pl_host_reader_dir(struct pl_host_reader *r, const char *root, bool live, ch
 void pl_host_reader_release(struct pl_host_reader *r);
 void pl_host_names_free(char **names, size_t n);
 
-/* The commands a reader may be asked to run, NULL-terminated. */
+/* The commands a reader may be asked to run, NULL-terminated: the first
+ * ones read, from PL_HOST_FIRST_CHANGE on they change the node (a tree
+ * reader refuses those). */
+#define PL_HOST_FIRST_CHANGE 2
 extern const char *const pl_host_commands[];
 
 /* Convenience wrappers over r->ops. */
