@@ -136,7 +136,6 @@ do_check(struct pl_ctx *ctx, struct pl_args *a)
 	return fail ? PL_EXIT_ERROR : warn ? PL_EXIT_CHANGES : PL_EXIT_OK;
 }
 
-
 /* The hosts: entry for node (or, without one, for the facts' host name). */
 static const json_t *
 want_for(const struct pl_config *cfg, const char *node, char **errmsg)
@@ -172,17 +171,17 @@ plan_json(const char *node, const json_t *edits)
 	size_t i;
 
 	json_array_foreach(edits, i, e) {
-		char *diff = pl_host_diff(pl_json_str(e, "file"),
-					  pl_json_str(e, "before"), pl_json_str(e, "after"));
+		char *diff = pl_host_diff(pl_json_str(e, "file"), pl_json_str(e, "before"),
+					  pl_json_str(e, "after"));
 
-		json_array_append_new(out, json_pack("{s:O,s:s,s:O,s:O,s:O,s:s}", "file",
-						     json_object_get(e, "file"), "action",
-						     json_is_null(json_object_get(e, "before"))
-							     ? "create"
-							     : "edit",
-						     "why", json_object_get(e, "why"), "commands",
-						     json_object_get(e, "commands"), "reboot",
-						     json_object_get(e, "reboot"), "diff", diff));
+		json_array_append_new(
+			out,
+			json_pack("{s:O,s:s,s:O,s:O,s:O,s:s}", "file", json_object_get(e, "file"),
+				  "action",
+				  json_is_null(json_object_get(e, "before")) ? "create" : "edit",
+				  "why", json_object_get(e, "why"), "commands",
+				  json_object_get(e, "commands"), "reboot",
+				  json_object_get(e, "reboot"), "diff", diff));
 		free(diff);
 	}
 	return json_pack("{s:s,s:o,s:b}", "node", node, "edits", out, "reboot", any_reboot(edits));
@@ -217,8 +216,8 @@ print_plan(struct pl_ctx *ctx, const json_t *plan)
 		printf("Plan: %zu file(s) to change on %s%s.\n",
 		       json_array_size(json_object_get(plan, "edits")), pl_json_str(plan, "node"),
 		       json_is_true(json_object_get(plan, "reboot")) ? "; the node needs a reboot "
-								       "afterwards"
-								     : "");
+								       "afterwards" :
+								       "");
 	else
 		printf("No changes: %s is as declared.\n", pl_json_str(plan, "node"));
 }
@@ -251,17 +250,16 @@ apply_edits(struct pl_ctx *ctx, struct pl_session *s, struct pl_host_reader *r, 
 		char *key = pl_asprintf("host:%s:%s", node, path);
 
 		rc = r->ops->write(r->impl, path, after, strlen(after), 0644, suffix, &err);
-		json_array_append_new(changes,
-				      json_pack("{s:s,s:s,s:s,s:{s:s,s:{s:O},s:{s:s}}}", "file", path,
-						"backup", json_is_null(json_object_get(e, "before"))
-								  ? ""
-								  : suffix,
-						"status", rc ? "failed" : "ok", "history", "key", key,
-						"before", "text",
-						json_is_null(json_object_get(e, "before"))
-							? json_string("")
-							: json_object_get(e, "before"),
-						"after", "text", rc ? pl_json_str(e, "before") : after));
+		json_array_append_new(
+			changes,
+			json_pack("{s:s,s:s,s:s,s:{s:s,s:{s:O},s:{s:s}}}", "file", path, "backup",
+				  json_is_null(json_object_get(e, "before")) ? "" : suffix,
+				  "status", rc ? "failed" : "ok", "history", "key", key, "before",
+				  "text",
+				  json_is_null(json_object_get(e, "before")) ?
+					  json_string("") :
+					  json_object_get(e, "before"),
+				  "after", "text", rc ? pl_json_str(e, "before") : after));
 		free(key);
 		if (rc != 0) {
 			pl_error("%s: %s", path, err);
@@ -269,7 +267,8 @@ apply_edits(struct pl_ctx *ctx, struct pl_session *s, struct pl_host_reader *r, 
 		}
 		if (pl_chatty(ctx))
 			printf("wrote %s%s\n", path,
-			       json_is_null(json_object_get(e, "before")) ? "" : " (backup beside it)");
+			       json_is_null(json_object_get(e, "before")) ? "" :
+									    " (backup beside it)");
 		json_array_foreach(json_object_get(e, "commands"), k, c) {
 			size_t j;
 			const json_t *have;

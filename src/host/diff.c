@@ -78,16 +78,17 @@ pl_host_diff(const char *path, const char *before, const char *after)
 		t = pl_calloc((a.n + 1) * w, sizeof(*t));
 		for (i = a.n; i-- > 0;)
 			for (j = b.n; j-- > 0;)
-				t[i * w + j] = !strcmp(a.v[i], b.v[j])
-						       ? t[(i + 1) * w + j + 1] + 1
-						       : (t[(i + 1) * w + j] > t[i * w + j + 1]
-								  ? t[(i + 1) * w + j]
-								  : t[i * w + j + 1]);
+				t[i * w + j] = !strcmp(a.v[i], b.v[j]) ?
+						       t[(i + 1) * w + j + 1] + 1 :
+						       (t[(i + 1) * w + j] > t[i * w + j + 1] ?
+								t[(i + 1) * w + j] :
+								t[i * w + j + 1]);
 		for (i = j = 0; i < a.n || j < b.n;) {
 			if (i < a.n && j < b.n && !strcmp(a.v[i], b.v[j])) {
 				ops[nops++] = (struct op){ ' ', a.v[i], i, j };
 				i++, j++;
-			} else if (i < a.n && (j == b.n || t[(i + 1) * w + j] >= t[i * w + j + 1])) {
+			} else if (i < a.n &&
+				   (j == b.n || t[(i + 1) * w + j] >= t[i * w + j + 1])) {
 				ops[nops++] = (struct op){ '-', a.v[i], i, j };
 				i++;
 			} else {

@@ -40,8 +40,8 @@ struct pl_host_reader;
  * commands[], reboot}, empty when the node is as declared. A declaration
  * that cannot be met (a device the node lacks, a bridge without an address)
  * is an error naming it. */
-int pl_host_plan(struct pl_host_reader *r, const json_t *facts, const json_t *want,
-		 json_t **edits, char **errmsg);
+int pl_host_plan(struct pl_host_reader *r, const json_t *facts, const json_t *want, json_t **edits,
+		 char **errmsg);
 /* A unified diff (3 lines of context) of before (NULL: empty) to after, with
  * "--- path" / "+++ path" heads; caller frees. */
 char *pl_host_diff(const char *path, const char *before, const char *after);

@@ -129,8 +129,8 @@ plan_iommu(struct plan *p, char **errmsg)
 	lines = lines_of(text_of(f));
 	for (i = 0; i < json_array_size(lines); i++)
 		if (grub ? pl_str_startswith(json_string_value(json_array_get(lines, i)),
-					     "GRUB_CMDLINE_LINUX_DEFAULT=")
-			 : i == 0) {
+					     "GRUB_CMDLINE_LINUX_DEFAULT=") :
+			   i == 0) {
 			at = i;
 			break;
 		}
@@ -139,7 +139,7 @@ plan_iommu(struct plan *p, char **errmsg)
 					 pl_host_iommu_params(vendor), grub);
 		json_array_append_new(lines, json_string(nl));
 	} else if ((nl = pl_host_cmdline_add(json_string_value(json_array_get(lines, at)),
-					      pl_host_iommu_params(vendor), grub)) != NULL)
+					     pl_host_iommu_params(vendor), grub)) != NULL)
 		json_array_set_new(lines, at, json_string(nl));
 	free(nl);
 	pl_buf_init(&out, 0);
@@ -277,15 +277,16 @@ plan_vfio(struct plan *p, const json_t *vfio, char **errmsg)
 
 			snprintf(id, sizeof(id), "%s:%s", pl_json_str(d, "vendor"),
 				 pl_json_str(d, "device"));
-			if (is_id(want) ? !strcasecmp(want, id) : same_slot(want, pl_json_str(d, "addr"))) {
+			if (is_id(want) ? !strcasecmp(want, id) :
+					  same_slot(want, pl_json_str(d, "addr"))) {
 				add_unique(slots, pl_json_str(d, "addr"));
 				found = true;
 			}
 		}
 		if (!found) {
 			rc = pl_seterr(errmsg, PL_ENOENT,
-				       "vfio: devices: '%s' is no PCI device of this node (%s)", want,
-				       pl_json_str(p->facts, "where"));
+				       "vfio: devices: '%s' is no PCI device of this node (%s)",
+				       want, pl_json_str(p->facts, "where"));
 			goto out;
 		}
 	}
@@ -331,7 +332,8 @@ plan_vfio(struct plan *p, const json_t *vfio, char **errmsg)
 		pl_buf_reset(&line);
 		pl_buf_addf(&line, "softdep %s pre: vfio-pci", json_string_value(v));
 		if (modprobe_file_with(p, line.data, NULL) == NULL)
-			ensure_line(p, conf, line.data, "vfio: vfio-pci loads before the host drivers");
+			ensure_line(p, conf, line.data,
+				    "vfio: vfio-pci loads before the host drivers");
 	}
 	if (json_is_true(json_object_get(vfio, "blacklist_host_drivers")))
 		json_array_foreach(drivers, i, v) {
@@ -518,8 +520,9 @@ plan_repositories(struct plan *p, const char *which)
 			have |= list_set(lines, on, true);
 		}
 		join(lines, &out);
-		set_text(f, nosub ? "repositories: no-subscription, the enterprise one disabled"
-				  : "repositories: enterprise, no-subscription disabled",
+		set_text(f,
+			 nosub ? "repositories: no-subscription, the enterprise one disabled" :
+				 "repositories: enterprise, no-subscription disabled",
 			 "apt-get update", false, &out);
 		json_decref(lines);
 		/* a file nothing changes is no edit */
@@ -530,8 +533,8 @@ plan_repositories(struct plan *p, const char *which)
 	}
 	pl_host_names_free(names, n);
 	if (!have) {
-		const char *base = nosub ? "http://download.proxmox.com/debian/pve"
-					 : "https://enterprise.proxmox.com/debian/pve";
+		const char *base = nosub ? "http://download.proxmox.com/debian/pve" :
+					   "https://enterprise.proxmox.com/debian/pve";
 		json_t *f;
 
 		pl_buf_reset(&path);
@@ -548,8 +551,9 @@ plan_repositories(struct plan *p, const char *which)
 			pl_buf_addf(&out, "deb %s %s %s\n", base, suite, on);
 		}
 		f = file(p, path.data);
-		set_text(f, nosub ? "repositories: the no-subscription repository"
-				  : "repositories: the enterprise repository",
+		set_text(f,
+			 nosub ? "repositories: the no-subscription repository" :
+				 "repositories: the enterprise repository",
 			 "apt-get update", false, &out);
 	}
 	pl_buf_release(&out);
