@@ -235,3 +235,27 @@ def test_no_entry_for_the_node(tmp_path):
     root, host = tree(tmp_path, "intel-nvidia-grub", "hosts:\n  - node: other\n    iommu: on\n")
     r = host("plan")
     assert r.rc == 1 and "has no hosts: entry for node 'pve'" in r.err, r
+
+
+def test_homeserver_example_host_section(tmp_path):
+    """examples/homeserver.yaml's hosts: entry on the Intel + NVIDIA node
+    (already set up for passthrough): only what it lacks is planned - the
+    softdeps of the other NVIDIA drivers, repositories, NAT, NTP."""
+    root = tmp_path / "node"
+    shutil.copytree(os.path.join(HOSTS, "intel-nvidia-grub"), root, symlinks=True)
+    cfg = os.path.join(os.path.dirname(TESTDATA), "..", "examples", "homeserver.yaml")
+    env = {"PVELAB_STATE": str(tmp_path / "state.db")}
+    r = run("-c", cfg, "host", "plan", "pve", "--root", root, "-o", "json", env=env)
+    assert r.rc == 0, r
+    assert [e["file"] for e in r.json()["edits"]] == [
+        "/etc/modprobe.d/vfio.conf", "/etc/apt/sources.list.d/pve-enterprise.list",
+        "/etc/apt/sources.list.d/pve-no-subscription.list", "/etc/network/interfaces",
+        "/etc/chrony/chrony.conf"]
+    assert r.json()["edits"][0]["diff"].endswith(
+        " softdep nouveau pre: vfio-pci\n+softdep nvidia pre: vfio-pci\n"
+        "+softdep nvidiafb pre: vfio-pci\n+softdep snd_hda_intel pre: vfio-pci\n")
+    r = run("-c", cfg, "host", "apply", "pve", "--root", root, "--yes", env=env)
+    assert r.rc == 0, r
+    assert "-s '10.0.100.0/24' -o vmbr0 -j MASQUERADE" in read(root, "/etc/network/interfaces")
+    r = run("-c", cfg, "host", "plan", "pve", "--root", root, env=env)
+    assert r.out == "No changes: pve is as declared.\n", r
