@@ -136,6 +136,25 @@ static const char *const migrations[] = {
 	"  created REAL NOT NULL,"
 	"  until REAL NOT NULL,"
 	"  reason TEXT);",
+	/* 9: SSH host keys trusted on first use (state/ssh.c: one key per host
+	 * and port; another one presented later is refused), and the stacks
+	 * as last deployed in each guest (their hash, and per file its hash and,
+	 * for files that hold no secret, its text for the plan's diff). */
+	"CREATE TABLE ssh_known_hosts ("
+	"  host TEXT NOT NULL,"
+	"  port INTEGER NOT NULL,"
+	"  keytype TEXT NOT NULL,"
+	"  fingerprint TEXT NOT NULL," /* SHA256:<base64> */
+	"  first_seen REAL NOT NULL,"
+	"  last_seen REAL NOT NULL,"
+	"  PRIMARY KEY (host, port));"
+	"CREATE TABLE stack_deploys ("
+	"  vmid INTEGER NOT NULL,"
+	"  stack TEXT NOT NULL,"
+	"  sha256 TEXT NOT NULL,"
+	"  files TEXT NOT NULL," /* JSON {"path": {"sha256", "mode", "text"?}} */
+	"  deployed REAL NOT NULL,"
+	"  PRIMARY KEY (vmid, stack));",
 };
 
 int

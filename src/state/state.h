@@ -257,4 +257,27 @@ int pl_state_silences(struct pl_state *s, double now, json_t **out, char **errms
 /* End silence id now; PL_ENOENT when no silence of that number holds. */
 int pl_state_silence_end(struct pl_state *s, long long id, char **errmsg);
 
+/*
+ * SSH host keys, trusted on first use (migration 9). The signature of
+ * pl_state_ssh_trust is core/ssh.h's pl_ssh_hostkey_fn with the store as ctx.
+ */
+/* Trust host:port's key: record it when the host is new, refresh last_seen
+ * when it is the recorded one, refuse (PL_EPERM, a message naming the host
+ * and both fingerprints) when it differs. */
+int pl_state_ssh_trust(void *state, const char *host, int port, const char *keytype,
+		       const char *fingerprint, char **errmsg);
+/* Forget host:port's key (a host rebuilt on purpose); PL_ENOENT when none. */
+int pl_state_ssh_forget(struct pl_state *s, const char *host, int port, char **errmsg);
+
+/*
+ * Stacks as last deployed (migration 9): per guest and stack, the stack's
+ * hash and its files {"path": {"sha256","mode","text"?}} (text only for files
+ * without secrets).
+ */
+/* Record a deploy, replacing the one before. */
+int pl_state_stack_record(struct pl_state *s, long long vmid, const char *stack, const char *sha256,
+			  const json_t *files, char **errmsg);
+/* Every recorded deploy: [{vmid,stack,sha256,files,deployed}] by vmid, stack. */
+int pl_state_stacks(struct pl_state *s, json_t **out, char **errmsg);
+
 #endif

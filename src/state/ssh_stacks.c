@@ -1,0 +1,146 @@
+/*
+ * What pvelab learned inside guests: SSH host keys trusted on first use, and
+ * the stacks as last deployed (the baseline the plan compares with).
+ */
+#include "core/common.h"
+#include "state/state.h"
+#include "core/err.h"
+#include "state/internal.h"
+
+int
+pl_state_ssh_trust(void *state, const char *host, int port, const char *keytype,
+		   const char *fingerprint, char **errmsg)
+{
+	struct pl_state *s = state;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = pl_state_prep(s,
+			       "SELECT keytype, fingerprint FROM ssh_known_hosts "
+			       "WHERE host = ? AND port = ?",
+			       &st, errmsg)) != 0)
+		return r;
+	sqlite3_bind_text(st, 1, host, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 2, port);
+	r = sqlite3_step(st);
+	if (r == SQLITE_ROW) {
+		const char *type0 = (const char *)sqlite3_column_text(st, 0);
+		const char *fp0 = (const char *)sqlite3_column_text(st, 1);
+
+		if (strcmp(type0, keytype) != 0 || strcmp(fp0, fingerprint) != 0) {
+			r = pl_seterr(errmsg, PL_EPERM,
+				      "ssh %s:%d: host key changed: recorded %s %s, presented %s "
+				      "%s: refused",
+				      host, port, type0, fp0, keytype, fingerprint);
+			sqlite3_finalize(st);
+			return r;
+		}
+		sqlite3_finalize(st);
+		if ((r = pl_state_prep(s,
+				       "UPDATE ssh_known_hosts SET last_seen = ? "
+				       "WHERE host = ? AND port = ?",
+				       &st, errmsg)) != 0)
+			return r;
+		sqlite3_bind_double(st, 1, pl_state_now());
+		sqlite3_bind_text(st, 2, host, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int(st, 3, port);
+		r = pl_state_step_done(s, st, errmsg);
+		sqlite3_finalize(st);
+		return r;
+	}
+	sqlite3_finalize(st);
+	if (r != SQLITE_DONE)
+		return pl_state_dberr(s, errmsg, "read ssh host keys");
+	if ((r = pl_state_prep(s,
+			       "INSERT INTO ssh_known_hosts(host,port,keytype,fingerprint,"
+			       "first_seen,last_seen) VALUES (?,?,?,?,?,?)",
+			       &st, errmsg)) != 0)
+		return r;
+	sqlite3_bind_text(st, 1, host, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 2, port);
+	sqlite3_bind_text(st, 3, keytype, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 4, fingerprint, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_double(st, 5, pl_state_now());
+	sqlite3_bind_double(st, 6, pl_state_now());
+	r = pl_state_step_done(s, st, errmsg);
+	sqlite3_finalize(st);
+	return r;
+}
+
+int
+pl_state_ssh_forget(struct pl_state *s, const char *host, int port, char **errmsg)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = pl_state_prep(s, "DELETE FROM ssh_known_hosts WHERE host = ? AND port = ?", &st,
+			       errmsg)) != 0)
+		return r;
+	sqlite3_bind_text(st, 1, host, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 2, port);
+	r = pl_state_step_done(s, st, errmsg);
+	sqlite3_finalize(st);
+	if (r != 0)
+		return r;
+	if (sqlite3_changes(s->db) == 0)
+		return pl_seterr(errmsg, PL_ENOENT, "no ssh host key recorded for %s:%d", host,
+				 port);
+	return 0;
+}
+
+int
+pl_state_stack_record(struct pl_state *s, long long vmid, const char *stack, const char *sha256,
+		      const json_t *files, char **errmsg)
+{
+	sqlite3_stmt *st = NULL;
+	char *text = json_dumps(files, JSON_COMPACT | JSON_SORT_KEYS);
+	int r;
+
+	if ((r = pl_state_prep(s,
+			       "INSERT OR REPLACE INTO stack_deploys(vmid,stack,sha256,files,"
+			       "deployed) VALUES (?,?,?,?,?)",
+			       &st, errmsg)) == 0) {
+		sqlite3_bind_int64(st, 1, vmid);
+		sqlite3_bind_text(st, 2, stack, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 3, sha256, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_text(st, 4, text ? text : "{}", -1, SQLITE_TRANSIENT);
+		sqlite3_bind_double(st, 5, pl_state_now());
+		r = pl_state_step_done(s, st, errmsg);
+		sqlite3_finalize(st);
+	}
+	free(text);
+	return r;
+}
+
+int
+pl_state_stacks(struct pl_state *s, json_t **out, char **errmsg)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = pl_state_prep(s,
+			       "SELECT vmid, stack, sha256, files, deployed FROM stack_deploys "
+			       "ORDER BY vmid, stack",
+			       &st, errmsg)) != 0)
+		return r;
+	*out = json_array();
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		json_t *files = json_loads((const char *)sqlite3_column_text(st, 3), 0, NULL);
+
+		json_array_append_new(*out,
+				      json_pack("{s:I,s:s,s:s,s:o,s:f}", "vmid",
+						(json_int_t)sqlite3_column_int64(st, 0), "stack",
+						(const char *)sqlite3_column_text(st, 1), "sha256",
+						(const char *)sqlite3_column_text(st, 2), "files",
+						files ? files : json_object(), "deployed",
+						sqlite3_column_double(st, 4)));
+	}
+	r = r == SQLITE_DONE ? 0 : pl_state_dberr(s, errmsg, "read stack deploys");
+	sqlite3_finalize(st);
+	if (r != 0) {
+		json_decref(*out);
+		*out = NULL;
+	}
+	return r;
+}
