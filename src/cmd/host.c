@@ -17,6 +17,8 @@
 #include "host/host.h"
 #include "host/reader.h"
 #include "plan/runs.h"
+#include "core/ssh.h"
+#include "state/state.h"
 
 #include <time.h>
 #include <unistd.h>
@@ -26,10 +28,13 @@ static const struct pl_opt opts[] = {
 	{ "local", 0, NULL, "the node is this host: read / and run its commands" },
 	{ "facts", 0, NULL, "check: print the facts collected instead of the findings" },
 	{ "yes", 'y', NULL, "apply: do not ask (the plan shown is the one applied)" },
+	{ "ssh", 0, "[USER@]HOST[:PORT]",
+	  "reach the node over SSH (its host key trusted on first use, a changed one refused)" },
+	{ "identity", 'i', "FILE", "--ssh: the private key (default: ssh-agent, then ~/.ssh/id_*)" },
 	{ NULL, 0, NULL, NULL },
 };
 
-enum { O_ROOT, O_LOCAL, O_FACTS, O_YES };
+enum { O_ROOT, O_LOCAL, O_FACTS, O_YES, O_SSH, O_IDENTITY };
 
 static void
 print_finding(struct pl_ctx *ctx, const json_t *f)
@@ -65,23 +70,49 @@ print_finding(struct pl_ctx *ctx, const json_t *f)
 		printf("        then reboot the node\n");
 }
 
-/* Open the reader the options ask for. */
+/* Open the reader the options ask for; --ssh needs the state store in s
+ * (the trusted host keys). */
 static int
-open_reader(struct pl_args *a, struct pl_host_reader *r)
+open_reader(struct pl_args *a, struct pl_session *s, struct pl_host_reader *r)
 {
-	const char *root = pl_args_str(a, O_ROOT, NULL);
-	char *err = NULL;
+	const char *root = pl_args_str(a, O_ROOT, NULL), *ssh = pl_args_str(a, O_SSH, NULL);
+	char *err = NULL, *spec, *at, *colon;
 	int rc;
 
 	if (root && pl_args_has(a, O_LOCAL))
 		return pl_usage_error(&pl_cmd_host, "--root and --local exclude each other");
-	if (root == NULL && !pl_args_has(a, O_LOCAL))
+	if (ssh && pl_args_has(a, O_LOCAL))
+		return pl_usage_error(&pl_cmd_host, "--ssh and --local exclude each other");
+	if (root == NULL && ssh == NULL && !pl_args_has(a, O_LOCAL))
 		return pl_usage_error(&pl_cmd_host,
-				      "say where the node's files are: --root DIR (a saved tree) "
-				      "or --local (this host); over SSH is not built yet");
-	if (a->npos > 2)
-		return pl_usage_error(&pl_cmd_host, "--root and --local read one node");
-	rc = pl_host_reader_dir(r, root ? root : "/", root == NULL, &err);
+				      "say where the node's files are: --ssh HOST, --root DIR (a "
+				      "saved tree) or --local (this host)");
+	if (ssh == NULL) {
+		rc = pl_host_reader_dir(r, root ? root : "/", root == NULL, &err);
+		goto out;
+	}
+	spec = pl_strdup(ssh);
+	struct pl_ssh_opts o = { .identity = pl_args_str(a, O_IDENTITY, NULL),
+				 .check_hostkey = pl_state_ssh_trust,
+				 .check_ctx = s->state };
+	long long port = 22;
+
+	if ((at = strrchr(spec, '@')) != NULL) {
+		*at = '\0';
+		o.user = spec;
+	}
+	o.host = at ? at + 1 : spec;
+	if ((colon = strrchr(o.host, ':')) != NULL) {
+		*colon = '\0';
+		if (pl_str_to_ll(colon + 1, 1, 65535, &port) != 0) {
+			free(spec);
+			return pl_usage_error(&pl_cmd_host, "--ssh '%s': the port is 1-65535", ssh);
+		}
+	}
+	o.port = (int)port;
+	rc = pl_host_reader_ssh(r, &o, root, &err);
+	free(spec);
+out:
 	if (rc != 0) {
 		pl_error("%s", err);
 		free(err);
@@ -94,21 +125,30 @@ static int
 do_check(struct pl_ctx *ctx, struct pl_args *a)
 {
 	struct pl_host_reader r = { 0 };
+	struct pl_session s = { 0 };
 	json_t *facts = NULL, *findings, *f;
 	const char *node;
 	char *err = NULL;
 	int pass = 0, warn = 0, fail = 0, rc;
 	size_t i;
 
-	if ((rc = open_reader(a, &r)) != 0)
-		return rc;
-	if (pl_host_facts(&r, &facts, &err) != 0) {
+	if (pl_args_has(a, O_SSH) && pl_session_open(&s, ctx, PL_NEED_STATE, &err) != 0) {
 		rc = pl_error("%s", err);
 		free(err);
-		pl_host_reader_release(&r);
 		return rc;
 	}
+	if ((rc = open_reader(a, &s, &r)) != 0) {
+		pl_session_close(&s);
+		return rc;
+	}
+	rc = pl_host_facts(&r, &facts, &err);
 	pl_host_reader_release(&r);
+	pl_session_close(&s);
+	if (rc != 0) {
+		rc = pl_error("%s", err);
+		free(err);
+		return rc;
+	}
 	if (pl_args_has(a, O_FACTS))
 		return pl_print_json(facts) ? PL_EXIT_ERROR : PL_EXIT_OK;
 	node = a->npos > 1 ? a->pos[1] : pl_json_str_or(facts, "hostname", "node");
@@ -323,12 +363,13 @@ do_plan(struct pl_ctx *ctx, struct pl_args *a, bool apply)
 	char *err = NULL;
 	int rc;
 
-	if ((rc = open_reader(a, &r)) != 0)
-		return rc;
-	if (pl_session_open(&s, ctx, apply ? PL_NEED_STATE : 0, &err) != 0) {
+	if (pl_session_open(&s, ctx, apply || pl_args_has(a, O_SSH) ? PL_NEED_STATE : 0, &err) !=
+	    0) {
 		rc = pl_error("%s", err);
 		goto out;
 	}
+	if ((rc = open_reader(a, &s, &r)) != 0)
+		goto out;
 	if (s.cfg == NULL) {
 		rc = pl_error("host %s needs pvelab.yaml with a hosts: entry (-c FILE)",
 			      apply ? "apply" : "plan");
@@ -395,7 +436,7 @@ const struct pl_cmd pl_cmd_host = {
 	.name = "host",
 	.summary = "check, plan and apply a Proxmox node's own setup (GPU passthrough, "
 		   "repositories, NAT, NTP)",
-	.usage = "check|plan|apply [NODE] (--root DIR | --local) [--facts] [--yes]",
+	.usage = "check|plan|apply [NODE] (--root DIR | --local | --ssh [USER@]HOST[:PORT] [--identity FILE] [--root DIR]) [--facts] [--yes]",
 	.help = "check reads the node's facts - CPU flags, IOMMU, kernel command line, boot "
 		"loader, IOMMU groups, the driver of each GPU function, /etc/modules and "
 		"/etc/modprobe.d, interrupt remapping, PCI mappings and each VM's hostpci "

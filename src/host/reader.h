@@ -45,6 +45,12 @@ struct pl_host_reader {
  * for real only when live; otherwise they are answered from root's
  * .pvelab-cmd/NAME files (NAME: the command with spaces as '-'). */
 int pl_host_reader_dir(struct pl_host_reader *r, const char *root, bool live, char **errmsg);
+/* A reader of a node over SSH (core/ssh.h; o->check_hostkey decides the
+ * host key). With root, the saved tree under root on the far side, its
+ * commands answered from root/.pvelab-cmd as the directory backend does. */
+struct pl_ssh_opts;
+int pl_host_reader_ssh(struct pl_host_reader *r, const struct pl_ssh_opts *o, const char *root,
+		       char **errmsg);
 void pl_host_reader_release(struct pl_host_reader *r);
 void pl_host_names_free(char **names, size_t n);
 
