@@ -30,7 +30,8 @@ static const struct pl_opt opts[] = {
 	{ "yes", 'y', NULL, "apply: do not ask (the plan shown is the one applied)" },
 	{ "ssh", 0, "[USER@]HOST[:PORT]",
 	  "reach the node over SSH (its host key trusted on first use, a changed one refused)" },
-	{ "identity", 'i', "FILE", "--ssh: the private key (default: ssh-agent, then ~/.ssh/id_*)" },
+	{ "identity", 'i', "FILE",
+	  "--ssh: the private key (default: ssh-agent, then ~/.ssh/id_*)" },
 	{ NULL, 0, NULL, NULL },
 };
 
@@ -287,19 +288,16 @@ apply_edits(struct pl_ctx *ctx, struct pl_session *s, struct pl_host_reader *r, 
 	}
 	json_array_foreach(edits, i, e) {
 		const char *path = pl_json_str(e, "file"), *after = pl_json_str(e, "after");
+		const char *old = pl_json_str_or(e, "before", "");
 		char *key = pl_asprintf("host:%s:%s", node, path);
 
 		rc = r->ops->write(r->impl, path, after, strlen(after), 0644, suffix, &err);
 		json_array_append_new(
 			changes,
-			json_pack("{s:s,s:s,s:s,s:{s:s,s:{s:O},s:{s:s}}}", "file", path, "backup",
+			json_pack("{s:s,s:s,s:s,s:{s:s,s:{s:s},s:{s:s}}}", "file", path, "backup",
 				  json_is_null(json_object_get(e, "before")) ? "" : suffix,
 				  "status", rc ? "failed" : "ok", "history", "key", key, "before",
-				  "text",
-				  json_is_null(json_object_get(e, "before")) ?
-					  json_string("") :
-					  json_object_get(e, "before"),
-				  "after", "text", rc ? pl_json_str(e, "before") : after));
+				  "text", old, "after", "text", rc ? old : after));
 		free(key);
 		if (rc != 0) {
 			pl_error("%s: %s", path, err);
@@ -436,7 +434,8 @@ const struct pl_cmd pl_cmd_host = {
 	.name = "host",
 	.summary = "check, plan and apply a Proxmox node's own setup (GPU passthrough, "
 		   "repositories, NAT, NTP)",
-	.usage = "check|plan|apply [NODE] (--root DIR | --local | --ssh [USER@]HOST[:PORT] [--identity FILE] [--root DIR]) [--facts] [--yes]",
+	.usage = "check|plan|apply [NODE] (--root DIR | --local | --ssh [USER@]HOST[:PORT] "
+		 "[--identity FILE] [--root DIR]) [--facts] [--yes]",
 	.help = "check reads the node's facts - CPU flags, IOMMU, kernel command line, boot "
 		"loader, IOMMU groups, the driver of each GPU function, /etc/modules and "
 		"/etc/modprobe.d, interrupt remapping, PCI mappings and each VM's hostpci "
