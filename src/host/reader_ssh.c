@@ -90,7 +90,7 @@ static void
 prefetch(struct ssh_impl *d)
 {
 	unsigned char raw[12];
-	char marker[32], *q, *script, *tail;
+	char marker[48], *q, *script, *tail;
 	struct pl_buf out;
 	size_t mlen;
 
