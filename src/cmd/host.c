@@ -447,5 +447,4 @@ const struct pl_cmd pl_cmd_host = {
 	.min_args = 1,
 	.max_args = 2,
 	.run = run,
-	.flags = PL_CMD_MCP_READ,
 };
