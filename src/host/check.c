@@ -357,9 +357,8 @@ check_modules(const json_t *facts, json_t *out)
 	pl_buf_release(&missing);
 }
 
-/* "0000:01:00.0", "0000:01:00", "01:00.0" and "01:00" name the same slot. */
-static bool
-same_slot(const char *a, const char *b)
+bool
+pl_host_same_slot(const char *a, const char *b)
 {
 	size_t la, lb;
 
@@ -406,7 +405,7 @@ slot_ids(const json_t *facts, const char *slot, struct pl_buf *ids)
 	size_t i;
 
 	json_array_foreach(json_object_get(facts, "pci"), i, d)
-		if (same_slot(pl_json_str(d, "addr"), slot))
+		if (pl_host_same_slot(pl_json_str(d, "addr"), slot))
 			pl_buf_addf(ids, "%s%s:%s", ids->len ? "," : "", pl_json_str(d, "vendor"),
 				    pl_json_str(d, "device"));
 }
@@ -439,7 +438,7 @@ gpu_wanted(const json_t *facts, const json_t *want, const json_t *gpu)
 	snprintf(id, sizeof(id), "%s:%s", pl_json_str(gpu, "vendor"), pl_json_str(gpu, "device"));
 	if (devs) {
 		json_array_foreach(devs, i, v)
-			if (json_is_string(v) && (same_slot(json_string_value(v), addr) ||
+			if (json_is_string(v) && (pl_host_same_slot(json_string_value(v), addr) ||
 						  !strcasecmp(json_string_value(v), id)))
 				return true;
 		return false;
@@ -474,7 +473,7 @@ check_gpu(const json_t *facts, const json_t *gpu, bool iommu_on, json_t *out)
 			const char *g = pl_json_str(d, "group");
 
 			if (g == NULL || strcmp(g, group) ||
-			    same_slot(pl_json_str(d, "addr"), addr) ||
+			    pl_host_same_slot(pl_json_str(d, "addr"), addr) ||
 			    pl_str_startswith(pl_json_str(d, "class"), "0604"))
 				continue;
 			pl_buf_addf(&others, "%s%s %s [%s:%s]%s%s", others.len ? "; " : "",
@@ -515,7 +514,7 @@ check_gpu(const json_t *facts, const json_t *gpu, bool iommu_on, json_t *out)
 	json_array_foreach(json_object_get(facts, "pci"), i, d) {
 		const char *drv = pl_json_str(d, "driver");
 
-		if (!same_slot(pl_json_str(d, "addr"), addr))
+		if (!pl_host_same_slot(pl_json_str(d, "addr"), addr))
 			continue;
 		for (size_t k = 0; drv && host_drivers[k]; k++)
 			if (!strcmp(drv, host_drivers[k]))
@@ -554,7 +553,7 @@ check_gpu(const json_t *facts, const json_t *gpu, bool iommu_on, json_t *out)
 		f = finding(out, "gpu-driver", addr, "pass",
 			    "no host driver holds the card's functions");
 		json_array_foreach(json_object_get(facts, "pci"), i, d)
-			if (same_slot(pl_json_str(d, "addr"), addr))
+			if (pl_host_same_slot(pl_json_str(d, "addr"), addr))
 				evidence(f, "%s [%s:%s]: %s", pl_json_str(d, "addr"),
 					 pl_json_str(d, "vendor"), pl_json_str(d, "device"),
 					 pl_json_str_or(d, "driver", "no driver"));
@@ -662,12 +661,12 @@ check_hostpci(const json_t *facts, const json_t *vm, const json_t *hp, json_t *o
 
 		snprintf(addr, sizeof(addr), "%.*s", (int)(hl < 20 ? hl : 20), host);
 		json_array_foreach(json_object_get(facts, "pci"), i, d)
-			if (same_slot(pl_json_str(d, "addr"), addr)) {
+			if (pl_host_same_slot(pl_json_str(d, "addr"), addr)) {
 				funcs++;
 				gpu |= pl_str_startswith(pl_json_str(d, "class"), "03");
 			}
 		json_array_foreach(json_object_get(vm, "hostpci"), i, h2)
-			if (h2 != hp && same_slot(pl_json_str(h2, "value"), addr))
+			if (h2 != hp && pl_host_same_slot(pl_json_str(h2, "value"), addr))
 				other_passed = true;
 		if (funcs == 0) {
 			f = finding(out, "vm-device", subject, "fail",

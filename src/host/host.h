@@ -28,6 +28,10 @@ json_t *pl_host_check(const json_t *facts, const json_t *want);
  * "amd"), as a space-separated string (static). */
 const char *pl_host_iommu_params(const char *vendor);
 
+/* Whether two PCI addresses name the same slot: "0000:01:00.0",
+ * "0000:01:00", "01:00.0" and "01:00" do. */
+bool pl_host_same_slot(const char *a, const char *b);
+
 /* The boot loader line (GRUB_CMDLINE_LINUX_DEFAULT="..." when grub, else
  * /etc/kernel/cmdline's one line) with the parameters of params it lacks
  * added (caller frees); NULL when it already has them all. */

@@ -154,21 +154,6 @@ plan_iommu(struct plan *p, char **errmsg)
 /* --- vfio: ids, softdeps, blacklist, modules --- */
 
 static bool
-same_slot(const char *a, const char *b)
-{
-	const char *c;
-	size_t la, lb;
-
-	if ((c = strchr(a, ':')) != NULL && strchr(c + 1, ':'))
-		a = c + 1;
-	if ((c = strchr(b, ':')) != NULL && strchr(c + 1, ':'))
-		b = c + 1;
-	la = strcspn(a, ".");
-	lb = strcspn(b, ".");
-	return la == lb && !strncmp(a, b, la);
-}
-
-static bool
 is_id(const char *s)
 {
 	unsigned v, d;
@@ -278,7 +263,7 @@ plan_vfio(struct plan *p, const json_t *vfio, char **errmsg)
 			snprintf(id, sizeof(id), "%s:%s", pl_json_str(d, "vendor"),
 				 pl_json_str(d, "device"));
 			if (is_id(want) ? !strcasecmp(want, id) :
-					  same_slot(want, pl_json_str(d, "addr"))) {
+					  pl_host_same_slot(want, pl_json_str(d, "addr"))) {
 				add_unique(slots, pl_json_str(d, "addr"));
 				found = true;
 			}
@@ -297,7 +282,7 @@ plan_vfio(struct plan *p, const json_t *vfio, char **errmsg)
 		char id[16];
 
 		json_array_foreach(slots, j, s)
-			if (same_slot(json_string_value(s), pl_json_str(d, "addr"))) {
+			if (pl_host_same_slot(json_string_value(s), pl_json_str(d, "addr"))) {
 				snprintf(id, sizeof(id), "%s:%s", pl_json_str(d, "vendor"),
 					 pl_json_str(d, "device"));
 				add_unique(ids, id);
@@ -348,7 +333,7 @@ plan_vfio(struct plan *p, const json_t *vfio, char **errmsg)
 				bool target = false;
 
 				json_array_foreach(slots, j, s)
-					target |= same_slot(json_string_value(s),
+					target |= pl_host_same_slot(json_string_value(s),
 							    pl_json_str(d, "addr"));
 				used |= !target && !strcmp(pl_json_str_or(d, "driver", ""), drv);
 			}

@@ -43,8 +43,8 @@ struct dir_impl {
 	bool live;
 };
 
-static bool
-path_ok(const char *path)
+bool
+pl_host_path_ok(const char *path)
 {
 	if (path[0] != '/')
 		return false;
@@ -62,7 +62,7 @@ open_in(struct dir_impl *d, const char *path, int flags, char **errmsg)
 	const char *rel = path + strspn(path, "/");
 	int fd;
 
-	if (!path_ok(path))
+	if (!pl_host_path_ok(path))
 		return pl_seterr(errmsg, PL_EINVAL, "'%s' is not an absolute path inside the host",
 				 path);
 	fd = (int)syscall(SYS_openat2, d->rootfd, *rel ? rel : ".", &how, sizeof(how));
@@ -278,7 +278,7 @@ dir_write(void *impl, const char *path, const void *data, size_t len, mode_t mod
 	char *full, *bak = NULL;
 	int r;
 
-	if (!path_ok(path))
+	if (!pl_host_path_ok(path))
 		return pl_seterr(errmsg, PL_EINVAL, "'%s' is not an absolute path inside the host",
 				 path);
 	full = strcmp(d->root, "/") ? pl_asprintf("%s%s", d->root, path) : pl_strdup(path);

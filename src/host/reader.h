@@ -60,6 +60,9 @@ void pl_host_names_free(char **names, size_t n);
 #define PL_HOST_FIRST_CHANGE 2
 extern const char *const pl_host_commands[];
 
+/* Whether path is absolute with no ".." component (what readers accept). */
+bool pl_host_path_ok(const char *path);
+
 /* Convenience wrappers over r->ops. */
 int pl_host_read(struct pl_host_reader *r, const char *path, size_t max, struct pl_buf *out,
 		 char **errmsg);

@@ -38,17 +38,6 @@ static const char prefetch_dirs[] =
 	". sys/class/iommu sys/kernel/iommu_groups sys/bus/pci/devices etc/modprobe.d "
 	"etc/modules-load.d etc/pve/qemu-server etc/apt/sources.list.d";
 
-static bool
-path_ok(const char *path)
-{
-	if (path[0] != '/')
-		return false;
-	for (const char *p = path; *p; p++)
-		if (p[0] == '/' && p[1] == '.' && p[2] == '.' && (p[3] == '/' || p[3] == '\0'))
-			return false;
-	return true;
-}
-
 static char *
 full(struct ssh_impl *d, const char *path)
 {
@@ -200,7 +189,7 @@ ssh_read(void *impl, const char *path, size_t max, struct pl_buf *out, char **er
 	char *p;
 	int r;
 
-	if (!path_ok(path))
+	if (!pl_host_path_ok(path))
 		return pl_seterr(errmsg, PL_EINVAL, "'%s' is not an absolute path", path);
 	if ((e = cached(d, path, "F")) != NULL) {
 		const json_t *data = json_object_get(e, "data");
@@ -241,7 +230,7 @@ ssh_list(void *impl, const char *path, char ***names, size_t *n, char **errmsg)
 
 	*names = NULL;
 	*n = 0;
-	if (!path_ok(path))
+	if (!pl_host_path_ok(path))
 		return pl_seterr(errmsg, PL_EINVAL, "'%s' is not an absolute path", path);
 	if ((e = cached(d, path, "D")) != NULL) {
 		const json_t *v;
@@ -285,7 +274,7 @@ ssh_readlink(void *impl, const char *path, char **target, char **errmsg)
 	struct pl_buf out;
 	int r;
 
-	if (!path_ok(path))
+	if (!pl_host_path_ok(path))
 		return pl_seterr(errmsg, PL_EINVAL, "'%s' is not an absolute path", path);
 	if ((e = cached(d, path, "L")) != NULL) {
 		*target = pl_strdup(pl_json_str(e, "target"));
@@ -356,7 +345,7 @@ ssh_write(void *impl, const char *path, const void *data, size_t len, mode_t mod
 	struct pl_buf out;
 	int r;
 
-	if (!path_ok(path))
+	if (!pl_host_path_ok(path))
 		return pl_seterr(errmsg, PL_EINVAL, "'%s' is not an absolute path", path);
 	p = full(d, path);
 	bak = pl_asprintf("%s%s", p, backup_suffix);
