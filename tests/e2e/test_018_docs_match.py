@@ -91,7 +91,7 @@ def test_every_command_and_option_in_the_docs_exists(path):
     every = {o["name"] for c in TABLE.values() for o in c["options"]} | set(GLOBAL) | set(TOP_ONLY)
     prose = re.sub(r"^```[^\n]*\n.*?^```", "", text, flags=re.M | re.S)
     for m in re.finditer(r"`[^`\n]*`", prose):
-        if re.search(r"\b(pveum|pvenode|pvesh|qm|pct|curl|certutil|openssl|ssh|apt|git|make|"
+        if re.search(r"\b(pveum|pvenode|pvesh|qm|pct|curl|certutil|openssl|ssh|apt|git|make|docker|"
                      r"python3|pytest|cmake|bash|sudo|security)\b", m.group(0)):
             continue
         for o in re.findall(r"(?<![\w-])--([a-z][a-z0-9-]*)", m.group(0)):
