@@ -9,15 +9,70 @@
 #include "state/state.h"
 
 #include <jansson.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #define PL_STATE_BUSY_MS (PL_STATE_BUSY_S * 1000)
 
 struct pl_state {
-	sqlite3 *db;
-	char *path;
-	bool ro; /* opened read-only: nothing is ever written */
+	sqlite3 *db; /* the SQLite engine, or */
+	PGconn *pg;  /* the PostgreSQL one */
+	json_t *prepared; /* PostgreSQL: SQL text -> name of its prepared statement */
+	char *path;  /* a file, or the connection string without its password */
+	bool ro;     /* opened read-only: nothing is ever written */
 };
+
+/*
+ * One statement API over both engines (db.c). SQL is written once, in what
+ * both accept, with SQLite's placeholders (? and ?N), which the PostgreSQL
+ * engine turns into $N; where the dialects differ, pl_state_sql picks.
+ */
+#define PL_DB_ROW 100  /* a row is there to read */
+#define PL_DB_DONE 101 /* the statement ran to its end */
+#define PL_DB_BUSY 5   /* another writer holds the lock */
+#define PL_DB_CONSTRAINT 19
+struct pl_stmt;
+/* Is the store PostgreSQL? */
+static inline bool
+pl_state_pg(const struct pl_state *s)
+{
+	return s->pg != NULL;
+}
+/* The statement for this engine. */
+static inline const char *
+pl_state_sql(const struct pl_state *s, const char *sqlite, const char *pg)
+{
+	return s->pg ? pg : sqlite;
+}
+/* Step: PL_DB_ROW, PL_DB_DONE, or an error (PL_DB_BUSY, PL_DB_CONSTRAINT or
+ * another nonzero code; pl_state_dberr says what). */
+int pl_stmt_step(struct pl_stmt *st);
+/* Back to before the first step; the bindings stay. */
+void pl_stmt_reset(struct pl_stmt *st);
+void pl_stmt_finalize(struct pl_stmt *st);
+/* Bindings (1-based); text is copied, NULL binds NULL. */
+void pl_stmt_bind_text(struct pl_stmt *st, int i, const char *v);
+void pl_stmt_bind_textn(struct pl_stmt *st, int i, const char *v, size_t n);
+void pl_stmt_bind_int64(struct pl_stmt *st, int i, long long v);
+void pl_stmt_bind_double(struct pl_stmt *st, int i, double v);
+void pl_stmt_bind_null(struct pl_stmt *st, int i);
+/* Columns (0-based) of the current row. */
+bool pl_stmt_null(struct pl_stmt *st, int i);
+const char *pl_stmt_text(struct pl_stmt *st, int i);
+size_t pl_stmt_bytes(struct pl_stmt *st, int i);
+long long pl_stmt_int64(struct pl_stmt *st, int i);
+double pl_stmt_double(struct pl_stmt *st, int i);
+/* The last step failed on the primary key (not another constraint). */
+bool pl_stmt_pkey_clash(struct pl_stmt *st);
+/* Rows the last step of a write changed. */
+long long pl_stmt_changes(struct pl_stmt *st);
+/* Begin a write transaction: on SQLite BEGIN IMMEDIATE, on PostgreSQL BEGIN
+ * and the store's write lock (a transaction-scoped advisory lock), so that
+ * both engines have one writer at a time. wait: up to PL_STATE_BUSY_S, else
+ * PL_ECONFLICT at once while another writer holds it. */
+int pl_state_begin(struct pl_state *s, bool wait, char **errmsg);
+int pl_state_commit(struct pl_state *s, char **errmsg);
+void pl_state_rollback(struct pl_state *s);
 
 /* Seconds since the epoch, with fractions. */
 double pl_state_now(void);
@@ -25,12 +80,13 @@ double pl_state_now(void);
 int pl_state_dberr(struct pl_state *s, char **errmsg, const char *what);
 /* Run SQL text (several statements) outside any statement cache. */
 int pl_state_exec(struct pl_state *s, const char *sql, char **errmsg);
-/* Prepare one statement (kept prepared: SQLITE_PREPARE_PERSISTENT). */
-int pl_state_prep(struct pl_state *s, const char *sql, sqlite3_stmt **st, char **errmsg);
+/* Prepare one statement (kept prepared: SQLite's PERSISTENT, a named
+ * statement of the PostgreSQL session). */
+int pl_state_prep(struct pl_state *s, const char *sql, struct pl_stmt **st, char **errmsg);
 /* Step a write to its end, then reset and clear the statement. */
-int pl_state_step_done(struct pl_state *s, sqlite3_stmt *st, char **errmsg);
-/* Bind v, or NULL when v is NULL. */
-void pl_state_bind_text(sqlite3_stmt *st, int i, const char *v);
+int pl_state_step_done(struct pl_state *s, struct pl_stmt *st, char **errmsg);
+/* Step an INSERT ... RETURNING id: *id gets it; then reset and clear. */
+int pl_state_step_id(struct pl_state *s, struct pl_stmt *st, long long *id, char **errmsg);
 /* History rows of the storages, backup jobs and pools a snapshot lists
  * (sync_day2.c), inside the sync's transaction. */
 int pl_state_sync_day2(struct pl_state *s, const json_t *snap, long long run, double ts,

@@ -22,7 +22,14 @@ struct pl_state;
  * ./pvelab.yaml). Caller frees. */
 char *pl_state_path(const char *given, const char *config_state, const char *config_path);
 
-/* Open (creating the file, its directory and the schema) and migrate. */
+/* Is where a PostgreSQL connection string (postgres://, postgresql:// or
+ * libpq's key=value) rather than a SQLite file? */
+bool pl_state_is_pg(const char *where);
+/* Does that connection string carry a password (never in the YAML)? */
+bool pl_state_has_password(const char *where);
+
+/* Open (creating the file, its directory and the schema) and migrate; or
+ * connect to PostgreSQL and migrate its schema. */
 int pl_state_open(const char *path, struct pl_state **out, char **errmsg);
 /* The same for an existing store only: PL_ENOENT when there is none (a
  * command that records what it did where a store exists, never making one). */
@@ -73,6 +80,7 @@ int pl_state_record_sync(struct pl_state *s, const json_t *snap, bool dry_run,
 struct pl_state_sync;
 /* How long a write waits for another process's write lock (seconds). */
 #define PL_STATE_BUSY_S 10
+#define PL_STATE_BUSY_S_TEXT "10"
 int pl_state_sync_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out,
 			char **errmsg);
 /* The same without waiting for another writer (an event loop must not):
