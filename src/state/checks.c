@@ -119,13 +119,11 @@ pl_state_silences(struct pl_state *s, double now, json_t **out, char **errmsg)
 	pl_stmt_bind_double(st, 1, now);
 	*out = json_array();
 	while ((r = pl_stmt_step(st)) == PL_DB_ROW)
-		json_array_append_new(*out,
-				      json_pack("{s:I,s:s,s:f,s:f,s:s?}", "id",
-						(json_int_t)pl_stmt_int64(st, 0), "pattern",
-						pl_stmt_text(st, 1), "created",
-						pl_stmt_double(st, 2), "until",
-						pl_stmt_double(st, 3), "reason",
-						pl_stmt_text(st, 4)));
+		json_array_append_new(
+			*out,
+			json_pack("{s:I,s:s,s:f,s:f,s:s?}", "id", (json_int_t)pl_stmt_int64(st, 0),
+				  "pattern", pl_stmt_text(st, 1), "created", pl_stmt_double(st, 2),
+				  "until", pl_stmt_double(st, 3), "reason", pl_stmt_text(st, 4)));
 	r = r == PL_DB_DONE ? 0 : pl_state_dberr(s, errmsg, "read silences");
 	pl_stmt_finalize(st);
 	if (r != 0) {

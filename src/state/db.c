@@ -84,8 +84,8 @@ pl_state_prep(struct pl_state *s, const char *sql, struct pl_stmt **out, char **
 	}
 	/* one named statement per SQL text and session, as SQLite keeps its own */
 	if ((known = json_object_get(s->prepared, sql)) != NULL) {
-		snprintf(st->name, sizeof(st->name), "pl%lld", (long long)json_integer_value(
-								       json_array_get(known, 0)));
+		snprintf(st->name, sizeof(st->name), "pl%lld",
+			 (long long)json_integer_value(json_array_get(known, 0)));
 		st->nparam = (int)json_integer_value(json_array_get(known, 1));
 	} else {
 		char *text = pg_placeholders(sql, &st->nparam);
@@ -101,9 +101,9 @@ pl_state_prep(struct pl_state *s, const char *sql, struct pl_stmt **out, char **
 			free(st);
 			return pl_state_dberr(s, errmsg, "prepare");
 		}
-		json_object_set_new(s->prepared, sql,
-				    json_pack("[I,i]", (json_int_t)json_object_size(s->prepared),
-					      st->nparam));
+		json_object_set_new(
+			s->prepared, sql,
+			json_pack("[I,i]", (json_int_t)json_object_size(s->prepared), st->nparam));
 	}
 	st->val = pl_calloc((size_t)st->nparam + 1, sizeof(*st->val));
 	st->len = pl_calloc((size_t)st->nparam + 1, sizeof(*st->len));
@@ -367,12 +367,13 @@ pl_state_begin(struct pl_state *s, bool wait, char **errmsg)
 
 		if ((r = pl_state_exec(s, "BEGIN", errmsg)) != 0)
 			return r;
-		res = PQexec(s->pg, wait ? "SELECT pg_advisory_xact_lock(" PG_LOCK_CLASS ", 0)"
-					 : "SELECT pg_try_advisory_xact_lock(" PG_LOCK_CLASS
+		res = PQexec(s->pg, wait ? "SELECT pg_advisory_xact_lock(" PG_LOCK_CLASS ", 0)" :
+					   "SELECT pg_try_advisory_xact_lock(" PG_LOCK_CLASS
 					   ", 0)");
 		got = PQresultStatus(res) == PGRES_TUPLES_OK &&
 		      (wait || !strcmp(PQgetvalue(res, 0, 0), "t"));
-		busy = !got && (PQresultStatus(res) == PGRES_TUPLES_OK || pg_code(res) == PL_DB_BUSY);
+		busy = !got &&
+		       (PQresultStatus(res) == PGRES_TUPLES_OK || pg_code(res) == PL_DB_BUSY);
 		r = got ? 0 : busy ? PL_ECONFLICT : pl_state_dberr(s, errmsg, "begin");
 		PQclear(res);
 		if (r == 0)
@@ -394,8 +395,8 @@ pl_state_begin(struct pl_state *s, bool wait, char **errmsg)
 			r = busy ? pl_seterr(errmsg, PL_ECONFLICT,
 					     "state database '%s' is being written by another "
 					     "process",
-					     s->path)
-				 : pl_state_dberr(s, errmsg, "begin");
+					     s->path) :
+				   pl_state_dberr(s, errmsg, "begin");
 	}
 	return r;
 }

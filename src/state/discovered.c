@@ -37,8 +37,7 @@ pl_state_discovered_save(struct pl_state *s, const json_t *hosts, pl_state_cover
 		goto out;
 	while ((rc = pl_stmt_step(sel)) == PL_DB_ROW)
 		json_object_set_new(before, pl_stmt_text(sel, 0),
-				    json_pack("{s:s,s:b}", "kind",
-					      pl_stmt_text(sel, 1), "present",
+				    json_pack("{s:s,s:b}", "kind", pl_stmt_text(sel, 1), "present",
 					      pl_stmt_int64(sel, 2)));
 	if (rc != PL_DB_DONE) {
 		r = pl_state_dberr(s, errmsg, "read discovered hosts");
@@ -99,11 +98,9 @@ host_row(struct pl_stmt *st)
 {
 	const char *rec = pl_stmt_text(st, 5);
 
-	return json_pack("{s:s,s:s,s:I,s:I,s:b,s:o?}", "address",
-			 pl_stmt_text(st, 0), "kind",
-			 pl_stmt_text(st, 1), "first_seen",
-			 (json_int_t)pl_stmt_int64(st, 2), "last_seen",
-			 (json_int_t)pl_stmt_int64(st, 3), "present",
+	return json_pack("{s:s,s:s,s:I,s:I,s:b,s:o?}", "address", pl_stmt_text(st, 0), "kind",
+			 pl_stmt_text(st, 1), "first_seen", (json_int_t)pl_stmt_int64(st, 2),
+			 "last_seen", (json_int_t)pl_stmt_int64(st, 3), "present",
 			 pl_stmt_int64(st, 4) != 0, "record",
 			 rec ? pl_json_loadb(rec, strlen(rec), 0) : json_null());
 }

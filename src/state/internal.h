@@ -15,11 +15,11 @@
 #define PL_STATE_BUSY_MS (PL_STATE_BUSY_S * 1000)
 
 struct pl_state {
-	sqlite3 *db; /* the SQLite engine, or */
-	PGconn *pg;  /* the PostgreSQL one */
+	sqlite3 *db;      /* the SQLite engine, or */
+	PGconn *pg;       /* the PostgreSQL one */
 	json_t *prepared; /* PostgreSQL: SQL text -> name of its prepared statement */
-	char *path;  /* a file, or the connection string without its password */
-	bool ro;     /* opened read-only: nothing is ever written */
+	char *path;       /* a file, or the connection string without its password */
+	bool ro;          /* opened read-only: nothing is ever written */
 };
 
 /*

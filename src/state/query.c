@@ -150,19 +150,19 @@ counter(struct pl_stmt *st, int i, bool real)
 {
 	if (pl_stmt_null(st, i))
 		return NULL;
-	return real ? json_real(pl_stmt_double(st, i))
-		    : json_integer((json_int_t)pl_stmt_int64(st, i));
+	return real ? json_real(pl_stmt_double(st, i)) :
+		      json_integer((json_int_t)pl_stmt_int64(st, i));
 }
 
 static json_t *
 row_summary(struct pl_stmt *st)
 {
 	return json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s?,s:b,s:s?,s:o?,s:o?,s:o?,s:o?,s:o?,s:s*}",
-			 "vmid", (json_int_t)pl_stmt_int64(st, 0), "name", TEXT(st, 1),
-			 "node", TEXT(st, 2), "type", TEXT(st, 3), "status", TEXT(st, 4), "tags",
-			 TEXT(st, 5), "template", pl_stmt_int64(st, 6) != 0, "lock",
-			 TEXT(st, 7), "cpu", counter(st, 8, true), "maxcpu", counter(st, 9, false),
-			 "mem", counter(st, 10, false), "maxmem", counter(st, 11, false), "maxdisk",
+			 "vmid", (json_int_t)pl_stmt_int64(st, 0), "name", TEXT(st, 1), "node",
+			 TEXT(st, 2), "type", TEXT(st, 3), "status", TEXT(st, 4), "tags",
+			 TEXT(st, 5), "template", pl_stmt_int64(st, 6) != 0, "lock", TEXT(st, 7),
+			 "cpu", counter(st, 8, true), "maxcpu", counter(st, 9, false), "mem",
+			 counter(st, 10, false), "maxmem", counter(st, 11, false), "maxdisk",
 			 counter(st, 12, false), "_unseen", TEXT(st, 13));
 }
 
@@ -183,20 +183,21 @@ pl_state_guest_summaries(struct pl_state *s, const struct pl_state_filter *f, js
 	int r;
 
 	*out = NULL;
-	if ((r = prep_filtered(s,
-			       pl_state_sql(s,
-					    "vmid, name, node, type, status, tags, template, "
-					    "json_extract(json, '$.lock'), json_extract(live, '$.cpu'), "
-					    "json_extract(live, '$.maxcpu'), json_extract(live, '$.mem'), "
-					    "json_extract(live, '$.maxmem'), "
-					    "json_extract(live, '$.maxdisk'), "
-					    "json_extract(live, '$._unseen')",
-					    "vmid, name, node, type, status, tags, template, "
-					    "json::jsonb->>'lock', live::jsonb->>'cpu', "
-					    "live::jsonb->>'maxcpu', live::jsonb->>'mem', "
-					    "live::jsonb->>'maxmem', live::jsonb->>'maxdisk', "
-					    "live::jsonb->>'_unseen'"),
-			       f, &st, errmsg)) != 0)
+	if ((r = prep_filtered(
+		     s,
+		     pl_state_sql(s,
+				  "vmid, name, node, type, status, tags, template, "
+				  "json_extract(json, '$.lock'), json_extract(live, '$.cpu'), "
+				  "json_extract(live, '$.maxcpu'), json_extract(live, '$.mem'), "
+				  "json_extract(live, '$.maxmem'), "
+				  "json_extract(live, '$.maxdisk'), "
+				  "json_extract(live, '$._unseen')",
+				  "vmid, name, node, type, status, tags, template, "
+				  "json::jsonb->>'lock', live::jsonb->>'cpu', "
+				  "live::jsonb->>'maxcpu', live::jsonb->>'mem', "
+				  "live::jsonb->>'maxmem', live::jsonb->>'maxdisk', "
+				  "live::jsonb->>'_unseen'"),
+		     f, &st, errmsg)) != 0)
 		return r;
 	return collect(s, st, row_summary, out, errmsg);
 }
@@ -209,7 +210,8 @@ pl_state_guest(struct pl_state *s, long long vmid, json_t **out, char **errmsg)
 	int r;
 
 	*out = NULL;
-	if ((r = pl_state_prep(s, "SELECT json, live FROM guests WHERE vmid = ?", &st, errmsg)) != 0)
+	if ((r = pl_state_prep(s, "SELECT json, live FROM guests WHERE vmid = ?", &st, errmsg)) !=
+	    0)
 		return r;
 	pl_stmt_bind_int64(st, 1, vmid);
 	if ((r = collect(s, st, row_guest, &arr, errmsg)) != 0)
@@ -240,13 +242,14 @@ pl_state_guest_counts(struct pl_state *s, json_t **out, char **errmsg)
 {
 	return query_json(
 		s,
-		pl_state_sql(s,
-			     "SELECT json_object('type', type, 'status', status, 'n', count(*), "
-			     "'unseen', json_extract(live, '$._unseen') IS NOT NULL) FROM guests "
-			     "GROUP BY type, status, json_extract(live, '$._unseen') IS NOT NULL",
-			     "SELECT json_build_object('type', type, 'status', status, 'n', count(*), "
-			     "'unseen', (live::jsonb->'_unseen' IS NOT NULL)::int) FROM guests "
-			     "GROUP BY type, status, live::jsonb->'_unseen' IS NOT NULL"),
+		pl_state_sql(
+			s,
+			"SELECT json_object('type', type, 'status', status, 'n', count(*), "
+			"'unseen', json_extract(live, '$._unseen') IS NOT NULL) FROM guests "
+			"GROUP BY type, status, json_extract(live, '$._unseen') IS NOT NULL",
+			"SELECT json_build_object('type', type, 'status', status, 'n', count(*), "
+			"'unseen', (live::jsonb->'_unseen' IS NOT NULL)::int) FROM guests "
+			"GROUP BY type, status, live::jsonb->'_unseen' IS NOT NULL"),
 		NULL, 0, out, errmsg);
 }
 
@@ -320,13 +323,14 @@ pl_state_last_run(struct pl_state *s, const char *kind, json_t **out, char **err
 	*out = NULL;
 	if ((r = pl_state_prep(
 		     s,
-		     pl_state_sql(s,
-				  "SELECT json_object('id', id, 'kind', kind, 'started', started, "
-				  "'finished', finished, 'status', status, 'summary', json(summary)) "
-				  "FROM runs WHERE kind = ? AND status = 'ok' ORDER BY id DESC LIMIT 1",
-				  "SELECT json_build_object('id', id, 'kind', kind, 'started', started, "
-				  "'finished', finished, 'status', status, 'summary', summary::json) "
-				  "FROM runs WHERE kind = ? AND status = 'ok' ORDER BY id DESC LIMIT 1"),
+		     pl_state_sql(
+			     s,
+			     "SELECT json_object('id', id, 'kind', kind, 'started', started, "
+			     "'finished', finished, 'status', status, 'summary', json(summary)) "
+			     "FROM runs WHERE kind = ? AND status = 'ok' ORDER BY id DESC LIMIT 1",
+			     "SELECT json_build_object('id', id, 'kind', kind, 'started', started, "
+			     "'finished', finished, 'status', status, 'summary', summary::json) "
+			     "FROM runs WHERE kind = ? AND status = 'ok' ORDER BY id DESC LIMIT 1"),
 		     &st, errmsg)) != 0)
 		return r;
 	pl_stmt_bind_text(st, 1, kind);
@@ -351,14 +355,15 @@ pl_state_guest_set_status(struct pl_state *s, long long vmid, const char *status
 	 * change in the guest's history */
 	if ((r = pl_state_prep(
 		     s,
-		     pl_state_sql(s,
-				  "UPDATE guests SET status = ?1, json = json_set(json, '$.status', "
-				  "?1), live = CASE WHEN json_type(live, '$.status') IS NULL THEN "
-				  "live ELSE json_set(live, '$.status', ?1) END WHERE vmid = ?2",
-				  "UPDATE guests SET status = ?1, json = jsonb_set(json::jsonb, "
-				  "'{status}', to_jsonb(?1::text))::text, live = CASE WHEN "
-				  "live::jsonb->'status' IS NULL THEN live ELSE jsonb_set(live::jsonb, "
-				  "'{status}', to_jsonb(?1::text))::text END WHERE vmid = ?2"),
+		     pl_state_sql(
+			     s,
+			     "UPDATE guests SET status = ?1, json = json_set(json, '$.status', "
+			     "?1), live = CASE WHEN json_type(live, '$.status') IS NULL THEN "
+			     "live ELSE json_set(live, '$.status', ?1) END WHERE vmid = ?2",
+			     "UPDATE guests SET status = ?1, json = jsonb_set(json::jsonb, "
+			     "'{status}', to_jsonb(?1::text))::text, live = CASE WHEN "
+			     "live::jsonb->'status' IS NULL THEN live ELSE jsonb_set(live::jsonb, "
+			     "'{status}', to_jsonb(?1::text))::text END WHERE vmid = ?2"),
 		     &st, errmsg)) != 0)
 		return r;
 	pl_stmt_bind_text(st, 1, status);

@@ -115,8 +115,10 @@ pl_state_run_begin(struct pl_state *s, const char *kind, const struct pl_state_p
 
 	if ((r = pl_state_begin(s, true, errmsg)) != 0)
 		return r;
-	if ((r = pl_state_prep(s, "INSERT INTO runs(kind,started,status,pid,host,pstart) "
-			       "VALUES (?,?,'running',?,?,?) RETURNING id", &st, errmsg)) != 0)
+	if ((r = pl_state_prep(s,
+			       "INSERT INTO runs(kind,started,status,pid,host,pstart) "
+			       "VALUES (?,?,'running',?,?,?) RETURNING id",
+			       &st, errmsg)) != 0)
 		goto out;
 	pl_stmt_bind_text(st, 1, kind);
 	pl_stmt_bind_double(st, 2, pl_state_now());
@@ -216,10 +218,8 @@ run_row(struct pl_stmt *st, pl_state_alive_fn alive, void *arg)
 	if (res == NULL && summary)
 		res = json_loads(summary, JSON_DECODE_ANY, NULL);
 	o = json_pack("{s:I,s:s,s:f,s:o,s:s,s:o,s:s?}", "id", (json_int_t)pl_stmt_int64(st, 0),
-		      "kind", pl_stmt_text(st, 1), "started",
-		      pl_stmt_double(st, 2), "finished",
-		      pl_stmt_null(st, 3) ? json_null()
-							       : json_real(pl_stmt_double(st, 3)),
+		      "kind", pl_stmt_text(st, 1), "started", pl_stmt_double(st, 2), "finished",
+		      pl_stmt_null(st, 3) ? json_null() : json_real(pl_stmt_double(st, 3)),
 		      "status", status, "result", res ? res : json_null(), "project",
 		      pl_stmt_text(st, 6));
 	if (!pl_stmt_null(st, 7))
@@ -315,8 +315,8 @@ busy_error(struct pl_stmt *st, char **errmsg)
 		snprintf(run, sizeof(run), "run %lld, ", (long long)pl_stmt_int64(st, 4));
 	return pl_seterr(errmsg, PL_ECONFLICT,
 			 "another apply is running (%spid %lld on host %s, since %s); wait for it "
-			 "or stop it", run, (long long)pl_stmt_int64(st, 0),
-			 pl_stmt_text(st, 1), since);
+			 "or stop it",
+			 run, (long long)pl_stmt_int64(st, 0), pl_stmt_text(st, 1), since);
 }
 
 /* The lock's name and holder as parameters 1-4 (name, pid, host, pstart). */
@@ -346,8 +346,7 @@ pl_state_lock_take(struct pl_state *s, const char *name, const struct pl_state_p
 	pl_stmt_bind_text(st, 1, name);
 	step = pl_stmt_step(st);
 	if (step == PL_DB_ROW) {
-		struct pl_state_proc h = { pl_stmt_int64(st, 0),
-					   pl_stmt_text(st, 1),
+		struct pl_state_proc h = { pl_stmt_int64(st, 0), pl_stmt_text(st, 1),
 					   pl_stmt_int64(st, 2) };
 		bool self_holds = same_proc(self, h.pid, h.host, h.start);
 
@@ -356,21 +355,23 @@ pl_state_lock_take(struct pl_state *s, const char *name, const struct pl_state_p
 			goto out;
 		}
 		if (stale && !self_holds)
-			*stale = json_pack("{s:I,s:s,s:f,s:o}", "pid", (json_int_t)h.pid, "host",
-					   h.host ? h.host : "?", "started", pl_stmt_double(st, 3),
-					   "run_id", pl_stmt_null(st, 4)
-							     ? json_null()
-							     : json_integer(pl_stmt_int64(st, 4)));
+			*stale = json_pack(
+				"{s:I,s:s,s:f,s:o}", "pid", (json_int_t)h.pid, "host",
+				h.host ? h.host : "?", "started", pl_stmt_double(st, 3), "run_id",
+				pl_stmt_null(st, 4) ? json_null() :
+						      json_integer(pl_stmt_int64(st, 4)));
 	} else if (step != PL_DB_DONE) {
 		r = pl_state_dberr(s, errmsg, "read the apply lock");
 		goto out;
 	}
 	pl_stmt_finalize(st);
 	st = NULL;
-	if ((r = pl_state_prep(s, "INSERT INTO apply_lock(name,pid,host,pstart,started,run_id) "
+	if ((r = pl_state_prep(s,
+			       "INSERT INTO apply_lock(name,pid,host,pstart,started,run_id) "
 			       "VALUES (?,?,?,?,?,NULL) ON CONFLICT(name) DO UPDATE SET "
 			       "pid=excluded.pid, host=excluded.host, pstart=excluded.pstart, "
-			       "started=excluded.started, run_id=NULL", &st, errmsg)) != 0)
+			       "started=excluded.started, run_id=NULL",
+			       &st, errmsg)) != 0)
 		goto out;
 	bind_holder(st, name, self);
 	pl_stmt_bind_double(st, 5, pl_state_now());

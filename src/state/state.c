@@ -131,7 +131,7 @@ pl_state_path(const char *given, const char *config_state, const char *config_pa
 	if (config_state && *config_state)
 		r = config_state[0] == '/' || pl_state_is_pg(config_state) ?
 			    pl_strdup(config_state) :
-					     pl_path_join(dir, config_state);
+			    pl_path_join(dir, config_state);
 	else if (!strcmp(dir, PL_CONFIG_SYSTEM_DIR))
 		r = pl_strdup(PL_STATE_SYSTEM_DIR "/state.db");
 	else
@@ -159,9 +159,9 @@ pg_version(struct pl_state *s)
 	if (v != -2)
 		return v;
 	res = PQexec(s->pg, "SELECT max(version) FROM pvelab_schema");
-	v = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
-		    ? (int)strtol(PQgetvalue(res, 0, 0), NULL, 10)
-		    : -1;
+	v = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ?
+		    (int)strtol(PQgetvalue(res, 0, 0), NULL, 10) :
+		    -1;
 	PQclear(res);
 	return v;
 }
@@ -214,8 +214,9 @@ pg_migrate(struct pl_state *s, char **errmsg)
 
 		if ((r = pl_state_begin(s, true, errmsg)) != 0)
 			return r;
-		if ((r = pl_state_exec(s, "CREATE TABLE IF NOT EXISTS pvelab_schema (version "
-					  "INTEGER NOT NULL)",
+		if ((r = pl_state_exec(s,
+				       "CREATE TABLE IF NOT EXISTS pvelab_schema (version "
+				       "INTEGER NOT NULL)",
 				       errmsg)) != 0)
 			goto fail;
 		if ((v = pg_version(s)) < 0) {

@@ -81,7 +81,6 @@ pl_state_guest_sig(const json_t *guest)
 	return sig;
 }
 
-
 static int
 add_history(struct pl_state *s, struct pl_stmt *st, long long vmid, const char *kind,
 	    const json_t *sig, long long run, double ts, char **errmsg)
@@ -98,7 +97,8 @@ add_history(struct pl_state *s, struct pl_stmt *st, long long vmid, const char *
 	else
 		pl_stmt_bind_null(st, 5);
 	pl_stmt_bind_double(st, 6, ts);
-	pl_stmt_bind_textn(st, 7, json_string_value(json_array_get(sig, 1)), (int)json_string_length(json_array_get(sig, 1)));
+	pl_stmt_bind_textn(st, 7, json_string_value(json_array_get(sig, 1)),
+			   (int)json_string_length(json_array_get(sig, 1)));
 	return pl_state_step_done(s, st, errmsg);
 }
 
@@ -124,7 +124,7 @@ struct pl_state_sync {
 	long long run;
 	double ts;
 	bool dry_run;
-	bool wait; /* for the write lock */
+	bool wait;     /* for the write lock */
 	bool counters; /* rewrite an unchanged guest's counters (the CLI's sync) */
 	int err; /* the first failed guest write; the sync will roll back */
 	char *errmsg;
@@ -168,8 +168,7 @@ write_begin(struct pl_state_sync *y, char **errmsg)
 		char key[32];
 
 		snprintf(key, sizeof(key), "%lld", (long long)pl_stmt_int64(st, 0));
-		json_object_set_new(y->known, key,
-				    json_string(pl_stmt_text(st, 1)));
+		json_object_set_new(y->known, key, json_string(pl_stmt_text(st, 1)));
 	}
 	pl_stmt_finalize(st);
 	return r == PL_DB_DONE ? 0 : pl_state_dberr(s, errmsg, "read guests");
@@ -452,8 +451,7 @@ replace_table(struct pl_state *s, const char *table, const char *k1, const char 
 			 prepf(s, &st, errmsg, "SELECT %s, %s, json FROM %s", k1, k2, table)) != 0)
 		goto out;
 	while ((r = pl_stmt_step(st)) == PL_DB_ROW) {
-		char *k = pl_asprintf("%s\x1f%s", pl_stmt_text(st, 0),
-				      pl_stmt_text(st, 1));
+		char *k = pl_asprintf("%s\x1f%s", pl_stmt_text(st, 0), pl_stmt_text(st, 1));
 
 		json_object_set_new(had, k, json_string(pl_stmt_text(st, 2)));
 		free(k);
@@ -543,7 +541,7 @@ task_put(struct pl_state *s, struct pl_stmt *st, const char *upid, const json_t 
 }
 
 #define ST_TASK                                                                                    \
-	"INSERT INTO tasks(upid,node,type,vmid,\"user\",starttime,endtime,status,json) "               \
+	"INSERT INTO tasks(upid,node,type,vmid,\"user\",starttime,endtime,status,json) "           \
 	"VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(upid) DO UPDATE SET "                              \
 	"endtime=excluded.endtime, status=excluded.status, json=excluded.json "                    \
 	"WHERE tasks.json IS DISTINCT FROM excluded.json"

@@ -60,8 +60,7 @@ last_rows(struct pl_state *s, const char *prefix, json_t *last, char **errmsg)
 	pl_stmt_bind_text(st, 1, like);
 	while ((rc = pl_stmt_step(st)) == PL_DB_ROW)
 		json_object_set_new(last, pl_stmt_text(st, 0),
-				    json_pack("[s,s]", pl_stmt_text(st, 1),
-					      pl_stmt_text(st, 2)));
+				    json_pack("[s,s]", pl_stmt_text(st, 1), pl_stmt_text(st, 2)));
 	if (rc != PL_DB_DONE)
 		r = pl_state_dberr(s, errmsg, "reading history");
 	pl_stmt_finalize(st);
@@ -254,16 +253,14 @@ pl_state_history_key(struct pl_state *s, const char *key, json_t **out, char **e
 		const char *text = pl_stmt_text(st, 5);
 		json_t *state = pl_json_loadb(text, strlen(text), 0);
 
-		json_array_append_new(a,
-				      json_pack("{s:I,s:s,s:s,s:o,s:f,s:o}", "id",
-						(json_int_t)pl_stmt_int64(st, 0), "kind",
-						pl_stmt_text(st, 1), "sha256",
-						pl_stmt_text(st, 2), "run",
-						pl_stmt_null(st, 3) ?
-							json_null() :
-							json_integer(pl_stmt_int64(st, 3)),
-						"ts", pl_stmt_double(st, 4), "state",
-						state ? state : json_null()));
+		json_array_append_new(
+			a, json_pack("{s:I,s:s,s:s,s:o,s:f,s:o}", "id",
+				     (json_int_t)pl_stmt_int64(st, 0), "kind", pl_stmt_text(st, 1),
+				     "sha256", pl_stmt_text(st, 2), "run",
+				     pl_stmt_null(st, 3) ? json_null() :
+							   json_integer(pl_stmt_int64(st, 3)),
+				     "ts", pl_stmt_double(st, 4), "state",
+				     state ? state : json_null()));
 	}
 	if (rc != PL_DB_DONE) {
 		r = pl_state_dberr(s, errmsg, "reading history");

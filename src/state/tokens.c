@@ -64,11 +64,10 @@ pl_state_tokens(struct pl_state *s, json_t **out, char **errmsg)
 	*out = json_array();
 	while ((r = pl_stmt_step(st)) == PL_DB_ROW)
 		json_array_append_new(
-			*out, json_pack("{s:s,s:s,s:f,s:o,s:o}", "name",
-					pl_stmt_text(st, 0), "role",
-					pl_stmt_text(st, 1), "created",
-					pl_stmt_double(st, 2), "expires",
-					real_or_null(st, 3), "revoked", real_or_null(st, 4)));
+			*out,
+			json_pack("{s:s,s:s,s:f,s:o,s:o}", "name", pl_stmt_text(st, 0), "role",
+				  pl_stmt_text(st, 1), "created", pl_stmt_double(st, 2), "expires",
+				  real_or_null(st, 3), "revoked", real_or_null(st, 4)));
 	r = r == PL_DB_DONE ? 0 : pl_state_dberr(s, errmsg, "read tokens");
 	pl_stmt_finalize(st);
 	if (r != 0) {
@@ -115,10 +114,9 @@ pl_state_token_find(struct pl_state *s, const char *sha256, json_t **out, char *
 	pl_stmt_bind_text(st, 1, sha256);
 	r = pl_stmt_step(st);
 	if (r == PL_DB_ROW) {
-		*out = json_pack("{s:s,s:s,s:o,s:o}", "name",
-				 pl_stmt_text(st, 0), "role",
-				 pl_stmt_text(st, 1), "expires",
-				 real_or_null(st, 2), "revoked", real_or_null(st, 3));
+		*out = json_pack("{s:s,s:s,s:o,s:o}", "name", pl_stmt_text(st, 0), "role",
+				 pl_stmt_text(st, 1), "expires", real_or_null(st, 2), "revoked",
+				 real_or_null(st, 3));
 		r = 0;
 	} else if (r == PL_DB_DONE) {
 		r = PL_ENOENT;
