@@ -402,6 +402,25 @@ pl_state_begin(struct pl_state *s, bool wait, char **errmsg)
 }
 
 int
+pl_state_pg_lock(struct pl_state *s, const char *name, bool take, char **errmsg)
+{
+	struct pl_stmt *st;
+	int r, got;
+
+	if ((r = pl_state_prep(s,
+			       take ? "SELECT pg_try_advisory_lock(" PG_LOCK_CLASS
+				      ", hashtext(?))" :
+				      "SELECT pg_advisory_unlock(" PG_LOCK_CLASS ", hashtext(?))",
+			       &st, errmsg)) != 0)
+		return -r;
+	pl_stmt_bind_text(st, 1, name);
+	got = pl_stmt_step(st) == PL_DB_ROW ? (int)pl_stmt_int64(st, 0) :
+					      -pl_state_dberr(s, errmsg, "apply lock");
+	pl_stmt_finalize(st);
+	return got;
+}
+
+int
 pl_state_commit(struct pl_state *s, char **errmsg)
 {
 	return pl_state_exec(s, "COMMIT", errmsg);

@@ -71,6 +71,10 @@ long long pl_stmt_changes(struct pl_stmt *st);
  * both engines have one writer at a time. wait: up to PL_STATE_BUSY_S, else
  * PL_ECONFLICT at once while another writer holds it. */
 int pl_state_begin(struct pl_state *s, bool wait, char **errmsg);
+/* PostgreSQL's session-level advisory lock of this name, which the server
+ * releases when the holder's connection ends (its process died): take
+ * (1 taken, 0 held by another session) or release; a negative error. */
+int pl_state_pg_lock(struct pl_state *s, const char *name, bool take, char **errmsg);
 int pl_state_commit(struct pl_state *s, char **errmsg);
 void pl_state_rollback(struct pl_state *s);
 

@@ -259,8 +259,11 @@ pl_state_runs(struct pl_state *s, const char *kind, int limit, pl_state_alive_fn
 	int r, rc;
 
 	*runs = NULL;
-	if ((r = pl_state_prep(s, "SELECT " RUN_COLS " FROM runs WHERE ?1 IS NULL OR kind=?1 "
-			       "ORDER BY id DESC LIMIT ?2", &st, errmsg)) != 0)
+	if ((r = pl_state_prep(s,
+			       "SELECT " RUN_COLS
+			       " FROM runs WHERE CAST(?1 AS TEXT) IS NULL OR kind=?1 "
+			       "ORDER BY id DESC LIMIT ?2",
+			       &st, errmsg)) != 0)
 		return r;
 	pl_stmt_bind_text(st, 1, kind);
 	pl_stmt_bind_int64(st, 2, limit);
@@ -334,12 +337,16 @@ pl_state_lock_take(struct pl_state *s, const char *name, const struct pl_state_p
 		   pl_state_alive_fn alive, void *arg, json_t **stale, char **errmsg)
 {
 	struct pl_stmt *st = NULL;
-	int r, step;
+	int r, step, got = -1;
 
 	if (stale)
 		*stale = NULL;
+	/* On PostgreSQL the holder is whoever holds the advisory lock (it dies
+	 * with the holder's connection, on any host); the row names it. */
+	if (pl_state_pg(s) && (got = pl_state_pg_lock(s, name, true, errmsg)) < 0)
+		return -got;
 	if ((r = pl_state_begin(s, true, errmsg)) != 0)
-		return r;
+		goto out;
 	if ((r = pl_state_prep(s, "SELECT pid,host,pstart,started,run_id FROM apply_lock "
 			       "WHERE name=?", &st, errmsg)) != 0)
 		goto out;
@@ -350,7 +357,7 @@ pl_state_lock_take(struct pl_state *s, const char *name, const struct pl_state_p
 					   pl_stmt_int64(st, 2) };
 		bool self_holds = same_proc(self, h.pid, h.host, h.start);
 
-		if (!self_holds && alive(&h, arg)) {
+		if (!self_holds && (got >= 0 ? got == 0 : alive(&h, arg))) {
 			r = busy_error(st, errmsg);
 			goto out;
 		}
@@ -362,6 +369,11 @@ pl_state_lock_take(struct pl_state *s, const char *name, const struct pl_state_p
 						      json_integer(pl_stmt_int64(st, 4)));
 	} else if (step != PL_DB_DONE) {
 		r = pl_state_dberr(s, errmsg, "read the apply lock");
+		goto out;
+	} else if (got == 0) {
+		r = pl_seterr(errmsg, PL_ECONFLICT,
+			      "another apply is starting (it holds the lock and has not "
+			      "recorded itself yet); wait for it");
 		goto out;
 	}
 	pl_stmt_finalize(st);
@@ -381,6 +393,8 @@ out:
 	if (r == 0 && (r = pl_state_commit(s, errmsg)) == 0)
 		return 0;
 	pl_state_rollback(s);
+	if (got == 1)
+		pl_state_pg_lock(s, name, false, NULL);
 	if (stale) {
 		json_decref(*stale);
 		*stale = NULL;
@@ -401,5 +415,7 @@ pl_state_lock_release(struct pl_state *s, const char *name, const struct pl_stat
 	bind_holder(st, name, self);
 	r = pl_state_step_done(s, st, errmsg);
 	pl_stmt_finalize(st);
+	if (pl_state_pg(s))
+		pl_state_pg_lock(s, name, false, NULL);
 	return r;
 }

@@ -496,7 +496,8 @@ replace_table(struct pl_state *s, const char *table, const char *k1, const char 
 			goto out;
 	}
 	/* what the array no longer has goes */
-	if ((r = nodes ? prepf(s, &del, errmsg, "DELETE FROM nodes WHERE node = ?1 AND ?2 = ''") :
+	if ((r = nodes ? prepf(s, &del, errmsg,
+			       "DELETE FROM nodes WHERE node = ?1 AND CAST(?2 AS TEXT) = ''") :
 			 prepf(s, &del, errmsg, "DELETE FROM %s WHERE %s = ?1 AND %s = ?2", table,
 			       k1, k2)) != 0)
 		goto out;
