@@ -14,6 +14,8 @@
 #include "core/snapshot.h"
 #include "state/internal.h"
 
+#include <time.h>
+
 /* Keys of a guest that are not volatile counters: what history tracks. In
  * sorted order, as the canonical text of a guest writes them. */
 static const char *const durable_keys[] = {
@@ -119,7 +121,8 @@ struct pl_state_sync {
 	json_t *changes; /* [{vmid,name,kind}] */
 	struct pl_state_counts cnt;
 	/* PostgreSQL: [[guest, sig], ...] held until the end, so that no
-	 * transaction stays open while the cluster answers */
+	 * transaction stays open while the cluster answers; the session's
+	 * "sync" advisory lock (one sync writer at a time) is held meanwhile */
 	json_t *deferred;
 	long long run;
 	double ts;
@@ -143,7 +146,7 @@ write_begin(struct pl_state_sync *y, char **errmsg)
 	 * only to the run row written first, so the checks are off until the end. */
 	if (!pl_state_pg(s) && (r = pl_state_exec(s, "PRAGMA foreign_keys=OFF", errmsg)) != 0)
 		return r;
-	if ((r = pl_state_begin(s, y->wait, errmsg)) != 0)
+	if ((r = pl_state_begin(s, y->wait || y->deferred, errmsg)) != 0)
 		return r;
 	if ((r = pl_state_prep(s, "INSERT INTO runs(kind,started) VALUES ('sync', ?) RETURNING id",
 			       &st, errmsg)) != 0)
@@ -174,6 +177,28 @@ write_begin(struct pl_state_sync *y, char **errmsg)
 	return r == PL_DB_DONE ? 0 : pl_state_dberr(s, errmsg, "read guests");
 }
 
+/* PostgreSQL: take the one-sync-writer lock, a session advisory lock that
+ * holds no transaction (waiting for it as a write waits for SQLite's). */
+static int
+pg_sync_lock(struct pl_state_sync *y, char **errmsg)
+{
+	struct timespec pause = { 0, 100 * 1000 * 1000 };
+	int got;
+
+	for (int tries = 0; (got = pl_state_pg_lock(y->s, "sync", true, errmsg)) == 0 && y->wait &&
+			    tries < PL_STATE_BUSY_S * 10;
+	     tries++)
+		nanosleep(&pause, NULL);
+	if (got < 0)
+		return -got;
+	if (got == 0)
+		return pl_seterr(errmsg, PL_ECONFLICT,
+				 "state database '%s' is being written by another process (a sync)",
+				 y->s->path);
+	y->deferred = json_array();
+	return 0;
+}
+
 static int
 sync_begin(struct pl_state *s, bool dry_run, bool wait, struct pl_state_sync **out, char **errmsg)
 {
@@ -189,7 +214,7 @@ sync_begin(struct pl_state *s, bool dry_run, bool wait, struct pl_state_sync **o
 	y->known = json_object();
 	y->changes = json_array();
 	if (pl_state_pg(s))
-		y->deferred = json_array();
+		r = pg_sync_lock(y, errmsg);
 	else
 		r = write_begin(y, errmsg);
 	if (r != 0) {
@@ -227,6 +252,8 @@ pl_state_sync_abort(struct pl_state_sync *y)
 	pl_stmt_finalize(y->hist);
 	pl_stmt_finalize(y->live);
 	pl_state_rollback(y->s);
+	if (y->deferred)
+		pl_state_pg_lock(y->s, "sync", false, NULL);
 	if (!pl_state_pg(y->s))
 		pl_state_exec(y->s, "PRAGMA foreign_keys=ON", NULL);
 	json_decref(y->deferred);

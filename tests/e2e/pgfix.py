@@ -36,6 +36,9 @@ class Server:
         with open(os.path.join(self.data, "postgresql.conf"), "a") as f:
             f.write("listen_addresses = ''\nunix_socket_directories = '%s'\n"
                     "fsync = off\nmax_connections = 200\nlog_min_messages = fatal\n" % self.dir)
+        # the superuser role without a password; pvuser (a test's) with one
+        with open(os.path.join(self.data, "pg_hba.conf"), "w") as f:
+            f.write("local all pvuser scram-sha-256\nlocal all all trust\n")
         self._as(["pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w",
                   "-t", "60", "start"])
         self.dbs = {}
