@@ -259,12 +259,76 @@ pl_stmt_finalize(struct pl_stmt *st)
 	free(st);
 }
 
+#define PIPE_BATCH 256 /* writes in flight: their answers fit the socket's buffer */
+
+/* Collect the answers of the writes in flight: the first error, as PL_EDB. */
+static int
+pipe_drain(struct pl_state *s, char **errmsg)
+{
+	PGresult *res;
+	int r = 0;
+
+	if (s->piped == 0)
+		return 0;
+	if (PQpipelineSync(s->pg) != 1)
+		return pl_state_dberr(s, errmsg, "write");
+	for (;;) {
+		ExecStatusType t;
+
+		if ((res = PQgetResult(s->pg)) == NULL) {
+			if (PQstatus(s->pg) != CONNECTION_OK)
+				return r ? r : pl_state_dberr(s, errmsg, "write");
+			continue; /* the end of one write's answer */
+		}
+		t = PQresultStatus(res);
+		if (t == PGRES_FATAL_ERROR && r == 0) {
+			const char *m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+
+			r = pl_seterr(errmsg, PL_EDB, "state database '%s': write: %s", s->path,
+				      m ? m : "error");
+		}
+		PQclear(res);
+		if (t == PGRES_PIPELINE_SYNC)
+			break;
+	}
+	s->piped = 0;
+	return r;
+}
+
+int
+pl_state_pipeline(struct pl_state *s, bool on, char **errmsg)
+{
+	int r;
+
+	if (!pl_state_pg(s) || on == s->pipe)
+		return 0;
+	if (on) {
+		if (PQenterPipelineMode(s->pg) != 1)
+			return pl_state_dberr(s, errmsg, "pipeline");
+		s->pipe = true;
+		return 0;
+	}
+	r = pipe_drain(s, errmsg);
+	PQexitPipelineMode(s->pg);
+	s->pipe = false;
+	return r;
+}
+
 int
 pl_state_step_done(struct pl_state *s, struct pl_stmt *st, char **errmsg)
 {
-	int rc = pl_stmt_step(st);
-	int r = 0;
+	int rc, r = 0;
 
+	if (s->pipe) {
+		if (PQsendQueryPrepared(s->pg, st->name, st->nparam, (const char *const *)st->val,
+					st->len, NULL, 0) != 1)
+			r = pl_state_dberr(s, errmsg, "write");
+		else if (++s->piped >= PIPE_BATCH)
+			r = pipe_drain(s, errmsg);
+		stmt_clear(st);
+		return r;
+	}
+	rc = pl_stmt_step(st);
 	if (rc != PL_DB_DONE && rc != PL_DB_ROW)
 		r = pl_state_dberr(s, errmsg, "write");
 	stmt_clear(st);

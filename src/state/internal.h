@@ -18,6 +18,8 @@ struct pl_state {
 	sqlite3 *db;      /* the SQLite engine, or */
 	PGconn *pg;       /* the PostgreSQL one */
 	json_t *prepared; /* PostgreSQL: SQL text -> name of its prepared statement */
+	int piped;        /* PostgreSQL: writes sent in pipeline mode, not yet answered */
+	bool pipe;        /* in pipeline mode */
 	char *path;       /* a file, or the connection string without its password */
 	bool ro;          /* opened read-only: nothing is ever written */
 };
@@ -75,6 +77,11 @@ int pl_state_begin(struct pl_state *s, bool wait, char **errmsg);
  * releases when the holder's connection ends (its process died): take
  * (1 taken, 0 held by another session) or release; a negative error. */
 int pl_state_pg_lock(struct pl_state *s, const char *name, bool take, char **errmsg);
+/* PostgreSQL: from on to off, pl_state_step_done sends its write without
+ * waiting for the answer (libpq's pipeline mode), and off collects the
+ * answers: the first error, if any, is returned. No read in between. A
+ * no-op on SQLite. */
+int pl_state_pipeline(struct pl_state *s, bool on, char **errmsg);
 int pl_state_commit(struct pl_state *s, char **errmsg);
 void pl_state_rollback(struct pl_state *s);
 

@@ -588,10 +588,20 @@ pl_state_sync_end(struct pl_state_sync *y, const json_t *snap, struct pl_state_c
 	if (y->deferred) {
 		json_t *e;
 
+		char *msg = NULL;
+
 		if ((r = write_begin(y, errmsg)) != 0)
 			goto fail;
+		/* the guests' writes in flight together, not one round trip each */
+		pl_state_pipeline(s, true, NULL);
 		json_array_foreach(y->deferred, i, e)
 			sync_guest(y, json_array_get(e, 0), json_array_get(e, 1));
+		if ((r = pl_state_pipeline(s, false, &msg)) != 0 && y->err == 0) {
+			y->err = r;
+			y->errmsg = msg;
+			msg = NULL;
+		}
+		free(msg);
 	}
 	if (y->err) {
 		r = pl_seterr(errmsg, y->err, "%s", y->errmsg);
