@@ -402,6 +402,52 @@ pl_stmt_double(struct pl_stmt *st, int i)
 	return (t = pl_stmt_text(st, i)) ? strtod(t, NULL) : 0;
 }
 
+int
+pl_stmt_ncols(struct pl_stmt *st)
+{
+	if (st->lite)
+		return sqlite3_column_count(st->lite);
+	return st->res ? PQnfields(st->res) : 0;
+}
+
+const char *
+pl_stmt_name(struct pl_stmt *st, int i)
+{
+	if (st->lite)
+		return sqlite3_column_name(st->lite, i);
+	return st->res ? PQfname(st->res, i) : NULL;
+}
+
+char
+pl_stmt_kind(struct pl_stmt *st, int i)
+{
+	if (st->lite) {
+		switch (sqlite3_column_type(st->lite, i)) {
+		case SQLITE_NULL:
+			return 'n';
+		case SQLITE_INTEGER:
+			return 'i';
+		case SQLITE_FLOAT:
+			return 'd';
+		default:
+			return 't';
+		}
+	}
+	if (pl_stmt_null(st, i))
+		return 'n';
+	switch (PQftype(st->res, i)) {
+	case 20: /* int8 */
+	case 21: /* int2 */
+	case 23: /* int4 */
+		return 'i';
+	case 700: /* float4 */
+	case 701: /* float8 */
+		return 'd';
+	default:
+		return 't';
+	}
+}
+
 bool
 pl_stmt_pkey_clash(struct pl_stmt *st)
 {

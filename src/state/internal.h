@@ -66,6 +66,11 @@ long long pl_stmt_int64(struct pl_stmt *st, int i);
 double pl_stmt_double(struct pl_stmt *st, int i);
 /* The last step failed on the primary key (not another constraint). */
 bool pl_stmt_pkey_clash(struct pl_stmt *st);
+/* The current row's columns: how many, the name of one, and the kind of its
+ * value: 'n' NULL, 'i' integer, 'd' floating point, 't' text. */
+int pl_stmt_ncols(struct pl_stmt *st);
+const char *pl_stmt_name(struct pl_stmt *st, int i);
+char pl_stmt_kind(struct pl_stmt *st, int i);
 /* Rows the last step of a write changed. */
 long long pl_stmt_changes(struct pl_stmt *st);
 /* Begin a write transaction: on SQLite BEGIN IMMEDIATE, on PostgreSQL BEGIN

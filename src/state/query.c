@@ -102,6 +102,18 @@ row_guest(struct pl_stmt *st)
 	return g;
 }
 
+/* A row of (id, kind, sha256, run_id, ts, json) as {id,kind,sha256,run,ts,state}. */
+static json_t *
+row_history(struct pl_stmt *st)
+{
+	json_t *state = column_json(st, 5, JSON_DECODE_ANY);
+
+	return json_pack("{s:I,s:s,s:s,s:o,s:f,s:o}", "id", (json_int_t)pl_stmt_int64(st, 0),
+			 "kind", pl_stmt_text(st, 1), "sha256", pl_stmt_text(st, 2), "run",
+			 pl_stmt_null(st, 3) ? json_null() : json_integer(pl_stmt_int64(st, 3)),
+			 "ts", pl_stmt_double(st, 4), "state", state ? state : json_null());
+}
+
 int
 pl_state_guests(struct pl_state *s, json_t **out, char **errmsg)
 {
@@ -275,16 +287,19 @@ pl_state_bridges(struct pl_state *s, json_t **out, char **errmsg)
 int
 pl_state_history(struct pl_state *s, long long vmid, json_t **out, char **errmsg)
 {
-	return query_json(
-		s,
-		pl_state_sql(s,
-			     "SELECT json_object('id', id, 'kind', kind, 'sha256', sha256, 'run', "
-			     "run_id, 'ts', ts, 'state', json(json)) FROM history WHERE vmid = ? "
-			     "ORDER BY id",
-			     "SELECT json_build_object('id', id, 'kind', kind, 'sha256', sha256, "
-			     "'run', run_id, 'ts', ts, 'state', json::json) FROM history "
-			     "WHERE vmid = ? ORDER BY id"),
-		&vmid, 1, out, errmsg);
+	struct pl_stmt *st;
+	int r;
+
+	/* built here, not by the engine's JSON functions: SQLite's renders a
+	 * time with 15 digits, PostgreSQL's with all of them */
+	*out = NULL;
+	if ((r = pl_state_prep(s,
+			       "SELECT id, kind, sha256, run_id, ts, json FROM history "
+			       "WHERE vmid = ? ORDER BY id",
+			       &st, errmsg)) != 0)
+		return r;
+	pl_stmt_bind_int64(st, 1, vmid);
+	return collect(s, st, row_history, out, errmsg);
 }
 
 long long

@@ -354,6 +354,12 @@ pg_display(const char *conninfo)
 }
 
 bool
+pl_state_is_postgres(const struct pl_state *s)
+{
+	return s->pg != NULL;
+}
+
+bool
 pl_state_has_password(const char *where)
 {
 	PQconninfoOption *opts, *o;
