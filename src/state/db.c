@@ -82,7 +82,8 @@ pl_state_prep(struct pl_state *s, const char *sql, struct pl_stmt **out, char **
 		*out = st;
 		return 0;
 	}
-	/* one named statement per SQL text and session, as SQLite keeps its own */
+	/* one named statement per SQL text and session, as SQLite keeps its own
+	 * (the store's SQL texts are a fixed set: values are always parameters) */
 	if ((known = json_object_get(s->prepared, sql)) != NULL) {
 		snprintf(st->name, sizeof(st->name), "pl%lld",
 			 (long long)json_integer_value(json_array_get(known, 0)));
@@ -389,7 +390,9 @@ pl_stmt_int64(struct pl_stmt *st, int i)
 	if ((t = pl_stmt_text(st, i)) == NULL)
 		return 0;
 	/* a boolean reads as 1 or 0, a number with a fraction as its integer part */
-	return !strcmp(t, "t") ? 1 : (long long)strtod(t, NULL);
+	if (!strcmp(t, "t"))
+		return 1;
+	return strpbrk(t, ".eE") ? (long long)strtod(t, NULL) : strtoll(t, NULL, 10);
 }
 
 double

@@ -489,11 +489,14 @@ replace_table(struct pl_state *s, const char *table, const char *k1, const char 
 		r = pl_state_dberr(s, errmsg, "read a table");
 		goto out;
 	}
-	if ((r = nodes ? prepf(s, &st, errmsg,
-			       "INSERT INTO nodes(node,status,json,run_id) VALUES (?,?,?,%lld) "
-			       "ON CONFLICT(node) DO UPDATE SET status=excluded.status, "
-			       "json=excluded.json, run_id=excluded.run_id",
-			       run) :
+	/* the run is a parameter: one statement text for every sync, which
+	 * PostgreSQL keeps prepared for the session */
+	if ((r = nodes ? pl_state_prep(
+				 s,
+				 "INSERT INTO nodes(node,status,json,run_id) VALUES (?,?,?,?) "
+				 "ON CONFLICT(node) DO UPDATE SET status=excluded.status, "
+				 "json=excluded.json, run_id=excluded.run_id",
+				 &st, errmsg) :
 			 prepf(s, &st, errmsg,
 			       "INSERT INTO %s(%s,%s,json) VALUES (?,?,?) ON CONFLICT(%s,%s) "
 			       "DO UPDATE SET json=excluded.json",
@@ -518,6 +521,8 @@ replace_table(struct pl_state *s, const char *table, const char *k1, const char 
 		pl_stmt_bind_text(st, 1, a);
 		pl_stmt_bind_text(st, 2, b);
 		pl_stmt_bind_text(st, 3, text);
+		if (nodes)
+			pl_stmt_bind_int64(st, 4, run);
 		free(text);
 		if ((r = pl_state_step_done(s, st, errmsg)) != 0)
 			goto out;
