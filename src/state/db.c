@@ -133,6 +133,15 @@ pl_stmt_bind_textn(struct pl_stmt *st, int i, const char *v, size_t n)
 }
 
 void
+pl_stmt_bind_static(struct pl_stmt *st, int i, const char *v, size_t n)
+{
+	if (st->lite)
+		sqlite3_bind_text(st->lite, i, v, (int)n, SQLITE_STATIC);
+	else
+		pg_bind(st, i, v, n);
+}
+
+void
 pl_stmt_bind_text(struct pl_stmt *st, int i, const char *v)
 {
 	if (v == NULL)

@@ -55,6 +55,9 @@ void pl_stmt_finalize(struct pl_stmt *st);
 /* Bindings (1-based); text is copied, NULL binds NULL. */
 void pl_stmt_bind_text(struct pl_stmt *st, int i, const char *v);
 void pl_stmt_bind_textn(struct pl_stmt *st, int i, const char *v, size_t n);
+/* The same for text that stays as it is until the next step (not copied on
+ * SQLite: a sync's hashes and JSON). */
+void pl_stmt_bind_static(struct pl_stmt *st, int i, const char *v, size_t n);
 void pl_stmt_bind_int64(struct pl_stmt *st, int i, long long v);
 void pl_stmt_bind_double(struct pl_stmt *st, int i, double v);
 void pl_stmt_bind_null(struct pl_stmt *st, int i);

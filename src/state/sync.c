@@ -93,14 +93,14 @@ add_history(struct pl_state *s, struct pl_stmt *st, long long vmid, const char *
 	pl_stmt_bind_text(st, 1, key);
 	pl_stmt_bind_int64(st, 2, vmid);
 	pl_stmt_bind_text(st, 3, kind);
-	pl_stmt_bind_textn(st, 4, json_string_value(json_array_get(sig, 0)), 64);
+	pl_stmt_bind_static(st, 4, json_string_value(json_array_get(sig, 0)), 64);
 	if (run > 0)
 		pl_stmt_bind_int64(st, 5, run);
 	else
 		pl_stmt_bind_null(st, 5);
 	pl_stmt_bind_double(st, 6, ts);
-	pl_stmt_bind_textn(st, 7, json_string_value(json_array_get(sig, 1)),
-			   (int)json_string_length(json_array_get(sig, 1)));
+	pl_stmt_bind_static(st, 7, json_string_value(json_array_get(sig, 1)),
+			    json_string_length(json_array_get(sig, 1)));
 	return pl_state_step_done(s, st, errmsg);
 }
 
@@ -304,8 +304,8 @@ guest_put(struct pl_state_sync *y, json_t *g, long long vmid, const char *type,
 	pl_stmt_bind_text(up, 5, pl_json_str(g, "status"));
 	pl_stmt_bind_text(up, 6, pl_json_str(g, "tags"));
 	pl_stmt_bind_int64(up, 7, (int)pl_json_int(g, "template", 0));
-	pl_stmt_bind_textn(up, 8, json_string_value(json_array_get(sig, 0)), 64);
-	pl_stmt_bind_textn(up, 9, json_string_value(durable), json_string_length(durable));
+	pl_stmt_bind_static(up, 8, json_string_value(json_array_get(sig, 0)), 64);
+	pl_stmt_bind_static(up, 9, json_string_value(durable), json_string_length(durable));
 	pl_stmt_bind_text(up, 10, text);
 	pl_stmt_bind_int64(up, 11, y->run);
 	free(text);
