@@ -215,9 +215,10 @@ state_path(struct pl_session *s)
 	/* ~ and $HOME expanded as in every path key; the order (environment,
 	 * YAML, beside the config) is pl_state_path's */
 	if (env("PVELAB_STATE"))
-		given = env_path("PVELAB_STATE");
+		given = pl_state_is_pg(env("PVELAB_STATE")) ? pl_strdup(env("PVELAB_STATE")) :
+							      env_path("PVELAB_STATE");
 	else if (p && s->cfg)
-		given = cfg_path(s, p);
+		given = pl_state_is_pg(p) ? pl_strdup(p) : cfg_path(s, p);
 	r = pl_state_path(given, NULL, s->cfg ? pl_config_path(s->cfg) : s->ctx->config_path);
 	free(given);
 	return r;
@@ -252,6 +253,13 @@ check_state_dir(const struct pl_session *s, char **errmsg)
 	if (!env("PVELAB_STATE") &&
 	    !(s->cfg && json_string_value(pl_config_get(s->cfg, "/state"))))
 		return 0;
+	/* PostgreSQL: a password is for PGPASSFILE or ~/.pgpass, never the YAML */
+	if (pl_state_is_pg(s->state_path))
+		return !env("PVELAB_STATE") && pl_state_has_password(s->state_path) ?
+			       pl_seterr(errmsg, PL_EINVAL,
+					 "state: the connection string holds a password; put it "
+					 "in ~/.pgpass or the file PGPASSFILE names instead") :
+			       0;
 	dir = pl_path_dirname(s->state_path);
 	up = pl_path_dirname(dir);
 	if (stat(dir, &sb) != 0 && stat(up, &sb) != 0)

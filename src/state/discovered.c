@@ -14,7 +14,7 @@ int
 pl_state_discovered_save(struct pl_state *s, const json_t *hosts, pl_state_covers_fn covers,
 			 void *arg, json_t **news, json_t **vanished, char **errmsg)
 {
-	sqlite3_stmt *sel = NULL, *up = NULL, *gone = NULL;
+	struct pl_stmt *sel = NULL, *up = NULL, *gone = NULL;
 	json_t *before = json_object(), *seen = json_object(), *rec, *v;
 	long long now = (long long)time(NULL);
 	const char *k;
@@ -23,7 +23,7 @@ pl_state_discovered_save(struct pl_state *s, const json_t *hosts, pl_state_cover
 
 	*news = json_array();
 	*vanished = json_array();
-	if ((r = pl_state_exec(s, "BEGIN IMMEDIATE", errmsg)) != 0)
+	if ((r = pl_state_begin(s, true, errmsg)) != 0)
 		goto out;
 	if ((r = pl_state_prep(s, "SELECT address, kind, present FROM discovered_hosts", &sel,
 			       errmsg)) != 0 ||
@@ -35,12 +35,11 @@ pl_state_discovered_save(struct pl_state *s, const json_t *hosts, pl_state_cover
 	    (r = pl_state_prep(s, "UPDATE discovered_hosts SET present = 0 WHERE address = ?1",
 			       &gone, errmsg)) != 0)
 		goto out;
-	while ((rc = sqlite3_step(sel)) == SQLITE_ROW)
-		json_object_set_new(before, (const char *)sqlite3_column_text(sel, 0),
-				    json_pack("{s:s,s:b}", "kind",
-					      (const char *)sqlite3_column_text(sel, 1), "present",
-					      sqlite3_column_int(sel, 2)));
-	if (rc != SQLITE_DONE) {
+	while ((rc = pl_stmt_step(sel)) == PL_DB_ROW)
+		json_object_set_new(before, pl_stmt_text(sel, 0),
+				    json_pack("{s:s,s:b}", "kind", pl_stmt_text(sel, 1), "present",
+					      pl_stmt_int64(sel, 2)));
+	if (rc != PL_DB_DONE) {
 		r = pl_state_dberr(s, errmsg, "read discovered hosts");
 		goto out;
 	}
@@ -58,10 +57,10 @@ pl_state_discovered_save(struct pl_state *s, const json_t *hosts, pl_state_cover
 			json_array_append_new(*news, json_pack("{s:s,s:s}", "address", addr, "kind",
 							       kind));
 		text = json_dumps(rec, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		sqlite3_bind_text(up, 1, addr, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(up, 2, kind, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(up, 3, now);
-		sqlite3_bind_text(up, 4, text, -1, SQLITE_TRANSIENT);
+		pl_stmt_bind_text(up, 1, addr);
+		pl_stmt_bind_text(up, 2, kind);
+		pl_stmt_bind_int64(up, 3, now);
+		pl_stmt_bind_text(up, 4, text);
 		free(text);
 		if ((r = pl_state_step_done(s, up, errmsg)) != 0)
 			goto out;
@@ -74,17 +73,17 @@ pl_state_discovered_save(struct pl_state *s, const json_t *hosts, pl_state_cover
 		json_array_append_new(*vanished,
 				      json_pack("{s:s,s:s}", "address", k, "kind",
 						pl_json_str_or(v, "kind", "unknown")));
-		sqlite3_bind_text(gone, 1, k, -1, SQLITE_TRANSIENT);
+		pl_stmt_bind_text(gone, 1, k);
 		if ((r = pl_state_step_done(s, gone, errmsg)) != 0)
 			goto out;
 	}
-	r = pl_state_exec(s, "COMMIT", errmsg);
+	r = pl_state_commit(s, errmsg);
 out:
-	sqlite3_finalize(sel);
-	sqlite3_finalize(up);
-	sqlite3_finalize(gone);
+	pl_stmt_finalize(sel);
+	pl_stmt_finalize(up);
+	pl_stmt_finalize(gone);
 	if (r != 0) {
-		pl_state_exec(s, "ROLLBACK", NULL);
+		pl_state_rollback(s);
 		json_decref(*news);
 		json_decref(*vanished);
 		*news = *vanished = NULL;
@@ -95,23 +94,21 @@ out:
 }
 
 static json_t *
-host_row(sqlite3_stmt *st)
+host_row(struct pl_stmt *st)
 {
-	const char *rec = (const char *)sqlite3_column_text(st, 5);
+	const char *rec = pl_stmt_text(st, 5);
 
-	return json_pack("{s:s,s:s,s:I,s:I,s:b,s:o?}", "address",
-			 (const char *)sqlite3_column_text(st, 0), "kind",
-			 (const char *)sqlite3_column_text(st, 1), "first_seen",
-			 (json_int_t)sqlite3_column_int64(st, 2), "last_seen",
-			 (json_int_t)sqlite3_column_int64(st, 3), "present",
-			 sqlite3_column_int(st, 4) != 0, "record",
+	return json_pack("{s:s,s:s,s:I,s:I,s:b,s:o?}", "address", pl_stmt_text(st, 0), "kind",
+			 pl_stmt_text(st, 1), "first_seen", (json_int_t)pl_stmt_int64(st, 2),
+			 "last_seen", (json_int_t)pl_stmt_int64(st, 3), "present",
+			 pl_stmt_int64(st, 4) != 0, "record",
 			 rec ? pl_json_loadb(rec, strlen(rec), 0) : json_null());
 }
 
 int
 pl_state_discovered(struct pl_state *s, json_t **out, char **errmsg)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	int r, rc;
 
 	*out = NULL;
@@ -119,10 +116,10 @@ pl_state_discovered(struct pl_state *s, json_t **out, char **errmsg)
 			       "FROM discovered_hosts ORDER BY address", &st, errmsg)) != 0)
 		return r;
 	*out = json_array();
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	while ((rc = pl_stmt_step(st)) == PL_DB_ROW)
 		json_array_append_new(*out, host_row(st));
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
+	pl_stmt_finalize(st);
+	if (rc != PL_DB_DONE) {
 		json_decref(*out);
 		*out = NULL;
 		return pl_state_dberr(s, errmsg, "read discovered hosts");

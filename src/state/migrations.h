@@ -9,5 +9,7 @@
 int pl_state_migration_count(void);
 /* SQL of migration n (1-based), or NULL. */
 const char *pl_state_migration(int n);
+/* The same for PostgreSQL (its types; caller frees), or NULL. */
+char *pl_state_migration_pg(int n);
 
 #endif

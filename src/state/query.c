@@ -7,23 +7,24 @@
 #include "state/state.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "core/str.h"
 #include "state/internal.h"
 
 /* Step st to its end, appending row(st) for each row (a NULL row is left
  * out); finalizes st. */
 static int
-collect(struct pl_state *s, sqlite3_stmt *st, json_t *(*row)(sqlite3_stmt *), json_t **out,
+collect(struct pl_state *s, struct pl_stmt *st, json_t *(*row)(struct pl_stmt *), json_t **out,
 	char **errmsg)
 {
 	json_t *arr = json_array(), *v;
 	int rc;
 
 	*out = NULL;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	while ((rc = pl_stmt_step(st)) == PL_DB_ROW)
 		if ((v = row(st)) != NULL)
 			json_array_append_new(arr, v);
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
+	pl_stmt_finalize(st);
+	if (rc != PL_DB_DONE) {
 		json_decref(arr);
 		return pl_state_dberr(s, errmsg, "query");
 	}
@@ -33,15 +34,15 @@ collect(struct pl_state *s, sqlite3_stmt *st, json_t *(*row)(sqlite3_stmt *), js
 
 /* Column i parsed as JSON, or NULL. */
 static json_t *
-column_json(sqlite3_stmt *st, int i, size_t flags)
+column_json(struct pl_stmt *st, int i, size_t flags)
 {
-	const char *t = (const char *)sqlite3_column_text(st, i);
+	const char *t = pl_stmt_text(st, i);
 
-	return t ? pl_json_loadb(t, (size_t)sqlite3_column_bytes(st, i), flags) : NULL;
+	return t ? pl_json_loadb(t, (size_t)pl_stmt_bytes(st, i), flags) : NULL;
 }
 
 static json_t *
-row_json(sqlite3_stmt *st)
+row_json(struct pl_stmt *st)
 {
 	return column_json(st, 0, JSON_DECODE_ANY);
 }
@@ -51,13 +52,14 @@ static int
 query_json(struct pl_state *s, const char *sql, const long long *bind, int nbind, json_t **out,
 	   char **errmsg)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
+	int r;
 
 	*out = NULL;
-	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return pl_state_dberr(s, errmsg, "query");
+	if ((r = pl_state_prep(s, sql, &st, errmsg)) != 0)
+		return r;
 	for (int i = 0; i < nbind; i++)
-		sqlite3_bind_int64(st, i + 1, bind[i]);
+		pl_stmt_bind_int64(st, i + 1, bind[i]);
 	return collect(s, st, row_json, out, errmsg);
 }
 
@@ -87,7 +89,7 @@ merge_patch(json_t *target, const json_t *patch)
 /* A row of (json, live): the stored guest with its latest counters laid
  * over it. */
 static json_t *
-row_guest(sqlite3_stmt *st)
+row_guest(struct pl_stmt *st)
 {
 	json_t *g = column_json(st, 0, 0), *live = column_json(st, 1, 0);
 
@@ -101,6 +103,18 @@ row_guest(sqlite3_stmt *st)
 	return g;
 }
 
+/* A row of (id, kind, sha256, run_id, ts, json) as {id,kind,sha256,run,ts,state}. */
+static json_t *
+row_history(struct pl_stmt *st)
+{
+	json_t *state = column_json(st, 5, JSON_DECODE_ANY);
+
+	return json_pack("{s:I,s:s,s:s,s:o,s:f,s:o}", "id", (json_int_t)pl_stmt_int64(st, 0),
+			 "kind", pl_stmt_text(st, 1), "sha256", pl_stmt_text(st, 2), "run",
+			 pl_stmt_null(st, 3) ? json_null() : json_integer(pl_stmt_int64(st, 3)),
+			 "ts", pl_stmt_double(st, 4), "state", state ? state : json_null());
+}
+
 int
 pl_state_guests(struct pl_state *s, json_t **out, char **errmsg)
 {
@@ -110,21 +124,21 @@ pl_state_guests(struct pl_state *s, json_t **out, char **errmsg)
 /* "SELECT cols FROM guests", only the guests f selects, by vmid. */
 static int
 prep_filtered(struct pl_state *s, const char *cols, const struct pl_state_filter *f,
-	      sqlite3_stmt **st, char **errmsg)
+	      struct pl_stmt **st, char **errmsg)
 {
 	const char *val[3] = { f ? f->type : NULL, f ? f->node : NULL, f ? f->status : NULL };
-	char *sql = pl_asprintf("SELECT %s FROM guests WHERE 1%s%s%s ORDER BY vmid", cols,
+	char *sql = pl_asprintf("SELECT %s FROM guests WHERE 1 = 1%s%s%s ORDER BY vmid", cols,
 				val[0] ? " AND type = ?" : "", val[1] ? " AND node = ?" : "",
 				val[2] ? " AND status = ?" : "");
-	int rc, n = 0;
+	int r, n = 0;
 
-	rc = sqlite3_prepare_v2(s->db, sql, -1, st, NULL);
+	r = pl_state_prep(s, sql, st, errmsg);
 	free(sql);
-	if (rc != SQLITE_OK)
-		return pl_state_dberr(s, errmsg, "query");
+	if (r != 0)
+		return r;
 	for (int i = 0; i < 3; i++)
 		if (val[i])
-			sqlite3_bind_text(*st, ++n, val[i], -1, SQLITE_STATIC);
+			pl_stmt_bind_text(*st, ++n, val[i]);
 	return 0;
 }
 
@@ -132,7 +146,7 @@ int
 pl_state_guests_where(struct pl_state *s, const struct pl_state_filter *f, json_t **out,
 		      char **errmsg)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	int r;
 
 	*out = NULL;
@@ -141,34 +155,34 @@ pl_state_guests_where(struct pl_state *s, const struct pl_state_filter *f, json_
 	return collect(s, st, row_guest, out, errmsg);
 }
 
-#define TEXT(st, i) ((const char *)sqlite3_column_text(st, i))
+#define TEXT(st, i) (pl_stmt_text(st, i))
 
 /* A counter, absent when the cluster gave none (a guest of an offline node). */
 static json_t *
-counter(sqlite3_stmt *st, int i, bool real)
+counter(struct pl_stmt *st, int i, bool real)
 {
-	if (sqlite3_column_type(st, i) == SQLITE_NULL)
+	if (pl_stmt_null(st, i))
 		return NULL;
-	return real ? json_real(sqlite3_column_double(st, i))
-		    : json_integer((json_int_t)sqlite3_column_int64(st, i));
+	return real ? json_real(pl_stmt_double(st, i)) :
+		      json_integer((json_int_t)pl_stmt_int64(st, i));
 }
 
 static json_t *
-row_summary(sqlite3_stmt *st)
+row_summary(struct pl_stmt *st)
 {
 	return json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s?,s:b,s:s?,s:o?,s:o?,s:o?,s:o?,s:o?,s:s*}",
-			 "vmid", (json_int_t)sqlite3_column_int64(st, 0), "name", TEXT(st, 1),
-			 "node", TEXT(st, 2), "type", TEXT(st, 3), "status", TEXT(st, 4), "tags",
-			 TEXT(st, 5), "template", sqlite3_column_int(st, 6) != 0, "lock",
-			 TEXT(st, 7), "cpu", counter(st, 8, true), "maxcpu", counter(st, 9, false),
-			 "mem", counter(st, 10, false), "maxmem", counter(st, 11, false), "maxdisk",
+			 "vmid", (json_int_t)pl_stmt_int64(st, 0), "name", TEXT(st, 1), "node",
+			 TEXT(st, 2), "type", TEXT(st, 3), "status", TEXT(st, 4), "tags",
+			 TEXT(st, 5), "template", pl_stmt_int64(st, 6) != 0, "lock", TEXT(st, 7),
+			 "cpu", counter(st, 8, true), "maxcpu", counter(st, 9, false), "mem",
+			 counter(st, 10, false), "maxmem", counter(st, 11, false), "maxdisk",
 			 counter(st, 12, false), "_unseen", TEXT(st, 13));
 }
 
 static json_t *
-row_name(sqlite3_stmt *st)
+row_name(struct pl_stmt *st)
 {
-	return json_pack("{s:I,s:s?}", "vmid", (json_int_t)sqlite3_column_int64(st, 0), "name",
+	return json_pack("{s:I,s:s?}", "vmid", (json_int_t)pl_stmt_int64(st, 0), "name",
 			 TEXT(st, 1));
 }
 
@@ -178,17 +192,25 @@ int
 pl_state_guest_summaries(struct pl_state *s, const struct pl_state_filter *f, json_t **out,
 			 char **errmsg)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	int r;
 
 	*out = NULL;
-	if ((r = prep_filtered(s,
-			       "vmid, name, node, type, status, tags, template, "
-			       "json_extract(json, '$.lock'), json_extract(live, '$.cpu'), "
-			       "json_extract(live, '$.maxcpu'), json_extract(live, '$.mem'), "
-			       "json_extract(live, '$.maxmem'), json_extract(live, '$.maxdisk'), "
-			       "json_extract(live, '$._unseen')",
-			       f, &st, errmsg)) != 0)
+	if ((r = prep_filtered(
+		     s,
+		     pl_state_sql(s,
+				  "vmid, name, node, type, status, tags, template, "
+				  "json_extract(json, '$.lock'), json_extract(live, '$.cpu'), "
+				  "json_extract(live, '$.maxcpu'), json_extract(live, '$.mem'), "
+				  "json_extract(live, '$.maxmem'), "
+				  "json_extract(live, '$.maxdisk'), "
+				  "json_extract(live, '$._unseen')",
+				  "vmid, name, node, type, status, tags, template, "
+				  "json::jsonb->>'lock', live::jsonb->>'cpu', "
+				  "live::jsonb->>'maxcpu', live::jsonb->>'mem', "
+				  "live::jsonb->>'maxmem', live::jsonb->>'maxdisk', "
+				  "live::jsonb->>'_unseen'"),
+		     f, &st, errmsg)) != 0)
 		return r;
 	return collect(s, st, row_summary, out, errmsg);
 }
@@ -196,15 +218,15 @@ pl_state_guest_summaries(struct pl_state *s, const struct pl_state_filter *f, js
 int
 pl_state_guest(struct pl_state *s, long long vmid, json_t **out, char **errmsg)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	json_t *arr;
 	int r;
 
 	*out = NULL;
-	if (sqlite3_prepare_v2(s->db, "SELECT json, live FROM guests WHERE vmid = ?", -1, &st,
-			       NULL) != SQLITE_OK)
-		return pl_state_dberr(s, errmsg, "query");
-	sqlite3_bind_int64(st, 1, vmid);
+	if ((r = pl_state_prep(s, "SELECT json, live FROM guests WHERE vmid = ?", &st, errmsg)) !=
+	    0)
+		return r;
+	pl_stmt_bind_int64(st, 1, vmid);
 	if ((r = collect(s, st, row_guest, &arr, errmsg)) != 0)
 		return r;
 	if (json_array_size(arr) == 0) {
@@ -219,40 +241,50 @@ pl_state_guest(struct pl_state *s, long long vmid, json_t **out, char **errmsg)
 int
 pl_state_guest_names(struct pl_state *s, json_t **out, char **errmsg)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
+	int r;
 
 	*out = NULL;
-	if (sqlite3_prepare_v2(s->db, "SELECT vmid, name FROM guests ORDER BY vmid", -1, &st,
-			       NULL) != SQLITE_OK)
-		return pl_state_dberr(s, errmsg, "query");
+	if ((r = pl_state_prep(s, "SELECT vmid, name FROM guests ORDER BY vmid", &st, errmsg)) != 0)
+		return r;
 	return collect(s, st, row_name, out, errmsg);
 }
 
 int
 pl_state_guest_named(struct pl_state *s, const char *guest, json_t **out, char **errmsg)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
+	long long vmid = -1;
+	int r;
 
 	*out = NULL;
-	/* both indexed: the primary key and guests_name */
-	if (sqlite3_prepare_v2(s->db,
+	/* both indexed: the primary key and guests_name; a vmid compared as
+	 * a number (PostgreSQL types the parameter by the column) */
+	pl_str_to_ll(guest, 1, 999999999, &vmid);
+	if ((r = pl_state_prep(s,
 			       "SELECT vmid, name FROM guests WHERE vmid = ?1 OR name = ?2 "
 			       "ORDER BY vmid",
-			       -1, &st, NULL) != SQLITE_OK)
-		return pl_state_dberr(s, errmsg, "query");
-	sqlite3_bind_text(st, 1, guest, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, guest, -1, SQLITE_TRANSIENT);
+			       &st, errmsg)) != 0)
+		return r;
+	pl_stmt_bind_int64(st, 1, vmid);
+	pl_stmt_bind_text(st, 2, guest);
 	return collect(s, st, row_name, out, errmsg);
 }
 
 int
 pl_state_guest_counts(struct pl_state *s, json_t **out, char **errmsg)
 {
-	return query_json(s,
-			  "SELECT json_object('type', type, 'status', status, 'n', count(*), "
-			  "'unseen', json_extract(live, '$._unseen') IS NOT NULL) FROM guests "
-			  "GROUP BY type, status, json_extract(live, '$._unseen') IS NOT NULL",
-			  NULL, 0, out, errmsg);
+	return query_json(
+		s,
+		pl_state_sql(
+			s,
+			"SELECT json_object('type', type, 'status', status, 'n', count(*), "
+			"'unseen', json_extract(live, '$._unseen') IS NOT NULL) FROM guests "
+			"GROUP BY type, status, json_extract(live, '$._unseen') IS NOT NULL",
+			"SELECT json_build_object('type', type, 'status', status, 'n', count(*), "
+			"'unseen', (live::jsonb->'_unseen' IS NOT NULL)::int) FROM guests "
+			"GROUP BY type, status, live::jsonb->'_unseen' IS NOT NULL"),
+		NULL, 0, out, errmsg);
 }
 
 int
@@ -277,24 +309,32 @@ pl_state_bridges(struct pl_state *s, json_t **out, char **errmsg)
 int
 pl_state_history(struct pl_state *s, long long vmid, json_t **out, char **errmsg)
 {
-	return query_json(s,
-			  "SELECT json_object('id', id, 'kind', kind, 'sha256', sha256, 'run', "
-			  "run_id, 'ts', ts, 'state', json(json)) FROM history WHERE vmid = ? "
-			  "ORDER BY id",
-			  &vmid, 1, out, errmsg);
+	struct pl_stmt *st;
+	int r;
+
+	/* built here, not by the engine's JSON functions: SQLite's renders a
+	 * time with 15 digits, PostgreSQL's with all of them */
+	*out = NULL;
+	if ((r = pl_state_prep(s,
+			       "SELECT id, kind, sha256, run_id, ts, json FROM history "
+			       "WHERE vmid = ? ORDER BY id",
+			       &st, errmsg)) != 0)
+		return r;
+	pl_stmt_bind_int64(st, 1, vmid);
+	return collect(s, st, row_history, out, errmsg);
 }
 
 long long
 pl_state_history_count(struct pl_state *s)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	long long n = -1;
 
-	if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM history", -1, &st, NULL) != SQLITE_OK)
+	if (pl_state_prep(s, "SELECT count(*) FROM history", &st, NULL) != 0)
 		return -1;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	if (pl_stmt_step(st) == PL_DB_ROW)
+		n = pl_stmt_int64(st, 0);
+	pl_stmt_finalize(st);
 	return n;
 }
 
@@ -313,22 +353,28 @@ pl_state_tasks(struct pl_state *s, long long vmid, int limit, json_t **out, char
 int
 pl_state_last_run(struct pl_state *s, const char *kind, json_t **out, char **errmsg)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	json_t *arr;
 	int r;
 
 	*out = NULL;
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT json_object('id', id, 'kind', kind, 'started', started, "
-			       "'finished', finished, 'status', status, 'summary', json(summary)) "
-			       "FROM runs WHERE kind = ? AND status = 'ok' ORDER BY id DESC LIMIT 1",
-			       -1, &st, NULL) != SQLITE_OK)
-		return pl_state_dberr(s, errmsg, "query");
-	sqlite3_bind_text(st, 1, kind, -1, SQLITE_TRANSIENT);
+	if ((r = pl_state_prep(
+		     s,
+		     pl_state_sql(
+			     s,
+			     "SELECT json_object('id', id, 'kind', kind, 'started', started, "
+			     "'finished', finished, 'status', status, 'summary', json(summary)) "
+			     "FROM runs WHERE kind = ? AND status = 'ok' ORDER BY id DESC LIMIT 1",
+			     "SELECT json_build_object('id', id, 'kind', kind, 'started', started, "
+			     "'finished', finished, 'status', status, 'summary', summary::json) "
+			     "FROM runs WHERE kind = ? AND status = 'ok' ORDER BY id DESC LIMIT 1"),
+		     &st, errmsg)) != 0)
+		return r;
+	pl_stmt_bind_text(st, 1, kind);
 	arr = NULL;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		arr = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
-	sqlite3_finalize(st);
+	if (pl_stmt_step(st) == PL_DB_ROW)
+		arr = json_loads(pl_stmt_text(st, 0), 0, NULL);
+	pl_stmt_finalize(st);
 	if (arr == NULL)
 		return pl_seterr(errmsg, PL_ENOENT, "no %s run recorded", kind);
 	*out = arr;
@@ -339,39 +385,52 @@ pl_state_last_run(struct pl_state *s, const char *kind, json_t **out, char **err
 int
 pl_state_guest_set_status(struct pl_state *s, long long vmid, const char *status, char **errmsg)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	int r;
 
 	/* the sha256 stays the synced one: the next sync still records the
 	 * change in the guest's history */
-	if ((r = pl_state_prep(s, "UPDATE guests SET status = ?1, json = json_set(json, '$.status', ?1), "
-		      "live = CASE WHEN json_type(live, '$.status') IS NULL THEN live "
-		      "ELSE json_set(live, '$.status', ?1) END WHERE vmid = ?2",
-		      &st, errmsg)) != 0)
+	if ((r = pl_state_prep(
+		     s,
+		     pl_state_sql(
+			     s,
+			     "UPDATE guests SET status = ?1, json = json_set(json, '$.status', "
+			     "?1), live = CASE WHEN json_type(live, '$.status') IS NULL THEN "
+			     "live ELSE json_set(live, '$.status', ?1) END WHERE vmid = ?2",
+			     "UPDATE guests SET status = ?1, json = jsonb_set(json::jsonb, "
+			     "'{status}', to_jsonb(?1::text))::text, live = CASE WHEN "
+			     "live::jsonb->'status' IS NULL THEN live ELSE jsonb_set(live::jsonb, "
+			     "'{status}', to_jsonb(?1::text))::text END WHERE vmid = ?2"),
+		     &st, errmsg)) != 0)
 		return r;
-	sqlite3_bind_text(st, 1, status, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, vmid);
+	pl_stmt_bind_text(st, 1, status);
+	pl_stmt_bind_int64(st, 2, vmid);
 	r = pl_state_step_done(s, st, errmsg);
-	sqlite3_finalize(st);
+	pl_stmt_finalize(st);
 	return r;
 }
 
 int
 pl_state_history_vmids(struct pl_state *s, const char *name, json_t **out, char **errmsg)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	int r;
 
 	*out = NULL;
-	if ((r = pl_state_prep(s, "SELECT DISTINCT vmid FROM history WHERE json_extract(json, '$.name') = ? "
-		      "ORDER BY vmid", &st, errmsg)) != 0)
+	if ((r = pl_state_prep(s,
+			       pl_state_sql(s,
+					    "SELECT DISTINCT vmid FROM history WHERE "
+					    "json_extract(json, '$.name') = ? ORDER BY vmid",
+					    "SELECT DISTINCT vmid FROM history WHERE "
+					    "json::jsonb->>'name' = ? ORDER BY vmid"),
+			       &st, errmsg)) != 0)
 		return r;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+	pl_stmt_bind_text(st, 1, name);
 	*out = json_array();
-	while ((r = sqlite3_step(st)) == SQLITE_ROW)
-		json_array_append_new(*out, json_integer(sqlite3_column_int64(st, 0)));
-	sqlite3_finalize(st);
-	if (r != SQLITE_DONE) {
+	while ((r = pl_stmt_step(st)) == PL_DB_ROW)
+		json_array_append_new(*out, json_integer(pl_stmt_int64(st, 0)));
+	pl_stmt_finalize(st);
+	if (r != PL_DB_DONE) {
 		json_decref(*out);
 		*out = NULL;
 		return pl_state_dberr(s, errmsg, "read history");

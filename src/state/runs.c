@@ -47,22 +47,22 @@ interrupted_result(const char *text)
 /* Is the run of this row (pid, host, pstart at 1..3) one whose process is
  * gone? Runs of a pvelab before pid was recorded stay as they are. */
 static bool
-row_dead(sqlite3_stmt *st, int col, pl_state_alive_fn alive, void *arg)
+row_dead(struct pl_stmt *st, int col, pl_state_alive_fn alive, void *arg)
 {
 	struct pl_state_proc p;
 
-	if (alive == NULL || sqlite3_column_type(st, col) == SQLITE_NULL)
+	if (alive == NULL || pl_stmt_null(st, col))
 		return false;
-	p.pid = sqlite3_column_int64(st, col);
-	p.host = (const char *)sqlite3_column_text(st, col + 1);
-	p.start = sqlite3_column_int64(st, col + 2);
+	p.pid = pl_stmt_int64(st, col);
+	p.host = pl_stmt_text(st, col + 1);
+	p.start = pl_stmt_int64(st, col + 2);
 	return !alive(&p, arg);
 }
 
 int
 pl_state_runs_reap(struct pl_state *s, pl_state_alive_fn alive, void *arg, int *n, char **errmsg)
 {
-	sqlite3_stmt *st = NULL, *up = NULL;
+	struct pl_stmt *st = NULL, *up = NULL;
 	int r = 0, count = 0, rc;
 
 	if (n)
@@ -72,7 +72,7 @@ pl_state_runs_reap(struct pl_state *s, pl_state_alive_fn alive, void *arg, int *
 	if ((r = pl_state_prep(s, "SELECT id,pid,host,pstart,summary FROM runs "
 			       "WHERE status='running'", &st, errmsg)) != 0)
 		return r;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while ((rc = pl_stmt_step(st)) == PL_DB_ROW) {
 		json_t *res;
 		char *sum;
 
@@ -83,24 +83,24 @@ pl_state_runs_reap(struct pl_state *s, pl_state_alive_fn alive, void *arg, int *
 						     "WHERE id=?1 AND status='running'", &up,
 						     errmsg)) != 0)
 			break;
-		res = interrupted_result((const char *)sqlite3_column_text(st, 4));
+		res = interrupted_result(pl_stmt_text(st, 4));
 		sum = res ? pl_json_canonical(res) : NULL;
-		sqlite3_bind_int64(up, 1, sqlite3_column_int64(st, 0));
-		pl_state_bind_text(up, 2, sum);
+		pl_stmt_bind_int64(up, 1, pl_stmt_int64(st, 0));
+		pl_stmt_bind_text(up, 2, sum);
 		r = pl_state_step_done(s, up, errmsg);
 		/* what the run changed before it died is history too */
 		if (r == 0 && res)
-			r = pl_state_run_history(s, sqlite3_column_int64(st, 0), res, errmsg);
+			r = pl_state_run_history(s, pl_stmt_int64(st, 0), res, errmsg);
 		json_decref(res);
 		free(sum);
 		if (r != 0)
 			break;
 		count++;
 	}
-	if (r == 0 && rc != SQLITE_DONE)
+	if (r == 0 && rc != PL_DB_DONE)
 		r = pl_state_dberr(s, errmsg, "read runs");
-	sqlite3_finalize(st);
-	sqlite3_finalize(up);
+	pl_stmt_finalize(st);
+	pl_stmt_finalize(up);
 	if (n)
 		*n = count;
 	return r;
@@ -110,37 +110,38 @@ int
 pl_state_run_begin(struct pl_state *s, const char *kind, const struct pl_state_proc *self,
 		   long long *id, char **errmsg)
 {
-	sqlite3_stmt *st = NULL;
+	struct pl_stmt *st = NULL;
 	int r;
 
-	if ((r = pl_state_exec(s, "BEGIN IMMEDIATE", errmsg)) != 0)
+	if ((r = pl_state_begin(s, true, errmsg)) != 0)
 		return r;
-	if ((r = pl_state_prep(s, "INSERT INTO runs(kind,started,status,pid,host,pstart) "
-			       "VALUES (?,?,'running',?,?,?)", &st, errmsg)) != 0)
+	if ((r = pl_state_prep(s,
+			       "INSERT INTO runs(kind,started,status,pid,host,pstart) "
+			       "VALUES (?,?,'running',?,?,?) RETURNING id",
+			       &st, errmsg)) != 0)
 		goto out;
-	sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_double(st, 2, pl_state_now());
-	sqlite3_bind_int64(st, 3, self->pid);
-	sqlite3_bind_text(st, 4, self->host, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, self->start);
-	if ((r = pl_state_step_done(s, st, errmsg)) != 0)
+	pl_stmt_bind_text(st, 1, kind);
+	pl_stmt_bind_double(st, 2, pl_state_now());
+	pl_stmt_bind_int64(st, 3, self->pid);
+	pl_stmt_bind_text(st, 4, self->host);
+	pl_stmt_bind_int64(st, 5, self->start);
+	if ((r = pl_state_step_id(s, st, id, errmsg)) != 0)
 		goto out;
-	*id = sqlite3_last_insert_rowid(s->db);
-	sqlite3_finalize(st);
+	pl_stmt_finalize(st);
 	/* the lock this process holds, if any, names its run */
 	if ((r = pl_state_prep(s, "UPDATE apply_lock SET run_id=? WHERE pid=? AND host=? AND "
 			       "pstart=?", &st, errmsg)) != 0)
 		goto out;
-	sqlite3_bind_int64(st, 1, *id);
-	sqlite3_bind_int64(st, 2, self->pid);
-	sqlite3_bind_text(st, 3, self->host, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, self->start);
+	pl_stmt_bind_int64(st, 1, *id);
+	pl_stmt_bind_int64(st, 2, self->pid);
+	pl_stmt_bind_text(st, 3, self->host);
+	pl_stmt_bind_int64(st, 4, self->start);
 	r = pl_state_step_done(s, st, errmsg);
 out:
-	sqlite3_finalize(st);
-	if (r == 0 && (r = pl_state_exec(s, "COMMIT", errmsg)) == 0)
+	pl_stmt_finalize(st);
+	if (r == 0 && (r = pl_state_commit(s, errmsg)) == 0)
 		return 0;
-	pl_state_exec(s, "ROLLBACK", NULL);
+	pl_state_rollback(s);
 	return r;
 }
 
@@ -149,16 +150,16 @@ static int
 run_set(struct pl_state *s, long long id, const char *set, const char *text, char **errmsg)
 {
 	char *sql = pl_asprintf("UPDATE runs SET %s WHERE id=?2", set);
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	int r = pl_state_prep(s, sql, &st, errmsg);
 
 	free(sql);
 	if (r != 0)
 		return r;
-	pl_state_bind_text(st, 1, text);
-	sqlite3_bind_int64(st, 2, id);
+	pl_stmt_bind_text(st, 1, text);
+	pl_stmt_bind_int64(st, 2, id);
 	r = pl_state_step_done(s, st, errmsg);
-	sqlite3_finalize(st);
+	pl_stmt_finalize(st);
 	return r;
 }
 
@@ -183,17 +184,17 @@ pl_state_run_finish(struct pl_state *s, long long id, const char *status, const 
 		    char **errmsg)
 {
 	char *text = pl_json_canonical(result ? result : json_null());
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	int r;
 
 	if ((r = pl_state_prep(s, "UPDATE runs SET finished=?, status=?, summary=? WHERE id=?", &st,
 			       errmsg)) == 0) {
-		sqlite3_bind_double(st, 1, pl_state_now());
-		sqlite3_bind_text(st, 2, status, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 4, id);
+		pl_stmt_bind_double(st, 1, pl_state_now());
+		pl_stmt_bind_text(st, 2, status);
+		pl_stmt_bind_text(st, 3, text);
+		pl_stmt_bind_int64(st, 4, id);
 		r = pl_state_step_done(s, st, errmsg);
-		sqlite3_finalize(st);
+		pl_stmt_finalize(st);
 	}
 	free(text);
 	return r != 0 ? r : pl_state_run_history(s, id, result, errmsg);
@@ -204,10 +205,10 @@ pl_state_run_finish(struct pl_state *s, long long id, const char *status, const 
 /* A row of RUN_COLS as the run object; a running run whose process is gone
  * is shown as pl_state_runs_reap records it. */
 static json_t *
-run_row(sqlite3_stmt *st, pl_state_alive_fn alive, void *arg)
+run_row(struct pl_stmt *st, pl_state_alive_fn alive, void *arg)
 {
-	const char *summary = (const char *)sqlite3_column_text(st, 5);
-	const char *status = (const char *)sqlite3_column_text(st, 4);
+	const char *summary = pl_stmt_text(st, 5);
+	const char *status = pl_stmt_text(st, 4);
 	json_t *res = NULL, *o;
 
 	if (status && !strcmp(status, "running") && row_dead(st, 7, alive, arg)) {
@@ -216,17 +217,15 @@ run_row(sqlite3_stmt *st, pl_state_alive_fn alive, void *arg)
 	}
 	if (res == NULL && summary)
 		res = json_loads(summary, JSON_DECODE_ANY, NULL);
-	o = json_pack("{s:I,s:s,s:f,s:o,s:s,s:o,s:s?}", "id", (json_int_t)sqlite3_column_int64(st, 0),
-		      "kind", (const char *)sqlite3_column_text(st, 1), "started",
-		      sqlite3_column_double(st, 2), "finished",
-		      sqlite3_column_type(st, 3) == SQLITE_NULL ? json_null()
-							       : json_real(sqlite3_column_double(st, 3)),
+	o = json_pack("{s:I,s:s,s:f,s:o,s:s,s:o,s:s?}", "id", (json_int_t)pl_stmt_int64(st, 0),
+		      "kind", pl_stmt_text(st, 1), "started", pl_stmt_double(st, 2), "finished",
+		      pl_stmt_null(st, 3) ? json_null() : json_real(pl_stmt_double(st, 3)),
 		      "status", status, "result", res ? res : json_null(), "project",
-		      (const char *)sqlite3_column_text(st, 6));
-	if (sqlite3_column_type(st, 7) != SQLITE_NULL)
-		json_object_set_new(o, "pid", json_integer(sqlite3_column_int64(st, 7)));
-	if (sqlite3_column_type(st, 8) != SQLITE_NULL)
-		json_object_set_new(o, "host", json_string((const char *)sqlite3_column_text(st, 8)));
+		      pl_stmt_text(st, 6));
+	if (!pl_stmt_null(st, 7))
+		json_object_set_new(o, "pid", json_integer(pl_stmt_int64(st, 7)));
+	if (!pl_stmt_null(st, 8))
+		json_object_set_new(o, "host", json_string(pl_stmt_text(st, 8)));
 	return o;
 }
 
@@ -234,21 +233,21 @@ int
 pl_state_run_get(struct pl_state *s, long long id, pl_state_alive_fn alive, void *arg,
 		 json_t **run, char **errmsg)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	int r, rc;
 
 	*run = NULL;
 	if ((r = pl_state_prep(s, "SELECT " RUN_COLS " FROM runs WHERE id=?", &st, errmsg)) != 0)
 		return r;
-	sqlite3_bind_int64(st, 1, id);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
+	pl_stmt_bind_int64(st, 1, id);
+	rc = pl_stmt_step(st);
+	if (rc == PL_DB_ROW)
 		*run = run_row(st, alive, arg);
-	else if (rc == SQLITE_DONE)
+	else if (rc == PL_DB_DONE)
 		r = pl_seterr(errmsg, PL_ENOENT, "no run %lld in the state database", id);
 	else
 		r = pl_state_dberr(s, errmsg, "read runs");
-	sqlite3_finalize(st);
+	pl_stmt_finalize(st);
 	return r;
 }
 
@@ -256,20 +255,23 @@ int
 pl_state_runs(struct pl_state *s, const char *kind, int limit, pl_state_alive_fn alive,
 	      void *arg, json_t **runs, char **errmsg)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	int r, rc;
 
 	*runs = NULL;
-	if ((r = pl_state_prep(s, "SELECT " RUN_COLS " FROM runs WHERE ?1 IS NULL OR kind=?1 "
-			       "ORDER BY id DESC LIMIT ?2", &st, errmsg)) != 0)
+	if ((r = pl_state_prep(s,
+			       "SELECT " RUN_COLS
+			       " FROM runs WHERE CAST(?1 AS TEXT) IS NULL OR kind=?1 "
+			       "ORDER BY id DESC LIMIT ?2",
+			       &st, errmsg)) != 0)
 		return r;
-	pl_state_bind_text(st, 1, kind);
-	sqlite3_bind_int(st, 2, limit);
+	pl_stmt_bind_text(st, 1, kind);
+	pl_stmt_bind_int64(st, 2, limit);
 	*runs = json_array();
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+	while ((rc = pl_stmt_step(st)) == PL_DB_ROW)
 		json_array_append_new(*runs, run_row(st, alive, arg));
-	sqlite3_finalize(st);
-	if (rc != SQLITE_DONE) {
+	pl_stmt_finalize(st);
+	if (rc != PL_DB_DONE) {
 		json_decref(*runs);
 		*runs = NULL;
 		return pl_state_dberr(s, errmsg, "read runs");
@@ -281,7 +283,7 @@ int
 pl_state_run_newest_change(struct pl_state *s, long long *id, const char **kind, char **errmsg)
 {
 	static const char *const kinds[] = { "apply", "destroy", "rollback" };
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	int r, rc;
 
 	*id = 0;
@@ -291,94 +293,108 @@ pl_state_run_newest_change(struct pl_state *s, long long *id, const char **kind,
 			       "('apply','destroy','rollback') ORDER BY id DESC LIMIT 1", &st,
 			       errmsg)) != 0)
 		return r;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		*id = sqlite3_column_int64(st, 0);
+	rc = pl_stmt_step(st);
+	if (rc == PL_DB_ROW) {
+		*id = pl_stmt_int64(st, 0);
 		for (size_t i = 0; kind && i < PL_ARRAY_LEN(kinds); i++)
-			if (!strcmp((const char *)sqlite3_column_text(st, 1), kinds[i]))
+			if (!strcmp(pl_stmt_text(st, 1), kinds[i]))
 				*kind = kinds[i];
 	}
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : pl_state_dberr(s, errmsg, "read runs");
+	pl_stmt_finalize(st);
+	return rc == PL_DB_ROW || rc == PL_DB_DONE ? 0 : pl_state_dberr(s, errmsg, "read runs");
 }
 
 /* The lock's holder in words, for the refusal. */
 static int
-busy_error(sqlite3_stmt *st, char **errmsg)
+busy_error(struct pl_stmt *st, char **errmsg)
 {
-	time_t t = (time_t)sqlite3_column_double(st, 3);
+	time_t t = (time_t)pl_stmt_double(st, 3);
 	char since[16], run[40] = "";
 	struct tm tm;
 
 	localtime_r(&t, &tm);
 	strftime(since, sizeof(since), "%H:%M:%S", &tm);
-	if (sqlite3_column_type(st, 4) != SQLITE_NULL)
-		snprintf(run, sizeof(run), "run %lld, ", (long long)sqlite3_column_int64(st, 4));
+	if (!pl_stmt_null(st, 4))
+		snprintf(run, sizeof(run), "run %lld, ", (long long)pl_stmt_int64(st, 4));
 	return pl_seterr(errmsg, PL_ECONFLICT,
 			 "another apply is running (%spid %lld on host %s, since %s); wait for it "
-			 "or stop it", run, (long long)sqlite3_column_int64(st, 0),
-			 (const char *)sqlite3_column_text(st, 1), since);
+			 "or stop it",
+			 run, (long long)pl_stmt_int64(st, 0), pl_stmt_text(st, 1), since);
 }
 
 /* The lock's name and holder as parameters 1-4 (name, pid, host, pstart). */
 static void
-bind_holder(sqlite3_stmt *st, const char *name, const struct pl_state_proc *self)
+bind_holder(struct pl_stmt *st, const char *name, const struct pl_state_proc *self)
 {
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 2, self->pid);
-	sqlite3_bind_text(st, 3, self->host, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 4, self->start);
+	pl_stmt_bind_text(st, 1, name);
+	pl_stmt_bind_int64(st, 2, self->pid);
+	pl_stmt_bind_text(st, 3, self->host);
+	pl_stmt_bind_int64(st, 4, self->start);
 }
 
 int
 pl_state_lock_take(struct pl_state *s, const char *name, const struct pl_state_proc *self,
 		   pl_state_alive_fn alive, void *arg, json_t **stale, char **errmsg)
 {
-	sqlite3_stmt *st = NULL;
-	int r, step;
+	struct pl_stmt *st = NULL;
+	int r, step, got = -1;
 
 	if (stale)
 		*stale = NULL;
-	if ((r = pl_state_exec(s, "BEGIN IMMEDIATE", errmsg)) != 0)
-		return r;
+	/* On PostgreSQL the holder is whoever holds the advisory lock (it dies
+	 * with the holder's connection, on any host); the row names it. */
+	if (pl_state_pg(s) && (got = pl_state_pg_lock(s, name, true, errmsg)) < 0)
+		return -got;
+	if ((r = pl_state_begin(s, true, errmsg)) != 0)
+		goto out;
 	if ((r = pl_state_prep(s, "SELECT pid,host,pstart,started,run_id FROM apply_lock "
 			       "WHERE name=?", &st, errmsg)) != 0)
 		goto out;
-	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-	step = sqlite3_step(st);
-	if (step == SQLITE_ROW) {
-		struct pl_state_proc h = { sqlite3_column_int64(st, 0),
-					   (const char *)sqlite3_column_text(st, 1),
-					   sqlite3_column_int64(st, 2) };
+	pl_stmt_bind_text(st, 1, name);
+	step = pl_stmt_step(st);
+	if (step == PL_DB_ROW) {
+		struct pl_state_proc h = { pl_stmt_int64(st, 0), pl_stmt_text(st, 1),
+					   pl_stmt_int64(st, 2) };
 		bool self_holds = same_proc(self, h.pid, h.host, h.start);
 
-		if (!self_holds && alive(&h, arg)) {
+		if (!self_holds && (got >= 0 ? got == 0 : alive(&h, arg))) {
 			r = busy_error(st, errmsg);
 			goto out;
 		}
 		if (stale && !self_holds)
-			*stale = json_pack("{s:I,s:s,s:f,s:o}", "pid", (json_int_t)h.pid, "host",
-					   h.host ? h.host : "?", "started", sqlite3_column_double(st, 3),
-					   "run_id", sqlite3_column_type(st, 4) == SQLITE_NULL
-							     ? json_null()
-							     : json_integer(sqlite3_column_int64(st, 4)));
-	} else if (step != SQLITE_DONE) {
+			*stale = json_pack(
+				"{s:I,s:s,s:f,s:o}", "pid", (json_int_t)h.pid, "host",
+				h.host ? h.host : "?", "started", pl_stmt_double(st, 3), "run_id",
+				pl_stmt_null(st, 4) ? json_null() :
+						      json_integer(pl_stmt_int64(st, 4)));
+	} else if (step != PL_DB_DONE) {
 		r = pl_state_dberr(s, errmsg, "read the apply lock");
 		goto out;
+	} else if (got == 0) {
+		r = pl_seterr(errmsg, PL_ECONFLICT,
+			      "another apply is starting (it holds the lock and has not "
+			      "recorded itself yet); wait for it");
+		goto out;
 	}
-	sqlite3_finalize(st);
+	pl_stmt_finalize(st);
 	st = NULL;
-	if ((r = pl_state_prep(s, "INSERT OR REPLACE INTO apply_lock(name,pid,host,pstart,started,"
-			       "run_id) VALUES (?,?,?,?,?,NULL)", &st, errmsg)) != 0)
+	if ((r = pl_state_prep(s,
+			       "INSERT INTO apply_lock(name,pid,host,pstart,started,run_id) "
+			       "VALUES (?,?,?,?,?,NULL) ON CONFLICT(name) DO UPDATE SET "
+			       "pid=excluded.pid, host=excluded.host, pstart=excluded.pstart, "
+			       "started=excluded.started, run_id=NULL",
+			       &st, errmsg)) != 0)
 		goto out;
 	bind_holder(st, name, self);
-	sqlite3_bind_double(st, 5, pl_state_now());
+	pl_stmt_bind_double(st, 5, pl_state_now());
 	r = pl_state_step_done(s, st, errmsg);
 out:
-	sqlite3_finalize(st);
-	if (r == 0 && (r = pl_state_exec(s, "COMMIT", errmsg)) == 0)
+	pl_stmt_finalize(st);
+	if (r == 0 && (r = pl_state_commit(s, errmsg)) == 0)
 		return 0;
-	pl_state_exec(s, "ROLLBACK", NULL);
+	pl_state_rollback(s);
+	if (got == 1)
+		pl_state_pg_lock(s, name, false, NULL);
 	if (stale) {
 		json_decref(*stale);
 		*stale = NULL;
@@ -390,7 +406,7 @@ int
 pl_state_lock_release(struct pl_state *s, const char *name, const struct pl_state_proc *self,
 		      char **errmsg)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	int r;
 
 	if ((r = pl_state_prep(s, "DELETE FROM apply_lock WHERE name=? AND pid=? AND host=? AND "
@@ -398,6 +414,8 @@ pl_state_lock_release(struct pl_state *s, const char *name, const struct pl_stat
 		return r;
 	bind_holder(st, name, self);
 	r = pl_state_step_done(s, st, errmsg);
-	sqlite3_finalize(st);
+	pl_stmt_finalize(st);
+	if (pl_state_pg(s))
+		pl_state_pg_lock(s, name, false, NULL);
 	return r;
 }

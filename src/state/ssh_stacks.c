@@ -12,7 +12,7 @@ pl_state_ssh_trust(void *state, const char *host, int port, const char *keytype,
 		   const char *fingerprint, char **errmsg)
 {
 	struct pl_state *s = state;
-	sqlite3_stmt *st = NULL;
+	struct pl_stmt *st = NULL;
 	int r;
 
 	if ((r = pl_state_prep(s,
@@ -20,69 +20,71 @@ pl_state_ssh_trust(void *state, const char *host, int port, const char *keytype,
 			       "WHERE host = ? AND port = ?",
 			       &st, errmsg)) != 0)
 		return r;
-	sqlite3_bind_text(st, 1, host, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int(st, 2, port);
-	r = sqlite3_step(st);
-	if (r == SQLITE_ROW) {
-		const char *type0 = (const char *)sqlite3_column_text(st, 0);
-		const char *fp0 = (const char *)sqlite3_column_text(st, 1);
+	pl_stmt_bind_text(st, 1, host);
+	pl_stmt_bind_int64(st, 2, port);
+	r = pl_stmt_step(st);
+	if (r == PL_DB_ROW) {
+		const char *type0 = pl_stmt_text(st, 0);
+		const char *fp0 = pl_stmt_text(st, 1);
 
 		if (strcmp(type0, keytype) != 0 || strcmp(fp0, fingerprint) != 0) {
 			r = pl_seterr(errmsg, PL_EPERM,
 				      "ssh %s:%d: host key changed: recorded %s %s, presented %s "
 				      "%s: refused",
 				      host, port, type0, fp0, keytype, fingerprint);
-			sqlite3_finalize(st);
+			pl_stmt_finalize(st);
 			return r;
 		}
-		sqlite3_finalize(st);
+		pl_stmt_finalize(st);
 		if ((r = pl_state_prep(s,
 				       "UPDATE ssh_known_hosts SET last_seen = ? "
 				       "WHERE host = ? AND port = ?",
 				       &st, errmsg)) != 0)
 			return r;
-		sqlite3_bind_double(st, 1, pl_state_now());
-		sqlite3_bind_text(st, 2, host, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_int(st, 3, port);
+		pl_stmt_bind_double(st, 1, pl_state_now());
+		pl_stmt_bind_text(st, 2, host);
+		pl_stmt_bind_int64(st, 3, port);
 		r = pl_state_step_done(s, st, errmsg);
-		sqlite3_finalize(st);
+		pl_stmt_finalize(st);
 		return r;
 	}
-	sqlite3_finalize(st);
-	if (r != SQLITE_DONE)
+	pl_stmt_finalize(st);
+	if (r != PL_DB_DONE)
 		return pl_state_dberr(s, errmsg, "read ssh host keys");
 	if ((r = pl_state_prep(s,
 			       "INSERT INTO ssh_known_hosts(host,port,keytype,fingerprint,"
 			       "first_seen,last_seen) VALUES (?,?,?,?,?,?)",
 			       &st, errmsg)) != 0)
 		return r;
-	sqlite3_bind_text(st, 1, host, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int(st, 2, port);
-	sqlite3_bind_text(st, 3, keytype, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 4, fingerprint, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_double(st, 5, pl_state_now());
-	sqlite3_bind_double(st, 6, pl_state_now());
+	pl_stmt_bind_text(st, 1, host);
+	pl_stmt_bind_int64(st, 2, port);
+	pl_stmt_bind_text(st, 3, keytype);
+	pl_stmt_bind_text(st, 4, fingerprint);
+	pl_stmt_bind_double(st, 5, pl_state_now());
+	pl_stmt_bind_double(st, 6, pl_state_now());
 	r = pl_state_step_done(s, st, errmsg);
-	sqlite3_finalize(st);
+	pl_stmt_finalize(st);
 	return r;
 }
 
 int
 pl_state_ssh_forget(struct pl_state *s, const char *host, int port, char **errmsg)
 {
-	sqlite3_stmt *st = NULL;
+	struct pl_stmt *st = NULL;
+	long long changed;
 	int r;
 
 	if ((r = pl_state_prep(s, "DELETE FROM ssh_known_hosts WHERE host = ? AND port = ?", &st,
 			       errmsg)) != 0)
 		return r;
-	sqlite3_bind_text(st, 1, host, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int(st, 2, port);
+	pl_stmt_bind_text(st, 1, host);
+	pl_stmt_bind_int64(st, 2, port);
 	r = pl_state_step_done(s, st, errmsg);
-	sqlite3_finalize(st);
+	changed = pl_stmt_changes(st);
+	pl_stmt_finalize(st);
 	if (r != 0)
 		return r;
-	if (sqlite3_changes(s->db) == 0)
+	if (changed == 0)
 		return pl_seterr(errmsg, PL_ENOENT, "no ssh host key recorded for %s:%d", host,
 				 port);
 	return 0;
@@ -92,21 +94,23 @@ int
 pl_state_stack_record(struct pl_state *s, long long vmid, const char *stack, const char *sha256,
 		      const json_t *files, char **errmsg)
 {
-	sqlite3_stmt *st = NULL;
+	struct pl_stmt *st = NULL;
 	char *text = json_dumps(files, JSON_COMPACT | JSON_SORT_KEYS);
 	int r;
 
 	if ((r = pl_state_prep(s,
-			       "INSERT OR REPLACE INTO stack_deploys(vmid,stack,sha256,files,"
-			       "deployed) VALUES (?,?,?,?,?)",
+			       "INSERT INTO stack_deploys(vmid,stack,sha256,files,deployed) "
+			       "VALUES (?,?,?,?,?) ON CONFLICT (vmid, stack) DO UPDATE SET "
+			       "sha256 = excluded.sha256, files = excluded.files, "
+			       "deployed = excluded.deployed",
 			       &st, errmsg)) == 0) {
-		sqlite3_bind_int64(st, 1, vmid);
-		sqlite3_bind_text(st, 2, stack, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, 3, sha256, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(st, 4, text ? text : "{}", -1, SQLITE_TRANSIENT);
-		sqlite3_bind_double(st, 5, pl_state_now());
+		pl_stmt_bind_int64(st, 1, vmid);
+		pl_stmt_bind_text(st, 2, stack);
+		pl_stmt_bind_text(st, 3, sha256);
+		pl_stmt_bind_text(st, 4, text ? text : "{}");
+		pl_stmt_bind_double(st, 5, pl_state_now());
 		r = pl_state_step_done(s, st, errmsg);
-		sqlite3_finalize(st);
+		pl_stmt_finalize(st);
 	}
 	free(text);
 	return r;
@@ -115,7 +119,7 @@ pl_state_stack_record(struct pl_state *s, long long vmid, const char *stack, con
 int
 pl_state_stacks(struct pl_state *s, json_t **out, char **errmsg)
 {
-	sqlite3_stmt *st = NULL;
+	struct pl_stmt *st = NULL;
 	int r;
 
 	*out = NULL;
@@ -125,19 +129,18 @@ pl_state_stacks(struct pl_state *s, json_t **out, char **errmsg)
 			       &st, errmsg)) != 0)
 		return r;
 	*out = json_array();
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *files = json_loads((const char *)sqlite3_column_text(st, 3), 0, NULL);
+	while ((r = pl_stmt_step(st)) == PL_DB_ROW) {
+		json_t *files = json_loads(pl_stmt_text(st, 3), 0, NULL);
 
 		json_array_append_new(*out,
 				      json_pack("{s:I,s:s,s:s,s:o,s:f}", "vmid",
-						(json_int_t)sqlite3_column_int64(st, 0), "stack",
-						(const char *)sqlite3_column_text(st, 1), "sha256",
-						(const char *)sqlite3_column_text(st, 2), "files",
-						files ? files : json_object(), "deployed",
-						sqlite3_column_double(st, 4)));
+						(json_int_t)pl_stmt_int64(st, 0), "stack",
+						pl_stmt_text(st, 1), "sha256", pl_stmt_text(st, 2),
+						"files", files ? files : json_object(), "deployed",
+						pl_stmt_double(st, 4)));
 	}
-	r = r == SQLITE_DONE ? 0 : pl_state_dberr(s, errmsg, "read stack deploys");
-	sqlite3_finalize(st);
+	r = r == PL_DB_DONE ? 0 : pl_state_dberr(s, errmsg, "read stack deploys");
+	pl_stmt_finalize(st);
 	if (r != 0) {
 		json_decref(*out);
 		*out = NULL;

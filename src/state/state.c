@@ -1,7 +1,7 @@
 /*
- * The SQLite store itself: where it lives, opening it (WAL, migrations, or
- * read-only), checkpoints, and the helpers the other files of the layer
- * share. Recording a sync is in sync.c, the reads in query.c, runs and the
+ * The store itself: where it lives, opening it (a SQLite file in WAL mode, or
+ * a PostgreSQL database), migrations, read-only opening, checkpoints, and the
+ * helpers the other files of the layer share (statements are db.c's). Recording a sync is in sync.c, the reads in query.c, runs and the
  * apply lock in runs.c, discovered hosts in discovered.c.
  */
 #include "core/common.h"
@@ -29,16 +29,32 @@ pl_state_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* PostgreSQL's last message, its first line. */
+static const char *
+pg_message(struct pl_state *s, char *buf, size_t n)
+{
+	const char *m = PQerrorMessage(s->pg);
+
+	if (!strncmp(m, "ERROR:  ", 8))
+		m += 8;
+	snprintf(buf, n, "%.*s", (int)strcspn(m, "\n"), m);
+	return buf;
+}
+
 int
 pl_state_dberr(struct pl_state *s, char **errmsg, const char *what)
 {
+	char buf[512];
+
 	return pl_seterr(errmsg, PL_EDB, "state database '%s': %s: %s", s->path, what,
-			 sqlite3_errmsg(s->db));
+			 s->pg ? pg_message(s, buf, sizeof(buf)) : sqlite3_errmsg(s->db));
 }
 
 bool
 pl_state_in_transaction(struct pl_state *s)
 {
+	if (s && s->pg)
+		return PQtransactionStatus(s->pg) != PQTRANS_IDLE;
 	return s && s->db && !sqlite3_get_autocommit(s->db);
 }
 
@@ -46,6 +62,16 @@ int
 pl_state_exec(struct pl_state *s, const char *sql, char **errmsg)
 {
 	char *e = NULL;
+
+	if (s->pg) {
+		PGresult *res = PQexec(s->pg, sql);
+		ExecStatusType t = PQresultStatus(res);
+
+		PQclear(res);
+		if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK)
+			return 0;
+		return pl_state_dberr(s, errmsg, "exec");
+	}
 
 	if (sqlite3_exec(s->db, sql, NULL, NULL, &e) != SQLITE_OK) {
 		pl_seterr(errmsg, PL_EDB, "state database '%s': %s", s->path, e ? e : "error");
@@ -77,6 +103,20 @@ xdg_state_path(const char *dir)
 	return beside;
 }
 
+bool
+pl_state_is_pg(const char *where)
+{
+	size_t k;
+
+	if (where == NULL)
+		return false;
+	if (!strncmp(where, "postgres://", 11) || !strncmp(where, "postgresql://", 13))
+		return true;
+	/* a libpq key=value string: it begins with a keyword and '=' */
+	k = strspn(where, "abcdefghijklmnopqrstuvwxyz_");
+	return k > 0 && where[k + strspn(where + k, " ")] == '=';
+}
+
 char *
 pl_state_path(const char *given, const char *config_state, const char *config_path)
 {
@@ -89,8 +129,9 @@ pl_state_path(const char *given, const char *config_state, const char *config_pa
 		return pl_strdup(env);
 	dir = pl_path_dirname(config_path ? config_path : "pvelab.yaml");
 	if (config_state && *config_state)
-		r = config_state[0] == '/' ? pl_strdup(config_state) :
-					     pl_path_join(dir, config_state);
+		r = config_state[0] == '/' || pl_state_is_pg(config_state) ?
+			    pl_strdup(config_state) :
+			    pl_path_join(dir, config_state);
 	else if (!strcmp(dir, PL_CONFIG_SYSTEM_DIR))
 		r = pl_strdup(PL_STATE_SYSTEM_DIR "/state.db");
 	else
@@ -105,11 +146,34 @@ pl_state_latest_version(void)
 	return pl_state_migration_count();
 }
 
+/* PostgreSQL's schema version (0: none yet), or -1. */
+static int
+pg_version(struct pl_state *s)
+{
+	PGresult *res = PQexec(s->pg, "SELECT to_regclass('pvelab_schema') IS NULL");
+	int v = -1;
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		v = !strcmp(PQgetvalue(res, 0, 0), "t") ? 0 : -2;
+	PQclear(res);
+	if (v != -2)
+		return v;
+	res = PQexec(s->pg, "SELECT max(version) FROM pvelab_schema");
+	v = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 ?
+		    (int)strtol(PQgetvalue(res, 0, 0), NULL, 10) :
+		    -1;
+	PQclear(res);
+	return v;
+}
+
 int
 pl_state_version(struct pl_state *s)
 {
 	sqlite3_stmt *st;
 	int v = -1;
+
+	if (s->pg)
+		return pg_version(s);
 
 	if (sqlite3_prepare_v2(s->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
 		return -1;
@@ -125,6 +189,8 @@ pl_state_changes(struct pl_state *s)
 	sqlite3_stmt *st;
 	unsigned long long v = 0;
 
+	if (s->pg)
+		return 0; /* another server's commits are not visible to a counter */
 	/* data_version moves with other connections' commits, total_changes
 	 * with this one's */
 	if (sqlite3_prepare_v2(s->db, "PRAGMA data_version", -1, &st, NULL) != SQLITE_OK)
@@ -135,11 +201,64 @@ pl_state_changes(struct pl_state *s)
 	return v ^ (unsigned long long)sqlite3_total_changes64(s->db) ^ 1;
 }
 
+/* The same migrations on PostgreSQL, each in a transaction that holds the
+ * store's write lock (two processes migrating a new database at once), with
+ * the version in table pvelab_schema. */
+static int
+pg_migrate(struct pl_state *s, char **errmsg)
+{
+	int latest = pl_state_migration_count(), v, r;
+
+	for (;;) {
+		char *sql, *text;
+
+		if ((r = pl_state_begin(s, true, errmsg)) != 0)
+			return r;
+		if ((r = pl_state_exec(s,
+				       "CREATE TABLE IF NOT EXISTS pvelab_schema (version "
+				       "INTEGER NOT NULL)",
+				       errmsg)) != 0)
+			goto fail;
+		if ((v = pg_version(s)) < 0) {
+			r = pl_state_dberr(s, errmsg, "read the schema version");
+			goto fail;
+		}
+		if (v > latest) {
+			r = pl_seterr(errmsg, PL_EDB,
+				      "state database '%s' has schema version %d, newer "
+				      "than this pvelab knows (%d); upgrade pvelab",
+				      s->path, v, latest);
+			goto fail;
+		}
+		if (v == latest)
+			return pl_state_commit(s, errmsg);
+		text = pl_state_migration_pg(v + 1);
+		sql = pl_asprintf("%s; DELETE FROM pvelab_schema; INSERT INTO pvelab_schema "
+				  "VALUES (%d)",
+				  text, v + 1);
+		r = pl_state_exec(s, sql, errmsg);
+		free(sql);
+		free(text);
+		if (r != 0) {
+			pl_preferr(errmsg, r, "migration %d", v + 1);
+			goto fail;
+		}
+		if ((r = pl_state_commit(s, errmsg)) != 0)
+			return r;
+	}
+fail:
+	pl_state_rollback(s);
+	return r;
+}
+
 static int
 migrate(struct pl_state *s, char **errmsg)
 {
 	int v = pl_state_version(s), latest = pl_state_migration_count();
 	int r;
+
+	if (s->pg)
+		return pg_migrate(s, errmsg);
 
 	if (v > latest)
 		return pl_seterr(errmsg, PL_EDB,
@@ -149,16 +268,16 @@ migrate(struct pl_state *s, char **errmsg)
 	for (int n = v + 1; n <= latest; n++) {
 		char *sql;
 
-		if ((r = pl_state_exec(s, "BEGIN IMMEDIATE", errmsg)) != 0)
+		if ((r = pl_state_begin(s, true, errmsg)) != 0)
 			return r;
 		sql = pl_asprintf("%s; PRAGMA user_version = %d;", pl_state_migration(n), n);
 		r = pl_state_exec(s, sql, errmsg);
 		free(sql);
 		if (r != 0) {
-			pl_state_exec(s, "ROLLBACK", NULL);
+			pl_state_rollback(s);
 			return pl_preferr(errmsg, r, "migration %d", n);
 		}
-		if ((r = pl_state_exec(s, "COMMIT", errmsg)) != 0)
+		if ((r = pl_state_commit(s, errmsg)) != 0)
 			return r;
 	}
 	return 0;
@@ -200,14 +319,121 @@ fail:
 	return r;
 }
 
+static void
+pg_quiet(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message; /* NOTICEs ("relation already exists, skipping") */
+}
+
+/* The connection string as shown: user, host, port and database, never
+ * the password. */
+static char *
+pg_display(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL), *o;
+	const char *user = "", *host = "", *port = "", *db = "";
+	char *r;
+
+	for (o = opts; o && o->keyword; o++) {
+		const char *v = o->val ? o->val : "";
+
+		if (!strcmp(o->keyword, "user"))
+			user = v;
+		else if (!strcmp(o->keyword, "host"))
+			host = v;
+		else if (!strcmp(o->keyword, "port"))
+			port = v;
+		else if (!strcmp(o->keyword, "dbname"))
+			db = v;
+	}
+	r = pl_asprintf("postgresql://%s%s%s%s%s/%s", user, *user ? "@" : "", host,
+			*port ? ":" : "", port, db);
+	PQconninfoFree(opts);
+	return r;
+}
+
+bool
+pl_state_is_postgres(const struct pl_state *s)
+{
+	return s->pg != NULL;
+}
+
+bool
+pl_state_has_password(const char *where)
+{
+	PQconninfoOption *opts, *o;
+	bool has = false;
+
+	if (!pl_state_is_pg(where) || (opts = PQconninfoParse(where, NULL)) == NULL)
+		return false;
+	for (o = opts; o->keyword; o++)
+		if (!strcmp(o->keyword, "password") && o->val && *o->val)
+			has = true;
+	PQconninfoFree(opts);
+	return has;
+}
+
+/* Connect to PostgreSQL: a libpq URI or key=value string, its password from
+ * PGPASSFILE or ~/.pgpass (or the string itself). */
+static int
+pg_open(const char *conninfo, struct pl_state **out, char **errmsg)
+{
+	const char *keys[] = { "application_name", "connect_timeout", "dbname", NULL };
+	const char *vals[] = { "pvelab", "10", conninfo, NULL };
+	struct pl_state *s = pl_calloc(1, sizeof(*s));
+	char *e = NULL;
+	PQconninfoOption *opts;
+	int r;
+
+	if ((opts = PQconninfoParse(conninfo, &e)) == NULL) {
+		r = pl_seterr(errmsg, PL_EINVAL, "state: not a PostgreSQL connection string (%.*s)",
+			      e ? (int)strcspn(e, "\n") : 5, e ? e : "error");
+		PQfreemem(e);
+		free(s);
+		return r;
+	}
+	PQconninfoFree(opts);
+	s->path = pg_display(conninfo);
+	s->prepared = json_object();
+	s->pg = PQconnectdbParams(keys, vals, 1);
+	if (s->pg == NULL || PQstatus(s->pg) != CONNECTION_OK) {
+		char buf[512];
+
+		r = pl_seterr(errmsg, PL_EDB, "cannot open state database '%s': %s", s->path,
+			      s->pg ? pg_message(s, buf, sizeof(buf)) : "out of memory");
+		pl_state_close(s);
+		return r;
+	}
+	PQsetNoticeProcessor(s->pg, pg_quiet, NULL);
+	/* a writer waits for another as long as SQLite's busy timeout */
+	if ((r = pl_state_exec(s, "SET lock_timeout = '" PL_STATE_BUSY_S_TEXT "s'", errmsg)) != 0) {
+		pl_state_close(s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
 int
 pl_state_open(const char *path, struct pl_state **out, char **errmsg)
 {
-	char *dir = pl_path_dirname(path);
+	char *dir;
 	struct pl_state *s = NULL;
 	int r;
 
 	*out = NULL;
+	if (pl_state_is_pg(path)) {
+		if ((r = pg_open(path, &s, errmsg)) != 0)
+			return r;
+		if ((r = migrate(s, errmsg)) != 0) {
+			pl_state_close(s);
+			return r;
+		}
+		*out = s;
+		return 0;
+	}
+	dir = pl_path_dirname(path);
 	r = pl_mkdir_p(dir, 0700, errmsg);
 	free(dir);
 	if (r != 0)
@@ -234,7 +460,7 @@ pl_state_open_existing(const char *path, struct pl_state **out, char **errmsg)
 	struct stat sb;
 
 	*out = NULL;
-	if (stat(path, &sb) != 0)
+	if (!pl_state_is_pg(path) && stat(path, &sb) != 0)
 		return pl_seterr(errmsg, PL_ENOENT, "no state at '%s' yet", path);
 	return pl_state_open(path, out, errmsg);
 }
@@ -262,17 +488,24 @@ pl_state_open_ro(const char *path, struct pl_state **out, char **errmsg)
 	int r, v;
 
 	*out = NULL;
-	if (stat(path, &sb) != 0)
+	if (pl_state_is_pg(path)) {
+		if ((r = pg_open(path, &s, errmsg)) != 0)
+			return r;
+		s->ro = true;
+		if ((r = pl_state_exec(s, "SET default_transaction_read_only = on", errmsg)) != 0)
+			goto fail;
+	} else if (stat(path, &sb) != 0) {
 		return pl_seterr(errmsg, PL_ENOENT,
 				 "no state at '%s' yet (run 'pvelab sync' "
 				 "first, or use --live)",
 				 path);
-	/* Read-only: a read never writes and never migrates. On a read-only
-	 * mount SQLite keeps the WAL index in memory when the WAL is empty. */
-	if ((r = open_common(path, SQLITE_OPEN_READONLY, &s, errmsg)) != 0)
+	} else if ((r = open_common(path, SQLITE_OPEN_READONLY, &s, errmsg)) != 0) {
+		/* Read-only: a read never writes and never migrates. On a read-only
+		 * mount SQLite keeps the WAL index in memory when the WAL is empty. */
 		return r;
+	}
 	s->ro = true;
-	if ((v = read_version(s)) < 0) {
+	if ((v = s->pg ? pg_version(s) : read_version(s)) < 0) {
 		r = pl_state_dberr(s, errmsg, "read");
 		goto fail;
 	}
@@ -346,7 +579,7 @@ pl_state_checkpoint_start(struct pl_state *s)
 	struct pl_state_ckpt *k;
 	char *wal = pl_asprintf("%s-wal", s->path);
 	struct stat sb;
-	bool some = !s->ro && stat(wal, &sb) == 0 && sb.st_size > 0;
+	bool some = !s->ro && !s->pg && stat(wal, &sb) == 0 && sb.st_size > 0;
 
 	free(wal);
 	if (!some)
@@ -378,6 +611,8 @@ pl_state_close(struct pl_state *s)
 	if (s == NULL)
 		return;
 	sqlite3_finalize(s->data_version_st);
+	PQfinish(s->pg);
+	json_decref(s->prepared);
 	sqlite3_close_v2(s->db);
 	free(s->path);
 	free(s);
@@ -388,6 +623,8 @@ pl_state_generation(struct pl_state *s)
 {
 	long long dv = s->data_version, own;
 
+	if (pl_state_pg(s)) /* PostgreSQL cannot tell: every call is a change */
+		return ++s->generation;
 	/* a transaction of this connection's is open (a sync reading the
 	 * cluster): what it wrote is not committed, the generation stays */
 	if (!sqlite3_get_autocommit(s->db))
@@ -407,33 +644,4 @@ pl_state_generation(struct pl_state *s)
 	s->data_version = dv;
 	s->own_changes = own;
 	return s->generation;
-}
-
-int
-pl_state_prep(struct pl_state *s, const char *sql, sqlite3_stmt **st, char **errmsg)
-{
-	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) != SQLITE_OK)
-		return pl_state_dberr(s, errmsg, "prepare");
-	return 0;
-}
-
-int
-pl_state_step_done(struct pl_state *s, sqlite3_stmt *st, char **errmsg)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return pl_state_dberr(s, errmsg, "write");
-	return 0;
-}
-
-void
-pl_state_bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
 }

@@ -22,7 +22,16 @@ struct pl_state;
  * ./pvelab.yaml). Caller frees. */
 char *pl_state_path(const char *given, const char *config_state, const char *config_path);
 
-/* Open (creating the file, its directory and the schema) and migrate. */
+/* Is where a PostgreSQL connection string (postgres://, postgresql:// or
+ * libpq's key=value) rather than a SQLite file? */
+bool pl_state_is_pg(const char *where);
+/* Does that connection string carry a password (never in the YAML)? */
+bool pl_state_has_password(const char *where);
+/* Is an open store PostgreSQL? */
+bool pl_state_is_postgres(const struct pl_state *s);
+
+/* Open (creating the file, its directory and the schema) and migrate; or
+ * connect to PostgreSQL and migrate its schema. */
 int pl_state_open(const char *path, struct pl_state **out, char **errmsg);
 /* The same for an existing store only: PL_ENOENT when there is none (a
  * command that records what it did where a store exists, never making one). */
@@ -73,6 +82,7 @@ int pl_state_record_sync(struct pl_state *s, const json_t *snap, bool dry_run,
 struct pl_state_sync;
 /* How long a write waits for another process's write lock (seconds). */
 #define PL_STATE_BUSY_S 10
+#define PL_STATE_BUSY_S_TEXT "10"
 int pl_state_sync_begin(struct pl_state *s, bool dry_run, struct pl_state_sync **out,
 			char **errmsg);
 /* The same without waiting for another writer (an event loop must not):
@@ -152,6 +162,16 @@ int pl_state_guest_set_status(struct pl_state *s, long long vmid, const char *st
 /* The latest run of a kind ("sync") as {id,kind,started,finished,summary}, or
  * PL_ENOENT. */
 int pl_state_last_run(struct pl_state *s, const char *kind, json_t **out, char **errmsg);
+
+/* Copy everything from into to (pvelab state migrate; either engine to
+ * either), in batches of their own transactions, so that running it again
+ * after a cut resumes; then compare each table's row count and the
+ * history's hash chain. *report: {"tables":{NAME:{copied,source,target}},
+ * "history_chain":HEX}. */
+int pl_state_copy(struct pl_state *from, struct pl_state *to, json_t **report, char **errmsg);
+/* A SHA-256 over every history row in id order (its id, guest, vmid, kind,
+ * sha256, run, ts and JSON): equal in two stores when their histories are. */
+int pl_state_history_chain(struct pl_state *s, char out[65], char **errmsg);
 
 /*
  * Runs and the apply lock. A run (sync, apply, destroy, rollback, adopt) is

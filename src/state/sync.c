@@ -14,6 +14,8 @@
 #include "core/snapshot.h"
 #include "state/internal.h"
 
+#include <time.h>
+
 /* Keys of a guest that are not volatile counters: what history tracks. In
  * sorted order, as the canonical text of a guest writes them. */
 static const char *const durable_keys[] = {
@@ -81,25 +83,24 @@ pl_state_guest_sig(const json_t *guest)
 	return sig;
 }
 
-
 static int
-add_history(struct pl_state *s, sqlite3_stmt *st, long long vmid, const char *kind,
+add_history(struct pl_state *s, struct pl_stmt *st, long long vmid, const char *kind,
 	    const json_t *sig, long long run, double ts, char **errmsg)
 {
 	char key[32];
 
 	snprintf(key, sizeof(key), "%lld", vmid);
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, vmid);
-	sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, json_string_value(json_array_get(sig, 0)), 64, SQLITE_STATIC);
+	pl_stmt_bind_text(st, 1, key);
+	pl_stmt_bind_int64(st, 2, vmid);
+	pl_stmt_bind_text(st, 3, kind);
+	pl_stmt_bind_static(st, 4, json_string_value(json_array_get(sig, 0)), 64);
 	if (run > 0)
-		sqlite3_bind_int64(st, 5, run);
+		pl_stmt_bind_int64(st, 5, run);
 	else
-		sqlite3_bind_null(st, 5);
-	sqlite3_bind_double(st, 6, ts);
-	sqlite3_bind_text(st, 7, json_string_value(json_array_get(sig, 1)),
-			  (int)json_string_length(json_array_get(sig, 1)), SQLITE_STATIC);
+		pl_stmt_bind_null(st, 5);
+	pl_stmt_bind_double(st, 6, ts);
+	pl_stmt_bind_static(st, 7, json_string_value(json_array_get(sig, 1)),
+			    json_string_length(json_array_get(sig, 1)));
 	return pl_state_step_done(s, st, errmsg);
 }
 
@@ -115,61 +116,46 @@ note_change(json_t *changes, long long vmid, const char *name, const char *kind)
 
 struct pl_state_sync {
 	struct pl_state *s;
-	sqlite3_stmt *up, *hist, *live;
+	struct pl_stmt *up, *hist, *live;
 	json_t *known;   /* vmid -> sha256 of the guests this sync has not seen yet */
 	json_t *changes; /* [{vmid,name,kind}] */
 	struct pl_state_counts cnt;
+	/* PostgreSQL: [[guest, sig], ...] held until the end, so that no
+	 * transaction stays open while the cluster answers; the session's
+	 * "sync" advisory lock (one sync writer at a time) is held meanwhile */
+	json_t *deferred;
 	long long run;
 	double ts;
 	bool dry_run;
+	bool wait;     /* for the write lock */
 	bool counters; /* rewrite an unchanged guest's counters (the CLI's sync) */
 	int err; /* the first failed guest write; the sync will roll back */
 	char *errmsg;
 };
 
+/* Open the write transaction, write the run row, read what the store knows. */
 static int
-sync_begin(struct pl_state *s, bool dry_run, bool wait, struct pl_state_sync **out, char **errmsg)
+write_begin(struct pl_state_sync *y, char **errmsg)
 {
-	struct pl_state_sync *y = pl_calloc(1, sizeof(*y));
-	sqlite3_stmt *st = NULL;
-	bool busy = false;
+	struct pl_state *s = y->s;
+	struct pl_stmt *st = NULL;
 	int r;
 
-	*out = NULL;
-	y->s = s;
-	y->dry_run = dry_run;
-	y->counters = true;
-	y->ts = pl_state_now();
-	y->known = json_object();
-	y->changes = json_array();
 	/* With foreign keys on, SQLite opens a statement journal for every insert
 	 * they could abort: a tenth of a large sync. The rows written here refer
 	 * only to the run row written first, so the checks are off until the end. */
-	if (!wait)
-		sqlite3_busy_timeout(s->db, 0);
-	r = pl_state_exec(s, "PRAGMA foreign_keys=OFF; BEGIN IMMEDIATE", wait ? errmsg : NULL);
-	if (!wait) {
-		busy = (sqlite3_extended_errcode(s->db) & 0xff) == SQLITE_BUSY;
-		sqlite3_busy_timeout(s->db, PL_STATE_BUSY_MS);
-		if (r != 0)
-			r = busy ? pl_seterr(errmsg, PL_ECONFLICT,
-					     "state database '%s' is being written by another "
-					     "process",
-					     s->path) :
-				   pl_state_dberr(s, errmsg, "begin");
-	}
-	if (r != 0) {
-		pl_state_sync_abort(y);
+	if (!pl_state_pg(s) && (r = pl_state_exec(s, "PRAGMA foreign_keys=OFF", errmsg)) != 0)
 		return r;
-	}
-	if ((r = pl_state_prep(s, "INSERT INTO runs(kind,started) VALUES ('sync', ?)", &st, errmsg)) != 0)
-		goto fail;
-	sqlite3_bind_double(st, 1, y->ts);
-	r = pl_state_step_done(s, st, errmsg);
-	sqlite3_finalize(st);
+	if ((r = pl_state_begin(s, y->wait || y->deferred, errmsg)) != 0)
+		return r;
+	if ((r = pl_state_prep(s, "INSERT INTO runs(kind,started) VALUES ('sync', ?) RETURNING id",
+			       &st, errmsg)) != 0)
+		return r;
+	pl_stmt_bind_double(st, 1, y->ts);
+	r = pl_state_step_id(s, st, &y->run, errmsg);
+	pl_stmt_finalize(st);
 	if (r != 0)
-		goto fail;
-	y->run = sqlite3_last_insert_rowid(s->db);
+		return r;
 	if ((r = pl_state_prep(s, "INSERT INTO guests(vmid,type,node,name,status,tags,template,sha256,"
 		      "json,live,run_id) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(vmid) DO UPDATE "
 		      "SET type=excluded.type, node=excluded.node, name=excluded.name, "
@@ -180,24 +166,63 @@ sync_begin(struct pl_state *s, bool dry_run, bool wait, struct pl_state_sync **o
 		      &y->live, errmsg)) != 0 ||
 	    (r = pl_state_prep(s, ST_HIST, &y->hist, errmsg)) != 0 ||
 	    (r = pl_state_prep(s, "SELECT vmid, sha256 FROM guests", &st, errmsg)) != 0)
-		goto fail;
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		return r;
+	while ((r = pl_stmt_step(st)) == PL_DB_ROW) {
 		char key[32];
 
-		snprintf(key, sizeof(key), "%lld", (long long)sqlite3_column_int64(st, 0));
-		json_object_set_new(y->known, key,
-				    json_string((const char *)sqlite3_column_text(st, 1)));
+		snprintf(key, sizeof(key), "%lld", (long long)pl_stmt_int64(st, 0));
+		json_object_set_new(y->known, key, json_string(pl_stmt_text(st, 1)));
 	}
-	sqlite3_finalize(st);
-	if (r != SQLITE_DONE) {
-		r = pl_state_dberr(s, errmsg, "read guests");
-		goto fail;
+	pl_stmt_finalize(st);
+	return r == PL_DB_DONE ? 0 : pl_state_dberr(s, errmsg, "read guests");
+}
+
+/* PostgreSQL: take the one-sync-writer lock, a session advisory lock that
+ * holds no transaction (waiting for it as a write waits for SQLite's). */
+static int
+pg_sync_lock(struct pl_state_sync *y, char **errmsg)
+{
+	struct timespec pause = { 0, 100 * 1000 * 1000 };
+	int got;
+
+	for (int tries = 0; (got = pl_state_pg_lock(y->s, "sync", true, errmsg)) == 0 && y->wait &&
+			    tries < PL_STATE_BUSY_S * 10;
+	     tries++)
+		nanosleep(&pause, NULL);
+	if (got < 0)
+		return -got;
+	if (got == 0)
+		return pl_seterr(errmsg, PL_ECONFLICT,
+				 "state database '%s' is being written by another process (a sync)",
+				 y->s->path);
+	y->deferred = json_array();
+	return 0;
+}
+
+static int
+sync_begin(struct pl_state *s, bool dry_run, bool wait, struct pl_state_sync **out, char **errmsg)
+{
+	struct pl_state_sync *y = pl_calloc(1, sizeof(*y));
+	int r = 0;
+
+	*out = NULL;
+	y->s = s;
+	y->dry_run = dry_run;
+	y->wait = wait;
+	y->counters = true;
+	y->ts = pl_state_now();
+	y->known = json_object();
+	y->changes = json_array();
+	if (pl_state_pg(s))
+		r = pg_sync_lock(y, errmsg);
+	else
+		r = write_begin(y, errmsg);
+	if (r != 0) {
+		pl_state_sync_abort(y);
+		return r;
 	}
 	*out = y;
 	return 0;
-fail:
-	pl_state_sync_abort(y);
-	return r;
 }
 
 int
@@ -223,12 +248,15 @@ pl_state_sync_abort(struct pl_state_sync *y)
 {
 	if (y == NULL)
 		return;
-	sqlite3_finalize(y->up);
-	sqlite3_finalize(y->hist);
-	sqlite3_finalize(y->live);
-	if (sqlite3_get_autocommit(y->s->db) == 0)
-		pl_state_exec(y->s, "ROLLBACK", NULL);
-	pl_state_exec(y->s, "PRAGMA foreign_keys=ON", NULL);
+	pl_stmt_finalize(y->up);
+	pl_stmt_finalize(y->hist);
+	pl_stmt_finalize(y->live);
+	pl_state_rollback(y->s);
+	if (y->deferred)
+		pl_state_pg_lock(y->s, "sync", false, NULL);
+	if (!pl_state_pg(y->s))
+		pl_state_exec(y->s, "PRAGMA foreign_keys=ON", NULL);
+	json_decref(y->deferred);
 	json_decref(y->known);
 	json_decref(y->changes);
 	free(y->errmsg);
@@ -253,10 +281,10 @@ guest_live(struct pl_state_sync *y, json_t *g, long long vmid, bool unread, char
 	char *text = unread ? pl_json_compact_without(g, not_live, PL_ARRAY_LEN(not_live) - 1)
 			    : live_text(g);
 
-	pl_state_bind_text(y->live, 1, pl_json_str(g, "status"));
-	sqlite3_bind_text(y->live, 2, text, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(y->live, 3, y->run);
-	sqlite3_bind_int64(y->live, 4, vmid);
+	pl_stmt_bind_text(y->live, 1, pl_json_str(g, "status"));
+	pl_stmt_bind_text(y->live, 2, text);
+	pl_stmt_bind_int64(y->live, 3, y->run);
+	pl_stmt_bind_int64(y->live, 4, vmid);
 	free(text);
 	return pl_state_step_done(y->s, y->live, errmsg);
 }
@@ -265,28 +293,38 @@ static int
 guest_put(struct pl_state_sync *y, json_t *g, long long vmid, const char *type,
 	  const json_t *sig, char **errmsg)
 {
-	sqlite3_stmt *up = y->up;
+	struct pl_stmt *up = y->up;
 	const json_t *durable = json_array_get(sig, 1);
 	char *text = live_text(g);
 
-	sqlite3_bind_int64(up, 1, vmid);
-	sqlite3_bind_text(up, 2, type, -1, SQLITE_TRANSIENT);
-	pl_state_bind_text(up, 3, pl_json_str_or(g, "node", ""));
-	pl_state_bind_text(up, 4, pl_json_str(g, "name"));
-	pl_state_bind_text(up, 5, pl_json_str(g, "status"));
-	pl_state_bind_text(up, 6, pl_json_str(g, "tags"));
-	sqlite3_bind_int(up, 7, (int)pl_json_int(g, "template", 0));
-	sqlite3_bind_text(up, 8, json_string_value(json_array_get(sig, 0)), 64, SQLITE_STATIC);
-	sqlite3_bind_text(up, 9, json_string_value(durable), (int)json_string_length(durable),
-			  SQLITE_STATIC);
-	sqlite3_bind_text(up, 10, text, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(up, 11, y->run);
+	pl_stmt_bind_int64(up, 1, vmid);
+	pl_stmt_bind_text(up, 2, type);
+	pl_stmt_bind_text(up, 3, pl_json_str_or(g, "node", ""));
+	pl_stmt_bind_text(up, 4, pl_json_str(g, "name"));
+	pl_stmt_bind_text(up, 5, pl_json_str(g, "status"));
+	pl_stmt_bind_text(up, 6, pl_json_str(g, "tags"));
+	pl_stmt_bind_int64(up, 7, (int)pl_json_int(g, "template", 0));
+	pl_stmt_bind_static(up, 8, json_string_value(json_array_get(sig, 0)), 64);
+	pl_stmt_bind_static(up, 9, json_string_value(durable), json_string_length(durable));
+	pl_stmt_bind_text(up, 10, text);
+	pl_stmt_bind_int64(up, 11, y->run);
 	free(text);
 	return pl_state_step_done(y->s, up, errmsg);
 }
 
+static void sync_guest(struct pl_state_sync *y, json_t *g, const json_t *sig);
+
 void
 pl_state_sync_guest(struct pl_state_sync *y, json_t *g, const json_t *sig)
+{
+	if (y->deferred)
+		json_array_append_new(y->deferred, json_pack("[O,O]", g, sig ? sig : json_null()));
+	else
+		sync_guest(y, g, sig);
+}
+
+static void
+sync_guest(struct pl_state_sync *y, json_t *g, const json_t *sig)
 {
 	long long vmid = pl_json_int(g, "vmid", -1);
 	const char *type = pl_json_str(g, "type"), *sha, *kind = NULL;
@@ -348,7 +386,7 @@ static int
 record_gone(struct pl_state_sync *y, const json_t *perms, char **errmsg)
 {
 	struct pl_state *s = y->s;
-	sqlite3_stmt *one = NULL, *del = NULL;
+	struct pl_stmt *one = NULL, *del = NULL;
 	const char *k;
 	json_t *v;
 	int r;
@@ -361,10 +399,10 @@ record_gone(struct pl_state_sync *y, const json_t *perms, char **errmsg)
 		const char *js;
 		json_t *last = NULL, *sig;
 
-		sqlite3_bind_int64(one, 1, vmid);
-		if (sqlite3_step(one) == SQLITE_ROW && (js = (const char *)sqlite3_column_text(one, 0)))
+		pl_stmt_bind_int64(one, 1, vmid);
+		if (pl_stmt_step(one) == PL_DB_ROW && (js = pl_stmt_text(one, 0)))
 			last = json_loads(js, 0, NULL);
-		sqlite3_reset(one);
+		pl_stmt_reset(one);
 		if (!pl_access_sees_vm(perms, vmid, pl_json_str(last, "pool"))) {
 			json_t *note =
 				json_pack("{s:o}", PL_SNAP_UNSEEN,
@@ -373,10 +411,10 @@ record_gone(struct pl_state_sync *y, const json_t *perms, char **errmsg)
 						       vmid));
 			char *text = json_dumps(note, JSON_COMPACT);
 
-			pl_state_bind_text(y->live, 1, pl_json_str(last, "status"));
-			sqlite3_bind_text(y->live, 2, text, -1, SQLITE_TRANSIENT);
-			sqlite3_bind_int64(y->live, 3, y->run);
-			sqlite3_bind_int64(y->live, 4, vmid);
+			pl_stmt_bind_text(y->live, 1, pl_json_str(last, "status"));
+			pl_stmt_bind_text(y->live, 2, text);
+			pl_stmt_bind_int64(y->live, 3, y->run);
+			pl_stmt_bind_int64(y->live, 4, vmid);
 			free(text);
 			json_decref(note);
 			json_decref(last);
@@ -393,21 +431,21 @@ record_gone(struct pl_state_sync *y, const json_t *perms, char **errmsg)
 		json_decref(last);
 		if (r != 0)
 			goto out;
-		sqlite3_bind_int64(del, 1, vmid);
+		pl_stmt_bind_int64(del, 1, vmid);
 		if ((r = pl_state_step_done(s, del, errmsg)) != 0)
 			goto out;
 	}
 out:
-	sqlite3_finalize(one);
-	sqlite3_finalize(del);
+	pl_stmt_finalize(one);
+	pl_stmt_finalize(del);
 	return r;
 }
 
 /* Prepare the statement the format makes. */
-static int prepf(struct pl_state *s, sqlite3_stmt **st, char **errmsg, const char *fmt, ...)
+static int prepf(struct pl_state *s, struct pl_stmt **st, char **errmsg, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 static int
-prepf(struct pl_state *s, sqlite3_stmt **st, char **errmsg, const char *fmt, ...)
+prepf(struct pl_state *s, struct pl_stmt **st, char **errmsg, const char *fmt, ...)
 {
 	va_list ap;
 	char *sql;
@@ -430,7 +468,7 @@ replace_table(struct pl_state *s, const char *table, const char *k1, const char 
 	      const json_t *arr, long long run, char **errmsg)
 {
 	bool nodes = !strcmp(table, "nodes");
-	sqlite3_stmt *st = NULL, *del = NULL;
+	struct pl_stmt *st = NULL, *del = NULL;
 	json_t *had = json_object(), *o, *v;
 	const char *key;
 	size_t i;
@@ -439,27 +477,30 @@ replace_table(struct pl_state *s, const char *table, const char *k1, const char 
 	if ((r = nodes ? prepf(s, &st, errmsg, "SELECT node, '', json FROM nodes") :
 			 prepf(s, &st, errmsg, "SELECT %s, %s, json FROM %s", k1, k2, table)) != 0)
 		goto out;
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		char *k = pl_asprintf("%s\x1f%s", (const char *)sqlite3_column_text(st, 0),
-				      (const char *)sqlite3_column_text(st, 1));
+	while ((r = pl_stmt_step(st)) == PL_DB_ROW) {
+		char *k = pl_asprintf("%s\x1f%s", pl_stmt_text(st, 0), pl_stmt_text(st, 1));
 
-		json_object_set_new(had, k, json_string((const char *)sqlite3_column_text(st, 2)));
+		json_object_set_new(had, k, json_string(pl_stmt_text(st, 2)));
 		free(k);
 	}
-	sqlite3_finalize(st);
+	pl_stmt_finalize(st);
 	st = NULL;
-	if (r != SQLITE_DONE) {
+	if (r != PL_DB_DONE) {
 		r = pl_state_dberr(s, errmsg, "read a table");
 		goto out;
 	}
-	if ((r = nodes ? prepf(s, &st, errmsg,
-			       "INSERT OR REPLACE INTO nodes(node,status,json,"
-			       "run_id) VALUES (?,?,?,%lld)",
-			       run) :
+	/* the run is a parameter: one statement text for every sync, which
+	 * PostgreSQL keeps prepared for the session */
+	if ((r = nodes ? pl_state_prep(
+				 s,
+				 "INSERT INTO nodes(node,status,json,run_id) VALUES (?,?,?,?) "
+				 "ON CONFLICT(node) DO UPDATE SET status=excluded.status, "
+				 "json=excluded.json, run_id=excluded.run_id",
+				 &st, errmsg) :
 			 prepf(s, &st, errmsg,
-			       "INSERT OR REPLACE INTO %s(%s,%s,json) VALUES "
-			       "(?,?,?)",
-			       table, k1, k2)) != 0)
+			       "INSERT INTO %s(%s,%s,json) VALUES (?,?,?) ON CONFLICT(%s,%s) "
+			       "DO UPDATE SET json=excluded.json",
+			       table, k1, k2, k1, k2)) != 0)
 		goto out;
 	json_array_foreach(arr, i, o) {
 		const char *a = pl_json_str(o, k1), *b = k2 ? pl_json_str(o, k2) : NULL;
@@ -477,75 +518,96 @@ replace_table(struct pl_state *s, const char *table, const char *k1, const char 
 			free(text);
 			continue;
 		}
-		sqlite3_bind_text(st, 1, a, -1, SQLITE_TRANSIENT);
-		pl_state_bind_text(st, 2, b);
-		sqlite3_bind_text(st, 3, text, -1, SQLITE_TRANSIENT);
+		pl_stmt_bind_text(st, 1, a);
+		pl_stmt_bind_text(st, 2, b);
+		pl_stmt_bind_text(st, 3, text);
+		if (nodes)
+			pl_stmt_bind_int64(st, 4, run);
 		free(text);
 		if ((r = pl_state_step_done(s, st, errmsg)) != 0)
 			goto out;
 	}
 	/* what the array no longer has goes */
-	if ((r = nodes ? prepf(s, &del, errmsg, "DELETE FROM nodes WHERE node = ?1 AND ?2 = ''") :
+	if ((r = nodes ? prepf(s, &del, errmsg,
+			       "DELETE FROM nodes WHERE node = ?1 AND CAST(?2 AS TEXT) = ''") :
 			 prepf(s, &del, errmsg, "DELETE FROM %s WHERE %s = ?1 AND %s = ?2", table,
 			       k1, k2)) != 0)
 		goto out;
 	json_object_foreach(had, key, v) {
 		const char *sep = strchr(key, '\x1f');
 
-		sqlite3_bind_text(del, 1, key, (int)(sep - key), SQLITE_TRANSIENT);
-		sqlite3_bind_text(del, 2, sep + 1, -1, SQLITE_TRANSIENT);
+		pl_stmt_bind_textn(del, 1, key, (int)(sep - key));
+		pl_stmt_bind_text(del, 2, sep + 1);
 		if ((r = pl_state_step_done(s, del, errmsg)) != 0)
 			goto out;
 	}
 out:
-	sqlite3_finalize(st);
-	sqlite3_finalize(del);
+	pl_stmt_finalize(st);
+	pl_stmt_finalize(del);
 	json_decref(had);
 	return r;
 }
 
 static int
-task_put(struct pl_state *s, sqlite3_stmt *st, const char *upid, const json_t *t, char **errmsg)
+task_put(struct pl_state *s, struct pl_stmt *st, const char *upid, const json_t *t, char **errmsg)
 {
 	char *text = pl_json_compact(t);
 	const char *id = pl_json_str(t, "id");
 	long long vmid = pl_json_int(t, "vmid", id ? strtoll(id, NULL, 10) : 0);
 	int r;
 
-	sqlite3_bind_text(st, 1, upid, -1, SQLITE_TRANSIENT);
-	pl_state_bind_text(st, 2, pl_json_str(t, "node"));
-	pl_state_bind_text(st, 3, pl_json_str(t, "type"));
+	pl_stmt_bind_text(st, 1, upid);
+	pl_stmt_bind_text(st, 2, pl_json_str(t, "node"));
+	pl_stmt_bind_text(st, 3, pl_json_str(t, "type"));
 	if (vmid > 0)
-		sqlite3_bind_int64(st, 4, vmid);
+		pl_stmt_bind_int64(st, 4, vmid);
 	else
-		sqlite3_bind_null(st, 4);
-	pl_state_bind_text(st, 5, pl_json_str(t, "user"));
-	sqlite3_bind_int64(st, 6, pl_json_int(t, "starttime", 0));
-	sqlite3_bind_int64(st, 7, pl_json_int(t, "endtime", 0));
-	pl_state_bind_text(st, 8, pl_json_str(t, "status"));
-	sqlite3_bind_text(st, 9, text, -1, SQLITE_TRANSIENT);
+		pl_stmt_bind_null(st, 4);
+	pl_stmt_bind_text(st, 5, pl_json_str(t, "user"));
+	pl_stmt_bind_int64(st, 6, pl_json_int(t, "starttime", 0));
+	pl_stmt_bind_int64(st, 7, pl_json_int(t, "endtime", 0));
+	pl_stmt_bind_text(st, 8, pl_json_str(t, "status"));
+	pl_stmt_bind_text(st, 9, text);
 	free(text);
 	r = pl_state_step_done(s, st, errmsg);
 	return r;
 }
 
 #define ST_TASK                                                                                    \
-	"INSERT INTO tasks(upid,node,type,vmid,user,starttime,endtime,status,json) "               \
+	"INSERT INTO tasks(upid,node,type,vmid,\"user\",starttime,endtime,status,json) "           \
 	"VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT(upid) DO UPDATE SET "                              \
 	"endtime=excluded.endtime, status=excluded.status, json=excluded.json "                    \
-	"WHERE json IS NOT excluded.json"
+	"WHERE tasks.json IS DISTINCT FROM excluded.json"
 
 int
 pl_state_sync_end(struct pl_state_sync *y, const json_t *snap, struct pl_state_counts *counts,
 		  json_t **changes, long long *run_id, char **errmsg)
 {
 	struct pl_state *s = y->s;
-	sqlite3_stmt *st = NULL;
+	struct pl_stmt *st = NULL;
 	char *sum;
 	json_t *t;
 	size_t i;
 	int r;
 
+	if (y->deferred) {
+		json_t *e;
+
+		char *msg = NULL;
+
+		if ((r = write_begin(y, errmsg)) != 0)
+			goto fail;
+		/* the guests' writes in flight together, not one round trip each */
+		pl_state_pipeline(s, true, NULL);
+		json_array_foreach(y->deferred, i, e)
+			sync_guest(y, json_array_get(e, 0), json_array_get(e, 1));
+		if ((r = pl_state_pipeline(s, false, &msg)) != 0 && y->err == 0) {
+			y->err = r;
+			y->errmsg = msg;
+			msg = NULL;
+		}
+		free(msg);
+	}
 	if (y->err) {
 		r = pl_seterr(errmsg, y->err, "%s", y->errmsg);
 		goto fail;
@@ -566,19 +628,19 @@ pl_state_sync_end(struct pl_state_sync *y, const json_t *snap, struct pl_state_c
 		if (upid && (r = task_put(s, st, upid, t, errmsg)) != 0)
 			goto fail;
 	}
-	sqlite3_finalize(st);
+	pl_stmt_finalize(st);
 	st = NULL;
 	sum = pl_asprintf("{\"added\":%d,\"changed\":%d,\"removed\":%d,\"unchanged\":%d}",
 			  y->cnt.added, y->cnt.changed, y->cnt.removed, y->cnt.unchanged);
 	if ((r = pl_state_prep(s, "UPDATE runs SET finished = ?, status = 'ok', summary = ? WHERE id = ?",
 		      &st, errmsg)) == 0) {
-		sqlite3_bind_double(st, 1, pl_state_now());
-		sqlite3_bind_text(st, 2, sum, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_int64(st, 3, y->run);
+		pl_stmt_bind_double(st, 1, pl_state_now());
+		pl_stmt_bind_text(st, 2, sum);
+		pl_stmt_bind_int64(st, 3, y->run);
 		r = pl_state_step_done(s, st, errmsg);
 	}
 	free(sum);
-	sqlite3_finalize(st);
+	pl_stmt_finalize(st);
 	st = NULL;
 	if (r != 0 || (r = pl_state_exec(s, y->dry_run ? "ROLLBACK" : "COMMIT", errmsg)) != 0)
 		goto fail;
@@ -593,7 +655,7 @@ pl_state_sync_end(struct pl_state_sync *y, const json_t *snap, struct pl_state_c
 	pl_state_sync_abort(y); /* nothing left to roll back: only frees */
 	return 0;
 fail:
-	sqlite3_finalize(st);
+	pl_stmt_finalize(st);
 	pl_state_sync_abort(y);
 	return r;
 }
@@ -618,12 +680,12 @@ pl_state_record_sync(struct pl_state *s, const json_t *snap, bool dry_run,
 int
 pl_state_task_put(struct pl_state *s, const char *upid, const json_t *info, char **errmsg)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	int r;
 
 	if ((r = pl_state_prep(s, ST_TASK, &st, errmsg)) != 0)
 		return r;
 	r = task_put(s, st, upid, info, errmsg);
-	sqlite3_finalize(st);
+	pl_stmt_finalize(st);
 	return r;
 }

@@ -32,18 +32,18 @@ static const char *const masked[] = { "password", "encryption-key", "master-pubk
 #define ST_ADD "INSERT INTO history(guest,vmid,kind,sha256,run_id,ts,json) VALUES (?,0,?,?,?,?,?)"
 
 static int
-add(struct pl_state *s, sqlite3_stmt *st, const char *key, const char *kind, const char *sha,
+add(struct pl_state *s, struct pl_stmt *st, const char *key, const char *kind, const char *sha,
     const char *json, long long run, double ts, char **errmsg)
 {
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, sha, -1, SQLITE_TRANSIENT);
+	pl_stmt_bind_text(st, 1, key);
+	pl_stmt_bind_text(st, 2, kind);
+	pl_stmt_bind_text(st, 3, sha);
 	if (run > 0)
-		sqlite3_bind_int64(st, 4, run);
+		pl_stmt_bind_int64(st, 4, run);
 	else
-		sqlite3_bind_null(st, 4);
-	sqlite3_bind_double(st, 5, ts);
-	sqlite3_bind_text(st, 6, json, -1, SQLITE_TRANSIENT);
+		pl_stmt_bind_null(st, 4);
+	pl_stmt_bind_double(st, 5, ts);
+	pl_stmt_bind_text(st, 6, json);
 	return pl_state_step_done(s, st, errmsg);
 }
 
@@ -51,20 +51,19 @@ add(struct pl_state *s, sqlite3_stmt *st, const char *key, const char *kind, con
 static int
 last_rows(struct pl_state *s, const char *prefix, json_t *last, char **errmsg)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	char *like = pl_asprintf("%s%%", prefix);
 	int r, rc;
 
 	if ((r = pl_state_prep(s, ST_LAST, &st, errmsg)) != 0)
 		goto out;
-	sqlite3_bind_text(st, 1, like, -1, SQLITE_TRANSIENT);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		json_object_set_new(last, (const char *)sqlite3_column_text(st, 0),
-				    json_pack("[s,s]", (const char *)sqlite3_column_text(st, 1),
-					      (const char *)sqlite3_column_text(st, 2)));
-	if (rc != SQLITE_DONE)
+	pl_stmt_bind_text(st, 1, like);
+	while ((rc = pl_stmt_step(st)) == PL_DB_ROW)
+		json_object_set_new(last, pl_stmt_text(st, 0),
+				    json_pack("[s,s]", pl_stmt_text(st, 1), pl_stmt_text(st, 2)));
+	if (rc != PL_DB_DONE)
 		r = pl_state_dberr(s, errmsg, "reading history");
-	sqlite3_finalize(st);
+	pl_stmt_finalize(st);
 out:
 	free(like);
 	return r;
@@ -73,7 +72,7 @@ out:
 int
 pl_state_sync_day2(struct pl_state *s, const json_t *snap, long long run, double ts, char **errmsg)
 {
-	sqlite3_stmt *st = NULL;
+	struct pl_stmt *st = NULL;
 	json_t *last = json_object();
 	int r = 0;
 
@@ -126,7 +125,7 @@ pl_state_sync_day2(struct pl_state *s, const json_t *snap, long long run, double
 					json_string_value(json_array_get(v, 0)), "null", run, ts,
 					errmsg);
 		json_decref(seen);
-		sqlite3_finalize(st);
+		pl_stmt_finalize(st);
 		st = NULL;
 	}
 	json_decref(last);
@@ -137,7 +136,7 @@ pl_state_sync_day2(struct pl_state *s, const json_t *snap, long long run, double
 static int
 last_of(struct pl_state *s, const char *key, char **sha, char **errmsg)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	int r, rc;
 
 	*sha = NULL;
@@ -147,12 +146,12 @@ last_of(struct pl_state *s, const char *key, char **sha, char **errmsg)
 		     "DESC LIMIT 1",
 		     &st, errmsg)) != 0)
 		return r;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		*sha = pl_strdup((const char *)sqlite3_column_text(st, 0));
-	else if (rc != SQLITE_DONE)
+	pl_stmt_bind_text(st, 1, key);
+	if ((rc = pl_stmt_step(st)) == PL_DB_ROW)
+		*sha = pl_strdup(pl_stmt_text(st, 0));
+	else if (rc != PL_DB_DONE)
 		r = pl_state_dberr(s, errmsg, "reading history");
-	sqlite3_finalize(st);
+	pl_stmt_finalize(st);
 	return r;
 }
 
@@ -160,20 +159,20 @@ last_of(struct pl_state *s, const char *key, char **sha, char **errmsg)
 static int
 has_run_row(struct pl_state *s, const char *key, long long run, bool *has, char **errmsg)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	int r, rc;
 
 	if ((r = pl_state_prep(s,
 			       "SELECT 1 FROM history WHERE vmid = 0 AND guest = ? AND run_id = ?",
 			       &st, errmsg)) != 0)
 		return r;
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(st, 2, run);
-	rc = sqlite3_step(st);
-	*has = rc == SQLITE_ROW;
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+	pl_stmt_bind_text(st, 1, key);
+	pl_stmt_bind_int64(st, 2, run);
+	rc = pl_stmt_step(st);
+	*has = rc == PL_DB_ROW;
+	if (rc != PL_DB_ROW && rc != PL_DB_DONE)
 		r = pl_state_dberr(s, errmsg, "reading history");
-	sqlite3_finalize(st);
+	pl_stmt_finalize(st);
 	return r;
 }
 
@@ -181,7 +180,7 @@ has_run_row(struct pl_state *s, const char *key, long long run, bool *has, char 
  * there (changed outside pvelab, or never seen: no run), then the state
  * it left (this run), when that differs. Once per run and key. */
 static int
-run_rows(struct pl_state *s, sqlite3_stmt *st, const json_t *h, long long run, double ts,
+run_rows(struct pl_state *s, struct pl_stmt *st, const json_t *h, long long run, double ts,
 	 char **errmsg)
 {
 	const char *key = pl_json_str(h, "key");
@@ -215,7 +214,7 @@ out:
 int
 pl_state_run_history(struct pl_state *s, long long run, const json_t *result, char **errmsg)
 {
-	sqlite3_stmt *st = NULL;
+	struct pl_stmt *st = NULL;
 	const json_t *c;
 	double ts = pl_state_now();
 	size_t i;
@@ -229,14 +228,14 @@ pl_state_run_history(struct pl_state *s, long long run, const json_t *result, ch
 		if ((r = run_rows(s, st, json_object_get(c, "history"), run, ts, errmsg)) != 0)
 			break;
 	}
-	sqlite3_finalize(st);
+	pl_stmt_finalize(st);
 	return r;
 }
 
 int
 pl_state_history_key(struct pl_state *s, const char *key, json_t **out, char **errmsg)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	json_t *a = json_array();
 	int r, rc;
 
@@ -249,29 +248,27 @@ pl_state_history_key(struct pl_state *s, const char *key, json_t **out, char **e
 		json_decref(a);
 		return r;
 	}
-	sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *text = (const char *)sqlite3_column_text(st, 5);
+	pl_stmt_bind_text(st, 1, key);
+	while ((rc = pl_stmt_step(st)) == PL_DB_ROW) {
+		const char *text = pl_stmt_text(st, 5);
 		json_t *state = pl_json_loadb(text, strlen(text), 0);
 
-		json_array_append_new(a,
-				      json_pack("{s:I,s:s,s:s,s:o,s:f,s:o}", "id",
-						(json_int_t)sqlite3_column_int64(st, 0), "kind",
-						(const char *)sqlite3_column_text(st, 1), "sha256",
-						(const char *)sqlite3_column_text(st, 2), "run",
-						sqlite3_column_type(st, 3) == SQLITE_NULL ?
-							json_null() :
-							json_integer(sqlite3_column_int64(st, 3)),
-						"ts", sqlite3_column_double(st, 4), "state",
-						state ? state : json_null()));
+		json_array_append_new(
+			a, json_pack("{s:I,s:s,s:s,s:o,s:f,s:o}", "id",
+				     (json_int_t)pl_stmt_int64(st, 0), "kind", pl_stmt_text(st, 1),
+				     "sha256", pl_stmt_text(st, 2), "run",
+				     pl_stmt_null(st, 3) ? json_null() :
+							   json_integer(pl_stmt_int64(st, 3)),
+				     "ts", pl_stmt_double(st, 4), "state",
+				     state ? state : json_null()));
 	}
-	if (rc != SQLITE_DONE) {
+	if (rc != PL_DB_DONE) {
 		r = pl_state_dberr(s, errmsg, "reading history");
-		sqlite3_finalize(st);
+		pl_stmt_finalize(st);
 		json_decref(a);
 		return r;
 	}
-	sqlite3_finalize(st);
+	pl_stmt_finalize(st);
 	*out = a;
 	return 0;
 }

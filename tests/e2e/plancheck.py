@@ -10,7 +10,8 @@ Every change of a plan lists the steps apply will run ("steps"); apply's
 result records the steps it carried out ("steps_done")."""
 import json
 import re
-import sqlite3
+
+from conftest import state_rows
 
 SIGNS = {"+": None, "~": "update", "-/+": "replace", "-": "delete", ">": "start",
          "#": "stop", "@": "reboot"}
@@ -18,9 +19,8 @@ SIGNS = {"+": None, "~": "update", "-/+": "replace", "-": "delete", ">": "start"
 
 def last_apply_result(state_db):
     """The result the newest apply run recorded in a state database."""
-    with sqlite3.connect(state_db) as db:
-        row = db.execute("SELECT summary FROM runs WHERE kind='apply' "
-                         "ORDER BY id DESC LIMIT 1").fetchone()
+    row = state_rows(state_db, "SELECT summary FROM runs WHERE kind='apply' "
+                     "ORDER BY id DESC LIMIT 1")[0]
     return json.loads(row[0])
 
 

@@ -3,11 +3,10 @@ against the simulator: counts, no history on an unchanged resync, filters,
 -o json, dry runs, config changes shown as diffs, connection from pvelab.yaml."""
 import json
 import os
-import sqlite3
 
 import pytest
 
-from conftest import run
+from conftest import run, state_rows
 from simfix import start_sim, stop_sim
 
 
@@ -41,12 +40,8 @@ def api(info, method, path, **params):
 
 
 def history_rows(state):
-    db = sqlite3.connect(str(state))
-    try:
-        # the guests' rows (storages, jobs and pools have theirs with vmid 0)
-        return db.execute("select count(*) from history where vmid > 0").fetchone()[0]
-    finally:
-        db.close()
+    # the guests' rows (storages, jobs and pools have theirs with vmid 0)
+    return state_rows(state, "select count(*) from history where vmid > 0")[0][0]
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,11 @@ import json
 import os
 import pty
 import select
-import sqlite3
 import subprocess
 
 import pytest
 
-from conftest import BIN
+from conftest import BIN, state_rows
 from test_600_plan_apply import TEMPLATE, Lab
 
 LAB1 = f"""
@@ -206,9 +205,8 @@ def test_adopt_from_another_project_needs_from(lab):
     assert [b["guest"] for b in plan["blocked"]] == ["a1"]
     assert "managed by project 'lab2'" in plan["blocked"][0]["reason"]
     # the runs are recorded with their project
-    db = sqlite3.connect(p2.env["PVELAB_STATE"])
-    runs = db.execute("SELECT kind, project FROM runs WHERE kind != 'sync' ORDER BY id").fetchall()
-    db.close()
+    runs = state_rows(p2.env["PVELAB_STATE"],
+                      "SELECT kind, project FROM runs WHERE kind != 'sync' ORDER BY id")
     assert runs == [("apply", "lab1"), ("adopt", "lab2")]
 
 

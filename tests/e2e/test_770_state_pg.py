@@ -1,0 +1,194 @@
+"""The state in a real PostgreSQL 15 (issue 33): two syncs and an apply
+started at once from three processes leave a history without a duplicate or a
+lost row; a second apply (as from another machine: its own lock directory) is
+refused by the advisory lock with the holder named, and SIGKILL of the holder
+releases it; a password in the YAML is refused; a schema newer than the
+binary is refused; a password from PGPASSFILE works."""
+import os
+import re
+import signal
+import subprocess
+
+import psycopg2
+import pytest
+
+import pgfix
+from conftest import BIN, run
+from simfix import start_sim, stop_sim
+
+pytestmark = pytest.mark.skipif(not pgfix.available(), reason="PostgreSQL 15 is not installed")
+
+GUESTS = 40
+
+
+@pytest.fixture(scope="module")
+def pg():
+    server = pgfix.Server()
+    yield server
+    server.stop()
+
+
+def rows(url, sql, *args):
+    con = psycopg2.connect(url)
+    try:
+        cur = con.cursor()
+        cur.execute(sql, args)
+        return cur.fetchall() if cur.description else None
+    finally:
+        con.commit()
+        con.close()
+
+
+def test_two_syncs_and_an_apply_at_once(pg, tmp_path):
+    url = pg.createdb("race")
+    info = start_sim("--nodes", "3", "--guests", str(GUESTS), "--task-ms", "1500")
+    env = dict(os.environ, PVELAB_URL=info["url"], PVELAB_TOKEN=info["token"],
+               PVELAB_FINGERPRINT=info["fingerprint"], PVELAB_STATE=url,
+               XDG_RUNTIME_DIR=str(tmp_path))
+    cfg = tmp_path / "pvelab.yaml"
+    cfg.write_text("guests:\n" + "".join(
+        f"  - name: c{i}\n    memory: 256\n    disks: [{{storage: local-lvm, size: 2G}}]\n"
+        for i in range(4)))
+    procs = []
+    try:
+        start = lambda *a: subprocess.Popen([BIN, "-c", str(cfg), *a], env=env, cwd=tmp_path,
+                                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                            text=True)
+        procs = [start("sync"), start("sync"), start("apply", "--yes", "-j", "1")]
+        syncs, apply = procs[:2], procs[2]
+        for p in syncs:
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, (out, err)
+        # the apply holds the advisory lock and its row names it
+        holder = pgfix.wait_for(lambda: rows(url, "SELECT pid, host FROM apply_lock"),
+                                what="the apply's lock row")
+        assert holder[0][0] == apply.pid
+        assert rows(url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                    "AND granted")[0][0] >= 1
+        # a second apply from "another machine" (its own lock directory) is refused
+        other = dict(env, XDG_RUNTIME_DIR=str(tmp_path / "other"))
+        os.mkdir(tmp_path / "other", 0o700)
+        r = run("-c", str(cfg), "apply", "--yes", env=other, cwd=str(tmp_path))
+        assert r.rc == 1, r
+        assert f"another apply is running (run " in r.err, r
+        assert f"pid {apply.pid} on host {os.uname().nodename}, since " in r.err, r
+        # history: each guest the syncs found, discovered exactly once
+        hist = rows(url, "SELECT vmid, kind, count(*) FROM history WHERE vmid > 0 "
+                    "GROUP BY vmid, kind ORDER BY vmid")
+        discovered = [h for h in hist if h[1] == "discovered"]
+        assert len(discovered) >= GUESTS and all(h[2] == 1 for h in discovered), hist
+        assert rows(url, "SELECT count(*) FROM runs WHERE kind = 'sync' AND status = 'ok'")[0][0] >= 2
+        ids = [r[0] for r in rows(url, "SELECT id FROM history ORDER BY id")]
+        assert len(ids) == len(set(ids))
+        # SIGKILL of the holder: PostgreSQL drops its session and the lock with it
+        apply.send_signal(signal.SIGKILL)
+        apply.communicate(timeout=30)
+        pgfix.wait_for(lambda: rows(url, "SELECT count(*) FROM pg_locks WHERE locktype = "
+                                    "'advisory'")[0][0] == 0, what="the lock's release")
+        r = run("-c", str(cfg), "apply", "--yes", env=other, cwd=str(tmp_path), timeout=300)
+        assert r.rc == 0, r
+        assert "another apply" not in r.err, r
+        # every guest the config wants, once
+        r = run("-o", "json", "list", env=other)
+        names = sorted(g["name"] for g in r.json() if re.fullmatch(r"c\d", g["name"] or ""))
+        assert names == [f"c{i}" for i in range(4)], names
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+        stop_sim(info)
+
+
+def test_password_in_yaml_refused_and_pgpassfile_used(pg, tmp_path):
+    pg.createdb("pw")
+    pg.psql("CREATE ROLE pvuser LOGIN PASSWORD 's3cret-pw'; GRANT ALL ON DATABASE pw TO pvuser;"
+            "ALTER DATABASE pw OWNER TO pvuser")
+    info = start_sim("--nodes", "1", "--guests", "2")
+    env = {"PVELAB_STATE": "", "PVELAB_URL": info["url"], "PVELAB_TOKEN": info["token"],
+           "PVELAB_FINGERPRINT": info["fingerprint"]}
+    cfg = tmp_path / "pvelab.yaml"
+    cfg.write_text(f"state: postgresql://pvuser:s3cret-pw@/pw?host={pg.dir}\nguests: []\n")
+    r = run("-c", str(cfg), "sync", env=env)
+    assert r.rc != 0 and "holds a password" in r.err and "s3cret-pw" not in r.err, r
+    # from PGPASSFILE: a connection string without one
+    passfile = tmp_path / "pgpass"
+    passfile.write_text(f"*:*:pw:pvuser:s3cret-pw\n")
+    passfile.chmod(0o600)
+    cfg.write_text(f"state: host={pg.dir} dbname=pw user=pvuser\nguests: []\n")
+    try:
+        r = run("-c", str(cfg), "sync", env=dict(env, PGPASSFILE=str(passfile)))
+        assert r.rc == 0, r
+        assert rows(pg.url("pw"), "SELECT count(*) FROM guests")[0][0] == 2
+        # without it, the server's refusal, and no password in the message
+        r = run("-c", str(cfg), "sync", env=dict(env, PGPASSFILE=str(tmp_path / "none")))
+        assert r.rc != 0 and "password" in r.err, r
+    finally:
+        stop_sim(info)
+
+
+def test_newer_schema_refused(pg, tmp_path):
+    url = pg.createdb("newer")
+    env = {"PVELAB_STATE": url}
+    info = start_sim("--nodes", "1", "--guests", "2")
+    try:
+        env.update(PVELAB_URL=info["url"], PVELAB_TOKEN=info["token"],
+                   PVELAB_FINGERPRINT=info["fingerprint"])
+        assert run("sync", env=env).rc == 0
+        rows(url, "UPDATE pvelab_schema SET version = 999")
+        for cmd in (["sync"], ["list"]):
+            r = run(*cmd, env=env)
+            assert r.rc != 0 and "schema version 999, newer than this pvelab knows" in r.err, r
+    finally:
+        stop_sim(info)
+
+
+def test_state_migrate_round_trip(pg, tmp_path):
+    """SQLite -> PostgreSQL -> SQLite: every guest's history -o json identical,
+    a second run resumes (copies only what is missing), and the hash chain is
+    checked."""
+    import requests
+    import urllib3
+    urllib3.disable_warnings()
+    info = start_sim("--nodes", "2", "--guests", "12")
+    lite = str(tmp_path / "state.db")
+    env = {"PVELAB_URL": info["url"], "PVELAB_TOKEN": info["token"],
+           "PVELAB_FINGERPRINT": info["fingerprint"], "PVELAB_STATE": lite}
+    try:
+        assert run("sync", env=env).rc == 0
+        guests = run("-o", "json", "list", env=env).json()
+        for g in guests[:4]:  # changes: "updated" rows with a run each
+            kind = "qemu" if g["type"] in ("vm", "qemu") else "lxc"
+            r = requests.put(f"{info['url']}/api2/json/nodes/{g['node']}/{kind}/{g['vmid']}/config",
+                             headers={"Authorization": "PVEAPIToken=" + info["token"]},
+                             data={"description": f"changed {g['vmid']}"}, verify=False, timeout=30)
+            assert r.status_code == 200, r.text
+        assert run("sync", env=env).rc == 0
+        url = pg.createdb("migrate")
+        r = run("-o", "json", "state", "migrate", "--to", url, env=env)
+        assert r.rc == 0, r
+        rep = r.json()
+        assert rep["tables"]["guests"] == {"copied": 12, "source": 12, "target": 12}
+        assert rep["tables"]["history"]["target"] == rep["tables"]["history"]["source"] >= 16
+        # a cut copy: rows missing at the end are copied again, nothing else
+        rows(url, "DELETE FROM history WHERE id > (SELECT max(id) - 5 FROM history)")
+        r = run("-o", "json", "state", "migrate", "--to", url, env=env)
+        assert r.rc == 0, r
+        assert r.json()["tables"]["history"]["copied"] == 5
+        assert r.json()["history_chain"] == rep["history_chain"]
+        back = str(tmp_path / "back.db")
+        r = run("state", "migrate", "--to", back, env=dict(env, PVELAB_STATE=url))
+        assert r.rc == 0 and "hash chain" in r.out, r
+        for g in guests:
+            want = run("-o", "json", "history", g["vmid"], env=env)
+            assert want.rc == 0 and want.out, want
+            for where in (url, back):
+                got = run("-o", "json", "history", g["vmid"], env=dict(env, PVELAB_STATE=where))
+                assert got.out == want.out, (where, g["vmid"])
+        # the PostgreSQL copy goes on with new ids after the copied ones
+        assert run("sync", env=dict(env, PVELAB_STATE=url)).rc == 0
+        # into the store it copies from: refused
+        r = run("state", "migrate", "--to", lite, env=env)
+        assert r.rc == 1 and "names the store it copies from" in r.err, r
+    finally:
+        stop_sim(info)
