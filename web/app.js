@@ -56,7 +56,7 @@ const num = (x) => (typeof x === 'number' && isFinite(x) ? x : null);
 
 // ---- the API ----
 
-const state = { session: null, guests: new Map(), cluster: null, es: null, lastEvent: 0, runEvents: [], charts: new Map() };
+const state = { busy: 0, session: null, guests: new Map(), cluster: null, es: null, lastEvent: 0, runEvents: [], charts: new Map() };
 
 class ApiError extends Error {
   constructor(status, msg) { super(msg); this.status = status; }
@@ -144,7 +144,7 @@ function refreshSoon() {
   clearTimeout(refreshTimer);
   refreshTimer = setTimeout(() => {
     if (!state.session) return;
-    if ($('confirm').open || (document.activeElement && document.activeElement.matches('#app input, #app select, #app textarea'))) {
+    if (state.busy || $('confirm').open || (document.activeElement && document.activeElement.matches('#app input, #app select, #app textarea'))) {
       refreshSoon();
       return;
     }
@@ -763,7 +763,8 @@ async function planPage() {
   const form = can('admin') ? h('form', { class: 'filters', onsubmit: async (e) => {
     e.preventDefault();
     put(out, h('p', { role: 'status' }, 'Planning against the cluster…'));
-    try { await show(await makePlan(opts)); } catch (err) { put(out, h('p', { class: 'error', role: 'alert' }, 'Plan refused: ' + err.message)); }
+    state.busy++; // a sync meanwhile must not draw the page again under the plan
+    try { await show(await makePlan(opts)); } catch (err) { put(out, h('p', { class: 'error', role: 'alert' }, 'Plan refused: ' + err.message)); } finally { state.busy--; }
   } },
   ...[['reboot', 'Reboot where a change needs it'], ['allow_replace', 'Allow replace'], ['allow_delete', 'Allow delete'], ['no_snapshot', 'No snapshot first']].map(([k, label]) =>
     h('label', { class: 'check' }, h('input', { type: 'checkbox', onchange: (e) => { opts[k] = e.target.checked; } }), ' ' + label)),
@@ -958,12 +959,12 @@ async function historyPage(arg) {
     older.hidden = !next;
     put(more, older);
   };
-  const sel = (id, label, key, opts) => [h('label', { for: id }, label),
+  const sel = (id, label, key, opts) => h('label', {}, label + ' ',
     h('select', { id, onchange: (e) => { hfilters[key] = e.target.value; draw(); } },
-      opts.map(([v, t]) => h('option', { value: v, selected: hfilters[key] === v }, t)))];
+      opts.map(([v, t]) => h('option', { value: v, selected: hfilters[key] === v }, t))));
   const guest = h('input', { type: 'search', id: 'hf-guest', value: hfilters.guest, placeholder: 'vmid, name or storage:ID', autocomplete: 'off' });
   const form = h('form', { class: 'filters', role: 'search', onsubmit: (e) => { e.preventDefault(); hfilters.guest = guest.value.trim(); draw(); } },
-    h('label', { for: 'hf-guest' }, 'Guest'), guest,
+    h('label', {}, 'Guest ', guest),
     sel('hf-node', 'Node', 'node', [['', 'All nodes'], ...nodes.map((n) => [n.node, n.node])]),
     sel('hf-kind', 'Kind', 'kind', [['', 'All kinds'], ...['created', 'updated', 'deleted', 'discovered'].map((k) => [k, k])]),
     sel('hf-since', 'Since', 'since', SINCE),
@@ -990,7 +991,10 @@ function evidence(r) {
 async function checksPage() {
   const c = await api('/api/v1/checks');
   const sm = c.summary || {};
-  const rows = (c.checks || []).map((x) => h('tr', { 'data-check': x.name },
+  // what needs attention first, then by name
+  const rank = { down: 0, warning: 1, pending: 2, skipped: 3, up: 4 };
+  const list = (c.checks || []).slice().sort((a, b) => (rank[a.status] ?? 2) - (rank[b.status] ?? 2) || String(a.name).localeCompare(String(b.name)));
+  const rows = list.map((x) => h('tr', { 'data-check': x.name },
     h('th', { scope: 'row' }, checkLink(x.name)),
     h('td', {}, x.type || '—'), h('td', { class: 'small' }, x.target ? shown(x.target) : x.guest || '—'),
     h('td', {}, checkBadge(x.status), x.flapping ? h('span', { class: 'small' }, ' flapping') : null),
@@ -1003,8 +1007,9 @@ async function checksPage() {
       h('li', {}, checkBadge(k), h('span', { class: 'count', 'data-state': k }, String(sm[k] || 0))))),
     rows.length ? table('Checks', ['Check', 'Type', 'Target', 'State', 'Latency', 'Since', 'Last result'], rows, { id: 'checks-table' })
       : h('p', { class: 'muted' }, 'No checks: declare them under checks: or services: in pvelab.yaml (docs/checks.md).'),
-    section('Alerts firing', Array.isArray(firing) && firing.length ? h('ul', {}, firing.map((f) => h('li', {}, checkLink(f.check || f.name || '?'), ' ', checkBadge(f.status))))
-      : h('p', { class: 'muted' }, Array.isArray(firing) ? 'None.' : `${Object.keys(firing).length} firing.`)));
+    section('Alerts firing', firing.length ? h('ul', { id: 'firing' }, firing.map((f) => h('li', {}, checkLink(f.check), ' ', checkBadge(f.status),
+      h('span', { class: 'small' }, ` since ${fmtTime(f.since)}`, f.notified ? `, notified ${fmtTime(f.notified)}` : ', not notified'))))
+      : h('p', { class: 'muted' }, 'None.')));
 }
 
 async function checkPage(name) {
