@@ -418,13 +418,12 @@ function certCell(certs) {
     h('span', { class: 'small' }, new Date(c.notafter * 1000).toLocaleDateString()));
 }
 
-function storageRows(list) {
-  return list.map((st) => h('tr', { 'data-storage': `${st.node}/${st.storage}` },
-    h('th', { scope: 'row' }, st.storage, st.shared ? h('span', { class: 'small muted' }, ' shared') : null),
-    h('td', {}, st.node),
-    h('td', { class: 'small' }, st.plugintype || '—'),
-    h('td', {}, st.maxdisk ? bar(st.disk, st.maxdisk, `${st.storage} on ${st.node}`) : null,
-      h('span', { class: 'small usage' }, st.maxdisk ? `${fmtBytes(st.disk)} / ${fmtBytes(st.maxdisk)} (${fmtPct(st.used_fraction)})` : (st.status || '—')))));
+// Storage usage: one compact meter per storage of each node.
+function storageList(list) {
+  return h('ul', { class: 'storages', id: 'storage-list' }, list.map((st) => h('li', { 'data-storage': `${st.node}/${st.storage}` },
+    h('div', {}, h('strong', {}, st.storage), h('span', { class: 'small muted' }, ` on ${st.node} · ${st.plugintype || '?'}${st.shared ? ' · shared' : ''}`)),
+    st.maxdisk ? bar(st.disk, st.maxdisk, `${st.storage} on ${st.node}`) : null,
+    h('span', { class: 'small usage' }, st.maxdisk ? `${fmtBytes(st.disk)} / ${fmtBytes(st.maxdisk)} (${fmtPct(st.used_fraction)})` : (st.status || '—')))));
 }
 
 function historyRow(r) {
@@ -473,7 +472,7 @@ async function overview() {
       section('Guests by state', stateCounts(), h('p', {}, h('a', { href: '#/guests' }, 'All guests'))),
       section('Activity', activityList()),
       section('Drift', driftSummary(drift))),
-    section('Storage', stores.length ? table('Storage usage', ['Storage', 'Node', 'Type', 'Used'], storageRows(stores), { id: 'storage-table' }) : h('p', { class: 'muted' }, 'No storage seen yet.')),
+    section('Storage', stores.length ? storageList(stores) : h('p', { class: 'muted' }, 'No storage seen yet.')),
     section('Recent history', hist.items.length ? table('Recent history', HISTORY_COLS, hist.items.map(historyRow), { id: 'recent-history' }) : h('p', { class: 'muted' }, 'Nothing recorded yet.'),
       h('p', {}, h('a', { href: '#/history' }, 'All history'))),
     section('Recent runs', runRows.length ? table('Recent runs', ['Run', 'Kind', 'Status', 'Started', 'Summary'], runRows) : h('p', { class: 'muted' }, 'No runs yet.')));

@@ -108,7 +108,7 @@ try {
     const c = r.querySelector('td.cert');
     return [r.dataset.node, c && c.dataset.days !== undefined ? Number(c.dataset.days) : null, c ? c.querySelector('.badge, .muted')?.textContent ?? c.textContent : null];
   }));
-  result.steps.overview_storages = await page.locator('#storage-table tbody tr').evaluateAll((rows) => rows.map((r) => [
+  result.steps.overview_storages = await page.locator('#storage-list > li').evaluateAll((rows) => rows.map((r) => [
     r.dataset.storage, Number(r.querySelector('[role=meter]').getAttribute('aria-valuenow')), r.querySelector('.usage').textContent]));
   result.steps.overview_history = await page.locator('#recent-history > tbody > tr').evaluateAll((rows) => rows.map((r) => Number(r.dataset.history)));
   result.steps.overview_history_link = await page.locator('a[href="#/history"]', { hasText: 'All history' }).count();
