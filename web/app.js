@@ -1039,12 +1039,16 @@ async function route(quiet) {
   const [, name, arg] = (location.hash.match(/^#\/([a-z]+)(?:\/(.+))?/) || []);
   const fn = PAGES[name] || overview;
   window.onRun = null;
-  const y = window.scrollY;
+  const y = window.scrollY, hash = location.hash;
   try {
     await fn(arg && decodeURIComponent(arg));
+    // the page was left while it loaded (a redraw of the old one can end
+    // after the new one is drawn): draw the page shown now
+    if (location.hash !== hash) return route(true);
     if (quiet) window.scrollTo(0, y);
     else $('main').focus({ preventScroll: true });
   } catch (e) {
+    if (location.hash !== hash) return route(true);
     failure(e);
   }
 }
