@@ -56,7 +56,7 @@ const num = (x) => (typeof x === 'number' && isFinite(x) ? x : null);
 
 // ---- the API ----
 
-const state = { busy: 0, session: null, guests: new Map(), cluster: null, es: null, lastEvent: 0, runEvents: [], charts: new Map() };
+const state = { busy: 0, redrawing: false, session: null, guests: new Map(), cluster: null, es: null, lastEvent: 0, runEvents: [], charts: new Map() };
 
 class ApiError extends Error {
   constructor(status, msg) { super(msg); this.status = status; }
@@ -140,11 +140,16 @@ function banner(text, kind) {
 // Draw the page again after news from the stream; not while someone types in
 // one of its fields or answers a confirmation (that would wipe what they did).
 let refreshTimer = null;
+const userBusy = () => state.busy || $('confirm').open ||
+  (document.activeElement && document.activeElement.matches('#app input, #app select, #app textarea'));
+// A redraw that finds the user busy when its answers arrive gives way (page()
+// throws it): what they typed stays.
+class Deferred extends Error {}
 function refreshSoon() {
   clearTimeout(refreshTimer);
   refreshTimer = setTimeout(() => {
     if (!state.session) return;
-    if (state.busy || $('confirm').open || (document.activeElement && document.activeElement.matches('#app input, #app select, #app textarea'))) {
+    if (userBusy()) {
       refreshSoon();
       return;
     }
@@ -276,6 +281,7 @@ function section(title, ...kids) {
 }
 
 function page(title, ...kids) {
+  if (state.redrawing && userBusy()) throw new Deferred();
   document.title = `${title} · pvelab`;
   for (const a of document.querySelectorAll('#nav a'))
     a.toggleAttribute('aria-current', location.hash.startsWith(a.getAttribute('href')));
@@ -663,7 +669,7 @@ async function guest(id) {
       h('dl', { class: 'kv' }, rows.map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, typeof v === 'object' ? JSON.stringify(v) : String(v)))))))),
     (g.tasks || []).length ? section('Recent tasks', table('Recent tasks', ['Task', 'Status', 'Started'], g.tasks.slice(0, 10).map((t) =>
       h('tr', {}, h('td', {}, t.type || '?'), h('td', {}, t.status || t.exitstatus || ''), h('td', {}, fmtTime(t.starttime)))))) : null,
-    section('History', historyTimeline(hist)));
+    section('History', historyTimeline(hist), h('p', {}, h('a', { href: `#/history/${g.vmid}` }, 'On the History page'))));
   charts('guests', g.vmid, chartBox, 'hour');
   snapshotsBox(g, snapBox);
   driftBox(g, driftEl);
@@ -932,7 +938,7 @@ function historyQuery(before) {
 }
 
 async function historyPage(arg) {
-  if (arg !== undefined && arg !== null) hfilters.guest = arg;
+  hfilters.guest = arg || ''; // #/history/GUEST: one guest's (or object's) changes
   const nodes = state.cluster ? state.cluster.nodes || [] : await api('/api/v1/nodes');
   const out = h('div', { id: 'history-out' });
   const more = h('p', {});
@@ -962,7 +968,12 @@ async function historyPage(arg) {
     h('select', { id, onchange: (e) => { hfilters[key] = e.target.value; draw(); } },
       opts.map(([v, t]) => h('option', { value: v, selected: hfilters[key] === v }, t))));
   const guest = h('input', { type: 'search', id: 'hf-guest', value: hfilters.guest, placeholder: 'vmid, name or storage:ID', autocomplete: 'off' });
-  const form = h('form', { class: 'filters', role: 'search', onsubmit: (e) => { e.preventDefault(); hfilters.guest = guest.value.trim(); draw(); } },
+  const form = h('form', { class: 'filters', role: 'search', onsubmit: (e) => {
+    e.preventDefault();
+    const g = guest.value.trim(), want = '#/history' + (g ? '/' + encodeURIComponent(g) : '');
+    if (location.hash !== want) location.hash = want; // the filter can be bookmarked
+    else draw();
+  } },
     h('label', {}, 'Guest ', guest),
     sel('hf-node', 'Node', 'node', [['', 'All nodes'], ...nodes.map((n) => [n.node, n.node])]),
     sel('hf-kind', 'Kind', 'kind', [['', 'All kinds'], ...['created', 'updated', 'deleted', 'discovered'].map((k) => [k, k])]),
@@ -1040,6 +1051,7 @@ async function route(quiet) {
   const fn = PAGES[name] || overview;
   window.onRun = null;
   const y = window.scrollY, hash = location.hash;
+  state.redrawing = !!quiet;
   try {
     await fn(arg && decodeURIComponent(arg));
     // the page was left while it loaded (a redraw of the old one can end
@@ -1049,6 +1061,7 @@ async function route(quiet) {
     else $('main').focus({ preventScroll: true });
   } catch (e) {
     if (location.hash !== hash) return route(true);
+    if (e instanceof Deferred) return refreshSoon();
     failure(e);
   }
 }
