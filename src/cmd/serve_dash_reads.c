@@ -78,6 +78,8 @@ get_certificates(struct pl_serve_req *req, void *arg)
 			if (!json_is_integer(json_object_get(c, "notafter")))
 				continue;
 			left = ((double)pl_json_int(c, "notafter", 0) - now) / 86400.0;
+			/* a hostile node's year 292277026596 still fits an int */
+			left = left < -1e6 ? -1e6 : left > 1e6 ? 1e6 : left;
 			state = left < 0              ? "expired" :
 				left < CERT_FAIL_DAYS ? "critical" :
 				left < CERT_WARN_DAYS ? "warning" :
