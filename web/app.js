@@ -56,7 +56,7 @@ const num = (x) => (typeof x === 'number' && isFinite(x) ? x : null);
 
 // ---- the API ----
 
-const state = { session: null, guests: new Map(), cluster: null, es: null, lastEvent: 0, runEvents: [], charts: new Map() };
+const state = { busy: 0, redrawing: false, session: null, guests: new Map(), cluster: null, es: null, lastEvent: 0, runEvents: [], charts: new Map() };
 
 class ApiError extends Error {
   constructor(status, msg) { super(msg); this.status = status; }
@@ -140,11 +140,16 @@ function banner(text, kind) {
 // Draw the page again after news from the stream; not while someone types in
 // one of its fields or answers a confirmation (that would wipe what they did).
 let refreshTimer = null;
+const userBusy = () => state.busy || $('confirm').open ||
+  (document.activeElement && document.activeElement.matches('#app input, #app select, #app textarea'));
+// A redraw that finds the user busy when its answers arrive gives way (page()
+// throws it): what they typed stays.
+class Deferred extends Error {}
 function refreshSoon() {
   clearTimeout(refreshTimer);
   refreshTimer = setTimeout(() => {
     if (!state.session) return;
-    if ($('confirm').open || (document.activeElement && document.activeElement.matches('#app input, #app select, #app textarea'))) {
+    if (userBusy()) {
       refreshSoon();
       return;
     }
@@ -198,6 +203,11 @@ function connect() {
     if (window.onRun) window.onRun(d);
   });
   on('reset', () => refreshSoon());
+  // the pages that show them follow the server's planning and the checks
+  const on_page = (...names) => names.some((n) => (location.hash || '#/overview').startsWith(`#/${n}`));
+  on('drift', () => { if (on_page('overview')) refreshSoon(); });
+  on('check', () => { if (on_page('checks', 'check/')) refreshSoon(); });
+  on('alert', () => { if (on_page('checks')) refreshSoon(); });
 }
 
 // Guest rows and badges on the page follow the stream without a reload.
@@ -271,6 +281,7 @@ function section(title, ...kids) {
 }
 
 function page(title, ...kids) {
+  if (state.redrawing && userBusy()) throw new Deferred();
   document.title = `${title} · pvelab`;
   for (const a of document.querySelectorAll('#nav a'))
     a.toggleAttribute('aria-current', location.hash.startsWith(a.getAttribute('href')));
@@ -383,24 +394,59 @@ function runSummary(r) {
   return parts.join(' · ');
 }
 
-// Managed guests whose live config differs from the config, from the newest plan.
-function driftSummary(kept) {
-  if (!kept) {
-    return h('div', { id: 'drift' }, h('p', { class: 'muted' }, can('admin') ? 'No plan made from this tab yet.' : 'Drift shows once an admin plans.'),
-      can('admin') ? h('a', { href: '#/plan' }, 'Plan now') : null);
+// Managed guests whose live config differs from pvelab.yaml and the reboots
+// pending: the server plans after every sync (GET /api/v1/drift).
+function driftSummary(d) {
+  if (!d.config) return h('div', { id: 'drift' }, h('p', { class: 'muted' }, 'No guests declared in pvelab.yaml: nothing to drift from.'));
+  if (d.planned_at === null) {
+    return h('div', { id: 'drift' }, h('p', { class: d.error ? 'error' : 'muted' },
+      d.error ? 'No plan could be made: ' + d.error : 'The server plans after its next sync.'));
   }
-  const ch = kept.plan.changes || [];
+  const ch = d.changes || [];
   const upd = ch.filter((c) => c.action === 'update' || c.action === 'replace');
-  const pending = ch.filter((c) => c.reboot).length + (kept.plan.pending || []).length;
+  const pending = ch.filter((c) => c.class === 'reboot').length + (d.pending || []).length;
   return h('div', { id: 'drift' },
-    h('p', {}, h('span', { class: 'count' }, String(upd.length)), upd.length === 1 ? ' managed guest differs' : ' managed guests differ', ' from the config, ',
+    h('p', {}, h('span', { class: 'count' }, String(d.differ)), d.differ === 1 ? ' managed guest differs' : ' managed guests differ', ' from the config, ',
       h('span', { class: 'count' }, String(pending)), pending === 1 ? ' needs a reboot, ' : ' need a reboot, ', h('span', { class: 'count' }, String(ch.length - upd.length)), ' other changes.'),
-    upd.length ? h('ul', {}, upd.map((c) => h('li', {}, h('a', { href: `#/guest/${c.vmid}` }, c.guest), ' ', classBadge(c.class)))) : null,
-    h('p', { class: 'small' }, `As of the plan made ${fmtTime(kept.created)}. `, h('a', { href: '#/plan' }, 'Plan & apply')));
+    upd.length ? h('ul', {}, upd.map((c) => h('li', {}, h('a', { href: `#/guest/${c.vmid}` }, c.guest), ' ', h('span', { class: 'small' }, c.action), ' ', classBadge(c.class)))) : null,
+    (d.pending || []).length ? h('ul', {}, d.pending.map((x) => h('li', {}, h('a', { href: `#/guest/${x.vmid}` }, x.guest), ` ${x.keys} key${x.keys === 1 ? '' : 's'} pending a reboot`))) : null,
+    d.error ? h('p', { class: 'error' }, 'The last plan failed: ' + d.error) : null,
+    h('p', { class: 'small' }, `As planned by the server ${fmtTime(d.planned_at)}. `, h('a', { href: '#/plan' }, 'Plan & apply')));
 }
 
+// A node's API certificate: days left, warning under 30, failing under 7.
+function certCell(certs) {
+  if (!certs.length) return h('td', { class: 'muted' }, '—');
+  const c = certs.reduce((a, b) => (b.notafter < a.notafter ? b : a));
+  const st = { ok: 'ok', warning: 'paused', critical: 'failed', expired: 'failed' }[c.state] || 'unknown';
+  return h('td', { class: 'cert', 'data-days': c.days_left },
+    h('span', { class: `badge st-${st}` }, c.state === 'expired' ? 'expired' : `${c.days_left} d`), ' ',
+    h('span', { class: 'small' }, new Date(c.notafter * 1000).toLocaleDateString()));
+}
+
+// Storage usage: one compact meter per storage of each node.
+function storageList(list) {
+  return h('ul', { class: 'storages', id: 'storage-list' }, list.map((st) => h('li', { 'data-storage': `${st.node}/${st.storage}` },
+    h('div', {}, h('strong', {}, st.storage), h('span', { class: 'small muted' }, ` on ${st.node} · ${st.plugintype || '?'}${st.shared ? ' · shared' : ''}`)),
+    st.maxdisk ? bar(st.disk, st.maxdisk, `${st.storage} on ${st.node}`) : null,
+    h('span', { class: 'small usage' }, st.maxdisk ? `${fmtBytes(st.disk)} / ${fmtBytes(st.maxdisk)} (${fmtPct(st.used_fraction)})` : (st.status || '—')))));
+}
+
+function historyRow(r) {
+  const who = r.vmid ? h('a', { href: `#/guest/${r.vmid}` }, r.name || String(r.vmid)) : h('span', {}, r.guest);
+  return h('tr', { 'data-history': r.id },
+    h('td', {}, h('time', { datetime: new Date(r.ts * 1000).toISOString() }, fmtTime(r.ts))),
+    h('th', { scope: 'row', class: 'who' }, who, r.vmid ? h('span', { class: 'small muted' }, ` ${r.vmid}`) : null),
+    h('td', {}, r.node || '—'),
+    h('td', {}, h('span', { class: `badge kind-${r.kind}` }, r.kind)),
+    h('td', {}, r.run ? h('a', { href: `#/run/${r.run}` }, String(r.run)) : '—'),
+    h('td', {}, changesDetails(r.changes) || h('span', { class: 'muted' }, 'no change')));
+}
+const HISTORY_COLS = ['When', 'Guest', 'Node', 'Kind', 'Run', 'Changes'];
+
 async function overview() {
-  const [cl, , runs] = await Promise.all([api('/api/v1/cluster'), loadGuests(), api('/api/v1/runs?limit=8')]);
+  const [cl, , runs, certs, stores, drift, hist] = await Promise.all([api('/api/v1/cluster'), loadGuests(), api('/api/v1/runs?limit=8'),
+    api('/api/v1/certificates'), api('/api/v1/storages'), api('/api/v1/drift'), api('/api/v1/history?limit=6')]);
   state.cluster = cl;
   const nodes = cl.nodes || [];
   const gq = (cl.guests && cl.guests.qemu) || {}, gl = (cl.guests && cl.guests.lxc) || {};
@@ -419,6 +465,7 @@ async function overview() {
     h('td', {}, bar(n.mem, n.maxmem, `memory of ${n.node}`), h('span', { class: 'small' }, `${fmtBytes(n.mem)} / ${fmtBytes(n.maxmem)}`)),
     h('td', {}, bar(n.disk, n.maxdisk, `root disk of ${n.node}`), h('span', { class: 'small' }, `${fmtBytes(n.disk)} / ${fmtBytes(n.maxdisk)}`)),
     h('td', {}, fmtUptime(n.uptime)),
+    certCell(certs.certificates.filter((c) => c.node === n.node)),
     h('td', { class: 'small' }, n.pveversion || '—')));
   const runRows = (runs || []).map((r) => h('tr', {},
     h('td', {}, h('a', { href: `#/run/${r.id}` }, String(r.id))), h('td', {}, r.kind), h('td', {}, statusBadge(r.status)),
@@ -426,11 +473,14 @@ async function overview() {
     h('td', { class: 'small' }, runSummary(r))));
   page('Overview',
     tiles,
-    section('Nodes', table('Nodes', ['Node', 'Status', 'CPU', 'Memory', 'Root disk', 'Uptime', 'Version'], nodeRows, { id: 'nodes-table' })),
+    section('Nodes', table('Nodes', ['Node', 'Status', 'CPU', 'Memory', 'Root disk', 'Uptime', 'Certificate', 'Version'], nodeRows, { id: 'nodes-table' })),
     h('div', { class: 'cols' },
       section('Guests by state', stateCounts(), h('p', {}, h('a', { href: '#/guests' }, 'All guests'))),
       section('Activity', activityList()),
-      section('Drift', driftSummary(await latestPlan()))),
+      section('Drift', driftSummary(drift))),
+    section('Storage', stores.length ? storageList(stores) : h('p', { class: 'muted' }, 'No storage seen yet.')),
+    section('Recent history', hist.items.length ? table('Recent history', HISTORY_COLS, hist.items.map(historyRow), { id: 'recent-history' }) : h('p', { class: 'muted' }, 'Nothing recorded yet.'),
+      h('p', {}, h('a', { href: '#/history' }, 'All history'))),
     section('Recent runs', runRows.length ? table('Recent runs', ['Run', 'Kind', 'Status', 'Started', 'Summary'], runRows) : h('p', { class: 'muted' }, 'No runs yet.')));
 }
 
@@ -570,18 +620,24 @@ async function power(g, verb) {
   }
 }
 
+// A history row's changes: a disclosure with the diff from the row before.
+const shown = (v) => (v === null || v === undefined ? '—' : String(typeof v === 'object' ? JSON.stringify(v) : v));
+function changesDetails(changes) {
+  if (!(changes || []).length) return null;
+  return h('details', {}, h('summary', {}, `${changes.length} change${changes.length > 1 ? 's' : ''}`),
+    h('table', { class: 'diff' }, h('caption', { class: 'sr-only' }, 'Changes'),
+      h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Key'), h('th', { scope: 'col' }, 'Before'), h('th', { scope: 'col' }, 'After'))),
+      h('tbody', {}, changes.map((c) => h('tr', {},
+        h('td', {}, h('code', {}, c.key)), h('td', { class: 'old' }, shown(c.old)), h('td', { class: 'new' }, shown(c.new)))))));
+}
+
 function historyTimeline(hist) {
   if (!hist.length) return h('p', { class: 'muted' }, 'No history.');
   return h('ol', { class: 'timeline' }, hist.slice().reverse().map((r) => h('li', {},
     h('div', {}, h('span', { class: `badge kind-${r.kind}` }, r.kind), ' ',
       h('time', { datetime: new Date(r.ts * 1000).toISOString() }, fmtTime(r.ts)),
       r.run ? h('span', { class: 'muted' }, ` · run ${r.run}`) : null),
-    (r.changes || []).length ? h('details', {}, h('summary', {}, `${r.changes.length} change${r.changes.length > 1 ? 's' : ''}`),
-      h('table', { class: 'diff' }, h('caption', { class: 'sr-only' }, 'Changes'),
-        h('thead', {}, h('tr', {}, h('th', { scope: 'col' }, 'Key'), h('th', { scope: 'col' }, 'Before'), h('th', { scope: 'col' }, 'After'))),
-        h('tbody', {}, r.changes.map((c) => h('tr', {},
-          h('td', {}, h('code', {}, c.key)), h('td', { class: 'old' }, c.old === null || c.old === undefined ? '—' : String(typeof c.old === 'object' ? JSON.stringify(c.old) : c.old)),
-          h('td', { class: 'new' }, c.new === null || c.new === undefined ? '—' : String(typeof c.new === 'object' ? JSON.stringify(c.new) : c.new))))))) : null)));
+    changesDetails(r.changes))));
 }
 
 async function guest(id) {
@@ -613,7 +669,7 @@ async function guest(id) {
       h('dl', { class: 'kv' }, rows.map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, typeof v === 'object' ? JSON.stringify(v) : String(v)))))))),
     (g.tasks || []).length ? section('Recent tasks', table('Recent tasks', ['Task', 'Status', 'Started'], g.tasks.slice(0, 10).map((t) =>
       h('tr', {}, h('td', {}, t.type || '?'), h('td', {}, t.status || t.exitstatus || ''), h('td', {}, fmtTime(t.starttime)))))) : null,
-    section('History', historyTimeline(hist)));
+    section('History', historyTimeline(hist), h('p', {}, h('a', { href: `#/history/${g.vmid}` }, 'On the History page'))));
   charts('guests', g.vmid, chartBox, 'hour');
   snapshotsBox(g, snapBox);
   driftBox(g, driftEl);
@@ -712,7 +768,8 @@ async function planPage() {
   const form = can('admin') ? h('form', { class: 'filters', onsubmit: async (e) => {
     e.preventDefault();
     put(out, h('p', { role: 'status' }, 'Planning against the cluster…'));
-    try { await show(await makePlan(opts)); } catch (err) { put(out, h('p', { class: 'error', role: 'alert' }, 'Plan refused: ' + err.message)); }
+    state.busy++; // a sync meanwhile must not draw the page again under the plan
+    try { await show(await makePlan(opts)); } catch (err) { put(out, h('p', { class: 'error', role: 'alert' }, 'Plan refused: ' + err.message)); } finally { state.busy--; }
   } },
   ...[['reboot', 'Reboot where a change needs it'], ['allow_replace', 'Allow replace'], ['allow_delete', 'Allow delete'], ['no_snapshot', 'No snapshot first']].map(([k, label]) =>
     h('label', { class: 'check' }, h('input', { type: 'checkbox', onchange: (e) => { opts[k] = e.target.checked; } }), ' ' + label)),
@@ -867,21 +924,144 @@ async function discoveryPage() {
       : h('p', { class: 'muted' }, 'Nothing yet: run pvelab discover CIDR --save.'));
 }
 
+// ---- history: every guest's changes, newest first ----
+
+const hfilters = { guest: '', node: '', kind: '', since: '' };
+const SINCE = [['', 'Any time'], ['3600', 'Last hour'], ['86400', 'Last day'], ['604800', 'Last week'], ['2592000', 'Last 30 days']];
+
+function historyQuery(before) {
+  const q = new URLSearchParams({ limit: '50' });
+  for (const k of ['guest', 'node', 'kind']) if (hfilters[k]) q.set(k, hfilters[k]);
+  if (hfilters.since) q.set('since', String(Math.floor(Date.now() / 1000) - Number(hfilters.since)));
+  if (before) q.set('before', String(before));
+  return `/api/v1/history?${q}`;
+}
+
+async function historyPage(arg) {
+  hfilters.guest = arg || ''; // #/history/GUEST: one guest's (or object's) changes
+  const nodes = state.cluster ? state.cluster.nodes || [] : await api('/api/v1/nodes');
+  const out = h('div', { id: 'history-out' });
+  const more = h('p', {});
+  const draw = async () => {
+    let page;
+    try { page = await api(historyQuery()); } catch (e) {
+      put(out, h('p', { class: 'error', role: 'alert' }, e.message));
+      put(more);
+      return;
+    }
+    const tb = h('tbody', {}, page.items.map(historyRow));
+    put(out, page.items.length ? h('div', { class: 'scroll', tabindex: 0, role: 'region', 'aria-label': 'History' },
+      h('table', { id: 'history-table' }, h('caption', { class: 'sr-only' }, 'History, newest first'),
+        h('thead', {}, h('tr', {}, HISTORY_COLS.map((c) => h('th', { scope: 'col' }, c)))), tb))
+      : h('p', { class: 'muted', id: 'history-table' }, 'Nothing recorded matches.'));
+    let next = page.next;
+    const older = h('button', { type: 'button', class: 'secondary', id: 'history-older', onclick: async () => {
+      const p = await api(historyQuery(next));
+      tb.append(...p.items.map(historyRow));
+      next = p.next;
+      older.hidden = !next;
+    } }, 'Older changes');
+    older.hidden = !next;
+    put(more, older);
+  };
+  const sel = (id, label, key, opts) => h('label', {}, label + ' ',
+    h('select', { id, onchange: (e) => { hfilters[key] = e.target.value; draw(); } },
+      opts.map(([v, t]) => h('option', { value: v, selected: hfilters[key] === v }, t))));
+  const guest = h('input', { type: 'search', id: 'hf-guest', value: hfilters.guest, placeholder: 'vmid, name or storage:ID', autocomplete: 'off' });
+  const form = h('form', { class: 'filters', role: 'search', onsubmit: (e) => {
+    e.preventDefault();
+    const g = guest.value.trim(), want = '#/history' + (g ? '/' + encodeURIComponent(g) : '');
+    if (location.hash !== want) location.hash = want; // the filter can be bookmarked
+    else draw();
+  } },
+    h('label', {}, 'Guest ', guest),
+    sel('hf-node', 'Node', 'node', [['', 'All nodes'], ...nodes.map((n) => [n.node, n.node])]),
+    sel('hf-kind', 'Kind', 'kind', [['', 'All kinds'], ...['created', 'updated', 'deleted', 'discovered'].map((k) => [k, k])]),
+    sel('hf-since', 'Since', 'since', SINCE),
+    h('button', { type: 'submit' }, 'Filter'));
+  page('History', h('p', {}, 'Every change pvelab recorded, across guests, newest first; each with its diff from the state before.'), form, out, more);
+  await draw();
+}
+
+// ---- checks: their state, latency and history, live ----
+
+const checkPath = (name) => '/api/v1/checks/' + String(name).split('/').map(encodeURIComponent).join('/');
+const checkLink = (name) => h('a', { href: '#/check/' + encodeURIComponent(name), class: 'check-name' }, name);
+const latency = (r) => (r && typeof r.latency_ms === 'number' ? `${r.latency_ms < 10 ? r.latency_ms.toFixed(1) : Math.round(r.latency_ms)} ms` : '—');
+const checkBadge = (st) => h('span', { class: `status badge chk-${String(st || 'pending').replace(/[^a-z]/g, '')}` }, st || 'pending');
+function evidence(r) {
+  if (!r) return '';
+  const parts = [];
+  if (r.code) parts.push(`HTTP ${r.code}`);
+  if (typeof r.tls_days_left === 'number') parts.push(`certificate: ${r.tls_days_left} days left`);
+  if (r.error) parts.push(r.error);
+  return parts.join(' · ');
+}
+
+async function checksPage() {
+  const c = await api('/api/v1/checks');
+  const sm = c.summary || {};
+  // what needs attention first, then by name
+  const rank = { down: 0, warning: 1, pending: 2, skipped: 3, up: 4 };
+  const list = (c.checks || []).slice().sort((a, b) => (rank[a.status] ?? 2) - (rank[b.status] ?? 2) || String(a.name).localeCompare(String(b.name)));
+  const rows = list.map((x) => h('tr', { 'data-check': x.name },
+    h('th', { scope: 'row' }, checkLink(x.name)),
+    h('td', {}, x.type || '—'), h('td', { class: 'small' }, x.target ? shown(x.target) : x.guest || '—'),
+    h('td', {}, checkBadge(x.status), x.flapping ? h('span', { class: 'small' }, ' flapping') : null),
+    h('td', { class: 'latency' }, latency(x.last)),
+    h('td', { class: 'small' }, x.since ? fmtTime(x.since) : '—'),
+    h('td', { class: 'small' }, evidence(x.last))));
+  const firing = (c.alerts && c.alerts.firing) || [];
+  page('Checks',
+    h('ul', { class: 'counts', id: 'check-counts' }, ['up', 'warning', 'down', 'skipped', 'pending'].map((k) =>
+      h('li', {}, checkBadge(k), h('span', { class: 'count', 'data-state': k }, String(sm[k] || 0))))),
+    rows.length ? table('Checks', ['Check', 'Type', 'Target', 'State', 'Latency', 'Since', 'Last result'], rows, { id: 'checks-table' })
+      : h('p', { class: 'muted' }, 'No checks: declare them under checks: or services: in pvelab.yaml (docs/checks.md).'),
+    section('Alerts firing', firing.length ? h('ul', { id: 'firing' }, firing.map((f) => h('li', {}, checkLink(f.check), ' ', checkBadge(f.status),
+      h('span', { class: 'small' }, ` since ${fmtTime(f.since)}`, f.notified ? `, notified ${fmtTime(f.notified)}` : ', not notified'))))
+      : h('p', { class: 'muted' }, 'None.')));
+}
+
+async function checkPage(name) {
+  const c = await api(checkPath(name));
+  const results = (c.results || []).map((r) => h('tr', {},
+    h('td', {}, fmtTime(r.ts)), h('td', {}, checkBadge(r.status)), h('td', { class: 'latency' }, latency(r)), h('td', { class: 'small' }, evidence(r))));
+  const changes = (c.changes || []).map((x) => h('tr', {},
+    h('td', {}, fmtTime(x.ts)), h('td', {}, x.from ? checkBadge(x.from) : '—', ' → ', checkBadge(x.to)), h('td', { class: 'small' }, evidence(x.result))));
+  page(`Check ${c.name}`,
+    h('dl', { class: 'facts', id: 'check-facts' },
+      h('dt', {}, 'State'), h('dd', {}, checkBadge(c.status), c.flapping ? ' flapping' : ''),
+      h('dt', {}, 'Since'), h('dd', {}, c.since ? fmtTime(c.since) : '—'),
+      h('dt', {}, 'Type'), h('dd', {}, c.type || '—'),
+      h('dt', {}, 'Target'), h('dd', {}, c.target ? shown(c.target) : c.guest || '—'),
+      h('dt', {}, 'Latency'), h('dd', { class: 'latency' }, latency(c.last)),
+      h('dt', {}, 'Every'), h('dd', {}, c.interval ? `${c.interval} s, down after ${(c.retries || 0) + 1} failures` : '—')),
+    section('State changes', changes.length ? table('State changes, newest first', ['When', 'Change', 'Evidence'], changes, { id: 'check-changes' }) : h('p', { class: 'muted' }, 'No change recorded yet.')),
+    section('Last results', results.length ? table('Last results, newest first', ['When', 'Result', 'Latency', 'Evidence'], results, { id: 'check-results' }) : h('p', { class: 'muted' }, 'Not probed yet.')),
+    h('p', {}, h('a', { href: '#/checks' }, 'All checks')));
+}
+
 // ---- routing: #/page/arg ----
 
-const PAGES = { overview, guests, guest, node: nodePage, runs: runsPage, plan: planPage, run: runPage, discovery: discoveryPage };
+const PAGES = { overview, guests, guest, node: nodePage, runs: runsPage, plan: planPage, run: runPage, discovery: discoveryPage, history: historyPage, checks: checksPage, check: checkPage };
 
 async function route(quiet) {
   if (!state.session) return;
   const [, name, arg] = (location.hash.match(/^#\/([a-z]+)(?:\/(.+))?/) || []);
   const fn = PAGES[name] || overview;
   window.onRun = null;
-  const y = window.scrollY;
+  const y = window.scrollY, hash = location.hash;
+  state.redrawing = !!quiet;
   try {
     await fn(arg && decodeURIComponent(arg));
+    // the page was left while it loaded (a redraw of the old one can end
+    // after the new one is drawn): draw the page shown now
+    if (location.hash !== hash) return route(true);
     if (quiet) window.scrollTo(0, y);
     else $('main').focus({ preventScroll: true });
   } catch (e) {
+    if (location.hash !== hash) return route(true);
+    if (e instanceof Deferred) return refreshSoon();
     failure(e);
   }
 }

@@ -13,6 +13,7 @@
 #include "plan/firewall.h"
 #include "state/state.h"
 
+#include <limits.h>
 #include <time.h>
 
 static const struct pl_opt opts[] = {
@@ -182,6 +183,123 @@ out:
 	json_decref(hist);
 	json_decref(guests);
 	return r;
+}
+
+/* The changes of a history row from the one before of the same key. */
+static json_t *
+row_changes(const char *key, const json_t *prev, const json_t *state)
+{
+	json_t *empty = json_object(), *d;
+
+	if (prev == NULL || json_is_null(prev))
+		prev = empty;
+	d = pl_str_startswith(key, "firewall:") ? pl_fw_state_diff(prev, state) : diff(prev, state);
+	json_decref(empty);
+	return d;
+}
+
+int
+pl_view_timeline(struct pl_state *st, const struct pl_view_timeline *q, json_t **out,
+		 const char **field, char **errmsg)
+{
+	static const char *const kinds[] = { "discovered", "created", "updated", "deleted" };
+	struct pl_state_history_filter f = { .node = q->node, .kind = q->kind };
+	json_t *rows = NULL, *names = NULL, *row;
+	long long n;
+	size_t i;
+	int r;
+
+	*out = NULL;
+	*field = NULL;
+	f.limit = 50;
+	if (q->limit) {
+		if (pl_str_to_ll(q->limit, 1, 500, &n) != 0)
+			goto bad_limit;
+		f.limit = (int)n;
+	}
+	if (q->before && pl_str_to_ll(q->before, 1, LLONG_MAX, &f.before) != 0) {
+		*field = "before";
+		return pl_seterr(errmsg, PL_EINVAL, "before is a history row id, not '%.32s'",
+				 q->before);
+	}
+	if (q->since) {
+		char *end = NULL;
+
+		f.since = strtod(q->since, &end);
+		if (end == q->since || *end || !(f.since >= 0 && f.since < 1e11)) {
+			*field = "since";
+			return pl_seterr(errmsg, PL_EINVAL,
+					 "since is a time in Unix seconds, not '%.32s'", q->since);
+		}
+	}
+	if (q->kind) {
+		for (i = 0; i < PL_ARRAY_LEN(kinds) && strcmp(kinds[i], q->kind); i++)
+			;
+		if (i == PL_ARRAY_LEN(kinds)) {
+			*field = "kind";
+			return pl_seterr(errmsg, PL_EINVAL,
+					 "kind is discovered, created, updated or deleted, not "
+					 "'%.32s'",
+					 q->kind);
+		}
+	}
+	if (q->guest && strchr(q->guest, ':')) {
+		f.key = q->guest; /* storage:ID, pool:ID, firewall:... */
+	} else if (q->guest) {
+		const json_t *g;
+		json_t *ids = NULL;
+
+		if ((r = pl_state_guest_names(st, &names, errmsg)) != 0)
+			return r;
+		if ((g = pl_guest_lookup(names, q->guest, NULL)) != NULL) {
+			f.vmid = pl_json_int(g, "vmid", 0);
+		} else if (pl_str_to_ll(q->guest, 1, 999999999, &f.vmid) != 0) {
+			/* a guest deleted since: its name is in its history */
+			if (pl_state_history_vmids(st, q->guest, &ids, NULL) == 0 &&
+			    json_array_size(ids) == 1)
+				f.vmid = json_integer_value(json_array_get(ids, 0));
+			json_decref(ids);
+		}
+		json_decref(names);
+		if (f.vmid == 0) {
+			*field = "guest";
+			return pl_seterr(errmsg, PL_ENOENT, "no history for guest '%.64s'",
+					 q->guest);
+		}
+	}
+	if ((r = pl_state_history_page(st, &f, &rows, errmsg)) != 0)
+		return r;
+	*out = json_pack("{s:[],s:n}", "items", "next");
+	json_array_foreach(rows, i, row) {
+		const json_t *state = json_object_get(row, "state");
+		const char *key = pl_json_str_or(row, "guest", "");
+		const json_t *cfg = json_object_get(state, "config");
+
+		json_array_append_new(
+			json_object_get(*out, "items"),
+			json_pack("{s:O,s:s,s:O,s:s?,s:s?,s:s?,s:O,s:O,s:O,s:O,s:o}", "id",
+				  json_object_get(row, "id"), "guest", key, "vmid",
+				  json_object_get(row, "vmid"), "name",
+				  pl_json_str_or(state, "name", pl_json_str(cfg, "hostname")),
+				  "node", pl_json_str(state, "node"), "type",
+				  json_is_integer(json_object_get(row, "vmid")) ?
+					  pl_json_str(state, "type") :
+					  NULL,
+				  "kind", json_object_get(row, "kind"), "sha256",
+				  json_object_get(row, "sha256"), "run",
+				  json_object_get(row, "run"), "ts", json_object_get(row, "ts"),
+				  "changes",
+				  row_changes(key, json_object_get(row, "prev"), state)));
+	}
+	if (json_array_size(rows) == (size_t)f.limit)
+		json_object_set(*out, "next",
+				json_object_get(json_array_get(rows, f.limit - 1), "id"));
+	json_decref(rows);
+	return 0;
+bad_limit:
+	*field = "limit";
+	return pl_seterr(errmsg, PL_EINVAL, "limit is a number from 1 to 500, not '%.32s'",
+			 q->limit);
 }
 
 static int

@@ -503,7 +503,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	}
 	mcp_made = true;
 	pl_serve_add(L.sv, &mcp.module);
-	pl_dash_init(&dash, L.sv, &api);
+	pl_dash_init(&dash, L.sv, &api, &metrics);
 	for (size_t i = 0; i < L.n; i++) {
 		/* loopback is plain HTTP unless a certificate was given */
 		bool plain = pl_serve_is_loopback(L.addrs[i]) && !L.cli_cert &&

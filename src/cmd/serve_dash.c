@@ -642,17 +642,23 @@ static const struct pl_serve_route routes[] = {
 };
 
 void
-pl_dash_init(struct pl_dash *d, struct pl_serve *sv, struct pl_serve_api *api)
+pl_dash_init(struct pl_dash *d, struct pl_serve *sv, struct pl_serve_api *api,
+	     const struct pl_serve_metrics *metrics)
 {
 	memset(d, 0, sizeof(*d));
 	d->sv = sv;
 	d->api = api;
+	d->metrics = metrics;
 	d->cache = pl_calloc(1, sizeof(*d->cache));
 	d->session_ttl = 12 * 3600;
 	d->module.name = "dashboard";
 	d->module.routes = routes;
 	d->module.arg = d;
 	pl_serve_add(sv, &d->module);
+	d->reads.name = "dashboard reads";
+	d->reads.routes = pl_dash_read_routes;
+	d->reads.arg = d;
+	pl_serve_add(sv, &d->reads);
 	pl_serve_set_auth(sv, cookie_auth, d);
 }
 

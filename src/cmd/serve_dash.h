@@ -10,6 +10,7 @@
 #include "serve/serve.h"
 
 struct pl_serve_api;
+struct pl_serve_metrics;
 struct pl_dash_cache;
 
 /* Browser sessions kept at once; the oldest gives way. */
@@ -26,14 +27,22 @@ struct pl_dash_session {
 struct pl_dash {
 	struct pl_serve_module module; /* register with pl_serve_add */
 	struct pl_serve *sv;
-	struct pl_serve_api *api; /* the session, the live list (borrowed) */
+	struct pl_serve_module reads; /* serve_dash_reads.c */
+	struct pl_serve_api *api;     /* the session, the live list (borrowed) */
+	/* certificates, drift (borrowed): what its reads after each sync keep */
+	const struct pl_serve_metrics *metrics;
 	struct pl_dash_session sessions[PL_DASH_SESSIONS];
 	struct pl_dash_cache *cache; /* rrddata answers */
 	long session_ttl;            /* seconds */
 };
 
 /* Set up the dashboard on sv: its routes and its cookie credentials. */
-void pl_dash_init(struct pl_dash *d, struct pl_serve *sv, struct pl_serve_api *api);
+void pl_dash_init(struct pl_dash *d, struct pl_serve *sv, struct pl_serve_api *api,
+		  const struct pl_serve_metrics *metrics);
+
+/* Its reads of what the server keeps: certificates, storages, the history
+ * of every guest, drift (serve_dash_reads.c; arg: the struct pl_dash). */
+extern const struct pl_serve_route pl_dash_read_routes[];
 void pl_dash_release(struct pl_dash *d);
 
 /* The session cookie's value (64 hex digits) in a Cookie header (may be

@@ -320,6 +320,8 @@ on_plan_refresh(int err, json_t *snap, const char *errmsg, void *arg)
 		m->plan_error = msg;
 		json_decref(drift);
 		json_decref(pending);
+		pl_serve_emit(m->refresh->sv, "drift",
+			      json_pack("{s:s}", "error", msg ? msg : "?"));
 		return;
 	}
 	json_array_foreach(json_object_get(plan, "changes"), i, c) {
@@ -343,6 +345,10 @@ on_plan_refresh(int err, json_t *snap, const char *errmsg, void *arg)
 	swap(&m->drift, drift);
 	swap(&m->pending, pending);
 	m->plan_at = now_s();
+	/* the dashboard's overview follows it (GET /api/v1/drift) */
+	pl_serve_emit(m->refresh->sv, "drift",
+		      json_pack("{s:f,s:i}", "planned_at", m->plan_at, "changes",
+				(int)json_array_size(m->drift)));
 	json_decref(plan);
 	free(msg);
 }

@@ -44,4 +44,17 @@ int pl_view_describe(struct pl_session *s, const char *guest, bool snapshots, co
  * (deleted guests too, by name or vmid). PL_ENOENT when there is none. */
 int pl_view_history(struct pl_state *st, const char *guest, json_t **out, char **errmsg);
 
+/* The history of every guest, newest first, a page at a time (the query's
+ * texts, each optional): guest (vmid, name, or a key such as storage:local),
+ * node, kind, since (Unix seconds), before (a row id: the page after one
+ * whose "next" it was), limit (1-500, default 50). Out: {items: [{id, guest,
+ * vmid, name, node, type, kind, sha256, run, ts, changes}], next}; next is the
+ * id to pass as before for the older page, null at the end. A bad filter:
+ * PL_EINVAL with *field naming it; an unknown guest: PL_ENOENT. */
+struct pl_view_timeline {
+	const char *guest, *node, *kind, *since, *before, *limit;
+};
+int pl_view_timeline(struct pl_state *st, const struct pl_view_timeline *q, json_t **out,
+		     const char **field, char **errmsg);
+
 #endif

@@ -141,6 +141,19 @@ int pl_state_history(struct pl_state *s, long long vmid, json_t **out, char **er
 /* The same for a storage, backup job or pool: key "storage:ID",
  * "backup-job:ID" or "pool:ID" (sync_day2.c). */
 int pl_state_history_key(struct pl_state *s, const char *key, json_t **out, char **errmsg);
+/* The history of every guest and object, newest first, a page at a time:
+ * rows [{id,guest,vmid,kind,sha256,run,ts,state,prev}] (prev: the state of
+ * the same guest's row before, or null), only those matching every filter
+ * given (NULL/0 is none): before (ids below it), vmid, key (the guest column:
+ * "storage:local"), node (of the state), kind, since (ts at or after). */
+struct pl_state_history_filter {
+	long long before, vmid;
+	const char *key, *node, *kind;
+	double since;
+	int limit;
+};
+int pl_state_history_page(struct pl_state *s, const struct pl_state_history_filter *f, json_t **out,
+			  char **errmsg);
 /* Total history rows (for tests and benchmarks). */
 long long pl_state_history_count(struct pl_state *s);
 /* A number that grows whenever the store's committed contents may have

@@ -68,7 +68,11 @@ const PAGES = [
   ['node', `#/node/${cfg.node}`, 'svg.chart'],
   ['runs', '#/runs', 'table tbody tr'],
   ['discovery', '#/discovery', '#discovered-table tbody tr'],
+  ['history', '#/history', '#history-table > tbody > tr'],
+  ['checks', '#/checks', '#checks-table tbody tr'],
+  ['check', `#/check/${encodeURIComponent('bmc/web')}`, '#check-facts'],
 ];
+const getJSON = (p, url) => p.evaluate(async (u) => (await fetch(u)).json(), url);
 
 const browser = await chromium.launch({ executablePath: cfg.chromium, headless: true, args: ['--no-sandbox'] });
 try {
@@ -92,6 +96,24 @@ try {
   result.steps.overview_states = Object.fromEntries(await page.locator('#state-counts .count').evaluateAll(
     (els) => els.map((e) => [e.dataset.state, Number(e.textContent)])));
   result.steps.timezone = await page.evaluate(() => Intl.DateTimeFormat().resolvedOptions().timeZone);
+
+  // the overview's certificate expiry and storage bars are the API's numbers
+  // (the certificates are read after the server's first sync: drawn again until then)
+  for (let i = 0; i < 20 && !(await page.locator('#nodes-table td.cert[data-days]').count()); i++) {
+    await page.waitForTimeout(250);
+    await open(page, '#/guests', '#guests-table tbody tr');
+    await open(page, '#/overview', '#nodes-table tbody tr');
+  }
+  result.steps.overview_certs = await page.locator('#nodes-table tbody tr').evaluateAll((rows) => rows.map((r) => {
+    const c = r.querySelector('td.cert');
+    return [r.dataset.node, c && c.dataset.days !== undefined ? Number(c.dataset.days) : null, c ? c.querySelector('.badge, .muted')?.textContent ?? c.textContent : null];
+  }));
+  result.steps.overview_storages = await page.locator('#storage-list > li').evaluateAll((rows) => rows.map((r) => [
+    r.dataset.storage, Number(r.querySelector('[role=meter]').getAttribute('aria-valuenow')), r.querySelector('.usage').textContent]));
+  result.steps.overview_history = await page.locator('#recent-history > tbody > tr').evaluateAll((rows) => rows.map((r) => Number(r.dataset.history)));
+  result.steps.overview_history_link = await page.locator('a[href="#/history"]', { hasText: 'All history' }).count();
+  result.steps.api_certs = await getJSON(page, '/api/v1/certificates');
+  result.steps.api_storages = await getJSON(page, '/api/v1/storages');
 
   // the guests table: the hostile name is text, filters and sort work
   await open(page, '#/guests', '#guests-table tbody tr');
@@ -135,6 +157,59 @@ try {
     row: await page.locator(`#discovered-table tr[data-address="${cfg.address}"] > *`).allTextContents(),
     scripts: await page.locator('#discovered-table script').count(),
   };
+
+  // the history of every guest: the API's rows, filters, each change's diff
+  for (let i = 0; i < 5; i++) {
+    await open(page, '#/history', '#history-table > tbody > tr');
+    result.steps.history_ids = await page.locator('#history-table > tbody > tr').evaluateAll((rows) => rows.map((r) => Number(r.dataset.history)));
+    result.steps.api_history = (await getJSON(page, '/api/v1/history?limit=50')).items.map((r) => r.id);
+    if (JSON.stringify(result.steps.history_ids) === JSON.stringify(result.steps.api_history)) break;
+  }
+  result.steps.history_older = await page.locator('#history-older').isVisible();
+  await page.getByLabel('Kind').selectOption('updated');
+  await page.locator('#history-table tbody tr .badge.kind-updated').first().waitFor({ timeout: DEADLINE });
+  await page.waitForFunction(() => [...document.querySelectorAll('#history-table tbody tr .badge[class*=kind-]')].every((b) => b.textContent === 'updated'), null, { timeout: DEADLINE });
+  const firstUpdated = page.locator('#history-table > tbody > tr').first();
+  await firstUpdated.locator('summary').click();
+  result.steps.history_updated = {
+    id: Number(await firstUpdated.getAttribute('data-history')),
+    diff: await firstUpdated.locator('table.diff tbody tr').evaluateAll((rows) => rows.map((r) => [...r.cells].map((c) => c.textContent))),
+  };
+  result.steps.api_updated = (await getJSON(page, '/api/v1/history?kind=updated&limit=1')).items[0];
+  await page.getByLabel('Kind').selectOption('');
+  await page.getByLabel('Guest', { exact: true }).fill('320');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.locator('#history-table tbody tr .who', { hasText: cfg.hostile }).first().waitFor({ timeout: DEADLINE });
+  result.steps.history_hostile = await page.locator('#history-table tbody tr .who a').first().textContent();
+  result.steps.history_images = await page.locator('#history-table img').count();
+  await page.getByLabel('Guest', { exact: true }).fill('');
+  await page.getByRole('button', { name: 'Filter' }).click();
+
+  // the checks: their state and latency as the API has them, live, a name with markup as text
+  await open(page, '#/checks', '#checks-table tbody tr');
+  const hostileCheck = page.locator('#checks-table tbody tr', { hasText: cfg.hostile_check });
+  await page.locator('#checks-table tr[data-check="bmc/web"] .status', { hasText: 'down' }).waitFor({ timeout: DEADLINE });
+  await hostileCheck.locator('.status', { hasText: 'up' }).waitFor({ timeout: DEADLINE });
+  const checkRows = () => page.locator('#checks-table tbody tr').evaluateAll((rows) => rows.map((r) => ({
+    name: r.querySelector('.check-name').textContent, status: r.querySelector('.status').textContent, latency: r.querySelector('.latency').textContent })));
+  result.steps.checks_rows = await checkRows();
+  result.steps.api_checks = await getJSON(page, '/api/v1/checks');
+  result.steps.checks_images = await page.locator('#checks-table img').count();
+  await page.evaluate(() => { window.__same_checks = true; });
+  const tc = Date.now();
+  await ask('checkdown');
+  await hostileCheck.locator('.status', { hasText: 'down' }).waitFor({ timeout: DEADLINE });
+  result.steps.check_live_ms = Date.now() - tc;
+  result.steps.check_no_reload = await page.evaluate(() => window.__same_checks === true);
+  await page.locator('#checks-table a', { hasText: 'bmc/web' }).click();
+  await page.locator('#check-facts').waitFor({ timeout: DEADLINE });
+  result.steps.check_one = {
+    title: await page.locator('#app h1').textContent(),
+    state: await page.locator('#check-facts .status').first().textContent(),
+    changes: await page.locator('#check-changes tbody tr').evaluateAll((rows) => rows.map((r) => r.cells[1].textContent)),
+    results: await page.locator('#check-results tbody tr').count(),
+  };
+  result.steps.api_check_one = await getJSON(page, '/api/v1/checks/bmc/web');
 
   // a guest: config groups, charts, history, power with a confirmation
   await open(page, `#/guest/${cfg.guest}`, 'svg.chart');
@@ -215,6 +290,7 @@ try {
   result.steps.apply1 = await apply('#apply');
   await axe(ap, 'run');
   await ask('drift web');
+  await ask('sync'); // the server plans after it: the overview shows the drift without this tab's plan
   result.steps.plan2 = await plan('update');
   const shoot = async (p, name) => {
     for (const scheme of ['light', 'dark']) {
@@ -227,7 +303,9 @@ try {
   };
   await shoot(ap, 'plan'); // the plan of a drifted guest, before it is applied
   await open(ap, '#/overview', '#drift');
+  await ap.locator('#drift', { hasText: 'ct1' }).waitFor({ timeout: DEADLINE });
   result.steps.drift = (await ap.locator('#drift').textContent()).replace(/\s+/g, ' ').trim();
+  result.steps.api_drift = await getJSON(ap, '/api/v1/drift');
   await open(ap, `#/guest/${cfg.managed}`, 'svg.chart');
   await ap.locator('section', { hasText: 'Declared vs live' }).locator('table.diff').waitFor({ timeout: DEADLINE });
   result.steps.guest_drift = await ap.locator('section', { hasText: 'Declared vs live' }).locator('table.diff tbody tr')

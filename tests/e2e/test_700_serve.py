@@ -370,6 +370,41 @@ def test_real_answers_match_the_documents_schemas(lab):
     check("/api/v1/actions/{id}", f"/api/v1/actions/{r.json()['id']}")
 
 
+
+def test_dashboard_reads_match_the_documents_schemas(lab):
+    """The overview's and History page's endpoints, answered from what the
+    server keeps, against their OpenAPI schemas (test_725 checks the values)."""
+    import jsonschema  # python3-jsonschema (scripts/install-deps)
+    doc = get(lab, "/api/v1/openapi.json").json()
+
+    def check(path, concrete, status=200):
+        r = get(lab, concrete)
+        assert r.status_code == status, (concrete, r.text)
+        resp = doc["paths"][path]["get"]["responses"]
+        schema = resp.get(str(status), resp["default"])["content"]["application/json"]["schema"]
+        jsonschema.Draft202012Validator(dict(schema, components=doc["components"])).validate(
+            r.json())
+        return r.json()
+
+    # the certificates are read after a sync: wait for them, then check the read shape
+    deadline = time.monotonic() + 60
+    while check("/api/v1/certificates", "/api/v1/certificates")["read_at"] is None:
+        assert time.monotonic() < deadline, "no certificates read after a sync"
+        time.sleep(0.2)
+    certs = check("/api/v1/certificates", "/api/v1/certificates")["certificates"]
+    online = [n["node"] for n in get(lab, "/api/v1/nodes").json() if n["status"] == "online"]
+    assert [c["node"] for c in certs] == online and len(online) >= 2
+    assert check("/api/v1/storages", "/api/v1/storages")
+    page = check("/api/v1/history", "/api/v1/history?limit=2")
+    assert len(page["items"]) == 2 and page["next"] == page["items"][1]["id"]
+    older = check("/api/v1/history", f"/api/v1/history?limit=2&before={page['next']}")
+    assert older["items"][0]["id"] < page["next"]
+    check("/api/v1/history", "/api/v1/history?kind=deleted&node=nosuch")
+    check("/api/v1/history", "/api/v1/history?since=later", status=400)
+    check("/api/v1/history", "/api/v1/history?guest=nosuch", status=404)
+    drift = check("/api/v1/drift", "/api/v1/drift")
+    assert drift["config"] is False and drift["planned_at"] is None  # no guests declared
+
 def raw(lab, data, read=True):
     host, port = lab["url"].split("//")[1].split(":")
     s = socket.create_connection((host, int(port)), timeout=20)

@@ -27,6 +27,7 @@ NODE = shutil.which("node")
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
 BROWSER_DIR = os.path.join(SRC, "tests", "browser")
 HOSTILE = "<img src=x onerror=alert(1)>"
+HOSTILE_CHECK = "<img src=x onerror=alert(4)>"
 BANNER = b"SSH-2.0-<script>alert(3)</script>\r\n"
 ARTIFACTS = os.path.join(os.path.dirname(BIN), "artifacts", "dashboard")
 
@@ -36,17 +37,22 @@ pytestmark = pytest.mark.skipif(not NODE or not CHROMIUM,
 CONFIG = """
 serve:
   status_interval: 1
+checks:
+  interval: 1
+  targets:
+    - {{name: "{hostile_check}", check: tcp, host: 127.0.0.1, port: {open_port}, timeout: 2}}
+    - {{name: bmc/web, check: tcp, host: 127.0.0.1, port: {closed_port}, timeout: 2}}
 guests:
   - name: web
     memory: 2G
     cores: 2
-    networks: [{bridge: vmbr0, ip: 10.0.0.5/24, gw: 10.0.0.1}]
-    disks: [{storage: local-lvm, size: 8G}]
+    networks: [{{bridge: vmbr0, ip: 10.0.0.5/24, gw: 10.0.0.1}}]
+    disks: [{{storage: local-lvm, size: 8G}}]
   - name: ct1
     type: lxc
     ostemplate: local:vztmpl/debian-12-standard_12.7-1_amd64.tar.zst
     memory: 512
-    networks: [{bridge: vmbr0, ip: dhcp}]
+    networks: [{{bridge: vmbr0, ip: dhcp}}]
 """
 urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
 
@@ -142,14 +148,32 @@ def dash(tmp_path_factory):
         assert r.rc == 0 and f"new: {net}.60" in r.out, r
     finally:
         b.stop()
-    (d / "pvelab.yaml").write_text(CONFIG)
+    # what the checks probe: a port that answers (until the test closes it), one that never does
+    listener = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=accept_and_close, args=(listener,), daemon=True).start()
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        closed_port = closed.getsockname()[1]
+    (d / "pvelab.yaml").write_text(CONFIG.format(hostile_check=HOSTILE_CHECK,
+                                                 open_port=listener.getsockname()[1],
+                                                 closed_port=closed_port))
     srv = Server("--listen", "127.0.0.1:0", "-c", d / "pvelab.yaml", env=env)
     cutter = Cutter(int(srv.url.rsplit(":", 1)[1]))
-    yield {"sim": sim, "env": env, "tokens": tokens, "srv": srv, "cutter": cutter, "dir": d}
+    yield {"sim": sim, "env": env, "tokens": tokens, "srv": srv, "cutter": cutter, "dir": d,
+           "listener": listener}
+    listener.close()
     cutter.close()
     rc = srv.stop()
     stop_sim(sim)
     assert rc == 0, srv.err
+
+
+def accept_and_close(listener):
+    while True:
+        try:
+            c, _ = listener.accept()
+        except OSError:
+            return
+        c.close()
 
 
 def pve(sim, method, path, **params):
@@ -190,7 +214,7 @@ def seen(dash):
     os.makedirs(ARTIFACTS, exist_ok=True)
     cutter = dash["cutter"]
     cfg = {"url": f"http://127.0.0.1:{cutter.port}", "tokens": dash["tokens"], "out": ARTIFACTS,
-           "hostile": HOSTILE, "address": discover_lab.NET + ".60", "stopped": 302, "guest": 300, "node": "pve1", "managed": "ct1",
+           "hostile": HOSTILE, "hostile_check": HOSTILE_CHECK, "address": discover_lab.NET + ".60", "stopped": 302, "guest": 300, "node": "pve1", "managed": "ct1",
            "chromium": CHROMIUM}
     proc = subprocess.Popen([NODE, os.path.join(BROWSER_DIR, "dashboard.mjs")],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -215,6 +239,14 @@ def seen(dash):
                 cutter.restore()
             elif verb == "cliplan":
                 cli[arg] = cli_plan(dash)
+            elif verb == "sync":
+                r = requests.post(dash["srv"].url + "/api/v1/sync", timeout=20,
+                                  headers={"Authorization": "Bearer " + dash["tokens"]["operator"]})
+                assert r.status_code == 202, r.text
+            elif verb == "checkdown":
+                # the hostile-named check's port stops answering (shutdown wakes the accept)
+                dash["listener"].shutdown(socket.SHUT_RDWR)
+                dash["listener"].close()
             elif verb == "drift":
                 # someone changes the managed container behind pvelab's back
                 g = sim_guest(dash["sim"], "ct1")
@@ -288,6 +320,65 @@ def test_hostile_names_are_text(seen):
     assert seen["errors"] == []
 
 
+def test_overview_shows_certificate_expiry_and_storage_usage_as_the_api_has_them(seen):
+    st = seen["steps"]
+    certs = st["api_certs"]["certificates"]
+    assert certs, "no certificate read"
+    want = {}
+    for c in certs:  # a node's soonest expiry
+        if c["node"] not in want or c["notafter"] < want[c["node"]]["notafter"]:
+            want[c["node"]] = c
+    shown = {n: (days, text) for n, days, text in st["overview_certs"]}
+    for node, c in want.items():
+        assert shown[node] == (c["days_left"], f"{c['days_left']} d"), (node, shown, c)
+    assert all(days is None for n, (days, _) in shown.items() if n not in want)  # offline: not read
+    api = {f"{x['node']}/{x['storage']}": x for x in st["api_storages"]}
+    assert [r[0] for r in st["overview_storages"]] == list(api)
+    for key, pct, text in st["overview_storages"]:
+        x = api[key]
+        assert pct == round(x["used_fraction"] * 100), (key, pct, x)
+        assert text.endswith(f"({x['used_fraction'] * 100:.{1 if x['used_fraction'] < 0.1 else 0}f} %)"), (text, x)
+    assert st["overview_history"] and st["overview_history_link"] == 1
+
+
+def test_history_page_lists_every_guests_changes_with_filters_and_diffs(seen):
+    st = seen["steps"]
+    assert st["history_ids"] == st["api_history"] and len(st["history_ids"]) >= 10
+    assert st["history_ids"] == sorted(st["history_ids"], reverse=True)
+    assert st["history_older"] is False  # fewer rows than a page
+    up = st["api_updated"]
+    assert st["history_updated"]["id"] == up["id"]
+    show = lambda v: "—" if v is None else (json.dumps(v, separators=(",", ":"))
+                                            if isinstance(v, (dict, list)) else str(v))
+    assert st["history_updated"]["diff"] == [[c["key"], show(c["old"]), show(c["new"])]
+                                             for c in up["changes"]]
+    assert ["status", "stopped", "running"] in st["history_updated"]["diff"] or \
+        ["status", "running", "stopped"] in st["history_updated"]["diff"]
+    assert st["history_hostile"] == HOSTILE and st["history_images"] == 0
+
+
+def test_checks_page_shows_state_and_latency_live_with_names_as_text(seen):
+    st = seen["steps"]
+    api = {c["name"]: c for c in st["api_checks"]["checks"]}
+    rows = {r["name"]: r for r in st["checks_rows"]}
+    assert set(rows) == set(api) and {HOSTILE_CHECK, "bmc/web"} <= set(rows)
+    assert rows[HOSTILE_CHECK]["status"] == "up" and rows["bmc/web"]["status"] == "down"
+    for name, r in rows.items():
+        if name in (HOSTILE_CHECK, "bmc/web"):
+            assert r["status"] == api[name]["status"], (name, r, api[name])
+        lat = (api[name].get("last") or {}).get("latency_ms")
+        assert (r["latency"] == "—") == (lat is None), (r, api[name])
+        assert r["latency"] == "—" or r["latency"].endswith(" ms")
+    assert st["checks_images"] == 0
+    assert st["check_no_reload"] is True
+    print(f"a check down on the page {st['check_live_ms']} ms after its port closed (interval 1 s)")
+    one, api_one = st["check_one"], st["api_check_one"]
+    assert one["title"] == "Check bmc/web" and one["state"] == api_one["status"] == "down"
+    assert one["changes"] == [("—" if not c.get("from") else c["from"]) + " → " + c["to"]
+                              for c in api_one["changes"]]
+    assert one["results"] == len(api_one["results"]) or one["results"] >= 1
+
+
 def test_guests_table_filters_and_sorts(seen):
     st = seen["steps"]
     assert st["lxc_rows"] and all(t == "CT" for t in st["lxc_rows"])
@@ -321,14 +412,15 @@ def test_no_page_writes_null_where_a_part_is_absent(seen):
 
 def test_axe_finds_no_serious_or_critical_violation(seen):
     assert set(seen["axe"]) >= {"login", "overview", "guests", "guest", "node", "runs", "plan",
-                                "run", "guest-admin", "discovery"}
+                                "run", "guest-admin", "discovery", "history", "checks", "check"}
     bad = {k: v for k, v in seen["axe"].items() if v}
     assert bad == {}
 
 
 def test_screenshots_of_every_page_light_and_dark_desktop_and_phone(seen):
     names = {os.path.basename(f) for f in seen["shots"]}
-    for p in ("overview", "guests", "guest", "node", "runs", "plan", "run", "discovery"):
+    for p in ("overview", "guests", "guest", "node", "runs", "plan", "run", "discovery",
+              "history", "checks", "check"):
         for scheme in ("light", "dark"):
             for size in ("desktop", "phone"):
                 assert f"{p}-{scheme}-{size}.png" in names
@@ -435,8 +527,12 @@ def test_apply_from_the_page_shows_each_step_then_rollback(seen):
 
 def test_drift_shows_on_the_overview_and_the_guest_page(seen):
     st = seen["steps"]
+    # the server's planning after its sync, not a plan of this tab
     assert st["drift"].startswith("1 managed guest differs from the config, 0 need a reboot")
     assert "ct1" in st["drift"]
+    d = st["api_drift"]
+    assert d["config"] is True and d["differ"] == 1 and d["planned_at"] is not None
+    assert [(c["guest"], c["action"], c["class"]) for c in d["changes"]] == [("ct1", "update", "live")]
     assert st["guest_drift"] == [["memory", "1024", "512", "live"]]
 
 
