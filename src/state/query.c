@@ -324,55 +324,61 @@ pl_state_history(struct pl_state *s, long long vmid, json_t **out, char **errmsg
 	return collect(s, st, row_history, out, errmsg);
 }
 
+/* A row of the history page: (id, guest, vmid, kind, sha256, run_id, ts,
+ * json, the json of the guest's row before). */
 static json_t *
-row_history(sqlite3_stmt *st)
+row_history_page(struct pl_stmt *st)
 {
 	json_t *state = column_json(st, 7, 0), *prev = column_json(st, 8, 0);
-	json_t *r =
-		json_pack("{s:I,s:s,s:o,s:s,s:s,s:o,s:f,s:o,s:o}", "id",
-			  (json_int_t)sqlite3_column_int64(st, 0), "guest",
-			  (const char *)sqlite3_column_text(st, 1), "vmid",
-			  sqlite3_column_int64(st, 2) ? json_integer(sqlite3_column_int64(st, 2)) :
-							json_null(),
-			  "kind", (const char *)sqlite3_column_text(st, 3), "sha256",
-			  (const char *)sqlite3_column_text(st, 4), "run",
-			  sqlite3_column_type(st, 5) == SQLITE_NULL ?
-				  json_null() :
-				  json_integer(sqlite3_column_int64(st, 5)),
-			  "ts", sqlite3_column_double(st, 6), "state",
-			  state ? state : json_object(), "prev", prev ? prev : json_null());
 
-	return r;
+	return json_pack("{s:I,s:s,s:o,s:s,s:s,s:o,s:f,s:o,s:o}", "id",
+			 (json_int_t)pl_stmt_int64(st, 0), "guest", pl_stmt_text(st, 1), "vmid",
+			 pl_stmt_int64(st, 2) ? json_integer(pl_stmt_int64(st, 2)) : json_null(),
+			 "kind", pl_stmt_text(st, 3), "sha256", pl_stmt_text(st, 4), "run",
+			 pl_stmt_null(st, 5) ? json_null() : json_integer(pl_stmt_int64(st, 5)),
+			 "ts", pl_stmt_double(st, 6), "state", state ? state : json_object(),
+			 "prev", prev ? prev : json_null());
 }
 
 int
 pl_state_history_page(struct pl_state *s, const struct pl_state_history_filter *f, json_t **out,
 		      char **errmsg)
 {
-	sqlite3_stmt *st;
+	struct pl_stmt *st;
 	int r;
 
 	*out = NULL;
 	/* the row before of the same guest: through the (vmid, id) index */
 	if ((r = pl_state_prep(
 		     s,
-		     "SELECT h.id, h.guest, h.vmid, h.kind, h.sha256, h.run_id, h.ts, "
-		     "h.json, (SELECT p.json FROM history p WHERE p.vmid = h.vmid AND "
-		     "p.guest = h.guest AND p.id < h.id ORDER BY p.id DESC LIMIT 1) "
-		     "FROM history h WHERE (?1 = 0 OR h.id < ?1) AND (?2 = 0 OR h.vmid = "
-		     "?2) AND (?3 IS NULL OR h.guest = ?3) AND (?4 IS NULL OR "
-		     "json_extract(h.json, '$.node') = ?4) AND (?5 IS NULL OR h.kind = ?5) "
-		     "AND h.ts >= ?6 ORDER BY h.id DESC LIMIT ?7",
+		     pl_state_sql(
+			     s,
+			     "SELECT h.id, h.guest, h.vmid, h.kind, h.sha256, h.run_id, h.ts, "
+			     "h.json, (SELECT p.json FROM history p WHERE p.vmid = h.vmid AND "
+			     "p.guest = h.guest AND p.id < h.id ORDER BY p.id DESC LIMIT 1) "
+			     "FROM history h WHERE (?1 = 0 OR h.id < ?1) AND (?2 = 0 OR h.vmid = "
+			     "?2) AND (?3 IS NULL OR h.guest = ?3) AND (?4 IS NULL OR "
+			     "json_extract(h.json, '$.node') = ?4) AND (?5 IS NULL OR h.kind = ?5) "
+			     "AND h.ts >= ?6 ORDER BY h.id DESC LIMIT ?7",
+			     "SELECT h.id, h.guest, h.vmid, h.kind, h.sha256, h.run_id, h.ts, "
+			     "h.json, (SELECT p.json FROM history p WHERE p.vmid = h.vmid AND "
+			     "p.guest = h.guest AND p.id < h.id ORDER BY p.id DESC LIMIT 1) "
+			     "FROM history h WHERE ($1::bigint = 0 OR h.id < $1::bigint) AND "
+			     "($2::bigint = 0 OR h.vmid = $2::bigint) AND ($3::text IS NULL OR "
+			     "h.guest = $3::text) AND ($4::text IS NULL OR "
+			     "h.json::jsonb->>'node' = $4::text) AND ($5::text IS NULL OR "
+			     "h.kind = $5::text) AND h.ts >= $6::double precision "
+			     "ORDER BY h.id DESC LIMIT $7::bigint"),
 		     &st, errmsg)) != 0)
 		return r;
-	sqlite3_bind_int64(st, 1, f->before);
-	sqlite3_bind_int64(st, 2, f->vmid);
-	sqlite3_bind_text(st, 3, f->key, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 4, f->node, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 5, f->kind, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_double(st, 6, f->since);
-	sqlite3_bind_int64(st, 7, f->limit > 0 ? f->limit : 50);
-	return collect(s, st, row_history, out, errmsg);
+	pl_stmt_bind_int64(st, 1, f->before);
+	pl_stmt_bind_int64(st, 2, f->vmid);
+	pl_stmt_bind_text(st, 3, f->key);
+	pl_stmt_bind_text(st, 4, f->node);
+	pl_stmt_bind_text(st, 5, f->kind);
+	pl_stmt_bind_double(st, 6, f->since);
+	pl_stmt_bind_int64(st, 7, f->limit > 0 ? f->limit : 50);
+	return collect(s, st, row_history_page, out, errmsg);
 }
 
 long long
