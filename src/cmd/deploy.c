@@ -179,8 +179,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_args a;
 	struct pl_session s = { 0 };
-	json_t *names = json_array(), *stacks = NULL, *live = NULL, *rec = NULL, *plan = NULL,
-	       *results = json_array(), *st;
+	json_t *names, *stacks = NULL, *live = NULL, *rec = NULL, *plan = NULL, *results, *st;
 	char *err = NULL;
 	long long timeout = 0, wait = 0;
 	size_t i;
@@ -191,6 +190,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	if (pl_args_num(&a, O_TIMEOUT, 1, 86400, &timeout) != 0 ||
 	    pl_args_num(&a, O_WAIT, 0, 3600, &wait) != 0)
 		return PL_EXIT_USAGE;
+	names = json_array(); /* after the usage errors, which return */
+	results = json_array();
 	for (int k = 0; k < a.npos; k++)
 		json_array_append_new(names, json_string(a.pos[k]));
 	if ((r = pl_session_open(&s, ctx, PL_NEED_API | PL_NEED_STATE, &err)) != 0 || !s.cfg) {

@@ -102,8 +102,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_args a;
 	struct pl_session s = { 0 };
-	json_t *names = json_array(), *stacks = NULL, *live = NULL, *rows = json_array(), *g,
-	       *specs, *mine = json_array(), *v;
+	json_t *names, *stacks = NULL, *live = NULL, *rows, *g, *specs, *mine, *v;
 	struct probes p = { 0 };
 	char *err = NULL;
 	size_t i, j;
@@ -111,6 +110,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 
 	if ((r = pl_args_parse(&a, &pl_cmd_verify, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
+	names = json_array(); /* after the usage errors, which return */
+	rows = json_array();
+	mine = json_array();
 	for (int k = 0; k < a.npos; k++)
 		json_array_append_new(names, json_string(a.pos[k]));
 	if ((r = pl_session_open(&s, ctx, PL_NEED_API | PL_NEED_STATE, &err)) != 0 || !s.cfg) {
