@@ -278,12 +278,12 @@ try {
     await ap.locator(button).click();
     await ap.locator('#confirm-ok').click();
     await ap.waitForFunction((h) => location.hash !== h && location.hash.startsWith('#/run/'), before, { timeout: DEADLINE });
-    await ap.locator('#run-head p').waitFor({ timeout: DEADLINE });
+    const run = Number((await ap.evaluate(() => location.hash)).split('/')[2]);
+    // the new run's page, not the one before it (a run page too, still shown
+    // until the new one has its record)
+    await ap.locator('#run-head p', { hasText: ` run ${run},` }).waitFor({ timeout: DEADLINE });
     await ap.locator('#run-log li', { hasText: 'finished:' }).waitFor({ timeout: 120000 });
-    return {
-      run: Number((await ap.evaluate(() => location.hash)).split('/')[2]),
-      log: await ap.locator('#run-log li').allTextContents(),
-    };
+    return { run, log: await ap.locator('#run-log li').allTextContents() };
   };
   result.steps.plan1 = await plan('create');
   await axe(ap, 'plan');
