@@ -115,13 +115,8 @@ pl_serve_checks_backups(struct pl_serve_checks *c)
 		char *key, *path;
 		json_t *params;
 
-		if (strcmp(pl_json_str_or(r, "type", ""), "storage") || !id || !node ||
-		    !pl_backups_holds(pl_json_str(r, "content")) ||
-		    strcmp(pl_json_str_or(r, "status", "available"), "available"))
+		if ((key = pl_backups_read_key(r)) == NULL)
 			continue;
-		/* a shared storage holds the same archives on every node */
-		key = pl_json_bool(r, "shared", false) ? pl_strdup(id) :
-							 pl_asprintf("%s@%s", id, node);
 		if (json_object_get(seen, key) == NULL) {
 			json_object_set_new(seen, key, json_true());
 			q = pl_calloc(1, sizeof(*q));

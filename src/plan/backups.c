@@ -165,6 +165,18 @@ pl_backups_holds(const char *content)
 	return false;
 }
 
+char *
+pl_backups_read_key(const json_t *r)
+{
+	const char *id = pl_json_str(r, "storage"), *node = pl_json_str(r, "node");
+
+	if (strcmp(pl_json_str_or(r, "type", ""), "storage") || !id || !node ||
+	    !pl_backups_holds(pl_json_str(r, "content")) ||
+	    strcmp(pl_json_str_or(r, "status", "available"), "available"))
+		return NULL;
+	return pl_json_bool(r, "shared", false) ? pl_strdup(id) : pl_asprintf("%s@%s", id, node);
+}
+
 static void
 on_resources(const struct pl_pve_result *res, void *arg)
 {
@@ -186,13 +198,8 @@ on_resources(const struct pl_pve_result *res, void *arg)
 		char *key;
 		json_t *q;
 
-		if (strcmp(pl_json_str_or(r, "type", ""), "storage") || !id || !node ||
-		    !pl_backups_holds(pl_json_str(r, "content")) ||
-		    strcmp(pl_json_str_or(r, "status", "available"), "available"))
+		if ((key = pl_backups_read_key(r)) == NULL)
 			continue;
-		/* a shared storage holds the same archives on every node */
-		key = pl_json_bool(r, "shared", false) ? pl_strdup(id) :
-							 pl_asprintf("%s@%s", id, node);
 		if (json_object_get(seen, key)) {
 			free(key);
 			continue;

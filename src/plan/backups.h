@@ -24,6 +24,11 @@ json_t *pl_backups_newest(const json_t *resources, const json_t *volumes, time_t
 
 /* Whether a storage's content list ("images,backup") holds backups. */
 bool pl_backups_holds(const char *content);
+/* When r (a /cluster/resources entry) is an available storage holding
+ * backups: the key under which its archives are read once, its id for a
+ * shared storage (the same archives on every node), else "ID@NODE" (caller
+ * frees). NULL for any other entry. */
+char *pl_backups_read_key(const json_t *r);
 
 /* Called once, from the loop; result borrowed:
  * {"time","guests":[as pl_backups_newest],"storages":["storage@node"...],
