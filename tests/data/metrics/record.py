@@ -2,12 +2,11 @@
 """Records tests/data/metrics/: what `pvelab sim --seed seed.yaml` answers on
 the paths prometheus-pve-exporter reads (answers.json), and what the
 exporter's own collectors write from exactly those answers
-(exporter-3.10.0.prom). Run by hand, with the exporter's source beside the
-repository (the developers' reference library); the tests only read the
-output:
+(exporter-3.10.0.prom). Run by hand, given the src/ directory of an unpacked
+prometheus-pve-exporter 3.10.0; nothing in the build or the tests runs it,
+they only read its output:
 
-    TZ=UTC /usr/bin/python3 tests/data/metrics/record.py build/pvelab \\
-        ../shared/peers/prometheus-pve-exporter/upstream/src
+    TZ=UTC /usr/bin/python3 tests/data/metrics/record.py build/pvelab EXPORTER_SRC
 
 The exporter's collectors are called unmodified, on a stand-in for proxmoxer's
 ProxmoxAPI that answers from answers.json, so both sides read the same bytes.
