@@ -43,6 +43,8 @@ struct pl_serve_refresh {
 	size_t post_done;   /* changes told as events so far */
 	size_t post_unread; /* guests the sync could not read */
 	json_t *post_snap, *post_changes;
+	struct event *drop_ev; /* a sync's guests, freed a batch per turn */
+	json_t *drop;
 	/* told after each sync that succeeded, with its snapshot (borrowed) */
 	void (*on_sync)(const json_t *snap, void *arg);
 	void *on_sync_arg;

@@ -205,10 +205,21 @@ on_status_timer(evutil_socket_t fd, short what, void *arg)
  * guests (the first of 10,000 tells each). */
 #define POST_EVENTS 500
 
+/* Run ev in the next turn of the loop, after it polled: requests that came
+ * meanwhile are answered first (event_active would run it in this turn,
+ * before any poll, however many times it is activated in a row). */
+static void
+next_turn(struct event *ev)
+{
+	static const struct timeval now = { 0, 0 };
+
+	evtimer_add(ev, &now);
+}
+
 static void
 post_step(struct pl_serve_refresh *f)
 {
-	event_active(f->post_ev, EV_TIMEOUT, 1);
+	next_turn(f->post_ev);
 }
 
 static void
@@ -218,6 +229,45 @@ post_free(struct pl_serve_refresh *f)
 	json_decref(f->post_changes);
 	f->post_snap = f->post_changes = NULL;
 	f->post_step = 0;
+}
+
+/* Guests a turn of the loop frees at most, after a sync. */
+#define DROP_GUESTS 1000
+
+static void
+on_drop(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_serve_refresh *f = arg;
+	size_t n = json_array_size(f->drop);
+
+	for (int k = 0; k < DROP_GUESTS && n; k++)
+		json_array_remove(f->drop, --n);
+	if (n) {
+		next_turn(f->drop_ev);
+	} else {
+		json_decref(f->drop);
+		f->drop = NULL;
+	}
+}
+
+/* Let go of a sync's snapshot: 10,000 guests' configs are half a million
+ * JSON values, 50 ms of CPU to free at once; what nothing else holds goes a
+ * batch of guests per turn. */
+static void
+drop_snap(struct pl_serve_refresh *f, json_t *snap)
+{
+	json_t *guests = json_object_get(snap, "guests");
+
+	if (f->drop || snap == NULL || snap->refcount > 1 || guests == NULL ||
+	    guests->refcount > 1) {
+		json_decref(snap);
+		return;
+	}
+	f->drop = json_incref(guests);
+	json_decref(snap);
+	if (f->drop_ev == NULL)
+		f->drop_ev = evtimer_new(f->s->base, on_drop, f);
+	next_turn(f->drop_ev);
 }
 
 /* The end of a sync, or of what followed it: the next one. */
@@ -296,6 +346,8 @@ on_post(evutil_socket_t fd, short what, void *arg)
 		    "%zu not read)",
 		    f->sync_seq, f->sync_run, cnt->added, cnt->changed, cnt->removed,
 		    cnt->unchanged, f->post_unread);
+	drop_snap(f, f->post_snap);
+	f->post_snap = NULL;
 	post_free(f);
 	if (!f->stopping)
 		arm(f->sync_ev, f->sync_interval);
@@ -335,7 +387,7 @@ on_synced(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *s
 	f->post_done = 0;
 	f->post_step = 0;
 	if (f->post_ev == NULL)
-		f->post_ev = event_new(f->s->base, -1, 0, on_post, f);
+		f->post_ev = evtimer_new(f->s->base, on_post, f);
 	post_step(f);
 }
 
@@ -467,6 +519,9 @@ pl_serve_refresh_release(struct pl_serve_refresh *f)
 	post_free(f);
 	if (f->post_ev)
 		event_free(f->post_ev);
+	json_decref(f->drop);
+	if (f->drop_ev)
+		event_free(f->drop_ev);
 	if (f->status_ev)
 		event_free(f->status_ev);
 	if (f->sync_ev)
