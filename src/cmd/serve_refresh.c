@@ -3,7 +3,9 @@
  * every status_interval (kept in memory: live counters never touch the
  * store), a full sync every sync_interval, at once when the list shows a
  * guest's state changed, and on POST /api/v1/sync. A failing cluster is
- * retried with backoff while the last state keeps being served.
+ * retried with backoff while the last state keeps being served. What
+ * follows a sync is spread over turns of the loop, so requests never wait
+ * behind all of it.
  */
 #include "core/common.h"
 #include "cmd/serve_api.h"
