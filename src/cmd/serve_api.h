@@ -37,6 +37,14 @@ struct pl_serve_refresh {
 	struct pl_state_counts sync_counts;
 	char *sync_error;
 	int sync_failures;
+	/* after a sync, what follows it, one step per turn of the loop */
+	struct event *post_ev;
+	int post_step;
+	size_t post_done;   /* changes told as events so far */
+	size_t post_unread; /* guests the sync could not read */
+	json_t *post_snap, *post_changes;
+	struct event *drop_ev; /* a sync's guests, freed a batch per turn */
+	json_t *drop;
 	/* told after each sync that succeeded, with its snapshot (borrowed) */
 	void (*on_sync)(const json_t *snap, void *arg);
 	void *on_sync_arg;

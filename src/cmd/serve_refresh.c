@@ -3,7 +3,9 @@
  * every status_interval (kept in memory: live counters never touch the
  * store), a full sync every sync_interval, at once when the list shows a
  * guest's state changed, and on POST /api/v1/sync. A failing cluster is
- * retried with backoff while the last state keeps being served.
+ * retried with backoff while the last state keeps being served. What
+ * follows a sync is spread over turns of the loop, so requests never wait
+ * behind all of it.
  */
 #include "core/common.h"
 #include "cmd/serve_api.h"
@@ -201,6 +203,159 @@ on_status_timer(evutil_socket_t fd, short what, void *arg)
 	pl_pve_request(f->s->pve, "GET", "/cluster/resources", NULL, on_resources, f);
 }
 
+/* Events a turn of the loop tells at most, after a sync that changed many
+ * guests (the first of 10,000 tells each). */
+#define POST_EVENTS 500
+
+/* Run ev in the next turn of the loop, after it polled: requests that came
+ * meanwhile are answered first (event_active would run it in this turn,
+ * before any poll, however many times it is activated in a row). */
+static void
+next_turn(struct event *ev)
+{
+	static const struct timeval now = { 0, 0 };
+
+	evtimer_add(ev, &now);
+}
+
+static void
+post_step(struct pl_serve_refresh *f)
+{
+	next_turn(f->post_ev);
+}
+
+static void
+post_free(struct pl_serve_refresh *f)
+{
+	json_decref(f->post_snap);
+	json_decref(f->post_changes);
+	f->post_snap = f->post_changes = NULL;
+	f->post_step = 0;
+}
+
+/* Guests a turn of the loop frees at most, after a sync. */
+#define DROP_GUESTS 1000
+
+static void
+on_drop(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_serve_refresh *f = arg;
+	size_t n = json_array_size(f->drop);
+
+	for (int k = 0; k < DROP_GUESTS && n; k++)
+		json_array_remove(f->drop, --n);
+	if (n) {
+		next_turn(f->drop_ev);
+	} else {
+		json_decref(f->drop);
+		f->drop = NULL;
+	}
+}
+
+/* Let go of a sync's snapshot: 10,000 guests' configs are half a million
+ * JSON values, 50 ms of CPU to free at once; what nothing else holds goes a
+ * batch of guests per turn. */
+static void
+drop_snap(struct pl_serve_refresh *f, json_t *snap)
+{
+	json_t *guests = json_object_get(snap, "guests");
+
+	if (f->drop || snap == NULL || snap->refcount > 1 || guests == NULL ||
+	    guests->refcount > 1) {
+		json_decref(snap);
+		return;
+	}
+	f->drop = json_incref(guests);
+	json_decref(snap);
+	if (f->drop_ev == NULL)
+		f->drop_ev = evtimer_new(f->s->base, on_drop, f);
+	next_turn(f->drop_ev);
+}
+
+/* The end of a sync, or of what followed it: the next one. */
+static void
+sync_over(struct pl_serve_refresh *f)
+{
+	pl_serve_release(f->sv);
+	if (f->sync_again && !f->stopping) {
+		f->sync_again = false;
+		start_sync(f, "asked while one ran");
+	}
+}
+
+/* What follows a recorded sync, each step in its own turn of the loop (each
+ * is milliseconds of CPU at 10,000 guests, and requests wait for none of
+ * them): the keys later lists compare with, the modules' hook, the change
+ * events a batch at a time, then the sync's own event. The sync counts as
+ * running until the last. */
+static void
+on_post(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_serve_refresh *f = arg;
+	const struct pl_state_counts *cnt = &f->sync_counts;
+	json_t *changes = f->post_changes, *g;
+	size_t i;
+
+	switch (f->post_step++) {
+	case 0: {
+		json_t *keys = json_object();
+		struct pl_buf kb;
+
+		pl_buf_init(&kb, 0);
+		json_array_foreach(json_object_get(f->post_snap, "guests"), i, g) {
+			char id[24];
+
+			json_object_setn_new_nocheck(keys, id, vmid_text(g, id),
+						     durable_key(&kb, g));
+		}
+		pl_buf_release(&kb);
+		json_decref(f->keys);
+		f->keys = keys;
+		post_step(f);
+		return;
+	}
+	case 1:
+		if (f->on_sync)
+			f->on_sync(f->post_snap, f->on_sync_arg);
+		post_step(f);
+		return;
+	case 2:
+		for (i = f->post_done;
+		     i < json_array_size(changes) && i < f->post_done + POST_EVENTS; i++) {
+			g = json_array_get(changes, i);
+			pl_serve_emit(f->sv, "guest",
+				      json_pack("{s:O?,s:O?,s:O?,s:I,s:s}", "vmid",
+						json_object_get(g, "vmid"), "name",
+						json_object_get(g, "name"), "kind",
+						json_object_get(g, "kind"), "run_id",
+						(json_int_t)f->sync_run, "seen", "sync"));
+		}
+		f->post_done = i;
+		if (i < json_array_size(changes)) {
+			f->post_step--; /* the next batch */
+			post_step(f);
+			return;
+		}
+		break;
+	}
+	f->sync_ok_at = f->sync_finished;
+	pl_serve_emit(f->sv, "sync",
+		      json_pack("{s:I,s:s,s:I,s:{s:i,s:i,s:i,s:i}}", "seq", (json_int_t)f->sync_seq,
+				"state", "ok", "run_id", (json_int_t)f->sync_run, "counts", "added",
+				cnt->added, "changed", cnt->changed, "removed", cnt->removed,
+				"unchanged", cnt->unchanged));
+	pl_log_info("refresh: sync %lld recorded as run %lld: +%d ~%d -%d (%d unchanged, "
+		    "%zu not read)",
+		    f->sync_seq, f->sync_run, cnt->added, cnt->changed, cnt->removed,
+		    cnt->unchanged, f->post_unread);
+	drop_snap(f, f->post_snap);
+	f->post_snap = NULL;
+	post_free(f);
+	if (!f->stopping)
+		arm(f->sync_ev, f->sync_interval);
+	sync_over(f);
+}
+
 static void
 on_synced(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *snap,
 	  long long run_id, size_t unread, const char *errmsg, void *arg)
@@ -208,7 +363,6 @@ on_synced(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *s
 	struct pl_serve_refresh *f = arg;
 
 	f->job = NULL;
-	pl_serve_release(f->sv);
 	f->sync_finished = now_s();
 	free(f->sync_error);
 	f->sync_error = NULL;
@@ -223,52 +377,20 @@ on_synced(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *s
 		if (!f->stopping)
 			arm(f->sync_ev,
 			    backoff(f->status_interval, f->sync_failures, f->sync_interval));
-	} else {
-		json_t *keys = json_object(), *g;
-		struct pl_buf kb;
-		size_t i;
-
-		f->sync_failures = 0;
-		f->sync_ok_at = f->sync_finished;
-		f->sync_run = run_id;
-		f->sync_counts = *cnt;
-		/* what the store now holds is what later lists compare with */
-		pl_buf_init(&kb, 0);
-		json_array_foreach(json_object_get(snap, "guests"), i, g) {
-			char id[24];
-
-			json_object_setn_new_nocheck(keys, id, vmid_text(g, id),
-						     durable_key(&kb, g));
-		}
-		pl_buf_release(&kb);
-		json_decref(f->keys);
-		f->keys = keys;
-		if (f->on_sync)
-			f->on_sync(snap, f->on_sync_arg);
-		json_array_foreach(changes, i, g)
-			pl_serve_emit(f->sv, "guest",
-				      json_pack("{s:O?,s:O?,s:O?,s:I,s:s}", "vmid",
-						json_object_get(g, "vmid"), "name",
-						json_object_get(g, "name"), "kind",
-						json_object_get(g, "kind"), "run_id",
-						(json_int_t)run_id, "seen", "sync"));
-		pl_serve_emit(f->sv, "sync",
-			      json_pack("{s:I,s:s,s:I,s:{s:i,s:i,s:i,s:i}}", "seq",
-					(json_int_t)f->sync_seq, "state", "ok", "run_id",
-					(json_int_t)run_id, "counts", "added", cnt->added,
-					"changed", cnt->changed, "removed", cnt->removed,
-					"unchanged", cnt->unchanged));
-		pl_log_info("refresh: sync %lld recorded as run %lld: +%d ~%d -%d (%d unchanged, "
-			    "%zu not read)",
-			    f->sync_seq, run_id, cnt->added, cnt->changed, cnt->removed,
-			    cnt->unchanged, unread);
-		if (!f->stopping)
-			arm(f->sync_ev, f->sync_interval);
+		sync_over(f);
+		return;
 	}
-	if (f->sync_again && !f->stopping) {
-		f->sync_again = false;
-		start_sync(f, "asked while one ran");
-	}
+	f->sync_failures = 0;
+	f->sync_run = run_id;
+	f->sync_counts = *cnt;
+	f->post_unread = unread;
+	f->post_snap = json_incref(snap);
+	f->post_changes = changes ? json_incref(changes) : json_array();
+	f->post_done = 0;
+	f->post_step = 0;
+	if (f->post_ev == NULL)
+		f->post_ev = evtimer_new(f->s->base, on_post, f);
+	post_step(f);
 }
 
 static void
@@ -278,7 +400,7 @@ start_sync(struct pl_serve_refresh *f, const char *why)
 
 	if (f->stopping)
 		return;
-	if (f->job || f->held) {
+	if (f->job || f->post_snap || f->held) {
 		f->sync_again = true;
 		return;
 	}
@@ -329,7 +451,7 @@ void
 pl_serve_refresh_hold(struct pl_serve_refresh *f, bool on)
 {
 	f->held += on ? 1 : -1;
-	if (f->held == 0 && f->sync_again && f->job == NULL) {
+	if (f->held == 0 && f->sync_again && f->job == NULL && f->post_snap == NULL) {
 		f->sync_again = false;
 		start_sync(f, "asked while held");
 	}
@@ -338,7 +460,7 @@ pl_serve_refresh_hold(struct pl_serve_refresh *f, bool on)
 bool
 pl_serve_refresh_syncing(const struct pl_serve_refresh *f)
 {
-	return f->job != NULL;
+	return f->job != NULL || f->post_snap != NULL;
 }
 
 json_t *
@@ -353,10 +475,10 @@ pl_serve_refresh_info(const struct pl_serve_refresh *f)
 		f->status_ok_at ? json_integer((json_int_t)f->status_guests) : json_null(),
 		"last_error", f->status_error, "failures", f->status_failures, "sync", "interval",
 		(int)f->sync_interval, "seq", (json_int_t)f->sync_seq, "state",
-		f->job        ? "running" :
-		f->sync_error ? "failed" :
-		f->sync_ok_at ? "ok" :
-				"none",
+		pl_serve_refresh_syncing(f) ? "running" :
+		f->sync_error               ? "failed" :
+		f->sync_ok_at               ? "ok" :
+					      "none",
 		"age", f->sync_ok_at ? json_real(now - f->sync_ok_at) : json_null(), "run_id",
 		f->sync_run ? json_integer(f->sync_run) : json_null(), "counts",
 		f->sync_ok_at ?
@@ -394,6 +516,14 @@ pl_serve_refresh_release(struct pl_serve_refresh *f)
 		pl_serve_release(f->sv);
 	}
 	f->job = NULL;
+	if (f->post_snap)
+		pl_serve_release(f->sv);
+	post_free(f);
+	if (f->post_ev)
+		event_free(f->post_ev);
+	json_decref(f->drop);
+	if (f->drop_ev)
+		event_free(f->drop_ev);
 	if (f->status_ev)
 		event_free(f->status_ev);
 	if (f->sync_ev)

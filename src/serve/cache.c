@@ -81,7 +81,8 @@ pl_serve_cache_drop(struct pl_serve *sv, unsigned cls)
 {
 	struct pl_serve_cache *c = sv->cache;
 
-	if (c == NULL)
+	/* nothing kept (a burst of events after the first drop): no walk */
+	if (c == NULL || c->bytes == 0)
 		return;
 	for (size_t i = 0; i < NBUCKETS; i++) {
 		struct entry **p = &c->buckets[i];

@@ -18,6 +18,8 @@ struct evhttp_request;
 struct event;
 struct evhttp_bound_socket;
 struct bufferevent;
+struct evbuffer;
+struct evbuffer_cb_entry;
 
 /* A listening socket and whether it speaks TLS (the server's current
  * context: a reload swaps it for the connections that come after). */
@@ -36,6 +38,9 @@ struct pl_serve_conn {
 	unsigned port;
 	bool refused;                /* over a limit: answered 503 at its first request */
 	bool busy;                   /* a request of it is being answered */
+	bool receiving;              /* bytes of its next request came, not yet all of it */
+	struct evbuffer *rx;         /* its input, watched by rx_cb for those bytes */
+	struct evbuffer_cb_entry *rx_cb;
 	struct event *deadline_ev;   /* its next request must be in by then */
 	struct event *held_ev;       /* the timer of a held-back answer */
 	struct pl_serve_req *held;   /* that answer's request */

@@ -435,7 +435,24 @@ conn_drop(struct pl_serve_conn *c)
 static void
 on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
-	conn_drop(arg);
+	struct pl_serve_conn *c = arg;
+
+	evbuffer_remove_cb_entry(c->rx, c->rx_cb); /* the buffer may outlive c */
+	if (c->receiving && c->sv->draining)
+		pl_log_info("%s:%u closed before its request was all in", c->addr, c->port);
+	conn_drop(c);
+}
+
+/* Bytes came in on c: the start (or more) of its next request. A drain
+ * waits for that request and answers it (within its deadline) instead of
+ * cutting it off. */
+static void
+on_rx(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+	struct pl_serve_conn *c = arg;
+
+	if (info->n_added && !c->busy)
+		c->receiving = true;
 }
 
 void
@@ -510,6 +527,10 @@ conn_register(struct pl_serve *sv, struct evhttp_connection *evcon, bool may_fre
 	c->next = sv->conns;
 	sv->conns = c;
 	evhttp_connection_set_closecb(evcon, on_conn_close, c);
+	c->rx = bufferevent_get_input(evhttp_connection_get_bufferevent(evcon));
+	c->rx_cb = evbuffer_add_cb(c->rx, on_rx, c);
+	/* evhttp may have read bytes already (they came with the accept) */
+	c->receiving = evbuffer_get_length(c->rx) > 0;
 	c->deadline_ev = evtimer_new(sv->base, on_deadline, c);
 	arm_deadline(c);
 	return c;
@@ -584,6 +605,7 @@ on_complete(struct evhttp_request *req, void *arg)
 		c->busy = false;
 		sv->busy--;
 	}
+	c->receiving = evbuffer_get_length(c->rx) > 0; /* a pipelined request */
 	arm_deadline(c);
 	pl_serve_drain_check(sv);
 }
@@ -604,13 +626,12 @@ on_drained(evutil_socket_t fd, short what, void *arg)
 void
 pl_serve_drain_check(struct pl_serve *sv)
 {
-	int conns, streams;
-
 	if (!sv->draining || sv->drained == NULL || sv->busy || sv->holds)
 		return;
-	pl_serve_counts(sv, &conns, &streams);
-	if (streams == 0)
-		event_active(sv->drain_ev, EV_TIMEOUT, 1);
+	for (const struct pl_serve_conn *c = sv->conns; c; c = c->next)
+		if (c->stream || c->receiving)
+			return;
+	event_active(sv->drain_ev, EV_TIMEOUT, 1);
 }
 
 void
@@ -630,9 +651,14 @@ pl_serve_drain(struct pl_serve *sv, void (*done)(void *arg), void *arg)
 			sv->lis[i]->bound = NULL;
 		}
 	pl_serve_events_end(sv);
+	/* idle connections go now; one whose request is coming in is answered
+	 * (Connection: close) once it is in, or cut at its request deadline */
 	for (c = sv->conns; c; c = next) {
 		next = c->next;
-		if (!c->busy && !c->stream)
+		if (c->receiving && !c->busy)
+			pl_log_info("%s:%u: its request is coming in: answered before the stop",
+				    c->addr, c->port);
+		else if (!c->busy && !c->stream)
 			pl_serve_conn_close(c, "the server is stopping");
 	}
 	pl_serve_drain_check(sv);
@@ -1175,6 +1201,7 @@ on_request(struct evhttp_request *req, void *arg)
 	/* the request is in: no deadline while it is answered */
 	evtimer_del(r->conn->deadline_ev);
 	r->conn->busy = true;
+	r->conn->receiving = false;
 	sv->busy++;
 	evhttp_request_set_on_complete_cb(req, on_complete, r->conn);
 	if (r->conn->refused) {

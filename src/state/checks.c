@@ -15,8 +15,12 @@ pl_state_check_event_add(struct pl_state *s, const json_t *ev, char **errmsg)
 	struct pl_stmt *st = NULL;
 	char *text = pl_json_compact(ev);
 	const char *name = pl_json_str_or(ev, "name", "");
+	bool own = !pl_state_in_transaction(s);
 	int r;
 
+	/* the server's loop calls this: it never waits for another writer */
+	if (own && (r = pl_state_begin(s, false, errmsg)) != 0)
+		goto out;
 	if ((r = pl_state_prep(s,
 			       "INSERT INTO check_events(name,ts,status_from,status_to,json) "
 			       "VALUES (?,?,?,?,?)",
@@ -40,8 +44,14 @@ pl_state_check_event_add(struct pl_state *s, const json_t *ev, char **errmsg)
 	pl_stmt_bind_text(st, 1, name);
 	pl_stmt_bind_int64(st, 2, PL_STATE_CHECK_KEEP);
 	r = pl_state_step_done(s, st, errmsg);
+	pl_stmt_finalize(st);
+	st = NULL;
+	if (own && r == 0)
+		r = pl_state_commit(s, errmsg);
 out:
 	pl_stmt_finalize(st);
+	if (own && r != 0)
+		pl_state_rollback(s);
 	free(text);
 	return r;
 }

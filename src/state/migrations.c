@@ -157,15 +157,30 @@ static const char *const migrations[] = {
 	"  files TEXT NOT NULL," /* JSON {"path": {"sha256", "mode", "text"?}} */
 	"  deployed REAL NOT NULL,"
 	"  PRIMARY KEY (vmid, stack));",
+	/* 10: the guests' counts by type, state and whether the last sync
+	 * missed them (pl_state_guest_counts, the cluster's answer) read from
+	 * an index instead of parsing every row's live JSON: 75 ms for 10,000
+	 * guests, 1 ms with it. The expression is the query's, to the letter. */
+	"CREATE INDEX guests_counts ON guests(type, status, "
+	"json_extract(live, '$._unseen') IS NOT NULL);",
 };
 
 /* Where PostgreSQL must differ: migration 3 rebuilt SQLite's history table
  * for its CHECK; PostgreSQL's table was made right by migration 1 (its
- * identity column would not follow rows copied in). */
+ * identity column would not follow rows copied in). Migration 10's index
+ * is on an expression each engine spells its own way. */
 static const char *
 pg_only(int n)
 {
-	return n == 3 ? "SELECT 1" : NULL;
+	switch (n) {
+	case 3:
+		return "SELECT 1";
+	case 10: /* the same index in PostgreSQL's JSON spelling */
+		return "CREATE INDEX guests_counts ON guests(type, status, "
+		       "(live::jsonb->'_unseen' IS NOT NULL))";
+	default:
+		return NULL;
+	}
 }
 
 /* text with every from as to (new string). */

@@ -282,7 +282,9 @@ int pl_state_token_find(struct pl_state *s, const char *sha256, json_t **out, ch
  * result that made it. At most PL_STATE_CHECK_KEEP rows per check are kept.
  */
 #define PL_STATE_CHECK_KEEP 1000
-/* Record a change: ev is {"name","ts","from"?,"to",...} (kept whole). */
+/* Record a change: ev is {"name","ts","from"?,"to",...} (kept whole). It
+ * never waits for another process's write lock (the server's loop calls
+ * it): PL_ECONFLICT then, and the caller tries again later. */
 int pl_state_check_event_add(struct pl_state *s, const json_t *ev, char **errmsg);
 /* The newest limit changes of check name (NULL: of every check), newest
  * first: the objects given to pl_state_check_event_add, each with its "id". */

@@ -5,7 +5,8 @@ without dropping connections and keeps the running config when the new one is
 broken, systemd hears READY/RELOADING/STOPPING/WATCHDOG on NOTIFY_SOCKET, a
 slowloris is cut at the total request deadline, connections count from their
 accept, a client that stops reading its event stream holds a bounded buffer
-and is closed, and a CLI holding the store's write lock never stalls the loop."""
+and is closed, and a CLI holding the store's write lock never stalls the loop
+(neither the sync's record nor a check's change waits for it there)."""
 import json
 import os
 import signal
@@ -493,4 +494,39 @@ def test_a_cli_holding_the_store_never_stalls_the_loop(lab):
             "the sync recorded once the lock is free")
         assert done["run_id"] > 0
     finally:
+        assert srv.stop() == 0, srv.err()
+
+
+def test_a_cli_holding_the_store_never_stalls_the_loop_for_a_check_change(tmp_path):
+    up = socket.create_server(("127.0.0.1", 0))
+    port = up.getsockname()[1]
+    state = tmp_path / "s.db"
+    cfg = tmp_path / "pvelab.yaml"
+    cfg.write_text("checks:\n  interval: 1\n"
+                   f"  targets: [{{name: web, check: tcp, host: 127.0.0.1, port: {port}}}]\n")
+    srv = Server("--listen", "127.0.0.1:0", "-c", cfg,
+                 env={"PVELAB_STATE": str(state), "PVELAB_URL": ""})
+    db = sqlite3.connect(str(state), timeout=30, isolation_level=None)
+    try:
+        def changes():
+            return db.execute("SELECT status_to FROM check_events WHERE name = 'web' "
+                              "ORDER BY id").fetchall()
+        until(lambda: changes(), "the check's first result recorded")
+        first = changes()
+        db.execute("BEGIN IMMEDIATE")  # what a CLI's write does
+        try:
+            up.close()  # the next probe fails: a change to record while the lock is held
+
+            def answered_meanwhile():
+                # the loop answers (it used to wait up to 10 s in SQLite)
+                assert requests.get(srv.url + "/healthz", timeout=3).status_code == 200
+                return "checks: cannot record a change" in srv.err()
+            until(answered_meanwhile, "the change kept waiting for the lock")
+        finally:
+            db.execute("ROLLBACK")
+        until(lambda: len(changes()) > len(first), "the change recorded once the lock is free")
+        assert changes()[-1] != first[-1], changes()
+    finally:
+        db.close()
+        up.close()
         assert srv.stop() == 0, srv.err()

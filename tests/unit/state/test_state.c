@@ -959,6 +959,58 @@ test_tasks(void **state)
 	pl_state_close(s);
 }
 
+/* The guests' counts (the cluster's answer) are read from migration 10's
+ * index: the query pl_state_guest_counts runs, caught by a trace, is planned
+ * on guests_counts. A query or index changed alone would walk every row's
+ * JSON again (75 ms at 10,000 guests). */
+static int
+catch_sql(unsigned type, void *arg, void *p, void *x)
+{
+	char **sql = arg;
+	char *text = sqlite3_expanded_sql(p);
+
+	if (text && strstr(text, "FROM guests GROUP BY")) {
+		free(*sql);
+		*sql = pl_strdup(text);
+	}
+	sqlite3_free(text);
+	return 0;
+}
+
+static int
+plan_row(void *arg, int n, char **col, char **name)
+{
+	char **plan = arg;
+	char *more = pl_asprintf("%s%s\n", *plan ? *plan : "", col[n - 1] ? col[n - 1] : "");
+
+	free(*plan);
+	*plan = more;
+	return 0;
+}
+
+static void
+test_guest_counts_use_their_index(void **state)
+{
+	struct pl_state *s;
+	char *err = NULL, *sql = NULL, *plan = NULL, *explain;
+	json_t *counts;
+
+	assert_int_equal(pl_state_open(path, &s, &err), 0);
+	sqlite3_trace_v2(s->db, SQLITE_TRACE_STMT, catch_sql, &sql);
+	assert_int_equal(pl_state_guest_counts(s, &counts, &err), 0);
+	json_decref(counts);
+	sqlite3_trace_v2(s->db, 0, NULL, NULL);
+	assert_non_null(sql);
+	explain = pl_asprintf("EXPLAIN QUERY PLAN %s", sql);
+	assert_int_equal(sqlite3_exec(s->db, explain, plan_row, &plan, NULL), SQLITE_OK);
+	assert_non_null(plan);
+	assert_non_null(strstr(plan, "USING INDEX guests_counts"));
+	free(explain);
+	free(plan);
+	free(sql);
+	pl_state_close(s);
+}
+
 int
 main(void)
 {
@@ -978,6 +1030,7 @@ main(void)
 		cmocka_unit_test(test_streamed_sync),
 		cmocka_unit_test(test_tasks),
 		cmocka_unit_test(test_unchanged_sync_writes_nothing),
+		cmocka_unit_test(test_guest_counts_use_their_index),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
