@@ -240,6 +240,31 @@ pl_cmd_state_path(struct pl_ctx *ctx, char **path, char **errmsg)
 	return r;
 }
 
+char *
+pl_session_local_dir(struct pl_session *s)
+{
+	char *where = s->state_path ? pl_strdup(s->state_path) : state_path(s), *r;
+
+	r = pl_state_local_dir(where, s->cfg ? pl_config_path(s->cfg) : s->ctx->config_path);
+	free(where);
+	return r;
+}
+
+int
+pl_cmd_local_dir(struct pl_ctx *ctx, char **dir, char **errmsg)
+{
+	struct pl_ctx c = *ctx;
+	struct pl_session s;
+	int r;
+
+	c.config_given = false;
+	*dir = NULL;
+	if ((r = pl_session_open(&s, &c, 0, errmsg)) == 0)
+		*dir = pl_session_local_dir(&s);
+	pl_session_close(&s);
+	return r;
+}
+
 /* A state location the user chose (PVELAB_STATE or state:) may name a new
  * directory, not a tree of them: a typo must not create /nonexistent/dir. */
 static int

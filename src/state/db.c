@@ -198,6 +198,21 @@ pg_code(const PGresult *res)
 	return 1;
 }
 
+/* A write outside a transaction (its own, committed now) tells the
+ * listeners (pl_state_generation); one inside tells them at its commit. */
+static void
+pg_wrote(struct pl_stmt *st)
+{
+	const char *tag = PQcmdStatus(st->res);
+	PGresult *res;
+
+	if (PQtransactionStatus(st->s->pg) != PQTRANS_IDLE || strtoll(PQcmdTuples(st->res), NULL, 10) == 0 ||
+	    (strncmp(tag, "INSERT", 6) && strncmp(tag, "UPDATE", 6) && strncmp(tag, "DELETE", 6)))
+		return;
+	res = PQexec(st->s->pg, "NOTIFY " PL_STATE_CHANNEL);
+	PQclear(res);
+}
+
 int
 pl_stmt_step(struct pl_stmt *st)
 {
@@ -219,9 +234,11 @@ pl_stmt_step(struct pl_stmt *st)
 	case PGRES_TUPLES_OK:
 		st->nrow = PQntuples(st->res);
 		st->changes = 0;
+		pg_wrote(st);
 		return st->nrow > 0 ? PL_DB_ROW : PL_DB_DONE;
 	case PGRES_COMMAND_OK:
 		st->changes = strtoll(PQcmdTuples(st->res), NULL, 10);
+		pg_wrote(st);
 		return PL_DB_DONE;
 	default:
 		return pg_code(st->res);
@@ -545,6 +562,10 @@ pl_state_pg_lock(struct pl_state *s, const char *name, bool take, char **errmsg)
 int
 pl_state_commit(struct pl_state *s, char **errmsg)
 {
+	/* the listeners hear of it once it is committed (NOTIFY is
+	 * transactional), in the same round trip */
+	if (pl_state_pg(s) && PQtransactionStatus(s->pg) == PQTRANS_INTRANS)
+		return pl_state_exec(s, "NOTIFY " PL_STATE_CHANNEL "; COMMIT", errmsg);
 	return pl_state_exec(s, "COMMIT", errmsg);
 }
 

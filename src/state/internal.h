@@ -25,7 +25,12 @@ struct pl_state {
 	/* pl_state_generation (SQLite): its statement and what it last saw */
 	sqlite3_stmt *data_version_st;
 	long long data_version, own_changes, generation;
+	bool listening; /* PostgreSQL: LISTEN PL_STATE_CHANNEL sent */
 };
+
+/* The PostgreSQL channel every commit that wrote notifies
+ * (pl_state_generation's signal). */
+#define PL_STATE_CHANNEL "pvelab_state"
 
 /*
  * One statement API over both engines (db.c). SQL is written once, in what

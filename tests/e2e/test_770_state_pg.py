@@ -3,11 +3,15 @@ started at once from three processes leave a history without a duplicate or a
 lost row; a second apply (as from another machine: its own lock directory) is
 refused by the advisory lock with the holder named, and SIGKILL of the holder
 releases it; a password in the YAML is refused; a schema newer than the
-binary is refused; a password from PGPASSFILE works."""
+binary is refused; a password from PGPASSFILE works; a database without the
+schema is no state (reads say so, a power action makes none); the local files
+(serve's certificate, the proxy's CA) are beside the config, the metrics give
+the tables' size."""
 import os
 import re
 import signal
 import subprocess
+import time
 
 import psycopg2
 import pytest
@@ -191,4 +195,80 @@ def test_state_migrate_round_trip(pg, tmp_path):
         r = run("state", "migrate", "--to", lite, env=env)
         assert r.rc == 1 and "names the store it copies from" in r.err, r
     finally:
+        stop_sim(info)
+
+
+def no_schema(url):
+    return rows(url, "SELECT to_regclass('pvelab_schema') IS NULL")[0][0] is True
+
+
+def test_an_empty_database_is_no_state_yet(pg, tmp_path):
+    """Reads and a power action against a database without pvelab's schema:
+    one line naming the database (never its password), and no schema made."""
+    url = pg.createdb("empty")
+    shown = f"postgresql://pvelab@{pg.dir}/empty"
+    info = start_sim("--nodes", "1", "--guests", "2")
+    env = {"PVELAB_STATE": url, "PVELAB_URL": info["url"], "PVELAB_TOKEN": info["token"],
+           "PVELAB_FINGERPRINT": info["fingerprint"]}
+    try:
+        for cmd in (["list"], ["status"], ["history", "100"]):
+            r = run(*cmd, env=env, cwd=str(tmp_path))
+            assert r.rc != 0, r
+            assert r.err.strip().splitlines() == [
+                f"pvelab: no state in '{shown}' yet (run 'pvelab sync' first, or use --live)"], r
+        # a power action records its run only where a store exists
+        vmid = run("-o", "json", "list", "--live", env=dict(env, PVELAB_STATE=str(
+            tmp_path / "other.db")), cwd=str(tmp_path)).json()[0]["vmid"]
+        r = run("stop", vmid, env=env, cwd=str(tmp_path))
+        assert r.rc == 0, r
+        r = run("-o", "json", "doctor", env=env, cwd=str(tmp_path))
+        assert r.json()["state"] == {"path": shown, "postgres": True, "version": 0}, r
+        assert no_schema(url)
+        assert run("sync", env=env, cwd=str(tmp_path)).rc == 0
+        assert not no_schema(url)
+        r = run("-o", "json", "doctor", env=env, cwd=str(tmp_path))
+        assert r.json()["state"]["version"] >= 9, r
+    finally:
+        stop_sim(info)
+
+
+def test_local_files_beside_the_config_and_the_size_of_the_tables(pg, tmp_path):
+    """With the state in PostgreSQL, serve's certificate and the proxy's CA are
+    kept where the SQLite store would be (.pvelab beside the config), not in a
+    directory made of the URL; /metrics gives the size of pvelab's tables."""
+    import requests
+    import urllib3
+    from test_700_serve import Server
+    urllib3.disable_warnings()
+    url = pg.createdb("local")
+    info = start_sim("--nodes", "1", "--guests", "3")
+    env = {"PVELAB_STATE": url, "PVELAB_URL": info["url"], "PVELAB_TOKEN": info["token"],
+           "PVELAB_FINGERPRINT": info["fingerprint"]}
+    (tmp_path / "pvelab.yaml").write_text("guests: []\n")
+    srv = None
+    try:
+        assert run("sync", env=env, cwd=str(tmp_path)).rc == 0
+        tok = run("token", "create", "t", "--role", "viewer", env=env, cwd=str(tmp_path))
+        assert tok.rc == 0, tok
+        srv = Server("--listen", "0.0.0.0:0", env=env, cwd=str(tmp_path))
+        assert srv.info["url"].startswith("https://")
+        assert srv.info["state"] == f"postgresql://pvelab@{pg.dir}/local"
+        assert (tmp_path / ".pvelab" / "proxy-ca.pem").is_file()
+        r = requests.get(srv.url + "/metrics", verify=False, timeout=20,
+                         headers={"Authorization": "Bearer " + tok.out.strip()})
+        assert r.status_code == 200, r.text
+        size = [float(l.split()[-1]) for l in r.text.splitlines()
+                if l.startswith("pvelab_state_db_bytes ")]
+        want = rows(url, "SELECT sum(pg_total_relation_size(oid)) FROM pg_class WHERE "
+                    "relkind = 'r' AND relnamespace = 'public'::regnamespace")[0][0]
+        want = float(want)
+        assert len(size) == 1 and 0 < size[0] and abs(size[0] - want) <= want / 2, (size, want)
+        r = run("proxy", "ca", env=env, cwd=str(tmp_path))
+        assert r.rc == 0, r
+        assert r.out.startswith("-----BEGIN CERTIFICATE-----"), r
+        assert (tmp_path / ".pvelab" / "proxy-ca.pem").read_text() in r.out
+        assert sorted(os.listdir(tmp_path)) == [".pvelab", "pvelab.yaml"]
+    finally:
+        if srv:
+            assert srv.stop() == 0, srv.err
         stop_sim(info)
