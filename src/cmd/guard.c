@@ -312,6 +312,16 @@ pl_guard_release(struct pl_guard *g)
 	g->key = NULL;
 }
 
+bool
+pl_guard_lost(struct pl_guard *g)
+{
+	if (!g->locked || g->stop >= 1 ||
+	    !pl_state_lock_lost(g->s->state, g->key))
+		return false;
+	g->stop = 1; /* PL_APPLY_STOP */
+	return true;
+}
+
 int
 pl_guard_exit(const struct pl_guard *g, int code)
 {

@@ -5,9 +5,11 @@
  */
 #include "core/common.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "state/internal.h"
 
 #include <errno.h>
+#include <time.h>
 
 /* The advisory lock class of the store's write lock (pg_advisory_xact_lock's
  * first key: "pvel"); the second key is 0. */
@@ -84,6 +86,10 @@ pl_state_prep(struct pl_state *s, const char *sql, struct pl_stmt **out, char **
 	}
 	/* one named statement per SQL text and session, as SQLite keeps its own
 	 * (the store's SQL texts are a fixed set: values are always parameters) */
+	if (pl_state_pg_alive(s, errmsg) != 0) {
+		free(st);
+		return PL_EDB;
+	}
 	if ((known = json_object_get(s->prepared, sql)) != NULL) {
 		snprintf(st->name, sizeof(st->name), "pl%lld",
 			 (long long)json_integer_value(json_array_get(known, 0)));
@@ -93,7 +99,7 @@ pl_state_prep(struct pl_state *s, const char *sql, struct pl_stmt **out, char **
 		PGresult *res;
 		bool ok;
 
-		snprintf(st->name, sizeof(st->name), "pl%zu", json_object_size(s->prepared));
+		snprintf(st->name, sizeof(st->name), "pl%lld", s->nprepared);
 		res = PQprepare(s->pg, st->name, text, st->nparam, NULL);
 		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 		PQclear(res);
@@ -102,9 +108,8 @@ pl_state_prep(struct pl_state *s, const char *sql, struct pl_stmt **out, char **
 			free(st);
 			return pl_state_dberr(s, errmsg, "prepare");
 		}
-		json_object_set_new(
-			s->prepared, sql,
-			json_pack("[I,i]", (json_int_t)json_object_size(s->prepared), st->nparam));
+		json_object_set_new(s->prepared, sql,
+				    json_pack("[I,i]", (json_int_t)s->nprepared++, st->nparam));
 	}
 	st->val = pl_calloc((size_t)st->nparam + 1, sizeof(*st->val));
 	st->len = pl_calloc((size_t)st->nparam + 1, sizeof(*st->len));
@@ -541,6 +546,58 @@ pl_state_begin(struct pl_state *s, bool wait, char **errmsg)
 }
 
 int
+pl_state_pg_alive(struct pl_state *s, char **errmsg)
+{
+	struct timespec ts;
+	double now;
+	const char *k;
+	json_t *v;
+
+	if (!pl_state_pg(s) || PQstatus(s->pg) != CONNECTION_BAD)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	if (now < s->retry_at)
+		return pl_seterr(errmsg, PL_EDB,
+				 "state database '%s': the connection was lost; connecting again "
+				 "in %.1f s",
+				 s->path, s->retry_at - now);
+	PQreset(s->pg);
+	if (PQstatus(s->pg) != CONNECTION_OK) {
+		s->backoff = s->backoff > 0 ? s->backoff * 2 : 0.5;
+		if (s->backoff > 30)
+			s->backoff = 30;
+		s->retry_at = now + s->backoff;
+		return pl_state_dberr(s, errmsg, "connect again");
+	}
+	/* the session's settings, as pg_open and pl_state_open_ro made them */
+	if (pl_state_exec(s, "SET lock_timeout = '" PL_STATE_BUSY_S_TEXT "s'", errmsg) != 0 ||
+	    (s->ro && pl_state_exec(s, "SET default_transaction_read_only = on", errmsg) != 0))
+		return PL_EDB;
+	s->backoff = 0;
+	s->retry_at = 0;
+	json_object_clear(s->prepared);
+	s->pipe = false;
+	s->piped = 0;
+	s->listening = false; /* the next pl_state_generation listens again: a change */
+	json_object_foreach (s->held, k, v)
+		json_object_set(s->lost, k, json_true());
+	json_object_clear(s->held);
+	pl_log_info("state: connected to '%s' again", s->path);
+	return 0;
+}
+
+bool
+pl_state_lock_lost(struct pl_state *s, const char *name)
+{
+	if (s == NULL || !pl_state_pg(s))
+		return false;
+	/* a broken connection's locks are gone already, on the server */
+	return json_object_get(s->lost, name) != NULL ||
+	       (PQstatus(s->pg) == CONNECTION_BAD && json_object_get(s->held, name) != NULL);
+}
+
+int
 pl_state_pg_lock(struct pl_state *s, const char *name, bool take, char **errmsg)
 {
 	struct pl_stmt *st;
@@ -556,6 +613,12 @@ pl_state_pg_lock(struct pl_state *s, const char *name, bool take, char **errmsg)
 	got = pl_stmt_step(st) == PL_DB_ROW ? (int)pl_stmt_int64(st, 0) :
 					      -pl_state_dberr(s, errmsg, "apply lock");
 	pl_stmt_finalize(st);
+	if (take && got == 1)
+		json_object_set(s->held, name, json_true());
+	if (!take) {
+		json_object_del(s->held, name);
+		json_object_del(s->lost, name);
+	}
 	return got;
 }
 

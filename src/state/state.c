@@ -64,8 +64,13 @@ pl_state_exec(struct pl_state *s, const char *sql, char **errmsg)
 	char *e = NULL;
 
 	if (s->pg) {
-		PGresult *res = PQexec(s->pg, sql);
-		ExecStatusType t = PQresultStatus(res);
+		PGresult *res;
+		ExecStatusType t;
+
+		if (pl_state_pg_alive(s, errmsg) != 0)
+			return PL_EDB;
+		res = PQexec(s->pg, sql);
+		t = PQresultStatus(res);
 
 		PQclear(res);
 		if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK)
@@ -426,6 +431,8 @@ pg_open(const char *conninfo, struct pl_state **out, char **errmsg)
 	PQconninfoFree(opts);
 	s->path = pg_display(conninfo);
 	s->prepared = json_object();
+	s->held = json_object();
+	s->lost = json_object();
 	s->pg = PQconnectdbParams(keys, vals, 1);
 	if (s->pg == NULL || PQstatus(s->pg) != CONNECTION_OK) {
 		char buf[512];
@@ -662,6 +669,8 @@ pl_state_close(struct pl_state *s)
 	sqlite3_finalize(s->data_version_st);
 	PQfinish(s->pg);
 	json_decref(s->prepared);
+	json_decref(s->held);
+	json_decref(s->lost);
 	sqlite3_close_v2(s->db);
 	free(s->path);
 	free(s);
@@ -677,6 +686,8 @@ pg_generation(struct pl_state *s)
 	PGnotify *n;
 	bool changed = false;
 
+	if (PQstatus(s->pg) == CONNECTION_BAD && pl_state_pg_alive(s, NULL) != 0)
+		return ++s->generation;
 	if (PQtransactionStatus(s->pg) != PQTRANS_IDLE)
 		return s->generation;
 	if (!s->listening) {

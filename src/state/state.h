@@ -255,6 +255,10 @@ int pl_state_lock_take(struct pl_state *s, const char *name, const struct pl_sta
 /* Release lock name if self holds it. */
 int pl_state_lock_release(struct pl_state *s, const char *name, const struct pl_state_proc *self,
 			  char **errmsg);
+/* Was lock name, held, lost since (PostgreSQL: its advisory lock died with
+ * a broken connection, and pvelab connected again without taking it)? A run
+ * that holds it must start nothing more. Always false on SQLite. */
+bool pl_state_lock_lost(struct pl_state *s, const char *name);
 
 /*
  * Hosts found by discovery (pvelab discover --save): address, kind, first and

@@ -272,3 +272,97 @@ def test_local_files_beside_the_config_and_the_size_of_the_tables(pg, tmp_path):
         if srv:
             assert srv.stop() == 0, srv.err
         stop_sim(info)
+
+
+def restart(pg):
+    """PostgreSQL stopped (fast: every session ended) and started again."""
+    pg._as(["pg_ctl", "-D", pg.data, "-l", os.path.join(pg.dir, "log"), "-m", "fast", "-w",
+            "-t", "60", "restart"])
+
+
+def test_serve_connects_again_after_a_postgresql_restart(pg, tmp_path):
+    """A restart of PostgreSQL under a running server: its answers come from
+    the store again, a CLI sync made after the restart shows in the next one
+    (it listens again), and it says it connected again."""
+    import requests
+    from test_700_serve import Server
+    url = pg.createdb("restart")
+    info = start_sim("--nodes", "1", "--guests", "3")
+    env = {"PVELAB_STATE": url, "PVELAB_URL": info["url"], "PVELAB_TOKEN": info["token"],
+           "PVELAB_FINGERPRINT": info["fingerprint"]}
+    cfg = tmp_path / "pvelab.yaml"
+    cfg.write_text("serve:\n  status_interval: 1\n  sync_interval: 3600\n")
+    srv = None
+    try:
+        assert run("sync", env=env, cwd=str(tmp_path)).rc == 0
+        tok = run("token", "create", "t", "--role", "viewer", env=env, cwd=str(tmp_path))
+        srv = Server("--listen", "127.0.0.1:0", "-c", cfg, env=env, cwd=str(tmp_path))
+        g = run("-o", "json", "list", env=env, cwd=str(tmp_path)).json()[0]
+        get = lambda: requests.get(f"{srv.url}/api/v1/guests/{g['name']}", timeout=20,
+                                   headers={"Authorization": "Bearer " + tok.out.strip()})
+        assert get().status_code == 200
+        restart(pg)
+        kind = "qemu" if g["type"] in ("vm", "qemu") else "lxc"
+        import urllib3
+        urllib3.disable_warnings()
+        r = requests.put(f"{info['url']}/api2/json/nodes/{g['node']}/{kind}/{g['vmid']}/config",
+                         headers={"Authorization": "PVEAPIToken=" + info["token"]},
+                         data={"description": "after the restart"}, verify=False, timeout=30)
+        assert r.status_code == 200, r.text
+        assert run("sync", env=env, cwd=str(tmp_path)).rc == 0
+        # the first call after the restart may fail (it finds the connection
+        # broken); the ones after it connect again
+        pgfix.wait_for(lambda: get().status_code == 200 and
+                       get().json()["config"].get("description") == "after the restart",
+                       timeout=60, what="the server's answer after the restart")
+        assert srv.proc.poll() is None
+        # and what it is told from now on, it hears at once
+        r = requests.put(f"{info['url']}/api2/json/nodes/{g['node']}/{kind}/{g['vmid']}/config",
+                         headers={"Authorization": "PVEAPIToken=" + info["token"]},
+                         data={"description": "and again"}, verify=False, timeout=30)
+        assert run("sync", env=env, cwd=str(tmp_path)).rc == 0
+        assert get().json()["config"]["description"] == "and again"
+    finally:
+        if srv:
+            assert srv.stop() == 0, srv.err
+            assert f"connected to 'postgresql://pvelab@{pg.dir}/restart' again" in srv.err
+        stop_sim(info)
+
+
+def test_an_apply_that_loses_its_lock_stops(pg, tmp_path):
+    """PostgreSQL restarted under an apply: its advisory lock died with the
+    connection, so it starts no more changes (another apply may hold the
+    lock now) and says why; the lock is not taken again behind its back."""
+    url = pg.createdb("lost")
+    info = start_sim("--nodes", "1", "--guests", "2", "--task-ms", "1500")
+    env = dict(os.environ, PVELAB_URL=info["url"], PVELAB_TOKEN=info["token"],
+               PVELAB_FINGERPRINT=info["fingerprint"], PVELAB_STATE=url,
+               XDG_RUNTIME_DIR=str(tmp_path))
+    cfg = tmp_path / "pvelab.yaml"
+    cfg.write_text("guests:\n" + "".join(
+        f"  - name: l{i}\n    memory: 256\n    disks: [{{storage: local-lvm, size: 2G}}]\n"
+        for i in range(6)))
+    p = None
+    try:
+        assert run("-c", str(cfg), "sync", env=env).rc == 0
+        p = subprocess.Popen([BIN, "-c", str(cfg), "apply", "--yes", "-j", "1"], env=env,
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        pgfix.wait_for(lambda: rows(url, "SELECT count(*) FROM runs WHERE kind = 'apply' AND "
+                                    "summary IS NOT NULL")[0][0], timeout=60,
+                       what="the apply's first recorded step")
+        restart(pg)
+        out, err = p.communicate(timeout=300)
+        assert "the apply lock was lost with the connection to the state database" in err, err
+        assert p.returncode != 0, (out, err)
+        made = [g for g in run("-o", "json", "list", "--live", env=env).json()
+                if re.fullmatch(r"l\d", g["name"] or "")]
+        assert 0 < len(made) < 6, made
+        # no lock left behind: another apply may run
+        assert rows(url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")[0][0] == 0
+        assert rows(url, "SELECT status FROM runs WHERE kind = 'apply'")[0][0] != "ok"
+    finally:
+        if p and p.poll() is None:
+            p.kill()
+            p.communicate()
+        stop_sim(info)
