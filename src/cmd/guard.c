@@ -178,8 +178,8 @@ host_lock(struct pl_guard *g, char **errmsg)
 	}
 	gethostname(host, sizeof(host) - 1);
 	shown = pl_state_display(g->s->state_path ? g->s->state_path : "?");
-	me = json_pack("{s:I,s:s,s:f,s:s,s:s}", "pid", (json_int_t)getpid(), "host", host, "started",
-		       (double)time(NULL), "state", shown, "cluster", g->key);
+	me = json_pack("{s:I,s:s,s:f,s:s,s:s}", "pid", (json_int_t)getpid(), "host", host,
+		       "started", (double)time(NULL), "state", shown, "cluster", g->key);
 	free(shown);
 	text = json_dumps(me, JSON_COMPACT);
 	if (ftruncate(fd, 0) != 0 || pwrite(fd, text, strlen(text), 0) < 0)
@@ -315,8 +315,7 @@ pl_guard_release(struct pl_guard *g)
 bool
 pl_guard_lost(struct pl_guard *g)
 {
-	if (!g->locked || g->stop >= 1 ||
-	    !pl_state_lock_lost(g->s->state, g->key))
+	if (!g->locked || g->stop >= 1 || !pl_state_lock_lost(g->s->state, g->key))
 		return false;
 	g->stop = 1; /* PL_APPLY_STOP */
 	return true;

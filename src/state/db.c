@@ -211,7 +211,8 @@ pg_wrote(struct pl_stmt *st)
 	const char *tag = PQcmdStatus(st->res);
 	PGresult *res;
 
-	if (PQtransactionStatus(st->s->pg) != PQTRANS_IDLE || strtoll(PQcmdTuples(st->res), NULL, 10) == 0 ||
+	if (PQtransactionStatus(st->s->pg) != PQTRANS_IDLE ||
+	    strtoll(PQcmdTuples(st->res), NULL, 10) == 0 ||
 	    (strncmp(tag, "INSERT", 6) && strncmp(tag, "UPDATE", 6) && strncmp(tag, "DELETE", 6)))
 		return;
 	res = PQexec(st->s->pg, "NOTIFY " PL_STATE_CHANNEL);
@@ -580,7 +581,7 @@ pl_state_pg_alive(struct pl_state *s, char **errmsg)
 	s->pipe = false;
 	s->piped = 0;
 	s->listening = false; /* the next pl_state_generation listens again: a change */
-	json_object_foreach (s->held, k, v)
+	json_object_foreach(s->held, k, v)
 		json_object_set(s->lost, k, json_true());
 	json_object_clear(s->held);
 	pl_log_info("state: connected to '%s' again", s->path);
