@@ -13,25 +13,17 @@ BIN=${1:-${PVELAB_BIN:-build/pvelab}}
 SECS=${SECS:-40}
 NODES=${NODES:-16}
 GUESTS=${GUESTS:-10000}
-PGBIN=/usr/lib/postgresql/15/bin
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
-pg=$tmp/pg
-mkdir -p "$pg"
-chmod 755 "$tmp"
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi; }
-[ "$(id -u)" = 0 ] && chown nobody "$pg"
-as_pg "$PGBIN/initdb" -D "$pg/data" -U pvelab -A trust --no-sync -E UTF8 --locale=C >/dev/null
-printf "listen_addresses = ''\nunix_socket_directories = '%s'\n" "$pg" >>"$pg/data/postgresql.conf"
-as_pg "$PGBIN/pg_ctl" -D "$pg/data" -l "$pg/log" -w start >/dev/null
+start_pg
 srv_pid=
 stop_all() {
 	[ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
-	as_pg "$PGBIN/pg_ctl" -D "$pg/data" -m fast -w stop >/dev/null || true
+	stop_pg
 }
 trap 'stop_all; cleanup' EXIT
-psql -X -q -h "$pg" -U pvelab -d postgres -c "CREATE DATABASE b"
+psql_ -d postgres -c "CREATE DATABASE b"
 
 start_sim "$BIN" --nodes "$NODES" --guests "$GUESTS"
 printf 'serve:\n  status_interval: 1\n  sync_interval: 8\n' >"$tmp/pvelab.yaml"

@@ -224,8 +224,10 @@ state_path(struct pl_session *s)
 	return r;
 }
 
-int
-pl_cmd_state_path(struct pl_ctx *ctx, char **path, char **errmsg)
+/* The store's location, or (local) the local files' directory, of the
+ * config ctx names. */
+static int
+cmd_path(struct pl_ctx *ctx, bool local, char **path, char **errmsg)
 {
 	struct pl_ctx c = *ctx;
 	struct pl_session s;
@@ -235,9 +237,15 @@ pl_cmd_state_path(struct pl_ctx *ctx, char **path, char **errmsg)
 	c.config_given = false;
 	*path = NULL;
 	if ((r = pl_session_open(&s, &c, 0, errmsg)) == 0)
-		*path = state_path(&s);
+		*path = local ? pl_session_local_dir(&s) : state_path(&s);
 	pl_session_close(&s);
 	return r;
+}
+
+int
+pl_cmd_state_path(struct pl_ctx *ctx, char **path, char **errmsg)
+{
+	return cmd_path(ctx, false, path, errmsg);
 }
 
 char *
@@ -253,16 +261,7 @@ pl_session_local_dir(struct pl_session *s)
 int
 pl_cmd_local_dir(struct pl_ctx *ctx, char **dir, char **errmsg)
 {
-	struct pl_ctx c = *ctx;
-	struct pl_session s;
-	int r;
-
-	c.config_given = false;
-	*dir = NULL;
-	if ((r = pl_session_open(&s, &c, 0, errmsg)) == 0)
-		*dir = pl_session_local_dir(&s);
-	pl_session_close(&s);
-	return r;
+	return cmd_path(ctx, true, dir, errmsg);
 }
 
 /* A state location the user chose (PVELAB_STATE or state:) may name a new

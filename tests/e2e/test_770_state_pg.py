@@ -43,16 +43,23 @@ def rows(url, sql, *args):
         con.close()
 
 
-def test_two_syncs_and_an_apply_at_once(pg, tmp_path):
-    url = pg.createdb("race")
-    info = start_sim("--nodes", "3", "--guests", str(GUESTS), "--task-ms", "1500")
+def apply_lab(info, url, tmp_path, prefix, n):
+    """The environment of a command against the simulator and url (with a lock
+    directory of its own), and a config of n new guests PREFIX0..."""
     env = dict(os.environ, PVELAB_URL=info["url"], PVELAB_TOKEN=info["token"],
                PVELAB_FINGERPRINT=info["fingerprint"], PVELAB_STATE=url,
                XDG_RUNTIME_DIR=str(tmp_path))
     cfg = tmp_path / "pvelab.yaml"
     cfg.write_text("guests:\n" + "".join(
-        f"  - name: c{i}\n    memory: 256\n    disks: [{{storage: local-lvm, size: 2G}}]\n"
-        for i in range(4)))
+        f"  - name: {prefix}{i}\n    memory: 256\n    disks: [{{storage: local-lvm, size: 2G}}]\n"
+        for i in range(n)))
+    return env, cfg
+
+
+def test_two_syncs_and_an_apply_at_once(pg, tmp_path):
+    url = pg.createdb("race")
+    info = start_sim("--nodes", "3", "--guests", str(GUESTS), "--task-ms", "1500")
+    env, cfg = apply_lab(info, url, tmp_path, "c", 4)
     procs = []
     try:
         start = lambda *a: subprocess.Popen([BIN, "-c", str(cfg), *a], env=env, cwd=tmp_path,
@@ -335,13 +342,7 @@ def test_an_apply_that_loses_its_lock_stops(pg, tmp_path):
     lock now) and says why; the lock is not taken again behind its back."""
     url = pg.createdb("lost")
     info = start_sim("--nodes", "1", "--guests", "2", "--task-ms", "1500")
-    env = dict(os.environ, PVELAB_URL=info["url"], PVELAB_TOKEN=info["token"],
-               PVELAB_FINGERPRINT=info["fingerprint"], PVELAB_STATE=url,
-               XDG_RUNTIME_DIR=str(tmp_path))
-    cfg = tmp_path / "pvelab.yaml"
-    cfg.write_text("guests:\n" + "".join(
-        f"  - name: l{i}\n    memory: 256\n    disks: [{{storage: local-lvm, size: 2G}}]\n"
-        for i in range(6)))
+    env, cfg = apply_lab(info, url, tmp_path, "l", 6)
     p = None
     try:
         assert run("-c", str(cfg), "sync", env=env).rc == 0
