@@ -26,10 +26,11 @@ trap 'stop_all; cleanup' EXIT
 psql_ -d postgres -c "CREATE DATABASE b"
 
 start_sim "$BIN" --nodes "$NODES" --guests "$GUESTS"
-printf 'serve:\n  status_interval: 1\n  sync_interval: 8\n' >"$tmp/pvelab.yaml"
+printf 'serve:\n  status_interval: 1\n  sync_interval: 10\n' >"$tmp/pvelab.yaml"
 
 # serve STATE: start it on a free port (its first line is its address)
 serve() {
+	rm -f "$tmp/serve.out"
 	PVELAB_STATE=$1 "$BIN" serve -c "$tmp/pvelab.yaml" --listen 127.0.0.1:0 >"$tmp/serve.out" \
 		2>"$tmp/serve.err" &
 	srv_pid=$!
@@ -37,6 +38,7 @@ serve() {
 		[ -s "$tmp/serve.out" ] && break
 		sleep 0.1
 	done
+	[ -s "$tmp/serve.out" ] || { echo "serve did not start:" >&2; cat "$tmp/serve.err" >&2; exit 1; }
 	url=$(/usr/bin/python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["url"])' \
 		<"$tmp/serve.out")
 }
@@ -63,13 +65,25 @@ for engine in sqlite pg; do
 	serve "$st"
 	echo "$engine: /healthz during refreshes and syncs: $(probe "$url" "$SECS")"
 	if [ $engine = pg ]; then
-		timeout "$SECS" strace -T -e trace=poll -p "$srv_pid" -o "$tmp/strace.txt" 2>/dev/null || true
+		timeout "$SECS" strace -k -T -e trace=poll -p "$srv_pid" -o "$tmp/strace.txt" 2>/dev/null ||
+			true
 		echo "pg: libpq's waits on the loop over ${SECS}s (strace; poll() on the serve thread):"
 		awk -F'<' '/^poll/ {sub(/>.*/, "", $NF); print $NF * 1000}' "$tmp/strace.txt" | sort -n |
 			awk '{a[NR]=$1; s+=$1} END {if (!NR) {print "  none"; exit}
 				printf "  %d waits, %.0f ms in all; median %.2f ms; over 10 ms: ", NR, s, a[int((NR+1)/2)];
 				n=0; for (i=1;i<=NR;i++) if (a[i] > 10) n++; printf "%d; worst", n;
 				for (i=NR-4;i<=NR;i++) if (i>0) printf " %.1f", a[i]; print " ms"}'
+		echo "pg: who waited over 10 ms (the store's functions under each wait, count, worst ms):"
+		awk -v bin="$(basename "$BIN")" '
+			/^poll/ { if (d > 10) out(); d = $0; sub(/.*</, "", d); sub(/>.*/, "", d); d *= 1000; who = "" ; next }
+			/^ > / && d > 10 && index($0, "/" bin "(") {
+				f = $0; sub(/.*\(/, "", f); sub(/\+.*/, "", f)
+				if (f ~ /^pl_state_|^pl_stmt_|^pl_runs_|^pl_serve_|^refresh|^sync/ && n_of[f]++ == 0 && split(who, x, " < ") < 4)
+					who = who (who == "" ? "" : " < ") f
+			}
+			/^ > / { next }
+			function out() { if (who != "") { c[who]++; if (d > w[who]) w[who] = d }; delete n_of; who = ""; d = 0 }
+			END { out(); for (k in c) printf "  %s: %d, %.1f\n", k, c[k], w[k] }' "$tmp/strace.txt" | sort -t, -k2 -nr | head -8
 	fi
 	stop_serve
 done

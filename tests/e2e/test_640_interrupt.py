@@ -260,7 +260,9 @@ def test_sigkill_found_interrupted_and_rolled_back(tmp_path):
 
 
 def test_two_concurrent_applies_one_proceeds(tmp_path):
-    lab = Lab(tmp_path, "--task-ms", "300")
+    # tasks slow enough for four refused commands to run while the apply does
+    # (under ASan with the store in PostgreSQL, 300 ms was not)
+    lab = Lab(tmp_path, "--task-ms", "1000")
     state = str(tmp_path / "state.db")
     try:
         cs = "guests:\n" + "".join(
