@@ -35,3 +35,20 @@ stop_sim() {
 
 # The median of the numbers on stdin, one per line.
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# start_pg: a PostgreSQL 15 of its own in $tmp/pg (run as nobody when we are
+# root), listening only on a Unix socket there, stopped by stop_pg (the
+# caller's EXIT trap); psql_ runs psql as its role pvelab.
+PGBIN=/usr/lib/postgresql/15/bin
+pg=$tmp/pg
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi; }
+start_pg() {
+	mkdir -p "$pg"
+	chmod 755 "$tmp"
+	[ "$(id -u)" = 0 ] && chown nobody "$pg"
+	as_pg "$PGBIN/initdb" -D "$pg/data" -U pvelab -A trust --no-sync -E UTF8 --locale=C >/dev/null
+	printf "listen_addresses = ''\nunix_socket_directories = '%s'\n" "$pg" >>"$pg/data/postgresql.conf"
+	as_pg "$PGBIN/pg_ctl" -D "$pg/data" -l "$pg/log" -w start >/dev/null
+}
+stop_pg() { as_pg "$PGBIN/pg_ctl" -D "$pg/data" -m fast -w stop >/dev/null || true; }
+psql_() { psql -X -q -A -t -h "$pg" -U pvelab "$@"; }

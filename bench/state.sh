@@ -11,21 +11,11 @@ BIN=${1:-${PVELAB_BIN:-build/pvelab}}
 RUNS=${RUNS:-5}
 NODES=${NODES:-16}
 GUESTS=${GUESTS:-10000}
-PGBIN=/usr/lib/postgresql/15/bin
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 
-pg=$tmp/pg
-mkdir -p "$pg"
-chmod 755 "$tmp"
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u nobody -- "$@"; else "$@"; fi; }
-[ "$(id -u)" = 0 ] && chown nobody "$pg"
-as_pg "$PGBIN/initdb" -D "$pg/data" -U pvelab -A trust --no-sync -E UTF8 --locale=C >/dev/null
-printf "listen_addresses = ''\nunix_socket_directories = '%s'\n" "$pg" >>"$pg/data/postgresql.conf"
-as_pg "$PGBIN/pg_ctl" -D "$pg/data" -l "$pg/log" -w start >/dev/null
-stop_pg() { as_pg "$PGBIN/pg_ctl" -D "$pg/data" -m fast -w stop >/dev/null || true; }
+start_pg
 trap 'stop_pg; cleanup' EXIT
-psql_() { psql -X -q -A -t -h "$pg" -U pvelab "$@"; }
 
 start_sim "$BIN" --nodes "$NODES" --guests "$GUESTS"
 echo "sim: $NODES nodes, $GUESTS guests; PostgreSQL $(psql_ -d postgres -c 'SHOW server_version')"

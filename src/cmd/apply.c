@@ -60,6 +60,7 @@ struct progress {
 	bool show;
 	bool live;       /* redraw a status line (stderr is a terminal) */
 	json_t *running; /* guest -> current step */
+	struct pl_guard *guard;
 };
 
 /* The status line: how far, and what each change in flight is doing. */
@@ -129,6 +130,9 @@ on_record(const json_t *change, const json_t *result, void *arg)
 		pl_warn(p->ctx, "%s", err);
 		free(err);
 	}
+	if (pl_guard_lost(p->guard))
+		pl_error("the apply lock was lost with the connection to the state database: "
+			 "no more changes are started");
 	json_decref(copy);
 }
 
@@ -436,6 +440,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	ao.stop = &guard.stop;
 	ao.arg = &prog;
 	prog.state = s.state;
+	prog.guard = &guard;
 	prog.run_id = run_id;
 	prog.plan = plan;
 	prog.live = isatty(STDERR_FILENO) && ctx->verbosity >= 0;

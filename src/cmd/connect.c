@@ -224,8 +224,10 @@ state_path(struct pl_session *s)
 	return r;
 }
 
-int
-pl_cmd_state_path(struct pl_ctx *ctx, char **path, char **errmsg)
+/* The store's location, or (local) the local files' directory, of the
+ * config ctx names. */
+static int
+cmd_path(struct pl_ctx *ctx, bool local, char **path, char **errmsg)
 {
 	struct pl_ctx c = *ctx;
 	struct pl_session s;
@@ -235,9 +237,31 @@ pl_cmd_state_path(struct pl_ctx *ctx, char **path, char **errmsg)
 	c.config_given = false;
 	*path = NULL;
 	if ((r = pl_session_open(&s, &c, 0, errmsg)) == 0)
-		*path = state_path(&s);
+		*path = local ? pl_session_local_dir(&s) : state_path(&s);
 	pl_session_close(&s);
 	return r;
+}
+
+int
+pl_cmd_state_path(struct pl_ctx *ctx, char **path, char **errmsg)
+{
+	return cmd_path(ctx, false, path, errmsg);
+}
+
+char *
+pl_session_local_dir(struct pl_session *s)
+{
+	char *where = s->state_path ? pl_strdup(s->state_path) : state_path(s), *r;
+
+	r = pl_state_local_dir(where, s->cfg ? pl_config_path(s->cfg) : s->ctx->config_path);
+	free(where);
+	return r;
+}
+
+int
+pl_cmd_local_dir(struct pl_ctx *ctx, char **dir, char **errmsg)
+{
+	return cmd_path(ctx, true, dir, errmsg);
 }
 
 /* A state location the user chose (PVELAB_STATE or state:) may name a new

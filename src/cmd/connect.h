@@ -33,6 +33,12 @@ struct pl_session {
 /* Where the state database lives (pl_state_path with the config's `state:`
  * key; the config is read when there is one): *path is the caller's. */
 int pl_cmd_state_path(struct pl_ctx *ctx, char **path, char **errmsg);
+/* Where pvelab keeps its local files for this config (pl_state_local_dir:
+ * the state file's directory, or for PostgreSQL the one beside the config):
+ * *dir is the caller's. */
+int pl_cmd_local_dir(struct pl_ctx *ctx, char **dir, char **errmsg);
+/* The same for an open session. Caller frees. */
+char *pl_session_local_dir(struct pl_session *s);
 /* Open what need asks for. On failure the message is one line for the user. */
 int pl_session_open(struct pl_session *s, struct pl_ctx *ctx, unsigned need, char **errmsg);
 /* Keep what sessions open — the event loop, the API client (while its

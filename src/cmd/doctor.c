@@ -249,6 +249,32 @@ check_trust(struct report *r, struct pl_session *s)
 	line(r, true, false, "TLS: the API's certificate is %s", how);
 }
 
+/* A PostgreSQL store: it answers, with its schema version, or has none yet
+ * (the first sync makes it); never written here. */
+static void
+check_state_pg(struct report *r, const char *where)
+{
+	char *shown = pl_state_display(where), *err = NULL;
+	struct pl_state *st = NULL;
+	int v = -1, rc;
+
+	if ((rc = pl_state_open_ro(where, &st, &err)) == 0) {
+		v = pl_state_version(st);
+		pl_state_close(st);
+	}
+	json_object_set_new(r->out, "state",
+			    json_pack("{s:s,s:b,s:i}", "path", shown, "postgres", true, "version",
+				      rc == PL_ENOENT ? 0 : v));
+	if (rc == 0)
+		line(r, true, false, "state: %s answers (schema version %d)", shown, v);
+	else if (rc == PL_ENOENT)
+		line(r, true, false, "state: %s answers; its schema will be created", shown);
+	else
+		line(r, false, false, "state: %s", err);
+	free(err);
+	free(shown);
+}
+
 /* Whether the state store can be written: the file if it exists, else the
  * nearest directory that does. */
 static void
@@ -261,6 +287,11 @@ check_state(struct report *r, struct pl_ctx *ctx)
 	if (pl_cmd_state_path(ctx, &path, &err) != 0) {
 		line(r, false, false, "state: %s", err);
 		free(err);
+		return;
+	}
+	if (pl_state_is_pg(path)) {
+		check_state_pg(r, path);
+		free(path);
 		return;
 	}
 	if (access(path, F_OK) == 0) {

@@ -16,6 +16,7 @@
 #include "core/json.h"
 #include "core/log.h"
 #include "plan/runs.h"
+#include "state/state.h"
 #include "pve/client.h"
 
 #include <errno.h>
@@ -139,7 +140,7 @@ host_busy(int fd, char **errmsg)
 static int
 host_lock(struct pl_guard *g, char **errmsg)
 {
-	char sha[65], host[256] = "?", *dir = lock_dir(), *path, *text;
+	char sha[65], host[256] = "?", *dir = lock_dir(), *path, *text, *shown;
 	struct stat a, b;
 	json_t *me;
 	int fd = -1;
@@ -176,9 +177,10 @@ host_lock(struct pl_guard *g, char **errmsg)
 		return 0;
 	}
 	gethostname(host, sizeof(host) - 1);
-	me = json_pack("{s:I,s:s,s:f,s:s,s:s}", "pid", (json_int_t)getpid(), "host", host, "started",
-		       (double)time(NULL), "state", g->s->state_path ? g->s->state_path : "?",
-		       "cluster", g->key);
+	shown = pl_state_display(g->s->state_path ? g->s->state_path : "?");
+	me = json_pack("{s:I,s:s,s:f,s:s,s:s}", "pid", (json_int_t)getpid(), "host", host,
+		       "started", (double)time(NULL), "state", shown, "cluster", g->key);
+	free(shown);
 	text = json_dumps(me, JSON_COMPACT);
 	if (ftruncate(fd, 0) != 0 || pwrite(fd, text, strlen(text), 0) < 0)
 		pl_log_info("cannot write the lock file: %s", strerror(errno));
@@ -308,6 +310,15 @@ pl_guard_release(struct pl_guard *g)
 	g->fd_path = NULL;
 	free(g->key);
 	g->key = NULL;
+}
+
+bool
+pl_guard_lost(struct pl_guard *g)
+{
+	if (!g->locked || g->stop >= 1 || !pl_state_lock_lost(g->s->state, g->key))
+		return false;
+	g->stop = 1; /* PL_APPLY_STOP */
+	return true;
 }
 
 int

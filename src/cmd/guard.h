@@ -38,6 +38,10 @@ void pl_guard_arm(struct pl_guard *g);
 void pl_guard_over(struct pl_guard *g);
 /* Disarm and release the lock; the guard may be zeroed memory never taken. */
 void pl_guard_release(struct pl_guard *g);
+/* Did the lock die since it was taken (PostgreSQL: with a broken connection
+ * to the state database, which pvelab made again without it)? Then the run
+ * starts nothing more (stop becomes PL_APPLY_STOP): true once, to say so. */
+bool pl_guard_lost(struct pl_guard *g);
 /* The exit code: 128 + the signal when one came, else code. */
 int pl_guard_exit(const struct pl_guard *g, int code);
 /* How the user ran pvelab, for hints: "pvelab" or "pvelab -c FILE" when -c

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "serve/runs.h"
 #include "serve/serve.h"
+#include "state/state.h"
 
 #include <errno.h>
 #include <event2/event.h>
@@ -193,7 +194,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_serve_runs *runs = NULL;
 	struct stat st;
 	bool host = false;
-	char *err = NULL;
+	char *err = NULL, *shown;
 	int r, rc = PL_EXIT_ERROR;
 
 	memset(&s, 0, sizeof(s));
@@ -249,8 +250,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	sigterm = evsignal_new(s.base, SIGTERM, on_signal, s.base);
 	event_add(sigint, NULL);
 	event_add(sigterm, NULL);
+	shown = pl_state_display(s.state_path);
 	pl_log_info("mcp: serving on stdio (%s), state %s",
-		    pl_args_has(&a, 0) ? "writes allowed" : "read-only", s.state_path);
+		    pl_args_has(&a, 0) ? "writes allowed" : "read-only", shown);
+	free(shown);
 	event_base_dispatch(s.base);
 	rc = PL_EXIT_OK;
 out:

@@ -278,7 +278,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct flags f;
 	struct pl_args a;
 	struct pl_proxy_config *c = NULL;
-	char *err = NULL, *state_path = NULL, *state_dir = NULL;
+	char *err = NULL, *state_dir = NULL;
 	int r, rc = PL_EXIT_ERROR;
 
 	memset(&f, 0, sizeof(f));
@@ -299,11 +299,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		                    "choose one of --verify-at, --pin, --ignore-time, --insecure");
 		goto out;
 	}
-	if (pl_cmd_state_path(ctx, &state_path, &err) != 0) {
+	if (pl_cmd_local_dir(ctx, &state_dir, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}
-	state_dir = pl_path_dirname(state_path);
 	if (a.npos >= 1 && !strcmp(a.pos[0], "ca")) {
 		rc = a.npos == 1 ? print_ca(ctx, state_dir)
 		                 : pl_usage_error(&pl_cmd_proxy, "'proxy ca' takes no arguments");
@@ -333,7 +332,6 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	rc = PL_EXIT_OK;
 out:
 	free(err);
-	free(state_path);
 	free(state_dir);
 	return rc;
 }

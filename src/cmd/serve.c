@@ -24,6 +24,7 @@
 #include "proxy/proxy.h"
 #include "serve/runs.h"
 #include "serve/serve.h"
+#include "state/state.h"
 
 #include <event2/event.h>
 #include <openssl/ssl.h>
@@ -113,7 +114,7 @@ tls_context(struct pl_session *s, const char *cert, const char *key, char **addr
 			goto fail;
 	} else {
 		const char **names = pl_calloc(n + 2, sizeof(*names));
-		char *dir = pl_path_dirname(s->state_path);
+		char *dir = pl_session_local_dir(s);
 		size_t m = 0;
 		int r;
 
@@ -404,7 +405,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct life L;
 	bool refreshing = false, api_made = false;
 	struct pl_args a;
-	char *err = NULL;
+	char *err = NULL, *shown;
 	json_t *bound = json_array(), *line;
 	uint64_t wd_usec = 0;
 	int r, rc = PL_EXIT_ERROR;
@@ -521,9 +522,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		free(url);
 		free(b);
 	}
+	shown = pl_state_display(s.state_path);
 	line = json_pack("{s:O,s:s,s:s*,s:s}", "listeners", bound, "url",
 			 pl_json_str(json_array_get(bound, 0), "url"), "fingerprint",
-			 L.fp[0] ? L.fp : NULL, "state", s.state_path);
+			 L.fp[0] ? L.fp : NULL, "state", shown);
+	free(shown);
 	{
 		char *text = json_dumps(line, JSON_COMPACT);
 

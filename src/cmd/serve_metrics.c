@@ -140,23 +140,16 @@ sample_kv(struct pl_expo *e, const char *k1, const char *v1, const char *k2, con
 	pl_expo_sample(e, "", kv, k2 ? 2 : 1, v);
 }
 
-static long long
-file_size(const char *path)
+/* The store's size (its file and WAL, or its PostgreSQL tables); 0 when it
+ * cannot be read. */
+static double
+db_size(struct pl_state *s)
 {
-	struct stat st;
+	long long n = 0;
 
-	return stat(path, &st) == 0 ? (long long)st.st_size : 0;
-}
-
-/* The store's file and its write-ahead log. */
-static long long
-db_size(const char *path)
-{
-	char *wal = pl_asprintf("%s-wal", path);
-	long long n = file_size(path) + file_size(wal);
-
-	free(wal);
-	return n;
+	if (s && pl_state_size(s, &n, NULL) != 0)
+		n = 0;
+	return (double)n;
 }
 
 /* Resident memory from /proc/self/statm (pages). */
@@ -408,8 +401,9 @@ write_pvelab(struct pl_expo *e, struct pl_serve_metrics *m)
 	}
 	json_decref(runs);
 	free(err);
-	gauge1(e, "pvelab_state_db_bytes", "Size of the state store (SQLite file and its WAL)",
-	       (double)db_size(m->s->state_path));
+	gauge1(e, "pvelab_state_db_bytes",
+	       "Size of the state store (SQLite file and its WAL, or PostgreSQL tables)",
+	       db_size(m->s->state));
 	gauge1(e, "pvelab_process_resident_memory_bytes", "Resident memory of pvelab serve",
 	       rss_bytes());
 	getrusage(RUSAGE_SELF, &ru);

@@ -580,6 +580,10 @@ on_record(const json_t *change, const json_t *result, void *arg)
 		pl_log_warn("serve: run %lld: %s", r->id, err);
 		free(err);
 	}
+	if (pl_guard_lost(&r->guard))
+		pl_log_warn("serve: run %lld: the apply lock was lost with the connection to the "
+			    "state database: no more changes are started",
+			    r->id);
 	json_decref(copy);
 }
 

@@ -5,9 +5,11 @@
  */
 #include "core/common.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "state/internal.h"
 
 #include <errno.h>
+#include <time.h>
 
 /* The advisory lock class of the store's write lock (pg_advisory_xact_lock's
  * first key: "pvel"); the second key is 0. */
@@ -84,6 +86,10 @@ pl_state_prep(struct pl_state *s, const char *sql, struct pl_stmt **out, char **
 	}
 	/* one named statement per SQL text and session, as SQLite keeps its own
 	 * (the store's SQL texts are a fixed set: values are always parameters) */
+	if (pl_state_pg_alive(s, errmsg) != 0) {
+		free(st);
+		return PL_EDB;
+	}
 	if ((known = json_object_get(s->prepared, sql)) != NULL) {
 		snprintf(st->name, sizeof(st->name), "pl%lld",
 			 (long long)json_integer_value(json_array_get(known, 0)));
@@ -93,7 +99,7 @@ pl_state_prep(struct pl_state *s, const char *sql, struct pl_stmt **out, char **
 		PGresult *res;
 		bool ok;
 
-		snprintf(st->name, sizeof(st->name), "pl%zu", json_object_size(s->prepared));
+		snprintf(st->name, sizeof(st->name), "pl%lld", s->nprepared);
 		res = PQprepare(s->pg, st->name, text, st->nparam, NULL);
 		ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 		PQclear(res);
@@ -102,9 +108,8 @@ pl_state_prep(struct pl_state *s, const char *sql, struct pl_stmt **out, char **
 			free(st);
 			return pl_state_dberr(s, errmsg, "prepare");
 		}
-		json_object_set_new(
-			s->prepared, sql,
-			json_pack("[I,i]", (json_int_t)json_object_size(s->prepared), st->nparam));
+		json_object_set_new(s->prepared, sql,
+				    json_pack("[I,i]", (json_int_t)s->nprepared++, st->nparam));
 	}
 	st->val = pl_calloc((size_t)st->nparam + 1, sizeof(*st->val));
 	st->len = pl_calloc((size_t)st->nparam + 1, sizeof(*st->len));
@@ -198,6 +203,22 @@ pg_code(const PGresult *res)
 	return 1;
 }
 
+/* A write outside a transaction (its own, committed now) tells the
+ * listeners (pl_state_generation); one inside tells them at its commit. */
+static void
+pg_wrote(struct pl_stmt *st)
+{
+	const char *tag = PQcmdStatus(st->res);
+	PGresult *res;
+
+	if (PQtransactionStatus(st->s->pg) != PQTRANS_IDLE ||
+	    strtoll(PQcmdTuples(st->res), NULL, 10) == 0 ||
+	    (strncmp(tag, "INSERT", 6) && strncmp(tag, "UPDATE", 6) && strncmp(tag, "DELETE", 6)))
+		return;
+	res = PQexec(st->s->pg, "NOTIFY " PL_STATE_CHANNEL);
+	PQclear(res);
+}
+
 int
 pl_stmt_step(struct pl_stmt *st)
 {
@@ -219,9 +240,11 @@ pl_stmt_step(struct pl_stmt *st)
 	case PGRES_TUPLES_OK:
 		st->nrow = PQntuples(st->res);
 		st->changes = 0;
+		pg_wrote(st);
 		return st->nrow > 0 ? PL_DB_ROW : PL_DB_DONE;
 	case PGRES_COMMAND_OK:
 		st->changes = strtoll(PQcmdTuples(st->res), NULL, 10);
+		pg_wrote(st);
 		return PL_DB_DONE;
 	default:
 		return pg_code(st->res);
@@ -524,6 +547,58 @@ pl_state_begin(struct pl_state *s, bool wait, char **errmsg)
 }
 
 int
+pl_state_pg_alive(struct pl_state *s, char **errmsg)
+{
+	struct timespec ts;
+	double now;
+	const char *k;
+	json_t *v;
+
+	if (!pl_state_pg(s) || PQstatus(s->pg) != CONNECTION_BAD)
+		return 0;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	if (now < s->retry_at)
+		return pl_seterr(errmsg, PL_EDB,
+				 "state database '%s': the connection was lost; connecting again "
+				 "in %.1f s",
+				 s->path, s->retry_at - now);
+	PQreset(s->pg);
+	if (PQstatus(s->pg) != CONNECTION_OK) {
+		s->backoff = s->backoff > 0 ? s->backoff * 2 : 0.5;
+		if (s->backoff > 30)
+			s->backoff = 30;
+		s->retry_at = now + s->backoff;
+		return pl_state_dberr(s, errmsg, "connect again");
+	}
+	/* the session's settings, as pg_open and pl_state_open_ro made them */
+	if (pl_state_exec(s, "SET lock_timeout = '" PL_STATE_BUSY_S_TEXT "s'", errmsg) != 0 ||
+	    (s->ro && pl_state_exec(s, "SET default_transaction_read_only = on", errmsg) != 0))
+		return PL_EDB;
+	s->backoff = 0;
+	s->retry_at = 0;
+	json_object_clear(s->prepared);
+	s->pipe = false;
+	s->piped = 0;
+	s->listening = false; /* the next pl_state_generation listens again: a change */
+	json_object_foreach(s->held, k, v)
+		json_object_set(s->lost, k, json_true());
+	json_object_clear(s->held);
+	pl_log_info("state: connected to '%s' again", s->path);
+	return 0;
+}
+
+bool
+pl_state_lock_lost(struct pl_state *s, const char *name)
+{
+	if (s == NULL || !pl_state_pg(s))
+		return false;
+	/* a broken connection's locks are gone already, on the server */
+	return json_object_get(s->lost, name) != NULL ||
+	       (PQstatus(s->pg) == CONNECTION_BAD && json_object_get(s->held, name) != NULL);
+}
+
+int
 pl_state_pg_lock(struct pl_state *s, const char *name, bool take, char **errmsg)
 {
 	struct pl_stmt *st;
@@ -539,12 +614,22 @@ pl_state_pg_lock(struct pl_state *s, const char *name, bool take, char **errmsg)
 	got = pl_stmt_step(st) == PL_DB_ROW ? (int)pl_stmt_int64(st, 0) :
 					      -pl_state_dberr(s, errmsg, "apply lock");
 	pl_stmt_finalize(st);
+	if (take && got == 1)
+		json_object_set(s->held, name, json_true());
+	if (!take) {
+		json_object_del(s->held, name);
+		json_object_del(s->lost, name);
+	}
 	return got;
 }
 
 int
 pl_state_commit(struct pl_state *s, char **errmsg)
 {
+	/* the listeners hear of it once it is committed (NOTIFY is
+	 * transactional), in the same round trip */
+	if (pl_state_pg(s) && PQtransactionStatus(s->pg) == PQTRANS_INTRANS)
+		return pl_state_exec(s, "NOTIFY " PL_STATE_CHANNEL "; COMMIT", errmsg);
 	return pl_state_exec(s, "COMMIT", errmsg);
 }
 

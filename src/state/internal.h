@@ -25,7 +25,19 @@ struct pl_state {
 	/* pl_state_generation (SQLite): its statement and what it last saw */
 	sqlite3_stmt *data_version_st;
 	long long data_version, own_changes, generation;
+	bool listening; /* PostgreSQL: LISTEN PL_STATE_CHANNEL sent */
+	/* PostgreSQL: statements prepared in this process (their names are
+	 * never reused, across reconnections too); the session-level advisory
+	 * locks held, and those lost with a broken connection (name -> true);
+	 * when to try connecting again, and the wait after that */
+	long long nprepared;
+	json_t *held, *lost;
+	double retry_at, backoff;
 };
+
+/* The PostgreSQL channel every commit that wrote notifies
+ * (pl_state_generation's signal). */
+#define PL_STATE_CHANNEL "pvelab_state"
 
 /*
  * One statement API over both engines (db.c). SQL is written once, in what
@@ -88,6 +100,13 @@ int pl_state_begin(struct pl_state *s, bool wait, char **errmsg);
  * releases when the holder's connection ends (its process died): take
  * (1 taken, 0 held by another session) or release; a negative error. */
 int pl_state_pg_lock(struct pl_state *s, const char *name, bool take, char **errmsg);
+/* PostgreSQL: connect again when the connection broke (PQstatus
+ * CONNECTION_BAD; a server restart, a dropped link), at most every backoff
+ * (0.5 s doubling to 30 s). The new session has the settings, but no
+ * prepared statement, LISTEN or advisory lock of the old one: locks held are
+ * never taken again here, they are lost (pl_state_lock_lost). 0 when the
+ * connection is up; a no-op on SQLite. */
+int pl_state_pg_alive(struct pl_state *s, char **errmsg);
 /* PostgreSQL: from on to off, pl_state_step_done sends its write without
  * waiting for the answer (libpq's pipeline mode), and off collects the
  * answers: the first error, if any, is returned. No read in between. A

@@ -64,8 +64,13 @@ pl_state_exec(struct pl_state *s, const char *sql, char **errmsg)
 	char *e = NULL;
 
 	if (s->pg) {
-		PGresult *res = PQexec(s->pg, sql);
-		ExecStatusType t = PQresultStatus(res);
+		PGresult *res;
+		ExecStatusType t;
+
+		if (pl_state_pg_alive(s, errmsg) != 0)
+			return PL_EDB;
+		res = PQexec(s->pg, sql);
+		t = PQresultStatus(res);
 
 		PQclear(res);
 		if (t == PGRES_COMMAND_OK || t == PGRES_TUPLES_OK)
@@ -117,6 +122,16 @@ pl_state_is_pg(const char *where)
 	return k > 0 && where[k + strspn(where + k, " ")] == '=';
 }
 
+/* The SQLite file a config in dir keeps its state in when nothing says
+ * otherwise. */
+static char *
+default_path(const char *dir)
+{
+	if (!strcmp(dir, PL_CONFIG_SYSTEM_DIR))
+		return pl_strdup(PL_STATE_SYSTEM_DIR "/state.db");
+	return xdg_state_path(dir);
+}
+
 char *
 pl_state_path(const char *given, const char *config_state, const char *config_path)
 {
@@ -132,10 +147,24 @@ pl_state_path(const char *given, const char *config_state, const char *config_pa
 		r = config_state[0] == '/' || pl_state_is_pg(config_state) ?
 			    pl_strdup(config_state) :
 			    pl_path_join(dir, config_state);
-	else if (!strcmp(dir, PL_CONFIG_SYSTEM_DIR))
-		r = pl_strdup(PL_STATE_SYSTEM_DIR "/state.db");
 	else
-		r = xdg_state_path(dir);
+		r = default_path(dir);
+	free(dir);
+	return r;
+}
+
+char *
+pl_state_local_dir(const char *where, const char *config_path)
+{
+	char *dir, *file, *r;
+
+	if (where && *where && !pl_state_is_pg(where))
+		return pl_path_dirname(where);
+	/* PostgreSQL: where the SQLite file would be */
+	dir = pl_path_dirname(config_path ? config_path : "pvelab.yaml");
+	file = default_path(dir);
+	r = pl_path_dirname(file);
+	free(file);
 	free(dir);
 	return r;
 }
@@ -189,8 +218,8 @@ pl_state_changes(struct pl_state *s)
 	sqlite3_stmt *st;
 	unsigned long long v = 0;
 
-	if (s->pg)
-		return 0; /* another server's commits are not visible to a counter */
+	if (s->pg) /* never 0: it can tell */
+		return (unsigned long long)pl_state_generation(s) + 1;
 	/* data_version moves with other connections' commits, total_changes
 	 * with this one's */
 	if (sqlite3_prepare_v2(s->db, "PRAGMA data_version", -1, &st, NULL) != SQLITE_OK)
@@ -230,8 +259,8 @@ pg_migrate(struct pl_state *s, char **errmsg)
 				      s->path, v, latest);
 			goto fail;
 		}
-		if (v == latest)
-			return pl_state_commit(s, errmsg);
+		if (v == latest) /* nothing changed: no NOTIFY */
+			return pl_state_exec(s, "COMMIT", errmsg);
 		text = pl_state_migration_pg(v + 1);
 		sql = pl_asprintf("%s; DELETE FROM pvelab_schema; INSERT INTO pvelab_schema "
 				  "VALUES (%d)",
@@ -353,6 +382,12 @@ pg_display(const char *conninfo)
 	return r;
 }
 
+char *
+pl_state_display(const char *where)
+{
+	return pl_state_is_pg(where) ? pg_display(where) : pl_strdup(where);
+}
+
 bool
 pl_state_is_postgres(const struct pl_state *s)
 {
@@ -396,6 +431,8 @@ pg_open(const char *conninfo, struct pl_state **out, char **errmsg)
 	PQconninfoFree(opts);
 	s->path = pg_display(conninfo);
 	s->prepared = json_object();
+	s->held = json_object();
+	s->lost = json_object();
 	s->pg = PQconnectdbParams(keys, vals, 1);
 	if (s->pg == NULL || PQstatus(s->pg) != CONNECTION_OK) {
 		char buf[512];
@@ -459,10 +496,29 @@ pl_state_open_existing(const char *path, struct pl_state **out, char **errmsg)
 {
 	struct stat sb;
 
+	struct pl_state *s = NULL;
+	int r, v;
+
 	*out = NULL;
-	if (!pl_state_is_pg(path) && stat(path, &sb) != 0)
-		return pl_seterr(errmsg, PL_ENOENT, "no state at '%s' yet", path);
-	return pl_state_open(path, out, errmsg);
+	if (!pl_state_is_pg(path)) {
+		if (stat(path, &sb) != 0)
+			return pl_seterr(errmsg, PL_ENOENT, "no state at '%s' yet", path);
+		return pl_state_open(path, out, errmsg);
+	}
+	/* a database without pvelab's schema is no store yet: none is made */
+	if ((r = pg_open(path, &s, errmsg)) != 0)
+		return r;
+	if ((v = pg_version(s)) <= 0)
+		r = v == 0 ? pl_seterr(errmsg, PL_ENOENT, "no state in '%s' yet", s->path) :
+			     pl_state_dberr(s, errmsg, "read the schema version");
+	else
+		r = migrate(s, errmsg);
+	if (r != 0) {
+		pl_state_close(s);
+		return r;
+	}
+	*out = s;
+	return 0;
 }
 
 /* The schema version, or a negative SQLite result code when it cannot be read. */
@@ -513,14 +569,14 @@ pl_state_open_ro(const char *path, struct pl_state **out, char **errmsg)
 		r = pl_seterr(errmsg, PL_ENOENT,
 			      "no state in '%s' yet (run 'pvelab sync' first, "
 			      "or use --live)",
-			      path);
+			      s->path);
 		goto fail;
 	}
 	if (v > pl_state_migration_count()) {
 		r = pl_seterr(errmsg, PL_EDB,
 			      "state database '%s' has schema version %d, newer "
 			      "than this pvelab knows (%d); upgrade pvelab",
-			      path, v, pl_state_migration_count());
+			      s->path, v, pl_state_migration_count());
 		goto fail;
 	}
 	if (v < pl_state_migration_count()) {
@@ -528,7 +584,7 @@ pl_state_open_ro(const char *path, struct pl_state **out, char **errmsg)
 			      "state database '%s' has schema version %d, older "
 			      "than this pvelab's (%d) (run 'pvelab sync' to upgrade it; reading "
 			      "never does)",
-			      path, v, pl_state_migration_count());
+			      s->path, v, pl_state_migration_count());
 		goto fail;
 	}
 	*out = s;
@@ -613,9 +669,76 @@ pl_state_close(struct pl_state *s)
 	sqlite3_finalize(s->data_version_st);
 	PQfinish(s->pg);
 	json_decref(s->prepared);
+	json_decref(s->held);
+	json_decref(s->lost);
 	sqlite3_close_v2(s->db);
 	free(s->path);
 	free(s);
+}
+
+/* PostgreSQL's: every commit that wrote notifies PL_STATE_CHANNEL (db.c),
+ * and this connection listens from its first call on. Reading what the
+ * server sent costs no round trip. A broken connection cannot tell: each
+ * call is a change. */
+static long long
+pg_generation(struct pl_state *s)
+{
+	PGnotify *n;
+	bool changed = false;
+
+	if (PQstatus(s->pg) == CONNECTION_BAD && pl_state_pg_alive(s, NULL) != 0)
+		return ++s->generation;
+	if (PQtransactionStatus(s->pg) != PQTRANS_IDLE)
+		return s->generation;
+	if (!s->listening) {
+		if (pl_state_exec(s, "LISTEN " PL_STATE_CHANNEL, NULL) != 0)
+			return ++s->generation;
+		s->listening = true;
+		changed = true; /* what came before is unknown */
+	}
+	if (PQconsumeInput(s->pg) != 1)
+		return ++s->generation;
+	while ((n = PQnotifies(s->pg)) != NULL) {
+		PQfreemem(n);
+		changed = true;
+	}
+	if (changed)
+		s->generation++;
+	return s->generation;
+}
+
+int
+pl_state_size(struct pl_state *s, long long *bytes, char **errmsg)
+{
+	struct pl_stmt *st;
+	struct stat sb;
+	char *wal;
+	int r;
+
+	*bytes = 0;
+	if (!pl_state_pg(s)) {
+		wal = pl_asprintf("%s-wal", s->path);
+		if (stat(s->path, &sb) == 0)
+			*bytes += sb.st_size;
+		if (stat(wal, &sb) == 0)
+			*bytes += sb.st_size;
+		free(wal);
+		return 0;
+	}
+	/* the tables of the schema pvelab's are in, with their indexes and TOAST */
+	if ((r = pl_state_prep(s,
+			       "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM "
+			       "pg_class c WHERE c.relkind = 'r' AND c.relnamespace = (SELECT "
+			       "relnamespace FROM pg_class WHERE oid = "
+			       "to_regclass('pvelab_schema'))",
+			       &st, errmsg)) != 0)
+		return r;
+	if (pl_stmt_step(st) == PL_DB_ROW)
+		*bytes = pl_stmt_int64(st, 0);
+	else
+		r = pl_state_dberr(s, errmsg, "size");
+	pl_stmt_finalize(st);
+	return r;
 }
 
 long long
@@ -623,8 +746,8 @@ pl_state_generation(struct pl_state *s)
 {
 	long long dv = s->data_version, own;
 
-	if (pl_state_pg(s)) /* PostgreSQL cannot tell: every call is a change */
-		return ++s->generation;
+	if (pl_state_pg(s))
+		return pg_generation(s);
 	/* a transaction of this connection's is open (a sync reading the
 	 * cluster): what it wrote is not committed, the generation stays */
 	if (!sqlite3_get_autocommit(s->db))

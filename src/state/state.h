@@ -22,9 +22,18 @@ struct pl_state;
  * ./pvelab.yaml). Caller frees. */
 char *pl_state_path(const char *given, const char *config_state, const char *config_path);
 
+/* The directory pvelab keeps its local files in (the proxy's and serve's
+ * certificate authority) for the store at where: the SQLite file's
+ * directory; for PostgreSQL (or where NULL), the one the default SQLite
+ * store of config_path is in. Nothing is created. Caller frees. */
+char *pl_state_local_dir(const char *where, const char *config_path);
+
 /* Is where a PostgreSQL connection string (postgres://, postgresql:// or
  * libpq's key=value) rather than a SQLite file? */
 bool pl_state_is_pg(const char *where);
+/* where as it may be shown: a connection string as
+ * postgresql://user@host:port/db, never its password. Caller frees. */
+char *pl_state_display(const char *where);
 /* Does that connection string carry a password (never in the YAML)? */
 bool pl_state_has_password(const char *where);
 /* Is an open store PostgreSQL? */
@@ -48,6 +57,9 @@ int pl_state_latest_version(void);
 /* A number that differs after anything changed the store, through this
  * connection or another (a reader's cache key; 0 when it cannot tell). */
 unsigned long long pl_state_changes(struct pl_state *s);
+/* The store's size in bytes: the SQLite file and its WAL, or the PostgreSQL
+ * tables of pvelab's schema with their indexes. */
+int pl_state_size(struct pl_state *s, long long *bytes, char **errmsg);
 
 /* Copy what the WAL holds into the database on a thread of its own (NULL
  * when there is nothing to copy); wait for it before a write transaction, so
@@ -157,8 +169,9 @@ int pl_state_history_page(struct pl_state *s, const struct pl_state_history_filt
 /* Total history rows (for tests and benchmarks). */
 long long pl_state_history_count(struct pl_state *s);
 /* A number that grows whenever the store's committed contents may have
- * changed: another connection committed (PRAGMA data_version) or this one
- * wrote outside a transaction. While this connection has a transaction open
+ * changed: another connection committed (PRAGMA data_version; on
+ * PostgreSQL, a pvelab commit's NOTIFY) or this one wrote outside a
+ * transaction. While this connection has a transaction open
  * it stays as it was (readers elsewhere see nothing of it yet). */
 long long pl_state_generation(struct pl_state *s);
 /* Tasks seen, newest first; vmid < 0 for all. */
@@ -242,6 +255,10 @@ int pl_state_lock_take(struct pl_state *s, const char *name, const struct pl_sta
 /* Release lock name if self holds it. */
 int pl_state_lock_release(struct pl_state *s, const char *name, const struct pl_state_proc *self,
 			  char **errmsg);
+/* Was lock name, held, lost since (PostgreSQL: its advisory lock died with
+ * a broken connection, and pvelab connected again without taking it)? A run
+ * that holds it must start nothing more. Always false on SQLite. */
+bool pl_state_lock_lost(struct pl_state *s, const char *name);
 
 /*
  * Hosts found by discovery (pvelab discover --save): address, kind, first and

@@ -642,7 +642,8 @@ pl_state_sync_end(struct pl_state_sync *y, const json_t *snap, struct pl_state_c
 	free(sum);
 	pl_stmt_finalize(st);
 	st = NULL;
-	if (r != 0 || (r = pl_state_exec(s, y->dry_run ? "ROLLBACK" : "COMMIT", errmsg)) != 0)
+	if (r != 0 || (r = y->dry_run ? pl_state_exec(s, "ROLLBACK", errmsg) :
+					pl_state_commit(s, errmsg)) != 0)
 		goto fail;
 	if (counts)
 		*counts = y->cnt;

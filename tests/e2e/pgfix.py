@@ -78,6 +78,11 @@ class Server:
             self.dbs[key] = self.createdb(name)
         return self.dbs[key]
 
+    def shown(self, path):
+        """How pvelab names the database that stands for path (no password)."""
+        db = self.db_for(path).split("///", 1)[1].split("?", 1)[0]
+        return f"postgresql://{ROLE}@{self.dir}/{db}"
+
     def stop(self):
         try:
             self._as(["pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop"])

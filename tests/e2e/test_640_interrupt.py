@@ -15,7 +15,8 @@ import pytest
 import yaml
 import requests
 
-from conftest import BIN, SRC, run
+import conftest
+from conftest import BIN, SRC, run, state_env, state_rows
 from simfix import start_sim, stop_sim
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
@@ -38,17 +39,19 @@ def wait_for(cond, what, deadline=30):
 
 
 def db_rows(path, sql, *args):
-    """Rows from the state database while pvelab writes it (WAL: readers do not block)."""
-    if not os.path.exists(path):
+    """Rows from the store while pvelab writes it (readers do not block): the
+    SQLite file, or its PostgreSQL database under e2e-pg; none while it is
+    being created."""
+    if not conftest.PG and not os.path.exists(path):
         return []
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
-            return con.execute(sql, args).fetchall()
-        finally:
-            con.close()
+        return state_rows(path, sql, *args)
     except sqlite3.OperationalError:
-        return []  # no such table yet: the store is being created
+        return []  # no such table yet
+    except Exception as e:
+        if type(e).__name__ == "UndefinedTable":  # psycopg2's, the same
+            return []
+        raise
 
 
 def newest_run(path):
@@ -76,7 +79,7 @@ class Homelab:
         return run("-c", str(self.cfg), *args, env=self.env, cwd=str(self.dir), **kw)
 
     def popen(self, *args, **kw):
-        env = dict(os.environ, **self.env)
+        env = state_env(dict(os.environ, **self.env))
         env.pop("NO_COLOR", None)
         return subprocess.Popen([BIN, "-c", str(self.cfg), *args], env=env, cwd=str(self.dir),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
@@ -205,7 +208,7 @@ def test_sigkill_found_interrupted_and_rolled_back(tmp_path):
             for i in range(6))
         lab.write(more)
         last = newest_run(state)
-        env = dict(os.environ, **lab.env)
+        env = state_env(dict(os.environ, **lab.env))
         p = subprocess.Popen([BIN, "-c", str(lab.cfg), "apply", "--yes", "-j", "2"], env=env,
                              cwd=str(lab.dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -257,14 +260,16 @@ def test_sigkill_found_interrupted_and_rolled_back(tmp_path):
 
 
 def test_two_concurrent_applies_one_proceeds(tmp_path):
-    lab = Lab(tmp_path, "--task-ms", "300")
+    # tasks slow enough for four refused commands to run while the apply does
+    # (under ASan with the store in PostgreSQL, 300 ms was not)
+    lab = Lab(tmp_path, "--task-ms", "1000")
     state = str(tmp_path / "state.db")
     try:
         cs = "guests:\n" + "".join(
             f"  - name: c{i}\n    memory: 256\n    disks: [{{storage: local-lvm, size: 2G}}]\n"
             for i in range(6))
         lab.write(cs)
-        env = dict(os.environ, **lab.env)
+        env = state_env(dict(os.environ, **lab.env))
         p = subprocess.Popen([BIN, "-c", str(lab.cfg), "apply", "--yes", "-j", "2"], env=env,
                              cwd=str(lab.dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
@@ -286,7 +291,9 @@ def test_two_concurrent_applies_one_proceeds(tmp_path):
         r = run("-c", str(lab.cfg), "apply", "--yes", env=other, cwd=str(lab.dir))
         assert r.rc == 1, r
         assert (f"pvelab: another apply is running (pid {p.pid} on host {os.uname().nodename}, "
-                f"since ") in r.err and f"state database '{state}'); wait for it or stop it" in r.err, r
+                f"since ") in r.err, r
+        shown = conftest.PG.shown(state) if conftest.PG else state
+        assert f"state database '{shown}'); wait for it or stop it" in r.err, r
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, (out, err)
         names = sorted(g["name"] for g in lab.guests() if g["name"].startswith("c"))
@@ -295,7 +302,7 @@ def test_two_concurrent_applies_one_proceeds(tmp_path):
         assert converged.rc == 0, converged
         # the lock died with its holder: a killed apply does not block the next
         lab.write(cs + "  - name: late\n    memory: 256\n")
-        env = dict(os.environ, **lab.env)
+        env = state_env(dict(os.environ, **lab.env))
         k = subprocess.Popen([BIN, "-c", str(lab.cfg), "apply", "--yes"], env=env,
                              cwd=str(lab.dir), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for(lambda: db_rows(state, "SELECT pid FROM apply_lock WHERE pid=?", k.pid), "lock")
@@ -315,7 +322,7 @@ def test_second_signal_abandons_the_wait_not_the_tasks(tmp_path):
         lab.write(KEEP)
         assert lab.pvelab("apply", "--yes").rc == 0
         lab.write(KEEP.replace("the web server", "web 2").replace("the database", "db 2"))
-        env = dict(os.environ, **lab.env)
+        env = state_env(dict(os.environ, **lab.env))
         p = subprocess.Popen([BIN, "-c", str(lab.cfg), "-v", "apply", "--yes", "-j", "2"], env=env,
                              cwd=str(lab.dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
@@ -389,7 +396,7 @@ def test_plan_out_hint_without_c(tmp_path):
 
 def test_plan_text_before_progress(lab):
     lab.write(KEEP)
-    env = dict(os.environ, **lab.env)
+    env = state_env(dict(os.environ, **lab.env))
     p = subprocess.run([BIN, "-c", str(lab.cfg), "-v", "apply", "--yes"], env=env, cwd=str(lab.dir),
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
     assert p.returncode == 0, p.stdout
@@ -411,7 +418,7 @@ def test_a_task_refused_by_a_lock_is_sent_again(tmp_path):
         path = f"/nodes/{g['node']}/qemu/{g['vmid']}"
         lab.api("PUT", path + "/config", lock="backup")
         lab.write("guests:\n  - name: w\n    memory: 256\n    state: running\n")
-        env = dict(os.environ, **lab.env)
+        env = state_env(dict(os.environ, **lab.env))
         p = subprocess.Popen([BIN, "-c", str(lab.cfg), "apply", "--yes"], env=env,
                              cwd=str(lab.dir), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)

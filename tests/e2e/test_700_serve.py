@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, TESTDATA, run
+from conftest import BIN, TESTDATA, run, state_env
 from simfix import start_sim, stop_sim
 
 
@@ -43,6 +43,7 @@ class Server:
     def __init__(self, *args, env=None, cwd=None):
         e = dict(os.environ)
         e.update(env or {})
+        state_env(e)
         self.proc = subprocess.Popen([BIN, "serve", *[str(a) for a in args]],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=e, cwd=cwd)

@@ -2,15 +2,15 @@
 served again without the store (hits counted), yet never stale. A change made
 behind pvelab's back (the simulator's API), one pvelab makes (a power action),
 and one another pvelab process commits (a CLI sync beside the server) each show
-in the next answer, equal to the CLI's -o json; gzip when the client takes it."""
+in the next answer, equal to the CLI's -o json; gzip when the client takes it.
+Under e2e-pg the store is PostgreSQL, where a commit's NOTIFY is the signal."""
 import gzip
 import json
-import sqlite3
 
 import pytest
 import requests
 
-from conftest import run
+from conftest import run, state_rows
 from simfix import start_sim, stop_sim
 from test_700_serve import Server, full_token, same_but_counters, sim_env, until
 
@@ -74,9 +74,7 @@ def same_as_cli(lab, guest):
     same_but_counters(get(lab, f"/api/v1/guests/{guest}").json(), cli(lab, "describe", guest))
     assert get(lab, f"/api/v1/guests/{guest}/history").json() == cli(lab, "history", guest)
     # the runs have no CLI command: the newest is the store's newest
-    db = sqlite3.connect(f"file:{lab['state']}?mode=ro", uri=True)
-    newest = db.execute("SELECT max(id) FROM runs").fetchone()[0]
-    db.close()
+    newest = state_rows(lab["state"], "SELECT max(id) FROM runs")[0][0]
     assert get(lab, "/api/v1/runs").json()[0]["id"] == newest
 
 

@@ -3,11 +3,15 @@ started at once from three processes leave a history without a duplicate or a
 lost row; a second apply (as from another machine: its own lock directory) is
 refused by the advisory lock with the holder named, and SIGKILL of the holder
 releases it; a password in the YAML is refused; a schema newer than the
-binary is refused; a password from PGPASSFILE works."""
+binary is refused; a password from PGPASSFILE works; a database without the
+schema is no state (reads say so, a power action makes none); the local files
+(serve's certificate, the proxy's CA) are beside the config, the metrics give
+the tables' size."""
 import os
 import re
 import signal
 import subprocess
+import time
 
 import psycopg2
 import pytest
@@ -39,16 +43,23 @@ def rows(url, sql, *args):
         con.close()
 
 
-def test_two_syncs_and_an_apply_at_once(pg, tmp_path):
-    url = pg.createdb("race")
-    info = start_sim("--nodes", "3", "--guests", str(GUESTS), "--task-ms", "1500")
+def apply_lab(info, url, tmp_path, prefix, n):
+    """The environment of a command against the simulator and url (with a lock
+    directory of its own), and a config of n new guests PREFIX0..."""
     env = dict(os.environ, PVELAB_URL=info["url"], PVELAB_TOKEN=info["token"],
                PVELAB_FINGERPRINT=info["fingerprint"], PVELAB_STATE=url,
                XDG_RUNTIME_DIR=str(tmp_path))
     cfg = tmp_path / "pvelab.yaml"
     cfg.write_text("guests:\n" + "".join(
-        f"  - name: c{i}\n    memory: 256\n    disks: [{{storage: local-lvm, size: 2G}}]\n"
-        for i in range(4)))
+        f"  - name: {prefix}{i}\n    memory: 256\n    disks: [{{storage: local-lvm, size: 2G}}]\n"
+        for i in range(n)))
+    return env, cfg
+
+
+def test_two_syncs_and_an_apply_at_once(pg, tmp_path):
+    url = pg.createdb("race")
+    info = start_sim("--nodes", "3", "--guests", str(GUESTS), "--task-ms", "1500")
+    env, cfg = apply_lab(info, url, tmp_path, "c", 4)
     procs = []
     try:
         start = lambda *a: subprocess.Popen([BIN, "-c", str(cfg), *a], env=env, cwd=tmp_path,
@@ -191,4 +202,168 @@ def test_state_migrate_round_trip(pg, tmp_path):
         r = run("state", "migrate", "--to", lite, env=env)
         assert r.rc == 1 and "names the store it copies from" in r.err, r
     finally:
+        stop_sim(info)
+
+
+def no_schema(url):
+    return rows(url, "SELECT to_regclass('pvelab_schema') IS NULL")[0][0] is True
+
+
+def test_an_empty_database_is_no_state_yet(pg, tmp_path):
+    """Reads and a power action against a database without pvelab's schema:
+    one line naming the database (never its password), and no schema made."""
+    url = pg.createdb("empty")
+    shown = f"postgresql://pvelab@{pg.dir}/empty"
+    info = start_sim("--nodes", "1", "--guests", "2")
+    env = {"PVELAB_STATE": url, "PVELAB_URL": info["url"], "PVELAB_TOKEN": info["token"],
+           "PVELAB_FINGERPRINT": info["fingerprint"]}
+    try:
+        for cmd in (["list"], ["status"], ["history", "100"]):
+            r = run(*cmd, env=env, cwd=str(tmp_path))
+            assert r.rc != 0, r
+            assert r.err.strip().splitlines() == [
+                f"pvelab: no state in '{shown}' yet (run 'pvelab sync' first, or use --live)"], r
+        # a power action records its run only where a store exists
+        vmid = run("-o", "json", "list", "--live", env=dict(env, PVELAB_STATE=str(
+            tmp_path / "other.db")), cwd=str(tmp_path)).json()[0]["vmid"]
+        r = run("stop", vmid, env=env, cwd=str(tmp_path))
+        assert r.rc == 0, r
+        r = run("-o", "json", "doctor", env=env, cwd=str(tmp_path))
+        assert r.json()["state"] == {"path": shown, "postgres": True, "version": 0}, r
+        assert no_schema(url)
+        assert run("sync", env=env, cwd=str(tmp_path)).rc == 0
+        assert not no_schema(url)
+        r = run("-o", "json", "doctor", env=env, cwd=str(tmp_path))
+        assert r.json()["state"]["version"] >= 9, r
+    finally:
+        stop_sim(info)
+
+
+def test_local_files_beside_the_config_and_the_size_of_the_tables(pg, tmp_path):
+    """With the state in PostgreSQL, serve's certificate and the proxy's CA are
+    kept where the SQLite store would be (.pvelab beside the config), not in a
+    directory made of the URL; /metrics gives the size of pvelab's tables."""
+    import requests
+    import urllib3
+    from test_700_serve import Server
+    urllib3.disable_warnings()
+    url = pg.createdb("local")
+    info = start_sim("--nodes", "1", "--guests", "3")
+    env = {"PVELAB_STATE": url, "PVELAB_URL": info["url"], "PVELAB_TOKEN": info["token"],
+           "PVELAB_FINGERPRINT": info["fingerprint"]}
+    (tmp_path / "pvelab.yaml").write_text("guests: []\n")
+    srv = None
+    try:
+        assert run("sync", env=env, cwd=str(tmp_path)).rc == 0
+        tok = run("token", "create", "t", "--role", "viewer", env=env, cwd=str(tmp_path))
+        assert tok.rc == 0, tok
+        srv = Server("--listen", "0.0.0.0:0", env=env, cwd=str(tmp_path))
+        assert srv.info["url"].startswith("https://")
+        assert srv.info["state"] == f"postgresql://pvelab@{pg.dir}/local"
+        assert (tmp_path / ".pvelab" / "proxy-ca.pem").is_file()
+        r = requests.get(srv.url + "/metrics", verify=False, timeout=20,
+                         headers={"Authorization": "Bearer " + tok.out.strip()})
+        assert r.status_code == 200, r.text
+        size = [float(l.split()[-1]) for l in r.text.splitlines()
+                if l.startswith("pvelab_state_db_bytes ")]
+        want = rows(url, "SELECT sum(pg_total_relation_size(oid)) FROM pg_class WHERE "
+                    "relkind = 'r' AND relnamespace = 'public'::regnamespace")[0][0]
+        want = float(want)
+        assert len(size) == 1 and 0 < size[0] and abs(size[0] - want) <= want / 2, (size, want)
+        r = run("proxy", "ca", env=env, cwd=str(tmp_path))
+        assert r.rc == 0, r
+        assert r.out.startswith("-----BEGIN CERTIFICATE-----"), r
+        assert (tmp_path / ".pvelab" / "proxy-ca.pem").read_text() in r.out
+        assert sorted(os.listdir(tmp_path)) == [".pvelab", "pvelab.yaml"]
+    finally:
+        if srv:
+            assert srv.stop() == 0, srv.err
+        stop_sim(info)
+
+
+def restart(pg):
+    """PostgreSQL stopped (fast: every session ended) and started again."""
+    pg._as(["pg_ctl", "-D", pg.data, "-l", os.path.join(pg.dir, "log"), "-m", "fast", "-w",
+            "-t", "60", "restart"])
+
+
+def test_serve_connects_again_after_a_postgresql_restart(pg, tmp_path):
+    """A restart of PostgreSQL under a running server: its answers come from
+    the store again, a CLI sync made after the restart shows in the next one
+    (it listens again), and it says it connected again."""
+    import requests
+    from test_700_serve import Server
+    url = pg.createdb("restart")
+    info = start_sim("--nodes", "1", "--guests", "3")
+    env = {"PVELAB_STATE": url, "PVELAB_URL": info["url"], "PVELAB_TOKEN": info["token"],
+           "PVELAB_FINGERPRINT": info["fingerprint"]}
+    cfg = tmp_path / "pvelab.yaml"
+    cfg.write_text("serve:\n  status_interval: 1\n  sync_interval: 3600\n")
+    srv = None
+    try:
+        assert run("sync", env=env, cwd=str(tmp_path)).rc == 0
+        tok = run("token", "create", "t", "--role", "viewer", env=env, cwd=str(tmp_path))
+        srv = Server("--listen", "127.0.0.1:0", "-c", cfg, env=env, cwd=str(tmp_path))
+        g = run("-o", "json", "list", env=env, cwd=str(tmp_path)).json()[0]
+        get = lambda: requests.get(f"{srv.url}/api/v1/guests/{g['name']}", timeout=20,
+                                   headers={"Authorization": "Bearer " + tok.out.strip()})
+        assert get().status_code == 200
+        restart(pg)
+        kind = "qemu" if g["type"] in ("vm", "qemu") else "lxc"
+        import urllib3
+        urllib3.disable_warnings()
+        r = requests.put(f"{info['url']}/api2/json/nodes/{g['node']}/{kind}/{g['vmid']}/config",
+                         headers={"Authorization": "PVEAPIToken=" + info["token"]},
+                         data={"description": "after the restart"}, verify=False, timeout=30)
+        assert r.status_code == 200, r.text
+        assert run("sync", env=env, cwd=str(tmp_path)).rc == 0
+        # the first call after the restart may fail (it finds the connection
+        # broken); the ones after it connect again
+        pgfix.wait_for(lambda: get().status_code == 200 and
+                       get().json()["config"].get("description") == "after the restart",
+                       timeout=60, what="the server's answer after the restart")
+        assert srv.proc.poll() is None
+        # and what it is told from now on, it hears at once
+        r = requests.put(f"{info['url']}/api2/json/nodes/{g['node']}/{kind}/{g['vmid']}/config",
+                         headers={"Authorization": "PVEAPIToken=" + info["token"]},
+                         data={"description": "and again"}, verify=False, timeout=30)
+        assert run("sync", env=env, cwd=str(tmp_path)).rc == 0
+        assert get().json()["config"]["description"] == "and again"
+    finally:
+        if srv:
+            assert srv.stop() == 0, srv.err
+            assert f"connected to 'postgresql://pvelab@{pg.dir}/restart' again" in srv.err
+        stop_sim(info)
+
+
+def test_an_apply_that_loses_its_lock_stops(pg, tmp_path):
+    """PostgreSQL restarted under an apply: its advisory lock died with the
+    connection, so it starts no more changes (another apply may hold the
+    lock now) and says why; the lock is not taken again behind its back."""
+    url = pg.createdb("lost")
+    info = start_sim("--nodes", "1", "--guests", "2", "--task-ms", "1500")
+    env, cfg = apply_lab(info, url, tmp_path, "l", 6)
+    p = None
+    try:
+        assert run("-c", str(cfg), "sync", env=env).rc == 0
+        p = subprocess.Popen([BIN, "-c", str(cfg), "apply", "--yes", "-j", "1"], env=env,
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        pgfix.wait_for(lambda: rows(url, "SELECT count(*) FROM runs WHERE kind = 'apply' AND "
+                                    "summary IS NOT NULL")[0][0], timeout=60,
+                       what="the apply's first recorded step")
+        restart(pg)
+        out, err = p.communicate(timeout=300)
+        assert "the apply lock was lost with the connection to the state database" in err, err
+        assert p.returncode != 0, (out, err)
+        made = [g for g in run("-o", "json", "list", "--live", env=env).json()
+                if re.fullmatch(r"l\d", g["name"] or "")]
+        assert 0 < len(made) < 6, made
+        # no lock left behind: another apply may run
+        assert rows(url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")[0][0] == 0
+        assert rows(url, "SELECT status FROM runs WHERE kind = 'apply'") == [("interrupted",)]
+    finally:
+        if p and p.poll() is None:
+            p.kill()
+            p.communicate()
         stop_sim(info)

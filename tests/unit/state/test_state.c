@@ -166,6 +166,35 @@ test_migrate_history_check(void **state)
 	remove_db();
 }
 
+/* Where the local files go: the SQLite file's directory; for PostgreSQL
+ * (whose URL is no directory), where the default file would be, and
+ * $PVELAB_STATE plays no part. */
+static void
+test_local_dir(void **state)
+{
+	char *p;
+
+	(void)state;
+	setenv("PVELAB_STATE", "/env/s.db", 1);
+	p = pl_state_local_dir("/var/x/s.db", "/lab/pvelab.yaml");
+	assert_string_equal(p, "/var/x");
+	free(p);
+	p = pl_state_local_dir("postgresql://u@db.lan:5433/pvelab?sslmode=verify-full",
+			       "/lab/pvelab.yaml");
+	assert_string_equal(p, "/lab/.pvelab");
+	free(p);
+	p = pl_state_local_dir("host=/run/pg dbname=pvelab", "/etc/pvelab/pvelab.yaml");
+	assert_string_equal(p, "/var/lib/pvelab");
+	free(p);
+	p = pl_state_local_dir(NULL, NULL);
+	assert_string_equal(p, "./.pvelab");
+	free(p);
+	unsetenv("PVELAB_STATE");
+	p = pl_state_display("postgresql://u:secret@db.lan:5433/pvelab?sslmode=verify-full");
+	assert_string_equal(p, "postgresql://u@db.lan:5433/pvelab");
+	free(p);
+}
+
 /* Where the store lives: the given path, then $PVELAB_STATE, then the
  * config's state: (relative to the config's directory), then beside it (or
  * where an installed pvelab keeps it). */
@@ -1018,6 +1047,7 @@ main(void)
 		cmocka_unit_test(test_open_migrate_reopen),
 		cmocka_unit_test(test_migrate_history_check),
 		cmocka_unit_test(test_state_path),
+		cmocka_unit_test(test_local_dir),
 		cmocka_unit_test(test_open_ro_never_writes),
 		cmocka_unit_test(test_runs_and_lock),
 		cmocka_unit_test(test_discovered),
