@@ -24,7 +24,7 @@ static const struct pl_opt opts[] = {
 	{ "task-ms", 0, "MS", "how long worker tasks run (default 300)" },
 	{ "auth-delay-ms", 0, "MS", "delay of 401 answers (default 3000, as PVE)" },
 	{ "lock-wait-ms", 0, "MS", "how long a lockwait fault waits before failing (default 10000)" },
-	{ "faults", 0, "SPEC", "inject faults: error=P,timeout=P,reset=P,latency=MS,lockwait=P,noanswer=P,truncate=P" },
+	{ "faults", 0, "SPEC", "inject faults: error=P,timeout=P,reset=P,latency=MS,lockwait=P,noanswer=P,truncate=P,nextidrace=P" },
 	{ "rng-seed", 0, "N", "seed for faults, MACs and UUIDs (deterministic runs)" },
 	{ "pve-version", 0, "VER", "API schema to follow: 9.1 (default) or 8.4" },
 	{ "password-file", 0, "FILE", "root@pam password (mode 0600; or PVELAB_SIM_PASSWORD; default: random)" },

@@ -523,6 +523,31 @@ has_tag(const char *tags, const json_t *want)
 	return hit;
 }
 
+/* The create of this plan named ref whose vmid apply asks Proxmox for. */
+static const json_t *
+made_at_apply(const struct d2 *d, const json_t *ref)
+{
+	const json_t *g;
+	size_t i;
+
+	json_array_foreach(d->guests, i, g)
+		if (json_is_string(ref) &&
+		    !strcmp(pl_json_str_or(g, "guest", ""), json_string_value(ref)) &&
+		    json_is_true(json_object_get(g, "vmid_at_apply")))
+			return g;
+	return NULL;
+}
+
+/* A job cannot name a vmid the plan does not know yet (see plan.c). */
+static char *
+at_apply_why(const json_t *create)
+{
+	return pl_asprintf("guest '%s' gets its vmid when apply creates it (the token does not "
+			   "see every guest): declare its vmid, or apply and plan again to add "
+			   "it to this job",
+			   pl_json_str_or(create, "guest", "?"));
+}
+
 /* guests:, tags: or exclude: as a vmid list; NULL and *why when a name is unknown. */
 static char *
 vmid_list(const struct d2 *d, const json_t *refs, const json_t *tags, char **why)
@@ -535,6 +560,11 @@ vmid_list(const struct d2 *d, const json_t *refs, const json_t *tags, char **why
 	json_array_foreach(refs, i, r) {
 		long long v = resolve_guest(d, r);
 
+		if (v == 0 && (g = made_at_apply(d, r)) != NULL) {
+			*why = at_apply_why(g);
+			json_decref(ids);
+			return NULL;
+		}
 		if (v == 0) {
 			char *t = text_of(r);
 
@@ -550,10 +580,17 @@ vmid_list(const struct d2 *d, const json_t *refs, const json_t *tags, char **why
 		json_array_foreach(json_object_get(d->snap, PL_SNAP_GUESTS), i, g)
 			if (has_tag(pl_json_str(g, "tags"), tags))
 				json_array_append_new(ids, json_integer(pl_json_int(g, "vmid", 0)));
-		json_array_foreach(d->guests, i, g)
-			if (!strcmp(pl_json_str_or(g, "action", ""), "create") &&
-			    has_tag(pl_json_str(json_object_get(g, "config"), "tags"), tags))
-				json_array_append_new(ids, json_integer(pl_json_int(g, "vmid", 0)));
+		json_array_foreach(d->guests, i, g) {
+			if (strcmp(pl_json_str_or(g, "action", ""), "create") ||
+			    !has_tag(pl_json_str(json_object_get(g, "config"), "tags"), tags))
+				continue;
+			if (json_is_true(json_object_get(g, "vmid_at_apply"))) {
+				*why = at_apply_why(g);
+				json_decref(ids);
+				return NULL;
+			}
+			json_array_append_new(ids, json_integer(pl_json_int(g, "vmid", 0)));
+		}
 	}
 	out = set_norm(ids);
 	json_decref(ids);

@@ -149,6 +149,22 @@ h_cluster_status(struct pl_sim_req *r)
 	pl_sim_ok(r, a);
 }
 
+/* The nextidrace fault: a stopped VM on the first node takes vmid, as
+ * another client's create between nextid's answer and pvelab's would. */
+static void
+race_for(struct pl_sim *s, uint32_t vmid)
+{
+	struct pl_sim_guest *g = pl_sim_guest_add(s, vmid, false, 0);
+	char name[32];
+
+	if (g == NULL)
+		return;
+	snprintf(name, sizeof(name), "raced-%u", vmid);
+	json_object_set_new(g->conf, "name", json_string(name));
+	json_object_set_new(g->conf, "memory", json_string("512"));
+	pl_sim_guest_touch(s, g);
+}
+
 static void
 h_nextid(struct pl_sim_req *r)
 {
@@ -164,7 +180,12 @@ h_nextid(struct pl_sim_req *r)
 		}
 		snprintf(buf, sizeof(buf), "%lld", v);
 	} else {
-		snprintf(buf, sizeof(buf), "%u", pl_sim_nextid(r->sim));
+		uint32_t id = pl_sim_nextid(r->sim);
+
+		snprintf(buf, sizeof(buf), "%u", id);
+		/* nextid reserves nothing: another client may take the id first */
+		if (r->sim->faults.nextidrace > 0 && pl_sim_rand01(r->sim) < r->sim->faults.nextidrace)
+			race_for(r->sim, id);
 	}
 	pl_sim_ok(r, json_string(buf)); /* a string, as PVE sends it */
 }

@@ -112,6 +112,7 @@ struct pl_sim_faults {
 	double error, timeout, reset, lockwait;
 	double noanswer; /* a node's call fails 595, as when PVE's proxy cannot reach it */
 	double truncate; /* an answer over 4 KiB breaks off half-way */
+	double nextidrace; /* another client creates the VM nextid just answered */
 	int latency_ms;
 };
 
