@@ -524,8 +524,9 @@ retryable(const struct job *j, const struct pl_pve_result *res)
 	enum step s = j->prog[j->pc];
 	bool safe = s == S_START || s == S_STOP || s == S_SHUTDOWN || s == S_REBOOT ||
 		    s == S_NETAPPLY || s == S_CLONE_RESOLVE || s == S_CLONE_FIX || s == S_CHECK ||
-		    s == S_BACKUP_STORAGE || s == S_BACKUP_FIND || (s == S_BACKUP && !j->bk_before) ||
-		    (s == S_TEMPLATE && j->holding) || s == S_NEXTID;
+		    s == S_BACKUP_STORAGE || s == S_BACKUP_FIND ||
+		    (s == S_BACKUP && !j->bk_before) || (s == S_TEMPLATE && j->holding) ||
+		    s == S_NEXTID;
 
 	return safe && (res->status == 0 || res->status >= 500);
 }
@@ -922,7 +923,8 @@ next_probe(struct job *j, long long from)
 	}
 	if (j->probe > hi || ++j->probes > 64) {
 		char *msg = pl_asprintf("no free vmid for %s in %lld-%lld after %d tries "
-					"(Proxmox's /cluster/nextid)", j->guest, lo, hi, j->probes - 1);
+					"(Proxmox's /cluster/nextid)",
+					j->guest, lo, hi, j->probes - 1);
 
 		job_finish(j, msg);
 		free(msg);

@@ -786,8 +786,8 @@ pl_fw_plan(const struct pl_config *cfg, const json_t *snap, const json_t *only, 
 		type = pl_json_str_or(l, "type", "qemu");
 		vmid = pl_json_int(l, "vmid", 0);
 		base = pl_asprintf("/nodes/%s/%s/%lld/firewall", node, type, vmid);
-		what = vmid ? pl_asprintf("%s %lld on %s", type, vmid, node)
-			    : pl_asprintf("%s on %s, vmid at apply", type, node);
+		what = vmid ? pl_asprintf("%s %lld on %s", type, vmid, node) :
+			      pl_asprintf("%s on %s, vmid at apply", type, node);
 		c = pl_fw_change_new("guest", name, what);
 		json_object_set_new(c.ch, "node", json_string(node));
 		json_object_set_new(c.ch, "type", json_string(type));

@@ -421,7 +421,8 @@ plan_create(struct planner *p, const struct pl_model_guest *m)
 	/* pvelab picks a free vmid from what it sees: with a partial view it
 	 * could pick one an unseen guest holds, so apply asks Proxmox
 	 * (/cluster/nextid, open to every user) just before the create */
-	bool at_apply = !m->vmid && !pl_access_sees_all_vms(json_object_get(p->snap, PL_SNAP_PERMS));
+	bool at_apply =
+		!m->vmid && !pl_access_sees_all_vms(json_object_get(p->snap, PL_SNAP_PERMS));
 	long long vmid = m->vmid ? m->vmid : at_apply ? 0 : allocate_vmid(p, m, &err);
 	const char *node = m->node ? m->node : pick_node(p);
 	long long mem = pl_json_int(m->config, "memory", 512) << 20;
@@ -440,7 +441,7 @@ plan_create(struct planner *p, const struct pl_model_guest *m)
 	/* a guest there would be out of view: pvelab cannot tell it is free;
 	 * in a pool the token audits, PVE's own create refuses a taken vmid */
 	if (!at_apply && !pl_access_sees_vm(json_object_get(p->snap, PL_SNAP_PERMS), vmid,
-			       pl_json_str(m->create, "pool"))) {
+					    pl_json_str(m->create, "pool"))) {
 		char *why =
 			pl_asprintf("the token cannot see vmid %lld (no VM.Audit on /vms/%lld): "
 				    "a guest it cannot see may hold it (grant VM.Audit there, e.g. "

@@ -184,7 +184,8 @@ h_nextid(struct pl_sim_req *r)
 
 		snprintf(buf, sizeof(buf), "%u", id);
 		/* nextid reserves nothing: another client may take the id first */
-		if (r->sim->faults.nextidrace > 0 && pl_sim_rand01(r->sim) < r->sim->faults.nextidrace)
+		if (r->sim->faults.nextidrace > 0 &&
+		    pl_sim_rand01(r->sim) < r->sim->faults.nextidrace)
 			race_for(r->sim, id);
 	}
 	pl_sim_ok(r, json_string(buf)); /* a string, as PVE sends it */

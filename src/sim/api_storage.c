@@ -353,7 +353,8 @@ vzdump_prune(struct pl_sim *s, struct pl_sim_task *t, struct pl_sim_storage *st,
 
 		any |= counts[k] > 0;
 		if (counts[o])
-			pl_buf_addf(&str, "%s%s=%lld", str.len ? ", " : "", keep_opts[o], counts[o]);
+			pl_buf_addf(&str, "%s%s=%lld", str.len ? ", " : "", keep_opts[o],
+				    counts[o]);
 	}
 	if (all || !any) {
 		pl_buf_release(&str);
@@ -367,7 +368,8 @@ vzdump_prune(struct pl_sim *s, struct pl_sim_task *t, struct pl_sim_storage *st,
 		struct pl_sim_volume *v = &st->vols[i];
 
 		if (v->vmid == g->vmid && !strcmp(v->content, "backup") &&
-		    !strncmp(v->format, g->lxc ? "tar" : "vma", 3) && (st->shared || v->node == g->node))
+		    !strncmp(v->format, g->lxc ? "tar" : "vma", 3) &&
+		    (st->shared || v->node == g->node))
 			list[n++] = v;
 	}
 	qsort(list, n, sizeof(*list), newest_first);
@@ -480,9 +482,9 @@ vzdump_done(struct pl_sim *s, struct pl_sim_task *t)
 		 * remove (the default) the guest's older archives are pruned */
 		if (!json_is_false(json_object_get(t->args, "remove")))
 			vzdump_prune(s, t, st, g,
-				     pl_json_str(t->args, "prune-backups")
-					     ? pl_json_str(t->args, "prune-backups")
-					     : pl_json_str(st->cfg, "prune-backups"));
+				     pl_json_str(t->args, "prune-backups") ?
+					     pl_json_str(t->args, "prune-backups") :
+					     pl_json_str(st->cfg, "prune-backups"));
 		pl_sim_task_log(t, "INFO: Finished Backup of VM %u (00:00:01)", g->vmid);
 	}
 	pl_sim_task_log(t, "INFO: Backup job finished %s", t->exitstatus ? "with errors" : "successfully");
@@ -559,12 +561,11 @@ h_vzdump(struct pl_sim_req *r)
 			pl_sim_guest_touch(s, g);
 		}
 	}
-	t = pl_sim_task_start(s, n, "vzdump", json_array_size(ids) == 1 ? vmids : "", r->user, 0,
-			      vzdump_done,
-			      json_pack("{s:o,s:s,s:s,s:s?,s:b}", "vmids", ids, "storage", st->id,
-					"mode", pl_sim_p(r, "mode") ? pl_sim_p(r, "mode") : "snapshot",
-					"prune-backups", pl_sim_p(r, "prune-backups"), "remove",
-					pl_sim_pbool(r, "remove", true)));
+	t = pl_sim_task_start(
+		s, n, "vzdump", json_array_size(ids) == 1 ? vmids : "", r->user, 0, vzdump_done,
+		json_pack("{s:o,s:s,s:s,s:s?,s:b}", "vmids", ids, "storage", st->id, "mode",
+			  pl_sim_p(r, "mode") ? pl_sim_p(r, "mode") : "snapshot", "prune-backups",
+			  pl_sim_p(r, "prune-backups"), "remove", pl_sim_pbool(r, "remove", true)));
 	pl_sim_ok_task(r, t);
 }
 
