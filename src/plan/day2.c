@@ -9,6 +9,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/file.h"
+#include "core/access.h"
 #include "core/json.h"
 #include "core/snapshot.h"
 #include "core/str.h"
@@ -852,6 +853,11 @@ plan_members(struct d2 *d)
 		pool = pl_json_str(g, "pool");
 		if (pool == NULL || !selected(d, g) || (l = owned_live(d, g)) == NULL ||
 		    !strcmp(pl_json_str_or(l, "pool", ""), pool))
+			continue;
+		/* a pool the token may not audit is neither listed nor named in
+		 * its guests' entries: membership cannot be told, so it is left
+		 * as it is (the create put the guest in it) */
+		if (!pl_access_sees_pool(json_object_get(d->snap, PL_SNAP_PERMS), pool))
 			continue;
 		if (!pl_json_find(json_object_get(d->snap, PL_SNAP_POOLS), "poolid", pool, false) &&
 		    !declared(d->cfg, "/pools", "name", pool)) {

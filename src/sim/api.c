@@ -322,6 +322,49 @@ res_guest(struct pl_sim *s, struct pl_sim_guest *g, int64_t now, struct pl_buf *
 	pl_buf_addch(b, '}');
 }
 
+/* API2Tools::extract_node_stats with exclude_stats: a caller without
+ * Sys.Audit on /nodes/NODE gets a node's entry without its figures (who
+ * NULL: every caller sees them). */
+static void
+node_stats_for(struct pl_sim *s, const char *who, int i, json_t *o)
+{
+	static const char *const figures[] = { "uptime", "cpu",	    "mem",    "disk",
+						"maxcpu", "maxmem", "maxdisk" };
+	char path[160];
+
+	snprintf(path, sizeof(path), "/nodes/%s", s->nodes[i].name);
+	if (!who || !pl_sim_access_filtered(s, who) || pl_sim_access_can(s, who, path, "Sys.Audit"))
+		return;
+	for (size_t k = 0; k < PL_ARRAY_LEN(figures); k++)
+		json_object_del(o, figures[k]);
+}
+
+/* A guest's entry for a caller who may not audit its pool: without "pool"
+ * (Cluster.pm resources deletes it). */
+static void
+res_guest_for(struct pl_sim *s, struct pl_sim_guest *g, int64_t now, struct pl_buf *b,
+	      const char *who)
+{
+	const char *pool = who ? pl_sim_guest_pool(s, g->vmid) : NULL;
+	char path[300];
+	struct pl_buf one;
+	json_t *o;
+
+	if (pool)
+		snprintf(path, sizeof(path), "/pool/%s", pool);
+	if (!pool || pl_sim_access_can(s, who, path, "Pool.Audit")) {
+		res_guest(s, g, now, b);
+		return;
+	}
+	pl_buf_init(&one, 0);
+	res_guest(s, g, now, &one);
+	o = json_loadb(one.data, one.len, 0, NULL);
+	json_object_del(o, "pool");
+	pl_json_write(b, o, false);
+	json_decref(o);
+	pl_buf_release(&one);
+}
+
 /* A node's entry in /nodes and /cluster/resources. An offline node has no
  * figures: PVE reads them from its RRD data, gone 5 minutes after it went. */
 static json_t *
@@ -472,7 +515,7 @@ resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *
 			if (!first)
 				pl_buf_addch(b, ',');
 			first = false;
-			res_guest(s, s->guests[i], now, b);
+			res_guest_for(s, s->guests[i], now, b, who);
 		}
 	}
 	if (!type || !strcmp(type, "node")) {
@@ -484,6 +527,7 @@ resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *
 
 			json_object_del(o, "ssl_fingerprint");
 			json_object_set_new(o, "cgroup-mode", json_integer(2));
+			node_stats_for(s, who, (int)i, o);
 			if (pl_sim_ha_node_state(s, (int)i))
 				json_object_set_new(o, "hastate",
 						    json_string(pl_sim_ha_node_state(s, (int)i)));
@@ -653,7 +697,10 @@ h_nodes(struct pl_sim_req *r)
 	for (size_t i = 0; i < r->sim->nnodes; i++) {
 		/* id and type too, which the schema does not list: PVE builds
 		 * both answers with API2Tools::extract_node_stats */
-		json_array_append_new(a, node_entry_u(r->sim, (int)i, &u[i]));
+		json_t *o = node_entry_u(r->sim, (int)i, &u[i]);
+
+		node_stats_for(r->sim, r->user, (int)i, o);
+		json_array_append_new(a, o);
 	}
 	free(u);
 	pl_sim_ok(r, a);

@@ -51,6 +51,8 @@ h_storage_list(struct pl_sim_req *r)
 			continue;
 		if (content && !strstr(st->content, content))
 			continue;
+		if (!pl_sim_storage_listed(s, r->user, st->id))
+			continue;
 		json_array_append_new(a, pl_sim_storage_entry(s, st, n));
 	}
 	pl_sim_ok(r, a);
