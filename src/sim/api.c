@@ -328,8 +328,8 @@ res_guest(struct pl_sim *s, struct pl_sim_guest *g, int64_t now, struct pl_buf *
 static void
 node_stats_for(struct pl_sim *s, const char *who, int i, json_t *o)
 {
-	static const char *const figures[] = { "uptime", "cpu",	    "mem",    "disk",
-						"maxcpu", "maxmem", "maxdisk" };
+	static const char *const figures[] = { "uptime", "cpu",    "mem",    "disk",
+					       "maxcpu", "maxmem", "maxdisk" };
 	char path[160];
 
 	snprintf(path, sizeof(path), "/nodes/%s", s->nodes[i].name);
