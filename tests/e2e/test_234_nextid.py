@@ -112,3 +112,33 @@ def test_the_race_is_retried_a_bounded_number_of_times(tmp_path):
         assert "web" not in guests(info).values()
     finally:
         stop_sim(info)
+
+
+def test_a_category_range_is_probed_with_nextid(tmp_path):
+    """nextid gives the lowest free id of the cluster (100-103 are taken, so
+    104): a guest of a category with vmids 102-110 gets the first id of its
+    range that nextid?vmid= confirms free, and two new guests of one apply
+    never get the same id."""
+    info = pool_sim()
+    try:
+        cfg = tmp_path / "pvelab.yaml"
+        cfg.write_text("project: lab\nconventions:\n  categories:\n"
+                       "    web: {vmids: 106-110}\n"
+                       "guests:\n"
+                       "  - {name: a, node: pve, pool: lab, memory: 1G, category: web}\n"
+                       "  - {name: b, node: pve, pool: lab, memory: 1G, category: web}\n"
+                       "  - {name: c, node: pve, pool: lab, memory: 1G}\n")
+        api(info, "POST", "nodes/pve/qemu", vmid=106, name="hand", memory=512)
+        env = env_for(info, tmp_path / "s.db", PVELAB_TOKEN=info["ops"])
+        plan = run("-c", cfg, "-o", "json", "plan", env=env).json()
+        assert plan["blocked"] == [], plan
+        ranges = {c["guest"]: c.get("vmid_range") for c in plan["changes"]}
+        assert ranges == {"a": [106, 110], "b": [106, 110], "c": None}, plan
+        r = run("-c", cfg, "apply", "--yes", env=env)
+        assert r.rc == 0, r
+        got = {n: v for v, n in guests(info).items()}
+        assert got["c"] == 104, got
+        assert sorted((got["a"], got["b"])) == [107, 108], got  # 106 is the hand-made one
+        assert run("-c", cfg, "plan", "--detailed-exitcode", env=env).rc == 0
+    finally:
+        stop_sim(info)
