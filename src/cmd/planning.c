@@ -823,6 +823,9 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 			printf("%s)", pl_json_str_or(c, "what", "?"));
 		else if (other)
 			printf("%s on %s)", !strcmp(a, "bridge") ? "bridge" : "download", pl_json_str_or(c, "node", "?"));
+		else if (json_is_true(json_object_get(c, "vmid_at_apply")))
+			printf("%s on %s, vmid assigned at apply)", pl_json_str_or(c, "type", "?"),
+			       pl_json_str_or(c, "node", "?"));
 		else
 			printf("%s %lld on %s)", pl_json_str_or(c, "type", "?"), pl_json_int(c, "vmid", 0),
 			       pl_json_str_or(c, "node", "?"));

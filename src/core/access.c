@@ -22,6 +22,20 @@ pl_access_sees_vm(const json_t *perms, long long vmid, const char *pool)
 }
 
 bool
+pl_access_sees_pool(const json_t *perms, const char *pool)
+{
+	char path[300];
+	const json_t *own;
+
+	if (!json_is_object(perms))
+		return true;
+	snprintf(path, sizeof(path), "/pool/%s", pool);
+	if ((own = json_object_get(perms, path)) != NULL)
+		return json_object_get(own, "Pool.Audit") != NULL;
+	return json_object_get(json_object_get(perms, "/pool"), "Pool.Audit") != NULL;
+}
+
+bool
 pl_access_sees_all_vms(const json_t *perms)
 {
 	return !json_is_object(perms) ||

@@ -15,6 +15,11 @@
  * and every pool member's /vms/ID. No map (not an object): everything. */
 bool pl_access_sees_vm(const json_t *perms, long long vmid, const char *pool);
 
+/* Whether the token may audit pool (Pool.Audit on /pool/POOL, else /pool;
+ * no map: yes). Without it PVE lists no such pool and leaves "pool" out of
+ * its guests' entries in /cluster/resources. */
+bool pl_access_sees_pool(const json_t *perms, const char *pool);
+
 /* Whether the token sees every guest (VM.Audit on /vms; no map: yes). */
 bool pl_access_sees_all_vms(const json_t *perms);
 

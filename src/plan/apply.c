@@ -55,6 +55,7 @@ enum step {
 	S_RESTORE,
 	S_FIREWALL,
 	S_CALL,
+	S_NEXTID,
 };
 
 static const char *const step_names[] = {
@@ -63,6 +64,7 @@ static const char *const step_names[] = {
 	"config",   "resize",          "reboot",        "start",    "stop",
 	"shutdown", "destroy",         "rollback",      "check",    "backup storage",
 	"backup",   "find backup",     "restore",       "firewall", "call",
+	"vmid",
 };
 
 #define MAX_STEPS 24
@@ -100,6 +102,11 @@ struct job {
 	size_t fw_i;                /* S_FIREWALL: the next call */
 	char *fw_digest;            /* S_FIREWALL: the digest just read for the call */
 	char *fw_error;             /* a call failed: ends the change once read after */
+	json_t *own;                /* a change rewritten at apply (change points here) */
+	/* S_NEXTID: the vmid asked to be confirmed free (0: ask for the next
+	 * one), how many were asked, and how often a create met a taken vmid */
+	long long probe;
+	int probes, reassigned;
 	struct event *timer;
 	char *upid;                 /* the task waited for, while waiting */
 	bool running_now;
@@ -127,6 +134,7 @@ struct applier {
 	void *cb_arg;
 	struct applier *next_abandoned;
 	json_t *shared; /* "template|node|volid" -> "busy"|"present"; "clone|node" -> "busy" */
+	json_t *taken;  /* "vmid" -> true: the plan's and those S_NEXTID took */
 };
 
 static void job_step(struct job *j);
@@ -417,6 +425,9 @@ mark_present(struct job *j)
 
 static bool harmless_msg(const struct job *j, const char *m);
 
+static void next_probe(struct job *j, long long from);
+static bool reassign(struct job *j, const char *msg);
+
 /* A guest's lock met: "VM is locked (backup)", "can't lock file '…' - got
  * timeout" (not "VM quit/powerdown failed - got timeout": no lock there). */
 static bool
@@ -460,6 +471,8 @@ on_task(int err, const char *exitstatus, const char *errmsg, void *arg)
 		back_off(j, exitstatus);
 		return;
 	}
+	if (err && reassign(j, errmsg ? errmsg : exitstatus))
+		return;
 	if (err) {
 		char *msg = pl_asprintf("%s failed: %s", step_names[j->prog[j->pc]],
 					errmsg ? errmsg : (exitstatus ? exitstatus : pl_strerror(err)));
@@ -511,8 +524,9 @@ retryable(const struct job *j, const struct pl_pve_result *res)
 	enum step s = j->prog[j->pc];
 	bool safe = s == S_START || s == S_STOP || s == S_SHUTDOWN || s == S_REBOOT ||
 		    s == S_NETAPPLY || s == S_CLONE_RESOLVE || s == S_CLONE_FIX || s == S_CHECK ||
-		    s == S_BACKUP_STORAGE || s == S_BACKUP_FIND || (s == S_BACKUP && !j->bk_before) ||
-		    (s == S_TEMPLATE && j->holding);
+		    s == S_BACKUP_STORAGE || s == S_BACKUP_FIND ||
+		    (s == S_BACKUP && !j->bk_before) || (s == S_TEMPLATE && j->holding) ||
+		    s == S_NEXTID;
 
 	return safe && (res->status == 0 || res->status >= 500);
 }
@@ -535,6 +549,12 @@ on_resp(const struct pl_pve_result *res, void *arg)
 		fw_answer(j, NULL); /* a list that is not there */
 		return;
 	}
+	if (res->err && j->prog[j->pc] == S_NEXTID && j->probe && res->status == 400) {
+		next_probe(j, j->probe + 1); /* "VM N already exists" */
+		return;
+	}
+	if (res->err && reassign(j, res->message ? res->message : res->errmsg))
+		return;
 	if (res->err) {
 		if ((is_lock_error(res) && j->attempts < 8) || (retryable(j, res) && j->attempts < 3)) {
 			back_off(j, res->errmsg ? res->errmsg : "?");
@@ -883,6 +903,114 @@ fw_answer(struct job *j, const json_t *data)
 	job_step(j);
 }
 
+/* S_NEXTID: confirm vmid from or the next free one after it, within the
+ * change's range, that no job of this run holds. */
+static void
+next_probe(struct job *j, long long from)
+{
+	const json_t *range = json_object_get(j->change, "vmid_range");
+	long long lo = 100, hi = 999999999;
+	char key[32];
+
+	if (json_is_array(range)) {
+		lo = json_integer_value(json_array_get(range, 0));
+		hi = json_integer_value(json_array_get(range, 1));
+	}
+	for (j->probe = from > lo ? from : lo; j->probe <= hi; j->probe++) {
+		snprintf(key, sizeof(key), "%lld", j->probe);
+		if (!json_object_get(j->ap->taken, key))
+			break;
+	}
+	if (j->probe > hi || ++j->probes > 64) {
+		char *msg = pl_asprintf("no free vmid for %s in %lld-%lld after %d tries "
+					"(Proxmox's /cluster/nextid)",
+					j->guest, lo, hi, j->probes - 1);
+
+		job_finish(j, msg);
+		free(msg);
+		return;
+	}
+	job_step(j);
+}
+
+/* nextid's answer (a string on the wire, an integer on some versions). */
+static void
+nextid_answer(struct job *j, const json_t *data)
+{
+	const json_t *range = json_object_get(j->change, "vmid_range");
+	long long id = 0;
+	char key[32];
+
+	if (json_is_integer(data))
+		id = json_integer_value(data);
+	else if (!json_is_string(data) ||
+		 pl_str_to_ll(json_string_value(data), 100, 999999999, &id) != 0)
+		id = 0;
+	snprintf(key, sizeof(key), "%lld", id);
+	if (id == 0 || json_object_get(j->ap->taken, key) ||
+	    (json_is_array(range) && (id < json_integer_value(json_array_get(range, 0)) ||
+				      id > json_integer_value(json_array_get(range, 1))))) {
+		next_probe(j, id ? id + 1 : j->probe + 1);
+		return;
+	}
+	json_object_set_new(j->ap->taken, key, json_true());
+	j->vmid = id;
+	json_object_set_new(j->result, "vmid", json_integer(id));
+	pl_log_info("apply: %s: vmid %lld (Proxmox's next free one)", j->guest, id);
+	advance(j);
+}
+
+/* Another client created a guest on the vmid nextid gave between the
+ * answer and the create (PVE refuses it: "... already exists on node"):
+ * ask again, a bounded number of times. */
+static bool
+reassign(struct job *j, const char *msg)
+{
+	enum step s = j->pc < j->nsteps ? j->prog[j->pc] : S_END;
+	int at = 0;
+
+	if ((s != S_CREATE && s != S_CLONE) || msg == NULL || !strstr(msg, "already exists") ||
+	    !json_is_true(json_object_get(j->change, "vmid_at_apply")) || j->reassigned >= 5)
+		return false;
+	while (at < j->nsteps && j->prog[at] != S_NEXTID)
+		at++;
+	if (at == j->nsteps)
+		return false;
+	pl_log_info("apply: %s: vmid %lld was taken meanwhile (%s), asking for another", j->guest,
+		    j->vmid, msg);
+	j->reassigned++;
+	j->vmid = 0;
+	j->probe = 0;
+	j->probes = 0;
+	j->pc = at;
+	j->attempts = 0;
+	job_step(j);
+	return true;
+}
+
+/* The firewall of a guest whose vmid this run assigned: its calls moved
+ * under that vmid; false (the change ended) when the guest was not made. */
+static bool
+firewall_for_made(struct job *j)
+{
+	const struct applier *ap = j->ap;
+
+	for (size_t i = 0; i < ap->njobs; i++) {
+		const struct job *c = &ap->jobs[i];
+
+		if (c != j && !strcmp(c->guest, j->guest) && !strcmp(c->action, "create") &&
+		    json_is_true(json_object_get(c->result, "created")) && c->vmid > 0) {
+			j->own = pl_fw_change_for_vmid(j->change, c->vmid);
+			j->change = j->own;
+			j->vmid = c->vmid;
+			return true;
+		}
+	}
+	json_object_set_new(j->result, "status", json_string("running"));
+	job_finish(j, "its guest was not created, so it has no vmid");
+	return false;
+}
+
 static void
 job_step(struct job *j)
 {
@@ -898,6 +1026,10 @@ job_step(struct job *j)
 		job_end(j, j->pc == 0 ? "not started" : "interrupted", NULL);
 		return;
 	}
+	if (j->pc == 0 && j->own == NULL && j->prog[0] == S_FIREWALL &&
+	    json_is_true(json_object_get(ch, "vmid_at_apply")) && !firewall_for_made(j))
+		return;
+	ch = j->change;
 	if (j->pc == 0) /* what the record says of a change in flight */
 		json_object_set_new(j->result, "status", json_string("running"));
 	/* past these the guest is half made until the program ends */
@@ -1013,6 +1145,10 @@ job_step(struct job *j)
 	case S_CLONE_FIX:
 		release_hold(j);
 		request(j, "GET", guest_path(j, "/config"), NULL);
+		return;
+	case S_NEXTID: /* PVE's nextid: open to every user, it sees every guest */
+		request(j, "GET", pl_strdup("/cluster/nextid"),
+			j->probe ? json_pack("{s:I}", "vmid", (json_int_t)j->probe) : NULL);
 		return;
 	case S_CREATE:
 		p = json_pack("{s:I}", "vmid", (json_int_t)j->vmid);
@@ -1202,6 +1338,10 @@ step_after(struct job *j, json_t *data)
 {
 	enum step s = j->prog[j->pc];
 
+	if (s == S_NEXTID) {
+		nextid_answer(j, data);
+		return;
+	}
 	if (s == S_TEMPLATE && j->holding && json_is_array(data)) {
 		const char *volid = template_volid(j);
 		const char *slash = strrchr(volid, '/');
@@ -1425,6 +1565,8 @@ program_create(struct job *j, bool prepared, bool start)
 {
 	const json_t *create = json_object_get(j->change, "create");
 
+	if (json_is_true(json_object_get(j->change, "vmid_at_apply")))
+		add_part(j, S_NEXTID);
 	if (!strcmp(j->type, "lxc")) {
 		if (!prepared && pl_json_str(create, "ostemplate"))
 			add_step(j, S_TEMPLATE);
@@ -1663,6 +1805,7 @@ job_release(struct job *j)
 	json_decref(j->fw_queue);
 	json_decref(j->fw_reads);
 	json_decref(j->fw_before);
+	json_decref(j->own);
 	free(j->upid);
 }
 
@@ -1676,6 +1819,7 @@ applier_free(struct applier *ap)
 		event_free(ap->done_ev);
 	json_decref(ap->pre);
 	json_decref(ap->shared);
+	json_decref(ap->taken);
 	free(ap->o_copy);
 	free(ap);
 }
@@ -1924,6 +2068,14 @@ pl_apply_start(struct event_base *base, struct pl_pve *c, const json_t *plan,
 		ap->o_copy->task_timeout_ms = 600000;
 	ap->o = ap->o_copy;
 	ap->shared = json_object();
+	ap->taken = json_object();
+	json_array_foreach(changes, i, ch) {
+		char key[32];
+
+		snprintf(key, sizeof(key), "%lld", pl_json_int(ch, "vmid", 0));
+		if (pl_json_int(ch, "vmid", 0) > 0)
+			json_object_set_new(ap->taken, key, json_true());
+	}
 	if (too_many_deletes(plan, o, &ap->pre) || touches_unowned(plan, o, &ap->pre)) {
 		ap->early = PL_EINVAL;
 		schedule_done(ap);

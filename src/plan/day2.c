@@ -9,6 +9,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/file.h"
+#include "core/access.h"
 #include "core/json.h"
 #include "core/snapshot.h"
 #include "core/str.h"
@@ -523,6 +524,31 @@ has_tag(const char *tags, const json_t *want)
 	return hit;
 }
 
+/* The create of this plan named ref whose vmid apply asks Proxmox for. */
+static const json_t *
+made_at_apply(const struct d2 *d, const json_t *ref)
+{
+	const json_t *g;
+	size_t i;
+
+	json_array_foreach(d->guests, i, g)
+		if (json_is_string(ref) &&
+		    !strcmp(pl_json_str_or(g, "guest", ""), json_string_value(ref)) &&
+		    json_is_true(json_object_get(g, "vmid_at_apply")))
+			return g;
+	return NULL;
+}
+
+/* A job cannot name a vmid the plan does not know yet (see plan.c). */
+static char *
+at_apply_why(const json_t *create)
+{
+	return pl_asprintf("guest '%s' gets its vmid when apply creates it (the token does not "
+			   "see every guest): declare its vmid, or apply and plan again to add "
+			   "it to this job",
+			   pl_json_str_or(create, "guest", "?"));
+}
+
 /* guests:, tags: or exclude: as a vmid list; NULL and *why when a name is unknown. */
 static char *
 vmid_list(const struct d2 *d, const json_t *refs, const json_t *tags, char **why)
@@ -535,6 +561,11 @@ vmid_list(const struct d2 *d, const json_t *refs, const json_t *tags, char **why
 	json_array_foreach(refs, i, r) {
 		long long v = resolve_guest(d, r);
 
+		if (v == 0 && (g = made_at_apply(d, r)) != NULL) {
+			*why = at_apply_why(g);
+			json_decref(ids);
+			return NULL;
+		}
 		if (v == 0) {
 			char *t = text_of(r);
 
@@ -550,10 +581,17 @@ vmid_list(const struct d2 *d, const json_t *refs, const json_t *tags, char **why
 		json_array_foreach(json_object_get(d->snap, PL_SNAP_GUESTS), i, g)
 			if (has_tag(pl_json_str(g, "tags"), tags))
 				json_array_append_new(ids, json_integer(pl_json_int(g, "vmid", 0)));
-		json_array_foreach(d->guests, i, g)
-			if (!strcmp(pl_json_str_or(g, "action", ""), "create") &&
-			    has_tag(pl_json_str(json_object_get(g, "config"), "tags"), tags))
-				json_array_append_new(ids, json_integer(pl_json_int(g, "vmid", 0)));
+		json_array_foreach(d->guests, i, g) {
+			if (strcmp(pl_json_str_or(g, "action", ""), "create") ||
+			    !has_tag(pl_json_str(json_object_get(g, "config"), "tags"), tags))
+				continue;
+			if (json_is_true(json_object_get(g, "vmid_at_apply"))) {
+				*why = at_apply_why(g);
+				json_decref(ids);
+				return NULL;
+			}
+			json_array_append_new(ids, json_integer(pl_json_int(g, "vmid", 0)));
+		}
 	}
 	out = set_norm(ids);
 	json_decref(ids);
@@ -815,6 +853,11 @@ plan_members(struct d2 *d)
 		pool = pl_json_str(g, "pool");
 		if (pool == NULL || !selected(d, g) || (l = owned_live(d, g)) == NULL ||
 		    !strcmp(pl_json_str_or(l, "pool", ""), pool))
+			continue;
+		/* a pool the token may not audit is neither listed nor named in
+		 * its guests' entries: membership cannot be told, so it is left
+		 * as it is (the create put the guest in it) */
+		if (!pl_access_sees_pool(json_object_get(d->snap, PL_SNAP_PERMS), pool))
 			continue;
 		if (!pl_json_find(json_object_get(d->snap, PL_SNAP_POOLS), "poolid", pool, false) &&
 		    !declared(d->cfg, "/pools", "name", pool)) {

@@ -674,6 +674,28 @@ rebase(struct pl_fwc *c, const char *from, const char *to)
 	c->digests = digests;
 }
 
+json_t *
+pl_fw_change_for_vmid(const json_t *change, long long vmid)
+{
+	const char *node = pl_json_str_or(change, "node", ""),
+		   *type = pl_json_str_or(change, "type", "qemu");
+	char *from = pl_asprintf("/nodes/%s/%s/0/firewall", node, type),
+	     *to = pl_asprintf("/nodes/%s/%s/%lld/firewall", node, type, vmid);
+	json_t *ch = json_deep_copy(change);
+	struct pl_fwc c = { .ch = ch,
+			    .calls = json_object_get(ch, "calls"),
+			    .digests = json_incref(json_object_get(ch, "digests")) };
+
+	rebase(&c, from, to);
+	json_object_set_new(ch, "digests", c.digests);
+	json_object_set_new(ch, "vmid", json_integer(vmid));
+	json_object_set_new(ch, "what", json_sprintf("%s %lld on %s", type, vmid, node));
+	json_object_del(ch, "vmid_at_apply");
+	free(from);
+	free(to);
+	return ch;
+}
+
 static bool
 is_blocked(const json_t *blocked, const char *name)
 {
@@ -764,11 +786,14 @@ pl_fw_plan(const struct pl_config *cfg, const json_t *snap, const json_t *only, 
 		type = pl_json_str_or(l, "type", "qemu");
 		vmid = pl_json_int(l, "vmid", 0);
 		base = pl_asprintf("/nodes/%s/%s/%lld/firewall", node, type, vmid);
-		what = pl_asprintf("%s %lld on %s", type, vmid, node);
+		what = vmid ? pl_asprintf("%s %lld on %s", type, vmid, node) :
+			      pl_asprintf("%s on %s, vmid at apply", type, node);
 		c = pl_fw_change_new("guest", name, what);
 		json_object_set_new(c.ch, "node", json_string(node));
 		json_object_set_new(c.ch, "type", json_string(type));
 		json_object_set_new(c.ch, "vmid", json_integer(vmid));
+		if (made && json_is_true(json_object_get(made, "vmid_at_apply")))
+			json_object_set_new(c.ch, "vmid_at_apply", json_true());
 		plan_scope(&c, base, "guest", decl, made ? NULL : live, "");
 		if (made) /* nothing to compare with: its lists do not exist yet */
 			json_object_clear(c.digests);

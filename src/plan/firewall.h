@@ -77,6 +77,9 @@ char *pl_fw_scope_key(const json_t *scope);
 /* The lists to read for its state (new array); once read, the group and IP
  * set lists name more (pl_fw_members). */
 json_t *pl_fw_scope_paths(const json_t *scope);
+/* A guest's firewall change planned for a guest whose vmid apply assigns
+ * ("vmid_at_apply", its paths under .../0/firewall), for that vmid: a copy. */
+json_t *pl_fw_change_for_vmid(const json_t *change, long long vmid);
 /* The member paths a list's answer names (groups', IP sets'), else []. */
 json_t *pl_fw_members(const char *path, const json_t *data);
 /* The state of scope from the answers read ({path: answer}). New reference. */

@@ -214,7 +214,9 @@ pl_fw_fetch_start(struct pl_pve *c, const struct pl_config *cfg, bool all, const
 		const char *node = pl_json_str_or(g, "node", "");
 		char *p;
 
-		if (!pl_fw_host_declared(fw, g))
+		/* all (an import): every online node's host firewall */
+		if (all ? strcmp(pl_json_str_or(g, "status", "online"), "online") :
+			  !pl_fw_host_declared(fw, g))
 			continue;
 		p = pl_asprintf("/nodes/%s/firewall/options", node);
 		fw_get(f, p);

@@ -1,13 +1,15 @@
 /*
  * The YAML of a live firewall (pvelab import --firewall, see firewall.h): a
  * guest's options and rules, the cluster's aliases, IP sets, security
- * groups, rules and options, written so that the next plan is zero.
+ * groups, rules and options, and the nodes' host firewalls, written so that
+ * the next plan is zero.
  */
 #include "core/common.h"
 #include "plan/firewall.h"
 #include "plan/firewall_int.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "core/snapshot.h"
 #include "core/str.h"
 
 /* A live rule as YAML: only what it sets; enable only when off. */
@@ -107,6 +109,39 @@ pl_fw_guest_yaml(const json_t *snap, const char *node, const char *type, long lo
 	return y;
 }
 
+/* Each node's host firewall that sets anything, under firewall.nodes (a
+ * node that sets nothing is left out, so left alone by the next plan). */
+static void
+nodes_yaml(const json_t *snap, json_t *y)
+{
+	const json_t *live = json_object_get(snap, "firewall"), *n, *opts, *rules;
+	json_t *nodes = json_object();
+	size_t i;
+
+	json_array_foreach(json_object_get(snap, PL_SNAP_NODES), i, n) {
+		const char *node = pl_json_str_or(n, "node", "");
+		char *p = pl_asprintf("/nodes/%s/firewall/options", node);
+		json_t *h = json_object();
+
+		opts = json_object_get(live, p);
+		free(p);
+		p = pl_asprintf("/nodes/%s/firewall/rules", node);
+		rules = json_object_get(live, p);
+		free(p);
+		if (json_object_size(opts) > 1) /* more than its digest */
+			json_object_set_new(h, "options", options_yaml(opts, false));
+		if (json_array_size(rules))
+			json_object_set_new(h, "rules", rules_yaml(rules));
+		if (json_object_size(h))
+			json_object_set_new(nodes, node, h);
+		else
+			json_decref(h);
+	}
+	if (json_object_size(nodes))
+		json_object_set(y, "nodes", nodes);
+	json_decref(nodes);
+}
+
 json_t *
 pl_fw_cluster_yaml(const json_t *snap)
 {
@@ -167,5 +202,6 @@ pl_fw_cluster_yaml(const json_t *snap)
 	opts = json_object_get(live, "/cluster/firewall/options");
 	if (json_object_size(opts) > 1)
 		json_object_set_new(y, "options", options_yaml(opts, false));
+	nodes_yaml(snap, y);
 	return y;
 }

@@ -169,6 +169,25 @@ allocate_vmid(struct planner *p, const struct pl_model_guest *m, char **errmsg)
 	return 0;
 }
 
+/* A create whose vmid apply asks Proxmox for: "vmid" null, and the range
+ * of the guest's category when it has one (apply probes it). */
+static void
+vmid_at_apply(const struct planner *p, const struct pl_model_guest *m, json_t *c)
+{
+	const json_t *cat = NULL;
+
+	json_object_set_new(c, "vmid", json_null());
+	json_object_set_new(c, "vmid_at_apply", json_true());
+	if (m->category) {
+		char ptr[256];
+
+		snprintf(ptr, sizeof(ptr), "/conventions/categories/%s/vmids", m->category);
+		cat = pl_config_get(p->cfg, ptr);
+		if (json_is_array(cat))
+			json_object_set(c, "vmid_range", (json_t *)cat);
+	}
+}
+
 /* The online node with the most memory free, counting what this plan
  * already puts on each node, so that new guests spread out. */
 static const char *
@@ -399,12 +418,17 @@ static void
 plan_create(struct planner *p, const struct pl_model_guest *m)
 {
 	char *err = NULL;
-	long long vmid = m->vmid ? m->vmid : allocate_vmid(p, m, &err);
+	/* pvelab picks a free vmid from what it sees: with a partial view it
+	 * could pick one an unseen guest holds, so apply asks Proxmox
+	 * (/cluster/nextid, open to every user) just before the create */
+	bool at_apply =
+		!m->vmid && !pl_access_sees_all_vms(json_object_get(p->snap, PL_SNAP_PERMS));
+	long long vmid = m->vmid ? m->vmid : at_apply ? 0 : allocate_vmid(p, m, &err);
 	const char *node = m->node ? m->node : pick_node(p);
 	long long mem = pl_json_int(m->config, "memory", 512) << 20;
 	json_t *c;
 
-	if (vmid == 0) {
+	if (vmid == 0 && !at_apply) {
 		json_array_append_new(p->blocked, json_pack("{s:s,s:s}", "guest", m->name, "reason", err));
 		free(err);
 		return;
@@ -414,24 +438,10 @@ plan_create(struct planner *p, const struct pl_model_guest *m)
 							    "no online node to create it on"));
 		return;
 	}
-	/* pvelab picks a free vmid from what it sees: with a partial view it
-	 * could pick one an unseen guest holds */
-	if (!m->vmid && !pl_access_sees_all_vms(json_object_get(p->snap, PL_SNAP_PERMS))) {
-		char *why =
-			pl_asprintf("the token does not see every guest (no VM.Audit on /vms), "
-				    "so pvelab cannot tell which vmid is free: declare a vmid for "
-				    "%s",
-				    m->name);
-
-		json_array_append_new(p->blocked,
-				      json_pack("{s:s,s:s}", "guest", m->name, "reason", why));
-		free(why);
-		return;
-	}
 	/* a guest there would be out of view: pvelab cannot tell it is free;
 	 * in a pool the token audits, PVE's own create refuses a taken vmid */
-	if (!pl_access_sees_vm(json_object_get(p->snap, PL_SNAP_PERMS), vmid,
-			       pl_json_str(m->create, "pool"))) {
+	if (!at_apply && !pl_access_sees_vm(json_object_get(p->snap, PL_SNAP_PERMS), vmid,
+					    pl_json_str(m->create, "pool"))) {
 		char *why =
 			pl_asprintf("the token cannot see vmid %lld (no VM.Audit on /vms/%lld): "
 				    "a guest it cannot see may hold it (grant VM.Audit there, e.g. "
@@ -462,6 +472,8 @@ plan_create(struct planner *p, const struct pl_model_guest *m)
 		return;
 	}
 	c = change_new("create", m, vmid, node);
+	if (at_apply)
+		vmid_at_apply(p, m, c);
 	if (!resolve_clone(p, m, c)) {
 		json_decref(c);
 		return;

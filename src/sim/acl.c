@@ -511,6 +511,18 @@ exec_check(struct pl_sim *s, const json_t *check, const char *auth, const json_t
 	return false;
 }
 
+bool
+pl_sim_storage_listed(struct pl_sim *s, const char *auth, const char *id)
+{
+	char path[300];
+
+	if (!pl_sim_access_filtered(s, auth))
+		return true;
+	snprintf(path, sizeof(path), "/storage/%s", id);
+	return pl_sim_access_can(s, auth, path, "Datastore.Audit") ||
+	       pl_sim_access_can(s, auth, path, "Datastore.AllocateSpace");
+}
+
 /* RPCEnvironment::check_api2_permissions: NULL when allowed, else the 403
  * message (caller frees). */
 char *

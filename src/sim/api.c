@@ -149,6 +149,22 @@ h_cluster_status(struct pl_sim_req *r)
 	pl_sim_ok(r, a);
 }
 
+/* The nextidrace fault: a stopped VM on the first node takes vmid, as
+ * another client's create between nextid's answer and pvelab's would. */
+static void
+race_for(struct pl_sim *s, uint32_t vmid)
+{
+	struct pl_sim_guest *g = pl_sim_guest_add(s, vmid, false, 0);
+	char name[32];
+
+	if (g == NULL)
+		return;
+	snprintf(name, sizeof(name), "raced-%u", vmid);
+	json_object_set_new(g->conf, "name", json_string(name));
+	json_object_set_new(g->conf, "memory", json_string("512"));
+	pl_sim_guest_touch(s, g);
+}
+
 static void
 h_nextid(struct pl_sim_req *r)
 {
@@ -164,7 +180,13 @@ h_nextid(struct pl_sim_req *r)
 		}
 		snprintf(buf, sizeof(buf), "%lld", v);
 	} else {
-		snprintf(buf, sizeof(buf), "%u", pl_sim_nextid(r->sim));
+		uint32_t id = pl_sim_nextid(r->sim);
+
+		snprintf(buf, sizeof(buf), "%u", id);
+		/* nextid reserves nothing: another client may take the id first */
+		if (r->sim->faults.nextidrace > 0 &&
+		    pl_sim_rand01(r->sim) < r->sim->faults.nextidrace)
+			race_for(r->sim, id);
 	}
 	pl_sim_ok(r, json_string(buf)); /* a string, as PVE sends it */
 }
@@ -298,6 +320,49 @@ res_guest(struct pl_sim *s, struct pl_sim_guest *g, int64_t now, struct pl_buf *
 	put_u64(b, ",\"diskwrite\":", u.diskwrite);
 	put_u64(b, ",\"uptime\":", (uint64_t)u.uptime);
 	pl_buf_addch(b, '}');
+}
+
+/* API2Tools::extract_node_stats with exclude_stats: a caller without
+ * Sys.Audit on /nodes/NODE gets a node's entry without its figures (who
+ * NULL: every caller sees them). */
+static void
+node_stats_for(struct pl_sim *s, const char *who, int i, json_t *o)
+{
+	static const char *const figures[] = { "uptime", "cpu",    "mem",    "disk",
+					       "maxcpu", "maxmem", "maxdisk" };
+	char path[160];
+
+	snprintf(path, sizeof(path), "/nodes/%s", s->nodes[i].name);
+	if (!who || !pl_sim_access_filtered(s, who) || pl_sim_access_can(s, who, path, "Sys.Audit"))
+		return;
+	for (size_t k = 0; k < PL_ARRAY_LEN(figures); k++)
+		json_object_del(o, figures[k]);
+}
+
+/* A guest's entry for a caller who may not audit its pool: without "pool"
+ * (Cluster.pm resources deletes it). */
+static void
+res_guest_for(struct pl_sim *s, struct pl_sim_guest *g, int64_t now, struct pl_buf *b,
+	      const char *who)
+{
+	const char *pool = who ? pl_sim_guest_pool(s, g->vmid) : NULL;
+	char path[300];
+	struct pl_buf one;
+	json_t *o;
+
+	if (pool)
+		snprintf(path, sizeof(path), "/pool/%s", pool);
+	if (!pool || pl_sim_access_can(s, who, path, "Pool.Audit")) {
+		res_guest(s, g, now, b);
+		return;
+	}
+	pl_buf_init(&one, 0);
+	res_guest(s, g, now, &one);
+	o = json_loadb(one.data, one.len, 0, NULL);
+	json_object_del(o, "pool");
+	pl_json_write(b, o, false);
+	json_decref(o);
+	pl_buf_release(&one);
 }
 
 /* A node's entry in /nodes and /cluster/resources. An offline node has no
@@ -450,7 +515,7 @@ resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *
 			if (!first)
 				pl_buf_addch(b, ',');
 			first = false;
-			res_guest(s, s->guests[i], now, b);
+			res_guest_for(s, s->guests[i], now, b, who);
 		}
 	}
 	if (!type || !strcmp(type, "node")) {
@@ -462,6 +527,7 @@ resources_build(struct pl_sim *s, const char *type, int64_t now, struct pl_buf *
 
 			json_object_del(o, "ssl_fingerprint");
 			json_object_set_new(o, "cgroup-mode", json_integer(2));
+			node_stats_for(s, who, (int)i, o);
 			if (pl_sim_ha_node_state(s, (int)i))
 				json_object_set_new(o, "hastate",
 						    json_string(pl_sim_ha_node_state(s, (int)i)));
@@ -631,7 +697,10 @@ h_nodes(struct pl_sim_req *r)
 	for (size_t i = 0; i < r->sim->nnodes; i++) {
 		/* id and type too, which the schema does not list: PVE builds
 		 * both answers with API2Tools::extract_node_stats */
-		json_array_append_new(a, node_entry_u(r->sim, (int)i, &u[i]));
+		json_t *o = node_entry_u(r->sim, (int)i, &u[i]);
+
+		node_stats_for(r->sim, r->user, (int)i, o);
+		json_array_append_new(a, o);
 	}
 	free(u);
 	pl_sim_ok(r, a);

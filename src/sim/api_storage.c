@@ -7,6 +7,7 @@
 
 #include <time.h>
 
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
 #include "core/propstr.h"
@@ -49,6 +50,8 @@ h_storage_list(struct pl_sim_req *r)
 		if (only && strcmp(only, st->id))
 			continue;
 		if (content && !strstr(st->content, content))
+			continue;
+		if (!pl_sim_storage_listed(s, r->user, st->id))
 			continue;
 		json_array_append_new(a, pl_sim_storage_entry(s, st, n));
 	}
@@ -270,6 +273,159 @@ h_aplinfo_download(struct pl_sim_req *r)
 
 /* --- vzdump --- */
 
+/* PVE::Storage::prune_mark_backup_group over one guest's archives, newest
+ * first: each keep-* option keeps the newest archive of as many periods as
+ * it says (a period another option kept counts for it), the rest are
+ * removed; keep-all, or no positive option, removes nothing. */
+static const char *const keep_opts[] = {
+	"keep-last", "keep-hourly", "keep-daily", "keep-weekly", "keep-monthly", "keep-yearly",
+}; /* in this order; period_of() gives each one's period, in local time as PVE's */
+
+static int
+newest_first(const void *a, const void *b)
+{
+	const struct pl_sim_volume *x = *(struct pl_sim_volume *const *)a,
+				   *y = *(struct pl_sim_volume *const *)b;
+
+	return (x->ctime < y->ctime) - (x->ctime > y->ctime);
+}
+
+static void
+period_of(char *out, size_t len, size_t opt, int64_t ctime)
+{
+	time_t t = (time_t)ctime;
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	switch (opt) {
+	case 1:
+		strftime(out, len, "%Y/%m/%d/%H", &tm);
+		break;
+	case 2:
+		strftime(out, len, "%Y/%m/%d", &tm);
+		break;
+	case 3:
+		strftime(out, len, "%G/%V", &tm);
+		break;
+	case 4:
+		strftime(out, len, "%Y/%m", &tm);
+		break;
+	case 5:
+		strftime(out, len, "%Y", &tm);
+		break;
+	default: /* keep-last: each archive is its own period */
+		snprintf(out, len, "%lld", (long long)ctime);
+	}
+}
+
+/* vzdump's remove step for guest g after its backup to st: the archives of
+ * its type there, pruned by keep ("keep-last=3,keep-daily=7"); logs as
+ * VZDump.pm does and returns how many it removed. */
+static int
+vzdump_prune(struct pl_sim *s, struct pl_sim_task *t, struct pl_sim_storage *st,
+	     const struct pl_sim_guest *g, const char *keep)
+{
+	struct pl_sim_volume **list = pl_calloc(st->nvols + 1, sizeof(*list));
+	long long counts[PL_ARRAY_LEN(keep_opts)] = { 0 };
+	bool all = false, any = false;
+	char *mark, period[64], **gone;
+	int *gone_node;
+	size_t n = 0, i, k;
+	int pruned = 0;
+	json_t *kept = json_object();
+	struct pl_buf str;
+
+	pl_buf_init(&str, 0);
+	for (const char *p = keep; p && *p; p += strspn(p, ",")) {
+		size_t l = strcspn(p, ",");
+		const char *eq = memchr(p, '=', l);
+		long long v = eq ? strtoll(eq + 1, NULL, 10) : 0;
+
+		if (eq && (size_t)(eq - p) == 8 && !strncmp(p, "keep-all", 8))
+			all = v > 0;
+		for (k = 0; eq && k < PL_ARRAY_LEN(keep_opts); k++)
+			if (strlen(keep_opts[k]) == (size_t)(eq - p) &&
+			    !strncmp(p, keep_opts[k], (size_t)(eq - p)))
+				counts[k] = v;
+		p += l;
+	}
+	for (k = 0; k < PL_ARRAY_LEN(keep_opts); k++) {
+		static const size_t by_name[] = { 2, 1, 0, 4, 3, 5 }; /* Perl's sort keys */
+		size_t o = by_name[k];
+
+		any |= counts[k] > 0;
+		if (counts[o])
+			pl_buf_addf(&str, "%s%s=%lld", str.len ? ", " : "", keep_opts[o],
+				    counts[o]);
+	}
+	if (all || !any) {
+		pl_buf_release(&str);
+		json_decref(kept);
+		free(list);
+		return 0;
+	}
+	pl_sim_task_log(t, "INFO: prune older backups with retention: %s", str.data);
+	pl_buf_release(&str);
+	for (i = 0; i < st->nvols; i++) {
+		struct pl_sim_volume *v = &st->vols[i];
+
+		if (v->vmid == g->vmid && !strcmp(v->content, "backup") &&
+		    !strncmp(v->format, g->lxc ? "tar" : "vma", 3) &&
+		    (st->shared || v->node == g->node))
+			list[n++] = v;
+	}
+	qsort(list, n, sizeof(*list), newest_first);
+	mark = pl_calloc(n + 1, 1); /* 0 undecided, 'k' keep, 'r' remove */
+	for (k = 0; k < PL_ARRAY_LEN(keep_opts); k++) {
+		json_t *newly = json_object();
+
+		if (counts[k] <= 0) {
+			json_decref(newly);
+			continue;
+		}
+		json_object_clear(kept);
+		for (i = 0; i < n; i++) {
+			period_of(period, sizeof(period), k, list[i]->ctime);
+			if (mark[i] == 'k')
+				json_object_set_new(kept, period, json_true());
+		}
+		for (i = 0; i < n; i++) {
+			period_of(period, sizeof(period), k, list[i]->ctime);
+			if (mark[i] || json_object_get(kept, period))
+				continue;
+			if (!json_object_get(newly, period)) {
+				if ((long long)json_object_size(newly) >= counts[k])
+					break;
+				json_object_set_new(newly, period, json_true());
+				mark[i] = 'k';
+			} else {
+				mark[i] = 'r';
+			}
+		}
+		json_decref(newly);
+	}
+	gone = pl_calloc(n + 1, sizeof(*gone));
+	gone_node = pl_calloc(n + 1, sizeof(*gone_node));
+	for (i = 0; i < n; i++)
+		if (mark[i] != 'k') {
+			gone_node[pruned] = list[i]->node;
+			gone[pruned++] = pl_strdup(list[i]->volid);
+		}
+	for (i = 0; i < (size_t)pruned; i++) { /* list points into st->vols: collected first */
+		pl_sim_task_log(t, "INFO: removing backup '%s'", gone[i]);
+		pl_sim_volume_del(s, gone[i], gone_node[i]);
+		free(gone[i]);
+	}
+	free(gone_node);
+	pl_sim_task_log(t, "INFO: pruned %d backup(s)%s", pruned,
+			pruned ? " not covered by keep-retention policy" : "");
+	free(gone);
+	free(mark);
+	free(list);
+	json_decref(kept);
+	return pruned;
+}
+
 /* What real vzdump logs, in the order it logs it; the archive is written
  * under the storage's dump directory and keeps the guest's config (the sim
  * keeps it with the volume, as PVE keeps it inside the archive, for restore). */
@@ -324,6 +480,13 @@ vzdump_done(struct pl_sim *s, struct pl_sim_task *t)
 		vol->conf = json_pack("{s:s,s:o}", "type", g->lxc ? "lxc" : "qemu", "config",
 				      json_deep_copy(g->conf)); /* as it is now, not as it becomes */
 		s->dirty = true;
+		/* VZDump.pm: the call's prune-backups, else the storage's; with
+		 * remove (the default) the guest's older archives are pruned */
+		if (!json_is_false(json_object_get(t->args, "remove")))
+			vzdump_prune(s, t, st, g,
+				     pl_json_str(t->args, "prune-backups") ?
+					     pl_json_str(t->args, "prune-backups") :
+					     pl_json_str(st->cfg, "prune-backups"));
 		pl_sim_task_log(t, "INFO: Finished Backup of VM %u (00:00:01)", g->vmid);
 	}
 	pl_sim_task_log(t, "INFO: Backup job finished %s", t->exitstatus ? "with errors" : "successfully");
@@ -400,9 +563,11 @@ h_vzdump(struct pl_sim_req *r)
 			pl_sim_guest_touch(s, g);
 		}
 	}
-	t = pl_sim_task_start(s, n, "vzdump", json_array_size(ids) == 1 ? vmids : "", r->user, 0,
-			      vzdump_done, json_pack("{s:o,s:s,s:s}", "vmids", ids, "storage", st->id, "mode",
-						     pl_sim_p(r, "mode") ? pl_sim_p(r, "mode") : "snapshot"));
+	t = pl_sim_task_start(
+		s, n, "vzdump", json_array_size(ids) == 1 ? vmids : "", r->user, 0, vzdump_done,
+		json_pack("{s:o,s:s,s:s,s:s?,s:b}", "vmids", ids, "storage", st->id, "mode",
+			  pl_sim_p(r, "mode") ? pl_sim_p(r, "mode") : "snapshot", "prune-backups",
+			  pl_sim_p(r, "prune-backups"), "remove", pl_sim_pbool(r, "remove", true)));
 	pl_sim_ok_task(r, t);
 }
 

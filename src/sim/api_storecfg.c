@@ -322,7 +322,8 @@ h_list(struct pl_sim_req *r)
 
 	storecfg_digest(s, digest);
 	for (size_t i = 0; i < s->nstores; i++)
-		if (!type || !strcmp(type, s->stores[i].type))
+		if ((!type || !strcmp(type, s->stores[i].type)) &&
+		    pl_sim_storage_listed(s, r->user, s->stores[i].id))
 			json_array_append_new(a, storecfg_entry(s, &s->stores[i], digest));
 	pl_sim_ok(r, a);
 }

@@ -112,6 +112,7 @@ struct pl_sim_faults {
 	double error, timeout, reset, lockwait;
 	double noanswer; /* a node's call fails 595, as when PVE's proxy cannot reach it */
 	double truncate; /* an answer over 4 KiB breaks off half-way */
+	double nextidrace; /* another client creates the VM nextid just answered */
 	int latency_ms;
 };
 
@@ -411,6 +412,9 @@ bool pl_sim_access_password_ok(struct pl_sim *s, const char *user, const char *p
 /* Privileges (priv -> true) of a user or token on a path (caller decrefs). */
 json_t *pl_sim_access_privs(struct pl_sim *s, const char *auth, const char *path);
 bool pl_sim_access_can(struct pl_sim *s, const char *auth, const char *path, const char *priv);
+/* Storage lists (pve-storage's Config and Status index): a storage is listed
+ * with Datastore.Audit or Datastore.AllocateSpace on /storage/ID. */
+bool pl_sim_storage_listed(struct pl_sim *s, const char *auth, const char *id);
 /* A method's permissions object checked for auth: NULL, or the 403 message. */
 char *pl_sim_access_check(struct pl_sim *s, const json_t *perm, const char *auth,
 			  const json_t *params);

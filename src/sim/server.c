@@ -170,10 +170,12 @@ faults_parse(const char *spec, struct pl_sim_faults *f, char **errmsg)
 			f->noanswer = v;
 		else if (!strcmp(item, "truncate"))
 			f->truncate = v;
+		else if (!strcmp(item, "nextidrace"))
+			f->nextidrace = v;
 		else {
 			r = pl_seterr(errmsg, PL_EINVAL,
 				      "unknown fault '%s' (known: error, timeout, reset, latency, "
-				      "lockwait, noanswer, truncate)",
+				      "lockwait, noanswer, truncate, nextidrace)",
 				      item);
 			break;
 		}

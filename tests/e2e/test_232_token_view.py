@@ -75,6 +75,42 @@ def test_proxmoxer_pool_user_sees_filtered_lists(sim):
     assert e.value.status_code == 403 and "VM.PowerMgmt" in str(e.value)
 
 
+def test_proxmoxer_pool_only_user_sees_what_pve_shows(sim):
+    """A user whose one ACL is PVEVMAdmin on /pool/web, as pve-manager's
+    Cluster.pm resources, Nodes.pm index (API2Tools::extract_node_stats) and
+    pve-storage's Config/Status index answer it."""
+    api(sim, "POST", "access/users", userid="poolonly@pve", password="poolpass1")
+    acl(sim, {"path": "/pool/web", "users": "poolonly@pve", "roles": "PVEVMAdmin"})
+    host = sim["url"].split("://", 1)[1].rstrip("/")
+    h, port = host.rsplit(":", 1)
+    px = ProxmoxAPI(h, port=int(port), user="poolonly@pve", password="poolpass1",
+                    verify_ssl=False)
+    res = px.cluster.resources.get()
+    guests = [r for r in res if r["type"] in ("qemu", "lxc")]
+    assert sorted(r["vmid"] for r in guests) == [100, 101]
+    assert not any("pool" in r for r in guests)  # no Pool.Audit on /pool/web
+    nodes = [r for r in res if r["type"] == "node"]
+    assert [r["node"] for r in nodes] == ["pve"]  # every node, without its figures
+    assert set(nodes[0]) == {"id", "node", "type", "status", "level", "cgroup-mode"}, nodes
+    assert not any(r["type"] in ("storage", "pool") for r in res)
+    (node,) = px.nodes.get()
+    assert "ssl_fingerprint" in node and not {"cpu", "mem", "maxmem", "uptime"} & set(node)
+    assert px.storage.get() == [] and px.nodes("pve").storage.get() == []
+    assert int(px.cluster.nextid.get()) >= 106  # every user may ask
+    for call, perm in ((lambda: px.pools("web").get(), "(/pool/web, Pool.Audit)"),
+                       (lambda: px.nodes("pve").status.get(), "(/nodes/pve, Sys.Audit)")):
+        with pytest.raises(ResourceException) as e:
+            call()
+        assert e.value.status_code == 403 and perm in str(e.value)
+    # the same lists for ops, who also has PVEAuditor on /nodes and /storage
+    ops = as_user(sim)
+    full = ops.cluster.resources.get()
+    assert {"cpu", "maxmem"} <= set(next(r for r in full if r["type"] == "node"))
+    assert {s["storage"] for s in ops.storage.get()} == \
+        {s["storage"] for s in api(sim, "GET", "storage")}
+    assert not any("pool" in r for r in full if r["type"] in ("qemu", "lxc"))
+
+
 def test_sync_keeps_invisible_guests(sim, tmp_path):
     state = tmp_path / "s.db"
     root = env_for(sim, state)

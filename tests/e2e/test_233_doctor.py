@@ -3,13 +3,14 @@ pveum commands, run against the simulator's /access API as pveum would make
 them, give a token with which the config applies and nothing more is allowed.
 Also the simulator's custom roles, groups and token expiry they rest on."""
 import json
+import os
 import shlex
 import time
 
 import pytest
 from proxmoxer.core import ResourceException
 
-from conftest import run
+from conftest import SRC, run
 from simfix import start_sim, stop_sim
 from test_200_sync import api, env_for
 from test_232_token_view import _root, acl
@@ -214,5 +215,37 @@ def test_clock_skew_is_reported(tmp_path):
         assert 44 <= node["clock_skew_s"] <= 46, node
         text = run("doctor", env=env_for(info, tmp_path / "s.db")).out
         assert "warning  node pve: clock +4" in text and "chrony" in text
+    finally:
+        stop_sim(info)
+
+
+def test_print_setup_applies_an_example(tmp_path):
+    """The issue's proof on a seed's own example: minio-spark (an LXC from a
+    template, a VM cloned from a template by name, storages, the firewall,
+    a snapshot policy) applies with the --print-setup token and replans to
+    zero; the template it clones is audited and cloned, nothing more."""
+    example = os.path.join(SRC, "examples", "minio-spark.yaml")
+    info = start_sim("--seed", os.path.join(SRC, "examples", "sim", "minio-spark.yaml"),
+                     "--task-ms", "10")
+    try:
+        r = run("-c", example, "doctor", "--print-setup", env=env_for(info, tmp_path / "r.db"))
+        assert r.rc == 0, r
+        token = None
+        for ln in r.out.splitlines():
+            if ln.startswith("pveum"):
+                got = pveum(info, ln)
+                if " token add " in ln:
+                    token = f"{got['full-tokenid']}={got['value']}"
+        env = env_for(info, tmp_path / "s.db", PVELAB_TOKEN=token)
+        assert run("-c", example, "-o", "json", "doctor", env=env).json()["problems"] == 0
+        applied = run("-c", example, "apply", "--yes", "-j", "8", env=env)
+        assert applied.rc == 0, applied
+        assert run("-c", example, "plan", "--detailed-exitcode", env=env).rc == 0
+        tmpl = next(g for g in api(info, "GET", "cluster/resources", type="vm")
+                    if g.get("template"))
+        with pytest.raises(ResourceException) as e:
+            _root(dict(info, token=token)).nodes(tmpl["node"]).qemu(tmpl["vmid"]).config.put(
+                memory=4096)
+        assert e.value.status_code == 403
     finally:
         stop_sim(info)

@@ -118,3 +118,49 @@ def test_backups_missing(sim, env):
             assert f"  {g['vmid']} {g.get('name', '-')} ({g['type']})" in r.out
     else:
         assert "Every guest is covered by a backup job." in r.out
+
+
+def vzdump(info, **params):
+    """POST vzdump in the next second (archives are named to the second),
+    wait for its task; its log."""
+    start = int(time.time())
+    end = time.monotonic() + 10
+    while int(time.time()) == start:
+        assert time.monotonic() < end
+        time.sleep(0.01)
+    upid = api(info, "POST", "nodes/pve/vzdump", **params)
+    end = time.monotonic() + 30
+    while (st := api(info, "GET", f"nodes/pve/tasks/{upid}/status"))["status"] != "stopped":
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    assert st["exitstatus"] == "OK", st
+    return "\n".join(ln["t"] for ln in api(info, "GET", f"nodes/pve/tasks/{upid}/log"))
+
+
+def test_vzdump_prunes_as_prune_backups_says():
+    """VZDump.pm's remove step: the call's prune-backups, else the storage's,
+    prunes that guest's archives of that storage (PVE::Storage
+    prune_mark_backup_group); remove=0 keeps them; other guests are untouched."""
+    info = start_sim("--nodes", "1", "--guests", "2")
+    try:
+        other = vzdump(info, vmid="101", storage="local")
+        assert "prune" not in other  # keep-all: nothing to say
+        logs = [vzdump(info, vmid="100", storage="local", **{"prune-backups": "keep-last=2"})
+                for _ in range(3)]
+        kept = archives(info, "pve", "local", 100)
+        assert len(kept) == 2
+        assert "INFO: prune older backups with retention: keep-last=2" in logs[2]
+        assert "INFO: pruned 1 backup(s) not covered by keep-retention policy" in logs[2]
+        assert "INFO: pruned 0 backup(s)" in logs[1]
+        removed = [ln for ln in logs[2].splitlines() if "removing backup" in ln]
+        assert len(removed) == 1 and removed[0].split("'")[1] not in kept
+        # the storage's own retention when the call names none
+        api(info, "PUT", "storage/local", **{"prune-backups": "keep-daily=1,keep-last=1"})
+        log = vzdump(info, vmid="100", storage="local")
+        assert "retention: keep-daily=1, keep-last=1" in log
+        assert len(archives(info, "pve", "local", 100)) == 1
+        vzdump(info, vmid="100", storage="local", remove=0)
+        assert len(archives(info, "pve", "local", 100)) == 2
+        assert len(archives(info, "pve", "local", 101)) == 1
+    finally:
+        stop_sim(info)

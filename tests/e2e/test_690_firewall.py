@@ -200,11 +200,16 @@ def test_import_round_trips_to_zero(sim, tmp_path):
         dport="22", source="+iot", enable=1, comment="ssh")
     api(sim, "POST", "nodes/pve/qemu/100/firewall/rules", type="group", action="dns")
     api(sim, "PUT", "nodes/pve/qemu/100/firewall/options", enable=1, policy_in="REJECT")
+    # the node's host firewall, made by hand too
+    api(sim, "POST", "nodes/pve/firewall/rules", type="in", action="ACCEPT", proto="tcp",
+        dport="8006", source="192.168.1.0/24", enable=1, comment="web ui")
+    api(sim, "PUT", "nodes/pve/firewall/options", log_level_in="info")
     out = tmp_path / "imported.yaml"
     r = run("import", "100", "--firewall", "--out", str(out), env=env)
     assert r.rc == 0, r.err
     text = out.read_text()
     assert "firewall:" in text and "dns" in text and "iot" in text
+    assert "nodes:" in text and "8006" in text and "log_level_in" in text, text
     r = run("plan", "-c", str(out), "--detailed-exitcode", env=env)
     assert r.rc == 0, r.out + r.err
 
