@@ -169,6 +169,12 @@ pl_config_select_cluster(struct pl_config *c, const char *name, char **errmsg)
 	const char *k;
 	void *tmp;
 
+	if (c->cluster) /* narrowed already: its objects no longer say whose they are */
+		return strcmp(c->cluster, name) ?
+			       pl_seterr(errmsg, PL_EINVAL,
+					 "%s is narrowed to cluster '%s' already", c->path,
+					 c->cluster) :
+			       0;
 	if (cls == NULL)
 		return pl_seterr(errmsg, PL_ENOENT,
 				 "--cluster %s: %s declares no clusters: (leave "

@@ -185,6 +185,8 @@ test_select_cluster(void **state)
 	assert_non_null(strstr(err, "unknown cluster 'office' (clusters in t.yaml: home, lab)"));
 	free(err);
 	assert_int_equal(pl_config_select_cluster(c, "lab", NULL), 0);
+	assert_int_equal(pl_config_select_cluster(c, "lab", NULL), 0); /* again: the same */
+	assert_int_equal(pl_config_select_cluster(c, "home", NULL), PL_EINVAL);
 	assert_string_equal(pl_config_cluster(c), "lab");
 	assert_null(pl_config_cluster_state(c));
 	assert_string_equal(json_string_value(pl_config_get(c, "/cluster/endpoints/0")),
