@@ -175,8 +175,15 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		json_t *part = NULL, *g;
 
 		one.cluster = cls[k] ? cls[k] : ctx->cluster;
-		if (pl_session_read(&s, &one, live, &err) != 0 ||
-		    pl_view_list(s.state, &f, NULL, &part, &err) != 0) {
+		if ((r = pl_session_read(&s, &one, live, &err)) == PL_ENOENT && cls[k]) {
+			/* never synced: the others are still shown */
+			pl_warn(ctx, "cluster '%s': %s", cls[k], err);
+			pl_session_close(&s);
+			free(err);
+			err = NULL;
+			continue;
+		}
+		if (r != 0 || pl_view_list(s.state, &f, NULL, &part, &err) != 0) {
 			if (cls[k])
 				pl_preferr(&err, PL_EINVAL, "cluster '%s'", cls[k]);
 			pl_error("%s", err);

@@ -166,8 +166,15 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 
 		one.cluster = cls[i] ? cls[i] : ctx->cluster;
 		out = NULL;
-		if (pl_session_read(&s, &one, live, &err) != 0 ||
-		    pl_view_status(s.state, &out, &err) != 0) {
+		if ((r = pl_session_read(&s, &one, live, &err)) == PL_ENOENT && cls[i]) {
+			/* never synced: the others are still shown */
+			pl_warn(ctx, "cluster '%s': %s", cls[i], err);
+			pl_session_close(&s);
+			free(err);
+			err = NULL;
+			continue;
+		}
+		if (r != 0 || pl_view_status(s.state, &out, &err) != 0) {
 			if (cls[i])
 				pl_preferr(&err, PL_EINVAL, "cluster '%s'", cls[i]);
 			pl_error("%s", err);
@@ -185,11 +192,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		printf("%s%s%-14s %-8s %6s %16s %16s %8s%s\n", pl_color(ctx, PL_C_BOLD),
 		       ncl > 1 ? "CLUSTER      " : "", "NODE", "STATUS", "CPU", "MEM", "DISK",
 		       "UPTIME", pl_color(ctx, PL_C_RESET));
-		for (i = 0; i < ncl; i++)
-			print_nodes(json_array_get(all, i), cls[i]);
+		json_array_foreach(all, i, out)
+			print_nodes(out, pl_json_str(out, "cluster"));
 		fputc('\n', stdout);
-		for (i = 0; i < ncl; i++)
-			print_counts(json_array_get(all, i), cls[i]);
+		json_array_foreach(all, i, out)
+			print_counts(out, pl_json_str(out, "cluster"));
 	}
 	rc = PL_EXIT_OK;
 out:

@@ -208,6 +208,13 @@ def test_a_cluster_may_name_its_own_state(lab, tmp_path):
     assert r.rc == 0, r.err
     assert own.exists()
     assert not (tmp_path / ".pvelab" / "state-lab.db").exists()
+    # home was never synced here: the reads show lab and say so
+    for cmd in ("list", "status"):
+        r = run("-c", cfg, "-o", "json", cmd, env=lab["env"], cwd=tmp_path)
+        assert r.rc == 0, r.err
+        assert "warning: cluster 'home': " in r.err
+        assert {x["cluster"] for x in json.loads(r.out)} == {"lab"}
+    assert not (tmp_path / ".pvelab" / "state-home.db").exists()  # reads made none
 
 
 def test_a_stopped_cluster_does_not_stop_the_others_sync(lab):
