@@ -49,14 +49,15 @@ main(int argc, char **argv)
 		pl_log_set_json(true);
 
 	/* The options before the command: where it starts, skipping the values
-	 * of -c and -o given as separate words. */
+	 * of -c, -o and --cluster given as separate words. */
 	for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; i++) {
 		const char *o = argv[i];
 
 		if (!strcmp(o, "--"))
 			break;
 		if ((!strcmp(o, "-c") || !strcmp(o, "--config") || !strcmp(o, "-o") ||
-		     !strcmp(o, "--output")) && i + 1 < argc)
+		     !strcmp(o, "--output") || !strcmp(o, "--cluster")) &&
+		    i + 1 < argc)
 			i++;
 	}
 	/* `pvelab -h sync` is `pvelab sync -h` */

@@ -17,6 +17,9 @@ const struct pl_opt pl_global_opts[] = {
 	{ "verbose", 'v', NULL, "more detail (repeat for more)" },
 	{ "quiet", 'q', NULL, "only errors" },
 	{ "no-color", 0, NULL, "no ANSI colours (also NO_COLOR=1)" },
+	{ "cluster", 0, "NAME",
+	  "the cluster of the config's clusters: to work on (reads cover all of them "
+	  "without it; changes need it when there are several)" },
 	{ "help", 'h', NULL, "show help for the command (before it: the command list)" },
 	{ NULL, 0, NULL, NULL },
 };
@@ -40,7 +43,7 @@ const struct pl_env_var pl_env_vars[] = {
 	{ NULL, NULL },
 };
 
-enum { G_CONFIG, G_OUTPUT, G_VERBOSE, G_QUIET, G_NOCOLOR, G_HELP };
+enum { G_CONFIG, G_OUTPUT, G_VERBOSE, G_QUIET, G_NOCOLOR, G_CLUSTER, G_HELP };
 
 void
 pl_args_init(struct pl_args *a, const struct pl_cmd *cmd, struct pl_ctx *ctx, int argc,
@@ -222,6 +225,9 @@ apply_global(struct pl_args *a, int g, const char *value)
 		break;
 	case G_NOCOLOR:
 		ctx->color = false;
+		break;
+	case G_CLUSTER:
+		ctx->cluster = value;
 		break;
 	case G_HELP:
 		if (a->cmd->run == NULL) /* pvelab --help: the command list */

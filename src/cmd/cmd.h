@@ -27,6 +27,7 @@ struct pl_ctx {
 	int verbosity;           /* -q: -1, default 0, each -v: +1 */
 	bool color;              /* TTY, no --no-color, no NO_COLOR */
 	bool tty;                /* stdout is a terminal */
+	const char *cluster;     /* --cluster NAME (of the config's clusters:), or NULL */
 };
 
 /* One option of a command; arrays end with an entry whose name is NULL. */

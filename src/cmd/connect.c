@@ -104,7 +104,7 @@ env(const char *name)
 }
 
 static int
-load_config(struct pl_session *s, char **errmsg)
+read_config(struct pl_session *s, char **errmsg)
 {
 	struct pl_diags d;
 	struct stat sb;
@@ -132,6 +132,135 @@ load_config(struct pl_session *s, char **errmsg)
 		r = PL_EINVAL;
 	}
 	pl_diags_release(&d);
+	return r;
+}
+
+/* A config with clusters: is worked on one cluster at a time: --cluster's,
+ * or its only one; with several and no --cluster the command cannot choose
+ * (the reads that cover them all ask pl_cmd_clusters first). */
+static int
+select_cluster(struct pl_session *s, char **errmsg)
+{
+	const json_t *cls = pl_config_clusters(s->cfg);
+	const char *name = s->ctx->cluster;
+	char *list;
+	int r;
+
+	if (name == NULL && cls == NULL)
+		return 0;
+	if (name == NULL && json_object_size(cls) == 1)
+		name = json_object_iter_key(json_object_iter((json_t *)cls));
+	if (name)
+		return pl_config_select_cluster(s->cfg, name, errmsg);
+	list = pl_config_cluster_list(s->cfg);
+	r = pl_seterr(errmsg, PL_EINVAL,
+		      "%s has several clusters (%s): choose one with --cluster "
+		      "NAME",
+		      pl_config_path(s->cfg), list);
+	free(list);
+	return r;
+}
+
+static int
+load_config(struct pl_session *s, char **errmsg)
+{
+	int r = read_config(s, errmsg);
+
+	return r ? r : s->cfg ? select_cluster(s, errmsg) : 0;
+}
+
+size_t
+pl_cmd_clusters(struct pl_ctx *ctx, char ***names)
+{
+	struct pl_session s;
+	const json_t *cls = NULL;
+	const char *k;
+	char *err = NULL;
+	json_t *v;
+	size_t n = 0;
+
+	*names = NULL;
+	memset(&s, 0, sizeof(s));
+	s.ctx = ctx;
+	/* --cluster, no clusters: or only one: one pass, as before (a config
+	 * that does not load is the pass's to report) */
+	if (ctx->cluster == NULL && read_config(&s, &err) == 0 && s.cfg)
+		cls = pl_config_clusters(s.cfg);
+	free(err);
+	if (json_object_size(cls) < 2) {
+		pl_session_close(&s);
+		*names = pl_calloc(1, sizeof(**names));
+		return 1;
+	}
+	*names = pl_calloc(json_object_size(cls), sizeof(**names));
+	json_object_foreach((json_t *)cls, k, v)
+		(*names)[n++] = pl_strdup(k);
+	pl_session_close(&s);
+	return n;
+}
+
+void
+pl_cmd_clusters_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+int
+pl_cmd_guest_cluster(struct pl_ctx *ctx, const char *guest, char **cluster, char **errmsg)
+{
+	char **cls = NULL, *found = NULL, *both = NULL, *list;
+	size_t n = pl_cmd_clusters(ctx, &cls);
+	struct pl_buf b;
+	int r = 0;
+
+	*cluster = NULL;
+	if (n == 1) {
+		pl_cmd_clusters_free(cls, n);
+		return 0;
+	}
+	for (size_t i = 0; i < n && !both && !strchr(guest, ':'); i++) {
+		struct pl_ctx one = *ctx;
+		struct pl_session s;
+		json_t *g = NULL;
+		char *e = NULL;
+
+		one.cluster = cls[i];
+		if (pl_session_open(&s, &one, PL_NEED_STATE_RO, &e) == 0 &&
+		    pl_session_guest(&s, guest, &g, &e) == 0) {
+			if (found)
+				both = cls[i];
+			else
+				found = cls[i];
+		}
+		json_decref(g);
+		free(e);
+		pl_session_close(&s);
+	}
+	pl_buf_init(&b, 0);
+	for (size_t i = 0; i < n; i++)
+		pl_buf_addf(&b, "%s%s", i ? ", " : "", cls[i]);
+	list = pl_buf_detach(&b, NULL);
+	if (both)
+		r = pl_seterr(errmsg, PL_ECONFLICT,
+			      "'%s' is in clusters '%s' and '%s' (choose one "
+			      "with --cluster NAME)",
+			      guest, found, both);
+	else if (found)
+		ctx->cluster = *cluster = pl_strdup(found);
+	else if (strchr(guest, ':'))
+		r = pl_seterr(errmsg, PL_EINVAL,
+			      "the config has several clusters (%s): choose one "
+			      "with --cluster NAME",
+			      list);
+	else
+		r = pl_seterr(errmsg, PL_ENOENT,
+			      "guest '%s' not found in any cluster (%s; run "
+			      "pvelab sync if it is new)",
+			      guest, list);
+	free(list);
+	pl_cmd_clusters_free(cls, n);
 	return r;
 }
 
@@ -206,21 +335,37 @@ env_int(const char *name, const char *key, long long min, long long max, long lo
 	return 0;
 }
 
+/* Where the store is. A cluster of clusters: has its own: its state:, else
+ * the one the config would have with -NAME before the extension (one schema,
+ * one store per cluster: its history, runs and locks are that cluster's). */
 static char *
 state_path(struct pl_session *s)
 {
 	const char *p = s->cfg ? json_string_value(pl_config_get(s->cfg, "/state")) : NULL;
+	const char *cl = s->cfg ? pl_config_cluster(s->cfg) : NULL;
+	const char *cs = s->cfg ? pl_config_cluster_state(s->cfg) : NULL;
 	char *given = NULL, *r;
 
 	/* ~ and $HOME expanded as in every path key; the order (environment,
 	 * YAML, beside the config) is pl_state_path's */
-	if (env("PVELAB_STATE"))
+	if (cs)
+		given = pl_state_is_pg(cs) ? pl_strdup(cs) : cfg_path(s, cs);
+	else if (env("PVELAB_STATE"))
 		given = pl_state_is_pg(env("PVELAB_STATE")) ? pl_strdup(env("PVELAB_STATE")) :
 							      env_path("PVELAB_STATE");
 	else if (p && s->cfg)
 		given = pl_state_is_pg(p) ? pl_strdup(p) : cfg_path(s, p);
 	r = pl_state_path(given, NULL, s->cfg ? pl_config_path(s->cfg) : s->ctx->config_path);
 	free(given);
+	if (cl && !cs && !pl_state_is_pg(r)) { /* dir/state.db -> dir/state-NAME.db */
+		const char *base = strrchr(r, '/') ? strrchr(r, '/') + 1 : r;
+		const char *dot = strrchr(base, '.');
+		size_t at = dot && dot != base ? (size_t)(dot - r) : strlen(r);
+		char *per = pl_asprintf("%.*s-%s%s", (int)at, r, cl, r + at);
+
+		free(r);
+		r = per;
+	}
 	return r;
 }
 
@@ -274,8 +419,15 @@ check_state_dir(const struct pl_session *s, char **errmsg)
 	struct stat sb;
 	int r = 0;
 
+	if (s->cfg && pl_config_cluster(s->cfg) && pl_state_is_pg(s->state_path) &&
+	    !pl_config_cluster_state(s->cfg))
+		return pl_seterr(errmsg, PL_EINVAL,
+				 "cluster '%s': a PostgreSQL state holds one "
+				 "cluster; give each its own (clusters.%s.state: postgres://...)",
+				 pl_config_cluster(s->cfg), pl_config_cluster(s->cfg));
 	if (!env("PVELAB_STATE") &&
-	    !(s->cfg && json_string_value(pl_config_get(s->cfg, "/state"))))
+	    !(s->cfg && (json_string_value(pl_config_get(s->cfg, "/state")) ||
+			 pl_config_cluster_state(s->cfg))))
 		return 0;
 	/* PostgreSQL: a password is for PGPASSFILE or ~/.pgpass, never the YAML */
 	if (pl_state_is_pg(s->state_path))
@@ -307,6 +459,21 @@ pl_session_api(struct pl_session *s, char **errmsg)
 
 	if (s->pve)
 		return 0;
+	/* one variable for every cluster would send each one's changes to the
+	 * same place: with clusters: the config says where each one is */
+	if (s->cfg && pl_config_cluster(s->cfg)) {
+		static const char *const vars[] = { "PVELAB_URL", "PVELAB_TOKEN", "PVELAB_USER",
+						    "PVELAB_FINGERPRINT", "PVELAB_CA_FILE" };
+
+		for (size_t i = 0; i < PL_ARRAY_LEN(vars); i++)
+			if (env(vars[i]))
+				return pl_seterr(errmsg, PL_EINVAL,
+						 "%s is set, but %s names its "
+						 "clusters (clusters:): unset it (each cluster's "
+						 "endpoints and token are under clusters.%s)",
+						 vars[i], pl_config_path(s->cfg),
+						 pl_config_cluster(s->cfg));
+	}
 	if (url) {
 		/* A comma-separated list fails over like cluster.endpoints. */
 		char *copy = pl_strdup(url), *p = copy, *comma;

@@ -1,7 +1,8 @@
 /*
  * The glue between the front-end and the client/state layers: where the API
- * is (PVELAB_* environment first, then the `cluster:` section of pvelab.yaml)
- * and where the state database lives (PVELAB_STATE, `state:`, beside the config).
+ * is (PVELAB_* environment first, then the `cluster:` section of pvelab.yaml,
+ * or the one of `clusters:` the command works on) and where the state
+ * database lives (PVELAB_STATE, `state:`, beside the config; one per cluster).
  */
 #ifndef PL_CMD_CONNECT_H
 #define PL_CMD_CONNECT_H
@@ -29,6 +30,20 @@ struct pl_session {
 	struct pl_state *state;
 	char *state_path;
 };
+
+/* The clusters a read command covers, one session each, and how many:
+ * every one of the config's clusters: (in the file's order) when it has
+ * several and --cluster is not given, else one NULL entry (the command's one
+ * pass as ever). *names is the caller's (pl_cmd_clusters_free); more than
+ * one: each row says which cluster it is of. */
+size_t pl_cmd_clusters(struct pl_ctx *ctx, char ***names);
+void pl_cmd_clusters_free(char **names, size_t n);
+/* For a read of one GUEST (vmid or name) over several clusters: the one
+ * whose state knows it, into *cluster (the caller's) and ctx->cluster (a
+ * copy of the command's context, to open the session with); *cluster NULL
+ * when there is one cluster or --cluster chose. Else *errmsg: in two, or in
+ * none. */
+int pl_cmd_guest_cluster(struct pl_ctx *ctx, const char *guest, char **cluster, char **errmsg);
 
 /* Where the state database lives (pl_state_path with the config's `state:`
  * key; the config is read when there is one): *path is the caller's. */

@@ -81,8 +81,10 @@ pl_view_describe(struct pl_session *s, const char *guest, bool snapshots, const 
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
-	struct pl_session s;
+	struct pl_session s = { 0 };
+	struct pl_ctx one;
 	struct pl_args a;
+	char *cl = NULL;
 	json_t *out = NULL, *t;
 	char *err = NULL, *serr = NULL;
 	bool live = false;
@@ -92,11 +94,17 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	if ((r = pl_args_parse(&a, &pl_cmd_describe, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
 	live = pl_args_has(&a, 0);
-	if (pl_session_read(&s, ctx, live, &err) != 0 ||
+	/* several clusters: in the one that has it (one: the options after
+	 * the command included) */
+	one = *ctx;
+	if (pl_cmd_guest_cluster(&one, a.pos[0], &cl, &err) != 0 ||
+	    pl_session_read(&s, &one, live, &err) != 0 ||
 	    pl_view_describe(&s, a.pos[0], true, NULL, &out, &serr, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}
+	if (cl)
+		json_object_set_new(out, "cluster", json_string(cl));
 	if (ctx->output == PL_OUT_JSON) {
 		pl_print_json(out);
 		out = NULL;
@@ -111,6 +119,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		printf(", locked (%s)", pl_json_str(out, "lock"));
 	if (pl_json_int(out, "template", 0))
 		fputs(", template", stdout);
+	if (cl)
+		printf(", cluster %s", cl);
 	putchar('\n');
 	if (pl_json_str(out, "tags"))
 		printf("tags: %s\n", pl_json_str(out, "tags"));
@@ -158,6 +168,7 @@ out:
 	free(err);
 	free(serr);
 	pl_session_close(&s);
+	free(cl);
 	return rc;
 }
 

@@ -305,8 +305,10 @@ bad_limit:
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
-	struct pl_session s;
+	struct pl_session s = { 0 };
+	struct pl_ctx one;
 	struct pl_args a;
+	char *cl = NULL;
 	json_t *out = NULL, *h;
 	bool live = false;
 	char *err = NULL;
@@ -316,7 +318,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	if ((r = pl_args_parse(&a, &pl_cmd_history, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
 	live = pl_args_has(&a, 0);
-	if (pl_session_read(&s, ctx, live, &err) != 0 ||
+	/* several clusters: in the one that has it (one: the options after
+	 * the command included) */
+	one = *ctx;
+	if (pl_cmd_guest_cluster(&one, a.pos[0], &cl, &err) != 0 ||
+	    pl_session_read(&s, &one, live, &err) != 0 ||
 	    pl_view_history(s.state, a.pos[0], &out, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
@@ -370,6 +376,7 @@ out:
 	json_decref(out);
 	free(err);
 	pl_session_close(&s);
+	free(cl);
 	return rc;
 }
 

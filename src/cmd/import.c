@@ -242,13 +242,45 @@ day2_not_declared(const struct pl_config *cfg, const json_t *sections, char **er
 	return 0;
 }
 
-/* The file text --out writes for project: a new file, or the existing one
- * merged (guests and each day-2 section into its own list). */
+/* Merging into a config of several clusters: the entries are cluster's
+ * (they say so), and only its own declarations conflict with them (*view:
+ * out narrowed to it). */
 static int
-out_text(const char *out, bool merge, const json_t *guests, const json_t *fw,
-	 const json_t *sections, const char *project, struct pl_buf *yaml, char **errmsg)
+cluster_view(const char *out, const char *cluster, json_t *guests, json_t *sections,
+	     struct pl_config **view, char **errmsg)
 {
-	struct pl_config *cfg = NULL, *check = NULL;
+	const char *section;
+	struct pl_diags d;
+	json_t *list, *e;
+	size_t i;
+	int r;
+
+	pl_diags_init(&d);
+	r = pl_config_load(out, view, &d);
+	pl_diags_release(&d);
+	if (r != 0 || *view == NULL)
+		return pl_seterr(errmsg, PL_EINVAL,
+				 "cannot merge into '%s': it changed while it "
+				 "was read; nothing was imported",
+				 out);
+	if ((r = pl_config_select_cluster(*view, cluster, errmsg)) != 0)
+		return pl_preferr(errmsg, r, "cannot merge into '%s'", out);
+	json_array_foreach(guests, i, e)
+		json_object_set_new(e, "cluster", json_string(cluster));
+	json_object_foreach(sections, section, list)
+		json_array_foreach(list, i, e)
+			json_object_set_new(e, "cluster", json_string(cluster));
+	return 0;
+}
+
+/* The file text --out writes for project: a new file, or the existing one
+ * merged (guests and each day-2 section into its own list; with clusters:,
+ * as cluster's). */
+static int
+out_text(const char *out, bool merge, json_t *guests, const json_t *fw, json_t *sections,
+	 const char *project, const char *cluster, struct pl_buf *yaml, char **errmsg)
+{
+	struct pl_config *cfg = NULL, *check = NULL, *view = NULL;
 	struct pl_diags d;
 	struct pl_buf old, next;
 	struct stat st;
@@ -290,8 +322,11 @@ out_text(const char *out, bool merge, const json_t *guests, const json_t *fw,
 			      "(pvelab validate %s says why); nothing was imported", out, out);
 		goto out;
 	}
-	if ((r = not_declared(cfg, guests, errmsg)) != 0 ||
-	    (r = day2_not_declared(cfg, sections, errmsg)) != 0 ||
+	if (cluster && pl_config_clusters(cfg) &&
+	    (r = cluster_view(out, cluster, guests, sections, &view, errmsg)) != 0)
+		goto out;
+	if ((r = not_declared(view ? view : cfg, guests, errmsg)) != 0 ||
+	    (r = day2_not_declared(view ? view : cfg, sections, errmsg)) != 0 ||
 	    (r = pl_file_read(out, &old, errmsg)) != 0)
 		goto out;
 	if (json_array_size(guests) == 0)
@@ -331,6 +366,7 @@ out_text(const char *out, bool merge, const json_t *guests, const json_t *fw,
 	}
 out:
 	pl_config_free(cfg);
+	pl_config_free(view);
 	pl_config_free(check);
 	pl_diags_release(&d);
 	pl_buf_release(&old);
@@ -475,7 +511,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	if (out && out_text(out, merge, guests, json_object_get(doc, "firewall"), d2, project,
-			    &yaml, &err) != 0) {
+			    s.cfg ? pl_config_cluster(s.cfg) : NULL, &yaml, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}

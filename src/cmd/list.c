@@ -143,7 +143,9 @@ static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_view_list f = { 0 };
-	struct pl_session s;
+	struct pl_session s = { 0 };
+	char **cls = NULL;
+	size_t ncl = 0;
 	struct pl_args a;
 	json_t *sel = NULL;
 	const char *field;
@@ -165,10 +167,34 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		return rc;
 	}
 	live = pl_args_has(&a, 5);
-	if (pl_session_read(&s, ctx, live, &err) != 0 ||
-	    pl_view_list(s.state, &f, NULL, &sel, &err) != 0) {
-		pl_error("%s", err);
-		goto out;
+	ncl = pl_cmd_clusters(ctx, &cls);
+	sel = json_array();
+	/* several clusters: each one's guests in turn, each saying whose */
+	for (size_t k = 0; k < ncl; k++) {
+		struct pl_ctx one = *ctx;
+		json_t *part = NULL, *g;
+
+		one.cluster = cls[k] ? cls[k] : ctx->cluster;
+		if ((r = pl_session_read(&s, &one, live, &err)) == PL_ENOENT && cls[k]) {
+			/* never synced: the others are still shown */
+			pl_warn(ctx, "cluster '%s': %s", cls[k], err);
+			pl_session_close(&s);
+			free(err);
+			err = NULL;
+			continue;
+		}
+		if (r != 0 || pl_view_list(s.state, &f, NULL, &part, &err) != 0) {
+			if (cls[k])
+				pl_preferr(&err, PL_EINVAL, "cluster '%s'", cls[k]);
+			pl_error("%s", err);
+			goto out;
+		}
+		json_array_foreach(part, i, g)
+			if (cls[k])
+				json_object_set_new(g, "cluster", json_string(cls[k]));
+		json_array_extend(sel, part);
+		json_decref(part);
+		pl_session_close(&s);
 	}
 	if (ctx->output == PL_OUT_JSON) {
 		pl_print_json(sel);
@@ -176,9 +202,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	} else {
 		size_t unseen = 0;
 
-		printf("%s%-6s %-24s %-5s %-12s %-9s %5s %9s  %s%s\n", pl_color(ctx, PL_C_BOLD), "VMID",
-		       "NAME", "TYPE", "NODE", "STATUS", "CPUS", "MEM(MiB)", "TAGS",
-		       pl_color(ctx, PL_C_RESET));
+		printf("%s%s%-6s %-24s %-5s %-12s %-9s %5s %9s  %s%s\n", pl_color(ctx, PL_C_BOLD),
+		       ncl > 1 ? "CLUSTER      " : "", "VMID", "NAME", "TYPE", "NODE", "STATUS",
+		       "CPUS", "MEM(MiB)", "TAGS", pl_color(ctx, PL_C_RESET));
 		for (i = 0; i < json_array_size(sel); i++) {
 			const json_t *x = json_array_get(sel, i);
 			const char *st = pl_json_str_or(x, "status", "?");
@@ -196,6 +222,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 				snprintf(cpus, sizeof(cpus), "%lld", pl_json_int(x, "maxcpu", 0));
 			if (json_is_number(json_object_get(x, "maxmem")))
 				snprintf(mem, sizeof(mem), "%lld", pl_json_int(x, "maxmem", 0) >> 20);
+			if (ncl > 1)
+				printf("%-12s ", pl_json_str_or(x, "cluster", "-"));
 			printf("%-6lld %-24s %-5s %-12s %s%-9s%s %5s %9s  %s\n",
 			       pl_json_int(x, "vmid", 0), pl_json_str_or(x, "name", "-"),
 			       !strcmp(pl_json_str_or(x, "type", ""), "qemu") ? "vm" : "lxc",
@@ -213,6 +241,7 @@ out:
 	json_decref(sel);
 	free(err);
 	pl_session_close(&s);
+	pl_cmd_clusters_free(cls, ncl);
 	return rc;
 }
 

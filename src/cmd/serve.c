@@ -275,6 +275,12 @@ reload(struct life *L)
 			     line ? line : "the config file cannot be read");
 		goto out;
 	}
+	/* the cluster serve watches, narrowed as at the start */
+	if (s->cfg && pl_config_cluster(s->cfg) &&
+	    pl_config_select_cluster(cfg, pl_config_cluster(s->cfg), &err) != 0) {
+		pl_log_error("serve: reload refused, the running config kept: %s", err);
+		goto out;
+	}
 	/* a certificate from files is read again (renewed); one the local CA
 	 * issued is kept, so that its fingerprint stays what clients pinned */
 	if (L->cli_cert || cfg_str(cfg, "tls_cert") || cfg_str(s->cfg, "tls_cert"))
@@ -441,6 +447,17 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_ctx_apply_log(ctx);
 	if (ctx->verbosity == 0) /* a server logs each request (-q: only problems) */
 		pl_log_set_level(PL_LOG_INFO);
+	{ /* one refresh per cluster is not built yet: serve watches one */
+		char **cls = NULL;
+		size_t ncl = pl_cmd_clusters(ctx, &cls);
+
+		pl_cmd_clusters_free(cls, ncl);
+		if (ncl > 1) {
+			pl_error("serve: several clusters are not supported yet; use --cluster "
+				 "NAME");
+			goto out;
+		}
+	}
 	if (pl_session_open(&s, ctx, PL_NEED_STATE, &err) != 0) {
 		pl_error("%s", err);
 		goto out;

@@ -74,89 +74,136 @@ out:
 	return r;
 }
 
+/* The node rows of one cluster; cluster: its name when there are several. */
+static void
+print_nodes(const json_t *out, const char *cluster)
+{
+	const json_t *n;
+	size_t i;
+
+	json_array_foreach(json_object_get(out, "nodes"), i, n) {
+		char cpu[16] = "-", mem[32] = "-", disk[32] = "-", up[24] = "-";
+
+		/* An offline node has no figures (PVE lists only its name). */
+		if (!strcmp(pl_json_str_or(n, "status", ""), "online")) {
+			snprintf(cpu, sizeof(cpu), "%5.1f%%", pl_json_num(n, "cpu", 0) * 100);
+			snprintf(mem, sizeof(mem), "%lld/%lldG %3.0f%%",
+				 pl_json_int(n, "mem", 0) >> 30, pl_json_int(n, "maxmem", 0) >> 30,
+				 pct(pl_json_int(n, "mem", 0), pl_json_int(n, "maxmem", 0)));
+			snprintf(disk, sizeof(disk), "%lld/%lldG %3.0f%%",
+				 pl_json_int(n, "disk", 0) >> 30,
+				 pl_json_int(n, "maxdisk", 0) >> 30,
+				 pct(pl_json_int(n, "disk", 0), pl_json_int(n, "maxdisk", 0)));
+			snprintf(up, sizeof(up), "%lldh", pl_json_int(n, "uptime", 0) / 3600);
+		}
+		if (cluster)
+			printf("%-12s ", cluster);
+		printf("%-14s %-8s %6s %16s %16s %8s\n", pl_json_str_or(n, "node", "?"),
+		       pl_json_str_or(n, "status", "?"), cpu, mem, disk, up);
+	}
+}
+
+/* One cluster's guest counts and last sync, after its name when there are
+ * several. */
+static void
+print_counts(const json_t *out, const char *cluster)
+{
+	const json_t *counts = json_object_get(out, "guests");
+	const json_t *lastrun = json_object_get(out, "last_sync");
+	long long unseen = pl_json_int(counts, "unseen", 0);
+
+	printf("%s%sguests: %lld", cluster ? cluster : "", cluster ? ": " : "",
+	       pl_json_int(counts, "total", 0));
+	for (int t = 0; t < 2; t++) {
+		const char *tn = t ? "lxc" : "qemu";
+		json_t *by = json_object_get(counts, tn);
+		const char *k;
+		json_t *v;
+		bool first = true;
+
+		printf("%s%s ", t ? "; " : " (", t ? "containers" : "VMs");
+		if (json_object_size(by) == 0)
+			fputs("none", stdout);
+		json_object_foreach(by, k, v) {
+			printf("%s%lld %s", first ? "" : ", ", (long long)json_integer_value(v), k);
+			first = false;
+		}
+	}
+	puts(")");
+	if (unseen)
+		printf("outside the token's view: %lld of them, kept as last synced (no "
+		       "VM.Audit on their /vms/ID or pool)\n",
+		       unseen);
+	if (lastrun) {
+		time_t t = (time_t)pl_json_num(lastrun, "finished", 0);
+		char when[64];
+
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
+		printf("%slast sync: %s (run %lld)\n", cluster ? "  " : "", when,
+		       pl_json_int(lastrun, "id", 0));
+	}
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
-	struct pl_session s;
+	struct pl_session s = { 0 };
 	struct pl_args a;
-	json_t *out = NULL, *lastrun, *counts, *nout, *n;
+	json_t *all = json_array(), *out;
+	char **cls = NULL, *err = NULL;
+	size_t ncl, i;
 	bool live = false;
-	char *err = NULL;
-	long long total, unseen;
-	size_t i;
 	int r, rc = PL_EXIT_ERROR;
 
-	if ((r = pl_args_parse(&a, &pl_cmd_status, ctx, argc, argv)) != 0)
+	if ((r = pl_args_parse(&a, &pl_cmd_status, ctx, argc, argv)) != 0) {
+		json_decref(all);
 		return pl_args_exit(r);
-	live = pl_args_has(&a, 0);
-	if (pl_session_read(&s, ctx, live, &err) != 0 || pl_view_status(s.state, &out, &err) != 0) {
-		pl_error("%s", err);
-		goto out;
 	}
-	nout = json_object_get(out, "nodes");
-	counts = json_object_get(out, "guests");
-	lastrun = json_object_get(out, "last_sync");
-	total = pl_json_int(counts, "total", 0);
-	unseen = pl_json_int(counts, "unseen", 0);
-	if (ctx->output == PL_OUT_JSON) {
-		pl_print_json(out);
+	live = pl_args_has(&a, 0);
+	ncl = pl_cmd_clusters(ctx, &cls);
+	for (i = 0; i < ncl; i++) {
+		struct pl_ctx one = *ctx;
+
+		one.cluster = cls[i] ? cls[i] : ctx->cluster;
 		out = NULL;
+		if ((r = pl_session_read(&s, &one, live, &err)) == PL_ENOENT && cls[i]) {
+			/* never synced: the others are still shown */
+			pl_warn(ctx, "cluster '%s': %s", cls[i], err);
+			pl_session_close(&s);
+			free(err);
+			err = NULL;
+			continue;
+		}
+		if (r != 0 || pl_view_status(s.state, &out, &err) != 0) {
+			if (cls[i])
+				pl_preferr(&err, PL_EINVAL, "cluster '%s'", cls[i]);
+			pl_error("%s", err);
+			goto out;
+		}
+		if (cls[i])
+			json_object_set_new(out, "cluster", json_string(cls[i]));
+		json_array_append_new(all, out);
+		pl_session_close(&s);
+	}
+	if (ctx->output == PL_OUT_JSON) {
+		/* several clusters: one object each, as one cluster's */
+		pl_print_json(ncl > 1 ? json_incref(all) : json_incref(json_array_get(all, 0)));
 	} else {
-		printf("%s%-14s %-8s %6s %16s %16s %8s%s\n", pl_color(ctx, PL_C_BOLD), "NODE", "STATUS",
-		       "CPU", "MEM", "DISK", "UPTIME", pl_color(ctx, PL_C_RESET));
-		json_array_foreach(nout, i, n) {
-			char cpu[16] = "-", mem[32] = "-", disk[32] = "-", up[24] = "-";
-
-			/* An offline node has no figures (PVE lists only its name). */
-			if (!strcmp(pl_json_str_or(n, "status", ""), "online")) {
-				snprintf(cpu, sizeof(cpu), "%5.1f%%", pl_json_num(n, "cpu", 0) * 100);
-				snprintf(mem, sizeof(mem), "%lld/%lldG %3.0f%%",
-					 pl_json_int(n, "mem", 0) >> 30,
-					 pl_json_int(n, "maxmem", 0) >> 30,
-					 pct(pl_json_int(n, "mem", 0), pl_json_int(n, "maxmem", 0)));
-				snprintf(disk, sizeof(disk), "%lld/%lldG %3.0f%%",
-					 pl_json_int(n, "disk", 0) >> 30,
-					 pl_json_int(n, "maxdisk", 0) >> 30,
-					 pct(pl_json_int(n, "disk", 0), pl_json_int(n, "maxdisk", 0)));
-				snprintf(up, sizeof(up), "%lldh", pl_json_int(n, "uptime", 0) / 3600);
-			}
-			printf("%-14s %-8s %6s %16s %16s %8s\n", pl_json_str_or(n, "node", "?"),
-			       pl_json_str_or(n, "status", "?"), cpu, mem, disk, up);
-		}
-		printf("\nguests: %lld", total);
-		for (int t = 0; t < 2; t++) {
-			const char *tn = t ? "lxc" : "qemu";
-			json_t *by = json_object_get(counts, tn);
-			const char *k;
-			json_t *v;
-			bool first = true;
-
-			printf("%s%s ", t ? "; " : " (", t ? "containers" : "VMs");
-			if (json_object_size(by) == 0)
-				fputs("none", stdout);
-			json_object_foreach(by, k, v) {
-				printf("%s%lld %s", first ? "" : ", ", (long long)json_integer_value(v), k);
-				first = false;
-			}
-		}
-		puts(")");
-		if (unseen)
-			printf("outside the token's view: %lld of them, kept as last synced (no "
-			       "VM.Audit on their /vms/ID or pool)\n",
-			       unseen);
-		if (lastrun) {
-			time_t t = (time_t)pl_json_num(lastrun, "finished", 0);
-			char when[64];
-
-			strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", localtime(&t));
-			printf("last sync: %s (run %lld)\n", when, pl_json_int(lastrun, "id", 0));
-		}
+		printf("%s%s%-14s %-8s %6s %16s %16s %8s%s\n", pl_color(ctx, PL_C_BOLD),
+		       ncl > 1 ? "CLUSTER      " : "", "NODE", "STATUS", "CPU", "MEM", "DISK",
+		       "UPTIME", pl_color(ctx, PL_C_RESET));
+		json_array_foreach(all, i, out)
+			print_nodes(out, pl_json_str(out, "cluster"));
+		fputc('\n', stdout);
+		json_array_foreach(all, i, out)
+			print_counts(out, pl_json_str(out, "cluster"));
 	}
 	rc = PL_EXIT_OK;
 out:
-	json_decref(out);
+	json_decref(all);
 	free(err);
 	pl_session_close(&s);
+	pl_cmd_clusters_free(cls, ncl);
 	return rc;
 }
 

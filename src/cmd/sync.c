@@ -455,26 +455,28 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 	return r;
 }
 
+/* Sync one cluster (cluster: its name when the config has several, for the
+ * output) and print or, for -o json with several, collect what it did. */
 static int
-run(struct pl_ctx *ctx, int argc, char **argv)
+sync_one(struct pl_ctx *ctx, const char *cluster, bool dry, json_t *all)
 {
 	struct pl_session s;
 	struct pl_state_counts cnt = { 0 };
-	struct pl_args a;
+	struct pl_ctx one = *ctx;
 	struct timespec t0, t1;
-	json_t *changes = NULL, *snap = NULL;
+	json_t *changes = NULL, *snap = NULL, *res;
 	char *err = NULL;
-	bool dry = false;
-	int r, rc = PL_EXIT_ERROR;
+	int rc = PL_EXIT_ERROR;
 
-	if ((r = pl_args_parse(&a, &pl_cmd_sync, ctx, argc, argv)) != 0)
-		return pl_args_exit(r);
-	dry = pl_args_has(&a, 0);
+	one.cluster = cluster ? cluster : ctx->cluster;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (pl_session_open(&s, ctx, PL_NEED_STATE | PL_NEED_API, &err) != 0 ||
-	    pl_cmd_sync_now(&s, dry, ctx->tty && isatty(STDERR_FILENO) && ctx->verbosity >= 0,
-			    &cnt, &changes, &snap, &err) != 0) {
-		pl_error("sync failed: %s", err);
+	if (pl_session_open(&s, &one, PL_NEED_STATE | PL_NEED_API, &err) != 0 ||
+	    pl_cmd_sync_now(&s, dry, ctx->tty && isatty(STDERR_FILENO) && ctx->verbosity >= 0, &cnt,
+			    &changes, &snap, &err) != 0) {
+		if (cluster)
+			pl_error("sync of cluster '%s' failed: %s", cluster, err);
+		else
+			pl_error("sync failed: %s", err);
 		goto out;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -483,12 +485,18 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	size_t nn = json_array_size(json_object_get(snap, PL_SNAP_NODES));
 
 	if (ctx->output == PL_OUT_JSON) {
-		pl_print_json(json_pack("{s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:b,s:f,s:I,s:O}", "added",
-					cnt.added, "changed", cnt.changed, "removed", cnt.removed,
-					"unchanged", cnt.unchanged, "unread", cnt.unread,
-					"guests", (json_int_t)ng, "nodes",
-					(json_int_t)nn, "dry_run", dry, "seconds", secs, "requests",
-					(json_int_t)pl_pve_requests_sent(s.pve), "changes", changes));
+		res = json_pack("{s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:b,s:f,s:I,s:O}", "added", cnt.added,
+				"changed", cnt.changed, "removed", cnt.removed, "unchanged",
+				cnt.unchanged, "unread", cnt.unread, "guests", (json_int_t)ng,
+				"nodes", (json_int_t)nn, "dry_run", dry, "seconds", secs,
+				"requests", (json_int_t)pl_pve_requests_sent(s.pve), "changes",
+				changes);
+		if (cluster)
+			json_object_set_new(res, "cluster", json_string(cluster));
+		if (all)
+			json_array_append_new(all, res);
+		else
+			pl_print_json(res);
 	} else if (ctx->verbosity >= 0) { /* -q: only errors */
 		if (dry || ctx->verbosity > 0) {
 			size_t i;
@@ -506,10 +514,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 				       pl_json_str_or(c, "name", ""));
 			}
 		}
-		printf("%s+%d new ~%d changed -%d gone%s (%zu guest%s on %zu node%s in %.2f s)%s\n",
-		       dry ? "would record: " : "", cnt.added, cnt.changed, cnt.removed, "", ng,
-		       ng == 1 ? "" : "s", nn, nn == 1 ? "" : "s", secs,
-		       dry ? "; nothing written (--dry-run)" : "");
+		printf("%s%s%s+%d new ~%d changed -%d gone%s (%zu guest%s on %zu node%s in %.2f "
+		       "s)%s\n",
+		       cluster ? cluster : "", cluster ? ": " : "", dry ? "would record: " : "",
+		       cnt.added, cnt.changed, cnt.removed, "", ng, ng == 1 ? "" : "s", nn,
+		       nn == 1 ? "" : "s", secs, dry ? "; nothing written (--dry-run)" : "");
 	}
 	rc = PL_EXIT_OK;
 out:
@@ -519,6 +528,31 @@ out:
 	pl_json_keep_until_exit(snap);
 	free(err);
 	pl_session_close(&s);
+	return rc;
+}
+
+static int
+run(struct pl_ctx *ctx, int argc, char **argv)
+{
+	struct pl_args a;
+	json_t *all = NULL;
+	char **cls = NULL;
+	size_t ncl;
+	int r, rc = PL_EXIT_OK;
+
+	if ((r = pl_args_parse(&a, &pl_cmd_sync, ctx, argc, argv)) != 0)
+		return pl_args_exit(r);
+	/* several clusters: each in turn; one that fails does not stop the
+	 * others, and the exit code says one failed */
+	ncl = pl_cmd_clusters(ctx, &cls);
+	if (ncl > 1 && ctx->output == PL_OUT_JSON)
+		all = json_array();
+	for (size_t i = 0; i < ncl; i++)
+		if (sync_one(ctx, cls[i], pl_args_has(&a, 0), all) != PL_EXIT_OK)
+			rc = PL_EXIT_ERROR;
+	if (all)
+		pl_print_json(all);
+	pl_cmd_clusters_free(cls, ncl);
 	return rc;
 }
 

@@ -56,6 +56,59 @@ cluster_of(struct pl_ctx *ctx, const struct pl_config *cfg, bool live, struct pl
 	return c;
 }
 
+/* Check cfg's references against each cluster it covers (--cluster's, or
+ * every one), each cluster's part of the config against its own state;
+ * whether one could be checked. */
+static bool
+check_clusters(struct pl_ctx *ctx, struct pl_config *cfg, bool live, struct pl_diags *d)
+{
+	const json_t *all = pl_config_clusters(cfg);
+	char **cls = NULL;
+	size_t n = pl_cmd_clusters(ctx, &cls);
+	bool checked = false;
+
+	for (size_t i = 0; i < n; i++) {
+		struct pl_ctx one = *ctx;
+		struct pl_config *view = cfg;
+		struct pl_diags ignored; /* cfg's own, reported already */
+		const char *name = cls[i] ? cls[i] : ctx->cluster;
+		char *err = NULL;
+		json_t *cluster;
+
+		if (all && name == NULL) /* its only one */
+			name = json_object_iter_key(json_object_iter((json_t *)all));
+		one.cluster = name;
+		if (all) {
+			pl_diags_init(&ignored);
+			pl_config_load(pl_config_path(cfg), &view, &ignored);
+			pl_diags_release(&ignored);
+			if (view == NULL || pl_config_select_cluster(view, name, &err) != 0) {
+				pl_diags_add(d, PL_DIAG_ERROR, NULL, 0, 0, NULL, "%s",
+					     err ? err : "the config changed while it was read");
+				free(err);
+				pl_config_free(view);
+				continue;
+			}
+		}
+		size_t before = d->n;
+
+		if ((cluster = cluster_of(&one, view, live, d)) != NULL)
+			pl_plan_check_cluster(view, cluster, d);
+		for (size_t k = before; all && k < d->n; k++) { /* which cluster said so */
+			char *m = pl_asprintf("cluster '%s': %s", name, d->items[k].msg);
+
+			free(d->items[k].msg);
+			d->items[k].msg = m;
+		}
+		checked |= cluster != NULL;
+		json_decref(cluster);
+		if (view != cfg)
+			pl_config_free(view);
+	}
+	pl_cmd_clusters_free(cls, n);
+	return checked;
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
@@ -65,7 +118,6 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	int r;
 
 	bool live = false, offline = false, checked = false;
-	json_t *cluster = NULL;
 
 	if ((r = pl_args_parse(&a, &pl_cmd_validate, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
@@ -79,10 +131,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_config_check(cfg, &d);
 	if (cfg && d.nerrors == 0 && !offline) {
 		ctx->config_path = path;
-		if ((cluster = cluster_of(ctx, cfg, live, &d)) != NULL)
-			pl_plan_check_cluster(cfg, cluster, &d);
-		checked = cluster != NULL;
-		json_decref(cluster);
+		checked = check_clusters(ctx, cfg, live, &d);
 	}
 	pl_diags_sort(&d);
 	if (ctx->output == PL_OUT_JSON) {

@@ -465,11 +465,26 @@ check_ssh_keys(const struct pl_config *c, struct pl_diags *d, const json_t *g, c
 	}
 }
 
+/* What guest g's cluster has seen of kind (names, vmids, addresses): guests
+ * of different clusters may share them (each cluster is its own network of
+ * VMIDs and names; the same name in a lab and at home is expected). */
+static json_t *
+scoped(json_t *scopes, const json_t *g, const char *kind)
+{
+	const char *cl = pl_json_str_or(g, "cluster", "");
+	json_t *o = json_object_get(scopes, cl), *k;
+
+	if (o == NULL)
+		json_object_set_new(scopes, cl, o = json_object());
+	if ((k = json_object_get(o, kind)) == NULL)
+		json_object_set_new(o, kind, k = json_object());
+	return k;
+}
+
 void
 pl_config_check(const struct pl_config *c, struct pl_diags *d)
 {
-	json_t *names = json_object(), *vmids = json_object(), *ips = json_object();
-	json_t *macs = json_object(), *ports;
+	json_t *names = json_object(), *scopes = json_object(), *ports;
 	const json_t *g;
 	size_t i;
 
@@ -485,7 +500,9 @@ pl_config_check(const struct pl_config *c, struct pl_diags *d)
 		snprintf(gptr, sizeof(gptr), "/guests/%zu", i);
 		if (name) {
 			snprintf(ptr, sizeof(ptr), "%s/name", gptr);
-			unique(c, d, names, "guest name", name, ptr);
+			unique(c, d, scoped(scopes, g, "names"), "guest name", name, ptr);
+			if (!json_object_get(names, name)) /* what profiles may name */
+				json_object_set_new(names, name, json_string(ptr));
 			if (!dns_name(name)) {
 				char *fix = pl_strdup(name);
 
@@ -520,10 +537,11 @@ pl_config_check(const struct pl_config *c, struct pl_diags *d)
 
 			snprintf(id, sizeof(id), "%lld", pl_json_int(g, "vmid", 0));
 			snprintf(ptr, sizeof(ptr), "%s/vmid", gptr);
-			unique(c, d, vmids, "vmid", id, ptr);
+			unique(c, d, scoped(scopes, g, "vmids"), "vmid", id, ptr);
 		}
 		type_keys(c, d, g, gptr, lxc);
-		check_networks(c, d, g, gptr, lxc, ips, macs);
+		check_networks(c, d, g, gptr, lxc, scoped(scopes, g, "ips"),
+			       scoped(scopes, g, "macs"));
 		check_disks(c, d, g, gptr);
 		check_raw_config(c, d, g, gptr, lxc);
 		check_ssh_keys(c, d, g, gptr);
@@ -551,7 +569,5 @@ pl_config_check(const struct pl_config *c, struct pl_diags *d)
 	pl_config_check_storage(c, d);
 	pl_config_check_checks(c, d);
 	json_decref(names);
-	json_decref(vmids);
-	json_decref(ips);
-	json_decref(macs);
+	json_decref(scopes);
 }

@@ -38,13 +38,22 @@ diag(const struct pl_config *c, struct pl_diags *d, const char *section, size_t 
 	pl_config_diag(c, d, PL_DIAG_ERROR, ptr, "%s", msg);
 }
 
+/* Whether id is new among the items of item's cluster (two clusters may
+ * each have a storage 'nas'). */
 static bool
-unique(json_t *seen, const char *id)
+unique(json_t *seen, const json_t *item, const char *id)
 {
-	if (id == NULL || json_object_get(seen, id))
-		return id == NULL;
-	json_object_set_new(seen, id, json_true());
-	return true;
+	char *key;
+	bool fresh;
+
+	if (id == NULL)
+		return true;
+	key = pl_asprintf("%s/%s", pl_json_str_or(item, "cluster", ""), id);
+	fresh = json_object_get(seen, key) == NULL;
+	if (fresh)
+		json_object_set_new(seen, key, json_true());
+	free(key);
+	return fresh;
 }
 
 /* Per type: the keys it needs, and the keys of storages: it can use. */
@@ -103,7 +112,7 @@ check_storage(const struct pl_config *c, struct pl_diags *d, const json_t *s, si
 	if ((msg = id_problem("pve-storage-id", "storage name", name)) != NULL) {
 		diag(c, d, "storages", i, "name", msg);
 		free(msg);
-	} else if (!unique(seen, name)) {
+	} else if (!unique(seen, s, name)) {
 		msg = pl_asprintf("duplicate storage '%s'", name);
 		diag(c, d, "storages", i, "name", msg);
 		free(msg);
@@ -165,7 +174,7 @@ check_job(const struct pl_config *c, struct pl_diags *d, const json_t *b, size_t
 	char *msg = NULL, *err = NULL;
 	size_t k;
 
-	if ((msg = id_problem("pve-configid", "backup job id", id)) == NULL && !unique(seen, id))
+	if ((msg = id_problem("pve-configid", "backup job id", id)) == NULL && !unique(seen, b, id))
 		msg = pl_asprintf("duplicate backup job id '%s'", id);
 	if (msg)
 		diag(c, d, "backups", i, "id", msg);
@@ -230,7 +239,7 @@ pl_config_check_storage(const struct pl_config *c, struct pl_diags *d)
 		if (!json_is_object(e))
 			continue;
 		if ((msg = id_problem("pve-poolid", "pool name", name)) == NULL &&
-		    !unique(seen, name))
+		    !unique(seen, e, name))
 			msg = pl_asprintf("duplicate pool '%s'", name);
 		if (msg)
 			diag(c, d, "pools", i, "name", msg);

@@ -7,6 +7,7 @@
 
 #include <limits.h>
 #include "config/config.h"
+#include "config/internal.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/file.h"
@@ -18,14 +19,6 @@
 #include <unistd.h>
 #include <math.h>
 #include <stdlib.h>
-
-struct pl_config {
-	char *path;
-	json_t *root;   /* validated, normalised, defaults filled in */
-	json_t *marks;  /* pointer -> [line, col] */
-	json_t *guests; /* guests with defaults applied */
-	char *project;  /* `project:` or the default from the file's name */
-};
 
 struct walk {
 	struct pl_config *c;
@@ -48,7 +41,7 @@ pl_config_diag(const struct pl_config *c, struct pl_diags *d, enum pl_diag_level
 	       const char *pointer, const char *fmt, ...)
 {
 	int line = 0, col = 0;
-	char *msg = NULL;
+	char *msg = NULL, *shown;
 	struct pl_buf key;
 	va_list ap;
 
@@ -57,9 +50,11 @@ pl_config_diag(const struct pl_config *c, struct pl_diags *d, enum pl_diag_level
 		pl_die("out of memory");
 	va_end(ap);
 	pl_config_where(c, pointer, &line, &col);
-	/* "/guests/3/disks/0/size" reads as "guests[3].disks[0].size" */
+	/* "/guests/3/disks/0/size" reads as "guests[3].disks[0].size", the
+	 * index the file has (one cluster's view of clusters: has fewer) */
+	shown = pl_config_file_pointer(c, pointer);
 	pl_buf_init(&key, 4096);
-	for (const char *p = pointer; *p;) {
+	for (const char *p = shown; *p;) {
 		const char *seg = p + 1, *end = strchr(seg, '/');
 		size_t n = end ? (size_t)(end - seg) : strlen(seg);
 
@@ -71,6 +66,7 @@ pl_config_diag(const struct pl_config *c, struct pl_diags *d, enum pl_diag_level
 	}
 	pl_diags_add(d, level, c->path, line, col, key.len ? key.data : NULL, "%s", msg);
 	pl_buf_release(&key);
+	free(shown);
 	free(msg);
 }
 
@@ -584,6 +580,7 @@ load_doc(const char *name, json_t *doc, json_t *marks, struct pl_config **out,
 	json_decref(doc);
 	c->guests = apply_defaults(c);
 	set_project(c, d);
+	pl_config_check_clusters(c, d);
 	*out = c;
 	return d->nerrors > before ? PL_EINVAL : 0;
 }
@@ -666,6 +663,8 @@ pl_config_free(struct pl_config *c)
 	json_decref(c->marks);
 	json_decref(c->guests);
 	free(c->project);
+	free(c->cluster);
+	json_decref(c->moved);
 	free(c->path);
 	free(c);
 }

@@ -81,6 +81,20 @@ bool pl_config_where(const struct pl_config *c, const char *pointer, int *line, 
 void pl_config_diag(const struct pl_config *c, struct pl_diags *d, enum pl_diag_level level,
 		    const char *pointer, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
+/* Several clusters (clusters.c). The `clusters:` mapping, or NULL when the
+ * config has none (one cluster: `cluster:` or the environment). */
+const json_t *pl_config_clusters(const struct pl_config *c);
+/* Its names, comma-separated, for messages (caller frees). */
+char *pl_config_cluster_list(const struct pl_config *c);
+/* Narrow c to cluster name: its entry becomes `cluster:`, the objects of the
+ * other clusters are dropped (their marks follow the ones kept). 0, or
+ * PL_ENOENT with *errmsg naming the choices. */
+int pl_config_select_cluster(struct pl_config *c, const char *name, char **errmsg);
+/* The cluster c was narrowed to, or NULL. */
+const char *pl_config_cluster(const struct pl_config *c);
+/* That cluster's own `state:`, or NULL. */
+const char *pl_config_cluster_state(const struct pl_config *c);
+
 /* Cross-object checks that need no cluster: duplicate names, vmids, IPs,
  * MACs (and host ports within one guest), names Proxmox would reject, vmids
  * outside their category's range, unknown categories and profile members. */

@@ -12,6 +12,7 @@ from conftest import SRC, run
 
 TABLE = {c["name"]: c for c in run("-o", "json", "help").json()}
 GLOBAL = {"config": "c", "output": "o", "verbose": "v", "quiet": "q", "no-color": None,
+          "cluster": None,
           "help": "h"}
 TOP_ONLY = {"version": "V"}  # before the command
 DOCS = [os.path.join(SRC, "README.md")] + sorted(glob.glob(os.path.join(SRC, "docs", "*.md")))

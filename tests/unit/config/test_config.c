@@ -7,6 +7,7 @@
 
 #include "core/common.h"
 #include "config/config.h"
+#include "core/err.h"
 #include "core/json.h"
 #include "core/propstr.h"
 
@@ -155,6 +156,86 @@ test_project(void **state)
 	assert_false(pl_config_project_valid(""));
 }
 
+/* clusters: narrowed to one: its entry is cluster:, only its objects stay
+ * (defaults: may name the cluster), and a message about a kept object still
+ * points at its line. */
+static void
+test_select_cluster(void **state)
+{
+	static const char text[] = "clusters:\n"
+				   "  home: {endpoints: ['https://h:8006'], state: h.db}\n"
+				   "  lab: {endpoints: ['https://l:8006']}\n"
+				   "defaults: {cluster: lab}\n"
+				   "guests:\n"
+				   "  - {name: web, cluster: home}\n"
+				   "  - {name: web}\n"
+				   "  - {name: db, memory: 512}\n"
+				   "bridges:\n"
+				   "  - {name: vmbr1, cluster: home}\n"
+				   "profiles: {p: [db, web]}\n";
+	struct pl_diags d;
+	struct pl_config *c = load(text, &d);
+	const json_t *g;
+	char *err = NULL;
+	int line = 0, col = 0;
+
+	(void)state;
+	assert_int_equal(d.nerrors, 0); /* web twice, in two clusters */
+	assert_int_equal(pl_config_select_cluster(c, "office", &err), PL_ENOENT);
+	assert_non_null(strstr(err, "unknown cluster 'office' (clusters in t.yaml: home, lab)"));
+	free(err);
+	assert_int_equal(pl_config_select_cluster(c, "lab", NULL), 0);
+	assert_int_equal(pl_config_select_cluster(c, "lab", NULL), 0); /* again: the same */
+	assert_int_equal(pl_config_select_cluster(c, "home", NULL), PL_EINVAL);
+	assert_string_equal(pl_config_cluster(c), "lab");
+	assert_null(pl_config_cluster_state(c));
+	assert_string_equal(json_string_value(pl_config_get(c, "/cluster/endpoints/0")),
+			    "https://l:8006");
+	g = pl_config_guests(c);
+	assert_int_equal(json_array_size(g), 2);
+	assert_string_equal(pl_json_str(json_array_get(g, 1), "name"), "db");
+	assert_null(json_object_get(json_array_get(g, 0), "cluster"));
+	assert_int_equal(json_array_size(pl_config_get(c, "/guests")), 2);
+	assert_int_equal(json_array_size(pl_config_get(c, "/bridges")), 0);
+	assert_int_equal(json_array_size(pl_config_get(c, "/profiles/p")), 2);
+	assert_true(pl_config_where(c, "/guests/1/memory", &line, &col));
+	assert_int_equal(line, 8);
+	/* a message names the key as the file has it */
+	pl_config_diag(c, &d, PL_DIAG_ERROR, "/guests/1/memory", "too much");
+	assert_true(has_diag(&d, 8, "guests[2].memory: too much"));
+	pl_config_free(c);
+	pl_diags_release(&d);
+
+	c = load(text, &d);
+	assert_int_equal(pl_config_select_cluster(c, "home", NULL), 0);
+	assert_string_equal(pl_config_cluster_state(c), "h.db");
+	assert_int_equal(json_array_size(pl_config_guests(c)), 1);
+	assert_int_equal(json_array_size(pl_config_get(c, "/bridges")), 1);
+	/* db is lab's only: not a member of home's p */
+	assert_int_equal(json_array_size(pl_config_get(c, "/profiles/p")), 1);
+	assert_string_equal(json_string_value(pl_config_get(c, "/profiles/p/0")), "web");
+	assert_true(pl_config_where(c, "/bridges/0/name", &line, &col));
+	assert_int_equal(line, 10);
+	pl_config_free(c);
+	pl_diags_release(&d);
+
+	/* an unknown name, at its place; a missing one; both sections */
+	c = load("clusters: {a: {}, b: {}}\nguests:\n  - {name: x, cluster: c}\n  - {name: y}\n",
+		 &d);
+	assert_true(has_diag(&d, 3, "guests[0].cluster: unknown cluster 'c' (clusters: a, b)"));
+	assert_true(has_diag(&d, 4, "cluster: missing (this config has several clusters: a, b)"));
+	pl_config_free(c);
+	pl_diags_release(&d);
+	c = load("cluster: {}\nclusters: {a: {}}\n", &d);
+	assert_true(has_diag(&d, 1, "cluster: and clusters: are both set"));
+	pl_config_free(c);
+	pl_diags_release(&d);
+	c = load("clusters: {Bad: {}}\n", &d);
+	assert_true(has_diag(&d, 0, "'Bad' is not a cluster name"));
+	pl_config_free(c);
+	pl_diags_release(&d);
+}
+
 int
 main(void)
 {
@@ -164,6 +245,7 @@ main(void)
 		cmocka_unit_test(test_merge_keys_and_ranges),
 		cmocka_unit_test(test_yaml_syntax_error),
 		cmocka_unit_test(test_project),
+		cmocka_unit_test(test_select_cluster),
 	};
 	return cmocka_run_group_tests(tests, NULL, teardown);
 }
