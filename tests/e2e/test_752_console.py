@@ -3,6 +3,7 @@ of a command, an option and a guest name, history kept across restarts,
 Ctrl-C stopping the running command but not the console, `set -o json`; and
 piped input run line by line, stopping at the first failure."""
 import os
+import sqlite3
 import subprocess
 import termios
 import time
@@ -40,10 +41,19 @@ def wait_raw(c):
         time.sleep(0.01)
 
 
-def console(env):
-    c = pexpect.spawn(BIN, ["console"], env=env, encoding="utf-8", timeout=30,
+def prompt(c):
+    """Wait for the prompt and for libedit to read the terminal: keys typed
+    before it has the terminal raw are the line discipline's (a Tab, a Ctrl-D,
+    an echo of their own), which made this test fail now and then under load."""
+    c.expect(r"\)> ")
+    wait_raw(c)
+
+
+def console(env, *args):
+    c = pexpect.spawn(BIN, [*args, "console"], env=env, encoding="utf-8", timeout=60,
                       dimensions=(40, 200))
-    c.expect(r"pvelab \S+ \(\d+ guests, synced \d+ s ago\)> ")
+    c.expect(r"pvelab \S+ \((\d+ guests, synced \d+ s ago|not synced)\)> ")
+    wait_raw(c)
     return c
 
 
@@ -55,27 +65,26 @@ def test_completion_history_and_ctrl_c(lab):
     c.expect_exact("status ")
     c.send("\r")
     c.expect(r"guests")
-    c.expect(r"\)> ")
+    prompt(c)
     c.send("list --no-c\t")
     c.expect_exact("--no-color ")
     c.send("\r")
-    c.expect(r"\)> ")
+    prompt(c)
     c.send("describe web\t")
     c.expect_exact("webserver ")
     c.send("\r")
     c.expect(r"snapshots:")
-    c.expect(r"\)> ")
+    prompt(c)
     # Ctrl-C stops a command that runs until stopped, not the console
     c.send("sim --listen 127.0.0.1:0 --nodes 1\r")
     c.expect(r'"url"')
     c.sendintr()
-    c.expect(r"\)> ")
+    prompt(c)
     c.send("set -o json\r")
-    c.expect(r"\)> ")
+    prompt(c)
     c.send("status\r")
     c.expect(r'"guests": \{')
-    c.expect(r"\)> ")
-    wait_raw(c)
+    prompt(c)
     c.sendeof()
     c.expect(pexpect.EOF)
     c.close()
@@ -123,7 +132,7 @@ def test_commands_inside_share_one_connection(lab):
                          ("snapshots webserver", "console1")]:
         c.send(line + "\r")
         c.expect(answer)
-        c.expect(r"\)> ")
+        prompt(c)
         ports.append(established(c.pid, info["port"]))
     # one connection, opened by the first command and kept by the others
     assert len(ports[0]) == 1 and all(p == ports[0] for p in ports), ports
@@ -147,13 +156,118 @@ def test_ctrl_c_stops_a_command_inside(lab, tmp_path):
             time.sleep(0.05)
         c.sendintr()
         c.expect("interrupted")
-        c.expect(r"\)> ")
+        prompt(c)
         c.send("list\r")  # the console and its store carry on
         c.expect("webserver")
-        c.expect(r"\)> ")
+        prompt(c)
         c.send("exit\r")
         c.expect(pexpect.EOF)
         c.close()
         assert c.exitstatus == 0
     finally:
         stop_sim(mute)
+
+
+def conn_bytes(pid, port):
+    """{local port: bytes received} of process pid's TCP connections to 127.0.0.1:port."""
+    out = subprocess.run(["ss", "-tniHp", "state", "established", "dst", f"127.0.0.1:{port}"],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    conns = {}
+    for line, info in zip(out, out[1:]):
+        if f"pid={pid}," in line and not line[0].isspace():
+            got = [w for w in info.split() if w.startswith("bytes_received:")]
+            conns[line.split()[2].rsplit(":", 1)[1]] = int(got[0].split(":")[1]) if got else 0
+    return conns
+
+
+def newest_run(path):
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        return con.execute("SELECT id, status FROM runs WHERE kind='apply' "
+                           "ORDER BY id DESC LIMIT 1").fetchone() or (0, None)
+    finally:
+        con.close()
+
+
+GUESTS = "guests:\n" + "".join(
+    f"  - name: n{i}\n    memory: 256\n    disks: [{{storage: local-lvm, size: 2G}}]\n"
+    for i in range(4))
+
+
+def test_guarded_commands_inside_on_the_same_connection(tmp_path):
+    """apply, destroy and sync run inside the console: an apply stopped with
+    Ctrl-C starts nothing new, records the run as interrupted and returns to
+    the prompt; its requests went over the console's connection, which the
+    next command uses; confirmations and --allow-delete work as on the
+    command line."""
+    slow = start_sim("--nodes", "1", "--guests", "3", "--task-ms", "1500")
+    try:
+        state = str(tmp_path / "s.db")
+        env = dict(os.environ, **env_for(slow, state), XDG_STATE_HOME=str(tmp_path / "xdg"),
+                   HOME=str(tmp_path), TERM="dumb")
+        env.pop("NO_COLOR", None)
+        cfg = tmp_path / "pvelab.yaml"
+        cfg.write_text(GUESTS)
+        assert run("sync", env=env).rc == 0
+        c = console(env, "-c", str(cfg))
+        c.logfile_read = open(tmp_path / "console.log", "w")
+        port = slow["port"]
+
+        def line(text, *answers):
+            c.send(text + "\r")
+            for a in answers:
+                c.expect(a)
+            prompt(c)
+
+        line("snapshots vm100", "has no snapshots")
+        first = conn_bytes(c.pid, port)
+        assert len(first) == 1, first
+        (kept, before), = first.items()
+        # an apply stopped by Ctrl-C while its first guest is being created (-j 1)
+        c.send("apply --yes -j 1\r")
+        c.expect(r"\[0/4\] n0:create")
+        c.sendintr()
+        c.expect("interrupted: starting nothing new")
+        c.expect(r"Apply interrupted\S* \(run (\d+)\)")
+        run_id = int(c.match.group(1))
+        prompt(c)
+        assert newest_run(state) == (run_id, "interrupted")
+        made = {g["name"] for g in api(slow, "GET", "cluster/resources", type="vm")}
+        assert "n0" in made and not {"n1", "n2", "n3"} & made, made  # n0's task finished
+        # the apply talked over the console's connection, still open
+        after = conn_bytes(c.pid, port)
+        assert kept in after and after[kept] > before, (first, after)
+        line("snapshots n0", "pvelab-pre|has no snapshots")
+        assert set(conn_bytes(c.pid, port)) == set(after)  # no new connection
+        # the next apply finishes the work
+        line("apply --yes -j 4", r"Apply complete\S* \(run \d+\)")
+        # a delete without --allow-delete is refused, and nothing is destroyed
+        cfg.write_text(GUESTS.split("  - name: n3")[0])
+        line("apply --yes", "--allow-delete")
+        assert newest_run(state)[1] == "ok"
+        # a confirmation answered no, then one interrupted: nothing destroyed
+        c.send("destroy n3\r")
+        c.expect_exact("Destroy these guests and their disks? [y/N]")
+        c.send("n\r")
+        c.expect("destroy cancelled; nothing was done")
+        prompt(c)
+        c.send("destroy n3\r")
+        c.expect_exact("Destroy these guests and their disks? [y/N]")
+        c.sendintr()
+        c.expect("destroy cancelled; nothing was done")
+        prompt(c)
+        # a guest of no project is refused
+        line("destroy vm100 --yes", "vm100")
+        made = {g["name"] for g in api(slow, "GET", "cluster/resources", type="vm")}
+        assert {"n3", "vm100"} <= made, made
+        # sync inside: over the same connection too
+        before = conn_bytes(c.pid, port)
+        line("sync", r"\+0 new ~\d+ changed -0 gone")
+        after = conn_bytes(c.pid, port)
+        assert kept in after and after[kept] > before[kept], (before, after)
+        c.send("exit\r")
+        c.expect(pexpect.EOF)
+        c.close()
+        assert c.exitstatus == 0
+    finally:
+        stop_sim(slow)
