@@ -555,6 +555,12 @@ interactive(struct console *c, Tokenizer *tok)
 		const char *line = el_gets(el, &count);
 		char *text;
 
+		if (line == NULL && count < 0 && errno == EINTR) {
+			/* Ctrl-C at the prompt ends the read (libedit passes the
+			 * signal on): the line is dropped, as a shell does */
+			putchar('\n');
+			continue;
+		}
 		if (line == NULL) { /* Ctrl-D */
 			putchar('\n');
 			break;

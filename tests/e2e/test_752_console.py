@@ -80,6 +80,11 @@ def test_completion_history_and_ctrl_c(lab):
     c.expect(r'"url"')
     c.sendintr()
     prompt(c)
+    # Ctrl-C at the prompt drops the line, as a shell does, and never leaves
+    c.send("descr")
+    c.expect_exact("descr")
+    c.sendintr()
+    prompt(c)
     c.send("set -o json\r")
     prompt(c)
     c.send("status\r")
