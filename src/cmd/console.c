@@ -42,11 +42,11 @@
  * fails what is still open instead of ending the process. The commands that
  * serve, watch or run until stopped run as their own process. */
 static const char *const in_process[] = {
-	"status",   "list",     "describe", "history", "snapshots",       "backups",
-	"validate", "plan",     "doctor",   "help",    "version",         "propstr",
-	"start",    "stop",     "shutdown", "reboot",  "suspend",         "resume",
-	"snapshot", "token",    "silence",  "export",  "config_schema",   "sync",
-	"apply",    "destroy",  "rollback", "import",  "adopt",           "backup",
+	"status",          "list",    "describe", "history", "snapshots",     "backups",
+	"validate",        "plan",    "doctor",   "help",    "version",       "propstr",
+	"start",           "stop",    "shutdown", "reboot",  "suspend",       "resume",
+	"snapshot",        "token",   "silence",  "export",  "config_schema", "sync",
+	"apply",           "destroy", "rollback", "import",  "adopt",         "backup",
 	"snapshot_policy",
 };
 
@@ -663,8 +663,9 @@ const struct pl_cmd pl_cmd_console = {
 		"sync, backup and snapshot-policy among them) shares one API connection and\n"
 		"one open store for the whole session; apply, destroy and rollback take\n"
 		"Ctrl-C as on the command line (a third Ctrl-C fails what is still open and\n"
-		"returns to the prompt). serve, proxy, sim, mcp, check, deploy, verify, host\n"
-		"and discover run as their own pvelab process.",
+		"returns to the prompt); Ctrl-C at the prompt drops the line. The others (serve,\n"
+		"sim, proxy, mcp, check, discover, host, deploy, verify, state, completion) run\n"
+		"as their own pvelab process.",
 	.opts = opts,
 	.run = run,
 };
