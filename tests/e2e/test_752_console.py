@@ -276,3 +276,34 @@ def test_guarded_commands_inside_on_the_same_connection(tmp_path):
         assert c.exitstatus == 0
     finally:
         stop_sim(slow)
+
+
+def test_ctrl_c_reaches_the_sync_workers(tmp_path):
+    """A sync inside the console reads the guests' configs on worker threads,
+    each with a clone of the console's client: Ctrl-C once the guest list is
+    in (only the workers' requests are open) stops them too, and nothing is
+    recorded. Before, the workers went on and the sync was recorded."""
+    slow = start_sim("--nodes", "1", "--guests", "3", "--faults", "latency=4s")
+    try:
+        state = str(tmp_path / "s.db")
+        env = dict(os.environ, **env_for(slow, state), XDG_STATE_HOME=str(tmp_path / "xdg"),
+                   HOME=str(tmp_path), TERM="dumb")
+        env.pop("NO_COLOR", None)
+        c = console(env)
+        c.send("sync\r")
+        c.expect(r"syncing \[")  # drawn once the list is in: the configs are being read
+        c.sendintr()
+        c.expect("interrupted")
+        prompt(c)
+        assert "new ~" not in c.before, c.before
+        con = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=5)
+        try:
+            assert con.execute("SELECT count(*) FROM runs WHERE kind='sync'").fetchone()[0] == 0
+        finally:
+            con.close()
+        c.send("exit\r")
+        c.expect(pexpect.EOF)
+        c.close()
+        assert c.exitstatus == 0
+    finally:
+        stop_sim(slow)
