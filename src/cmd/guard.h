@@ -39,7 +39,8 @@ void pl_guard_arm(struct pl_guard *g);
  * Ctrl-C to the guard: stop scheduling first, stop waiting on the second). */
 bool pl_guard_armed(void);
 /* The run has ended: a signal now is remembered for the exit code while the
- * run is recorded, and a second one ends the process at once. */
+ * run is recorded, and a second one ends the process at once (inside the
+ * console: fails the command's open requests). */
 void pl_guard_over(struct pl_guard *g);
 /* Disarm and release the lock; the guard may be zeroed memory never taken. */
 void pl_guard_release(struct pl_guard *g);

@@ -1177,7 +1177,7 @@ pl_pve_resume(struct pl_pve *c)
 bool
 pl_pve_parent_interrupted(const struct pl_pve *c)
 {
-	return c->parent && atomic_load(&((struct pl_pve *)c->parent)->stop_asked);
+	return c->parent && atomic_load(&c->parent->stop_asked);
 }
 
 /* ---- public API ---- */
