@@ -49,6 +49,14 @@ def prompt(c):
     wait_raw(c)
 
 
+def leave(c):
+    """exit, and the console's status is 0 (under ASan: nothing leaked)."""
+    c.send("exit\r")
+    c.expect(pexpect.EOF)
+    c.close()
+    assert c.exitstatus == 0
+
+
 def console(env, *args):
     c = pexpect.spawn(BIN, [*args, "console"], env=env, encoding="utf-8", timeout=60,
                       dimensions=(40, 200))
@@ -141,10 +149,7 @@ def test_commands_inside_share_one_connection(lab):
         ports.append(established(c.pid, info["port"]))
     # one connection, opened by the first command and kept by the others
     assert len(ports[0]) == 1 and all(p == ports[0] for p in ports), ports
-    c.send("exit\r")
-    c.expect(pexpect.EOF)
-    c.close()
-    assert c.exitstatus == 0
+    leave(c)
 
 
 def test_ctrl_c_stops_a_command_inside(lab, tmp_path):
@@ -165,10 +170,7 @@ def test_ctrl_c_stops_a_command_inside(lab, tmp_path):
         c.send("list\r")  # the console and its store carry on
         c.expect("webserver")
         prompt(c)
-        c.send("exit\r")
-        c.expect(pexpect.EOF)
-        c.close()
-        assert c.exitstatus == 0
+        leave(c)
     finally:
         stop_sim(mute)
 
@@ -194,6 +196,15 @@ def newest_run(path):
         con.close()
 
 
+def own_env(info, tmp_path):
+    """The state path and environment of a console on simulator info, all in tmp_path."""
+    state = str(tmp_path / "s.db")
+    env = dict(os.environ, **env_for(info, state), XDG_STATE_HOME=str(tmp_path / "xdg"),
+               HOME=str(tmp_path), TERM="dumb")
+    env.pop("NO_COLOR", None)
+    return state, env
+
+
 GUESTS = "guests:\n" + "".join(
     f"  - name: n{i}\n    memory: 256\n    disks: [{{storage: local-lvm, size: 2G}}]\n"
     for i in range(4))
@@ -207,10 +218,7 @@ def test_guarded_commands_inside_on_the_same_connection(tmp_path):
     command line."""
     slow = start_sim("--nodes", "1", "--guests", "3", "--task-ms", "1500")
     try:
-        state = str(tmp_path / "s.db")
-        env = dict(os.environ, **env_for(slow, state), XDG_STATE_HOME=str(tmp_path / "xdg"),
-                   HOME=str(tmp_path), TERM="dumb")
-        env.pop("NO_COLOR", None)
+        state, env = own_env(slow, tmp_path)
         cfg = tmp_path / "pvelab.yaml"
         cfg.write_text(GUESTS)
         assert run("sync", env=env).rc == 0
@@ -270,10 +278,7 @@ def test_guarded_commands_inside_on_the_same_connection(tmp_path):
         line("sync", r"\+0 new ~\d+ changed -0 gone")
         after = conn_bytes(c.pid, port)
         assert kept in after and after[kept] > before[kept], (before, after)
-        c.send("exit\r")
-        c.expect(pexpect.EOF)
-        c.close()
-        assert c.exitstatus == 0
+        leave(c)
     finally:
         stop_sim(slow)
 
@@ -285,10 +290,7 @@ def test_ctrl_c_reaches_the_sync_workers(tmp_path):
     recorded. Before, the workers went on and the sync was recorded."""
     slow = start_sim("--nodes", "1", "--guests", "3", "--faults", "latency=4s")
     try:
-        state = str(tmp_path / "s.db")
-        env = dict(os.environ, **env_for(slow, state), XDG_STATE_HOME=str(tmp_path / "xdg"),
-                   HOME=str(tmp_path), TERM="dumb")
-        env.pop("NO_COLOR", None)
+        state, env = own_env(slow, tmp_path)
         c = console(env)
         c.send("sync\r")
         c.expect(r"syncing \[")  # drawn once the list is in: the configs are being read
@@ -301,9 +303,6 @@ def test_ctrl_c_reaches_the_sync_workers(tmp_path):
             assert con.execute("SELECT count(*) FROM runs WHERE kind='sync'").fetchone()[0] == 0
         finally:
             con.close()
-        c.send("exit\r")
-        c.expect(pexpect.EOF)
-        c.close()
-        assert c.exitstatus == 0
+        leave(c)
     finally:
         stop_sim(slow)
