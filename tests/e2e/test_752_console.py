@@ -1,7 +1,9 @@
 """Issue 31: `pvelab console` in a real pseudo-terminal (pexpect): completion
 of a command, an option and a guest name, history kept across restarts,
 Ctrl-C stopping the running command but not the console, `set -o json`; and
-piped input run line by line, stopping at the first failure."""
+piped input run line by line, stopping at the first failure; apply, rollback,
+destroy and sync inside the console on its connection, Ctrl-C reaching an
+apply's guard and a sync's worker threads."""
 import os
 import sqlite3
 import subprocess
@@ -211,7 +213,7 @@ GUESTS = "guests:\n" + "".join(
 
 
 def test_guarded_commands_inside_on_the_same_connection(tmp_path):
-    """apply, destroy and sync run inside the console: an apply stopped with
+    """apply, rollback, destroy and sync run inside the console: an apply stopped with
     Ctrl-C starts nothing new, records the run as interrupted and returns to
     the prompt; its requests went over the console's connection, which the
     next command uses; confirmations and --allow-delete work as on the
@@ -252,8 +254,20 @@ def test_guarded_commands_inside_on_the_same_connection(tmp_path):
         assert kept in after and after[kept] > before, (first, after)
         line("snapshots n0", "pvelab-pre|has no snapshots")
         assert set(conn_bytes(c.pid, port)) == set(after)  # no new connection
+        line(f"rollback {run_id} --yes",
+             f"Run {run_id} changed no existing guest: nothing to roll back.")
         # the next apply finishes the work
         line("apply --yes -j 4", r"Apply complete\S* \(run \d+\)")
+        # a change, and its rollback, inside too
+        cfg.write_text(GUESTS.replace("memory: 256", "memory: 384", 1))
+        c.send("apply --yes\r")
+        c.expect(r"Apply complete\S* \(run (\d+)\)")
+        changed = int(c.match.group(1))
+        prompt(c)
+        line(f"rollback {changed} --yes", f"Rolled back 1 change to the state before run {changed}")
+        n0 = [g for g in api(slow, "GET", "cluster/resources", type="vm") if g["name"] == "n0"][0]
+        assert n0["maxmem"] == 256 * 1024 * 1024, n0
+        cfg.write_text(GUESTS)
         # a delete without --allow-delete is refused, and nothing is destroyed
         cfg.write_text(GUESTS.split("  - name: n3")[0])
         line("apply --yes", "--allow-delete")
