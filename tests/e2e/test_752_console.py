@@ -80,6 +80,11 @@ def test_completion_history_and_ctrl_c(lab):
     c.expect_exact("--no-color ")
     c.send("\r")
     prompt(c)
+    c.send("list --node \t")  # an option's value: the nodes of the store
+    c.expect_exact("--node pve ")
+    c.send("\r")
+    c.expect("webserver")
+    prompt(c)
     c.send("describe web\t")
     c.expect_exact("webserver ")
     c.send("\r")
