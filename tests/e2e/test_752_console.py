@@ -325,3 +325,32 @@ def test_ctrl_c_reaches_the_sync_workers(tmp_path):
         leave(c)
     finally:
         stop_sim(slow)
+
+
+def test_second_ctrl_c_while_an_apply_records_returns_to_the_prompt(tmp_path):
+    """Once an apply's changes are done, it refreshes the store: a Ctrl-C then
+    waits for that, and a second one on the command line ends the process.
+    Inside the console it fails the refresh's requests instead: the run is
+    recorded, the prompt comes back and the console goes on."""
+    slow = start_sim("--nodes", "1", "--guests", "1", "--faults", "latency=1s")
+    try:
+        state, env = own_env(slow, tmp_path)
+        cfg = tmp_path / "pvelab.yaml"
+        cfg.write_text(GUESTS.split("  - name: n1")[0])
+        c = console(env, "-c", str(cfg))
+        c.logfile_read = open(tmp_path / "console.log", "w")
+        c.send("apply --yes\r")
+        c.expect(r"done\S*\s+n0 \(create\)")  # the change is done: the refresh begins
+        c.sendintr()
+        c.expect("recording the run first")
+        c.sendintr()
+        c.expect("stopping at once")
+        c.expect("the refresh afterwards failed: interrupted")
+        prompt(c)
+        assert newest_run(state)[1] == "ok"
+        c.send("snapshots n0\r")  # the client takes requests again
+        c.expect("has no snapshots")
+        prompt(c)
+        leave(c)
+    finally:
+        stop_sim(slow)
