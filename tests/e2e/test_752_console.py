@@ -120,7 +120,7 @@ def test_completion_history_and_ctrl_c(lab):
         assert "describe\\040webserver\n" in f.read()
 
 
-def test_piped_input_stops_at_the_first_failure(lab):
+def test_piped_input_stops_at_the_first_failure(lab, tmp_path):
     info, env = lab
     r = run("console", env=env, input="# a comment\nstatus\ndescribe nosuchguest\nlist\n")
     assert r.rc == 1, r
@@ -130,6 +130,11 @@ def test_piped_input_stops_at_the_first_failure(lab):
             input="describe nosuchguest\nset -o json\nlist\n")
     assert r.rc == 1 and r.out.lstrip().startswith("["), r
     assert run("console", env=env, input="status\nexit\nstatus\n").out.count("guests") == 1
+    # set -c: the next commands read another config
+    other = tmp_path / "other.yaml"
+    other.write_text("guests:\n  - name: switched\n    memory: 256\n")
+    r = run("console", env=env, cwd=str(tmp_path), input=f"set -c {other}\nvalidate\n")
+    assert r.rc == 0 and f"{other}: valid (1 guest, project 'other'" in r.out, r
 
 
 def established(pid, port):
