@@ -4,12 +4,10 @@
  * store), history kept in $XDG_STATE_HOME/pvelab/history, `-o` and `-c`
  * switchable inside, Ctrl-C stopping the running command (an apply stops
  * scheduling, as on the command line) without leaving, Ctrl-D leaving. The
- * commands that only read run inside the console on one API connection and
- * one open store, and so do the single-step writes (Ctrl-C fails their
- * requests through the client); apply and the other guarded or long-running
- * commands run as their own pvelab process, so their signals and guards are
- * exactly the command line's. Piped input runs line by line and stops at the first
- * failure unless --keep-going.
+ * commands that read or change the cluster run inside the console on one API
+ * connection and one open store (see in_process); those that serve or watch
+ * run as their own pvelab process. Piped input runs line by line and stops at
+ * the first failure unless --keep-going.
  */
 #include "core/common.h"
 
@@ -24,6 +22,7 @@
 
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
+#include "cmd/guard.h"
 #include "config/config.h"
 #include "core/err.h"
 #include "core/file.h"
@@ -34,17 +33,21 @@
 #include "state/state.h"
 
 /* The commands run inside the console, sharing its connection and store:
- * those that read, and the single-step writes (power actions, snapshots,
- * tokens, silences), which hold no guard and install no signal handler of
- * their own. Ctrl-C fails their requests (a task already started goes on in
- * Proxmox, as when the command line's process is stopped). The rest — apply,
- * destroy, rollback and the other guarded or long-running commands — run as
- * their own process, so their Ctrl-C is exactly the command line's. */
+ * those that read, the single-step writes, and the executor's (apply,
+ * destroy, rollback) with import, adopt, sync, backup and snapshot-policy.
+ * Ctrl-C fails a command's requests (a task already started goes on in
+ * Proxmox, as when the command line's process is stopped), except while
+ * apply, destroy or rollback has its guard armed: the guard takes it as on
+ * the command line (stop scheduling, then stop waiting), and a third one
+ * fails what is still open instead of ending the process. The commands that
+ * serve, watch or run until stopped run as their own process. */
 static const char *const in_process[] = {
-	"status",   "list",  "describe", "history",       "snapshots", "backups",
-	"validate", "plan",  "doctor",   "help",          "version",   "propstr",
-	"start",    "stop",  "shutdown", "reboot",        "suspend",   "resume",
-	"snapshot", "token", "silence",  "config_schema",
+	"status",          "list",    "describe", "history", "snapshots",     "backups",
+	"validate",        "plan",    "doctor",   "help",    "version",       "propstr",
+	"start",           "stop",    "shutdown", "reboot",  "suspend",       "resume",
+	"snapshot",        "token",   "silence",  "export",  "config_schema", "sync",
+	"apply",           "destroy", "rollback", "import",  "adopt",         "backup",
+	"snapshot_policy",
 };
 
 enum { O_KEEP };
@@ -350,7 +353,8 @@ on_interrupt(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	c->interrupted = true;
-	if (pl_session_kept_pve())
+	/* an armed guard (apply, destroy, rollback) takes it as on the command line */
+	if (pl_session_kept_pve() && !pl_guard_armed())
 		pl_pve_interrupt(pl_session_kept_pve());
 }
 
@@ -551,6 +555,12 @@ interactive(struct console *c, Tokenizer *tok)
 		const char *line = el_gets(el, &count);
 		char *text;
 
+		if (line == NULL && count < 0 && errno == EINTR) {
+			/* Ctrl-C at the prompt ends the read (libedit passes the
+			 * signal on): the line is dropped, as a shell does */
+			putchar('\n');
+			continue;
+		}
 		if (line == NULL) { /* Ctrl-D */
 			putchar('\n');
 			break;
@@ -648,11 +658,14 @@ const struct pl_cmd pl_cmd_console = {
 		"running command (an apply stops scheduling new steps, as on the command\n"
 		"line) and returns to the prompt; Ctrl-D or 'exit' leaves. With piped input\n"
 		"each line is a command; the first that fails stops the console (its exit\n"
-		"status is the console's) unless --keep-going. Reads, power actions,\n"
-		"snapshots, tokens and silences share one API connection and one open store\n"
-		"for the whole session; apply, destroy, rollback, import, adopt, sync and the\n"
-		"long-running commands run as their own pvelab process, exactly as on the\n"
-		"command line.",
+		"status is the console's) unless --keep-going. Every command\n"
+		"that reads or changes the cluster (apply, destroy, rollback, import, adopt,\n"
+		"sync, backup and snapshot-policy among them) shares one API connection and\n"
+		"one open store for the whole session; apply, destroy and rollback take\n"
+		"Ctrl-C as on the command line (a third Ctrl-C fails what is still open and\n"
+		"returns to the prompt); Ctrl-C at the prompt drops the line. The others (serve,\n"
+		"sim, proxy, mcp, check, discover, host, deploy, verify, state, completion) run\n"
+		"as their own pvelab process.",
 	.opts = opts,
 	.run = run,
 };

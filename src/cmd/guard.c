@@ -229,6 +229,15 @@ pl_guard_take(struct pl_guard *g, struct pl_session *s, char **errmsg)
 	return 0;
 }
 
+/* Guards armed now: the console leaves a Ctrl-C to them. */
+static int armed;
+
+bool
+pl_guard_armed(void)
+{
+	return armed > 0;
+}
+
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -236,6 +245,13 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	const char *name = sig == SIGTERM ? "terminated" : "interrupted";
 
 	(void)what;
+	if (g->signo && (g->over || g->stop >= 2) && g->s->base == pl_session_kept_base()) {
+		/* inside the console, which must go on: every request and task
+		 * wait of the command fails now, and it returns */
+		fprintf(stderr, "\npvelab: stopping at once: every request still open fails\n");
+		pl_pve_interrupt(g->s->pve);
+		return;
+	}
 	if (g->signo && (g->over || g->stop >= 2)) {
 		/* asked twice with nothing left to wait for: go now */
 		signal((int)sig, SIG_DFL);
@@ -263,6 +279,8 @@ pl_guard_arm(struct pl_guard *g)
 {
 	static const int sigs[2] = { SIGINT, SIGTERM };
 
+	if (!g->ev[0] && !g->ev[1])
+		armed++;
 	for (int i = 0; i < 2; i++) {
 		if (g->ev[i])
 			continue;
@@ -283,6 +301,8 @@ pl_guard_over(struct pl_guard *g)
 static void
 disarm(struct pl_guard *g)
 {
+	if (g->ev[0] || g->ev[1])
+		armed--;
 	for (int i = 0; i < 2; i++) {
 		if (g->ev[i])
 			event_free(g->ev[i]);

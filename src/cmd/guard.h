@@ -3,7 +3,9 @@
  * rollback, destroy) wraps its run in: the one-apply-per-cluster lock in the
  * state store (plus a lock file on this host, so that configs with separate
  * state databases are serialised too), and SIGINT/SIGTERM handled on the
- * session's event loop (the first stops scheduling, the second stops waiting).
+ * session's event loop (the first stops scheduling, the second stops waiting;
+ * a third ends the process, or inside `pvelab console` fails the command's
+ * requests so that it returns and the console goes on).
  */
 #ifndef PL_CMD_GUARD_H
 #define PL_CMD_GUARD_H
@@ -33,8 +35,12 @@ int pl_guard_take(struct pl_guard *g, struct pl_session *s, char **errmsg);
 /* Catch SIGINT and SIGTERM on s's event loop until released (before, they
  * end the process: nothing has changed, and its lock dies with it). */
 void pl_guard_arm(struct pl_guard *g);
+/* Whether a guard is armed in this process (the console then leaves its
+ * Ctrl-C to the guard: stop scheduling first, stop waiting on the second). */
+bool pl_guard_armed(void);
 /* The run has ended: a signal now is remembered for the exit code while the
- * run is recorded, and a second one ends the process at once. */
+ * run is recorded, and a second one ends the process at once (inside the
+ * console: fails the command's open requests). */
 void pl_guard_over(struct pl_guard *g);
 /* Disarm and release the lock; the guard may be zeroed memory never taken. */
 void pl_guard_release(struct pl_guard *g);

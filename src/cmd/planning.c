@@ -21,6 +21,7 @@
 #include "pve/client.h"
 
 #include <event2/event.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -932,14 +933,39 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 	}
 }
 
+static void
+on_confirm_signal(int sig)
+{
+	(void)sig; /* only to end the read: see pl_confirm */
+}
+
 bool
 pl_confirm(const char *question)
 {
+	struct sigaction cur, mine = { .sa_handler = on_confirm_signal }, old;
+	bool caught, yes = false;
 	char line[32];
 
+	/* Inside the console SIGINT is caught (for the event loop), and restarts
+	 * the read: Ctrl-C would do nothing until Enter, then stop the command
+	 * it had just confirmed. Here it ends the read: the answer is no. (On the
+	 * command line it still ends the process: nothing has changed yet.) */
+	sigaction(SIGINT, NULL, &cur);
+	caught = !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler != SIG_DFL &&
+		 cur.sa_handler != SIG_IGN;
+	if (caught) {
+		sigemptyset(&mine.sa_mask);
+		sigaction(SIGINT, &mine, &old);
+	}
 	fprintf(stderr, "%s [y/N] ", question);
 	fflush(stderr);
-	if (fgets(line, sizeof(line), stdin) == NULL)
-		return false;
-	return line[0] == 'y' || line[0] == 'Y';
+	if (fgets(line, sizeof(line), stdin) != NULL)
+		yes = line[0] == 'y' || line[0] == 'Y';
+	else if (caught && ferror(stdin)) {
+		clearerr(stdin);
+		fputc('\n', stderr);
+	}
+	if (caught)
+		sigaction(SIGINT, &old, NULL);
+	return yes;
 }

@@ -523,9 +523,14 @@ sync_one(struct pl_ctx *ctx, const char *cluster, bool dry, json_t *all)
 	rc = PL_EXIT_OK;
 out:
 	/* The process ends now: freeing 10,000 guests value by value is work for
-	 * nothing (a tenth of a large sync). */
-	pl_json_keep_until_exit(changes);
-	pl_json_keep_until_exit(snap);
+	 * nothing (a tenth of a large sync). Inside the console it goes on. */
+	if (pl_session_kept_base()) {
+		json_decref(changes);
+		json_decref(snap);
+	} else {
+		pl_json_keep_until_exit(changes);
+		pl_json_keep_until_exit(snap);
+	}
 	free(err);
 	pl_session_close(&s);
 	return rc;

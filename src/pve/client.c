@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <stdatomic.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -107,6 +108,7 @@ struct pl_pve {
 	pl_pve_observe_fn obs; /* told of every finished request (a clone's too) */
 	void *obs_arg;
 	bool interrupted;     /* pl_pve_interrupt: everything fails until pl_pve_resume */
+	atomic_bool stop_asked; /* the same, for its clones' threads to read */
 	struct event fail_ev; /* fails what was asked while interrupted, from the loop */
 	bool fail_armed;
 };
@@ -1149,6 +1151,7 @@ pl_pve_interrupt(struct pl_pve *c)
 	struct req *q;
 
 	c->interrupted = true;
+	atomic_store(&c->stop_asked, true);
 	/* In flight or waiting to retry: their transfers end here (curl closes
 	 * a connection whose answer did not finish). */
 	for (;;) {
@@ -1168,6 +1171,13 @@ void
 pl_pve_resume(struct pl_pve *c)
 {
 	c->interrupted = false;
+	atomic_store(&c->stop_asked, false);
+}
+
+bool
+pl_pve_parent_interrupted(const struct pl_pve *c)
+{
+	return c->parent && atomic_load(&c->parent->stop_asked);
 }
 
 /* ---- public API ---- */

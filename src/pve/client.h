@@ -93,6 +93,10 @@ void pl_pve_request_stream(struct pl_pve *c, const char *method, const char *pat
 void pl_pve_interrupt(struct pl_pve *c);
 /* Accept requests again after pl_pve_interrupt. */
 void pl_pve_resume(struct pl_pve *c);
+/* Whether the client clone c was made from is interrupted now (read on the
+ * clone's thread, which then interrupts the clone itself: a clone's loop is
+ * its thread's). False for a client that is no clone. */
+bool pl_pve_parent_interrupted(const struct pl_pve *c);
 /* Requests not yet completed (and tasks waited on). */
 size_t pl_pve_pending(const struct pl_pve *c);
 /* The event loop it runs on. */

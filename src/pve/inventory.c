@@ -48,6 +48,7 @@ struct shard {
 	struct pl_pve *c;
 	struct event *tick; /* feed the idle slots while the list arrives; see a cancel */
 	bool slow;          /* the list is complete: the tick only looks for a cancel */
+	bool interrupted;   /* its client is, as the caller's was */
 	int idle;           /* request slots with nothing to do yet */
 	int k;
 	struct item *live;  /* its requests in flight (freed here when cancelled) */
@@ -347,6 +348,14 @@ tick_cb(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (atomic_load(&sh->inv->cancel)) {
 		event_base_loopbreak(sh->base);
+		return;
+	}
+	if (!sh->interrupted && pl_pve_parent_interrupted(sh->c)) {
+		/* the caller's client was interrupted (the console's Ctrl-C): so
+		 * is this worker's, on its own thread; its requests fail now */
+		sh->interrupted = true;
+		atomic_store(&sh->inv->stop, true);
+		pl_pve_interrupt(sh->c);
 		return;
 	}
 	refill(sh);
