@@ -7,6 +7,7 @@
 #include "core/common.h"
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
+#include "cmd/deploy.h"
 #include "cmd/guard.h"
 #include "cmd/planning.h"
 #include "config/config.h"
@@ -262,19 +263,57 @@ prune_apply_snapshots(const struct pl_ctx *ctx, struct pl_session *s, json_t *re
 	return n;
 }
 
-/* After a successful apply: the guests' stacks (pvelab deploy, waiting for a
- * new guest's agent or SSH), then pvelab verify when asked. Under -o json
- * they run quietly: apply's JSON stays the only document on stdout. */
+/* The plan's stacks, deployed inside the apply's run once its changes are
+ * done (cmd/deploy.h): a guest the run snapshotted already keeps that one
+ * snapshot as its way back, the others get pvelab-pre-RUN now; only what
+ * the plan showed is deployed. result["stacks"] gets the report; returns
+ * how many failed. */
+static int
+deploy_stacks(struct pl_ctx *ctx, const struct pl_args *a, struct pl_session *s, const json_t *plan,
+	      json_t *result, long long run_id)
+{
+	struct pl_deploy_opts o = { .rollback = pl_args_has(a, O_STACK_ROLLBACK),
+				    .wait_s = 300,
+				    .run_id = run_id,
+				    .expect = json_object_get(plan, "stacks"),
+				    .show = ctx->output == PL_OUT_TEXT && pl_chatty(ctx) };
+	json_t *snapped = json_object(), *stacks = NULL, *sp = NULL, *report = json_array();
+	const json_t *c;
+	char *err = NULL;
+	size_t i;
+	int failed;
+
+	json_array_foreach(json_object_get(result, "changes"), i, c)
+		if (pl_json_str(c, "snapshot")) {
+			char key[32];
+
+			snprintf(key, sizeof key, "%lld", pl_json_int(c, "vmid", 0));
+			json_object_set_new(snapped, key, json_string(pl_json_str(c, "snapshot")));
+		}
+	o.snapped = snapped;
+	if (pl_deploy_plan(s, &o, &stacks, &sp, &err) != 0) {
+		json_array_append_new(report, json_pack("{s:s,s:s,s:b,s:s}", "guest", "?", "name",
+							"?", "ok", 0, "error", err));
+		failed = 1;
+	} else {
+		failed = pl_deploy_run(ctx, s, &o, stacks, sp, report);
+	}
+	json_object_set_new(result, "stacks", report);
+	free(err);
+	json_decref(snapped);
+	json_decref(stacks);
+	json_decref(sp);
+	return failed;
+}
+
+/* pvelab verify after an apply, when asked. Under -o json it runs quietly:
+ * apply's JSON stays the only document on stdout. */
 static int
 after_apply(struct pl_ctx *ctx, const struct pl_args *a, const struct pl_config *cfg, int rc)
 {
 	struct pl_ctx quiet = *ctx;
-	char w_deploy[] = "deploy", w_wait[] = "--wait", w_300[] = "300",
-	     w_rb[] = "--rollback-on-failure", w_verify[] = "verify";
-	char *dargv[] = { w_deploy, w_wait, w_300, w_rb, NULL }, *vargv[] = { w_verify, NULL };
-	bool stacks = false;
-	size_t i;
-	json_t *g;
+	char w_verify[] = "verify";
+	char *vargv[] = { w_verify, NULL };
 
 	if (rc != PL_EXIT_OK || !cfg)
 		return rc;
@@ -282,11 +321,6 @@ after_apply(struct pl_ctx *ctx, const struct pl_args *a, const struct pl_config 
 		quiet.output = PL_OUT_TEXT;
 		quiet.verbosity = -1;
 	}
-	json_array_foreach(pl_config_guests(cfg), i, g)
-		stacks |= json_array_size(json_object_get(g, "stacks")) > 0;
-	if (stacks && !pl_args_has(a, O_NOSTACKS) &&
-	    pl_cmd_deploy.run(&quiet, pl_args_has(a, O_STACK_ROLLBACK) ? 4 : 3, dargv) != 0)
-		return PL_EXIT_ERROR;
 	if (pl_args_has(a, O_VERIFY) && pl_cmd_verify.run(&quiet, 1, vargv) != 0)
 		return PL_EXIT_ERROR;
 	return rc;
@@ -384,6 +418,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		}
 		/* the same changes: the fresh plan is the one carried out */
 	}
+	if (pl_args_has(&a, O_NOSTACKS)) { /* not this time: the next plan shows them again */
+		json_object_del(plan, "stacks");
+		json_object_del(json_object_get(plan, "summary"), "stacks");
+	}
 	if (json_array_size(json_object_get(plan, "blocked"))) {
 		pl_planning_print(ctx, plan);
 		pl_error("the plan has blocked changes (above); nothing was done");
@@ -447,6 +485,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	if (prog.live)
 		fputs("\r\033[K", stderr);
 	json_decref(prog.running);
+	if (r == 0 && !json_is_true(json_object_get(result, "stopped")) && guard.stop == 0 &&
+	    json_array_size(json_object_get(plan, "stacks")) > 0 &&
+	    pl_json_int(json_object_get(plan, "summary"), "stacks", 0) > 0 &&
+	    deploy_stacks(ctx, &a, &s, plan, result, run_id) > 0)
+		r = PL_EIO;
 	json_object_set_new(result, "run", json_integer(run_id));
 	json_object_set_new(result, "no_backup", json_boolean(ao.no_backup));
 	json_object_set(result, "plan_summary", json_object_get(plan, "summary"));
@@ -465,10 +508,13 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	if (guard.stop < PL_APPLY_ABANDON &&
 	    pl_cmd_sync_now(&s, false, false, NULL, NULL, NULL, &err) != 0)
 		pl_warn(ctx, "applied, but the refresh afterwards failed: %s", err);
-	if (ctx->output == PL_OUT_JSON)
+	if (ctx->output == PL_OUT_JSON) {
 		pl_print_json(json_incref(result));
-	else
+	} else {
 		print_result(ctx, result, run_id);
+		if (ctx->verbosity >= 0)
+			pl_deploy_print(json_object_get(result, "stacks"));
+	}
 	if (pruned && ctx->output != PL_OUT_JSON && ctx->verbosity >= 0)
 		printf("Deleted %zu older apply snapshot%s (apply_snapshots.keep: %lld).\n", pruned,
 		       pruned == 1 ? "" : "s",

@@ -15,7 +15,8 @@
 #include "sim/sim.h"
 
 static const struct pl_opt opts[] = {
-	{ "listen", 'l', "HOST:PORT", "address to serve on (default 127.0.0.1:8006; port 0 picks one)" },
+	{ "listen", 'l', "HOST:PORT",
+	  "address to serve on (default 127.0.0.1:8006; port 0 picks one)" },
 	{ "no-tls", 0, NULL, "serve plain HTTP instead of HTTPS" },
 	{ "nodes", 0, "N", "generated cluster: number of nodes (default 1)" },
 	{ "guests", 0, "M", "generated cluster: number of guests (default 0)" },
@@ -23,12 +24,19 @@ static const struct pl_opt opts[] = {
 	{ "state-file", 0, "FILE", "load the cluster from FILE if it exists; save changes to it" },
 	{ "task-ms", 0, "MS", "how long worker tasks run (default 300)" },
 	{ "auth-delay-ms", 0, "MS", "delay of 401 answers (default 3000, as PVE)" },
-	{ "lock-wait-ms", 0, "MS", "how long a lockwait fault waits before failing (default 10000)" },
-	{ "faults", 0, "SPEC", "inject faults: error=P,timeout=P,reset=P,latency=MS,lockwait=P,noanswer=P,truncate=P" },
+	{ "lock-wait-ms", 0, "MS",
+	  "how long a lockwait fault waits before failing (default 10000)" },
+	{ "health-ms", 0, "MS",
+	  "guest agent's docker compose: each healthcheck interval lasts MS instead of its own "
+	  "(default: as the compose file says)" },
+	{ "faults", 0, "SPEC",
+	  "inject faults: error=P,timeout=P,reset=P,latency=MS,lockwait=P,noanswer=P,truncate=P" },
 	{ "rng-seed", 0, "N", "seed for faults, MACs and UUIDs (deterministic runs)" },
 	{ "pve-version", 0, "VER", "API schema to follow: 9.1 (default) or 8.4" },
-	{ "password-file", 0, "FILE", "root@pam password (mode 0600; or PVELAB_SIM_PASSWORD; default: random)" },
-	{ "token-file", 0, "FILE", "secret of the token root@pam!pvelab (mode 0600; or PVELAB_SIM_TOKEN; default: random)" },
+	{ "password-file", 0, "FILE",
+	  "root@pam password (mode 0600; or PVELAB_SIM_PASSWORD; default: random)" },
+	{ "token-file", 0, "FILE",
+	  "secret of the token root@pam!pvelab (mode 0600; or PVELAB_SIM_TOKEN; default: random)" },
 	{ NULL, 0, NULL, NULL },
 };
 
@@ -106,6 +114,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 				o.auth_delay_ms = (int)v;
 			else if (!strcmp(name, "lock-wait-ms"))
 				o.lock_wait_ms = (int)v;
+			else if (!strcmp(name, "health-ms"))
+				o.health_ms = (int)v;
 			else if (!strcmp(name, "rng-seed")) {
 				o.rng_seed = (uint64_t)v;
 				o.rng_seeded = true;

@@ -62,7 +62,8 @@ json_t *pl_plan_snapshot_sigs(const json_t *snap);
  * ("guest 105 changed"), caller frees. */
 char *pl_plan_stale(const json_t *saved, const json_t *fresh);
 
-/* Whether the cluster differs from the config (changes, or blocked ones). */
+/* Whether the cluster differs from the config (changes, blocked ones, or a
+ * stack in plan["stacks"] to create or update). */
 bool pl_plan_has_changes(const json_t *plan);
 
 #endif

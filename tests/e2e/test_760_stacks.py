@@ -3,6 +3,7 @@ guest agent (plan create/update/unchanged with a diff of the files without
 secrets, a snapshot before a change, rollback when compose up fails), and
 through a real sshd on loopback with a stub `docker` (files and modes, host
 key trust on first use and a changed key refused, an unreachable host)."""
+import hashlib
 import json
 import os
 import shutil
@@ -62,6 +63,10 @@ def lab(tmp_path):
     stop_sim(info)
 
 
+def sha(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def agent(info, method, vmid, what, **params):
     import requests
     r = getattr(requests, method)(f"{info['url']}/api2/json/nodes/pve/qemu/{vmid}/agent/{what}",
@@ -104,10 +109,12 @@ def test_agent_deploy_update_unchanged_rollback(lab):
     (plan,) = r.json()["stacks"]
     assert plan["action"] == "update"
     assert plan["files"] == [{"path": "/opt/pvelab/stacks/app/.env", "change": "update",
-                              "secret": False, "diff": "-TAG=1.2\n+TAG=1.3\n"}]
+                              "secret": False, "diff": "-TAG=1.2\n+TAG=1.3\n",
+                              "sha256": sha("MODE=prod\nTAG=1.3\n")}]
     r = pvelab("-o", "json", "deploy")
     assert r.rc == 0, r.err
-    assert r.json()["deployed"][0]["snapshot"].startswith("pvelab-pre-deploy-")
+    # a deploy is a run of its own: its snapshot is named after it
+    assert r.json()["deployed"][0]["snapshot"] == f"pvelab-pre-{r.json()['run']}"
     assert pvelab("deploy", "--dry-run").rc == 0  # replan: no change
 
     # a secret changes: shown as changed, its content never
