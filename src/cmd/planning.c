@@ -1067,11 +1067,12 @@ pl_planning_print_stacks(const struct pl_ctx *ctx, const json_t *stacks)
 
 		if (!strcmp(a, "unchanged"))
 			continue;
-		printf("  %s%-3s %-7s%s %s%s%s (stack %s",
+		/* "stack" in the action's column: the summary counts guests' actions */
+		printf("  %s%-3s stack  %s %s%s/%s%s (%s",
 		       pl_color(ctx, create ? PL_C_GREEN : PL_C_YELLOW), create ? "+" : "~",
-		       create ? "create" : "update", pl_color(ctx, PL_C_RESET),
-		       pl_color(ctx, PL_C_BOLD), pl_json_str_or(e, "guest", "?"),
-		       pl_color(ctx, PL_C_RESET), pl_json_str_or(e, "name", "?"));
+		       pl_color(ctx, PL_C_RESET), pl_color(ctx, PL_C_BOLD),
+		       pl_json_str_or(e, "guest", "?"), pl_json_str_or(e, "name", "?"),
+		       pl_color(ctx, PL_C_RESET), a);
 		if (pl_json_int(e, "vmid", 0))
 			printf(" in %lld", pl_json_int(e, "vmid", 0));
 		printf(", sha256 %.12s)\n", pl_json_str_or(e, "sha256", "?"));

@@ -252,6 +252,7 @@ def test_ssh_deploy_files_modes_and_calls(sshlab):
     # --profile replaces the stacks' profiles (the seed's deploy-stack.sh --profile full)
     r = pvelab("deploy", "--profile", "full")
     assert r.rc == 0, r
+    assert "    |  Container app-web-1  Started" in r.err  # compose's output, streamed
     assert (d / "docker.log").read_text().splitlines()[-2].endswith(
         "--profile full up -d --remove-orphans")
 
@@ -270,8 +271,22 @@ def test_ssh_host_key_changed_is_refused(sshlab):
                                   capture_output=True, text=True).stdout.split()[1]
     assert f"ssh 127.0.0.1:{port}: host key changed" in r.err
     assert fp("host1") in r.err and fp("host2") in r.err
+    assert f"pvelab ssh forget 127.0.0.1:{port}" in r.err  # the refusal names the way out
     assert not (d / "docker.log").exists()  # nothing ran
     assert (d / "guest" / "app" / ".env").read_text() == "MODE=prod\nTAG=1.2\n"
+    # the key pvelab trusts, then forgotten on purpose: the new one is trusted
+    r = pvelab("-o", "json", "ssh", "hosts")
+    assert [(h["host"], h["port"], h["fingerprint"]) for h in r.json()] == [
+        ("127.0.0.1", port, fp("host1"))]
+    r = pvelab("ssh", "forget", f"127.0.0.1:{port}")
+    assert r.rc == 0 and "Forgot the host key of 127.0.0.1:" in r.out, r
+    r = pvelab("ssh", "forget", f"127.0.0.1:{port}")
+    assert r.rc == 1 and "no ssh host key recorded" in r.err
+    assert pvelab("ssh", "forget", "127.0.0.1:notaport").rc == 64
+    r = pvelab("deploy")
+    assert r.rc == 0, r
+    assert (d / "guest" / "app" / ".env").read_text() == "MODE=prod\nTAG=1.4\n"
+    assert pvelab("-o", "json", "ssh", "hosts").json()[0]["fingerprint"] == fp("host2")
 
 
 def test_ssh_unreachable_fails_within_timeout(sshlab):
