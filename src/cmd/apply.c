@@ -161,8 +161,20 @@ print_result(const struct pl_ctx *ctx, const json_t *res, long long run)
 	char *me = pl_cmd_invocation(ctx);
 	bool stopped = json_is_true(json_object_get(res, "stopped"));
 	bool touched = pl_json_int(res, "ok", 0) > 0; /* anything to roll back? */
-	size_t i;
+	size_t i, nstacks = 0;
 
+	json_array_foreach(json_object_get(res, "stacks"), i, c)
+		nstacks += !json_is_true(json_object_get(c, "ok"));
+	if (pl_json_int(res, "failed", 0) == 0 && !stopped && nstacks) {
+		printf("%sApply failed%s (run %lld): %lld change%s done, %zu stack%s failed to "
+		       "deploy "
+		       "(below); %s rollback %lld takes back the guests this run changed.\n",
+		       pl_color(ctx, PL_C_RED), pl_color(ctx, PL_C_RESET), run,
+		       pl_json_int(res, "ok", 0), pl_json_int(res, "ok", 0) == 1 ? "" : "s",
+		       nstacks, nstacks == 1 ? "" : "s", me, run);
+		free(me);
+		return;
+	}
 	if (pl_json_int(res, "failed", 0) == 0 && !stopped) {
 		if (ctx->verbosity >= 0) /* -q: only errors */
 			printf("%sApply complete%s (run %lld): %lld change%s done.\n",
@@ -512,8 +524,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_print_json(json_incref(result));
 	} else {
 		print_result(ctx, result, run_id);
-		if (ctx->verbosity >= 0)
-			pl_deploy_print(json_object_get(result, "stacks"));
+		pl_deploy_print(json_object_get(result, "stacks"));
 	}
 	if (pruned && ctx->output != PL_OUT_JSON && ctx->verbosity >= 0)
 		printf("Deleted %zu older apply snapshot%s (apply_snapshots.keep: %lld).\n", pruned,

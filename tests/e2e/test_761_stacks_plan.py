@@ -187,6 +187,19 @@ def test_apply_and_deploy_runs_roll_back(lab):
     assert guest_file(info, 100, "/opt/pvelab/stacks/app/.env") == "TAG=1.3\n"
     assert pvelab("deploy", "--dry-run").rc == 2
 
+    # a stack that fails inside an apply fails the apply and is left as it
+    # is without --rollback-on-failure; rollback RUN takes it back
+    (d / "compose.yaml").write_text(COMPOSE.replace("nginx:1.27", "nginx:broken"))
+    r = pvelab("apply", "--yes")
+    assert r.rc == 1, r
+    assert "1 stack failed to deploy" in r.out and "stack app in docker1: FAILED" in r.out, r
+    assert "manifest for nginx:broken not found" in r.out
+    run4 = int(r.out.split("(run ")[1].split(")")[0])
+    assert "nginx:broken" in guest_file(info, 100, "/opt/pvelab/stacks/app/compose.yaml")
+    assert pvelab("rollback", "--yes", str(run4)).rc == 0
+    assert "nginx:1.27" in guest_file(info, 100, "/opt/pvelab/stacks/app/compose.yaml")
+    assert guest_file(info, 100, "/opt/pvelab/stacks/app/.env") == "TAG=1.3\n"
+
 
 HEALTHY = """services:
   web:
