@@ -308,7 +308,7 @@ deploy_stacks(struct pl_ctx *ctx, const struct pl_args *a, struct pl_session *s,
 							"?", "ok", 0, "error", err));
 		failed = 1;
 	} else {
-		failed = pl_deploy_run(ctx, s, &o, stacks, sp, report);
+		failed = pl_deploy_run(s, &o, stacks, sp, report);
 	}
 	json_object_set_new(result, "stacks", report);
 	free(err);

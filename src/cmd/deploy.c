@@ -86,21 +86,12 @@ on_output(void *ctx, int stream, const char *p, size_t n)
 	}
 }
 
-static long long
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* After compose up: compose ps until every service runs and each
  * healthcheck passed, one goes down or unhealthy, or health_ms pass. */
 static int
 wait_healthy(struct pl_gx *x, const json_t *st, int health_ms, bool show, char **errmsg)
 {
-	long long deadline = mono_ms() + health_ms;
+	long long deadline = pl_gx_mono_ms() + health_ms;
 	int pause = 250, state, r;
 	bool said = false;
 
@@ -120,7 +111,7 @@ wait_healthy(struct pl_gx *x, const json_t *st, int health_ms, bool show, char *
 			free(why);
 			return 0;
 		}
-		if (state == PL_GX_DOWN || mono_ms() + pause > deadline) {
+		if (state == PL_GX_DOWN || pl_gx_mono_ms() + pause > deadline) {
 			r = pl_seterr(errmsg, PL_EIO, "after compose up: %s%s", why,
 				      state == PL_GX_DOWN ? "" : " (--health-timeout)");
 			free(why);
@@ -318,6 +309,10 @@ pl_deploy_plan(struct pl_session *s, const struct pl_deploy_opts *o, json_t **st
 		json_object_set_new(st, "lxc",
 				    json_boolean(!strcmp(pl_json_str_or(g, "type", ""), "lxc")));
 		json_object_set(st, "status", json_object_get(g, "status"));
+		/* the record a rollback of this deploy puts back */
+		json_object_set_new(
+			st, "before",
+			find_record(rec, pl_json_int(st, "vmid", 0), pl_json_str(st, "name")));
 	}
 	*plan = pl_stacks_compare(*stacks, rec);
 out:
@@ -348,20 +343,14 @@ expected(const json_t *expect, const json_t *entry)
 }
 
 int
-pl_deploy_run(struct pl_ctx *ctx, struct pl_session *s, const struct pl_deploy_opts *o,
-	      json_t *stacks, const json_t *plan, json_t *report)
+pl_deploy_run(struct pl_session *s, const struct pl_deploy_opts *o, json_t *stacks,
+	      const json_t *plan, json_t *report)
 {
-	json_t *taken = o->snapped ? json_deep_copy(o->snapped) : json_object(), *st, *rec = NULL;
+	json_t *taken = o->snapped ? json_deep_copy(o->snapped) : json_object(), *st;
 	char *err = NULL;
 	size_t i;
 	int failed = 0, r;
 
-	(void)ctx;
-	if (pl_state_stacks(s->state, &rec, &err) != 0) {
-		rec = json_array();
-		free(err);
-		err = NULL;
-	}
 	json_array_foreach(stacks, i, st) {
 		json_t *entry = json_array_get(plan, i), *gcfg = NULL, *rep, *g;
 		struct pl_gx x = { .s = s };
@@ -371,18 +360,17 @@ pl_deploy_run(struct pl_ctx *ctx, struct pl_session *s, const struct pl_deploy_o
 
 		if (!strcmp(action, "unchanged") && !o->force)
 			continue;
-		rep = json_pack(
-			"{s:s,s:O,s:O,s:s,s:s,s:s,s:o}", "guest", pl_json_str(st, "guest"), "vmid",
-			json_object_get(st, "vmid"), "node", json_object_get(st, "node"), "type",
-			json_is_true(json_object_get(st, "lxc")) ? "lxc" : "qemu", "name",
-			pl_json_str(st, "name"), "action", action, "before",
-			find_record(rec, pl_json_int(st, "vmid", 0), pl_json_str(st, "name")));
+		rep = json_pack("{s:s,s:O,s:O,s:s,s:s,s:s,s:O}", "guest", pl_json_str(st, "guest"),
+				"vmid", json_object_get(st, "vmid"), "node",
+				json_object_get(st, "node"), "type",
+				json_is_true(json_object_get(st, "lxc")) ? "lxc" : "qemu", "name",
+				pl_json_str(st, "name"), "action", action, "before",
+				json_object_get(st, "before"));
 		json_array_append_new(report, rep);
 		if (o->expect && !expected(o->expect, entry)) {
 			r = pl_seterr(&err, PL_ECONFLICT,
-				      "its files changed after the plan was made (the plan showed "
-				      "another %s): run pvelab plan again",
-				      "content");
+				      "its files changed after the plan was made: run pvelab plan "
+				      "again");
 			goto done;
 		}
 		json_array_foreach(pl_config_guests(s->cfg), k, g)
@@ -410,7 +398,6 @@ pl_deploy_run(struct pl_ctx *ctx, struct pl_session *s, const struct pl_deploy_o
 		err = NULL;
 	}
 	json_decref(taken);
-	json_decref(rec);
 	return failed;
 }
 
@@ -552,7 +539,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	o.run_id = d.id;
 	o.record = on_record;
 	o.arg = &d;
-	failed = pl_deploy_run(ctx, &s, &o, stacks, plan, report);
+	failed = pl_deploy_run(&s, &o, stacks, plan, report);
 	json_object_set_new(d.result, "ok",
 			    json_integer((json_int_t)(json_array_size(report) - (size_t)failed)));
 	json_object_set_new(d.result, "failed", json_integer(failed));

@@ -33,16 +33,17 @@ struct pl_deploy_opts {
 };
 
 /* The config's stacks (of o->names, with o->profile) rendered for the guests
- * the cluster has now: *stacks (with their files' content: never printed)
- * and *plan (pl_stacks_compare's), new references. */
+ * the cluster has now: *stacks (with their files' content: never printed;
+ * "before": the store's record of the last deploy, or null) and *plan
+ * (pl_stacks_compare's), new references. */
 int pl_deploy_plan(struct pl_session *s, const struct pl_deploy_opts *o, json_t **stacks,
 		   json_t **plan, char **errmsg);
 /* Deploy what plan creates or updates: *report gets one entry per stack
  * ({"guest","vmid","node","type","name","action","transport","snapshot"?,
  * "before" (the store's record before, or null),"ok","error"?,
  * "rolled_back"?,...}, no secret); returns how many failed. */
-int pl_deploy_run(struct pl_ctx *ctx, struct pl_session *s, const struct pl_deploy_opts *o,
-		  json_t *stacks, const json_t *plan, json_t *report);
+int pl_deploy_run(struct pl_session *s, const struct pl_deploy_opts *o, json_t *stacks,
+		  const json_t *plan, json_t *report);
 /* Print what a deploy did, one line a stack, to stdout. */
 void pl_deploy_print(const json_t *report);
 #endif

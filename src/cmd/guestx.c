@@ -43,8 +43,8 @@ argv_shell(const json_t *argv)
 	return pl_buf_detach(&b, NULL);
 }
 
-static long long
-mono_ms(void)
+long long
+pl_gx_mono_ms(void)
 {
 	struct timespec ts;
 
@@ -60,7 +60,7 @@ agent_run(struct pl_gx *x, const json_t *argv, const char *input, size_t inlen, 
 {
 	char *path = pl_asprintf("/nodes/%s/qemu/%lld/agent/exec", x->node, x->vmid);
 	json_t *params = json_pack("{s:O}", "command", argv), *data = NULL;
-	long long deadline = mono_ms() + timeout_ms;
+	long long deadline = pl_gx_mono_ms() + timeout_ms;
 	json_int_t pid;
 	int wait = 20, r;
 
@@ -88,7 +88,7 @@ agent_run(struct pl_gx *x, const json_t *argv, const char *input, size_t inlen, 
 			break;
 		}
 		json_decref(data);
-		if (mono_ms() >= deadline) {
+		if (pl_gx_mono_ms() >= deadline) {
 			r = pl_seterr(errmsg, PL_ETIMEOUT,
 				      "guest %lld: the command did not end within %d ms", x->vmid,
 				      timeout_ms);
@@ -420,7 +420,7 @@ int
 pl_gx_open(struct pl_session *s, const json_t *gcfg, const json_t *g, const char *transport,
 	   int wait_ms, struct pl_gx *x, const char **chosen, char **errmsg)
 {
-	long long deadline = mono_ms() + wait_ms;
+	long long deadline = pl_gx_mono_ms() + wait_ms;
 	int r, pause = 500;
 
 	const char *type = pl_json_str_or(g, "type", "");
@@ -453,7 +453,7 @@ pl_gx_open(struct pl_session *s, const json_t *gcfg, const json_t *g, const char
 			json_decref(data);
 			free(path);
 		}
-		if (r == 0 || !transient(r) || mono_ms() + pause >= deadline)
+		if (r == 0 || !transient(r) || pl_gx_mono_ms() + pause >= deadline)
 			return r;
 		usleep((useconds_t)pause * 1000);
 		pause = pause < 5000 ? pause * 2 : 5000;

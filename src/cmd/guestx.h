@@ -66,5 +66,7 @@ int pl_gx_ssh_open(struct pl_session *s, const json_t *gcfg, struct pl_ssh **out
 int pl_gx_open(struct pl_session *s, const json_t *gcfg, const json_t *g, const char *transport,
 	       int wait_ms, struct pl_gx *x, const char **chosen, char **errmsg);
 void pl_gx_close(struct pl_gx *x);
+/* The monotonic clock in ms, for the deadlines of the waits in guests. */
+long long pl_gx_mono_ms(void);
 
 #endif

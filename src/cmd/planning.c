@@ -690,25 +690,22 @@ pl_planning_prune_guests(const json_t *result)
 {
 	json_t *guests = json_array();
 	const json_t *c;
-	size_t i;
+	size_t i, n = json_array_size(json_object_get(result, "changes"));
 
-	json_array_foreach(json_object_get(result, "changes"), i, c)
-		if (pl_json_str(c, "snapshot"))
-			json_array_append_new(guests,
-					      json_pack("{s:s,s:I,s:s,s:s}", "guest",
+	/* its changes that took a snapshot, and the stacks whose deploy took the
+	 * run's (cmd/deploy.c) */
+	for (i = 0; i < n + json_array_size(json_object_get(result, "stacks")); i++) {
+		c = i < n ? json_array_get(json_object_get(result, "changes"), i) :
+			    json_array_get(json_object_get(result, "stacks"), i - n);
+		if (i < n ? pl_json_str(c, "snapshot") == NULL :
+			    !json_is_true(json_object_get(c, "snapshot_taken")))
+			continue;
+		json_array_append_new(guests, json_pack("{s:s,s:I,s:s,s:s}", "guest",
 							pl_json_str_or(c, "guest", "?"), "vmid",
 							(json_int_t)pl_json_int(c, "vmid", 0),
 							"node", pl_json_str_or(c, "node", ""),
 							"type", pl_json_str_or(c, "type", "qemu")));
-	/* and those whose stack deploy took the run's snapshot (cmd/deploy.c) */
-	json_array_foreach(json_object_get(result, "stacks"), i, c)
-		if (json_is_true(json_object_get(c, "snapshot_taken")))
-			json_array_append_new(guests,
-					      json_pack("{s:s,s:I,s:s,s:s}", "guest",
-							pl_json_str_or(c, "guest", "?"), "vmid",
-							(json_int_t)pl_json_int(c, "vmid", 0),
-							"node", pl_json_str_or(c, "node", ""),
-							"type", pl_json_str_or(c, "type", "qemu")));
+	}
 	if (json_array_size(guests) == 0) {
 		json_decref(guests);
 		return NULL;
