@@ -366,6 +366,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	po.no_snapshot = pl_args_has(&a, O_NOSNAP);
 	po.no_backup = pl_args_has(&a, O_NOBACKUP);
 	po.profile = pl_args_str(&a, O_PROFILE, NULL);
+	po.no_stacks = pl_args_has(&a, O_NOSTACKS);
 	if (a.npos && (saved = load_plan(a.pos[0], &err)) == NULL) {
 		pl_error("%s", err);
 		free(err);
@@ -382,6 +383,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		/* no_backup only ever from this command line: a plan file is never
 		 * trusted to skip a backup */
 		po.profile = pl_json_str(so, "profile");
+		/* --no-stacks: not this time (the next plan shows them again) */
+		if (po.no_stacks)
+			json_object_del(saved, "stacks");
 	}
 	/* the options the plan listed its steps with are the executor's */
 	pl_plan_apply_opts(&po, &ao);
@@ -429,10 +433,6 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			goto out;
 		}
 		/* the same changes: the fresh plan is the one carried out */
-	}
-	if (pl_args_has(&a, O_NOSTACKS)) { /* not this time: the next plan shows them again */
-		json_object_del(plan, "stacks");
-		json_object_del(json_object_get(plan, "summary"), "stacks");
 	}
 	if (json_array_size(json_object_get(plan, "blocked"))) {
 		pl_planning_print(ctx, plan);

@@ -675,7 +675,7 @@ pl_planning_build(struct pl_session *s, const struct pl_plan_opts *o, json_t **s
 		free(w.msg);
 		return w.err;
 	}
-	if ((r = plan_stacks(s, w.snap, w.plan, errmsg)) != 0) {
+	if (!o->no_stacks && (r = plan_stacks(s, w.snap, w.plan, errmsg)) != 0) {
 		json_decref(w.snap);
 		json_decref(w.plan);
 		return r;

@@ -136,6 +136,12 @@ def test_plan_shows_stacks_and_saved_plans_hold_them(lab):
     r = pvelab("plan", "--detailed-exitcode")
     assert r.rc == 0 and "No changes." in r.out, r
 
+    # a stack file that is gone: plan says which; apply --no-stacks does not read them
+    (d / "compose.yaml").unlink()
+    r = pvelab("plan")
+    assert r.rc == 1 and "guests[0].stacks[0]" in r.err and "compose.yaml" in r.err, r
+    assert pvelab("apply", "--yes", "--no-stacks").rc == 0
+
 
 def test_apply_and_deploy_runs_roll_back(lab):
     d, pvelab, info = lab
