@@ -121,7 +121,8 @@ stacks_differ(const json_t *saved, const json_t *fresh)
 	const json_t *x;
 
 	if ((x = stack_missing(saved, fresh)) != NULL)
-		return pl_asprintf("%ss stack %s in '%s' with other files",
+		return pl_asprintf("%ss stack %s in '%s', which a plan now does not (or not "
+				   "with the same files)",
 				   pl_json_str_or(x, "action", "?"), pl_json_str_or(x, "name", "?"),
 				   pl_json_str_or(x, "guest", "?"));
 	if ((x = stack_missing(fresh, saved)) != NULL)
