@@ -7,6 +7,7 @@
 #include "core/common.h"
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
+#include "cmd/deploy.h"
 #include "cmd/guard.h"
 #include "cmd/planning.h"
 #include "config/config.h"
@@ -164,8 +165,20 @@ print_result(const struct pl_ctx *ctx, const json_t *res, long long run)
 	char *me = pl_cmd_invocation(ctx);
 	bool stopped = json_is_true(json_object_get(res, "stopped"));
 	bool touched = pl_json_int(res, "ok", 0) > 0; /* anything to roll back? */
-	size_t i;
+	size_t i, nstacks = 0;
 
+	json_array_foreach(json_object_get(res, "stacks"), i, c)
+		nstacks += !json_is_true(json_object_get(c, "ok"));
+	if (pl_json_int(res, "failed", 0) == 0 && !stopped && nstacks) {
+		printf("%sApply failed%s (run %lld): %lld change%s done, %zu stack%s failed to "
+		       "deploy "
+		       "(below); %s rollback %lld takes back the guests this run changed.\n",
+		       pl_color(ctx, PL_C_RED), pl_color(ctx, PL_C_RESET), run,
+		       pl_json_int(res, "ok", 0), pl_json_int(res, "ok", 0) == 1 ? "" : "s",
+		       nstacks, nstacks == 1 ? "" : "s", me, run);
+		free(me);
+		return;
+	}
 	if (pl_json_int(res, "failed", 0) == 0 && !stopped) {
 		if (ctx->verbosity >= 0) /* -q: only errors */
 			printf("%sApply complete%s (run %lld): %lld change%s done.\n",
@@ -266,19 +279,57 @@ prune_apply_snapshots(const struct pl_ctx *ctx, struct pl_session *s, json_t *re
 	return n;
 }
 
-/* After a successful apply: the guests' stacks (pvelab deploy, waiting for a
- * new guest's agent or SSH), then pvelab verify when asked. Under -o json
- * they run quietly: apply's JSON stays the only document on stdout. */
+/* The plan's stacks, deployed inside the apply's run once its changes are
+ * done (cmd/deploy.h): a guest the run snapshotted already keeps that one
+ * snapshot as its way back, the others get pvelab-pre-RUN now; only what
+ * the plan showed is deployed. result["stacks"] gets the report; returns
+ * how many failed. */
+static int
+deploy_stacks(struct pl_ctx *ctx, const struct pl_args *a, struct pl_session *s, const json_t *plan,
+	      json_t *result, long long run_id)
+{
+	struct pl_deploy_opts o = { .rollback = pl_args_has(a, O_STACK_ROLLBACK),
+				    .wait_s = 300,
+				    .run_id = run_id,
+				    .expect = json_object_get(plan, "stacks"),
+				    .show = ctx->output == PL_OUT_TEXT && pl_chatty(ctx) };
+	json_t *snapped = json_object(), *stacks = NULL, *sp = NULL, *report = json_array();
+	const json_t *c;
+	char *err = NULL;
+	size_t i;
+	int failed;
+
+	json_array_foreach(json_object_get(result, "changes"), i, c)
+		if (pl_json_str(c, "snapshot")) {
+			char key[32];
+
+			snprintf(key, sizeof key, "%lld", pl_json_int(c, "vmid", 0));
+			json_object_set_new(snapped, key, json_string(pl_json_str(c, "snapshot")));
+		}
+	o.snapped = snapped;
+	if (pl_deploy_plan(s, &o, &stacks, &sp, &err) != 0) {
+		json_array_append_new(report, json_pack("{s:s,s:s,s:b,s:s}", "guest", "?", "name",
+							"?", "ok", 0, "error", err));
+		failed = 1;
+	} else {
+		failed = pl_deploy_run(s, &o, stacks, sp, report);
+	}
+	json_object_set_new(result, "stacks", report);
+	free(err);
+	json_decref(snapped);
+	json_decref(stacks);
+	json_decref(sp);
+	return failed;
+}
+
+/* pvelab verify after an apply, when asked. Under -o json it runs quietly:
+ * apply's JSON stays the only document on stdout. */
 static int
 after_apply(struct pl_ctx *ctx, const struct pl_args *a, const struct pl_config *cfg, int rc)
 {
 	struct pl_ctx quiet = *ctx;
-	char w_deploy[] = "deploy", w_wait[] = "--wait", w_300[] = "300",
-	     w_rb[] = "--rollback-on-failure", w_verify[] = "verify";
-	char *dargv[] = { w_deploy, w_wait, w_300, w_rb, NULL }, *vargv[] = { w_verify, NULL };
-	bool stacks = false;
-	size_t i;
-	json_t *g;
+	char w_verify[] = "verify";
+	char *vargv[] = { w_verify, NULL };
 
 	if (rc != PL_EXIT_OK || !cfg)
 		return rc;
@@ -286,11 +337,6 @@ after_apply(struct pl_ctx *ctx, const struct pl_args *a, const struct pl_config 
 		quiet.output = PL_OUT_TEXT;
 		quiet.verbosity = -1;
 	}
-	json_array_foreach(pl_config_guests(cfg), i, g)
-		stacks |= json_array_size(json_object_get(g, "stacks")) > 0;
-	if (stacks && !pl_args_has(a, O_NOSTACKS) &&
-	    pl_cmd_deploy.run(&quiet, pl_args_has(a, O_STACK_ROLLBACK) ? 4 : 3, dargv) != 0)
-		return PL_EXIT_ERROR;
 	if (pl_args_has(a, O_VERIFY) && pl_cmd_verify.run(&quiet, 1, vargv) != 0)
 		return PL_EXIT_ERROR;
 	return rc;
@@ -324,6 +370,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	po.no_snapshot = pl_args_has(&a, O_NOSNAP);
 	po.no_backup = pl_args_has(&a, O_NOBACKUP);
 	po.profile = pl_args_str(&a, O_PROFILE, NULL);
+	po.no_stacks = pl_args_has(&a, O_NOSTACKS);
 	if (a.npos && (saved = load_plan(a.pos[0], &err)) == NULL) {
 		pl_error("%s", err);
 		free(err);
@@ -340,6 +387,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		/* no_backup only ever from this command line: a plan file is never
 		 * trusted to skip a backup */
 		po.profile = pl_json_str(so, "profile");
+		/* --no-stacks: not this time (the next plan shows them again) */
+		if (po.no_stacks)
+			json_object_del(saved, "stacks");
 	}
 	/* the options the plan listed its steps with are the executor's */
 	pl_plan_apply_opts(&po, &ao);
@@ -452,6 +502,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	if (prog.live)
 		fputs("\r\033[K", stderr);
 	json_decref(prog.running);
+	if (r == 0 && !json_is_true(json_object_get(result, "stopped")) && guard.stop == 0 &&
+	    json_array_size(json_object_get(plan, "stacks")) > 0 &&
+	    pl_json_int(json_object_get(plan, "summary"), "stacks", 0) > 0 &&
+	    deploy_stacks(ctx, &a, &s, plan, result, run_id) > 0)
+		r = PL_EIO;
 	json_object_set_new(result, "run", json_integer(run_id));
 	json_object_set_new(result, "no_backup", json_boolean(ao.no_backup));
 	json_object_set(result, "plan_summary", json_object_get(plan, "summary"));
@@ -470,10 +525,12 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	if (guard.stop < PL_APPLY_ABANDON &&
 	    pl_cmd_sync_now(&s, false, false, NULL, NULL, NULL, &err) != 0)
 		pl_warn(ctx, "applied, but the refresh afterwards failed: %s", err);
-	if (ctx->output == PL_OUT_JSON)
+	if (ctx->output == PL_OUT_JSON) {
 		pl_print_json(json_incref(result));
-	else
+	} else {
 		print_result(ctx, result, run_id);
+		pl_deploy_print(json_object_get(result, "stacks"));
+	}
 	if (pruned && ctx->output != PL_OUT_JSON && ctx->verbosity >= 0)
 		printf("Deleted %zu older apply snapshot%s (apply_snapshots.keep: %lld).\n", pruned,
 		       pruned == 1 ? "" : "s",

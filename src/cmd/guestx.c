@@ -43,13 +43,63 @@ argv_shell(const json_t *argv)
 	return pl_buf_detach(&b, NULL);
 }
 
-static long long
-mono_ms(void)
+long long
+pl_gx_mono_ms(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Run argv through the agent (input, when not NULL, as its stdin): exec,
+ * then exec-status until it exited or timeout_ms passed. */
+static int
+agent_run(struct pl_gx *x, const json_t *argv, const char *input, size_t inlen, int timeout_ms,
+	  struct pl_gx_res *res, char **errmsg)
+{
+	char *path = pl_asprintf("/nodes/%s/qemu/%lld/agent/exec", x->node, x->vmid);
+	json_t *params = json_pack("{s:O}", "command", argv), *data = NULL;
+	long long deadline = pl_gx_mono_ms() + timeout_ms;
+	json_int_t pid;
+	int wait = 20, r;
+
+	if (input)
+		json_object_set_new(params, "input-data", json_stringn(input, inlen));
+	r = pl_pve_call(x->s->pve, "POST", path, params, &data, errmsg);
+	json_decref(params);
+	free(path);
+	if (r)
+		return r;
+	pid = json_integer_value(json_object_get(data, "pid"));
+	json_decref(data);
+	path = pl_asprintf("/nodes/%s/qemu/%lld/agent/exec-status", x->node, x->vmid);
+	params = json_pack("{s:I}", "pid", pid);
+	for (;;) {
+		data = NULL;
+		if ((r = pl_pve_call(x->s->pve, "GET", path, params, &data, errmsg)) != 0)
+			break;
+		if (json_is_true(json_object_get(data, "exited")) ||
+		    json_integer_value(json_object_get(data, "exited")) == 1) {
+			res->code = (int)json_integer_value(json_object_get(data, "exitcode"));
+			res->out = pl_strdup(pl_json_str_or(data, "out-data", ""));
+			res->err = pl_strdup(pl_json_str_or(data, "err-data", ""));
+			json_decref(data);
+			break;
+		}
+		json_decref(data);
+		if (pl_gx_mono_ms() >= deadline) {
+			r = pl_seterr(errmsg, PL_ETIMEOUT,
+				      "guest %lld: the command did not end within %d ms", x->vmid,
+				      timeout_ms);
+			break;
+		}
+		usleep((useconds_t)wait * 1000);
+		wait = wait < 1000 ? wait * 2 : 1000;
+	}
+	json_decref(params);
+	free(path);
+	return r;
 }
 
 /* Run argv in the guest: agent exec, then exec-status until it exited. */
@@ -62,7 +112,10 @@ pl_gx_run(struct pl_gx *x, const json_t *argv, int timeout_ms, struct pl_gx_res 
 	if (x->ssh) {
 		char *cmd = argv_shell(argv);
 		struct pl_ssh_result sr;
-		struct pl_ssh_cmd c = { .cmd = cmd, .timeout_ms = timeout_ms };
+		struct pl_ssh_cmd c = { .cmd = cmd,
+					.timeout_ms = timeout_ms,
+					.on_output = x->on_output,
+					.ctx = x->out_ctx };
 
 		r = pl_ssh_run(x->ssh, &c, &sr, errmsg);
 		res->code = sr.status;
@@ -71,49 +124,13 @@ pl_gx_run(struct pl_gx *x, const json_t *argv, int timeout_ms, struct pl_gx_res 
 		pl_ssh_result_release(&sr);
 		free(cmd);
 		return r;
-	} else {
-		char *path = pl_asprintf("/nodes/%s/qemu/%lld/agent/exec", x->node, x->vmid);
-		json_t *params = json_pack("{s:O}", "command", argv), *data = NULL;
-		long long deadline = mono_ms() + timeout_ms;
-		json_int_t pid;
-		int wait = 20;
-
-		r = pl_pve_call(x->s->pve, "POST", path, params, &data, errmsg);
-		json_decref(params);
-		free(path);
-		if (r)
-			return r;
-		pid = json_integer_value(json_object_get(data, "pid"));
-		json_decref(data);
-		path = pl_asprintf("/nodes/%s/qemu/%lld/agent/exec-status", x->node, x->vmid);
-		params = json_pack("{s:I}", "pid", pid);
-		for (;;) {
-			data = NULL;
-			if ((r = pl_pve_call(x->s->pve, "GET", path, params, &data, errmsg)) != 0)
-				break;
-			if (json_is_true(json_object_get(data, "exited")) ||
-			    json_integer_value(json_object_get(data, "exited")) == 1) {
-				res->code =
-					(int)json_integer_value(json_object_get(data, "exitcode"));
-				res->out = pl_strdup(pl_json_str_or(data, "out-data", ""));
-				res->err = pl_strdup(pl_json_str_or(data, "err-data", ""));
-				json_decref(data);
-				break;
-			}
-			json_decref(data);
-			if (mono_ms() >= deadline) {
-				r = pl_seterr(errmsg, PL_ETIMEOUT,
-					      "guest %lld: the command did not end within %d ms",
-					      x->vmid, timeout_ms);
-				break;
-			}
-			usleep((useconds_t)wait * 1000);
-			wait = wait < 1000 ? wait * 2 : 1000;
-		}
-		json_decref(params);
-		free(path);
-		return r;
 	}
+	r = agent_run(x, argv, NULL, 0, timeout_ms, res, errmsg);
+	if (r == 0 && x->on_output) {
+		x->on_output(x->out_ctx, 1, res->out, strlen(res->out));
+		x->on_output(x->out_ctx, 2, res->err, strlen(res->err));
+	}
+	return r;
 }
 
 /* Run argv and call a non-zero exit an error naming the command. */
@@ -130,6 +147,40 @@ pl_gx_must(struct pl_gx *x, const json_t *argv, char **errmsg)
 	return r;
 }
 
+#define AGENT_WRITE_MAX 61440 /* file-write's content, qemu-server's maxLength */
+
+/* How much of p (len bytes) goes in one agent call: at most
+ * AGENT_WRITE_MAX bytes, never half a UTF-8 character (PVE counts
+ * characters; bytes are never fewer). */
+static size_t
+agent_part(const char *p, size_t len)
+{
+	size_t n = len < AGENT_WRITE_MAX ? len : AGENT_WRITE_MAX;
+
+	while (n < len && n > 1 && ((unsigned char)p[n] & 0xC0) == 0x80)
+		n--;
+	return n;
+}
+
+/* Append n bytes to path in the guest: dd with them as exec's input-data. */
+static int
+agent_append(struct pl_gx *x, const char *path, const char *p, size_t n, char **errmsg)
+{
+	char *of = pl_asprintf("of=%s", path);
+	json_t *argv =
+		json_pack("[s,s,s,s,s]", "dd", of, "oflag=append", "conv=notrunc", "status=none");
+	struct pl_gx_res res = { 0 };
+	int r = agent_run(x, argv, p, n, 60000, &res, errmsg);
+
+	if (r == 0 && res.code != 0)
+		r = pl_seterr(errmsg, PL_EIO, "guest %lld: dd (appending to %s) exited %d: %.200s",
+			      x->vmid, path, res.code, res.err);
+	pl_gx_res_release(&res);
+	json_decref(argv);
+	free(of);
+	return r;
+}
+
 /* Write path atomically: a temporary file beside it, its mode, then mv. */
 int
 pl_gx_write(struct pl_gx *x, const char *path, const char *data, size_t len, unsigned mode,
@@ -137,15 +188,11 @@ pl_gx_write(struct pl_gx *x, const char *path, const char *data, size_t len, uns
 {
 	char *tmp, *dir, *m, *call;
 	json_t *argv, *params, *out = NULL;
+	size_t n;
 	int r;
 
 	if (x->ssh)
 		return pl_ssh_write_file(x->ssh, path, data, len, mode, 60000, errmsg);
-	if (len > 61440)
-		return pl_seterr(errmsg, PL_ETOOBIG,
-				 "%s: %zu bytes: the guest agent's file-write takes at most 61440 "
-				 "(use transport: ssh for larger files)",
-				 path, len);
 	dir = pl_strndup(path, (size_t)(strrchr(path, '/') - path));
 	argv = json_pack("[s,s,s]", "mkdir", "-p", dir[0] ? dir : "/");
 	r = pl_gx_must(x, argv, errmsg);
@@ -155,10 +202,18 @@ pl_gx_write(struct pl_gx *x, const char *path, const char *data, size_t len, uns
 		return r;
 	tmp = pl_asprintf("%s.pvelab-tmp", path);
 	call = pl_asprintf("/nodes/%s/qemu/%lld/agent/file-write", x->node, x->vmid);
-	params = json_pack("{s:s,s:s%}", "file", tmp, "content", data, len);
+	/* file-write takes at most 60 KiB (qemu-server's Agent.pm: content's
+	 * maxLength 61440) and opens the file with "wb": the first part creates
+	 * it, the rest is appended by dd from exec's input-data (64 KiB) */
+	n = agent_part(data, len);
+	params = json_pack("{s:s,s:s%}", "file", tmp, "content", data, n);
 	r = pl_pve_call(x->s->pve, "POST", call, params, &out, errmsg);
 	json_decref(params);
 	json_decref(out);
+	for (size_t off = n; r == 0 && off < len; off += n) {
+		n = agent_part(data + off, len - off);
+		r = agent_append(x, tmp, data + off, n, errmsg);
+	}
 	free(call);
 	m = pl_asprintf("%04o", mode);
 	if (r == 0) {
@@ -218,15 +273,13 @@ pl_gx_task(struct pl_gx *x, const char *method, const char *suffix, const json_t
 	return r;
 }
 
-/* Every service of the project running, from compose ps's JSON lines (one
- * object a line, or one array: docker compose prints either by version). */
-int
-pl_gx_services_down(const char *ps, char **why)
+/* compose ps's services: JSON lines (one object a line) or one array,
+ * as docker compose prints either by version. New reference. */
+static json_t *
+ps_services(const char *ps)
 {
-	json_t *all = json_array(), *v;
+	json_t *all = json_array();
 	const char *p = ps;
-	size_t i;
-	int bad = 0;
 
 	while (*p) {
 		size_t n = strcspn(p, "\n");
@@ -239,6 +292,52 @@ pl_gx_services_down(const char *ps, char **why)
 		json_decref(o);
 		p += n + (p[n] == '\n');
 	}
+	return all;
+}
+
+int
+pl_gx_services_health(const char *ps, char **why)
+{
+	json_t *all = ps_services(ps), *v;
+	int state = PL_GX_UP;
+	size_t i;
+
+	if (json_array_size(all) == 0) {
+		*why = pl_strdup("compose ps lists no service");
+		state = PL_GX_DOWN;
+	}
+	json_array_foreach(all, i, v) {
+		const char *health = pl_json_str_or(v, "Health", "");
+
+		if (strcmp(pl_json_str_or(v, "State", ""), "running") ||
+		    !strcmp(health, "unhealthy")) {
+			free(*why);
+			*why = pl_asprintf(
+				"service %s is %s%s%s", pl_json_str_or(v, "Service", "?"),
+				pl_json_str_or(v, "State", "?"), *health ? ", " : "", health);
+			state = PL_GX_DOWN;
+			break;
+		}
+		if (!strcmp(health, "starting") && state == PL_GX_UP) {
+			free(*why);
+			*why = pl_asprintf("service %s is still starting (its healthcheck has not "
+					   "passed yet)",
+					   pl_json_str_or(v, "Service", "?"));
+			state = PL_GX_STARTING;
+		}
+	}
+	json_decref(all);
+	return state;
+}
+
+/* Every service of the project running. */
+int
+pl_gx_services_down(const char *ps, char **why)
+{
+	json_t *all = ps_services(ps), *v;
+	size_t i;
+	int bad = 0;
+
 	json_array_foreach(all, i, v) {
 		const char *state = pl_json_str_or(v, "State", "");
 		const char *health = pl_json_str_or(v, "Health", "");
@@ -321,7 +420,7 @@ int
 pl_gx_open(struct pl_session *s, const json_t *gcfg, const json_t *g, const char *transport,
 	   int wait_ms, struct pl_gx *x, const char **chosen, char **errmsg)
 {
-	long long deadline = mono_ms() + wait_ms;
+	long long deadline = pl_gx_mono_ms() + wait_ms;
 	int r, pause = 500;
 
 	const char *type = pl_json_str_or(g, "type", "");
@@ -354,7 +453,7 @@ pl_gx_open(struct pl_session *s, const json_t *gcfg, const json_t *g, const char
 			json_decref(data);
 			free(path);
 		}
-		if (r == 0 || !transient(r) || mono_ms() + pause >= deadline)
+		if (r == 0 || !transient(r) || pl_gx_mono_ms() + pause >= deadline)
 			return r;
 		usleep((useconds_t)pause * 1000);
 		pause = pause < 5000 ? pause * 2 : 5000;

@@ -22,6 +22,10 @@ struct pl_gx {
 	long long vmid;
 	bool lxc;
 	struct pl_ssh *ssh; /* NULL: the agent */
+	/* optional: a command's output as it comes (stream 1 stdout, 2 stderr):
+	 * over SSH while it runs, through the agent at its end */
+	void (*on_output)(void *ctx, int stream, const char *p, size_t n);
+	void *out_ctx;
 };
 
 struct pl_gx_res {
@@ -45,6 +49,11 @@ int pl_gx_task(struct pl_gx *x, const char *method, const char *suffix, const js
 /* How many services compose ps's output (JSON lines, or one array) shows not
  * running or unhealthy (none listed counts as one); *why names the first. */
 int pl_gx_services_down(const char *ps, char **why);
+/* Where compose ps's services are after compose up: PL_GX_DOWN when one is
+ * not running, unhealthy, or none is listed (*why names it), PL_GX_STARTING
+ * while one's healthcheck has not yet passed (*why names it), else PL_GX_UP. */
+enum { PL_GX_UP, PL_GX_STARTING, PL_GX_DOWN };
+int pl_gx_services_health(const char *ps, char **why);
 /* An SSH session to guest gcfg (its ssh:, stack_defaults.ssh, else its
  * first static IPv4), host keys trusted on first use in the state store. */
 int pl_gx_ssh_open(struct pl_session *s, const json_t *gcfg, struct pl_ssh **out, char **errmsg);
@@ -57,5 +66,7 @@ int pl_gx_ssh_open(struct pl_session *s, const json_t *gcfg, struct pl_ssh **out
 int pl_gx_open(struct pl_session *s, const json_t *gcfg, const json_t *g, const char *transport,
 	       int wait_ms, struct pl_gx *x, const char **chosen, char **errmsg);
 void pl_gx_close(struct pl_gx *x);
+/* The monotonic clock in ms, for the deadlines of the waits in guests. */
+long long pl_gx_mono_ms(void);
 
 #endif

@@ -15,7 +15,9 @@
 #include "plan/firewall.h"
 #include "plan/templates.h"
 #include "plan/day2.h"
+#include "plan/stacks.h"
 #include "model/guest.h"
+#include "state/state.h"
 #include "pve/inventory.h"
 
 #include "pve/client.h"
@@ -86,6 +88,51 @@ same_change(const json_t *a, const json_t *b)
 	return eq;
 }
 
+/* A stack to deploy in a that b does not deploy the same way (the same
+ * action on the same content: its hash covers every file), or NULL. */
+static const json_t *
+stack_missing(const json_t *a, const json_t *b)
+{
+	const json_t *x, *y;
+	size_t i, j;
+
+	json_array_foreach(a, i, x) {
+		bool found = false;
+
+		if (!strcmp(pl_json_str_or(x, "action", ""), "unchanged"))
+			continue;
+		json_array_foreach(b, j, y)
+			found |= !strcmp(pl_json_str_or(x, "guest", ""),
+					 pl_json_str_or(y, "guest", "")) &&
+				 !strcmp(pl_json_str_or(x, "name", ""),
+					 pl_json_str_or(y, "name", "")) &&
+				 !strcmp(pl_json_str_or(x, "action", ""),
+					 pl_json_str_or(y, "action", "")) &&
+				 !strcmp(pl_json_str_or(x, "sha256", ""),
+					 pl_json_str_or(y, "sha256", ""));
+		if (!found)
+			return x;
+	}
+	return NULL;
+}
+
+static char *
+stacks_differ(const json_t *saved, const json_t *fresh)
+{
+	const json_t *x;
+
+	if ((x = stack_missing(saved, fresh)) != NULL)
+		return pl_asprintf("%ss stack %s in '%s', which a plan now does not (or not "
+				   "with the same files)",
+				   pl_json_str_or(x, "action", "?"), pl_json_str_or(x, "name", "?"),
+				   pl_json_str_or(x, "guest", "?"));
+	if ((x = stack_missing(fresh, saved)) != NULL)
+		return pl_asprintf("leaves out the %s of stack %s in '%s'",
+				   pl_json_str_or(x, "action", "?"), pl_json_str_or(x, "name", "?"),
+				   pl_json_str_or(x, "guest", "?"));
+	return NULL;
+}
+
 char *
 pl_planning_differs(const json_t *saved, const json_t *fresh)
 {
@@ -121,7 +168,7 @@ pl_planning_differs(const json_t *saved, const json_t *fresh)
 	if (json_array_size(sc) != json_array_size(fc))
 		return pl_asprintf("has %zu changes where there are %zu", json_array_size(sc),
 				   json_array_size(fc));
-	return NULL;
+	return stacks_differ(json_object_get(saved, "stacks"), json_object_get(fresh, "stacks"));
 }
 
 char *
@@ -554,6 +601,62 @@ plan_waited(int err, json_t *snap, json_t *plan, const char *errmsg, void *arg)
 	w->msg = err ? pl_strdup(errmsg ? errmsg : pl_strerror(err)) : NULL;
 }
 
+/* The guest a stack goes into: the cluster's by its name, else the one the
+ * plan creates; 0 when neither (the guest is not there yet). */
+static long long
+stack_vmid(const json_t *snap, const json_t *plan, const char *guest)
+{
+	const json_t *g;
+	size_t i;
+
+	json_array_foreach(json_object_get(snap, PL_SNAP_GUESTS), i, g)
+		if (!json_is_true(json_object_get(g, "template")) &&
+		    pl_json_int(g, "template", 0) == 0 &&
+		    !strcmp(pl_json_str_or(g, "name", ""), guest))
+			return pl_json_int(g, "vmid", 0);
+	json_array_foreach(json_object_get(plan, "changes"), i, g)
+		if (!strcmp(pl_json_str_or(g, "guest", ""), guest) && pl_json_int(g, "vmid", 0) > 0)
+			return pl_json_int(g, "vmid", 0);
+	return 0;
+}
+
+/* plan["stacks"]: the config's stacks compared with their last deploys
+ * (plan/stacks.h, without any file's content), and how many change in
+ * plan["summary"]["stacks"]. What apply deploys after its steps. */
+static int
+plan_stacks(struct pl_session *s, const json_t *snap, json_t *plan, char **errmsg)
+{
+	json_t *rendered = NULL, *rec = NULL, *st, *cmp;
+	size_t i, n = 0;
+	int r;
+
+	if ((r = pl_stacks_render(s->cfg, NULL, NULL, &rendered, errmsg)) != 0)
+		return r;
+	if (json_array_size(rendered) == 0) {
+		json_decref(rendered);
+		return 0;
+	}
+	if ((r = pl_state_stacks(s->state, &rec, errmsg)) != 0) {
+		json_decref(rendered);
+		return r;
+	}
+	json_array_foreach(rendered, i, st) {
+		long long vmid = stack_vmid(snap, plan, pl_json_str_or(st, "guest", ""));
+
+		json_object_set_new(st, "vmid", vmid > 0 ? json_integer(vmid) : json_null());
+	}
+	cmp = pl_stacks_compare(rendered, rec);
+	json_array_foreach(cmp, i, st)
+		n += strcmp(pl_json_str_or(st, "action", ""), "unchanged") != 0;
+	json_object_set_new(plan, "stacks", cmp);
+	if (json_is_object(json_object_get(plan, "summary")))
+		json_object_set_new(json_object_get(plan, "summary"), "stacks",
+				    json_integer((json_int_t)n));
+	json_decref(rendered);
+	json_decref(rec);
+	return 0;
+}
+
 int
 pl_planning_build(struct pl_session *s, const struct pl_plan_opts *o, json_t **snap,
 		  json_t **plan, char **errmsg)
@@ -574,6 +677,11 @@ pl_planning_build(struct pl_session *s, const struct pl_plan_opts *o, json_t **s
 		free(w.msg);
 		return w.err;
 	}
+	if (!o->no_stacks && (r = plan_stacks(s, w.snap, w.plan, errmsg)) != 0) {
+		json_decref(w.snap);
+		json_decref(w.plan);
+		return r;
+	}
 	*snap = w.snap;
 	*plan = w.plan;
 	return 0;
@@ -584,16 +692,22 @@ pl_planning_prune_guests(const json_t *result)
 {
 	json_t *guests = json_array();
 	const json_t *c;
-	size_t i;
+	size_t i, n = json_array_size(json_object_get(result, "changes"));
 
-	json_array_foreach(json_object_get(result, "changes"), i, c)
-		if (pl_json_str(c, "snapshot"))
-			json_array_append_new(guests,
-					      json_pack("{s:s,s:I,s:s,s:s}", "guest",
+	/* its changes that took a snapshot, and the stacks whose deploy took the
+	 * run's (cmd/deploy.c) */
+	for (i = 0; i < n + json_array_size(json_object_get(result, "stacks")); i++) {
+		c = i < n ? json_array_get(json_object_get(result, "changes"), i) :
+			    json_array_get(json_object_get(result, "stacks"), i - n);
+		if (i < n ? pl_json_str(c, "snapshot") == NULL :
+			    !json_is_true(json_object_get(c, "snapshot_taken")))
+			continue;
+		json_array_append_new(guests, json_pack("{s:s,s:I,s:s,s:s}", "guest",
 							pl_json_str_or(c, "guest", "?"), "vmid",
 							(json_int_t)pl_json_int(c, "vmid", 0),
 							"node", pl_json_str_or(c, "node", ""),
 							"type", pl_json_str_or(c, "type", "qemu")));
+	}
 	if (json_array_size(guests) == 0) {
 		json_decref(guests);
 		return NULL;
@@ -794,7 +908,7 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 	if (json_array_size(changes) == 0 && json_array_size(json_object_get(plan, "blocked")))
 		printf("%sNothing can be applied:%s every difference is blocked.\n",
 		       pl_color(ctx, PL_C_RED), pl_color(ctx, PL_C_RESET));
-	else if (json_array_size(changes) == 0)
+	else if (json_array_size(changes) == 0 && pl_json_int(sum, "stacks", 0) == 0)
 		printf("%sNo changes.%s The cluster matches %s.\n", pl_color(ctx, PL_C_GREEN),
 		       pl_color(ctx, PL_C_RESET), pl_json_str_or(plan, "config", "the config"));
 	json_array_foreach(changes, i, c) {
@@ -930,6 +1044,66 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		putchar('\n');
 		if (ndel)
 			print_destroyed(ctx, plan, ndel);
+	}
+	if (pl_json_int(sum, "stacks", 0)) {
+		long long n = pl_json_int(sum, "stacks", 0);
+
+		if (json_array_size(changes))
+			putchar('\n');
+		pl_planning_print_stacks(ctx, json_object_get(plan, "stacks"));
+		printf("\nStacks: %lld to deploy after the changes above (pvelab deploy; apply "
+		       "--no-stacks leaves them).\n",
+		       n);
+	}
+}
+
+void
+pl_planning_print_stacks(const struct pl_ctx *ctx, const json_t *stacks)
+{
+	const json_t *e, *f;
+	size_t i, j;
+
+	json_array_foreach(stacks, i, e) {
+		const char *a = pl_json_str_or(e, "action", "?");
+		bool create = !strcmp(a, "create");
+
+		if (!strcmp(a, "unchanged"))
+			continue;
+		/* "stack" in the action's column: the summary counts guests' actions */
+		printf("  %s%-3s stack  %s %s%s/%s%s (%s",
+		       pl_color(ctx, create ? PL_C_GREEN : PL_C_YELLOW), create ? "+" : "~",
+		       pl_color(ctx, PL_C_RESET), pl_color(ctx, PL_C_BOLD),
+		       pl_json_str_or(e, "guest", "?"), pl_json_str_or(e, "name", "?"),
+		       pl_color(ctx, PL_C_RESET), a);
+		if (pl_json_int(e, "vmid", 0))
+			printf(" in %lld", pl_json_int(e, "vmid", 0));
+		printf(", sha256 %.12s)\n", pl_json_str_or(e, "sha256", "?"));
+		json_array_foreach(json_object_get(e, "files"), j, f) {
+			const char *c = pl_json_str_or(f, "change", "?");
+
+			printf("      %s%s%s %s", pl_color(ctx, PL_C_YELLOW),
+			       !strcmp(c, "create") ? "+" :
+			       !strcmp(c, "delete") ? "-" :
+						      "~",
+			       pl_color(ctx, PL_C_RESET), pl_json_str_or(f, "path", "?"));
+			if (json_is_true(json_object_get(f, "secret")))
+				printf("  %s(secret: content and hash not shown)%s",
+				       pl_color(ctx, PL_C_DIM), pl_color(ctx, PL_C_RESET));
+			else if (pl_json_str(f, "sha256"))
+				printf("  %ssha256 %.12s%s", pl_color(ctx, PL_C_DIM),
+				       pl_json_str(f, "sha256"), pl_color(ctx, PL_C_RESET));
+			putchar('\n');
+			for (const char *p = pl_json_str_or(f, "diff", ""); *p;) {
+				size_t n = strcspn(p, "\n");
+
+				printf("          %s%.*s%s\n",
+				       pl_color(ctx, *p == '+' ? PL_C_GREEN :
+						     *p == '-' ? PL_C_RED :
+								 PL_C_DIM),
+				       (int)n, p, pl_color(ctx, PL_C_RESET));
+				p += n + (p[n] == '\n');
+			}
+		}
 	}
 }
 

@@ -42,7 +42,9 @@ struct pl_apply_opts;
 char *pl_planning_deletes_refused(const struct pl_config *cfg, const json_t *plan,
 				  struct pl_apply_opts *ao, const char *flag);
 /* Refresh and plan, the client's loop run until done (pl_planning_plan_start
- * waited for); *snap and *plan are new references. */
+ * waited for), with plan["stacks"]: the config's stacks compared with the
+ * store's record of their last deploys (the CLI's plan and apply deploy
+ * them); *snap and *plan are new references. */
 int pl_planning_build(struct pl_session *s, const struct pl_plan_opts *o, json_t **snap,
 		      json_t **plan, char **errmsg);
 /* The refresh alone (the inventory of the guests the config needs, the keys
@@ -55,8 +57,8 @@ struct pl_planning_refresh *pl_planning_refresh_start(struct pl_session *s, pl_p
 						      void *arg);
 /* No callback after this; what is in flight is dropped as it answers. */
 void pl_planning_refresh_cancel(struct pl_planning_refresh *p);
-/* apply_snapshots.keep after an apply: the guests of result (an apply's)
- * that took a pvelab-pre-RUN snapshot, for pl_snappol_prune_apply*; NULL
+/* apply_snapshots.keep after an apply or a deploy: the guests of result
+ * (its changes and its "stacks") that took a pvelab-pre-RUN snapshot, for pl_snappol_prune_apply*; NULL
  * when none. New reference. */
 json_t *pl_planning_prune_guests(const json_t *result);
 /* What that pruning (pr, its result; may be NULL) deleted, as result's
@@ -65,6 +67,10 @@ json_t *pl_planning_prune_guests(const json_t *result);
 size_t pl_planning_pruned(json_t *result, const json_t *pr, json_t *warnings);
 /* Print a plan for people. */
 void pl_planning_print(const struct pl_ctx *ctx, const json_t *plan);
+/* The stacks of a plan (plan["stacks"], pl_stacks_compare's shape) that are
+ * created or updated, each file changed with its hash and diff (neither for
+ * a secret). */
+void pl_planning_print_stacks(const struct pl_ctx *ctx, const json_t *stacks);
 /* Ask "question [y/N]" on the terminal; true only for yes. */
 bool pl_confirm(const char *question);
 

@@ -37,15 +37,22 @@ list_runs(struct pl_ctx *ctx, struct pl_session *s)
 	char *err = NULL;
 	size_t i;
 
-	if (pl_runs_list(s->state, "apply", 20, &runs, &err) != 0) {
+	if (pl_runs_list(s->state, NULL, 40, &runs, &err) != 0) {
 		pl_error("%s", err);
 		free(err);
 		return PL_EXIT_ERROR;
 	}
-	if (ctx->output == PL_OUT_JSON)
-		return pl_print_json(runs);
 	if (json_array_size(runs) == 0)
 		printf("No apply runs recorded yet.\n");
+	/* the runs rollback takes back: applies and deploys */
+	for (i = json_array_size(runs); i-- > 0;) {
+		const char *kind = pl_json_str_or(json_array_get(runs, i), "kind", "");
+
+		if (strcmp(kind, "apply") && strcmp(kind, "deploy"))
+			json_array_remove(runs, i);
+	}
+	if (ctx->output == PL_OUT_JSON)
+		return pl_print_json(runs);
 	json_array_foreach(runs, i, r) {
 		time_t t = (time_t)pl_json_num(r, "started", 0);
 		char when[32];
@@ -60,6 +67,8 @@ list_runs(struct pl_ctx *ctx, struct pl_session *s)
 			printf(", %lld interrupted, %lld abandoned, %lld not started",
 			       pl_json_int(res, "interrupted", 0), pl_json_int(res, "abandoned", 0),
 			       pl_json_int(res, "skipped", 0));
+		if (!strcmp(pl_json_str_or(r, "kind", ""), "deploy"))
+			printf("  (deploy of stacks)");
 		printf("\n");
 	}
 	json_decref(runs);
@@ -119,6 +128,41 @@ out:
 	json_decref(snap);
 	json_decref(uses);
 	return r;
+}
+
+/* The stacks the run deployed into guests now rolled back: their records
+ * as they were before it (forgotten when it created them), so that the next
+ * plan compares with what the guest holds again. */
+static void
+stacks_back(struct pl_session *s, const json_t *res, const json_t *result)
+{
+	const json_t *e, *c;
+	size_t i, j;
+
+	json_array_foreach(json_object_get(res, "stacks"), i, e) {
+		const json_t *before = json_object_get(e, "before");
+		bool back = false;
+		char *err = NULL;
+		int r;
+
+		json_array_foreach(json_object_get(result, "changes"), j, c)
+			back |= pl_json_int(c, "vmid", 0) == pl_json_int(e, "vmid", 0) &&
+				!strcmp(pl_json_str_or(c, "status", ""), "ok");
+		if (!back)
+			continue;
+		if (json_is_object(before))
+			r = pl_state_stack_record(s->state, pl_json_int(e, "vmid", 0),
+						  pl_json_str_or(e, "name", ""),
+						  pl_json_str_or(before, "sha256", ""),
+						  json_object_get(before, "files"), &err);
+		else
+			r = pl_state_stack_forget(s->state, pl_json_int(e, "vmid", 0),
+						  pl_json_str_or(e, "name", ""), &err);
+		if (r)
+			pl_error("stack %s in %s: %s", pl_json_str_or(e, "name", "?"),
+				 pl_json_str_or(e, "guest", "?"), err);
+		free(err);
+	}
 }
 
 struct checked {
@@ -211,8 +255,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	if (strcmp(pl_json_str_or(runrec, "kind", ""), "apply") != 0 &&
-	    strcmp(pl_json_str_or(runrec, "kind", ""), "destroy") != 0) {
-		pl_error("run %lld is a %s, not an apply or a destroy", id, pl_json_str_or(runrec, "kind", "?"));
+	    strcmp(pl_json_str_or(runrec, "kind", ""), "destroy") != 0 &&
+	    strcmp(pl_json_str_or(runrec, "kind", ""), "deploy") != 0) {
+		pl_error("run %lld is a %s, not an apply, a deploy or a destroy", id,
+			 pl_json_str_or(runrec, "kind", "?"));
 		goto out;
 	}
 	notes = json_array();
@@ -309,6 +355,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_guard_over(&guard);
 	pl_runs_finish(s.state, rb_id, json_is_true(json_object_get(result, "stopped")) ? "interrupted"
 				       : r == 0 ? "ok" : "failed", result, NULL);
+	stacks_back(&s, json_object_get(runrec, "result"), result);
 	if (guard.stop < PL_APPLY_ABANDON)
 		pl_cmd_sync_now(&s, false, false, NULL, NULL, NULL, NULL);
 	json_array_foreach(json_object_get(result, "changes"), i, c)
@@ -343,6 +390,8 @@ const struct pl_cmd pl_cmd_rollback = {
 		   "runs)",
 	.usage = "[RUN] [--yes] [--overwrite]",
 	.help = "Guests an apply run changed go back to their pvelab-pre-RUN snapshot, also\n"
+		"those whose stacks it or a deploy run changed (their files and compose\n"
+		"state as the snapshot has them; the stacks' records as before the run),\n"
 		"for a run that was interrupted or killed: what it recorded as it went is what\n"
 		"is rolled back. Guests an apply or destroy run deleted or replaced come back\n"
 		"from the vzdump backup taken before the destroy (POST /nodes/N/qemu archive=,\n"

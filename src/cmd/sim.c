@@ -26,6 +26,9 @@ static const struct pl_opt opts[] = {
 	{ "auth-delay-ms", 0, "MS", "delay of 401 answers (default 3000, as PVE)" },
 	{ "lock-wait-ms", 0, "MS",
 	  "how long a lockwait fault waits before failing (default 10000)" },
+	{ "health-ms", 0, "MS",
+	  "guest agent's docker compose: each healthcheck interval lasts MS instead of its own "
+	  "(default: as the compose file says)" },
 	{ "faults", 0, "SPEC",
 	  "inject faults: "
 	  "error=P,timeout=P,reset=P,latency=MS,lockwait=P,noanswer=P,truncate=P,nextidrace=P" },
@@ -112,6 +115,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 				o.auth_delay_ms = (int)v;
 			else if (!strcmp(name, "lock-wait-ms"))
 				o.lock_wait_ms = (int)v;
+			else if (!strcmp(name, "health-ms"))
+				o.health_ms = (int)v;
 			else if (!strcmp(name, "rng-seed")) {
 				o.rng_seed = (uint64_t)v;
 				o.rng_seeded = true;

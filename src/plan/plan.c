@@ -1154,7 +1154,16 @@ out:
 bool
 pl_plan_has_changes(const json_t *plan)
 {
+	const json_t *st;
+	size_t i;
+
 	/* blocked differences are differences too: the cluster does not match */
-	return json_array_size(json_object_get(plan, "changes")) > 0 ||
-	       json_array_size(json_object_get(plan, "blocked")) > 0;
+	if (json_array_size(json_object_get(plan, "changes")) > 0 ||
+	    json_array_size(json_object_get(plan, "blocked")) > 0)
+		return true;
+	/* and so is a stack to deploy (cmd/planning.c adds them) */
+	json_array_foreach(json_object_get(plan, "stacks"), i, st)
+		if (strcmp(pl_json_str_or(st, "action", ""), "unchanged"))
+			return true;
+	return false;
 }

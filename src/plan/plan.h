@@ -19,6 +19,7 @@ struct pl_plan_opts {
 	bool no_snapshot;   /* apply will not snapshot guests before changing them */
 	bool no_backup;     /* apply destroys without a vzdump backup first */
 	const char *profile; /* only the guests of this profile; NULL: all */
+	bool no_stacks;      /* the CLI's plan leaves out "stacks" (apply --no-stacks) */
 };
 
 /*
@@ -62,7 +63,8 @@ json_t *pl_plan_snapshot_sigs(const json_t *snap);
  * ("guest 105 changed"), caller frees. */
 char *pl_plan_stale(const json_t *saved, const json_t *fresh);
 
-/* Whether the cluster differs from the config (changes, or blocked ones). */
+/* Whether the cluster differs from the config (changes, blocked ones, or a
+ * stack in plan["stacks"] to create or update). */
 bool pl_plan_has_changes(const json_t *plan);
 
 #endif

@@ -291,6 +291,37 @@ pl_runs_rollback_plan(const json_t *run, json_t *notes)
 					     id, pl_json_str_or(c, "guest", "?"),
 					     pl_json_int(c, "vmid", 0), pl_json_int(c, "vmid", 0)));
 	}
+	/* the stacks it deployed (an apply's after its changes, or a deploy
+	 * run's): their guest back to the run's snapshot, once per guest */
+	json_array_foreach(json_object_get(json_object_get(run, "result"), "stacks"), i, c) {
+		bool back = false;
+		const json_t *d;
+		size_t j;
+
+		json_array_foreach(changes, j, d)
+			back |= pl_json_int(d, "vmid", 0) == pl_json_int(c, "vmid", 0) &&
+				pl_json_str(d, "snapshot");
+		if (back)
+			continue;
+		if (pl_json_str(c, "snapshot"))
+			json_array_append_new(changes,
+					      json_pack("{s:s,s:s,s:s,s:I,s:s?,s:s,s:b}", "action",
+							"rollback", "guest",
+							pl_json_str_or(c, "guest", ""), "type",
+							pl_json_str_or(c, "type", "qemu"), "vmid",
+							(json_int_t)pl_json_int(c, "vmid", 0),
+							"node", pl_json_str(c, "node"), "snapshot",
+							pl_json_str(c, "snapshot"), "running", 1));
+		else if (json_is_true(json_object_get(c, "ok")))
+			json_array_append_new(
+				notes,
+				json_sprintf("run %lld created stack %s in %s without a snapshot "
+					     "(a new stack): it stays; docker compose -p %s down "
+					     "in the guest removes it",
+					     id, pl_json_str_or(c, "name", "?"),
+					     pl_json_str_or(c, "guest", "?"),
+					     pl_json_str_or(c, "name", "?")));
+	}
 	return plan;
 }
 

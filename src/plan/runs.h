@@ -13,7 +13,7 @@
 
 struct pl_state;
 
-/* Insert a run of kind ("apply", "destroy", "rollback") with status running,
+/* Insert a run of kind ("apply", "destroy", "rollback", "deploy") with status running,
  * owned by this process (pid, host, process start time); a cluster lock this
  * process holds (pl_runs_lock) then names the run. */
 int pl_runs_begin(struct pl_state *s, const char *kind, long long *id, char **errmsg);
@@ -39,7 +39,7 @@ int pl_runs_list(struct pl_state *s, const char *kind, int limit, json_t **runs,
 /* Record every running run whose process is gone from this host (or is
  * another process with its pid) as "interrupted"; *n (optional) counts them. */
 int pl_runs_reap(struct pl_state *s, int *n, char **errmsg);
-/* The newest run that changed guests (apply, destroy, rollback): *id, 0 when
+/* The newest run that changed guests (apply, destroy, rollback, deploy): *id, 0 when
  * none; *kind (optional) is borrowed from a static table. */
 int pl_runs_newest(struct pl_state *s, long long *id, const char **kind, char **errmsg);
 
@@ -61,7 +61,8 @@ int pl_runs_unlock(struct pl_state *s, const char *name, char **errmsg);
 /* The plan that rolls run back (an apply's or destroy's record, as
  * pl_runs_get gives it): a "rollback" change per guest it snapshotted, a
  * "restore" per guest it destroyed with a backup, an overwriting "restore"
- * per changed guest whose way back was a backup. What cannot be rolled back
+ * per changed guest whose way back was a backup, a "rollback" per guest
+ * whose stack deploy took the run's snapshot. What cannot be rolled back
  * (a guest created, one destroyed without a backup) goes to notes as lines.
  * New reference. */
 json_t *pl_runs_rollback_plan(const json_t *run, json_t *notes);

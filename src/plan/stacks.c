@@ -441,18 +441,20 @@ pl_stacks_compare(const json_t *rendered, const json_t *recorded)
 			const json_t *o = json_object_get(oldfiles, path);
 			bool secret = json_is_true(json_object_get(f, "secret"));
 
-			if (!old)
-				continue;
 			if (!o) {
-				json_array_append_new(changes, json_pack("{s:s,s:s,s:b}", "path",
-									 path, "change", "create",
-									 "secret", secret));
+				e = json_pack("{s:s,s:s,s:b}", "path", path, "change", "create",
+					      "secret", secret);
+				if (!secret)
+					json_object_set(e, "sha256", json_object_get(f, "sha256"));
+				json_array_append_new(changes, e);
 			} else if (strcmp(pl_json_str_or(o, "sha256", ""),
 					  pl_json_str(f, "sha256")) ||
 				   json_integer_value(json_object_get(o, "mode")) !=
 					   json_integer_value(json_object_get(f, "mode"))) {
 				e = json_pack("{s:s,s:s,s:b}", "path", path, "change", "update",
 					      "secret", secret);
+				if (!secret)
+					json_object_set(e, "sha256", json_object_get(f, "sha256"));
 				if (!secret && pl_json_str(o, "text")) {
 					char *d = pl_stacks_diff(pl_json_str(o, "text"),
 								 pl_json_str(f, "_data"), 40);

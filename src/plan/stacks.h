@@ -33,8 +33,10 @@ int pl_stacks_render(const struct pl_config *cfg, const json_t *guests, const ch
 json_t *pl_stacks_public(const json_t *stack, bool keep_text);
 /* Compare rendered stacks with the store's records (pl_state_stacks):
  * [{"guest","vmid","name","action":"create|update|unchanged","files":[
- *   {"path","change":"create|update|delete","secret","diff"?}]}]
- * (new reference). A stack is matched by vmid and name. */
+ *   {"path","change":"create|update|delete","secret","sha256"?,"diff"?}]}]
+ * (new reference): a created stack lists every file; a file's new sha256
+ * and diff only when it holds no secret. A stack is matched by vmid and
+ * name. */
 json_t *pl_stacks_compare(const json_t *rendered, const json_t *recorded);
 /* "-old\n+new\n" lines of a line diff of a and b, at most max_lines lines
  * (then a "... N more" line). Caller frees. */

@@ -8,7 +8,13 @@
  * up|ps|down: up starts the compose files' services whose profiles are
  * enabled (a service whose image's tag is "broken" fails to pull, exit 1),
  * ps --format json lists them one JSON object a line as docker does, down
- * removes them. Anything else exits 127. Every command ends at once.
+ * removes them. A service with a healthcheck: is "starting" until its first
+ * probe (one interval, or --health-ms, after up), then "healthy", or
+ * "unhealthy" after retries probes when its test is false or exit 1
+ * (["CMD", "false"], "exit 1"...); the simulator runs no test. dd
+ * of=FILE oflag=append conv=notrunc status=none appends its input to FILE
+ * (pvelab's writes of files over file-write's 60 KiB). Anything else exits
+ * 127. Every command ends at once.
  */
 #include "core/common.h"
 
@@ -18,6 +24,8 @@
 #include "core/yaml.h"
 #include "sim/api.h"
 #include "sim/internal.h"
+
+#include <time.h>
 
 #define AGENT_FILE_MAX ((size_t)16 << 20) /* file-read's largest count */
 
@@ -152,7 +160,66 @@ struct run {
 	json_t *a; /* the guest's agent state */
 	struct pl_buf out, err;
 	int code;
+	int health_ms; /* --health-ms */
 };
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A compose duration ("30s", "1m30s", "500ms", "2h") in ms; dflt when
+ * absent or not one. */
+static long long
+duration_ms(const json_t *v, long long dflt)
+{
+	const char *s = json_string_value(v);
+	long long total = 0;
+
+	if (!s || !*s)
+		return dflt;
+	while (*s) {
+		char *end;
+		double n = strtod(s, &end);
+
+		if (end == s)
+			return dflt;
+		if (!strncmp(end, "ms", 2))
+			total += (long long)n, end += 2;
+		else if (*end == 's')
+			total += (long long)(n * 1000), end++;
+		else if (*end == 'm')
+			total += (long long)(n * 60000), end++;
+		else if (*end == 'h')
+			total += (long long)(n * 3600000), end++;
+		else
+			return dflt;
+		s = end;
+	}
+	return total;
+}
+
+/* Whether a healthcheck's test can only fail: false or exit 1, however
+ * it is written (a string, or ["CMD"|"CMD-SHELL", ...]). */
+static bool
+test_fails(const json_t *test)
+{
+	const char *cmd = json_string_value(test);
+
+	if (json_is_array(test)) {
+		const char *k = json_string_value(json_array_get(test, 0));
+
+		cmd = k && (!strcmp(k, "CMD") || !strcmp(k, "CMD-SHELL")) ?
+			      json_string_value(json_array_get(test, 1)) :
+			      k;
+	}
+	return cmd &&
+	       (!strcmp(cmd, "false") || !strcmp(cmd, "exit 1") || !strcmp(cmd, "/bin/false"));
+}
 
 /* The services of the compose files named by -f (paths in the guest), with
  * the profiles each needs: [{"service","image","profiles":[]}]. */
@@ -185,11 +252,15 @@ compose_services(struct run *x, json_t *fs, json_t **out)
 		}
 		json_object_foreach(json_object_get(doc, "services"), k, svc) {
 			json_t *p = json_object_get(svc, "profiles");
+			json_t *hc = json_object_get(svc, "healthcheck");
 
 			json_array_append_new(
 				list, json_pack("{s:s,s:s,s:o}", "service", k, "image",
 						pl_json_str_or(svc, "image", k), "profiles",
 						json_is_array(p) ? json_incref(p) : json_array()));
+			if (json_is_object(hc) && !json_is_true(json_object_get(hc, "disable")))
+				json_object_set(json_array_get(list, json_array_size(list) - 1),
+						"healthcheck", hc);
 		}
 		json_decref(doc);
 	}
@@ -246,14 +317,23 @@ docker_compose(struct run *x, json_t *argv)
 	}
 	if (!strcmp(verb, "down")) {
 		json_object_del(projects, project);
+		json_object_del(json_object_get(x->a, "health"), project);
 		pl_buf_addf(&x->err, " Network %s_default  Removed\n", project);
 		x->code = 0;
 		goto out;
 	}
 	if (!strcmp(verb, "ps")) {
-		json_array_foreach(json_object_get(projects, project), i, v) {
-			char *line = json_dumps(v, JSON_COMPACT);
+		json_t *health = json_object_get(json_object_get(x->a, "health"), project);
 
+		json_array_foreach(json_object_get(projects, project), i, v) {
+			const json_t *h = json_object_get(health, pl_json_str_or(v, "Service", ""));
+			char *line;
+
+			/* a healthcheck's probe has come: its result is the state */
+			if (h && !strcmp(pl_json_str_or(v, "Health", ""), "starting") &&
+			    now_ms() >= pl_json_int(h, "at", 0))
+				json_object_set(v, "Health", json_object_get(h, "result"));
+			line = json_dumps(v, JSON_COMPACT);
 			pl_buf_addf(&x->out, "%s\n", line);
 			free(line);
 		}
@@ -270,7 +350,7 @@ docker_compose(struct run *x, json_t *argv)
 	if ((x->code = compose_services(x, files, &svcs)) != 0)
 		goto out;
 	{
-		json_t *state = json_array();
+		json_t *state = json_array(), *health = json_object();
 
 		json_array_foreach(svcs, i, v) {
 			const char *image = pl_json_str(v, "image");
@@ -287,6 +367,7 @@ docker_compose(struct run *x, json_t *argv)
 					pl_json_str(v, "service"), image, image);
 				x->code = 1;
 				json_decref(state);
+				json_decref(health);
 				goto out;
 			}
 			json_array_append_new(state,
@@ -304,8 +385,33 @@ docker_compose(struct run *x, json_t *argv)
 				pl_buf_addf(&x->err, " Container %s  Started\n", name);
 				free(name);
 			}
+			if (json_object_get(v, "healthcheck")) {
+				const json_t *hc = json_object_get(v, "healthcheck");
+				long long every =
+					x->health_ms > 0 ?
+						x->health_ms :
+						duration_ms(json_object_get(hc, "interval"), 30000);
+				long long retries =
+					json_integer_value(json_object_get(hc, "retries"));
+				bool fails = test_fails(json_object_get(hc, "test"));
+
+				if (retries <= 0)
+					retries = 3;
+				json_object_set_new(
+					json_array_get(state, json_array_size(state) - 1), "Health",
+					json_string("starting"));
+				json_object_set_new(
+					health, pl_json_str(v, "service"),
+					json_pack("{s:I,s:s}", "at",
+						  (json_int_t)(now_ms() +
+							       every * (fails ? retries : 1)),
+						  "result", fails ? "unhealthy" : "healthy"));
+			}
 		}
 		json_object_set_new(projects, project, state);
+		if (!json_object_get(x->a, "health"))
+			json_object_set_new(x->a, "health", json_object());
+		json_object_set_new(json_object_get(x->a, "health"), project, health);
 		x->code = 0;
 	}
 out:
@@ -379,6 +485,20 @@ run_argv(struct run *x, json_t *argv, const char *input)
 		}
 	} else if (!strcmp(cmd, "rm") && a1 && !strcmp(a1, "-f") && a2) {
 		json_object_del(files, a2);
+	} else if (!strcmp(cmd, "dd") && a1 && !strncmp(a1, "of=", 3) && n == 5 &&
+		   !strcmp(a2, "oflag=append") && !strcmp(a3, "conv=notrunc") &&
+		   !strcmp(json_string_value(json_array_get(argv, 4)), "status=none")) {
+		if (!(f = json_object_get(files, a1 + 3))) {
+			pl_buf_addf(&x->err, "dd: failed to open '%s': No such file or directory\n",
+				    a1 + 3);
+			x->code = 1;
+		} else {
+			char *joined = pl_asprintf("%s%s", pl_json_str_or(f, "data", ""),
+						   input ? input : "");
+
+			json_object_set_new(f, "data", json_string(joined));
+			free(joined);
+		}
 	} else if (!strcmp(cmd, "docker") && a1 && !strcmp(a1, "compose")) {
 		docker_compose(x, argv);
 	} else {
@@ -407,6 +527,7 @@ h_exec(struct pl_sim_req *r)
 	}
 	a = agent_state(g);
 	x.a = a;
+	x.health_ms = r->sim->opts.health_ms;
 	pl_buf_init(&x.out, (size_t)16 << 20);
 	pl_buf_init(&x.err, (size_t)16 << 20);
 	run_argv(&x, argv, pl_sim_p(r, "input-data"));

@@ -29,6 +29,7 @@ struct pl_sim_opts {
 	const char *password;    /* root@pam password, random when NULL */
 	const char *token;       /* secret of root@pam!pvelab, random when NULL */
 	int lock_wait_ms;        /* how long a lockwait fault holds before failing */
+	int health_ms;           /* a compose healthcheck's interval; 0: its own */
 };
 
 /* Set the defaults (port 8006, task 300 ms, auth delay 3 s, PVE 9.1, ...). */

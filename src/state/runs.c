@@ -282,16 +282,17 @@ pl_state_runs(struct pl_state *s, const char *kind, int limit, pl_state_alive_fn
 int
 pl_state_run_newest_change(struct pl_state *s, long long *id, const char **kind, char **errmsg)
 {
-	static const char *const kinds[] = { "apply", "destroy", "rollback" };
+	static const char *const kinds[] = { "apply", "destroy", "rollback", "deploy" };
 	struct pl_stmt *st;
 	int r, rc;
 
 	*id = 0;
 	if (kind)
 		*kind = kinds[0];
-	if ((r = pl_state_prep(s, "SELECT id,kind FROM runs WHERE kind IN "
-			       "('apply','destroy','rollback') ORDER BY id DESC LIMIT 1", &st,
-			       errmsg)) != 0)
+	if ((r = pl_state_prep(s,
+			       "SELECT id,kind FROM runs WHERE kind IN "
+			       "('apply','destroy','rollback','deploy') ORDER BY id DESC LIMIT 1",
+			       &st, errmsg)) != 0)
 		return r;
 	rc = pl_stmt_step(st);
 	if (rc == PL_DB_ROW) {

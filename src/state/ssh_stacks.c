@@ -30,8 +30,11 @@ pl_state_ssh_trust(void *state, const char *host, int port, const char *keytype,
 		if (strcmp(type0, keytype) != 0 || strcmp(fp0, fingerprint) != 0) {
 			r = pl_seterr(errmsg, PL_EPERM,
 				      "ssh %s:%d: host key changed: recorded %s %s, presented %s "
-				      "%s: refused",
-				      host, port, type0, fp0, keytype, fingerprint);
+				      "%s: refused (if the host was rebuilt on purpose: pvelab ssh "
+				      "forget %s%s%s:%d)",
+				      host, port, type0, fp0, keytype, fingerprint,
+				      strchr(host, ':') ? "[" : "", host,
+				      strchr(host, ':') ? "]" : "", port);
 			pl_stmt_finalize(st);
 			return r;
 		}
@@ -64,6 +67,35 @@ pl_state_ssh_trust(void *state, const char *host, int port, const char *keytype,
 	pl_stmt_bind_double(st, 6, pl_state_now());
 	r = pl_state_step_done(s, st, errmsg);
 	pl_stmt_finalize(st);
+	return r;
+}
+
+int
+pl_state_ssh_hosts(struct pl_state *s, json_t **out, char **errmsg)
+{
+	struct pl_stmt *st = NULL;
+	int r;
+
+	*out = NULL;
+	if ((r = pl_state_prep(s,
+			       "SELECT host, port, keytype, fingerprint, first_seen, last_seen "
+			       "FROM ssh_known_hosts ORDER BY host, port",
+			       &st, errmsg)) != 0)
+		return r;
+	*out = json_array();
+	while ((r = pl_stmt_step(st)) == PL_DB_ROW)
+		json_array_append_new(
+			*out,
+			json_pack("{s:s,s:I,s:s,s:s,s:f,s:f}", "host", pl_stmt_text(st, 0), "port",
+				  (json_int_t)pl_stmt_int64(st, 1), "keytype", pl_stmt_text(st, 2),
+				  "fingerprint", pl_stmt_text(st, 3), "first_seen",
+				  pl_stmt_double(st, 4), "last_seen", pl_stmt_double(st, 5)));
+	r = r == PL_DB_DONE ? 0 : pl_state_dberr(s, errmsg, "read ssh host keys");
+	pl_stmt_finalize(st);
+	if (r != 0) {
+		json_decref(*out);
+		*out = NULL;
+	}
 	return r;
 }
 
@@ -113,6 +145,22 @@ pl_state_stack_record(struct pl_state *s, long long vmid, const char *stack, con
 		pl_stmt_finalize(st);
 	}
 	free(text);
+	return r;
+}
+
+int
+pl_state_stack_forget(struct pl_state *s, long long vmid, const char *stack, char **errmsg)
+{
+	struct pl_stmt *st = NULL;
+	int r;
+
+	if ((r = pl_state_prep(s, "DELETE FROM stack_deploys WHERE vmid = ? AND stack = ?", &st,
+			       errmsg)) != 0)
+		return r;
+	pl_stmt_bind_int64(st, 1, vmid);
+	pl_stmt_bind_text(st, 2, stack);
+	r = pl_state_step_done(s, st, errmsg);
+	pl_stmt_finalize(st);
 	return r;
 }
 

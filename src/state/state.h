@@ -326,6 +326,9 @@ int pl_state_silence_end(struct pl_state *s, long long id, char **errmsg);
  * and both fingerprints) when it differs. */
 int pl_state_ssh_trust(void *state, const char *host, int port, const char *keytype,
 		       const char *fingerprint, char **errmsg);
+/* The recorded keys: [{host,port,keytype,fingerprint,first_seen,last_seen}]
+ * by host, port. */
+int pl_state_ssh_hosts(struct pl_state *s, json_t **out, char **errmsg);
 /* Forget host:port's key (a host rebuilt on purpose); PL_ENOENT when none. */
 int pl_state_ssh_forget(struct pl_state *s, const char *host, int port, char **errmsg);
 
@@ -337,6 +340,9 @@ int pl_state_ssh_forget(struct pl_state *s, const char *host, int port, char **e
 /* Record a deploy, replacing the one before. */
 int pl_state_stack_record(struct pl_state *s, long long vmid, const char *stack, const char *sha256,
 			  const json_t *files, char **errmsg);
+/* Forget the record of vmid's stack (a rollback took the guest back to
+ * before it was deployed); none is no error. */
+int pl_state_stack_forget(struct pl_state *s, long long vmid, const char *stack, char **errmsg);
 /* Every recorded deploy: [{vmid,stack,sha256,files,deployed}] by vmid, stack. */
 int pl_state_stacks(struct pl_state *s, json_t **out, char **errmsg);
 

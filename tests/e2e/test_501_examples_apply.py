@@ -26,7 +26,8 @@ NAMES = sorted(n for n in os.listdir(EXAMPLES)
 
 @pytest.mark.parametrize("name", NAMES)
 def test_example_applies_and_converges(name, tmp_path):
-    args = ["--seed", os.path.join(EXAMPLES, "sim", name), "--task-ms", "10"]
+    # healthchecks of the examples' stacks pass after 50 ms, not their 30 s
+    args = ["--seed", os.path.join(EXAMPLES, "sim", name), "--task-ms", "10", "--health-ms", "50"]
     if name in PVE8:
         args += ["--pve-version", "8.4"]
     info = start_sim(*args)

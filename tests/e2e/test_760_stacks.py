@@ -3,6 +3,7 @@ guest agent (plan create/update/unchanged with a diff of the files without
 secrets, a snapshot before a change, rollback when compose up fails), and
 through a real sshd on loopback with a stub `docker` (files and modes, host
 key trust on first use and a changed key refused, an unreachable host)."""
+import hashlib
 import json
 import os
 import shutil
@@ -62,6 +63,10 @@ def lab(tmp_path):
     stop_sim(info)
 
 
+def sha(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def agent(info, method, vmid, what, **params):
     import requests
     r = getattr(requests, method)(f"{info['url']}/api2/json/nodes/pve/qemu/{vmid}/agent/{what}",
@@ -104,10 +109,12 @@ def test_agent_deploy_update_unchanged_rollback(lab):
     (plan,) = r.json()["stacks"]
     assert plan["action"] == "update"
     assert plan["files"] == [{"path": "/opt/pvelab/stacks/app/.env", "change": "update",
-                              "secret": False, "diff": "-TAG=1.2\n+TAG=1.3\n"}]
+                              "secret": False, "diff": "-TAG=1.2\n+TAG=1.3\n",
+                              "sha256": sha("MODE=prod\nTAG=1.3\n")}]
     r = pvelab("-o", "json", "deploy")
     assert r.rc == 0, r.err
-    assert r.json()["deployed"][0]["snapshot"].startswith("pvelab-pre-deploy-")
+    # a deploy is a run of its own: its snapshot is named after it
+    assert r.json()["deployed"][0]["snapshot"] == f"pvelab-pre-{r.json()['run']}"
     assert pvelab("deploy", "--dry-run").rc == 0  # replan: no change
 
     # a secret changes: shown as changed, its content never
@@ -245,6 +252,7 @@ def test_ssh_deploy_files_modes_and_calls(sshlab):
     # --profile replaces the stacks' profiles (the seed's deploy-stack.sh --profile full)
     r = pvelab("deploy", "--profile", "full")
     assert r.rc == 0, r
+    assert "    |  Container app-web-1  Started" in r.err  # compose's output, streamed
     assert (d / "docker.log").read_text().splitlines()[-2].endswith(
         "--profile full up -d --remove-orphans")
 
@@ -263,8 +271,22 @@ def test_ssh_host_key_changed_is_refused(sshlab):
                                   capture_output=True, text=True).stdout.split()[1]
     assert f"ssh 127.0.0.1:{port}: host key changed" in r.err
     assert fp("host1") in r.err and fp("host2") in r.err
+    assert f"pvelab ssh forget 127.0.0.1:{port}" in r.err  # the refusal names the way out
     assert not (d / "docker.log").exists()  # nothing ran
     assert (d / "guest" / "app" / ".env").read_text() == "MODE=prod\nTAG=1.2\n"
+    # the key pvelab trusts, then forgotten on purpose: the new one is trusted
+    r = pvelab("-o", "json", "ssh", "hosts")
+    assert [(h["host"], h["port"], h["fingerprint"]) for h in r.json()] == [
+        ("127.0.0.1", port, fp("host1"))]
+    r = pvelab("ssh", "forget", f"127.0.0.1:{port}")
+    assert r.rc == 0 and "Forgot the host key of 127.0.0.1:" in r.out, r
+    r = pvelab("ssh", "forget", f"127.0.0.1:{port}")
+    assert r.rc == 1 and "no ssh host key recorded" in r.err
+    assert pvelab("ssh", "forget", "127.0.0.1:notaport").rc == 64
+    r = pvelab("deploy")
+    assert r.rc == 0, r
+    assert (d / "guest" / "app" / ".env").read_text() == "MODE=prod\nTAG=1.4\n"
+    assert pvelab("-o", "json", "ssh", "hosts").json()[0]["fingerprint"] == fp("host2")
 
 
 def test_ssh_unreachable_fails_within_timeout(sshlab):

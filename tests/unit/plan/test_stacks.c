@@ -1,6 +1,7 @@
 /* Unit tests for plan/stacks.c: the plan's line diff (removals before
  * additions, a cap on the lines shown) and the comparison with the last
- * deploy (create, update with the changed files only, unchanged, a file gone). */
+ * deploy (create with every file, update with the changed files only,
+ * unchanged, a file gone; a new hash only for files without secrets). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,7 +37,11 @@ test_compare(void **state)
 		"c.yaml\",\"mode\":420,\"secret\":false,\"sha256\":\"c1\",\"_data\":\"x\"},"
 		"{\"path\":\"/s/"
 		"k.env\",\"mode\":384,\"secret\":true,\"sha256\":\"k2\",\"_data\":\"S=2\"}]},"
-		"{\"guest\":\"g\",\"vmid\":100,\"name\":\"other\",\"sha256\":\"o\",\"files\":[]}]",
+		"{\"guest\":\"g\",\"vmid\":100,\"name\":\"other\",\"sha256\":\"o\",\"files\":["
+		"{\"path\":\"/o/"
+		"c.yaml\",\"mode\":420,\"secret\":false,\"sha256\":\"c9\",\"_data\":\"y\"},"
+		"{\"path\":\"/o/"
+		"s.env\",\"mode\":384,\"secret\":true,\"sha256\":\"s9\",\"_data\":\"P=1\"}]}]",
 		0, NULL);
 	json_t *recorded =
 		json_loads("[{\"vmid\":100,\"stack\":\"app\",\"sha256\":\"old\",\"files\":{"
@@ -51,11 +56,14 @@ test_compare(void **state)
 	want = json_loads("[{\"guest\":\"g\",\"vmid\":100,\"name\":\"app\",\"action\":\"update\","
 			  "\"sha256\":\"new\",\"files\":["
 			  "{\"path\":\"/s/.env\",\"change\":\"update\",\"secret\":false,"
-			  "\"diff\":\"-T=1\\n+T=2\\n\"},"
+			  "\"sha256\":\"e2\",\"diff\":\"-T=1\\n+T=2\\n\"},"
 			  "{\"path\":\"/s/k.env\",\"change\":\"update\",\"secret\":true},"
 			  "{\"path\":\"/s/gone\",\"change\":\"delete\",\"secret\":false}]},"
 			  "{\"guest\":\"g\",\"vmid\":100,\"name\":\"other\",\"action\":\"create\","
-			  "\"sha256\":\"o\",\"files\":[]}]",
+			  "\"sha256\":\"o\",\"files\":["
+			  "{\"path\":\"/o/c.yaml\",\"change\":\"create\",\"secret\":false,"
+			  "\"sha256\":\"c9\"},"
+			  "{\"path\":\"/o/s.env\",\"change\":\"create\",\"secret\":true}]}]",
 			  0, NULL);
 	got = json_dumps(plan, JSON_SORT_KEYS);
 	if (!json_equal(plan, want))
