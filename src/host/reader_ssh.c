@@ -31,7 +31,8 @@ static const char prefetch_files[] =
 	"etc/modules-load.d/*.conf etc/modprobe.d/*.conf etc/pve/qemu-server/*.conf "
 	"etc/apt/sources.list.d/* .pvelab-cmd/proxmox-boot-tool-status .pvelab-cmd/dmesg "
 	"sys/bus/pci/devices/*/vendor sys/bus/pci/devices/*/device sys/bus/pci/devices/*/class "
-	"sys/bus/pci/devices/*/boot_vga";
+	"sys/bus/pci/devices/*/boot_vga sys/bus/pci/devices/*/subsystem_vendor "
+	"sys/bus/pci/devices/*/subsystem_device";
 static const char prefetch_links[] =
 	"sys/bus/pci/devices/*/driver sys/bus/pci/devices/*/iommu_group";
 static const char prefetch_dirs[] =

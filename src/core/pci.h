@@ -1,0 +1,20 @@
+/*
+ * PCI addresses and ids as Proxmox writes them in hostpci entries and PCI
+ * resource mappings (pve-guest-common's Mapping/PCI.pm): the checks the
+ * config, the simulator and `pvelab host` share.
+ */
+#ifndef PL_CORE_PCI_H
+#define PL_CORE_PCI_H
+
+#include "core/common.h"
+
+/* Whether s is a mapping's path: "0000:01:00" or "0000:01:00.0", lower-case
+ * hex, several separated by ';' (Mapping/PCI.pm's $PCI_RE). */
+bool pl_pci_path_ok(const char *s);
+/* Whether s is "vendor:device", four hex digits each ("10de:2184"). */
+bool pl_pci_id_ok(const char *s);
+/* The value of key in a property string ("id=10de:2184,node=pve,..."),
+ * copied into out (size n); false when absent. */
+bool pl_pci_prop(const char *ps, const char *key, char *out, size_t n);
+
+#endif
