@@ -246,11 +246,13 @@ check_pcimaps(const struct pl_config *c, struct pl_diags *d, json_t *seen)
 				msg = pl_asprintf("id '%s' is no vendor:device pair (10de:2184)",
 						  pl_json_str(m, "id"));
 			else if (sub && !pl_pci_id_ok(sub))
-				msg = pl_asprintf("subsystem_id '%s' is no vendor:device pair", sub);
+				msg = pl_asprintf("subsystem_id '%s' is no vendor:device pair",
+						  sub);
 			else if (pl_json_str(m, "description") &&
 				 strpbrk(pl_json_str(m, "description"), ",=\"\n"))
-				msg = pl_strdup("description: no ',', '=', '\"' or newline in a "
-						"node's description (it is part of a property string)");
+				msg = pl_strdup(
+					"description: no ',', '=', '\"' or newline in a "
+					"node's description (it is part of a property string)");
 			if (msg)
 				diag(c, d, "pci_mappings", i, where, msg);
 			free(msg);

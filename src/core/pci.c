@@ -4,6 +4,8 @@
  */
 #include "core/common.h"
 #include "core/pci.h"
+#include "core/buf.h"
+#include "core/json.h"
 
 static size_t
 hex_run(const char *s, bool upper)
@@ -58,4 +60,22 @@ pl_pci_prop(const char *ps, const char *key, char *out, size_t n)
 		p = p[len] ? p + len + 1 : NULL;
 	}
 	return false;
+}
+
+char *
+pl_pci_map_entry(const json_t *m)
+{
+	struct pl_buf b;
+
+	pl_buf_init(&b, 0);
+	if (pl_json_str(m, "description"))
+		pl_buf_addf(&b, "description=%s,", pl_json_str(m, "description"));
+	pl_buf_addf(&b, "id=%s", pl_json_str_or(m, "id", ""));
+	if (json_is_integer(json_object_get(m, "iommugroup")))
+		pl_buf_addf(&b, ",iommugroup=%lld", pl_json_int(m, "iommugroup", 0));
+	pl_buf_addf(&b, ",node=%s,path=%s", pl_json_str_or(m, "node", ""),
+		    pl_json_str_or(m, "path", ""));
+	if (pl_json_str(m, "subsystem_id"))
+		pl_buf_addf(&b, ",subsystem-id=%s", pl_json_str(m, "subsystem_id"));
+	return pl_buf_detach(&b, NULL);
 }

@@ -736,8 +736,7 @@ check_map_entry(const json_t *facts, const char *name, const char *entry, bool d
 	char path[256], want_id[32], want_grp[16], want_sub[32], *subject;
 	bool has_grp = pl_pci_prop(entry, "iommugroup", want_grp, sizeof(want_grp));
 	bool has_sub = pl_pci_prop(entry, "subsystem-id", want_sub, sizeof(want_sub));
-	const char *where = declared ? "pci_mappings: in pvelab.yaml" :
-				       "/etc/pve/mapping/pci.cfg";
+	const char *where = declared ? "pci_mappings: in pvelab.yaml" : "/etc/pve/mapping/pci.cfg";
 	json_t *problems = json_array(), *f;
 	const json_t *first = NULL; /* the first path's device: what the entry should say */
 	size_t idx = 0;
@@ -760,7 +759,8 @@ check_map_entry(const json_t *facts, const char *name, const char *entry, bool d
 			if (!strcasecmp(pl_json_str_or(d, "addr", ""), addr))
 				dev = d;
 		if (dev == NULL) {
-			json_array_append_new(problems, json_sprintf("pci device '%s' not found", addr));
+			json_array_append_new(problems,
+					      json_sprintf("pci device '%s' not found", addr));
 			continue;
 		}
 		if (idx == 0)
@@ -784,14 +784,15 @@ check_map_entry(const json_t *facts, const char *name, const char *entry, bool d
 						       want_grp));
 		if (pl_json_str(dev, "subsystem") && !has_sub)
 			json_array_append_new(problems,
-					      json_sprintf("subsystem-id is missing: %s has %s", addr,
-							   pl_json_str(dev, "subsystem")));
+					      json_sprintf("subsystem-id is missing: %s has %s",
+							   addr, pl_json_str(dev, "subsystem")));
 		else if (has_sub && pl_json_str(dev, "subsystem") &&
 			 strcasecmp(want_sub, pl_json_str(dev, "subsystem")))
 			json_array_append_new(problems,
 					      json_sprintf("%s has subsystem %s, the mapping says "
 							   "subsystem-id=%s",
-							   addr, pl_json_str(dev, "subsystem"), want_sub));
+							   addr, pl_json_str(dev, "subsystem"),
+							   want_sub));
 	}
 	if (json_array_size(problems) == 0) {
 		f = finding(out, "pci-mapping", subject, "pass",
@@ -827,8 +828,8 @@ check_map_entry(const json_t *facts, const char *name, const char *entry, bool d
 					     "/cluster/mapping/pci/%s --map ..., or Datacenter > "
 					     "Resource Mappings)",
 					     name, pl_json_str_or(first, "vendor", ""),
-					     pl_json_str_or(first, "device", ""), grp, node, path, sub,
-					     name);
+					     pl_json_str_or(first, "device", ""), grp, node, path,
+					     sub, name);
 		free(grp);
 		free(sub);
 
@@ -869,19 +870,7 @@ check_mappings(const json_t *facts, const json_t *want, json_t *out)
 
 			if (!host || strcmp(pl_json_str_or(e, "node", ""), host))
 				continue;
-			/* as pci.cfg would hold it */
-			text = json_is_integer(json_object_get(e, "iommugroup")) ?
-				       pl_asprintf("id=%s,iommugroup=%lld,node=%s,path=%s%s%s",
-						   pl_json_str_or(e, "id", ""),
-						   pl_json_int(e, "iommugroup", 0), host,
-						   pl_json_str_or(e, "path", ""),
-						   pl_json_str(e, "subsystem_id") ? ",subsystem-id=" : "",
-						   pl_json_str_or(e, "subsystem_id", "")) :
-				       pl_asprintf("id=%s,node=%s,path=%s%s%s",
-						   pl_json_str_or(e, "id", ""), host,
-						   pl_json_str_or(e, "path", ""),
-						   pl_json_str(e, "subsystem_id") ? ",subsystem-id=" : "",
-						   pl_json_str_or(e, "subsystem_id", ""));
+			text = pl_pci_map_entry(e); /* as pci.cfg would hold it */
 			check_map_entry(facts, pl_json_str_or(m, "name", "?"), text, true, out);
 			free(text);
 		}

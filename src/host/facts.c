@@ -283,10 +283,10 @@ pci_facts(struct pl_host_reader *r)
 		vendor = sysval(r, dir, "subsystem_vendor");
 		device = sysval(r, dir, "subsystem_device");
 		if (vendor && device)
-			json_object_set_new(d, "subsystem",
-					    json_sprintf("%s:%s",
-							 vendor + 2 * pl_str_startswith(vendor, "0x"),
-							 device + 2 * pl_str_startswith(device, "0x")));
+			json_object_set_new(
+				d, "subsystem",
+				json_sprintf("%s:%s", vendor + 2 * pl_str_startswith(vendor, "0x"),
+					     device + 2 * pl_str_startswith(device, "0x")));
 		free(vendor), free(device), free(cls);
 		link = pl_asprintf("%s/driver", dir);
 		vendor = NULL;

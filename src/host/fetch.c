@@ -123,7 +123,7 @@ pl_host_fetch_parse(const char *data, size_t len, const char *marker)
 			json_object_set_new(cache, key, e);
 		free(path);
 		continue;
-bad_path:
+	bad_path:
 		free(path);
 		goto bad;
 	}

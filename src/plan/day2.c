@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "core/pci.h"
 #include "core/snapshot.h"
 #include "core/str.h"
 #include "model/guest.h"
@@ -878,28 +879,6 @@ mapping_needed(const struct d2 *d, const char *id)
 	return false;
 }
 
-/* One node's entry as PVE's property string (map_fmt's keys in order). */
-static json_t *
-map_entry(const json_t *m)
-{
-	struct pl_buf b;
-	json_t *s;
-
-	pl_buf_init(&b, 0);
-	if (pl_json_str(m, "description"))
-		pl_buf_addf(&b, "description=%s,", pl_json_str(m, "description"));
-	pl_buf_addf(&b, "id=%s", pl_json_str_or(m, "id", ""));
-	if (json_is_integer(json_object_get(m, "iommugroup")))
-		pl_buf_addf(&b, ",iommugroup=%lld", pl_json_int(m, "iommugroup", 0));
-	pl_buf_addf(&b, ",node=%s,path=%s", pl_json_str_or(m, "node", ""),
-		    pl_json_str_or(m, "path", ""));
-	if (pl_json_str(m, "subsystem_id"))
-		pl_buf_addf(&b, ",subsystem-id=%s", pl_json_str(m, "subsystem_id"));
-	s = json_string(b.data);
-	pl_buf_release(&b);
-	return s;
-}
-
 /* A map list as one text: each entry's keys sorted (any order PVE or the
  * web UI wrote them in), the entries in order (the first present on a node
  * is the one used). */
@@ -942,8 +921,8 @@ mapping_users(const struct d2 *d, const char *id, const json_t *spare)
 		if (json_object_get(spare, pl_json_str_or(g, "name", "")))
 			continue;
 		json_object_foreach((json_t *)json_object_get(g, PL_SNAP_CONFIG), k, v) {
-			const char *m = json_is_string(v) ? strstr(json_string_value(v), "mapping=") :
-							    NULL;
+			const char *m =
+				json_is_string(v) ? strstr(json_string_value(v), "mapping=") : NULL;
 
 			uses |= pl_str_startswith(k, "hostpci") && m &&
 				!strncmp(m + 8, id, strlen(id)) &&
@@ -967,21 +946,26 @@ static void
 plan_pcimap(struct d2 *d, const json_t *pm)
 {
 	const char *id = pl_json_str_or(pm, "name", "");
-	const json_t *live = pl_json_find(json_object_get(d->snap, PL_SNAP_PCIMAPS), "id", id, false);
+	const json_t *live =
+		pl_json_find(json_object_get(d->snap, PL_SNAP_PCIMAPS), "id", id, false);
 	char *why = NULL, *desc = pl_day2_mark(pl_json_str(pm, "description"), d->project);
 	json_t *map = json_array(), *p, *set, *diffs;
 	const json_t *e;
 	size_t i;
 
-	if (live && (why = not_ours(d->project, pl_json_str(live, "description"), "PCI mapping",
-				    id, "pci-mapping"))) {
+	if (live && (why = not_ours(d->project, pl_json_str(live, "description"), "PCI mapping", id,
+				    "pci-mapping"))) {
 		block(d, "PCI mapping", id, why);
 		free(desc);
 		json_decref(map);
 		return;
 	}
-	json_array_foreach(json_object_get(pm, "map"), i, e)
-		json_array_append_new(map, map_entry(e));
+	json_array_foreach(json_object_get(pm, "map"), i, e) {
+		char *t = pl_pci_map_entry(e);
+
+		json_array_append_new(map, json_string(t));
+		free(t);
+	}
 	p = json_pack("{s:s,s:o}", "description", desc, "map", map);
 	for (size_t f = 0; f < PL_ARRAY_LEN(map_flags); f++)
 		if (pl_json_bool(pm, map_flags[f][0], false))
@@ -997,9 +981,10 @@ plan_pcimap(struct d2 *d, const json_t *pm)
 	set = json_object();
 	diffs = json_array();
 	if (strcmp(pl_json_str_or(live, "description", ""), desc)) {
-		json_array_append_new(diffs, json_pack("{s:s,s:s,s:s,s:s}", "key", "description",
-						       "from", pl_json_str_or(live, "description", ""),
-						       "to", desc, "class", "live"));
+		json_array_append_new(diffs,
+				      json_pack("{s:s,s:s,s:s,s:s}", "key", "description", "from",
+						pl_json_str_or(live, "description", ""), "to", desc,
+						"class", "live"));
 		json_object_set_new(set, "description", json_string(desc));
 	}
 	char *want = map_text(map), *have = map_text(json_object_get(live, "map"));
@@ -1017,14 +1002,15 @@ plan_pcimap(struct d2 *d, const json_t *pm)
 		bool h = json_is_true(lv) || pl_json_int(live, map_flags[f][1], 0) != 0;
 
 		if (w != h) {
-			json_array_append_new(diffs, json_pack("{s:s,s:s,s:s,s:s}", "key",
-							       map_flags[f][1], "from", h ? "1" : "0",
-							       "to", w ? "1" : "0", "class", "live"));
+			json_array_append_new(diffs,
+					      json_pack("{s:s,s:s,s:s,s:s}", "key", map_flags[f][1],
+							"from", h ? "1" : "0", "to", w ? "1" : "0",
+							"class", "live"));
 			json_object_set_new(set, map_flags[f][1], json_boolean(w));
 		}
 	}
-	add_update(d, "pci_mapping", id, "PCI mapping",
-		   pl_asprintf("/cluster/mapping/pci/%s", id), set, diffs);
+	add_update(d, "pci_mapping", id, "PCI mapping", pl_asprintf("/cluster/mapping/pci/%s", id),
+		   set, diffs);
 	json_decref(p);
 	free(desc);
 }
@@ -1044,11 +1030,13 @@ plan_mapping_refs(struct d2 *d)
 			const char *m = guest_mapping(dev);
 
 			if (m && !declared(d->cfg, "/pci_mappings", "name", m) &&
-			    !pl_json_find(json_object_get(d->snap, PL_SNAP_PCIMAPS), "id", m, false))
+			    !pl_json_find(json_object_get(d->snap, PL_SNAP_PCIMAPS), "id", m,
+					  false))
 				block(d, "PCI mapping", m,
-				      pl_asprintf("guest '%s' passes PCI mapping '%s', which does not "
-						  "exist (declare it under pci_mappings:)",
-						  pl_json_str_or(g, "name", "?"), m));
+				      pl_asprintf(
+					      "guest '%s' passes PCI mapping '%s', which does not "
+					      "exist (declare it under pci_mappings:)",
+					      pl_json_str_or(g, "name", "?"), m));
 		}
 }
 
@@ -1068,10 +1056,9 @@ remove_pcimap(struct d2 *d, const json_t *live, const json_t *spare)
 				  id, list));
 		free(list);
 	} else {
-		json_array_append_new(d->changes, change("pci_mapping", id, "delete", "PCI mapping",
-							 "DELETE",
-							 pl_asprintf("/cluster/mapping/pci/%s", id),
-							 NULL));
+		json_array_append_new(d->changes,
+				      change("pci_mapping", id, "delete", "PCI mapping", "DELETE",
+					     pl_asprintf("/cluster/mapping/pci/%s", id), NULL));
 	}
 	json_decref(users);
 }

@@ -104,8 +104,9 @@ h_list(struct pl_sim_req *r)
 
 	if (check && strcmp(check, "localhost") && pl_sim_node_index(s, check) < 0) {
 		/* proxied to the node: an unknown one is not in the cluster */
-		pl_sim_fail(r, 500, "hostname lookup '%s' failed - failed to get address info for: "
-				    "%s: Name or service not known",
+		pl_sim_fail(r, 500,
+			    "hostname lookup '%s' failed - failed to get address info for: "
+			    "%s: Name or service not known",
 			    check, check);
 		json_decref(a);
 		return;
@@ -129,9 +130,9 @@ h_list(struct pl_sim_req *r)
 				found += map_node_is(json_string_value(v), check);
 			if (!found)
 				json_array_append_new(
-					checks, json_pack("{s:s,s:o}", "severity", "warning",
-							  "message",
-							  json_sprintf("No mapping for node %s.", check)));
+					checks,
+					json_pack("{s:s,s:o}", "severity", "warning", "message",
+						  json_sprintf("No mapping for node %s.", check)));
 			json_object_set_new(o, "checks", checks);
 		}
 		json_array_append_new(a, o);
@@ -176,14 +177,16 @@ map_ok(struct pl_sim_req *r, const json_t *map)
 				return false;
 			}
 		if (pl_pci_prop(e, "path", val, sizeof(val)) && !pl_pci_path_ok(val)) {
-			pl_sim_param_fail(r, "map", "invalid format - path: value does not match "
-						    "the regex pattern\n");
+			pl_sim_param_fail(r, "map",
+					  "invalid format - path: value does not match "
+					  "the regex pattern\n");
 			return false;
 		}
 		if ((pl_pci_prop(e, "id", val, sizeof(val)) && !pl_pci_id_ok(val)) ||
 		    (pl_pci_prop(e, "subsystem-id", val, sizeof(val)) && !pl_pci_id_ok(val))) {
-			pl_sim_param_fail(r, "map", "invalid format - %s: value does not match "
-						    "the regex pattern\n",
+			pl_sim_param_fail(r, "map",
+					  "invalid format - %s: value does not match "
+					  "the regex pattern\n",
 					  pl_pci_id_ok(val) ? "subsystem-id" : "id");
 			return false;
 		}
@@ -277,10 +280,11 @@ h_update(struct pl_sim_req *r)
 			goto out;
 		}
 		if (json_object_get(r->params, tok)) {
-			pl_sim_fail(r, 500,
-				    "update hardware mapping failed: cannot set and delete property "
-				    "'%s' at the same time!",
-				    tok);
+			pl_sim_fail(
+				r, 500,
+				"update hardware mapping failed: cannot set and delete property "
+				"'%s' at the same time!",
+				tok);
 			goto out;
 		}
 	}

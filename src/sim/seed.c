@@ -377,12 +377,13 @@ seed_pcimaps(struct pl_sim *s, const json_t *maps, char **errmsg)
 		json_t *v;
 
 		if (!json_is_array(json_object_get(m, "map")))
-			return pl_seterr(errmsg, PL_EINVAL, "seed: pci_mappings: '%s' has no map list",
-					 id);
+			return pl_seterr(errmsg, PL_EINVAL,
+					 "seed: pci_mappings: '%s' has no map list", id);
 		json_array_foreach(json_object_get(m, "map"), i, v)
 			if (!json_is_string(v))
 				return pl_seterr(errmsg, PL_EINVAL,
-						 "seed: pci_mappings: '%s': each map is a string", id);
+						 "seed: pci_mappings: '%s': each map is a string",
+						 id);
 		json_object_set_new(s->pcimaps, id, json_deep_copy(m));
 	}
 	return 0;

@@ -21,8 +21,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (!pl_host_path_ok(path) || t == NULL || strlen(t) != 1 || !strchr("FLDN", *t))
 			abort();
-		if (*t == 'F' &&
-		    json_string_length(json_object_get(e, "data")) > PL_HOST_READ_MAX)
+		if (*t == 'F' && json_string_length(json_object_get(e, "data")) > PL_HOST_READ_MAX)
 			abort();
 		if (*t == 'D' && !json_is_array(json_object_get(e, "names")))
 			abort();

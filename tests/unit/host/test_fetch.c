@@ -95,9 +95,9 @@ test_refused_whole(void **state)
 	assert_null(parse_corpus("relative-path"));
 	assert_null(parse_corpus("link-without-target"));
 	assert_null(parse(""));
-	assert_null(parse("E " MARKER));         /* no newline */
-	assert_null(parse("xE " MARKER "\n"));   /* the end line not at a line start */
-	assert_null(parse("E @@pvelab-1\n"));    /* another marker */
+	assert_null(parse("E " MARKER));       /* no newline */
+	assert_null(parse("xE " MARKER "\n")); /* the end line not at a line start */
+	assert_null(parse("E @@pvelab-1\n"));  /* another marker */
 	/* a NUL in a record line */
 	static const char nul[] = "N /a\0b\nE " MARKER "\n";
 
