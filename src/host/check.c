@@ -747,7 +747,7 @@ check_map_entry(const json_t *facts, const char *name, const char *entry, bool d
 		want_id[0] = '\0';
 	subject = pl_asprintf("mapping %s", name);
 	for (char *p = path, *semi; p && *p; p = semi, idx++) {
-		char addr[64], have[32];
+		char addr[sizeof(path) + 2], have[32];
 		const json_t *dev = NULL, *d;
 		size_t i;
 
