@@ -207,6 +207,16 @@ pl_doctor_needs(const struct pl_config *cfg, const json_t *resources, int api_ma
 		need(out, "pools", p, privs, PL_ARRAY_LEN(privs));
 		free(p);
 	}
+	json_array_foreach(pl_config_get(cfg, "/pci_mappings"), i, v) {
+		/* POST and DELETE check /mapping/pci; the list shows only what the
+		 * token audits */
+		static const char *const privs[] = { "Mapping.Modify", "Mapping.Audit" };
+		char *p = pl_asprintf("/mapping/pci/%s", pl_json_str_or(v, "name", ""));
+
+		need(out, "PCI mappings", "/mapping/pci", privs, 1);
+		need(out, "PCI mappings", p, privs, PL_ARRAY_LEN(privs));
+		free(p);
+	}
 	{
 		const json_t *fw = pl_config_get(cfg, "/firewall");
 		static const char *const p[] = { "Sys.Audit", "Sys.Modify" };

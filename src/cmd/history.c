@@ -385,8 +385,9 @@ const struct pl_cmd pl_cmd_history = {
 	.summary = "show what changed on a guest, sync by sync",
 	.usage = "[--live] GUEST",
 	.help = "GUEST is a vmid or a name. Each recorded state is shown as the difference\n"
-		"from the one before; -o json adds the full states. storage:ID, backup-job:ID\n"
-		"and pool:ID show a storage's, backup job's or pool's history;\n"
+		"from the one before; -o json adds the full states. storage:ID, backup-job:ID,\n"
+		"pool:ID and pci-mapping:ID show a storage's, backup job's, pool's or PCI\n"
+		"mapping's history;\n"
 		"firewall:cluster, firewall:node:NODE and firewall:GUEST the firewall's, as\n"
 		"each apply or rollback found and left it (rules with their position).",
 	.opts = opts,

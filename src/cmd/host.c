@@ -122,18 +122,35 @@ out:
 	return 0;
 }
 
+/* The hosts: entry for node (or, without one, for the facts' host name). */
+static const json_t *
+want_for(const struct pl_config *cfg, const char *node, char **errmsg)
+{
+	const json_t *hosts = pl_config_get(cfg, "/hosts"), *h;
+	size_t i;
+
+	json_array_foreach(hosts, i, h)
+		if (!strcmp(pl_json_str_or(h, "node", ""), node))
+			return h;
+	pl_seterr(errmsg, PL_ENOENT, "%s has no hosts: entry for node '%s'", pl_config_path(cfg),
+		  node);
+	return NULL;
+}
+
 static int
 do_check(struct pl_ctx *ctx, struct pl_args *a)
 {
 	struct pl_host_reader r = { 0 };
 	struct pl_session s = { 0 };
-	json_t *facts = NULL, *findings, *f;
+	json_t *facts = NULL, *findings, *f, *want;
 	const char *node;
 	char *err = NULL;
 	int pass = 0, warn = 0, fail = 0, rc;
 	size_t i;
 
-	if (pl_args_has(a, O_SSH) && pl_session_open(&s, ctx, PL_NEED_STATE, &err) != 0) {
+	/* the config, when there is one, names the devices meant for
+	 * passthrough and the PCI mappings to hold against the node */
+	if (pl_session_open(&s, ctx, pl_args_has(a, O_SSH) ? PL_NEED_STATE : 0, &err) != 0) {
 		rc = pl_error("%s", err);
 		free(err);
 		return rc;
@@ -144,16 +161,27 @@ do_check(struct pl_ctx *ctx, struct pl_args *a)
 	}
 	rc = pl_host_facts(&r, &facts, &err);
 	pl_host_reader_release(&r);
-	pl_session_close(&s);
 	if (rc != 0) {
+		pl_session_close(&s);
 		rc = pl_error("%s", err);
 		free(err);
 		return rc;
 	}
-	if (pl_args_has(a, O_FACTS))
+	if (pl_args_has(a, O_FACTS)) {
+		pl_session_close(&s);
 		return pl_print_json(facts) ? PL_EXIT_ERROR : PL_EXIT_OK;
+	}
 	node = a->npos > 1 ? a->pos[1] : pl_json_str_or(facts, "hostname", "node");
-	findings = pl_host_check(facts, NULL);
+	want = s.cfg ? json_deep_copy(want_for(s.cfg, node, NULL)) : NULL;
+	if (s.cfg && json_array_size(pl_config_get(s.cfg, "/pci_mappings"))) {
+		if (want == NULL)
+			want = json_object();
+		json_object_set(want, "pci_mappings",
+				(json_t *)pl_config_get(s.cfg, "/pci_mappings"));
+	}
+	findings = pl_host_check(facts, want);
+	json_decref(want);
+	pl_session_close(&s);
 	json_array_foreach(findings, i, f) {
 		const char *st = pl_json_str(f, "status");
 
@@ -175,21 +203,6 @@ do_check(struct pl_ctx *ctx, struct pl_args *a)
 	}
 	json_decref(facts);
 	return fail ? PL_EXIT_ERROR : warn ? PL_EXIT_CHANGES : PL_EXIT_OK;
-}
-
-/* The hosts: entry for node (or, without one, for the facts' host name). */
-static const json_t *
-want_for(const struct pl_config *cfg, const char *node, char **errmsg)
-{
-	const json_t *hosts = pl_config_get(cfg, "/hosts"), *h;
-	size_t i;
-
-	json_array_foreach(hosts, i, h)
-		if (!strcmp(pl_json_str_or(h, "node", ""), node))
-			return h;
-	pl_seterr(errmsg, PL_ENOENT, "%s has no hosts: entry for node '%s'", pl_config_path(cfg),
-		  node);
-	return NULL;
 }
 
 static bool

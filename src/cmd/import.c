@@ -406,9 +406,9 @@ import_firewall(struct pl_session *s, json_t *snap, const json_t *lives, json_t 
 	return 0;
 }
 
-/* storage:ID, backup-job:ID and pool:ID: their YAML into doc, and into
- * marks the calls that put this project's marker on the jobs and pools
- * (day2.c). Returns the sections (new reference), NULL with *errmsg. */
+/* storage:ID, backup-job:ID, pool:ID and pci-mapping:ID: their YAML into
+ * doc, and into marks the calls that put this project's marker on the jobs,
+ * pools and mappings (day2.c). Returns the sections (new reference), NULL with *errmsg. */
 static json_t *
 import_day2(const json_t *snap, const json_t *args, const char *project, json_t *doc, json_t *marks,
 	    char **errmsg)
@@ -483,7 +483,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	doc = json_pack("{s:[]}", "guests");
 	guests = json_object_get(doc, "guests");
 	for (int k = 0; k < a.npos; k++) {
-		if (pl_day2_import_arg(a.pos[k])) { /* storage:ID, backup-job:ID, pool:ID */
+		if (pl_day2_import_arg(a.pos[k])) { /* storage:ID, pool:ID... */
 			json_array_append_new(d2args, json_string(a.pos[k]));
 			continue;
 		}
@@ -591,10 +591,10 @@ out:
 
 const struct pl_cmd pl_cmd_import = {
 	.name = "import",
-	.summary = "adopt existing guests, storages, backup jobs and pools: write their YAML so "
-		   "the next plan shows no changes",
-	.usage = "GUEST|storage:ID|backup-job:ID|pool:ID... [--out FILE [--merge]] [--no-adopt] "
-		 "[--firewall]",
+	.summary = "adopt existing guests, storages, backup jobs, pools and PCI mappings: write "
+		   "their YAML so the next plan shows no changes",
+	.usage = "GUEST|storage:ID|backup-job:ID|pool:ID|pci-mapping:ID... [--out FILE [--merge]] "
+		 "[--no-adopt] [--firewall]",
 	.help = "GUEST is a vmid or a name. The guests are tagged pvelab and pvelab-<project>\n"
 		"(managed by that project) unless --no-adopt is given. The project is the one of\n"
 		"the file the YAML goes to: --out NEW.yaml writes a new file that says\n"
@@ -608,9 +608,11 @@ const struct pl_cmd pl_cmd_import = {
 		"firewall options and rules and the cluster's firewall (aliases, IP sets,\n"
 		"security groups, datacenter rules and options) as written by hand, so that\n"
 		"pvelab manages them from then on (docs/firewall.md).\n"
-		"storage:ID, backup-job:ID and pool:ID import the cluster's storage, backup job\n"
-		"or pool under storages:, backups: or pools:; a job or pool is marked as the\n"
-		"project's by [pvelab:<project>] at the end of its comment (not with --no-adopt).\n"
+		"storage:ID, backup-job:ID, pool:ID and pci-mapping:ID import the cluster's\n"
+		"storage, backup job, pool or PCI resource mapping under storages:, backups:,\n"
+		"pools: or pci_mappings:; a job, pool or mapping is marked as the project's by\n"
+		"[pvelab:<project>] at the end of its comment or description (not with\n"
+		"--no-adopt).\n"
 		"Secrets (CIFS/PBS passwords, PBS fingerprints) are not written: add\n"
 		"password_file:/fingerprint_file: for a storage pvelab will create again.",
 	.opts = opts,

@@ -793,7 +793,14 @@ print_settings(const struct pl_ctx *ctx, const json_t *cfg)
 	pl_buf_init(&line, 1 << 16);
 	json_object_foreach((json_t *)cfg, k, v) {
 		char *t = pl_model_value_text(v);
+		const json_t *item;
+		size_t i;
 
+		/* a list (a PCI mapping's map): key=item for each */
+		json_array_foreach(v, i, item)
+			if (json_is_string(item))
+				pl_buf_addf(&line, "%s%s=%s", line.len ? " " : "", k,
+					    json_string_value(item));
 		if (t && strcmp(k, "name") && strcmp(k, "hostname")) {
 			pl_buf_addf(&line, "%s%s=", line.len ? " " : "", k);
 			for (const char *c = t; *c; c++) /* one line, whatever the value */
@@ -925,7 +932,10 @@ pl_planning_print(const struct pl_ctx *ctx, const json_t *plan)
 		if (d2) { /* the kind in the action's column: the summary counts guests' actions */
 			printf("  %s%-3s %-7s%s %s%s%s (%s)\n",
 			       pl_color(ctx, bupd ? PL_C_YELLOW : color_of(d2)),
-			       bupd ? "~" : sign_of(d2), !strcmp(a, "backup_job") ? "job" : a,
+			       bupd ? "~" : sign_of(d2),
+			       !strcmp(a, "backup_job")  ? "job" :
+			       !strcmp(a, "pci_mapping") ? "mapping" :
+							   a,
 			       pl_color(ctx, PL_C_RESET), pl_color(ctx, PL_C_BOLD),
 			       pl_json_str_or(c, "guest", "?"), pl_color(ctx, PL_C_RESET),
 			       pl_json_str_or(c, "what", a));

@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "core/file.h"
 #include "core/json.h"
+#include "core/pci.h"
 
 /* The id's problem as PVE's own format check words it (core/apischema:
  * pve-storage-id, pve-configid, pve-poolid), or NULL. */
@@ -217,6 +218,57 @@ check_job(const struct pl_config *c, struct pl_diags *d, const json_t *b, size_t
 	}
 }
 
+/* pci_mappings: ids, and node entries with a valid path and ids (a node
+ * may have several: PVE takes the first present at VM start, as for SR-IOV
+ * functions). A guest's mapping that is not declared may exist in the
+ * cluster: the plan decides. */
+static void
+check_pcimaps(const struct pl_config *c, struct pl_diags *d, json_t *seen)
+{
+	const json_t *e, *m;
+	size_t i, k;
+	char *msg;
+
+	json_array_foreach(pl_config_get(c, "/pci_mappings"), i, e) {
+		const char *name = pl_json_str_or(e, "name", "?");
+
+		if (!json_is_object(e))
+			continue;
+		if ((msg = id_problem("pve-configid", "mapping name", name)) == NULL &&
+		    !unique(seen, name))
+			msg = pl_asprintf("duplicate PCI mapping '%s'", name);
+		if (msg)
+			diag(c, d, "pci_mappings", i, "name", msg);
+		free(msg);
+		json_array_foreach(json_object_get(e, "map"), k, m) {
+			const char *path = pl_json_str(m, "path");
+			const char *sub = pl_json_str(m, "subsystem_id");
+			char where[32];
+
+			snprintf(where, sizeof(where), "map/%zu", k);
+			msg = NULL;
+			if (path && !pl_pci_path_ok(path))
+				msg = pl_asprintf("path '%s' is no PCI address (0000:01:00 or "
+						  "0000:01:00.0, lower case, ';' between several)",
+						  path);
+			else if (pl_json_str(m, "id") && !pl_pci_id_ok(pl_json_str(m, "id")))
+				msg = pl_asprintf("id '%s' is no vendor:device pair (10de:2184)",
+						  pl_json_str(m, "id"));
+			else if (sub && !pl_pci_id_ok(sub))
+				msg = pl_asprintf("subsystem_id '%s' is no vendor:device pair",
+						  sub);
+			else if (pl_json_str(m, "description") &&
+				 strpbrk(pl_json_str(m, "description"), ",=\"\n"))
+				msg = pl_strdup(
+					"description: no ',', '=', '\"' or newline in a "
+					"node's description (it is part of a property string)");
+			if (msg)
+				diag(c, d, "pci_mappings", i, where, msg);
+			free(msg);
+		}
+	}
+}
+
 void
 pl_config_check_storage(const struct pl_config *c, struct pl_diags *d)
 {
@@ -245,5 +297,7 @@ pl_config_check_storage(const struct pl_config *c, struct pl_diags *d)
 			diag(c, d, "pools", i, "name", msg);
 		free(msg);
 	}
+	json_object_clear(seen);
+	check_pcimaps(c, d, seen);
 	json_decref(seen);
 }

@@ -32,9 +32,17 @@ void
 pl_api_param_init(struct pl_api_param *p, const char *name, const json_t *def)
 {
 	size_t n = strlen(name);
-	const json_t *fmt = json_object_get(def, "format");
+	const json_t *fmt, *items = json_object_get(def, "items");
 
 	memset(p, 0, sizeof(*p));
+	p->optional = pl_json_bool(def, "optional", false);
+	p->description = pl_json_str(def, "description");
+	/* a list's checks are its items' ("map" of /cluster/mapping/pci) */
+	if (!strcmp(pl_json_str_or(def, "type", ""), "array") && json_is_object(items)) {
+		p->array = true;
+		def = items;
+	}
+	fmt = json_object_get(def, "format");
 	if (n > 3 && !strcmp(name + n - 3, "[n]")) {
 		p->name = pl_strndup(name, n - 3);
 		p->indexed = true;
@@ -42,7 +50,6 @@ pl_api_param_init(struct pl_api_param *p, const char *name, const json_t *def)
 		p->name = pl_strdup(name);
 	}
 	p->type = pl_json_str_or(def, "type", "string");
-	p->optional = pl_json_bool(def, "optional", false);
 	if (json_is_object(fmt))
 		p->pfmt = pl_pfmt_from_json(p->name, fmt, NULL);
 	else if (json_is_string(fmt))
@@ -55,7 +62,6 @@ pl_api_param_init(struct pl_api_param *p, const char *name, const json_t *def)
 	p->maximum = limit_of(def, "maximum");
 	p->minlen = pl_json_int(def, "minLength", -1);
 	p->maxlen = pl_json_int(def, "maxLength", -1);
-	p->description = pl_json_str(def, "description");
 }
 
 void

@@ -17,7 +17,9 @@ struct pl_pfmt;
 struct pl_api_param {
 	char *name;          /* "net" for the schema's "net[n]" */
 	bool indexed;        /* matches name followed by digits */
-	const char *type;    /* "string", "integer", "number", "boolean", ... */
+	const char *type;    /* "string", "integer", "number", "boolean", ...; an
+			      * array's: its items' */
+	bool array;          /* a list (repeated keys): each item is checked */
 	bool optional;
 	struct pl_pfmt *pfmt; /* compiled inline property-string format, or NULL */
 	const struct pl_pfmt *named; /* built-in named property-string format */

@@ -36,6 +36,10 @@
 #define PL_SNAP_JOBS "backup_jobs"
 /* Resource pools: GET /pools entries ("poolid", "comment"); absent when not read. */
 #define PL_SNAP_POOLS "pools"
+/* PCI resource mappings: GET /cluster/mapping/pci entries ("id", "map" [...],
+ * "description", "mdev", "live-migration-capable", "digest"); absent when not
+ * read (PVE before 8). */
+#define PL_SNAP_PCIMAPS "pci_mappings"
 
 /* Keys added to the API's entries. */
 

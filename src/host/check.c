@@ -8,6 +8,7 @@
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "core/pci.h"
 #include "core/str.h"
 
 /* Drivers that take a GPU or its audio function for the host. */
@@ -602,8 +603,10 @@ check_gpu(const json_t *facts, const json_t *gpu, bool iommu_on, json_t *out)
  * functions go along, and the VM has the machine type and firmware it needs.
  * Each problem is a finding of its own; none is one pass. */
 static void
-check_hostpci(const json_t *facts, const json_t *vm, const json_t *hp, json_t *out)
+check_hostpci(const json_t *facts, const json_t *want, const json_t *vm, const json_t *hp,
+	      json_t *out)
 {
+	char mapped[256];
 	const char *value = pl_json_str(hp, "value"), *machine = pl_json_str(vm, "machine");
 	const char *bios = pl_json_str(vm, "bios"), *file = pl_json_str(vm, "file");
 	const char *hostname = pl_json_str(facts, "hostname"), *key = pl_json_str(hp, "key");
@@ -629,16 +632,29 @@ check_hostpci(const json_t *facts, const json_t *vm, const json_t *hp, json_t *o
 	}
 	if (mapping) {
 		const json_t *found = NULL;
+		char node[256];
 
+		/* the cluster's, else the one the config declares */
 		json_array_foreach(json_object_get(facts, "mappings"), i, m)
-			if (!strcmp(pl_json_str(m, "name"), mapping))
+			if (!strcmp(pl_json_str_or(m, "name", ""), mapping))
+				found = m;
+		json_array_foreach(found ? NULL : json_object_get(want, "pci_mappings"), i, m)
+			if (!strcmp(pl_json_str_or(m, "name", ""), mapping))
 				found = m;
 		json_array_foreach(json_object_get(found, "map"), i, m) {
-			const char *s = json_string_value(m), *p = strstr(s, "path=");
-			const char *n = strstr(s, "node=");
+			const char *s = json_string_value(m);
 
-			if (p && (!hostname || !n || !strncmp(n + 5, hostname, strlen(hostname))))
-				host = (char *)p + 5;
+			if (host == NULL && s &&
+			    (!hostname || !pl_pci_prop(s, "node", node, sizeof(node)) ||
+			     !strcmp(node, hostname)) &&
+			    pl_pci_prop(s, "path", mapped, sizeof(mapped)))
+				host = mapped;
+			else if (host == NULL && json_is_object(m) &&
+				 (!hostname || !strcmp(pl_json_str_or(m, "node", ""), hostname)) &&
+				 pl_json_str(m, "path")) {
+				snprintf(mapped, sizeof(mapped), "%s", pl_json_str(m, "path"));
+				host = mapped;
+			}
 		}
 		if (host == NULL) {
 			f = finding(out, "vm-mapping", subject, "fail",
@@ -709,6 +725,157 @@ check_hostpci(const json_t *facts, const json_t *vm, const json_t *hp, json_t *o
 	free(subject);
 }
 
+/* One node entry of a PCI mapping against the node's devices, as PVE's
+ * Mapping/PCI.pm assert_valid checks it at VM start: each path's device
+ * exists with the mapping's id and subsystem-id, the first path's IOMMU group
+ * is the mapping's; a property sysfs has and the mapping lacks fails too. */
+static void
+check_map_entry(const json_t *facts, const char *name, const char *entry, bool declared,
+		json_t *out)
+{
+	char path[256], want_id[32], want_grp[16], want_sub[32], *subject;
+	bool has_grp = pl_pci_prop(entry, "iommugroup", want_grp, sizeof(want_grp));
+	bool has_sub = pl_pci_prop(entry, "subsystem-id", want_sub, sizeof(want_sub));
+	const char *where = declared ? "pci_mappings: in pvelab.yaml" : "/etc/pve/mapping/pci.cfg";
+	json_t *problems = json_array(), *f;
+	const json_t *first = NULL; /* the first path's device: what the entry should say */
+	size_t idx = 0;
+
+	if (!pl_pci_prop(entry, "path", path, sizeof(path)))
+		path[0] = '\0';
+	if (!pl_pci_prop(entry, "id", want_id, sizeof(want_id)))
+		want_id[0] = '\0';
+	subject = pl_asprintf("mapping %s", name);
+	for (char *p = path, *semi; p && *p; p = semi, idx++) {
+		char addr[sizeof(path) + 2], have[32];
+		const json_t *dev = NULL, *d;
+		size_t i;
+
+		if ((semi = strchr(p, ';')) != NULL)
+			*semi++ = '\0';
+		/* the whole device: its function 0 */
+		snprintf(addr, sizeof(addr), "%s%s", p, strchr(p, '.') ? "" : ".0");
+		json_array_foreach(json_object_get(facts, "pci"), i, d)
+			if (!strcasecmp(pl_json_str_or(d, "addr", ""), addr))
+				dev = d;
+		if (dev == NULL) {
+			json_array_append_new(problems,
+					      json_sprintf("pci device '%s' not found", addr));
+			continue;
+		}
+		if (idx == 0)
+			first = dev;
+		snprintf(have, sizeof(have), "%s:%s", pl_json_str_or(dev, "vendor", ""),
+			 pl_json_str_or(dev, "device", ""));
+		if (strcasecmp(have, want_id))
+			json_array_append_new(problems,
+					      json_sprintf("%s is %s, the mapping says id=%s", addr,
+							   have, want_id));
+		if (idx == 0 && pl_json_str(dev, "group") && !has_grp)
+			json_array_append_new(problems,
+					      json_sprintf("iommugroup is missing: %s is in IOMMU "
+							   "group %s",
+							   addr, pl_json_str(dev, "group")));
+		else if (idx == 0 && has_grp && strcmp(want_grp, pl_json_str_or(dev, "group", "?")))
+			json_array_append_new(
+				problems, json_sprintf("%s is in IOMMU group %s, the mapping says "
+						       "iommugroup=%s",
+						       addr, pl_json_str_or(dev, "group", "(none)"),
+						       want_grp));
+		if (pl_json_str(dev, "subsystem") && !has_sub)
+			json_array_append_new(problems,
+					      json_sprintf("subsystem-id is missing: %s has %s",
+							   addr, pl_json_str(dev, "subsystem")));
+		else if (has_sub && pl_json_str(dev, "subsystem") &&
+			 strcasecmp(want_sub, pl_json_str(dev, "subsystem")))
+			json_array_append_new(problems,
+					      json_sprintf("%s has subsystem %s, the mapping says "
+							   "subsystem-id=%s",
+							   addr, pl_json_str(dev, "subsystem"),
+							   want_sub));
+	}
+	if (json_array_size(problems) == 0) {
+		f = finding(out, "pci-mapping", subject, "pass",
+			    "the mapping names this node's device as it is");
+		evidence(f, "%s: %s", where, entry);
+	} else {
+		const json_t *p;
+		size_t i;
+		char node[256], *change, *grp, *sub;
+
+		if (!pl_pci_prop(entry, "node", node, sizeof(node)))
+			node[0] = '\0';
+		pl_pci_prop(entry, "path", path, sizeof(path)); /* the loop cut it */
+		grp = first && pl_json_str(first, "group") ?
+			      pl_asprintf(declared ? ", iommugroup: %s" : ",iommugroup=%s",
+					  pl_json_str(first, "group")) :
+			      pl_strdup("");
+		sub = first && pl_json_str(first, "subsystem") ?
+			      pl_asprintf(declared ? ", subsystem_id: \"%s\"" : ",subsystem-id=%s",
+					  pl_json_str(first, "subsystem")) :
+			      pl_strdup("");
+		if (first == NULL)
+			change = pl_asprintf("map '%s' to a device this node has (pvelab host "
+					     "check --facts lists them)",
+					     name);
+		else if (declared)
+			change = pl_asprintf("pci_mappings: %s, map: { node: %s, path: \"%s\", "
+					     "id: \"%s:%s\"%s%s }",
+					     name, node, path, pl_json_str_or(first, "vendor", ""),
+					     pl_json_str_or(first, "device", ""), grp, sub);
+		else
+			change = pl_asprintf("%s: map id=%s:%s%s,node=%s,path=%s%s (pvesh set "
+					     "/cluster/mapping/pci/%s --map ..., or Datacenter > "
+					     "Resource Mappings)",
+					     name, pl_json_str_or(first, "vendor", ""),
+					     pl_json_str_or(first, "device", ""), grp, node, path,
+					     sub, name);
+		free(grp);
+		free(sub);
+
+		f = finding(out, "pci-mapping", subject, "fail",
+			    "the mapping does not match the node's hardware: PVE refuses to start "
+			    "VMs that pass it ('PCI device mapping invalid')");
+		evidence(f, "%s: %s", where, entry);
+		json_array_foreach(problems, i, p)
+			evidence(f, "%s", json_string_value(p));
+		fix(f, declared ? "pvelab.yaml" : "/etc/pve/mapping/pci.cfg", 0, change, NULL,
+		    false, false);
+		free(change);
+	}
+	json_decref(problems);
+	free(subject);
+}
+
+/* Every PCI mapping with an entry for this node: the cluster's (pci.cfg)
+ * and those the config declares (want's pci_mappings), declared ones
+ * before they exist too. */
+static void
+check_mappings(const json_t *facts, const json_t *want, json_t *out)
+{
+	const char *host = pl_json_str(facts, "hostname");
+	const json_t *m, *e;
+	size_t i, k;
+	char node[256];
+
+	json_array_foreach(json_object_get(facts, "mappings"), i, m)
+		json_array_foreach(json_object_get(m, "map"), k, e)
+			if (host && pl_pci_prop(json_string_value(e), "node", node, sizeof(node)) &&
+			    !strcmp(node, host))
+				check_map_entry(facts, pl_json_str_or(m, "name", "?"),
+						json_string_value(e), false, out);
+	json_array_foreach(json_object_get(want, "pci_mappings"), i, m)
+		json_array_foreach(json_object_get(m, "map"), k, e) {
+			char *text;
+
+			if (!host || strcmp(pl_json_str_or(e, "node", ""), host))
+				continue;
+			text = pl_pci_map_entry(e); /* as pci.cfg would hold it */
+			check_map_entry(facts, pl_json_str_or(m, "name", "?"), text, true, out);
+			free(text);
+		}
+}
+
 json_t *
 pl_host_check(const json_t *facts, const json_t *want)
 {
@@ -730,8 +897,9 @@ pl_host_check(const json_t *facts, const json_t *want)
 			any_gpu = true;
 			check_gpu(facts, d, iommu_on, out);
 		}
+	check_mappings(facts, want, out);
 	json_array_foreach(json_object_get(facts, "vms"), i, vm)
 		json_array_foreach(json_object_get(vm, "hostpci"), k, hp)
-			check_hostpci(facts, vm, hp, out);
+			check_hostpci(facts, want, vm, hp, out);
 	return out;
 }

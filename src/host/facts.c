@@ -278,8 +278,17 @@ pci_facts(struct pl_host_reader *r)
 							 cls ? cls :
 							       ""));
 		json_object_set_new(d, "boot_vga", json_boolean(bootvga && !strcmp(bootvga, "1")));
+		free(bootvga), free(vendor), free(device);
+		/* what a PCI mapping must name as subsystem-id (Mapping/PCI.pm) */
+		vendor = sysval(r, dir, "subsystem_vendor");
+		device = sysval(r, dir, "subsystem_device");
+		if (vendor && device)
+			json_object_set_new(
+				d, "subsystem",
+				json_sprintf("%s:%s", vendor + 2 * pl_str_startswith(vendor, "0x"),
+					     device + 2 * pl_str_startswith(device, "0x")));
+		free(vendor), free(device), free(cls);
 		link = pl_asprintf("%s/driver", dir);
-		free(vendor), free(device), free(cls), free(bootvga);
 		vendor = NULL;
 		if (pl_host_readlink(r, link, &vendor, NULL) == 0)
 			json_object_set_new(d, "driver", pl_json_string_lossy(basename_of(vendor)));

@@ -21,7 +21,9 @@ int pl_host_facts(struct pl_host_reader *r, json_t **facts, char **errmsg);
 /* Judge facts: an array of findings {id, subject, status pass|warn|fail,
  * title, evidence[], fix{file, line, change, commands[], reboot,
  * initramfs}}, new reference. want (optional, a hosts: entry) names the
- * devices meant for passthrough. */
+ * devices meant for passthrough; its "pci_mappings" (the config's, as
+ * declared) are checked against the node beside those of pci.cfg, and VMs'
+ * "mapping=NAME" resolve through either. */
 json_t *pl_host_check(const json_t *facts, const json_t *want);
 
 /* The kernel parameters that turn the IOMMU on for a CPU vendor ("intel",

@@ -698,6 +698,61 @@ plan_ntp(struct plan *p, const json_t *servers)
 	json_decref(lines);
 }
 
+/* --- ssh: sshd hardening in a drop-in file --- */
+
+#define SSHD_DROPIN "/etc/ssh/sshd_config.d/pvelab.conf"
+
+/* PasswordAuthentication and PermitRootLogin in a file of their own, which
+ * Debian's sshd_config includes before its own lines (the first value sshd
+ * reads wins). Keys only is refused while root has no key: the plan would
+ * lock the operator out (PVE keeps root's keys in /etc/pve/priv/
+ * authorized_keys, which /root/.ssh/authorized_keys links to). */
+static int
+plan_ssh(struct plan *p, const json_t *ssh, char **errmsg)
+{
+	const json_t *pw = json_object_get(ssh, "password_authentication");
+	const char *root = pl_json_str(ssh, "permit_root_login");
+	json_t *f, *cmds;
+	struct pl_buf out;
+	int rc = 0;
+
+	/* read, not edited: neither file joins the plan */
+	pl_buf_init(&out, 0);
+	if (pl_host_read(p->r, "/etc/ssh/sshd_config", PL_HOST_READ_MAX, &out, NULL) == 0 &&
+	    !strstr(out.data, "sshd_config.d/"))
+		rc = pl_seterr(errmsg, PL_EINVAL,
+			       "hosts: ssh: /etc/ssh/sshd_config does not include "
+			       "sshd_config.d/*.conf, where pvelab writes (add 'Include "
+			       "/etc/ssh/sshd_config.d/*.conf' at its top)");
+	pl_buf_reset(&out);
+	if (rc == 0 && json_is_false(pw) &&
+	    (pl_host_read(p->r, "/root/.ssh/authorized_keys", PL_HOST_READ_MAX, &out, NULL) != 0 ||
+	     (!strstr(out.data, "ssh-") && !strstr(out.data, "ecdsa-"))))
+		rc = pl_seterr(errmsg, PL_EINVAL,
+			       "hosts: ssh: password_authentication: false would lock root out: "
+			       "/root/.ssh/authorized_keys holds no key (add yours first: "
+			       "ssh-copy-id root@NODE)");
+	pl_buf_release(&out);
+	if (rc != 0)
+		return rc;
+	f = file(p, SSHD_DROPIN);
+	pl_buf_init(&out, 0);
+	pl_buf_addstr(&out, "# written by pvelab (hosts: ssh:)\n");
+	if (json_is_boolean(pw))
+		pl_buf_addf(&out, "PasswordAuthentication %s\nKbdInteractiveAuthentication %s\n",
+			    json_is_true(pw) ? "yes" : "no", json_is_true(pw) ? "yes" : "no");
+	if (root)
+		pl_buf_addf(&out, "PermitRootLogin %s\n", root);
+	set_text(f, "ssh: sshd hardening", "sshd -t", false, &out);
+	/* checked, then reloaded (a reload keeps open sessions) */
+	cmds = json_object_get(f, "commands");
+	if (json_array_size(cmds) && strcmp(json_string_value(json_array_get(cmds, json_array_size(cmds) - 1)),
+					    "systemctl reload ssh"))
+		json_array_append_new(cmds, json_string("systemctl reload ssh"));
+	pl_buf_release(&out);
+	return 0;
+}
+
 int
 pl_host_plan(struct pl_host_reader *r, const json_t *facts, const json_t *want, json_t **edits,
 	     char **errmsg)
@@ -720,6 +775,8 @@ pl_host_plan(struct pl_host_reader *r, const json_t *facts, const json_t *want, 
 			goto out;
 	if (json_array_size(v = json_object_get(want, "ntp")))
 		plan_ntp(&p, v);
+	if (json_object_size(v = json_object_get(want, "ssh")) && (rc = plan_ssh(&p, v, errmsg)) != 0)
+		goto out;
 	*edits = json_array();
 	json_array_foreach(p.order, i, path) {
 		json_t *f = json_object_get(p.files, json_string_value(path));

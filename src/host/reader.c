@@ -34,6 +34,8 @@ const char *const pl_host_commands[] = {
 	"apt-get update",
 	"ifreload -a",
 	"systemctl restart chrony",
+	"sshd -t",
+	"systemctl reload ssh",
 	NULL,
 };
 

@@ -8,6 +8,7 @@
 
 #include "core/common.h"
 
+#include <jansson.h>
 #include <sys/types.h>
 
 struct pl_buf;
@@ -62,6 +63,13 @@ extern const char *const pl_host_commands[];
 
 /* Whether path is absolute with no ".." component (what readers accept). */
 bool pl_host_path_ok(const char *path);
+
+/* The SSH reader's prefetch answer (data, len bytes from the node) as a
+ * cache {path: {t: F, data} | {t: L, target} | {t: D, names} | {t: N}}, or
+ * NULL unless every record is well-formed and the answer ends with
+ * "E marker". Records: "F path", the bytes, "\n" marker "\n"; "D path",
+ * one name a line, marker "\n"; "L path target"; "N path" (none). */
+json_t *pl_host_fetch_parse(const char *data, size_t len, const char *marker);
 
 /* Convenience wrappers over r->ops. */
 int pl_host_read(struct pl_host_reader *r, const char *path, size_t max, struct pl_buf *out,

@@ -31,7 +31,8 @@ static const char prefetch_files[] =
 	"etc/modules-load.d/*.conf etc/modprobe.d/*.conf etc/pve/qemu-server/*.conf "
 	"etc/apt/sources.list.d/* .pvelab-cmd/proxmox-boot-tool-status .pvelab-cmd/dmesg "
 	"sys/bus/pci/devices/*/vendor sys/bus/pci/devices/*/device sys/bus/pci/devices/*/class "
-	"sys/bus/pci/devices/*/boot_vga";
+	"sys/bus/pci/devices/*/boot_vga sys/bus/pci/devices/*/subsystem_vendor "
+	"sys/bus/pci/devices/*/subsystem_device";
 static const char prefetch_links[] =
 	"sys/bus/pci/devices/*/driver sys/bus/pci/devices/*/iommu_group";
 static const char prefetch_dirs[] =
@@ -71,17 +72,14 @@ sh(struct ssh_impl *d, const char *script, size_t max, int timeout_ms, struct pl
 	return r;
 }
 
-/* One command reads everything the facts need; records are "F path",
- * "L path target", "D path" (names follow, one a line) and "N path" (no such
- * file), each file's bytes then ended by a line with a random marker no file
- * can forge. Anything not in it is read on demand. */
+/* One command reads everything the facts need (records: see
+ * pl_host_fetch_parse); anything not in it is read on demand. */
 static void
 prefetch(struct ssh_impl *d)
 {
 	unsigned char raw[12];
-	char marker[48], *q, *script, *tail;
+	char marker[48], *q, *script;
 	struct pl_buf out;
-	size_t mlen;
 
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return;
@@ -98,72 +96,9 @@ prefetch(struct ssh_impl *d)
 		"echo %s; }; done; echo \"E %s\"",
 		q, prefetch_files, marker, prefetch_links, prefetch_dirs, marker, marker);
 	pl_buf_init(&out, 0);
-	mlen = strlen(marker);
-	/* all or nothing: without the end line (cut short) every read goes
-	 * on demand */
-	tail = pl_asprintf("E %s\n", marker);
-	if (sh(d, script, (size_t)64 << 20, SSH_TIMEOUT_MS, &out, NULL) == 0 &&
-	    pl_str_endswith(out.data, tail)) {
-		d->cache = json_object();
-		for (char *p = out.data, *nl; *p; p = nl) {
-			char kind = p[0], *path = p + 2, *end;
-
-			if ((nl = strchr(p, '\n')) == NULL)
-				break;
-			*nl++ = '\0';
-			if (strlen(p) < 3 || p[1] != ' ')
-				continue;
-			if (!strcmp(path, "/.") || pl_str_startswith(path, "/./"))
-				path += 2;
-			if (*path == '\0')
-				path = "/";
-			if (kind == 'N')
-				json_object_set_new(d->cache, path, json_pack("{s:s}", "t", "N"));
-			else if (kind == 'L' && (end = strchr(path, ' ')) != NULL) {
-				*end = '\0';
-				json_object_set_new(d->cache, path,
-						    json_pack("{s:s,s:o}", "t", "L", "target",
-							      pl_json_string_lossy(end + 1)));
-			} else if (kind == 'F' || kind == 'D') {
-				/* up to "\n" marker "\n" */
-				char *m = nl;
-				json_t *e;
-
-				while ((m = strstr(m, marker)) != NULL &&
-				       !((m == nl || m[-1] == '\n') &&
-					 (m[mlen] == '\n' || !m[mlen])))
-					m++;
-				if (m == NULL)
-					break;
-				if (kind == 'F') {
-					size_t len = (size_t)(m - nl);
-
-					len -= len > 0; /* the newline echo added */
-					/* over the cap: left to the read, which says so */
-					e = len > PL_HOST_READ_MAX ?
-						    NULL :
-						    json_pack("{s:s,s:s%}", "t", "F", "data", nl,
-							      len);
-				} else {
-					json_t *names = json_array();
-
-					for (char *n = nl, *e2; n < m; n = e2 + 1) {
-						e2 = strchr(n, '\n');
-						if (e2 > n)
-							json_array_append_new(
-								names,
-								json_stringn(n, (size_t)(e2 - n)));
-					}
-					e = json_pack("{s:s,s:o}", "t", "D", "names", names);
-				}
-				if (e)
-					json_object_set_new(d->cache, path, e);
-				nl = m + mlen + (m[mlen] == '\n');
-			}
-		}
-	}
+	if (sh(d, script, (size_t)64 << 20, SSH_TIMEOUT_MS, &out, NULL) == 0)
+		d->cache = pl_host_fetch_parse(out.data, out.len, marker);
 	pl_buf_release(&out);
-	free(tail);
 	free(script);
 	free(q);
 }

@@ -11,6 +11,7 @@
 #include "core/file.h"
 #include "core/access.h"
 #include "core/json.h"
+#include "core/pci.h"
 #include "core/snapshot.h"
 #include "core/str.h"
 #include "model/guest.h"
@@ -22,7 +23,8 @@
 bool
 pl_day2_action(const char *a)
 {
-	return a && (!strcmp(a, "storage") || !strcmp(a, "backup_job") || !strcmp(a, "pool"));
+	return a && (!strcmp(a, "storage") || !strcmp(a, "backup_job") || !strcmp(a, "pool") ||
+		     !strcmp(a, "pci_mapping"));
 }
 
 /* A value as the API's text: booleans 1/0, numbers plain. */
@@ -797,11 +799,17 @@ remove_marked(struct d2 *d, const char *kind, const json_t *live, const json_t *
 						 pl_asprintf("/cluster/backup/%s", id), NULL));
 }
 
-/* Whether a live job or pool carries project's marker. */
+/* Whether a live job, pool (comment) or PCI mapping (description) carries
+ * project's marker. */
 static bool
 ours(const json_t *live, const char *project)
 {
-	char *owner = live ? pl_day2_marker(pl_json_str(live, "comment"), NULL) : NULL;
+	const char *text = pl_json_str(live, "comment");
+	char *owner;
+
+	if (text == NULL)
+		text = pl_json_str(live, "description");
+	owner = live ? pl_day2_marker(text, NULL) : NULL;
 	bool yes = owner && !strcmp(owner, project);
 
 	free(owner);
@@ -889,6 +897,215 @@ plan_members(struct d2 *d)
 	json_decref(joins);
 }
 
+/* --- PCI mappings --- */
+
+/* The mapping a guest's hostpci entry names, or NULL. */
+static const char *
+guest_mapping(const json_t *dev)
+{
+	return pl_json_str(dev, "mapping");
+}
+
+/* With a profile: whether one of its guests passes mapping id. */
+static bool
+mapping_needed(const struct d2 *d, const char *id)
+{
+	const json_t *g, *dev;
+	size_t i, k;
+
+	if (d->only == NULL)
+		return true;
+	json_array_foreach(pl_config_guests(d->cfg), i, g)
+		json_array_foreach(selected(d, g) ? json_object_get(g, "hostpci") : NULL, k, dev)
+			if (guest_mapping(dev) && !strcmp(guest_mapping(dev), id))
+				return true;
+	return false;
+}
+
+/* A map list as one text: each entry's keys sorted (any order PVE or the
+ * web UI wrote them in), the entries in order (the first present on a node
+ * is the one used). */
+static char *
+map_text(const json_t *list)
+{
+	struct pl_buf b;
+	const json_t *e;
+	size_t i;
+
+	pl_buf_init(&b, 0);
+	json_array_foreach(list, i, e) {
+		json_t *parts = json_array();
+		char *t = pl_strdup(json_string_value(e) ? json_string_value(e) : ""), *tok,
+		     *save = NULL, *norm;
+
+		for (tok = strtok_r(t, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+			json_array_append_new(parts, json_string(tok));
+		norm = set_norm(parts);
+		pl_buf_addf(&b, "%s%s", i ? " " : "", norm);
+		free(norm);
+		free(t);
+		json_decref(parts);
+	}
+	return pl_buf_detach(&b, NULL);
+}
+
+/* Live guests (not in spare) whose config passes mapping id: "name (vmid)". */
+static json_t *
+mapping_users(const struct d2 *d, const char *id, const json_t *spare)
+{
+	json_t *users = json_array();
+	const json_t *g, *v;
+	const char *k;
+	size_t i;
+
+	json_array_foreach(json_object_get(d->snap, PL_SNAP_GUESTS), i, g) {
+		bool uses = false;
+
+		if (json_object_get(spare, pl_json_str_or(g, "name", "")))
+			continue;
+		json_object_foreach((json_t *)json_object_get(g, PL_SNAP_CONFIG), k, v) {
+			const char *m =
+				json_is_string(v) ? strstr(json_string_value(v), "mapping=") : NULL;
+
+			uses |= pl_str_startswith(k, "hostpci") && m &&
+				!strncmp(m + 8, id, strlen(id)) &&
+				(m[8 + strlen(id)] == ',' || m[8 + strlen(id)] == '\0');
+		}
+		if (uses)
+			json_array_append_new(users, json_sprintf("%s (%lld)",
+								  pl_json_str_or(g, "name", "?"),
+								  pl_json_int(g, "vmid", 0)));
+	}
+	return users;
+}
+
+static const char *const map_flags[][2] = {
+	/* YAML key, API key */
+	{ "mdev", "mdev" },
+	{ "live_migration_capable", "live-migration-capable" },
+};
+
+static void
+plan_pcimap(struct d2 *d, const json_t *pm)
+{
+	const char *id = pl_json_str_or(pm, "name", "");
+	const json_t *live =
+		pl_json_find(json_object_get(d->snap, PL_SNAP_PCIMAPS), "id", id, false);
+	char *why = NULL, *desc = pl_day2_mark(pl_json_str(pm, "description"), d->project);
+	json_t *map = json_array(), *p, *set, *diffs;
+	const json_t *e;
+	size_t i;
+
+	if (live && (why = not_ours(d->project, pl_json_str(live, "description"), "PCI mapping", id,
+				    "pci-mapping"))) {
+		block(d, "PCI mapping", id, why);
+		free(desc);
+		json_decref(map);
+		return;
+	}
+	json_array_foreach(json_object_get(pm, "map"), i, e) {
+		char *t = pl_pci_map_entry(e);
+
+		json_array_append_new(map, json_string(t));
+		free(t);
+	}
+	p = json_pack("{s:s,s:o}", "description", desc, "map", map);
+	for (size_t f = 0; f < PL_ARRAY_LEN(map_flags); f++)
+		if (pl_json_bool(pm, map_flags[f][0], false))
+			json_object_set_new(p, map_flags[f][1], json_true());
+	if (live == NULL) {
+		json_object_set_new(p, "id", json_string(id));
+		json_array_append_new(d->changes,
+				      change("pci_mapping", id, "create", "PCI mapping", "POST",
+					     pl_strdup("/cluster/mapping/pci"), p));
+		free(desc);
+		return;
+	}
+	set = json_object();
+	diffs = json_array();
+	if (strcmp(pl_json_str_or(live, "description", ""), desc)) {
+		json_array_append_new(diffs,
+				      json_pack("{s:s,s:s,s:s,s:s}", "key", "description", "from",
+						pl_json_str_or(live, "description", ""), "to", desc,
+						"class", "live"));
+		json_object_set_new(set, "description", json_string(desc));
+	}
+	char *want = map_text(map), *have = map_text(json_object_get(live, "map"));
+
+	if (strcmp(want, have)) {
+		json_array_append_new(diffs, json_pack("{s:s,s:s,s:s,s:s}", "key", "map", "from",
+						       have, "to", want, "class", "live"));
+		json_object_set(set, "map", map);
+	}
+	free(want);
+	free(have);
+	for (size_t f = 0; f < PL_ARRAY_LEN(map_flags); f++) {
+		bool w = pl_json_bool(pm, map_flags[f][0], false);
+		const json_t *lv = json_object_get(live, map_flags[f][1]);
+		bool h = json_is_true(lv) || pl_json_int(live, map_flags[f][1], 0) != 0;
+
+		if (w != h) {
+			json_array_append_new(diffs,
+					      json_pack("{s:s,s:s,s:s,s:s}", "key", map_flags[f][1],
+							"from", h ? "1" : "0", "to", w ? "1" : "0",
+							"class", "live"));
+			json_object_set_new(set, map_flags[f][1], json_boolean(w));
+		}
+	}
+	add_update(d, "pci_mapping", id, "PCI mapping", pl_asprintf("/cluster/mapping/pci/%s", id),
+		   set, diffs);
+	json_decref(p);
+	free(desc);
+}
+
+/* A guest of the plan that passes a mapping neither declared nor in the
+ * cluster would not start (QemuServer::PCI: "PCI device mapping not found"). */
+static void
+plan_mapping_refs(struct d2 *d)
+{
+	const json_t *g, *dev;
+	size_t i, k;
+
+	if (!json_is_array(json_object_get(d->snap, PL_SNAP_PCIMAPS)))
+		return; /* not read (PVE 7): nothing is known */
+	json_array_foreach(pl_config_guests(d->cfg), i, g)
+		json_array_foreach(selected(d, g) ? json_object_get(g, "hostpci") : NULL, k, dev) {
+			const char *m = guest_mapping(dev);
+
+			if (m && !declared(d->cfg, "/pci_mappings", "name", m) &&
+			    !pl_json_find(json_object_get(d->snap, PL_SNAP_PCIMAPS), "id", m,
+					  false))
+				block(d, "PCI mapping", m,
+				      pl_asprintf(
+					      "guest '%s' passes PCI mapping '%s', which does not "
+					      "exist (declare it under pci_mappings:)",
+					      pl_json_str_or(g, "name", "?"), m));
+		}
+}
+
+/* Remove a mapping of this project, unless a guest that stays passes it. */
+static void
+remove_pcimap(struct d2 *d, const json_t *live, const json_t *spare)
+{
+	const char *id = pl_json_str_or(live, "id", "");
+	json_t *users = mapping_users(d, id, spare);
+
+	if (json_array_size(users)) {
+		char *list = joined(users);
+
+		block(d, "PCI mapping", id,
+		      pl_asprintf("PCI mapping '%s' is still passed to %s (those VMs would not "
+				  "start)",
+				  id, list));
+		free(list);
+	} else {
+		json_array_append_new(d->changes,
+				      change("pci_mapping", id, "delete", "PCI mapping", "DELETE",
+					     pl_asprintf("/cluster/mapping/pci/%s", id), NULL));
+	}
+	json_decref(users);
+}
+
 /* Declared sections whose live list could not be read block the plan. */
 static bool
 readable(struct d2 *d, const char *section, const char *snapkey, const char *path)
@@ -919,6 +1136,11 @@ pl_day2_plan(const struct pl_config *cfg, const json_t *snap, const char *projec
 				plan_pool(&d, e);
 		plan_members(&d);
 	}
+	if (readable(&d, "/pci_mappings", PL_SNAP_PCIMAPS, "/cluster/mapping/pci"))
+		json_array_foreach(pl_config_get(cfg, "/pci_mappings"), i, e)
+			if (mapping_needed(&d, pl_json_str_or(e, "name", "")))
+				plan_pcimap(&d, e);
+	plan_mapping_refs(&d);
 	if (only) /* backup jobs and removals belong to no profile */
 		return;
 	if (readable(&d, "/backups", PL_SNAP_JOBS, "/cluster/backup"))
@@ -933,6 +1155,10 @@ pl_day2_plan(const struct pl_config *cfg, const json_t *snap, const char *projec
 		if (ours(e, project) &&
 		    !declared(cfg, "/pools", "name", pl_json_str_or(e, "poolid", "")))
 			remove_marked(&d, "pool", e, NULL);
+	json_array_foreach(json_object_get(snap, PL_SNAP_PCIMAPS), i, e)
+		if (ours(e, project) &&
+		    !declared(cfg, "/pci_mappings", "name", pl_json_str_or(e, "id", "")))
+			remove_pcimap(&d, e, NULL);
 }
 
 bool
@@ -972,6 +1198,12 @@ pl_day2_destroy(const struct pl_config *cfg, const json_t *snap, const char *pro
 		if (ours(live, project))
 			remove_marked(&d, "pool", live, spare);
 	}
+	json_array_foreach(pl_config_get(cfg, "/pci_mappings"), i, e) {
+		live = pl_json_find(json_object_get(snap, PL_SNAP_PCIMAPS), "id",
+				    pl_json_str_or(e, "name", ""), false);
+		if (ours(live, project))
+			remove_pcimap(&d, live, spare);
+	}
 	json_array_foreach(pl_config_get(cfg, "/storages"), i, e) {
 		const char *id = pl_json_str_or(e, "name", "");
 		char *why;
@@ -994,7 +1226,8 @@ pl_day2_sigs(const json_t *snap, json_t *sigs)
 {
 	static const char *const lists[][3] = { { PL_SNAP_STORECFG, "storage", "storage" },
 						{ PL_SNAP_JOBS, "id", "backup job" },
-						{ PL_SNAP_POOLS, "poolid", "pool" } };
+						{ PL_SNAP_POOLS, "poolid", "pool" },
+						{ PL_SNAP_PCIMAPS, "id", "PCI mapping" } };
 	const json_t *e;
 	size_t i;
 
@@ -1070,6 +1303,7 @@ static const char *const import_kinds[][4] = {
 	{ "storage:", PL_SNAP_STORECFG, "storage", "storages" },
 	{ "backup-job:", PL_SNAP_JOBS, "id", "backups" },
 	{ "pool:", PL_SNAP_POOLS, "poolid", "pools" },
+	{ "pci-mapping:", PL_SNAP_PCIMAPS, "id", "pci_mappings" },
 };
 
 bool
@@ -1180,6 +1414,46 @@ job_yaml(const json_t *live, const char *user)
 	return y;
 }
 
+/* A live mapping as its pci_mappings: entry (user: its description without
+ * the marker). */
+static json_t *
+pcimap_yaml(const json_t *live, const char *user)
+{
+	json_t *y = json_pack("{s:s,s:[]}", "name", pl_json_str_or(live, "id", ""), "map"), *v;
+	const json_t *e;
+	size_t i;
+
+	if (user)
+		json_object_set_new(y, "description", json_string(user));
+	for (size_t f = 0; f < PL_ARRAY_LEN(map_flags); f++)
+		if (json_is_true(json_object_get(live, map_flags[f][1])) ||
+		    pl_json_int(live, map_flags[f][1], 0))
+			json_object_set_new(y, map_flags[f][0], json_true());
+	json_array_foreach(json_object_get(live, "map"), i, e) {
+		json_t *m = json_object();
+		char *t = pl_strdup(json_string_value(e) ? json_string_value(e) : ""), *tok,
+		     *save = NULL;
+		long long n;
+
+		for (tok = strtok_r(t, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+			char *eq = strchr(tok, '=');
+
+			if (eq == NULL)
+				continue;
+			*eq++ = '\0';
+			if (!strcmp(tok, "subsystem-id"))
+				tok = "subsystem_id";
+			v = !strcmp(tok, "iommugroup") && pl_str_to_ll(eq, 0, 65535, &n) == 0 ?
+				    json_integer(n) :
+				    json_string(eq);
+			json_object_set_new(m, tok, v);
+		}
+		json_array_append_new(json_object_get(y, "map"), m);
+		free(t);
+	}
+	return y;
+}
+
 json_t *
 pl_day2_import(const json_t *snap, const char *arg, const char *project, const char **section,
 	       json_t **mark, char **errmsg)
@@ -1195,7 +1469,8 @@ pl_day2_import(const json_t *snap, const char *arg, const char *project, const c
 		if (pl_str_startswith(arg, import_kinds[k][0]))
 			break;
 	if (k == PL_ARRAY_LEN(import_kinds)) {
-		pl_seterr(errmsg, PL_EINVAL, "'%s' names no storage, backup job or pool", arg);
+		pl_seterr(errmsg, PL_EINVAL,
+			  "'%s' names no storage, backup job, pool or PCI mapping", arg);
 		return NULL;
 	}
 	id = arg + strlen(import_kinds[k][0]);
@@ -1213,7 +1488,7 @@ pl_day2_import(const json_t *snap, const char *arg, const char *project, const c
 	*section = import_kinds[k][3];
 	if (k == 0)
 		return storage_yaml(live);
-	owner = pl_day2_marker(pl_json_str(live, "comment"), &user);
+	owner = pl_day2_marker(pl_json_str(live, k == 3 ? "description" : "comment"), &user);
 	if (owner && strcmp(owner, project)) {
 		pl_seterr(errmsg, PL_EINVAL,
 			  "refusing to import '%s': it is managed by project '%s'", arg, owner);
@@ -1224,6 +1499,8 @@ pl_day2_import(const json_t *snap, const char *arg, const char *project, const c
 	comment = pl_day2_mark(user, project);
 	if (k == 1) {
 		y = job_yaml(live, user);
+	} else if (k == 3) {
+		y = pcimap_yaml(live, user);
 	} else {
 		y = json_pack("{s:s}", "name", id);
 		if (user)
@@ -1231,10 +1508,11 @@ pl_day2_import(const json_t *snap, const char *arg, const char *project, const c
 	}
 	if (owner == NULL) { /* adopted: the marker goes on */
 		char *path = k == 1 ? pl_asprintf("/cluster/backup/%s", id) :
+			     k == 3 ? pl_asprintf("/cluster/mapping/pci/%s", id) :
 				      pl_asprintf("/pools/%s", id);
 
 		*mark = json_pack("{s:s,s:s,s:{s:s}}", "method", "PUT", "path", path, "params",
-				  "comment", comment);
+				  k == 3 ? "description" : "comment", comment);
 		free(path);
 	}
 	free(comment);

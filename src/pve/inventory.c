@@ -124,6 +124,7 @@ static const char *const day2_reads[][2] = {
 	{ "/storage", PL_SNAP_STORECFG },
 	{ "/cluster/backup", PL_SNAP_JOBS },
 	{ "/pools", PL_SNAP_POOLS },
+	{ "/cluster/mapping/pci", PL_SNAP_PCIMAPS },
 };
 
 /* Cancelled inventories waiting for an answer already on its way on the

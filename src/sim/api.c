@@ -1069,6 +1069,7 @@ pl_sim_api_bind(struct pl_sim *s)
 		pl_sim_harules_routes,      pl_sim_backup_routes,   pl_sim_firewall_routes,
 		pl_sim_fwsets_routes,       pl_sim_feature_routes,  pl_sim_access_routes,
 		pl_sim_access_admin_routes, pl_sim_nodetime_routes, pl_sim_guestexec_routes,
+		pl_sim_mapping_routes,
 	};
 
 	for (size_t i = 0; i < PL_ARRAY_LEN(table); i++)

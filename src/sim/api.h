@@ -38,6 +38,7 @@ extern const struct pl_sim_route_def pl_sim_backup_routes[];
 extern const struct pl_sim_route_def pl_sim_firewall_routes[];
 extern const struct pl_sim_route_def pl_sim_fwsets_routes[];
 extern const struct pl_sim_route_def pl_sim_guestexec_routes[];
+extern const struct pl_sim_route_def pl_sim_mapping_routes[];
 
 /* A parameter as text, or NULL. */
 const char *pl_sim_p(const struct pl_sim_req *r, const char *name);
@@ -55,6 +56,9 @@ json_t *pl_sim_storage_entry(struct pl_sim *s, struct pl_sim_storage *st, int no
 /* rrddata series of a guest (g) or a node (g NULL). */
 json_t *pl_sim_rrd(struct pl_sim *s, const struct pl_sim_guest *g, int node,
 		   const char *timeframe);
+/* Why a VM on node cannot start with this hostpci value (caller frees): its
+ * "mapping=NAME" has no device on the node; NULL when it can. */
+char *pl_sim_pcimap_missing(struct pl_sim *s, const char *hostpci, const char *node);
 /* Pool membership. */
 int pl_sim_pool_add(struct pl_sim *s, const char *pool, uint32_t vmid, char **err);
 void pl_sim_pool_forget(struct pl_sim *s, uint32_t vmid);

@@ -292,6 +292,60 @@ create_failed(struct pl_sim_req *r, struct pl_sim_guest *g, int rc, const char *
 	free(msg);
 }
 
+static bool in_list(const char *list, const char *key);
+
+/* API2::Qemu's check_hostpci_perm for each hostpci value a request sets,
+ * and each it replaces or deletes: only root@pam itself (not even its
+ * tokens) passes a raw device; a mapping needs Mapping.Use on it. False
+ * with the failure set. */
+static bool
+hostpci_perm_ok(struct pl_sim_req *r, const struct pl_sim_guest *g)
+{
+	const char *del = pl_sim_p(r, "delete"), *k;
+	json_t *vals = json_object(), *v;
+	bool ok = true;
+
+	if (!strcmp(r->user, "root@pam") || (g && g->lxc) || r->lxc) {
+		json_decref(vals);
+		return true;
+	}
+	json_object_foreach(r->params, k, v)
+		if (pl_str_startswith(k, "hostpci") && json_is_string(v)) {
+			json_object_set(vals, k, v);
+			if (g && pl_json_str(g->conf, k)) {
+				char *old = pl_asprintf("%s (old)", k);
+
+				json_object_set(vals, old, json_object_get(g->conf, k));
+				free(old);
+			}
+		}
+	json_object_foreach(g ? g->conf : NULL, k, v)
+		if (pl_str_startswith(k, "hostpci") && in_list(del, k))
+			json_object_set(vals, k, v);
+	json_object_foreach(vals, k, v) {
+		const char *val = json_string_value(v), *m = strstr(val, "mapping=");
+		char opt[32], *path;
+
+		snprintf(opt, sizeof(opt), "%.*s", (int)strcspn(k, " "), k);
+		if (m == NULL || (m != val && m[-1] != ',')) {
+			pl_sim_fail(r, 500, "only root can set '%s' config for non-mapped devices",
+				    opt);
+			ok = false;
+			break;
+		}
+		path = pl_asprintf("/mapping/pci/%.*s", (int)strcspn(m + 8, ","), m + 8);
+		if (!pl_sim_access_can(r->sim, r->user, path, "Mapping.Use")) {
+			pl_sim_fail(r, 403, "Permission check failed (%s, Mapping.Use)", path);
+			ok = false;
+		}
+		free(path);
+		if (!ok)
+			break;
+	}
+	json_decref(vals);
+	return ok;
+}
+
 static void
 h_create(struct pl_sim_req *r)
 {
@@ -310,7 +364,7 @@ h_create(struct pl_sim_req *r)
 	char uuid[37];
 	int rc;
 
-	if (n < 0)
+	if (n < 0 || !hostpci_perm_ok(r, NULL))
 		return;
 	restore = lxc ? pl_sim_pbool(r, "restore", false) : pl_sim_p(r, "archive") != NULL;
 	archive = lxc ? pl_sim_p(r, "ostemplate") : pl_sim_p(r, "archive");
@@ -771,7 +825,7 @@ update_config(struct pl_sim_req *r, struct pl_sim_guest *g)
 	const char *k;
 	json_t *v;
 
-	if (!pl_sim_check_lock(r, g))
+	if (!hostpci_perm_ok(r, g) || !pl_sim_check_lock(r, g))
 		goto fail;
 	if (digest && strcmp(digest, g->digest) != 0) {
 		pl_sim_fail(r, 500,

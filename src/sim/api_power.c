@@ -96,8 +96,18 @@ worker_refusal(struct pl_sim_req *r, struct pl_sim_guest *g, enum power p)
 	}
 	if (p == P_START && !lxc && running)
 		return pl_asprintf("VM %u already running", g->vmid);
-	if (p == P_START)
-		return pl_sim_missing_volume(r->sim, g);
+	if (p == P_START) {
+		char *why = pl_sim_missing_volume(r->sim, g);
+		const char *k;
+		json_t *v;
+
+		/* QemuServer::PCI::parse_hostpci: a mapping this node lacks */
+		json_object_foreach(lxc ? NULL : g->conf, k, v)
+			if (why == NULL && pl_str_startswith(k, "hostpci") && json_is_string(v))
+				why = pl_sim_pcimap_missing(r->sim, json_string_value(v),
+							    r->sim->nodes[g->node].name);
+		return why;
+	}
 	return NULL;
 }
 

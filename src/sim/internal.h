@@ -140,6 +140,7 @@ struct pl_sim {
 	struct pl_sim_guest **guests; /* sorted by vmid */
 	size_t nguests, capguests;
 	json_t *pools;   /* poolid -> {comment, vms: [vmid...], storage: [...]} */
+	json_t *pcimaps; /* PCI mapping id -> {description, map: [...], mdev, ...} */
 	json_t *aplinfo; /* array of appliance descriptions */
 	json_t *ha;      /* HA: {resources, groups, rules, service} (api_ha.c) */
 	json_t *jobs;    /* backup jobs: id -> job (api_backup.c) */

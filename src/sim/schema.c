@@ -327,6 +327,23 @@ pl_sim_validate(const struct pl_sim_method *m, const json_t *params, json_t *err
 			n++;
 			continue;
 		}
+		if (json_is_array(v) && p->array) {
+			size_t i;
+			json_t *item;
+
+			json_array_foreach(v, i, item) {
+				err = json_is_string(item) ?
+					      pl_api_check_value(p, json_string_value(item)) :
+					      NULL;
+				if (err == NULL)
+					continue;
+				json_object_set_new(errors, k, json_string(err));
+				free(err);
+				n++;
+				break;
+			}
+			continue;
+		}
 		if (!json_is_string(v))
 			continue; /* repeated keys for array parameters */
 		if ((err = pl_api_check_value(p, json_string_value(v))) != NULL) {

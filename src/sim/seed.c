@@ -360,6 +360,35 @@ seed_guest(struct pl_sim *s, const json_t *gv, size_t idx, char **errmsg)
 	return 0;
 }
 
+/* pci_mappings: {ID: {map: ["node=...,path=...,id=..."], description}}, as
+ * /etc/pve/mapping/pci.cfg holds them. */
+static int
+seed_pcimaps(struct pl_sim *s, const json_t *maps, char **errmsg)
+{
+	const char *id;
+	json_t *m;
+
+	if (maps == NULL)
+		return 0;
+	if (!json_is_object(maps))
+		return pl_seterr(errmsg, PL_EINVAL, "seed: pci_mappings must be a mapping of ids");
+	json_object_foreach((json_t *)maps, id, m) {
+		size_t i;
+		json_t *v;
+
+		if (!json_is_array(json_object_get(m, "map")))
+			return pl_seterr(errmsg, PL_EINVAL,
+					 "seed: pci_mappings: '%s' has no map list", id);
+		json_array_foreach(json_object_get(m, "map"), i, v)
+			if (!json_is_string(v))
+				return pl_seterr(errmsg, PL_EINVAL,
+						 "seed: pci_mappings: '%s': each map is a string",
+						 id);
+		json_object_set_new(s->pcimaps, id, json_deep_copy(m));
+	}
+	return 0;
+}
+
 int
 pl_sim_seed_load(struct pl_sim *s, const json_t *seed, char **errmsg)
 {
@@ -413,7 +442,8 @@ pl_sim_seed_load(struct pl_sim *s, const json_t *seed, char **errmsg)
 		json_object_update(s->pools, copy);
 		json_decref(copy);
 	}
-	if ((r = pl_sim_ha_seed(s, json_object_get(seed, "ha"), errmsg)) != 0 ||
+	if ((r = seed_pcimaps(s, json_object_get(seed, "pci_mappings"), errmsg)) != 0 ||
+	    (r = pl_sim_ha_seed(s, json_object_get(seed, "ha"), errmsg)) != 0 ||
 	    (r = pl_sim_jobs_seed(s, json_object_get(seed, "backup_jobs"), errmsg)) != 0 ||
 	    (r = pl_sim_fw_seed(s, json_object_get(seed, "firewall"), errmsg)) != 0 ||
 	    (r = pl_sim_access_seed(s, json_object_get(seed, "access"), errmsg)) != 0)
@@ -577,6 +607,8 @@ pl_sim_state_dump(struct pl_sim *s)
 	json_object_set_new(root, "storages", stores);
 	json_object_set_new(root, "guests", guests);
 	json_object_set(root, "pools", s->pools);
+	if (json_object_size(s->pcimaps))
+		json_object_set(root, "pci_mappings", s->pcimaps);
 	json_object_set_new(root, "access", pl_sim_access_saved(s));
 	if (s->ha)
 		json_object_set_new(root, "ha", pl_sim_ha_dump(s));

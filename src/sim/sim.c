@@ -142,6 +142,7 @@ pl_sim_new(struct event_base *base, const struct pl_sim_opts *o, struct pl_sim *
 	s->t0 = time(NULL);
 	s->next_pid = 0x1000;
 	s->pools = json_object();
+	s->pcimaps = json_object();
 	s->aplinfo = default_aplinfo();
 	s->clustername = pl_strdup("pvelab");
 	if (o->rng_seeded) {
@@ -235,6 +236,7 @@ pl_sim_free(struct pl_sim *s)
 	pl_sim_model_free(s);
 	pl_sim_schema_free(s->schema);
 	json_decref(s->pools);
+	json_decref(s->pcimaps);
 	json_decref(s->ha);
 	json_decref(s->jobs);
 	json_decref(s->fw);

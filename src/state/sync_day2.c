@@ -1,8 +1,8 @@
 /*
- * History of the cluster's storages, backup jobs and pools: each sync that
- * read their lists adds a row when one appeared ("discovered"), changed
- * ("updated") or went ("deleted"), keyed "storage:ID", "backup-job:ID",
- * "pool:ID" with vmid 0, beside the guests' rows. Secrets a list may carry
+ * History of the cluster's storages, backup jobs, pools and PCI mappings:
+ * each sync that read their lists adds a row when one appeared
+ * ("discovered"), changed ("updated") or went ("deleted"), keyed
+ * "storage:ID", "backup-job:ID", "pool:ID", "pci-mapping:ID" with vmid 0, beside the guests' rows. Secrets a list may carry
  * (a PBS fingerprint) are masked before anything is stored. What no sync
  * reads (the firewall's scopes, "firewall:...") gets its rows from the runs
  * that change it: the state each change saw before and left after.
@@ -19,6 +19,7 @@ static const char *const kinds[][3] = {
 	{ PL_SNAP_STORECFG, "storage:", "storage" },
 	{ PL_SNAP_JOBS, "backup-job:", "id" },
 	{ PL_SNAP_POOLS, "pool:", "poolid" },
+	{ PL_SNAP_PCIMAPS, "pci-mapping:", "id" },
 };
 
 /* Never stored, whatever the API answers: pve-storage's sensitive

@@ -169,6 +169,10 @@ def test_homeserver_matches_seed():
     by_vmid = {g["vmid"]: g for g in guests}
     assert set(by_vmid) == {100, 101, 102}
     assert by_vmid[102]["hostpci"] and by_vmid[102]["hostpci"][0]["x_vga"] is True
+    # the GPU goes through a PCI mapping of the card the host binds to vfio-pci
+    gpu = by_vmid[102]["hostpci"][0]["mapping"]
+    (m,) = [m for m in doc["pci_mappings"] if m["name"] == gpu]
+    assert [e["path"] for e in m["map"]] == doc["hosts"][0]["vfio"]["devices"]
     assert all(g["networks"][0]["bridge"] == "vmbr1" for g in guests)
 
 

@@ -231,6 +231,38 @@ def test_declarations_the_node_cannot_meet(tmp_path, yaml, msg):
     assert snapshot(root) == before
 
 
+def test_sshd_hardening_never_locks_root_out(tmp_path):
+    yaml = ("hosts:\n  - node: pve\n    ssh: {password_authentication: false, "
+            "permit_root_login: prohibit-password}\n")
+    root, host = tree(tmp_path, "intel-nvidia-grub", yaml)
+    before = snapshot(root)
+    # keys only, while root has no key: refused, nothing written
+    r = host("apply", "--yes")
+    assert r.rc == 1 and "password_authentication: false would lock root out" in r.err, r
+    assert snapshot(root) == before
+    (root / "root" / ".ssh").mkdir(parents=True)
+    (root / "root" / ".ssh" / "authorized_keys").write_text("ssh-ed25519 AAAAC3Nz op@desk\n")
+    # a sshd_config that would not read the drop-in: refused
+    (root / "etc" / "ssh").mkdir()
+    (root / "etc" / "ssh" / "sshd_config").write_text("PermitRootLogin yes\n")
+    r = host("plan")
+    assert r.rc == 1 and "does not include sshd_config.d/*.conf" in r.err, r
+    (root / "etc" / "ssh" / "sshd_config").write_text(
+        "Include /etc/ssh/sshd_config.d/*.conf\nPermitRootLogin yes\n")
+    r = host("plan", "-o", "json")
+    assert r.rc == 0, r
+    (e,) = r.json()["edits"]
+    assert e["file"] == "/etc/ssh/sshd_config.d/pvelab.conf" and e["reboot"] is False
+    assert e["commands"] == ["sshd -t", "systemctl reload ssh"]
+    r = host("apply", "--yes")
+    assert r.rc == 0, r
+    assert "run on the node: sshd -t" in r.out and "run on the node: systemctl reload ssh" in r.out
+    assert read(root, "/etc/ssh/sshd_config.d/pvelab.conf") == (
+        "# written by pvelab (hosts: ssh:)\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n")
+    assert host("plan").out == "No changes: pve is as declared.\n"
+
+
 def test_no_entry_for_the_node(tmp_path):
     root, host = tree(tmp_path, "intel-nvidia-grub", "hosts:\n  - node: other\n    iommu: on\n")
     r = host("plan")
@@ -250,7 +282,7 @@ def test_homeserver_example_host_section(tmp_path):
     assert [e["file"] for e in r.json()["edits"]] == [
         "/etc/modprobe.d/vfio.conf", "/etc/apt/sources.list.d/pve-enterprise.list",
         "/etc/apt/sources.list.d/pve-no-subscription.list", "/etc/network/interfaces",
-        "/etc/chrony/chrony.conf"]
+        "/etc/chrony/chrony.conf", "/etc/ssh/sshd_config.d/pvelab.conf"]
     assert r.json()["edits"][0]["diff"].endswith(
         " softdep nouveau pre: vfio-pci\n+softdep nvidia pre: vfio-pci\n"
         "+softdep nvidiafb pre: vfio-pci\n+softdep snd_hda_intel pre: vfio-pci\n")
