@@ -235,7 +235,7 @@ check_pcimaps(const struct pl_config *c, struct pl_diags *d, json_t *seen)
 		if (!json_is_object(e))
 			continue;
 		if ((msg = id_problem("pve-configid", "mapping name", name)) == NULL &&
-		    !unique(seen, name))
+		    !unique(seen, e, name))
 			msg = pl_asprintf("duplicate PCI mapping '%s'", name);
 		if (msg)
 			diag(c, d, "pci_mappings", i, "name", msg);

@@ -16,8 +16,8 @@
 
 /* The sections whose items carry `cluster:`. */
 static const char *const lists[] = {
-	"guests",  "bridges",           "storages",  "pools",
-	"backups", "snapshot_policies", "templates", "hosts",
+	"guests",    "bridges", "storages",     "pools", "backups", "snapshot_policies",
+	"templates", "hosts",   "pci_mappings",
 };
 
 const json_t *

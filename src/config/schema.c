@@ -391,6 +391,7 @@ static const struct pl_config_key top_keys[] = {
 	{ "/pools/*/comment", PL_CT_STRING, NULL, NULL, "comment; pvelab appends its marker [pvelab:<project>]", false },
 	{ "/pci_mappings", PL_CT_LIST, NULL, NULL, "PCI resource mappings (/cluster/mapping/pci, PVE 8+): a name a VM passes with hostpci: [{mapping: NAME}], the device it stands for on each node; planned and applied like pools, checked against the node by pvelab host check (docs/hosts.md)", false },
 	{ "/pci_mappings/*", PL_CT_MAP, NULL, NULL, "a mapping", false },
+	{ "/pci_mappings/*/cluster", PL_CT_STRING, NULL, NULL, "the cluster (a name under clusters:) the mapping belongs to; required when there are several, else optional", false },
 	{ "/pci_mappings/*/name", PL_CT_STRING, NULL, NULL, "mapping id (letters, digits, - and _); unique", true },
 	{ "/pci_mappings/*/description", PL_CT_STRING, NULL, NULL, "description; pvelab appends its marker [pvelab:<project>]", false },
 	{ "/pci_mappings/*/mdev", PL_CT_BOOL, "false", NULL, "the devices provide mediated devices (vGPU)", false },
