@@ -490,10 +490,10 @@ authorised(struct pl_serve_req *req, const struct pl_serve_metrics *m)
 #define PART_BYTES ((size_t)512 << 10)
 
 struct pl_metrics_answer {
-	struct pl_serve_metrics *m; /* NULL once the module is gone */
-	struct pl_serve_req *req;   /* NULL once the client is gone or the answer ended */
-	struct pl_metrics_answer *next;        /* the module's answers in flight */
-	int refs;                   /* the request's, and the part lent to the connection */
+	struct pl_serve_metrics *m;     /* NULL once the module is gone */
+	struct pl_serve_req *req;       /* NULL once the client is gone or the answer ended */
+	struct pl_metrics_answer *next; /* the module's answers in flight */
+	int refs;                       /* the request's, and the part lent to the connection */
 	bool exporter, wrote_tail;
 	struct pl_expo e;
 	struct pl_metrics_pve_in in; /* the picture it began with (references held) */

@@ -1034,7 +1034,7 @@ pl_metrics_onboot(const json_t *guests)
  * cluster-wide families together, then the node collectors. */
 enum {
 	P_STATUS,
-	P_RESOURCES,                                 /* families[] */
+	P_RESOURCES,                                      /* families[] */
 	P_HA = P_RESOURCES + (int)PL_ARRAY_LEN(families), /* one-hot, maybe in parts */
 	P_LOCK,
 	P_GUEST_INFO,

@@ -900,8 +900,8 @@ pl_serve_reply_lend(struct pl_serve_req *r, int status, const char *type, const 
 #define STREAM_WRITE ((ev_ssize_t)1 << 20)
 
 void
-pl_serve_stream_start(struct pl_serve_req *r, int status, const char *type,
-		      void (*gone)(void *arg), void *arg)
+pl_serve_stream_start(struct pl_serve_req *r, int status, const char *type, void (*gone)(void *arg),
+		      void *arg)
 {
 	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
 	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;

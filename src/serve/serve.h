@@ -174,8 +174,8 @@ void pl_serve_reply_lend(struct pl_serve_req *req, int status, const char *conte
 void pl_serve_stream_start(struct pl_serve_req *req, int status, const char *content_type,
 			   void (*gone)(void *arg), void *arg);
 /* A part: len bytes of data, lent until release(data, len, arg) is called;
- * sent(arg) runs once the client has taken all that was written (not when
- * it goes first: gone does). */
+ * sent(arg) runs once all that was written is in the socket, i.e. the
+ * client is taking it (not when it goes first: gone runs). */
 void pl_serve_stream_write(struct pl_serve_req *req, const void *data, size_t len,
 			   void (*release)(const void *data, size_t len, void *arg),
 			   void (*sent)(void *arg), void *arg);

@@ -705,7 +705,8 @@ test_parts(void **state)
 			      g % 2 ? "qemu" : "lxc", "vmid", 1000 + g, "node", "pve1", "status",
 			      g % 3 ? "running" : "stopped", "maxmem", 1 << 30, "netin", g * 977,
 			      "cpu", g / 3001.0);
-		json_object_set_new(x, "id", json_sprintf("%s/%d", g % 2 ? "qemu" : "lxc", 1000 + g));
+		json_object_set_new(x, "id",
+				    json_sprintf("%s/%d", g % 2 ? "qemu" : "lxc", 1000 + g));
 		if (g % 7 == 0)
 			json_object_set_new(x, "lock", json_string("backup"));
 		json_array_append_new(res, x);
