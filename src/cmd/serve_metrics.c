@@ -484,9 +484,10 @@ authorised(struct pl_serve_req *req, const struct pl_serve_metrics *m)
 
 /* --- an answer, sent in parts as its client reads --- */
 
-/* The text of a part is written when the client has taken the part before,
- * so that at most a part (PART_BYTES, plus one family) is in memory however
- * big the answer: ~20 MB of text at 10,000 guests, ~1.5 MB gzipped. */
+/* A part is written once the connection has handed the one before to the
+ * socket (the client is reading), so that at most a part (PART_BYTES, plus
+ * one family or ~1 MB of one) is in memory however big the answer: ~19 MB
+ * of text at 10,000 guests, ~1.5 MB gzipped. */
 #define PART_BYTES ((size_t)512 << 10)
 
 struct pl_metrics_answer {
