@@ -35,6 +35,7 @@ PY=/usr/bin/python3
 
 cpu_of() { awk '{print ($14 + $15) / '"$(getconf CLK_TCK)"'}' "/proc/$1/stat"; }
 rss_of() { awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$1/status"; }
+hwm_of() { awk '/^VmHWM:/ {print $2 * 1024}' "/proc/$1/status"; }
 # the simulator on 127.0.0.1:SIM_PORT, every server started here on a free
 # port above it (PORTS: 19200-19299 by default, the bench's range here)
 PORTS=${PORTS:-19200}
@@ -82,6 +83,7 @@ serve_run() {
 		sleep 0.2
 	done
 	rss0=$(rss_of $serve_pid)
+	hwm0=$(hwm_of $serve_pid)
 	# the refresh alone: CPU over IDLE seconds with no scrape (per status read)
 	c0=$(cpu_of $serve_pid)
 	sleep "$IDLE"
@@ -92,18 +94,23 @@ serve_run() {
 	rss1=$(rss_of $serve_pid)
 	# the exposition made from scratch: an uncompressed answer keeps nothing
 	# (no compressed family to splice in); each answer says how long the one
-	# before took (pvelab_metrics_render_seconds); the CPU is the server's
+	# before took (pvelab_metrics_render_seconds: before streamed answers,
+	# the writing alone; since, until all but the last part is sent), and
+	# curl how long the whole answer took to arrive; the CPU is the server's
 	# over the RENDERS answers (sending them and its refresh's share included)
 	: >"$tmp/render"
+	: >"$tmp/wall"
 	curl -fso /dev/null "http://127.0.0.1:$pp/metrics"
 	c0=$(cpu_of $serve_pid)
 	for _ in $(seq 1 "$RENDERS"); do
-		curl -fs "http://127.0.0.1:$pp/metrics" |
-			awk '/^pvelab_metrics_render_seconds /{print $2}' >>"$tmp/render"
+		curl -fs -o "$tmp/answer" -w '%{time_total}\n' "http://127.0.0.1:$pp/metrics" >>"$tmp/wall"
+		awk '/^pvelab_metrics_render_seconds /{print $2}' "$tmp/answer" >>"$tmp/render"
 	done
 	c1=$(cpu_of $serve_pid)
 	render_cpu=$(awk -v a="$c0" -v b="$c1" -v n="$RENDERS" 'BEGIN {print (b - a) / n}')
-	echo "$(median <"$tmp/render") $(p99 <"$tmp/render") $render_cpu $idle $rss0 $rss1" >"$tmp/$name.extra"
+	echo "$(median <"$tmp/render") $(p99 <"$tmp/render") $render_cpu $idle $rss0 $rss1" \
+		"$(median <"$tmp/wall") $(p99 <"$tmp/wall") $hwm0 $(hwm_of $serve_pid) $(rss_of $serve_pid)" \
+		>"$tmp/$name.extra"
 	kill $serve_pid
 	wait $serve_pid 2>/dev/null || true
 	serve_pid=
@@ -160,17 +167,24 @@ e = rows["exporter-config-on"]
 for name, status in [(b, s) for b in ("pvelab", "base") for s in ("10", "1")]:
     if not os.path.exists(f"{tmp}/{name}{status}.extra"):
         continue
-    render, r99, rcpu, idle, rss0, rss1 = open(f"{tmp}/{name}{status}.extra").read().split()
-    render, r99, rcpu = float(render), float(r99), float(rcpu)
+    render, r99, rcpu, idle, rss0, rss1, wall, w99, hwm0, hwm1, rss2 = \
+        open(f"{tmp}/{name}{status}.extra").read().split()
+    render, r99, rcpu, wall, w99 = float(render), float(r99), float(rcpu), float(wall), float(w99)
     print(f"{name} (status_interval {status}): exposition from scratch (uncompressed, nothing "
           f"kept, {rows[f'pvelab{status}-metrics']['samples']} samples of pvelab's) median "
           f"{render*1000:.1f} ms, p99 {r99*1000:.1f} ms, CPU {rcpu*1000:.1f} ms per answer; "
           f"the exporter's (every scrape from scratch, config on) median {e['median']*1000:.0f} ms, "
           f"p99 {e['p99']*1000:.0f} ms, CPU {e['cpu']*1000:.0f} ms: "
           f"{e['median']/render:.0f}x, {e['p99']/r99:.0f}x, {e['cpu']/rcpu:.0f}x")
+    print(f"{name} (status_interval {status}): the same uncompressed answers as the client "
+          f"sees them (curl, the whole answer read): median {wall*1000:.1f} ms, p99 "
+          f"{w99*1000:.1f} ms")
     print(f"{name} (status_interval {status}): refresh CPU, no scrapes: {float(idle)*1000:.1f} ms "
           f"per status read (resource list and the metrics' cluster reads)")
     print(f"{name} (status_interval {status}): resident {int(rss0)/2**20:.1f} MiB before the "
           f"first scrape, {int(rss1)/2**20:.1f} MiB after {2*n} "
-          f"({(int(rss1)-int(rss0))/2**20:+.1f} MiB)")
+          f"({(int(rss1)-int(rss0))/2**20:+.1f} MiB), {int(rss2)/2**20:.1f} MiB after "
+          f"{n} more uncompressed ({(int(rss2)-int(rss0))/2**20:+.1f} MiB); peak (VmHWM) "
+          f"{int(hwm0)/2**20:.1f} MiB before the first scrape, {int(hwm1)/2**20:.1f} MiB at "
+          f"the end ({(int(hwm1)-int(hwm0))/2**20:+.1f} MiB)")
 EOF

@@ -12,6 +12,7 @@
 #include "config/config.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "core/log.h"
 #include "core/version.h"
 #include "pve/client.h"
 #include "state/state.h"
@@ -414,79 +415,13 @@ write_pvelab(struct pl_expo *e, struct pl_serve_metrics *m)
 			       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
 	if (m->scrapes > 1)
 		gauge1(e, "pvelab_metrics_render_seconds",
-		       "How long the previous metrics answer took to write (and compress)",
+		       "How long the previous metrics answer took to write, compress and send "
+		       "(all but its last part, which is sent as its client reads)",
 		       m->render_s);
 	pl_expo_family(e, "pvelab_scrapes_total", PL_EXPO_COUNTER, "Metrics answers served");
 	pl_expo_sample(e, "", NULL, 0, (double)m->scrapes);
 	if (m->more)
 		m->more(e, m->more_arg);
-}
-
-/* --- answer buffers kept warm --- */
-
-/* The buffer of an answer comes back here once sent, and the next answer is
- * written into it: a fresh 20 MB buffer costs the kernel a fault and a
- * cleared page per 4 KiB, a third of an uncompressed answer's CPU. One is
- * kept (the biggest), for a minute after it was last used. Each answer out
- * holds a reference, so that one sent after the module is gone frees. */
-struct pl_metrics_spare {
-	int refs;    /* the module's, and one per answer being sent */
-	bool closed; /* the module is gone */
-	char *buf;   /* the kept buffer (NULL: none) */
-	size_t cap;
-	double at; /* when it came back */
-};
-
-struct lent {
-	struct pl_metrics_spare *spare;
-	size_t cap;
-};
-
-#define SPARE_KEEP_S 60
-
-static void
-spare_put(struct pl_metrics_spare *p, void *buf, size_t cap)
-{
-	if (!p->closed && cap > p->cap) {
-		free(p->buf);
-		p->buf = buf;
-		p->cap = cap;
-		p->at = now_s();
-	} else {
-		free(buf);
-	}
-}
-
-static void
-spare_unref(struct pl_metrics_spare *p)
-{
-	if (--p->refs == 0) {
-		free(p->buf);
-		free(p);
-	}
-}
-
-static void
-answer_sent(const void *data, size_t len, void *arg)
-{
-	struct lent *l = arg;
-
-	(void)len;
-	spare_put(l->spare, (void *)data, l->cap);
-	spare_unref(l->spare);
-	free(l);
-}
-
-void
-pl_metrics_spare_trim(struct pl_serve_metrics *m)
-{
-	struct pl_metrics_spare *p = m->spare;
-
-	if (p && p->buf && now_s() - p->at > SPARE_KEEP_S) {
-		free(p->buf);
-		p->buf = NULL;
-		p->cap = 0;
-	}
 }
 
 /* The node the exporter's node collectors would read for target: the node
@@ -541,54 +476,66 @@ authorised(struct pl_serve_req *req, const struct pl_serve_metrics *m)
 	return false;
 }
 
-/* The picture as the pve_* series read it. */
-static struct pl_metrics_pve_in
-picture(struct pl_serve_metrics *m)
+/* --- an answer, sent in parts as its client reads --- */
+
+/* A part is written once the connection has handed the one before to the
+ * socket (the client is reading), so that at most a part (PART_BYTES, plus
+ * one family or ~1 MB of one) is in memory however big the answer: ~19 MB
+ * of text at 10,000 guests, ~1.5 MB gzipped. */
+#define PART_BYTES ((size_t)512 << 10)
+
+struct pl_metrics_answer {
+	struct pl_serve_metrics *m;     /* NULL once the module is gone */
+	struct pl_serve_req *req;       /* NULL once the client is gone or the answer ended */
+	struct pl_metrics_answer *next; /* the module's answers in flight */
+	int refs;                       /* the request's, and the part lent to the connection */
+	bool exporter, wrote_tail;
+	struct pl_expo e;
+	struct pl_metrics_pve_in in; /* the picture it began with (references held) */
+	struct pl_metrics_pve_opts o;
+	struct pl_metrics_cursor at;
+	char only[128];
+	char key[192]; /* of its kept segments (gzip) */
+	double t0;
+};
+
+static void
+answer_unref(struct pl_metrics_answer *a)
 {
-	/* the list is read once per refresh (the index holds it: a new list is
-	 * never at the old one's address) */
-	if (m->index == NULL || !pl_metrics_index_of(m->index, m->refresh->live)) {
-		pl_metrics_index_free(m->index);
-		m->index = pl_metrics_index_new(m->refresh->live);
-	}
-	return (struct pl_metrics_pve_in){
-		.status = m->status,
-		.resources = m->refresh->live,
-		.version = m->version,
-		.not_backed_up = m->not_backed_up,
-		.qdevice = m->qdevice,
-		.nodes = m->nodes,
-		.onboot = m->onboot,
-		.index = m->index,
-	};
+	struct pl_metrics_answer **pp;
+
+	if (--a->refs > 0)
+		return;
+	for (pp = a->m ? &a->m->answers : NULL; pp && *pp; pp = &(*pp)->next)
+		if (*pp == a) {
+			*pp = a->next;
+			break;
+		}
+	pl_expo_release(&a->e);
+	json_decref((json_t *)a->in.status);
+	json_decref((json_t *)a->in.resources);
+	json_decref((json_t *)a->in.version);
+	json_decref((json_t *)a->in.not_backed_up);
+	json_decref((json_t *)a->in.qdevice);
+	json_decref((json_t *)a->in.nodes);
+	json_decref((json_t *)a->in.onboot);
+	pl_metrics_index_free((struct pl_metrics_index *)a->in.index);
+	free(a);
 }
 
-/* Start e with the pve_* part of an answer. A gzip answer splices in the
- * families that did not change since its query was last answered, compressed
- * then (pl_expo_seg): after a refresh only the counters are written again. */
-static void
-render_pve(struct pl_serve_metrics *m, struct pl_expo *e, const struct pl_metrics_pve_opts *o,
-	   enum pl_expo_fmt fmt, bool gz)
+/* The kept segments of a gzip answer's query, found again before each part
+ * (another query's answer may have taken the slot meanwhile: its families
+ * are then written, not spliced). */
+static struct pl_expo_seg *
+answer_segs(struct pl_metrics_answer *a)
 {
-	struct pl_metrics_pve_in in = picture(m);
-	char key[192];
+	struct pl_serve_metrics *m = a->m;
 	size_t slot = 0, i;
 
-	pl_expo_init(e, fmt, gz, MAX_ANSWER);
-	if (m->spare->buf) {
-		pl_expo_adopt(e, m->spare->buf, m->spare->cap);
-		m->spare->buf = NULL;
-		m->spare->cap = 0;
-	}
-	if (!gz) {
-		pl_expo_reserve(e, m->last_plain + m->last_plain / 8);
-		pl_metrics_pve(e, &in, o);
-		return;
-	}
-	snprintf(key, sizeof(key), "%d|%d|%d|%d|%d|%s", fmt, o->cluster, o->node, o->deprecated,
-		 o->config, o->only ? o->only : "*");
+	if (!a->e.gzip || m == NULL)
+		return NULL;
 	for (i = 0; i < PL_ARRAY_LEN(m->cache); i++) {
-		if (m->cache[i].used > 0 && !strcmp(m->cache[i].key, key))
+		if (m->cache[i].used > 0 && !strcmp(m->cache[i].key, a->key))
 			break;
 		if (m->cache[i].used < m->cache[slot].used)
 			slot = i; /* the least recently used goes */
@@ -597,61 +544,160 @@ render_pve(struct pl_serve_metrics *m, struct pl_expo *e, const struct pl_metric
 		i = slot;
 		for (size_t k = 0; k < PL_METRICS_SEGS; k++)
 			pl_expo_seg_release(&m->cache[i].segs[k]);
-		snprintf(m->cache[i].key, sizeof(m->cache[i].key), "%s", key);
+		snprintf(m->cache[i].key, sizeof(m->cache[i].key), "%s", a->key);
 	}
 	m->cache[i].used = now_s();
-	in.segs = m->cache[i].segs;
-	pl_metrics_pve(e, &in, o);
+	return m->cache[i].segs;
+}
+
+/* Write the answer's next part: parts of the pve_* series until PART_BYTES
+ * are pending, then pvelab's own series and the end (wrote_tail). Returns 0
+ * or the first error. */
+static int
+answer_write(struct pl_metrics_answer *a)
+{
+	size_t len = 0;
+
+	while (!a->wrote_tail && (pl_expo_pending(&a->e, &len), len < PART_BYTES)) {
+		a->in.segs = answer_segs(a);
+		if (pl_metrics_pve_next(&a->e, &a->in, &a->o, &a->at))
+			continue;
+		if (a->exporter) {
+			if (a->m && a->m->refresh->status_ok_at > 0)
+				gauge1(&a->e, "pvelab_refresh_age_seconds",
+				       "Seconds since the resource list these series come from "
+				       "was read",
+				       now_s() - a->m->refresh->status_ok_at);
+		} else if (a->m) {
+			write_pvelab(&a->e, a->m);
+		}
+		a->wrote_tail = true;
+		if (a->m)
+			a->m->render_s = now_s() - a->t0;
+		return pl_expo_end(&a->e);
+	}
+	return a->e.err;
+}
+
+static void answer_next(void *arg);
+
+static void
+part_released(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	answer_unref(arg);
+}
+
+/* Hand the pending bytes to the connection (lent: the buffer is written
+ * again only once the client took them, when answer_next runs). */
+static void
+answer_send(struct pl_metrics_answer *a)
+{
+	size_t len;
+	const char *data = pl_expo_pending(&a->e, &len);
+
+	if (len == 0) {
+		answer_next(a);
+		return;
+	}
+	a->refs++;
+	pl_serve_stream_write(a->req, data, len, part_released, answer_next, a);
+}
+
+/* The client took the last part: the next, or the end. */
+static void
+answer_next(void *arg)
+{
+	struct pl_metrics_answer *a = arg;
+	int r = 0;
+
+	if (a->req == NULL)
+		return;
+	if (!a->wrote_tail) {
+		pl_expo_sent(&a->e);
+		if (a->m == NULL || (r = answer_write(a)) != 0) {
+			pl_log_warn("a metrics answer was cut: %s",
+				    r ? pl_strerror(r) : "the server is stopping");
+			pl_serve_stream_end(a->req, false);
+			a->req = NULL;
+			answer_unref(a);
+			return;
+		}
+		answer_send(a);
+		return;
+	}
+	pl_serve_stream_end(a->req, true);
+	a->req = NULL;
+	answer_unref(a);
+}
+
+static void
+answer_gone(void *arg)
+{
+	struct pl_metrics_answer *a = arg;
+
+	a->req = NULL;
+	answer_unref(a);
 }
 
 static void
 scrape(struct pl_serve_req *req, struct pl_serve_metrics *m, bool exporter)
 {
-	struct pl_metrics_pve_opts o = { true, true, NULL, m->deprecated, m->config };
 	enum pl_expo_fmt fmt = pl_expo_negotiate(pl_serve_header(req, "Accept"));
 	bool gz = pl_expo_wants_gzip(pl_serve_header(req, "Accept-Encoding"));
-	double t0 = now_s();
-	struct lent *lent;
-	struct pl_expo e;
-	char *data = NULL;
-	size_t len = 0;
+	struct pl_metrics_answer *a;
 	int r;
 
 	if (!authorised(req, m))
 		return;
-	if (exporter) {
-		o.cluster = flag(pl_serve_query(req, "cluster"));
-		o.node = flag(pl_serve_query(req, "node"));
-		o.only = target_node(m, pl_serve_query(req, "target"));
+	/* the list is read once per refresh (the index holds it: a new list is
+	 * never at the old one's address) */
+	if (m->index == NULL || !pl_metrics_index_of(m->index, m->refresh->live)) {
+		pl_metrics_index_free(m->index);
+		m->index = pl_metrics_index_new(m->refresh->live);
 	}
+	a = pl_calloc(1, sizeof(*a));
+	a->m = m;
+	a->refs = 1;
+	a->exporter = exporter;
+	a->t0 = now_s();
+	a->o = (struct pl_metrics_pve_opts){ true, true, NULL, m->deprecated, m->config };
+	if (exporter) {
+		a->o.cluster = flag(pl_serve_query(req, "cluster"));
+		a->o.node = flag(pl_serve_query(req, "node"));
+		snprintf(a->only, sizeof(a->only), "%s",
+			 target_node(m, pl_serve_query(req, "target")));
+		a->o.only = a->only;
+	}
+	a->in = (struct pl_metrics_pve_in){
+		.status = json_incref(m->status),
+		.resources = json_incref(m->refresh->live),
+		.version = json_incref(m->version),
+		.not_backed_up = json_incref(m->not_backed_up),
+		.qdevice = json_incref(m->qdevice),
+		.nodes = json_incref(m->nodes),
+		.onboot = json_incref(m->onboot),
+		.index = pl_metrics_index_ref(m->index),
+	};
+	snprintf(a->key, sizeof(a->key), "%d|%d|%d|%d|%d|%s", fmt, a->o.cluster, a->o.node,
+		 a->o.deprecated, a->o.config, exporter ? a->only : "*");
+	a->next = m->answers;
+	m->answers = a;
 	m->scrapes++;
-	render_pve(m, &e, &o, fmt, gz);
-	if (exporter) {
-		if (m->refresh->status_ok_at > 0)
-			gauge1(&e, "pvelab_refresh_age_seconds",
-			       "Seconds since the resource list these series come from was read",
-			       now_s() - m->refresh->status_ok_at);
-	} else {
-		write_pvelab(&e, m);
-	}
-	if ((r = pl_expo_finish(&e, &data, &len)) != 0) {
-		pl_expo_release(&e);
+	pl_expo_init(&a->e, fmt, gz, MAX_ANSWER);
+	if ((r = answer_write(a)) != 0) {
 		pl_serve_error(req, 500, "internal", NULL, "cannot write the metrics: %s",
 			       pl_strerror(r));
+		answer_unref(a);
 		return;
 	}
-	lent = pl_malloc(sizeof(*lent));
-	lent->spare = m->spare;
-	lent->cap = e.cap;
-	m->spare->refs++;
-	pl_expo_release(&e);
-	m->render_s = now_s() - t0;
-	if (!gz)
-		m->last_plain = len;
 	if (gz)
 		pl_serve_add_header(req, "Content-Encoding", "gzip");
 	pl_serve_add_header(req, "Vary", "Accept, Accept-Encoding");
-	pl_serve_reply_lend(req, 200, pl_expo_content_type(fmt), data, len, answer_sent, lent);
+	a->req = req;
+	pl_serve_stream_start(req, 200, pl_expo_content_type(fmt), answer_gone, a);
+	answer_send(a);
 }
 
 static void
@@ -736,8 +782,6 @@ pl_serve_metrics_init(struct pl_serve_metrics *m, struct pl_session *s,
 		get_pve,
 		0,
 	};
-	m->spare = pl_calloc(1, sizeof(*m->spare));
-	m->spare->refs = 1;
 	m->module = (struct pl_serve_module){ "metrics", m->routes, m };
 	if (s->pve)
 		pl_pve_set_observer(s->pve, on_api_call, m->api);
@@ -759,11 +803,9 @@ pl_serve_metrics_release(struct pl_serve_metrics *m)
 		pl_pve_set_observer(m->s->pve, NULL, NULL);
 	pl_metrics_reads_stop(m);
 	pl_metrics_index_free(m->index);
-	if (m->spare) {
-		m->spare->closed = true;
-		spare_unref(m->spare);
-		m->spare = NULL;
-	}
+	for (struct pl_metrics_answer *a = m->answers; a; a = a->next)
+		a->m = NULL; /* each ends at its next part */
+	m->answers = NULL;
 	for (size_t i = 0; i < PL_ARRAY_LEN(m->cache); i++)
 		for (size_t k = 0; k < PL_METRICS_SEGS; k++)
 			pl_expo_seg_release(&m->cache[i].segs[k]);

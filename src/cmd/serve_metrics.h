@@ -43,6 +43,8 @@ struct pl_metrics_pve_in {
  * reference to resources): a server makes it once per refresh. */
 struct pl_metrics_index;
 struct pl_metrics_index *pl_metrics_index_new(const json_t *resources);
+/* Another reference to ix (each is given back with pl_metrics_index_free). */
+struct pl_metrics_index *pl_metrics_index_ref(struct pl_metrics_index *ix);
 void pl_metrics_index_free(struct pl_metrics_index *ix);
 /* The guests of the list in its order: *i a cursor from 0; false past the end. */
 bool pl_metrics_index_guest(const struct pl_metrics_index *ix, size_t *i, const char **id,
@@ -62,6 +64,16 @@ struct pl_metrics_pve_opts {
  * the same names, types, labels and label values (serve_metrics_pve.c). */
 void pl_metrics_pve(struct pl_expo *e, const struct pl_metrics_pve_in *in,
 		    const struct pl_metrics_pve_opts *o);
+/* Where the writing of an answer stands: its next part, how far into it. */
+struct pl_metrics_cursor {
+	int part;
+	size_t at;
+};
+/* The same in parts, for an answer sent as its client reads: write the part
+ * at c (one family, or ~1 MB of a bigger one when no segment is kept) and
+ * move c on; false once all is written. in->index must be set. */
+bool pl_metrics_pve_next(struct pl_expo *e, const struct pl_metrics_pve_in *in,
+			 const struct pl_metrics_pve_opts *o, struct pl_metrics_cursor *c);
 
 /* The onboot list of pl_metrics_pve_in from guests ([{vmid, type, node,
  * config}], as a sync's snapshot holds them); new reference. */
@@ -89,7 +101,7 @@ struct pl_metrics_api {
 void pl_metrics_path_template(const char *path, char *out, size_t size);
 
 struct read;
-struct pl_metrics_spare;
+struct pl_metrics_answer;
 
 struct pl_serve_metrics {
 	struct pl_serve_module module; /* register this with pl_serve_add */
@@ -124,8 +136,7 @@ struct pl_serve_metrics {
 		double used; /* when a scrape last asked for it (0: free) */
 		struct pl_expo_seg segs[PL_METRICS_SEGS];
 	} cache[4];
-	size_t last_plain; /* bytes of the last uncompressed answer: room reserved for the next */
-	struct pl_metrics_spare *spare; /* an answer's buffer kept for the next (serve_metrics.c) */
+	struct pl_metrics_answer *answers; /* being sent (serve_metrics.c) */
 	double render_s;   /* how long the last answer took */
 	unsigned long long scrapes;
 	/* another module's series, written after pvelab's own (NULL: none) */
@@ -139,9 +150,6 @@ enum { PL_METRICS_AUTH_NONE, PL_METRICS_AUTH_BEARER, PL_METRICS_AUTH_TLS };
  * refresh (they hook its syncs), stopped before the module is released. */
 void pl_metrics_reads_start(struct pl_serve_metrics *m);
 void pl_metrics_reads_stop(struct pl_serve_metrics *m);
-/* Free the answer buffer kept for the next scrape when none came for a
- * minute (called by the reads' timer). */
-void pl_metrics_spare_trim(struct pl_serve_metrics *m);
 /* Unix time, with fractions. */
 double pl_metrics_now(void);
 

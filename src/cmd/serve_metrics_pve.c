@@ -130,6 +130,7 @@ struct res {
 };
 
 struct pl_metrics_index {
+	int refs;          /* the server's, and one per answer being written */
 	json_t *resources; /* held: the strings are its */
 	struct res *r;
 	size_t n;
@@ -289,6 +290,7 @@ pl_metrics_index_new(const json_t *resources)
 	const json_t *x;
 	size_t i;
 
+	ix->refs = 1;
 	ix->resources = json_incref((json_t *)resources);
 	/* uint32_t offsets: a list's labels stay far below 4 GiB */
 	pl_buf_init(&ix->text, (size_t)1 << 31);
@@ -373,10 +375,17 @@ pl_metrics_index_of(const struct pl_metrics_index *ix, const json_t *resources)
 	return ix->resources == resources;
 }
 
+struct pl_metrics_index *
+pl_metrics_index_ref(struct pl_metrics_index *ix)
+{
+	ix->refs++;
+	return ix;
+}
+
 void
 pl_metrics_index_free(struct pl_metrics_index *ix)
 {
-	if (ix == NULL)
+	if (ix == NULL || --ix->refs > 0)
 		return;
 	for (size_t i = 0; i < ix->nowned; i++)
 		free(ix->owned[i]);
@@ -651,7 +660,7 @@ state_tails(const char *const *states, size_t n, char (*out)[32], size_t *len)
 }
 
 static void
-one_hot(struct pl_expo *e, const struct pl_metrics_index *ix, bool ha)
+one_hot(struct pl_expo *e, const struct pl_metrics_index *ix, bool ha, size_t from, size_t to)
 {
 	char guest[PL_ARRAY_LEN(guest_ha_states)][32], node[PL_ARRAY_LEN(node_ha_states)][32];
 	char lock[PL_ARRAY_LEN(lock_states)][32];
@@ -661,7 +670,7 @@ one_hot(struct pl_expo *e, const struct pl_metrics_index *ix, bool ha)
 	state_tails(guest_ha_states, PL_ARRAY_LEN(guest_ha_states), guest, guest_len);
 	state_tails(node_ha_states, PL_ARRAY_LEN(node_ha_states), node, node_len);
 	state_tails(lock_states, PL_ARRAY_LEN(lock_states), lock, lock_len);
-	for (size_t i = 0; i < ix->n; i++) {
+	for (size_t i = from; i < to; i++) {
 		const struct res *r = &ix->r[i];
 		char(*tails)[32] = lock;
 		const size_t *lens = lock_len;
@@ -733,60 +742,81 @@ sorted_csv(const char *in, char *out, size_t size)
 	out[o] = '\0';
 }
 
+/* The resource list's family f (families[]). */
 static void
-collect_resources(struct pl_expo *e, const struct pl_metrics_pve_in *in,
-		  const struct pl_metrics_index *ix, bool deprecated)
+resource_family(struct pl_expo *e, const struct pl_metrics_pve_in *in,
+		const struct pl_metrics_index *ix, size_t f)
 {
-	uint64_t h = 0;
+	uint64_t h = in->segs ? ix->hash[families[f].key] : 0;
 
-	for (size_t f = 0; f < PL_ARRAY_LEN(families); f++) {
-		if (families[f].deprecated && !deprecated)
-			continue;
-		if (in->segs)
-			h = ix->hash[families[f].key];
-		/* a family's segment: the counters' after the gauges' */
-		if (seg_reused(e, in, (int)f, h))
-			continue;
-		pl_expo_family(e, families[f].name,
-			       families[f].counter ? PL_EXPO_COUNTER : PL_EXPO_GAUGE,
-			       families[f].help);
-		for (size_t i = 0; i < ix->n; i++)
-			if (ix->r[i].has & (1u << families[f].key))
-				sample_id(e, ix, &ix->r[i], ix->r[i].v[families[f].key]);
-		seg_done(e, in, (int)f, h);
+	/* a family's segment: the counters' after the gauges' */
+	if (seg_reused(e, in, (int)f, h))
+		return;
+	pl_expo_family(e, families[f].name, families[f].counter ? PL_EXPO_COUNTER : PL_EXPO_GAUGE,
+		       families[f].help);
+	for (size_t i = 0; i < ix->n; i++)
+		if (ix->r[i].has & (1u << families[f].key))
+			sample_id(e, ix, &ix->r[i], ix->r[i].v[families[f].key]);
+	seg_done(e, in, (int)f, h);
+}
+
+/* Resources of a one-hot family written per part of an uncompressed answer
+ * (~1 MB of text): pve_ha_state is 5 MB at 10,000 guests. */
+#define ONE_HOT_PART 2048
+
+/* pve_ha_state or pve_lock_state, from resource c->at: all of it when its
+ * segment is kept, else ONE_HOT_PART resources. Returns whether it is done. */
+static bool
+one_hot_family(struct pl_expo *e, const struct pl_metrics_pve_in *in,
+	       const struct pl_metrics_index *ix, bool ha, struct pl_metrics_cursor *c)
+{
+	int seg = ha ? SEG_HA : SEG_LOCK;
+	uint64_t h = ix->hash[seg];
+	size_t to = ix->n;
+
+	if (in->segs) {
+		if (seg_reused(e, in, seg, h))
+			return true;
+	} else if (ix->n - c->at > ONE_HOT_PART) {
+		to = c->at + ONE_HOT_PART;
 	}
-	h = ix->hash[SEG_HA];
-	if (!seg_reused(e, in, SEG_HA, h)) {
-		pl_expo_family(e, "pve_ha_state", PL_EXPO_GAUGE,
-			       "HA service status (for HA managed VMs).");
-		one_hot(e, ix, true);
-		seg_done(e, in, SEG_HA, h);
+	if (c->at == 0) {
+		if (ha)
+			pl_expo_family(e, "pve_ha_state", PL_EXPO_GAUGE,
+				       "HA service status (for HA managed VMs).");
+		else
+			pl_expo_family(e, "pve_lock_state", PL_EXPO_GAUGE,
+				       "The guest's current config lock (for types 'qemu' and "
+				       "'lxc')");
 	}
-	h = ix->hash[SEG_LOCK];
-	if (!seg_reused(e, in, SEG_LOCK, h)) {
-		pl_expo_family(e, "pve_lock_state", PL_EXPO_GAUGE,
-			       "The guest's current config lock (for types 'qemu' and 'lxc')");
-		one_hot(e, ix, false);
-		seg_done(e, in, SEG_LOCK, h);
-	}
-	h = ix->hash[SEG_GUEST_INFO];
-	if (!seg_reused(e, in, SEG_GUEST_INFO, h)) {
+	one_hot(e, ix, ha, c->at, to);
+	seg_done(e, in, seg, h);
+	c->at = to;
+	return to == ix->n;
+}
+
+/* pve_guest_info or pve_storage_info: their label sets, made once. */
+static void
+info_family(struct pl_expo *e, const struct pl_metrics_pve_in *in,
+	    const struct pl_metrics_index *ix, bool guests)
+{
+	int seg = guests ? SEG_GUEST_INFO : SEG_STORAGE_INFO;
+	uint64_t h = ix->hash[seg];
+
+	if (seg_reused(e, in, seg, h))
+		return;
+	if (guests)
 		pl_expo_family(e, "pve_guest_info", PL_EXPO_GAUGE, "VM/CT info");
-		for (size_t i = 0; i < ix->n; i++)
-			if (ix->r[i].kind == R_QEMU || ix->r[i].kind == R_LXC)
-				pl_expo_sample_pre(e, ix->text.data + ix->r[i].info_at,
-						   ix->r[i].info_len, "", 0, 1);
-		seg_done(e, in, SEG_GUEST_INFO, h);
-	}
-	h = ix->hash[SEG_STORAGE_INFO];
-	if (!seg_reused(e, in, SEG_STORAGE_INFO, h)) {
+	else
 		pl_expo_family(e, "pve_storage_info", PL_EXPO_GAUGE, "Storage info");
-		for (size_t i = 0; i < ix->n; i++)
-			if (ix->r[i].kind == R_STORAGE)
-				pl_expo_sample_pre(e, ix->text.data + ix->r[i].info_at,
-						   ix->r[i].info_len, "", 0, 1);
-		seg_done(e, in, SEG_STORAGE_INFO, h);
+	for (size_t i = 0; i < ix->n; i++) {
+		bool guest = ix->r[i].kind == R_QEMU || ix->r[i].kind == R_LXC;
+
+		if (guests ? guest : ix->r[i].kind == R_STORAGE)
+			pl_expo_sample_pre(e, ix->text.data + ix->r[i].info_at, ix->r[i].info_len,
+					   "", 0, 1);
 	}
+	seg_done(e, in, seg, h);
 }
 
 /* pve_not_backed_up_*: the cluster named after the status' first entry. */
@@ -1000,31 +1030,75 @@ pl_metrics_onboot(const json_t *guests)
 	return out;
 }
 
-void
-pl_metrics_pve(struct pl_expo *e, const struct pl_metrics_pve_in *in,
-	       const struct pl_metrics_pve_opts *o)
-{
-	struct pl_metrics_index *own = NULL;
-	const struct pl_metrics_index *ix = in->index;
+/* The parts of an answer, in order: one per kept family, then the small
+ * cluster-wide families together, then the node collectors. */
+enum {
+	P_STATUS,
+	P_RESOURCES,                                      /* families[] */
+	P_HA = P_RESOURCES + (int)PL_ARRAY_LEN(families), /* one-hot, maybe in parts */
+	P_LOCK,
+	P_GUEST_INFO,
+	P_STORAGE_INFO,
+	P_CLUSTER, /* nodes, cluster, version, backup info, qdevice */
+	P_NODE,    /* subscription, onboot, replication */
+	P_END,
+};
 
-	if (ix == NULL)
-		ix = own = pl_metrics_index_new(in->resources);
-	if (o->cluster) {
+bool
+pl_metrics_pve_next(struct pl_expo *e, const struct pl_metrics_pve_in *in,
+		    const struct pl_metrics_pve_opts *o, struct pl_metrics_cursor *c)
+{
+	const struct pl_metrics_index *ix = in->index;
+	int p = c->part;
+
+	if (p < P_NODE && !o->cluster)
+		p = P_NODE;
+	if (p == P_NODE && !o->node)
+		p = P_END;
+	if (p == P_STATUS) {
 		collect_status(e, in, ix);
+	} else if (p < P_HA) {
+		size_t f = (size_t)(p - P_RESOURCES);
+
 		/* OpenMetrics allows one family per name: the deprecated gauges
 		 * would share theirs with the counters (pve_network_transmit_bytes) */
-		collect_resources(e, in, ix, o->deprecated && e->fmt == PL_EXPO_TEXT);
+		if (!families[f].deprecated || (o->deprecated && e->fmt == PL_EXPO_TEXT))
+			resource_family(e, in, ix, f);
+	} else if (p == P_HA || p == P_LOCK) {
+		if (!one_hot_family(e, in, ix, p == P_HA, c)) {
+			c->part = p;
+			return true;
+		}
+		c->at = 0;
+	} else if (p == P_GUEST_INFO || p == P_STORAGE_INFO) {
+		info_family(e, in, ix, p == P_GUEST_INFO);
+	} else if (p == P_CLUSTER) {
 		collect_nodes(e, in);
 		collect_cluster(e, in);
 		collect_version(e, in);
 		collect_backup_info(e, in);
 		collect_qdevice(e, in);
-	}
-	if (o->node) {
+	} else if (p == P_NODE) {
 		collect_subscription(e, in, o);
 		if (o->config)
 			collect_onboot(e, in, o);
 		collect_replication(e, in, o);
 	}
+	c->part = p < P_END ? p + 1 : P_END;
+	return c->part < P_END;
+}
+
+void
+pl_metrics_pve(struct pl_expo *e, const struct pl_metrics_pve_in *in,
+	       const struct pl_metrics_pve_opts *o)
+{
+	struct pl_metrics_pve_in with = *in;
+	struct pl_metrics_index *own = NULL;
+	struct pl_metrics_cursor c = { 0, 0 };
+
+	if (with.index == NULL)
+		with.index = own = pl_metrics_index_new(in->resources);
+	while (pl_metrics_pve_next(e, &with, o, &c))
+		;
 	pl_metrics_index_free(own);
 }

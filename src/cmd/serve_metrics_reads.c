@@ -265,7 +265,6 @@ on_reads_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	evtimer_add(m->ev, &tv);
-	pl_metrics_spare_trim(m);
 	if (m->busy || m->s->pve == NULL)
 		return;
 	m->read_errors = 0;

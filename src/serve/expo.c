@@ -236,29 +236,6 @@ pl_expo_init(struct pl_expo *e, enum pl_expo_fmt fmt, bool gzip, size_t max)
 }
 
 void
-pl_expo_adopt(struct pl_expo *e, char *buf, size_t cap)
-{
-	struct pl_buf *b = e->gzip ? &e->out : &e->stage;
-
-	if (cap <= b->cap || cap > b->max) {
-		free(buf);
-		return;
-	}
-	memcpy(buf, b->data, b->len + 1);
-	if (b->cap)
-		free(b->data);
-	b->data = buf;
-	b->cap = cap;
-}
-
-void
-pl_expo_reserve(struct pl_expo *e, size_t n)
-{
-	if (!e->gzip && n > e->stage.len && n < e->stage.max)
-		pl_buf_grow(&e->stage, n - e->stage.len);
-}
-
-void
 pl_expo_release(struct pl_expo *e)
 {
 	if (e->gzip)
@@ -616,29 +593,47 @@ pl_expo_seg_end(struct pl_expo *e, struct pl_expo_seg *g, uint64_t hash)
 }
 
 int
-pl_expo_finish(struct pl_expo *e, char **data, size_t *len)
+pl_expo_end(struct pl_expo *e)
 {
+	unsigned char trailer[8];
+
 	if (e->fmt == PL_EXPO_OPENMETRICS)
 		addstr(e, "# EOF\n");
-	if (e->err)
+	if (e->err || !e->gzip)
 		return e->err;
-	if (e->gzip) {
-		unsigned char trailer[8];
-
-		deflate_stage(e, Z_FINISH);
-		for (int i = 0; i < 4; i++) {
-			trailer[i] = (unsigned char)(e->crc >> (8 * i));
-			trailer[4 + i] = (unsigned char)(e->total >> (8 * i)); /* mod 2^32 */
-		}
-		if (e->err == 0 && pl_buf_add(&e->out, trailer, sizeof(trailer)) != 0)
-			e->err = PL_ETOOBIG;
-		if (e->err)
-			return e->err;
-		e->cap = e->out.cap;
-		*data = pl_buf_detach(&e->out, len);
-	} else {
-		e->cap = e->stage.cap;
-		*data = pl_buf_detach(&e->stage, len);
+	deflate_stage(e, Z_FINISH);
+	for (int i = 0; i < 4; i++) {
+		trailer[i] = (unsigned char)(e->crc >> (8 * i));
+		trailer[4 + i] = (unsigned char)(e->total >> (8 * i)); /* mod 2^32 */
 	}
+	if (e->err == 0 && pl_buf_add(&e->out, trailer, sizeof(trailer)) != 0)
+		e->err = PL_ETOOBIG;
+	return e->err;
+}
+
+const char *
+pl_expo_pending(const struct pl_expo *e, size_t *len)
+{
+	const struct pl_buf *b = e->gzip ? &e->out : &e->stage;
+
+	*len = b->len;
+	return b->data;
+}
+
+void
+pl_expo_sent(struct pl_expo *e)
+{
+	pl_buf_reset(e->gzip ? &e->out : &e->stage);
+}
+
+int
+pl_expo_finish(struct pl_expo *e, char **data, size_t *len)
+{
+	struct pl_buf *b = e->gzip ? &e->out : &e->stage;
+	int r;
+
+	if ((r = pl_expo_end(e)) != 0)
+		return r;
+	*data = pl_buf_detach(b, len);
 	return 0;
 }

@@ -33,7 +33,6 @@ struct pl_expo {
 	unsigned long crc, seg_crc;    /* CRC-32 of the text so far, of the segment's */
 	size_t total, seg_len, seg_at; /* bytes of text; of the segment's; where it began in out */
 	int err;                       /* the first failure (PL_ETOOBIG past the cap) */
-	size_t cap;                    /* the size of what pl_expo_finish handed out */
 };
 
 /* The format a scraper's Accept header asks for (NULL: none): the
@@ -48,12 +47,6 @@ const char *pl_expo_content_type(enum pl_expo_fmt fmt);
 /* Start an answer of at most max bytes (compressed when gzip). */
 void pl_expo_init(struct pl_expo *e, enum pl_expo_fmt fmt, bool gzip, size_t max);
 void pl_expo_release(struct pl_expo *e);
-/* Write the answer into buf, cap bytes from malloc kept from an earlier
- * answer (its pages mapped already: a fresh 20 MB costs a page fault per
- * 4 KiB); taken. */
-void pl_expo_adopt(struct pl_expo *e, char *buf, size_t cap);
-/* Room for n bytes of an uncompressed answer, made at once. */
-void pl_expo_reserve(struct pl_expo *e, size_t n);
 /* Start a family: its HELP and TYPE lines. */
 void pl_expo_family(struct pl_expo *e, const char *name, enum pl_expo_type type, const char *help);
 /* A sample of the current family: its name plus suffix ("", "_bucket"...),
@@ -71,6 +64,15 @@ void pl_expo_sample_pre(struct pl_expo *e, const char *head, size_t hlen, const 
 /* The answer (caller frees): OpenMetrics' "# EOF", the gzip trailer.
  * Returns 0 or the first error (nothing is handed out then). */
 int pl_expo_finish(struct pl_expo *e, char **data, size_t *len);
+/* The same for an answer sent in parts: end it (its last bytes are then
+ * pending); returns 0 or the first error. */
+int pl_expo_end(struct pl_expo *e);
+/* The bytes of the answer written since the last pl_expo_sent (compressed
+ * when gzip: what the compressor holds back comes later), borrowed. */
+const char *pl_expo_pending(const struct pl_expo *e, size_t *len);
+/* The pending bytes are sent: their buffer starts over, its room kept (never
+ * between pl_expo_seg_begin and pl_expo_seg_end). */
+void pl_expo_sent(struct pl_expo *e);
 
 /* A family's part of gzip answers, compressed once and spliced into later
  * answers while what it shows has not changed (the same hash): a segment

@@ -117,6 +117,9 @@ struct pl_serve_req {
 	bool deferred, in_handler; /* answered later; its handler is running */
 	void (*gone)(void *arg);   /* a deferred request's client went away */
 	void *gone_arg;
+	bool streaming;          /* answered in parts (pl_serve_stream_start), not ended */
+	void (*sent)(void *arg); /* its client took the last part (sent_arg) */
+	void *sent_arg;
 	int held_status;
 	json_t *held_body;
 	struct timespec t0;

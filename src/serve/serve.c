@@ -849,26 +849,15 @@ free_taken(const void *data, size_t len, void *arg)
 	free((void *)data);
 }
 
-/* Send the answer: len bytes of type (NULL: no body); with done, data is
- * handed to the buffer, not copied, and done(data, len, arg) called once it
- * is sent or dropped. */
+/* The headers every answer gets, and its line in the access log. */
 static void
-send_bytes(struct pl_serve_req *r, int status, const char *type, const void *data, size_t len,
-	   evbuffer_ref_cleanup_cb done, void *arg)
+common_headers(struct pl_serve_req *r, int status, const char *type, const char *note)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
-	struct evbuffer *buf = evbuffer_new();
 	struct timespec t1;
 
-	if (type) {
+	if (type)
 		evhttp_add_header(h, "Content-Type", type);
-		if (done)
-			evbuffer_add_reference(buf, data, len, done, arg);
-		else
-			evbuffer_add(buf, data, len);
-	} else if (done) {
-		done(data, len, arg);
-	}
 	if (status == 401)
 		evhttp_add_header(h, "WWW-Authenticate", "Bearer realm=\"pvelab\"");
 	if (r->close || r->sv->draining)
@@ -878,8 +867,29 @@ send_bytes(struct pl_serve_req *r, int status, const char *type, const void *dat
 	evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	/* the access log: never a header, so never a token */
-	pl_log_info("%s %s %s %d %.1f ms%s%s", r->peer, r->method, r->path, status,
-		    pl_elapsed_s(&r->t0, &t1) * 1000, r->caller[0] ? " token=" : "", r->caller);
+	pl_log_info("%s %s %s %d %.1f ms%s%s%s", r->peer, r->method, r->path, status,
+		    pl_elapsed_s(&r->t0, &t1) * 1000, note, r->caller[0] ? " token=" : "",
+		    r->caller);
+}
+
+/* Send the answer: len bytes of type (NULL: no body); with done, data is
+ * handed to the buffer, not copied, and done(data, len, arg) called once it
+ * is sent or dropped. */
+static void
+send_bytes(struct pl_serve_req *r, int status, const char *type, const void *data, size_t len,
+	   evbuffer_ref_cleanup_cb done, void *arg)
+{
+	struct evbuffer *buf = evbuffer_new();
+
+	if (type) {
+		if (done)
+			evbuffer_add_reference(buf, data, len, done, arg);
+		else
+			evbuffer_add(buf, data, len);
+	} else if (done) {
+		done(data, len, arg);
+	}
+	common_headers(r, status, type, "");
 	evhttp_send_reply(r->req, status, reason(status), buf);
 	evbuffer_free(buf);
 }
@@ -911,6 +921,67 @@ pl_serve_reply_lend(struct pl_serve_req *r, int status, const char *type, const 
 	}
 	r->answered = true;
 	send_bytes(r, status, type, data, len, done, arg);
+}
+
+#define STREAM_WRITE ((ev_ssize_t)1 << 20)
+
+void
+pl_serve_stream_start(struct pl_serve_req *r, int status, const char *type, void (*gone)(void *arg),
+		      void *arg)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
+	struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+
+	/* parts of up to STREAM_WRITE bytes go to the socket in one write, not
+	 * in libevent's 16 KiB steps (a loop iteration each) */
+	if (bev)
+		bufferevent_set_max_single_write(bev, STREAM_WRITE);
+	pl_serve_defer(r, gone, arg);
+	r->answered = true;
+	r->streaming = true;
+	common_headers(r, status, type, " (first part)");
+	evhttp_send_reply_start(r->req, status, reason(status));
+}
+
+static void
+on_part_sent(struct evhttp_connection *evcon, void *arg)
+{
+	struct pl_serve_req *r = arg;
+
+	(void)evcon;
+	if (r->sent)
+		r->sent(r->sent_arg);
+}
+
+void
+pl_serve_stream_write(struct pl_serve_req *r, const void *data, size_t len,
+		      void (*release)(const void *data, size_t len, void *arg),
+		      void (*sent)(void *arg), void *arg)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	evbuffer_add_reference(b, data, len, release, arg);
+	r->sent = sent;
+	r->sent_arg = arg;
+	evhttp_send_reply_chunk_with_cb(r->req, b, on_part_sent, r);
+	evbuffer_free(b);
+}
+
+void
+pl_serve_stream_end(struct pl_serve_req *r, bool complete)
+{
+	r->streaming = false;
+	r->sent = NULL;
+	r->gone = NULL;
+	if (!complete && !r->in_handler && r->conn) {
+		pl_serve_conn_close(r->conn, "its answer could not be finished"); /* frees r */
+		return;
+	}
+	if (r->conn && r->conn->deferred == r)
+		r->conn->deferred = NULL;
+	evhttp_send_reply_end(r->req);
+	if (!r->in_handler) /* else the server frees it when the handler returns */
+		pl_serve_req_free(r);
 }
 
 bool
@@ -1241,8 +1312,8 @@ on_request(struct evhttp_request *req, void *arg)
 	r->in_handler = true;
 	route->fn(r, route_arg(sv, route));
 	r->in_handler = false;
-	if (r->deferred && !r->answered)
-		return; /* its callback answers it */
+	if (r->deferred && (!r->answered || r->streaming))
+		return; /* its callbacks answer it */
 	if (r->deferred && !r->kept && r->conn && r->conn->deferred == r)
 		r->conn->deferred = NULL; /* answered at once after all (not a stream) */
 	if (!r->answered)

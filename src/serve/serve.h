@@ -168,6 +168,21 @@ void pl_serve_reply_take(struct pl_serve_req *req, int status, const char *conte
 void pl_serve_reply_lend(struct pl_serve_req *req, int status, const char *content_type,
 			 const void *data, size_t len,
 			 void (*done)(const void *data, size_t len, void *arg), void *arg);
+/* Answer in parts as the client takes them (chunked transfer coding), so
+ * that a big answer is never whole in memory. gone(arg) runs once if the
+ * client goes before pl_serve_stream_end; req is gone then. */
+void pl_serve_stream_start(struct pl_serve_req *req, int status, const char *content_type,
+			   void (*gone)(void *arg), void *arg);
+/* A part: len bytes of data, lent until release(data, len, arg) is called;
+ * sent(arg) runs once all that was written is in the socket, i.e. the
+ * client is taking it (not when it goes first: gone runs). */
+void pl_serve_stream_write(struct pl_serve_req *req, const void *data, size_t len,
+			   void (*release)(const void *data, size_t len, void *arg),
+			   void (*sent)(void *arg), void *arg);
+/* The end of the answer; incomplete: the connection is closed instead, so
+ * that the client sees the answer cut (not from the handler). req is gone
+ * after. */
+void pl_serve_stream_end(struct pl_serve_req *req, bool complete);
 /* Add a header to the answer (before pl_serve_reply*): Set-Cookie,
  * Content-Encoding, Mcp-Session-Id... */
 void pl_serve_add_header(struct pl_serve_req *req, const char *name, const char *value);

@@ -149,8 +149,9 @@ test_expo(void **state)
 }
 
 /* Label sets rendered once (pl_expo_labels) and written with a tail
- * (pl_expo_sample_pre) make the same bytes as pl_expo_sample, also in a
- * buffer adopted from an earlier answer, plain or compressed. */
+ * (pl_expo_sample_pre) make the same bytes as pl_expo_sample, also when
+ * taken in parts as they are written (pl_expo_pending, pl_expo_sent), plain
+ * or compressed. */
 static void
 test_expo_pre(void **state)
 {
@@ -159,8 +160,9 @@ test_expo_pre(void **state)
 	(void)state;
 	for (int gz = 0; gz < 2; gz++) {
 		struct pl_expo a, b;
-		struct pl_buf labels;
+		struct pl_buf labels, parts;
 		char *da = NULL, *db = NULL;
+		const char *p;
 		size_t na, nb;
 
 		pl_buf_init(&labels, 0);
@@ -168,17 +170,24 @@ test_expo_pre(void **state)
 		assert_string_equal(labels.data, "{id=\"a\\\"b\\\\c\\nd\"");
 		pl_expo_init(&a, PL_EXPO_TEXT, gz, 0);
 		pl_expo_init(&b, PL_EXPO_TEXT, gz, 0);
-		pl_expo_adopt(&b, pl_malloc(1 << 16), 1 << 16);
+		pl_buf_init(&parts, 0);
 		pl_expo_family(&a, "t", PL_EXPO_GAUGE, "h");
 		pl_expo_family(&b, "t", PL_EXPO_GAUGE, "h");
+		p = pl_expo_pending(&b, &nb);
+		pl_buf_add(&parts, p, nb);
+		pl_expo_sent(&b);
 		pl_expo_sample(&a, "", kv, 2, 0.25);
 		pl_expo_sample_pre(&b, labels.data, labels.len, ",state=\"x\"}", 11, 0.25);
+		p = pl_expo_pending(&b, &nb);
+		pl_buf_add(&parts, p, nb);
+		pl_expo_sent(&b);
 		pl_expo_sample(&a, "", kv, 1, 3);
 		pl_expo_sample_pre(&b, labels.data, labels.len, "}", 1, 3);
 		assert_int_equal(pl_expo_finish(&a, &da, &na), 0);
-		assert_int_equal(pl_expo_finish(&b, &db, &nb), 0);
-		if (!gz) /* written where it was given (gzip grows it for deflate) */
-			assert_int_equal(b.cap, 1 << 16);
+		assert_int_equal(pl_expo_end(&b), 0);
+		p = pl_expo_pending(&b, &nb);
+		pl_buf_add(&parts, p, nb);
+		db = pl_buf_detach(&parts, &nb);
 		assert_int_equal(na, nb);
 		assert_memory_equal(da, db, na);
 		if (!gz)
@@ -671,6 +680,94 @@ test_kept_segments(void **state)
 	json_decref(a);
 }
 
+/* An answer written in parts (pl_metrics_pve_next, each part taken with
+ * pl_expo_pending and pl_expo_sent, as serve sends it while its client
+ * reads) is byte for byte the answer written whole, plain or gzipped with
+ * kept segments, in both formats; the one-hot families of a list bigger
+ * than a part are split, so no part holds a whole big family. */
+static void
+test_parts(void **state)
+{
+	json_t *a = load_json("answers.json"), *res = json_array(), *x;
+	struct pl_expo_seg segs[PL_METRICS_SEGS];
+	struct pl_metrics_pve_opts o = { true, true, NULL, true, true };
+	struct pl_metrics_index *ix;
+	size_t i;
+
+	(void)state;
+	memset(segs, 0, sizeof(segs));
+	/* 3,000 guests and the list's nodes and storages */
+	json_array_foreach(json_object_get(a, "/cluster/resources"), i, x)
+		if (strcmp(pl_json_str_or(x, "type", ""), "qemu"))
+			json_array_append(res, x);
+	for (int g = 0; g < 3000; g++) {
+		x = json_pack("{s:s,s:s,s:i,s:s,s:s,s:i,s:i,s:f}", "id", "", "type",
+			      g % 2 ? "qemu" : "lxc", "vmid", 1000 + g, "node", "pve1", "status",
+			      g % 3 ? "running" : "stopped", "maxmem", 1 << 30, "netin", g * 977,
+			      "cpu", g / 3001.0);
+		json_object_set_new(x, "id",
+				    json_sprintf("%s/%d", g % 2 ? "qemu" : "lxc", 1000 + g));
+		if (g % 7 == 0)
+			json_object_set_new(x, "lock", json_string("backup"));
+		json_array_append_new(res, x);
+	}
+	ix = pl_metrics_index_new(res);
+	for (int fmt = 0; fmt < 2; fmt++)
+		for (int gz = 0; gz < 2; gz++) {
+			struct pl_metrics_pve_in in = { json_object_get(a, "/cluster/status"),
+							res,
+							NULL,
+							NULL,
+							NULL,
+							NULL,
+							NULL,
+							ix,
+							gz ? segs : NULL };
+			struct pl_metrics_cursor c = { 0, 0 };
+			struct pl_expo e;
+			struct pl_buf parts;
+			char *whole, *got;
+			size_t n, len, most = 0, nparts = 0;
+			bool more;
+
+			whole = render(&in, (enum pl_expo_fmt)fmt, false, &n);
+			pl_buf_init(&parts, 0);
+			pl_expo_init(&e, (enum pl_expo_fmt)fmt, gz, 0);
+			do {
+				const char *p;
+
+				more = pl_metrics_pve_next(&e, &in, &o, &c);
+				if (!more) {
+					pl_expo_family(&e, "after", PL_EXPO_GAUGE,
+						       "a family after the kept ones");
+					pl_expo_sample(&e, "", NULL, 0, 1);
+					assert_int_equal(pl_expo_end(&e), 0);
+				}
+				p = pl_expo_pending(&e, &len);
+				pl_buf_add(&parts, p, len);
+				most = len > most ? len : most;
+				nparts++;
+				pl_expo_sent(&e);
+			} while (more);
+			pl_expo_release(&e);
+			got = gz ? gunzip(parts.data, parts.len) : pl_strdup(parts.data);
+			assert_string_equal(got, whole);
+			if (!gz) { /* pve_ha_state alone is ~1.3 MB here */
+				assert_true(n > 3000000);
+				assert_true(most < 1200000);
+				assert_true(nparts > PL_METRICS_SEGS + 2);
+			}
+			free(got);
+			free(whole);
+			pl_buf_release(&parts);
+		}
+	for (i = 0; i < PL_METRICS_SEGS; i++)
+		pl_expo_seg_release(&segs[i]);
+	pl_metrics_index_free(ix);
+	json_decref(res);
+	json_decref(a);
+}
+
 static void
 test_exporter_equivalence_pve1(void **state)
 {
@@ -696,6 +793,7 @@ main(void)
 		cmocka_unit_test(test_numbers_many),
 		cmocka_unit_test(test_path_template),
 		cmocka_unit_test(test_kept_segments),
+		cmocka_unit_test(test_parts),
 		cmocka_unit_test(test_exporter_equivalence_pve1),
 		cmocka_unit_test(test_exporter_equivalence_pve2),
 	};
