@@ -593,8 +593,7 @@ const struct pl_cmd pl_cmd_import = {
 	.name = "import",
 	.summary = "adopt existing guests, storages, backup jobs, pools and PCI mappings: write "
 		   "their YAML so the next plan shows no changes",
-	.usage = "GUEST|storage:ID|backup-job:ID|pool:ID|pci-mapping:ID... [--out FILE [--merge]] "
-		 "[--no-adopt] [--firewall]",
+	.usage = "GUEST|KIND:ID... [--out FILE [--merge]] [--no-adopt] [--firewall]",
 	.help = "GUEST is a vmid or a name. The guests are tagged pvelab and pvelab-<project>\n"
 		"(managed by that project) unless --no-adopt is given. The project is the one of\n"
 		"the file the YAML goes to: --out NEW.yaml writes a new file that says\n"
@@ -608,11 +607,11 @@ const struct pl_cmd pl_cmd_import = {
 		"firewall options and rules and the cluster's firewall (aliases, IP sets,\n"
 		"security groups, datacenter rules and options) as written by hand, so that\n"
 		"pvelab manages them from then on (docs/firewall.md).\n"
-		"storage:ID, backup-job:ID, pool:ID and pci-mapping:ID import the cluster's\n"
-		"storage, backup job, pool or PCI resource mapping under storages:, backups:,\n"
-		"pools: or pci_mappings:; a job, pool or mapping is marked as the project's by\n"
-		"[pvelab:<project>] at the end of its comment or description (not with\n"
-		"--no-adopt).\n"
+		"KIND:ID is storage:ID, backup-job:ID, pool:ID or pci-mapping:ID: the cluster's\n"
+		"storage, backup job, pool or PCI resource mapping goes under storages:,\n"
+		"backups:, pools: or pci_mappings:; a job, pool or mapping is marked as the\n"
+		"project's by [pvelab:<project>] at the end of its comment or description\n"
+		"(not with --no-adopt).\n"
 		"Secrets (CIFS/PBS passwords, PBS fingerprints) are not written: add\n"
 		"password_file:/fingerprint_file: for a storage pvelab will create again.",
 	.opts = opts,
