@@ -258,7 +258,8 @@ const struct pl_cmd pl_cmd_destroy = {
 		"guest is not destroyed) unless --no-backup; pvelab rollback RUN restores them.\n"
 		"Without GUEST it also removes the backup jobs and pools the config declares and\n"
 		"this project manages ([pvelab:<project>] in their comment), and the storages it\n"
-		"declares that no other guest uses (their data stays).",
+		"declares that this project created or imported (pvelab's store records them)\n"
+		"and no other guest uses (their data stays); others are kept, each with why.",
 	.opts = opts,
 	.max_args = PL_ARGS_MANY,
 	.run = run,

@@ -543,13 +543,14 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	}
 	/* a storage has no comment to mark: the store records it as the project's */
 	json_array_foreach(do_adopt ? d2args : NULL, i, live) {
-		const char *arg = json_string_value(live);
+		const char *arg = json_string_value(live), *id;
 
-		if (pl_str_startswith(arg, PL_STORAGE_ARG) &&
-		    pl_state_storage_own(s.state, arg + strlen(PL_STORAGE_ARG), project, &err) !=
-			    0) {
-			pl_error("cannot record storage '%s' as project '%s''s: %s",
-				 arg + strlen(PL_STORAGE_ARG), project, err);
+		if (!pl_str_startswith(arg, PL_STORAGE_ARG))
+			continue;
+		id = arg + strlen(PL_STORAGE_ARG);
+		if (pl_state_storage_own(s.state, id, project, &err) != 0) {
+			pl_error("cannot record storage '%s' as owned by project '%s': %s", id,
+				 project, err);
 			goto out;
 		}
 	}
@@ -622,7 +623,8 @@ const struct pl_cmd pl_cmd_import = {
 		"pvelab manages them from then on (docs/firewall.md).\n"
 		"storage:ID, backup-job:ID and pool:ID import the cluster's storage, backup job\n"
 		"or pool under storages:, backups: or pools:; a job or pool is marked as the\n"
-		"project's by [pvelab:<project>] at the end of its comment (not with --no-adopt).\n"
+		"project's by [pvelab:<project>] at the end of its comment, a storage in pvelab's\n"
+		"store (not with --no-adopt; another project's is refused).\n"
 		"Secrets (CIFS/PBS passwords, PBS fingerprints) are not written: add\n"
 		"password_file:/fingerprint_file: for a storage pvelab will create again.",
 	.opts = opts,
