@@ -126,8 +126,12 @@ on_record(const json_t *change, const json_t *result, void *arg)
 
 	json_object_set_new(copy, "run", json_integer(p->run_id));
 	json_object_set(copy, "plan_summary", json_object_get(p->plan, "summary"));
-	if (pl_runs_update(p->state, p->run_id, copy, &err) != 0 ||
-	    pl_runs_storage_done(p->state, p->project, change, &err) != 0) {
+	if (pl_runs_update(p->state, p->run_id, copy, &err) != 0) {
+		pl_warn(p->ctx, "%s", err);
+		free(err);
+		err = NULL;
+	}
+	if (pl_runs_storage_done(p->state, p->project, change, &err) != 0) {
 		pl_warn(p->ctx, "%s", err);
 		free(err);
 	}
