@@ -58,6 +58,7 @@ struct progress {
 	struct pl_state *state;
 	long long run_id;
 	const json_t *plan;
+	const char *project; /* whose the storages it creates are */
 	bool show;
 	bool live;       /* redraw a status line (stderr is a terminal) */
 	json_t *running; /* guest -> current step */
@@ -124,10 +125,14 @@ on_record(const json_t *change, const json_t *result, void *arg)
 	json_t *copy = json_copy((json_t *)result);
 	char *err = NULL;
 
-	(void)change;
 	json_object_set_new(copy, "run", json_integer(p->run_id));
 	json_object_set(copy, "plan_summary", json_object_get(p->plan, "summary"));
 	if (pl_runs_update(p->state, p->run_id, copy, &err) != 0) {
+		pl_warn(p->ctx, "%s", err);
+		free(err);
+		err = NULL;
+	}
+	if (pl_runs_storage_done(p->state, p->project, change, &err) != 0) {
 		pl_warn(p->ctx, "%s", err);
 		free(err);
 	}
@@ -493,6 +498,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	prog.guard = &guard;
 	prog.run_id = run_id;
 	prog.plan = plan;
+	prog.project = pl_config_project(s.cfg);
 	prog.live = isatty(STDERR_FILENO) && ctx->verbosity >= 0;
 	prog.show = ctx->output != PL_OUT_JSON && ctx->verbosity >= 0 && (prog.live || ctx->verbosity > 0);
 	prog.running = json_object();

@@ -17,6 +17,7 @@
 #include "plan/apply.h"
 #include "plan/day2.h"
 #include "plan/runs.h"
+#include "state/state.h"
 
 #include <unistd.h>
 
@@ -83,12 +84,32 @@ owned(const json_t *live, const char *project, const char *guest)
 	return ok;
 }
 
+struct owner {
+	struct pl_session *s;
+	const char *project;
+};
+
+/* A storage destroy removed has no owner any more (the store's record). */
+static void
+on_record(const json_t *change, const json_t *result, void *arg)
+{
+	struct owner *o = arg;
+	char *err = NULL;
+
+	(void)result;
+	if (pl_runs_storage_done(o->s->state, o->project, change, &err) != 0) {
+		pl_warn(o->s->ctx, "%s", err);
+		free(err);
+	}
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
 	struct pl_apply_opts ao = { .jobs = 4, .allow_delete = true, .max_deletes = -1 };
 	struct pl_guard guard = { 0 };
 	struct pl_session s;
+	struct owner own;
 	struct pl_args a;
 	bool yes = false;
 	long long jobs = 4, run_id = 0;
@@ -132,8 +153,16 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		json_array_foreach(json_object_get(snap, PL_SNAP_GUESTS), i, live)
 			if (pl_model_owned_by(live, project) && declared(s.cfg, live))
 				json_array_append_new(changes, delete_change(live));
-		/* and the storages, backup jobs and pools it declares (day2.c) */
-		json_t *kept = json_array(), *more = pl_day2_destroy(s.cfg, snap, project, kept);
+		/* and the storages, backup jobs and pools it declares and owns (day2.c) */
+		json_t *owners = NULL, *kept, *more;
+
+		if (pl_state_storage_owners(s.state, &owners, &err) != 0) {
+			pl_error("%s", err);
+			goto out;
+		}
+		kept = json_array();
+		more = pl_day2_destroy(s.cfg, snap, project, owners, kept);
+		json_decref(owners);
 
 		json_array_extend(changes, more);
 		json_array_foreach(kept, i, live)
@@ -180,6 +209,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_runs_set_project(s.state, run_id, project, NULL);
 	fflush(stdout);
 	ao.stop = &guard.stop;
+	own = (struct owner){ &s, project };
+	ao.record = on_record;
+	ao.arg = &own;
 	owned_list = pl_apply_owned(snap, project);
 	ao.owned = owned_list;
 	pl_guard_arm(&guard);
@@ -226,7 +258,8 @@ const struct pl_cmd pl_cmd_destroy = {
 		"guest is not destroyed) unless --no-backup; pvelab rollback RUN restores them.\n"
 		"Without GUEST it also removes the backup jobs and pools the config declares and\n"
 		"this project manages ([pvelab:<project>] in their comment), and the storages it\n"
-		"declares that no other guest uses (their data stays).",
+		"declares that this project created or imported (pvelab's store records them)\n"
+		"and no other guest uses (their data stays); others are kept, each with why.",
 	.opts = opts,
 	.max_args = PL_ARGS_MANY,
 	.run = run,

@@ -17,10 +17,12 @@
 #include "core/json.h"
 #include "core/yaml.h"
 #include "core/snapshot.h"
+#include "core/str.h"
 #include "model/guest.h"
 #include "plan/firewall.h"
 #include "plan/day2.h"
 #include "pve/client.h"
+#include "state/state.h"
 
 #include <sys/stat.h>
 #include <time.h>
@@ -436,6 +438,36 @@ bad:
 	return NULL;
 }
 
+#define PL_STORAGE_ARG "storage:"
+
+/* Refuse to adopt a storage:ID of args that the store records as another
+ * project's. */
+static int
+storages_free(struct pl_session *s, const json_t *args, const char *project, char **errmsg)
+{
+	json_t *owners;
+	const json_t *e;
+	const char *arg, *owner;
+	size_t i;
+	int r;
+
+	if ((r = pl_state_storage_owners(s->state, &owners, errmsg)) != 0)
+		return r;
+	json_array_foreach(args, i, e) {
+		arg = json_string_value(e);
+		if (pl_str_startswith(arg, PL_STORAGE_ARG) &&
+		    (owner = pl_json_str(owners, arg + strlen(PL_STORAGE_ARG))) != NULL &&
+		    strcmp(owner, project)) {
+			r = pl_seterr(errmsg, PL_EINVAL,
+				      "refusing to import '%s': it is managed by project '%s'", arg,
+				      owner);
+			break;
+		}
+	}
+	json_decref(owners);
+	return r;
+}
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
@@ -529,6 +561,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		}
 		free(owner);
 	}
+	if (do_adopt && storages_free(&s, d2args, project, &err) != 0) {
+		pl_error("%s", err);
+		goto out;
+	}
 	json_array_foreach(do_adopt ? marks : NULL, i, live)
 		if (pl_pve_call(s.pve, pl_json_str(live, "method"), pl_json_str(live, "path"),
 				json_object_get(live, "params"), NULL, &err) != 0) {
@@ -538,6 +574,19 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	json_array_foreach(lives, i, live) {
 		if (do_adopt && pl_owner_tag(&s, live, project, &err) != 0) {
 			pl_error("cannot tag guest %lld as managed: %s", pl_json_int(live, "vmid", 0), err);
+			goto out;
+		}
+	}
+	/* a storage has no comment to mark: the store records it as the project's */
+	json_array_foreach(do_adopt ? d2args : NULL, i, live) {
+		const char *arg = json_string_value(live), *id;
+
+		if (!pl_str_startswith(arg, PL_STORAGE_ARG))
+			continue;
+		id = arg + strlen(PL_STORAGE_ARG);
+		if (pl_state_storage_own(s.state, id, project, &err) != 0) {
+			pl_error("cannot record storage '%s' as owned by project '%s': %s", id,
+				 project, err);
 			goto out;
 		}
 	}
@@ -610,8 +659,8 @@ const struct pl_cmd pl_cmd_import = {
 		"KIND:ID is storage:ID, backup-job:ID, pool:ID or pci-mapping:ID: the cluster's\n"
 		"storage, backup job, pool or PCI resource mapping goes under storages:,\n"
 		"backups:, pools: or pci_mappings:; a job, pool or mapping is marked as the\n"
-		"project's by [pvelab:<project>] at the end of its comment or description\n"
-		"(not with --no-adopt).\n"
+		"project's by [pvelab:<project>] at the end of its comment or description, a\n"
+		"storage in pvelab's store (not with --no-adopt; another project's is refused).\n"
 		"Secrets (CIFS/PBS passwords, PBS fingerprints) are not written: add\n"
 		"password_file:/fingerprint_file: for a storage pvelab will create again.",
 	.opts = opts,

@@ -568,15 +568,21 @@ static void
 on_record(const json_t *change, const json_t *result, void *arg)
 {
 	struct run *r = arg;
+	const struct pl_config *cfg = run_session(r)->cfg;
 	json_t *copy = json_copy((json_t *)result);
 	char *err = NULL;
 
-	(void)change;
 	json_object_set_new(copy, "run", json_integer(r->id));
 	json_object_set_new(copy, "via", json_string(r->who));
 	if (r->plan && json_object_get(r->plan, "summary"))
 		json_object_set(copy, "plan_summary", json_object_get(r->plan, "summary"));
 	if (pl_runs_update(r->rs->s->state, r->id, copy, &err) != 0) {
+		pl_log_warn("serve: run %lld: %s", r->id, err);
+		free(err);
+		err = NULL;
+	}
+	if (pl_runs_storage_done(r->rs->s->state, cfg ? pl_config_project(cfg) : NULL, change,
+				 &err) != 0) {
 		pl_log_warn("serve: run %lld: %s", r->id, err);
 		free(err);
 	}

@@ -1756,6 +1756,8 @@ job_init(struct applier *ap, struct job *j, const json_t *ch)
 			      j->type, "status", "not started", "vmid", (json_int_t)j->vmid, "steps_done");
 	if (j->node)
 		json_object_set_new(j->result, "node", json_string(j->node));
+	if (pl_day2_action(a)) /* what it did to a storage, job or pool (its owner) */
+		json_object_set(j->result, "class", json_object_get(ch, "class"));
 	json_object_set_new(j->result, "was_running", json_boolean(j->running_now));
 	if (destroys && ap->o->no_backup)
 		json_object_set_new(j->result, "no_backup", json_true());

@@ -1175,7 +1175,7 @@ pl_day2_needs_configs(const struct pl_config *cfg)
 
 json_t *
 pl_day2_destroy(const struct pl_config *cfg, const json_t *snap, const char *project,
-		json_t *blocked)
+		const json_t *owners, json_t *blocked)
 {
 	struct d2 d = { cfg, snap, project, NULL, json_array(), blocked, NULL };
 	json_t *spare = json_object(); /* what destroy removes first: guests, jobs */
@@ -1210,7 +1210,12 @@ pl_day2_destroy(const struct pl_config *cfg, const json_t *snap, const char *pro
 
 		if (!pl_json_find(json_object_get(snap, PL_SNAP_STORECFG), "storage", id, false))
 			continue;
-		if ((why = storage_busy(&d, id, spare)) != NULL)
+		if (strcmp(pl_json_str_or(owners, id, ""), project) != 0)
+			block(&d, "storage", id,
+			      pl_asprintf("not created or imported by project '%s' (state: absent "
+					  "removes it)",
+					  project));
+		else if ((why = storage_busy(&d, id, spare)) != NULL)
 			block(&d, "storage", id, why);
 		else
 			json_array_append_new(d.changes,

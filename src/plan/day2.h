@@ -41,9 +41,11 @@ void pl_day2_plan(const struct pl_config *cfg, const json_t *snap, const char *p
 bool pl_day2_needs_configs(const struct pl_config *cfg);
 
 /* The removals `pvelab destroy` makes of what cfg declares and project
- * manages (new reference; blocked gets what cannot go). */
+ * manages (new reference; blocked gets what cannot go): its jobs and pools
+ * by their marker, its storages by owners ({"<storage>": "<project>"}, the
+ * store's pl_state_storage_owners: storage.cfg has no comment to mark). */
 json_t *pl_day2_destroy(const struct pl_config *cfg, const json_t *snap, const char *project,
-			json_t *blocked);
+			const json_t *owners, json_t *blocked);
 
 /* Add to sigs a signature of each storage, backup job and pool of snap
  * ("storage ID", "backup job ID", "pool ID"): a saved plan is stale when one

@@ -166,6 +166,22 @@ pl_runs_list(struct pl_state *s, const char *kind, int limit, json_t **runs, cha
 }
 
 int
+pl_runs_storage_done(struct pl_state *s, const char *project, const json_t *entry, char **errmsg)
+{
+	const char *id = pl_json_str_or(entry, "guest", "");
+	const char *cls = pl_json_str_or(entry, "class", "");
+
+	if (strcmp(pl_json_str_or(entry, "action", ""), "storage") != 0 ||
+	    strcmp(pl_json_str_or(entry, "status", ""), "ok") != 0)
+		return 0;
+	if (!strcmp(cls, "create") && project)
+		return pl_state_storage_own(s, id, project, errmsg);
+	if (!strcmp(cls, "delete"))
+		return pl_state_storage_disown(s, id, errmsg);
+	return 0;
+}
+
+int
 pl_runs_newest(struct pl_state *s, long long *id, const char **kind, char **errmsg)
 {
 	return pl_state_run_newest_change(s, id, kind, errmsg);

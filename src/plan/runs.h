@@ -39,6 +39,12 @@ int pl_runs_list(struct pl_state *s, const char *kind, int limit, json_t **runs,
 /* Record every running run whose process is gone from this host (or is
  * another process with its pid) as "interrupted"; *n (optional) counts them. */
 int pl_runs_reap(struct pl_state *s, int *n, char **errmsg);
+/* After a change of a run ended (its entry in the result, as the executor
+ * hands it to pl_apply_opts.record): a storage it created is recorded as
+ * project's, one it deleted as no one's (pl_state_storage_own/disown);
+ * anything else does nothing. */
+int pl_runs_storage_done(struct pl_state *s, const char *project, const json_t *entry,
+			 char **errmsg);
 /* The newest run that changed guests (apply, destroy, rollback, deploy): *id, 0 when
  * none; *kind (optional) is borrowed from a static table. */
 int pl_runs_newest(struct pl_state *s, long long *id, const char **kind, char **errmsg);

@@ -34,6 +34,7 @@ static const struct {
 	{ "check_silences", "id", false },
 	{ "ssh_known_hosts", "host, port", false },
 	{ "stack_deploys", "vmid, stack", false },
+	{ "storage_owners", "storage", false },
 };
 
 /* The INSERT that upserts a row of table with the columns of st. */

@@ -163,6 +163,15 @@ static const char *const migrations[] = {
 	 * guests, 1 ms with it. The expression is the query's, to the letter. */
 	"CREATE INDEX guests_counts ON guests(type, status, "
 	"json_extract(live, '$._unseen') IS NOT NULL);",
+	/* 11: the storages each project owns (storage_owners.c): storage.cfg
+	 * has no comment to carry a [pvelab:<project>] marker, so the project
+	 * whose apply created a storage, or whose import adopted it, is kept
+	 * here, and destroy removes only those. One owner per storage. */
+	"CREATE TABLE storage_owners ("
+	"  storage TEXT NOT NULL,"
+	"  project TEXT NOT NULL,"
+	"  since REAL NOT NULL,"
+	"  PRIMARY KEY (storage));",
 };
 
 /* Where PostgreSQL must differ: migration 3 rebuilt SQLite's history table

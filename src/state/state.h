@@ -346,4 +346,17 @@ int pl_state_stack_forget(struct pl_state *s, long long vmid, const char *stack,
 /* Every recorded deploy: [{vmid,stack,sha256,files,deployed}] by vmid, stack. */
 int pl_state_stacks(struct pl_state *s, json_t **out, char **errmsg);
 
+/*
+ * The storages a project owns (migration 11; storage.cfg has no comment to
+ * mark them): the one whose apply created a storage or whose import adopted
+ * it. One owner per storage; destroy removes only its project's.
+ */
+/* Record project as storage's owner, replacing any other. */
+int pl_state_storage_own(struct pl_state *s, const char *storage, const char *project,
+			 char **errmsg);
+/* Forget storage's owner (it was deleted); none is no error. */
+int pl_state_storage_disown(struct pl_state *s, const char *storage, char **errmsg);
+/* {"<storage>": "<project>"} of every owned storage (new reference). */
+int pl_state_storage_owners(struct pl_state *s, json_t **out, char **errmsg);
+
 #endif

@@ -234,6 +234,7 @@ def test_hand_made_objects_are_blocked_then_imported_to_zero(sim, env, tmp_path)
     # the marker now names the file's project
     jobs = {j["id"]: j for j in api(sim, "GET", "cluster/backup")}
     assert jobs["handmade"]["comment"] == "weekly by hand [pvelab:imported]"
+    assert storage_owners(env) == {"media": "imported"}  # storage.cfg has no comment
     plan = plan_json(out, env)
     assert plan["changes"] == [] and plan["blocked"] == [], plan
 
@@ -243,6 +244,7 @@ def test_hand_made_objects_are_blocked_then_imported_to_zero(sim, env, tmp_path)
     assert "handmade" not in {j["id"] for j in api(sim, "GET", "cluster/backup")}
     assert "handpool" not in {p["poolid"] for p in api(sim, "GET", "pools")}
     assert "media" not in {s["storage"] for s in api(sim, "GET", "storage")}
+    assert storage_owners(env) == {}
     # another project's job is never touched
     api(sim, "POST", "cluster/backup", id="theirs", schedule="daily", storage="nas", all=1,
         comment="[pvelab:other]")
@@ -250,6 +252,74 @@ def test_hand_made_objects_are_blocked_then_imported_to_zero(sim, env, tmp_path)
     plan = plan_json(cfg, env)
     assert plan["changes"] == []
     assert "managed by project 'other'" in plan["blocked"][0]["reason"]
+
+
+def storage_owners(env):
+    """The store's record of which project owns which storage."""
+    import sqlite3
+    con = sqlite3.connect(env["PVELAB_STATE"])
+    try:
+        return dict(con.execute("SELECT storage, project FROM storage_owners"))
+    finally:
+        con.close()
+
+
+SCRATCH = "  - {name: scratch, type: dir, path: /srv/scratch, content: [iso]}\n"
+
+
+def test_destroy_keeps_a_declared_storage_nobody_imported(sim, env, tmp_path):
+    post(sim, "storage", storage="scratch", type="dir", path="/srv/scratch", content="iso")
+    cfg = write(tmp_path, "project: lab\nstorages:\n" + SCRATCH)
+    assert plan_json(cfg, env)["changes"] == []
+    r = run("-c", cfg, "destroy", "--yes", env=env)
+    assert r.rc == 0, r
+    assert ("keeping storage scratch: not created or imported by project 'lab' "
+            "(state: absent removes it)") in r.err, r
+    assert "Nothing to destroy." in r.out
+    assert "scratch" in {s["storage"] for s in api(sim, "GET", "storage")}
+    # an import that does not adopt leaves it no one's
+    r = run("-c", cfg, "import", "storage:scratch", "--no-adopt", env=env)
+    assert r.rc == 0, r
+    assert storage_owners(env) == {}
+    r = run("-c", cfg, "destroy", "--yes", env=env)
+    assert r.rc == 0 and "keeping storage scratch" in r.err, r
+    assert "scratch" in {s["storage"] for s in api(sim, "GET", "storage")}
+    # state: absent stays the explicit way to remove it
+    cfg.write_text("project: lab\nstorages:\n  - {name: scratch, type: dir, state: absent}\n")
+    r = run("-c", cfg, "apply", "--yes", env=env)
+    assert r.rc == 0, r
+    assert "scratch" not in {s["storage"] for s in api(sim, "GET", "storage")}
+
+
+def test_destroy_removes_the_storage_its_apply_created(sim, env, tmp_path):
+    cfg = write(tmp_path, "project: lab\nstorages:\n" + SCRATCH)
+    r = run("-c", cfg, "apply", "--yes", env=env)
+    assert r.rc == 0, r
+    assert storage_owners(env) == {"scratch": "lab"}
+    # another project declaring it neither removes nor adopts it
+    other = write(tmp_path, "project: other\nstorages:\n" + SCRATCH, name="other.yaml")
+    r = run("-c", other, "destroy", "--yes", env=env)
+    assert r.rc == 0 and "keeping storage scratch: not created or imported by project " \
+        "'other'" in r.err, r
+    r = run("-c", other, "import", "storage:scratch", env=env)
+    assert r.rc != 0 and "refusing to import 'storage:scratch': it is managed by project " \
+        "'lab'" in r.err, r
+    assert storage_owners(env) == {"scratch": "lab"}
+
+    r = run("-c", cfg, "destroy", "--yes", env=env)
+    assert r.rc == 0, r
+    assert "destroy scratch (storage)" in r.out
+    assert "scratch" not in {s["storage"] for s in api(sim, "GET", "storage")}
+    assert storage_owners(env) == {}
+
+    # state: absent drops the record as well
+    assert run("-c", cfg, "apply", "--yes", env=env).rc == 0
+    assert storage_owners(env) == {"scratch": "lab"}
+    cfg.write_text("project: lab\nstorages:\n  - {name: scratch, type: dir, state: absent}\n")
+    r = run("-c", cfg, "apply", "--yes", env=env)
+    assert r.rc == 0, r
+    assert "scratch" not in {s["storage"] for s in api(sim, "GET", "storage")}
+    assert storage_owners(env) == {}
 
 
 def test_validate_checks_schedules_and_references(env, tmp_path):

@@ -175,11 +175,18 @@ def test_state_migrate_round_trip(pg, tmp_path):
                              data={"description": f"changed {g['vmid']}"}, verify=False, timeout=30)
             assert r.status_code == 200, r.text
         assert run("sync", env=env).rc == 0
+        # a storage import adopts is recorded as the project's (no comment to mark)
+        lab = tmp_path / "lab.yaml"
+        lab.write_text("project: lab\n")
+        r = run("-c", lab, "import", "storage:local", env=env)
+        assert r.rc == 0, r
         url = pg.createdb("migrate")
         r = run("-o", "json", "state", "migrate", "--to", url, env=env)
         assert r.rc == 0, r
         rep = r.json()
         assert rep["tables"]["guests"] == {"copied": 12, "source": 12, "target": 12}
+        assert rep["tables"]["storage_owners"] == {"copied": 1, "source": 1, "target": 1}
+        assert rows(url, "SELECT storage, project FROM storage_owners") == [("local", "lab")]
         assert rep["tables"]["history"]["target"] == rep["tables"]["history"]["source"] >= 16
         # a cut copy: rows missing at the end are copied again, nothing else
         rows(url, "DELETE FROM history WHERE id > (SELECT max(id) - 5 FROM history)")
@@ -198,6 +205,16 @@ def test_state_migrate_round_trip(pg, tmp_path):
                 assert got.out == want.out, (where, g["vmid"])
         # the PostgreSQL copy goes on with new ids after the copied ones
         assert run("sync", env=dict(env, PVELAB_STATE=url)).rc == 0
+        # and records the storages an apply creates and destroy removes
+        lab.write_text("project: lab\nstorages:\n"
+                       "  - {name: scratch, type: dir, path: /srv/scratch, content: [iso]}\n")
+        r = run("-c", lab, "apply", "--yes", env=dict(env, PVELAB_STATE=url))
+        assert r.rc == 0, r
+        assert sorted(rows(url, "SELECT storage, project FROM storage_owners")) == \
+            [("local", "lab"), ("scratch", "lab")]
+        r = run("-c", lab, "destroy", "--yes", env=dict(env, PVELAB_STATE=url))
+        assert r.rc == 0 and "destroy scratch (storage)" in r.out, r
+        assert rows(url, "SELECT storage, project FROM storage_owners") == [("local", "lab")]
         # into the store it copies from: refused
         r = run("state", "migrate", "--to", lite, env=env)
         assert r.rc == 1 and "names the store it copies from" in r.err, r

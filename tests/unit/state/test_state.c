@@ -8,6 +8,7 @@
 #include "core/common.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "plan/runs.h"
 #include "pve/inventory.h"
 #include "state/migrations.h"
 #include "state/state.h"
@@ -1040,6 +1041,51 @@ test_guest_counts_use_their_index(void **state)
 	pl_state_close(s);
 }
 
+/* Which project owns a storage: one owner each, recorded by the runs'
+ * storage changes that succeeded and nothing else. */
+static void
+test_storage_owners(void **state)
+{
+	struct pl_state *s;
+	json_t *owners, *e;
+	char *err = NULL;
+
+	(void)state;
+	remove_db();
+	assert_int_equal(pl_state_open(path, &s, &err), 0);
+	assert_int_equal(pl_state_storage_owners(s, &owners, &err), 0);
+	assert_int_equal(json_object_size(owners), 0);
+	json_decref(owners);
+	assert_int_equal(pl_state_storage_own(s, "nas", "lab", &err), 0);
+	assert_int_equal(pl_state_storage_own(s, "nas", "other", &err), 0); /* replaced */
+	e = json_pack("{s:s,s:s,s:s,s:s}", "action", "storage", "guest", "scratch", "class",
+		      "create", "status", "ok");
+	assert_int_equal(pl_runs_storage_done(s, "lab", e, &err), 0);
+	json_object_set_new(e, "guest", json_string("failed"));
+	json_object_set_new(e, "status", json_string("failed")); /* not made: not owned */
+	assert_int_equal(pl_runs_storage_done(s, "lab", e, &err), 0);
+	json_object_set_new(e, "action", json_string("pool")); /* a pool has its marker */
+	json_object_set_new(e, "status", json_string("ok"));
+	assert_int_equal(pl_runs_storage_done(s, "lab", e, &err), 0);
+	assert_int_equal(pl_state_storage_owners(s, &owners, &err), 0);
+	assert_int_equal(json_object_size(owners), 2);
+	assert_string_equal(pl_json_str(owners, "nas"), "other");
+	assert_string_equal(pl_json_str(owners, "scratch"), "lab");
+	json_decref(owners);
+	json_object_set_new(e, "action", json_string("storage"));
+	json_object_set_new(e, "guest", json_string("scratch"));
+	json_object_set_new(e, "class", json_string("delete"));
+	assert_int_equal(pl_runs_storage_done(s, "lab", e, &err), 0);
+	assert_int_equal(pl_state_storage_disown(s, "never-owned", &err), 0);
+	assert_int_equal(pl_state_storage_owners(s, &owners, &err), 0);
+	assert_int_equal(json_object_size(owners), 1);
+	assert_null(json_object_get(owners, "scratch"));
+	json_decref(owners);
+	json_decref(e);
+	pl_state_close(s);
+	remove_db();
+}
+
 int
 main(void)
 {
@@ -1061,6 +1107,7 @@ main(void)
 		cmocka_unit_test(test_tasks),
 		cmocka_unit_test(test_unchanged_sync_writes_nothing),
 		cmocka_unit_test(test_guest_counts_use_their_index),
+		cmocka_unit_test(test_storage_owners),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
