@@ -359,3 +359,82 @@ def test_second_ctrl_c_while_an_apply_records_returns_to_the_prompt(tmp_path):
         leave(c)
     finally:
         stop_sim(slow)
+
+
+STACK_CONFIG = """
+guests:
+  - name: docker1
+    memory: 2G
+    agent: true
+    networks: [{bridge: vmbr0, ip: 10.0.0.7/24, gw: 10.0.0.1}]
+    stacks:
+      - name: app
+        compose: [compose.yaml]
+        env: {TAG: "1.2"}
+"""
+
+
+def newest_deploy(path):
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+    try:
+        return con.execute("SELECT id, status FROM runs WHERE kind='deploy' "
+                           "ORDER BY id DESC LIMIT 1").fetchone() or (0, None)
+    finally:
+        con.close()
+
+
+def test_deploy_and_verify_inside_on_the_same_connection(tmp_path):
+    """deploy and verify run inside the console, through the simulator's guest
+    agent over the console's one connection; a usage error is one line and
+    the prompt; Ctrl-C while a deploy waits for a healthcheck ends it, records
+    its run as interrupted and returns to the prompt, the console going on."""
+    info = start_sim("--nodes", "1", "--task-ms", "20")
+    try:
+        state, env = own_env(info, tmp_path)
+        (tmp_path / "compose.yaml").write_text("services:\n  web:\n    image: nginx:1.27\n")
+        cfg = tmp_path / "pvelab.yaml"
+        cfg.write_text(STACK_CONFIG)
+        assert run("-c", str(cfg), "apply", "--yes", "--no-stacks", env=env,
+                   cwd=str(tmp_path)).rc == 0
+        c = console(env, "-c", str(cfg))
+        c.logfile_read = open(tmp_path / "console.log", "w")
+        port = info["port"]
+
+        def line(text, *answers):
+            c.send(text + "\r")
+            for a in answers:
+                c.expect(a)
+            prompt(c)
+
+        # a usage error: its one line, then the prompt
+        line("deploy --bogus", r"\r\npvelab: deploy: unknown option '--bogus' \(usage: [^\r\n]*\)\r\n"
+             r"pvelab \S+ \(")
+        c.send("deploy\r")
+        c.expect(r"Deploy run (\d+): 1 deployed, 0 failed")
+        first = int(c.match.group(1))
+        prompt(c)
+        assert newest_deploy(state) == (first, "ok")
+        ports = established(c.pid, port)
+        assert len(ports) == 1, ports
+        line("verify", r"stack app\s+(\x1b\[\d+m)?ok", "verify: all ok")
+        line("deploy", "No stack changes")
+        assert established(c.pid, port) == ports  # the same connection throughout
+
+        # a healthcheck that never passes: Ctrl-C while the deploy waits on it
+        (tmp_path / "compose.yaml").write_text(
+            "services:\n  web:\n    image: nginx:1.27\n    healthcheck:\n"
+            "      test: [\"CMD\", \"true\"]\n      interval: 1h\n")
+        c.send("deploy --health-timeout 3600\r")
+        c.expect("waiting for healthchecks")
+        c.sendintr()
+        c.expect(r"Deploy run (\d+) interrupted: 0 deployed, 1 failed")
+        stopped = int(c.match.group(1))
+        prompt(c)
+        assert stopped > first and newest_deploy(state) == (stopped, "interrupted")
+        # the client takes requests again (a request cut short closed its
+        # connection: one connection still)
+        line("verify docker1", r"reachable \(agent\)\s+(\x1b\[\d+m)?ok")
+        assert len(established(c.pid, port)) == 1
+        leave(c)
+    finally:
+        stop_sim(info)
