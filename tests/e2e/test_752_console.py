@@ -2,8 +2,9 @@
 of a command, an option and a guest name, history kept across restarts,
 Ctrl-C stopping the running command but not the console, `set -o json`; and
 piped input run line by line, stopping at the first failure; apply, rollback,
-destroy and sync inside the console on its connection, Ctrl-C reaching an
-apply's guard and a sync's worker threads."""
+destroy, sync, deploy and verify inside the console on its connection, Ctrl-C
+reaching an apply's guard, a sync's worker threads and a deploy's health
+wait."""
 import os
 import sqlite3
 import subprocess
