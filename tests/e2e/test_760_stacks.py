@@ -306,16 +306,24 @@ def test_ssh_unreachable_fails_within_timeout(sshlab):
     assert took < 15
 
 
+def wait_for(path):
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never came"
+        time.sleep(0.05)
+
+
 def test_ssh_deploy_in_the_console_stops_on_ctrl_c(sshlab, lab):
     """Inside pvelab console, Ctrl-C while compose up runs over SSH ends the
-    deploy (its run recorded as interrupted) and the console goes on."""
+    deploy (its run recorded as interrupted), and while compose ps runs ends
+    verify; the console goes on."""
     d = sshlab[0]
     (d / "bin" / "docker").write_text(f"""#!/bin/sh
 case " $* " in
-  *" up "*) touch {d}/up-started
-            for i in $(seq 600); do [ -e {d}/release ] && exit 0; sleep 0.1; done ;;
+  *" up "*) touch {d}/up-started ;;
+  *" ps "*) touch {d}/ps-started ;;
 esac
-exit 0
+for i in $(seq 600); do [ -e {d}/release ] && exit 0; sleep 0.1; done
 """)
     info = lab[2]
     env = dict(os.environ, PVELAB_URL=info["url"], PVELAB_TOKEN=info["token"],
@@ -326,10 +334,7 @@ exit 0
         c = console(env, "-c", str(d / "pvelab.yaml"))
         c.logfile_read = open(d / "console.log", "w")
         c.send("deploy\r")
-        deadline = time.monotonic() + 30
-        while not (d / "up-started").exists():  # compose up runs in the "guest"
-            assert time.monotonic() < deadline, "compose up never started"
-            time.sleep(0.05)
+        wait_for(d / "up-started")  # compose up runs in the "guest"
         c.sendintr()
         c.expect(r"ssh \S+@127\.0\.0\.1:\d+: interrupted")
         c.expect(r"Deploy run (\d+) interrupted: 0 deployed, 1 failed")
@@ -343,6 +348,11 @@ exit 0
             con.close()
         c.send("deploy --dry-run\r")  # the console goes on; nothing was recorded deployed
         c.expect(r"docker1/app\S* \(create")
+        prompt(c)
+        c.send("verify\r")
+        wait_for(d / "ps-started")
+        c.sendintr()
+        c.expect("verify: interrupted")
         prompt(c)
         leave(c)
     finally:
