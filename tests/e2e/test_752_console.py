@@ -209,11 +209,11 @@ def conn_bytes(pid, port):
     return conns
 
 
-def newest_run(path):
+def newest_run(path, kind="apply"):
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
     try:
-        return con.execute("SELECT id, status FROM runs WHERE kind='apply' "
-                           "ORDER BY id DESC LIMIT 1").fetchone() or (0, None)
+        return con.execute("SELECT id, status FROM runs WHERE kind=? "
+                           "ORDER BY id DESC LIMIT 1", (kind,)).fetchone() or (0, None)
     finally:
         con.close()
 
@@ -365,15 +365,6 @@ def test_second_ctrl_c_while_an_apply_records_returns_to_the_prompt(tmp_path):
         stop_sim(slow)
 
 
-def newest_deploy(path):
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-    try:
-        return con.execute("SELECT id, status FROM runs WHERE kind='deploy' "
-                           "ORDER BY id DESC LIMIT 1").fetchone() or (0, None)
-    finally:
-        con.close()
-
-
 def test_deploy_and_verify_inside_on_the_same_connection(tmp_path):
     """deploy and verify run inside the console, through the simulator's guest
     agent over the console's one connection; a usage error is one line and
@@ -400,7 +391,7 @@ def test_deploy_and_verify_inside_on_the_same_connection(tmp_path):
         c.expect(r"Deploy run (\d+): 1 deployed, 0 failed")
         first = int(c.match.group(1))
         prompt(c)
-        assert newest_deploy(state) == (first, "ok")
+        assert newest_run(state, "deploy") == (first, "ok")
         ports = established(c.pid, port)
         assert len(ports) == 1, ports
         say(c, "verify", r"stack app\s+(\x1b\[\d+m)?ok", "verify: all ok")
@@ -417,7 +408,7 @@ def test_deploy_and_verify_inside_on_the_same_connection(tmp_path):
         c.expect(r"Deploy run (\d+) interrupted: 0 deployed, 1 failed")
         stopped = int(c.match.group(1))
         prompt(c)
-        assert stopped > first and newest_deploy(state) == (stopped, "interrupted")
+        assert stopped > first and newest_run(state, "deploy") == (stopped, "interrupted")
         # the client takes requests again (a request cut short closed its
         # connection: one connection still)
         say(c, "verify docker1", r"reachable \(agent\)\s+(\x1b\[\d+m)?ok")
