@@ -34,9 +34,10 @@
 
 /* The commands run inside the console, sharing its connection and store:
  * those that read, the single-step writes, and the executor's (apply,
- * destroy, rollback) with import, adopt, sync, backup and snapshot-policy.
- * Ctrl-C fails a command's requests (a task already started goes on in
- * Proxmox, as when the command line's process is stopped), except while
+ * destroy, rollback) with import, adopt, sync, backup, snapshot-policy,
+ * deploy and verify. Ctrl-C fails a command's requests (a task already
+ * started goes on in Proxmox, as when the command line's process is stopped;
+ * a deploy's SSH command and health wait end too, cmd/guestx.h), except while
  * apply, destroy or rollback has its guard armed: the guard takes it as on
  * the command line (stop scheduling, then stop waiting), and a third one
  * fails what is still open instead of ending the process. The commands that
@@ -47,7 +48,7 @@ static const char *const in_process[] = {
 	"start",           "stop",    "shutdown", "reboot",  "suspend",       "resume",
 	"snapshot",        "token",   "silence",  "export",  "config_schema", "sync",
 	"apply",           "destroy", "rollback", "import",  "adopt",         "backup",
-	"snapshot_policy",
+	"snapshot_policy", "deploy",  "verify",
 };
 
 enum { O_KEEP };
@@ -660,12 +661,13 @@ const struct pl_cmd pl_cmd_console = {
 		"each line is a command; the first that fails stops the console (its exit\n"
 		"status is the console's) unless --keep-going. Every command\n"
 		"that reads or changes the cluster (apply, destroy, rollback, import, adopt,\n"
-		"sync, backup and snapshot-policy among them) shares one API connection and\n"
-		"one open store for the whole session; apply, destroy and rollback take\n"
-		"Ctrl-C as on the command line (a third Ctrl-C fails what is still open and\n"
-		"returns to the prompt); Ctrl-C at the prompt drops the line. The others (serve,\n"
-		"sim, proxy, mcp, check, discover, host, deploy, verify, state, completion) run\n"
-		"as their own pvelab process.",
+		"sync, backup, snapshot-policy, deploy and verify among them) shares one API\n"
+		"connection and one open store for the whole session; apply, destroy and\n"
+		"rollback take Ctrl-C as on the command line (a third Ctrl-C fails what is\n"
+		"still open and returns to the prompt); Ctrl-C during a deploy stops it where\n"
+		"it waits (agent, SSH, healthchecks) and records its run as interrupted;\n"
+		"Ctrl-C at the prompt drops the line. The others (serve, sim, proxy, mcp,\n"
+		"check, discover, host, state, completion) run as their own pvelab process.",
 	.opts = opts,
 	.run = run,
 };

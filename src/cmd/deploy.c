@@ -22,8 +22,10 @@
 #include "plan/runs.h"
 #include "plan/snappol.h"
 #include "plan/stacks.h"
+#include "pve/client.h"
 #include "state/state.h"
 
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -360,6 +362,8 @@ pl_deploy_run(struct pl_session *s, const struct pl_deploy_opts *o, json_t *stac
 
 		if (!strcmp(action, "unchanged") && !o->force)
 			continue;
+		if (pl_gx_stopped(s)) /* Ctrl-C in the console: no stack more */
+			break;
 		rep = json_pack("{s:s,s:O,s:O,s:s,s:s,s:s,s:O}", "guest", pl_json_str(st, "guest"),
 				"vmid", json_object_get(st, "vmid"), "node",
 				json_object_get(st, "node"), "type",
@@ -475,6 +479,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	size_t i;
 	json_t *st;
 	int r, failed = 0, changed = 0;
+	bool stopped;
 
 	if ((r = pl_args_parse(&a, &pl_cmd_deploy, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
@@ -540,12 +545,20 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	o.record = on_record;
 	o.arg = &d;
 	failed = pl_deploy_run(&s, &o, stacks, plan, report);
+	stopped = pl_pve_interrupted(s.pve);
 	json_object_set_new(d.result, "ok",
 			    json_integer((json_int_t)(json_array_size(report) - (size_t)failed)));
 	json_object_set_new(d.result, "failed", json_integer(failed));
-	if (!failed)
+	if (!failed && !stopped)
 		prune(ctx, &s, d.result);
-	if (pl_runs_finish(s.state, d.id, failed ? "failed" : "ok", d.result, &err) != 0) {
+	/* Ctrl-C inside the console ends the command, not the process: the run
+	 * is recorded as interrupted here (on the command line the process dies
+	 * and the next run's guard records it so) */
+	if (pl_runs_finish(s.state, d.id,
+			   stopped ? "interrupted" :
+			   failed  ? "failed" :
+				     "ok",
+			   d.result, &err) != 0) {
 		pl_warn(ctx, "%s", err);
 		free(err);
 		err = NULL;
@@ -560,11 +573,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 					"deployed", report));
 	} else if (pl_chatty(ctx)) {
 		pl_deploy_print(report);
-		printf("Deploy run %lld: %zu deployed, %d failed.%s\n", d.id,
-		       json_array_size(report) - (size_t)failed, failed,
-		       failed ? "" : " pvelab rollback RUN takes the changed guests back.");
+		printf("Deploy run %lld%s: %zu deployed, %d failed.%s\n", d.id,
+		       stopped ? " interrupted" : "", json_array_size(report) - (size_t)failed,
+		       failed, failed ? "" : " pvelab rollback RUN takes the changed guests back.");
 	}
-	r = failed ? PL_EXIT_ERROR : PL_EXIT_OK;
+	r = stopped ? 128 + SIGINT : failed ? PL_EXIT_ERROR : PL_EXIT_OK;
 out:
 	pl_guard_release(&guard);
 	free(err);

@@ -13,6 +13,7 @@
 #include "pve/client.h"
 #include "state/state.h"
 
+#include <event2/event.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +51,20 @@ pl_gx_mono_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool
+pl_gx_stopped(struct pl_session *s)
+{
+	if (s->base)
+		event_base_loop(s->base, EVLOOP_NONBLOCK);
+	return pl_pve_interrupted(s->pve);
+}
+
+static bool
+ssh_stop(void *arg)
+{
+	return pl_gx_stopped(arg);
 }
 
 /* Run argv through the agent (input, when not NULL, as its stdin): exec,
@@ -115,7 +130,9 @@ pl_gx_run(struct pl_gx *x, const json_t *argv, int timeout_ms, struct pl_gx_res 
 		struct pl_ssh_cmd c = { .cmd = cmd,
 					.timeout_ms = timeout_ms,
 					.on_output = x->on_output,
-					.ctx = x->out_ctx };
+					.ctx = x->out_ctx,
+					.stop = ssh_stop,
+					.stop_ctx = x->s };
 
 		r = pl_ssh_run(x->ssh, &c, &sr, errmsg);
 		res->code = sr.status;
@@ -455,6 +472,8 @@ pl_gx_open(struct pl_session *s, const json_t *gcfg, const json_t *g, const char
 		}
 		if (r == 0 || !transient(r) || pl_gx_mono_ms() + pause >= deadline)
 			return r;
+		if (pl_gx_stopped(s))
+			return pl_seterr(errmsg, PL_ECANCEL, "interrupted");
 		usleep((useconds_t)pause * 1000);
 		pause = pause < 5000 ? pause * 2 : 5000;
 	}

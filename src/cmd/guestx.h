@@ -68,5 +68,8 @@ int pl_gx_open(struct pl_session *s, const json_t *gcfg, const json_t *g, const 
 void pl_gx_close(struct pl_gx *x);
 /* The monotonic clock in ms, for the deadlines of the waits in guests. */
 long long pl_gx_mono_ms(void);
+/* Whether the command was interrupted: a Ctrl-C inside `pvelab console`
+ * (its loop run once to take one that came) stopped s's API client. */
+bool pl_gx_stopped(struct pl_session *s);
 
 #endif

@@ -129,6 +129,8 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		const json_t *lg;
 		bool wanted = a.npos == 0;
 
+		if (pl_gx_stopped(&s)) /* Ctrl-C in the console */
+			break;
 		json_array_foreach(names, j, v)
 			wanted |= !strcmp(json_string_value(v), name);
 		if (!wanted)
@@ -152,6 +154,10 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 				     pl_config_path(s.cfg));
 			goto out;
 		}
+	}
+	if (pl_gx_stopped(&s)) {
+		r = pl_error("verify: interrupted");
+		goto out;
 	}
 	/* the declared services, probed by the check engine */
 	specs = pl_check_specs(s.cfg);

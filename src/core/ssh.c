@@ -233,6 +233,8 @@ run_channel(struct pl_ssh *s, ssh_channel ch, const struct pl_ssh_cmd *c, struct
 
 		if (wait <= 0)
 			return PL_ETIMEOUT;
+		if (c->stop && c->stop(c->stop_ctx))
+			return pl_seterr(errmsg, PL_ECANCEL, "ssh %s: interrupted", s->peer);
 		n = ssh_channel_read_timeout(ch, tmp, sizeof tmp, 0,
 					     (int)(wait < 200 ? wait : 200));
 		if (n == SSH_ERROR)

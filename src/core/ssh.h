@@ -62,6 +62,10 @@ struct pl_ssh_cmd {
 	size_t max_out;             /* bytes kept of each stream; 0: 1 MiB */
 	pl_ssh_output_fn on_output; /* optional */
 	void *ctx;
+	/* optional: asked between reads (at least every 200 ms); true ends the
+	 * run with PL_ECANCEL ("interrupted") */
+	bool (*stop)(void *stop_ctx);
+	void *stop_ctx;
 };
 
 /* Run one command. 0 once it ended, whatever its status (r->status says);

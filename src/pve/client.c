@@ -1175,6 +1175,12 @@ pl_pve_resume(struct pl_pve *c)
 }
 
 bool
+pl_pve_interrupted(const struct pl_pve *c)
+{
+	return c && c->interrupted;
+}
+
+bool
 pl_pve_parent_interrupted(const struct pl_pve *c)
 {
 	return c->parent && atomic_load(&c->parent->stop_asked);

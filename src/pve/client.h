@@ -93,6 +93,8 @@ void pl_pve_request_stream(struct pl_pve *c, const char *method, const char *pat
 void pl_pve_interrupt(struct pl_pve *c);
 /* Accept requests again after pl_pve_interrupt. */
 void pl_pve_resume(struct pl_pve *c);
+/* Whether c is interrupted now (between pl_pve_interrupt and pl_pve_resume). */
+bool pl_pve_interrupted(const struct pl_pve *c);
 /* Whether the client clone c was made from is interrupted now (read on the
  * clone's thread, which then interrupts the clone itself: a clone's loop is
  * its thread's). False for a client that is no clone. */

@@ -2,8 +2,9 @@
 of a command, an option and a guest name, history kept across restarts,
 Ctrl-C stopping the running command but not the console, `set -o json`; and
 piped input run line by line, stopping at the first failure; apply, rollback,
-destroy and sync inside the console on its connection, Ctrl-C reaching an
-apply's guard and a sync's worker threads."""
+destroy, sync, deploy and verify inside the console on its connection, Ctrl-C
+reaching an apply's guard, a sync's worker threads and a deploy's health
+wait."""
 import os
 import sqlite3
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 from conftest import BIN, run
 from simfix import start_sim, stop_sim
 from test_200_sync import api, env_for
+from test_761_stacks_plan import COMPOSE, CONFIG as STACK_CONFIG
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +59,14 @@ def leave(c):
     c.expect(pexpect.EOF)
     c.close()
     assert c.exitstatus == 0
+
+
+def say(c, text, *answers):
+    """Type a line, expect each answer in turn, then the prompt."""
+    c.send(text + "\r")
+    for a in answers:
+        c.expect(a)
+    prompt(c)
 
 
 def console(env, *args):
@@ -199,11 +209,11 @@ def conn_bytes(pid, port):
     return conns
 
 
-def newest_run(path):
+def newest_run(path, kind="apply"):
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
     try:
-        return con.execute("SELECT id, status FROM runs WHERE kind='apply' "
-                           "ORDER BY id DESC LIMIT 1").fetchone() or (0, None)
+        return con.execute("SELECT id, status FROM runs WHERE kind=? "
+                           "ORDER BY id DESC LIMIT 1", (kind,)).fetchone() or (0, None)
     finally:
         con.close()
 
@@ -238,13 +248,7 @@ def test_guarded_commands_inside_on_the_same_connection(tmp_path):
         c.logfile_read = open(tmp_path / "console.log", "w")
         port = slow["port"]
 
-        def line(text, *answers):
-            c.send(text + "\r")
-            for a in answers:
-                c.expect(a)
-            prompt(c)
-
-        line("snapshots vm100", "has no snapshots")
+        say(c, "snapshots vm100", "has no snapshots")
         first = conn_bytes(c.pid, port)
         assert len(first) == 1, first
         (kept, before), = first.items()
@@ -262,25 +266,25 @@ def test_guarded_commands_inside_on_the_same_connection(tmp_path):
         # the apply talked over the console's connection, still open
         after = conn_bytes(c.pid, port)
         assert kept in after and after[kept] > before, (first, after)
-        line("snapshots n0", "pvelab-pre|has no snapshots")
+        say(c, "snapshots n0", "pvelab-pre|has no snapshots")
         assert set(conn_bytes(c.pid, port)) == set(after)  # no new connection
-        line(f"rollback {run_id} --yes",
-             f"Run {run_id} changed no existing guest: nothing to roll back.")
+        say(c, f"rollback {run_id} --yes",
+            f"Run {run_id} changed no existing guest: nothing to roll back.")
         # the next apply finishes the work
-        line("apply --yes -j 4", r"Apply complete\S* \(run \d+\)")
+        say(c, "apply --yes -j 4", r"Apply complete\S* \(run \d+\)")
         # a change, and its rollback, inside too
         cfg.write_text(GUESTS.replace("memory: 256", "memory: 384", 1))
         c.send("apply --yes\r")
         c.expect(r"Apply complete\S* \(run (\d+)\)")
         changed = int(c.match.group(1))
         prompt(c)
-        line(f"rollback {changed} --yes", f"Rolled back 1 change to the state before run {changed}")
+        say(c, f"rollback {changed} --yes", f"Rolled back 1 change to the state before run {changed}")
         n0 = [g for g in api(slow, "GET", "cluster/resources", type="vm") if g["name"] == "n0"][0]
         assert n0["maxmem"] == 256 * 1024 * 1024, n0
         cfg.write_text(GUESTS)
         # a delete without --allow-delete is refused, and nothing is destroyed
         cfg.write_text(GUESTS.split("  - name: n3")[0])
-        line("apply --yes", "--allow-delete")
+        say(c, "apply --yes", "--allow-delete")
         assert newest_run(state)[1] == "ok"
         # a confirmation answered no, then one interrupted: nothing destroyed
         c.send("destroy n3\r")
@@ -294,12 +298,12 @@ def test_guarded_commands_inside_on_the_same_connection(tmp_path):
         c.expect("destroy cancelled; nothing was done")
         prompt(c)
         # a guest of no project is refused
-        line("destroy vm100 --yes", "vm100")
+        say(c, "destroy vm100 --yes", "vm100")
         made = {g["name"] for g in api(slow, "GET", "cluster/resources", type="vm")}
         assert {"n3", "vm100"} <= made, made
         # sync inside: over the same connection too
         before = conn_bytes(c.pid, port)
-        line("sync", r"\+0 new ~\d+ changed -0 gone")
+        say(c, "sync", r"\+0 new ~\d+ changed -0 gone")
         after = conn_bytes(c.pid, port)
         assert kept in after and after[kept] > before[kept], (before, after)
         leave(c)
@@ -359,3 +363,56 @@ def test_second_ctrl_c_while_an_apply_records_returns_to_the_prompt(tmp_path):
         leave(c)
     finally:
         stop_sim(slow)
+
+
+def test_deploy_and_verify_inside_on_the_same_connection(tmp_path):
+    """deploy and verify run inside the console, through the simulator's guest
+    agent over the console's one connection; a usage error is one line and
+    the prompt; Ctrl-C while a deploy waits for a healthcheck ends it, records
+    its run as interrupted and returns to the prompt, the console going on."""
+    info = start_sim("--nodes", "1", "--task-ms", "20")
+    try:
+        state, env = own_env(info, tmp_path)
+        (tmp_path / "compose.yaml").write_text(COMPOSE)
+        (tmp_path / "secret.env").write_text("DB_PASSWORD=console-secret\n")
+        (tmp_path / "secret.env").chmod(0o600)
+        cfg = tmp_path / "pvelab.yaml"
+        cfg.write_text(STACK_CONFIG)
+        assert run("-c", str(cfg), "apply", "--yes", "--no-stacks", env=env,
+                   cwd=str(tmp_path)).rc == 0
+        c = console(env, "-c", str(cfg))
+        c.logfile_read = open(tmp_path / "console.log", "w")
+        port = info["port"]
+
+        # a usage error: its one line, then the prompt
+        say(c, "deploy --bogus",
+            r"\r\npvelab: deploy: unknown option '--bogus' \(usage: [^\r\n]*\)\r\npvelab \S+ \(")
+        c.send("deploy\r")
+        c.expect(r"Deploy run (\d+): 1 deployed, 0 failed")
+        first = int(c.match.group(1))
+        prompt(c)
+        assert newest_run(state, "deploy") == (first, "ok")
+        ports = established(c.pid, port)
+        assert len(ports) == 1, ports
+        say(c, "verify", r"stack app\s+(\x1b\[\d+m)?ok", "verify: all ok")
+        say(c, "deploy", "No stack changes")
+        assert established(c.pid, port) == ports  # the same connection throughout
+
+        # a healthcheck that never passes: Ctrl-C while the deploy waits on it
+        (tmp_path / "compose.yaml").write_text(
+            "services:\n  web:\n    image: nginx:1.27\n    healthcheck:\n"
+            "      test: [\"CMD\", \"true\"]\n      interval: 1h\n")
+        c.send("deploy --health-timeout 3600\r")
+        c.expect("waiting for healthchecks")
+        c.sendintr()
+        c.expect(r"Deploy run (\d+) interrupted: 0 deployed, 1 failed")
+        stopped = int(c.match.group(1))
+        prompt(c)
+        assert stopped > first and newest_run(state, "deploy") == (stopped, "interrupted")
+        # the client takes requests again (a request cut short closed its
+        # connection: one connection still)
+        say(c, "verify docker1", r"reachable \(agent\)\s+(\x1b\[\d+m)?ok")
+        assert len(established(c.pid, port)) == 1
+        leave(c)
+    finally:
+        stop_sim(info)

@@ -2,12 +2,14 @@
 guest agent (plan create/update/unchanged with a diff of the files without
 secrets, a snapshot before a change, rollback when compose up fails), and
 through a real sshd on loopback with a stub `docker` (files and modes, host
-key trust on first use and a changed key refused, an unreachable host)."""
+key trust on first use and a changed key refused, an unreachable host, Ctrl-C
+in pvelab console while compose up runs)."""
 import hashlib
 import json
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import time
 
@@ -15,6 +17,7 @@ import pytest
 
 from conftest import run
 from simfix import start_sim, stop_sim
+from test_752_console import console, leave, prompt
 
 COMPOSE = """services:
   web:
@@ -301,6 +304,59 @@ def test_ssh_unreachable_fails_within_timeout(sshlab):
     silent.close()
     assert r.rc == 1 and "timeout 2000 ms" in r.err
     assert took < 15
+
+
+def wait_for(path):
+    deadline = time.monotonic() + 30
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never came"
+        time.sleep(0.05)
+
+
+def test_ssh_deploy_in_the_console_stops_on_ctrl_c(sshlab, lab):
+    """Inside pvelab console, Ctrl-C while compose up runs over SSH ends the
+    deploy (its run recorded as interrupted), and while compose ps runs ends
+    verify; the console goes on."""
+    d = sshlab[0]
+    (d / "bin" / "docker").write_text(f"""#!/bin/sh
+case " $* " in
+  *" up "*) touch {d}/up-started ;;
+  *" ps "*) touch {d}/ps-started ;;
+esac
+for i in $(seq 600); do [ -e {d}/release ] && exit 0; sleep 0.1; done
+""")
+    info = lab[2]
+    env = dict(os.environ, PVELAB_URL=info["url"], PVELAB_TOKEN=info["token"],
+               PVELAB_FINGERPRINT=info["fingerprint"], PVELAB_STATE=str(d / "state.db"),
+               HOME=str(d), XDG_STATE_HOME=str(d / "xdg"), TERM="dumb")
+    env.pop("NO_COLOR", None)
+    try:
+        c = console(env, "-c", str(d / "pvelab.yaml"))
+        c.logfile_read = open(d / "console.log", "w")
+        c.send("deploy\r")
+        wait_for(d / "up-started")  # compose up runs in the "guest"
+        c.sendintr()
+        c.expect(r"ssh \S+@127\.0\.0\.1:\d+: interrupted")
+        c.expect(r"Deploy run (\d+) interrupted: 0 deployed, 1 failed")
+        run_id = int(c.match.group(1))
+        prompt(c)
+        con = sqlite3.connect(f"file:{env['PVELAB_STATE']}?mode=ro", uri=True, timeout=5)
+        try:
+            assert con.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone() == (
+                "interrupted",)
+        finally:
+            con.close()
+        c.send("deploy --dry-run\r")  # the console goes on; nothing was recorded deployed
+        c.expect(r"docker1/app\S* \(create")
+        prompt(c)
+        c.send("verify\r")
+        wait_for(d / "ps-started")
+        c.sendintr()
+        c.expect("verify: interrupted")
+        prompt(c)
+        leave(c)
+    finally:
+        (d / "release").touch()
 
 
 def test_verify_reports_up_and_down(lab):
