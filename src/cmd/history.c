@@ -342,9 +342,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			printf("%s%s  %-10s%s sha256:%.12s  run %lld\n", pl_color(ctx, PL_C_BOLD), when,
 			       kind, pl_color(ctx, PL_C_RESET), pl_json_str_or(h, "sha256", ""),
 			       pl_json_int(h, "run", 0));
+			/* a guest's summary line; storage:ID, pool:ID, firewall:… rows
+			 * have no type, node or status (a guest name has no ':') */
 			if ((!strcmp(kind, "discovered") || !strcmp(kind, "created") ||
 			     !strcmp(kind, "deleted")) &&
-			    !pl_str_startswith(a.pos[0], "firewall:")) {
+			    strchr(a.pos[0], ':') == NULL) {
 				const json_t *st = json_object_get(h, "state");
 
 				printf("    %s %s on %s, %s\n", pl_json_str_or(st, "type", "?"),
@@ -355,7 +357,12 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			}
 			json_array_foreach(json_object_get(h, "changes"), j, c) {
 				const json_t *o = json_object_get(c, "old"), *n = json_object_get(c, "new");
-				char *ot = o ? text(o) : NULL, *nt = n ? text(n) : NULL;
+				char *ot, *nt;
+
+				o = json_is_null(o) ? NULL : o; /* null: the key was not there */
+				n = json_is_null(n) ? NULL : n;
+				ot = o ? text(o) : NULL;
+				nt = n ? text(n) : NULL;
 
 				if (o && n)
 					printf("    %s~ %s: %s -> %s%s\n", pl_color(ctx, PL_C_YELLOW),

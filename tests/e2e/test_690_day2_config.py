@@ -173,6 +173,10 @@ def test_apply_creates_then_replans_to_zero(sim, env, tmp_path):
     r = run("-o", "json", "history", "storage:pbs", env=env)
     assert r.rc == 0, r
     assert r.json()[0]["state"]["fingerprint"] == "**********"
+    # as text: the keys it appeared with, no guest summary line
+    r = run("history", "storage:pbs", env=env)
+    assert r.rc == 0, r
+    assert "+ type: pbs" in r.out and " on ?" not in r.out and "null" not in r.out, r
 
     # a job and a pool leave the config: this project's are removed
     cfg.write_text(cfg.read_text().split("pools:")[0] + "backups:\n" +
