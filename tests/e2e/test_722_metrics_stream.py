@@ -54,9 +54,13 @@ def big(tmp_path_factory):
     assert rc == 0, err
 
 
-def raw_get(srv, path, version="1.1"):
+def raw_get(srv, path, version="1.1", rcvbuf=None):
     host, port = srv.url.split("//")[1].split(":")
-    s = socket.create_connection((host, int(port)), timeout=60)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(60)
+    if rcvbuf:  # a fixed receive buffer: no autotuning (tcp_rmem's max can hold a whole answer)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect((host, int(port)))
     s.sendall(f"GET {path} HTTP/{version}\r\nHost: {host}\r\n\r\n".encode())
     return s
 
@@ -99,7 +103,7 @@ def test_stalled_clients_hold_a_part_each(big):
     fds_before = fds(srv.proc.pid)
     socks = []
     for _ in range(STALLED):
-        s = raw_get(srv, "/metrics")
+        s = raw_get(srv, "/metrics", rcvbuf=64 << 10)
         assert s.recv(4096).startswith(b"HTTP/1.1 200")
         socks.append(s)  # and read no more
     # the others are served meanwhile, whole
