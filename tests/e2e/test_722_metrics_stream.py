@@ -54,6 +54,17 @@ def big(tmp_path_factory):
     assert rc == 0, err
 
 
+def established_peers(port):
+    """The peer ports of the ESTABLISHED IPv4 connections whose local port is port."""
+    peers = set()
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            local, remote, state = line.split()[1:4]
+            if state == "01" and int(local.split(":")[1], 16) == port:
+                peers.add(int(remote.split(":")[1], 16))
+    return peers
+
+
 def raw_get(srv, path, version="1.1", rcvbuf=None):
     host, port = srv.url.split("//")[1].split(":")
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -116,8 +127,14 @@ def test_stalled_clients_hold_a_part_each(big):
     print(f"{STALLED} stalled clients, {size} bytes an answer: {grown} bytes more resident")
     assert grown < STALLED * size / 2, (grown, size)
     # closed after request_timeout (3 s without a byte taken): the server's
-    # sockets go, and reading on finds the answer cut
-    until(lambda: fds(srv.proc.pid) <= fds_before, "the stalled clients closed", deadline=60)
+    # side of each stalled connection leaves ESTABLISHED (a count of its fds
+    # would also see other connections close), and reading on finds the
+    # answer cut
+    server_port = int(srv.url.rsplit(":", 1)[1])
+    stalled = {s.getsockname()[1] for s in socks}
+    until(lambda: not stalled & established_peers(server_port), "the stalled clients closed",
+          deadline=60)
+    until(lambda: fds(srv.proc.pid) <= fds_before, "the server's sockets closed", deadline=60)
     for s in socks:
         got = 0
         try:
