@@ -1,0 +1,216 @@
+"""`pvelab serve` over several clusters (issue 33): two simulators under
+clusters:, one refresh and one store per cluster, the REST reads across
+both (a cluster field, ?cluster= to choose one), writes that name their
+cluster when a guest is in both, events that say whose, and a stopped
+simulator that never holds up the other cluster's refresh."""
+import json
+import os
+import signal
+
+import pytest
+import requests
+
+from conftest import run
+from simfix import start_sim, stop_sim
+from test_200_sync import full_token
+from test_700_serve import Server, until
+from test_780_clusters import cluster_entry
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    a = start_sim("--guests", "2")
+    b = start_sim("--guests", "3")
+    d = tmp_path_factory.mktemp("serveclusters")
+    cfg = d / "pvelab.yaml"
+    # home's requests give up after 3 s: a stopped home is seen failing soon
+    cfg.write_text("project: two\nserve:\n  status_interval: 1\n  event_ring: 4096\n"
+                   "clusters:\n" + cluster_entry("home", a) + "    timeout: 3\n" +
+                   cluster_entry("lab", b))
+    env = {"SECRET_HOME": full_token(a).split("=", 1)[1],
+           "SECRET_LAB": full_token(b).split("=", 1)[1]}
+    for k in ("PVELAB_URL", "PVELAB_TOKEN", "PVELAB_FINGERPRINT", "PVELAB_STATE",
+              "PVELAB_CA_FILE", "PVELAB_USER"):
+        env[k] = ""
+    # serve's tokens are in the first cluster's store
+    r = run("-c", cfg, "--cluster", "home", "token", "create", "op", "--role", "operator",
+            env=env, cwd=d)
+    assert r.rc == 0, r
+    srv = Server("--listen", "127.0.0.1:0", "-c", cfg, env=env, cwd=d)
+    lab = {"a": a, "b": b, "dir": d, "cfg": cfg, "env": env, "srv": srv, "url": srv.url,
+           "token": r.out.strip()}
+    yield lab
+    for info in (a, b):
+        if info["proc"].poll() is None:
+            os.kill(info["proc"].pid, signal.SIGCONT)  # one may be stopped
+    assert srv.stop() == 0, srv.err
+    assert "refresh: home: sync 1 (start)" in srv.err
+    assert "refresh: lab: sync 1 (start)" in srv.err
+    assert lab["token"] not in srv.err
+    for info in (a, b):
+        if info["proc"].poll() is None:
+            stop_sim(info)
+
+
+def get(lab, path, **kw):
+    return requests.get(lab["url"] + path, headers={"Authorization": "Bearer " + lab["token"]},
+                        timeout=20, **kw)
+
+
+def post(lab, path, **kw):
+    return requests.post(lab["url"] + path, headers={"Authorization": "Bearer " + lab["token"]},
+                         timeout=20, **kw)
+
+
+def synced(lab, cluster, after=0):
+    s = get(lab, "/api/v1/sync").json()["clusters"][cluster]["sync"]
+    return s if s["state"] == "ok" and s["seq"] > after else None
+
+
+def cli(lab, *args):
+    r = run("-c", lab["cfg"], "-o", "json", *args, env=lab["env"], cwd=lab["dir"])
+    assert r.rc == 0, r
+    return json.loads(r.out)
+
+
+def test_start_line_names_each_clusters_store(lab):
+    st = lab["srv"].info["clusters"]
+    assert list(st) == ["home", "lab"]
+    assert st["home"].endswith("state-home.db") and st["lab"].endswith("state-lab.db")
+    assert lab["srv"].info["state"] == st["home"]
+
+
+def test_reads_cover_both_clusters_and_choose_one(lab):
+    until(lambda: synced(lab, "home") and synced(lab, "lab"), "both clusters synced")
+    guests = get(lab, "/api/v1/guests").json()
+    assert sorted({g["cluster"] for g in guests}) == ["home", "lab"]
+    # the same rows as the CLI's list over both (the counters are live here)
+    assert [(g["cluster"], g["vmid"], g["name"]) for g in guests] == [
+        (g["cluster"], g["vmid"], g["name"]) for g in cli(lab, "list")]
+    one = get(lab, "/api/v1/guests", params={"cluster": "lab"}).json()
+    assert "cluster" not in one[0]
+    assert [g["vmid"] for g in one] == [g["vmid"] for g in cli(lab, "--cluster", "lab", "list")]
+
+    st = get(lab, "/api/v1/cluster").json()
+    assert [(s["cluster"], s["guests"]["total"]) for s in st] == [
+        (s["cluster"], s["guests"]["total"]) for s in cli(lab, "status")]
+    home = get(lab, "/api/v1/cluster", params={"cluster": "home"}).json()
+    assert isinstance(home, dict) and "cluster" not in home
+    nodes = get(lab, "/api/v1/nodes").json()
+    assert {n["cluster"] for n in nodes} == {"home", "lab"}
+
+    runs = get(lab, "/api/v1/runs").json()
+    assert {r["cluster"] for r in runs} == {"home", "lab"}
+    started = [r["started"] for r in runs]
+    assert started == sorted(started, reverse=True)
+    assert len(get(lab, "/api/v1/runs", params={"limit": "1"}).json()) == 1
+
+    r = get(lab, "/api/v1/guests", params={"cluster": "office"})
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err["field"] == "cluster"
+    assert err["message"] == "unknown cluster 'office' (serve watches: home, lab)"
+
+
+def test_one_guest_in_both_clusters_needs_its_cluster(lab):
+    # both simulators have a vm 100
+    r = get(lab, "/api/v1/guests/100")
+    assert r.status_code == 400
+    assert r.json()["error"]["field"] == "cluster"
+    assert r.json()["error"]["message"] == (
+        "'100' is in clusters 'home' and 'lab' (choose one with ?cluster=NAME)")
+    g = get(lab, "/api/v1/guests/100", params={"cluster": "lab"}).json()
+    assert g["vmid"] == 100 and "cluster" not in g
+    lab_only = max(g["vmid"] for g in get(lab, "/api/v1/guests", params={"cluster": "lab"}).json())
+    home_ids = {g["vmid"] for g in get(lab, "/api/v1/guests", params={"cluster": "home"}).json()}
+    assert lab_only not in home_ids
+    g = get(lab, f"/api/v1/guests/{lab_only}").json()
+    assert g["cluster"] == "lab"
+    h = get(lab, f"/api/v1/guests/{lab_only}/history").json()
+    assert h and all(row["cluster"] == "lab" for row in h)
+    r = get(lab, "/api/v1/guests/nosuch")
+    assert r.status_code == 404
+    assert "not found in any cluster (home, lab" in r.json()["error"]["message"]
+
+    # a write: refused when ambiguous, done in the cluster named
+    r = post(lab, "/api/v1/guests/100/stop")
+    assert r.status_code == 400 and r.json()["error"]["field"] == "cluster"
+    r = post(lab, "/api/v1/guests/100/stop", params={"cluster": "lab"})
+    assert r.status_code == 202, r.text
+    assert r.json()["cluster"] == "lab"
+    aid = r.json()["id"]
+    done = until(lambda: (x := get(lab, f"/api/v1/actions/{aid}").json())["state"] != "running"
+                 and x, "the stop")
+    assert done["state"] == "ok", done
+    assert until(lambda: any(g["vmid"] == 100 and g["status"] == "stopped"
+                             for g in get(lab, "/api/v1/guests",
+                                          params={"cluster": "lab"}).json()), "lab's 100 stopped")
+    assert [g["status"] for g in get(lab, "/api/v1/guests", params={"cluster": "home"}).json()
+            if g["vmid"] == 100] == ["running"]
+
+
+def test_sync_events_and_one_cluster_routes(lab):
+    r = post(lab, "/api/v1/sync", params={"cluster": "lab"})
+    assert r.status_code == 202 and set(r.json()) == {"seq", "state"}
+    seq = r.json()["seq"]
+    until(lambda: synced(lab, "lab", seq - 1), "lab's sync")
+    r = post(lab, "/api/v1/sync")
+    assert r.status_code == 202 and sorted(r.json()["clusters"]) == ["home", "lab"]
+    # the replay ring: each cluster's sync event says whose
+    h = {"Authorization": "Bearer " + lab["token"], "Last-Event-ID": "0"}
+    stream = requests.get(lab["url"] + "/api/v1/events", headers=h, stream=True, timeout=30)
+    seen = set()
+    try:
+        ev = {}
+        for line in stream.iter_lines(decode_unicode=True):
+            if line.startswith("event: ") or line.startswith("data: "):
+                k, _, v = line.partition(": ")
+                ev[k] = v
+            elif line == "" and ev:
+                if ev.get("event") == "sync" and json.loads(ev["data"])["state"] == "ok":
+                    seen.add(json.loads(ev["data"])["cluster"])
+                ev = {}
+                if seen == {"home", "lab"}:
+                    break
+    finally:
+        stream.close()
+    assert seen == {"home", "lab"}
+    for path in ("/metrics", "/api/v1/checks"):
+        r = get(lab, path)
+        assert r.status_code == 501, (path, r.text)
+        assert "watches several clusters (home, lab)" in r.json()["error"]["message"]
+        assert "pvelab serve --cluster NAME" in r.json()["error"]["message"]
+
+
+def test_a_stopped_simulator_does_not_hold_up_the_other(lab):
+    """Last: home's simulator is frozen (SIGSTOP), then killed."""
+    until(lambda: synced(lab, "home") and synced(lab, "lab"), "both clusters synced")
+    os.kill(lab["a"]["proc"].pid, signal.SIGSTOP)
+    try:
+        before = synced(lab, "lab")["seq"]
+        r = post(lab, "/api/v1/sync")
+        assert r.status_code == 202
+        home_seq = r.json()["clusters"]["home"]["seq"]
+        # lab's sync is recorded while home's waits on its frozen simulator
+        lab_done = until(lambda: synced(lab, "lab", before), "lab's sync past home's")
+        info = get(lab, "/api/v1/sync").json()["clusters"]
+        assert info["home"]["sync"]["seq"] == home_seq
+        assert info["home"]["sync"]["state"] == "running"
+        # and lab's resource list keeps being read every second
+        until(lambda: get(lab, "/api/v1/sync").json()["clusters"]["lab"]["status"]["age"] < 2.5,
+              "lab's status list fresh")
+        # home's reads fail by its timeout; lab's still go on
+        until(lambda: get(lab, "/api/v1/sync").json()["clusters"]["home"]["status"]["failures"]
+              > 0, "home's status failing", deadline=60)
+        r = post(lab, "/api/v1/sync", params={"cluster": "lab"})
+        until(lambda: synced(lab, "lab", lab_done["seq"]), "lab synced again")
+        assert get(lab, "/api/v1/guests", params={"cluster": "home"}).status_code == 200
+    finally:
+        os.kill(lab["a"]["proc"].pid, signal.SIGCONT)
+    rc, _ = stop_sim(lab["a"])
+    assert rc == 0
+    until(lambda: get(lab, "/api/v1/sync").json()["clusters"]["home"]["sync"]["state"]
+          == "failed", "home's sync failed", deadline=60)
+    seq = get(lab, "/api/v1/sync").json()["clusters"]["lab"]["sync"]["seq"]
+    post(lab, "/api/v1/sync")
+    until(lambda: synced(lab, "lab", seq), "lab synced with home gone")
