@@ -613,19 +613,19 @@ static const struct pl_serve_param cluster_query[] = {
 	"\"bytes\":{\"type\":\"integer\"}}}"
 
 static const struct pl_serve_param list_query[] = {
-	CLUSTER_QUERY,
 	{ "type", "vm (qemu) or lxc (ct)" },
 	{ "node", "only guests on this node" },
 	{ "status", "only guests in this state (running, stopped, ...)" },
 	{ "tag", "only guests carrying this tag" },
 	{ "sort", "vmid (default), name, node, status, mem or cpu" },
+	CLUSTER_QUERY,
 	{ NULL, NULL },
 };
 
 static const struct pl_serve_param runs_query[] = {
-	CLUSTER_QUERY,
 	{ "kind", "only runs of this kind (sync, apply, destroy, rollback, adopt)" },
 	{ "limit", "at most this many, newest first (default 50)" },
+	CLUSTER_QUERY,
 	{ NULL, NULL },
 };
 
