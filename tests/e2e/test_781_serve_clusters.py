@@ -5,14 +5,17 @@ cluster when a guest is in both, events that say whose, and a stopped
 simulator that never holds up the other cluster's refresh."""
 import json
 import os
+import select
 import signal
+import subprocess
+import time
 
 import pytest
 import requests
 
-from conftest import run
+from conftest import BIN, run
 from simfix import start_sim, stop_sim
-from test_200_sync import full_token
+from test_200_sync import api, full_token
 from test_700_serve import Server, until
 from test_780_clusters import cluster_entry
 
@@ -26,7 +29,8 @@ def lab(tmp_path_factory):
     # home's requests give up after 3 s: a stopped home is seen failing soon
     cfg.write_text("project: two\nserve:\n  status_interval: 1\n  event_ring: 4096\n"
                    "clusters:\n" + cluster_entry("home", a) + "    timeout: 3\n" +
-                   cluster_entry("lab", b))
+                   cluster_entry("lab", b) +
+                   "guests:\n  - name: mcpdb\n    cluster: lab\n    memory: 512\n")
     env = {"SECRET_HOME": full_token(a).split("=", 1)[1],
            "SECRET_LAB": full_token(b).split("=", 1)[1]}
     for k in ("PVELAB_URL", "PVELAB_TOKEN", "PVELAB_FINGERPRINT", "PVELAB_STATE",
@@ -180,6 +184,129 @@ def test_sync_events_and_one_cluster_routes(lab):
         assert r.status_code == 501, (path, r.text)
         assert "watches several clusters (home, lab)" in r.json()["error"]["message"]
         assert "pvelab serve --cluster NAME" in r.json()["error"]["message"]
+
+
+class Mcp:
+    """pvelab mcp on stdio, one JSON-RPC line at a time."""
+
+    def __init__(self, lab, *args):
+        e = dict(os.environ)
+        e.update(lab["env"])
+        self.p = subprocess.Popen([BIN, "-c", str(lab["cfg"]), *args, "mcp", "--allow-write"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=e, cwd=lab["dir"], text=True)
+        self.n = 0
+        r = self.ask("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                    "clientInfo": {"name": "t", "version": "1"}})
+        assert "result" in r, r
+        self.p.stdin.write(json.dumps({"jsonrpc": "2.0",
+                                       "method": "notifications/initialized"}) + "\n")
+
+    def ask(self, method, params):
+        self.n += 1
+        self.p.stdin.write(json.dumps({"jsonrpc": "2.0", "id": self.n, "method": method,
+                                       "params": params}) + "\n")
+        self.p.stdin.flush()
+        end = time.monotonic() + 120
+        while time.monotonic() < end:
+            r, _, _ = select.select([self.p.stdout], [], [], 0.2)
+            if r:
+                msg = json.loads(self.p.stdout.readline())
+                if msg.get("id") == self.n:
+                    return msg
+        raise AssertionError(f"no answer to {method}")
+
+    def call(self, tool, **args):
+        r = self.ask("tools/call", {"name": tool, "arguments": args})["result"]
+        return r.get("isError", False), r
+
+    def close(self):
+        self.p.stdin.close()
+        assert self.p.wait(timeout=60) == 0
+        err = self.p.stderr.read()
+        self.p.stdout.close()
+        self.p.stderr.close()
+        return err
+
+
+PLAN_UNKNOWN = "no plan '{}' (a plan is kept 15 minutes; make one again)"
+
+
+def names(info):
+    return {g.get("name") for g in api(info, "GET", "cluster/resources", type="vm")}
+
+
+def text(r):
+    return r["content"][0]["text"]
+
+
+def test_mcp_tools_take_the_cluster(lab):
+    m = Mcp(lab, "-v")
+    try:
+        tools = {t["name"]: t for t in m.ask("tools/list", {})["result"]["tools"]}
+        for name in ("list", "status", "describe", "plan", "apply", "start", "sync",
+                     "snapshot", "discovered"):
+            assert tools[name]["inputSchema"]["properties"]["cluster"]["enum"] == [
+                "home", "lab"], name
+        # reads: every cluster, or the one named, as the CLI gives them
+        err, r = m.call("list")
+        assert not err, r
+        rows = r["structuredContent"]["items"]
+        assert [(g["cluster"], g["vmid"]) for g in rows] == [
+            (g["cluster"], g["vmid"]) for g in cli(lab, "list")]
+        err, r = m.call("list", cluster="lab")
+        assert not err and "cluster" not in r["structuredContent"]["items"][0]
+        assert [g["vmid"] for g in r["structuredContent"]["items"]] == [
+            g["vmid"] for g in cli(lab, "--cluster", "lab", "list")]
+        err, r = m.call("list", cluster="office")
+        assert err and text(r) == "unknown cluster 'office' (clusters: home, lab)"
+        err, r = m.call("describe", guest="100")
+        assert err and "'100' is in clusters 'home' and 'lab'" in text(r)
+        err, r = m.call("describe", guest="100", cluster="home")
+        assert not err and r["structuredContent"]["vmid"] == 100
+        # writes: the cluster named, never another
+        err, r = m.call("start", guests=["100"])
+        assert err and "several clusters (home, lab)" in text(r)
+        err, r = m.call("start", guests=["100"], cluster="lab")
+        assert not err, r
+        assert until(lambda: any(g["vmid"] == 100 and g["status"] == "running" for g in cli(
+            lab, "--cluster", "lab", "list", "--live")), "lab's 100 running")
+        err, r = m.call("plan")
+        assert err and text(r) == ("plan needs its cluster: this config has several "
+                                   "(home, lab); pass cluster")
+        err, r = m.call("plan", cluster="lab")
+        assert not err, r
+        plan_id = r["structuredContent"]["plan_id"]
+        # a plan of lab's is unknown to home's engine
+        err, r = m.call("apply", plan_id=plan_id, cluster="home")
+        assert err and text(r) == f"apply refused: {PLAN_UNKNOWN.format(plan_id)}", text(r)
+        err, r = m.call("apply", plan_id=plan_id, cluster="lab")
+        assert not err, r
+        assert "mcpdb" in names(lab["b"]) and "mcpdb" not in names(lab["a"])
+    finally:
+        log = m.close()
+    assert "clusters home, lab" in log
+
+
+def test_mcp_of_one_cluster_keeps_to_it(lab):
+    m = Mcp(lab, "--cluster", "lab")
+    try:
+        tools = {t["name"]: t for t in m.ask("tools/list", {})["result"]["tools"]}
+        assert tools["list"]["inputSchema"]["properties"]["cluster"]["enum"] == ["lab"]
+        err, r = m.call("list", cluster="home")
+        assert err and text(r) == "cluster 'home': this server works on cluster 'lab' only"
+        err, r = m.call("list", cluster="lab")
+        assert not err
+        # a command the tool runs works on lab's store, as the server does
+        runs = len(cli(lab, "--cluster", "lab", "history", "100"))
+        err, r = m.call("sync")
+        assert not err, r
+        assert "cluster" not in r["structuredContent"]
+    finally:
+        m.close()
+    assert not list(lab["dir"].glob(".pvelab/state-lab-*"))
+    assert not list(lab["dir"].glob(".pvelab/state-home-*"))
+    assert len(cli(lab, "--cluster", "lab", "history", "100")) >= runs
 
 
 def test_a_stopped_simulator_does_not_hold_up_the_other(lab):
