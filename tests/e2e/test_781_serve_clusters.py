@@ -13,7 +13,7 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, run
+from conftest import BIN, run, state_rows
 from simfix import start_sim, stop_sim
 from test_200_sync import api, full_token
 from test_700_serve import Server, until
@@ -307,6 +307,33 @@ def test_mcp_of_one_cluster_keeps_to_it(lab):
     assert not list(lab["dir"].glob(".pvelab/state-lab-*"))
     assert not list(lab["dir"].glob(".pvelab/state-home-*"))
     assert len(cli(lab, "--cluster", "lab", "history", "100")) >= runs
+
+
+def test_cli_sync_goes_through_the_clusters_at_once(lab, tmp_path):
+    """The CLI's sync over both: home's simulator frozen (its requests wait
+    for their 30 s timeout), lab's sync is recorded meanwhile."""
+    cfg = tmp_path / "pvelab.yaml"
+    cfg.write_text(lab["cfg"].read_text().replace("    timeout: 3\n", ""))
+    lab_db = tmp_path / ".pvelab" / "state-lab.db"
+
+    def lab_synced():
+        return lab_db.exists() and state_rows(
+            lab_db, "SELECT count(*) FROM runs WHERE kind='sync' AND status='ok'")[0][0] == 1
+
+    e = dict(os.environ)
+    e.update(lab["env"])
+    os.kill(lab["a"]["proc"].pid, signal.SIGSTOP)
+    try:
+        p = subprocess.Popen([BIN, "-c", str(cfg), "sync"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=e, cwd=tmp_path)
+        until(lab_synced, "lab's sync recorded while home's waits", deadline=25)
+        assert p.poll() is None  # home's is still waiting
+    finally:
+        os.kill(lab["a"]["proc"].pid, signal.SIGCONT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    # reported in the config's order, one line each
+    assert [line.split(":")[0] for line in out.strip().splitlines()] == ["home", "lab"]
 
 
 def test_a_stopped_simulator_does_not_hold_up_the_other(lab):
