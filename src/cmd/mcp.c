@@ -360,7 +360,8 @@ const struct pl_cmd pl_cmd_mcp = {
 		"confirm), backup, sync, apply (of a plan_id the plan tool returned; a stale\n"
 		"plan is refused), rollback and destroy (its guests repeated in confirm).\n"
 		"Resources: pvelab://cluster, pvelab://config, pvelab://plan/latest,\n"
-		"pvelab://guest/NAME, with subscriptions. pvelab serve offers the same at /mcp\n"
+		"pvelab://guest/NAME, with subscriptions. With several clusters (clusters:)\n"
+		"each tool takes cluster, as --cluster. pvelab serve offers the same at /mcp\n"
 		"(docs/mcp.md).",
 	.opts = opts,
 	.run = run,
