@@ -13,6 +13,7 @@
 #include "cmd/serve_snappol.h"
 #include "cmd/serve_checks.h"
 #include "cmd/serve_mcp.h"
+#include "cmd/mcp_tools.h"
 #include "cmd/serve_dash.h"
 #include "cmd/serve_runs.h"
 #include "config/config.h"
@@ -408,7 +409,7 @@ on_watchdog(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Several clusters: what is built for one cluster at a time (plans and
- * runs, checks, snapshot policies, metrics, MCP, the dashboard) is not
+ * runs, checks, snapshot policies, metrics, the dashboard) is not
  * served yet; its entry points say so and how to have it, a server per
  * cluster. arg: the clusters' names. */
 static void
@@ -431,7 +432,6 @@ static const struct pl_serve_route one_cluster_routes[] = {
 	ONE_ONLY("GET", "/", PL_ROLE_PUBLIC, "the web dashboard"),
 	ONE_ONLY("GET", "/metrics", PL_ROLE_PUBLIC, "Prometheus metrics"),
 	ONE_ONLY("GET", "/pve", PL_ROLE_PUBLIC, "prometheus-pve-exporter's metrics"),
-	ONE_ONLY("POST", "/mcp", PL_ROLE_VIEWER, "the MCP endpoint"),
 	ONE_ONLY("POST", "/api/v1/plans", PL_ROLE_ADMIN, "plans"),
 	ONE_ONLY("POST", "/api/v1/runs", PL_ROLE_ADMIN, "apply, destroy, rollback"),
 	ONE_ONLY("GET", "/api/v1/checks", PL_ROLE_VIEWER, "health checks"),
@@ -454,6 +454,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_dash dash = { 0 };
 	struct pl_serve_runs_api runs_api;
 	struct pl_serve_runs *runs = NULL;
+	struct pl_mcp_cluster *mcl = NULL; /* several clusters: each one's runs engine for MCP */
 	struct pl_serve_limits lim;
 	struct pl_serve_module one_only = { "several clusters", one_cluster_routes, NULL };
 	struct pl_ctx first;
@@ -578,6 +579,23 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			pl_serve_add_store(L.sv, W[i - 1].s.state);
 		pl_serve_api_set_clusters(&api, L.cl, ncl);
 		pl_serve_add(L.sv, &one_only);
+		/* MCP covers every cluster, each with its own runs engine */
+		mcl = pl_calloc(ncl, sizeof(*mcl));
+		for (size_t i = 0; i < ncl; i++) {
+			struct pl_serve_runs *rs =
+				pl_serve_runs_new(L.cl[i].s, L.sv, on_changed, L.cl[i].refresh);
+
+			pl_serve_runs_set_refresh(rs, hold_syncs, syncing, L.cl[i].refresh);
+			mcl[i] = (struct pl_mcp_cluster){ cls[i], L.cl[i].s, rs };
+		}
+		runs = mcl[0].runs;
+		if (pl_serve_mcp_init(&mcp, &s, runs, &refresh.live_by_id, &err) != 0) {
+			pl_error("serve: %s", err);
+			goto out;
+		}
+		mcp_made = true;
+		pl_mcp_host_set_clusters(&mcp.host, mcl, ncl);
+		pl_serve_add(L.sv, &mcp.module);
 		goto listen;
 	}
 	if (pl_serve_metrics_init(&metrics, &s, &refresh, &err) != 0) {
@@ -660,7 +678,7 @@ listen:
 	}
 	if (ncl > 1)
 		pl_log_warn("serve: watching clusters %s; plans and runs, checks, snapshot "
-			    "policies, metrics, MCP and the dashboard answer 501 (run a serve per "
+			    "policies, metrics and the dashboard answer 501 (run a serve per "
 			    "cluster with --cluster NAME for them)",
 			    names);
 	else
@@ -686,6 +704,9 @@ out:
 	if (mcp_made)
 		pl_serve_mcp_release(&mcp);
 	pl_serve_runs_free(runs);
+	for (size_t i = 1; mcl && i < ncl; i++)
+		pl_serve_runs_free(mcl[i].runs);
+	free(mcl);
 	runs_api.runs = NULL; /* the requests still waiting are dropped with the server */
 	if (refreshing)
 		pl_serve_refresh_release(&refresh);

@@ -309,6 +309,47 @@ def test_mcp_of_one_cluster_keeps_to_it(lab):
     assert len(cli(lab, "--cluster", "lab", "history", "100")) >= runs
 
 
+def mcp_post(lab, body, sid=None):
+    h = {"Authorization": "Bearer " + lab["token"], "Content-Type": "application/json",
+         "Accept": "application/json, text/event-stream"}
+    if sid:
+        h.update({"Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-06-18"})
+    r = requests.post(lab["url"] + "/mcp", headers=h, data=json.dumps(body), timeout=120)
+    if r.headers.get("Content-Type", "").startswith("text/event-stream"):  # progress first
+        last = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: ")]
+        return r, last[-1]
+    return r, (r.json() if r.content else None)
+
+
+def test_serve_mcp_takes_the_cluster(lab):
+    r, msg = mcp_post(lab, {"jsonrpc": "2.0", "id": 0, "method": "initialize",
+                            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                                       "clientInfo": {"name": "t", "version": "1"}}})
+    assert r.status_code == 200, r.text
+    sid = r.headers["Mcp-Session-Id"]
+    mcp_post(lab, {"jsonrpc": "2.0", "method": "notifications/initialized"}, sid)
+
+    def call(n, tool, **args):
+        _, m = mcp_post(lab, {"jsonrpc": "2.0", "id": n, "method": "tools/call",
+                              "params": {"name": tool, "arguments": args}}, sid)
+        return m["result"].get("isError", False), m["result"]
+
+    _, m = mcp_post(lab, {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, sid)
+    tools = {t["name"]: t for t in m["result"]["tools"]}
+    assert tools["snapshot"]["inputSchema"]["properties"]["cluster"]["enum"] == ["home", "lab"]
+    err, res = call(2, "list", cluster="home")
+    assert not err and [g["vmid"] for g in res["structuredContent"]["items"]] == [
+        g["vmid"] for g in cli(lab, "--cluster", "home", "list")]
+    err, res = call(3, "snapshot", guest="100", name="mcpsnap")
+    assert err and "snapshot needs its cluster" in text(res)
+    err, res = call(4, "snapshot", guest="100", name="mcpsnap", cluster="lab")
+    assert not err, res
+
+    def snaps(c):
+        return {s["name"] for s in cli(lab, "--cluster", c, "snapshots", "100")}
+    assert "mcpsnap" in snaps("lab") and "mcpsnap" not in snaps("home")
+
+
 def test_cli_sync_goes_through_the_clusters_at_once(lab, tmp_path):
     """The CLI's sync over both: home's simulator frozen (its requests wait
     for their 30 s timeout), lab's sync is recorded meanwhile."""
