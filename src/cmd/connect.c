@@ -357,7 +357,13 @@ state_path(struct pl_session *s)
 		given = pl_state_is_pg(p) ? pl_strdup(p) : cfg_path(s, p);
 	r = pl_state_path(given, NULL, s->cfg ? pl_config_path(s->cfg) : s->ctx->config_path);
 	free(given);
-	if (cl && !cs && !pl_state_is_pg(r)) { /* dir/state.db -> dir/state-NAME.db */
+	if (cl && !cs && pl_state_is_pg(r)) { /* one database, a schema per cluster */
+		char *schema = pl_asprintf("pvelab_%s", cl), *per = pl_state_pg_schema(r, schema);
+
+		free(schema);
+		free(r);
+		r = per;
+	} else if (cl && !cs) { /* dir/state.db -> dir/state-NAME.db */
 		const char *base = strrchr(r, '/') ? strrchr(r, '/') + 1 : r;
 		const char *dot = strrchr(base, '.');
 		size_t at = dot && dot != base ? (size_t)(dot - r) : strlen(r);
@@ -419,12 +425,6 @@ check_state_dir(const struct pl_session *s, char **errmsg)
 	struct stat sb;
 	int r = 0;
 
-	if (s->cfg && pl_config_cluster(s->cfg) && pl_state_is_pg(s->state_path) &&
-	    !pl_config_cluster_state(s->cfg))
-		return pl_seterr(errmsg, PL_EINVAL,
-				 "cluster '%s': a PostgreSQL state holds one "
-				 "cluster; give each its own (clusters.%s.state: postgres://...)",
-				 pl_config_cluster(s->cfg), pl_config_cluster(s->cfg));
 	if (!env("PVELAB_STATE") &&
 	    !(s->cfg && (json_string_value(pl_config_get(s->cfg, "/state")) ||
 			 pl_config_cluster_state(s->cfg))))
