@@ -7,6 +7,7 @@ import json
 import os
 import select
 import signal
+import sqlite3
 import subprocess
 import time
 
@@ -358,8 +359,11 @@ def test_cli_sync_goes_through_the_clusters_at_once(lab, tmp_path):
     lab_db = tmp_path / ".pvelab" / "state-lab.db"
 
     def lab_synced():
-        return lab_db.exists() and state_rows(
-            lab_db, "SELECT count(*) FROM runs WHERE kind='sync' AND status='ok'")[0][0] == 1
+        try:
+            return state_rows(lab_db, "SELECT count(*) FROM runs WHERE kind='sync' AND "
+                              "status='ok'")[0][0] == 1
+        except sqlite3.OperationalError:  # no file, or no tables in it yet
+            return False
 
     e = dict(os.environ)
     e.update(lab["env"])
