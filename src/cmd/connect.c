@@ -655,13 +655,25 @@ pl_session_open(struct pl_session *s, struct pl_ctx *ctx, unsigned need, char **
 	return 0;
 }
 
+int
+pl_session_open_on(struct pl_session *s, struct pl_ctx *ctx, struct event_base *base, char **errmsg)
+{
+	int r;
+
+	if ((r = pl_session_open(s, ctx, PL_NEED_STATE, errmsg)) != 0)
+		return r;
+	s->base = base;
+	s->base_borrowed = true;
+	return pl_session_api(s, errmsg);
+}
+
 void
 pl_session_close(struct pl_session *s)
 {
 	if (s->pve != kept.pve)
 		pl_pve_free(s->pve);
 	s->pve = NULL;
-	if (s->base && s->base != kept.base)
+	if (s->base && s->base != kept.base && !s->base_borrowed)
 		event_base_free(s->base);
 	s->base = NULL;
 	if (s->state && s->state == kept.state)

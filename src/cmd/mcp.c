@@ -268,12 +268,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 
 		o->ctx = *ctx;
 		o->ctx.cluster = cls[i];
-		if (pl_session_open(&o->s, &o->ctx, PL_NEED_STATE, &err) != 0) {
-			pl_error("%s", err);
-			goto out;
-		}
-		o->s.base = s.base; /* one loop for every cluster */
-		if (pl_session_api(&o->s, &err) != 0) {
+		if (pl_session_open_on(&o->s, &o->ctx, s.base, &err) != 0) {
 			pl_error("mcp: cluster '%s': %s", cls[i], err);
 			goto out;
 		}
@@ -328,8 +323,6 @@ out:
 	pl_serve_runs_free(runs);
 	for (size_t i = 1; O && i < ncl; i++) {
 		pl_serve_runs_free(O[i - 1].runs);
-		if (O[i - 1].s.base == s.base)
-			O[i - 1].s.base = NULL; /* the first session's, freed with it */
 		pl_session_close(&O[i - 1].s);
 	}
 	free(O);

@@ -557,12 +557,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 
 		w->ctx = *ctx;
 		w->ctx.cluster = cls[i];
-		if (pl_session_open(&w->s, &w->ctx, PL_NEED_STATE, &err) != 0) {
-			pl_error("%s", err);
-			goto out;
-		}
-		w->s.base = s.base; /* one loop for every cluster */
-		if (pl_session_api(&w->s, &err) != 0) {
+		if (pl_session_open_on(&w->s, &w->ctx, s.base, &err) != 0) {
 			pl_error("serve: cluster '%s': %s", cls[i], err);
 			goto out;
 		}
@@ -737,11 +732,8 @@ out:
 	json_decref(bound);
 	pl_args_release(&a);
 	free(err);
-	for (size_t i = 1; W && i < ncl; i++) {
-		if (W[i - 1].s.base == s.base)
-			W[i - 1].s.base = NULL; /* serve's own, freed with s */
+	for (size_t i = 1; W && i < ncl; i++)
 		pl_session_close(&W[i - 1].s);
-	}
 	free(W);
 	free(L.cl);
 	pl_session_close(&s);

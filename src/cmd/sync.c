@@ -586,10 +586,8 @@ sync_all(struct pl_ctx *ctx, char **cls, size_t ncl, bool dry, json_t *all)
 		c[i].ctx.cluster = cls[i];
 		clock_gettime(CLOCK_MONOTONIC, &c[i].t0);
 		c[i].c0 = cpu_s();
-		if (pl_session_open(&c[i].s, &c[i].ctx, PL_NEED_STATE, &c[i].err) != 0)
-			continue;
-		c[i].s.base = base;
-		pl_cmd_sync_start(&c[i].s, dry, false, true, waited, &c[i].w, &c[i].err);
+		if (pl_session_open_on(&c[i].s, &c[i].ctx, base, &c[i].err) == 0)
+			pl_cmd_sync_start(&c[i].s, dry, false, true, waited, &c[i].w, &c[i].err);
 	}
 	do {
 		waiting = false;
@@ -613,7 +611,6 @@ sync_all(struct pl_ctx *ctx, char **cls, size_t ncl, bool dry, json_t *all)
 		let_go(changes, snap);
 	}
 	for (size_t i = 0; i < ncl; i++) {
-		c[i].s.base = NULL; /* this function's, freed below */
 		pl_session_close(&c[i].s);
 		free(c[i].err);
 	}
