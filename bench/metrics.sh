@@ -149,11 +149,15 @@ for name in ("pvelab10-metrics", "pvelab10-pve", "pvelab1-metrics", "pvelab1-pve
     d = json.load(open(f"{tmp}/{name}.json"))
     w = sorted(d["walls"])
     rows[name] = {"median": statistics.median(w), "p99": w[math.ceil(0.99 * len(w)) - 1],
-                  "cpu": d["cpu"] / n, "sim": d["sim_cpu"] / n, "samples": d["samples"]}
-print(f"{'':22} {'median':>10} {'p99':>10} {'CPU/scrape':>11} {'sim CPU/scrape':>15} {'samples':>8}")
+                  "cpu": d["cpu"] / n, "sim": d["sim_cpu"] / n, "samples": d["samples"],
+                  "inflate": statistics.median(d["inflates"])}
+# inflate: the scraper's own decompression of the answer (median), part of
+# the wall time and the floor of any server sending these bytes gzipped
+print(f"{'':22} {'median':>10} {'p99':>10} {'CPU/scrape':>11} {'sim CPU/scrape':>15} {'samples':>8}"
+      f" {'inflate':>9}")
 for k, r in rows.items():
     print(f"{k:22} {r['median']*1000:8.1f}ms {r['p99']*1000:8.1f}ms {r['cpu']*1000:9.1f}ms "
-          f"{r['sim']*1000:13.1f}ms {r['samples']:8d}")
+          f"{r['sim']*1000:13.1f}ms {r['samples']:8d} {r['inflate']*1000:7.1f}ms")
 for status in ("10", "1"):
     pv = rows[f"pvelab{status}-pve"]
     for mode in ("on", "off"):
