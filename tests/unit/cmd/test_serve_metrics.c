@@ -538,16 +538,13 @@ equivalence(const char *local)
 	onboot = pl_metrics_onboot(guests);
 	{
 		struct pl_metrics_pve_in in = {
-			status,
-			json_object_get(a, "/cluster/resources"),
-			json_object_get(a, "/version"),
-			json_object_get(a, "/cluster/backup-info/not-backed-up"),
-			json_object_get(a, "/cluster/config/qdevice"),
-			nodes,
-			onboot,
-			NULL,
-			NULL,
-			0,
+			.status = status,
+			.resources = json_object_get(a, "/cluster/resources"),
+			.version = json_object_get(a, "/version"),
+			.not_backed_up = json_object_get(a, "/cluster/backup-info/not-backed-up"),
+			.qdevice = json_object_get(a, "/cluster/config/qdevice"),
+			.nodes = nodes,
+			.onboot = onboot,
 		};
 		struct pl_metrics_pve_opts o = { true, true, local, true, true };
 
@@ -635,16 +632,8 @@ test_kept_segments(void **state)
 	json_t *a = load_json("answers.json");
 	json_t *res = json_deep_copy(json_object_get(a, "/cluster/resources"));
 	struct pl_expo_seg segs[PL_METRICS_SEGS];
-	struct pl_metrics_pve_in in = { json_object_get(a, "/cluster/status"),
-					res,
-					NULL,
-					NULL,
-					NULL,
-					NULL,
-					NULL,
-					NULL,
-					NULL,
-					0 };
+	struct pl_metrics_pve_in in = { .status = json_object_get(a, "/cluster/status"),
+					.resources = res };
 
 	(void)state;
 	memset(segs, 0, sizeof(segs));
@@ -700,16 +689,12 @@ test_kept_small_parts(void **state)
 	json_t *onboot = json_pack("[{s:i,s:s,s:s,s:i}]", "vmid", 100, "type", "qemu", "node",
 				   "pve1", "onboot", 1);
 	struct pl_expo_seg segs[PL_METRICS_SEGS];
-	struct pl_metrics_pve_in in = { json_object_get(a, "/cluster/status"),
-					json_object_get(a, "/cluster/resources"),
-					json_object_get(a, "/version"),
-					nbu,
-					NULL,
-					NULL,
-					onboot,
-					NULL,
-					NULL,
-					1 };
+	struct pl_metrics_pve_in in = { .status = json_object_get(a, "/cluster/status"),
+					.resources = json_object_get(a, "/cluster/resources"),
+					.version = json_object_get(a, "/version"),
+					.not_backed_up = nbu,
+					.onboot = onboot,
+					.gen = 1 };
 	char *kept, *got[3], *z;
 	size_t n, zn;
 
@@ -783,16 +768,11 @@ test_parts(void **state)
 	ix = pl_metrics_index_new(res);
 	for (int fmt = 0; fmt < 2; fmt++)
 		for (int gz = 0; gz < 2; gz++) {
-			struct pl_metrics_pve_in in = { json_object_get(a, "/cluster/status"),
-							res,
-							NULL,
-							NULL,
-							NULL,
-							NULL,
-							NULL,
-							ix,
-							gz ? segs : NULL,
-							0 };
+			struct pl_metrics_pve_in in = { .status = json_object_get(
+								a, "/cluster/status"),
+							.resources = res,
+							.index = ix,
+							.segs = gz ? segs : NULL };
 			struct pl_metrics_cursor c = { 0, 0 };
 			struct pl_expo e;
 			struct pl_buf parts;
