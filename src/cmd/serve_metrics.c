@@ -794,7 +794,12 @@ warm_check(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (m->warm || m->refresh->live == NULL)
 		return;
-	index_update(m);
+	for (size_t i = 0; i < PL_ARRAY_LEN(m->cache); i++)
+		if (m->cache[i].used > 0 &&
+		    (m->cache[i].asked || now - m->cache[i].used <= KEEP_WARM)) {
+			index_update(m); /* not for a server nobody scrapes */
+			break;
+		}
 	for (size_t i = 0; i < PL_ARRAY_LEN(m->cache); i++) {
 		bool new_list = m->cache[i].made_index != m->indexes;
 		struct pl_metrics_answer *a;
