@@ -780,8 +780,9 @@ warm_step(evutil_socket_t fd, short what, void *arg)
  * query scraped lately, so that the next scrape finds them made. A new
  * resource list (all of its families) only for a query a scrape asked for
  * since its last was made ahead: one scraped less often than the list
- * changes costs one at most per scrape. Another answer of the cluster reads
- * (two small parts) for any asked in the last KEEP_WARM seconds. */
+ * changes costs one at most per scrape. Other answers of the cluster reads
+ * (two small parts), once their round is over, for any asked in the last
+ * KEEP_WARM seconds. */
 #define KEEP_WARM 300
 
 static void
@@ -804,7 +805,8 @@ warm_check(evutil_socket_t fd, short what, void *arg)
 		bool new_list = m->cache[i].made_index != m->indexes;
 		struct pl_metrics_answer *a;
 
-		if (m->cache[i].used == 0 || (!new_list && m->cache[i].made_gen == m->gen) ||
+		if (m->cache[i].used == 0 ||
+		    (!new_list && (m->cache[i].made_gen == m->gen || m->busy)) ||
 		    (new_list ? !m->cache[i].asked : now - m->cache[i].used > KEEP_WARM))
 			continue;
 		if (new_list)

@@ -84,8 +84,8 @@ swap(json_t **dst, json_t *src)
 	*dst = src;
 }
 
-/* The same for an answer the exporter's small families are written from:
- * the kept ones are written again (pl_metrics_pve_in.gen). */
+/* swap() for an answer the small families are written from, counted in
+ * m->gen: their kept parts are then made again (pl_metrics_pve_in.gen). */
 static void
 swap_picture(struct pl_serve_metrics *m, json_t **dst, json_t *src)
 {
