@@ -10,6 +10,7 @@ sent with the request may not bring stacks (their files are the server's)."""
 import json
 import os
 import shutil
+import subprocess
 
 import pytest
 import requests
@@ -71,7 +72,6 @@ class Lab:
             assert r.rc == 0, r
             self.tokens[role] = r.out.strip()
         self.srv = None
-        self.start()
 
     def pvelab(self, *args):
         return run("-c", str(self.cfg), *args, env=self.env, cwd=str(self.dir))
@@ -130,8 +130,11 @@ class Lab:
 @pytest.fixture
 def lab(tmp_path):
     lab = Lab(tmp_path)
-    yield lab
-    lab.close()
+    try:
+        lab.start()
+        yield lab
+    finally:
+        lab.close()
 
 
 def stacks_of(plan):
@@ -239,11 +242,17 @@ NODE = shutil.which("node")
 CLIENT = os.path.join(SRC, "tests", "mcp", "client.mjs")
 
 
-def test_mcp_plan_and_apply_carry_stacks(lab):
-    import subprocess
+def test_mcp_plan_and_apply_carry_stacks(tmp_path):
     assert NODE and os.path.isdir(os.path.join(SRC, "tests", "mcp", "node_modules")), \
         "node and tests/mcp/node_modules (scripts/install-deps npm)"
-    lab.stop()
+    lab = Lab(tmp_path)
+    try:
+        mcp_plan_and_apply(lab)
+    finally:
+        lab.close()
+
+
+def mcp_plan_and_apply(lab):
     spec = {"scenario": "stacks", "stdio": [BIN,
                                             "-c", str(lab.cfg), "mcp", "--allow-write"]}
     e = dict(os.environ, **lab.env)
@@ -264,3 +273,35 @@ def test_mcp_plan_and_apply_carry_stacks(lab):
     replan = steps["replan"]["structured"]
     assert replan["changes"] == [] and replan["summary"]["stacks"] == 0
     assert lab.guest_file(100, "/opt/pvelab/stacks/app/.env") == "TAG=1.2\n"
+
+
+def test_cancel_or_stop_while_deploying(lab):
+    # a healthcheck whose first probe is 10 minutes away: the deploy waits
+    (lab.dir / "compose.yaml").write_text(COMPOSE.replace(
+        "image: nginx:1.27\n", "image: nginx:1.27\n    healthcheck: {test: [CMD, 'true'], interval: 600s}\n"))
+
+    def deploying():
+        ev = Events(lab)
+        kept = lab.post("/api/v1/plans", 201, json={})
+        run_id = lab.post("/api/v1/runs", 202, json={"plan_id": kept["id"]})["run"]
+        ev.until(lambda e: e["event"] == "run" and e["data"]["run"] == run_id
+                 and e["data"].get("step") == "deploy", "compose's output", 120)
+        ev.close()
+        return run_id
+
+    run_id = deploying()
+    # the server answers while the deploy waits in the guest
+    assert lab.get(f"/api/v1/runs/{run_id}")["status"] == "running"
+    assert lab.post(f"/api/v1/runs/{run_id}/cancel", 202, json={})["state"] == "stopping"
+    done = lab.wait_run(run_id)  # well before the healthcheck's 600 s
+    assert done["status"] == "interrupted", done
+    app = done["result"]["stacks"][0]
+    assert app["name"] == "app" and app["ok"] is False and "interrupted" in app["error"], app
+
+    # a server stopped during a deploy stops it and records the run
+    run_id = deploying()
+    lab.stop()
+    r = lab.pvelab("-o", "json", "rollback")
+    assert r.rc == 0, r
+    (rec,) = [x for x in r.json() if x["id"] == run_id]
+    assert rec["status"] == "interrupted", rec
