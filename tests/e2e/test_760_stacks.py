@@ -429,3 +429,29 @@ def test_apply_deploys_stacks_then_verifies(lab):
     (d / "pvelab.yaml").write_text(CONFIG.replace('TAG: "1.2"', 'TAG: "2.1"'))
     assert pvelab("apply", "--yes", "--no-stacks").rc == 0
     assert pvelab("deploy", "--dry-run").rc == 2
+
+
+def test_ssh_hosts_sends_a_guest_to_another_address(sshlab, monkeypatch):
+    # the guest's own address (10.0.0.7) is out of reach, as behind a NAT:
+    # PVELAB_SSH_HOSTS sends pvelab to the port that reaches it
+    d, pvelab, port, procs, config = sshlab
+    config(port)
+    text = (d / "pvelab.yaml").read_text()
+    (d / "pvelab.yaml").write_text(text.replace(f"host: 127.0.0.1, port: {port}, ", ""))
+    monkeypatch.setenv("PVELAB_SSH_HOSTS", f"other=192.0.2.1,docker1=127.0.0.1:{port}")
+    r = pvelab("-o", "json", "deploy")
+    assert r.rc == 0, r
+    assert r.json()["deployed"][0]["transport"] == "ssh"
+    assert (d / "guest" / "app" / ".env").read_text() == "MODE=prod\nTAG=1.2\n"
+    # "*" is every guest not named; a guest's own pair comes first
+    monkeypatch.setenv("PVELAB_SSH_HOSTS", f"*=127.0.0.1:{port}")
+    r = pvelab("-o", "json", "verify", "docker1")
+    assert r.rc == 0, r
+    monkeypatch.setenv("PVELAB_SSH_HOSTS", f"*=127.0.0.1:{port},docker1=[::1]:1")
+    r = pvelab("deploy", "--force")
+    assert r.rc == 1 and "::1" in r.err, r
+    for bad in ("docker1", "docker1=", "docker1=127.0.0.1:0", "docker1=127.0.0.1:x",
+                "docker1=[::1"):
+        monkeypatch.setenv("PVELAB_SSH_HOSTS", bad)
+        r = pvelab("deploy", "--force")
+        assert r.rc == 1 and "PVELAB_SSH_HOSTS: '" in r.err and "HOST[:PORT]" in r.err, (bad, r)
