@@ -31,7 +31,8 @@ struct pl_deploy_job {
 	json_t *plan, *result;
 	char *state_path;
 	int failed;
-	char *err; /* the thread could not begin (no store) */
+	bool stopped; /* the deploy was interrupted */
+	char *err;    /* the thread could not begin (no store) */
 	/* between the two */
 	pthread_mutex_t lock;
 	json_t *lines; /* under lock: output not yet handed on */
@@ -94,6 +95,7 @@ job_run(void *arg)
 	event_add(tick, &tv);
 	if (pl_state_open_existing(j->state_path, &j->s.state, &j->err) == 0)
 		j->failed = pl_deploy_apply(&j->s, &j->o, j->plan, j->result);
+	j->stopped = pl_pve_interrupted(j->s.pve);
 	event_free(tick);
 	pl_state_close(j->s.state);
 	j->s.state = NULL;
@@ -137,7 +139,7 @@ on_wake(evutil_socket_t fd, short what, void *arg)
 		j->failed = 1;
 	}
 	if (j->on_done)
-		j->on_done(j->failed, atomic_load(&j->stop), j->result, j->arg);
+		j->on_done(j->failed, j->stopped, j->result, j->arg);
 }
 
 struct pl_deploy_job *
