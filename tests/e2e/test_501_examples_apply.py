@@ -3,7 +3,11 @@ examples/ validates against examples/sim/<example>.yaml (--live), applies to
 it, and the next plan shows no changes (`plan --detailed-exitcode` exits 0)
 -- no phantom diffs from the settings real homelabs use (efidisk/TPM, PCI passthrough, imported disks,
 bind mounts, dual-network containers, clones of cloud-init templates)."""
+import json
 import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 import requests
@@ -13,6 +17,7 @@ import yaml
 from conftest import SRC, run
 from plancheck import assert_steps_match, assert_summary_matches_lines, last_apply_result
 from simfix import start_sim, stop_sim
+from test_760_stacks import free_port, start_sshd
 
 urllib3.disable_warnings()
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
@@ -24,18 +29,108 @@ NAMES = sorted(n for n in os.listdir(EXAMPLES)
                if n.endswith(".yaml") and os.path.exists(os.path.join(EXAMPLES, "sim", n)))
 
 
+# docker compose in the examples' containers, which the tests reach over SSH:
+# each call recorded; up starts the services of its -f files and profiles
+# (their compose files as the example has them), ps lists them as docker
+# compose ps --format json does, healthy where they have a healthcheck
+STUB_COMPOSE = """#!/usr/bin/python3
+import json, os, sys, yaml
+state = {state!r}
+a = sys.argv[1:]
+with open(os.path.join(state, "calls.log"), "a") as f:
+    f.write(" ".join(a) + "\\n")
+opts, files, profiles, i = {{}}, [], set(), 1
+while i < len(a) and a[i].startswith("-"):
+    if a[i] == "-f":
+        files.append(a[i + 1])
+    elif a[i] == "--profile":
+        profiles.add(a[i + 1])
+    else:
+        opts[a[i]] = a[i + 1]
+    i += 2
+verb, saved = a[i], os.path.join(state, opts["-p"] + ".json")
+if verb == "up":
+    svcs = {{}}
+    for f in files:
+        with open(f) as fh:
+            for k, v in (yaml.safe_load(fh).get("services") or {{}}).items():
+                if not v.get("profiles") or profiles & set(v["profiles"]):
+                    svcs[k] = "healthy" if "healthcheck" in v else ""
+    with open(saved, "w") as fh:
+        json.dump(svcs, fh)
+    for k in svcs:
+        print(" Container %s-%s-1  Started" % (opts["-p"], k), file=sys.stderr)
+elif verb == "ps" and os.path.exists(saved):
+    for k, h in json.load(open(saved)).items():
+        print(json.dumps({{"Name": "%s-%s-1" % (opts["-p"], k), "Service": k,
+                          "State": "running", "Health": h}}))
+elif verb == "down" and os.path.exists(saved):
+    os.unlink(saved)
+"""
+
+
+def ssh_stacks(doc):
+    """The example's stacks that go over SSH (containers, VMs without the agent)."""
+    guests = [{**(doc.get("defaults") or {}), **g} for g in doc["guests"]]
+    return [(g["name"], st["name"]) for g in guests for st in g.get("stacks") or []
+            if g.get("type") == "lxc" or not g.get("agent")]
+
+
+class Guests:
+    """The examples' containers for SSH: one real sshd on loopback in a mount
+    namespace whose /opt is a directory of the test's (the stacks' files land
+    there), the stub compose first on PATH, the test's key in an ssh-agent,
+    and PVELAB_SSH_HOSTS sending every guest to it, as a user behind a NAT
+    would send them to a forwarded port."""
+
+    def __init__(self, d):
+        if os.geteuid() != 0 or not shutil.which("sshd", path="/usr/sbin") or \
+                subprocess.run(["unshare", "--mount", "true"]).returncode != 0:
+            pytest.skip("sshd in a mount namespace cannot run here (root, openssh-server)")
+        self.d, self.opt, self.state = d, d / "opt", d / "compose"
+        for x in (self.opt, self.state, d / "bin"):
+            x.mkdir()
+        for k in ("host1", "user"):
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / k)],
+                           check=True)
+        shutil.copy(d / "user.pub", d / "authorized_keys")
+        (d / "bin" / "docker").write_text(STUB_COMPOSE.format(state=str(self.state)))
+        (d / "bin" / "docker").chmod(0o755)
+        self.port = free_port()
+        self.sshd = start_sshd(d, "host1", self.port, opt=self.opt)
+        out = subprocess.run(["ssh-agent", "-s", "-a", str(d / "agent.sock")], check=True,
+                             capture_output=True, text=True).stdout
+        self.agent_pid = int(out.split("SSH_AGENT_PID=")[1].split(";")[0])
+        self.env = {"SSH_AUTH_SOCK": str(d / "agent.sock"),
+                    "PVELAB_SSH_HOSTS": f"*=127.0.0.1:{self.port}"}
+        subprocess.run(["ssh-add", "-q", str(d / "user")], check=True,
+                       env=dict(os.environ, **self.env))
+
+    def calls(self):
+        p = self.state / "calls.log"
+        return p.read_text().splitlines() if p.exists() else []
+
+    def close(self):
+        self.sshd.terminate()
+        self.sshd.wait()
+        os.kill(self.agent_pid, 15)
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_example_applies_and_converges(name, tmp_path):
     # healthchecks of the examples' stacks pass after 50 ms, not their 30 s
     args = ["--seed", os.path.join(EXAMPLES, "sim", name), "--task-ms", "10", "--health-ms", "50"]
     if name in PVE8:
         args += ["--pve-version", "8.4"]
+    cfg = os.path.join(EXAMPLES, name)
+    with open(cfg) as f:
+        doc = yaml.safe_load(f)
+    guests = Guests(tmp_path) if ssh_stacks(doc) else None
     info = start_sim(*args)
     try:
         env = {"PVELAB_URL": info["url"], "PVELAB_TOKEN": info["token"],
                "PVELAB_FINGERPRINT": info["fingerprint"],
-               "PVELAB_STATE": str(tmp_path / "state.db")}
-        cfg = os.path.join(EXAMPLES, name)
+               "PVELAB_STATE": str(tmp_path / "state.db"), **(guests.env if guests else {})}
         r = run("-c", cfg, "validate", "--live", env=env, cwd=str(tmp_path))
         assert r.rc == 0 and "0 warnings" in r.out, r
         plan = run("-c", cfg, "-o", "json", "plan", env=env, cwd=str(tmp_path)).json()
@@ -53,8 +148,6 @@ def test_example_applies_and_converges(name, tmp_path):
                             params={"type": "vm"}, verify=False, timeout=30,
                             headers={"Authorization": "PVEAPIToken=" + info["token"]}).json()["data"]
         by_name = {g.get("name"): g for g in live}
-        with open(cfg) as f:
-            doc = yaml.safe_load(f)
         for g in doc["guests"]:
             g = {**(doc.get("defaults") or {}), **g}
             assert g["name"] in by_name, (g["name"], sorted(by_name))
@@ -74,8 +167,25 @@ def test_example_applies_and_converges(name, tmp_path):
             assert jobs[b["id"]]["comment"].endswith("[pvelab:" + doc.get("project", name[:-5]) + "]")
         pools = {p["poolid"] for p in get("pools")}
         assert {p["name"] for p in doc.get("pools") or []} <= pools
+        # the stacks went over SSH into the containers: the example's own
+        # compose files, brought up and checked (issue 29)
+        if guests:
+            calls = guests.calls()
+            for gname, stack in ssh_stacks(doc):
+                (st,) = [s for g in doc["guests"] if g["name"] == gname for s in g["stacks"]
+                         if s["name"] == stack]
+                where = guests.opt / "pvelab" / "stacks" / stack
+                for c in st["compose"]:
+                    with open(os.path.join(EXAMPLES, c)) as f:
+                        assert (where / os.path.basename(c)).read_text() == f.read(), c
+                ups = [c for c in calls if c.startswith(f"compose -p {stack} ") and
+                       c.endswith(" up -d --remove-orphans")]
+                assert len(ups) == 1, calls
+                assert json.loads((guests.state / f"{stack}.json").read_text()), stack
     finally:
         rc, err = stop_sim(info)
+        if guests:
+            guests.close()
         assert rc == 0, err
 
 

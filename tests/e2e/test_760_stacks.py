@@ -177,17 +177,22 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_sshd(tmp, hostkey, port):
+def start_sshd(tmp, hostkey, port, opt=None):
     """sshd on 127.0.0.1:port with its own host key; this user's throwaway key
-    is authorised; the stub docker is first on the commands' PATH."""
+    is authorised; the stub docker is first on the commands' PATH. With opt, a
+    mount namespace of its own whose /opt is that directory (a guest's
+    /opt/pvelab/stacks lands there, not on this machine)."""
     cfg = tmp / f"sshd_{hostkey}.conf"
     cfg.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {tmp}/{hostkey}\n"
                    f"AuthorizedKeysFile {tmp}/authorized_keys\nStrictModes no\nUsePAM no\n"
                    f"PasswordAuthentication no\nKbdInteractiveAuthentication no\nPidFile none\n"
                    f"SetEnv PATH={tmp}/bin:/usr/bin:/bin\n")
     os.makedirs("/run/sshd", exist_ok=True)
-    p = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    argv = ["/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)]
+    if opt is not None:
+        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                f'mount --bind "$0" /opt && exec "$@"', str(opt), *argv]
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
