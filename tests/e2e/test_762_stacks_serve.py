@@ -19,34 +19,14 @@ import urllib3
 from conftest import BIN, SRC, run
 from simfix import start_sim, stop_sim
 from test_700_serve import Events, Server, sim_env, until
+from test_761_stacks_plan import COMPOSE, CONFIG as BASE
 
 urllib3.disable_warnings()
 
-COMPOSE = """services:
-  web:
-    image: nginx:1.27
-  grafana:
-    image: grafana/grafana:11.0.0
-    profiles: [monitoring]
-"""
-# more services than the 200 lines of output shown
+# test_761's guest and stack, and one with more services than the 200
+# lines of output shown
 MANY = "services:\n" + "".join(f"  s{i:03d}:\n    image: busybox:1.36\n" for i in range(205))
-
-CONFIG = """
-serve:
-  status_interval: 1
-guests:
-  - name: docker1
-    memory: 2G
-    agent: true
-    networks: [{bridge: vmbr0, ip: 10.0.0.7/24, gw: 10.0.0.1}]
-    stacks:
-      - name: app
-        compose: [compose.yaml]
-        env: {TAG: "1.2"}
-        env_files: [secret.env]
-        profiles: [monitoring]
-      - name: many
+CONFIG = "\nserve:\n  status_interval: 1" + BASE + """      - name: many
         compose: [many.yaml]
 """
 
