@@ -285,3 +285,29 @@ def test_cancel_or_stop_while_deploying(lab):
     assert r.rc == 0, r
     (rec,) = [x for x in r.json() if x["id"] == run_id]
     assert rec["status"] == "interrupted", rec
+
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+
+
+def test_dashboard_plans_and_applies_stacks(lab):
+    browser = os.path.join(SRC, "tests", "browser")
+    assert NODE and CHROMIUM and os.path.isdir(os.path.join(browser, "node_modules", "playwright-core")), \
+        "node, Debian's chromium and tests/browser/node_modules (scripts/install-deps)"
+    # the guest first: the page's plan has only the stacks left to do
+    kept = lab.post("/api/v1/plans", 201, json={})
+    run_id = lab.post("/api/v1/runs", 202, json={"plan_id": kept["id"], "no_stacks": True})["run"]
+    assert lab.wait_run(run_id)["status"] == "ok"
+    cfg = {"url": lab.url, "token": lab.tokens["admin"], "chromium": CHROMIUM}
+    p = subprocess.run([NODE, os.path.join(browser, "stacks.mjs")], capture_output=True, text=True,
+                       timeout=300, cwd=browser, env=dict(os.environ, DASH_TEST=json.dumps(cfg)))
+    assert p.returncode == 0, p.stderr
+    seen = json.loads(p.stdout.strip().splitlines()[-1])
+    assert seen["errors"] == [], seen
+    assert seen["changes"] == "No guest changes."
+    assert [s.split(" · ")[0] for s in seen["stacks"]] == ["+ docker1/app create", "+ docker1/many create"]
+    assert "secret.env (secret)" in seen["stacks"][0]
+    assert seen["summary"].endswith("Stacks: 2 to deploy after the changes.")
+    assert "docker1/app |  Container app-web-1  Started" in seen["log"], seen["log"]
+    assert seen["log"][-1].startswith("finished: ok"), seen["log"]
+    assert lab.guest_file(100, "/opt/pvelab/stacks/app/.env") == "TAG=1.2\n"
