@@ -85,8 +85,7 @@ guest_storage(json_t *out, const char *what, const json_t *o)
  * for exec since PVE 9, VM.Monitor for all of them before. transport is
  * stack_defaults.transport. */
 static void
-stack_needs(json_t *out, const json_t *g, const char *scope, const char *transport,
-	    int api_major)
+stack_needs(json_t *out, const json_t *g, const char *scope, const char *transport, int api_major)
 {
 	const json_t *st;
 	size_t i;
@@ -210,10 +209,10 @@ pl_doctor_needs(const struct pl_config *cfg, const json_t *resources, int api_ma
 	if (!cfg)
 		return out;
 	json_array_foreach(pl_config_guests(cfg), i, v)
-		guest_needs(out, v, resources,
-			    pl_json_str_or(pl_config_get(cfg, "/stack_defaults"), "transport",
-					   "auto"),
-			    api_major);
+		guest_needs(
+			out, v, resources,
+			pl_json_str_or(pl_config_get(cfg, "/stack_defaults"), "transport", "auto"),
+			api_major);
 	if ((k = json_string_value(pl_config_get(cfg, "/backup/storage"))) != NULL) {
 		char *p = pl_asprintf("/storage/%s", k);
 
