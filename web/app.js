@@ -737,12 +737,9 @@ function changeItem(c) {
 // The summary line as the CLI ends its plan with it.
 function planSummary(sm) {
   const n = (k) => sm[k] || 0;
-  return `Plan: ${n('create')} to create, ${n('update')} to update, ${n('replace')} to replace, ${
-		 n('delete')} to delete, ` +
-	 `${n('start')} to start, ${n('stop')} to stop, ${n('bridge')} bridge${
-		 n('bridge') === 1 ? '' :
-				     's'}, ${n('reboot')} reboot${n('reboot') === 1 ? '' : 's'}.` +
-	 (n('stacks') ? ` Stacks: ${n('stacks')} to deploy after the changes.` : '');
+  return `Plan: ${n('create')} to create, ${n('update')} to update, ${n('replace')} to replace, ${n('delete')} to delete, ` +
+    `${n('start')} to start, ${n('stop')} to stop, ${n('bridge')} bridge${n('bridge') === 1 ? '' : 's'}, ${n('reboot')} reboot${n('reboot') === 1 ? '' : 's'}.` +
+    (n('stacks') ? ` Stacks: ${n('stacks')} to deploy after the changes.` : '');
 }
 
 function planView(kept) {
@@ -754,27 +751,11 @@ function planView(kept) {
   const items = [
     h('p', { class: 'small' }, `Plan ${kept.id.slice(0, 8)}… of ${p.config || 'the config'} (project ${p.project || '?'}), made ${fmtTime(kept.created)} by ${kept.who || '?'}; kept until ${fmtTime(kept.expires)}.`),
   ];
-  items.push(changes.length ?
-		     h('ul', { class : 'changes', id : 'plan-changes' }, changes.map(changeItem)) :
-		     h('p', { id : 'plan-changes' },
-		       blocked.length ? 'Nothing can be applied: every difference is blocked.' :
-		       stacks.length  ? 'No guest changes.' :
-					'No changes: the cluster matches the config.'));
-  if (stacks.length)
-	  items.push(h('h3', {}, 'Stacks to deploy after the changes'),
-		     h('ul', { class : 'changes', id : 'plan-stacks' },
-		       stacks.map((st) => h('li', {},
-					    h('strong', {},
-					      `${st.action === 'create' ? '+' : '~'} ${st.guest}/${
-						      st.name}`),
-					    ` ${st.action}`,
-					    h('span', { class : 'small' },
-					      ' · ' + (st.files || [])
-							      .filter((f) => f.change)
-							      .map((f) => f.path +
-									  (f.secret ? ' (secret)' :
-										      ''))
-							      .join(', '))))));
+  items.push(changes.length ? h('ul', { class: 'changes', id: 'plan-changes' }, changes.map(changeItem))
+    : h('p', { id: 'plan-changes' }, blocked.length ? 'Nothing can be applied: every difference is blocked.' : stacks.length ? 'No guest changes.' : 'No changes: the cluster matches the config.'));
+  if (stacks.length) items.push(h('h3', {}, 'Stacks to deploy after the changes'), h('ul', { class: 'changes', id: 'plan-stacks' }, stacks.map((st) => h('li', {},
+    h('strong', {}, `${st.action === 'create' ? '+' : '~'} ${st.guest}/${st.name}`), ` ${st.action}`,
+    h('span', { class: 'small' }, ' · ' + (st.files || []).filter((f) => f.change).map((f) => f.path + (f.secret ? ' (secret)' : '')).join(', '))))));
   if (blocked.length) items.push(h('h3', {}, 'Blocked'), h('ul', { class: 'blocked' }, blocked.map((b) => h('li', {}, h('strong', {}, b.guest || b.name || '?'), ': ', b.reason || b.message || JSON.stringify(b)))));
   if ((p.pending || []).length) items.push(h('h3', {}, 'Pending reboots'), h('ul', {}, p.pending.map((x) => h('li', {}, typeof x === 'object' ? `${x.guest || x.name || x.vmid}: ${(x.keys || []).join(', ')}` : String(x)))));
   if ((p.unmanaged || []).length) items.push(h('p', { class: 'small' }, `${p.unmanaged.length} guests are not managed by pvelab (never touched): ` + p.unmanaged.map((u) => `${u.vmid} ${u.name || ''}`).join(', ')));
@@ -786,18 +767,9 @@ async function planPage() {
   const opts = { reboot: false, allow_replace: false, allow_delete: false, no_snapshot: false };
   const out = h('div', { id: 'plan-out' });
   const show = async (kept) => {
-	  const applicable = kept && ((kept.plan.changes || []).length > 0 ||
-				      (kept.plan.summary || {}).stacks > 0);
-	  put(out, ...(kept ? planView(kept) : [ h('p', { class : 'muted' }, 'No plan yet.') ]),
-	      applicable && can('admin') ? h('div', { class : 'actions' },
-					     h('button', {
-						     type : 'button',
-						     id : 'apply',
-						     class : 'danger',
-						     onclick : () => applyPlan(kept)
-					     },
-					       'Apply this plan')) :
-					   null);
+    const applicable = kept && ((kept.plan.changes || []).length > 0 || (kept.plan.summary || {}).stacks > 0);
+    put(out, ...(kept ? planView(kept) : [h('p', { class: 'muted' }, 'No plan yet.')]),
+      applicable && can('admin') ? h('div', { class: 'actions' }, h('button', { type: 'button', id: 'apply', class: 'danger', onclick: () => applyPlan(kept) }, 'Apply this plan')) : null);
   };
   const form = can('admin') ? h('form', { class: 'filters', onsubmit: async (e) => {
     e.preventDefault();
@@ -854,16 +826,12 @@ async function runPage(id) {
       window.onRun = null;
       api(`/api/v1/runs/${r.id}`).then(draw).catch(() => {});
     } else if (typeof ev.line === 'string') {
-	    // a line of compose's output while the run deploys a stack
-	    log.append(h('li', { class : 'small' },
-			 `${ev.guest || '?'}/${ev.stack || '?'} | ${ev.line}`));
+      // a line of compose's output while the run deploys a stack
+      log.append(h('li', { class: 'small' }, `${ev.guest || '?'}/${ev.stack || '?'} | ${ev.line}`));
     } else if (ev.step) {
-	    // a step begun, then done; the step "done" ends the change
-	    const what = ev.step === 'done' ? (ev.error ? 'failed' : 'finished') :
-					      `${ev.step}${ev.done ? ' done' : '…'}`;
-	    log.append(h('li', { class : ev.error ? 'error' : '' },
-			 `${ev.guest || '?'}: ${ev.action || ''} ${what}${
-				 ev.error ? ' — ' + ev.error : ''}`));
+      // a step begun, then done; the step "done" ends the change
+      const what = ev.step === 'done' ? (ev.error ? 'failed' : 'finished') : `${ev.step}${ev.done ? ' done' : '…'}`;
+      log.append(h('li', { class: ev.error ? 'error' : '' }, `${ev.guest || '?'}: ${ev.action || ''} ${what}${ev.error ? ' — ' + ev.error : ''}`));
     }
   };
   for (const ev of state.runEvents) onRun(ev);
