@@ -805,7 +805,7 @@ async function runPage(id) {
     if (r.progress) { prog.max = r.progress.total || 1; prog.value = r.progress.finished || 0; }
     const buttons = [];
     if (can('admin') && r.status === 'running') buttons.push(h('button', { type: 'button', class: 'danger', onclick: () => api(`/api/v1/runs/${r.id}/cancel`, { method: 'POST', body: {} }).catch((e) => log.append(h('li', { class: 'error' }, e.message))) }, 'Stop the run'));
-    if (can('admin') && r.status !== 'running' && ['apply', 'destroy'].includes(r.kind)) buttons.push(h('button', { type: 'button', id: 'rollback', class: 'danger', onclick: () => rollbackRun(r) }, 'Roll back this run'));
+    if (can('admin') && r.status !== 'running' && ['apply', 'deploy', 'destroy'].includes(r.kind)) buttons.push(h('button', { type: 'button', id: 'rollback', class: 'danger', onclick: () => rollbackRun(r) }, 'Roll back this run'));
     head.append(h('div', { class: 'actions' }, buttons));
   };
   const r = await api(`/api/v1/runs/${encodeURIComponent(id)}`);
