@@ -738,18 +738,24 @@ function changeItem(c) {
 function planSummary(sm) {
   const n = (k) => sm[k] || 0;
   return `Plan: ${n('create')} to create, ${n('update')} to update, ${n('replace')} to replace, ${n('delete')} to delete, ` +
-    `${n('start')} to start, ${n('stop')} to stop, ${n('bridge')} bridge${n('bridge') === 1 ? '' : 's'}, ${n('reboot')} reboot${n('reboot') === 1 ? '' : 's'}.`;
+    `${n('start')} to start, ${n('stop')} to stop, ${n('bridge')} bridge${n('bridge') === 1 ? '' : 's'}, ${n('reboot')} reboot${n('reboot') === 1 ? '' : 's'}.` +
+    (n('stacks') ? ` Stacks: ${n('stacks')} to deploy after the changes.` : '');
 }
 
 function planView(kept) {
   const p = kept.plan || {};
   const changes = p.changes || [];
   const blocked = p.blocked || [];
+  // the stacks apply deploys after the changes (docs/stacks.md)
+  const stacks = (p.stacks || []).filter((st) => st.action !== 'unchanged');
   const items = [
     h('p', { class: 'small' }, `Plan ${kept.id.slice(0, 8)}… of ${p.config || 'the config'} (project ${p.project || '?'}), made ${fmtTime(kept.created)} by ${kept.who || '?'}; kept until ${fmtTime(kept.expires)}.`),
   ];
   items.push(changes.length ? h('ul', { class: 'changes', id: 'plan-changes' }, changes.map(changeItem))
-    : h('p', { id: 'plan-changes' }, blocked.length ? 'Nothing can be applied: every difference is blocked.' : 'No changes: the cluster matches the config.'));
+    : h('p', { id: 'plan-changes' }, blocked.length ? 'Nothing can be applied: every difference is blocked.' : stacks.length ? 'No guest changes.' : 'No changes: the cluster matches the config.'));
+  if (stacks.length) items.push(h('h3', {}, 'Stacks to deploy after the changes'), h('ul', { class: 'changes', id: 'plan-stacks' }, stacks.map((st) => h('li', {},
+    h('strong', {}, `${st.action === 'create' ? '+' : '~'} ${st.guest}/${st.name}`), ` ${st.action}`,
+    h('span', { class: 'small' }, ' · ' + (st.files || []).filter((f) => f.change).map((f) => f.path + (f.secret ? ' (secret)' : '')).join(', '))))));
   if (blocked.length) items.push(h('h3', {}, 'Blocked'), h('ul', { class: 'blocked' }, blocked.map((b) => h('li', {}, h('strong', {}, b.guest || b.name || '?'), ': ', b.reason || b.message || JSON.stringify(b)))));
   if ((p.pending || []).length) items.push(h('h3', {}, 'Pending reboots'), h('ul', {}, p.pending.map((x) => h('li', {}, typeof x === 'object' ? `${x.guest || x.name || x.vmid}: ${(x.keys || []).join(', ')}` : String(x)))));
   if ((p.unmanaged || []).length) items.push(h('p', { class: 'small' }, `${p.unmanaged.length} guests are not managed by pvelab (never touched): ` + p.unmanaged.map((u) => `${u.vmid} ${u.name || ''}`).join(', ')));
@@ -761,7 +767,7 @@ async function planPage() {
   const opts = { reboot: false, allow_replace: false, allow_delete: false, no_snapshot: false };
   const out = h('div', { id: 'plan-out' });
   const show = async (kept) => {
-    const applicable = kept && (kept.plan.changes || []).length > 0;
+    const applicable = kept && ((kept.plan.changes || []).length > 0 || (kept.plan.summary || {}).stacks > 0);
     put(out, ...(kept ? planView(kept) : [h('p', { class: 'muted' }, 'No plan yet.')]),
       applicable && can('admin') ? h('div', { class: 'actions' }, h('button', { type: 'button', id: 'apply', class: 'danger', onclick: () => applyPlan(kept) }, 'Apply this plan')) : null);
   };
@@ -799,7 +805,7 @@ async function runPage(id) {
     if (r.progress) { prog.max = r.progress.total || 1; prog.value = r.progress.finished || 0; }
     const buttons = [];
     if (can('admin') && r.status === 'running') buttons.push(h('button', { type: 'button', class: 'danger', onclick: () => api(`/api/v1/runs/${r.id}/cancel`, { method: 'POST', body: {} }).catch((e) => log.append(h('li', { class: 'error' }, e.message))) }, 'Stop the run'));
-    if (can('admin') && r.status !== 'running' && ['apply', 'destroy'].includes(r.kind)) buttons.push(h('button', { type: 'button', id: 'rollback', class: 'danger', onclick: () => rollbackRun(r) }, 'Roll back this run'));
+    if (can('admin') && r.status !== 'running' && ['apply', 'deploy', 'destroy'].includes(r.kind)) buttons.push(h('button', { type: 'button', id: 'rollback', class: 'danger', onclick: () => rollbackRun(r) }, 'Roll back this run'));
     head.append(h('div', { class: 'actions' }, buttons));
   };
   const r = await api(`/api/v1/runs/${encodeURIComponent(id)}`);
@@ -819,6 +825,9 @@ async function runPage(id) {
       ended = true;
       window.onRun = null;
       api(`/api/v1/runs/${r.id}`).then(draw).catch(() => {});
+    } else if (typeof ev.line === 'string') {
+      // a line of compose's output while the run deploys a stack
+      log.append(h('li', { class: 'small' }, `${ev.guest || '?'}/${ev.stack || '?'} | ${ev.line}`));
     } else if (ev.step) {
       // a step begun, then done; the step "done" ends the change
       const what = ev.step === 'done' ? (ev.error ? 'failed' : 'finished') : `${ev.step}${ev.done ? ' done' : '…'}`;

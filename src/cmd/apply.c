@@ -284,47 +284,17 @@ prune_apply_snapshots(const struct pl_ctx *ctx, struct pl_session *s, json_t *re
 	return n;
 }
 
-/* The plan's stacks, deployed inside the apply's run once its changes are
- * done (cmd/deploy.h): a guest the run snapshotted already keeps that one
- * snapshot as its way back, the others get pvelab-pre-RUN now; only what
- * the plan showed is deployed. result["stacks"] gets the report; returns
- * how many failed. */
+/* The plan's stacks, deployed inside the apply's run (cmd/deploy.h).
+ * Returns how many failed. */
 static int
 deploy_stacks(struct pl_ctx *ctx, const struct pl_args *a, struct pl_session *s, const json_t *plan,
 	      json_t *result, long long run_id)
 {
 	struct pl_deploy_opts o = { .rollback = pl_args_has(a, O_STACK_ROLLBACK),
-				    .wait_s = 300,
 				    .run_id = run_id,
-				    .expect = json_object_get(plan, "stacks"),
 				    .show = ctx->output == PL_OUT_TEXT && pl_chatty(ctx) };
-	json_t *snapped = json_object(), *stacks = NULL, *sp = NULL, *report = json_array();
-	const json_t *c;
-	char *err = NULL;
-	size_t i;
-	int failed;
 
-	json_array_foreach(json_object_get(result, "changes"), i, c)
-		if (pl_json_str(c, "snapshot")) {
-			char key[32];
-
-			snprintf(key, sizeof key, "%lld", pl_json_int(c, "vmid", 0));
-			json_object_set_new(snapped, key, json_string(pl_json_str(c, "snapshot")));
-		}
-	o.snapped = snapped;
-	if (pl_deploy_plan(s, &o, &stacks, &sp, &err) != 0) {
-		json_array_append_new(report, json_pack("{s:s,s:s,s:b,s:s}", "guest", "?", "name",
-							"?", "ok", 0, "error", err));
-		failed = 1;
-	} else {
-		failed = pl_deploy_run(s, &o, stacks, sp, report);
-	}
-	json_object_set_new(result, "stacks", report);
-	free(err);
-	json_decref(snapped);
-	json_decref(stacks);
-	json_decref(sp);
-	return failed;
+	return pl_deploy_apply(s, &o, plan, result);
 }
 
 /* pvelab verify after an apply, when asked. Under -o json it runs quietly:

@@ -35,6 +35,9 @@ const struct pl_env_var pl_env_vars[] = {
 	{ "PVELAB_TIMEOUT", "seconds per API request, 1-3600 (cluster.timeout)" },
 	{ "PVELAB_CONCURRENCY", "API requests in flight, 1-256 (cluster.concurrency)" },
 	{ "PVELAB_STATE", "the state database file (state)" },
+	{ "PVELAB_SSH_HOSTS",
+	  "GUEST=HOST[:PORT],...: reach these guests over SSH there (a port forward, NAT); "
+	  "* for every other guest" },
 	{ "PVELAB_LOG", "json: log lines as JSON objects" },
 	{ "PVELAB_VIA", "who asked for the writes, in the runs' via (pvelab mcp sets it)" },
 	{ "PVELAB_SIM_PASSWORD", "pvelab sim: root@pam's password (default: random)" },

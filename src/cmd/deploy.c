@@ -54,20 +54,31 @@ static const struct pl_opt opts[] = {
 #define OUT_LINES_MAX 200 /* compose output lines shown per command */
 
 /* compose's output shown as it comes, a line at a time, at most
- * OUT_LINES_MAX lines. */
+ * OUT_LINES_MAX lines: on stderr (o->show) and to o->line. */
 struct stream {
+	const struct pl_deploy_opts *o;
+	const json_t *st;
 	struct pl_buf line;
 	int shown;
 	bool cut;
 };
 
 static void
+stream_say(struct stream *st, const char *line)
+{
+	if (st->o->show)
+		fprintf(stderr, "    | %s\n", line);
+	if (st->o->line)
+		st->o->line(st->st, line, st->o->arg);
+}
+
+static void
 stream_line(struct stream *st)
 {
-	if (st->shown < OUT_LINES_MAX)
-		fprintf(stderr, "    | %s\n", st->line.data ? st->line.data : "");
-	else if (!st->cut) {
-		fprintf(stderr, "    | ... (more output not shown)\n");
+	if (st->shown < OUT_LINES_MAX) {
+		stream_say(st, st->line.data ? st->line.data : "");
+	} else if (!st->cut) {
+		stream_say(st, "... (more output not shown)");
 		st->cut = true;
 	}
 	st->shown++;
@@ -199,10 +210,10 @@ deploy_one(struct pl_session *s, struct pl_gx *x, json_t *st, const json_t *entr
 			goto failed;
 	}
 	{
-		struct stream out = { 0 };
+		struct stream out = { .o = o, .st = st };
 
 		pl_buf_init(&out.line, 4096);
-		if (show) {
+		if (show || o->line) {
 			x->on_output = on_output;
 			x->out_ctx = &out;
 		}
@@ -403,6 +414,78 @@ pl_deploy_run(struct pl_session *s, const struct pl_deploy_opts *o, json_t *stac
 	}
 	json_decref(taken);
 	return failed;
+}
+
+int
+pl_deploy_apply(struct pl_session *s, struct pl_deploy_opts *o, const json_t *plan, json_t *result)
+{
+	json_t *snapped = json_object(), *stacks = NULL, *sp = NULL, *report = json_array();
+	const json_t *c;
+	char *err = NULL;
+	size_t i;
+	int failed;
+
+	json_array_foreach(json_object_get(result, "changes"), i, c)
+		if (pl_json_str(c, "snapshot")) {
+			char key[32];
+
+			snprintf(key, sizeof key, "%lld", pl_json_int(c, "vmid", 0));
+			json_object_set_new(snapped, key, json_string(pl_json_str(c, "snapshot")));
+		}
+	o->snapped = snapped;
+	o->expect = json_object_get(plan, "stacks");
+	if (!o->wait_s)
+		o->wait_s = 300;
+	if (pl_deploy_plan(s, o, &stacks, &sp, &err) != 0) {
+		json_array_append_new(report, json_pack("{s:s,s:s,s:b,s:s}", "guest", "?", "name",
+							"?", "ok", 0, "error", err));
+		failed = 1;
+	} else {
+		failed = pl_deploy_run(s, o, stacks, sp, report);
+	}
+	json_object_set_new(result, "stacks", report);
+	o->snapped = o->expect = NULL;
+	free(err);
+	json_decref(snapped);
+	json_decref(stacks);
+	json_decref(sp);
+	return failed;
+}
+
+int
+pl_deploy_records_back(struct pl_state *state, const json_t *res, const json_t *result,
+		       char **errmsg)
+{
+	const json_t *e, *c;
+	size_t i, j;
+	int first = 0;
+
+	json_array_foreach(json_object_get(res, "stacks"), i, e) {
+		const json_t *before = json_object_get(e, "before");
+		bool back = false;
+		char *err = NULL;
+		int r;
+
+		json_array_foreach(json_object_get(result, "changes"), j, c)
+			back |= pl_json_int(c, "vmid", 0) == pl_json_int(e, "vmid", 0) &&
+				!strcmp(pl_json_str_or(c, "status", ""), "ok");
+		if (!back)
+			continue;
+		if (json_is_object(before))
+			r = pl_state_stack_record(state, pl_json_int(e, "vmid", 0),
+						  pl_json_str_or(e, "name", ""),
+						  pl_json_str_or(before, "sha256", ""),
+						  json_object_get(before, "files"), &err);
+		else
+			r = pl_state_stack_forget(state, pl_json_int(e, "vmid", 0),
+						  pl_json_str_or(e, "name", ""), &err);
+		if (r && !first)
+			first = pl_seterr(errmsg, r, "stack %s in %s: %s",
+					  pl_json_str_or(e, "name", "?"),
+					  pl_json_str_or(e, "guest", "?"), err);
+		free(err);
+	}
+	return first;
 }
 
 void

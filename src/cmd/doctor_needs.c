@@ -80,8 +80,37 @@ guest_storage(json_t *out, const char *what, const json_t *o)
 	free(path);
 }
 
+/* Stacks deployed through the QEMU guest agent (agent/ping, exec,
+ * exec-status, file-write): qemu-server checks VM.GuestAgent.Unrestricted
+ * for exec since PVE 9, VM.Monitor for all of them before. transport is
+ * stack_defaults.transport. */
 static void
-guest_needs(json_t *out, const json_t *g, const json_t *resources, int api_major)
+stack_needs(json_t *out, const json_t *g, const char *scope, const char *transport, int api_major)
+{
+	const json_t *st;
+	size_t i;
+
+	if (!strcmp(pl_json_str_or(g, "type", "vm"), "lxc"))
+		return; /* a container's stacks go over SSH */
+	json_array_foreach(json_object_get(g, "stacks"), i, st) {
+		const char *t = pl_json_str_or(st, "transport", transport);
+
+		if (!strcmp(t, "agent") ||
+		    (!strcmp(t, "auto") && json_is_true(json_object_get(g, "agent")))) {
+			char *w = pl_asprintf("guest %s: its stacks, through the guest agent",
+					      pl_json_str_or(g, "name", "?"));
+
+			need1(out, w, scope,
+			      api_major >= 9 ? "VM.GuestAgent.Unrestricted" : "VM.Monitor");
+			free(w);
+			return;
+		}
+	}
+}
+
+static void
+guest_needs(json_t *out, const json_t *g, const json_t *resources, const char *transport,
+	    int api_major)
 {
 	const char *name = pl_json_str_or(g, "name", "?"), *pool = pl_json_str(g, "pool");
 	bool ct = !strcmp(pl_json_str_or(g, "type", "vm"), "lxc");
@@ -95,6 +124,7 @@ guest_needs(json_t *out, const json_t *g, const json_t *resources, int api_major
 	size_t i;
 
 	need(out, what, scope, guest_privs, PL_ARRAY_LEN(guest_privs));
+	stack_needs(out, g, scope, transport, api_major);
 	if (!ct)
 		need1(out, what, scope, "VM.Config.HWType");
 	if (json_object_get(g, "cloudinit"))
@@ -179,7 +209,10 @@ pl_doctor_needs(const struct pl_config *cfg, const json_t *resources, int api_ma
 	if (!cfg)
 		return out;
 	json_array_foreach(pl_config_guests(cfg), i, v)
-		guest_needs(out, v, resources, api_major);
+		guest_needs(
+			out, v, resources,
+			pl_json_str_or(pl_config_get(cfg, "/stack_defaults"), "transport", "auto"),
+			api_major);
 	if ((k = json_string_value(pl_config_get(cfg, "/backup/storage"))) != NULL) {
 		char *p = pl_asprintf("/storage/%s", k);
 

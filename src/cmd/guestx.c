@@ -10,6 +10,7 @@
 #include "core/file.h"
 #include "core/json.h"
 #include "core/ssh.h"
+#include "core/str.h"
 #include "pve/client.h"
 #include "state/state.h"
 
@@ -374,14 +375,77 @@ pl_gx_services_down(const char *ps, char **why)
 	return bad;
 }
 
-/* The guest's SSH session, with the config's ssh: and stack_defaults.ssh. */
+/* Where PVELAB_SSH_HOSTS sends guest name: "GUEST=HOST[:PORT]" pairs,
+ * comma-separated, "*" for every guest not named (a port forward, a NAT or
+ * jump host's port; a test's sshd). 0 with *host (the caller's) and *port
+ * (0: as configured) when it names the guest, 1 when it does not, PL_EINVAL
+ * naming a malformed pair. */
+static int
+ssh_route(const char *name, char **host, int *port, char **errmsg)
+{
+	const char *env = getenv("PVELAB_SSH_HOSTS"), *p, *use = NULL;
+	char *v, *h, *pt = NULL;
+	size_t uselen = 0;
+	long long num = 0;
+	int r = 0;
+
+	*host = NULL;
+	*port = 0;
+	for (p = env; p && *p;) {
+		size_t n = strcspn(p, ","), k = strcspn(p, "=");
+
+		if (k >= n || k == 0 || k + 1 == n)
+			return pl_seterr(errmsg, PL_EINVAL,
+					 "PVELAB_SSH_HOSTS: '%.*s' is not GUEST=HOST[:PORT]",
+					 (int)(n > 80 ? 80 : n), p);
+		if ((k == strlen(name) && !strncmp(p, name, k)) ||
+		    (use == NULL && k == 1 && *p == '*')) {
+			use = p + k + 1;
+			uselen = n - k - 1;
+		}
+		p += n + (p[n] == ',');
+	}
+	if (use == NULL)
+		return 1;
+	v = pl_strndup(use, uselen);
+	h = v;
+	if (*v == '[') { /* [v6] or [v6]:port */
+		char *close = strchr(v, ']');
+
+		h = v + 1;
+		if (close == NULL || (close[1] && close[1] != ':'))
+			h = NULL;
+		else
+			pt = close[1] ? close + 2 : NULL;
+		if (close)
+			*close = '\0';
+	} else if ((pt = strchr(v, ':')) != NULL && strchr(pt + 1, ':') == NULL) {
+		*pt++ = '\0'; /* host:port (more colons: a bare IPv6 address) */
+	} else {
+		pt = NULL;
+	}
+	if (h == NULL || *h == '\0' || (pt && pl_str_to_ll(pt, 1, 65535, &num) != 0)) {
+		r = pl_seterr(errmsg, PL_EINVAL,
+			      "PVELAB_SSH_HOSTS: '%.*s' for guest %s is not HOST[:PORT]",
+			      (int)(uselen > 80 ? 80 : uselen), use, name);
+	} else {
+		*host = pl_strdup(h);
+		*port = (int)num;
+	}
+	free(v);
+	return r;
+}
+
+/* The guest's SSH session, with the config's ssh: and stack_defaults.ssh
+ * (PVELAB_SSH_HOSTS over both for where it is). */
 int
 pl_gx_ssh_open(struct pl_session *s, const json_t *gcfg, struct pl_ssh **out, char **errmsg)
 {
 	const json_t *ssh = json_object_get(gcfg, "ssh"),
 		     *d = pl_config_get(s->cfg, "/stack_defaults/ssh");
 	const char *host = pl_json_str(ssh, "host");
-	char *h = NULL, *idpath = NULL;
+	char *h = NULL, *idpath = NULL, *route = NULL;
+	int route_port = 0;
 	const char *id = pl_json_str(ssh, "identity") ? pl_json_str(ssh, "identity") :
 							pl_json_str(d, "identity");
 	struct pl_ssh_opts o = { 0 };
@@ -389,6 +453,10 @@ pl_gx_ssh_open(struct pl_session *s, const json_t *gcfg, struct pl_ssh **out, ch
 	json_t *n;
 	int r;
 
+	if ((r = ssh_route(pl_json_str_or(gcfg, "name", "?"), &route, &route_port, errmsg)) < 0)
+		return r;
+	if (route)
+		host = route;
 	if (!host)
 		json_array_foreach(json_object_get(gcfg, "networks"), i, n) {
 			const char *ip = pl_json_str(n, "ip");
@@ -414,6 +482,8 @@ pl_gx_ssh_open(struct pl_session *s, const json_t *gcfg, struct pl_ssh **out, ch
 	o.port = (int)(json_integer_value(json_object_get(ssh, "port")) ?
 			       json_integer_value(json_object_get(ssh, "port")) :
 			       json_integer_value(json_object_get(d, "port")));
+	if (route_port)
+		o.port = route_port;
 	o.user = pl_json_str(ssh, "user") ? pl_json_str(ssh, "user") : pl_json_str(d, "user");
 	o.identity = id;
 	o.timeout_ms = (int)json_integer_value(json_object_get(d, "timeout")) * 1000;
@@ -422,6 +492,7 @@ pl_gx_ssh_open(struct pl_session *s, const json_t *gcfg, struct pl_ssh **out, ch
 	r = pl_ssh_connect(&o, out, errmsg);
 	free(h);
 	free(idpath);
+	free(route);
 	return r;
 }
 

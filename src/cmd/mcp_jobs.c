@@ -377,7 +377,10 @@ on_engine_progress(const json_t *ev, void *arg)
 	struct pl_mcp_rjob *rj = arg;
 	char msg[300];
 
-	if (pl_json_str(ev, "guest") == NULL) /* the run itself */
+	if (pl_json_str(ev, "line")) /* compose's output in a guest */
+		snprintf(msg, sizeof(msg), "%.80s/%.40s | %.160s", pl_json_str(ev, "guest"),
+			 pl_json_str_or(ev, "stack", "?"), pl_json_str(ev, "line"));
+	else if (pl_json_str(ev, "guest") == NULL) /* the run itself */
 		snprintf(msg, sizeof(msg), "%.20s run %lld: %lld of %lld changes done%s",
 			 pl_json_str_or(ev, "kind", "?"), pl_json_int(ev, "run", 0),
 			 pl_json_int(ev, "finished", 0), pl_json_int(ev, "total", 0),
@@ -416,7 +419,9 @@ engine_start(struct pl_mcp_sess *ss, struct pl_mcp_rjob *rj, const json_t *args,
 	if (!strcmp(tool, "apply")) {
 		struct pl_serve_apply_opts o = { (int)pl_json_int(args, "jobs", 0),
 						 pl_json_bool(args, "allow_delete", false),
-						 pl_json_bool(args, "no_backup", false) };
+						 pl_json_bool(args, "no_backup", false),
+						 pl_json_bool(args, "no_stacks", false),
+						 pl_json_bool(args, "rollback_on_failure", false) };
 
 		return pl_serve_apply_start(rs, pl_json_str(args, "plan_id"), &o, who, &cbs,
 					    errmsg);

@@ -165,7 +165,7 @@ static const struct tool_info tools[] = {
 	  S_OBJ,
 	  { { "plan_id", "the plan_id the plan tool returned (a stale plan is refused)", false,
 	      true } },
-	  { "yes", "profile", "reboot", "allow-replace", "no-snapshot" },
+	  { "yes", "profile", "reboot", "allow-replace", "no-snapshot", "verify" },
 	  NULL,
 	  NULL },
 	{ "rollback",

@@ -501,6 +501,62 @@ check_profile(const struct pl_session *s, const char *profile, char **errmsg)
 	return r;
 }
 
+/* The guest a stack goes into: the cluster's by its name, else the one the
+ * plan creates; 0 when neither (the guest is not there yet). */
+static long long
+stack_vmid(const json_t *snap, const json_t *plan, const char *guest)
+{
+	const json_t *g;
+	size_t i;
+
+	json_array_foreach(json_object_get(snap, PL_SNAP_GUESTS), i, g)
+		if (!json_is_true(json_object_get(g, "template")) &&
+		    pl_json_int(g, "template", 0) == 0 &&
+		    !strcmp(pl_json_str_or(g, "name", ""), guest))
+			return pl_json_int(g, "vmid", 0);
+	json_array_foreach(json_object_get(plan, "changes"), i, g)
+		if (!strcmp(pl_json_str_or(g, "guest", ""), guest) && pl_json_int(g, "vmid", 0) > 0)
+			return pl_json_int(g, "vmid", 0);
+	return 0;
+}
+
+/* plan["stacks"]: the config's stacks compared with their last deploys
+ * (plan/stacks.h, without any file's content), and how many change in
+ * plan["summary"]["stacks"]. What apply deploys after its steps. */
+static int
+plan_stacks(struct pl_session *s, const json_t *snap, json_t *plan, char **errmsg)
+{
+	json_t *rendered = NULL, *rec = NULL, *st, *cmp;
+	size_t i, n = 0;
+	int r;
+
+	if ((r = pl_stacks_render(s->cfg, NULL, NULL, &rendered, errmsg)) != 0)
+		return r;
+	if (json_array_size(rendered) == 0) {
+		json_decref(rendered);
+		return 0;
+	}
+	if ((r = pl_state_stacks(s->state, &rec, errmsg)) != 0) {
+		json_decref(rendered);
+		return r;
+	}
+	json_array_foreach(rendered, i, st) {
+		long long vmid = stack_vmid(snap, plan, pl_json_str_or(st, "guest", ""));
+
+		json_object_set_new(st, "vmid", vmid > 0 ? json_integer(vmid) : json_null());
+	}
+	cmp = pl_stacks_compare(rendered, rec);
+	json_array_foreach(cmp, i, st)
+		n += strcmp(pl_json_str_or(st, "action", ""), "unchanged") != 0;
+	json_object_set_new(plan, "stacks", cmp);
+	if (json_is_object(json_object_get(plan, "summary")))
+		json_object_set_new(json_object_get(plan, "summary"), "stacks",
+				    json_integer((json_int_t)n));
+	json_decref(rendered);
+	json_decref(rec);
+	return 0;
+}
+
 static void
 plan_end(struct pl_planning_plan *pp)
 {
@@ -510,6 +566,10 @@ plan_end(struct pl_planning_plan *pp)
 
 	if ((r = check_profile(pp->s, pp->o.profile, &err)) == 0)
 		r = pl_plan_build(pp->s->cfg, pp->snap, &pp->o, &plan, &err);
+	if (r == 0 && !pp->o.no_stacks && (r = plan_stacks(pp->s, pp->snap, plan, &err)) != 0) {
+		json_decref(plan);
+		plan = NULL;
+	}
 	pp->cb(r, r ? NULL : pp->snap, plan, r ? (err ? err : pl_strerror(r)) : NULL, pp->arg);
 	json_decref(plan);
 	free(err);
@@ -601,62 +661,6 @@ plan_waited(int err, json_t *snap, json_t *plan, const char *errmsg, void *arg)
 	w->msg = err ? pl_strdup(errmsg ? errmsg : pl_strerror(err)) : NULL;
 }
 
-/* The guest a stack goes into: the cluster's by its name, else the one the
- * plan creates; 0 when neither (the guest is not there yet). */
-static long long
-stack_vmid(const json_t *snap, const json_t *plan, const char *guest)
-{
-	const json_t *g;
-	size_t i;
-
-	json_array_foreach(json_object_get(snap, PL_SNAP_GUESTS), i, g)
-		if (!json_is_true(json_object_get(g, "template")) &&
-		    pl_json_int(g, "template", 0) == 0 &&
-		    !strcmp(pl_json_str_or(g, "name", ""), guest))
-			return pl_json_int(g, "vmid", 0);
-	json_array_foreach(json_object_get(plan, "changes"), i, g)
-		if (!strcmp(pl_json_str_or(g, "guest", ""), guest) && pl_json_int(g, "vmid", 0) > 0)
-			return pl_json_int(g, "vmid", 0);
-	return 0;
-}
-
-/* plan["stacks"]: the config's stacks compared with their last deploys
- * (plan/stacks.h, without any file's content), and how many change in
- * plan["summary"]["stacks"]. What apply deploys after its steps. */
-static int
-plan_stacks(struct pl_session *s, const json_t *snap, json_t *plan, char **errmsg)
-{
-	json_t *rendered = NULL, *rec = NULL, *st, *cmp;
-	size_t i, n = 0;
-	int r;
-
-	if ((r = pl_stacks_render(s->cfg, NULL, NULL, &rendered, errmsg)) != 0)
-		return r;
-	if (json_array_size(rendered) == 0) {
-		json_decref(rendered);
-		return 0;
-	}
-	if ((r = pl_state_stacks(s->state, &rec, errmsg)) != 0) {
-		json_decref(rendered);
-		return r;
-	}
-	json_array_foreach(rendered, i, st) {
-		long long vmid = stack_vmid(snap, plan, pl_json_str_or(st, "guest", ""));
-
-		json_object_set_new(st, "vmid", vmid > 0 ? json_integer(vmid) : json_null());
-	}
-	cmp = pl_stacks_compare(rendered, rec);
-	json_array_foreach(cmp, i, st)
-		n += strcmp(pl_json_str_or(st, "action", ""), "unchanged") != 0;
-	json_object_set_new(plan, "stacks", cmp);
-	if (json_is_object(json_object_get(plan, "summary")))
-		json_object_set_new(json_object_get(plan, "summary"), "stacks",
-				    json_integer((json_int_t)n));
-	json_decref(rendered);
-	json_decref(rec);
-	return 0;
-}
-
 int
 pl_planning_build(struct pl_session *s, const struct pl_plan_opts *o, json_t **snap,
 		  json_t **plan, char **errmsg)
@@ -676,11 +680,6 @@ pl_planning_build(struct pl_session *s, const struct pl_plan_opts *o, json_t **s
 		pl_seterr(errmsg, w.err, "%s", w.msg);
 		free(w.msg);
 		return w.err;
-	}
-	if (!o->no_stacks && (r = plan_stacks(s, w.snap, w.plan, errmsg)) != 0) {
-		json_decref(w.snap);
-		json_decref(w.plan);
-		return r;
 	}
 	*snap = w.snap;
 	*plan = w.plan;

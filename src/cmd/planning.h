@@ -21,8 +21,10 @@ int pl_planning_open(struct pl_session *s, struct pl_ctx *ctx, char **errmsg);
  * key the schema rejects...): PL_EINVAL with the first, else 0. */
 int pl_planning_check(const struct pl_config *cfg, char **errmsg);
 /* Refresh and plan on the client's loop, every step a callback there: cb
- * once with snap and plan (borrowed), or an error (errmsg one line). o is
- * copied. */
+ * once with snap and plan (borrowed), or an error (errmsg one line). Unless
+ * o->no_stacks the plan has "stacks": the config's stacks compared with the
+ * store's record of their last deploys (what apply deploys after its
+ * changes), and their count in summary.stacks. o is copied. */
 struct pl_planning_plan;
 typedef void (*pl_planning_plan_cb)(int err, json_t *snap, json_t *plan, const char *errmsg,
 				    void *arg);
@@ -42,9 +44,7 @@ struct pl_apply_opts;
 char *pl_planning_deletes_refused(const struct pl_config *cfg, const json_t *plan,
 				  struct pl_apply_opts *ao, const char *flag);
 /* Refresh and plan, the client's loop run until done (pl_planning_plan_start
- * waited for), with plan["stacks"]: the config's stacks compared with the
- * store's record of their last deploys (the CLI's plan and apply deploy
- * them); *snap and *plan are new references. */
+ * waited for); *snap and *plan are new references. */
 int pl_planning_build(struct pl_session *s, const struct pl_plan_opts *o, json_t **snap,
 		      json_t **plan, char **errmsg);
 /* The refresh alone (the inventory of the guests the config needs, the keys

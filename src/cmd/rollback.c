@@ -8,6 +8,7 @@
 #include "core/common.h"
 #include "cmd/cmd.h"
 #include "cmd/connect.h"
+#include "cmd/deploy.h"
 #include "cmd/guard.h"
 #include "cmd/planning.h"
 #include "core/json.h"
@@ -128,41 +129,6 @@ out:
 	json_decref(snap);
 	json_decref(uses);
 	return r;
-}
-
-/* The stacks the run deployed into guests now rolled back: their records
- * as they were before it (forgotten when it created them), so that the next
- * plan compares with what the guest holds again. */
-static void
-stacks_back(struct pl_session *s, const json_t *res, const json_t *result)
-{
-	const json_t *e, *c;
-	size_t i, j;
-
-	json_array_foreach(json_object_get(res, "stacks"), i, e) {
-		const json_t *before = json_object_get(e, "before");
-		bool back = false;
-		char *err = NULL;
-		int r;
-
-		json_array_foreach(json_object_get(result, "changes"), j, c)
-			back |= pl_json_int(c, "vmid", 0) == pl_json_int(e, "vmid", 0) &&
-				!strcmp(pl_json_str_or(c, "status", ""), "ok");
-		if (!back)
-			continue;
-		if (json_is_object(before))
-			r = pl_state_stack_record(s->state, pl_json_int(e, "vmid", 0),
-						  pl_json_str_or(e, "name", ""),
-						  pl_json_str_or(before, "sha256", ""),
-						  json_object_get(before, "files"), &err);
-		else
-			r = pl_state_stack_forget(s->state, pl_json_int(e, "vmid", 0),
-						  pl_json_str_or(e, "name", ""), &err);
-		if (r)
-			pl_error("stack %s in %s: %s", pl_json_str_or(e, "name", "?"),
-				 pl_json_str_or(e, "guest", "?"), err);
-		free(err);
-	}
 }
 
 struct checked {
@@ -355,7 +321,11 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_guard_over(&guard);
 	pl_runs_finish(s.state, rb_id, json_is_true(json_object_get(result, "stopped")) ? "interrupted"
 				       : r == 0 ? "ok" : "failed", result, NULL);
-	stacks_back(&s, json_object_get(runrec, "result"), result);
+	if (pl_deploy_records_back(s.state, json_object_get(runrec, "result"), result, &err) != 0) {
+		pl_error("%s", err);
+		free(err);
+		err = NULL;
+	}
 	if (guard.stop < PL_APPLY_ABANDON)
 		pl_cmd_sync_now(&s, false, false, NULL, NULL, NULL, NULL);
 	json_array_foreach(json_object_get(result, "changes"), i, c)

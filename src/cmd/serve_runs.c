@@ -250,14 +250,17 @@ static void
 post_run(struct pl_serve_req *req, void *arg)
 {
 	static const char *const fields[][2] = {
-		{ "plan_id", "s" }, { "allow_delete", "b" }, { "no_backup", "b" },
-		{ "jobs", "i" },    { NULL, NULL },
+		{ "plan_id", "s" },   { "allow_delete", "b" },        { "no_backup", "b" },
+		{ "no_stacks", "b" }, { "rollback_on_failure", "b" }, { "jobs", "i" },
+		{ NULL, NULL },
 	};
 	struct pl_serve_runs_api *m = arg;
 	const json_t *body = pl_serve_body(req);
 	struct pl_serve_apply_opts o = {
 		.allow_delete = flag(req, "allow_delete"),
 		.no_backup = flag(req, "no_backup"),
+		.no_stacks = flag(req, "no_stacks"),
+		.rollback_on_failure = flag(req, "rollback_on_failure"),
 		.jobs = (int)pl_json_int(body, "jobs", 4),
 	};
 	struct pl_serve_run_cbs cbs = { .started = on_started };
@@ -535,10 +538,13 @@ static const struct pl_serve_route routes[] = {
 	  "since it was made or a fresh plan differs, or an apply is running; 400 for blocked "
 	  "changes and deletes without allow_delete or over safety.max_deletes. 202 once it "
 	  "began; the event stream carries each step ('run' events), GET /api/v1/runs/{id} "
-	  "its state",
+	  "its state. After the changes the plan's stacks are deployed as pvelab apply does "
+	  "(unless no_stacks; rollback_on_failure as --rollback-on-failure), compose's output "
+	  "lines going out as 'run' events with step 'deploy'",
 	  STARTED,
 	  "{\"type\":\"object\",\"required\":[\"plan_id\"],\"additionalProperties\":false,"
 	  "\"properties\":{\"plan_id\":" STR ",\"allow_delete\":" BOOL ",\"no_backup\":" BOOL
+	  ",\"no_stacks\":" BOOL ",\"rollback_on_failure\":" BOOL
 	  ",\"jobs\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":64}}}",
 	  NULL, post_run, 0 },
 	{ "GET", "/api/v1/runs/{id}", PL_ROLE_VIEWER, 200,
@@ -552,7 +558,8 @@ static const struct pl_serve_route routes[] = {
 	  ",\"state\":{\"const\":\"stopping\"}}}",
 	  "{\"type\":\"object\",\"additionalProperties\":false}", NULL, post_cancel, 0 },
 	{ "POST", "/api/v1/runs/{id}/rollback", PL_ROLE_ADMIN, 202,
-	  "roll back an apply or destroy run (pvelab rollback RUN --yes); a guest restored over "
+	  "roll back an apply, deploy or destroy run (pvelab rollback RUN --yes); a guest "
+	  "restored over "
 	  "itself from a backup needs overwrite",
 	  STARTED,
 	  "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"overwrite\":" BOOL

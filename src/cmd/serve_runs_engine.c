@@ -10,6 +10,7 @@
 #include "serve/runs.h"
 #include "cmd/act.h"
 #include "cmd/connect.h"
+#include "cmd/deploy.h"
 #include "cmd/guard.h"
 #include "cmd/planning.h"
 #include "config/config.h"
@@ -69,6 +70,9 @@ struct run {
 	json_t *plan, *owned, *running, *result;
 	json_t *notes; /* a rollback's: what it cannot bring back */
 	struct pl_apply *a;
+	struct pl_deploy_job *deploy; /* an apply's stacks, after its changes */
+	bool stack_rollback;          /* a failed stack takes its guest back */
+	json_t *rolled;               /* a rollback's: the result of the run it undoes */
 	struct pl_snappol *prune;
 	size_t finished, total;
 	bool started_said, held;
@@ -177,6 +181,8 @@ run_free(struct run *r)
 	if (r->rs->run == r)
 		r->rs->run = NULL;
 	pl_planning_plan_cancel(r->pp);
+	pl_deploy_job_free(r->deploy);
+	json_decref(r->rolled);
 	if (r->later)
 		event_free(r->later);
 	if (r->held && r->rs->hold)
@@ -347,8 +353,8 @@ pl_serve_plan_config(const char *yaml, size_t len, struct pl_config **out, char 
 {
 	/* what only the server's own config says: where its cluster, store,
 	 * listeners and secrets are */
-	static const char *const servers[] = { "/cluster", "/state", "/serve", "/proxy",
-					       "/alerts" };
+	static const char *const servers[] = { "/cluster", "/state",  "/serve",
+					       "/proxy",   "/alerts", "/stack_defaults" };
 	struct pl_config *cfg = NULL;
 	struct pl_diags d;
 	char *at = NULL;
@@ -379,6 +385,15 @@ pl_serve_plan_config(const char *yaml, size_t len, struct pl_config **out, char 
 	for (size_t i = 0; i < PL_ARRAY_LEN(servers) && at == NULL; i++)
 		if (pl_config_written(cfg, servers[i]))
 			at = pl_strdup(servers[i]);
+	/* a stack's compose, env and other files are read from the server's disk */
+	for (size_t i = 0; i < json_array_size(pl_config_guests(cfg)) && at == NULL; i++) {
+		char *p = pl_asprintf("/guests/%zu/stacks", i);
+
+		if (pl_config_written(cfg, p))
+			at = p;
+		else
+			free(p);
+	}
 	if (at || (at = reads_server(cfg, pl_config_get(cfg, ""), "")) != NULL) {
 		char *key = dotted(at);
 		int line = 0, col = 0;
@@ -635,28 +650,23 @@ on_pruned(int err, json_t *pr, void *arg)
 	run_over(r);
 }
 
+/* The run's end in the store, apply_snapshots.keep, then run_over. */
 static void
-on_applied(int ar, json_t *result, void *arg)
+run_finish(struct run *r, int ar, bool stopped)
 {
-	struct run *r = arg;
 	struct pl_serve_runs *rs = r->rs;
-	bool stopped = json_is_true(json_object_get(result, "stopped"));
 	const char *status = stopped ? "interrupted" : ar == 0 ? "ok" : "failed";
 	const json_t *keep = pl_config_get(run_session(r)->cfg, "/apply_snapshots/keep");
 	json_t *guests;
 	char *err = NULL;
 
-	r->a = NULL;
-	r->result = json_deep_copy(result);
-	json_object_set_new(r->result, "run", json_integer(r->id));
-	json_object_set_new(r->result, "via", json_string(r->who));
-	if (r->notes)
-		json_object_set(r->result, "notes", r->notes);
-	if (!strcmp(r->kind, "apply")) {
-		json_object_set_new(r->result, "no_backup", json_boolean(r->ao.no_backup));
-		json_object_set(r->result, "plan_summary", json_object_get(r->plan, "summary"));
-	}
 	if (pl_runs_finish(rs->s->state, r->id, status, r->result, &err) != 0) {
+		pl_log_warn("serve: run %lld: %s", r->id, err);
+		free(err);
+		err = NULL;
+	}
+	/* a rollback put the guests back: their stacks' records too */
+	if (r->rolled && pl_deploy_records_back(rs->s->state, r->rolled, r->result, &err) != 0) {
 		pl_log_warn("serve: run %lld: %s", r->id, err);
 		free(err);
 	}
@@ -674,6 +684,92 @@ on_applied(int ar, json_t *result, void *arg)
 	if (!strcmp(r->kind, "apply") && json_is_integer(keep))
 		json_object_set_new(r->result, "pruned_snapshots", json_array());
 	run_over(r);
+}
+
+/* A line of compose's output in a guest: an event of the run. */
+static void
+on_deploy_line(const json_t *ev, void *arg)
+{
+	struct run *r = arg;
+	json_t *e = json_deep_copy(ev);
+
+	json_object_set_new(e, "step", json_string("deploy"));
+	json_object_set_new(e, "finished", json_integer((json_int_t)r->finished));
+	json_object_set_new(e, "total", json_integer((json_int_t)r->total));
+	run_event(r, e);
+}
+
+static void
+on_deployed(int failed, bool stopped, json_t *result, void *arg)
+{
+	struct run *r = arg;
+	const json_t *e;
+	size_t i;
+
+	json_object_set(r->result, "stacks", json_object_get(result, "stacks"));
+	json_array_foreach(json_object_get(result, "stacks"), i, e)
+		run_event(r, json_pack("{s:s,s:s,s:O?,s:s,s:b,s:s?,s:O?,s:I,s:I}", "guest",
+				       pl_json_str_or(e, "guest", "?"), "stack",
+				       pl_json_str_or(e, "name", "?"), "vmid",
+				       json_object_get(e, "vmid"), "step", "deployed", "done",
+				       json_is_true(json_object_get(e, "ok")), "error",
+				       pl_json_str(e, "error"), "rolled_back",
+				       json_object_get(e, "rolled_back"), "finished",
+				       (json_int_t)r->finished, "total", (json_int_t)r->total));
+	pl_log_info("serve: run %lld: %zu stack(s) deployed, %d failed%s", r->id,
+		    json_array_size(json_object_get(result, "stacks")) - (size_t)failed, failed,
+		    stopped ? " (stopped)" : "");
+	if (stopped)
+		json_object_set_new(r->result, "stopped", json_true());
+	run_finish(r, failed ? PL_EIO : 0, stopped);
+}
+
+/* After an apply's changes, the stacks its plan showed (cmd/deploy.h), as
+ * the CLI's apply deploys them: on a thread, the loop answering meanwhile.
+ * false when there are none to deploy. */
+static bool
+deploy_stacks(struct run *r)
+{
+	struct pl_deploy_opts o = { .rollback = r->stack_rollback, .run_id = r->id };
+	char *err = NULL;
+
+	if (pl_json_int(json_object_get(r->plan, "summary"), "stacks", 0) == 0)
+		return false;
+	run_event(r, json_pack("{s:s,s:I,s:I,s:I}", "state", "deploying", "stacks",
+			       (json_int_t)pl_json_int(json_object_get(r->plan, "summary"),
+						       "stacks", 0),
+			       "finished", (json_int_t)r->finished, "total", (json_int_t)r->total));
+	r->deploy = pl_deploy_apply_start(run_session(r), &o, r->plan, r->result, on_deploy_line,
+					  on_deployed, r, &err);
+	if (r->deploy == NULL) {
+		json_object_set_new(r->result, "stacks",
+				    json_pack("[{s:s,s:s,s:b,s:s}]", "guest", "?", "name", "?",
+					      "ok", 0, "error", err ? err : "?"));
+		free(err);
+		run_finish(r, PL_EIO, false);
+	}
+	return true;
+}
+
+static void
+on_applied(int ar, json_t *result, void *arg)
+{
+	struct run *r = arg;
+	bool stopped = json_is_true(json_object_get(result, "stopped"));
+
+	r->a = NULL;
+	r->result = json_deep_copy(result);
+	json_object_set_new(r->result, "run", json_integer(r->id));
+	json_object_set_new(r->result, "via", json_string(r->who));
+	if (r->notes)
+		json_object_set(r->result, "notes", r->notes);
+	if (!strcmp(r->kind, "apply")) {
+		json_object_set_new(r->result, "no_backup", json_boolean(r->ao.no_backup));
+		json_object_set(r->result, "plan_summary", json_object_get(r->plan, "summary"));
+		if (ar == 0 && !stopped && r->guard.stop == 0 && deploy_stacks(r))
+			return;
+	}
+	run_finish(r, ar, stopped);
 }
 
 /* Begin the run in the store and hand plan to the executor. */
@@ -928,6 +1024,13 @@ pl_serve_apply_start(struct pl_serve_runs *rs, const char *plan_id,
 	}
 	r = run_new(rs, "apply", who, cbs);
 	r->kept = kept;
+	r->stack_rollback = o && o->rollback_on_failure;
+	if (o && o->no_stacks) { /* not this time: the next plan shows them again */
+		r->kept = json_deep_copy(kept);
+		json_decref(kept);
+		json_object_del(json_object_get(r->kept, "plan"), "stacks");
+		r->po.no_stacks = true;
+	}
 	if (cfg) {
 		r->cfg = cfg;
 		r->sess = *rs->s;
@@ -971,9 +1074,11 @@ pl_serve_rollback_start(struct pl_serve_runs *rs, long long run_id, bool overwri
 	if ((e = pl_runs_get(rs->s->state, run_id, &rec, errmsg)) != 0)
 		goto out;
 	if (strcmp(pl_json_str_or(rec, "kind", ""), "apply") &&
+	    strcmp(pl_json_str_or(rec, "kind", ""), "deploy") &&
 	    strcmp(pl_json_str_or(rec, "kind", ""), "destroy")) {
-		e = pl_seterr(errmsg, PL_EINVAL, "run %lld is a %s, not an apply or a destroy",
-			      run_id, pl_json_str_or(rec, "kind", "?"));
+		e = pl_seterr(errmsg, PL_EINVAL,
+			      "run %lld is a %s, not an apply, a deploy or a destroy", run_id,
+			      pl_json_str_or(rec, "kind", "?"));
 		goto out;
 	}
 	if (!strcmp(pl_json_str_or(rec, "status", ""), "running")) {
@@ -1010,6 +1115,8 @@ pl_serve_rollback_start(struct pl_serve_runs *rs, long long run_id, bool overwri
 	r->ao.jobs = 4;
 	r->notes = notes;
 	notes = NULL;
+	/* the stacks it deployed: their records go back with the guests */
+	r->rolled = json_incref(json_object_get(rec, "result"));
 	r = NULL;
 out:
 	json_decref(rec);
@@ -1023,9 +1130,15 @@ pl_serve_run_cancel(struct pl_serve_runs *rs, long long run_id, char **errmsg)
 {
 	struct run *r = rs->run;
 
-	if (r == NULL || r->id != run_id || r->a == NULL)
+	if (r == NULL || r->id != run_id || (r->a == NULL && r->deploy == NULL))
 		return pl_seterr(errmsg, PL_ENOENT, "run %lld is not running in this server",
 				 run_id);
+	if (r->deploy) { /* its stacks: the command in the guest is given up */
+		r->guard.stop = PL_APPLY_STOP;
+		pl_log_info("serve: run %lld: stop asked while deploying stacks", run_id);
+		pl_deploy_job_stop(r->deploy);
+		return 0;
+	}
 	/* the first stops scheduling; a second stops waiting, as Ctrl-C twice */
 	r->guard.stop = r->guard.stop ? PL_APPLY_ABANDON : PL_APPLY_STOP;
 	pl_log_info("serve: run %lld: %s asked", run_id,
@@ -1344,13 +1457,17 @@ pl_serve_runs_free(struct pl_serve_runs *rs)
 			r->cbs.started(PL_ECANCEL, NULL, "the server is stopping", r->cbs.arg);
 		}
 		memset(&r->cbs, 0, sizeof(r->cbs));
+		if (r->deploy) {
+			pl_log_info("serve: stopping %s run %lld's stacks", r->kind, r->id);
+			pl_deploy_job_stop(r->deploy);
+		}
 		if (r->a) {
 			pl_log_info("serve: stopping %s run %lld", r->kind, r->id);
 			r->guard.stop = PL_APPLY_STOP;
 			pl_apply_cancel(r->a, PL_APPLY_STOP);
 			evtimer_add(t, &tv);
 		}
-		while (rs->run == r && (r->a || r->prune))
+		while (rs->run == r && (r->a || r->deploy || r->prune))
 			if (event_base_loop(rs->s->base, EVLOOP_ONCE) != 0)
 				break;
 		event_free(t);

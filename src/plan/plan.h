@@ -19,7 +19,7 @@ struct pl_plan_opts {
 	bool no_snapshot;   /* apply will not snapshot guests before changing them */
 	bool no_backup;     /* apply destroys without a vzdump backup first */
 	const char *profile; /* only the guests of this profile; NULL: all */
-	bool no_stacks;      /* the CLI's plan leaves out "stacks" (apply --no-stacks) */
+	bool no_stacks;      /* cmd/planning.c leaves out "stacks" (apply --no-stacks) */
 };
 
 /*

@@ -110,12 +110,20 @@ json_t *pl_serve_plan_get(struct pl_serve_runs *rs, const char *id);
 /* ---- applies and rollbacks ---------------------------------------------- */
 
 struct pl_serve_apply_opts {
-	int jobs;          /* changes in flight (0: 4) */
-	bool allow_delete; /* carry out deletes (also when the plan was made without) */
-	bool no_backup;    /* destroy without a vzdump backup first */
+	int jobs;                 /* changes in flight (0: 4) */
+	bool allow_delete;        /* carry out deletes (also when the plan was made without) */
+	bool no_backup;           /* destroy without a vzdump backup first */
+	bool no_stacks;           /* leave the plan's stacks for later (apply --no-stacks) */
+	bool rollback_on_failure; /* a stack whose deploy fails takes its guest back */
 };
 
-/* What a run's caller hears. Every member may be NULL; arg is theirs. */
+/* What a run's caller hears. Every member may be NULL; arg is theirs. An
+ * apply's stacks (its plan's "stacks") are deployed after its changes as
+ * pvelab apply deploys them: progress then has {"state":"deploying",
+ * "stacks"}, a line of compose's output {"guest","stack","vmid","step":
+ * "deploy","line"} (at most 200 a command, as the CLI shows), and each
+ * stack's end {"guest","stack","step":"deployed","done","error"?}; the
+ * result's "stacks" is apply -o json's. */
 struct pl_serve_run_cbs {
 	/* Once: the run began (result {"run": id, "kind", "who", "total"}) or was
 	 * refused (err, errmsg; then nothing else follows, nothing was done). */

@@ -12,6 +12,7 @@ from proxmoxer.core import ResourceException
 
 from conftest import SRC, run
 from simfix import start_sim, stop_sim
+import stackfix
 from test_200_sync import api, env_for
 from test_232_token_view import _root, acl
 
@@ -225,8 +226,9 @@ def test_print_setup_applies_an_example(tmp_path):
     a snapshot policy) applies with the --print-setup token and replans to
     zero; the template it clones is audited and cloned, nothing more."""
     example = os.path.join(SRC, "examples", "minio-spark.yaml")
+    guests = stackfix.for_example(example, tmp_path)  # its MinIO stack goes over SSH
     info = start_sim("--seed", os.path.join(SRC, "examples", "sim", "minio-spark.yaml"),
-                     "--task-ms", "10")
+                     "--task-ms", "10", "--health-ms", "50")
     try:
         r = run("-c", example, "doctor", "--print-setup", env=env_for(info, tmp_path / "r.db"))
         assert r.rc == 0, r
@@ -236,7 +238,7 @@ def test_print_setup_applies_an_example(tmp_path):
                 got = pveum(info, ln)
                 if " token add " in ln:
                     token = f"{got['full-tokenid']}={got['value']}"
-        env = env_for(info, tmp_path / "s.db", PVELAB_TOKEN=token)
+        env = env_for(info, tmp_path / "s.db", PVELAB_TOKEN=token, **guests.env)
         assert run("-c", example, "-o", "json", "doctor", env=env).json()["problems"] == 0
         applied = run("-c", example, "apply", "--yes", "-j", "8", env=env)
         assert applied.rc == 0, applied
@@ -248,4 +250,5 @@ def test_print_setup_applies_an_example(tmp_path):
                 memory=4096)
         assert e.value.status_code == 403
     finally:
+        guests.close()
         stop_sim(info)

@@ -3,6 +3,7 @@ examples/ validates against examples/sim/<example>.yaml (--live), applies to
 it, and the next plan shows no changes (`plan --detailed-exitcode` exits 0)
 -- no phantom diffs from the settings real homelabs use (efidisk/TPM, PCI passthrough, imported disks,
 bind mounts, dual-network containers, clones of cloud-init templates)."""
+import json
 import os
 
 import pytest
@@ -13,6 +14,7 @@ import yaml
 from conftest import SRC, run
 from plancheck import assert_steps_match, assert_summary_matches_lines, last_apply_result
 from simfix import start_sim, stop_sim
+from stackfix import Guests, ssh_stacks
 
 urllib3.disable_warnings()
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
@@ -30,12 +32,15 @@ def test_example_applies_and_converges(name, tmp_path):
     args = ["--seed", os.path.join(EXAMPLES, "sim", name), "--task-ms", "10", "--health-ms", "50"]
     if name in PVE8:
         args += ["--pve-version", "8.4"]
+    cfg = os.path.join(EXAMPLES, name)
+    with open(cfg) as f:
+        doc = yaml.safe_load(f)
+    guests = Guests(tmp_path) if ssh_stacks(doc) else None
     info = start_sim(*args)
     try:
         env = {"PVELAB_URL": info["url"], "PVELAB_TOKEN": info["token"],
                "PVELAB_FINGERPRINT": info["fingerprint"],
-               "PVELAB_STATE": str(tmp_path / "state.db")}
-        cfg = os.path.join(EXAMPLES, name)
+               "PVELAB_STATE": str(tmp_path / "state.db"), **(guests.env if guests else {})}
         r = run("-c", cfg, "validate", "--live", env=env, cwd=str(tmp_path))
         assert r.rc == 0 and "0 warnings" in r.out, r
         plan = run("-c", cfg, "-o", "json", "plan", env=env, cwd=str(tmp_path)).json()
@@ -53,8 +58,6 @@ def test_example_applies_and_converges(name, tmp_path):
                             params={"type": "vm"}, verify=False, timeout=30,
                             headers={"Authorization": "PVEAPIToken=" + info["token"]}).json()["data"]
         by_name = {g.get("name"): g for g in live}
-        with open(cfg) as f:
-            doc = yaml.safe_load(f)
         for g in doc["guests"]:
             g = {**(doc.get("defaults") or {}), **g}
             assert g["name"] in by_name, (g["name"], sorted(by_name))
@@ -74,8 +77,25 @@ def test_example_applies_and_converges(name, tmp_path):
             assert jobs[b["id"]]["comment"].endswith("[pvelab:" + doc.get("project", name[:-5]) + "]")
         pools = {p["poolid"] for p in get("pools")}
         assert {p["name"] for p in doc.get("pools") or []} <= pools
+        # the stacks went over SSH into the containers: the example's own
+        # compose files, brought up and checked (issue 29)
+        if guests:
+            calls = guests.calls()
+            for gname, stack in ssh_stacks(doc):
+                (st,) = [s for g in doc["guests"] if g["name"] == gname for s in g["stacks"]
+                         if s["name"] == stack]
+                where = guests.opt / "pvelab" / "stacks" / stack
+                for c in st["compose"]:
+                    with open(os.path.join(EXAMPLES, c)) as f:
+                        assert (where / os.path.basename(c)).read_text() == f.read(), c
+                ups = [c for c in calls if c.startswith(f"compose -p {stack} ") and
+                       c.endswith(" up -d --remove-orphans")]
+                assert len(ups) == 1, calls
+                assert json.loads((guests.state / f"{stack}.json").read_text()), stack
     finally:
         rc, err = stop_sim(info)
+        if guests:
+            guests.close()
         assert rc == 0, err
 
 

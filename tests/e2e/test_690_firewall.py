@@ -240,11 +240,13 @@ def test_examples_firewall_is_live_after_apply(name, tmp_path):
     the cluster has after apply, rule by rule and in order."""
     import yaml
     from conftest import SRC
+    import stackfix
     example = os.path.join(SRC, "examples", name)
+    guests = stackfix.for_example(example, tmp_path)  # a stack over SSH, when it has one
     info = start_sim("--seed", os.path.join(SRC, "examples", "sim", name), "--task-ms", "10",
                      "--pve-version", "8.4")
     try:
-        env = env_for(info, tmp_path / "s.db")
+        env = env_for(info, tmp_path / "s.db", **(guests.env if guests else {}))
         r = run("-c", example, "apply", "--yes", "-j", "8", env=env)
         assert r.rc == 0, r
         assert run("-c", example, "plan", "--detailed-exitcode", env=env).rc == 0
@@ -270,6 +272,8 @@ def test_examples_firewall_is_live_after_apply(name, tmp_path):
                         for r in doc["firewall"]["host"]["rules"]]
         assert api(info, "GET", "cluster/firewall/options")["enable"] == 1
     finally:
+        if guests:
+            guests.close()
         stop_sim(info)
 
 

@@ -177,17 +177,22 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_sshd(tmp, hostkey, port):
+def start_sshd(tmp, hostkey, port, opt=None):
     """sshd on 127.0.0.1:port with its own host key; this user's throwaway key
-    is authorised; the stub docker is first on the commands' PATH."""
+    is authorised; the stub docker is first on the commands' PATH. With opt, a
+    mount namespace of its own whose /opt is that directory (a guest's
+    /opt/pvelab/stacks lands there, not on this machine)."""
     cfg = tmp / f"sshd_{hostkey}.conf"
     cfg.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {tmp}/{hostkey}\n"
                    f"AuthorizedKeysFile {tmp}/authorized_keys\nStrictModes no\nUsePAM no\n"
                    f"PasswordAuthentication no\nKbdInteractiveAuthentication no\nPidFile none\n"
                    f"SetEnv PATH={tmp}/bin:/usr/bin:/bin\n")
     os.makedirs("/run/sshd", exist_ok=True)
-    p = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    argv = ["/usr/sbin/sshd", "-D", "-e", "-f", str(cfg)]
+    if opt is not None:
+        argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                f'mount --bind "$0" /opt && exec "$@"', str(opt), *argv]
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -429,3 +434,29 @@ def test_apply_deploys_stacks_then_verifies(lab):
     (d / "pvelab.yaml").write_text(CONFIG.replace('TAG: "1.2"', 'TAG: "2.1"'))
     assert pvelab("apply", "--yes", "--no-stacks").rc == 0
     assert pvelab("deploy", "--dry-run").rc == 2
+
+
+def test_ssh_hosts_sends_a_guest_to_another_address(sshlab, monkeypatch):
+    # the guest's own address (10.0.0.7) is out of reach, as behind a NAT:
+    # PVELAB_SSH_HOSTS sends pvelab to the port that reaches it
+    d, pvelab, port, procs, config = sshlab
+    config(port)
+    text = (d / "pvelab.yaml").read_text()
+    (d / "pvelab.yaml").write_text(text.replace(f"host: 127.0.0.1, port: {port}, ", ""))
+    monkeypatch.setenv("PVELAB_SSH_HOSTS", f"other=192.0.2.1,docker1=127.0.0.1:{port}")
+    r = pvelab("-o", "json", "deploy")
+    assert r.rc == 0, r
+    assert r.json()["deployed"][0]["transport"] == "ssh"
+    assert (d / "guest" / "app" / ".env").read_text() == "MODE=prod\nTAG=1.2\n"
+    # "*" is every guest not named; a guest's own pair comes first
+    monkeypatch.setenv("PVELAB_SSH_HOSTS", f"*=127.0.0.1:{port}")
+    r = pvelab("-o", "json", "verify", "docker1")
+    assert r.rc == 0, r
+    monkeypatch.setenv("PVELAB_SSH_HOSTS", f"*=127.0.0.1:{port},docker1=[::1]:1")
+    r = pvelab("deploy", "--force")
+    assert r.rc == 1 and "::1" in r.err, r
+    for bad in ("docker1", "docker1=", "docker1=127.0.0.1:0", "docker1=127.0.0.1:x",
+                "docker1=[::1"):
+        monkeypatch.setenv("PVELAB_SSH_HOSTS", bad)
+        r = pvelab("deploy", "--force")
+        assert r.rc == 1 and "PVELAB_SSH_HOSTS: '" in r.err and "HOST[:PORT]" in r.err, (bad, r)

@@ -228,7 +228,26 @@ async function tools() {
 	await client.close();
 }
 
-const scenarios = { read, subscribe, write, cancel, cancelApply, tools };
+// Plan, apply and plan again of a config with stacks (test_762): what each
+// shows, and the apply's progress messages (compose's output among them).
+async function stacks() {
+	const { client } = await connect();
+	const plan = await client.callTool({ name: 'plan', arguments: {} });
+	note('plan', { isError: !!plan.isError, structured: plan.structuredContent ?? null });
+	const progress = [];
+	const applied = await client.callTool({ name: 'apply',
+		arguments: { plan_id: plan.structuredContent?.plan_id } }, undefined, {
+		onprogress: (p) => progress.push(p.message),
+		timeout: 120000,
+	});
+	note('apply', { isError: !!applied.isError, structured: applied.structuredContent ?? null,
+		text: applied.content?.[0]?.text, progress });
+	const again = await client.callTool({ name: 'plan', arguments: {} });
+	note('replan', { isError: !!again.isError, structured: again.structuredContent ?? null });
+	await client.close();
+}
+
+const scenarios = { read, subscribe, write, cancel, cancelApply, tools, stacks };
 try {
 	await scenarios[spec.scenario]();
 } catch (e) {
