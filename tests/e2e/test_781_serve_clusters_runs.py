@@ -11,10 +11,9 @@ import requests
 
 from conftest import run
 from simfix import start_sim, stop_sim
-from test_200_sync import full_token
 from test_700_serve import Server, until
 from test_780_clusters import cluster_entry
-from test_781_serve_clusters import PLAN_UNKNOWN, cli, get, names, synced
+from test_781_serve_clusters import PLAN_UNKNOWN, cli, cluster_env, get, names, synced
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +28,7 @@ def lab(tmp_path_factory):
                    "snapshot_policies:\n"
                    "  - {label: nightly, keep: 2, guests: [100], cluster: home}\n"
                    "  - {label: nightly, keep: 2, guests: [100], cluster: lab}\n")
-    env = {"SECRET_HOME": full_token(a).split("=", 1)[1],
-           "SECRET_LAB": full_token(b).split("=", 1)[1]}
-    for k in ("PVELAB_URL", "PVELAB_TOKEN", "PVELAB_FINGERPRINT", "PVELAB_STATE",
-              "PVELAB_CA_FILE", "PVELAB_USER"):
-        env[k] = ""
+    env = cluster_env(a, b)
     r = run("-c", cfg, "--cluster", "home", "token", "create", "adm", "--role", "admin",
             env=env, cwd=d)
     assert r.rc == 0, r
