@@ -134,6 +134,12 @@ def test_plan_and_apply_on_lab_change_lab_only(lab):
     assert r.json()["error"]["message"] == "no run 99999 in any cluster (home, lab)"
     assert [g["name"] for g in cli(lab, "--cluster", "lab", "list") if g["name"] == "restdb"]
 
+    # its rollback goes to lab's engine, which reads lab's record of it
+    r = post(lab, f"/api/v1/runs/{rid}/rollback", params={"cluster": "lab"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"].startswith(
+        f"run {rid} changed no existing guest: nothing to roll back (run {rid} created restdb")
+
 
 def test_each_clusters_policy_runs_on_its_own(lab):
     pols = get(lab, "/api/v1/snapshot-policies").json()
