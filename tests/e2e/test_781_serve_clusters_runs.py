@@ -171,3 +171,22 @@ def test_each_clusters_policy_runs_on_its_own(lab):
                                       params={"kind": "snapshot-policy"}).json()] == ["lab"]
     home = get(lab, "/api/v1/snapshot-policies", params={"cluster": "home"}).json()[0]
     assert home["runs"] == 0 and home["last"] is None
+
+
+def test_a_guests_snapshots_are_of_its_cluster(lab):
+    # both simulators have a vm 100
+    r = post(lab, "/api/v1/guests/100/snapshots", {"name": "restsnap"})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "cluster", r.text
+    r = post(lab, "/api/v1/guests/100/snapshots", {"name": "restsnap"}, params={"cluster": "lab"})
+    assert r.status_code == 202, r.text
+    assert r.json()["cluster"] == "lab"
+    aid = r.json()["id"]
+    done = until(lambda: (x := get(lab, f"/api/v1/actions/{aid}").json())["state"] != "running"
+                 and x, "the snapshot", 60)
+    assert done["state"] == "ok" and done["cluster"] == "lab", done
+    listed = get(lab, "/api/v1/guests/100/snapshots", params={"cluster": "lab"}).json()
+    assert "restsnap" in {s["name"] for s in listed}
+
+    def snaps(c):
+        return {s["name"] for s in cli(lab, "--cluster", c, "snapshots", "100")}
+    assert "restsnap" in snaps("lab") and "restsnap" not in snaps("home")
