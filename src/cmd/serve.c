@@ -408,8 +408,8 @@ on_watchdog(evutil_socket_t fd, short what, void *arg)
 	notify_status(L, pl_serve_draining(L->sv) ? "draining" : "serving");
 }
 
-/* Several clusters: what is built for one cluster at a time (plans and
- * runs, checks, snapshot policies, metrics, the dashboard) is not
+/* Several clusters: what is built for one cluster at a time (checks,
+ * metrics, the dashboard) is not
  * served yet; its entry points say so and how to have it, a server per
  * cluster. arg: the clusters' names. */
 static void
@@ -432,10 +432,7 @@ static const struct pl_serve_route one_cluster_routes[] = {
 	ONE_ONLY("GET", "/", PL_ROLE_PUBLIC, "the web dashboard"),
 	ONE_ONLY("GET", "/metrics", PL_ROLE_PUBLIC, "Prometheus metrics"),
 	ONE_ONLY("GET", "/pve", PL_ROLE_PUBLIC, "prometheus-pve-exporter's metrics"),
-	ONE_ONLY("POST", "/api/v1/plans", PL_ROLE_ADMIN, "plans"),
-	ONE_ONLY("POST", "/api/v1/runs", PL_ROLE_ADMIN, "apply, destroy, rollback"),
 	ONE_ONLY("GET", "/api/v1/checks", PL_ROLE_VIEWER, "health checks"),
-	ONE_ONLY("GET", "/api/v1/snapshot-policies", PL_ROLE_VIEWER, "snapshot policies"),
 	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, 0 },
 };
 
@@ -549,7 +546,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	}
 	L.ncl = ncl;
 	L.cl = pl_calloc(ncl, sizeof(*L.cl));
-	L.cl[0] = (struct pl_serve_cluster){ ncl > 1 ? cls[0] : NULL, &s, &refresh };
+	L.cl[0] = (struct pl_serve_cluster){ ncl > 1 ? cls[0] : NULL, &s, &refresh, NULL };
 	if (ncl > 1)
 		W = pl_calloc(ncl - 1, sizeof(*W));
 	for (size_t i = 1; i < ncl; i++) {
@@ -561,7 +558,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			pl_error("serve: cluster '%s': %s", cls[i], err);
 			goto out;
 		}
-		L.cl[i] = (struct pl_serve_cluster){ cls[i], &w->s, &w->refresh };
+		L.cl[i] = (struct pl_serve_cluster){ cls[i], &w->s, &w->refresh, NULL };
 	}
 	limits_of(s.cfg, &lim);
 	L.sv = pl_serve_new(s.base, s.state, &lim);
@@ -569,21 +566,27 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_serve_api_init(&api, &s, &refresh);
 	api_made = true;
 	pl_serve_add(L.sv, &api.module);
+	pl_serve_snappol_init(&snappol, L.cl, ncl, L.sv);
+	pl_serve_add(L.sv, &snappol.module);
 	if (ncl > 1) {
 		for (size_t i = 1; i < ncl; i++)
 			pl_serve_add_store(L.sv, W[i - 1].s.state);
 		pl_serve_api_set_clusters(&api, L.cl, ncl);
 		pl_serve_add(L.sv, &one_only);
-		/* MCP covers every cluster, each with its own runs engine */
+		/* REST and MCP cover every cluster, each with its own runs engine */
 		mcl = pl_calloc(ncl, sizeof(*mcl));
 		for (size_t i = 0; i < ncl; i++) {
 			struct pl_serve_runs *rs =
 				pl_serve_runs_new(L.cl[i].s, L.sv, on_changed, L.cl[i].refresh);
 
 			pl_serve_runs_set_refresh(rs, hold_syncs, syncing, L.cl[i].refresh);
+			pl_serve_runs_set_cluster(rs, cls[i]);
 			mcl[i] = (struct pl_mcp_cluster){ cls[i], L.cl[i].s, rs };
+			L.cl[i].runs = rs;
 		}
 		runs = mcl[0].runs;
+		pl_serve_runs_api_init(&runs_api, runs, &api);
+		pl_serve_add(L.sv, &runs_api.module);
 		if (pl_serve_mcp_init(&mcp, &s, runs, &refresh.live_by_id, &err) != 0) {
 			pl_error("serve: %s", err);
 			goto out;
@@ -598,8 +601,6 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	pl_serve_add(L.sv, &metrics.module);
-	pl_serve_snappol_init(&snappol, &s, L.sv);
-	pl_serve_add(L.sv, &snappol.module);
 	if (pl_serve_checks_init(&checks, &s, &refresh, L.sv, &err) != 0) {
 		pl_error("serve: %s", err);
 		goto out;
@@ -672,9 +673,9 @@ listen:
 		W[i - 1].refreshing = true;
 	}
 	if (ncl > 1)
-		pl_log_warn("serve: watching clusters %s; plans and runs, checks, snapshot "
-			    "policies, metrics and the dashboard answer 501 (run a serve per "
-			    "cluster with --cluster NAME for them)",
+		pl_log_warn("serve: watching clusters %s; checks, metrics and the dashboard "
+			    "answer 501 (run a serve per cluster with "
+			    "--cluster NAME for them)",
 			    names);
 	else
 		pl_serve_metrics_start(&metrics);

@@ -54,9 +54,8 @@ only_name(const struct pl_serve_api *api)
 	return api->s->cfg ? pl_config_cluster(api->s->cfg) : NULL;
 }
 
-/* "home, lab": the clusters serve watches (caller frees). */
-static char *
-cluster_list(const struct pl_serve_api *api)
+char *
+pl_serve_api_cluster_list(const struct pl_serve_api *api)
 {
 	struct pl_buf b;
 
@@ -69,32 +68,50 @@ cluster_list(const struct pl_serve_api *api)
 	return pl_buf_detach(&b, NULL);
 }
 
+int
+pl_serve_api_cluster_of(struct pl_serve_req *req, const struct pl_serve_api *api, const char *want,
+			const char *what)
+{
+	char *list;
+
+	if (want == NULL && api->ncl == 1)
+		return 0;
+	for (size_t i = 0; want && i < api->ncl; i++) {
+		const char *n = api->cl[i].name ? api->cl[i].name : only_name(api);
+
+		if (n && !strcmp(n, want))
+			return (int)i;
+	}
+	list = pl_serve_api_cluster_list(api);
+	if (want)
+		pl_serve_error(req, 400, "bad_request", "cluster",
+			       "unknown cluster '%.60s' (serve watches: %s)", want, list);
+	else
+		pl_serve_error(req, 400, "bad_request", "cluster",
+			       "%s needs its cluster: this server watches several (%s); choose "
+			       "one with ?cluster=NAME",
+			       what, list);
+	free(list);
+	return -1;
+}
+
 /* The clusters the request covers, [*from, *to) of api->cl: all of them,
  * or the one ?cluster= names. false when it answered (an unknown one). */
 static bool
 chosen(struct pl_serve_req *req, const struct pl_serve_api *api, size_t *from, size_t *to)
 {
 	const char *want = pl_serve_query(req, "cluster");
-	char *list;
+	int i;
 
 	*from = 0;
 	*to = api->ncl;
 	if (want == NULL)
 		return true;
-	for (size_t i = 0; i < api->ncl; i++) {
-		const char *n = api->cl[i].name ? api->cl[i].name : only_name(api);
-
-		if (n && !strcmp(n, want)) {
-			*from = i;
-			*to = i + 1;
-			return true;
-		}
-	}
-	list = cluster_list(api);
-	pl_serve_error(req, 400, "bad_request", "cluster",
-		       "unknown cluster '%.60s' (serve watches: %s)", want, list);
-	free(list);
-	return false;
+	if ((i = pl_serve_api_cluster_of(req, api, want, NULL)) < 0)
+		return false;
+	*from = (size_t)i;
+	*to = *from + 1;
+	return true;
 }
 
 /* Say whose v is: an object gets "cluster", an array's objects each get it. */
@@ -206,7 +223,7 @@ guest_cluster(struct pl_serve_req *req, struct pl_serve_api *api, const char *gu
 		*out = o;
 	}
 	if (found == SIZE_MAX) {
-		list = cluster_list(api);
+		list = pl_serve_api_cluster_list(api);
 		pl_serve_error(req, 404, "not_found", "guest",
 			       "guest '%.80s' not found in any cluster (%s; a new one is seen at "
 			       "the next sync)",
@@ -447,12 +464,15 @@ action_get(struct pl_serve_api *api, long long id)
 }
 
 long long
-pl_serve_api_action_new(struct pl_serve_api *api, const char *action, long long vmid,
-			const char *name, json_t **copy)
+pl_serve_api_action_new(struct pl_serve_api *api, const char *cluster, const char *action,
+			long long vmid, const char *name, json_t **copy)
 {
 	json_t *a = json_pack("{s:I,s:s,s:I,s:s?,s:s,s:n}", "id", (json_int_t)++api->action_seq,
 			      "action", action, "vmid", (json_int_t)vmid, "name", name, "state",
 			      "running", "result");
+
+	if (cluster)
+		json_object_set_new(a, "cluster", json_string(cluster));
 
 	json_decref(api->actions[api->action_seq % PL_SERVE_ACTIONS]);
 	api->actions[api->action_seq % PL_SERVE_ACTIONS] = a;
@@ -497,6 +517,13 @@ probe_stored(const struct pl_serve_cluster *c, const char *guest, json_t **out, 
 	return pl_session_guest(c->s, guest, out, err);
 }
 
+bool
+pl_serve_api_find_guest(struct pl_serve_req *req, struct pl_serve_api *api, const char *guest,
+			size_t *at, json_t **stored)
+{
+	return guest_cluster(req, api, guest, probe_stored, at, stored);
+}
+
 static void
 post_action(struct pl_serve_req *req, const char *action, struct pl_serve_api *api)
 {
@@ -514,7 +541,7 @@ post_action(struct pl_serve_req *req, const char *action, struct pl_serve_api *a
 			       "pvelab.yaml or PVELAB_URL and PVELAB_TOKEN)");
 		return;
 	}
-	if (!guest_cluster(req, api, guest, probe_stored, &at, &stored))
+	if (!pl_serve_api_find_guest(req, api, guest, &at, &stored))
 		return;
 	c = &api->cl[at];
 	/* where the guest is now (the last resource list), else where it was synced */
@@ -524,12 +551,9 @@ post_action(struct pl_serve_req *req, const char *action, struct pl_serve_api *a
 		entry = stored;
 	w = pl_calloc(1, sizeof(*w));
 	w->api = api;
-	w->id = pl_serve_api_action_new(api, action, pl_json_int(stored, "vmid", 0),
+	/* several clusters: the action says whose guest it is */
+	w->id = pl_serve_api_action_new(api, c->name, action, pl_json_int(stored, "vmid", 0),
 					pl_json_str(stored, "name"), &a);
-	if (c->name) { /* several clusters: the action says whose guest it is */
-		json_object_set_new(action_get(api, w->id), "cluster", json_string(c->name));
-		json_object_set_new(a, "cluster", json_string(c->name));
-	}
 	pl_act_start(c->s, action, entry, NULL, 600000, on_action, w);
 	pl_serve_reply(req, 202, a);
 	json_decref(stored);
@@ -716,7 +740,7 @@ pl_serve_api_init(struct pl_serve_api *api, struct pl_session *s, struct pl_serv
 	memset(api, 0, sizeof(*api));
 	api->s = s;
 	api->refresh = refresh;
-	api->one = (struct pl_serve_cluster){ NULL, s, refresh };
+	api->one = (struct pl_serve_cluster){ NULL, s, refresh, NULL };
 	api->cl = &api->one;
 	api->ncl = 1;
 	api->module.name = "api/v1";

@@ -13,6 +13,7 @@
 struct event;
 struct pl_session;
 struct pl_cmd_sync_job;
+struct pl_serve_runs;
 
 /* The background refresh (serve_refresh.c). */
 struct pl_serve_refresh {
@@ -78,6 +79,7 @@ struct pl_serve_cluster {
 	const char *name; /* NULL when serve watches one */
 	struct pl_session *s;
 	struct pl_serve_refresh *refresh;
+	struct pl_serve_runs *runs; /* its runs engine (several clusters; NULL with one) */
 };
 
 /* Power actions asked through the API, the newest PL_SERVE_ACTIONS kept. */
@@ -96,9 +98,10 @@ struct pl_serve_api {
 
 /* An action on a guest asked through the API (a power action, a snapshot),
  * kept for GET /api/v1/actions/{id}: recorded running, its id returned
- * (*copy, optional: a new reference to the record, for the 202 answer). */
-long long pl_serve_api_action_new(struct pl_serve_api *api, const char *action, long long vmid,
-				  const char *name, json_t **copy);
+ * (*copy, optional: a new reference to the record, for the 202 answer).
+ * cluster (NULL with one) says whose guest it is; its end syncs that store. */
+long long pl_serve_api_action_new(struct pl_serve_api *api, const char *cluster, const char *action,
+				  long long vmid, const char *name, json_t **copy);
 /* Its end: result as pl_act_cb gives it ("ok"...); tells the event stream,
  * and syncs the store when it changed something. */
 void pl_serve_api_action_end(struct pl_serve_api *api, long long id, const json_t *result);
@@ -109,6 +112,18 @@ void pl_serve_api_init(struct pl_serve_api *api, struct pl_session *s,
  * them all, each row or object saying whose, and ?cluster=NAME chooses one. */
 void pl_serve_api_set_clusters(struct pl_serve_api *api, const struct pl_serve_cluster *cl,
 			       size_t n);
+/* "home, lab": the clusters serve watches (caller frees). */
+char *pl_serve_api_cluster_list(const struct pl_serve_api *api);
+/* The cluster a write works on, want its name (?cluster= or a body field,
+ * may be NULL): its index into api->cl; -1 once it answered 400, an unknown
+ * name or none when serve watches several (what, "a plan", names the write). */
+int pl_serve_api_cluster_of(struct pl_serve_req *req, const struct pl_serve_api *api,
+			    const char *want, const char *what);
+/* The cluster, of those ?cluster= covers, whose store has GUEST: its index
+ * into *at and the stored guest into *stored (the caller's). false once it
+ * answered: in none (404), in two (400, ?cluster= chooses). */
+bool pl_serve_api_find_guest(struct pl_serve_req *req, struct pl_serve_api *api, const char *guest,
+			     size_t *at, json_t **stored);
 void pl_serve_api_release(struct pl_serve_api *api);
 
 #endif

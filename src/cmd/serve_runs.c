@@ -23,7 +23,27 @@ struct wait {
 	struct pl_serve_req *req;
 	int status;       /* of a success */
 	long long action; /* a snapshot action's id (0: answer the request) */
+	size_t cl;        /* the cluster whose engine it waits for (index into api->cl) */
 };
+
+/* The runs engine of cluster i (the server's one when it watches one); NULL
+ * once the server stops. */
+static struct pl_serve_runs *
+engine(const struct pl_serve_runs_api *m, size_t i)
+{
+	if (m->runs == NULL || m->api->ncl == 1)
+		return m->runs;
+	return m->api->cl[i].runs;
+}
+
+/* Several clusters: an answer says whose it is. */
+static json_t *
+whose(const struct pl_serve_runs_api *m, size_t i, json_t *v)
+{
+	if (m->api->ncl > 1 && json_is_object(v))
+		json_object_set_new(v, "cluster", json_string(m->api->cl[i].name));
+	return v;
+}
 
 /* The engine's error as the API's: its status, and a code saying which. */
 static void
@@ -63,17 +83,18 @@ on_gone(void *arg)
 {
 	struct wait *w = arg;
 
-	if (w->m->runs) /* NULL: the engine is gone (the server stops) */
-		pl_serve_runs_forget(w->m->runs, w);
+	if (engine(w->m, w->cl)) /* NULL: the engine is gone (the server stops) */
+		pl_serve_runs_forget(engine(w->m, w->cl), w);
 	free(w);
 }
 
 static struct wait *
-wait_new(struct pl_serve_runs_api *m, struct pl_serve_req *req, int status)
+wait_new(struct pl_serve_runs_api *m, struct pl_serve_req *req, int status, size_t cl)
 {
 	struct wait *w = pl_calloc(1, sizeof(*w));
 
 	w->m = m;
+	w->cl = cl;
 	w->req = req;
 	w->status = status;
 	pl_serve_defer(req, on_gone, w);
@@ -98,7 +119,7 @@ on_answer(int err, const json_t *result, const char *errmsg, void *arg)
 	if (err)
 		fail(w->req, err, NULL, errmsg);
 	else
-		pl_serve_reply(w->req, w->status, json_deep_copy(result));
+		pl_serve_reply(w->req, w->status, whose(w->m, w->cl, json_deep_copy(result)));
 	free(w);
 }
 
@@ -162,7 +183,8 @@ post_plan(struct pl_serve_req *req, void *arg)
 {
 	static const char *const fields[][2] = {
 		{ "reboot", "b" },      { "allow_replace", "b" }, { "allow_delete", "b" },
-		{ "no_snapshot", "b" }, { "profile", "s" },       { NULL, NULL },
+		{ "no_snapshot", "b" }, { "profile", "s" },       { "cluster", "s" },
+		{ NULL, NULL },
 	};
 	struct pl_serve_runs_api *m = arg;
 	struct pl_serve_plan_opts o = {
@@ -175,9 +197,10 @@ post_plan(struct pl_serve_req *req, void *arg)
 	char who[128], *err = NULL, *field = NULL;
 	struct pl_config *cfg = NULL;
 	const unsigned char *yaml = NULL;
+	const char *want = pl_serve_query(req, "cluster"), *named;
 	size_t len = 0;
 	struct wait *w;
-	int r;
+	int r, at;
 
 	if (pl_serve_body_is_yaml(req)) {
 		/* a config of the caller's: validated as the file is, refused
@@ -206,10 +229,21 @@ post_plan(struct pl_serve_req *req, void *arg)
 			       "body)");
 		return;
 	}
+	/* several clusters: the plan is of the one named (?cluster= or the
+	 * body's cluster), and only that one's engine can apply it */
+	named = pl_serve_body_is_yaml(req) ? NULL : pl_json_str(pl_serve_body(req), "cluster");
+	if (want && named && strcmp(want, named)) {
+		pl_serve_error(req, 400, "bad_request", "cluster",
+			       "?cluster=%.60s and the body's cluster '%.60s' differ", want, named);
+		return;
+	}
+	if ((at = pl_serve_api_cluster_of(req, m->api, want ? want : named, "a plan")) < 0)
+		return;
 	who_of(req, who, sizeof(who));
-	w = wait_new(m, req, 201);
-	if ((r = pl_serve_plan_start_yaml(m->runs, &o, yaml ? (const char *)yaml : NULL, len, who,
-					  on_answer, w, &err)) != 0)
+	w = wait_new(m, req, 201, (size_t)at);
+	if ((r = pl_serve_plan_start_yaml(engine(m, (size_t)at), &o,
+					  yaml ? (const char *)yaml : NULL, len, who, on_answer, w,
+					  &err)) != 0)
 		refused(w, r, NULL, err);
 }
 
@@ -217,15 +251,18 @@ static void
 get_plan(struct pl_serve_req *req, void *arg)
 {
 	struct pl_serve_runs_api *m = arg;
-	json_t *p = pl_serve_plan_get(m->runs, pl_serve_path_param(req, "id"));
+	json_t *p = NULL;
+	size_t i;
 
+	for (i = 0; i < m->api->ncl && p == NULL; i++)
+		p = pl_serve_plan_get(engine(m, i), pl_serve_path_param(req, "id"));
 	if (p == NULL) {
 		pl_serve_error(req, 404, "not_found", "id",
 			       "no plan '%.40s' (a plan is kept %d minutes)",
 			       pl_serve_path_param(req, "id"), PL_SERVE_PLAN_TTL / 60);
 		return;
 	}
-	pl_serve_reply(req, 200, p);
+	pl_serve_reply(req, 200, whose(m, i - 1, p));
 }
 
 /* ---- runs ---------------------------------------------------------------- */
@@ -239,7 +276,7 @@ on_started(int err, const json_t *result, const char *errmsg, void *arg)
 	if (err) {
 		fail(w->req, err, err == PL_EINVAL ? "plan_id" : NULL, errmsg);
 	} else {
-		out = json_deep_copy(result);
+		out = whose(w->m, w->cl, json_deep_copy(result));
 		json_object_set_new(out, "state", json_string("running"));
 		pl_serve_reply(w->req, 202, out);
 	}
@@ -264,13 +301,15 @@ post_run(struct pl_serve_req *req, void *arg)
 		.jobs = (int)pl_json_int(body, "jobs", 4),
 	};
 	struct pl_serve_run_cbs cbs = { .started = on_started };
+	const char *want = pl_serve_query(req, "cluster"), *plan_id = pl_json_str(body, "plan_id");
 	char who[128], *err = NULL;
 	struct wait *w;
+	size_t at = 0;
 	int r;
 
 	if (check_body(req, fields) != 0)
 		return;
-	if (pl_json_str(body, "plan_id") == NULL) {
+	if (plan_id == NULL) {
 		pl_serve_error(req, 400, "missing_field", "plan_id",
 			       "plan_id is required (POST /api/v1/plans makes a plan)");
 		return;
@@ -279,11 +318,25 @@ post_run(struct pl_serve_req *req, void *arg)
 		pl_serve_error(req, 400, "bad_field", "jobs", "jobs is from 1 to 64");
 		return;
 	}
+	/* a plan belongs to the cluster whose engine made it (?cluster= names
+	 * it: another's plan is unknown there) */
+	if (want) {
+		if ((r = pl_serve_api_cluster_of(req, m->api, want, NULL)) < 0)
+			return;
+		at = (size_t)r;
+	} else {
+		for (size_t i = 0; i < m->api->ncl; i++) {
+			json_t *p = pl_serve_plan_get(engine(m, i), plan_id);
+
+			if (p)
+				at = i;
+			json_decref(p);
+		}
+	}
 	who_of(req, who, sizeof(who));
-	w = wait_new(m, req, 202);
+	w = wait_new(m, req, 202, at);
 	cbs.arg = w;
-	if ((r = pl_serve_apply_start(m->runs, pl_json_str(body, "plan_id"), &o, who, &cbs,
-				      &err)) != 0)
+	if ((r = pl_serve_apply_start(engine(m, at), plan_id, &o, who, &cbs, &err)) != 0)
 		refused(w, r, err && !strncmp(err, "no plan", 7) ? "plan_id" : NULL, err);
 }
 
@@ -300,6 +353,53 @@ run_id(struct pl_serve_req *req, long long *id)
 	return -1;
 }
 
+/* Several clusters: the one whose store has run id, into *at (each store
+ * numbers its own runs, so ?cluster= chooses when two have it). false once
+ * it answered. */
+static bool
+run_cluster(struct pl_serve_req *req, struct pl_serve_runs_api *m, long long id, size_t *at)
+{
+	const char *want = pl_serve_query(req, "cluster");
+	size_t found = SIZE_MAX;
+	char *list;
+	int r;
+
+	*at = 0;
+	if (want || m->api->ncl == 1) {
+		if ((r = pl_serve_api_cluster_of(req, m->api, want, NULL)) < 0)
+			return false;
+		*at = (size_t)r;
+		return true;
+	}
+	for (size_t i = 0; i < m->api->ncl; i++) {
+		json_t *run = NULL;
+		char *err = NULL;
+
+		r = pl_serve_run_get(engine(m, i), id, &run, &err);
+		json_decref(run);
+		free(err);
+		if (r != 0)
+			continue;
+		if (found != SIZE_MAX) {
+			pl_serve_error(req, 400, "bad_request", "cluster",
+				       "run %lld is in clusters '%s' and '%s' (choose one with "
+				       "?cluster=NAME)",
+				       id, m->api->cl[found].name, m->api->cl[i].name);
+			return false;
+		}
+		found = i;
+	}
+	if (found == SIZE_MAX) {
+		list = pl_serve_api_cluster_list(m->api);
+		pl_serve_error(req, 404, "not_found", "id", "no run %lld in any cluster (%s)", id,
+			       list);
+		free(list);
+		return false;
+	}
+	*at = found;
+	return true;
+}
+
 static void
 get_run(struct pl_serve_req *req, void *arg)
 {
@@ -307,14 +407,15 @@ get_run(struct pl_serve_req *req, void *arg)
 	json_t *out = NULL;
 	char *err = NULL;
 	long long id;
+	size_t at;
 	int r;
 
-	if (run_id(req, &id) != 0)
+	if (run_id(req, &id) != 0 || !run_cluster(req, m, id, &at))
 		return;
-	if ((r = pl_serve_run_get(m->runs, id, &out, &err)) != 0)
+	if ((r = pl_serve_run_get(engine(m, at), id, &out, &err)) != 0)
 		fail(req, r, "id", r == PL_ENOENT ? "no such run" : err);
 	else
-		pl_serve_reply(req, 200, out);
+		pl_serve_reply(req, 200, whose(m, at, out));
 	free(err);
 }
 
@@ -324,11 +425,12 @@ post_cancel(struct pl_serve_req *req, void *arg)
 	struct pl_serve_runs_api *m = arg;
 	char *err = NULL;
 	long long id;
+	size_t at;
 	int r;
 
-	if (run_id(req, &id) != 0)
+	if (run_id(req, &id) != 0 || !run_cluster(req, m, id, &at))
 		return;
-	if ((r = pl_serve_run_cancel(m->runs, id, &err)) != 0)
+	if ((r = pl_serve_run_cancel(engine(m, at), id, &err)) != 0)
 		fail(req, r, "id", err);
 	else
 		pl_serve_reply(req, 202,
@@ -345,15 +447,16 @@ post_rollback(struct pl_serve_req *req, void *arg)
 	char who[128], *err = NULL;
 	struct wait *w;
 	long long id;
+	size_t at;
 	int r;
 
-	if (check_body(req, fields) != 0 || run_id(req, &id) != 0)
+	if (check_body(req, fields) != 0 || run_id(req, &id) != 0 || !run_cluster(req, m, id, &at))
 		return;
 	who_of(req, who, sizeof(who));
-	w = wait_new(m, req, 202);
+	w = wait_new(m, req, 202, at);
 	cbs.arg = w;
-	if ((r = pl_serve_rollback_start(m->runs, id, flag(req, "overwrite"), who, &cbs, &err)) !=
-	    0)
+	if ((r = pl_serve_rollback_start(engine(m, at), id, flag(req, "overwrite"), who, &cbs,
+					 &err)) != 0)
 		refused(w, r, err && !strncmp(err, "no run", 6) ? "id" : NULL, err);
 }
 
@@ -363,12 +466,18 @@ static void
 get_snapshots(struct pl_serve_req *req, void *arg)
 {
 	struct pl_serve_runs_api *m = arg;
-	struct wait *w = wait_new(m, req, 200);
+	const char *guest = pl_serve_path_param(req, "guest");
+	json_t *stored = NULL;
 	char *err = NULL;
+	struct wait *w;
+	size_t at = 0;
 	int r;
 
-	if ((r = pl_serve_snapshots_list(m->runs, pl_serve_path_param(req, "guest"), on_answer, w,
-					 &err)) != 0)
+	if (m->api->ncl > 1 && !pl_serve_api_find_guest(req, m->api, guest, &at, &stored))
+		return;
+	json_decref(stored);
+	w = wait_new(m, req, 200, at);
+	if ((r = pl_serve_snapshots_list(engine(m, at), guest, on_answer, w, &err)) != 0)
 		refused(w, r, "guest", err);
 }
 
@@ -395,10 +504,12 @@ snap_action(struct pl_serve_req *req, struct pl_serve_runs_api *m, const char *a
 {
 	const char *guest = pl_serve_path_param(req, "guest"), *name;
 	const json_t *body = pl_serve_body(req), *found;
-	json_t *names = NULL, *a = NULL;
+	json_t *names = NULL, *a = NULL, *stored = NULL;
 	char who[128], *err = NULL;
+	struct pl_serve_runs *rs;
 	struct wait *w;
-	int r;
+	size_t at = 0;
+	int r = 0;
 
 	name = strcmp(action, "snapshot") ? pl_serve_path_param(req, "name") :
 					    pl_json_str(body, "name");
@@ -406,27 +517,34 @@ snap_action(struct pl_serve_req *req, struct pl_serve_runs_api *m, const char *a
 		pl_serve_error(req, 400, "missing_field", "name", "name is required");
 		return;
 	}
-	if ((r = pl_state_guest_names(m->api->s->state, &names, &err)) != 0 ||
-	    (found = pl_guest_lookup(names, guest, &err)) == NULL) {
+	if (m->api->ncl > 1) { /* several clusters: the one whose store has it */
+		if (!pl_serve_api_find_guest(req, m->api, guest, &at, &stored))
+			goto out;
+		found = stored;
+	} else if ((r = pl_state_guest_names(m->api->s->state, &names, &err)) != 0 ||
+		   (found = pl_guest_lookup(names, guest, &err)) == NULL) {
 		fail(req, r ? r : PL_ENOENT, "guest", err);
 		goto out;
 	}
+	rs = engine(m, at);
 	who_of(req, who, sizeof(who));
 	w = pl_calloc(1, sizeof(*w));
 	w->m = m;
-	w->action = pl_serve_api_action_new(m->api, action, pl_json_int(found, "vmid", 0),
+	w->cl = at;
+	w->action = pl_serve_api_action_new(m->api, m->api->cl[at].name, action,
+					    pl_json_int(found, "vmid", 0),
 					    pl_json_str(found, "name"), &a);
 	json_object_set_new(a, "snapshot", json_string(name));
 	if (!strcmp(action, "snapshot"))
-		r = pl_serve_snapshot_create(m->runs, guest, name, flag(req, "vmstate"),
+		r = pl_serve_snapshot_create(rs, guest, name, flag(req, "vmstate"),
 					     pl_json_str(body, "description"), who, on_snap_action,
 					     w, &err);
 	else if (!strcmp(action, "rollback"))
-		r = pl_serve_snapshot_rollback(m->runs, guest, name,
+		r = pl_serve_snapshot_rollback(rs, guest, name,
 					       json_is_false(json_object_get(body, "keep")), who,
 					       on_snap_action, w, &err);
 	else
-		r = pl_serve_snapshot_delete(m->runs, guest, name, who, on_snap_action, w, &err);
+		r = pl_serve_snapshot_delete(rs, guest, name, who, on_snap_action, w, &err);
 	if (r != 0) {
 		json_t *res = json_pack("{s:b,s:s}", "ok", 0, "error", err ? err : pl_strerror(r));
 
@@ -441,6 +559,7 @@ snap_action(struct pl_serve_req *req, struct pl_serve_runs_api *m, const char *a
 out:
 	json_decref(a);
 	json_decref(names);
+	json_decref(stored);
 	free(err);
 }
 
@@ -514,6 +633,13 @@ static const struct pl_serve_param plan_query[] = {
 	{ "allow_delete", "with a YAML body: as the JSON body's" },
 	{ "no_snapshot", "with a YAML body: as the JSON body's" },
 	{ "profile", "with a YAML body: as the JSON body's" },
+	{ "cluster", "with several clusters: the one to plan (or the JSON body's cluster)" },
+	{ NULL, NULL },
+};
+
+static const struct pl_serve_param cluster_query[] = {
+	{ "cluster", "with several clusters: the one whose run, plan or guest it is (needed "
+		     "when two have it)" },
 	{ NULL, NULL },
 };
 
@@ -529,7 +655,7 @@ static const struct pl_serve_route routes[] = {
 	  KEPT_PLAN,
 	  "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"reboot\":" BOOL
 	  ",\"allow_replace\":" BOOL ",\"allow_delete\":" BOOL ",\"no_snapshot\":" BOOL
-	  ",\"profile\":" STR "}}",
+	  ",\"profile\":" STR ",\"cluster\":" STR "}}",
 	  plan_query, post_plan, PL_ROUTE_YAML_BODY },
 	{ "GET", "/api/v1/plans/{id}", PL_ROLE_VIEWER, 200, "a kept plan", KEPT_PLAN, NULL, NULL,
 	  get_plan, 0 },
@@ -546,17 +672,17 @@ static const struct pl_serve_route routes[] = {
 	  "\"properties\":{\"plan_id\":" STR ",\"allow_delete\":" BOOL ",\"no_backup\":" BOOL
 	  ",\"no_stacks\":" BOOL ",\"rollback_on_failure\":" BOOL
 	  ",\"jobs\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":64}}}",
-	  NULL, post_run, 0 },
+	  cluster_query, post_run, 0 },
 	{ "GET", "/api/v1/runs/{id}", PL_ROLE_VIEWER, 200,
 	  "one run with its result (each change's steps_done) and, while it runs, its progress",
-	  RUN_FULL, NULL, NULL, get_run, 0 },
+	  RUN_FULL, NULL, cluster_query, get_run, 0 },
 	{ "POST", "/api/v1/runs/{id}/cancel", PL_ROLE_ADMIN, 202,
 	  "stop a running apply or rollback as Ctrl-C stops the CLI's (nothing new starts, "
 	  "changes in flight finish their task; recorded interrupted); a second cancel stops "
 	  "waiting for the tasks",
 	  "{\"type\":\"object\",\"required\":[\"run\",\"state\"],\"properties\":{\"run\":" INT
 	  ",\"state\":{\"const\":\"stopping\"}}}",
-	  "{\"type\":\"object\",\"additionalProperties\":false}", NULL, post_cancel, 0 },
+	  "{\"type\":\"object\",\"additionalProperties\":false}", cluster_query, post_cancel, 0 },
 	{ "POST", "/api/v1/runs/{id}/rollback", PL_ROLE_ADMIN, 202,
 	  "roll back an apply, deploy or destroy run (pvelab rollback RUN --yes); a guest "
 	  "restored over "
@@ -564,28 +690,28 @@ static const struct pl_serve_route routes[] = {
 	  STARTED,
 	  "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"overwrite\":" BOOL
 	  "}}",
-	  NULL, post_rollback, 0 },
+	  cluster_query, post_rollback, 0 },
 	{ "GET", "/api/v1/guests/{guest}/snapshots", PL_ROLE_VIEWER, 200,
 	  "the guest's snapshots, read from its node (pvelab snapshots -o json)",
 	  "{\"type\":\"array\",\"items\":{\"type\":\"object\",\"required\":[\"name\"],"
 	  "\"properties\":{\"name\":" STR ",\"snaptime\":" INT ",\"description\":" STR
 	  ",\"parent\":" STR "}}}",
-	  NULL, NULL, get_snapshots, 0 },
+	  NULL, cluster_query, get_snapshots, 0 },
 	{ "POST", "/api/v1/guests/{guest}/snapshots", PL_ROLE_OPERATOR, 202,
 	  "take a snapshot (pvelab snapshot): 202 at once; GET /api/v1/actions/{id} follows it",
 	  ACTION,
 	  "{\"type\":\"object\",\"required\":[\"name\"],\"additionalProperties\":false,"
 	  "\"properties\":{\"name\":" STR ",\"vmstate\":" BOOL ",\"description\":" STR "}}",
-	  NULL, post_snapshot, 0 },
+	  cluster_query, post_snapshot, 0 },
 	{ "POST", "/api/v1/guests/{guest}/snapshots/{name}/rollback", PL_ROLE_OPERATOR, 202,
 	  "roll the guest back to the snapshot; what it is now is snapshotted first "
 	  "(pvelab-pre-rollback-TIME) unless keep is false. GET /api/v1/actions/{id} follows it",
 	  ACTION,
 	  "{\"type\":\"object\",\"additionalProperties\":false,\"properties\":{\"keep\":" BOOL "}}",
-	  NULL, post_snap_rollback, 0 },
+	  cluster_query, post_snap_rollback, 0 },
 	{ "DELETE", "/api/v1/guests/{guest}/snapshots/{name}", PL_ROLE_OPERATOR, 202,
 	  "delete the snapshot: 202 at once; GET /api/v1/actions/{id} follows it", ACTION, NULL,
-	  NULL, delete_snapshot, 0 },
+	  cluster_query, delete_snapshot, 0 },
 	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, 0 },
 };
 

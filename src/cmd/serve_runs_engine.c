@@ -88,6 +88,7 @@ struct run {
 struct pl_serve_runs {
 	struct pl_session *s;
 	struct pl_serve *sv;
+	const char *cluster; /* named in each event when serve watches several (borrowed) */
 	void (*changed)(void *arg);
 	void *changed_arg;
 	json_t *plans;                    /* id -> kept plan */
@@ -119,6 +120,12 @@ pl_serve_runs_new(struct pl_session *s, struct pl_serve *sv, void (*changed)(voi
 	rs->plans = json_object();
 	rs->plan_yaml = json_object();
 	return rs;
+}
+
+void
+pl_serve_runs_set_cluster(struct pl_serve_runs *rs, const char *cluster)
+{
+	rs->cluster = cluster;
 }
 
 void
@@ -527,6 +534,8 @@ run_event(struct run *r, json_t *ev)
 {
 	json_object_set_new(ev, "run", json_integer(r->id));
 	json_object_set_new(ev, "kind", json_string(r->kind));
+	if (r->rs->cluster)
+		json_object_set_new(ev, "cluster", json_string(r->rs->cluster));
 	if (r->cbs.progress)
 		r->cbs.progress(ev, r->cbs.arg);
 	if (r->rs->sv)

@@ -16,6 +16,7 @@
  */
 #include "core/common.h"
 #include "cmd/serve_snappol.h"
+#include "cmd/serve_api.h"
 #include "cmd/connect.h"
 #include "config/config.h"
 #include "core/calendar.h"
@@ -33,6 +34,8 @@
 
 struct pl_snappol_sched {
 	struct pl_serve_snappol *m;
+	struct pl_session *s; /* its cluster's: store, API client */
+	const char *cluster;  /* its name when serve watches several, else NULL */
 	json_t *policy; /* a copy of the config's entry */
 	const char *label;
 	bool scheduled;
@@ -48,6 +51,15 @@ struct pl_snappol_sched {
 };
 
 static void arm(struct pl_snappol_sched *p);
+
+/* An event of p's: with several clusters it says whose. */
+static void
+emit(const struct pl_snappol_sched *p, json_t *ev)
+{
+	if (p->cluster)
+		json_object_set_new(ev, "cluster", json_string(p->cluster));
+	pl_serve_emit(p->m->sv, "snapshot-policy", ev);
+}
 
 /* What a run's result says, for the API and the event stream. */
 static json_t *
@@ -98,7 +110,6 @@ static void
 on_done(int r, json_t *result, void *arg)
 {
 	struct pl_snappol_sched *p = arg;
-	struct pl_serve_snappol *m = p->m;
 	json_t *sum = summary(p, r, result, (double)time(NULL));
 	const json_t *e;
 	char *err = NULL;
@@ -106,7 +117,7 @@ on_done(int r, json_t *result, void *arg)
 
 	p->running = NULL;
 	if (p->run_id &&
-	    pl_runs_finish(m->s->state, p->run_id, r == 0 ? "ok" : "failed", sum, &err) != 0) {
+	    pl_runs_finish(p->s->state, p->run_id, r == 0 ? "ok" : "failed", sum, &err) != 0) {
 		pl_log_warn("serve: snapshot policy %s: %s", p->label, err);
 		free(err);
 	}
@@ -122,7 +133,7 @@ on_done(int r, json_t *result, void *arg)
 		    pl_json_int(sum, "unsupported", 0));
 	json_decref(p->last);
 	p->last = sum;
-	pl_serve_emit(m->sv, "snapshot-policy", json_deep_copy(sum));
+	emit(p, json_deep_copy(sum));
 }
 
 /* Start a run of p now (trigger: "schedule" or who asked); PL_ECONFLICT
@@ -130,7 +141,6 @@ on_done(int r, json_t *result, void *arg)
 static int
 start(struct pl_snappol_sched *p, const char *trigger, char **errmsg)
 {
-	struct pl_serve_snappol *m = p->m;
 	struct pl_snappol_opts o = { 0 };
 	json_t *one;
 	char *err = NULL;
@@ -140,7 +150,7 @@ start(struct pl_snappol_sched *p, const char *trigger, char **errmsg)
 				 "snapshot policy '%s' is running (since %.0f s ago); one run at "
 				 "a time",
 				 p->label, (double)time(NULL) - p->started);
-	if (m->s->pve == NULL)
+	if (p->s->pve == NULL)
 		return pl_seterr(errmsg, PL_EINVAL,
 				 "pvelab serve has no cluster to snapshot (set PVELAB_URL or "
 				 "cluster: in the config)");
@@ -149,19 +159,18 @@ start(struct pl_snappol_sched *p, const char *trigger, char **errmsg)
 	p->started = (double)time(NULL);
 	p->runs++;
 	p->run_id = 0;
-	if (pl_runs_begin(m->s->state, "snapshot-policy", &p->run_id, &err) != 0) {
+	if (pl_runs_begin(p->s->state, "snapshot-policy", &p->run_id, &err) != 0) {
 		pl_log_warn("serve: snapshot policy %s: not recorded: %s", p->label, err);
 		free(err);
 		p->run_id = 0;
 	}
 	pl_log_info("serve: snapshot policy %s: run %lld (%s)", p->label, p->runs, p->trigger);
 	one = json_pack("[O]", p->policy);
-	p->running = pl_snappol_start(m->s->base, m->s->pve, one, &o, on_done, p);
+	p->running = pl_snappol_start(p->s->base, p->s->pve, one, &o, on_done, p);
 	json_decref(one);
-	pl_serve_emit(m->sv, "snapshot-policy",
-		      json_pack("{s:s,s:s,s:s,s:I,s:f}", "label", p->label, "status", "running",
-				"trigger", p->trigger, "run_id", (json_int_t)p->run_id, "started",
-				p->started));
+	emit(p,
+	     json_pack("{s:s,s:s,s:s,s:I,s:f}", "label", p->label, "status", "running", "trigger",
+		       p->trigger, "run_id", (json_int_t)p->run_id, "started", p->started));
 	return 0;
 }
 
@@ -208,21 +217,21 @@ static const char *const states[] = { "idle", "running" };
 static json_t *
 policy_view(const struct pl_snappol_sched *p)
 {
-	return json_pack("{s:s,s:O?,s:O,s:s,s:o,s:I,s:I,s:O?}", "label", p->label, "schedule",
+	return json_pack("{s:s,s:O?,s:O,s:s,s:o,s:I,s:I,s:O?,s:s*}", "label", p->label, "schedule",
 			 json_object_get(p->policy, "schedule"), "keep",
 			 json_object_get(p->policy, "keep"), "state", states[p->running != NULL],
 			 "next", p->scheduled && p->next > 0 ? json_integer(p->next) : json_null(),
 			 "runs", (json_int_t)p->runs, "missed", (json_int_t)p->missed, "last",
-			 p->last);
+			 p->last, "cluster", p->cluster);
 }
 
-static struct pl_snappol_sched *
-find(struct pl_serve_snappol *m, const char *label)
+/* Whether p is of the cluster the request names (?cluster=; none: any). */
+static bool
+of_cluster(const struct pl_snappol_sched *p, struct pl_serve_req *req)
 {
-	for (size_t i = 0; i < m->n; i++)
-		if (label && !strcmp(m->p[i].label, label))
-			return &m->p[i];
-	return NULL;
+	const char *want = pl_serve_query(req, "cluster");
+
+	return want == NULL || (p->cluster && !strcmp(p->cluster, want));
 }
 
 static void
@@ -232,7 +241,8 @@ get_policies(struct pl_serve_req *req, void *arg)
 	json_t *out = json_array();
 
 	for (size_t i = 0; i < m->n; i++)
-		json_array_append_new(out, policy_view(&m->p[i]));
+		if (of_cluster(&m->p[i], req))
+			json_array_append_new(out, policy_view(&m->p[i]));
 	pl_serve_reply(req, 200, out);
 }
 
@@ -241,10 +251,25 @@ post_run(struct pl_serve_req *req, void *arg)
 {
 	struct pl_serve_snappol *m = arg;
 	const char *label = pl_serve_path_param(req, "label");
-	struct pl_snappol_sched *p = find(m, label);
+	struct pl_snappol_sched *p = NULL;
 	char *err = NULL;
 	int r;
 
+	/* each cluster has its own policies: a label two of them use needs
+	 * ?cluster= */
+	for (size_t i = 0; label && i < m->n; i++) {
+		if (strcmp(m->p[i].label, label) || !of_cluster(&m->p[i], req))
+			continue;
+		if (p) {
+			pl_serve_error(
+				req, 400, "bad_request", "cluster",
+				"snapshot policy '%.64s' is in clusters '%s' and '%s' (choose "
+				"one with ?cluster=NAME)",
+				label, p->cluster, m->p[i].cluster);
+			return;
+		}
+		p = &m->p[i];
+	}
 	if (p == NULL) {
 		pl_serve_error(req, 404, "not_found", "label",
 			       "no snapshot policy labelled '%.64s'", label ? label : "");
@@ -270,59 +295,75 @@ post_run(struct pl_serve_req *req, void *arg)
 	"{\"type\":\"array\"},\"pruned\":{\"type\":\"array\"},\"errors\":{\"type\":"               \
 	"\"array\"}}}}}"
 
+static const struct pl_serve_param cluster_query[] = {
+	{ "cluster", "with several clusters: only this one's policies" },
+	{ NULL, NULL },
+};
+
 static const struct pl_serve_route routes[] = {
 	{ "GET", "/api/v1/snapshot-policies", PL_ROLE_VIEWER, 200,
 	  "the snapshot policies: schedule, next run (epoch seconds, null without a schedule), "
 	  "whether one runs, and the last run's result (snapshots taken and pruned, errors per "
 	  "guest)",
-	  "{\"type\":\"array\",\"items\":" POLICY "}", NULL, NULL, get_policies, 0 },
+	  "{\"type\":\"array\",\"items\":" POLICY "}", NULL, cluster_query, get_policies, 0 },
 	{ "POST", "/api/v1/snapshot-policies/{label}/run", PL_ROLE_OPERATOR, 202,
 	  "run a snapshot policy now (as pvelab snapshot-policy run LABEL): 202 at once, 409 "
 	  "while it runs; GET /api/v1/snapshot-policies and the event stream follow it",
-	  POLICY, "{\"type\":\"object\",\"additionalProperties\":false}", NULL, post_run, 0 },
+	  POLICY, "{\"type\":\"object\",\"additionalProperties\":false}", cluster_query, post_run,
+	  0 },
 	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, 0 },
 };
 
-/* The last recorded run of each label (from before this server started). */
+/* The last recorded run of each label of cluster c's (from before this
+ * server started): its policies are m->p[from..m->n). */
 static void
-load_last(struct pl_serve_snappol *m)
+load_last(struct pl_serve_snappol *m, const struct pl_serve_cluster *c, size_t from)
 {
 	json_t *runs = NULL;
 	const json_t *r;
 	size_t i;
 
-	if (pl_runs_list(m->s->state, "snapshot-policy", 200, &runs, NULL) != 0)
+	if (pl_runs_list(c->s->state, "snapshot-policy", 200, &runs, NULL) != 0)
 		return;
 	json_array_foreach(runs, i, r) {
 		const json_t *res = json_object_get(r, "result");
-		struct pl_snappol_sched *p = find(m, pl_json_str(res, "label"));
+		const char *label = pl_json_str(res, "label");
 
-		if (p && p->last == NULL && json_is_object(res))
-			p->last = json_deep_copy(res);
+		for (size_t k = from; label && k < m->n; k++) {
+			struct pl_snappol_sched *p = &m->p[k];
+
+			if (!strcmp(p->label, label) && p->last == NULL && json_is_object(res))
+				p->last = json_deep_copy(res);
+		}
 	}
 	json_decref(runs);
 }
 
-void
-pl_serve_snappol_init(struct pl_serve_snappol *m, struct pl_session *s, struct pl_serve *sv)
+/* The policies of cluster c's view of the config (only its own). */
+static const json_t *
+policies_of(const struct pl_serve_cluster *c)
 {
-	const json_t *pols = s->cfg ? pl_config_get(s->cfg, "/snapshot_policies") : NULL, *e;
-	size_t i;
+	return c->s->cfg ? pl_config_get(c->s->cfg, "/snapshot_policies") : NULL;
+}
 
-	memset(m, 0, sizeof(*m));
-	m->s = s;
-	m->sv = sv;
-	m->module.name = "snapshot-policies";
-	m->module.routes = routes;
-	m->module.arg = m;
-	m->p = pl_calloc(json_array_size(pols) + 1, sizeof(*m->p));
-	json_array_foreach(pols, i, e) {
+/* Schedule cluster c's policies, in m->p made for all (its timers point
+ * into it). */
+static void
+add_cluster(struct pl_serve_snappol *m, const struct pl_serve_cluster *c)
+{
+	struct pl_session *s = c->s;
+	const json_t *e;
+	size_t i, from = m->n;
+
+	json_array_foreach(policies_of(c), i, e) {
 		struct pl_snappol_sched *p = &m->p[m->n];
 		const char *sched = pl_json_str(e, "schedule");
 
 		if (!pl_json_str(e, "label"))
 			continue;
 		p->m = m;
+		p->s = s;
+		p->cluster = c->name;
 		p->policy = json_deep_copy(e);
 		p->label = pl_json_str(p->policy, "label");
 		m->n++;
@@ -337,9 +378,28 @@ pl_serve_snappol_init(struct pl_serve_snappol *m, struct pl_session *s, struct p
 		p->scheduled = true;
 		p->timer = evtimer_new(s->base, on_timer, p);
 		arm(p);
-		pl_log_info("serve: snapshot policy %s runs on '%s'", p->label, sched);
+		pl_log_info("serve: snapshot policy %s%s%s runs on '%s'", p->label,
+			    p->cluster ? " of cluster " : "", p->cluster ? p->cluster : "", sched);
 	}
-	load_last(m);
+	load_last(m, c, from);
+}
+
+void
+pl_serve_snappol_init(struct pl_serve_snappol *m, const struct pl_serve_cluster *cl, size_t n,
+		      struct pl_serve *sv)
+{
+	size_t all = 0;
+
+	memset(m, 0, sizeof(*m));
+	m->sv = sv;
+	m->module.name = "snapshot-policies";
+	m->module.routes = routes;
+	m->module.arg = m;
+	for (size_t i = 0; i < n; i++)
+		all += json_array_size(policies_of(&cl[i]));
+	m->p = pl_calloc(all + 1, sizeof(*m->p));
+	for (size_t i = 0; i < n; i++)
+		add_cluster(m, &cl[i]);
 }
 
 void

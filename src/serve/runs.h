@@ -60,6 +60,10 @@ void pl_serve_runs_free(struct pl_serve_runs *rs);
 void pl_serve_runs_set_refresh(struct pl_serve_runs *rs, void (*hold)(void *arg, bool on),
 			       bool (*syncing)(void *arg), void *arg);
 
+/* Several clusters: the engine of cluster name (borrowed, outlives it),
+ * which each of its run events names ("cluster"). */
+void pl_serve_runs_set_cluster(struct pl_serve_runs *rs, const char *name);
+
 /* No callback with arg after this (a caller that goes away: a closed
  * connection, an ended MCP session); what it started goes on. */
 void pl_serve_runs_forget(struct pl_serve_runs *rs, void *arg);

@@ -21,6 +21,17 @@ from test_700_serve import Server, until
 from test_780_clusters import cluster_entry
 
 
+def cluster_env(a, b):
+    """The environment of a config with clusters home (a) and lab (b): their
+    tokens' secrets, and none of the variables clusters: refuses."""
+    env = {"SECRET_HOME": full_token(a).split("=", 1)[1],
+           "SECRET_LAB": full_token(b).split("=", 1)[1]}
+    for k in ("PVELAB_URL", "PVELAB_TOKEN", "PVELAB_FINGERPRINT", "PVELAB_STATE",
+              "PVELAB_CA_FILE", "PVELAB_USER"):
+        env[k] = ""
+    return env
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     a = start_sim("--guests", "2")
@@ -32,11 +43,7 @@ def lab(tmp_path_factory):
                    "clusters:\n" + cluster_entry("home", a) + "    timeout: 3\n" +
                    cluster_entry("lab", b) +
                    "guests:\n  - name: mcpdb\n    cluster: lab\n    memory: 512\n")
-    env = {"SECRET_HOME": full_token(a).split("=", 1)[1],
-           "SECRET_LAB": full_token(b).split("=", 1)[1]}
-    for k in ("PVELAB_URL", "PVELAB_TOKEN", "PVELAB_FINGERPRINT", "PVELAB_STATE",
-              "PVELAB_CA_FILE", "PVELAB_USER"):
-        env[k] = ""
+    env = cluster_env(a, b)
     # serve's tokens are in the first cluster's store
     r = run("-c", cfg, "--cluster", "home", "token", "create", "op", "--role", "operator",
             env=env, cwd=d)
