@@ -4,8 +4,9 @@
 # layer), both loaded by wrk in one run: requests per second and p50/p99 of
 # /healthz, /api/v1/cluster, /api/v1/guests/{name} and /api/v1/guests, the p99
 # of the cluster and of one guest while full syncs run back to back, the
-# server's RSS after a full sync and after the load, and the time from start
-# to its first answer.
+# server's RSS after a full sync and after the load, the time from start
+# to its first answer, and the serve loop's longest turns (wall and its own CPU
+# time, bench/loopturns.c) while the syncs run: less sensitive to the load.
 # Usage: bench/serve.sh [BIN]   (GUESTS=10000 SECS=5 CONNS=64 PORT=18210)
 # Needs wrk and nginx (scripts/install-deps bench).
 set -euo pipefail
@@ -42,9 +43,13 @@ serve:
   sync_interval: 3600
 EOF
 
+# the loop's turns over 1 ms, as "epoch_s wall_ms cpu_ms" lines
+cc -O2 -shared -fPIC -o "$tmp/loopturns.so" "$(dirname "$0")/loopturns.c" -ldl
+export LOOPTURNS_OUT=$tmp/turns LOOPTURNS_MS=1
+
 # start to first answer
 t0=$(date +%s%N)
-"$BIN" -q -c "$tmp/pvelab.yaml" serve >"$tmp/serve.out" 2>"$tmp/serve.err" &
+LD_PRELOAD=$tmp/loopturns.so "$BIN" -q -c "$tmp/pvelab.yaml" serve >"$tmp/serve.out" 2>"$tmp/serve.err" &
 srv_pid=$!
 until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; do
 	kill -0 "$srv_pid" || { cat "$tmp/serve.err" >&2; exit 1; }
@@ -128,10 +133,15 @@ during_syncs() {
 		done
 	) &
 	syncer=$!
+	from=$(date +%s.%N)
 	read -r q q50 q99 _ <<<"$(load "http://127.0.0.1:$PORT$1")"
 	wait "$syncer"
 	printf 'during full syncs (%s done by now): %-24s %.0f r/s, p50 %.2f ms, p99 %.2f ms\n' \
 		"$(sync_state | field 'd["sync"]["seq"]')" "$1" "$q" "$q50" "$q99"
+	awk -v from="$from" -v to="$(date +%s.%N)" '$1 >= from && $1 <= to {
+			if ($2 > w) w = $2; if ($3 > c) c = $3; n += $2 > 20 }
+		END { printf "  serve loop meanwhile: longest turn %.1f ms wall, %.1f ms CPU; %d turns over 20 ms\n", w, c, n }' \
+		"$tmp/turns"
 }
 during_syncs /api/v1/cluster
 during_syncs "/api/v1/guests/$name"

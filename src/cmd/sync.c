@@ -303,9 +303,13 @@ static void
 on_perms(const struct pl_pve_result *res, void *arg)
 {
 	struct pl_cmd_sync_job *j = arg;
-	struct pl_pve_inventory_opts o = {
-		.progress = progress, .on_guest = on_guest, .partial = true, .arg = &j->b
-	};
+	/* a server's sync (its counters live in memory, not in the store) reads
+	 * behind the server's loop */
+	struct pl_pve_inventory_opts o = { .progress = progress,
+					   .on_guest = on_guest,
+					   .partial = true,
+					   .background = !j->b.counters,
+					   .arg = &j->b };
 
 	j->asking_perms = false;
 	if (j->cancelled) {
