@@ -8,6 +8,8 @@
 # to its first answer, and the serve loop's longest turns (wall and its own CPU
 # time, bench/loopturns.c) while the syncs run: less sensitive to the load.
 # Usage: bench/serve.sh [BIN]   (GUESTS=10000 SECS=5 CONNS=64 PORT=18210)
+# SIM_NICE=N runs the simulator at nice N: it stands in for a cluster that
+# runs on its own hosts, and its CPU then no longer comes from the server's.
 # Needs wrk and nginx (scripts/install-deps bench).
 set -euo pipefail
 BIN=$(realpath "${1:-${PVELAB_BIN:-build/pvelab}}")
@@ -31,6 +33,7 @@ stop_all() {
 trap stop_all EXIT
 
 start_sim "$BIN" --nodes 16 --guests "$GUESTS" --task-ms 50 --auth-delay-ms 0
+[ -z "${SIM_NICE:-}" ] || renice -n "$SIM_NICE" -p "$sim_pid" >/dev/null
 export PVELAB_STATE=$tmp/state.db
 "$BIN" sync >/dev/null
 TOKEN=$("$BIN" token create bench --role operator)
@@ -109,7 +112,7 @@ load() {
 		END { printf "%s %s %s %s\n", rps, p50, p99, bad + 0 }'
 }
 echo "pvelab serve vs nginx (1 worker, static files of the same bodies); wrk -t2 -c$CONNS -d${SECS}s"
-echo "$GUESTS guests on 16 nodes (pvelab sim); load: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+echo "$GUESTS guests on 16 nodes (pvelab sim${SIM_NICE:+ at nice $SIM_NICE}); load: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
 printf '%-28s %10s %8s %8s %10s %8s %8s %7s\n' path "serve r/s" p50_ms p99_ms "nginx r/s" p50_ms p99_ms ratio
 for p in /healthz /api/v1/cluster "/api/v1/guests/$name" /api/v1/guests; do
 	read -r a a50 a99 abad <<<"$(load "http://127.0.0.1:$PORT$p")"

@@ -44,7 +44,7 @@ struct pl_serve_refresh {
 	size_t post_done;   /* guests keyed, then changes told as events, so far */
 	size_t post_unread; /* guests the sync could not read */
 	json_t *post_snap, *post_changes;
-	json_t *post_keys; /* the next keys, as far as made */
+	json_t *post_keys;     /* the next keys, as far as made */
 	struct event *drop_ev; /* lists let go of, freed a batch per turn */
 	json_t *drop;          /* [list, ...] */
 	/* told after each sync that succeeded, with its snapshot (borrowed) */

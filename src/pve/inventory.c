@@ -415,14 +415,14 @@ shard_run(void *arg)
 static void
 start_shard(struct listing *l)
 {
-	struct shard *sh = &l->shards[l->started];
+	/* counted before it runs: the first worker reads the count */
+	struct shard *sh = &l->shards[l->started++];
 
 	pthread_mutex_lock(&l->v->lock);
 	l->v->shards_left++;
 	pthread_mutex_unlock(&l->v->lock);
 	if (pthread_create(&sh->thread, NULL, shard_run, sh) != 0)
 		pl_die("cannot start a thread");
-	l->started++;
 }
 
 /* An entry of /cluster/resources?type=vm: recorded, and its config wanted
