@@ -357,7 +357,13 @@ state_path(struct pl_session *s)
 		given = pl_state_is_pg(p) ? pl_strdup(p) : cfg_path(s, p);
 	r = pl_state_path(given, NULL, s->cfg ? pl_config_path(s->cfg) : s->ctx->config_path);
 	free(given);
-	if (cl && !cs && !pl_state_is_pg(r)) { /* dir/state.db -> dir/state-NAME.db */
+	if (cl && !cs && pl_state_is_pg(r)) { /* one database, a schema per cluster */
+		char *schema = pl_asprintf("pvelab_%s", cl), *per = pl_state_pg_schema(r, schema);
+
+		free(schema);
+		free(r);
+		r = per;
+	} else if (cl && !cs) { /* dir/state.db -> dir/state-NAME.db */
 		const char *base = strrchr(r, '/') ? strrchr(r, '/') + 1 : r;
 		const char *dot = strrchr(base, '.');
 		size_t at = dot && dot != base ? (size_t)(dot - r) : strlen(r);
@@ -419,12 +425,6 @@ check_state_dir(const struct pl_session *s, char **errmsg)
 	struct stat sb;
 	int r = 0;
 
-	if (s->cfg && pl_config_cluster(s->cfg) && pl_state_is_pg(s->state_path) &&
-	    !pl_config_cluster_state(s->cfg))
-		return pl_seterr(errmsg, PL_EINVAL,
-				 "cluster '%s': a PostgreSQL state holds one "
-				 "cluster; give each its own (clusters.%s.state: postgres://...)",
-				 pl_config_cluster(s->cfg), pl_config_cluster(s->cfg));
 	if (!env("PVELAB_STATE") &&
 	    !(s->cfg && (json_string_value(pl_config_get(s->cfg, "/state")) ||
 			 pl_config_cluster_state(s->cfg))))
@@ -655,13 +655,25 @@ pl_session_open(struct pl_session *s, struct pl_ctx *ctx, unsigned need, char **
 	return 0;
 }
 
+int
+pl_session_open_on(struct pl_session *s, struct pl_ctx *ctx, struct event_base *base, char **errmsg)
+{
+	int r;
+
+	if ((r = pl_session_open(s, ctx, PL_NEED_STATE, errmsg)) != 0)
+		return r;
+	s->base = base;
+	s->base_borrowed = true;
+	return pl_session_api(s, errmsg);
+}
+
 void
 pl_session_close(struct pl_session *s)
 {
 	if (s->pve != kept.pve)
 		pl_pve_free(s->pve);
 	s->pve = NULL;
-	if (s->base && s->base != kept.base)
+	if (s->base && s->base != kept.base && !s->base_borrowed)
 		event_base_free(s->base);
 	s->base = NULL;
 	if (s->state && s->state == kept.state)

@@ -29,6 +29,7 @@ struct pl_session {
 	struct pl_pve *pve;
 	struct pl_state *state;
 	char *state_path;
+	bool base_borrowed; /* base is another session's (pl_session_open_on) */
 };
 
 /* The clusters a read command covers, one session each, and how many:
@@ -56,6 +57,11 @@ int pl_cmd_local_dir(struct pl_ctx *ctx, char **dir, char **errmsg);
 char *pl_session_local_dir(struct pl_session *s);
 /* Open what need asks for. On failure the message is one line for the user. */
 int pl_session_open(struct pl_session *s, struct pl_ctx *ctx, unsigned need, char **errmsg);
+/* Open ctx's state store and API client on base, the loop of another
+ * session (a command over several clusters runs them all on one loop);
+ * pl_session_close leaves base alone. */
+int pl_session_open_on(struct pl_session *s, struct pl_ctx *ctx, struct event_base *base,
+		       char **errmsg);
 /* Keep what sessions open — the event loop, the API client (while its
  * settings stay the same) and the state store (while its path does) — for
  * the next sessions of this process, until pl_session_keep_end: `pvelab

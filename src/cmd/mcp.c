@@ -40,9 +40,35 @@ struct stdio {
 	bool closing;
 	bool file; /* stdin is a file (or /dev/null): read it without polling */
 	struct event_base *base;
-	struct pl_cmd_sync_job *sync; /* the store following a change */
+	struct follow *fw; /* each cluster's store following its changes */
+	size_t nfw;
+};
+
+/* A cluster's store following the changes its runs engine made, as pvelab
+ * serve's does: one sync at a time, one more when asked meanwhile. */
+struct follow {
+	struct stdio *io;
+	struct pl_session *s;
+	struct pl_cmd_sync_job *sync;
 	bool sync_again;
 };
+
+/* A cluster after the first of several: its context (--cluster), session
+ * and runs engine. */
+struct other {
+	struct pl_ctx ctx;
+	struct pl_session s;
+	struct pl_serve_runs *runs;
+};
+
+static bool
+syncing(const struct stdio *io)
+{
+	for (size_t i = 0; i < io->nfw; i++)
+		if (io->fw[i].sync)
+			return true;
+	return false;
+}
 
 static void
 on_send(const char *text, size_t len, void *ctx, bool final, void *arg)
@@ -62,7 +88,7 @@ on_idle(void *arg)
 {
 	struct stdio *io = arg;
 
-	if (io->closing && io->h.njobs == 0 && io->h.rjobs == NULL && io->sync == NULL)
+	if (io->closing && io->h.njobs == 0 && io->h.rjobs == NULL && !syncing(io))
 		event_base_loopexit(io->base, NULL);
 }
 
@@ -74,7 +100,7 @@ closing(struct stdio *io)
 	event_del(io->in);
 	pl_mcp_sess_free(io->ss);
 	io->ss = NULL;
-	if (io->h.njobs == 0 && io->h.rjobs == NULL && io->sync == NULL)
+	if (io->h.njobs == 0 && io->h.rjobs == NULL && !syncing(io))
 		event_base_loopexit(io->base, NULL);
 	else /* the commands interrupted, the store's sync after a change */
 		event_base_loopexit(io->base, &(struct timeval){ 10, 0 });
@@ -140,40 +166,37 @@ on_stdin(evutil_socket_t fd, short what, void *arg)
 }
 
 static void on_idle(void *arg);
-
-/* After the runs engine changed guests the store follows, as pvelab serve's
- * does: one sync at a time, one more when asked meanwhile. */
 static void on_changed(void *arg);
 
 static void
 on_synced(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *snap,
 	  long long run_id, size_t unread, const char *errmsg, void *arg)
 {
-	struct stdio *io = arg;
+	struct follow *f = arg;
 
-	io->sync = NULL;
+	f->sync = NULL;
 	if (err)
 		pl_log_warn("mcp: sync after a change failed: %s", errmsg ? errmsg : "?");
-	if (io->sync_again) {
-		io->sync_again = false;
-		on_changed(io);
+	if (f->sync_again) {
+		f->sync_again = false;
+		on_changed(f);
 	}
-	if (io->sync == NULL)
-		on_idle(io);
+	if (f->sync == NULL)
+		on_idle(f->io);
 }
 
 static void
 on_changed(void *arg)
 {
-	struct stdio *io = arg;
+	struct follow *f = arg;
 	char *err = NULL;
 
-	if (io->sync) {
-		io->sync_again = true;
+	if (f->sync) {
+		f->sync_again = true;
 		return;
 	}
-	io->sync = pl_cmd_sync_start(io->h.s, false, false, false, on_synced, io, &err);
-	if (io->sync == NULL)
+	f->sync = pl_cmd_sync_start(f->s, false, false, false, on_synced, f, &err);
+	if (f->sync == NULL)
 		pl_log_warn("mcp: cannot sync after a change: %s", err ? err : "?");
 	free(err);
 }
@@ -192,9 +215,13 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_args a;
 	struct event *sigint = NULL, *sigterm = NULL;
 	struct pl_serve_runs *runs = NULL;
+	struct pl_mcp_cluster *mcl = NULL;
+	struct other *O = NULL; /* the clusters after the first */
+	struct pl_ctx first;
 	struct stat st;
 	bool host = false;
-	char *err = NULL, *shown;
+	char *err = NULL, *shown, **cls = NULL;
+	size_t ncl = 0;
 	int r, rc = PL_EXIT_ERROR;
 
 	memset(&s, 0, sizeof(s));
@@ -203,7 +230,13 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		return pl_args_exit(r);
 	pl_ctx_apply_log(ctx);
 	pl_log_set_stream(stderr);
-	if (pl_session_open(&s, ctx, PL_NEED_STATE, &err) != 0) {
+	/* several clusters and no --cluster: the first is this session's, the
+	 * tools name the one they work on (cluster) */
+	ncl = pl_cmd_clusters(ctx, &cls);
+	first = *ctx;
+	if (ncl > 1)
+		first.cluster = cls[0];
+	if (pl_session_open(&s, &first, PL_NEED_STATE, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}
@@ -212,6 +245,9 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	io.base = s.base;
+	io.nfw = ncl;
+	io.fw = pl_calloc(ncl, sizeof(*io.fw));
+	io.fw[0] = (struct follow){ &io, &s, NULL, false };
 	/* plan, apply, rollback and snapshots go through the runs engine, as on
 	 * pvelab serve; without a cluster only the store is read */
 	if (((getenv("PVELAB_URL") && *getenv("PVELAB_URL")) ||
@@ -221,12 +257,32 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		goto out;
 	}
 	if (s.pve)
-		runs = pl_serve_runs_new(&s, NULL, on_changed, &io);
+		runs = pl_serve_runs_new(&s, NULL, on_changed, &io.fw[0]);
+	if (ncl > 1) {
+		mcl = pl_calloc(ncl, sizeof(*mcl));
+		O = pl_calloc(ncl - 1, sizeof(*O));
+		mcl[0] = (struct pl_mcp_cluster){ cls[0], &s, runs };
+	}
+	for (size_t i = 1; i < ncl; i++) {
+		struct other *o = &O[i - 1];
+
+		o->ctx = *ctx;
+		o->ctx.cluster = cls[i];
+		if (pl_session_open_on(&o->s, &o->ctx, s.base, &err) != 0) {
+			pl_error("mcp: cluster '%s': %s", cls[i], err);
+			goto out;
+		}
+		io.fw[i] = (struct follow){ &io, &o->s, NULL, false };
+		o->runs = pl_serve_runs_new(&o->s, NULL, on_changed, &io.fw[i]);
+		mcl[i] = (struct pl_mcp_cluster){ cls[i], &o->s, o->runs };
+	}
 	if (pl_mcp_host_init(&io.h, &s, runs, &err) != 0) {
 		pl_error("mcp: %s", err);
 		goto out;
 	}
 	host = true;
+	if (ncl > 1)
+		pl_mcp_host_set_clusters(&io.h, mcl, ncl);
 	io.h.on_idle = on_idle;
 	io.h.idle_arg = &io;
 	pl_buf_init(&io.line, MAX_LINE);
@@ -250,19 +306,28 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	sigterm = evsignal_new(s.base, SIGTERM, on_signal, s.base);
 	event_add(sigint, NULL);
 	event_add(sigterm, NULL);
-	shown = pl_state_display(s.state_path);
-	pl_log_info("mcp: serving on stdio (%s), state %s",
-		    pl_args_has(&a, 0) ? "writes allowed" : "read-only", shown);
+	shown = ncl > 1 ? pl_config_cluster_list(s.cfg) : pl_state_display(s.state_path);
+	pl_log_info("mcp: serving on stdio (%s), %s %s",
+		    pl_args_has(&a, 0) ? "writes allowed" : "read-only",
+		    ncl > 1 ? "clusters" : "state", shown);
 	free(shown);
 	event_base_dispatch(s.base);
 	rc = PL_EXIT_OK;
 out:
 	pl_mcp_sess_free(io.ss);
-	if (io.sync)
-		pl_cmd_sync_cancel(io.sync);
+	for (size_t i = 0; i < io.nfw; i++)
+		if (io.fw[i].sync)
+			pl_cmd_sync_cancel(io.fw[i].sync);
 	if (host)
 		pl_mcp_host_release(&io.h);
 	pl_serve_runs_free(runs);
+	for (size_t i = 1; O && i < ncl; i++) {
+		pl_serve_runs_free(O[i - 1].runs);
+		pl_session_close(&O[i - 1].s);
+	}
+	free(O);
+	free(mcl);
+	free(io.fw);
 	if (io.in)
 		event_free(io.in);
 	if (sigint)
@@ -272,6 +337,7 @@ out:
 	pl_buf_release(&io.line);
 	free(err);
 	pl_session_close(&s);
+	pl_cmd_clusters_free(cls, ncl);
 	return rc;
 }
 
@@ -287,7 +353,8 @@ const struct pl_cmd pl_cmd_mcp = {
 		"confirm), backup, sync, apply (of a plan_id the plan tool returned; a stale\n"
 		"plan is refused), rollback and destroy (its guests repeated in confirm).\n"
 		"Resources: pvelab://cluster, pvelab://config, pvelab://plan/latest,\n"
-		"pvelab://guest/NAME, with subscriptions. pvelab serve offers the same at /mcp\n"
+		"pvelab://guest/NAME, with subscriptions. With several clusters (clusters:)\n"
+		"each tool takes cluster, as --cluster. pvelab serve offers the same at /mcp\n"
 		"(docs/mcp.md).",
 	.opts = opts,
 	.run = run,

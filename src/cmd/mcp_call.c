@@ -257,6 +257,41 @@ check_confirm(const struct tool_info *t, const json_t *args, char **errmsg)
 	return r;
 }
 
+/* The cluster a call names (its cluster argument, one of the config's):
+ * *name (the caller's), or NULL when it names none; PL_EINVAL with *errmsg. */
+static int
+take_cluster(const struct pl_mcp_host *h, const char *tool, const json_t *args, char **name,
+	     char **errmsg)
+{
+	const json_t *v = json_object_get(args, "cluster"), *e;
+	json_t *names;
+	char *list;
+	size_t i;
+	int r = 0;
+
+	*name = NULL;
+	if (v == NULL)
+		return 0;
+	if ((names = pl_mcp_cluster_names(h)) == NULL)
+		return pl_seterr(errmsg, PL_EINVAL,
+				 "unknown argument 'cluster' of tool %s (the config names no "
+				 "clusters)",
+				 tool);
+	json_array_foreach(names, i, e)
+		if (json_equal(e, v) && *name == NULL)
+			*name = pl_strdup(json_string_value(e));
+	json_decref(names);
+	if (*name)
+		return 0;
+	list = pl_mcp_cluster_list(h);
+	r = pl_seterr(errmsg, PL_EINVAL,
+		      h->ncl ? "unknown cluster '%.60s' (clusters: %s)" :
+			       "cluster '%.60s': this server works on cluster '%s' only",
+		      json_is_string(v) ? json_string_value(v) : "(not a string)", list);
+	free(list);
+	return r;
+}
+
 static void
 call_tool(struct pl_mcp *m, struct pl_mcp_call *c, const char *tool, const json_t *args0, void *arg)
 {
@@ -265,7 +300,8 @@ call_tool(struct pl_mcp *m, struct pl_mcp_call *c, const char *tool, const json_
 	const struct pl_cmd *cmd = t ? pl_cmd_find(tool) : NULL;
 	json_t *args = args0 ? json_incref((json_t *)args0) : json_object();
 	json_t *argv = NULL, *pos = NULL;
-	char *err = NULL;
+	char *err = NULL, *cluster = NULL;
+	const char *child_cluster;
 
 	(void)m;
 	if (t == NULL || (cmd == NULL && t->summary == NULL)) {
@@ -280,14 +316,35 @@ call_tool(struct pl_mcp *m, struct pl_mcp_call *c, const char *tool, const json_
 			tool, pl_serve_role_name(t->role));
 		goto out;
 	}
+	if (take_cluster(ss->h, tool, args, &cluster, &err) != 0) {
+		pl_mcp_call_error(c, "%s", err);
+		goto out;
+	}
+	if (cluster) { /* a global option, not the tool's */
+		json_t *rest = json_copy(args);
+
+		json_object_del(rest, "cluster");
+		json_decref(args);
+		args = rest;
+	}
 	argv = json_pack("[s,s,s]", ss->h->exe, "-o", "json");
+	/* the command works on the cluster asked for, or this server's one */
+	child_cluster = cluster                          ? cluster :
+			ss->h->ncl == 0 && ss->h->s->cfg ? pl_config_cluster(ss->h->s->cfg) :
+							   NULL;
+	if (child_cluster) {
+		json_array_append_new(argv, json_string("--cluster"));
+		json_array_append_new(argv, json_string(child_cluster));
+	}
 	pos = json_array();
 	if (build_argv(t, cmd, args, argv, &err) != 0 || add_positionals(t, args, pos, &err) != 0 ||
 	    (t->confirm && check_confirm(t, args, &err) != 0)) {
 		pl_mcp_call_error(c, "%s", err);
 		goto out;
 	}
-	if ((t->hints & H_FAST) && !json_is_true(json_object_get(args, "live"))) {
+	/* several clusters: the command reads each one's store (or the one asked) */
+	if ((t->hints & H_FAST) && ss->h->ncl == 0 &&
+	    !json_is_true(json_object_get(args, "live"))) {
 		json_t *v = fast_cached(ss, tool, args);
 		int r = v ? 0 : fast_answer(ss, tool, args, &v, &err);
 
@@ -300,7 +357,7 @@ call_tool(struct pl_mcp *m, struct pl_mcp_call *c, const char *tool, const json_
 			pl_mcp_call_error(c, "%s", err ? err : pl_strerror(r));
 		}
 	} else if (t->hints & H_ENGINE) {
-		pl_mcp_engine_call(ss, c, t, args);
+		pl_mcp_engine_call(ss, c, t, args, cluster);
 	} else if (ss->h->njobs >= ss->h->max_jobs) {
 		/* a protocol error, not the tool's: nothing ran, the same call may
 		 * succeed later (N sessions x M calls must not fork N x M processes) */
@@ -319,6 +376,7 @@ out:
 	json_decref(args);
 	json_decref(argv);
 	json_decref(pos);
+	free(cluster);
 	free(err);
 }
 
@@ -429,6 +487,13 @@ pl_mcp_host_init(struct pl_mcp_host *h, struct pl_session *s, struct pl_serve_ru
 	h->poll = event_new(s->base, -1, EV_PERSIST, pl_mcp_poll, h);
 	event_add(h->poll, &(struct timeval){ h->poll_ms / 1000, (h->poll_ms % 1000) * 1000 });
 	return 0;
+}
+
+void
+pl_mcp_host_set_clusters(struct pl_mcp_host *h, const struct pl_mcp_cluster *cl, size_t n)
+{
+	h->cl = cl;
+	h->ncl = n;
 }
 
 void

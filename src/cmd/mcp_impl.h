@@ -41,6 +41,11 @@ struct tool_info {
 	const char *summary; /* a tool that is no command (the engine's): what it does */
 };
 
+/* mcp_tools.c: the names a tool's cluster argument may take (new
+ * reference), or NULL when the config names no clusters. */
+json_t *pl_mcp_cluster_names(const struct pl_mcp_host *h);
+/* The same as text, "home, lab" (caller frees). */
+char *pl_mcp_cluster_list(const struct pl_mcp_host *h);
 /* mcp_tools.c: the tool of that name, or NULL. */
 const struct tool_info *pl_mcp_tool_find(const char *name);
 /* Whether t hides the command's option opt from MCP clients. */
@@ -65,9 +70,10 @@ void pl_mcp_call_error(struct pl_mcp_call *c, const char *fmt, ...)
  * positional arguments; c is answered when the command ends. */
 void pl_mcp_job_start(struct pl_mcp_sess *ss, struct pl_mcp_call *c, const struct tool_info *t,
 		      json_t *argv, const json_t *pos);
-/* Have the runs engine carry t out for c (H_ENGINE). */
+/* Have the runs engine carry t out for c (H_ENGINE); cluster: the one the
+ * call names (NULL: none), whose engine it is when there are several. */
 void pl_mcp_engine_call(struct pl_mcp_sess *ss, struct pl_mcp_call *c, const struct tool_info *t,
-			const json_t *args);
+			const json_t *args, const char *cluster);
 /* notifications/cancelled for the call whose data is data. */
 void pl_mcp_jobs_cancel(struct pl_mcp_host *h, void *data);
 /* Kill what still runs; nobody waits for the answers. */

@@ -8,6 +8,7 @@
 #include "core/common.h"
 #include "cmd/mcp_impl.h"
 #include "cmd/connect.h"
+#include "config/config.h"
 #include "core/buf.h"
 #include "core/err.h"
 #include "core/json.h"
@@ -192,7 +193,10 @@ spawn(struct pl_mcp_job *j, json_t *argv, const char *who, char **errmsg)
 	char **env;
 	size_t n = 0, i;
 	int out[2] = { -1, -1 }, err[2] = { -1, -1 }, r;
-	char *state_var = pl_asprintf("PVELAB_STATE=%s", h->s->state_path);
+	/* with clusters: the config says where each one's store is, from the
+	 * same environment: the command finds the one of its --cluster */
+	bool own_state = !(h->s->cfg && pl_config_clusters(h->s->cfg));
+	char *state_var = own_state ? pl_asprintf("PVELAB_STATE=%s", h->s->state_path) : NULL;
 	char *via_var = pl_asprintf(PL_RUNS_VIA_ENV "=%s", who);
 	json_t *e;
 
@@ -202,10 +206,11 @@ spawn(struct pl_mcp_job *j, json_t *argv, const char *who, char **errmsg)
 		n++;
 	env = pl_calloc(n + 5, sizeof(*env));
 	for (i = n = 0; environ[i]; i++)
-		if (strncmp(environ[i], "PVELAB_STATE=", 13) &&
+		if ((!own_state || strncmp(environ[i], "PVELAB_STATE=", 13)) &&
 		    strncmp(environ[i], PL_RUNS_VIA_ENV "=", sizeof(PL_RUNS_VIA_ENV)))
 			env[n++] = environ[i];
-	env[n++] = state_var;
+	if (state_var)
+		env[n++] = state_var;
 	env[n++] = via_var;
 	env[n++] = "NO_COLOR=1";
 	if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
@@ -291,6 +296,8 @@ pl_mcp_job_start(struct pl_mcp_sess *ss, struct pl_mcp_call *c, const struct too
 /* A call the runs engine carries out (plan, apply, rollback, snapshots). */
 struct pl_mcp_rjob {
 	struct pl_mcp_host *h;
+	struct pl_session *s;     /* the cluster it works on */
+	struct pl_serve_runs *rs; /* that cluster's engine */
 	struct pl_mcp_call *call;
 	const struct tool_info *t;
 	long long run;     /* the run, once it began (apply, rollback) */
@@ -360,7 +367,7 @@ on_engine_started(int err, const json_t *res, const char *errmsg, void *arg)
 		 pl_json_int(res, "total", 0));
 	pl_mcp_call_progress(rj->call, ++rj->progress, 0, msg);
 	if (rj->cancel_asked)
-		pl_serve_run_cancel(rj->h->runs, rj->run, NULL);
+		pl_serve_run_cancel(rj->rs, rj->run, NULL);
 }
 
 /* Each step of each change is a progress notification. */
@@ -388,7 +395,7 @@ on_engine_progress(const json_t *ev, void *arg)
 static int
 engine_start(struct pl_mcp_sess *ss, struct pl_mcp_rjob *rj, const json_t *args, char **errmsg)
 {
-	struct pl_serve_runs *rs = ss->h->runs;
+	struct pl_serve_runs *rs = rj->rs;
 	const char *tool = rj->t->cmd, *guest = pl_json_str(args, "guest");
 	const char *name = pl_json_str(args, "name");
 	struct pl_serve_run_cbs cbs = { on_engine_started, on_engine_progress, on_engine_done, rj };
@@ -422,7 +429,7 @@ engine_start(struct pl_mcp_sess *ss, struct pl_mcp_rjob *rj, const json_t *args,
 		if (run && pl_str_to_ll(run, 1, 1LL << 53, &id) != 0)
 			return pl_seterr(errmsg, PL_EINVAL, "run is a run's number, not '%.32s'",
 					 run);
-		if (run == NULL && (r = pl_runs_newest(ss->h->s->state, &id, NULL, errmsg)) != 0)
+		if (run == NULL && (r = pl_runs_newest(rj->s->state, &id, NULL, errmsg)) != 0)
 			return r;
 		if (id == 0)
 			return pl_seterr(errmsg, PL_ENOENT, "no apply or destroy to roll back");
@@ -441,18 +448,35 @@ engine_start(struct pl_mcp_sess *ss, struct pl_mcp_rjob *rj, const json_t *args,
 
 void
 pl_mcp_engine_call(struct pl_mcp_sess *ss, struct pl_mcp_call *c, const struct tool_info *t,
-		   const json_t *args)
+		   const json_t *args, const char *cluster)
 {
+	struct pl_mcp_host *h = ss->h;
 	struct pl_mcp_rjob *rj = pl_calloc(1, sizeof(*rj));
 	char *err = NULL;
 
-	rj->h = ss->h;
+	rj->h = h;
 	rj->call = c;
 	rj->t = t;
-	rj->next = ss->h->rjobs;
-	ss->h->rjobs = rj;
+	rj->s = h->s;
+	rj->rs = h->runs;
+	for (size_t i = 0; i < h->ncl; i++) /* several clusters: the one named */
+		if (cluster && !strcmp(h->cl[i].name, cluster)) {
+			rj->s = h->cl[i].s;
+			rj->rs = h->cl[i].runs;
+		}
+	rj->next = h->rjobs;
+	h->rjobs = rj;
 	pl_mcp_call_set_data(c, rj);
-	if (ss->h->runs == NULL) {
+	if (h->ncl && cluster == NULL) {
+		char *list = pl_mcp_cluster_list(h);
+
+		pl_mcp_call_error(c,
+				  "%s needs its cluster: this config has several (%s); pass "
+				  "cluster",
+				  t->cmd, list);
+		free(list);
+		rjob_free(rj);
+	} else if (rj->rs == NULL) {
 		pl_mcp_call_error(c,
 				  "%s needs a cluster (cluster: in pvelab.yaml, or PVELAB_URL and "
 				  "PVELAB_TOKEN)",
@@ -462,7 +486,8 @@ pl_mcp_engine_call(struct pl_mcp_sess *ss, struct pl_mcp_call *c, const struct t
 		pl_mcp_call_error(c, "%s refused: %s", t->cmd, err);
 		rjob_free(rj);
 	} else {
-		pl_log_info("mcp: %s asked for %s", pl_mcp_client(ss->m), t->cmd);
+		pl_log_info("mcp: %s asked for %s%s%s", pl_mcp_client(ss->m), t->cmd,
+			    cluster ? " on cluster " : "", cluster ? cluster : "");
 	}
 	free(err);
 }
@@ -474,7 +499,7 @@ pl_mcp_jobs_cancel(struct pl_mcp_host *h, void *data)
 		if (rj == data) {
 			pl_log_info("mcp: %s cancelled by the client", rj->t->cmd);
 			if (rj->run)
-				pl_serve_run_cancel(h->runs, rj->run, NULL);
+				pl_serve_run_cancel(rj->rs, rj->run, NULL);
 			else
 				rj->cancel_asked = true;
 			return;
@@ -504,7 +529,7 @@ pl_mcp_jobs_release(struct pl_mcp_host *h)
 	while (h->rjobs) { /* the engine calls them no more */
 		struct pl_mcp_rjob *rj = h->rjobs;
 
-		pl_serve_runs_forget(h->runs, rj);
+		pl_serve_runs_forget(rj->rs, rj);
 		pl_mcp_call_done(rj->call, NULL);
 		rjob_free(rj);
 	}

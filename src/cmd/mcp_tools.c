@@ -7,6 +7,9 @@
 #include "core/common.h"
 #include "cmd/mcp_impl.h"
 #include "cmd/cmd.h"
+#include "cmd/connect.h"
+#include "config/config.h"
+#include "core/buf.h"
 #include "core/json.h"
 #include "core/str.h"
 #include "serve/serve.h"
@@ -276,9 +279,38 @@ pl_mcp_opt_schema(const struct pl_opt *o)
 	return s;
 }
 
-static json_t *
-input_schema(const struct tool_info *t, const struct pl_cmd *cmd)
+json_t *
+pl_mcp_cluster_names(const struct pl_mcp_host *h)
 {
+	const char *one = h->s->cfg ? pl_config_cluster(h->s->cfg) : NULL;
+	json_t *names;
+
+	if (h->ncl == 0)
+		return one ? json_pack("[s]", one) : NULL;
+	names = json_array();
+	for (size_t i = 0; i < h->ncl; i++)
+		json_array_append_new(names, json_string(h->cl[i].name));
+	return names;
+}
+
+char *
+pl_mcp_cluster_list(const struct pl_mcp_host *h)
+{
+	json_t *names = pl_mcp_cluster_names(h), *e;
+	struct pl_buf b;
+	size_t i;
+
+	pl_buf_init(&b, 0);
+	json_array_foreach(names, i, e)
+		pl_buf_addf(&b, "%s%s", i ? ", " : "", json_string_value(e));
+	json_decref(names);
+	return pl_buf_detach(&b, NULL);
+}
+
+static json_t *
+input_schema(const struct pl_mcp_host *h, const struct tool_info *t, const struct pl_cmd *cmd)
+{
+	json_t *names = pl_mcp_cluster_names(h);
 	json_t *props = json_object(), *req = json_array();
 	char name[64];
 
@@ -300,12 +332,19 @@ input_schema(const struct tool_info *t, const struct pl_cmd *cmd)
 		pl_mcp_prop_name(o->name, name, sizeof(name));
 		json_object_set_new(props, name, pl_mcp_opt_schema(o));
 	}
+	if (names) /* --cluster NAME */
+		json_object_set_new(
+			props, "cluster",
+			json_pack("{s:s,s:o,s:s}", "type", "string", "enum", names, "description",
+				  h->ncl ? "the cluster to work on (reads cover every cluster "
+					   "without it; changes need it)" :
+					   "the cluster (this server works on this one only)"));
 	return json_pack("{s:s,s:o,s:o,s:b}", "type", "object", "properties", props, "required",
 			 req, "additionalProperties", 0);
 }
 
 static json_t *
-tool_json(const struct tool_info *t, const struct pl_cmd *cmd)
+tool_json(const struct pl_mcp_host *h, const struct tool_info *t, const struct pl_cmd *cmd)
 {
 	json_t *out = json_loads(t->output, 0, NULL);
 	char title[96];
@@ -313,9 +352,10 @@ tool_json(const struct tool_info *t, const struct pl_cmd *cmd)
 	snprintf(title, sizeof(title), "pvelab %s", t->cmd);
 	return json_pack("{s:s,s:s,s:s,s:o,s:o,s:{s:b,s:b,s:b,s:b}}", "name", t->cmd, "title",
 			 title, "description", cmd ? cmd->summary : t->summary, "inputSchema",
-			 input_schema(t, cmd), "outputSchema", out, "annotations", "readOnlyHint",
-			 !!(t->hints & H_RO), "destructiveHint", !!(t->hints & H_DESTROY),
-			 "idempotentHint", !!(t->hints & H_IDEM), "openWorldHint", 0);
+			 input_schema(h, t, cmd), "outputSchema", out, "annotations",
+			 "readOnlyHint", !!(t->hints & H_RO), "destructiveHint",
+			 !!(t->hints & H_DESTROY), "idempotentHint", !!(t->hints & H_IDEM),
+			 "openWorldHint", 0);
 }
 
 json_t *
@@ -330,10 +370,10 @@ pl_mcp_tools_list(const struct pl_mcp_sess *ss)
 		if (t == NULL || !((*c)->flags & (PL_CMD_MCP_READ | PL_CMD_MCP_WRITE)) ||
 		    t->role > ss->role)
 			continue;
-		json_array_append_new(list, tool_json(t, *c));
+		json_array_append_new(list, tool_json(ss->h, t, *c));
 	}
 	for (size_t i = 0; i < PL_ARRAY_LEN(tools); i++) /* then the store's and the engine's own */
 		if (tools[i].summary && tools[i].role <= ss->role)
-			json_array_append_new(list, tool_json(&tools[i], NULL));
+			json_array_append_new(list, tool_json(ss->h, &tools[i], NULL));
 	return json_pack("{s:o}", "tools", list);
 }

@@ -22,9 +22,22 @@ struct pl_serve_runs;
 /* Commands run at once for tool calls when mcp.max_processes is not set. */
 #define PL_MCP_MAX_PROCESSES 8
 
+/* One of a config's several clusters that an MCP server covers: its
+ * session and its runs engine (NULL without an API client). */
+struct pl_mcp_cluster {
+	const char *name;
+	struct pl_session *s;
+	struct pl_serve_runs *runs;
+};
+
 /* What every session of one process shares. */
 struct pl_mcp_host {
 	struct pl_session *s;
+	/* several clusters, none chosen at start: each one (cl[0] is s's); the
+	 * tools take a cluster argument. NULL: s is the one cluster (a tool's
+	 * cluster may only name it) */
+	const struct pl_mcp_cluster *cl;
+	size_t ncl;
 	json_t *const *live_by_id;  /* the server's live guest list (NULL: none) */
 	char *exe;                  /* this binary: tools run as its commands */
 	struct pl_serve_runs *runs; /* plans, applies, snapshots (NULL: no cluster) */
@@ -60,6 +73,8 @@ struct pl_mcp_sess {
  * code with *errmsg. */
 int pl_mcp_host_init(struct pl_mcp_host *h, struct pl_session *s, struct pl_serve_runs *runs,
 		     char **errmsg);
+/* Cover several clusters (cl borrowed, outliving h; cl[0] is h's session). */
+void pl_mcp_host_set_clusters(struct pl_mcp_host *h, const struct pl_mcp_cluster *cl, size_t n);
 /* Free h: commands still running are killed (free the sessions first). */
 void pl_mcp_host_release(struct pl_mcp_host *h);
 

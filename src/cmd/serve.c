@@ -13,9 +13,11 @@
 #include "cmd/serve_snappol.h"
 #include "cmd/serve_checks.h"
 #include "cmd/serve_mcp.h"
+#include "cmd/mcp_tools.h"
 #include "cmd/serve_dash.h"
 #include "cmd/serve_runs.h"
 #include "config/config.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/file.h"
 #include "core/json.h"
@@ -189,11 +191,22 @@ limits_of(const struct pl_config *cfg, struct pl_serve_limits *lim)
 	};
 }
 
+/* A cluster watched besides the first (serve's own session): its context
+ * (--cluster NAME), session and refresh. */
+struct watched {
+	struct pl_ctx ctx;
+	struct pl_session s;
+	struct pl_serve_refresh refresh;
+	bool refreshing;
+};
+
 /* The running server and what its signals act on. */
 struct life {
 	struct pl_session *s;
 	struct pl_serve *sv;
 	struct pl_serve_refresh *refresh;
+	struct pl_serve_cluster *cl; /* every cluster watched (cl[0]: s, refresh) */
+	size_t ncl;
 	const char *cli_cert, *cli_key; /* given on the command line: a reload keeps them */
 	char **addrs;                   /* the listen addresses */
 	size_t n;
@@ -302,8 +315,10 @@ reload(struct life *L)
 	limits_of(cfg, &lim);
 	pl_serve_set_limits(L->sv, &lim);
 	pl_serve_set_stream_buffer(L->sv, cfg_int(cfg, "stream_buffer", 65536));
-	pl_serve_refresh_set_intervals(L->refresh, cfg_int(cfg, "status_interval", 10),
-				       cfg_int(cfg, "sync_interval", 300));
+	for (i = 0; i < L->ncl; i++)
+		pl_serve_refresh_set_intervals(L->cl[i].refresh,
+					       cfg_int(cfg, "status_interval", 10),
+					       cfg_int(cfg, "sync_interval", 300));
 	if (tls) {
 		pl_serve_set_tls(L->sv, tls);
 		SSL_CTX_free(L->tls);
@@ -367,7 +382,8 @@ stop(struct life *L, int sig)
 		return;
 	}
 	sd_notify(0, "STOPPING=1\nSTATUS=draining");
-	pl_serve_refresh_stop(L->refresh);
+	for (size_t i = 0; i < L->ncl; i++)
+		pl_serve_refresh_stop(L->cl[i].refresh);
 	L->stop_ev = evtimer_new(L->s->base, on_stop_deadline, L);
 	evtimer_add(L->stop_ev, &tv);
 	pl_serve_drain(L->sv, on_drained, L);
@@ -392,6 +408,37 @@ on_watchdog(evutil_socket_t fd, short what, void *arg)
 	notify_status(L, pl_serve_draining(L->sv) ? "draining" : "serving");
 }
 
+/* Several clusters: what is built for one cluster at a time (plans and
+ * runs, checks, snapshot policies, metrics, the dashboard) is not
+ * served yet; its entry points say so and how to have it, a server per
+ * cluster. arg: the clusters' names. */
+static void
+one_cluster_only(struct pl_serve_req *req, void *arg)
+{
+	pl_serve_error(req, 501, "several_clusters", "cluster",
+		       "this server watches several clusters (%s), and this route covers one: "
+		       "run 'pvelab serve --cluster NAME' for it",
+		       (const char *)arg);
+}
+
+#define ONE_ONLY(method, path, role, what)                                                         \
+	{                                                                                          \
+		method, path, role, 501,                                                           \
+			what " (with one cluster; refused when serve watches several)", NULL,      \
+			NULL, NULL, one_cluster_only, 0                                            \
+	}
+
+static const struct pl_serve_route one_cluster_routes[] = {
+	ONE_ONLY("GET", "/", PL_ROLE_PUBLIC, "the web dashboard"),
+	ONE_ONLY("GET", "/metrics", PL_ROLE_PUBLIC, "Prometheus metrics"),
+	ONE_ONLY("GET", "/pve", PL_ROLE_PUBLIC, "prometheus-pve-exporter's metrics"),
+	ONE_ONLY("POST", "/api/v1/plans", PL_ROLE_ADMIN, "plans"),
+	ONE_ONLY("POST", "/api/v1/runs", PL_ROLE_ADMIN, "apply, destroy, rollback"),
+	ONE_ONLY("GET", "/api/v1/checks", PL_ROLE_VIEWER, "health checks"),
+	ONE_ONLY("GET", "/api/v1/snapshot-policies", PL_ROLE_VIEWER, "snapshot policies"),
+	{ NULL, NULL, 0, 0, NULL, NULL, NULL, NULL, NULL, 0 },
+};
+
 static int
 run(struct pl_ctx *ctx, int argc, char **argv)
 {
@@ -407,7 +454,13 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	struct pl_dash dash = { 0 };
 	struct pl_serve_runs_api runs_api;
 	struct pl_serve_runs *runs = NULL;
+	struct pl_mcp_cluster *mcl = NULL; /* several clusters: each one's runs engine for MCP */
 	struct pl_serve_limits lim;
+	struct pl_serve_module one_only = { "several clusters", one_cluster_routes, NULL };
+	struct pl_ctx first;
+	struct watched *W = NULL; /* the clusters after the first */
+	char **cls = NULL, *names = NULL;
+	size_t ncl = 0;
 	struct life L;
 	bool refreshing = false, api_made = false;
 	struct pl_args a;
@@ -447,18 +500,21 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	pl_ctx_apply_log(ctx);
 	if (ctx->verbosity == 0) /* a server logs each request (-q: only problems) */
 		pl_log_set_level(PL_LOG_INFO);
-	{ /* one refresh per cluster is not built yet: serve watches one */
-		char **cls = NULL;
-		size_t ncl = pl_cmd_clusters(ctx, &cls);
+	/* several clusters: the first is serve's own session, the others are
+	 * watched beside it, each with its store and refresh */
+	ncl = pl_cmd_clusters(ctx, &cls);
+	first = *ctx;
+	if (ncl > 1) {
+		struct pl_buf b;
 
-		pl_cmd_clusters_free(cls, ncl);
-		if (ncl > 1) {
-			pl_error("serve: several clusters are not supported yet; use --cluster "
-				 "NAME");
-			goto out;
-		}
+		first.cluster = cls[0];
+		pl_buf_init(&b, 0);
+		for (size_t i = 0; i < ncl; i++)
+			pl_buf_addf(&b, "%s%s", i ? ", " : "", cls[i]);
+		names = pl_buf_detach(&b, NULL);
+		one_only.arg = names;
 	}
-	if (pl_session_open(&s, ctx, PL_NEED_STATE, &err) != 0) {
+	if (pl_session_open(&s, &first, PL_NEED_STATE, &err) != 0) {
 		pl_error("%s", err);
 		goto out;
 	}
@@ -491,12 +547,52 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 		pl_error("cannot create an event loop");
 		goto out;
 	}
+	L.ncl = ncl;
+	L.cl = pl_calloc(ncl, sizeof(*L.cl));
+	L.cl[0] = (struct pl_serve_cluster){ ncl > 1 ? cls[0] : NULL, &s, &refresh };
+	if (ncl > 1)
+		W = pl_calloc(ncl - 1, sizeof(*W));
+	for (size_t i = 1; i < ncl; i++) {
+		struct watched *w = &W[i - 1];
+
+		w->ctx = *ctx;
+		w->ctx.cluster = cls[i];
+		if (pl_session_open_on(&w->s, &w->ctx, s.base, &err) != 0) {
+			pl_error("serve: cluster '%s': %s", cls[i], err);
+			goto out;
+		}
+		L.cl[i] = (struct pl_serve_cluster){ cls[i], &w->s, &w->refresh };
+	}
 	limits_of(s.cfg, &lim);
 	L.sv = pl_serve_new(s.base, s.state, &lim);
 	pl_serve_set_stream_buffer(L.sv, cfg_int(s.cfg, "stream_buffer", 65536));
 	pl_serve_api_init(&api, &s, &refresh);
 	api_made = true;
 	pl_serve_add(L.sv, &api.module);
+	if (ncl > 1) {
+		for (size_t i = 1; i < ncl; i++)
+			pl_serve_add_store(L.sv, W[i - 1].s.state);
+		pl_serve_api_set_clusters(&api, L.cl, ncl);
+		pl_serve_add(L.sv, &one_only);
+		/* MCP covers every cluster, each with its own runs engine */
+		mcl = pl_calloc(ncl, sizeof(*mcl));
+		for (size_t i = 0; i < ncl; i++) {
+			struct pl_serve_runs *rs =
+				pl_serve_runs_new(L.cl[i].s, L.sv, on_changed, L.cl[i].refresh);
+
+			pl_serve_runs_set_refresh(rs, hold_syncs, syncing, L.cl[i].refresh);
+			mcl[i] = (struct pl_mcp_cluster){ cls[i], L.cl[i].s, rs };
+		}
+		runs = mcl[0].runs;
+		if (pl_serve_mcp_init(&mcp, &s, runs, &refresh.live_by_id, &err) != 0) {
+			pl_error("serve: %s", err);
+			goto out;
+		}
+		mcp_made = true;
+		pl_mcp_host_set_clusters(&mcp.host, mcl, ncl);
+		pl_serve_add(L.sv, &mcp.module);
+		goto listen;
+	}
 	if (pl_serve_metrics_init(&metrics, &s, &refresh, &err) != 0) {
 		pl_error("serve: %s", err);
 		goto out;
@@ -522,6 +618,7 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	mcp_made = true;
 	pl_serve_add(L.sv, &mcp.module);
 	pl_dash_init(&dash, L.sv, &api, &metrics);
+listen:
 	for (size_t i = 0; i < L.n; i++) {
 		/* loopback is plain HTTP unless a certificate was given */
 		bool plain = pl_serve_is_loopback(L.addrs[i]) && !L.cli_cert &&
@@ -544,6 +641,16 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 			 pl_json_str(json_array_get(bound, 0), "url"), "fingerprint",
 			 L.fp[0] ? L.fp : NULL, "state", shown);
 	free(shown);
+	if (ncl > 1) { /* each cluster's store */
+		json_t *each = json_object();
+
+		for (size_t i = 0; i < ncl; i++) {
+			shown = pl_state_display(L.cl[i].s->state_path);
+			json_object_set_new(each, cls[i], json_string(shown));
+			free(shown);
+		}
+		json_object_set_new(line, "clusters", each);
+	}
 	{
 		char *text = json_dumps(line, JSON_COMPACT);
 
@@ -554,10 +661,23 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	json_decref(line);
 	if (L.fp[0])
 		pl_log_info("serve: TLS certificate fingerprint %s", L.fp);
-	pl_serve_refresh_init(&refresh, &s, L.sv, cfg_int(s.cfg, "status_interval", 10),
+	pl_serve_refresh_init(&refresh, &s, L.cl[0].name, L.sv,
+			      cfg_int(s.cfg, "status_interval", 10),
 			      cfg_int(s.cfg, "sync_interval", 300));
 	refreshing = true;
-	pl_serve_metrics_start(&metrics);
+	for (size_t i = 1; i < ncl; i++) {
+		pl_serve_refresh_init(&W[i - 1].refresh, &W[i - 1].s, cls[i], L.sv,
+				      cfg_int(s.cfg, "status_interval", 10),
+				      cfg_int(s.cfg, "sync_interval", 300));
+		W[i - 1].refreshing = true;
+	}
+	if (ncl > 1)
+		pl_log_warn("serve: watching clusters %s; plans and runs, checks, snapshot "
+			    "policies, metrics and the dashboard answer 501 (run a serve per "
+			    "cluster with --cluster NAME for them)",
+			    names);
+	else
+		pl_serve_metrics_start(&metrics);
 	for (size_t i = 0; i < PL_ARRAY_LEN(signals); i++) {
 		L.sigs[i] = evsignal_new(s.base, signals[i], on_signal, &L);
 		event_add(L.sigs[i], NULL);
@@ -579,9 +699,15 @@ out:
 	if (mcp_made)
 		pl_serve_mcp_release(&mcp);
 	pl_serve_runs_free(runs);
+	for (size_t i = 1; mcl && i < ncl; i++)
+		pl_serve_runs_free(mcl[i].runs);
+	free(mcl);
 	runs_api.runs = NULL; /* the requests still waiting are dropped with the server */
 	if (refreshing)
 		pl_serve_refresh_release(&refresh);
+	for (size_t i = 1; W && i < ncl; i++)
+		if (W[i - 1].refreshing)
+			pl_serve_refresh_release(&W[i - 1].refresh);
 	pl_serve_checks_release(&checks);
 	pl_serve_free(L.sv);
 	pl_serve_metrics_release(&metrics);
@@ -606,7 +732,13 @@ out:
 	json_decref(bound);
 	pl_args_release(&a);
 	free(err);
+	for (size_t i = 1; W && i < ncl; i++)
+		pl_session_close(&W[i - 1].s);
+	free(W);
+	free(L.cl);
 	pl_session_close(&s);
+	pl_cmd_clusters_free(cls, ncl);
+	free(names);
 	return rc;
 }
 

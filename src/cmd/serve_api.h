@@ -17,6 +17,8 @@ struct pl_cmd_sync_job;
 /* The background refresh (serve_refresh.c). */
 struct pl_serve_refresh {
 	struct pl_session *s;
+	const char *cluster; /* its name (borrowed) when serve watches several, else NULL */
+	char *tag;           /* "NAME: " before its log lines, or "" */
 	struct pl_serve *sv;                 /* where its events go */
 	long status_interval, sync_interval; /* seconds */
 	struct event *status_ev, *sync_ev;
@@ -52,9 +54,10 @@ struct pl_serve_refresh {
 	void *on_sync_arg;
 };
 
-/* Start refreshing s's cluster on s->base (nothing when s has no API client). */
-void pl_serve_refresh_init(struct pl_serve_refresh *f, struct pl_session *s, struct pl_serve *sv,
-			   long status_interval, long sync_interval);
+/* Start refreshing s's cluster on s->base (nothing when s has no API client);
+ * cluster names it (its events and log lines) when serve watches several. */
+void pl_serve_refresh_init(struct pl_serve_refresh *f, struct pl_session *s, const char *cluster,
+			   struct pl_serve *sv, long status_interval, long sync_interval);
 /* Ask for a full sync now (after the running one); returns its number. */
 long long pl_serve_refresh_sync(struct pl_serve_refresh *f);
 /* Hold the full syncs (one asked for meanwhile starts at the release): a
@@ -72,13 +75,23 @@ void pl_serve_refresh_stop(struct pl_serve_refresh *f);
 json_t *pl_serve_refresh_info(const struct pl_serve_refresh *f);
 void pl_serve_refresh_release(struct pl_serve_refresh *f);
 
+/* One cluster serve watches: its session (store, API client) and refresh. */
+struct pl_serve_cluster {
+	const char *name; /* NULL when serve watches one */
+	struct pl_session *s;
+	struct pl_serve_refresh *refresh;
+};
+
 /* Power actions asked through the API, the newest PL_SERVE_ACTIONS kept. */
 #define PL_SERVE_ACTIONS 256
 
 struct pl_serve_api {
 	struct pl_serve_module module; /* register this with pl_serve_add */
-	struct pl_session *s;
+	struct pl_session *s;          /* the (first) cluster's, which the other modules use */
 	struct pl_serve_refresh *refresh;
+	const struct pl_serve_cluster *cl; /* every cluster, in the config's order */
+	size_t ncl;
+	struct pl_serve_cluster one;       /* cl when serve watches one */
 	json_t *actions[PL_SERVE_ACTIONS]; /* by id % PL_SERVE_ACTIONS */
 	long long action_seq;
 };
@@ -94,6 +107,10 @@ void pl_serve_api_action_end(struct pl_serve_api *api, long long id, const json_
 
 void pl_serve_api_init(struct pl_serve_api *api, struct pl_session *s,
 		       struct pl_serve_refresh *refresh);
+/* Several clusters (cl borrowed, cl[0] the one of init): the reads cover
+ * them all, each row or object saying whose, and ?cluster=NAME chooses one. */
+void pl_serve_api_set_clusters(struct pl_serve_api *api, const struct pl_serve_cluster *cl,
+			       size_t n);
 void pl_serve_api_release(struct pl_serve_api *api);
 
 #endif

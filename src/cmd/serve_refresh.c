@@ -54,6 +54,15 @@ arm(struct event *ev, long secs)
 static void start_sync(struct pl_serve_refresh *f, const char *why);
 static void drop_later(struct pl_serve_refresh *f, json_t *list);
 
+/* An event of this refresh: with several clusters it says whose. */
+static void
+emit(struct pl_serve_refresh *f, const char *type, json_t *data)
+{
+	if (f->cluster)
+		json_object_set_new(data, "cluster", json_string(f->cluster));
+	pl_serve_emit(f->sv, type, data);
+}
+
 /* v in decimal into out (24 bytes); its length. */
 static size_t
 lltoa(long long v, char *out)
@@ -186,16 +195,16 @@ on_resources(void *arg)
 		f->status_error = r->errmsg;
 		r->errmsg = NULL;
 		f->status_error_at = now_s();
-		pl_log_warn("refresh: status failed (%d in a row): %s", f->status_failures,
-			    f->status_error);
-		pl_serve_emit(f->sv, "status",
-			      json_pack("{s:s,s:s,s:i}", "state", "failed", "error",
-					f->status_error, "failures", f->status_failures));
+		pl_log_warn("refresh: %sstatus failed (%d in a row): %s", f->tag,
+			    f->status_failures, f->status_error);
+		emit(f, "status",
+		     json_pack("{s:s,s:s,s:i}", "state", "failed", "error", f->status_error,
+			       "failures", f->status_failures));
 		arm(f->status_ev, backoff(f->status_interval, f->status_failures, 300));
 		goto out;
 	}
 	if (f->status_failures)
-		pl_serve_emit(f->sv, "status", json_pack("{s:s}", "state", "ok"));
+		emit(f, "status", json_pack("{s:s}", "state", "ok"));
 	f->status_failures = 0;
 	f->status_ok_at = now_s();
 	if (f->keys) {
@@ -206,13 +215,12 @@ on_resources(void *arg)
 				continue;
 			moved = true;
 			g = json_object_get(r->by_id, id);
-			pl_serve_emit(f->sv, "guest",
-				      json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s}", "vmid",
-						(json_int_t)pl_json_int(g, "vmid", 0), "name",
-						pl_json_str(g, "name"), "node",
-						pl_json_str(g, "node"), "status",
-						pl_json_str(g, "status"), "lock",
-						pl_json_str(g, "lock"), "seen", "status"));
+			emit(f, "guest",
+			     json_pack("{s:I,s:s?,s:s?,s:s?,s:s?,s:s}", "vmid",
+				       (json_int_t)pl_json_int(g, "vmid", 0), "name",
+				       pl_json_str(g, "name"), "node", pl_json_str(g, "node"),
+				       "status", pl_json_str(g, "status"), "lock",
+				       pl_json_str(g, "lock"), "seen", "status"));
 		}
 		if (json_object_size(f->keys) != json_object_size(r->keys))
 			moved = true; /* one went (ids are keys: a list naming one twice counts it once) */
@@ -406,12 +414,12 @@ on_post(evutil_socket_t fd, short what, void *arg)
 		for (i = f->post_done;
 		     i < json_array_size(changes) && i < f->post_done + POST_EVENTS; i++) {
 			g = json_array_get(changes, i);
-			pl_serve_emit(f->sv, "guest",
-				      json_pack("{s:O?,s:O?,s:O?,s:I,s:s}", "vmid",
-						json_object_get(g, "vmid"), "name",
-						json_object_get(g, "name"), "kind",
-						json_object_get(g, "kind"), "run_id",
-						(json_int_t)f->sync_run, "seen", "sync"));
+			emit(f, "guest",
+			     json_pack("{s:O?,s:O?,s:O?,s:I,s:s}", "vmid",
+				       json_object_get(g, "vmid"), "name",
+				       json_object_get(g, "name"), "kind",
+				       json_object_get(g, "kind"), "run_id",
+				       (json_int_t)f->sync_run, "seen", "sync"));
 		}
 		f->post_done = i;
 		if (i < json_array_size(changes)) {
@@ -422,14 +430,14 @@ on_post(evutil_socket_t fd, short what, void *arg)
 		break;
 	}
 	f->sync_ok_at = f->sync_finished;
-	pl_serve_emit(f->sv, "sync",
-		      json_pack("{s:I,s:s,s:I,s:{s:i,s:i,s:i,s:i}}", "seq", (json_int_t)f->sync_seq,
-				"state", "ok", "run_id", (json_int_t)f->sync_run, "counts", "added",
-				cnt->added, "changed", cnt->changed, "removed", cnt->removed,
-				"unchanged", cnt->unchanged));
-	pl_log_info("refresh: sync %lld recorded as run %lld: +%d ~%d -%d (%d unchanged, "
+	emit(f, "sync",
+	     json_pack("{s:I,s:s,s:I,s:{s:i,s:i,s:i,s:i}}", "seq", (json_int_t)f->sync_seq, "state",
+		       "ok", "run_id", (json_int_t)f->sync_run, "counts", "added", cnt->added,
+		       "changed", cnt->changed, "removed", cnt->removed, "unchanged",
+		       cnt->unchanged));
+	pl_log_info("refresh: %ssync %lld recorded as run %lld: +%d ~%d -%d (%d unchanged, "
 		    "%zu not read)",
-		    f->sync_seq, f->sync_run, cnt->added, cnt->changed, cnt->removed,
+		    f->tag, f->sync_seq, f->sync_run, cnt->added, cnt->changed, cnt->removed,
 		    cnt->unchanged, f->post_unread);
 	drop_snap(f, f->post_snap);
 	f->post_snap = NULL;
@@ -452,11 +460,11 @@ on_synced(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *s
 	if (err) {
 		f->sync_failures++;
 		f->sync_error = pl_strdup(errmsg ? errmsg : pl_strerror(err));
-		pl_log_warn("refresh: sync %lld failed (%d in a row): %s", f->sync_seq,
+		pl_log_warn("refresh: %ssync %lld failed (%d in a row): %s", f->tag, f->sync_seq,
 			    f->sync_failures, f->sync_error);
-		pl_serve_emit(f->sv, "sync",
-			      json_pack("{s:I,s:s,s:s}", "seq", (json_int_t)f->sync_seq, "state",
-					"failed", "error", f->sync_error));
+		emit(f, "sync",
+		     json_pack("{s:I,s:s,s:s}", "seq", (json_int_t)f->sync_seq, "state", "failed",
+			       "error", f->sync_error));
 		if (!f->stopping)
 			arm(f->sync_ev,
 			    backoff(f->status_interval, f->sync_failures, f->sync_interval));
@@ -489,7 +497,7 @@ start_sync(struct pl_serve_refresh *f, const char *why)
 	}
 	f->sync_seq++;
 	f->sync_started = now_s();
-	pl_log_info("refresh: sync %lld (%s)", f->sync_seq, why);
+	pl_log_info("refresh: %ssync %lld (%s)", f->tag, f->sync_seq, why);
 	pl_serve_hold(f->sv); /* a drain lets it finish (on_synced releases it) */
 	f->job = pl_cmd_sync_start(f->s, false, false, false, on_synced, f, &err);
 	if (f->job == NULL) {
@@ -507,11 +515,13 @@ on_sync_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 void
-pl_serve_refresh_init(struct pl_serve_refresh *f, struct pl_session *s, struct pl_serve *sv,
-		      long status_interval, long sync_interval)
+pl_serve_refresh_init(struct pl_serve_refresh *f, struct pl_session *s, const char *cluster,
+		      struct pl_serve *sv, long status_interval, long sync_interval)
 {
 	memset(f, 0, sizeof(*f));
 	f->s = s;
+	f->cluster = cluster;
+	f->tag = cluster ? pl_asprintf("%s: ", cluster) : pl_strdup("");
 	f->sv = sv;
 	f->status_interval = status_interval;
 	f->sync_interval = sync_interval;
@@ -587,7 +597,7 @@ pl_serve_refresh_stop(struct pl_serve_refresh *f)
 	evtimer_del(f->status_ev);
 	evtimer_del(f->sync_ev);
 	if (f->job)
-		pl_log_info("refresh: letting sync %lld finish", f->sync_seq);
+		pl_log_info("refresh: %sletting sync %lld finish", f->tag, f->sync_seq);
 }
 
 void
@@ -598,7 +608,8 @@ pl_serve_refresh_release(struct pl_serve_refresh *f)
 		status_read_free(f->status_read);
 	}
 	if (f->job) {
-		pl_log_warn("refresh: sync %lld cancelled: nothing of it recorded", f->sync_seq);
+		pl_log_warn("refresh: %ssync %lld cancelled: nothing of it recorded", f->tag,
+			    f->sync_seq);
 		pl_cmd_sync_cancel(f->job);
 		pl_serve_release(f->sv);
 	}
@@ -620,4 +631,5 @@ pl_serve_refresh_release(struct pl_serve_refresh *f)
 	json_decref(f->keys);
 	free(f->status_error);
 	free(f->sync_error);
+	free(f->tag);
 }

@@ -382,6 +382,7 @@ struct sync_wait {
 	size_t unread;
 	long long run;
 	char *msg;
+	struct timespec at; /* when it ended */
 };
 
 static void
@@ -398,6 +399,7 @@ waited(int err, const struct pl_state_counts *cnt, json_t *changes, json_t *snap
 	w->unread = unread;
 	w->run = run_id;
 	w->msg = errmsg ? pl_strdup(errmsg) : NULL;
+	clock_gettime(CLOCK_MONOTONIC, &w->at);
 }
 
 /* A sync run for someone (plan/runs.h: pl_runs_via) says who in its summary. */
@@ -412,14 +414,54 @@ sync_via(struct pl_state *st, long long id)
 	json_decref(run);
 }
 
+/* The end of a sync job its caller waited for (started at t0, with c0 s
+ * of CPU used then): the run says who asked for it, the warnings, the log
+ * line; the results as pl_cmd_sync_now gives them. */
+static int
+sync_end(struct pl_session *s, struct sync_wait *w, bool dry_run, const struct timespec *t0,
+	 double c0, struct pl_state_counts *cnt, json_t **changes, json_t **snap_out, char **errmsg)
+{
+	unsigned long hs, resumed;
+	int r = w->err;
+
+	if (r == 0 && !dry_run)
+		sync_via(s->state, w->run);
+	if (r == 0 && w->cnt.unseen > 0)
+		pl_warn(s->ctx,
+			"%d guest%s outside the token's view (no VM.Audit on its /vms/ID or "
+			"pool): kept as last synced, not deleted",
+			w->cnt.unseen, w->cnt.unseen == 1 ? "" : "s");
+	if (r == 0 && w->unread > 0)
+		warn_unread(s->ctx, w->snap);
+	pl_pve_tls_counts(s->pve, &hs, &resumed);
+	pl_log_info("sync: fetched and recorded in %.3f s (%lu requests on %lu TLS connections, "
+		    "%lu of them "
+		    "resumed; %.3f s CPU)",
+		    pl_elapsed_s(t0, &w->at), pl_pve_requests_sent(s->pve), hs, resumed,
+		    cpu_s() - c0);
+	if (r != 0)
+		pl_seterr(errmsg, r, "%s", w->msg);
+	else if (cnt)
+		*cnt = w->cnt;
+	if (changes && r == 0)
+		*changes = w->changes;
+	else
+		json_decref(w->changes);
+	if (snap_out && r == 0)
+		*snap_out = w->snap;
+	else
+		json_decref(w->snap);
+	free(w->msg);
+	return r;
+}
+
 int
-pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
-		struct pl_state_counts *cnt, json_t **changes, json_t **snap_out, char **errmsg)
+pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress, struct pl_state_counts *cnt,
+		json_t **changes, json_t **snap_out, char **errmsg)
 {
 	struct sync_wait w = { 0 };
-	struct timespec t0, t2;
-	double c0, c2;
-	unsigned long hs, resumed;
+	struct timespec t0;
+	double c0;
 	int r;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -432,75 +474,25 @@ pl_cmd_sync_now(struct pl_session *s, bool dry_run, bool show_progress,
 			break;
 	if (!w.done)
 		pl_die("the sync stalled: the event loop has nothing left to wait for");
-	r = w.err;
-	if (r == 0 && !dry_run)
-		sync_via(s->state, w.run);
-	if (r == 0 && w.cnt.unseen > 0)
-		pl_warn(s->ctx,
-			"%d guest%s outside the token's view (no VM.Audit on its /vms/ID or "
-			"pool): kept as last synced, not deleted",
-			w.cnt.unseen, w.cnt.unseen == 1 ? "" : "s");
-	if (r == 0 && w.unread > 0)
-		warn_unread(s->ctx, w.snap);
-	clock_gettime(CLOCK_MONOTONIC, &t2);
-	c2 = cpu_s();
-	pl_pve_tls_counts(s->pve, &hs, &resumed);
-	pl_log_info("sync: fetched and recorded in %.3f s (%lu requests on %lu TLS connections, "
-		    "%lu of them "
-		    "resumed; %.3f s CPU)",
-		    pl_elapsed_s(&t0, &t2), pl_pve_requests_sent(s->pve), hs, resumed, c2 - c0);
-	if (r != 0)
-		pl_seterr(errmsg, r, "%s", w.msg);
-	else if (cnt)
-		*cnt = w.cnt;
-	if (changes && r == 0)
-		*changes = w.changes;
-	else
-		json_decref(w.changes);
-	if (snap_out && r == 0)
-		*snap_out = w.snap;
-	else
-		json_decref(w.snap);
-	free(w.msg);
-	return r;
+	return sync_end(s, &w, dry_run, &t0, c0, cnt, changes, snap_out, errmsg);
 }
 
-/* Sync one cluster (cluster: its name when the config has several, for the
- * output) and print or, for -o json with several, collect what it did. */
-static int
-sync_one(struct pl_ctx *ctx, const char *cluster, bool dry, json_t *all)
+/* Print what a sync of one cluster did (cluster: its name when the config
+ * has several) or, for -o json with several, collect it into all. */
+static void
+report(struct pl_ctx *ctx, const char *cluster, bool dry, json_t *all, const struct pl_pve *pve,
+       const struct pl_state_counts *cnt, json_t *changes, json_t *snap, double secs)
 {
-	struct pl_session s;
-	struct pl_state_counts cnt = { 0 };
-	struct pl_ctx one = *ctx;
-	struct timespec t0, t1;
-	json_t *changes = NULL, *snap = NULL, *res;
-	char *err = NULL;
-	int rc = PL_EXIT_ERROR;
-
-	one.cluster = cluster ? cluster : ctx->cluster;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	if (pl_session_open(&s, &one, PL_NEED_STATE | PL_NEED_API, &err) != 0 ||
-	    pl_cmd_sync_now(&s, dry, ctx->tty && isatty(STDERR_FILENO) && ctx->verbosity >= 0, &cnt,
-			    &changes, &snap, &err) != 0) {
-		if (cluster)
-			pl_error("sync of cluster '%s' failed: %s", cluster, err);
-		else
-			pl_error("sync failed: %s", err);
-		goto out;
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	double secs = pl_elapsed_s(&t0, &t1);
 	size_t ng = json_array_size(json_object_get(snap, PL_SNAP_GUESTS));
 	size_t nn = json_array_size(json_object_get(snap, PL_SNAP_NODES));
 
 	if (ctx->output == PL_OUT_JSON) {
-		res = json_pack("{s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:b,s:f,s:I,s:O}", "added", cnt.added,
-				"changed", cnt.changed, "removed", cnt.removed, "unchanged",
-				cnt.unchanged, "unread", cnt.unread, "guests", (json_int_t)ng,
-				"nodes", (json_int_t)nn, "dry_run", dry, "seconds", secs,
-				"requests", (json_int_t)pl_pve_requests_sent(s.pve), "changes",
-				changes);
+		json_t *res = json_pack("{s:i,s:i,s:i,s:i,s:i,s:I,s:I,s:b,s:f,s:I,s:O}", "added",
+					cnt->added, "changed", cnt->changed, "removed",
+					cnt->removed, "unchanged", cnt->unchanged, "unread",
+					cnt->unread, "guests", (json_int_t)ng, "nodes",
+					(json_int_t)nn, "dry_run", dry, "seconds", secs, "requests",
+					(json_int_t)pl_pve_requests_sent(pve), "changes", changes);
 		if (cluster)
 			json_object_set_new(res, "cluster", json_string(cluster));
 		if (all)
@@ -527,13 +519,17 @@ sync_one(struct pl_ctx *ctx, const char *cluster, bool dry, json_t *all)
 		printf("%s%s%s+%d new ~%d changed -%d gone%s (%zu guest%s on %zu node%s in %.2f "
 		       "s)%s\n",
 		       cluster ? cluster : "", cluster ? ": " : "", dry ? "would record: " : "",
-		       cnt.added, cnt.changed, cnt.removed, "", ng, ng == 1 ? "" : "s", nn,
+		       cnt->added, cnt->changed, cnt->removed, "", ng, ng == 1 ? "" : "s", nn,
 		       nn == 1 ? "" : "s", secs, dry ? "; nothing written (--dry-run)" : "");
 	}
-	rc = PL_EXIT_OK;
-out:
-	/* The process ends now: freeing 10,000 guests value by value is work for
-	 * nothing (a tenth of a large sync). Inside the console it goes on. */
+}
+
+/* A sync's changes and snapshot, let go of: the process ends now, and
+ * freeing 10,000 guests value by value is work for nothing (a tenth of a
+ * large sync). Inside the console it goes on. */
+static void
+let_go(json_t *changes, json_t *snap)
+{
 	if (pl_session_kept_base()) {
 		json_decref(changes);
 		json_decref(snap);
@@ -541,8 +537,95 @@ out:
 		pl_json_keep_until_exit(changes);
 		pl_json_keep_until_exit(snap);
 	}
+}
+
+/* Sync the one cluster (the config's only one, --cluster's, or none). */
+static int
+sync_one(struct pl_ctx *ctx, bool dry)
+{
+	struct pl_session s;
+	struct pl_state_counts cnt = { 0 };
+	struct timespec t0, t1;
+	json_t *changes = NULL, *snap = NULL;
+	char *err = NULL;
+	int rc = PL_EXIT_ERROR;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	if (pl_session_open(&s, ctx, PL_NEED_STATE | PL_NEED_API, &err) != 0 ||
+	    pl_cmd_sync_now(&s, dry, ctx->tty && isatty(STDERR_FILENO) && ctx->verbosity >= 0, &cnt,
+			    &changes, &snap, &err) != 0) {
+		pl_error("sync failed: %s", err);
+		goto out;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	report(ctx, NULL, dry, NULL, s.pve, &cnt, changes, snap, pl_elapsed_s(&t0, &t1));
+	rc = PL_EXIT_OK;
+out:
+	let_go(changes, snap);
 	free(err);
 	pl_session_close(&s);
+	return rc;
+}
+
+/* One cluster of a sync over several: its session and its job. */
+struct cluster_sync {
+	struct pl_ctx ctx;
+	struct pl_session s;
+	struct sync_wait w;
+	struct timespec t0;
+	double c0;
+	char *err; /* it could not start */
+};
+
+/* Sync several clusters at once on one loop: one that is slow or does not
+ * answer holds up none of the others' records. Each is reported when all
+ * have ended, in the config's order (no progress bar: they would mix); one
+ * that failed does not stop the others, and the exit code says one failed. */
+static int
+sync_all(struct pl_ctx *ctx, char **cls, size_t ncl, bool dry, json_t *all)
+{
+	struct event_base *base = event_base_new();
+	struct cluster_sync *c = pl_calloc(ncl, sizeof(*c));
+	int rc = PL_EXIT_OK;
+	bool waiting;
+
+	if (base == NULL)
+		pl_die("cannot create an event loop");
+	for (size_t i = 0; i < ncl; i++) {
+		c[i].ctx = *ctx;
+		c[i].ctx.cluster = cls[i];
+		clock_gettime(CLOCK_MONOTONIC, &c[i].t0);
+		c[i].c0 = cpu_s();
+		if (pl_session_open_on(&c[i].s, &c[i].ctx, base, &c[i].err) == 0)
+			pl_cmd_sync_start(&c[i].s, dry, false, true, waited, &c[i].w, &c[i].err);
+	}
+	do {
+		waiting = false;
+		for (size_t i = 0; i < ncl; i++)
+			waiting |= c[i].err == NULL && !c[i].w.done;
+	} while (waiting && event_base_loop(base, EVLOOP_ONCE) == 0);
+	for (size_t i = 0; i < ncl; i++) {
+		struct pl_state_counts cnt = { 0 };
+		json_t *changes = NULL, *snap = NULL;
+
+		if (c[i].err == NULL && !c[i].w.done)
+			pl_die("the sync stalled: the event loop has nothing left to wait for");
+		if (c[i].err == NULL && sync_end(&c[i].s, &c[i].w, dry, &c[i].t0, c[i].c0, &cnt,
+						 &changes, &snap, &c[i].err) == 0) {
+			report(ctx, cls[i], dry, all, c[i].s.pve, &cnt, changes, snap,
+			       pl_elapsed_s(&c[i].t0, &c[i].w.at));
+		} else {
+			pl_error("sync of cluster '%s' failed: %s", cls[i], c[i].err);
+			rc = PL_EXIT_ERROR;
+		}
+		let_go(changes, snap);
+	}
+	for (size_t i = 0; i < ncl; i++) {
+		pl_session_close(&c[i].s);
+		free(c[i].err);
+	}
+	free(c);
+	event_base_free(base);
 	return rc;
 }
 
@@ -553,18 +636,15 @@ run(struct pl_ctx *ctx, int argc, char **argv)
 	json_t *all = NULL;
 	char **cls = NULL;
 	size_t ncl;
-	int r, rc = PL_EXIT_OK;
+	int r, rc;
 
 	if ((r = pl_args_parse(&a, &pl_cmd_sync, ctx, argc, argv)) != 0)
 		return pl_args_exit(r);
-	/* several clusters: each in turn; one that fails does not stop the
-	 * others, and the exit code says one failed */
 	ncl = pl_cmd_clusters(ctx, &cls);
 	if (ncl > 1 && ctx->output == PL_OUT_JSON)
 		all = json_array();
-	for (size_t i = 0; i < ncl; i++)
-		if (sync_one(ctx, cls[i], pl_args_has(&a, 0), all) != PL_EXIT_OK)
-			rc = PL_EXIT_ERROR;
+	rc = ncl > 1 ? sync_all(ctx, cls, ncl, pl_args_has(&a, 0), all) :
+		       sync_one(ctx, pl_args_has(&a, 0));
 	if (all)
 		pl_print_json(all);
 	pl_cmd_clusters_free(cls, ncl);

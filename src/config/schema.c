@@ -241,7 +241,7 @@ static const struct pl_config_key top_keys[] = {
 	{ "/cluster", PL_CT_MAP, NULL, NULL, "how to reach the Proxmox VE API (one cluster; clusters: for several)", false },
 	{ "/clusters", PL_CT_DICT, NULL, NULL, "several clusters by name ([a-z0-9][a-z0-9_-]*, at most 32), each with the keys of cluster: (not both); the declared objects name theirs with cluster: NAME, and commands choose one with --cluster NAME (docs/cluster.md)", false },
 	{ "/clusters/*", PL_CT_MAP, NULL, NULL, "one cluster: how to reach it, and where its state is", false },
-	{ "/clusters/*/state", PL_CT_STRING, NULL, NULL, "this cluster's state database (default: state.db with -NAME before .db, beside the one state: names; PostgreSQL needs one here per cluster)", false },
+	{ "/clusters/*/state", PL_CT_STRING, NULL, NULL, "this cluster's state database (default: state.db with -NAME before .db, beside the one state: names; in the PostgreSQL database state: names, the schema pvelab_NAME)", false },
 	{ "/state", PL_CT_STRING, NULL, NULL, "state database (default .pvelab/state.db beside this file)", false },
 	{ "/conventions", PL_CT_MAP, NULL, NULL, "homelab conventions", false },
 	{ "/conventions/categories", PL_CT_DICT, NULL, NULL, "guest categories by name", false },

@@ -114,6 +114,9 @@ cache_of(struct pl_serve *sv)
 {
 	long long gen = sv->state ? pl_state_generation(sv->state) : 0;
 
+	/* several clusters: a commit to any one's store moves the sum */
+	for (size_t i = 0; i < sv->nmore_states; i++)
+		gen += pl_state_generation(sv->more_states[i]);
 	if (sv->cache == NULL) {
 		sv->cache = pl_calloc(1, sizeof(*sv->cache));
 		sv->cache->generation = gen;

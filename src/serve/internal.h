@@ -69,6 +69,9 @@ struct pl_serve_event {
 struct pl_serve {
 	struct event_base *base;
 	struct pl_state *state;
+	struct pl_state *
+		*more_states; /* other clusters' stores: their commits also make answers stale */
+	size_t nmore_states;
 	struct pl_serve_limits lim;
 	long long stream_buffer; /* bytes a stream may have unsent */
 	const struct pl_serve_module **mods;

@@ -183,7 +183,16 @@ pl_serve_free(struct pl_serve *sv)
 	free(sv->accepted);
 	free(sv->lis);
 	free(sv->mods);
+	free(sv->more_states);
 	free(sv);
+}
+
+void
+pl_serve_add_store(struct pl_serve *sv, struct pl_state *state)
+{
+	sv->more_states =
+		pl_realloc(sv->more_states, (sv->nmore_states + 1) * sizeof(*sv->more_states));
+	sv->more_states[sv->nmore_states++] = state;
 }
 
 void

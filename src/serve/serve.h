@@ -101,6 +101,9 @@ void pl_serve_set_auth(struct pl_serve *sv, pl_serve_auth_fn fn, void *arg);
 struct pl_serve *pl_serve_new(struct event_base *base, struct pl_state *state,
 			      const struct pl_serve_limits *limits);
 void pl_serve_free(struct pl_serve *sv);
+/* Another store (another cluster's, borrowed, outliving the server) whose
+ * commits make kept answers stale, as the first one's do. */
+void pl_serve_add_store(struct pl_serve *sv, struct pl_state *state);
 /* New limits (a reload): connections accepted from now on get them. */
 void pl_serve_set_limits(struct pl_serve *sv, const struct pl_serve_limits *limits);
 /* Bytes an event stream may have unsent before it waits for its client

@@ -12,8 +12,14 @@
 #include <time.h>
 
 /* The advisory lock class of the store's write lock (pg_advisory_xact_lock's
- * first key: "pvel"); the second key is 0. */
+ * first key: "pvel"); the second key is 0, or in a cluster's own schema of
+ * a database several share, that schema's hash (each cluster its writer). */
 #define PG_LOCK_CLASS "1886807404"
+/* A named lock's key text: its name, after its schema's outside public. */
+#define PG_LOCK_NAME                                                                               \
+	"CASE current_schema() WHEN 'public' THEN ?1 ELSE current_schema() || '/' || ?1 END"
+#define PG_LOCK_SCHEMA                                                                             \
+	"CASE current_schema() WHEN 'public' THEN 0 ELSE hashtext(current_schema()) END"
 
 struct pl_stmt {
 	struct pl_state *s;
@@ -512,9 +518,10 @@ pl_state_begin(struct pl_state *s, bool wait, char **errmsg)
 
 		if ((r = pl_state_exec(s, "BEGIN", errmsg)) != 0)
 			return r;
-		res = PQexec(s->pg, wait ? "SELECT pg_advisory_xact_lock(" PG_LOCK_CLASS ", 0)" :
+		res = PQexec(s->pg, wait ? "SELECT pg_advisory_xact_lock(" PG_LOCK_CLASS
+					   ", " PG_LOCK_SCHEMA ")" :
 					   "SELECT pg_try_advisory_xact_lock(" PG_LOCK_CLASS
-					   ", 0)");
+					   ", " PG_LOCK_SCHEMA ")");
 		got = PQresultStatus(res) == PGRES_TUPLES_OK &&
 		      (wait || !strcmp(PQgetvalue(res, 0, 0), "t"));
 		busy = !got &&
@@ -606,8 +613,9 @@ pl_state_pg_lock(struct pl_state *s, const char *name, bool take, char **errmsg)
 
 	if ((r = pl_state_prep(s,
 			       take ? "SELECT pg_try_advisory_lock(" PG_LOCK_CLASS
-				      ", hashtext(?))" :
-				      "SELECT pg_advisory_unlock(" PG_LOCK_CLASS ", hashtext(?))",
+				      ", hashtext(" PG_LOCK_NAME "))" :
+				      "SELECT pg_advisory_unlock(" PG_LOCK_CLASS
+				      ", hashtext(" PG_LOCK_NAME "))",
 			       &st, errmsg)) != 0)
 		return -r;
 	pl_stmt_bind_text(st, 1, name);

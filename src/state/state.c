@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 #include "state/state.h"
+#include "core/buf.h"
 #include "core/err.h"
 #include "core/file.h"
 #include "core/log.h"
@@ -361,13 +362,15 @@ static char *
 pg_display(const char *conninfo)
 {
 	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL), *o;
-	const char *user = "", *host = "", *port = "", *db = "";
+	const char *user = "", *host = "", *port = "", *db = "", *schema = NULL;
 	char *r;
 
 	for (o = opts; o && o->keyword; o++) {
 		const char *v = o->val ? o->val : "";
 
-		if (!strcmp(o->keyword, "user"))
+		if (!strcmp(o->keyword, "options"))
+			schema = strstr(v, "-csearch_path=");
+		else if (!strcmp(o->keyword, "user"))
 			user = v;
 		else if (!strcmp(o->keyword, "host"))
 			host = v;
@@ -376,9 +379,69 @@ pg_display(const char *conninfo)
 		else if (!strcmp(o->keyword, "dbname"))
 			db = v;
 	}
-	r = pl_asprintf("postgresql://%s%s%s%s%s/%s", user, *user ? "@" : "", host,
-			*port ? ":" : "", port, db);
+	if (schema) /* -csearch_path="NAME" */
+		schema += strlen("-csearch_path=") + (schema[14] == '"');
+	r = pl_asprintf("postgresql://%s%s%s%s%s/%s%s%.*s%s", user, *user ? "@" : "", host,
+			*port ? ":" : "", port, db, schema ? " (schema " : "",
+			schema ? (int)strcspn(schema, "\" ") : 0, schema ? schema : "",
+			schema ? ")" : "");
 	PQconninfoFree(opts);
+	return r;
+}
+
+/* v into b as the inside of a libpq '...' value. */
+static void
+add_conn_value(struct pl_buf *b, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\'' || *v == '\\')
+			pl_buf_addch(b, '\\');
+		pl_buf_addch(b, *v);
+	}
+}
+
+char *
+pl_state_pg_schema(const char *conninfo, const char *schema)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL), *o;
+	struct pl_buf b;
+
+	if (opts == NULL) /* pg_open will say what is wrong with it */
+		return pl_strdup(conninfo);
+	pl_buf_init(&b, 0);
+	for (o = opts; o->keyword; o++) {
+		if (o->val == NULL || !strcmp(o->keyword, "options"))
+			continue;
+		pl_buf_addf(&b, "%s%s='", b.len ? " " : "", o->keyword);
+		add_conn_value(&b, o->val);
+		pl_buf_addch(&b, '\'');
+	}
+	pl_buf_addf(&b, " options='-csearch_path=\"%s\"", schema);
+	for (o = opts; o->keyword; o++) /* the string's own options after it */
+		if (o->val && *o->val && !strcmp(o->keyword, "options")) {
+			pl_buf_addch(&b, ' ');
+			add_conn_value(&b, o->val);
+		}
+	pl_buf_addch(&b, '\'');
+	PQconninfoFree(opts);
+	return pl_buf_detach(&b, NULL);
+}
+
+/* A store opened to write whose search_path names a schema that does not
+ * exist yet (a cluster's, in a database several clusters share): made. */
+static int
+pg_make_schema(struct pl_state *s, char **errmsg)
+{
+	PGresult *res = PQexec(s->pg, "SELECT current_schema() IS NULL, format('CREATE SCHEMA IF "
+				      "NOT EXISTS %I', trim(both '\"' from split_part("
+				      "current_setting('search_path'), ',', 1)))");
+	int r = 0;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		r = pl_state_dberr(s, errmsg, "read the search_path");
+	else if (!strcmp(PQgetvalue(res, 0, 0), "t"))
+		r = pl_state_exec(s, PQgetvalue(res, 0, 1), errmsg);
+	PQclear(res);
 	return r;
 }
 
@@ -463,7 +526,7 @@ pl_state_open(const char *path, struct pl_state **out, char **errmsg)
 	if (pl_state_is_pg(path)) {
 		if ((r = pg_open(path, &s, errmsg)) != 0)
 			return r;
-		if ((r = migrate(s, errmsg)) != 0) {
+		if ((r = pg_make_schema(s, errmsg)) != 0 || (r = migrate(s, errmsg)) != 0) {
 			pl_state_close(s);
 			return r;
 		}

@@ -34,6 +34,10 @@ bool pl_state_is_pg(const char *where);
 /* where as it may be shown: a connection string as
  * postgresql://user@host:port/db, never its password. Caller frees. */
 char *pl_state_display(const char *where);
+/* A PostgreSQL connection string whose tables are in schema (created by
+ * pl_state_open), for one cluster of a database several share: libpq's
+ * key=value form, its search_path option first. Caller frees. */
+char *pl_state_pg_schema(const char *conninfo, const char *schema);
 /* Does that connection string carry a password (never in the YAML)? */
 bool pl_state_has_password(const char *where);
 /* Is an open store PostgreSQL? */

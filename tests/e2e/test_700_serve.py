@@ -336,7 +336,7 @@ def test_openapi_document_is_valid_and_covers_every_route(lab):
     assert paths["/healthz"]["get"]["security"] == []
     assert paths["/api/v1/sync"]["post"]["x-pvelab-role"] == "operator"
     names = [q["name"] for q in paths["/api/v1/guests"]["get"]["parameters"]]
-    assert names == ["type", "node", "status", "tag", "sort"]
+    assert names == ["type", "node", "status", "tag", "sort", "cluster"]
 
 
 def test_real_answers_match_the_documents_schemas(lab):

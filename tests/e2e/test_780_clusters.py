@@ -155,9 +155,6 @@ def test_refusals_name_the_problem(lab, tmp_path):
     r = pv(lab, "--cluster", "office", "plan")
     assert r.rc == 1
     assert "unknown cluster 'office'" in r.err and "home, lab" in r.err
-    r = pv(lab, "serve")
-    assert r.rc == 1
-    assert "serve: several clusters are not supported yet; use --cluster NAME" in r.err
     env = dict(lab["env"], PVELAB_URL=lab["b"]["url"])
     r = run("-c", lab["cfg"], "--cluster", "home", "plan", env=env, cwd=lab["dir"])
     assert r.rc == 1 and "PVELAB_URL is set" in r.err
