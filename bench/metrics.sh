@@ -15,8 +15,8 @@
 # the memory the answers cost pvelab, the CPU of a refresh alone (no scrape
 # for IDLE seconds: per status read).
 # With BASE=another pvelab binary (say main's before a change), that one is
-# run the same way against the same simulator, after BIN, and its exposition
-# and refresh figures printed beside BIN's.
+# run the same way against the same simulator, after BIN, and its scrapes,
+# ratios, exposition and refresh figures printed beside BIN's.
 # Usage: bench/metrics.sh [BIN]  (SCRAPES=30 RENDERS=30 IDLE=20 GUESTS=10000
 #   NODES=16 PEER=../shared/peers/prometheus-pve-exporter BASE=)
 set -euo pipefail
@@ -144,25 +144,34 @@ $PY - "$tmp" "$SCRAPES" <<'EOF'
 import json, math, statistics, sys
 tmp, n = sys.argv[1], int(sys.argv[2])
 rows = {}
+import os
 for name in ("pvelab10-metrics", "pvelab10-pve", "pvelab1-metrics", "pvelab1-pve",
+             "base10-metrics", "base10-pve", "base1-metrics", "base1-pve",
              "exporter-config-on", "exporter-config-off"):
+    if not os.path.exists(f"{tmp}/{name}.json"):
+        continue  # BASE's, when none was given
     d = json.load(open(f"{tmp}/{name}.json"))
     w = sorted(d["walls"])
     rows[name] = {"median": statistics.median(w), "p99": w[math.ceil(0.99 * len(w)) - 1],
-                  "cpu": d["cpu"] / n, "sim": d["sim_cpu"] / n, "samples": d["samples"]}
-print(f"{'':22} {'median':>10} {'p99':>10} {'CPU/scrape':>11} {'sim CPU/scrape':>15} {'samples':>8}")
+                  "cpu": d["cpu"] / n, "sim": d["sim_cpu"] / n, "samples": d["samples"],
+                  "inflate": statistics.median(d["inflates"])}
+# inflate: the scraper's own decompression of the answer (median), part of
+# the wall time and the floor of any server sending these bytes gzipped
+print(f"{'':22} {'median':>10} {'p99':>10} {'CPU/scrape':>11} {'sim CPU/scrape':>15} {'samples':>8}"
+      f" {'inflate':>9}")
 for k, r in rows.items():
     print(f"{k:22} {r['median']*1000:8.1f}ms {r['p99']*1000:8.1f}ms {r['cpu']*1000:9.1f}ms "
-          f"{r['sim']*1000:13.1f}ms {r['samples']:8d}")
-for status in ("10", "1"):
-    pv = rows[f"pvelab{status}-pve"]
+          f"{r['sim']*1000:13.1f}ms {r['samples']:8d} {r['inflate']*1000:7.1f}ms")
+for name, status in [(b, s) for b in ("pvelab", "base") for s in ("10", "1")]:
+    if f"{name}{status}-pve" not in rows:
+        continue
+    pv = rows[f"{name}{status}-pve"]
     for mode in ("on", "off"):
         e = rows[f"exporter-config-{mode}"]
-        print(f"exporter (config {mode}) / pvelab /pve (status_interval {status}): "
+        print(f"exporter (config {mode}) / {name} /pve (status_interval {status}): "
               f"{e['median'] / pv['median']:.0f}x the median, {e['p99'] / pv['p99']:.0f}x the p99, "
               f"{e['cpu'] / pv['cpu']:.1f}x the CPU, "
               f"{e['sim'] / max(pv['sim'], 1e-9):.1f}x the simulator's CPU")
-import os
 e = rows["exporter-config-on"]
 for name, status in [(b, s) for b in ("pvelab", "base") for s in ("10", "1")]:
     if not os.path.exists(f"{tmp}/{name}{status}.extra"):

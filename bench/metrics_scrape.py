@@ -1,13 +1,16 @@
 #!/usr/bin/python3
 """Scrapes a metrics endpoint as Prometheus does (its Accept header, gzip,
 one keep-alive connection, one scrape every INTERVAL seconds) and prints one
-JSON line: every scrape's wall time, the samples of the last answer, and the
-CPU the listed processes (and their children) used meanwhile.
+JSON line: every scrape's wall time (the answer received, then inflated: the
+inflating alone is the scraper's floor, the same for any server of these
+bytes), the samples of the last answer, and the CPU the listed processes
+(and their children) used meanwhile.
 usage: metrics_scrape.py URL SCRAPES INTERVAL PID [PID...]"""
 import json
 import os
 import sys
 import time
+import zlib
 
 import requests
 
@@ -69,13 +72,18 @@ def main():
     s.headers.update({"Accept": ACCEPT, "Accept-Encoding": "gzip"})
     r = s.get(url, timeout=600)  # a first scrape, not counted: connections made
     r.raise_for_status()
-    rss0, c0, walls = rss(pids), cpu(pids), []
+    rss0, c0, walls, inflates = rss(pids), cpu(pids), [], []
     start = time.monotonic()
     for i in range(n):
         t = time.monotonic()
-        r = s.get(url, timeout=600)
-        body = r.content  # read whole and decompressed, as Prometheus does
+        r = s.get(url, timeout=600, stream=True)
+        raw = r.raw.read(decode_content=False)
+        t1 = time.monotonic()
+        # read whole and decompressed, as Prometheus does
+        gz = r.headers.get("Content-Encoding") == "gzip"
+        body = zlib.decompressobj(31).decompress(raw) if gz else raw
         walls.append(time.monotonic() - t)
+        inflates.append(time.monotonic() - t1)
         r.raise_for_status()
         nxt = start + (i + 1) * interval
         if nxt > time.monotonic():
@@ -83,8 +91,8 @@ def main():
     c1 = cpu(pids)
     text = body.decode()
     samples = sum(1 for line in text.splitlines() if line and line[0] != "#")
-    print(json.dumps({"walls": walls, "cpu": c1 - c0, "samples": samples,
-                      "bytes_gzip": len(r.raw.data) if hasattr(r.raw, "data") else None,
+    print(json.dumps({"walls": walls, "inflates": inflates, "cpu": c1 - c0, "samples": samples,
+                      "bytes_gzip": len(raw) if gz else None,
                       "bytes": len(body), "rss_before": rss0, "rss_after": rss(pids),
                       "seconds": time.monotonic() - start}))
 

@@ -420,6 +420,12 @@ write_pvelab(struct pl_expo *e, struct pl_serve_metrics *m)
 		       m->render_s);
 	pl_expo_family(e, "pvelab_scrapes_total", PL_EXPO_COUNTER, "Metrics answers served");
 	pl_expo_sample(e, "", NULL, 0, (double)m->scrapes);
+	pl_expo_family(e, "pvelab_metrics_kept_families_made_total", PL_EXPO_COUNTER,
+		       "Families of gzip answers compressed and kept for the scrapes after, by "
+		       "when (scrape: while a scrape waited; ahead: as soon as the picture "
+		       "changed)");
+	sample_kv(e, "when", "scrape", NULL, NULL, (double)m->segs_made[0]);
+	sample_kv(e, "when", "ahead", NULL, NULL, (double)m->segs_made[1]);
 	if (m->more)
 		m->more(e, m->more_arg);
 }
@@ -490,6 +496,8 @@ struct pl_metrics_answer {
 	struct pl_metrics_answer *next; /* the module's answers in flight */
 	int refs;                       /* the request's, and the part lent to the connection */
 	bool exporter, wrote_tail;
+	bool ahead;                  /* made ahead: no client, only its kept segments count */
+	unsigned long long index_no; /* the index it shows (m->indexes then) */
 	struct pl_expo e;
 	struct pl_metrics_pve_in in; /* the picture it began with (references held) */
 	struct pl_metrics_pve_opts o;
@@ -525,7 +533,7 @@ answer_unref(struct pl_metrics_answer *a)
 
 /* The kept segments of a gzip answer's query, found again before each part
  * (another query's answer may have taken the slot meanwhile: its families
- * are then written, not spliced). */
+ * are then written, not spliced; one made ahead then stops). */
 static struct pl_expo_seg *
 answer_segs(struct pl_metrics_answer *a)
 {
@@ -541,12 +549,24 @@ answer_segs(struct pl_metrics_answer *a)
 			slot = i; /* the least recently used goes */
 	}
 	if (i == PL_ARRAY_LEN(m->cache)) {
+		if (a->ahead)
+			return NULL;
 		i = slot;
 		for (size_t k = 0; k < PL_METRICS_SEGS; k++)
 			pl_expo_seg_release(&m->cache[i].segs[k]);
 		snprintf(m->cache[i].key, sizeof(m->cache[i].key), "%s", a->key);
+		m->cache[i].fmt = (int)a->e.fmt;
+		m->cache[i].o = a->o;
+		snprintf(m->cache[i].only, sizeof(m->cache[i].only), "%s", a->only);
+		if (a->o.only)
+			m->cache[i].o.only = m->cache[i].only;
 	}
-	m->cache[i].used = now_s();
+	if (!a->ahead) {
+		m->cache[i].used = now_s();
+		m->cache[i].asked = true;
+	}
+	m->cache[i].made_index = a->index_no;
+	m->cache[i].made_gen = a->in.gen;
 	return m->cache[i].segs;
 }
 
@@ -569,6 +589,7 @@ answer_write(struct pl_metrics_answer *a)
 				       "was read",
 				       now_s() - a->m->refresh->status_ok_at);
 		} else if (a->m) {
+			a->m->segs_made[0] += a->e.segs_made;
 			write_pvelab(&a->e, a->m);
 		}
 		a->wrote_tail = true;
@@ -641,35 +662,35 @@ answer_gone(void *arg)
 	answer_unref(a);
 }
 
+/* The list is read once per refresh (the index holds it: a new list is
+ * never at the old one's address). */
 static void
-scrape(struct pl_serve_req *req, struct pl_serve_metrics *m, bool exporter)
+index_update(struct pl_serve_metrics *m)
 {
-	enum pl_expo_fmt fmt = pl_expo_negotiate(pl_serve_header(req, "Accept"));
-	bool gz = pl_expo_wants_gzip(pl_serve_header(req, "Accept-Encoding"));
-	struct pl_metrics_answer *a;
-	int r;
-
-	if (!authorised(req, m))
+	if (m->index && pl_metrics_index_of(m->index, m->refresh->live))
 		return;
-	/* the list is read once per refresh (the index holds it: a new list is
-	 * never at the old one's address) */
-	if (m->index == NULL || !pl_metrics_index_of(m->index, m->refresh->live)) {
-		pl_metrics_index_free(m->index);
-		m->index = pl_metrics_index_new(m->refresh->live);
-	}
-	a = pl_calloc(1, sizeof(*a));
+	pl_metrics_index_free(m->index);
+	m->index = pl_metrics_index_new(m->refresh->live);
+	m->indexes++;
+}
+
+/* An answer of the picture as it is now, for the query o (o->only copied). */
+static struct pl_metrics_answer *
+answer_new(struct pl_serve_metrics *m, enum pl_expo_fmt fmt, bool gz,
+	   const struct pl_metrics_pve_opts *o)
+{
+	struct pl_metrics_answer *a = pl_calloc(1, sizeof(*a));
+
+	index_update(m);
 	a->m = m;
 	a->refs = 1;
-	a->exporter = exporter;
 	a->t0 = now_s();
-	a->o = (struct pl_metrics_pve_opts){ true, true, NULL, m->deprecated, m->config };
-	if (exporter) {
-		a->o.cluster = flag(pl_serve_query(req, "cluster"));
-		a->o.node = flag(pl_serve_query(req, "node"));
-		snprintf(a->only, sizeof(a->only), "%s",
-			 target_node(m, pl_serve_query(req, "target")));
+	a->o = *o;
+	if (o->only) {
+		snprintf(a->only, sizeof(a->only), "%s", o->only);
 		a->o.only = a->only;
 	}
+	a->index_no = m->indexes;
 	a->in = (struct pl_metrics_pve_in){
 		.status = json_incref(m->status),
 		.resources = json_incref(m->refresh->live),
@@ -679,13 +700,35 @@ scrape(struct pl_serve_req *req, struct pl_serve_metrics *m, bool exporter)
 		.nodes = json_incref(m->nodes),
 		.onboot = json_incref(m->onboot),
 		.index = pl_metrics_index_ref(m->index),
+		.gen = m->gen,
 	};
-	snprintf(a->key, sizeof(a->key), "%d|%d|%d|%d|%d|%s", fmt, a->o.cluster, a->o.node,
-		 a->o.deprecated, a->o.config, exporter ? a->only : "*");
+	pl_expo_init(&a->e, fmt, gz, MAX_ANSWER);
+	return a;
+}
+
+static void
+scrape(struct pl_serve_req *req, struct pl_serve_metrics *m, bool exporter)
+{
+	enum pl_expo_fmt fmt = pl_expo_negotiate(pl_serve_header(req, "Accept"));
+	bool gz = pl_expo_wants_gzip(pl_serve_header(req, "Accept-Encoding"));
+	struct pl_metrics_pve_opts o = { true, true, NULL, m->deprecated, m->config };
+	struct pl_metrics_answer *a;
+	int r;
+
+	if (!authorised(req, m))
+		return;
+	if (exporter) {
+		o.cluster = flag(pl_serve_query(req, "cluster"));
+		o.node = flag(pl_serve_query(req, "node"));
+		o.only = target_node(m, pl_serve_query(req, "target"));
+	}
+	a = answer_new(m, fmt, gz, &o);
+	a->exporter = exporter;
+	snprintf(a->key, sizeof(a->key), "%d|%d|%d|%d|%d|%s", fmt, o.cluster, o.node, o.deprecated,
+		 o.config, exporter ? a->only : "*");
 	a->next = m->answers;
 	m->answers = a;
 	m->scrapes++;
-	pl_expo_init(&a->e, fmt, gz, MAX_ANSWER);
 	if ((r = answer_write(a)) != 0) {
 		pl_serve_error(req, 500, "internal", NULL, "cannot write the metrics: %s",
 			       pl_strerror(r));
@@ -698,6 +741,83 @@ scrape(struct pl_serve_req *req, struct pl_serve_metrics *m, bool exporter)
 	a->req = req;
 	pl_serve_stream_start(req, 200, pl_expo_content_type(fmt), answer_gone, a);
 	answer_send(a);
+}
+
+/* --- kept families made ahead --- */
+
+/* The next turn of the loop, after what the sockets have to say (a
+ * timer: an event made active runs again before they are polled). */
+static void
+next_turn(struct event *ev)
+{
+	const struct timeval now = { 0, 0 };
+
+	evtimer_add(ev, &now);
+}
+
+/* One family of the answer being made ahead per turn of the loop; what it
+ * writes goes nowhere, its kept segments are what count. */
+static void
+warm_step(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_serve_metrics *m = arg;
+	struct pl_metrics_answer *a = m->warm;
+
+	(void)fd;
+	(void)what;
+	pl_expo_sent(&a->e);
+	a->in.segs = answer_segs(a);
+	if (a->in.segs && a->e.err == 0 && pl_metrics_pve_next(&a->e, &a->in, &a->o, &a->at)) {
+		next_turn(m->warm_ev);
+		return;
+	}
+	m->segs_made[1] += a->e.segs_made;
+	m->warm = NULL;
+	answer_unref(a);
+}
+
+/* Every tick: when the picture changed, make the kept families of each
+ * query scraped lately, so that the next scrape finds them made. A new
+ * resource list (all of its families) only for a query a scrape asked for
+ * since its last was made ahead: one scraped less often than the list
+ * changes costs one at most per scrape. Other answers of the cluster reads
+ * (two small parts), once their round is over, for any asked in the last
+ * KEEP_WARM seconds. */
+#define KEEP_WARM 300
+
+static void
+warm_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct pl_serve_metrics *m = arg;
+	double now = now_s();
+
+	(void)fd;
+	(void)what;
+	if (m->warm || m->refresh->live == NULL)
+		return;
+	for (size_t i = 0; i < PL_ARRAY_LEN(m->cache); i++)
+		if (m->cache[i].used > 0 &&
+		    (m->cache[i].asked || now - m->cache[i].used <= KEEP_WARM)) {
+			index_update(m); /* not for a server nobody scrapes */
+			break;
+		}
+	for (size_t i = 0; i < PL_ARRAY_LEN(m->cache); i++) {
+		bool new_list = m->cache[i].made_index != m->indexes;
+		struct pl_metrics_answer *a;
+
+		if (m->cache[i].used == 0 ||
+		    (!new_list && (m->cache[i].made_gen == m->gen || m->busy)) ||
+		    (new_list ? !m->cache[i].asked : now - m->cache[i].used > KEEP_WARM))
+			continue;
+		if (new_list)
+			m->cache[i].asked = false;
+		a = answer_new(m, (enum pl_expo_fmt)m->cache[i].fmt, true, &m->cache[i].o);
+		a->ahead = true;
+		snprintf(a->key, sizeof(a->key), "%s", m->cache[i].key);
+		m->warm = a;
+		next_turn(m->warm_ev);
+		return;
+	}
 }
 
 static void
@@ -791,7 +911,12 @@ pl_serve_metrics_init(struct pl_serve_metrics *m, struct pl_session *s,
 void
 pl_serve_metrics_start(struct pl_serve_metrics *m)
 {
+	const struct timeval tick = { 0, 100 * 1000 };
+
 	pl_metrics_reads_start(m);
+	m->warm_ev = evtimer_new(m->s->base, warm_step, m);
+	m->warm_tick = event_new(m->s->base, -1, EV_PERSIST, warm_check, m);
+	event_add(m->warm_tick, &tick);
 }
 
 void
@@ -802,6 +927,12 @@ pl_serve_metrics_release(struct pl_serve_metrics *m)
 	if (m->s->pve)
 		pl_pve_set_observer(m->s->pve, NULL, NULL);
 	pl_metrics_reads_stop(m);
+	if (m->warm_tick)
+		event_free(m->warm_tick);
+	if (m->warm_ev)
+		event_free(m->warm_ev);
+	if (m->warm)
+		answer_unref(m->warm);
 	pl_metrics_index_free(m->index);
 	for (struct pl_metrics_answer *a = m->answers; a; a = a->next)
 		a->m = NULL; /* each ends at its next part */

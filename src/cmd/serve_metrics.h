@@ -33,11 +33,15 @@ struct pl_metrics_pve_in {
 	const json_t *onboot;
 	/* resources as read by pl_metrics_index_new (NULL: read here) */
 	const struct pl_metrics_index *index;
-	/* the big families of a gzip answer as last compressed, PL_METRICS_SEGS
-	 * of them, kept and spliced in while unchanged (NULL: none kept) */
+	/* the families of a gzip answer as last compressed, PL_METRICS_SEGS of
+	 * them, kept and spliced in while unchanged (NULL: none kept) */
 	struct pl_expo_seg *segs;
+	/* changes whenever status, version, not_backed_up, qdevice, nodes or
+	 * onboot is another answer: the small cluster-wide families and the
+	 * node collectors' are kept while it holds (0: they are written) */
+	unsigned long long gen;
 };
-#define PL_METRICS_SEGS 21
+#define PL_METRICS_SEGS 23
 
 /* The resource list read once into what the collectors need (it holds a
  * reference to resources): a server makes it once per refresh. */
@@ -113,8 +117,9 @@ struct pl_serve_metrics {
 	struct event *ev;      /* the cluster-wide reads, every status interval */
 	int busy, slow_busy;   /* requests in flight: those, and the reads after a sync */
 	struct read *inflight; /* the reads asked and not answered (serve_metrics_reads.c) */
-	/* the picture: the answers as last read */
+	/* the picture: the answers as last read (gen counts their changes) */
 	json_t *status, *version, *not_backed_up, *qdevice, *nodes, *onboot;
+	unsigned long long gen;
 	json_t *next_nodes; /* the nodes' answers of the round in flight */
 	json_t *snapshots;  /* "vmid" -> [snaptime...] of its snapshots */
 	json_t *backups;    /* "vmid" -> [ctime...] of its backup archives */
@@ -129,13 +134,23 @@ struct pl_serve_metrics {
 	struct pl_planning_refresh *planning;
 	/* the process's one (the sync's threads may outlive the module) */
 	struct pl_metrics_api *api;
-	struct pl_metrics_index *index; /* of the refresh's resource list, as last scraped */
-	/* the big families of gzip answers, compressed, by format and query */
+	struct pl_metrics_index *index; /* of the refresh's resource list, as last seen */
+	unsigned long long indexes;     /* indexes made so far */
+	/* the families of gzip answers, compressed, by format and query; made
+	 * again as soon as the picture changes, while scrapes use them */
 	struct {
 		char key[192];
 		double used; /* when a scrape last asked for it (0: free) */
 		struct pl_expo_seg segs[PL_METRICS_SEGS];
+		int fmt; /* the query, to make them again (o.only points to only) */
+		struct pl_metrics_pve_opts o;
+		char only[128];
+		unsigned long long made_index, made_gen; /* the picture they show */
+		bool asked; /* by a scrape, since they were last made ahead */
 	} cache[4];
+	unsigned long long segs_made[2]; /* by scrapes, ahead of them */
+	struct event *warm_tick, *warm_ev;
+	struct pl_metrics_answer *warm;    /* the one being made ahead, a family a turn */
 	struct pl_metrics_answer *answers; /* being sent (serve_metrics.c) */
 	double render_s;   /* how long the last answer took */
 	unsigned long long scrapes;

@@ -142,8 +142,8 @@ struct pl_metrics_index {
 
 /* --- families kept compressed while they do not change (in->segs) --- */
 
-enum { SEG_UP = 16, SEG_HA, SEG_LOCK, SEG_GUEST_INFO, SEG_STORAGE_INFO };
-_Static_assert(SEG_STORAGE_INFO + 1 == PL_METRICS_SEGS, "one kept segment per family");
+enum { SEG_UP = 16, SEG_HA, SEG_LOCK, SEG_GUEST_INFO, SEG_STORAGE_INFO, SEG_CLUSTER, SEG_NODE };
+_Static_assert(SEG_NODE + 1 == PL_METRICS_SEGS, "one kept segment per family or part");
 
 static uint64_t
 fnv(uint64_t h, const void *p, size_t n)
@@ -351,7 +351,7 @@ pl_metrics_index_new(const json_t *resources)
 	/* what each kept family shows, once per list: a scrape compares */
 	for (int k = 0; k < K_COUNT; k++)
 		ix->hash[k] = family_hash(ix, k);
-	for (int k = SEG_UP; k < PL_METRICS_SEGS; k++)
+	for (int k = SEG_UP; k <= SEG_STORAGE_INFO; k++)
 		ix->hash[k] = family_hash(ix, k);
 	return ix;
 }
@@ -1030,6 +1030,37 @@ pl_metrics_onboot(const json_t *guests)
 	return out;
 }
 
+/* The small cluster-wide families (nodes, cluster, version, backup info,
+ * qdevice), or the node collectors' (subscription, onboot, replication):
+ * kept while the answers they come from are the same ones (in->gen; the
+ * node part's options are the cache's key). */
+static void
+small_part(struct pl_expo *e, const struct pl_metrics_pve_in *in,
+	   const struct pl_metrics_pve_opts *o, bool node)
+{
+	struct pl_metrics_pve_in keep = *in;
+	int seg = node ? SEG_NODE : SEG_CLUSTER;
+	uint64_t h = fnv(0xcbf29ce484222325ULL, &in->gen, sizeof(in->gen));
+
+	if (in->gen == 0)
+		keep.segs = NULL;
+	if (seg_reused(e, &keep, seg, h))
+		return;
+	if (node) {
+		collect_subscription(e, in, o);
+		if (o->config)
+			collect_onboot(e, in, o);
+		collect_replication(e, in, o);
+	} else {
+		collect_nodes(e, in);
+		collect_cluster(e, in);
+		collect_version(e, in);
+		collect_backup_info(e, in);
+		collect_qdevice(e, in);
+	}
+	seg_done(e, &keep, seg, h);
+}
+
 /* The parts of an answer, in order: one per kept family, then the small
  * cluster-wide families together, then the node collectors. */
 enum {
@@ -1072,17 +1103,8 @@ pl_metrics_pve_next(struct pl_expo *e, const struct pl_metrics_pve_in *in,
 		c->at = 0;
 	} else if (p == P_GUEST_INFO || p == P_STORAGE_INFO) {
 		info_family(e, in, ix, p == P_GUEST_INFO);
-	} else if (p == P_CLUSTER) {
-		collect_nodes(e, in);
-		collect_cluster(e, in);
-		collect_version(e, in);
-		collect_backup_info(e, in);
-		collect_qdevice(e, in);
-	} else if (p == P_NODE) {
-		collect_subscription(e, in, o);
-		if (o->config)
-			collect_onboot(e, in, o);
-		collect_replication(e, in, o);
+	} else if (p == P_CLUSTER || p == P_NODE) {
+		small_part(e, in, o, p == P_NODE);
 	}
 	c->part = p < P_END ? p + 1 : P_END;
 	return c->part < P_END;

@@ -84,6 +84,15 @@ swap(json_t **dst, json_t *src)
 	*dst = src;
 }
 
+/* swap() for an answer the small families are written from, counted in
+ * m->gen: their kept parts are then made again (pl_metrics_pve_in.gen). */
+static void
+swap_picture(struct pl_serve_metrics *m, json_t **dst, json_t *src)
+{
+	swap(dst, src);
+	m->gen++;
+}
+
 static void
 reads_done(struct pl_serve_metrics *m)
 {
@@ -91,7 +100,7 @@ reads_done(struct pl_serve_metrics *m)
 	if (m->status_failed)
 		json_decref(m->next_nodes);
 	else
-		swap(&m->nodes, m->next_nodes);
+		swap_picture(m, &m->nodes, m->next_nodes);
 	m->next_nodes = NULL;
 	m->reads_at = now_s();
 }
@@ -159,7 +168,7 @@ on_read(const struct pl_pve_result *res, void *arg)
 	switch (q->what) {
 	case READ_STATUS:
 		if (json_is_array(d)) {
-			swap(&m->status, json_incref(d));
+			swap_picture(m, &m->status, json_incref(d));
 			/* each online node's subscription and replication jobs */
 			json_array_foreach(d, i, x) {
 				char *path;
@@ -179,15 +188,15 @@ on_read(const struct pl_pve_result *res, void *arg)
 		break;
 	case READ_VERSION:
 		if (json_is_object(d))
-			swap(&m->version, json_incref(d));
+			swap_picture(m, &m->version, json_incref(d));
 		break;
 	case READ_NOT_BACKED_UP:
 		if (json_is_array(d))
-			swap(&m->not_backed_up, json_incref(d));
+			swap_picture(m, &m->not_backed_up, json_incref(d));
 		break;
 	case READ_QDEVICE:
 		/* a cluster without one answers an error: no series, as the exporter */
-		swap(&m->qdevice, json_is_object(d) ? json_incref(d) : NULL);
+		swap_picture(m, &m->qdevice, json_is_object(d) ? json_incref(d) : NULL);
 		break;
 	case READ_SUBSCRIPTION:
 		if (json_is_object(d))
@@ -361,7 +370,7 @@ on_sync(const json_t *snap, void *arg)
 	size_t i;
 
 	/* onboot from the configs the sync read: no call per guest */
-	swap(&m->onboot, pl_metrics_onboot(json_object_get(snap, PL_SNAP_GUESTS)));
+	swap_picture(m, &m->onboot, pl_metrics_onboot(json_object_get(snap, PL_SNAP_GUESTS)));
 	if (m->slow_busy || m->s->pve == NULL) {
 		json_decref(backup_stores);
 		return;

@@ -33,6 +33,7 @@ struct pl_expo {
 	unsigned long crc, seg_crc;    /* CRC-32 of the text so far, of the segment's */
 	size_t total, seg_len, seg_at; /* bytes of text; of the segment's; where it began in out */
 	int err;                       /* the first failure (PL_ETOOBIG past the cap) */
+	unsigned segs_made;            /* segments compressed and kept (pl_expo_seg_end) */
 };
 
 /* The format a scraper's Accept header asks for (NULL: none): the

@@ -538,15 +538,13 @@ equivalence(const char *local)
 	onboot = pl_metrics_onboot(guests);
 	{
 		struct pl_metrics_pve_in in = {
-			status,
-			json_object_get(a, "/cluster/resources"),
-			json_object_get(a, "/version"),
-			json_object_get(a, "/cluster/backup-info/not-backed-up"),
-			json_object_get(a, "/cluster/config/qdevice"),
-			nodes,
-			onboot,
-			NULL,
-			NULL,
+			.status = status,
+			.resources = json_object_get(a, "/cluster/resources"),
+			.version = json_object_get(a, "/version"),
+			.not_backed_up = json_object_get(a, "/cluster/backup-info/not-backed-up"),
+			.qdevice = json_object_get(a, "/cluster/config/qdevice"),
+			.nodes = nodes,
+			.onboot = onboot,
 		};
 		struct pl_metrics_pve_opts o = { true, true, local, true, true };
 
@@ -634,9 +632,8 @@ test_kept_segments(void **state)
 	json_t *a = load_json("answers.json");
 	json_t *res = json_deep_copy(json_object_get(a, "/cluster/resources"));
 	struct pl_expo_seg segs[PL_METRICS_SEGS];
-	struct pl_metrics_pve_in in = {
-		json_object_get(a, "/cluster/status"), res, NULL, NULL, NULL, NULL, NULL, NULL, NULL
-	};
+	struct pl_metrics_pve_in in = { .status = json_object_get(a, "/cluster/status"),
+					.resources = res };
 
 	(void)state;
 	memset(segs, 0, sizeof(segs));
@@ -680,6 +677,63 @@ test_kept_segments(void **state)
 	json_decref(a);
 }
 
+/* The small cluster-wide families and the node collectors' are kept while
+ * their answers are the same ones (in.gen): an answer changed under the
+ * same gen still shows as kept, and the next gen shows the change; each
+ * answer inflates to exactly what a fresh render writes. */
+static void
+test_kept_small_parts(void **state)
+{
+	json_t *a = load_json("answers.json");
+	json_t *nbu = json_deep_copy(json_object_get(a, "/cluster/backup-info/not-backed-up"));
+	json_t *onboot = json_pack("[{s:i,s:s,s:s,s:i}]", "vmid", 100, "type", "qemu", "node",
+				   "pve1", "onboot", 1);
+	struct pl_expo_seg segs[PL_METRICS_SEGS];
+	struct pl_metrics_pve_in in = { .status = json_object_get(a, "/cluster/status"),
+					.resources = json_object_get(a, "/cluster/resources"),
+					.version = json_object_get(a, "/version"),
+					.not_backed_up = nbu,
+					.onboot = onboot,
+					.gen = 1 };
+	char *kept, *got[3], *z;
+	size_t n, zn;
+
+	(void)state;
+	memset(segs, 0, sizeof(segs));
+	for (int round = 0; round < 3; round++) {
+		if (round == 1) { /* in place: serve replaces an answer, and gen moves */
+			json_object_set_new(json_array_get(onboot, 0), "onboot", json_integer(0));
+			json_array_append_new(nbu,
+					      json_pack("{s:s,s:i}", "type", "qemu", "vmid", 999));
+		}
+		if (round == 2)
+			in.gen = 2;
+		in.segs = segs;
+		z = render(&in, PL_EXPO_TEXT, true, &zn);
+		got[round] = gunzip(z, zn);
+		free(z);
+	}
+	in.segs = NULL;
+	kept = render(&in, PL_EXPO_TEXT, false, &n);
+	assert_string_equal(got[2], kept);
+	assert_string_equal(got[1], got[0]);
+	assert_string_not_equal(got[2], got[0]);
+	assert_non_null(strstr(got[0], "\npve_onboot_status{id=\"qemu/100\",node=\"pve1\","
+				       "type=\"qemu\"} 1\n"));
+	assert_null(strstr(got[1], "id=\"qemu/999\""));
+	assert_non_null(strstr(got[2], "\npve_onboot_status{id=\"qemu/100\",node=\"pve1\","
+				       "type=\"qemu\"} 0\n"));
+	assert_non_null(strstr(got[2], "\npve_not_backed_up_info{id=\"qemu/999\"} 1\n"));
+	for (int round = 0; round < 3; round++)
+		free(got[round]);
+	free(kept);
+	for (size_t i = 0; i < PL_METRICS_SEGS; i++)
+		pl_expo_seg_release(&segs[i]);
+	json_decref(onboot);
+	json_decref(nbu);
+	json_decref(a);
+}
+
 /* An answer written in parts (pl_metrics_pve_next, each part taken with
  * pl_expo_pending and pl_expo_sent, as serve sends it while its client
  * reads) is byte for byte the answer written whole, plain or gzipped with
@@ -714,15 +768,11 @@ test_parts(void **state)
 	ix = pl_metrics_index_new(res);
 	for (int fmt = 0; fmt < 2; fmt++)
 		for (int gz = 0; gz < 2; gz++) {
-			struct pl_metrics_pve_in in = { json_object_get(a, "/cluster/status"),
-							res,
-							NULL,
-							NULL,
-							NULL,
-							NULL,
-							NULL,
-							ix,
-							gz ? segs : NULL };
+			struct pl_metrics_pve_in in = { .status = json_object_get(
+								a, "/cluster/status"),
+							.resources = res,
+							.index = ix,
+							.segs = gz ? segs : NULL };
 			struct pl_metrics_cursor c = { 0, 0 };
 			struct pl_expo e;
 			struct pl_buf parts;
@@ -755,7 +805,7 @@ test_parts(void **state)
 			if (!gz) { /* pve_ha_state alone is ~1.3 MB here */
 				assert_true(n > 3000000);
 				assert_true(most < 1200000);
-				assert_true(nparts > PL_METRICS_SEGS + 2);
+				assert_true(nparts > 23); /* the answer's parts, unsplit */
 			}
 			free(got);
 			free(whole);
@@ -793,6 +843,7 @@ main(void)
 		cmocka_unit_test(test_numbers_many),
 		cmocka_unit_test(test_path_template),
 		cmocka_unit_test(test_kept_segments),
+		cmocka_unit_test(test_kept_small_parts),
 		cmocka_unit_test(test_parts),
 		cmocka_unit_test(test_exporter_equivalence_pve1),
 		cmocka_unit_test(test_exporter_equivalence_pve2),
