@@ -4,9 +4,12 @@
 # layer), both loaded by wrk in one run: requests per second and p50/p99 of
 # /healthz, /api/v1/cluster, /api/v1/guests/{name} and /api/v1/guests, the p99
 # of the cluster and of one guest while full syncs run back to back, the
-# server's RSS after a full sync and after the load, and the time from start
-# to its first answer.
+# server's RSS after a full sync and after the load, the time from start
+# to its first answer, and the serve loop's longest turns (wall and its own CPU
+# time, bench/loopturns.c) while the syncs run: less sensitive to the load.
 # Usage: bench/serve.sh [BIN]   (GUESTS=10000 SECS=5 CONNS=64 PORT=18210)
+# SIM_NICE=N runs the simulator at nice N: it stands in for a cluster that
+# runs on its own hosts, and its CPU then no longer comes from the server's.
 # Needs wrk and nginx (scripts/install-deps bench).
 set -euo pipefail
 BIN=$(realpath "${1:-${PVELAB_BIN:-build/pvelab}}")
@@ -30,6 +33,7 @@ stop_all() {
 trap stop_all EXIT
 
 start_sim "$BIN" --nodes 16 --guests "$GUESTS" --task-ms 50 --auth-delay-ms 0
+[ -z "${SIM_NICE:-}" ] || renice -n "$SIM_NICE" -p "$sim_pid" >/dev/null
 export PVELAB_STATE=$tmp/state.db
 "$BIN" sync >/dev/null
 TOKEN=$("$BIN" token create bench --role operator)
@@ -42,9 +46,13 @@ serve:
   sync_interval: 3600
 EOF
 
+# the loop's turns over 1 ms, as "epoch_s wall_ms cpu_ms" lines
+cc -O2 -shared -fPIC -o "$tmp/loopturns.so" "$(dirname "$0")/loopturns.c" -ldl
+export LOOPTURNS_OUT=$tmp/turns LOOPTURNS_MS=1
+
 # start to first answer
 t0=$(date +%s%N)
-"$BIN" -q -c "$tmp/pvelab.yaml" serve >"$tmp/serve.out" 2>"$tmp/serve.err" &
+LD_PRELOAD=$tmp/loopturns.so "$BIN" -q -c "$tmp/pvelab.yaml" serve >"$tmp/serve.out" 2>"$tmp/serve.err" &
 srv_pid=$!
 until curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; do
 	kill -0 "$srv_pid" || { cat "$tmp/serve.err" >&2; exit 1; }
@@ -104,7 +112,7 @@ load() {
 		END { printf "%s %s %s %s\n", rps, p50, p99, bad + 0 }'
 }
 echo "pvelab serve vs nginx (1 worker, static files of the same bodies); wrk -t2 -c$CONNS -d${SECS}s"
-echo "$GUESTS guests on 16 nodes (pvelab sim); load: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
+echo "$GUESTS guests on 16 nodes (pvelab sim${SIM_NICE:+ at nice $SIM_NICE}); load: $(cut -d' ' -f1-3 /proc/loadavg), $(nproc) cores"
 printf '%-28s %10s %8s %8s %10s %8s %8s %7s\n' path "serve r/s" p50_ms p99_ms "nginx r/s" p50_ms p99_ms ratio
 for p in /healthz /api/v1/cluster "/api/v1/guests/$name" /api/v1/guests; do
 	read -r a a50 a99 abad <<<"$(load "http://127.0.0.1:$PORT$p")"
@@ -128,10 +136,15 @@ during_syncs() {
 		done
 	) &
 	syncer=$!
+	from=$(date +%s.%N)
 	read -r q q50 q99 _ <<<"$(load "http://127.0.0.1:$PORT$1")"
 	wait "$syncer"
 	printf 'during full syncs (%s done by now): %-24s %.0f r/s, p50 %.2f ms, p99 %.2f ms\n' \
 		"$(sync_state | field 'd["sync"]["seq"]')" "$1" "$q" "$q50" "$q99"
+	awk -v from="$from" -v to="$(date +%s.%N)" '$1 >= from && $1 <= to {
+			if ($2 > w) w = $2; if ($3 > c) c = $3; n += $2 > 20 }
+		END { printf "  serve loop meanwhile: longest turn %.1f ms wall, %.1f ms CPU; %d turns over 20 ms\n", w, c, n }' \
+		"$tmp/turns"
 }
 during_syncs /api/v1/cluster
 during_syncs "/api/v1/guests/$name"

@@ -24,6 +24,7 @@ struct pl_serve_refresh {
 	long status_interval, sync_interval; /* seconds */
 	struct event *status_ev, *sync_ev;
 	bool status_busy;
+	struct status_read *status_read; /* the resource list being read, on its thread */
 	bool stopping;      /* a drain: no more reads, the running sync may finish */
 	json_t *live;       /* the last resource list: counters live here, not in the store */
 	json_t *live_by_id; /* vmid (text) -> its guest's entry in live */
@@ -43,11 +44,12 @@ struct pl_serve_refresh {
 	/* after a sync, what follows it, one step per turn of the loop */
 	struct event *post_ev;
 	int post_step;
-	size_t post_done;   /* changes told as events so far */
+	size_t post_done;   /* guests keyed, then changes told as events, so far */
 	size_t post_unread; /* guests the sync could not read */
 	json_t *post_snap, *post_changes;
-	struct event *drop_ev; /* a sync's guests, freed a batch per turn */
-	json_t *drop;
+	json_t *post_keys;     /* the next keys, as far as made */
+	struct event *drop_ev; /* lists let go of, freed a batch per turn */
+	json_t *drop;          /* [list, ...] */
 	/* told after each sync that succeeded, with its snapshot (borrowed) */
 	void (*on_sync)(const json_t *snap, void *arg);
 	void *on_sync_arg;

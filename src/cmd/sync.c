@@ -102,14 +102,20 @@ on_guest(json_t *guest, void *arg)
 	return full;
 }
 
-/* On the main thread, while the others fetch: record what has arrived. */
+/* On the main thread, while the others fetch: record what has arrived.
+ * The transaction's begin reads every guest's hash (milliseconds at 10,000
+ * guests): what arrived meanwhile waits for the next call, unless all is
+ * due now, so that a server's loop spends one turn on each. */
 static void
-record_ready(struct sync_run *b)
+record_ready(struct sync_run *b, bool all)
 {
+	bool began = b->rec == NULL;
 	json_t *batch;
 
 	if (!recording(b))
 		return; /* later (the lock), or never (an error job_done reports) */
+	if (began && !all)
+		return;
 	pthread_mutex_lock(&b->lock);
 	batch = b->ready;
 	b->ready = json_array();
@@ -126,7 +132,7 @@ progress(size_t done, size_t total, void *arg)
 	int pct = total ? (int)(done * 100 / total) : 100;
 	int w = 30, fill = pct * w / 100;
 
-	record_ready(b);
+	record_ready(b, false);
 	if (!b->on || pct == b->last)
 		return;
 	b->last = pct;
@@ -266,7 +272,7 @@ job_done(int err, json_t *snap, size_t unread, const char *errmsg, void *arg)
 	if (b->on && b->last >= 0 && b->last < 100)
 		fputs("\r\033[K", stderr);
 	if (r == 0) {
-		record_ready(b);
+		record_ready(b, true);
 		if (!recording(b) && b->err == 0 && retry_later(j, snap, unread))
 			return;
 		/* a guest gone from the list while out of the token's view is not
@@ -303,9 +309,13 @@ static void
 on_perms(const struct pl_pve_result *res, void *arg)
 {
 	struct pl_cmd_sync_job *j = arg;
-	struct pl_pve_inventory_opts o = {
-		.progress = progress, .on_guest = on_guest, .partial = true, .arg = &j->b
-	};
+	/* a server's sync (its counters live in memory, not in the store) reads
+	 * behind the server's loop */
+	struct pl_pve_inventory_opts o = { .progress = progress,
+					   .on_guest = on_guest,
+					   .partial = true,
+					   .background = !j->b.counters,
+					   .arg = &j->b };
 
 	j->asking_perms = false;
 	if (j->cancelled) {

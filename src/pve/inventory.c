@@ -5,9 +5,11 @@
  * arrives: first each node's status and bridges, the task list and the
  * storages, then every guest's config -- each requested as soon as its entry
  * of /cluster/resources?type=vm has been read, while the rest of that list is
- * still arriving. The caller's loop reads the list, then reports progress;
- * the workers hand their end back to it through a pipe, so nothing here
- * ever waits on that loop (pl_pve_inventory_start).
+ * still arriving. The first worker reads that list (megabytes of JSON: tens
+ * of milliseconds of CPU that the caller's loop, a server's, must not
+ * spend); the caller's loop reports progress, and the workers hand their end
+ * back to it through a pipe, so nothing here ever waits on that loop
+ * (pl_pve_inventory_start).
  * A sync reads what it can: a guest whose config cannot be read now (its
  * node offline or not answering, or the config gone from the node the list
  * named) is handed on without config, marked "_unread" with the reason.
@@ -22,6 +24,7 @@
 #include "core/snapshot.h"
 #include "core/log.h"
 #include "core/str.h"
+#include "pve/apart.h"
 #include "pve/client.h"
 
 #include <event2/event.h>
@@ -54,7 +57,8 @@ struct shard {
 	struct item *live;  /* its requests in flight (freed here when cancelled) */
 };
 
-/* The guest list as it arrives, read on the caller's thread. */
+/* The guest list as it arrives, read on the first worker's thread; done is
+ * under the inventory's lock, the rest is the caller's after the join. */
 struct listing {
 	struct pl_pve_inv *v;
 	struct shard *shards;
@@ -90,6 +94,7 @@ struct pl_pve_inv {
 	pl_pve_guest_cb on_guest;
 	void *parg;
 	bool partial; /* guests not read are marked, not an error (a sync) */
+	bool background;
 	atomic_size_t unread;
 	/* the caller's side: all on its loop's thread */
 	struct pl_pve *c;
@@ -142,6 +147,8 @@ poke(struct pl_pve_inv *v)
 }
 
 static bool take_next(struct shard *sh);
+static int on_list_body(const char *p, size_t n, void *arg);
+static void on_list_done(const struct pl_pve_result *res, void *arg);
 
 /* Give the caller a guest that is done with, and wake its thread if asked. */
 static void
@@ -374,6 +381,15 @@ shard_run(void *arg)
 	struct pl_pve_inv *v = sh->inv;
 	struct timeval tv = { 0, TICK_US };
 
+	if (v->background)
+		pl_pve_thread_background();
+	if (sh->k == 0) {
+		json_t *q = json_pack("{s:s}", "type", "vm");
+
+		pl_pve_request_stream(sh->c, "GET", "/cluster/resources", q, on_list_body,
+				      on_list_done, &v->l);
+		json_decref(q);
+	}
 	/* Twice its connections: each answer takes the next request, and a
 	 * connection that frees up always finds one waiting. */
 	for (int i = 0; i < 2 * pl_pve_concurrency(sh->c); i++)
@@ -399,14 +415,14 @@ shard_run(void *arg)
 static void
 start_shard(struct listing *l)
 {
-	struct shard *sh = &l->shards[l->started];
+	/* counted before it runs: the first worker reads the count */
+	struct shard *sh = &l->shards[l->started++];
 
 	pthread_mutex_lock(&l->v->lock);
 	l->v->shards_left++;
 	pthread_mutex_unlock(&l->v->lock);
 	if (pthread_create(&sh->thread, NULL, shard_run, sh) != 0)
 		pl_die("cannot start a thread");
-	l->started++;
 }
 
 /* An entry of /cluster/resources?type=vm: recorded, and its config wanted
@@ -419,7 +435,7 @@ on_entry(json_t *o, void *arg)
 	const char *t = pl_json_str(o, "type");
 	size_t k;
 
-	if (v->cancelled || t == NULL || (strcmp(t, "qemu") && strcmp(t, "lxc")))
+	if (atomic_load(&v->cancel) || t == NULL || (strcmp(t, "qemu") && strcmp(t, "lxc")))
 		return;
 	/* vmid arrives as a string on old nodes: store it as a number. */
 	if (!json_is_integer(json_object_get(o, "vmid")))
@@ -451,14 +467,12 @@ on_list_body(const char *p, size_t n, void *arg)
 {
 	struct listing *l = arg;
 
-	if (l->v->cancelled)
+	if (atomic_load(&l->v->cancel))
 		return -1; /* break the transfer off: its end comes sooner */
 	if (pl_json_items_feed(l->items, p, n) != 0)
 		l->unreadable = true;
 	return l->unreadable || l->bad ? -1 : 0;
 }
-
-static void maybe_end(struct pl_pve_inv *v);
 
 static void
 on_progress_tick(evutil_socket_t fd, short what, void *arg)
@@ -471,18 +485,16 @@ on_progress_tick(evutil_socket_t fd, short what, void *arg)
 		v->progress(atomic_load(&v->done), requests_total(v), v->parg);
 }
 
+/* On the first worker's thread: the list is in (or broke off). */
 static void
 on_list_done(const struct pl_pve_result *res, void *arg)
 {
 	struct listing *l = arg;
 	struct pl_pve_inv *v = l->v;
 	json_t *doc = pl_json_items_end(l->items);
-	struct timeval every = { 0, 50 * 1000 };
 	struct timespec t2;
 
 	l->items = NULL;
-	l->done = true;
-	v->on_c = false;
 	if (l->bad || l->unreadable ||
 	    (res->err == 0 && !json_is_array(json_object_get(doc, "data")))) {
 		l->err = PL_EPARSE;
@@ -501,14 +513,10 @@ on_list_done(const struct pl_pve_result *res, void *arg)
 		     "wanted, %d of %d threads)", pl_elapsed_s(&v->t0, &v->t1),
 		     json_array_size(l->guests), pl_elapsed_s(&v->t1, &t2),
 		     atomic_load(&v->published), l->started, v->n);
-	/* Progress every 50 ms from now: the caller's own work on answers in
-	 * hand (a sync's recording) starts once the list is in. */
-	if (!v->cancelled) {
-		v->progress_ev = event_new(pl_pve_base(v->c), -1, EV_PERSIST, on_progress_tick, v);
-		event_add(v->progress_ev, &every);
-		poke(v); /* a batch asked for meanwhile */
-	}
-	maybe_end(v);
+	pthread_mutex_lock(&v->lock);
+	l->done = true;
+	pthread_mutex_unlock(&v->lock);
+	poke(v); /* the caller's progress starts */
 }
 
 static void
@@ -606,8 +614,9 @@ static void
 on_wake(evutil_socket_t fd, short what, void *arg)
 {
 	struct pl_pve_inv *v = arg;
+	struct timeval every = { 0, 50 * 1000 };
 	char junk[64];
-	bool wake;
+	bool wake, listed;
 	int left;
 
 	(void)what;
@@ -616,11 +625,19 @@ on_wake(evutil_socket_t fd, short what, void *arg)
 	/* a batch asked for while the list arrives waits for its end, as the
 	 * caller's work may (a sync's write begins after its checkpoint) */
 	pthread_mutex_lock(&v->lock);
-	wake = v->wake && v->l.done;
+	listed = v->l.done;
+	wake = v->wake && listed;
 	if (wake)
 		v->wake = false;
 	left = v->shards_left;
 	pthread_mutex_unlock(&v->lock);
+	/* Progress every 50 ms once the list is in: the caller's own work on
+	 * answers in hand (a sync's recording) starts then. */
+	if (listed && v->progress_ev == NULL && !v->cancelled) {
+		v->progress_ev = event_new(pl_pve_base(v->c), -1, EV_PERSIST, on_progress_tick, v);
+		event_add(v->progress_ev, &every);
+		wake = left > 0; /* a batch asked for meanwhile */
+	}
 	if (wake && left > 0 && !v->cancelled && v->progress)
 		v->progress(atomic_load(&v->done), requests_total(v), v->parg);
 	maybe_end(v);
@@ -634,13 +651,13 @@ fail_early(struct pl_pve_inv *v, int err, const char *msg)
 	maybe_end(v);
 }
 
-/* The nodes are in: make the workers, start the first on the nodes while the
- * guest list arrives on the caller's loop. */
+/* The nodes are in: make the workers, start the first on the guest list and
+ * the nodes. */
 static void
 on_nodes(const struct pl_pve_result *res, void *arg)
 {
 	struct pl_pve_inv *v = arg;
-	json_t *nodes, *q, *o;
+	json_t *nodes, *o;
 	char *errmsg = NULL;
 	size_t i;
 	int n;
@@ -701,13 +718,8 @@ on_nodes(const struct pl_pve_result *res, void *arg)
 	v->l.nshards = n;
 	v->l.guests = json_object_get(v->snap, PL_SNAP_GUESTS);
 	clock_gettime(CLOCK_MONOTONIC, &v->t1);
-	start_shard(&v->l);
 	v->l.items = pl_json_items_new(on_entry, &v->l);
-	q = json_pack("{s:s}", "type", "vm");
-	v->on_c = true;
-	pl_pve_request_stream(v->c, "GET", "/cluster/resources", q, on_list_body, on_list_done,
-			      &v->l);
-	json_decref(q);
+	start_shard(&v->l); /* the first worker reads the guest list */
 }
 
 static struct pl_pve_inv *
@@ -724,6 +736,7 @@ inventory_start(struct pl_pve *c, const struct pl_pve_inventory_opts *o, pl_pve_
 	v->on_guest = o->on_guest;
 	v->parg = o->arg;
 	v->partial = o->partial;
+	v->background = o->background;
 	v->cb = cb;
 	v->cb_arg = arg;
 	v->l.v = v;

@@ -61,6 +61,9 @@ struct pl_pve_inventory_opts {
 	pl_pve_guest_cb on_guest;
 	void *arg;                   /* for progress and on_guest */
 	bool partial; /* a sync: a config not read is marked "_unread", not an error */
+	/* a server's: the workers run at a lower priority (nice), so that its
+	 * loop wins the CPU when they compete for it */
+	bool background;
 };
 /* Called once, on the loop, at the end: snap (borrowed; NULL on error) as
  * pl_pve_inventory returns it, and errmsg (borrowed) when err is not 0. */

@@ -169,9 +169,12 @@ write_begin(struct pl_state_sync *y, char **errmsg)
 		return r;
 	while ((r = pl_stmt_step(st)) == PL_DB_ROW) {
 		char key[32];
+		int n = snprintf(key, sizeof(key), "%lld", (long long)pl_stmt_int64(st, 0));
 
-		snprintf(key, sizeof(key), "%lld", (long long)pl_stmt_int64(st, 0));
-		json_object_set_new(y->known, key, json_string(pl_stmt_text(st, 1)));
+		/* digits: no UTF-8 check needed (10,000 rows, one loop turn) */
+		json_object_setn_new_nocheck(
+			y->known, key, (size_t)n,
+			json_stringn(pl_stmt_text(st, 1), pl_stmt_bytes(st, 1)));
 	}
 	pl_stmt_finalize(st);
 	return r == PL_DB_DONE ? 0 : pl_state_dberr(s, errmsg, "read guests");
