@@ -1,7 +1,8 @@
 """The coverage tables of examples/README.md: one per example file, each row a
 seed item at a real line of its seed document, and every key path a row
-gives found in the example (with the value it names) -- so the table cannot
-claim what the example does not say. Also the seed's own memory total for
+gives found in the example, or in a compose file one of its stacks deploys
+(with the value it names) -- so the table cannot claim what the example does
+not say. Also the seed's own memory total for
 homelab-gitops (the running containers add up to it)."""
 import glob
 import os
