@@ -59,6 +59,16 @@ struct pl_serve_fail {
 	time_t last;
 };
 
+/* A valid token as the store had it when the store was last unchanged:
+ * authentication without a statement per request (a round trip on
+ * PostgreSQL). Only tokens that authenticated are kept. */
+struct pl_serve_tok {
+	char sha[65];
+	char name[64];
+	int role;
+	double expires; /* 0: never */
+};
+
 /* One event of the stream, kept in the replay ring. */
 struct pl_serve_event {
 	long long id;
@@ -101,6 +111,9 @@ struct pl_serve {
 	} auth[PL_SERVE_AUTH_MAX]; /* modules' credentials, asked in turn (none: bearer only) */
 	size_t nauth;
 	struct pl_serve_cache *cache; /* rendered answers (cache.c); NULL until one */
+	struct pl_serve_tok toks[16]; /* valid tokens, while the store's generation is toks_gen */
+	size_t ntoks;
+	long long toks_gen;
 };
 
 struct pl_serve_req {

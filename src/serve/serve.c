@@ -1133,15 +1133,58 @@ auth_failed(struct pl_serve_req *r, const char *why)
 	return true;
 }
 
+/* The token whose secret hashes to sha: from the kept ones while the store
+ * is unchanged, else from the store (then kept). 0, PL_ENOENT, or
+ * PL_EPERM with why ("token revoked"). */
+static int
+token_of(struct pl_serve *sv, const char *sha, struct pl_serve_tok *out, const char **why)
+{
+	long long gen = pl_state_generation(sv->state);
+	json_t *tok = NULL;
+
+	if (gen != sv->toks_gen) {
+		sv->ntoks = 0;
+		sv->toks_gen = gen;
+	}
+	for (size_t i = 0; i < sv->ntoks; i++)
+		if (!strcmp(sv->toks[i].sha, sha)) {
+			*out = sv->toks[i];
+			return 0;
+		}
+	if (pl_state_token_find(sv->state, sha, &tok, NULL) != 0)
+		return PL_ENOENT;
+	if (!json_is_null(json_object_get(tok, "revoked"))) {
+		json_decref(tok);
+		*why = "token revoked";
+		return PL_EPERM;
+	}
+	memset(out, 0, sizeof(*out));
+	snprintf(out->sha, sizeof(out->sha), "%s", sha);
+	snprintf(out->name, sizeof(out->name), "%s", pl_json_str_or(tok, "name", "?"));
+	out->role = pl_serve_role_parse(pl_json_str(tok, "role"));
+	out->expires = json_is_number(json_object_get(tok, "expires")) ?
+			       pl_json_num(tok, "expires", 0) :
+			       0;
+	json_decref(tok);
+	/* full: the oldest goes (a handful of tokens is the usual case) */
+	if (sv->ntoks == PL_ARRAY_LEN(sv->toks)) {
+		memmove(sv->toks, sv->toks + 1, sizeof(sv->toks) - sizeof(sv->toks[0]));
+		sv->ntoks--;
+	}
+	sv->toks[sv->ntoks++] = *out;
+	return 0;
+}
+
 /* Check the bearer token; 0 when the caller may go on, else answered. */
 static int
 authenticate(struct pl_serve_req *r, const struct pl_serve_route *route, bool *held)
 {
 	const char *h =
 		evhttp_find_header(evhttp_request_get_input_headers(r->req), "Authorization");
-	json_t *tok = NULL;
+	struct pl_serve_tok tok;
+	const char *why = "unknown token";
 	char sha[65];
-	int role, rc = -1;
+	int role;
 
 	*held = false;
 	for (size_t i = 0; i < r->sv->nauth; i++) {
@@ -1163,37 +1206,29 @@ authenticate(struct pl_serve_req *r, const struct pl_serve_route *route, bool *h
 	while (*h == ' ')
 		h++;
 	pl_sha256_hex(h, strlen(h), sha);
-	if (strncmp(h, "pvl_", 4) || pl_state_token_find(r->sv->state, sha, &tok, NULL) != 0) {
-		*held = auth_failed(r, "unknown token");
-		goto out;
+	if (strncmp(h, "pvl_", 4) || token_of(r->sv, sha, &tok, &why) != 0) {
+		*held = auth_failed(r, why);
+		return -1;
 	}
-	if (!json_is_null(json_object_get(tok, "revoked"))) {
-		*held = auth_failed(r, "token revoked");
-		goto out;
-	}
-	if (json_is_number(json_object_get(tok, "expires")) &&
-	    pl_json_num(tok, "expires", 0) <= (double)time(NULL)) {
+	if (tok.expires > 0 && tok.expires <= (double)time(NULL)) {
 		*held = auth_failed(r, "token expired");
-		goto out;
+		return -1;
 	}
 	/* a success ends the address's run of failures */
 	struct pl_serve_fail *f = fail_slot(r->sv, r->peer, false);
 
 	if (f)
 		f->n = 0;
-	snprintf(r->caller, sizeof(r->caller), "%s", pl_json_str_or(tok, "name", "?"));
-	role = r->role = pl_serve_role_parse(pl_json_str(tok, "role"));
+	snprintf(r->caller, sizeof(r->caller), "%s", tok.name);
+	role = r->role = tok.role;
 check_role:
 	if (role < route->role) {
 		pl_serve_error(r, 403, "forbidden", NULL, "token '%s' is a %s: %s %s needs %s",
 			       r->caller, pl_serve_role_name(role), route->method, route->path,
 			       pl_serve_role_name(route->role));
-		goto out;
+		return -1;
 	}
-	rc = 0;
-out:
-	json_decref(tok);
-	return rc;
+	return 0;
 }
 
 /* Read the query string: only the route's declared parameters, each once. */
