@@ -25,6 +25,7 @@ struct pl_state {
 	/* pl_state_generation (SQLite): its statement and what it last saw */
 	sqlite3_stmt *data_version_st;
 	long long data_version, own_changes, generation;
+	long long data_version_read; /* CLOCK_MONOTONIC_COARSE ms of its last read */
 	bool listening; /* PostgreSQL: LISTEN PL_STATE_CHANNEL sent */
 	/* PostgreSQL: statements prepared in this process (their names are
 	 * never reused, across reconnections too); the session-level advisory
