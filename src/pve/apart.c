@@ -135,6 +135,7 @@ pl_pve_get_apart(struct pl_pve *c, const char *path, const json_t *params, pl_pv
 		free(a);
 		return NULL;
 	}
+	pl_pve_compressed(a->clone); /* one large read: gzip, as c's */
 	if (pipe2(a->pipe, O_NONBLOCK | O_CLOEXEC) != 0)
 		pl_die("cannot make a pipe: %s", strerror(errno));
 	a->end_ev = event_new(pl_pve_base(c), a->pipe[0], EV_READ, on_end, a);

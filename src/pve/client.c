@@ -1336,6 +1336,12 @@ pl_pve_clone(const struct pl_pve *c, struct event_base *base, int shares, struct
 }
 
 void
+pl_pve_compressed(struct pl_pve *c)
+{
+	c->plain = false;
+}
+
+void
 pl_pve_set_observer(struct pl_pve *c, pl_pve_observe_fn fn, void *arg)
 {
 	c->obs = fn;

@@ -66,6 +66,9 @@ int pl_pve_new(struct event_base *base, const struct pl_pve_opts *o, struct pl_p
  * requests to c's count. */
 int pl_pve_clone(const struct pl_pve *c, struct event_base *base, int shares,
 		 struct pl_pve **out, char **errmsg);
+/* Ask for compressed answers (Accept-Encoding) from c's first request on:
+ * a clone made for a large read (a list of megabytes). */
+void pl_pve_compressed(struct pl_pve *c);
 /* Threads the client's bulk work may use (the inventory's workers, parsing
  * large lists): one per CPU, at most four. */
 int pl_pve_threads(void);

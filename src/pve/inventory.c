@@ -714,6 +714,8 @@ on_nodes(const struct pl_pve_result *res, void *arg)
 			free(errmsg);
 			return;
 		}
+		if (k == 0) /* it reads the guest list: megabytes, gzip as the caller's */
+			pl_pve_compressed(sh->c);
 	}
 	v->l.nshards = n;
 	v->l.guests = json_object_get(v->snap, PL_SNAP_GUESTS);
