@@ -111,9 +111,13 @@ pl_state_run_begin(struct pl_state *s, const char *kind, const struct pl_state_p
 		   long long *id, char **errmsg)
 {
 	struct pl_stmt *st = NULL;
+	/* a sync of this connection's is recording (a server's, between turns
+	 * of its loop): the run joins its transaction, as the run's updates
+	 * and check events do, where a BEGIN would fail */
+	bool own = !pl_state_in_transaction(s);
 	int r;
 
-	if ((r = pl_state_begin(s, true, errmsg)) != 0)
+	if (own && (r = pl_state_begin(s, true, errmsg)) != 0)
 		return r;
 	if ((r = pl_state_prep(s,
 			       "INSERT INTO runs(kind,started,status,pid,host,pstart) "
@@ -139,6 +143,8 @@ pl_state_run_begin(struct pl_state *s, const char *kind, const struct pl_state_p
 	r = pl_state_step_done(s, st, errmsg);
 out:
 	pl_stmt_finalize(st);
+	if (!own)
+		return r;
 	if (r == 0 && (r = pl_state_commit(s, errmsg)) == 0)
 		return 0;
 	pl_state_rollback(s);
