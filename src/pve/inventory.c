@@ -5,9 +5,11 @@
  * arrives: first each node's status and bridges, the task list and the
  * storages, then every guest's config -- each requested as soon as its entry
  * of /cluster/resources?type=vm has been read, while the rest of that list is
- * still arriving. The first worker reads that list (megabytes of JSON: tens
- * of milliseconds of CPU that the caller's loop, a server's, must not
- * spend); the caller's loop reports progress, and the workers hand their end
+ * still arriving. A server's first worker reads that list (megabytes of
+ * JSON: tens of milliseconds of CPU its loop must not spend); a command's
+ * own loop reads it itself (read there, a console's Ctrl-C reached the
+ * workers only now and then: test_752). The caller's loop reports
+ * progress, and the workers hand their end
  * back to it through a pipe, so nothing here ever waits on that loop
  * (pl_pve_inventory_start).
  * A sync reads what it can: a guest whose config cannot be read now (its
@@ -383,7 +385,7 @@ shard_run(void *arg)
 
 	if (v->background)
 		pl_pve_thread_background();
-	if (sh->k == 0) {
+	if (sh->k == 0 && v->background) {
 		json_t *q = json_pack("{s:s}", "type", "vm");
 
 		pl_pve_request_stream(sh->c, "GET", "/cluster/resources", q, on_list_body,
@@ -485,7 +487,8 @@ on_progress_tick(evutil_socket_t fd, short what, void *arg)
 		v->progress(atomic_load(&v->done), requests_total(v), v->parg);
 }
 
-/* On the first worker's thread: the list is in (or broke off). */
+/* On the thread that read it (a server's first worker, else the caller's):
+ * the list is in (or broke off). */
 static void
 on_list_done(const struct pl_pve_result *res, void *arg)
 {
@@ -513,6 +516,8 @@ on_list_done(const struct pl_pve_result *res, void *arg)
 		     "wanted, %d of %d threads)", pl_elapsed_s(&v->t0, &v->t1),
 		     json_array_size(l->guests), pl_elapsed_s(&v->t1, &t2),
 		     atomic_load(&v->published), l->started, v->n);
+	if (!v->background)
+		v->on_c = false; /* the caller's own thread: its end may come now */
 	pthread_mutex_lock(&v->lock);
 	l->done = true;
 	pthread_mutex_unlock(&v->lock);
@@ -714,14 +719,23 @@ on_nodes(const struct pl_pve_result *res, void *arg)
 			free(errmsg);
 			return;
 		}
-		if (k == 0) /* it reads the guest list: megabytes, gzip as the caller's */
+		if (k == 0 && v->background) /* it reads the guest list: gzip, as c */
 			pl_pve_compressed(sh->c);
 	}
 	v->l.nshards = n;
 	v->l.guests = json_object_get(v->snap, PL_SNAP_GUESTS);
 	clock_gettime(CLOCK_MONOTONIC, &v->t1);
 	v->l.items = pl_json_items_new(on_entry, &v->l);
-	start_shard(&v->l); /* the first worker reads the guest list */
+	start_shard(&v->l); /* a server's first worker reads the guest list */
+	if (!v->background) {
+		/* a command's own loop reads it: it has nothing else to do */
+		json_t *q = json_pack("{s:s}", "type", "vm");
+
+		v->on_c = true;
+		pl_pve_request_stream(v->c, "GET", "/cluster/resources", q, on_list_body,
+				      on_list_done, &v->l);
+		json_decref(q);
+	}
 }
 
 static struct pl_pve_inv *
