@@ -43,6 +43,19 @@ def free_port():
     return p
 
 
+_held = []
+
+
+def closed_port():
+    """A port that stays closed for the whole module: bound and never
+    listening, so a connect is refused and no other test's server (ctest -j)
+    can take it, as it could a port free_port() named and let go."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _held.append(s)
+    return s.getsockname()[1]
+
+
 class Threaded(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -426,7 +439,7 @@ def test_a_check_still_down_is_notified_again_after_repeat_interval(tmp_path):
     cfg.write_text(f"""
 checks:
   interval: 1
-  targets: [{{name: gone, check: tcp, host: 127.0.0.1, port: {free_port()}}}]
+  targets: [{{name: gone, check: tcp, host: 127.0.0.1, port: {closed_port()}}}]
 alerts:
   group_wait: 0        # each notice at once: these tests follow them one by one
   repeat_interval: 2
@@ -455,10 +468,10 @@ def test_an_apply_running_holds_the_guests_alerts(tmp_path):
     cfg.write_text(f"""
 checks:
   interval: 1
-  targets: [{{name: other, check: tcp, host: 127.0.0.1, port: {free_port()}}}]
+  targets: [{{name: other, check: tcp, host: 127.0.0.1, port: {closed_port()}}}]
 guests:
   - name: vm1
-    services: [{{name: web, port: {free_port()}, protocol: tcp, host: 127.0.0.1}}]
+    services: [{{name: web, port: {closed_port()}, protocol: tcp, host: 127.0.0.1}}]
 alerts:
   group_wait: 0        # each notice at once: these tests follow them one by one
   notifiers: [{{name: hook, type: webhook, url: "http://127.0.0.1:{hook.port}/"}}]
